@@ -1,0 +1,236 @@
+/* proto.h -- riskstream's records in C and their codecs.
+ *
+ * The records (rs_event_t, rs_label_t, rs_score_t) are flat, fixed-size C
+ * structs mirroring proto/riskstream.proto, so the per-event path can keep
+ * them in preallocated arrays and never allocate.  Strings longer than their
+ * buffer are rejected by the decoders (RS_ERR_TOOBIG), never truncated.
+ *
+ * Codecs do no I/O: they take a buffer and return a record or an error with
+ * a message naming the bad field ("field 'amount': NaN is not allowed").
+ * JSON uses the .proto field names.  Decoders are fuzzed (tests/fuzz).
+ *
+ * Threads: every function is reentrant; a codec scratch (rs_codec_t) is
+ * owned by one thread.
+ */
+#ifndef RS_PROTO_H
+#define RS_PROTO_H
+
+#include "common/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RS_SCHEMA_VERSION 1
+
+#define RS_ID_MAX     64   /* ids incl. NUL: event, entity, counterparty  */
+#define RS_TYPE_MAX   32   /* event type                                  */
+#define RS_NAME_MAX   32   /* field names                                 */
+#define RS_CATVAL_MAX 48   /* categorical values                          */
+#define RS_MAX_NUMERIC 16  /* numeric fields per event                    */
+#define RS_MAX_CATEG   16  /* categorical fields per event                */
+#define RS_MAX_ATTEND   8  /* attended events in an explanation           */
+#define RS_MAX_CONTRIB  8  /* feature contributions in an explanation     */
+#define RS_MAX_EXPERTS  8  /* experts in an explanation                   */
+#define RS_MAX_REASONS  4  /* reason strings                              */
+#define RS_REASON_MAX 128
+#define RS_VERSION_MAX 48  /* model version string                        */
+
+/* Largest accepted input message (bytes); bigger ones are rejected. */
+#define RS_MSG_MAX (64 * 1024)
+
+typedef struct rs_numeric_s {
+    char name[RS_NAME_MAX];
+    double value;
+} rs_numeric_t;
+
+typedef struct rs_categ_s {
+    char name[RS_NAME_MAX];
+    char value[RS_CATVAL_MAX];
+} rs_categ_t;
+
+typedef struct rs_event_s {
+    char id[RS_ID_MAX];
+    char type[RS_TYPE_MAX];
+    char entity_id[RS_ID_MAX];
+    char counterparty_id[RS_ID_MAX];  /* "" if none */
+    int64_t event_time_ms;
+    double amount;
+    int n_numeric;
+    rs_numeric_t numeric[RS_MAX_NUMERIC];
+    int n_categ;
+    rs_categ_t categ[RS_MAX_CATEG];
+} rs_event_t;
+
+typedef struct rs_label_s {
+    char event_id[RS_ID_MAX];
+    char entity_id[RS_ID_MAX];
+    double value;           /* 1 fraud/failure, 0 genuine */
+    int64_t label_time_ms;
+} rs_label_t;
+
+typedef enum rs_decision_e {
+    RS_DECISION_UNSPECIFIED = 0,
+    RS_DECISION_APPROVE = 1,
+    RS_DECISION_REVIEW = 2,
+    RS_DECISION_DECLINE = 3,
+    RS_DECISION_ALERT = 4
+} rs_decision_t;
+
+/* "approve", "review", "decline", "alert", "unspecified" */
+const char *rs_decision_str(rs_decision_t d);
+/* -1 if unknown */
+int rs_decision_parse(const char *s);
+
+typedef struct rs_attended_s {
+    char event_id[RS_ID_MAX];
+    int64_t event_time_ms;
+    double amount;
+    char counterparty_id[RS_ID_MAX];
+    double weight;
+} rs_attended_t;
+
+typedef struct rs_contrib_s {
+    char name[RS_NAME_MAX * 2];
+    double value;
+    double contribution;
+} rs_contrib_t;
+
+typedef struct rs_expert_use_s {
+    uint32_t expert;
+    double gate_weight;
+} rs_expert_use_t;
+
+typedef struct rs_explanation_s {
+    int n_attended;
+    rs_attended_t attended[RS_MAX_ATTEND];
+    int n_contrib;
+    rs_contrib_t contrib[RS_MAX_CONTRIB];
+    int n_experts;
+    rs_expert_use_t experts[RS_MAX_EXPERTS];
+    int n_reasons;
+    char reasons[RS_MAX_REASONS][RS_REASON_MAX];
+} rs_explanation_t;
+
+#define RS_SCORE_FLAG_LATE 0x1u
+
+typedef struct rs_score_s {
+    char event_id[RS_ID_MAX];
+    char entity_id[RS_ID_MAX];
+    double score;
+    rs_decision_t decision;
+    char model_version[RS_VERSION_MAX];
+    int64_t event_time_ms;
+    int64_t scored_at_ms;
+    int64_t latency_us;
+    uint32_t flags;
+    rs_explanation_t explanation;
+} rs_score_t;
+
+/* Input format of a topic or file. */
+typedef enum rs_format_e { RS_FORMAT_JSON = 0, RS_FORMAT_PROTOBUF = 1 } rs_format_t;
+
+/* ------------------------------------------------------------- validation */
+
+/* Semantic checks shared by every decoder: required fields present
+ * (id, type, entity_id, event_time_ms > 0), amount finite and >= 0,
+ * numeric values finite, event time within [2000-01-01, 2100-01-01).
+ * Returns RS_OK or RS_ERR_INVALID with errstr naming the field. */
+rs_err_t rs_event_validate(const rs_event_t *ev, char *errstr,
+                           size_t errstr_size);
+rs_err_t rs_label_validate(const rs_label_t *lb, char *errstr,
+                           size_t errstr_size);
+
+/* Value of numeric field `name` or NAN if absent. */
+double rs_event_numeric(const rs_event_t *ev, const char *name);
+/* Value of categorical field `name` or NULL if absent. */
+const char *rs_event_categ(const rs_event_t *ev, const char *name);
+
+/* ------------------------------------------------------------------ JSON */
+
+/* Decode one JSON object.  Accepts the .proto field names; numeric_fields
+ * and categorical_fields may be given either as arrays of {name,value}
+ * or as objects {"temperature": 71.5}.  Unknown fields are ignored
+ * (forward compatibility).  `*ev` is fully overwritten.  Validates. */
+rs_err_t rs_event_from_json(const char *buf, size_t len, rs_event_t *ev,
+                            char *errstr, size_t errstr_size);
+rs_err_t rs_label_from_json(const char *buf, size_t len, rs_label_t *lb,
+                            char *errstr, size_t errstr_size);
+rs_err_t rs_score_from_json(const char *buf, size_t len, rs_score_t *sc,
+                            char *errstr, size_t errstr_size);
+
+/* Encode as one line of JSON (no trailing newline) into buf.  Returns the
+ * length written (excluding NUL), or -1 if `size` is too small.  No
+ * allocation. */
+int rs_event_to_json(const rs_event_t *ev, char *buf, size_t size);
+int rs_label_to_json(const rs_label_t *lb, char *buf, size_t size);
+int rs_score_to_json(const rs_score_t *sc, char *buf, size_t size);
+
+/* -------------------------------------------------------------- protobuf */
+
+/* Decode a serialized riskstream.v1.Event/Label/Score.  Uses an internal
+ * per-thread arena so the protobuf-c unpack does not call malloc after
+ * warm-up.  Validates events and labels. */
+rs_err_t rs_event_from_pb(const uint8_t *buf, size_t len, rs_event_t *ev,
+                          char *errstr, size_t errstr_size);
+rs_err_t rs_label_from_pb(const uint8_t *buf, size_t len, rs_label_t *lb,
+                          char *errstr, size_t errstr_size);
+rs_err_t rs_score_from_pb(const uint8_t *buf, size_t len, rs_score_t *sc,
+                          char *errstr, size_t errstr_size);
+
+/* Serialize into buf; returns bytes written or -1 if `size` is too small.
+ * No allocation. */
+int rs_event_to_pb(const rs_event_t *ev, uint8_t *buf, size_t size);
+int rs_label_to_pb(const rs_label_t *lb, uint8_t *buf, size_t size);
+int rs_score_to_pb(const rs_score_t *sc, uint8_t *buf, size_t size);
+
+/* Dispatch on format. */
+rs_err_t rs_event_decode(rs_format_t fmt, const void *buf, size_t len,
+                         rs_event_t *ev, char *errstr, size_t errstr_size);
+rs_err_t rs_label_decode(rs_format_t fmt, const void *buf, size_t len,
+                         rs_label_t *lb, char *errstr, size_t errstr_size);
+int rs_score_encode(rs_format_t fmt, const rs_score_t *sc, void *buf,
+                    size_t size);
+int rs_event_encode(rs_format_t fmt, const rs_event_t *ev, void *buf,
+                    size_t size);
+int rs_label_encode(rs_format_t fmt, const rs_label_t *lb, void *buf,
+                    size_t size);
+
+/* ------------------------------------------------------------------- CSV */
+
+/* A column mapping for CSV and foreign JSON lines:
+ * "id=tx_id,entity=card,counterparty=merchant,time=ts,amount=amt,label=is_fraud"
+ * Any other CSV column becomes a numeric field (if it parses as a number)
+ * or a categorical field.  Time may be epoch s, epoch ms or
+ * "YYYY-MM-DD HH:MM:SS". */
+typedef struct rs_csv_map_s {
+    char id[RS_NAME_MAX], type[RS_NAME_MAX], entity[RS_NAME_MAX],
+        counterparty[RS_NAME_MAX], time[RS_NAME_MAX], amount[RS_NAME_MAX],
+        label[RS_NAME_MAX];
+} rs_csv_map_t;
+
+/* Defaults: id=id, type=type, entity=entity_id,
+ * counterparty=counterparty_id, time=event_time_ms, amount=amount,
+ * label=label.  Then apply "k=v,k=v" overrides; RS_ERR_CONFIG names a bad
+ * key. */
+rs_err_t rs_csv_map_parse(rs_csv_map_t *map, const char *spec, char *errstr,
+                          size_t errstr_size);
+
+typedef struct rs_csv_s rs_csv_t;
+/* A CSV reader bound to a header line (RFC 4180 quoting).  The header is
+ * parsed once; each row is then decoded with rs_csv_decode.  Owned by the
+ * caller; rs_csv_destroy(NULL) is a no-op. */
+rs_csv_t *rs_csv_new(const rs_csv_map_t *map, const char *header, size_t len,
+                     char *errstr, size_t errstr_size);
+void rs_csv_destroy(rs_csv_t *csv);
+/* Decode one data row.  If the mapping has a label column and the row has
+ * a non-empty label, *label_out (may be NULL) gets it and *has_label = 1.
+ * Events without an explicit type get type "event". */
+rs_err_t rs_csv_decode(rs_csv_t *csv, const char *line, size_t len,
+                       rs_event_t *ev, double *label_out, int *has_label,
+                       char *errstr, size_t errstr_size);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RS_PROTO_H */
