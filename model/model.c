@@ -1,0 +1,921 @@
+/* model.c -- online logistic regression with delayed labels.
+ *
+ * See model.h for the contract.  Invariants:
+ *  - w (double, bias last) is the master copy the optimiser updates; w32/b32
+ *    are its float casts used by the BLAS scoring path and are refreshed
+ *    after every step, so a loaded model (which restores w) scores
+ *    bit-identically;
+ *  - mu/istd are derived from the Welford state only when learning;
+ *  - the pending ring spans [tail, tail + span) in insertion order; entries
+ *    resolved out of order stay as dead holes until they reach the tail; the
+ *    index holds exactly the live entries (linear probing, backward-shift
+ *    deletion).
+ */
+#define _GNU_SOURCE
+#include "model/model_int.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define RS_MODEL_MAGIC       "RSMODEL\0"
+#define RS_MODEL_FORMAT      1u
+#define RS_MODEL_HDR_LEN     20   /* magic 8 + format 4 + payload length 8 */
+#define RS_MODEL_FILE_MAX    (1u << 30)
+#define RS_MODEL_DIM_MAX     (1 << 20)
+
+#define RS_ADAM_B1  0.9
+#define RS_ADAM_B2  0.999
+#define RS_ADAM_EPS 1e-8
+#define RS_STD_MIN  1e-3   /* floor of a feature's std when standardising */
+
+/* ------------------------------------------------------------ config */
+
+static const rs_conf_field_t rs_model_fields[] = {
+    {"learning_rate", RS_CONF_DOUBLE, "0.01",
+     offsetof(rs_model_conf_t, learning_rate), 0, "Adam step size", NULL,
+     1e-9, 10},
+    {"l2", RS_CONF_DOUBLE, "1e-5", offsetof(rs_model_conf_t, l2), 0,
+     "L2 penalty on the weights", NULL, 0, 10},
+    {"pos_weight", RS_CONF_DOUBLE, "10", offsetof(rs_model_conf_t, pos_weight),
+     0, "loss weight of a positive label (rare class)", NULL, 1e-6, 1e6},
+    {"grad_clip", RS_CONF_DOUBLE, "5", offsetof(rs_model_conf_t, grad_clip), 0,
+     "maximum L2 norm of one update's gradient", NULL, 1e-9, 1e9},
+    {"label_horizon", RS_CONF_DURATION, "7d",
+     offsetof(rs_model_conf_t, label_horizon), 0,
+     "event time after which an unlabelled event is learned as negative",
+     NULL, 1, 0x1p62},
+    {"pending_max", RS_CONF_INT, "1048576",
+     offsetof(rs_model_conf_t, pending_max), 0,
+     "scored events kept awaiting a label; the oldest is dropped when full",
+     NULL, 1, 268435456},
+    {"publish_every", RS_CONF_INT, "1000",
+     offsetof(rs_model_conf_t, publish_every), 0,
+     "updates per model version step", NULL, 1, 0x1p62},
+    {"batch_max", RS_CONF_INT, "512", offsetof(rs_model_conf_t, batch_max), 0,
+     "rows per scoring GEMV (larger batches are chunked)", NULL, 1, 65536},
+};
+
+const rs_conf_field_t *rs_model_conf_fields(int *nfields) {
+    if (nfields) *nfields = (int)RS_ARRAY_LEN(rs_model_fields);
+    return rs_model_fields;
+}
+
+void rs_model_conf_init(rs_model_conf_t *conf) {
+    memset(conf, 0, sizeof(*conf));
+    /* the table's textual defaults (config.c does the same on registration) */
+    for (size_t i = 0; i < RS_ARRAY_LEN(rs_model_fields); i++) {
+        const rs_conf_field_t *fd = &rs_model_fields[i];
+        char *p = (char *)conf + fd->offset;
+        if (fd->type == RS_CONF_DOUBLE)
+            *(double *)p = strtod(fd->def, NULL);
+        else if (fd->type == RS_CONF_INT)
+            *(int64_t *)p = strtoll(fd->def, NULL, 0);
+        else if (fd->type == RS_CONF_DURATION)
+            rs_duration_parse(fd->def, (int64_t *)p);
+    }
+}
+
+void rs_model_conf_section(rs_conf_section_t *sec, rs_model_conf_t *conf) {
+    memset(sec, 0, sizeof(*sec));
+    sec->name = "model";
+    sec->desc = "risk model: online learning from delayed labels";
+    sec->fields = rs_model_fields;
+    sec->nfields = (int)RS_ARRAY_LEN(rs_model_fields);
+    sec->base = conf;
+}
+
+static rs_err_t rs_model_check_conf(const rs_model_conf_t *c, char *errstr,
+                                    size_t errstr_size) {
+    for (size_t i = 0; i < RS_ARRAY_LEN(rs_model_fields); i++) {
+        const rs_conf_field_t *fd = &rs_model_fields[i];
+        const char *p = (const char *)c + fd->offset;
+        double v = fd->type == RS_CONF_DOUBLE ? *(const double *)p
+                                              : (double)*(const int64_t *)p;
+        if (!isfinite(v) || v < fd->min || v > fd->max)
+            return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                           "model.%s: %g is out of range [%g, %g]", fd->name, v,
+                           fd->min, fd->max);
+    }
+    return RS_OK;
+}
+
+/* ------------------------------------------------------------- state */
+
+typedef struct rs_pend_s {
+    uint64_t id;      /* event id hash */
+    int64_t t;        /* event time    */
+    float score;      /* as remembered */
+    uint32_t live;
+} rs_pend_t;
+
+struct rs_model_s {
+    rs_model_conf_t conf;
+    int dim;
+    char (*names)[RS_MODEL_NAME_MAX];   /* [dim] */
+    uint32_t conf_hash;
+
+    /* standardiser */
+    uint64_t nobs;
+    double *mean, *m2;                  /* [dim] Welford */
+    float *mu, *istd;                   /* [dim] derived, used by scoring */
+
+    /* parameters */
+    double *w;                          /* [dim + 1], bias last: master  */
+    float *w32;                         /* [dim] float copy for BLAS     */
+    float b32;
+    double *am, *av;                    /* [dim + 1] Adam moments        */
+    uint64_t adam_t;
+
+    /* scratch */
+    int batch_max;
+    float *zb;                          /* [batch_max][dim] standardised */
+    float *lg;                          /* [batch_max] logits            */
+    float *zrow;                        /* [dim]                         */
+    double *grad;                       /* [dim + 1]                     */
+
+    /* pending buffer */
+    rs_pend_t *pend;                    /* [cap] ring by insertion       */
+    float *px;                          /* [cap][dim] raw inputs         */
+    uint32_t pcap, ptail, pspan, plive;
+    uint32_t *pindex;                   /* [pmask + 1]: ring pos + 1     */
+    uint32_t pmask;
+
+    uint64_t updates, positives, negatives, horizon_negatives, dropped,
+        unknown_labels;
+    uint64_t vstep;
+    char version[RS_VERSION_MAX];
+};
+
+/* ---------------------------------------------------------------- maths */
+
+static inline double rs_sigmoid(double l) {
+    return l >= 0 ? 1.0 / (1.0 + exp(-l)) : exp(l) / (1.0 + exp(l));
+}
+
+static inline double rs_softplus(double l) {
+    return l > 0 ? l + log1p(exp(-l)) : log1p(exp(l));
+}
+
+double rs_lr_loss_grad(const double *w, const float *z, int dim, int y,
+                       double pos_weight, double l2, double *grad) {
+    double l = w[dim], reg = 0;
+    for (int i = 0; i < dim; i++) {
+        l += w[i] * (double)z[i];
+        reg += w[i] * w[i];
+    }
+    double c = y ? pos_weight : 1.0;
+    double loss = c * (rs_softplus(l) - (y ? l : 0.0)) + 0.5 * l2 * reg;
+    if (grad) {
+        double g = c * (rs_sigmoid(l) - (y ? 1.0 : 0.0));
+        for (int i = 0; i < dim; i++) grad[i] = g * (double)z[i] + l2 * w[i];
+        grad[dim] = g;
+    }
+    return loss;
+}
+
+static void rs_model_refresh_std(rs_model_t *m) {
+    for (int i = 0; i < m->dim; i++) {
+        if (m->nobs < 2) {
+            m->mu[i] = m->nobs ? (float)m->mean[i] : 0.0f;
+            m->istd[i] = 1.0f;
+        } else {
+            double sd = sqrt(m->m2[i] / (double)m->nobs);
+            m->mu[i] = (float)m->mean[i];
+            m->istd[i] = (float)(1.0 / (sd > RS_STD_MIN ? sd : RS_STD_MIN));
+        }
+    }
+}
+
+static void rs_model_refresh_w(rs_model_t *m) {
+    for (int i = 0; i < m->dim; i++) m->w32[i] = (float)m->w[i];
+    m->b32 = (float)m->w[m->dim];
+}
+
+static inline void rs_model_standardize(const rs_model_t *m, const float *x,
+                                        float *z) {
+    for (int i = 0; i < m->dim; i++) {
+        float v = isfinite(x[i]) ? (x[i] - m->mu[i]) * m->istd[i] : 0.0f;
+        z[i] = v > RS_MODEL_Z_CLIP ? RS_MODEL_Z_CLIP
+             : v < -RS_MODEL_Z_CLIP ? -RS_MODEL_Z_CLIP : v;
+    }
+}
+
+static void rs_model_set_version(rs_model_t *m) {
+    snprintf(m->version, sizeof(m->version), "%s-%08x-%llu", "lr", m->conf_hash,
+             (unsigned long long)m->vstep);
+}
+
+/* Hash of what defines the model's lineage: kind, layout, learning setup. */
+static uint32_t rs_model_hash_conf(const rs_model_t *m) {
+    uint32_t h = rs_checksum32("lr", 2, 0);
+    h = rs_checksum32(&m->dim, sizeof(m->dim), h);
+    for (int i = 0; i < m->dim; i++)
+        h = rs_checksum32(m->names[i], strlen(m->names[i]) + 1, h);
+    const double d[4] = {m->conf.learning_rate, m->conf.l2, m->conf.pos_weight,
+                         m->conf.grad_clip};
+    const int64_t k[2] = {m->conf.label_horizon, m->conf.publish_every};
+    h = rs_checksum32(d, sizeof(d), h);
+    return rs_checksum32(k, sizeof(k), h);
+}
+
+/* ---------------------------------------------------------- new/destroy */
+
+rs_model_t *rs_model_new(const rs_model_conf_t *conf, int dim,
+                         const char *const *names, char *errstr,
+                         size_t errstr_size) {
+    if (!conf) {
+        rs_errf(errstr, errstr_size, RS_ERR_CONFIG, "model: no configuration");
+        return NULL;
+    }
+    if (rs_model_check_conf(conf, errstr, errstr_size)) return NULL;
+    if (dim < 1 || dim > RS_MODEL_DIM_MAX || !names) {
+        rs_errf(errstr, errstr_size, RS_ERR_INVALID,
+                "model: dimension %d out of range [1, %d] or no names", dim,
+                RS_MODEL_DIM_MAX);
+        return NULL;
+    }
+    for (int i = 0; i < dim; i++) {
+        if (!names[i] || !names[i][0] || strlen(names[i]) >= RS_MODEL_NAME_MAX) {
+            rs_errf(errstr, errstr_size, RS_ERR_INVALID,
+                    "model: feature %d has an empty name or one longer than %d",
+                    i, RS_MODEL_NAME_MAX - 1);
+            return NULL;
+        }
+    }
+
+    rs_model_t *m = rs_calloc(1, sizeof(*m));
+    m->conf = *conf;
+    m->dim = dim;
+    m->names = rs_calloc((size_t)dim, sizeof(*m->names));
+    for (int i = 0; i < dim; i++)
+        rs_strlcpy(m->names[i], names[i], RS_MODEL_NAME_MAX);
+    size_t d1 = (size_t)dim + 1;
+    m->mean = rs_aligned_calloc((size_t)dim, sizeof(double));
+    m->m2 = rs_aligned_calloc((size_t)dim, sizeof(double));
+    m->mu = rs_aligned_calloc((size_t)dim, sizeof(float));
+    m->istd = rs_aligned_calloc((size_t)dim, sizeof(float));
+    m->w = rs_aligned_calloc(d1, sizeof(double));
+    m->w32 = rs_aligned_calloc((size_t)dim, sizeof(float));
+    m->am = rs_aligned_calloc(d1, sizeof(double));
+    m->av = rs_aligned_calloc(d1, sizeof(double));
+    m->batch_max = (int)conf->batch_max;
+    m->zb = rs_aligned_calloc((size_t)m->batch_max * (size_t)dim, sizeof(float));
+    m->lg = rs_aligned_calloc((size_t)m->batch_max, sizeof(float));
+    m->zrow = rs_aligned_calloc((size_t)dim, sizeof(float));
+    m->grad = rs_aligned_calloc(d1, sizeof(double));
+
+    m->pcap = (uint32_t)conf->pending_max;
+    m->pend = rs_aligned_calloc(m->pcap, sizeof(rs_pend_t));
+    m->px = rs_aligned_calloc((size_t)m->pcap * (size_t)dim, sizeof(float));
+    uint64_t p2 = 1;
+    while (p2 < (uint64_t)m->pcap * 2) p2 <<= 1;
+    m->pmask = (uint32_t)(p2 - 1);
+    m->pindex = rs_aligned_calloc((size_t)p2, sizeof(uint32_t));
+
+    rs_model_refresh_std(m);
+    rs_model_refresh_w(m);
+    m->conf_hash = rs_model_hash_conf(m);
+    rs_model_set_version(m);
+    return m;
+}
+
+void rs_model_destroy(rs_model_t *m) {
+    if (!m) return;
+    rs_free(m->names);
+    rs_free(m->mean);
+    rs_free(m->m2);
+    rs_free(m->mu);
+    rs_free(m->istd);
+    rs_free(m->w);
+    rs_free(m->w32);
+    rs_free(m->am);
+    rs_free(m->av);
+    rs_free(m->zb);
+    rs_free(m->lg);
+    rs_free(m->zrow);
+    rs_free(m->grad);
+    rs_free(m->pend);
+    rs_free(m->px);
+    rs_free(m->pindex);
+    rs_free(m);
+}
+
+int rs_model_dim(const rs_model_t *m) { return m->dim; }
+
+const char *rs_model_feature_name(const rs_model_t *m, int i) {
+    return i >= 0 && i < m->dim ? m->names[i] : NULL;
+}
+
+const char *rs_model_kind(const rs_model_t *m) {
+    RS_UNUSED(m);
+    return "lr";
+}
+
+const char *rs_model_version(const rs_model_t *m) { return m->version; }
+
+rs_err_t rs_model_check_names(const rs_model_t *m, int dim,
+                              const char *const *names, char *errstr,
+                              size_t errstr_size) {
+    if (dim != m->dim)
+        return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                       "model %s has %d features, the feature engine %d",
+                       m->version, m->dim, dim);
+    for (int i = 0; i < dim; i++)
+        if (!names[i] || strcmp(names[i], m->names[i]))
+            return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                           "model %s feature %d is '%s', the feature engine's "
+                           "is '%s'",
+                           m->version, i, m->names[i],
+                           names[i] ? names[i] : "(null)");
+    return RS_OK;
+}
+
+/* --------------------------------------------------------------- scoring */
+
+rs_err_t rs_model_score(rs_model_t *m, const float *x, int n, float *scores,
+                        float *contrib) {
+    if (n < 0) return RS_ERR_INVALID;
+    const int dim = m->dim;
+    for (int r0 = 0; r0 < n; r0 += m->batch_max) {
+        int rows = RS_MIN(m->batch_max, n - r0);
+        const float *xc = x + (size_t)r0 * dim;
+        for (int r = 0; r < rows; r++)
+            rs_model_standardize(m, xc + (size_t)r * dim, m->zb + (size_t)r * dim);
+        /* lg[rows] = zb[rows][dim] . w32[dim] */
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, rows, dim, 1.0f, m->zb, dim,
+                    m->w32, 1, 0.0f, m->lg, 1);
+        for (int r = 0; r < rows; r++)
+            scores[r0 + r] = (float)rs_sigmoid((double)m->lg[r] + (double)m->b32);
+        if (contrib) {
+            float *c = contrib + (size_t)r0 * dim;
+            for (int r = 0; r < rows; r++)
+                for (int i = 0; i < dim; i++)
+                    c[(size_t)r * dim + i] = m->w32[i] * m->zb[(size_t)r * dim + i];
+        }
+    }
+    return RS_OK;
+}
+
+/* ------------------------------------------------------------- learning */
+
+static void rs_model_step(rs_model_t *m, const float *x, int y) {
+    const int dim = m->dim;
+    /* 1. standardiser */
+    m->nobs++;
+    for (int i = 0; i < dim; i++) {
+        double v = isfinite(x[i]) ? (double)x[i] : m->mean[i];
+        double d = v - m->mean[i];
+        m->mean[i] += d / (double)m->nobs;
+        m->m2[i] += d * (v - m->mean[i]);
+    }
+    rs_model_refresh_std(m);
+    rs_model_standardize(m, x, m->zrow);
+
+    /* 2. gradient, clipped by norm */
+    rs_lr_loss_grad(m->w, m->zrow, dim, y, m->conf.pos_weight, m->conf.l2,
+                    m->grad);
+    double norm = 0;
+    for (int i = 0; i <= dim; i++) norm += m->grad[i] * m->grad[i];
+    norm = sqrt(norm);
+    double scale = norm > m->conf.grad_clip ? m->conf.grad_clip / norm : 1.0;
+
+    /* 3. Adam */
+    m->adam_t++;
+    double c1 = 1.0 - pow(RS_ADAM_B1, (double)m->adam_t);
+    double c2 = 1.0 - pow(RS_ADAM_B2, (double)m->adam_t);
+    for (int i = 0; i <= dim; i++) {
+        double g = m->grad[i] * scale;
+        m->am[i] = RS_ADAM_B1 * m->am[i] + (1 - RS_ADAM_B1) * g;
+        m->av[i] = RS_ADAM_B2 * m->av[i] + (1 - RS_ADAM_B2) * g * g;
+        m->w[i] -= m->conf.learning_rate * (m->am[i] / c1) /
+                   (sqrt(m->av[i] / c2) + RS_ADAM_EPS);
+    }
+    rs_model_refresh_w(m);
+
+    /* 4. counters and version */
+    m->updates++;
+    if (y)
+        m->positives++;
+    else
+        m->negatives++;
+    uint64_t vs = m->updates / (uint64_t)m->conf.publish_every;
+    if (vs != m->vstep) {
+        m->vstep = vs;
+        rs_model_set_version(m);
+    }
+}
+
+/* Pending index: position of id or -1. */
+static int64_t rs_pend_pos(const rs_model_t *m, uint64_t id) {
+    uint32_t i = (uint32_t)id & m->pmask;
+    for (;;) {
+        uint32_t v = m->pindex[i];
+        if (!v) return -1;
+        if (m->pend[v - 1].id == id) return i;
+        i = (i + 1) & m->pmask;
+    }
+}
+
+/* Backward-shift deletion of index position i. */
+static void rs_pend_unindex(rs_model_t *m, uint32_t i) {
+    uint32_t j = i;
+    for (;;) {
+        m->pindex[i] = 0;
+        for (;;) {
+            j = (j + 1) & m->pmask;
+            if (!m->pindex[j]) return;
+            uint32_t k = (uint32_t)m->pend[m->pindex[j] - 1].id & m->pmask;
+            int stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+            if (!stays) break;
+        }
+        m->pindex[i] = m->pindex[j];
+        i = j;
+    }
+}
+
+/* Forget the live entry at ring slot s. */
+static void rs_pend_kill(rs_model_t *m, uint32_t s) {
+    int64_t pos = rs_pend_pos(m, m->pend[s].id);
+    if (pos >= 0) rs_pend_unindex(m, (uint32_t)pos);
+    m->pend[s].live = 0;
+    m->plive--;
+}
+
+static void rs_pend_trim(rs_model_t *m) {
+    while (m->pspan && !m->pend[m->ptail].live) {
+        m->ptail = (m->ptail + 1) % m->pcap;
+        m->pspan--;
+    }
+}
+
+rs_err_t rs_model_remember(rs_model_t *m, const char *event_id,
+                           int64_t event_time_ms, const float *x, float score) {
+    uint64_t id = rs_hash_str(event_id);
+    int64_t pos = rs_pend_pos(m, id);
+    if (pos >= 0) rs_pend_kill(m, m->pindex[pos] - 1);
+    rs_pend_trim(m);
+    if (m->pspan == m->pcap) { /* full: drop the oldest */
+        rs_pend_kill(m, m->ptail);
+        m->dropped++;
+        rs_pend_trim(m);
+    }
+    uint32_t s = (m->ptail + m->pspan) % m->pcap;
+    m->pend[s].id = id;
+    m->pend[s].t = event_time_ms;
+    m->pend[s].score = score;
+    m->pend[s].live = 1;
+    memcpy(m->px + (size_t)s * m->dim, x, (size_t)m->dim * sizeof(float));
+    uint32_t i = (uint32_t)id & m->pmask;
+    while (m->pindex[i]) i = (i + 1) & m->pmask;
+    m->pindex[i] = s + 1;
+    m->pspan++;
+    m->plive++;
+    return RS_OK;
+}
+
+rs_err_t rs_model_learn(rs_model_t *m, const rs_label_t *lb, float *score_out) {
+    int64_t pos = rs_pend_pos(m, rs_hash_str(lb->event_id));
+    if (pos < 0) {
+        m->unknown_labels++;
+        return RS_ERR_NOTFOUND;
+    }
+    uint32_t s = m->pindex[pos] - 1;
+    if (score_out) *score_out = m->pend[s].score;
+    rs_pend_kill(m, s);
+    rs_model_step(m, m->px + (size_t)s * m->dim, lb->value >= 0.5);
+    rs_pend_trim(m);
+    return RS_OK;
+}
+
+int rs_model_advance(rs_model_t *m, int64_t watermark_ms,
+                     void (*resolved)(void *opaque, float score, int label),
+                     void *opaque) {
+    int n = 0;
+    int64_t cutoff = watermark_ms < INT64_MIN + m->conf.label_horizon
+                         ? INT64_MIN
+                         : watermark_ms - m->conf.label_horizon;
+    rs_pend_trim(m);
+    while (m->pspan) {
+        uint32_t s = m->ptail;
+        if (m->pend[s].t >= cutoff) break;
+        float score = m->pend[s].score;
+        rs_pend_kill(m, s);
+        rs_model_step(m, m->px + (size_t)s * m->dim, 0);
+        m->horizon_negatives++;
+        n++;
+        if (resolved) resolved(opaque, score, 0);
+        rs_pend_trim(m);
+    }
+    return n;
+}
+
+void rs_model_stats(const rs_model_t *m, rs_model_stats_t *st) {
+    memset(st, 0, sizeof(*st));
+    st->updates = m->updates;
+    st->positives = m->positives;
+    st->negatives = m->negatives;
+    st->horizon_negatives = m->horizon_negatives;
+    st->pending = m->plive;
+    st->dropped = m->dropped;
+    st->unknown_labels = m->unknown_labels;
+    rs_strlcpy(st->version, m->version, sizeof(st->version));
+}
+
+/* ------------------------------------------------------------ save/load */
+
+/* Little-endian writer into a growing buffer (cold path: may allocate). */
+typedef struct rs_wbuf_s {
+    uint8_t *p;
+    size_t len, cap;
+} rs_wbuf_t;
+
+static void rs_wb_put(rs_wbuf_t *b, const void *src, size_t n) {
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n) cap *= 2;
+        b->p = rs_realloc(b->p, cap);
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, src, n);
+    b->len += n;
+}
+
+static void rs_wb_u64(rs_wbuf_t *b, uint64_t v) {
+    uint8_t x[8];
+    for (int i = 0; i < 8; i++) x[i] = (uint8_t)(v >> (8 * i));
+    rs_wb_put(b, x, 8);
+}
+
+static void rs_wb_u32(rs_wbuf_t *b, uint32_t v) {
+    uint8_t x[4];
+    for (int i = 0; i < 4; i++) x[i] = (uint8_t)(v >> (8 * i));
+    rs_wb_put(b, x, 4);
+}
+
+static void rs_wb_f64(rs_wbuf_t *b, double v) {
+    uint64_t u;
+    memcpy(&u, &v, 8);
+    rs_wb_u64(b, u);
+}
+
+static void rs_wb_str(rs_wbuf_t *b, const char *s) {
+    size_t n = strlen(s);
+    rs_wb_u32(b, (uint32_t)n);
+    rs_wb_put(b, s, n);
+}
+
+typedef struct rs_rbuf_s {
+    const uint8_t *p;
+    size_t len, off;
+    int bad;
+} rs_rbuf_t;
+
+static const uint8_t *rs_rb_take(rs_rbuf_t *b, size_t n) {
+    if (b->bad || n > b->len - b->off) {
+        b->bad = 1;
+        return NULL;
+    }
+    const uint8_t *p = b->p + b->off;
+    b->off += n;
+    return p;
+}
+
+static uint64_t rs_rb_u64(rs_rbuf_t *b) {
+    const uint8_t *x = rs_rb_take(b, 8);
+    uint64_t v = 0;
+    if (x)
+        for (int i = 0; i < 8; i++) v |= (uint64_t)x[i] << (8 * i);
+    return v;
+}
+
+static uint32_t rs_rb_u32(rs_rbuf_t *b) {
+    const uint8_t *x = rs_rb_take(b, 4);
+    uint32_t v = 0;
+    if (x)
+        for (int i = 0; i < 4; i++) v |= (uint32_t)x[i] << (8 * i);
+    return v;
+}
+
+static double rs_rb_f64(rs_rbuf_t *b) {
+    uint64_t u = rs_rb_u64(b);
+    double v;
+    memcpy(&v, &u, 8);
+    return v;
+}
+
+/* Read a string of at most max-1 bytes into dst. */
+static void rs_rb_str(rs_rbuf_t *b, char *dst, size_t max) {
+    uint32_t n = rs_rb_u32(b);
+    if (b->bad || n >= max) {
+        b->bad = 1;
+        dst[0] = '\0';
+        return;
+    }
+    const uint8_t *s = rs_rb_take(b, n);
+    if (!s) {
+        dst[0] = '\0';
+        return;
+    }
+    memcpy(dst, s, n);
+    dst[n] = '\0';
+}
+
+/* File layout (all little-endian):
+ *   magic "RSMODEL\0" | u32 format | u64 payload length | payload | u32
+ *   rs_checksum32(everything before it)
+ * payload: str kind | u32 dim | u32 conf hash | f64 lr, l2, pos_weight,
+ *   grad_clip | i64 label_horizon, pending_max, publish_every, batch_max |
+ *   u64 updates, positives, negatives, horizon_negatives, vstep, adam_t,
+ *   nobs | str name[dim] | f64 mean[dim], m2[dim] | f64 w[dim+1],
+ *   am[dim+1], av[dim+1] */
+static void rs_model_serialize(const rs_model_t *m, rs_wbuf_t *b) {
+    rs_wb_put(b, RS_MODEL_MAGIC, 8);
+    rs_wb_u32(b, RS_MODEL_FORMAT);
+    rs_wb_u64(b, 0); /* payload length, patched below */
+    size_t p0 = b->len;
+    rs_wb_str(b, "lr");
+    rs_wb_u32(b, (uint32_t)m->dim);
+    rs_wb_u32(b, m->conf_hash);
+    rs_wb_f64(b, m->conf.learning_rate);
+    rs_wb_f64(b, m->conf.l2);
+    rs_wb_f64(b, m->conf.pos_weight);
+    rs_wb_f64(b, m->conf.grad_clip);
+    rs_wb_u64(b, (uint64_t)m->conf.label_horizon);
+    rs_wb_u64(b, (uint64_t)m->conf.pending_max);
+    rs_wb_u64(b, (uint64_t)m->conf.publish_every);
+    rs_wb_u64(b, (uint64_t)m->conf.batch_max);
+    rs_wb_u64(b, m->updates);
+    rs_wb_u64(b, m->positives);
+    rs_wb_u64(b, m->negatives);
+    rs_wb_u64(b, m->horizon_negatives);
+    rs_wb_u64(b, m->vstep);
+    rs_wb_u64(b, m->adam_t);
+    rs_wb_u64(b, m->nobs);
+    for (int i = 0; i < m->dim; i++) rs_wb_str(b, m->names[i]);
+    for (int i = 0; i < m->dim; i++) rs_wb_f64(b, m->mean[i]);
+    for (int i = 0; i < m->dim; i++) rs_wb_f64(b, m->m2[i]);
+    for (int i = 0; i <= m->dim; i++) rs_wb_f64(b, m->w[i]);
+    for (int i = 0; i <= m->dim; i++) rs_wb_f64(b, m->am[i]);
+    for (int i = 0; i <= m->dim; i++) rs_wb_f64(b, m->av[i]);
+    uint64_t plen = b->len - p0;
+    for (int i = 0; i < 8; i++) b->p[12 + i] = (uint8_t)(plen >> (8 * i));
+    rs_wb_u32(b, rs_checksum32(b->p, b->len, 0));
+}
+
+static rs_err_t rs_write_all(int fd, const uint8_t *p, size_t n) {
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return RS_ERR_IO;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return RS_OK;
+}
+
+rs_err_t rs_model_save(const rs_model_t *m, const char *path, char *errstr,
+                       size_t errstr_size) {
+    rs_wbuf_t b = {0};
+    rs_err_t err = RS_OK;
+    size_t plen = strlen(path);
+    char *tmp = rs_malloc(plen + 5);
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, ".tmp", 5);
+    int fd = -1;
+
+    rs_model_serialize(m, &b);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        err = rs_errf(errstr, errstr_size, RS_ERR_IO, "model save: open %s: %s",
+                      tmp, strerror(errno));
+        goto done;
+    }
+    if (rs_write_all(fd, b.p, b.len) || fsync(fd)) {
+        err = rs_errf(errstr, errstr_size, RS_ERR_IO,
+                      "model save: write %s: %s", tmp, strerror(errno));
+        goto done;
+    }
+    if (close(fd)) {
+        fd = -1;
+        err = rs_errf(errstr, errstr_size, RS_ERR_IO,
+                      "model save: close %s: %s", tmp, strerror(errno));
+        goto done;
+    }
+    fd = -1;
+    if (rename(tmp, path)) {
+        err = rs_errf(errstr, errstr_size, RS_ERR_IO,
+                      "model save: rename %s -> %s: %s", tmp, path,
+                      strerror(errno));
+        goto done;
+    }
+    /* make the rename itself durable */
+    {
+        char *dcopy = rs_strdup(path);
+        int dfd = open(dirname(dcopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            fsync(dfd);
+            close(dfd);
+        }
+        rs_free(dcopy);
+    }
+done:
+    if (fd >= 0) close(fd);
+    if (err) unlink(tmp);
+    rs_free(tmp);
+    rs_free(b.p);
+    return err;
+}
+
+static rs_err_t rs_model_read_file(const char *path, uint8_t **bufp,
+                                   size_t *lenp, char *errstr,
+                                   size_t errstr_size) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return rs_errf(errstr, errstr_size, RS_ERR_IO, "model %s: %s", path,
+                       strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return rs_errf(errstr, errstr_size, RS_ERR_IO,
+                       "model %s: not a regular file", path);
+    }
+    if ((uint64_t)sb.st_size > RS_MODEL_FILE_MAX) {
+        close(fd);
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "model %s: %lld bytes is larger than any model",
+                       path, (long long)sb.st_size);
+    }
+    size_t len = (size_t)sb.st_size;
+    uint8_t *buf = rs_malloc(len ? len : 1);
+    size_t off = 0;
+    while (off < len) {
+        ssize_t r = read(fd, buf + off, len - off);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            int e = r < 0 ? errno : EIO;
+            close(fd);
+            rs_free(buf);
+            return rs_errf(errstr, errstr_size, RS_ERR_IO, "model %s: read: %s",
+                           path, strerror(e));
+        }
+        off += (size_t)r;
+    }
+    close(fd);
+    *bufp = buf;
+    *lenp = len;
+    return RS_OK;
+}
+
+rs_err_t rs_model_load(const char *path, const rs_model_conf_t *conf,
+                       rs_model_t **mp, char *errstr, size_t errstr_size) {
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    rs_model_t *m = NULL;
+    char (*names)[RS_MODEL_NAME_MAX] = NULL;
+    const char **nameps = NULL;
+    rs_err_t err;
+
+    *mp = NULL;
+    if ((err = rs_model_read_file(path, &buf, &len, errstr, errstr_size)))
+        return err;
+
+    /* envelope: magic, format, length, checksum */
+    if (len < 8 || memcmp(buf, RS_MODEL_MAGIC, 8)) {
+        err = rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                      "model %s: not a riskstream model file (bad magic)", path);
+        goto done;
+    }
+    rs_rbuf_t rb = {.p = buf, .len = len, .off = 8};
+    uint32_t fmt = rs_rb_u32(&rb);
+    uint64_t plen = rs_rb_u64(&rb);
+    if (rb.bad) {
+        err = rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                      "model %s: truncated header (%zu bytes)", path, len);
+        goto done;
+    }
+    if (fmt != RS_MODEL_FORMAT) {
+        err = rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                      "model %s: format version %u is not supported (this "
+                      "build reads %u)",
+                      path, fmt, RS_MODEL_FORMAT);
+        goto done;
+    }
+    if (plen > RS_MODEL_FILE_MAX || len < RS_MODEL_HDR_LEN + plen + 4) {
+        err = rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                      "model %s: truncated: %zu bytes, the header announces "
+                      "%llu",
+                      path, len, (unsigned long long)(RS_MODEL_HDR_LEN + plen + 4));
+        goto done;
+    }
+    if (len > RS_MODEL_HDR_LEN + plen + 4) {
+        err = rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                      "model %s: %zu unexpected bytes after the model", path,
+                      len - (size_t)(RS_MODEL_HDR_LEN + plen + 4));
+        goto done;
+    }
+    size_t body = RS_MODEL_HDR_LEN + (size_t)plen;
+    uint32_t want = (uint32_t)buf[body] | (uint32_t)buf[body + 1] << 8 |
+                    (uint32_t)buf[body + 2] << 16 | (uint32_t)buf[body + 3] << 24;
+    uint32_t got = rs_checksum32(buf, body, 0);
+    if (want != got) {
+        err = rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                      "model %s: checksum mismatch (stored %08x, computed "
+                      "%08x): the file is damaged",
+                      path, want, got);
+        goto done;
+    }
+
+    /* payload */
+    rb.len = body;
+    char kind[16];
+    rs_rb_str(&rb, kind, sizeof(kind));
+    uint32_t dim = rs_rb_u32(&rb);
+    uint32_t chash = rs_rb_u32(&rb);
+    rs_model_conf_t saved;
+    saved.learning_rate = rs_rb_f64(&rb);
+    saved.l2 = rs_rb_f64(&rb);
+    saved.pos_weight = rs_rb_f64(&rb);
+    saved.grad_clip = rs_rb_f64(&rb);
+    saved.label_horizon = (int64_t)rs_rb_u64(&rb);
+    saved.pending_max = (int64_t)rs_rb_u64(&rb);
+    saved.publish_every = (int64_t)rs_rb_u64(&rb);
+    saved.batch_max = (int64_t)rs_rb_u64(&rb);
+    uint64_t cnt[7];
+    for (int i = 0; i < 7; i++) cnt[i] = rs_rb_u64(&rb);
+    if (rb.bad || strcmp(kind, "lr") || dim < 1 || dim > RS_MODEL_DIM_MAX) {
+        err = rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                      "model %s: unsupported kind '%s' or bad dimension %u",
+                      path, kind, dim);
+        goto done;
+    }
+    names = rs_calloc(dim, sizeof(*names));
+    nameps = rs_calloc(dim, sizeof(*nameps));
+    for (uint32_t i = 0; i < dim; i++) {
+        rs_rb_str(&rb, names[i], RS_MODEL_NAME_MAX);
+        nameps[i] = names[i];
+    }
+    if (rb.bad) {
+        err = rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                      "model %s: bad feature names", path);
+        goto done;
+    }
+    char e2[256];
+    m = rs_model_new(conf ? conf : &saved, (int)dim, nameps, e2, sizeof(e2));
+    if (!m) {
+        err = rs_errf(errstr, errstr_size, conf ? RS_ERR_CONFIG : RS_ERR_CORRUPT,
+                      "model %s: %s", path, e2);
+        goto done;
+    }
+    for (uint32_t i = 0; i < dim; i++) m->mean[i] = rs_rb_f64(&rb);
+    for (uint32_t i = 0; i < dim; i++) m->m2[i] = rs_rb_f64(&rb);
+    for (uint32_t i = 0; i <= dim; i++) m->w[i] = rs_rb_f64(&rb);
+    for (uint32_t i = 0; i <= dim; i++) m->am[i] = rs_rb_f64(&rb);
+    for (uint32_t i = 0; i <= dim; i++) m->av[i] = rs_rb_f64(&rb);
+    if (rb.bad || rb.off != rb.len) {
+        err = rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                      "model %s: payload size does not match dimension %u",
+                      path, dim);
+        goto done;
+    }
+    for (uint32_t i = 0; i <= dim; i++) {
+        if (!isfinite(m->w[i]) || !isfinite(m->am[i]) || !(m->av[i] >= 0) ||
+            (i < dim && (!isfinite(m->mean[i]) || !(m->m2[i] >= 0)))) {
+            err = rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                          "model %s: non-finite parameter at index %u", path, i);
+            goto done;
+        }
+    }
+    m->updates = cnt[0];
+    m->positives = cnt[1];
+    m->negatives = cnt[2];
+    m->horizon_negatives = cnt[3];
+    m->vstep = cnt[4];
+    m->adam_t = cnt[5];
+    m->nobs = cnt[6];
+    m->conf_hash = chash;
+    rs_model_refresh_std(m);
+    rs_model_refresh_w(m);
+    rs_model_set_version(m);
+    err = RS_OK;
+
+done:
+    if (err) {
+        rs_model_destroy(m);
+        m = NULL;
+    }
+    *mp = m;
+    rs_free(names);
+    rs_free(nameps);
+    rs_free(buf);
+    return err;
+}

@@ -1,0 +1,571 @@
+/* test_model.c -- unit tests of model/ (online logistic regression).
+ *
+ * Gradient check against finite differences, learning a separable problem,
+ * horizon negatives, pending overflow, save/load bit-identity, corrupt
+ * files, determinism. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/metrics.h"
+#include "model/model_int.h"
+
+#define DIM 8
+static const char *const names8[DIM] = {"f0", "f1", "f2", "f3",
+                                        "f4", "f5", "f6", "f7"};
+#define T0 1700000000000LL
+
+static rs_model_conf_t conf_small(void) {
+    rs_model_conf_t c;
+    rs_model_conf_init(&c);
+    c.pending_max = 4096;
+    c.batch_max = 16;
+    return c;
+}
+
+static char tmpdir[256];
+
+static int setup_tmp(void **state) {
+    (void)state;
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/rs_test_model_XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown_tmp(void **state) {
+    (void)state;
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* A synthetic separable problem: y = [v . (x - off) / scale > 0], with
+ * features of very different offsets and scales (so standardisation
+ * matters) and a margin. */
+typedef struct prob_s {
+    double v[DIM], off[DIM], scale[DIM];
+} prob_t;
+
+static void prob_init(prob_t *p, rs_rng_t *rng) {
+    for (int i = 0; i < DIM; i++) {
+        p->v[i] = rs_rng_normal(rng);
+        p->off[i] = rs_rng_normal(rng) * 100.0;
+        p->scale[i] = exp(rs_rng_normal(rng) * 2.0);
+    }
+}
+
+static int prob_draw(const prob_t *p, rs_rng_t *rng, float *x) {
+    for (;;) {
+        double s = 0;
+        for (int i = 0; i < DIM; i++) {
+            double u = rs_rng_normal(rng);
+            x[i] = (float)(p->off[i] + u * p->scale[i]);
+            s += p->v[i] * u;
+        }
+        if (fabs(s) > 0.2) return s > 0; /* margin */
+    }
+}
+
+static void train(rs_model_t *m, const prob_t *p, rs_rng_t *rng, int n,
+                  int *next_id) {
+    float x[32][DIM], sc[32];
+    int y[32];
+    for (int done = 0; done < n; done += 32) {
+        for (int r = 0; r < 32; r++) y[r] = prob_draw(p, rng, x[r]);
+        assert_int_equal(rs_model_score(m, &x[0][0], 32, sc, NULL), RS_OK);
+        for (int r = 0; r < 32; r++) {
+            char id[32];
+            snprintf(id, sizeof(id), "ev%d", *next_id + r);
+            assert_int_equal(rs_model_remember(m, id, T0 + *next_id + r, x[r],
+                                               sc[r]),
+                             RS_OK);
+        }
+        for (int r = 0; r < 32; r++) {
+            rs_label_t lb = {0};
+            snprintf(lb.event_id, sizeof(lb.event_id), "ev%d", *next_id + r);
+            lb.value = y[r];
+            float s_out = -1;
+            assert_int_equal(rs_model_learn(m, &lb, &s_out), RS_OK);
+            assert_true(s_out == sc[r]);
+        }
+        *next_id += 32;
+    }
+}
+
+static double eval_auc(rs_model_t *m, const prob_t *p, rs_rng_t *rng, int n) {
+    float *x = malloc(sizeof(float) * DIM * (size_t)n);
+    float *sc = malloc(sizeof(float) * (size_t)n);
+    double *sd = malloc(sizeof(double) * (size_t)n);
+    int *y = malloc(sizeof(int) * (size_t)n);
+    for (int i = 0; i < n; i++) y[i] = prob_draw(p, rng, x + (size_t)i * DIM);
+    assert_int_equal(rs_model_score(m, x, n, sc, NULL), RS_OK);
+    for (int i = 0; i < n; i++) sd[i] = sc[i];
+    double auc = rs_auc_exact(sd, y, (size_t)n);
+    free(x);
+    free(sc);
+    free(sd);
+    free(y);
+    return auc;
+}
+
+/* ------------------------------------------------------------------ tests */
+
+static void test_conf_defaults(void **state) {
+    (void)state;
+    rs_model_conf_t c;
+    rs_model_conf_init(&c);
+    assert_true(c.learning_rate == 0.01);
+    assert_true(c.l2 == 1e-5);
+    assert_true(c.pos_weight == 10);
+    assert_true(c.grad_clip == 5);
+    assert_true(c.label_horizon == 7 * 86400000LL);
+    assert_true(c.pending_max == 1 << 20);
+    assert_true(c.publish_every == 1000);
+    assert_true(c.batch_max == 512);
+    rs_conf_section_t sec;
+    rs_model_conf_section(&sec, &c);
+    assert_string_equal(sec.name, "model");
+    assert_int_equal(sec.nfields, 8);
+    assert_ptr_equal(sec.base, &c);
+}
+
+static void test_bad_args(void **state) {
+    (void)state;
+    char err[256] = "";
+    rs_model_conf_t c = conf_small();
+    assert_null(rs_model_new(&c, 0, names8, err, sizeof(err)));
+    assert_non_null(strstr(err, "dimension"));
+    c.learning_rate = -1;
+    assert_null(rs_model_new(&c, DIM, names8, err, sizeof(err)));
+    assert_non_null(strstr(err, "model.learning_rate"));
+    c = conf_small();
+    const char *bad[2] = {"ok", ""};
+    assert_null(rs_model_new(&c, 2, bad, err, sizeof(err)));
+    rs_model_destroy(NULL);
+
+    rs_model_t *m = rs_model_new(&c, DIM, names8, err, sizeof(err));
+    assert_non_null(m);
+    assert_int_equal(rs_model_check_names(m, DIM, names8, err, sizeof(err)),
+                     RS_OK);
+    const char *other[DIM] = {"f0", "f1", "f2", "X", "f4", "f5", "f6", "f7"};
+    assert_int_equal(rs_model_check_names(m, DIM, other, err, sizeof(err)),
+                     RS_ERR_CONFIG);
+    assert_non_null(strstr(err, "'X'"));
+    assert_int_equal(rs_model_check_names(m, 3, names8, err, sizeof(err)),
+                     RS_ERR_CONFIG);
+    assert_string_equal(rs_model_kind(m), "lr");
+    assert_string_equal(rs_model_feature_name(m, 7), "f7");
+    assert_null(rs_model_feature_name(m, 8));
+    assert_int_equal(rs_model_score(m, NULL, -1, NULL, NULL), RS_ERR_INVALID);
+    rs_model_destroy(m);
+}
+
+static void test_grad_check(void **state) {
+    (void)state;
+    rs_rng_t rng;
+    rs_rng_seed(&rng, 42);
+    const int dim = 7;
+    double w[8], g[8], wp[8];
+    float z[7];
+    for (int trial = 0; trial < 50; trial++) {
+        for (int i = 0; i <= dim; i++) w[i] = rs_rng_normal(&rng);
+        for (int i = 0; i < dim; i++)
+            z[i] = (float)(rs_rng_uniform(&rng) * 6 - 3);
+        int y = trial & 1;
+        double pw = trial % 3 ? 10.0 : 1.0, l2 = 0.1;
+        rs_lr_loss_grad(w, z, dim, y, pw, l2, g);
+        for (int i = 0; i <= dim; i++) {
+            const double h = 1e-6;
+            memcpy(wp, w, sizeof(w));
+            wp[i] = w[i] + h;
+            double lp = rs_lr_loss_grad(wp, z, dim, y, pw, l2, NULL);
+            wp[i] = w[i] - h;
+            double lm = rs_lr_loss_grad(wp, z, dim, y, pw, l2, NULL);
+            double num = (lp - lm) / (2 * h);
+            double rel = fabs(num - g[i]) / fmax(1.0, fabs(num) + fabs(g[i]));
+            if (rel > 1e-6)
+                fail_msg("trial %d param %d: analytic %.9g numeric %.9g", trial,
+                         i, g[i], num);
+        }
+    }
+    /* the loss is the weighted logistic loss: at w = 0, log(2) * c */
+    double w0[8] = {0};
+    assert_true(fabs(rs_lr_loss_grad(w0, z, dim, 1, 10.0, 0, NULL) -
+                     10 * log(2.0)) < 1e-12);
+    assert_true(fabs(rs_lr_loss_grad(w0, z, dim, 0, 10.0, 0, NULL) - log(2.0)) <
+                1e-12);
+}
+
+static void test_learns_separable(void **state) {
+    (void)state;
+    rs_rng_t rng;
+    rs_rng_seed(&rng, 7);
+    prob_t p;
+    prob_init(&p, &rng);
+    rs_model_conf_t c = conf_small();
+    char err[256];
+    rs_model_t *m = rs_model_new(&c, DIM, names8, err, sizeof(err));
+    assert_non_null(m);
+    double auc0 = eval_auc(m, &p, &rng, 2000);
+    int next = 0;
+    train(m, &p, &rng, 8000, &next);
+    double auc = eval_auc(m, &p, &rng, 4000);
+    print_message("separable: AUC before %.3f after 8000 updates %.4f\n", auc0,
+                  auc);
+    assert_true(auc > 0.95);
+    rs_model_stats_t st;
+    rs_model_stats(m, &st);
+    assert_int_equal(st.updates, 8000);
+    assert_int_equal(st.positives + st.negatives, 8000);
+    assert_true(st.positives > 2000 && st.negatives > 2000);
+    assert_int_equal(st.pending, 0);
+    assert_int_equal(st.dropped, 0);
+    /* contributions sum to the logit */
+    float x[DIM], s, contrib[DIM];
+    prob_draw(&p, &rng, x);
+    rs_model_score(m, x, 1, &s, contrib);
+    double l = log(s / (1 - s)), sum = 0;
+    for (int i = 0; i < DIM; i++) sum += contrib[i];
+    /* logit = bias + sum(contrib): the bias is the remainder */
+    double bias = l - sum;
+    float x2[DIM], s2, c2[DIM];
+    prob_draw(&p, &rng, x2);
+    rs_model_score(m, x2, 1, &s2, c2);
+    double sum2 = 0;
+    for (int i = 0; i < DIM; i++) sum2 += c2[i];
+    assert_true(fabs(log(s2 / (1 - s2)) - sum2 - bias) < 1e-3);
+    rs_model_destroy(m);
+}
+
+typedef struct cb_s {
+    int n;
+    float scores[64];
+    int labels[64];
+} cb_t;
+
+static void on_resolved(void *opaque, float score, int label) {
+    cb_t *cb = opaque;
+    cb->scores[cb->n] = score;
+    cb->labels[cb->n] = label;
+    cb->n++;
+}
+
+static void test_horizon_negatives(void **state) {
+    (void)state;
+    rs_model_conf_t c = conf_small();
+    c.label_horizon = 3600000; /* 1h */
+    char err[256];
+    rs_model_t *m = rs_model_new(&c, DIM, names8, err, sizeof(err));
+    assert_non_null(m);
+    float x[DIM] = {1, 2, 3, 4, 5, 6, 7, 8};
+    for (int i = 0; i < 10; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "e%d", i);
+        rs_model_remember(m, id, T0 + i * 60000LL, x, 0.01f * (float)i);
+    }
+    cb_t cb = {0};
+    assert_int_equal(rs_model_advance(m, T0 + 1800000, on_resolved, &cb), 0);
+    rs_label_t lb = {.value = 1};
+    strcpy(lb.event_id, "e3");
+    assert_int_equal(rs_model_learn(m, &lb, NULL), RS_OK);
+    /* events before T0 + 5 min: e0, e1, e2, e4 (e3 already labelled) */
+    assert_int_equal(
+        rs_model_advance(m, T0 + 3600000 + 300000, on_resolved, &cb), 4);
+    assert_int_equal(cb.n, 4);
+    assert_true(cb.scores[0] == 0.0f && cb.scores[3] == 0.01f * 4.0f);
+    for (int i = 0; i < 4; i++) assert_int_equal(cb.labels[i], 0);
+    rs_model_stats_t st;
+    rs_model_stats(m, &st);
+    assert_int_equal(st.horizon_negatives, 4);
+    assert_int_equal(st.negatives, 4);
+    assert_int_equal(st.positives, 1);
+    assert_int_equal(st.updates, 5);
+    assert_int_equal(st.pending, 5);
+    strcpy(lb.event_id, "e0");
+    assert_int_equal(rs_model_learn(m, &lb, NULL), RS_ERR_NOTFOUND);
+    rs_model_stats(m, &st);
+    assert_int_equal(st.unknown_labels, 1);
+    assert_int_equal(rs_model_advance(m, T0 + 2 * 3600000LL, NULL, NULL), 5);
+    rs_model_stats(m, &st);
+    assert_int_equal(st.pending, 0);
+    assert_int_equal(st.updates, 10);
+    rs_model_destroy(m);
+}
+
+static void test_pending_overflow(void **state) {
+    (void)state;
+    rs_model_conf_t c = conf_small();
+    c.pending_max = 4;
+    char err[256];
+    rs_model_t *m = rs_model_new(&c, DIM, names8, err, sizeof(err));
+    assert_non_null(m);
+    float x[DIM] = {0};
+    char id[16];
+    for (int i = 0; i < 6; i++) {
+        snprintf(id, sizeof(id), "e%d", i);
+        assert_int_equal(rs_model_remember(m, id, T0 + i, x, 0.5f), RS_OK);
+    }
+    rs_model_stats_t st;
+    rs_model_stats(m, &st);
+    assert_int_equal(st.pending, 4);
+    assert_int_equal(st.dropped, 2);
+    rs_label_t lb = {.value = 0};
+    strcpy(lb.event_id, "e0");
+    assert_int_equal(rs_model_learn(m, &lb, NULL), RS_ERR_NOTFOUND);
+    strcpy(lb.event_id, "e1");
+    assert_int_equal(rs_model_learn(m, &lb, NULL), RS_ERR_NOTFOUND);
+    strcpy(lb.event_id, "e5");
+    assert_int_equal(rs_model_learn(m, &lb, NULL), RS_OK);
+    /* a hole in the middle, then re-remember e3: replaces, no drop */
+    strcpy(lb.event_id, "e3");
+    assert_int_equal(rs_model_learn(m, &lb, NULL), RS_OK);
+    rs_model_remember(m, "e2", T0 + 100, x, 0.25f);
+    rs_model_stats(m, &st);
+    assert_int_equal(st.pending, 2);
+    assert_int_equal(st.dropped, 2);
+    float s = 0;
+    strcpy(lb.event_id, "e2");
+    assert_int_equal(rs_model_learn(m, &lb, &s), RS_OK);
+    assert_true(s == 0.25f);
+    /* fill far past capacity: never blocks, drops counted */
+    for (int i = 0; i < 1000; i++) {
+        snprintf(id, sizeof(id), "n%d", i);
+        rs_model_remember(m, id, T0 + i, x, 0.5f);
+    }
+    rs_model_stats(m, &st);
+    assert_int_equal(st.pending, 4);
+    assert_int_equal(st.dropped, 2 + 1 + 996);
+    rs_model_destroy(m);
+}
+
+static rs_model_t *trained_model(int publish_every) {
+    rs_rng_t rng;
+    rs_rng_seed(&rng, 99);
+    prob_t p;
+    prob_init(&p, &rng);
+    rs_model_conf_t c = conf_small();
+    c.publish_every = publish_every;
+    char err[256];
+    rs_model_t *m = rs_model_new(&c, DIM, names8, err, sizeof(err));
+    int next = 0;
+    train(m, &p, &rng, 640, &next);
+    return m;
+}
+
+static void random_rows(float *x, int n, uint64_t seed) {
+    rs_rng_t rng;
+    rs_rng_seed(&rng, seed);
+    for (int i = 0; i < n * DIM; i++) x[i] = (float)(rs_rng_normal(&rng) * 50);
+    x[3] = NAN; /* non-finite input: treated as the mean */
+}
+
+static void test_version(void **state) {
+    (void)state;
+    rs_model_t *m = trained_model(100);
+    char hex[16];
+    unsigned long long n;
+    assert_int_equal(sscanf(rs_model_version(m), "lr-%8[0-9a-f]-%llu", hex, &n), 2);
+    assert_int_equal(strlen(hex), 8);
+    assert_int_equal(n, 6); /* 640 updates / 100 */
+    rs_model_t *m2 = trained_model(1000);
+    assert_string_not_equal(rs_model_version(m), rs_model_version(m2));
+    assert_non_null(strstr(rs_model_version(m2), "-0"));
+    rs_model_destroy(m);
+    rs_model_destroy(m2);
+}
+
+static void test_save_load(void **state) {
+    (void)state;
+    rs_model_t *m = trained_model(100);
+    char path[512], err[256] = "";
+    snprintf(path, sizeof(path), "%s/m.rsm", tmpdir);
+    assert_int_equal(rs_model_save(m, path, err, sizeof(err)), RS_OK);
+    assert_int_equal(access(path, F_OK), 0);
+    char tmp[520];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    assert_int_not_equal(access(tmp, F_OK), 0);
+
+    rs_model_t *l = NULL;
+    assert_int_equal(rs_model_load(path, NULL, &l, err, sizeof(err)), RS_OK);
+    assert_non_null(l);
+    assert_string_equal(rs_model_version(m), rs_model_version(l));
+    assert_int_equal(rs_model_check_names(l, DIM, names8, err, sizeof(err)), RS_OK);
+
+    enum { N = 300 };
+    static float x[N * DIM], s1[N], s2[N], c1[N * DIM], c2[N * DIM];
+    random_rows(x, N, 5);
+    rs_model_score(m, x, N, s1, c1);
+    rs_model_score(l, x, N, s2, c2);
+    assert_memory_equal(s1, s2, sizeof(s1));
+    assert_memory_equal(c1, c2, sizeof(c1));
+    rs_model_stats_t a, b;
+    rs_model_stats(m, &a);
+    rs_model_stats(l, &b);
+    assert_int_equal(a.updates, b.updates);
+    assert_int_equal(a.positives, b.positives);
+
+    /* the optimiser state is restored too: the same next steps give the
+     * same model */
+    for (int i = 0; i < 50; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "k%d", i);
+        rs_model_remember(m, id, T0, x + (size_t)i * DIM, s1[i]);
+        rs_model_remember(l, id, T0, x + (size_t)i * DIM, s1[i]);
+        rs_label_t lb = {.value = i % 3 == 0};
+        strcpy(lb.event_id, id);
+        assert_int_equal(rs_model_learn(m, &lb, NULL), RS_OK);
+        assert_int_equal(rs_model_learn(l, &lb, NULL), RS_OK);
+    }
+    rs_model_score(m, x, N, s1, NULL);
+    rs_model_score(l, x, N, s2, NULL);
+    assert_memory_equal(s1, s2, sizeof(s1));
+
+    /* a conf override keeps the version, changes the sizes */
+    rs_model_conf_t c = conf_small();
+    c.batch_max = 7;
+    rs_model_t *l2 = NULL;
+    assert_int_equal(rs_model_load(path, &c, &l2, err, sizeof(err)), RS_OK);
+    rs_model_t *l1 = NULL;
+    assert_int_equal(rs_model_load(path, NULL, &l1, err, sizeof(err)), RS_OK);
+    assert_string_equal(rs_model_version(l2), rs_model_version(l1));
+    rs_model_destroy(l1);
+    rs_model_destroy(l2);
+    rs_model_destroy(m);
+    rs_model_destroy(l);
+}
+
+static long file_read(const char *path, unsigned char **buf) {
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    fseek(fp, 0, SEEK_END);
+    long n = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    *buf = malloc((size_t)n);
+    assert_int_equal(fread(*buf, 1, (size_t)n, fp), (size_t)n);
+    fclose(fp);
+    return n;
+}
+
+static void file_write(const char *path, const unsigned char *buf, long n) {
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(buf, 1, (size_t)n, fp), (size_t)n);
+    fclose(fp);
+}
+
+static void expect_corrupt(const char *path, const char *what) {
+    rs_model_t *l = (rs_model_t *)0x1;
+    char err[256] = "";
+    rs_err_t e = rs_model_load(path, NULL, &l, err, sizeof(err));
+    if (e != RS_ERR_CORRUPT)
+        fail_msg("%s: expected RS_ERR_CORRUPT, got %s (%s)", what, rs_err_str(e),
+                 err);
+    assert_null(l);
+    assert_non_null(strstr(err, path));
+}
+
+static void test_corrupt(void **state) {
+    (void)state;
+    rs_model_t *m = trained_model(100);
+    char path[512], bad[512], err[256];
+    snprintf(path, sizeof(path), "%s/c.rsm", tmpdir);
+    snprintf(bad, sizeof(bad), "%s/bad.rsm", tmpdir);
+    assert_int_equal(rs_model_save(m, path, err, sizeof(err)), RS_OK);
+    unsigned char *buf;
+    long n = file_read(path, &buf);
+    /* flip one byte anywhere: magic, format, length, payload, checksum */
+    long pos[] = {0, 7, 8, 12, 19, 20, 40, 100, n / 2, n - 5, n - 1};
+    for (size_t i = 0; i < RS_ARRAY_LEN(pos); i++) {
+        buf[pos[i]] ^= 0x40;
+        file_write(bad, buf, n);
+        char what[64];
+        snprintf(what, sizeof(what), "flip at %ld", pos[i]);
+        expect_corrupt(bad, what);
+        buf[pos[i]] ^= 0x40;
+    }
+    /* truncations */
+    long cut[] = {0, 5, 19, 20, n / 2, n - 4, n - 1};
+    for (size_t i = 0; i < RS_ARRAY_LEN(cut); i++) {
+        file_write(bad, buf, cut[i]);
+        char what[64];
+        snprintf(what, sizeof(what), "truncated to %ld", cut[i]);
+        expect_corrupt(bad, what);
+    }
+    /* trailing garbage */
+    unsigned char *big = malloc((size_t)n + 3);
+    memcpy(big, buf, (size_t)n);
+    memcpy(big + n, "xyz", 3);
+    file_write(bad, big, n + 3);
+    expect_corrupt(bad, "trailing bytes");
+    /* specific messages */
+    buf[0] = 'X';
+    file_write(bad, buf, n);
+    rs_model_t *l;
+    assert_int_equal(rs_model_load(bad, NULL, &l, err, sizeof(err)), RS_ERR_CORRUPT);
+    assert_non_null(strstr(err, "bad magic"));
+    buf[0] = 'R';
+    file_write(bad, buf, n - 10);
+    assert_int_equal(rs_model_load(bad, NULL, &l, err, sizeof(err)), RS_ERR_CORRUPT);
+    assert_non_null(strstr(err, "truncated"));
+    buf[n / 2] ^= 1;
+    file_write(bad, buf, n);
+    assert_int_equal(rs_model_load(bad, NULL, &l, err, sizeof(err)), RS_ERR_CORRUPT);
+    assert_non_null(strstr(err, "checksum"));
+    /* missing file is I/O, not corrupt */
+    snprintf(bad, sizeof(bad), "%s/none.rsm", tmpdir);
+    assert_int_equal(rs_model_load(bad, NULL, &l, err, sizeof(err)), RS_ERR_IO);
+    /* unwritable destination */
+    snprintf(bad, sizeof(bad), "%s/no/such/dir.rsm", tmpdir);
+    assert_int_equal(rs_model_save(m, bad, err, sizeof(err)), RS_ERR_IO);
+    free(big);
+    free(buf);
+    rs_model_destroy(m);
+}
+
+static void test_determinism(void **state) {
+    (void)state;
+    rs_model_t *a = trained_model(100), *b = trained_model(100);
+    enum { N = 200 };
+    static float x[N * DIM], s1[N], s2[N], s3[N], s4[N];
+    random_rows(x, N, 11);
+    rs_model_score(a, x, N, s1, NULL);
+    rs_model_score(b, x, N, s2, NULL);
+    rs_model_score(a, x, N, s3, NULL);
+    assert_memory_equal(s1, s2, sizeof(s1));
+    assert_memory_equal(s1, s3, sizeof(s1));
+    /* chunking (batch_max 16) and batch position: row by row gives the
+     * same bits */
+    for (int i = 0; i < N; i++) rs_model_score(a, x + (size_t)i * DIM, 1, &s4[i], NULL);
+    int diff = 0;
+    for (int i = 0; i < N; i++) diff += s4[i] != s1[i];
+    if (diff) print_message("row-by-row differs from batch in %d of %d rows\n", diff, N);
+    for (int i = 0; i < N; i++) assert_true(fabsf(s4[i] - s1[i]) <= 1e-6f);
+    /* scoring does not change the model */
+    rs_model_stats_t st;
+    rs_model_stats(a, &st);
+    assert_int_equal(st.updates, 640);
+    rs_model_destroy(a);
+    rs_model_destroy(b);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conf_defaults),
+        cmocka_unit_test(test_bad_args),
+        cmocka_unit_test(test_grad_check),
+        cmocka_unit_test(test_learns_separable),
+        cmocka_unit_test(test_horizon_negatives),
+        cmocka_unit_test(test_pending_overflow),
+        cmocka_unit_test(test_version),
+        cmocka_unit_test(test_save_load),
+        cmocka_unit_test(test_corrupt),
+        cmocka_unit_test(test_determinism),
+    };
+    return cmocka_run_group_tests(tests, setup_tmp, teardown_tmp);
+}
