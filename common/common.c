@@ -203,8 +203,8 @@ int rs_time_parse(const char *s, size_t len, int64_t *out_ms) {
         }
         if (*q == 'Z') q++;
         if (*q) return -1;
-        if (M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || mi > 59 ||
-            sec > 60)
+        if (M < 1 || M > 12 || D < 1 || D > 31 || h < 0 || h > 23 ||
+            mi < 0 || mi > 59 || sec < 0 || sec > 60)
             return -1;
         int64_t days = rs_days_from_civil(Y, (unsigned)M, (unsigned)D);
         *out_ms = ((days * 24 + h) * 60 + mi) * 60000LL + sec * 1000LL + ms;
@@ -214,6 +214,8 @@ int rs_time_parse(const char *s, size_t len, int64_t *out_ms) {
     errno = 0;
     double v = strtod(p, &end);
     if (errno || end == p || *end || !isfinite(v)) return -1;
+    /* Outside int64 ms (llround would return an unspecified value). */
+    if (fabs(v) >= 9.2e18) return -1;
     /* Heuristic documented in common.h: >= 1e11 is milliseconds. */
     if (fabs(v) >= 1e11) *out_ms = (int64_t)llround(v);
     else *out_ms = (int64_t)llround(v * 1000.0);
@@ -353,8 +355,11 @@ void rs_kv_init(rs_kv_t *kv) { memset(kv, 0, sizeof(*kv)); }
 void rs_kv_set(rs_kv_t *kv, const char *key, const char *val) {
     for (int i = 0; i < kv->cnt; i++)
         if (!strcmp(kv->keys[i], key)) {
+            /* Copy before freeing: val may be kv->vals[i] itself
+             * (rs_kv_copy(kv, kv), or set(k, get(k))). */
+            char *copy = rs_strdup(val);
             free(kv->vals[i]);
-            kv->vals[i] = rs_strdup(val);
+            kv->vals[i] = copy;
             return;
         }
     if (kv->cnt == kv->cap) {

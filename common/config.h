@@ -13,6 +13,10 @@
  * Unknown sections and unknown keys are rejected with an error naming the
  * key, the file and the line.  Passthrough sections accept any key; nested
  * mappings are flattened with '.' ("sasl: {mechanism: X}" -> "sasl.mechanism").
+ * A plain YAML null (`key:`, `key: ~`) means "not set": a table field goes
+ * back to its default, a passthrough key is skipped; '' is an empty string.
+ * Repeated keys, sequences where a value is expected and more than one
+ * YAML document are errors.
  *
  * The YAML parser does no I/O (rs_conf_load_yaml takes a buffer), so it is
  * unit-tested and fuzzed; rs_conf_load_file is the thin I/O wrapper.
@@ -79,7 +83,8 @@ rs_err_t rs_conf_load_yaml(rs_conf_t *conf, const char *buf, size_t len,
                            const char *srcname, char *errstr,
                            size_t errstr_size);
 
-/* Read `path` and call rs_conf_load_yaml.  RS_ERR_IO if unreadable. */
+/* Read `path` and call rs_conf_load_yaml.  RS_ERR_IO if unreadable (the
+ * message names the path and strerror), RS_ERR_TOOBIG above 1 MiB. */
 rs_err_t rs_conf_load_file(rs_conf_t *conf, const char *path, char *errstr,
                            size_t errstr_size);
 
@@ -89,7 +94,9 @@ rs_err_t rs_conf_set(rs_conf_t *conf, const char *key, const char *value,
                      char *errstr, size_t errstr_size);
 
 /* Print the effective configuration as YAML (passthrough values whose key
- * contains "password", "secret" or "token" are printed as "***"). */
+ * contains "password", "secret" or "token" are printed as "***", and so
+ * are non-empty string fields with such a name).  The output loads back
+ * with rs_conf_load_yaml (masked values aside). */
 void rs_conf_dump(const rs_conf_t *conf, FILE *fp);
 
 /* Print a Markdown reference (section, key, type, default, description). */
