@@ -9,8 +9,9 @@
  * a message naming the bad field ("field 'amount': NaN is not allowed").
  * JSON uses the .proto field names.  Decoders are fuzzed (tests/fuzz).
  *
- * Threads: every function is reentrant; a codec scratch (rs_codec_t) is
- * owned by one thread.
+ * Threads: every function is reentrant and may be called from any thread;
+ * the protobuf decoders keep a per-thread arena (rs_proto_arena_size); an
+ * rs_csv_t is owned by one thread.
  */
 #ifndef RS_PROTO_H
 #define RS_PROTO_H
@@ -38,6 +39,14 @@ extern "C" {
 
 /* Largest accepted input message (bytes); bigger ones are rejected. */
 #define RS_MSG_MAX (64 * 1024)
+
+/* An encode buffer of this size always suffices for any valid record, in
+ * JSON (worst case: every string byte escaped as \u00XX) or protobuf. */
+#define RS_ENCODE_MAX (32 * 1024)
+
+/* Accepted event and label times: [2000-01-01, 2100-01-01) UTC, in ms. */
+#define RS_TIME_MIN_MS 946684800000LL
+#define RS_TIME_MAX_MS 4102444800000LL
 
 typedef struct rs_numeric_s {
     char name[RS_NAME_MAX];
@@ -161,7 +170,12 @@ rs_err_t rs_score_from_json(const char *buf, size_t len, rs_score_t *sc,
 
 /* Encode as one line of JSON (no trailing newline) into buf.  Returns the
  * length written (excluding NUL), or -1 if `size` is too small.  No
- * allocation. */
+ * allocation.  Every field is written (canonical array form for
+ * numeric_fields/categorical_fields, decision as a lowercase name);
+ * doubles use the shortest form that reads back bit-exact; a non-finite
+ * double is written as null (read back as 0, as in the proto3 JSON
+ * mapping); invalid UTF-8 bytes are written as U+FFFD.  RS_ENCODE_MAX
+ * bytes always suffice. */
 int rs_event_to_json(const rs_event_t *ev, char *buf, size_t size);
 int rs_label_to_json(const rs_label_t *lb, char *buf, size_t size);
 int rs_score_to_json(const rs_score_t *sc, char *buf, size_t size);
@@ -178,11 +192,20 @@ rs_err_t rs_label_from_pb(const uint8_t *buf, size_t len, rs_label_t *lb,
 rs_err_t rs_score_from_pb(const uint8_t *buf, size_t len, rs_score_t *sc,
                           char *errstr, size_t errstr_size);
 
-/* Serialize into buf; returns bytes written or -1 if `size` is too small.
- * No allocation. */
+/* Serialize into buf; returns bytes written or -1 if `size` is too small
+ * (or the record is corrupt: a string not NUL-terminated in its buffer, a
+ * count out of range).  No allocation.  Note: protobuf-c omits a double
+ * equal to 0.0, so -0.0 reads back as +0.0; every other value (NaN
+ * payloads included) is bit-exact. */
 int rs_event_to_pb(const rs_event_t *ev, uint8_t *buf, size_t size);
 int rs_label_to_pb(const rs_label_t *lb, uint8_t *buf, size_t size);
 int rs_score_to_pb(const rs_score_t *sc, uint8_t *buf, size_t size);
+
+/* Bytes currently reserved by the calling thread's protobuf decode arena
+ * (0 before its first decode).  It starts at 16 KiB, doubles only when a
+ * message needs more, never exceeds 4 * RS_MSG_MAX, and is freed when the
+ * thread exits.  For metrics and tests. */
+size_t rs_proto_arena_size(void);
 
 /* Dispatch on format. */
 rs_err_t rs_event_decode(rs_format_t fmt, const void *buf, size_t len,
@@ -219,16 +242,51 @@ rs_err_t rs_csv_map_parse(rs_csv_map_t *map, const char *spec, char *errstr,
 typedef struct rs_csv_s rs_csv_t;
 /* A CSV reader bound to a header line (RFC 4180 quoting).  The header is
  * parsed once; each row is then decoded with rs_csv_decode.  Owned by the
- * caller; rs_csv_destroy(NULL) is a no-op. */
+ * caller; rs_csv_destroy(NULL) is a no-op.  Returns NULL with errstr set if
+ * the header lacks a required mapped column (id, entity, time) or an
+ * optional one the mapping renamed ("CSV header has no column 'amt'
+ * (mapped to amount)"), or an unmapped column name does not fit
+ * RS_NAME_MAX.  Columns with an empty name are ignored.  `map` is copied. */
 rs_csv_t *rs_csv_new(const rs_csv_map_t *map, const char *header, size_t len,
                      char *errstr, size_t errstr_size);
 void rs_csv_destroy(rs_csv_t *csv);
 /* Decode one data row.  If the mapping has a label column and the row has
  * a non-empty label, *label_out (may be NULL) gets it and *has_label = 1.
- * Events without an explicit type get type "event". */
+ * Events without an explicit type get type "event".
+ *
+ * Details: a trailing "\r\n" / "\n" is trimmed; a row with a different
+ * number of columns than the header is RS_ERR_INVALID ("row has 5 columns,
+ * header has 7").  Unmapped columns become numeric fields when the cell is
+ * a plain decimal number (optional sign, digits, '.', exponent; finite),
+ * else categorical fields; empty cells are skipped.  Columns beyond
+ * RS_MAX_NUMERIC numeric / RS_MAX_CATEG categorical cells of a row are
+ * ignored (first columns win).  An empty amount cell means 0.  Labels are
+ * numbers in [0,1] or true/false.  Uses a scratch buffer inside `csv`
+ * that grows to the longest row (<= RS_MSG_MAX) and is then reused.  The
+ * event is validated (rs_event_validate). */
 rs_err_t rs_csv_decode(rs_csv_t *csv, const char *line, size_t len,
                        rs_event_t *ev, double *label_out, int *has_label,
                        char *errstr, size_t errstr_size);
+
+/* Length of the first CSV record in buf[0..len), including its line end,
+ * honouring RFC 4180 quotes (a quoted field may contain newlines).  Sets
+ * *complete = 0 (and returns len) if the record does not end inside buf
+ * -- read more and call again.  For readers that split a stream into rows
+ * before rs_csv_decode. */
+size_t rs_csv_record_len(const char *buf, size_t len, int *complete);
+
+/* Decode a flat "foreign" JSON object (one line of a third-party feed)
+ * through the same mapping: mapped keys fill the record (id and entity may
+ * be strings or integers; time an epoch s / ms number or a string for
+ * rs_time_parse; amount a number or numeric string; label a number or
+ * bool), every other key becomes a numeric field (numbers, bools as 0/1)
+ * or a categorical field (strings), up to the max counts (extra keys are
+ * ignored); null, arrays and objects are ignored.  Type defaults to
+ * "event".  Validates. */
+rs_err_t rs_event_from_json_map(const rs_csv_map_t *map, const char *buf,
+                                size_t len, rs_event_t *ev,
+                                double *label_out, int *has_label,
+                                char *errstr, size_t errstr_size);
 
 #ifdef __cplusplus
 }
