@@ -61,6 +61,10 @@ static const rs_conf_field_t rs_model_fields[] = {
      "updates per model version step", NULL, 1, 0x1p62},
     {"batch_max", RS_CONF_INT, "512", offsetof(rs_model_conf_t, batch_max), 0,
      "rows per scoring GEMV (larger batches are chunked)", NULL, 1, 65536},
+    {"base_rate", RS_CONF_DOUBLE, "0.01", offsetof(rs_model_conf_t, base_rate),
+     0, "prior positive rate: a new model starts with bias logit(base_rate), "
+     "so before any label it scores base_rate and approves; 0 = no prior", NULL, 0,
+     0.5},
 };
 
 const rs_conf_field_t *rs_model_conf_fields(int *nfields) {
@@ -280,6 +284,10 @@ rs_model_t *rs_model_new(const rs_model_conf_t *conf, int dim,
     m->pmask = (uint32_t)(p2 - 1);
     m->pindex = rs_aligned_calloc((size_t)p2, sizeof(uint32_t));
 
+    /* Cold start: score the prior rate, not 0.5 (which would send every
+     * event to review before the first label arrives). */
+    if (conf->base_rate > 0 && conf->base_rate < 1)
+        m->w[dim] = log(conf->base_rate / (1.0 - conf->base_rate));
     rs_model_refresh_std(m);
     rs_model_refresh_w(m);
     m->conf_hash = rs_model_hash_conf(m);

@@ -56,6 +56,8 @@ typedef struct rs_model_conf_s {
     int64_t pending_max;    /* events awaiting a label                     */
     int64_t publish_every;  /* updates per version step                    */
     int64_t batch_max;      /* rows per scoring GEMV                       */
+    double base_rate;       /* prior positive rate: the untrained model's
+                             * score, so a cold start approves           */
 } rs_model_conf_t;
 
 /* Fill `conf` with the defaults of the field table. */

@@ -131,7 +131,8 @@ static void test_conf_defaults(void **state) {
     rs_conf_section_t sec;
     rs_model_conf_section(&sec, &c);
     assert_string_equal(sec.name, "model");
-    assert_int_equal(sec.nfields, 8);
+    assert_int_equal(sec.nfields, 9);
+    assert_true(c.base_rate == 0.01);
     assert_ptr_equal(sec.base, &c);
 }
 

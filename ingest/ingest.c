@@ -1,0 +1,781 @@
+/* ingest.c -- the consumer: one group on the events + labels topics,
+ * decode into caller arrays, dead-letter bad input, explicit offset store.
+ *
+ * Invariants
+ * - An offset is committable only after rs_ingest_store() (at-least-once).
+ *   For a reject that also means "its DLQ copy was acknowledged".
+ * - A bad message never stops its partition: it is returned as
+ *   RS_MSG_REJECT so its offset moves on with the others.
+ * - The poll and store paths allocate nothing of their own; only the
+ *   reject path (DLQ headers) does.
+ * - A reject is tracked (topic, partition, offset) until the DLQ
+ *   acknowledges its copy; storing that offset or a later one of the same
+ *   partition first waits for the DLQ.
+ *
+ * Threads: everything runs on the owner thread: rebalance, error and
+ * delivery callbacks are served from rs_ingest_poll / rs_ingest_store /
+ * rs_ingest_destroy.  Counters are relaxed atomics so that
+ * rs_ingest_stats() may read them from a metrics thread.
+ */
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ingest/ingest.h"
+#include "ingest/ingest_int.h"
+
+#define RS_DLQ_STORE_WAIT_MS 5000   /* rs_ingest_store waits this for DLQ */
+#define RS_DLQ_CLOSE_WAIT_MS 10000  /* rs_ingest_destroy flushes this long */
+#define RS_DLQ_PEND_MAX 1024        /* rejects tracked until DLQ ack      */
+
+/* A dead-letter message whose delivery failed, kept to be produced again
+ * (cold path: allocated in the delivery report). */
+typedef struct rs_dlq_retry_s {
+    struct rs_dlq_retry_s *next;
+    rd_kafka_headers_t *hdrs;  /* owned copy                       */
+    void *opaque;              /* pending slot + 1 (0: untracked)  */
+    size_t klen, len;
+    char data[];               /* [klen] key then [len] payload    */
+} rs_dlq_retry_t;
+
+/* A reject whose dead-letter copy is not acknowledged yet: its offset (and
+ * any later one of its partition) must not be stored. */
+typedef struct rs_dlq_pend_s {
+    int used;
+    int topic;
+    int32_t partition;
+    int64_t offset;
+} rs_dlq_pend_t;
+
+typedef struct rs_ingest_counters_s {
+    _Atomic uint64_t consumed, events, labels, rejected, errors,
+        offset_resets, dlq_delivered, dlq_failed;
+    _Atomic int64_t assigned, rebalances;
+} rs_ingest_counters_t;
+
+struct rs_ingest_s {
+    rd_kafka_t *rk;        /* the consumer                                */
+    rd_kafka_topic_t *rkt[2]; /* [RS_MSG_TOPIC_*] handles for offset store */
+    rd_kafka_t *dlq;       /* dead-letter producer                        */
+    rs_ingest_conf_t conf;
+    int64_t dlq_pending;   /* DLQ messages not yet acknowledged           */
+    rs_dlq_pend_t *pend;   /* [RS_DLQ_PEND_MAX] rejects awaiting DLQ ack  */
+    int npend, pend_hi;    /* slots used; highest used slot + 1           */
+    int64_t pend_untracked;/* pending rejects that found no free slot     */
+    rs_dlq_retry_t *retry_head, *retry_tail; /* failed DLQ deliveries   */
+    int64_t retry_warn_us;
+    int paused;            /* rs_ingest_pause() in effect                 */
+    int fatal;             /* a fatal consumer error was seen             */
+    int64_t warn_last_us;  /* reject warning rate limit                   */
+    uint64_t warn_suppressed;
+    rs_ingest_counters_t c;
+};
+
+#define RS_INC(x) atomic_fetch_add_explicit(&(x), 1, memory_order_relaxed)
+#define RS_LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
+#define RS_STORE(x, v) atomic_store_explicit(&(x), (v), memory_order_relaxed)
+
+/* ----------------------------------------------------------- configuration */
+
+#define RS_STR_FIELD(key, member, def, desc)                                  \
+    {key, RS_CONF_STRING, def, offsetof(rs_ingest_conf_t, member),            \
+     sizeof(((rs_ingest_conf_t *)0)->member), desc, NULL, 0, 0}
+
+static const rs_conf_field_t rs_ingest_fields[] = {
+    RS_STR_FIELD("brokers", brokers, "",
+                 "Kafka bootstrap servers host:port,...; empty = start the "
+                 "embedded broker"),
+    RS_STR_FIELD("group_id", group_id, "riskstream",
+                 "consumer group of the events and labels topics"),
+    RS_STR_FIELD("events", topic_events, "events", "events topic (input)"),
+    RS_STR_FIELD("labels", topic_labels, "labels", "labels topic (input)"),
+    RS_STR_FIELD("scores", topic_scores, "scores", "scores topic (output)"),
+    RS_STR_FIELD("alerts", topic_alerts, "alerts",
+                 "alerts topic: scores decided review/decline/alert"),
+    RS_STR_FIELD("dlq", topic_dlq, "events.dlq",
+                 "dead-letter topic for rejected input"),
+    {"events_format", RS_CONF_ENUM, "json",
+     offsetof(rs_ingest_conf_t, events_format), 0,
+     "encoding of the events topic", "json|protobuf", 0, 0},
+    {"labels_format", RS_CONF_ENUM, "json",
+     offsetof(rs_ingest_conf_t, labels_format), 0,
+     "encoding of the labels topic", "json|protobuf", 0, 0},
+    {"partitions", RS_CONF_INT, "4", offsetof(rs_ingest_conf_t, partitions),
+     0, "partitions per topic of the embedded broker", NULL, 1, 1024},
+    {"batch_max", RS_CONF_INT, "512", offsetof(rs_ingest_conf_t, batch_max),
+     0, "most messages taken per poll (micro-batch size)", NULL, 1, 65536},
+    {"poll_timeout", RS_CONF_DURATION, "100ms",
+     offsetof(rs_ingest_conf_t, poll_timeout_ms), 0,
+     "longest wait for the first message of a batch", NULL, 0, 60000},
+    {"offset_reset", RS_CONF_ENUM, "earliest",
+     offsetof(rs_ingest_conf_t, offset_reset), 0,
+     "where to start without a committed offset or when it is out of range",
+     "earliest|latest", 0, 0},
+};
+
+const rs_conf_field_t *rs_ingest_conf_fields(int *n) {
+    *n = (int)RS_ARRAY_LEN(rs_ingest_fields);
+    return rs_ingest_fields;
+}
+
+void rs_ingest_conf_section(rs_conf_section_t *sec, rs_ingest_conf_t *conf) {
+    memset(sec, 0, sizeof(*sec));
+    sec->name = RS_INGEST_CONF_SECTION;
+    sec->desc = "Kafka topics, formats and the consumer group";
+    sec->fields = rs_ingest_fields;
+    sec->nfields = (int)RS_ARRAY_LEN(rs_ingest_fields);
+    sec->base = conf;
+}
+
+void rs_ingest_conf_init(rs_ingest_conf_t *conf) {
+    /* Defaults come from the table only: register in a throwaway registry,
+     * which fills them in. */
+    char errstr[256];
+    rs_conf_section_t sec;
+    memset(conf, 0, sizeof(*conf));
+    rs_ingest_conf_section(&sec, conf);
+    rs_conf_t *reg = rs_conf_new();
+    if (rs_conf_add_section(reg, &sec, errstr, sizeof(errstr)) != RS_OK)
+        rs_error("ingest", "topics defaults: %s", errstr); /* table bug */
+    rs_conf_destroy(reg);
+}
+
+/* --------------------------------------------------------------- callbacks */
+
+static void rs_ingest_parts_fmt(const rd_kafka_topic_partition_list_t *parts,
+                                char *buf, size_t size) {
+    size_t off = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < parts->cnt && off + 1 < size; i++) {
+        int w = snprintf(buf + off, size - off, "%s%s/%d", i ? " " : "",
+                         parts->elems[i].topic, (int)parts->elems[i].partition);
+        if (w < 0) break;
+        off += (size_t)w;
+    }
+    if (off >= size && size > 4) memcpy(buf + size - 4, "...", 4);
+}
+
+static void rs_ingest_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                                   rd_kafka_topic_partition_list_t *parts,
+                                   void *opaque) {
+    rs_ingest_t *ing = opaque;
+    int coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+    char buf[512];
+    rd_kafka_error_t *error = NULL;
+    rd_kafka_resp_err_t kerr = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+    rs_ingest_parts_fmt(parts, buf, sizeof(buf));
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        rs_info("ingest", "assigned %d partition(s): %s", parts->cnt, buf);
+        if (coop) error = rd_kafka_incremental_assign(rk, parts);
+        else kerr = rd_kafka_assign(rk, parts);
+        /* Keep backpressure across a rebalance. */
+        if (ing->paused) rd_kafka_pause_partitions(rk, parts);
+        RS_STORE(ing->c.assigned,
+                 (coop ? RS_LOAD(ing->c.assigned) : 0) + parts->cnt);
+        RS_INC(ing->c.rebalances);
+    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        int lost = rd_kafka_assignment_lost(rk);
+        rs_log(lost ? RS_LOG_WARN : RS_LOG_INFO, "ingest",
+               "%s %d partition(s): %s", lost ? "lost" : "revoked",
+               parts->cnt, buf);
+        /* Commit what was stored while we still own the partitions. */
+        if (!lost) rd_kafka_commit(rk, NULL, 0);
+        if (coop) error = rd_kafka_incremental_unassign(rk, parts);
+        else kerr = rd_kafka_assign(rk, NULL);
+        int64_t left = coop ? RS_LOAD(ing->c.assigned) - parts->cnt : 0;
+        RS_STORE(ing->c.assigned, left < 0 ? 0 : left);
+    } else {
+        rs_error("ingest", "rebalance failed: %s", rd_kafka_err2str(err));
+        kerr = rd_kafka_assign(rk, NULL);
+        RS_STORE(ing->c.assigned, 0);
+    }
+    if (error) {
+        rs_error("ingest", "rebalance: %s", rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    } else if (kerr) {
+        rs_error("ingest", "rebalance: %s", rd_kafka_err2str(kerr));
+    }
+}
+
+static void rs_ingest_error_cb(rd_kafka_t *rk, int err, const char *reason,
+                               void *opaque) {
+    rs_ingest_t *ing = opaque;
+    RS_INC(ing->c.errors);
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char fbuf[512];
+        rd_kafka_fatal_error(rk, fbuf, sizeof(fbuf));
+        rs_error("ingest", "%s: fatal error: %s", rd_kafka_name(rk), fbuf);
+        ing->fatal = 1;
+        return;
+    }
+    rs_warn("ingest", "%s: %s: %s", rd_kafka_name(rk),
+            rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
+/* Forget pending reject `slot` (message opaque: slot + 1, 0 = untracked). */
+static void rs_ingest_pend_done(rs_ingest_t *ing, void *opaque) {
+    intptr_t slot = (intptr_t)opaque - 1;
+    ing->dlq_pending--;
+    if (slot < 0) {
+        ing->pend_untracked--;
+        return;
+    }
+    ing->pend[slot].used = 0;
+    ing->npend--;
+    while (ing->pend_hi > 0 && !ing->pend[ing->pend_hi - 1].used)
+        ing->pend_hi--;
+}
+
+/* DLQ delivery report, served by rd_kafka_poll on ing->dlq (owner
+ * thread).  A failed delivery is copied (key, payload, headers, opaque)
+ * to the retry list, which rs_ingest_dlq_drain() produces again: a reject
+ * is never silently dropped. */
+static void rs_ingest_dlq_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
+                                void *opaque) {
+    rs_ingest_t *ing = opaque;
+    RS_UNUSED(rk);
+    if (!rkm->err) {
+        RS_INC(ing->c.dlq_delivered);
+        rs_ingest_pend_done(ing, rkm->_private);
+        return;
+    }
+    RS_INC(ing->c.dlq_failed);
+    rs_dlq_retry_t *re = malloc(sizeof(*re) + rkm->key_len + rkm->len);
+    if (!re) {
+        rs_ingest_pend_done(ing, rkm->_private);
+        rs_error("ingest", "dead-letter copy LOST: delivery failed (%s) and "
+                 "no memory to retry", rd_kafka_err2str(rkm->err));
+        return;
+    }
+    rd_kafka_headers_t *hdrs = NULL;
+    re->next = NULL;
+    re->hdrs = rd_kafka_message_headers(rkm, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR
+                   ? rd_kafka_headers_copy(hdrs) : NULL;
+    re->opaque = rkm->_private;
+    re->klen = rkm->key_len;
+    re->len = rkm->len;
+    if (rkm->key_len) memcpy(re->data, rkm->key, rkm->key_len);
+    if (rkm->len) memcpy(re->data + rkm->key_len, rkm->payload, rkm->len);
+    if (ing->retry_tail) ing->retry_tail->next = re;
+    else ing->retry_head = re;
+    ing->retry_tail = re;
+    rs_warn("ingest", "dead-letter delivery failed (%s): will retry",
+            rd_kafka_err2str(rkm->err));
+}
+
+/* Produce failed dead letters again, stopping at the first refusal. */
+static void rs_ingest_dlq_drain(rs_ingest_t *ing) {
+    while (ing->retry_head) {
+        rs_dlq_retry_t *re = ing->retry_head;
+        rd_kafka_headers_t *hdrs = re->hdrs ? rd_kafka_headers_copy(re->hdrs)
+                                            : NULL;
+        rd_kafka_resp_err_t kerr = rd_kafka_producev(
+            ing->dlq, RD_KAFKA_V_TOPIC(ing->conf.topic_dlq),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_KEY(re->data, re->klen),
+            RD_KAFKA_V_VALUE(re->data + re->klen, re->len),
+            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(re->opaque),
+            RD_KAFKA_V_END);
+        if (kerr) {
+            if (hdrs) rd_kafka_headers_destroy(hdrs);
+            int64_t now = rs_clock_mono_us();
+            if (kerr != RD_KAFKA_RESP_ERR__QUEUE_FULL &&
+                now - ing->retry_warn_us >= 1000000) {
+                ing->retry_warn_us = now;
+                rs_error("ingest", "dead-letter retry: %s (will retry)",
+                         rd_kafka_err2str(kerr));
+            }
+            return;
+        }
+        ing->retry_head = re->next;
+        if (!ing->retry_head) ing->retry_tail = NULL;
+        if (re->hdrs) rd_kafka_headers_destroy(re->hdrs);
+        free(re);
+    }
+}
+
+/* Serve DLQ delivery reports and retries until `done(ing, arg)` or the
+ * timeout.  Returns done's final value. */
+static int rs_ingest_dlq_wait(rs_ingest_t *ing, int timeout_ms,
+                              int (*done)(const rs_ingest_t *, const void *),
+                              const void *arg) {
+    int64_t deadline = rs_clock_mono_us() + (int64_t)timeout_ms * 1000;
+    while (!done(ing, arg)) {
+        if (rs_clock_mono_us() > deadline) return 0;
+        rd_kafka_poll(ing->dlq, 10);
+        rs_ingest_dlq_drain(ing);
+    }
+    return 1;
+}
+
+static int rs_ingest_dlq_idle(const rs_ingest_t *ing, const void *arg) {
+    RS_UNUSED(arg);
+    return ing->dlq_pending == 0;
+}
+
+static int rs_ingest_dlq_has_slot(const rs_ingest_t *ing, const void *arg) {
+    RS_UNUSED(arg);
+    return ing->npend < RS_DLQ_PEND_MAX;
+}
+
+/* ----------------------------------------------------------------- create */
+
+rs_ingest_t *rs_ingest_new(const rs_ingest_conf_t *conf,
+                           const rs_kv_t *kafka_props, const char *bootstrap,
+                           char *errstr, size_t errstr_size) {
+    /* The last row only for the embedded broker: the mock holds every
+     * Fetch for fetch.wait.max.ms even when data arrives (a real broker
+     * answers as soon as fetch.min.bytes are there), which would add up to
+     * 500 ms (the default) to every event's latency. */
+    static const char *const consumer_defaults[][2] = {
+        {"enable.auto.commit", "true"},
+        {"auto.commit.interval.ms", "1000"},
+        {"enable.partition.eof", "false"},
+        {"fetch.wait.max.ms", "5"},
+    };
+    int embedded = !conf->brokers[0];
+    static const char *const dlq_defaults[][2] = {
+        {"enable.idempotence", "true"},
+        {"linger.ms", "5"},
+    };
+    rs_ingest_t *ing = NULL;
+    rd_kafka_conf_t *kconf = NULL;
+    rd_kafka_topic_partition_list_t *topics = NULL;
+    rd_kafka_resp_err_t kerr;
+    char buf[512];
+
+    if (!bootstrap || !*bootstrap) bootstrap = conf->brokers;
+    if (!*bootstrap && !(kafka_props &&
+                         rs_kv_get(kafka_props, "bootstrap.servers"))) {
+        rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                "ingest: no Kafka brokers (topics.brokers or "
+                "kafka.bootstrap.servers)");
+        return NULL;
+    }
+    if (!conf->group_id[0] || !conf->topic_events[0] ||
+        !conf->topic_labels[0] || !conf->topic_dlq[0]) {
+        rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                "ingest: group_id and the events, labels and dlq topic names "
+                "must not be empty");
+        return NULL;
+    }
+    ing = rs_calloc(1, sizeof(*ing));
+    ing->conf = *conf;
+    ing->pend = rs_calloc(RS_DLQ_PEND_MAX, sizeof(*ing->pend));
+
+    /* Consumer: our defaults < `kafka:` section < settings that the
+     * delivery guarantee depends on. */
+    if (rs_kafka_conf_build_for(RD_KAFKA_CONSUMER, kafka_props, bootstrap,
+                                consumer_defaults,
+                                (int)RS_ARRAY_LEN(consumer_defaults) -
+                                    (embedded ? 0 : 1), &kconf,
+                                errstr, errstr_size) != RS_OK ||
+        rs_kafka_conf_set1(kconf, "group.id", conf->group_id, errstr,
+                           errstr_size) != RS_OK ||
+        rs_kafka_conf_set1(kconf, "enable.auto.offset.store", "false", errstr,
+                           errstr_size) != RS_OK ||
+        rs_kafka_conf_set1(kconf, "auto.offset.reset",
+                           conf->offset_reset == RS_OFFSET_LATEST ? "latest"
+                                                                  : "earliest",
+                           errstr, errstr_size) != RS_OK)
+        goto fail;
+    rd_kafka_conf_set_opaque(kconf, ing);
+    rd_kafka_conf_set_rebalance_cb(kconf, rs_ingest_rebalance_cb);
+    rd_kafka_conf_set_error_cb(kconf, rs_ingest_error_cb);
+    ing->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kconf, buf, sizeof(buf));
+    if (!ing->rk) {
+        rs_errf(errstr, errstr_size, RS_ERR_KAFKA, "ingest: consumer: %s", buf);
+        goto fail;
+    }
+    kconf = NULL; /* owned by rk */
+    /* Serve errors and logs from rd_kafka_consumer_poll. */
+    rd_kafka_poll_set_consumer(ing->rk);
+    ing->rkt[RS_MSG_TOPIC_EVENTS] =
+        rd_kafka_topic_new(ing->rk, conf->topic_events, NULL);
+    ing->rkt[RS_MSG_TOPIC_LABELS] =
+        rd_kafka_topic_new(ing->rk, conf->topic_labels, NULL);
+    if (!ing->rkt[0] || !ing->rkt[1]) {
+        rs_errf(errstr, errstr_size, RS_ERR_KAFKA, "ingest: topic: %s",
+                rd_kafka_err2str(rd_kafka_last_error()));
+        goto fail;
+    }
+
+    /* Dead-letter producer. */
+    if (rs_kafka_conf_build_for(RD_KAFKA_PRODUCER, kafka_props, bootstrap,
+                                dlq_defaults, (int)RS_ARRAY_LEN(dlq_defaults),
+                                &kconf, errstr, errstr_size) != RS_OK)
+        goto fail;
+    rd_kafka_conf_set_opaque(kconf, ing);
+    rd_kafka_conf_set_dr_msg_cb(kconf, rs_ingest_dlq_dr_cb);
+    ing->dlq = rd_kafka_new(RD_KAFKA_PRODUCER, kconf, buf, sizeof(buf));
+    if (!ing->dlq) {
+        rs_errf(errstr, errstr_size, RS_ERR_KAFKA, "ingest: DLQ producer: %s",
+                buf);
+        goto fail;
+    }
+    kconf = NULL;
+
+    topics = rd_kafka_topic_partition_list_new(2);
+    rd_kafka_topic_partition_list_add(topics, conf->topic_events,
+                                      RD_KAFKA_PARTITION_UA);
+    rd_kafka_topic_partition_list_add(topics, conf->topic_labels,
+                                      RD_KAFKA_PARTITION_UA);
+    kerr = rd_kafka_subscribe(ing->rk, topics);
+    if (kerr) {
+        rs_errf(errstr, errstr_size, RS_ERR_KAFKA, "ingest: subscribe: %s",
+                rd_kafka_err2str(kerr));
+        goto fail;
+    }
+    rd_kafka_topic_partition_list_destroy(topics);
+    rs_info("ingest", "consumer group '%s' subscribed to '%s' (%s) and '%s' "
+            "(%s); dead letters to '%s'", conf->group_id, conf->topic_events,
+            conf->events_format == RS_FORMAT_PROTOBUF ? "protobuf" : "json",
+            conf->topic_labels,
+            conf->labels_format == RS_FORMAT_PROTOBUF ? "protobuf" : "json",
+            conf->topic_dlq);
+    return ing;
+fail:
+    if (topics) rd_kafka_topic_partition_list_destroy(topics);
+    if (kconf) rd_kafka_conf_destroy(kconf);
+    rs_ingest_destroy(ing);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------- poll */
+
+static void rs_ingest_warn_reject(rs_ingest_t *ing, const char *src,
+                                  const char *reason) {
+    int64_t now = rs_clock_mono_us();
+    if (ing->warn_last_us && now - ing->warn_last_us < 1000000) {
+        ing->warn_suppressed++;
+        return;
+    }
+    if (ing->warn_suppressed)
+        rs_warn("ingest", "rejected %s: %s (and %llu more since the last "
+                "report)", src, reason,
+                (unsigned long long)ing->warn_suppressed);
+    else
+        rs_warn("ingest", "rejected %s: %s", src, reason);
+    ing->warn_last_us = now;
+    ing->warn_suppressed = 0;
+}
+
+/* Send a rejected message to the dead-letter topic: original key, payload
+ * and headers plus rs-error and rs-source.  Retries while the local queue
+ * is full; a payload too big for the DLQ goes without its body. */
+static void rs_ingest_dead_letter(rs_ingest_t *ing,
+                                  const rd_kafka_message_t *rkm, int topic,
+                                  const char *src, const char *reason) {
+    /* Track the reject until the DLQ acknowledges it. */
+    intptr_t slot = -1;
+    rs_ingest_dlq_wait(ing, 1000, rs_ingest_dlq_has_slot, NULL);
+    for (int i = 0; i < RS_DLQ_PEND_MAX; i++)
+        if (!ing->pend[i].used) {
+            slot = i;
+            break;
+        }
+    const void *payload = rkm->payload;
+    size_t len = rkm->len;
+    char nbuf[32];
+    for (int attempt = 0; attempt < 100; attempt++) {
+        rd_kafka_headers_t *orig = NULL, *hdrs;
+        if (rd_kafka_message_headers(rkm, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR)
+            hdrs = rd_kafka_headers_copy(orig);
+        else
+            hdrs = rd_kafka_headers_new(2);
+        rd_kafka_header_add(hdrs, "rs-error", -1, reason, -1);
+        rd_kafka_header_add(hdrs, "rs-source", -1, src, -1);
+        if (!payload && len) {
+            snprintf(nbuf, sizeof(nbuf), "%zu", len);
+            rd_kafka_header_add(hdrs, "rs-payload-dropped", -1, nbuf, -1);
+        }
+        rd_kafka_resp_err_t kerr = rd_kafka_producev(
+            ing->dlq, RD_KAFKA_V_TOPIC(ing->conf.topic_dlq),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_KEY(rkm->key, rkm->key_len),
+            RD_KAFKA_V_VALUE((void *)payload, payload ? len : 0),
+            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE((void *)(slot + 1)),
+            RD_KAFKA_V_END);
+        if (!kerr) {
+            ing->dlq_pending++;
+            if (slot < 0) {
+                ing->pend_untracked++;
+                return;
+            }
+            ing->pend[slot] = (rs_dlq_pend_t){1, topic, rkm->partition,
+                                              rkm->offset};
+            ing->npend++;
+            if (slot + 1 > ing->pend_hi) ing->pend_hi = (int)slot + 1;
+            return;
+        }
+        rd_kafka_headers_destroy(hdrs);
+        if (kerr == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE && payload) {
+            payload = NULL; /* keep len for the header */
+            continue;
+        }
+        if (kerr != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            RS_INC(ing->c.dlq_failed);
+            rs_error("ingest", "dead-letter %s LOST: %s", src,
+                     rd_kafka_err2str(kerr));
+            return;
+        }
+        rd_kafka_poll(ing->dlq, 100); /* backpressure */
+    }
+    RS_INC(ing->c.dlq_failed);
+    rs_error("ingest", "dead-letter %s LOST: DLQ queue full for 10 s", src);
+}
+
+/* Decode one Kafka message into *m.  Returns 1 if *m is filled, 0 if the
+ * message is not for us. */
+static int rs_ingest_decode(rs_ingest_t *ing, const rd_kafka_message_t *rkm,
+                            rs_msg_t *m) {
+    const char *tname = rd_kafka_topic_name(rkm->rkt);
+    int topic;
+    if (!strcmp(tname, ing->conf.topic_events)) topic = RS_MSG_TOPIC_EVENTS;
+    else if (!strcmp(tname, ing->conf.topic_labels)) topic = RS_MSG_TOPIC_LABELS;
+    else {
+        rs_debug("ingest", "ignoring message from topic '%s'", tname);
+        return 0;
+    }
+    RS_INC(ing->c.consumed);
+    m->topic = topic;
+    m->partition = rkm->partition;
+    m->offset = rkm->offset;
+    m->produced_ms = rd_kafka_message_timestamp(rkm, NULL);
+    m->received_us = rs_clock_mono_us();
+    m->reason[0] = '\0';
+
+    rs_err_t err;
+    if (!rkm->payload || rkm->len == 0) {
+        err = rs_errf(m->reason, sizeof(m->reason), RS_ERR_INVALID,
+                      "empty payload");
+    } else if (rkm->len > RS_MSG_MAX) {
+        err = rs_errf(m->reason, sizeof(m->reason), RS_ERR_TOOBIG,
+                      "message of %zu bytes exceeds the %d byte limit",
+                      rkm->len, RS_MSG_MAX);
+    } else if (topic == RS_MSG_TOPIC_EVENTS) {
+        err = rs_event_decode((rs_format_t)ing->conf.events_format,
+                              rkm->payload, rkm->len, &m->ev, m->reason,
+                              sizeof(m->reason));
+        m->kind = RS_MSG_EVENT;
+    } else {
+        err = rs_label_decode((rs_format_t)ing->conf.labels_format,
+                              rkm->payload, rkm->len, &m->lb, m->reason,
+                              sizeof(m->reason));
+        m->kind = RS_MSG_LABEL;
+    }
+    if (err == RS_OK) {
+        if (m->kind == RS_MSG_EVENT) RS_INC(ing->c.events);
+        else RS_INC(ing->c.labels);
+        return 1;
+    }
+    if (!m->reason[0]) rs_strlcpy(m->reason, rs_err_str(err), sizeof(m->reason));
+    m->kind = RS_MSG_REJECT;
+    RS_INC(ing->c.rejected);
+    char src[300];
+    snprintf(src, sizeof(src), "%s/%d/%lld", tname, (int)rkm->partition,
+             (long long)rkm->offset);
+    rs_ingest_warn_reject(ing, src, m->reason);
+    rs_ingest_dead_letter(ing, rkm, topic, src, m->reason);
+    return 1;
+}
+
+/* A consumer error event (not a message). */
+static void rs_ingest_consumer_error(rs_ingest_t *ing,
+                                     const rd_kafka_message_t *rkm) {
+    const char *tname = rkm->rkt ? rd_kafka_topic_name(rkm->rkt) : "-";
+    switch (rkm->err) {
+    case RD_KAFKA_RESP_ERR__PARTITION_EOF:
+        return; /* only with enable.partition.eof=true: not an error */
+    case RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE:
+    case RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET:
+        RS_INC(ing->c.offset_resets);
+        RS_INC(ing->c.errors);
+        rs_error("ingest", "%s [%d]: offset out of range (consumer fell "
+                 "behind retention?): %s; reset policy: %s", tname,
+                 (int)rkm->partition, rd_kafka_message_errstr(rkm),
+                 ing->conf.offset_reset == RS_OFFSET_LATEST ? "latest"
+                                                            : "earliest");
+        return;
+    case RD_KAFKA_RESP_ERR__FATAL: {
+        char fbuf[512];
+        rd_kafka_fatal_error(ing->rk, fbuf, sizeof(fbuf));
+        rs_error("ingest", "fatal consumer error: %s", fbuf);
+        ing->fatal = 1;
+        RS_INC(ing->c.errors);
+        return;
+    }
+    default:
+        RS_INC(ing->c.errors);
+        rs_warn("ingest", "consumer error on %s [%d]: %s: %s", tname,
+                (int)rkm->partition, rd_kafka_err2name(rkm->err),
+                rd_kafka_message_errstr(rkm));
+    }
+}
+
+int rs_ingest_poll(rs_ingest_t *ing, rs_msg_t *msgs, int max, int timeout_ms) {
+    int n = 0;
+    if (ing->fatal) return -RS_ERR_KAFKA;
+    rd_kafka_poll(ing->dlq, 0); /* DLQ delivery reports */
+    rs_ingest_dlq_drain(ing);
+    int64_t deadline = rs_clock_mono_us() + (int64_t)RS_MAX(timeout_ms, 0) * 1000;
+    while (n < max) {
+        int wait = 0;
+        if (n == 0) {
+            int64_t left = deadline - rs_clock_mono_us();
+            wait = left > 0 ? (int)((left + 999) / 1000) : 0;
+        }
+        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(ing->rk, wait);
+        if (!rkm) {
+            if (n > 0 || wait == 0) break;
+            continue;
+        }
+        if (rkm->err) rs_ingest_consumer_error(ing, rkm);
+        else if (rs_ingest_decode(ing, rkm, &msgs[n])) n++;
+        rd_kafka_message_destroy(rkm);
+        if (ing->fatal) break;
+    }
+    if (ing->fatal && n == 0) return -RS_ERR_KAFKA;
+    return n;
+}
+
+/* ------------------------------------------------------------ offsets */
+
+/* 1 if storing `offset` would pass a reject whose DLQ copy is pending. */
+static int rs_ingest_dlq_blocks(const rs_ingest_t *ing, int topic,
+                                int32_t partition, int64_t offset) {
+    if (ing->pend_untracked > 0) return 1;
+    for (int i = 0; i < ing->pend_hi; i++) {
+        const rs_dlq_pend_t *p = &ing->pend[i];
+        if (p->used && p->topic == topic && p->partition == partition &&
+            p->offset <= offset)
+            return 1;
+    }
+    return 0;
+}
+
+static int rs_ingest_dlq_unblocked(const rs_ingest_t *ing, const void *arg) {
+    const rs_dlq_pend_t *at = arg;
+    return !rs_ingest_dlq_blocks(ing, at->topic, at->partition, at->offset);
+}
+
+rs_err_t rs_ingest_store_offset(rs_ingest_t *ing, int topic,
+                                int32_t partition, int64_t offset) {
+    if (topic != RS_MSG_TOPIC_EVENTS && topic != RS_MSG_TOPIC_LABELS)
+        return RS_ERR_INVALID;
+    if (ing->dlq_pending > 0 &&
+        rs_ingest_dlq_blocks(ing, topic, partition, offset)) {
+        rs_dlq_pend_t at = {1, topic, partition, offset};
+        if (!rs_ingest_dlq_wait(ing, RS_DLQ_STORE_WAIT_MS,
+                                rs_ingest_dlq_unblocked, &at)) {
+            rs_warn("ingest", "%lld dead-letter message(s) not acknowledged "
+                    "yet: offset not stored", (long long)ing->dlq_pending);
+            return RS_ERR_AGAIN;
+        }
+    }
+    rd_kafka_resp_err_t kerr =
+        rd_kafka_offset_store(ing->rkt[topic], partition, offset);
+    if (kerr == RD_KAFKA_RESP_ERR__STATE) {
+        rs_debug("ingest", "offset of %s/%d not stored: partition no longer "
+                 "assigned", rd_kafka_topic_name(ing->rkt[topic]),
+                 (int)partition);
+        return RS_OK;
+    }
+    if (kerr) {
+        rs_error("ingest", "offset store %s/%d: %s",
+                 rd_kafka_topic_name(ing->rkt[topic]), (int)partition,
+                 rd_kafka_err2str(kerr));
+        return RS_ERR_KAFKA;
+    }
+    return RS_OK;
+}
+
+rs_err_t rs_ingest_store(rs_ingest_t *ing, const rs_msg_t *msgs, int n) {
+    for (int i = 0; i < n; i++) {
+        rs_err_t err = rs_ingest_store_offset(ing, msgs[i].topic,
+                                              msgs[i].partition,
+                                              msgs[i].offset);
+        if (err != RS_OK) return err;
+    }
+    return RS_OK;
+}
+
+rs_err_t rs_ingest_commit_sync(rs_ingest_t *ing, char *errstr,
+                               size_t errstr_size) {
+    rd_kafka_resp_err_t kerr = rd_kafka_commit(ing->rk, NULL, 0);
+    if (kerr && kerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        return rs_errf(errstr, errstr_size, RS_ERR_KAFKA, "commit: %s",
+                       rd_kafka_err2str(kerr));
+    return RS_OK;
+}
+
+static rs_err_t rs_ingest_pause_resume(rs_ingest_t *ing, int pause) {
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    rd_kafka_resp_err_t kerr = rd_kafka_assignment(ing->rk, &parts);
+    if (!kerr)
+        kerr = pause ? rd_kafka_pause_partitions(ing->rk, parts)
+                     : rd_kafka_resume_partitions(ing->rk, parts);
+    if (parts) rd_kafka_topic_partition_list_destroy(parts);
+    if (kerr) {
+        rs_error("ingest", "%s: %s", pause ? "pause" : "resume",
+                 rd_kafka_err2str(kerr));
+        return RS_ERR_KAFKA;
+    }
+    ing->paused = pause;
+    return RS_OK;
+}
+
+rs_err_t rs_ingest_pause(rs_ingest_t *ing) {
+    return rs_ingest_pause_resume(ing, 1);
+}
+
+rs_err_t rs_ingest_resume(rs_ingest_t *ing) {
+    return rs_ingest_pause_resume(ing, 0);
+}
+
+void rs_ingest_stats(const rs_ingest_t *ing, rs_ingest_stats_t *st) {
+    rs_ingest_counters_t *c = (rs_ingest_counters_t *)&ing->c;
+    st->consumed = RS_LOAD(c->consumed);
+    st->events = RS_LOAD(c->events);
+    st->labels = RS_LOAD(c->labels);
+    st->rejected = RS_LOAD(c->rejected);
+    st->errors = RS_LOAD(c->errors);
+    st->offset_resets = RS_LOAD(c->offset_resets);
+    st->dlq_delivered = RS_LOAD(c->dlq_delivered);
+    st->dlq_failed = RS_LOAD(c->dlq_failed);
+    st->assigned = RS_LOAD(c->assigned);
+    st->rebalances = RS_LOAD(c->rebalances);
+}
+
+rd_kafka_t *rs_ingest_handle(rs_ingest_t *ing) { return ing->rk; }
+
+void rs_ingest_destroy(rs_ingest_t *ing) {
+    if (!ing) return;
+    if (ing->dlq) {
+        rs_ingest_dlq_wait(ing, RS_DLQ_CLOSE_WAIT_MS, rs_ingest_dlq_idle,
+                           NULL);
+        if (ing->dlq_pending > 0)
+            rs_error("ingest", "%lld dead-letter message(s) undelivered at "
+                     "close", (long long)ing->dlq_pending);
+    }
+    if (ing->rk) {
+        /* Commits stored offsets (revoke callback) and leaves the group. */
+        rd_kafka_resp_err_t kerr = rd_kafka_consumer_close(ing->rk);
+        if (kerr)
+            rs_warn("ingest", "consumer close: %s", rd_kafka_err2str(kerr));
+        for (int i = 0; i < 2; i++)
+            if (ing->rkt[i]) rd_kafka_topic_destroy(ing->rkt[i]);
+        rd_kafka_destroy(ing->rk);
+    }
+    if (ing->dlq) rd_kafka_destroy(ing->dlq);
+    while (ing->retry_head) {
+        rs_dlq_retry_t *re = ing->retry_head;
+        ing->retry_head = re->next;
+        if (re->hdrs) rd_kafka_headers_destroy(re->hdrs);
+        free(re);
+    }
+    rs_free(ing->pend);
+    rs_free(ing);
+}

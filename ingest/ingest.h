@@ -1,0 +1,285 @@
+/* ingest.h -- Kafka in: the embedded broker, the consumer and shared Kafka
+ * client plumbing.  First stage of the flow
+ * ingest -> features -> model -> scoring -> sinks.
+ *
+ * Design notes
+ * - Embedded broker (rs_cluster_t): librdkafka's mock cluster on a dedicated
+ *   rd_kafka_t, listening on 127.0.0.1 ephemeral ports, so external clients
+ *   (kcat) can use it.  The mock keeps only ~5 MB per partition: it is for
+ *   demos and tests, not for retention.
+ * - Consumer (rs_ingest_t): ONE consumer group subscribed to the events and
+ *   labels topics.  At-least-once: enable.auto.offset.store=false, so an
+ *   offset only becomes committable when the caller hands the message back
+ *   through rs_ingest_store() -- after its results were acknowledged by the
+ *   sinks.  Auto-commit then commits stored offsets in the background;
+ *   rs_ingest_commit_sync() and rs_ingest_destroy() commit synchronously.
+ * - Bad input never stops a partition: a message that fails to decode or
+ *   validate (or is empty, or bigger than RS_MSG_MAX) is counted, produced
+ *   to the dead-letter topic with its original key and payload plus headers
+ *   "rs-error" (reason) and "rs-source" ("topic/partition/offset"), logged
+ *   at warn (rate-limited) and returned as RS_MSG_REJECT, so the caller
+ *   stores its offset with the rest of the batch.  An offset is never
+ *   stored past a reject whose DLQ copy is not yet acknowledged.
+ * - No allocation per message: rs_ingest_poll decodes straight into the
+ *   caller's preallocated rs_msg_t array.
+ * - Latency: with the embedded broker (topics.brokers empty) the consumer
+ *   defaults to fetch.wait.max.ms=5, because the mock holds every Fetch
+ *   for that long even when data arrives (librdkafka's default 500 ms
+ *   would add ~500 ms per event).  Real brokers answer at once.
+ *
+ * - Mock quirk: once a group had members, a new member's JoinGroup waits
+ *   session.timeout.ms - 1 s (44 s by default) even if the group is empty.
+ *   Tests that restart a consumer set kafka.consumer.session.timeout.ms.
+ *
+ * Kafka client properties (the `kafka:` passthrough section of the config,
+ * an rs_kv_t) are applied with rd_kafka_conf_set one by one; an invalid one
+ * is RS_ERR_CONFIG naming the key.  "consumer.<prop>" / "producer.<prop>"
+ * apply <prop> to that client type only (see rs_kafka_conf_build_for).
+ * librdkafka's own logs go through rs_log (module "kafka").  Property
+ * values are never logged.
+ *
+ * Threads: an rs_ingest_t is owned by one thread (the service loop); the
+ * only exception is rs_ingest_stats(), which may be called from any thread.
+ * rs_cluster_t functions may be called from any thread.
+ */
+#ifndef RS_INGEST_H
+#define RS_INGEST_H
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include "common/common.h"
+#include "common/config.h"
+#include "proto/proto.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------- embedded broker */
+
+typedef struct rs_cluster_s rs_cluster_t;
+
+/* Start an in-process mock Kafka cluster of `brokers` brokers and create
+ * `ntopics` topics with `partitions` partitions each (replication factor
+ * min(3, brokers)).  Returns NULL with errstr on failure.  Free with
+ * rs_cluster_destroy(); clients connected to it should be destroyed first.
+ * @locality any thread */
+rs_cluster_t *rs_cluster_new(int brokers, const char *const *topics,
+                             int ntopics, int partitions, char *errstr,
+                             size_t errstr_size);
+
+/* "127.0.0.1:port,..." -- owned by the cluster, valid until destroy.
+ * @locality any thread */
+const char *rs_cluster_bootstraps(const rs_cluster_t *cluster);
+
+/* The mock cluster, for fault injection (rd_kafka_mock_push_request_errors,
+ * rd_kafka_mock_broker_set_down, ...).  Owned by the cluster.
+ * @locality any thread */
+rd_kafka_mock_cluster_t *rs_cluster_mock(rs_cluster_t *cluster);
+
+/* Stop the cluster.  NULL is a no-op.  @locality any thread */
+void rs_cluster_destroy(rs_cluster_t *cluster);
+
+/* ----------------------------------------------------------- configuration */
+
+/* Section name of rs_ingest_conf_t in the YAML config. */
+#define RS_INGEST_CONF_SECTION "topics"
+
+typedef enum rs_offset_reset_e {
+    RS_OFFSET_EARLIEST = 0,
+    RS_OFFSET_LATEST = 1
+} rs_offset_reset_t;
+
+/* `topics:` section.  Filled with defaults by rs_conf_add_section() or
+ * rs_ingest_conf_init().  Keys (type, default):
+ *   brokers          string   ""          "" = start the embedded broker
+ *   group_id         string   riskstream  consumer group
+ *   events           string   events      events topic
+ *   labels           string   labels      labels topic
+ *   scores           string   scores      scores topic
+ *   alerts           string   alerts      alerts topic (review/decline/alert)
+ *   dlq              string   events.dlq  dead-letter topic
+ *   events_format    enum     json        json|protobuf
+ *   labels_format    enum     json        json|protobuf
+ *   partitions       int      4           partitions of embedded topics
+ *   batch_max        int      512         messages per poll
+ *   poll_timeout     duration 100ms       wait for the first message
+ *   offset_reset     enum     earliest    earliest|latest (no committed
+ *                                         offset, or out of range)
+ */
+typedef struct rs_ingest_conf_s {
+    char brokers[512];
+    char group_id[128];
+    char topic_events[128];
+    char topic_labels[128];
+    char topic_scores[128];
+    char topic_alerts[128];
+    char topic_dlq[128];
+    int events_format;     /* rs_format_t */
+    int labels_format;     /* rs_format_t */
+    int64_t partitions;
+    int64_t batch_max;
+    int64_t poll_timeout_ms;
+    int offset_reset;      /* rs_offset_reset_t */
+} rs_ingest_conf_t;
+
+/* The field table (static, never freed); *n gets the row count.
+ * @locality any thread */
+const rs_conf_field_t *rs_ingest_conf_fields(int *n);
+
+/* Fill `sec` (caller-owned, must outlive the rs_conf_t it is added to) to
+ * register `conf` as the RS_INGEST_CONF_SECTION section.
+ * @locality any thread */
+void rs_ingest_conf_section(rs_conf_section_t *sec, rs_ingest_conf_t *conf);
+
+/* Set every field of `conf` to its default (from the table).
+ * @locality any thread */
+void rs_ingest_conf_init(rs_ingest_conf_t *conf);
+
+/* ------------------------------------------------------- Kafka client glue */
+
+/* Build a client configuration for a client of `type` (RD_KAFKA_CONSUMER
+ * or RD_KAFKA_PRODUCER; -1: no type): librdkafka's log callback routed to
+ * rs_log, an error callback that logs, client.id "riskstream", then the
+ * module's {key, value} defaults[0..ndefaults) that `props` does not set,
+ * then every property of `props` (may be NULL) in order, then
+ * bootstrap.servers = `bootstrap` if non-NULL and non-empty.
+ *
+ * Scoping: a key "consumer.<prop>" or "producer.<prop>" in props applies
+ * <prop> only to clients of that type (and wins over a plain <prop>), so
+ * consumer settings in the `kafka:` section do not make producers warn.
+ *
+ * An invalid property is RS_ERR_CONFIG naming the key (never its value).
+ * On success *out is a new conf owned by the caller (pass it to
+ * rd_kafka_new, which takes it, or rd_kafka_conf_destroy it).
+ * @locality any thread */
+rs_err_t rs_kafka_conf_build_for(int type, const rs_kv_t *props,
+                                 const char *bootstrap,
+                                 const char *const (*defaults)[2],
+                                 int ndefaults, rd_kafka_conf_t **out,
+                                 char *errstr, size_t errstr_size);
+
+/* rs_kafka_conf_build_for(-1, props, bootstrap, NULL, 0, ...): plain keys
+ * only (scoped keys are skipped).  Also the way to validate the `kafka:`
+ * section up front (config error -> exit 2).  @locality any thread */
+rs_err_t rs_kafka_conf_build(const rs_kv_t *props, const char *bootstrap,
+                             rd_kafka_conf_t **out, char *errstr,
+                             size_t errstr_size);
+
+/* A producer for the CLI generator and tests: idempotent, linger.ms 5,
+ * batches of up to 10000 messages, `props` applied on top.  Delivery
+ * failures are counted and logged (rate-limited); see
+ * rs_kafka_producer_failed().  Free with rd_kafka_flush + rd_kafka_destroy.
+ * Returns NULL with errstr on failure.  @locality any thread */
+rd_kafka_t *rs_kafka_producer_new(const rs_kv_t *props, const char *bootstrap,
+                                  char *errstr, size_t errstr_size);
+
+/* Number of messages whose delivery failed, over every producer made by
+ * rs_kafka_producer_new() in this process.  @locality any thread */
+uint64_t rs_kafka_producer_failed(void);
+
+/* ---------------------------------------------------------------- consumer */
+
+typedef enum rs_msg_kind_e {
+    RS_MSG_EVENT = 0,   /* `ev` is valid                                 */
+    RS_MSG_LABEL = 1,   /* `lb` is valid                                 */
+    RS_MSG_REJECT = 2   /* bad input, sent to the DLQ; `reason` says why */
+} rs_msg_kind_t;
+
+#define RS_MSG_TOPIC_EVENTS 0
+#define RS_MSG_TOPIC_LABELS 1
+
+/* One consumed message, decoded.  Plain memory: arrays of these are
+ * allocated once by the caller. */
+typedef struct rs_msg_s {
+    rs_msg_kind_t kind;
+    int32_t partition;
+    int64_t offset;
+    int topic;             /* RS_MSG_TOPIC_EVENTS or RS_MSG_TOPIC_LABELS */
+    int64_t produced_ms;   /* Kafka message timestamp, -1 if none        */
+    int64_t received_us;   /* rs_clock_mono_us() when polled             */
+    rs_event_t ev;
+    rs_label_t lb;
+    char reason[160];      /* RS_MSG_REJECT only                         */
+} rs_msg_t;
+
+typedef struct rs_ingest_s rs_ingest_t;
+
+/* Create the consumer (and its DLQ producer) and subscribe to
+ * conf->topic_events and conf->topic_labels in group conf->group_id.
+ * Brokers: `bootstrap` if non-NULL and non-empty, else conf->brokers, else
+ * bootstrap.servers from `kafka_props`.  `conf` and `kafka_props` are
+ * copied as needed (they need not outlive the consumer).  Returns NULL
+ * with errstr on failure.  To tell a configuration error (exit 2) from a
+ * runtime one, check the properties first with rs_kafka_conf_build().
+ * @locality the owner thread */
+rs_ingest_t *rs_ingest_new(const rs_ingest_conf_t *conf,
+                           const rs_kv_t *kafka_props, const char *bootstrap,
+                           char *errstr, size_t errstr_size);
+
+/* Wait up to timeout_ms for the first message, then take whatever else is
+ * ready without waiting, up to `max` messages, decoded into msgs[0..n).
+ * Returns n >= 0, or -RS_ERR_KAFKA if the consumer hit a fatal error
+ * (the service must stop).  Transient consumer errors are logged and
+ * counted, never returned.  Also serves the DLQ producer's callbacks.
+ * @locality the owner thread */
+int rs_ingest_poll(rs_ingest_t *ing, rs_msg_t *msgs, int max, int timeout_ms);
+
+/* Mark one consumed message as processed: offset+1 of (topic, partition)
+ * becomes committable.  `topic` is rs_msg_t.topic (RS_MSG_TOPIC_*),
+ * `offset` is rs_msg_t.offset (the message's own offset).  Call only once
+ * every result derived from it (and from every earlier message of the
+ * partition) is acknowledged.  If a reject at or before this offset of the
+ * partition still awaits its DLQ acknowledgement, waits up to 5 s for it
+ * and returns RS_ERR_AGAIN (nothing stored; retry later) if it is still
+ * pending.  A partition no longer assigned (after a rebalance) is skipped
+ * silently (RS_OK): the new owner re-reads it.  No allocation.
+ * @locality the owner thread */
+rs_err_t rs_ingest_store_offset(rs_ingest_t *ing, int topic,
+                                int32_t partition, int64_t offset);
+
+/* rs_ingest_store_offset() for msgs[0..n), in order; stops at the first
+ * error.  @locality the owner thread */
+rs_err_t rs_ingest_store(rs_ingest_t *ing, const rs_msg_t *msgs, int n);
+
+/* Commit the stored offsets now and wait for the result (shutdown).
+ * RS_OK also when there was nothing to commit.  @locality the owner
+ * thread */
+rs_err_t rs_ingest_commit_sync(rs_ingest_t *ing, char *errstr,
+                               size_t errstr_size);
+
+/* Pause / resume fetching on every assigned partition (backpressure).
+ * While paused, partitions assigned by a rebalance are paused too.  @locality the owner thread */
+rs_err_t rs_ingest_pause(rs_ingest_t *ing);
+rs_err_t rs_ingest_resume(rs_ingest_t *ing);
+
+typedef struct rs_ingest_stats_s {
+    uint64_t consumed;      /* messages received (all kinds)             */
+    uint64_t events;        /* RS_MSG_EVENT returned                     */
+    uint64_t labels;        /* RS_MSG_LABEL returned                     */
+    uint64_t rejected;      /* RS_MSG_REJECT returned                    */
+    uint64_t errors;        /* consumer errors (transient)               */
+    uint64_t offset_resets; /* offset out of range -> auto reset         */
+    uint64_t dlq_delivered; /* rejects acknowledged by the DLQ topic     */
+    uint64_t dlq_failed;    /* DLQ delivery failures (each retried)      */
+    int64_t assigned;       /* partitions currently assigned             */
+    int64_t rebalances;     /* assignments received                      */
+} rs_ingest_stats_t;
+
+/* Counter snapshot.  @locality any thread (relaxed atomics) */
+void rs_ingest_stats(const rs_ingest_t *ing, rs_ingest_stats_t *st);
+
+/* The consumer handle, for advanced use (lag queries, the consumer group
+ * metadata of a transactional producer).  Owned by ing; do not poll it.
+ * @locality the owner thread */
+rd_kafka_t *rs_ingest_handle(rs_ingest_t *ing);
+
+/* Flush the DLQ producer, commit stored offsets, leave the group and free
+ * everything.  NULL is a no-op.  @locality the owner thread */
+void rs_ingest_destroy(rs_ingest_t *ing);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RS_INGEST_H */

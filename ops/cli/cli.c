@@ -1,0 +1,113 @@
+/* cli.c -- helpers shared by the subcommands. */
+#include <stdarg.h>
+#include <string.h>
+
+#include "cli.h"
+
+volatile sig_atomic_t rs_cli_stop;
+
+static void rs_cli_on_signal(int sig) {
+    RS_UNUSED(sig);
+    rs_cli_stop = 1;
+}
+
+void rs_cli_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = rs_cli_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+int rs_cli_usage_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "riskstream %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n");
+    return RS_EXIT_USAGE;
+}
+
+int rs_cli_load_conf(const char *cmd, rs_app_conf_t *app,
+                     const rs_cli_common_t *co) {
+    char errstr[512];
+    if (co->config_path &&
+        rs_conf_load_file(app->conf, co->config_path, errstr,
+                          sizeof(errstr)) != RS_OK)
+        return rs_cli_usage_error(cmd, "%s", errstr);
+    for (int i = 0; i < co->nsets; i++) {
+        const char *eq = strchr(co->sets[i], '=');
+        if (!eq)
+            return rs_cli_usage_error(cmd, "--set '%s': expected KEY=VALUE",
+                                      co->sets[i]);
+        char key[256];
+        size_t kl = (size_t)(eq - co->sets[i]);
+        if (kl >= sizeof(key))
+            return rs_cli_usage_error(cmd, "--set: key too long");
+        memcpy(key, co->sets[i], kl);
+        key[kl] = '\0';
+        if (rs_conf_set(app->conf, key, eq + 1, errstr, sizeof(errstr)) !=
+            RS_OK)
+            return rs_cli_usage_error(cmd, "--set %s", errstr);
+    }
+    /* Flags win over the file and --set. */
+    const struct { const char *flag, *key, *val; } fl[] = {
+        {"--brokers", RS_CONF_KEY_BROKERS, co->brokers},
+        {"--redis", RS_CONF_KEY_REDIS_URL, co->redis},
+        {"--group", RS_CONF_KEY_GROUP, co->group},
+    };
+    for (size_t i = 0; i < RS_ARRAY_LEN(fl); i++)
+        if (fl[i].val && rs_conf_set(app->conf, fl[i].key, fl[i].val, errstr,
+                                     sizeof(errstr)) != RS_OK)
+            return rs_cli_usage_error(cmd, "%s: %s", fl[i].flag, errstr);
+    return RS_EXIT_OK;
+}
+
+const struct option rs_cli_common_opts[] = {
+    {"config", required_argument, NULL, 'c'},
+    {"brokers", required_argument, NULL, 'b'},
+    {"redis", required_argument, NULL, 'r'},
+    {"group", required_argument, NULL, 'g'},
+    {"set", required_argument, NULL, 's'},
+    {"log-level", required_argument, NULL, 'l'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+void rs_cli_opts_merge(struct option *out, const struct option *extra) {
+    int n = 0;
+    for (int i = 0; rs_cli_common_opts[i].name; i++)
+        out[n++] = rs_cli_common_opts[i];
+    for (int i = 0; extra && extra[i].name && n < 63; i++) out[n++] = extra[i];
+    memset(&out[n], 0, sizeof(out[n]));
+}
+
+int rs_cli_common_opt(const char *cmd, int c, const char *arg,
+                      rs_cli_common_t *co) {
+    switch (c) {
+    case 'c': co->config_path = arg; return 1;
+    case 'b': co->brokers = arg; return 1;
+    case 'r': co->redis = arg; return 1;
+    case 'g': co->group = arg; return 1;
+    case 'l':
+        if (rs_log_level_parse(arg) < 0) {
+            rs_cli_usage_error(cmd, "--log-level '%s': expected debug, info, "
+                               "warn or error", arg);
+            return -1;
+        }
+        co->log_level = arg;
+        rs_log_set_level((rs_log_level_t)rs_log_level_parse(arg));
+        return 1;
+    case 's':
+        if (co->nsets >= (int)RS_ARRAY_LEN(co->sets)) {
+            rs_cli_usage_error(cmd, "too many --set options");
+            return -1;
+        }
+        co->sets[co->nsets++] = arg;
+        return 1;
+    default: return 0;
+    }
+}

@@ -1,0 +1,79 @@
+/* cli.h -- the `riskstream` command line: one function per subcommand.
+ * Every subcommand parses its own flags, prints --help, and returns one of
+ * the documented exit codes (RS_EXIT_OK, RS_EXIT_RUNTIME, RS_EXIT_USAGE). */
+#ifndef RS_CLI_H
+#define RS_CLI_H
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <signal.h>
+
+#include "scoring/scoring.h"
+
+int rs_cmd_serve(int argc, char **argv);
+int rs_cmd_gen(int argc, char **argv);
+int rs_cmd_demo(int argc, char **argv);
+int rs_cmd_bench(int argc, char **argv);
+int rs_cmd_config(int argc, char **argv);
+
+struct rs_gen_conf_s;
+/* rs_app_conf_init + the `gen:` section bound to *gconf (defaults filled),
+ * so one YAML file serves every subcommand.  Returns an exit code. */
+int rs_cli_app_init(const char *cmd, rs_app_conf_t *app,
+                    struct rs_gen_conf_s *gconf);
+/* Generator flags shared by gen, demo and bench (option values 2000..2006):
+ * 1 handled, 0 not a generator flag, -1 bad value (message printed). */
+int rs_cli_gen_opt(int c, const char *arg, struct rs_gen_conf_s *g,
+                   const char *cmd);
+
+/* Set by SIGINT/SIGTERM handlers installed with rs_cli_signals(). */
+extern volatile sig_atomic_t rs_cli_stop;
+void rs_cli_signals(void);
+
+/* Print "riskstream <cmd>: <msg>" to stderr and return RS_EXIT_USAGE. */
+int rs_cli_usage_error(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Options shared by serve/demo/bench: --config, --brokers, --redis,
+ * --group, --set KEY=VALUE, --log-level.  Returns 1 if argv[*i] was one of
+ * them (consuming its value), 0 if not, -1 on error (message printed). */
+typedef struct rs_cli_common_s {
+    const char *config_path;
+    const char *brokers, *redis, *group, *log_level;
+    int nsets;
+    const char *sets[64];
+} rs_cli_common_t;
+
+/* getopt_long option rows for the common flags (terminated by a zero
+ * row), their short-option string, and the handler for one parsed option:
+ * returns 1 if `c` was a common option, 0 if not, -1 on error. */
+extern const struct option rs_cli_common_opts[];
+#define RS_CLI_COMMON_SHORT "c:b:r:g:s:l:h"
+int rs_cli_common_opt(const char *cmd, int c, const char *arg,
+                      rs_cli_common_t *co);
+/* Build a getopt_long table: common rows + `extra` rows (zero-terminated)
+ * into `out` (capacity 64). */
+void rs_cli_opts_merge(struct option *out, const struct option *extra);
+
+/* Load the config file and apply --set overrides onto `app`.  Returns
+ * RS_EXIT_OK or RS_EXIT_USAGE (message printed naming the key/file). */
+int rs_cli_load_conf(const char *cmd, rs_app_conf_t *app,
+                     const rs_cli_common_t *co);
+
+/* Config keys behind --brokers, --redis and --group. */
+#define RS_CONF_KEY_BROKERS   "topics.brokers"
+#define RS_CONF_KEY_REDIS_URL "redis.url"
+#define RS_CONF_KEY_GROUP     "topics.group_id"
+
+#define RS_CLI_COMMON_HELP                                                    \
+    "  -c, --config FILE     YAML configuration (see docs/config.md)\n"       \
+    "  -b, --brokers LIST    Kafka bootstrap servers host:port,... (default:\n" \
+    "                        start the embedded librdkafka mock cluster)\n"   \
+    "  -r, --redis URL       redis://host:port[/db] or unix:///path\n"         \
+    "  -g, --group ID        Kafka consumer group (default riskstream)\n"     \
+    "  -s, --set KEY=VALUE   override one config key, e.g. redis.ttl=1d,\n"    \
+    "                        kafka.fetch.wait.max.ms=5 (repeatable)\n"        \
+    "  -l, --log-level LVL   debug|info|warn|error (default info)\n"         \
+    "  -h, --help            this help\n"
+
+#endif

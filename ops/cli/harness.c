@@ -1,0 +1,299 @@
+/* harness.c -- embedded stack for demo and bench (see harness.h). */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+typedef struct rs_feeder_s {
+    rs_gen_t *gen;
+    rd_kafka_t *prod;
+    const char *t_events, *t_labels;
+    rs_format_t ev_fmt, lb_fmt;
+    rs_harness_opts_t opts;
+    int64_t t0_ms, span_ms;            /* generator's simulated time span */
+    _Atomic uint64_t produced_events, produced_labels, frauds;
+    _Atomic int64_t sim_ms;            /* event time of the last record  */
+    _Atomic uint64_t scored;           /* mirror of the service's count  */
+    _Atomic int done, stop;
+    _Atomic int ready;                 /* consumer has its partitions    */
+    _Atomic int warm;                  /* warm-up scored, stats reset    */
+    _Atomic uint64_t errors;
+    double feed_s;
+} rs_feeder_t;
+
+static void rs_sleep_us(int64_t us) {
+    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+    nanosleep(&ts, NULL);
+}
+
+static int rs_feeder_produce(rs_feeder_t *f, const char *topic,
+                             const char *key, const void *buf, size_t len) {
+    for (;;) {
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            f->prod, RD_KAFKA_V_TOPIC(topic),
+            RD_KAFKA_V_KEY(key, strlen(key)),
+            RD_KAFKA_V_VALUE((void *)buf, len),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        if (!e) return 0;
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            atomic_fetch_add(&f->errors, 1);
+            rs_error("feeder", "produce to %s: %s", topic, rd_kafka_err2str(e));
+            return -1;
+        }
+        rd_kafka_poll(f->prod, 10);
+        if (atomic_load(&f->stop)) return -1;
+    }
+}
+
+static void *rs_feeder_main(void *arg) {
+    rs_feeder_t *f = arg;
+    static _Thread_local uint8_t buf[RS_MSG_MAX];
+    rs_gen_rec_t rec;
+    /* Produce only once the service's consumer owns its partitions, so the
+     * group join is not counted as event latency. */
+    while (!atomic_load(&f->ready) && !atomic_load(&f->stop))
+        rs_sleep_us(1000);
+
+    int64_t start = rs_clock_mono_us();
+    uint64_t nev = 0, pace0 = 0;
+    while (!atomic_load(&f->stop) && rs_gen_next(f->gen, &rec) == 1) {
+        int len;
+        if (rec.kind == RS_GEN_EVENT) {
+            if (f->opts.max_events > 0 &&
+                (int64_t)nev >= f->opts.max_events + f->opts.warmup_events)
+                break;
+            if (f->opts.warmup_events > 0 &&
+                (int64_t)nev == f->opts.warmup_events) {
+                /* Warm-up done: wait until it is scored and the latency
+                 * histograms are reset, then pace from here. */
+                while (!atomic_load(&f->warm) && !atomic_load(&f->stop))
+                    rs_sleep_us(1000);
+                start = rs_clock_mono_us();
+                pace0 = nev;
+            }
+            if (f->opts.rate > 0) { /* pace on the wall clock */
+                int64_t due = start + (int64_t)((double)(nev - pace0) * 1e6 /
+                                                f->opts.rate);
+                int64_t now = rs_clock_mono_us();
+                if (due > now) rs_sleep_us(due - now);
+            } else { /* bounded backlog so retention never drops input */
+                while (!atomic_load(&f->stop) &&
+                       nev - atomic_load(&f->scored) >
+                           (uint64_t)f->opts.max_backlog)
+                    rs_sleep_us(500);
+            }
+            len = rs_event_encode(f->ev_fmt, &rec.ev, buf, sizeof(buf));
+            if (len < 0 || rs_feeder_produce(f, f->t_events,
+                                             rec.ev.entity_id, buf,
+                                             (size_t)len))
+                break;
+            nev++;
+            atomic_store(&f->produced_events, nev);
+            if (rec.is_fraud) atomic_fetch_add(&f->frauds, 1);
+            atomic_store(&f->sim_ms, rec.ev.event_time_ms);
+        } else {
+            len = rs_label_encode(f->lb_fmt, &rec.lb, buf, sizeof(buf));
+            if (len < 0 || rs_feeder_produce(f, f->t_labels,
+                                             rec.lb.entity_id, buf,
+                                             (size_t)len))
+                break;
+            atomic_fetch_add(&f->produced_labels, 1);
+        }
+        rd_kafka_poll(f->prod, 0);
+    }
+    rd_kafka_flush(f->prod, 30000);
+    f->feed_s = (double)(rs_clock_mono_us() - start) / 1e6;
+    atomic_store(&f->done, 1);
+    return NULL;
+}
+
+typedef struct rs_harness_s {
+    rs_feeder_t *f;
+    rs_service_t *svc;
+    uint64_t scored0;     /* scored when the warm-up ended              */
+    double active0;
+    const rs_harness_opts_t *opts;
+    volatile sig_atomic_t stop;
+    int64_t last_print_us;
+} rs_harness_t;
+
+void rs_cli_fmt_count(uint64_t v, char *buf, size_t size) {
+    char tmp[32];
+    int n = snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)v);
+    size_t j = 0;
+    for (int i = 0; i < n && j + 2 < size; i++) {
+        if (i && (n - i) % 3 == 0) buf[j++] = ',';
+        buf[j++] = tmp[i];
+    }
+    buf[j] = '\0';
+}
+
+static void rs_harness_progress(void *opaque, const rs_service_stats_t *st) {
+    rs_harness_t *h = opaque;
+    rs_feeder_t *f = h->f;
+    atomic_store(&f->scored, st->scored + st->rejected);
+    if (st->assigned > 0) atomic_store(&f->ready, 1);
+    if (!atomic_load(&f->warm) && h->opts->warmup_events > 0 &&
+        st->scored + st->rejected >= (uint64_t)h->opts->warmup_events) {
+        rs_service_reset_latency(h->svc);
+        h->scored0 = st->scored;
+        h->active0 = st->active_s;
+        atomic_store(&f->warm, 1);
+    }
+    if (rs_cli_stop) h->stop = 1;
+    int done = atomic_load(&f->done);
+    if (done && st->scored + st->rejected >=
+                    atomic_load(&f->produced_events) &&
+        st->labels >= atomic_load(&f->produced_labels))
+        h->stop = 1;
+    int64_t now = rs_clock_mono_us();
+    if (!h->opts->progress || (now - h->last_print_us < 1000000 && !h->stop))
+        return;
+    double el = now - h->last_print_us < 0 ? 0 : st->elapsed_s;
+    h->last_print_us = now;
+    double frac = f->span_ms > 0 ? (double)(atomic_load(&f->sim_ms) - f->t0_ms) /
+                                       (double)f->span_ms
+                                 : 0;
+    if (frac < 0) frac = 0;
+    if (frac > 1 || done) frac = 1;
+    double eta = frac > 0.01 ? el * (1 - frac) / frac : 0;
+    char ev[32];
+    rs_cli_fmt_count(st->scored, ev, sizeof(ev));
+    double auc = rs_auc_roc(&st->auc);
+    int tty = isatty(STDOUT_FILENO);
+    printf("%s[%s %3.0f%% eta %3.0fs] %s events | %6.0f ev/s | p50 %5.2f ms "
+           "p99 %6.2f ms | caught %llu/%llu | AUC %s%.3f | %s%s",
+           tty ? "\r\033[K" : "", h->opts->label, frac * 100, eta, ev,
+           st->active_s > 0 ? (double)st->scored / st->active_s : 0,
+           rs_hist_quantile(&st->e2e_us, 0.5) / 1000.0,
+           rs_hist_quantile(&st->e2e_us, 0.99) / 1000.0,
+           (unsigned long long)st->caught, (unsigned long long)st->positives,
+           auc != auc ? "n/a " : "", auc != auc ? 0.0 : auc,
+           st->model_version, tty ? "" : "\n");
+    fflush(stdout);
+}
+
+int rs_harness_run(rs_app_conf_t *app, const rs_gen_conf_t *gconf,
+                   const rs_harness_opts_t *opts, rs_harness_result_t *res) {
+    char errstr[512];
+    int rc = RS_EXIT_RUNTIME;
+    memset(res, 0, sizeof(*res));
+    rs_feeder_t *f = rs_calloc(1, sizeof(*f));
+    rs_service_t *svc = NULL;
+    pthread_t th;
+    int started = 0;
+    const char *topics[] = {app->ingest.topic_events, app->ingest.topic_labels,
+                            app->ingest.topic_scores, app->ingest.topic_alerts,
+                            app->ingest.topic_dlq};
+    rs_cluster_t *cluster = rs_cluster_new(1, topics, (int)RS_ARRAY_LEN(topics),
+                                           (int)app->ingest.partitions, errstr,
+                                           sizeof(errstr));
+    if (!cluster) {
+        fprintf(stderr, "riskstream: embedded Kafka: %s\n", errstr);
+        goto done;
+    }
+    const char *bootstrap = rs_cluster_bootstraps(cluster);
+    if (opts->progress) printf("kafka bootstrap: %s\n", bootstrap);
+
+    rs_err_t err;
+    svc = rs_service_new(app, bootstrap, &err, errstr, sizeof(errstr));
+    if (!svc) {
+        fprintf(stderr, "riskstream: %s\n", errstr);
+        rc = err == RS_ERR_CONFIG ? RS_EXIT_USAGE : RS_EXIT_RUNTIME;
+        goto done;
+    }
+    f->gen = rs_gen_new(gconf, errstr, sizeof(errstr));
+    if (!f->gen) {
+        fprintf(stderr, "riskstream: generator: %s\n", errstr);
+        rc = RS_EXIT_USAGE;
+        goto done;
+    }
+    f->prod = rs_kafka_producer_new(&app->kafka, bootstrap, errstr,
+                                    sizeof(errstr));
+    if (!f->prod) {
+        fprintf(stderr, "riskstream: producer: %s\n", errstr);
+        goto done;
+    }
+    f->t_events = app->ingest.topic_events;
+    f->t_labels = app->ingest.topic_labels;
+    f->ev_fmt = (rs_format_t)app->ingest.events_format;
+    f->lb_fmt = (rs_format_t)app->ingest.labels_format;
+    f->opts = *opts;
+    if (f->opts.max_backlog <= 0) f->opts.max_backlog = 20000;
+    if (rs_time_parse(gconf->start_time, strlen(gconf->start_time),
+                      &f->t0_ms) != 0)
+        f->t0_ms = 0;
+    f->span_ms = gconf->duration_ms;
+    if (pthread_create(&th, NULL, rs_feeder_main, f)) goto done;
+    started = 1;
+
+    if (opts->warmup_events <= 0) atomic_store(&f->warm, 1);
+    rs_harness_t h = {.f = f, .svc = svc, .opts = opts};
+    rs_service_set_progress(svc, rs_harness_progress, &h, 100);
+    err = rs_service_run(svc, &h.stop, errstr, sizeof(errstr));
+    if (opts->progress) printf("\n");
+    atomic_store(&f->stop, 1);
+    pthread_join(th, NULL);
+    started = 0;
+    if (err != RS_OK) {
+        fprintf(stderr, "riskstream: service: %s\n", errstr);
+        goto done;
+    }
+    rs_service_stats(svc, &res->st);
+    res->measured_events = res->st.scored - h.scored0;
+    res->measured_s = res->st.active_s - h.active0;
+    res->produced_events = atomic_load(&f->produced_events);
+    res->produced_labels = atomic_load(&f->produced_labels);
+    res->gen_frauds = atomic_load(&f->frauds);
+    res->feed_s = f->feed_s;
+    res->offered_rate = f->feed_s > 0 ? res->produced_events / f->feed_s : 0;
+    rs_strlcpy(res->example_id, rs_service_example_id(svc),
+               sizeof(res->example_id));
+    if (res->example_id[0] &&
+        rs_service_lookup(svc, res->example_id, res->example_json,
+                          sizeof(res->example_json), errstr,
+                          sizeof(errstr)) != RS_OK)
+        snprintf(res->example_json, sizeof(res->example_json),
+                 "(lookup failed: %s)", errstr);
+    rc = atomic_load(&f->errors) ? RS_EXIT_RUNTIME : RS_EXIT_OK;
+
+done:
+    if (started) {
+        atomic_store(&f->stop, 1);
+        pthread_join(th, NULL);
+    }
+    rs_service_destroy(svc);
+    if (f->prod) rd_kafka_destroy(f->prod);
+    rs_gen_destroy(f->gen);
+    free(f);
+    rs_cluster_destroy(cluster);
+    return rc;
+}
+
+void rs_harness_machine(char *buf, size_t size) {
+    char model[256] = "unknown CPU";
+    FILE *fp = fopen("/proc/cpuinfo", "r");
+    if (fp) {
+        char line[512];
+        while (fgets(line, sizeof(line), fp))
+            if (!strncmp(line, "model name", 10)) {
+                char *p = strchr(line, ':');
+                if (p) {
+                    p++;
+                    while (*p == ' ') p++;
+                    p[strcspn(p, "\n")] = '\0';
+                    rs_strlcpy(model, p, sizeof(model));
+                }
+                break;
+            }
+        fclose(fp);
+    }
+    struct utsname u;
+    uname(&u);
+    snprintf(buf, size, "%s, %ld cores, %s %s", model,
+             sysconf(_SC_NPROCESSORS_ONLN), u.sysname, u.release);
+}

@@ -1,0 +1,55 @@
+/* harness.h -- the embedded stack used by `demo` and `bench`: a mock Kafka
+ * cluster, a feeder thread that produces a generated stream at a paced or
+ * unbounded rate, and the scoring service on the calling thread.
+ *
+ * Threads: the feeder owns its generator and producer; the service runs on
+ * the caller's thread; they share only atomic counters.  At the unbounded
+ * rate the feeder keeps at most `max_backlog` events ahead of the service
+ * so the mock cluster's ~5 MB per partition retention never drops input. */
+#ifndef RS_HARNESS_H
+#define RS_HARNESS_H
+
+#include "cli.h"
+#include "ops/gen/gen.h"
+
+typedef struct rs_harness_opts_s {
+    double rate;            /* events/s offered; 0 = as fast as possible */
+    int64_t max_events;     /* stop the feeder after N events; 0 = stream end */
+    int64_t max_backlog;    /* produced - scored cap (unbounded rate)    */
+    int progress;           /* 1: live one-line display on stdout         */
+    int quiet;              /* 1: no summary from the harness itself      */
+    const char *label;      /* phase name for the display                 */
+    int64_t warmup_events;  /* produced and scored first, then latency is
+                             * reset and the measurement starts          */
+} rs_harness_opts_t;
+
+typedef struct rs_harness_result_s {
+    rs_service_stats_t st;     /* the service's final stats            */
+    uint64_t produced_events;  /* by the feeder                        */
+    uint64_t produced_labels;
+    uint64_t gen_frauds;       /* ground-truth fraud events generated  */
+    double feed_s;             /* feeder wall time                     */
+    double offered_rate;       /* produced_events / feed_s             */
+    char example_json[8192];   /* audit lookup read back from Redis    */
+    char example_id[RS_ID_MAX];
+    uint64_t measured_events;  /* scored after the warm-up             */
+    double measured_s;         /* first to last score after warm-up    */
+} rs_harness_result_t;
+
+/* Run one phase: new embedded cluster (topics per app->ingest), service on
+ * it, feeder from a generator built from `gconf`.  Returns an exit code. */
+int rs_harness_run(rs_app_conf_t *app, const rs_gen_conf_t *gconf,
+                   const rs_harness_opts_t *opts, rs_harness_result_t *res);
+
+/* Options shared by demo and bench (see cmd_demo.c). */
+int rs_cli_run_opts(const char *cmd, int argc, char **argv,
+                    rs_app_conf_t *app, rs_gen_conf_t *gconf,
+                    rs_harness_opts_t *ho, int *help);
+
+/* 1234567 -> "1,234,567" */
+void rs_cli_fmt_count(uint64_t v, char *buf, size_t size);
+
+/* "Intel(R) Xeon(R) ... , 2 cores, Linux 6.1" */
+void rs_harness_machine(char *buf, size_t size);
+
+#endif

@@ -1,0 +1,146 @@
+/* scoring.h -- the scoring service: the end of the flow
+ * ingest -> features -> model -> scoring -> sinks.
+ *
+ * A rs_service_t owns one consumer (events + labels topics, one consumer
+ * group), one feature engine, one model and the two sinks (Kafka scores /
+ * alerts topics, Redis).  Its loop, on one thread:
+ *
+ *   poll a batch  ->  labels: feature label state + model learning
+ *                 ->  events: features -> batched model score -> decision
+ *                              + explanation -> Kafka (async) + Redis (one
+ *                              pipelined round trip)
+ *                 ->  offsets of a batch are stored only once every record
+ *                     of it is acknowledged by Kafka and written to Redis
+ *                     (at-least-once; a replay rewrites the same Redis keys)
+ *
+ * Nothing on the per-event path allocates: message, feature, score and
+ * record arrays are sized from `batch_max` at start.
+ *
+ * Threads: rs_service_run() runs on the calling thread and returns when
+ * *stop becomes non-zero (signal handler), when `service.max_events` events
+ * were scored, or after `service.exit_idle` without input.  The progress
+ * callback runs on that same thread.
+ */
+#ifndef RS_SCORING_H
+#define RS_SCORING_H
+
+#include <signal.h>
+
+#include "common/common.h"
+#include "common/config.h"
+#include "common/metrics.h"
+#include "proto/proto.h"
+#include "ingest/ingest.h"
+#include "features/features.h"
+#include "model/model.h"
+#include "scoring/sink.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* `service:` section of the YAML config. */
+typedef struct rs_service_conf_s {
+    double review_threshold;   /* score >= this -> review              */
+    double decline_threshold;  /* score >= this -> decline             */
+    double alert_threshold;    /* sensor events: score >= this -> alert */
+    char alert_types[128];     /* event types decided as alert/approve  */
+    int scores_format;         /* rs_format_t of the scores topic       */
+    int64_t explain_top;       /* feature contributions per score       */
+    int64_t stats_interval_ms; /* periodic stats log line; 0 = off      */
+    int64_t max_events;        /* stop after N scored events; 0 = never */
+    int64_t exit_idle_ms;      /* stop after this long idle; 0 = never  */
+    char model_path[512];      /* start from this model file; "" = new  */
+    char model_save_path[512]; /* save the model here at shutdown       */
+} rs_service_conf_t;
+
+/* The whole application configuration: one struct per YAML section. */
+typedef struct rs_app_conf_s {
+    rs_service_conf_t service;
+    rs_ingest_conf_t ingest;     /* `topics:` section (see ingest.h)   */
+    rs_redis_conf_t redis;       /* `redis:`                            */
+    rs_features_conf_t features; /* `features:`                         */
+    rs_model_conf_t model;       /* `model:`                            */
+    rs_kv_t kafka;               /* `kafka:` passthrough to librdkafka  */
+    rs_conf_t *conf;             /* the registry (owns no app memory)  */
+    rs_conf_section_t secs[5];   /* section rows registered in conf    */
+} rs_app_conf_t;
+
+/* Register every section of `app` in a new registry (app->conf) and fill
+ * the defaults.  Free with rs_app_conf_destroy().  Returns RS_ERR_CONFIG
+ * only for a programming error in a table. */
+rs_err_t rs_app_conf_init(rs_app_conf_t *app, char *errstr,
+                          size_t errstr_size);
+void rs_app_conf_destroy(rs_app_conf_t *app);
+
+/* Counters and distributions of a running or finished service.  Plain
+ * copy; read with rs_service_stats() from the service thread (or from the
+ * progress callback). */
+typedef struct rs_service_stats_s {
+    uint64_t events, labels, rejected, scored;
+    uint64_t alerts, reviews, declines;
+    uint64_t labels_matched;    /* labels whose event was still pending   */
+    uint64_t positives;         /* positive labels matched                */
+    uint64_t caught;            /* of those, scored review/decline/alert  */
+    uint64_t redis_errors, kafka_errors;
+    uint64_t batches;
+    int64_t assigned;           /* input partitions currently assigned    */
+    double elapsed_s;           /* since rs_service_run() started         */
+    double active_s;            /* first to latest scored event           */
+    rs_hist_t e2e_us;           /* event produce time -> score produced   */
+    rs_hist_t proc_us;          /* poll return -> score produced          */
+    rs_auc_t auc;               /* scores vs resolved labels              */
+    char model_version[RS_VERSION_MAX];
+} rs_service_stats_t;
+
+typedef struct rs_service_s rs_service_t;
+
+/* Build the service: connects the consumer (to `bootstrap`, or to
+ * app->ingest.brokers), the sinks and Redis, creates features and model
+ * (loading service.model_path if set).  `app` must outlive the service.
+ * Returns NULL with errstr on failure; *err_out (may be NULL) tells
+ * configuration errors (RS_ERR_CONFIG -> exit 2) from runtime ones. */
+rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
+                             rs_err_t *err_out, char *errstr,
+                             size_t errstr_size);
+
+/* Progress callback, called about every `interval_ms` from the service
+ * thread with the current stats. */
+typedef void (rs_service_progress_cb)(void *opaque,
+                                      const rs_service_stats_t *st);
+void rs_service_set_progress(rs_service_t *svc, rs_service_progress_cb *cb,
+                             void *opaque, int64_t interval_ms);
+
+/* Run the loop until *stop != 0 or a configured limit; then stops
+ * consuming, flushes Kafka, stores and commits offsets and (if set) saves
+ * the model.  Returns RS_OK or the error that ended the loop. */
+rs_err_t rs_service_run(rs_service_t *svc, volatile sig_atomic_t *stop,
+                        char *errstr, size_t errstr_size);
+
+/* Stats snapshot (copy).  Service thread only. */
+void rs_service_stats(const rs_service_t *svc, rs_service_stats_t *st);
+
+/* Read a score record back from Redis as JSON (for the demo's audit
+ * lookup).  Service thread only. */
+rs_err_t rs_service_lookup(rs_service_t *svc, const char *event_id,
+                           char *json, size_t size, char *errstr,
+                           size_t errstr_size);
+
+/* One past scored event id of the run with a positive label, or any
+ * scored id if none (for the demo's example lookup); "" if none. */
+const char *rs_service_example_id(const rs_service_t *svc);
+
+/* Clear the latency histograms (e.g. after a benchmark's warm-up).
+ * Service thread only (the progress callback runs there). */
+void rs_service_reset_latency(rs_service_t *svc);
+
+void rs_service_destroy(rs_service_t *svc);
+
+/* Decision for a score under the service thresholds (pure). */
+rs_decision_t rs_decide(const rs_service_conf_t *conf, const char *type,
+                        double score);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RS_SCORING_H */

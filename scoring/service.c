@@ -1,0 +1,615 @@
+/* service.c -- the scoring loop (see scoring.h for the design note).
+ *
+ * Invariants:
+ *  - A batch's input offsets are stored only after every score of the batch
+ *    was delivered to Kafka and written to Redis.  Batches complete in
+ *    order (rs_sink_kafka_acked() is a watermark), so the offset ring is a
+ *    FIFO.
+ *  - Features of an event are computed from the state before the event;
+ *    labels update feature label-state and the model before the next poll.
+ *  - No allocation after rs_service_new(): every array below is sized from
+ *    batch_max and the offset ring is fixed.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cblas.h>
+
+#include "scoring.h"
+
+#define RS_SVC_RING 64 /* batches in flight awaiting Kafka acks */
+
+/* One input position whose offset is stored once its batch is acked. */
+typedef struct rs_svc_off_s {
+    int32_t topic, partition;
+    int64_t offset;
+} rs_svc_off_t;
+
+typedef struct rs_svc_batch_s {
+    uint64_t seq;
+    int n;               /* entries used in offs                       */
+    rs_svc_off_t *offs;  /* [batch_max]                                */
+} rs_svc_batch_t;
+
+struct rs_service_s {
+    const rs_app_conf_t *app;
+    const rs_service_conf_t *conf;
+    rs_ingest_t *ing;
+    rs_features_t *feat;
+    rs_model_t *model;
+    rs_sink_kafka_t *ks;
+    rs_sink_redis_t *rd;
+
+    int dim, batch_max;
+    rs_msg_t *msgs;       /* [batch_max]                                */
+    float *x;             /* [batch_max][dim] raw feature vectors       */
+    float *contrib;       /* [batch_max][dim] logit contributions       */
+    float *scores;        /* [batch_max]                                */
+    uint32_t *flags;      /* [batch_max] feature flags (late, ...)      */
+    int *ev_msg;          /* [batch_max] msgs index of each event row   */
+    rs_score_t *out;      /* [batch_max] score records                  */
+    int *order;           /* [dim] scratch for ranking contributions    */
+
+    rs_svc_batch_t ring[RS_SVC_RING];
+    uint64_t ring_head, ring_tail; /* FIFO of unacked batches [tail,head) */
+    uint64_t next_seq;
+
+    int64_t watermark_ms;          /* max event time seen                */
+    int64_t start_us, last_input_us, first_scored_us;
+    rs_service_stats_t st;
+    char last_version[RS_VERSION_MAX];
+    char example_id[RS_ID_MAX];
+    int example_is_positive;
+
+    rs_service_progress_cb *progress_cb;
+    void *progress_opaque;
+    int64_t progress_interval_us, progress_next_us;
+    int64_t stats_next_us;
+};
+
+/* ------------------------------------------------------------ config */
+
+static const rs_conf_field_t rs_service_fields[] = {
+    {"review_threshold", RS_CONF_DOUBLE, "0.5",
+     offsetof(rs_service_conf_t, review_threshold), 0,
+     "score >= this is decided review", NULL, 0, 1},
+    {"decline_threshold", RS_CONF_DOUBLE, "0.9",
+     offsetof(rs_service_conf_t, decline_threshold), 0,
+     "score >= this is decided decline", NULL, 0, 1},
+    {"alert_threshold", RS_CONF_DOUBLE, "0.7",
+     offsetof(rs_service_conf_t, alert_threshold), 0,
+     "events of an alert type with score >= this are decided alert", NULL, 0,
+     1},
+    {"alert_types", RS_CONF_STRING, "sensor",
+     offsetof(rs_service_conf_t, alert_types),
+     sizeof(((rs_service_conf_t *)0)->alert_types),
+     "comma list of event types decided alert/approve (sensors) instead of "
+     "approve/review/decline", NULL, 0, 0},
+    {"scores_format", RS_CONF_ENUM, "json",
+     offsetof(rs_service_conf_t, scores_format), 0,
+     "encoding of records on the scores and alerts topics", "json|protobuf",
+     0, 0},
+    {"explain_top", RS_CONF_INT, "5", offsetof(rs_service_conf_t, explain_top),
+     0, "feature contributions kept in each explanation", NULL, 0,
+     RS_MAX_CONTRIB},
+    {"stats_interval", RS_CONF_DURATION, "10s",
+     offsetof(rs_service_conf_t, stats_interval_ms), 0,
+     "period of the stats log line; 0 = off", NULL, 0, 0},
+    {"max_events", RS_CONF_INT, "0", offsetof(rs_service_conf_t, max_events),
+     0, "stop after this many scored events; 0 = run until signalled", NULL,
+     0, 0},
+    {"exit_idle", RS_CONF_DURATION, "0",
+     offsetof(rs_service_conf_t, exit_idle_ms), 0,
+     "stop after this long without input; 0 = never", NULL, 0, 0},
+    {"model_path", RS_CONF_STRING, "", offsetof(rs_service_conf_t, model_path),
+     sizeof(((rs_service_conf_t *)0)->model_path),
+     "start from this model file; empty = a new model", NULL, 0, 0},
+    {"model_save_path", RS_CONF_STRING, "",
+     offsetof(rs_service_conf_t, model_save_path),
+     sizeof(((rs_service_conf_t *)0)->model_save_path),
+     "save the model here at shutdown; empty = do not save", NULL, 0, 0},
+};
+
+rs_err_t rs_app_conf_init(rs_app_conf_t *app, char *errstr,
+                          size_t errstr_size) {
+    memset(app, 0, sizeof(*app));
+    rs_kv_init(&app->kafka);
+    app->conf = rs_conf_new();
+    rs_conf_section_t *secs = app->secs;
+    secs[0] = (rs_conf_section_t){"service", "decisions, explanations, limits",
+                                  rs_service_fields,
+                                  (int)RS_ARRAY_LEN(rs_service_fields),
+                                  &app->service};
+    rs_ingest_conf_section(&secs[1], &app->ingest);
+    rs_redis_conf_section(&secs[2], &app->redis);
+    rs_features_conf_section(&secs[3], &app->features);
+    rs_model_conf_section(&secs[4], &app->model);
+    rs_err_t err = RS_OK;
+    for (int i = 0; err == RS_OK && i < 5; i++)
+        err = rs_conf_add_section(app->conf, &secs[i], errstr, errstr_size);
+    rs_conf_add_passthrough(app->conf, "kafka",
+                            "librdkafka properties, passed to "
+                            "rd_kafka_conf_set() as they are",
+                            &app->kafka);
+    return err;
+}
+
+void rs_app_conf_destroy(rs_app_conf_t *app) {
+    rs_conf_destroy(app->conf);
+    rs_kv_free(&app->kafka);
+    app->conf = NULL;
+}
+
+/* ---------------------------------------------------------- decisions */
+
+static int rs_type_in_list(const char *list, const char *type) {
+    size_t tl = strlen(type);
+    const char *p = list;
+    while (*p) {
+        while (*p == ' ' || *p == ',') p++;
+        const char *e = p;
+        while (*e && *e != ',') e++;
+        const char *te = e;
+        while (te > p && te[-1] == ' ') te--;
+        if ((size_t)(te - p) == tl && tl && !strncmp(p, type, tl)) return 1;
+        p = e;
+    }
+    return 0;
+}
+
+rs_decision_t rs_decide(const rs_service_conf_t *conf, const char *type,
+                        double score) {
+    if (type && rs_type_in_list(conf->alert_types, type))
+        return score >= conf->alert_threshold ? RS_DECISION_ALERT
+                                              : RS_DECISION_APPROVE;
+    if (score >= conf->decline_threshold) return RS_DECISION_DECLINE;
+    if (score >= conf->review_threshold) return RS_DECISION_REVIEW;
+    return RS_DECISION_APPROVE;
+}
+
+/* ------------------------------------------------------------- create */
+
+rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
+                             rs_err_t *err_out, char *errstr,
+                             size_t errstr_size) {
+    rs_err_t err = RS_OK;
+    rs_service_t *svc = rs_calloc(1, sizeof(*svc));
+    svc->app = app;
+    svc->conf = &app->service;
+    svc->batch_max = (int)app->ingest.batch_max;
+    if (app->service.decline_threshold < app->service.review_threshold) {
+        err = rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                      "service.decline_threshold (%g) is below "
+                      "service.review_threshold (%g)",
+                      app->service.decline_threshold,
+                      app->service.review_threshold);
+        goto fail;
+    }
+
+    /* One scoring thread per service: OpenBLAS must not spawn its own pool
+     * per call (micro-batches are small; threads would only add jitter). */
+    openblas_set_num_threads(1);
+    svc->feat = rs_features_new(&app->features, errstr, errstr_size);
+    if (!svc->feat) { err = RS_ERR_CONFIG; goto fail; }
+    svc->dim = rs_features_dim(svc->feat);
+    const char *names[512];
+    if (svc->dim > (int)RS_ARRAY_LEN(names)) {
+        err = rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                      "too many features (%d)", svc->dim);
+        goto fail;
+    }
+    for (int i = 0; i < svc->dim; i++)
+        names[i] = rs_features_name(svc->feat, i);
+
+    if (app->service.model_path[0]) {
+        err = rs_model_load(app->service.model_path, &app->model,
+                            &svc->model, errstr, errstr_size);
+        if (err != RS_OK) {
+            if (err != RS_ERR_IO) err = RS_ERR_CONFIG;
+            goto fail;
+        }
+        /* The model must have been trained on exactly these features. */
+        char e2[256];
+        if (rs_model_check_names(svc->model, svc->dim, names, e2,
+                                 sizeof(e2)) != RS_OK) {
+            err = rs_errf(errstr, errstr_size, RS_ERR_CONFIG, "model %s: %s",
+                          app->service.model_path, e2);
+            goto fail;
+        }
+    } else {
+        svc->model = rs_model_new(&app->model, svc->dim, names, errstr,
+                                  errstr_size);
+        if (!svc->model) { err = RS_ERR_CONFIG; goto fail; }
+    }
+
+    svc->rd = rs_sink_redis_new(&app->redis, errstr, errstr_size);
+    if (!svc->rd) { err = RS_ERR_REDIS; goto fail; }
+    svc->ks = rs_sink_kafka_new(&app->kafka, bootstrap,
+                                app->ingest.topic_scores,
+                                app->ingest.topic_alerts,
+                                (rs_format_t)app->service.scores_format,
+                                errstr, errstr_size);
+    if (!svc->ks) { err = RS_ERR_KAFKA; goto fail; }
+    svc->ing = rs_ingest_new(&app->ingest, &app->kafka, bootstrap, errstr,
+                             errstr_size);
+    if (!svc->ing) { err = RS_ERR_KAFKA; goto fail; }
+
+    int B = svc->batch_max, D = svc->dim;
+    svc->msgs = rs_calloc((size_t)B, sizeof(*svc->msgs));
+    svc->x = rs_aligned_calloc((size_t)B * (size_t)D, sizeof(float));
+    svc->contrib = rs_aligned_calloc((size_t)B * (size_t)D, sizeof(float));
+    svc->scores = rs_aligned_calloc((size_t)B, sizeof(float));
+    svc->flags = rs_calloc((size_t)B, sizeof(uint32_t));
+    svc->ev_msg = rs_calloc((size_t)B, sizeof(int));
+    svc->out = rs_calloc((size_t)B, sizeof(rs_score_t));
+    svc->order = rs_calloc((size_t)D, sizeof(int));
+    for (int i = 0; i < RS_SVC_RING; i++)
+        svc->ring[i].offs = rs_calloc((size_t)B, sizeof(rs_svc_off_t));
+    svc->next_seq = 1;
+    rs_hist_init(&svc->st.e2e_us);
+    rs_hist_init(&svc->st.proc_us);
+    rs_auc_init(&svc->st.auc);
+    rs_strlcpy(svc->st.model_version, rs_model_version(svc->model),
+               sizeof(svc->st.model_version));
+    if (err_out) *err_out = RS_OK;
+    return svc;
+
+fail:
+    if (err_out) *err_out = err;
+    rs_service_destroy(svc);
+    return NULL;
+}
+
+void rs_service_destroy(rs_service_t *svc) {
+    if (!svc) return;
+    rs_ingest_destroy(svc->ing);
+    rs_sink_kafka_destroy(svc->ks);
+    rs_sink_redis_destroy(svc->rd);
+    rs_model_destroy(svc->model);
+    rs_features_destroy(svc->feat);
+    free(svc->msgs);
+    rs_free(svc->x);
+    rs_free(svc->contrib);
+    rs_free(svc->scores);
+    free(svc->flags);
+    free(svc->ev_msg);
+    free(svc->out);
+    free(svc->order);
+    for (int i = 0; i < RS_SVC_RING; i++) free(svc->ring[i].offs);
+    free(svc);
+}
+
+void rs_service_set_progress(rs_service_t *svc, rs_service_progress_cb *cb,
+                             void *opaque, int64_t interval_ms) {
+    svc->progress_cb = cb;
+    svc->progress_opaque = opaque;
+    svc->progress_interval_us = interval_ms * 1000;
+}
+
+void rs_service_stats(const rs_service_t *svc, rs_service_stats_t *st) {
+    *st = svc->st;
+}
+
+void rs_service_reset_latency(rs_service_t *svc) {
+    rs_hist_init(&svc->st.e2e_us);
+    rs_hist_init(&svc->st.proc_us);
+}
+
+const char *rs_service_example_id(const rs_service_t *svc) {
+    return svc->example_id;
+}
+
+rs_err_t rs_service_lookup(rs_service_t *svc, const char *event_id,
+                           char *json, size_t size, char *errstr,
+                           size_t errstr_size) {
+    return rs_sink_redis_get_score(svc->rd, event_id, json, size, errstr,
+                                   errstr_size);
+}
+
+/* ------------------------------------------------------------- labels */
+
+static void rs_svc_resolved(void *opaque, float score, int label) {
+    rs_service_t *svc = opaque;
+    rs_auc_add(&svc->st.auc, score, label);
+}
+
+static void rs_svc_label(rs_service_t *svc, const rs_label_t *lb) {
+    svc->st.labels++;
+    rs_features_label(svc->feat, lb);
+    float score = 0;
+    if (rs_model_learn(svc->model, lb, &score) != RS_OK) return;
+    int y = lb->value >= 0.5;
+    svc->st.labels_matched++;
+    rs_auc_add(&svc->st.auc, score, y);
+    if (y) {
+        svc->st.positives++;
+        if (score >= svc->conf->review_threshold ||
+            score >= svc->conf->alert_threshold)
+            svc->st.caught++;
+        if (!svc->example_is_positive) {
+            rs_strlcpy(svc->example_id, lb->event_id,
+                       sizeof(svc->example_id));
+            svc->example_is_positive = 1;
+        }
+    }
+}
+
+/* -------------------------------------------------------- explanation */
+
+/* Indices of the `k` largest |v[i]| into order[0..k), largest first; ties
+ * keep the lower index (deterministic).  O(n*k), reentrant. */
+static int rs_svc_topk_abs(const float *v, int n, int k, int *order) {
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        float a = fabsf(v[i]);
+        int pos = m;
+        while (pos > 0 && fabsf(v[order[pos - 1]]) < a) pos--;
+        if (pos >= k) continue;
+        int last = m < k ? m : k - 1;
+        for (int j = last; j > pos; j--) order[j] = order[j - 1];
+        order[pos] = i;
+        if (m < k) m++;
+    }
+    return m;
+}
+
+/* Fill the explanation of one score from the logit contributions of the
+ * model: the top |contribution| features, and plain-words reasons for the
+ * features that pushed the risk up. */
+static void rs_svc_explain(rs_service_t *svc, const float *x,
+                           const float *contrib, rs_explanation_t *ex) {
+    int D = svc->dim, top = (int)svc->conf->explain_top;
+    /* Rank enough features for the contributions and the reasons. */
+    int want = RS_MAX(top, RS_MAX_CONTRIB);
+    int m = rs_svc_topk_abs(contrib, D, RS_MIN(want, D), svc->order);
+    memset(ex, 0, sizeof(*ex));
+    for (int k = 0; k < top && k < m; k++) {
+        int i = svc->order[k];
+        rs_contrib_t *c = &ex->contrib[ex->n_contrib++];
+        rs_strlcpy(c->name, rs_features_name(svc->feat, i), sizeof(c->name));
+        c->value = x[i];
+        c->contribution = contrib[i];
+    }
+    for (int k = 0; k < m && ex->n_reasons < RS_MAX_REASONS; k++) {
+        int i = svc->order[k];
+        if (contrib[i] <= 0.05f) continue; /* only what raised the risk */
+        if (rs_features_reason(svc->feat, i, x[i],
+                               ex->reasons[ex->n_reasons],
+                               RS_REASON_MAX) > 0)
+            ex->n_reasons++;
+    }
+}
+
+/* ------------------------------------------------------------ offsets */
+
+/* Store the offsets of every batch Kafka has fully acknowledged. */
+static void rs_svc_store_acked(rs_service_t *svc) {
+    uint64_t acked = rs_sink_kafka_acked(svc->ks);
+    while (svc->ring_tail < svc->ring_head) {
+        rs_svc_batch_t *b = &svc->ring[svc->ring_tail % RS_SVC_RING];
+        if (b->seq > acked) break;
+        for (int i = 0; i < b->n; i++)
+            rs_ingest_store_offset(svc->ing, b->offs[i].topic,
+                                   b->offs[i].partition, b->offs[i].offset);
+        svc->ring_tail++;
+    }
+}
+
+/* ---------------------------------------------------------------- run */
+
+static void rs_svc_periodic(rs_service_t *svc, int64_t now_us) {
+    svc->st.elapsed_s = (double)(now_us - svc->start_us) / 1e6;
+    rs_ingest_stats_t ist;
+    rs_ingest_stats(svc->ing, &ist);
+    svc->st.assigned = ist.assigned;
+    const char *v = rs_model_version(svc->model);
+    if (strcmp(v, svc->last_version)) {
+        char meta[256], err[256];
+        snprintf(meta, sizeof(meta),
+                 "{\"model_version\":\"%s\",\"published_at_ms\":%lld}", v,
+                 (long long)rs_clock_wall_ms());
+        if (rs_sink_redis_set_model(svc->rd, v, meta, err, sizeof(err)) ==
+            RS_OK) {
+            rs_strlcpy(svc->last_version, v, sizeof(svc->last_version));
+            rs_info("service", "model version %s published", v);
+        }
+        rs_strlcpy(svc->st.model_version, v, sizeof(svc->st.model_version));
+    }
+    if (svc->progress_cb && now_us >= svc->progress_next_us) {
+        svc->progress_next_us = now_us + svc->progress_interval_us;
+        svc->progress_cb(svc->progress_opaque, &svc->st);
+    }
+    if (svc->conf->stats_interval_ms > 0 && now_us >= svc->stats_next_us) {
+        if (svc->stats_next_us)
+            rs_info("service",
+                    "scored=%llu labels=%llu rejected=%llu p50_ms=%.2f "
+                    "p99_ms=%.2f auc=%.4f model=%s",
+                    (unsigned long long)svc->st.scored,
+                    (unsigned long long)svc->st.labels,
+                    (unsigned long long)svc->st.rejected,
+                    rs_hist_quantile(&svc->st.e2e_us, 0.5) / 1000.0,
+                    rs_hist_quantile(&svc->st.e2e_us, 0.99) / 1000.0,
+                    rs_auc_roc(&svc->st.auc), svc->st.model_version);
+        svc->stats_next_us = now_us + svc->conf->stats_interval_ms * 1000;
+    }
+}
+
+/* Write the batch's scores to Redis; retry (blocking consumption, never
+ * dropping) while Redis is unreachable or until asked to stop. */
+static rs_err_t rs_svc_redis_write(rs_service_t *svc, int n,
+                                   volatile sig_atomic_t *stop, char *errstr,
+                                   size_t errstr_size) {
+    int64_t backoff_ms = 50;
+    for (;;) {
+        rs_err_t err = rs_sink_redis_write(svc->rd, svc->out, n, errstr,
+                                           errstr_size);
+        if (err == RS_OK) return RS_OK;
+        svc->st.redis_errors++;
+        if (!rs_err_retriable(err)) return err;
+        rs_warn("service", "redis write failed (%s), retrying in %lld ms",
+                errstr, (long long)backoff_ms);
+        if (*stop) return err;
+        rs_sink_kafka_poll(svc->ks, (int)backoff_ms);
+        backoff_ms = RS_MIN(backoff_ms * 2, 2000);
+    }
+}
+
+/* Process one polled batch of n messages. */
+static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
+                             volatile sig_atomic_t *stop, char *errstr,
+                             size_t errstr_size) {
+    int D = svc->dim, nev = 0;
+    /* Wait for room in the offset ring (backpressure on Kafka acks). */
+    while (svc->ring_head - svc->ring_tail >= RS_SVC_RING) {
+        rs_sink_kafka_poll(svc->ks, 10);
+        rs_svc_store_acked(svc);
+    }
+    rs_svc_batch_t *b = &svc->ring[svc->ring_head % RS_SVC_RING];
+    b->seq = svc->next_seq++;
+    b->n = 0;
+
+    for (int i = 0; i < n; i++) {
+        rs_msg_t *m = &svc->msgs[i];
+        b->offs[b->n++] = (rs_svc_off_t){m->topic, m->partition, m->offset};
+        switch (m->kind) {
+        case RS_MSG_LABEL: rs_svc_label(svc, &m->lb); break;
+        case RS_MSG_REJECT: svc->st.rejected++; break;
+        case RS_MSG_EVENT: {
+            svc->st.events++;
+            float *x = svc->x + (size_t)nev * (size_t)D;
+            svc->flags[nev] = 0;
+            if (rs_features_process(svc->feat, &m->ev, x, &svc->flags[nev]) !=
+                RS_OK) {
+                /* Decoders validate first, so this is a programming error
+                 * rather than bad input: count it, never crash. */
+                svc->st.rejected++;
+                break;
+            }
+            if (m->ev.event_time_ms > svc->watermark_ms)
+                svc->watermark_ms = m->ev.event_time_ms;
+            svc->ev_msg[nev++] = i;
+            break;
+        }
+        }
+    }
+
+    if (nev > 0) {
+        /* Score in chunks of the model's preallocated batch size. */
+        int chunk = (int)svc->app->model.batch_max;
+        for (int k0 = 0; k0 < nev; k0 += chunk) {
+            int kn = RS_MIN(chunk, nev - k0);
+            rs_err_t err = rs_model_score(
+                svc->model, svc->x + (size_t)k0 * (size_t)D, kn,
+                svc->scores + k0, svc->contrib + (size_t)k0 * (size_t)D);
+            if (err != RS_OK)
+                return rs_errf(errstr, errstr_size, err, "model score: %s",
+                               rs_err_str(err));
+        }
+        const char *version = rs_model_version(svc->model);
+        for (int k = 0; k < nev; k++) {
+            const rs_msg_t *m = &svc->msgs[svc->ev_msg[k]];
+            const float *x = svc->x + (size_t)k * (size_t)D;
+            rs_score_t *sc = &svc->out[k];
+            rs_strlcpy(sc->event_id, m->ev.id, sizeof(sc->event_id));
+            rs_strlcpy(sc->entity_id, m->ev.entity_id, sizeof(sc->entity_id));
+            sc->score = svc->scores[k];
+            sc->decision = rs_decide(svc->conf, m->ev.type, sc->score);
+            rs_strlcpy(sc->model_version, version, sizeof(sc->model_version));
+            sc->event_time_ms = m->ev.event_time_ms;
+            sc->flags = svc->flags[k] & RS_SCORE_FLAG_LATE;
+            rs_svc_explain(svc, x, svc->contrib + (size_t)k * (size_t)D,
+                           &sc->explanation);
+            rs_model_remember(svc->model, m->ev.id, m->ev.event_time_ms, x,
+                              svc->scores[k]);
+            switch (sc->decision) {
+            case RS_DECISION_REVIEW: svc->st.reviews++; break;
+            case RS_DECISION_DECLINE: svc->st.declines++; break;
+            case RS_DECISION_ALERT: svc->st.alerts++; break;
+            default: break;
+            }
+        }
+        /* Stamp and publish: latency ends when the score is handed to the
+         * producer. */
+        int64_t now_wall_us = rs_clock_wall_us(), now_mono = rs_clock_mono_us();
+        for (int k = 0; k < nev; k++) {
+            const rs_msg_t *m = &svc->msgs[svc->ev_msg[k]];
+            rs_score_t *sc = &svc->out[k];
+            sc->scored_at_ms = now_wall_us / 1000;
+            sc->latency_us = now_mono - m->received_us;
+            rs_hist_record(&svc->st.proc_us, sc->latency_us);
+            if (m->produced_ms > 0)
+                rs_hist_record(&svc->st.e2e_us,
+                               now_wall_us - m->produced_ms * 1000);
+            rs_err_t err = rs_sink_kafka_publish(svc->ks, sc, b->seq);
+            if (err != RS_OK) {
+                svc->st.kafka_errors++;
+                return rs_errf(errstr, errstr_size, err,
+                               "publishing score of %s: %s", sc->event_id,
+                               rs_err_str(err));
+            }
+        }
+        rs_err_t err = rs_svc_redis_write(svc, nev, stop, errstr,
+                                          errstr_size);
+        if (err != RS_OK) return err;
+        svc->st.scored += (uint64_t)nev;
+        if (!svc->first_scored_us) svc->first_scored_us = now_mono;
+        svc->st.active_s = (double)(now_mono - svc->first_scored_us) / 1e6;
+        if (!svc->example_id[0])
+            rs_strlcpy(svc->example_id, svc->out[0].event_id,
+                       sizeof(svc->example_id));
+    }
+    rs_sink_kafka_batch_end(svc->ks, b->seq);
+    svc->ring_head++;
+    svc->st.batches++;
+    rs_model_advance(svc->model, svc->watermark_ms, rs_svc_resolved, svc);
+    return RS_OK;
+}
+
+rs_err_t rs_service_run(rs_service_t *svc, volatile sig_atomic_t *stop,
+                        char *errstr, size_t errstr_size) {
+    rs_err_t err = RS_OK;
+    svc->start_us = svc->last_input_us = rs_clock_mono_us();
+    rs_info("service", "scoring %s -> %s + redis, model %s, %d features",
+            svc->app->ingest.topic_events, svc->app->ingest.topic_scores,
+            rs_model_version(svc->model), svc->dim);
+    while (!*stop) {
+        int n = rs_ingest_poll(svc->ing, svc->msgs, svc->batch_max,
+                               (int)svc->app->ingest.poll_timeout_ms);
+        int64_t now = rs_clock_mono_us();
+        if (n > 0) {
+            svc->last_input_us = now;
+            err = rs_svc_batch(svc, n, stop, errstr, errstr_size);
+            if (err != RS_OK) break;
+        }
+        rs_sink_kafka_poll(svc->ks, 0);
+        rs_svc_store_acked(svc);
+        rs_svc_periodic(svc, now);
+        if (svc->conf->max_events > 0 &&
+            svc->st.scored >= (uint64_t)svc->conf->max_events)
+            break;
+        if (svc->conf->exit_idle_ms > 0 && n == 0 &&
+            now - svc->last_input_us > svc->conf->exit_idle_ms * 1000)
+            break;
+    }
+    /* Graceful stop: deliver what is in flight, store and commit. */
+    if (rs_sink_kafka_flush(svc->ks, 30000) != RS_OK)
+        rs_warn("service", "kafka flush timed out; unacked batches will be "
+                           "re-consumed after restart");
+    rs_svc_store_acked(svc);
+    char e3[256];
+    if (rs_ingest_commit_sync(svc->ing, e3, sizeof(e3)) != RS_OK)
+        rs_warn("service", "final offset commit: %s", e3);
+    rs_svc_periodic(svc, rs_clock_mono_us());
+    if (svc->conf->model_save_path[0]) {
+        char e2[256];
+        if (rs_model_save(svc->model, svc->conf->model_save_path, e2,
+                          sizeof(e2)) != RS_OK)
+            rs_error("service", "saving model: %s", e2);
+        else
+            rs_info("service", "model saved to %s",
+                    svc->conf->model_save_path);
+    }
+    return err;
+}

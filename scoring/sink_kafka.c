@@ -1,0 +1,449 @@
+/* sink_kafka.c -- scores and alerts to Kafka, with batch acknowledgement.
+ *
+ * Batch tracking: a FIFO ring of in-flight batches {seq, outstanding,
+ * ended}, ordered by seq.  Each message carries its batch's ring slot in
+ * the message opaque (tagged with bit 0 set), or, once it has failed and
+ * been re-produced, a pointer to its retry record (bit 0 clear).  A slot is
+ * only reused after its batch is fully acknowledged, so a delivery report
+ * always finds its batch.  rs_sink_kafka_acked() pops finished batches
+ * from the front.
+ *
+ * Failures: the delivery report copies the failed message (key + payload)
+ * into a retry record (cold path: malloc) and appends it to a list that
+ * rs_sink_kafka_poll / publish / flush produce again.  The batch keeps its
+ * outstanding count until the copy is delivered.
+ *
+ * Threads: one owner thread; the delivery report callback runs inside
+ * rd_kafka_poll/rd_kafka_flush on that thread, so the ring and the retry
+ * list need no lock.  Counters are relaxed atomics for rs_sink_kafka_stats.
+ */
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "ingest/ingest.h"
+#include "scoring/sink.h"
+
+#define RS_SINK_RING 4096        /* batches in flight                   */
+#define RS_SINK_BLOCK_MS 1000    /* publish waits this long on a full queue */
+#define RS_SINK_CLOSE_MS 10000   /* destroy flushes this long           */
+
+typedef struct rs_sink_batch_s {
+    uint64_t seq;
+    int64_t outstanding;   /* messages queued and not yet delivered */
+    int ended;             /* rs_sink_kafka_batch_end covered it    */
+} rs_sink_batch_t;
+
+typedef struct rs_sink_retry_s {
+    struct rs_sink_retry_s *next;
+    int alert;             /* 1: alerts topic, 0: scores topic      */
+    uint32_t slot;         /* ring slot of its batch                */
+    uint64_t retries;
+    size_t klen, len;
+    char data[];           /* [klen] key then [len] payload         */
+} rs_sink_retry_t;
+
+struct rs_sink_kafka_s {
+    rd_kafka_t *rk;
+    rd_kafka_topic_t *rkt_scores;
+    rd_kafka_topic_t *rkt_alerts;   /* NULL: alerts disabled */
+    rs_format_t fmt;
+    uint8_t *buf;                   /* [RS_ENCODE_MAX] encode buffer */
+    rs_sink_batch_t *ring;          /* [RS_SINK_RING]                */
+    uint32_t head, cnt;             /* FIFO of in-flight batches     */
+    uint64_t last_seq;              /* highest seq seen              */
+    uint64_t last_ended;            /* highest seq ended             */
+    uint64_t acked;                 /* highest fully delivered seq   */
+    rs_sink_retry_t *retry_head, *retry_tail;
+    int fatal;
+    int closing;                    /* destroy: purging, no new copies */
+    int64_t warn_last_us;           /* DR failure log rate limit       */
+    int64_t retry_warn_us;          /* re-produce error log rate limit */
+    struct {
+        _Atomic uint64_t published, alerts, delivered, failed, retries,
+            queue_full, acked_seq;
+        _Atomic int64_t inflight;
+    } c;
+};
+
+#define RS_INC(x) atomic_fetch_add_explicit(&(x), 1, memory_order_relaxed)
+#define RS_ADD(x, v) atomic_fetch_add_explicit(&(x), (v), memory_order_relaxed)
+#define RS_LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
+#define RS_STORE(x, v) atomic_store_explicit(&(x), (v), memory_order_relaxed)
+
+static rs_sink_batch_t *rs_sink_slot(rs_sink_kafka_t *sink, uint32_t slot) {
+    return &sink->ring[slot % RS_SINK_RING];
+}
+
+static void rs_sink_check_fatal(rs_sink_kafka_t *sink) {
+    char fbuf[512];
+    if (sink->fatal) return;
+    if (rd_kafka_fatal_error(sink->rk, fbuf, sizeof(fbuf))) {
+        sink->fatal = 1;
+        rs_error("sink", "kafka producer fatal error: %s", fbuf);
+    }
+}
+
+/* Delivery report: served on the owner thread. */
+static void rs_sink_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
+                          void *opaque) {
+    rs_sink_kafka_t *sink = opaque;
+    uintptr_t op = (uintptr_t)rkm->_private;
+    rs_sink_retry_t *re = (op & 1u) ? NULL : (rs_sink_retry_t *)op;
+    uint32_t slot = re ? re->slot : (uint32_t)(op >> 1);
+
+    if (!rkm->err) {
+        RS_INC(sink->c.delivered);
+        RS_ADD(sink->c.inflight, -1);
+        rs_sink_slot(sink, slot)->outstanding--;
+        free(re);
+        return;
+    }
+    RS_INC(sink->c.failed);
+    if (sink->closing) {
+        /* Purged at destroy: keep only the records we must free. */
+        if (re) {
+            re->next = sink->retry_head;
+            sink->retry_head = re;
+            if (!sink->retry_tail) sink->retry_tail = re;
+        }
+        return;
+    }
+    if (!re) {
+        re = malloc(sizeof(*re) + rkm->key_len + rkm->len);
+        if (!re) {
+            /* Out of memory in the failure path: give up loudly. */
+            rs_error("sink", "delivery failed (%s) and no memory to retry: "
+                     "batch stays unacknowledged", rd_kafka_err2str(rkm->err));
+            return;
+        }
+        re->alert = sink->rkt_alerts &&
+                    !strcmp(rd_kafka_topic_name(rkm->rkt),
+                            rd_kafka_topic_name(sink->rkt_alerts));
+        re->slot = slot;
+        re->retries = 0;
+        re->klen = rkm->key_len;
+        re->len = rkm->len;
+        if (rkm->key_len) memcpy(re->data, rkm->key, rkm->key_len);
+        if (rkm->len) memcpy(re->data + rkm->key_len, rkm->payload, rkm->len);
+    }
+    re->retries++;
+    re->next = NULL;
+    if (sink->retry_tail) sink->retry_tail->next = re;
+    else sink->retry_head = re;
+    sink->retry_tail = re;
+
+    int64_t now = rs_clock_mono_us();
+    if (now - sink->warn_last_us >= 1000000) {
+        sink->warn_last_us = now;
+        rs_warn("sink", "delivery to %s [%d] failed: %s; producing again "
+                "(retry %llu, %llu failures so far)",
+                rd_kafka_topic_name(rkm->rkt), (int)rkm->partition,
+                rd_kafka_err2str(rkm->err), (unsigned long long)re->retries,
+                (unsigned long long)RS_LOAD(sink->c.failed));
+    }
+    RS_UNUSED(rk);
+}
+
+static uint64_t rs_sink_retry_count(const rs_sink_kafka_t *sink) {
+    uint64_t n = 0;
+    for (const rs_sink_retry_t *re = sink->retry_head; re; re = re->next) n++;
+    return n;
+}
+
+/* Produce the retry list again, stopping at the first full queue. */
+static void rs_sink_retry_drain(rs_sink_kafka_t *sink) {
+    while (sink->retry_head) {
+        rs_sink_retry_t *re = sink->retry_head;
+        rd_kafka_topic_t *rkt = re->alert ? sink->rkt_alerts : sink->rkt_scores;
+        rd_kafka_resp_err_t kerr = rd_kafka_producev(
+            sink->rk, RD_KAFKA_V_RKT(rkt),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_KEY(re->data, re->klen),
+            RD_KAFKA_V_VALUE(re->data + re->klen, re->len),
+            RD_KAFKA_V_OPAQUE(re), RD_KAFKA_V_END);
+        if (kerr) {
+            if (kerr == RD_KAFKA_RESP_ERR__FATAL) rs_sink_check_fatal(sink);
+            else if (kerr != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                int64_t now = rs_clock_mono_us();
+                if (now - sink->retry_warn_us >= 1000000) {
+                    sink->retry_warn_us = now;
+                    rs_error("sink", "re-produce to %s: %s (%llu message(s) "
+                             "waiting)", rd_kafka_topic_name(rkt),
+                             rd_kafka_err2str(kerr),
+                             (unsigned long long)rs_sink_retry_count(sink));
+                }
+            }
+            return; /* keep it; try again on the next poll */
+        }
+        RS_INC(sink->c.retries);
+        sink->retry_head = re->next;
+        if (!sink->retry_head) sink->retry_tail = NULL;
+    }
+}
+
+rs_sink_kafka_t *rs_sink_kafka_new(const rs_kv_t *props, const char *bootstrap,
+                                   const char *topic_scores,
+                                   const char *topic_alerts, rs_format_t fmt,
+                                   char *errstr, size_t errstr_size) {
+    static const char *const defaults[][2] = {
+        {"enable.idempotence", "true"},
+        {"linger.ms", "5"},
+        {"batch.num.messages", "10000"},
+    };
+    rs_sink_kafka_t *sink = NULL;
+    rd_kafka_conf_t *kconf = NULL;
+    char kerr[512];
+
+    if (!topic_scores || !*topic_scores) {
+        rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                "kafka sink: no scores topic");
+        return NULL;
+    }
+    sink = rs_calloc(1, sizeof(*sink));
+    sink->fmt = fmt;
+    sink->buf = rs_malloc(RS_ENCODE_MAX);
+    sink->ring = rs_calloc(RS_SINK_RING, sizeof(*sink->ring));
+    if (rs_kafka_conf_build_for(RD_KAFKA_PRODUCER, props, bootstrap, defaults,
+                                (int)RS_ARRAY_LEN(defaults), &kconf, errstr,
+                                errstr_size) != RS_OK)
+        goto fail;
+    rd_kafka_conf_set_opaque(kconf, sink);
+    rd_kafka_conf_set_dr_msg_cb(kconf, rs_sink_dr_cb);
+    sink->rk = rd_kafka_new(RD_KAFKA_PRODUCER, kconf, kerr, sizeof(kerr));
+    if (!sink->rk) {
+        rs_errf(errstr, errstr_size, RS_ERR_KAFKA, "kafka sink: %s", kerr);
+        goto fail;
+    }
+    kconf = NULL;
+    sink->rkt_scores = rd_kafka_topic_new(sink->rk, topic_scores, NULL);
+    if (topic_alerts && *topic_alerts)
+        sink->rkt_alerts = rd_kafka_topic_new(sink->rk, topic_alerts, NULL);
+    if (!sink->rkt_scores || (topic_alerts && *topic_alerts &&
+                              !sink->rkt_alerts)) {
+        rs_errf(errstr, errstr_size, RS_ERR_KAFKA, "kafka sink: topic: %s",
+                rd_kafka_err2str(rd_kafka_last_error()));
+        goto fail;
+    }
+    rs_info("sink", "scores to '%s'%s%s%s (%s)", topic_scores,
+            sink->rkt_alerts ? ", alerts to '" : "",
+            sink->rkt_alerts ? topic_alerts : "",
+            sink->rkt_alerts ? "'" : "",
+            fmt == RS_FORMAT_PROTOBUF ? "protobuf" : "json");
+    return sink;
+fail:
+    if (kconf) rd_kafka_conf_destroy(kconf);
+    rs_sink_kafka_destroy(sink);
+    return NULL;
+}
+
+/* Slot of batch `seq`, opening a new one at the back if needed.
+ * RS_ERR_STATE if seq is out of order, RS_ERR_AGAIN if the ring stays
+ * full. */
+static rs_err_t rs_sink_batch_slot(rs_sink_kafka_t *sink, uint64_t seq,
+                                   uint32_t *slot) {
+    if (seq == 0 || seq <= sink->last_ended || seq < sink->last_seq) {
+        rs_error("sink", "batch %llu out of order (last %llu, ended %llu)",
+                 (unsigned long long)seq, (unsigned long long)sink->last_seq,
+                 (unsigned long long)sink->last_ended);
+        return RS_ERR_STATE;
+    }
+    if (sink->cnt > 0) {
+        uint32_t tail = sink->head + sink->cnt - 1;
+        if (rs_sink_slot(sink, tail)->seq == seq) {
+            *slot = tail % RS_SINK_RING;
+            return RS_OK;
+        }
+    }
+    int64_t deadline = rs_clock_mono_us() + RS_SINK_BLOCK_MS * 1000;
+    while (sink->cnt == RS_SINK_RING) {
+        rd_kafka_poll(sink->rk, 10);
+        rs_sink_retry_drain(sink);
+        rs_sink_kafka_acked(sink);
+        if (rs_clock_mono_us() > deadline) return RS_ERR_AGAIN;
+    }
+    uint32_t idx = (sink->head + sink->cnt) % RS_SINK_RING;
+    sink->ring[idx] = (rs_sink_batch_t){.seq = seq};
+    sink->cnt++;
+    sink->last_seq = seq;
+    *slot = idx;
+    return RS_OK;
+}
+
+/* Produce one message, waiting on a full queue up to the deadline. */
+static rd_kafka_resp_err_t rs_sink_produce(rs_sink_kafka_t *sink,
+                                           rd_kafka_topic_t *rkt,
+                                           const rs_score_t *sc, size_t len,
+                                           uint32_t slot, int64_t deadline) {
+    for (;;) {
+        rd_kafka_resp_err_t kerr = rd_kafka_producev(
+            sink->rk, RD_KAFKA_V_RKT(rkt),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_KEY(sc->entity_id, strlen(sc->entity_id)),
+            RD_KAFKA_V_VALUE(sink->buf, len),
+            RD_KAFKA_V_OPAQUE((void *)(((uintptr_t)slot << 1) | 1u)),
+            RD_KAFKA_V_END);
+        if (kerr != RD_KAFKA_RESP_ERR__QUEUE_FULL) return kerr;
+        RS_INC(sink->c.queue_full);
+        if (rs_clock_mono_us() > deadline) return kerr;
+        rd_kafka_poll(sink->rk, 10); /* backpressure: let deliveries drain */
+    }
+}
+
+rs_err_t rs_sink_kafka_publish(rs_sink_kafka_t *sink, const rs_score_t *sc,
+                               uint64_t batch_seq) {
+    uint32_t slot;
+    rs_err_t err;
+    if (sink->fatal) return RS_ERR_KAFKA;
+    rs_sink_retry_drain(sink);
+    if ((err = rs_sink_batch_slot(sink, batch_seq, &slot)) != RS_OK)
+        return err;
+    int len = rs_score_encode(sink->fmt, sc, sink->buf, RS_ENCODE_MAX);
+    if (len < 0) {
+        rs_error("sink", "score of event '%.64s' does not encode",
+                 sc->event_id);
+        return RS_ERR_TOOBIG;
+    }
+    int64_t deadline = rs_clock_mono_us() + RS_SINK_BLOCK_MS * 1000;
+    rd_kafka_resp_err_t kerr = rs_sink_produce(sink, sink->rkt_scores, sc,
+                                               (size_t)len, slot, deadline);
+    if (kerr == RD_KAFKA_RESP_ERR__QUEUE_FULL) return RS_ERR_AGAIN;
+    if (kerr) goto kafka_error;
+    sink->ring[slot].outstanding++;
+    RS_INC(sink->c.published);
+    RS_ADD(sink->c.inflight, 1);
+
+    int alert = sc->decision == RS_DECISION_REVIEW ||
+                sc->decision == RS_DECISION_DECLINE ||
+                sc->decision == RS_DECISION_ALERT;
+    if (!alert || !sink->rkt_alerts) return RS_OK;
+    kerr = rs_sink_produce(sink, sink->rkt_alerts, sc, (size_t)len, slot,
+                           deadline);
+    if (kerr == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+        /* The score is queued: keep the alert ourselves (retry list) so
+         * the call stays all-or-nothing for the caller. */
+        rs_sink_retry_t *re = rs_malloc(sizeof(*re) + strlen(sc->entity_id) +
+                                        (size_t)len);
+        re->next = NULL;
+        re->alert = 1;
+        re->slot = slot;
+        re->retries = 0;
+        re->klen = strlen(sc->entity_id);
+        re->len = (size_t)len;
+        memcpy(re->data, sc->entity_id, re->klen);
+        memcpy(re->data + re->klen, sink->buf, re->len);
+        if (sink->retry_tail) sink->retry_tail->next = re;
+        else sink->retry_head = re;
+        sink->retry_tail = re;
+    } else if (kerr) {
+        goto kafka_error;
+    }
+    sink->ring[slot].outstanding++;
+    RS_INC(sink->c.alerts);
+    RS_ADD(sink->c.inflight, 1);
+    return RS_OK;
+kafka_error:
+    if (kerr == RD_KAFKA_RESP_ERR__FATAL) rs_sink_check_fatal(sink);
+    rs_error("sink", "produce: %s", rd_kafka_err2str(kerr));
+    return RS_ERR_KAFKA;
+}
+
+rs_err_t rs_sink_kafka_batch_end(rs_sink_kafka_t *sink, uint64_t batch_seq) {
+    if (batch_seq <= sink->last_ended) return RS_OK;
+    for (uint32_t i = 0; i < sink->cnt; i++) {
+        rs_sink_batch_t *b = rs_sink_slot(sink, sink->head + i);
+        if (b->seq > batch_seq) break;
+        b->ended = 1;
+    }
+    if (batch_seq > sink->last_seq) {
+        /* A batch without messages. */
+        if (sink->cnt == 0) {
+            sink->acked = batch_seq;
+            RS_STORE(sink->c.acked_seq, batch_seq);
+        } else {
+            uint32_t slot;
+            rs_err_t err = rs_sink_batch_slot(sink, batch_seq, &slot);
+            if (err != RS_OK) return err;
+            sink->ring[slot].ended = 1;
+        }
+        sink->last_seq = batch_seq;
+    }
+    sink->last_ended = batch_seq;
+    return RS_OK;
+}
+
+uint64_t rs_sink_kafka_acked(rs_sink_kafka_t *sink) {
+    while (sink->cnt > 0) {
+        rs_sink_batch_t *b = rs_sink_slot(sink, sink->head);
+        if (!b->ended || b->outstanding > 0) break;
+        sink->acked = b->seq;
+        sink->head = (sink->head + 1) % RS_SINK_RING;
+        sink->cnt--;
+    }
+    RS_STORE(sink->c.acked_seq, sink->acked);
+    return sink->acked;
+}
+
+rs_err_t rs_sink_kafka_poll(rs_sink_kafka_t *sink, int timeout_ms) {
+    rd_kafka_poll(sink->rk, timeout_ms);
+    rs_sink_retry_drain(sink);
+    rs_sink_check_fatal(sink);
+    return sink->fatal ? RS_ERR_KAFKA : RS_OK;
+}
+
+rs_err_t rs_sink_kafka_flush(rs_sink_kafka_t *sink, int timeout_ms) {
+    int64_t deadline = rs_clock_mono_us() + (int64_t)timeout_ms * 1000;
+    for (;;) {
+        rs_sink_retry_drain(sink);
+        if (!sink->retry_head && rd_kafka_outq_len(sink->rk) == 0) break;
+        int64_t left = (deadline - rs_clock_mono_us()) / 1000;
+        if (left <= 0) return RS_ERR_TIMEOUT;
+        rd_kafka_flush(sink->rk, (int)RS_MIN(left, 100));
+        rs_sink_check_fatal(sink);
+        if (sink->fatal) return RS_ERR_KAFKA;
+    }
+    rs_sink_kafka_acked(sink);
+    return RS_OK;
+}
+
+void rs_sink_kafka_stats(const rs_sink_kafka_t *sink,
+                         rs_sink_kafka_stats_t *st) {
+    rs_sink_kafka_t *s = (rs_sink_kafka_t *)sink;
+    st->published = RS_LOAD(s->c.published);
+    st->alerts = RS_LOAD(s->c.alerts);
+    st->delivered = RS_LOAD(s->c.delivered);
+    st->failed = RS_LOAD(s->c.failed);
+    st->retries = RS_LOAD(s->c.retries);
+    st->queue_full = RS_LOAD(s->c.queue_full);
+    st->inflight = RS_LOAD(s->c.inflight);
+    st->acked_seq = RS_LOAD(s->c.acked_seq);
+}
+
+void rs_sink_kafka_destroy(rs_sink_kafka_t *sink) {
+    if (!sink) return;
+    if (sink->rk && !sink->fatal &&
+        rs_sink_kafka_flush(sink, RS_SINK_CLOSE_MS) != RS_OK)
+        rs_error("sink", "closing with %lld undelivered message(s)",
+                 (long long)RS_LOAD(sink->c.inflight));
+    if (sink->rk && rd_kafka_outq_len(sink->rk) > 0) {
+        /* Purge what is left and serve the purge reports, so retry
+         * records still in flight come back to us and are freed. */
+        sink->closing = 1;
+        rd_kafka_purge(sink->rk, RD_KAFKA_PURGE_F_QUEUE |
+                                     RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_flush(sink->rk, 1000);
+    }
+    if (sink->rkt_scores) rd_kafka_topic_destroy(sink->rkt_scores);
+    if (sink->rkt_alerts) rd_kafka_topic_destroy(sink->rkt_alerts);
+    if (sink->rk) rd_kafka_destroy(sink->rk);
+    while (sink->retry_head) {
+        rs_sink_retry_t *re = sink->retry_head;
+        sink->retry_head = re->next;
+        free(re);
+    }
+    rs_free(sink->ring);
+    rs_free(sink->buf);
+    rs_free(sink);
+}

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# End-to-end: `riskstream serve` on the embedded Kafka and a private Redis;
+# kcat (a client we did not write) produces N JSON events, malformed lines
+# mixed in, and labels.  Checks: exactly N scores on the scores topic and N
+# records in Redis, each with the right event id and a score in [0,1]; the
+# malformed lines are counted and land in the dead-letter topic with a
+# reason header; a SIGTERM stops the service cleanly (exit 0).
+#
+# usage: e2e_kcat.sh RISKSTREAM_BINARY SOURCE_DIR
+set -euo pipefail
+BIN="${1:?riskstream binary}"
+SRC="${2:?source dir}"
+N="${RS_E2E_EVENTS:-400}"
+BAD=7
+for tool in kcat jq redis-cli redis-server; do
+  command -v "$tool" >/dev/null || { echo "e2e: $tool not installed (ops/deps.sh installs it)"; exit 1; }
+done
+
+T="$(mktemp -d /tmp/rs-e2e.XXXXXX)"
+SERVE_PID=""
+cleanup() {
+  [ -n "$SERVE_PID" ] && kill "$SERVE_PID" 2>/dev/null || true
+  "$SRC/ops/redis.sh" stop "$T/redis" || true
+  rm -rf "$T"
+}
+trap cleanup EXIT
+fail() { echo "e2e FAIL: $*"; echo "--- serve log (tail)"; tail -n 30 "$T/serve.log" || true; exit 1; }
+
+URL="$("$SRC/ops/redis.sh" start "$T/redis")"
+SOCK="${URL#unix://}"
+
+"$BIN" serve --redis "$URL" --set topics.partitions=3 --set service.stats_interval=1s \
+  >"$T/serve.out" 2>"$T/serve.log" &
+SERVE_PID=$!
+BOOT=""
+for _ in $(seq 1 200); do
+  BOOT="$(sed -n 's/^kafka bootstrap: //p' "$T/serve.out" | head -1)"
+  [ -n "$BOOT" ] && break
+  kill -0 "$SERVE_PID" 2>/dev/null || fail "serve exited early"
+  sleep 0.1
+done
+[ -n "$BOOT" ] || fail "no 'kafka bootstrap:' line from serve"
+echo "e2e: embedded kafka at $BOOT, redis at $URL"
+
+# N valid events over a few cards, with BAD malformed lines in between.
+base=1767225600000
+: >"$T/events.jsonl"
+for i in $(seq 1 "$N"); do
+  card=$(( i % 17 ))
+  t=$(( base + i * 60000 ))
+  printf '{"id":"e2e-%d","type":"card_tx","entity_id":"card-%d","counterparty_id":"m-%d","event_time_ms":%d,"amount":%d.25,"categorical_fields":{"mcc":"5411","country":"FR"}}\n' \
+    "$i" "$card" $(( i % 5 )) "$t" $(( (i * 37) % 300 + 1 )) >>"$T/events.jsonl"
+  case "$i" in
+    10) echo '{"id":"bad-1","type":"card_tx"' >>"$T/events.jsonl" ;;          # truncated JSON
+    20) echo 'not json at all' >>"$T/events.jsonl" ;;
+    30) echo '{"id":"bad-3","type":"card_tx","entity_id":"c","event_time_ms":1767225600000,"amount":"NaN"}' >>"$T/events.jsonl" ;;
+    40) echo '{"type":"card_tx","entity_id":"c","event_time_ms":1767225600000,"amount":1}' >>"$T/events.jsonl" ;;  # no id
+    50) echo '{"id":"bad-5","type":"card_tx","entity_id":"c","event_time_ms":1767225600000,"amount":-5}' >>"$T/events.jsonl" ;;
+    60) echo '{"id":"bad-6","type":"card_tx","entity_id":"c","event_time_ms":42,"amount":1}' >>"$T/events.jsonl" ;;  # absurd time
+    70) echo '[1,2,3]' >>"$T/events.jsonl" ;;
+  esac
+done
+kcat -P -b "$BOOT" -t events -l "$T/events.jsonl" || fail "kcat produce events"
+# Labels for every 25th event (arrive after their events).
+: >"$T/labels.jsonl"
+for i in $(seq 25 25 "$N"); do
+  printf '{"event_id":"e2e-%d","entity_id":"card-%d","value":1,"label_time_ms":%d}\n' \
+    "$i" $(( i % 17 )) $(( base + N * 60000 + i )) >>"$T/labels.jsonl"
+done
+NLAB=$(wc -l <"$T/labels.jsonl")
+kcat -P -b "$BOOT" -t labels -l "$T/labels.jsonl" || fail "kcat produce labels"
+
+# Wait until N scores are on the scores topic.
+got=0
+for _ in $(seq 1 120); do
+  kcat -C -b "$BOOT" -t scores -o beginning -e -q -f '%s\n' >"$T/scores.jsonl" 2>/dev/null || true
+  got=$(grep -c . "$T/scores.jsonl" || true)
+  [ "$got" -ge "$N" ] && break
+  sleep 0.5
+done
+[ "$got" -eq "$N" ] || fail "expected exactly $N scores on the topic, got $got"
+sleep 1
+kcat -C -b "$BOOT" -t scores -o beginning -e -q -f '%s\n' >"$T/scores.jsonl" 2>/dev/null
+[ "$(grep -c . "$T/scores.jsonl")" -eq "$N" ] || fail "scores topic grew past $N (duplicates)"
+
+# Every event id exactly once, scores in [0,1].
+jq -r '.event_id' "$T/scores.jsonl" | sort >"$T/score_ids"
+grep -o '"id":"e2e-[0-9]*"' "$T/events.jsonl" | sed 's/"id":"//; s/"//' | sort >"$T/want_ids"
+diff -q "$T/want_ids" "$T/score_ids" >/dev/null || fail "score event ids differ from the input ids"
+bad_scores=$(jq -r 'select((.score|type) != "number" or .score < 0 or .score > 1) | .event_id' "$T/scores.jsonl" | wc -l)
+[ "$bad_scores" -eq 0 ] || fail "$bad_scores scores outside [0,1]"
+jq -e 'select(.model_version == "" or .decision == null)' "$T/scores.jsonl" >/dev/null && fail "score without model_version/decision"
+
+# Redis: N records, each with the right id and a score in [0,1].
+nkeys=$(redis-cli -s "$SOCK" --scan --pattern 'rs:score:*' | wc -l)
+[ "$nkeys" -eq "$N" ] || fail "expected $N score records in Redis, got $nkeys"
+for i in 1 77 $N; do
+  rec="$(redis-cli -s "$SOCK" GET "rs:score:e2e-$i")"
+  [ "$(echo "$rec" | jq -r .event_id)" = "e2e-$i" ] || fail "redis record e2e-$i has wrong id: $rec"
+  echo "$rec" | jq -e '.score >= 0 and .score <= 1' >/dev/null || fail "redis score of e2e-$i out of range"
+  ttl=$(redis-cli -s "$SOCK" PTTL "rs:score:e2e-$i")
+  [ "$ttl" -gt 0 ] || fail "redis record e2e-$i has no TTL ($ttl)"
+done
+redis-cli -s "$SOCK" --scan --pattern 'rs:score:*' | while read -r k; do
+  redis-cli -s "$SOCK" GET "$k"
+done | jq -r 'select(.score < 0 or .score > 1 or (.event_id|startswith("e2e-")|not)) | .event_id' >"$T/redis_bad"
+[ ! -s "$T/redis_bad" ] || fail "bad redis records: $(head -3 "$T/redis_bad")"
+nidx=$(redis-cli -s "$SOCK" ZCARD "rs:entity:card-1:scores")
+[ "$nidx" -gt 0 ] || fail "entity index rs:entity:card-1:scores is empty"
+
+# Dead-letter topic: the BAD malformed lines, each with a reason header.
+kcat -C -b "$BOOT" -t events.dlq -o beginning -e -q -f '%h\n' >"$T/dlq_headers" 2>/dev/null || true
+ndlq=$(grep -c 'rs-error=' "$T/dlq_headers" || true)
+[ "$ndlq" -eq "$BAD" ] || fail "expected $BAD dead-lettered messages with rs-error, got $ndlq"
+
+# Graceful stop: exit 0 and a summary that counts everything.
+kill -TERM "$SERVE_PID"
+rc=0; wait "$SERVE_PID" || rc=$?
+SERVE_PID=""
+[ "$rc" -eq 0 ] || fail "serve exited with $rc after SIGTERM"
+summary="$(grep '^serve:' "$T/serve.out" || true)"
+echo "e2e: $summary"
+echo "$summary" | grep -q "^serve: $N events scored, $NLAB labels, $BAD rejected" || fail "summary mismatch: $summary"
+echo "e2e: PASS ($N scores on Kafka and in Redis, $BAD rejected to DLQ, $NLAB labels)"

@@ -1,0 +1,596 @@
+/* test_ingest.c -- integration tests of ingest/ against the embedded
+ * (librdkafka mock) cluster: JSON and protobuf input, bad input to the
+ * dead-letter topic, at-least-once offsets across consumers of one group,
+ * an external producer (kcat), and the configuration table.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/config.h"
+#include "ingest/ingest.h"
+#include "tests/support/rs_test_kafka.h"
+
+#define BASE_MS 1700000000000LL
+
+static const char *const rs_topics[] = {"events", "labels", "scores",
+                                        "alerts", "events.dlq"};
+
+/* ------------------------------------------------------------- helpers */
+
+static void make_event(int i, rs_event_t *ev) {
+    memset(ev, 0, sizeof(*ev));
+    snprintf(ev->id, sizeof(ev->id), "ev-%d", i);
+    snprintf(ev->type, sizeof(ev->type), "card");
+    snprintf(ev->entity_id, sizeof(ev->entity_id), "card-%d", i % 7);
+    snprintf(ev->counterparty_id, sizeof(ev->counterparty_id), "m-%d", i % 3);
+    ev->event_time_ms = BASE_MS + (int64_t)i * 1000;
+    ev->amount = 10.25 + i;
+    ev->n_numeric = 1;
+    snprintf(ev->numeric[0].name, sizeof(ev->numeric[0].name), "mcc");
+    ev->numeric[0].value = 5411;
+    ev->n_categ = 1;
+    snprintf(ev->categ[0].name, sizeof(ev->categ[0].name), "country");
+    snprintf(ev->categ[0].value, sizeof(ev->categ[0].value), "FR");
+}
+
+static void make_label(int i, rs_label_t *lb) {
+    memset(lb, 0, sizeof(*lb));
+    snprintf(lb->event_id, sizeof(lb->event_id), "ev-%d", i);
+    snprintf(lb->entity_id, sizeof(lb->entity_id), "card-%d", i % 7);
+    lb->value = i % 2;
+    lb->label_time_ms = BASE_MS + (int64_t)i * 1000 + 60000;
+}
+
+static void produce(rd_kafka_t *rk, const char *topic, const char *key,
+                    const void *val, size_t len) {
+    rd_kafka_resp_err_t kerr;
+    for (;;) {
+        kerr = rd_kafka_producev(
+            rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_KEY((void *)key, key ? strlen(key) : 0),
+            RD_KAFKA_V_VALUE((void *)val, len), RD_KAFKA_V_END);
+        if (kerr != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
+        rd_kafka_poll(rk, 10);
+    }
+    assert_int_equal(kerr, RD_KAFKA_RESP_ERR_NO_ERROR);
+}
+
+static void produce_events(rd_kafka_t *rk, const char *topic, rs_format_t fmt,
+                           int from, int to) {
+    static char buf[RS_ENCODE_MAX];
+    for (int i = from; i < to; i++) {
+        rs_event_t ev;
+        make_event(i, &ev);
+        int len = rs_event_encode(fmt, &ev, buf, sizeof(buf));
+        assert_true(len > 0);
+        produce(rk, topic, ev.entity_id, buf, (size_t)len);
+    }
+}
+
+static void produce_labels(rd_kafka_t *rk, const char *topic, rs_format_t fmt,
+                           int from, int to) {
+    static char buf[RS_ENCODE_MAX];
+    for (int i = from; i < to; i++) {
+        rs_label_t lb;
+        make_label(i, &lb);
+        int len = rs_label_encode(fmt, &lb, buf, sizeof(buf));
+        assert_true(len > 0);
+        produce(rk, topic, lb.entity_id, buf, (size_t)len);
+    }
+}
+
+typedef struct tally_s {
+    int store_one; /* store with rs_ingest_store_offset, one by one */
+    int events, labels, rejects;
+    unsigned char seen_ev[4096];
+    unsigned char seen_lb[4096];
+    int dup;
+    char reasons[8][160];
+} tally_t;
+
+static void tally_add(tally_t *t, const rs_msg_t *m) {
+    int i;
+    switch (m->kind) {
+    case RS_MSG_EVENT:
+        assert_int_equal(m->topic, RS_MSG_TOPIC_EVENTS);
+        assert_int_equal(sscanf(m->ev.id, "ev-%d", &i), 1);
+        assert_true(i >= 0 && i < 4096);
+        if (t->seen_ev[i]++) t->dup++;
+        t->events++;
+        break;
+    case RS_MSG_LABEL:
+        assert_int_equal(m->topic, RS_MSG_TOPIC_LABELS);
+        assert_int_equal(sscanf(m->lb.event_id, "ev-%d", &i), 1);
+        if (t->seen_lb[i]++) t->dup++;
+        t->labels++;
+        break;
+    case RS_MSG_REJECT:
+        assert_true(m->reason[0] != '\0');
+        if (t->rejects < 8)
+            snprintf(t->reasons[t->rejects], 160, "%s", m->reason);
+        t->rejects++;
+        break;
+    }
+    assert_true(m->offset >= 0);
+    assert_true(m->partition >= 0);
+    assert_true(m->produced_ms > 0);
+    assert_true(m->received_us > 0);
+}
+
+/* Poll (storing offsets after each batch) until `total` messages were seen
+ * or timeout. */
+static void consume_until(rs_ingest_t *ing, tally_t *t, int total,
+                          int timeout_ms) {
+    static rs_msg_t msgs[64];
+    int64_t deadline = rs_clock_mono_us() + (int64_t)timeout_ms * 1000;
+    while (t->events + t->labels + t->rejects < total &&
+           rs_clock_mono_us() < deadline) {
+        int n = rs_ingest_poll(ing, msgs, 64, 100);
+        assert_true(n >= 0);
+        for (int i = 0; i < n; i++) tally_add(t, &msgs[i]);
+        if (t->store_one)
+            for (int i = 0; i < n; i++)
+                assert_int_equal(rs_ingest_store_offset(ing, msgs[i].topic,
+                                                        msgs[i].partition,
+                                                        msgs[i].offset),
+                                 RS_OK);
+        else if (n > 0)
+            assert_int_equal(rs_ingest_store(ing, msgs, n), RS_OK);
+    }
+}
+
+/* Poll until the consumer has an assignment. */
+static void wait_assigned(rs_ingest_t *ing, tally_t *t, int timeout_ms) {
+    static rs_msg_t msgs[64];
+    rs_ingest_stats_t st;
+    int64_t deadline = rs_clock_mono_us() + (int64_t)timeout_ms * 1000;
+    do {
+        int n = rs_ingest_poll(ing, msgs, 64, 100);
+        assert_true(n >= 0);
+        for (int i = 0; i < n; i++) tally_add(t, &msgs[i]);
+        if (n > 0) assert_int_equal(rs_ingest_store(ing, msgs, n), RS_OK);
+        rs_ingest_stats(ing, &st);
+    } while (st.assigned == 0 && rs_clock_mono_us() < deadline);
+    assert_true(st.assigned > 0);
+}
+
+static rs_ingest_t *new_consumer(const char *bootstrap, const char *group,
+                                 rs_format_t fmt) {
+    rs_ingest_conf_t conf;
+    char errstr[512];
+    rs_ingest_conf_init(&conf);
+    snprintf(conf.group_id, sizeof(conf.group_id), "%s", group);
+    conf.events_format = fmt;
+    conf.labels_format = fmt;
+    rs_kv_t kv;
+    rs_kv_init(&kv);
+    /* Mock quirk: once a group had members, a new JoinGroup waits
+     * session.timeout.ms - 1 s (45 s by default) even if the group is
+     * empty.  Keep it short so a second consumer joins quickly. */
+    rs_kv_set(&kv, "consumer.session.timeout.ms", "6000");
+    rs_kv_set(&kv, "consumer.heartbeat.interval.ms", "500");
+    if (getenv("RS_TEST_KAFKA_DEBUG")) /* e.g. cgrp,consumer */
+        rs_kv_set(&kv, "debug", getenv("RS_TEST_KAFKA_DEBUG"));
+    rs_ingest_t *ing = rs_ingest_new(&conf, &kv, bootstrap, errstr,
+                                     sizeof(errstr));
+    rs_kv_free(&kv);
+    if (!ing) fprintf(stderr, "rs_ingest_new: %s\n", errstr);
+    assert_non_null(ing);
+    return ing;
+}
+
+/* ------------------------------------------------------------ DLQ check */
+
+typedef struct dlq_check_s {
+    int n, with_error, with_source, found_badjson, found_big;
+} dlq_check_t;
+
+static void dlq_cb(void *opaque, const rd_kafka_message_t *rkm) {
+    dlq_check_t *d = opaque;
+    char err[256], src[256];
+    d->n++;
+    if (!rs_test_kafka_header(rkm, "rs-error", err, sizeof(err)) && err[0])
+        d->with_error++;
+    if (!rs_test_kafka_header(rkm, "rs-source", src, sizeof(src)) &&
+        (!strncmp(src, "events/", 7) || !strncmp(src, "labels/", 7)))
+        d->with_source++;
+    if (rkm->key_len == 9 && !memcmp(rkm->key, "bad-json1", 9)) {
+        assert_int_equal(rkm->len, 9);
+        assert_memory_equal(rkm->payload, "{not json", 9);
+        d->found_badjson++;
+    }
+    if (rkm->key_len == 3 && !memcmp(rkm->key, "big", 3)) {
+        assert_int_equal(rkm->len, RS_MSG_MAX + 100);
+        d->found_big++;
+    }
+}
+
+/* --------------------------------------------------------------- tests */
+
+/* JSON events + labels + bad input; DLQ; offsets survive the consumer. */
+static void test_json_dlq_offsets(void **state) {
+    (void)state;
+    char errstr[512];
+    rs_cluster_t *cl = rs_cluster_new(1, rs_topics, 5, 4, errstr,
+                                      sizeof(errstr));
+    assert_non_null(cl);
+    const char *boot = rs_cluster_bootstraps(cl);
+    rd_kafka_t *prod = rs_kafka_producer_new(NULL, boot, errstr,
+                                             sizeof(errstr));
+    assert_non_null(prod);
+
+    const int N = 300, L = 60;
+    produce_events(prod, "events", RS_FORMAT_JSON, 0, N);
+    produce_labels(prod, "labels", RS_FORMAT_JSON, 0, L);
+    /* Bad input: 7 rejects in all. */
+    produce(prod, "events", "bad-json1", "{not json", 9);
+    const char *nan_amount =
+        "{\"id\":\"x1\",\"type\":\"card\",\"entity_id\":\"c\","
+        "\"event_time_ms\":1700000000000,\"amount\":\"NaN\"}";
+    produce(prod, "events", "nan", nan_amount, strlen(nan_amount));
+    const char *no_id = "{\"type\":\"card\",\"entity_id\":\"c\","
+                        "\"event_time_ms\":1700000000000,\"amount\":1}";
+    produce(prod, "events", "noid", no_id, strlen(no_id));
+    const char *neg = "{\"id\":\"x2\",\"type\":\"card\",\"entity_id\":\"c\","
+                      "\"event_time_ms\":1700000000000,\"amount\":-5}";
+    produce(prod, "events", "neg", neg, strlen(neg));
+    char *big = malloc(RS_MSG_MAX + 100);
+    memset(big, ' ', RS_MSG_MAX + 100);
+    big[0] = '{';
+    big[RS_MSG_MAX + 99] = '}';
+    produce(prod, "events", "big", big, RS_MSG_MAX + 100);
+    free(big);
+    produce(prod, "events", "empty", "", 0);
+    produce(prod, "labels", "badlabel", "{\"value\":1}", 11);
+    const int R = 7;
+    assert_int_equal(rd_kafka_flush(prod, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+
+    rs_ingest_t *ing = new_consumer(boot, "g-json", RS_FORMAT_JSON);
+    tally_t *t = calloc(1, sizeof(*t));
+    consume_until(ing, t, N + L + R, 60000);
+    for (int i = 0; i < t->rejects && i < 8; i++)
+        printf("reject reason: %s\n", t->reasons[i]);
+    assert_int_equal(t->events, N);
+    assert_int_equal(t->labels, L);
+    assert_int_equal(t->rejects, R);
+    assert_int_equal(t->dup, 0);
+    rs_ingest_stats_t st;
+    rs_ingest_stats(ing, &st);
+    assert_int_equal(st.events, N);
+    assert_int_equal(st.labels, L);
+    assert_int_equal(st.rejected, R);
+    assert_int_equal(st.consumed, N + L + R);
+    assert_int_equal(st.dlq_delivered, R); /* store waited for the DLQ */
+    assert_int_equal(rs_ingest_commit_sync(ing, errstr, sizeof(errstr)),
+                     RS_OK);
+    rs_ingest_destroy(ing);
+
+    /* The dead-letter topic holds exactly the rejects, with headers. */
+    dlq_check_t d = {0};
+    int n = rs_test_kafka_read(boot, "events.dlq", R, 1000, 20000, dlq_cb, &d);
+    assert_int_equal(n, R);
+    assert_int_equal(d.with_error, R);
+    assert_int_equal(d.with_source, R);
+    assert_int_equal(d.found_badjson, 1);
+    assert_int_equal(d.found_big, 1);
+
+    /* A second consumer of the same group starts after the stored
+     * offsets: nothing old, then exactly the new messages. */
+    memset(t, 0, sizeof(*t));
+    ing = new_consumer(boot, "g-json", RS_FORMAT_JSON);
+    wait_assigned(ing, t, 30000);
+    consume_until(ing, t, 1, 2000); /* anything would show up here */
+    assert_int_equal(t->events + t->labels + t->rejects, 0);
+    produce_events(prod, "events", RS_FORMAT_JSON, N, N + 5);
+    rd_kafka_flush(prod, 10000);
+    consume_until(ing, t, 5, 30000);
+    assert_int_equal(t->events, 5);
+    assert_int_equal(t->rejects + t->labels, 0);
+    for (int i = N; i < N + 5; i++) assert_int_equal(t->seen_ev[i], 1);
+    rs_ingest_destroy(ing);
+
+    free(t);
+    rd_kafka_destroy(prod);
+    rs_cluster_destroy(cl);
+}
+
+/* Protobuf topics: events, labels and one undecodable message. */
+static void test_protobuf(void **state) {
+    (void)state;
+    char errstr[512];
+    rs_cluster_t *cl = rs_cluster_new(3, rs_topics, 5, 3, errstr,
+                                      sizeof(errstr));
+    assert_non_null(cl);
+    const char *boot = rs_cluster_bootstraps(cl);
+    rd_kafka_t *prod = rs_kafka_producer_new(NULL, boot, errstr,
+                                             sizeof(errstr));
+    assert_non_null(prod);
+    produce_events(prod, "events", RS_FORMAT_PROTOBUF, 0, 100);
+    produce_labels(prod, "labels", RS_FORMAT_PROTOBUF, 0, 20);
+    produce(prod, "events", "garbage", "\xff\xff\xff\xff", 4);
+    assert_int_equal(rd_kafka_flush(prod, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+
+    rs_ingest_t *ing = new_consumer(boot, "g-pb", RS_FORMAT_PROTOBUF);
+    tally_t *t = calloc(1, sizeof(*t));
+    t->store_one = 1;
+    consume_until(ing, t, 121, 60000);
+    assert_int_equal(t->events, 100);
+    assert_int_equal(t->labels, 20);
+    assert_int_equal(t->rejects, 1);
+    assert_int_equal(t->dup, 0);
+    assert_int_equal(rs_ingest_store_offset(ing, 7, 0, 0), RS_ERR_INVALID);
+    rs_ingest_destroy(ing);
+
+    /* Offsets stored one by one were committed at close. */
+    memset(t, 0, sizeof(*t));
+    ing = new_consumer(boot, "g-pb", RS_FORMAT_PROTOBUF);
+    wait_assigned(ing, t, 30000);
+    consume_until(ing, t, 1, 2000);
+    assert_int_equal(t->events + t->labels + t->rejects, 0);
+    rs_ingest_destroy(ing);
+    free(t);
+    rd_kafka_destroy(prod);
+    rs_cluster_destroy(cl);
+}
+
+/* An external client we did not write produces into the embedded broker. */
+static void test_kcat(void **state) {
+    (void)state;
+    if (system("command -v kcat >/dev/null 2>&1") != 0) {
+        fprintf(stderr, "SKIP test_kcat: kcat is not installed "
+                        "(apt-get install kcat)\n");
+        skip();
+    }
+    char errstr[512], cmd[1024];
+    rs_cluster_t *cl = rs_cluster_new(1, rs_topics, 5, 2, errstr,
+                                      sizeof(errstr));
+    assert_non_null(cl);
+    snprintf(cmd, sizeof(cmd), "kcat -P -b %s -t events -K '|'",
+             rs_cluster_bootstraps(cl));
+    FILE *fp = popen(cmd, "w");
+    assert_non_null(fp);
+    static char buf[RS_ENCODE_MAX];
+    for (int i = 0; i < 25; i++) {
+        rs_event_t ev;
+        make_event(i, &ev);
+        assert_true(rs_event_to_json(&ev, buf, sizeof(buf)) > 0);
+        fprintf(fp, "%s|%s\n", ev.entity_id, buf);
+    }
+    fprintf(fp, "bad|not json at all\n");
+    assert_int_equal(pclose(fp), 0);
+
+    rs_ingest_t *ing = new_consumer(rs_cluster_bootstraps(cl), "g-kcat",
+                                    RS_FORMAT_JSON);
+    tally_t *t = calloc(1, sizeof(*t));
+    consume_until(ing, t, 26, 60000);
+    assert_int_equal(t->events, 25);
+    assert_int_equal(t->rejects, 1);
+    for (int i = 0; i < 25; i++) assert_int_equal(t->seen_ev[i], 1);
+    rs_ingest_destroy(ing);
+    free(t);
+    rs_cluster_destroy(cl);
+}
+
+/* Fetch errors injected by the mock: the consumer recovers by itself. */
+static void test_fetch_errors(void **state) {
+    (void)state;
+    char errstr[512];
+    rs_cluster_t *cl = rs_cluster_new(1, rs_topics, 5, 2, errstr,
+                                      sizeof(errstr));
+    assert_non_null(cl);
+    const char *boot = rs_cluster_bootstraps(cl);
+    rd_kafka_t *prod = rs_kafka_producer_new(NULL, boot, errstr,
+                                             sizeof(errstr));
+    assert_non_null(prod);
+    rs_ingest_t *ing = new_consumer(boot, "g-fault", RS_FORMAT_JSON);
+    tally_t *t = calloc(1, sizeof(*t));
+    wait_assigned(ing, t, 30000);
+    /* ApiKey 1 = Fetch. */
+    rd_kafka_mock_push_request_errors(
+        rs_cluster_mock(cl), 1, 4, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+        RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+        RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+        RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
+    produce_events(prod, "events", RS_FORMAT_JSON, 0, 50);
+    rd_kafka_flush(prod, 10000);
+    consume_until(ing, t, 50, 60000);
+    assert_int_equal(t->events, 50);
+    assert_int_equal(t->dup, 0);
+    rs_ingest_destroy(ing);
+    free(t);
+    rd_kafka_destroy(prod);
+    rs_cluster_destroy(cl);
+}
+
+/* The DLQ refuses the first copies: the reject is produced again, and its
+ * offset is stored only once the copy is acknowledged. */
+static void test_dlq_retry(void **state) {
+    (void)state;
+    char errstr[512];
+    rs_cluster_t *cl = rs_cluster_new(1, rs_topics, 5, 1, errstr,
+                                      sizeof(errstr));
+    assert_non_null(cl);
+    const char *boot = rs_cluster_bootstraps(cl);
+    rd_kafka_t *prod = rs_kafka_producer_new(NULL, boot, errstr,
+                                             sizeof(errstr));
+    assert_non_null(prod);
+    produce_events(prod, "events", RS_FORMAT_JSON, 0, 3);
+    produce(prod, "events", "bad", "][", 2);
+    produce_events(prod, "events", RS_FORMAT_JSON, 3, 6);
+    assert_int_equal(rd_kafka_flush(prod, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+
+    rs_ingest_t *ing = new_consumer(boot, "g-dlq", RS_FORMAT_JSON);
+    tally_t *t = calloc(1, sizeof(*t));
+    wait_assigned(ing, t, 30000);
+    /* ApiKey 0 = Produce: only the DLQ producer produces from here on. */
+    rd_kafka_mock_push_request_errors(
+        rs_cluster_mock(cl), 0, 2, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+        RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+    consume_until(ing, t, 7, 30000); /* stores: waits for the DLQ */
+    assert_int_equal(t->events, 6);
+    assert_int_equal(t->rejects, 1);
+    rs_ingest_stats_t st;
+    rs_ingest_stats(ing, &st);
+    printf("dlq: delivered %llu failed %llu\n",
+           (unsigned long long)st.dlq_delivered,
+           (unsigned long long)st.dlq_failed);
+    assert_int_equal(st.dlq_delivered, 1);
+    assert_true(st.dlq_failed >= 1);
+    rs_ingest_destroy(ing);
+    dlq_check_t d = {0};
+    assert_int_equal(rs_test_kafka_read(boot, "events.dlq", 1, 1000, 20000,
+                                        dlq_cb, &d), 1);
+    assert_int_equal(d.with_error, 1);
+    free(t);
+    rd_kafka_destroy(prod);
+    rs_cluster_destroy(cl);
+}
+
+/* Configuration: table defaults, YAML, bad Kafka properties. */
+static void test_config(void **state) {
+    (void)state;
+    char errstr[512];
+    rs_ingest_conf_t conf;
+    rs_ingest_conf_init(&conf);
+    assert_string_equal(conf.brokers, "");
+    assert_string_equal(conf.group_id, "riskstream");
+    assert_string_equal(conf.topic_events, "events");
+    assert_string_equal(conf.topic_labels, "labels");
+    assert_string_equal(conf.topic_scores, "scores");
+    assert_string_equal(conf.topic_alerts, "alerts");
+    assert_string_equal(conf.topic_dlq, "events.dlq");
+    assert_int_equal(conf.events_format, RS_FORMAT_JSON);
+    assert_int_equal(conf.partitions, 4);
+    assert_int_equal(conf.batch_max, 512);
+    assert_int_equal(conf.poll_timeout_ms, 100);
+    assert_int_equal(conf.offset_reset, RS_OFFSET_EARLIEST);
+
+    int nf;
+    const rs_conf_field_t *f = rs_ingest_conf_fields(&nf);
+    assert_true(nf >= 13);
+    for (int i = 0; i < nf; i++) assert_non_null(f[i].desc);
+
+    rs_conf_section_t sec;
+    rs_conf_t *reg = rs_conf_new();
+    rs_ingest_conf_section(&sec, &conf);
+    assert_int_equal(rs_conf_add_section(reg, &sec, errstr, sizeof(errstr)),
+                     RS_OK);
+    const char *yaml = "topics:\n  group_id: fraud\n  events_format: protobuf\n"
+                       "  poll_timeout: 250ms\n  offset_reset: latest\n"
+                       "  dlq: bad.events\n";
+    assert_int_equal(rs_conf_load_yaml(reg, yaml, strlen(yaml), "t.yaml",
+                                       errstr, sizeof(errstr)),
+                     RS_OK);
+    assert_string_equal(conf.group_id, "fraud");
+    assert_int_equal(conf.events_format, RS_FORMAT_PROTOBUF);
+    assert_int_equal(conf.labels_format, RS_FORMAT_JSON);
+    assert_int_equal(conf.poll_timeout_ms, 250);
+    assert_int_equal(conf.offset_reset, RS_OFFSET_LATEST);
+    assert_string_equal(conf.topic_dlq, "bad.events");
+    const char *bad = "topics:\n  no_such_key: 1\n";
+    assert_int_equal(rs_conf_load_yaml(reg, bad, strlen(bad), "t.yaml",
+                                       errstr, sizeof(errstr)),
+                     RS_ERR_CONFIG);
+    assert_non_null(strstr(errstr, "no_such_key"));
+    rs_conf_destroy(reg);
+
+    /* Kafka passthrough: an invalid property names the key; a secret's
+     * value never shows up. */
+    rs_kv_t kv;
+    rd_kafka_conf_t *kc = NULL;
+    rs_kv_init(&kv);
+    rs_kv_set(&kv, "no.such.property", "1");
+    assert_int_equal(rs_kafka_conf_build(&kv, "127.0.0.1:1", &kc, errstr,
+                                         sizeof(errstr)),
+                     RS_ERR_CONFIG);
+    assert_null(kc);
+    assert_non_null(strstr(errstr, "no.such.property"));
+    rs_kv_free(&kv);
+    rs_kv_init(&kv);
+    rs_kv_set(&kv, "session.timeout.ms", "not-a-number");
+    assert_int_equal(rs_kafka_conf_build(&kv, NULL, &kc, errstr,
+                                         sizeof(errstr)),
+                     RS_ERR_CONFIG);
+    assert_non_null(strstr(errstr, "session.timeout.ms"));
+    rs_kv_free(&kv);
+    rs_kv_init(&kv);
+    rs_kv_set(&kv, "sasl.mechanism", "SUPERSECRET-MECH");
+    rs_kv_set(&kv, "ssl.key.password", "hunter2");
+    (void)rs_kafka_conf_build(&kv, NULL, &kc, errstr, sizeof(errstr));
+    assert_null(strstr(errstr, "hunter2"));
+    if (kc) rd_kafka_conf_destroy(kc);
+    rs_kv_free(&kv);
+
+    /* Scoped keys: consumer.* only for consumers, producer.* only for
+     * producers; a scoped key wins over the plain one. */
+    rs_kv_init(&kv);
+    rs_kv_set(&kv, "consumer.session.timeout.ms", "6000");
+    rs_kv_set(&kv, "linger.ms", "50");
+    rs_kv_set(&kv, "producer.linger.ms", "7");
+    char val[64];
+    size_t vlen = sizeof(val);
+    static const char *const defs[][2] = {{"linger.ms", "5"},
+                                          {"fetch.wait.max.ms", "42"}};
+    assert_int_equal(rs_kafka_conf_build_for(RD_KAFKA_CONSUMER, &kv, NULL,
+                                             defs, 2, &kc, errstr,
+                                             sizeof(errstr)), RS_OK);
+    assert_int_equal(rd_kafka_conf_get(kc, "session.timeout.ms", val, &vlen),
+                     RD_KAFKA_CONF_OK);
+    assert_string_equal(val, "6000");
+    vlen = sizeof(val);
+    rd_kafka_conf_get(kc, "fetch.wait.max.ms", val, &vlen);
+    assert_string_equal(val, "42"); /* default applied */
+    vlen = sizeof(val);
+    rd_kafka_conf_get(kc, "client.id", val, &vlen);
+    assert_string_equal(val, "riskstream");
+    rd_kafka_conf_destroy(kc);
+    assert_int_equal(rs_kafka_conf_build_for(RD_KAFKA_PRODUCER, &kv, NULL,
+                                             defs, 2, &kc, errstr,
+                                             sizeof(errstr)), RS_OK);
+    vlen = sizeof(val);
+    rd_kafka_conf_get(kc, "linger.ms", val, &vlen);
+    assert_string_equal(val, "7"); /* scoped beats plain beats default */
+    vlen = sizeof(val);
+    rd_kafka_conf_get(kc, "session.timeout.ms", val, &vlen);
+    assert_string_equal(val, "45000"); /* consumer.* not applied */
+    rd_kafka_conf_destroy(kc);
+    rs_kv_set(&kv, "producer.no.such.thing", "1");
+    assert_int_equal(rs_kafka_conf_build_for(RD_KAFKA_PRODUCER, &kv, NULL,
+                                             NULL, 0, &kc, errstr,
+                                             sizeof(errstr)), RS_ERR_CONFIG);
+    assert_non_null(strstr(errstr, "producer.no.such.thing"));
+    rs_kv_free(&kv);
+
+    /* rs_ingest_new reports a bad property by key, and no brokers. */
+    rs_ingest_conf_init(&conf);
+    rs_kv_init(&kv);
+    rs_kv_set(&kv, "fetch.wait.max.ms", "abc");
+    assert_null(rs_ingest_new(&conf, &kv, "127.0.0.1:1", errstr,
+                              sizeof(errstr)));
+    assert_non_null(strstr(errstr, "fetch.wait.max.ms"));
+    rs_kv_free(&kv);
+    assert_null(rs_ingest_new(&conf, NULL, NULL, errstr, sizeof(errstr)));
+    assert_non_null(strstr(errstr, "brokers"));
+    rs_ingest_destroy(NULL);
+    rs_cluster_destroy(NULL);
+}
+
+int main(void) {
+    if (getenv("RS_TEST_KAFKA_DEBUG")) rs_log_set_level(RS_LOG_DEBUG);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_config),
+        cmocka_unit_test(test_json_dlq_offsets),
+        cmocka_unit_test(test_protobuf),
+        cmocka_unit_test(test_kcat),
+        cmocka_unit_test(test_fetch_errors),
+        cmocka_unit_test(test_dlq_retry),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
