@@ -542,7 +542,12 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             if (m->produced_ms > 0)
                 rs_hist_record(&svc->st.e2e_us,
                                now_wall_us - m->produced_ms * 1000);
-            rs_err_t err = rs_sink_kafka_publish(svc->ks, sc, b->seq);
+            rs_err_t err;
+            /* A full local queue is backpressure: serve delivery reports
+             * until there is room (never drop, never skip). */
+            while ((err = rs_sink_kafka_publish(svc->ks, sc, b->seq)) ==
+                       RS_ERR_AGAIN && !*stop)
+                rs_sink_kafka_poll(svc->ks, 10);
             if (err != RS_OK) {
                 svc->st.kafka_errors++;
                 return rs_errf(errstr, errstr_size, err,

@@ -65,8 +65,11 @@ rs_sink_kafka_t *rs_sink_kafka_new(const rs_kv_t *props, const char *bootstrap,
  * rs_sink_kafka_batch_end()).  The record is copied: `sc` may be reused at
  * once.  If the local queue is full, serves delivery reports and retries
  * for up to 1 s (backpressure), then returns RS_ERR_AGAIN with nothing
- * queued.  RS_ERR_STATE: batch_seq went backwards; RS_ERR_KAFKA: fatal
- * producer error or unknown topic.  @locality the owner thread */
+ * queued.  A message librdkafka refuses synchronously for another reason
+ * (e.g. a topic error that briefly clears the topic's metadata) is kept in
+ * the retry list and counted as outstanding: RS_OK, delivered later, its
+ * batch acknowledged only then.  RS_ERR_STATE: batch_seq went backwards;
+ * RS_ERR_KAFKA: fatal producer error.  @locality the owner thread */
 rs_err_t rs_sink_kafka_publish(rs_sink_kafka_t *sink, const rs_score_t *sc,
                                uint64_t batch_seq);
 

@@ -153,6 +153,28 @@ static uint64_t rs_sink_retry_count(const rs_sink_kafka_t *sink) {
     return n;
 }
 
+/* Keep a copy of a message librdkafka refused synchronously (a transient
+ * topic/partition error, or a full queue for the alert copy): it goes to
+ * the back of the retry list and counts as outstanding in its batch, so the
+ * batch is not acknowledged -- and its input offsets not stored -- until it
+ * is delivered.  Cold path (malloc). */
+static void rs_sink_retry_push(rs_sink_kafka_t *sink, int alert, uint32_t slot,
+                               const char *key, const void *buf, size_t len) {
+    size_t klen = strlen(key);
+    rs_sink_retry_t *re = rs_malloc(sizeof(*re) + klen + len);
+    re->next = NULL;
+    re->alert = alert;
+    re->slot = slot;
+    re->retries = 0;
+    re->klen = klen;
+    re->len = len;
+    memcpy(re->data, key, klen);
+    memcpy(re->data + klen, buf, len);
+    if (sink->retry_tail) sink->retry_tail->next = re;
+    else sink->retry_head = re;
+    sink->retry_tail = re;
+}
+
 /* Produce the retry list again, stopping at the first full queue. */
 static void rs_sink_retry_drain(rs_sink_kafka_t *sink) {
     while (sink->retry_head) {
@@ -272,6 +294,18 @@ static rs_err_t rs_sink_batch_slot(rs_sink_kafka_t *sink, uint64_t seq,
     return RS_OK;
 }
 
+/* Count and log (rate-limited) a message refused synchronously. */
+static void rs_sink_refused(rs_sink_kafka_t *sink, rd_kafka_topic_t *rkt,
+                            rd_kafka_resp_err_t kerr) {
+    RS_INC(sink->c.failed);
+    int64_t now = rs_clock_mono_us();
+    if (now - sink->retry_warn_us >= 1000000) {
+        sink->retry_warn_us = now;
+        rs_warn("sink", "produce to %s refused (%s): kept for retry",
+                rd_kafka_topic_name(rkt), rd_kafka_err2str(kerr));
+    }
+}
+
 /* Produce one message, waiting on a full queue up to the deadline. */
 static rd_kafka_resp_err_t rs_sink_produce(rs_sink_kafka_t *sink,
                                            rd_kafka_topic_t *rkt,
@@ -310,7 +344,14 @@ rs_err_t rs_sink_kafka_publish(rs_sink_kafka_t *sink, const rs_score_t *sc,
     rd_kafka_resp_err_t kerr = rs_sink_produce(sink, sink->rkt_scores, sc,
                                                (size_t)len, slot, deadline);
     if (kerr == RD_KAFKA_RESP_ERR__QUEUE_FULL) return RS_ERR_AGAIN;
-    if (kerr) goto kafka_error;
+    if (kerr == RD_KAFKA_RESP_ERR__FATAL) goto kafka_error;
+    if (kerr) {
+        /* Refused now (e.g. the topic's metadata is briefly unknown after
+         * a topic-level error): keep it and re-produce on the next poll. */
+        rs_sink_refused(sink, sink->rkt_scores, kerr);
+        rs_sink_retry_push(sink, 0, slot, sc->entity_id, sink->buf,
+                           (size_t)len);
+    }
     sink->ring[slot].outstanding++;
     RS_INC(sink->c.published);
     RS_ADD(sink->c.inflight, 1);
@@ -321,31 +362,21 @@ rs_err_t rs_sink_kafka_publish(rs_sink_kafka_t *sink, const rs_score_t *sc,
     if (!alert || !sink->rkt_alerts) return RS_OK;
     kerr = rs_sink_produce(sink, sink->rkt_alerts, sc, (size_t)len, slot,
                            deadline);
-    if (kerr == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+    if (kerr == RD_KAFKA_RESP_ERR__FATAL) goto kafka_error;
+    if (kerr) {
         /* The score is queued: keep the alert ourselves (retry list) so
          * the call stays all-or-nothing for the caller. */
-        rs_sink_retry_t *re = rs_malloc(sizeof(*re) + strlen(sc->entity_id) +
-                                        (size_t)len);
-        re->next = NULL;
-        re->alert = 1;
-        re->slot = slot;
-        re->retries = 0;
-        re->klen = strlen(sc->entity_id);
-        re->len = (size_t)len;
-        memcpy(re->data, sc->entity_id, re->klen);
-        memcpy(re->data + re->klen, sink->buf, re->len);
-        if (sink->retry_tail) sink->retry_tail->next = re;
-        else sink->retry_head = re;
-        sink->retry_tail = re;
-    } else if (kerr) {
-        goto kafka_error;
+        if (kerr != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            rs_sink_refused(sink, sink->rkt_alerts, kerr);
+        rs_sink_retry_push(sink, 1, slot, sc->entity_id, sink->buf,
+                           (size_t)len);
     }
     sink->ring[slot].outstanding++;
     RS_INC(sink->c.alerts);
     RS_ADD(sink->c.inflight, 1);
     return RS_OK;
 kafka_error:
-    if (kerr == RD_KAFKA_RESP_ERR__FATAL) rs_sink_check_fatal(sink);
+    rs_sink_check_fatal(sink);
     rs_error("sink", "produce: %s", rd_kafka_err2str(kerr));
     return RS_ERR_KAFKA;
 }

@@ -101,6 +101,18 @@ int rs_cmd_serve(int argc, char **argv) {
         return rc;
     }
 
+    /* Configuration errors are exit 2, before anything is started. */
+    if (!app.redis.url[0]) {
+        rs_app_conf_destroy(&app);
+        return rs_cli_usage_error("serve", "no Redis configured: pass --redis "
+                                  "redis://HOST:PORT or unix:///PATH, or set "
+                                  "redis.url (ops/run.sh starts a private "
+                                  "redis-server)");
+    }
+    if (rs_redis_conf_check(&app.redis, errstr, sizeof(errstr)) != RS_OK) {
+        rs_app_conf_destroy(&app);
+        return rs_cli_usage_error("serve", "%s", errstr);
+    }
     rs_cluster_t *cluster = NULL;
     const char *bootstrap = NULL;
     rc = rs_serve_broker(&app, &cluster, &bootstrap);

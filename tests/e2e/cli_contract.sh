@@ -36,6 +36,8 @@ expect 2 "KEY=VALUE" -- "$BIN" config --set novalue
 expect 2 "log-level" -- "$BIN" serve --log-level loud
 expect 2 "unexpected argument" -- "$BIN" serve extra
 expect 1 "[Rr]edis" -- "$BIN" serve --redis "unix://$T/none.sock"
+expect 2 "no Redis configured" -- "$BIN" serve
+expect 2 "redis" -- "$BIN" serve --redis "http://nope"
 expect 0 "review_threshold" -- "$BIN" config --doc
 expect 0 "batch_max: 512" -- "$BIN" config
 # gen: deterministic, both modes, files.
