@@ -43,6 +43,11 @@ typedef struct rs_conf_ent_s {
     const rs_conf_section_t *sec;   /* NULL for a passthrough           */
     rs_kv_t *kv;                    /* passthrough target, caller-owned */
     char *pt_name, *pt_desc;        /* owned copies for passthrough     */
+    rs_conf_raw_fn raw;             /* hook for keys the table lacks    */
+    rs_conf_raw_dump_fn raw_dump;
+    void *raw_opaque;
+    rs_conf_section_t *raw_sec;     /* owned empty table of a raw-only
+                                     * section                          */
 } rs_conf_ent_t;
 
 struct rs_conf_s {
@@ -314,6 +319,7 @@ void rs_conf_destroy(rs_conf_t *conf) {
     for (int i = 0; i < conf->cnt; i++) {
         free(conf->ents[i].pt_name);
         free(conf->ents[i].pt_desc);
+        free(conf->ents[i].raw_sec);
     }
     free(conf->ents);
     free(conf);
@@ -404,6 +410,73 @@ void rs_conf_add_passthrough(rs_conf_t *conf, const char *name,
     ent->name = ent->pt_name;
     ent->desc = ent->pt_desc;
     ent->kv = kv;
+}
+
+rs_err_t rs_conf_add_raw(rs_conf_t *conf, const char *name, const char *desc,
+                         rs_conf_raw_fn fn, rs_conf_raw_dump_fn dump,
+                         void *opaque, char *errstr, size_t errstr_size) {
+    if (!conf || !fn || !rs_conf_name_ok(name))
+        return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                       "invalid raw section '%s'", name ? name : "(null)");
+    rs_conf_ent_t *ent = rs_conf_find(conf, name, strlen(name));
+    if (ent && !ent->sec)
+        return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                       "section '%s' is a passthrough; cannot add a raw hook",
+                       name);
+    if (!ent) {
+        ent = rs_conf_push(conf);
+        ent->pt_name = rs_strdup(name);
+        ent->pt_desc = desc ? rs_strdup(desc) : NULL;
+        ent->raw_sec = rs_calloc(1, sizeof(*ent->raw_sec));
+        ent->raw_sec->name = ent->pt_name;
+        ent->raw_sec->desc = ent->pt_desc;
+        ent->name = ent->pt_name;
+        ent->desc = ent->pt_desc;
+        ent->sec = ent->raw_sec;
+    }
+    ent->raw = fn;
+    ent->raw_dump = dump;
+    ent->raw_opaque = opaque;
+    return RS_OK;
+}
+
+/* ------------------------------------------------------------ raw nodes */
+
+const rs_conf_node_t *rs_conf_node_get(const rs_conf_node_t *map,
+                                       const char *key) {
+    if (!map || map->type != RS_CONF_NODE_MAP) return NULL;
+    for (int i = 0; i < map->n; i++)
+        if (map->kids[2 * i].value && !strcmp(map->kids[2 * i].value, key))
+            return &map->kids[2 * i + 1];
+    return NULL;
+}
+
+rs_err_t rs_conf_node_err(const rs_conf_node_t *node, char *errstr,
+                          size_t errstr_size, const char *fmt, ...) {
+    if (errstr && errstr_size) {
+        char msg[512];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        if (node)
+            snprintf(errstr, errstr_size, "%s:%d: %s",
+                     node->src ? node->src : "<config>", node->line, msg);
+        else
+            snprintf(errstr, errstr_size, "%s", msg);
+    }
+    return RS_ERR_CONFIG;
+}
+
+static void rs_conf_node_free(rs_conf_node_t *node) {
+    if (!node) return;
+    int nk = node->type == RS_CONF_NODE_MAP ? 2 * node->n
+             : node->type == RS_CONF_NODE_SEQ ? node->n : 0;
+    for (int i = 0; i < nk; i++) rs_conf_node_free(&node->kids[i]);
+    free(node->kids);
+    free((char *)node->value);
+    node->kids = NULL;
+    node->value = NULL;
 }
 
 /* ----------------------------------------------------------------- YAML */
@@ -602,6 +675,91 @@ static rs_err_t rs_conf_flatten(rs_conf_ld_t *ld, rs_conf_ent_t *ent,
     return RS_OK;
 }
 
+/* Copy libyaml node `yn` into our read-only tree `out` (depth-limited,
+ * charged to the visit budget; mapping keys must be scalars and unique). */
+static rs_err_t rs_conf_build(rs_conf_ld_t *ld, const yaml_node_t *yn,
+                              const char *where, rs_conf_node_t *out,
+                              int depth) {
+    rs_err_t err = RS_OK;
+    memset(out, 0, sizeof(*out));
+    out->line = (int)yn->start_mark.line + 1;
+    out->src = ld->src;
+    if (depth > RS_CONF_MAX_DEPTH)
+        return rs_conf_lderr(ld, yn, "%s: nesting deeper than %d levels",
+                             where, RS_CONF_MAX_DEPTH);
+    switch (yn->type) {
+    case YAML_SCALAR_NODE: {
+        const char *v = rs_conf_scalar(ld, yn, where, &err);
+        if (!v) return err;
+        out->type = RS_CONF_NODE_SCALAR;
+        out->is_null = rs_conf_is_null(yn);
+        out->value = rs_strdup(v);
+        return RS_OK;
+    }
+    case YAML_SEQUENCE_NODE: {
+        out->type = RS_CONF_NODE_SEQ;
+        const yaml_node_item_t *st = yn->data.sequence.items.start;
+        int n = (int)(yn->data.sequence.items.top - st);
+        out->kids = rs_calloc((size_t)(n ? n : 1), sizeof(*out->kids));
+        for (int i = 0; i < n; i++) {
+            yaml_node_t *c = rs_conf_node(ld, st[i], yn, &err);
+            if (!c) return err;
+            out->n = i + 1;
+            if ((err = rs_conf_build(ld, c, where, &out->kids[i], depth + 1)))
+                return err;
+        }
+        return RS_OK;
+    }
+    case YAML_MAPPING_NODE: {
+        out->type = RS_CONF_NODE_MAP;
+        if ((err = rs_conf_check_dups(ld, yn, where))) return err;
+        const yaml_node_pair_t *st = yn->data.mapping.pairs.start;
+        int n = (int)(yn->data.mapping.pairs.top - st);
+        out->kids = rs_calloc((size_t)(n ? 2 * n : 1), sizeof(*out->kids));
+        for (int i = 0; i < n; i++) {
+            yaml_node_t *kn = rs_conf_node(ld, st[i].key, yn, &err);
+            if (!kn) return err;
+            if (kn->type != YAML_SCALAR_NODE)
+                return rs_conf_lderr(ld, kn, "%s: mapping keys must be "
+                                     "scalars", where);
+            yaml_node_t *vn = rs_conf_node(ld, st[i].value, kn, &err);
+            if (!vn) return err;
+            out->n = i + 1;
+            if ((err = rs_conf_build(ld, kn, where, &out->kids[2 * i],
+                                     depth + 1)) ||
+                (err = rs_conf_build(ld, vn, where, &out->kids[2 * i + 1],
+                                     depth + 1)))
+                return err;
+        }
+        return RS_OK;
+    }
+    default:
+        out->type = RS_CONF_NODE_SCALAR;
+        out->is_null = 1;
+        out->value = rs_strdup("");
+        return RS_OK;
+    }
+}
+
+/* Hand key `k` (node kn, value yaml node vn) to the section's raw hook. */
+static rs_err_t rs_conf_apply_raw(rs_conf_ld_t *ld, rs_conf_ent_t *ent,
+                                  const char *k, const yaml_node_t *vn) {
+    char where[RS_CONF_MAX_KEY];
+    snprintf(where, sizeof(where), "%s.%s", ent->name, k);
+    rs_conf_node_t root;
+    rs_err_t err = rs_conf_build(ld, vn, where, &root, 0);
+    if (!err) {
+        char msg[512] = "";
+        err = ent->raw(ent->raw_opaque, ent->name, k, &root, msg, sizeof(msg));
+        if (err && ld->errstr && ld->errstr_size) {
+            if (!msg[0]) snprintf(msg, sizeof(msg), "%s: invalid value", where);
+            rs_strlcpy(ld->errstr, msg, ld->errstr_size);
+        }
+    }
+    rs_conf_node_free(&root);
+    return err;
+}
+
 /* Apply one table-driven section mapping. */
 static rs_err_t rs_conf_apply_section(rs_conf_ld_t *ld, rs_conf_ent_t *ent,
                                       const yaml_node_t *map) {
@@ -616,6 +774,12 @@ static rs_err_t rs_conf_apply_section(rs_conf_ld_t *ld, rs_conf_ent_t *ent,
         const char *k = rs_conf_scalar(ld, kn, ent->name, &err);
         if (!k) return err;
         const rs_conf_field_t *f = rs_conf_field(sec, k);
+        if (!f && ent->raw) {
+            yaml_node_t *rv = rs_conf_node(ld, p->value, kn, &err);
+            if (!rv) return err;
+            if ((err = rs_conf_apply_raw(ld, ent, k, rv))) return err;
+            continue;
+        }
         if (!f) {
             char known[384], shown[80];
             rs_conf_known_keys(sec, known, sizeof(known));
@@ -992,7 +1156,8 @@ void rs_conf_dump(const rs_conf_t *conf, FILE *fp) {
     if (!conf || !fp) return;
     for (int e = 0; e < conf->cnt; e++) {
         const rs_conf_ent_t *ent = &conf->ents[e];
-        int empty = ent->sec ? ent->sec->nfields == 0 : ent->kv->cnt == 0;
+        int empty = ent->sec ? ent->sec->nfields == 0 && !ent->raw_dump
+                             : ent->kv->cnt == 0;
         if (ent->desc && *ent->desc) fprintf(fp, "# %s\n", ent->desc);
         fprintf(fp, "%s:%s\n", ent->name, empty ? " {}" : "");
         if (!ent->sec) {
@@ -1019,6 +1184,7 @@ void rs_conf_dump(const rs_conf_t *conf, FILE *fp) {
                 rs_conf_put_scalar(fp, val);
             fputc('\n', fp);
         }
+        if (ent->raw_dump) ent->raw_dump(ent->raw_opaque, fp);
     }
 }
 

@@ -76,6 +76,60 @@ rs_err_t rs_conf_add_section(rs_conf_t *conf, const rs_conf_section_t *sec,
 void rs_conf_add_passthrough(rs_conf_t *conf, const char *name,
                              const char *desc, rs_kv_t *kv);
 
+/* ------------------------------------------------------- raw sections
+ *
+ * A module whose settings do not fit a flat table (lists of maps, e.g. the
+ * feature specs) registers a raw hook.  The hook receives a small read-only
+ * document tree (no libyaml types leak out) for every key of its section
+ * that the section's table does not know, and reports its own errors
+ * naming the key and line (rs_conf_node_err).  Table keys keep their usual
+ * scalar behaviour, so `features: {max_keys: 9, specs: [...]}` mixes both. */
+
+typedef enum rs_conf_node_type_e {
+    RS_CONF_NODE_SCALAR, /* value != NULL (NUL-terminated)              */
+    RS_CONF_NODE_SEQ,    /* n items in kids[0..n)                       */
+    RS_CONF_NODE_MAP     /* n pairs: kids[2i] key (scalar), kids[2i+1]  */
+} rs_conf_node_type_t;
+
+typedef struct rs_conf_node_s {
+    rs_conf_node_type_t type;
+    int line;                      /* 1-based line in the source        */
+    int is_null;                   /* plain null scalar (`~`, empty)     */
+    const char *value;             /* RS_CONF_NODE_SCALAR only          */
+    const char *src;               /* source name, for messages         */
+    int n;                         /* items (seq) or pairs (map)        */
+    struct rs_conf_node_s *kids;   /* [n] (seq) or [2n] (map)           */
+} rs_conf_node_t;
+
+/* Value of key `key` in map node `map`, or NULL (also if map is not a
+ * map).  Keys are unique (the loader rejects repeats). */
+const rs_conf_node_t *rs_conf_node_get(const rs_conf_node_t *map,
+                                       const char *key);
+/* Fill errstr with "SRC:LINE: <message>" and return RS_ERR_CONFIG. */
+rs_err_t rs_conf_node_err(const rs_conf_node_t *node, char *errstr,
+                          size_t errstr_size, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Called once per key of section `section` unknown to its table, in
+ * document order.  `key` is the key text, `value` its tree (valid only
+ * during the call).  Return RS_OK or an error with errstr filled. */
+typedef rs_err_t (*rs_conf_raw_fn)(void *opaque, const char *section,
+                                   const char *key,
+                                   const rs_conf_node_t *value, char *errstr,
+                                   size_t errstr_size);
+/* Optional: print the hook's effective settings for rs_conf_dump, as YAML
+ * lines indented by two spaces (so the dump still loads back). */
+typedef void (*rs_conf_raw_dump_fn)(void *opaque, FILE *fp);
+
+/* Attach a raw hook to section `name`.  If a table section of that name is
+ * registered, the hook receives the keys its table lacks; otherwise a new
+ * section with no table keys is created and the hook receives every key.
+ * Attaching to a section that already has a hook replaces it.  `opaque`
+ * must outlive conf.  RS_ERR_CONFIG for a bad name or NULL fn. */
+rs_err_t rs_conf_add_raw(rs_conf_t *conf, const char *name, const char *desc,
+                         rs_conf_raw_fn fn, rs_conf_raw_dump_fn dump,
+                         void *opaque, char *errstr, size_t errstr_size);
+
 /* Parse YAML text and apply it.  `srcname` names the source in errors.
  * No I/O.  On error nothing is guaranteed about partially applied values;
  * callers treat a config error as fatal (exit 2). */

@@ -1,37 +1,42 @@
-/* features.h -- per-entity and per-counterparty sliding-window features.
+/* features.h -- declarative sliding-window features in event time.
  *
  * Design note
  * -----------
- * rs_features_process() turns one event into a fixed-layout float vector
- * computed from the state BEFORE the event (the event never counts in its
- * own features), then adds the event to the state.  Everything is in EVENT
- * time: windows end at the event's own timestamp, and "now" for expiry is
- * the watermark (the largest event time seen so far).
+ * A feature spec (config `features.specs`, or a preset) declares, per KEY
+ * (entity, counterparty, event type or any categorical field), one window
+ * (a duration, the last N events, or the whole kept history; optionally
+ * shifted back by an offset) and a list of aggregations over a VALUE
+ * (amount or a numeric field).  rs_features_new() compiles the specs into a
+ * fixed layout: one float per (spec, aggregation), in spec order.
+ *
+ * rs_features_process() computes the vector of an event from the state
+ * BEFORE it (the event itself counts only in specs declared
+ * `include_current`), then adds the event.  Everything is in EVENT time;
+ * "now" for expiry and lateness is the watermark (largest event time seen).
  *
  * State (all preallocated by rs_features_new; no malloc afterwards):
- *  - entity table: open addressing (linear probing) over fixed-size slots
- *    from a pool of `max_keys`.  Keys are the 64-bit rs_hash_str() of the
- *    id; only the hash is stored, so two ids with the same 64-bit hash share
- *    state (accepted: ~1 in 10^10 for 10^5 keys).  A slot holds a ring of the
- *    last `history` events {time, amount, 32-bit counterparty hash} kept in
- *    time order (late events are inserted in place), a small ring of fraud
- *    label arrival times, and a short ring of values per sensor field.
- *  - counterparty table: same scheme, pool of `max_counterparties`; a slot
- *    holds hour buckets (24) and label-window buckets (30) of event counts,
- *    and a small ring of fraud label arrival times.
- *  - event index: a bounded FIFO of the last `label_index` event ids ->
- *    (entity, counterparty, event time), so a label (which carries only the
- *    event id) can be routed to the right keys.
- * Keys idle for more than `key_ttl` of event time are forgotten: an
- * incremental sweep checks a few slots per call (never a full-table pause)
- * and a key found idle on lookup is reset, so the result does not depend on
- * when the sweep ran.  When a pool is full, the least-recently-seen key of a
- * bounded probe (8 slots) is evicted and counted.
- * The full semantics and the feature table are in docs/features.md.
+ *  - one key table per distinct key of the specs: open addressing over a
+ *    pool of fixed-size slots (`max_keys` for the entity table,
+ *    `max_counterparties` for every other key).  A slot holds a ring of
+ *    the key's last `history` events {time, values, hashed fields} sorted
+ *    by time (late events are inserted in place) -- the per-key memory cap,
+ *    counted in stats.cap_hits when reached -- and, if a spec of the key is
+ *    label-aware, a ring of `labels_per_key` fraud labels {event time,
+ *    arrival time}.  Keys are 64-bit rs_hash_str() of the id.
+ *  - an event index: a bounded FIFO of the last `label_index` event ids ->
+ *    (time, key of every table), so a label can be routed to its keys.
+ * Idle keys (no event for `key_ttl` of event time) are forgotten by an
+ * incremental sweep (a few slots per event) and lazily on lookup, so
+ * results never depend on when the sweep ran.  A full pool evicts the
+ * least recently seen key of an 8-slot probe (stats.evictions).
  *
- * Threads: an rs_features_t is owned by one thread (later: one per
- * partition group).  No function here may be called concurrently on the
- * same handle; distinct handles are independent.
+ * Checkpoints (rs_features_checkpoint_*) serialize the state with a
+ * copy-before-write rule so that the file is the exact state at begin()
+ * while scoring continues between small steps; see docs/features.md.
+ *
+ * Threads: an rs_features_t is owned by one thread.  No function here may be
+ * called concurrently on the same handle; distinct handles are independent.
+ * The full semantics, grammar and defaults are in docs/features.md.
  */
 #ifndef RS_FEATURES_H
 #define RS_FEATURES_H
@@ -45,11 +50,13 @@ extern "C" {
 #endif
 
 /* Compile-time caps (documented in docs/features.md). */
-#define RS_FEATURES_MAX_SENSORS   8   /* sensor fields in `sensor_fields`      */
-#define RS_FEATURES_SENSOR_HIST   8   /* values kept per entity per field      */
-#define RS_FEATURES_ENT_LABELS    8   /* fraud labels kept per entity          */
-#define RS_FEATURES_CP_LABELS    16   /* fraud labels kept per counterparty    */
-#define RS_FEATURES_NAME_MAX     64   /* feature name incl. NUL                */
+#define RS_FEATURES_MAX_SENSORS   8   /* fields in `sensor_fields`            */
+#define RS_FEATURES_MAX_SPECS    64   /* specs after expansion                */
+#define RS_FEATURES_MAX_TABLES    4   /* distinct keys                        */
+#define RS_FEATURES_MAX_VALUES    8   /* distinct value fields per key        */
+#define RS_FEATURES_MAX_AUX       4   /* distinct hashed fields per key       */
+#define RS_FEATURES_MAX_DIM     256   /* features in the vector               */
+#define RS_FEATURES_NAME_MAX     64   /* feature name incl. NUL               */
 
 /* Flags returned by rs_features_process() in *flags_out. */
 #define RS_FEATURES_FLAG_LATE       0x1u /* older than watermark - allowed_lateness
@@ -58,28 +65,103 @@ extern "C" {
 #define RS_FEATURES_FLAG_DROPPED    0x4u /* older than a full history ring: scored
                                           * but not kept                       */
 
+/* Aggregations (bit i of rs_features_spec_t.aggs).  The layout of a spec
+ * lists its aggregations in this order. */
+typedef enum rs_features_agg_e {
+    RS_FEATURES_AGG_COUNT = 0,   /* events in the window                    */
+    RS_FEATURES_AGG_SUM,         /* sum of the value                        */
+    RS_FEATURES_AGG_MEAN,        /* mean (0 if none)                        */
+    RS_FEATURES_AGG_STD,         /* population std (0 if none)              */
+    RS_FEATURES_AGG_MIN,         /* (0 if none)                             */
+    RS_FEATURES_AGG_MAX,         /* (0 if none)                             */
+    RS_FEATURES_AGG_COUNT_BELOW, /* events with value < `below`             */
+    RS_FEATURES_AGG_DISTINCT,    /* distinct values of `field`              */
+    RS_FEATURES_AGG_NEW,         /* 1 if the event's `field` is not in the window */
+    RS_FEATURES_AGG_SINCE_LAST,  /* log1p(seconds since the newest event)   */
+    RS_FEATURES_AGG_RATIO_MEAN,  /* (x + 1) / (mean + 1)                    */
+    RS_FEATURES_AGG_ZSCORE,      /* (x - mean) / (std + 0.01|mean| + 0.01)  */
+    RS_FEATURES_AGG_VELOCITY,    /* events per hour                         */
+    RS_FEATURES_AGG_FRAUD_COUNT, /* window events with an ARRIVED fraud label */
+    RS_FEATURES_AGG_FRAUD_RATE,  /* fraud_count / count                     */
+    RS_FEATURES_AGG_LAST,        /* newest value in the window              */
+    RS_FEATURES_AGG_SLOPE,       /* least-squares slope of value per hour   */
+    RS_FEATURES_AGG_DEVIATION,   /* x - window mean (own baseline)          */
+    RS_FEATURES_AGG_CURRENT,     /* x itself                                */
+    RS_FEATURES_AGG_CURRENT_LOG1P, /* log1p(max(x, 0))                      */
+    RS_FEATURES_AGG__CNT
+} rs_features_agg_t;
+
+/* Name of an aggregation ("count", "fraud_rate"), or NULL. */
+const char *rs_features_agg_name(rs_features_agg_t agg);
+
+/* One compiled spec: a key, a window and aggregations over one value. */
+typedef struct rs_features_spec_s {
+    char prefix[24];             /* feature name prefix ("ent")             */
+    char key[RS_NAME_MAX];       /* entity|counterparty|type|<categorical>  */
+    char value[RS_NAME_MAX];     /* amount|<numeric field>                  */
+    char field[RS_NAME_MAX];     /* distinct/new: entity|counterparty|type|
+                                  * <categorical>                           */
+    int64_t window_ms;           /* 0: no duration bound                    */
+    int64_t last_n;              /* >0: the last N events                   */
+    int64_t offset_ms;           /* window ends offset_ms before the event  */
+    int64_t label_delay_ms;      /* labels count from arrival + delay       */
+    int64_t history;             /* ring size wanted for the key (0: global) */
+    double below;                /* count_below threshold                   */
+    int include_current;         /* the event counts in its own window      */
+    uint32_t aggs;               /* bit set of rs_features_agg_t            */
+} rs_features_spec_t;
+
 typedef struct rs_features_conf_s {
     int64_t max_keys;           /* entity slots                              */
-    int64_t max_counterparties; /* counterparty slots                        */
-    int64_t history;            /* events kept per entity                    */
+    int64_t max_counterparties; /* slots of every other key                  */
+    int64_t history;            /* events kept per key                       */
     int64_t key_ttl;            /* ms of event time before an idle key goes  */
     int64_t allowed_lateness;   /* ms; older events are flagged late         */
-    double small_amount;        /* "small" amount threshold (card testing)   */
-    int64_t label_window;       /* ms; window of the label-aware features    */
+    double small_amount;        /* below threshold of the card preset        */
+    int64_t label_window;       /* ms; window of the preset's label features */
     int64_t label_index;        /* recent event ids remembered for labels    */
-    char sensor_fields[256];    /* comma list of numeric field names         */
+    char sensor_fields[256];    /* comma list of the sensor preset's fields  */
+    int preset;                 /* 0 cards, 1 sensors, 2 none                */
+    int64_t labels_per_key;     /* fraud labels kept per key                 */
+    /* From the raw `specs:` / `extra_specs:` keys (rs_features_conf_add_specs).
+     * specs replace the preset's, extra_specs are appended to them. */
+    int nspecs, nextra;
+    int specs_set;              /* `specs:` given (even empty)               */
+    rs_features_spec_t specs[RS_FEATURES_MAX_SPECS];
+    rs_features_spec_t extra[RS_FEATURES_MAX_SPECS];
 } rs_features_conf_t;
 
-/* Fill `conf` with the defaults of the field table. */
+/* Fill `conf` with the defaults of the field table (preset cards). */
 void rs_features_conf_init(rs_features_conf_t *conf);
 
 /* The `features:` config section writing into `conf`: fills `*sec` (owned
  * by the caller, must outlive the rs_conf_t it is added to).  The field
- * table itself is static. */
+ * table itself is static.  Covers the scalar keys only; use
+ * rs_features_conf_add() to also accept `specs:` and `extra_specs:`. */
 void rs_features_conf_section(rs_conf_section_t *sec, rs_features_conf_t *conf);
+
+/* Attach the `specs:` / `extra_specs:` parser to section "features" of
+ * `cfg` (after rs_conf_add_section of the table above, or alone).  `conf`
+ * must outlive cfg.  Errors name the key and line. */
+rs_err_t rs_features_conf_add_specs(rs_conf_t *cfg, rs_features_conf_t *conf,
+                                    char *errstr, size_t errstr_size);
+
+/* Parse one spec list node (a YAML sequence) into conf->specs (extra = 0)
+ * or conf->extra (extra = 1), expanding `windows:` and `values:` lists.
+ * Used by the hook; public for tests and tools. */
+rs_err_t rs_features_specs_parse(rs_features_conf_t *conf,
+                                 const rs_conf_node_t *seq, int extra,
+                                 char *errstr, size_t errstr_size);
 
 /* The field table (for docs and tests). */
 const rs_conf_field_t *rs_features_conf_fields(int *nfields);
+
+/* The specs that rs_features_new would compile for `conf` (preset or
+ * explicit, then extras) into out[RS_FEATURES_MAX_SPECS]; returns their
+ * number or -1 with errstr set. */
+int rs_features_conf_specs(const rs_features_conf_t *conf,
+                           rs_features_spec_t *out, char *errstr,
+                           size_t errstr_size);
 
 typedef struct rs_features_s rs_features_t;
 
@@ -91,44 +173,45 @@ rs_features_t *rs_features_new(const rs_features_conf_t *conf, char *errstr,
 /* Free everything.  NULL is a no-op. */
 void rs_features_destroy(rs_features_t *f);
 
-/* Length of the feature vector: fixed for the life of the handle
- * (17 + 2 * number of sensor fields). */
+/* Length of the feature vector: fixed for the life of the handle. */
 int rs_features_dim(const rs_features_t *f);
-/* Stable snake_case name of feature i ("ent_cnt_1h"), or NULL if out of
+/* Stable snake_case name of feature i ("ent_count_1h"), or NULL if out of
  * range.  Owned by f. */
 const char *rs_features_name(const rs_features_t *f, int i);
 /* One-line meaning of feature i, or NULL.  Owned by f. */
 const char *rs_features_desc(const rs_features_t *f, int i);
+/* 64-bit fingerprint of the layout and state geometry (names, key tables,
+ * slot sizes, pool sizes): a checkpoint loads only into a handle with the
+ * same fingerprint. */
+uint64_t rs_features_fingerprint(const rs_features_t *f);
 
 /* Compute the features of `ev` into out[dim] from the state before it, then
  * add it.  *flags_out (may be NULL) gets RS_FEATURES_FLAG_*.  Returns
  * RS_ERR_INVALID (state untouched, out unspecified) if event_time_ms <= 0,
- * the amount is not finite or entity_id is empty.  Never allocates.  The
- * owner thread only. */
+ * the amount is negative or not finite or entity_id is empty.  Never
+ * allocates.  The owner thread only. */
 rs_err_t rs_features_process(rs_features_t *f, const rs_event_t *ev,
                              float *out /* [dim] */, uint32_t *flags_out);
 
 /* Apply a label: routed through the event index to the labelled event's
- * entity and counterparty.  A fraud label (value >= 0.5) counts in later
- * events' label features from its arrival time
- * max(label_time_ms, labelled event's time) on; genuine labels only mark
- * the event as labelled.  Returns RS_ERR_NOTFOUND for events unknown to the
- * index (never seen or pushed out) -- counted and ignored -- and RS_OK
- * otherwise (a second label for the same event is counted as duplicate and
- * ignored).  The owner thread only. */
+ * keys.  A fraud label (value >= 0.5) arrives at
+ * max(label_time_ms, labelled event's time) (the watermark if label_time_ms
+ * is 0) and counts in a later event at t only if arrival + label_delay < t.
+ * Genuine labels only mark the event as labelled.  RS_ERR_NOTFOUND for
+ * events unknown to the index (counted, ignored); a second label of an
+ * event is counted as duplicate and ignored (RS_OK).  The owner thread. */
 rs_err_t rs_features_label(rs_features_t *f, const rs_label_t *lb);
 
-/* Plain-words reason for feature i having `value` ("amount 8.3x the 7-day
- * mean", "5 small amounts in the last hour").  Writes at most size bytes
- * incl. NUL; returns the length written (truncated text is NUL-terminated),
- * or -1 if i is out of range. */
+/* Plain-words reason for feature i having `value` ("12 events of this
+ * entity in the last 1h").  Writes at most size bytes incl. NUL; returns
+ * the length written, or -1 if i is out of range. */
 int rs_features_reason(const rs_features_t *f, int i, float value, char *buf,
                        size_t size);
 
 typedef struct rs_features_stats_s {
     uint64_t events;            /* processed                                 */
     uint64_t entity_keys;       /* live entity slots                         */
-    uint64_t cp_keys;           /* live counterparty slots                   */
+    uint64_t cp_keys;           /* live slots of every other key table       */
     uint64_t evictions;         /* keys evicted because a pool was full      */
     uint64_t expirations;       /* keys forgotten after key_ttl              */
     uint64_t late;              /* events flagged RS_FEATURES_FLAG_LATE      */
@@ -139,10 +222,109 @@ typedef struct rs_features_stats_s {
     int64_t watermark_ms;       /* largest event time seen                   */
     uint64_t mem_bytes;         /* preallocated state                        */
     uint64_t entity_slot_bytes; /* bytes per entity slot                     */
+    uint64_t cap_hits;          /* inserts into a full ring (per-key cap)    */
+    uint64_t labels_dropped;    /* fraud labels pushed out of a full ring    */
 } rs_features_stats_t;
 
 /* Counters snapshot.  The owner thread only. */
 void rs_features_stats(const rs_features_t *f, rs_features_stats_t *st);
+
+/* ------------------------------------------------------------ checkpoints
+ *
+ * File: 96-byte header (magic "RSFCKPT1", format version, layout
+ * fingerprint, body length, body checksum, header checksum) then the body:
+ * the caller's opaque blob (e.g. Kafka offsets), then one record per live
+ * key and per event-index entry.  Written to PATH.tmp, fsynced, renamed.
+ *
+ * Incremental path (scoring is never paused for more than one step):
+ *   rs_features_checkpoint_begin(f, path, blob, len)  -- O(1) + header
+ *   while (rs_features_checkpoint_step(f, budget) == RS_ERR_AGAIN)
+ *       ... keep calling rs_features_process/label in between ...
+ *   rs_features_checkpoint_end(f)                     -- flush, fsync, rename
+ * The file holds exactly the state at begin(): before process/label first
+ * modifies a slot or index entry not yet written, that item is written in
+ * its begin() state (copy-before-write).  `budget` is the number of slots
+ * visited per step (~20-100 ns each; no I/O: records are serialized into
+ * memory blocks, written by commit()).  A checkpoint in progress
+ * may be cancelled with rs_features_checkpoint_abort (removes PATH.tmp).
+ * rs_features_checkpoint_write() does all three at once (shutdown, tools).
+ * All: the owner thread only.  Errors: RS_ERR_IO (retriable),
+ * RS_ERR_STATE (begin while one is active / step without begin). */
+rs_err_t rs_features_checkpoint_begin(rs_features_t *f, const char *path,
+                                      const void *blob, size_t blob_len,
+                                      char *errstr, size_t errstr_size);
+rs_err_t rs_features_checkpoint_step(rs_features_t *f, size_t budget);
+rs_err_t rs_features_checkpoint_end(rs_features_t *f, char *errstr,
+                                    size_t errstr_size);
+void rs_features_checkpoint_abort(rs_features_t *f);
+/* end() split in two so the fsync never runs on the scoring thread:
+ * detach() (owner thread; finishes the steps, writes the header) hands
+ * back the file; rs_features_ckfile_commit() (ANY thread, e.g. a
+ * background I/O thread; frees cf) fsyncs, renames over PATH and fsyncs
+ * the directory.  A new begin() may start as soon as detach() returned;
+ * until commit() returns, PATH still holds the previous checkpoint. */
+typedef struct rs_features_ckfile_s rs_features_ckfile_t;
+rs_err_t rs_features_checkpoint_detach(rs_features_t *f,
+                                       rs_features_ckfile_t **out,
+                                       char *errstr, size_t errstr_size);
+rs_err_t rs_features_ckfile_commit(rs_features_ckfile_t *cf, char *errstr,
+                                   size_t errstr_size);
+rs_err_t rs_features_checkpoint_write(rs_features_t *f, const char *path,
+                                      const void *blob, size_t blob_len,
+                                      char *errstr, size_t errstr_size);
+
+/* Replace the state of `f` (fresh or not) by the checkpoint at `path`.
+ * On success *blob_out (may be NULL) gets a malloc'd copy of the blob (free
+ * with free(); NULL if empty) and *blob_len its length.  RS_ERR_IO if the
+ * file cannot be read, RS_ERR_CORRUPT (message says what: bad magic,
+ * version, truncated, checksum, layout fingerprint) -- then `f` is reset
+ * to empty, never half-loaded.  The owner thread. */
+rs_err_t rs_features_checkpoint_read(rs_features_t *f, const char *path,
+                                     void **blob_out, size_t *blob_len,
+                                     char *errstr, size_t errstr_size);
+
+/* ---------------------------------------------------------- offline path
+ *
+ * Replay a file of events (and optionally a file of labels) through the
+ * SAME rs_features_process / rs_features_label calls the service makes, so
+ * exported training features equal served ones.  Labels (JSON lines,
+ * rs_label_from_json, in label-time order) are merged by time: before an
+ * event at t, every pending label with label_time_ms < t is applied (a
+ * label with no time is applied before the next event).  Events are JSON
+ * lines (rs_event_from_json), foreign JSON lines (rs_event_from_json_map)
+ * or CSV with a header (rs_csv_*), the latter two through `map`.  A CSV
+ * label column is ignored here (it has no arrival time; pass labels with
+ * --labels).  Bad lines are counted and skipped.  This is the one part of
+ * features/ that reads files (it only reads the FILE*s it is given). */
+typedef int (*rs_features_row_fn)(void *opaque, const rs_event_t *ev,
+                                  const float *x /* [dim] */, uint32_t flags);
+
+typedef struct rs_features_replay_s {
+    FILE *events;               /* required                                  */
+    int format;                 /* 0 JSON lines, 1 CSV, 2 foreign JSON lines  */
+    const rs_csv_map_t *map;    /* formats 1 and 2; NULL = defaults          */
+    FILE *labels;               /* JSON lines of labels, or NULL             */
+    rs_features_row_fn row;     /* each scored event; nonzero return stops   */
+    void (*progress)(void *opaque, uint64_t bytes_read); /* ~every 1 MiB     */
+    void *opaque;
+} rs_features_replay_t;
+
+typedef struct rs_features_replay_stats_s {
+    uint64_t events;            /* scored                                    */
+    uint64_t labels;            /* label lines applied (incl. unknown)       */
+    uint64_t bad_lines;         /* undecodable or invalid events             */
+    uint64_t bad_labels;        /* undecodable label lines                   */
+    uint64_t late;              /* events flagged late                       */
+    uint64_t bytes;             /* event bytes read                          */
+    char first_error[320];      /* first bad line's message (with line no.)  */
+} rs_features_replay_stats_t;
+
+/* Run the replay.  RS_OK at end of input, RS_ERR_IO on a read error,
+ * RS_ERR_INVALID if a CSV header is unusable (errstr says why),
+ * RS_ERR_AGAIN if `row` asked to stop.  The owner thread of f. */
+rs_err_t rs_features_replay(rs_features_t *f, const rs_features_replay_t *rp,
+                            rs_features_replay_stats_t *st, char *errstr,
+                            size_t errstr_size);
 
 #ifdef __cplusplus
 }

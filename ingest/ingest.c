@@ -69,6 +69,9 @@ struct rs_ingest_s {
     int fatal;             /* a fatal consumer error was seen             */
     int64_t warn_last_us;  /* reject warning rate limit                   */
     uint64_t warn_suppressed;
+    rs_ingest_pos_t *start;  /* [nstart] checkpoint start positions; an
+                              * entry is used once (topic = -1 after)   */
+    int nstart;
     rs_ingest_counters_t c;
 };
 
@@ -168,6 +171,22 @@ static void rs_ingest_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rs_ingest_parts_fmt(parts, buf, sizeof(buf));
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         rs_info("ingest", "assigned %d partition(s): %s", parts->cnt, buf);
+        /* First assignment after a restore: start where the state ends. */
+        for (int j = 0; j < parts->cnt && ing->nstart; j++) {
+            rd_kafka_topic_partition_t *tp = &parts->elems[j];
+            int t = !strcmp(tp->topic, ing->conf.topic_events)   ? 0
+                    : !strcmp(tp->topic, ing->conf.topic_labels) ? 1
+                                                                 : -1;
+            for (int k = 0; t >= 0 && k < ing->nstart; k++) {
+                rs_ingest_pos_t *p = &ing->start[k];
+                if (p->topic != t || p->partition != tp->partition) continue;
+                tp->offset = p->offset;
+                rs_info("ingest", "%s/%d starts at checkpoint offset %lld",
+                        tp->topic, (int)tp->partition, (long long)p->offset);
+                p->topic = -1;
+                break;
+            }
+        }
         if (coop) error = rd_kafka_incremental_assign(rk, parts);
         else kerr = rd_kafka_assign(rk, parts);
         /* Keep backpressure across a rebalance. */
@@ -692,6 +711,19 @@ rs_err_t rs_ingest_store_offset(rs_ingest_t *ing, int topic,
     return RS_OK;
 }
 
+rs_err_t rs_ingest_set_start(rs_ingest_t *ing, const rs_ingest_pos_t *pos,
+                             int n) {
+    if (n < 0 || (n > 0 && !pos)) return RS_ERR_INVALID;
+    free(ing->start);
+    ing->start = NULL;
+    ing->nstart = 0;
+    if (n == 0) return RS_OK;
+    ing->start = rs_calloc((size_t)n, sizeof(*pos));
+    memcpy(ing->start, pos, (size_t)n * sizeof(*pos));
+    ing->nstart = n;
+    return RS_OK;
+}
+
 rs_err_t rs_ingest_store(rs_ingest_t *ing, const rs_msg_t *msgs, int n) {
     for (int i = 0; i < n; i++) {
         rs_err_t err = rs_ingest_store_offset(ing, msgs[i].topic,
@@ -777,5 +809,6 @@ void rs_ingest_destroy(rs_ingest_t *ing) {
         free(re);
     }
     rs_free(ing->pend);
+    free(ing->start);
     rs_free(ing);
 }

@@ -243,6 +243,23 @@ rs_err_t rs_ingest_store_offset(rs_ingest_t *ing, int topic,
  * error.  @locality the owner thread */
 rs_err_t rs_ingest_store(rs_ingest_t *ing, const rs_msg_t *msgs, int n);
 
+/* A position in an input topic: the next offset to read. */
+typedef struct rs_ingest_pos_s {
+    int32_t topic;       /* RS_MSG_TOPIC_EVENTS or RS_MSG_TOPIC_LABELS */
+    int32_t partition;
+    int64_t offset;      /* next message not yet applied to the state  */
+} rs_ingest_pos_t;
+
+/* Start positions restored from a state checkpoint: the first time each
+ * listed partition is assigned to this consumer it starts at `offset`
+ * instead of its committed offset, so the messages the restored state
+ * does not contain yet are read again (and nothing it already contains is
+ * applied twice).  Later assignments use committed offsets.  Copies the
+ * list; call before the first rs_ingest_poll().  @locality the owner
+ * thread */
+rs_err_t rs_ingest_set_start(rs_ingest_t *ing, const rs_ingest_pos_t *pos,
+                             int n);
+
 /* Commit the stored offsets now and wait for the result (shutdown).
  * RS_OK also when there was nothing to commit.  @locality the owner
  * thread */

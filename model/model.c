@@ -850,6 +850,7 @@ rs_err_t rs_model_load(const char *path, const rs_model_conf_t *conf,
     uint32_t dim = rs_rb_u32(&rb);
     uint32_t chash = rs_rb_u32(&rb);
     rs_model_conf_t saved;
+    rs_model_conf_init(&saved); /* fields the file does not carry: defaults */
     saved.learning_rate = rs_rb_f64(&rb);
     saved.l2 = rs_rb_f64(&rb);
     saved.pos_weight = rs_rb_f64(&rb);

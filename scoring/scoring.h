@@ -13,6 +13,14 @@
  *                     of it is acknowledged by Kafka and written to Redis
  *                     (at-least-once; a replay rewrites the same Redis keys)
  *
+ * Feature state is checkpointed (service.checkpoint_path) every
+ * checkpoint_interval in small steps between batches, from a moment when
+ * no batch is in flight, so the input offsets stored in the checkpoint are
+ * both applied to the state and delivered.  At start the checkpoint is
+ * restored and the consumer starts each partition at the checkpoint's
+ * offset: nothing is applied twice, nothing is forgotten (the messages
+ * after it are read, scored and published again: at-least-once).
+ *
  * Nothing on the per-event path allocates: message, feature, score and
  * record arrays are sized from `batch_max` at start.
  *
@@ -52,6 +60,10 @@ typedef struct rs_service_conf_s {
     int64_t exit_idle_ms;      /* stop after this long idle; 0 = never  */
     char model_path[512];      /* start from this model file; "" = new  */
     char model_save_path[512]; /* save the model here at shutdown       */
+    char checkpoint_path[512]; /* feature-state checkpoint; "" = none   */
+    int64_t checkpoint_interval_ms; /* period of incremental checkpoints */
+    int64_t checkpoint_step;   /* key slots serialized per step         */
+    int64_t checkpoint_pause_ms; /* step time allowed between batches   */
 } rs_service_conf_t;
 
 /* The whole application configuration: one struct per YAML section. */
@@ -85,6 +97,10 @@ typedef struct rs_service_stats_s {
     uint64_t redis_errors, kafka_errors;
     uint64_t batches;
     int64_t assigned;           /* input partitions currently assigned    */
+    uint64_t checkpoints;       /* feature checkpoints committed          */
+    uint64_t checkpoint_errors;
+    int64_t checkpoint_step_max_us; /* longest pause of one checkpoint step */
+    int64_t checkpoint_last_ms; /* begin -> committed, last checkpoint     */
     double elapsed_s;           /* since rs_service_run() started         */
     double active_s;            /* first to latest scored event           */
     rs_hist_t e2e_us;           /* event produce time -> score produced   */

@@ -10,16 +10,30 @@
  *  - No allocation after rs_service_new(): every array below is sized from
  *    batch_max and the offset ring is fixed.
  */
+#include <errno.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cblas.h>
 
 #include "scoring.h"
 
 #define RS_SVC_RING 64 /* batches in flight awaiting Kafka acks */
+#define RS_SVC_MAX_PARTS 4096 /* partitions per input topic tracked for
+                               * checkpoints; beyond: not checkpointed */
+
+/* The service's blob inside a feature checkpoint: where the restored state
+ * ends in each input partition.  Host byte order (a local file). */
+#define RS_SVC_CKPT_MAGIC 0x464f5352u /* "RSOF" */
+typedef struct rs_svc_ckpt_hdr_s {
+    uint32_t magic, version, n, pad;
+    char topic[2][128];              /* events, labels topic names       */
+} rs_svc_ckpt_hdr_t;
 
 /* One input position whose offset is stored once its batch is acked. */
 typedef struct rs_svc_off_s {
@@ -62,6 +76,17 @@ struct rs_service_s {
     char last_version[RS_VERSION_MAX];
     char example_id[RS_ID_MAX];
     int example_is_positive;
+
+    /* checkpoints */
+    int64_t *applied;              /* [2][RS_SVC_MAX_PARTS] next offset
+                                    * applied to the state; -1 = none   */
+    int ckpt_active;               /* steps in progress                 */
+    int64_t ckpt_due_us, ckpt_begin_us;
+    pthread_t ckpt_io;             /* commits (fsync + rename)          */
+    int ckpt_io_running;
+    rs_features_ckfile_t *ckpt_cf; /* handed to ckpt_io                 */
+    _Atomic int ckpt_io_err;
+    _Atomic int64_t ckpt_io_done_us;
 
     rs_service_progress_cb *progress_cb;
     void *progress_opaque;
@@ -110,6 +135,22 @@ static const rs_conf_field_t rs_service_fields[] = {
      offsetof(rs_service_conf_t, model_save_path),
      sizeof(((rs_service_conf_t *)0)->model_save_path),
      "save the model here at shutdown; empty = do not save", NULL, 0, 0},
+    {"checkpoint_path", RS_CONF_STRING, "",
+     offsetof(rs_service_conf_t, checkpoint_path),
+     sizeof(((rs_service_conf_t *)0)->checkpoint_path),
+     "feature-state checkpoint file (with the input offsets it matches); "
+     "restored at start, written periodically and at shutdown; empty = off",
+     NULL, 0, 0},
+    {"checkpoint_interval", RS_CONF_DURATION, "60s",
+     offsetof(rs_service_conf_t, checkpoint_interval_ms), 0,
+     "period of incremental checkpoints", NULL, 1000, 86400000},
+    {"checkpoint_step", RS_CONF_INT, "2048",
+     offsetof(rs_service_conf_t, checkpoint_step), 0,
+     "key slots serialized per checkpoint step", NULL, 16, 1048576},
+    {"checkpoint_pause", RS_CONF_DURATION, "2ms",
+     offsetof(rs_service_conf_t, checkpoint_pause_ms), 0,
+     "checkpoint steps run between two batches until this much time is used "
+     "(bounds the pause checkpointing adds to scoring)", NULL, 1, 1000},
 };
 
 rs_err_t rs_app_conf_init(rs_app_conf_t *app, char *errstr,
@@ -129,6 +170,10 @@ rs_err_t rs_app_conf_init(rs_app_conf_t *app, char *errstr,
     rs_err_t err = RS_OK;
     for (int i = 0; err == RS_OK && i < 5; i++)
         err = rs_conf_add_section(app->conf, &secs[i], errstr, errstr_size);
+    /* features.specs / features.extra_specs: the declarative feature list */
+    if (err == RS_OK)
+        err = rs_features_conf_add_specs(app->conf, &app->features, errstr,
+                                         errstr_size);
     rs_conf_add_passthrough(app->conf, "kafka",
                             "librdkafka properties, passed to "
                             "rd_kafka_conf_set() as they are",
@@ -170,6 +215,10 @@ rs_decision_t rs_decide(const rs_service_conf_t *conf, const char *type,
 }
 
 /* ------------------------------------------------------------- create */
+
+static rs_err_t rs_svc_ckpt_restore(rs_service_t *svc, char *errstr,
+                                    size_t errstr_size);
+static void rs_svc_ckpt_join(rs_service_t *svc);
 
 rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
                              rs_err_t *err_out, char *errstr,
@@ -236,6 +285,13 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
                              errstr_size);
     if (!svc->ing) { err = RS_ERR_KAFKA; goto fail; }
 
+    svc->applied = rs_calloc(2 * RS_SVC_MAX_PARTS, sizeof(int64_t));
+    for (int i = 0; i < 2 * RS_SVC_MAX_PARTS; i++) svc->applied[i] = -1;
+    if (app->service.checkpoint_path[0]) {
+        err = rs_svc_ckpt_restore(svc, errstr, errstr_size);
+        if (err != RS_OK) goto fail;
+    }
+
     int B = svc->batch_max, D = svc->dim;
     svc->msgs = rs_calloc((size_t)B, sizeof(*svc->msgs));
     svc->x = rs_aligned_calloc((size_t)B * (size_t)D, sizeof(float));
@@ -264,6 +320,8 @@ fail:
 
 void rs_service_destroy(rs_service_t *svc) {
     if (!svc) return;
+    rs_svc_ckpt_join(svc);
+    if (svc->ckpt_active) rs_features_checkpoint_abort(svc->feat);
     rs_ingest_destroy(svc->ing);
     rs_sink_kafka_destroy(svc->ks);
     rs_sink_redis_destroy(svc->rd);
@@ -278,6 +336,7 @@ void rs_service_destroy(rs_service_t *svc) {
     free(svc->out);
     free(svc->order);
     for (int i = 0; i < RS_SVC_RING; i++) free(svc->ring[i].offs);
+    free(svc->applied);
     free(svc);
 }
 
@@ -397,6 +456,212 @@ static void rs_svc_store_acked(rs_service_t *svc) {
     }
 }
 
+/* -------------------------------------------------------- checkpoints */
+
+/* Restore the feature state and the input positions it matches.  A missing
+ * file is a fresh start; a corrupt one is an error (never loaded
+ * silently). */
+static rs_err_t rs_svc_ckpt_restore(rs_service_t *svc, char *errstr,
+                                    size_t errstr_size) {
+    const char *path = svc->conf->checkpoint_path;
+    char e2[512];
+    void *blob = NULL;
+    size_t len = 0;
+    if (access(path, F_OK) != 0 && errno == ENOENT) {
+        rs_info("service", "no checkpoint at %s: starting with empty state",
+                path);
+        return RS_OK;
+    }
+    int64_t t0 = rs_clock_mono_us();
+    rs_err_t err = rs_features_checkpoint_read(svc->feat, path, &blob, &len,
+                                               e2, sizeof(e2));
+    if (err != RS_OK)
+        return rs_errf(errstr, errstr_size, err,
+                       "%s (move it away to start with empty state)", e2);
+    const rs_svc_ckpt_hdr_t *h = blob;
+    if (!blob || len < sizeof(*h) || h->magic != RS_SVC_CKPT_MAGIC ||
+        h->version != 1 ||
+        len != sizeof(*h) + (size_t)h->n * sizeof(rs_ingest_pos_t)) {
+        free(blob);
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "checkpoint %s: its offsets record is missing or "
+                       "malformed", path);
+    }
+    const char *topics[2] = {svc->app->ingest.topic_events,
+                             svc->app->ingest.topic_labels};
+    if (strncmp(h->topic[0], topics[0], 127) ||
+        strncmp(h->topic[1], topics[1], 127)) {
+        free(blob);
+        return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                       "checkpoint %s was taken on topics '%.127s'/'%.127s', "
+                       "not '%s'/'%s'", path, h->topic[0], h->topic[1],
+                       topics[0], topics[1]);
+    }
+    const rs_ingest_pos_t *pos = (const rs_ingest_pos_t *)(h + 1);
+    for (uint32_t i = 0; i < h->n; i++)
+        if (pos[i].topic >= 0 && pos[i].topic < 2 && pos[i].partition >= 0 &&
+            pos[i].partition < RS_SVC_MAX_PARTS)
+            svc->applied[pos[i].topic * RS_SVC_MAX_PARTS + pos[i].partition] =
+                pos[i].offset;
+    rs_ingest_set_start(svc->ing, pos, (int)h->n);
+    rs_features_stats_t fs;
+    rs_features_stats(svc->feat, &fs);
+    rs_info("service", "checkpoint %s restored in %.0f ms: %llu entity and "
+            "%llu counterparty keys, %u input positions", path,
+            (rs_clock_mono_us() - t0) / 1000.0,
+            (unsigned long long)fs.entity_keys, (unsigned long long)fs.cp_keys,
+            h->n);
+    free(blob);
+    return RS_OK;
+}
+
+/* The offsets record of a checkpoint (malloc'd; cold path). */
+static void *rs_svc_ckpt_blob(rs_service_t *svc, size_t *len) {
+    uint32_t n = 0;
+    for (int i = 0; i < 2 * RS_SVC_MAX_PARTS; i++) n += svc->applied[i] >= 0;
+    *len = sizeof(rs_svc_ckpt_hdr_t) + (size_t)n * sizeof(rs_ingest_pos_t);
+    rs_svc_ckpt_hdr_t *h = rs_calloc(1, *len);
+    h->magic = RS_SVC_CKPT_MAGIC;
+    h->version = 1;
+    h->n = n;
+    rs_strlcpy(h->topic[0], svc->app->ingest.topic_events, sizeof(h->topic[0]));
+    rs_strlcpy(h->topic[1], svc->app->ingest.topic_labels, sizeof(h->topic[1]));
+    rs_ingest_pos_t *pos = (rs_ingest_pos_t *)(h + 1);
+    for (int i = 0, k = 0; i < 2 * RS_SVC_MAX_PARTS; i++)
+        if (svc->applied[i] >= 0)
+            pos[k++] = (rs_ingest_pos_t){i / RS_SVC_MAX_PARTS,
+                                         i % RS_SVC_MAX_PARTS,
+                                         svc->applied[i]};
+    return h;
+}
+
+/* Checkpoint I/O thread: fsync + rename, off the scoring thread. */
+static void *rs_svc_ckpt_io_main(void *arg) {
+    rs_service_t *svc = arg;
+    char e2[512];
+    if (rs_features_ckfile_commit(svc->ckpt_cf, e2, sizeof(e2)) != RS_OK) {
+        rs_error("service", "checkpoint commit: %s", e2);
+        atomic_store(&svc->ckpt_io_err, 1);
+    }
+    svc->ckpt_cf = NULL;
+    atomic_store(&svc->ckpt_io_done_us, rs_clock_mono_us());
+    return NULL;
+}
+
+static void rs_svc_ckpt_join(rs_service_t *svc) {
+    if (!svc->ckpt_io_running) return;
+    pthread_join(svc->ckpt_io, NULL);
+    svc->ckpt_io_running = 0;
+    if (atomic_exchange(&svc->ckpt_io_err, 0)) {
+        svc->st.checkpoint_errors++;
+    } else {
+        svc->st.checkpoints++;
+        svc->st.checkpoint_last_ms =
+            (atomic_load(&svc->ckpt_io_done_us) - svc->ckpt_begin_us) / 1000;
+    }
+}
+
+/* One checkpoint step between batches: begin when due and nothing is in
+ * flight, then serialize `checkpoint_step` keys per call, then detach and
+ * hand the file to the I/O thread. */
+static void rs_svc_ckpt_tick(rs_service_t *svc, int64_t now_us) {
+    char e2[512];
+    if (!svc->conf->checkpoint_path[0]) return;
+    if (!svc->ckpt_active) {
+        if (now_us < svc->ckpt_due_us) return;
+        /* Offsets in the file must be delivered too: wait for a moment
+         * with no batch in flight (common between bursts); past 1 s of
+         * waiting, flush (a bounded stall) rather than never checkpoint. */
+        if (svc->ring_head != svc->ring_tail) {
+            if (now_us - svc->ckpt_due_us < 1000000) return;
+            rs_sink_kafka_flush(svc->ks, 5000);
+            rs_svc_store_acked(svc);
+            if (svc->ring_head != svc->ring_tail) return;
+        }
+        if (svc->ckpt_io_running) {
+            /* previous commit still fsyncing: check again later */
+            if (!atomic_load(&svc->ckpt_io_done_us)) return;
+            rs_svc_ckpt_join(svc);
+        }
+        size_t len;
+        void *blob = rs_svc_ckpt_blob(svc, &len);
+        rs_err_t err = rs_features_checkpoint_begin(
+            svc->feat, svc->conf->checkpoint_path, blob, len, e2, sizeof(e2));
+        free(blob);
+        svc->ckpt_due_us = now_us + svc->conf->checkpoint_interval_ms * 1000;
+        if (err != RS_OK) {
+            rs_error("service", "checkpoint begin: %s", e2);
+            svc->st.checkpoint_errors++;
+            return;
+        }
+        svc->ckpt_active = 1;
+        svc->ckpt_begin_us = now_us;
+        return;
+    }
+    /* Steps until the per-iteration pause budget is used: scoring waits at
+     * most checkpoint_pause (plus one step) between two batches. */
+    int64_t t0 = rs_clock_mono_us(), t = t0;
+    rs_err_t err;
+    do {
+        err = rs_features_checkpoint_step(svc->feat,
+                                          (size_t)svc->conf->checkpoint_step);
+        t = rs_clock_mono_us();
+    } while (err == RS_ERR_AGAIN &&
+             t - t0 < svc->conf->checkpoint_pause_ms * 1000);
+    if (t - t0 > svc->st.checkpoint_step_max_us)
+        svc->st.checkpoint_step_max_us = t - t0;
+    if (err == RS_ERR_AGAIN) return;
+    svc->ckpt_active = 0;
+    if (err == RS_OK)
+        err = rs_features_checkpoint_detach(svc->feat, &svc->ckpt_cf, e2,
+                                            sizeof(e2));
+    else
+        snprintf(e2, sizeof(e2), "%s", rs_err_str(err));
+    if (err != RS_OK) {
+        rs_error("service", "checkpoint: %s", e2);
+        rs_features_checkpoint_abort(svc->feat);
+        svc->st.checkpoint_errors++;
+        return;
+    }
+    atomic_store(&svc->ckpt_io_done_us, 0);
+    if (pthread_create(&svc->ckpt_io, NULL, rs_svc_ckpt_io_main, svc)) {
+        rs_svc_ckpt_io_main(svc); /* no thread: commit here */
+        svc->ckpt_io_running = 1;
+        rs_svc_ckpt_join(svc);
+        return;
+    }
+    svc->ckpt_io_running = 1;
+}
+
+/* Shutdown: a complete checkpoint of the final state (after the flush, so
+ * every applied offset is delivered too). */
+static void rs_svc_ckpt_final(rs_service_t *svc) {
+    char e2[512];
+    if (!svc->conf->checkpoint_path[0]) return;
+    if (svc->ckpt_active) {
+        rs_features_checkpoint_abort(svc->feat);
+        svc->ckpt_active = 0;
+    }
+    rs_svc_ckpt_join(svc);
+    size_t len;
+    void *blob = rs_svc_ckpt_blob(svc, &len);
+    int64_t t0 = rs_clock_mono_us();
+    svc->ckpt_begin_us = t0;
+    if (rs_features_checkpoint_write(svc->feat, svc->conf->checkpoint_path,
+                                     blob, len, e2, sizeof(e2)) != RS_OK) {
+        rs_error("service", "final checkpoint: %s", e2);
+        svc->st.checkpoint_errors++;
+    } else {
+        svc->st.checkpoints++;
+        svc->st.checkpoint_last_ms = (rs_clock_mono_us() - t0) / 1000;
+        rs_info("service", "checkpoint %s written in %lld ms",
+                svc->conf->checkpoint_path,
+                (long long)svc->st.checkpoint_last_ms);
+    }
+    free(blob);
+}
+
+
 /* ---------------------------------------------------------------- run */
 
 static void rs_svc_periodic(rs_service_t *svc, int64_t now_us) {
@@ -473,6 +738,10 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
     for (int i = 0; i < n; i++) {
         rs_msg_t *m = &svc->msgs[i];
         b->offs[b->n++] = (rs_svc_off_t){m->topic, m->partition, m->offset};
+        if (m->partition >= 0 && m->partition < RS_SVC_MAX_PARTS &&
+            (m->topic == 0 || m->topic == 1))
+            svc->applied[m->topic * RS_SVC_MAX_PARTS + m->partition] =
+                m->offset + 1;
         switch (m->kind) {
         case RS_MSG_LABEL: rs_svc_label(svc, &m->lb); break;
         case RS_MSG_REJECT: svc->st.rejected++; break;
@@ -576,6 +845,7 @@ rs_err_t rs_service_run(rs_service_t *svc, volatile sig_atomic_t *stop,
                         char *errstr, size_t errstr_size) {
     rs_err_t err = RS_OK;
     svc->start_us = svc->last_input_us = rs_clock_mono_us();
+    svc->ckpt_due_us = svc->start_us + svc->conf->checkpoint_interval_ms * 1000;
     rs_info("service", "scoring %s -> %s + redis, model %s, %d features",
             svc->app->ingest.topic_events, svc->app->ingest.topic_scores,
             rs_model_version(svc->model), svc->dim);
@@ -590,6 +860,7 @@ rs_err_t rs_service_run(rs_service_t *svc, volatile sig_atomic_t *stop,
         }
         rs_sink_kafka_poll(svc->ks, 0);
         rs_svc_store_acked(svc);
+        rs_svc_ckpt_tick(svc, now);
         rs_svc_periodic(svc, now);
         if (svc->conf->max_events > 0 &&
             svc->st.scored >= (uint64_t)svc->conf->max_events)
@@ -603,6 +874,7 @@ rs_err_t rs_service_run(rs_service_t *svc, volatile sig_atomic_t *stop,
         rs_warn("service", "kafka flush timed out; unacked batches will be "
                            "re-consumed after restart");
     rs_svc_store_acked(svc);
+    rs_svc_ckpt_final(svc);
     char e3[256];
     if (rs_ingest_commit_sync(svc->ing, e3, sizeof(e3)) != RS_OK)
         rs_warn("service", "final offset commit: %s", e3);

@@ -13,6 +13,8 @@ static const struct {
     {"gen", rs_cmd_gen, "generate a deterministic synthetic stream (cards or --sensors)"},
     {"demo", rs_cmd_demo, "embedded Kafka + generator + service with a live progress line"},
     {"bench", rs_cmd_bench, "end-to-end throughput and latency on the embedded stack"},
+    {"features", rs_cmd_features, "explain the feature layout or export feature vectors of a file"},
+    {"broker", rs_cmd_broker, "run the embedded Kafka (mock cluster) on its own"},
     {"config", rs_cmd_config, "print the effective configuration or its reference"},
 };
 

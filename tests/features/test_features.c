@@ -1,16 +1,23 @@
 /* test_features.c -- unit tests of features/.
  *
  * The core test replays random streams (duplicate timestamps, mild and
- * beyond-lateness out-of-order events, labels arriving before and after
- * later events, duplicate and unknown labels) through rs_features_process
- * and through a brute-force reference that keeps every event and label and
- * recomputes every feature from scratch, obeying the documented caps:
+ * beyond-lateness out-of-order events, idle gaps beyond the key ttl,
+ * labels arriving before and after later events, duplicate and unknown
+ * labels, events without counterparty or categorical key) through
+ * rs_features_process and through a brute-force reference that keeps every
+ * event and label and recomputes every feature of every spec from scratch,
+ * obeying only the documented rules:
+ *  - a key's state starts when it is created and is forgotten when it is
+ *    accessed (event or label) with watermark - last seen > key_ttl;
  *  - a ring of capacity K holds the top-K entries by (time, arrival order)
- *    of everything inserted for the key;
- *  - counterparty counts use aligned buckets: bucket b counts iff no event
- *    of a later bucket congruent to b (mod nbuckets) was seen before.
- * Then targeted tests: current event excluded, label leakage, ttl expiry
- * (lazy and by sweep), pool-full eviction, sensors, reasons, bad input. */
+ *    of everything inserted for the key since it was created;
+ *  - windows: items with time <= t, offset <= t - s < offset + window (or
+ *    the N newest), plus the event itself if include_current;
+ *  - a fraud label counts iff arrival + label_delay < t.
+ * The specs come from YAML through the config raw hook (so the grammar is
+ * tested too) and from both presets.  Then: checkpoints (round trip,
+ * consistency under concurrent updates, corruption), offline replay ==
+ * online, grammar errors, targeted semantics. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "features/features.h"
 
@@ -27,22 +35,6 @@
 #define MIN_MS 60000LL
 #define HOUR_MS 3600000LL
 #define DAY_MS 86400000LL
-
-/* indices of the base layout (docs/features.md) */
-enum {
-    F_AMOUNT_LOG, F_CNT_10M, F_CNT_1H, F_CNT_24H, F_CNT_7D, F_SUM_24H,
-    F_MEAN_7D, F_STD_7D, F_RATIO_7D, F_Z_7D, F_SINCE_LAST, F_CP_DISTINCT_24H,
-    F_CP_NEW, F_SMALL_1H, F_ENT_FRAUD, F_CP_CNT_24H, F_CP_FRAUD_RATE, F_BASE
-};
-
-static rs_features_conf_t conf_test(void) {
-    rs_features_conf_t c;
-    rs_features_conf_init(&c);
-    c.max_keys = 1024;
-    c.max_counterparties = 1024;
-    c.label_index = 1 << 16;
-    return c;
-}
 
 static rs_event_t mkev(const char *id, const char *ent, const char *cp,
                        int64_t t, double amount) {
@@ -63,6 +55,12 @@ static void add_num(rs_event_t *ev, const char *name, double v) {
     ev->n_numeric++;
 }
 
+static void add_cat(rs_event_t *ev, const char *name, const char *v) {
+    snprintf(ev->categ[ev->n_categ].name, RS_NAME_MAX, "%s", name);
+    snprintf(ev->categ[ev->n_categ].value, RS_CATVAL_MAX, "%s", v);
+    ev->n_categ++;
+}
+
 static rs_label_t mklabel(const char *event_id, double value, int64_t t) {
     rs_label_t lb;
     memset(&lb, 0, sizeof(lb));
@@ -79,819 +77,1064 @@ static int find_feature(const rs_features_t *f, const char *name) {
     return -1;
 }
 
+/* Load YAML into a fresh conf with the features table + spec hook. */
+static rs_err_t load_conf(const char *yaml, rs_features_conf_t *fc,
+                          char *err, size_t errsz) {
+    rs_conf_t *cfg = rs_conf_new();
+    rs_conf_section_t sec;
+    rs_features_conf_section(&sec, fc);
+    rs_err_t e = rs_conf_add_section(cfg, &sec, err, errsz);
+    if (!e) e = rs_features_conf_add_specs(cfg, fc, err, errsz);
+    if (!e) e = rs_conf_load_yaml(cfg, yaml, strlen(yaml), "test.yaml", err, errsz);
+    rs_conf_destroy(cfg);
+    return e;
+}
+
 /* ============================================================ reference */
 
-#define REF_MAX_EV 8000
-#define REF_MAX_LAB 8000
-#define REF_NS 2
+#define REF_MAX_EV 6000
+#define REF_MAX_LAB 6000
 
 typedef struct ref_ev_s {
-    int ent, cp;        /* cp -1 = none */
     int64_t t;
-    float amount;
-    int has[REF_NS];
-    float sv[REF_NS];
-    int labelled;
+    int key[RS_FEATURES_MAX_TABLES];   /* per ref table, -1 none */
+    float val[8];                      /* per value name */
+    int aux[4];                        /* per aux name, 0 none */
+    int seq;
 } ref_ev_t;
 
 typedef struct ref_lab_s {
-    int ev;
-    int64_t arr;
-} ref_lab_t;             /* fraud labels only */
+    int64_t et, arr;
+    int seq;
+} ref_lab_t;
+
+/* per (table, key) state */
+#define REF_MAX_KEYS 512
+typedef struct ref_key_s {
+    int tab, id;
+    int exists;
+    int64_t seen;
+    int64_t epoch_seq;                 /* events/labels before are forgotten */
+} ref_key_t;
 
 typedef struct ref_s {
     rs_features_conf_t conf;
+    rs_features_spec_t specs[RS_FEATURES_MAX_SPECS];
+    int nspec;
+    int ntab;
+    char tkey[RS_FEATURES_MAX_TABLES][RS_NAME_MAX];
+    int thist[RS_FEATURES_MAX_TABLES], tlab[RS_FEATURES_MAX_TABLES];
+    int ent_tab;
+    char vnames[8][RS_NAME_MAX];
+    int nvn;
+    char anames[4][RS_NAME_MAX];
+    int nan_;
     ref_ev_t ev[REF_MAX_EV];
     int nev;
+    /* per event id: index in ev (events have ids "e<n>") + labelled */
+    int labelled[REF_MAX_EV];
     ref_lab_t lab[REF_MAX_LAB];
+    int lab_tab[REF_MAX_LAB], lab_key[REF_MAX_LAB];
     int nlab;
+    ref_key_t keys[REF_MAX_KEYS];
+    int nkeys;
     int64_t wm;
-    uint64_t late, dropped, applied, unknown, dup;
+    int seq;
+    uint64_t events;
 } ref_t;
 
-typedef struct key_s {
+static int name_idx(char (*names)[RS_NAME_MAX], int *n, const char *s) {
+    for (int i = 0; i < *n; i++)
+        if (!strcmp(names[i], s)) return i;
+    snprintf(names[*n], RS_NAME_MAX, "%s", s);
+    return (*n)++;
+}
+
+static void ref_init(ref_t *r, const rs_features_conf_t *c) {
+    memset(r, 0, sizeof(*r));
+    r->conf = *c;
+    char err[256];
+    r->nspec = rs_features_conf_specs(c, r->specs, err, sizeof(err));
+    assert_true(r->nspec > 0);
+    r->ent_tab = -1;
+    for (int i = 0; i < r->nspec; i++) {
+        const rs_features_spec_t *s = &r->specs[i];
+        int t = name_idx(r->tkey, &r->ntab, s->key);
+        if (!strcmp(s->key, "entity")) r->ent_tab = t;
+        int h = (int)(s->history ? s->history : c->history);
+        if (h < c->history) h = (int)c->history;
+        if (s->last_n > h) h = (int)s->last_n;
+        if (h > r->thist[t]) r->thist[t] = h;
+        if (s->aggs & ((1u << RS_FEATURES_AGG_FRAUD_COUNT) |
+                       (1u << RS_FEATURES_AGG_FRAUD_RATE)))
+            r->tlab[t] = (int)c->labels_per_key;
+        name_idx(r->vnames, &r->nvn, s->value);
+        name_idx(r->anames, &r->nan_, s->field);
+    }
+    r->wm = INT64_MIN;
+}
+
+/* key/aux id of a field of an event: ids are the numeric suffix + 1 */
+static int field_id(const rs_event_t *ev, const char *name) {
+    const char *s;
+    if (!strcmp(name, "entity")) s = ev->entity_id;
+    else if (!strcmp(name, "counterparty")) s = ev->counterparty_id;
+    else if (!strcmp(name, "type")) s = ev->type;
+    else s = rs_event_categ(ev, name);
+    if (!s || !*s) return 0;
+    return (int)(rs_hash_str(s) % 1000003) + 1;
+}
+
+static double numeric(const rs_event_t *ev, const char *name) {
+    if (!strcmp(name, "amount")) return ev->amount;
+    for (int i = 0; i < ev->n_numeric; i++)
+        if (!strcmp(ev->numeric[i].name, name)) return ev->numeric[i].value;
+    return NAN;
+}
+
+static ref_key_t *ref_key(ref_t *r, int t, int id) {
+    for (int i = 0; i < r->nkeys; i++)
+        if (r->keys[i].tab == t && r->keys[i].id == id) return &r->keys[i];
+    assert_true(r->nkeys < REF_MAX_KEYS);
+    ref_key_t *k = &r->keys[r->nkeys++];
+    memset(k, 0, sizeof(*k));
+    k->tab = t;
+    k->id = id;
+    return k;
+}
+
+/* Access a key at the current watermark; returns 1 if alive. */
+static int ref_access(ref_t *r, int t, int id) {
+    ref_key_t *k = ref_key(r, t, id);
+    if (!k->exists) return 0;
+    if (r->wm - k->seen > r->conf.key_ttl) {
+        k->exists = 0;
+        return 0;
+    }
+    return 1;
+}
+
+typedef struct ritem_s {
     int64_t t;
     int seq;
-    float v;
-    int cp;
-} key_t_;
+    int ev;
+} ritem_t;
 
-static int cmp_key(const void *a, const void *b) {
-    const key_t_ *x = a, *y = b;
-    if (x->t != y->t) return x->t < y->t ? -1 : 1;
-    return x->seq - y->seq;
+static int cmp_item_desc(const void *a, const void *b) {
+    const ritem_t *x = a, *y = b;
+    if (x->t != y->t) return x->t > y->t ? -1 : 1;
+    return y->seq - x->seq;
 }
 
-/* Sort by (t, seq) and keep the top `cap`: returns the start index. */
-static int topk(key_t_ *k, int n, int cap) {
-    qsort(k, (size_t)n, sizeof(*k), cmp_key);
-    return n > cap ? n - cap : 0;
-}
-
-static int64_t bucket_sum(const ref_t *r, int cp, int64_t t, int64_t w,
-                          int nb) {
-    static int64_t bk[REF_MAX_EV];
+/* Kept ring of (table t, key id): top-hist by (t, seq) since the epoch,
+ * sorted newest first.  Returns the count. */
+static int ref_ring(ref_t *r, int t, int id, ritem_t *out) {
+    const ref_key_t *k = ref_key(r, t, id);
     int n = 0;
     for (int i = 0; i < r->nev; i++)
-        if (r->ev[i].cp == cp) bk[n++] = r->ev[i].t / w;
-    int64_t B = t / w, sum = 0;
-    for (int k = 0; k < nb && B - k >= 0; k++) {
-        int64_t b = B - k, cnt = 0;
-        int killed = 0;
-        for (int i = 0; i < n; i++) {
-            if (bk[i] == b) cnt++;
-            if (bk[i] > b && (bk[i] - b) % nb == 0) killed = 1;
+        if (r->ev[i].key[t] == id && r->ev[i].seq >= k->epoch_seq) {
+            out[n].t = r->ev[i].t;
+            out[n].seq = r->ev[i].seq;
+            out[n].ev = i;
+            n++;
         }
-        if (!killed) sum += cnt;
-    }
-    return sum;
+    qsort(out, (size_t)n, sizeof(*out), cmp_item_desc);
+    return n > r->thist[t] ? r->thist[t] : n;
 }
 
-static int label_count(const ref_t *r, int by_cp, int who, int64_t t,
-                       int cap) {
-    static key_t_ k[REF_MAX_LAB];
-    int n = 0;
-    for (int j = 0; j < r->nlab; j++) {
-        const ref_ev_t *e = &r->ev[r->lab[j].ev];
-        if ((by_cp ? e->cp : e->ent) != who) continue;
-        k[n].t = r->lab[j].arr;
-        k[n].seq = j;
-        n++;
-    }
-    int s = topk(k, n, cap), c = 0;
-    for (int i = s; i < n; i++)
-        if (k[i].t < t && t - k[i].t < r->conf.label_window) c++;
-    return c;
-}
-
-/* Features of `cur` (not yet in r->ev) from everything before it. */
-static void ref_features(ref_t *r, const ref_ev_t *cur, float *out,
-                         uint32_t *flags) {
-    static key_t_ k[REF_MAX_EV];
+static void ref_features(ref_t *r, const rs_event_t *ev, const ref_ev_t *cur,
+                         float *out, uint32_t *flags) {
+    static ritem_t ring[REF_MAX_EV];
+    static ritem_t labs[REF_MAX_LAB];
     const int64_t t = cur->t;
+    int o = 0;
+    for (int si = 0; si < r->nspec; si++) {
+        const rs_features_spec_t *s = &r->specs[si];
+        int tb = name_idx(r->tkey, &r->ntab, s->key);
+        int vi = name_idx(r->vnames, &r->nvn, s->value);
+        int ai = name_idx(r->anames, &r->nan_, s->field);
+        int id = cur->key[tb];
+        int nout = 0;
+        uint8_t aggs[RS_FEATURES_AGG__CNT];
+        for (int a = 0; a < RS_FEATURES_AGG__CNT; a++)
+            if (s->aggs & (1u << a)) aggs[nout++] = (uint8_t)a;
+        if (id == 0) {
+            for (int k = 0; k < nout; k++) out[o++] = 0;
+            continue;
+        }
+        int n = ref_ring(r, tb, id, ring);
+        /* select */
+        int sel[REF_MAX_EV], ns = 0;
+        for (int i = 0; i < n; i++) {
+            if (ring[i].t > t) continue;
+            if (s->last_n) {
+                if (ns < s->last_n) sel[ns++] = ring[i].ev;
+            } else {
+                int64_t d = t - ring[i].t;
+                if (d >= s->offset_ms && (!s->window_ms || d < s->offset_ms + s->window_ms))
+                    sel[ns++] = ring[i].ev;
+            }
+        }
+        int incl = s->include_current && s->offset_ms == 0;
+        int cnt = ns + incl;
+        double xs[REF_MAX_EV + 1];
+        int64_t ts[REF_MAX_EV + 1];
+        int aux[REF_MAX_EV + 1];
+        int nv = 0, below = 0;
+        double last = 0;
+        int have_last = 0;
+        for (int i = 0; i < cnt; i++) {
+            const ref_ev_t *e = i < ns ? &r->ev[sel[i]] : cur;
+            aux[i] = e->aux[ai];
+            double v = e->val[vi];
+            if (!isfinite(v)) continue;
+            if (!have_last && i < ns) { last = v; have_last = 1; }
+            xs[nv] = v;
+            ts[nv] = e->t;
+            nv++;
+            if (v < s->below) below++;
+        }
+        double sum = 0, mn = 0, mx = 0;
+        for (int i = 0; i < nv; i++) {
+            sum += xs[i];
+            if (!i || xs[i] < mn) mn = xs[i];
+            if (!i || xs[i] > mx) mx = xs[i];
+        }
+        double mean = nv ? sum / nv : 0, ss = 0;
+        for (int i = 0; i < nv; i++) ss += (xs[i] - mean) * (xs[i] - mean);
+        double sd = nv ? sqrt(ss / nv) : 0;
+        double slope = 0;
+        if (nv >= 2) {
+            double tm = 0, sxx = 0, sxy = 0;
+            for (int i = 0; i < nv; i++) tm += (double)(ts[i] - t) / HOUR_MS;
+            tm /= nv;
+            for (int i = 0; i < nv; i++) {
+                double dt = (double)(ts[i] - t) / HOUR_MS - tm;
+                sxx += dt * dt;
+                sxy += dt * (xs[i] - mean);
+            }
+            if (sxx > 0) slope = sxy / sxx;
+        }
+        int distinct = 0, seen = 0;
+        int cx = cur->aux[ai];
+        for (int i = 0; i < cnt; i++) {
+            if (!aux[i]) continue;
+            int dup = 0;
+            for (int j = 0; j < i; j++) dup |= aux[j] == aux[i];
+            distinct += !dup;
+            if (i < ns && aux[i] == cx) seen = 1;
+        }
+        /* labels: kept ring of the key since its epoch */
+        int fc = 0;
+        if (r->tlab[tb]) {
+            const ref_key_t *k = ref_key(r, tb, id);
+            int nl = 0;
+            for (int j = 0; j < r->nlab; j++)
+                if (r->lab_tab[j] == tb && r->lab_key[j] == id &&
+                    r->lab[j].seq >= k->epoch_seq) {
+                    labs[nl].t = r->lab[j].et;
+                    labs[nl].seq = r->lab[j].seq;
+                    labs[nl].ev = j;
+                    nl++;
+                }
+            qsort(labs, (size_t)nl, sizeof(*labs), cmp_item_desc);
+            if (nl > r->tlab[tb]) nl = r->tlab[tb];
+            for (int j = 0; j < nl; j++) {
+                const ref_lab_t *l = &r->lab[labs[j].ev];
+                if (l->et > t) continue;
+                int64_t d = t - l->et;
+                if (d < s->offset_ms || d >= s->offset_ms + s->window_ms) continue;
+                if (l->arr + s->label_delay_ms < t) fc++;
+            }
+        }
+        int64_t newest = ns ? r->ev[sel[0]].t : INT64_MIN;
+        int64_t oldest = ns ? r->ev[sel[ns - 1]].t : 0;
+        double x = cur->val[vi];
+        int xok = isfinite(x);
+        for (int k = 0; k < nout; k++) {
+            double v = 0;
+            switch (aggs[k]) {
+            case RS_FEATURES_AGG_COUNT: v = cnt; break;
+            case RS_FEATURES_AGG_SUM: v = sum; break;
+            case RS_FEATURES_AGG_MEAN: v = mean; break;
+            case RS_FEATURES_AGG_STD: v = sd; break;
+            case RS_FEATURES_AGG_MIN: v = mn; break;
+            case RS_FEATURES_AGG_MAX: v = mx; break;
+            case RS_FEATURES_AGG_COUNT_BELOW: v = below; break;
+            case RS_FEATURES_AGG_DISTINCT: v = distinct; break;
+            case RS_FEATURES_AGG_NEW: v = cx && !seen; break;
+            case RS_FEATURES_AGG_SINCE_LAST:
+                v = log1p(newest == INT64_MIN ? 1e8 : (t - newest) / 1000.0); break;
+            case RS_FEATURES_AGG_RATIO_MEAN:
+                v = !xok ? 0 : !nv ? 1 : fabs(mean + 1) > 1e-12 ? (x + 1) / (mean + 1) : 0;
+                break;
+            case RS_FEATURES_AGG_ZSCORE:
+                if (xok && nv >= 2) {
+                    v = (x - mean) / (sd + 0.01 * fabs(mean) + 0.01);
+                    v = v > 100 ? 100 : v < -100 ? -100 : v;
+                }
+                break;
+            case RS_FEATURES_AGG_VELOCITY:
+                if (s->window_ms) v = cnt * (double)HOUR_MS / s->window_ms;
+                else if (cnt) {
+                    int64_t span = ns ? t - oldest : 0;
+                    if (span < MIN_MS) span = MIN_MS;
+                    v = cnt * (double)HOUR_MS / span;
+                }
+                break;
+            case RS_FEATURES_AGG_FRAUD_COUNT: v = fc; break;
+            case RS_FEATURES_AGG_FRAUD_RATE: v = cnt ? fmin(1.0, (double)fc / cnt) : 0; break;
+            case RS_FEATURES_AGG_LAST: v = have_last ? last : 0; break;
+            case RS_FEATURES_AGG_SLOPE: v = slope; break;
+            case RS_FEATURES_AGG_DEVIATION: v = xok && nv ? x - mean : 0; break;
+            case RS_FEATURES_AGG_CURRENT: v = xok ? x : 0; break;
+            case RS_FEATURES_AGG_CURRENT_LOG1P: v = xok ? log1p(x > 0 ? x : 0) : 0; break;
+            }
+            out[o++] = (float)v;
+        }
+    }
+    (void)ev;
+    (void)flags;
+}
+
+/* Process an event in the reference; fills out and flags. */
+static void ref_process(ref_t *r, const rs_event_t *ev, float *out,
+                        uint32_t *flags) {
+    assert_true(r->nev < REF_MAX_EV);
+    ref_ev_t cur;
+    memset(&cur, 0, sizeof(cur));
+    cur.t = ev->event_time_ms;
     *flags = 0;
-    if (r->nev && t < r->wm - r->conf.allowed_lateness) *flags |= RS_FEATURES_FLAG_LATE;
+    if (r->events && cur.t < r->wm - r->conf.allowed_lateness)
+        *flags |= RS_FEATURES_FLAG_LATE;
+    if (cur.t > r->wm) r->wm = cur.t;
+    r->events++;
+    for (int i = 0; i < r->nvn; i++) cur.val[i] = (float)numeric(ev, r->vnames[i]);
+    for (int i = 0; i < r->nan_; i++) cur.aux[i] = field_id(ev, r->anames[i]);
+    cur.seq = r->seq++;
+    for (int tb = 0; tb < r->ntab; tb++) {
+        cur.key[tb] = field_id(ev, r->tkey[tb]);
+        if (!cur.key[tb]) continue;
+        if (!ref_access(r, tb, cur.key[tb])) {
+            ref_key_t *k = ref_key(r, tb, cur.key[tb]);
+            k->exists = 1;
+            k->seen = cur.t;
+            k->epoch_seq = cur.seq;
+            if (tb == r->ent_tab) *flags |= RS_FEATURES_FLAG_NEW_ENTITY;
+        }
+    }
+    ref_features(r, ev, &cur, out, flags);
+    /* dropped: older than every kept item of a full entity ring */
+    int dt = r->ent_tab >= 0 ? r->ent_tab : 0;
+    if (cur.key[dt]) {
+        static ritem_t ring[REF_MAX_EV];
+        int n = ref_ring(r, dt, cur.key[dt], ring);
+        if (n == r->thist[dt] && cur.t < ring[n - 1].t)
+            *flags |= RS_FEATURES_FLAG_DROPPED;
+    }
+    for (int tb = 0; tb < r->ntab; tb++) {
+        if (!cur.key[tb]) continue;
+        ref_key_t *k = ref_key(r, tb, cur.key[tb]);
+        if (cur.t > k->seen) k->seen = cur.t;
+    }
+    r->ev[r->nev++] = cur;
+}
 
-    int n = 0;
-    for (int i = 0; i < r->nev; i++) {
-        if (r->ev[i].ent != cur->ent) continue;
-        k[n].t = r->ev[i].t;
-        k[n].seq = i;
-        k[n].v = r->ev[i].amount;
-        k[n].cp = r->ev[i].cp;
-        n++;
-    }
-    if (!n) *flags |= RS_FEATURES_FLAG_NEW_ENTITY;
-    int s = topk(k, n, (int)r->conf.history);
-    if (n - s == r->conf.history && t < k[s].t) *flags |= RS_FEATURES_FLAG_DROPPED;
-
-    int c10m = 0, c1h = 0, c24h = 0, c7d = 0, small = 0, seen = 0, distinct = 0;
-    double sum24 = 0, sum7 = 0;
-    int64_t last = INT64_MIN;
-    int dcp[4096], nd = 0;
-    for (int i = s; i < n; i++) {
-        if (k[i].t > t) break;
-        int64_t d = t - k[i].t;
-        last = k[i].t;
-        if (cur->cp >= 0 && k[i].cp == cur->cp) seen = 1;
-        if (d >= 7 * DAY_MS) continue;
-        c7d++;
-        sum7 += k[i].v;
-        if (d >= DAY_MS) continue;
-        c24h++;
-        sum24 += k[i].v;
-        if (k[i].cp >= 0) {
-            int found = 0;
-            for (int j = 0; j < nd; j++) found |= dcp[j] == k[i].cp;
-            if (!found) dcp[nd++] = k[i].cp, distinct++;
-        }
-        if (d >= HOUR_MS) continue;
-        c1h++;
-        if (k[i].v < (float)r->conf.small_amount) small++;
-        if (d >= 10 * MIN_MS) continue;
-        c10m++;
-    }
-    double mean = c7d ? sum7 / c7d : 0, sd = 0;
-    if (c7d) {
-        double ss = 0;
-        for (int i = s; i < n && k[i].t <= t; i++)
-            if (t - k[i].t < 7 * DAY_MS) ss += (k[i].v - mean) * (k[i].v - mean);
-        sd = sqrt(ss / c7d);
-    }
-    double a = cur->amount;
-    double z = 0;
-    if (c7d >= 2) z = fmax(-100, fmin(100, (a - mean) / (sd + 0.01 * mean + 0.01)));
-    out[F_AMOUNT_LOG] = (float)log1p(a);
-    out[F_CNT_10M] = (float)c10m;
-    out[F_CNT_1H] = (float)c1h;
-    out[F_CNT_24H] = (float)c24h;
-    out[F_CNT_7D] = (float)c7d;
-    out[F_SUM_24H] = (float)sum24;
-    out[F_MEAN_7D] = (float)mean;
-    out[F_STD_7D] = (float)sd;
-    out[F_RATIO_7D] = (float)(c7d ? (a + 1) / (mean + 1) : 1.0);
-    out[F_Z_7D] = (float)z;
-    out[F_SINCE_LAST] = (float)log1p(last == INT64_MIN ? 1e8 : (double)(t - last) / 1000.0);
-    out[F_CP_DISTINCT_24H] = (float)distinct;
-    out[F_CP_NEW] = cur->cp >= 0 && !seen ? 1.0f : 0.0f;
-    out[F_SMALL_1H] = (float)small;
-    out[F_ENT_FRAUD] = (float)label_count(r, 0, cur->ent, t, RS_FEATURES_ENT_LABELS);
-    if (cur->cp >= 0) {
-        int64_t c24 = bucket_sum(r, cur->cp, t, HOUR_MS, 24);
-        int64_t cw = bucket_sum(r, cur->cp, t, r->conf.label_window / 30, 30);
-        int fr = label_count(r, 1, cur->cp, t, RS_FEATURES_CP_LABELS);
-        out[F_CP_CNT_24H] = (float)c24;
-        out[F_CP_FRAUD_RATE] = (float)((double)fr / ((double)cw + 1));
-    } else {
-        out[F_CP_CNT_24H] = out[F_CP_FRAUD_RATE] = 0;
-    }
-    /* sensors */
-    for (int q = 0; q < REF_NS; q++) {
-        float *o = &out[F_BASE + 2 * q];
-        o[0] = o[1] = 0;
-        if (!cur->has[q]) continue;
-        int m = 0;
-        for (int i = 0; i < r->nev; i++) {
-            if (r->ev[i].ent != cur->ent || !r->ev[i].has[q]) continue;
-            k[m].t = r->ev[i].t;
-            k[m].seq = i;
-            k[m].v = r->ev[i].sv[q];
-            m++;
-        }
-        int s2 = topk(k, m, RS_FEATURES_SENSOR_HIST), e2 = s2;
-        while (e2 < m && k[e2].t <= t) e2++;
-        int cnt = e2 - s2;
-        if (!cnt) continue;
-        double sum = 0;
-        for (int i = s2; i < e2; i++) sum += k[i].v;
-        double mu = sum / cnt;
-        o[0] = (float)((double)cur->sv[q] - mu);
-        if (cnt < 2) continue;
-        int64_t tref = k[e2 - 1].t;
-        double tm = 0;
-        for (int i = s2; i < e2; i++) tm += (double)(k[i].t - tref) / HOUR_MS;
-        tm /= cnt;
-        double sxy = 0, sxx = 0;
-        for (int i = s2; i < e2; i++) {
-            double dt = (double)(k[i].t - tref) / HOUR_MS - tm;
-            sxy += dt * (k[i].v - mu);
-            sxx += dt * dt;
-        }
-        if (sxx > 0) o[1] = (float)(sxy / sxx);
+/* Label event number `evn` (index in r->ev). Returns 1 if applied. */
+static void ref_label(ref_t *r, int evn, double value, int64_t ltime) {
+    if (evn < 0 || evn >= r->nev) return;
+    if (r->labelled[evn]) return;
+    r->labelled[evn] = 1;
+    if (!(value >= 0.5)) return;
+    const ref_ev_t *e = &r->ev[evn];
+    int64_t arr = ltime > 0 ? ltime : r->wm;
+    if (arr < e->t) arr = e->t;
+    int seq = r->seq++;
+    for (int tb = 0; tb < r->ntab; tb++) {
+        if (!r->tlab[tb] || !e->key[tb]) continue;
+        if (!ref_access(r, tb, e->key[tb])) continue;
+        assert_true(r->nlab < REF_MAX_LAB);
+        r->lab[r->nlab] = (ref_lab_t){e->t, arr, seq};
+        r->lab_tab[r->nlab] = tb;
+        r->lab_key[r->nlab] = e->key[tb];
+        r->nlab++;
     }
 }
 
-static int close_enough(float got, float want) {
-    if (got == want) return 1;
-    return fabs((double)got - (double)want) <= 1e-4 * fmax(1.0, fabs((double)want));
-}
+/* ========================================================= random streams */
 
 typedef struct stream_cfg_s {
     uint64_t seed;
-    int nev, nent, ncp;
-    int history;
-    int64_t label_window;
-    int64_t span;            /* stream length */
+    int nev, nent, ncp, ncat;
+    int64_t span;            /* nominal stream length */
+    double p_late, p_vlate, p_dup, p_gap, p_label, p_nocp;
 } stream_cfg_t;
 
-static void run_reference(const stream_cfg_t *sc) {
-    static ref_t r;
-    memset(&r, 0, sizeof(r));
-    rs_features_conf_t c = conf_test();
-    c.history = sc->history;
-    c.label_window = sc->label_window;
-    c.key_ttl = 365 * DAY_MS;
-    c.allowed_lateness = 2 * HOUR_MS;
-    snprintf(c.sensor_fields, sizeof(c.sensor_fields), " temperature , rpm");
-    r.conf = c;
-    r.wm = INT64_MIN;
-    char err[256];
-    rs_features_t *f = rs_features_new(&c, err, sizeof(err));
-    if (!f) fail_msg("rs_features_new: %s", err);
-    const int dim = rs_features_dim(f);
-    assert_int_equal(dim, F_BASE + 2 * REF_NS);
+/* One step of a stream: an event (is_label 0) or a label. */
+typedef struct step_s {
+    int is_label;
+    rs_event_t ev;
+    rs_label_t lb;
+    int lab_ev;              /* event index labelled, -1 unknown */
+} step_t;
 
+static int gen_stream(const stream_cfg_t *sc, step_t *steps, int max) {
     rs_rng_t rng;
     rs_rng_seed(&rng, sc->seed);
+    int n = 0, nev = 0;
     int64_t clock = T0;
     double mean_gap = (double)sc->span / sc->nev;
-    double temp[64] = {0}, rpm[64] = {0};
-    float got[64], want[64];
-    uint64_t checked = 0;
-    int nonzero[64] = {0};
-
-    for (int i = 0; i < sc->nev; i++) {
-        /* clock: exponential gaps, often exactly 0 (duplicate timestamps),
-         * quantised to seconds */
+    while (nev < sc->nev && n < max - 2) {
+        step_t *s = &steps[n];
+        memset(s, 0, sizeof(*s));
         double u = rs_rng_uniform(&rng);
-        if (u > 0.15) clock += (int64_t)(rs_rng_exp(&rng, 1.0 / mean_gap) / 1000) * 1000;
+        if (u < sc->p_dup) {
+            /* same timestamp */
+        } else if (u < sc->p_dup + sc->p_gap) {
+            /* whole days, so "idle exactly key_ttl" happens */
+            clock += (int64_t)(rs_rng_below(&rng, 9) + 1) * DAY_MS;
+        } else {
+            clock += (int64_t)rs_rng_exp(&rng, 1.0 / mean_gap);
+        }
         int64_t t = clock;
-        double o = rs_rng_uniform(&rng);
-        if (o < 0.10)
-            t -= (int64_t)(rs_rng_uniform(&rng) * 30) * MIN_MS;     /* mild */
-        else if (o < 0.12)
-            t -= (int64_t)(3 + rs_rng_uniform(&rng) * 40) * HOUR_MS; /* late */
-        ref_ev_t e = {0};
-        /* skewed entity choice so some entities overflow `history` */
-        e.ent = (int)(sc->nent * pow(rs_rng_uniform(&rng), 2.0));
-        e.cp = rs_rng_uniform(&rng) < 0.1
-                   ? -1
-                   : (int)((e.ent * 7 + (int)rs_rng_below(&rng, 4) *
-                                            (rs_rng_uniform(&rng) < 0.3 ? 3 : 0)) %
-                           sc->ncp);
-        e.t = t;
-        double am = rs_rng_uniform(&rng) < 0.25 ? rs_rng_uniform(&rng) * 6
-                                                : exp(3 + rs_rng_normal(&rng));
-        e.amount = (float)am;
-        char id[32], ent[16], cp[16];
-        snprintf(id, sizeof(id), "tx%d", i);
-        snprintf(ent, sizeof(ent), "card%d", e.ent);
-        if (e.cp >= 0) snprintf(cp, sizeof(cp), "m%d", e.cp);
-        else cp[0] = '\0';
-        rs_event_t ev = mkev(id, ent, cp, t, am);
-        if (rs_rng_uniform(&rng) < 0.5) {
-            temp[e.ent] += rs_rng_normal(&rng);
-            e.has[0] = 1;
-            e.sv[0] = (float)(60 + temp[e.ent]);
-            add_num(&ev, "temperature", 60 + temp[e.ent]);
+        double v = rs_rng_uniform(&rng);
+        if (v < sc->p_vlate)
+            t -= (int64_t)(3 * HOUR_MS + rs_rng_uniform(&rng) * 40 * HOUR_MS);
+        else if (v < sc->p_vlate + sc->p_late)
+            t -= (int64_t)(rs_rng_uniform(&rng) * 30 * MIN_MS);
+        if (rs_rng_uniform(&rng) < 0.4) /* on a 10-minute grid: exact window edges */
+            t -= t % (10 * MIN_MS);
+        if (t <= 0) t = 1;
+        char id[32], ent[32], cp[32];
+        snprintf(id, sizeof(id), "e%d", nev);
+        snprintf(ent, sizeof(ent), "card%d", (int)rs_rng_below(&rng, (uint64_t)sc->nent));
+        if (rs_rng_uniform(&rng) < sc->p_nocp) cp[0] = '\0';
+        else snprintf(cp, sizeof(cp), "m%d", (int)rs_rng_below(&rng, (uint64_t)sc->ncp));
+        double amt = rs_rng_uniform(&rng) < 0.3 ? rs_rng_uniform(&rng) * 6
+                                                 : exp(rs_rng_normal(&rng) * 1.2 + 3.5);
+        s->ev = mkev(id, ent, cp, t, amt);
+        if (rs_rng_uniform(&rng) < 0.8)
+            add_num(&s->ev, "temp", 60 + rs_rng_normal(&rng) * 5 + (t - T0) / 1e8);
+        if (sc->ncat && rs_rng_uniform(&rng) < 0.85) {
+            char c[16];
+            snprintf(c, sizeof(c), "mcc%d", (int)rs_rng_below(&rng, (uint64_t)sc->ncat));
+            add_cat(&s->ev, "mcc", c);
         }
-        add_num(&ev, "other", 1.0);
-        if (rs_rng_uniform(&rng) < 0.4) {
-            rpm[e.ent] += rs_rng_normal(&rng) * 10;
-            e.has[1] = 1;
-            e.sv[1] = (float)(1500 + rpm[e.ent]);
-            add_num(&ev, "rpm", 1500 + rpm[e.ent]);
-        }
-
-        uint32_t fl = 0, rfl = 0;
-        ref_features(&r, &e, want, &rfl);
-        assert_int_equal(rs_features_process(f, &ev, got, &fl), RS_OK);
-        for (int j = 0; j < dim; j++) {
-            if (!close_enough(got[j], want[j]))
-                fail_msg("seed %llu event %d (%s t=%lld) feature %s: got %.9g "
-                         "want %.9g",
-                         (unsigned long long)sc->seed, i, ent,
-                         (long long)(t - T0), rs_features_name(f, j),
-                         (double)got[j], (double)want[j]);
-            checked++;
-            nonzero[j] += got[j] != 0;
-        }
-        if (fl != rfl) fail_msg("event %d: flags %x want %x", i, fl, rfl);
-        if (rfl & RS_FEATURES_FLAG_LATE) r.late++;
-        if (rfl & RS_FEATURES_FLAG_DROPPED) r.dropped++;
-        if (t > r.wm) r.wm = t;
-        r.ev[r.nev++] = e;
-
-        /* labels: for a random recent event, arriving between 2h before
-         * and 3 days after the stream clock; some duplicates, some
-         * unknown ids */
-        if (rs_rng_uniform(&rng) < 0.3) {
-            int back = (int)rs_rng_below(&rng, (uint64_t)RS_MIN(r.nev, 400));
-            int target = r.nev - 1 - back;
-            int fraud = rs_rng_uniform(&rng) < 0.35;
-            int64_t lt = clock + (int64_t)((rs_rng_uniform(&rng) * 74 - 2) * HOUR_MS);
+        n++;
+        nev++;
+        /* labels */
+        while (rs_rng_uniform(&rng) < sc->p_label && n < max - 1) {
+            step_t *l = &steps[n++];
+            memset(l, 0, sizeof(*l));
+            l->is_label = 1;
+            int which = (int)rs_rng_below(&rng, (uint64_t)nev + 3) - 1;
+            if (which >= nev) which = -1; /* unknown */
+            if (which >= 0 && rs_rng_uniform(&rng) < 0.7)
+                which = nev - 1 - (int)rs_rng_below(&rng, (uint64_t)RS_MIN(nev, 30));
             char lid[32];
-            snprintf(lid, sizeof(lid), "tx%d", target);
-            rs_label_t lb = mklabel(lid, fraud ? 1.0 : 0.0, lt);
-            assert_int_equal(rs_features_label(f, &lb), RS_OK);
-            if (r.ev[target].labelled) {
-                r.dup++;
-            } else {
-                r.ev[target].labelled = 1;
-                r.applied++;
-                if (fraud) {
-                    int64_t arr = lt > r.ev[target].t ? lt : r.ev[target].t;
-                    r.lab[r.nlab].ev = target;
-                    r.lab[r.nlab].arr = arr;
-                    r.nlab++;
-                }
-            }
-        }
-        if (rs_rng_uniform(&rng) < 0.01) {
-            rs_label_t lb = mklabel("nope", 1.0, clock);
-            assert_int_equal(rs_features_label(f, &lb), RS_ERR_NOTFOUND);
-            r.unknown++;
+            if (which < 0) snprintf(lid, sizeof(lid), "nope%d", n);
+            else snprintf(lid, sizeof(lid), "e%d", which);
+            int64_t lt = clock + (int64_t)((rs_rng_uniform(&rng) * 3 - 0.2) * DAY_MS);
+            if (rs_rng_uniform(&rng) < 0.1) lt = 0;
+            l->lb = mklabel(lid, rs_rng_uniform(&rng) < 0.6 ? 1.0 : 0.0, lt);
+            l->lab_ev = which;
         }
     }
-    rs_features_stats_t st;
-    rs_features_stats(f, &st);
-    assert_int_equal(st.events, (uint64_t)sc->nev);
-    assert_int_equal(st.late, r.late);
-    assert_int_equal(st.dropped, r.dropped);
-    assert_int_equal(st.labels_applied, r.applied);
-    assert_int_equal(st.labels_unknown, r.unknown);
-    assert_int_equal(st.labels_duplicate, r.dup);
-    assert_int_equal(st.evictions, 0);
-    assert_int_equal(st.expirations, 0);
-    assert_int_equal(st.watermark_ms, r.wm);
-    /* every feature was exercised (non-zero somewhere) */
-    for (int j = 0; j < dim; j++)
-        if (nonzero[j] < 5)
-            fail_msg("feature %s non-zero in only %d events", rs_features_name(f, j),
-                     nonzero[j]);
-    print_message("reference seed %llu: %d events, %llu values checked, %d fraud "
-                  "labels, %llu late, %llu dropped by the ring, %llu dup labels\n",
-                  (unsigned long long)sc->seed, sc->nev, (unsigned long long)checked,
-                  r.nlab, (unsigned long long)r.late, (unsigned long long)r.dropped,
-                  (unsigned long long)r.dup);
+    return n;
+}
+
+static int close_enough(float a, float b, int sensitive) {
+    if (a == b) return 1;
+    double tol = (sensitive ? 2e-3 : 2e-4) * (1.0 + fabs((double)b));
+    return fabs((double)a - (double)b) <= tol;
+}
+
+static void run_reference(const rs_features_conf_t *c, const stream_cfg_t *sc) {
+    static step_t steps[REF_MAX_EV * 2];
+    static ref_t r;
+    char err[256];
+    rs_features_t *f = rs_features_new(c, err, sizeof(err));
+    if (!f) fail_msg("rs_features_new: %s", err);
+    ref_init(&r, c);
+    int dim = rs_features_dim(f);
+    int n = gen_stream(sc, steps, (int)RS_ARRAY_LEN(steps));
+    float *x = calloc((size_t)dim, sizeof(float)), *y = calloc((size_t)dim, sizeof(float));
+    uint64_t checked = 0, late = 0, dropped = 0, fraud_seen = 0;
+    for (int i = 0; i < n; i++) {
+        step_t *s = &steps[i];
+        if (s->is_label) {
+            rs_err_t e = rs_features_label(f, &s->lb);
+            if (s->lab_ev < 0) assert_int_equal(e, RS_ERR_NOTFOUND);
+            ref_label(&r, s->lab_ev, s->lb.value, s->lb.label_time_ms);
+            continue;
+        }
+        uint32_t fl, rfl;
+        assert_int_equal(rs_features_process(f, &s->ev, x, &fl), RS_OK);
+        ref_process(&r, &s->ev, y, &rfl);
+        if (fl != rfl)
+            fail_msg("seed %llu step %d (%s t=%lld): flags %u, reference %u",
+                     (unsigned long long)sc->seed, i, s->ev.id,
+                     (long long)s->ev.event_time_ms, fl, rfl);
+        late += !!(fl & RS_FEATURES_FLAG_LATE);
+        dropped += !!(fl & RS_FEATURES_FLAG_DROPPED);
+        for (int k = 0; k < dim; k++) {
+            const char *nm = rs_features_name(f, k);
+            int sens = strstr(nm, "zscore") || strstr(nm, "slope") ||
+                       strstr(nm, "std") || strstr(nm, "deviation") ||
+                       strstr(nm, "ratio");
+            if (strstr(nm, "fraud") && y[k] > 0) fraud_seen++;
+            if (!close_enough(x[k], y[k], sens))
+                fail_msg("seed %llu step %d (%s t=%lld): feature %d %s = %.9g, "
+                         "reference %.9g", (unsigned long long)sc->seed, i,
+                         s->ev.id, (long long)s->ev.event_time_ms, k, nm,
+                         (double)x[k], (double)y[k]);
+            checked++;
+        }
+    }
+    assert_true(checked > 1000);
+    assert_true(late > 0);
+    assert_true(fraud_seen > 0);
+    (void)dropped;
+    free(x);
+    free(y);
     rs_features_destroy(f);
 }
 
-static void test_reference_big_history(void **state) {
-    (void)state;
-    /* history large enough that no ring caps (except labels/sensors) */
-    stream_cfg_t sc = {.seed = 1, .nev = 3000, .nent = 40, .ncp = 12,
-                       .history = 512, .label_window = 30 * DAY_MS,
-                       .span = 25 * DAY_MS};
-    run_reference(&sc);
-}
+/* Every aggregation, window kind, key kind and option. */
+static const char *yaml_all =
+    "features:\n"
+    "  max_keys: 512\n"
+    "  max_counterparties: 512\n"
+    "  history: 12\n"
+    "  labels_per_key: 3\n"
+    "  key_ttl: 5d\n"
+    "  allowed_lateness: 1h\n"
+    "  label_index: 65536\n"
+    "  specs:\n"
+    "    - key: entity\n"
+    "      windows: [10m, 1h, 1d, 7d]\n"
+    "      aggs: [count, sum, mean, std, min, max, {count_below: 5}, velocity,\n"
+    "             ratio_mean, zscore, since_last, {distinct: counterparty},\n"
+    "             {new: counterparty}]\n"
+    "    - key: entity\n"
+    "      last: 5\n"
+    "      aggs: [count, mean, max, velocity, since_last, {distinct: mcc}, last]\n"
+    "    - {key: entity, window: all, aggs: [count, sum, velocity, {new: mcc}, current_log1p]}\n"
+    "    - key: entity\n"
+    "      window: 2d\n"
+    "      offset: 12h\n"
+    "      aggs: [count, fraud_count, fraud_rate, mean]\n"
+    "    - {key: entity, window: 3d, label_delay: 6h, aggs: [fraud_count, fraud_rate]}\n"
+    "    - {key: entity, window: 1h, include_current: true, aggs: [count, sum, {distinct: counterparty}, velocity]}\n"
+    "    - key: entity\n"
+    "      values: [temp]\n"
+    "      windows: [1h, 1d]\n"
+    "      aggs: [last, mean, slope, deviation, count, min]\n"
+    "    - {key: entity, value: temp, aggs: [current]}\n"
+    "    - {key: entity, value: temp, last: 4, include_current: true, aggs: [mean, slope]}\n"
+    "    - {key: counterparty, windows: [1h, 1d], history: 20, aggs: [count, mean, fraud_count, fraud_rate, {distinct: entity}]}\n"
+    "    - {key: counterparty, window: 3d, offset: 1d, aggs: [count, fraud_rate]}\n"
+    "    - {key: mcc, window: 1d, aggs: [count, sum, zscore, fraud_count]}\n";
 
-static void test_reference_small_history(void **state) {
+static void test_reference_all_aggs(void **state) {
     (void)state;
-    stream_cfg_t sc = {.seed = 2, .nev = 3000, .nent = 25, .ncp = 8,
-                       .history = 16, .label_window = 2 * DAY_MS,
-                       .span = 12 * DAY_MS};
-    run_reference(&sc);
-}
-
-static void test_reference_dense(void **state) {
-    (void)state;
-    /* dense bursts: many events per 10 minutes, short label window */
-    for (uint64_t seed = 3; seed < 6; seed++) {
-        stream_cfg_t sc = {.seed = seed, .nev = 2000, .nent = 6, .ncp = 5,
-                           .history = 64, .label_window = 6 * HOUR_MS,
-                           .span = 2 * DAY_MS};
-        run_reference(&sc);
+    static rs_features_conf_t c;
+    char err[512];
+    rs_features_conf_init(&c);
+    if (load_conf(yaml_all, &c, err, sizeof(err))) fail_msg("%s", err);
+    for (uint64_t seed = 1; seed <= 6; seed++) {
+        stream_cfg_t sc = {.seed = seed, .nev = 1500, .nent = 12, .ncp = 6,
+                           .ncat = 4, .span = 20 * DAY_MS, .p_late = 0.08,
+                           .p_vlate = 0.02, .p_dup = 0.08, .p_gap = 0.004,
+                           .p_label = 0.25, .p_nocp = 0.1};
+        if (seed % 2 == 0) { sc.nent = 4; sc.span = 3 * DAY_MS; } /* dense */
+        run_reference(&c, &sc);
     }
+}
+
+static void test_reference_presets(void **state) {
+    (void)state;
+    static rs_features_conf_t c;
+    rs_features_conf_init(&c);
+    c.max_keys = c.max_counterparties = 512;
+    c.label_index = 65536;
+    c.history = 24;
+    c.label_window = 5 * DAY_MS;
+    c.key_ttl = 6 * DAY_MS;
+    stream_cfg_t sc = {.seed = 11, .nev = 2500, .nent = 20, .ncp = 8,
+                       .span = 30 * DAY_MS, .p_late = 0.05, .p_vlate = 0.02,
+                       .p_dup = 0.05, .p_gap = 0.003, .p_label = 0.2,
+                       .p_nocp = 0.05};
+    run_reference(&c, &sc);
+    c.preset = 1; /* sensors */
+    rs_strlcpy(c.sensor_fields, "temp, pressure", sizeof(c.sensor_fields));
+    sc.seed = 12;
+    run_reference(&c, &sc);
 }
 
 /* ================================================================ targeted */
 
-static void test_conf_and_layout(void **state) {
+static void test_card_preset_layout(void **state) {
     (void)state;
     rs_features_conf_t c;
     rs_features_conf_init(&c);
-    assert_int_equal(c.history, 64);
-    assert_int_equal(c.key_ttl, 30 * DAY_MS);
-    assert_int_equal(c.label_window, 30 * DAY_MS);
-    assert_true(c.small_amount == 5.0);
-    assert_string_equal(c.sensor_fields, "temperature,vibration,pressure,rpm");
-    rs_conf_section_t sec;
-    rs_features_conf_section(&sec, &c);
-    assert_string_equal(sec.name, "features");
-    assert_ptr_equal(sec.base, &c);
-    int nf;
-    assert_ptr_equal(rs_features_conf_fields(&nf), sec.fields);
-    assert_int_equal(nf, sec.nfields);
-
-    c.max_keys = 64;
-    c.max_counterparties = 64;
+    c.max_keys = c.max_counterparties = 64;
     c.label_index = 64;
     char err[256];
     rs_features_t *f = rs_features_new(&c, err, sizeof(err));
     assert_non_null(f);
-    int dim = rs_features_dim(f);
-    assert_int_equal(dim, 17 + 2 * 4);
-    for (int i = 0; i < dim; i++) {
-        const char *n = rs_features_name(f, i);
-        assert_non_null(n);
+    /* the information of the first hand-written set is all there */
+    const char *need[] = {
+        "ent_current_log1p", "ent_count_10m", "ent_count_1h", "ent_count_1d",
+        "ent_count_7d", "ent_sum_1d", "ent_mean_7d", "ent_std_7d",
+        "ent_ratio_mean_7d", "ent_zscore_7d", "ent_since_last",
+        "ent_distinct_counterparty_1d", "ent_new_counterparty",
+        "ent_count_below_1h", "ent_fraud_count_30d", "cp_count_1d",
+        "cp_fraud_rate_30d", "cp_fraud_rate_30d_off7d", "ent_velocity_1d"};
+    for (size_t i = 0; i < RS_ARRAY_LEN(need); i++)
+        if (find_feature(f, need[i]) < 0) fail_msg("missing %s", need[i]);
+    for (int i = 0; i < rs_features_dim(f); i++) {
         assert_non_null(rs_features_desc(f, i));
-        assert_true(strlen(rs_features_desc(f, i)) > 10);
-        for (const char *p = n; *p; p++)
-            assert_true((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_');
-        for (int j = 0; j < i; j++) assert_string_not_equal(n, rs_features_name(f, j));
+        char buf[128];
+        assert_true(rs_features_reason(f, i, 1.5f, buf, sizeof(buf)) > 0);
     }
-    assert_string_equal(rs_features_name(f, 2), "ent_cnt_1h");
-    assert_string_equal(rs_features_name(f, 17), "sensor_temperature_delta");
-    assert_string_equal(rs_features_name(f, 24), "sensor_rpm_slope");
-    assert_null(rs_features_name(f, dim));
-    assert_null(rs_features_name(f, -1));
-    rs_features_stats_t st;
-    rs_features_stats(f, &st);
-    print_message("entity slot %llu bytes (history 64, 4 sensors), %llu bytes "
-                  "for 64+64 keys\n",
-                  (unsigned long long)st.entity_slot_bytes,
-                  (unsigned long long)st.mem_bytes);
-    rs_features_destroy(f);
-    rs_features_destroy(NULL);
-
-    /* bad configurations name the key */
-    rs_features_conf_t b = c;
-    b.history = 0;
-    assert_null(rs_features_new(&b, err, sizeof(err)));
-    assert_non_null(strstr(err, "features.history"));
-    b = c;
-    b.label_window = 1000;
-    assert_null(rs_features_new(&b, err, sizeof(err)));
-    assert_non_null(strstr(err, "features.label_window"));
-    b = c;
-    snprintf(b.sensor_fields, sizeof(b.sensor_fields), "a,b,c,d,e,f,g,h,i");
-    assert_null(rs_features_new(&b, err, sizeof(err)));
-    assert_non_null(strstr(err, "more than 8"));
-    snprintf(b.sensor_fields, sizeof(b.sensor_fields), "temp,te mp");
-    assert_null(rs_features_new(&b, err, sizeof(err)));
-    assert_non_null(strstr(err, "te mp"));
-    snprintf(b.sensor_fields, sizeof(b.sensor_fields), "a,a");
-    assert_null(rs_features_new(&b, err, sizeof(err)));
-    assert_non_null(strstr(err, "twice"));
-    b.sensor_fields[0] = '\0';
-    f = rs_features_new(&b, err, sizeof(err));
-    assert_non_null(f);
-    assert_int_equal(rs_features_dim(f), 17);
+    assert_null(rs_features_name(f, rs_features_dim(f)));
+    assert_int_equal(rs_features_reason(f, -1, 0, NULL, 0), -1);
     rs_features_destroy(f);
 }
 
-static void test_current_excluded(void **state) {
+static void test_current_excluded_and_leakage(void **state) {
     (void)state;
-    rs_features_conf_t c = conf_test();
-    c.sensor_fields[0] = '\0';
+    rs_features_conf_t c;
+    rs_features_conf_init(&c);
+    c.max_keys = c.max_counterparties = 64;
+    c.label_index = 64;
     char err[256];
     rs_features_t *f = rs_features_new(&c, err, sizeof(err));
-    float x[32];
+    int cnt = find_feature(f, "ent_count_1h"), fr = find_feature(f, "ent_fraud_count_30d");
+    int since = find_feature(f, "ent_since_last"), nw = find_feature(f, "ent_new_counterparty");
+    float x[RS_FEATURES_MAX_DIM];
     uint32_t fl;
     rs_event_t ev = mkev("a1", "card", "shop", T0, 20.0);
     assert_int_equal(rs_features_process(f, &ev, x, &fl), RS_OK);
     assert_true(fl & RS_FEATURES_FLAG_NEW_ENTITY);
-    for (int i = F_CNT_10M; i <= F_STD_7D; i++) assert_true(x[i] == 0);
-    assert_true(x[F_AMOUNT_LOG] == (float)log1p(20.0));
-    assert_true(x[F_RATIO_7D] == 1.0f);
-    assert_true(x[F_Z_7D] == 0);
-    assert_true(x[F_SINCE_LAST] == (float)log1p(1e8));
-    assert_true(x[F_CP_NEW] == 1);
-    assert_true(x[F_CP_CNT_24H] == 0);
-    assert_true(x[F_CP_DISTINCT_24H] == 0);
-
-    /* same timestamp, same shop: the first event counts, this one not */
-    ev = mkev("a2", "card", "shop", T0, 2.0);
+    assert_true(x[cnt] == 0);
+    assert_true(x[since] == (float)log1p(1e8));
+    assert_true(x[nw] == 1);
+    ev = mkev("a2", "card", "shop", T0, 2.0); /* same ms: the first counts */
     rs_features_process(f, &ev, x, &fl);
-    assert_false(fl & RS_FEATURES_FLAG_NEW_ENTITY);
-    assert_true(x[F_CNT_10M] == 1 && x[F_CNT_7D] == 1);
-    assert_true(x[F_SUM_24H] == 20);
-    assert_true(x[F_MEAN_7D] == 20);
-    assert_true(x[F_SINCE_LAST] == 0);
-    assert_true(x[F_CP_NEW] == 0);
-    assert_true(x[F_CP_CNT_24H] == 1);
-    assert_true(x[F_SMALL_1H] == 0);
-    assert_true(fabsf(x[F_RATIO_7D] - 3.0f / 21.0f) < 1e-6f);
-
-    ev = mkev("a3", "card", "other", T0 + 30 * MIN_MS, 100.0);
-    rs_features_process(f, &ev, x, &fl);
-    assert_true(x[F_CNT_10M] == 0 && x[F_CNT_1H] == 2);
-    assert_true(x[F_SMALL_1H] == 1);
-    assert_true(x[F_CP_NEW] == 1);
-    assert_true(x[F_CP_DISTINCT_24H] == 1);
-    assert_true(x[F_MEAN_7D] == 11 && x[F_STD_7D] == 9);
-    assert_true(fabsf(x[F_Z_7D] - (float)(89.0 / (9 + 0.11 + 0.01))) < 1e-4f);
-    assert_true(fabsf(x[F_SINCE_LAST] - (float)log1p(1800)) < 1e-6f);
-    rs_features_destroy(f);
-}
-
-static void test_label_leakage(void **state) {
-    (void)state;
-    rs_features_conf_t c = conf_test();
-    c.sensor_fields[0] = '\0';
-    char err[256];
-    rs_features_t *f = rs_features_new(&c, err, sizeof(err));
-    float x[32];
-    rs_event_t ev = mkev("e1", "card", "shop", T0, 50.0);
-    rs_features_process(f, &ev, x, NULL);
-    /* the chargeback for e1 is known at T0 + 10h -- applied right away,
-     * before the stream reaches T0 + 10h */
-    rs_label_t lb = mklabel("e1", 1.0, T0 + 10 * HOUR_MS);
+    assert_true(x[cnt] == 1 && x[since] == 0 && x[nw] == 0);
+    /* label of a1 arrives at T0 + 10h, applied now: not visible before */
+    rs_label_t lb = mklabel("a1", 1.0, T0 + 10 * HOUR_MS);
     assert_int_equal(rs_features_label(f, &lb), RS_OK);
-
-    ev = mkev("e2", "card", "shop", T0 + 5 * HOUR_MS, 50.0);
+    ev = mkev("a3", "card", "shop", T0 + 10 * HOUR_MS, 5.0);
     rs_features_process(f, &ev, x, NULL);
-    assert_true(x[F_ENT_FRAUD] == 0);       /* label not arrived yet */
-    assert_true(x[F_CP_FRAUD_RATE] == 0);
-    ev = mkev("e3", "card2", "shop", T0 + 10 * HOUR_MS, 50.0);
+    assert_true(x[fr] == 0); /* arrival == t: not strictly before */
+    ev = mkev("a4", "card", "shop", T0 + 10 * HOUR_MS + 1, 5.0);
     rs_features_process(f, &ev, x, NULL);
-    assert_true(x[F_CP_FRAUD_RATE] == 0);   /* arrival == event time: not before */
-    ev = mkev("e4", "card", "shop", T0 + 11 * HOUR_MS, 50.0);
-    rs_features_process(f, &ev, x, NULL);
-    assert_true(x[F_ENT_FRAUD] == 1);
-    assert_true(fabsf(x[F_CP_FRAUD_RATE] - 1.0f / 4.0f) < 1e-7f);   /* 1/(3+1) */
-    /* a label claiming to arrive before its event counts from the event on */
-    lb = mklabel("e4", 1.0, T0);
-    rs_features_label(f, &lb);
-    ev = mkev("e5", "card", "shop", T0 + 11 * HOUR_MS + 1, 50.0);
-    rs_features_process(f, &ev, x, NULL);
-    assert_true(x[F_ENT_FRAUD] == 2);
-    /* duplicate and genuine labels */
-    lb = mklabel("e4", 1.0, T0 + 12 * HOUR_MS);
-    assert_int_equal(rs_features_label(f, &lb), RS_OK);
-    lb = mklabel("e2", 0.0, T0 + 12 * HOUR_MS);
-    assert_int_equal(rs_features_label(f, &lb), RS_OK);
-    lb = mklabel("zzz", 1.0, T0 + 12 * HOUR_MS);
+    assert_true(x[fr] == 1);
+    lb = mklabel("zzz", 1.0, T0);
     assert_int_equal(rs_features_label(f, &lb), RS_ERR_NOTFOUND);
-    ev = mkev("e6", "card", "shop", T0 + 13 * HOUR_MS, 50.0);
-    rs_features_process(f, &ev, x, NULL);
-    assert_true(x[F_ENT_FRAUD] == 2);
-    /* the label window (30d) ends: frauds no longer count */
-    ev = mkev("e7", "card", "shop", T0 + 10 * HOUR_MS + 30 * DAY_MS, 50.0);
-    rs_features_process(f, &ev, x, NULL);
-    assert_true(x[F_ENT_FRAUD] == 1);   /* e4's label (arrived at T0+11h) still in */
     rs_features_stats_t st;
     rs_features_stats(f, &st);
-    assert_int_equal(st.labels_applied, 3);
-    assert_int_equal(st.labels_duplicate, 1);
     assert_int_equal(st.labels_unknown, 1);
+    assert_int_equal(st.labels_applied, 1);
+    /* bad input */
+    ev = mkev("b", "", "shop", T0, 1);
+    assert_int_equal(rs_features_process(f, &ev, x, NULL), RS_ERR_INVALID);
+    ev = mkev("b", "c", "shop", T0, NAN);
+    assert_int_equal(rs_features_process(f, &ev, x, NULL), RS_ERR_INVALID);
+    ev = mkev("b", "c", "shop", 0, 1);
+    assert_int_equal(rs_features_process(f, &ev, x, NULL), RS_ERR_INVALID);
     rs_features_destroy(f);
 }
 
-static void test_ttl_expiry(void **state) {
+static void test_ttl_eviction_cap(void **state) {
     (void)state;
-    rs_features_conf_t c = conf_test();
-    c.max_keys = 64;
-    c.key_ttl = HOUR_MS;
-    c.sensor_fields[0] = '\0';
+    rs_features_conf_t c;
+    rs_features_conf_init(&c);
+    c.max_keys = 4;
+    c.max_counterparties = 4;
+    c.label_index = 64;
+    c.history = 4;
+    c.key_ttl = DAY_MS;
     char err[256];
     rs_features_t *f = rs_features_new(&c, err, sizeof(err));
-    float x[32];
+    float x[RS_FEATURES_MAX_DIM];
     uint32_t fl;
-    char id[32], ent[32];
-    for (int i = 0; i < 50; i++) {
-        snprintf(id, sizeof(id), "a%d", i);
-        snprintf(ent, sizeof(ent), "card%d", i);
-        rs_event_t ev = mkev(id, ent, "", T0 + i, 10);
-        rs_features_process(f, &ev, x, NULL);
+    char id[16], ent[16];
+    for (int i = 0; i < 8; i++) {
+        snprintf(id, sizeof(id), "x%d", i);
+        snprintf(ent, sizeof(ent), "k%d", i);
+        rs_event_t ev = mkev(id, ent, "m", T0 + i, 1);
+        rs_features_process(f, &ev, x, &fl);
     }
     rs_features_stats_t st;
     rs_features_stats(f, &st);
-    assert_int_equal(st.entity_keys, 50);
-    /* a key idle for exactly the ttl is kept */
-    rs_event_t ev = mkev("b0", "card0", "", T0 + HOUR_MS, 10);
+    assert_true(st.evictions >= 4);
+    assert_true(st.entity_keys <= 4);
+    /* cap: 6 events of one key with history 4 */
+    for (int i = 0; i < 6; i++) {
+        snprintf(id, sizeof(id), "y%d", i);
+        rs_event_t ev = mkev(id, "k7", "m", T0 + 100 + i, 1);
+        rs_features_process(f, &ev, x, &fl);
+    }
+    rs_features_stats(f, &st);
+    assert_true(st.cap_hits >= 2);
+    /* an event older than the full ring: scored, flagged, not kept */
+    rs_event_t ev = mkev("old", "k7", "m", T0 + 50, 1);
     rs_features_process(f, &ev, x, &fl);
-    assert_true(x[F_CNT_24H] == 1);
-    /* the idle ones expire: lazily on lookup ... */
-    ev = mkev("b1", "card1", "", T0 + 3 * HOUR_MS, 10);
+    assert_true(fl & RS_FEATURES_FLAG_DROPPED);
+    /* ttl: jump 2 days; k7 is new again */
+    ev = mkev("late", "k7", "m", T0 + 2 * DAY_MS + 200, 1);
     rs_features_process(f, &ev, x, &fl);
     assert_true(fl & RS_FEATURES_FLAG_NEW_ENTITY);
-    assert_true(x[F_CNT_24H] == 0);
-    assert_true(x[F_SINCE_LAST] == (float)log1p(1e8));
-    /* ... and by the incremental sweep, 4 slots per event, with no lookup */
-    for (int i = 0; i < 20; i++) {
-        snprintf(id, sizeof(id), "c%d", i);
-        ev = mkev(id, "card1", "", T0 + 3 * HOUR_MS + i, 10);
-        rs_features_process(f, &ev, x, NULL);
+    assert_true(x[find_feature(f, "ent_count_30d")] == 0);
+    /* the sweep removes the other idle keys without them being touched */
+    for (int i = 0; i < 8; i++) {
+        snprintf(id, sizeof(id), "z%d", i);
+        ev = mkev(id, "k7", "m", T0 + 2 * DAY_MS + 300 + i, 1);
+        rs_features_process(f, &ev, x, &fl);
     }
     rs_features_stats(f, &st);
     assert_int_equal(st.entity_keys, 1);
-    assert_int_equal(st.expirations, 50);
-    assert_int_equal(st.evictions, 0);
+    assert_true(st.expirations >= 3);
     rs_features_destroy(f);
-}
-
-static void test_eviction(void **state) {
-    (void)state;
-    rs_features_conf_t c = conf_test();
-    c.max_keys = 4;
-    c.max_counterparties = 2;
-    c.sensor_fields[0] = '\0';
-    char err[256];
-    rs_features_t *f = rs_features_new(&c, err, sizeof(err));
-    float x[32];
-    uint32_t fl;
-    const char *ents[] = {"B", "A", "C", "D"};
-    int64_t seen[] = {2, 1, 3, 4};
-    char id[16];
-    for (int i = 0; i < 4; i++) {
-        snprintf(id, sizeof(id), "x%d", i);
-        rs_event_t ev = mkev(id, ents[i], "m1", T0 + seen[i] * MIN_MS, 10);
-        rs_features_process(f, &ev, x, NULL);
-    }
-    /* pool full: E evicts A, the least recently seen (probe covers all 4) */
-    rs_event_t ev = mkev("x4", "E", "m2", T0 + 5 * MIN_MS, 10);
+    /* the ttl edge: idle exactly key_ttl is kept, one ms more is not */
+    f = rs_features_new(&c, err, sizeof(err));
+    ev = mkev("q1", "q", "m", T0, 1);
     rs_features_process(f, &ev, x, &fl);
-    rs_features_stats_t st;
-    rs_features_stats(f, &st);
-    assert_int_equal(st.evictions, 0 + 1);
-    assert_int_equal(st.entity_keys, 4);
-    ev = mkev("x5", "B", "m1", T0 + 6 * MIN_MS, 10);
+    ev = mkev("q2", "q", "m", T0 + DAY_MS, 1);
     rs_features_process(f, &ev, x, &fl);
     assert_false(fl & RS_FEATURES_FLAG_NEW_ENTITY);
-    assert_true(x[F_CNT_1H] == 1);
-    ev = mkev("x6", "A", "m1", T0 + 7 * MIN_MS, 10);
+    ev = mkev("r1", "r", "m", T0 + 2 * DAY_MS + 1, 1);
+    rs_features_process(f, &ev, x, &fl);
+    ev = mkev("q3", "q", "m", T0 + 2 * DAY_MS + 1, 1);
     rs_features_process(f, &ev, x, &fl);
     assert_true(fl & RS_FEATURES_FLAG_NEW_ENTITY);
-    assert_true(x[F_CNT_1H] == 0);
-    /* the counterparty pool (2) evicts too: m3 pushes out m2 (older) */
-    ev = mkev("x7", "A", "m3", T0 + 8 * MIN_MS, 10);
-    rs_features_process(f, &ev, x, &fl);
-    rs_features_stats(f, &st);
-    assert_int_equal(st.evictions, 2 + 1);
-    assert_int_equal(st.cp_keys, 2);
-    ev = mkev("x8", "A", "m1", T0 + 9 * MIN_MS, 10);
-    rs_features_process(f, &ev, x, &fl);
-    assert_true(x[F_CP_CNT_24H] == 6);   /* m1 kept: x0..x3, x5, x6 */
     rs_features_destroy(f);
 }
 
-static void test_sensors(void **state) {
+static void test_grammar_errors(void **state) {
     (void)state;
-    rs_features_conf_t c = conf_test();
-    snprintf(c.sensor_fields, sizeof(c.sensor_fields), "temperature");
-    char err[256];
-    rs_features_t *f = rs_features_new(&c, err, sizeof(err));
-    int d = find_feature(f, "sensor_temperature_delta");
-    int s = find_feature(f, "sensor_temperature_slope");
-    assert_int_equal(d, F_BASE);
-    assert_int_equal(s, F_BASE + 1);
-    float x[32];
-    double temps[] = {10, 20, 30};
-    char id[16];
-    for (int i = 0; i < 3; i++) {
-        snprintf(id, sizeof(id), "s%d", i);
-        rs_event_t ev = mkev(id, "pump", "", T0 + i * HOUR_MS, 0);
-        add_num(&ev, "temperature", temps[i]);
-        rs_features_process(f, &ev, x, NULL);
-    }
-    assert_true(x[d] == 15);   /* 30 - mean(10, 20) */
-    assert_true(x[s] == 10);   /* 10 per hour */
-    rs_event_t ev = mkev("s3", "pump", "", T0 + 3 * HOUR_MS, 0);
-    add_num(&ev, "temperature", 40);
-    rs_features_process(f, &ev, x, NULL);
-    assert_true(x[d] == 20 && x[s] == 10);
-    /* missing field: 0 and 0, and nothing added */
-    ev = mkev("s4", "pump", "", T0 + 4 * HOUR_MS, 0);
-    add_num(&ev, "rpm", 5);
-    rs_features_process(f, &ev, x, NULL);
-    assert_true(x[d] == 0 && x[s] == 0);
-    char buf[128];
-    rs_features_reason(f, d, 20, buf, sizeof(buf));
-    assert_string_equal(buf, "temperature 20 above its recent mean");
-    rs_features_reason(f, s, -1.5f, buf, sizeof(buf));
-    assert_string_equal(buf, "temperature falling 1.5 per hour");
-    rs_features_destroy(f);
-}
-
-static void test_late_and_dropped(void **state) {
-    (void)state;
-    rs_features_conf_t c = conf_test();
-    c.history = 3;
-    c.allowed_lateness = HOUR_MS;
-    c.sensor_fields[0] = '\0';
-    char err[256];
-    rs_features_t *f = rs_features_new(&c, err, sizeof(err));
-    float x[32];
-    uint32_t fl;
-    char id[16];
-    for (int i = 0; i < 3; i++) {
-        snprintf(id, sizeof(id), "l%d", i);
-        rs_event_t ev = mkev(id, "card", "", T0 + (i + 1) * 10 * MIN_MS, 1);
-        rs_features_process(f, &ev, x, &fl);
-        assert_int_equal(fl & RS_FEATURES_FLAG_LATE, 0);
-    }
-    /* in-order placement of a mildly late event: between l0 and l1 */
-    rs_event_t ev = mkev("l3", "card", "", T0 + 15 * MIN_MS, 1);
-    rs_features_process(f, &ev, x, &fl);
-    assert_int_equal(fl, 0);
-    assert_true(x[F_CNT_1H] == 1);   /* only l0 (T0+10m) is before it */
-    assert_true(fabsf(x[F_SINCE_LAST] - (float)log1p(300)) < 1e-6f);
-    /* the ring (3) now holds l3, l1, l2; an event older than all is
-     * scored, flagged dropped and late, and not kept */
-    ev = mkev("l4", "card", "", T0 - 2 * HOUR_MS, 1);
-    rs_features_process(f, &ev, x, &fl);
-    assert_int_equal(fl, RS_FEATURES_FLAG_LATE | RS_FEATURES_FLAG_DROPPED);
-    assert_true(x[F_CNT_7D] == 0);
-    ev = mkev("l5", "card", "", T0 + 40 * MIN_MS, 1);
-    rs_features_process(f, &ev, x, &fl);
-    assert_true(x[F_CNT_1H] == 3);
-    /* ring: l1(20m) l2(30m) l5(40m).  An event at exactly the oldest time
-     * is kept and pushes out the older-arrived l1 */
-    ev = mkev("l6", "card", "", T0 + 20 * MIN_MS, 7);
-    rs_features_process(f, &ev, x, &fl);
-    assert_int_equal(fl, 0);
-    ev = mkev("l7", "card", "", T0 + 50 * MIN_MS, 1);
-    rs_features_process(f, &ev, x, &fl);
-    assert_true(x[F_SUM_24H] == 9);   /* l6 7 + l2 1 + l5 1 */
-    rs_features_stats_t st;
-    rs_features_stats(f, &st);
-    assert_int_equal(st.late, 1);
-    assert_int_equal(st.dropped, 1);
-    rs_features_destroy(f);
-}
-
-static void test_invalid(void **state) {
-    (void)state;
-    rs_features_conf_t c = conf_test();
-    char err[256];
-    rs_features_t *f = rs_features_new(&c, err, sizeof(err));
-    float x[32];
-    uint32_t fl = 7;
-    rs_event_t ev = mkev("i", "card", "", 0, 1);
-    assert_int_equal(rs_features_process(f, &ev, x, &fl), RS_ERR_INVALID);
-    assert_int_equal(fl, 0);
-    ev = mkev("i", "card", "", T0, NAN);
-    assert_int_equal(rs_features_process(f, &ev, x, NULL), RS_ERR_INVALID);
-    ev = mkev("i", "card", "", T0, -1);
-    assert_int_equal(rs_features_process(f, &ev, x, NULL), RS_ERR_INVALID);
-    ev = mkev("i", "", "", T0, 1);
-    assert_int_equal(rs_features_process(f, &ev, x, NULL), RS_ERR_INVALID);
-    rs_features_stats_t st;
-    rs_features_stats(f, &st);
-    assert_int_equal(st.events, 0);
-    assert_int_equal(st.entity_keys, 0);
-    /* a NaN sensor value is "missing" */
-    ev = mkev("i", "card", "", T0, 1);
-    add_num(&ev, "temperature", NAN);
-    assert_int_equal(rs_features_process(f, &ev, x, NULL), RS_OK);
-    for (int i = 0; i < rs_features_dim(f); i++) assert_true(isfinite(x[i]));
-    rs_features_destroy(f);
-}
-
-static void test_reasons(void **state) {
-    (void)state;
-    rs_features_conf_t c = conf_test();
-    char err[256], buf[128];
-    rs_features_t *f = rs_features_new(&c, err, sizeof(err));
-    struct { int i; float v; const char *want; } cases[] = {
-        {F_RATIO_7D, 8.3f, "amount 8.3x the 7-day mean"},
-        {F_SMALL_1H, 5, "5 small amounts in the last hour"},
-        {F_SMALL_1H, 1, "1 small amount in the last hour"},
-        {F_CP_NEW, 1, "first payment at this counterparty"},
-        {F_CP_FRAUD_RATE, 0.12f, "counterparty fraud rate 12% over 30 days"},
-        {F_CNT_10M, 7, "7 events in the last 10 minutes"},
-        {F_CP_DISTINCT_24H, 3, "3 distinct counterparties in the last 24 hours"},
-        {F_CP_DISTINCT_24H, 1, "1 distinct counterparty in the last 24 hours"},
-        {F_ENT_FRAUD, 2, "2 confirmed frauds on this entity in the last 30 days"},
-        {F_Z_7D, 4.25f, "amount 4.2 standard deviations above the 7-day mean"},
-        {F_SINCE_LAST, (float)log1p(1e8), "first event of this entity"},
-        {F_SINCE_LAST, (float)log1p(30), "30 seconds since the previous event"},
-        {F_SINCE_LAST, (float)log1p(3 * 86400), "3.0 days since the previous event"},
-        {F_AMOUNT_LOG, (float)log1p(123.45), "amount 123.45"},
-        {F_CP_CNT_24H, 40, "40 events at this counterparty in the last 24 hours"},
+    static rs_features_conf_t c;
+    char err[512];
+    struct { const char *yaml, *want; } cases[] = {
+        {"features:\n  specs:\n    - key: entity\n      windo: 1h\n      aggs: [count]\n",
+         "test.yaml:4: unknown key 'features.specs[0].windo'"},
+        {"features:\n  specs:\n    - {key: entity, window: 1x, aggs: [count]}\n",
+         "test.yaml:3: features.specs[0].window: '1x' is not a duration"},
+        {"features:\n  specs:\n    - {key: entity, window: 1h, aggs: [cnt]}\n",
+         "unknown aggregation 'cnt'"},
+        {"features:\n  specs:\n    - {key: entity, last: 3, aggs: [fraud_rate]}\n",
+         "need a duration window"},
+        {"features:\n  specs:\n    - {key: entity, window: all, aggs: [fraud_count]}\n",
+         "need a duration window"},
+        {"features:\n  specs: {a: 1}\n", "expected a list of specs"},
+        {"features:\n  spex: []\n", "unknown key 'features.spex'"},
+        {"features:\n  max_keys: x\n", "features.max_keys"},
+        {"features:\n  specs:\n    - {key: entity, window: 1h, aggs: [count]}\n"
+         "    - {key: entity, window: 60m, aggs: [count]}\n",
+         NULL /* duplicate name found at rs_features_new */},
     };
-    for (size_t k = 0; k < RS_ARRAY_LEN(cases); k++) {
-        int n = rs_features_reason(f, cases[k].i, cases[k].v, buf, sizeof(buf));
-        assert_string_equal(buf, cases[k].want);
-        assert_int_equal(n, (int)strlen(cases[k].want));
+    for (size_t i = 0; i < RS_ARRAY_LEN(cases); i++) {
+        rs_features_conf_init(&c);
+        err[0] = '\0';
+        rs_err_t e = load_conf(cases[i].yaml, &c, err, sizeof(err));
+        if (!cases[i].want) {
+            assert_int_equal(e, RS_OK);
+            rs_features_t *f = rs_features_new(&c, err, sizeof(err));
+            assert_null(f);
+            assert_non_null(strstr(err, "declared twice"));
+            continue;
+        }
+        assert_int_equal(e, RS_ERR_CONFIG);
+        if (!strstr(err, cases[i].want))
+            fail_msg("case %zu: '%s' does not contain '%s'", i, err, cases[i].want);
     }
-    for (int i = 0; i < rs_features_dim(f); i++)
-        assert_true(rs_features_reason(f, i, 1.0f, buf, sizeof(buf)) > 0);
-    assert_int_equal(rs_features_reason(f, rs_features_dim(f), 1, buf, sizeof(buf)), -1);
-    /* truncation keeps a terminated prefix */
-    char small[8];
-    int n = rs_features_reason(f, F_CP_NEW, 1, small, sizeof(small));
-    assert_int_equal(n, 7);
-    assert_string_equal(small, "first p");
+    /* preset none without specs */
+    rs_features_conf_init(&c);
+    assert_int_equal(load_conf("features:\n  preset: none\n", &c, err, sizeof(err)), RS_OK);
+    assert_null(rs_features_new(&c, err, sizeof(err)));
+    /* extra_specs add to the preset; the dump loads back */
+    rs_features_conf_init(&c);
+    assert_int_equal(load_conf("features:\n  extra_specs:\n    - {key: mcc, window: 1d, aggs: [count]}\n",
+                               &c, err, sizeof(err)), RS_OK);
+    rs_features_t *f = rs_features_new(&c, err, sizeof(err));
+    assert_non_null(f);
+    assert_true(find_feature(f, "mcc_count_1d") >= 0);
+    assert_true(find_feature(f, "ent_count_1h") >= 0);
+    uint64_t fp = rs_features_fingerprint(f);
     rs_features_destroy(f);
+    {
+        rs_conf_t *cfg = rs_conf_new();
+        rs_conf_section_t sec;
+        rs_features_conf_section(&sec, &c);
+        assert_int_equal(rs_conf_add_section(cfg, &sec, err, sizeof(err)), RS_OK);
+        assert_int_equal(rs_features_conf_add_specs(cfg, &c, err, sizeof(err)), RS_OK);
+        char *dump = NULL;
+        size_t dlen = 0;
+        FILE *fp2 = open_memstream(&dump, &dlen);
+        rs_conf_dump(cfg, fp2);
+        fclose(fp2);
+        static rs_features_conf_t c2;
+        rs_features_conf_init(&c2);
+        if (load_conf(dump, &c2, err, sizeof(err))) fail_msg("reload: %s\n%s", err, dump);
+        rs_features_t *f2 = rs_features_new(&c2, err, sizeof(err));
+        assert_non_null(f2);
+        assert_true(rs_features_fingerprint(f2) == fp);
+        rs_features_destroy(f2);
+        free(dump);
+        rs_conf_destroy(cfg);
+    }
+}
+
+/* ============================================================ checkpoints */
+
+static void ckpt_path(char *buf, size_t size, const char *tag) {
+    snprintf(buf, size, "/tmp/rs_test_features_%d_%s.ckpt", (int)getpid(), tag);
+}
+
+static void test_checkpoint_roundtrip(void **state) {
+    (void)state;
+    static rs_features_conf_t c;
+    static step_t steps[8000];
+    char err[512];
+    rs_features_conf_init(&c);
+    if (load_conf(yaml_all, &c, err, sizeof(err))) fail_msg("%s", err);
+    stream_cfg_t sc = {.seed = 77, .nev = 3000, .nent = 30, .ncp = 10, .ncat = 4,
+                       .span = 10 * DAY_MS, .p_late = 0.05, .p_vlate = 0.01,
+                       .p_dup = 0.05, .p_label = 0.2, .p_nocp = 0.1};
+    int n = gen_stream(&sc, steps, 8000);
+    rs_features_t *a = rs_features_new(&c, err, sizeof(err));
+    rs_features_t *b = rs_features_new(&c, err, sizeof(err));
+    rs_features_t *snap = rs_features_new(&c, err, sizeof(err));
+    int dim = rs_features_dim(a);
+    float x[RS_FEATURES_MAX_DIM], y[RS_FEATURES_MAX_DIM];
+    char path[256];
+    ckpt_path(path, sizeof(path), "rt");
+    const char blob[] = "topic=tx partition=3 offset=12345";
+    int half = n / 2, began = 0;
+    /* a: run the whole stream; take an incremental checkpoint at `half`
+     * and keep processing between small steps.  snap: replays only the
+     * first half (the state the checkpoint must hold). */
+    for (int i = 0; i < n; i++) {
+        step_t *s = &steps[i];
+        if (i < half) {
+            if (s->is_label) rs_features_label(snap, &s->lb);
+            else rs_features_process(snap, &s->ev, y, NULL);
+        }
+        if (i == half) {
+            assert_int_equal(rs_features_checkpoint_begin(a, path, blob, sizeof(blob), err, sizeof(err)), RS_OK);
+            began = 1;
+        }
+        if (s->is_label) rs_features_label(a, &s->lb);
+        else rs_features_process(a, &s->ev, x, NULL);
+        if (began && i > half) {
+            rs_err_t e = rs_features_checkpoint_step(a, 7);
+            if (e == RS_OK) {
+                assert_int_equal(rs_features_checkpoint_end(a, err, sizeof(err)), RS_OK);
+                began = 0;
+            } else {
+                assert_int_equal(e, RS_ERR_AGAIN);
+            }
+        }
+    }
+    if (began) assert_int_equal(rs_features_checkpoint_end(a, err, sizeof(err)), RS_OK);
+    /* restore into b: must behave exactly like snap from the second half */
+    void *bl = NULL;
+    size_t bl_len = 0;
+    if (rs_features_checkpoint_read(b, path, &bl, &bl_len, err, sizeof(err)))
+        fail_msg("%s", err);
+    assert_int_equal(bl_len, sizeof(blob));
+    assert_memory_equal(bl, blob, sizeof(blob));
+    free(bl);
+    rs_features_stats_t s1, s2;
+    rs_features_stats(b, &s1);
+    rs_features_stats(snap, &s2);
+    assert_int_equal(s1.events, s2.events);
+    assert_int_equal(s1.entity_keys, s2.entity_keys);
+    assert_int_equal(s1.cp_keys, s2.cp_keys);
+    assert_int_equal(s1.watermark_ms, s2.watermark_ms);
+    for (int i = half; i < n; i++) {
+        step_t *s = &steps[i];
+        if (s->is_label) {
+            assert_int_equal(rs_features_label(b, &s->lb), rs_features_label(snap, &s->lb));
+            continue;
+        }
+        uint32_t f1, f2;
+        rs_features_process(b, &s->ev, x, &f1);
+        rs_features_process(snap, &s->ev, y, &f2);
+        assert_int_equal(f1, f2);
+        assert_memory_equal(x, y, sizeof(float) * (size_t)dim);
+    }
+    /* corruption: every truncation class and a flipped byte are rejected */
+    FILE *fp = fopen(path, "rb");
+    fseek(fp, 0, SEEK_END);
+    long size = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    unsigned char *buf = malloc((size_t)size);
+    assert_int_equal(fread(buf, 1, (size_t)size, fp), (size_t)size);
+    fclose(fp);
+    char bad[256];
+    ckpt_path(bad, sizeof(bad), "bad");
+    long cuts[] = {0, 10, 183, 184, size / 2, size - 1};
+    for (size_t k = 0; k < RS_ARRAY_LEN(cuts) + 3; k++) {
+        fp = fopen(bad, "wb");
+        if (k < RS_ARRAY_LEN(cuts)) {
+            fwrite(buf, 1, (size_t)cuts[k], fp);
+        } else {
+            long at = k == RS_ARRAY_LEN(cuts) ? 3 : k == RS_ARRAY_LEN(cuts) + 1 ? 40 : size - 5;
+            buf[at] ^= 0x20;
+            fwrite(buf, 1, (size_t)size, fp);
+            buf[at] ^= 0x20;
+        }
+        fclose(fp);
+        rs_err_t e = rs_features_checkpoint_read(b, bad, NULL, NULL, err, sizeof(err));
+        if (e != RS_ERR_CORRUPT) fail_msg("case %zu: %s (%s)", k, rs_err_str(e), err);
+        assert_non_null(strstr(err, "not loaded"));
+        rs_features_stats(b, &s1);
+        assert_int_equal(s1.events, 0); /* reset, never half-loaded */
+    }
+    /* a different layout refuses the file */
+    rs_features_conf_t c3;
+    rs_features_conf_init(&c3);
+    c3.max_keys = c3.max_counterparties = 64;
+    c3.label_index = 64;
+    rs_features_t *other = rs_features_new(&c3, err, sizeof(err));
+    assert_int_equal(rs_features_checkpoint_read(other, path, NULL, NULL, err, sizeof(err)),
+                     RS_ERR_CORRUPT);
+    assert_non_null(strstr(err, "different feature layout"));
+    assert_int_equal(rs_features_checkpoint_read(other, "/nonexistent/x", NULL, NULL, err, sizeof(err)),
+                     RS_ERR_IO);
+    /* state errors */
+    assert_int_equal(rs_features_checkpoint_step(other, 1), RS_ERR_STATE);
+    assert_int_equal(rs_features_checkpoint_begin(other, "/nonexistent/dir/x", NULL, 0, err, sizeof(err)),
+                     RS_ERR_IO);
+    rs_features_destroy(other);
+    free(buf);
+    unlink(path);
+    unlink(bad);
+    rs_features_destroy(a);
+    rs_features_destroy(b);
+    rs_features_destroy(snap);
+}
+
+/* ================================================== offline == online */
+
+typedef struct rows_s {
+    float *cur;
+    int dim;
+} rows_t;
+
+static int rows_cb(void *opaque, const rs_event_t *ev, const float *x,
+                   uint32_t flags) {
+    rows_t *rw = opaque;
+    (void)ev;
+    (void)flags;
+    memcpy(rw->cur, x, sizeof(float) * (size_t)rw->dim);
+    rw->cur += RS_FEATURES_MAX_DIM;
+    return 0;
+}
+
+static void test_offline_equals_online(void **state) {
+    (void)state;
+    static rs_features_conf_t c;
+    static step_t steps[4000];
+    char err[512];
+    rs_features_conf_init(&c);
+    c.max_keys = c.max_counterparties = 1024;
+    c.label_index = 65536;
+    stream_cfg_t sc = {.seed = 99, .nev = 1500, .nent = 20, .ncp = 8,
+                       .span = 15 * DAY_MS, .p_late = 0.05, .p_dup = 0.05,
+                       .p_label = 0.2, .p_nocp = 0.1};
+    int n = gen_stream(&sc, steps, 4000);
+    /* labels go to their own file in label-time order; online applies
+     * them at the same place the offline merge does: before the first
+     * event whose time is later than the label time. */
+    char epath[256], lpath[256];
+    ckpt_path(epath, sizeof(epath), "ev.jsonl");
+    ckpt_path(lpath, sizeof(lpath), "lab.jsonl");
+    FILE *ef = fopen(epath, "w"), *lf = fopen(lpath, "w");
+    static rs_label_t labs[4000];
+    static rs_event_t evs[4000];
+    int nl = 0, ne = 0;
+    char line[RS_ENCODE_MAX];
+    for (int i = 0; i < n; i++) {
+        if (steps[i].is_label) {
+            if (steps[i].lb.label_time_ms <= 0) continue;
+            labs[nl++] = steps[i].lb;
+        } else {
+            evs[ne++] = steps[i].ev;
+            rs_event_to_json(&steps[i].ev, line, sizeof(line));
+            fprintf(ef, "%s\n", line);
+        }
+    }
+    /* stable sort labels by time */
+    for (int i = 1; i < nl; i++)
+        for (int j = i; j > 0 && labs[j - 1].label_time_ms > labs[j].label_time_ms; j--) {
+            rs_label_t tmp = labs[j];
+            labs[j] = labs[j - 1];
+            labs[j - 1] = tmp;
+        }
+    for (int i = 0; i < nl; i++) {
+        rs_label_to_json(&labs[i], line, sizeof(line));
+        fprintf(lf, "%s\n", line);
+    }
+    fclose(ef);
+    fclose(lf);
+    /* online */
+    rs_features_t *on = rs_features_new(&c, err, sizeof(err));
+    float *want = calloc((size_t)ne * RS_FEATURES_MAX_DIM, sizeof(float));
+    int li = 0;
+    for (int i = 0; i < ne; i++) {
+        while (li < nl && labs[li].label_time_ms < evs[i].event_time_ms)
+            rs_features_label(on, &labs[li++]);
+        rs_features_process(on, &evs[i], want + (size_t)i * RS_FEATURES_MAX_DIM, NULL);
+    }
+    /* offline, through the file reader */
+    rs_features_t *off = rs_features_new(&c, err, sizeof(err));
+    float *got = calloc((size_t)ne * RS_FEATURES_MAX_DIM, sizeof(float));
+    rows_t rw = {got, rs_features_dim(off)};
+    ef = fopen(epath, "r");
+    lf = fopen(lpath, "r");
+    rs_features_replay_t rp;
+    memset(&rp, 0, sizeof(rp));
+    rp.events = ef;
+    rp.labels = lf;
+    rp.row = rows_cb;
+    rp.opaque = &rw;
+    rs_features_replay_stats_t rst;
+    if (rs_features_replay(off, &rp, &rst, err, sizeof(err))) fail_msg("%s", err);
+    if (rst.bad_lines) fail_msg("bad lines: %s", rst.first_error);
+    fclose(ef);
+    fclose(lf);
+    assert_int_equal(rst.events, ne);
+    assert_int_equal(rst.labels, li); /* later labels: after the last event */
+    assert_int_equal(rst.bad_lines, 0);
+    int dim = rs_features_dim(on);
+    for (int i = 0; i < ne; i++)
+        assert_memory_equal(got + (size_t)i * RS_FEATURES_MAX_DIM,
+                            want + (size_t)i * RS_FEATURES_MAX_DIM,
+                            sizeof(float) * (size_t)dim);
+    free(want);
+    free(got);
+    unlink(epath);
+    unlink(lpath);
+    rs_features_destroy(on);
+    rs_features_destroy(off);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_conf_and_layout),
-        cmocka_unit_test(test_current_excluded),
-        cmocka_unit_test(test_label_leakage),
-        cmocka_unit_test(test_ttl_expiry),
-        cmocka_unit_test(test_eviction),
-        cmocka_unit_test(test_sensors),
-        cmocka_unit_test(test_late_and_dropped),
-        cmocka_unit_test(test_invalid),
-        cmocka_unit_test(test_reasons),
-        cmocka_unit_test(test_reference_big_history),
-        cmocka_unit_test(test_reference_small_history),
-        cmocka_unit_test(test_reference_dense),
+        cmocka_unit_test(test_card_preset_layout),
+        cmocka_unit_test(test_current_excluded_and_leakage),
+        cmocka_unit_test(test_ttl_eviction_cap),
+        cmocka_unit_test(test_grammar_errors),
+        cmocka_unit_test(test_reference_all_aggs),
+        cmocka_unit_test(test_reference_presets),
+        cmocka_unit_test(test_checkpoint_roundtrip),
+        cmocka_unit_test(test_offline_equals_online),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

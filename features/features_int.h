@@ -1,0 +1,173 @@
+/* features_int.h -- private structures of features/ (engine, specs,
+ * checkpoints).  Not for use outside the features module. */
+#ifndef RS_FEATURES_INT_H
+#define RS_FEATURES_INT_H
+
+#include "features/features.h"
+
+#include <stdio.h>
+
+#define RS_FE_MIN_MS   60000LL
+#define RS_FE_HOUR_MS  3600000LL
+#define RS_FE_DAY_MS   86400000LL
+#define RS_FE_DESC_MAX 192
+
+/* What an event field reference points at. */
+typedef enum rs_fe_kind_e {
+    RS_FE_K_ENTITY = 0, RS_FE_K_COUNTERPARTY, RS_FE_K_TYPE, RS_FE_K_CATEG,
+    RS_FE_K_AMOUNT, RS_FE_K_NUMERIC
+} rs_fe_kind_t;
+
+/* Common head of every key slot.  Followed in the pool by
+ *   item[history]     item = {int64 t; float v[nv]; uint32 aux[na]}
+ *   rs_fe_lab_t lab[labels]   (only if the table has label aggregations)
+ * The last-seen time lives in the table's compact seen[] array. */
+typedef struct rs_fe_hdr_s {
+    uint64_t key;        /* 64-bit id hash; 0 = free slot */
+    uint32_t slot;       /* own index in the pool */
+    uint16_t ev_head, ev_n;
+    uint16_t lab_head, lab_n;
+    uint32_t pad_;
+} rs_fe_hdr_t;           /* 24 bytes */
+
+typedef struct rs_fe_lab_s {
+    int64_t et;          /* labelled event's time (ring order) */
+    int64_t arr;         /* arrival time */
+} rs_fe_lab_t;
+
+/* A key table: slot pool + open-addressing index of slot numbers. */
+typedef struct rs_fe_tab_s {
+    uint8_t *pool;       /* [cap][slot_size] */
+    int64_t *seen;       /* [cap] largest event time; INT64_MAX when free */
+    size_t slot_size;
+    uint32_t cap, used;
+    uint32_t *index;     /* [mask + 1]: slot + 1, 0 = empty */
+    uint32_t mask;
+    uint32_t *freelist;  /* [cap] */
+    uint32_t nfree;
+    uint32_t cursor;     /* sweep / eviction probe position */
+    /* geometry */
+    char key[RS_NAME_MAX];
+    rs_fe_kind_t kkind;
+    int nv, na;
+    char vname[RS_FEATURES_MAX_VALUES][RS_NAME_MAX];
+    rs_fe_kind_t vkind[RS_FEATURES_MAX_VALUES];
+    char aname[RS_FEATURES_MAX_AUX][RS_NAME_MAX];
+    rs_fe_kind_t akind[RS_FEATURES_MAX_AUX];
+    uint32_t hist;       /* ring capacity */
+    uint32_t nlab;       /* label ring capacity (0: none) */
+    size_t item_size;    /* 8 + 4 (nv + na), rounded up to 8 */
+    uint64_t *ck_done;   /* checkpoint: slot written (bitmap) */
+} rs_fe_tab_t;
+
+/* A compiled spec. */
+typedef struct rs_fe_cspec_s {
+    rs_features_spec_t s;
+    int tab, vi, ai;     /* table, value index, aux index (-1) */
+    int out0, nout;
+    uint8_t agg[RS_FEATURES_AGG__CNT];
+    uint32_t need;       /* RS_FE_NEED_*: which passes are needed */
+} rs_fe_cspec_t;
+
+#define RS_FE_NEED_SCAN   0x1u  /* select window items (count, ...)       */
+#define RS_FE_NEED_VALUES 0x2u  /* accumulate values (sum, mean, ...)      */
+
+/* Event index entry: routes a label to its keys. */
+typedef struct rs_fe_evref_s {
+    uint64_t id;         /* hash of the event id */
+    int64_t t;           /* event time */
+    uint64_t keys[RS_FEATURES_MAX_TABLES]; /* 0 = none */
+    uint32_t labelled;
+    uint32_t pad_;
+} rs_fe_evref_t;         /* 56 bytes */
+
+typedef struct rs_fe_evidx_s {
+    rs_fe_evref_t *ring; /* [cap], FIFO by insertion */
+    uint32_t cap, head, n;
+    uint32_t *index;     /* [mask + 1]: ring position + 1 */
+    uint32_t mask;
+    uint64_t *ck_done;   /* checkpoint: entry written (bitmap) */
+} rs_fe_evidx_t;
+
+/* An active checkpoint. */
+typedef struct rs_fe_ckpt_s {
+    int active;
+    int fd;
+    char path[1024], tmp[1040];
+    uint8_t *buf;        /* [RS_FE_CK_BLOCK] block being filled */
+    size_t blen;         /* bytes in buf */
+    uint8_t **blocks;    /* [nblocks] full blocks, checksummed, not yet
+                          * written: the file is written by commit(), off
+                          * the scoring thread */
+    size_t nblocks, cap_blocks, last_len; /* last block's length */
+    uint64_t body_len;
+    uint32_t crc;
+    uint64_t nkeys, nevid;
+    uint32_t ev_head0, ev_n0;
+    int64_t wm0;
+    rs_features_stats_t st0;
+    uint64_t blob_len;
+    int cur_tab;         /* step cursor: table (ntabs = event index) */
+    uint32_t cur_pos;
+} rs_fe_ckpt_t;
+
+#define RS_FE_CK_BLOCK (1u << 20)
+
+struct rs_features_s {
+    rs_features_conf_t conf;
+    int nspec;
+    rs_fe_cspec_t spec[RS_FEATURES_MAX_SPECS];
+    int ntab;
+    rs_fe_tab_t tab[RS_FEATURES_MAX_TABLES];
+    int ent_tab;                          /* table keyed by entity, or -1 */
+    int dim;
+    char (*names)[RS_FEATURES_NAME_MAX];  /* [dim] */
+    char (*descs)[RS_FE_DESC_MAX];        /* [dim] */
+    int16_t *out_spec;                    /* [dim] spec of each feature */
+    uint8_t *out_agg;                     /* [dim] its aggregation */
+    uint64_t fingerprint;
+    uint32_t maxhist;
+
+    rs_fe_evidx_t evidx;
+
+    /* per-event scratch */
+    uint32_t *sel;                        /* [maxhist + 1] selected items */
+    uint32_t *dset_key, *dset_gen;        /* [dmask + 1] distinct set */
+    uint32_t dmask, dgen;
+
+    int64_t wm;                           /* watermark: max event time */
+    rs_features_stats_t st;
+    rs_fe_ckpt_t ck;
+};
+
+/* features_spec.c */
+rs_err_t rs_fe_compile(rs_features_t *f, char *errstr, size_t errstr_size);
+rs_fe_kind_t rs_fe_field_kind(const char *name, int as_value);
+
+/* features.c (used by the checkpoint code) */
+uint32_t rs_fe_tab_alloc(rs_fe_tab_t *tab, uint64_t key, uint64_t *evictions);
+int64_t rs_fe_tab_find(const rs_fe_tab_t *tab, uint64_t key);
+void rs_fe_reset(rs_features_t *f);
+void rs_fe_evidx_index(rs_fe_evidx_t *x, uint32_t pos);
+static inline rs_fe_hdr_t *rs_fe_slot(const rs_fe_tab_t *tab, uint32_t s) {
+    return (rs_fe_hdr_t *)(tab->pool + (size_t)s * tab->slot_size);
+}
+static inline uint8_t *rs_fe_items(const rs_fe_tab_t *tab, rs_fe_hdr_t *h) {
+    (void)tab;
+    return (uint8_t *)(h + 1);
+}
+static inline rs_fe_lab_t *rs_fe_labs(const rs_fe_tab_t *tab, rs_fe_hdr_t *h) {
+    return (rs_fe_lab_t *)((uint8_t *)(h + 1) + tab->hist * tab->item_size);
+}
+
+/* features_ckpt.c: copy-before-write hooks (cheap no-ops when idle) */
+void rs_fe_ck_touch_slot(rs_features_t *f, int tab, uint32_t s);
+void rs_fe_ck_touch_evid(rs_features_t *f, uint32_t pos);
+static inline void rs_fe_touch_slot(rs_features_t *f, int tab, uint32_t s) {
+    if (f->ck.active) rs_fe_ck_touch_slot(f, tab, s);
+}
+static inline void rs_fe_touch_evid(rs_features_t *f, uint32_t pos) {
+    if (f->ck.active) rs_fe_ck_touch_evid(f, pos);
+}
+
+#endif /* RS_FEATURES_INT_H */

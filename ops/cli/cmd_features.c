@@ -1,0 +1,318 @@
+/* cmd_features.c -- `riskstream features`: print the feature layout of a
+ * configuration (--explain), or export the feature vector of every event
+ * of a file through the offline path (rs_features_replay: the very calls
+ * the service makes online), one CSV row per event.
+ *
+ * Exit codes: 0 done, 1 runtime error (unreadable input, write error, no
+ * valid event), 2 usage or configuration error. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "ops/gen/gen.h"
+
+static void rs_features_help(FILE *fp) {
+    fprintf(fp,
+        "usage: riskstream features --explain CONFIG\n"
+        "       riskstream features --config CONFIG --input FILE [--map SPEC]\n"
+        "                           [--labels FILE] --output FILE.csv\n\n"
+        "--explain prints the feature vector layout of a configuration: index,\n"
+        "name and meaning (the `features:` section; docs/features.md).\n\n"
+        "Otherwise every event of --input goes through the same feature code\n"
+        "as `serve` and its vector is written as one CSV row: event_id, then\n"
+        "one column per feature (header = feature names).  Labels from\n"
+        "--labels (JSON lines, in label-time order) are interleaved by label\n"
+        "time, so label-aware features see exactly what they would online.\n\n"
+        "options:\n"
+        "      --explain CONFIG  print the layout and exit ('-' = defaults)\n"
+        "  -c, --config FILE     YAML configuration\n"
+        "  -s, --set KEY=VALUE   override one config key (repeatable)\n"
+        "  -i, --input FILE      events: JSON lines (.jsonl/.json), or CSV\n"
+        "                        (.csv, or --format csv) with a header\n"
+        "      --format F        json | csv | json-map (foreign JSON lines)\n"
+        "  -m, --map SPEC        column mapping for csv/json-map, e.g.\n"
+        "                        id=tx_id,entity=card,counterparty=merchant,\n"
+        "                        time=ts,amount=amt (see docs/schema.md)\n"
+        "      --labels FILE     labels as JSON lines, sorted by label_time_ms\n"
+        "  -o, --output FILE     CSV to write ('-' = stdout)\n"
+        "  -q, --quiet           no progress bar\n"
+        "  -h, --help            this help\n\n"
+        "exit codes: 0 ok, 1 runtime error, 2 usage or configuration error\n");
+}
+
+typedef struct rs_fx_s {
+    FILE *out;
+    int dim;
+    uint64_t total_bytes;   /* input size, 0 if unknown */
+    int bar;                /* draw the progress bar */
+    int64_t t0_us, last_us;
+    uint64_t rows;
+    int werr;
+} rs_fx_t;
+
+/* CSV cell: quoted when it holds a comma, quote or line break. */
+static void rs_fx_cell(FILE *fp, const char *s) {
+    if (!strpbrk(s, ",\"\r\n")) {
+        fputs(s, fp);
+        return;
+    }
+    fputc('"', fp);
+    for (; *s; s++) {
+        if (*s == '"') fputc('"', fp);
+        fputc(*s, fp);
+    }
+    fputc('"', fp);
+}
+
+/* ",value": integers (most counts) without printf; others as %.9g, which
+ * reads back as the same float. */
+static void rs_fx_num(FILE *fp, float v) {
+    char buf[40];
+    int n;
+    if (v == (float)(int32_t)v && v > -1e7f && v < 1e7f && !(v == 0 && signbit(v))) {
+        int32_t k = (int32_t)v;
+        char tmp[16];
+        int m = 0, neg = k < 0;
+        uint32_t u = neg ? (uint32_t)-k : (uint32_t)k;
+        do { tmp[m++] = (char)('0' + u % 10); u /= 10; } while (u);
+        n = 0;
+        buf[n++] = ',';
+        if (neg) buf[n++] = '-';
+        while (m) buf[n++] = tmp[--m];
+    } else {
+        n = snprintf(buf, sizeof(buf), ",%.9g", (double)v);
+    }
+    fwrite(buf, 1, (size_t)n, fp);
+}
+
+static int rs_fx_row(void *opaque, const rs_event_t *ev, const float *x,
+                     uint32_t flags) {
+    rs_fx_t *fx = opaque;
+    RS_UNUSED(flags);
+    rs_fx_cell(fx->out, ev->id);
+    for (int i = 0; i < fx->dim; i++) rs_fx_num(fx->out, x[i]);
+    if (fputc('\n', fx->out) == EOF) {
+        fx->werr = 1;
+        return 1;
+    }
+    fx->rows++;
+    return rs_cli_stop ? 1 : 0;
+}
+
+static void rs_fx_progress(void *opaque, uint64_t bytes) {
+    rs_fx_t *fx = opaque;
+    if (!fx->bar) return;
+    int64_t now = rs_clock_mono_us();
+    if (now - fx->last_us < 200000 && bytes < fx->total_bytes) return;
+    fx->last_us = now;
+    double frac = fx->total_bytes ? (double)bytes / (double)fx->total_bytes : 0;
+    if (frac > 1) frac = 1;
+    int w = 30, fill = (int)(frac * w);
+    double s = (double)(now - fx->t0_us) / 1e6;
+    fprintf(stderr, "\r[%.*s%.*s] %3.0f%%  %llu events  %.0f events/s ", fill,
+            "##############################", w - fill,
+            "..............................", frac * 100,
+            (unsigned long long)fx->rows, s > 0 ? (double)fx->rows / s : 0.0);
+    fflush(stderr);
+}
+
+static int rs_fx_load(const char *cmd, rs_app_conf_t *app, rs_gen_conf_t *gconf,
+                      const rs_cli_common_t *co) {
+    char errstr[512];
+    int rc = rs_cli_app_init(cmd, app, gconf);
+    if (rc != RS_EXIT_OK) return rc;
+    /* idempotent if the app init already attached it */
+    if (rs_features_conf_add_specs(app->conf, &app->features, errstr,
+                                   sizeof(errstr)) != RS_OK) {
+        rs_app_conf_destroy(app);
+        return rs_cli_usage_error(cmd, "%s", errstr);
+    }
+    rc = rs_cli_load_conf(cmd, app, co);
+    if (rc != RS_EXIT_OK) rs_app_conf_destroy(app);
+    return rc;
+}
+
+static int rs_fx_explain(rs_features_t *f, FILE *fp) {
+    fprintf(fp, "%-5s %-36s %s\n", "index", "name", "meaning");
+    for (int i = 0; i < rs_features_dim(f); i++)
+        fprintf(fp, "%-5d %-36s %s\n", i, rs_features_name(f, i),
+                rs_features_desc(f, i));
+    rs_features_stats_t st;
+    rs_features_stats(f, &st);
+    fprintf(fp, "\n%d features; %llu bytes per entity key; %.1f MB "
+            "preallocated\n", rs_features_dim(f),
+            (unsigned long long)st.entity_slot_bytes, st.mem_bytes / 1e6);
+    return ferror(fp) ? RS_EXIT_RUNTIME : RS_EXIT_OK;
+}
+
+/* Registered in main.c as {"features", rs_cmd_features, ...}. */
+int rs_cmd_features(int argc, char **argv) {
+    static const char *cmd = "features";
+    static const struct option opts[] = {
+        {"explain", required_argument, NULL, 1000},
+        {"config", required_argument, NULL, 'c'},
+        {"set", required_argument, NULL, 's'},
+        {"input", required_argument, NULL, 'i'},
+        {"format", required_argument, NULL, 1001},
+        {"map", required_argument, NULL, 'm'},
+        {"labels", required_argument, NULL, 1002},
+        {"output", required_argument, NULL, 'o'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    rs_cli_common_t co;
+    memset(&co, 0, sizeof(co));
+    const char *explain = NULL, *input = NULL, *format = NULL, *map_spec = NULL;
+    const char *labels = NULL, *output = NULL;
+    int quiet = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:s:i:m:o:qh", opts, NULL)) != -1) {
+        switch (c) {
+        case 1000: explain = optarg; break;
+        case 'c': co.config_path = optarg; break;
+        case 's':
+            if (co.nsets == (int)RS_ARRAY_LEN(co.sets))
+                return rs_cli_usage_error(cmd, "too many --set");
+            co.sets[co.nsets++] = optarg;
+            break;
+        case 'i': input = optarg; break;
+        case 1001: format = optarg; break;
+        case 'm': map_spec = optarg; break;
+        case 1002: labels = optarg; break;
+        case 'o': output = optarg; break;
+        case 'q': quiet = 1; break;
+        case 'h': rs_features_help(stdout); return RS_EXIT_OK;
+        default: rs_features_help(stderr); return RS_EXIT_USAGE;
+        }
+    }
+    if (optind < argc)
+        return rs_cli_usage_error(cmd, "unexpected argument '%s' (see --help)",
+                                  argv[optind]);
+    if (explain) {
+        if (input || output || labels)
+            return rs_cli_usage_error(cmd, "--explain takes no --input, "
+                                      "--output or --labels");
+        if (co.config_path && strcmp(co.config_path, explain))
+            return rs_cli_usage_error(cmd, "--explain CONFIG and --config "
+                                      "name different files");
+        co.config_path = strcmp(explain, "-") ? explain : NULL;
+    } else if (!input || !output) {
+        return rs_cli_usage_error(cmd, "need --explain CONFIG, or --input and "
+                                  "--output (see --help)");
+    }
+
+    int fmt = 0;
+    if (format) {
+        if (!strcmp(format, "json")) fmt = 0;
+        else if (!strcmp(format, "csv")) fmt = 1;
+        else if (!strcmp(format, "json-map")) fmt = 2;
+        else return rs_cli_usage_error(cmd, "--format '%s': expected json, csv "
+                                       "or json-map", format);
+    } else if (input) {
+        size_t n = strlen(input);
+        fmt = n >= 4 && !strcmp(input + n - 4, ".csv") ? 1 : map_spec ? 2 : 0;
+    }
+    char errstr[512];
+    rs_csv_map_t map;
+    if (rs_csv_map_parse(&map, map_spec ? map_spec : "", errstr,
+                         sizeof(errstr)) != RS_OK)
+        return rs_cli_usage_error(cmd, "--map: %s", errstr);
+
+    rs_app_conf_t app;
+    rs_gen_conf_t gconf;
+    int rc = rs_fx_load(cmd, &app, &gconf, &co);
+    if (rc != RS_EXIT_OK) return rc;
+    rs_features_t *f = rs_features_new(&app.features, errstr, sizeof(errstr));
+    if (!f) {
+        rs_app_conf_destroy(&app);
+        return rs_cli_usage_error(cmd, "%s", errstr);
+    }
+    if (explain) {
+        rc = rs_fx_explain(f, stdout);
+        rs_features_destroy(f);
+        rs_app_conf_destroy(&app);
+        return rc;
+    }
+
+    FILE *in = NULL, *lf = NULL, *out = NULL;
+    rc = RS_EXIT_RUNTIME;
+    in = strcmp(input, "-") ? fopen(input, "r") : stdin;
+    if (!in) {
+        fprintf(stderr, "riskstream %s: cannot open %s: %s\n", cmd, input,
+                strerror(errno));
+        goto done;
+    }
+    if (labels && !(lf = fopen(labels, "r"))) {
+        fprintf(stderr, "riskstream %s: cannot open %s: %s\n", cmd, labels,
+                strerror(errno));
+        goto done;
+    }
+    out = strcmp(output, "-") ? fopen(output, "w") : stdout;
+    if (!out) {
+        fprintf(stderr, "riskstream %s: cannot create %s: %s\n", cmd, output,
+                strerror(errno));
+        goto done;
+    }
+    static char outbuf[1 << 20];
+    setvbuf(out, outbuf, _IOFBF, sizeof(outbuf));
+    rs_fx_t fx;
+    memset(&fx, 0, sizeof(fx));
+    fx.out = out;
+    fx.dim = rs_features_dim(f);
+    struct stat sb;
+    if (in != stdin && !fstat(fileno(in), &sb) && S_ISREG(sb.st_mode))
+        fx.total_bytes = (uint64_t)sb.st_size;
+    fx.bar = !quiet && isatty(fileno(stderr)) && fx.total_bytes > (8u << 20);
+    fx.t0_us = fx.last_us = rs_clock_mono_us();
+    fputs("event_id", out);
+    for (int i = 0; i < fx.dim; i++) {
+        fputc(',', out);
+        rs_fx_cell(out, rs_features_name(f, i));
+    }
+    fputc('\n', out);
+
+    rs_cli_signals();
+    rs_features_replay_t rp = {.events = in, .format = fmt, .map = &map,
+                               .labels = lf, .row = rs_fx_row,
+                               .progress = rs_fx_progress, .opaque = &fx};
+    rs_features_replay_stats_t st;
+    rs_err_t err = rs_features_replay(f, &rp, &st, errstr, sizeof(errstr));
+    if (fx.bar) fputc('\n', stderr);
+    if (fflush(out) || ferror(out)) fx.werr = 1;
+    double secs = (double)(rs_clock_mono_us() - fx.t0_us) / 1e6;
+    if (err == RS_ERR_INVALID || err == RS_ERR_IO) {
+        fprintf(stderr, "riskstream %s: %s\n", cmd, errstr);
+    } else if (fx.werr) {
+        fprintf(stderr, "riskstream %s: write error on %s: %s\n", cmd, output,
+                strerror(errno));
+    } else if (err == RS_ERR_AGAIN && rs_cli_stop) {
+        fprintf(stderr, "riskstream %s: interrupted\n", cmd);
+    } else {
+        rc = st.events ? RS_EXIT_OK : RS_EXIT_RUNTIME;
+    }
+    fprintf(stderr, "features: %llu events (%llu late), %llu labels, %llu bad "
+            "event lines, %llu bad label lines -> %s, %d features, %.2f s "
+            "(%.0f events/s)\n", (unsigned long long)st.events,
+            (unsigned long long)st.late, (unsigned long long)st.labels,
+            (unsigned long long)st.bad_lines,
+            (unsigned long long)st.bad_labels, output, fx.dim, secs,
+            secs > 0 ? (double)st.events / secs : 0.0);
+    if (st.bad_lines)
+        fprintf(stderr, "features: first bad line: %s\n", st.first_error);
+    if (!st.events && rc == RS_EXIT_RUNTIME && err == RS_OK)
+        fprintf(stderr, "riskstream %s: no valid event in %s\n", cmd, input);
+done:
+    if (in && in != stdin) fclose(in);
+    if (lf) fclose(lf);
+    if (out && out != stdout && fclose(out) && rc == RS_EXIT_OK) {
+        fprintf(stderr, "riskstream %s: write error on %s\n", cmd, output);
+        rc = RS_EXIT_RUNTIME;
+    }
+    rs_features_destroy(f);
+    rs_app_conf_destroy(&app);
+    return rc;
+}
