@@ -12,7 +12,7 @@
  *    deletion).
  */
 #define _GNU_SOURCE
-#include "model/model_int.h"
+#include "model/seq_int.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -48,7 +48,7 @@ static const rs_conf_field_t rs_model_fields[] = {
      0, "loss weight of a positive label (rare class)", NULL, 1e-6, 1e6},
     {"grad_clip", RS_CONF_DOUBLE, "5", offsetof(rs_model_conf_t, grad_clip), 0,
      "maximum L2 norm of one update's gradient", NULL, 1e-9, 1e9},
-    {"label_horizon", RS_CONF_DURATION, "7d",
+    {"label_horizon", RS_CONF_DURATION, "5d",
      offsetof(rs_model_conf_t, label_horizon), 0,
      "event time after which an unlabelled event is learned as negative",
      NULL, 1, 0x1p62},
@@ -62,9 +62,13 @@ static const rs_conf_field_t rs_model_fields[] = {
     {"batch_max", RS_CONF_INT, "512", offsetof(rs_model_conf_t, batch_max), 0,
      "rows per scoring GEMV (larger batches are chunked)", NULL, 1, 65536},
     {"base_rate", RS_CONF_DOUBLE, "0.01", offsetof(rs_model_conf_t, base_rate),
-     0, "prior positive rate: a new model starts with bias logit(base_rate), "
-     "so before any label it scores base_rate and approves; 0 = no prior", NULL, 0,
-     0.5},
+     0, "prior positive rate: a new model starts with its output bias at "
+     "logit(base_rate), so before any label it scores base_rate and "
+     "approves; 0 = no prior", NULL, 0, 0.5},
+    {"kind", RS_CONF_ENUM, "seq", offsetof(rs_model_conf_t, kind), 0,
+     "lr (online logistic regression) or seq (sequence model, `seq:` "
+     "section)",
+     "lr|seq", 0, 0},
 };
 
 const rs_conf_field_t *rs_model_conf_fields(int *nfields) {
@@ -84,7 +88,22 @@ void rs_model_conf_init(rs_model_conf_t *conf) {
             *(int64_t *)p = strtoll(fd->def, NULL, 0);
         else if (fd->type == RS_CONF_DURATION)
             rs_duration_parse(fd->def, (int64_t *)p);
+        else if (fd->type == RS_CONF_ENUM) {
+            /* index of the default among the choices "a|b|c" */
+            int idx = 0;
+            const char *c = fd->choices;
+            size_t dl = strlen(fd->def);
+            while (c && *c) {
+                const char *e = strchr(c, '|');
+                size_t cl = e ? (size_t)(e - c) : strlen(c);
+                if (cl == dl && !strncmp(c, fd->def, dl)) break;
+                idx++;
+                c = e ? e + 1 : NULL;
+            }
+            *(int *)p = idx;
+        }
     }
+    rs_seq_conf_init(&conf->seq);
 }
 
 void rs_model_conf_section(rs_conf_section_t *sec, rs_model_conf_t *conf) {
@@ -101,6 +120,14 @@ static rs_err_t rs_model_check_conf(const rs_model_conf_t *c, char *errstr,
     for (size_t i = 0; i < RS_ARRAY_LEN(rs_model_fields); i++) {
         const rs_conf_field_t *fd = &rs_model_fields[i];
         const char *p = (const char *)c + fd->offset;
+        if (fd->type == RS_CONF_ENUM) {
+            int kv = *(const int *)p;
+            if (kv != RS_MODEL_LR && kv != RS_MODEL_SEQ)
+                return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                               "model.%s: %d is not one of %s", fd->name, kv,
+                               fd->choices);
+            continue;
+        }
         double v = fd->type == RS_CONF_DOUBLE ? *(const double *)p
                                               : (double)*(const int64_t *)p;
         if (!isfinite(v) || v < fd->min || v > fd->max)
@@ -122,6 +149,8 @@ typedef struct rs_pend_s {
 
 struct rs_model_s {
     rs_model_conf_t conf;
+    rs_seq_t *seq;                      /* kind "seq": everything below but
+                                         * names is unused                 */
     int dim;
     char (*names)[RS_MODEL_NAME_MAX];   /* [dim] */
     uint32_t conf_hash;
@@ -232,6 +261,30 @@ static uint32_t rs_model_hash_conf(const rs_model_t *m) {
 
 /* ---------------------------------------------------------- new/destroy */
 
+static uint32_t rs_model_names_hash(int dim, const char *const *names) {
+    uint32_t h = 0;
+    for (int i = 0; i < dim; i++)
+        h = rs_checksum32(names[i], strlen(names[i]) + 1, h);
+    return h;
+}
+
+/* Kind "seq": the wrapper holds the names; the model lives in m->seq. */
+static rs_model_t *rs_model_new_seq(const rs_model_conf_t *conf, int dim,
+                                    const char *const *names, char *errstr,
+                                    size_t errstr_size) {
+    rs_seq_t *sq = rs_seq_new(conf, dim, rs_model_names_hash(dim, names),
+                              errstr, errstr_size);
+    if (!sq) return NULL;
+    rs_model_t *m = rs_calloc(1, sizeof(*m));
+    m->conf = *conf;
+    m->dim = dim;
+    m->seq = sq;
+    m->names = rs_calloc((size_t)dim, sizeof(*m->names));
+    for (int i = 0; i < dim; i++)
+        rs_strlcpy(m->names[i], names[i], RS_MODEL_NAME_MAX);
+    return m;
+}
+
 rs_model_t *rs_model_new(const rs_model_conf_t *conf, int dim,
                          const char *const *names, char *errstr,
                          size_t errstr_size) {
@@ -254,6 +307,9 @@ rs_model_t *rs_model_new(const rs_model_conf_t *conf, int dim,
             return NULL;
         }
     }
+
+    if (conf->kind == RS_MODEL_SEQ)
+        return rs_model_new_seq(conf, dim, names, errstr, errstr_size);
 
     rs_model_t *m = rs_calloc(1, sizeof(*m));
     m->conf = *conf;
@@ -297,6 +353,7 @@ rs_model_t *rs_model_new(const rs_model_conf_t *conf, int dim,
 
 void rs_model_destroy(rs_model_t *m) {
     if (!m) return;
+    rs_seq_destroy(m->seq);
     rs_free(m->names);
     rs_free(m->mean);
     rs_free(m->m2);
@@ -322,12 +379,11 @@ const char *rs_model_feature_name(const rs_model_t *m, int i) {
     return i >= 0 && i < m->dim ? m->names[i] : NULL;
 }
 
-const char *rs_model_kind(const rs_model_t *m) {
-    RS_UNUSED(m);
-    return "lr";
-}
+const char *rs_model_kind(const rs_model_t *m) { return m->seq ? "seq" : "lr"; }
 
-const char *rs_model_version(const rs_model_t *m) { return m->version; }
+const char *rs_model_version(const rs_model_t *m) {
+    return m->seq ? rs_seq_version(m->seq) : m->version;
+}
 
 rs_err_t rs_model_check_names(const rs_model_t *m, int dim,
                               const char *const *names, char *errstr,
@@ -351,6 +407,7 @@ rs_err_t rs_model_check_names(const rs_model_t *m, int dim,
 rs_err_t rs_model_score(rs_model_t *m, const float *x, int n, float *scores,
                         float *contrib) {
     if (n < 0) return RS_ERR_INVALID;
+    if (m->seq) return RS_ERR_STATE;
     const int dim = m->dim;
     for (int r0 = 0; r0 < n; r0 += m->batch_max) {
         int rows = RS_MIN(m->batch_max, n - r0);
@@ -370,6 +427,86 @@ rs_err_t rs_model_score(rs_model_t *m, const float *x, int n, float *scores,
         }
     }
     return RS_OK;
+}
+
+/* ------------------------------------------------- one call path, any kind */
+
+void rs_model_input_from_event(rs_model_input_t *in, const rs_event_t *ev,
+                               const float *x) {
+    memset(in, 0, sizeof(*in));
+    in->event_id = ev->id;
+    in->entity_id = ev->entity_id;
+    in->counterparty_id = ev->counterparty_id;
+    in->event_time_ms = ev->event_time_ms;
+    in->amount = (float)ev->amount;
+    in->x = x;
+    int n = RS_MIN(ev->n_categ, RS_MAX_CATEG);
+    in->n_cat = n < 0 ? 0 : n;
+    /* the value hashed with its field's name, so "US" as a country and as
+     * a currency land in different rows */
+    for (int i = 0; i < in->n_cat; i++) {
+        const rs_categ_t *c = &ev->categ[i];
+        in->cat_hash[i] = rs_hash64_seed(c->value, strnlen(c->value, sizeof(c->value)),
+                                         rs_hash64(c->name, strnlen(c->name, sizeof(c->name))));
+    }
+}
+
+rs_err_t rs_model_forward(rs_model_t *m, const rs_model_input_t *in, int n,
+                          rs_model_output_t *out, float *contrib,
+                          unsigned flags) {
+    if (n < 0) return RS_ERR_INVALID;
+    if (m->seq) return rs_seq_forward(m->seq, in, n, out, contrib, flags);
+    for (int i = 0; i < n; i++)
+        if (!in[i].x || ((flags & RS_MODEL_FWD_REMEMBER) && !in[i].event_id))
+            return RS_ERR_INVALID;
+    const int dim = m->dim;
+    for (int r0 = 0; r0 < n; r0 += m->batch_max) {
+        int rows = RS_MIN(m->batch_max, n - r0);
+        for (int r = 0; r < rows; r++)
+            rs_model_standardize(m, in[r0 + r].x, m->zb + (size_t)r * dim);
+        /* lg[rows] = zb[rows][dim] . w32[dim] */
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, rows, dim, 1.0f, m->zb, dim,
+                    m->w32, 1, 0.0f, m->lg, 1);
+        for (int r = 0; r < rows; r++) {
+            rs_model_output_t *o = &out[r0 + r];
+            memset(o, 0, offsetof(rs_model_output_t, attended));
+            o->n_experts = 0;
+            o->flags = 0;
+            o->score = (float)rs_sigmoid((double)m->lg[r] + (double)m->b32);
+            if (contrib) {
+                float *c = contrib + (size_t)(r0 + r) * dim;
+                for (int i = 0; i < dim; i++)
+                    c[i] = m->w32[i] * m->zb[(size_t)r * dim + i];
+                o->contrib = c;
+            }
+        }
+    }
+    if (flags & RS_MODEL_FWD_REMEMBER) {
+        for (int i = 0; i < n; i++)
+            rs_model_remember(m, in[i].event_id, in[i].event_time_ms, in[i].x,
+                              out[i].score);
+    }
+    return RS_OK;
+}
+
+/* ------------------------------------------------------ weight snapshots */
+
+rs_model_weights_t *rs_model_weights_take(const rs_model_t *m) {
+    return m->seq ? rs_seq_weights_take(m->seq) : NULL;
+}
+
+void rs_model_weights_ref(rs_model_weights_t *w) { rs_seq_weights_ref(w); }
+
+void rs_model_weights_release(rs_model_weights_t *w) {
+    rs_seq_weights_release(w);
+}
+
+const char *rs_model_weights_version(const rs_model_weights_t *w) {
+    return rs_seq_weights_version(w);
+}
+
+rs_err_t rs_model_weights_use(rs_model_t *m, rs_model_weights_t *w) {
+    return m->seq ? rs_seq_weights_use(m->seq, w) : RS_ERR_STATE;
 }
 
 /* ------------------------------------------------------------- learning */
@@ -466,6 +603,7 @@ static void rs_pend_trim(rs_model_t *m) {
 
 rs_err_t rs_model_remember(rs_model_t *m, const char *event_id,
                            int64_t event_time_ms, const float *x, float score) {
+    if (m->seq) return RS_ERR_STATE;
     uint64_t id = rs_hash_str(event_id);
     int64_t pos = rs_pend_pos(m, id);
     if (pos >= 0) rs_pend_kill(m, m->pindex[pos] - 1);
@@ -490,6 +628,7 @@ rs_err_t rs_model_remember(rs_model_t *m, const char *event_id,
 }
 
 rs_err_t rs_model_learn(rs_model_t *m, const rs_label_t *lb, float *score_out) {
+    if (m->seq) return rs_seq_learn(m->seq, lb, score_out);
     int64_t pos = rs_pend_pos(m, rs_hash_str(lb->event_id));
     if (pos < 0) {
         m->unknown_labels++;
@@ -506,6 +645,7 @@ rs_err_t rs_model_learn(rs_model_t *m, const rs_label_t *lb, float *score_out) {
 int rs_model_advance(rs_model_t *m, int64_t watermark_ms,
                      void (*resolved)(void *opaque, float score, int label),
                      void *opaque) {
+    if (m->seq) return rs_seq_advance(m->seq, watermark_ms, resolved, opaque);
     int n = 0;
     int64_t cutoff = watermark_ms < INT64_MIN + m->conf.label_horizon
                          ? INT64_MIN
@@ -526,6 +666,10 @@ int rs_model_advance(rs_model_t *m, int64_t watermark_ms,
 }
 
 void rs_model_stats(const rs_model_t *m, rs_model_stats_t *st) {
+    if (m->seq) {
+        rs_seq_stats(m->seq, st);
+        return;
+    }
     memset(st, 0, sizeof(*st));
     st->updates = m->updates;
     st->positives = m->positives;
@@ -539,13 +683,8 @@ void rs_model_stats(const rs_model_t *m, rs_model_stats_t *st) {
 
 /* ------------------------------------------------------------ save/load */
 
-/* Little-endian writer into a growing buffer (cold path: may allocate). */
-typedef struct rs_wbuf_s {
-    uint8_t *p;
-    size_t len, cap;
-} rs_wbuf_t;
-
-static void rs_wb_put(rs_wbuf_t *b, const void *src, size_t n) {
+/* Little-endian writer (model_int.h; cold path: may allocate). */
+void rs_wb_put(rs_wbuf_t *b, const void *src, size_t n) {
     if (b->len + n > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
         while (cap < b->len + n) cap *= 2;
@@ -556,37 +695,31 @@ static void rs_wb_put(rs_wbuf_t *b, const void *src, size_t n) {
     b->len += n;
 }
 
-static void rs_wb_u64(rs_wbuf_t *b, uint64_t v) {
+void rs_wb_u64(rs_wbuf_t *b, uint64_t v) {
     uint8_t x[8];
     for (int i = 0; i < 8; i++) x[i] = (uint8_t)(v >> (8 * i));
     rs_wb_put(b, x, 8);
 }
 
-static void rs_wb_u32(rs_wbuf_t *b, uint32_t v) {
+void rs_wb_u32(rs_wbuf_t *b, uint32_t v) {
     uint8_t x[4];
     for (int i = 0; i < 4; i++) x[i] = (uint8_t)(v >> (8 * i));
     rs_wb_put(b, x, 4);
 }
 
-static void rs_wb_f64(rs_wbuf_t *b, double v) {
+void rs_wb_f64(rs_wbuf_t *b, double v) {
     uint64_t u;
     memcpy(&u, &v, 8);
     rs_wb_u64(b, u);
 }
 
-static void rs_wb_str(rs_wbuf_t *b, const char *s) {
+void rs_wb_str(rs_wbuf_t *b, const char *s) {
     size_t n = strlen(s);
     rs_wb_u32(b, (uint32_t)n);
     rs_wb_put(b, s, n);
 }
 
-typedef struct rs_rbuf_s {
-    const uint8_t *p;
-    size_t len, off;
-    int bad;
-} rs_rbuf_t;
-
-static const uint8_t *rs_rb_take(rs_rbuf_t *b, size_t n) {
+const uint8_t *rs_rb_take(rs_rbuf_t *b, size_t n) {
     if (b->bad || n > b->len - b->off) {
         b->bad = 1;
         return NULL;
@@ -596,7 +729,7 @@ static const uint8_t *rs_rb_take(rs_rbuf_t *b, size_t n) {
     return p;
 }
 
-static uint64_t rs_rb_u64(rs_rbuf_t *b) {
+uint64_t rs_rb_u64(rs_rbuf_t *b) {
     const uint8_t *x = rs_rb_take(b, 8);
     uint64_t v = 0;
     if (x)
@@ -604,7 +737,7 @@ static uint64_t rs_rb_u64(rs_rbuf_t *b) {
     return v;
 }
 
-static uint32_t rs_rb_u32(rs_rbuf_t *b) {
+uint32_t rs_rb_u32(rs_rbuf_t *b) {
     const uint8_t *x = rs_rb_take(b, 4);
     uint32_t v = 0;
     if (x)
@@ -612,7 +745,7 @@ static uint32_t rs_rb_u32(rs_rbuf_t *b) {
     return v;
 }
 
-static double rs_rb_f64(rs_rbuf_t *b) {
+double rs_rb_f64(rs_rbuf_t *b) {
     uint64_t u = rs_rb_u64(b);
     double v;
     memcpy(&v, &u, 8);
@@ -620,7 +753,7 @@ static double rs_rb_f64(rs_rbuf_t *b) {
 }
 
 /* Read a string of at most max-1 bytes into dst. */
-static void rs_rb_str(rs_rbuf_t *b, char *dst, size_t max) {
+void rs_rb_str(rs_rbuf_t *b, char *dst, size_t max) {
     uint32_t n = rs_rb_u32(b);
     if (b->bad || n >= max) {
         b->bad = 1;
@@ -643,12 +776,24 @@ static void rs_rb_str(rs_rbuf_t *b, char *dst, size_t max) {
  *   grad_clip | i64 label_horizon, pending_max, publish_every, batch_max |
  *   u64 updates, positives, negatives, horizon_negatives, vstep, adam_t,
  *   nobs | str name[dim] | f64 mean[dim], m2[dim] | f64 w[dim+1],
- *   am[dim+1], av[dim+1] */
+ *   am[dim+1], av[dim+1]
+ * kind "seq": str "seq" | u32 dim | str name[dim] | the body of
+ *   rs_seq_serialize (seq.c) */
 static void rs_model_serialize(const rs_model_t *m, rs_wbuf_t *b) {
     rs_wb_put(b, RS_MODEL_MAGIC, 8);
     rs_wb_u32(b, RS_MODEL_FORMAT);
     rs_wb_u64(b, 0); /* payload length, patched below */
     size_t p0 = b->len;
+    if (m->seq) {
+        rs_wb_str(b, "seq");
+        rs_wb_u32(b, (uint32_t)m->dim);
+        for (int i = 0; i < m->dim; i++) rs_wb_str(b, m->names[i]);
+        rs_seq_serialize(m->seq, b);
+        uint64_t plen = b->len - p0;
+        for (int i = 0; i < 8; i++) b->p[12 + i] = (uint8_t)(plen >> (8 * i));
+        rs_wb_u32(b, rs_checksum32(b->p, b->len, 0));
+        return;
+    }
     rs_wb_str(b, "lr");
     rs_wb_u32(b, (uint32_t)m->dim);
     rs_wb_u32(b, m->conf_hash);
@@ -848,9 +993,43 @@ rs_err_t rs_model_load(const char *path, const rs_model_conf_t *conf,
     char kind[16];
     rs_rb_str(&rb, kind, sizeof(kind));
     uint32_t dim = rs_rb_u32(&rb);
+    char e2[256];
+    if (!rb.bad && !strcmp(kind, "seq")) {
+        if (dim < 1 || dim > RS_MODEL_DIM_MAX) {
+            err = rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                          "model %s: bad dimension %u", path, dim);
+            goto done;
+        }
+        names = rs_calloc(dim, sizeof(*names));
+        nameps = rs_calloc(dim, sizeof(*nameps));
+        for (uint32_t i = 0; i < dim; i++) {
+            rs_rb_str(&rb, names[i], RS_MODEL_NAME_MAX);
+            nameps[i] = names[i];
+        }
+        if (rb.bad) {
+            err = rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                          "model %s: bad feature names", path);
+            goto done;
+        }
+        rs_seq_t *sq = rs_seq_deserialize(&rb, conf, (int)dim,
+                                          rs_model_names_hash((int)dim, nameps),
+                                          e2, sizeof(e2));
+        if (!sq) {
+            err = rs_errf(errstr, errstr_size, RS_ERR_CORRUPT, "model %s: %s",
+                          path, e2);
+            goto done;
+        }
+        m = rs_calloc(1, sizeof(*m));
+        m->dim = (int)dim;
+        m->seq = sq;
+        m->names = names;
+        names = NULL;
+        err = RS_OK;
+        goto done;
+    }
     uint32_t chash = rs_rb_u32(&rb);
     rs_model_conf_t saved;
-    rs_model_conf_init(&saved); /* fields the file does not carry: defaults */
+    rs_model_conf_init(&saved);
     saved.learning_rate = rs_rb_f64(&rb);
     saved.l2 = rs_rb_f64(&rb);
     saved.pos_weight = rs_rb_f64(&rb);
@@ -878,8 +1057,9 @@ rs_err_t rs_model_load(const char *path, const rs_model_conf_t *conf,
                       "model %s: bad feature names", path);
         goto done;
     }
-    char e2[256];
-    m = rs_model_new(conf ? conf : &saved, (int)dim, nameps, e2, sizeof(e2));
+    rs_model_conf_t use = conf ? *conf : saved;
+    use.kind = RS_MODEL_LR; /* the file's kind wins */
+    m = rs_model_new(&use, (int)dim, nameps, e2, sizeof(e2));
     if (!m) {
         err = rs_errf(errstr, errstr_size, conf ? RS_ERR_CONFIG : RS_ERR_CORRUPT,
                       "model %s: %s", path, e2);

@@ -55,6 +55,7 @@ typedef struct rs_service_conf_s {
     char alert_types[128];     /* event types decided as alert/approve  */
     int scores_format;         /* rs_format_t of the scores topic       */
     int64_t explain_top;       /* feature contributions per score       */
+    int64_t explain_attended;  /* attended past events per score        */
     int64_t stats_interval_ms; /* periodic stats log line; 0 = off      */
     int64_t max_events;        /* stop after N scored events; 0 = never */
     int64_t exit_idle_ms;      /* stop after this long idle; 0 = never  */
@@ -72,10 +73,10 @@ typedef struct rs_app_conf_s {
     rs_ingest_conf_t ingest;     /* `topics:` section (see ingest.h)   */
     rs_redis_conf_t redis;       /* `redis:`                            */
     rs_features_conf_t features; /* `features:`                         */
-    rs_model_conf_t model;       /* `model:`                            */
+    rs_model_conf_t model;       /* `model:` and `seq:`                 */
     rs_kv_t kafka;               /* `kafka:` passthrough to librdkafka  */
     rs_conf_t *conf;             /* the registry (owns no app memory)  */
-    rs_conf_section_t secs[5];   /* section rows registered in conf    */
+    rs_conf_section_t secs[6];   /* section rows registered in conf    */
 } rs_app_conf_t;
 
 /* Register every section of `app` in a new registry (app->conf) and fill

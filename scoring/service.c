@@ -61,6 +61,8 @@ struct rs_service_s {
     float *x;             /* [batch_max][dim] raw feature vectors       */
     float *contrib;       /* [batch_max][dim] logit contributions       */
     float *scores;        /* [batch_max]                                */
+    rs_model_input_t *min;   /* [batch_max] model inputs of the events  */
+    rs_model_output_t *mout; /* [batch_max] scores + explanation parts  */
     uint32_t *flags;      /* [batch_max] feature flags (late, ...)      */
     int *ev_msg;          /* [batch_max] msgs index of each event row   */
     rs_score_t *out;      /* [batch_max] score records                  */
@@ -119,6 +121,10 @@ static const rs_conf_field_t rs_service_fields[] = {
     {"explain_top", RS_CONF_INT, "5", offsetof(rs_service_conf_t, explain_top),
      0, "feature contributions kept in each explanation", NULL, 0,
      RS_MAX_CONTRIB},
+    {"explain_attended", RS_CONF_INT, "3",
+     offsetof(rs_service_conf_t, explain_attended), 0,
+     "attended past events kept in each explanation (sequence model)", NULL,
+     0, RS_MAX_ATTEND},
     {"stats_interval", RS_CONF_DURATION, "10s",
      offsetof(rs_service_conf_t, stats_interval_ms), 0,
      "period of the stats log line; 0 = off", NULL, 0, 0},
@@ -167,8 +173,9 @@ rs_err_t rs_app_conf_init(rs_app_conf_t *app, char *errstr,
     rs_redis_conf_section(&secs[2], &app->redis);
     rs_features_conf_section(&secs[3], &app->features);
     rs_model_conf_section(&secs[4], &app->model);
+    rs_seq_conf_section(&secs[5], &app->model);
     rs_err_t err = RS_OK;
-    for (int i = 0; err == RS_OK && i < 5; i++)
+    for (int i = 0; err == RS_OK && i < 6; i++)
         err = rs_conf_add_section(app->conf, &secs[i], errstr, errstr_size);
     /* features.specs / features.extra_specs: the declarative feature list */
     if (err == RS_OK)
@@ -297,6 +304,8 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
     svc->x = rs_aligned_calloc((size_t)B * (size_t)D, sizeof(float));
     svc->contrib = rs_aligned_calloc((size_t)B * (size_t)D, sizeof(float));
     svc->scores = rs_aligned_calloc((size_t)B, sizeof(float));
+    svc->min = rs_calloc((size_t)B, sizeof(*svc->min));
+    svc->mout = rs_calloc((size_t)B, sizeof(*svc->mout));
     svc->flags = rs_calloc((size_t)B, sizeof(uint32_t));
     svc->ev_msg = rs_calloc((size_t)B, sizeof(int));
     svc->out = rs_calloc((size_t)B, sizeof(rs_score_t));
@@ -331,6 +340,8 @@ void rs_service_destroy(rs_service_t *svc) {
     rs_free(svc->x);
     rs_free(svc->contrib);
     rs_free(svc->scores);
+    free(svc->min);
+    free(svc->mout);
     free(svc->flags);
     free(svc->ev_msg);
     free(svc->out);
@@ -418,7 +429,8 @@ static int rs_svc_topk_abs(const float *v, int n, int k, int *order) {
  * model: the top |contribution| features, and plain-words reasons for the
  * features that pushed the risk up. */
 static void rs_svc_explain(rs_service_t *svc, const float *x,
-                           const float *contrib, rs_explanation_t *ex) {
+                           const float *contrib, const rs_model_output_t *mo,
+                           rs_explanation_t *ex) {
     int D = svc->dim, top = (int)svc->conf->explain_top;
     /* Rank enough features for the contributions and the reasons. */
     int want = RS_MAX(top, RS_MAX_CONTRIB);
@@ -430,6 +442,25 @@ static void rs_svc_explain(rs_service_t *svc, const float *x,
         rs_strlcpy(c->name, rs_features_name(svc->feat, i), sizeof(c->name));
         c->value = x[i];
         c->contribution = contrib[i];
+    }
+    /* The past events of the entity the model attended to most. */
+    for (int k = 0; k < mo->n_attended && k < svc->conf->explain_attended &&
+                    ex->n_attended < RS_MAX_ATTEND;
+         k++) {
+        const rs_model_attn_t *a = &mo->attended[k];
+        rs_attended_t *o = &ex->attended[ex->n_attended++];
+        rs_strlcpy(o->event_id, a->event_id, sizeof(o->event_id));
+        rs_strlcpy(o->counterparty_id, a->counterparty_id,
+                   sizeof(o->counterparty_id));
+        o->event_time_ms = a->event_time_ms;
+        o->amount = a->amount;
+        o->weight = a->weight;
+    }
+    /* Which experts ran, with their gate weights. */
+    for (int k = 0; k < mo->n_experts && ex->n_experts < RS_MAX_EXPERTS; k++) {
+        ex->experts[ex->n_experts].expert = (uint32_t)mo->experts[k].expert;
+        ex->experts[ex->n_experts].gate_weight = mo->experts[k].gate;
+        ex->n_experts++;
     }
     for (int k = 0; k < m && ex->n_reasons < RS_MAX_REASONS; k++) {
         int i = svc->order[k];
@@ -765,17 +796,20 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
     }
 
     if (nev > 0) {
-        /* Score in chunks of the model's preallocated batch size. */
-        int chunk = (int)svc->app->model.batch_max;
-        for (int k0 = 0; k0 < nev; k0 += chunk) {
-            int kn = RS_MIN(chunk, nev - k0);
-            rs_err_t err = rs_model_score(
-                svc->model, svc->x + (size_t)k0 * (size_t)D, kn,
-                svc->scores + k0, svc->contrib + (size_t)k0 * (size_t)D);
-            if (err != RS_OK)
-                return rs_errf(errstr, errstr_size, err, "model score: %s",
-                               rs_err_str(err));
-        }
+        /* One call for the micro-batch, any model kind: scores, feature
+         * contributions, attended history and experts; each event is also
+         * remembered for learning when its label arrives. */
+        for (int k = 0; k < nev; k++)
+            rs_model_input_from_event(&svc->min[k],
+                                      &svc->msgs[svc->ev_msg[k]].ev,
+                                      svc->x + (size_t)k * (size_t)D);
+        rs_err_t ferr = rs_model_forward(
+            svc->model, svc->min, nev, svc->mout, svc->contrib,
+            RS_MODEL_FWD_REMEMBER | RS_MODEL_FWD_EXPLAIN);
+        if (ferr != RS_OK)
+            return rs_errf(errstr, errstr_size, ferr, "model forward: %s",
+                           rs_err_str(ferr));
+        for (int k = 0; k < nev; k++) svc->scores[k] = svc->mout[k].score;
         const char *version = rs_model_version(svc->model);
         for (int k = 0; k < nev; k++) {
             const rs_msg_t *m = &svc->msgs[svc->ev_msg[k]];
@@ -789,9 +823,7 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             sc->event_time_ms = m->ev.event_time_ms;
             sc->flags = svc->flags[k] & RS_SCORE_FLAG_LATE;
             rs_svc_explain(svc, x, svc->contrib + (size_t)k * (size_t)D,
-                           &sc->explanation);
-            rs_model_remember(svc->model, m->ev.id, m->ev.event_time_ms, x,
-                              svc->scores[k]);
+                           &svc->mout[k], &sc->explanation);
             switch (sc->decision) {
             case RS_DECISION_REVIEW: svc->st.reviews++; break;
             case RS_DECISION_DECLINE: svc->st.declines++; break;

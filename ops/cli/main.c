@@ -15,6 +15,7 @@ static const struct {
     {"bench", rs_cmd_bench, "end-to-end throughput and latency on the embedded stack"},
     {"features", rs_cmd_features, "explain the feature layout or export feature vectors of a file"},
     {"broker", rs_cmd_broker, "run the embedded Kafka (mock cluster) on its own"},
+    {"eval", rs_cmd_eval, "replay a file test-then-train and compare the models (AUC, AP, P@k)"},
     {"config", rs_cmd_config, "print the effective configuration or its reference"},
 };
 

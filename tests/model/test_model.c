@@ -25,6 +25,7 @@ static const char *const names8[DIM] = {"f0", "f1", "f2", "f3",
 static rs_model_conf_t conf_small(void) {
     rs_model_conf_t c;
     rs_model_conf_init(&c);
+    c.kind = RS_MODEL_LR; /* this file tests the logistic baseline */
     c.pending_max = 4096;
     c.batch_max = 16;
     return c;
@@ -124,14 +125,14 @@ static void test_conf_defaults(void **state) {
     assert_true(c.l2 == 1e-5);
     assert_true(c.pos_weight == 10);
     assert_true(c.grad_clip == 5);
-    assert_true(c.label_horizon == 7 * 86400000LL);
+    assert_true(c.label_horizon == 5 * 86400000LL);
     assert_true(c.pending_max == 1 << 20);
     assert_true(c.publish_every == 1000);
     assert_true(c.batch_max == 512);
     rs_conf_section_t sec;
     rs_model_conf_section(&sec, &c);
     assert_string_equal(sec.name, "model");
-    assert_int_equal(sec.nfields, 9);
+    assert_int_equal(sec.nfields, 10); /* + kind, base_rate */
     assert_true(c.base_rate == 0.01);
     assert_ptr_equal(sec.base, &c);
 }
@@ -529,6 +530,40 @@ static void test_corrupt(void **state) {
     rs_model_destroy(m);
 }
 
+/* A new model of either kind scores about model.base_rate before any
+ * label, so a cold start approves instead of sending everything to review
+ * (0.5 >= the default review threshold). */
+static void test_cold_start_prior(void **state) {
+    (void)state;
+    char err[256] = "";
+    float x[DIM] = {1, -2, 3, 0.5f, 7, 0, 1, 2};
+    for (int kind = 0; kind < 2; kind++) {
+        rs_model_conf_t c;
+        rs_model_conf_init(&c);
+        c.kind = kind ? RS_MODEL_SEQ : RS_MODEL_LR;
+        c.pending_max = 64;
+        c.seq.pending_max = 64;
+        c.seq.max_entities = 1024;
+        rs_model_t *m = rs_model_new(&c, DIM, names8, err, sizeof(err));
+        if (!m) fprintf(stderr, "cold start kind %d: %s\n", kind, err);
+        assert_non_null(m);
+        rs_event_t ev;
+        memset(&ev, 0, sizeof(ev));
+        strcpy(ev.id, "e1");
+        strcpy(ev.type, "card_tx");
+        strcpy(ev.entity_id, "card-1");
+        ev.event_time_ms = 1767225600000;
+        ev.amount = 12;
+        rs_model_input_t in;
+        rs_model_output_t out;
+        rs_model_input_from_event(&in, &ev, x);
+        assert_int_equal(rs_model_forward(m, &in, 1, &out, NULL, 0), RS_OK);
+        if (kind == 0) assert_true(fabsf(out.score - 0.01f) < 1e-6f);
+        else assert_true(out.score > 0.001f && out.score < 0.05f);
+        rs_model_destroy(m);
+    }
+}
+
 static void test_determinism(void **state) {
     (void)state;
     rs_model_t *a = trained_model(100), *b = trained_model(100);
@@ -566,6 +601,7 @@ int main(void) {
         cmocka_unit_test(test_version),
         cmocka_unit_test(test_save_load),
         cmocka_unit_test(test_corrupt),
+        cmocka_unit_test(test_cold_start_prior),
         cmocka_unit_test(test_determinism),
     };
     return cmocka_run_group_tests(tests, setup_tmp, teardown_tmp);

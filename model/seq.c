@@ -1,0 +1,2009 @@
+/* seq.c -- the sparse-activated sequence model (kind "seq").
+ *
+ * Design note
+ * -----------
+ * One event = one token.  Per entity the K/V vectors of its last L events
+ * (every layer) are cached, so scoring a new event is one attention step
+ * over at most L cached keys plus itself.  Shapes (d = d_model, din = dim +
+ * 2, H = expert_hidden, NB = 8 time-gap buckets), for one event:
+ *
+ *   u   [din]  = clip((x - mu) * istd) ++ [gap to previous event, history
+ *                length]                         (standardised like "lr")
+ *   x0  [d]    = softsign(W_in u + b_in + Ecp[h(cp)] + sum_c Ecat[h(cat_c)])
+ *                softsign(e) = e / (1 + |e|): bounded like tanh, no exp
+ *   layer l:   q,k,v [d] = Wqkv x                     Wqkv [3d][d]
+ *              s_j = q.k_j / sqrt(d) + tb . phi(t - t_j) + pb[rank_j]
+ *                                      j in cache+self, rank 0 = newest
+ *              a = softmax(s);  c = sum_j a_j (v_j + TV^T phi(t - t_j))
+ *              x1 = x + Wo c                          Wo [d][d]
+ *              p = softmax(Wg x1)                     Wg [E][d]
+ *              top-k experts S by p; w_e = p_e / sum_S p
+ *              x  = x1 + sum_{e in S} w_e (W2_e relu(W1_e x1 + b1_e) + b2_e)
+ *   score = sigmoid(wh . x + bh)
+ *
+ * phi(dt) is a triangular soft one-hot of log1p(dt seconds) over NB
+ * buckets 2.0 apart (seconds .. months); pb is a bias by recency rank.
+ *
+ * Entity caches: per entity a ring of its last L events holding, per layer,
+ * k and v (what scoring reads) and, apart, the layer input xin (what
+ * training recomputes k, v from), plus time and explanation meta (ids,
+ * amount).  Open-addressing index + LRU list; the least recently used
+ * entity is evicted when the pool is full.
+ *
+ * Inference (rs_seq_forward): a micro-batch is cut into sub-batches in
+ * which no entity repeats; each sub-batch runs the projections as GEMMs
+ * over its rows (input projection, QKV, Wo, gate, and the expert FFNs
+ * grouped by expert), the attention step per row, then appends each row's
+ * k, v, xin to its entity's ring.  A later event of the same entity in the
+ * same call goes into the next sub-batch, so results equal one-by-one
+ * calls -- bit for bit, because the default GEMM kernel (rs_gemm_nt)
+ * computes every element the same way whatever the batch.
+ *
+ * Learning: at scoring time the raw x, categorical hashes, time and a copy
+ * of the history's xin and times are kept in a bounded pending buffer
+ * keyed by the event id hash.  A label replays the forward at the current
+ * weights (same code, a one-row run state; the history's k, v recomputed
+ * from xin, so gradients reach Wk, Wv through past events too; xin itself
+ * is a constant, as in Transformer-XL's memory) and backprops into the
+ * head, the chosen experts, the gate (+ load-balancing term), attention,
+ * time encodings, embeddings and input projection.  SGD with momentum (or
+ * lazy Adam) on the touched regions only: the dense ones, k experts per
+ * layer and the embedding rows used.  Drift: PSI of the score
+ * distribution, last window vs the one before; low -> only head and gates
+ * learn (the backward stops early), high -> all.
+ *
+ * Threads: one owner thread per rs_seq_t.  Parameters are one flat float
+ * vector; rs_seq_weights_take() copies them into an immutable, refcounted
+ * snapshot another model can score with (docs/model.md).
+ */
+#define _GNU_SOURCE
+#include "model/seq_int.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RS_SEQ_NB        8     /* time-gap buckets                       */
+#define RS_SEQ_GAP_STEP  2.0f  /* bucket spacing in log1p(seconds)       */
+#define RS_SEQ_XTRA      2     /* extra inputs: gap, history length      */
+#define RS_SEQ_MAX_LAYERS 8
+#define RS_SEQ_MAX_K     8
+#define RS_SEQ_MAX_E     64
+#define RS_SEQ_PSI_BINS  10
+#define RS_SEQ_STD_MIN   1e-3
+#define RS_SEQ_BAL_EMA   0.01f /* rate of the routing-fraction average   */
+
+#define RS_ADAM_B1  0.9f
+#define RS_ADAM_B2  0.999f
+#define RS_ADAM_EPS 1e-8f
+#define RS_MOMENTUM 0.9f
+
+/* ------------------------------------------------------------ config */
+
+#define SO(f) offsetof(rs_seq_conf_t, f)
+static const rs_conf_field_t rs_seq_fields[] = {
+    {"d_model", RS_CONF_INT, "32", SO(d_model), 0,
+     "width of the residual stream", NULL, 2, 256},
+    {"history", RS_CONF_INT, "32", SO(history), 0,
+     "L: past events cached per entity (K/V per layer)", NULL, 1, 256},
+    {"layers", RS_CONF_INT, "1", SO(layers), 0,
+     "attention + mixture-of-experts blocks", NULL, 1, RS_SEQ_MAX_LAYERS},
+    {"experts", RS_CONF_INT, "8", SO(experts), 0, "E: experts per block",
+     NULL, 1, RS_SEQ_MAX_E},
+    {"top_k", RS_CONF_INT, "2", SO(top_k), 0, "k: experts run per event",
+     NULL, 1, RS_SEQ_MAX_K},
+    {"expert_hidden", RS_CONF_INT, "64", SO(expert_hidden), 0,
+     "hidden width of one expert FFN", NULL, 1, 4096},
+    {"buckets", RS_CONF_INT, "4096", SO(buckets), 0,
+     "rows of each hashed embedding table (counterparty, categoricals)",
+     NULL, 1, 1 << 22},
+    {"max_entities", RS_CONF_INT, "16384", SO(max_entities), 0,
+     "entity caches; the least recently used is evicted when full", NULL, 2,
+     1 << 24},
+    {"pending_max", RS_CONF_INT, "65536", SO(pending_max), 0,
+     "scored events kept for replay (with a copy of their history); the "
+     "oldest is dropped when full",
+     NULL, 1, 1 << 24},
+    {"learning_rate", RS_CONF_DOUBLE, "0.005", SO(learning_rate), 0,
+     "step size", NULL, 1e-9, 10},
+    {"optimizer", RS_CONF_ENUM, "momentum", SO(optimizer), 0,
+     "momentum (SGD, 0.9) or adam (lazy on sparse rows; its normalised "
+     "steps random-walk the weights in long online runs, see docs/model.md)",
+     "adam|momentum", 0, 0},
+    {"balance", RS_CONF_DOUBLE, "0.01", SO(balance), 0,
+     "load-balancing loss coefficient", NULL, 0, 100},
+    {"drift_window", RS_CONF_INT, "2000", SO(drift_window), 0,
+     "scores per PSI window", NULL, 10, 0x1p40},
+    {"drift_threshold", RS_CONF_DOUBLE, "0.2", SO(drift_threshold), 0,
+     "score PSI above which all layers learn (below: head and gates)", NULL,
+     0, 1e9},
+    {"drift_mode", RS_CONF_ENUM, "auto", SO(drift_mode), 0,
+     "auto (by PSI), all (always all layers), head (always head + gates)",
+     "auto|all|head", 0, 0},
+    {"warmup_updates", RS_CONF_INT, "20000", SO(warmup_updates), 0,
+     "first updates train all layers whatever the drift", NULL, 0, 0x1p62},
+    {"seed", RS_CONF_INT, "42", SO(seed), 0, "weight initialisation seed",
+     NULL, 0, 0x1p53},
+    {"gemm", RS_CONF_ENUM, "exact", SO(gemm), 0,
+     "exact (own kernel: a score does not depend on its batch) or blas "
+     "(cblas_sgemm)",
+     "exact|blas", 0, 0},
+};
+#undef SO
+
+const rs_conf_field_t *rs_seq_conf_fields(int *nfields) {
+    if (nfields) *nfields = (int)RS_ARRAY_LEN(rs_seq_fields);
+    return rs_seq_fields;
+}
+
+static int rs_seq_enum_index(const char *choices, const char *v) {
+    size_t n = strlen(v);
+    int i = 0;
+    for (const char *p = choices; *p; i++) {
+        const char *e = strchr(p, '|');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == n && !memcmp(p, v, n)) return i;
+        if (!e) break;
+        p = e + 1;
+    }
+    return -1;
+}
+
+static int rs_seq_enum_count(const char *choices) {
+    int n = 1;
+    for (const char *p = choices; *p; p++) n += *p == '|';
+    return n;
+}
+
+void rs_seq_conf_init(rs_seq_conf_t *sc) {
+    memset(sc, 0, sizeof(*sc));
+    for (size_t i = 0; i < RS_ARRAY_LEN(rs_seq_fields); i++) {
+        const rs_conf_field_t *fd = &rs_seq_fields[i];
+        char *p = (char *)sc + fd->offset;
+        if (fd->type == RS_CONF_DOUBLE)
+            *(double *)p = strtod(fd->def, NULL);
+        else if (fd->type == RS_CONF_INT)
+            *(int64_t *)p = strtoll(fd->def, NULL, 0);
+        else if (fd->type == RS_CONF_ENUM)
+            *(int *)p = rs_seq_enum_index(fd->choices, fd->def);
+    }
+}
+
+void rs_seq_conf_section(rs_conf_section_t *sec, rs_model_conf_t *conf) {
+    memset(sec, 0, sizeof(*sec));
+    sec->name = "seq";
+    sec->desc = "sequence model (model.kind: seq): sizes, learning, drift";
+    sec->fields = rs_seq_fields;
+    sec->nfields = (int)RS_ARRAY_LEN(rs_seq_fields);
+    sec->base = &conf->seq;
+}
+
+rs_err_t rs_seq_check_conf(const rs_model_conf_t *conf, char *errstr,
+                           size_t errstr_size) {
+    const rs_seq_conf_t *c = &conf->seq;
+    for (size_t i = 0; i < RS_ARRAY_LEN(rs_seq_fields); i++) {
+        const rs_conf_field_t *fd = &rs_seq_fields[i];
+        const char *p = (const char *)c + fd->offset;
+        if (fd->type == RS_CONF_ENUM) {
+            int v = *(const int *)p;
+            if (v < 0 || v >= rs_seq_enum_count(fd->choices))
+                return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                               "seq.%s: %d is not one of %s", fd->name, v,
+                               fd->choices);
+            continue;
+        }
+        double v = fd->type == RS_CONF_DOUBLE ? *(const double *)p
+                                              : (double)*(const int64_t *)p;
+        if (!isfinite(v) || v < fd->min || v > fd->max)
+            return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                           "seq.%s: %g is out of range [%g, %g]", fd->name, v,
+                           fd->min, fd->max);
+    }
+    if (c->top_k > c->experts)
+        return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                       "seq.top_k: %lld is more than seq.experts %lld",
+                       (long long)c->top_k, (long long)c->experts);
+    if (c->max_entities <= conf->batch_max)
+        return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                       "seq.max_entities: %lld must exceed model.batch_max "
+                       "%lld",
+                       (long long)c->max_entities, (long long)conf->batch_max);
+    return RS_OK;
+}
+
+/* ------------------------------------------------------------- state */
+
+typedef struct rs_seq_ent_s {
+    uint64_t key;         /* rs_hash_str(entity id)                      */
+    int32_t prev, next;   /* LRU list (prev: more recent), -1 = none     */
+    uint32_t head, n;     /* ring: next write slot, cached events        */
+    uint64_t stamp;       /* sub-batch using it                          */
+} rs_seq_ent_t;
+
+typedef struct rs_seq_meta_s { /* per cached event, for explanations */
+    float amount;
+    char id[RS_MODEL_ID_MAX];
+    char cp[RS_MODEL_ID_MAX];
+} rs_seq_meta_t;
+
+typedef struct rs_seq_pend_s {
+    uint64_t id;          /* event id hash                               */
+    int64_t t;            /* event time                                  */
+    float score;          /* as scored                                   */
+    uint32_t live;
+    int32_t n_hist, n_cat;
+    uint64_t cp;          /* counterparty hash, 0 = none                 */
+    uint64_t cat[RS_MAX_CATEG];
+} rs_seq_pend_t;
+
+/* A read-only view of one event's history: slot j (0 oldest) is slot
+ * sl = (start + j) % cap: keys/values at kv + sl * stride (per layer k [d],
+ * v [d]: all that scoring reads), the layers' inputs at xin + sl * layers *
+ * d (what training recomputes k, v from), time t[sl]. */
+typedef struct rs_seq_view_s {
+    const float *kv;      /* [cap][layers][2][d]                          */
+    const float *xin;     /* [cap][layers][d]                             */
+    const int64_t *t;     /* [cap]                                        */
+    int n, start, cap;
+} rs_seq_view_t;
+
+typedef struct rs_seq_row_s {
+    const float *x;       /* [dim] raw features                          */
+    int64_t t;
+    uint64_t cp;
+    int n_cat;
+    const uint64_t *cat;  /* [n_cat]                                     */
+    rs_seq_view_t h;
+} rs_seq_row_t;
+
+/* Run state for up to `cap` rows: every activation the backward needs. */
+typedef struct rs_seq_run_s {
+    int cap;
+    const float *P;       /* [np] weights this run reads                  */
+    const float *mu, *istd; /* [dim] standardiser this run reads          */
+    rs_seq_row_t *row;    /* [B]                                          */
+    float *u;             /* [B][din]                                     */
+    float *xin;           /* [layers][B][d]  input of layer l (l=0: x0)   */
+    float *qkv;           /* [layers][B][3d]                              */
+    float *att;           /* [layers][B][L+1] weights, self last          */
+    float *ctx;           /* [layers][B][d]                               */
+    float *x1;            /* [layers][B][d]  after the attention residual */
+    float *gp;            /* [layers][B][E]  full gate softmax            */
+    int *sel;             /* [layers][B][k]  chosen experts               */
+    float *gw;            /* [layers][B][k]  renormalised gate weights    */
+    float *hid;           /* [layers][B][k][H] relu(W1 x1 + b1)           */
+    float *yex;           /* [layers][B][k][d] expert outputs             */
+    float *xout;          /* [B][d]                                       */
+    float *logit;         /* [B]                                          */
+    int *gidx;            /* [E][B*k] row*k + slot routed to expert e     */
+    int *gn;              /* [E]                                          */
+    float *G, *Hg, *Yg;   /* [B*k][d], [B*k][H], [B*k][d] grouped rows    */
+    /* one-row backward scratch */
+    float *dx, *dx1, *dc, *dqkv, *dh, *dy, *da, *dr, *du, *tvd;
+    int *gib;             /* [B][L] time-gap bucket of history slot j     */
+    float *gf;            /* [B][L] its interpolation weight              */
+    float *wexp;          /* [L+1] explanation scratch                    */
+    /* training replay: history recomputed at the current weights */
+    float *hist;          /* [L][stride]                                  */
+    float *dK, *dV;       /* [L][d] gradients of the history keys/values  */
+} rs_seq_run_t;
+
+typedef struct rs_seq_reg_s { size_t off, len; } rs_seq_reg_t;
+
+struct rs_seq_s {
+    rs_model_conf_t conf;
+    int dim, din, d, L, nl, E, k, H, B, NB;
+    int stride;           /* floats of k,v per cached event: layers * 2 * d */
+    int pstride;          /* floats per pending history event: layers * d */
+    int batch_max;
+    uint32_t conf_hash;
+
+    /* flat parameters and layout */
+    size_t np, o_win, o_bin, o_wh, o_bh, o_ecp, o_ecat, dense_end;
+    size_t o_qkv[RS_SEQ_MAX_LAYERS], o_wo[RS_SEQ_MAX_LAYERS],
+        o_tb[RS_SEQ_MAX_LAYERS], o_tv[RS_SEQ_MAX_LAYERS],
+        o_wg[RS_SEQ_MAX_LAYERS], o_ex[RS_SEQ_MAX_LAYERS];
+    size_t pe;            /* floats per expert: W1[H][d] b1[H] W2[d][H] b2[d] */
+    float *p;             /* [np] parameters                              */
+    float *om, *ov;       /* [np] optimiser moments                       */
+    float *g;             /* [np] gradient (touched regions only valid)   */
+    float *fbal;          /* [layers][E] routing-fraction average          */
+    uint64_t opt_t;
+
+    /* standardiser (Welford, as "lr") */
+    uint64_t nobs;
+    double *mean, *m2;    /* [dim]                                        */
+    float *mu, *istd;     /* [dim]                                        */
+
+    rs_seq_run_t rs;      /* scoring, batch_max rows                      */
+    rs_seq_run_t tr;      /* training replay, one row                     */
+    rs_seq_reg_t *regs;   /* touched regions of one step                  */
+    int nregs, maxregs;
+
+    /* entity caches */
+    uint32_t ecap, eused;
+    rs_seq_ent_t *ent;    /* [ecap]                                       */
+    float *ekv;           /* [ecap][L][layers][2][d] keys and values      */
+    float *exin;          /* [ecap][L][layers][d] layer inputs            */
+    int64_t *et;          /* [ecap][L]                                    */
+    rs_seq_meta_t *emeta; /* [ecap][L]                                    */
+    uint32_t *eindex;     /* [emask+1] slot + 1                           */
+    uint32_t emask;
+    int32_t lru_head, lru_tail;
+    uint64_t stamp;
+    uint32_t *rowent;     /* [B] entity slot of each sub-batch row        */
+    int *rowin;           /* [B] input index of each sub-batch row        */
+
+    /* pending buffer (as "lr": ring by insertion + open-addressing index) */
+    rs_seq_pend_t *pend;  /* [pcap]                                       */
+    float *px;            /* [pcap][dim]                                  */
+    int64_t *pt;          /* [pcap][L]                                    */
+    float *pxin;          /* [pcap][L][layers][d] history layer inputs    */
+    uint32_t pcap, ptail, pspan, plive;
+    uint32_t *pindex;
+    uint32_t pmask;
+
+    /* drift */
+    uint64_t dref[RS_SEQ_PSI_BINS], dcur[RS_SEQ_PSI_BINS], dcur_n;
+    int dref_ok;
+    double psi;
+
+    uint64_t updates, positives, negatives, horizon_negatives, dropped,
+        unknown_labels, evictions, vstep;
+    char version[RS_VERSION_MAX];
+
+    rs_seq_weights_t *wuse; /* scoring reads this snapshot if set          */
+};
+
+/* An immutable copy of the weights (rs_seq_weights_t; see docs/model.md,
+ * threads). */
+struct rs_model_weights_s {
+    _Atomic int refs;
+    size_t np;
+    int dim;
+    uint32_t arch;        /* hash of the architecture: who may use it     */
+    char version[RS_VERSION_MAX];
+    float *p;             /* [np]                                         */
+    float *mu, *istd;     /* [dim]                                        */
+};
+
+/* ------------------------------------------------------------ helpers */
+
+/* Start loading n bytes at p (a few rows ahead of their use: with many
+ * entities the caches come from DRAM). */
+static inline void rs_prefetch(const void *p, size_t n) {
+    for (size_t o = 0; o < n; o += 64) __builtin_prefetch((const char *)p + o);
+}
+
+static uint32_t rs_seq_arch_hash(const rs_seq_t *s) {
+    const rs_seq_conf_t *c = &s->conf.seq;
+    const int64_t a[8] = {s->dim, c->d_model, c->history, c->layers,
+                          c->experts, c->top_k, c->expert_hidden, c->buckets};
+    return rs_checksum32(a, sizeof(a), 0);
+}
+
+/* 8 lanes then a fixed tree: vectorises without -ffast-math and gives the
+ * same bits wherever it is inlined (per target clone). */
+typedef float rs_v8 __attribute__((vector_size(32)));
+typedef float rs_v8u __attribute__((vector_size(32), aligned(4), may_alias));
+#define rs_hsum8(v) \
+    ((((v)[0] + (v)[4]) + ((v)[1] + (v)[5])) + (((v)[2] + (v)[6]) + ((v)[3] + (v)[7])))
+#define rs_ld8(p) (*(const rs_v8u *)(const void *)(p))
+
+/* hot functions get an AVX2+FMA clone picked at load time (ifunc) */
+#define RS_HOT __attribute__((target_clones("arch=x86-64-v3", "default")))
+
+static inline float rs_dot(const float *a, const float *b, int n) {
+    rs_v8 acc = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8) acc += rs_ld8(a + i) * rs_ld8(b + i);
+    float s = rs_hsum8(acc);
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+typedef float rs_v8w __attribute__((vector_size(32), aligned(4), may_alias));
+
+/* y += a x, 8 lanes at a time (GCC -O2 will not vectorise the plain loop:
+ * x and y may alias). Element-wise, so the bits do not depend on n. */
+static inline void rs_axpy(float a, const float *x, float *y, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        *(rs_v8w *)(void *)(y + i) = *(rs_v8w *)(void *)(y + i) + a * rs_ld8(x + i);
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
+static inline double rs_sigm(double l) {
+    return l >= 0 ? 1.0 / (1.0 + exp(-l)) : exp(l) / (1.0 + exp(l));
+}
+
+static inline double rs_splus(double l) {
+    return l > 0 ? l + log1p(exp(-l)) : log1p(exp(l));
+}
+
+/* Time-gap bucket: phi has weight 1-f at ib and f at ib+1. */
+static inline void rs_seq_gap(int64_t dt_ms, int *ib, float *f) {
+    float g = dt_ms > 0 ? log1pf((float)dt_ms * 1e-3f) / RS_SEQ_GAP_STEP : 0.0f;
+    int i = (int)g;
+    if (i >= RS_SEQ_NB - 1) {
+        *ib = RS_SEQ_NB - 1;
+        *f = 0.0f;
+    } else {
+        *ib = i;
+        *f = g - (float)i;
+    }
+}
+
+static inline size_t rs_seq_ecat_row(const rs_seq_t *s, uint64_t h) {
+    return s->o_ecat + (size_t)(h % (uint64_t)s->conf.seq.buckets) * s->d;
+}
+
+static inline size_t rs_seq_ecp_row(const rs_seq_t *s, uint64_t h) {
+    return s->o_ecp + (size_t)(h % (uint64_t)s->conf.seq.buckets) * s->d;
+}
+
+static void rs_seq_refresh_std(rs_seq_t *s) {
+    for (int i = 0; i < s->dim; i++) {
+        if (s->nobs < 2) {
+            s->mu[i] = s->nobs ? (float)s->mean[i] : 0.0f;
+            s->istd[i] = 1.0f;
+        } else {
+            double sd = sqrt(s->m2[i] / (double)s->nobs);
+            s->mu[i] = (float)s->mean[i];
+            s->istd[i] = (float)(1.0 / (sd > RS_SEQ_STD_MIN ? sd : RS_SEQ_STD_MIN));
+        }
+    }
+}
+
+static void rs_seq_set_version(rs_seq_t *s) {
+    snprintf(s->version, sizeof(s->version), "seq-%08x-%llu", s->conf_hash,
+             (unsigned long long)s->vstep);
+}
+
+static uint32_t rs_seq_hash_conf(const rs_seq_t *s, uint32_t names_hash) {
+    uint32_t h = rs_checksum32("seq", 3, 0);
+    h = rs_checksum32(&s->dim, sizeof(s->dim), h);
+    h = rs_checksum32(&names_hash, sizeof(names_hash), h);
+    const rs_seq_conf_t *c = &s->conf.seq;
+    const int64_t a[8] = {c->d_model, c->history, c->layers, c->experts,
+                          c->top_k, c->expert_hidden, c->buckets, c->seed};
+    const double d[5] = {c->learning_rate, c->balance, s->conf.l2,
+                         s->conf.pos_weight, s->conf.grad_clip};
+    const int64_t k[2] = {s->conf.label_horizon, s->conf.publish_every};
+    h = rs_checksum32(a, sizeof(a), h);
+    h = rs_checksum32(d, sizeof(d), h);
+    return rs_checksum32(k, sizeof(k), h);
+}
+
+/* ----------------------------------------------------------- new/destroy */
+
+static void rs_seq_run_init(rs_seq_t *s, rs_seq_run_t *rs, int cap) {
+    size_t B = (size_t)cap, d = (size_t)s->d, nl = (size_t)s->nl,
+           E = (size_t)s->E, k = (size_t)s->k, H = (size_t)s->H,
+           L1 = (size_t)s->L + 1;
+    rs->cap = cap;
+    rs->row = rs_calloc(B, sizeof(*rs->row));
+    rs->u = rs_aligned_calloc(B * (size_t)s->din, sizeof(float));
+    rs->xin = rs_aligned_calloc(nl * B * d, sizeof(float));
+    rs->qkv = rs_aligned_calloc(nl * B * 3 * d, sizeof(float));
+    rs->att = rs_aligned_calloc(nl * B * L1, sizeof(float));
+    rs->ctx = rs_aligned_calloc(nl * B * d, sizeof(float));
+    rs->x1 = rs_aligned_calloc(nl * B * d, sizeof(float));
+    rs->gp = rs_aligned_calloc(nl * B * E, sizeof(float));
+    rs->sel = rs_aligned_calloc(nl * B * k, sizeof(int));
+    rs->gw = rs_aligned_calloc(nl * B * k, sizeof(float));
+    rs->hid = rs_aligned_calloc(nl * B * k * H, sizeof(float));
+    rs->yex = rs_aligned_calloc(nl * B * k * d, sizeof(float));
+    rs->xout = rs_aligned_calloc(B * d, sizeof(float));
+    rs->logit = rs_aligned_calloc(B, sizeof(float));
+    rs->gidx = rs_aligned_calloc(E * B * k, sizeof(int));
+    rs->gn = rs_aligned_calloc(E, sizeof(int));
+    rs->G = rs_aligned_calloc(B * k * d, sizeof(float));
+    rs->Hg = rs_aligned_calloc(B * k * H, sizeof(float));
+    rs->Yg = rs_aligned_calloc(B * k * d, sizeof(float));
+    rs->dx = rs_aligned_calloc(d, sizeof(float));
+    rs->dx1 = rs_aligned_calloc(d, sizeof(float));
+    rs->dc = rs_aligned_calloc(d, sizeof(float));
+    rs->dqkv = rs_aligned_calloc(3 * d, sizeof(float));
+    rs->dh = rs_aligned_calloc(H, sizeof(float));
+    rs->dy = rs_aligned_calloc(d, sizeof(float));
+    rs->da = rs_aligned_calloc(L1, sizeof(float));
+    rs->dr = rs_aligned_calloc(E, sizeof(float));
+    rs->du = rs_aligned_calloc((size_t)s->din, sizeof(float));
+    rs->tvd = rs_aligned_calloc(RS_SEQ_NB, sizeof(float));
+    rs->gib = rs_aligned_calloc(B * (size_t)s->L, sizeof(int));
+    rs->gf = rs_aligned_calloc(B * (size_t)s->L, sizeof(float));
+    rs->wexp = rs_aligned_calloc(L1, sizeof(float));
+    rs->hist = rs_aligned_calloc((size_t)s->L * s->stride, sizeof(float));
+    rs->dK = rs_aligned_calloc((size_t)s->L * d, sizeof(float));
+    rs->dV = rs_aligned_calloc((size_t)s->L * d, sizeof(float));
+}
+
+static void rs_seq_run_free(rs_seq_run_t *rs) {
+    void *ps[] = {rs->row, rs->u, rs->xin, rs->qkv, rs->att, rs->ctx, rs->x1,
+                  rs->gp, rs->sel, rs->gw, rs->hid, rs->yex, rs->xout,
+                  rs->logit, rs->gidx, rs->gn, rs->G, rs->Hg, rs->Yg, rs->dx,
+                  rs->dx1, rs->dc, rs->dqkv, rs->dh, rs->dy, rs->da, rs->dr,
+                  rs->du, rs->tvd, rs->gib, rs->gf, rs->wexp, rs->hist, rs->dK, rs->dV};
+    for (size_t i = 0; i < RS_ARRAY_LEN(ps); i++) rs_free(ps[i]);
+}
+
+static void rs_seq_init_params(rs_seq_t *s) {
+    rs_rng_t rng;
+    rs_rng_seed(&rng, (uint64_t)s->conf.seq.seed);
+    const int d = s->d, H = s->H;
+#define FILL(off, n, sd)                                                   \
+    for (size_t i_ = 0; i_ < (size_t)(n); i_++)                            \
+    s->p[(off) + i_] = (float)(rs_rng_normal(&rng) * (sd))
+    FILL(s->o_win, (size_t)d * s->din, 1.0 / sqrt((double)s->din));
+    FILL(s->o_wh, d, 0.1 / sqrt((double)d));
+    for (int l = 0; l < s->nl; l++) {
+        FILL(s->o_qkv[l], 3 * d * d, 1.0 / sqrt((double)d));
+        FILL(s->o_wo[l], d * d, 0.5 / sqrt((double)d));
+        FILL(s->o_tv[l], RS_SEQ_NB * d, 0.1);
+        FILL(s->o_wg[l], s->E * d, 0.3 / sqrt((double)d));
+        for (int e = 0; e < s->E; e++) {
+            size_t o = s->o_ex[l] + (size_t)e * s->pe;
+            FILL(o, H * d, sqrt(2.0 / d));
+            FILL(o + (size_t)H * d + H, d * H, 0.5 / sqrt((double)H));
+        }
+        for (int e = 0; e < s->E; e++) s->fbal[l * s->E + e] = 1.0f / s->E;
+    }
+    FILL(s->o_ecp, (size_t)s->conf.seq.buckets * d, 0.5);
+    FILL(s->o_ecat, (size_t)s->conf.seq.buckets * d, 0.5);
+#undef FILL
+    /* Cold start at the prior rate (model.base_rate), not 0.5. */
+    if (s->conf.base_rate > 0 && s->conf.base_rate < 1)
+        s->p[s->o_bh] = (float)log(s->conf.base_rate / (1.0 - s->conf.base_rate));
+}
+
+rs_seq_t *rs_seq_new(const rs_model_conf_t *conf, int dim, uint32_t names_hash,
+                     char *errstr, size_t errstr_size) {
+    if (rs_seq_check_conf(conf, errstr, errstr_size)) return NULL;
+    rs_seq_t *s = rs_calloc(1, sizeof(*s));
+    const rs_seq_conf_t *c = &conf->seq;
+    s->conf = *conf;
+    s->dim = dim;
+    s->din = dim + RS_SEQ_XTRA;
+    s->d = (int)c->d_model;
+    s->L = (int)c->history;
+    s->nl = (int)c->layers;
+    s->E = (int)c->experts;
+    s->k = (int)c->top_k;
+    s->H = (int)c->expert_hidden;
+    s->NB = RS_SEQ_NB;
+    s->stride = s->nl * 2 * s->d;
+    s->pstride = s->nl * s->d;
+    s->batch_max = (int)conf->batch_max;
+    const size_t d = (size_t)s->d;
+
+    /* layout: [W_in b_in wh bh | per layer Wqkv Wo tb TV Wg] = dense, then
+     * experts [layers][E][pe], then Ecp, Ecat */
+    size_t o = 0;
+    s->o_win = o; o += d * (size_t)s->din;
+    s->o_bin = o; o += d;
+    s->o_wh = o; o += d;
+    s->o_bh = o; o += 1;
+    for (int l = 0; l < s->nl; l++) {
+        s->o_qkv[l] = o; o += 3 * d * d;
+        s->o_wo[l] = o; o += d * d;
+        s->o_tb[l] = o; o += RS_SEQ_NB + (size_t)s->L;
+        s->o_tv[l] = o; o += RS_SEQ_NB * d;
+        s->o_wg[l] = o; o += (size_t)s->E * d;
+    }
+    s->dense_end = o;
+    s->pe = 2 * (size_t)s->H * d + (size_t)s->H + d;
+    for (int l = 0; l < s->nl; l++) {
+        s->o_ex[l] = o; o += (size_t)s->E * s->pe;
+    }
+    s->o_ecp = o; o += (size_t)c->buckets * d;
+    s->o_ecat = o; o += (size_t)c->buckets * d;
+    s->np = o;
+    s->p = rs_aligned_calloc(s->np, sizeof(float));
+    s->om = rs_aligned_calloc(s->np, sizeof(float));
+    s->ov = rs_aligned_calloc(s->np, sizeof(float));
+    s->g = rs_aligned_calloc(s->np, sizeof(float));
+    s->fbal = rs_aligned_calloc((size_t)s->nl * s->E, sizeof(float));
+
+    s->mean = rs_aligned_calloc((size_t)dim, sizeof(double));
+    s->m2 = rs_aligned_calloc((size_t)dim, sizeof(double));
+    s->mu = rs_aligned_calloc((size_t)dim, sizeof(float));
+    s->istd = rs_aligned_calloc((size_t)dim, sizeof(float));
+
+    rs_seq_run_init(s, &s->rs, s->batch_max);
+    rs_seq_run_init(s, &s->tr, 1);
+    s->maxregs = 4 + s->nl * (5 + s->k) + 1 + RS_MAX_CATEG;
+    s->regs = rs_calloc((size_t)s->maxregs, sizeof(*s->regs));
+
+    s->ecap = (uint32_t)c->max_entities;
+    s->ent = rs_aligned_calloc(s->ecap, sizeof(*s->ent));
+    s->ekv = rs_aligned_calloc((size_t)s->ecap * s->L * s->stride, sizeof(float));
+    s->exin = rs_aligned_calloc((size_t)s->ecap * s->L * s->pstride, sizeof(float));
+    s->et = rs_aligned_calloc((size_t)s->ecap * s->L, sizeof(int64_t));
+    s->emeta = rs_aligned_calloc((size_t)s->ecap * s->L, sizeof(rs_seq_meta_t));
+    uint64_t p2 = 1;
+    while (p2 < (uint64_t)s->ecap * 2) p2 <<= 1;
+    s->emask = (uint32_t)(p2 - 1);
+    s->eindex = rs_aligned_calloc((size_t)p2, sizeof(uint32_t));
+    s->lru_head = s->lru_tail = -1;
+    s->rowent = rs_calloc((size_t)s->batch_max, sizeof(uint32_t));
+    s->rowin = rs_calloc((size_t)s->batch_max, sizeof(int));
+
+    s->pcap = (uint32_t)c->pending_max;
+    s->pend = rs_aligned_calloc(s->pcap, sizeof(rs_seq_pend_t));
+    s->px = rs_aligned_calloc((size_t)s->pcap * dim, sizeof(float));
+    s->pt = rs_aligned_calloc((size_t)s->pcap * s->L, sizeof(int64_t));
+    s->pxin = rs_aligned_calloc((size_t)s->pcap * s->L * s->pstride, sizeof(float));
+    p2 = 1;
+    while (p2 < (uint64_t)s->pcap * 2) p2 <<= 1;
+    s->pmask = (uint32_t)(p2 - 1);
+    s->pindex = rs_aligned_calloc((size_t)p2, sizeof(uint32_t));
+
+    rs_seq_init_params(s);
+    rs_seq_refresh_std(s);
+    s->conf_hash = rs_seq_hash_conf(s, names_hash);
+    rs_seq_set_version(s);
+    return s;
+}
+
+void rs_seq_destroy(rs_seq_t *s) {
+    if (!s) return;
+    rs_seq_weights_release(s->wuse);
+    rs_seq_run_free(&s->rs);
+    rs_seq_run_free(&s->tr);
+    void *ps[] = {s->p, s->om, s->ov, s->g, s->fbal, s->mean, s->m2, s->mu,
+                  s->istd, s->regs, s->ent, s->ekv, s->exin, s->et, s->emeta,
+                  s->eindex, s->rowent, s->rowin, s->pend, s->px, s->pt,
+                  s->pxin, s->pindex};
+    for (size_t i = 0; i < RS_ARRAY_LEN(ps); i++) rs_free(ps[i]);
+    rs_free(s);
+}
+
+const char *rs_seq_version(const rs_seq_t *s) {
+    return s->wuse ? s->wuse->version : s->version;
+}
+
+/* ------------------------------------------------------ weight snapshots */
+
+rs_seq_weights_t *rs_seq_weights_take(const rs_seq_t *s) {
+    rs_seq_weights_t *w = rs_calloc(1, sizeof(*w));
+    atomic_init(&w->refs, 1);
+    w->np = s->np;
+    w->dim = s->dim;
+    w->arch = rs_seq_arch_hash(s);
+    rs_strlcpy(w->version, s->version, sizeof(w->version));
+    w->p = rs_aligned_calloc(s->np, sizeof(float));
+    memcpy(w->p, s->p, sizeof(float) * s->np);
+    w->mu = rs_aligned_calloc((size_t)s->dim, sizeof(float));
+    w->istd = rs_aligned_calloc((size_t)s->dim, sizeof(float));
+    memcpy(w->mu, s->mu, sizeof(float) * (size_t)s->dim);
+    memcpy(w->istd, s->istd, sizeof(float) * (size_t)s->dim);
+    return w;
+}
+
+void rs_seq_weights_ref(rs_seq_weights_t *w) {
+    if (w) atomic_fetch_add_explicit(&w->refs, 1, memory_order_relaxed);
+}
+
+void rs_seq_weights_release(rs_seq_weights_t *w) {
+    if (!w || atomic_fetch_sub_explicit(&w->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    rs_free(w->p);
+    rs_free(w->mu);
+    rs_free(w->istd);
+    rs_free(w);
+}
+
+const char *rs_seq_weights_version(const rs_seq_weights_t *w) {
+    return w->version;
+}
+
+rs_err_t rs_seq_weights_use(rs_seq_t *s, rs_seq_weights_t *w) {
+    if (w && (w->np != s->np || w->arch != rs_seq_arch_hash(s)))
+        return RS_ERR_INVALID;
+    rs_seq_weights_ref(w);
+    rs_seq_weights_release(s->wuse);
+    s->wuse = w;
+    return RS_OK;
+}
+
+/* --------------------------------------------------------------- GEMM */
+
+/* C[M][N] = A[M][K] . B[N][K]^T (+ C if beta != 0).
+ *
+ * "exact" (default): our own kernel in which every C element is computed
+ * by the same instruction sequence whatever M, N and its position (8 lane
+ * partial sums over k, a fixed reduction tree, then the k tail), so an
+ * event's score does not depend on which other events share its batch.
+ * OpenBLAS does not promise that: its Haswell sgemm sends rows through
+ * different micro-kernels by position and M, which changes the last bits
+ * (measured: a row scored alone vs inside a batch of 8 differs).
+ * "blas": cblas_sgemm, bit-deterministic only for identical batches. */
+
+RS_HOT
+static void rs_gemm_nt(int M, int N, int K, const float *A, int lda,
+                       const float *B, int ldb, float beta, float *C, int ldc) {
+    const int K8 = K & ~7;
+    int i = 0;
+    for (; i + 2 <= M; i += 2) {
+        const float *a0 = A + (size_t)i * lda, *a1 = a0 + lda;
+        float *c0 = C + (size_t)i * ldc, *c1 = c0 + ldc;
+        int j = 0;
+        for (; j + 4 <= N; j += 4) {
+            const float *b0 = B + (size_t)j * ldb, *b1 = b0 + ldb,
+                        *b2 = b1 + ldb, *b3 = b2 + ldb;
+            rs_v8 s00 = {0}, s01 = {0}, s02 = {0}, s03 = {0};
+            rs_v8 s10 = {0}, s11 = {0}, s12 = {0}, s13 = {0};
+            for (int k = 0; k < K8; k += 8) {
+                rs_v8 x0 = rs_ld8(a0 + k), x1 = rs_ld8(a1 + k);
+                rs_v8 w0 = rs_ld8(b0 + k), w1 = rs_ld8(b1 + k),
+                      w2 = rs_ld8(b2 + k), w3 = rs_ld8(b3 + k);
+                s00 += x0 * w0; s01 += x0 * w1; s02 += x0 * w2; s03 += x0 * w3;
+                s10 += x1 * w0; s11 += x1 * w1; s12 += x1 * w2; s13 += x1 * w3;
+            }
+            float r[2][4] = {{rs_hsum8(s00), rs_hsum8(s01), rs_hsum8(s02), rs_hsum8(s03)},
+                             {rs_hsum8(s10), rs_hsum8(s11), rs_hsum8(s12), rs_hsum8(s13)}};
+            for (int k = K8; k < K; k++) {
+                r[0][0] += a0[k] * b0[k]; r[0][1] += a0[k] * b1[k];
+                r[0][2] += a0[k] * b2[k]; r[0][3] += a0[k] * b3[k];
+                r[1][0] += a1[k] * b0[k]; r[1][1] += a1[k] * b1[k];
+                r[1][2] += a1[k] * b2[k]; r[1][3] += a1[k] * b3[k];
+            }
+            for (int t = 0; t < 4; t++) {
+                c0[j + t] = beta != 0.0f ? c0[j + t] + r[0][t] : r[0][t];
+                c1[j + t] = beta != 0.0f ? c1[j + t] + r[1][t] : r[1][t];
+            }
+        }
+        for (; j < N; j++) {
+            const float *b0 = B + (size_t)j * ldb;
+            rs_v8 s00 = {0}, s10 = {0};
+            for (int k = 0; k < K8; k += 8) {
+                rs_v8 w0 = rs_ld8(b0 + k);
+                s00 += rs_ld8(a0 + k) * w0;
+                s10 += rs_ld8(a1 + k) * w0;
+            }
+            float r0 = rs_hsum8(s00), r1 = rs_hsum8(s10);
+            for (int k = K8; k < K; k++) {
+                r0 += a0[k] * b0[k];
+                r1 += a1[k] * b0[k];
+            }
+            c0[j] = beta != 0.0f ? c0[j] + r0 : r0;
+            c1[j] = beta != 0.0f ? c1[j] + r1 : r1;
+        }
+    }
+    for (; i < M; i++) {
+        const float *a0 = A + (size_t)i * lda;
+        float *c0 = C + (size_t)i * ldc;
+        for (int j = 0; j < N; j++) {
+            const float *b0 = B + (size_t)j * ldb;
+            rs_v8 s00 = {0};
+            for (int k = 0; k < K8; k += 8) s00 += rs_ld8(a0 + k) * rs_ld8(b0 + k);
+            float r0 = rs_hsum8(s00);
+            for (int k = K8; k < K; k++) r0 += a0[k] * b0[k];
+            c0[j] = beta != 0.0f ? c0[j] + r0 : r0;
+        }
+    }
+}
+
+static void rs_seq_gemm(const rs_seq_t *s, int M, int N, int K, const float *A,
+                        int lda, const float *B, int ldb, float beta, float *C,
+                        int ldc) {
+    if (M <= 0) return;
+    if (s->conf.seq.gemm == 1)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A,
+                    lda, B, ldb, beta, C, ldc);
+    else
+        rs_gemm_nt(M, N, K, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* ------------------------------------------------------------ forward */
+
+/* Forward nb rows of rs (rows filled by the caller): every activation is
+ * kept for the backward.  No allocation; reads the views, writes nothing
+ * but rs. */
+RS_HOT
+static void rs_seq_run(const rs_seq_t *s, rs_seq_run_t *rs, int nb) {
+    const int d = s->d, din = s->din, dim = s->dim, E = s->E, k = s->k,
+              H = s->H, L1 = s->L + 1, B = rs->cap;
+    const float *P = rs->P;
+    const float isq = 1.0f / sqrtf((float)d);
+
+    /* u [nb][din]: standardised x and the history extras */
+    for (int r = 0; r < nb; r++) {
+        const rs_seq_row_t *rw = &rs->row[r];
+        float *u = rs->u + (size_t)r * din;
+        for (int i = 0; i < dim; i++) {
+            float v = isfinite(rw->x[i]) ? (rw->x[i] - rs->mu[i]) * rs->istd[i]
+                                         : 0.0f;
+            u[i] = v > RS_MODEL_Z_CLIP ? RS_MODEL_Z_CLIP
+                 : v < -RS_MODEL_Z_CLIP ? -RS_MODEL_Z_CLIP : v;
+        }
+        float gap = 0.0f;
+        if (rw->h.n > 0) {
+            int last = (rw->h.start + rw->h.n - 1) % rw->h.cap;
+            int64_t dt = rw->t - rw->h.t[last];
+            gap = dt > 0 ? log1pf((float)dt * 1e-3f) * 0.1f : 0.0f;
+        }
+        u[dim] = gap;
+        u[dim + 1] = log1pf((float)rw->h.n) / log1pf((float)s->L);
+        /* time-gap buckets of the history (every layer uses them) */
+        int *gib = rs->gib + (size_t)r * s->L;
+        float *gf = rs->gf + (size_t)r * s->L;
+        for (int j = 0; j < rw->h.n; j++)
+            rs_seq_gap(rw->t - rw->h.t[(rw->h.start + j) % rw->h.cap], &gib[j],
+                       &gf[j]);
+    }
+    /* x0 [nb][d] = softsign(u W_in^T + b_in + embeddings) */
+    float *x0 = rs->xin;
+    rs_seq_gemm(s, nb, d, din, rs->u, din, P + s->o_win, din, 0.0f, x0, d);
+    for (int r = 0; r < nb; r++) {
+        const rs_seq_row_t *rw = &rs->row[r];
+        float *e = x0 + (size_t)r * d;
+        rs_axpy(1.0f, P + s->o_bin, e, d);
+        if (rw->cp) rs_axpy(1.0f, P + rs_seq_ecp_row(s, rw->cp), e, d);
+        for (int c = 0; c < rw->n_cat; c++)
+            rs_axpy(1.0f, P + rs_seq_ecat_row(s, rw->cat[c]), e, d);
+        for (int i = 0; i < d; i++) e[i] = e[i] / (1.0f + fabsf(e[i]));
+    }
+
+    for (int l = 0; l < s->nl; l++) {
+        float *xin = rs->xin + (size_t)l * B * d;
+        float *qkv = rs->qkv + (size_t)l * B * 3 * d;
+        float *att = rs->att + (size_t)l * B * L1;
+        float *ctx = rs->ctx + (size_t)l * B * d;
+        float *x1 = rs->x1 + (size_t)l * B * d;
+        float *gp = rs->gp + (size_t)l * B * E;
+        int *sel = rs->sel + (size_t)l * B * k;
+        float *gw = rs->gw + (size_t)l * B * k;
+        float *hid = rs->hid + (size_t)l * B * k * H;
+        float *yex = rs->yex + (size_t)l * B * k * d;
+        float *xnext = l + 1 < s->nl ? rs->xin + (size_t)(l + 1) * B * d
+                                     : rs->xout;
+        const float *tb = P + s->o_tb[l], *TV = P + s->o_tv[l];
+
+        /* qkv [nb][3d] = xin Wqkv^T */
+        rs_seq_gemm(s, nb, 3 * d, d, xin, d, P + s->o_qkv[l], d, 0.0f, qkv, 3 * d);
+        /* attention, one row at a time over its cache + itself */
+        for (int r = 0; r < nb; r++) {
+            const rs_seq_row_t *rw = &rs->row[r];
+            if (r + 4 < nb) { /* the keys/values of 4 rows ahead */
+                const rs_seq_view_t *h = &rs->row[r + 4].h;
+                int s0 = h->start, s1 = h->start + h->n;
+                int e0 = RS_MIN(s1, h->cap);
+                rs_prefetch(h->kv + (size_t)s0 * s->stride,
+                            sizeof(float) * (size_t)(e0 - s0) * s->stride);
+                if (s1 > h->cap)
+                    rs_prefetch(h->kv, sizeof(float) * (size_t)(s1 - h->cap) * s->stride);
+                rs_prefetch(h->t, sizeof(int64_t) * (size_t)h->cap);
+            }
+            const float *q = qkv + (size_t)r * 3 * d;
+            float *a = att + (size_t)r * L1;
+            float *c = ctx + (size_t)r * d;
+            const int n = rw->h.n;
+            float mx = -INFINITY;
+            for (int j = 0; j < n; j++) {
+                int sl = (rw->h.start + j) % rw->h.cap;
+                const float *kj = rw->h.kv + (size_t)sl * s->stride + (size_t)l * 2 * d;
+                int ib;
+                float f;
+                ib = rs->gib[(size_t)r * s->L + j];
+                f = rs->gf[(size_t)r * s->L + j];
+                float sc = rs_dot(q, kj, d) * isq + tb[ib] * (1.0f - f) +
+                           (f > 0 ? tb[ib + 1] * f : 0.0f) +
+                           tb[RS_SEQ_NB + n - 1 - j];
+                a[j] = sc;
+                if (sc > mx) mx = sc;
+            }
+            a[n] = rs_dot(q, q + d, d) * isq + tb[0];
+            if (a[n] > mx) mx = a[n];
+            float sum = 0;
+            for (int j = 0; j <= n; j++) {
+                a[j] = expf(a[j] - mx);
+                sum += a[j];
+            }
+            float is = 1.0f / sum;
+            float wb[RS_SEQ_NB] = {0};
+            memset(c, 0, sizeof(float) * (size_t)d);
+            for (int j = 0; j < n; j++) {
+                a[j] *= is;
+                int sl = (rw->h.start + j) % rw->h.cap;
+                const float *vj = rw->h.kv + (size_t)sl * s->stride + (size_t)l * 2 * d + d;
+                int ib;
+                float f;
+                ib = rs->gib[(size_t)r * s->L + j];
+                f = rs->gf[(size_t)r * s->L + j];
+                wb[ib] += a[j] * (1.0f - f);
+                if (f > 0) wb[ib + 1] += a[j] * f;
+                rs_axpy(a[j], vj, c, d);
+            }
+            a[n] *= is;
+            wb[0] += a[n];
+            rs_axpy(a[n], q + 2 * d, c, d);
+            for (int b = 0; b < RS_SEQ_NB; b++)
+                if (wb[b] != 0) rs_axpy(wb[b], TV + (size_t)b * d, c, d);
+        }
+        /* x1 = xin + ctx Wo^T */
+        memcpy(x1, xin, sizeof(float) * (size_t)nb * d);
+        rs_seq_gemm(s, nb, d, d, ctx, d, P + s->o_wo[l], d, 1.0f, x1, d);
+        /* gate: gp [nb][E] = softmax(x1 Wg^T), top-k */
+        rs_seq_gemm(s, nb, E, d, x1, d, P + s->o_wg[l], d, 0.0f, gp, E);
+        memset(rs->gn, 0, sizeof(int) * (size_t)E);
+        for (int r = 0; r < nb; r++) {
+            float *pr = gp + (size_t)r * E;
+            float mx = pr[0];
+            for (int e = 1; e < E; e++) mx = pr[e] > mx ? pr[e] : mx;
+            float sum = 0;
+            for (int e = 0; e < E; e++) {
+                pr[e] = expf(pr[e] - mx);
+                sum += pr[e];
+            }
+            for (int e = 0; e < E; e++) pr[e] /= sum;
+            int *sr = sel + (size_t)r * k;
+            float *wr = gw + (size_t)r * k;
+            float ws = 0;
+            for (int t = 0; t < k; t++) { /* ties: the lower index wins */
+                int best = -1;
+                for (int e = 0; e < E; e++) {
+                    int used = 0;
+                    for (int u = 0; u < t; u++) used |= sr[u] == e;
+                    if (!used && (best < 0 || pr[e] > pr[best])) best = e;
+                }
+                sr[t] = best;
+                wr[t] = pr[best];
+                ws += pr[best];
+                rs->gidx[(size_t)best * B * k + rs->gn[best]++] = r * k + t;
+            }
+            for (int t = 0; t < k; t++) wr[t] /= ws;
+        }
+        /* experts, grouped: Hg = relu(G W1^T + b1), Yg = Hg W2^T + b2 */
+        for (int e = 0; e < E; e++) {
+            int ne = rs->gn[e];
+            if (!ne) continue;
+            const int *gi = rs->gidx + (size_t)e * B * k;
+            const float *W1 = P + s->o_ex[l] + (size_t)e * s->pe;
+            const float *b1 = W1 + (size_t)H * d, *W2 = b1 + H,
+                        *b2 = W2 + (size_t)d * H;
+            for (int i = 0; i < ne; i++)
+                memcpy(rs->G + (size_t)i * d, x1 + (size_t)(gi[i] / k) * d,
+                       sizeof(float) * (size_t)d);
+            rs_seq_gemm(s, ne, H, d, rs->G, d, W1, d, 0.0f, rs->Hg, H);
+            for (int i = 0; i < ne; i++) {
+                float *h = rs->Hg + (size_t)i * H;
+                for (int j = 0; j < H; j++) {
+                    float v = h[j] + b1[j];
+                    h[j] = v > 0 ? v : 0.0f;
+                }
+                memcpy(hid + (size_t)gi[i] * H, h, sizeof(float) * (size_t)H);
+            }
+            rs_seq_gemm(s, ne, d, H, rs->Hg, H, W2, H, 0.0f, rs->Yg, d);
+            for (int i = 0; i < ne; i++) {
+                float *y = yex + (size_t)gi[i] * d;
+                const float *yg = rs->Yg + (size_t)i * d;
+                for (int j = 0; j < d; j++) y[j] = yg[j] + b2[j];
+            }
+        }
+        /* x = x1 + sum_t w_t y_t (slot order: independent of grouping) */
+        for (int r = 0; r < nb; r++) {
+            float *xo = xnext + (size_t)r * d;
+            memcpy(xo, x1 + (size_t)r * d, sizeof(float) * (size_t)d);
+            for (int t = 0; t < k; t++)
+                rs_axpy(gw[(size_t)r * k + t], yex + ((size_t)r * k + t) * d, xo, d);
+        }
+    }
+    for (int r = 0; r < nb; r++)
+        rs->logit[r] = rs_dot(rs->xout + (size_t)r * d, P + s->o_wh, d) + P[s->o_bh];
+}
+
+/* ----------------------------------------------------------- backward */
+
+/* Backward of row r from d loss / d logit = dlogit.  train 0: only
+ * d / d u into rs->du (explanations).  train 2: also every parameter
+ * gradient into s->g (whose touched regions the caller zeroed) with the
+ * load-balancing term.  train 1 (low drift): only head and gate gradients,
+ * stopping below the lowest gate (rs->du is then not computed). */
+RS_HOT
+static void rs_seq_backward(rs_seq_t *s, rs_seq_run_t *rs, int r, float dlogit,
+                            int train) {
+    const int d = s->d, din = s->din, E = s->E, k = s->k, H = s->H,
+              L1 = s->L + 1, B = rs->cap;
+    const float *P = rs->P;
+    float *G = s->g;
+    const float isq = 1.0f / sqrtf((float)d);
+    const rs_seq_row_t *rw = &rs->row[r];
+    float *dx = rs->dx, *dx1 = rs->dx1, *dc = rs->dc, *dqkv = rs->dqkv;
+    const int full = train >= 2;
+
+    for (int i = 0; i < d; i++) dx[i] = dlogit * P[s->o_wh + i];
+    if (train) {
+        rs_axpy(dlogit, rs->xout + (size_t)r * d, G + s->o_wh, d);
+        G[s->o_bh] += dlogit;
+    }
+    for (int l = s->nl - 1; l >= 0; l--) {
+        const float *xin = rs->xin + ((size_t)l * B + r) * d;
+        const float *qkv = rs->qkv + ((size_t)l * B + r) * 3 * d;
+        const float *a = rs->att + ((size_t)l * B + r) * L1;
+        const float *ctx = rs->ctx + ((size_t)l * B + r) * d;
+        const float *x1 = rs->x1 + ((size_t)l * B + r) * d;
+        const float *gp = rs->gp + ((size_t)l * B + r) * E;
+        const int *sel = rs->sel + ((size_t)l * B + r) * k;
+        const float *gw = rs->gw + ((size_t)l * B + r) * k;
+        const float *hid = rs->hid + ((size_t)l * B + r) * k * H;
+        const float *yex = rs->yex + ((size_t)l * B + r) * k * d;
+
+        /* MoE: x = x1 + sum_t w_t y_t */
+        memcpy(dx1, dx, sizeof(float) * (size_t)d);
+        float dgw[RS_SEQ_MAX_K], sdw = 0;
+        for (int t = 0; t < k; t++) {
+            const int e = sel[t];
+            const float *y = yex + (size_t)t * d, *h = hid + (size_t)t * H;
+            const size_t eo = s->o_ex[l] + (size_t)e * s->pe;
+            const float *W1 = P + eo, *W2 = W1 + (size_t)H * d + H;
+            dgw[t] = rs_dot(dx, y, d);
+            sdw += gw[t] * dgw[t];
+            float *dy = rs->dy, *dh = rs->dh;
+            for (int i = 0; i < d; i++) dy[i] = gw[t] * dx[i];
+            /* dh = W2^T dy masked by relu; W2 [d][H] */
+            memset(dh, 0, sizeof(float) * (size_t)H);
+            for (int i = 0; i < d; i++) rs_axpy(dy[i], W2 + (size_t)i * H, dh, H);
+            for (int j = 0; j < H; j++) dh[j] = h[j] > 0 ? dh[j] : 0.0f;
+            if (full) {
+                float *gW1 = G + eo, *gb1 = gW1 + (size_t)H * d, *gW2 = gb1 + H,
+                      *gb2 = gW2 + (size_t)d * H;
+                for (int i = 0; i < d; i++) {
+                    rs_axpy(dy[i], h, gW2 + (size_t)i * H, H);
+                    gb2[i] += dy[i];
+                }
+                for (int j = 0; j < H; j++) {
+                    rs_axpy(dh[j], x1, gW1 + (size_t)j * d, d);
+                    gb1[j] += dh[j];
+                }
+            }
+            for (int j = 0; j < H; j++) rs_axpy(dh[j], W1 + (size_t)j * d, dx1, d);
+        }
+        /* gate: w = softmax over the selected logits; + balance term */
+        float *dr = rs->dr;
+        memset(dr, 0, sizeof(float) * (size_t)E);
+        for (int t = 0; t < k; t++) dr[sel[t]] = gw[t] * (dgw[t] - sdw);
+        if (train && s->conf.seq.balance > 0) {
+            const float *f = s->fbal + (size_t)l * E;
+            float fp = 0;
+            for (int e = 0; e < E; e++) fp += f[e] * gp[e];
+            float cb = (float)s->conf.seq.balance * (float)E;
+            for (int e = 0; e < E; e++) dr[e] += cb * gp[e] * (f[e] - fp);
+        }
+        for (int e = 0; e < E; e++) {
+            if (dr[e] == 0) continue;
+            rs_axpy(dr[e], P + s->o_wg[l] + (size_t)e * d, dx1, d);
+            if (train) rs_axpy(dr[e], x1, G + s->o_wg[l] + (size_t)e * d, d);
+        }
+        if (train == 1 && l == 0) return; /* head + gates only */
+        /* x1 = xin + Wo ctx: dc = Wo^T dx1, dx = dx1 */
+        const float *Wo = P + s->o_wo[l];
+        memset(dc, 0, sizeof(float) * (size_t)d);
+        for (int i = 0; i < d; i++) rs_axpy(dx1[i], Wo + (size_t)i * d, dc, d);
+        if (full)
+            for (int i = 0; i < d; i++)
+                rs_axpy(dx1[i], ctx, G + s->o_wo[l] + (size_t)i * d, d);
+        memcpy(dx, dx1, sizeof(float) * (size_t)d);
+
+        /* attention over the (constant) cache and the event itself */
+        const int n = rw->h.n;
+        const float *q = qkv, *ks = qkv + d, *vs = qkv + 2 * d;
+        const float *tb = P + s->o_tb[l], *TV = P + s->o_tv[l];
+        RS_UNUSED(tb);
+        for (int b = 0; b < RS_SEQ_NB; b++) rs->tvd[b] = rs_dot(dc, TV + (size_t)b * d, d);
+        float *da = rs->da, sa = 0;
+        for (int j = 0; j < n; j++) {
+            int sl = (rw->h.start + j) % rw->h.cap;
+            const float *vj = rw->h.kv + (size_t)sl * s->stride + (size_t)l * 2 * d + d;
+            int ib;
+            float f;
+            ib = rs->gib[(size_t)r * s->L + j];
+            f = rs->gf[(size_t)r * s->L + j];
+            da[j] = rs_dot(dc, vj, d) + rs->tvd[ib] * (1.0f - f) +
+                    (f > 0 ? rs->tvd[ib + 1] * f : 0.0f);
+            sa += a[j] * da[j];
+        }
+        da[n] = rs_dot(dc, vs, d) + rs->tvd[0];
+        sa += a[n] * da[n];
+        float *dq = dqkv, *dk = dqkv + d, *dv = dqkv + 2 * d;
+        memset(dqkv, 0, sizeof(float) * 3 * (size_t)d);
+        float wb[RS_SEQ_NB] = {0};
+        for (int j = 0; j < n; j++) {
+            int sl = (rw->h.start + j) % rw->h.cap;
+            const float *kj = rw->h.kv + (size_t)sl * s->stride + (size_t)l * 2 * d;
+            float ds = a[j] * (da[j] - sa);
+            rs_axpy(ds * isq, kj, dq, d);
+            if (full) { /* replay view: start 0, k/v recomputed from xin */
+                for (int i = 0; i < d; i++) {
+                    rs->dK[(size_t)j * d + i] = ds * isq * q[i];
+                    rs->dV[(size_t)j * d + i] = a[j] * dc[i];
+                }
+                int ib;
+                float f;
+                ib = rs->gib[(size_t)r * s->L + j];
+                f = rs->gf[(size_t)r * s->L + j];
+                G[s->o_tb[l] + ib] += ds * (1.0f - f);
+                G[s->o_tb[l] + RS_SEQ_NB + n - 1 - j] += ds;
+                wb[ib] += a[j] * (1.0f - f);
+                if (f > 0) {
+                    G[s->o_tb[l] + ib + 1] += ds * f;
+                    wb[ib + 1] += a[j] * f;
+                }
+            }
+        }
+        float dss = a[n] * (da[n] - sa);
+        rs_axpy(dss * isq, ks, dq, d);
+        for (int i = 0; i < d; i++) {
+            dk[i] = dss * isq * q[i];
+            dv[i] = a[n] * dc[i];
+        }
+        if (full && n > 0) {
+            /* Wk, Wv through the history: g += dK^T Xin, dV^T Xin */
+            const float *X = rw->h.xin + (size_t)l * d;
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, d, n, 1.0f,
+                        rs->dK, d, X, s->pstride, 1.0f,
+                        G + s->o_qkv[l] + (size_t)d * d, d);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, d, n, 1.0f,
+                        rs->dV, d, X, s->pstride, 1.0f,
+                        G + s->o_qkv[l] + 2 * (size_t)d * d, d);
+        }
+        if (full) {
+            G[s->o_tb[l]] += dss;
+            wb[0] += a[n];
+            for (int b = 0; b < RS_SEQ_NB; b++)
+                if (wb[b] != 0) rs_axpy(wb[b], dc, G + s->o_tv[l] + (size_t)b * d, d);
+        }
+        const float *Wqkv = P + s->o_qkv[l];
+        for (int i = 0; i < 3 * d; i++) {
+            rs_axpy(dqkv[i], Wqkv + (size_t)i * d, dx, d);
+            if (full) rs_axpy(dqkv[i], xin, G + s->o_qkv[l] + (size_t)i * d, d);
+        }
+    }
+    /* x0 = softsign(e): dx0/de = (1 - |x0|)^2 */
+    const float *x0 = rs->xin + (size_t)r * d;
+    for (int i = 0; i < d; i++) {
+        float g = 1.0f - fabsf(x0[i]);
+        dx[i] *= g * g;
+    }
+    const float *u = rs->u + (size_t)r * din;
+    memset(rs->du, 0, sizeof(float) * (size_t)din);
+    for (int i = 0; i < d; i++) {
+        rs_axpy(dx[i], P + s->o_win + (size_t)i * din, rs->du, din);
+        if (full) rs_axpy(dx[i], u, G + s->o_win + (size_t)i * din, din);
+    }
+    if (full) {
+        rs_axpy(1.0f, dx, G + s->o_bin, d);
+        if (rw->cp) rs_axpy(1.0f, dx, G + rs_seq_ecp_row(s, rw->cp), d);
+        for (int c = 0; c < rw->n_cat; c++)
+            rs_axpy(1.0f, dx, G + rs_seq_ecat_row(s, rw->cat[c]), d);
+    }
+}
+
+/* ------------------------------------------------------ entity caches */
+
+static void rs_seq_lru_unlink(rs_seq_t *s, uint32_t i) {
+    rs_seq_ent_t *e = &s->ent[i];
+    if (e->prev >= 0) s->ent[e->prev].next = e->next; else s->lru_head = e->next;
+    if (e->next >= 0) s->ent[e->next].prev = e->prev; else s->lru_tail = e->prev;
+    e->prev = e->next = -1;
+}
+
+static void rs_seq_lru_front(rs_seq_t *s, uint32_t i) {
+    rs_seq_ent_t *e = &s->ent[i];
+    e->prev = -1;
+    e->next = s->lru_head;
+    if (s->lru_head >= 0) s->ent[s->lru_head].prev = (int32_t)i;
+    s->lru_head = (int32_t)i;
+    if (s->lru_tail < 0) s->lru_tail = (int32_t)i;
+}
+
+static int64_t rs_seq_ent_pos(const rs_seq_t *s, uint64_t key) {
+    uint32_t i = (uint32_t)key & s->emask;
+    for (;;) {
+        uint32_t v = s->eindex[i];
+        if (!v) return -1;
+        if (s->ent[v - 1].key == key) return i;
+        i = (i + 1) & s->emask;
+    }
+}
+
+static void rs_seq_ent_unindex(rs_seq_t *s, uint32_t i) {
+    uint32_t j = i;
+    for (;;) {
+        s->eindex[i] = 0;
+        for (;;) {
+            j = (j + 1) & s->emask;
+            if (!s->eindex[j]) return;
+            uint32_t kk = (uint32_t)s->ent[s->eindex[j] - 1].key & s->emask;
+            int stays = i <= j ? (i < kk && kk <= j) : (i < kk || kk <= j);
+            if (!stays) break;
+        }
+        s->eindex[i] = s->eindex[j];
+        i = j;
+    }
+}
+
+/* Slot of `key`, created (evicting the LRU entity if full) when absent. */
+static uint32_t rs_seq_ent_get(rs_seq_t *s, uint64_t key, uint32_t *flags) {
+    int64_t pos = rs_seq_ent_pos(s, key);
+    if (pos >= 0) {
+        uint32_t i = s->eindex[pos] - 1;
+        rs_seq_lru_unlink(s, i);
+        rs_seq_lru_front(s, i);
+        if (!s->ent[i].n) *flags |= RS_MODEL_OUT_NEW_ENTITY;
+        return i;
+    }
+    uint32_t i;
+    if (s->eused < s->ecap) {
+        i = s->eused++;
+    } else {
+        i = (uint32_t)s->lru_tail;
+        rs_seq_ent_unindex(s, (uint32_t)rs_seq_ent_pos(s, s->ent[i].key));
+        rs_seq_lru_unlink(s, i);
+        s->evictions++;
+        *flags |= RS_MODEL_OUT_EVICTED;
+    }
+    rs_seq_ent_t *e = &s->ent[i];
+    memset(e, 0, sizeof(*e));
+    e->key = key;
+    uint32_t j = (uint32_t)key & s->emask;
+    while (s->eindex[j]) j = (j + 1) & s->emask;
+    s->eindex[j] = i + 1;
+    rs_seq_lru_front(s, i);
+    *flags |= RS_MODEL_OUT_NEW_ENTITY;
+    return i;
+}
+
+static rs_seq_view_t rs_seq_ent_view(const rs_seq_t *s, uint32_t i) {
+    const rs_seq_ent_t *e = &s->ent[i];
+    rs_seq_view_t v;
+    v.kv = s->ekv + (size_t)i * s->L * s->stride;
+    v.xin = s->exin + (size_t)i * s->L * s->pstride;
+    v.t = s->et + (size_t)i * s->L;
+    v.n = (int)e->n;
+    v.cap = s->L;
+    v.start = (int)((e->head + (uint32_t)s->L - e->n) % (uint32_t)s->L);
+    return v;
+}
+
+/* Append row r's K/V (every layer) and meta to entity i's ring. */
+static void rs_seq_ent_append(rs_seq_t *s, uint32_t i, const rs_seq_run_t *rs,
+                              int r, const rs_model_input_t *in) {
+    rs_seq_ent_t *e = &s->ent[i];
+    const int d = s->d;
+    size_t slot = (size_t)i * s->L + e->head;
+    float *kv = s->ekv + slot * s->stride;
+    float *xi = s->exin + slot * s->pstride;
+    for (int l = 0; l < s->nl; l++) {
+        memcpy(kv + (size_t)l * 2 * d,
+               rs->qkv + ((size_t)l * rs->cap + r) * 3 * d + d,
+               sizeof(float) * 2 * (size_t)d);
+        memcpy(xi + (size_t)l * d, rs->xin + ((size_t)l * rs->cap + r) * d,
+               sizeof(float) * (size_t)d);
+    }
+    s->et[slot] = in->event_time_ms;
+    rs_seq_meta_t *m = &s->emeta[slot];
+    m->amount = in->amount;
+    rs_strlcpy(m->id, in->event_id, sizeof(m->id));
+    rs_strlcpy(m->cp, in->counterparty_id ? in->counterparty_id : "",
+               sizeof(m->cp));
+    e->head = (e->head + 1) % (uint32_t)s->L;
+    if (e->n < (uint32_t)s->L) e->n++;
+}
+
+/* ------------------------------------------------------ pending buffer */
+
+static int64_t rs_seq_pend_pos(const rs_seq_t *s, uint64_t id) {
+    uint32_t i = (uint32_t)id & s->pmask;
+    for (;;) {
+        uint32_t v = s->pindex[i];
+        if (!v) return -1;
+        if (s->pend[v - 1].id == id) return i;
+        i = (i + 1) & s->pmask;
+    }
+}
+
+static void rs_seq_pend_unindex(rs_seq_t *s, uint32_t i) {
+    uint32_t j = i;
+    for (;;) {
+        s->pindex[i] = 0;
+        for (;;) {
+            j = (j + 1) & s->pmask;
+            if (!s->pindex[j]) return;
+            uint32_t kk = (uint32_t)s->pend[s->pindex[j] - 1].id & s->pmask;
+            int stays = i <= j ? (i < kk && kk <= j) : (i < kk || kk <= j);
+            if (!stays) break;
+        }
+        s->pindex[i] = s->pindex[j];
+        i = j;
+    }
+}
+
+static void rs_seq_pend_kill(rs_seq_t *s, uint32_t sl) {
+    int64_t pos = rs_seq_pend_pos(s, s->pend[sl].id);
+    if (pos >= 0) rs_seq_pend_unindex(s, (uint32_t)pos);
+    s->pend[sl].live = 0;
+    s->plive--;
+}
+
+static void rs_seq_pend_trim(rs_seq_t *s) {
+    while (s->pspan && !s->pend[s->ptail].live) {
+        s->ptail = (s->ptail + 1) % s->pcap;
+        s->pspan--;
+    }
+}
+
+/* Keep row r's replay material: raw x, categoricals, time, a linear copy
+ * of its history view. */
+static void rs_seq_remember(rs_seq_t *s, const rs_seq_row_t *rw,
+                            const rs_model_input_t *in, float score) {
+    uint64_t id = rs_hash_str(in->event_id);
+    int64_t pos = rs_seq_pend_pos(s, id);
+    if (pos >= 0) rs_seq_pend_kill(s, s->pindex[pos] - 1);
+    rs_seq_pend_trim(s);
+    if (s->pspan == s->pcap) {
+        rs_seq_pend_kill(s, s->ptail);
+        s->dropped++;
+        rs_seq_pend_trim(s);
+    }
+    uint32_t sl = (s->ptail + s->pspan) % s->pcap;
+    rs_seq_pend_t *p = &s->pend[sl];
+    p->id = id;
+    p->t = in->event_time_ms;
+    p->score = score;
+    p->live = 1;
+    p->n_hist = rw->h.n;
+    p->n_cat = rw->n_cat;
+    p->cp = rw->cp;
+    memcpy(p->cat, rw->cat, sizeof(uint64_t) * (size_t)rw->n_cat);
+    memcpy(s->px + (size_t)sl * s->dim, in->x, sizeof(float) * (size_t)s->dim);
+    float *xh = s->pxin + (size_t)sl * s->L * s->pstride;
+    int64_t *t = s->pt + (size_t)sl * s->L;
+    for (int j = 0; j < rw->h.n; j++) {
+        int hs = (rw->h.start + j) % rw->h.cap;
+        memcpy(xh + (size_t)j * s->pstride, rw->h.xin + (size_t)hs * s->pstride,
+               sizeof(float) * (size_t)s->pstride);
+        t[j] = rw->h.t[hs];
+    }
+    uint32_t i = (uint32_t)id & s->pmask;
+    while (s->pindex[i]) i = (i + 1) & s->pmask;
+    s->pindex[i] = sl + 1;
+    s->pspan++;
+    s->plive++;
+}
+
+/* Row for the replay of pending slot sl: the history's k, v recomputed
+ * from its kept layer inputs at the current weights into tr->hist. */
+static void rs_seq_pend_row(const rs_seq_t *s, uint32_t sl, rs_seq_run_t *tr) {
+    const rs_seq_pend_t *p = &s->pend[sl];
+    rs_seq_row_t *rw = &tr->row[0];
+    const int d = s->d, n = p->n_hist;
+    const float *xh = s->pxin + (size_t)sl * s->L * s->pstride;
+    for (int l = 0; l < s->nl && n > 0; l++) {
+        /* hist[j][l] = [xin_j Wk^T, xin_j Wv^T, xin_j] */
+        /* training only (a replay has a fixed shape): OpenBLAS */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, 2 * d, d, 1.0f,
+                    xh + (size_t)l * d, s->pstride,
+                    s->p + s->o_qkv[l] + (size_t)d * d, d, 0.0f,
+                    tr->hist + (size_t)l * 2 * d, s->stride);
+    }
+    rw->x = s->px + (size_t)sl * s->dim;
+    rw->t = p->t;
+    rw->cp = p->cp;
+    rw->n_cat = p->n_cat;
+    rw->cat = p->cat;
+    rw->h.kv = tr->hist;
+    rw->h.xin = xh;
+    rw->h.t = s->pt + (size_t)sl * s->L;
+    rw->h.n = p->n_hist;
+    rw->h.start = 0;
+    rw->h.cap = s->L;
+}
+
+/* -------------------------------------------------------------- drift */
+
+static int rs_seq_psi_bin(float logit) {
+    static const float edges[RS_SEQ_PSI_BINS - 1] = {-6.0f, -4.5f, -3.5f,
+                                                     -2.5f, -1.5f, -0.5f,
+                                                     0.5f,  1.5f,  3.0f};
+    int b = 0;
+    while (b < RS_SEQ_PSI_BINS - 1 && logit >= edges[b]) b++;
+    return b;
+}
+
+static void rs_seq_drift_add(rs_seq_t *s, float logit) {
+    s->dcur[rs_seq_psi_bin(logit)]++;
+    if (++s->dcur_n < (uint64_t)s->conf.seq.drift_window) return;
+    if (s->dref_ok) {
+        double nr = 0, nc = 0, psi = 0;
+        for (int b = 0; b < RS_SEQ_PSI_BINS; b++) {
+            nr += (double)s->dref[b] + 0.5;
+            nc += (double)s->dcur[b] + 0.5;
+        }
+        for (int b = 0; b < RS_SEQ_PSI_BINS; b++) {
+            double pr = ((double)s->dref[b] + 0.5) / nr;
+            double pc = ((double)s->dcur[b] + 0.5) / nc;
+            psi += (pc - pr) * log(pc / pr);
+        }
+        s->psi = psi;
+    }
+    memcpy(s->dref, s->dcur, sizeof(s->dref));
+    memset(s->dcur, 0, sizeof(s->dcur));
+    s->dcur_n = 0;
+    s->dref_ok = 1;
+}
+
+static int rs_seq_all_layers(const rs_seq_t *s) {
+    switch (s->conf.seq.drift_mode) {
+    case 1: return 1;
+    case 2: return 0;
+    default:
+        return s->updates < (uint64_t)s->conf.seq.warmup_updates ||
+               s->psi > s->conf.seq.drift_threshold;
+    }
+}
+
+/* ------------------------------------------------------------ scoring */
+
+/* Outputs, contributions, memory and cache appends of a sub-batch. */
+static void rs_seq_flush(rs_seq_t *s, const rs_model_input_t *in, int nb,
+                         rs_model_output_t *out, float *contrib,
+                         unsigned flags) {
+    if (!nb) return;
+    rs_seq_run_t *rs = &s->rs;
+    const int L1 = s->L + 1, B = rs->cap, k = s->k, dim = s->dim;
+    if (s->wuse) {
+        rs->P = s->wuse->p;
+        rs->mu = s->wuse->mu;
+        rs->istd = s->wuse->istd;
+    } else {
+        rs->P = s->p;
+        rs->mu = s->mu;
+        rs->istd = s->istd;
+    }
+    rs_seq_run(s, rs, nb);
+    for (int r = 0; r < nb; r++) {
+        const int ii = s->rowin[r];
+        const rs_seq_row_t *rw = &rs->row[r];
+        rs_model_output_t *o = &out[ii];
+        if ((flags & RS_MODEL_FWD_EXPLAIN) && r + 4 < nb)
+            rs_prefetch(s->emeta + (size_t)s->rowent[r + 4] * s->L,
+                        sizeof(rs_seq_meta_t) * (size_t)s->L);
+        if ((flags & RS_MODEL_FWD_REMEMBER) && r + 4 < nb) {
+            /* the history inputs it copies, and (about) its pending slot */
+            rs_prefetch(s->exin + (size_t)s->rowent[r + 4] * s->L * s->pstride,
+                        sizeof(float) * (size_t)s->L * s->pstride);
+            uint32_t ps = (s->ptail + s->pspan + 4) % s->pcap;
+            float *dst = s->pxin + (size_t)ps * s->L * s->pstride;
+            for (size_t o = 0; o < sizeof(float) * (size_t)s->L * s->pstride; o += 64)
+                __builtin_prefetch((char *)dst + o, 1);
+        }
+        o->score = (float)rs_sigm((double)rs->logit[r]);
+        o->contrib = NULL;
+        o->n_attended = 0;
+        o->n_experts = 0;
+        o->self_weight = 0;
+        if (flags & RS_MODEL_FWD_EXPLAIN) {
+            /* mean attention over layers, top RS_MODEL_ATTEND_MAX */
+            float *w = rs->wexp;
+            const int n = rw->h.n;
+            for (int j = 0; j <= n; j++) {
+                float a = 0;
+                for (int l = 0; l < s->nl; l++)
+                    a += rs->att[((size_t)l * B + r) * L1 + j];
+                w[j] = a / (float)s->nl;
+            }
+            o->self_weight = w[n];
+            int na = RS_MIN(n, RS_MODEL_ATTEND_MAX);
+            for (int t = 0; t < na; t++) {
+                int best = -1; /* newest first on ties */
+                for (int j = n - 1; j >= 0; j--)
+                    if (w[j] >= 0 && (best < 0 || w[j] > w[best])) best = j;
+                int sl = (rw->h.start + best) % rw->h.cap;
+                const rs_seq_meta_t *m =
+                    &s->emeta[(size_t)s->rowent[r] * s->L + sl];
+                rs_model_attn_t *at = &o->attended[t];
+                memcpy(at->event_id, m->id, sizeof(at->event_id));
+                memcpy(at->counterparty_id, m->cp, sizeof(at->counterparty_id));
+                at->event_time_ms = rw->h.t[sl];
+                at->amount = m->amount;
+                at->weight = w[best];
+                w[best] = -1.0f;
+            }
+            o->n_attended = na;
+            for (int l = 0; l < s->nl; l++)
+                for (int t = 0; t < k && o->n_experts < RS_MODEL_EXPERTS_MAX; t++) {
+                    rs_model_expert_t *ex = &o->experts[o->n_experts++];
+                    ex->expert = l * s->E + rs->sel[((size_t)l * B + r) * k + t];
+                    ex->gate = rs->gw[((size_t)l * B + r) * k + t];
+                }
+        }
+        if (contrib) {
+            rs_seq_backward(s, rs, r, 1.0f, 0);
+            float *c = contrib + (size_t)ii * dim;
+            const float *u = rs->u + (size_t)r * s->din;
+            for (int i = 0; i < dim; i++) c[i] = rs->du[i] * u[i];
+            o->contrib = c;
+        }
+        if (flags & RS_MODEL_FWD_REMEMBER) rs_seq_remember(s, rw, &in[ii], o->score);
+        rs_seq_drift_add(s, rs->logit[r]);
+    }
+    for (int r = 0; r < nb; r++)
+        rs_seq_ent_append(s, s->rowent[r], rs, r, &in[s->rowin[r]]);
+}
+
+rs_err_t rs_seq_forward(rs_seq_t *s, const rs_model_input_t *in, int n,
+                        rs_model_output_t *out, float *contrib,
+                        unsigned flags) {
+    if (n < 0) return RS_ERR_INVALID;
+    for (int i = 0; i < n; i++)
+        if (!in[i].x || !in[i].event_id || !in[i].entity_id ||
+            in[i].n_cat < 0 || in[i].n_cat > RS_MAX_CATEG)
+            return RS_ERR_INVALID;
+    int nb = 0;
+    s->stamp++;
+    for (int i = 0; i < n; i++) {
+        uint64_t key = rs_hash_str(in[i].entity_id);
+        int64_t pos = rs_seq_ent_pos(s, key);
+        if ((pos >= 0 && s->ent[s->eindex[pos] - 1].stamp == s->stamp) ||
+            nb == s->batch_max) {
+            rs_seq_flush(s, in, nb, out, contrib, flags);
+            nb = 0;
+            s->stamp++;
+        }
+        uint32_t fl = 0;
+        uint32_t ei = rs_seq_ent_get(s, key, &fl);
+        s->ent[ei].stamp = s->stamp;
+        out[i].flags = fl;
+        rs_seq_row_t *rw = &s->rs.row[nb];
+        rw->x = in[i].x;
+        rw->t = in[i].event_time_ms;
+        rw->cp = in[i].counterparty_id && in[i].counterparty_id[0]
+                     ? rs_hash_str(in[i].counterparty_id) | 1u
+                     : 0;
+        rw->n_cat = in[i].n_cat;
+        rw->cat = in[i].cat_hash;
+        rw->h = rs_seq_ent_view(s, ei);
+        s->rowent[nb] = ei;
+        s->rowin[nb] = i;
+        nb++;
+    }
+    rs_seq_flush(s, in, nb, out, contrib, flags);
+    return RS_OK;
+}
+
+/* ----------------------------------------------------------- learning */
+
+static void rs_seq_reg_add(rs_seq_t *s, size_t off, size_t len) {
+    for (int i = 0; i < s->nregs; i++)
+        if (s->regs[i].off == off) return;
+    s->regs[s->nregs].off = off;
+    s->regs[s->nregs].len = len;
+    s->nregs++;
+}
+
+/* Regions the backward of tr row 0 writes: dense, chosen experts,
+ * embedding rows. */
+static void rs_seq_regions(rs_seq_t *s) {
+    const rs_seq_run_t *tr = &s->tr;
+    const rs_seq_row_t *rw = &tr->row[0];
+    s->nregs = 0;
+    rs_seq_reg_add(s, 0, s->dense_end);
+    for (int l = 0; l < s->nl; l++)
+        for (int t = 0; t < s->k; t++)
+            rs_seq_reg_add(s, s->o_ex[l] + (size_t)tr->sel[(size_t)l * s->k + t] * s->pe,
+                           s->pe);
+    if (rw->cp) rs_seq_reg_add(s, rs_seq_ecp_row(s, rw->cp), (size_t)s->d);
+    for (int c = 0; c < rw->n_cat; c++)
+        rs_seq_reg_add(s, rs_seq_ecat_row(s, rw->cat[c]), (size_t)s->d);
+}
+
+/* Forward + backward of pending slot sl at the current weights; returns the
+ * loss; gradient in s->g over s->regs. */
+static double rs_seq_fwd_bwd(rs_seq_t *s, uint32_t sl, int y, int level) {
+    rs_seq_run_t *tr = &s->tr;
+    rs_seq_pend_row(s, sl, tr);
+    tr->P = s->p;
+    tr->mu = s->mu;
+    tr->istd = s->istd;
+    rs_seq_run(s, tr, 1);
+    rs_seq_regions(s);
+    for (int i = 0; i < s->nregs; i++)
+        memset(s->g + s->regs[i].off, 0, sizeof(float) * s->regs[i].len);
+    double l = (double)tr->logit[0];
+    double c = y ? s->conf.pos_weight : 1.0;
+    double loss = c * (rs_splus(l) - (y ? l : 0.0));
+    for (int ly = 0; ly < s->nl; ly++) {
+        const float *f = s->fbal + (size_t)ly * s->E;
+        const float *gp = tr->gp + (size_t)ly * s->E;
+        double fp = 0;
+        for (int e = 0; e < s->E; e++) fp += (double)f[e] * gp[e];
+        loss += s->conf.seq.balance * s->E * fp;
+    }
+    rs_seq_backward(s, tr, 0, (float)(c * (rs_sigm(l) - (y ? 1.0 : 0.0))), level);
+    return loss;
+}
+
+/* sum of squares, 8 float lanes per region then double */
+RS_HOT
+static double rs_seq_sumsq(const float *g, size_t len) {
+    rs_v8 acc = {0};
+    size_t j = 0;
+    for (; j + 8 <= len; j += 8) {
+        rs_v8 x = rs_ld8(g + j);
+        acc += x * x;
+    }
+    double t = (double)rs_hsum8(acc);
+    for (; j < len; j++) t += (double)g[j] * g[j];
+    return t;
+}
+
+RS_HOT
+static void rs_seq_update(rs_seq_t *s, size_t off, size_t len, float scale,
+                          float c1, float c2) {
+    const float lr = (float)s->conf.seq.learning_rate, l2 = (float)s->conf.l2;
+    float *p = s->p + off, *g = s->g + off, *m = s->om + off, *v = s->ov + off;
+    if (s->conf.seq.optimizer == 1) {
+        size_t i = 0;
+        for (; i + 8 <= len; i += 8) { /* element-wise: same bits as scalar */
+            rs_v8w *pv = (rs_v8w *)(void *)(p + i), *mv = (rs_v8w *)(void *)(m + i);
+            rs_v8 gi = rs_ld8(g + i) * scale + l2 * *pv;
+            *mv = RS_MOMENTUM * *mv + gi;
+            *pv = *pv - lr * *mv;
+        }
+        for (; i < len; i++) {
+            float gi = g[i] * scale + l2 * p[i];
+            m[i] = RS_MOMENTUM * m[i] + gi;
+            p[i] -= lr * m[i];
+        }
+        return;
+    }
+    const float a = lr / c1, ic2 = 1.0f / c2;
+    for (size_t i = 0; i < len; i++) {
+        float gi = g[i] * scale + l2 * p[i];
+        m[i] = RS_ADAM_B1 * m[i] + (1.0f - RS_ADAM_B1) * gi;
+        v[i] = RS_ADAM_B2 * v[i] + (1.0f - RS_ADAM_B2) * gi * gi;
+        p[i] -= a * m[i] / (sqrtf(v[i] * ic2) + RS_ADAM_EPS);
+    }
+}
+
+static void rs_seq_step(rs_seq_t *s, uint32_t sl, int y) {
+    /* 1. standardiser */
+    const float *x = s->px + (size_t)sl * s->dim;
+    s->nobs++;
+    for (int i = 0; i < s->dim; i++) {
+        double v = isfinite(x[i]) ? (double)x[i] : s->mean[i];
+        double dd = v - s->mean[i];
+        s->mean[i] += dd / (double)s->nobs;
+        s->m2[i] += dd * (v - s->mean[i]);
+    }
+    rs_seq_refresh_std(s);
+
+    /* 2. gradient of the replayed forward, clipped by norm */
+    const int all = rs_seq_all_layers(s);
+    rs_seq_fwd_bwd(s, sl, y, all ? 2 : 1);
+    double norm = 0;
+    for (int i = 0; i < s->nregs; i++)
+        norm += rs_seq_sumsq(s->g + s->regs[i].off, s->regs[i].len);
+    norm = sqrt(norm);
+    float scale = norm > s->conf.grad_clip ? (float)(s->conf.grad_clip / norm) : 1.0f;
+
+    /* 3. routing fractions for the balance term */
+    for (int l = 0; l < s->nl; l++) {
+        float *f = s->fbal + (size_t)l * s->E;
+        for (int e = 0; e < s->E; e++) f[e] *= 1.0f - RS_SEQ_BAL_EMA;
+        for (int t = 0; t < s->k; t++)
+            f[s->tr.sel[(size_t)l * s->k + t]] += RS_SEQ_BAL_EMA / (float)s->k;
+    }
+
+    /* 4. optimiser on the trainable touched regions */
+    s->opt_t++;
+    float c1 = 1.0f - powf(RS_ADAM_B1, (float)RS_MIN(s->opt_t, 100000));
+    float c2 = 1.0f - powf(RS_ADAM_B2, (float)RS_MIN(s->opt_t, 100000));
+    for (int i = 0; i < s->nregs; i++) {
+        size_t off = s->regs[i].off, len = s->regs[i].len;
+        if (off == 0) { /* dense block */
+            if (all) {
+                rs_seq_update(s, 0, len, scale, c1, c2);
+            } else {
+                rs_seq_update(s, s->o_wh, (size_t)s->d + 1, scale, c1, c2);
+                for (int l = 0; l < s->nl; l++)
+                    rs_seq_update(s, s->o_wg[l], (size_t)s->E * s->d, scale, c1, c2);
+            }
+        } else if (all) { /* experts and embedding rows */
+            rs_seq_update(s, off, len, scale, c1, c2);
+        }
+    }
+
+    /* 5. counters and version */
+    s->updates++;
+    if (y) s->positives++; else s->negatives++;
+    uint64_t vs = s->updates / (uint64_t)s->conf.publish_every;
+    if (vs != s->vstep) {
+        s->vstep = vs;
+        rs_seq_set_version(s);
+    }
+}
+
+rs_err_t rs_seq_learn(rs_seq_t *s, const rs_label_t *lb, float *score_out) {
+    int64_t pos = rs_seq_pend_pos(s, rs_hash_str(lb->event_id));
+    if (pos < 0) {
+        s->unknown_labels++;
+        return RS_ERR_NOTFOUND;
+    }
+    uint32_t sl = s->pindex[pos] - 1;
+    if (score_out) *score_out = s->pend[sl].score;
+    rs_seq_pend_kill(s, sl);
+    rs_seq_step(s, sl, lb->value >= 0.5);
+    rs_seq_pend_trim(s);
+    return RS_OK;
+}
+
+int rs_seq_advance(rs_seq_t *s, int64_t watermark_ms,
+                   void (*resolved)(void *opaque, float score, int label),
+                   void *opaque) {
+    int n = 0;
+    int64_t cutoff = watermark_ms < INT64_MIN + s->conf.label_horizon
+                         ? INT64_MIN
+                         : watermark_ms - s->conf.label_horizon;
+    rs_seq_pend_trim(s);
+    while (s->pspan) {
+        uint32_t sl = s->ptail;
+        if (s->pend[sl].t >= cutoff) break;
+        float score = s->pend[sl].score;
+        rs_seq_pend_kill(s, sl);
+        rs_seq_step(s, sl, 0);
+        s->horizon_negatives++;
+        n++;
+        if (resolved) resolved(opaque, score, 0);
+        rs_seq_pend_trim(s);
+    }
+    return n;
+}
+
+void rs_seq_stats(const rs_seq_t *s, rs_model_stats_t *st) {
+    memset(st, 0, sizeof(*st));
+    st->updates = s->updates;
+    st->positives = s->positives;
+    st->negatives = s->negatives;
+    st->horizon_negatives = s->horizon_negatives;
+    st->pending = s->plive;
+    st->dropped = s->dropped;
+    st->unknown_labels = s->unknown_labels;
+    rs_strlcpy(st->version, s->version, sizeof(st->version));
+    st->entities = s->eused;
+    st->evictions = s->evictions;
+    st->drift_psi = s->psi;
+    st->drift_high = rs_seq_all_layers(s);
+    st->entity_bytes = sizeof(rs_seq_ent_t) + 2 * sizeof(uint32_t) +
+                       (size_t)s->L * (sizeof(float) * (s->stride + s->pstride) +
+                                       sizeof(int64_t) + sizeof(rs_seq_meta_t));
+    st->pending_bytes = sizeof(rs_seq_pend_t) + 2 * sizeof(uint32_t) +
+                        sizeof(float) * (size_t)s->dim +
+                        (size_t)s->L * (sizeof(float) * s->pstride + sizeof(int64_t));
+    st->mem_bytes = st->entity_bytes * s->ecap + st->pending_bytes * s->pcap +
+                    4 * sizeof(float) * s->np;
+}
+
+/* ------------------------------------------------------------ for tests */
+
+float *rs_seq_params(rs_seq_t *s, size_t *np) {
+    *np = s->np;
+    return s->p;
+}
+
+void rs_seq_region(const rs_seq_t *s, rs_seq_region_t r, int l, size_t *off,
+                   size_t *len) {
+    const size_t d = (size_t)s->d;
+    switch (r) {
+    case RS_SEQ_R_WIN: *off = s->o_win; *len = d * s->din; break;
+    case RS_SEQ_R_BIN: *off = s->o_bin; *len = d; break;
+    case RS_SEQ_R_HEAD: *off = s->o_wh; *len = d + 1; break;
+    case RS_SEQ_R_QKV: *off = s->o_qkv[l]; *len = 3 * d * d; break;
+    case RS_SEQ_R_WO: *off = s->o_wo[l]; *len = d * d; break;
+    case RS_SEQ_R_TB: *off = s->o_tb[l]; *len = RS_SEQ_NB + (size_t)s->L; break;
+    case RS_SEQ_R_TV: *off = s->o_tv[l]; *len = RS_SEQ_NB * d; break;
+    case RS_SEQ_R_GATE: *off = s->o_wg[l]; *len = (size_t)s->E * d; break;
+    case RS_SEQ_R_EXPERTS: *off = s->o_ex[l]; *len = (size_t)s->E * s->pe; break;
+    case RS_SEQ_R_ECP: *off = s->o_ecp; *len = (size_t)s->conf.seq.buckets * d; break;
+    case RS_SEQ_R_ECAT: *off = s->o_ecat; *len = (size_t)s->conf.seq.buckets * d; break;
+    default: *off = *len = 0;
+    }
+}
+
+rs_err_t rs_seq_loss_grad(rs_seq_t *s, const char *event_id, int y,
+                          double *loss, float *grad) {
+    int64_t pos = rs_seq_pend_pos(s, rs_hash_str(event_id));
+    if (pos < 0) return RS_ERR_NOTFOUND;
+    uint32_t sl = s->pindex[pos] - 1;
+    if (grad) {
+        memset(s->g, 0, sizeof(float) * s->np);
+        *loss = rs_seq_fwd_bwd(s, sl, y, 2);
+        memcpy(grad, s->g, sizeof(float) * s->np);
+        return RS_OK;
+    }
+    rs_seq_run_t *tr = &s->tr;
+    rs_seq_pend_row(s, sl, tr);
+    tr->P = s->p;
+    tr->mu = s->mu;
+    tr->istd = s->istd;
+    rs_seq_run(s, tr, 1);
+    double l = (double)tr->logit[0];
+    double c = y ? s->conf.pos_weight : 1.0;
+    double v = c * (rs_splus(l) - (y ? l : 0.0));
+    for (int ly = 0; ly < s->nl; ly++) {
+        const float *f = s->fbal + (size_t)ly * s->E;
+        const float *gp = tr->gp + (size_t)ly * s->E;
+        double fp = 0;
+        for (int e = 0; e < s->E; e++) fp += (double)f[e] * gp[e];
+        v += s->conf.seq.balance * s->E * fp;
+    }
+    *loss = v;
+    return RS_OK;
+}
+
+/* ------------------------------------------------------------ save/load */
+
+static void rs_wb_f32s(rs_wbuf_t *b, const float *v, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &v[i], 4);
+        rs_wb_u32(b, u);
+    }
+}
+
+static void rs_rb_f32s(rs_rbuf_t *b, float *v, size_t n) {
+    for (size_t i = 0; i < n && !b->bad; i++) {
+        uint32_t u = rs_rb_u32(b);
+        memcpy(&v[i], &u, 4);
+    }
+}
+
+static void rs_seq_wb_conf(rs_wbuf_t *b, const rs_model_conf_t *c) {
+    rs_wb_f64(b, c->learning_rate);
+    rs_wb_f64(b, c->l2);
+    rs_wb_f64(b, c->pos_weight);
+    rs_wb_f64(b, c->grad_clip);
+    rs_wb_u64(b, (uint64_t)c->label_horizon);
+    rs_wb_u64(b, (uint64_t)c->pending_max);
+    rs_wb_u64(b, (uint64_t)c->publish_every);
+    rs_wb_u64(b, (uint64_t)c->batch_max);
+    for (size_t i = 0; i < RS_ARRAY_LEN(rs_seq_fields); i++) {
+        const rs_conf_field_t *fd = &rs_seq_fields[i];
+        const char *p = (const char *)&c->seq + fd->offset;
+        if (fd->type == RS_CONF_DOUBLE)
+            rs_wb_f64(b, *(const double *)p);
+        else if (fd->type == RS_CONF_ENUM)
+            rs_wb_u64(b, (uint64_t)(int64_t)*(const int *)p);
+        else
+            rs_wb_u64(b, (uint64_t)*(const int64_t *)p);
+    }
+}
+
+static void rs_seq_rb_conf(rs_rbuf_t *b, rs_model_conf_t *c) {
+    c->kind = RS_MODEL_SEQ;
+    c->learning_rate = rs_rb_f64(b);
+    c->l2 = rs_rb_f64(b);
+    c->pos_weight = rs_rb_f64(b);
+    c->grad_clip = rs_rb_f64(b);
+    c->label_horizon = (int64_t)rs_rb_u64(b);
+    c->pending_max = (int64_t)rs_rb_u64(b);
+    c->publish_every = (int64_t)rs_rb_u64(b);
+    c->batch_max = (int64_t)rs_rb_u64(b);
+    for (size_t i = 0; i < RS_ARRAY_LEN(rs_seq_fields); i++) {
+        const rs_conf_field_t *fd = &rs_seq_fields[i];
+        char *p = (char *)&c->seq + fd->offset;
+        if (fd->type == RS_CONF_DOUBLE)
+            *(double *)p = rs_rb_f64(b);
+        else if (fd->type == RS_CONF_ENUM)
+            *(int *)p = (int)(int64_t)rs_rb_u64(b);
+        else
+            *(int64_t *)p = (int64_t)rs_rb_u64(b);
+    }
+}
+
+/* Body layout (little-endian; after kind "seq", dim and names):
+ *   u32 conf hash | conf: f64 lr, l2, pos_weight, grad_clip, i64
+ *   label_horizon, pending_max, publish_every, batch_max, then every `seq:`
+ *   field in table order (f64 or i64) | u64 updates, positives, negatives,
+ *   horizon_negatives, vstep, opt_t, nobs, evictions | f64 mean[dim],
+ *   m2[dim] | u64 np | f32 p[np], m[np], v[np] | f32 fbal[layers][E] |
+ *   u32 dref_ok | f64 psi | u64 dref[10], dcur[10], dcur_n */
+void rs_seq_serialize(const rs_seq_t *s, rs_wbuf_t *b) {
+    rs_wb_u32(b, s->conf_hash);
+    rs_seq_wb_conf(b, &s->conf);
+    const uint64_t cnt[8] = {s->updates, s->positives, s->negatives,
+                             s->horizon_negatives, s->vstep, s->opt_t,
+                             s->nobs, s->evictions};
+    for (int i = 0; i < 8; i++) rs_wb_u64(b, cnt[i]);
+    for (int i = 0; i < s->dim; i++) rs_wb_f64(b, s->mean[i]);
+    for (int i = 0; i < s->dim; i++) rs_wb_f64(b, s->m2[i]);
+    rs_wb_u64(b, s->np);
+    rs_wb_f32s(b, s->p, s->np);
+    rs_wb_f32s(b, s->om, s->np);
+    rs_wb_f32s(b, s->ov, s->np);
+    rs_wb_f32s(b, s->fbal, (size_t)s->nl * s->E);
+    rs_wb_u32(b, (uint32_t)s->dref_ok);
+    rs_wb_f64(b, s->psi);
+    for (int i = 0; i < RS_SEQ_PSI_BINS; i++) rs_wb_u64(b, s->dref[i]);
+    for (int i = 0; i < RS_SEQ_PSI_BINS; i++) rs_wb_u64(b, s->dcur[i]);
+    rs_wb_u64(b, s->dcur_n);
+}
+
+rs_seq_t *rs_seq_deserialize(rs_rbuf_t *rb, const rs_model_conf_t *conf,
+                             int dim, uint32_t names_hash, char *errstr,
+                             size_t errstr_size) {
+    uint32_t chash = rs_rb_u32(rb);
+    rs_model_conf_t saved;
+    memset(&saved, 0, sizeof(saved));
+    rs_seq_rb_conf(rb, &saved);
+    uint64_t cnt[8];
+    for (int i = 0; i < 8; i++) cnt[i] = rs_rb_u64(rb);
+    if (rb->bad) {
+        rs_errf(errstr, errstr_size, RS_ERR_CORRUPT, "truncated header");
+        return NULL;
+    }
+    rs_model_conf_t use = saved;
+    if (conf) { /* learning settings and buffers from conf, arch from file */
+        use = *conf;
+        use.kind = RS_MODEL_SEQ;
+        use.seq.d_model = saved.seq.d_model;
+        use.seq.history = saved.seq.history;
+        use.seq.layers = saved.seq.layers;
+        use.seq.experts = saved.seq.experts;
+        use.seq.top_k = saved.seq.top_k;
+        use.seq.expert_hidden = saved.seq.expert_hidden;
+        use.seq.buckets = saved.seq.buckets;
+        use.seq.seed = saved.seq.seed;
+    }
+    rs_seq_t *s = rs_seq_new(&use, dim, names_hash, errstr, errstr_size);
+    if (!s) return NULL;
+    for (int i = 0; i < dim; i++) s->mean[i] = rs_rb_f64(rb);
+    for (int i = 0; i < dim; i++) s->m2[i] = rs_rb_f64(rb);
+    uint64_t np = rs_rb_u64(rb);
+    if (rb->bad || np != s->np) {
+        rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                "%llu parameters, the configuration needs %zu",
+                (unsigned long long)np, s->np);
+        rs_seq_destroy(s);
+        return NULL;
+    }
+    rs_rb_f32s(rb, s->p, s->np);
+    rs_rb_f32s(rb, s->om, s->np);
+    rs_rb_f32s(rb, s->ov, s->np);
+    rs_rb_f32s(rb, s->fbal, (size_t)s->nl * s->E);
+    s->dref_ok = (int)rs_rb_u32(rb);
+    s->psi = rs_rb_f64(rb);
+    for (int i = 0; i < RS_SEQ_PSI_BINS; i++) s->dref[i] = rs_rb_u64(rb);
+    for (int i = 0; i < RS_SEQ_PSI_BINS; i++) s->dcur[i] = rs_rb_u64(rb);
+    s->dcur_n = rs_rb_u64(rb);
+    if (rb->bad || rb->off != rb->len) {
+        rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                "payload size does not match the configuration");
+        rs_seq_destroy(s);
+        return NULL;
+    }
+    for (size_t i = 0; i < s->np; i++)
+        if (!isfinite(s->p[i]) || !isfinite(s->om[i]) || !(s->ov[i] >= 0)) {
+            rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                    "non-finite parameter at index %zu", i);
+            rs_seq_destroy(s);
+            return NULL;
+        }
+    s->updates = cnt[0];
+    s->positives = cnt[1];
+    s->negatives = cnt[2];
+    s->horizon_negatives = cnt[3];
+    s->vstep = cnt[4];
+    s->opt_t = cnt[5];
+    s->nobs = cnt[6];
+    s->evictions = cnt[7];
+    s->conf_hash = chash;
+    rs_seq_refresh_std(s);
+    rs_seq_set_version(s);
+    return s;
+}

@@ -1,0 +1,83 @@
+/* seq_int.h -- internals of the sequence model (model/seq.c) shared with
+ * model.c (which wraps it behind rs_model_t) and its unit tests only.
+ * Nothing outside model/ and tests/model includes it. */
+#ifndef RS_SEQ_INT_H
+#define RS_SEQ_INT_H
+
+#include "model/model_int.h"
+
+typedef struct rs_seq_s rs_seq_t;
+typedef struct rs_model_weights_s rs_seq_weights_t; /* body in seq.c */
+
+/* Fill conf->seq with the defaults of the `seq:` field table. */
+void rs_seq_conf_init(rs_seq_conf_t *sc);
+/* Range checks of the `seq:` table plus cross-field rules (top_k <=
+ * experts, max_entities > batch_max). */
+rs_err_t rs_seq_check_conf(const rs_model_conf_t *conf, char *errstr,
+                           size_t errstr_size);
+
+/* New model with weights drawn from conf->seq.seed.  names_hash is folded
+ * into the version string (lineage).  NULL + errstr on a bad config. */
+rs_seq_t *rs_seq_new(const rs_model_conf_t *conf, int dim, uint32_t names_hash,
+                     char *errstr, size_t errstr_size);
+void rs_seq_destroy(rs_seq_t *s);
+
+rs_err_t rs_seq_forward(rs_seq_t *s, const rs_model_input_t *in, int n,
+                        rs_model_output_t *out, float *contrib, unsigned flags);
+rs_err_t rs_seq_learn(rs_seq_t *s, const rs_label_t *lb, float *score_out);
+int rs_seq_advance(rs_seq_t *s, int64_t watermark_ms,
+                   void (*resolved)(void *opaque, float score, int label),
+                   void *opaque);
+const char *rs_seq_version(const rs_seq_t *s);
+
+rs_seq_weights_t *rs_seq_weights_take(const rs_seq_t *s);
+void rs_seq_weights_ref(rs_seq_weights_t *w);
+void rs_seq_weights_release(rs_seq_weights_t *w);
+const char *rs_seq_weights_version(const rs_seq_weights_t *w);
+rs_err_t rs_seq_weights_use(rs_seq_t *s, rs_seq_weights_t *w);
+void rs_seq_stats(const rs_seq_t *s, rs_model_stats_t *st);
+
+/* Save/load of everything after the common envelope, kind and names (see
+ * the layout comment in seq.c).  Load: arch from the file; conf (may be
+ * NULL) overrides learning settings and buffer sizes. */
+void rs_seq_serialize(const rs_seq_t *s, rs_wbuf_t *b);
+rs_seq_t *rs_seq_deserialize(rs_rbuf_t *rb, const rs_model_conf_t *conf,
+                             int dim, uint32_t names_hash, char *errstr,
+                             size_t errstr_size);
+
+/* ------------------------------------------------------- for the tests */
+
+/* Parameter regions of the flat parameter vector. */
+typedef enum rs_seq_region_e {
+    RS_SEQ_R_WIN = 0, /* input projection W_in [d][din]       */
+    RS_SEQ_R_BIN,     /* b_in [d]                              */
+    RS_SEQ_R_HEAD,    /* head w [d], b [1]                     */
+    RS_SEQ_R_QKV,     /* layer 0: Wqkv [3d][d]                 */
+    RS_SEQ_R_WO,      /* layer 0: Wo [d][d]                    */
+    RS_SEQ_R_TB,      /* layer 0: logit bias: time gap [NB], then
+                       * recency rank [L] (0 = newest)         */
+    RS_SEQ_R_TV,      /* layer 0: time-gap value vectors [NB][d] */
+    RS_SEQ_R_GATE,    /* layer 0: Wg [E][d]                    */
+    RS_SEQ_R_EXPERTS, /* layer 0: experts [E][PE]              */
+    RS_SEQ_R_ECP,     /* counterparty embeddings [B][d]        */
+    RS_SEQ_R_ECAT,    /* categorical embeddings [B][d]         */
+    RS_SEQ_R__CNT
+} rs_seq_region_t;
+
+/* Parameters: *np gets the count; the pointer is live (tests perturb it:
+ * nothing is derived from it, the next forward reads the new values). */
+float *rs_seq_params(rs_seq_t *s, size_t *np);
+/* Offset and length of a region in the parameter vector (layer l for the
+ * per-layer ones). */
+void rs_seq_region(const rs_seq_t *s, rs_seq_region_t r, int l, size_t *off,
+                   size_t *len);
+
+/* Loss of the pending event `event_id` with label y at the current
+ * weights, without learning or forgetting it:
+ *   loss = c_y * (softplus(l) - y l) + balance * E * sum_l sum_e f_e p_e
+ * If grad is non-NULL it gets d loss / d params [nparams] (dense).
+ * RS_ERR_NOTFOUND if not pending. */
+rs_err_t rs_seq_loss_grad(rs_seq_t *s, const char *event_id, int y,
+                          double *loss, float *grad);
+
+#endif /* RS_SEQ_INT_H */

@@ -1,0 +1,352 @@
+/* bench_model.c -- throughput of the risk models on one core (not a test).
+ *
+ * Prints a Markdown table: forward (+ explanation) events/s, label
+ * updates/s, and the achieved GFLOP/s of the forward beside this machine's
+ * sgemm peak measured in the same run with one OpenBLAS thread.  Default
+ * sizes of the `seq:` section; synthetic events over a pool of entities
+ * whose caches are warmed (full history of L events) before timing.
+ *
+ *   OPENBLAS_NUM_THREADS=1 bench_model [--entities N] [--dim N] [--batch N]
+ *                          [--seconds S] [--history L] [--d-model D]
+ */
+#define _GNU_SOURCE
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "common/common.h"
+#include "model/model.h"
+
+extern char *openblas_get_config(void);
+extern char *openblas_get_corename(void);
+extern void openblas_set_num_threads(int);
+
+typedef struct bench_s {
+    int dim, n, entities, batch, history, d_model;
+    double seconds;
+    char (*ids)[24], (*ents)[24], (*cps)[24];
+    float *x;
+    rs_model_input_t *in;
+    rs_model_output_t *out;
+    float *contrib;
+    int64_t t;
+} bench_t;
+
+static double now_s(void) { return (double)rs_clock_mono_ns() * 1e-9; }
+
+static void cpu_name(char *buf, size_t size) {
+    FILE *fp = fopen("/proc/cpuinfo", "r");
+    snprintf(buf, size, "unknown");
+    if (!fp) return;
+    char line[512];
+    while (fgets(line, sizeof(line), fp))
+        if (!strncmp(line, "model name", 10)) {
+            char *c = strchr(line, ':');
+            if (c) {
+                c += 2;
+                c[strcspn(c, "\n")] = 0;
+                snprintf(buf, size, "%s", c);
+            }
+            break;
+        }
+    fclose(fp);
+}
+
+/* GFLOP/s of a large single-threaded sgemm (best of 3). */
+static double sgemm_peak(void) {
+    const int n = 1536;
+    float *a = rs_aligned_calloc((size_t)n * n, sizeof(float));
+    float *b = rs_aligned_calloc((size_t)n * n, sizeof(float));
+    float *c = rs_aligned_calloc((size_t)n * n, sizeof(float));
+    for (size_t i = 0; i < (size_t)n * n; i++) {
+        a[i] = (float)(i % 7) * 0.1f;
+        b[i] = (float)(i % 5) * 0.1f;
+    }
+    double best = 0;
+    for (int r = 0; r < 3; r++) {
+        double t0 = now_s();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0f, a,
+                    n, b, n, 0.0f, c, n);
+        double g = 2.0 * n * n * (double)n / (now_s() - t0) * 1e-9;
+        if (g > best) best = g;
+    }
+    rs_free(a);
+    rs_free(b);
+    rs_free(c);
+    return best;
+}
+
+#define BENCH_NB 32 /* distinct batches cycled by run_forward */
+
+/* Fill n events from row `at` (ids unique; entities uniform over the
+ * pool). */
+static void make_batch_at(bench_t *b, rs_rng_t *rng, int n, int id0, int at) {
+    for (int i = at; i < at + n; i++) {
+        b->t += 1 + (int64_t)rs_rng_below(rng, 2000);
+        snprintf(b->ids[i], sizeof(b->ids[i]), "tx-%d", id0 + i - at);
+        snprintf(b->ents[i], sizeof(b->ents[i]), "card-%d",
+                 (int)rs_rng_below(rng, (uint64_t)b->entities));
+        snprintf(b->cps[i], sizeof(b->cps[i]), "m-%d",
+                 (int)rs_rng_below(rng, 5000));
+        float *x = b->x + (size_t)i * b->dim;
+        for (int k = 0; k < b->dim; k++) x[k] = (float)rs_rng_normal(rng);
+        rs_model_input_t *in = &b->in[i];
+        memset(in, 0, sizeof(*in));
+        in->event_id = b->ids[i];
+        in->entity_id = b->ents[i];
+        in->counterparty_id = b->cps[i];
+        in->event_time_ms = b->t;
+        in->amount = (float)rs_rng_uniform(rng) * 100.0f;
+        in->x = x;
+        in->n_cat = 3;
+        for (int c = 0; c < 3; c++) in->cat_hash[c] = rs_rng_below(rng, 50) + 100u * c;
+    }
+}
+
+static void make_batch(bench_t *b, rs_rng_t *rng, int n, int id0) {
+    make_batch_at(b, rng, n, id0, 0);
+}
+
+/* events/s of rs_model_forward with `flags` (+ contributions if contrib),
+ * cycling through BENCH_NB pregenerated batches (entities uniform over the
+ * pool, so the entity caches are read from memory, not from L1/L2). */
+static double run_forward(bench_t *b, rs_model_t *m, unsigned flags,
+                          int contrib, int *id) {
+    rs_rng_t rng;
+    rs_rng_seed(&rng, 1);
+    for (int k = 0; k < BENCH_NB; k++) {
+        make_batch_at(b, &rng, b->batch, *id, k * b->batch);
+        *id += b->batch;
+    }
+    /* the event generation stays out of the timing: the same batches come
+     * round again, 1 s later in event time.  Best of slices of a round of
+     * BENCH_NB batches: the machine may be shared. */
+    double best = 0, t_end = now_s() + b->seconds;
+    while (now_s() < t_end) {
+        double t0 = now_s();
+        for (int k = 0; k < BENCH_NB; k++) {
+            rs_model_input_t *in = b->in + (size_t)k * b->batch;
+            for (int i = 0; i < b->batch; i++) in[i].event_time_ms += 1000;
+            if (rs_model_forward(m, in, b->batch, b->out,
+                                 contrib ? b->contrib : NULL, flags) != RS_OK)
+                abort();
+        }
+        double r = (double)BENCH_NB * b->batch / (now_s() - t0);
+        if (r > best) best = r;
+    }
+    return best;
+}
+
+/* Forward FLOPs per event (multiply-adds x 2) at a full cache. */
+static double fwd_flops(const rs_seq_conf_t *c, int dim) {
+    double d = (double)c->d_model, L = (double)c->history, E = (double)c->experts,
+           k = (double)c->top_k, H = (double)c->expert_hidden;
+    double per_layer = 3 * d * d      /* qkv        */
+                     + 2 * (L + 1) * d /* scores + values */
+                     + d * d          /* Wo         */
+                     + E * d          /* gate       */
+                     + k * 2 * H * d; /* experts    */
+    return 2.0 * ((dim + 2) * d + (double)c->layers * per_layer + d);
+}
+
+/* Label updates/s: remember a pool of events, then learn each one (1 in
+ * 10 fraud); only the learn calls are timed. */
+static void label_row(bench_t *b, rs_model_t *m, const rs_model_conf_t *c,
+                      const char *gn, rs_rng_t *rng, int *id, int mem) {
+    int pool = (int)RS_MIN(c->seq.pending_max, 16384);
+    double best = 0, el = 0;
+    while (el < b->seconds) {
+        int id0 = *id;
+        for (int done = 0; done < pool; done += b->batch) {
+            make_batch(b, rng, b->batch, *id);
+            rs_model_forward(m, b->in, b->batch, b->out, NULL,
+                             RS_MODEL_FWD_REMEMBER);
+            *id += b->batch;
+        }
+        rs_label_t lb;
+        memset(&lb, 0, sizeof(lb));
+        /* best of slices of 2048 labels */
+        for (int i0 = id0; i0 < *id; i0 += 2048) {
+            int learned = 0;
+            double t0 = now_s();
+            for (int i = i0; i < RS_MIN(i0 + 2048, *id); i++) {
+                snprintf(lb.event_id, sizeof(lb.event_id), "tx-%d", i);
+                lb.value = i % 10 == 0;
+                if (rs_model_learn(m, &lb, NULL) == RS_OK) learned++;
+            }
+            double dt = now_s() - t0;
+            el += dt;
+            if (learned / dt > best) best = learned / dt;
+        }
+    }
+    rs_model_stats_t st;
+    rs_model_stats(m, &st);
+    printf("| seq | %s | label update: replay + backprop + %s, %s | %.0f | "
+           "%.2f | | |\n",
+           gn, c->seq.optimizer ? "momentum" : "adam",
+           st.drift_high ? "all layers (high drift)" : "head + gates (low drift)",
+           best, 1e6 / best);
+    if (mem)
+        printf("| | | memory: %llu B/entity cache, %llu B/pending event, %.0f "
+               "MiB total | | | | |\n",
+               (unsigned long long)st.entity_bytes,
+               (unsigned long long)st.pending_bytes,
+               (double)st.mem_bytes / (1 << 20));
+}
+
+/* A seq model with every entity's cache full. */
+static rs_model_t *warm_model(bench_t *b, rs_model_conf_t *c, const char **names,
+                              rs_rng_t *rng, int *id) {
+    char err[256];
+    rs_model_t *m = rs_model_new(c, b->dim, names, err, sizeof(err));
+    if (!m) {
+        fprintf(stderr, "%s\n", err);
+        exit(RS_EXIT_RUNTIME);
+    }
+    for (int64_t done = 0; done < (int64_t)b->entities * c->seq.history * 2;
+         done += b->batch) {
+        make_batch(b, rng, b->batch, *id);
+        rs_model_forward(m, b->in, b->batch, b->out, NULL, 0);
+        *id += b->batch;
+    }
+    return m;
+}
+
+int main(int argc, char **argv) {
+    bench_t b = {.dim = 17, .n = 0, .entities = 10000, .batch = 512,
+                 .seconds = 2.0};
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--entities")) b.entities = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--dim")) b.dim = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--batch")) b.batch = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--seconds")) b.seconds = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--history")) b.history = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--d-model")) b.d_model = atoi(argv[i + 1]);
+        else {
+            fprintf(stderr,
+                    "usage: %s [--entities N] [--dim N] [--batch N] "
+                    "[--seconds S] [--history L] [--d-model D]\n",
+                    argv[0]);
+            return RS_EXIT_USAGE;
+        }
+    }
+    openblas_set_num_threads(1);
+    rs_log_set_level(RS_LOG_WARN);
+
+    char cpu[256];
+    cpu_name(cpu, sizeof(cpu));
+    struct utsname un;
+    uname(&un);
+    printf("# bench_model\n\n");
+    printf("command: `OPENBLAS_NUM_THREADS=1");
+    for (int i = 0; i < argc; i++) printf(" %s", argv[i]);
+    printf("`  \nmachine: %s, %ld logical CPUs, %s %s  \n", cpu,
+           sysconf(_SC_NPROCESSORS_ONLN), un.sysname, un.release);
+    printf("OpenBLAS: %s (core %s), 1 thread  \n", openblas_get_config(),
+           openblas_get_corename());
+    double peak = sgemm_peak();
+    printf("sgemm peak (1536^3, 1 thread): **%.1f GFLOP/s**\n\n", peak);
+
+    const size_t rows = (size_t)b.batch * BENCH_NB;
+    b.x = rs_aligned_calloc(rows * b.dim, sizeof(float));
+    b.ids = calloc(rows, sizeof(*b.ids));
+    b.ents = calloc(rows, sizeof(*b.ents));
+    b.cps = calloc(rows, sizeof(*b.cps));
+    b.in = calloc(rows, sizeof(*b.in));
+    b.out = calloc((size_t)b.batch, sizeof(*b.out));
+    b.contrib = rs_aligned_calloc((size_t)b.batch * b.dim, sizeof(float));
+    b.t = 1700000000000LL;
+    const char **names = calloc((size_t)b.dim, sizeof(*names));
+    char (*nb)[16] = calloc((size_t)b.dim, sizeof(*nb));
+    for (int i = 0; i < b.dim; i++) {
+        snprintf(nb[i], sizeof(nb[i]), "f%d", i);
+        names[i] = nb[i];
+    }
+
+    printf("events/s: best of repeated slices (~16k events or 2048 labels) "
+           "over --seconds per row; the machine may be shared.\n\n");
+    printf("| model | gemm | what | events/s (1 core) | us/event | GFLOP/s "
+           "(fwd) | %% of sgemm peak |\n|---|---|---|---:|---:|---:|---:|\n");
+    char err[256];
+    for (int g = 0; g < 2; g++) {
+        rs_model_conf_t c;
+        rs_model_conf_init(&c);
+        c.kind = RS_MODEL_SEQ;
+        c.batch_max = b.batch;
+        c.seq.gemm = g;
+        c.seq.max_entities = RS_MAX(16384, b.entities + b.batch + 1);
+        c.seq.drift_mode = 1; /* all layers learn */
+        if (b.history) c.seq.history = b.history;
+        if (b.d_model) c.seq.d_model = b.d_model;
+        rs_rng_t rng;
+        rs_rng_seed(&rng, 7);
+        int id = 0;
+        rs_model_t *m = warm_model(&b, &c, names, &rng, &id);
+        const double fl = fwd_flops(&c.seq, b.dim);
+        static const struct {
+            const char *what;
+            unsigned flags;
+            int contrib;
+        } rows[] = {
+            {"forward (score only)", 0, 0},
+            {"forward + attention/experts", RS_MODEL_FWD_EXPLAIN, 0},
+            {"forward + explanation (+ grad x input)", RS_MODEL_FWD_EXPLAIN, 1},
+            {"forward + explanation + remember", RS_MODEL_FWD_EXPLAIN | RS_MODEL_FWD_REMEMBER, 1},
+        };
+        const char *gn = g ? "blas" : "exact";
+        for (size_t r = 0; r < RS_ARRAY_LEN(rows); r++) {
+            double eps = run_forward(&b, m, rows[r].flags, rows[r].contrib, &id);
+            double gf = eps * fl * 1e-9;
+            printf("| seq | %s | %s | %.0f | %.2f | %.2f | %.1f |\n", gn,
+                   rows[r].what, eps, 1e6 / eps, gf, 100 * gf / peak);
+        }
+        label_row(&b, m, &c, gn, &rng, &id, g == 0);
+        rs_model_destroy(m);
+        if (g == 0) { /* the low-drift mode: head and gates learn */
+            c.seq.drift_mode = 2;
+            m = warm_model(&b, &c, names, &rng, &id);
+            label_row(&b, m, &c, gn, &rng, &id, 0);
+            rs_model_destroy(m);
+        }
+    }
+    /* the baseline on the same vectors */
+    {
+        rs_model_conf_t c;
+        rs_model_conf_init(&c);
+        c.batch_max = b.batch;
+        c.pending_max = 1 << 16;
+        rs_model_t *m = rs_model_new(&c, b.dim, names, err, sizeof(err));
+        int id = 0;
+        double eps = run_forward(&b, m, RS_MODEL_FWD_REMEMBER, 1, &id);
+        printf("| lr | sgemv | forward + contributions + remember | %.0f | "
+               "%.2f | | |\n",
+               eps, 1e6 / eps);
+        rs_model_destroy(m);
+    }
+    {
+        rs_model_conf_t c;
+        rs_model_conf_init(&c);
+        if (b.history) c.seq.history = b.history;
+        if (b.d_model) c.seq.d_model = b.d_model;
+        printf("\nFLOPs per seq forward at a full cache (d=%lld, L=%lld, "
+               "E=%lld, k=%lld, H=%lld, layers=%lld, dim=%d): %.0f\n",
+               (long long)c.seq.d_model, (long long)c.seq.history,
+               (long long)c.seq.experts, (long long)c.seq.top_k,
+               (long long)c.seq.expert_hidden, (long long)c.seq.layers, b.dim,
+               fwd_flops(&c.seq, b.dim));
+    }
+    free(names);
+    free(nb);
+    free(b.ids);
+    free(b.ents);
+    free(b.cps);
+    free(b.in);
+    free(b.out);
+    rs_free(b.x);
+    rs_free(b.contrib);
+    return 0;
+}

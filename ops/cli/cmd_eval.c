@@ -1,0 +1,523 @@
+/* cmd_eval.c -- `riskstream eval`: prequential (test-then-train) replay of
+ * an events file through the feature engine and the models, with a
+ * per-day / overall / per-pattern report (ops/eval, docs/eval.md).
+ *
+ * This file does the I/O: it reads the input, labels and truth files into
+ * memory, hands them to rs_eval_input (no I/O), drives rs_eval_push in
+ * time order, draws the progress bar, and writes --scores-out and --plot.
+ *
+ * Exit codes: 0 done (bad lines are counted and skipped), 1 runtime error
+ * (unreadable input, write error, no valid event, interrupted), 2 usage or
+ * configuration error. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "ops/eval/eval.h"
+#include "ops/gen/gen.h"
+
+int rs_cmd_eval(int argc, char **argv);
+
+static const char *const rs_eval_cmd = "eval";
+
+static void rs_eval_help(FILE *fp) {
+    fprintf(fp,
+        "usage: riskstream eval --input FILE [--format jsonl|csv|json-map]\n"
+        "                       [--map id=...,entity=...,counterparty=...,time=...,\n"
+        "                              amount=...,label=...]\n"
+        "                       [--labels FILE.jsonl] [--label-delay DUR]\n"
+        "                       [--models seq,lr] [--top-k N] [--truth FILE.csv]\n"
+        "                       [--scores-out FILE.csv] [--plot FILE.svg] [--warmup DUR]\n"
+        "                       [--config FILE] [--set KEY=VALUE]... [--quiet]\n\n"
+        "Replay a stream in event-time order, test-then-train (prequential):\n"
+        "each event is featurised and scored by every model BEFORE its label\n"
+        "is known; the label becomes available --label-delay after the event\n"
+        "time (or at its label_time with --labels) and is then learned; events\n"
+        "without a positive label are learned as negatives after\n"
+        "model.label_horizon, as in `serve`.  All models see the SAME features.\n"
+        "Reports per UTC day and overall, side by side per model: ROC AUC,\n"
+        "average precision, precision at the top-k entities per day (ranked by\n"
+        "their max score that day) and the alert rate (score >=\n"
+        "service.review_threshold); with --truth also AP/AUC per fraud pattern.\n"
+        "See docs/eval.md.\n\n"
+        "options:\n"
+        "  -i, --input FILE      events: JSON lines, or CSV with a header (.csv)\n"
+        "                        ('-' = stdin); need not be time-ordered\n"
+        "      --format F        jsonl (project Event JSON), csv, or json-map\n"
+        "                        (flat foreign JSON through --map); default from\n"
+        "                        the extension (.csv), json-map if --map is given\n"
+        "  -m, --map SPEC        column mapping for csv/json-map (docs/schema.md);\n"
+        "                        time as epoch s, epoch ms or YYYY-MM-DD HH:MM:SS;\n"
+        "                        the label column is the ground truth\n"
+        "      --labels FILE     labels as JSON lines (event_id, value,\n"
+        "                        label_time_ms); replaces the label column\n"
+        "      --label-delay DUR label column: known this long after the event\n"
+        "                        (default 3d, the generator's delay)\n"
+        "      --models LIST     models to compare (default seq,lr)\n"
+        "  -k, --top-k N         entities per day for precision@k (default 100)\n"
+        "      --truth FILE      generator truth CSV (event_id,...,pattern):\n"
+        "                        per-pattern AP/AUC\n"
+        "      --scores-out FILE every event's scores as CSV: event_id,entity_id,\n"
+        "                        event_time_ms,score_<model>...,label\n"
+        "      --plot FILE.svg   SVG chart of daily AUC and AP per model\n"
+        "      --warmup DUR      replay (and learn from) the first DUR of event\n"
+        "                        time but leave it out of the metrics (default 0)\n"
+        "      --no-daily        print the overall tables only\n"
+        "  -q, --quiet           no progress bar\n"
+        "  -c, --config FILE     YAML configuration (features:, model:, seq:,\n"
+        "                        service.review_threshold)\n"
+        "  -s, --set KEY=VALUE   override one config key (repeatable)\n"
+        "  -l, --log-level LVL   debug|info|warn|error\n"
+        "  -h, --help            this help\n\n"
+        "exit codes: 0 ok (bad lines are counted and skipped), 1 runtime error\n"
+        "(unreadable input, write error, no valid event, interrupted),\n"
+        "2 usage or configuration error\n");
+}
+
+/* Whole file (or stdin) into a malloc'd buffer. */
+static char *rs_eval_slurp(const char *path, size_t *len) {
+    FILE *fp = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!fp) return NULL;
+    size_t cap = 1 << 20, n = 0;
+    char *buf = rs_malloc(cap);
+    for (;;) {
+        if (n == cap) buf = rs_realloc(buf, cap *= 2);
+        size_t r = fread(buf + n, 1, cap - n, fp);
+        n += r;
+        if (r == 0) break;
+    }
+    int err = ferror(fp);
+    int saved = errno;
+    if (fp != stdin) fclose(fp);
+    if (err) {
+        free(buf);
+        errno = saved ? saved : EIO;
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+/* CSV cell: quoted when it holds a comma, quote or line break. */
+static void rs_eval_cell(FILE *fp, const char *s) {
+    if (!strpbrk(s, ",\"\r\n")) {
+        fputs(s, fp);
+        return;
+    }
+    fputc('"', fp);
+    for (; *s; s++) {
+        if (*s == '"') fputc('"', fp);
+        fputc(*s, fp);
+    }
+    fputc('"', fp);
+}
+
+typedef struct rs_eval_bar_s {
+    int on;
+    size_t total;
+    int64_t t0_us, last_us;
+} rs_eval_bar_t;
+
+static void rs_eval_bar_draw(rs_eval_bar_t *b, size_t done, int final) {
+    if (!b->on) return;
+    int64_t now = rs_clock_mono_us();
+    if (!final && now - b->last_us < 200000) return;
+    b->last_us = now;
+    double frac = b->total ? (double)done / (double)b->total : 1;
+    double s = (double)(now - b->t0_us) / 1e6;
+    double rate = s > 0 ? (double)done / s : 0;
+    double eta = rate > 0 ? (double)(b->total - done) / rate : 0;
+    int w = 30, fill = (int)(frac * w);
+    fprintf(stderr, "\r[%.*s%.*s] %3.0f%%  %zu/%zu events  %.0f events/s  "
+            "ETA %dm%02ds ", fill, "##############################", w - fill,
+            "..............................", frac * 100, done, b->total, rate,
+            (int)eta / 60, (int)eta % 60);
+    if (final) fputc('\n', stderr);
+    fflush(stderr);
+}
+
+static int rs_eval_load_conf(rs_app_conf_t *app, rs_gen_conf_t *gconf,
+                             rs_conf_section_t *seqsec,
+                             const rs_cli_common_t *co) {
+    char errstr[512];
+    int rc = rs_cli_app_init(rs_eval_cmd, app, gconf);
+    if (rc != RS_EXIT_OK) return rc;
+    if (rs_features_conf_add_specs(app->conf, &app->features, errstr,
+                                   sizeof(errstr)) != RS_OK) {
+        rs_app_conf_destroy(app);
+        return rs_cli_usage_error(rs_eval_cmd, "%s", errstr);
+    }
+    /* The `seq:` section, unless the app registry already has it. */
+    rs_seq_conf_section(seqsec, &app->model);
+    rs_conf_add_section(app->conf, seqsec, errstr, sizeof(errstr));
+    rc = rs_cli_load_conf(rs_eval_cmd, app, co);
+    if (rc != RS_EXIT_OK) rs_app_conf_destroy(app);
+    return rc;
+}
+
+int rs_cmd_eval(int argc, char **argv) {
+    const char *cmd = rs_eval_cmd;
+    static const struct option opts[] = {
+        {"input", required_argument, NULL, 'i'},
+        {"format", required_argument, NULL, 1000},
+        {"map", required_argument, NULL, 'm'},
+        {"labels", required_argument, NULL, 1001},
+        {"label-delay", required_argument, NULL, 1002},
+        {"models", required_argument, NULL, 1003},
+        {"top-k", required_argument, NULL, 'k'},
+        {"truth", required_argument, NULL, 1004},
+        {"scores-out", required_argument, NULL, 1005},
+        {"plot", required_argument, NULL, 1006},
+        {"no-daily", no_argument, NULL, 1007},
+        {"warmup", required_argument, NULL, 1008},
+        {"quiet", no_argument, NULL, 'q'},
+        {"config", required_argument, NULL, 'c'},
+        {"set", required_argument, NULL, 's'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    rs_cli_common_t co;
+    memset(&co, 0, sizeof(co));
+    const char *input = NULL, *format = NULL, *map_spec = NULL,
+               *labels = NULL, *truth = NULL, *scores_out = NULL,
+               *plot = NULL, *models = "seq,lr";
+    int64_t delay_ms = 3 * 86400000LL, top_k = 100, warmup_ms = 0;
+    int quiet = 0, daily = 1, c;
+    char errstr[512];
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "i:m:k:qc:s:l:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'i': input = optarg; break;
+        case 1000: format = optarg; break;
+        case 'm': map_spec = optarg; break;
+        case 1001: labels = optarg; break;
+        case 1002:
+            if (rs_duration_parse(optarg, &delay_ms) != 0 || delay_ms < 0)
+                return rs_cli_usage_error(cmd, "--label-delay '%s': expected "
+                                          "a duration such as 7d, 36h, 90m",
+                                          optarg);
+            break;
+        case 1003: models = optarg; break;
+        case 'k': {
+            char *end;
+            long long v = strtoll(optarg, &end, 10);
+            if (end == optarg || *end || v < 1)
+                return rs_cli_usage_error(cmd, "--top-k '%s': expected an "
+                                          "integer >= 1", optarg);
+            top_k = v;
+            break;
+        }
+        case 1004: truth = optarg; break;
+        case 1005: scores_out = optarg; break;
+        case 1006: plot = optarg; break;
+        case 1007: daily = 0; break;
+        case 1008:
+            if (rs_duration_parse(optarg, &warmup_ms) != 0 || warmup_ms < 0)
+                return rs_cli_usage_error(cmd, "--warmup '%s': expected a "
+                                          "duration such as 7d", optarg);
+            break;
+        case 'q': quiet = 1; break;
+        case 'c': case 's': case 'l':
+            if (rs_cli_common_opt(cmd, c, optarg, &co) < 0)
+                return RS_EXIT_USAGE;
+            break;
+        case 'h': rs_eval_help(stdout); return RS_EXIT_OK;
+        default:
+            fprintf(stderr, "(see riskstream eval --help)\n");
+            return RS_EXIT_USAGE;
+        }
+    }
+    if (optind < argc)
+        return rs_cli_usage_error(cmd, "unexpected argument '%s' (see --help)",
+                                  argv[optind]);
+    if (!input)
+        return rs_cli_usage_error(cmd, "--input FILE is required (see "
+                                  "--help)");
+    rs_eval_format_t fmt;
+    if (format) {
+        if (!strcmp(format, "jsonl") || !strcmp(format, "json"))
+            fmt = RS_EVAL_FMT_JSONL;
+        else if (!strcmp(format, "csv")) fmt = RS_EVAL_FMT_CSV;
+        else if (!strcmp(format, "json-map")) fmt = RS_EVAL_FMT_JSON_MAP;
+        else
+            return rs_cli_usage_error(cmd, "--format '%s': expected jsonl, "
+                                      "csv or json-map", format);
+        if (fmt == RS_EVAL_FMT_JSONL && map_spec)
+            fmt = RS_EVAL_FMT_JSON_MAP;  /* a mapping means foreign JSON */
+    } else {
+        size_t n = strlen(input);
+        fmt = n >= 4 && !strcmp(input + n - 4, ".csv") ? RS_EVAL_FMT_CSV
+              : map_spec                               ? RS_EVAL_FMT_JSON_MAP
+                                                       : RS_EVAL_FMT_JSONL;
+    }
+    rs_csv_map_t map;
+    if (rs_csv_map_parse(&map, map_spec ? map_spec : "", errstr,
+                         sizeof(errstr)) != RS_OK)
+        return rs_cli_usage_error(cmd, "--map: %s", errstr);
+    rs_eval_conf_t ec;
+    rs_eval_conf_init(&ec);
+    if (rs_eval_conf_models(&ec, models, errstr, sizeof(errstr)) != RS_OK)
+        return rs_cli_usage_error(cmd, "--%s", errstr);
+    ec.label_delay_ms = delay_ms;
+    ec.top_k = top_k;
+    ec.warmup_ms = warmup_ms;
+
+    rs_app_conf_t app;
+    rs_gen_conf_t gconf;
+    rs_conf_section_t seqsec;
+    int rc = rs_eval_load_conf(&app, &gconf, &seqsec, &co);
+    if (rc != RS_EXIT_OK) return rc;
+    ec.threshold = app.service.review_threshold;
+    ec.features = &app.features;
+    ec.model = &app.model;
+
+    char *buf = NULL, *lbuf = NULL, *tbuf = NULL;
+    size_t len = 0, llen = 0, tlen = 0;
+    rs_eval_input_t *in = NULL;
+    rs_eval_t *ev = NULL;
+    rs_eval_report_t *rep = NULL;
+    FILE *so = NULL;
+    rc = RS_EXIT_RUNTIME;
+
+    int64_t t_start = rs_clock_mono_us();
+    if (!(buf = rs_eval_slurp(input, &len))) {
+        fprintf(stderr, "riskstream %s: cannot read %s: %s\n", cmd, input,
+                strerror(errno));
+        goto done;
+    }
+    if (labels && !(lbuf = rs_eval_slurp(labels, &llen))) {
+        fprintf(stderr, "riskstream %s: cannot read %s: %s\n", cmd, labels,
+                strerror(errno));
+        goto done;
+    }
+    if (truth && !(tbuf = rs_eval_slurp(truth, &tlen))) {
+        fprintf(stderr, "riskstream %s: cannot read %s: %s\n", cmd, truth,
+                strerror(errno));
+        goto done;
+    }
+    in = rs_eval_input_new(buf, len, fmt, &map, errstr, sizeof(errstr));
+    if (!in) {
+        fprintf(stderr, "riskstream %s: %s:%s\n", cmd, input, errstr);
+        goto done;
+    }
+    if (lbuf) rs_eval_input_join_labels(in, lbuf, llen);
+    if (tbuf && rs_eval_input_join_truth(in, tbuf, tlen, errstr,
+                                         sizeof(errstr)) != RS_OK) {
+        fprintf(stderr, "riskstream %s: %s:%s\n", cmd, truth, errstr);
+        goto done;
+    }
+    rs_eval_input_stats_t ist;
+    rs_eval_input_stats(in, &ist);
+    /* Each kept message says which file by its prefix ("labels line 3"). */
+    for (int i = 0; i < ist.nerrors; i++) {
+        const char *msg = ist.errors[i], *file = input;
+        if (!strncmp(msg, "labels ", 7)) { file = labels; msg += 7; }
+        else if (!strncmp(msg, "truth ", 6)) { file = truth; msg += 6; }
+        fprintf(stderr, "riskstream %s: %s:%s (skipped)\n", cmd, file, msg);
+    }
+    uint64_t nbad = ist.bad + ist.labels_bad + ist.truth_bad;
+    if (nbad > (uint64_t)ist.nerrors)
+        fprintf(stderr, "riskstream %s: ... %llu bad lines in all (%llu "
+                "events, %llu labels, %llu truth), skipped\n", cmd,
+                (unsigned long long)nbad, (unsigned long long)ist.bad,
+                (unsigned long long)ist.labels_bad,
+                (unsigned long long)ist.truth_bad);
+    size_t n = rs_eval_input_count(in);
+    if (!n) {
+        fprintf(stderr, "riskstream %s: no valid event in %s\n", cmd, input);
+        goto done;
+    }
+    if (!ist.positives)
+        fprintf(stderr, "riskstream %s: warning: no positive label (check "
+                "--map label=... or --labels); AUC/AP will be '-'\n", cmd);
+    if (!labels && ec.label_delay_ms >= app.model.label_horizon) {
+        char d1[32], d2[32];
+        rs_duration_fmt(ec.label_delay_ms, d1, sizeof(d1));
+        rs_duration_fmt(app.model.label_horizon, d2, sizeof(d2));
+        fprintf(stderr, "riskstream %s: warning: --label-delay %s >= "
+                "model.label_horizon %s: positives are learned as negatives "
+                "before their label arrives (raise it with --set "
+                "model.label_horizon=...)\n", cmd, d1, d2);
+    }
+    /* Pending buffers too small for the label delay lose the labels: say
+     * so before a long run (the learning counters confirm it after). */
+    {
+        rs_event_t e0, e1;
+        rs_eval_rec_t r0, r1;
+        if (n > 1 && rs_eval_input_get(in, 0, &e0, &r0) == RS_OK &&
+            rs_eval_input_get(in, n - 1, &e1, &r1) == RS_OK &&
+            e1.event_time_ms > e0.event_time_ms) {
+            double per_ms = (double)n / (double)(e1.event_time_ms -
+                                                 e0.event_time_ms);
+            double need = per_ms * (double)ec.label_delay_ms;
+            for (int k = 0; k < ec.nmodels; k++) {
+                int seq = ec.kinds[k] == RS_MODEL_SEQ;
+                int64_t have = seq ? app.model.seq.pending_max
+                                   : app.model.pending_max;
+                if (need > (double)have)
+                    fprintf(stderr, "riskstream %s: warning: %s.pending_max "
+                            "%lld < ~%.0f events per label delay: most "
+                            "labels will find their event forgotten (raise "
+                            "it with --set %s.pending_max=N)\n", cmd,
+                            seq ? "seq" : "model", (long long)have, need,
+                            seq ? "seq" : "model");
+            }
+        }
+    }
+    double load_s = (double)(rs_clock_mono_us() - t_start) / 1e6;
+    int64_t t_new = rs_clock_mono_us();
+    ev = rs_eval_new(&ec, errstr, sizeof(errstr));
+    if (!ev) {
+        rs_cli_usage_error(cmd, "%s", errstr);
+        rc = RS_EXIT_USAGE;
+        goto done;
+    }
+    int nm = rs_eval_nmodels(ev);
+    double new_s = (double)(rs_clock_mono_us() - t_new) / 1e6;
+    if (scores_out) {
+        so = strcmp(scores_out, "-") ? fopen(scores_out, "w") : stdout;
+        if (!so) {
+            fprintf(stderr, "riskstream %s: cannot create %s: %s\n", cmd,
+                    scores_out, strerror(errno));
+            goto done;
+        }
+        static char sobuf[1 << 20];
+        setvbuf(so, sobuf, _IOFBF, sizeof(sobuf));
+        fputs("event_id,entity_id,event_time_ms", so);
+        for (int k = 0; k < nm; k++)
+            fprintf(so, ",score_%s", rs_eval_model_name(ev, k));
+        fputs(",label\n", so);
+    }
+    fprintf(stderr, "eval: %zu events from %s (%llu bad, %llu out of "
+            "order), %llu positives, %d features, models",
+            n, input, (unsigned long long)ist.bad,
+            (unsigned long long)ist.out_of_order,
+            (unsigned long long)ist.positives, rs_eval_dim(ev));
+    for (int k = 0; k < nm; k++)
+        fprintf(stderr, "%s%s", k ? "," : " ", rs_eval_model_name(ev, k));
+    fputc('\n', stderr);
+
+    rs_cli_signals();
+    rs_eval_bar_t bar = {!quiet && isatty(STDERR_FILENO), n,
+                         rs_clock_mono_us(), 0};
+    int64_t t_replay = rs_clock_mono_us();
+    rs_event_t e;
+    rs_eval_rec_t rec;
+    float sc[RS_EVAL_MODELS_MAX];
+    uint64_t rejected = 0;
+    size_t i;
+    for (i = 0; i < n && !rs_cli_stop; i++) {
+        if (rs_eval_input_get(in, i, &e, &rec) != RS_OK) continue;
+        if (rs_eval_push(ev, &rec, sc, errstr, sizeof(errstr)) != RS_OK) {
+            if (rejected++ < RS_EVAL_ERRORS_KEPT)
+                fprintf(stderr, "%sriskstream %s: %s:line %u: %s (skipped)\n",
+                        bar.on ? "\r\033[K" : "", cmd, input,
+                        (unsigned)rs_eval_input_line(in, i), errstr);
+            continue;
+        }
+        if (so) {
+            rs_eval_cell(so, e.id);
+            fputc(',', so);
+            rs_eval_cell(so, e.entity_id);
+            fprintf(so, ",%lld", (long long)e.event_time_ms);
+            for (int k = 0; k < nm; k++) fprintf(so, ",%.6f", (double)sc[k]);
+            fprintf(so, ",%d\n", rec.label);
+        }
+        if ((i & 4095) == 0) rs_eval_bar_draw(&bar, i, 0);
+    }
+    rs_eval_bar_draw(&bar, i, 1);
+    double replay_s = (double)(rs_clock_mono_us() - t_replay) / 1e6;
+    if (so && (fflush(so) || ferror(so))) {
+        fprintf(stderr, "riskstream %s: write error on %s: %s\n", cmd,
+                scores_out, strerror(errno));
+        goto done;
+    }
+    int64_t t_rep = rs_clock_mono_us();
+    rep = rs_eval_report(ev);
+    double rep_s = (double)(rs_clock_mono_us() - t_rep) / 1e6;
+    if (!rep) {
+        fprintf(stderr, "riskstream %s: no event could be scored\n", cmd);
+        goto done;
+    }
+    rs_eval_report_print(rep, daily, stdout);
+    rs_eval_stats_t st;
+    rs_eval_stats(ev, &st);
+    printf("\nlearning: %llu labels applied, %llu still in flight at the end",
+           (unsigned long long)st.labels_applied,
+           (unsigned long long)st.labels_pending);
+    if (st.warmup)
+        printf(", %llu warm-up events learned but not measured",
+               (unsigned long long)st.warmup);
+    if (rejected) printf(", %llu events refused", (unsigned long long)rejected);
+    printf("\n");
+    for (int k = 0; k < nm; k++) {
+        const rs_model_stats_t *ms = &st.model[k];
+        printf("  %-4s %llu updates (%llu positives, %llu negatives of which "
+               "%llu by horizon), %llu pending dropped, %llu labels not "
+               "pending%s; version %s\n",
+               rs_eval_model_name(ev, k), (unsigned long long)ms->updates,
+               (unsigned long long)ms->positives,
+               (unsigned long long)ms->negatives,
+               (unsigned long long)ms->horizon_negatives,
+               (unsigned long long)ms->dropped,
+               (unsigned long long)ms->unknown_labels,
+               ms->unknown_labels ? " (raise the pending_max of this model)"
+                                  : "",
+               ms->version);
+    }
+    if (fflush(stdout) || ferror(stdout)) {
+        fprintf(stderr, "riskstream %s: write error on stdout\n", cmd);
+        goto done;
+    }
+    if (plot) {
+        char title[256];
+        snprintf(title, sizeof(title), "riskstream eval: %s (label delay "
+                 "%.1f d, prequential)", input, (double)delay_ms / 86400000.0);
+        char *svg = rs_eval_plot_svg(rep, title);
+        FILE *pf = svg ? fopen(plot, "w") : NULL;
+        if (!pf || fputs(svg, pf) == EOF || fclose(pf)) {
+            fprintf(stderr, "riskstream %s: cannot write %s: %s\n", cmd, plot,
+                    strerror(errno));
+            free(svg);
+            goto done;
+        }
+        free(svg);
+    }
+    double total_s = (double)(rs_clock_mono_us() - t_start) / 1e6;
+    fprintf(stderr, "eval: %zu events in %.1f s (read+index %.1f s, model "
+            "setup %.1f s, replay %.1f s = %.0f events/s, metrics %.1f s); "
+            "%llu bad lines skipped;", i, total_s, load_s, new_s, replay_s,
+            replay_s > 0 ? (double)i / replay_s : 0.0, rep_s,
+            (unsigned long long)(nbad + rejected));
+    for (int k = 0; k < nm; k++) {
+        char a[16] = "-", p[16] = "-";
+        if (!isnan(rep->overall.m[k].auc))
+            snprintf(a, sizeof(a), "%.4f", rep->overall.m[k].auc);
+        if (!isnan(rep->overall.m[k].ap))
+            snprintf(p, sizeof(p), "%.4f", rep->overall.m[k].ap);
+        fprintf(stderr, " %s AUC %s AP %s;", rep->model[k], a, p);
+    }
+    fputc('\n', stderr);
+    if (rs_cli_stop) {
+        fprintf(stderr, "riskstream %s: interrupted after %zu of %zu events "
+                "(report covers those)\n", cmd, i, n);
+        goto done;
+    }
+    rc = RS_EXIT_OK;
+done:
+    if (so && so != stdout && fclose(so) && rc == RS_EXIT_OK) {
+        fprintf(stderr, "riskstream %s: write error on %s\n", cmd, scores_out);
+        rc = RS_EXIT_RUNTIME;
+    }
+    rs_eval_report_destroy(rep);
+    rs_eval_destroy(ev);
+    rs_eval_input_destroy(in);
+    free(buf);
+    free(lbuf);
+    free(tbuf);
+    rs_app_conf_destroy(&app);
+    return rc;
+}

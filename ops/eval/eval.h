@@ -1,0 +1,269 @@
+/* eval.h -- prequential (test-then-train) evaluation of the risk models.
+ *
+ * Design note
+ * -----------
+ * Three pieces, none of which opens a file (the CLI, ops/cli/cmd_eval.c,
+ * reads and writes them):
+ *
+ *  - rs_eval_input_t: an index over an events buffer (JSON lines, foreign
+ *    JSON lines or CSV with a column mapping).  It decodes every record
+ *    once to learn its event time, label and id, counts and skips bad
+ *    lines (keeping the first messages, each naming the line and field),
+ *    sorts the good ones by event time (stable: ties keep file order) and
+ *    joins an optional labels buffer (JSON lines, with label times) and an
+ *    optional truth buffer (the generator's per-event pattern CSV).  The
+ *    events are decoded again, in time order, by rs_eval_input_get, so
+ *    memory stays ~56 bytes per event plus the buffer.
+ *
+ *  - rs_eval_t: the replay.  One feature engine and N models (default
+ *    "seq" and "lr") on the SAME feature vectors.  For each event, in
+ *    event-time order:
+ *        1. labels that became available at or before its time are applied
+ *           (rs_features_label, then rs_model_learn of every model);
+ *        2. every model learns the events older than its label horizon as
+ *           negatives (rs_model_advance, as the service does);
+ *        3. the event is featurised (rs_features_process) and scored by
+ *           every model (rs_model_forward with RS_MODEL_FWD_REMEMBER);
+ *        4. its label, if it is to be learned, is queued until
+ *           label_time (default event time + label_delay);
+ *        5. unless it falls in the warm-up, it is added to the metrics.
+ *    So a score never depends on a label that was not available at the
+ *    event's time: the invariant the label hook lets tests check.
+ *
+ *  - rs_eval_acc_t: the metrics accumulator, fed (time, entity, truth,
+ *    pattern, scores) per event; rs_eval_acc_report computes per UTC day
+ *    and overall ROC AUC and average precision (exact, rs_auc_exact /
+ *    rs_ap_exact), precision at the top-k entities per day and the alert
+ *    rate, and per fraud pattern AUC/AP (that pattern's positives against
+ *    all negatives).  Usable alone (tests feed it hand-made scores).
+ *
+ * Ownership: every object has new/destroy (destroy(NULL) is a no-op);
+ * reports are freed with rs_eval_report_destroy.  Threads: each object is
+ * owned by one thread; no global state.  Everything is deterministic: the
+ * same input and configuration give the same report, byte for byte.
+ */
+#ifndef RS_EVAL_H
+#define RS_EVAL_H
+
+#include <stdio.h>
+
+#include "common/common.h"
+#include "proto/proto.h"
+#include "features/features.h"
+#include "model/model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RS_EVAL_MODELS_MAX   4    /* models compared side by side        */
+#define RS_EVAL_PATTERNS_MAX 16   /* distinct truth patterns (incl. none) */
+#define RS_EVAL_PATTERN_LEN  40   /* pattern name incl. NUL               */
+#define RS_EVAL_ERRORS_KEPT  5    /* bad-line messages kept               */
+
+/* ----------------------------------------------------------------- input */
+
+typedef enum rs_eval_format_e {
+    RS_EVAL_FMT_JSONL = 0,       /* the project's Event JSON, one per line */
+    RS_EVAL_FMT_JSON_MAP = 1,    /* foreign flat JSON through the mapping   */
+    RS_EVAL_FMT_CSV = 2          /* CSV with a header, through the mapping  */
+} rs_eval_format_t;
+
+typedef struct rs_eval_input_s rs_eval_input_t;
+
+typedef struct rs_eval_input_stats_s {
+    uint64_t lines;              /* records seen (excl. header/blank)       */
+    uint64_t events;             /* good records                            */
+    uint64_t bad;                /* undecodable / invalid, skipped          */
+    uint64_t with_label;         /* events with a label (column or file)    */
+    uint64_t positives;          /* of which value >= 0.5                   */
+    uint64_t out_of_order;       /* events earlier than one before them     */
+    uint64_t labels;             /* label lines joined to an event          */
+    uint64_t labels_unknown;     /* label lines for no event of the input   */
+    uint64_t labels_bad;         /* undecodable label lines                 */
+    uint64_t truth_rows;         /* truth rows joined to an event           */
+    uint64_t truth_unknown;      /* truth rows for no event                 */
+    uint64_t truth_bad;          /* unparsable truth rows                   */
+    int nerrors;                 /* messages kept in errors[]               */
+    char errors[RS_EVAL_ERRORS_KEPT][400]; /* "line 12: field 'amount': ..." */
+} rs_eval_input_stats_t;
+
+/* Index the events in buf[0..len) (not copied: it must outlive the input).
+ * `map` (may be NULL: defaults) is used for CSV and foreign JSON.  Bad
+ * records are counted and skipped, never fatal.  Returns NULL with errstr
+ * only if the input is unusable as a whole (CSV header lacks a mapped
+ * column, or nothing to read).  Cold path: allocates the index. */
+rs_eval_input_t *rs_eval_input_new(const char *buf, size_t len,
+                                   rs_eval_format_t fmt,
+                                   const rs_csv_map_t *map, char *errstr,
+                                   size_t errstr_size);
+void rs_eval_input_destroy(rs_eval_input_t *in);
+
+/* Join a labels buffer (JSON lines, rs_label_from_json; any order).  From
+ * then on the labels file REPLACES the label column: an event's truth is
+ * its label's value (0 if it has none), learned at the label's
+ * label_time_ms (event time + label_delay if that is 0).  Bad lines are
+ * counted (stats.labels_bad) with a message. */
+void rs_eval_input_join_labels(rs_eval_input_t *in, const char *buf,
+                               size_t len);
+/* Join a truth CSV (header with at least event_id and pattern columns;
+ * "none" or "" = genuine).  RS_ERR_INVALID with errstr if the header lacks
+ * them; bad rows are counted. */
+rs_err_t rs_eval_input_join_truth(rs_eval_input_t *in, const char *buf,
+                                  size_t len, char *errstr,
+                                  size_t errstr_size);
+
+size_t rs_eval_input_count(const rs_eval_input_t *in);   /* good events */
+void rs_eval_input_stats(const rs_eval_input_t *in, rs_eval_input_stats_t *st);
+/* Line number (1-based) of the i-th event in time order. */
+uint32_t rs_eval_input_line(const rs_eval_input_t *in, size_t i);
+
+/* One event of the replay with what the evaluator may know about it. */
+typedef struct rs_eval_rec_s {
+    const rs_event_t *ev;
+    int label;                   /* ground truth for the metrics: 1 or 0    */
+    int learn;                   /* 1: feed this label to the models        */
+    int64_t label_time_ms;       /* when it becomes known; 0: event time +
+                                  * label_delay                             */
+    const char *pattern;         /* truth pattern name, NULL = none         */
+} rs_eval_rec_t;
+
+/* Decode the i-th event in time order into *ev and fill *rec (rec->ev =
+ * ev; pattern points into `in`).  A CSV/JSON label column gives label =
+ * value >= 0.5 and learn = label (only positives are fed: negatives come
+ * from the horizon, as in the service).  With joined labels every label
+ * of the file is fed at its time.  RS_ERR_INVALID if i is out of range. */
+rs_err_t rs_eval_input_get(rs_eval_input_t *in, size_t i, rs_event_t *ev,
+                           rs_eval_rec_t *rec);
+
+/* --------------------------------------------------------------- metrics */
+
+typedef struct rs_eval_metrics_s {
+    double auc;                  /* ROC AUC, NaN if a class is empty        */
+    double ap;                   /* average precision, NaN if no positive   */
+    double p_at_k;               /* precision at top-k entities (per day;
+                                  * overall: hits / picks over all days)    */
+    double alert_rate;           /* share of events with score >= threshold */
+    uint64_t alerts;             /* events with score >= threshold          */
+    uint64_t topk_hits, topk_picks;
+    /* overall row only: unweighted mean over the days where it is defined
+     * (pooled AUC/AP also rank events of different days against each
+     * other, so they mix in how calibration drifts while learning) */
+    double auc_day_mean, ap_day_mean;
+} rs_eval_metrics_t;
+
+typedef struct rs_eval_day_s {
+    int64_t day_ms;              /* UTC midnight; 0 for the overall row     */
+    uint64_t events, positives, entities;
+    rs_eval_metrics_t m[RS_EVAL_MODELS_MAX];
+} rs_eval_day_t;
+
+typedef struct rs_eval_pattern_s {
+    char name[RS_EVAL_PATTERN_LEN];
+    uint64_t positives;
+    double auc[RS_EVAL_MODELS_MAX], ap[RS_EVAL_MODELS_MAX];
+} rs_eval_pattern_t;
+
+typedef struct rs_eval_report_s {
+    int nmodels;
+    char model[RS_EVAL_MODELS_MAX][16];  /* "seq", "lr"                     */
+    int64_t top_k;
+    double threshold;
+    int ndays;
+    rs_eval_day_t *days;         /* [ndays], by day ascending               */
+    rs_eval_day_t overall;
+    int npatterns;               /* 0 without truth                          */
+    rs_eval_pattern_t patterns[RS_EVAL_PATTERNS_MAX];
+    uint64_t pattern_unmatched;  /* positives with no pattern (truth gap)   */
+} rs_eval_report_t;
+
+typedef struct rs_eval_acc_s rs_eval_acc_t;
+
+/* nmodels in [1, RS_EVAL_MODELS_MAX] named names[nmodels] (copied);
+ * top_k >= 1; alert threshold.  NULL + errstr on bad arguments. */
+rs_eval_acc_t *rs_eval_acc_new(int nmodels, const char *const *names,
+                               int64_t top_k, double threshold,
+                               char *errstr, size_t errstr_size);
+void rs_eval_acc_destroy(rs_eval_acc_t *acc);
+/* One scored event.  pattern: NULL/""/"none" = no pattern.  Amortised
+ * O(1) (arrays grow geometrically; cold path: this is offline). */
+void rs_eval_acc_add(rs_eval_acc_t *acc, int64_t event_time_ms,
+                     const char *entity_id, int label, const char *pattern,
+                     const float *scores /* [nmodels] */);
+/* Compute the report (sorts copies; O(n log n)).  Free with
+ * rs_eval_report_destroy.  NULL only if nothing was added. */
+rs_eval_report_t *rs_eval_acc_report(const rs_eval_acc_t *acc);
+void rs_eval_report_destroy(rs_eval_report_t *rep);
+
+/* Print the overall table, the per-pattern table (if any) and, with
+ * per_day, the per-day table, as plain aligned text. */
+void rs_eval_report_print(const rs_eval_report_t *rep, int per_day, FILE *fp);
+
+/* SVG line chart of the daily AUC and AP of every model (two panels,
+ * shared day axis, legend, title).  Returns a malloc'd NUL-terminated
+ * string (free with free()) or NULL if the report has no day. */
+char *rs_eval_plot_svg(const rs_eval_report_t *rep, const char *title);
+
+/* ---------------------------------------------------------------- replay */
+
+typedef struct rs_eval_conf_s {
+    int64_t label_delay_ms;      /* label column: known at event time + this */
+    int64_t top_k;               /* entities per day for precision@k        */
+    double threshold;            /* alert rate: score >= this               */
+    int64_t warmup_ms;           /* events before first event time + this
+                                  * are replayed (learned) but not measured */
+    int nmodels;                 /* 1..RS_EVAL_MODELS_MAX                    */
+    int kinds[RS_EVAL_MODELS_MAX];        /* rs_model_kind_t of each model   */
+    const rs_features_conf_t *features;   /* copied by rs_eval_new           */
+    const rs_model_conf_t *model;         /* copied; kind replaced per model */
+    /* Optional: called for each label applied, with the event time of the
+     * event about to be scored (now_ms; the last event time at the end).
+     * For tests of the no-leakage invariant. */
+    void (*label_hook)(void *opaque, const rs_label_t *lb,
+                       int64_t event_time_ms, int64_t now_ms);
+    void *hook_opaque;
+} rs_eval_conf_t;
+
+/* Defaults: label_delay 3d, top_k 100, threshold 0.5, warmup 0, models
+ * seq + lr. */
+void rs_eval_conf_init(rs_eval_conf_t *conf);
+/* Parse "seq,lr" into conf->kinds/nmodels; RS_ERR_CONFIG names a bad one. */
+rs_err_t rs_eval_conf_models(rs_eval_conf_t *conf, const char *list,
+                             char *errstr, size_t errstr_size);
+
+typedef struct rs_eval_s rs_eval_t;
+
+typedef struct rs_eval_stats_s {
+    uint64_t events;             /* scored                                  */
+    uint64_t warmup;             /* of which not measured (warm-up)         */
+    uint64_t rejected;           /* refused by rs_features_process          */
+    uint64_t labels_applied;     /* labels fed (features + models)          */
+    uint64_t labels_pending;     /* still in flight at the end              */
+    rs_model_stats_t model[RS_EVAL_MODELS_MAX];
+} rs_eval_stats_t;
+
+/* Build the feature engine and the models (allocates their state up
+ * front).  NULL + errstr on a bad configuration. */
+rs_eval_t *rs_eval_new(const rs_eval_conf_t *conf, char *errstr,
+                       size_t errstr_size);
+void rs_eval_destroy(rs_eval_t *e);
+
+/* Replay one event (steps 1-4 of the design note) and add it to the
+ * metrics.  scores (may be NULL) gets [nmodels] scores.  RS_ERR_INVALID
+ * with errstr if the feature engine refuses the event (counted in
+ * stats.rejected, nothing else changes). */
+rs_err_t rs_eval_push(rs_eval_t *e, const rs_eval_rec_t *rec,
+                      float *scores /* [nmodels] or NULL */, char *errstr,
+                      size_t errstr_size);
+
+int rs_eval_nmodels(const rs_eval_t *e);
+const char *rs_eval_model_name(const rs_eval_t *e, int i); /* "seq", "lr" */
+int rs_eval_dim(const rs_eval_t *e);                        /* features     */
+void rs_eval_stats(const rs_eval_t *e, rs_eval_stats_t *st);
+/* The report so far (see rs_eval_acc_report). */
+rs_eval_report_t *rs_eval_report(const rs_eval_t *e);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RS_EVAL_H */
