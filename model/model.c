@@ -48,9 +48,11 @@ static const rs_conf_field_t rs_model_fields[] = {
      0, "loss weight of a positive label (rare class)", NULL, 1e-6, 1e6},
     {"grad_clip", RS_CONF_DOUBLE, "5", offsetof(rs_model_conf_t, grad_clip), 0,
      "maximum L2 norm of one update's gradient", NULL, 1e-9, 1e9},
-    {"label_horizon", RS_CONF_DURATION, "5d",
+    {"label_horizon", RS_CONF_DURATION, "4d",
      offsetof(rs_model_conf_t, label_horizon), 0,
-     "event time after which an unlabelled event is learned as negative",
+     "event time after which an unlabelled event is learned as negative; set "
+     "it just above the label delay: shorter loses late positives, longer "
+     "biases learning toward positives (negatives are learned only here)",
      NULL, 1, 0x1p62},
     {"pending_max", RS_CONF_INT, "1048576",
      offsetof(rs_model_conf_t, pending_max), 0,

@@ -718,16 +718,29 @@ static void rs_svc_periodic(rs_service_t *svc, int64_t now_us) {
         svc->progress_cb(svc->progress_opaque, &svc->st);
     }
     if (svc->conf->stats_interval_ms > 0 && now_us >= svc->stats_next_us) {
-        if (svc->stats_next_us)
+        if (svc->stats_next_us) {
+            rs_features_stats_t fs;
+            rs_features_stats(svc->feat, &fs);
             rs_info("service",
                     "scored=%llu labels=%llu rejected=%llu p50_ms=%.2f "
-                    "p99_ms=%.2f auc=%.4f model=%s",
+                    "p99_ms=%.2f auc=%.4f model=%s keys=%llu cp_keys=%llu "
+                    "late=%llu evictions=%llu expirations=%llu cap_hits=%llu "
+                    "checkpoints=%llu ckpt_max_pause_ms=%.2f",
                     (unsigned long long)svc->st.scored,
                     (unsigned long long)svc->st.labels,
                     (unsigned long long)svc->st.rejected,
                     rs_hist_quantile(&svc->st.e2e_us, 0.5) / 1000.0,
                     rs_hist_quantile(&svc->st.e2e_us, 0.99) / 1000.0,
-                    rs_auc_roc(&svc->st.auc), svc->st.model_version);
+                    rs_auc_roc(&svc->st.auc), svc->st.model_version,
+                    (unsigned long long)fs.entity_keys,
+                    (unsigned long long)fs.cp_keys,
+                    (unsigned long long)fs.late,
+                    (unsigned long long)fs.evictions,
+                    (unsigned long long)fs.expirations,
+                    (unsigned long long)fs.cap_hits,
+                    (unsigned long long)svc->st.checkpoints,
+                    svc->st.checkpoint_step_max_us / 1000.0);
+        }
         svc->stats_next_us = now_us + svc->conf->stats_interval_ms * 1000;
     }
 }

@@ -125,7 +125,7 @@ static void test_conf_defaults(void **state) {
     assert_true(c.l2 == 1e-5);
     assert_true(c.pos_weight == 10);
     assert_true(c.grad_clip == 5);
-    assert_true(c.label_horizon == 5 * 86400000LL);
+    assert_true(c.label_horizon == 4 * 86400000LL);
     assert_true(c.pending_max == 1 << 20);
     assert_true(c.publish_every == 1000);
     assert_true(c.batch_max == 512);
