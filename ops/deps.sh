@@ -10,6 +10,7 @@ PKGS=(
   libprotobuf-c-dev protobuf-c-compiler
   libyaml-dev libjansson-dev libmicrohttpd-dev libxxhash-dev libcmocka-dev
   redis-server redis-tools kcat jq
+  chromium
 )
 
 missing=()

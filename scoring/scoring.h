@@ -42,6 +42,7 @@
 #include "features/features.h"
 #include "model/model.h"
 #include "scoring/sink.h"
+#include "scoring/http.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -74,9 +75,10 @@ typedef struct rs_app_conf_s {
     rs_redis_conf_t redis;       /* `redis:`                            */
     rs_features_conf_t features; /* `features:`                         */
     rs_model_conf_t model;       /* `model:` and `seq:`                 */
+    rs_http_conf_t http;         /* `http:` API (serve, api, audit)     */
     rs_kv_t kafka;               /* `kafka:` passthrough to librdkafka  */
     rs_conf_t *conf;             /* the registry (owns no app memory)  */
-    rs_conf_section_t secs[6];   /* section rows registered in conf    */
+    rs_conf_section_t secs[7];   /* section rows registered in conf    */
 } rs_app_conf_t;
 
 /* Register every section of `app` in a new registry (app->conf) and fill

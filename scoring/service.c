@@ -174,8 +174,9 @@ rs_err_t rs_app_conf_init(rs_app_conf_t *app, char *errstr,
     rs_features_conf_section(&secs[3], &app->features);
     rs_model_conf_section(&secs[4], &app->model);
     rs_seq_conf_section(&secs[5], &app->model);
+    rs_http_conf_section(&secs[6], &app->http);
     rs_err_t err = RS_OK;
-    for (int i = 0; err == RS_OK && i < 6; i++)
+    for (int i = 0; err == RS_OK && i < 7; i++)
         err = rs_conf_add_section(app->conf, &secs[i], errstr, errstr_size);
     /* features.specs / features.extra_specs: the declarative feature list */
     if (err == RS_OK)

@@ -18,6 +18,8 @@ int rs_cmd_config(int argc, char **argv);
 int rs_cmd_features(int argc, char **argv);
 int rs_cmd_broker(int argc, char **argv);
 int rs_cmd_eval(int argc, char **argv);
+int rs_cmd_audit(int argc, char **argv);
+int rs_cmd_api(int argc, char **argv);
 
 struct rs_gen_conf_s;
 /* rs_app_conf_init + the `gen:` section bound to *gconf (defaults filled),

@@ -121,12 +121,25 @@ int rs_cmd_serve(int argc, char **argv) {
         return rc;
     }
     rs_err_t err = RS_OK;
+    rs_http_t *http = NULL;
     rs_service_t *svc = rs_service_new(&app, bootstrap, &err, errstr,
                                        sizeof(errstr));
     if (!svc) {
         fprintf(stderr, "riskstream serve: %s\n", errstr);
         rc = err == RS_ERR_CONFIG ? RS_EXIT_USAGE : RS_EXIT_RUNTIME;
         goto done;
+    }
+    /* The read-only HTTP API (audit lookups) on its own threads and Redis
+     * connections, when http.enabled. */
+    if (app.http.enabled) {
+        http = rs_http_new(&app.http, &app.redis, errstr, sizeof(errstr));
+        if (!http) {
+            fprintf(stderr, "riskstream serve: http: %s\n", errstr);
+            rc = RS_EXIT_RUNTIME;
+            goto done;
+        }
+        printf("http: http://%s:%d\n", app.http.bind, rs_http_port(http));
+        fflush(stdout);
     }
     rs_cli_signals();
     err = rs_service_run(svc, &rs_cli_stop, errstr, sizeof(errstr));
@@ -143,6 +156,7 @@ int rs_cmd_serve(int argc, char **argv) {
         rc = RS_EXIT_RUNTIME;
     }
 done:
+    rs_http_destroy(http);
     rs_service_destroy(svc);
     rs_cluster_destroy(cluster);
     rs_app_conf_destroy(&app);

@@ -1,0 +1,461 @@
+/* cmd_train.c -- `riskstream train`: bootstrap a model offline from a
+ * history file, then `serve --model FILE` starts from it (docs/eval.md).
+ *
+ * The replay is rs_eval's (ops/eval): events in event-time order, each
+ * featurised and scored BEFORE its label is known, labels learned only
+ * once their available time (event time + --label-delay, or label_time
+ * with --labels) has passed in the replay, unlabelled events learned as
+ * negatives after model.label_horizon -- exactly what `eval` measures and
+ * what `serve` does live.  Here there is one model (the configured kind,
+ * or --kind) and no metrics (rs_eval_conf_t.no_metrics); at the end the
+ * model is written atomically with rs_model_save.  Labels still in flight
+ * at the end (available after the last event time) are NOT learned: the
+ * model knows what a service running until the last event would know.
+ *
+ * This file does the I/O (input, labels, model file); rs_eval_input and
+ * rs_eval do none.
+ *
+ * Exit codes: 0 model written (bad lines are counted and skipped), 1
+ * runtime error (unreadable input, no valid event, cannot write the model,
+ * interrupted: nothing is written), 2 usage or configuration error. */
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "ops/eval/eval.h"
+#include "ops/gen/gen.h"
+
+int rs_cmd_train(int argc, char **argv);
+
+static const char *const rs_train_cmd = "train";
+
+static void rs_train_help(FILE *fp) {
+    fprintf(fp,
+        "usage: riskstream train --input FILE --out MODEL_FILE [--kind seq|lr]\n"
+        "                        [--format jsonl|csv|json-map]\n"
+        "                        [--map id=...,entity=...,counterparty=...,time=...,\n"
+        "                               amount=...,label=...]\n"
+        "                        [--labels FILE.jsonl] [--label-delay DUR]\n"
+        "                        [--config FILE] [--set KEY=VALUE]... [--quiet]\n\n"
+        "Bootstrap a model offline from history: replay FILE in event-time\n"
+        "order exactly as `riskstream eval` does (each event featurised with\n"
+        "the configured feature spec and scored before its label is known;\n"
+        "a label learned only once --label-delay after its event has passed\n"
+        "in the replay, or at its label_time with --labels; events without a\n"
+        "positive label learned as negatives after model.label_horizon), then\n"
+        "save the model atomically to MODEL_FILE.  `riskstream serve --model\n"
+        "MODEL_FILE` starts from it: use the same --config/--set for both\n"
+        "(serve refuses a model built for other features).  Labels still in\n"
+        "flight after the last event are not learned.  See docs/eval.md.\n\n"
+        "options:\n"
+        "  -i, --input FILE      events: JSON lines, or CSV with a header (.csv)\n"
+        "                        ('-' = stdin); need not be time-ordered\n"
+        "  -o, --out FILE        model file to write (replaced atomically)\n"
+        "      --kind K          seq or lr (default: model.kind, seq)\n"
+        "      --format F        jsonl (project Event JSON), csv, or json-map\n"
+        "                        (flat foreign JSON through --map); default from\n"
+        "                        the extension (.csv), json-map if --map is given\n"
+        "  -m, --map SPEC        column mapping for csv/json-map (docs/schema.md);\n"
+        "                        the label column gives the positives\n"
+        "      --labels FILE     labels as JSON lines (event_id, value,\n"
+        "                        label_time_ms); replaces the label column\n"
+        "      --label-delay DUR label column: known this long after the event\n"
+        "                        (default 3d, the generator's delay)\n"
+        "  -q, --quiet           no progress bar\n"
+        "  -c, --config FILE     YAML configuration (features:, model:, seq:)\n"
+        "  -s, --set KEY=VALUE   override one config key (repeatable), e.g.\n"
+        "                        seq.pending_max=262144, model.label_horizon=4d\n"
+        "  -l, --log-level LVL   debug|info|warn|error\n"
+        "  -h, --help            this help\n\n"
+        "exit codes: 0 model written (bad lines are counted and skipped),\n"
+        "1 runtime error (unreadable input, no valid event, cannot write the\n"
+        "model, interrupted: nothing written), 2 usage or configuration error\n");
+}
+
+/* Whole file (or stdin) into a malloc'd buffer; NULL with errno. */
+static char *rs_train_slurp(const char *path, size_t *len) {
+    FILE *fp = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!fp) return NULL;
+    size_t cap = 1 << 20, n = 0;
+    char *buf = rs_malloc(cap);
+    for (;;) {
+        if (n == cap) buf = rs_realloc(buf, cap *= 2);
+        size_t r = fread(buf + n, 1, cap - n, fp);
+        n += r;
+        if (r == 0) break;
+    }
+    int err = ferror(fp);
+    int saved = errno;
+    if (fp != stdin) fclose(fp);
+    if (err) {
+        free(buf);
+        errno = saved ? saved : EIO;
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+typedef struct rs_train_bar_s {
+    int on;
+    size_t total;
+    int64_t t0_us, last_us;
+} rs_train_bar_t;
+
+static void rs_train_bar_draw(rs_train_bar_t *b, size_t done, int final) {
+    if (!b->on) return;
+    int64_t now = rs_clock_mono_us();
+    if (!final && now - b->last_us < 200000) return;
+    b->last_us = now;
+    double frac = b->total ? (double)done / (double)b->total : 1;
+    double s = (double)(now - b->t0_us) / 1e6;
+    double rate = s > 0 ? (double)done / s : 0;
+    double eta = rate > 0 ? (double)(b->total - done) / rate : 0;
+    int w = 30, fill = (int)(frac * w);
+    fprintf(stderr, "\r[%.*s%.*s] %3.0f%%  %zu/%zu events  %.0f events/s  "
+            "ETA %dm%02ds ", fill, "##############################", w - fill,
+            "..............................", frac * 100, done, b->total, rate,
+            (int)eta / 60, (int)eta % 60);
+    if (final) fputc('\n', stderr);
+    fflush(stderr);
+}
+
+/* Fail before a long replay, not after it: rs_model_save writes
+ * out.tmp in out's directory and renames it. */
+static int rs_train_out_ok(const char *out) {
+    struct stat sb;
+    if (stat(out, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        fprintf(stderr, "riskstream %s: --out %s is a directory\n",
+                rs_train_cmd, out);
+        return 0;
+    }
+    char dir[4096];
+    rs_strlcpy(dir, out, sizeof(dir));
+    const char *d = dirname(dir);
+    if (access(d, W_OK | X_OK) != 0) {
+        fprintf(stderr, "riskstream %s: cannot write the model in %s: %s\n",
+                rs_train_cmd, d, strerror(errno));
+        return 0;
+    }
+    return 1;
+}
+
+int rs_cmd_train(int argc, char **argv) {
+    const char *cmd = rs_train_cmd;
+    static const struct option opts[] = {
+        {"input", required_argument, NULL, 'i'},
+        {"out", required_argument, NULL, 'o'},
+        {"kind", required_argument, NULL, 1003},
+        {"format", required_argument, NULL, 1000},
+        {"map", required_argument, NULL, 'm'},
+        {"labels", required_argument, NULL, 1001},
+        {"label-delay", required_argument, NULL, 1002},
+        {"quiet", no_argument, NULL, 'q'},
+        {"config", required_argument, NULL, 'c'},
+        {"set", required_argument, NULL, 's'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    rs_cli_common_t co;
+    memset(&co, 0, sizeof(co));
+    const char *input = NULL, *out = NULL, *kind = NULL, *format = NULL,
+               *map_spec = NULL, *labels = NULL;
+    int64_t delay_ms = 3 * 86400000LL;
+    int quiet = 0, c;
+    char errstr[512];
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "i:o:m:qc:s:l:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'i': input = optarg; break;
+        case 'o': out = optarg; break;
+        case 1003:
+            if (strcmp(optarg, "seq") && strcmp(optarg, "lr"))
+                return rs_cli_usage_error(cmd, "--kind '%s': expected seq or "
+                                          "lr", optarg);
+            kind = optarg;
+            break;
+        case 1000: format = optarg; break;
+        case 'm': map_spec = optarg; break;
+        case 1001: labels = optarg; break;
+        case 1002:
+            if (rs_duration_parse(optarg, &delay_ms) != 0 || delay_ms < 0)
+                return rs_cli_usage_error(cmd, "--label-delay '%s': expected "
+                                          "a duration such as 7d, 36h, 90m",
+                                          optarg);
+            break;
+        case 'q': quiet = 1; break;
+        case 'c': case 's': case 'l':
+            if (rs_cli_common_opt(cmd, c, optarg, &co) < 0)
+                return RS_EXIT_USAGE;
+            break;
+        case 'h': rs_train_help(stdout); return RS_EXIT_OK;
+        default:
+            fprintf(stderr, "(see riskstream train --help)\n");
+            return RS_EXIT_USAGE;
+        }
+    }
+    if (optind < argc)
+        return rs_cli_usage_error(cmd, "unexpected argument '%s' (see --help)",
+                                  argv[optind]);
+    if (!input)
+        return rs_cli_usage_error(cmd, "--input FILE is required (see "
+                                  "--help)");
+    if (!out)
+        return rs_cli_usage_error(cmd, "--out MODEL_FILE is required (see "
+                                  "--help)");
+    rs_eval_format_t fmt;
+    if (format) {
+        if (!strcmp(format, "jsonl") || !strcmp(format, "json"))
+            fmt = RS_EVAL_FMT_JSONL;
+        else if (!strcmp(format, "csv")) fmt = RS_EVAL_FMT_CSV;
+        else if (!strcmp(format, "json-map")) fmt = RS_EVAL_FMT_JSON_MAP;
+        else
+            return rs_cli_usage_error(cmd, "--format '%s': expected jsonl, "
+                                      "csv or json-map", format);
+        if (fmt == RS_EVAL_FMT_JSONL && map_spec)
+            fmt = RS_EVAL_FMT_JSON_MAP;  /* a mapping means foreign JSON */
+    } else {
+        size_t n = strlen(input);
+        fmt = n >= 4 && !strcmp(input + n - 4, ".csv") ? RS_EVAL_FMT_CSV
+              : map_spec                               ? RS_EVAL_FMT_JSON_MAP
+                                                       : RS_EVAL_FMT_JSONL;
+    }
+    rs_csv_map_t map;
+    if (rs_csv_map_parse(&map, map_spec ? map_spec : "", errstr,
+                         sizeof(errstr)) != RS_OK)
+        return rs_cli_usage_error(cmd, "--map: %s", errstr);
+
+    /* Configuration: the same registry as serve (features:, model:, seq:,
+     * and gen: so one YAML file serves every subcommand). */
+    rs_app_conf_t app;
+    rs_gen_conf_t gconf;
+    int rc = rs_cli_app_init(cmd, &app, &gconf);
+    if (rc != RS_EXIT_OK) return rc;
+    rc = rs_cli_load_conf(cmd, &app, &co);
+    if (rc != RS_EXIT_OK) {
+        rs_app_conf_destroy(&app);
+        return rc;
+    }
+    if (kind) app.model.kind = strcmp(kind, "lr") ? RS_MODEL_SEQ : RS_MODEL_LR;
+    int seq = app.model.kind == RS_MODEL_SEQ;
+    rs_eval_conf_t ec;
+    rs_eval_conf_init(&ec);
+    ec.label_delay_ms = delay_ms;
+    ec.nmodels = 1;
+    ec.kinds[0] = app.model.kind;
+    ec.no_metrics = 1;
+    ec.features = &app.features;
+    ec.model = &app.model;
+
+    char *buf = NULL, *lbuf = NULL;
+    size_t len = 0, llen = 0;
+    rs_eval_input_t *in = NULL;
+    rs_eval_t *ev = NULL;
+    rc = RS_EXIT_RUNTIME;
+
+    int64_t t_start = rs_clock_mono_us();
+    if (!rs_train_out_ok(out)) goto done;
+    if (!(buf = rs_train_slurp(input, &len))) {
+        fprintf(stderr, "riskstream %s: cannot read %s: %s\n", cmd, input,
+                strerror(errno));
+        goto done;
+    }
+    if (labels && !(lbuf = rs_train_slurp(labels, &llen))) {
+        fprintf(stderr, "riskstream %s: cannot read %s: %s\n", cmd, labels,
+                strerror(errno));
+        goto done;
+    }
+    in = rs_eval_input_new(buf, len, fmt, &map, errstr, sizeof(errstr));
+    if (!in) {
+        fprintf(stderr, "riskstream %s: %s:%s\n", cmd, input, errstr);
+        goto done;
+    }
+    if (lbuf) rs_eval_input_join_labels(in, lbuf, llen);
+    rs_eval_input_stats_t ist;
+    rs_eval_input_stats(in, &ist);
+    for (int i = 0; i < ist.nerrors; i++) {
+        const char *msg = ist.errors[i], *file = input;
+        if (!strncmp(msg, "labels ", 7)) { file = labels; msg += 7; }
+        fprintf(stderr, "riskstream %s: %s:%s (skipped)\n", cmd, file, msg);
+    }
+    uint64_t nbad = ist.bad + ist.labels_bad;
+    if (nbad > (uint64_t)ist.nerrors)
+        fprintf(stderr, "riskstream %s: ... %llu bad lines in all (%llu "
+                "events, %llu labels), skipped\n", cmd,
+                (unsigned long long)nbad, (unsigned long long)ist.bad,
+                (unsigned long long)ist.labels_bad);
+    size_t n = rs_eval_input_count(in);
+    if (!n) {
+        fprintf(stderr, "riskstream %s: no valid event in %s\n", cmd, input);
+        goto done;
+    }
+    if (!ist.positives)
+        fprintf(stderr, "riskstream %s: warning: no positive label (check "
+                "--map label=... or --labels): the model learns negatives "
+                "only\n", cmd);
+    if (!labels && ec.label_delay_ms >= app.model.label_horizon) {
+        char d1[32], d2[32];
+        rs_duration_fmt(ec.label_delay_ms, d1, sizeof(d1));
+        rs_duration_fmt(app.model.label_horizon, d2, sizeof(d2));
+        fprintf(stderr, "riskstream %s: warning: --label-delay %s >= "
+                "model.label_horizon %s: positives are learned as negatives "
+                "before their label arrives (raise it with --set "
+                "model.label_horizon=...)\n", cmd, d1, d2);
+    }
+    /* A pending buffer smaller than the events of one label delay forgets
+     * the events before their labels arrive: say so before a long run. */
+    {
+        rs_event_t e0, e1;
+        rs_eval_rec_t r0, r1;
+        if (n > 1 && rs_eval_input_get(in, 0, &e0, &r0) == RS_OK &&
+            rs_eval_input_get(in, n - 1, &e1, &r1) == RS_OK &&
+            e1.event_time_ms > e0.event_time_ms) {
+            double need = (double)n * (double)ec.label_delay_ms /
+                          (double)(e1.event_time_ms - e0.event_time_ms);
+            /* Only events older than the horizon (before the last event)
+             * are learned as negatives: on a short history they all come
+             * from its beginning, and the model learns "early = genuine". */
+            int64_t span = e1.event_time_ms - e0.event_time_ms;
+            if (span - app.model.label_horizon < span / 2) {
+                int64_t neg = span > app.model.label_horizon
+                                  ? span - app.model.label_horizon : 0;
+                fprintf(stderr, "riskstream %s: warning: the history spans "
+                        "%.1f d and model.label_horizon is %.1f d: only the "
+                        "events of its first %.1f d are learned as negatives "
+                        "(lower model.label_horizon, just above "
+                        "--label-delay, or train on a longer history)\n",
+                        cmd, (double)span / 86400000.0,
+                        (double)app.model.label_horizon / 86400000.0,
+                        (double)neg / 86400000.0);
+            }
+            int64_t have = seq ? app.model.seq.pending_max
+                               : app.model.pending_max;
+            if (need > (double)have)
+                fprintf(stderr, "riskstream %s: warning: %s.pending_max %lld "
+                        "< ~%.0f events per label delay: most labels will "
+                        "find their event forgotten (raise it with --set "
+                        "%s.pending_max=N)\n", cmd, seq ? "seq" : "model",
+                        (long long)have, need, seq ? "seq" : "model");
+        }
+    }
+    double load_s = (double)(rs_clock_mono_us() - t_start) / 1e6;
+    int64_t t_new = rs_clock_mono_us();
+    ev = rs_eval_new(&ec, errstr, sizeof(errstr));
+    double new_s = (double)(rs_clock_mono_us() - t_new) / 1e6;
+    if (!ev) {
+        rs_cli_usage_error(cmd, "%s", errstr);
+        rc = RS_EXIT_USAGE;
+        goto done;
+    }
+    {
+        char d1[32], d2[32];
+        rs_duration_fmt(ec.label_delay_ms, d1, sizeof(d1));
+        rs_duration_fmt(app.model.label_horizon, d2, sizeof(d2));
+        fprintf(stderr, "train: %zu events from %s (%llu bad, %llu out of "
+                "order), %llu positives, %d features, model %s, label delay "
+                "%s, label horizon %s\n", n, input,
+                (unsigned long long)ist.bad,
+                (unsigned long long)ist.out_of_order,
+                (unsigned long long)ist.positives, rs_eval_dim(ev),
+                rs_eval_model_name(ev, 0), labels ? "from --labels" : d1, d2);
+    }
+
+    rs_cli_signals();
+    rs_train_bar_t bar = {!quiet && isatty(STDERR_FILENO), n,
+                          rs_clock_mono_us(), 0};
+    int64_t t_replay = rs_clock_mono_us();
+    rs_event_t e;
+    rs_eval_rec_t rec;
+    uint64_t rejected = 0;
+    size_t i;
+    for (i = 0; i < n && !rs_cli_stop; i++) {
+        if (rs_eval_input_get(in, i, &e, &rec) != RS_OK) continue;
+        if (rs_eval_push(ev, &rec, NULL, errstr, sizeof(errstr)) != RS_OK) {
+            if (rejected++ < RS_EVAL_ERRORS_KEPT)
+                fprintf(stderr, "%sriskstream %s: %s:line %u: %s (skipped)\n",
+                        bar.on ? "\r\033[K" : "", cmd, input,
+                        (unsigned)rs_eval_input_line(in, i), errstr);
+            continue;
+        }
+        if ((i & 4095) == 0) rs_train_bar_draw(&bar, i, 0);
+    }
+    rs_train_bar_draw(&bar, i, 1);
+    double replay_s = (double)(rs_clock_mono_us() - t_replay) / 1e6;
+    if (rs_cli_stop) {
+        fprintf(stderr, "riskstream %s: interrupted after %zu of %zu events: "
+                "no model written\n", cmd, i, n);
+        goto done;
+    }
+    rs_eval_stats_t st;
+    rs_eval_stats(ev, &st);
+    if (st.events == 0) {
+        fprintf(stderr, "riskstream %s: no event could be replayed: no model "
+                "written\n", cmd);
+        goto done;
+    }
+    const rs_model_stats_t *ms = &st.model[0];
+    if (ms->unknown_labels)
+        fprintf(stderr, "riskstream %s: warning: %llu labels found their "
+                "event no longer pending (raise %s.pending_max)\n", cmd,
+                (unsigned long long)ms->unknown_labels,
+                seq ? "seq" : "model");
+    if (!ms->updates)
+        fprintf(stderr, "riskstream %s: warning: the model made no update "
+                "(no label became available and no event reached "
+                "model.label_horizon): it is the untrained model\n", cmd);
+    /* vstep 0 names the same version as an untrained model of this
+     * configuration: every score of `serve` would carry an ambiguous
+     * version. */
+    size_t vl = strlen(ms->version);
+    if (ms->updates && vl >= 2 && !strcmp(ms->version + vl - 2, "-0"))
+        fprintf(stderr, "riskstream %s: note: %llu updates < "
+                "model.publish_every %lld, so the version %s is also the "
+                "name of an untrained model of this configuration (lower "
+                "model.publish_every, in train AND serve, to tell them "
+                "apart)\n", cmd, (unsigned long long)ms->updates,
+                (long long)app.model.publish_every, ms->version);
+
+    rs_model_t *m = rs_eval_model(ev, 0);
+    int64_t t_save = rs_clock_mono_us();
+    if (rs_model_save(m, out, errstr, sizeof(errstr)) != RS_OK) {
+        fprintf(stderr, "riskstream %s: %s\n", cmd, errstr);
+        goto done;
+    }
+    double save_s = (double)(rs_clock_mono_us() - t_save) / 1e6;
+    struct stat sb;
+    long long size = stat(out, &sb) == 0 ? (long long)sb.st_size : -1;
+    double total_s = (double)(rs_clock_mono_us() - t_start) / 1e6;
+    printf("train: %llu events (%llu refused, %llu bad lines), %llu labels "
+           "learned (%llu in flight at the end, not learned); %s: %llu "
+           "updates (%llu positives, %llu negatives of which %llu by "
+           "horizon), %llu pending dropped; version %s; %.1f s (read+index "
+           "%.1f s, model setup %.1f s, replay %.1f s = %.0f events/s, save "
+           "%.1f s); wrote %s (%lld bytes)\n",
+           (unsigned long long)st.events, (unsigned long long)rejected,
+           (unsigned long long)nbad,
+           (unsigned long long)st.labels_applied,
+           (unsigned long long)st.labels_pending, rs_eval_model_name(ev, 0),
+           (unsigned long long)ms->updates, (unsigned long long)ms->positives,
+           (unsigned long long)ms->negatives,
+           (unsigned long long)ms->horizon_negatives,
+           (unsigned long long)ms->dropped, ms->version, total_s, load_s, new_s,
+           replay_s,
+           replay_s > 0 ? (double)st.events / replay_s : 0.0, save_s, out,
+           size);
+    if (fflush(stdout) || ferror(stdout)) {
+        fprintf(stderr, "riskstream %s: write error on stdout\n", cmd);
+        goto done;
+    }
+    rc = RS_EXIT_OK;
+done:
+    rs_eval_destroy(ev);
+    rs_eval_input_destroy(in);
+    free(buf);
+    free(lbuf);
+    rs_app_conf_destroy(&app);
+    return rc;
+}
