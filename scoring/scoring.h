@@ -55,6 +55,7 @@ typedef struct rs_service_conf_s {
     double alert_threshold;    /* sensor events: score >= this -> alert */
     char alert_types[128];     /* event types decided as alert/approve  */
     int scores_format;         /* rs_format_t of the scores topic       */
+    int explain;               /* 0: scores without explanations        */
     int64_t explain_top;       /* feature contributions per score       */
     int64_t explain_attended;  /* attended past events per score        */
     int64_t stats_interval_ms; /* periodic stats log line; 0 = off      */

@@ -118,6 +118,9 @@ static const rs_conf_field_t rs_service_fields[] = {
      offsetof(rs_service_conf_t, scores_format), 0,
      "encoding of records on the scores and alerts topics", "json|protobuf",
      0, 0},
+    {"explain", RS_CONF_BOOL, "true", offsetof(rs_service_conf_t, explain), 0,
+     "explain every score (contributions, attended events, experts, "
+     "reasons); false = score only (see the bench for the cost)", NULL, 0, 0},
     {"explain_top", RS_CONF_INT, "5", offsetof(rs_service_conf_t, explain_top),
      0, "feature contributions kept in each explanation", NULL, 0,
      RS_MAX_CONTRIB},
@@ -817,9 +820,11 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             rs_model_input_from_event(&svc->min[k],
                                       &svc->msgs[svc->ev_msg[k]].ev,
                                       svc->x + (size_t)k * (size_t)D);
+        int explain = svc->conf->explain;
         rs_err_t ferr = rs_model_forward(
-            svc->model, svc->min, nev, svc->mout, svc->contrib,
-            RS_MODEL_FWD_REMEMBER | RS_MODEL_FWD_EXPLAIN);
+            svc->model, svc->min, nev, svc->mout,
+            explain ? svc->contrib : NULL,
+            RS_MODEL_FWD_REMEMBER | (explain ? RS_MODEL_FWD_EXPLAIN : 0));
         if (ferr != RS_OK)
             return rs_errf(errstr, errstr_size, ferr, "model forward: %s",
                            rs_err_str(ferr));
@@ -836,8 +841,11 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             rs_strlcpy(sc->model_version, version, sizeof(sc->model_version));
             sc->event_time_ms = m->ev.event_time_ms;
             sc->flags = svc->flags[k] & RS_SCORE_FLAG_LATE;
-            rs_svc_explain(svc, x, svc->contrib + (size_t)k * (size_t)D,
-                           &svc->mout[k], &sc->explanation);
+            if (explain)
+                rs_svc_explain(svc, x, svc->contrib + (size_t)k * (size_t)D,
+                               &svc->mout[k], &sc->explanation);
+            else
+                memset(&sc->explanation, 0, sizeof(sc->explanation));
             switch (sc->decision) {
             case RS_DECISION_REVIEW: svc->st.reviews++; break;
             case RS_DECISION_DECLINE: svc->st.declines++; break;

@@ -415,15 +415,19 @@ rs_err_t rs_sink_redis_write(rs_sink_redis_t *sink, const rs_score_t *scores,
         tl = (size_t)snprintf(tbuf, sizeof(tbuf), "%" PRId64,
                               sc->event_time_ms);
         size_t idl = strlen(sc->event_id);
-        const char *set[] = {"SET", skey, sink->json, "PX", sink->ttl_arg};
-        const size_t setl[] = {3, skl, (size_t)jl, 2, ttl_len};
+        /* NX: the first decision recorded for an event stays the record; a
+         * replay after a crash (at-least-once input) cannot replace it with
+         * a different one.  The entity index below is idempotent as is. */
+        const char *set[] = {"SET", skey, sink->json, "PX", sink->ttl_arg,
+                             "NX"};
+        const size_t setl[] = {3, skl, (size_t)jl, 2, ttl_len, 2};
         const char *zadd[] = {"ZADD", zkey, tbuf, sc->event_id};
         const size_t zaddl[] = {4, zkl, tl, idl};
         const char *pexp[] = {"PEXPIRE", zkey, sink->ttl_arg};
         const size_t pexpl[] = {7, zkl, ttl_len};
         const char *trim[] = {"ZREMRANGEBYRANK", zkey, "0", sink->cap_arg};
         const size_t triml[] = {15, zkl, 1, cap_len};
-        if (redisAppendCommandArgv(sink->ctx, 5, set, setl) != REDIS_OK ||
+        if (redisAppendCommandArgv(sink->ctx, 6, set, setl) != REDIS_OK ||
             redisAppendCommandArgv(sink->ctx, 4, zadd, zaddl) != REDIS_OK ||
             redisAppendCommandArgv(sink->ctx, 3, pexp, pexpl) != REDIS_OK ||
             redisAppendCommandArgv(sink->ctx, 4, trim, triml) != REDIS_OK)

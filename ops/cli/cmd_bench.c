@@ -11,11 +11,13 @@ static void rs_bench_help(FILE *fp) {
     fprintf(fp,
         "usage: riskstream bench [--redis URL] [--rate N] [--events N] [--seed N]\n"
         "                        [--config FILE] [--set KEY=VALUE]...\n\n"
-        "Two phases, each on a fresh embedded Kafka (librdkafka mock cluster)\n"
+        "Three phases, each on a fresh embedded Kafka (librdkafka mock cluster)\n"
         "with the card generator feeding it from another thread:\n"
         "  fixed   the offered rate given by --rate (default 2000 events/s)\n"
         "  max     as fast as the service takes them (the feeder keeps at most\n"
         "          5000 events ahead so the mock's retention never drops input)\n"
+        "  max, no explanations   the same with service.explain=false, to show\n"
+        "          what explanations cost\n"
         "Each phase first sends 4000 warm-up events (the consumer's start-up:\n"
         "group join, offset lookup), waits until they are scored, resets the\n"
         "latency histograms, and then measures.\n"
@@ -64,15 +66,19 @@ int rs_cmd_bench(int argc, char **argv) {
         double rate;
         rs_harness_result_t res;
         int rc;
-    } *ph = rs_calloc(2, sizeof(*ph));
+    } *ph = rs_calloc(3, sizeof(*ph));
     ph[0].name = "fixed";
     ph[0].rate = ho.rate;
     ph[1].name = "max";
     ph[1].rate = 0;
-    for (int i = 0; i < 2 && !rs_cli_stop; i++) {
+    ph[2].name = "max, no explanations";
+    ph[2].rate = 0;
+    int explain = app.service.explain;
+    for (int i = 0; i < 3 && !rs_cli_stop; i++) {
         rs_harness_opts_t o = ho;
         o.rate = ph[i].rate;
         o.label = ph[i].name;
+        app.service.explain = i == 2 ? 0 : explain;
         fprintf(stderr, "bench: phase %s (%s), %lld events...\n", ph[i].name,
                 ph[i].rate > 0 ? "paced" : "unpaced",
                 (long long)o.max_events);
@@ -91,7 +97,7 @@ int rs_cmd_bench(int argc, char **argv) {
            "p99 ms | p99.9 ms | max ms | proc p50 us | proc p99 us | "
            "checkpoints | ckpt max pause ms |\n");
     printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) {
         const rs_service_stats_t *st = &ph[i].res.st;
         if (ph[i].rc != RS_EXIT_OK) {
             printf("| %s | failed (exit %d) |||||||||\n", ph[i].name,

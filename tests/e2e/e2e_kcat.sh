@@ -12,7 +12,7 @@ BIN="${1:?riskstream binary}"
 SRC="${2:?source dir}"
 N="${RS_E2E_EVENTS:-400}"
 BAD=7
-for tool in kcat jq redis-cli redis-server; do
+for tool in kcat jq redis-cli redis-server curl; do
   command -v "$tool" >/dev/null || { echo "e2e: $tool not installed (ops/deps.sh installs it)"; exit 1; }
 done
 
@@ -30,6 +30,7 @@ URL="$("$SRC/ops/redis.sh" start "$T/redis")"
 SOCK="${URL#unix://}"
 
 "$BIN" serve --redis "$URL" --set topics.partitions=3 --set service.stats_interval=1s \
+  --set http.enabled=true --set http.port=0 \
   >"$T/serve.out" 2>"$T/serve.log" &
 SERVE_PID=$!
 BOOT=""
@@ -107,6 +108,25 @@ done | jq -r 'select(.score < 0 or .score > 1 or (.event_id|startswith("e2e-")|n
 [ ! -s "$T/redis_bad" ] || fail "bad redis records: $(head -3 "$T/redis_bad")"
 nidx=$(redis-cli -s "$SOCK" ZCARD "rs:entity:card-1:scores")
 [ "$nidx" -gt 0 ] || fail "entity index rs:entity:card-1:scores is empty"
+
+# Kafka, Redis and the HTTP API agree on every record, byte for byte
+# (score, decision, model version, explanation, times).
+API="$(sed -n 's/^http: //p' "$T/serve.out" | head -1)"
+[ -n "$API" ] || fail "serve did not print its http: address"
+ndiff=0
+while IFS= read -r krec; do
+  id="$(printf '%s' "$krec" | jq -r .event_id)"
+  rrec="$(redis-cli -s "$SOCK" GET "rs:score:$id")"
+  hrec="$(curl -sf "$API/v1/scores/$id")" || fail "HTTP GET /v1/scores/$id failed"
+  if [ "$krec" != "$rrec" ] || [ "$krec" != "$hrec" ]; then
+    ndiff=$((ndiff + 1)); [ "$ndiff" -le 2 ] && printf 'kafka %s\nredis %s\nhttp  %s\n' "$krec" "$rrec" "$hrec"
+  fi
+done <"$T/scores.jsonl"
+[ "$ndiff" -eq 0 ] || fail "$ndiff records differ between Kafka, Redis and HTTP"
+nent=$(curl -sf "$API/v1/entities/card-1/scores?limit=1000" | jq length)
+[ "$nent" -eq "$(redis-cli -s "$SOCK" ZCARD rs:entity:card-1:scores)" ] || fail "HTTP entity list has $nent records"
+curl -s "$API/v1/scores/e2e-1/view" | grep -q "<svg" || fail "decision page has no chart"
+echo "e2e: Kafka, Redis and HTTP agree on all $N records"
 
 # Dead-letter topic: the BAD malformed lines, each with a reason header.
 kcat -C -b "$BOOT" -t events.dlq -o beginning -e -q -f '%h\n' >"$T/dlq_headers" 2>/dev/null || true

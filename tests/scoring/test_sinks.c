@@ -274,6 +274,23 @@ static void test_redis_write_read(void **state) {
     assert_int_equal(rep->integer, keys);
     freeReplyObject(rep);
     assert_int_equal(raw_int(c, "ZCARD rs:entity:%s:scores", "e-1"), 6);
+    /* ... and a replay with a different score does not replace the
+     * decision on record: one event, one record. */
+    {
+        rs_score_t again = scores[3];
+        char first[RS_ENCODE_MAX], now[RS_ENCODE_MAX];
+        assert_int_equal(rs_sink_redis_get_score(sink, again.event_id, first,
+                                                 sizeof(first), errstr,
+                                                 sizeof(errstr)), RS_OK);
+        again.score = again.score < 0.5 ? 0.99 : 0.01;
+        again.decision = RS_DECISION_DECLINE;
+        assert_int_equal(rs_sink_redis_write(sink, &again, 1, errstr,
+                                             sizeof(errstr)), RS_OK);
+        assert_int_equal(rs_sink_redis_get_score(sink, again.event_id, now,
+                                                 sizeof(now), errstr,
+                                                 sizeof(errstr)), RS_OK);
+        assert_string_equal(first, now);
+    }
 
     /* Model keys. */
     assert_int_equal(rs_sink_redis_set_model(sink, "lr-7", "{\"auc\":0.9}",
@@ -298,8 +315,8 @@ static void test_redis_write_read(void **state) {
 
     rs_sink_redis_stats_t st;
     rs_sink_redis_stats(sink, &st);
-    assert_int_equal(st.writes, 3);
-    assert_int_equal(st.scores, 22);
+    assert_int_equal(st.writes, 4);  /* + the replay with another score */
+    assert_int_equal(st.scores, 23);
     assert_true(st.errors >= 1);
 
     redisFree(c);
