@@ -21,9 +21,17 @@ static void rs_demo_help(FILE *fp) {
         "      --rate N          events/s offered (default 5000; 0 = max)\n"
         "      --events N        stop after N events (default: whole stream)\n"
         "      --seed N          generator seed (default 42)\n"
-        "      --entities N      cards or machines (default 2000 / 100)\n"
-        "      --duration DUR    simulated time span (default 30d)\n"
+        "      --entities N      cards or machines (default 2000 / 40)\n"
+        "      --duration DUR    simulated time span (default 30d / 10d)\n"
         "      --sensors         machines with drifting sensors and failures\n");
+}
+
+/* 1 if -c/--config was given (then the file decides the feature preset). */
+static int rs_demo_has_config(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "-c") || !strncmp(argv[i], "--config", 8))
+            return 1;
+    return 0;
 }
 
 static void rs_demo_print_lookup(const char *id, const char *json,
@@ -122,8 +130,16 @@ int rs_cmd_demo(int argc, char **argv) {
         rs_app_conf_destroy(&app);
         return rc;
     }
-    if (gconf.mode == RS_GEN_MODE_SENSORS && gconf.entities == 2000)
-        gconf.entities = 100;
+    if (gconf.mode == RS_GEN_MODE_SENSORS) {
+        /* A sensor world that runs in ~30 s and whose readings fit the
+         * model's pending buffer until their failure labels can arrive;
+         * and the sensor feature preset unless a config file chose one. */
+        if (gconf.entities == 2000) gconf.entities = 40;
+        if (gconf.duration_ms == 30LL * 86400000) gconf.duration_ms = 10LL * 86400000;
+        char e2[256];
+        if (!rs_demo_has_config(argc, argv))
+            rs_conf_set(app.conf, "features.preset", "sensors", e2, sizeof(e2));
+    }
     rs_cli_signals();
     rs_harness_result_t *res = rs_calloc(1, sizeof(*res));
     rc = rs_harness_run(&app, &gconf, &ho, res);
