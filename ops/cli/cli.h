@@ -18,6 +18,7 @@ int rs_cmd_config(int argc, char **argv);
 int rs_cmd_features(int argc, char **argv);
 int rs_cmd_broker(int argc, char **argv);
 int rs_cmd_eval(int argc, char **argv);
+int rs_cmd_train(int argc, char **argv);
 int rs_cmd_audit(int argc, char **argv);
 int rs_cmd_api(int argc, char **argv);
 

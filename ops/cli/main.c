@@ -16,6 +16,7 @@ static const struct {
     {"features", rs_cmd_features, "explain the feature layout or export feature vectors of a file"},
     {"broker", rs_cmd_broker, "run the embedded Kafka (mock cluster) on its own"},
     {"eval", rs_cmd_eval, "replay a file test-then-train and compare the models (AUC, AP, P@k)"},
+    {"train", rs_cmd_train, "bootstrap a model offline from a history file (for serve --model)"},
     {"audit", rs_cmd_audit, "print a past decision (or an entity's) from the Redis score store"},
     {"api", rs_cmd_api, "serve the HTTP API (score lookups, per-decision page) over Redis"},
     {"config", rs_cmd_config, "print the effective configuration or its reference"},

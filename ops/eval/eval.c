@@ -559,11 +559,14 @@ rs_err_t rs_eval_push(rs_eval_t *e, const rs_eval_rec_t *rec, float *scores,
     }
     if (scores) memcpy(scores, sc, (size_t)e->conf.nmodels * sizeof(*sc));
     if (e->first_t == INT64_MIN) e->first_t = t;
-    if (t >= e->first_t + e->conf.warmup_ms)
+    if (e->conf.no_metrics) {
+        /* train: learn only, nothing to measure */
+    } else if (t >= e->first_t + e->conf.warmup_ms) {
         rs_eval_acc_add(e->acc, t, ev->entity_id, rec->label, rec->pattern,
                         sc);
-    else
+    } else {
         e->st.warmup++;
+    }
     e->st.events++;
     if (rec->learn) {
         rs_pending_t p;
@@ -587,6 +590,9 @@ const char *rs_eval_model_name(const rs_eval_t *e, int i) {
     return i >= 0 && i < e->conf.nmodels ? rs_model_kind(e->m[i]) : NULL;
 }
 int rs_eval_dim(const rs_eval_t *e) { return e->dim; }
+rs_model_t *rs_eval_model(rs_eval_t *e, int i) {
+    return i >= 0 && i < e->conf.nmodels ? e->m[i] : NULL;
+}
 
 void rs_eval_stats(const rs_eval_t *e, rs_eval_stats_t *st) {
     *st = e->st;

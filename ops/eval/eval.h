@@ -222,6 +222,10 @@ typedef struct rs_eval_conf_s {
     void (*label_hook)(void *opaque, const rs_label_t *lb,
                        int64_t event_time_ms, int64_t now_ms);
     void *hook_opaque;
+    /* 1: replay and learn only, keep no per-event metrics (`riskstream
+     * train`): saves ~(22 + 4 x models) bytes per event; rs_eval_report
+     * then returns NULL.  Default 0. */
+    int no_metrics;
 } rs_eval_conf_t;
 
 /* Defaults: label_delay 3d, top_k 100, threshold 0.5, warmup 0, models
@@ -259,6 +263,11 @@ rs_err_t rs_eval_push(rs_eval_t *e, const rs_eval_rec_t *rec,
 int rs_eval_nmodels(const rs_eval_t *e);
 const char *rs_eval_model_name(const rs_eval_t *e, int i); /* "seq", "lr" */
 int rs_eval_dim(const rs_eval_t *e);                        /* features     */
+/* The i-th model (NULL if out of range), owned by e and valid until
+ * rs_eval_destroy: for rs_model_save / rs_model_stats / rs_model_version
+ * after (or between) rs_eval_push calls, from e's thread.  `riskstream
+ * train` saves the model it trained this way. */
+rs_model_t *rs_eval_model(rs_eval_t *e, int i);
 void rs_eval_stats(const rs_eval_t *e, rs_eval_stats_t *st);
 /* The report so far (see rs_eval_acc_report). */
 rs_eval_report_t *rs_eval_report(const rs_eval_t *e);

@@ -125,7 +125,8 @@ done <"$T/scores.jsonl"
 [ "$ndiff" -eq 0 ] || fail "$ndiff records differ between Kafka, Redis and HTTP"
 nent=$(curl -sf "$API/v1/entities/card-1/scores?limit=1000" | jq length)
 [ "$nent" -eq "$(redis-cli -s "$SOCK" ZCARD rs:entity:card-1:scores)" ] || fail "HTTP entity list has $nent records"
-curl -s "$API/v1/scores/e2e-1/view" | grep -q "<svg" || fail "decision page has no chart"
+page="$(curl -sf "$API/v1/scores/e2e-1/view")" || fail "decision page request failed"
+case "$page" in *"<svg"*) ;; *) fail "decision page has no chart" ;; esac
 echo "e2e: Kafka, Redis and HTTP agree on all $N records"
 
 # Dead-letter topic: the BAD malformed lines, each with a reason header.

@@ -75,7 +75,8 @@ URL="$URL_BASE/v1/scores/$ID/view"
 
 # The record must decode into the fields the page shows (schema check).
 if command -v curl >/dev/null; then
-  curl -fsS "$URL_BASE/v1/scores/$ID" | grep -q '"seq-20261122-1"' || fail "JSON route"
+  json="$(curl -fsS "$URL_BASE/v1/scores/$ID")" || fail "JSON route"
+  case "$json" in *'"seq-20261122-1"'*) ;; *) fail "JSON route" ;; esac
 fi
 
 chrome() {
