@@ -82,6 +82,15 @@ int64_t rs_hist_quantile(const rs_hist_t *h, double q) {
     return h->max; /* not reached: counts sum to total */
 }
 
+uint64_t rs_hist_count_le(const rs_hist_t *h, int64_t value) {
+    uint64_t n = 0;
+    for (int row = 0; row <= RS_HIST_EXP; row++)
+        for (int sub = 0; sub < RS_HIST_SUB; sub++)
+            if (h->counts[row][sub] && rs_hist_upper(row, sub) <= value)
+                n += h->counts[row][sub];
+    return n;
+}
+
 double rs_hist_mean(const rs_hist_t *h) {
     return h->total ? h->sum / (double)h->total : 0.0;
 }

@@ -32,6 +32,9 @@ int64_t rs_hist_quantile(const rs_hist_t *h, double q);
 /* Exact mean of the recorded values (after clamping negatives); 0 if
  * empty. */
 double rs_hist_mean(const rs_hist_t *h);
+/* Values recorded in buckets whose upper edge is <= value (cumulative
+ * count for a Prometheus `le` bucket; exact to the bucket width). */
+uint64_t rs_hist_count_le(const rs_hist_t *h, int64_t value);
 /* dst += src (e.g. per-thread histograms into a report).  The caller
  * makes sure neither is being written at the same time. */
 void rs_hist_merge(rs_hist_t *dst, const rs_hist_t *src);

@@ -711,6 +711,29 @@ rs_err_t rs_ingest_store_offset(rs_ingest_t *ing, int topic,
     return RS_OK;
 }
 
+int rs_ingest_lag(rs_ingest_t *ing, rs_ingest_lag_t *out, int max) {
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (rd_kafka_assignment(ing->rk, &parts) || !parts) return 0;
+    rd_kafka_position(ing->rk, parts);
+    int n = 0;
+    for (int i = 0; i < parts->cnt && n < max; i++) {
+        const rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        int64_t lo = -1, hi = -1;
+        rd_kafka_get_watermark_offsets(ing->rk, tp->topic, tp->partition,
+                                       &lo, &hi);
+        out[n].topic = !strcmp(tp->topic, ing->conf.topic_labels)
+                           ? RS_MSG_TOPIC_LABELS
+                           : RS_MSG_TOPIC_EVENTS;
+        out[n].partition = tp->partition;
+        out[n].lag = (hi >= 0 && tp->offset >= 0) ? RS_MAX(hi - tp->offset, 0)
+                     : hi >= 0 && lo >= 0         ? hi - lo
+                                                  : -1;
+        n++;
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+    return n;
+}
+
 rs_err_t rs_ingest_set_start(rs_ingest_t *ing, const rs_ingest_pos_t *pos,
                              int n) {
     if (n < 0 || (n > 0 && !pos)) return RS_ERR_INVALID;

@@ -260,6 +260,18 @@ typedef struct rs_ingest_pos_s {
 rs_err_t rs_ingest_set_start(rs_ingest_t *ing, const rs_ingest_pos_t *pos,
                              int n);
 
+/* Consumer lag of one assigned partition: high watermark (as last seen by
+ * the fetcher, no network round trip) minus the consumer's position. */
+typedef struct rs_ingest_lag_s {
+    int32_t topic;       /* RS_MSG_TOPIC_EVENTS or RS_MSG_TOPIC_LABELS */
+    int32_t partition;
+    int64_t lag;         /* -1 if not known yet                        */
+} rs_ingest_lag_t;
+
+/* Fill out[0..n) for the assigned partitions (at most max); returns n.
+ * @locality the owner thread */
+int rs_ingest_lag(rs_ingest_t *ing, rs_ingest_lag_t *out, int max);
+
 /* Commit the stored offsets now and wait for the result (shutdown).
  * RS_OK also when there was nothing to commit.  @locality the owner
  * thread */

@@ -9,7 +9,7 @@ PKGS=(
   librdkafka-dev libhiredis-dev libopenblas-dev
   libprotobuf-c-dev protobuf-c-compiler
   libyaml-dev libjansson-dev libmicrohttpd-dev libxxhash-dev libcmocka-dev
-  redis-server redis-tools kcat jq curl
+  redis-server redis-tools kcat jq curl prometheus
   chromium
 )
 

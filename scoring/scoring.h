@@ -150,6 +150,16 @@ rs_err_t rs_service_lookup(rs_service_t *svc, const char *event_id,
  * scored id if none (for the demo's example lookup); "" if none. */
 const char *rs_service_example_id(const rs_service_t *svc);
 
+/* Prometheus text exposition of the service's metrics (the snapshot the
+ * service thread publishes every second): events, labels, rejects,
+ * latency histograms, consumer lag per partition, model version, updates,
+ * drift, feature state, checkpoints, Kafka/Redis errors and in-flight
+ * messages.  @locality any thread (e.g. an HTTP thread) */
+void rs_service_prometheus(rs_service_t *svc, rs_http_buf_t *out);
+/* 1 when the consumer has partitions and the last Redis write succeeded;
+ * *why (may be NULL) says what is missing.  @locality any thread */
+int rs_service_ready(rs_service_t *svc, const char **why);
+
 /* Clear the latency histograms (e.g. after a benchmark's warm-up).
  * Service thread only (the progress callback runs there). */
 void rs_service_reset_latency(rs_service_t *svc);

@@ -90,6 +90,24 @@ struct rs_service_s {
     _Atomic int ckpt_io_err;
     _Atomic int64_t ckpt_io_done_us;
 
+    /* Snapshot for other threads (metrics), published about every second
+     * by the service thread under snap_lock. */
+    pthread_mutex_t snap_lock;
+    struct rs_svc_snap_s {
+        rs_service_stats_t st;
+        rs_features_stats_t fs;
+        rs_model_stats_t ms;
+        rs_sink_kafka_stats_t ks;
+        rs_sink_redis_stats_t rds;
+        rs_ingest_stats_t is;
+        int nlag;
+        rs_ingest_lag_t lag[256];
+        int redis_ok;
+        int valid;
+    } *snap;
+    int64_t snap_next_us;
+    int redis_ok;
+
     rs_service_progress_cb *progress_cb;
     void *progress_opaque;
     int64_t progress_interval_us, progress_next_us;
@@ -296,6 +314,9 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
                              errstr_size);
     if (!svc->ing) { err = RS_ERR_KAFKA; goto fail; }
 
+    svc->snap = rs_calloc(1, sizeof(*svc->snap));
+    pthread_mutex_init(&svc->snap_lock, NULL);
+    svc->redis_ok = 1;
     svc->applied = rs_calloc(2 * RS_SVC_MAX_PARTS, sizeof(int64_t));
     for (int i = 0; i < 2 * RS_SVC_MAX_PARTS; i++) svc->applied[i] = -1;
     if (app->service.checkpoint_path[0]) {
@@ -352,6 +373,10 @@ void rs_service_destroy(rs_service_t *svc) {
     free(svc->order);
     for (int i = 0; i < RS_SVC_RING; i++) free(svc->ring[i].offs);
     free(svc->applied);
+    if (svc->snap) {
+        pthread_mutex_destroy(&svc->snap_lock);
+        free(svc->snap);
+    }
     free(svc);
 }
 
@@ -364,6 +389,138 @@ void rs_service_set_progress(rs_service_t *svc, rs_service_progress_cb *cb,
 
 void rs_service_stats(const rs_service_t *svc, rs_service_stats_t *st) {
     *st = svc->st;
+}
+
+/* ------------------------------------------------------------ metrics */
+
+static void rs_prom_counter(rs_http_buf_t *b, const char *name,
+                            const char *help, uint64_t v) {
+    rs_http_buf_printf(b, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name,
+                       help, name, name, (unsigned long long)v);
+}
+
+static void rs_prom_gauge(rs_http_buf_t *b, const char *name,
+                          const char *help, double v) {
+    rs_http_buf_printf(b, "# HELP %s %s\n# TYPE %s gauge\n%s %.17g\n", name,
+                       help, name, name, v != v ? 0.0 : v);
+}
+
+static void rs_prom_hist(rs_http_buf_t *b, const char *name,
+                         const char *help, const rs_hist_t *h) {
+    static const double le_s[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                  0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+    rs_http_buf_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help,
+                       name);
+    for (size_t i = 0; i < RS_ARRAY_LEN(le_s); i++)
+        rs_http_buf_printf(
+            b, "%s_bucket{le=\"%g\"} %llu\n", name, le_s[i],
+            (unsigned long long)rs_hist_count_le(h, (int64_t)(le_s[i] * 1e6)));
+    rs_http_buf_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n"
+                       "%s_count %llu\n", name, (unsigned long long)h->total,
+                       name, h->sum / 1e6, name,
+                       (unsigned long long)h->total);
+}
+
+void rs_service_prometheus(rs_service_t *svc, rs_http_buf_t *b) {
+    struct rs_svc_snap_s *sn = rs_malloc(sizeof(*sn));
+    pthread_mutex_lock(&svc->snap_lock);
+    memcpy(sn, svc->snap, sizeof(*sn));
+    pthread_mutex_unlock(&svc->snap_lock);
+    const rs_service_stats_t *st = &sn->st;
+    rs_prom_counter(b, "riskstream_events_total",
+                    "events consumed (valid)", st->events);
+    rs_prom_counter(b, "riskstream_events_scored_total", "events scored",
+                    st->scored);
+    rs_prom_counter(b, "riskstream_events_rejected_total",
+                    "input rejected to the dead-letter topic", st->rejected);
+    rs_prom_counter(b, "riskstream_labels_total", "labels consumed",
+                    st->labels);
+    rs_prom_counter(b, "riskstream_labels_matched_total",
+                    "labels whose event was still pending for learning",
+                    st->labels_matched);
+    rs_http_buf_printf(b, "# HELP riskstream_decisions_total scored events "
+                       "by decision\n# TYPE riskstream_decisions_total "
+                       "counter\n");
+    rs_http_buf_printf(b, "riskstream_decisions_total{decision=\"review\"} "
+                       "%llu\nriskstream_decisions_total{decision=\"decline\"} "
+                       "%llu\nriskstream_decisions_total{decision=\"alert\"} "
+                       "%llu\n", (unsigned long long)st->reviews,
+                       (unsigned long long)st->declines,
+                       (unsigned long long)st->alerts);
+    rs_prom_hist(b, "riskstream_e2e_latency_seconds",
+                 "event produce timestamp to score produced", &st->e2e_us);
+    rs_prom_hist(b, "riskstream_processing_latency_seconds",
+                 "poll to score produced", &st->proc_us);
+    rs_http_buf_printf(b, "# HELP riskstream_consumer_lag messages behind the "
+                       "high watermark per input partition\n# TYPE "
+                       "riskstream_consumer_lag gauge\n");
+    for (int i = 0; i < sn->nlag; i++)
+        if (sn->lag[i].lag >= 0)
+            rs_http_buf_printf(
+                b, "riskstream_consumer_lag{topic=\"%s\",partition=\"%d\"} "
+                   "%lld\n",
+                sn->lag[i].topic == RS_MSG_TOPIC_LABELS
+                    ? svc->app->ingest.topic_labels
+                    : svc->app->ingest.topic_events,
+                (int)sn->lag[i].partition, (long long)sn->lag[i].lag);
+    rs_prom_gauge(b, "riskstream_partitions_assigned",
+                  "input partitions assigned to this instance",
+                  (double)sn->is.assigned);
+    rs_prom_counter(b, "riskstream_offset_resets_total",
+                    "consumer offsets out of range, reset by policy",
+                    sn->is.offset_resets);
+    rs_http_buf_printf(b, "# HELP riskstream_model_info model serving the "
+                       "scores\n# TYPE riskstream_model_info gauge\n"
+                       "riskstream_model_info{version=\"%s\"} 1\n",
+                       sn->ms.version);
+    rs_prom_counter(b, "riskstream_model_updates_total",
+                    "online learning steps", sn->ms.updates);
+    rs_prom_gauge(b, "riskstream_model_pending", "scored events awaiting a "
+                  "label", (double)sn->ms.pending);
+    rs_prom_counter(b, "riskstream_model_pending_dropped_total",
+                    "pending events dropped from a full buffer",
+                    sn->ms.dropped);
+    rs_prom_gauge(b, "riskstream_model_drift_psi", "score PSI, recent vs "
+                  "reference window", sn->ms.drift_psi);
+    rs_prom_gauge(b, "riskstream_model_drift_high", "1: all layers learn, "
+                  "0: head and gates only", (double)sn->ms.drift_high);
+    rs_prom_gauge(b, "riskstream_running_auc", "ROC AUC of scores vs "
+                  "resolved labels", rs_auc_roc(&st->auc));
+    rs_prom_gauge(b, "riskstream_feature_keys", "live entity keys",
+                  (double)sn->fs.entity_keys);
+    rs_prom_counter(b, "riskstream_late_events_total",
+                    "events beyond the allowed lateness", sn->fs.late);
+    rs_prom_counter(b, "riskstream_feature_evictions_total",
+                    "keys evicted from a full pool", sn->fs.evictions);
+    rs_prom_counter(b, "riskstream_feature_cap_hits_total",
+                    "inserts into a key's full history ring", sn->fs.cap_hits);
+    rs_prom_counter(b, "riskstream_checkpoints_total",
+                    "feature checkpoints committed", st->checkpoints);
+    rs_prom_gauge(b, "riskstream_checkpoint_pause_max_seconds",
+                  "longest scoring pause for checkpoint steps",
+                  st->checkpoint_step_max_us / 1e6);
+    rs_prom_counter(b, "riskstream_redis_errors_total",
+                    "failed Redis writes (retried)", st->redis_errors);
+    rs_prom_counter(b, "riskstream_kafka_delivery_failures_total",
+                    "score deliveries refused or failed (retried)",
+                    sn->ks.failed);
+    rs_prom_gauge(b, "riskstream_kafka_inflight",
+                  "score messages queued, not yet acknowledged",
+                  (double)sn->ks.inflight);
+    free(sn);
+}
+
+int rs_service_ready(rs_service_t *svc, const char **why) {
+    pthread_mutex_lock(&svc->snap_lock);
+    int valid = svc->snap->valid, assigned = svc->snap->is.assigned > 0,
+        redis = svc->snap->redis_ok;
+    pthread_mutex_unlock(&svc->snap_lock);
+    const char *w = !valid      ? "starting"
+                    : !assigned ? "no partitions assigned"
+                    : !redis    ? "redis unavailable"
+                                : NULL;
+    if (why) *why = w;
+    return w == NULL;
 }
 
 void rs_service_reset_latency(rs_service_t *svc) {
@@ -717,6 +874,23 @@ static void rs_svc_periodic(rs_service_t *svc, int64_t now_us) {
         }
         rs_strlcpy(svc->st.model_version, v, sizeof(svc->st.model_version));
     }
+    if (now_us >= svc->snap_next_us) { /* for the metrics endpoint */
+        svc->snap_next_us = now_us + 1000000;
+        struct rs_svc_snap_s *sn = rs_malloc(sizeof(*sn));
+        sn->st = svc->st;
+        rs_features_stats(svc->feat, &sn->fs);
+        rs_model_stats(svc->model, &sn->ms);
+        rs_sink_kafka_stats(svc->ks, &sn->ks);
+        rs_sink_redis_stats(svc->rd, &sn->rds);
+        rs_ingest_stats(svc->ing, &sn->is);
+        sn->nlag = rs_ingest_lag(svc->ing, sn->lag, (int)RS_ARRAY_LEN(sn->lag));
+        sn->redis_ok = svc->redis_ok;
+        sn->valid = 1;
+        pthread_mutex_lock(&svc->snap_lock);
+        memcpy(svc->snap, sn, sizeof(*sn));
+        pthread_mutex_unlock(&svc->snap_lock);
+        free(sn);
+    }
     if (svc->progress_cb && now_us >= svc->progress_next_us) {
         svc->progress_next_us = now_us + svc->progress_interval_us;
         svc->progress_cb(svc->progress_opaque, &svc->st);
@@ -758,6 +932,7 @@ static rs_err_t rs_svc_redis_write(rs_service_t *svc, int n,
     for (;;) {
         rs_err_t err = rs_sink_redis_write(svc->rd, svc->out, n, errstr,
                                            errstr_size);
+        svc->redis_ok = err == RS_OK;
         if (err == RS_OK) return RS_OK;
         svc->st.redis_errors++;
         if (!rs_err_retriable(err)) return err;

@@ -4,6 +4,28 @@
 
 #include "harness.h"
 
+/* HTTP routes of the running service (HTTP threads). */
+static int rs_serve_metrics(void *opaque, const char *path, rs_http_buf_t *b,
+                            const char **ctype) {
+    RS_UNUSED(path);
+    rs_service_prometheus(opaque, b);
+    *ctype = "text/plain; version=0.0.4; charset=utf-8";
+    return 200;
+}
+
+static int rs_serve_readyz(void *opaque, const char *path, rs_http_buf_t *b,
+                           const char **ctype) {
+    RS_UNUSED(path);
+    RS_UNUSED(ctype);
+    const char *why = NULL;
+    if (rs_service_ready(opaque, &why)) {
+        rs_http_buf_printf(b, "ready\n");
+        return 200;
+    }
+    rs_http_buf_printf(b, "not ready: %s\n", why);
+    return 503;
+}
+
 static void rs_serve_help(FILE *fp) {
     fprintf(fp,
         "usage: riskstream serve [--config FILE] [--brokers HOST:PORT,...] "
@@ -138,6 +160,8 @@ int rs_cmd_serve(int argc, char **argv) {
             rc = RS_EXIT_RUNTIME;
             goto done;
         }
+        rs_http_add_route(http, "/metrics", rs_serve_metrics, svc);
+        rs_http_add_route(http, "/readyz", rs_serve_readyz, svc);
         printf("http: http://%s:%d\n", app.http.bind, rs_http_port(http));
         fflush(stdout);
     }

@@ -12,7 +12,7 @@ BIN="${1:?riskstream binary}"
 SRC="${2:?source dir}"
 N="${RS_E2E_EVENTS:-400}"
 BAD=7
-for tool in kcat jq redis-cli redis-server curl; do
+for tool in kcat jq redis-cli redis-server curl promtool; do
   command -v "$tool" >/dev/null || { echo "e2e: $tool not installed (ops/deps.sh installs it)"; exit 1; }
 done
 
@@ -128,6 +128,19 @@ nent=$(curl -sf "$API/v1/entities/card-1/scores?limit=1000" | jq length)
 page="$(curl -sf "$API/v1/scores/e2e-1/view")" || fail "decision page request failed"
 case "$page" in *"<svg"*) ;; *) fail "decision page has no chart" ;; esac
 echo "e2e: Kafka, Redis and HTTP agree on all $N records"
+
+# Prometheus endpoint: parsed by the real Prometheus text parser, counters
+# right (the snapshot is refreshed every second), readiness.
+sleep 1.5
+curl -sf "$API/metrics" >"$T/metrics.txt" || fail "GET /metrics"
+promtool check metrics <"$T/metrics.txt" >"$T/promtool.out" 2>&1 || {
+  cat "$T/promtool.out"; fail "promtool rejects /metrics"; }
+grep -q "^riskstream_events_scored_total $N\$" "$T/metrics.txt" || fail "scored counter: $(grep scored_total "$T/metrics.txt")"
+grep -q "^riskstream_events_rejected_total $BAD\$" "$T/metrics.txt" || fail "rejected counter"
+grep -q '^riskstream_consumer_lag{topic="events",partition="0"} 0$' "$T/metrics.txt" || fail "consumer lag: $(grep consumer_lag "$T/metrics.txt" | head -3)"
+grep -q "^riskstream_e2e_latency_seconds_count $N\$" "$T/metrics.txt" || fail "latency histogram count"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$API/readyz")" = 200 ] || fail "/readyz not 200"
+echo "e2e: /metrics valid for promtool ($(grep -c '^# TYPE' "$T/metrics.txt") metric families), /readyz 200"
 
 # Dead-letter topic: the BAD malformed lines, each with a reason header.
 kcat -C -b "$BOOT" -t events.dlq -o beginning -e -q -f '%h\n' >"$T/dlq_headers" 2>/dev/null || true
