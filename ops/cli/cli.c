@@ -1,4 +1,5 @@
 /* cli.c -- helpers shared by the subcommands. */
+#include <errno.h>
 #include <stdarg.h>
 #include <string.h>
 
@@ -110,4 +111,45 @@ int rs_cli_common_opt(const char *cmd, int c, const char *arg,
         return 1;
     default: return 0;
     }
+}
+
+char *rs_cli_slurp(const char *path, size_t *len) {
+    FILE *fp = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!fp) return NULL;
+    size_t cap = 1 << 20, n = 0;
+    char *buf = rs_malloc(cap);
+    for (;;) {
+        if (n == cap) buf = rs_realloc(buf, cap *= 2);
+        size_t r = fread(buf + n, 1, cap - n, fp);
+        n += r;
+        if (r == 0) break;
+    }
+    int err = ferror(fp);
+    int saved = errno;
+    if (fp != stdin) fclose(fp);
+    if (err) {
+        free(buf);
+        errno = saved ? saved : EIO;
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+void rs_cli_bar_draw(rs_cli_bar_t *b, size_t done, int final) {
+    if (!b->on) return;
+    int64_t now = rs_clock_mono_us();
+    if (!final && now - b->last_us < 200000) return;
+    b->last_us = now;
+    double frac = b->total ? (double)done / (double)b->total : 1;
+    double s = (double)(now - b->t0_us) / 1e6;
+    double rate = s > 0 ? (double)done / s : 0;
+    double eta = rate > 0 ? (double)(b->total - done) / rate : 0;
+    int w = 30, fill = (int)(frac * w);
+    fprintf(stderr, "\r[%.*s%.*s] %3.0f%%  %zu/%zu events  %.0f events/s  "
+            "ETA %dm%02ds ", fill, "##############################", w - fill,
+            "..............................", frac * 100, done, b->total, rate,
+            (int)eta / 60, (int)eta % 60);
+    if (final) fputc('\n', stderr);
+    fflush(stderr);
 }

@@ -66,6 +66,19 @@ void rs_cli_opts_merge(struct option *out, const struct option *extra);
 int rs_cli_load_conf(const char *cmd, rs_app_conf_t *app,
                      const rs_cli_common_t *co);
 
+/* Whole file (or stdin for "-") into a malloc'd buffer (free with free());
+ * NULL with errno set on a read error. */
+char *rs_cli_slurp(const char *path, size_t *len);
+
+/* A one-line progress bar with rate and ETA on stderr (when `on`). */
+typedef struct rs_cli_bar_s {
+    int on;
+    size_t total;
+    int64_t t0_us, last_us;
+} rs_cli_bar_t;
+/* Redraw at most every 200 ms, and always when `final` (then newline). */
+void rs_cli_bar_draw(rs_cli_bar_t *b, size_t done, int final);
+
 /* Config keys behind --brokers, --redis and --group. */
 #define RS_CONF_KEY_BROKERS   "topics.brokers"
 #define RS_CONF_KEY_REDIS_URL "redis.url"

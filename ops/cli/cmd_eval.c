@@ -77,30 +77,6 @@ static void rs_eval_help(FILE *fp) {
         "2 usage or configuration error\n");
 }
 
-/* Whole file (or stdin) into a malloc'd buffer. */
-static char *rs_eval_slurp(const char *path, size_t *len) {
-    FILE *fp = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    if (!fp) return NULL;
-    size_t cap = 1 << 20, n = 0;
-    char *buf = rs_malloc(cap);
-    for (;;) {
-        if (n == cap) buf = rs_realloc(buf, cap *= 2);
-        size_t r = fread(buf + n, 1, cap - n, fp);
-        n += r;
-        if (r == 0) break;
-    }
-    int err = ferror(fp);
-    int saved = errno;
-    if (fp != stdin) fclose(fp);
-    if (err) {
-        free(buf);
-        errno = saved ? saved : EIO;
-        return NULL;
-    }
-    *len = n;
-    return buf;
-}
-
 /* CSV cell: quoted when it holds a comma, quote or line break. */
 static void rs_eval_cell(FILE *fp, const char *s) {
     if (!strpbrk(s, ",\"\r\n")) {
@@ -113,30 +89,6 @@ static void rs_eval_cell(FILE *fp, const char *s) {
         fputc(*s, fp);
     }
     fputc('"', fp);
-}
-
-typedef struct rs_eval_bar_s {
-    int on;
-    size_t total;
-    int64_t t0_us, last_us;
-} rs_eval_bar_t;
-
-static void rs_eval_bar_draw(rs_eval_bar_t *b, size_t done, int final) {
-    if (!b->on) return;
-    int64_t now = rs_clock_mono_us();
-    if (!final && now - b->last_us < 200000) return;
-    b->last_us = now;
-    double frac = b->total ? (double)done / (double)b->total : 1;
-    double s = (double)(now - b->t0_us) / 1e6;
-    double rate = s > 0 ? (double)done / s : 0;
-    double eta = rate > 0 ? (double)(b->total - done) / rate : 0;
-    int w = 30, fill = (int)(frac * w);
-    fprintf(stderr, "\r[%.*s%.*s] %3.0f%%  %zu/%zu events  %.0f events/s  "
-            "ETA %dm%02ds ", fill, "##############################", w - fill,
-            "..............................", frac * 100, done, b->total, rate,
-            (int)eta / 60, (int)eta % 60);
-    if (final) fputc('\n', stderr);
-    fflush(stderr);
 }
 
 static int rs_eval_load_conf(rs_app_conf_t *app, rs_gen_conf_t *gconf,
@@ -283,17 +235,17 @@ int rs_cmd_eval(int argc, char **argv) {
     rc = RS_EXIT_RUNTIME;
 
     int64_t t_start = rs_clock_mono_us();
-    if (!(buf = rs_eval_slurp(input, &len))) {
+    if (!(buf = rs_cli_slurp(input, &len))) {
         fprintf(stderr, "riskstream %s: cannot read %s: %s\n", cmd, input,
                 strerror(errno));
         goto done;
     }
-    if (labels && !(lbuf = rs_eval_slurp(labels, &llen))) {
+    if (labels && !(lbuf = rs_cli_slurp(labels, &llen))) {
         fprintf(stderr, "riskstream %s: cannot read %s: %s\n", cmd, labels,
                 strerror(errno));
         goto done;
     }
-    if (truth && !(tbuf = rs_eval_slurp(truth, &tlen))) {
+    if (truth && !(tbuf = rs_cli_slurp(truth, &tlen))) {
         fprintf(stderr, "riskstream %s: cannot read %s: %s\n", cmd, truth,
                 strerror(errno));
         goto done;
@@ -401,7 +353,7 @@ int rs_cmd_eval(int argc, char **argv) {
     fputc('\n', stderr);
 
     rs_cli_signals();
-    rs_eval_bar_t bar = {!quiet && isatty(STDERR_FILENO), n,
+    rs_cli_bar_t bar = {!quiet && isatty(STDERR_FILENO), n,
                          rs_clock_mono_us(), 0};
     int64_t t_replay = rs_clock_mono_us();
     rs_event_t e;
@@ -426,9 +378,9 @@ int rs_cmd_eval(int argc, char **argv) {
             for (int k = 0; k < nm; k++) fprintf(so, ",%.6f", (double)sc[k]);
             fprintf(so, ",%d\n", rec.label);
         }
-        if ((i & 4095) == 0) rs_eval_bar_draw(&bar, i, 0);
+        if ((i & 4095) == 0) rs_cli_bar_draw(&bar, i, 0);
     }
-    rs_eval_bar_draw(&bar, i, 1);
+    rs_cli_bar_draw(&bar, i, 1);
     double replay_s = (double)(rs_clock_mono_us() - t_replay) / 1e6;
     if (so && (fflush(so) || ferror(so))) {
         fprintf(stderr, "riskstream %s: write error on %s: %s\n", cmd,

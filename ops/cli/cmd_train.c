@@ -76,54 +76,6 @@ static void rs_train_help(FILE *fp) {
         "model, interrupted: nothing written), 2 usage or configuration error\n");
 }
 
-/* Whole file (or stdin) into a malloc'd buffer; NULL with errno. */
-static char *rs_train_slurp(const char *path, size_t *len) {
-    FILE *fp = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    if (!fp) return NULL;
-    size_t cap = 1 << 20, n = 0;
-    char *buf = rs_malloc(cap);
-    for (;;) {
-        if (n == cap) buf = rs_realloc(buf, cap *= 2);
-        size_t r = fread(buf + n, 1, cap - n, fp);
-        n += r;
-        if (r == 0) break;
-    }
-    int err = ferror(fp);
-    int saved = errno;
-    if (fp != stdin) fclose(fp);
-    if (err) {
-        free(buf);
-        errno = saved ? saved : EIO;
-        return NULL;
-    }
-    *len = n;
-    return buf;
-}
-
-typedef struct rs_train_bar_s {
-    int on;
-    size_t total;
-    int64_t t0_us, last_us;
-} rs_train_bar_t;
-
-static void rs_train_bar_draw(rs_train_bar_t *b, size_t done, int final) {
-    if (!b->on) return;
-    int64_t now = rs_clock_mono_us();
-    if (!final && now - b->last_us < 200000) return;
-    b->last_us = now;
-    double frac = b->total ? (double)done / (double)b->total : 1;
-    double s = (double)(now - b->t0_us) / 1e6;
-    double rate = s > 0 ? (double)done / s : 0;
-    double eta = rate > 0 ? (double)(b->total - done) / rate : 0;
-    int w = 30, fill = (int)(frac * w);
-    fprintf(stderr, "\r[%.*s%.*s] %3.0f%%  %zu/%zu events  %.0f events/s  "
-            "ETA %dm%02ds ", fill, "##############################", w - fill,
-            "..............................", frac * 100, done, b->total, rate,
-            (int)eta / 60, (int)eta % 60);
-    if (final) fputc('\n', stderr);
-    fflush(stderr);
-}
-
 /* Fail before a long replay, not after it: rs_model_save writes
  * out.tmp in out's directory and renames it. */
 static int rs_train_out_ok(const char *out) {
@@ -259,12 +211,12 @@ int rs_cmd_train(int argc, char **argv) {
 
     int64_t t_start = rs_clock_mono_us();
     if (!rs_train_out_ok(out)) goto done;
-    if (!(buf = rs_train_slurp(input, &len))) {
+    if (!(buf = rs_cli_slurp(input, &len))) {
         fprintf(stderr, "riskstream %s: cannot read %s: %s\n", cmd, input,
                 strerror(errno));
         goto done;
     }
-    if (labels && !(lbuf = rs_train_slurp(labels, &llen))) {
+    if (labels && !(lbuf = rs_cli_slurp(labels, &llen))) {
         fprintf(stderr, "riskstream %s: cannot read %s: %s\n", cmd, labels,
                 strerror(errno));
         goto done;
@@ -365,7 +317,7 @@ int rs_cmd_train(int argc, char **argv) {
     }
 
     rs_cli_signals();
-    rs_train_bar_t bar = {!quiet && isatty(STDERR_FILENO), n,
+    rs_cli_bar_t bar = {!quiet && isatty(STDERR_FILENO), n,
                           rs_clock_mono_us(), 0};
     int64_t t_replay = rs_clock_mono_us();
     rs_event_t e;
@@ -381,9 +333,9 @@ int rs_cmd_train(int argc, char **argv) {
                         (unsigned)rs_eval_input_line(in, i), errstr);
             continue;
         }
-        if ((i & 4095) == 0) rs_train_bar_draw(&bar, i, 0);
+        if ((i & 4095) == 0) rs_cli_bar_draw(&bar, i, 0);
     }
-    rs_train_bar_draw(&bar, i, 1);
+    rs_cli_bar_draw(&bar, i, 1);
     double replay_s = (double)(rs_clock_mono_us() - t_replay) / 1e6;
     if (rs_cli_stop) {
         fprintf(stderr, "riskstream %s: interrupted after %zu of %zu events: "
