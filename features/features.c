@@ -15,6 +15,7 @@
  *    called (copy-before-write for an active checkpoint);
  *  - nothing here allocates after rs_features_new().
  */
+#include "common/idx.h"
 #include "features/features_int.h"
 
 #include <math.h>
@@ -116,14 +117,12 @@ static void rs_fe_tab_free(rs_fe_tab_t *tab) {
 }
 
 /* Index position holding `key`, or -1. */
+static uint64_t rs_fe_tab_key(const void *tab, uint32_t s) {
+    return rs_fe_slot((const rs_fe_tab_t *)tab, s)->key;
+}
+
 static int64_t rs_fe_tab_pos(const rs_fe_tab_t *tab, uint64_t key) {
-    uint32_t i = (uint32_t)key & tab->mask;
-    for (;;) {
-        uint32_t v = tab->index[i];
-        if (!v) return -1;
-        if (rs_fe_slot(tab, v - 1)->key == key) return i;
-        i = (i + 1) & tab->mask;
-    }
+    return rs_idx_pos(tab->index, tab->mask, key, rs_fe_tab_key, tab);
 }
 
 int64_t rs_fe_tab_find(const rs_fe_tab_t *tab, uint64_t key) {
@@ -133,20 +132,7 @@ int64_t rs_fe_tab_find(const rs_fe_tab_t *tab, uint64_t key) {
 
 /* Backward-shift deletion of index position i. */
 static void rs_fe_tab_unindex(rs_fe_tab_t *tab, uint32_t i) {
-    uint32_t j = i;
-    for (;;) {
-        tab->index[i] = 0;
-        for (;;) {
-            j = (j + 1) & tab->mask;
-            if (!tab->index[j]) return;
-            uint32_t k =
-                (uint32_t)rs_fe_slot(tab, tab->index[j] - 1)->key & tab->mask;
-            int stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
-            if (!stays) break;
-        }
-        tab->index[i] = tab->index[j];
-        i = j;
-    }
+    rs_idx_unindex(tab->index, tab->mask, i, rs_fe_tab_key, tab);
 }
 
 static void rs_fe_tab_remove(rs_features_t *f, int t, uint32_t s) {
@@ -170,9 +156,7 @@ uint32_t rs_fe_tab_alloc(rs_fe_tab_t *tab, uint64_t key, uint64_t *evictions) {
     memset(h, 0, sizeof(*h));
     h->key = key;
     h->slot = s;
-    uint32_t i = (uint32_t)key & tab->mask;
-    while (tab->index[i]) i = (i + 1) & tab->mask;
-    tab->index[i] = s + 1;
+    rs_idx_insert(tab->index, tab->mask, key, s);
     tab->used++;
     return s;
 }
@@ -231,36 +215,20 @@ static void rs_fe_sweep(rs_features_t *f, int t) {
 
 /* ------------------------------------------------------- event index */
 
+static uint64_t rs_fe_evidx_key(const void *x, uint32_t pos) {
+    return ((const rs_fe_evidx_t *)x)->ring[pos].id;
+}
+
 static int64_t rs_fe_evidx_pos(const rs_fe_evidx_t *x, uint64_t id) {
-    uint32_t i = (uint32_t)id & x->mask;
-    for (;;) {
-        uint32_t v = x->index[i];
-        if (!v) return -1;
-        if (x->ring[v - 1].id == id) return i;
-        i = (i + 1) & x->mask;
-    }
+    return rs_idx_pos(x->index, x->mask, id, rs_fe_evidx_key, x);
 }
 
 static void rs_fe_evidx_unindex(rs_fe_evidx_t *x, uint32_t i) {
-    uint32_t j = i;
-    for (;;) {
-        x->index[i] = 0;
-        for (;;) {
-            j = (j + 1) & x->mask;
-            if (!x->index[j]) return;
-            uint32_t k = (uint32_t)x->ring[x->index[j] - 1].id & x->mask;
-            int stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
-            if (!stays) break;
-        }
-        x->index[i] = x->index[j];
-        i = j;
-    }
+    rs_idx_unindex(x->index, x->mask, i, rs_fe_evidx_key, x);
 }
 
 void rs_fe_evidx_index(rs_fe_evidx_t *x, uint32_t pos) {
-    uint32_t i = (uint32_t)x->ring[pos].id & x->mask;
-    while (x->index[i]) i = (i + 1) & x->mask;
-    x->index[i] = pos + 1;
+    rs_idx_insert(x->index, x->mask, x->ring[pos].id, pos);
 }
 
 static void rs_fe_evidx_add(rs_features_t *f, uint64_t id, int64_t t,

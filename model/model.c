@@ -12,6 +12,7 @@
  *    deletion).
  */
 #define _GNU_SOURCE
+#include "common/idx.h"
 #include "model/seq_int.h"
 
 #include <cblas.h>
@@ -561,31 +562,17 @@ static void rs_model_step(rs_model_t *m, const float *x, int y) {
 }
 
 /* Pending index: position of id or -1. */
+static uint64_t rs_pend_key(const void *m, uint32_t s) {
+    return ((const rs_model_t *)m)->pend[s].id;
+}
+
 static int64_t rs_pend_pos(const rs_model_t *m, uint64_t id) {
-    uint32_t i = (uint32_t)id & m->pmask;
-    for (;;) {
-        uint32_t v = m->pindex[i];
-        if (!v) return -1;
-        if (m->pend[v - 1].id == id) return i;
-        i = (i + 1) & m->pmask;
-    }
+    return rs_idx_pos(m->pindex, m->pmask, id, rs_pend_key, m);
 }
 
 /* Backward-shift deletion of index position i. */
 static void rs_pend_unindex(rs_model_t *m, uint32_t i) {
-    uint32_t j = i;
-    for (;;) {
-        m->pindex[i] = 0;
-        for (;;) {
-            j = (j + 1) & m->pmask;
-            if (!m->pindex[j]) return;
-            uint32_t k = (uint32_t)m->pend[m->pindex[j] - 1].id & m->pmask;
-            int stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
-            if (!stays) break;
-        }
-        m->pindex[i] = m->pindex[j];
-        i = j;
-    }
+    rs_idx_unindex(m->pindex, m->pmask, i, rs_pend_key, m);
 }
 
 /* Forget the live entry at ring slot s. */
@@ -621,9 +608,7 @@ rs_err_t rs_model_remember(rs_model_t *m, const char *event_id,
     m->pend[s].score = score;
     m->pend[s].live = 1;
     memcpy(m->px + (size_t)s * m->dim, x, (size_t)m->dim * sizeof(float));
-    uint32_t i = (uint32_t)id & m->pmask;
-    while (m->pindex[i]) i = (i + 1) & m->pmask;
-    m->pindex[i] = s + 1;
+    rs_idx_insert(m->pindex, m->pmask, id, s);
     m->pspan++;
     m->plive++;
     return RS_OK;

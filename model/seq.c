@@ -57,6 +57,7 @@
  * snapshot another model can score with (docs/model.md).
  */
 #define _GNU_SOURCE
+#include "common/idx.h"
 #include "model/seq_int.h"
 
 #include <cblas.h>
@@ -1201,30 +1202,16 @@ static void rs_seq_lru_front(rs_seq_t *s, uint32_t i) {
     if (s->lru_tail < 0) s->lru_tail = (int32_t)i;
 }
 
+static uint64_t rs_seq_ent_key(const void *s, uint32_t i) {
+    return ((const rs_seq_t *)s)->ent[i].key;
+}
+
 static int64_t rs_seq_ent_pos(const rs_seq_t *s, uint64_t key) {
-    uint32_t i = (uint32_t)key & s->emask;
-    for (;;) {
-        uint32_t v = s->eindex[i];
-        if (!v) return -1;
-        if (s->ent[v - 1].key == key) return i;
-        i = (i + 1) & s->emask;
-    }
+    return rs_idx_pos(s->eindex, s->emask, key, rs_seq_ent_key, s);
 }
 
 static void rs_seq_ent_unindex(rs_seq_t *s, uint32_t i) {
-    uint32_t j = i;
-    for (;;) {
-        s->eindex[i] = 0;
-        for (;;) {
-            j = (j + 1) & s->emask;
-            if (!s->eindex[j]) return;
-            uint32_t kk = (uint32_t)s->ent[s->eindex[j] - 1].key & s->emask;
-            int stays = i <= j ? (i < kk && kk <= j) : (i < kk || kk <= j);
-            if (!stays) break;
-        }
-        s->eindex[i] = s->eindex[j];
-        i = j;
-    }
+    rs_idx_unindex(s->eindex, s->emask, i, rs_seq_ent_key, s);
 }
 
 /* Slot of `key`, created (evicting the LRU entity if full) when absent. */
@@ -1250,9 +1237,7 @@ static uint32_t rs_seq_ent_get(rs_seq_t *s, uint64_t key, uint32_t *flags) {
     rs_seq_ent_t *e = &s->ent[i];
     memset(e, 0, sizeof(*e));
     e->key = key;
-    uint32_t j = (uint32_t)key & s->emask;
-    while (s->eindex[j]) j = (j + 1) & s->emask;
-    s->eindex[j] = i + 1;
+    rs_idx_insert(s->eindex, s->emask, key, i);
     rs_seq_lru_front(s, i);
     *flags |= RS_MODEL_OUT_NEW_ENTITY;
     return i;
@@ -1297,30 +1282,16 @@ static void rs_seq_ent_append(rs_seq_t *s, uint32_t i, const rs_seq_run_t *rs,
 
 /* ------------------------------------------------------ pending buffer */
 
+static uint64_t rs_seq_pend_key(const void *s, uint32_t sl) {
+    return ((const rs_seq_t *)s)->pend[sl].id;
+}
+
 static int64_t rs_seq_pend_pos(const rs_seq_t *s, uint64_t id) {
-    uint32_t i = (uint32_t)id & s->pmask;
-    for (;;) {
-        uint32_t v = s->pindex[i];
-        if (!v) return -1;
-        if (s->pend[v - 1].id == id) return i;
-        i = (i + 1) & s->pmask;
-    }
+    return rs_idx_pos(s->pindex, s->pmask, id, rs_seq_pend_key, s);
 }
 
 static void rs_seq_pend_unindex(rs_seq_t *s, uint32_t i) {
-    uint32_t j = i;
-    for (;;) {
-        s->pindex[i] = 0;
-        for (;;) {
-            j = (j + 1) & s->pmask;
-            if (!s->pindex[j]) return;
-            uint32_t kk = (uint32_t)s->pend[s->pindex[j] - 1].id & s->pmask;
-            int stays = i <= j ? (i < kk && kk <= j) : (i < kk || kk <= j);
-            if (!stays) break;
-        }
-        s->pindex[i] = s->pindex[j];
-        i = j;
-    }
+    rs_idx_unindex(s->pindex, s->pmask, i, rs_seq_pend_key, s);
 }
 
 static void rs_seq_pend_kill(rs_seq_t *s, uint32_t sl) {
@@ -1369,9 +1340,7 @@ static void rs_seq_remember(rs_seq_t *s, const rs_seq_row_t *rw,
                sizeof(float) * (size_t)s->pstride);
         t[j] = rw->h.t[hs];
     }
-    uint32_t i = (uint32_t)id & s->pmask;
-    while (s->pindex[i]) i = (i + 1) & s->pmask;
-    s->pindex[i] = sl + 1;
+    rs_idx_insert(s->pindex, s->pmask, id, sl);
     s->pspan++;
     s->plive++;
 }
