@@ -153,3 +153,12 @@ void rs_cli_bar_draw(rs_cli_bar_t *b, size_t done, int final) {
     if (final) fputc('\n', stderr);
     fflush(stderr);
 }
+
+int rs_cli_app_load(const char *cmd, rs_app_conf_t *app,
+                    struct rs_gen_conf_s *gconf, const rs_cli_common_t *co) {
+    int rc = rs_cli_app_init(cmd, app, gconf);
+    if (rc != RS_EXIT_OK) return rc;
+    rc = rs_cli_load_conf(cmd, app, co);
+    if (rc != RS_EXIT_OK) rs_app_conf_destroy(app);
+    return rc;
+}

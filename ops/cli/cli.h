@@ -61,6 +61,11 @@ int rs_cli_common_opt(const char *cmd, int c, const char *arg,
  * into `out` (capacity 64). */
 void rs_cli_opts_merge(struct option *out, const struct option *extra);
 
+/* rs_cli_app_init + rs_cli_load_conf; on failure `app` is already
+ * destroyed.  Returns an exit code. */
+int rs_cli_app_load(const char *cmd, rs_app_conf_t *app,
+                    struct rs_gen_conf_s *gconf, const rs_cli_common_t *co);
+
 /* Load the config file and apply --set overrides onto `app`.  Returns
  * RS_EXIT_OK or RS_EXIT_USAGE (message printed naming the key/file). */
 int rs_cli_load_conf(const char *cmd, rs_app_conf_t *app,

@@ -91,25 +91,6 @@ static void rs_eval_cell(FILE *fp, const char *s) {
     fputc('"', fp);
 }
 
-static int rs_eval_load_conf(rs_app_conf_t *app, rs_gen_conf_t *gconf,
-                             rs_conf_section_t *seqsec,
-                             const rs_cli_common_t *co) {
-    char errstr[512];
-    int rc = rs_cli_app_init(rs_eval_cmd, app, gconf);
-    if (rc != RS_EXIT_OK) return rc;
-    if (rs_features_conf_add_specs(app->conf, &app->features, errstr,
-                                   sizeof(errstr)) != RS_OK) {
-        rs_app_conf_destroy(app);
-        return rs_cli_usage_error(rs_eval_cmd, "%s", errstr);
-    }
-    /* The `seq:` section, unless the app registry already has it. */
-    rs_seq_conf_section(seqsec, &app->model);
-    rs_conf_add_section(app->conf, seqsec, errstr, sizeof(errstr));
-    rc = rs_cli_load_conf(rs_eval_cmd, app, co);
-    if (rc != RS_EXIT_OK) rs_app_conf_destroy(app);
-    return rc;
-}
-
 int rs_cmd_eval(int argc, char **argv) {
     const char *cmd = rs_eval_cmd;
     static const struct option opts[] = {
@@ -188,23 +169,11 @@ int rs_cmd_eval(int argc, char **argv) {
     if (!input)
         return rs_cli_usage_error(cmd, "--input FILE is required (see "
                                   "--help)");
-    rs_eval_format_t fmt;
-    if (format) {
-        if (!strcmp(format, "jsonl") || !strcmp(format, "json"))
-            fmt = RS_EVAL_FMT_JSONL;
-        else if (!strcmp(format, "csv")) fmt = RS_EVAL_FMT_CSV;
-        else if (!strcmp(format, "json-map")) fmt = RS_EVAL_FMT_JSON_MAP;
-        else
-            return rs_cli_usage_error(cmd, "--format '%s': expected jsonl, "
-                                      "csv or json-map", format);
-        if (fmt == RS_EVAL_FMT_JSONL && map_spec)
-            fmt = RS_EVAL_FMT_JSON_MAP;  /* a mapping means foreign JSON */
-    } else {
-        size_t n = strlen(input);
-        fmt = n >= 4 && !strcmp(input + n - 4, ".csv") ? RS_EVAL_FMT_CSV
-              : map_spec                               ? RS_EVAL_FMT_JSON_MAP
-                                                       : RS_EVAL_FMT_JSONL;
-    }
+    int fmt_pick = rs_eval_format_pick(format, input, map_spec != NULL);
+    if (fmt_pick < 0)
+        return rs_cli_usage_error(cmd, "--format '%s': expected jsonl, csv "
+                                  "or json-map", format);
+    rs_eval_format_t fmt = (rs_eval_format_t)fmt_pick;
     rs_csv_map_t map;
     if (rs_csv_map_parse(&map, map_spec ? map_spec : "", errstr,
                          sizeof(errstr)) != RS_OK)
@@ -219,8 +188,7 @@ int rs_cmd_eval(int argc, char **argv) {
 
     rs_app_conf_t app;
     rs_gen_conf_t gconf;
-    rs_conf_section_t seqsec;
-    int rc = rs_eval_load_conf(&app, &gconf, &seqsec, &co);
+    int rc = rs_cli_app_load(cmd, &app, &gconf, &co);
     if (rc != RS_EXIT_OK) return rc;
     ec.threshold = app.service.review_threshold;
     ec.features = &app.features;

@@ -120,22 +120,6 @@ static void rs_fx_progress(void *opaque, uint64_t bytes) {
     fflush(stderr);
 }
 
-static int rs_fx_load(const char *cmd, rs_app_conf_t *app, rs_gen_conf_t *gconf,
-                      const rs_cli_common_t *co) {
-    char errstr[512];
-    int rc = rs_cli_app_init(cmd, app, gconf);
-    if (rc != RS_EXIT_OK) return rc;
-    /* idempotent if the app init already attached it */
-    if (rs_features_conf_add_specs(app->conf, &app->features, errstr,
-                                   sizeof(errstr)) != RS_OK) {
-        rs_app_conf_destroy(app);
-        return rs_cli_usage_error(cmd, "%s", errstr);
-    }
-    rc = rs_cli_load_conf(cmd, app, co);
-    if (rc != RS_EXIT_OK) rs_app_conf_destroy(app);
-    return rc;
-}
-
 static int rs_fx_explain(rs_features_t *f, FILE *fp) {
     fprintf(fp, "%-5s %-36s %s\n", "index", "name", "meaning");
     for (int i = 0; i < rs_features_dim(f); i++)
@@ -224,7 +208,7 @@ int rs_cmd_features(int argc, char **argv) {
 
     rs_app_conf_t app;
     rs_gen_conf_t gconf;
-    int rc = rs_fx_load(cmd, &app, &gconf, &co);
+    int rc = rs_cli_app_load(cmd, &app, &gconf, &co);
     if (rc != RS_EXIT_OK) return rc;
     rs_features_t *f = rs_features_new(&app.features, errstr, sizeof(errstr));
     if (!f) {

@@ -159,23 +159,11 @@ int rs_cmd_train(int argc, char **argv) {
     if (!out)
         return rs_cli_usage_error(cmd, "--out MODEL_FILE is required (see "
                                   "--help)");
-    rs_eval_format_t fmt;
-    if (format) {
-        if (!strcmp(format, "jsonl") || !strcmp(format, "json"))
-            fmt = RS_EVAL_FMT_JSONL;
-        else if (!strcmp(format, "csv")) fmt = RS_EVAL_FMT_CSV;
-        else if (!strcmp(format, "json-map")) fmt = RS_EVAL_FMT_JSON_MAP;
-        else
-            return rs_cli_usage_error(cmd, "--format '%s': expected jsonl, "
-                                      "csv or json-map", format);
-        if (fmt == RS_EVAL_FMT_JSONL && map_spec)
-            fmt = RS_EVAL_FMT_JSON_MAP;  /* a mapping means foreign JSON */
-    } else {
-        size_t n = strlen(input);
-        fmt = n >= 4 && !strcmp(input + n - 4, ".csv") ? RS_EVAL_FMT_CSV
-              : map_spec                               ? RS_EVAL_FMT_JSON_MAP
-                                                       : RS_EVAL_FMT_JSONL;
-    }
+    int fmt_pick = rs_eval_format_pick(format, input, map_spec != NULL);
+    if (fmt_pick < 0)
+        return rs_cli_usage_error(cmd, "--format '%s': expected jsonl, csv "
+                                  "or json-map", format);
+    rs_eval_format_t fmt = (rs_eval_format_t)fmt_pick;
     rs_csv_map_t map;
     if (rs_csv_map_parse(&map, map_spec ? map_spec : "", errstr,
                          sizeof(errstr)) != RS_OK)
@@ -185,13 +173,8 @@ int rs_cmd_train(int argc, char **argv) {
      * and gen: so one YAML file serves every subcommand). */
     rs_app_conf_t app;
     rs_gen_conf_t gconf;
-    int rc = rs_cli_app_init(cmd, &app, &gconf);
+    int rc = rs_cli_app_load(cmd, &app, &gconf, &co);
     if (rc != RS_EXIT_OK) return rc;
-    rc = rs_cli_load_conf(cmd, &app, &co);
-    if (rc != RS_EXIT_OK) {
-        rs_app_conf_destroy(&app);
-        return rc;
-    }
     if (kind) app.model.kind = strcmp(kind, "lr") ? RS_MODEL_SEQ : RS_MODEL_LR;
     int seq = app.model.kind == RS_MODEL_SEQ;
     rs_eval_conf_t ec;

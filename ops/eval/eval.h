@@ -69,6 +69,12 @@ typedef enum rs_eval_format_e {
     RS_EVAL_FMT_CSV = 2          /* CSV with a header, through the mapping  */
 } rs_eval_format_t;
 
+/* The format of `input`: from `format` ("jsonl", "json", "csv",
+ * "json-map") if given -- a JSON file with a column mapping is foreign
+ * JSON -- else by name: "*.csv" is CSV, otherwise JSON lines (foreign with
+ * a mapping).  -1 if `format` is unknown. */
+int rs_eval_format_pick(const char *format, const char *input, int has_map);
+
 typedef struct rs_eval_input_s rs_eval_input_t;
 
 typedef struct rs_eval_input_stats_s {

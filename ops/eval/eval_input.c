@@ -369,3 +369,16 @@ rs_err_t rs_eval_input_get(rs_eval_input_t *in, size_t i, rs_event_t *ev,
     rec->pattern = r->pattern ? in->patterns[r->pattern] : NULL;
     return RS_OK;
 }
+
+int rs_eval_format_pick(const char *format, const char *input, int has_map) {
+    if (format) {
+        if (!strcmp(format, "csv")) return RS_EVAL_FMT_CSV;
+        if (!strcmp(format, "json-map")) return RS_EVAL_FMT_JSON_MAP;
+        if (strcmp(format, "jsonl") && strcmp(format, "json")) return -1;
+        /* a mapping means foreign JSON */
+        return has_map ? RS_EVAL_FMT_JSON_MAP : RS_EVAL_FMT_JSONL;
+    }
+    size_t n = strlen(input);
+    if (n >= 4 && !strcmp(input + n - 4, ".csv")) return RS_EVAL_FMT_CSV;
+    return has_map ? RS_EVAL_FMT_JSON_MAP : RS_EVAL_FMT_JSONL;
+}
