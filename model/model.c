@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,21 @@ static const rs_conf_field_t rs_model_fields[] = {
      "lr (online logistic regression) or seq (sequence model, `seq:` "
      "section)",
      "lr|seq", 0, 0},
+    {"publish_interval", RS_CONF_DURATION, "30s",
+     offsetof(rs_model_conf_t, publish_interval_ms), 0,
+     "service: the trainer publishes a new version at least this often "
+     "when it learned anything (and every publish_every updates)", NULL, 1,
+     0x1p62},
+    {"keep_versions", RS_CONF_INT, "20", offsetof(rs_model_conf_t, keep_versions),
+     0, "service: published versions kept in the model store (oldest "
+     "numbers pruned)", NULL, 1, 1000000},
+    {"store_dir", RS_CONF_STRING, "", offsetof(rs_model_conf_t, store_dir),
+     sizeof(((rs_model_conf_t *)0)->store_dir),
+     "service: model store directory, one <version>.rsm file per published "
+     "version (audit --rescore, rollback); empty = no store", NULL, 0, 0},
+    {"train_queue", RS_CONF_INT, "4096", offsetof(rs_model_conf_t, train_queue),
+     0, "service: learning records queued from scoring to the trainer "
+     "thread (scoring waits when full)", NULL, 1, 16777216},
 };
 
 const rs_conf_field_t *rs_model_conf_fields(int *nfields) {
@@ -91,6 +107,8 @@ void rs_model_conf_init(rs_model_conf_t *conf) {
             *(int64_t *)p = strtoll(fd->def, NULL, 0);
         else if (fd->type == RS_CONF_DURATION)
             rs_duration_parse(fd->def, (int64_t *)p);
+        else if (fd->type == RS_CONF_STRING)
+            rs_strlcpy(p, fd->def, fd->size);
         else if (fd->type == RS_CONF_ENUM) {
             /* index of the default among the choices "a|b|c" */
             int idx = 0;
@@ -123,6 +141,7 @@ static rs_err_t rs_model_check_conf(const rs_model_conf_t *c, char *errstr,
     for (size_t i = 0; i < RS_ARRAY_LEN(rs_model_fields); i++) {
         const rs_conf_field_t *fd = &rs_model_fields[i];
         const char *p = (const char *)c + fd->offset;
+        if (fd->type == RS_CONF_STRING) continue;
         if (fd->type == RS_CONF_ENUM) {
             int kv = *(const int *)p;
             if (kv != RS_MODEL_LR && kv != RS_MODEL_SEQ)
@@ -157,6 +176,7 @@ struct rs_model_s {
     int dim;
     char (*names)[RS_MODEL_NAME_MAX];   /* [dim] */
     uint32_t conf_hash;
+    uint32_t names_hash;                /* input log header ("lr")       */
 
     /* standardiser */
     uint64_t nobs;
@@ -187,7 +207,10 @@ struct rs_model_s {
     uint64_t updates, positives, negatives, horizon_negatives, dropped,
         unknown_labels;
     uint64_t vstep;
+    int vnamed;                         /* vstep set by rs_model_set_version */
     char version[RS_VERSION_MAX];
+    rs_model_weights_t *wuse;           /* "lr": snapshot copied into w32,
+                                         * b32, mu, istd for scoring      */
 };
 
 /* ---------------------------------------------------------------- maths */
@@ -217,17 +240,23 @@ double rs_lr_loss_grad(const double *w, const float *z, int dim, int y,
     return loss;
 }
 
-static void rs_model_refresh_std(rs_model_t *m) {
+/* mu/istd [dim] of the Welford state (m's own: a snapshot's are made by
+ * the same function). */
+static void rs_model_std_into(const rs_model_t *m, float *mu, float *istd) {
     for (int i = 0; i < m->dim; i++) {
         if (m->nobs < 2) {
-            m->mu[i] = m->nobs ? (float)m->mean[i] : 0.0f;
-            m->istd[i] = 1.0f;
+            mu[i] = m->nobs ? (float)m->mean[i] : 0.0f;
+            istd[i] = 1.0f;
         } else {
             double sd = sqrt(m->m2[i] / (double)m->nobs);
-            m->mu[i] = (float)m->mean[i];
-            m->istd[i] = (float)(1.0 / (sd > RS_STD_MIN ? sd : RS_STD_MIN));
+            mu[i] = (float)m->mean[i];
+            istd[i] = (float)(1.0 / (sd > RS_STD_MIN ? sd : RS_STD_MIN));
         }
     }
+}
+
+static void rs_model_refresh_std(rs_model_t *m) {
+    rs_model_std_into(m, m->mu, m->istd);
 }
 
 static void rs_model_refresh_w(rs_model_t *m) {
@@ -244,7 +273,7 @@ static inline void rs_model_standardize(const rs_model_t *m, const float *x,
     }
 }
 
-static void rs_model_set_version(rs_model_t *m) {
+static void rs_model_name_version(rs_model_t *m) {
     snprintf(m->version, sizeof(m->version), "%s-%08x-%llu", "lr", m->conf_hash,
              (unsigned long long)m->vstep);
 }
@@ -337,7 +366,8 @@ rs_model_t *rs_model_new(const rs_model_conf_t *conf, int dim,
 
     m->pcap = (uint32_t)conf->pending_max;
     m->pend = rs_aligned_calloc(m->pcap, sizeof(rs_pend_t));
-    m->px = rs_aligned_calloc((size_t)m->pcap * (size_t)dim, sizeof(float));
+    /* + 1 row past the ring: rs_model_learn_record's copy of a record */
+    m->px = rs_aligned_calloc(((size_t)m->pcap + 1) * (size_t)dim, sizeof(float));
     uint64_t p2 = 1;
     while (p2 < (uint64_t)m->pcap * 2) p2 <<= 1;
     m->pmask = (uint32_t)(p2 - 1);
@@ -350,13 +380,15 @@ rs_model_t *rs_model_new(const rs_model_conf_t *conf, int dim,
     rs_model_refresh_std(m);
     rs_model_refresh_w(m);
     m->conf_hash = rs_model_hash_conf(m);
-    rs_model_set_version(m);
+    m->names_hash = rs_model_names_hash(dim, names);
+    rs_model_name_version(m);
     return m;
 }
 
 void rs_model_destroy(rs_model_t *m) {
     if (!m) return;
     rs_seq_destroy(m->seq);
+    rs_seq_weights_release(m->wuse);
     rs_free(m->names);
     rs_free(m->mean);
     rs_free(m->m2);
@@ -385,7 +417,8 @@ const char *rs_model_feature_name(const rs_model_t *m, int i) {
 const char *rs_model_kind(const rs_model_t *m) { return m->seq ? "seq" : "lr"; }
 
 const char *rs_model_version(const rs_model_t *m) {
-    return m->seq ? rs_seq_version(m->seq) : m->version;
+    if (m->seq) return rs_seq_version(m->seq);
+    return m->wuse ? m->wuse->version : m->version;
 }
 
 rs_err_t rs_model_check_names(const rs_model_t *m, int dim,
@@ -454,35 +487,83 @@ void rs_model_input_from_event(rs_model_input_t *in, const rs_event_t *ev,
     }
 }
 
+/* Logit of a standardised row without the bias: 8 float lanes then a
+ * fixed reduction tree, so a row's bits do not depend on its batch or its
+ * position in it, and rs_model_rescore recomputes them exactly.
+ * (cblas_sgemv does not promise that: with OpenBLAS 0.3.21 Haswell a row
+ * scored alone differs in the last bits from the same row inside a batch
+ * for dim 17..100, measured; rs_model_score keeps it.) */
+typedef float rs_lr_v8 __attribute__((vector_size(32)));
+typedef float rs_lr_v8u __attribute__((vector_size(32), aligned(4), may_alias));
+
+static float rs_lr_dot(const float *a, const float *b, int n) {
+    rs_lr_v8 acc = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        acc += *(const rs_lr_v8u *)(const void *)(a + i) *
+               *(const rs_lr_v8u *)(const void *)(b + i);
+    float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) +
+              ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+/* Score of raw row x (z [dim] gets its standardised values): the one
+ * computation behind the "lr" forward and rescore. */
+static float rs_lr_row_score(const rs_model_t *m, const float *x, float *z) {
+    rs_model_standardize(m, x, z);
+    float lg = rs_lr_dot(z, m->w32, m->dim);
+    return (float)rs_sigmoid((double)lg + (double)m->b32);
+}
+
+static uint32_t rs_lr_log_arch(const rs_model_t *m) {
+    uint32_t d = (uint32_t)m->dim;
+    return rs_checksum32(&d, sizeof(d), rs_checksum32("lr", 2, 0));
+}
+
+/* The "lr" input log of raw row x (layout in model.h). */
+static size_t rs_lr_log_write(const rs_model_t *m, const float *x,
+                              uint8_t *log) {
+    uint8_t *p = rs_model_log_hdr(log, RS_MODEL_LR, 0, rs_lr_log_arch(m),
+                                  m->names_hash, (uint32_t)m->dim,
+                                  4 * (uint32_t)m->dim);
+    p = rs_le_putf32s(p, x, (size_t)m->dim);
+    rs_le_put32(p, rs_model_log_sum(log, (size_t)(p - log)));
+    return (size_t)(p - log) + RS_MODEL_LOG_TRAILER;
+}
+
+size_t rs_model_log_max(const rs_model_t *m) {
+    if (m->seq) return rs_seq_log_max(m->seq);
+    return RS_MODEL_LOG_HDR + 4 * (size_t)m->dim + RS_MODEL_LOG_TRAILER;
+}
+
 rs_err_t rs_model_forward(rs_model_t *m, const rs_model_input_t *in, int n,
                           rs_model_output_t *out, float *contrib,
                           unsigned flags) {
     if (n < 0) return RS_ERR_INVALID;
     if (m->seq) return rs_seq_forward(m->seq, in, n, out, contrib, flags);
+    const int dry = (flags & RS_MODEL_FWD_DRY) != 0;
+    if (dry) flags &= ~RS_MODEL_FWD_REMEMBER;
+    const size_t lmax = rs_model_log_max(m);
     for (int i = 0; i < n; i++)
-        if (!in[i].x || ((flags & RS_MODEL_FWD_REMEMBER) && !in[i].event_id))
+        if (!in[i].x || ((flags & RS_MODEL_FWD_REMEMBER) && !in[i].event_id) ||
+            in[i].skip_hist < 0 || (in[i].skip_hist && !dry) ||
+            (in[i].log && in[i].log_cap < lmax))
             return RS_ERR_INVALID;
     const int dim = m->dim;
-    for (int r0 = 0; r0 < n; r0 += m->batch_max) {
-        int rows = RS_MIN(m->batch_max, n - r0);
-        for (int r = 0; r < rows; r++)
-            rs_model_standardize(m, in[r0 + r].x, m->zb + (size_t)r * dim);
-        /* lg[rows] = zb[rows][dim] . w32[dim] */
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, rows, dim, 1.0f, m->zb, dim,
-                    m->w32, 1, 0.0f, m->lg, 1);
-        for (int r = 0; r < rows; r++) {
-            rs_model_output_t *o = &out[r0 + r];
-            memset(o, 0, offsetof(rs_model_output_t, attended));
-            o->n_experts = 0;
-            o->flags = 0;
-            o->score = (float)rs_sigmoid((double)m->lg[r] + (double)m->b32);
-            if (contrib) {
-                float *c = contrib + (size_t)(r0 + r) * dim;
-                for (int i = 0; i < dim; i++)
-                    c[i] = m->w32[i] * m->zb[(size_t)r * dim + i];
-                o->contrib = c;
-            }
+    for (int i = 0; i < n; i++) {
+        rs_model_output_t *o = &out[i];
+        float *z = m->zb; /* [dim] */
+        memset(o, 0, offsetof(rs_model_output_t, attended));
+        o->n_experts = 0;
+        o->flags = 0;
+        o->score = rs_lr_row_score(m, in[i].x, z);
+        if (contrib) {
+            float *c = contrib + (size_t)i * dim;
+            for (int k = 0; k < dim; k++) c[k] = m->w32[k] * z[k];
+            o->contrib = c;
         }
+        o->log_len = in[i].log ? rs_lr_log_write(m, in[i].x, in[i].log) : 0;
     }
     if (flags & RS_MODEL_FWD_REMEMBER) {
         for (int i = 0; i < n; i++)
@@ -492,10 +573,111 @@ rs_err_t rs_model_forward(rs_model_t *m, const rs_model_input_t *in, int n,
     return RS_OK;
 }
 
+rs_err_t rs_model_rescore(rs_model_t *m, const void *log, size_t len,
+                          float *score, char *errstr, size_t errstr_size) {
+    const uint8_t *b = log;
+    const size_t env = RS_MODEL_LOG_HDR + RS_MODEL_LOG_TRAILER;
+    if (!b || !score)
+        return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
+                       "rescore: no log or no score pointer");
+    if (len < env)
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "input log: %zu bytes, shorter than its envelope (%zu)",
+                       len, env);
+    if (memcmp(b, RS_MODEL_LOG_MAGIC, 4))
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "not a riskstream input log (bad magic)");
+    if (b[4] != RS_MODEL_LOG_FORMAT)
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "input log format %u is not supported (this build "
+                       "reads %u)", b[4], RS_MODEL_LOG_FORMAT);
+    const uint32_t blen = rs_le_get32(b + 20);
+    if ((uint64_t)blen + env != (uint64_t)len)
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "input log: %zu bytes, its header announces %llu",
+                       len, (unsigned long long)blen + env);
+    const uint32_t want = rs_le_get32(b + RS_MODEL_LOG_HDR + blen);
+    const uint32_t got = rs_model_log_sum(b, RS_MODEL_LOG_HDR + (size_t)blen);
+    if (want != got)
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "input log: checksum mismatch (stored %08x, computed "
+                       "%08x): the log is damaged", want, got);
+    const int kind = b[5];
+    if (kind != RS_MODEL_LR && kind != RS_MODEL_SEQ)
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "input log: unknown model kind %d", kind);
+    if ((kind == RS_MODEL_SEQ) != (m->seq != NULL))
+        return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
+                       "input log of a '%s' model, this model is '%s'",
+                       kind == RS_MODEL_SEQ ? "seq" : "lr", rs_model_kind(m));
+    const uint32_t dim = rs_le_get32(b + 16);
+    if (dim != (uint32_t)m->dim)
+        return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
+                       "input log of %u features, this model has %d", dim,
+                       m->dim);
+    uint32_t nh = 0;
+    for (int i = 0; i < m->dim; i++)
+        nh = rs_checksum32(m->names[i], strlen(m->names[i]) + 1, nh);
+    if (rs_le_get32(b + 12) != nh)
+        return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
+                       "input log made with other feature names (hash %08x, "
+                       "this model's %08x)", rs_le_get32(b + 12), nh);
+    const unsigned lflags = (unsigned)b[6] | (unsigned)b[7] << 8;
+    const uint32_t arch = rs_le_get32(b + 8);
+    if (m->seq)
+        return rs_seq_rescore(m->seq, b + RS_MODEL_LOG_HDR, blen, lflags, arch,
+                              score, errstr, errstr_size);
+    if (arch != rs_lr_log_arch(m))
+        return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
+                       "input log from another architecture (hash %08x, this "
+                       "model's %08x)", arch, rs_lr_log_arch(m));
+    if (blen != 4 * dim)
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "input log: an lr body of %u bytes, %u features need "
+                       "%u", blen, dim, 4 * dim);
+    float *x = m->zb;                       /* [dim] raw, then z in zrow */
+    rs_le_getf32s(b + RS_MODEL_LOG_HDR, x, dim);
+    *score = rs_lr_row_score(m, x, m->zrow);
+    return RS_OK;
+}
+
 /* ------------------------------------------------------ weight snapshots */
 
+/* Architecture of an "lr" model: who may use its snapshots and records. */
+static uint32_t rs_model_lr_arch(const rs_model_t *m) {
+    uint32_t h = rs_checksum32("lr", 2, 0);
+    return rs_checksum32(&m->dim, sizeof(m->dim), h);
+}
+
+/* "lr": score with the snapshot in use (the scoring arrays w32, b32, mu,
+ * istd hold its values; learning recomputes m's own from w and the
+ * Welford state, then calls this again). */
+static void rs_model_use_copy(rs_model_t *m) {
+    const rs_model_weights_t *w = m->wuse;
+    memcpy(m->w32, w->p, sizeof(float) * (size_t)m->dim);
+    m->b32 = w->p[m->dim];
+    memcpy(m->mu, w->mu, sizeof(float) * (size_t)m->dim);
+    memcpy(m->istd, w->istd, sizeof(float) * (size_t)m->dim);
+}
+
 rs_model_weights_t *rs_model_weights_take(const rs_model_t *m) {
-    return m->seq ? rs_seq_weights_take(m->seq) : NULL;
+    if (m->seq) return rs_seq_weights_take(m->seq);
+    rs_model_weights_t *w = rs_calloc(1, sizeof(*w));
+    atomic_init(&w->refs, 1);
+    w->kind = RS_MODEL_LR;
+    w->np = (size_t)m->dim + 1;
+    w->dim = m->dim;
+    w->arch = rs_model_lr_arch(m);
+    w->vnum = m->vstep;
+    rs_strlcpy(w->version, m->version, sizeof(w->version));
+    /* m's own weights, as rs_model_refresh_w/_std make them (the scoring
+     * arrays may hold a snapshot m uses) */
+    w->p = rs_aligned_calloc(w->np, sizeof(float));
+    for (int i = 0; i <= m->dim; i++) w->p[i] = (float)m->w[i];
+    w->mu = rs_aligned_calloc((size_t)m->dim, sizeof(float));
+    w->istd = rs_aligned_calloc((size_t)m->dim, sizeof(float));
+    rs_model_std_into(m, w->mu, w->istd);
+    return w;
 }
 
 void rs_model_weights_ref(rs_model_weights_t *w) { rs_seq_weights_ref(w); }
@@ -509,7 +691,22 @@ const char *rs_model_weights_version(const rs_model_weights_t *w) {
 }
 
 rs_err_t rs_model_weights_use(rs_model_t *m, rs_model_weights_t *w) {
-    return m->seq ? rs_seq_weights_use(m->seq, w) : RS_ERR_STATE;
+    if (w && w->kind != (m->seq ? RS_MODEL_SEQ : RS_MODEL_LR))
+        return RS_ERR_INVALID;
+    if (m->seq) return rs_seq_weights_use(m->seq, w);
+    if (w && (w->np != (size_t)m->dim + 1 || w->dim != m->dim ||
+              w->arch != rs_model_lr_arch(m)))
+        return RS_ERR_INVALID;
+    rs_seq_weights_ref(w);
+    rs_seq_weights_release(m->wuse);
+    m->wuse = w;
+    if (w) {
+        rs_model_use_copy(m);
+    } else {
+        rs_model_refresh_std(m);
+        rs_model_refresh_w(m);
+    }
+    return RS_OK;
 }
 
 /* ------------------------------------------------------------- learning */
@@ -547,6 +744,7 @@ static void rs_model_step(rs_model_t *m, const float *x, int y) {
                    (sqrt(m->av[i] / c2) + RS_ADAM_EPS);
     }
     rs_model_refresh_w(m);
+    if (m->wuse) rs_model_use_copy(m); /* scoring stays on the snapshot */
 
     /* 4. counters and version */
     m->updates++;
@@ -555,9 +753,9 @@ static void rs_model_step(rs_model_t *m, const float *x, int y) {
     else
         m->negatives++;
     uint64_t vs = m->updates / (uint64_t)m->conf.publish_every;
-    if (vs != m->vstep) {
+    if (!m->vnamed && vs != m->vstep) {
         m->vstep = vs;
-        rs_model_set_version(m);
+        rs_model_name_version(m);
     }
 }
 
@@ -668,6 +866,166 @@ void rs_model_stats(const rs_model_t *m, rs_model_stats_t *st) {
     rs_strlcpy(st->version, m->version, sizeof(st->version));
 }
 
+/* ------------------------------------------------ versions, new_like */
+
+#define RS_VNAMED_BIT (1ull << 63) /* saved vstep: the number was set */
+
+void rs_model_set_version(rs_model_t *m, uint64_t n) {
+    n &= ~RS_VNAMED_BIT;
+    if (m->seq) {
+        rs_seq_set_number(m->seq, n);
+        return;
+    }
+    m->vstep = n;
+    m->vnamed = 1;
+    rs_model_name_version(m);
+}
+
+uint64_t rs_model_version_number(const rs_model_t *m) {
+    if (m->seq) return rs_seq_number(m->seq);
+    return m->wuse ? m->wuse->vnum : m->vstep;
+}
+
+rs_model_t *rs_model_new_like(const rs_model_t *m, const rs_model_conf_t *conf,
+                              char *errstr, size_t errstr_size) {
+    /* a loaded "seq" wrapper has no conf of its own: the model's */
+    const rs_model_conf_t *own = m->seq ? rs_seq_conf(m->seq) : &m->conf;
+    rs_model_conf_t use = conf ? *conf : *own;
+    use.kind = m->seq ? RS_MODEL_SEQ : RS_MODEL_LR;
+    if (m->seq) { /* the architecture (and initialisation) are m's */
+        use.seq.d_model = own->seq.d_model;
+        use.seq.history = own->seq.history;
+        use.seq.layers = own->seq.layers;
+        use.seq.experts = own->seq.experts;
+        use.seq.top_k = own->seq.top_k;
+        use.seq.expert_hidden = own->seq.expert_hidden;
+        use.seq.buckets = own->seq.buckets;
+        use.seq.seed = own->seq.seed;
+    }
+    const char **nameps = rs_calloc((size_t)m->dim, sizeof(*nameps));
+    for (int i = 0; i < m->dim; i++) nameps[i] = m->names[i];
+    rs_model_t *l = rs_model_new(&use, m->dim, nameps, errstr, errstr_size);
+    rs_free(nameps);
+    return l;
+}
+
+/* --------------------------------------------------- learning records */
+
+_Static_assert(sizeof(rs_rec_hdr_t) == RS_REC_HDR, "record header layout");
+
+void rs_rec_seal(void *rec, rs_rec_hdr_t *h) {
+    h->magic = RS_REC_MAGIC;
+    h->pad = 0;
+    h->sum = 0;
+    memcpy(rec, h, sizeof(*h));
+    h->sum = rs_checksum32((const uint8_t *)rec + 8, h->used - 8, 0);
+    memcpy((uint8_t *)rec + offsetof(rs_rec_hdr_t, sum), &h->sum,
+           sizeof(h->sum));
+}
+
+rs_err_t rs_rec_open(const void *rec, int kind, uint32_t arch, size_t size,
+                     rs_rec_hdr_t *h) {
+    if (!rec) return RS_ERR_INVALID;
+    memcpy(h, rec, sizeof(*h));
+    if (h->magic != RS_REC_MAGIC) return RS_ERR_CORRUPT;
+    /* the checksum first (rec holds at least `size` bytes), so a damaged
+     * header is corrupt, a sound one of another model invalid */
+    int foreign = h->kind != kind || h->arch != arch || h->size != size;
+    if (h->used < RS_REC_HDR || h->used > size)
+        return foreign ? RS_ERR_INVALID : RS_ERR_CORRUPT;
+    if (rs_checksum32((const uint8_t *)rec + 8, h->used - 8, 0) != h->sum)
+        return RS_ERR_CORRUPT;
+    if (foreign) return RS_ERR_INVALID;
+    if (h->label > 1 || h->horizon > 1 || (h->horizon && h->label) ||
+        h->drift_high > 1 || !isfinite(h->psi))
+        return RS_ERR_CORRUPT;
+    return RS_OK;
+}
+
+/* "lr" record: header | f32 x[dim] */
+size_t rs_model_record_size(const rs_model_t *m) {
+    if (m->seq) return rs_seq_record_size(m->seq);
+    return (RS_REC_HDR + sizeof(float) * (size_t)m->dim + 7) & ~(size_t)7;
+}
+
+/* Move pending ring slot s (killed by the caller) into rec. */
+static void rs_model_rec_put(const rs_model_t *m, uint32_t s, int label,
+                             int horizon, void *rec) {
+    rs_rec_hdr_t h = {0};
+    h.size = (uint32_t)rs_model_record_size(m);
+    h.arch = rs_model_lr_arch(m);
+    h.used = (uint32_t)(RS_REC_HDR + sizeof(float) * (size_t)m->dim);
+    h.kind = RS_MODEL_LR;
+    h.label = (uint8_t)label;
+    h.horizon = (uint8_t)horizon;
+    h.score = m->pend[s].score;
+    h.t = m->pend[s].t;
+    memcpy((uint8_t *)rec + RS_REC_HDR, m->px + (size_t)s * m->dim,
+           sizeof(float) * (size_t)m->dim);
+    rs_rec_seal(rec, &h);
+}
+
+rs_err_t rs_model_take(rs_model_t *m, const rs_label_t *lb, void *rec,
+                       float *score_out) {
+    if (!lb || !rec) return RS_ERR_INVALID;
+    if (m->seq) return rs_seq_take(m->seq, lb, rec, score_out);
+    int64_t pos = rs_pend_pos(m, rs_hash_str(lb->event_id));
+    if (pos < 0) {
+        m->unknown_labels++;
+        return RS_ERR_NOTFOUND;
+    }
+    uint32_t s = m->pindex[pos] - 1;
+    if (score_out) *score_out = m->pend[s].score;
+    rs_pend_kill(m, s);
+    rs_model_rec_put(m, s, lb->value >= 0.5, 0, rec);
+    rs_pend_trim(m);
+    return RS_OK;
+}
+
+int rs_model_advance_take(rs_model_t *m, int64_t watermark_ms, void *recs,
+                          int max,
+                          void (*resolved)(void *opaque, float score,
+                                           int label),
+                          void *opaque) {
+    if (!recs || max <= 0) return 0;
+    if (m->seq)
+        return rs_seq_advance_take(m->seq, watermark_ms, recs, max, resolved,
+                                   opaque);
+    const size_t rsz = rs_model_record_size(m);
+    int n = 0;
+    int64_t cutoff = watermark_ms < INT64_MIN + m->conf.label_horizon
+                         ? INT64_MIN
+                         : watermark_ms - m->conf.label_horizon;
+    rs_pend_trim(m);
+    while (m->pspan && n < max) {
+        uint32_t s = m->ptail;
+        if (m->pend[s].t >= cutoff) break;
+        float score = m->pend[s].score;
+        rs_pend_kill(m, s);
+        rs_model_rec_put(m, s, 0, 1, (uint8_t *)recs + (size_t)n * rsz);
+        n++;
+        if (resolved) resolved(opaque, score, 0);
+        rs_pend_trim(m);
+    }
+    return n;
+}
+
+rs_err_t rs_model_learn_record(rs_model_t *m, const void *rec) {
+    if (m->seq) return rs_seq_learn_record(m->seq, rec);
+    rs_rec_hdr_t h;
+    rs_err_t err = rs_rec_open(rec, RS_MODEL_LR, rs_model_lr_arch(m),
+                               rs_model_record_size(m), &h);
+    if (err) return err;
+    if (h.used != RS_REC_HDR + sizeof(float) * (size_t)m->dim)
+        return RS_ERR_CORRUPT;
+    /* the row past the pending ring: x aligned, the ring untouched */
+    float *x = m->px + (size_t)m->pcap * m->dim;
+    memcpy(x, (const uint8_t *)rec + RS_REC_HDR, sizeof(float) * (size_t)m->dim);
+    rs_model_step(m, x, h.label);
+    if (h.horizon) m->horizon_negatives++;
+    return RS_OK;
+}
+
 /* ------------------------------------------------------------ save/load */
 
 /* Little-endian writer (model_int.h; cold path: may allocate). */
@@ -761,7 +1119,8 @@ void rs_rb_str(rs_rbuf_t *b, char *dst, size_t max) {
  *   rs_checksum32(everything before it)
  * payload: str kind | u32 dim | u32 conf hash | f64 lr, l2, pos_weight,
  *   grad_clip | i64 label_horizon, pending_max, publish_every, batch_max |
- *   u64 updates, positives, negatives, horizon_negatives, vstep, adam_t,
+ *   u64 updates, positives, negatives, horizon_negatives, vstep (bit 63:
+ *   the number was set by rs_model_set_version), adam_t,
  *   nobs | str name[dim] | f64 mean[dim], m2[dim] | f64 w[dim+1],
  *   am[dim+1], av[dim+1]
  * kind "seq": str "seq" | u32 dim | str name[dim] | the body of
@@ -796,7 +1155,7 @@ static void rs_model_serialize(const rs_model_t *m, rs_wbuf_t *b) {
     rs_wb_u64(b, m->positives);
     rs_wb_u64(b, m->negatives);
     rs_wb_u64(b, m->horizon_negatives);
-    rs_wb_u64(b, m->vstep);
+    rs_wb_u64(b, m->vstep | (m->vnamed ? RS_VNAMED_BIT : 0));
     rs_wb_u64(b, m->adam_t);
     rs_wb_u64(b, m->nobs);
     for (int i = 0; i < m->dim; i++) rs_wb_str(b, m->names[i]);
@@ -914,6 +1273,37 @@ static rs_err_t rs_model_read_file(const char *path, uint8_t **bufp,
     *bufp = buf;
     *lenp = len;
     return RS_OK;
+}
+
+rs_err_t rs_model_peek(const uint8_t *buf, size_t len, uint64_t *updates,
+                       uint64_t *vstep) {
+    if (len < RS_MODEL_HDR_LEN)
+        return len >= 8 && memcmp(buf, RS_MODEL_MAGIC, 8) ? RS_ERR_CORRUPT
+                                                           : RS_ERR_AGAIN;
+    if (memcmp(buf, RS_MODEL_MAGIC, 8)) return RS_ERR_CORRUPT;
+    rs_rbuf_t rb = {.p = buf, .len = len, .off = 8};
+    if (rs_rb_u32(&rb) != RS_MODEL_FORMAT) return RS_ERR_CORRUPT;
+    rs_rb_u64(&rb); /* payload length */
+    char kind[16];
+    rs_rb_str(&rb, kind, sizeof(kind));
+    uint32_t dim = rs_rb_u32(&rb);
+    if (rb.bad) return RS_ERR_AGAIN;
+    if (dim < 1 || dim > RS_MODEL_DIM_MAX) return RS_ERR_CORRUPT;
+    if (!strcmp(kind, "seq")) {
+        char name[RS_MODEL_NAME_MAX];
+        for (uint32_t i = 0; i < dim && !rb.bad; i++)
+            rs_rb_str(&rb, name, sizeof(name));
+        rs_seq_peek(&rb, updates, vstep);
+    } else if (!strcmp(kind, "lr")) {
+        /* conf hash, 4 f64 and 4 i64 of config, then the counters */
+        rs_rb_take(&rb, 4 + 8 * 8);
+        *updates = rs_rb_u64(&rb);
+        for (int i = 0; i < 3; i++) rs_rb_u64(&rb);
+        *vstep = rs_rb_u64(&rb);
+    } else {
+        return RS_ERR_CORRUPT;
+    }
+    return rb.bad ? RS_ERR_AGAIN : RS_OK;
 }
 
 rs_err_t rs_model_load(const char *path, const rs_model_conf_t *conf,
@@ -1075,13 +1465,14 @@ rs_err_t rs_model_load(const char *path, const rs_model_conf_t *conf,
     m->positives = cnt[1];
     m->negatives = cnt[2];
     m->horizon_negatives = cnt[3];
-    m->vstep = cnt[4];
+    m->vstep = cnt[4] & ~RS_VNAMED_BIT;
+    m->vnamed = (cnt[4] & RS_VNAMED_BIT) != 0;
     m->adam_t = cnt[5];
     m->nobs = cnt[6];
     m->conf_hash = chash;
     rs_model_refresh_std(m);
     rs_model_refresh_w(m);
-    rs_model_set_version(m);
+    rs_model_name_version(m);
     err = RS_OK;
 
 done:

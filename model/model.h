@@ -24,7 +24,8 @@
  * buffer is full the oldest entry is dropped (counted), never blocking.
  *
  * Versions: "lr-<8 hex of the config hash>-<n>", n = updates /
- * publish_every.  rs_model_save() writes an atomic, checksummed file;
+ * publish_every until rs_model_set_version() names it (the trainer, on
+ * publish; the model store keeps published versions as files).  rs_model_save() writes an atomic, checksummed file;
  * rs_model_load() restores a model that scores bit-identically.  The
  * pending buffer is transient and not saved.
  *
@@ -37,10 +38,17 @@
  * rs_model_forward() (input records with the event's context), then
  * rs_model_learn() / rs_model_advance().  The `model:` section picks the
  * kind (`kind: lr|seq`), the `seq:` section sizes the sequence model.
+ * The forward can also write each event's input log (what it read, for
+ * rs_model_rescore to recompute the score bit for bit with the same
+ * version: the audit) and run as a what-if (RS_MODEL_FWD_DRY: nothing
+ * changes; skip_hist leaves one cached event out).
  *
  * Threads: one thread owns an rs_model_t and makes every call on it.
- * Weight snapshots (rs_model_weights_*) carry a trainer's weights to a
- * scoring model; their refcount is atomic.  OpenBLAS may use its own
+ * Scoring/training split: a scoring model moves the replay material of
+ * resolved events out as learning records (rs_model_take), a trainer
+ * model of the same architecture on another thread learns them
+ * (rs_model_learn_record); weight snapshots (rs_model_weights_*) carry the
+ * trainer's weights back to the scoring model; their refcount is atomic.  OpenBLAS may use its own
  * threads; set OPENBLAS_NUM_THREADS=1 for the small batches of the scoring
  * path.
  */
@@ -57,6 +65,7 @@ extern "C" {
 
 #define RS_MODEL_NAME_MAX 64   /* feature name incl. NUL */
 #define RS_MODEL_Z_CLIP   8.0f
+#define RS_MODEL_PATH_MAX 512  /* model.store_dir incl. NUL */
 
 /* Kinds of model behind one rs_model_t. */
 typedef enum rs_model_kind_e {
@@ -96,6 +105,12 @@ typedef struct rs_model_conf_s {
     int64_t label_horizon;  /* ms: unlabelled after this -> negative       */
     int64_t pending_max;    /* events awaiting a label                     */
     int64_t publish_every;  /* updates per version step                    */
+    /* the scoring/training split (docs/model.md; read by the service) */
+    int64_t publish_interval_ms; /* ms: a new version at least this often
+                                  * when anything was learned            */
+    int64_t keep_versions;  /* versions kept in the model store            */
+    char store_dir[RS_MODEL_PATH_MAX]; /* model store directory, "" = none */
+    int64_t train_queue;    /* learning records queued to the trainer      */
     int64_t batch_max;      /* rows per scoring GEMV                       */
     double base_rate;       /* prior positive rate: the untrained model's
                              * score, so a cold start approves           */
@@ -191,6 +206,15 @@ typedef struct rs_model_input_s {
     const float *x;               /* [dim] window features                  */
     int n_cat;                    /* <= RS_MAX_CATEG                        */
     uint64_t cat_hash[RS_MAX_CATEG]; /* hash of (field name, value)         */
+    void *log;                    /* NULL, or where rs_model_forward writes
+                                   * the exact scoring inputs of this event
+                                   * (caller's buffer, log_cap >=
+                                   * rs_model_log_max(m); see "input logs") */
+    size_t log_cap;
+    int skip_hist;                /* "seq", with RS_MODEL_FWD_DRY only: 1 +
+                                   * recency rank of the cached history
+                                   * event to leave out (0 = none; a rank
+                                   * past the history leaves nothing out)  */
 } rs_model_input_t;
 
 /* Fill `in` from an event and its feature vector (pointers into ev and x:
@@ -204,6 +228,9 @@ typedef struct rs_model_attn_s {
     int64_t event_time_ms;
     float amount;
     float weight;                 /* attention weight, mean over layers     */
+    int rank;                     /* recency rank in the entity's cache, 0 =
+                                   * newest (skip_hist = rank + 1 leaves it
+                                   * out)                                   */
 } rs_model_attn_t;
 
 typedef struct rs_model_expert_s {
@@ -220,15 +247,22 @@ typedef struct rs_model_output_s {
                                    * NULL: d logit / d z_i * z_i ("seq":
                                    * gradient x input; "lr": w_i z_i)     */
     float self_weight;            /* attention on the event itself          */
+    int n_hist;                   /* "seq": cached past events attended
+                                   * over (after skip_hist); valid ranks
+                                   * are 0 .. n_hist - 1                    */
     int n_attended;               /* past events, by weight descending      */
     rs_model_attn_t attended[RS_MODEL_ATTEND_MAX];
     int n_experts;                /* experts that ran, all layers           */
     rs_model_expert_t experts[RS_MODEL_EXPERTS_MAX];
     uint32_t flags;               /* RS_MODEL_OUT_*                         */
+    size_t log_len;               /* bytes written to in.log (0 if none)    */
 } rs_model_output_t;
 
 #define RS_MODEL_FWD_REMEMBER 0x1u /* keep the replay material for learning */
 #define RS_MODEL_FWD_EXPLAIN  0x2u /* attention/experts in out[] ("seq")   */
+#define RS_MODEL_FWD_DRY      0x4u /* score without touching state: no cache
+                                    * append, no remember, no drift, no LRU
+                                    * move or entity creation: what-if     */
 
 /* Score n events (micro-batched into GEMMs, chunks of batch_max) and fill
  * out[n].  contrib (may be NULL) gets [n][dim] feature contributions.
@@ -237,39 +271,157 @@ typedef struct rs_model_output_s {
  * its entity's cache (events of the same entity in one call see each other
  * in input order), so results are the same as n calls of one event.  No
  * allocation; deterministic for a given version, history and input.
- * RS_ERR_INVALID if n < 0 or an input lacks x (or, "seq", event/entity
- * id).  The owner thread only. */
+ * With RS_MODEL_FWD_DRY (what-if) nothing of m changes: REMEMBER is
+ * ignored, every event sees the caches as they were before the call, an
+ * unknown entity scores with an empty history; in[i].skip_hist may leave
+ * one cached event out.  in[i].log (if set) gets the event's input log,
+ * out[i].log_len its length.  RS_ERR_INVALID if n < 0, an input lacks x
+ * (or, "seq", event/entity id), skip_hist < 0, skip_hist without DRY, or
+ * log_cap < rs_model_log_max(m); nothing is scored then.  The owner thread
+ * only. */
 rs_err_t rs_model_forward(rs_model_t *m, const rs_model_input_t *in, int n,
                           rs_model_output_t *out /* [n] */,
                           float *contrib /* [n][dim] or NULL */,
                           unsigned flags);
 
-/* ------------------------------------------- weight snapshots ("seq" only)
+/* --------------------------------------------- input logs and rescoring
+ *
+ * An input log is everything one forward read for one event, so the score
+ * can be recomputed later (audit) with the version that made it: raw x
+ * (not standardised: the standardiser is the version's), and for "seq" the
+ * time, counterparty and categorical hashes and the cached history exactly
+ * as used (times and per-layer keys/values, oldest first).  Little-endian,
+ * written into the caller's buffer (no allocation):
+ *   "RSIN" | u8 format 1 | u8 kind (0 lr, 1 seq) | u16 flags (bit 0: seq
+ *   gemm blas) | u32 architecture hash | u32 feature-names hash | u32 dim |
+ *   u32 body length | body | u32 low 32 bits of rs_hash64 (xxHash3) of
+ *   all before it
+ * body "lr": f32 x[dim].  body "seq": u32 d_model, history, layers,
+ *   experts, top_k, expert_hidden, buckets | i64 event time | u64
+ *   counterparty hash (0 none) | u32 n_cat | u32 n_hist | u64 cat[n_cat] |
+ *   f32 x[dim] | n_hist x (i64 time | f32 k, v [layers][2][d_model]).
+ * docs/model.md ("Input logs, rescoring and what-if scoring") has sizes. */
+
+/* Bytes an input log of m may need (fixed per architecture: 8 724 B at
+ * the `seq:` defaults with dim 17, 4 * dim + 28 for "lr"). */
+size_t rs_model_log_max(const rs_model_t *m);
+
+/* Recompute the score of a logged input with model m (the recorded
+ * version: from the model store, or any model of the same architecture
+ * for a what-if).  m's weights (or the snapshot it uses) and standardiser,
+ * the log's inputs; nothing of m changes.  Bit-identical to the original
+ * score when m has the same weights (for "seq" with seq.gemm exact, the
+ * default; "blas" only for events scored alone).  RS_ERR_CORRUPT for a
+ * malformed log (magic, format, length, checksum, counts), RS_ERR_INVALID
+ * for a log of another kind, feature set or architecture (errstr says
+ * which).  Cold path, no allocation; the thread that owns m. */
+rs_err_t rs_model_rescore(rs_model_t *m, const void *log, size_t len,
+                          float *score, char *errstr, size_t errstr_size);
+
+/* ------------------------------------------------------ weight snapshots
  *
  * For the scoring/training split (docs/model.md): a trainer model takes an
  * immutable, refcounted copy of its weights (+ standardiser and version);
  * a scoring model of the same architecture scores with it from its next
  * rs_model_forward on.  The pointer hand-over between threads (e.g. an
  * atomic exchange in the service) is the caller's; the refcount is atomic,
- * so a snapshot may be released from any thread. */
+ * so a snapshot may be released from any thread.  Both kinds ("lr": the
+ * float weights, bias and standardiser). */
 typedef struct rs_model_weights_s rs_model_weights_t;
 
-/* Copy of m's current weights, refcount 1.  NULL for kind "lr".  Cold path
- * (allocates ~4 * params bytes).  The thread that owns m. */
+/* Copy of m's own current weights (not of a snapshot m uses), refcount 1;
+ * the caller owns that reference.  Cold path (allocates ~4 * params
+ * bytes).  The thread that owns m. */
 rs_model_weights_t *rs_model_weights_take(const rs_model_t *m);
 /* +1 / -1 reference (NULL is a no-op); the last release frees.  Any
  * thread. */
 void rs_model_weights_ref(rs_model_weights_t *w);
 void rs_model_weights_release(rs_model_weights_t *w);
 const char *rs_model_weights_version(const rs_model_weights_t *w);
-/* Score m with w (m keeps a reference; NULL: back to m's own weights).
- * Learning still updates m's own weights.  rs_model_version() names w's
- * version while it is used.  RS_ERR_INVALID if w is of another
- * architecture, RS_ERR_STATE for kind "lr".  The thread that owns m. */
+/* Score m with w (m keeps a reference of its own; NULL: back to m's own
+ * weights).  Learning still updates m's own weights.  rs_model_version()
+ * and rs_model_version_number() name w's version while it is used.
+ * RS_ERR_INVALID if w is of another kind or architecture (m unchanged).
+ * The thread that owns m. */
 rs_err_t rs_model_weights_use(rs_model_t *m, rs_model_weights_t *w);
 
 /* Current version string, owned by m, valid until the next learn/advance. */
 const char *rs_model_version(const rs_model_t *m);
+
+/* ---------------------------------------------------------- versions
+ *
+ * A version is "<kind>-<8 hex of the config hash>-<n>".  Until a number is
+ * set, n = updates / publish_every (offline training, `riskstream train`).
+ * In the service the trainer names versions on publish: n from the model
+ * store (rs_model_store_next), monotonic.  Once set, learning no longer
+ * changes n; the number and that it was set are saved with the model. */
+
+/* Name m's own weights version n (n < 2^63).  The thread that owns m. */
+void rs_model_set_version(rs_model_t *m, uint64_t n);
+/* n of rs_model_version(m) (of the snapshot m scores with, if any): 0 for
+ * an untrained model whose number was never set. */
+uint64_t rs_model_version_number(const rs_model_t *m);
+
+/* A new untrained model of the same kind, architecture and feature names
+ * as m (to be a scorer fed with m's snapshots, or m's trainer).  conf (may
+ * be NULL: m's own) gives the learning settings and buffer sizes; its kind
+ * and, for "seq", the architecture fields of `seq:` (d_model, history,
+ * layers, experts, top_k, expert_hidden, buckets) and seed are m's
+ * whatever conf says.  NULL + errstr on a bad conf.  The caller destroys
+ * it; m is only read (its owner thread). */
+rs_model_t *rs_model_new_like(const rs_model_t *m, const rs_model_conf_t *conf,
+                              char *errstr, size_t errstr_size);
+
+/* --------------------------------------------------- learning records
+ *
+ * Learning records: the replay material of one resolved event (label
+ * included), moved out of a scoring model and learned by another model of
+ * the same architecture (the trainer).  Fixed size per model (the caller's
+ * buffers: no alignment required).  A record is an in-memory hand-over
+ * between threads of one process, not a file format: native byte order,
+ * a magic, the producer's kind, architecture hash and size, a checksum
+ * ("architecture": the kind, dim and, for "seq", the `seq:` sizes; not
+ * the feature names, seed or learning settings).  It also carries the scorer's drift (PSI of its score windows): the
+ * trainer learns all layers or head + gates from the latest record's PSI,
+ * as a single model would from its own (its stats report that PSI).
+ * Learning the records of a scorer S in the order S produced them, with S
+ * using the trainer's snapshot after each step, gives bit for bit the
+ * weights and scores of one model doing rs_model_forward +
+ * rs_model_learn / rs_model_advance on the same sequence (tested). */
+
+/* Bytes of one record of m, rounded up to 8: "lr" 48 + 4 dim; "seq" 192 +
+ * 8 history + 4 dim + 4 history layers d_model (4 616 at the `seq:`
+ * defaults with dim 17).  Fixed per model. */
+size_t rs_model_record_size(const rs_model_t *m);
+
+/* Like rs_model_learn, but instead of learning, move the pending entry with
+ * its label into rec[rs_model_record_size(m)] (the caller's buffer).
+ * *score_out (may be NULL) gets the remembered score.  RS_ERR_NOTFOUND as
+ * learn (counted in stats.unknown_labels; rec untouched), RS_ERR_INVALID
+ * for NULL lb or rec.  No allocation.  The thread that owns m. */
+rs_err_t rs_model_take(rs_model_t *m, const rs_label_t *lb, void *rec,
+                       float *score_out);
+
+/* Like rs_model_advance, but moves up to `max` horizon negatives into
+ * recs[max][record_size] (the caller's) instead of learning them, oldest
+ * first; resolved (may be NULL) is called for each as by advance.  Returns
+ * how many were moved (call again while it returns max).  No allocation.
+ * The thread that owns m. */
+int rs_model_advance_take(rs_model_t *m, int64_t watermark_ms, void *recs,
+                          int max,
+                          void (*resolved)(void *opaque, float score,
+                                           int label),
+                          void *opaque);
+
+/* One learning step of m from a record (rec holds at least
+ * rs_model_record_size(m) bytes; only read): updates the standardiser,
+ * optimiser, counters (positives/negatives/horizon_negatives, version
+ * number unless set) exactly as rs_model_learn / rs_model_advance would
+ * have on the model that produced it.  RS_ERR_INVALID: a record of another
+ * kind or architecture, or NULL (m unchanged); RS_ERR_CORRUPT: bad magic,
+ * checksum or content (m unchanged).  No allocation.  The thread that owns
+ * m (the record may come from any thread). */
+rs_err_t rs_model_learn_record(rs_model_t *m, const void *rec);
 
 typedef struct rs_model_stats_s {
     uint64_t updates;            /* gradient steps                          */
@@ -284,7 +436,8 @@ typedef struct rs_model_stats_s {
     uint64_t entities;           /* live entity caches                      */
     uint64_t evictions;          /* entity caches evicted (LRU)             */
     double drift_psi;            /* PSI of the last score window vs the one
-                                  * before                                  */
+                                  * before (a trainer: the scorer's, from
+                                  * the latest learning record)            */
     int drift_high;              /* 1: all layers learn, 0: head + gate     */
     uint64_t mem_bytes;          /* preallocated state                      */
     uint64_t entity_bytes;       /* per entity cache                        */
@@ -307,6 +460,65 @@ rs_err_t rs_model_save(const rs_model_t *m, const char *path, char *errstr,
  * message naming the file and the problem. */
 rs_err_t rs_model_load(const char *path, const rs_model_conf_t *conf,
                        rs_model_t **mp, char *errstr, size_t errstr_size);
+
+/* -------------------------------------------------------- model store
+ *
+ * A directory of published versions, <dir>/<version>.rsm (rs_model_save
+ * files), so a score's recorded version can be loaded again (audit
+ * --rescore, rollback).  The newest `keep` version numbers are kept; a
+ * put prunes the oldest numbers beyond that.  Files whose names are not
+ * versions are ignored; leftover "<version>.rsm.tmp" of a crashed save are
+ * removed by the next put.  One writing process per directory; any number
+ * of readers (only put writes; a save is atomic: a reader sees no file or
+ * a whole one).  The
+ * calls on one rs_model_store_t are serialised by a mutex: any thread. */
+typedef struct rs_model_store_s rs_model_store_t;
+
+typedef struct rs_model_store_entry_s {
+    char version[RS_VERSION_MAX];
+    uint64_t number;          /* version number                          */
+    int64_t saved_at_ms;      /* wall clock of the save (file mtime)     */
+    uint64_t updates;         /* training updates of the saved model     */
+    uint64_t bytes;           /* file size                               */
+} rs_model_store_entry_t;
+
+/* Open (create if missing, parents too) directory `dir` keeping the newest
+ * `keep` (>= 1) versions.  NULL + errstr if dir is empty, keep < 1, or the
+ * directory cannot be created or written.  Close with
+ * rs_model_store_close (NULL is a no-op). */
+rs_model_store_t *rs_model_store_open(const char *dir, int keep,
+                                      char *errstr, size_t errstr_size);
+void rs_model_store_close(rs_model_store_t *st);
+
+/* Next version number: 1 + the highest number in the directory (or 1),
+ * never below one this store has seen or saved (a file deleted by hand
+ * does not give its number again). */
+uint64_t rs_model_store_next(rs_model_store_t *st);
+
+/* Save m's own weights as <dir>/<version>.rsm (version as in rs_model_stats:
+ * not that of a snapshot m uses; atomic, via rs_model_save; an existing
+ * file of that version is replaced) and prune to `keep` (oldest numbers
+ * first; never the version just saved).  RS_ERR_IO + errstr if the save
+ * fails (a failed prune is only logged).  Thread: any, one caller at a
+ * time (the owner thread of m). */
+rs_err_t rs_model_store_put(rs_model_store_t *st, const rs_model_t *m,
+                            char *errstr, size_t errstr_size);
+
+/* The stored versions, newest (highest number) first, into out[0..max);
+ * returns how many were written.  Reads the head of each file for its
+ * update count (a file too damaged for that is listed with 0). */
+int rs_model_store_list(rs_model_store_t *st, rs_model_store_entry_t *out,
+                        int max);
+
+/* Load one version into *mp (conf as rs_model_load: may be NULL).
+ * RS_ERR_INVALID for a malformed version string (not
+ * "<kind>-<8 hex>-<n>": no '/', no '..'); RS_ERR_NOTFOUND if it is not in
+ * the store (never saved or pruned); else the errors of rs_model_load, and
+ * RS_ERR_CORRUPT if the file holds another version than its name.  The
+ * caller destroys *mp. */
+rs_err_t rs_model_store_load(rs_model_store_t *st, const char *version,
+                             const rs_model_conf_t *conf, rs_model_t **mp,
+                             char *errstr, size_t errstr_size);
 
 #ifdef __cplusplus
 }

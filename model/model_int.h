@@ -4,6 +4,8 @@
 #ifndef RS_MODEL_INT_H
 #define RS_MODEL_INT_H
 
+#include <string.h>
+
 #include "model/model.h"
 
 /* Class-weighted logistic loss of one standardised row and its gradient:
@@ -14,6 +16,46 @@
 double rs_lr_loss_grad(const double *w /* [dim+1] */, const float *z /* [dim] */,
                        int dim, int y, double pos_weight, double l2,
                        double *grad /* [dim+1], may be NULL */);
+
+/* Learning records (model.h): a 48-byte header, then the kind's body
+ * (model.c "lr": f32 x[dim]; seq.c "seq": see rs_seq_record_size).  Native
+ * byte order (an in-memory hand-over inside one process).  `sum` covers
+ * bytes [8, used) of the record: the rest of the header and the used part
+ * of the body, so a record is checked without hashing unused history
+ * slots. */
+#define RS_REC_MAGIC 0x31636572u /* "rec1" */
+#define RS_REC_HDR   48
+
+typedef struct rs_rec_hdr_s {
+    uint32_t magic;       /* RS_REC_MAGIC                                 */
+    uint32_t sum;         /* rs_checksum32 of record bytes [8, used)      */
+    uint32_t size;        /* rs_model_record_size of the producer         */
+    uint32_t arch;        /* kind and architecture hash of the producer   */
+    uint32_t used;        /* bytes of the record in use (<= size)         */
+    uint8_t kind;         /* rs_model_kind_t                              */
+    uint8_t label;        /* 0 | 1                                        */
+    uint8_t horizon;      /* 1: a horizon negative (advance_take)         */
+    uint8_t drift_high;   /* the scorer's PSI > seq.drift_threshold       */
+    float score;          /* as remembered                                */
+    uint32_t pad;
+    int64_t t;            /* event time                                   */
+    double psi;           /* the scorer's PSI (0 for "lr")                */
+} rs_rec_hdr_t;
+
+/* Write h (h->sum is computed) at the start of rec, whose body up to
+ * h->used is written. */
+void rs_rec_seal(void *rec, rs_rec_hdr_t *h);
+/* Check a record's envelope against the learning model's kind, arch and
+ * record size: RS_ERR_INVALID (NULL, another kind/architecture/size),
+ * RS_ERR_CORRUPT (magic, used, checksum, label/horizon flags).  *h gets
+ * the header. */
+rs_err_t rs_rec_open(const void *rec, int kind, uint32_t arch, size_t size,
+                     rs_rec_hdr_t *h);
+/* The update count and version step (bit 63: the number was set) of a
+ * model file from its first len bytes (no checksum: for listings).  RS_ERR_AGAIN: more bytes needed;
+ * RS_ERR_CORRUPT: not a model file. */
+rs_err_t rs_model_peek(const uint8_t *buf, size_t len, uint64_t *updates,
+                       uint64_t *vstep);
 
 /* Little-endian writer into a growing buffer (cold path: may allocate)
  * and bounds-checked reader (b->bad set on any overrun), shared by the
@@ -40,5 +82,77 @@ uint64_t rs_rb_u64(rs_rbuf_t *b);
 uint32_t rs_rb_u32(rs_rbuf_t *b);
 double rs_rb_f64(rs_rbuf_t *b);
 void rs_rb_str(rs_rbuf_t *b, char *dst, size_t max);
+
+/* Input logs (model.h "input logs and rescoring"): common header, shared
+ * by the kinds' writers (model.c "lr", seq.c "seq") and model.c's reader. */
+#define RS_MODEL_LOG_MAGIC   "RSIN"
+#define RS_MODEL_LOG_FORMAT  1u
+#define RS_MODEL_LOG_HDR     24   /* magic .. body length                 */
+#define RS_MODEL_LOG_TRAILER 4    /* checksum                             */
+#define RS_MODEL_LOG_BLAS    0x1u /* flags: scored with seq.gemm blas     */
+
+/* Little-endian stores into a byte buffer (no alignment needed). */
+static inline uint8_t *rs_le_put32(uint8_t *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+    return p + 4;
+}
+static inline uint8_t *rs_le_put64(uint8_t *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+    return p + 8;
+}
+static inline uint32_t rs_le_get32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+static inline uint64_t rs_le_get64(const uint8_t *p) {
+    return (uint64_t)rs_le_get32(p) | (uint64_t)rs_le_get32(p + 4) << 32;
+}
+/* n floats as raw little-endian bits (memcpy on a little-endian host). */
+static inline uint8_t *rs_le_putf32s(uint8_t *p, const float *v, size_t n) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(p, v, 4 * n);
+    return p + 4 * n;
+#else
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &v[i], 4);
+        p = rs_le_put32(p, u);
+    }
+    return p;
+#endif
+}
+static inline const uint8_t *rs_le_getf32s(const uint8_t *p, float *v,
+                                           size_t n) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(v, p, 4 * n);
+    return p + 4 * n;
+#else
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = rs_le_get32(p);
+        memcpy(&v[i], &u, 4);
+        p += 4;
+    }
+    return p;
+#endif
+}
+/* The trailer: low 32 bits of xxHash3 of everything before it (xxh32,
+ * rs_checksum32, is ~2x slower: ~1 us per 8.7 KiB log, measured). */
+static inline uint32_t rs_model_log_sum(const void *p, size_t n) {
+    return (uint32_t)rs_hash64(p, n);
+}
+/* Header at p[0..RS_MODEL_LOG_HDR); returns p + RS_MODEL_LOG_HDR. */
+static inline uint8_t *rs_model_log_hdr(uint8_t *p, int kind, unsigned flags,
+                                        uint32_t arch, uint32_t names_hash,
+                                        uint32_t dim, uint32_t body_len) {
+    memcpy(p, RS_MODEL_LOG_MAGIC, 4);
+    p[4] = (uint8_t)RS_MODEL_LOG_FORMAT;
+    p[5] = (uint8_t)kind;
+    p[6] = (uint8_t)flags;
+    p[7] = (uint8_t)(flags >> 8);
+    rs_le_put32(p + 8, arch);
+    rs_le_put32(p + 12, names_hash);
+    rs_le_put32(p + 16, dim);
+    return rs_le_put32(p + 20, body_len);
+}
 
 #endif /* RS_MODEL_INT_H */

@@ -37,7 +37,12 @@
  * k, v, xin to its entity's ring.  A later event of the same entity in the
  * same call goes into the next sub-batch, so results equal one-by-one
  * calls -- bit for bit, because the default GEMM kernel (rs_gemm_nt)
- * computes every element the same way whatever the batch.
+ * computes every element the same way whatever the batch.  That is also
+ * what makes input logs exact: a row's log holds its x, hashes, time and
+ * the history view's times and k, v as read, and rs_seq_rescore runs the
+ * same rs_seq_run on one row with that view.  A what-if (DRY) sub-batch
+ * appends, remembers and counts nothing; a skip_hist row runs alone over
+ * a copy of its view without that event (xkv, xt).
  *
  * Learning: at scoring time the raw x, categorical hashes, time and a copy
  * of the history's xin and times are kept in a bounded pending buffer
@@ -354,22 +359,25 @@ struct rs_seq_s {
 
     uint64_t updates, positives, negatives, horizon_negatives, dropped,
         unknown_labels, evictions, vstep;
+    int vnamed;           /* vstep set by rs_seq_set_number               */
     char version[RS_VERSION_MAX];
 
     rs_seq_weights_t *wuse; /* scoring reads this snapshot if set          */
+
+    /* input logs, what-if and rescore (model.h "input logs") */
+    uint32_t names_hash;  /* feature names, for the log header            */
+    float *xkv;           /* [L][stride] keys/values of a what-if view
+                           * without one event, or of a logged history    */
+    int64_t *xt;          /* [L] their times                              */
+    float *xx;            /* [dim] a logged raw x                         */
+    int xskip;            /* >= 0: the sub-batch is one what-if row whose
+                           * view leaves out slot xskip (oldest first) of
+                           * xview; -1 otherwise                          */
+    rs_seq_view_t xview;  /* that row's full view                         */
 };
 
-/* An immutable copy of the weights (rs_seq_weights_t; see docs/model.md,
- * threads). */
-struct rs_model_weights_s {
-    _Atomic int refs;
-    size_t np;
-    int dim;
-    uint32_t arch;        /* hash of the architecture: who may use it     */
-    char version[RS_VERSION_MAX];
-    float *p;             /* [np]                                         */
-    float *mu, *istd;     /* [dim]                                        */
-};
+/* The snapshot struct (rs_seq_weights_t) is in seq_int.h: model.c makes
+ * the "lr" ones. */
 
 /* ------------------------------------------------------------ helpers */
 
@@ -395,7 +403,13 @@ typedef float rs_v8u __attribute__((vector_size(32), aligned(4), may_alias));
 #define rs_ld8(p) (*(const rs_v8u *)(const void *)(p))
 
 /* hot functions get an AVX2+FMA clone picked at load time (ifunc) */
+/* The ifunc resolver of target_clones runs before the TSan runtime is up
+ * and is instrumented: it crashes at load.  TSan builds use one version. */
+#if defined(__SANITIZE_THREAD__)
+#define RS_HOT
+#else
 #define RS_HOT __attribute__((target_clones("arch=x86-64-v3", "default")))
+#endif
 
 static inline float rs_dot(const float *a, const float *b, int n) {
     rs_v8 acc = {0};
@@ -632,12 +646,20 @@ rs_seq_t *rs_seq_new(const rs_model_conf_t *conf, int dim, uint32_t names_hash,
     s->lru_head = s->lru_tail = -1;
     s->rowent = rs_calloc((size_t)s->batch_max, sizeof(uint32_t));
     s->rowin = rs_calloc((size_t)s->batch_max, sizeof(int));
+    s->names_hash = names_hash;
+    s->xkv = rs_aligned_calloc((size_t)s->L * s->stride, sizeof(float));
+    s->xt = rs_aligned_calloc((size_t)s->L, sizeof(int64_t));
+    s->xx = rs_aligned_calloc((size_t)dim, sizeof(float));
+    s->xskip = -1;
 
     s->pcap = (uint32_t)c->pending_max;
-    s->pend = rs_aligned_calloc(s->pcap, sizeof(rs_seq_pend_t));
-    s->px = rs_aligned_calloc((size_t)s->pcap * dim, sizeof(float));
-    s->pt = rs_aligned_calloc((size_t)s->pcap * s->L, sizeof(int64_t));
-    s->pxin = rs_aligned_calloc((size_t)s->pcap * s->L * s->pstride, sizeof(float));
+    /* + 1 slot past the ring (pcap): rs_seq_learn_record's copy of a
+     * record, replayed by the same code as a pending event */
+    s->pend = rs_aligned_calloc((size_t)s->pcap + 1, sizeof(rs_seq_pend_t));
+    s->px = rs_aligned_calloc(((size_t)s->pcap + 1) * dim, sizeof(float));
+    s->pt = rs_aligned_calloc(((size_t)s->pcap + 1) * s->L, sizeof(int64_t));
+    s->pxin = rs_aligned_calloc(((size_t)s->pcap + 1) * s->L * s->pstride,
+                                sizeof(float));
     p2 = 1;
     while (p2 < (uint64_t)s->pcap * 2) p2 <<= 1;
     s->pmask = (uint32_t)(p2 - 1);
@@ -660,6 +682,9 @@ void rs_seq_destroy(rs_seq_t *s) {
                   s->eindex, s->rowent, s->rowin, s->pend, s->px, s->pt,
                   s->pxin, s->pindex};
     for (size_t i = 0; i < RS_ARRAY_LEN(ps); i++) rs_free(ps[i]);
+    rs_free(s->xkv);
+    rs_free(s->xt);
+    rs_free(s->xx);
     rs_free(s);
 }
 
@@ -672,6 +697,8 @@ const char *rs_seq_version(const rs_seq_t *s) {
 rs_seq_weights_t *rs_seq_weights_take(const rs_seq_t *s) {
     rs_seq_weights_t *w = rs_calloc(1, sizeof(*w));
     atomic_init(&w->refs, 1);
+    w->kind = RS_MODEL_SEQ;
+    w->vnum = s->vstep;
     w->np = s->np;
     w->dim = s->dim;
     w->arch = rs_seq_arch_hash(s);
@@ -1416,15 +1443,61 @@ static int rs_seq_all_layers(const rs_seq_t *s) {
     }
 }
 
+/* Entity slot of a what-if row whose entity has no cache (nothing of the
+ * model is created for it). */
+#define RS_SEQ_NO_ENT UINT32_MAX
+
+/* ---------------------------------------------------------- input logs */
+
+static size_t rs_seq_log_body_max(const rs_seq_t *s) {
+    return 7 * 4 + 8 + 8 + 4 + 4 + 8 * (size_t)RS_MAX_CATEG +
+           4 * (size_t)s->dim + (size_t)s->L * (8 + 4 * (size_t)s->stride);
+}
+
+size_t rs_seq_log_max(const rs_seq_t *s) {
+    return RS_MODEL_LOG_HDR + rs_seq_log_body_max(s) + RS_MODEL_LOG_TRAILER;
+}
+
+/* Write what rs_seq_run read for row rw into log (room checked by the
+ * caller); returns its length.  Layout in model.h. */
+static size_t rs_seq_log_write(const rs_seq_t *s, const rs_seq_row_t *rw,
+                               uint8_t *log) {
+    const rs_seq_conf_t *c = &s->conf.seq;
+    const int64_t a[7] = {c->d_model, c->history, c->layers, c->experts,
+                          c->top_k, c->expert_hidden, c->buckets};
+    uint8_t *p = log + RS_MODEL_LOG_HDR;
+    for (int i = 0; i < 7; i++) p = rs_le_put32(p, (uint32_t)a[i]);
+    p = rs_le_put64(p, (uint64_t)rw->t);
+    p = rs_le_put64(p, rw->cp);
+    p = rs_le_put32(p, (uint32_t)rw->n_cat);
+    p = rs_le_put32(p, (uint32_t)rw->h.n);
+    for (int i = 0; i < rw->n_cat; i++) p = rs_le_put64(p, rw->cat[i]);
+    p = rs_le_putf32s(p, rw->x, (size_t)s->dim);
+    for (int j = 0; j < rw->h.n; j++) { /* oldest first */
+        int sl = (rw->h.start + j) % rw->h.cap;
+        p = rs_le_put64(p, (uint64_t)rw->h.t[sl]);
+        p = rs_le_putf32s(p, rw->h.kv + (size_t)sl * s->stride,
+                          (size_t)s->stride);
+    }
+    size_t body = (size_t)(p - log) - RS_MODEL_LOG_HDR;
+    rs_model_log_hdr(log, RS_MODEL_SEQ, c->gemm == 1 ? RS_MODEL_LOG_BLAS : 0,
+                     rs_seq_arch_hash(s), s->names_hash, (uint32_t)s->dim,
+                     (uint32_t)body);
+    rs_le_put32(p, rs_model_log_sum(log, (size_t)(p - log)));
+    return (size_t)(p - log) + RS_MODEL_LOG_TRAILER;
+}
+
 /* ------------------------------------------------------------ scoring */
 
-/* Outputs, contributions, memory and cache appends of a sub-batch. */
+/* Outputs, contributions, logs, memory and cache appends of a sub-batch
+ * (with RS_MODEL_FWD_DRY: outputs and logs only). */
 static void rs_seq_flush(rs_seq_t *s, const rs_model_input_t *in, int nb,
                          rs_model_output_t *out, float *contrib,
                          unsigned flags) {
     if (!nb) return;
     rs_seq_run_t *rs = &s->rs;
     const int L1 = s->L + 1, B = rs->cap, k = s->k, dim = s->dim;
+    const int dry = (flags & RS_MODEL_FWD_DRY) != 0;
     if (s->wuse) {
         rs->P = s->wuse->p;
         rs->mu = s->wuse->mu;
@@ -1439,7 +1512,8 @@ static void rs_seq_flush(rs_seq_t *s, const rs_model_input_t *in, int nb,
         const int ii = s->rowin[r];
         const rs_seq_row_t *rw = &rs->row[r];
         rs_model_output_t *o = &out[ii];
-        if ((flags & RS_MODEL_FWD_EXPLAIN) && r + 4 < nb)
+        if ((flags & RS_MODEL_FWD_EXPLAIN) && r + 4 < nb &&
+            s->rowent[r + 4] != RS_SEQ_NO_ENT)
             rs_prefetch(s->emeta + (size_t)s->rowent[r + 4] * s->L,
                         sizeof(rs_seq_meta_t) * (size_t)s->L);
         if ((flags & RS_MODEL_FWD_REMEMBER) && r + 4 < nb) {
@@ -1456,6 +1530,8 @@ static void rs_seq_flush(rs_seq_t *s, const rs_model_input_t *in, int nb,
         o->n_attended = 0;
         o->n_experts = 0;
         o->self_weight = 0;
+        o->n_hist = rw->h.n;
+        o->log_len = 0;
         if (flags & RS_MODEL_FWD_EXPLAIN) {
             /* mean attention over layers, top RS_MODEL_ATTEND_MAX */
             float *w = rs->wexp;
@@ -1467,20 +1543,27 @@ static void rs_seq_flush(rs_seq_t *s, const rs_model_input_t *in, int nb,
                 w[j] = a / (float)s->nl;
             }
             o->self_weight = w[n];
+            /* a what-if row without one cached event: ids, times and
+             * ranks are those of the entity's full cache */
+            const int skip = s->xskip >= 0 ? s->xskip : n;
+            const rs_seq_view_t *hv = s->xskip >= 0 ? &s->xview : &rw->h;
+            const int nfull = s->xskip >= 0 ? n + 1 : n;
             int na = RS_MIN(n, RS_MODEL_ATTEND_MAX);
             for (int t = 0; t < na; t++) {
                 int best = -1; /* newest first on ties */
                 for (int j = n - 1; j >= 0; j--)
                     if (w[j] >= 0 && (best < 0 || w[j] > w[best])) best = j;
-                int sl = (rw->h.start + best) % rw->h.cap;
+                int jo = best < skip ? best : best + 1;
+                int sl = (hv->start + jo) % hv->cap;
                 const rs_seq_meta_t *m =
                     &s->emeta[(size_t)s->rowent[r] * s->L + sl];
                 rs_model_attn_t *at = &o->attended[t];
                 memcpy(at->event_id, m->id, sizeof(at->event_id));
                 memcpy(at->counterparty_id, m->cp, sizeof(at->counterparty_id));
-                at->event_time_ms = rw->h.t[sl];
+                at->event_time_ms = hv->t[sl];
                 at->amount = m->amount;
                 at->weight = w[best];
+                at->rank = nfull - 1 - jo;
                 w[best] = -1.0f;
             }
             o->n_attended = na;
@@ -1498,9 +1581,11 @@ static void rs_seq_flush(rs_seq_t *s, const rs_model_input_t *in, int nb,
             for (int i = 0; i < dim; i++) c[i] = rs->du[i] * u[i];
             o->contrib = c;
         }
+        if (in[ii].log) o->log_len = rs_seq_log_write(s, rw, in[ii].log);
         if (flags & RS_MODEL_FWD_REMEMBER) rs_seq_remember(s, rw, &in[ii], o->score);
-        rs_seq_drift_add(s, rs->logit[r]);
+        if (!dry) rs_seq_drift_add(s, rs->logit[r]);
     }
+    if (dry) return;
     for (int r = 0; r < nb; r++)
         rs_seq_ent_append(s, s->rowent[r], rs, r, &in[s->rowin[r]]);
 }
@@ -1509,25 +1594,55 @@ rs_err_t rs_seq_forward(rs_seq_t *s, const rs_model_input_t *in, int n,
                         rs_model_output_t *out, float *contrib,
                         unsigned flags) {
     if (n < 0) return RS_ERR_INVALID;
+    const int dry = (flags & RS_MODEL_FWD_DRY) != 0;
+    if (dry) flags &= ~RS_MODEL_FWD_REMEMBER;
+    const size_t lmax = rs_seq_log_max(s);
     for (int i = 0; i < n; i++)
         if (!in[i].x || !in[i].event_id || !in[i].entity_id ||
-            in[i].n_cat < 0 || in[i].n_cat > RS_MAX_CATEG)
+            in[i].n_cat < 0 || in[i].n_cat > RS_MAX_CATEG ||
+            in[i].skip_hist < 0 || (in[i].skip_hist && !dry) ||
+            (in[i].log && in[i].log_cap < lmax))
             return RS_ERR_INVALID;
     int nb = 0;
     s->stamp++;
     for (int i = 0; i < n; i++) {
         uint64_t key = rs_hash_str(in[i].entity_id);
         int64_t pos = rs_seq_ent_pos(s, key);
-        if ((pos >= 0 && s->ent[s->eindex[pos] - 1].stamp == s->stamp) ||
+        /* a what-if appends nothing: rows of one entity may share a
+         * sub-batch */
+        if ((!dry && pos >= 0 && s->ent[s->eindex[pos] - 1].stamp == s->stamp) ||
             nb == s->batch_max) {
             rs_seq_flush(s, in, nb, out, contrib, flags);
             nb = 0;
             s->stamp++;
         }
-        uint32_t fl = 0;
-        uint32_t ei = rs_seq_ent_get(s, key, &fl);
-        s->ent[ei].stamp = s->stamp;
+        uint32_t fl = 0, ei;
+        rs_seq_view_t h;
+        if (!dry) {
+            ei = rs_seq_ent_get(s, key, &fl);
+            s->ent[ei].stamp = s->stamp;
+            h = rs_seq_ent_view(s, ei);
+        } else if (pos >= 0) { /* no LRU move */
+            ei = s->eindex[pos] - 1;
+            h = rs_seq_ent_view(s, ei);
+            if (!h.n) fl |= RS_MODEL_OUT_NEW_ENTITY;
+        } else {
+            ei = RS_SEQ_NO_ENT;
+            h = (rs_seq_view_t){.kv = s->ekv, .xin = s->exin, .t = s->et,
+                                .n = 0, .start = 0, .cap = s->L};
+            fl |= RS_MODEL_OUT_NEW_ENTITY;
+        }
         out[i].flags = fl;
+        /* skip_hist: a sub-batch of its own with a copy of the view
+         * without that event (the recency ranks of the older ones and the
+         * history length change as if it had never been cached) */
+        const int jx = h.n - in[i].skip_hist; /* oldest-first index */
+        const int skip = dry && in[i].skip_hist > 0 && jx >= 0;
+        if (skip && nb) {
+            rs_seq_flush(s, in, nb, out, contrib, flags);
+            nb = 0;
+            s->stamp++;
+        }
         rs_seq_row_t *rw = &s->rs.row[nb];
         rw->x = in[i].x;
         rw->t = in[i].event_time_ms;
@@ -1536,12 +1651,113 @@ rs_err_t rs_seq_forward(rs_seq_t *s, const rs_model_input_t *in, int n,
                      : 0;
         rw->n_cat = in[i].n_cat;
         rw->cat = in[i].cat_hash;
-        rw->h = rs_seq_ent_view(s, ei);
+        rw->h = h;
+        if (skip) {
+            int m = 0;
+            for (int j = 0; j < h.n; j++) {
+                if (j == jx) continue;
+                int sl = (h.start + j) % h.cap;
+                memcpy(s->xkv + (size_t)m * s->stride,
+                       h.kv + (size_t)sl * s->stride,
+                       sizeof(float) * (size_t)s->stride);
+                s->xt[m++] = h.t[sl];
+            }
+            s->xview = h;
+            s->xskip = jx;
+            rw->h = (rs_seq_view_t){.kv = s->xkv, .xin = s->xkv, .t = s->xt,
+                                    .n = m, .start = 0, .cap = s->L};
+        }
         s->rowent[nb] = ei;
         s->rowin[nb] = i;
         nb++;
+        if (skip) {
+            rs_seq_flush(s, in, nb, out, contrib, flags);
+            nb = 0;
+            s->xskip = -1;
+            s->stamp++;
+        }
     }
     rs_seq_flush(s, in, nb, out, contrib, flags);
+    return RS_OK;
+}
+
+/* Recompute the score of a logged "seq" body (header checked by
+ * rs_model_rescore): the same rs_seq_run as scoring, one row, with the
+ * logged history as its view. */
+rs_err_t rs_seq_rescore(rs_seq_t *s, const uint8_t *b, size_t len,
+                        unsigned log_flags, uint32_t log_arch, float *score,
+                        char *errstr, size_t errstr_size) {
+    static const char *const an[7] = {"d_model", "history", "layers",
+                                      "experts", "top_k", "expert_hidden",
+                                      "buckets"};
+    const rs_seq_conf_t *c = &s->conf.seq;
+    const int64_t a[7] = {c->d_model, c->history, c->layers, c->experts,
+                          c->top_k, c->expert_hidden, c->buckets};
+    const size_t fixed = 7 * 4 + 8 + 8 + 4 + 4;
+    if (len < fixed)
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "input log: a seq body of %zu bytes is shorter than "
+                       "its fixed part (%zu)", len, fixed);
+    for (int i = 0; i < 7; i++) {
+        uint32_t v = rs_le_get32(b + 4 * i);
+        if ((int64_t)v != a[i])
+            return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
+                           "input log from another architecture: seq.%s is "
+                           "%u in the log, %lld in this model",
+                           an[i], v, (long long)a[i]);
+    }
+    if (log_arch != rs_seq_arch_hash(s))
+        return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
+                       "input log from another architecture (hash %08x, "
+                       "this model's %08x)",
+                       log_arch, rs_seq_arch_hash(s));
+    const uint8_t *p = b + 28;
+    const int64_t t = (int64_t)rs_le_get64(p);
+    const uint64_t cp = rs_le_get64(p + 8);
+    const uint32_t ncat = rs_le_get32(p + 16), nh = rs_le_get32(p + 20);
+    p += 24;
+    if (ncat > RS_MAX_CATEG || nh > (uint32_t)s->L)
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "input log: %u categoricals (max %d) or %u history "
+                       "events (max %d)", ncat, RS_MAX_CATEG, nh, s->L);
+    const size_t want = fixed + 8 * (size_t)ncat + 4 * (size_t)s->dim +
+                        (size_t)nh * (8 + 4 * (size_t)s->stride);
+    if (len != want)
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "input log: a seq body of %zu bytes, its counts need "
+                       "%zu", len, want);
+    uint64_t cat[RS_MAX_CATEG];
+    for (uint32_t i = 0; i < ncat; i++, p += 8) cat[i] = rs_le_get64(p);
+    p = rs_le_getf32s(p, s->xx, (size_t)s->dim);
+    for (uint32_t j = 0; j < nh; j++) {
+        s->xt[j] = (int64_t)rs_le_get64(p);
+        p = rs_le_getf32s(p + 8, s->xkv + (size_t)j * s->stride,
+                          (size_t)s->stride);
+    }
+    rs_seq_run_t *tr = &s->tr;
+    rs_seq_row_t *rw = &tr->row[0];
+    rw->x = s->xx;
+    rw->t = t;
+    rw->cp = cp;
+    rw->n_cat = (int)ncat;
+    rw->cat = cat;
+    rw->h = (rs_seq_view_t){.kv = s->xkv, .xin = s->xkv, .t = s->xt,
+                            .n = (int)nh, .start = 0, .cap = s->L};
+    if (s->wuse) {
+        tr->P = s->wuse->p;
+        tr->mu = s->wuse->mu;
+        tr->istd = s->wuse->istd;
+    } else {
+        tr->P = s->p;
+        tr->mu = s->mu;
+        tr->istd = s->istd;
+    }
+    /* the kernel the event was scored with */
+    const int gemm = s->conf.seq.gemm;
+    s->conf.seq.gemm = (log_flags & RS_MODEL_LOG_BLAS) ? 1 : 0;
+    rs_seq_run(s, tr, 1);
+    s->conf.seq.gemm = gemm;
+    *score = (float)rs_sigm((double)tr->logit[0]);
     return RS_OK;
 }
 
@@ -1692,7 +1908,7 @@ static void rs_seq_step(rs_seq_t *s, uint32_t sl, int y) {
     s->updates++;
     if (y) s->positives++; else s->negatives++;
     uint64_t vs = s->updates / (uint64_t)s->conf.publish_every;
-    if (vs != s->vstep) {
+    if (!s->vnamed && vs != s->vstep) {
         s->vstep = vs;
         rs_seq_set_version(s);
     }
@@ -1756,6 +1972,160 @@ void rs_seq_stats(const rs_seq_t *s, rs_model_stats_t *st) {
                         (size_t)s->L * (sizeof(float) * s->pstride + sizeof(int64_t));
     st->mem_bytes = st->entity_bytes * s->ecap + st->pending_bytes * s->pcap +
                     4 * sizeof(float) * s->np;
+}
+
+/* ------------------------------------- versions and learning records */
+
+const rs_model_conf_t *rs_seq_conf(const rs_seq_t *s) { return &s->conf; }
+
+void rs_seq_set_number(rs_seq_t *s, uint64_t n) {
+    s->vstep = n;
+    s->vnamed = 1;
+    rs_seq_set_version(s);
+}
+
+uint64_t rs_seq_number(const rs_seq_t *s) {
+    return s->wuse ? s->wuse->vnum : s->vstep;
+}
+
+uint32_t rs_seq_record_arch(const rs_seq_t *s) {
+    return rs_checksum32("seq", 3, rs_seq_arch_hash(s));
+}
+
+/* Record body (after the 48-byte header; offsets fixed per model):
+ *   u64 cp | u64 cat[RS_MAX_CATEG] (unused 0) | i32 n_hist, n_cat |
+ *   i64 t[L] (history times, oldest first; unused 0) | f32 x[dim] |
+ *   f32 xin[n_hist][layers][d] (the history's layer inputs)
+ * `used` ends after the n_hist used xin rows. */
+#define RS_SEQ_REC_CP   RS_REC_HDR
+#define RS_SEQ_REC_CAT  (RS_SEQ_REC_CP + 8)
+#define RS_SEQ_REC_N    (RS_SEQ_REC_CAT + 8 * RS_MAX_CATEG)
+#define RS_SEQ_REC_T    (RS_SEQ_REC_N + 8)
+
+static size_t rs_seq_rec_x(const rs_seq_t *s) {
+    return RS_SEQ_REC_T + 8 * (size_t)s->L;
+}
+
+static size_t rs_seq_rec_xin(const rs_seq_t *s) {
+    return rs_seq_rec_x(s) + sizeof(float) * (size_t)s->dim;
+}
+
+size_t rs_seq_record_size(const rs_seq_t *s) {
+    size_t n = rs_seq_rec_xin(s) + sizeof(float) * (size_t)s->L * s->pstride;
+    return (n + 7) & ~(size_t)7;
+}
+
+/* Copy pending slot sl (killed by the caller, not yet reused) into rec. */
+static void rs_seq_rec_put(const rs_seq_t *s, uint32_t sl, int label,
+                           int horizon, void *rec) {
+    const rs_seq_pend_t *p = &s->pend[sl];
+    uint8_t *r = rec;
+    const size_t nh = (size_t)p->n_hist, ox = rs_seq_rec_x(s),
+                 oxin = rs_seq_rec_xin(s);
+    uint64_t cat[RS_MAX_CATEG] = {0};
+    memcpy(cat, p->cat, sizeof(uint64_t) * (size_t)p->n_cat);
+    const int32_t n[2] = {p->n_hist, p->n_cat};
+    memcpy(r + RS_SEQ_REC_CP, &p->cp, 8);
+    memcpy(r + RS_SEQ_REC_CAT, cat, sizeof(cat));
+    memcpy(r + RS_SEQ_REC_N, n, sizeof(n));
+    memcpy(r + RS_SEQ_REC_T, s->pt + (size_t)sl * s->L, 8 * nh);
+    memset(r + RS_SEQ_REC_T + 8 * nh, 0, 8 * ((size_t)s->L - nh));
+    memcpy(r + ox, s->px + (size_t)sl * s->dim, sizeof(float) * (size_t)s->dim);
+    memcpy(r + oxin, s->pxin + (size_t)sl * s->L * s->pstride,
+           sizeof(float) * nh * s->pstride);
+    rs_rec_hdr_t h = {0};
+    h.size = (uint32_t)rs_seq_record_size(s);
+    h.arch = rs_seq_record_arch(s);
+    h.used = (uint32_t)(oxin + sizeof(float) * nh * s->pstride);
+    h.kind = RS_MODEL_SEQ;
+    h.label = (uint8_t)label;
+    h.horizon = (uint8_t)horizon;
+    h.drift_high = s->psi > s->conf.seq.drift_threshold;
+    h.score = p->score;
+    h.t = p->t;
+    h.psi = s->psi;
+    rs_rec_seal(rec, &h);
+}
+
+rs_err_t rs_seq_take(rs_seq_t *s, const rs_label_t *lb, void *rec,
+                     float *score_out) {
+    int64_t pos = rs_seq_pend_pos(s, rs_hash_str(lb->event_id));
+    if (pos < 0) {
+        s->unknown_labels++;
+        return RS_ERR_NOTFOUND;
+    }
+    uint32_t sl = s->pindex[pos] - 1;
+    if (score_out) *score_out = s->pend[sl].score;
+    rs_seq_pend_kill(s, sl);
+    rs_seq_rec_put(s, sl, lb->value >= 0.5, 0, rec);
+    rs_seq_pend_trim(s);
+    return RS_OK;
+}
+
+int rs_seq_advance_take(rs_seq_t *s, int64_t watermark_ms, void *recs,
+                        int max,
+                        void (*resolved)(void *opaque, float score, int label),
+                        void *opaque) {
+    const size_t rsz = rs_seq_record_size(s);
+    int n = 0;
+    int64_t cutoff = watermark_ms < INT64_MIN + s->conf.label_horizon
+                         ? INT64_MIN
+                         : watermark_ms - s->conf.label_horizon;
+    rs_seq_pend_trim(s);
+    while (s->pspan && n < max) {
+        uint32_t sl = s->ptail;
+        if (s->pend[sl].t >= cutoff) break;
+        float score = s->pend[sl].score;
+        rs_seq_pend_kill(s, sl);
+        rs_seq_rec_put(s, sl, 0, 1, (uint8_t *)recs + (size_t)n * rsz);
+        n++;
+        if (resolved) resolved(opaque, score, 0);
+        rs_seq_pend_trim(s);
+    }
+    return n;
+}
+
+rs_err_t rs_seq_learn_record(rs_seq_t *s, const void *rec) {
+    rs_rec_hdr_t h;
+    rs_err_t err = rs_rec_open(rec, RS_MODEL_SEQ, rs_seq_record_arch(s),
+                               rs_seq_record_size(s), &h);
+    if (err) return err;
+    const uint8_t *r = rec;
+    int32_t n[2];
+    memcpy(n, r + RS_SEQ_REC_N, sizeof(n));
+    const size_t ox = rs_seq_rec_x(s), oxin = rs_seq_rec_xin(s);
+    if (n[0] < 0 || n[0] > s->L || n[1] < 0 || n[1] > RS_MAX_CATEG ||
+        h.used != oxin + sizeof(float) * (size_t)n[0] * s->pstride)
+        return RS_ERR_CORRUPT;
+    /* into the slot past the ring; replayed like a pending event */
+    const uint32_t sl = s->pcap;
+    rs_seq_pend_t *p = &s->pend[sl];
+    memset(p, 0, sizeof(*p));
+    p->t = h.t;
+    p->score = h.score;
+    p->n_hist = n[0];
+    p->n_cat = n[1];
+    memcpy(&p->cp, r + RS_SEQ_REC_CP, 8);
+    memcpy(p->cat, r + RS_SEQ_REC_CAT, sizeof(uint64_t) * (size_t)n[1]);
+    memcpy(s->pt + (size_t)sl * s->L, r + RS_SEQ_REC_T, 8 * (size_t)n[0]);
+    memcpy(s->px + (size_t)sl * s->dim, r + ox, sizeof(float) * (size_t)s->dim);
+    memcpy(s->pxin + (size_t)sl * s->L * s->pstride, r + oxin,
+           sizeof(float) * (size_t)n[0] * s->pstride);
+    /* the scorer's drift decides which layers learn (rs_seq_all_layers) */
+    s->psi = h.psi;
+    rs_seq_step(s, sl, h.label);
+    if (h.horizon) s->horizon_negatives++;
+    return RS_OK;
+}
+
+void rs_seq_peek(rs_rbuf_t *rb, uint64_t *updates, uint64_t *vstep) {
+    int nf = 0;
+    rs_seq_conf_fields(&nf);
+    /* conf hash, 4 f64 + 4 i64 of `model:`, the `seq:` fields */
+    rs_rb_take(rb, 4 + 8 * 8 + 8 * (size_t)nf);
+    *updates = rs_rb_u64(rb);
+    for (int i = 0; i < 3; i++) rs_rb_u64(rb);
+    *vstep = rs_rb_u64(rb);
 }
 
 /* ------------------------------------------------------------ for tests */
@@ -1879,14 +2249,16 @@ static void rs_seq_rb_conf(rs_rbuf_t *b, rs_model_conf_t *c) {
  *   u32 conf hash | conf: f64 lr, l2, pos_weight, grad_clip, i64
  *   label_horizon, pending_max, publish_every, batch_max, then every `seq:`
  *   field in table order (f64 or i64) | u64 updates, positives, negatives,
- *   horizon_negatives, vstep, opt_t, nobs, evictions | f64 mean[dim],
+ *   horizon_negatives, vstep (bit 63: set by rs_seq_set_number), opt_t,
+ *   nobs, evictions | f64 mean[dim],
  *   m2[dim] | u64 np | f32 p[np], m[np], v[np] | f32 fbal[layers][E] |
  *   u32 dref_ok | f64 psi | u64 dref[10], dcur[10], dcur_n */
 void rs_seq_serialize(const rs_seq_t *s, rs_wbuf_t *b) {
     rs_wb_u32(b, s->conf_hash);
     rs_seq_wb_conf(b, &s->conf);
     const uint64_t cnt[8] = {s->updates, s->positives, s->negatives,
-                             s->horizon_negatives, s->vstep, s->opt_t,
+                             s->horizon_negatives,
+                             s->vstep | (s->vnamed ? 1ull << 63 : 0), s->opt_t,
                              s->nobs, s->evictions};
     for (int i = 0; i < 8; i++) rs_wb_u64(b, cnt[i]);
     for (int i = 0; i < s->dim; i++) rs_wb_f64(b, s->mean[i]);
@@ -1908,7 +2280,7 @@ rs_seq_t *rs_seq_deserialize(rs_rbuf_t *rb, const rs_model_conf_t *conf,
                              size_t errstr_size) {
     uint32_t chash = rs_rb_u32(rb);
     rs_model_conf_t saved;
-    memset(&saved, 0, sizeof(saved));
+    rs_model_conf_init(&saved); /* defaults for what files do not hold */
     rs_seq_rb_conf(rb, &saved);
     uint64_t cnt[8];
     for (int i = 0; i < 8; i++) cnt[i] = rs_rb_u64(rb);
@@ -1967,7 +2339,8 @@ rs_seq_t *rs_seq_deserialize(rs_rbuf_t *rb, const rs_model_conf_t *conf,
     s->positives = cnt[1];
     s->negatives = cnt[2];
     s->horizon_negatives = cnt[3];
-    s->vstep = cnt[4];
+    s->vstep = cnt[4] & ~(1ull << 63);
+    s->vnamed = (cnt[4] >> 63) != 0;
     s->opt_t = cnt[5];
     s->nobs = cnt[6];
     s->evictions = cnt[7];

@@ -7,7 +7,23 @@
 #include "model/model_int.h"
 
 typedef struct rs_seq_s rs_seq_t;
-typedef struct rs_model_weights_s rs_seq_weights_t; /* body in seq.c */
+typedef struct rs_model_weights_s rs_seq_weights_t;
+
+/* An immutable copy of the weights (model.h "weight snapshots"), either
+ * kind: "seq" p = the flat parameter vector [np]; "lr" p = [w32[dim],
+ * b32] (np = dim + 1).  Made by rs_seq_weights_take / model.c, freed by
+ * rs_seq_weights_release. */
+struct rs_model_weights_s {
+    _Atomic int refs;
+    int kind;             /* rs_model_kind_t                              */
+    size_t np;
+    int dim;
+    uint32_t arch;        /* hash of the architecture: who may use it     */
+    uint64_t vnum;        /* version number                               */
+    char version[RS_VERSION_MAX];
+    float *p;             /* [np]                                         */
+    float *mu, *istd;     /* [dim]                                        */
+};
 
 /* Fill conf->seq with the defaults of the `seq:` field table. */
 void rs_seq_conf_init(rs_seq_conf_t *sc);
@@ -37,6 +53,14 @@ const char *rs_seq_weights_version(const rs_seq_weights_t *w);
 rs_err_t rs_seq_weights_use(rs_seq_t *s, rs_seq_weights_t *w);
 void rs_seq_stats(const rs_seq_t *s, rs_model_stats_t *st);
 
+/* Input logs (model.h "input logs and rescoring"): the largest log and the
+ * rescore of a "seq" body (common header checked by model.c; flags from
+ * it). */
+size_t rs_seq_log_max(const rs_seq_t *s);
+rs_err_t rs_seq_rescore(rs_seq_t *s, const uint8_t *body, size_t body_len,
+                        unsigned log_flags, uint32_t log_arch, float *score,
+                        char *errstr, size_t errstr_size);
+
 /* Save/load of everything after the common envelope, kind and names (see
  * the layout comment in seq.c).  Load: arch from the file; conf (may be
  * NULL) overrides learning settings and buffer sizes. */
@@ -44,6 +68,25 @@ void rs_seq_serialize(const rs_seq_t *s, rs_wbuf_t *b);
 rs_seq_t *rs_seq_deserialize(rs_rbuf_t *rb, const rs_model_conf_t *conf,
                              int dim, uint32_t names_hash, char *errstr,
                              size_t errstr_size);
+
+/* Versions, learning records, model store (model.h).  Record layout and
+ * checks: model_int.h (header) and seq.c (body). */
+const rs_model_conf_t *rs_seq_conf(const rs_seq_t *s);
+void rs_seq_set_number(rs_seq_t *s, uint64_t n);
+uint64_t rs_seq_number(const rs_seq_t *s); /* of the snapshot used, if any */
+uint32_t rs_seq_record_arch(const rs_seq_t *s);
+size_t rs_seq_record_size(const rs_seq_t *s);
+rs_err_t rs_seq_take(rs_seq_t *s, const rs_label_t *lb, void *rec,
+                     float *score_out);
+int rs_seq_advance_take(rs_seq_t *s, int64_t watermark_ms, void *recs,
+                        int max,
+                        void (*resolved)(void *opaque, float score, int label),
+                        void *opaque);
+rs_err_t rs_seq_learn_record(rs_seq_t *s, const void *rec);
+/* The update count and version step (bit 63: set by rs_seq_set_number)
+ * from the head of a saved body (after kind, dim, names); rb->bad if it
+ * is too short. */
+void rs_seq_peek(rs_rbuf_t *rb, uint64_t *updates, uint64_t *vstep);
 
 /* ------------------------------------------------------- for the tests */
 

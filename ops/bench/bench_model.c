@@ -317,12 +317,13 @@ int main(int argc, char **argv) {
     {
         rs_model_conf_t c;
         rs_model_conf_init(&c);
+        c.kind = RS_MODEL_LR; /* the default kind is seq */
         c.batch_max = b.batch;
         c.pending_max = 1 << 16;
         rs_model_t *m = rs_model_new(&c, b.dim, names, err, sizeof(err));
         int id = 0;
         double eps = run_forward(&b, m, RS_MODEL_FWD_REMEMBER, 1, &id);
-        printf("| lr | sgemv | forward + contributions + remember | %.0f | "
+        printf("| lr | dot8 | forward + contributions + remember | %.0f | "
                "%.2f | | |\n",
                eps, 1e6 / eps);
         rs_model_destroy(m);

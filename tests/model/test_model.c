@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/config.h"
 #include "common/metrics.h"
 #include "model/model_int.h"
 
@@ -132,7 +133,7 @@ static void test_conf_defaults(void **state) {
     rs_conf_section_t sec;
     rs_model_conf_section(&sec, &c);
     assert_string_equal(sec.name, "model");
-    assert_int_equal(sec.nfields, 10); /* + kind, base_rate */
+    assert_int_equal(sec.nfields, 14); /* + kind, base_rate, the split's 4 */
     assert_true(c.base_rate == 0.01);
     assert_ptr_equal(sec.base, &c);
 }
@@ -590,6 +591,439 @@ static void test_determinism(void **state) {
     rs_model_destroy(b);
 }
 
+/* ------------------------------------------- scoring/training split */
+
+/* The `model:` fields of the split: defaults, YAML, ranges. */
+static void test_conf_split(void **state) {
+    (void)state;
+    rs_model_conf_t c;
+    rs_model_conf_init(&c);
+    assert_true(c.publish_interval_ms == 30000);
+    assert_true(c.keep_versions == 20);
+    assert_string_equal(c.store_dir, "");
+    assert_true(c.train_queue == 4096);
+    rs_conf_t *cf = rs_conf_new();
+    rs_conf_section_t sec;
+    char err[256] = "";
+    rs_model_conf_section(&sec, &c);
+    assert_int_equal(rs_conf_add_section(cf, &sec, err, sizeof(err)), RS_OK);
+    const char *y = "model:\n  publish_interval: 5s\n  keep_versions: 3\n"
+                    "  store_dir: /var/lib/riskstream/models\n"
+                    "  train_queue: 100\n";
+    assert_int_equal(rs_conf_load_yaml(cf, y, strlen(y), "t", err, sizeof(err)),
+                     RS_OK);
+    assert_true(c.publish_interval_ms == 5000);
+    assert_true(c.keep_versions == 3);
+    assert_string_equal(c.store_dir, "/var/lib/riskstream/models");
+    assert_true(c.train_queue == 100);
+    const char *bad = "model:\n  keep_versions: 0\n";
+    assert_int_not_equal(
+        rs_conf_load_yaml(cf, bad, strlen(bad), "t", err, sizeof(err)), RS_OK);
+    rs_conf_destroy(cf);
+    /* rs_model_new checks them too */
+    rs_model_conf_t d = conf_small();
+    d.train_queue = 0;
+    assert_null(rs_model_new(&d, DIM, names8, err, sizeof(err)));
+    assert_non_null(strstr(err, "model.train_queue"));
+}
+
+/* One labelled batch for the split tests: rows, ids, labels. */
+typedef struct batch_s {
+    float x[16][DIM];
+    char id[16][32];
+    int y[16];
+    rs_model_input_t in[16];
+} batch_t;
+
+static void batch_make(batch_t *b, const prob_t *p, rs_rng_t *rng, int round,
+                       int64_t t) {
+    for (int i = 0; i < 16; i++) {
+        b->y[i] = prob_draw(p, rng, b->x[i]);
+        if (i == 5) b->x[i][2] = NAN; /* non-finite inputs travel too */
+        snprintf(b->id[i], sizeof(b->id[i]), "r%d-e%d", round, i);
+        memset(&b->in[i], 0, sizeof(b->in[i]));
+        b->in[i].event_id = b->id[i];
+        b->in[i].entity_id = "card";
+        b->in[i].event_time_ms = t + i * 1000;
+        b->in[i].x = b->x[i];
+    }
+}
+
+/* The trainer's snapshot into the scorer (what the service does after
+ * each publish; here after every step). */
+static void hand_over(rs_model_t *tr, rs_model_t *sc) {
+    rs_model_weights_t *w = rs_model_weights_take(tr);
+    assert_non_null(w);
+    assert_int_equal(rs_model_weights_use(sc, w), RS_OK);
+    rs_model_weights_release(w);
+}
+
+static void file_bytes(const char *path, unsigned char **buf, long *n) {
+    *n = file_read(path, buf);
+}
+
+/* A scorer S (new_like of the trainer, fed its snapshot after each step)
+ * and a trainer T learning S's records give, bit for bit, the scores of
+ * and the same model file as one model M doing forward + learn/advance. */
+static void test_records_equivalence(void **state) {
+    (void)state;
+    rs_model_conf_t c = conf_small();
+    c.label_horizon = 3600000;
+    c.publish_every = 7;
+    char err[256] = "";
+    rs_model_t *M = rs_model_new(&c, DIM, names8, err, sizeof(err));
+    rs_model_t *T = rs_model_new(&c, DIM, names8, err, sizeof(err));
+    assert_non_null(M);
+    assert_non_null(T);
+    rs_model_t *S = rs_model_new_like(T, NULL, err, sizeof(err));
+    assert_non_null(S);
+    const size_t rsz = rs_model_record_size(S);
+    assert_int_equal(rsz, rs_model_record_size(T));
+    assert_int_equal(rsz % 8, 0);
+    assert_true(rsz >= 48 + 4 * DIM);
+    /* records at an odd address: no alignment is needed */
+    enum { MAXR = 3 };
+    unsigned char *mem = malloc(rsz * MAXR + 1), *recs = mem + 1;
+    hand_over(T, S);
+
+    rs_rng_t rng, lab;
+    rs_rng_seed(&rng, 17);
+    rs_rng_seed(&lab, 18);
+    prob_t p;
+    prob_init(&p, &rng);
+    static batch_t b[60];
+    cb_t cm, cs;
+    int taken = 0, horizon = 0;
+    for (int r = 0; r < 60; r++) {
+        int64_t t = T0 + (int64_t)r * 600000;
+        batch_make(&b[r], &p, &rng, r, t);
+        rs_model_output_t om[16], os[16];
+        float cbm[16 * DIM], cbs[16 * DIM];
+        assert_int_equal(rs_model_forward(M, b[r].in, 16, om, cbm,
+                                          RS_MODEL_FWD_REMEMBER),
+                         RS_OK);
+        assert_int_equal(rs_model_forward(S, b[r].in, 16, os, cbs,
+                                          RS_MODEL_FWD_REMEMBER),
+                         RS_OK);
+        for (int i = 0; i < 16; i++)
+            assert_memory_equal(&om[i].score, &os[i].score, sizeof(float));
+        assert_memory_equal(cbm, cbs, sizeof(cbm));
+        /* labels of a random 60 % of this and the previous batch */
+        for (int q = r > 0 ? r - 1 : 0; q <= r; q++) {
+            for (int i = 0; i < 16; i++) {
+                if (rs_rng_uniform(&lab) > 0.3) continue;
+                rs_label_t lb = {.value = b[q].y[i]};
+                rs_strlcpy(lb.event_id, b[q].id[i], sizeof(lb.event_id));
+                float sm = -1, ss = -2;
+                rs_err_t em = rs_model_learn(M, &lb, &sm);
+                rs_err_t es = rs_model_take(S, &lb, recs, &ss);
+                assert_int_equal(em, es);
+                if (em) continue; /* already resolved */
+                assert_true(sm == ss);
+                assert_int_equal(rs_model_learn_record(T, recs), RS_OK);
+                hand_over(T, S);
+                taken++;
+            }
+        }
+        /* horizon negatives: MAXR at a time */
+        if (r % 7 == 6) {
+            memset(&cm, 0, sizeof(cm));
+            memset(&cs, 0, sizeof(cs));
+            int nm = rs_model_advance(M, t, on_resolved, &cm), ns = 0, k;
+            do {
+                k = rs_model_advance_take(S, t, recs, MAXR, on_resolved, &cs);
+                for (int j = 0; j < k; j++)
+                    assert_int_equal(rs_model_learn_record(T, recs + (size_t)j * rsz),
+                                     RS_OK);
+                ns += k;
+            } while (k == MAXR);
+            hand_over(T, S);
+            assert_int_equal(nm, ns);
+            assert_int_equal(cm.n, cs.n);
+            assert_memory_equal(cm.scores, cs.scores, sizeof(float) * (size_t)cm.n);
+            horizon += ns;
+        }
+    }
+    rs_label_t lb = {.value = 1};
+    strcpy(lb.event_id, "never-scored");
+    assert_int_equal(rs_model_learn(M, &lb, NULL), RS_ERR_NOTFOUND);
+    assert_int_equal(rs_model_take(S, &lb, recs, NULL), RS_ERR_NOTFOUND);
+    print_message("split lr: %d labels and %d horizon negatives through "
+                  "records\n", taken, horizon);
+    assert_true(taken > 200 && horizon > 20);
+
+    rs_model_stats_t sm, ss, st;
+    rs_model_stats(M, &sm);
+    rs_model_stats(S, &ss);
+    rs_model_stats(T, &st);
+    assert_int_equal(st.updates, sm.updates);
+    assert_int_equal(st.positives, sm.positives);
+    assert_int_equal(st.negatives, sm.negatives);
+    assert_int_equal(st.horizon_negatives, sm.horizon_negatives);
+    assert_string_equal(st.version, sm.version);
+    assert_int_equal(ss.updates, 0);
+    assert_int_equal(ss.pending, sm.pending);
+    assert_int_equal(ss.unknown_labels, sm.unknown_labels);
+    assert_string_equal(rs_model_version(S), rs_model_version(M));
+    assert_int_equal(rs_model_version_number(S), rs_model_version_number(M));
+    /* the same file: weights, optimiser, standardiser, counters */
+    char pm[512], pt[512];
+    snprintf(pm, sizeof(pm), "%s/eq_m.rsm", tmpdir);
+    snprintf(pt, sizeof(pt), "%s/eq_t.rsm", tmpdir);
+    assert_int_equal(rs_model_save(M, pm, err, sizeof(err)), RS_OK);
+    assert_int_equal(rs_model_save(T, pt, err, sizeof(err)), RS_OK);
+    unsigned char *bm, *bt;
+    long nm, nt;
+    file_bytes(pm, &bm, &nm);
+    file_bytes(pt, &bt, &nt);
+    assert_int_equal(nm, nt);
+    assert_memory_equal(bm, bt, (size_t)nm);
+    free(bm);
+    free(bt);
+    free(mem);
+    rs_model_destroy(M);
+    rs_model_destroy(S);
+    rs_model_destroy(T);
+}
+
+static void test_records_bad_input(void **state) {
+    (void)state;
+    rs_model_conf_t c = conf_small();
+    char err[256];
+    rs_model_t *S = rs_model_new(&c, DIM, names8, err, sizeof(err));
+    rs_model_t *T = rs_model_new_like(S, NULL, err, sizeof(err));
+    const size_t rsz = rs_model_record_size(S);
+    unsigned char *rec = malloc(rsz), *bad = malloc(rsz);
+    float x[DIM] = {1, 2, 3, 4, 5, 6, 7, 8};
+    assert_int_equal(rs_model_remember(S, "a", T0, x, 0.25f), RS_OK);
+    assert_int_equal(rs_model_remember(S, "b", T0, x, 0.5f), RS_OK);
+    rs_label_t lb = {.value = 1};
+    /* NULL arguments */
+    strcpy(lb.event_id, "a");
+    assert_int_equal(rs_model_take(S, NULL, rec, NULL), RS_ERR_INVALID);
+    assert_int_equal(rs_model_take(S, &lb, NULL, NULL), RS_ERR_INVALID);
+    assert_int_equal(rs_model_learn_record(T, NULL), RS_ERR_INVALID);
+    assert_int_equal(rs_model_advance_take(S, T0 + 1e10, NULL, 4, NULL, NULL), 0);
+    assert_int_equal(rs_model_advance_take(S, T0 + 1e10, rec, 0, NULL, NULL), 0);
+    /* an unknown label: counted, the buffer untouched */
+    memset(rec, 0xab, rsz);
+    strcpy(lb.event_id, "zz");
+    assert_int_equal(rs_model_take(S, &lb, rec, NULL), RS_ERR_NOTFOUND);
+    for (size_t i = 0; i < rsz; i++) assert_int_equal(rec[i], 0xab);
+    rs_model_stats_t st;
+    rs_model_stats(S, &st);
+    assert_int_equal(st.unknown_labels, 1);
+    /* a good record */
+    strcpy(lb.event_id, "a");
+    float sc = 0;
+    assert_int_equal(rs_model_take(S, &lb, rec, &sc), RS_OK);
+    assert_true(sc == 0.25f);
+    assert_int_equal(rs_model_take(S, &lb, rec, &sc), RS_ERR_NOTFOUND);
+    rs_model_stats(S, &st);
+    assert_int_equal(st.pending, 1);
+    assert_int_equal(st.updates, 0);
+    /* damage anywhere: rejected as corrupt, T unchanged */
+    const size_t flips[] = {0, 3, 8, 20, 21, 24, 30, 40, 47, 48, 60, rsz - 1};
+    for (size_t i = 0; i < RS_ARRAY_LEN(flips); i++) {
+        memcpy(bad, rec, rsz);
+        bad[flips[i]] ^= 0x10;
+        rs_err_t e = rs_model_learn_record(T, bad);
+        if (e != RS_ERR_CORRUPT)
+            fail_msg("flip at %zu: expected RS_ERR_CORRUPT, got %s", flips[i],
+                     rs_err_str(e));
+    }
+    rs_model_stats(T, &st);
+    assert_int_equal(st.updates, 0);
+    assert_int_equal(rsz, 48 + 4 * DIM); /* no padding at DIM 8 */
+    /* a sound record of another architecture: invalid */
+    rs_rec_hdr_t h;
+    memcpy(&h, rec, sizeof(h));
+    h.arch ^= 1;
+    memcpy(bad, rec, rsz);
+    rs_rec_seal(bad, &h);
+    assert_int_equal(rs_model_learn_record(T, bad), RS_ERR_INVALID);
+    /* well-sealed but inconsistent: label 2, horizon with label 1 */
+    memcpy(&h, rec, sizeof(h));
+    h.label = 2;
+    memcpy(bad, rec, rsz);
+    rs_rec_seal(bad, &h);
+    assert_int_equal(rs_model_learn_record(T, bad), RS_ERR_CORRUPT);
+    h.label = 1;
+    h.horizon = 1;
+    rs_rec_seal(bad, &h);
+    assert_int_equal(rs_model_learn_record(T, bad), RS_ERR_CORRUPT);
+    h.horizon = 0;
+    h.used = 40;
+    rs_rec_seal(bad, &h);
+    assert_int_equal(rs_model_learn_record(T, bad), RS_ERR_CORRUPT);
+    /* another feature count or kind */
+    rs_model_t *o = rs_model_new(&c, 3, names8, err, sizeof(err));
+    unsigned char *big = calloc(1, rsz + rs_model_record_size(o));
+    memcpy(big, rec, rsz);
+    assert_int_equal(rs_model_learn_record(o, big), RS_ERR_INVALID);
+    rs_model_conf_t cs;
+    rs_model_conf_init(&cs);
+    cs.seq.pending_max = 8;
+    cs.seq.max_entities = 1024;
+    rs_model_t *sq = rs_model_new(&cs, DIM, names8, err, sizeof(err));
+    assert_non_null(sq);
+    unsigned char *srec = calloc(1, rs_model_record_size(sq) + rsz);
+    memcpy(srec, rec, rsz);
+    assert_int_equal(rs_model_learn_record(sq, srec), RS_ERR_INVALID);
+    /* and the good record still learns */
+    assert_int_equal(rs_model_learn_record(T, rec), RS_OK);
+    rs_model_stats(T, &st);
+    assert_int_equal(st.updates, 1);
+    assert_int_equal(st.positives, 1);
+    rs_model_destroy(sq);
+    rs_model_destroy(o);
+    rs_model_destroy(S);
+    rs_model_destroy(T);
+    free(srec);
+    free(big);
+    free(rec);
+    free(bad);
+}
+
+/* Snapshots of kind "lr": a scorer scores with the trainer's weights,
+ * keeps its own for learning, and can go back to them. */
+static void test_weights_lr(void **state) {
+    (void)state;
+    rs_model_t *T = trained_model(100);
+    char err[256];
+    rs_model_t *S = rs_model_new_like(T, NULL, err, sizeof(err));
+    rs_model_t *S2 = rs_model_new_like(T, NULL, err, sizeof(err));
+    enum { N = 100 };
+    static float x[N * DIM], st_[N], ss[N], s2[N];
+    random_rows(x, N, 23);
+    rs_model_weights_t *w = rs_model_weights_take(T);
+    assert_non_null(w);
+    assert_string_equal(rs_model_weights_version(w), rs_model_version(T));
+    char wv[RS_VERSION_MAX];
+    rs_strlcpy(wv, rs_model_weights_version(w), sizeof(wv));
+    assert_int_equal(rs_model_weights_use(S, w), RS_OK);
+    rs_model_weights_release(w);
+    assert_string_equal(rs_model_version(S), rs_model_version(T));
+    assert_int_equal(rs_model_version_number(S), 6);
+    rs_model_score(T, x, N, st_, NULL);
+    rs_model_score(S, x, N, ss, NULL);
+    assert_memory_equal(st_, ss, sizeof(ss));
+    /* the trainer moves on; the snapshot does not */
+    float xr[DIM] = {3, 1, 4, 1, 5, 9, 2, 6};
+    for (int i = 0; i < 20; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "m%d", i);
+        rs_model_remember(T, id, T0, xr, 0.5f);
+        rs_label_t lb = {.value = 1};
+        strcpy(lb.event_id, id);
+        rs_model_learn(T, &lb, NULL);
+    }
+    rs_model_score(S, x, N, s2, NULL);
+    assert_memory_equal(st_, s2, sizeof(s2));
+    /* S learns with its own weights while it scores with the snapshot */
+    for (int i = 0; i < 20; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "o%d", i);
+        rs_model_remember(S, id, T0, xr, 0.5f);
+        rs_model_remember(S2, id, T0, xr, 0.5f);
+        rs_label_t lb = {.value = i & 1};
+        strcpy(lb.event_id, id);
+        assert_int_equal(rs_model_learn(S, &lb, NULL), RS_OK);
+        assert_int_equal(rs_model_learn(S2, &lb, NULL), RS_OK);
+    }
+    rs_model_score(S, x, N, s2, NULL);
+    assert_memory_equal(st_, s2, sizeof(s2));
+    assert_string_equal(rs_model_version(S), wv);
+    /* back to its own: as a model that never used a snapshot */
+    assert_int_equal(rs_model_weights_use(S, NULL), RS_OK);
+    rs_model_score(S, x, N, ss, NULL);
+    rs_model_score(S2, x, N, s2, NULL);
+    assert_memory_equal(ss, s2, sizeof(s2));
+    assert_string_equal(rs_model_version(S), rs_model_version(S2));
+    /* the snapshot of a scorer that uses one is of its own weights */
+    assert_int_equal(rs_model_weights_use(S, (w = rs_model_weights_take(T))), RS_OK);
+    rs_model_weights_release(w);
+    w = rs_model_weights_take(S);
+    rs_model_t *S3 = rs_model_new_like(T, NULL, err, sizeof(err));
+    assert_int_equal(rs_model_weights_use(S3, w), RS_OK);
+    rs_model_weights_release(w);
+    rs_model_score(S3, x, N, ss, NULL);
+    assert_memory_equal(ss, s2, sizeof(s2));
+    /* refused: another dimension, another kind; S keeps its snapshot */
+    const char *vbefore = rs_model_version(S);
+    rs_model_conf_t c = conf_small();
+    rs_model_t *o = rs_model_new(&c, 3, names8, err, sizeof(err));
+    w = rs_model_weights_take(o);
+    assert_int_equal(rs_model_weights_use(S, w), RS_ERR_INVALID);
+    rs_model_weights_release(w);
+    rs_model_conf_t cs;
+    rs_model_conf_init(&cs);
+    cs.seq.pending_max = 8;
+    cs.seq.max_entities = 1024;
+    rs_model_t *sq = rs_model_new(&cs, DIM, names8, err, sizeof(err));
+    w = rs_model_weights_take(sq);
+    assert_int_equal(rs_model_weights_use(S, w), RS_ERR_INVALID);
+    rs_model_weights_release(w);
+    w = rs_model_weights_take(S);
+    assert_int_equal(rs_model_weights_use(sq, w), RS_ERR_INVALID);
+    rs_model_weights_release(w);
+    assert_string_equal(rs_model_version(S), vbefore);
+    rs_model_score(S, x, N, s2, NULL);
+    rs_model_score(T, x, N, ss, NULL);
+    assert_memory_equal(ss, s2, sizeof(s2));
+    rs_model_destroy(sq);
+    rs_model_destroy(o);
+    rs_model_destroy(S3);
+    rs_model_destroy(S2);
+    rs_model_destroy(S);
+    rs_model_destroy(T); /* S's reference keeps nothing of T alive */
+}
+
+static void test_new_like(void **state) {
+    (void)state;
+    rs_model_t *m = trained_model(100);
+    char err[256] = "", path[512];
+    snprintf(path, sizeof(path), "%s/like.rsm", tmpdir);
+    assert_int_equal(rs_model_save(m, path, err, sizeof(err)), RS_OK);
+    rs_model_t *ld = NULL;
+    assert_int_equal(rs_model_load(path, NULL, &ld, err, sizeof(err)), RS_OK);
+    rs_model_t *l = rs_model_new_like(ld, NULL, err, sizeof(err));
+    assert_non_null(l);
+    assert_string_equal(rs_model_kind(l), "lr");
+    assert_int_equal(rs_model_dim(l), DIM);
+    assert_int_equal(rs_model_check_names(l, DIM, names8, err, sizeof(err)), RS_OK);
+    assert_int_equal(rs_model_version_number(l), 0);
+    assert_int_equal(rs_model_record_size(l), rs_model_record_size(m));
+    rs_model_stats_t st;
+    rs_model_stats(l, &st);
+    assert_int_equal(st.updates, 0);
+    float x[DIM] = {1, 2, 3, 4, 5, 6, 7, 8}, s;
+    rs_model_score(l, x, 1, &s, NULL);
+    assert_true(fabsf(s - 0.01f) < 1e-6f); /* the untrained prior */
+    /* a conf: its buffers and learning settings, the kind stays m's */
+    rs_model_conf_t c = conf_small();
+    c.kind = RS_MODEL_SEQ;
+    c.pending_max = 3;
+    rs_model_t *l2 = rs_model_new_like(m, &c, err, sizeof(err));
+    assert_non_null(l2);
+    assert_string_equal(rs_model_kind(l2), "lr");
+    for (int i = 0; i < 5; i++) {
+        char id[8];
+        snprintf(id, sizeof(id), "p%d", i);
+        rs_model_remember(l2, id, T0, x, 0.5f);
+    }
+    rs_model_stats(l2, &st);
+    assert_int_equal(st.pending, 3);
+    assert_int_equal(st.dropped, 2);
+    c.learning_rate = -1;
+    assert_null(rs_model_new_like(m, &c, err, sizeof(err)));
+    assert_non_null(strstr(err, "learning_rate"));
+    rs_model_destroy(l2);
+    rs_model_destroy(l);
+    rs_model_destroy(ld);
+    rs_model_destroy(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conf_defaults),
@@ -603,6 +1037,11 @@ int main(void) {
         cmocka_unit_test(test_corrupt),
         cmocka_unit_test(test_cold_start_prior),
         cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_conf_split),
+        cmocka_unit_test(test_records_equivalence),
+        cmocka_unit_test(test_records_bad_input),
+        cmocka_unit_test(test_weights_lr),
+        cmocka_unit_test(test_new_like),
     };
     return cmocka_run_group_tests(tests, setup_tmp, teardown_tmp);
 }

@@ -822,7 +822,7 @@ static void test_weights_snapshot(void **state) {
         assert_memory_equal(&q1[i].score, &q2[i].score, sizeof(float));
     assert_memory_equal(d1, d2, sizeof(d1));
 
-    /* another architecture is refused; lr has no snapshots */
+    /* another architecture or kind is refused */
     rs_model_conf_t c2 = conf_tiny();
     c2.seq.d_model = 16;
     rs_model_t *other = new_model(&c2);
@@ -834,8 +834,11 @@ static void test_weights_snapshot(void **state) {
     rs_model_conf_init(&cl);
     cl.kind = RS_MODEL_LR;
     rs_model_t *lr = rs_model_new(&cl, DIM, names4, err, sizeof(err));
-    assert_null(rs_model_weights_take(lr));
-    assert_int_equal(rs_model_weights_use(lr, NULL), RS_ERR_STATE);
+    rs_model_weights_t *wl = rs_model_weights_take(lr);
+    assert_non_null(wl);
+    assert_int_equal(rs_model_weights_use(sc, wl), RS_ERR_INVALID);
+    rs_model_weights_release(wl);
+    assert_int_equal(rs_model_weights_use(lr, NULL), RS_OK);
     rs_model_weights_release(NULL);
     rs_model_destroy(lr);
     rs_model_destroy(other);
@@ -941,6 +944,326 @@ static void test_learns_history(void **state) {
     rs_model_destroy(lr);
 }
 
+/* ------------------------------------------- scoring/training split */
+
+/* The trainer's snapshot into the scorer (after every step here). */
+static void hand_over(rs_model_t *tr, rs_model_t *sc) {
+    rs_model_weights_t *w = rs_model_weights_take(tr);
+    assert_non_null(w);
+    assert_int_equal(rs_model_weights_use(sc, w), RS_OK);
+    rs_model_weights_release(w);
+}
+
+/* 1 if the two models' own weights and standardisers are the same bits. */
+static int same_weights(const rs_model_t *a, const rs_model_t *b) {
+    rs_model_weights_t *wa = rs_model_weights_take(a),
+                       *wb = rs_model_weights_take(b);
+    int same = wa->np == wb->np && wa->dim == wb->dim &&
+               !memcmp(wa->p, wb->p, sizeof(float) * wa->np) &&
+               !memcmp(wa->mu, wb->mu, sizeof(float) * (size_t)wa->dim) &&
+               !memcmp(wa->istd, wb->istd, sizeof(float) * (size_t)wa->dim);
+    rs_model_weights_release(wa);
+    rs_model_weights_release(wb);
+    return same;
+}
+
+static int n_cb;
+static float cb_scores[2][512];
+static void on_resolved2(void *op, float score, int label) {
+    assert_int_equal(label, 0);
+    cb_scores[(intptr_t)op][n_cb++ % 512] = score;
+}
+
+/* A scorer S (new_like of a minimal-buffer trainer, using the trainer's
+ * snapshot after each step) and a trainer T learning S's records give,
+ * bit for bit, one model M's scores, explanations, weights and drift
+ * decisions.  A second trainer fed the same records with the PSI zeroed
+ * ends elsewhere: the carried drift is what makes them equal. */
+static void test_records_equivalence(void **state) {
+    (void)state;
+    rs_model_conf_t c = conf_tiny();
+    c.label_horizon = 3600000;
+    c.publish_every = 10;
+    c.seq.drift_window = 10;
+    c.seq.warmup_updates = 30;
+    c.seq.drift_threshold = 0.5;
+    rs_model_conf_t ct = c; /* the trainer needs no caches */
+    ct.seq.max_entities = c.batch_max + 1;
+    ct.seq.pending_max = 1;
+    char err[256] = "";
+    rs_model_t *M = new_model(&c), *T = new_model(&ct), *T2 = new_model(&ct);
+    rs_model_t *S = rs_model_new_like(T, &c, err, sizeof(err));
+    assert_non_null(S);
+    const size_t rsz = rs_model_record_size(S);
+    assert_int_equal(rsz, rs_model_record_size(T));
+    assert_int_equal(rsz, rs_model_record_size(M));
+    assert_int_equal(rsz % 8, 0);
+    enum { MAXR = 4, N = 480, CH = 8 };
+    unsigned char *mem = malloc(rsz * MAXR + 4), *recs = mem + 4;
+    hand_over(T, S);
+
+    evs_t *ev = make_stream(N, 12, 99);
+    static rs_model_output_t om[N], os[N];
+    static float cm[N * DIM], cs[N * DIM];
+    rs_rng_t lab;
+    rs_rng_seed(&lab, 5);
+    int taken = 0, horizon = 0, high = 0, low = 0;
+    for (int i0 = 0; i0 < N; i0 += CH) {
+        run_stream(M, ev + i0, CH, CH, om + i0, cm + (size_t)i0 * DIM);
+        run_stream(S, ev + i0, CH, CH, os + i0, cs + (size_t)i0 * DIM);
+        for (int i = i0; i < i0 + CH; i++) {
+            assert_memory_equal(&om[i].score, &os[i].score, sizeof(float));
+            assert_int_equal(om[i].n_attended, os[i].n_attended);
+            for (int j = 0; j < om[i].n_attended; j++)
+                assert_memory_equal(&om[i].attended[j].weight,
+                                    &os[i].attended[j].weight, sizeof(float));
+            for (int j = 0; j < om[i].n_experts; j++)
+                assert_int_equal(om[i].experts[j].expert, os[i].experts[j].expert);
+        }
+        assert_memory_equal(cm + (size_t)i0 * DIM, cs + (size_t)i0 * DIM,
+                            sizeof(float) * CH * DIM);
+        /* labels: about half of the last two chunks */
+        for (int i = (i0 >= CH ? i0 - CH : 0); i < i0 + CH; i++) {
+            if (rs_rng_uniform(&lab) < 0.5) continue;
+            rs_label_t lb = {0};
+            strcpy(lb.event_id, ev[i].id);
+            lb.value = (i % 5 == 0 || ev[i].x[0] > 1.0f);
+            float sm = -1, ss = -2;
+            rs_err_t em = rs_model_learn(M, &lb, &sm);
+            assert_int_equal(rs_model_take(S, &lb, recs, &ss), em);
+            if (em) continue; /* resolved before */
+            assert_true(sm == ss);
+            assert_int_equal(rs_model_learn_record(T, recs), RS_OK);
+            rs_rec_hdr_t h;
+            memcpy(&h, recs, sizeof(h));
+            h.psi = 0;
+            rs_rec_seal(recs, &h);
+            assert_int_equal(rs_model_learn_record(T2, recs), RS_OK);
+            hand_over(T, S);
+            taken++;
+            rs_model_stats_t a, b;
+            rs_model_stats(M, &a);
+            rs_model_stats(T, &b);
+            assert_true(a.drift_psi == b.drift_psi);
+            assert_int_equal(a.drift_high, b.drift_high);
+            if (a.updates > 30) {
+                if (a.drift_high) high++;
+                else low++;
+            }
+        }
+        if ((i0 / CH) % 6 == 5) { /* horizon negatives, MAXR at a time */
+            int64_t wm = ev[i0 + CH - 1].in.event_time_ms;
+            n_cb = 0;
+            int nm = rs_model_advance(M, wm, on_resolved2, (void *)0), ns = 0, k;
+            int ncm = n_cb;
+            n_cb = 0;
+            do {
+                k = rs_model_advance_take(S, wm, recs, MAXR, on_resolved2,
+                                          (void *)1);
+                for (int j = 0; j < k; j++) {
+                    unsigned char *r = recs + (size_t)j * rsz;
+                    assert_int_equal(rs_model_learn_record(T, r), RS_OK);
+                    assert_int_equal(rs_model_learn_record(T2, r), RS_OK);
+                }
+                ns += k;
+            } while (k == MAXR);
+            hand_over(T, S);
+            assert_int_equal(nm, ns);
+            assert_int_equal(ncm, n_cb);
+            assert_memory_equal(cb_scores[0], cb_scores[1],
+                                sizeof(float) * (size_t)RS_MIN(ns, 512));
+            horizon += ns;
+        }
+        assert_true(same_weights(M, T));
+    }
+    print_message("split seq: %d labels, %d horizon negatives through "
+                  "records; after warmup %d steps all layers, %d head + "
+                  "gates\n", taken, horizon, high, low);
+    assert_true(taken > 150 && horizon > 20);
+    assert_true(high > 5 && low > 5); /* both drift regimes came up */
+
+    rs_model_stats_t sm, ss, st;
+    rs_model_stats(M, &sm);
+    rs_model_stats(S, &ss);
+    rs_model_stats(T, &st);
+    assert_int_equal(st.updates, sm.updates);
+    assert_int_equal(st.positives, sm.positives);
+    assert_int_equal(st.negatives, sm.negatives);
+    assert_int_equal(st.horizon_negatives, sm.horizon_negatives);
+    assert_string_equal(st.version, sm.version);
+    assert_true(st.drift_psi == sm.drift_psi);
+    assert_int_equal(ss.updates, 0);
+    assert_int_equal(ss.pending, sm.pending);
+    assert_int_equal(ss.unknown_labels, sm.unknown_labels);
+    assert_int_equal(st.pending, 0); /* T never scored */
+    assert_string_equal(rs_model_version(S), rs_model_version(M));
+    assert_true(same_weights(M, T));
+    assert_false(same_weights(M, T2)); /* without the scorer's drift */
+    free(mem);
+    free(ev);
+    rs_model_destroy(M);
+    rs_model_destroy(S);
+    rs_model_destroy(T);
+    rs_model_destroy(T2);
+}
+
+static void test_records_bad_input(void **state) {
+    (void)state;
+    rs_model_conf_t c = conf_tiny();
+    rs_model_t *S = new_model(&c), *T = new_model(&c);
+    const size_t rsz = rs_model_record_size(S);
+    const size_t L = (size_t)c.seq.history, pstride = (size_t)c.seq.layers * c.seq.d_model;
+    /* header, cp, cat, counts, times, x, history inputs */
+    assert_int_equal(rsz, (48 + 8 + 8 * RS_MAX_CATEG + 8 + 8 * L + 4 * DIM +
+                           4 * L * pstride + 7) & ~(size_t)7);
+    unsigned char *rec = malloc(rsz), *bad = malloc(rsz);
+    evs_t *ev = make_stream(6, 1, 3); /* one entity: histories 0..5 */
+    static rs_model_output_t out[6];
+    assert_int_equal(rs_model_forward(S, inputs(ev, 6), 6, out, NULL,
+                                      RS_MODEL_FWD_REMEMBER),
+                     RS_OK);
+    rs_label_t lb = {.value = 1};
+    strcpy(lb.event_id, ev[0].id); /* no history: most of rec unused */
+    assert_int_equal(rs_model_take(S, &lb, rec, NULL), RS_OK);
+    rs_rec_hdr_t h;
+    memcpy(&h, rec, sizeof(h));
+    assert_true(h.used < rsz);
+    assert_int_equal(h.kind, RS_MODEL_SEQ);
+    assert_int_equal(h.label, 1);
+    /* past `used` nothing is read */
+    memcpy(bad, rec, rsz);
+    bad[rsz - 1] ^= 0xff;
+    assert_int_equal(rs_model_learn_record(T, bad), RS_OK);
+    /* flips inside: corrupt */
+    const size_t flips[] = {1, 10, 17, 22, 30, 44, 50, 60, 190, h.used - 1};
+    for (size_t i = 0; i < RS_ARRAY_LEN(flips); i++) {
+        memcpy(bad, rec, rsz);
+        bad[flips[i]] ^= 0x04;
+        rs_err_t e = rs_model_learn_record(T, bad);
+        if (e != RS_ERR_CORRUPT)
+            fail_msg("flip at %zu: expected RS_ERR_CORRUPT, got %s", flips[i],
+                     rs_err_str(e));
+    }
+    /* sealed but impossible counts / values */
+    strcpy(lb.event_id, ev[5].id); /* a full history (L = 4) */
+    assert_int_equal(rs_model_take(S, &lb, rec, NULL), RS_OK);
+    memcpy(&h, rec, sizeof(h));
+    const size_t on = 48 + 8 + 8 * RS_MAX_CATEG;
+    int32_t n[2];
+    memcpy(n, rec + on, sizeof(n));
+    assert_int_equal(n[0], 4);
+    assert_int_equal(n[1], 2);
+    const int32_t badn[][2] = {{(int32_t)L + 1, 2}, {-1, 2}, {3, 2},
+                               {4, RS_MAX_CATEG + 1}, {4, -1}};
+    for (size_t i = 0; i < RS_ARRAY_LEN(badn); i++) {
+        memcpy(bad, rec, rsz);
+        memcpy(bad + on, badn[i], sizeof(badn[i]));
+        rs_rec_hdr_t hb = h;
+        rs_rec_seal(bad, &hb);
+        assert_int_equal(rs_model_learn_record(T, bad), RS_ERR_CORRUPT);
+    }
+    rs_rec_hdr_t hb = h;
+    hb.psi = NAN;
+    memcpy(bad, rec, rsz);
+    rs_rec_seal(bad, &hb);
+    assert_int_equal(rs_model_learn_record(T, bad), RS_ERR_CORRUPT);
+    hb = h;
+    hb.used -= 4; /* less than n_hist needs */
+    rs_rec_seal(bad, &hb);
+    assert_int_equal(rs_model_learn_record(T, bad), RS_ERR_CORRUPT);
+    rs_model_stats_t st;
+    rs_model_stats(T, &st);
+    assert_int_equal(st.updates, 1); /* only the one past `used` */
+    /* another architecture, another kind */
+    rs_model_conf_t c2 = conf_tiny();
+    c2.seq.d_model = 16;
+    rs_model_t *o = new_model(&c2);
+    unsigned char *big = calloc(1, rs_model_record_size(o) + rsz);
+    memcpy(big, rec, rsz);
+    assert_int_equal(rs_model_learn_record(o, big), RS_ERR_INVALID);
+    c2 = conf_tiny();
+    c2.seq.seed = 8; /* not the architecture: accepted */
+    rs_model_t *o2 = new_model(&c2);
+    assert_int_equal(rs_model_learn_record(o2, rec), RS_OK);
+    rs_model_conf_t cl;
+    rs_model_conf_init(&cl);
+    cl.kind = RS_MODEL_LR;
+    char err[256];
+    rs_model_t *lr = rs_model_new(&cl, DIM, names4, err, sizeof(err));
+    assert_int_equal(rs_model_learn_record(lr, rec), RS_ERR_INVALID);
+    assert_int_equal(rs_model_learn_record(T, rec), RS_OK);
+    rs_model_destroy(lr);
+    rs_model_destroy(o2);
+    rs_model_destroy(o);
+    rs_model_destroy(S);
+    rs_model_destroy(T);
+    free(big);
+    free(rec);
+    free(bad);
+    free(ev);
+}
+
+static void test_new_like(void **state) {
+    (void)state;
+    rs_model_conf_t c = conf_tiny();
+    rs_model_t *T = new_model(&c);
+    char path[300], err[256] = "";
+    snprintf(path, sizeof(path), "%s/like.model", tmpdir);
+    rs_model_set_version(T, 12);
+    assert_int_equal(rs_model_save(T, path, err, sizeof(err)), RS_OK);
+    rs_model_t *ld = NULL;
+    assert_int_equal(rs_model_load(path, NULL, &ld, err, sizeof(err)), RS_OK);
+    assert_int_equal(rs_model_version_number(ld), 12);
+    /* from a loaded model (its conf is the file's) */
+    rs_model_t *l = rs_model_new_like(ld, NULL, err, sizeof(err));
+    if (!l) fail_msg("%s", err);
+    assert_string_equal(rs_model_kind(l), "seq");
+    assert_int_equal(rs_model_version_number(l), 0);
+    assert_int_equal(rs_model_record_size(l), rs_model_record_size(T));
+    assert_int_equal(rs_model_check_names(l, DIM, names4, err, sizeof(err)), RS_OK);
+    hand_over(ld, l);
+    assert_int_equal(rs_model_version_number(l), 12);
+    assert_string_equal(rs_model_version(l), rs_model_version(T));
+    /* a conf: buffers from it, the architecture from m */
+    rs_model_conf_t c2 = conf_tiny();
+    c2.seq.d_model = 16;
+    c2.seq.layers = 1;
+    c2.seq.max_entities = 64;
+    c2.seq.pending_max = 8;
+    c2.kind = RS_MODEL_LR;
+    rs_model_t *l2 = rs_model_new_like(T, &c2, err, sizeof(err));
+    assert_non_null(l2);
+    assert_string_equal(rs_model_kind(l2), "seq");
+    assert_int_equal(rs_model_record_size(l2), rs_model_record_size(T));
+    hand_over(T, l2);
+    evs_t *ev = make_stream(10, 3, 4);
+    static rs_model_output_t out[10];
+    assert_int_equal(rs_model_forward(l2, inputs(ev, 10), 10, out, NULL,
+                                      RS_MODEL_FWD_REMEMBER),
+                     RS_OK);
+    rs_model_stats_t st;
+    rs_model_stats(l2, &st);
+    assert_int_equal(st.pending, 8);
+    assert_int_equal(st.dropped, 2);
+    /* untrained: scores as T did before any label (same seed) */
+    rs_model_t *T0m = new_model(&c), *l3 = rs_model_new_like(T, NULL, err, sizeof(err));
+    static rs_model_output_t o1[10], o2[10];
+    assert_int_equal(rs_model_forward(T0m, inputs(ev, 10), 10, o1, NULL, 0), RS_OK);
+    assert_int_equal(rs_model_forward(l3, inputs(ev, 10), 10, o2, NULL, 0), RS_OK);
+    for (int i = 0; i < 10; i++)
+        assert_memory_equal(&o1[i].score, &o2[i].score, sizeof(float));
+    c2.seq.max_entities = 2; /* <= batch_max: refused */
+    assert_null(rs_model_new_like(T, &c2, err, sizeof(err)));
+    assert_non_null(strstr(err, "max_entities"));
+    rs_model_destroy(T0m);
+    rs_model_destroy(l3);
+    rs_model_destroy(l2);
+    rs_model_destroy(l);
+    rs_model_destroy(ld);
+    rs_model_destroy(T);
+    free(ev);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conf),
@@ -952,6 +1275,9 @@ int main(void) {
         cmocka_unit_test(test_save_load),
         cmocka_unit_test(test_weights_snapshot),
         cmocka_unit_test(test_learns_history),
+        cmocka_unit_test(test_records_equivalence),
+        cmocka_unit_test(test_records_bad_input),
+        cmocka_unit_test(test_new_like),
     };
     return cmocka_run_group_tests(tests, setup_tmp, teardown_tmp);
 }
