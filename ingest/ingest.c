@@ -11,6 +11,21 @@
  * - A reject is tracked (topic, partition, offset) until the DLQ
  *   acknowledges its copy; storing that offset or a later one of the same
  *   partition first waits for the DLQ.
+ * - Exactly-once mode: the consumer never commits (no auto commit, no
+ *   offset store, no commit on revoke); offsets go in the sink's
+ *   transactions.
+ * - Replay bounds: for a partition started by rs_ingest_set_start below
+ *   its committed offset C, messages with offset < C are flagged replay.
+ *   A bound is dropped once a message at or past C is seen, so the check
+ *   costs nothing once every replay is over (nreplay == 0).
+ * - Resets: librdkafka runs with auto.offset.reset=error, so a position
+ *   that is out of range (or missing) comes to rs_ingest_poll as a
+ *   consumer error; the partition is then re-assigned at BEGINNING or END
+ *   per topics.offset_reset, after the poll loop, once for all partitions
+ *   reset in that poll.  With the eager protocol a re-assign replaces the
+ *   whole assignment, so the other partitions are re-assigned at their
+ *   current position (or, if nothing was read from them yet, at the offset
+ *   they were assigned with: `asg`).
  *
  * Threads: everything runs on the owner thread: rebalance, error and
  * delivery callbacks are served from rs_ingest_poll / rs_ingest_store /
@@ -72,6 +87,16 @@ struct rs_ingest_s {
     rs_ingest_pos_t *start;  /* [nstart] checkpoint start positions; an
                               * entry is used once (topic = -1 after)   */
     int nstart;
+    rs_ingest_pos_t *replay; /* [nstart] replay bounds: offset = committed
+                              * offset at first assignment; topic = -1:
+                              * unused or over                          */
+    int nreplay;             /* active replay bounds                    */
+    rs_ingest_pos_t *resets; /* [resets_cap] partitions to reset after the
+                              * poll loop; offset = the one out of range */
+    int nresets, resets_cap;
+    rd_kafka_topic_partition_list_t *asg; /* offsets given at assignment */
+    rs_ingest_revoke_cb_t *revoke_cb;
+    void *revoke_opaque;
     rs_ingest_counters_t c;
 };
 
@@ -159,6 +184,121 @@ static void rs_ingest_parts_fmt(const rd_kafka_topic_partition_list_t *parts,
     if (off >= size && size > 4) memcpy(buf + size - 4, "...", 4);
 }
 
+/* RS_MSG_TOPIC_* of a topic name, -1 if not an input topic. */
+static int rs_ingest_topic_idx(const rs_ingest_t *ing, const char *name) {
+    return !strcmp(name, ing->conf.topic_events)   ? RS_MSG_TOPIC_EVENTS
+           : !strcmp(name, ing->conf.topic_labels) ? RS_MSG_TOPIC_LABELS
+                                                   : -1;
+}
+
+#define RS_COMMITTED_WAIT_MS 30000  /* committed-offset fetch, all tries */
+
+/* Replay bounds for the partitions of `starts` (the ones of this
+ * assignment that start at a checkpoint position): fetch their committed
+ * offsets and remember those above the start.  Blocks (rebalance, once
+ * per partition in the life of the consumer). */
+static void rs_ingest_replay_bounds(rs_ingest_t *ing, rd_kafka_t *rk,
+                                    rd_kafka_topic_partition_list_t *starts) {
+    rd_kafka_topic_partition_list_t *cl =
+        rd_kafka_topic_partition_list_copy(starts);
+    rd_kafka_resp_err_t kerr = RD_KAFKA_RESP_ERR_NO_ERROR;
+    int64_t deadline = rs_clock_mono_us() + RS_COMMITTED_WAIT_MS * 1000LL;
+    for (;;) {
+        for (int i = 0; i < cl->cnt; i++) {
+            cl->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+            cl->elems[i].err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        }
+        kerr = rd_kafka_committed(rk, cl, 10000);
+        for (int i = 0; !kerr && i < cl->cnt; i++)
+            if (cl->elems[i].err) kerr = cl->elems[i].err;
+        if (!kerr || rs_clock_mono_us() > deadline) break;
+        rs_warn("ingest", "committed offsets: %s (retrying)",
+                rd_kafka_err2str(kerr));
+    }
+    if (kerr) {
+        if (ing->conf.exactly_once) {
+            rs_error("ingest", "cannot fetch the committed offsets of the "
+                     "partitions starting at a checkpoint: %s; without them "
+                     "replayed messages cannot be told from new ones "
+                     "(exactly-once): stopping", rd_kafka_err2str(kerr));
+            ing->fatal = 1;
+        } else {
+            rs_error("ingest", "cannot fetch the committed offsets of the "
+                     "partitions starting at a checkpoint: %s; replayed "
+                     "messages are not flagged (their results are published "
+                     "again)", rd_kafka_err2str(kerr));
+        }
+        rd_kafka_topic_partition_list_destroy(cl);
+        return;
+    }
+    for (int i = 0; i < cl->cnt; i++) {
+        const rd_kafka_topic_partition_t *tp = &cl->elems[i];
+        int64_t start = starts->elems[i].offset;
+        if (tp->offset < 0 || start < 0 || start >= tp->offset) continue;
+        int t = rs_ingest_topic_idx(ing, tp->topic);
+        for (int k = 0; t >= 0 && k < ing->nstart; k++) {
+            rs_ingest_pos_t *r = &ing->replay[k];
+            if (r->topic >= 0) continue;
+            *r = (rs_ingest_pos_t){t, tp->partition, tp->offset};
+            ing->nreplay++;
+            rs_info("ingest", "%s/%d: offsets %lld..%lld are a replay (below "
+                    "the committed offset): applied, not published",
+                    tp->topic, (int)tp->partition, (long long)start,
+                    (long long)tp->offset - 1);
+            break;
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(cl);
+}
+
+/* Remember the offsets a partition set was assigned with (eager: the whole
+ * assignment, coop: added). */
+static void rs_ingest_asg_add(rs_ingest_t *ing,
+                              const rd_kafka_topic_partition_list_t *parts,
+                              int replace) {
+    if (replace || !ing->asg) {
+        if (ing->asg) rd_kafka_topic_partition_list_destroy(ing->asg);
+        ing->asg = rd_kafka_topic_partition_list_copy(parts);
+        return;
+    }
+    for (int i = 0; i < parts->cnt; i++) {
+        const rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        rd_kafka_topic_partition_list_del(ing->asg, tp->topic, tp->partition);
+        rd_kafka_topic_partition_list_add(ing->asg, tp->topic, tp->partition)
+            ->offset = tp->offset;
+    }
+}
+
+static void rs_ingest_asg_del(rs_ingest_t *ing,
+                              const rd_kafka_topic_partition_list_t *parts) {
+    if (!ing->asg) return;
+    for (int i = 0; i < parts->cnt; i++)
+        rd_kafka_topic_partition_list_del(ing->asg, parts->elems[i].topic,
+                                          parts->elems[i].partition);
+}
+
+/* Tell the owner that `parts` leave this consumer (revoke callback). */
+static void rs_ingest_report_revoke(rs_ingest_t *ing, rd_kafka_t *rk,
+                                    const rd_kafka_topic_partition_list_t *parts,
+                                    int lost) {
+    if (!ing->revoke_cb || parts->cnt == 0) return;
+    rd_kafka_topic_partition_list_t *pl =
+        rd_kafka_topic_partition_list_copy(parts);
+    rd_kafka_position(rk, pl);
+    rs_ingest_pos_t *pos = rs_calloc((size_t)pl->cnt, sizeof(*pos));
+    int n = 0;
+    for (int i = 0; i < pl->cnt; i++) {
+        int t = rs_ingest_topic_idx(ing, pl->elems[i].topic);
+        if (t < 0) continue;
+        pos[n++] = (rs_ingest_pos_t){t, pl->elems[i].partition,
+                                     pl->elems[i].offset >= 0
+                                         ? pl->elems[i].offset : -1};
+    }
+    rd_kafka_topic_partition_list_destroy(pl);
+    if (n > 0) ing->revoke_cb(ing->revoke_opaque, pos, n, lost);
+    free(pos);
+}
+
 static void rs_ingest_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                                    rd_kafka_topic_partition_list_t *parts,
                                    void *opaque) {
@@ -172,11 +312,10 @@ static void rs_ingest_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         rs_info("ingest", "assigned %d partition(s): %s", parts->cnt, buf);
         /* First assignment after a restore: start where the state ends. */
+        rd_kafka_topic_partition_list_t *starts = NULL;
         for (int j = 0; j < parts->cnt && ing->nstart; j++) {
             rd_kafka_topic_partition_t *tp = &parts->elems[j];
-            int t = !strcmp(tp->topic, ing->conf.topic_events)   ? 0
-                    : !strcmp(tp->topic, ing->conf.topic_labels) ? 1
-                                                                 : -1;
+            int t = rs_ingest_topic_idx(ing, tp->topic);
             for (int k = 0; t >= 0 && k < ing->nstart; k++) {
                 rs_ingest_pos_t *p = &ing->start[k];
                 if (p->topic != t || p->partition != tp->partition) continue;
@@ -184,9 +323,18 @@ static void rs_ingest_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 rs_info("ingest", "%s/%d starts at checkpoint offset %lld",
                         tp->topic, (int)tp->partition, (long long)p->offset);
                 p->topic = -1;
+                if (!starts) starts = rd_kafka_topic_partition_list_new(4);
+                rd_kafka_topic_partition_list_add(starts, tp->topic,
+                                                  tp->partition)
+                    ->offset = p->offset;
                 break;
             }
         }
+        if (starts) {
+            rs_ingest_replay_bounds(ing, rk, starts);
+            rd_kafka_topic_partition_list_destroy(starts);
+        }
+        rs_ingest_asg_add(ing, parts, !coop);
         if (coop) error = rd_kafka_incremental_assign(rk, parts);
         else kerr = rd_kafka_assign(rk, parts);
         /* Keep backpressure across a rebalance. */
@@ -199,15 +347,28 @@ static void rs_ingest_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         rs_log(lost ? RS_LOG_WARN : RS_LOG_INFO, "ingest",
                "%s %d partition(s): %s", lost ? "lost" : "revoked",
                parts->cnt, buf);
+        /* The owner commits its transaction (exactly-once) or stores its
+         * last offsets while we still own the partitions. */
+        rs_ingest_report_revoke(ing, rk, parts, lost);
         /* Commit what was stored while we still own the partitions. */
-        if (!lost) rd_kafka_commit(rk, NULL, 0);
+        if (!lost && !ing->conf.exactly_once) rd_kafka_commit(rk, NULL, 0);
         if (coop) error = rd_kafka_incremental_unassign(rk, parts);
         else kerr = rd_kafka_assign(rk, NULL);
+        if (coop) {
+            rs_ingest_asg_del(ing, parts);
+        } else if (ing->asg) {
+            rd_kafka_topic_partition_list_destroy(ing->asg);
+            ing->asg = NULL;
+        }
         int64_t left = coop ? RS_LOAD(ing->c.assigned) - parts->cnt : 0;
         RS_STORE(ing->c.assigned, left < 0 ? 0 : left);
     } else {
         rs_error("ingest", "rebalance failed: %s", rd_kafka_err2str(err));
         kerr = rd_kafka_assign(rk, NULL);
+        if (ing->asg) {
+            rd_kafka_topic_partition_list_destroy(ing->asg);
+            ing->asg = NULL;
+        }
         RS_STORE(ing->c.assigned, 0);
     }
     if (error) {
@@ -385,7 +546,8 @@ rs_ingest_t *rs_ingest_new(const rs_ingest_conf_t *conf,
     ing->pend = rs_calloc(RS_DLQ_PEND_MAX, sizeof(*ing->pend));
 
     /* Consumer: our defaults < `kafka:` section < settings that the
-     * delivery guarantee depends on. */
+     * delivery guarantee depends on.  auto.offset.reset=error: resets come
+     * to us as consumer errors and are applied (and logged) by us. */
     if (rs_kafka_conf_build_for(RD_KAFKA_CONSUMER, kafka_props, bootstrap,
                                 consumer_defaults,
                                 (int)RS_ARRAY_LEN(consumer_defaults) -
@@ -395,10 +557,14 @@ rs_ingest_t *rs_ingest_new(const rs_ingest_conf_t *conf,
                            errstr_size) != RS_OK ||
         rs_kafka_conf_set1(kconf, "enable.auto.offset.store", "false", errstr,
                            errstr_size) != RS_OK ||
-        rs_kafka_conf_set1(kconf, "auto.offset.reset",
-                           conf->offset_reset == RS_OFFSET_LATEST ? "latest"
-                                                                  : "earliest",
-                           errstr, errstr_size) != RS_OK)
+        rs_kafka_conf_set1(kconf, "auto.offset.reset", "error", errstr,
+                           errstr_size) != RS_OK)
+        goto fail;
+    if (conf->exactly_once &&
+        (rs_kafka_conf_set1(kconf, "isolation.level", "read_committed",
+                            errstr, errstr_size) != RS_OK ||
+         rs_kafka_conf_set1(kconf, "enable.auto.commit", "false", errstr,
+                            errstr_size) != RS_OK))
         goto fail;
     rd_kafka_conf_set_opaque(kconf, ing);
     rd_kafka_conf_set_rebalance_cb(kconf, rs_ingest_rebalance_cb);
@@ -426,6 +592,17 @@ rs_ingest_t *rs_ingest_new(const rs_ingest_conf_t *conf,
                                 dlq_defaults, (int)RS_ARRAY_LEN(dlq_defaults),
                                 &kconf, errstr, errstr_size) != RS_OK)
         goto fail;
+    {
+        size_t tlen = 0; /* value size with its NUL: > 1 if set */
+        if (rd_kafka_conf_get(kconf, "transactional.id", NULL, &tlen) ==
+                RD_KAFKA_CONF_OK && tlen > 1) {
+            rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                    "ingest: kafka.transactional.id must not be set (it "
+                    "would make every producer transactional); exactly-once "
+                    "mode gives the Kafka sink its own");
+            goto fail;
+        }
+    }
     rd_kafka_conf_set_opaque(kconf, ing);
     rd_kafka_conf_set_dr_msg_cb(kconf, rs_ingest_dlq_dr_cb);
     ing->dlq = rd_kafka_new(RD_KAFKA_PRODUCER, kconf, buf, sizeof(buf));
@@ -449,11 +626,13 @@ rs_ingest_t *rs_ingest_new(const rs_ingest_conf_t *conf,
     }
     rd_kafka_topic_partition_list_destroy(topics);
     rs_info("ingest", "consumer group '%s' subscribed to '%s' (%s) and '%s' "
-            "(%s); dead letters to '%s'", conf->group_id, conf->topic_events,
+            "(%s); dead letters to '%s'%s", conf->group_id, conf->topic_events,
             conf->events_format == RS_FORMAT_PROTOBUF ? "protobuf" : "json",
             conf->topic_labels,
             conf->labels_format == RS_FORMAT_PROTOBUF ? "protobuf" : "json",
-            conf->topic_dlq);
+            conf->topic_dlq,
+            conf->exactly_once ? "; exactly-once (read_committed, offsets "
+                                 "committed in transactions)" : "");
     return ing;
 fail:
     if (topics) rd_kafka_topic_partition_list_destroy(topics);
@@ -546,6 +725,24 @@ static void rs_ingest_dead_letter(rs_ingest_t *ing,
     rs_error("ingest", "dead-letter %s LOST: DLQ queue full for 10 s", src);
 }
 
+/* 1 if (topic, partition, offset) is below an active replay bound; a
+ * message at or past its bound ends the replay of its partition. */
+static int rs_ingest_replay_check(rs_ingest_t *ing, int topic,
+                                  int32_t partition, int64_t offset) {
+    for (int k = 0; k < ing->nstart; k++) {
+        rs_ingest_pos_t *r = &ing->replay[k];
+        if (r->topic != topic || r->partition != partition) continue;
+        if (offset < r->offset) return 1;
+        r->topic = -1;
+        ing->nreplay--;
+        rs_info("ingest", "%s/%d: replay over at offset %lld",
+                rd_kafka_topic_name(ing->rkt[topic]), (int)partition,
+                (long long)offset);
+        return 0;
+    }
+    return 0;
+}
+
 /* Decode one Kafka message into *m.  Returns 1 if *m is filled, 0 if the
  * message is not for us. */
 static int rs_ingest_decode(rs_ingest_t *ing, const rd_kafka_message_t *rkm,
@@ -565,6 +762,8 @@ static int rs_ingest_decode(rs_ingest_t *ing, const rd_kafka_message_t *rkm,
     m->produced_ms = rd_kafka_message_timestamp(rkm, NULL);
     m->received_us = rs_clock_mono_us();
     m->reason[0] = '\0';
+    m->replay = ing->nreplay > 0 &&
+                rs_ingest_replay_check(ing, topic, rkm->partition, rkm->offset);
 
     rs_err_t err;
     if (!rkm->payload || rkm->len == 0) {
@@ -596,6 +795,12 @@ static int rs_ingest_decode(rs_ingest_t *ing, const rd_kafka_message_t *rkm,
     char src[300];
     snprintf(src, sizeof(src), "%s/%d/%lld", tname, (int)rkm->partition,
              (long long)rkm->offset);
+    if (m->replay) {
+        /* Dead-lettered when it was first read (its offset was committed
+         * after the DLQ acknowledged it): not again. */
+        rs_debug("ingest", "replayed reject %s: %s", src, m->reason);
+        return 1;
+    }
     rs_ingest_warn_reject(ing, src, m->reason);
     rs_ingest_dead_letter(ing, rkm, topic, src, m->reason);
     return 1;
@@ -609,15 +814,48 @@ static void rs_ingest_consumer_error(rs_ingest_t *ing,
     case RD_KAFKA_RESP_ERR__PARTITION_EOF:
         return; /* only with enable.partition.eof=true: not an error */
     case RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE:
-    case RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET:
-        RS_INC(ing->c.offset_resets);
-        RS_INC(ing->c.errors);
-        rs_error("ingest", "%s [%d]: offset out of range (consumer fell "
-                 "behind retention?): %s; reset policy: %s", tname,
-                 (int)rkm->partition, rd_kafka_message_errstr(rkm),
-                 ing->conf.offset_reset == RS_OFFSET_LATEST ? "latest"
-                                                            : "earliest");
+    case RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET: {
+        /* auto.offset.reset=error: the partition stopped fetching; it is
+         * re-assigned per policy after the poll loop. */
+        const char *pol = ing->conf.offset_reset == RS_OFFSET_LATEST
+                              ? "latest" : "earliest";
+        int t = rkm->rkt ? rs_ingest_topic_idx(ing, tname) : -1;
+        if (t < 0) {
+            rs_warn("ingest", "%s [%d]: offset reset on a topic we do not "
+                    "read: %s", tname, (int)rkm->partition,
+                    rd_kafka_message_errstr(rkm));
+            return;
+        }
+        if (rkm->offset >= 0) {
+            RS_INC(ing->c.offset_resets);
+            RS_INC(ing->c.errors);
+            rs_error("ingest", "%s [%d]: offset %lld is out of range (deleted "
+                     "by retention while the consumer was behind or down, or "
+                     "a commit/checkpoint past the end): %s; resetting to the "
+                     "%s offset (topics.offset_reset: %s)%s", tname,
+                     (int)rkm->partition, (long long)rkm->offset,
+                     rd_kafka_message_errstr(rkm),
+                     ing->conf.offset_reset == RS_OFFSET_LATEST ? "end"
+                                                                : "beginning",
+                     pol, ing->conf.offset_reset == RS_OFFSET_LATEST
+                              ? ": messages in between are SKIPPED" : "");
+        } else {
+            rs_info("ingest", "%s [%d]: no committed offset: starting at the "
+                    "%s offset (topics.offset_reset: %s)", tname,
+                    (int)rkm->partition,
+                    ing->conf.offset_reset == RS_OFFSET_LATEST ? "end"
+                                                               : "beginning",
+                    pol);
+        }
+        if (ing->nresets == ing->resets_cap) {
+            ing->resets_cap = ing->resets_cap ? 2 * ing->resets_cap : 16;
+            ing->resets = rs_realloc(ing->resets, (size_t)ing->resets_cap *
+                                                      sizeof(*ing->resets));
+        }
+        ing->resets[ing->nresets++] =
+            (rs_ingest_pos_t){t, rkm->partition, rkm->offset};
         return;
+    }
     case RD_KAFKA_RESP_ERR__FATAL: {
         char fbuf[512];
         rd_kafka_fatal_error(ing->rk, fbuf, sizeof(fbuf));
@@ -632,6 +870,75 @@ static void rs_ingest_consumer_error(rs_ingest_t *ing,
                 (int)rkm->partition, rd_kafka_err2name(rkm->err),
                 rd_kafka_message_errstr(rkm));
     }
+}
+
+/* Re-assign the partitions of ing->resets at BEGINNING or END (policy);
+ * see the design notes for the eager protocol.  Cold path. */
+static void rs_ingest_apply_resets(rs_ingest_t *ing) {
+    int64_t target = ing->conf.offset_reset == RS_OFFSET_LATEST
+                         ? RD_KAFKA_OFFSET_END
+                         : RD_KAFKA_OFFSET_BEGINNING;
+    int coop = !strcmp(rd_kafka_rebalance_protocol(ing->rk), "COOPERATIVE");
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    rd_kafka_error_t *error = NULL;
+    rd_kafka_resp_err_t kerr;
+    int n = ing->nresets;
+    ing->nresets = 0;
+    if (rd_kafka_assignment(ing->rk, &parts) || !parts) {
+        rs_error("ingest", "offset reset: no assignment");
+        if (parts) rd_kafka_topic_partition_list_destroy(parts);
+        return;
+    }
+    /* Only partitions still assigned (a rebalance may have intervened). */
+    rd_kafka_topic_partition_list_t *rl = rd_kafka_topic_partition_list_new(n);
+    for (int i = 0; i < n; i++) {
+        const char *tn = rd_kafka_topic_name(ing->rkt[ing->resets[i].topic]);
+        int32_t p = ing->resets[i].partition;
+        if (!rd_kafka_topic_partition_list_find(parts, tn, p) ||
+            rd_kafka_topic_partition_list_find(rl, tn, p))
+            continue;
+        rd_kafka_topic_partition_list_add(rl, tn, p)->offset = target;
+        if (ing->asg) {
+            rd_kafka_topic_partition_t *a =
+                rd_kafka_topic_partition_list_find(ing->asg, tn, p);
+            if (a) a->offset = target; /* a later re-assign keeps it */
+        }
+    }
+    if (rl->cnt == 0) goto done;
+    if (coop) {
+        error = rd_kafka_incremental_unassign(ing->rk, rl);
+        if (!error) error = rd_kafka_incremental_assign(ing->rk, rl);
+        if (!error && ing->paused) rd_kafka_pause_partitions(ing->rk, rl);
+    } else {
+        /* Others keep their position, or their assigned offset if nothing
+         * was read from them yet. */
+        rd_kafka_position(ing->rk, parts);
+        for (int i = 0; i < parts->cnt; i++) {
+            rd_kafka_topic_partition_t *tp = &parts->elems[i];
+            const rd_kafka_topic_partition_t *r =
+                rd_kafka_topic_partition_list_find(rl, tp->topic,
+                                                   tp->partition);
+            const rd_kafka_topic_partition_t *a =
+                ing->asg ? rd_kafka_topic_partition_list_find(
+                               ing->asg, tp->topic, tp->partition)
+                         : NULL;
+            if (r) tp->offset = r->offset;
+            else if (tp->offset < 0) tp->offset = a ? a->offset
+                                                    : RD_KAFKA_OFFSET_INVALID;
+        }
+        kerr = rd_kafka_assign(ing->rk, parts);
+        if (kerr) error = rd_kafka_error_new(kerr, "assign: %s",
+                                             rd_kafka_err2str(kerr));
+        else if (ing->paused) rd_kafka_pause_partitions(ing->rk, parts);
+    }
+    if (error) {
+        rs_error("ingest", "offset reset: re-assign failed: %s",
+                 rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    }
+done:
+    rd_kafka_topic_partition_list_destroy(rl);
+    rd_kafka_topic_partition_list_destroy(parts);
 }
 
 int rs_ingest_poll(rs_ingest_t *ing, rs_msg_t *msgs, int max, int timeout_ms) {
@@ -656,6 +963,7 @@ int rs_ingest_poll(rs_ingest_t *ing, rs_msg_t *msgs, int max, int timeout_ms) {
         rd_kafka_message_destroy(rkm);
         if (ing->fatal) break;
     }
+    if (ing->nresets > 0) rs_ingest_apply_resets(ing);
     if (ing->fatal && n == 0) return -RS_ERR_KAFKA;
     return n;
 }
@@ -694,6 +1002,7 @@ rs_err_t rs_ingest_store_offset(rs_ingest_t *ing, int topic,
             return RS_ERR_AGAIN;
         }
     }
+    if (ing->conf.exactly_once) return RS_OK; /* offsets go in the txn */
     rd_kafka_resp_err_t kerr =
         rd_kafka_offset_store(ing->rkt[topic], partition, offset);
     if (kerr == RD_KAFKA_RESP_ERR__STATE) {
@@ -738,11 +1047,16 @@ rs_err_t rs_ingest_set_start(rs_ingest_t *ing, const rs_ingest_pos_t *pos,
                              int n) {
     if (n < 0 || (n > 0 && !pos)) return RS_ERR_INVALID;
     free(ing->start);
+    free(ing->replay);
     ing->start = NULL;
+    ing->replay = NULL;
     ing->nstart = 0;
+    ing->nreplay = 0;
     if (n == 0) return RS_OK;
     ing->start = rs_calloc((size_t)n, sizeof(*pos));
     memcpy(ing->start, pos, (size_t)n * sizeof(*pos));
+    ing->replay = rs_calloc((size_t)n, sizeof(*ing->replay));
+    for (int i = 0; i < n; i++) ing->replay[i].topic = -1;
     ing->nstart = n;
     return RS_OK;
 }
@@ -759,6 +1073,7 @@ rs_err_t rs_ingest_store(rs_ingest_t *ing, const rs_msg_t *msgs, int n) {
 
 rs_err_t rs_ingest_commit_sync(rs_ingest_t *ing, char *errstr,
                                size_t errstr_size) {
+    if (ing->conf.exactly_once) return RS_OK; /* nothing is ever stored */
     rd_kafka_resp_err_t kerr = rd_kafka_commit(ing->rk, NULL, 0);
     if (kerr && kerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
         return rs_errf(errstr, errstr_size, RS_ERR_KAFKA, "commit: %s",
@@ -806,6 +1121,16 @@ void rs_ingest_stats(const rs_ingest_t *ing, rs_ingest_stats_t *st) {
 
 rd_kafka_t *rs_ingest_handle(rs_ingest_t *ing) { return ing->rk; }
 
+rd_kafka_consumer_group_metadata_t *rs_ingest_group_metadata(rs_ingest_t *ing) {
+    return rd_kafka_consumer_group_metadata(ing->rk);
+}
+
+void rs_ingest_set_revoke_cb(rs_ingest_t *ing, rs_ingest_revoke_cb_t *cb,
+                             void *opaque) {
+    ing->revoke_cb = cb;
+    ing->revoke_opaque = opaque;
+}
+
 void rs_ingest_destroy(rs_ingest_t *ing) {
     if (!ing) return;
     if (ing->dlq) {
@@ -833,5 +1158,8 @@ void rs_ingest_destroy(rs_ingest_t *ing) {
     }
     rs_free(ing->pend);
     free(ing->start);
+    free(ing->replay);
+    free(ing->resets);
+    if (ing->asg) rd_kafka_topic_partition_list_destroy(ing->asg);
     rs_free(ing);
 }

@@ -13,6 +13,27 @@
  *   through rs_ingest_store() -- after its results were acknowledged by the
  *   sinks.  Auto-commit then commits stored offsets in the background;
  *   rs_ingest_commit_sync() and rs_ingest_destroy() commit synchronously.
+ * - Exactly-once mode (rs_ingest_conf_t.exactly_once, set by the service
+ *   for `service.delivery: exactly_once`): the input offsets are committed
+ *   only inside the Kafka sink's transactions (rs_sink_kafka_txn_commit,
+ *   with rs_ingest_group_metadata()), never by the consumer itself:
+ *   enable.auto.commit=false, rs_ingest_store* store nothing (they only
+ *   wait for dead-letter acknowledgements), rs_ingest_commit_sync is a
+ *   no-op.  The consumer reads with isolation.level=read_committed, so
+ *   input written by transactional producers is seen only once committed.
+ * - Replay: rs_ingest_set_start() may start a partition below its
+ *   committed offset (a state checkpoint older than the last commit).  The
+ *   messages below the committed offset were already processed (their
+ *   results are published): they come back with rs_msg_t.replay = 1, to be
+ *   applied to the state but not published again.  A replayed reject is
+ *   not dead-lettered again.
+ * - Offset out of range (the committed or checkpoint offset is no longer
+ *   on the broker, e.g. deleted by retention while the service was down):
+ *   the consumer runs with auto.offset.reset=error and applies the
+ *   topics.offset_reset policy itself, so every reset is logged at error
+ *   level with topic, partition, offset and policy, and counted
+ *   (stats.offset_resets).  A partition without any committed offset
+ *   starts per the same policy (logged at info, not counted).
  * - Bad input never stops a partition: a message that fails to decode or
  *   validate (or is empty, or bigger than RS_MSG_MAX) is counted, produced
  *   to the dead-letter topic with its original key and payload plus headers
@@ -122,6 +143,10 @@ typedef struct rs_ingest_conf_s {
     int64_t batch_max;
     int64_t poll_timeout_ms;
     int offset_reset;      /* rs_offset_reset_t */
+    /* Not a config key (no row in the table; 0 after rs_ingest_conf_init):
+     * the service sets it from `service.delivery: exactly_once`.  See the
+     * design notes: read_committed, no consumer commits, replay flags. */
+    int exactly_once;
 } rs_ingest_conf_t;
 
 /* The field table (static, never freed); *n gets the row count.
@@ -199,6 +224,10 @@ typedef struct rs_msg_s {
     int topic;             /* RS_MSG_TOPIC_EVENTS or RS_MSG_TOPIC_LABELS */
     int64_t produced_ms;   /* Kafka message timestamp, -1 if none        */
     int64_t received_us;   /* rs_clock_mono_us() when polled             */
+    int replay;            /* 1: read again below the committed offset of
+                            * the partition at its first assignment (see
+                            * rs_ingest_set_start): apply to the state,
+                            * do not publish.  0 otherwise.             */
     rs_event_t ev;
     rs_label_t lb;
     char reason[160];      /* RS_MSG_REJECT only                         */
@@ -210,8 +239,12 @@ typedef struct rs_ingest_s rs_ingest_t;
  * conf->topic_events and conf->topic_labels in group conf->group_id.
  * Brokers: `bootstrap` if non-NULL and non-empty, else conf->brokers, else
  * bootstrap.servers from `kafka_props`.  `conf` and `kafka_props` are
- * copied as needed (they need not outlive the consumer).  Returns NULL
- * with errstr on failure.  To tell a configuration error (exit 2) from a
+ * copied as needed (they need not outlive the consumer).  With
+ * conf->exactly_once the consumer gets isolation.level=read_committed and
+ * enable.auto.commit=false whatever `kafka_props` say.  transactional.id
+ * in `kafka_props` is RS_ERR_CONFIG (it would make the DLQ producer
+ * transactional; the Kafka sink sets it in exactly-once mode).  Returns
+ * NULL with errstr on failure.  To tell a configuration error (exit 2) from a
  * runtime one, check the properties first with rs_kafka_conf_build().
  * @locality the owner thread */
 rs_ingest_t *rs_ingest_new(const rs_ingest_conf_t *conf,
@@ -235,6 +268,10 @@ int rs_ingest_poll(rs_ingest_t *ing, rs_msg_t *msgs, int max, int timeout_ms);
  * and returns RS_ERR_AGAIN (nothing stored; retry later) if it is still
  * pending.  A partition no longer assigned (after a rebalance) is skipped
  * silently (RS_OK): the new owner re-reads it.  No allocation.
+ * Exactly-once mode: nothing is stored (offsets go in the sink's
+ * transaction), but the wait for the DLQ is kept: call it for a batch
+ * before committing a transaction that includes the batch's positions, so
+ * that no reject is committed before its dead-letter copy is acknowledged.
  * @locality the owner thread */
 rs_err_t rs_ingest_store_offset(rs_ingest_t *ing, int topic,
                                 int32_t partition, int64_t offset);
@@ -255,8 +292,19 @@ typedef struct rs_ingest_pos_s {
  * instead of its committed offset, so the messages the restored state
  * does not contain yet are read again (and nothing it already contains is
  * applied twice).  Later assignments use committed offsets.  Copies the
- * list; call before the first rs_ingest_poll().  @locality the owner
- * thread */
+ * list; call before the first rs_ingest_poll().
+ *
+ * Replay: at that first assignment the consumer also fetches the
+ * partition's committed offset C (blocking, in the rebalance, once); if
+ * `offset` < C, the messages with offsets < C are returned with
+ * rs_msg_t.replay = 1.  If C cannot be fetched (coordinator unavailable
+ * for 30 s): in exactly-once mode the consumer fails (rs_ingest_poll
+ * returns -RS_ERR_KAFKA: publishing replayed messages again would break
+ * the guarantee), otherwise it logs an error and flags nothing.
+ * Note for exactly-once commits: send the offsets of published (replay ==
+ * 0) messages only; a replayed message's offset is below C, and sending it
+ * would move the group's committed offset backwards.
+ * @locality the owner thread */
 rs_err_t rs_ingest_set_start(rs_ingest_t *ing, const rs_ingest_pos_t *pos,
                              int n);
 
@@ -273,8 +321,8 @@ typedef struct rs_ingest_lag_s {
 int rs_ingest_lag(rs_ingest_t *ing, rs_ingest_lag_t *out, int max);
 
 /* Commit the stored offsets now and wait for the result (shutdown).
- * RS_OK also when there was nothing to commit.  @locality the owner
- * thread */
+ * RS_OK also when there was nothing to commit, and always in exactly-once
+ * mode (no-op).  @locality the owner thread */
 rs_err_t rs_ingest_commit_sync(rs_ingest_t *ing, char *errstr,
                                size_t errstr_size);
 
@@ -289,7 +337,7 @@ typedef struct rs_ingest_stats_s {
     uint64_t labels;        /* RS_MSG_LABEL returned                     */
     uint64_t rejected;      /* RS_MSG_REJECT returned                    */
     uint64_t errors;        /* consumer errors (transient)               */
-    uint64_t offset_resets; /* offset out of range -> auto reset         */
+    uint64_t offset_resets; /* offset out of range -> reset per policy   */
     uint64_t dlq_delivered; /* rejects acknowledged by the DLQ topic     */
     uint64_t dlq_failed;    /* DLQ delivery failures (each retried)      */
     int64_t assigned;       /* partitions currently assigned             */
@@ -299,10 +347,40 @@ typedef struct rs_ingest_stats_s {
 /* Counter snapshot.  @locality any thread (relaxed atomics) */
 void rs_ingest_stats(const rs_ingest_t *ing, rs_ingest_stats_t *st);
 
-/* The consumer handle, for advanced use (lag queries, the consumer group
- * metadata of a transactional producer).  Owned by ing; do not poll it.
- * @locality the owner thread */
+/* The consumer handle, for advanced use (lag queries).  Owned by ing; do
+ * not poll it.  @locality the owner thread */
 rd_kafka_t *rs_ingest_handle(rs_ingest_t *ing);
+
+/* The consumer group metadata (group, generation, member id) to send with
+ * a transaction's offsets (rs_sink_kafka_txn_commit).  Take it right
+ * before each commit: after a rebalance the old generation's metadata
+ * makes the commit fail (abortable), which is what fences a member that
+ * lost its partitions.  New object owned by the caller: free with
+ * rd_kafka_consumer_group_metadata_destroy().  NULL only if out of
+ * memory.  @locality the owner thread */
+rd_kafka_consumer_group_metadata_t *rs_ingest_group_metadata(rs_ingest_t *ing);
+
+/* Partitions leaving this consumer, reported from rs_ingest_poll (the
+ * rebalance runs there, on the owner thread).  parts[0..n): topic
+ * (RS_MSG_TOPIC_*), partition, offset = the consumer position (next
+ * offset to read; -1 if nothing was read).  Valid during the call only.
+ * lost == 0: before the partitions are revoked -- what was processed can
+ *            still be committed; in exactly-once mode commit the open
+ *            transaction here (the new owner starts at the committed
+ *            offsets).
+ * lost == 1: they were lost (session timeout): another member may own
+ *            them already and a commit would be refused; abort the open
+ *            transaction (rs_sink_kafka_txn_abort with
+ *            RS_SINK_TXN_DISCARD): the new owner produces those results.
+ * The callback may call rs_ingest_group_metadata(), rs_ingest_store*(),
+ * rs_ingest_lag() but not rs_ingest_poll().  */
+typedef void rs_ingest_revoke_cb_t(void *opaque, const rs_ingest_pos_t *parts,
+                                   int n, int lost);
+
+/* Install (or with cb NULL remove) the revoke callback.  @locality the
+ * owner thread */
+void rs_ingest_set_revoke_cb(rs_ingest_t *ing, rs_ingest_revoke_cb_t *cb,
+                             void *opaque);
 
 /* Flush the DLQ producer, commit stored offsets, leave the group and free
  * everything.  NULL is a no-op.  @locality the owner thread */

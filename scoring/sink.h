@@ -12,34 +12,80 @@
  *   dropped silently; a batch with a failed message simply stays unacked
  *   until the retry is delivered.  Retries may reorder a key's messages.
  *
+ *   Exactly-once (rs_sink_kafka_new_txn): a transactional producer.  The
+ *   owner publishes inside transactions (txn_begin .. txn_commit) and
+ *   commits the input positions IN the transaction
+ *   (rs_sink_kafka_txn_commit with rs_ingest_group_metadata()): the
+ *   scores/alerts of a transaction and the consumer group's offsets
+ *   become visible together (read_committed consumers) or not at all.
+ *   rs_sink_kafka_acked() then means "committed": batches are
+ *   acknowledged when their transaction commits.  The sink keeps a copy
+ *   of every message of the open transaction, so after an abort the next
+ *   txn_begin produces them again: abort + begin + commit with the same
+ *   positions redoes the transaction without re-processing its input.
+ *   The consumer must run in exactly-once mode too
+ *   (rs_ingest_conf_t.exactly_once: read_committed, no commits of its
+ *   own).
+ *
  * Redis sink (rs_sink_redis_t) -- key schema (prefix default "rs:"):
  *   <prefix>score:<event_id>           STRING  score record as JSON, PX ttl
  *   <prefix>entity:<entity_id>:scores  ZSET    member event_id, score
  *                                              event_time_ms; PEXPIRE ttl;
  *                                              only the newest
  *                                              entity_index_max kept
+ *   <prefix>input:<event_id>           STRING  scoring inputs of the event
+ *                                              (binary model input log,
+ *                                              rs_model_rescore), PX
+ *                                              input_ttl; only for events
+ *                                              the caller logs
  *   <prefix>model:current              STRING  current model version
  *   <prefix>model:<version>            STRING  model metadata JSON
- *   Writes are idempotent (a replay rewrites the same keys), so
- *   at-least-once input gives exactly one record per event in Redis.
- *   A batch is one pipelined round trip.  Connection loss is RS_ERR_IO
- *   (retriable): the next call reconnects.
+ *   Writes are idempotent: score and input records are SET ... NX (the
+ *   first record of an event stays the record; a replay cannot replace it
+ *   with a different decision) and the entity index is a ZADD of the same
+ *   member, so at-least-once input gives exactly one record per event.
+ *
+ *   Two ways to write:
+ *   - rs_sink_redis_enqueue() (the service): batches are encoded (RESP) by
+ *     the owner thread into a bounded byte buffer (redis.buffer_bytes) and
+ *     written by a writer thread owned by the sink, with its own hiredis
+ *     connection, several batches pipelined per round trip.  A batch
+ *     leaves the buffer only once Redis answered all of its commands;
+ *     after a connection loss the writer reconnects with backoff (50 ms
+ *     doubling to 2 s) and writes the batch again (idempotent).  An outage
+ *     is logged once when it starts and once when it ends.  A full buffer
+ *     is backpressure: RS_ERR_AGAIN, nothing queued.
+ *     rs_sink_redis_done() is the watermark of written batches.  The writer
+ *     thread and its buffer are created by the first enqueue, so tools
+ *     that only read (audit, the HTTP API) never start one.
+ *   - rs_sink_redis_write() (tools, tests): one synchronous pipelined round
+ *     trip on the owner's connection.  Connection loss is RS_ERR_IO
+ *     (retriable): the next call reconnects.
+ *   Reads (get_score, get_input, entity_scores, ping) and set_model use
+ *   the owner's connection; they work while the writer runs.  A read whose
+ *   connection turns out dead (Redis restarted) reconnects and is tried
+ *   once more.
  *   Note: hiredis writes with write(2); a lost connection can raise
  *   SIGPIPE.  rs_sink_redis_new() sets SIGPIPE to ignored if it still has
  *   its default disposition (which would kill the process).
  *
  * Nothing here allocates per score: encode buffers and command vectors are
- * allocated at creation (hiredis keeps its own output buffer).
+ * allocated at creation, the Redis write buffer at the first enqueue
+ * (hiredis keeps its own output buffer).
  *
  * Threads: each sink is owned by one thread (the service loop), including
  * its delivery callbacks, which are served from that thread's calls.  The
- * *_stats() functions may be called from any thread.
+ * *_stats() functions may be called from any thread, and so may
+ * rs_sink_redis_done(), rs_sink_redis_wait() and rs_sink_redis_healthy().
+ * The Redis writer thread is internal: it owns its connection and touches
+ * nothing of the owner's but the buffer (under the sink's mutex).
  */
 #ifndef RS_SINK_H
 #define RS_SINK_H
 
 #include "common/common.h"
 #include "common/config.h"
+#include "ingest/ingest.h" /* rs_ingest_pos_t, group metadata (Kafka sink) */
 #include "proto/proto.h"
 
 #ifdef __cplusplus
@@ -68,7 +114,9 @@ rs_sink_kafka_t *rs_sink_kafka_new(const rs_kv_t *props, const char *bootstrap,
  * queued.  A message librdkafka refuses synchronously for another reason
  * (e.g. a topic error that briefly clears the topic's metadata) is kept in
  * the retry list and counted as outstanding: RS_OK, delivered later, its
- * batch acknowledged only then.  RS_ERR_STATE: batch_seq went backwards;
+ * batch acknowledged only then (transactional: the transaction becomes
+ * abortable instead, see rs_sink_kafka_txn_commit).  RS_ERR_STATE:
+ * batch_seq went backwards, or (transactional) no open transaction;
  * RS_ERR_KAFKA: fatal producer error.  @locality the owner thread */
 rs_err_t rs_sink_kafka_publish(rs_sink_kafka_t *sink, const rs_score_t *sc,
                                uint64_t batch_seq);
@@ -79,7 +127,8 @@ rs_err_t rs_sink_kafka_publish(rs_sink_kafka_t *sink, const rs_score_t *sc,
 rs_err_t rs_sink_kafka_batch_end(rs_sink_kafka_t *sink, uint64_t batch_seq);
 
 /* Highest batch_seq such that every batch <= it was ended and all of its
- * messages are delivered; 0 if none.  Does not poll: call
+ * messages are delivered (transactional: and committed, or discarded by
+ * rs_sink_kafka_txn_abort(RS_SINK_TXN_DISCARD)); 0 if none.  Does not poll: call
  * rs_sink_kafka_poll() to serve delivery reports.  @locality the owner
  * thread */
 uint64_t rs_sink_kafka_acked(rs_sink_kafka_t *sink);
@@ -103,6 +152,8 @@ typedef struct rs_sink_kafka_stats_s {
     uint64_t queue_full;  /* publish calls that hit a full local queue    */
     int64_t inflight;     /* messages queued and not yet acknowledged    */
     uint64_t acked_seq;   /* last rs_sink_kafka_acked() value             */
+    uint64_t txn_commits; /* transactions committed (transactional mode)  */
+    uint64_t txn_aborts;  /* transactions aborted                         */
 } rs_sink_kafka_stats_t;
 
 /* Counter snapshot.  @locality any thread (relaxed atomics) */
@@ -110,8 +161,99 @@ void rs_sink_kafka_stats(const rs_sink_kafka_t *sink,
                          rs_sink_kafka_stats_t *st);
 
 /* Flush (up to 10 s; undelivered messages are reported at error level)
- * and free.  NULL is a no-op.  @locality the owner thread */
+ * and free.  Transactional: an open transaction is aborted first (its
+ * messages discarded).  NULL is a no-op.  @locality the owner thread */
 void rs_sink_kafka_destroy(rs_sink_kafka_t *sink);
+
+/* ------------------------------------------- Kafka: exactly-once mode */
+
+/* Like rs_sink_kafka_new, but transactional with transactional.id
+ * `transactional_id` (non-empty): stable across restarts of one service
+ * instance and unique among instances (e.g. "<group_id>-<instance>").
+ * Creation runs init_transactions (up to 30 s): it aborts whatever an
+ * earlier instance with the same id left open and fences that instance
+ * (its next transactional call fails, fatal).  transactional.id in
+ * `props` is RS_ERR_CONFIG here and in rs_sink_kafka_new.  Mind
+ * transaction.timeout.ms (librdkafka default 60 s; set it with
+ * producer.transaction.timeout.ms): a transaction open longer is aborted
+ * by the broker.  Returns NULL with errstr on failure.
+ * @locality the owner thread */
+rs_sink_kafka_t *rs_sink_kafka_new_txn(const rs_kv_t *props,
+                                       const char *bootstrap,
+                                       const char *topic_scores,
+                                       const char *topic_alerts,
+                                       rs_format_t fmt,
+                                       const char *transactional_id,
+                                       char *errstr, size_t errstr_size);
+
+/* Errors of the transactional calls (errstr/logs say which Kafka error):
+ *   RS_ERR_TIMEOUT  retriable: the call did not finish in time (e.g. the
+ *                   coordinator is slow or moving, messages undelivered
+ *                   yet); the transaction is still open: call the same
+ *                   function again with the same arguments.
+ *   RS_ERR_AGAIN    abortable: the transaction cannot commit -- a message
+ *                   of it was not delivered (or refused), the broker
+ *                   refused its offsets (e.g. ILLEGAL_GENERATION or
+ *                   UNKNOWN_MEMBER_ID after a rebalance), or it timed out
+ *                   (transaction.timeout.ms).  Call
+ *                   rs_sink_kafka_txn_abort(RS_SINK_TXN_RETRY), then
+ *                   rs_sink_kafka_txn_begin() (which produces the aborted
+ *                   messages again) and commit again with the same
+ *                   positions; after a rebalance use
+ *                   RS_SINK_TXN_DISCARD instead (the new owner redoes
+ *                   those partitions).
+ *   RS_ERR_KAFKA    fatal: the producer is unusable -- PRODUCER_FENCED
+ *                   (a newer instance with the same transactional id),
+ *                   TRANSACTIONAL_ID_AUTHORIZATION_FAILED, INVALID_TXN_STATE
+ *                   and other fatal errors.  Stop; restart from the state
+ *                   checkpoint (replayed input is flagged, rs_msg_t.replay).
+ *   RS_ERR_STATE    misuse: not transactional, no open transaction (or
+ *                   one already open for begin).
+ *   RS_ERR_INVALID  bad arguments.                                      */
+
+/* Begin a transaction.  If the previous one was aborted with
+ * RS_SINK_TXN_RETRY, its messages are produced again into this one (into
+ * their original batches).  RS_OK, RS_ERR_STATE, RS_ERR_AGAIN (producing
+ * the kept messages failed: abort again), RS_ERR_KAFKA (fatal).
+ * @locality the owner thread */
+rs_err_t rs_sink_kafka_txn_begin(rs_sink_kafka_t *sink);
+
+/* Commit the open transaction with the input positions pos[0..n) (one per
+ * partition, offset = next offset to read, i.e. last processed + 1;
+ * entries with offset < 0 are skipped; n may be 0), sent to the consumer
+ * group of `cgmd` (rs_ingest_group_metadata(); owned by the caller) as
+ * part of the transaction.  topics[RS_MSG_TOPIC_EVENTS /
+ * RS_MSG_TOPIC_LABELS] are the input topic names.  Ends every batch
+ * published so far (rs_sink_kafka_batch_end) and waits for their
+ * delivery, then sends the offsets and commits, all within timeout_ms.
+ * On RS_OK every batch published so far is acknowledged
+ * (rs_sink_kafka_acked) and the kept copies are dropped.  Errors: see
+ * above.  @locality the owner thread */
+rs_err_t rs_sink_kafka_txn_commit(rs_sink_kafka_t *sink,
+                                  const rs_ingest_pos_t *pos, int n,
+                                  const char *const topics[2],
+                                  rd_kafka_consumer_group_metadata_t *cgmd,
+                                  int timeout_ms, char *errstr,
+                                  size_t errstr_size);
+
+#define RS_SINK_TXN_RETRY 0   /* keep the messages: the next begin redoes */
+#define RS_SINK_TXN_DISCARD 1 /* drop them (partitions revoked or lost,
+                               * shutdown): their batches count as done  */
+
+/* Abort the open transaction: its messages are discarded by the brokers
+ * (read_committed consumers never see them) and its offsets are not
+ * committed.  flags RS_SINK_TXN_RETRY: the messages are kept and produced
+ * again by the next rs_sink_kafka_txn_begin(); RS_SINK_TXN_DISCARD: they
+ * are dropped and their batches acknowledged as done (nothing more will
+ * come of them).  RS_OK also when no transaction is open.  RS_ERR_TIMEOUT
+ * (retriable: call again), RS_ERR_KAFKA (fatal), RS_ERR_STATE (not
+ * transactional).  @locality the owner thread */
+rs_err_t rs_sink_kafka_txn_abort(rs_sink_kafka_t *sink, int flags,
+                                 int timeout_ms, char *errstr,
+                                 size_t errstr_size);
+
+/* 1 if a transaction is open.  @locality the owner thread */
+int rs_sink_kafka_txn_open(const rs_sink_kafka_t *sink);
 
 /* ---------------------------------------------------------------- Redis */
 
@@ -128,6 +270,13 @@ void rs_sink_kafka_destroy(rs_sink_kafka_t *sink);
  *   timeout           duration 2s     connect and command timeout
  *   password_env      string   ""     env var holding the AUTH password
  *                                     (wins over a password in the URL)
+ *   buffer_bytes      int      64 MiB bytes of encoded batches the writer
+ *                                     thread may hold (an outage lasts
+ *                                     until it is full, then enqueue says
+ *                                     RS_ERR_AGAIN); >= 4096
+ *   input_ttl         duration 0      lifetime of input logs; 0 = same as
+ *                                     ttl (an audit --rescore needs both
+ *                                     the score record and its input)
  */
 typedef struct rs_redis_conf_s {
     char url[256];
@@ -136,6 +285,8 @@ typedef struct rs_redis_conf_s {
     int64_t entity_index_max;
     int64_t timeout_ms;
     char password_env[64];
+    int64_t buffer_bytes;
+    int64_t input_ttl_ms;
 } rs_redis_conf_t;
 
 /* The field table (static); *n gets the row count.  @locality any */
@@ -174,12 +325,16 @@ rs_err_t rs_redis_conf_check(const rs_redis_conf_t *conf, char *errstr,
 
 /* Connect (AUTH and SELECT as configured).  `conf` is copied.  Returns NULL
  * with errstr on failure: a bad configuration (see rs_redis_conf_check),
- * Redis unreachable, or AUTH/SELECT refused.  @locality the owner thread */
+ * Redis unreachable, or AUTH/SELECT refused (the service needs Redis at
+ * start; the writer thread then survives later outages).  No writer
+ * thread yet: the first rs_sink_redis_enqueue() starts it.
+ * @locality the owner thread */
 rs_sink_redis_t *rs_sink_redis_new(const rs_redis_conf_t *conf, char *errstr,
                                    size_t errstr_size);
 
-/* Write scores[0..n) in one pipelined round trip (4 commands per score:
- * SET score PX, ZADD index, PEXPIRE index, ZREMRANGEBYRANK index).
+/* Write scores[0..n) now, in one pipelined round trip on the owner's
+ * connection (4 commands per score: SET score PX NX, ZADD index, PEXPIRE
+ * index, ZREMRANGEBYRANK index); independent of the writer thread.
  * RS_OK: all applied.  RS_ERR_IO: connection lost or timed out (retriable;
  * some commands may have been applied -- rewriting is harmless); the next
  * call reconnects.  RS_ERR_REDIS: Redis answered an error (text in
@@ -213,19 +368,92 @@ rs_err_t rs_sink_redis_set_model(rs_sink_redis_t *sink, const char *version,
 rs_err_t rs_sink_redis_ping(rs_sink_redis_t *sink, char *errstr,
                             size_t errstr_size);
 
+/* ---------------------------------------------- Redis: async writer
+ *
+ * Batches carry a sequence number `seq` (>= 1, non-decreasing; the same
+ * numbers as the Kafka sink's batches).  A batch should be queued by one
+ * call: done counts what was queued, so if a batch is queued in several
+ * calls, done may pass it while a later part is still to come. */
+
+/* Queue scores[0..n) of batch `seq` for the writer thread: per score
+ * SET <prefix>score:<event_id> json PX ttl NX, ZADD / PEXPIRE /
+ * ZREMRANGEBYRANK of the entity index (as rs_sink_redis_write), and, if
+ * `logs` and logs[i] are non-NULL, SET <prefix>input:<event_id>
+ * logs[i][0..log_lens[i]) PX input_ttl NX.  Everything is encoded into the
+ * bounded buffer (redis.buffer_bytes) at once: scores and logs may be
+ * reused when this returns.  No allocation (but the first call allocates
+ * the buffer and starts the writer thread).
+ * n == 0 queues nothing and only moves the batch number on (an empty
+ * batch is done as soon as the batches before it are).
+ * RS_OK: queued (written later, never dropped: it leaves the buffer only
+ * when Redis answered all of its commands).
+ * RS_ERR_AGAIN: not enough room (Redis slow or down), nothing queued: the
+ * caller pauses consumption and retries the same call later.
+ * RS_ERR_TOOBIG: the batch alone is larger than the buffer or a record
+ * does not encode (nothing queued; split the batch).
+ * RS_ERR_STATE: seq went backwards; RS_ERR_INVALID: seq 0, n < 0, logs
+ * without log_lens.
+ * RS_ERR_NOMEM: the writer thread could not be started.
+ * @locality the owner thread */
+rs_err_t rs_sink_redis_enqueue(rs_sink_redis_t *sink, const rs_score_t *scores,
+                               int n, const void *const *logs,
+                               const size_t *log_lens, uint64_t seq);
+
+/* Highest seq such that every batch <= seq that was queued is written (0
+ * if none).  Never decreases.  @locality any thread */
+uint64_t rs_sink_redis_done(const rs_sink_redis_t *sink);
+
+/* Wait until rs_sink_redis_done() >= seq: RS_OK, or RS_ERR_TIMEOUT after
+ * timeout_ms (0: do not wait; < 0: no limit).  @locality any thread */
+rs_err_t rs_sink_redis_wait(rs_sink_redis_t *sink, uint64_t seq,
+                            int timeout_ms);
+
+/* 1 if the writer's last attempt (a write, or the PING it sends after 1 s
+ * without work) succeeded, 0 during an outage (readiness).  1 before the
+ * writer starts (rs_sink_redis_new() connected).  @locality any thread */
+int rs_sink_redis_healthy(const rs_sink_redis_t *sink);
+
+/* The input log of `event_id` into buf[cap], *len = its size (also when
+ * it does not fit: RS_ERR_TOOBIG, nothing copied).  RS_ERR_NOTFOUND if not
+ * logged (or expired); RS_ERR_IO / RS_ERR_REDIS as for write.
+ * @locality the owner thread */
+rs_err_t rs_sink_redis_get_input(rs_sink_redis_t *sink, const char *event_id,
+                                 void *buf, size_t cap, size_t *len,
+                                 char *errstr, size_t errstr_size);
+
 typedef struct rs_sink_redis_stats_s {
+    /* owner connection (rs_sink_redis_write and the reads) */
     uint64_t writes;      /* rs_sink_redis_write calls that succeeded    */
-    uint64_t scores;      /* scores written                              */
+    uint64_t scores;      /* scores written by rs_sink_redis_write       */
     uint64_t io_errors;   /* connection losses / timeouts                */
     uint64_t errors;      /* error replies                               */
     uint64_t reconnects;  /* successful connects after the first         */
+    /* writer thread (rs_sink_redis_enqueue) */
+    uint64_t buffer_bytes;   /* bytes queued now (incl. being written)   */
+    uint64_t buffer_max;     /* capacity: redis.buffer_bytes             */
+    uint64_t buffer_peak;    /* highest buffer_bytes so far              */
+    uint64_t queued_batches; /* enqueue calls not yet written            */
+    uint64_t buffer_full;    /* enqueue calls refused with RS_ERR_AGAIN  */
+    uint64_t written;        /* scores written by the writer             */
+    uint64_t inputs;         /* input logs written by the writer         */
+    uint64_t write_errors;   /* failed attempts (connect, I/O, retriable
+                              * error reply), each retried               */
+    uint64_t rejected;       /* commands refused for good (WRONGTYPE,
+                              * ERR): logged, their batch counts written */
+    uint64_t outages;        /* outages started (healthy 1 -> 0)         */
+    uint64_t done_seq;       /* rs_sink_redis_done()                     */
+    int healthy;             /* rs_sink_redis_healthy()                  */
 } rs_sink_redis_stats_t;
 
 /* Counter snapshot.  @locality any thread (relaxed atomics) */
 void rs_sink_redis_stats(const rs_sink_redis_t *sink,
                          rs_sink_redis_stats_t *st);
 
-/* Disconnect and free.  NULL is a no-op.  @locality the owner thread */
+/* Stop the writer (it gets up to 10 s to write what is queued; batches
+ * left are reported at error level: their offsets were never stored, so
+ * they are consumed again after a restart), disconnect and free.  NULL is
+ * a no-op.  No other thread may still be in rs_sink_redis_wait/_done/
+ * _stats.  @locality the owner thread */
 void rs_sink_redis_destroy(rs_sink_redis_t *sink);
 
 #ifdef __cplusplus

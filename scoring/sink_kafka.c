@@ -13,6 +13,19 @@
  * rs_sink_kafka_poll / publish / flush produce again.  The batch keeps its
  * outstanding count until the copy is delivered.
  *
+ * Transactional mode (rs_sink_kafka_new_txn): no retry list -- a failed
+ * message makes the transaction abortable (librdkafka refuses to commit
+ * it).  Instead every message of the open transaction is also copied into
+ * `kept` (one growing buffer, reused: no allocation once it is big enough
+ * for the largest transaction), and the first rs_sink_kafka_txn_begin()
+ * after an abort produces those copies again, into their original batch
+ * slots.  So an abort followed by begin + commit of the same positions
+ * publishes exactly what the aborted transaction would have, without the
+ * caller re-processing anything.  A batch leaves the ring only once it is
+ * delivered AND its transaction committed (or discarded): txn_done_seq.
+ * Every delivery report (success or failure) decrements `outstanding`;
+ * the commit decides, not the report.
+ *
  * Threads: one owner thread; the delivery report callback runs inside
  * rd_kafka_poll/rd_kafka_flush on that thread, so the ring and the retry
  * list need no lock.  Counters are relaxed atomics for rs_sink_kafka_stats.
@@ -35,6 +48,14 @@ typedef struct rs_sink_batch_s {
     int64_t outstanding;   /* messages queued and not yet delivered */
     int ended;             /* rs_sink_kafka_batch_end covered it    */
 } rs_sink_batch_t;
+
+/* A message kept for a possible re-produce after an abort; followed by
+ * [klen] key then [len] payload, the record padded to 8 bytes. */
+typedef struct rs_sink_kept_s {
+    uint32_t slot;         /* ring slot of its batch                */
+    uint32_t alert;        /* 1: alerts topic                       */
+    uint32_t klen, len;
+} rs_sink_kept_t;
 
 typedef struct rs_sink_retry_s {
     struct rs_sink_retry_s *next;
@@ -59,11 +80,21 @@ struct rs_sink_kafka_s {
     rs_sink_retry_t *retry_head, *retry_tail;
     int fatal;
     int closing;                    /* destroy: purging, no new copies */
+    /* transactional mode */
+    int txn;                        /* 1: transactional producer        */
+    int txn_open;                   /* a transaction is open            */
+    int txn_abortable;              /* it can only be aborted           */
+    int txn_aborting;               /* abort running: failures expected */
+    int txn_offsets_sent;           /* offsets are in the open txn      */
+    uint64_t txn_done_seq;          /* batches <= it committed/discarded */
+    uint8_t *kept;                  /* [kept_cap] rs_sink_kept_t records */
+    size_t kept_len, kept_cap;
+    uint64_t kept_n;                /* records in kept                  */
     int64_t warn_last_us;           /* DR failure log rate limit       */
     int64_t retry_warn_us;          /* re-produce error log rate limit */
     struct {
         _Atomic uint64_t published, alerts, delivered, failed, retries,
-            queue_full, acked_seq;
+            queue_full, acked_seq, txn_commits, txn_aborts;
         _Atomic int64_t inflight;
     } c;
 };
@@ -93,6 +124,29 @@ static void rs_sink_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
     uintptr_t op = (uintptr_t)rkm->_private;
     rs_sink_retry_t *re = (op & 1u) ? NULL : (rs_sink_retry_t *)op;
     uint32_t slot = re ? re->slot : (uint32_t)(op >> 1);
+
+    if (sink->txn) {
+        /* Delivered or not, the commit decides; a failure dooms the open
+         * transaction (the kept copy is produced again after the abort). */
+        RS_ADD(sink->c.inflight, -1);
+        rs_sink_slot(sink, slot)->outstanding--;
+        if (!rkm->err) {
+            RS_INC(sink->c.delivered);
+            return;
+        }
+        RS_INC(sink->c.failed);
+        if (!sink->txn_open || sink->txn_aborting || sink->closing) return;
+        sink->txn_abortable = 1;
+        int64_t now = rs_clock_mono_us();
+        if (now - sink->warn_last_us >= 1000000) {
+            sink->warn_last_us = now;
+            rs_warn("sink", "delivery to %s [%d] failed: %s; the transaction "
+                    "must be aborted (its messages are kept and produced "
+                    "again in the next one)", rd_kafka_topic_name(rkm->rkt),
+                    (int)rkm->partition, rd_kafka_err2str(rkm->err));
+        }
+        return;
+    }
 
     if (!rkm->err) {
         RS_INC(sink->c.delivered);
@@ -206,10 +260,52 @@ static void rs_sink_retry_drain(rs_sink_kafka_t *sink) {
     }
 }
 
-rs_sink_kafka_t *rs_sink_kafka_new(const rs_kv_t *props, const char *bootstrap,
-                                   const char *topic_scores,
-                                   const char *topic_alerts, rs_format_t fmt,
-                                   char *errstr, size_t errstr_size) {
+#define RS_SINK_TXN_INIT_MS 30000 /* init_transactions, all attempts */
+
+/* Classify a transactional API error (see sink.h), log it, fill errstr,
+ * free it. */
+static rs_err_t rs_sink_txn_fail(rs_sink_kafka_t *sink,
+                                 rd_kafka_error_t *error, const char *what,
+                                 char *errstr, size_t errstr_size) {
+    rs_err_t err;
+    const char *cls;
+    if (rd_kafka_error_is_fatal(error)) {
+        sink->fatal = 1;
+        err = RS_ERR_KAFKA;
+        cls = "fatal: the producer is unusable";
+    } else if (rd_kafka_error_txn_requires_abort(error)) {
+        sink->txn_abortable = 1;
+        err = RS_ERR_AGAIN;
+        cls = "abortable: abort the transaction and redo it";
+    } else if (rd_kafka_error_is_retriable(error)) {
+        err = RS_ERR_TIMEOUT;
+        cls = "retriable: call again";
+    } else if (rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR__STATE) {
+        err = RS_ERR_STATE;
+        cls = "invalid state";
+    } else {
+        err = RS_ERR_KAFKA;
+        cls = "error";
+    }
+    rs_log(err == RS_ERR_TIMEOUT ? RS_LOG_WARN : RS_LOG_ERROR, "sink",
+           "%s: %s [%s] (%s)", what, rd_kafka_error_string(error),
+           rd_kafka_error_name(error), cls);
+    rs_errf(errstr, errstr_size, err, "%s: %s (%s)", what,
+            rd_kafka_error_string(error), cls);
+    rd_kafka_error_destroy(error);
+    return err;
+}
+
+/* Create the producer; transactional (and initialised: fences older
+ * instances with the same id) if txn_id is non-NULL. */
+static rs_sink_kafka_t *rs_sink_kafka_create(const rs_kv_t *props,
+                                             const char *bootstrap,
+                                             const char *topic_scores,
+                                             const char *topic_alerts,
+                                             rs_format_t fmt,
+                                             const char *txn_id,
+                                             char *errstr,
+                                             size_t errstr_size) {
     static const char *const defaults[][2] = {
         {"enable.idempotence", "true"},
         {"linger.ms", "5"},
@@ -232,6 +328,25 @@ rs_sink_kafka_t *rs_sink_kafka_new(const rs_kv_t *props, const char *bootstrap,
                                 (int)RS_ARRAY_LEN(defaults), &kconf, errstr,
                                 errstr_size) != RS_OK)
         goto fail;
+    size_t tlen = 0; /* value size with its NUL: > 1 if set */
+    if (rd_kafka_conf_get(kconf, "transactional.id", NULL, &tlen) ==
+            RD_KAFKA_CONF_OK && tlen > 1) {
+        rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                "kafka sink: kafka.transactional.id must not be set: "
+                "exactly-once mode gives the sink its own");
+        goto fail;
+    }
+    if (txn_id) {
+        sink->txn = 1;
+        if (rd_kafka_conf_set(kconf, "transactional.id", txn_id, kerr,
+                              sizeof(kerr)) != RD_KAFKA_CONF_OK ||
+            rd_kafka_conf_set(kconf, "enable.idempotence", "true", kerr,
+                              sizeof(kerr)) != RD_KAFKA_CONF_OK) {
+            rs_errf(errstr, errstr_size, RS_ERR_CONFIG, "kafka sink: %s",
+                    kerr);
+            goto fail;
+        }
+    }
     rd_kafka_conf_set_opaque(kconf, sink);
     rd_kafka_conf_set_dr_msg_cb(kconf, rs_sink_dr_cb);
     sink->rk = rd_kafka_new(RD_KAFKA_PRODUCER, kconf, kerr, sizeof(kerr));
@@ -249,16 +364,65 @@ rs_sink_kafka_t *rs_sink_kafka_new(const rs_kv_t *props, const char *bootstrap,
                 rd_kafka_err2str(rd_kafka_last_error()));
         goto fail;
     }
-    rs_info("sink", "scores to '%s'%s%s%s (%s)", topic_scores,
+    if (txn_id) {
+        /* Registers the id with its coordinator, aborts what an older
+         * instance left open and fences that instance. */
+        int64_t deadline = rs_clock_mono_us() + RS_SINK_TXN_INIT_MS * 1000LL;
+        for (;;) {
+            int64_t left = (deadline - rs_clock_mono_us()) / 1000;
+            rd_kafka_error_t *error =
+                rd_kafka_init_transactions(sink->rk, (int)RS_MAX(left, 1));
+            if (!error) break;
+            if (rd_kafka_error_is_retriable(error) && left > 0) {
+                rs_warn("sink", "init transactions: %s (retrying)",
+                        rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+                rd_kafka_poll(sink->rk, 100); /* no busy loop */
+                continue;
+            }
+            rs_sink_txn_fail(sink, error, "kafka sink: init transactions",
+                             errstr, errstr_size);
+            goto fail;
+        }
+        sink->kept_cap = 64 * 1024;
+        sink->kept = rs_malloc(sink->kept_cap);
+    }
+    rs_info("sink", "scores to '%s'%s%s%s (%s)%s%s%s", topic_scores,
             sink->rkt_alerts ? ", alerts to '" : "",
             sink->rkt_alerts ? topic_alerts : "",
             sink->rkt_alerts ? "'" : "",
-            fmt == RS_FORMAT_PROTOBUF ? "protobuf" : "json");
+            fmt == RS_FORMAT_PROTOBUF ? "protobuf" : "json",
+            txn_id ? ", transactional (id '" : "", txn_id ? txn_id : "",
+            txn_id ? "')" : "");
     return sink;
 fail:
     if (kconf) rd_kafka_conf_destroy(kconf);
     rs_sink_kafka_destroy(sink);
     return NULL;
+}
+
+rs_sink_kafka_t *rs_sink_kafka_new(const rs_kv_t *props, const char *bootstrap,
+                                   const char *topic_scores,
+                                   const char *topic_alerts, rs_format_t fmt,
+                                   char *errstr, size_t errstr_size) {
+    return rs_sink_kafka_create(props, bootstrap, topic_scores, topic_alerts,
+                                fmt, NULL, errstr, errstr_size);
+}
+
+rs_sink_kafka_t *rs_sink_kafka_new_txn(const rs_kv_t *props,
+                                       const char *bootstrap,
+                                       const char *topic_scores,
+                                       const char *topic_alerts,
+                                       rs_format_t fmt,
+                                       const char *transactional_id,
+                                       char *errstr, size_t errstr_size) {
+    if (!transactional_id || !*transactional_id) {
+        rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                "kafka sink: empty transactional id");
+        return NULL;
+    }
+    return rs_sink_kafka_create(props, bootstrap, topic_scores, topic_alerts,
+                                fmt, transactional_id, errstr, errstr_size);
 }
 
 /* Slot of batch `seq`, opening a new one at the back if needed.
@@ -326,11 +490,37 @@ static rd_kafka_resp_err_t rs_sink_produce(rs_sink_kafka_t *sink,
     }
 }
 
+/* Transactional mode: copy a message of the open transaction into `kept`
+ * (grows by doubling; reused across transactions). */
+static void rs_sink_keep(rs_sink_kafka_t *sink, int alert, uint32_t slot,
+                         const char *key, const void *buf, size_t len) {
+    size_t klen = strlen(key);
+    size_t need = (sizeof(rs_sink_kept_t) + klen + len + 7) & ~(size_t)7;
+    if (sink->kept_len + need > sink->kept_cap) {
+        while (sink->kept_len + need > sink->kept_cap) sink->kept_cap *= 2;
+        sink->kept = rs_realloc(sink->kept, sink->kept_cap);
+    }
+    rs_sink_kept_t *k = (rs_sink_kept_t *)(sink->kept + sink->kept_len);
+    k->slot = slot;
+    k->alert = (uint32_t)alert;
+    k->klen = (uint32_t)klen;
+    k->len = (uint32_t)len;
+    memcpy(k + 1, key, klen);
+    memcpy((uint8_t *)(k + 1) + klen, buf, len);
+    sink->kept_len += need;
+    sink->kept_n++;
+}
+
 rs_err_t rs_sink_kafka_publish(rs_sink_kafka_t *sink, const rs_score_t *sc,
                                uint64_t batch_seq) {
     uint32_t slot;
     rs_err_t err;
     if (sink->fatal) return RS_ERR_KAFKA;
+    if (sink->txn && !sink->txn_open) {
+        rs_error("sink", "publish outside a transaction (call "
+                 "rs_sink_kafka_txn_begin first)");
+        return RS_ERR_STATE;
+    }
     rs_sink_retry_drain(sink);
     if ((err = rs_sink_batch_slot(sink, batch_seq, &slot)) != RS_OK)
         return err;
@@ -347,14 +537,21 @@ rs_err_t rs_sink_kafka_publish(rs_sink_kafka_t *sink, const rs_score_t *sc,
     if (kerr == RD_KAFKA_RESP_ERR__FATAL) goto kafka_error;
     if (kerr) {
         /* Refused now (e.g. the topic's metadata is briefly unknown after
-         * a topic-level error): keep it and re-produce on the next poll. */
+         * a topic-level error): keep it and re-produce on the next poll.
+         * Transactional: the transaction misses it, so it must be aborted
+         * and redone (the kept copy goes in the next one). */
         rs_sink_refused(sink, sink->rkt_scores, kerr);
-        rs_sink_retry_push(sink, 0, slot, sc->entity_id, sink->buf,
-                           (size_t)len);
+        if (sink->txn) sink->txn_abortable = 1;
+        else rs_sink_retry_push(sink, 0, slot, sc->entity_id, sink->buf,
+                                (size_t)len);
     }
-    sink->ring[slot].outstanding++;
+    if (sink->txn)
+        rs_sink_keep(sink, 0, slot, sc->entity_id, sink->buf, (size_t)len);
+    if (!kerr || !sink->txn) { /* a delivery report will come */
+        sink->ring[slot].outstanding++;
+        RS_ADD(sink->c.inflight, 1);
+    }
     RS_INC(sink->c.published);
-    RS_ADD(sink->c.inflight, 1);
 
     int alert = sc->decision == RS_DECISION_REVIEW ||
                 sc->decision == RS_DECISION_DECLINE ||
@@ -365,15 +562,21 @@ rs_err_t rs_sink_kafka_publish(rs_sink_kafka_t *sink, const rs_score_t *sc,
     if (kerr == RD_KAFKA_RESP_ERR__FATAL) goto kafka_error;
     if (kerr) {
         /* The score is queued: keep the alert ourselves (retry list) so
-         * the call stays all-or-nothing for the caller. */
+         * the call stays all-or-nothing for the caller.  Transactional:
+         * the kept copy goes in the redone transaction. */
         if (kerr != RD_KAFKA_RESP_ERR__QUEUE_FULL)
             rs_sink_refused(sink, sink->rkt_alerts, kerr);
-        rs_sink_retry_push(sink, 1, slot, sc->entity_id, sink->buf,
-                           (size_t)len);
+        if (sink->txn) sink->txn_abortable = 1;
+        else rs_sink_retry_push(sink, 1, slot, sc->entity_id, sink->buf,
+                                (size_t)len);
     }
-    sink->ring[slot].outstanding++;
+    if (sink->txn)
+        rs_sink_keep(sink, 1, slot, sc->entity_id, sink->buf, (size_t)len);
+    if (!kerr || !sink->txn) {
+        sink->ring[slot].outstanding++;
+        RS_ADD(sink->c.inflight, 1);
+    }
     RS_INC(sink->c.alerts);
-    RS_ADD(sink->c.inflight, 1);
     return RS_OK;
 kafka_error:
     rs_sink_check_fatal(sink);
@@ -389,8 +592,9 @@ rs_err_t rs_sink_kafka_batch_end(rs_sink_kafka_t *sink, uint64_t batch_seq) {
         b->ended = 1;
     }
     if (batch_seq > sink->last_seq) {
-        /* A batch without messages. */
-        if (sink->cnt == 0) {
+        /* A batch without messages (transactional: acknowledged with its
+         * transaction, like the others). */
+        if (sink->cnt == 0 && !sink->txn) {
             sink->acked = batch_seq;
             RS_STORE(sink->c.acked_seq, batch_seq);
         } else {
@@ -409,6 +613,7 @@ uint64_t rs_sink_kafka_acked(rs_sink_kafka_t *sink) {
     while (sink->cnt > 0) {
         rs_sink_batch_t *b = rs_sink_slot(sink, sink->head);
         if (!b->ended || b->outstanding > 0) break;
+        if (sink->txn && b->seq > sink->txn_done_seq) break; /* uncommitted */
         sink->acked = b->seq;
         sink->head = (sink->head + 1) % RS_SINK_RING;
         sink->cnt--;
@@ -439,6 +644,212 @@ rs_err_t rs_sink_kafka_flush(rs_sink_kafka_t *sink, int timeout_ms) {
     return RS_OK;
 }
 
+/* ------------------------------------------------------ transactions */
+
+/* Poll until every delivery report is served or the deadline passes. */
+static void rs_sink_drain_reports(rs_sink_kafka_t *sink, int64_t deadline) {
+    while (rd_kafka_outq_len(sink->rk) > 0 && rs_clock_mono_us() < deadline)
+        rd_kafka_poll(sink->rk, 10);
+    rd_kafka_poll(sink->rk, 0);
+}
+
+/* Produce the kept copies (the messages of the aborted transaction) into
+ * the transaction just begun. */
+static rs_err_t rs_sink_txn_reproduce(rs_sink_kafka_t *sink) {
+    int64_t deadline = rs_clock_mono_us() + 10 * RS_SINK_BLOCK_MS * 1000LL;
+    uint64_t n = 0;
+    size_t off = 0;
+    while (off < sink->kept_len) {
+        rs_sink_kept_t *k = (rs_sink_kept_t *)(sink->kept + off);
+        rd_kafka_topic_t *rkt = k->alert ? sink->rkt_alerts : sink->rkt_scores;
+        const char *key = (const char *)(k + 1);
+        rd_kafka_resp_err_t kerr = rd_kafka_producev(
+            sink->rk, RD_KAFKA_V_RKT(rkt),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_KEY(key, k->klen),
+            RD_KAFKA_V_VALUE((void *)(key + k->klen), k->len),
+            RD_KAFKA_V_OPAQUE((void *)(((uintptr_t)k->slot << 1) | 1u)),
+            RD_KAFKA_V_END);
+        if (kerr == RD_KAFKA_RESP_ERR__FATAL) {
+            rs_sink_check_fatal(sink);
+            return RS_ERR_KAFKA;
+        }
+        /* A full queue, or a topic error that librdkafka keeps until the
+         * next metadata refresh (the error that failed the aborted
+         * transaction often is one): wait and try again. */
+        if (kerr && kerr != RD_KAFKA_RESP_ERR__STATE &&
+            rs_clock_mono_us() < deadline) {
+            if (kerr == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                RS_INC(sink->c.queue_full);
+            rd_kafka_poll(sink->rk, 10);
+            continue;
+        }
+        if (kerr) {
+            sink->txn_abortable = 1;
+            rs_error("sink", "producing the aborted transaction's messages "
+                     "again: %s (%llu of %llu done): abort again",
+                     rd_kafka_err2str(kerr), (unsigned long long)n,
+                     (unsigned long long)sink->kept_n);
+            return RS_ERR_AGAIN;
+        }
+        rs_sink_slot(sink, k->slot)->outstanding++;
+        RS_ADD(sink->c.inflight, 1);
+        RS_INC(sink->c.retries);
+        n++;
+        off += (sizeof(*k) + k->klen + k->len + 7) & ~(size_t)7;
+    }
+    rs_info("sink", "transaction redone: %llu message(s) of the aborted "
+            "transaction produced again", (unsigned long long)n);
+    return RS_OK;
+}
+
+rs_err_t rs_sink_kafka_txn_begin(rs_sink_kafka_t *sink) {
+    if (sink->fatal) return RS_ERR_KAFKA;
+    if (!sink->txn || sink->txn_open) {
+        rs_error("sink", "txn begin: %s", !sink->txn
+                 ? "the sink is not transactional"
+                 : "a transaction is already open");
+        return RS_ERR_STATE;
+    }
+    if (sink->fatal) return RS_ERR_KAFKA;
+    rd_kafka_error_t *error = rd_kafka_begin_transaction(sink->rk);
+    if (error)
+        return rs_sink_txn_fail(sink, error, "begin transaction", NULL, 0);
+    sink->txn_open = 1;
+    sink->txn_abortable = 0;
+    sink->txn_offsets_sent = 0;
+    return sink->kept_n ? rs_sink_txn_reproduce(sink) : RS_OK;
+}
+
+rs_err_t rs_sink_kafka_txn_commit(rs_sink_kafka_t *sink,
+                                  const rs_ingest_pos_t *pos, int n,
+                                  const char *const topics[2],
+                                  rd_kafka_consumer_group_metadata_t *cgmd,
+                                  int timeout_ms, char *errstr,
+                                  size_t errstr_size) {
+    int64_t deadline = rs_clock_mono_us() + (int64_t)timeout_ms * 1000;
+    rd_kafka_error_t *error;
+    if (sink->fatal)
+        return rs_errf(errstr, errstr_size, RS_ERR_KAFKA,
+                       "txn commit: the producer hit a fatal error");
+    if (!sink->txn || !sink->txn_open)
+        return rs_errf(errstr, errstr_size, RS_ERR_STATE, "txn commit: %s",
+                       !sink->txn ? "the sink is not transactional"
+                                  : "no open transaction");
+    if (n < 0 || (n > 0 && (!pos || !topics || !cgmd)))
+        return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
+                       "txn commit: positions need topics and the group "
+                       "metadata");
+    /* Every batch published so far belongs to this transaction. */
+    rs_sink_kafka_batch_end(sink, sink->last_seq);
+    /* Serve the delivery reports first: a failed message shows here,
+     * before the commit round trip. */
+    rd_kafka_resp_err_t kerr = rd_kafka_flush(sink->rk, timeout_ms);
+    rs_sink_check_fatal(sink);
+    if (sink->fatal)
+        return rs_errf(errstr, errstr_size, RS_ERR_KAFKA,
+                       "txn commit: the producer hit a fatal error");
+    if (sink->txn_abortable)
+        return rs_errf(errstr, errstr_size, RS_ERR_AGAIN,
+                       "txn commit: a message of the transaction was not "
+                       "delivered (abortable: abort the transaction and "
+                       "redo it)");
+    if (kerr == RD_KAFKA_RESP_ERR__TIMED_OUT)
+        return rs_errf(errstr, errstr_size, RS_ERR_TIMEOUT,
+                       "txn commit: messages still undelivered after %d ms "
+                       "(retriable: call again)", timeout_ms);
+    /* After a retriable commit error the offsets are in the transaction
+     * already; sending them again would conflict with the pending commit
+     * (librdkafka: "retry call to resume"). */
+    if (n > 0 && !sink->txn_offsets_sent) {
+        rd_kafka_topic_partition_list_t *offs =
+            rd_kafka_topic_partition_list_new(n);
+        for (int i = 0; i < n; i++) {
+            if (pos[i].topic != RS_MSG_TOPIC_EVENTS &&
+                pos[i].topic != RS_MSG_TOPIC_LABELS) {
+                rd_kafka_topic_partition_list_destroy(offs);
+                return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
+                               "txn commit: position %d: bad topic %d", i,
+                               (int)pos[i].topic);
+            }
+            if (pos[i].offset < 0) continue;
+            rd_kafka_topic_partition_list_add(offs, topics[pos[i].topic],
+                                              pos[i].partition)
+                ->offset = pos[i].offset;
+        }
+        error = NULL;
+        if (offs->cnt > 0) {
+            int64_t left = (deadline - rs_clock_mono_us()) / 1000;
+            error = rd_kafka_send_offsets_to_transaction(
+                sink->rk, offs, cgmd, (int)RS_MAX(left, 1));
+        }
+        rd_kafka_topic_partition_list_destroy(offs);
+        if (error)
+            return rs_sink_txn_fail(sink, error, "send offsets to transaction",
+                                    errstr, errstr_size);
+        sink->txn_offsets_sent = 1;
+    }
+    int64_t left = (deadline - rs_clock_mono_us()) / 1000;
+    error = rd_kafka_commit_transaction(sink->rk, (int)RS_MAX(left, 1));
+    if (error)
+        return rs_sink_txn_fail(sink, error, "commit transaction", errstr,
+                                errstr_size);
+    sink->txn_open = 0;
+    sink->txn_done_seq = sink->last_seq;
+    sink->kept_len = 0;
+    sink->kept_n = 0;
+    RS_INC(sink->c.txn_commits);
+    rd_kafka_poll(sink->rk, 0);
+    rs_sink_kafka_acked(sink);
+    return RS_OK;
+}
+
+rs_err_t rs_sink_kafka_txn_abort(rs_sink_kafka_t *sink, int flags,
+                                 int timeout_ms, char *errstr,
+                                 size_t errstr_size) {
+    int64_t deadline = rs_clock_mono_us() + (int64_t)timeout_ms * 1000;
+    if (!sink->txn)
+        return rs_errf(errstr, errstr_size, RS_ERR_STATE,
+                       "txn abort: the sink is not transactional");
+    if (sink->fatal)
+        return rs_errf(errstr, errstr_size, RS_ERR_KAFKA,
+                       "txn abort: the producer hit a fatal error");
+    if (sink->txn_open) {
+        sink->txn_aborting = 1;
+        rd_kafka_error_t *error =
+            rd_kafka_abort_transaction(sink->rk, timeout_ms);
+        if (error) {
+            sink->txn_aborting = 0;
+            return rs_sink_txn_fail(sink, error, "abort transaction", errstr,
+                                    errstr_size);
+        }
+        /* Serve the purge reports now, so that none of them is taken for a
+         * failure of the next transaction. */
+        rs_sink_drain_reports(sink, deadline);
+        sink->txn_aborting = 0;
+        sink->txn_open = 0;
+        sink->txn_abortable = 0;
+        RS_INC(sink->c.txn_aborts);
+        rs_warn("sink", "transaction aborted (%llu message(s) %s)",
+                (unsigned long long)sink->kept_n,
+                (flags & RS_SINK_TXN_DISCARD) ? "discarded"
+                                              : "kept for the next one");
+    }
+    if (flags & RS_SINK_TXN_DISCARD) {
+        /* Those batches will never be delivered: done with them. */
+        rs_sink_kafka_batch_end(sink, sink->last_seq);
+        sink->txn_done_seq = sink->last_seq;
+        sink->kept_len = 0;
+        sink->kept_n = 0;
+        rs_sink_kafka_acked(sink);
+    }
+    return RS_OK;
+}
+
+int rs_sink_kafka_txn_open(const rs_sink_kafka_t *sink) {
+    return sink->txn_open;
+}
+
 void rs_sink_kafka_stats(const rs_sink_kafka_t *sink,
                          rs_sink_kafka_stats_t *st) {
     rs_sink_kafka_t *s = (rs_sink_kafka_t *)sink;
@@ -450,10 +861,22 @@ void rs_sink_kafka_stats(const rs_sink_kafka_t *sink,
     st->queue_full = RS_LOAD(s->c.queue_full);
     st->inflight = RS_LOAD(s->c.inflight);
     st->acked_seq = RS_LOAD(s->c.acked_seq);
+    st->txn_commits = RS_LOAD(s->c.txn_commits);
+    st->txn_aborts = RS_LOAD(s->c.txn_aborts);
 }
 
 void rs_sink_kafka_destroy(rs_sink_kafka_t *sink) {
     if (!sink) return;
+    if (sink->rk && sink->txn_open && !sink->fatal) {
+        /* Left open, it would hold back read_committed consumers (the last
+         * stable offset) until transaction.timeout.ms. */
+        rs_warn("sink", "closing with an open transaction (%llu message(s)): "
+                "aborting it", (unsigned long long)sink->kept_n);
+        char ebuf[256];
+        if (rs_sink_kafka_txn_abort(sink, RS_SINK_TXN_DISCARD, RS_SINK_CLOSE_MS,
+                                    ebuf, sizeof(ebuf)) != RS_OK)
+            rs_error("sink", "%s", ebuf);
+    }
     if (sink->rk && !sink->fatal &&
         rs_sink_kafka_flush(sink, RS_SINK_CLOSE_MS) != RS_OK)
         rs_error("sink", "closing with %lld undelivered message(s)",
@@ -476,5 +899,6 @@ void rs_sink_kafka_destroy(rs_sink_kafka_t *sink) {
     }
     rs_free(sink->ring);
     rs_free(sink->buf);
+    free(sink->kept);
     rs_free(sink);
 }

@@ -1,28 +1,80 @@
 /* sink_redis.c -- score records to Redis (key schema in sink.h).
  *
- * One blocking hiredis context, owned by the service thread.  A batch is
- * appended command by command (redisAppendCommandArgv formats straight
- * into hiredis's output buffer, so our argv vectors are fixed-size locals
- * and the JSON buffer is allocated once) and then all replies are read:
- * one round trip per batch.
+ * Two hiredis contexts, each owned by one thread:
+ *   - the owner's (the service thread or a tool): rs_sink_redis_write()
+ *     and every read.  A batch is appended command by command
+ *     (redisAppendCommandArgv formats straight into hiredis's output
+ *     buffer, so our argv vectors are fixed-size locals and the JSON buffer
+ *     is allocated once) and then all replies are read: one round trip.
+ *     Any I/O error or timeout drops the context (RS_ERR_IO); the next call
+ *     reconnects (the caller retries the whole batch: writes are
+ *     idempotent).  Error replies (RS_ERR_REDIS) are read to the end so the
+ *     connection stays in sync.
+ *   - the writer thread's (started by the first rs_sink_redis_enqueue()).
+ *     Failures: reconnect with backoff 50 ms doubling to 2 s; the outage is
+ *     logged once when it starts and once when it ends, `healthy` follows
+ *     it.  After 1 s without work the writer PINGs, so an outage of a
+ *     quiet stream is seen too.
  *
- * Failure model: any I/O error or timeout drops the context (RS_ERR_IO);
- * the next call reconnects.  Commands of the failed batch may or may not
- * have been applied; the caller retries the whole batch and the writes are
- * idempotent.  Error replies (RS_ERR_REDIS) are read to the end so the
- * connection stays in sync.
+ * Async path.  The owner encodes a batch as RESP commands straight into a
+ * byte ring (redis.buffer_bytes; [cap] bytes, positions are absolute
+ * uint64 counters, byte = ring[pos % cap]): an entry is a header
+ * (rs_redis_entry_t) followed by the commands.  The encoder writes past
+ * `tail` and only publishes the new tail (under the mutex) once the whole
+ * batch fits, so RS_ERR_AGAIN leaves nothing behind.  The writer appends
+ * the bytes of up to RS_REDIS_PIPE_ENTRIES entries (or RS_REDIS_PIPE_BYTES)
+ * to its context with redisAppendFormattedCommand, reads the replies, and
+ * advances `head` past each entry whose replies all came back: an entry
+ * leaves the ring only once written.  On a connection loss the rest is
+ * sent again after a reconnect -- idempotent, since records are SET NX and
+ * the index a ZADD of the same member.
+ *
+ * Invariants (under `lock`): head <= tail <= head + cap; `queued` entries
+ * lie in [head, tail); head_seq is the seq of the entry at head when
+ * queued > 0; done = queued ? head_seq - 1 : last_seq, kept monotonic.
+ * Ring bytes in [head, tail) are only read, by the writer; bytes in
+ * [tail, head + cap) only written, by the owner (outside the lock: the
+ * mutex that publishes `tail` orders them).
+ *
+ * Error replies on the async path: LOADING, BUSY, OOM, READONLY, ... (the
+ * server cannot take writes now) count as an outage: reconnect, back off,
+ * write again.  WRONGTYPE and ERR (the same command would fail again
+ * forever: a foreign key of the wrong type in our namespace, or a bug) are
+ * counted in `rejected` and logged (rate-limited), and the batch counts
+ * as written: the commands Redis did accept are applied.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <hiredis/hiredis.h>
 
 #include "scoring/sink.h"
+
+/* One queued batch in the ring, followed by `bytes` of RESP commands. */
+typedef struct rs_redis_entry_s {
+    uint64_t seq;
+    uint64_t bytes;    /* payload after this header                     */
+    uint32_t ncmds;    /* commands (= replies to read)                  */
+    uint32_t nscores;
+    uint32_t ninputs;
+    uint32_t pad;
+} rs_redis_entry_t;
+
+#define RS_REDIS_PIPE_ENTRIES 256       /* entries per writer round trip */
+#define RS_REDIS_PIPE_BYTES (1u << 20)  /* ... and about this many bytes */
+#define RS_REDIS_BACKOFF_MIN_MS 50
+#define RS_REDIS_BACKOFF_MAX_MS 2000
+#define RS_REDIS_IDLE_PING_MS 1000      /* writer PINGs after this idle  */
+#define RS_REDIS_DRAIN_MS 10000         /* destroy: time left to write   */
+#define RS_REDIS_REJECT_LOG_MS 10000    /* rejected-command log interval */
+#define RS_REDIS_BUFFER_MIN 4096
 
 struct rs_sink_redis_s {
     rs_redis_conf_t conf;
@@ -30,12 +82,34 @@ struct rs_sink_redis_s {
     char password[128];    /* AUTH password (env or URL); never logged */
     char endpoint[300];    /* "host:port/db" or "unix:path" for messages */
     char ttl_arg[24];      /* conf.ttl_ms as text                        */
+    char input_ttl_arg[24];/* input_ttl_ms (or ttl_ms if 0) as text      */
     char cap_arg[24];      /* -(entity_index_max + 1) as text            */
-    redisContext *ctx;     /* NULL: disconnected                         */
+    redisContext *ctx;     /* owner's; NULL: disconnected                */
     int ever_connected;
     char *json;            /* [RS_ENCODE_MAX] score JSON                 */
+
+    /* --- async writer.  Immutable once the thread runs: ring, cap. */
+    unsigned char *ring;   /* [cap] RESP entries; NULL until 1st enqueue */
+    uint64_t cap;
+    int started;           /* owner thread only                          */
+    pthread_t thread;
+    uint64_t owner_seq;    /* owner thread only: last enqueued seq       */
+    pthread_mutex_t lock;  /* guards the fields below                    */
+    pthread_cond_t work_cv;/* writer waits: entry queued / stop          */
+    pthread_cond_t done_cv;/* rs_sink_redis_wait: done moved             */
+    uint64_t head, tail;   /* absolute ring positions                    */
+    uint64_t queued;       /* entries in [head, tail)                    */
+    uint64_t head_seq;     /* seq of the entry at head (queued > 0)      */
+    uint64_t last_seq;     /* seq of the last enqueue (n == 0 included)  */
+    int stop;              /* destroy asked the writer to finish         */
+    int64_t stop_deadline_us;
+    _Atomic uint64_t done;
+    _Atomic int healthy;
+
     struct {
         _Atomic uint64_t writes, scores, io_errors, errors, reconnects;
+        _Atomic uint64_t buffer_bytes, buffer_peak, queued_batches,
+            buffer_full, written, inputs, write_errors, rejected, outages;
     } c;
 };
 
@@ -66,6 +140,15 @@ static const rs_conf_field_t rs_redis_fields[] = {
      sizeof(((rs_redis_conf_t *)0)->password_env),
      "name of the environment variable holding the AUTH password", NULL, 0,
      0},
+    {"buffer_bytes", RS_CONF_INT, "67108864",
+     offsetof(rs_redis_conf_t, buffer_bytes), 0,
+     "bytes of encoded batches held for the writer thread (Redis slow or "
+     "down); when full the service pauses consumption", NULL,
+     RS_REDIS_BUFFER_MIN, 1e12},
+    {"input_ttl", RS_CONF_DURATION, "0",
+     offsetof(rs_redis_conf_t, input_ttl_ms), 0,
+     "lifetime of input logs (rs:input:<event_id>); 0 = same as ttl", NULL,
+     0, 366.0 * 86400 * 1000},
 };
 
 const rs_conf_field_t *rs_redis_conf_fields(int *n) {
@@ -231,17 +314,93 @@ rs_err_t rs_redis_conf_check(const rs_redis_conf_t *conf, char *errstr,
         conf->timeout_ms <= 0)
         return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
                        "redis: ttl, entity_index_max and timeout must be > 0");
+    if (conf->buffer_bytes < RS_REDIS_BUFFER_MIN)
+        return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                       "redis.buffer_bytes: %" PRId64 " is below %d",
+                       conf->buffer_bytes, RS_REDIS_BUFFER_MIN);
+    if (conf->input_ttl_ms < 0)
+        return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                       "redis.input_ttl: must be >= 0 (0 = same as ttl)");
     return RS_OK;
 }
 
 /* ------------------------------------------------------------- connection */
+
+/* One command on `ctx`, expecting a non-error reply (freed here).
+ * RS_ERR_IO (ctx unusable) or RS_ERR_REDIS.  @locality ctx's thread */
+static rs_err_t rs_redis_cmd_ok(const rs_sink_redis_t *sink,
+                                redisContext *ctx, int argc,
+                                const char **argv, const char *what,
+                                char *errstr, size_t errstr_size) {
+    redisReply *r = redisCommandArgv(ctx, argc, argv, NULL);
+    if (!r)
+        return rs_errf(errstr, errstr_size, RS_ERR_IO, "redis %s: %s: %s",
+                       sink->endpoint, what,
+                       ctx->errstr[0] ? ctx->errstr : "connection lost");
+    rs_err_t err = RS_OK;
+    if (r->type == REDIS_REPLY_ERROR)
+        err = rs_errf(errstr, errstr_size, RS_ERR_REDIS, "redis %s: %s: %s",
+                      sink->endpoint, what, r->str);
+    freeReplyObject(r);
+    return err;
+}
+
+/* A new context, connected, with timeouts, AUTH and SELECT done.  Reads
+ * only immutable fields of `sink`: callable from the writer thread.
+ * RS_ERR_IO (unreachable, lost) or RS_ERR_REDIS (AUTH/SELECT refused). */
+static rs_err_t rs_redis_open(const rs_sink_redis_t *sink,
+                              redisContext **out, char *errstr,
+                              size_t errstr_size) {
+    struct timeval tv = {.tv_sec = sink->conf.timeout_ms / 1000,
+                         .tv_usec = (sink->conf.timeout_ms % 1000) * 1000};
+    rs_err_t err;
+    redisContext *ctx =
+        sink->url.is_unix
+            ? redisConnectUnixWithTimeout(sink->url.path, tv)
+            : redisConnectWithTimeout(sink->url.host, sink->url.port, tv);
+    *out = NULL;
+    if (!ctx || ctx->err) {
+        err = rs_errf(errstr, errstr_size, RS_ERR_IO, "redis %s: connect: %s",
+                      sink->endpoint,
+                      ctx && ctx->errstr[0] ? ctx->errstr : "connection lost");
+        goto fail;
+    }
+    if (redisSetTimeout(ctx, tv) != REDIS_OK) {
+        err = rs_errf(errstr, errstr_size, RS_ERR_IO,
+                      "redis %s: set timeout: %s", sink->endpoint,
+                      ctx->errstr[0] ? ctx->errstr : "failed");
+        goto fail;
+    }
+    if (sink->password[0]) {
+        const char *argv[3] = {"AUTH", sink->url.user, sink->password};
+        err = sink->url.user[0]
+                  ? rs_redis_cmd_ok(sink, ctx, 3, argv, "AUTH", errstr,
+                                    errstr_size)
+                  : rs_redis_cmd_ok(sink, ctx, 2,
+                                    (const char *[]){"AUTH", sink->password},
+                                    "AUTH", errstr, errstr_size);
+        if (err != RS_OK) goto fail;
+    }
+    if (sink->url.db) {
+        char db[16];
+        snprintf(db, sizeof(db), "%d", sink->url.db);
+        err = rs_redis_cmd_ok(sink, ctx, 2, (const char *[]){"SELECT", db},
+                              "SELECT", errstr, errstr_size);
+        if (err != RS_OK) goto fail;
+    }
+    *out = ctx;
+    return RS_OK;
+fail:
+    if (ctx) redisFree(ctx);
+    return err;
+}
 
 static void rs_redis_drop(rs_sink_redis_t *sink) {
     if (sink->ctx) redisFree(sink->ctx);
     sink->ctx = NULL;
 }
 
-/* An I/O failure of the context: drop it, RS_ERR_IO. */
+/* An I/O failure of the owner's context: drop it, RS_ERR_IO. */
 static rs_err_t rs_redis_io_error(rs_sink_redis_t *sink, const char *what,
                                   char *errstr, size_t errstr_size) {
     rs_err_t err = rs_errf(errstr, errstr_size, RS_ERR_IO, "redis %s: %s: %s",
@@ -253,51 +412,15 @@ static rs_err_t rs_redis_io_error(rs_sink_redis_t *sink, const char *what,
     return err;
 }
 
-/* Run one command and expect a non-error reply (freed here). */
-static rs_err_t rs_redis_simple(rs_sink_redis_t *sink, int argc,
-                                const char **argv, const char *what,
-                                char *errstr, size_t errstr_size) {
-    redisReply *r = redisCommandArgv(sink->ctx, argc, argv, NULL);
-    if (!r) return rs_redis_io_error(sink, what, errstr, errstr_size);
-    rs_err_t err = RS_OK;
-    if (r->type == REDIS_REPLY_ERROR) {
-        err = rs_errf(errstr, errstr_size, RS_ERR_REDIS, "redis %s: %s: %s",
-                      sink->endpoint, what, r->str);
-        RS_INC(sink->c.errors);
-    }
-    freeReplyObject(r);
-    return err;
-}
-
+/* (Re)connect the owner's context if needed.  @locality the owner */
 static rs_err_t rs_redis_connect(rs_sink_redis_t *sink, char *errstr,
                                  size_t errstr_size) {
-    struct timeval tv = {.tv_sec = sink->conf.timeout_ms / 1000,
-                         .tv_usec = (sink->conf.timeout_ms % 1000) * 1000};
-    rs_err_t err;
     if (sink->ctx) return RS_OK;
-    sink->ctx = sink->url.is_unix
-                    ? redisConnectUnixWithTimeout(sink->url.path, tv)
-                    : redisConnectWithTimeout(sink->url.host, sink->url.port,
-                                              tv);
-    if (!sink->ctx || sink->ctx->err)
-        return rs_redis_io_error(sink, "connect", errstr, errstr_size);
-    if (redisSetTimeout(sink->ctx, tv) != REDIS_OK)
-        return rs_redis_io_error(sink, "set timeout", errstr, errstr_size);
-    if (sink->password[0]) {
-        const char *argv[3] = {"AUTH", sink->url.user, sink->password};
-        err = sink->url.user[0]
-                  ? rs_redis_simple(sink, 3, argv, "AUTH", errstr, errstr_size)
-                  : rs_redis_simple(sink, 2, (const char *[]){"AUTH",
-                                                              sink->password},
-                                    "AUTH", errstr, errstr_size);
-        if (err != RS_OK) goto fail;
-    }
-    if (sink->url.db) {
-        char db[16];
-        snprintf(db, sizeof(db), "%d", sink->url.db);
-        err = rs_redis_simple(sink, 2, (const char *[]){"SELECT", db},
-                              "SELECT", errstr, errstr_size);
-        if (err != RS_OK) goto fail;
+    rs_err_t err = rs_redis_open(sink, &sink->ctx, errstr, errstr_size);
+    if (err != RS_OK) {
+        if (err == RS_ERR_REDIS) RS_INC(sink->c.errors);
+        else RS_INC(sink->c.io_errors);
+        return err;
     }
     if (sink->ever_connected) {
         RS_INC(sink->c.reconnects);
@@ -305,9 +428,6 @@ static rs_err_t rs_redis_connect(rs_sink_redis_t *sink, char *errstr,
     }
     sink->ever_connected = 1;
     return RS_OK;
-fail:
-    rs_redis_drop(sink);
-    return err;
 }
 
 rs_sink_redis_t *rs_sink_redis_new(const rs_redis_conf_t *conf, char *errstr,
@@ -324,6 +444,19 @@ rs_sink_redis_t *rs_sink_redis_new(const rs_redis_conf_t *conf, char *errstr,
     }
     sink = rs_calloc(1, sizeof(*sink));
     sink->conf = *conf;
+    {
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_mutex_init(&sink->lock, NULL);
+        pthread_cond_init(&sink->work_cv, &ca);
+        pthread_cond_init(&sink->done_cv, &ca);
+        pthread_condattr_destroy(&ca);
+    }
+    atomic_init(&sink->done, 0);
+    atomic_init(&sink->healthy, 1);
+    sink->cap = (uint64_t)conf->buffer_bytes;
+    atomic_store(&sink->c.buffer_bytes, 0);
     rs_redis_url_parse(conf->url, &sink->url, NULL, 0);
     if (conf->password_env[0])
         rs_strlcpy(sink->password, getenv(conf->password_env),
@@ -337,6 +470,8 @@ rs_sink_redis_t *rs_sink_redis_new(const rs_redis_conf_t *conf, char *errstr,
         snprintf(sink->endpoint, sizeof(sink->endpoint), "%s:%d/%d",
                  sink->url.host, sink->url.port, sink->url.db);
     snprintf(sink->ttl_arg, sizeof(sink->ttl_arg), "%" PRId64, conf->ttl_ms);
+    snprintf(sink->input_ttl_arg, sizeof(sink->input_ttl_arg), "%" PRId64,
+             conf->input_ttl_ms > 0 ? conf->input_ttl_ms : conf->ttl_ms);
     snprintf(sink->cap_arg, sizeof(sink->cap_arg), "%" PRId64,
              -(conf->entity_index_max + 1));
     sink->json = rs_malloc(RS_ENCODE_MAX);
@@ -349,9 +484,16 @@ fail:
     return NULL;
 }
 
+static void rs_redis_writer_stop(rs_sink_redis_t *sink);
+
 void rs_sink_redis_destroy(rs_sink_redis_t *sink) {
     if (!sink) return;
+    rs_redis_writer_stop(sink);
     rs_redis_drop(sink);
+    rs_free(sink->ring);
+    pthread_cond_destroy(&sink->done_cv);
+    pthread_cond_destroy(&sink->work_cv);
+    pthread_mutex_destroy(&sink->lock);
     rs_free(sink->json);
     memset(sink->password, 0, sizeof(sink->password));
     memset(&sink->url, 0, sizeof(sink->url));
@@ -447,15 +589,25 @@ rs_err_t rs_sink_redis_write(rs_sink_redis_t *sink, const rs_score_t *scores,
 
 /* ------------------------------------------------------------------- reads */
 
-/* One command with reconnect; the reply (non-error) goes to *out. */
+/* One read command with reconnect; the reply (non-error) goes to *out.
+ * A connection that turns out dead (the server restarted since the last
+ * call) is replaced and the read tried once more: reads are harmless to
+ * repeat, and a reader (audit, HTTP API) should not fail once per restart. */
 static rs_err_t rs_redis_query(rs_sink_redis_t *sink, int argc,
                                const char **argv, const char *what,
                                redisReply **out, char *errstr,
                                size_t errstr_size) {
+    int fresh = !sink->ctx;
     rs_err_t err = rs_redis_connect(sink, errstr, errstr_size);
     *out = NULL;
     if (err != RS_OK) return err;
     redisReply *r = redisCommandArgv(sink->ctx, argc, argv, NULL);
+    if (!r && !fresh) {
+        rs_redis_io_error(sink, what, errstr, errstr_size);
+        if ((err = rs_redis_connect(sink, errstr, errstr_size)) != RS_OK)
+            return err;
+        r = redisCommandArgv(sink->ctx, argc, argv, NULL);
+    }
     if (!r) return rs_redis_io_error(sink, what, errstr, errstr_size);
     if (r->type == REDIS_REPLY_ERROR) {
         RS_INC(sink->c.errors);
@@ -558,12 +710,554 @@ rs_err_t rs_sink_redis_ping(rs_sink_redis_t *sink, char *errstr,
     return err;
 }
 
+rs_err_t rs_sink_redis_get_input(rs_sink_redis_t *sink, const char *event_id,
+                                 void *buf, size_t cap, size_t *len,
+                                 char *errstr, size_t errstr_size) {
+    char key[RS_ID_MAX + 48];
+    redisReply *r;
+    *len = 0;
+    rs_redis_key(key, sizeof(key), sink->conf.key_prefix, "input:", event_id,
+                 "");
+    rs_err_t err = rs_redis_query(sink, 2, (const char *[]){"GET", key}, "GET",
+                                  &r, errstr, errstr_size);
+    if (err != RS_OK) return err;
+    if (r->type == REDIS_REPLY_NIL) {
+        err = rs_errf(errstr, errstr_size, RS_ERR_NOTFOUND,
+                      "redis: no input logged for event '%.64s'", event_id);
+    } else if (r->type != REDIS_REPLY_STRING) {
+        err = rs_errf(errstr, errstr_size, RS_ERR_REDIS,
+                      "redis: unexpected reply type %d for GET", r->type);
+    } else {
+        *len = (size_t)r->len;
+        if ((size_t)r->len > cap)
+            err = rs_errf(errstr, errstr_size, RS_ERR_TOOBIG,
+                          "redis: input log of %zu bytes does not fit in %zu",
+                          (size_t)r->len, cap);
+        else if (r->len)
+            memcpy(buf, r->str, (size_t)r->len);
+    }
+    freeReplyObject(r);
+    return err;
+}
+
+/* ------------------------------------------------------------ async: ring */
+
+/* Encoder over the ring: writes [pos, limit) (wrapping at cap) and keeps
+ * counting past `limit`, so one pass tells both "fits" and "needs N". */
+typedef struct rs_ring_w_s {
+    unsigned char *ring; /* [cap] */
+    uint64_t cap;
+    uint64_t pos;        /* absolute; may run past limit */
+    uint64_t limit;      /* head + cap                   */
+} rs_ring_w_t;
+
+static void rs_ring_copy_in(unsigned char *ring, uint64_t cap, uint64_t pos,
+                            const void *p, size_t len) {
+    size_t off = (size_t)(pos % cap), first = RS_MIN(len, (size_t)(cap - off));
+    memcpy(ring + off, p, first);
+    if (len > first) memcpy(ring, (const unsigned char *)p + first, len - first);
+}
+
+static void rs_ring_copy_out(const unsigned char *ring, uint64_t cap,
+                             uint64_t pos, void *p, size_t len) {
+    size_t off = (size_t)(pos % cap), first = RS_MIN(len, (size_t)(cap - off));
+    memcpy(p, ring + off, first);
+    if (len > first) memcpy((unsigned char *)p + first, ring, len - first);
+}
+
+static void rs_ring_put(rs_ring_w_t *w, const void *p, size_t len) {
+    if (w->pos + len <= w->limit) rs_ring_copy_in(w->ring, w->cap, w->pos, p, len);
+    w->pos += len;
+}
+
+/* "<kind><v>\r\n": a RESP array or bulk length. */
+static void rs_resp_len(rs_ring_w_t *w, char kind, uint64_t v) {
+    char b[24], *e = b + sizeof(b), *p = e;
+    *--p = '\n';
+    *--p = '\r';
+    do *--p = (char)('0' + v % 10); while ((v /= 10));
+    *--p = kind;
+    rs_ring_put(w, p, (size_t)(e - p));
+}
+
+/* One command as a RESP array of bulk strings (what redisFormatCommandArgv
+ * would produce). */
+static void rs_resp_cmd(rs_ring_w_t *w, int argc, const char *const *argv,
+                        const size_t *lens) {
+    rs_resp_len(w, '*', (uint64_t)argc);
+    for (int i = 0; i < argc; i++) {
+        rs_resp_len(w, '$', lens[i]);
+        rs_ring_put(w, argv[i], lens[i]);
+        rs_ring_put(w, "\r\n", 2);
+    }
+}
+
+/* ---------------------------------------------------------- async: writer */
+
+/* Writer-thread state (allocated and used by the writer thread only). */
+typedef struct rs_redis_writer_s {
+    redisContext *ctx;
+    int outage;               /* in an outage (logged its start)          */
+    int64_t outage_since_us;
+    uint64_t outage_failures;
+    int backoff_ms;           /* next backoff; 0 = none yet               */
+    int64_t reject_log_us;    /* last rejected-command log                */
+    uint64_t reject_unlogged; /* rejected since that log                  */
+    struct {
+        uint64_t end;         /* ring position after the entry            */
+        rs_redis_entry_t h;
+    } pipe[RS_REDIS_PIPE_ENTRIES];
+} rs_redis_writer_t;
+
+/* Set done = queued ? head_seq - 1 : last_seq if that is higher, and wake
+ * the waiters.  Caller holds the lock. */
+static void rs_redis_done_locked(rs_sink_redis_t *sink) {
+    uint64_t d = sink->queued ? sink->head_seq - 1 : sink->last_seq;
+    if (d > atomic_load_explicit(&sink->done, memory_order_relaxed)) {
+        atomic_store_explicit(&sink->done, d, memory_order_release);
+        pthread_cond_broadcast(&sink->done_cv);
+    }
+}
+
+static struct timespec rs_redis_abstime(int64_t mono_us) {
+    struct timespec ts = {.tv_sec = mono_us / 1000000,
+                          .tv_nsec = (long)(mono_us % 1000000) * 1000};
+    return ts;
+}
+
+/* A failed attempt: count it, log the start of an outage once, drop the
+ * context.  The caller backs off. */
+static void rs_redis_w_fail(rs_sink_redis_t *sink, rs_redis_writer_t *w,
+                            const char *why) {
+    /* Messages from rs_redis_open / rs_redis_cmd_ok start with
+     * "redis <endpoint>: ", which ours already says. */
+    size_t el = strlen(sink->endpoint);
+    if (!strncmp(why, "redis ", 6) && !strncmp(why + 6, sink->endpoint, el) &&
+        !strncmp(why + 6 + el, ": ", 2))
+        why += 6 + el + 2;
+    if (w->ctx) redisFree(w->ctx);
+    w->ctx = NULL;
+    RS_INC(sink->c.write_errors);
+    atomic_store_explicit(&sink->healthy, 0, memory_order_relaxed);
+    w->backoff_ms = w->backoff_ms ? RS_MIN(w->backoff_ms * 2,
+                                           RS_REDIS_BACKOFF_MAX_MS)
+                                  : RS_REDIS_BACKOFF_MIN_MS;
+    w->outage_failures++;
+    if (w->outage) {
+        rs_debug("sink", "redis %s: still down: %s", sink->endpoint, why);
+        return;
+    }
+    w->outage = 1;
+    w->outage_since_us = rs_clock_mono_us();
+    w->outage_failures = 1;
+    RS_INC(sink->c.outages);
+    rs_warn("sink", "redis %s: outage: %s; buffering writes (%" PRIu64
+            " batch(es), %" PRIu64 " bytes queued, buffer %" PRIu64
+            " bytes), retrying every %d ms .. %d ms", sink->endpoint, why,
+            RS_LOAD(sink->c.queued_batches), RS_LOAD(sink->c.buffer_bytes),
+            sink->cap, RS_REDIS_BACKOFF_MIN_MS, RS_REDIS_BACKOFF_MAX_MS);
+}
+
+/* A successful attempt: end the outage (logged once). */
+static void rs_redis_w_ok(rs_sink_redis_t *sink, rs_redis_writer_t *w) {
+    w->backoff_ms = 0;
+    atomic_store_explicit(&sink->healthy, 1, memory_order_relaxed);
+    if (!w->outage) return;
+    w->outage = 0;
+    rs_info("sink", "redis %s: outage over after %.1f s (%" PRIu64
+            " failed attempt(s)); writing %" PRIu64 " queued batch(es)",
+            sink->endpoint,
+            (double)(rs_clock_mono_us() - w->outage_since_us) / 1e6,
+            w->outage_failures, RS_LOAD(sink->c.queued_batches));
+}
+
+static int rs_redis_w_connect(rs_sink_redis_t *sink, rs_redis_writer_t *w) {
+    char errstr[512];
+    if (w->ctx) return 0;
+    if (rs_redis_open(sink, &w->ctx, errstr, sizeof(errstr)) == RS_OK) return 0;
+    rs_redis_w_fail(sink, w, errstr);
+    return -1;
+}
+
+/* Sleep the backoff; returns early only when the drain deadline passes. */
+static void rs_redis_w_backoff(rs_sink_redis_t *sink, rs_redis_writer_t *w) {
+    int64_t until = rs_clock_mono_us() + (int64_t)w->backoff_ms * 1000;
+    pthread_mutex_lock(&sink->lock);
+    for (;;) {
+        int64_t now = rs_clock_mono_us(), end = until;
+        if (sink->stop && sink->stop_deadline_us < end)
+            end = sink->stop_deadline_us;
+        if (now >= end) break;
+        struct timespec ts = rs_redis_abstime(end);
+        pthread_cond_timedwait(&sink->work_cv, &sink->lock, &ts);
+    }
+    pthread_mutex_unlock(&sink->lock);
+}
+
+/* Error replies that mean "not now" (the server cannot take writes at the
+ * moment) rather than "never" for this command. */
+static int rs_redis_reply_retriable(const char *msg) {
+    static const char *const permanent[] = {"WRONGTYPE", "ERR ", "EXECABORT"};
+    if (!strncmp(msg, "ERR max number of clients", 25)) return 1;
+    for (size_t i = 0; i < RS_ARRAY_LEN(permanent); i++)
+        if (!strncmp(msg, permanent[i], strlen(permanent[i]))) return 0;
+    return 1;
+}
+
+static void rs_redis_w_rejected(rs_sink_redis_t *sink, rs_redis_writer_t *w,
+                                const rs_redis_entry_t *h, const char *msg) {
+    int64_t now = rs_clock_mono_us();
+    RS_INC(sink->c.rejected);
+    if (w->reject_log_us &&
+        now - w->reject_log_us < (int64_t)RS_REDIS_REJECT_LOG_MS * 1000) {
+        w->reject_unlogged++;
+        return;
+    }
+    if (w->reject_unlogged)
+        rs_error("sink", "redis %s: command of batch %" PRIu64 " refused: "
+                 "%s (not retried; %" PRIu64 " more refused since the last "
+                 "report)", sink->endpoint, h->seq, msg, w->reject_unlogged);
+    else
+        rs_error("sink", "redis %s: command of batch %" PRIu64 " refused: "
+                 "%s (not retried)", sink->endpoint, h->seq, msg);
+    w->reject_log_us = now;
+    w->reject_unlogged = 0;
+}
+
+/* Entry pipe[i] is written: it leaves the ring. */
+static void rs_redis_w_complete(rs_sink_redis_t *sink, rs_redis_writer_t *w,
+                                int i) {
+    const rs_redis_entry_t *h = &w->pipe[i].h;
+    RS_ADD(sink->c.written, h->nscores);
+    RS_ADD(sink->c.inputs, h->ninputs);
+    pthread_mutex_lock(&sink->lock);
+    sink->head = w->pipe[i].end;
+    sink->queued--;
+    if (sink->queued) {
+        rs_redis_entry_t next;
+        rs_ring_copy_out(sink->ring, sink->cap, sink->head, &next,
+                         sizeof(next));
+        sink->head_seq = next.seq;
+    }
+    atomic_store_explicit(&sink->c.buffer_bytes, sink->tail - sink->head,
+                          memory_order_relaxed);
+    atomic_store_explicit(&sink->c.queued_batches, sink->queued,
+                          memory_order_relaxed);
+    rs_redis_done_locked(sink);
+    pthread_mutex_unlock(&sink->lock);
+}
+
+/* Write the entries in [head, tail): pipelined rounds of up to
+ * RS_REDIS_PIPE_ENTRIES.  Returns 0 when all are written, -1 after a
+ * failed attempt (the entries not written stay queued). */
+static int rs_redis_w_flush(rs_sink_redis_t *sink, rs_redis_writer_t *w,
+                            uint64_t head, uint64_t tail) {
+    char why[512];
+    while (head < tail) {
+        if (rs_redis_w_connect(sink, w)) return -1;
+        int k = 0;
+        uint64_t pos = head, bytes = 0;
+        while (pos < tail && k < RS_REDIS_PIPE_ENTRIES &&
+               (k == 0 || bytes < RS_REDIS_PIPE_BYTES)) {
+            rs_redis_entry_t *h = &w->pipe[k].h;
+            rs_ring_copy_out(sink->ring, sink->cap, pos, h, sizeof(*h));
+            uint64_t p = pos + sizeof(*h), off = p % sink->cap;
+            size_t first = (size_t)RS_MIN(h->bytes, sink->cap - off);
+            if (redisAppendFormattedCommand(w->ctx, (const char *)sink->ring +
+                                            off, first) != REDIS_OK ||
+                (h->bytes > first &&
+                 redisAppendFormattedCommand(w->ctx, (const char *)sink->ring,
+                                             (size_t)h->bytes - first) !=
+                     REDIS_OK)) {
+                rs_redis_w_fail(sink, w, "out of memory appending commands");
+                return -1;
+            }
+            pos = p + h->bytes;
+            w->pipe[k].end = pos;
+            bytes += h->bytes;
+            k++;
+        }
+        for (int i = 0; i < k; i++) {
+            for (uint32_t c = 0; c < w->pipe[i].h.ncmds; c++) {
+                void *rv = NULL;
+                if (redisGetReply(w->ctx, &rv) != REDIS_OK || !rv) {
+                    snprintf(why, sizeof(why), "write: %s",
+                             w->ctx->errstr[0] ? w->ctx->errstr
+                                               : "connection lost");
+                    rs_redis_w_fail(sink, w, why);
+                    return -1;
+                }
+                redisReply *r = rv;
+                if (r->type == REDIS_REPLY_ERROR) {
+                    if (rs_redis_reply_retriable(r->str)) {
+                        /* Drop the connection (the rest of the replies
+                         * with it) and write this entry again later. */
+                        snprintf(why, sizeof(why), "error reply: %.400s",
+                                 r->str);
+                        freeReplyObject(r);
+                        rs_redis_w_fail(sink, w, why);
+                        return -1;
+                    }
+                    rs_redis_w_rejected(sink, w, &w->pipe[i].h, r->str);
+                }
+                freeReplyObject(r);
+            }
+            rs_redis_w_ok(sink, w);
+            rs_redis_w_complete(sink, w, i);
+        }
+        head = w->pipe[k - 1].end;
+    }
+    return 0;
+}
+
+/* Nothing to write for RS_REDIS_IDLE_PING_MS: PING, so that healthy (and
+ * the outage log) follow Redis while the stream is quiet. */
+static int rs_redis_w_probe(rs_sink_redis_t *sink, rs_redis_writer_t *w) {
+    char errstr[512];
+    if (rs_redis_w_connect(sink, w)) return -1;
+    if (rs_redis_cmd_ok(sink, w->ctx, 1, (const char *[]){"PING"}, "PING",
+                        errstr, sizeof(errstr)) != RS_OK) {
+        rs_redis_w_fail(sink, w, errstr);
+        return -1;
+    }
+    rs_redis_w_ok(sink, w);
+    return 0;
+}
+
+static void *rs_redis_writer_main(void *arg) {
+    rs_sink_redis_t *sink = arg;
+    rs_redis_writer_t *w = rs_calloc(1, sizeof(*w));
+    for (;;) {
+        uint64_t head, tail;
+        int stop, idle = 0;
+        int64_t deadline;
+        pthread_mutex_lock(&sink->lock);
+        while (sink->head == sink->tail && !sink->stop) {
+            struct timespec ts = rs_redis_abstime(
+                rs_clock_mono_us() + RS_REDIS_IDLE_PING_MS * 1000);
+            if (pthread_cond_timedwait(&sink->work_cv, &sink->lock, &ts) ==
+                    ETIMEDOUT &&
+                sink->head == sink->tail) {
+                idle = 1;
+                break;
+            }
+        }
+        head = sink->head;
+        tail = sink->tail;
+        stop = sink->stop;
+        deadline = sink->stop_deadline_us;
+        pthread_mutex_unlock(&sink->lock);
+
+        if (stop && (head == tail || rs_clock_mono_us() >= deadline)) break;
+        if (idle) {
+            if (rs_redis_w_probe(sink, w)) rs_redis_w_backoff(sink, w);
+            continue;
+        }
+        if (rs_redis_w_flush(sink, w, head, tail)) rs_redis_w_backoff(sink, w);
+    }
+    pthread_mutex_lock(&sink->lock);
+    if (sink->queued)
+        rs_error("sink", "redis %s: stopping with %" PRIu64 " batch(es) (%"
+                 PRIu64 " bytes, batches %" PRIu64 "..%" PRIu64 ") not "
+                 "written: their input offsets were not stored",
+                 sink->endpoint, sink->queued, sink->tail - sink->head,
+                 sink->head_seq, sink->last_seq);
+    pthread_mutex_unlock(&sink->lock);
+    if (w->ctx) redisFree(w->ctx);
+    rs_free(w);
+    return NULL;
+}
+
+static rs_err_t rs_redis_writer_start(rs_sink_redis_t *sink) {
+    sink->ring = malloc((size_t)sink->cap);
+    if (!sink->ring) {
+        rs_error("sink", "redis: cannot allocate the %" PRIu64 "-byte write "
+                 "buffer (redis.buffer_bytes)", sink->cap);
+        return RS_ERR_NOMEM;
+    }
+    int rc = pthread_create(&sink->thread, NULL, rs_redis_writer_main, sink);
+    if (rc) {
+        rs_error("sink", "redis: cannot start the writer thread: %s",
+                 strerror(rc));
+        free(sink->ring);
+        sink->ring = NULL;
+        return RS_ERR_NOMEM;
+    }
+    sink->started = 1;
+    rs_info("sink", "redis %s: writer thread started (buffer %" PRIu64
+            " bytes)", sink->endpoint, sink->cap);
+    return RS_OK;
+}
+
+static void rs_redis_writer_stop(rs_sink_redis_t *sink) {
+    if (!sink->started) return;
+    pthread_mutex_lock(&sink->lock);
+    sink->stop = 1;
+    sink->stop_deadline_us = rs_clock_mono_us() + RS_REDIS_DRAIN_MS * 1000LL;
+    pthread_cond_broadcast(&sink->work_cv);
+    pthread_mutex_unlock(&sink->lock);
+    pthread_join(sink->thread, NULL);
+    sink->started = 0;
+}
+
+/* ---------------------------------------------------------- async: owner */
+
+rs_err_t rs_sink_redis_enqueue(rs_sink_redis_t *sink, const rs_score_t *scores,
+                               int n, const void *const *logs,
+                               const size_t *log_lens, uint64_t seq) {
+    char skey[RS_ID_MAX + 48], zkey[RS_ID_MAX + 56], ikey[RS_ID_MAX + 48];
+    char tbuf[24];
+    const size_t ttl_len = strlen(sink->ttl_arg),
+                 ittl_len = strlen(sink->input_ttl_arg),
+                 cap_len = strlen(sink->cap_arg);
+
+    if (seq == 0 || n < 0 || (n > 0 && !scores) || (logs && !log_lens))
+        return RS_ERR_INVALID;
+    if (seq < sink->owner_seq) return RS_ERR_STATE;
+    if (n == 0) {
+        sink->owner_seq = seq;
+        pthread_mutex_lock(&sink->lock);
+        sink->last_seq = seq;
+        rs_redis_done_locked(sink);
+        pthread_mutex_unlock(&sink->lock);
+        return RS_OK;
+    }
+    if (!sink->started) {
+        rs_err_t err = rs_redis_writer_start(sink);
+        if (err != RS_OK) return err;
+    }
+
+    /* head only grows: a stale value just means less room. */
+    pthread_mutex_lock(&sink->lock);
+    uint64_t head = sink->head, start = sink->tail;
+    pthread_mutex_unlock(&sink->lock);
+    rs_ring_w_t w = {.ring = sink->ring, .cap = sink->cap, .pos = start,
+                     .limit = head + sink->cap};
+    rs_redis_entry_t h = {.seq = seq, .nscores = (uint32_t)n};
+    rs_ring_put(&w, &h, sizeof(h)); /* placeholder, filled in below */
+
+    for (int i = 0; i < n; i++) {
+        const rs_score_t *sc = &scores[i];
+        int jl = rs_score_to_json(sc, sink->json, RS_ENCODE_MAX);
+        if (jl < 0) {
+            rs_error("sink", "redis: score of '%.64s' does not encode "
+                     "(batch %" PRIu64 " not queued)", sc->event_id, seq);
+            return RS_ERR_TOOBIG;
+        }
+        size_t skl = rs_redis_key(skey, sizeof(skey), sink->conf.key_prefix,
+                                  "score:", sc->event_id, "");
+        size_t zkl = rs_redis_key(zkey, sizeof(zkey), sink->conf.key_prefix,
+                                  "entity:", sc->entity_id, ":scores");
+        size_t tl = (size_t)snprintf(tbuf, sizeof(tbuf), "%" PRId64,
+                                     sc->event_time_ms);
+        size_t idl = strlen(sc->event_id);
+        /* The same commands as rs_sink_redis_write (NX: see there). */
+        const char *set[] = {"SET", skey, sink->json, "PX", sink->ttl_arg,
+                             "NX"};
+        const size_t setl[] = {3, skl, (size_t)jl, 2, ttl_len, 2};
+        const char *zadd[] = {"ZADD", zkey, tbuf, sc->event_id};
+        const size_t zaddl[] = {4, zkl, tl, idl};
+        const char *pexp[] = {"PEXPIRE", zkey, sink->ttl_arg};
+        const size_t pexpl[] = {7, zkl, ttl_len};
+        const char *trim[] = {"ZREMRANGEBYRANK", zkey, "0", sink->cap_arg};
+        const size_t triml[] = {15, zkl, 1, cap_len};
+        rs_resp_cmd(&w, 6, set, setl);
+        rs_resp_cmd(&w, 4, zadd, zaddl);
+        rs_resp_cmd(&w, 3, pexp, pexpl);
+        rs_resp_cmd(&w, 4, trim, triml);
+        h.ncmds += 4;
+        if (logs && logs[i]) {
+            size_t ikl = rs_redis_key(ikey, sizeof(ikey),
+                                      sink->conf.key_prefix, "input:",
+                                      sc->event_id, "");
+            /* NX too: the input of the decision on record. */
+            const char *iset[] = {"SET", ikey, logs[i], "PX",
+                                  sink->input_ttl_arg, "NX"};
+            const size_t isetl[] = {3, ikl, log_lens[i], 2, ittl_len, 2};
+            rs_resp_cmd(&w, 6, iset, isetl);
+            h.ncmds++;
+            h.ninputs++;
+        }
+    }
+    uint64_t need = w.pos - start;
+    if (need > sink->cap) {
+        rs_error("sink", "redis: batch %" PRIu64 " of %d score(s) needs %"
+                 PRIu64 " bytes, more than redis.buffer_bytes (%" PRIu64
+                 "): not queued", seq, n, need, sink->cap);
+        return RS_ERR_TOOBIG;
+    }
+    if (w.pos > w.limit) {
+        RS_INC(sink->c.buffer_full);
+        return RS_ERR_AGAIN;
+    }
+    h.bytes = need - sizeof(h);
+    rs_ring_copy_in(sink->ring, sink->cap, start, &h, sizeof(h));
+
+    sink->owner_seq = seq;
+    pthread_mutex_lock(&sink->lock);
+    sink->tail = w.pos;
+    if (sink->queued++ == 0) sink->head_seq = seq;
+    sink->last_seq = seq;
+    uint64_t used = sink->tail - sink->head;
+    atomic_store_explicit(&sink->c.buffer_bytes, used, memory_order_relaxed);
+    atomic_store_explicit(&sink->c.queued_batches, sink->queued,
+                          memory_order_relaxed);
+    if (used > RS_LOAD(sink->c.buffer_peak))
+        atomic_store_explicit(&sink->c.buffer_peak, used,
+                              memory_order_relaxed);
+    rs_redis_done_locked(sink);
+    pthread_cond_signal(&sink->work_cv);
+    pthread_mutex_unlock(&sink->lock);
+    return RS_OK;
+}
+
+uint64_t rs_sink_redis_done(const rs_sink_redis_t *sink) {
+    rs_sink_redis_t *s = (rs_sink_redis_t *)sink;
+    return atomic_load_explicit(&s->done, memory_order_acquire);
+}
+
+rs_err_t rs_sink_redis_wait(rs_sink_redis_t *sink, uint64_t seq,
+                            int timeout_ms) {
+    if (rs_sink_redis_done(sink) >= seq) return RS_OK;
+    if (timeout_ms == 0) return RS_ERR_TIMEOUT;
+    int64_t deadline = rs_clock_mono_us() + (int64_t)timeout_ms * 1000;
+    struct timespec ts = rs_redis_abstime(deadline);
+    pthread_mutex_lock(&sink->lock);
+    while (rs_sink_redis_done(sink) < seq) {
+        if (timeout_ms < 0)
+            pthread_cond_wait(&sink->done_cv, &sink->lock);
+        else if (pthread_cond_timedwait(&sink->done_cv, &sink->lock, &ts) ==
+                 ETIMEDOUT)
+            break;
+    }
+    pthread_mutex_unlock(&sink->lock);
+    return rs_sink_redis_done(sink) >= seq ? RS_OK : RS_ERR_TIMEOUT;
+}
+
+int rs_sink_redis_healthy(const rs_sink_redis_t *sink) {
+    rs_sink_redis_t *s = (rs_sink_redis_t *)sink;
+    return atomic_load_explicit(&s->healthy, memory_order_relaxed);
+}
+
 void rs_sink_redis_stats(const rs_sink_redis_t *sink,
                          rs_sink_redis_stats_t *st) {
     rs_sink_redis_t *s = (rs_sink_redis_t *)sink;
+    memset(st, 0, sizeof(*st));
     st->writes = RS_LOAD(s->c.writes);
     st->scores = RS_LOAD(s->c.scores);
     st->io_errors = RS_LOAD(s->c.io_errors);
     st->errors = RS_LOAD(s->c.errors);
     st->reconnects = RS_LOAD(s->c.reconnects);
+    st->buffer_bytes = RS_LOAD(s->c.buffer_bytes);
+    st->buffer_max = s->cap;
+    st->buffer_peak = RS_LOAD(s->c.buffer_peak);
+    st->queued_batches = RS_LOAD(s->c.queued_batches);
+    st->buffer_full = RS_LOAD(s->c.buffer_full);
+    st->written = RS_LOAD(s->c.written);
+    st->inputs = RS_LOAD(s->c.inputs);
+    st->write_errors = RS_LOAD(s->c.write_errors);
+    st->rejected = RS_LOAD(s->c.rejected);
+    st->outages = RS_LOAD(s->c.outages);
+    st->done_seq = rs_sink_redis_done(sink);
+    st->healthy = rs_sink_redis_healthy(sink);
 }

@@ -1,7 +1,9 @@
 /* test_ingest.c -- integration tests of ingest/ against the embedded
  * (librdkafka mock) cluster: JSON and protobuf input, bad input to the
  * dead-letter topic, at-least-once offsets across consumers of one group,
- * an external producer (kcat), and the configuration table.
+ * an external producer (kcat), the configuration table, exactly-once mode
+ * (no commits of its own, read_committed), replay flags after a start
+ * below the committed offset, and offset-out-of-range resets.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -161,16 +163,21 @@ static void wait_assigned(rs_ingest_t *ing, tally_t *t, int timeout_ms) {
     assert_true(st.assigned > 0);
 }
 
-static rs_ingest_t *new_consumer(const char *bootstrap, const char *group,
-                                 rs_format_t fmt) {
+static rs_ingest_t *new_consumer_ex(const char *bootstrap, const char *group,
+                                    rs_format_t fmt, int exactly_once,
+                                    int offset_reset, const rs_kv_t *extra) {
     rs_ingest_conf_t conf;
     char errstr[512];
     rs_ingest_conf_init(&conf);
     snprintf(conf.group_id, sizeof(conf.group_id), "%s", group);
     conf.events_format = fmt;
     conf.labels_format = fmt;
+    conf.exactly_once = exactly_once;
+    conf.offset_reset = offset_reset;
     rs_kv_t kv;
     rs_kv_init(&kv);
+    for (int i = 0; extra && i < extra->cnt; i++)
+        rs_kv_set(&kv, extra->keys[i], extra->vals[i]);
     /* Mock quirk: once a group had members, a new JoinGroup waits
      * session.timeout.ms - 1 s (45 s by default) even if the group is
      * empty.  Keep it short so a second consumer joins quickly. */
@@ -184,6 +191,11 @@ static rs_ingest_t *new_consumer(const char *bootstrap, const char *group,
     if (!ing) fprintf(stderr, "rs_ingest_new: %s\n", errstr);
     assert_non_null(ing);
     return ing;
+}
+
+static rs_ingest_t *new_consumer(const char *bootstrap, const char *group,
+                                 rs_format_t fmt) {
+    return new_consumer_ex(bootstrap, group, fmt, 0, RS_OFFSET_EARLIEST, NULL);
 }
 
 /* ------------------------------------------------------------ DLQ check */
@@ -582,6 +594,322 @@ static void test_config(void **state) {
     rs_cluster_destroy(NULL);
 }
 
+/* ------------------------------------------- exactly-once, replay, resets */
+
+static void produce_events_part(rd_kafka_t *rk, const char *topic,
+                                int32_t part, int from, int to) {
+    static char buf[RS_ENCODE_MAX];
+    for (int i = from; i < to; i++) {
+        rs_event_t ev;
+        make_event(i, &ev);
+        int len = rs_event_encode(RS_FORMAT_JSON, &ev, buf, sizeof(buf));
+        assert_true(len > 0);
+        rd_kafka_resp_err_t kerr;
+        for (;;) {
+            kerr = rd_kafka_producev(
+                rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(part),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                RD_KAFKA_V_KEY(ev.entity_id, strlen(ev.entity_id)),
+                RD_KAFKA_V_VALUE(buf, (size_t)len), RD_KAFKA_V_END);
+            if (kerr != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
+            rd_kafka_poll(rk, 10);
+        }
+        assert_int_equal(kerr, RD_KAFKA_RESP_ERR_NO_ERROR);
+    }
+}
+
+/* A plain consumer of `group` (never joins it): commit offs[p] for
+ * partition p of topic (offs[p] < 0: none), or read the committed offsets
+ * into offs (commit == 0). */
+static void group_offsets(const char *boot, const char *group,
+                          const char *topic, int64_t *offs, int nparts,
+                          int commit) {
+    char errstr[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers", boot, errstr,
+                                       sizeof(errstr)), RD_KAFKA_CONF_OK);
+    assert_int_equal(rd_kafka_conf_set(conf, "group.id", group, errstr,
+                                       sizeof(errstr)), RD_KAFKA_CONF_OK);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr,
+                                  sizeof(errstr));
+    assert_non_null(rk);
+    rd_kafka_topic_partition_list_t *l =
+        rd_kafka_topic_partition_list_new(nparts);
+    for (int p = 0; p < nparts; p++)
+        if (!commit || offs[p] >= 0)
+            rd_kafka_topic_partition_list_add(l, topic, p)->offset =
+                commit ? offs[p] : RD_KAFKA_OFFSET_INVALID;
+    if (commit) {
+        assert_int_equal(rd_kafka_commit(rk, l, 0), RD_KAFKA_RESP_ERR_NO_ERROR);
+    } else {
+        assert_int_equal(rd_kafka_committed(rk, l, 10000),
+                         RD_KAFKA_RESP_ERR_NO_ERROR);
+        for (int p = 0; p < nparts; p++) offs[p] = l->elems[p].offset;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+}
+
+static void assert_conf(rd_kafka_t *rk, const char *key, const char *want) {
+    char val[128];
+    size_t len = sizeof(val);
+    assert_int_equal(rd_kafka_conf_get(rd_kafka_conf(rk), key, val, &len),
+                     RD_KAFKA_CONF_OK);
+    if (strcmp(val, want))
+        fprintf(stderr, "%s = %s, want %s\n", key, val, want);
+    assert_string_equal(val, want);
+}
+
+typedef struct revoke_rec_s {
+    int calls, lost;
+    int64_t pos_sum; /* sum of the positions reported (>= 0) */
+} revoke_rec_t;
+
+static void on_revoke(void *opaque, const rs_ingest_pos_t *parts, int n,
+                      int lost) {
+    revoke_rec_t *r = opaque;
+    r->calls++;
+    r->lost += lost;
+    for (int i = 0; i < n; i++) {
+        assert_true(parts[i].topic == RS_MSG_TOPIC_EVENTS ||
+                    parts[i].topic == RS_MSG_TOPIC_LABELS);
+        if (parts[i].offset >= 0) r->pos_sum += parts[i].offset;
+    }
+}
+
+/* Exactly-once mode: read_committed whatever the kafka: section says, the
+ * consumer never commits (not on store, commit_sync, revoke or close),
+ * group metadata for transactions, revoke callback with positions, and
+ * transactional.id refused in the passthrough properties. */
+static void test_exactly_once_mode(void **state) {
+    (void)state;
+    char errstr[512];
+    rs_cluster_t *cl = rs_cluster_new(1, rs_topics, 5, 2, errstr,
+                                      sizeof(errstr));
+    assert_non_null(cl);
+    const char *boot = rs_cluster_bootstraps(cl);
+    rd_kafka_t *prod = rs_kafka_producer_new(NULL, boot, errstr,
+                                             sizeof(errstr));
+    assert_non_null(prod);
+    produce_events(prod, "events", RS_FORMAT_JSON, 0, 40);
+    assert_int_equal(rd_kafka_flush(prod, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+
+    rs_kv_t kv;
+    rs_kv_init(&kv);
+    rs_kv_set(&kv, "isolation.level", "read_uncommitted");
+    rs_kv_set(&kv, "enable.auto.commit", "true");
+    rs_ingest_t *ing = new_consumer_ex(boot, "g-eos", RS_FORMAT_JSON, 1,
+                                       RS_OFFSET_EARLIEST, &kv);
+    rs_kv_free(&kv);
+    assert_conf(rs_ingest_handle(ing), "isolation.level", "read_committed");
+    assert_conf(rs_ingest_handle(ing), "enable.auto.commit", "false");
+    assert_conf(rs_ingest_handle(ing), "auto.offset.reset", "error");
+    revoke_rec_t rv = {0};
+    rs_ingest_set_revoke_cb(ing, on_revoke, &rv);
+
+    tally_t *t = calloc(1, sizeof(*t));
+    consume_until(ing, t, 40, 60000); /* stores each batch: no-op here */
+    assert_int_equal(t->events, 40);
+    assert_int_equal(t->dup, 0);
+    rd_kafka_consumer_group_metadata_t *cgmd = rs_ingest_group_metadata(ing);
+    assert_non_null(cgmd);
+    rd_kafka_consumer_group_metadata_destroy(cgmd);
+    assert_int_equal(rs_ingest_commit_sync(ing, errstr, sizeof(errstr)),
+                     RS_OK);
+    rs_ingest_destroy(ing); /* revokes: the callback sees the positions */
+    printf("revoke callback: %d call(s), positions sum %lld\n", rv.calls,
+           (long long)rv.pos_sum);
+    assert_true(rv.calls >= 1);
+    assert_int_equal(rv.lost, 0);
+    assert_int_equal(rv.pos_sum, 40);
+
+    /* Nothing committed by the consumer itself. */
+    int64_t offs[2];
+    group_offsets(boot, "g-eos", "events", offs, 2, 0);
+    assert_int_equal(offs[0], RD_KAFKA_OFFSET_INVALID);
+    assert_int_equal(offs[1], RD_KAFKA_OFFSET_INVALID);
+
+    /* transactional.id in the passthrough section: refused, by key. */
+    rs_ingest_conf_t conf;
+    rs_ingest_conf_init(&conf);
+    assert_int_equal(conf.exactly_once, 0);
+    const char *keys[] = {"transactional.id", "producer.transactional.id"};
+    for (int i = 0; i < 2; i++) {
+        rs_kv_init(&kv);
+        rs_kv_set(&kv, keys[i], "rs-test");
+        assert_null(rs_ingest_new(&conf, &kv, boot, errstr, sizeof(errstr)));
+        assert_non_null(strstr(errstr, "transactional.id"));
+        rs_kv_free(&kv);
+    }
+    free(t);
+    rd_kafka_destroy(prod);
+    rs_cluster_destroy(cl);
+}
+
+/* A start below the committed offset: the messages below it come back
+ * flagged replay (a replayed reject is not dead-lettered again), the ones
+ * after it not. */
+static void test_replay(void **state) {
+    (void)state;
+    char errstr[512];
+    static rs_msg_t msgs[64];
+    rs_cluster_t *cl = rs_cluster_new(1, rs_topics, 5, 1, errstr,
+                                      sizeof(errstr));
+    assert_non_null(cl);
+    const char *boot = rs_cluster_bootstraps(cl);
+    rd_kafka_t *prod = rs_kafka_producer_new(NULL, boot, errstr,
+                                             sizeof(errstr));
+    assert_non_null(prod);
+    /* offsets 0..4 events 0..4, 5 a reject, 6..14 events 5..13 */
+    produce_events(prod, "events", RS_FORMAT_JSON, 0, 5);
+    produce(prod, "events", "bad", "{nope", 5);
+    produce_events(prod, "events", RS_FORMAT_JSON, 5, 14);
+    assert_int_equal(rd_kafka_flush(prod, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+
+    rs_ingest_t *ing = new_consumer(boot, "g-replay", RS_FORMAT_JSON);
+    tally_t *t = calloc(1, sizeof(*t));
+    consume_until(ing, t, 15, 60000);
+    assert_int_equal(t->events + t->rejects, 15);
+    assert_int_equal(rs_ingest_commit_sync(ing, errstr, sizeof(errstr)),
+                     RS_OK);
+    rs_ingest_destroy(ing);
+    int64_t committed;
+    group_offsets(boot, "g-replay", "events", &committed, 1, 0);
+    assert_int_equal(committed, 15);
+
+    produce_events(prod, "events", RS_FORMAT_JSON, 14, 19); /* 15..19 */
+    assert_int_equal(rd_kafka_flush(prod, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+
+    /* Restart from a "checkpoint" at offset 3, exactly-once mode. */
+    ing = new_consumer_ex(boot, "g-replay", RS_FORMAT_JSON, 1,
+                          RS_OFFSET_EARLIEST, NULL);
+    rs_ingest_pos_t start = {RS_MSG_TOPIC_EVENTS, 0, 3};
+    assert_int_equal(rs_ingest_set_start(ing, &start, 1), RS_OK);
+    int seen = 0, replays = 0, replay_rejects = 0;
+    int64_t next = 3;
+    int64_t deadline = rs_clock_mono_us() + 60000000LL;
+    while (seen < 17 && rs_clock_mono_us() < deadline) {
+        int n = rs_ingest_poll(ing, msgs, 64, 100);
+        assert_true(n >= 0);
+        for (int i = 0; i < n; i++) {
+            const rs_msg_t *m = &msgs[i];
+            assert_int_equal(m->topic, RS_MSG_TOPIC_EVENTS);
+            assert_int_equal(m->offset, next);
+            next++;
+            assert_int_equal(m->replay, m->offset < 15);
+            replays += m->replay;
+            if (m->kind == RS_MSG_REJECT) {
+                assert_int_equal(m->offset, 5);
+                replay_rejects += m->replay;
+            }
+            seen++;
+        }
+        if (n > 0) assert_int_equal(rs_ingest_store(ing, msgs, n), RS_OK);
+    }
+    assert_int_equal(seen, 17);
+    assert_int_equal(replays, 12);
+    assert_int_equal(replay_rejects, 1);
+    rs_ingest_stats_t st;
+    rs_ingest_stats(ing, &st);
+    assert_int_equal(st.rejected, 1);
+    assert_int_equal(st.dlq_delivered, 0); /* not dead-lettered again */
+    rs_ingest_destroy(ing);
+    dlq_check_t d = {0};
+    assert_int_equal(rs_test_kafka_read(boot, "events.dlq", 1, 1000, 20000,
+                                        dlq_cb, &d), 1);
+    free(t);
+    rd_kafka_destroy(prod);
+    rs_cluster_destroy(cl);
+}
+
+/* Committed offsets past the end: the partition is reset per policy, the
+ * reset is counted (once), the other partition keeps its offset. */
+static void test_offset_out_of_range(void **state) {
+    (void)state;
+    char errstr[512];
+    rs_cluster_t *cl = rs_cluster_new(1, rs_topics, 5, 2, errstr,
+                                      sizeof(errstr));
+    assert_non_null(cl);
+    const char *boot = rs_cluster_bootstraps(cl);
+    rd_kafka_t *prod = rs_kafka_producer_new(NULL, boot, errstr,
+                                             sizeof(errstr));
+    assert_non_null(prod);
+    produce_events_part(prod, "events", 0, 0, 10);   /* p0: ev-0..9   */
+    produce_events_part(prod, "events", 1, 10, 20);  /* p1: ev-10..19 */
+    assert_int_equal(rd_kafka_flush(prod, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+
+    /* earliest: p0 (committed 1000) starts over at 0, p1 resumes at 4. */
+    int64_t offs[2] = {1000, 4};
+    group_offsets(boot, "g-oor-e", "events", offs, 2, 1);
+    rs_ingest_t *ing = new_consumer_ex(boot, "g-oor-e", RS_FORMAT_JSON, 0,
+                                       RS_OFFSET_EARLIEST, NULL);
+    tally_t *t = calloc(1, sizeof(*t));
+    consume_until(ing, t, 16, 60000);
+    consume_until(ing, t, 17, 2000); /* anything extra shows up here */
+    assert_int_equal(t->events, 16);
+    assert_int_equal(t->dup, 0);
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(t->seen_ev[i], (i < 10 || i >= 14) ? 1 : 0);
+    rs_ingest_stats_t st;
+    rs_ingest_stats(ing, &st);
+    printf("earliest: offset_resets %llu\n",
+           (unsigned long long)st.offset_resets);
+    assert_int_equal(st.offset_resets, 1);
+    rs_ingest_destroy(ing);
+
+    /* The same with the cooperative protocol (incremental re-assign). */
+    group_offsets(boot, "g-oor-c", "events", offs, 2, 1);
+    rs_kv_t kv;
+    rs_kv_init(&kv);
+    rs_kv_set(&kv, "consumer.partition.assignment.strategy",
+              "cooperative-sticky");
+    ing = new_consumer_ex(boot, "g-oor-c", RS_FORMAT_JSON, 0,
+                          RS_OFFSET_EARLIEST, &kv);
+    rs_kv_free(&kv);
+    memset(t, 0, sizeof(*t));
+    consume_until(ing, t, 16, 60000);
+    consume_until(ing, t, 17, 2000);
+    assert_int_equal(t->events, 16);
+    assert_int_equal(t->dup, 0);
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(t->seen_ev[i], (i < 10 || i >= 14) ? 1 : 0);
+    rs_ingest_stats(ing, &st);
+    assert_int_equal(st.offset_resets, 1);
+    assert_string_equal(rd_kafka_rebalance_protocol(rs_ingest_handle(ing)),
+                        "COOPERATIVE");
+    rs_ingest_destroy(ing);
+
+    /* latest: p0 skips to the end (only new messages), p1 resumes at 4. */
+    group_offsets(boot, "g-oor-l", "events", offs, 2, 1);
+    ing = new_consumer_ex(boot, "g-oor-l", RS_FORMAT_JSON, 0,
+                          RS_OFFSET_LATEST, NULL);
+    memset(t, 0, sizeof(*t));
+    consume_until(ing, t, 6, 60000);
+    int64_t deadline = rs_clock_mono_us() + 30000000LL;
+    do {
+        consume_until(ing, t, 7, 200);
+        rs_ingest_stats(ing, &st);
+    } while (st.offset_resets < 1 && rs_clock_mono_us() < deadline);
+    assert_int_equal(st.offset_resets, 1);
+    consume_until(ing, t, 7, 2000); /* let the END offset resolve */
+    produce_events_part(prod, "events", 0, 20, 23);
+    assert_int_equal(rd_kafka_flush(prod, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    consume_until(ing, t, 9, 30000);
+    consume_until(ing, t, 10, 1000);
+    assert_int_equal(t->events, 9);
+    assert_int_equal(t->dup, 0);
+    for (int i = 0; i < 23; i++)
+        assert_int_equal(t->seen_ev[i], (i >= 14) ? 1 : 0);
+    rs_ingest_stats(ing, &st);
+    assert_int_equal(st.offset_resets, 1);
+    rs_ingest_destroy(ing);
+
+    free(t);
+    rd_kafka_destroy(prod);
+    rs_cluster_destroy(cl);
+}
+
 int main(void) {
     if (getenv("RS_TEST_KAFKA_DEBUG")) rs_log_set_level(RS_LOG_DEBUG);
     const struct CMUnitTest tests[] = {
@@ -591,6 +919,9 @@ int main(void) {
         cmocka_unit_test(test_kcat),
         cmocka_unit_test(test_fetch_errors),
         cmocka_unit_test(test_dlq_retry),
+        cmocka_unit_test(test_exactly_once_mode),
+        cmocka_unit_test(test_replay),
+        cmocka_unit_test(test_offset_out_of_range),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

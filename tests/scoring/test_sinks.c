@@ -1,13 +1,16 @@
 /* test_sinks.c -- the Redis sink against a real redis-server (private, on a
  * unix socket) and the Kafka sink against the embedded mock cluster.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
@@ -60,17 +63,27 @@ static long long raw_int(redisContext *c, const char *fmt, const char *arg) {
     return v;
 }
 
-static rs_sink_redis_t *new_redis_sink(rs_test_redis_t *r,
-                                       int64_t index_max) {
+/* A sink on r; index_max, buffer_bytes, input_ttl_ms: 0 = default. */
+static rs_sink_redis_t *new_redis_sink_ex(rs_test_redis_t *r,
+                                          int64_t index_max,
+                                          int64_t buffer_bytes,
+                                          int64_t input_ttl_ms) {
     rs_redis_conf_t conf;
     char errstr[512];
     rs_redis_conf_init(&conf);
     snprintf(conf.url, sizeof(conf.url), "%s", rs_test_redis_url(r));
     if (index_max) conf.entity_index_max = index_max;
+    if (buffer_bytes) conf.buffer_bytes = buffer_bytes;
+    if (input_ttl_ms) conf.input_ttl_ms = input_ttl_ms;
     rs_sink_redis_t *sink = rs_sink_redis_new(&conf, errstr, sizeof(errstr));
     if (!sink) fprintf(stderr, "rs_sink_redis_new: %s\n", errstr);
     assert_non_null(sink);
     return sink;
+}
+
+static rs_sink_redis_t *new_redis_sink(rs_test_redis_t *r,
+                                       int64_t index_max) {
+    return new_redis_sink_ex(r, index_max, 0, 0);
 }
 
 static rs_test_redis_t *start_redis(const char *const *extra) {
@@ -168,6 +181,8 @@ static void test_redis_conf(void **state) {
     assert_int_equal(conf.entity_index_max, 1000);
     assert_int_equal(conf.timeout_ms, 2000);
     assert_string_equal(conf.password_env, "");
+    assert_int_equal(conf.buffer_bytes, 64LL << 20);
+    assert_int_equal(conf.input_ttl_ms, 0);
 
     rs_conf_section_t sec;
     rs_conf_t *reg = rs_conf_new();
@@ -185,10 +200,24 @@ static void test_redis_conf(void **state) {
     const char *bad = "redis:\n  ttl: 0s\n";
     assert_int_equal(rs_conf_load_yaml(reg, bad, strlen(bad), "t.yaml", errstr,
                                        sizeof(errstr)), RS_ERR_CONFIG);
+    const char *buf = "redis:\n  buffer_bytes: 1048576\n  input_ttl: 30d\n";
+    assert_int_equal(rs_conf_load_yaml(reg, buf, strlen(buf), "t.yaml", errstr,
+                                       sizeof(errstr)), RS_OK);
+    assert_int_equal(conf.buffer_bytes, 1048576);
+    assert_int_equal(conf.input_ttl_ms, 30LL * 86400 * 1000);
+    const char *small = "redis:\n  buffer_bytes: 1000\n";
+    assert_int_equal(rs_conf_load_yaml(reg, small, strlen(small), "t.yaml",
+                                       errstr, sizeof(errstr)), RS_ERR_CONFIG);
+    assert_non_null(strstr(errstr, "buffer_bytes"));
     rs_conf_destroy(reg);
 
     assert_int_equal(rs_redis_conf_check(&conf, errstr, sizeof(errstr)),
                      RS_OK);
+    conf.buffer_bytes = 100;
+    assert_int_equal(rs_redis_conf_check(&conf, errstr, sizeof(errstr)),
+                     RS_ERR_CONFIG);
+    assert_non_null(strstr(errstr, "buffer_bytes"));
+    conf.buffer_bytes = 1 << 20;
     conf.url[0] = '\0';
     assert_int_equal(rs_redis_conf_check(&conf, errstr, sizeof(errstr)),
                      RS_ERR_CONFIG);
@@ -384,6 +413,12 @@ static void test_redis_outage(void **state) {
     rs_sink_redis_stats(sink, &st);
     assert_true(st.io_errors >= 2);
     assert_int_equal(st.reconnects, 1);
+    /* A read on a connection the server dropped meanwhile (restart, no
+     * persistence: the data is gone) reconnects and answers. */
+    assert_int_equal(rs_test_redis_restart(r, errstr, sizeof(errstr)), 0);
+    assert_int_equal(rs_sink_redis_get_score(sink, "s-3", json, sizeof(json),
+                                             errstr, sizeof(errstr)),
+                     RS_ERR_NOTFOUND);
     rs_sink_redis_destroy(sink);
     rs_test_redis_destroy(r);
 }
@@ -427,6 +462,521 @@ static void test_redis_auth_db(void **state) {
     redisFree(c);
     rs_sink_redis_destroy(sink);
     unsetenv("RS_TEST_REDIS_PW");
+    rs_test_redis_destroy(r);
+}
+
+/* ---------------------------------------------------- Redis: async writer */
+
+#define NENT 7 /* entities: event i belongs to e-(i % NENT) */
+
+/* Event i is input-logged unless i % 3 == 0; its log is binary (NULs). */
+static int is_logged(int i) { return i % 3 != 0; }
+
+static size_t make_log(int i, int variant, unsigned char *buf) {
+    size_t len = 40 + (size_t)(i % 200);
+    for (size_t k = 0; k < len; k++)
+        buf[k] = (unsigned char)((i * 31 + (int)k * 7 + variant * 13) & 0xff);
+    buf[0] = 0;
+    return len;
+}
+
+/* Queue events [first, first + n) as batch seq (n <= 64). */
+static rs_err_t enqueue_events(rs_sink_redis_t *sink, uint64_t seq, int first,
+                               int n, int variant) {
+    static rs_score_t scores[64];
+    static unsigned char logs[64][256];
+    const void *lp[64];
+    size_t ll[64];
+    for (int j = 0; j < n; j++) {
+        int i = first + j;
+        make_score(i, i % NENT, &scores[j]);
+        if (variant) scores[j].score = scores[j].score < 0.5 ? 0.99 : 0.01;
+        lp[j] = is_logged(i) ? logs[j] : NULL;
+        ll[j] = make_log(i, variant, logs[j]);
+    }
+    return rs_sink_redis_enqueue(sink, scores, n, lp, ll, seq);
+}
+
+static int count_logged(int from, int to) {
+    int k = 0;
+    for (int i = from; i < to; i++) k += is_logged(i);
+    return k;
+}
+
+/* The record and the input log of event i are what was queued first. */
+static void check_event(rs_sink_redis_t *sink, int i) {
+    char errstr[512], json[RS_ENCODE_MAX], id[32];
+    unsigned char got[512], want[256];
+    rs_score_t sc, back;
+    size_t len = 0;
+    make_score(i, i % NENT, &sc);
+    snprintf(id, sizeof(id), "s-%d", i);
+    rs_err_t err = rs_sink_redis_get_score(sink, id, json, sizeof(json), errstr,
+                                           sizeof(errstr));
+    if (err != RS_OK) fail_msg("event %d: %s", i, errstr);
+    assert_int_equal(rs_score_from_json(json, strlen(json), &back, errstr,
+                                        sizeof(errstr)), RS_OK);
+    assert_string_equal(back.event_id, sc.event_id);
+    assert_string_equal(back.entity_id, sc.entity_id);
+    assert_true(back.score == sc.score);
+    assert_int_equal(back.decision, sc.decision);
+    err = rs_sink_redis_get_input(sink, id, got, sizeof(got), &len, errstr,
+                                  sizeof(errstr));
+    if (!is_logged(i)) {
+        assert_int_equal(err, RS_ERR_NOTFOUND);
+        return;
+    }
+    if (err != RS_OK) fail_msg("input of event %d: %s", i, errstr);
+    size_t wl = make_log(i, 0, want);
+    assert_int_equal(len, wl);
+    assert_memory_equal(got, want, wl);
+}
+
+static long long raw_dbsize(redisContext *c) {
+    redisReply *rep = redisCommand(c, "DBSIZE");
+    assert_non_null(rep);
+    long long v = rep->integer;
+    freeReplyObject(rep);
+    return v;
+}
+
+/* Calls of a command since the server started (INFO commandstats). */
+static long long raw_calls(redisContext *c, const char *cmd) {
+    char pat[64];
+    long long v = 0;
+    redisReply *rep = redisCommand(c, "INFO commandstats");
+    assert_non_null(rep);
+    assert_int_equal(rep->type, REDIS_REPLY_STRING);
+    snprintf(pat, sizeof(pat), "cmdstat_%s:calls=", cmd);
+    const char *p = strstr(rep->str, pat);
+    if (p) v = atoll(p + strlen(pat));
+    freeReplyObject(rep);
+    return v;
+}
+
+static long long raw_index_total(redisContext *c) {
+    long long n = 0;
+    char e[16];
+    for (int k = 0; k < NENT; k++) {
+        snprintf(e, sizeof(e), "e-%d", k);
+        n += raw_int(c, "ZCARD rs:entity:%s:scores", e);
+    }
+    return n;
+}
+
+/* Poll (bounded) until the writer's health is `want`. */
+static int wait_healthy(rs_sink_redis_t *sink, int want, int timeout_ms) {
+    int64_t deadline = rs_clock_mono_us() + (int64_t)timeout_ms * 1000;
+    while (rs_sink_redis_healthy(sink) != want &&
+           rs_clock_mono_us() < deadline) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return rs_sink_redis_healthy(sink) == want;
+}
+
+/* A thread that reads the sink's counters and watermark the whole time
+ * and checks what must always hold (thread-safety of stats/done/healthy). */
+typedef struct watch_s {
+    rs_sink_redis_t *sink;
+    atomic_int stop;
+    _Atomic uint64_t max_seq; /* set by the owner BEFORE each enqueue     */
+    atomic_int bad;
+    _Atomic uint64_t rounds;
+    char why[256];            /* first violation (watcher thread only)    */
+} watch_t;
+
+static void watch_bad(watch_t *w, const char *what, uint64_t a, uint64_t b) {
+    if (atomic_fetch_add(&w->bad, 1) == 0)
+        snprintf(w->why, sizeof(w->why), "%s (%llu vs %llu)", what,
+                 (unsigned long long)a, (unsigned long long)b);
+}
+
+static void *watch_main(void *arg) {
+    watch_t *w = arg;
+    uint64_t last_done = 0, last_written = 0, last_outages = 0;
+    while (!atomic_load(&w->stop)) {
+        rs_sink_redis_stats_t st;
+        rs_sink_redis_stats(w->sink, &st);
+        uint64_t d = rs_sink_redis_done(w->sink);
+        uint64_t m = atomic_load(&w->max_seq);
+        int h = rs_sink_redis_healthy(w->sink);
+        if (d < last_done) watch_bad(w, "done went back", d, last_done);
+        if (d > m) watch_bad(w, "done beyond the last enqueue", d, m);
+        if (st.done_seq > d) watch_bad(w, "stats.done_seq > done", st.done_seq, d);
+        if (st.buffer_bytes > st.buffer_max)
+            watch_bad(w, "buffer_bytes > buffer_max", st.buffer_bytes,
+                      st.buffer_max);
+        if (st.buffer_peak > st.buffer_max)
+            watch_bad(w, "buffer_peak > buffer_max", st.buffer_peak,
+                      st.buffer_max);
+        if (st.written < last_written)
+            watch_bad(w, "written went back", st.written, last_written);
+        if (st.outages < last_outages)
+            watch_bad(w, "outages went back", st.outages, last_outages);
+        if (h != 0 && h != 1) watch_bad(w, "healthy not 0/1", (uint64_t)h, 1);
+        last_done = d;
+        last_written = st.written;
+        last_outages = st.outages;
+        atomic_fetch_add(&w->rounds, 1);
+        struct timespec ts = {0, 200 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+/* Queued writes land as rs_sink_redis_write's would, with input logs;
+ * done, n == 0 batches, bad calls, idempotent replays, input_ttl,
+ * a batch bigger than the buffer, a refused command. */
+static void test_redis_async_write(void **state) {
+    (void)state;
+    char errstr[512];
+    unsigned char small[8];
+    size_t len = 0;
+    rs_sink_redis_stats_t st;
+    rs_test_redis_t *r = start_redis(NULL);
+    rs_sink_redis_t *sink = new_redis_sink(r, 0);
+    redisContext *c = raw_connect(r);
+
+    assert_int_equal(rs_sink_redis_done(sink), 0);
+    assert_int_equal(rs_sink_redis_healthy(sink), 1);
+    assert_int_equal(rs_sink_redis_wait(sink, 1, 0), RS_ERR_TIMEOUT);
+    rs_sink_redis_stats(sink, &st);
+    assert_int_equal(st.buffer_max, 64LL << 20);
+    assert_int_equal(st.queued_batches, 0);
+    assert_int_equal(rs_sink_redis_enqueue(sink, NULL, 0, NULL, NULL, 0),
+                     RS_ERR_INVALID);
+    assert_int_equal(rs_sink_redis_enqueue(sink, NULL, -1, NULL, NULL, 1),
+                     RS_ERR_INVALID);
+
+    assert_int_equal(enqueue_events(sink, 1, 0, 10, 0), RS_OK);
+    assert_int_equal(rs_sink_redis_enqueue(sink, NULL, 0, NULL, NULL, 2),
+                     RS_OK); /* an empty batch */
+    assert_int_equal(enqueue_events(sink, 3, 10, 5, 0), RS_OK);
+    assert_int_equal(rs_sink_redis_wait(sink, 3, 30000), RS_OK);
+    assert_int_equal(rs_sink_redis_done(sink), 3);
+    assert_int_equal(enqueue_events(sink, 2, 15, 1, 0), RS_ERR_STATE);
+    assert_int_equal(rs_sink_redis_wait(sink, 4, 50), RS_ERR_TIMEOUT);
+
+    for (int i = 0; i < 15; i++) check_event(sink, i);
+    assert_int_equal(raw_dbsize(c), 15 + NENT + count_logged(0, 15));
+    assert_int_equal(raw_index_total(c), 15);
+    long long ttl = raw_int(c, "PTTL rs:input:%s", "s-1");
+    assert_true(ttl > 0 && ttl <= 7LL * 86400 * 1000); /* input_ttl 0: ttl */
+    /* get_input: too small a buffer says how much is needed. */
+    assert_int_equal(rs_sink_redis_get_input(sink, "s-1", small, sizeof(small),
+                                             &len, errstr, sizeof(errstr)),
+                     RS_ERR_TOOBIG);
+    assert_int_equal(len, 41);
+    assert_int_equal(rs_sink_redis_get_input(sink, "nope", small, sizeof(small),
+                                             &len, errstr, sizeof(errstr)),
+                     RS_ERR_NOTFOUND);
+
+    /* A replay with other scores and other logs changes nothing. */
+    long long sets = raw_calls(c, "set");
+    assert_int_equal(enqueue_events(sink, 4, 0, 10, 1), RS_OK);
+    assert_int_equal(rs_sink_redis_wait(sink, 4, 30000), RS_OK);
+    assert_int_equal(raw_calls(c, "set"), sets + 10 + count_logged(0, 10));
+    for (int i = 0; i < 15; i++) check_event(sink, i);
+    assert_int_equal(raw_dbsize(c), 15 + NENT + count_logged(0, 15));
+    assert_int_equal(raw_index_total(c), 15);
+
+    /* Queue empty: an empty batch is done at once. */
+    assert_int_equal(rs_sink_redis_enqueue(sink, NULL, 0, NULL, NULL, 5),
+                     RS_OK);
+    assert_int_equal(rs_sink_redis_done(sink), 5);
+
+    /* A command refused for good (index key of the wrong type): counted,
+     * not retried; the rest of the batch is written. */
+    freeReplyObject(redisCommand(c, "DEL rs:entity:e-3:scores"));
+    freeReplyObject(redisCommand(c, "SET rs:entity:e-3:scores oops"));
+    assert_int_equal(enqueue_events(sink, 6, 100, 7, 0), RS_OK);
+    assert_int_equal(rs_sink_redis_wait(sink, 6, 30000), RS_OK);
+    for (int i = 100; i < 107; i++) check_event(sink, i);
+
+    rs_sink_redis_stats(sink, &st);
+    assert_int_equal(st.written, 15 + 10 + 7);
+    assert_int_equal(st.inputs, count_logged(0, 15) + count_logged(0, 10) +
+                                    count_logged(100, 107));
+    assert_true(st.rejected >= 1); /* ZADD, PEXPIRE, ZREMRANGEBYRANK */
+    assert_int_equal(st.queued_batches, 0);
+    assert_int_equal(st.buffer_bytes, 0);
+    assert_true(st.buffer_peak > 0);
+    assert_int_equal(st.outages, 0);
+    assert_int_equal(st.write_errors, 0);
+    assert_int_equal(st.done_seq, 6);
+    assert_int_equal(st.healthy, 1);
+    /* The owner's connection works alongside the writer. */
+    assert_int_equal(rs_sink_redis_set_model(sink, "lr-8", "{}", errstr,
+                                             sizeof(errstr)), RS_OK);
+    rs_sink_redis_destroy(sink);
+
+    /* input_ttl of its own. */
+    sink = new_redis_sink_ex(r, 0, 0, 3600 * 1000);
+    assert_int_equal(enqueue_events(sink, 1, 200, 2, 0), RS_OK);
+    assert_int_equal(rs_sink_redis_wait(sink, 1, 30000), RS_OK);
+    ttl = raw_int(c, "PTTL rs:input:%s", "s-200");
+    assert_true(ttl > 0 && ttl <= 3600 * 1000);
+    assert_true(raw_int(c, "PTTL rs:score:%s", "s-200") > 3600 * 1000);
+    rs_sink_redis_destroy(sink);
+
+    /* A batch larger than the whole buffer: RS_ERR_TOOBIG, nothing queued;
+     * the next batch goes through. */
+    sink = new_redis_sink_ex(r, 0, 4096, 0);
+    assert_int_equal(enqueue_events(sink, 1, 300, 12, 0), RS_ERR_TOOBIG);
+    rs_sink_redis_stats(sink, &st);
+    assert_int_equal(st.queued_batches, 0);
+    assert_int_equal(enqueue_events(sink, 1, 300, 2, 0), RS_OK);
+    assert_int_equal(rs_sink_redis_wait(sink, 1, 30000), RS_OK);
+    check_event(sink, 300);
+    check_event(sink, 301);
+    rs_sink_redis_destroy(sink);
+
+    redisFree(c);
+    rs_test_redis_destroy(r);
+}
+
+/* Redis killed (-9) mid-stream: the writer buffers, the buffer fills ->
+ * RS_ERR_AGAIN with nothing queued, done stays put; the server comes back
+ * (same data: AOF, fsync always) -> everything is written, each batch not
+ * acknowledged before the kill is sent to the new server exactly once,
+ * acknowledged ones never again; the outage is logged once (start, end). */
+static void test_redis_async_outage(void **state) {
+    (void)state;
+    static const char *const aof[] = {"--appendonly", "yes", "--appendfsync",
+                                      "always", NULL};
+    char errstr[512];
+    char *logbuf = NULL;
+    size_t loglen = 0;
+    rs_sink_redis_stats_t st, st2;
+    rs_test_redis_t *r = start_redis(aof);
+    FILE *logf = open_memstream(&logbuf, &loglen);
+    assert_non_null(logf);
+    rs_log_set_stream(logf); /* before the writer thread exists */
+    rs_sink_redis_t *sink = new_redis_sink_ex(r, 0, 128 * 1024, 0);
+
+    watch_t *w = calloc(1, sizeof(*w));
+    w->sink = sink;
+    pthread_t wt;
+    assert_int_equal(pthread_create(&wt, NULL, watch_main, w), 0);
+
+    /* Batch b (1-based) holds events [(b - 1) * 10, b * 10). */
+    uint64_t seq = 0;
+    for (int b = 0; b < 10; b++) {
+        atomic_store(&w->max_seq, seq + 1);
+        assert_int_equal(enqueue_events(sink, seq + 1, (int)seq * 10, 10, 0),
+                         RS_OK);
+        seq++;
+        if (seq == 5) assert_int_equal(rs_sink_redis_wait(sink, 2, 30000),
+                                       RS_OK);
+    }
+    /* Kill it while batches are (probably) in flight. */
+    assert_int_equal(kill(rs_test_redis_pid(r), SIGKILL), 0);
+    assert_int_equal(rs_test_redis_stop(r), 0);
+    /* Once the writer saw the failure nothing more can be written. */
+    assert_true(wait_healthy(sink, 0, 30000));
+    uint64_t d = rs_sink_redis_done(sink);
+    printf("killed with %llu of 10 batches acknowledged\n",
+           (unsigned long long)d);
+    assert_true(d >= 2);
+
+    /* Keep streaming into the buffer until it is full. */
+    rs_err_t err = RS_OK;
+    for (int k = 0; k < 100000 && err == RS_OK; k++) {
+        atomic_store(&w->max_seq, seq + 1);
+        err = enqueue_events(sink, seq + 1, (int)seq * 10, 10, 0);
+        if (err == RS_OK) seq++;
+    }
+    assert_int_equal(err, RS_ERR_AGAIN);
+    uint64_t last = seq;
+    assert_true(last > 10);
+    assert_int_equal(rs_sink_redis_done(sink), d);
+    assert_int_equal(rs_sink_redis_wait(sink, d + 1, 100), RS_ERR_TIMEOUT);
+    rs_sink_redis_stats(sink, &st);
+    assert_int_equal(st.queued_batches, last - d);
+    assert_true(st.buffer_bytes > 0 && st.buffer_bytes <= 128 * 1024);
+    assert_true(st.buffer_full >= 1);
+    assert_int_equal(st.outages, 1);
+    assert_true(st.write_errors >= 1);
+    assert_int_equal(st.healthy, 0);
+    /* RS_ERR_AGAIN queues nothing. */
+    assert_int_equal(enqueue_events(sink, last + 1, (int)last * 10, 10, 0),
+                     RS_ERR_AGAIN);
+    rs_sink_redis_stats(sink, &st2);
+    assert_int_equal(st2.buffer_bytes, st.buffer_bytes);
+    assert_int_equal(st2.queued_batches, st.queued_batches);
+    assert_int_equal(st2.buffer_full, st.buffer_full + 1);
+    printf("outage: %llu batches (%llu bytes) buffered, done %llu\n",
+           (unsigned long long)st.queued_batches,
+           (unsigned long long)st.buffer_bytes, (unsigned long long)d);
+
+    /* Back: everything queued gets written. */
+    assert_int_equal(rs_test_redis_restart(r, errstr, sizeof(errstr)), 0);
+    assert_int_equal(rs_sink_redis_wait(sink, last, 60000), RS_OK);
+    assert_int_equal(rs_sink_redis_done(sink), last);
+    /* The refused batch fits now. */
+    atomic_store(&w->max_seq, last + 1);
+    assert_int_equal(enqueue_events(sink, last + 1, (int)last * 10, 10, 0),
+                     RS_OK);
+    seq = last + 1;
+    assert_int_equal(rs_sink_redis_wait(sink, seq, 60000), RS_OK);
+    assert_int_equal(rs_sink_redis_healthy(sink), 1);
+
+    int nev = (int)seq * 10;
+    redisContext *c = raw_connect(r);
+    for (int i = 0; i < nev; i++) check_event(sink, i);
+    assert_int_equal(raw_dbsize(c), nev + NENT + count_logged(0, nev));
+    assert_int_equal(raw_index_total(c), nev);
+    /* Exactly once: the new server received the commands of the batches
+     * after d, once each, and none of the acknowledged ones. */
+    int from = (int)d * 10;
+    assert_int_equal(raw_calls(c, "set"),
+                     (nev - from) + count_logged(from, nev));
+    assert_int_equal(raw_calls(c, "zadd"), nev - from);
+    redisFree(c);
+
+    rs_sink_redis_stats(sink, &st);
+    assert_int_equal(st.written, nev);
+    assert_int_equal(st.inputs, count_logged(0, nev));
+    assert_int_equal(st.outages, 1);
+    assert_int_equal(st.queued_batches, 0);
+    assert_int_equal(st.buffer_bytes, 0);
+    assert_int_equal(st.rejected, 0);
+    printf("after: written %llu inputs %llu write_errors %llu peak %llu\n",
+           (unsigned long long)st.written, (unsigned long long)st.inputs,
+           (unsigned long long)st.write_errors,
+           (unsigned long long)st.buffer_peak);
+
+    atomic_store(&w->stop, 1);
+    pthread_join(wt, NULL);
+    if (atomic_load(&w->bad)) fail_msg("stats watcher: %s", w->why);
+    assert_true(atomic_load(&w->rounds) > 0);
+    free(w);
+    rs_sink_redis_destroy(sink);
+    rs_log_set_stream(NULL);
+    fclose(logf);
+
+    /* Outage start and end logged once each. */
+    int starts = 0, ends = 0;
+    for (const char *p = logbuf; (p = strstr(p, ": outage: ")); p++) starts++;
+    for (const char *p = logbuf; (p = strstr(p, "outage over")); p++) ends++;
+    fputs(logbuf, stdout);
+    free(logbuf);
+    assert_int_equal(starts, 1);
+    assert_int_equal(ends, 1);
+    rs_test_redis_destroy(r);
+}
+
+/* With no traffic the writer still notices an outage and its end (PING
+ * after 1 s idle): readiness follows Redis. */
+static void test_redis_async_idle_health(void **state) {
+    (void)state;
+    char errstr[512];
+    rs_test_redis_t *r = start_redis(NULL);
+    rs_sink_redis_t *sink = new_redis_sink(r, 0);
+    assert_int_equal(enqueue_events(sink, 1, 0, 3, 0), RS_OK);
+    assert_int_equal(rs_sink_redis_wait(sink, 1, 30000), RS_OK);
+    assert_int_equal(rs_sink_redis_healthy(sink), 1);
+    assert_int_equal(rs_test_redis_stop(r), 0);
+    assert_true(wait_healthy(sink, 0, 30000));
+    assert_int_equal(rs_test_redis_restart(r, errstr, sizeof(errstr)), 0);
+    assert_true(wait_healthy(sink, 1, 30000));
+    rs_sink_redis_stats_t st;
+    rs_sink_redis_stats(sink, &st);
+    assert_int_equal(st.outages, 1);
+    assert_int_equal(enqueue_events(sink, 2, 3, 3, 0), RS_OK);
+    assert_int_equal(rs_sink_redis_wait(sink, 2, 30000), RS_OK);
+    check_event(sink, 4);
+    rs_sink_redis_destroy(sink);
+    rs_test_redis_destroy(r);
+}
+
+/* Threads: a waiter blocks in rs_sink_redis_wait for every batch, a
+ * watcher reads stats, the owner enqueues (retrying on RS_ERR_AGAIN with
+ * a small buffer) and uses its own connection at the same time. */
+typedef struct waiter_s {
+    rs_sink_redis_t *sink;
+    uint64_t upto;
+    int failures;
+} waiter_t;
+
+static void *waiter_main(void *arg) {
+    waiter_t *wt = arg;
+    for (uint64_t s = 1; s <= wt->upto; s++)
+        if (rs_sink_redis_wait(wt->sink, s, 60000) != RS_OK ||
+            rs_sink_redis_done(wt->sink) < s)
+            wt->failures++;
+    return NULL;
+}
+
+static void test_redis_async_threads(void **state) {
+    (void)state;
+    enum { BATCHES = 300, PER = 5 };
+    char errstr[512], json[RS_ENCODE_MAX];
+    rs_test_redis_t *r = start_redis(NULL);
+    rs_sink_redis_t *sink = new_redis_sink_ex(r, 0, 16 * 1024, 0);
+    watch_t *w = calloc(1, sizeof(*w));
+    w->sink = sink;
+    waiter_t wa = {.sink = sink, .upto = BATCHES};
+    pthread_t wt, at;
+    assert_int_equal(pthread_create(&wt, NULL, watch_main, w), 0);
+    assert_int_equal(pthread_create(&at, NULL, waiter_main, &wa), 0);
+    int again = 0;
+    for (int b = 1; b <= BATCHES; b++) {
+        atomic_store(&w->max_seq, (uint64_t)b);
+        rs_err_t err;
+        while ((err = enqueue_events(sink, (uint64_t)b, (b - 1) * PER, PER,
+                                     0)) == RS_ERR_AGAIN) {
+            again++;
+            rs_sink_redis_wait(sink, rs_sink_redis_done(sink) + 1, 1000);
+        }
+        assert_int_equal(err, RS_OK);
+        if (b % 10 == 0) {
+            uint64_t d = rs_sink_redis_done(sink);
+            if (d > 0) {
+                char id[32];
+                snprintf(id, sizeof(id), "s-%d", (int)(d - 1) * PER);
+                assert_int_equal(rs_sink_redis_get_score(sink, id, json,
+                                                         sizeof(json), errstr,
+                                                         sizeof(errstr)),
+                                 RS_OK);
+            }
+            rs_score_t sc;
+            make_score(100000 + b, 0, &sc);
+            assert_int_equal(rs_sink_redis_write(sink, &sc, 1, errstr,
+                                                 sizeof(errstr)), RS_OK);
+        }
+    }
+    pthread_join(at, NULL);
+    assert_int_equal(wa.failures, 0);
+    assert_int_equal(rs_sink_redis_done(sink), BATCHES);
+    atomic_store(&w->stop, 1);
+    pthread_join(wt, NULL);
+    if (atomic_load(&w->bad)) fail_msg("stats watcher: %s", w->why);
+    printf("threads: %d RS_ERR_AGAIN retries, %llu watcher rounds\n", again,
+           (unsigned long long)atomic_load(&w->rounds));
+    free(w);
+    for (int i = 0; i < BATCHES * PER; i += 37) check_event(sink, i);
+    redisContext *c = raw_connect(r);
+    assert_int_equal(raw_dbsize(c), BATCHES * PER + NENT + BATCHES / 10 +
+                                        count_logged(0, BATCHES * PER));
+    redisFree(c);
+    rs_sink_redis_destroy(sink);
+    rs_test_redis_destroy(r);
+}
+
+/* destroy writes what is still queued. */
+static void test_redis_async_destroy_drains(void **state) {
+    (void)state;
+    rs_test_redis_t *r = start_redis(NULL);
+    rs_sink_redis_t *sink = new_redis_sink(r, 0);
+    for (int b = 1; b <= 50; b++)
+        assert_int_equal(enqueue_events(sink, (uint64_t)b, (b - 1) * 10, 10,
+                                        0), RS_OK);
+    rs_sink_redis_destroy(sink);
+    redisContext *c = raw_connect(r);
+    assert_int_equal(raw_dbsize(c), 500 + NENT + count_logged(0, 500));
+    redisFree(c);
     rs_test_redis_destroy(r);
 }
 
@@ -593,9 +1143,17 @@ int main(void) {
         cmocka_unit_test(test_redis_index_cap),
         cmocka_unit_test(test_redis_outage),
         cmocka_unit_test(test_redis_auth_db),
+        cmocka_unit_test(test_redis_async_write),
+        cmocka_unit_test(test_redis_async_outage),
+        cmocka_unit_test(test_redis_async_idle_health),
+        cmocka_unit_test(test_redis_async_threads),
+        cmocka_unit_test(test_redis_async_destroy_drains),
         cmocka_unit_test(test_kafka_sink_batches),
         cmocka_unit_test(test_kafka_sink_json),
         cmocka_unit_test(test_kafka_sink_pb_retry),
     };
+    /* RS_TEST_FILTER="test_redis*" runs a subset (e.g. the Redis tests
+     * under TSan, which the uninstrumented librdkafka cannot run). */
+    if (getenv("RS_TEST_FILTER")) cmocka_set_test_filter(getenv("RS_TEST_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
