@@ -8,7 +8,7 @@ PKGS=(
   build-essential cmake pkg-config git
   librdkafka-dev libhiredis-dev libopenblas-dev
   libprotobuf-c-dev protobuf-c-compiler
-  libyaml-dev libjansson-dev libmicrohttpd-dev libxxhash-dev libcmocka-dev
+  libyaml-dev libjansson-dev libmicrohttpd-dev libxxhash-dev libcmocka-dev libcurl4-openssl-dev
   redis-server redis-tools kcat jq curl prometheus
   chromium
 )

@@ -578,6 +578,7 @@ typedef struct rs_http_route_s {
     char prefix[128];
     rs_http_route_fn fn;
     void *opaque;
+    int post;                  /* 1: POST route, 0: GET/HEAD            */
 } rs_http_route_t;
 
 struct rs_http_s {
@@ -771,6 +772,22 @@ done:
     return status;
 }
 
+/* The added route of method `post` matching `url` ({0} if none). */
+static rs_http_route_t rs_http_find_route(rs_http_t *http, const char *url,
+                                          int post) {
+    rs_http_route_t r = {{0}, NULL, NULL, 0};
+    pthread_mutex_lock(&http->lock);
+    for (int i = 0; i < http->nroutes && !r.fn; i++) {
+        size_t pl = strlen(http->routes[i].prefix);
+        if (http->routes[i].post == post &&
+            !strncmp(url, http->routes[i].prefix, pl) &&
+            (url[pl] == '\0' || url[pl] == '/'))
+            r = http->routes[i];
+    }
+    pthread_mutex_unlock(&http->lock);
+    return r;
+}
+
 /* Route one authenticated GET.  `url` is the raw path. */
 static int rs_http_route(rs_http_t *http, struct MHD_Connection *conn,
                          const char *url, rs_http_buf_t *b,
@@ -800,15 +817,7 @@ static int rs_http_route(rs_http_t *http, struct MHD_Connection *conn,
             return rs_http_entity(http, conn, seg, b, ctype);
         return rs_http_error(b, ctype, 404, "not found");
     }
-    rs_http_route_t r = {{0}, NULL, NULL};
-    pthread_mutex_lock(&http->lock);
-    for (int i = 0; i < http->nroutes && !r.fn; i++) {
-        size_t pl = strlen(http->routes[i].prefix);
-        if (!strncmp(url, http->routes[i].prefix, pl) &&
-            (url[pl] == '\0' || url[pl] == '/'))
-            r = http->routes[i];
-    }
-    pthread_mutex_unlock(&http->lock);
+    rs_http_route_t r = rs_http_find_route(http, url, 0);
     if (r.fn) {
         *ctype = RS_CT_TEXT;
         return r.fn(r.opaque, url, b, ctype);
@@ -838,11 +847,36 @@ static enum MHD_Result rs_http_handle(void *cls, struct MHD_Connection *conn,
     int status;
     int is_get = !strcmp(method, MHD_HTTP_METHOD_GET) ||
                  !strcmp(method, MHD_HTTP_METHOD_HEAD);
+    int is_post = !strcmp(method, MHD_HTTP_METHOD_POST);
     RS_UNUSED(version);
     RS_UNUSED(upload_data);
-    RS_UNUSED(con_cls);
 
-    if (!is_get) {
+    /* A POST is answered once its (empty) body is in: the first call only
+     * marks the connection; a body is refused (routes take no body). */
+    static int rs_http_post_mark, rs_http_post_body;
+    if (is_post && *con_cls == NULL) {
+        *con_cls = &rs_http_post_mark;
+        return MHD_YES;
+    }
+    if (is_post && *upload_data_size) {
+        *upload_data_size = 0;
+        *con_cls = &rs_http_post_body;
+        return MHD_YES;
+    }
+    if (is_post && *con_cls == &rs_http_post_body) {
+        status = rs_http_error(&b, &ctype, 413, "request body not accepted");
+    } else if (is_post) {
+        rs_http_route_t r = rs_http_find_route(http, url, 1);
+        if (strlen(url) > RS_HTTP_URL_MAX)
+            status = rs_http_error(&b, &ctype, 414, "URL too long");
+        else if (!r.fn)
+            status = rs_http_error(&b, &ctype, 405, "method not allowed");
+        else if (!rs_http_authorized(http, conn))
+            status = rs_http_error(&b, &ctype, 401,
+                                   "missing or wrong bearer token");
+        else
+            status = r.fn(r.opaque, url, &b, &ctype);
+    } else if (!is_get) {
         status = rs_http_error(&b, &ctype, 405, "method not allowed");
     } else if (*upload_data_size) {
         status = rs_http_error(&b, &ctype, 413, "request body not accepted");
@@ -987,8 +1021,8 @@ fail:
 
 int rs_http_port(const rs_http_t *http) { return http ? http->port : 0; }
 
-rs_err_t rs_http_add_route(rs_http_t *http, const char *prefix,
-                           rs_http_route_fn fn, void *opaque) {
+static rs_err_t rs_http_add(rs_http_t *http, const char *prefix,
+                            rs_http_route_fn fn, void *opaque, int post) {
     if (!http || !fn || !prefix || prefix[0] != '/' ||
         strlen(prefix) >= sizeof(http->routes[0].prefix))
         return RS_ERR_INVALID;
@@ -1001,9 +1035,20 @@ rs_err_t rs_http_add_route(rs_http_t *http, const char *prefix,
         rs_strlcpy(r->prefix, prefix, sizeof(r->prefix));
         r->fn = fn;
         r->opaque = opaque;
+        r->post = post;
     }
     pthread_mutex_unlock(&http->lock);
     return err;
+}
+
+rs_err_t rs_http_add_route(rs_http_t *http, const char *prefix,
+                           rs_http_route_fn fn, void *opaque) {
+    return rs_http_add(http, prefix, fn, opaque, 0);
+}
+
+rs_err_t rs_http_add_post_route(rs_http_t *http, const char *prefix,
+                                rs_http_route_fn fn, void *opaque) {
+    return rs_http_add(http, prefix, fn, opaque, 1);
 }
 
 void rs_http_destroy(rs_http_t *http) {

@@ -1,7 +1,8 @@
 /* http.h -- the read-only HTTP API over the Redis score store (audit
  * lookups, issue 5), served with libmicrohttpd.
  *
- * Routes (GET only; anything else is 405):
+ * Routes (GET; POST only for routes added with rs_http_add_post_route;
+ * anything else is 405):
  *   GET /healthz                          "ok" (never needs the token)
  *   GET /v1/scores/{event_id}             the stored Score JSON, verbatim
  *   GET /v1/scores/{event_id}/view        a self-contained HTML page with
@@ -103,6 +104,10 @@ typedef int (*rs_http_route_fn)(void *opaque, const char *path,
  * RS_ERR_INVALID for a prefix not starting with "/".  @locality any */
 rs_err_t rs_http_add_route(rs_http_t *http, const char *prefix,
                            rs_http_route_fn fn, void *opaque);
+/* The same for POST requests (no body accepted: 413), e.g. the running
+ * service's model rollback.  Same limits and authentication. */
+rs_err_t rs_http_add_post_route(rs_http_t *http, const char *prefix,
+                                rs_http_route_fn fn, void *opaque);
 
 /* Stop accepting, finish the requests in flight, join the threads (which
  * closes their Redis connections) and free.  NULL is a no-op.

@@ -67,7 +67,26 @@ typedef struct rs_service_conf_s {
     int64_t checkpoint_interval_ms; /* period of incremental checkpoints */
     int64_t checkpoint_step;   /* key slots serialized per step         */
     int64_t checkpoint_pause_ms; /* step time allowed between batches   */
+    double explain_min_score;  /* explain scores >= this only (0 = all) */
+    int log_inputs;            /* rs_log_inputs_t                       */
+    int delivery;              /* rs_delivery_t                         */
+    char transactional_id[128]; /* exactly-once: "" = riskstream-<group> */
+    int64_t transaction_interval_ms; /* exactly-once: commit period     */
 } rs_service_conf_t;
+
+/* service.log_inputs: which events' scoring inputs go to Redis
+ * (<prefix>input:<event_id>) for `riskstream audit --rescore`. */
+typedef enum rs_log_inputs_e {
+    RS_LOG_INPUTS_NONE = 0,
+    RS_LOG_INPUTS_FLAGGED = 1,   /* decisions other than approve */
+    RS_LOG_INPUTS_ALL = 2
+} rs_log_inputs_t;
+
+/* service.delivery */
+typedef enum rs_delivery_e {
+    RS_DELIVERY_AT_LEAST_ONCE = 0,
+    RS_DELIVERY_EXACTLY_ONCE = 1
+} rs_delivery_t;
 
 /* The whole application configuration: one struct per YAML section. */
 typedef struct rs_app_conf_s {
@@ -99,6 +118,13 @@ typedef struct rs_service_stats_s {
     uint64_t positives;         /* positive labels matched                */
     uint64_t caught;            /* of those, scored review/decline/alert  */
     uint64_t redis_errors, kafka_errors;
+    uint64_t redis_waits;       /* waits for room in the Redis buffer     */
+    uint64_t train_waits;       /* waits for room in the trainer queue    */
+    uint64_t explained;         /* scores published with an explanation   */
+    uint64_t inputs_logged;     /* scoring inputs written for --rescore   */
+    uint64_t replayed;          /* re-read below the committed offset:
+                                 * state only, not published again        */
+    uint64_t txn_commits, txn_aborts; /* exactly-once transactions        */
     uint64_t batches;
     int64_t assigned;           /* input partitions currently assigned    */
     uint64_t checkpoints;       /* feature checkpoints committed          */
@@ -160,6 +186,23 @@ void rs_service_prometheus(rs_service_t *svc, rs_http_buf_t *out);
  * *why (may be NULL) says what is missing.  @locality any thread */
 int rs_service_ready(rs_service_t *svc, const char **why);
 
+/* The model versions as JSON into `out`:
+ *   {"serving": V, "kind": K, "trainer": {"version": V, "updates": N,
+ *    "published": N, "queue": N, "rollbacks": N},
+ *    "versions": [{"version": V, "number": N, "saved_at_ms": T,
+ *                  "updates": N, "bytes": N}, ...]}   (newest first)
+ * "serving" is the version in the last metrics snapshot (<= 1 s old).
+ * @locality any thread */
+void rs_service_models_json(rs_service_t *svc, rs_http_buf_t *out);
+/* Go back to a stored model version: the trainer loads it from the model
+ * store (model.store_dir) and publishes it under its own name; the scorer
+ * uses it from its next batch; learning continues from it.  Waits up to
+ * timeout_ms.  Errors as rs_trainer_rollback: RS_ERR_NOTFOUND (not in the
+ * store: pruned or never saved), RS_ERR_STATE (no store configured),
+ * RS_ERR_INVALID, RS_ERR_TIMEOUT, RS_ERR_CORRUPT.  @locality any thread */
+rs_err_t rs_service_rollback(rs_service_t *svc, const char *version,
+                             int timeout_ms, char *errstr,
+                             size_t errstr_size);
 /* Clear the latency histograms (e.g. after a benchmark's warm-up).
  * Service thread only (the progress callback runs there). */
 void rs_service_reset_latency(rs_service_t *svc);

@@ -22,8 +22,11 @@
 #include <cblas.h>
 
 #include "scoring.h"
+#include "scoring/trainer.h"
 
-#define RS_SVC_RING 64 /* batches in flight awaiting Kafka acks */
+#define RS_SVC_RING 16384 /* batches awaiting Kafka acks and the Redis
+                          * write (or the transaction commit)        */
+#define RS_SVC_OFFS 65536 /* their (topic, partition, offset) entries */
 #define RS_SVC_MAX_PARTS 4096 /* partitions per input topic tracked for
                                * checkpoints; beyond: not checkpointed */
 
@@ -35,16 +38,19 @@ typedef struct rs_svc_ckpt_hdr_s {
     char topic[2][128];              /* events, labels topic names       */
 } rs_svc_ckpt_hdr_t;
 
-/* One input position whose offset is stored once its batch is acked. */
+/* The highest input offset of one partition in a batch, stored once the
+ * batch is delivered. */
 typedef struct rs_svc_off_s {
     int32_t topic, partition;
     int64_t offset;
 } rs_svc_off_t;
 
+/* A batch in flight: its entries are offs[off0 .. off0 + n) (mod
+ * RS_SVC_OFFS), one per (topic, partition) it read. */
 typedef struct rs_svc_batch_s {
     uint64_t seq;
-    int n;               /* entries used in offs                       */
-    rs_svc_off_t *offs;  /* [batch_max]                                */
+    uint64_t off0;
+    int n;
 } rs_svc_batch_t;
 
 struct rs_service_s {
@@ -52,7 +58,8 @@ struct rs_service_s {
     const rs_service_conf_t *conf;
     rs_ingest_t *ing;
     rs_features_t *feat;
-    rs_model_t *model;
+    rs_model_t *model;    /* the scorer S (trainer.h)                   */
+    rs_trainer_t *tr;     /* learns on its own thread, publishes to S   */
     rs_sink_kafka_t *ks;
     rs_sink_redis_t *rd;
 
@@ -67,10 +74,25 @@ struct rs_service_s {
     int *ev_msg;          /* [batch_max] msgs index of each event row   */
     rs_score_t *out;      /* [batch_max] score records                  */
     int *order;           /* [dim] scratch for ranking contributions    */
+    size_t log_max;       /* bytes of one input log                     */
+    uint8_t *logbuf;      /* [batch_max][log_max] scoring inputs        */
+    const void **logs;    /* [batch_max] logs to store (NULL: none)     */
+    size_t *log_lens;     /* [batch_max]                                */
+    int *pub;             /* [batch_max] out index of an event, -1 if a
+                           * replay (state only, not published)         */
 
-    rs_svc_batch_t ring[RS_SVC_RING];
+    rs_svc_batch_t *ring;          /* [RS_SVC_RING]                      */
     uint64_t ring_head, ring_tail; /* FIFO of unacked batches [tail,head) */
+    rs_svc_off_t *offs;            /* [RS_SVC_OFFS]                      */
+    uint64_t offs_head, offs_tail;
     uint64_t next_seq;
+
+    /* exactly-once */
+    int eos;
+    volatile sig_atomic_t *stop;   /* rs_service_run's, for callbacks   */
+    int txn_open;
+    int64_t txn_begin_us;
+    uint8_t *txn_dirty;            /* [2][RS_SVC_MAX_PARTS] read in txn  */
 
     int64_t watermark_ms;          /* max event time seen                */
     int64_t start_us, last_input_us, first_scored_us;
@@ -96,7 +118,8 @@ struct rs_service_s {
     struct rs_svc_snap_s {
         rs_service_stats_t st;
         rs_features_stats_t fs;
-        rs_model_stats_t ms;
+        rs_model_stats_t ms;        /* the scorer                    */
+        rs_trainer_stats_t ts;      /* the trainer (updates, drift)  */
         rs_sink_kafka_stats_t ks;
         rs_sink_redis_stats_t rds;
         rs_ingest_stats_t is;
@@ -106,7 +129,7 @@ struct rs_service_s {
         int valid;
     } *snap;
     int64_t snap_next_us;
-    int redis_ok;
+    int64_t model_meta_next_us;    /* next try to publish version metadata */
 
     rs_service_progress_cb *progress_cb;
     void *progress_opaque;
@@ -178,6 +201,32 @@ static const rs_conf_field_t rs_service_fields[] = {
      offsetof(rs_service_conf_t, checkpoint_pause_ms), 0,
      "checkpoint steps run between two batches until this much time is used "
      "(bounds the pause checkpointing adds to scoring)", NULL, 1, 1000},
+    {"explain_min_score", RS_CONF_DOUBLE, "0",
+     offsetof(rs_service_conf_t, explain_min_score), 0,
+     "explain only scores >= this (0 = every score); the others carry an "
+     "empty explanation (riskstream_explained_total counts the explained)",
+     NULL, 0, 1},
+    {"log_inputs", RS_CONF_ENUM, "flagged",
+     offsetof(rs_service_conf_t, log_inputs), 0,
+     "scoring inputs kept in Redis for `audit --rescore`: none, flagged "
+     "(decisions other than approve) or all (~9 KB per event with the "
+     "default seq sizes)", "none|flagged|all", 0, 0},
+    {"delivery", RS_CONF_ENUM, "at_least_once",
+     offsetof(rs_service_conf_t, delivery), 0,
+     "at_least_once: input offsets committed after Kafka acks and the Redis "
+     "write; exactly_once: scores and input offsets in one Kafka "
+     "transaction (consumers of the scores topic read_committed)",
+     "at_least_once|exactly_once", 0, 0},
+    {"transactional_id", RS_CONF_STRING, "",
+     offsetof(rs_service_conf_t, transactional_id),
+     sizeof(((rs_service_conf_t *)0)->transactional_id),
+     "exactly_once: the producer's transactional.id, stable across restarts "
+     "and unique per instance; \"\" = riskstream-<topics.group_id>", NULL,
+     0, 0},
+    {"transaction_interval", RS_CONF_DURATION, "100ms",
+     offsetof(rs_service_conf_t, transaction_interval_ms), 0,
+     "exactly_once: a transaction is committed this often (scores become "
+     "visible to read_committed consumers then)", NULL, 1, 60000},
 };
 
 rs_err_t rs_app_conf_init(rs_app_conf_t *app, char *errstr,
@@ -281,42 +330,90 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
     for (int i = 0; i < svc->dim; i++)
         names[i] = rs_features_name(svc->feat, i);
 
+    /* The trainer T learns; it needs no entity caches and no pending
+     * buffer (records carry the replay material), so its buffers are
+     * minimal.  The scorer S has T's architecture and the configured
+     * buffers. */
+    rs_model_conf_t tconf = app->model;
+    tconf.pending_max = 1;
+    tconf.seq.pending_max = 1;
+    tconf.seq.max_entities = tconf.batch_max + 1; /* the minimum allowed */
+    rs_model_t *t = NULL;
     if (app->service.model_path[0]) {
-        err = rs_model_load(app->service.model_path, &app->model,
-                            &svc->model, errstr, errstr_size);
+        err = rs_model_load(app->service.model_path, &tconf, &t, errstr,
+                            errstr_size);
         if (err != RS_OK) {
             if (err != RS_ERR_IO) err = RS_ERR_CONFIG;
             goto fail;
         }
         /* The model must have been trained on exactly these features. */
         char e2[256];
-        if (rs_model_check_names(svc->model, svc->dim, names, e2,
-                                 sizeof(e2)) != RS_OK) {
+        if (rs_model_check_names(t, svc->dim, names, e2, sizeof(e2)) !=
+            RS_OK) {
             err = rs_errf(errstr, errstr_size, RS_ERR_CONFIG, "model %s: %s",
                           app->service.model_path, e2);
+            rs_model_destroy(t);
             goto fail;
         }
     } else {
-        svc->model = rs_model_new(&app->model, svc->dim, names, errstr,
-                                  errstr_size);
-        if (!svc->model) { err = RS_ERR_CONFIG; goto fail; }
+        t = rs_model_new(&tconf, svc->dim, names, errstr, errstr_size);
+        if (!t) { err = RS_ERR_CONFIG; goto fail; }
+    }
+    svc->model = rs_model_new_like(t, &app->model, errstr, errstr_size);
+    if (!svc->model) {
+        rs_model_destroy(t);
+        err = RS_ERR_CONFIG;
+        goto fail;
+    }
+    svc->tr = rs_trainer_new(t, &tconf, app->service.model_save_path, &err,
+                             errstr, errstr_size);
+    if (!svc->tr) {
+        rs_model_destroy(t);
+        goto fail;
+    }
+    {
+        rs_model_weights_t *w = rs_trainer_take(svc->tr);
+        err = rs_model_weights_use(svc->model, w);
+        rs_model_weights_release(w);
+        if (err != RS_OK) {
+            rs_errf(errstr, errstr_size, err, "scorer cannot use the "
+                    "trainer's weights: %s", rs_err_str(err));
+            goto fail;
+        }
     }
 
     svc->rd = rs_sink_redis_new(&app->redis, errstr, errstr_size);
     if (!svc->rd) { err = RS_ERR_REDIS; goto fail; }
-    svc->ks = rs_sink_kafka_new(&app->kafka, bootstrap,
-                                app->ingest.topic_scores,
-                                app->ingest.topic_alerts,
-                                (rs_format_t)app->service.scores_format,
-                                errstr, errstr_size);
+    svc->eos = app->service.delivery == RS_DELIVERY_EXACTLY_ONCE;
+    char txn_id[160] = "";
+    if (svc->eos) {
+        if (app->service.transactional_id[0])
+            rs_strlcpy(txn_id, app->service.transactional_id, sizeof(txn_id));
+        else
+            snprintf(txn_id, sizeof(txn_id), "riskstream-%s",
+                     app->ingest.group_id);
+    }
+    if (svc->eos)
+        svc->ks = rs_sink_kafka_new_txn(&app->kafka, bootstrap,
+                                        app->ingest.topic_scores,
+                                        app->ingest.topic_alerts,
+                                        (rs_format_t)app->service.scores_format,
+                                        txn_id, errstr, errstr_size);
+    else
+        svc->ks = rs_sink_kafka_new(&app->kafka, bootstrap,
+                                    app->ingest.topic_scores,
+                                    app->ingest.topic_alerts,
+                                    (rs_format_t)app->service.scores_format,
+                                    errstr, errstr_size);
     if (!svc->ks) { err = RS_ERR_KAFKA; goto fail; }
-    svc->ing = rs_ingest_new(&app->ingest, &app->kafka, bootstrap, errstr,
+    rs_ingest_conf_t icon = app->ingest;
+    icon.exactly_once = svc->eos;
+    svc->ing = rs_ingest_new(&icon, &app->kafka, bootstrap, errstr,
                              errstr_size);
     if (!svc->ing) { err = RS_ERR_KAFKA; goto fail; }
 
     svc->snap = rs_calloc(1, sizeof(*svc->snap));
     pthread_mutex_init(&svc->snap_lock, NULL);
-    svc->redis_ok = 1;
     svc->applied = rs_calloc(2 * RS_SVC_MAX_PARTS, sizeof(int64_t));
     for (int i = 0; i < 2 * RS_SVC_MAX_PARTS; i++) svc->applied[i] = -1;
     if (app->service.checkpoint_path[0]) {
@@ -335,8 +432,16 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
     svc->ev_msg = rs_calloc((size_t)B, sizeof(int));
     svc->out = rs_calloc((size_t)B, sizeof(rs_score_t));
     svc->order = rs_calloc((size_t)D, sizeof(int));
-    for (int i = 0; i < RS_SVC_RING; i++)
-        svc->ring[i].offs = rs_calloc((size_t)B, sizeof(rs_svc_off_t));
+    svc->pub = rs_calloc((size_t)B, sizeof(int));
+    if (app->service.log_inputs != RS_LOG_INPUTS_NONE) {
+        svc->log_max = rs_model_log_max(svc->model);
+        svc->logbuf = rs_aligned_calloc((size_t)B, svc->log_max);
+    }
+    svc->logs = rs_calloc((size_t)B, sizeof(*svc->logs));
+    svc->log_lens = rs_calloc((size_t)B, sizeof(size_t));
+    svc->ring = rs_calloc(RS_SVC_RING, sizeof(*svc->ring));
+    svc->offs = rs_calloc(RS_SVC_OFFS, sizeof(*svc->offs));
+    svc->txn_dirty = rs_calloc(2 * RS_SVC_MAX_PARTS, 1);
     svc->next_seq = 1;
     rs_hist_init(&svc->st.e2e_us);
     rs_hist_init(&svc->st.proc_us);
@@ -359,6 +464,7 @@ void rs_service_destroy(rs_service_t *svc) {
     rs_ingest_destroy(svc->ing);
     rs_sink_kafka_destroy(svc->ks);
     rs_sink_redis_destroy(svc->rd);
+    rs_trainer_destroy(svc->tr);
     rs_model_destroy(svc->model);
     rs_features_destroy(svc->feat);
     free(svc->msgs);
@@ -371,7 +477,13 @@ void rs_service_destroy(rs_service_t *svc) {
     free(svc->ev_msg);
     free(svc->out);
     free(svc->order);
-    for (int i = 0; i < RS_SVC_RING; i++) free(svc->ring[i].offs);
+    free(svc->pub);
+    rs_free(svc->logbuf);
+    free(svc->logs);
+    free(svc->log_lens);
+    free(svc->ring);
+    free(svc->offs);
+    free(svc->txn_dirty);
     free(svc->applied);
     if (svc->snap) {
         pthread_mutex_destroy(&svc->snap_lock);
@@ -474,7 +586,21 @@ void rs_service_prometheus(rs_service_t *svc, rs_http_buf_t *b) {
                        "riskstream_model_info{version=\"%s\"} 1\n",
                        sn->ms.version);
     rs_prom_counter(b, "riskstream_model_updates_total",
-                    "online learning steps", sn->ms.updates);
+                    "online learning steps (trainer thread)",
+                    sn->ts.model.updates);
+    rs_prom_counter(b, "riskstream_model_versions_published_total",
+                    "model versions published by the trainer",
+                    sn->ts.published);
+    rs_prom_counter(b, "riskstream_model_rollbacks_total",
+                    "rollbacks to a stored version", sn->ts.rollbacks);
+    rs_prom_counter(b, "riskstream_model_store_errors_total",
+                    "version files that could not be saved",
+                    sn->ts.store_errors);
+    rs_prom_gauge(b, "riskstream_model_train_queue", "learning records "
+                  "waiting for the trainer", (double)sn->ts.depth);
+    rs_prom_counter(b, "riskstream_model_train_waits_total",
+                    "scoring-thread waits for room in the trainer queue",
+                    st->train_waits);
     rs_prom_gauge(b, "riskstream_model_pending", "scored events awaiting a "
                   "label", (double)sn->ms.pending);
     rs_prom_counter(b, "riskstream_model_pending_dropped_total",
@@ -483,7 +609,21 @@ void rs_service_prometheus(rs_service_t *svc, rs_http_buf_t *b) {
     rs_prom_gauge(b, "riskstream_model_drift_psi", "score PSI, recent vs "
                   "reference window", sn->ms.drift_psi);
     rs_prom_gauge(b, "riskstream_model_drift_high", "1: all layers learn, "
-                  "0: head and gates only", (double)sn->ms.drift_high);
+                  "0: head and gates only", (double)sn->ts.model.drift_high);
+    rs_prom_counter(b, "riskstream_explained_total",
+                    "scores published with an explanation "
+                    "(service.explain_min_score)", st->explained);
+    rs_prom_counter(b, "riskstream_inputs_logged_total",
+                    "scoring inputs stored for audit --rescore",
+                    st->inputs_logged);
+    rs_prom_counter(b, "riskstream_events_replayed_total",
+                    "events re-read below the committed offset after a "
+                    "restart: state rebuilt, not published again",
+                    st->replayed);
+    rs_prom_counter(b, "riskstream_transactions_committed_total",
+                    "exactly-once transactions committed", st->txn_commits);
+    rs_prom_counter(b, "riskstream_transactions_aborted_total",
+                    "exactly-once transactions aborted", st->txn_aborts);
     rs_prom_gauge(b, "riskstream_running_auc", "ROC AUC of scores vs "
                   "resolved labels", rs_auc_roc(&st->auc));
     rs_prom_gauge(b, "riskstream_feature_keys", "live entity keys",
@@ -500,7 +640,19 @@ void rs_service_prometheus(rs_service_t *svc, rs_http_buf_t *b) {
                   "longest scoring pause for checkpoint steps",
                   st->checkpoint_step_max_us / 1e6);
     rs_prom_counter(b, "riskstream_redis_errors_total",
-                    "failed Redis writes (retried)", st->redis_errors);
+                    "failed Redis writes (retried)",
+                    sn->rds.write_errors + st->redis_errors);
+    rs_prom_gauge(b, "riskstream_redis_buffer_bytes", "score records "
+                  "waiting for the Redis writer", (double)sn->rds.buffer_bytes);
+    rs_prom_gauge(b, "riskstream_redis_buffer_max_bytes", "size of the Redis "
+                  "buffer (redis.buffer_bytes)", (double)sn->rds.buffer_max);
+    rs_prom_gauge(b, "riskstream_redis_up", "1 if the last Redis write "
+                  "succeeded", (double)sn->redis_ok);
+    rs_prom_counter(b, "riskstream_redis_outages_total", "Redis outages "
+                    "seen by the writer", sn->rds.outages);
+    rs_prom_counter(b, "riskstream_redis_backpressure_waits_total",
+                    "consumption pauses for a full Redis buffer",
+                    st->redis_waits);
     rs_prom_counter(b, "riskstream_kafka_delivery_failures_total",
                     "score deliveries refused or failed (retried)",
                     sn->ks.failed);
@@ -521,6 +673,43 @@ int rs_service_ready(rs_service_t *svc, const char **why) {
                                 : NULL;
     if (why) *why = w;
     return w == NULL;
+}
+
+void rs_service_models_json(rs_service_t *svc, rs_http_buf_t *b) {
+    char serving[RS_VERSION_MAX];
+    pthread_mutex_lock(&svc->snap_lock);
+    rs_strlcpy(serving, svc->snap->st.model_version, sizeof(serving));
+    pthread_mutex_unlock(&svc->snap_lock);
+    rs_trainer_stats_t ts;
+    rs_trainer_stats(svc->tr, &ts);
+    rs_http_buf_printf(b, "{\"serving\":\"%s\",\"kind\":\"%s\","
+                       "\"trainer\":{\"version\":\"%s\",\"updates\":%llu,"
+                       "\"published\":%llu,\"queue\":%llu,\"rollbacks\":%llu},"
+                       "\"versions\":[", serving, rs_model_kind(svc->model),
+                       ts.published_version,
+                       (unsigned long long)ts.model.updates,
+                       (unsigned long long)ts.published,
+                       (unsigned long long)ts.depth,
+                       (unsigned long long)ts.rollbacks);
+    rs_model_store_entry_t *e = rs_calloc(256, sizeof(*e));
+    int n = rs_trainer_list(svc->tr, e, 256);
+    for (int i = 0; i < n; i++)
+        rs_http_buf_printf(b, "%s{\"version\":\"%s\",\"number\":%llu,"
+                           "\"saved_at_ms\":%lld,\"updates\":%llu,"
+                           "\"bytes\":%llu}", i ? "," : "", e[i].version,
+                           (unsigned long long)e[i].number,
+                           (long long)e[i].saved_at_ms,
+                           (unsigned long long)e[i].updates,
+                           (unsigned long long)e[i].bytes);
+    rs_http_buf_printf(b, "]}\n");
+    free(e);
+}
+
+rs_err_t rs_service_rollback(rs_service_t *svc, const char *version,
+                             int timeout_ms, char *errstr,
+                             size_t errstr_size) {
+    return rs_trainer_rollback(svc->tr, version, timeout_ms, errstr,
+                               errstr_size);
 }
 
 void rs_service_reset_latency(rs_service_t *svc) {
@@ -546,11 +735,50 @@ static void rs_svc_resolved(void *opaque, float score, int label) {
     rs_auc_add(&svc->st.auc, score, label);
 }
 
+/* Up to `max` free record slots of the trainer's queue (*n of them);
+ * while it is full, wait (backpressure: the trainer always makes progress,
+ * so learning never loses a label). */
+static void *rs_svc_train_slots(rs_service_t *svc, int max, int *n) {
+    void *p;
+    while (!(p = rs_trainer_reserve(svc->tr, max, n))) {
+        svc->st.train_waits++;
+        rs_trainer_wait_space(svc->tr, 10);
+        rs_sink_kafka_poll(svc->ks, 0);
+    }
+    return p;
+}
+
+/* Horizon negatives of the scorer go to the trainer. */
+static void rs_svc_advance(rs_service_t *svc) {
+    for (;;) {
+        int n, k;
+        void *p = rs_svc_train_slots(svc, 64, &n);
+        k = rs_model_advance_take(svc->model, svc->watermark_ms, p, n,
+                                  rs_svc_resolved, svc);
+        rs_trainer_commit(svc->tr, k);
+        if (k < n) break;
+    }
+}
+
+/* Swap in the trainer's newest version (between batches). */
+static void rs_svc_swap_weights(rs_service_t *svc) {
+    rs_model_weights_t *w = rs_trainer_take(svc->tr);
+    if (!w) return;
+    if (rs_model_weights_use(svc->model, w) != RS_OK)
+        rs_error("service", "cannot score with version %s (architecture "
+                 "differs): keeping %s", rs_model_weights_version(w),
+                 rs_model_version(svc->model));
+    rs_model_weights_release(w);
+}
+
 static void rs_svc_label(rs_service_t *svc, const rs_label_t *lb) {
     svc->st.labels++;
     rs_features_label(svc->feat, lb);
     float score = 0;
-    if (rs_model_learn(svc->model, lb, &score) != RS_OK) return;
+    int n;
+    void *rec = rs_svc_train_slots(svc, 1, &n);
+    if (rs_model_take(svc->model, lb, rec, &score) != RS_OK) return;
+    rs_trainer_commit(svc->tr, 1);
     int y = lb->value >= 0.5;
     svc->st.labels_matched++;
     rs_auc_add(&svc->st.auc, score, y);
@@ -635,15 +863,24 @@ static void rs_svc_explain(rs_service_t *svc, const float *x,
 
 /* ------------------------------------------------------------ offsets */
 
-/* Store the offsets of every batch Kafka has fully acknowledged. */
+/* At-least-once: store the offsets of every batch that Kafka has fully
+ * acknowledged AND Redis has written.  (Exactly-once: batches retire when
+ * their transaction commits, rs_svc_txn_commit.) */
 static void rs_svc_store_acked(rs_service_t *svc) {
-    uint64_t acked = rs_sink_kafka_acked(svc->ks);
+    if (svc->eos) return;
+    uint64_t acked = rs_sink_kafka_acked(svc->ks),
+             written = rs_sink_redis_done(svc->rd);
+    if (written < acked) acked = written;
     while (svc->ring_tail < svc->ring_head) {
         rs_svc_batch_t *b = &svc->ring[svc->ring_tail % RS_SVC_RING];
         if (b->seq > acked) break;
-        for (int i = 0; i < b->n; i++)
-            rs_ingest_store_offset(svc->ing, b->offs[i].topic,
-                                   b->offs[i].partition, b->offs[i].offset);
+        for (int i = 0; i < b->n; i++) {
+            const rs_svc_off_t *o = &svc->offs[(b->off0 + (uint64_t)i) %
+                                               RS_SVC_OFFS];
+            rs_ingest_store_offset(svc->ing, o->topic, o->partition,
+                                   o->offset);
+        }
+        svc->offs_tail = b->off0 + (uint64_t)b->n;
         svc->ring_tail++;
     }
 }
@@ -683,11 +920,12 @@ static rs_err_t rs_svc_ckpt_restore(rs_service_t *svc, char *errstr,
                              svc->app->ingest.topic_labels};
     if (strncmp(h->topic[0], topics[0], 127) ||
         strncmp(h->topic[1], topics[1], 127)) {
+        rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                "checkpoint %s was taken on topics '%.127s'/'%.127s', not "
+                "'%s'/'%s'", path, h->topic[0], h->topic[1], topics[0],
+                topics[1]);
         free(blob);
-        return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
-                       "checkpoint %s was taken on topics '%.127s'/'%.127s', "
-                       "not '%s'/'%s'", path, h->topic[0], h->topic[1],
-                       topics[0], topics[1]);
+        return RS_ERR_CONFIG;
     }
     const rs_ingest_pos_t *pos = (const rs_ingest_pos_t *)(h + 1);
     for (uint32_t i = 0; i < h->n; i++)
@@ -862,29 +1100,43 @@ static void rs_svc_periodic(rs_service_t *svc, int64_t now_us) {
     rs_ingest_stats(svc->ing, &ist);
     svc->st.assigned = ist.assigned;
     const char *v = rs_model_version(svc->model);
-    if (strcmp(v, svc->last_version)) {
-        char meta[256], err[256];
+    /* Version metadata goes on the service's own Redis connection: only
+     * while the writer finds Redis up, at most every 5 s (a blocking
+     * connect timeout must not stall scoring during an outage). */
+    if (strcmp(v, svc->last_version) && now_us >= svc->model_meta_next_us &&
+        rs_sink_redis_healthy(svc->rd)) {
+        char meta[512], err[256];
+        rs_trainer_stats_t ts;
+        rs_trainer_stats(svc->tr, &ts);
+        svc->model_meta_next_us = now_us + 5000000;
         snprintf(meta, sizeof(meta),
-                 "{\"model_version\":\"%s\",\"published_at_ms\":%lld}", v,
+                 "{\"model_version\":\"%s\",\"kind\":\"%s\","
+                 "\"published_at_ms\":%lld,\"updates\":%llu,"
+                 "\"serving_since_ms\":%lld}", v, rs_model_kind(svc->model),
+                 (long long)(strcmp(ts.published_version, v)
+                                 ? rs_clock_wall_ms()
+                                 : ts.published_at_ms),
+                 (unsigned long long)ts.model.updates,
                  (long long)rs_clock_wall_ms());
         if (rs_sink_redis_set_model(svc->rd, v, meta, err, sizeof(err)) ==
             RS_OK) {
             rs_strlcpy(svc->last_version, v, sizeof(svc->last_version));
-            rs_info("service", "model version %s published", v);
+            rs_info("service", "model version %s now scoring", v);
         }
-        rs_strlcpy(svc->st.model_version, v, sizeof(svc->st.model_version));
     }
+    rs_strlcpy(svc->st.model_version, v, sizeof(svc->st.model_version));
     if (now_us >= svc->snap_next_us) { /* for the metrics endpoint */
         svc->snap_next_us = now_us + 1000000;
         struct rs_svc_snap_s *sn = rs_malloc(sizeof(*sn));
         sn->st = svc->st;
         rs_features_stats(svc->feat, &sn->fs);
         rs_model_stats(svc->model, &sn->ms);
+        rs_trainer_stats(svc->tr, &sn->ts);
         rs_sink_kafka_stats(svc->ks, &sn->ks);
         rs_sink_redis_stats(svc->rd, &sn->rds);
         rs_ingest_stats(svc->ing, &sn->is);
         sn->nlag = rs_ingest_lag(svc->ing, sn->lag, (int)RS_ARRAY_LEN(sn->lag));
-        sn->redis_ok = svc->redis_ok;
+        sn->redis_ok = rs_sink_redis_healthy(svc->rd);
         sn->valid = 1;
         pthread_mutex_lock(&svc->snap_lock);
         memcpy(svc->snap, sn, sizeof(*sn));
@@ -923,48 +1175,224 @@ static void rs_svc_periodic(rs_service_t *svc, int64_t now_us) {
     }
 }
 
-/* Write the batch's scores to Redis; retry (blocking consumption, never
- * dropping) while Redis is unreachable or until asked to stop. */
-static rs_err_t rs_svc_redis_write(rs_service_t *svc, int n,
-                                   volatile sig_atomic_t *stop, char *errstr,
-                                   size_t errstr_size) {
-    int64_t backoff_ms = 50;
+/* Queue the batch's scores (and logged inputs) for the Redis writer.  A
+ * full buffer is backpressure: consumption waits here -- Kafka output of
+ * the batches before keeps flowing -- until the writer makes room (Redis
+ * is back), or until asked to stop (RS_ERR_AGAIN: the batch is not queued
+ * and its offsets are never stored, so it is read again after a
+ * restart). */
+static rs_err_t rs_svc_redis_enqueue(rs_service_t *svc, int n, uint64_t seq,
+                                     volatile sig_atomic_t *stop,
+                                     char *errstr, size_t errstr_size) {
+    int warned = 0;
     for (;;) {
-        rs_err_t err = rs_sink_redis_write(svc->rd, svc->out, n, errstr,
-                                           errstr_size);
-        svc->redis_ok = err == RS_OK;
+        rs_err_t err = rs_sink_redis_enqueue(svc->rd, svc->out, n,
+                                             svc->log_max ? svc->logs : NULL,
+                                             svc->log_lens, seq);
         if (err == RS_OK) return RS_OK;
-        svc->st.redis_errors++;
-        if (!rs_err_retriable(err)) return err;
-        rs_warn("service", "redis write failed (%s), retrying in %lld ms",
-                errstr, (long long)backoff_ms);
-        if (*stop) return err;
-        rs_sink_kafka_poll(svc->ks, (int)backoff_ms);
-        backoff_ms = RS_MIN(backoff_ms * 2, 2000);
+        if (err != RS_ERR_AGAIN)
+            return rs_errf(errstr, errstr_size, err,
+                           "queueing scores for redis: %s", rs_err_str(err));
+        if (!warned++)
+            rs_warn("service", "redis buffer full: consumption paused until "
+                    "redis catches up");
+        svc->st.redis_waits++;
+        if (*stop)
+            return rs_errf(errstr, errstr_size, RS_ERR_AGAIN,
+                           "stopped while the redis buffer was full");
+        rs_sink_redis_wait(svc->rd, rs_sink_redis_done(svc->rd) + 1, 10);
+        rs_sink_kafka_poll(svc->ks, 0);
+        rs_svc_store_acked(svc);
+        int64_t now = rs_clock_mono_us();
+        rs_svc_periodic(svc, now);
     }
+}
+
+/* ------------------------------------------------------ exactly-once */
+
+/* Commit the open transaction: the scores of its batches and the input
+ * positions they reach.  Redis must hold the batches first (a crash after
+ * the commit must not lose the records), so this waits for the writer.
+ * An abortable or fatal error aborts and ends the run: the state already
+ * contains the aborted events, so only a restart from the checkpoint
+ * (which re-reads from the committed offsets) keeps it exact. */
+static rs_err_t rs_svc_txn_commit(rs_service_t *svc,
+                                  volatile sig_atomic_t *stop, char *errstr,
+                                  size_t errstr_size) {
+    char e2[256];
+    if (!svc->txn_open) return RS_OK;
+    uint64_t last = svc->next_seq - 1;
+    int warned = 0;
+    while (rs_sink_redis_done(svc->rd) < last) {
+        if (!warned++ && !rs_sink_redis_healthy(svc->rd))
+            rs_warn("service", "transaction commit waits for redis");
+        if (rs_sink_redis_wait(svc->rd, last, 100) == RS_OK) break;
+        rs_sink_kafka_poll(svc->ks, 0);
+        rs_svc_periodic(svc, rs_clock_mono_us());
+        if (*stop && rs_sink_redis_done(svc->rd) < last) {
+            /* Shutdown with Redis down: abort; nothing is committed, the
+             * input is read again after the restart. */
+            rs_sink_kafka_txn_abort(svc->ks, RS_SINK_TXN_DISCARD, 10000, e2,
+                                    sizeof(e2));
+            svc->txn_open = 0;
+            svc->st.txn_aborts++;
+            return rs_errf(errstr, errstr_size, RS_ERR_REDIS,
+                           "stopped while redis was down: transaction "
+                           "aborted");
+        }
+    }
+    rs_ingest_pos_t pos[256];
+    int np = 0;
+    for (int i = 0; i < 2 * RS_SVC_MAX_PARTS && np < (int)RS_ARRAY_LEN(pos);
+         i++)
+        if (svc->txn_dirty[i] && svc->applied[i] >= 0) {
+            pos[np++] = (rs_ingest_pos_t){i / RS_SVC_MAX_PARTS,
+                                          i % RS_SVC_MAX_PARTS,
+                                          svc->applied[i]};
+            svc->txn_dirty[i] = 0;
+        }
+    const char *topics[2] = {svc->app->ingest.topic_events,
+                             svc->app->ingest.topic_labels};
+    rd_kafka_consumer_group_metadata_t *cgmd =
+        rs_ingest_group_metadata(svc->ing);
+    rs_err_t err = RS_ERR_TIMEOUT;
+    /* Retriable (timeout): the same call again.  Abortable: abort keeping
+     * the transaction's messages, begin (which produces them again) and
+     * commit the same positions -- the input is not processed twice.  One
+     * failure may take two redos (librdkafka 2.0 fails the transaction
+     * after a failed one once more). */
+    for (int attempt = 0, redo = 0; attempt < 8; attempt++) {
+        err = rs_sink_kafka_txn_commit(svc->ks, pos, np, topics, cgmd, 30000,
+                                       errstr, errstr_size);
+        if (err == RS_OK || err == RS_ERR_KAFKA) break;
+        if (err == RS_ERR_TIMEOUT) continue;
+        if (err != RS_ERR_AGAIN || redo++ >= 3) break;
+        rs_warn("service", "transaction not committed (%s): redoing it",
+                errstr);
+        svc->st.txn_aborts++;
+        if (rs_sink_kafka_txn_abort(svc->ks, RS_SINK_TXN_RETRY, 10000, e2,
+                                    sizeof(e2)) != RS_OK ||
+            rs_sink_kafka_txn_begin(svc->ks) != RS_OK)
+            break;
+        if (cgmd) rd_kafka_consumer_group_metadata_destroy(cgmd);
+        cgmd = rs_ingest_group_metadata(svc->ing);
+    }
+    if (cgmd) rd_kafka_consumer_group_metadata_destroy(cgmd);
+    if (err != RS_OK) {
+        /* Abortable or fatal: the state already holds these events, so
+         * only a restart from the checkpoint (which re-reads from the
+         * committed offsets) keeps state and output consistent. */
+        svc->txn_open = 0;
+        svc->st.txn_aborts++;
+        if (err != RS_ERR_KAFKA)
+            rs_sink_kafka_txn_abort(svc->ks, RS_SINK_TXN_DISCARD, 10000, e2,
+                                    sizeof(e2));
+        char e3[300];
+        rs_strlcpy(e3, errstr, sizeof(e3));
+        return rs_errf(errstr, errstr_size, err,
+                       "transaction not committed, aborted (%s); restart to "
+                       "resume from the committed offsets", e3);
+    }
+    svc->txn_open = 0;
+    svc->st.txn_commits++;
+    svc->ring_tail = svc->ring_head;
+    svc->offs_tail = svc->offs_head;
+    return RS_OK;
+}
+
+/* Partitions leave this instance (rebalance, inside rs_ingest_poll):
+ * before a revoke, commit what was processed so the new owner starts after
+ * it; after a loss, abort (the new owner produces those results). */
+static void rs_svc_revoked(void *opaque, const rs_ingest_pos_t *parts, int n,
+                           int lost) {
+    rs_service_t *svc = opaque;
+    char e2[512];
+    if (svc->eos && svc->txn_open) {
+        if (lost) {
+            rs_sink_kafka_txn_abort(svc->ks, RS_SINK_TXN_DISCARD, 10000, e2,
+                                    sizeof(e2));
+            svc->txn_open = 0;
+            svc->st.txn_aborts++;
+            memset(svc->txn_dirty, 0, 2 * RS_SVC_MAX_PARTS);
+            svc->ring_tail = svc->ring_head;
+            svc->offs_tail = svc->offs_head;
+            rs_warn("service", "%d partition(s) lost: open transaction "
+                    "aborted", n);
+        } else if (rs_svc_txn_commit(svc, svc->stop, e2, sizeof(e2)) !=
+                   RS_OK) {
+            rs_error("service", "commit before revoke: %s", e2);
+        }
+    }
+    for (int i = 0; i < n; i++)
+        if (parts[i].topic >= 0 && parts[i].topic < 2 &&
+            parts[i].partition >= 0 && parts[i].partition < RS_SVC_MAX_PARTS)
+            svc->txn_dirty[parts[i].topic * RS_SVC_MAX_PARTS +
+                           parts[i].partition] = 0;
+}
+
+/* ------------------------------------------------------------- batch */
+
+/* Room in the in-flight ring for one more batch of up to n messages;
+ * waits (backpressure) for acks / the Redis writer. */
+static void rs_svc_ring_wait(rs_service_t *svc, int n) {
+    while (svc->ring_head - svc->ring_tail >= RS_SVC_RING ||
+           RS_SVC_OFFS - (svc->offs_head - svc->offs_tail) < (uint64_t)n) {
+        rs_sink_kafka_poll(svc->ks, 1);
+        rs_sink_redis_wait(svc->rd, rs_sink_redis_done(svc->rd) + 1, 10);
+        rs_svc_store_acked(svc);
+    }
+}
+
+/* Record that the batch read (topic, partition) up to `offset`. */
+static void rs_svc_batch_off(rs_service_t *svc, rs_svc_batch_t *b,
+                             int32_t topic, int32_t partition,
+                             int64_t offset) {
+    for (int i = b->n - 1; i >= 0; i--) {
+        rs_svc_off_t *o = &svc->offs[(b->off0 + (uint64_t)i) % RS_SVC_OFFS];
+        if (o->topic == topic && o->partition == partition) {
+            if (offset > o->offset) o->offset = offset;
+            return;
+        }
+    }
+    svc->offs[(b->off0 + (uint64_t)b->n) % RS_SVC_OFFS] =
+        (rs_svc_off_t){topic, partition, offset};
+    b->n++;
+    svc->offs_head++;
 }
 
 /* Process one polled batch of n messages. */
 static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
                              volatile sig_atomic_t *stop, char *errstr,
                              size_t errstr_size) {
-    int D = svc->dim, nev = 0;
-    /* Wait for room in the offset ring (backpressure on Kafka acks). */
-    while (svc->ring_head - svc->ring_tail >= RS_SVC_RING) {
-        rs_sink_kafka_poll(svc->ks, 10);
-        rs_svc_store_acked(svc);
+    int D = svc->dim, nev = 0, npub = 0;
+    rs_svc_ring_wait(svc, n);
+    if (svc->eos && !svc->txn_open) {
+        rs_err_t err = rs_sink_kafka_txn_begin(svc->ks);
+        if (err != RS_OK)
+            return rs_errf(errstr, errstr_size, err,
+                           "cannot begin a transaction: %s",
+                           rs_err_str(err));
+        svc->txn_open = 1;
+        svc->txn_begin_us = rs_clock_mono_us();
     }
     rs_svc_batch_t *b = &svc->ring[svc->ring_head % RS_SVC_RING];
     b->seq = svc->next_seq++;
+    b->off0 = svc->offs_head;
     b->n = 0;
 
     for (int i = 0; i < n; i++) {
         rs_msg_t *m = &svc->msgs[i];
-        b->offs[b->n++] = (rs_svc_off_t){m->topic, m->partition, m->offset};
+        rs_svc_batch_off(svc, b, m->topic, m->partition, m->offset);
         if (m->partition >= 0 && m->partition < RS_SVC_MAX_PARTS &&
-            (m->topic == 0 || m->topic == 1))
+            (m->topic == 0 || m->topic == 1)) {
             svc->applied[m->topic * RS_SVC_MAX_PARTS + m->partition] =
                 m->offset + 1;
+            /* A replayed message lies below the committed offset: never
+             * send its position (it would move the group's offset back). */
+            if (!m->replay)
+                svc->txn_dirty[m->topic * RS_SVC_MAX_PARTS + m->partition] =
+                    1;
+        }
         switch (m->kind) {
         case RS_MSG_LABEL: rs_svc_label(svc, &m->lb); break;
         case RS_MSG_REJECT: svc->st.rejected++; break;
@@ -991,10 +1419,15 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
         /* One call for the micro-batch, any model kind: scores, feature
          * contributions, attended history and experts; each event is also
          * remembered for learning when its label arrives. */
-        for (int k = 0; k < nev; k++)
+        for (int k = 0; k < nev; k++) {
             rs_model_input_from_event(&svc->min[k],
                                       &svc->msgs[svc->ev_msg[k]].ev,
                                       svc->x + (size_t)k * (size_t)D);
+            if (svc->log_max) {
+                svc->min[k].log = svc->logbuf + (size_t)k * svc->log_max;
+                svc->min[k].log_cap = svc->log_max;
+            }
+        }
         int explain = svc->conf->explain;
         rs_err_t ferr = rs_model_forward(
             svc->model, svc->min, nev, svc->mout,
@@ -1007,8 +1440,17 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
         const char *version = rs_model_version(svc->model);
         for (int k = 0; k < nev; k++) {
             const rs_msg_t *m = &svc->msgs[svc->ev_msg[k]];
+            if (m->replay) {
+                /* Read again below the committed offset (restart from a
+                 * checkpoint): its score is already delivered; it only
+                 * rebuilds the state. */
+                svc->pub[k] = -1;
+                svc->st.replayed++;
+                continue;
+            }
+            svc->pub[k] = npub;
             const float *x = svc->x + (size_t)k * (size_t)D;
-            rs_score_t *sc = &svc->out[k];
+            rs_score_t *sc = &svc->out[npub];
             rs_strlcpy(sc->event_id, m->ev.id, sizeof(sc->event_id));
             rs_strlcpy(sc->entity_id, m->ev.entity_id, sizeof(sc->entity_id));
             sc->score = svc->scores[k];
@@ -1016,24 +1458,34 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             rs_strlcpy(sc->model_version, version, sizeof(sc->model_version));
             sc->event_time_ms = m->ev.event_time_ms;
             sc->flags = svc->flags[k] & RS_SCORE_FLAG_LATE;
-            if (explain)
+            if (explain && sc->score >= svc->conf->explain_min_score) {
                 rs_svc_explain(svc, x, svc->contrib + (size_t)k * (size_t)D,
                                &svc->mout[k], &sc->explanation);
-            else
+                svc->st.explained++;
+            } else {
                 memset(&sc->explanation, 0, sizeof(sc->explanation));
+            }
+            int log = svc->log_max && svc->mout[k].log_len > 0 &&
+                      (svc->conf->log_inputs == RS_LOG_INPUTS_ALL ||
+                       sc->decision != RS_DECISION_APPROVE);
+            svc->logs[npub] = log ? svc->min[k].log : NULL;
+            svc->log_lens[npub] = log ? svc->mout[k].log_len : 0;
+            svc->st.inputs_logged += (uint64_t)log;
             switch (sc->decision) {
             case RS_DECISION_REVIEW: svc->st.reviews++; break;
             case RS_DECISION_DECLINE: svc->st.declines++; break;
             case RS_DECISION_ALERT: svc->st.alerts++; break;
             default: break;
             }
+            npub++;
         }
         /* Stamp and publish: latency ends when the score is handed to the
          * producer. */
         int64_t now_wall_us = rs_clock_wall_us(), now_mono = rs_clock_mono_us();
         for (int k = 0; k < nev; k++) {
+            if (svc->pub[k] < 0) continue;
             const rs_msg_t *m = &svc->msgs[svc->ev_msg[k]];
-            rs_score_t *sc = &svc->out[k];
+            rs_score_t *sc = &svc->out[svc->pub[k]];
             sc->scored_at_ms = now_wall_us / 1000;
             sc->latency_us = now_mono - m->received_us;
             rs_hist_record(&svc->st.proc_us, sc->latency_us);
@@ -1053,42 +1505,67 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
                                rs_err_str(err));
             }
         }
-        rs_err_t err = rs_svc_redis_write(svc, nev, stop, errstr,
-                                          errstr_size);
-        if (err != RS_OK) return err;
-        svc->st.scored += (uint64_t)nev;
-        if (!svc->first_scored_us) svc->first_scored_us = now_mono;
-        svc->st.active_s = (double)(now_mono - svc->first_scored_us) / 1e6;
-        if (!svc->example_id[0])
+        if (npub > 0) {
+            rs_err_t err = rs_svc_redis_enqueue(svc, npub, b->seq, stop,
+                                                errstr, errstr_size);
+            if (err != RS_OK) return err;
+        }
+        svc->st.scored += (uint64_t)npub;
+        if (npub && !svc->first_scored_us) svc->first_scored_us = now_mono;
+        if (svc->first_scored_us)
+            svc->st.active_s = (double)(now_mono - svc->first_scored_us) / 1e6;
+        if (npub && !svc->example_id[0])
             rs_strlcpy(svc->example_id, svc->out[0].event_id,
                        sizeof(svc->example_id));
     }
+    /* Exactly-once: a reject's dead-letter copy must be acknowledged before
+     * a commit includes its position (stores nothing in that mode). */
+    if (svc->eos) rs_ingest_store(svc->ing, svc->msgs, n);
     rs_sink_kafka_batch_end(svc->ks, b->seq);
     svc->ring_head++;
     svc->st.batches++;
-    rs_model_advance(svc->model, svc->watermark_ms, rs_svc_resolved, svc);
+    rs_svc_advance(svc);
     return RS_OK;
 }
 
 rs_err_t rs_service_run(rs_service_t *svc, volatile sig_atomic_t *stop,
                         char *errstr, size_t errstr_size) {
     rs_err_t err = RS_OK;
+    svc->stop = stop;
+    if (svc->eos) rs_ingest_set_revoke_cb(svc->ing, rs_svc_revoked, svc);
     svc->start_us = svc->last_input_us = rs_clock_mono_us();
     svc->ckpt_due_us = svc->start_us + svc->conf->checkpoint_interval_ms * 1000;
-    rs_info("service", "scoring %s -> %s + redis, model %s, %d features",
+    rs_info("service", "scoring %s -> %s + redis, model %s, %d features, %s",
             svc->app->ingest.topic_events, svc->app->ingest.topic_scores,
-            rs_model_version(svc->model), svc->dim);
+            rs_model_version(svc->model), svc->dim,
+            svc->eos ? "exactly-once" : "at-least-once");
     while (!*stop) {
         int n = rs_ingest_poll(svc->ing, svc->msgs, svc->batch_max,
                                (int)svc->app->ingest.poll_timeout_ms);
         int64_t now = rs_clock_mono_us();
+        if (n < 0) {
+            err = rs_errf(errstr, errstr_size, RS_ERR_KAFKA,
+                          "consumer failed (fatal Kafka error)");
+            break;
+        }
         if (n > 0) {
             svc->last_input_us = now;
             err = rs_svc_batch(svc, n, stop, errstr, errstr_size);
             if (err != RS_OK) break;
         }
-        rs_sink_kafka_poll(svc->ks, 0);
+        if (svc->eos && svc->txn_open &&
+            now - svc->txn_begin_us >=
+                svc->conf->transaction_interval_ms * 1000) {
+            err = rs_svc_txn_commit(svc, stop, errstr, errstr_size);
+            if (err != RS_OK) break;
+        }
+        if (rs_sink_kafka_poll(svc->ks, 0) == RS_ERR_KAFKA) {
+            err = rs_errf(errstr, errstr_size, RS_ERR_KAFKA,
+                          "scores producer failed (fatal Kafka error)");
+            break;
+        }
         rs_svc_store_acked(svc);
+        rs_svc_swap_weights(svc);
         rs_svc_ckpt_tick(svc, now);
         rs_svc_periodic(svc, now);
         if (svc->conf->max_events > 0 &&
@@ -1098,24 +1575,41 @@ rs_err_t rs_service_run(rs_service_t *svc, volatile sig_atomic_t *stop,
             now - svc->last_input_us > svc->conf->exit_idle_ms * 1000)
             break;
     }
-    /* Graceful stop: deliver what is in flight, store and commit. */
+    /* Graceful stop: deliver what is in flight (Kafka and Redis), then
+     * store and commit the offsets, checkpoint, and let the trainer learn
+     * what is queued and save the model. */
+    if (svc->eos) {
+        char e2[512];
+        if (err == RS_OK) {
+            if (rs_svc_txn_commit(svc, stop, e2, sizeof(e2)) != RS_OK)
+                rs_error("service", "final transaction: %s", e2);
+        } else if (svc->txn_open) {
+            rs_sink_kafka_txn_abort(svc->ks, RS_SINK_TXN_DISCARD, 10000, e2,
+                                    sizeof(e2));
+            svc->txn_open = 0;
+            svc->st.txn_aborts++;
+        }
+    }
     if (rs_sink_kafka_flush(svc->ks, 30000) != RS_OK)
         rs_warn("service", "kafka flush timed out; unacked batches will be "
                            "re-consumed after restart");
+    if (rs_sink_redis_wait(svc->rd, svc->next_seq - 1, 30000) != RS_OK)
+        rs_warn("service", "redis writes pending after 30 s; their batches "
+                           "will be re-consumed after restart");
     rs_svc_store_acked(svc);
-    rs_svc_ckpt_final(svc);
+    if (svc->ring_head == svc->ring_tail)
+        rs_svc_ckpt_final(svc);
+    else
+        rs_warn("service", "batches still undelivered: no final checkpoint "
+                           "(the last one stays valid)");
     char e3[256];
-    if (rs_ingest_commit_sync(svc->ing, e3, sizeof(e3)) != RS_OK)
+    if (!svc->eos && rs_ingest_commit_sync(svc->ing, e3, sizeof(e3)) != RS_OK)
         rs_warn("service", "final offset commit: %s", e3);
     rs_svc_periodic(svc, rs_clock_mono_us());
-    if (svc->conf->model_save_path[0]) {
-        char e2[256];
-        if (rs_model_save(svc->model, svc->conf->model_save_path, e2,
-                          sizeof(e2)) != RS_OK)
-            rs_error("service", "saving model: %s", e2);
-        else
-            rs_info("service", "model saved to %s",
-                    svc->conf->model_save_path);
-    }
+    char e2[256];
+    if (rs_trainer_stop(svc->tr, 1, e2, sizeof(e2)) != RS_OK)
+        rs_error("service", "saving model: %s", e2);
+    rs_svc_swap_weights(svc);
+    rs_svc_periodic(svc, rs_clock_mono_us());
     return err;
 }

@@ -21,6 +21,7 @@ int rs_cmd_eval(int argc, char **argv);
 int rs_cmd_train(int argc, char **argv);
 int rs_cmd_audit(int argc, char **argv);
 int rs_cmd_api(int argc, char **argv);
+int rs_cmd_model(int argc, char **argv);
 
 struct rs_gen_conf_s;
 /* rs_app_conf_init + the `gen:` section bound to *gconf (defaults filled),

@@ -2,6 +2,10 @@
  * Redis score store (README "Redis key schema").
  *
  *   riskstream audit EVENT_ID [--json]       one decision, as a report
+ *   riskstream audit EVENT_ID --rescore [--store DIR] [--json]
+ *                                            recompute its score from the
+ *                                            logged input with the recorded
+ *                                            version from the model store
  *   riskstream audit --entity ID [--since T] [--limit N] [--json]
  *                                            an entity's decisions
  *
@@ -9,13 +13,17 @@
  * so a hostile event id cannot drive the terminal.  --json prints the
  * stored text re-indented, never re-encoded (numbers stay bit-exact).
  *
- * Exit codes: 0 found, 1 not found or Redis unreachable, 2 usage or
- * configuration error. */
+ * Exit codes: 0 found (--rescore: the score matches bit for bit), 1 not
+ * found, Redis unreachable, or (--rescore) a mismatch, input not logged,
+ * version not in the store; 2 usage or configuration error. */
 #include <ctype.h>
+#include <errno.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "ops/gen/gen.h"
@@ -27,6 +35,8 @@
 static void rs_audit_help(FILE *fp) {
     fprintf(fp,
         "usage: riskstream audit EVENT_ID [--json] [--redis URL] [--config FILE]\n"
+        "       riskstream audit EVENT_ID --rescore [--store DIR] [--json]\n"
+        "                        [--redis URL] [--config FILE]\n"
         "       riskstream audit --entity ID [--since T] [--limit N] [--json]\n"
         "                        [--redis URL] [--config FILE]\n\n"
         "Read a past decision back from Redis and print it as a report: score,\n"
@@ -35,9 +45,18 @@ static void rs_audit_help(FILE *fp) {
         "the feature contributions and the experts with their gate weights.\n"
         "With --entity, list that entity's decisions newest first.  Records\n"
         "live for redis.ttl (default 7d).\n\n"
+        "With --rescore, recompute the score from the event's logged scoring\n"
+        "input (Redis, redis.input_ttl) with the model version recorded in\n"
+        "its score, loaded from the model store, and say whether it matches\n"
+        "bit for bit: \"rescore: match (bit for bit)\" (exit 0) or\n"
+        "\"MISMATCH: recorded X, recomputed Y\" (exit 1).\n\n"
         "options:\n"
         "      --json            print the stored JSON record (pretty); with\n"
-        "                        --entity, a JSON array of records\n"
+        "                        --entity, a JSON array of records; with\n"
+        "                        --rescore, the comparison as JSON\n"
+        "      --rescore         recompute the score (see above)\n"
+        "      --store DIR       with --rescore: the model store (default\n"
+        "                        model.store_dir of the configuration)\n"
         "  -e, --entity ID       list the decisions of entity ID\n"
         "      --since T         with --entity: only events at or after T, an ISO\n"
         "                        time (2026-11-22T10:00:00Z), epoch s/ms, or a\n"
@@ -49,8 +68,9 @@ static void rs_audit_help(FILE *fp) {
         "  -s, --set KEY=VALUE   override one config key, e.g. redis.key_prefix=x:\n"
         "  -l, --log-level LVL   debug|info|warn|error (default warn)\n"
         "  -h, --help            this help\n\n"
-        "exit codes: 0 found, 1 not found or Redis unreachable, 2 usage or\n"
-        "configuration error\n",
+        "exit codes: 0 found (--rescore: match), 1 not found or Redis\n"
+        "unreachable (--rescore: mismatch, input not logged, version not in\n"
+        "the store), 2 usage or configuration error\n",
         RS_AUDIT_LIMIT_DEF, RS_AUDIT_LIMIT_MAX);
 }
 
@@ -261,6 +281,139 @@ static int rs_audit_one(rs_sink_redis_t *sink, const char *id, int json,
     return rc;
 }
 
+/* --rescore: the score record, its logged input and the recorded version
+ * from the store; recompute and compare the bits. */
+static int rs_audit_rescore(rs_sink_redis_t *sink, const char *id, int json,
+                            const rs_app_conf_t *app, const char *store_dir) {
+    char errstr[512], a[256], b[256], e[256];
+    char *buf = rs_malloc(RS_ENCODE_MAX);
+    rs_score_t *sc = rs_malloc(sizeof(*sc));
+    size_t cap = 64 * 1024, len = 0;
+    uint8_t *log = rs_malloc(cap);
+    rs_model_store_t *st = NULL;
+    rs_model_t *m = NULL;
+    int rc = RS_EXIT_RUNTIME;
+    rs_audit_clean(id, a, sizeof(a));
+
+    rs_err_t err = strlen(id) >= RS_ID_MAX
+                       ? RS_ERR_NOTFOUND
+                       : rs_sink_redis_get_score(sink, id, buf, RS_ENCODE_MAX,
+                                                 errstr, sizeof(errstr));
+    if (err == RS_ERR_NOTFOUND) {
+        fprintf(stderr, "riskstream audit: no score for event '%s' (expired "
+                        "after redis.ttl, or never scored)\n", a);
+        goto done;
+    }
+    if (err == RS_OK)
+        err = rs_score_from_json(buf, strlen(buf), sc, errstr, sizeof(errstr));
+    if (err != RS_OK) {
+        fprintf(stderr, "riskstream audit: %s\n", errstr);
+        goto done;
+    }
+    err = rs_sink_redis_get_input(sink, id, log, cap, &len, errstr,
+                                  sizeof(errstr));
+    if (err == RS_ERR_TOOBIG && len > cap) { /* larger than any log today */
+        cap = len;
+        log = rs_realloc(log, cap);
+        err = rs_sink_redis_get_input(sink, id, log, cap, &len, errstr,
+                                      sizeof(errstr));
+    }
+    if (err == RS_ERR_NOTFOUND) {
+        fprintf(stderr, "riskstream audit: the scoring input of event '%s' "
+                        "was not logged (inputs are logged for flagged "
+                        "events, or all, as configured; they expire after "
+                        "redis.input_ttl): cannot rescore\n", a);
+        goto done;
+    }
+    if (err != RS_OK) {
+        fprintf(stderr, "riskstream audit: %s\n", errstr);
+        goto done;
+    }
+
+    /* A reader: do not create the store (rs_model_store_open would). */
+    struct stat sb;
+    int se = stat(store_dir, &sb) ? errno : 0;
+    if (se || !S_ISDIR(sb.st_mode)) {
+        fprintf(stderr, "riskstream audit: model store %s: %s\n", store_dir,
+                se ? strerror(se) : "not a directory");
+        goto done;
+    }
+    st = rs_model_store_open(store_dir, (int)RS_MAX(app->model.keep_versions, 1),
+                             errstr, sizeof(errstr));
+    if (!st) {
+        fprintf(stderr, "riskstream audit: %s\n", errstr);
+        goto done;
+    }
+    /* Scoring needs no caches or pending buffer: the smallest the config
+     * allows (the architecture comes from the file). */
+    rs_model_conf_t mc = app->model;
+    mc.pending_max = 1;
+    mc.seq.pending_max = 1;
+    mc.seq.max_entities = mc.batch_max + 1;
+    rs_audit_clean(sc->model_version, b, sizeof(b));
+    err = rs_model_store_load(st, sc->model_version, &mc, &m, errstr,
+                              sizeof(errstr));
+    if (err == RS_ERR_NOTFOUND) {
+        fprintf(stderr, "riskstream audit: model version %s of event '%s' is "
+                        "not in the store %s (pruned: the store keeps the "
+                        "newest model.keep_versions versions; or never "
+                        "published): cannot rescore\n", b, a, store_dir);
+        goto done;
+    }
+    if (err == RS_ERR_INVALID) {
+        fprintf(stderr, "riskstream audit: the recorded model version '%s' "
+                        "is not a store version: cannot rescore\n", b);
+        goto done;
+    }
+    if (err != RS_OK) {
+        fprintf(stderr, "riskstream audit: %s\n", errstr);
+        goto done;
+    }
+    float y = 0;
+    err = rs_model_rescore(m, log, len, &y, errstr, sizeof(errstr));
+    if (err != RS_OK) {
+        fprintf(stderr, "riskstream audit: cannot rescore event '%s' with "
+                        "%s: %s\n", a, b, errstr);
+        goto done;
+    }
+    /* The record holds the float score as a double (shortest round-trip
+     * text): equal as doubles means the same float bits. */
+    float r = (float)sc->score;
+    int match = (double)r == sc->score && !memcmp(&r, &y, sizeof(r));
+    rc = match ? RS_EXIT_OK : RS_EXIT_RUNTIME;
+    if (json) {
+        json_t *o = json_pack("{s:s, s:s, s:s, s:f, s:f, s:b, s:I}", "event_id",
+                              sc->event_id, "model_version",
+                              sc->model_version, "store", store_dir,
+                              "recorded", sc->score, "recomputed", (double)y,
+                              "match", match, "log_bytes", (json_int_t)len);
+        char *txt = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER)
+                      : NULL;
+        if (txt) puts(txt);
+        free(txt);
+        json_decref(o);
+        goto done;
+    }
+    printf("event       %s  (entity %s)\n", a,
+           rs_audit_clean(sc->entity_id, e, sizeof(e)));
+    printf("model       %s  (%s, store %s)\n", b, rs_model_kind(m), store_dir);
+    printf("input log   %zu bytes\n", len);
+    printf("recorded    %.9g\n", sc->score);
+    printf("recomputed  %.9g\n", (double)y);
+    if (match)
+        printf("rescore: match (bit for bit)\n");
+    else
+        printf("MISMATCH: recorded %.9g, recomputed %.9g\n", sc->score,
+               (double)y);
+done:
+    rs_model_destroy(m);
+    rs_model_store_close(st);
+    rs_free(log);
+    rs_free(sc);
+    rs_free(buf);
+    return rc;
+}
+
 static int rs_audit_entity(rs_sink_redis_t *sink, const char *entity,
                            int64_t since_ms, int limit, int json,
                            const rs_redis_conf_t *rconf) {
@@ -340,13 +493,15 @@ int rs_cmd_audit(int argc, char **argv) {
         {"entity", required_argument, NULL, 'e'},
         {"since", required_argument, NULL, 1001},
         {"limit", required_argument, NULL, 'n'},
+        {"rescore", no_argument, NULL, 1002},
+        {"store", required_argument, NULL, 1003},
         {NULL, 0, NULL, 0}};
     struct option opts[64];
     rs_cli_opts_merge(opts, extra);
     rs_cli_common_t co;
     memset(&co, 0, sizeof(co));
-    const char *entity = NULL, *since = NULL, *limit_s = NULL;
-    int json = 0, c;
+    const char *entity = NULL, *since = NULL, *limit_s = NULL, *store = NULL;
+    int json = 0, rescore = 0, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, RS_CLI_COMMON_SHORT "e:n:", opts,
                             NULL)) != -1) {
@@ -359,6 +514,8 @@ int rs_cmd_audit(int argc, char **argv) {
         case 'e': entity = optarg; break;
         case 1001: since = optarg; break;
         case 'n': limit_s = optarg; break;
+        case 1002: rescore = 1; break;
+        case 1003: store = optarg; break;
         default: rs_audit_help(stderr); return RS_EXIT_USAGE;
         }
     }
@@ -372,6 +529,11 @@ int rs_cmd_audit(int argc, char **argv) {
     if (!entity && (since || limit_s))
         return rs_cli_usage_error("audit", "--since and --limit go with "
                                   "--entity");
+    if (entity && rescore)
+        return rs_cli_usage_error("audit", "--rescore takes one EVENT_ID, "
+                                  "not --entity");
+    if (store && !rescore)
+        return rs_cli_usage_error("audit", "--store goes with --rescore");
     if (!co.log_level) rs_log_set_level(RS_LOG_WARN);
     int64_t since_ms = 0;
     if (since && rs_http_since_parse(since, rs_clock_wall_ms(), &since_ms))
@@ -400,6 +562,9 @@ int rs_cmd_audit(int argc, char **argv) {
     if (rc == RS_EXIT_OK &&
         rs_redis_conf_check(&app.redis, errstr, sizeof(errstr)) != RS_OK)
         rc = rs_cli_usage_error("audit", "%s", errstr);
+    if (rc == RS_EXIT_OK && rescore && !store && !app.model.store_dir[0])
+        rc = rs_cli_usage_error("audit", "--rescore needs the model store: "
+                                "pass --store DIR or set model.store_dir");
     if (rc != RS_EXIT_OK) {
         rs_app_conf_destroy(&app);
         return rc;
@@ -411,9 +576,14 @@ int rs_cmd_audit(int argc, char **argv) {
         rs_app_conf_destroy(&app);
         return RS_EXIT_RUNTIME;
     }
-    rc = entity ? rs_audit_entity(sink, entity, since_ms, (int)limit, json,
-                                  &app.redis)
-                : rs_audit_one(sink, event_id, json, &app.redis);
+    if (entity)
+        rc = rs_audit_entity(sink, entity, since_ms, (int)limit, json,
+                             &app.redis);
+    else if (rescore)
+        rc = rs_audit_rescore(sink, event_id, json, &app,
+                              store ? store : app.model.store_dir);
+    else
+        rc = rs_audit_one(sink, event_id, json, &app.redis);
     rs_sink_redis_destroy(sink);
     rs_app_conf_destroy(&app);
     return rc;

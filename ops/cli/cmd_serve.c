@@ -1,4 +1,5 @@
 /* cmd_serve.c -- `riskstream serve`: the long-running service. */
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -24,6 +25,57 @@ static int rs_serve_readyz(void *opaque, const char *path, rs_http_buf_t *b,
     }
     rs_http_buf_printf(b, "not ready: %s\n", why);
     return 503;
+}
+
+/* GET /v1/models: the stored versions and the one serving. */
+static int rs_serve_models(void *opaque, const char *path, rs_http_buf_t *b,
+                           const char **ctype) {
+    if (strcmp(path, "/v1/models")) {
+        rs_http_buf_printf(b, "{\"error\":\"not found\"}\n");
+        *ctype = "application/json";
+        return 404;
+    }
+    rs_service_models_json(opaque, b);
+    *ctype = "application/json";
+    return 200;
+}
+
+/* POST /v1/models/{version}/rollback */
+static int rs_serve_rollback(void *opaque, const char *path,
+                             rs_http_buf_t *b, const char **ctype) {
+    static const char pre[] = "/v1/models/", suf[] = "/rollback";
+    char version[RS_VERSION_MAX], e2[300];
+    *ctype = "application/json";
+    size_t pl = strlen(path);
+    if (strncmp(path, pre, sizeof(pre) - 1) || pl <= sizeof(pre) + sizeof(suf) - 2 ||
+        strcmp(path + pl - (sizeof(suf) - 1), suf)) {
+        rs_http_buf_printf(b, "{\"error\":\"not found: POST "
+                           "/v1/models/{version}/rollback\"}\n");
+        return 404;
+    }
+    size_t vl = pl - (sizeof(pre) - 1) - (sizeof(suf) - 1);
+    if (vl >= sizeof(version)) vl = sizeof(version) - 1;
+    memcpy(version, path + sizeof(pre) - 1, vl);
+    version[vl] = '\0';
+    for (size_t i = 0; i < vl; i++)
+        if (!(isalnum((unsigned char)version[i]) || version[i] == '-' ||
+              version[i] == '_' || version[i] == '.')) {
+            rs_http_buf_printf(b, "{\"error\":\"bad version name\"}\n");
+            return 400;
+        }
+    rs_err_t err = rs_service_rollback(opaque, version, 30000, e2, sizeof(e2));
+    if (err == RS_OK) {
+        rs_http_buf_printf(b, "{\"rolled_back_to\":\"%s\"}\n", version);
+        return 200;
+    }
+    for (char *p = e2; *p; p++)
+        if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20) *p = ' ';
+    rs_http_buf_printf(b, "{\"error\":\"%s\"}\n", e2);
+    return err == RS_ERR_NOTFOUND ? 404
+           : err == RS_ERR_STATE  ? 409
+           : err == RS_ERR_TIMEOUT ? 503
+           : err == RS_ERR_INVALID ? 400
+                                   : 500;
 }
 
 static void rs_serve_help(FILE *fp) {
@@ -162,6 +214,8 @@ int rs_cmd_serve(int argc, char **argv) {
         }
         rs_http_add_route(http, "/metrics", rs_serve_metrics, svc);
         rs_http_add_route(http, "/readyz", rs_serve_readyz, svc);
+        rs_http_add_route(http, "/v1/models", rs_serve_models, svc);
+        rs_http_add_post_route(http, "/v1/models", rs_serve_rollback, svc);
         printf("http: http://%s:%d\n", app.http.bind, rs_http_port(http));
         fflush(stdout);
     }

@@ -19,6 +19,7 @@ static const struct {
     {"train", rs_cmd_train, "bootstrap a model offline from a history file (for serve --model)"},
     {"audit", rs_cmd_audit, "print a past decision (or an entity's) from the Redis score store"},
     {"api", rs_cmd_api, "serve the HTTP API (score lookups, per-decision page) over Redis"},
+    {"model", rs_cmd_model, "list a running service's model versions, or roll it back to one"},
     {"config", rs_cmd_config, "print the effective configuration or its reference"},
 };
 

@@ -1,0 +1,116 @@
+/* trainer.h -- online learning off the scoring thread (internal to the
+ * scoring module; the service is its only user).
+ *
+ * Design note
+ * -----------
+ * The service scores with a scorer model S (entity caches, pending buffer)
+ * and learns with a trainer model T of the same architecture, owned by the
+ * trainer thread:
+ *
+ *   scoring thread                          trainer thread
+ *   label / horizon -> rs_model_take(S) --> queue of fixed-size learning
+ *                      into a queue slot    records -> rs_model_learn_record(T)
+ *   between batches: rs_trainer_take()  <-- every publish_every updates or
+ *                    -> rs_model_weights_use(S, w)     publish_interval:
+ *                                           new version number, snapshot,
+ *                                           version file in the store
+ *
+ * The queue is a ring of `model.train_queue` records allocated at start
+ * (one producer, one consumer).  When it is full the scoring thread waits
+ * (backpressure, counted): learning never silently loses a label.
+ *
+ * Versions: numbers come from the model store (1 + the highest number in
+ * it) or, without a store, count up from the starting model's.  Every
+ * published version is saved in the store (the newest `keep_versions`
+ * kept), so `riskstream audit --rescore` can load it and rollback can
+ * return to it.  Rollback (any thread, e.g. HTTP) is a request the trainer
+ * thread serves: it loads the version from the store as T and publishes it
+ * under its own name; learning continues from there and the next version
+ * gets a new number.
+ *
+ * Threads: rs_trainer_reserve/commit/take/wait_space -- the scoring thread;
+ * rs_trainer_rollback/list/stats -- any thread; the trainer thread is
+ * internal.
+ */
+#ifndef RS_TRAINER_H
+#define RS_TRAINER_H
+
+#include "common/common.h"
+#include "model/model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct rs_trainer_s rs_trainer_t;
+
+/* Start the trainer thread on model `t` (ownership moves to the trainer on
+ * success; on failure t stays the caller's).  conf (copied): T's settings,
+ * also used to load versions for a rollback; publish_every,
+ * publish_interval, train_queue, store_dir, keep_versions are read.  `save_path` (may be "" / NULL): where
+ * rs_trainer_stop saves the final model.  NULL + errstr on failure (store
+ * directory not usable: RS_ERR_IO / RS_ERR_CONFIG in *err_out). */
+rs_trainer_t *rs_trainer_new(rs_model_t *t, const rs_model_conf_t *conf,
+                             const char *save_path, rs_err_t *err_out,
+                             char *errstr, size_t errstr_size);
+
+/* Record size (bytes) of the queue's slots (rs_model_record_size of t). */
+size_t rs_trainer_record_size(const rs_trainer_t *tr);
+
+/* Contiguous free slots at the queue's head: *n (<= max) records of
+ * record_size bytes at the returned pointer; NULL and *n = 0 if full.
+ * The slots are the caller's until rs_trainer_commit. */
+void *rs_trainer_reserve(rs_trainer_t *tr, int max, int *n);
+/* Hand the first n reserved slots to the trainer (n may be 0). */
+void rs_trainer_commit(rs_trainer_t *tr, int n);
+/* Wait up to timeout_ms for a free slot (after reserve returned NULL). */
+void rs_trainer_wait_space(rs_trainer_t *tr, int timeout_ms);
+
+/* The newest published snapshot not yet taken, or NULL.  The caller owns
+ * the reference (rs_model_weights_release). */
+rs_model_weights_t *rs_trainer_take(rs_trainer_t *tr);
+
+/* Ask the trainer to go back to `version` (from the store) and wait up to
+ * timeout_ms for the answer.  RS_ERR_NOTFOUND (not in the store),
+ * RS_ERR_STATE (no store configured), RS_ERR_INVALID (malformed name),
+ * RS_ERR_TIMEOUT, RS_ERR_CORRUPT / RS_ERR_IO (file unreadable). */
+rs_err_t rs_trainer_rollback(rs_trainer_t *tr, const char *version,
+                             int timeout_ms, char *errstr,
+                             size_t errstr_size);
+
+/* The stored versions, newest first, into out[0..max); returns the count
+ * (0 without a store). */
+int rs_trainer_list(rs_trainer_t *tr, rs_model_store_entry_t *out, int max);
+
+typedef struct rs_trainer_stats_s {
+    rs_model_stats_t model;    /* T: updates, positives, drift, version  */
+    uint64_t queued;           /* records committed by the scoring side  */
+    uint64_t learned;          /* records learned                        */
+    uint64_t failed;           /* records rejected by learn_record       */
+    uint64_t depth;            /* records waiting                        */
+    uint64_t capacity;
+    uint64_t published;        /* versions published                     */
+    uint64_t store_errors;     /* version files that could not be saved  */
+    uint64_t rollbacks;
+    char published_version[RS_VERSION_MAX];
+    int64_t published_at_ms;   /* wall clock of the last publish         */
+} rs_trainer_stats_t;
+
+/* Counter snapshot.  Any thread. */
+void rs_trainer_stats(rs_trainer_t *tr, rs_trainer_stats_t *st);
+
+/* Learn everything queued, publish once more if anything was learned since
+ * the last version, join the thread and, if `save`, save the model to
+ * save_path (if set).  Only the first call does anything.  Returns the
+ * save error, if any. */
+rs_err_t rs_trainer_stop(rs_trainer_t *tr, int save, char *errstr,
+                         size_t errstr_size);
+
+/* rs_trainer_stop without saving (a failed start must not overwrite the
+ * save path) and free everything, T included.  NULL is a no-op. */
+void rs_trainer_destroy(rs_trainer_t *tr);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RS_TRAINER_H */
