@@ -866,6 +866,35 @@ void rs_model_stats(const rs_model_t *m, rs_model_stats_t *st) {
     rs_strlcpy(st->version, m->version, sizeof(st->version));
 }
 
+/* ------------------------------------------ entity caches across restarts */
+
+size_t rs_model_caches_size(const rs_model_t *m) {
+    return m->seq ? rs_seq_caches_size(m->seq) : 0;
+}
+
+rs_err_t rs_model_caches_write(const rs_model_t *m, void *buf, size_t cap,
+                               size_t *len) {
+    if (!len || (!buf && cap)) return RS_ERR_INVALID;
+    if (!m->seq) {
+        *len = 0;
+        return RS_OK;
+    }
+    return rs_seq_caches_write(m->seq, buf, cap, len);
+}
+
+rs_err_t rs_model_caches_read(rs_model_t *m, const void *buf, size_t len,
+                              char *errstr, size_t errstr_size) {
+    if (!buf && len)
+        return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
+                       "entity caches: no buffer");
+    if (m->seq) return rs_seq_caches_read(m->seq, buf, len, errstr, errstr_size);
+    if (!len) return RS_OK; /* "lr" has none */
+    rs_err_t err = rs_seq_caches_envelope(buf, len, errstr, errstr_size);
+    if (err) return err;
+    return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
+                   "entity caches of a 'seq' model, this model is 'lr'");
+}
+
 /* ------------------------------------------------ versions, new_like */
 
 #define RS_VNAMED_BIT (1ull << 63) /* saved vstep: the number was set */

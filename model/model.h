@@ -38,6 +38,8 @@
  * rs_model_forward() (input records with the event's context), then
  * rs_model_learn() / rs_model_advance().  The `model:` section picks the
  * kind (`kind: lr|seq`), the `seq:` section sizes the sequence model.
+ * Its entity caches can be carried across a restart
+ * (rs_model_caches_*: a codec, the service keeps the bytes).
  * The forward can also write each event's input log (what it read, for
  * rs_model_rescore to recompute the score bit for bit with the same
  * version: the audit) and run as a what-if (RS_MODEL_FWD_DRY: nothing
@@ -445,6 +447,57 @@ typedef struct rs_model_stats_s {
 } rs_model_stats_t;
 
 void rs_model_stats(const rs_model_t *m, rs_model_stats_t *st);
+
+/* ------------------------------------------- entity caches across restarts
+ *
+ * The "seq" entity caches (per entity its last L events: times, k/v per
+ * layer, layer inputs, explanation meta; the LRU order) serialised into a
+ * caller's buffer, so the service can put them into its final checkpoint
+ * at a graceful shutdown and read them back at start: after write + read
+ * into a model of the same architecture using the same weights, every
+ * next event scores, explains, remembers (learning records) and evicts bit
+ * for bit as it would have on the writer (tested).  Codec only: no I/O, no
+ * allocation on write.  Little-endian (docs/model.md, "Entity caches
+ * across restarts"):
+ *   "RSEC" | u32 format 1 | u32 architecture hash (that of learning
+ *   records) | u32 dim | u32 d_model, history, layers, experts, top_k,
+ *   expert_hidden, buckets | u32 entity count | per entity, least recently
+ *   used first: u64 key (hash of the entity id) | u32 n | i64 t[n] |
+ *   f32 kv[n][layers][2][d_model] | f32 xin[n][layers][d_model] |
+ *   n x (f32 amount | u8 len, event id | u8 len, counterparty id) (the n
+ *   cached events oldest first) | u64 xxHash3 (rs_hash64) of all before it
+ * Kind "lr" has no caches: size 0, write/read of 0 bytes are no-ops. */
+
+/* Bytes rs_model_caches_write needs now (live entities only; "lr": 0).
+ * "seq": 56 + per entity 12 + n (8 + 12 layers d_model + 6 + id lengths):
+ * 12 748 B + ids for an entity with a full history at the `seq:` defaults.
+ * Walks the entities (cold path).  The thread that owns m. */
+size_t rs_model_caches_size(const rs_model_t *m);
+
+/* Write m's caches into buf[cap]; *len gets the bytes written.
+ * RS_ERR_TOOBIG if cap < rs_model_caches_size(m) (*len gets that size,
+ * nothing is written); RS_ERR_INVALID for a NULL len, or a NULL buf with a
+ * cap.  "lr": RS_OK, *len = 0.  m is only read; no allocation.  The thread
+ * that owns m. */
+rs_err_t rs_model_caches_write(const rs_model_t *m, void *buf, size_t cap,
+                               size_t *len);
+
+/* Replace m's caches with those of buf[len] (written by a model of the
+ * same architecture: kind, dim and the `seq:` sizes; the weights are the
+ * caller's business, as for snapshots).  The entities are re-inserted in
+ * LRU order; if there are more than m's seq.max_entities, the most
+ * recently used are kept and the rest counted in stats.evictions.  m's
+ * pending buffer, weights and counters are not touched.
+ * Errors (errstr says what): RS_ERR_CORRUPT for a malformed buffer
+ * (magic, format, truncation, checksum, counts, lengths, a non-finite
+ * key/value/layer input, an entity twice); RS_ERR_INVALID for caches of
+ * another architecture (naming the first difference, e.g. "seq.history is
+ * 16 in the caches, 4 in this model"), of a "seq" model read by an "lr"
+ * one, or a NULL buf with a len.  On any error m is unchanged (everything
+ * is checked before anything is replaced).  "lr": len 0 is RS_OK (no-op).
+ * Cold path: allocates a temporary key array; the thread that owns m. */
+rs_err_t rs_model_caches_read(rs_model_t *m, const void *buf, size_t len,
+                              char *errstr, size_t errstr_size);
 
 /* Write the model (config, names, standardiser, weights, optimiser state,
  * counters) to `path` atomically: path.tmp, fsync, rename, fsync of the

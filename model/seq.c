@@ -28,7 +28,8 @@
  * k and v (what scoring reads) and, apart, the layer input xin (what
  * training recomputes k, v from), plus time and explanation meta (ids,
  * amount).  Open-addressing index + LRU list; the least recently used
- * entity is evicted when the pool is full.
+ * entity is evicted when the pool is full.  rs_seq_caches_* (end of file)
+ * serialise them, LRU order included, for a restart.
  *
  * Inference (rs_seq_forward): a micro-batch is cut into sub-batches in
  * which no entity repeats; each sub-batch runs the projections as GEMMs
@@ -1548,11 +1549,13 @@ static void rs_seq_flush(rs_seq_t *s, const rs_model_input_t *in, int nb,
             const int skip = s->xskip >= 0 ? s->xskip : n;
             const rs_seq_view_t *hv = s->xskip >= 0 ? &s->xview : &rw->h;
             const int nfull = s->xskip >= 0 ? n + 1 : n;
-            int na = RS_MIN(n, RS_MODEL_ATTEND_MAX);
-            for (int t = 0; t < na; t++) {
+            int na = RS_MIN(n, RS_MODEL_ATTEND_MAX), named = 0;
+            for (int t = 0; t < na; t++, named++) {
                 int best = -1; /* newest first on ties */
                 for (int j = n - 1; j >= 0; j--)
                     if (w[j] >= 0 && (best < 0 || w[j] > w[best])) best = j;
+                if (best < 0) break; /* NaN weights (huge cached k/v or
+                                      * diverged weights): none to name */
                 int jo = best < skip ? best : best + 1;
                 int sl = (hv->start + jo) % hv->cap;
                 const rs_seq_meta_t *m =
@@ -1566,7 +1569,7 @@ static void rs_seq_flush(rs_seq_t *s, const rs_model_input_t *in, int nb,
                 at->rank = nfull - 1 - jo;
                 w[best] = -1.0f;
             }
-            o->n_attended = na;
+            o->n_attended = named;
             for (int l = 0; l < s->nl; l++)
                 for (int t = 0; t < k && o->n_experts < RS_MODEL_EXPERTS_MAX; t++) {
                     rs_model_expert_t *ex = &o->experts[o->n_experts++];
@@ -2348,4 +2351,299 @@ rs_seq_t *rs_seq_deserialize(rs_rbuf_t *rb, const rs_model_conf_t *conf,
     rs_seq_refresh_std(s);
     rs_seq_set_version(s);
     return s;
+}
+
+/* ------------------------------------------ entity caches across restarts */
+
+/* Layout (model.h "entity caches across restarts"), little-endian:
+ *   header (48 B): "RSEC" | u32 format | u32 arch (rs_seq_record_arch, as
+ *   learning records) | u32 dim | u32 d_model, history, layers, experts,
+ *   top_k, expert_hidden, buckets | u32 entity count
+ *   entities, least recently used first (re-inserting them in order at
+ *   the LRU front rebuilds the list): u64 key | u32 n | i64 t[n] |
+ *   f32 kv[n][stride] | f32 xin[n][pstride] | n x (f32 amount | u8 len,
+ *   event id | u8 len, counterparty id)
+ *   trailer (8 B): rs_hash64 (xxHash3) of everything before it
+ * The ring position is not kept: the n events are written oldest first and
+ * read back into slots 0..n-1 (head = n % L).  Scoring, explanations and
+ * remember only see them through the view, oldest first, so nothing they
+ * compute changes.  The dims and sizes are in the header (not only their
+ * hash) so a mismatch can be named. */
+#define RS_SEQ_CACHES_MAGIC   "RSEC"
+#define RS_SEQ_CACHES_FORMAT  1u
+#define RS_SEQ_CACHES_HDR     48
+#define RS_SEQ_CACHES_TRAILER 8
+#define RS_SEQ_CACHES_ENT     12 /* u64 key, u32 n */
+
+static const char *const rs_seq_arch_names[7] = {
+    "d_model", "history", "layers", "experts", "top_k", "expert_hidden",
+    "buckets"};
+
+static void rs_seq_arch_fields(const rs_seq_t *s, int64_t a[7]) {
+    const rs_seq_conf_t *c = &s->conf.seq;
+    a[0] = c->d_model;
+    a[1] = c->history;
+    a[2] = c->layers;
+    a[3] = c->experts;
+    a[4] = c->top_k;
+    a[5] = c->expert_hidden;
+    a[6] = c->buckets;
+}
+
+/* Fixed bytes of one cached event: time, k/v, xin, amount, 2 lengths. */
+static size_t rs_seq_caches_event(const rs_seq_t *s) {
+    return 8 + 4 * ((size_t)s->stride + (size_t)s->pstride) + 4 + 2;
+}
+
+static size_t rs_seq_id_len(const char *id) {
+    return strnlen(id, RS_MODEL_ID_MAX - 1);
+}
+
+size_t rs_seq_caches_size(const rs_seq_t *s) {
+    const size_t ev = rs_seq_caches_event(s);
+    size_t n = RS_SEQ_CACHES_HDR + RS_SEQ_CACHES_TRAILER;
+    for (int32_t i = s->lru_tail; i >= 0; i = s->ent[i].prev) {
+        const rs_seq_view_t v = rs_seq_ent_view(s, (uint32_t)i);
+        const rs_seq_meta_t *mt = s->emeta + (size_t)i * s->L;
+        n += RS_SEQ_CACHES_ENT + (size_t)v.n * ev;
+        for (int j = 0; j < v.n; j++) {
+            int sl = (v.start + j) % v.cap;
+            n += rs_seq_id_len(mt[sl].id) + rs_seq_id_len(mt[sl].cp);
+        }
+    }
+    return n;
+}
+
+rs_err_t rs_seq_caches_write(const rs_seq_t *s, uint8_t *buf, size_t cap,
+                             size_t *len) {
+    const size_t need = rs_seq_caches_size(s);
+    *len = need;
+    if (cap < need) return RS_ERR_TOOBIG;
+    int64_t a[7];
+    rs_seq_arch_fields(s, a);
+    uint8_t *p = buf;
+    memcpy(p, RS_SEQ_CACHES_MAGIC, 4);
+    p = rs_le_put32(p + 4, RS_SEQ_CACHES_FORMAT);
+    p = rs_le_put32(p, rs_seq_record_arch(s));
+    p = rs_le_put32(p, (uint32_t)s->dim);
+    for (int i = 0; i < 7; i++) p = rs_le_put32(p, (uint32_t)a[i]);
+    p = rs_le_put32(p, s->eused);
+    for (int32_t i = s->lru_tail; i >= 0; i = s->ent[i].prev) {
+        const rs_seq_view_t v = rs_seq_ent_view(s, (uint32_t)i);
+        const rs_seq_meta_t *mt = s->emeta + (size_t)i * s->L;
+        p = rs_le_put64(p, s->ent[i].key);
+        p = rs_le_put32(p, (uint32_t)v.n);
+        for (int j = 0; j < v.n; j++)
+            p = rs_le_put64(p, (uint64_t)v.t[(v.start + j) % v.cap]);
+        for (int j = 0; j < v.n; j++)
+            p = rs_le_putf32s(p, v.kv + (size_t)((v.start + j) % v.cap) * s->stride,
+                              (size_t)s->stride);
+        for (int j = 0; j < v.n; j++)
+            p = rs_le_putf32s(p, v.xin + (size_t)((v.start + j) % v.cap) * s->pstride,
+                              (size_t)s->pstride);
+        for (int j = 0; j < v.n; j++) {
+            const rs_seq_meta_t *m = &mt[(v.start + j) % v.cap];
+            p = rs_le_putf32s(p, &m->amount, 1);
+            const char *str[2] = {m->id, m->cp};
+            for (int k = 0; k < 2; k++) {
+                size_t l = rs_seq_id_len(str[k]);
+                *p++ = (uint8_t)l;
+                memcpy(p, str[k], l);
+                p += l;
+            }
+        }
+    }
+    rs_le_put64(p, rs_hash64(buf, (size_t)(p - buf)));
+    return RS_OK;
+}
+
+rs_err_t rs_seq_caches_envelope(const uint8_t *b, size_t len, char *errstr,
+                                size_t errstr_size) {
+    const size_t env = RS_SEQ_CACHES_HDR + RS_SEQ_CACHES_TRAILER;
+    if (len >= 4 && memcmp(b, RS_SEQ_CACHES_MAGIC, 4))
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "entity caches: bad magic (not a cache buffer)");
+    if (len < env)
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "entity caches: %zu bytes, shorter than their "
+                       "envelope (%zu)", len, env);
+    const uint32_t fmt = rs_le_get32(b + 4);
+    if (fmt != RS_SEQ_CACHES_FORMAT)
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "entity caches: format version %u is not supported "
+                       "(this build reads %u)", fmt, RS_SEQ_CACHES_FORMAT);
+    const uint64_t want = rs_le_get64(b + len - RS_SEQ_CACHES_TRAILER);
+    const uint64_t got = rs_hash64(b, len - RS_SEQ_CACHES_TRAILER);
+    if (want != got)
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "entity caches: checksum mismatch (stored %016llx, "
+                       "computed %016llx): truncated or damaged",
+                       (unsigned long long)want, (unsigned long long)got);
+    return RS_OK;
+}
+
+/* One entity of a cache buffer at b[*off .. end): checked (counts, lengths,
+ * finite k/v/xin) and, if slot >= 0, copied into entity slot `slot` (not
+ * indexed or linked: the caller's).  *off moves past it; *key gets its
+ * key. */
+static rs_err_t rs_seq_caches_ent(rs_seq_t *s, const uint8_t *b, size_t *off,
+                                  size_t end, uint32_t e, int64_t slot,
+                                  uint64_t *key, char *errstr,
+                                  size_t errstr_size) {
+    size_t o = *off;
+    if (end - o < RS_SEQ_CACHES_ENT)
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "entity caches: entity %u is truncated", e);
+    *key = rs_le_get64(b + o);
+    const uint32_t n = rs_le_get32(b + o + 8);
+    o += RS_SEQ_CACHES_ENT;
+    if (n > (uint32_t)s->L)
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "entity caches: entity %u has %u cached events, the "
+                       "history holds %d", e, n, s->L);
+    const size_t nf = (size_t)n * ((size_t)s->stride + (size_t)s->pstride);
+    const size_t fixed = 8 * (size_t)n + 4 * nf;
+    if (end - o < fixed)
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "entity caches: entity %u is truncated", e);
+    const uint8_t *t = b + o, *kv = t + 8 * (size_t)n,
+                  *xin = kv + 4 * (size_t)n * s->stride;
+    /* |t| <= 2^62: the gap to any event time in that range (the service's
+     * are years 2000-2100) is an int64 without overflow */
+    for (uint32_t j = 0; j < n; j++) {
+        const uint64_t u = rs_le_get64(t + 8 * (size_t)j) + (1ull << 62);
+        if (u > (1ull << 63))
+            return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                           "entity caches: entity %u has an event time out "
+                           "of range", e);
+    }
+    for (size_t i = 0; i < nf; i++) /* exponent all ones: inf or NaN */
+        if ((rs_le_get32(kv + 4 * i) & 0x7f800000u) == 0x7f800000u)
+            return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                           "entity caches: entity %u has a non-finite "
+                           "%s", e,
+                           i < (size_t)n * s->stride ? "key/value"
+                                                     : "layer input");
+    o += fixed;
+    const size_t base = slot >= 0 ? (size_t)slot * s->L : 0;
+    for (uint32_t j = 0; j < n; j++) {
+        rs_seq_meta_t *m = slot >= 0 ? &s->emeta[base + j] : NULL;
+        if (end - o < 5)
+            return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                           "entity caches: entity %u is truncated", e);
+        if (m) {
+            memset(m, 0, sizeof(*m));
+            rs_le_getf32s(b + o, &m->amount, 1);
+        }
+        o += 4;
+        for (int k = 0; k < 2; k++) {
+            if (end - o < 1)
+                return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                               "entity caches: entity %u is truncated", e);
+            const size_t l = b[o++];
+            if (l >= RS_MODEL_ID_MAX || end - o < l)
+                return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                               "entity caches: entity %u: an id of %zu "
+                               "bytes (max %d) or truncated",
+                               e, l, RS_MODEL_ID_MAX - 1);
+            if (m) memcpy(k ? m->cp : m->id, b + o, l);
+            o += l;
+        }
+    }
+    if (slot >= 0) {
+        rs_seq_ent_t *en = &s->ent[slot];
+        memset(en, 0, sizeof(*en));
+        en->key = *key;
+        en->prev = en->next = -1;
+        en->n = n;
+        en->head = n % (uint32_t)s->L;
+        for (uint32_t j = 0; j < n; j++)
+            s->et[base + j] = (int64_t)rs_le_get64(t + 8 * (size_t)j);
+        rs_le_getf32s(kv, s->ekv + base * s->stride, (size_t)n * s->stride);
+        rs_le_getf32s(xin, s->exin + base * s->pstride,
+                      (size_t)n * s->pstride);
+    }
+    *off = o;
+    return RS_OK;
+}
+
+static int rs_u64_cmp(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Two passes: everything is checked (and the keys collected to find a
+ * repeat) before the caches are cleared and refilled, so an error leaves
+ * them as they were. */
+rs_err_t rs_seq_caches_read(rs_seq_t *s, const uint8_t *b, size_t len,
+                            char *errstr, size_t errstr_size) {
+    rs_err_t err = rs_seq_caches_envelope(b, len, errstr, errstr_size);
+    if (err) return err;
+    const uint32_t dim = rs_le_get32(b + 12);
+    if (dim != (uint32_t)s->dim)
+        return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
+                       "entity caches of %u features, this model has %d",
+                       dim, s->dim);
+    int64_t a[7];
+    rs_seq_arch_fields(s, a);
+    for (int i = 0; i < 7; i++) {
+        uint32_t v = rs_le_get32(b + 16 + 4 * i);
+        if ((int64_t)v != a[i])
+            return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
+                           "entity caches from another architecture: "
+                           "seq.%s is %u in the caches, %lld in this model",
+                           rs_seq_arch_names[i], v, (long long)a[i]);
+    }
+    const uint32_t arch = rs_le_get32(b + 8);
+    if (arch != rs_seq_record_arch(s))
+        return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
+                       "entity caches from another architecture (hash %08x, "
+                       "this model's %08x)", arch, rs_seq_record_arch(s));
+    const uint32_t count = rs_le_get32(b + 44);
+    const size_t end = len - RS_SEQ_CACHES_TRAILER;
+    if ((uint64_t)count * RS_SEQ_CACHES_ENT > end - RS_SEQ_CACHES_HDR)
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "entity caches: %u entities cannot fit in %zu bytes",
+                       count, len);
+
+    uint64_t *keys = rs_malloc(sizeof(uint64_t) * (count ? count : 1));
+    size_t off = RS_SEQ_CACHES_HDR;
+    for (uint32_t e = 0; e < count && !err; e++)
+        err = rs_seq_caches_ent(s, b, &off, end, e, -1, &keys[e], errstr,
+                                errstr_size);
+    if (!err && off != end)
+        err = rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                      "entity caches: %zu bytes after the last of %u "
+                      "entities", end - off, count);
+    if (!err) {
+        qsort(keys, count, sizeof(uint64_t), rs_u64_cmp);
+        for (uint32_t e = 1; e < count && !err; e++)
+            if (keys[e] == keys[e - 1])
+                err = rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                              "entity caches: entity %016llx appears twice",
+                              (unsigned long long)keys[e]);
+    }
+    rs_free(keys);
+    if (err) return err;
+
+    /* replace: the least recently used first, each to the LRU front; more
+     * than the pool holds: the oldest ones are skipped (evictions) */
+    const uint32_t skip = count > s->ecap ? count - s->ecap : 0;
+    memset(s->eindex, 0, sizeof(uint32_t) * ((size_t)s->emask + 1));
+    s->lru_head = s->lru_tail = -1;
+    s->eused = 0;
+    s->evictions += skip;
+    off = RS_SEQ_CACHES_HDR;
+    for (uint32_t e = 0; e < count; e++) {
+        uint64_t key;
+        int64_t slot = e < skip ? -1 : (int64_t)s->eused;
+        err = rs_seq_caches_ent(s, b, &off, end, e, slot, &key, errstr,
+                                errstr_size);
+        if (err) return err; /* cannot: checked above */
+        if (slot < 0) continue;
+        s->eused++;
+        rs_idx_insert(s->eindex, s->emask, key, (uint32_t)slot);
+        rs_seq_lru_front(s, (uint32_t)slot);
+    }
+    return RS_OK;
 }

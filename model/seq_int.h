@@ -88,6 +88,17 @@ rs_err_t rs_seq_learn_record(rs_seq_t *s, const void *rec);
  * is too short. */
 void rs_seq_peek(rs_rbuf_t *rb, uint64_t *updates, uint64_t *vstep);
 
+/* Entity caches across restarts (model.h rs_model_caches_*; layout there
+ * and in seq.c).  rs_seq_caches_envelope checks magic, format, length
+ * and checksum only (model.c uses it for an "lr" model handed caches). */
+size_t rs_seq_caches_size(const rs_seq_t *s);
+rs_err_t rs_seq_caches_write(const rs_seq_t *s, uint8_t *buf, size_t cap,
+                             size_t *len);
+rs_err_t rs_seq_caches_envelope(const uint8_t *buf, size_t len, char *errstr,
+                                size_t errstr_size);
+rs_err_t rs_seq_caches_read(rs_seq_t *s, const uint8_t *buf, size_t len,
+                            char *errstr, size_t errstr_size);
+
 /* ------------------------------------------------------- for the tests */
 
 /* Parameter regions of the flat parameter vector. */

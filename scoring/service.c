@@ -31,12 +31,17 @@
                                * checkpoints; beyond: not checkpointed */
 
 /* The service's blob inside a feature checkpoint: where the restored state
- * ends in each input partition.  Host byte order (a local file). */
+ * ends in each input partition (n positions after the header), then, in a
+ * final checkpoint (graceful stop), caches_len bytes of the scorer
+ * model's entity caches (rs_model_caches_write).  Host byte order (a local
+ * file).  Version 1 had neither caches nor caches_len. */
 #define RS_SVC_CKPT_MAGIC 0x464f5352u /* "RSOF" */
 typedef struct rs_svc_ckpt_hdr_s {
     uint32_t magic, version, n, pad;
     char topic[2][128];              /* events, labels topic names       */
+    uint64_t caches_len;             /* v2: bytes of caches after pos[n] */
 } rs_svc_ckpt_hdr_t;
+#define RS_SVC_CKPT_V1_HDR offsetof(rs_svc_ckpt_hdr_t, caches_len)
 
 /* The highest input offset of one partition in a batch, stored once the
  * batch is delivered. */
@@ -908,9 +913,16 @@ static rs_err_t rs_svc_ckpt_restore(rs_service_t *svc, char *errstr,
         return rs_errf(errstr, errstr_size, err,
                        "%s (move it away to start with empty state)", e2);
     const rs_svc_ckpt_hdr_t *h = blob;
-    if (!blob || len < sizeof(*h) || h->magic != RS_SVC_CKPT_MAGIC ||
-        h->version != 1 ||
-        len != sizeof(*h) + (size_t)h->n * sizeof(rs_ingest_pos_t)) {
+    size_t hl = 0, caches_len = 0;
+    if (blob && len >= RS_SVC_CKPT_V1_HDR && h->magic == RS_SVC_CKPT_MAGIC) {
+        if (h->version == 1) hl = RS_SVC_CKPT_V1_HDR;
+        if (h->version == 2 && len >= sizeof(*h)) {
+            hl = sizeof(*h);
+            caches_len = (size_t)h->caches_len;
+        }
+    }
+    if (!hl || h->n > (len - hl) / sizeof(rs_ingest_pos_t) ||
+        len != hl + (size_t)h->n * sizeof(rs_ingest_pos_t) + caches_len) {
         free(blob);
         return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
                        "checkpoint %s: its offsets record is missing or "
@@ -927,7 +939,22 @@ static rs_err_t rs_svc_ckpt_restore(rs_service_t *svc, char *errstr,
         free(blob);
         return RS_ERR_CONFIG;
     }
-    const rs_ingest_pos_t *pos = (const rs_ingest_pos_t *)(h + 1);
+    const rs_ingest_pos_t *pos =
+        (const rs_ingest_pos_t *)((const char *)blob + hl);
+    if (caches_len) {
+        /* The scorer's entity caches, written with the state at a graceful
+         * stop: sequence-model history survives the restart. */
+        char e2c[256];
+        rs_err_t cerr = rs_model_caches_read(
+            svc->model, (const char *)(pos + h->n), caches_len, e2c,
+            sizeof(e2c));
+        /* Not usable (e.g. seq: sizes changed since): the feature state
+         * still is; the model starts without history. */
+        if (cerr != RS_OK)
+            rs_warn("service", "checkpoint %s: entity caches not restored "
+                    "(%s): the sequence model starts without history",
+                    path, e2c);
+    }
     for (uint32_t i = 0; i < h->n; i++)
         if (pos[i].topic >= 0 && pos[i].topic < 2 && pos[i].partition >= 0 &&
             pos[i].partition < RS_SVC_MAX_PARTS)
@@ -936,24 +963,39 @@ static rs_err_t rs_svc_ckpt_restore(rs_service_t *svc, char *errstr,
     rs_ingest_set_start(svc->ing, pos, (int)h->n);
     rs_features_stats_t fs;
     rs_features_stats(svc->feat, &fs);
+    rs_model_stats_t ms;
+    rs_model_stats(svc->model, &ms);
     rs_info("service", "checkpoint %s restored in %.0f ms: %llu entity and "
-            "%llu counterparty keys, %u input positions", path,
-            (rs_clock_mono_us() - t0) / 1000.0,
+            "%llu counterparty keys, %llu model entity caches, %u input "
+            "positions", path, (rs_clock_mono_us() - t0) / 1000.0,
             (unsigned long long)fs.entity_keys, (unsigned long long)fs.cp_keys,
-            h->n);
+            (unsigned long long)ms.entities, h->n);
     free(blob);
     return RS_OK;
 }
 
-/* The offsets record of a checkpoint (malloc'd; cold path). */
-static void *rs_svc_ckpt_blob(rs_service_t *svc, size_t *len) {
+/* The service record of a checkpoint (malloc'd; cold path): the input
+ * positions and, if `caches`, the scorer's entity caches. */
+static void *rs_svc_ckpt_blob(rs_service_t *svc, int caches, size_t *len) {
     uint32_t n = 0;
     for (int i = 0; i < 2 * RS_SVC_MAX_PARTS; i++) n += svc->applied[i] >= 0;
-    *len = sizeof(rs_svc_ckpt_hdr_t) + (size_t)n * sizeof(rs_ingest_pos_t);
+    size_t clen = caches ? rs_model_caches_size(svc->model) : 0;
+    size_t base = sizeof(rs_svc_ckpt_hdr_t) + (size_t)n * sizeof(rs_ingest_pos_t);
+    *len = base + clen;
     rs_svc_ckpt_hdr_t *h = rs_calloc(1, *len);
     h->magic = RS_SVC_CKPT_MAGIC;
-    h->version = 1;
+    h->version = 2;
     h->n = n;
+    if (clen) {
+        size_t got = 0;
+        if (rs_model_caches_write(svc->model, (char *)h + base, clen, &got) !=
+            RS_OK) {
+            rs_warn("service", "entity caches not written to the checkpoint");
+            got = 0;
+        }
+        h->caches_len = got;
+        *len = base + got;
+    }
     rs_strlcpy(h->topic[0], svc->app->ingest.topic_events, sizeof(h->topic[0]));
     rs_strlcpy(h->topic[1], svc->app->ingest.topic_labels, sizeof(h->topic[1]));
     rs_ingest_pos_t *pos = (rs_ingest_pos_t *)(h + 1);
@@ -1014,7 +1056,7 @@ static void rs_svc_ckpt_tick(rs_service_t *svc, int64_t now_us) {
             rs_svc_ckpt_join(svc);
         }
         size_t len;
-        void *blob = rs_svc_ckpt_blob(svc, &len);
+        void *blob = rs_svc_ckpt_blob(svc, 0, &len);
         rs_err_t err = rs_features_checkpoint_begin(
             svc->feat, svc->conf->checkpoint_path, blob, len, e2, sizeof(e2));
         free(blob);
@@ -1074,7 +1116,9 @@ static void rs_svc_ckpt_final(rs_service_t *svc) {
     }
     rs_svc_ckpt_join(svc);
     size_t len;
-    void *blob = rs_svc_ckpt_blob(svc, &len);
+    /* Final: with the scorer's entity caches (consistent with this state:
+     * nothing is scored after it). */
+    void *blob = rs_svc_ckpt_blob(svc, 1, &len);
     int64_t t0 = rs_clock_mono_us();
     svc->ckpt_begin_us = t0;
     if (rs_features_checkpoint_write(svc->feat, svc->conf->checkpoint_path,
