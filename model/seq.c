@@ -1086,11 +1086,14 @@ static void rs_seq_backward(rs_seq_t *s, rs_seq_run_t *rs, int r, float dlogit,
                     gb2[i] += dy[i];
                 }
                 for (int j = 0; j < H; j++) {
+                    if (dh[j] == 0.0f) continue; /* relu off: adds nothing */
                     rs_axpy(dh[j], x1, gW1 + (size_t)j * d, d);
                     gb1[j] += dh[j];
                 }
             }
-            for (int j = 0; j < H; j++) rs_axpy(dh[j], W1 + (size_t)j * d, dx1, d);
+            /* about half the hidden units are off (relu): skip them */
+            for (int j = 0; j < H; j++)
+                if (dh[j] != 0.0f) rs_axpy(dh[j], W1 + (size_t)j * d, dx1, d);
         }
         /* gate: w = softmax over the selected logits; + balance term */
         float *dr = rs->dr;
