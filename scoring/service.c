@@ -589,7 +589,8 @@ void rs_service_prometheus(rs_service_t *svc, rs_http_buf_t *b) {
     rs_http_buf_printf(b, "# HELP riskstream_model_info model serving the "
                        "scores\n# TYPE riskstream_model_info gauge\n"
                        "riskstream_model_info{version=\"%s\"} 1\n",
-                       sn->ms.version);
+                       st->model_version); /* the version scoring (the
+                                            * snapshot), not S's own */
     rs_prom_counter(b, "riskstream_model_updates_total",
                     "online learning steps (trainer thread)",
                     sn->ts.model.updates);
