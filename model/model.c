@@ -18,6 +18,7 @@
 #include <cblas.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
 #include <libgen.h>
 #include <math.h>
 #include <stdatomic.h>
@@ -32,6 +33,9 @@
 #define RS_MODEL_HDR_LEN     20   /* magic 8 + format 4 + payload length 8 */
 #define RS_MODEL_FILE_MAX    (1u << 30)
 #define RS_MODEL_DIM_MAX     (1 << 20)
+/* Largest |weight| a loaded "lr" file may hold: 8 * (RS_MODEL_DIM_MAX + 1)
+ * * 1e30 < FLT_MAX, so no logit of the float forward overflows. */
+#define RS_LR_W_MAX          1e30
 
 #define RS_ADAM_B1  0.9
 #define RS_ADAM_B2  0.999
@@ -60,9 +64,10 @@ static const rs_conf_field_t rs_model_fields[] = {
      offsetof(rs_model_conf_t, pending_max), 0,
      "scored events kept awaiting a label; the oldest is dropped when full",
      NULL, 1, 268435456},
-    {"publish_every", RS_CONF_INT, "1000",
+    {"publish_every", RS_CONF_INT, "10000",
      offsetof(rs_model_conf_t, publish_every), 0,
-     "updates per model version step", NULL, 1, 0x1p62},
+     "updates per model version (serve: the trainer publishes one every "
+     "this many updates, or every publish_interval)", NULL, 1, 0x1p62},
     {"batch_max", RS_CONF_INT, "512", offsetof(rs_model_conf_t, batch_max), 0,
      "rows per scoring GEMV (larger batches are chunked)", NULL, 1, 65536},
     {"base_rate", RS_CONF_DOUBLE, "0.01", offsetof(rs_model_conf_t, base_rate),
@@ -73,14 +78,15 @@ static const rs_conf_field_t rs_model_fields[] = {
      "lr (online logistic regression) or seq (sequence model, `seq:` "
      "section)",
      "lr|seq", 0, 0},
-    {"publish_interval", RS_CONF_DURATION, "30s",
+    {"publish_interval", RS_CONF_DURATION, "60s",
      offsetof(rs_model_conf_t, publish_interval_ms), 0,
      "service: the trainer publishes a new version at least this often "
      "when it learned anything (and every publish_every updates)", NULL, 1,
      0x1p62},
-    {"keep_versions", RS_CONF_INT, "20", offsetof(rs_model_conf_t, keep_versions),
+    {"keep_versions", RS_CONF_INT, "100", offsetof(rs_model_conf_t, keep_versions),
      0, "service: published versions kept in the model store (oldest "
-     "numbers pruned)", NULL, 1, 1000000},
+     "numbers pruned); audit --rescore can only recheck decisions whose "
+     "version is still kept", NULL, 1, 1000000},
     {"store_dir", RS_CONF_STRING, "", offsetof(rs_model_conf_t, store_dir),
      sizeof(((rs_model_conf_t *)0)->store_dir),
      "service: model store directory, one <version>.rsm file per published "
@@ -136,8 +142,8 @@ void rs_model_conf_section(rs_conf_section_t *sec, rs_model_conf_t *conf) {
     sec->base = conf;
 }
 
-static rs_err_t rs_model_check_conf(const rs_model_conf_t *c, char *errstr,
-                                    size_t errstr_size) {
+rs_err_t rs_model_check_conf(const rs_model_conf_t *c, char *errstr,
+                             size_t errstr_size) {
     for (size_t i = 0; i < RS_ARRAY_LEN(rs_model_fields); i++) {
         const rs_conf_field_t *fd = &rs_model_fields[i];
         const char *p = (const char *)c + fd->offset;
@@ -1143,6 +1149,52 @@ void rs_rb_str(rs_rbuf_t *b, char *dst, size_t max) {
     dst[n] = '\0';
 }
 
+/* ---------------------------------------------- load-time value checks */
+
+double rs_model_conf_max(const char *name) {
+    for (size_t i = 0; i < RS_ARRAY_LEN(rs_model_fields); i++)
+        if (!strcmp(rs_model_fields[i].name, name)) return rs_model_fields[i].max;
+    return 0; /* not a `model:` field: a bug of the caller */
+}
+
+rs_err_t rs_model_check_f64s(const char *field, const double *v, size_t n,
+                             double lo, double hi, char *errstr,
+                             size_t errstr_size) {
+    for (size_t i = 0; i < n; i++)
+        if (!(v[i] >= lo && v[i] <= hi))
+            return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                           "%s[%zu] = %g is outside [%g, %g]", field, i, v[i],
+                           lo, hi);
+    return RS_OK;
+}
+
+rs_err_t rs_model_check_f32s(const char *field, const float *v, size_t n,
+                             double lo, double hi, char *errstr,
+                             size_t errstr_size) {
+    for (size_t i = 0; i < n; i++)
+        if (!((double)v[i] >= lo && (double)v[i] <= hi))
+            return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                           "%s[%zu] = %g is outside [%g, %g]", field, i,
+                           (double)v[i], lo, hi);
+    return RS_OK;
+}
+
+rs_err_t rs_model_check_std(const double *mean, const double *m2, int dim,
+                            uint64_t nobs, char *errstr, size_t errstr_size) {
+    rs_err_t err = rs_model_check_f64s("standardiser mean", mean, (size_t)dim,
+                                       -FLT_MAX, FLT_MAX, errstr, errstr_size);
+    if (err) return err;
+    const double n = nobs > 1 ? (double)nobs : 1.0;
+    const double vmax = RS_MODEL_STD_MAX * RS_MODEL_STD_MAX;
+    for (int i = 0; i < dim; i++)
+        if (!(m2[i] >= 0 && m2[i] / n <= vmax))
+            return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                           "standardiser m2[%d] = %g over %llu observations "
+                           "is not a variance in [0, %g]",
+                           i, m2[i], (unsigned long long)nobs, vmax);
+    return RS_OK;
+}
+
 /* File layout (all little-endian):
  *   magic "RSMODEL\0" | u32 format | u64 payload length | payload | u32
  *   rs_checksum32(everything before it)
@@ -1406,6 +1458,16 @@ rs_err_t rs_model_load(const char *path, const rs_model_conf_t *conf,
                           "model %s: bad dimension %u", path, dim);
             goto done;
         }
+        /* each name is at least its length: allocate names for no more
+         * than the file holds (the body is checked by rs_seq_deserialize
+         * before it allocates) */
+        if ((uint64_t)dim * 4 > rb.len - rb.off) {
+            err = rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                          "model %s: truncated: %zu bytes cannot hold the "
+                          "names of %u features",
+                          path, rb.len - rb.off, dim);
+            goto done;
+        }
         names = rs_calloc(dim, sizeof(*names));
         nameps = rs_calloc(dim, sizeof(*nameps));
         for (uint32_t i = 0; i < dim; i++) {
@@ -1417,12 +1479,12 @@ rs_err_t rs_model_load(const char *path, const rs_model_conf_t *conf,
                           "model %s: bad feature names", path);
             goto done;
         }
-        rs_seq_t *sq = rs_seq_deserialize(&rb, conf, (int)dim,
-                                          rs_model_names_hash((int)dim, nameps),
-                                          e2, sizeof(e2));
-        if (!sq) {
-            err = rs_errf(errstr, errstr_size, RS_ERR_CORRUPT, "model %s: %s",
-                          path, e2);
+        rs_seq_t *sq = NULL;
+        err = rs_seq_deserialize(&rb, conf, (int)dim,
+                                 rs_model_names_hash((int)dim, nameps), &sq,
+                                 e2, sizeof(e2));
+        if (err) {
+            err = rs_errf(errstr, errstr_size, err, "model %s: %s", path, e2);
             goto done;
         }
         m = rs_calloc(1, sizeof(*m));
@@ -1452,6 +1514,17 @@ rs_err_t rs_model_load(const char *path, const rs_model_conf_t *conf,
                       path, kind, dim);
         goto done;
     }
+    /* What the file must still hold: dim names (at least their lengths),
+     * then mean, m2 [dim] and w, am, av [dim + 1] (f64).  Checked before
+     * anything is allocated for dim, exactly once the names are read. */
+    const uint64_t arrays = 8 * (5 * (uint64_t)dim + 3);
+    if ((uint64_t)dim * 4 + arrays > rb.len - rb.off) {
+        err = rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                      "model %s: truncated: %zu bytes cannot hold the names "
+                      "and parameters of %u features",
+                      path, rb.len - rb.off, dim);
+        goto done;
+    }
     names = rs_calloc(dim, sizeof(*names));
     nameps = rs_calloc(dim, sizeof(*nameps));
     for (uint32_t i = 0; i < dim; i++) {
@@ -1461,6 +1534,13 @@ rs_err_t rs_model_load(const char *path, const rs_model_conf_t *conf,
     if (rb.bad) {
         err = rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
                       "model %s: bad feature names", path);
+        goto done;
+    }
+    if (rb.len - rb.off != arrays) {
+        err = rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                      "model %s: payload size does not match dimension %u "
+                      "(%zu bytes of parameters, %llu expected)",
+                      path, dim, rb.len - rb.off, (unsigned long long)arrays);
         goto done;
     }
     rs_model_conf_t use = conf ? *conf : saved;
@@ -1482,13 +1562,23 @@ rs_err_t rs_model_load(const char *path, const rs_model_conf_t *conf,
                       path, dim);
         goto done;
     }
-    for (uint32_t i = 0; i <= dim; i++) {
-        if (!isfinite(m->w[i]) || !isfinite(m->am[i]) || !(m->av[i] >= 0) ||
-            (i < dim && (!isfinite(m->mean[i]) || !(m->m2[i] >= 0)))) {
-            err = rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
-                          "model %s: non-finite parameter at index %u", path, i);
-            goto done;
-        }
+    /* Values no "lr" model reaches.  Weights: |logit| <= |b| + 8 sum|w_i|
+     * (|z| <= RS_MODEL_Z_CLIP) stays below FLT_MAX for any dim, so the
+     * float forward is finite; a trained weight is many orders smaller.
+     * Adam moments: averages of gradients clipped to grad_clip (and of
+     * their squares), bounded by the table's largest grad_clip (x 2 for
+     * rounding). */
+    const double gmax = 2 * rs_model_conf_max("grad_clip");
+    if ((err = rs_model_check_std(m->mean, m->m2, (int)dim, cnt[6], e2,
+                                  sizeof(e2))) ||
+        (err = rs_model_check_f64s("weight w", m->w, (size_t)dim + 1,
+                                   -RS_LR_W_MAX, RS_LR_W_MAX, e2, sizeof(e2))) ||
+        (err = rs_model_check_f64s("adam moment m", m->am, (size_t)dim + 1,
+                                   -gmax, gmax, e2, sizeof(e2))) ||
+        (err = rs_model_check_f64s("adam moment v", m->av, (size_t)dim + 1, 0,
+                                   gmax * gmax, e2, sizeof(e2)))) {
+        err = rs_errf(errstr, errstr_size, err, "model %s: %s", path, e2);
+        goto done;
     }
     m->updates = cnt[0];
     m->positives = cnt[1];

@@ -342,19 +342,12 @@ int rs_cmd_train(int argc, char **argv) {
         fprintf(stderr, "riskstream %s: warning: the model made no update "
                 "(no label became available and no event reached "
                 "model.label_horizon): it is the untrained model\n", cmd);
-    /* vstep 0 names the same version as an untrained model of this
-     * configuration: every score of `serve` would carry an ambiguous
-     * version. */
-    size_t vl = strlen(ms->version);
-    if (ms->updates && vl >= 2 && !strcmp(ms->version + vl - 2, "-0"))
-        fprintf(stderr, "riskstream %s: note: %llu updates < "
-                "model.publish_every %lld, so the version %s is also the "
-                "name of an untrained model of this configuration (lower "
-                "model.publish_every, in train AND serve, to tell them "
-                "apart)\n", cmd, (unsigned long long)ms->updates,
-                (long long)app.model.publish_every, ms->version);
-
     rs_model_t *m = rs_eval_model(ev, 0);
+    /* Fewer updates than model.publish_every leave version number 0, the
+     * name of an untrained model of this configuration: a trained model
+     * gets a number of its own (serve's trainer numbers on from it). */
+    if (ms->updates && rs_model_version_number(m) == 0)
+        rs_model_set_version(m, 1);
     int64_t t_save = rs_clock_mono_us();
     if (rs_model_save(m, out, errstr, sizeof(errstr)) != RS_OK) {
         fprintf(stderr, "riskstream %s: %s\n", cmd, errstr);
@@ -377,7 +370,8 @@ int rs_cmd_train(int argc, char **argv) {
            (unsigned long long)ms->updates, (unsigned long long)ms->positives,
            (unsigned long long)ms->negatives,
            (unsigned long long)ms->horizon_negatives,
-           (unsigned long long)ms->dropped, ms->version, total_s, load_s, new_s,
+           (unsigned long long)ms->dropped, rs_model_version(m), total_s,
+           load_s, new_s,
            replay_s,
            replay_s > 0 ? (double)st.events / replay_s : 0.0, save_s, out,
            size);

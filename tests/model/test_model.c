@@ -128,7 +128,9 @@ static void test_conf_defaults(void **state) {
     assert_true(c.grad_clip == 5);
     assert_true(c.label_horizon == 4 * 86400000LL);
     assert_true(c.pending_max == 1 << 20);
-    assert_true(c.publish_every == 1000);
+    assert_true(c.publish_every == 10000);
+    assert_true(c.publish_interval_ms == 60000);
+    assert_true(c.keep_versions == 100);
     assert_true(c.batch_max == 512);
     rs_conf_section_t sec;
     rs_model_conf_section(&sec, &c);
@@ -598,8 +600,8 @@ static void test_conf_split(void **state) {
     (void)state;
     rs_model_conf_t c;
     rs_model_conf_init(&c);
-    assert_true(c.publish_interval_ms == 30000);
-    assert_true(c.keep_versions == 20);
+    assert_true(c.publish_interval_ms == 60000);
+    assert_true(c.keep_versions == 100);
     assert_string_equal(c.store_dir, "");
     assert_true(c.train_queue == 4096);
     rs_conf_t *cf = rs_conf_new();
