@@ -374,6 +374,63 @@ static rs_err_t rs_fe_corrupt(rs_features_t *f, const char *path, char *errstr,
                    "checkpoint %s: %s; not loaded", path, what);
 }
 
+/* Times a checkpoint may hold.  The engine stores only event times > 0
+ * (rs_features_process rejects the others), label arrivals >= their
+ * event's time and a watermark that is the largest event time (INT64_MIN
+ * before the first event).  Capped at 2^62 ms, as the model's cache
+ * reader: then what the engine computes from two such times (t - item,
+ * watermark - last seen) or from one and a duration of the config table
+ * (watermark - allowed_lateness, <= 2^62) cannot overflow int64. */
+#define RS_FE_CK_TIME_MAX (INT64_C(1) << 62)
+
+static int rs_fe_ck_time_ok(int64_t t) {
+    return t > 0 && t <= RS_FE_CK_TIME_MAX;
+}
+
+/* The times of key record number `rec` (header k, then p: its items and
+ * labels, already bounds-checked): NULL if all are in range, else why
+ * (written into why[why_size]) naming the record and the field. */
+static const char *rs_fe_ck_key_times(const rs_fe_tab_t *tb,
+                                      const rs_fe_ckkey_t *k,
+                                      const uint8_t *p, uint64_t rec,
+                                      char *why, size_t why_size) {
+    if (!rs_fe_ck_time_ok(k->seen)) {
+        snprintf(why, why_size,
+                 "key record %llu (table %u): last-seen time %lld is outside "
+                 "(0, 2^62] ms",
+                 (unsigned long long)rec, k->tab, (long long)k->seen);
+        return why;
+    }
+    for (uint32_t i = 0; i < k->n; i++) {
+        int64_t t;
+        memcpy(&t, p + (size_t)i * tb->item_size, sizeof(t));
+        if (!rs_fe_ck_time_ok(t)) {
+            snprintf(why, why_size,
+                     "key record %llu (table %u): item %u event time %lld is "
+                     "outside (0, 2^62] ms",
+                     (unsigned long long)rec, k->tab, i, (long long)t);
+            return why;
+        }
+    }
+    p += (size_t)k->n * tb->item_size;
+    for (uint32_t i = 0; i < k->nl; i++) {
+        rs_fe_lab_t l;
+        memcpy(&l, p + i * sizeof(l), sizeof(l));
+        const char *f = !rs_fe_ck_time_ok(l.et) ? "event time"
+                        : !rs_fe_ck_time_ok(l.arr) ? "arrival time"
+                                                    : NULL;
+        if (f) {
+            snprintf(why, why_size,
+                     "key record %llu (table %u): label %u %s %lld is "
+                     "outside (0, 2^62] ms",
+                     (unsigned long long)rec, k->tab, i, f,
+                     (long long)(f[0] == 'e' ? l.et : l.arr));
+            return why;
+        }
+    }
+    return NULL;
+}
+
 rs_err_t rs_features_checkpoint_read(rs_features_t *f, const char *path,
                                      void **blob_out, size_t *blob_len,
                                      char *errstr, size_t errstr_size) {
@@ -464,8 +521,20 @@ rs_err_t rs_features_checkpoint_read(rs_features_t *f, const char *path,
         err = rs_fe_corrupt(f, path, errstr, errstr_size, "bad header counts");
         goto done;
     }
+    /* st[0] is the event count: a watermark only before the first event */
+    if (!(h.wm == INT64_MIN && h.st[0] == 0) && !rs_fe_ck_time_ok(h.wm)) {
+        snprintf(why, sizeof(why),
+                 "watermark %lld is outside (0, 2^62] ms (after %llu events)",
+                 (long long)h.wm, (unsigned long long)h.st[0]);
+        err = rs_fe_corrupt(f, path, errstr, errstr_size, why);
+        goto done;
+    }
 
     rs_fe_reset(f);
+    /* index positions seen (ck_done is free: no checkpoint is active, and
+     * begin() clears it): each live position exactly once, so the ev_n
+     * records cover the live range and no zeroed entry is left in it */
+    memset(f->evidx.ck_done, 0, ((f->evidx.cap + 63) / 64) * sizeof(uint64_t));
     uint64_t off = h.blob_len, nkeys = 0, nevid = 0;
     const char *bad = NULL;
     while (off < h.body_len && !bad) {
@@ -488,6 +557,9 @@ rs_err_t rs_features_checkpoint_read(rs_features_t *f, const char *path,
                 bad = "more keys than slots, or a key twice";
                 break;
             }
+            if ((bad = rs_fe_ck_key_times(tb, &k, body + off, nkeys, why,
+                                          sizeof(why))))
+                break;
             uint32_t s = rs_fe_tab_alloc(tb, k.key, NULL);
             rs_fe_hdr_t *sh = rs_fe_slot(tb, s);
             tb->seen[s] = k.seen;
@@ -508,6 +580,21 @@ rs_err_t rs_features_checkpoint_read(rs_features_t *f, const char *path,
             if (e.pos >= f->evidx.cap ||
                 !rs_fe_ev_live(h.ev_head, h.ev_n, f->evidx.cap, e.pos)) {
                 bad = "bad index record";
+                break;
+            }
+            if (rs_fe_bit_test_set(f->evidx.ck_done, e.pos)) {
+                snprintf(why, sizeof(why),
+                         "index record %llu: ring position %u twice",
+                         (unsigned long long)nevid, e.pos);
+                bad = why;
+                break;
+            }
+            if (!rs_fe_ck_time_ok(e.r.t)) {
+                snprintf(why, sizeof(why),
+                         "index record %llu (ring position %u): event time "
+                         "%lld is outside (0, 2^62] ms",
+                         (unsigned long long)nevid, e.pos, (long long)e.r.t);
+                bad = why;
                 break;
             }
             f->evidx.ring[e.pos] = e.r;

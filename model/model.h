@@ -507,10 +507,18 @@ rs_err_t rs_model_save(const rs_model_t *m, const char *path, char *errstr,
 
 /* Load a model saved by rs_model_save into *mp.  conf (may be NULL: use
  * the saved one) replaces the saved learning settings and buffer sizes;
- * the version string is kept from the file either way.  Errors:
- * RS_ERR_IO (cannot read), RS_ERR_CORRUPT (bad magic, unsupported format
- * version, truncated, checksum mismatch, inconsistent content) with a
- * message naming the file and the problem. */
+ * the version string is kept from the file either way.  What the file
+ * declares (dimension, architecture, settings) is checked against the
+ * config tables' ranges and against the bytes it holds before anything is
+ * sized by it, and every loaded value (standardiser, weights, optimiser
+ * state) must be finite and in range (a damaged file is refused, not
+ * scored as NaN).  With conf NULL the file's buffer sizes are used (within
+ * the tables' ranges, up to what the configuration allows): pass a conf
+ * for files from elsewhere.  Errors: RS_ERR_IO (cannot read),
+ * RS_ERR_CORRUPT (bad magic, unsupported format version, truncated,
+ * checksum mismatch, inconsistent content, out-of-range settings or
+ * values) with a message naming the file and the problem, RS_ERR_CONFIG
+ * (conf itself is invalid). */
 rs_err_t rs_model_load(const char *path, const rs_model_conf_t *conf,
                        rs_model_t **mp, char *errstr, size_t errstr_size);
 

@@ -83,6 +83,38 @@ uint32_t rs_rb_u32(rs_rbuf_t *b);
 double rs_rb_f64(rs_rbuf_t *b);
 void rs_rb_str(rs_rbuf_t *b, char *dst, size_t max);
 
+/* Range checks of the `model:` table (model.c); the "seq" reader checks
+ * the settings a file declares with it before sizing anything. */
+rs_err_t rs_model_check_conf(const rs_model_conf_t *c, char *errstr,
+                             size_t errstr_size);
+/* The largest value the `model:` table allows for field `name`
+ * ("grad_clip", "l2"): the readers bound optimiser state by it. */
+double rs_model_conf_max(const char *name);
+
+/* Load-time value checks shared by the kinds' readers.  A file that
+ * passes its checksum can still hold values no model reaches (a damaged
+ * writer, a hand-made file): a reader rejects them instead of scoring NaN
+ * later.  RS_OK if every v[i] is in [lo, hi] (so finite; NaN never is),
+ * else RS_ERR_CORRUPT with errstr "FIELD[i] = V is outside [LO, HI]". */
+rs_err_t rs_model_check_f64s(const char *field, const double *v, size_t n,
+                             double lo, double hi, char *errstr,
+                             size_t errstr_size);
+rs_err_t rs_model_check_f32s(const char *field, const float *v, size_t n,
+                             double lo, double hi, char *errstr,
+                             size_t errstr_size);
+
+/* Largest standard deviation a loaded standardiser may have: istd = 1/std
+ * stays a normal float (> FLT_MIN), so (x - mu) * istd is never
+ * inf * 0 = NaN.  No float feature comes near (its values are < FLT_MAX). */
+#define RS_MODEL_STD_MAX 1e37
+
+/* The Welford standardiser (mean, m2 [dim] over nobs observations of
+ * float features) of a loaded file: mean[i] finite as a float (scoring
+ * casts it to mu), m2[i] >= 0 with m2 / max(nobs, 1) <= RS_MODEL_STD_MAX^2.
+ * RS_ERR_CORRUPT naming the field and index otherwise. */
+rs_err_t rs_model_check_std(const double *mean, const double *m2, int dim,
+                            uint64_t nobs, char *errstr, size_t errstr_size);
+
 /* Input logs (model.h "input logs and rescoring"): common header, shared
  * by the kinds' writers (model.c "lr", seq.c "seq") and model.c's reader. */
 #define RS_MODEL_LOG_MAGIC   "RSIN"

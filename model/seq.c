@@ -67,6 +67,7 @@
 #include "model/seq_int.h"
 
 #include <cblas.h>
+#include <float.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -576,6 +577,60 @@ static void rs_seq_init_params(rs_seq_t *s) {
         s->p[s->o_bh] = (float)log(s->conf.base_rate / (1.0 - s->conf.base_rate));
 }
 
+/* The parameter layout of architecture c over dim features: [W_in b_in
+ * wh bh | per layer Wqkv Wo tb TV Wg] = dense, then experts
+ * [layers][E][pe], then Ecp, Ecat.  Returns the parameter count; with s,
+ * also sets its offsets.  One function for rs_seq_new and the file reader
+ * (which checks the count against the file before allocating anything).
+ * c must be in the ranges of the `seq:` table (no size_t overflow). */
+static size_t rs_seq_layout(const rs_seq_conf_t *c, int dim, rs_seq_t *s) {
+    const size_t d = (size_t)c->d_model, L = (size_t)c->history,
+                 E = (size_t)c->experts, H = (size_t)c->expert_hidden,
+                 din = (size_t)dim + RS_SEQ_XTRA;
+    const int nl = (int)c->layers;
+    size_t o = 0, o_qkv[RS_SEQ_MAX_LAYERS], o_wo[RS_SEQ_MAX_LAYERS],
+           o_tb[RS_SEQ_MAX_LAYERS], o_tv[RS_SEQ_MAX_LAYERS],
+           o_wg[RS_SEQ_MAX_LAYERS], o_ex[RS_SEQ_MAX_LAYERS];
+    const size_t o_win = o; o += d * din;
+    const size_t o_bin = o; o += d;
+    const size_t o_wh = o; o += d;
+    const size_t o_bh = o; o += 1;
+    for (int l = 0; l < nl; l++) {
+        o_qkv[l] = o; o += 3 * d * d;
+        o_wo[l] = o; o += d * d;
+        o_tb[l] = o; o += RS_SEQ_NB + L;
+        o_tv[l] = o; o += RS_SEQ_NB * d;
+        o_wg[l] = o; o += E * d;
+    }
+    const size_t dense_end = o;
+    const size_t pe = 2 * H * d + H + d;
+    for (int l = 0; l < nl; l++) {
+        o_ex[l] = o; o += E * pe;
+    }
+    const size_t o_ecp = o; o += (size_t)c->buckets * d;
+    const size_t o_ecat = o; o += (size_t)c->buckets * d;
+    if (s) {
+        s->o_win = o_win;
+        s->o_bin = o_bin;
+        s->o_wh = o_wh;
+        s->o_bh = o_bh;
+        for (int l = 0; l < nl; l++) {
+            s->o_qkv[l] = o_qkv[l];
+            s->o_wo[l] = o_wo[l];
+            s->o_tb[l] = o_tb[l];
+            s->o_tv[l] = o_tv[l];
+            s->o_wg[l] = o_wg[l];
+            s->o_ex[l] = o_ex[l];
+        }
+        s->dense_end = dense_end;
+        s->pe = pe;
+        s->o_ecp = o_ecp;
+        s->o_ecat = o_ecat;
+        s->np = o;
+    }
+    return o;
+}
+
 rs_seq_t *rs_seq_new(const rs_model_conf_t *conf, int dim, uint32_t names_hash,
                      char *errstr, size_t errstr_size) {
     if (rs_seq_check_conf(conf, errstr, errstr_size)) return NULL;
@@ -594,30 +649,7 @@ rs_seq_t *rs_seq_new(const rs_model_conf_t *conf, int dim, uint32_t names_hash,
     s->stride = s->nl * 2 * s->d;
     s->pstride = s->nl * s->d;
     s->batch_max = (int)conf->batch_max;
-    const size_t d = (size_t)s->d;
-
-    /* layout: [W_in b_in wh bh | per layer Wqkv Wo tb TV Wg] = dense, then
-     * experts [layers][E][pe], then Ecp, Ecat */
-    size_t o = 0;
-    s->o_win = o; o += d * (size_t)s->din;
-    s->o_bin = o; o += d;
-    s->o_wh = o; o += d;
-    s->o_bh = o; o += 1;
-    for (int l = 0; l < s->nl; l++) {
-        s->o_qkv[l] = o; o += 3 * d * d;
-        s->o_wo[l] = o; o += d * d;
-        s->o_tb[l] = o; o += RS_SEQ_NB + (size_t)s->L;
-        s->o_tv[l] = o; o += RS_SEQ_NB * d;
-        s->o_wg[l] = o; o += (size_t)s->E * d;
-    }
-    s->dense_end = o;
-    s->pe = 2 * (size_t)s->H * d + (size_t)s->H + d;
-    for (int l = 0; l < s->nl; l++) {
-        s->o_ex[l] = o; o += (size_t)s->E * s->pe;
-    }
-    s->o_ecp = o; o += (size_t)c->buckets * d;
-    s->o_ecat = o; o += (size_t)c->buckets * d;
-    s->np = o;
+    rs_seq_layout(c, dim, s);
     s->p = rs_aligned_calloc(s->np, sizeof(float));
     s->om = rs_aligned_calloc(s->np, sizeof(float));
     s->ov = rs_aligned_calloc(s->np, sizeof(float));
@@ -2281,21 +2313,74 @@ void rs_seq_serialize(const rs_seq_t *s, rs_wbuf_t *b) {
     rs_wb_u64(b, s->dcur_n);
 }
 
-rs_seq_t *rs_seq_deserialize(rs_rbuf_t *rb, const rs_model_conf_t *conf,
-                             int dim, uint32_t names_hash, char *errstr,
-                             size_t errstr_size) {
+/* Bytes of a saved body after the counters for architecture c over dim
+ * features with np parameters: mean, m2 | np | p, m, v | fbal | dref_ok,
+ * psi, dref, dcur, dcur_n. */
+static uint64_t rs_seq_body_tail(const rs_seq_conf_t *c, int dim, size_t np) {
+    return 16 * (uint64_t)dim + 8 + 12 * (uint64_t)np +
+           4 * (uint64_t)c->layers * (uint64_t)c->experts + 4 + 8 +
+           8 * (2 * RS_SEQ_PSI_BINS + 1);
+}
+
+/* Largest |parameter| a loaded file may hold.  Weights start at O(1)
+ * (rs_seq_init_params) and stay there: max |p| after 20 000 online labels
+ * of a synthetic stream was 3.5 with the default `seq:` settings and 48
+ * with learning_rate 1 (200x the default).  1e6 is a damaged file; it also
+ * keeps every activation of a small architecture finite in float (at 1e15
+ * the gate logits of d_model 4 can reach 8e46: inf, then inf - inf = NaN).
+ * For deep, wide architectures finite weights below it can still
+ * overflow: the bound rejects damage, it does not prove the forward
+ * finite. */
+#define RS_SEQ_PARAM_MAX 1e6
+
+/* The loaded arrays of s (rs_seq_deserialize): values no model reaches. */
+static rs_err_t rs_seq_check_values(const rs_seq_t *s, char *errstr,
+                                    size_t errstr_size) {
+    /* An optimiser input is a gradient clipped to grad_clip plus l2 * p:
+     * the momentum velocity is at most 1 / (1 - 0.9) of it, Adam's m at
+     * most it and v its square (table maxima; x 2 for rounding). */
+    const double gi = rs_model_conf_max("grad_clip") +
+                      rs_model_conf_max("l2") * RS_SEQ_PARAM_MAX;
+    const double mmax = 2 * gi / (1.0 - RS_MOMENTUM), vmax = 4 * gi * gi;
+    rs_err_t err;
+    if ((err = rs_model_check_std(s->mean, s->m2, s->dim, s->nobs, errstr,
+                                  errstr_size)) ||
+        (err = rs_model_check_f32s("parameter p", s->p, s->np,
+                                   -RS_SEQ_PARAM_MAX, RS_SEQ_PARAM_MAX, errstr,
+                                   errstr_size)) ||
+        (err = rs_model_check_f32s("optimiser moment m", s->om, s->np, -mmax,
+                                   mmax, errstr, errstr_size)) ||
+        (err = rs_model_check_f32s("optimiser moment v", s->ov, s->np, 0, vmax,
+                                   errstr, errstr_size)) ||
+        /* averages of routing fractions (1/E at start) */
+        (err = rs_model_check_f32s("routing fraction fbal", s->fbal,
+                                   (size_t)s->nl * s->E, 0, 1.001, errstr,
+                                   errstr_size)) ||
+        (err = rs_model_check_f64s("drift psi", &s->psi, 1, 0, DBL_MAX,
+                                   errstr, errstr_size)))
+        return err;
+    return RS_OK;
+}
+
+rs_err_t rs_seq_deserialize(rs_rbuf_t *rb, const rs_model_conf_t *conf,
+                            int dim, uint32_t names_hash, rs_seq_t **out,
+                            char *errstr, size_t errstr_size) {
+    *out = NULL;
     uint32_t chash = rs_rb_u32(rb);
     rs_model_conf_t saved;
     rs_model_conf_init(&saved); /* defaults for what files do not hold */
     rs_seq_rb_conf(rb, &saved);
     uint64_t cnt[8];
     for (int i = 0; i < 8; i++) cnt[i] = rs_rb_u64(rb);
-    if (rb->bad) {
-        rs_errf(errstr, errstr_size, RS_ERR_CORRUPT, "truncated header");
-        return NULL;
-    }
+    if (rb->bad)
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT, "truncated header");
     rs_model_conf_t use = saved;
+    char e2[200];
     if (conf) { /* learning settings and buffers from conf, arch from file */
+        if (rs_model_check_conf(conf, e2, sizeof(e2)) ||
+            rs_seq_check_conf(conf, e2, sizeof(e2)))
+            return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                           "configuration: %s", e2);
         use = *conf;
         use.kind = RS_MODEL_SEQ;
         use.seq.d_model = saved.seq.d_model;
@@ -2307,17 +2392,39 @@ rs_seq_t *rs_seq_deserialize(rs_rbuf_t *rb, const rs_model_conf_t *conf,
         use.seq.buckets = saved.seq.buckets;
         use.seq.seed = saved.seq.seed;
     }
+    /* What the file declares sizes the model: its settings must be in the
+     * tables' ranges and its parameters must be in the file, both before
+     * anything is allocated (a damaged header must not make a few
+     * kilobytes allocate gigabytes).  Buffer sizes from conf are the
+     * caller's. */
+    if (rs_model_check_conf(&use, e2, sizeof(e2)) ||
+        rs_seq_check_conf(&use, e2, sizeof(e2)))
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "saved settings: %s", e2);
+    const size_t np = rs_seq_layout(&use.seq, dim, NULL);
+    const uint64_t need = rs_seq_body_tail(&use.seq, dim, np);
+    if (rb->len - rb->off != need)
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "truncated or padded: the architecture (d_model "
+                       "%lld, history %lld, layers %lld, experts %lld, "
+                       "expert_hidden %lld, buckets %lld: %zu parameters) "
+                       "needs %llu bytes after its settings, the file holds "
+                       "%zu",
+                       (long long)use.seq.d_model, (long long)use.seq.history,
+                       (long long)use.seq.layers, (long long)use.seq.experts,
+                       (long long)use.seq.expert_hidden,
+                       (long long)use.seq.buckets, np,
+                       (unsigned long long)need, rb->len - rb->off);
     rs_seq_t *s = rs_seq_new(&use, dim, names_hash, errstr, errstr_size);
-    if (!s) return NULL;
+    if (!s) return RS_ERR_CONFIG; /* not reached: use was checked */
     for (int i = 0; i < dim; i++) s->mean[i] = rs_rb_f64(rb);
     for (int i = 0; i < dim; i++) s->m2[i] = rs_rb_f64(rb);
-    uint64_t np = rs_rb_u64(rb);
-    if (rb->bad || np != s->np) {
-        rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
-                "%llu parameters, the configuration needs %zu",
-                (unsigned long long)np, s->np);
+    uint64_t npf = rs_rb_u64(rb);
+    if (rb->bad || npf != s->np) {
         rs_seq_destroy(s);
-        return NULL;
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "%llu parameters, the configuration needs %zu",
+                       (unsigned long long)npf, np);
     }
     rs_rb_f32s(rb, s->p, s->np);
     rs_rb_f32s(rb, s->om, s->np);
@@ -2328,19 +2435,17 @@ rs_seq_t *rs_seq_deserialize(rs_rbuf_t *rb, const rs_model_conf_t *conf,
     for (int i = 0; i < RS_SEQ_PSI_BINS; i++) s->dref[i] = rs_rb_u64(rb);
     for (int i = 0; i < RS_SEQ_PSI_BINS; i++) s->dcur[i] = rs_rb_u64(rb);
     s->dcur_n = rs_rb_u64(rb);
-    if (rb->bad || rb->off != rb->len) {
-        rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
-                "payload size does not match the configuration");
+    s->nobs = cnt[6];
+    rs_err_t err = RS_OK;
+    if (rb->bad || rb->off != rb->len) /* not reached: the size was checked */
+        err = rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                      "payload size does not match the configuration");
+    else
+        err = rs_seq_check_values(s, errstr, errstr_size);
+    if (err) {
         rs_seq_destroy(s);
-        return NULL;
+        return err;
     }
-    for (size_t i = 0; i < s->np; i++)
-        if (!isfinite(s->p[i]) || !isfinite(s->om[i]) || !(s->ov[i] >= 0)) {
-            rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
-                    "non-finite parameter at index %zu", i);
-            rs_seq_destroy(s);
-            return NULL;
-        }
     s->updates = cnt[0];
     s->positives = cnt[1];
     s->negatives = cnt[2];
@@ -2348,12 +2453,12 @@ rs_seq_t *rs_seq_deserialize(rs_rbuf_t *rb, const rs_model_conf_t *conf,
     s->vstep = cnt[4] & ~(1ull << 63);
     s->vnamed = (cnt[4] >> 63) != 0;
     s->opt_t = cnt[5];
-    s->nobs = cnt[6];
     s->evictions = cnt[7];
     s->conf_hash = chash;
     rs_seq_refresh_std(s);
     rs_seq_set_version(s);
-    return s;
+    *out = s;
+    return RS_OK;
 }
 
 /* ------------------------------------------ entity caches across restarts */

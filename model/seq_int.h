@@ -63,11 +63,16 @@ rs_err_t rs_seq_rescore(rs_seq_t *s, const uint8_t *body, size_t body_len,
 
 /* Save/load of everything after the common envelope, kind and names (see
  * the layout comment in seq.c).  Load: arch from the file; conf (may be
- * NULL) overrides learning settings and buffer sizes. */
+ * NULL: the file's) overrides learning settings and buffer sizes.  The
+ * file's settings must be in the config tables' ranges and the rest of rb
+ * must be exactly the parameters and state its architecture needs, both
+ * checked before anything is allocated; every loaded value must be in
+ * range (seq.c).  RS_OK and *out, or RS_ERR_CORRUPT (the file) /
+ * RS_ERR_CONFIG (conf) with errstr. */
 void rs_seq_serialize(const rs_seq_t *s, rs_wbuf_t *b);
-rs_seq_t *rs_seq_deserialize(rs_rbuf_t *rb, const rs_model_conf_t *conf,
-                             int dim, uint32_t names_hash, char *errstr,
-                             size_t errstr_size);
+rs_err_t rs_seq_deserialize(rs_rbuf_t *rb, const rs_model_conf_t *conf,
+                            int dim, uint32_t names_hash, rs_seq_t **out,
+                            char *errstr, size_t errstr_size);
 
 /* Versions, learning records, model store (model.h).  Record layout and
  * checks: model_int.h (header) and seq.c (body). */

@@ -1020,6 +1020,208 @@ static void test_checkpoint_roundtrip(void **state) {
     rs_features_destroy(snap);
 }
 
+/* Times in a checkpoint.  The reader rejects, naming the field, times a
+ * running engine never holds (it stores only event times > 0; the
+ * watermark is INT64_MIN only before the first event) and any beyond
+ * 2^62 ms, where the engine's differences would overflow: found by
+ * fuzz_ckpt_file (tests/fuzz/corpus/fuzz_ckpt_file/ub-*.ckpt.repair hit
+ * signed overflow in features.c).  Times at the bound load and run clean
+ * (this test runs under UBSan in the sanitizer build).  And each index
+ * position is read once.
+ *
+ * The file is patched by offsets from the layout comment of
+ * features/features_ckpt.c: header (wm at 24, blob_len 32, body_len 40,
+ * nevid 56, body_crc 72, st[0] = events at 80, hdr_crc at 176 over [0,
+ * 176)), then key records (24-byte head: u8 1, u8 table, u16 n, u16 nl,
+ * u16 0, u64 key, i64 seen at +16; n items starting with their i64 time;
+ * nl labels {i64 event time, i64 arrival}) and 64-byte index records
+ * (event time at +16).  One entity key, so one key record. */
+#define CK_HDR 184
+#define CK_TMAX (INT64_C(1) << 62)
+
+typedef struct ck_file_s {
+    unsigned char *b;
+    long size;
+    long key;       /* offset of the key record          */
+    long item0;     /* its first item                    */
+    long isz;       /* bytes per item                    */
+    long lab0;      /* its first label                   */
+    long idx0;      /* first index record                */
+    int n, nl;
+} ck_file_t;
+
+static uint64_t ck_get64(const unsigned char *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static void ck_put64(unsigned char *p, int64_t v) { memcpy(p, &v, 8); }
+
+/* Recompute the body and header checksums after a patch. */
+static void ck_reseal(ck_file_t *cf) {
+    uint32_t crc = rs_checksum32(cf->b + CK_HDR, (size_t)(cf->size - CK_HDR), 0);
+    memcpy(cf->b + 72, &crc, 4);
+    crc = rs_checksum32(cf->b, 176, 0);
+    memcpy(cf->b + 176, &crc, 4);
+}
+
+static void ck_write(const ck_file_t *cf, const char *path) {
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(cf->b, 1, (size_t)cf->size, fp), (size_t)cf->size);
+    fclose(fp);
+}
+
+/* Read path and parse it as above (asserting the layout). */
+static void ck_parse(ck_file_t *cf, const char *path) {
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    fseek(fp, 0, SEEK_END);
+    cf->size = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    cf->b = malloc((size_t)cf->size);
+    assert_int_equal(fread(cf->b, 1, (size_t)cf->size, fp), (size_t)cf->size);
+    fclose(fp);
+    uint64_t blob = ck_get64(cf->b + 32), body = ck_get64(cf->b + 40),
+             nevid = ck_get64(cf->b + 56);
+    assert_int_equal(body, (uint64_t)(cf->size - CK_HDR));
+    cf->key = CK_HDR + (long)blob;
+    assert_int_equal(cf->b[cf->key], 1);
+    cf->n = cf->b[cf->key + 2] | cf->b[cf->key + 3] << 8;
+    cf->nl = cf->b[cf->key + 4] | cf->b[cf->key + 5] << 8;
+    assert_true(cf->n > 0 && cf->nl > 0);
+    long items = cf->size - cf->key - 24 - 16L * cf->nl - 64L * (long)nevid;
+    assert_true(items > 0 && items % cf->n == 0);
+    cf->isz = items / cf->n;
+    cf->item0 = cf->key + 24;
+    cf->lab0 = cf->item0 + cf->n * cf->isz;
+    cf->idx0 = cf->lab0 + 16L * cf->nl;
+    assert_int_equal(cf->b[cf->idx0], 2);
+}
+
+static void test_checkpoint_times(void **state) {
+    (void)state;
+    static const char *yaml =
+        "features:\n"
+        "  max_keys: 8\n"
+        "  max_counterparties: 8\n"
+        "  history: 8\n"
+        "  labels_per_key: 4\n"
+        "  label_index: 64\n"
+        "  specs:\n"
+        "    - {key: entity, window: 1d, label_delay: 1h,\n"
+        "       aggs: [count, sum, fraud_count, since_last, velocity]}\n";
+    rs_features_conf_t c;
+    char err[512];
+    rs_features_conf_init(&c);
+    if (load_conf(yaml, &c, err, sizeof(err))) fail_msg("%s", err);
+    rs_features_t *f = rs_features_new(&c, err, sizeof(err));
+    assert_non_null(f);
+    float x[RS_FEATURES_MAX_DIM];
+    char path[256], bad[256];
+    ckpt_path(path, sizeof(path), "times");
+    ckpt_path(bad, sizeof(bad), "times-bad");
+
+    /* an empty engine's checkpoint (watermark INT64_MIN, no events) loads */
+    assert_int_equal(rs_features_checkpoint_write(f, path, NULL, 0, err, sizeof(err)), RS_OK);
+    assert_int_equal(rs_features_checkpoint_read(f, path, NULL, NULL, err, sizeof(err)), RS_OK);
+
+    /* one card, four events, two fraud labels */
+    for (int i = 0; i < 4; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "e%d", i);
+        rs_event_t ev = mkev(id, "card-1", "m-1", T0 + i * MIN_MS, 10.0 + i);
+        assert_int_equal(rs_features_process(f, &ev, x, NULL), RS_OK);
+    }
+    rs_label_t lb = mklabel("e0", 1.0, T0 + 5 * MIN_MS);
+    assert_int_equal(rs_features_label(f, &lb), RS_OK);
+    lb = mklabel("e2", 1.0, T0 + 6 * MIN_MS);
+    assert_int_equal(rs_features_label(f, &lb), RS_OK);
+    assert_int_equal(rs_features_checkpoint_write(f, path, NULL, 0, err, sizeof(err)), RS_OK);
+    ck_file_t cf;
+    ck_parse(&cf, path);
+    assert_int_equal(cf.n, 4);
+    assert_int_equal(cf.nl, 2);
+
+    struct {
+        long off;
+        int64_t v;
+        const char *what;
+    } cases[] = {
+        {24, INT64_MIN, "watermark"},             /* ub-615: after events */
+        {24, CK_TMAX + 1, "watermark"},
+        {24, -5, "watermark"},
+        {cf.key + 16, -8646913483607638172LL, "last-seen time"}, /* ub-209 */
+        {cf.key + 16, 0, "last-seen time"},
+        {cf.item0 + 2 * cf.isz, INT64_MIN + 1, "item 2 event time"}, /* ub-476 */
+        {cf.item0, CK_TMAX + 1, "item 0 event time"},
+        {cf.lab0 + 16, INT64_MIN, "label 1 event time"},             /* ub-550 */
+        {cf.lab0 + 8, INT64_MAX, "label 0 arrival time"},
+        {cf.idx0 + 16, -T0, "index record"},
+    };
+    for (size_t k = 0; k < RS_ARRAY_LEN(cases); k++) {
+        ck_file_t p = cf;
+        p.b = malloc((size_t)cf.size);
+        memcpy(p.b, cf.b, (size_t)cf.size);
+        ck_put64(p.b + cases[k].off, cases[k].v);
+        ck_reseal(&p);
+        ck_write(&p, bad);
+        free(p.b);
+        rs_err_t e = rs_features_checkpoint_read(f, bad, NULL, NULL, err, sizeof(err));
+        if (e != RS_ERR_CORRUPT || !strstr(err, cases[k].what) || !strstr(err, bad))
+            fail_msg("case %zu (%s): %s: %s", k, cases[k].what, rs_err_str(e), err);
+        rs_features_stats_t st;
+        rs_features_stats(f, &st);
+        assert_int_equal(st.events, 0);          /* reset, not half-loaded */
+        assert_int_equal(st.entity_keys, 0);
+    }
+
+    /* an index record for a ring position twice leaves another live
+     * position zeroed (event time 0): refused (fuzz_ckpt_file,
+     * dup-index.ckpt.repair, failed the round trip) */
+    {
+        ck_file_t p = cf;
+        p.b = malloc((size_t)cf.size);
+        memcpy(p.b, cf.b, (size_t)cf.size);
+        memcpy(p.b + cf.idx0 + 64 + 4, p.b + cf.idx0 + 4, 4); /* u32 pos */
+        ck_reseal(&p);
+        ck_write(&p, bad);
+        free(p.b);
+        rs_err_t e = rs_features_checkpoint_read(f, bad, NULL, NULL, err, sizeof(err));
+        if (e != RS_ERR_CORRUPT || !strstr(err, "twice"))
+            fail_msg("duplicate index record: %s: %s", rs_err_str(e), err);
+    }
+
+    /* every time at the bound: loads, and events and labels run clean */
+    ck_put64(cf.b + 24, CK_TMAX);
+    ck_put64(cf.b + cf.key + 16, CK_TMAX);
+    for (int i = 0; i < cf.n; i++) ck_put64(cf.b + cf.item0 + i * cf.isz, CK_TMAX);
+    for (int i = 0; i < 2 * cf.nl; i++) ck_put64(cf.b + cf.lab0 + 8 * i, CK_TMAX);
+    ck_put64(cf.b + cf.idx0 + 16, CK_TMAX);
+    ck_reseal(&cf);
+    ck_write(&cf, bad);
+    if (rs_features_checkpoint_read(f, bad, NULL, NULL, err, sizeof(err)))
+        fail_msg("%s", err);
+    for (int i = 0; i < 3; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "n%d", i);
+        rs_event_t ev = mkev(id, "card-1", "m-1", i ? T0 : CK_TMAX, 1.0);
+        assert_int_equal(rs_features_process(f, &ev, x, NULL), RS_OK);
+        for (int j = 0; j < rs_features_dim(f); j++) assert_true(isfinite(x[j]));
+    }
+    lb = mklabel("e1", 1.0, 0); /* arrives at the watermark */
+    assert_int_equal(rs_features_label(f, &lb), RS_OK);
+    /* and what it holds now is written and read back */
+    assert_int_equal(rs_features_checkpoint_write(f, path, NULL, 0, err, sizeof(err)), RS_OK);
+    if (rs_features_checkpoint_read(f, path, NULL, NULL, err, sizeof(err)))
+        fail_msg("%s", err);
+    free(cf.b);
+    unlink(path);
+    unlink(bad);
+    rs_features_destroy(f);
+}
+
 /* ================================================== offline == online */
 
 typedef struct rows_s {
@@ -1134,6 +1336,7 @@ int main(void) {
         cmocka_unit_test(test_reference_all_aggs),
         cmocka_unit_test(test_reference_presets),
         cmocka_unit_test(test_checkpoint_roundtrip),
+        cmocka_unit_test(test_checkpoint_times),
         cmocka_unit_test(test_offline_equals_online),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -533,6 +533,86 @@ static void test_corrupt(void **state) {
     rs_model_destroy(m);
 }
 
+/* Values and sizes of a damaged "lr" file that still passes its checksum
+ * (fuzz_model_file: a standardiser mean of 3.7e180, finite as a double,
+ * became inf as a float and the model scored NaN:
+ * tests/fuzz/corpus/fuzz_model_file/nan-score.rsm.repair).  Every loaded
+ * array is checked and the error names the file and the field; a
+ * dimension the file cannot hold is refused before its names are
+ * allocated.  Layout (model.c): ... | f64 mean[dim], m2[dim], w[dim+1],
+ * am[dim+1], av[dim+1] | u32 checksum of everything before it. */
+static void put_sealed(const char *path, const unsigned char *buf, long n,
+                       long off, const void *v, size_t vlen) {
+    unsigned char *c = malloc((size_t)n);
+    memcpy(c, buf, (size_t)n);
+    memcpy(c + off, v, vlen); /* little-endian host, as the format */
+    uint32_t crc = rs_checksum32(c, (size_t)n - 4, 0);
+    memcpy(c + n - 4, &crc, 4);
+    file_write(path, c, n);
+    free(c);
+}
+
+static void test_load_values(void **state) {
+    (void)state;
+    rs_model_t *m = trained_model(100);
+    char path[512], bad[512], err[512];
+    snprintf(path, sizeof(path), "%s/v.rsm", tmpdir);
+    snprintf(bad, sizeof(bad), "%s/v-bad.rsm", tmpdir);
+    assert_int_equal(rs_model_save(m, path, err, sizeof(err)), RS_OK);
+    unsigned char *buf;
+    long n = file_read(path, &buf);
+    const long av = n - 4 - 8 * (DIM + 1), am = av - 8 * (DIM + 1),
+               w = am - 8 * (DIM + 1), m2 = w - 8 * DIM, mean = m2 - 8 * DIM;
+    rs_model_conf_t c = conf_small();
+    struct {
+        long off;
+        double v;
+        const char *what;
+    } cases[] = {
+        {mean + 8 * 2, 3.7605000672129692e180, "standardiser mean[2]"},
+        {mean + 8 * 0, NAN, "standardiser mean[0]"},
+        {m2 + 8 * 1, 1e214, "standardiser m2[1]"},
+        {m2 + 8 * 1, -1, "standardiser m2[1]"},
+        {w + 8 * 3, 1e31, "weight w[3]"},
+        {w + 8 * DIM, INFINITY, "weight w[8]"}, /* the bias */
+        {am + 8 * 0, 1e12, "adam moment m[0]"},
+        {am + 8 * 5, NAN, "adam moment m[5]"},
+        {av + 8 * 0, -1, "adam moment v[0]"},
+        {av + 8 * DIM, 1e300, "adam moment v[8]"},
+    };
+    for (size_t i = 0; i < RS_ARRAY_LEN(cases); i++) {
+        put_sealed(bad, buf, n, cases[i].off, &cases[i].v, 8);
+        for (int k = 0; k < 2; k++) {
+            rs_model_t *l = (rs_model_t *)0x1;
+            rs_err_t e = rs_model_load(bad, k ? &c : NULL, &l, err, sizeof(err));
+            if (e != RS_ERR_CORRUPT || !strstr(err, cases[i].what) ||
+                !strstr(err, bad))
+                fail_msg("%s: %s: %s", cases[i].what, rs_err_str(e), err);
+            assert_null(l);
+        }
+    }
+    /* in range: a mean far off but finite as a float still loads */
+    double far = 1e30;
+    put_sealed(bad, buf, n, mean, &far, 8);
+    rs_model_t *l = NULL;
+    assert_int_equal(rs_model_load(bad, &c, &l, err, sizeof(err)), RS_OK);
+    float x[4 * DIM], sc[4];
+    random_rows(x, 4, 5);
+    assert_int_equal(rs_model_score(l, x, 4, sc, NULL), RS_OK);
+    for (int i = 0; i < 4; i++) assert_true(sc[i] >= 0 && sc[i] <= 1);
+    rs_model_destroy(l);
+    /* a dimension of 2^20 in a file of a few hundred bytes: refused before
+     * 64 MB of names are allocated (u32 dim after the envelope and "lr") */
+    uint32_t dim = 1u << 20;
+    put_sealed(bad, buf, n, 20 + 4 + 2, &dim, 4);
+    l = (rs_model_t *)0x1;
+    assert_int_equal(rs_model_load(bad, &c, &l, err, sizeof(err)), RS_ERR_CORRUPT);
+    assert_non_null(strstr(err, "cannot hold the names"));
+    assert_null(l);
+    free(buf);
+    rs_model_destroy(m);
+}
+
 /* A new model of either kind scores about model.base_rate before any
  * label, so a cold start approves instead of sending everything to review
  * (0.5 >= the default review threshold). */
@@ -1037,6 +1117,7 @@ int main(void) {
         cmocka_unit_test(test_version),
         cmocka_unit_test(test_save_load),
         cmocka_unit_test(test_corrupt),
+        cmocka_unit_test(test_load_values),
         cmocka_unit_test(test_cold_start_prior),
         cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_conf_split),

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "common/metrics.h"
@@ -775,6 +776,202 @@ static void test_save_load(void **state) {
     free(e2);
 }
 
+/* ------------------------------------------- damaged files: sizes, values */
+
+/* A saved "seq" file in memory, patched in place and re-checksummed.  The
+ * offsets follow the layouts in model.c (envelope, kind, dim, names) and
+ * seq.c (rs_seq_serialize); parse_seq_file asserts that they add up. */
+typedef struct sfile_s {
+    unsigned char *b;
+    size_t n;
+    size_t model;  /* `model:` settings: f64 lr, l2, pos_weight, grad_clip,
+                    * i64 label_horizon, pending_max, publish_every,
+                    * batch_max */
+    size_t seq;    /* the `seq:` fields in table order, 8 bytes each */
+    size_t mean, m2, p, om, ov, fbal, psi;
+    size_t np;
+} sfile_t;
+
+static void sf_read(sfile_t *f, const char *path) {
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    fseek(fp, 0, SEEK_END);
+    f->n = (size_t)ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    f->b = malloc(f->n);
+    assert_int_equal(fread(f->b, 1, f->n, fp), f->n);
+    fclose(fp);
+    int nf = 0;
+    rs_seq_conf_fields(&nf);
+    f->model = 20 + 4 + 3 + 4 + DIM * (4 + 2) + 4; /* "seq", dim, f0..f3, hash */
+    f->seq = f->model + 8 * 8;
+    f->mean = f->seq + 8 * (size_t)nf + 8 * 8;      /* after 8 counters */
+    f->m2 = f->mean + 8 * DIM;
+    uint64_t np;
+    memcpy(&np, f->b + f->m2 + 8 * DIM, 8);
+    f->np = (size_t)np;
+    f->p = f->m2 + 8 * DIM + 8;
+    f->om = f->p + 4 * f->np;
+    f->ov = f->om + 4 * f->np;
+    f->fbal = f->ov + 4 * f->np;
+    f->psi = f->fbal + 4 * 2 * 4 + 4;               /* layers x experts, dref_ok */
+    assert_int_equal(f->psi + 8 + 8 * 21 + 4, f->n);
+}
+
+static void sf_write(const sfile_t *f, const unsigned char *b, const char *path) {
+    unsigned char *c = malloc(f->n);
+    memcpy(c, b, f->n);
+    uint32_t crc = rs_checksum32(c, f->n - 4, 0);
+    memcpy(c + f->n - 4, &crc, 4); /* little-endian host */
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(c, 1, f->n, fp), f->n);
+    fclose(fp);
+    free(c);
+}
+
+/* Load path with conf (may be NULL): RS_ERR_CORRUPT naming the file and
+ * `what`, and no model. */
+static void expect_corrupt(const char *path, const rs_model_conf_t *conf,
+                           const char *what) {
+    rs_model_t *l = (rs_model_t *)0x1;
+    char err[512] = "";
+    rs_err_t e = rs_model_load(path, conf, &l, err, sizeof(err));
+    if (e != RS_ERR_CORRUPT || !strstr(err, what) || !strstr(err, path))
+        fail_msg("%s: expected RS_ERR_CORRUPT naming the file and '%s', got "
+                 "%s: %s", what, what, rs_err_str(e), err);
+    assert_null(l);
+}
+
+/* Peak resident set of the process, bytes. */
+static long peak_rss(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss * 1024L;
+}
+
+/* A file whose settings declare a huge architecture is rejected before
+ * anything is allocated for it (fuzz_model_file: d_model 256 and 2^22
+ * buckets in a 4 KB file made `serve --model` allocate 8.5 GB and abort;
+ * tests/fuzz/corpus/fuzz_model_file/alloc-bomb.rsm.repair); settings out
+ * of the config tables' ranges are named; every loaded array is checked
+ * for values no model reaches (a finite standardiser mean beyond the
+ * float range scored NaN: nan-score.rsm.repair for "lr"). */
+static void test_load_damaged(void **state) {
+    (void)state;
+    rs_model_conf_t c = conf_tiny();
+    rs_model_t *m = new_model(&c);
+    enum { N = 60 };
+    evs_t *ev = make_stream(N, 5, 31);
+    static rs_model_output_t out[N];
+    static float contrib[N * DIM];
+    run_stream(m, ev, N, 8, out, contrib);
+    for (int i = 0; i < N; i += 2) {
+        rs_label_t lb = {0};
+        strcpy(lb.event_id, ev[i].id);
+        lb.value = i % 6 == 0;
+        assert_int_equal(rs_model_learn(m, &lb, NULL), RS_OK);
+    }
+    char path[300], bad[300], err[256] = "";
+    snprintf(path, sizeof(path), "%s/dmg.model", tmpdir);
+    snprintf(bad, sizeof(bad), "%s/dmg-bad.model", tmpdir);
+    assert_int_equal(rs_model_save(m, path, err, sizeof(err)), RS_OK);
+    sfile_t f;
+    sf_read(&f, path);
+    unsigned char *b = malloc(f.n);
+    /* the service's kind of conf: small buffers of its own */
+    rs_model_conf_t svc = conf_tiny();
+    svc.seq.pending_max = 1;
+    svc.seq.max_entities = svc.batch_max + 1;
+
+    /* untouched (re-sealed): loads */
+    sf_write(&f, f.b, bad);
+    rs_model_t *l = NULL;
+    assert_int_equal(rs_model_load(bad, &svc, &l, err, sizeof(err)), RS_OK);
+    rs_model_destroy(l);
+
+    /* sizes: the reproducer's architecture, without its parameters */
+    memcpy(b, f.b, f.n);
+    int64_t v = 256;
+    memcpy(b + f.seq + 0 * 8, &v, 8); /* d_model */
+    v = 1 << 22;
+    memcpy(b + f.seq + 6 * 8, &v, 8); /* buckets */
+    sf_write(&f, b, bad);
+    long rss0 = peak_rss();
+    expect_corrupt(bad, NULL, "needs");
+    expect_corrupt(bad, &svc, "buckets 4194304");
+    long grown = peak_rss() - rss0;
+    if (grown > 64L << 20) fail_msg("peak RSS grew by %ld bytes", grown);
+
+    /* settings the file declares out of the tables' ranges */
+    struct {
+        size_t off;
+        int64_t v;
+        const rs_model_conf_t *conf;
+        const char *what;
+    } sets[] = {
+        {f.seq + 6 * 8, 1 << 23, &svc, "seq.buckets"},
+        {f.seq + 1 * 8, 0, &svc, "seq.history"},
+        {f.seq + 8 * 8, (int64_t)1 << 40, NULL, "seq.pending_max"}, /* no conf: the file's */
+        {f.model + 7 * 8, 0, NULL, "model.batch_max"},
+        {f.model + 6 * 8, 0, NULL, "model.publish_every"}, /* divided by */
+    };
+    for (size_t k = 0; k < RS_ARRAY_LEN(sets); k++) {
+        memcpy(b, f.b, f.n);
+        memcpy(b + sets[k].off, &sets[k].v, 8);
+        sf_write(&f, b, bad);
+        expect_corrupt(bad, sets[k].conf, sets[k].what);
+    }
+
+    /* values no model reaches, in every loaded array */
+    struct {
+        size_t off;
+        int f32;
+        double v;
+        const char *what;
+    } vals[] = {
+        {f.mean + 8 * 1, 0, 1e300, "standardiser mean[1]"},
+        {f.mean + 8 * 3, 0, NAN, "standardiser mean[3]"},
+        {f.m2 + 8 * 2, 0, 1e200, "standardiser m2[2]"},
+        {f.m2 + 8 * 0, 0, -1, "standardiser m2[0]"},
+        {f.p + 4 * 5, 1, 1e7, "parameter p[5]"},
+        {f.p + 4 * 0, 1, NAN, "parameter p[0]"},
+        {f.om + 4 * 3, 1, INFINITY, "optimiser moment m[3]"},
+        {f.ov + 4 * 4, 1, INFINITY, "optimiser moment v[4]"},
+        {f.ov + 4 * 4, 1, -1, "optimiser moment v[4]"},
+        {f.fbal + 4 * 1, 1, NAN, "routing fraction fbal[1]"},
+        {f.fbal + 4 * 0, 1, 2, "routing fraction fbal[0]"},
+        {f.psi, 0, NAN, "drift psi"},
+    };
+    for (size_t k = 0; k < RS_ARRAY_LEN(vals); k++) {
+        memcpy(b, f.b, f.n);
+        if (vals[k].f32) {
+            float x = (float)vals[k].v;
+            memcpy(b + vals[k].off, &x, 4);
+        } else {
+            memcpy(b + vals[k].off, &vals[k].v, 8);
+        }
+        sf_write(&f, b, bad);
+        expect_corrupt(bad, &svc, vals[k].what);
+        expect_corrupt(bad, NULL, vals[k].what);
+    }
+    /* a large but possible weight still loads and scores finite */
+    memcpy(b, f.b, f.n);
+    float big = 1e5f;
+    memcpy(b + f.p + 4 * 5, &big, 4);
+    sf_write(&f, b, bad);
+    assert_int_equal(rs_model_load(bad, &svc, &l, err, sizeof(err)), RS_OK);
+    rs_model_output_t o[8];
+    assert_int_equal(rs_model_forward(l, inputs(ev, 8), 8, o, NULL, 0), RS_OK);
+    for (int i = 0; i < 8; i++) assert_true(o[i].score >= 0 && o[i].score <= 1);
+    rs_model_destroy(l);
+
+    free(b);
+    free(f.b);
+    free(ev);
+    rs_model_destroy(m);
+}
+
 /* -------------------------------------------------- weight snapshots */
 
 static void test_weights_snapshot(void **state) {
@@ -1273,6 +1470,7 @@ int main(void) {
         cmocka_unit_test(test_explain_and_cache),
         cmocka_unit_test(test_pending_horizon),
         cmocka_unit_test(test_save_load),
+        cmocka_unit_test(test_load_damaged),
         cmocka_unit_test(test_weights_snapshot),
         cmocka_unit_test(test_learns_history),
         cmocka_unit_test(test_records_equivalence),
