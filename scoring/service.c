@@ -1378,14 +1378,24 @@ static void rs_svc_revoked(void *opaque, const rs_ingest_pos_t *parts, int n,
 /* ------------------------------------------------------------- batch */
 
 /* Room in the in-flight ring for one more batch of up to n messages;
- * waits (backpressure) for acks / the Redis writer. */
-static void rs_svc_ring_wait(rs_service_t *svc, int n) {
+ * waits (backpressure) for acks / the Redis writer.  Exactly-once: the
+ * ring empties only at a commit, so a full ring commits the transaction
+ * (a long service.transaction_interval at a high rate). */
+static rs_err_t rs_svc_ring_wait(rs_service_t *svc, int n,
+                                 volatile sig_atomic_t *stop, char *errstr,
+                                 size_t errstr_size) {
     while (svc->ring_head - svc->ring_tail >= RS_SVC_RING ||
            RS_SVC_OFFS - (svc->offs_head - svc->offs_tail) < (uint64_t)n) {
+        if (svc->eos && svc->txn_open) {
+            rs_err_t err = rs_svc_txn_commit(svc, stop, errstr, errstr_size);
+            if (err != RS_OK) return err;
+            continue;
+        }
         rs_sink_kafka_poll(svc->ks, 1);
         rs_sink_redis_wait(svc->rd, rs_sink_redis_done(svc->rd) + 1, 10);
         rs_svc_store_acked(svc);
     }
+    return RS_OK;
 }
 
 /* Record that the batch read (topic, partition) up to `offset`. */
@@ -1410,7 +1420,8 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
                              volatile sig_atomic_t *stop, char *errstr,
                              size_t errstr_size) {
     int D = svc->dim, nev = 0, npub = 0;
-    rs_svc_ring_wait(svc, n);
+    rs_err_t werr = rs_svc_ring_wait(svc, n, stop, errstr, errstr_size);
+    if (werr != RS_OK) return werr;
     if (svc->eos && !svc->txn_open) {
         rs_err_t err = rs_sink_kafka_txn_begin(svc->ks);
         if (err != RS_OK)
