@@ -53,6 +53,20 @@ struct rs_trainer_s {
     rs_trainer_stats_t st;    /* under lock                               */
 };
 
+/* The CLOCK_REALTIME deadline `us` microseconds from now, for
+ * pthread_cond_timedwait. */
+static struct timespec rs_trainer_deadline(int64_t us) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += (time_t)(us / 1000000);
+    ts.tv_nsec += (long)(us % 1000000) * 1000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
 /* ----------------------------------------------------------- publish */
 
 /* New version of T: number, snapshot into the mailbox, file in the store.
@@ -168,13 +182,7 @@ static void *rs_trainer_main(void *arg) {
                 pthread_mutex_lock(&tr->lock);
                 continue;
             }
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 100 * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
+            struct timespec ts = rs_trainer_deadline(100000);
             pthread_cond_timedwait(&tr->work, &tr->lock, &ts);
             continue;
         }
@@ -286,14 +294,7 @@ void rs_trainer_commit(rs_trainer_t *tr, int n) {
 }
 
 void rs_trainer_wait_space(rs_trainer_t *tr, int timeout_ms) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = rs_trainer_deadline((int64_t)timeout_ms * 1000);
     pthread_mutex_lock(&tr->lock);
     if (tr->head - tr->tail >= tr->cap)
         pthread_cond_timedwait(&tr->space, &tr->lock, &ts);
@@ -336,14 +337,7 @@ rs_err_t rs_trainer_rollback(rs_trainer_t *tr, const char *version,
     while (!tr->rb_done) {
         int64_t left = deadline - rs_clock_mono_us();
         if (left <= 0) break;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += left / 1000000;
-        ts.tv_nsec += (long)(left % 1000000) * 1000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        struct timespec ts = rs_trainer_deadline(left);
         pthread_cond_timedwait(&tr->answer, &tr->lock, &ts);
     }
     rs_err_t err;
