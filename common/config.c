@@ -257,6 +257,11 @@ static int rs_conf_parse_value(const rs_conf_field_t *f, const char *val,
     }
     case RS_CONF_DURATION: {
         int64_t ms;
+        if (f->choices && !strcmp(f->choices, "auto") && !strcmp(val, "auto")) {
+            ms = RS_CONF_AUTO; /* the module resolves it */
+            memcpy(dst, &ms, sizeof(ms));
+            return 0;
+        }
         if (rs_duration_parse(val, &ms) != 0) {
             snprintf(why, whysz,
                      "invalid duration '%s' (expected e.g. 250ms, 10s, 5m, "
@@ -1142,7 +1147,10 @@ static void rs_conf_fmt_field(const rs_conf_field_t *f, const void *base,
         break;
     case RS_CONF_DURATION:
         memcpy(&i64, src, sizeof(i64));
-        rs_duration_fmt(i64, buf, size);
+        if (i64 == RS_CONF_AUTO && f->choices)
+            snprintf(buf, size, "auto");
+        else
+            rs_duration_fmt(i64, buf, size);
         break;
     case RS_CONF_ENUM:
         memcpy(&i, src, sizeof(i));
@@ -1245,8 +1253,9 @@ void rs_conf_doc_markdown(const rs_conf_t *conf, FILE *fp) {
                     snprintf(lo, sizeof(lo), "%g", f->min);
                     snprintf(hi, sizeof(hi), "%g", f->max);
                 }
-                fprintf(fp, "%s(range %s to %s)", f->desc ? " " : "", lo,
-                        hi);
+                fprintf(fp, "%s(range %s to %s%s)", f->desc ? " " : "", lo,
+                        hi, f->choices && f->type == RS_CONF_DURATION
+                                ? ", or auto" : "");
             }
             fputs(" |\n", fp);
         }

@@ -6,7 +6,10 @@
 
 #include <string.h>
 
+#include "model/learnlog.h"
 #include "model/model.h"
+
+_Static_assert(sizeof(rs_lrec_hdr_t) == 48, "learning record header layout");
 
 /* Class-weighted logistic loss of one standardised row and its gradient:
  *   l    = b + sum_i w_i z_i
@@ -17,40 +20,6 @@ double rs_lr_loss_grad(const double *w /* [dim+1] */, const float *z /* [dim] */
                        int dim, int y, double pos_weight, double l2,
                        double *grad /* [dim+1], may be NULL */);
 
-/* Learning records (model.h): a 48-byte header, then the kind's body
- * (model.c "lr": f32 x[dim]; seq.c "seq": see rs_seq_record_size).  Native
- * byte order (an in-memory hand-over inside one process).  `sum` covers
- * bytes [8, used) of the record: the rest of the header and the used part
- * of the body, so a record is checked without hashing unused history
- * slots. */
-#define RS_REC_MAGIC 0x31636572u /* "rec1" */
-#define RS_REC_HDR   48
-
-typedef struct rs_rec_hdr_s {
-    uint32_t magic;       /* RS_REC_MAGIC                                 */
-    uint32_t sum;         /* rs_checksum32 of record bytes [8, used)      */
-    uint32_t size;        /* rs_model_record_size of the producer         */
-    uint32_t arch;        /* kind and architecture hash of the producer   */
-    uint32_t used;        /* bytes of the record in use (<= size)         */
-    uint8_t kind;         /* rs_model_kind_t                              */
-    uint8_t label;        /* 0 | 1                                        */
-    uint8_t horizon;      /* 1: a horizon negative (advance_take)         */
-    uint8_t drift_high;   /* the scorer's PSI > seq.drift_threshold       */
-    float score;          /* as remembered                                */
-    uint32_t pad;
-    int64_t t;            /* event time                                   */
-    double psi;           /* the scorer's PSI (0 for "lr")                */
-} rs_rec_hdr_t;
-
-/* Write h (h->sum is computed) at the start of rec, whose body up to
- * h->used is written. */
-void rs_rec_seal(void *rec, rs_rec_hdr_t *h);
-/* Check a record's envelope against the learning model's kind, arch and
- * record size: RS_ERR_INVALID (NULL, another kind/architecture/size),
- * RS_ERR_CORRUPT (magic, used, checksum, label/horizon flags).  *h gets
- * the header. */
-rs_err_t rs_rec_open(const void *rec, int kind, uint32_t arch, size_t size,
-                     rs_rec_hdr_t *h);
 /* The update count and version step (bit 63: the number was set) of a
  * model file from its first len bytes (no checksum: for listings).  RS_ERR_AGAIN: more bytes needed;
  * RS_ERR_CORRUPT: not a model file. */

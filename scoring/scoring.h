@@ -43,6 +43,7 @@
 #include "model/model.h"
 #include "scoring/sink.h"
 #include "scoring/http.h"
+#include "scoring/state.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -96,9 +97,14 @@ typedef struct rs_app_conf_s {
     rs_features_conf_t features; /* `features:`                         */
     rs_model_conf_t model;       /* `model:` and `seq:`                 */
     rs_http_conf_t http;         /* `http:` API (serve, api, audit)     */
+    rs_state_conf_t state;       /* `state:` directory                  */
     rs_kv_t kafka;               /* `kafka:` passthrough to librdkafka  */
     rs_conf_t *conf;             /* the registry (owns no app memory)  */
-    rs_conf_section_t secs[7];   /* section rows registered in conf    */
+    rs_conf_section_t secs[8];   /* section rows registered in conf    */
+    /* Not a config key: set by the commands that start the embedded
+     * broker, whose topics end with the process -- then an unset
+     * state.dir means a temporary state directory (state.h). */
+    int state_ephemeral;
 } rs_app_conf_t;
 
 /* Register every section of `app` in a new registry (app->conf) and fill
@@ -114,7 +120,7 @@ void rs_app_conf_destroy(rs_app_conf_t *app);
 typedef struct rs_service_stats_s {
     uint64_t events, labels, rejected, scored;
     uint64_t alerts, reviews, declines;
-    uint64_t labels_matched;    /* labels whose event was still pending   */
+    uint64_t labels_matched;    /* labels joined to a learning record     */
     uint64_t positives;         /* positive labels matched                */
     uint64_t caught;            /* of those, scored review/decline/alert  */
     uint64_t redis_errors, kafka_errors;

@@ -34,14 +34,25 @@
  * ends in each input partition (n positions after the header), then, in a
  * final checkpoint (graceful stop), caches_len bytes of the scorer
  * model's entity caches (rs_model_caches_write).  Host byte order (a local
- * file).  Version 1 had neither caches nor caches_len. */
+ * file).  Version 1 had neither caches nor caches_len; version 3 adds the
+ * learning logs' ends (nlogs rs_svc_lend_t after the positions). */
 #define RS_SVC_CKPT_MAGIC 0x464f5352u /* "RSOF" */
 typedef struct rs_svc_ckpt_hdr_s {
     uint32_t magic, version, n, pad;
     char topic[2][128];              /* events, labels topic names       */
     uint64_t caches_len;             /* v2: bytes of caches after pos[n] */
+    uint32_t nlogs, pad2;            /* v3: learning-log ends after pos[n] */
 } rs_svc_ckpt_hdr_t;
 #define RS_SVC_CKPT_V1_HDR offsetof(rs_svc_ckpt_hdr_t, caches_len)
+#define RS_SVC_CKPT_V2_HDR offsetof(rs_svc_ckpt_hdr_t, nlogs)
+
+/* v3: the end of each open learning log when the state was taken (a
+ * restore rewinds the log there: the input after it is read and logged
+ * again). */
+typedef struct rs_svc_lend_s {
+    int32_t partition, pad;
+    uint64_t end;
+} rs_svc_lend_t;
 
 /* The highest input offset of one partition in a batch, stored once the
  * batch is delivered. */
@@ -100,6 +111,23 @@ struct rs_service_s {
     uint8_t *txn_dirty;            /* [2][RS_SVC_MAX_PARTS] read in txn  */
 
     int64_t watermark_ms;          /* max event time seen                */
+    char ckpt_path[600];           /* service.checkpoint_path, or the
+                                    * state directory's "checkpoint"     */
+    /* learning logs (one per input partition, in the state directory) */
+    rs_state_t *state;
+    size_t lrec_size;
+    uint8_t *lrec;                 /* [batch_max][lrec_size] records     */
+    rs_learnlog_t **ev_log;        /* [batch_max] log of each event row   */
+    uint32_t *lpend;               /* [RS_STATE_MAX_PARTS] records of the
+                                    * batch not yet appended, per log    */
+    int64_t *pwm;                  /* [RS_STATE_MAX_PARTS] watermark per
+                                    * partition (-inf: none)             */
+    int64_t *pwm_sent;             /* ... last sent to the trainer       */
+    int64_t *lrestore;             /* [RS_STATE_MAX_PARTS] checkpoint's
+                                    * log end (-1: none)                 */
+    int32_t *touched;              /* [batch_max] partitions of a batch  */
+    rs_learnlog_t **ckpt_logs;     /* [RS_STATE_MAX_PARTS] a checkpoint's */
+    int ckpt_nlogs;
     int64_t start_us, last_input_us, first_scored_us;
     rs_service_stats_t st;
     char last_version[RS_VERSION_MAX];
@@ -250,8 +278,9 @@ rs_err_t rs_app_conf_init(rs_app_conf_t *app, char *errstr,
     rs_model_conf_section(&secs[4], &app->model);
     rs_seq_conf_section(&secs[5], &app->model);
     rs_http_conf_section(&secs[6], &app->http);
+    rs_state_conf_section(&secs[7], &app->state);
     rs_err_t err = RS_OK;
-    for (int i = 0; err == RS_OK && i < 7; i++)
+    for (int i = 0; err == RS_OK && i < 8; i++)
         err = rs_conf_add_section(app->conf, &secs[i], errstr, errstr_size);
     /* features.specs / features.extra_specs: the declarative feature list */
     if (err == RS_OK)
@@ -302,6 +331,9 @@ rs_decision_t rs_decide(const rs_service_conf_t *conf, const char *type,
 static rs_err_t rs_svc_ckpt_restore(rs_service_t *svc, char *errstr,
                                     size_t errstr_size);
 static void rs_svc_ckpt_join(rs_service_t *svc);
+static rs_model_t *rs_svc_newest_stored(rs_model_t *t,
+                                        const rs_model_conf_t *tconf,
+                                        int dim, const char *const *names);
 
 rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
                              rs_err_t *err_out, char *errstr,
@@ -335,13 +367,10 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
     for (int i = 0; i < svc->dim; i++)
         names[i] = rs_features_name(svc->feat, i);
 
-    /* The trainer T learns; it needs no entity caches and no pending
-     * buffer (records carry the replay material), so its buffers are
-     * minimal.  The scorer S has T's architecture and the configured
-     * buffers. */
+    /* The trainer T learns: it reads the learning logs and needs no
+     * entity caches, so its buffers are minimal.  The scorer S has T's
+     * architecture and the configured buffers. */
     rs_model_conf_t tconf = app->model;
-    tconf.pending_max = 1;
-    tconf.seq.pending_max = 1;
     tconf.seq.max_entities = tconf.batch_max + 1; /* the minimum allowed */
     rs_model_t *t = NULL;
     if (app->service.model_path[0]) {
@@ -364,14 +393,63 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
         t = rs_model_new(&tconf, svc->dim, names, errstr, errstr_size);
         if (!t) { err = RS_ERR_CONFIG; goto fail; }
     }
+
+    /* The state directory: checkpoint, model store, learning logs. */
+    {
+        rs_learnlog_meta_t meta;
+        rs_model_lrec_meta(t, &meta);
+        svc->state = rs_state_new(&app->state, app->ingest.group_id,
+                                  app->state_ephemeral, &meta,
+                                  app->model.log_segment, errstr,
+                                  errstr_size);
+        if (!svc->state) {
+            rs_model_destroy(t);
+            err = RS_ERR_IO;
+            goto fail;
+        }
+        svc->lrec_size = meta.rec_size;
+    }
+    if (app->service.checkpoint_path[0])
+        rs_strlcpy(svc->ckpt_path, app->service.checkpoint_path,
+                   sizeof(svc->ckpt_path));
+    else
+        rs_state_path(svc->state, "checkpoint", svc->ckpt_path,
+                      sizeof(svc->ckpt_path));
+    if (!tconf.store_dir[0])
+        rs_state_path(svc->state, "models", tconf.store_dir,
+                      sizeof(tconf.store_dir));
+    char delays[700];
+    rs_state_path(svc->state, "label-delays", delays, sizeof(delays));
+    {
+        /* refuse a configuration that would learn every fraud as genuine
+         * (what was observed before counts too) */
+        rs_hist_t *h = rs_malloc(2 * sizeof(rs_hist_t));
+        char e2[600];
+        if (rs_learner_delays_load(delays, &h[0], &h[1], e2, sizeof(e2)))
+            rs_warn("service", "%s", e2);
+        err = rs_learner_check_conf(&app->model, &h[1], errstr, errstr_size);
+        free(h);
+        if (err) {
+            rs_model_destroy(t);
+            goto fail;
+        }
+    }
+    /* Restart: learning continues from the newest stored version of this
+     * model (same features and architecture), unless --model says. */
+    if (!app->service.model_path[0])
+        t = rs_svc_newest_stored(t, &tconf, svc->dim, names);
     svc->model = rs_model_new_like(t, &app->model, errstr, errstr_size);
     if (!svc->model) {
         rs_model_destroy(t);
         err = RS_ERR_CONFIG;
         goto fail;
     }
-    svc->tr = rs_trainer_new(t, &tconf, app->service.model_save_path, &err,
-                             errstr, errstr_size);
+    {
+        rs_trainer_opts_t to = {app->service.model_save_path, delays,
+                                RS_MIN(app->service.review_threshold,
+                                       app->service.alert_threshold)};
+        svc->tr = rs_trainer_new(t, &tconf, &to, &err, errstr, errstr_size);
+    }
     if (!svc->tr) {
         rs_model_destroy(t);
         goto fail;
@@ -421,10 +499,17 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
     pthread_mutex_init(&svc->snap_lock, NULL);
     svc->applied = rs_calloc(2 * RS_SVC_MAX_PARTS, sizeof(int64_t));
     for (int i = 0; i < 2 * RS_SVC_MAX_PARTS; i++) svc->applied[i] = -1;
-    if (app->service.checkpoint_path[0]) {
-        err = rs_svc_ckpt_restore(svc, errstr, errstr_size);
-        if (err != RS_OK) goto fail;
+    svc->lpend = rs_calloc(RS_STATE_MAX_PARTS, sizeof(uint32_t));
+    svc->pwm = rs_calloc(RS_STATE_MAX_PARTS, sizeof(int64_t));
+    svc->pwm_sent = rs_calloc(RS_STATE_MAX_PARTS, sizeof(int64_t));
+    svc->lrestore = rs_calloc(RS_STATE_MAX_PARTS, sizeof(int64_t));
+    svc->ckpt_logs = rs_calloc(RS_STATE_MAX_PARTS, sizeof(*svc->ckpt_logs));
+    for (int i = 0; i < RS_STATE_MAX_PARTS; i++) {
+        svc->pwm[i] = svc->pwm_sent[i] = INT64_MIN;
+        svc->lrestore[i] = -1;
     }
+    err = rs_svc_ckpt_restore(svc, errstr, errstr_size);
+    if (err != RS_OK) goto fail;
 
     int B = svc->batch_max, D = svc->dim;
     svc->msgs = rs_calloc((size_t)B, sizeof(*svc->msgs));
@@ -438,6 +523,9 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
     svc->out = rs_calloc((size_t)B, sizeof(rs_score_t));
     svc->order = rs_calloc((size_t)D, sizeof(int));
     svc->pub = rs_calloc((size_t)B, sizeof(int));
+    svc->lrec = rs_aligned_calloc((size_t)B, svc->lrec_size);
+    svc->ev_log = rs_calloc((size_t)B, sizeof(*svc->ev_log));
+    svc->touched = rs_calloc((size_t)B, sizeof(int32_t));
     if (app->service.log_inputs != RS_LOG_INPUTS_NONE) {
         svc->log_max = rs_model_log_max(svc->model);
         svc->logbuf = rs_aligned_calloc((size_t)B, svc->log_max);
@@ -469,7 +557,8 @@ void rs_service_destroy(rs_service_t *svc) {
     rs_ingest_destroy(svc->ing);
     rs_sink_kafka_destroy(svc->ks);
     rs_sink_redis_destroy(svc->rd);
-    rs_trainer_destroy(svc->tr);
+    rs_trainer_destroy(svc->tr);  /* before the logs it reads */
+    rs_state_destroy(svc->state);
     rs_model_destroy(svc->model);
     rs_features_destroy(svc->feat);
     free(svc->msgs);
@@ -483,6 +572,14 @@ void rs_service_destroy(rs_service_t *svc) {
     free(svc->out);
     free(svc->order);
     free(svc->pub);
+    rs_free(svc->lrec);
+    free(svc->ev_log);
+    free(svc->touched);
+    free(svc->lpend);
+    free(svc->pwm);
+    free(svc->pwm_sent);
+    free(svc->lrestore);
+    free(svc->ckpt_logs);
     rs_free(svc->logbuf);
     free(svc->logs);
     free(svc->log_lens);
@@ -607,11 +704,52 @@ void rs_service_prometheus(rs_service_t *svc, rs_http_buf_t *b) {
     rs_prom_counter(b, "riskstream_model_train_waits_total",
                     "scoring-thread waits for room in the trainer queue",
                     st->train_waits);
-    rs_prom_gauge(b, "riskstream_model_pending", "scored events awaiting a "
-                  "label", (double)sn->ms.pending);
-    rs_prom_counter(b, "riskstream_model_pending_dropped_total",
-                    "pending events dropped from a full buffer",
-                    sn->ms.dropped);
+    const rs_learner_stats_t *ls = &sn->ts.learner;
+    rs_prom_gauge(b, "riskstream_learning_log_records", "learning records "
+                  "kept in the learning logs", (double)sn->ts.log_records);
+    rs_prom_gauge(b, "riskstream_learning_log_bytes", "bytes of the learning "
+                  "log files", (double)sn->ts.log_bytes);
+    rs_prom_gauge(b, "riskstream_learning_log_unresolved", "learning records "
+                  "waiting for a label or maturity",
+                  (double)sn->ts.log_pending);
+    rs_http_buf_printf(b, "# HELP riskstream_learned_total learning steps by "
+                       "cause\n# TYPE riskstream_learned_total counter\n");
+    rs_http_buf_printf(b, "riskstream_learned_total{cause=\"positive_label\"} "
+                       "%llu\nriskstream_learned_total{cause=\"negative_label\"} "
+                       "%llu\nriskstream_learned_total{cause=\"matured\"} %llu\n"
+                       "riskstream_learned_total{cause=\"correction\"} %llu\n",
+                       (unsigned long long)(ls->positives - ls->corrections),
+                       (unsigned long long)ls->negatives,
+                       (unsigned long long)ls->matured,
+                       (unsigned long long)ls->corrections);
+    rs_prom_counter(b, "riskstream_labels_unknown_total", "labels without a "
+                    "learning record (never scored here, or older than the "
+                    "log keeps)", ls->unknown);
+    rs_prom_counter(b, "riskstream_labels_repeated_total", "labels for an "
+                    "event labelled before (ignored)", ls->repeats);
+    rs_prom_counter(b, "riskstream_labels_beyond_horizon_total", "labels that "
+                    "came later than the label horizon", ls->beyond_horizon);
+    rs_prom_gauge(b, "riskstream_label_horizon_seconds", "events unlabelled "
+                  "this long are learned as negatives",
+                  (double)ls->horizon_ms / 1000.0);
+    {
+        static const double le[] = {3600, 21600, 86400, 259200, 604800,
+                                    1209600, 2592000, 5184000, 7776000,
+                                    10368000};
+        const rs_hist_t *h = &sn->ts.delays;
+        rs_http_buf_printf(b, "# HELP riskstream_label_delay_seconds label "
+                           "time minus event time of joined labels\n# TYPE "
+                           "riskstream_label_delay_seconds histogram\n");
+        for (size_t i = 0; i < RS_ARRAY_LEN(le); i++)
+            rs_http_buf_printf(b, "riskstream_label_delay_seconds_bucket{le=\"%g\"} "
+                               "%llu\n", le[i], (unsigned long long)
+                               rs_hist_count_le(h, (int64_t)le[i]));
+        rs_http_buf_printf(b, "riskstream_label_delay_seconds_bucket{le=\"+Inf\"} "
+                           "%llu\nriskstream_label_delay_seconds_sum %.0f\n"
+                           "riskstream_label_delay_seconds_count %llu\n",
+                           (unsigned long long)h->total, h->sum,
+                           (unsigned long long)h->total);
+    }
     rs_prom_gauge(b, "riskstream_model_drift_psi", "score PSI, recent vs "
                   "reference window", sn->ms.drift_psi);
     rs_prom_gauge(b, "riskstream_model_drift_high", "1: all layers learn, "
@@ -736,33 +874,65 @@ rs_err_t rs_service_lookup(rs_service_t *svc, const char *event_id,
 
 /* ------------------------------------------------------------- labels */
 
-static void rs_svc_resolved(void *opaque, float score, int label) {
-    rs_service_t *svc = opaque;
-    rs_auc_add(&svc->st.auc, score, label);
-}
-
-/* Up to `max` free record slots of the trainer's queue (*n of them);
- * while it is full, wait (backpressure: the trainer always makes progress,
- * so learning never loses a label). */
-static void *rs_svc_train_slots(rs_service_t *svc, int max, int *n) {
-    void *p;
-    while (!(p = rs_trainer_reserve(svc->tr, max, n))) {
+/* A free message slot of the trainer's queue; while it is full, wait
+ * (backpressure: the trainer always makes progress, so learning never
+ * loses a label). */
+static rs_trainer_msg_t *rs_svc_train_slot(rs_service_t *svc) {
+    rs_trainer_msg_t *m;
+    int n;
+    while (!(m = rs_trainer_reserve(svc->tr, 1, &n))) {
         svc->st.train_waits++;
         rs_trainer_wait_space(svc->tr, 10);
         rs_sink_kafka_poll(svc->ks, 0);
     }
-    return p;
+    memset(m, 0, sizeof(*m));
+    return m;
 }
 
-/* Horizon negatives of the scorer go to the trainer. */
-static void rs_svc_advance(rs_service_t *svc) {
-    for (;;) {
-        int n, k;
-        void *p = rs_svc_train_slots(svc, 64, &n);
-        k = rs_model_advance_take(svc->model, svc->watermark_ms, p, n,
-                                  rs_svc_resolved, svc);
-        rs_trainer_commit(svc->tr, k);
-        if (k < n) break;
+static double rs_svc_psi(const rs_service_t *svc) {
+    rs_model_stats_t ms;
+    rs_model_stats(svc->model, &ms);
+    return ms.drift_psi;
+}
+
+/* The learning log of `partition`, opened (and, after a checkpoint
+ * restore, rewound to the checkpoint's end) at its first use and handed
+ * to the trainer.  NULL with errstr if it cannot be opened. */
+static rs_learnlog_t *rs_svc_log(rs_service_t *svc, int32_t partition,
+                                 char *errstr, size_t errstr_size) {
+    rs_learnlog_t *lg = rs_state_log_if_open(svc->state, partition);
+    if (lg) return lg;
+    rs_err_t err;
+    lg = rs_state_log(svc->state, partition, &err, errstr, errstr_size);
+    if (!lg) return NULL;
+    if (svc->lrestore[partition] >= 0 &&
+        rs_learnlog_rewind(lg, (uint64_t)svc->lrestore[partition], errstr,
+                           errstr_size) != RS_OK) {
+        rs_state_close_log(svc->state, partition);
+        return NULL;
+    }
+    rs_trainer_msg_t *m = rs_svc_train_slot(svc);
+    m->kind = RS_TRAINER_ATTACH;
+    m->partition = partition;
+    m->log = lg;
+    rs_trainer_commit(svc->tr, 1);
+    return lg;
+}
+
+/* Watermarks of the partitions of the last batch to the trainer, which
+ * learns what matured (negatives) from their logs. */
+static void rs_svc_advance(rs_service_t *svc, int ntouched) {
+    double psi = rs_svc_psi(svc);
+    for (int i = 0; i < ntouched; i++) {
+        int32_t p = svc->touched[i];
+        if (svc->pwm[p] <= svc->pwm_sent[p]) continue;
+        rs_trainer_msg_t *m = rs_svc_train_slot(svc);
+        m->kind = RS_TRAINER_WATERMARK;
+        m->partition = p;
+        m->t = svc->pwm[p];
+        m->psi = psi;
+        rs_trainer_commit(svc->tr, 1);
+        svc->pwm_sent[p] = svc->pwm[p];
     }
 }
 
@@ -777,28 +947,58 @@ static void rs_svc_swap_weights(rs_service_t *svc) {
     rs_model_weights_release(w);
 }
 
-static void rs_svc_label(rs_service_t *svc, const rs_label_t *lb) {
+/* A label: the feature engine's label state now, the learning through
+ * the trainer (which finds the event's record in the learning logs). */
+static void rs_svc_label(rs_service_t *svc, const rs_msg_t *msg) {
+    const rs_label_t *lb = &msg->lb;
     svc->st.labels++;
     rs_features_label(svc->feat, lb);
-    float score = 0;
-    int n;
-    void *rec = rs_svc_train_slots(svc, 1, &n);
-    if (rs_model_take(svc->model, lb, rec, &score) != RS_OK) return;
+    rs_trainer_msg_t *m = rs_svc_train_slot(svc);
+    m->kind = RS_TRAINER_LABEL;
+    m->partition = msg->partition; /* labels keyed like their events */
+    m->psi = rs_svc_psi(svc);
+    m->lb = *lb;
     rs_trainer_commit(svc->tr, 1);
-    int y = lb->value >= 0.5;
-    svc->st.labels_matched++;
-    rs_auc_add(&svc->st.auc, score, y);
-    if (y) {
-        svc->st.positives++;
-        if (score >= svc->conf->review_threshold ||
-            score >= svc->conf->alert_threshold)
-            svc->st.caught++;
-        if (!svc->example_is_positive) {
-            rs_strlcpy(svc->example_id, lb->event_id,
-                       sizeof(svc->example_id));
-            svc->example_is_positive = 1;
-        }
+    if (lb->value >= 0.5 && !svc->example_is_positive) {
+        rs_strlcpy(svc->example_id, lb->event_id, sizeof(svc->example_id));
+        svc->example_is_positive = 1;
     }
+}
+
+/* The newest version of the model store whose features and architecture
+ * are those of t (restart: learning continues from it); else t. */
+static rs_model_t *rs_svc_newest_stored(rs_model_t *t,
+                                        const rs_model_conf_t *tconf,
+                                        int dim, const char *const *names) {
+    char e2[256];
+    rs_model_store_t *ms =
+        rs_model_store_open(tconf->store_dir, (int)tconf->keep_versions, e2,
+                            sizeof(e2));
+    if (!ms) return t;
+    rs_model_store_entry_t *e = rs_calloc(16, sizeof(*e));
+    int n = rs_model_store_list(ms, e, 16);
+    rs_learnlog_meta_t want, got;
+    rs_model_lrec_meta(t, &want);
+    for (int i = 0; i < n; i++) {
+        rs_model_t *m = NULL;
+        if (rs_model_store_load(ms, e[i].version, tconf, &m, e2,
+                                sizeof(e2)) != RS_OK)
+            continue;
+        rs_model_lrec_meta(m, &got);
+        if (!memcmp(&want, &got, sizeof(want)) &&
+            rs_model_check_names(m, dim, names, e2, sizeof(e2)) == RS_OK &&
+            !strcmp(rs_model_kind(m), rs_model_kind(t))) {
+            rs_info("service", "continuing from stored model version %s",
+                    rs_model_version(m));
+            rs_model_destroy(t);
+            t = m;
+            break;
+        }
+        rs_model_destroy(m);
+    }
+    free(e);
+    rs_model_store_close(ms);
+    return t;
 }
 
 /* -------------------------------------------------------- explanation */
@@ -898,7 +1098,7 @@ static void rs_svc_store_acked(rs_service_t *svc) {
  * silently). */
 static rs_err_t rs_svc_ckpt_restore(rs_service_t *svc, char *errstr,
                                     size_t errstr_size) {
-    const char *path = svc->conf->checkpoint_path;
+    const char *path = svc->ckpt_path;
     char e2[512];
     void *blob = NULL;
     size_t len = 0;
@@ -914,16 +1114,23 @@ static rs_err_t rs_svc_ckpt_restore(rs_service_t *svc, char *errstr,
         return rs_errf(errstr, errstr_size, err,
                        "%s (move it away to start with empty state)", e2);
     const rs_svc_ckpt_hdr_t *h = blob;
-    size_t hl = 0, caches_len = 0;
+    size_t hl = 0, caches_len = 0, nlogs = 0;
     if (blob && len >= RS_SVC_CKPT_V1_HDR && h->magic == RS_SVC_CKPT_MAGIC) {
         if (h->version == 1) hl = RS_SVC_CKPT_V1_HDR;
-        if (h->version == 2 && len >= sizeof(*h)) {
+        if (h->version == 2 && len >= RS_SVC_CKPT_V2_HDR) {
+            hl = RS_SVC_CKPT_V2_HDR;
+            caches_len = (size_t)h->caches_len;
+        }
+        if (h->version == 3 && len >= sizeof(*h)) {
             hl = sizeof(*h);
             caches_len = (size_t)h->caches_len;
+            nlogs = h->nlogs;
         }
     }
     if (!hl || h->n > (len - hl) / sizeof(rs_ingest_pos_t) ||
-        len != hl + (size_t)h->n * sizeof(rs_ingest_pos_t) + caches_len) {
+        nlogs > RS_STATE_MAX_PARTS || caches_len > len ||
+        len != hl + (size_t)h->n * sizeof(rs_ingest_pos_t) +
+                   nlogs * sizeof(rs_svc_lend_t) + caches_len) {
         free(blob);
         return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
                        "checkpoint %s: its offsets record is missing or "
@@ -942,12 +1149,26 @@ static rs_err_t rs_svc_ckpt_restore(rs_service_t *svc, char *errstr,
     }
     const rs_ingest_pos_t *pos =
         (const rs_ingest_pos_t *)((const char *)blob + hl);
+    const rs_svc_lend_t *lends = (const rs_svc_lend_t *)(pos + h->n);
+    /* the learning logs as they were: opened, rewound, handed to the
+     * trainer (maturity goes on even if no event comes for them) */
+    for (size_t i = 0; i < nlogs; i++) {
+        int32_t p = lends[i].partition;
+        if (p < 0 || p >= RS_STATE_MAX_PARTS) continue;
+        svc->lrestore[p] = (int64_t)lends[i].end;
+        if (!rs_svc_log(svc, p, e2, sizeof(e2))) {
+            free(blob);
+            return rs_errf(errstr, errstr_size, RS_ERR_IO,
+                           "checkpoint %s: learning log of partition %d: %s",
+                           path, (int)p, e2);
+        }
+    }
     if (caches_len) {
         /* The scorer's entity caches, written with the state at a graceful
          * stop: sequence-model history survives the restart. */
         char e2c[256];
         rs_err_t cerr = rs_model_caches_read(
-            svc->model, (const char *)(pos + h->n), caches_len, e2c,
+            svc->model, (const char *)(lends + nlogs), caches_len, e2c,
             sizeof(e2c));
         /* Not usable (e.g. seq: sizes changed since): the feature state
          * still is; the model starts without history. */
@@ -980,13 +1201,19 @@ static rs_err_t rs_svc_ckpt_restore(rs_service_t *svc, char *errstr,
 static void *rs_svc_ckpt_blob(rs_service_t *svc, int caches, size_t *len) {
     uint32_t n = 0;
     for (int i = 0; i < 2 * RS_SVC_MAX_PARTS; i++) n += svc->applied[i] >= 0;
+    uint32_t nlogs = 0;
+    for (int32_t p = 0; p < RS_STATE_MAX_PARTS; p++)
+        nlogs += rs_state_log_if_open(svc->state, p) != NULL;
     size_t clen = caches ? rs_model_caches_size(svc->model) : 0;
-    size_t base = sizeof(rs_svc_ckpt_hdr_t) + (size_t)n * sizeof(rs_ingest_pos_t);
+    size_t base = sizeof(rs_svc_ckpt_hdr_t) +
+                  (size_t)n * sizeof(rs_ingest_pos_t) +
+                  (size_t)nlogs * sizeof(rs_svc_lend_t);
     *len = base + clen;
     rs_svc_ckpt_hdr_t *h = rs_calloc(1, *len);
     h->magic = RS_SVC_CKPT_MAGIC;
-    h->version = 2;
+    h->version = 3;
     h->n = n;
+    h->nlogs = nlogs;
     if (clen) {
         size_t got = 0;
         if (rs_model_caches_write(svc->model, (char *)h + base, clen, &got) !=
@@ -1005,13 +1232,38 @@ static void *rs_svc_ckpt_blob(rs_service_t *svc, int caches, size_t *len) {
             pos[k++] = (rs_ingest_pos_t){i / RS_SVC_MAX_PARTS,
                                          i % RS_SVC_MAX_PARTS,
                                          svc->applied[i]};
+    rs_svc_lend_t *lends = (rs_svc_lend_t *)(pos + n);
+    for (int32_t p = 0, k = 0; p < RS_STATE_MAX_PARTS; p++) {
+        const rs_learnlog_t *lg = rs_state_log_if_open(svc->state, p);
+        if (lg) lends[k++] = (rs_svc_lend_t){p, 0, rs_learnlog_end(lg)};
+    }
     return h;
+}
+
+/* The logs a checkpoint names, for the I/O thread (service thread). */
+static void rs_svc_logs_collect(rs_service_t *svc) {
+    svc->ckpt_nlogs = 0;
+    for (int32_t p = 0; p < RS_STATE_MAX_PARTS; p++) {
+        rs_learnlog_t *lg = rs_state_log_if_open(svc->state, p);
+        if (lg) svc->ckpt_logs[svc->ckpt_nlogs++] = lg;
+    }
+}
+
+/* The learning logs on disk up to what a checkpoint names, before the
+ * checkpoint is committed (msync only: any thread; the logs stay open
+ * while a checkpoint is in flight). */
+static void rs_svc_logs_sync(rs_service_t *svc) {
+    char e2[512];
+    for (int i = 0; i < svc->ckpt_nlogs; i++)
+        if (rs_learnlog_sync(svc->ckpt_logs[i], e2, sizeof(e2)) != RS_OK)
+            rs_error("service", "%s", e2);
 }
 
 /* Checkpoint I/O thread: fsync + rename, off the scoring thread. */
 static void *rs_svc_ckpt_io_main(void *arg) {
     rs_service_t *svc = arg;
     char e2[512];
+    rs_svc_logs_sync(svc);
     if (rs_features_ckfile_commit(svc->ckpt_cf, e2, sizeof(e2)) != RS_OK) {
         rs_error("service", "checkpoint commit: %s", e2);
         atomic_store(&svc->ckpt_io_err, 1);
@@ -1039,7 +1291,7 @@ static void rs_svc_ckpt_join(rs_service_t *svc) {
  * hand the file to the I/O thread. */
 static void rs_svc_ckpt_tick(rs_service_t *svc, int64_t now_us) {
     char e2[512];
-    if (!svc->conf->checkpoint_path[0]) return;
+    if (!svc->ckpt_path[0]) return;
     if (!svc->ckpt_active) {
         if (now_us < svc->ckpt_due_us) return;
         /* Offsets in the file must be delivered too: wait for a moment
@@ -1059,7 +1311,7 @@ static void rs_svc_ckpt_tick(rs_service_t *svc, int64_t now_us) {
         size_t len;
         void *blob = rs_svc_ckpt_blob(svc, 0, &len);
         rs_err_t err = rs_features_checkpoint_begin(
-            svc->feat, svc->conf->checkpoint_path, blob, len, e2, sizeof(e2));
+            svc->feat, svc->ckpt_path, blob, len, e2, sizeof(e2));
         free(blob);
         svc->ckpt_due_us = now_us + svc->conf->checkpoint_interval_ms * 1000;
         if (err != RS_OK) {
@@ -1097,6 +1349,7 @@ static void rs_svc_ckpt_tick(rs_service_t *svc, int64_t now_us) {
         return;
     }
     atomic_store(&svc->ckpt_io_done_us, 0);
+    rs_svc_logs_collect(svc);
     if (pthread_create(&svc->ckpt_io, NULL, rs_svc_ckpt_io_main, svc)) {
         rs_svc_ckpt_io_main(svc); /* no thread: commit here */
         svc->ckpt_io_running = 1;
@@ -1110,7 +1363,7 @@ static void rs_svc_ckpt_tick(rs_service_t *svc, int64_t now_us) {
  * every applied offset is delivered too). */
 static void rs_svc_ckpt_final(rs_service_t *svc) {
     char e2[512];
-    if (!svc->conf->checkpoint_path[0]) return;
+    if (!svc->ckpt_path[0]) return;
     if (svc->ckpt_active) {
         rs_features_checkpoint_abort(svc->feat);
         svc->ckpt_active = 0;
@@ -1122,7 +1375,9 @@ static void rs_svc_ckpt_final(rs_service_t *svc) {
     void *blob = rs_svc_ckpt_blob(svc, 1, &len);
     int64_t t0 = rs_clock_mono_us();
     svc->ckpt_begin_us = t0;
-    if (rs_features_checkpoint_write(svc->feat, svc->conf->checkpoint_path,
+    rs_svc_logs_collect(svc);
+    rs_svc_logs_sync(svc);
+    if (rs_features_checkpoint_write(svc->feat, svc->ckpt_path,
                                      blob, len, e2, sizeof(e2)) != RS_OK) {
         rs_error("service", "final checkpoint: %s", e2);
         svc->st.checkpoint_errors++;
@@ -1130,7 +1385,7 @@ static void rs_svc_ckpt_final(rs_service_t *svc) {
         svc->st.checkpoints++;
         svc->st.checkpoint_last_ms = (rs_clock_mono_us() - t0) / 1000;
         rs_info("service", "checkpoint %s written in %lld ms",
-                svc->conf->checkpoint_path,
+                svc->ckpt_path,
                 (long long)svc->st.checkpoint_last_ms);
     }
     free(blob);
@@ -1170,13 +1425,23 @@ static void rs_svc_periodic(rs_service_t *svc, int64_t now_us) {
         }
     }
     rs_strlcpy(svc->st.model_version, v, sizeof(svc->st.model_version));
-    if (now_us >= svc->snap_next_us) { /* for the metrics endpoint */
+    int snap = now_us >= svc->snap_next_us,
+        prog = svc->progress_cb && now_us >= svc->progress_next_us;
+    rs_trainer_stats_t *ts = snap || prog ? rs_malloc(sizeof(*ts)) : NULL;
+    if (ts) { /* what the trainer resolved: joins, AUC, caught */
+        rs_trainer_stats(svc->tr, ts);
+        svc->st.labels_matched = ts->learner.joined;
+        svc->st.positives = ts->learner.positives;
+        svc->st.caught = ts->caught;
+        svc->st.auc = ts->auc;
+    }
+    if (snap) { /* for the metrics endpoint */
         svc->snap_next_us = now_us + 1000000;
         struct rs_svc_snap_s *sn = rs_malloc(sizeof(*sn));
         sn->st = svc->st;
         rs_features_stats(svc->feat, &sn->fs);
         rs_model_stats(svc->model, &sn->ms);
-        rs_trainer_stats(svc->tr, &sn->ts);
+        sn->ts = *ts;
         rs_sink_kafka_stats(svc->ks, &sn->ks);
         rs_sink_redis_stats(svc->rd, &sn->rds);
         rs_ingest_stats(svc->ing, &sn->is);
@@ -1188,7 +1453,8 @@ static void rs_svc_periodic(rs_service_t *svc, int64_t now_us) {
         pthread_mutex_unlock(&svc->snap_lock);
         free(sn);
     }
-    if (svc->progress_cb && now_us >= svc->progress_next_us) {
+    free(ts);
+    if (prog) {
         svc->progress_next_us = now_us + svc->progress_interval_us;
         svc->progress_cb(svc->progress_opaque, &svc->st);
     }
@@ -1419,7 +1685,7 @@ static void rs_svc_batch_off(rs_service_t *svc, rs_svc_batch_t *b,
 static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
                              volatile sig_atomic_t *stop, char *errstr,
                              size_t errstr_size) {
-    int D = svc->dim, nev = 0, npub = 0;
+    int D = svc->dim, nev = 0, npub = 0, ntouched = 0;
     rs_err_t werr = rs_svc_ring_wait(svc, n, stop, errstr, errstr_size);
     if (werr != RS_OK) return werr;
     if (svc->eos && !svc->txn_open) {
@@ -1450,7 +1716,7 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
                     1;
         }
         switch (m->kind) {
-        case RS_MSG_LABEL: rs_svc_label(svc, &m->lb); break;
+        case RS_MSG_LABEL: rs_svc_label(svc, m); break;
         case RS_MSG_REJECT: svc->st.rejected++; break;
         case RS_MSG_EVENT: {
             svc->st.events++;
@@ -1465,6 +1731,17 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             }
             if (m->ev.event_time_ms > svc->watermark_ms)
                 svc->watermark_ms = m->ev.event_time_ms;
+            if (m->partition < 0 || m->partition >= RS_STATE_MAX_PARTS)
+                return rs_errf(errstr, errstr_size, RS_ERR_STATE,
+                               "input partition %d: at most %d partitions "
+                               "are supported", (int)m->partition,
+                               RS_STATE_MAX_PARTS);
+            /* partitions of the batch (lpend marks them until the
+             * forward, then counts their records) */
+            if (!svc->lpend[m->partition]++)
+                svc->touched[ntouched++] = m->partition;
+            if (m->ev.event_time_ms > svc->pwm[m->partition])
+                svc->pwm[m->partition] = m->ev.event_time_ms;
             svc->ev_msg[nev++] = i;
             break;
         }
@@ -1475,10 +1752,20 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
         /* One call for the micro-batch, any model kind: scores, feature
          * contributions, attended history and experts; each event is also
          * remembered for learning when its label arrives. */
+        /* learning records: positions in their partitions' logs */
+        for (int i = 0; i < ntouched; i++) svc->lpend[svc->touched[i]] = 0;
         for (int k = 0; k < nev; k++) {
-            rs_model_input_from_event(&svc->min[k],
-                                      &svc->msgs[svc->ev_msg[k]].ev,
+            const rs_msg_t *m = &svc->msgs[svc->ev_msg[k]];
+            rs_learnlog_t *lg = rs_svc_log(svc, m->partition, errstr,
+                                           errstr_size);
+            if (!lg) return RS_ERR_IO; /* never score what cannot learn */
+            svc->ev_log[k] = lg;
+            rs_model_input_from_event(&svc->min[k], &m->ev,
                                       svc->x + (size_t)k * (size_t)D);
+            svc->min[k].lrec = svc->lrec + (size_t)k * svc->lrec_size;
+            svc->min[k].lpos = RS_LPOS(m->partition,
+                                       rs_learnlog_end(lg) +
+                                           svc->lpend[m->partition]++);
             if (svc->log_max) {
                 svc->min[k].log = svc->logbuf + (size_t)k * svc->log_max;
                 svc->min[k].log_cap = svc->log_max;
@@ -1492,6 +1779,13 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
         if (ferr != RS_OK)
             return rs_errf(errstr, errstr_size, ferr, "model forward: %s",
                            rs_err_str(ferr));
+        /* in input order: each lands at the position its record names */
+        for (int k = 0; k < nev; k++) {
+            rs_err_t lerr = rs_learnlog_append(svc->ev_log[k], svc->min[k].lrec,
+                                               1, errstr, errstr_size);
+            if (lerr != RS_OK) return lerr;
+        }
+        for (int i = 0; i < ntouched; i++) svc->lpend[svc->touched[i]] = 0;
         for (int k = 0; k < nev; k++) svc->scores[k] = svc->mout[k].score;
         const char *version = rs_model_version(svc->model);
         for (int k = 0; k < nev; k++) {
@@ -1580,7 +1874,7 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
     rs_sink_kafka_batch_end(svc->ks, b->seq);
     svc->ring_head++;
     svc->st.batches++;
-    rs_svc_advance(svc);
+    rs_svc_advance(svc, ntouched);
     return RS_OK;
 }
 

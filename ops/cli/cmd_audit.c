@@ -344,11 +344,9 @@ static int rs_audit_rescore(rs_sink_redis_t *sink, const char *id, int json,
         fprintf(stderr, "riskstream audit: %s\n", errstr);
         goto done;
     }
-    /* Scoring needs no caches or pending buffer: the smallest the config
-     * allows (the architecture comes from the file). */
+    /* Scoring needs no caches: the smallest the config allows (the
+     * architecture comes from the file). */
     rs_model_conf_t mc = app->model;
-    mc.pending_max = 1;
-    mc.seq.pending_max = 1;
     mc.seq.max_entities = mc.batch_max + 1;
     rs_audit_clean(sc->model_version, b, sizeof(b));
     err = rs_model_store_load(st, sc->model_version, &mc, &m, errstr,

@@ -200,6 +200,7 @@ int rs_cmd_eval(int argc, char **argv) {
     rs_eval_t *ev = NULL;
     rs_eval_report_t *rep = NULL;
     FILE *so = NULL;
+    char *logdir = NULL;
     rc = RS_EXIT_RUNTIME;
 
     int64_t t_start = rs_clock_mono_us();
@@ -253,42 +254,15 @@ int rs_cmd_eval(int argc, char **argv) {
     if (!ist.positives)
         fprintf(stderr, "riskstream %s: warning: no positive label (check "
                 "--map label=... or --labels); AUC/AP will be '-'\n", cmd);
-    if (!labels && ec.label_delay_ms >= app.model.label_horizon) {
-        char d1[32], d2[32];
-        rs_duration_fmt(ec.label_delay_ms, d1, sizeof(d1));
-        rs_duration_fmt(app.model.label_horizon, d2, sizeof(d2));
-        fprintf(stderr, "riskstream %s: warning: --label-delay %s >= "
-                "model.label_horizon %s: positives are learned as negatives "
-                "before their label arrives (raise it with --set "
-                "model.label_horizon=...)\n", cmd, d1, d2);
-    }
-    /* Pending buffers too small for the label delay lose the labels: say
-     * so before a long run (the learning counters confirm it after). */
-    {
-        rs_event_t e0, e1;
-        rs_eval_rec_t r0, r1;
-        if (n > 1 && rs_eval_input_get(in, 0, &e0, &r0) == RS_OK &&
-            rs_eval_input_get(in, n - 1, &e1, &r1) == RS_OK &&
-            e1.event_time_ms > e0.event_time_ms) {
-            double per_ms = (double)n / (double)(e1.event_time_ms -
-                                                 e0.event_time_ms);
-            double need = per_ms * (double)ec.label_delay_ms;
-            for (int k = 0; k < ec.nmodels; k++) {
-                int seq = ec.kinds[k] == RS_MODEL_SEQ;
-                int64_t have = seq ? app.model.seq.pending_max
-                                   : app.model.pending_max;
-                if (need > (double)have)
-                    fprintf(stderr, "riskstream %s: warning: %s.pending_max "
-                            "%lld < ~%.0f events per label delay: most "
-                            "labels will find their event forgotten (raise "
-                            "it with --set %s.pending_max=N)\n", cmd,
-                            seq ? "seq" : "model", (long long)have, need,
-                            seq ? "seq" : "model");
-            }
-        }
-    }
     double load_s = (double)(rs_clock_mono_us() - t_start) / 1e6;
     int64_t t_new = rs_clock_mono_us();
+    /* the models' learning logs: on disk, removed at the end */
+    if (!(logdir = rs_cli_tmpdir("eval"))) {
+        fprintf(stderr, "riskstream %s: cannot create a temporary directory "
+                "for the learning logs: %s\n", cmd, strerror(errno));
+        goto done;
+    }
+    ec.log_dir = logdir;
     ev = rs_eval_new(&ec, errstr, sizeof(errstr));
     if (!ev) {
         rs_cli_usage_error(cmd, "%s", errstr);
@@ -373,21 +347,10 @@ int rs_cmd_eval(int argc, char **argv) {
                (unsigned long long)st.warmup);
     if (rejected) printf(", %llu events refused", (unsigned long long)rejected);
     printf("\n");
-    for (int k = 0; k < nm; k++) {
-        const rs_model_stats_t *ms = &st.model[k];
-        printf("  %-4s %llu updates (%llu positives, %llu negatives of which "
-               "%llu by horizon), %llu pending dropped, %llu labels not "
-               "pending%s; version %s\n",
-               rs_eval_model_name(ev, k), (unsigned long long)ms->updates,
-               (unsigned long long)ms->positives,
-               (unsigned long long)ms->negatives,
-               (unsigned long long)ms->horizon_negatives,
-               (unsigned long long)ms->dropped,
-               (unsigned long long)ms->unknown_labels,
-               ms->unknown_labels ? " (raise the pending_max of this model)"
-                                  : "",
-               ms->version);
-    }
+    for (int k = 0; k < nm; k++)
+        rs_cli_learning_summary(stdout, rs_eval_model_name(ev, k), &st.model[k],
+                                &st.learner[k], ist.positives,
+                                st.labels_pending);
     if (fflush(stdout) || ferror(stdout)) {
         fprintf(stderr, "riskstream %s: write error on stdout\n", cmd);
         goto done;
@@ -434,6 +397,8 @@ done:
     }
     rs_eval_report_destroy(rep);
     rs_eval_destroy(ev);
+    rs_cli_rmtree(logdir);
+    free(logdir);
     rs_eval_input_destroy(in);
     free(buf);
     free(lbuf);

@@ -99,7 +99,7 @@ static void rs_serve_help(FILE *fp) {
 
 /* Start the embedded broker if no brokers are configured.  Returns the
  * cluster (or NULL when external) and sets *bootstrap. */
-static int rs_serve_broker(const rs_app_conf_t *app, rs_cluster_t **cluster,
+static int rs_serve_broker(rs_app_conf_t *app, rs_cluster_t **cluster,
                            const char **bootstrap) {
     char errstr[512];
     *cluster = NULL;
@@ -118,6 +118,7 @@ static int rs_serve_broker(const rs_app_conf_t *app, rs_cluster_t **cluster,
         return RS_EXIT_RUNTIME;
     }
     *bootstrap = rs_cluster_bootstraps(*cluster);
+    app->state_ephemeral = 1; /* the topics end with the process */
     printf("kafka bootstrap: %s\n", *bootstrap);
     fflush(stdout);
     return RS_EXIT_OK;

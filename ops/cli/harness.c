@@ -197,6 +197,13 @@ int rs_harness_run(rs_app_conf_t *app, const rs_gen_conf_t *gconf,
         goto done;
     }
     const char *bootstrap = rs_cluster_bootstraps(cluster);
+    app->state_ephemeral = 1; /* the topics end with the process */
+    /* the generator's label delay is known: declared, as a user would */
+    if (!app->model.label_delay)
+        app->model.label_delay = gconf->sensors
+                                     ? gconf->failure_label_delay_ms
+                                     : (int64_t)((double)gconf->label_delay_ms *
+                                                 (1.0 + gconf->label_jitter));
     if (opts->progress) printf("kafka bootstrap: %s\n", bootstrap);
 
     rs_err_t err;

@@ -410,6 +410,8 @@ struct rs_eval_s {
     rs_model_conf_t mconf;
     rs_features_t *f;
     rs_model_t *m[RS_EVAL_MODELS_MAX];
+    rs_learnlog_t *log[RS_EVAL_MODELS_MAX]; /* one learning log per model */
+    rs_learner_t *lr[RS_EVAL_MODELS_MAX];   /* ... and its learner       */
     int dim;
     float *x;            /* [dim] */
     rs_pending_t *heap;  /* min-heap on (avail, seq) */
@@ -454,6 +456,13 @@ static void rs_heap_pop(rs_eval_t *e) {
     if (n) e->heap[i] = last;
 }
 
+/* A single model scores and learns: its drift is its own. */
+static double rs_eval_psi(const rs_model_t *m) {
+    rs_model_stats_t ms;
+    rs_model_stats(m, &ms);
+    return ms.drift_psi;
+}
+
 rs_eval_t *rs_eval_new(const rs_eval_conf_t *conf, char *errstr,
                        size_t errstr_size) {
     rs_eval_t *e = rs_calloc(1, sizeof(*e));
@@ -467,6 +476,10 @@ rs_eval_t *rs_eval_new(const rs_eval_conf_t *conf, char *errstr,
                 "label delay must be >= 0");
         goto fail;
     }
+    /* the delay labels are given with is the delay the models know */
+    if (!e->mconf.label_delay) e->mconf.label_delay = conf->label_delay_ms;
+    if (rs_learner_check_conf(&e->mconf, NULL, errstr, errstr_size))
+        goto fail;
     e->f = rs_features_new(&e->fconf, errstr, errstr_size);
     if (!e->f) goto fail;
     e->dim = rs_features_dim(e->f);
@@ -489,6 +502,21 @@ rs_eval_t *rs_eval_new(const rs_eval_conf_t *conf, char *errstr,
             goto fail;
         }
         mnames[k] = rs_model_kind(e->m[k]);
+        rs_learnlog_meta_t meta;
+        rs_model_lrec_meta(e->m[k], &meta);
+        char dir[600] = "";
+        if (conf->log_dir && conf->log_dir[0])
+            snprintf(dir, sizeof(dir), "%s/%d-%s", conf->log_dir, k,
+                     mnames[k]);
+        rs_err_t lerr;
+        e->log[k] = rs_learnlog_open(dir, 0, &meta, mc.log_segment, &lerr,
+                                     err, sizeof(err));
+        if (!e->log[k]) {
+            rs_errf(errstr, errstr_size, lerr, "%s", err);
+            goto fail;
+        }
+        e->lr[k] = rs_learner_new(e->m[k], &mc);
+        rs_learner_attach(e->lr[k], e->log[k]);
     }
     e->x = rs_calloc((size_t)e->dim + 1, sizeof(*e->x));
     e->acc = rs_eval_acc_new(conf->nmodels, mnames, conf->top_k,
@@ -504,7 +532,11 @@ fail:
 
 void rs_eval_destroy(rs_eval_t *e) {
     if (!e) return;
-    for (int k = 0; k < RS_EVAL_MODELS_MAX; k++) rs_model_destroy(e->m[k]);
+    for (int k = 0; k < RS_EVAL_MODELS_MAX; k++) {
+        rs_learner_destroy(e->lr[k]);
+        rs_learnlog_close(e->log[k]);
+        rs_model_destroy(e->m[k]);
+    }
     rs_features_destroy(e->f);
     rs_eval_acc_destroy(e->acc);
     free(e->x);
@@ -520,8 +552,9 @@ static void rs_eval_apply_labels(rs_eval_t *e, int64_t now) {
         if (e->conf.label_hook)
             e->conf.label_hook(e->conf.hook_opaque, &p.lb, p.event_time, now);
         rs_features_label(e->f, &p.lb);   /* unknown/duplicate: counted there */
-        for (int k = 0; k < e->conf.nmodels; k++)
-            rs_model_learn(e->m[k], &p.lb, NULL); /* miss: model stats */
+        for (int k = 0; k < e->conf.nmodels; k++) /* miss: learner stats */
+            rs_learner_label(e->lr[k], 0, &p.lb, p.event_time,
+                             rs_eval_psi(e->m[k]), NULL);
         e->st.labels_applied++;
     }
 }
@@ -533,7 +566,10 @@ rs_err_t rs_eval_push(rs_eval_t *e, const rs_eval_rec_t *rec, float *scores,
     rs_eval_apply_labels(e, t);
     if (t > e->watermark) e->watermark = t;
     for (int k = 0; k < e->conf.nmodels; k++)
-        rs_model_advance(e->m[k], e->watermark, NULL, NULL);
+        while (rs_learner_advance(e->lr[k], 0, e->watermark,
+                                  rs_eval_psi(e->m[k]), 4096, NULL, NULL) ==
+               4096) {
+        }
     uint32_t flags = 0;
     rs_err_t err = rs_features_process(e->f, ev, e->x, &flags);
     if (err != RS_OK) {
@@ -547,13 +583,14 @@ rs_err_t rs_eval_push(rs_eval_t *e, const rs_eval_rec_t *rec, float *scores,
     float sc[RS_EVAL_MODELS_MAX];
     for (int k = 0; k < e->conf.nmodels; k++) {
         rs_model_output_t out;
-        err = rs_model_forward(e->m[k], &in, 1, &out, NULL,
-                               RS_MODEL_FWD_REMEMBER);
+        char e2[256];
+        err = rs_learner_forward(e->lr[k], 0, e->m[k], &in, 1, &out, NULL,
+                                 RS_MODEL_FWD_REMEMBER, e2, sizeof(e2));
         if (err != RS_OK) {
             e->st.rejected++;
             return rs_errf(errstr, errstr_size, err,
                            "event '%s': model %s: %s", ev->id,
-                           rs_model_kind(e->m[k]), rs_err_str(err));
+                           rs_model_kind(e->m[k]), e2);
         }
         sc[k] = out.score;
     }
@@ -597,8 +634,10 @@ rs_model_t *rs_eval_model(rs_eval_t *e, int i) {
 void rs_eval_stats(const rs_eval_t *e, rs_eval_stats_t *st) {
     *st = e->st;
     st->labels_pending = e->nheap;
-    for (int k = 0; k < e->conf.nmodels; k++)
+    for (int k = 0; k < e->conf.nmodels; k++) {
         rs_model_stats(e->m[k], &st->model[k]);
+        rs_learner_stats(e->lr[k], &st->learner[k]);
+    }
 }
 
 rs_eval_report_t *rs_eval_report(const rs_eval_t *e) {
