@@ -294,6 +294,44 @@ int rs_learner_advance(rs_learner_t *l, int32_t partition,
     return n;
 }
 
+/* ------------------------------------------------------------- replay */
+
+uint64_t rs_learner_replay(rs_learner_t *l, int32_t partition, int64_t from_ms,
+                           int64_t to_ms, int epochs, uint64_t seed) {
+    rs_learnlog_t *lg = rs_learner_log(l, partition);
+    if (!lg || epochs <= 0) return 0;
+    rs_learnlog_stats_t ls;
+    rs_learnlog_stats(lg, &ls);
+    /* the positions of the learned records in the window */
+    uint64_t n = 0, cap = 1024, steps = 0;
+    uint64_t *pos = rs_malloc(cap * sizeof(*pos));
+    for (uint64_t p = ls.first; p < ls.end; p++) {
+        const rs_lrec_hdr_t *h = rs_learnlog_rec(lg, p);
+        if (!h || !(h->state & RS_LREC_LEARNED) || h->t < from_ms ||
+            h->t >= to_ms)
+            continue;
+        if (n == cap) pos = rs_realloc(pos, (cap *= 2) * sizeof(*pos));
+        pos[n++] = p;
+    }
+    rs_rng_t rng;
+    rs_rng_seed(&rng, seed);
+    for (int e = 0; e < epochs; e++) {
+        for (uint64_t i = n; i > 1; i--) { /* Fisher-Yates */
+            uint64_t j = rs_rng_below(&rng, i), t = pos[i - 1];
+            pos[i - 1] = pos[j];
+            pos[j] = t;
+        }
+        for (uint64_t i = 0; i < n; i++) {
+            const rs_lrec_hdr_t *h = rs_learnlog_rec(lg, pos[i]);
+            int y = (h->state & RS_LREC_POSITIVE) != 0;
+            if (rs_learner_learn(l, h, y, RS_MODEL_LEARN_LABEL, -1) == RS_OK)
+                steps++;
+        }
+    }
+    free(pos);
+    return steps;
+}
+
 /* ---------------------------------------------------------------- stats */
 
 void rs_learner_stats(const rs_learner_t *l, rs_learner_stats_t *st) {

@@ -110,6 +110,14 @@ int rs_learner_advance(rs_learner_t *l, int32_t partition,
                        void (*resolved)(void *opaque, float score, int label),
                        void *opaque);
 
+/* Learn again, `epochs` times, every record of `partition` already
+ * learned (labelled, or negative at maturity) whose event time is in
+ * [from_ms, to_ms), each epoch in a new pseudo-random order (seed): the
+ * offline bootstrap of `riskstream train` (its labels are those a service
+ * would know by then).  Returns the learning steps made. */
+uint64_t rs_learner_replay(rs_learner_t *l, int32_t partition, int64_t from_ms,
+                           int64_t to_ms, int epochs, uint64_t seed);
+
 /* The horizon now (ms): fixed, or auto as in the design note. */
 int64_t rs_learner_horizon(const rs_learner_t *l);
 

@@ -40,6 +40,7 @@ static void rs_train_help(FILE *fp) {
         "                        [--map id=...,entity=...,counterparty=...,time=...,\n"
         "                               amount=...,label=...]\n"
         "                        [--labels FILE.jsonl] [--label-delay DUR]\n"
+        "                        [--epochs N] [--window DUR]\n"
         "                        [--config FILE] [--set KEY=VALUE]... [--quiet]\n\n"
         "Bootstrap a model offline from history: replay FILE in event-time\n"
         "order exactly as `riskstream eval` does (each event featurised with\n"
@@ -47,7 +48,9 @@ static void rs_train_help(FILE *fp) {
         "a label learned only once --label-delay after its event has passed\n"
         "in the replay, or at its label_time with --labels; events without a\n"
         "positive label learned as negatives at maturity), then\n"
-        "save the model atomically to MODEL_FILE.  `riskstream serve --model\n"
+        "learn what the replay resolved --epochs more times over the last\n"
+        "--window (the bootstrap), and save the model atomically to\n"
+        "MODEL_FILE.  `riskstream serve --model\n"
         "MODEL_FILE` starts from it: use the same --config/--set for both\n"
         "(serve refuses a model built for other features).  Labels still in\n"
         "flight after the last event are not learned.  See docs/eval.md.\n\n"
@@ -65,6 +68,10 @@ static void rs_train_help(FILE *fp) {
         "                        label_time_ms); replaces the label column\n"
         "      --label-delay DUR label column: known this long after the event\n"
         "                        (default 3d, the generator's delay)\n"
+        "      --epochs N        after the replay, learn what it resolved N more\n"
+        "                        times (shuffled) over the trailing --window\n"
+        "                        (default 3; 0 = the replay only)\n"
+        "      --window DUR      the bootstrap window (default 30d)\n"
         "  -q, --quiet           no progress bar\n"
         "  -c, --config FILE     YAML configuration (features:, model:, seq:)\n"
         "  -s, --set KEY=VALUE   override one config key (repeatable), e.g.\n"
@@ -106,6 +113,8 @@ int rs_cmd_train(int argc, char **argv) {
         {"map", required_argument, NULL, 'm'},
         {"labels", required_argument, NULL, 1001},
         {"label-delay", required_argument, NULL, 1002},
+        {"epochs", required_argument, NULL, 1004},
+        {"window", required_argument, NULL, 1005},
         {"quiet", no_argument, NULL, 'q'},
         {"config", required_argument, NULL, 'c'},
         {"set", required_argument, NULL, 's'},
@@ -116,8 +125,8 @@ int rs_cmd_train(int argc, char **argv) {
     memset(&co, 0, sizeof(co));
     const char *input = NULL, *out = NULL, *kind = NULL, *format = NULL,
                *map_spec = NULL, *labels = NULL;
-    int64_t delay_ms = 3 * 86400000LL;
-    int quiet = 0, c;
+    int64_t delay_ms = 3 * 86400000LL, window_ms = 30 * 86400000LL;
+    int quiet = 0, c, epochs = 3;
     char errstr[512];
     optind = 1;
     while ((c = getopt_long(argc, argv, "i:o:m:qc:s:l:h", opts, NULL)) != -1) {
@@ -138,6 +147,20 @@ int rs_cmd_train(int argc, char **argv) {
                 return rs_cli_usage_error(cmd, "--label-delay '%s': expected "
                                           "a duration such as 7d, 36h, 90m",
                                           optarg);
+            break;
+        case 1004: {
+            char *e;
+            long v = strtol(optarg, &e, 10);
+            if (*e || v < 0 || v > 100)
+                return rs_cli_usage_error(cmd, "--epochs '%s': expected 0 "
+                                          "to 100", optarg);
+            epochs = (int)v;
+            break;
+        }
+        case 1005:
+            if (rs_duration_parse(optarg, &window_ms) != 0 || window_ms <= 0)
+                return rs_cli_usage_error(cmd, "--window '%s': expected a "
+                                          "duration such as 30d", optarg);
             break;
         case 'q': quiet = 1; break;
         case 'c': case 's': case 'l':
@@ -310,6 +333,19 @@ int rs_cmd_train(int argc, char **argv) {
         fprintf(stderr, "riskstream %s: interrupted after %zu of %zu events: "
                 "no model written\n", cmd, i, n);
         goto done;
+    }
+    /* the bootstrap: what the replay resolved, learned again over the
+     * trailing window, before online learning takes over in serve */
+    uint64_t replayed = 0;
+    if (epochs > 0) {
+        int64_t t_ep = rs_clock_mono_us();
+        replayed = rs_eval_epochs(ev, epochs, window_ms);
+        char w[32];
+        rs_duration_fmt(window_ms, w, sizeof(w));
+        fprintf(stderr, "train: %d more epochs over the last %s: %llu "
+                "learning steps in %.1f s\n", epochs, w,
+                (unsigned long long)replayed,
+                (double)(rs_clock_mono_us() - t_ep) / 1e6);
     }
     rs_eval_stats_t st;
     rs_eval_stats(ev, &st);

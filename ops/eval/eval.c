@@ -643,3 +643,15 @@ void rs_eval_stats(const rs_eval_t *e, rs_eval_stats_t *st) {
 rs_eval_report_t *rs_eval_report(const rs_eval_t *e) {
     return rs_eval_acc_report(e->acc);
 }
+
+uint64_t rs_eval_epochs(rs_eval_t *e, int epochs, int64_t window_ms) {
+    uint64_t steps = 0;
+    if (e->watermark == INT64_MIN) return 0;
+    int64_t from = window_ms > 0 && e->watermark > INT64_MIN + window_ms
+                       ? e->watermark - window_ms
+                       : INT64_MIN;
+    for (int k = 0; k < e->conf.nmodels; k++)
+        steps += rs_learner_replay(e->lr[k], 0, from, INT64_MAX, epochs,
+                                   (uint64_t)k + 1);
+    return steps;
+}

@@ -283,6 +283,12 @@ int rs_eval_dim(const rs_eval_t *e);                        /* features     */
  * train` saves the model it trained this way. */
 rs_model_t *rs_eval_model(rs_eval_t *e, int i);
 void rs_eval_stats(const rs_eval_t *e, rs_eval_stats_t *st);
+/* `riskstream train`'s bootstrap: learn every record already resolved
+ * (labelled, or negative at maturity) with an event time in the last
+ * window_ms of the replay again, `epochs` more times in a shuffled order
+ * (rs_learner_replay).  Returns the learning steps made. */
+uint64_t rs_eval_epochs(rs_eval_t *e, int epochs, int64_t window_ms);
+
 /* The report so far (see rs_eval_acc_report). */
 rs_eval_report_t *rs_eval_report(const rs_eval_t *e);
 
