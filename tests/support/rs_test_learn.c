@@ -38,6 +38,15 @@ rs_test_learn_t *rs_test_learn_wrap(rs_model_t *m, const rs_model_conf_t *conf,
         return NULL;
     }
     t->m = m;
+    t->own = 1;
+    return t;
+}
+
+rs_test_learn_t *rs_test_learn_borrow(rs_model_t *m,
+                                      const rs_model_conf_t *conf,
+                                      char *errstr, size_t errstr_size) {
+    rs_test_learn_t *t = rs_test_learn_wrap(m, conf, errstr, errstr_size);
+    if (t) t->own = 0;
     return t;
 }
 
@@ -55,7 +64,7 @@ void rs_test_learn_destroy(rs_test_learn_t *t) {
     if (!t) return;
     rs_learner_destroy(t->l);
     rs_learnlog_close(t->log);
-    rs_model_destroy(t->m);
+    if (t->own) rs_model_destroy(t->m);
     free(t);
 }
 

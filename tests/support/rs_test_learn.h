@@ -35,10 +35,11 @@ extern "C" {
 #endif
 
 typedef struct rs_test_learn_s {
-    rs_model_t *m;          /* owned                                      */
+    rs_model_t *m;          /* owned (unless from rs_test_learn_borrow)   */
     rs_learnlog_t *log;     /* owned, in memory, partition 0              */
     rs_learner_t *l;        /* owned, learns m, log attached              */
     rs_model_conf_t conf;   /* the learner's (copy)                       */
+    int own;                /* 1: destroy m with it                       */
 } rs_test_learn_t;
 
 /* New model (rs_model_new(conf, dim, names)) with its log and learner.
@@ -52,7 +53,13 @@ rs_test_learn_t *rs_test_learn_new(const rs_model_conf_t *conf, int dim,
  * rs_model_conf_init's. */
 rs_test_learn_t *rs_test_learn_wrap(rs_model_t *m, const rs_model_conf_t *conf,
                                     char *errstr, size_t errstr_size);
-/* NULL is a no-op.  Destroys the learner, the log and the model. */
+/* As rs_test_learn_wrap, but m stays the caller's (it must outlive the
+ * result): a few learning steps of a model a test keeps using. */
+rs_test_learn_t *rs_test_learn_borrow(rs_model_t *m,
+                                      const rs_model_conf_t *conf,
+                                      char *errstr, size_t errstr_size);
+/* NULL is a no-op.  Destroys the learner, the log and (unless borrowed)
+ * the model. */
 void rs_test_learn_destroy(rs_test_learn_t *t);
 
 /* rs_learner_forward(t->l, 0, t->m, ...): with RS_MODEL_FWD_REMEMBER the
