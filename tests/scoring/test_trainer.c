@@ -311,16 +311,24 @@ static void run_lineage(int kind) {
     assert_int_equal(rs_trainer_rollback(tr, "", 1000, e, sizeof(e)),
                      RS_ERR_INVALID);
 
-    /* Learning continues from the rolled-back weights; the next version
-     * gets a new number (names are never reused). */
-    for (int i = 200; i < 240; i++) score_and_label(tr, &sc, i);
+    /* Learning continues from the rolled-back weights: the next version
+     * comes after publish_every (20) more updates, not at once (that would
+     * prune the oldest kept version, maybe the one just rolled back to),
+     * and gets a new number (names are never reused). */
+    rs_trainer_stats(tr, &st);
+    const uint64_t pub0 = st.published;
+    for (int i = 200; i < 210; i++) score_and_label(tr, &sc, i);
+    wait_trained(tr, 210, 0);
+    rs_trainer_stats(tr, &st);
+    assert_int_equal(st.published, pub0);
+    for (int i = 210; i < 240; i++) score_and_label(tr, &sc, i);
     wait_trained(tr, 240, 0);
     rs_trainer_stats(tr, &st);
     assert_int_equal(st.learner.joined, 240);
-    rs_trainer_stats(tr, &st);
+    assert_int_equal(st.published, pub0 + 40 / 20);
     n = rs_trainer_list(tr, ent, 8);
     assert_true(n == 3);
-    assert_true(ent[0].number >= 12);
+    assert_int_equal(ent[0].number, 13); /* 12 and 13 after the rollback */
     for (int i = 0; i < n; i++) assert_string_not_equal(ent[i].version, old);
 
     /* Detach: the trainer lets go of the log (then it may be closed). */
