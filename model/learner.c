@@ -62,9 +62,11 @@ rs_err_t rs_learner_set_model(rs_learner_t *l, rs_model_t *m) {
 
 rs_err_t rs_learner_attach(rs_learner_t *l, rs_learnlog_t *lg) {
     int32_t p = rs_learnlog_partition(lg);
-    rs_learnlog_stats_t ls;
-    rs_learnlog_stats(lg, &ls);
-    if (ls.rec_size != l->meta.rec_size) return RS_ERR_INVALID;
+    /* the whole metadata: records of the same size can be of another
+     * feature layout ("lr" dim 7 and 8) or architecture ("seq") */
+    rs_learnlog_meta_t meta;
+    rs_learnlog_meta(lg, &meta);
+    if (memcmp(&meta, &l->meta, sizeof(meta))) return RS_ERR_INVALID;
     if (p >= l->nlogs) {
         int32_t n = p + 1;
         l->logs = rs_realloc(l->logs, sizeof(*l->logs) * (size_t)n);

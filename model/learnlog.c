@@ -529,6 +529,9 @@ void rs_learnlog_close(rs_learnlog_t *lg) {
 
 int32_t rs_learnlog_partition(const rs_learnlog_t *lg) { return lg->partition; }
 const char *rs_learnlog_dir(const rs_learnlog_t *lg) { return lg->dir; }
+void rs_learnlog_meta(const rs_learnlog_t *lg, rs_learnlog_meta_t *meta) {
+    *meta = lg->meta;
+}
 
 /* ------------------------------------------------------------- writer */
 

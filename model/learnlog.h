@@ -122,6 +122,8 @@ void rs_learnlog_close(rs_learnlog_t *lg);
 
 int32_t rs_learnlog_partition(const rs_learnlog_t *lg);
 const char *rs_learnlog_dir(const rs_learnlog_t *lg); /* "" in memory */
+/* The metadata the log was opened with.  @locality any thread */
+void rs_learnlog_meta(const rs_learnlog_t *lg, rs_learnlog_meta_t *meta);
 
 /* ----------------------------------------------------------- writer */
 

@@ -2165,6 +2165,22 @@ rs_err_t rs_seq_loss_grad(rs_seq_t *s, const void *rec,
     return RS_OK;
 }
 
+rs_err_t rs_seq_loss_frozen(rs_seq_t *s, int nh, int y, double *loss) {
+    const int d = s->d;
+    rs_seq_run_t *tr = &s->tr;
+    if (nh < 0 || nh > s->L) return RS_ERR_INVALID;
+    /* keys/values of every layer from the kept layer inputs at the
+     * current weights (qkv = xin Wqkv^T, no bias) */
+    for (int l = 0; l < s->nl && nh > 0; l++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nh, 2 * d, d,
+                    1.0f, s->hxin + (size_t)l * d, s->pstride,
+                    s->p + s->o_qkv[l] + (size_t)d * d, d, 0.0f,
+                    tr->hist + (size_t)l * 2 * d, s->stride);
+    rs_seq_replay_row(s, nh);
+    *loss = rs_seq_fwd_bwd(s, y, 0, RS_MODEL_LEARN_LABEL);
+    return RS_OK;
+}
+
 /* ------------------------------------------------------------ save/load */
 
 static void rs_wb_f32s(rs_wbuf_t *b, const float *v, size_t n) {

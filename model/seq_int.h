@@ -133,5 +133,14 @@ void rs_seq_region(const rs_seq_t *s, rs_seq_region_t r, int l, size_t *off,
 rs_err_t rs_seq_loss_grad(rs_seq_t *s, const void *rec,
                           const void *const *hist, int nh, int y,
                           double *loss, float *grad);
+/* The loss that gradient is of, for a finite-difference check: the
+ * record loaded by the last rs_seq_loss_grad (its nh history events) at
+ * the current weights, the history's layer inputs kept as that call
+ * rebuilt them (constants: the gradient does not flow into them) and
+ * their keys/values recomputed from them at the current weights.  (The
+ * loss of rs_seq_loss_grad itself rebuilds the layer inputs at the
+ * current weights too, so its finite differences include the history
+ * path the gradient leaves out.) */
+rs_err_t rs_seq_loss_frozen(rs_seq_t *s, int nh, int y, double *loss);
 
 #endif /* RS_SEQ_INT_H */

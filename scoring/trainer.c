@@ -192,6 +192,10 @@ static void rs_trainer_do_rollback(rs_trainer_t *tr) {
         rs_model_destroy(tr->t);
         tr->t = m;
         m = NULL;
+        /* count the new T's updates from its own (fewer) updates */
+        rs_model_stats_t ms;
+        rs_model_stats(tr->t, &ms);
+        tr->updates_seen = ms.updates;
         rs_warn("trainer", "rolled back to model version %s", version);
         rs_trainer_publish(tr, 0);
     }
@@ -222,7 +226,9 @@ static void rs_trainer_resolved(void *opaque, float score, int label) {
 static void rs_trainer_count(rs_trainer_t *tr) {
     rs_model_stats_t ms;
     rs_model_stats(tr->t, &ms);
-    uint64_t d = ms.updates - tr->updates_seen;
+    /* (T replaced by one with fewer updates: nothing new to count) */
+    uint64_t d = ms.updates > tr->updates_seen ? ms.updates - tr->updates_seen
+                                               : 0;
     tr->updates_seen = ms.updates;
     tr->since_publish += d;
     if (tr->since_publish >= (uint64_t)tr->publish_every)

@@ -7,6 +7,9 @@
 set -uo pipefail
 BIN="${1:?binary}"
 T="$(mktemp -d /tmp/rs-cli.XXXXXX)"
+# The service's state (learning logs, default checkpoint, model store,
+# label delays) goes under $T, never into the machine's default state dir.
+export RISKSTREAM_STATE_DIR="$T/state"
 trap 'rm -rf "$T"' EXIT
 fails=0
 expect() { # expect CODE PATTERN -- cmd...

@@ -70,6 +70,9 @@ done
 RANDOM=$SEED
 
 T="$(mktemp -d /tmp/rs-kill9.XXXXXX)"
+# The service's state (learning logs, default checkpoint, model store,
+# label delays) goes under $T, never into the machine's default state dir.
+export RISKSTREAM_STATE_DIR="$T/state"
 SERVE=""; BROKER=""; KCAT=""
 cleanup() {
   [ -n "$SERVE" ] && kill -9 "$SERVE" 2>/dev/null || true   # no graceful stop: the broker goes too

@@ -23,6 +23,9 @@ for tool in kcat jq redis-cli redis-server; do
   command -v "$tool" >/dev/null || { echo "train_serve: $tool not installed (ops/deps.sh installs it)"; exit 1; }
 done
 T="$(mktemp -d /tmp/rs-train.XXXXXX)"
+# The service's state (learning logs, default checkpoint, model store,
+# label delays) goes under $T, never into the machine's default state dir.
+export RISKSTREAM_STATE_DIR="$T/state"
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -56,7 +59,7 @@ rc=0; "$BIN" train --input "$T/hist.csv" --out "$M" --config "$T/rs.yaml" --labe
 [ "$rc" -eq 0 ] || fail "train exited $rc"
 summary="$(grep '^train:' "$T/train.out" || true)"
 echo "train_serve: $summary"
-echo "$summary" | grep -q "^train: $NEV events (0 refused, 0 bad lines), [0-9]* labels learned" ||
+echo "$summary" | grep -q "^train: $NEV events (0 refused, 0 bad lines), [0-9]* labels applied ([0-9]* in flight" ||
   fail "summary: $summary"
 VER="$(echo "$summary" | sed -n 's/.*; version \([^;]*\);.*/\1/p')"
 case "$VER" in seq-*-0|"") fail "trained version '$VER': want seq-<hash>-<n>, n > 0";; seq-*) ;; *) fail "version '$VER'";; esac
