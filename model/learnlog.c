@@ -190,9 +190,11 @@ static rs_err_t rs_ll_map(const char *path, size_t len, int create,
     return RS_OK;
 }
 
-static void rs_ll_idx_init(const rs_learnlog_t *lg, rs_lseg_t *sg) {
+/* A new, empty index; clear = 0 for a fresh file or allocation (already
+ * zero: touching tens of MB of pages would slow the start). */
+static void rs_ll_idx_init(const rs_learnlog_t *lg, rs_lseg_t *sg, int clear) {
     rs_ll_idxhdr_t *ih = rs_ll_ih(sg);
-    memset(sg->idx, 0, sg->idx_len);
+    if (clear) memset(sg->idx, 0, sg->idx_len);
     memcpy(ih->magic, RS_LL_IDX_MAGIC, 8);
     ih->first = sg->first;
     ih->slots = sg->mask + 1;
@@ -274,7 +276,7 @@ static rs_lseg_t *rs_ll_seg_new(rs_learnlog_t *lg, uint64_t first,
     h->first = first;
     h->cap = lg->cap;
     h->sum = rs_checksum32(h, offsetof(rs_ll_loghdr_t, sum), 0);
-    rs_ll_idx_init(lg, sg);
+    rs_ll_idx_init(lg, sg, 0);
     return sg;
 }
 
@@ -388,7 +390,7 @@ static rs_err_t rs_ll_seg_open(rs_learnlog_t *lg, uint64_t first,
         err = rs_ll_map(path, ilen, 1, &sg->idx, &sg->idx_len, errstr,
                         errstr_size);
         if (err) { rs_ll_unmap(lg, sg); return err; }
-        rs_ll_idx_init(lg, sg);
+        rs_ll_idx_init(lg, sg, 0);
     }
     *out = sg;
     return RS_OK;
@@ -476,11 +478,18 @@ rs_learnlog_t *rs_learnlog_open(const char *dir, int32_t partition,
             for (uint64_t p = sg->first + done; p < sg->first + sg->cap; p++)
                 rs_ll_idx_add(lg, sg, p);
         }
-        /* the last one: valid records from its start; its index anew */
+        /* the last one: its index holds the records up to `indexed`
+         * (records never change once written); the valid records after
+         * it are the rest of the log (a torn write ends it).  If the last
+         * indexed record itself is damaged (pages lost in a machine
+         * crash), everything is checked and indexed anew. */
         rs_lseg_t *sg = lg->segs[lg->nseg - 1];
-        uint64_t cursor = rs_ll_ih(sg)->cursor;
-        rs_ll_idx_init(lg, sg);
-        uint64_t p = sg->first;
+        uint64_t cursor = rs_ll_ih(sg)->cursor, done = rs_ll_ih(sg)->indexed;
+        if (done && !rs_ll_rec_ok(lg, rs_ll_at(lg, sg, sg->first + done - 1))) {
+            rs_ll_idx_init(lg, sg, 1);
+            done = 0;
+        }
+        uint64_t p = sg->first + done;
         while (p < sg->first + sg->cap && rs_ll_rec_ok(lg, rs_ll_at(lg, sg, p))) {
             rs_ll_idx_add(lg, sg, p);
             p++;
@@ -600,7 +609,7 @@ rs_err_t rs_learnlog_rewind(rs_learnlog_t *lg, uint64_t pos, char *errstr,
     lg->rseg = NULL;
     /* its index again, from what is left */
     uint64_t cursor = rs_ll_ih(sg)->cursor;
-    rs_ll_idx_init(lg, sg);
+    rs_ll_idx_init(lg, sg, 1);
     for (uint64_t p = sg->first; p < pos; p++) rs_ll_idx_add(lg, sg, p);
     rs_ll_ih(sg)->cursor = cursor < pos ? cursor : pos;
     atomic_store(&lg->end, pos);

@@ -905,11 +905,21 @@ static rs_learnlog_t *rs_svc_log(rs_service_t *svc, int32_t partition,
     rs_err_t err;
     lg = rs_state_log(svc->state, partition, &err, errstr, errstr_size);
     if (!lg) return NULL;
-    if (svc->lrestore[partition] >= 0 &&
-        rs_learnlog_rewind(lg, (uint64_t)svc->lrestore[partition], errstr,
-                           errstr_size) != RS_OK) {
-        rs_state_close_log(svc->state, partition);
-        return NULL;
+    if (svc->lrestore[partition] >= 0) {
+        uint64_t want = (uint64_t)svc->lrestore[partition];
+        if (want > rs_learnlog_end(lg)) {
+            /* the log lost records the checkpoint counted (deleted by
+             * hand, a damaged disk): what is there is still good */
+            rs_warn("service", "learning log of partition %d ends at %llu, "
+                    "before the checkpoint's %llu: the records between are "
+                    "lost to learning", (int)partition,
+                    (unsigned long long)rs_learnlog_end(lg),
+                    (unsigned long long)want);
+        } else if (rs_learnlog_rewind(lg, want, errstr, errstr_size) !=
+                   RS_OK) {
+            rs_state_close_log(svc->state, partition);
+            return NULL;
+        }
     }
     rs_trainer_msg_t *m = rs_svc_train_slot(svc);
     m->kind = RS_TRAINER_ATTACH;
