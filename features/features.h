@@ -88,6 +88,14 @@ typedef enum rs_features_agg_e {
     RS_FEATURES_AGG_DEVIATION,   /* x - window mean (own baseline)          */
     RS_FEATURES_AGG_CURRENT,     /* x itself                                */
     RS_FEATURES_AGG_CURRENT_LOG1P, /* log1p(max(x, 0))                      */
+    /* calendar transforms of the event's own time in features.timezone
+     * (they ignore the key, window and value) */
+    RS_FEATURES_AGG_HOUR_OF_DAY, /* local hour 0..23                        */
+    RS_FEATURES_AGG_DAY_OF_WEEK, /* local day, 0 = Monday .. 6 = Sunday     */
+    RS_FEATURES_AGG_NIGHT,       /* 1 if the local hour is in [0, 6)        */
+    RS_FEATURES_AGG_WEEKEND,     /* 1 on a local Saturday or Sunday         */
+    RS_FEATURES_AGG_HOUR_SIN,    /* sin(2 pi h / 24), h = local fractional hour */
+    RS_FEATURES_AGG_HOUR_COS,    /* cos(2 pi h / 24)                        */
     RS_FEATURES_AGG__CNT
 } rs_features_agg_t;
 
@@ -106,6 +114,12 @@ typedef struct rs_features_spec_s {
     int64_t offset_ms;           /* window ends offset_ms before the event  */
     int64_t label_delay_ms;      /* labels count from arrival + delay       */
     int64_t history;             /* ring size wanted for the key (0: global) */
+    int64_t bucket_ms;           /* >0: bucketed window (whole buckets of
+                                  * this width, ending at or before
+                                  * t - offset; count/sum/mean/velocity/
+                                  * fraud_count/fraud_rate only)            */
+    int maturity_offset;         /* offset is features.label_maturity
+                                  * (resolved when the specs are listed)   */
     double below;                /* count_below threshold                   */
     int include_current;         /* the event counts in its own window      */
     uint32_t aggs;               /* bit set of rs_features_agg_t            */
@@ -123,6 +137,12 @@ typedef struct rs_features_conf_s {
     char sensor_fields[256];    /* comma list of the sensor preset's fields  */
     int preset;                 /* 0 cards, 1 sensors, 2 none                */
     int64_t labels_per_key;     /* fraud labels kept per key                 */
+    int64_t label_maturity;     /* ms; offset of the cards preset's
+                                 * counterparty windows: every event in them
+                                 * is this old (0 = the label delay, which
+                                 * the caller resolves before
+                                 * rs_features_new; if left 0, no offset)   */
+    char timezone[64];          /* IANA zone of the calendar transforms     */
     /* From the raw `specs:` / `extra_specs:` keys (rs_features_conf_add_specs).
      * specs replace the preset's, extra_specs are appended to them. */
     int nspecs, nextra;

@@ -5,7 +5,8 @@
  *            counts, stats, body checksum, header checksum)
  *   body     blob[blob_len], then records in any order:
  *              key:   u8 1, u8 table, u16 n, u16 nl, u16 0, u64 key,
- *                     i64 seen, n items (oldest first), nl labels
+ *                     i64 seen, n items (oldest first), nl labels, and
+ *                     the table's nbkt buckets if it has bucketed windows
  *              index: u8 2, u8[3] 0, u32 ring position, rs_fe_evref_t
  *   The body checksum chains rs_checksum32 over 1 MiB blocks.
  *
@@ -25,6 +26,7 @@
 #include "features/features_int.h"
 
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdlib.h>
@@ -126,6 +128,8 @@ void rs_fe_ck_touch_slot(rs_features_t *f, int t, uint32_t s) {
     const rs_fe_lab_t *lab = tb->nlab ? rs_fe_labs(tb, h) : NULL;
     for (uint32_t i = 0; i < h->lab_n; i++)
         rs_fe_ck_put(ck, &lab[(h->lab_head + i) % tb->nlab], sizeof(*lab));
+    if (tb->nbkt) /* the whole bucket ring, as it is */
+        rs_fe_ck_put(ck, rs_fe_bkts(tb, h), tb->nbkt * sizeof(rs_fe_bkt_t));
     ck->nkeys++;
 }
 
@@ -547,7 +551,8 @@ rs_err_t rs_features_checkpoint_read(rs_features_t *f, const char *path,
             if (k.tab >= f->ntab) { bad = "key record for an unknown table"; break; }
             rs_fe_tab_t *tb = &f->tab[k.tab];
             uint64_t need = (uint64_t)k.n * tb->item_size +
-                            (uint64_t)k.nl * sizeof(rs_fe_lab_t);
+                            (uint64_t)k.nl * sizeof(rs_fe_lab_t) +
+                            (uint64_t)tb->nbkt * sizeof(rs_fe_bkt_t);
             if (!k.key || k.n > tb->hist || k.nl > tb->nlab ||
                 h.body_len - off < need) {
                 bad = "bad key record";
@@ -571,6 +576,22 @@ rs_err_t rs_features_checkpoint_read(rs_features_t *f, const char *path,
                 off += k.nl * sizeof(rs_fe_lab_t);
             }
             sh->lab_n = k.nl;
+            if (tb->nbkt) {
+                rs_fe_bkt_t *bk = rs_fe_bkts(tb, sh);
+                memcpy(bk, body + off, tb->nbkt * sizeof(rs_fe_bkt_t));
+                off += tb->nbkt * sizeof(rs_fe_bkt_t);
+                for (uint32_t j = 0; j < tb->nbkt && !bad; j++)
+                    if (bk[j].b1 < 0 || bk[j].nv > bk[j].n ||
+                        !isfinite(bk[j].sum) ||
+                        (bk[j].b1 && (uint32_t)((bk[j].b1 - 1) % (int32_t)tb->nbkt) != j)) {
+                        snprintf(why, sizeof(why),
+                                 "key record %llu (table %u): bucket %u is "
+                                 "inconsistent", (unsigned long long)nkeys,
+                                 k.tab, j);
+                        bad = why;
+                    }
+                if (bad) break;
+            }
             nkeys++;
         } else if (type == 2) {
             rs_fe_ckev_t e;

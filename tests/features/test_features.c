@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "features/features.h"
@@ -138,6 +139,13 @@ typedef struct ref_s {
     int nlab;
     ref_key_t keys[REF_MAX_KEYS];
     int nkeys;
+    /* bucketed windows: per table bucket width and count, and the fraud
+     * labels counted into a bucket (table, key, bucket, seq) */
+    int64_t tbkt[RS_FEATURES_MAX_TABLES];
+    int tnbkt[RS_FEATURES_MAX_TABLES], tbvi[RS_FEATURES_MAX_TABLES];
+    int bf_tab[REF_MAX_LAB], bf_key[REF_MAX_LAB], bf_seq[REF_MAX_LAB];
+    int64_t bf_j[REF_MAX_LAB];
+    int nbf;
     int64_t wm;
     int seq;
     uint64_t events;
@@ -165,9 +173,16 @@ static void ref_init(ref_t *r, const rs_features_conf_t *c) {
         if (h < c->history) h = (int)c->history;
         if (s->last_n > h) h = (int)s->last_n;
         if (h > r->thist[t]) r->thist[t] = h;
-        if (s->aggs & ((1u << RS_FEATURES_AGG_FRAUD_COUNT) |
-                       (1u << RS_FEATURES_AGG_FRAUD_RATE)))
+        if (s->bucket_ms) {
+            int64_t nb = (s->offset_ms + s->bucket_ms - 1) / s->bucket_ms +
+                         s->window_ms / s->bucket_ms + 1;
+            r->tbkt[t] = s->bucket_ms;
+            if (nb > r->tnbkt[t]) r->tnbkt[t] = (int)nb;
+            r->tbvi[t] = name_idx(r->vnames, &r->nvn, s->value);
+        } else if (s->aggs & ((1u << RS_FEATURES_AGG_FRAUD_COUNT) |
+                              (1u << RS_FEATURES_AGG_FRAUD_RATE))) {
             r->tlab[t] = (int)c->labels_per_key;
+        }
         name_idx(r->vnames, &r->nvn, s->value);
         name_idx(r->anames, &r->nan_, s->field);
     }
@@ -242,6 +257,79 @@ static int ref_ring(ref_t *r, int t, int id, ritem_t *out) {
     return n > r->thist[t] ? r->thist[t] : n;
 }
 
+static int64_t fdiv(int64_t a, int64_t b) {
+    int64_t q = a / b;
+    return q - (a % b != 0 && a < 0);
+}
+
+/* Largest bucket number of the key's current-epoch events (inserted so
+ * far) in the class of bucket j (j mod nbkt); -1 if none. */
+static int64_t ref_bkt_max(const ref_t *r, int tb, int id, int64_t j) {
+    const ref_key_t *k = NULL;
+    for (int i = 0; i < r->nkeys; i++)
+        if (r->keys[i].tab == tb && r->keys[i].id == id) k = &r->keys[i];
+    int64_t best = -1, nb = r->tnbkt[tb];
+    for (int i = 0; i < r->nev; i++) {
+        if (r->ev[i].key[tb] != id || (k && r->ev[i].seq < k->epoch_seq)) continue;
+        int64_t b = fdiv(r->ev[i].t, r->tbkt[tb]);
+        if (b % nb == j % nb && b > best) best = b;
+    }
+    return best;
+}
+
+/* Bucketed spec: whole buckets [e - W/B + 1, e], e = floor((t - O)/B) - 1,
+ * each counted if it is still the newest of its class. */
+static void ref_bucketed(ref_t *r, const rs_features_spec_t *s, int tb, int id,
+                         int64_t t, const uint8_t *aggs, int nout, float *out) {
+    const ref_key_t *k = ref_key(r, tb, id);
+    const int64_t B = r->tbkt[tb];
+    int64_t e = fdiv(t - s->offset_ms, B) - 1;
+    double n = 0, nv = 0, fr = 0, sum = 0;
+    int vi = r->tbvi[tb];
+    for (int64_t j = e - s->window_ms / B + 1; j <= e; j++) {
+        if (j < 0 || ref_bkt_max(r, tb, id, j) != j) continue;
+        for (int i = 0; i < r->nev; i++) {
+            const ref_ev_t *ev = &r->ev[i];
+            if (ev->key[tb] != id || ev->seq < k->epoch_seq || fdiv(ev->t, B) != j)
+                continue;
+            n++;
+            if (isfinite(ev->val[vi])) { nv++; sum += ev->val[vi]; }
+        }
+        for (int i = 0; i < r->nbf; i++)
+            fr += r->bf_tab[i] == tb && r->bf_key[i] == id && r->bf_j[i] == j &&
+                  r->bf_seq[i] >= k->epoch_seq;
+    }
+    for (int q = 0; q < nout; q++) {
+        double v = 0;
+        switch (aggs[q]) {
+        case RS_FEATURES_AGG_COUNT: v = n; break;
+        case RS_FEATURES_AGG_SUM: v = sum; break;
+        case RS_FEATURES_AGG_MEAN: v = nv ? sum / nv : 0; break;
+        case RS_FEATURES_AGG_VELOCITY: v = n * (double)HOUR_MS / s->window_ms; break;
+        case RS_FEATURES_AGG_FRAUD_COUNT: v = fr; break;
+        case RS_FEATURES_AGG_FRAUD_RATE: v = n ? fmin(1.0, fr / n) : 0; break;
+        }
+        out[q] = (float)v;
+    }
+}
+
+/* Calendar transforms in UTC (the zone lookup is tested against glibc in
+ * test_calendar_timezones). */
+static int ref_calendar(int agg, int64_t t, double *v) {
+    int64_t day = fdiv(t, DAY_MS);
+    double h = (double)(t - day * DAY_MS) / HOUR_MS;
+    int dow = (int)(((day + 3) % 7 + 7) % 7);
+    switch (agg) {
+    case RS_FEATURES_AGG_HOUR_OF_DAY: *v = floor(h); return 1;
+    case RS_FEATURES_AGG_DAY_OF_WEEK: *v = dow; return 1;
+    case RS_FEATURES_AGG_NIGHT: *v = h < 6; return 1;
+    case RS_FEATURES_AGG_WEEKEND: *v = dow >= 5; return 1;
+    case RS_FEATURES_AGG_HOUR_SIN: *v = sin(6.283185307179586 * h / 24); return 1;
+    case RS_FEATURES_AGG_HOUR_COS: *v = cos(6.283185307179586 * h / 24); return 1;
+    }
+    return 0;
+}
+
 static void ref_features(ref_t *r, const rs_event_t *ev, const ref_ev_t *cur,
                          float *out, uint32_t *flags) {
     static ritem_t ring[REF_MAX_EV];
@@ -258,8 +346,29 @@ static void ref_features(ref_t *r, const rs_event_t *ev, const ref_ev_t *cur,
         uint8_t aggs[RS_FEATURES_AGG__CNT];
         for (int a = 0; a < RS_FEATURES_AGG__CNT; a++)
             if (s->aggs & (1u << a)) aggs[nout++] = (uint8_t)a;
+        {
+            double cv;
+            int all_cal = 1;
+            for (int k = 0; k < nout; k++) all_cal &= ref_calendar(aggs[k], t, &cv);
+            if (all_cal) {
+                for (int k = 0; k < nout; k++) {
+                    ref_calendar(aggs[k], t, &cv);
+                    out[o++] = (float)cv;
+                }
+                continue;
+            }
+        }
         if (id == 0) {
-            for (int k = 0; k < nout; k++) out[o++] = 0;
+            for (int k = 0; k < nout; k++) {
+                double cv = 0;
+                ref_calendar(aggs[k], t, &cv);
+                out[o++] = (float)cv;
+            }
+            continue;
+        }
+        if (s->bucket_ms) {
+            ref_bucketed(r, s, tb, id, t, aggs, nout, out + o);
+            o += nout;
             continue;
         }
         int n = ref_ring(r, tb, id, ring);
@@ -271,7 +380,7 @@ static void ref_features(ref_t *r, const rs_event_t *ev, const ref_ev_t *cur,
                 if (ns < s->last_n) sel[ns++] = ring[i].ev;
             } else {
                 int64_t d = t - ring[i].t;
-                if (d >= s->offset_ms && (!s->window_ms || d < s->offset_ms + s->window_ms))
+                if (d >= s->offset_ms && (!s->window_ms || d <= s->offset_ms + s->window_ms))
                     sel[ns++] = ring[i].ev;
             }
         }
@@ -343,7 +452,7 @@ static void ref_features(ref_t *r, const rs_event_t *ev, const ref_ev_t *cur,
                 const ref_lab_t *l = &r->lab[labs[j].ev];
                 if (l->et > t) continue;
                 int64_t d = t - l->et;
-                if (d < s->offset_ms || d >= s->offset_ms + s->window_ms) continue;
+                if (d < s->offset_ms || d > s->offset_ms + s->window_ms) continue;
                 if (l->arr + s->label_delay_ms < t) fc++;
             }
         }
@@ -389,6 +498,7 @@ static void ref_features(ref_t *r, const rs_event_t *ev, const ref_ev_t *cur,
             case RS_FEATURES_AGG_DEVIATION: v = xok && nv ? x - mean : 0; break;
             case RS_FEATURES_AGG_CURRENT: v = xok ? x : 0; break;
             case RS_FEATURES_AGG_CURRENT_LOG1P: v = xok ? log1p(x > 0 ? x : 0) : 0; break;
+            default: ref_calendar(aggs[k], t, &v); break;
             }
             out[o++] = (float)v;
         }
@@ -451,8 +561,20 @@ static void ref_label(ref_t *r, int evn, double value, int64_t ltime) {
     if (arr < e->t) arr = e->t;
     int seq = r->seq++;
     for (int tb = 0; tb < r->ntab; tb++) {
-        if (!r->tlab[tb] || !e->key[tb]) continue;
+        if ((!r->tlab[tb] && !r->tbkt[tb]) || !e->key[tb]) continue;
         if (!ref_access(r, tb, e->key[tb])) continue;
+        if (r->tbkt[tb]) {
+            int64_t j = fdiv(e->t, r->tbkt[tb]);
+            if (ref_bkt_max(r, tb, e->key[tb], j) == j) {
+                assert_true(r->nbf < REF_MAX_LAB);
+                r->bf_tab[r->nbf] = tb;
+                r->bf_key[r->nbf] = e->key[tb];
+                r->bf_j[r->nbf] = j;
+                r->bf_seq[r->nbf] = seq;
+                r->nbf++;
+            }
+        }
+        if (!r->tlab[tb]) continue;
         assert_true(r->nlab < REF_MAX_LAB);
         r->lab[r->nlab] = (ref_lab_t){e->t, arr, seq};
         r->lab_tab[r->nlab] = tb;
@@ -610,6 +732,7 @@ static const char *yaml_all =
     "  key_ttl: 5d\n"
     "  allowed_lateness: 1h\n"
     "  label_index: 65536\n"
+    "  label_maturity: 5h\n"
     "  specs:\n"
     "    - key: entity\n"
     "      windows: [10m, 1h, 1d, 7d]\n"
@@ -634,7 +757,12 @@ static const char *yaml_all =
     "    - {key: entity, value: temp, last: 4, include_current: true, aggs: [mean, slope]}\n"
     "    - {key: counterparty, windows: [1h, 1d], history: 20, aggs: [count, mean, fraud_count, fraud_rate, {distinct: entity}]}\n"
     "    - {key: counterparty, window: 3d, offset: 1d, aggs: [count, fraud_rate]}\n"
-    "    - {key: mcc, window: 1d, aggs: [count, sum, zscore, fraud_count]}\n";
+    "    - {key: mcc, window: 1d, aggs: [count, sum, zscore, fraud_count]}\n"
+    "    - {key: counterparty, windows: [6h, 2d], offset: maturity, bucket: 2h, name: cpb,\n"
+    "       aggs: [count, sum, mean, velocity, fraud_count, fraud_rate]}\n"
+    "    - {key: counterparty, window: 1d, bucket: 2h, name: cpb0, aggs: [count, fraud_count]}\n"
+    "    - {name: cal, aggs: [hour_of_day, day_of_week, night, weekend, hour_sin, hour_cos]}\n"
+    "    - {key: mcc, window: 1h, name: mixcal, aggs: [count, night, hour_sin]}\n";
 
 static void test_reference_all_aggs(void **state) {
     (void)state;
@@ -681,16 +809,25 @@ static void test_card_preset_layout(void **state) {
     c.max_keys = c.max_counterparties = 64;
     c.label_index = 64;
     char err[256];
+    c.label_maturity = 7 * DAY_MS;
     rs_features_t *f = rs_features_new(&c, err, sizeof(err));
     assert_non_null(f);
-    /* the information of the first hand-written set is all there */
+    /* what a fraud team computes first (docs/features.md) */
+    assert_int_equal(rs_features_dim(f), 36);
     const char *need[] = {
-        "ent_current_log1p", "ent_count_10m", "ent_count_1h", "ent_count_1d",
-        "ent_count_7d", "ent_sum_1d", "ent_mean_7d", "ent_std_7d",
-        "ent_ratio_mean_7d", "ent_zscore_7d", "ent_since_last",
-        "ent_distinct_counterparty_1d", "ent_new_counterparty",
-        "ent_count_below_1h", "ent_fraud_count_30d", "cp_count_1d",
-        "cp_fraud_rate_30d", "cp_fraud_rate_30d_off7d", "ent_velocity_1d"};
+        "ent_current_log1p", "ent_count_10m", "ent_count_1h",
+        "ent_count_below_1h", "ent_max_1h",
+        "ent_count_1d_incl", "ent_sum_1d_incl", "ent_mean_1d_incl",
+        "ent_count_7d_incl", "ent_sum_7d_incl", "ent_mean_7d_incl",
+        "ent_count_30d_incl", "ent_sum_30d_incl", "ent_mean_30d_incl",
+        "ent_ratio_mean_30d", "ent_zscore_30d", "ent_max_30d",
+        "ent_since_last", "ent_distinct_counterparty_1d_incl",
+        "ent_new_counterparty", "ent_fraud_count_30d", "cp_count_1h",
+        "cp_count_1d_off7d", "cp_count_7d_off7d", "cp_count_30d_off7d",
+        "cp_fraud_rate_1d_off7d", "cp_fraud_rate_7d_off7d",
+        "cp_fraud_rate_30d_off7d", "cp_fraud_count_30d", "cal_hour_of_day",
+        "cal_day_of_week", "cal_night", "cal_weekend", "cal_hour_sin",
+        "cal_hour_cos"};
     for (size_t i = 0; i < RS_ARRAY_LEN(need); i++)
         if (find_feature(f, need[i]) < 0) fail_msg("missing %s", need[i]);
     for (int i = 0; i < rs_features_dim(f); i++) {
@@ -789,7 +926,8 @@ static void test_ttl_eviction_cap(void **state) {
     ev = mkev("late", "k7", "m", T0 + 2 * DAY_MS + 200, 1);
     rs_features_process(f, &ev, x, &fl);
     assert_true(fl & RS_FEATURES_FLAG_NEW_ENTITY);
-    assert_true(x[find_feature(f, "ent_count_30d")] == 0);
+    assert_true(x[find_feature(f, "ent_max_30d")] == 0);
+    assert_true(x[find_feature(f, "ent_count_30d_incl")] == 1);
     /* the sweep removes the other idle keys without them being touched */
     for (int i = 0; i < 8; i++) {
         snprintf(id, sizeof(id), "z%d", i);
@@ -812,6 +950,158 @@ static void test_ttl_eviction_cap(void **state) {
     ev = mkev("q3", "q", "m", T0 + 2 * DAY_MS + 1, 1);
     rs_features_process(f, &ev, x, &fl);
     assert_true(fl & RS_FEATURES_FLAG_NEW_ENTITY);
+    rs_features_destroy(f);
+}
+
+/* Window boundaries are SQL's RANGE frame: an item exactly one window old
+ * counts (issue 15: at a 1-hour cadence every 1-hour window was empty),
+ * one ms older does not; offsets are closed on both ends too. */
+static void test_window_boundaries(void **state) {
+    (void)state;
+    static rs_features_conf_t c;
+    char err[512];
+    rs_features_conf_init(&c);
+    const char *yaml =
+        "features:\n  max_keys: 16\n  max_counterparties: 16\n  label_index: 64\n"
+        "  specs:\n"
+        "    - {key: entity, window: 1h, aggs: [count, mean]}\n"
+        "    - {key: entity, window: 1h, offset: 1h, aggs: [count]}\n";
+    if (load_conf(yaml, &c, err, sizeof(err))) fail_msg("%s", err);
+    rs_features_t *f = rs_features_new(&c, err, sizeof(err));
+    assert_non_null(f);
+    float x[8];
+    char id[16];
+    for (int i = 0; i < 4; i++) { /* hourly readings */
+        snprintf(id, sizeof(id), "h%d", i);
+        rs_event_t ev = mkev(id, "m", "", T0 + i * HOUR_MS, 10.0 + i);
+        assert_int_equal(rs_features_process(f, &ev, x, NULL), RS_OK);
+        assert_true(x[0] == (i ? 1 : 0));      /* [t - 1h, t]: the previous */
+        assert_true(x[1] == (i ? 9.0f + i : 0));
+        assert_true(x[2] == (i >= 2 ? 2 : i)); /* [t - 2h, t - 1h]: two */
+    }
+    rs_event_t ev = mkev("late1", "m", "", T0 + 4 * HOUR_MS + 1, 1);
+    rs_features_process(f, &ev, x, NULL);   /* t-1h-1ms .. : h3 is 1h+1ms old */
+    assert_true(x[0] == 0);
+    assert_true(x[2] == 1);                  /* [t-2h, t-1h]: h3 only */
+    rs_features_destroy(f);
+}
+
+/* Calendar transforms against glibc's localtime_r (the test may set TZ;
+ * the engine never does): DST changes of Europe/Paris and America/New_York,
+ * a half-hour zone, far dates handled by the TZif footer rule. */
+static void test_calendar_timezones(void **state) {
+    (void)state;
+    const char *zones[] = {"UTC", "Europe/Paris", "America/New_York",
+                           "Asia/Kolkata", "Australia/Lord_Howe"};
+    const int64_t when[] = {
+        1711846800000LL - 1, 1711846800000LL,  /* 2024-03-31 01:00 UTC */
+        1729990800000LL - 1, 1729990800000LL,  /* 2024-10-27 01:00 UTC */
+        1710054000000LL, 1730613600000LL,      /* US changes 2024 */
+        1700000000000LL, 2524608000000LL,      /* 2023, 2050 */
+        4102444800000LL + 1234567, 86400000LL};
+    for (size_t z = 0; z < RS_ARRAY_LEN(zones); z++) {
+        char path[256];
+        snprintf(path, sizeof(path), "/usr/share/zoneinfo/%s", zones[z]);
+        if (z && access(path, R_OK) != 0) {
+            print_message("skip %s: no tzdata\n", zones[z]);
+            continue;
+        }
+        static rs_features_conf_t c;
+        char err[512];
+        rs_features_conf_init(&c);
+        c.max_keys = c.max_counterparties = 16;
+        c.label_index = 64;
+        const char *yaml =
+            "features:\n  specs:\n"
+            "    - {name: cal, aggs: [hour_of_day, day_of_week, night, weekend, hour_sin]}\n";
+        if (load_conf(yaml, &c, err, sizeof(err))) fail_msg("%s", err);
+        rs_strlcpy(c.timezone, zones[z], sizeof(c.timezone));
+        rs_features_t *f = rs_features_new(&c, err, sizeof(err));
+        if (!f) fail_msg("%s: %s", zones[z], err);
+        setenv("TZ", zones[z], 1);
+        tzset();
+        for (size_t i = 0; i < RS_ARRAY_LEN(when); i++) {
+            float x[8];
+            char id[16];
+            snprintf(id, sizeof(id), "c%zu", i);
+            rs_event_t ev = mkev(id, "e", "", when[i], 1);
+            assert_int_equal(rs_features_process(f, &ev, x, NULL), RS_OK);
+            time_t tt = (time_t)(when[i] / 1000);
+            struct tm tm;
+            localtime_r(&tt, &tm);
+            int dow = (tm.tm_wday + 6) % 7;
+            double h = tm.tm_hour + tm.tm_min / 60.0 + tm.tm_sec / 3600.0 +
+                       (double)(when[i] % 1000) / 3.6e6;
+            if (x[0] != tm.tm_hour || x[1] != dow || x[2] != (tm.tm_hour < 6) ||
+                x[3] != (dow >= 5) || fabs(x[4] - sin(6.283185307179586 * h / 24)) > 1e-5)
+                fail_msg("%s at %lld: hour %g dow %g night %g weekend %g sin %g; "
+                         "libc %d %d", zones[z], (long long)when[i], x[0], x[1],
+                         x[2], x[3], x[4], tm.tm_hour, dow);
+        }
+        rs_features_destroy(f);
+    }
+    unsetenv("TZ");
+    tzset();
+    /* a bad zone is a config error naming the key */
+    rs_features_conf_t c;
+    rs_features_conf_init(&c);
+    c.max_keys = c.max_counterparties = 16;
+    c.label_index = 64;
+    rs_strlcpy(c.timezone, "Mars/Olympus", sizeof(c.timezone));
+    char err[512];
+    assert_null(rs_features_new(&c, err, sizeof(err)));
+    assert_non_null(strstr(err, "features.timezone"));
+    rs_strlcpy(c.timezone, "../etc/passwd", sizeof(c.timezone));
+    assert_null(rs_features_new(&c, err, sizeof(err)));
+}
+
+/* The cards preset's counterparty windows end at label maturity, in
+ * whole-day buckets: a merchant with far more events than the ring holds
+ * still has its full 30 days, and its fraud rate counts only labels that
+ * were applied (arrived) before the event. */
+static void test_maturity_buckets(void **state) {
+    (void)state;
+    rs_features_conf_t c;
+    rs_features_conf_init(&c);
+    c.max_keys = 4096;
+    c.max_counterparties = 16;
+    c.label_index = 1 << 16;
+    c.label_maturity = 7 * DAY_MS;
+    char err[256];
+    rs_features_t *f = rs_features_new(&c, err, sizeof(err));
+    assert_non_null(f);
+    int n7 = find_feature(f, "cp_count_7d_off7d"), r7 = find_feature(f, "cp_fraud_rate_7d_off7d");
+    int n30 = find_feature(f, "cp_count_30d_off7d"), fc = find_feature(f, "cp_fraud_count_30d");
+    assert_true(n7 >= 0 && r7 >= 0 && n30 >= 0 && fc >= 0);
+    float x[RS_FEATURES_MAX_DIM];
+    const int64_t day0 = (T0 / DAY_MS) * DAY_MS;
+    /* 100 payments a day for 20 days at one merchant, every 10th fraud,
+     * its label arriving 2 days later */
+    char id[32], card[32];
+    int k = 0;
+    for (int d = 0; d < 20; d++) {
+        for (int i = 0; i < 100; i++, k++) {
+            int64_t t = day0 + d * DAY_MS + i * 10 * MIN_MS;
+            /* labels of day d - 2 arrive at the start of day d */
+            if (i == 0 && d >= 2)
+                for (int j = 0; j < 10; j++) {
+                    snprintf(id, sizeof(id), "p%d", (d - 2) * 100 + j * 10);
+                    rs_label_t lb = mklabel(id, 1.0, t);
+                    assert_int_equal(rs_features_label(f, &lb), RS_OK);
+                }
+            snprintf(id, sizeof(id), "p%d", k);
+            snprintf(card, sizeof(card), "c%d", k % 1000);
+            rs_event_t ev = mkev(id, card, "shop", t, 10);
+            assert_int_equal(rs_features_process(f, &ev, x, NULL), RS_OK);
+        }
+    }
+    /* at day 20 + 1h: 7-day window ending >= 7 days ago = days 6..12 */
+    rs_event_t ev = mkev("q", "c0", "shop", day0 + 20 * DAY_MS + HOUR_MS, 10);
+    rs_features_process(f, &ev, x, NULL);
+    assert_true(x[n7] == 700);          /* not capped by history 64 */
+    assert_true(x[r7] == 0.1f);
+    assert_true(x[n30] == 1300);        /* days 0..12 (the stream began) */
+    assert_true(x[fc] == 180);          /* days 0..17 labelled, in 19 buckets */
     rs_features_destroy(f);
 }
 
@@ -1333,6 +1623,9 @@ int main(void) {
         cmocka_unit_test(test_current_excluded_and_leakage),
         cmocka_unit_test(test_ttl_eviction_cap),
         cmocka_unit_test(test_grammar_errors),
+        cmocka_unit_test(test_window_boundaries),
+        cmocka_unit_test(test_calendar_timezones),
+        cmocka_unit_test(test_maturity_buckets),
         cmocka_unit_test(test_reference_all_aggs),
         cmocka_unit_test(test_reference_presets),
         cmocka_unit_test(test_checkpoint_roundtrip),
