@@ -312,10 +312,14 @@ rs_err_t rs_features_checkpoint_read(rs_features_t *f, const char *path,
  * event at t, every pending label with label_time_ms < t is applied (a
  * label with no time is applied before the next event).  Events are JSON
  * lines (rs_event_from_json), foreign JSON lines (rs_event_from_json_map)
- * or CSV with a header (rs_csv_*), the latter two through `map`.  A CSV
- * label column is ignored here (it has no arrival time; pass labels with
- * --labels).  Bad lines are counted and skipped.  This is the one part of
- * features/ that reads files (it only reads the FILE*s it is given). */
+ * or CSV with a header (rs_csv_*), the latter two through `map`.  With
+ * `column_labels` (and no labels file), the label column of a CSV/foreign
+ * JSON row (`map->label`) is a label of that event that becomes visible at
+ * event time + `label_delay_ms`, as `riskstream eval` replays it: before
+ * an event at t every label visible at or before t is applied, labels file
+ * or column alike, in visible-time order (ties first in, first out).  Bad
+ * lines are counted and skipped.  This is the one part of features/ that
+ * reads files (it only reads the FILE*s it is given). */
 typedef int (*rs_features_row_fn)(void *opaque, const rs_event_t *ev,
                                   const float *x /* [dim] */, uint32_t flags);
 
@@ -324,6 +328,9 @@ typedef struct rs_features_replay_s {
     int format;                 /* 0 JSON lines, 1 CSV, 2 foreign JSON lines  */
     const rs_csv_map_t *map;    /* formats 1 and 2; NULL = defaults          */
     FILE *labels;               /* JSON lines of labels, or NULL             */
+    int column_labels;          /* formats 1, 2: labels from the label column
+                                 * (ignored when `labels` is given)          */
+    int64_t label_delay_ms;     /* column labels: visible at event time + this */
     rs_features_row_fn row;     /* each scored event; nonzero return stops   */
     void (*progress)(void *opaque, uint64_t bytes_read); /* ~every 1 MiB     */
     void *opaque;
@@ -331,7 +338,9 @@ typedef struct rs_features_replay_s {
 
 typedef struct rs_features_replay_stats_s {
     uint64_t events;            /* scored                                    */
-    uint64_t labels;            /* label lines applied (incl. unknown)       */
+    uint64_t labels;            /* labels applied (incl. unknown): file lines
+                                 * or column values                          */
+    uint64_t column_positives;  /* column labels >= 0.5                      */
     uint64_t bad_lines;         /* undecodable or invalid events             */
     uint64_t bad_labels;        /* undecodable label lines                   */
     uint64_t late;              /* events flagged late                       */

@@ -1580,7 +1580,7 @@ static void test_offline_equals_online(void **state) {
     float *want = calloc((size_t)ne * RS_FEATURES_MAX_DIM, sizeof(float));
     int li = 0;
     for (int i = 0; i < ne; i++) {
-        while (li < nl && labs[li].label_time_ms < evs[i].event_time_ms)
+        while (li < nl && labs[li].label_time_ms <= evs[i].event_time_ms)
             rs_features_label(on, &labs[li++]);
         rs_features_process(on, &evs[i], want + (size_t)i * RS_FEATURES_MAX_DIM, NULL);
     }
@@ -1609,10 +1609,73 @@ static void test_offline_equals_online(void **state) {
         assert_memory_equal(got + (size_t)i * RS_FEATURES_MAX_DIM,
                             want + (size_t)i * RS_FEATURES_MAX_DIM,
                             sizeof(float) * (size_t)dim);
+    unlink(epath);
+    unlink(lpath);
+    rs_features_destroy(on);
+    rs_features_destroy(off);
+
+    /* A CSV label column: each positive visible at event time + delay (as
+     * eval replays it), applied before the first event at or after that
+     * time, ties in file order. */
+    const int64_t delay = 2 * DAY_MS;
+    c.label_maturity = delay;
+    ckpt_path(epath, sizeof(epath), "ev.csv");
+    ef = fopen(epath, "w");
+    fprintf(ef, "id,type,entity_id,counterparty_id,event_time_ms,amount,label\n");
+    static int pos[4000];
+    for (int i = 0; i < ne; i++) {
+        pos[i] = i % 7 == 3;
+        evs[i] = mkev(evs[i].id, evs[i].entity_id, evs[i].counterparty_id,
+                      evs[i].event_time_ms, (double)(float)evs[i].amount);
+        fprintf(ef, "%s,card_tx,%s,%s,%lld,%.9g,%d\n", evs[i].id,
+                evs[i].entity_id, evs[i].counterparty_id,
+                (long long)evs[i].event_time_ms, evs[i].amount, pos[i]);
+    }
+    fclose(ef);
+    on = rs_features_new(&c, err, sizeof(err));
+    static int done[4000];
+    memset(done, 0, sizeof(done));
+    int applied = 0;
+    for (int i = 0; i < ne; i++) {
+        for (;;) { /* earliest pending visible label, first in on ties */
+            int best = -1;
+            for (int j = 0; j < i; j++)
+                if (pos[j] && !done[j] &&
+                    evs[j].event_time_ms + delay <= evs[i].event_time_ms &&
+                    (best < 0 || evs[j].event_time_ms < evs[best].event_time_ms))
+                    best = j;
+            if (best < 0) break;
+            done[best] = 1;
+            rs_label_t lb = mklabel(evs[best].id, 1.0, evs[best].event_time_ms + delay);
+            rs_features_label(on, &lb);
+            applied++;
+        }
+        rs_features_process(on, &evs[i], want + (size_t)i * RS_FEATURES_MAX_DIM, NULL);
+    }
+    off = rs_features_new(&c, err, sizeof(err));
+    rw.cur = got;
+    rw.dim = rs_features_dim(off);
+    ef = fopen(epath, "r");
+    memset(&rp, 0, sizeof(rp));
+    rp.events = ef;
+    rp.format = 1;
+    rp.column_labels = 1;
+    rp.label_delay_ms = delay;
+    rp.row = rows_cb;
+    rp.opaque = &rw;
+    if (rs_features_replay(off, &rp, &rst, err, sizeof(err))) fail_msg("%s", err);
+    fclose(ef);
+    assert_int_equal(rst.bad_lines, 0);
+    assert_int_equal(rst.labels, applied);
+    assert_true(applied > 50);
+    for (int i = 0; i < ne; i++)
+        if (memcmp(got + (size_t)i * RS_FEATURES_MAX_DIM,
+                   want + (size_t)i * RS_FEATURES_MAX_DIM,
+                   sizeof(float) * (size_t)dim))
+            fail_msg("column labels: event %d differs", i);
     free(want);
     free(got);
     unlink(epath);
-    unlink(lpath);
     rs_features_destroy(on);
     rs_features_destroy(off);
 }
