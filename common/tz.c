@@ -145,6 +145,7 @@ static int rs_tz_posix(const char *s, rs_tz_posix_t *z) {
     int32_t o;
     if (!p || !(p = rs_tz_ptime(p, &o))) return -1;
     z->std_off = -o;
+    if (z->std_off < -26 * 3600 || z->std_off > 26 * 3600) return -1;
     if (!*p) return 0;
     if (!(p = rs_tz_pname(p))) return -1;
     z->has_dst = 1;
@@ -156,6 +157,9 @@ static int rs_tz_posix(const char *s, rs_tz_posix_t *z) {
     if (*p != ',') return -1;  /* DST without rules: not in tzdata */
     if (!(p = rs_tz_prule(p + 1, &z->start)) || *p != ',') return -1;
     if (!(p = rs_tz_prule(p + 1, &z->end)) || *p) return -1;
+    if (z->std_off < -26 * 3600 || z->std_off > 26 * 3600 ||
+        z->dst_off < -26 * 3600 || z->dst_off > 26 * 3600)
+        return -1;
     return 0;
 }
 
@@ -227,15 +231,17 @@ rs_tz_t *rs_tz_parse(const void *buf, size_t len, const char *name,
         rs_strlcpy(tz->name, name ? name : "", sizeof(tz->name));
         const uint8_t *tt = d, *idx = d + (size_t)timecnt * (size_t)tsz,
                       *types = idx + timecnt;
+        for (uint32_t i = 0; i < typecnt; i++) {
+            int32_t off = (int32_t)rs_tz_be32(types + 6 * (size_t)i);
+            if (off < -26 * 3600 || off > 26 * 3600) { why = "bad offset"; goto fail; }
+        }
         /* RFC 8536: type 0 applies before the first transition */
         tz->off0 = (int32_t)rs_tz_be32(types);
         for (uint32_t i = 0; i < timecnt; i++) {
             int64_t at = tsz == 8 ? rs_tz_be64(tt + 8 * (size_t)i)
                                   : (int32_t)rs_tz_be32(tt + 4 * (size_t)i);
             if (idx[i] >= typecnt) { why = "bad type index"; goto fail; }
-            int32_t off = (int32_t)rs_tz_be32(types + 6 * (size_t)idx[i]);
-            if (off < -26 * 3600 || off > 26 * 3600) { why = "bad offset"; goto fail; }
-            rs_tz_push(tz, &cap, at, off);
+            rs_tz_push(tz, &cap, at, (int32_t)rs_tz_be32(types + 6 * (size_t)idx[i]));
         }
         const uint8_t *foot = d + need;
         if (tsz == 8 && end - foot >= 2 && foot[0] == '\n') {
@@ -254,6 +260,7 @@ rs_tz_t *rs_tz_parse(const void *buf, size_t len, const char *name,
                             rs_tz_push(tz, &cap, last + 1, z.std_off);
                     } else {
                         int64_t y0 = tz->n ? rs_tz_year(last / 86400) : 1970;
+                        if (y0 < 1800) y0 = 1800;  /* bounded expansion */
                         for (int64_t y = y0; y <= RS_TZ_LAST_YEAR; y++) {
                             int64_t s = rs_tz_rule_at(&z.start, y, z.std_off),
                                     e = rs_tz_rule_at(&z.end, y, z.dst_off);
