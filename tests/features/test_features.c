@@ -1126,6 +1126,14 @@ static void test_grammar_errors(void **state) {
         {"features:\n  specs:\n    - {key: entity, window: 1h, aggs: [count]}\n"
          "    - {key: entity, window: 60m, aggs: [count]}\n",
          NULL /* duplicate name found at rs_features_new */},
+        {"features:\n  specs:\n    - {key: counterparty, window: 7d, bucket: 1d, aggs: [std]}\n",
+         "a bucketed window takes only count, sum"},
+        {"features:\n  specs:\n    - {key: counterparty, window: 36h, bucket: 1d, aggs: [count]}\n",
+         "whole number of buckets"},
+        {"features:\n  specs:\n    - {key: counterparty, window: 1d, bucket: 30s, aggs: [count]}\n",
+         "a bucket is at least 1m"},
+        {"features:\n  specs:\n    - {key: entity, last: 3, offset: maturity, aggs: [count]}\n",
+         "'offset' needs a duration window"},
     };
     for (size_t i = 0; i < RS_ARRAY_LEN(cases); i++) {
         rs_features_conf_init(&c);
@@ -1148,11 +1156,16 @@ static void test_grammar_errors(void **state) {
     assert_null(rs_features_new(&c, err, sizeof(err)));
     /* extra_specs add to the preset; the dump loads back */
     rs_features_conf_init(&c);
-    assert_int_equal(load_conf("features:\n  extra_specs:\n    - {key: mcc, window: 1d, aggs: [count]}\n",
+    assert_int_equal(load_conf("features:\n  label_maturity: 2d\n  extra_specs:\n"
+                               "    - {key: mcc, window: 1d, aggs: [count]}\n"
+                               "    - {key: mcc, windows: [2d], offset: maturity, bucket: 1d, name: mccm,\n"
+                               "       aggs: [count, fraud_rate]}\n",
                                &c, err, sizeof(err)), RS_OK);
     rs_features_t *f = rs_features_new(&c, err, sizeof(err));
     assert_non_null(f);
     assert_true(find_feature(f, "mcc_count_1d") >= 0);
+    assert_true(find_feature(f, "mccm_fraud_rate_2d_off2d") >= 0);
+    assert_true(find_feature(f, "cp_count_7d_off2d") >= 0);
     assert_true(find_feature(f, "ent_count_1h") >= 0);
     uint64_t fp = rs_features_fingerprint(f);
     rs_features_destroy(f);
@@ -1161,6 +1174,7 @@ static void test_grammar_errors(void **state) {
         rs_conf_section_t sec;
         rs_features_conf_section(&sec, &c);
         assert_int_equal(rs_conf_add_section(cfg, &sec, err, sizeof(err)), RS_OK);
+        c.label_maturity = 2 * DAY_MS;  /* adding the section set the defaults */
         assert_int_equal(rs_features_conf_add_specs(cfg, &c, err, sizeof(err)), RS_OK);
         char *dump = NULL;
         size_t dlen = 0;
@@ -1172,7 +1186,7 @@ static void test_grammar_errors(void **state) {
         if (load_conf(dump, &c2, err, sizeof(err))) fail_msg("reload: %s\n%s", err, dump);
         rs_features_t *f2 = rs_features_new(&c2, err, sizeof(err));
         assert_non_null(f2);
-        assert_true(rs_features_fingerprint(f2) == fp);
+        if (rs_features_fingerprint(f2) != fp) fail_msg("dump does not load back:\n%s", dump);
         rs_features_destroy(f2);
         free(dump);
         rs_conf_destroy(cfg);
