@@ -478,9 +478,12 @@ static void rs_fe_bucket_eval(const rs_features_t *f, const rs_fe_cspec_t *c,
     if (h) {
         const rs_fe_bkt_t *bk = rs_fe_bkts(tb, h);
         int64_t e = rs_fe_floordiv(t - s->offset_ms, B) - 1;
-        for (int64_t j = e - s->window_ms / B + 1; j <= e; j++) {
-            if (j < 0) continue;
-            const rs_fe_bkt_t *b = &bk[j % tb->nbkt];
+        int64_t j = e - s->window_ms / B + 1;
+        if (j < 0) j = 0;
+        /* one modulo, then walk the ring (no division per bucket) */
+        uint32_t q = (uint32_t)(j % tb->nbkt);
+        for (; j <= e; j++, q = q + 1 == tb->nbkt ? 0 : q + 1) {
+            const rs_fe_bkt_t *b = &bk[q];
             if (b->b1 != j + 1) continue;
             n += b->n;
             nv += b->nv;
