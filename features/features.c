@@ -480,6 +480,7 @@ static void rs_fe_bucket_eval(const rs_features_t *f, const rs_fe_cspec_t *c,
         int64_t e = rs_fe_floordiv(t - s->offset_ms, B) - 1;
         int64_t j = e - s->window_ms / B + 1;
         if (j < 0) j = 0;
+        const int64_t j0 = j;
         /* one modulo, then walk the ring (no division per bucket) */
         uint32_t q = (uint32_t)(j % tb->nbkt);
         for (; j <= e; j++, q = q + 1 == tb->nbkt ? 0 : q + 1) {
@@ -489,6 +490,20 @@ static void rs_fe_bucket_eval(const rs_features_t *f, const rs_fe_cspec_t *c,
             nv += b->nv;
             fr += b->fraud;
             sum += b->sum;
+        }
+        /* labels applied before their arrival time (a labels topic read
+         * ahead of the events) count only for events after it: take out
+         * those of the newest by arrival that arrived at or after t */
+        if (fr && (s->aggs & RS_FE_AGG_LABEL_BITS)) {
+            const rs_fe_lab_t *rc = rs_fe_recs(tb, h);
+            uint32_t q2 = (h->rec_head + (uint32_t)h->rec_n + tb->nrec - 1) % tb->nrec;
+            for (uint32_t k = 0; k < h->rec_n;
+                 k++, q2 = q2 ? q2 - 1 : tb->nrec - 1) {
+                if (rc[q2].et < t) break;        /* .et holds the arrival */
+                int64_t jb = rs_fe_floordiv(rc[q2].arr, B);
+                if (jb < j0 || jb > e) continue;
+                if (bk[jb % tb->nbkt].b1 == jb + 1 && fr) fr--;
+            }
         }
     }
     for (int k = 0; k < c->nout; k++) {
@@ -861,8 +876,15 @@ rs_err_t rs_features_label(rs_features_t *f, const rs_label_t *lb) {
             /* counted at application (= arrival, in serve and eval order) */
             int64_t b = rs_fe_floordiv(l.et, tb->bkt_ms);
             rs_fe_bkt_t *bk = &rs_fe_bkts(tb, h)[b % tb->nbkt];
-            if (bk->b1 == b + 1) bk->fraud++;
-            else f->st.labels_dropped++;
+            if (bk->b1 == b + 1) {
+                bk->fraud++;
+                /* remembered by arrival: an event before it must not count it */
+                rs_fe_lab_t r = {.et = l.arr, .arr = l.et};  /* {arr, et} */
+                rs_fe_ring_insert(rs_fe_recs(tb, h), sizeof(r), tb->nrec,
+                                  &h->rec_head, &h->rec_n, &r);
+            } else {
+                f->st.labels_dropped++;
+            }
         }
     }
     return RS_OK;

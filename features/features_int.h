@@ -21,13 +21,14 @@ typedef enum rs_fe_kind_e {
 /* Common head of every key slot.  Followed in the pool by
  *   item[history]     item = {int64 t; float v[nv]; uint32 aux[na]}
  *   rs_fe_lab_t lab[labels]   (only if the table has label aggregations)
+ *   rs_fe_bkt_t bkt[nbkt], then rec[nrec] {arr, et}  (bucketed windows)
  * The last-seen time lives in the table's compact seen[] array. */
 typedef struct rs_fe_hdr_s {
     uint64_t key;        /* 64-bit id hash; 0 = free slot */
     uint32_t slot;       /* own index in the pool */
     uint16_t ev_head, ev_n;
     uint16_t lab_head, lab_n;
-    uint32_t pad_;
+    uint16_t rec_head, rec_n;  /* ring of recent bucket labels (by arrival) */
 } rs_fe_hdr_t;           /* 24 bytes */
 
 typedef struct rs_fe_lab_s {
@@ -68,6 +69,10 @@ typedef struct rs_fe_tab_s {
     uint32_t hist;       /* ring capacity */
     uint32_t nlab;       /* label ring capacity (0: none) */
     uint32_t nbkt;       /* buckets per slot (0: none) */
+    uint32_t nrec;       /* with buckets: the newest fraud labels counted
+                          * in them, by arrival {arr, et} (labels_per_key),
+                          * so one applied before its arrival time is not
+                          * counted for an event before that time */
     int64_t bkt_ms;      /* their width */
     int bkt_vi;          /* the value index they sum */
     size_t item_size;    /* 8 + 4 (nv + na), rounded up to 8 */
@@ -183,6 +188,9 @@ static inline rs_fe_lab_t *rs_fe_labs(const rs_fe_tab_t *tab, rs_fe_hdr_t *h) {
 static inline rs_fe_bkt_t *rs_fe_bkts(const rs_fe_tab_t *tab, rs_fe_hdr_t *h) {
     return (rs_fe_bkt_t *)((uint8_t *)(h + 1) + tab->hist * tab->item_size +
                            tab->nlab * sizeof(rs_fe_lab_t));
+}
+static inline rs_fe_lab_t *rs_fe_recs(const rs_fe_tab_t *tab, rs_fe_hdr_t *h) {
+    return (rs_fe_lab_t *)(rs_fe_bkts(tab, h) + tab->nbkt);
 }
 /* floor(a / b) for b > 0 */
 static inline int64_t rs_fe_floordiv(int64_t a, int64_t b) {

@@ -804,6 +804,7 @@ rs_err_t rs_fe_compile(rs_features_t *f, char *errstr, size_t errstr_size) {
                 goto done;
             }
             if ((uint32_t)nb > tb->nbkt) tb->nbkt = (uint32_t)nb;
+            tb->nrec = (uint32_t)f->conf.labels_per_key;
         }
         c->ai = -1;
         if (s->aggs & RS_FE_AGG_AUX) {
@@ -853,7 +854,8 @@ rs_err_t rs_fe_compile(rs_features_t *f, char *errstr, size_t errstr_size) {
         tb->item_size = (8 + 4 * (size_t)(tb->nv + tb->na) + 7) & ~(size_t)7;
         tb->slot_size = sizeof(rs_fe_hdr_t) + tb->hist * tb->item_size +
                         tb->nlab * sizeof(rs_fe_lab_t) +
-                        tb->nbkt * sizeof(rs_fe_bkt_t);
+                        tb->nbkt * sizeof(rs_fe_bkt_t) +
+                        tb->nrec * sizeof(rs_fe_lab_t);
         if (tb->hist > f->maxhist) f->maxhist = tb->hist;
     }
     uint64_t fp = 0x5253464531ULL;
@@ -984,7 +986,7 @@ rs_err_t rs_fe_compile(rs_features_t *f, char *errstr, size_t errstr_size) {
     }
     for (int t = 0; t < f->ntab; t++) {
         const rs_fe_tab_t *tb = &f->tab[t];
-        uint64_t g2[2] = {tb->nbkt, (uint64_t)tb->bkt_ms};
+        uint64_t g2[3] = {tb->nbkt, (uint64_t)tb->bkt_ms, tb->nrec};
         fp = rs_fe_mix(fp, g2, sizeof(g2));
         uint64_t g[5] = {tb->hist, tb->nlab, tb->item_size,
                          t == f->ent_tab ? (uint64_t)f->conf.max_keys

@@ -144,7 +144,7 @@ typedef struct ref_s {
     int64_t tbkt[RS_FEATURES_MAX_TABLES];
     int tnbkt[RS_FEATURES_MAX_TABLES], tbvi[RS_FEATURES_MAX_TABLES];
     int bf_tab[REF_MAX_LAB], bf_key[REF_MAX_LAB], bf_seq[REF_MAX_LAB];
-    int64_t bf_j[REF_MAX_LAB];
+    int64_t bf_j[REF_MAX_LAB], bf_arr[REF_MAX_LAB];
     int nbf;
     int64_t wm;
     int seq;
@@ -295,9 +295,24 @@ static void ref_bucketed(ref_t *r, const rs_features_spec_t *s, int tb, int id,
             n++;
             if (isfinite(ev->val[vi])) { nv++; sum += ev->val[vi]; }
         }
-        for (int i = 0; i < r->nbf; i++)
-            fr += r->bf_tab[i] == tb && r->bf_key[i] == id && r->bf_j[i] == j &&
-                  r->bf_seq[i] >= k->epoch_seq;
+        for (int i = 0; i < r->nbf; i++) {
+            if (r->bf_tab[i] != tb || r->bf_key[i] != id || r->bf_j[i] != j ||
+                r->bf_seq[i] < k->epoch_seq)
+                continue;
+            /* not counted: among the key's labels_per_key newest by
+             * (arrival, order) and arrived at or after t */
+            if (r->bf_arr[i] >= t) {
+                int newer = 0;
+                for (int q = 0; q < r->nbf; q++)
+                    if (r->bf_tab[q] == tb && r->bf_key[q] == id &&
+                        r->bf_seq[q] >= k->epoch_seq &&
+                        (r->bf_arr[q] > r->bf_arr[i] ||
+                         (r->bf_arr[q] == r->bf_arr[i] && r->bf_seq[q] > r->bf_seq[i])))
+                        newer++;
+                if (newer < (int)r->conf.labels_per_key) continue;
+            }
+            fr++;
+        }
     }
     for (int q = 0; q < nout; q++) {
         double v = 0;
@@ -570,6 +585,7 @@ static void ref_label(ref_t *r, int evn, double value, int64_t ltime) {
                 r->bf_tab[r->nbf] = tb;
                 r->bf_key[r->nbf] = e->key[tb];
                 r->bf_j[r->nbf] = j;
+                r->bf_arr[r->nbf] = arr;
                 r->bf_seq[r->nbf] = seq;
                 r->nbf++;
             }
@@ -1102,6 +1118,16 @@ static void test_maturity_buckets(void **state) {
     assert_true(x[r7] == 0.1f);
     assert_true(x[n30] == 1300);        /* days 0..12 (the stream began) */
     assert_true(x[fc] == 180);          /* days 0..17 labelled, in 19 buckets */
+    /* a label applied before its arrival time (the labels topic read ahead
+     * of the events) counts only for events after its arrival */
+    rs_label_t early = mklabel("p1901", 1.0, day0 + 22 * DAY_MS);
+    assert_int_equal(rs_features_label(f, &early), RS_OK);
+    ev = mkev("q2", "c1", "shop", day0 + 20 * DAY_MS + 2 * HOUR_MS, 10);
+    rs_features_process(f, &ev, x, NULL);
+    assert_true(x[fc] == 180);
+    ev = mkev("q3", "c2", "shop", day0 + 22 * DAY_MS + 1, 10);
+    rs_features_process(f, &ev, x, NULL);
+    assert_true(x[fc] == 181);
     rs_features_destroy(f);
 }
 
