@@ -6,6 +6,7 @@
 
 #include <ctype.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -683,6 +684,16 @@ static void rs_fe_dur_name(int64_t ms, char *buf, size_t size) {
     snprintf(buf, size, "%lldms", (long long)ms);
 }
 
+/* A feature's meaning: truncated if long (it is text for people). */
+static void rs_fe_descf(char *d, size_t ds, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void rs_fe_descf(char *d, size_t ds, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d, ds, fmt, ap);
+    va_end(ap);
+}
+
 static int rs_fe_add_name(char (*names)[RS_NAME_MAX], int *n, int max,
                           const char *s) {
     for (int i = 0; i < *n; i++)
@@ -894,7 +905,7 @@ rs_err_t rs_fe_compile(rs_features_t *f, char *errstr, size_t errstr_size) {
         int amt = !strcmp(s->value, "amount");
         for (int k = 0; k < c->nout; k++) {
             int a = c->agg[k], o = c->out0 + k;
-            char name[160];
+            char name[256];
             int nowin = (RS_FE_AGG_NOWIN >> a) & 1;
             int noval = amt || ((RS_FE_AGG_CAL >> a) & 1);
             snprintf(name, sizeof(name), "%s_%s%s%s%s%s%s%s%s", pre,
@@ -928,57 +939,57 @@ rs_err_t rs_fe_compile(rs_features_t *f, char *errstr, size_t errstr_size) {
                                                              : " before this event";
             switch (a) {
             case RS_FEATURES_AGG_COUNT:
-                snprintf(d, ds, "events of %s in the %s%s%s", kw, ww, ow, cur); break;
+                rs_fe_descf(d, ds, "events of %s in the %s%s%s", kw, ww, ow, cur); break;
             case RS_FEATURES_AGG_SUM:
-                snprintf(d, ds, "sum of %s of %s in the %s%s%s", v, kw, ww, ow, cur); break;
+                rs_fe_descf(d, ds, "sum of %s of %s in the %s%s%s", v, kw, ww, ow, cur); break;
             case RS_FEATURES_AGG_MEAN:
-                snprintf(d, ds, "mean %s of %s in the %s%s (0 if none)", v, kw, ww, ow); break;
+                rs_fe_descf(d, ds, "mean %s of %s in the %s%s (0 if none)", v, kw, ww, ow); break;
             case RS_FEATURES_AGG_STD:
-                snprintf(d, ds, "std of %s of %s in the %s%s (0 if none)", v, kw, ww, ow); break;
+                rs_fe_descf(d, ds, "std of %s of %s in the %s%s (0 if none)", v, kw, ww, ow); break;
             case RS_FEATURES_AGG_MIN:
-                snprintf(d, ds, "min %s of %s in the %s%s (0 if none)", v, kw, ww, ow); break;
+                rs_fe_descf(d, ds, "min %s of %s in the %s%s (0 if none)", v, kw, ww, ow); break;
             case RS_FEATURES_AGG_MAX:
-                snprintf(d, ds, "max %s of %s in the %s%s (0 if none)", v, kw, ww, ow); break;
+                rs_fe_descf(d, ds, "max %s of %s in the %s%s (0 if none)", v, kw, ww, ow); break;
             case RS_FEATURES_AGG_COUNT_BELOW:
-                snprintf(d, ds, "events of %s with %s < %g in the %s%s", kw, v, s->below, ww, ow); break;
+                rs_fe_descf(d, ds, "events of %s with %s < %g in the %s%s", kw, v, s->below, ww, ow); break;
             case RS_FEATURES_AGG_DISTINCT:
-                snprintf(d, ds, "distinct %s values of %s in the %s%s", s->field, kw, ww, ow); break;
+                rs_fe_descf(d, ds, "distinct %s values of %s in the %s%s", s->field, kw, ww, ow); break;
             case RS_FEATURES_AGG_NEW:
-                snprintf(d, ds, "1 if the event's %s is not among %s's in the %s%s", s->field, kw, ww, ow); break;
+                rs_fe_descf(d, ds, "1 if the event's %s is not among %s's in the %s%s", s->field, kw, ww, ow); break;
             case RS_FEATURES_AGG_SINCE_LAST:
-                snprintf(d, ds, "log(1 + seconds since the newest event of %s in the %s%s); log(1 + 1e8) if none", kw, ww, ow); break;
+                rs_fe_descf(d, ds, "log(1 + seconds since the newest event of %s in the %s%s); log(1 + 1e8) if none", kw, ww, ow); break;
             case RS_FEATURES_AGG_RATIO_MEAN:
-                snprintf(d, ds, "(%s + 1) / (mean + 1) over the %s%s of %s; 1 if none", v, ww, ow, kw); break;
+                rs_fe_descf(d, ds, "(%s + 1) / (mean + 1) over the %s%s of %s; 1 if none", v, ww, ow, kw); break;
             case RS_FEATURES_AGG_ZSCORE:
-                snprintf(d, ds, "(%s - mean) / (std + 0.01|mean| + 0.01) over the %s%s, clipped to +-100; 0 if < 2 events", v, ww, ow); break;
+                rs_fe_descf(d, ds, "(%s - mean) / (std + 0.01|mean| + 0.01) over the %s%s, clipped to +-100; 0 if < 2 events", v, ww, ow); break;
             case RS_FEATURES_AGG_VELOCITY:
-                snprintf(d, ds, "events of %s per hour in the %s%s", kw, ww, ow); break;
+                rs_fe_descf(d, ds, "events of %s per hour in the %s%s", kw, ww, ow); break;
             case RS_FEATURES_AGG_FRAUD_COUNT:
-                snprintf(d, ds, "events of %s in the %s%s whose fraud label arrived before this event", kw, ww, ow); break;
+                rs_fe_descf(d, ds, "events of %s in the %s%s whose fraud label arrived before this event", kw, ww, ow); break;
             case RS_FEATURES_AGG_FRAUD_RATE:
-                snprintf(d, ds, "fraud_count / count of %s in the %s%s (0 if no events)", kw, ww, ow); break;
+                rs_fe_descf(d, ds, "fraud_count / count of %s in the %s%s (0 if no events)", kw, ww, ow); break;
             case RS_FEATURES_AGG_LAST:
-                snprintf(d, ds, "newest %s of %s in the %s%s (0 if none)", v, kw, ww, ow); break;
+                rs_fe_descf(d, ds, "newest %s of %s in the %s%s (0 if none)", v, kw, ww, ow); break;
             case RS_FEATURES_AGG_SLOPE:
-                snprintf(d, ds, "least-squares slope of %s per hour over the %s%s (0 if < 2)", v, ww, ow); break;
+                rs_fe_descf(d, ds, "least-squares slope of %s per hour over the %s%s (0 if < 2)", v, ww, ow); break;
             case RS_FEATURES_AGG_DEVIATION:
-                snprintf(d, ds, "%s minus its mean over the %s%s of %s (own baseline)", v, ww, ow, kw); break;
+                rs_fe_descf(d, ds, "%s minus its mean over the %s%s of %s (own baseline)", v, ww, ow, kw); break;
             case RS_FEATURES_AGG_CURRENT:
-                snprintf(d, ds, "%s of this event (0 if absent)", v); break;
+                rs_fe_descf(d, ds, "%s of this event (0 if absent)", v); break;
             case RS_FEATURES_AGG_HOUR_OF_DAY:
-                snprintf(d, ds, "hour of day of the event, 0-23, in %s", f->conf.timezone); break;
+                rs_fe_descf(d, ds, "hour of day of the event, 0-23, in %s", f->conf.timezone); break;
             case RS_FEATURES_AGG_DAY_OF_WEEK:
-                snprintf(d, ds, "day of week of the event, 0 = Monday .. 6 = Sunday, in %s", f->conf.timezone); break;
+                rs_fe_descf(d, ds, "day of week of the event, 0 = Monday .. 6 = Sunday, in %s", f->conf.timezone); break;
             case RS_FEATURES_AGG_NIGHT:
-                snprintf(d, ds, "1 if the event is between 00:00 and 06:00 in %s", f->conf.timezone); break;
+                rs_fe_descf(d, ds, "1 if the event is between 00:00 and 06:00 in %s", f->conf.timezone); break;
             case RS_FEATURES_AGG_WEEKEND:
-                snprintf(d, ds, "1 if the event is on a Saturday or Sunday in %s", f->conf.timezone); break;
+                rs_fe_descf(d, ds, "1 if the event is on a Saturday or Sunday in %s", f->conf.timezone); break;
             case RS_FEATURES_AGG_HOUR_SIN:
-                snprintf(d, ds, "sin(2 pi h / 24), h = fractional hour of the event in %s", f->conf.timezone); break;
+                rs_fe_descf(d, ds, "sin(2 pi h / 24), h = fractional hour of the event in %s", f->conf.timezone); break;
             case RS_FEATURES_AGG_HOUR_COS:
-                snprintf(d, ds, "cos(2 pi h / 24), h = fractional hour of the event in %s", f->conf.timezone); break;
+                rs_fe_descf(d, ds, "cos(2 pi h / 24), h = fractional hour of the event in %s", f->conf.timezone); break;
             default:
-                snprintf(d, ds, "log(1 + %s) of this event (0 if absent)", v); break;
+                rs_fe_descf(d, ds, "log(1 + %s) of this event (0 if absent)", v); break;
             }
             fp = rs_fe_mix(fp, name, strlen(name));
         }
