@@ -263,6 +263,32 @@ rs_err_t rs_sink_kafka_txn_abort(rs_sink_kafka_t *sink, int flags,
 /* 1 if a transaction is open.  @locality the owner thread */
 int rs_sink_kafka_txn_open(const rs_sink_kafka_t *sink);
 
+/* ------------------------------------------------- Kafka: analysts' labels
+ *
+ * The label action of the HTTP API: one Label to the labels topic (keyed
+ * by entity id, encoded as `fmt`), acknowledged before the action answers,
+ * so an analyst's decision reaches the model like any other label. */
+
+typedef struct rs_sink_label_s rs_sink_label_t;
+
+/* An idempotent producer for `topic`; brokers and `props` as for
+ * rs_sink_kafka_new.  NULL with errstr on failure (RS_ERR_CONFIG material
+ * for a bad property).  @locality any thread */
+rs_sink_label_t *rs_sink_label_new(const rs_kv_t *props, const char *bootstrap,
+                                   const char *topic, rs_format_t fmt,
+                                   char *errstr, size_t errstr_size);
+
+/* Produce `lb` (validated first: RS_ERR_INVALID) and wait up to timeout_ms
+ * for its delivery report: RS_OK once Kafka acknowledged it, RS_ERR_KAFKA
+ * (refused or failed, errstr says why) or RS_ERR_TIMEOUT (it may still be
+ * delivered later).  @locality any thread, concurrently */
+rs_err_t rs_sink_label_send(rs_sink_label_t *s, const rs_label_t *lb,
+                            int timeout_ms, char *errstr, size_t errstr_size);
+
+/* Flush (up to 5 s) and free.  NULL is a no-op.  No send may be running.
+ * @locality any thread */
+void rs_sink_label_destroy(rs_sink_label_t *s);
+
 /* ---------------------------------------------------------------- Redis */
 
 /* Section name of rs_redis_conf_t in the YAML config. */

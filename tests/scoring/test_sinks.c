@@ -1266,6 +1266,88 @@ static void test_kafka_sink_batches(void **state) {
     rs_cluster_destroy(cl);
 }
 
+typedef struct lab_read_s {
+    int n;
+    rs_label_t lb[16];
+    char key[16][RS_ID_MAX];
+    rs_format_t fmt;
+} lab_read_t;
+
+static void lab_read_cb(void *opaque, const rd_kafka_message_t *rkm) {
+    lab_read_t *r = opaque;
+    char errstr[256];
+    if (r->n >= 16) return;
+    assert_int_equal(rs_label_decode(r->fmt, rkm->payload, rkm->len,
+                                     &r->lb[r->n], errstr, sizeof(errstr)),
+                     RS_OK);
+    snprintf(r->key[r->n], RS_ID_MAX, "%.*s", (int)rkm->key_len,
+             (const char *)rkm->key);
+    r->n++;
+}
+
+/* The analysts' label producer: concurrent senders, each acknowledged;
+ * the labels read back from the topic (JSON and protobuf); an invalid
+ * label refused before producing. */
+static _Atomic int label_next;
+
+static void *label_sender(void *arg) {
+    rs_sink_label_t *s = arg;
+    char errstr[256];
+    for (int k = 0; k < 3; k++) {
+        int i = atomic_fetch_add(&label_next, 1);
+        rs_label_t lb = {{0}};
+        snprintf(lb.event_id, sizeof(lb.event_id), "ev-%d", i);
+        snprintf(lb.entity_id, sizeof(lb.entity_id), "card-%d", i % 3);
+        lb.value = i % 2;
+        lb.label_time_ms = BASE_MS + i;
+        if (rs_sink_label_send(s, &lb, 10000, errstr, sizeof(errstr)) != RS_OK)
+            fail_msg("send: %s", errstr);
+    }
+    return NULL;
+}
+
+static void test_label_sink(void **state) {
+    (void)state;
+    char errstr[512];
+    for (int f = 0; f < 2; f++) {
+        rs_format_t fmt = f ? RS_FORMAT_PROTOBUF : RS_FORMAT_JSON;
+        static const char *const lt[] = {"labels"};
+        atomic_store(&label_next, 0);
+        rs_cluster_t *cl = rs_cluster_new(1, lt, 1, 2, errstr,
+                                          sizeof(errstr));
+        assert_non_null(cl);
+        assert_null(rs_sink_label_new(NULL, rs_cluster_bootstraps(cl), "", fmt,
+                                      errstr, sizeof(errstr)));
+        rs_sink_label_t *s = rs_sink_label_new(NULL, rs_cluster_bootstraps(cl),
+                                               "labels", fmt, errstr,
+                                               sizeof(errstr));
+        assert_non_null(s);
+        pthread_t th[3];
+        for (int i = 0; i < 3; i++)
+            assert_int_equal(pthread_create(&th[i], NULL, label_sender, s), 0);
+        for (int i = 0; i < 3; i++) pthread_join(th[i], NULL);
+        rs_label_t bad = {{0}};
+        assert_int_equal(rs_sink_label_send(s, &bad, 1000, errstr,
+                                            sizeof(errstr)), RS_ERR_INVALID);
+        lab_read_t r = {.fmt = fmt};
+        assert_int_equal(rs_test_kafka_read(rs_cluster_bootstraps(cl),
+                                            "labels", 9, 300, 20000,
+                                            lab_read_cb, &r), 9);
+        int seen[9] = {0};
+        for (int i = 0; i < r.n; i++) {
+            int k = atoi(r.lb[i].event_id + 3);
+            assert_true(k >= 0 && k < 9 && !seen[k]);
+            seen[k] = 1;
+            assert_string_equal(r.key[i], r.lb[i].entity_id);
+            assert_true(r.lb[i].value == (double)(k % 2));
+            assert_int_equal(r.lb[i].label_time_ms, BASE_MS + k);
+        }
+        rs_sink_label_destroy(s);
+        rs_cluster_destroy(cl);
+    }
+    rs_sink_label_destroy(NULL);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_url_parse),
@@ -1281,6 +1363,7 @@ int main(void) {
         cmocka_unit_test(test_redis_async_threads),
         cmocka_unit_test(test_redis_async_destroy_drains),
         cmocka_unit_test(test_kafka_sink_batches),
+        cmocka_unit_test(test_label_sink),
         cmocka_unit_test(test_kafka_sink_json),
         cmocka_unit_test(test_kafka_sink_pb_retry),
     };
