@@ -43,6 +43,7 @@ struct rs_fe_words_s {
     rs_fe_noun_t nouns[RS_FE_NOUNS_MAX];
     int16_t *rate;   /* [dim] feature giving the usual rate of events, -1 */
     int16_t *mean;   /* [dim] feature giving the usual value, -1          */
+    int16_t *cnt;    /* [dim] the count of the same spec (same window), -1 */
 };
 
 /* ------------------------------------------------------------------ nouns */
@@ -194,7 +195,17 @@ rs_err_t rs_fe_words_new(rs_features_t *f, char *errstr, size_t errstr_size) {
     }
     w->rate = rs_calloc((size_t)RS_MAX(f->dim, 1), sizeof(*w->rate));
     w->mean = rs_calloc((size_t)RS_MAX(f->dim, 1), sizeof(*w->mean));
+    w->cnt = rs_calloc((size_t)RS_MAX(f->dim, 1), sizeof(*w->cnt));
     rs_fe_words_baselines(f, w);
+    /* the count of the feature's own spec: "no payments in the last day"
+     * says more than "average amount 0.00" */
+    for (int i = 0; i < f->dim; i++) {
+        const rs_fe_cspec_t *c = &f->spec[f->out_spec[i]];
+        w->cnt[i] = -1;
+        for (int k = 0; k < c->nout; k++)
+            if (c->agg[k] == RS_FEATURES_AGG_COUNT && c->out0 + k != i)
+                w->cnt[i] = (int16_t)(c->out0 + k);
+    }
     f->words = w;
     return RS_OK;
 }
@@ -203,6 +214,7 @@ void rs_fe_words_destroy(rs_fe_words_t *w) {
     if (!w) return;
     rs_free(w->rate);
     rs_free(w->mean);
+    rs_free(w->cnt);
     rs_free(w);
 }
 
@@ -404,6 +416,28 @@ int rs_features_reason(const rs_features_t *f, int i, const float *x,
     double mean = NAN;
     if (w->mean[i] >= 0) mean = x[w->mean[i]];
     int n;
+    /* an aggregate over an empty window: say so */
+    int none = w->cnt[i] >= 0 && x[w->cnt[i]] < 0.5;
+    switch (ph.agg) {
+    case RS_FEATURES_AGG_SUM:
+    case RS_FEATURES_AGG_MEAN:
+    case RS_FEATURES_AGG_STD:
+    case RS_FEATURES_AGG_MIN:
+    case RS_FEATURES_AGG_MAX:
+    case RS_FEATURES_AGG_RATIO_MEAN:
+    case RS_FEATURES_AGG_ZSCORE:
+    case RS_FEATURES_AGG_LAST:
+    case RS_FEATURES_AGG_SLOPE:
+    case RS_FEATURES_AGG_DEVIATION:
+        if (none) {
+            n = snprintf(buf, size, "no %s%s%s", ph.evs, ph.scope, ph.win);
+            if (n < 0) { buf[0] = '\0'; return 0; }
+            return (size_t)n < size ? n : (int)size - 1;
+        }
+        break;
+    default:
+        break;
+    }
     switch (ph.agg) {
     case RS_FEATURES_AGG_COUNT:
         if (rate >= 0 && s->window_ms && !s->last_n) {
@@ -411,8 +445,13 @@ int rs_features_reason(const rs_features_t *f, int i, const float *x,
             rs_fe_usual(rate * (double)s->window_ms, u, sizeof(u));
             snprintf(ub, sizeof(ub), ", usually %s", u);
         }
-        n = snprintf(buf, size, "%.0f %s%s%s%s", v,
-                     fabs(v - 1) < .5 ? ph.ev : ph.evs, ph.scope, ph.win, ub);
+        if (v < 0.5)
+            n = snprintf(buf, size, "no %s%s%s%s", ph.evs, ph.scope, ph.win,
+                         ub);
+        else
+            n = snprintf(buf, size, "%.0f %s%s%s%s", v,
+                         fabs(v - 1) < .5 ? ph.ev : ph.evs, ph.scope, ph.win,
+                         ub);
         break;
     case RS_FEATURES_AGG_SUM:
         n = snprintf(buf, size, "total %s %s%s%s", ph.val,

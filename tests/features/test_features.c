@@ -751,6 +751,7 @@ static void test_words(void **state) {
     for (int k = 0; k < dim; k++) x[k] = 0;
     /* 72 payments in 30 days = 0.1 an hour, 2.4 a day */
     words_set(f, x, "ent_count_30d", 72);
+    words_set(f, x, "ent_count_7d", 16);
     words_set(f, x, "ent_count_1h", 7);
     words_expect(f, x, "ent_count_1h", "7 payments in the last hour, usually 0.1");
     words_set(f, x, "ent_count_10m", 1);
@@ -783,6 +784,18 @@ static void test_words(void **state) {
                  "13% of payments at this merchant confirmed as fraud in the "
                  "30 days before the last 7 days");
     label_expect(f, "cp_count_1d", "payments at this merchant in the last day");
+    /* an aggregate over an empty window says so */
+    words_set(f, x, "cp_count_30d", 72);
+    words_set(f, x, "cp_count_1d", 0);
+    words_set(f, x, "cp_mean_1d", 0);
+    words_expect(f, x, "cp_mean_1d", "no payments at this merchant in the last day");
+    words_expect(f, x, "cp_count_1d",
+                 "no payments at this merchant in the last day, usually 2.4");
+    words_set(f, x, "cp_count_30d", 0);
+    words_set(f, x, "cp_count_1d", 3);
+    words_set(f, x, "cp_mean_1d", 25.5f);
+    words_expect(f, x, "cp_mean_1d",
+                 "average amount 25.50 at this merchant in the last day");
     /* no machine name in any of them */
     for (int i = 0; i < dim; i++) {
         char buf[RS_REASON_MAX];
