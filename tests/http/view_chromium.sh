@@ -26,7 +26,8 @@
 #    view of a reading shows the sensor values and a trend chart per
 #    sensor, reasons in the preset's nouns (readings, machine).
 # Skips (exit 0, with a message) only when chromium is not installed.
-# Screenshots are kept in OUT_DIR when given (docs/img/ for the README).
+# The screenshots of docs/audit.md are written to OUT_DIR when given
+# (docs/img/).
 set -euo pipefail
 
 RS=${1:?usage: view_chromium.sh RISKSTREAM_BIN RS_PNG_COLORS_BIN RS_CDP_BIN [OUT_DIR]}
@@ -314,7 +315,7 @@ stop_serve
 
 if [ -n "$OUT" ]; then
   mkdir -p "$OUT"
-  for f in queue queue_filtered case case_labelled entity sensor hostile; do
+  for f in queue case_labelled sensor; do
     cp "$TMP/$f.png" "$OUT/analyst_$f.png"
   done
 fi
