@@ -15,7 +15,9 @@
  *     the time since the previous event ("usually 12 hours");
  *   - a mean of the same value gives the usual value, for the current
  *     value, the newest value and shorter-window means.
- * So the words follow whatever specs are configured.
+ * So the words follow whatever specs are configured.  The phrase pieces
+ * of every feature (nouns, scope, window) are made once too: wording a
+ * contribution is one snprintf (about 200 ns, ops/bench/bench_words).
  *
  * Threads: the words state is immutable after rs_features_new; both
  * functions are reentrant (the owner thread calls them while explaining,
@@ -38,12 +40,29 @@ typedef struct rs_fe_noun_s {
     char many[RS_FE_NOUN_MAX];     /* "payments"                           */
 } rs_fe_noun_t;
 
+/* The pieces every phrase is made of, for feature i. */
+typedef struct rs_fe_ph_s {
+    const rs_features_spec_t *s;
+    int agg;
+    char ev[RS_FE_NOUN_MAX], evs[RS_FE_NOUN_MAX]; /* event noun, 1 and many */
+    char val[48];           /* the value's noun: "amount", "temperature" */
+    char scope[128];         /* events of the key: "", " at this merchant" */
+    char owner[128];         /* "this card's", "this merchant's"           */
+    char forkey[136];        /* "for this card"                            */
+    char thiskey[128];       /* "this card", "the same mcc"                */
+    char fraud[RS_FE_NOUN_MAX]; /* a positive label: "fraud", "failure"    */
+    char win[160];           /* " in the last hour", ""                    */
+    char over[160];          /* " over the last 7 days", ""                */
+    int is_amount;
+} rs_fe_ph_t;
+
 struct rs_fe_words_s {
     int nnouns;
     rs_fe_noun_t nouns[RS_FE_NOUNS_MAX];
     int16_t *rate;   /* [dim] feature giving the usual rate of events, -1 */
     int16_t *mean;   /* [dim] feature giving the usual value, -1          */
     int16_t *cnt;    /* [dim] the count of the same spec (same window), -1 */
+    rs_fe_ph_t *ph;  /* [dim] the phrase pieces of each feature           */
 };
 
 /* ------------------------------------------------------------------ nouns */
@@ -177,6 +196,8 @@ static rs_err_t rs_fe_words_baselines(rs_features_t *f, rs_fe_words_t *w) {
     return RS_OK;
 }
 
+static void rs_fe_phrase(const rs_features_t *f, int i, rs_fe_ph_t *ph);
+
 rs_err_t rs_fe_words_new(rs_features_t *f, char *errstr, size_t errstr_size) {
     static const char *const preset_nouns[] = {
         "event=payment,entity=card,counterparty=merchant,fraud=fraud",
@@ -206,7 +227,10 @@ rs_err_t rs_fe_words_new(rs_features_t *f, char *errstr, size_t errstr_size) {
             if (c->agg[k] == RS_FEATURES_AGG_COUNT && c->out0 + k != i)
                 w->cnt[i] = (int16_t)(c->out0 + k);
     }
+    /* the phrase pieces, once: wording an event is then one snprintf */
     f->words = w;
+    w->ph = rs_calloc((size_t)RS_MAX(f->dim, 1), sizeof(*w->ph));
+    for (int i = 0; i < f->dim; i++) rs_fe_phrase(f, i, &w->ph[i]);
     return RS_OK;
 }
 
@@ -215,6 +239,7 @@ void rs_fe_words_destroy(rs_fe_words_t *w) {
     rs_free(w->rate);
     rs_free(w->mean);
     rs_free(w->cnt);
+    rs_free(w->ph);
     rs_free(w);
 }
 
@@ -244,21 +269,6 @@ static void rs_fe_secs_words(double sec, char *buf, size_t size) {
     else snprintf(buf, size, "%.1f days", sec / 86400);
 }
 
-/* The pieces every phrase is made of, for feature i. */
-typedef struct rs_fe_ph_s {
-    const rs_features_spec_t *s;
-    int agg;
-    char ev[RS_FE_NOUN_MAX], evs[RS_FE_NOUN_MAX]; /* event noun, 1 and many */
-    char val[48];           /* the value's noun: "amount", "temperature" */
-    char scope[128];         /* events of the key: "", " at this merchant" */
-    char owner[128];         /* "this card's", "this merchant's"           */
-    char forkey[136];        /* "for this card"                            */
-    char thiskey[128];       /* "this card", "the same mcc"                */
-    char fraud[RS_FE_NOUN_MAX]; /* a positive label: "fraud", "failure"    */
-    char win[160];           /* " in the last hour", ""                    */
-    char over[160];          /* " over the last 7 days", ""                */
-    int is_amount;
-} rs_fe_ph_t;
 
 static void rs_fe_phrase(const rs_features_t *f, int i, rs_fe_ph_t *ph) {
     const rs_fe_words_t *w = f->words;
@@ -330,62 +340,62 @@ static void rs_fe_usual(double u, char *buf, size_t size) {
 int rs_features_words(const rs_features_t *f, int i, char *buf, size_t size) {
     if (!f || i < 0 || i >= f->dim) return -1;
     if (!buf || !size) return 0;
-    rs_fe_ph_t ph;
+    const rs_fe_ph_t *ph;
     char t1[RS_FE_NOUN_MAX + 8];
-    rs_fe_phrase(f, i, &ph);
-    const rs_features_spec_t *s = ph.s;
+    ph = &f->words->ph[i];
+    const rs_features_spec_t *s = ph->s;
     int n;
-    switch (ph.agg) {
+    switch (ph->agg) {
     case RS_FEATURES_AGG_COUNT:
-        n = snprintf(buf, size, "%s%s%s", ph.evs, ph.scope, ph.win); break;
+        n = snprintf(buf, size, "%s%s%s", ph->evs, ph->scope, ph->win); break;
     case RS_FEATURES_AGG_SUM:
-        n = snprintf(buf, size, "total %s%s%s", ph.val, ph.scope, ph.win); break;
+        n = snprintf(buf, size, "total %s%s%s", ph->val, ph->scope, ph->win); break;
     case RS_FEATURES_AGG_MEAN:
-        n = snprintf(buf, size, "average %s%s%s", ph.val, ph.scope, ph.win); break;
+        n = snprintf(buf, size, "average %s%s%s", ph->val, ph->scope, ph->win); break;
     case RS_FEATURES_AGG_STD:
-        n = snprintf(buf, size, "spread of %s%s%s", ph.val, ph.scope, ph.win); break;
+        n = snprintf(buf, size, "spread of %s%s%s", ph->val, ph->scope, ph->win); break;
     case RS_FEATURES_AGG_MIN:
-        n = snprintf(buf, size, "smallest %s%s%s", ph.val, ph.scope, ph.win); break;
+        n = snprintf(buf, size, "smallest %s%s%s", ph->val, ph->scope, ph->win); break;
     case RS_FEATURES_AGG_MAX:
-        n = snprintf(buf, size, "largest %s%s%s", ph.val, ph.scope, ph.win); break;
+        n = snprintf(buf, size, "largest %s%s%s", ph->val, ph->scope, ph->win); break;
     case RS_FEATURES_AGG_COUNT_BELOW:
-        n = snprintf(buf, size, "%s%s with %s under %g%s", ph.evs, ph.scope,
-                     ph.val, s->below, ph.win); break;
+        n = snprintf(buf, size, "%s%s with %s under %g%s", ph->evs, ph->scope,
+                     ph->val, s->below, ph->win); break;
     case RS_FEATURES_AGG_DISTINCT:
         n = snprintf(buf, size, "different %s%s%s",
                      rs_fe_noun(f->words, s->field, 1, t1, sizeof(t1)),
-                     ph.scope, ph.win); break;
+                     ph->scope, ph->win); break;
     case RS_FEATURES_AGG_NEW:
         n = snprintf(buf, size, "new %s %s%s",
                      rs_fe_noun(f->words, s->field, 0, t1, sizeof(t1)),
-                     ph.forkey, ph.win); break;
+                     ph->forkey, ph->win); break;
     case RS_FEATURES_AGG_SINCE_LAST:
-        n = snprintf(buf, size, "time since %s previous %s", ph.owner, ph.ev);
+        n = snprintf(buf, size, "time since %s previous %s", ph->owner, ph->ev);
         break;
     case RS_FEATURES_AGG_RATIO_MEAN:
-        n = snprintf(buf, size, "%s vs %s average%s", ph.val, ph.owner,
-                     ph.over); break;
+        n = snprintf(buf, size, "%s vs %s average%s", ph->val, ph->owner,
+                     ph->over); break;
     case RS_FEATURES_AGG_ZSCORE:
         n = snprintf(buf, size, "%s in standard deviations from %s average%s",
-                     ph.val, ph.owner, ph.over); break;
+                     ph->val, ph->owner, ph->over); break;
     case RS_FEATURES_AGG_VELOCITY:
-        n = snprintf(buf, size, "%s per hour%s%s", ph.evs, ph.scope, ph.win);
+        n = snprintf(buf, size, "%s per hour%s%s", ph->evs, ph->scope, ph->win);
         break;
     case RS_FEATURES_AGG_FRAUD_COUNT:
-        n = snprintf(buf, size, "%s%s confirmed as %s%s", ph.evs, ph.scope,
-                     ph.fraud, ph.win); break;
+        n = snprintf(buf, size, "%s%s confirmed as %s%s", ph->evs, ph->scope,
+                     ph->fraud, ph->win); break;
     case RS_FEATURES_AGG_FRAUD_RATE:
-        n = snprintf(buf, size, "share of %s%s confirmed as %s%s", ph.evs,
-                     ph.scope, ph.fraud, ph.win); break;
+        n = snprintf(buf, size, "share of %s%s confirmed as %s%s", ph->evs,
+                     ph->scope, ph->fraud, ph->win); break;
     case RS_FEATURES_AGG_LAST:
-        n = snprintf(buf, size, "previous %s%s", ph.val, ph.scope); break;
+        n = snprintf(buf, size, "previous %s%s", ph->val, ph->scope); break;
     case RS_FEATURES_AGG_SLOPE:
-        n = snprintf(buf, size, "%s trend%s", ph.val, ph.over); break;
+        n = snprintf(buf, size, "%s trend%s", ph->val, ph->over); break;
     case RS_FEATURES_AGG_DEVIATION:
-        n = snprintf(buf, size, "%s vs %s average%s", ph.val, ph.owner,
-                     ph.over); break;
+        n = snprintf(buf, size, "%s vs %s average%s", ph->val, ph->owner,
+                     ph->over); break;
     default: /* CURRENT, CURRENT_LOG1P: this event's value */
-        n = snprintf(buf, size, "%s", ph.val); break;
+        n = snprintf(buf, size, "%s", ph->val); break;
     }
     if (n < 0) { buf[0] = '\0'; return 0; }
     return (size_t)n < size ? n : (int)size - 1;
@@ -396,10 +406,10 @@ int rs_features_reason(const rs_features_t *f, int i, const float *x,
     if (!f || i < 0 || i >= f->dim) return -1;
     if (!buf || !size || !x) return 0;
     const rs_fe_words_t *w = f->words;
-    rs_fe_ph_t ph;
+    const rs_fe_ph_t *ph;
     char nb[48], ub[64] = "", t1[RS_FE_NOUN_MAX + 8];
-    rs_fe_phrase(f, i, &ph);
-    const rs_features_spec_t *s = ph.s;
+    ph = &f->words->ph[i];
+    const rs_features_spec_t *s = ph->s;
     double v = x[i];
     /* the usual rate of events per ms, from a longer-window count */
     double rate = -1;
@@ -418,7 +428,7 @@ int rs_features_reason(const rs_features_t *f, int i, const float *x,
     int n;
     /* an aggregate over an empty window: say so */
     int none = w->cnt[i] >= 0 && x[w->cnt[i]] < 0.5;
-    switch (ph.agg) {
+    switch (ph->agg) {
     case RS_FEATURES_AGG_SUM:
     case RS_FEATURES_AGG_MEAN:
     case RS_FEATURES_AGG_STD:
@@ -430,7 +440,7 @@ int rs_features_reason(const rs_features_t *f, int i, const float *x,
     case RS_FEATURES_AGG_SLOPE:
     case RS_FEATURES_AGG_DEVIATION:
         if (none) {
-            n = snprintf(buf, size, "no %s%s%s", ph.evs, ph.scope, ph.win);
+            n = snprintf(buf, size, "no %s%s%s", ph->evs, ph->scope, ph->win);
             if (n < 0) { buf[0] = '\0'; return 0; }
             return (size_t)n < size ? n : (int)size - 1;
         }
@@ -438,7 +448,7 @@ int rs_features_reason(const rs_features_t *f, int i, const float *x,
     default:
         break;
     }
-    switch (ph.agg) {
+    switch (ph->agg) {
     case RS_FEATURES_AGG_COUNT:
         if (rate >= 0 && s->window_ms && !s->last_n) {
             char u[32];
@@ -446,58 +456,58 @@ int rs_features_reason(const rs_features_t *f, int i, const float *x,
             snprintf(ub, sizeof(ub), ", usually %s", u);
         }
         if (v < 0.5)
-            n = snprintf(buf, size, "no %s%s%s%s", ph.evs, ph.scope, ph.win,
+            n = snprintf(buf, size, "no %s%s%s%s", ph->evs, ph->scope, ph->win,
                          ub);
         else
             n = snprintf(buf, size, "%.0f %s%s%s%s", v,
-                         fabs(v - 1) < .5 ? ph.ev : ph.evs, ph.scope, ph.win,
+                         fabs(v - 1) < .5 ? ph->ev : ph->evs, ph->scope, ph->win,
                          ub);
         break;
     case RS_FEATURES_AGG_SUM:
-        n = snprintf(buf, size, "total %s %s%s%s", ph.val,
-                     rs_fe_vfmt(&ph, v, nb, sizeof(nb)), ph.scope, ph.win);
+        n = snprintf(buf, size, "total %s %s%s%s", ph->val,
+                     rs_fe_vfmt(ph, v, nb, sizeof(nb)), ph->scope, ph->win);
         break;
     case RS_FEATURES_AGG_MEAN:
         if (isfinite(mean)) {
             char m[32];
             snprintf(ub, sizeof(ub), ", usually %s",
-                     rs_fe_vfmt(&ph, mean, m, sizeof(m)));
+                     rs_fe_vfmt(ph, mean, m, sizeof(m)));
         }
-        n = snprintf(buf, size, "average %s %s%s%s%s", ph.val,
-                     rs_fe_vfmt(&ph, v, nb, sizeof(nb)), ph.scope, ph.win, ub);
+        n = snprintf(buf, size, "average %s %s%s%s%s", ph->val,
+                     rs_fe_vfmt(ph, v, nb, sizeof(nb)), ph->scope, ph->win, ub);
         break;
     case RS_FEATURES_AGG_STD:
-        n = snprintf(buf, size, "spread of %s %s%s%s", ph.val,
-                     rs_fe_vfmt(&ph, v, nb, sizeof(nb)), ph.scope, ph.win);
+        n = snprintf(buf, size, "spread of %s %s%s%s", ph->val,
+                     rs_fe_vfmt(ph, v, nb, sizeof(nb)), ph->scope, ph->win);
         break;
     case RS_FEATURES_AGG_MIN:
-        n = snprintf(buf, size, "smallest %s %s%s%s", ph.val,
-                     rs_fe_vfmt(&ph, v, nb, sizeof(nb)), ph.scope, ph.win);
+        n = snprintf(buf, size, "smallest %s %s%s%s", ph->val,
+                     rs_fe_vfmt(ph, v, nb, sizeof(nb)), ph->scope, ph->win);
         break;
     case RS_FEATURES_AGG_MAX:
-        n = snprintf(buf, size, "largest %s %s%s%s", ph.val,
-                     rs_fe_vfmt(&ph, v, nb, sizeof(nb)), ph.scope, ph.win);
+        n = snprintf(buf, size, "largest %s %s%s%s", ph->val,
+                     rs_fe_vfmt(ph, v, nb, sizeof(nb)), ph->scope, ph->win);
         break;
     case RS_FEATURES_AGG_COUNT_BELOW:
         n = snprintf(buf, size, "%.0f %s%s with %s under %g%s", v,
-                     fabs(v - 1) < .5 ? ph.ev : ph.evs, ph.scope, ph.val,
-                     s->below, ph.win);
+                     fabs(v - 1) < .5 ? ph->ev : ph->evs, ph->scope, ph->val,
+                     s->below, ph->win);
         break;
     case RS_FEATURES_AGG_DISTINCT:
         n = snprintf(buf, size, "%.0f different %s%s%s", v,
                      rs_fe_noun(w, s->field, fabs(v - 1) >= .5, t1,
                                 sizeof(t1)),
-                     ph.scope, ph.win);
+                     ph->scope, ph->win);
         break;
     case RS_FEATURES_AGG_NEW:
         n = snprintf(buf, size, "%s %s %s%s", v >= .5 ? "new" : "known",
-                     rs_fe_noun(w, s->field, 0, t1, sizeof(t1)), ph.forkey,
-                     ph.win);
+                     rs_fe_noun(w, s->field, 0, t1, sizeof(t1)), ph->forkey,
+                     ph->win);
         break;
     case RS_FEATURES_AGG_SINCE_LAST: {
         double sec = expm1(v);
         if (!(sec < RS_FE_SINCE_NONE_S * 0.999)) {
-            n = snprintf(buf, size, "first %s of %s", ph.ev, ph.thiskey);
+            n = snprintf(buf, size, "first %s of %s", ph->ev, ph->thiskey);
             break;
         }
         char d[48];
@@ -507,18 +517,18 @@ int rs_features_reason(const rs_features_t *f, int i, const float *x,
             rs_fe_secs_words(1.0 / rate / 1000.0, u, sizeof(u));
             snprintf(ub, sizeof(ub), ", usually %s", u);
         }
-        n = snprintf(buf, size, "%s since %s previous %s%s", d, ph.owner,
-                     ph.ev, ub);
+        n = snprintf(buf, size, "%s since %s previous %s%s", d, ph->owner,
+                     ph->ev, ub);
         break;
     }
     case RS_FEATURES_AGG_RATIO_MEAN:
-        n = snprintf(buf, size, "%s %.1fx %s average%s", ph.val, v, ph.owner,
-                     ph.over);
+        n = snprintf(buf, size, "%s %.1fx %s average%s", ph->val, v, ph->owner,
+                     ph->over);
         break;
     case RS_FEATURES_AGG_ZSCORE:
         n = snprintf(buf, size, "%s %.1f standard deviations %s %s average%s",
-                     ph.val, fabs(v), v < 0 ? "below" : "above", ph.owner,
-                     ph.over);
+                     ph->val, fabs(v), v < 0 ? "below" : "above", ph->owner,
+                     ph->over);
         break;
     case RS_FEATURES_AGG_VELOCITY:
         if (rate >= 0) {
@@ -526,49 +536,49 @@ int rs_features_reason(const rs_features_t *f, int i, const float *x,
             rs_fe_usual(rate * (double)RS_FE_HOUR_MS, u, sizeof(u));
             snprintf(ub, sizeof(ub), ", usually %s", u);
         }
-        n = snprintf(buf, size, "%.2g %s per hour%s%s%s", v, ph.evs, ph.scope,
-                     ph.win, ub);
+        n = snprintf(buf, size, "%.2g %s per hour%s%s%s", v, ph->evs, ph->scope,
+                     ph->win, ub);
         break;
     case RS_FEATURES_AGG_FRAUD_COUNT:
         n = snprintf(buf, size, "%.0f %s%s confirmed as %s%s", v,
-                     fabs(v - 1) < .5 ? ph.ev : ph.evs, ph.scope, ph.fraud,
-                     ph.win);
+                     fabs(v - 1) < .5 ? ph->ev : ph->evs, ph->scope, ph->fraud,
+                     ph->win);
         break;
     case RS_FEATURES_AGG_FRAUD_RATE:
         n = snprintf(buf, size, "%.*f%% of %s%s confirmed as %s%s",
-                     v > 0 && v < 0.01 ? 1 : 0, v * 100, ph.evs, ph.scope,
-                     ph.fraud, ph.win);
+                     v > 0 && v < 0.01 ? 1 : 0, v * 100, ph->evs, ph->scope,
+                     ph->fraud, ph->win);
         break;
     case RS_FEATURES_AGG_LAST:
         if (isfinite(mean)) {
             char m[32];
             snprintf(ub, sizeof(ub), ", usually %s",
-                     rs_fe_vfmt(&ph, mean, m, sizeof(m)));
+                     rs_fe_vfmt(ph, mean, m, sizeof(m)));
         }
-        n = snprintf(buf, size, "previous %s %s%s", ph.val,
-                     rs_fe_vfmt(&ph, v, nb, sizeof(nb)), ub);
+        n = snprintf(buf, size, "previous %s %s%s", ph->val,
+                     rs_fe_vfmt(ph, v, nb, sizeof(nb)), ub);
         break;
     case RS_FEATURES_AGG_SLOPE:
         if (v == 0)
-            n = snprintf(buf, size, "%s steady%s", ph.val, ph.over);
+            n = snprintf(buf, size, "%s steady%s", ph->val, ph->over);
         else
-            n = snprintf(buf, size, "%s %s %.3g per hour%s", ph.val,
-                         v > 0 ? "rising" : "falling", fabs(v), ph.over);
+            n = snprintf(buf, size, "%s %s %.3g per hour%s", ph->val,
+                         v > 0 ? "rising" : "falling", fabs(v), ph->over);
         break;
     case RS_FEATURES_AGG_DEVIATION:
-        n = snprintf(buf, size, "%s %.3g %s %s average%s", ph.val, fabs(v),
-                     v >= 0 ? "above" : "below", ph.owner, ph.over);
+        n = snprintf(buf, size, "%s %.3g %s %s average%s", ph->val, fabs(v),
+                     v >= 0 ? "above" : "below", ph->owner, ph->over);
         break;
     case RS_FEATURES_AGG_CURRENT:
     default: {
-        double cur = ph.agg == RS_FEATURES_AGG_CURRENT ? v : expm1(v);
+        double cur = ph->agg == RS_FEATURES_AGG_CURRENT ? v : expm1(v);
         if (isfinite(mean)) {
             char m[32];
             snprintf(ub, sizeof(ub), ", usually %s",
-                     rs_fe_vfmt(&ph, mean, m, sizeof(m)));
+                     rs_fe_vfmt(ph, mean, m, sizeof(m)));
         }
-        n = snprintf(buf, size, "%s %s%s", ph.val,
-                     rs_fe_vfmt(&ph, cur, nb, sizeof(nb)), ub);
+        n = snprintf(buf, size, "%s %s%s", ph->val,
+                     rs_fe_vfmt(ph, cur, nb, sizeof(nb)), ub);
         break;
     }
     }
