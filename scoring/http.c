@@ -344,10 +344,10 @@ struct rs_http_s {
     size_t token_len;
     pthread_key_t tls;         /* rs_sink_redis_t * of a server thread  */
     int tls_ok;
-    pthread_mutex_t lock;      /* routes                                */
+    pthread_mutex_t lock;      /* routes, the label sender              */
     int nroutes;
     rs_http_route_t routes[RS_HTTP_MAX_ROUTES];
-    /* the label action (set once before serving; NULL: off) */
+    /* the label action (NULL: off), under `lock` */
     rs_http_label_fn label_fn;
     void *label_opaque;
     char label_topic[128];
@@ -678,6 +678,22 @@ static int rs_http_cursor(const char *v, int64_t *t, char *id, size_t size) {
     return 1;
 }
 
+/* The label sender, read under the lock (it is set at start-up while the
+ * pool threads may already run). */
+typedef struct rs_http_labeler_s {
+    rs_http_label_fn fn;
+    void *opaque;
+    char topic[128];
+} rs_http_labeler_t;
+
+static void rs_http_labeler(rs_http_t *http, rs_http_labeler_t *l) {
+    pthread_mutex_lock(&http->lock);
+    l->fn = http->label_fn;
+    l->opaque = http->label_opaque;
+    rs_strlcpy(l->topic, http->label_topic, sizeof(l->topic));
+    pthread_mutex_unlock(&http->lock);
+}
+
 /* ------------------------------------------------------------ the routes */
 
 static int rs_http_score(rs_http_t *http, const char *id, rs_http_buf_t *b,
@@ -775,6 +791,8 @@ static int rs_http_case(rs_http_t *http, const char *id, rs_http_buf_t *b,
             rows[nr++] = hist.sc[i];
         }
         char href[RS_ID_MAX * 3 + 32];
+        rs_http_labeler_t lab;
+        rs_http_labeler(http, &lab);
         rs_http_buf_t hb = {NULL, 0, 0, 0};
         rs_http_buf_url(&hb, id);
         snprintf(href, sizeof(href), "/v1/scores/%s", hb.p ? hb.p : "");
@@ -782,8 +800,8 @@ static int rs_http_case(rs_http_t *http, const char *id, rs_http_buf_t *b,
         rs_http_case_t c = {
             .sc = sc, .outcome = &me.out[0], .hist = rows, .hist_out = outs,
             .nhist = nr, .hist_newer = newer_kept,
-            .labels = http->label_fn != NULL,
-            .labels_topic = http->label_topic, .json_href = href};
+            .labels = lab.fn != NULL,
+            .labels_topic = lab.topic, .json_href = href};
         rs_http_chrome_t ch = {http->token_len > 0, NULL};
         rs_http_render_case(&ch, &c, b);
         *ctype = RS_CT_HTML;
@@ -1157,7 +1175,9 @@ static int rs_http_label(rs_http_t *http, struct MHD_Connection *conn,
         if ((unsigned char)*p < 0x20)
             return rs_http_error(b, ctype, 400, "analyst: control "
                                  "characters are not allowed");
-    if (!http->label_fn)
+    rs_http_labeler_t lab;
+    rs_http_labeler(http, &lab);
+    if (!lab.fn)
         return rs_http_error(b, ctype, 503, "labelling is not configured: "
                              "this API has no Kafka producer (riskstream api "
                              "--brokers, or the API inside serve)");
@@ -1188,7 +1208,7 @@ static int rs_http_label(rs_http_t *http, struct MHD_Connection *conn,
     oc.present = 1;
     oc.value = !strcmp(oc.outcome, "fraud") ? 1 : 0;
     oc.at_ms = rs_clock_wall_ms();
-    rs_strlcpy(oc.topic, http->label_topic, sizeof(oc.topic));
+    rs_strlcpy(oc.topic, lab.topic, sizeof(oc.topic));
     rs_http_buf_t ob = {NULL, 0, 0, 0};
     rs_http_outcome_json(&oc, id, entity, &ob);
     /* claim first: of two analysts, one label */
@@ -1210,7 +1230,7 @@ static int rs_http_label(rs_http_t *http, struct MHD_Connection *conn,
     rs_strlcpy(lb.entity_id, entity, sizeof(lb.entity_id));
     lb.value = oc.value;
     lb.label_time_ms = oc.at_ms;
-    err = http->label_fn(http->label_opaque, &lb, errstr, sizeof(errstr));
+    err = lab.fn(lab.opaque, &lb, errstr, sizeof(errstr));
     if (err != RS_OK) {
         char e2[256];
         rs_warn("http", "label of %.64s not delivered: %s", id, errstr);
@@ -1608,10 +1628,12 @@ static rs_err_t rs_http_add(rs_http_t *http, const char *prefix,
 void rs_http_set_labeler(rs_http_t *http, rs_http_label_fn fn, void *opaque,
                          const char *topic) {
     if (!http) return;
+    pthread_mutex_lock(&http->lock);
     http->label_fn = fn;
     http->label_opaque = opaque;
     rs_strlcpy(http->label_topic, topic ? topic : "",
                sizeof(http->label_topic));
+    pthread_mutex_unlock(&http->lock);
 }
 
 rs_err_t rs_http_add_route(rs_http_t *http, const char *prefix,
