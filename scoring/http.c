@@ -1,21 +1,28 @@
-/* http.c -- the read-only HTTP API (see http.h).
+/* http.c -- the HTTP API: the server, routing, authentication, and the
+ * reads behind the analysts' pages (see http.h; the pages themselves are
+ * rendered by http_pages.c).
  *
- * Design: libmicrohttpd with an internal thread pool; the access handler
- * answers on its first call (GET has no body; anything else is refused
- * before its body is read).  The URL reaches the handler still
- * percent-encoded (a no-op unescape callback): the path is split on "/"
- * first and each segment decoded on its own, so an id may hold "/" or "?".
- * Query values are decoded the same way.
+ * Design: libmicrohttpd with an internal thread pool; a GET is answered on
+ * its first call (a body is refused), a POST once its body is in (up to
+ * RS_HTTP_POST_MAX bytes, kept in per-request state freed by the
+ * completion callback).  The URL reaches the handler still percent-encoded
+ * (a no-op unescape callback): the path is split on "/" first and each
+ * segment decoded on its own, so an id may hold "/" or "?".  Query values
+ * are decoded the same way.
  *
  * Redis: one rs_sink_redis_t per server thread, created on first use and
  * kept in thread-specific data whose destructor closes it when
- * MHD_stop_daemon joins the thread.  Nothing is shared between threads but
- * the immutable configuration and the route table (under a mutex).
+ * MHD_stop_daemon joins the thread.  Lists (queue, entity page, a case's
+ * history) read an index newest first, then the records and outcomes of a
+ * chunk with two MGETs; filters run on the decoded records, at most
+ * RS_HTTP_SCAN_MAX index entries per request, and pages continue from a
+ * (time, id) cursor.  Nothing is shared between threads but the immutable
+ * configuration, the route table and the label sender (under a mutex).
  *
- * The HTML page is built by rs_http_render_view (pure): inline CSS and
- * SVG, no script, no external asset, served with a CSP that forbids
- * everything else.  Every string from the record goes through
- * rs_http_buf_html.
+ * The label action claims the outcome in Redis (SET NX), hands the Label
+ * to the sender (a Kafka producer in the CLI) and undoes the claim if the
+ * sender fails.  It takes the token only from the Authorization header and
+ * only a JSON body, so a cross-site form cannot label.
  */
 #include "scoring/http_int.h"
 
@@ -1237,8 +1244,10 @@ static int rs_http_label(rs_http_t *http, struct MHD_Connection *conn,
         RS_HTTP_REDIS(http, e2,
                       rs_sink_redis_del_outcome(sink, id, e2, sizeof(e2)));
         free(ob.p);
-        return rs_http_error(b, ctype, 503, "the label could not be sent "
-                             "(%s); nothing was recorded, try again", errstr);
+        return rs_http_error(b, ctype, 503, "the label was not confirmed by "
+                             "Kafka (%s); the outcome is not recorded: try "
+                             "again (a label that arrives twice is learned "
+                             "once)", errstr);
     }
     rs_info("http", "event %.64s labelled %s%s%.64s", id, oc.outcome,
             oc.analyst[0] ? " by " : "", oc.analyst);

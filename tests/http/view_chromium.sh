@@ -249,15 +249,19 @@ echo "$found" | jq -e --arg e "$ENT" '.value == 1 and .entity_id == $e and .labe
 [ "$(wc -l <"$TMP/labels.tsv")" -eq 1 ] || fail "expected one label on the topic"
 rcli GET "rs:outcome:$ALERT" | jq -e '.outcome == "fraud" and .analyst == "Ana Lyst" and .value == 1' >/dev/null \
   || fail "outcome not in Redis"
-# ... and the service consumed it (analyst decisions feed learning)
-nlab=0
+# ... and the service consumed it and matched it to the pending event, so
+# the model learns it (analyst decisions feed learning)
+nlab=0; nmat=0
 for _ in $(seq 100); do
-  nlab=$(curl -fsS -H "$AUTH" "$URL/metrics" | awk '$1 == "riskstream_labels_total" { print $2 }')
-  [ "${nlab:-0}" -ge 1 ] && break
+  curl -fsS -H "$AUTH" "$URL/metrics" >"$TMP/metrics.txt" || true
+  nlab=$(awk '$1 == "riskstream_labels_total" { print $2 }' "$TMP/metrics.txt")
+  nmat=$(awk '$1 == "riskstream_labels_matched_total" { print $2 }' "$TMP/metrics.txt")
+  [ "${nlab:-0}" -ge 1 ] && [ "${nmat:-0}" -ge 1 ] && break
   sleep 0.2
 done
 [ "${nlab:-0}" -ge 1 ] || fail "the service did not consume the label (riskstream_labels_total $nlab)"
-echo "view_chromium: Label read back from the topic: $found; service labels_total $nlab"
+[ "${nmat:-0}" -ge 1 ] || fail "the label did not reach a pending event (riskstream_labels_matched_total $nmat)"
+echo "view_chromium: Label read back from the topic: $found; service labels_total $nlab, matched $nmat"
 
 DOM=$TMP/hostile.html
 count() { grep -o "$1" "$DOM" | wc -l; }
