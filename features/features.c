@@ -328,6 +328,7 @@ rs_features_t *rs_features_new(const rs_features_conf_t *conf, char *errstr,
     f = rs_calloc(1, sizeof(*f));
     f->conf = *conf;
     f->conf.sensor_fields[sizeof(f->conf.sensor_fields) - 1] = '\0';
+    f->conf.nouns[sizeof(f->conf.nouns) - 1] = '\0';
     f->ck.fd = -1;
     f->conf.timezone[sizeof(f->conf.timezone) - 1] = '\0';
     if (rs_fe_compile(f, errstr, errstr_size)) goto fail;
@@ -342,6 +343,7 @@ rs_features_t *rs_features_new(const rs_features_conf_t *conf, char *errstr,
         f->tz_from = INT64_MAX;   /* empty cache */
         f->tz_until = INT64_MIN;
     }
+    if (rs_fe_words_new(f, errstr, errstr_size)) goto fail;
 
     uint64_t mem = sizeof(*f) +
                    (uint64_t)f->dim * (sizeof(*f->names) + sizeof(*f->descs));
@@ -396,6 +398,7 @@ void rs_features_destroy(rs_features_t *f) {
     rs_free(f->out_spec);
     rs_free(f->out_agg);
     rs_tz_destroy(f->tz);
+    rs_fe_words_destroy(f->words);
     rs_free(f);
 }
 
@@ -888,93 +891,6 @@ rs_err_t rs_features_label(rs_features_t *f, const rs_label_t *lb) {
         }
     }
     return RS_OK;
-}
-
-/* ----------------------------------------------------------------- reasons */
-
-int rs_features_reason(const rs_features_t *f, int i, float value, char *buf,
-                       size_t size) {
-    if (i < 0 || i >= f->dim) return -1;
-    if (!buf || !size) return 0;
-    const rs_fe_cspec_t *c = &f->spec[f->out_spec[i]];
-    const rs_features_spec_t *s = &c->s;
-    double v = value;
-    char win[128] = "over all kept history";
-    if (s->last_n)
-        snprintf(win, sizeof(win), "over the last %lld events", (long long)s->last_n);
-    else if (s->window_ms) {
-        char d[32];
-        rs_duration_fmt(s->window_ms, d, sizeof(d));
-        snprintf(win, sizeof(win), "in the last %s", d);
-        if (s->offset_ms) {
-            char o[32];
-            rs_duration_fmt(s->offset_ms, o, sizeof(o));
-            snprintf(win, sizeof(win), "in the %s ending %s ago", d, o);
-        }
-    }
-    const char *k = !strcmp(s->key, "entity") ? "this entity"
-                    : !strcmp(s->key, "counterparty") ? "this counterparty"
-                                                       : s->key;
-    const char *val = s->value;
-    int n;
-    switch (f->out_agg[i]) {
-    case RS_FEATURES_AGG_COUNT:
-        n = snprintf(buf, size, "%.0f event%s of %s %s", v, fabs(v - 1) < .5 ? "" : "s", k, win); break;
-    case RS_FEATURES_AGG_SUM: n = snprintf(buf, size, "%s total %.2f for %s %s", val, v, k, win); break;
-    case RS_FEATURES_AGG_MEAN: n = snprintf(buf, size, "mean %s %.2f for %s %s", val, v, k, win); break;
-    case RS_FEATURES_AGG_STD: n = snprintf(buf, size, "%s spread %.2f for %s %s", val, v, k, win); break;
-    case RS_FEATURES_AGG_MIN: n = snprintf(buf, size, "smallest %s %.2f for %s %s", val, v, k, win); break;
-    case RS_FEATURES_AGG_MAX: n = snprintf(buf, size, "largest %s %.2f for %s %s", val, v, k, win); break;
-    case RS_FEATURES_AGG_COUNT_BELOW:
-        n = snprintf(buf, size, "%.0f %s below %g for %s %s", v, val, s->below, k, win); break;
-    case RS_FEATURES_AGG_DISTINCT:
-        n = snprintf(buf, size, "%.0f distinct %s values for %s %s", v, s->field, k, win); break;
-    case RS_FEATURES_AGG_NEW:
-        n = snprintf(buf, size, v >= .5 ? "first time this %s for %s" : "known %s for %s", s->field, k); break;
-    case RS_FEATURES_AGG_SINCE_LAST: {
-        double sec = expm1(v);
-        if (sec >= RS_FE_SINCE_NONE_S * 0.999) n = snprintf(buf, size, "first event of %s", k);
-        else if (sec < 120) n = snprintf(buf, size, "%.0f seconds since the previous event of %s", sec, k);
-        else if (sec < 7200) n = snprintf(buf, size, "%.0f minutes since the previous event of %s", sec / 60, k);
-        else if (sec < 172800) n = snprintf(buf, size, "%.1f hours since the previous event of %s", sec / 3600, k);
-        else n = snprintf(buf, size, "%.1f days since the previous event of %s", sec / 86400, k);
-        break;
-    }
-    case RS_FEATURES_AGG_RATIO_MEAN: n = snprintf(buf, size, "%s %.1fx the mean of %s %s", val, v, k, win); break;
-    case RS_FEATURES_AGG_ZSCORE:
-        n = snprintf(buf, size, "%s %.1f standard deviations %s the mean of %s %s", val, fabs(v), v < 0 ? "below" : "above", k, win); break;
-    case RS_FEATURES_AGG_VELOCITY: n = snprintf(buf, size, "%.2f events per hour for %s %s", v, k, win); break;
-    case RS_FEATURES_AGG_FRAUD_COUNT: n = snprintf(buf, size, "%.0f confirmed fraud%s on %s %s", v, fabs(v - 1) < .5 ? "" : "s", k, win); break;
-    case RS_FEATURES_AGG_FRAUD_RATE: n = snprintf(buf, size, "fraud rate %.0f%% for %s %s", v * 100, k, win); break;
-    case RS_FEATURES_AGG_LAST: n = snprintf(buf, size, "previous %s %.3g", val, v); break;
-    case RS_FEATURES_AGG_SLOPE:
-        n = v == 0 ? snprintf(buf, size, "%s steady %s", val, win)
-                   : snprintf(buf, size, "%s %s %.3g per hour %s", val, v > 0 ? "rising" : "falling", fabs(v), win);
-        break;
-    case RS_FEATURES_AGG_DEVIATION:
-        n = snprintf(buf, size, "%s %.3g %s its usual level", val, fabs(v), v >= 0 ? "above" : "below"); break;
-    case RS_FEATURES_AGG_CURRENT: n = snprintf(buf, size, "%s %.2f", val, v); break;
-    case RS_FEATURES_AGG_HOUR_OF_DAY:
-        n = snprintf(buf, size, "at %02.0f:00-%02.0f:59 local time (%s)", v, v, f->conf.timezone); break;
-    case RS_FEATURES_AGG_DAY_OF_WEEK: {
-        static const char *const dn[7] = {"Monday", "Tuesday", "Wednesday",
-                                          "Thursday", "Friday", "Saturday",
-                                          "Sunday"};
-        int d = (int)v;
-        n = snprintf(buf, size, "on a %s (%s)", dn[d >= 0 && d < 7 ? d : 0], f->conf.timezone);
-        break;
-    }
-    case RS_FEATURES_AGG_NIGHT:
-        n = snprintf(buf, size, v >= .5 ? "at night (00:00-06:00, %s)" : "in the daytime (%s)", f->conf.timezone); break;
-    case RS_FEATURES_AGG_WEEKEND:
-        n = snprintf(buf, size, v >= .5 ? "on a weekend (%s)" : "on a weekday (%s)", f->conf.timezone); break;
-    case RS_FEATURES_AGG_HOUR_SIN:
-    case RS_FEATURES_AGG_HOUR_COS:
-        n = snprintf(buf, size, "time of day (%s %.2f)", f->out_agg[i] == RS_FEATURES_AGG_HOUR_SIN ? "sin" : "cos", v); break;
-    default: n = snprintf(buf, size, "%s %.2f", val, expm1(v)); break;
-    }
-    if (n < 0) { buf[0] = '\0'; return 0; }
-    return (size_t)n < size ? n : (int)size - 1;
 }
 
 /* ------------------------------------------------------------------- stats */

@@ -135,6 +135,7 @@ typedef struct rs_features_conf_s {
     int64_t label_window;       /* ms; window of the preset's label features */
     int64_t label_index;        /* recent event ids remembered for labels    */
     char sensor_fields[256];    /* comma list of the sensor preset's fields  */
+    char nouns[256];            /* words: "event=payment,entity=card,..."    */
     int preset;                 /* 0 cards, 1 sensors, 2 none                */
     int64_t labels_per_key;     /* fraud labels kept per key                 */
     int64_t label_maturity;     /* ms; offset of the cards preset's
@@ -222,11 +223,23 @@ rs_err_t rs_features_process(rs_features_t *f, const rs_event_t *ev,
  * event is counted as duplicate and ignored (RS_OK).  The owner thread. */
 rs_err_t rs_features_label(rs_features_t *f, const rs_label_t *lb);
 
-/* Plain-words reason for feature i having `value` ("12 events of this
- * entity in the last 1h").  Writes at most size bytes incl. NUL; returns
- * the length written, or -1 if i is out of range. */
-int rs_features_reason(const rs_features_t *f, int i, float value, char *buf,
-                       size_t size);
+/* Feature i in words, without its value, from its spec (key, window,
+ * offset, aggregation, value) and `nouns`: "payments at this merchant in
+ * the last day", "amount vs this card's average over the last 7 days".
+ * Writes at most size bytes incl. NUL; returns the length written, or -1
+ * if i is out of range.  No allocation.  Any thread (reads only state
+ * fixed at rs_features_new). */
+int rs_features_words(const rs_features_t *f, int i, char *buf, size_t size);
+
+/* Feature i with its value in words, where x[dim] is the event's whole
+ * vector: "7 payments in the last hour, usually 0.1".  The usual level
+ * comes from another feature of the layout when one fits (same key, no
+ * offset, a longer duration window: a count or velocity for counts,
+ * velocities and the time since the previous event; a mean of the same
+ * value for current, newest and mean values), else it is left out.
+ * Same return values and threads as rs_features_words. */
+int rs_features_reason(const rs_features_t *f, int i, const float *x,
+                       char *buf, size_t size);
 
 typedef struct rs_features_stats_s {
     uint64_t events;            /* processed                                 */

@@ -164,11 +164,18 @@ struct rs_features_s {
     int64_t wm;                           /* watermark: max event time */
     rs_features_stats_t st;
     rs_fe_ckpt_t ck;
+    struct rs_fe_words_s *words;          /* nouns and baselines (words.c) */
 };
 
 /* features_spec.c */
 rs_err_t rs_fe_compile(rs_features_t *f, char *errstr, size_t errstr_size);
 rs_fe_kind_t rs_fe_field_kind(const char *name, int as_value);
+
+/* features_words.c: nouns and baselines for rs_features_words/reason,
+ * built at rs_features_new (RS_ERR_CONFIG for bad `nouns`). */
+typedef struct rs_fe_words_s rs_fe_words_t;
+rs_err_t rs_fe_words_new(rs_features_t *f, char *errstr, size_t errstr_size);
+void rs_fe_words_destroy(rs_fe_words_t *w);
 
 /* features.c (used by the checkpoint code) */
 uint32_t rs_fe_tab_alloc(rs_fe_tab_t *tab, uint64_t key, uint64_t *evictions);

@@ -61,6 +61,13 @@ static const rs_conf_field_t rs_features_fields[] = {
      offsetof(rs_features_conf_t, sensor_fields),
      sizeof(((rs_features_conf_t *)0)->sensor_fields),
      "sensors preset: comma list of numeric fields (max 8)", NULL, 0, 0},
+    {"nouns", RS_CONF_STRING, "", offsetof(rs_features_conf_t, nouns),
+     sizeof(((rs_features_conf_t *)0)->nouns),
+     "words of reasons: comma list of NAME=noun[/plural] for event, entity, "
+     "counterparty, fraud (a positive label) or any key or field (e.g. "
+     "event=payment,mcc=merchant category); over the preset's (cards: "
+     "payment, card, merchant, fraud; sensors: reading, machine, site, "
+     "failure)", NULL, 0, 0},
 };
 
 const rs_conf_field_t *rs_features_conf_fields(int *nfields) {

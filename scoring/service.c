@@ -821,15 +821,15 @@ static int rs_svc_topk_abs(const float *v, int n, int k, int *order) {
 }
 
 /* Fill the explanation of one score from the logit contributions of the
- * model: the top |contribution| features, and plain-words reasons for the
- * features that pushed the risk up. */
+ * model: the top |contribution| features, each with its words, and as
+ * reasons the words of those that pushed the risk up (so a reason is
+ * always a listed contribution > 0). */
 static void rs_svc_explain(rs_service_t *svc, const float *x,
                            const float *contrib, const rs_model_output_t *mo,
                            rs_explanation_t *ex) {
     int D = svc->dim, top = (int)svc->conf->explain_top;
-    /* Rank enough features for the contributions and the reasons. */
-    int want = RS_MAX(top, RS_MAX_CONTRIB);
-    int m = rs_svc_topk_abs(contrib, D, RS_MIN(want, D), svc->order);
+    /* The reasons come from these contributions: ranking `top` suffices. */
+    int m = rs_svc_topk_abs(contrib, D, RS_MIN(top, D), svc->order);
     memset(ex, 0, sizeof(*ex));
     for (int k = 0; k < top && k < m; k++) {
         int i = svc->order[k];
@@ -837,6 +837,7 @@ static void rs_svc_explain(rs_service_t *svc, const float *x,
         rs_strlcpy(c->name, rs_features_name(svc->feat, i), sizeof(c->name));
         c->value = x[i];
         c->contribution = contrib[i];
+        rs_features_reason(svc->feat, i, x, c->text, sizeof(c->text));
     }
     /* The past events of the entity the model attended to most. */
     for (int k = 0; k < mo->n_attended && k < svc->conf->explain_attended &&
@@ -857,13 +858,12 @@ static void rs_svc_explain(rs_service_t *svc, const float *x,
         ex->experts[ex->n_experts].gate_weight = mo->experts[k].gate;
         ex->n_experts++;
     }
-    for (int k = 0; k < m && ex->n_reasons < RS_MAX_REASONS; k++) {
-        int i = svc->order[k];
-        if (contrib[i] <= 0.05f) continue; /* only what raised the risk */
-        if (rs_features_reason(svc->feat, i, x[i],
-                               ex->reasons[ex->n_reasons],
-                               RS_REASON_MAX) > 0)
-            ex->n_reasons++;
+    for (int k = 0; k < ex->n_contrib && ex->n_reasons < RS_MAX_REASONS;
+         k++) {
+        const rs_contrib_t *c = &ex->contrib[k];
+        if (c->contribution <= 0.05 || !c->text[0])
+            continue; /* only what raised the risk */
+        rs_strlcpy(ex->reasons[ex->n_reasons++], c->text, RS_REASON_MAX);
     }
 }
 
@@ -1514,6 +1514,8 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             rs_strlcpy(sc->model_version, version, sizeof(sc->model_version));
             sc->event_time_ms = m->ev.event_time_ms;
             sc->flags = svc->flags[k] & RS_SCORE_FLAG_LATE;
+            /* the event's own fields travel with its score (case view) */
+            rs_event_fields_from_event(&sc->event, &m->ev);
             if (explain && sc->score >= svc->conf->explain_min_score) {
                 rs_svc_explain(svc, x, svc->contrib + (size_t)k * (size_t)D,
                                &svc->mout[k], &sc->explanation);

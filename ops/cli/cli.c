@@ -162,3 +162,8 @@ int rs_cli_app_load(const char *cmd, rs_app_conf_t *app,
     if (rc != RS_EXIT_OK) rs_app_conf_destroy(app);
     return rc;
 }
+
+rs_err_t rs_cli_send_label(void *opaque, const rs_label_t *lb, char *errstr,
+                           size_t errstr_size) {
+    return rs_sink_label_send(opaque, lb, 10000, errstr, errstr_size);
+}

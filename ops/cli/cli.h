@@ -85,6 +85,12 @@ typedef struct rs_cli_bar_s {
 /* Redraw at most every 200 ms, and always when `final` (then newline). */
 void rs_cli_bar_draw(rs_cli_bar_t *b, size_t done, int final);
 
+/* The label action of the HTTP API (rs_http_set_labeler) backed by a
+ * Kafka label producer (`opaque` is an rs_sink_label_t): waits up to 10 s
+ * for the acknowledgement.  @locality any thread */
+rs_err_t rs_cli_send_label(void *opaque, const rs_label_t *lb, char *errstr,
+                           size_t errstr_size);
+
 /* Config keys behind --brokers, --redis and --group. */
 #define RS_CONF_KEY_BROKERS   "topics.brokers"
 #define RS_CONF_KEY_REDIS_URL "redis.url"

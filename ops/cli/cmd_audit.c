@@ -40,9 +40,10 @@ static void rs_audit_help(FILE *fp) {
         "       riskstream audit --entity ID [--since T] [--limit N] [--json]\n"
         "                        [--redis URL] [--config FILE]\n\n"
         "Read a past decision back from Redis and print it as a report: score,\n"
-        "decision, model version, event/scored times, latency, reasons, the\n"
-        "past events the model attended to (with their attention weights),\n"
-        "the feature contributions and the experts with their gate weights.\n"
+        "decision, model version, event/scored times, latency, the event's\n"
+        "own fields, reasons, the past events the model attended to (with\n"
+        "their attention weights), the feature contributions (with their\n"
+        "words) and the experts with their gate weights.\n"
         "With --entity, list that entity's decisions newest first.  Records\n"
         "live for redis.ttl (default 7d).\n\n"
         "With --rescore, recompute the score from the event's logged scoring\n"
@@ -182,6 +183,29 @@ static void rs_audit_report(const rs_score_t *sc, FILE *fp) {
             (double)sc->latency_us / 1000.0,
             (sc->flags & RS_SCORE_FLAG_LATE) ? "  late event" : "");
 
+    const rs_event_fields_t *ef = &sc->event;
+    if (ef->present) {
+        fprintf(fp, "type        %s  amount %.2f",
+                rs_audit_clean(ef->type[0] ? ef->type : "-", a, sizeof(a)),
+                ef->amount);
+        if (ef->counterparty_id[0])
+            fprintf(fp, "  counterparty %s",
+                    rs_audit_clean(ef->counterparty_id, a, sizeof(a)));
+        fputc('\n', fp);
+        if (ef->n_categ > 0 || ef->n_numeric > 0) {
+            fprintf(fp, "fields     ");
+            for (int i = 0; i < ef->n_categ && i < RS_MAX_CATEG; i++)
+                fprintf(fp, " %s=%s",
+                        rs_audit_clean(ef->categ[i].name, a, sizeof(a)),
+                        rs_audit_clean(ef->categ[i].value, b, sizeof(b)));
+            for (int i = 0; i < ef->n_numeric && i < RS_MAX_NUMERIC; i++)
+                fprintf(fp, " %s=%.6g",
+                        rs_audit_clean(ef->numeric[i].name, a, sizeof(a)),
+                        ef->numeric[i].value);
+            fputc('\n', fp);
+        }
+    }
+
     int nr = RS_MIN(RS_MAX(ex->n_reasons, 0), RS_MAX_REASONS);
     fprintf(fp, "\nreasons\n");
     if (!nr) fprintf(fp, "  (none recorded)\n");
@@ -233,6 +257,8 @@ static void rs_audit_report(const rs_score_t *sc, FILE *fp) {
         } else {
             fprintf(fp, "%12s|%s\n", "", bar);
         }
+        if (c->text[0])
+            fprintf(fp, "    %s\n", rs_audit_clean(c->text, a, sizeof(a)));
         RS_UNUSED(cells);
     }
 

@@ -196,6 +196,7 @@ int rs_cmd_serve(int argc, char **argv) {
     }
     rs_err_t err = RS_OK;
     rs_http_t *http = NULL;
+    rs_sink_label_t *labels = NULL;
     rs_service_t *svc = rs_service_new(&app, bootstrap, &err, errstr,
                                        sizeof(errstr));
     if (!svc) {
@@ -216,6 +217,19 @@ int rs_cmd_serve(int argc, char **argv) {
         rs_http_add_route(http, "/readyz", rs_serve_readyz, svc);
         rs_http_add_route(http, "/v1/models", rs_serve_models, svc);
         rs_http_add_post_route(http, "/v1/models", rs_serve_rollback, svc);
+        /* the analysts' label action: the service's brokers, topic and
+         * format, its own small producer */
+        labels = rs_sink_label_new(&app.kafka, bootstrap,
+                                   app.ingest.topic_labels,
+                                   (rs_format_t)app.ingest.labels_format,
+                                   errstr, sizeof(errstr));
+        if (!labels) {
+            fprintf(stderr, "riskstream serve: labels: %s\n", errstr);
+            rc = RS_EXIT_RUNTIME;
+            goto done;
+        }
+        rs_http_set_labeler(http, rs_cli_send_label, labels,
+                            app.ingest.topic_labels);
         printf("http: http://%s:%d\n", app.http.bind, rs_http_port(http));
         fflush(stdout);
     }
@@ -235,6 +249,7 @@ int rs_cmd_serve(int argc, char **argv) {
     }
 done:
     rs_http_destroy(http);
+    rs_sink_label_destroy(labels);
     rs_service_destroy(svc);
     rs_cluster_destroy(cluster);
     rs_app_conf_destroy(&app);

@@ -91,6 +91,21 @@ diff -q "$T/want_ids" "$T/score_ids" >/dev/null || fail "score event ids differ 
 bad_scores=$(jq -r 'select((.score|type) != "number" or .score < 0 or .score > 1) | .event_id' "$T/scores.jsonl" | wc -l)
 [ "$bad_scores" -eq 0 ] || fail "$bad_scores scores outside [0,1]"
 jq -e 'select(.model_version == "" or .decision == null)' "$T/scores.jsonl" >/dev/null && fail "score without model_version/decision"
+# Each score carries its event's own fields (the case view shows them).
+grep '"id":"e2e-' "$T/events.jsonl" \
+  | jq -c '{id: .id, cp: .counterparty_id, amount: .amount, mcc: .categorical_fields.mcc}' \
+  | sort >"$T/want_fields"
+jq -c '{id: .event_id, cp: .event.counterparty_id, amount: .event.amount,
+        mcc: ([.event.categorical_fields[] | select(.name == "mcc") | .value][0])}' \
+  "$T/scores.jsonl" | sort >"$T/got_fields"
+diff -q "$T/want_fields" "$T/got_fields" >/dev/null || fail "score event fields differ from the input events"
+# A reason is always the words of a listed contribution that raised the risk.
+nbad=$(jq -r '.explanation as $x | $x.reasons[] as $r
+              | select([$x.feature_contributions[] | select(.text == $r and .contribution > 0)] | length == 0)
+              | $r' "$T/scores.jsonl" | wc -l)
+[ "$nbad" -eq 0 ] || fail "$nbad reasons are not the words of a contribution > 0"
+jq -e 'select(.explanation.feature_contributions[] | .text == "")' "$T/scores.jsonl" >/dev/null \
+  && fail "a contribution without words"
 
 # Redis: N records, each with the right id and a score in [0,1].
 nkeys=$(redis-cli -s "$SOCK" --scan --pattern 'rs:score:*' | wc -l)

@@ -849,11 +849,174 @@ static void test_card_preset_layout(void **state) {
     for (int i = 0; i < rs_features_dim(f); i++) {
         assert_non_null(rs_features_desc(f, i));
         char buf[128];
-        assert_true(rs_features_reason(f, i, 1.5f, buf, sizeof(buf)) > 0);
+        float x[RS_FEATURES_MAX_DIM];
+        for (int k = 0; k < rs_features_dim(f); k++) x[k] = 1.5f;
+        assert_true(rs_features_reason(f, i, x, buf, sizeof(buf)) > 0);
+        assert_true(rs_features_words(f, i, buf, sizeof(buf)) > 0);
     }
     assert_null(rs_features_name(f, rs_features_dim(f)));
-    assert_int_equal(rs_features_reason(f, -1, 0, NULL, 0), -1);
+    assert_int_equal(rs_features_reason(f, -1, NULL, NULL, 0), -1);
+    assert_int_equal(rs_features_words(f, rs_features_dim(f), NULL, 0), -1);
     rs_features_destroy(f);
+}
+
+/* x with every feature at `v`, then feature `name` at `fv`. */
+static void words_set(const rs_features_t *f, float *x, const char *name,
+                      float fv) {
+    int i = find_feature(f, name);
+    if (i < 0) fail_msg("no feature %s", name);
+    x[i] = fv;
+}
+
+static void words_expect(const rs_features_t *f, const float *x,
+                         const char *name, const char *want) {
+    char buf[RS_REASON_MAX];
+    int i = find_feature(f, name);
+    if (i < 0) fail_msg("no feature %s", name);
+    int n = rs_features_reason(f, i, x, buf, sizeof(buf));
+    if (n <= 0 || strcmp(buf, want))
+        fail_msg("%s: got '%s', want '%s'", name, buf, want);
+}
+
+static void label_expect(const rs_features_t *f, const char *name,
+                         const char *want) {
+    char buf[RS_REASON_MAX];
+    int i = find_feature(f, name);
+    if (i < 0) fail_msg("no feature %s", name);
+    rs_features_words(f, i, buf, sizeof(buf));
+    if (strcmp(buf, want)) fail_msg("%s: got '%s', want '%s'", name, buf, want);
+}
+
+/* Features in words: from the spec (key, window, offset, aggregation,
+ * value) and the nouns, with the usual level from another feature of the
+ * same key; no machine name ever shows. */
+static void test_words(void **state) {
+    (void)state;
+    static rs_features_conf_t c;
+    char err[512];
+    float x[RS_FEATURES_MAX_DIM];
+    rs_features_conf_init(&c);
+    c.max_keys = c.max_counterparties = 64;
+    c.label_index = 64;
+    c.label_maturity = 7 * DAY_MS;
+    rs_features_t *f = rs_features_new(&c, err, sizeof(err));
+    assert_non_null(f);
+    int dim = rs_features_dim(f);
+    for (int k = 0; k < dim; k++) x[k] = 0;
+    /* 72 payments in 30 days before this one = 0.1 an hour, 2.4 a day
+     * (the 30-day count includes this payment) */
+    words_set(f, x, "ent_count_30d_incl", 73);
+    words_set(f, x, "ent_count_7d_incl", 16);
+    words_set(f, x, "ent_count_1h", 7);
+    words_expect(f, x, "ent_count_1h", "7 payments in the last hour, usually 0.1");
+    words_set(f, x, "ent_count_10m", 1);
+    words_expect(f, x, "ent_count_10m",
+                 "1 payment in the last 10 minutes, usually 0.017");
+    label_expect(f, "ent_count_1h", "payments in the last hour");
+    words_set(f, x, "ent_since_last", (float)log1p(120.0));
+    words_expect(f, x, "ent_since_last",
+                 "2 minutes since this card's previous payment, usually 10.0 "
+                 "hours");
+    words_set(f, x, "ent_since_last", (float)log1p(1e8));
+    words_expect(f, x, "ent_since_last", "first payment of this card");
+    words_set(f, x, "ent_mean_30d_incl", 42.1f);
+    words_set(f, x, "ent_current_log1p", (float)log1p(980.0));
+    words_expect(f, x, "ent_current_log1p", "amount 980.00, usually 42.10");
+    words_set(f, x, "ent_ratio_mean_30d", 8.3f);
+    words_expect(f, x, "ent_ratio_mean_30d",
+                 "amount 8.3x this card's average over the last 30 days");
+    words_set(f, x, "ent_zscore_30d", -2.5f);
+    words_expect(f, x, "ent_zscore_30d",
+                 "amount 2.5 standard deviations below this card's average "
+                 "over the last 30 days");
+    words_set(f, x, "ent_new_counterparty", 1);
+    words_expect(f, x, "ent_new_counterparty", "new merchant for this card");
+    words_set(f, x, "ent_distinct_counterparty_1d_incl", 4);
+    words_expect(f, x, "ent_distinct_counterparty_1d_incl",
+                 "4 different merchants in the last day");
+    words_set(f, x, "cp_fraud_rate_30d_off7d", 0.13f);
+    words_expect(f, x, "cp_fraud_rate_30d_off7d",
+                 "13% of payments at this merchant confirmed as fraud in the "
+                 "30 days before the last 7 days");
+    label_expect(f, "cp_count_1h", "payments at this merchant in the last hour");
+    /* an aggregate over an empty window says so */
+    words_set(f, x, "cp_count_1h", 0);
+    words_set(f, x, "cp_mean_1h", 0);
+    words_expect(f, x, "cp_mean_1h", "no payments at this merchant in the last hour");
+    words_expect(f, x, "cp_count_1h", "no payments at this merchant in the last hour");
+    words_set(f, x, "cp_count_1h", 3);
+    words_set(f, x, "cp_mean_1h", 25.5f);
+    words_expect(f, x, "cp_mean_1h",
+                 "average amount 25.50 at this merchant in the last hour");
+    /* the calendar of the event itself */
+    words_set(f, x, "cal_hour_of_day", 3);
+    words_expect(f, x, "cal_hour_of_day", "at 03:00-03:59 (UTC)");
+    words_set(f, x, "cal_day_of_week", 6);
+    words_expect(f, x, "cal_day_of_week", "on a Sunday (UTC)");
+    words_set(f, x, "cal_night", 1);
+    words_expect(f, x, "cal_night", "at night, 00:00-06:00 (UTC)");
+    words_set(f, x, "cal_weekend", 0);
+    words_expect(f, x, "cal_weekend", "on a weekday (UTC)");
+    words_set(f, x, "cal_hour_sin", (float)sin(6.283185307179586 * 3.5 / 24));
+    words_set(f, x, "cal_hour_cos", (float)cos(6.283185307179586 * 3.5 / 24));
+    words_expect(f, x, "cal_hour_sin", "at 03:30 (UTC)");
+    label_expect(f, "cal_night", "at night, 00:00-06:00 (UTC)");
+    /* no machine name in any of them */
+    for (int i = 0; i < dim; i++) {
+        char buf[RS_REASON_MAX];
+        for (int k = 0; k < dim; k++) x[k] = 3;
+        rs_features_reason(f, i, x, buf, sizeof(buf));
+        if (strchr(buf, '_') || strstr(buf, rs_features_name(f, i)))
+            fail_msg("%s reads '%s'", rs_features_name(f, i), buf);
+        rs_features_words(f, i, buf, sizeof(buf));
+        if (strchr(buf, '_')) fail_msg("%s label '%s'", rs_features_name(f, i), buf);
+    }
+    rs_features_destroy(f);
+
+    /* generic over specs: any key, window, offset, last-N, and nouns */
+    static const char *yaml =
+        "features:\n"
+        "  max_keys: 64\n"
+        "  max_counterparties: 64\n"
+        "  label_index: 64\n"
+        "  nouns: event=login, entity=account, country=country/countries, "
+        "device_id=device\n"
+        "  specs:\n"
+        "    - {key: country, windows: [2h, 7d], aggs: [count, velocity]}\n"
+        "    - {key: entity, last: 20, aggs: [{distinct: device_id}]}\n"
+        "    - {key: entity, window: 1d, offset: 1d, aggs: [count]}\n"
+        "    - {key: entity, value: temp, window: 1h, aggs: [slope, last]}\n";
+    rs_features_conf_init(&c);
+    if (load_conf(yaml, &c, err, sizeof(err))) fail_msg("%s", err);
+    f = rs_features_new(&c, err, sizeof(err));
+    if (!f) fail_msg("%s", err);
+    dim = rs_features_dim(f);
+    for (int k = 0; k < dim; k++) x[k] = 0;
+    words_set(f, x, "country_count_2h", 3);
+    words_set(f, x, "country_count_7d", 168);
+    words_expect(f, x, "country_count_2h",
+                 "3 logins with the same country in the last 2 hours, "
+                 "usually 2");
+    words_set(f, x, "ent_distinct_device_id_last20", 5);
+    words_expect(f, x, "ent_distinct_device_id_last20",
+                 "5 different devices in the last 20 logins");
+    words_set(f, x, "ent_count_1d_off1d", 1);
+    words_expect(f, x, "ent_count_1d_off1d",
+                 "1 login in the 1 day before the last day");
+    words_set(f, x, "ent_temp_slope_1h", 0.5f);
+    words_expect(f, x, "ent_temp_slope_1h",
+                 "temp rising 0.5 per hour over the last hour");
+    label_expect(f, "country_velocity_7d",
+                 "logins per hour with the same country in the last 7 days");
+    rs_features_destroy(f);
+
+    /* a bad noun list is a configuration error naming the key */
+    rs_features_conf_init(&c);
+    c.max_keys = c.max_counterparties = 64;
+    c.label_index = 64;
+    snprintf(c.nouns, sizeof(c.nouns), "event=payment,entity");
+    assert_null(rs_features_new(&c, err, sizeof(err)));
+    assert_non_null(strstr(err, "features.nouns"));
 }
 
 static void test_current_excluded_and_leakage(void **state) {
@@ -1729,6 +1892,7 @@ int main(void) {
         cmocka_unit_test(test_window_boundaries),
         cmocka_unit_test(test_calendar_timezones),
         cmocka_unit_test(test_maturity_buckets),
+        cmocka_unit_test(test_words),
         cmocka_unit_test(test_reference_all_aggs),
         cmocka_unit_test(test_reference_presets),
         cmocka_unit_test(test_checkpoint_roundtrip),
