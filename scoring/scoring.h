@@ -43,6 +43,7 @@
 #include "model/model.h"
 #include "scoring/sink.h"
 #include "scoring/http.h"
+#include "scoring/build_info.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -180,7 +181,8 @@ const char *rs_service_example_id(const rs_service_t *svc);
  * service thread publishes every second): events, labels, rejects,
  * latency histograms, consumer lag per partition, model version, updates,
  * drift, feature state, checkpoints, Kafka/Redis errors and in-flight
- * messages.  @locality any thread (e.g. an HTTP thread) */
+ * messages; then riskstream_build_info and the process_* metrics
+ * (rs_build_info_prometheus).  @locality any thread (e.g. an HTTP thread) */
 void rs_service_prometheus(rs_service_t *svc, rs_http_buf_t *out);
 /* 1 when the consumer has partitions and the last Redis write succeeded;
  * *why (may be NULL) says what is missing.  @locality any thread */

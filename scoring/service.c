@@ -665,6 +665,7 @@ void rs_service_prometheus(rs_service_t *svc, rs_http_buf_t *b) {
     rs_prom_gauge(b, "riskstream_kafka_inflight",
                   "score messages queued, not yet acknowledged",
                   (double)sn->ks.inflight);
+    rs_build_info_prometheus(b);
     free(sn);
 }
 
