@@ -161,7 +161,7 @@ static long rs_open_fds(void) {
 
 static void rs_prom_g(rs_http_buf_t *b, const char *name, const char *type,
                       const char *help, double v) {
-    rs_http_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help,
+    rs_http_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %.15g\n", name, help,
                        name, type, name, v);
 }
 
