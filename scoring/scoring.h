@@ -173,8 +173,10 @@ rs_err_t rs_service_lookup(rs_service_t *svc, const char *event_id,
                            char *json, size_t size, char *errstr,
                            size_t errstr_size);
 
-/* One past scored event id of the run with a positive label, or any
- * scored id if none (for the demo's example lookup); "" if none. */
+/* A past scored event of the run worth showing (the demo's example): a
+ * caught fraud (positive label, scored at or above the review / alert
+ * threshold), else the first decision other than approve, else the first
+ * scored event; "" if none. */
 const char *rs_service_example_id(const rs_service_t *svc);
 
 /* Prometheus text exposition of the service's metrics (the snapshot the

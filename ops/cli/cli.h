@@ -33,6 +33,10 @@ int rs_cli_app_init(const char *cmd, rs_app_conf_t *app,
 int rs_cli_gen_opt(int c, const char *arg, struct rs_gen_conf_s *g,
                    const char *cmd);
 
+/* The readable report of one decision, as `riskstream audit EVENT_ID`
+ * prints it (cmd_audit.c; the demo ends with one). */
+void rs_cli_audit_report(const rs_score_t *sc, FILE *fp);
+
 /* Set by SIGINT/SIGTERM handlers installed with rs_cli_signals(). */
 extern volatile sig_atomic_t rs_cli_stop;
 void rs_cli_signals(void);

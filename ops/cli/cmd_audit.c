@@ -272,6 +272,10 @@ static void rs_audit_report(const rs_score_t *sc, FILE *fp) {
     }
 }
 
+void rs_cli_audit_report(const rs_score_t *sc, FILE *fp) {
+    rs_audit_report(sc, fp);
+}
+
 static int rs_audit_one(rs_sink_redis_t *sink, const char *id, int json,
                         const rs_redis_conf_t *rconf) {
     char errstr[512], a[256];

@@ -124,6 +124,9 @@ static int rs_serve_broker(const rs_app_conf_t *app, rs_cluster_t **cluster,
     *bootstrap = rs_cluster_bootstraps(*cluster);
     printf("kafka bootstrap: %s\n", *bootstrap);
     fflush(stdout);
+    /* Retention drops (~5 MB per partition) are logged at error level. */
+    if (rs_cluster_watch(*cluster, 2000, errstr, sizeof(errstr)) != RS_OK)
+        rs_warn("serve", "%s (retention drops will not be reported)", errstr);
     return RS_EXIT_OK;
 }
 
