@@ -4,6 +4,8 @@
 #    retention logs the drop at error level and says it again, loudly, in
 #    its summary; it ends with the audit report of a decision (not raw
 #    JSON with 17-digit floats);
+#  - `audit --entity E --since 7d` on the demo's data (event times long
+#    before now) counts back from E's newest event and finds it;
 #  - `gen --brokers` is paced by default and says so; --rate 0 warns.
 # usage: demo_honest.sh RISKSTREAM_BINARY SOURCE_DIR
 set -euo pipefail
@@ -36,6 +38,18 @@ done
 grep -Eq '[0-9]\.[0-9]{12,}' "$T/report" && fail "raw floats in the report"
 grep -q '"gate_weight"' "$T/demo.out" && fail "raw JSON at the end of the demo"
 echo "demo_honest: $(grep -o 'dropped the oldest [0-9,]* messages of the scores topic' "$T/demo.out"), report of $(sed -n 's/^audit report of \([^,]*\),.*/\1/p' "$T/demo.out") ($(sed -n 's/^score  *[0-9.]*  \([a-z]*\).*/\1/p' "$T/report"))"
+
+# audit --entity E --since 7d counts back from E's newest event: the
+# demo's event times (January 2026, the generator's start) are far from
+# the wall clock, and counted from now it found nothing.
+ENT="$(sed -n 's/^event  *[^ ]*  (entity \(.*\))$/\1/p' "$T/report")"
+[ -n "$ENT" ] || fail "no entity in the report"
+"$BIN" audit --entity "$ENT" --since 7d --redis "$URL" >"$T/since.out" 2>&1 || fail "audit --since 7d: $(cat "$T/since.out")"
+grep -q "^--since 7d: counted back from the newest event of entity $ENT" "$T/since.out" || fail "--since note: $(head -2 "$T/since.out")"
+grep -q 'decisions\? of entity' "$T/since.out" || fail "audit --since 7d found nothing: $(cat "$T/since.out")"
+rc=0; "$BIN" audit --entity "$ENT" --since 2099-01-01T00:00:00Z --redis "$URL" >/dev/null 2>"$T/since2.err" || rc=$?
+[ "$rc" -eq 1 ] && grep -q 'in that time range' "$T/since2.err" || fail "absolute --since in the future: rc $rc"
+echo "demo_honest: audit --entity $ENT --since 7d: $(tail -1 "$T/since.out")"
 
 # gen --brokers: paced by default, --rate 0 warns.
 "$BIN" broker >"$T/broker.out" 2>&1 &
