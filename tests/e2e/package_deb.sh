@@ -17,7 +17,8 @@ fail() { echo "package FAIL: $*"; exit 1; }
 DEB="$(bash "$SRC/ops/package.sh" "$BUILD" | tail -1)"
 [ -f "$DEB" ] || fail "no package built"
 echo "package: $DEB ($(du -k "$DEB" | cut -f1) KiB)"
-dpkg-deb -c "$DEB" | awk '{print $6}' | sed 's#^\./#/#' >"$T/files"
+dpkg-deb -c "$DEB" >"$T/list"   # (to a file: grep -q on a pipe would SIGPIPE dpkg-deb)
+awk '{print $6}' "$T/list" | sed 's#^\./#/#' >"$T/files"
 for f in /usr/bin/riskstream /etc/riskstream/riskstream.yaml /etc/default/riskstream \
          /lib/systemd/system/riskstream.service /usr/share/doc/riskstream/README.md \
          /usr/share/doc/riskstream/riskstream.sample.yaml /usr/share/doc/riskstream/docs/config.md \
@@ -26,7 +27,8 @@ for f in /usr/bin/riskstream /etc/riskstream/riskstream.yaml /etc/default/riskst
   grep -qx "$f" "$T/files" || fail "$f not in the package"
 done
 grep -q '^/usr/local' "$T/files" && fail "files under /usr/local"
-dpkg-deb -c "$DEB" | grep -q -- '-rw------- .*\./etc/default/riskstream$' || fail "/etc/default/riskstream is not 0600"
+grep -q 'test\.yml$' "$T/files" && fail "the rules' unit tests are packaged"
+grep -q -- '-rw------- .*\./etc/default/riskstream$' "$T/list" || fail "/etc/default/riskstream is not 0600"
 dpkg-deb -I "$DEB" >"$T/info"
 grep -q '^ Package: riskstream$' "$T/info" || fail "package name"
 for lib in librdkafka1 libhiredis0.14 libopenblas0 libssl3 libyaml-0-2 libmicrohttpd12; do
