@@ -53,7 +53,8 @@ extern "C" {
 #define RS_FEATURES_MAX_SENSORS   8   /* fields in `sensor_fields`            */
 #define RS_FEATURES_MAX_SPECS    64   /* specs after expansion                */
 #define RS_FEATURES_MAX_TABLES    4   /* distinct keys                        */
-#define RS_FEATURES_MAX_VALUES    8   /* distinct value fields per key        */
+#define RS_FEATURES_MAX_VALUES    9   /* distinct value fields per key: amount
+                                       * + RS_FEATURES_MAX_SENSORS             */
 #define RS_FEATURES_MAX_AUX       4   /* distinct hashed fields per key       */
 #define RS_FEATURES_MAX_DIM     256   /* features in the vector               */
 #define RS_FEATURES_NAME_MAX     64   /* feature name incl. NUL               */

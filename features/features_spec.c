@@ -515,10 +515,21 @@ static void rs_fe_raw_dump(void *opaque, FILE *fp) {
 
 rs_err_t rs_features_conf_add_specs(rs_conf_t *cfg, rs_features_conf_t *conf,
                                     char *errstr, size_t errstr_size) {
-    return rs_conf_add_raw(cfg, "features",
-                           "declarative sliding-window features",
-                           rs_fe_raw_hook, rs_fe_raw_dump, conf, errstr,
-                           errstr_size);
+    rs_err_t err = rs_conf_add_raw(cfg, "features",
+                                   "declarative sliding-window features",
+                                   rs_fe_raw_hook, rs_fe_raw_dump, conf,
+                                   errstr, errstr_size);
+    if (err == RS_OK)
+        err = rs_conf_add_raw_doc(cfg, "features", "specs", "list of specs",
+                                  "replaces the preset's feature specs "
+                                  "(grammar in docs/features.md)", errstr,
+                                  errstr_size);
+    if (err == RS_OK)
+        err = rs_conf_add_raw_doc(cfg, "features", "extra_specs",
+                                  "list of specs",
+                                  "appended to the preset's (or specs') "
+                                  "list", errstr, errstr_size);
+    return err;
 }
 
 /* ------------------------------------------------------------ presets */
@@ -789,7 +800,9 @@ rs_err_t rs_fe_compile(rs_features_t *f, char *errstr, size_t errstr_size) {
         c->vi = rs_fe_add_name(tb->vname, &tb->nv, RS_FEATURES_MAX_VALUES, s->value);
         if (c->vi < 0) {
             err = rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
-                          "features: key '%s' has more than %d value fields",
+                          "features: key '%s' has more than %d value fields "
+                          "(amount and the numeric fields named in "
+                          "specs, extra_specs or sensor_fields)",
                           s->key, RS_FEATURES_MAX_VALUES);
             goto done;
         }

@@ -104,7 +104,8 @@ struct rs_service_s {
     rs_service_stats_t st;
     char last_version[RS_VERSION_MAX];
     char example_id[RS_ID_MAX];
-    int example_is_positive;
+    int example_rank;    /* of example_id: 1 scored, 2 flagged decision,
+                          * 3 caught fraud (the demo shows the best) */
 
     /* checkpoints */
     int64_t *applied;              /* [2][RS_SVC_MAX_PARTS] next offset
@@ -665,6 +666,7 @@ void rs_service_prometheus(rs_service_t *svc, rs_http_buf_t *b) {
     rs_prom_gauge(b, "riskstream_kafka_inflight",
                   "score messages queued, not yet acknowledged",
                   (double)sn->ks.inflight);
+    rs_build_info_prometheus(b);
     free(sn);
 }
 
@@ -791,12 +793,13 @@ static void rs_svc_label(rs_service_t *svc, const rs_label_t *lb) {
     if (y) {
         svc->st.positives++;
         if (score >= svc->conf->review_threshold ||
-            score >= svc->conf->alert_threshold)
+            score >= svc->conf->alert_threshold) {
             svc->st.caught++;
-        if (!svc->example_is_positive) {
-            rs_strlcpy(svc->example_id, lb->event_id,
-                       sizeof(svc->example_id));
-            svc->example_is_positive = 1;
+            if (svc->example_rank < 3) {
+                rs_strlcpy(svc->example_id, lb->event_id,
+                           sizeof(svc->example_id));
+                svc->example_rank = 3;
+            }
         }
     }
 }
@@ -1535,6 +1538,11 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             case RS_DECISION_ALERT: svc->st.alerts++; break;
             default: break;
             }
+            if (sc->decision != RS_DECISION_APPROVE && svc->example_rank < 2) {
+                rs_strlcpy(svc->example_id, sc->event_id,
+                           sizeof(svc->example_id));
+                svc->example_rank = 2;
+            }
             npub++;
         }
         /* Stamp and publish: latency ends when the score is handed to the
@@ -1572,9 +1580,11 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
         if (npub && !svc->first_scored_us) svc->first_scored_us = now_mono;
         if (svc->first_scored_us)
             svc->st.active_s = (double)(now_mono - svc->first_scored_us) / 1e6;
-        if (npub && !svc->example_id[0])
+        if (npub && !svc->example_rank) {
             rs_strlcpy(svc->example_id, svc->out[0].event_id,
                        sizeof(svc->example_id));
+            svc->example_rank = 1;
+        }
     }
     /* Exactly-once: a reject's dead-letter copy must be acknowledged before
      * a commit includes its position (stores nothing in that mode). */

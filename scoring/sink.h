@@ -312,6 +312,16 @@ void rs_sink_label_destroy(rs_sink_label_t *s);
  *                                     ttl (an audit --rescore needs both
  *                                     the score record and its input)
  *   alert_index_max   int      100000 alerts kept in the alert index
+ *   tls_verify        bool     true   rediss://: verify the server
+ *                                     certificate and name (false: tests)
+ *   tls_ca_file       string   ""     CA bundle (PEM); "" = tls_ca_dir or
+ *                                     the system store
+ *   tls_ca_dir        string   ""     hashed CA directory
+ *   tls_cert_file     string   ""     client certificate (mutual TLS)
+ *   tls_key_file      string   ""     its key; "" = in tls_cert_file
+ *   tls_server_name   string   ""     name checked in the certificate and
+ *                                     sent as SNI; "" = the URL's host
+ * rediss:// is done by scoring/redis_tls.c (hiredis 0.14 has no TLS).
  */
 typedef struct rs_redis_conf_s {
     char url[256];
@@ -323,6 +333,12 @@ typedef struct rs_redis_conf_s {
     int64_t buffer_bytes;
     int64_t input_ttl_ms;
     int64_t alert_index_max;
+    int tls_verify;
+    char tls_ca_file[256];
+    char tls_ca_dir[256];
+    char tls_cert_file[256];
+    char tls_key_file[256];
+    char tls_server_name[256];
 } rs_redis_conf_t;
 
 /* The field table (static); *n gets the row count.  @locality any */
@@ -336,6 +352,7 @@ void rs_redis_conf_init(rs_redis_conf_t *conf);
 /* A parsed Redis URL.  Holds a secret (password): never log it. */
 typedef struct rs_redis_url_s {
     int is_unix;          /* 1: unix socket at `path`; 0: TCP host:port */
+    int tls;              /* 1: rediss:// (TLS over TCP)               */
     char host[256];
     int port;             /* default 6379                              */
     char path[108];       /* unix socket path (sun_path limit)         */
@@ -345,7 +362,8 @@ typedef struct rs_redis_url_s {
 } rs_redis_url_t;
 
 /* Parse "redis://[[user]:password@]host[:port][/db]" (host may be
- * "[v6addr]") or "unix:///abs/path[?db=N]".  Pure, no I/O.
+ * "[v6addr]"), the same with "rediss://" (TLS) or "unix:///abs/path[?db=N]".
+ * Pure, no I/O.
  * RS_ERR_CONFIG with errstr naming the problem (never the password).
  * @locality any thread */
 rs_err_t rs_redis_url_parse(const char *url, rs_redis_url_t *out,

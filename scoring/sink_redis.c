@@ -52,9 +52,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <hiredis/hiredis.h>
 
+#include "scoring/redis_tls.h"
 #include "scoring/sink.h"
 
 /* One queued batch in the ring, followed by `bytes` of RESP commands. */
@@ -85,6 +87,7 @@ struct rs_sink_redis_s {
     char input_ttl_arg[24];/* input_ttl_ms (or ttl_ms if 0) as text      */
     char cap_arg[24];      /* -(entity_index_max + 1) as text            */
     char alert_cap_arg[24];/* -(alert_index_max + 1) as text             */
+    rs_redis_tls_t *tls;   /* rediss://: TLS context (immutable)         */
     redisContext *ctx;     /* owner's; NULL: disconnected                */
     int ever_connected;
     char *json;            /* [RS_ENCODE_MAX] score JSON                 */
@@ -123,8 +126,8 @@ struct rs_sink_redis_s {
 static const rs_conf_field_t rs_redis_fields[] = {
     {"url", RS_CONF_STRING, "", offsetof(rs_redis_conf_t, url),
      sizeof(((rs_redis_conf_t *)0)->url),
-     "redis://[[user]:pass@]host[:port][/db] or unix:///path[?db=N]; empty = "
-     "none configured", NULL, 0, 0},
+     "redis://[[user]:pass@]host[:port][/db], rediss://... (TLS) or "
+     "unix:///path[?db=N]; empty = none configured", NULL, 0, 0},
     {"ttl", RS_CONF_DURATION, "7d", offsetof(rs_redis_conf_t, ttl_ms), 0,
      "lifetime of score keys and entity indexes", NULL, 1000,
      366.0 * 86400 * 1000},
@@ -154,6 +157,31 @@ static const rs_conf_field_t rs_redis_fields[] = {
      offsetof(rs_redis_conf_t, input_ttl_ms), 0,
      "lifetime of input logs (rs:input:<event_id>); 0 = same as ttl", NULL,
      0, 366.0 * 86400 * 1000},
+    {"tls_verify", RS_CONF_BOOL, "true", offsetof(rs_redis_conf_t, tls_verify),
+     0, "rediss://: verify the server's certificate and name (false accepts "
+     "any certificate: tests only)", NULL, 0, 0},
+    {"tls_ca_file", RS_CONF_STRING, "", offsetof(rs_redis_conf_t, tls_ca_file),
+     sizeof(((rs_redis_conf_t *)0)->tls_ca_file),
+     "rediss://: CA certificates (PEM) that sign the server's; empty = "
+     "tls_ca_dir, or the system store", NULL, 0, 0},
+    {"tls_ca_dir", RS_CONF_STRING, "", offsetof(rs_redis_conf_t, tls_ca_dir),
+     sizeof(((rs_redis_conf_t *)0)->tls_ca_dir),
+     "rediss://: directory of hashed CA certificates (c_rehash)", NULL, 0, 0},
+    {"tls_cert_file", RS_CONF_STRING, "",
+     offsetof(rs_redis_conf_t, tls_cert_file),
+     sizeof(((rs_redis_conf_t *)0)->tls_cert_file),
+     "rediss://: client certificate chain (PEM) for servers that require one "
+     "(tls-auth-clients)", NULL, 0, 0},
+    {"tls_key_file", RS_CONF_STRING, "",
+     offsetof(rs_redis_conf_t, tls_key_file),
+     sizeof(((rs_redis_conf_t *)0)->tls_key_file),
+     "rediss://: private key of tls_cert_file (PEM); empty = in "
+     "tls_cert_file", NULL, 0, 0},
+    {"tls_server_name", RS_CONF_STRING, "",
+     offsetof(rs_redis_conf_t, tls_server_name),
+     sizeof(((rs_redis_conf_t *)0)->tls_server_name),
+     "rediss://: name expected in the server's certificate and sent as SNI; "
+     "empty = the URL's host", NULL, 0, 0},
 };
 
 const rs_conf_field_t *rs_redis_conf_fields(int *n) {
@@ -204,7 +232,8 @@ static int rs_copy_part(char *dst, size_t size, const char *src, size_t len) {
 
 rs_err_t rs_redis_url_parse(const char *url, rs_redis_url_t *out,
                             char *errstr, size_t errstr_size) {
-    static const char redis_scheme[] = "redis://", unix_scheme[] = "unix://";
+    static const char redis_scheme[] = "redis://", unix_scheme[] = "unix://",
+                      rediss_scheme[] = "rediss://";
     long v;
     memset(out, 0, sizeof(*out));
     out->port = 6379;
@@ -234,14 +263,19 @@ rs_err_t rs_redis_url_parse(const char *url, rs_redis_url_t *out,
         }
         return RS_OK;
     }
-    if (strncmp(url, redis_scheme, sizeof(redis_scheme) - 1)) {
+    if (!strncmp(url, rediss_scheme, sizeof(rediss_scheme) - 1)) {
+        out->tls = 1;
+    } else if (strncmp(url, redis_scheme, sizeof(redis_scheme) - 1)) {
         const char *colon = strstr(url, "://");
         return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
-                       "redis url: unsupported scheme '%.*s' (use redis:// "
-                       "or unix://)", colon ? (int)(colon - url) : 16, url);
+                       "redis url: unsupported scheme '%.*s' (use redis://, "
+                       "rediss:// or unix://; Sentinel and Cluster addressing "
+                       "are not supported: see the README)",
+                       colon ? (int)(colon - url) : 16, url);
     }
 
-    const char *p = url + sizeof(redis_scheme) - 1;
+    const char *p = url + (out->tls ? sizeof(rediss_scheme)
+                                    : sizeof(redis_scheme)) - 1;
     const char *end = p + strlen(p);
     const char *slash = strchr(p, '/');
     const char *auth_end = NULL;
@@ -306,6 +340,16 @@ host_too_long:
                    sizeof(out->host) - 1);
 }
 
+/* The TLS context of a rediss:// configuration. */
+static rs_redis_tls_t *rs_redis_tls_open_conf(const rs_redis_conf_t *conf,
+                                              char *errstr,
+                                              size_t errstr_size) {
+    rs_redis_tls_conf_t tc = {conf->tls_verify, conf->tls_ca_file,
+                              conf->tls_ca_dir, conf->tls_cert_file,
+                              conf->tls_key_file, conf->tls_server_name};
+    return rs_redis_tls_new(&tc, errstr, errstr_size);
+}
+
 rs_err_t rs_redis_conf_check(const rs_redis_conf_t *conf, char *errstr,
                              size_t errstr_size) {
     rs_redis_url_t url;
@@ -326,6 +370,22 @@ rs_err_t rs_redis_conf_check(const rs_redis_conf_t *conf, char *errstr,
     if (conf->input_ttl_ms < 0)
         return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
                        "redis.input_ttl: must be >= 0 (0 = same as ttl)");
+    const char *tls_key = conf->tls_ca_file[0]       ? "tls_ca_file"
+                          : conf->tls_ca_dir[0]      ? "tls_ca_dir"
+                          : conf->tls_cert_file[0]   ? "tls_cert_file"
+                          : conf->tls_key_file[0]    ? "tls_key_file"
+                          : conf->tls_server_name[0] ? "tls_server_name"
+                                                     : NULL;
+    if (tls_key && !url.tls)
+        return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                       "redis.%s is set but redis.url is not rediss:// (TLS)",
+                       tls_key);
+    if (url.tls) { /* the files load (exit 2 now, not at the first connect) */
+        rs_redis_tls_t *tls = rs_redis_tls_open_conf(conf, errstr,
+                                                     errstr_size);
+        if (!tls) return RS_ERR_CONFIG;
+        rs_redis_tls_destroy(tls);
+    }
     return RS_OK;
 }
 
@@ -359,11 +419,24 @@ static rs_err_t rs_redis_open(const rs_sink_redis_t *sink,
     struct timeval tv = {.tv_sec = sink->conf.timeout_ms / 1000,
                          .tv_usec = (sink->conf.timeout_ms % 1000) * 1000};
     rs_err_t err;
-    redisContext *ctx =
-        sink->url.is_unix
-            ? redisConnectUnixWithTimeout(sink->url.path, tv)
-            : redisConnectWithTimeout(sink->url.host, sink->url.port, tv);
+    redisContext *ctx = NULL;
     *out = NULL;
+    if (sink->tls) { /* rediss://: TLS through a pump (redis_tls.h) */
+        char e2[384];
+        int fd;
+        if (rs_redis_tls_connect(sink->tls, sink->url.host, sink->url.port,
+                                 sink->conf.timeout_ms, &fd, e2,
+                                 sizeof(e2)) != RS_OK)
+            return rs_errf(errstr, errstr_size, RS_ERR_IO, "redis %s: %s",
+                           sink->endpoint, e2);
+        ctx = redisConnectFd(fd);
+        if (!ctx) close(fd);
+    } else {
+        ctx = sink->url.is_unix
+                  ? redisConnectUnixWithTimeout(sink->url.path, tv)
+                  : redisConnectWithTimeout(sink->url.host, sink->url.port,
+                                            tv);
+    }
     if (!ctx || ctx->err) {
         err = rs_errf(errstr, errstr_size, RS_ERR_IO, "redis %s: connect: %s",
                       sink->endpoint,
@@ -463,6 +536,14 @@ rs_sink_redis_t *rs_sink_redis_new(const rs_redis_conf_t *conf, char *errstr,
     sink->cap = (uint64_t)conf->buffer_bytes;
     atomic_store(&sink->c.buffer_bytes, 0);
     rs_redis_url_parse(conf->url, &sink->url, NULL, 0);
+    if (sink->url.tls) {
+        sink->tls = rs_redis_tls_open_conf(conf, errstr, errstr_size);
+        if (!sink->tls) goto fail;
+        if (!conf->tls_verify)
+            rs_warn("sink", "redis.tls_verify is false: the server's "
+                    "certificate is NOT checked (anyone on the path can read "
+                    "and change what riskstream writes); tests only");
+    }
     if (conf->password_env[0])
         rs_strlcpy(sink->password, getenv(conf->password_env),
                    sizeof(sink->password));
@@ -472,8 +553,9 @@ rs_sink_redis_t *rs_sink_redis_new(const rs_redis_conf_t *conf, char *errstr,
         snprintf(sink->endpoint, sizeof(sink->endpoint), "unix:%s",
                  sink->url.path);
     else
-        snprintf(sink->endpoint, sizeof(sink->endpoint), "%s:%d/%d",
-                 sink->url.host, sink->url.port, sink->url.db);
+        snprintf(sink->endpoint, sizeof(sink->endpoint), "%s%s:%d/%d",
+                 sink->url.tls ? "tls:" : "", sink->url.host, sink->url.port,
+                 sink->url.db);
     snprintf(sink->ttl_arg, sizeof(sink->ttl_arg), "%" PRId64, conf->ttl_ms);
     snprintf(sink->input_ttl_arg, sizeof(sink->input_ttl_arg), "%" PRId64,
              conf->input_ttl_ms > 0 ? conf->input_ttl_ms : conf->ttl_ms);
@@ -497,6 +579,7 @@ void rs_sink_redis_destroy(rs_sink_redis_t *sink) {
     if (!sink) return;
     rs_redis_writer_stop(sink);
     rs_redis_drop(sink);
+    rs_redis_tls_destroy(sink->tls);
     rs_free(sink->ring);
     pthread_cond_destroy(&sink->done_cv);
     pthread_cond_destroy(&sink->work_cv);

@@ -259,6 +259,29 @@ int rs_cmd_features(int argc, char **argv) {
                 strerror(errno));
         goto done;
     }
+    /* Unique event ids: a bounded check on a prefix of a regular file
+     * (stdin cannot be read twice), then back to its start. */
+    struct stat isb;
+    if (in != stdin && !fstat(fileno(in), &isb) && S_ISREG(isb.st_mode)) {
+        size_t cap = (size_t)RS_MIN((int64_t)isb.st_size, 64ll << 20), n;
+        char *pre = rs_malloc(cap + 1);
+        n = fread(pre, 1, cap, in);
+        int crc = rs_cli_check_ids(cmd, input, pre, n,
+                                   fmt == 1   ? RS_CLI_IN_CSV
+                                   : fmt == 2 ? RS_CLI_IN_JSON_MAP
+                                              : RS_CLI_IN_JSONL,
+                                   &map, map_spec != NULL);
+        rs_free(pre);
+        if (crc != RS_EXIT_OK) {
+            rc = crc;
+            goto done;
+        }
+        if (fseek(in, 0, SEEK_SET) != 0) {
+            fprintf(stderr, "riskstream %s: %s: %s\n", cmd, input,
+                    strerror(errno));
+            goto done;
+        }
+    }
     out = strcmp(output, "-") ? fopen(output, "w") : stdout;
     if (!out) {
         fprintf(stderr, "riskstream %s: cannot create %s: %s\n", cmd, output,

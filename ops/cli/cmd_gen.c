@@ -7,6 +7,10 @@
 
 #include "harness.h"
 
+/* Default pace of Kafka mode (events/s): a service on one core keeps up,
+ * so its partitions stay read evenly (see the help). */
+#define RS_GEN_KAFKA_RATE 2000
+
 static void rs_gen_help(FILE *fp) {
     fprintf(fp,
         "usage: riskstream gen [--sensors] [--seed N] [--entities N] [--duration DUR]\n"
@@ -41,7 +45,13 @@ static void rs_gen_help(FILE *fp) {
         "      --labels-out FILE labels as JSON lines\n"
         "      --truth-out FILE  per-event ground truth with pattern (CSV)\n"
         "      --format FMT      jsonl (default) or csv (with a label column)\n"
-        "      --rate N          Kafka mode: events/s (default 0 = max)\n");
+        "      --rate N          Kafka mode: events/s (default %d; 0 = as fast\n"
+        "                        as possible, see below)\n\n"
+        "Kafka mode is paced by default: produced all at once, the stream\n"
+        "waits in the topic's partitions and a consumer reads them unevenly,\n"
+        "so events far apart in event time meet and most are flagged late\n"
+        "(measured: 35 256 of 48 965 late at --rate 0, 340 at the default).\n",
+        RS_GEN_KAFKA_RATE);
 }
 
 /* Generator flags shared by gen and demo.  1 handled, 0 not ours, -1 bad. */
@@ -95,6 +105,16 @@ static int rs_gen_to_kafka(rs_app_conf_t *app, rs_gen_t *g, double rate) {
     }
     rs_gen_rec_t rec;
     uint64_t nev = 0, nlb = 0;
+    if (rate > 0)
+        fprintf(stderr, "gen: producing to %s at %.0f events/s (--rate N; "
+                "--rate 0 = as fast as possible)\n", app->ingest.brokers,
+                rate);
+    else
+        fprintf(stderr, "gen: WARNING: --rate 0 produces as fast as possible: "
+                "unless the consumer is already running and keeps up, it "
+                "reads the partitions unevenly and flags most events late "
+                "(35 256 of 48 965 in a test); the default paces at %d "
+                "events/s\n", RS_GEN_KAFKA_RATE);
     int64_t start = rs_clock_mono_us(), next_print = start + 1000000;
     int rc = RS_EXIT_OK;
     while (!rs_cli_stop && rs_gen_next(g, &rec) == 1) {
@@ -190,7 +210,7 @@ int rs_cmd_gen(int argc, char **argv) {
     int nflags = 0;
     const char *out = NULL, *labels_out = NULL, *truth_out = NULL;
     rs_gen_file_fmt_t fmt = RS_GEN_FILE_JSONL;
-    double rate = 0;
+    double rate = RS_GEN_KAFKA_RATE;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, RS_CLI_COMMON_SHORT "o:", opts,

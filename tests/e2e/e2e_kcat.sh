@@ -4,7 +4,9 @@
 # mixed in, and labels.  Checks: exactly N scores on the scores topic and N
 # records in Redis, each with the right event id and a score in [0,1]; the
 # malformed lines are counted and land in the dead-letter topic with a
-# reason header; a SIGTERM stops the service cleanly (exit 0).
+# reason header; /metrics passes promtool and carries every metric the
+# Grafana dashboard and the alert rules of ops/monitoring use; a SIGTERM
+# stops the service cleanly (exit 0).
 #
 # usage: e2e_kcat.sh RISKSTREAM_BINARY SOURCE_DIR
 set -euo pipefail
@@ -155,7 +157,16 @@ grep -q "^riskstream_events_rejected_total $BAD\$" "$T/metrics.txt" || fail "rej
 grep -q '^riskstream_consumer_lag{topic="events",partition="0"} 0$' "$T/metrics.txt" || fail "consumer lag: $(grep consumer_lag "$T/metrics.txt" | head -3)"
 grep -q "^riskstream_e2e_latency_seconds_count $N\$" "$T/metrics.txt" || fail "latency histogram count"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$API/readyz")" = 200 ] || fail "/readyz not 200"
+# Build info and the standard process metrics (from /proc).
+grep -q '^riskstream_build_info{version="[^"]*",commit="[^"]*",build_type=' "$T/metrics.txt" || fail "no riskstream_build_info"
+for m in process_cpu_seconds_total process_resident_memory_bytes process_start_time_seconds process_open_fds; do
+  v=$(awk -v m="$m" '$1 == m {print $2}' "$T/metrics.txt")
+  [ -n "$v" ] && awk -v v="$v" 'BEGIN {exit !(v > 0)}' || fail "$m missing or not > 0: '$v'"
+done
 echo "e2e: /metrics valid for promtool ($(grep -c '^# TYPE' "$T/metrics.txt") metric families), /readyz 200"
+# The dashboard and the alert rules use only metrics this scrape exports;
+# the rules pass promtool and their unit tests.
+bash "$SRC/ops/monitoring/check.sh" "$T/metrics.txt" || fail "ops/monitoring does not match /metrics"
 
 # Dead-letter topic: the BAD malformed lines, each with a reason header.
 kcat -C -b "$BOOT" -t events.dlq -o beginning -e -q -f '%h\n' >"$T/dlq_headers" 2>/dev/null || true

@@ -818,6 +818,29 @@ static void test_reference_presets(void **state) {
 
 /* ================================================================ targeted */
 
+/* features.sensor_fields takes the documented 8 fields (35 features:
+ * amount + 8 values on the entity key), and a 9th is refused naming the
+ * key (it once failed at 8, naming only "key 'entity'"). */
+static void test_sensor_fields_max(void **state) {
+    (void)state;
+    rs_features_conf_t c;
+    rs_features_conf_init(&c);
+    c.max_keys = c.max_counterparties = 64;
+    c.label_index = 64;
+    c.preset = 1; /* sensors */
+    char err[256];
+    rs_strlcpy(c.sensor_fields, "a,b,c,d,e,f,g,h", sizeof(c.sensor_fields));
+    rs_features_t *f = rs_features_new(&c, err, sizeof(err));
+    if (!f) fail_msg("8 sensor fields refused: %s", err);
+    assert_int_equal(rs_features_dim(f), 3 + 4 * RS_FEATURES_MAX_SENSORS);
+    assert_true(find_feature(f, "ent_h_deviation_7d") >= 0);
+    rs_features_destroy(f);
+    rs_strlcpy(c.sensor_fields, "a,b,c,d,e,f,g,h,i", sizeof(c.sensor_fields));
+    err[0] = '\0';
+    assert_null(rs_features_new(&c, err, sizeof(err)));
+    assert_non_null(strstr(err, "features.sensor_fields"));
+}
+
 static void test_card_preset_layout(void **state) {
     (void)state;
     rs_features_conf_t c;
@@ -1886,6 +1909,7 @@ static void test_offline_equals_online(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_card_preset_layout),
+        cmocka_unit_test(test_sensor_fields_max),
         cmocka_unit_test(test_current_excluded_and_leakage),
         cmocka_unit_test(test_ttl_eviction_cap),
         cmocka_unit_test(test_grammar_errors),

@@ -146,7 +146,7 @@ static void test_url_parse(void **state) {
     assert_int_equal(u.db, 5);
 
     static const char *const bad[] = {
-        "", "localhost:6379", "http://h", "rediss://h", "redis://",
+        "", "localhost:6379", "http://h", "rediss://", "redis://",
         "redis://h:0", "redis://h:65536", "redis://h:12a", "redis://h/x",
         "redis://[::1", "redis://user@h", "unix://relative.sock", "unix://",
         "unix:///s?db=x", "unix:///s?foo=1", "redis://h:-1"};
