@@ -176,10 +176,13 @@ static rs_err_t rs_fe_words_baselines(rs_features_t *f, rs_fe_words_t *w) {
              * since the previous event and current values) */
             int64_t own = s->last_n || !s->window_ms ? 0 : s->window_ms;
             if (t->window_ms <= own) continue;
-            if ((b == RS_FEATURES_AGG_COUNT || b == RS_FEATURES_AGG_VELOCITY) &&
+            /* a count that includes its own event is usable too: the rate
+             * then comes from count - 1 (rs_features_reason) */
+            if ((b == RS_FEATURES_AGG_COUNT ||
+                 (b == RS_FEATURES_AGG_VELOCITY && !t->include_current)) &&
                 (a == RS_FEATURES_AGG_COUNT || a == RS_FEATURES_AGG_VELOCITY ||
                  a == RS_FEATURES_AGG_SINCE_LAST) &&
-                t->window_ms > best_rate && !t->include_current) {
+                t->window_ms > best_rate && !t->bucket_ms) {
                 best_rate = t->window_ms;
                 w->rate[i] = (int16_t)j;
             }
@@ -394,6 +397,17 @@ int rs_features_words(const rs_features_t *f, int i, char *buf, size_t size) {
     case RS_FEATURES_AGG_DEVIATION:
         n = snprintf(buf, size, "%s vs %s average%s", ph->val, ph->owner,
                      ph->over); break;
+    case RS_FEATURES_AGG_HOUR_OF_DAY:
+        n = snprintf(buf, size, "hour of the day (%s)", f->conf.timezone); break;
+    case RS_FEATURES_AGG_DAY_OF_WEEK:
+        n = snprintf(buf, size, "day of the week (%s)", f->conf.timezone); break;
+    case RS_FEATURES_AGG_NIGHT:
+        n = snprintf(buf, size, "at night, 00:00-06:00 (%s)", f->conf.timezone); break;
+    case RS_FEATURES_AGG_WEEKEND:
+        n = snprintf(buf, size, "on a weekend (%s)", f->conf.timezone); break;
+    case RS_FEATURES_AGG_HOUR_SIN:
+    case RS_FEATURES_AGG_HOUR_COS:
+        n = snprintf(buf, size, "time of day (%s)", f->conf.timezone); break;
     default: /* CURRENT, CURRENT_LOG1P: this event's value */
         n = snprintf(buf, size, "%s", ph->val); break;
     }
@@ -417,6 +431,7 @@ int rs_features_reason(const rs_features_t *f, int i, const float *x,
         int j = w->rate[i];
         const rs_features_spec_t *t = &f->spec[f->out_spec[j]].s;
         double c = x[j];
+        if (t->include_current) c -= 1;   /* the events before this one */
         if (f->out_agg[j] == RS_FEATURES_AGG_VELOCITY)
             rate = c / (double)RS_FE_HOUR_MS;
         else
@@ -569,6 +584,50 @@ int rs_features_reason(const rs_features_t *f, int i, const float *x,
         n = snprintf(buf, size, "%s %.3g %s %s average%s", ph->val, fabs(v),
                      v >= 0 ? "above" : "below", ph->owner, ph->over);
         break;
+    case RS_FEATURES_AGG_HOUR_OF_DAY: {
+        int h = (int)v;
+        n = snprintf(buf, size, "at %02d:00-%02d:59 (%s)", h, h, f->conf.timezone);
+        break;
+    }
+    case RS_FEATURES_AGG_DAY_OF_WEEK: {
+        static const char *const dn[7] = {"Monday", "Tuesday", "Wednesday",
+                                          "Thursday", "Friday", "Saturday",
+                                          "Sunday"};
+        int d = (int)v;
+        n = snprintf(buf, size, "on a %s (%s)", dn[d >= 0 && d < 7 ? d : 0],
+                     f->conf.timezone);
+        break;
+    }
+    case RS_FEATURES_AGG_NIGHT:
+        n = snprintf(buf, size, v >= .5 ? "at night, 00:00-06:00 (%s)"
+                                        : "in the daytime (%s)",
+                     f->conf.timezone);
+        break;
+    case RS_FEATURES_AGG_WEEKEND:
+        n = snprintf(buf, size, v >= .5 ? "on a weekend (%s)"
+                                        : "on a weekday (%s)",
+                     f->conf.timezone);
+        break;
+    case RS_FEATURES_AGG_HOUR_SIN:
+    case RS_FEATURES_AGG_HOUR_COS: {
+        /* the hour from the pair when both are declared, else this one */
+        double hs = NAN, hc = NAN;
+        for (int k = 0; k < f->dim; k++) {
+            if (f->out_spec[k] != f->out_spec[i]) continue;
+            if (f->out_agg[k] == RS_FEATURES_AGG_HOUR_SIN) hs = x[k];
+            if (f->out_agg[k] == RS_FEATURES_AGG_HOUR_COS) hc = x[k];
+        }
+        if (isfinite(hs) && isfinite(hc)) {
+            double h = atan2(hs, hc) * 24 / 6.283185307179586;
+            if (h < 0) h += 24;
+            int mins = (int)(h * 60 + 0.5) % 1440;
+            n = snprintf(buf, size, "at %02d:%02d (%s)", mins / 60, mins % 60,
+                         f->conf.timezone);
+        } else {
+            n = snprintf(buf, size, "time of day (%s)", f->conf.timezone);
+        }
+        break;
+    }
     case RS_FEATURES_AGG_CURRENT:
     default: {
         double cur = ph->agg == RS_FEATURES_AGG_CURRENT ? v : expm1(v);

@@ -15,6 +15,8 @@ static void rs_gen_help(FILE *fp) {
     fprintf(fp,
         "usage: riskstream gen [--sensors] [--seed N] [--entities N] [--duration DUR]\n"
         "                      [--events N] [--label-delay DUR] [--negative-labels]\n"
+        "                      [--counterparties N] [--fraud-rate X]\n"
+        "                      [--compromise-duration DUR]\n"
         "                      [--out FILE|-] [--labels-out FILE] [--truth-out FILE]\n"
         "                      [--format jsonl|csv] [--brokers LIST [--rate N]]\n"
         "                      [--config FILE] [--set gen.KEY=VALUE]...\n\n"
@@ -33,6 +35,12 @@ static void rs_gen_help(FILE *fp) {
         "      --events N        stop after N events\n"
         "      --label-delay DUR event -> label delay (default 3d)\n"
         "      --negative-labels also emit value-0 labels for genuine events\n"
+        "      --counterparties N merchants or sites (default 2000 / 20)\n"
+        "      --fraud-rate X    cards: scale the four patterns to this share\n"
+        "                        of events (e.g. 0.001, 0.01)\n"
+        "      --compromise-duration DUR  cards: breached merchants stay\n"
+        "                        breached this long (e.g. 21d; default: a\n"
+        "                        one-shot breach of the past week's visitors)\n"
         "  -o, --out FILE        events file ('-' = stdout)\n"
         "      --labels-out FILE labels as JSON lines\n"
         "      --truth-out FILE  per-event ground truth with pattern (CSV)\n"
@@ -49,11 +57,13 @@ static void rs_gen_help(FILE *fp) {
 /* Generator flags shared by gen and demo.  1 handled, 0 not ours, -1 bad. */
 int rs_cli_gen_opt(int c, const char *arg, rs_gen_conf_t *g, const char *cmd) {
     static const char *keys[] = {"seed", "entities", "duration", NULL,
-                                 "max_events", "label_delay", NULL};
+                                 "max_events", "label_delay", NULL,
+                                 "counterparties", "fraud_rate",
+                                 "compromise_duration"};
     char errstr[256];
     if (c == 2003) { g->mode = RS_GEN_MODE_SENSORS; return 1; }
     if (c == 2006) { g->negative_labels = 1; return 1; }
-    if (c < 2000 || c > 2005 || !keys[c - 2000]) return 0;
+    if (c < 2000 || c > 2009 || !keys[c - 2000]) return 0;
     if (rs_gen_conf_set(g, keys[c - 2000], arg, errstr, sizeof(errstr)) !=
         RS_OK) {
         rs_cli_usage_error(cmd, "%s", errstr);
@@ -177,6 +187,9 @@ int rs_cmd_gen(int argc, char **argv) {
         {"events", required_argument, NULL, 2004},
         {"label-delay", required_argument, NULL, 2005},
         {"negative-labels", no_argument, NULL, 2006},
+        {"counterparties", required_argument, NULL, 2007},
+        {"fraud-rate", required_argument, NULL, 2008},
+        {"compromise-duration", required_argument, NULL, 2009},
         {"out", required_argument, NULL, 'o'},
         {"labels-out", required_argument, NULL, 3000},
         {"truth-out", required_argument, NULL, 3001},
@@ -231,7 +244,7 @@ int rs_cmd_gen(int argc, char **argv) {
             break;
         }
         default:
-            if (c >= 2000 && c <= 2006 && nflags < 32) {
+            if (c >= 2000 && c <= 2009 && nflags < 32) {
                 flag_c[nflags] = c;
                 flag_v[nflags++] = optarg;
                 break;
