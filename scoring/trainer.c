@@ -63,6 +63,7 @@ struct rs_trainer_s {
     uint64_t updates_seen;    /* T's updates at the last count            */
     int64_t last_publish_us;
     uint64_t caught;
+    char caught_id[RS_ID_MAX];
     rs_auc_t auc;
 
     rs_trainer_stats_t st;    /* under lock                               */
@@ -104,6 +105,7 @@ static void rs_trainer_snapshot(rs_trainer_t *tr) {
     tr->st.model = ms;
     tr->st.learner = ls;
     tr->st.caught = tr->caught;
+    rs_strlcpy(tr->st.caught_id, tr->caught_id, sizeof(tr->st.caught_id));
     tr->st.log_records = recs;
     tr->st.log_bytes = bytes;
     tr->st.log_pending = pend;
@@ -246,7 +248,12 @@ static void rs_trainer_handle(rs_trainer_t *tr, const rs_trainer_msg_t *m) {
         if (res.outcome == RS_LEARNER_LEARNED ||
             res.outcome == RS_LEARNER_CORRECTED) {
             rs_auc_add(&tr->auc, res.score, res.y);
-            if (res.y && res.score >= tr->caught_threshold) tr->caught++;
+            if (res.y && res.score >= tr->caught_threshold) {
+                tr->caught++;
+                if (!tr->caught_id[0])
+                    rs_strlcpy(tr->caught_id, m->lb.event_id,
+                               sizeof(tr->caught_id));
+            }
         }
         rs_trainer_count(tr);
         break;

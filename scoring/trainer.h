@@ -137,6 +137,7 @@ typedef struct rs_trainer_stats_s {
     rs_hist_t delays;          /* observed label delays, seconds         */
     char published_version[RS_VERSION_MAX];
     int64_t published_at_ms;   /* wall clock of the last publish         */
+    char caught_id[RS_ID_MAX]; /* event id of the first caught positive  */
 } rs_trainer_stats_t;
 
 /* Counter snapshot (rs_trainer_stats_t is large: ~70 KB with the AUC

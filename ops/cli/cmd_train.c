@@ -202,6 +202,10 @@ int rs_cmd_train(int argc, char **argv) {
     rs_eval_conf_t ec;
     rs_eval_conf_init(&ec);
     ec.label_delay_ms = delay_ms;
+    /* --label-delay declares the delay (unless the config does): the
+     * model's horizon and the windows that end at label maturity follow */
+    if (!app.model.label_delay) app.model.label_delay = delay_ms;
+    rs_app_conf_resolve(&app);
     ec.nmodels = 1;
     ec.kinds[0] = app.model.kind;
     ec.no_metrics = 1;
@@ -225,6 +229,15 @@ int rs_cmd_train(int argc, char **argv) {
     if (labels && !(lbuf = rs_cli_slurp(labels, &llen))) {
         fprintf(stderr, "riskstream %s: cannot read %s: %s\n", cmd, labels,
                 strerror(errno));
+        goto done;
+    }
+    /* Unique event ids (bounded check of the first records): exit 2. */
+    rs_cli_in_t in_kind = fmt == RS_EVAL_FMT_CSV ? RS_CLI_IN_CSV
+                          : fmt == RS_EVAL_FMT_JSON_MAP ? RS_CLI_IN_JSON_MAP
+                                                        : RS_CLI_IN_JSONL;
+    if (rs_cli_check_ids(cmd, input, buf, len, in_kind, &map,
+                         map_spec != NULL) != RS_EXIT_OK) {
+        rc = RS_EXIT_USAGE;
         goto done;
     }
     in = rs_eval_input_new(buf, len, fmt, &map, errstr, sizeof(errstr));
