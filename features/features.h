@@ -254,6 +254,7 @@ typedef struct rs_features_stats_s {
     uint64_t labels_unknown;    /* event not in the index                    */
     uint64_t labels_duplicate;  /* event already labelled                    */
     int64_t watermark_ms;       /* largest event time seen                   */
+    int64_t start_ms;           /* earliest event time seen (0 if unknown)   */
     uint64_t mem_bytes;         /* preallocated state                        */
     uint64_t entity_slot_bytes; /* bytes per entity slot                     */
     uint64_t cap_hits;          /* inserts into a full ring (per-key cap)    */
