@@ -19,11 +19,14 @@ struct rs_learner_s {
     rs_model_conf_t conf;
     rs_learnlog_meta_t meta;
     rs_learnlog_t **logs;      /* [nlogs] by partition                   */
+    uint64_t *obs;             /* [nlogs] next record to observe          */
     int32_t nlogs;
     rs_hist_t dall, dpos;      /* observed delays, seconds              */
     int64_t horizon;           /* cached rs_learner_horizon_for          */
     uint64_t horizon_seen;     /* delays when it was computed            */
     rs_learner_stats_t st;
+    rs_rng_t rng;              /* replay draws                           */
+    int obs_explicit;          /* rs_learner_observe_to drives observing  */
     const void *hist[RS_LEARNER_HIST_MAX];
     uint8_t *scratch;          /* rs_learner_forward: records            */
     int scratch_n;
@@ -42,12 +45,14 @@ rs_learner_t *rs_learner_new(rs_model_t *m, const rs_model_conf_t *conf) {
     rs_hist_init(&l->dall);
     rs_hist_init(&l->dpos);
     rs_learner_refresh_horizon(l);
+    rs_rng_seed(&l->rng, 0x7265706c6179ull ^ (uint64_t)conf->seq.seed);
     return l;
 }
 
 void rs_learner_destroy(rs_learner_t *l) {
     if (!l) return;
     free(l->logs);
+    free(l->obs);
     free(l->scratch);
     free(l);
 }
@@ -71,10 +76,14 @@ rs_err_t rs_learner_attach(rs_learner_t *l, rs_learnlog_t *lg) {
         int32_t n = p + 1;
         l->logs = rs_realloc(l->logs, sizeof(*l->logs) * (size_t)n);
         memset(l->logs + l->nlogs, 0, sizeof(*l->logs) * (size_t)(n - l->nlogs));
+        l->obs = rs_realloc(l->obs, sizeof(*l->obs) * (size_t)n);
         l->nlogs = n;
     }
     if (l->logs[p]) return RS_ERR_STATE;
     l->logs[p] = lg;
+    /* the standardiser takes in what is appended from now on (what was
+     * there was observed before: its statistics are in the model) */
+    l->obs[p] = rs_learnlog_end(lg);
     return RS_OK;
 }
 
@@ -187,18 +196,54 @@ static rs_err_t rs_learner_learn(rs_learner_t *l, const void *rec, int y,
 
 /* --------------------------------------------------------------- labels */
 
+/* Index the new records of partition p's log and let the model observe
+ * those before `upto` (its standardiser), in log order. */
+static void rs_learner_observe_upto(rs_learner_t *l, int32_t p, uint64_t upto) {
+    rs_learnlog_t *lg = l->logs[p];
+    rs_learnlog_index(lg);
+    uint64_t end = rs_learnlog_indexed(lg);
+    if (upto < end) end = upto;
+    for (; l->obs[p] < end; l->obs[p]++) {
+        const void *r = rs_learnlog_rec(lg, l->obs[p]);
+        if (r) rs_model_observe(l->m, r);
+    }
+}
+
+/* The record of `id`: in `partition`'s log first (labels are keyed like
+ * their events), then in every other attached log (a labels topic
+ * partitioned otherwise); partition < 0: every log. */
+void rs_learner_observe_to(rs_learner_t *l, int32_t partition, uint64_t end) {
+    l->obs_explicit = 1;
+    if (partition >= 0 && partition < l->nlogs && l->logs[partition])
+        rs_learner_observe_upto(l, partition, end);
+}
+
+/* Index partition p's new records for lookups; without the trainer's
+ * rs_learner_observe_to, observe them too. */
+static void rs_learner_index(rs_learner_t *l, int32_t p) {
+    if (l->obs_explicit) rs_learnlog_index(l->logs[p]);
+    else rs_learner_observe_upto(l, p, UINT64_MAX);
+}
+
+void rs_learner_observe_from(rs_learner_t *l, int32_t partition, uint64_t pos) {
+    if (partition >= 0 && partition < l->nlogs && l->logs[partition])
+        l->obs[partition] = pos;
+}
+
 static rs_err_t rs_learner_find(rs_learner_t *l, int32_t partition,
                                 uint64_t id, int64_t t_hint,
                                 rs_learnlog_t **lgo, uint64_t *pos) {
-    int32_t p0 = partition, p1 = partition + 1;
-    if (partition < 0) {
-        p0 = 0;
-        p1 = l->nlogs;
+    if (partition >= 0 && partition < l->nlogs && l->logs[partition]) {
+        rs_learner_index(l, partition);
+        if (rs_learnlog_find(l->logs[partition], id, t_hint, pos) == RS_OK) {
+            *lgo = l->logs[partition];
+            return RS_OK;
+        }
     }
-    for (int32_t p = p0; p < p1 && p < l->nlogs; p++) {
+    for (int32_t p = 0; p < l->nlogs; p++) {
         rs_learnlog_t *lg = l->logs[p];
-        if (!lg) continue;
-        rs_learnlog_index(lg);
+        if (!lg || p == partition) continue;
+        rs_learner_index(l, p);
         if (rs_learnlog_find(lg, id, t_hint, pos) == RS_OK) {
             *lgo = lg;
             return RS_OK;
@@ -206,6 +251,8 @@ static rs_err_t rs_learner_find(rs_learner_t *l, int32_t partition,
     }
     return RS_ERR_NOTFOUND;
 }
+
+static void rs_learner_replay_some(rs_learner_t *l, rs_learnlog_t *lg);
 
 rs_err_t rs_learner_label(rs_learner_t *l, int32_t partition,
                           const rs_label_t *lb, int64_t t_hint, double psi,
@@ -264,8 +311,35 @@ rs_err_t rs_learner_label(rs_learner_t *l, int32_t partition,
         nst |= RS_LREC_LEARNED;
     }
     rs_learnlog_set_state(lg, pos, nst);
+    if (r.outcome == RS_LEARNER_LEARNED || r.outcome == RS_LEARNER_CORRECTED)
+        rs_learner_replay_some(l, lg);
     if (res) *res = r;
     return RS_OK;
+}
+
+/* Experience replay (model.replay): after a step on a new record, that
+ * many steps on records drawn uniformly from what this log keeps and
+ * has learned (labelled, or negative at maturity), each with its label.
+ * Online learning sees every example once, in time order; replaying the
+ * kept past gives it the repeated passes an offline model gets, and
+ * decorrelates consecutive steps.  Deterministic for a sequence of calls
+ * (the learner's own generator). */
+static void rs_learner_replay_some(rs_learner_t *l, rs_learnlog_t *lg) {
+    if (l->conf.replay <= 0) return;
+    rs_learnlog_stats_t st;
+    rs_learnlog_stats(lg, &st);
+    const uint64_t lo = st.first, hi = st.cursor;
+    if (hi <= lo + 1) return;
+    for (int64_t k = 0; k < l->conf.replay; k++)
+        for (int tries = 0; tries < 4; tries++) {
+            uint64_t p = lo + rs_rng_below(&l->rng, hi - lo);
+            const rs_lrec_hdr_t *h = rs_learnlog_rec(lg, p);
+            if (!h || !(h->state & RS_LREC_LEARNED)) continue;
+            int y = (h->state & RS_LREC_POSITIVE) != 0;
+            if (rs_learner_learn(l, h, y, RS_MODEL_LEARN_REPLAY, -1) == RS_OK)
+                l->st.replays++;
+            break;
+        }
 }
 
 int rs_learner_advance(rs_learner_t *l, int32_t partition,
@@ -274,6 +348,7 @@ int rs_learner_advance(rs_learner_t *l, int32_t partition,
                        void *opaque) {
     rs_learnlog_t *lg = rs_learner_log(l, partition);
     if (!lg) return 0;
+    if (!l->obs_explicit) rs_learner_observe_upto(l, partition, UINT64_MAX);
     const int64_t hz = l->horizon;
     int64_t cutoff = watermark_ms < INT64_MIN + hz ? INT64_MIN
                                                     : watermark_ms - hz;
@@ -281,12 +356,13 @@ int rs_learner_advance(rs_learner_t *l, int32_t partition,
     uint64_t pos;
     while (n < max && rs_learnlog_next_mature(lg, cutoff, &pos) == RS_OK) {
         const rs_lrec_hdr_t *h = rs_learnlog_rec(lg, pos);
-        uint8_t nst = RS_LREC_LEARNED | RS_LREC_MATURED;
         if (rs_learner_learn(l, h, 0, RS_MODEL_LEARN_MATURED, psi) == RS_OK) {
             l->st.matured++;
             if (resolved) resolved(opaque, h->score, 0);
         }
-        rs_learnlog_set_state(lg, pos, nst); /* a failed one is not retried */
+        rs_learner_replay_some(l, lg);
+        /* a failed one is not retried */
+        rs_learnlog_set_state(lg, pos, RS_LREC_LEARNED | RS_LREC_MATURED);
         n++;
     }
     int64_t keep = cutoff < INT64_MIN + l->conf.log_keep

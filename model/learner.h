@@ -18,6 +18,11 @@
  *                      step on the positive's loss minus the negative's.
  *   repeat          -> a second label for a labelled record changes
  *                      nothing (counted).
+ *   replay          -> after each of these steps, model.replay (default 1)
+ *                      more on records drawn uniformly from what the log
+ *                      keeps and has learned, with their labels: the
+ *                      repeated passes an offline model gets, without
+ *                      keeping anything in RAM.
  * Each record's state byte (learnlog.h) says which happened, so nothing is
  * learned twice, also after a restart.
  *
@@ -105,6 +110,22 @@ rs_err_t rs_learner_label(rs_learner_t *l, int32_t partition,
  * watermark_ms (event time < watermark - horizon), oldest first;
  * resolved (may be NULL) gets each one's score and label 0.  Also deletes
  * log segments past horizon + log_keep.  Returns how many were learned. */
+/* The model's standardiser observes the records of `partition`'s log
+ * before position `end` it has not observed yet, in log order (model.h
+ * rs_model_observe).  Without a call, rs_learner_advance observes every
+ * record the log holds when it runs (and so does a label's lookup); once
+ * called, observing happens only
+ * here: the trainer thread passes the log end the scorer had reached when
+ * it sent the watermark, so what the model learns does not depend on how
+ * far the scorer had got by the time the trainer ran (bit for bit the
+ * learning of one thread).  The thread that owns l. */
+void rs_learner_observe_to(rs_learner_t *l, int32_t partition, uint64_t end);
+/* The next record of `partition`'s log the standardiser observes (by
+ * default the log's end when it was attached: what was there before is in
+ * the model's statistics).  The trainer passes the end the scorer saw when
+ * it sent the log.  The thread that owns l. */
+void rs_learner_observe_from(rs_learner_t *l, int32_t partition, uint64_t pos);
+
 int rs_learner_advance(rs_learner_t *l, int32_t partition,
                        int64_t watermark_ms, double psi, int max,
                        void (*resolved)(void *opaque, float score, int label),
@@ -134,6 +155,7 @@ typedef struct rs_learner_stats_s {
     uint64_t failed;          /* records that could not be learned          */
     uint64_t hist_cut;        /* histories cut short (deleted segments)     */
     uint64_t beyond_horizon;  /* labels later than the horizon              */
+    uint64_t replays;         /* replay steps (model.replay)                */
     int64_t horizon_ms;
     int horizon_auto;         /* 1: the horizon follows the delay           */
     int64_t delay_p50_ms, delay_p99_ms; /* observed (0 if none)             */

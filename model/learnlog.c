@@ -662,6 +662,8 @@ uint64_t rs_learnlog_index(rs_learnlog_t *lg) {
     return n;
 }
 
+uint64_t rs_learnlog_indexed(const rs_learnlog_t *lg) { return lg->indexed; }
+
 static int rs_ll_probe(const rs_lseg_t *sg, uint64_t key, uint64_t *pos) {
     const rs_ll_slot_t *sl = rs_ll_slots(sg);
     uint64_t i = key & sg->mask;
@@ -735,7 +737,7 @@ rs_err_t rs_learnlog_next_mature(rs_learnlog_t *lg, int64_t cutoff_ms,
         }
         const rs_lrec_hdr_t *h =
             (const rs_lrec_hdr_t *)rs_ll_at(lg, sg, lg->cursor);
-        if (h->state) {
+        if (h->state & RS_LREC_LEARNED) {
             lg->cursor++;
             rs_ll_ih(sg)->cursor = lg->cursor;
             continue;

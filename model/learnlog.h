@@ -154,6 +154,9 @@ rs_err_t rs_learnlog_sync(rs_learnlog_t *lg, char *errstr,
  * returns how many.  Call before rs_learnlog_find so that it sees them.
  * @locality the resolver */
 uint64_t rs_learnlog_index(rs_learnlog_t *lg);
+/* Records indexed so far (the end position the last index reached).
+ * @locality the resolver */
+uint64_t rs_learnlog_indexed(const rs_learnlog_t *lg);
 /* Position of the record of event id hash `id` among the indexed ones.
  * t_hint (0 = unknown): the event's time if the label carries it -- then
  * only the segments around it are searched first; otherwise segments are
@@ -168,7 +171,8 @@ rs_err_t rs_learnlog_find(rs_learnlog_t *lg, uint64_t id, int64_t t_hint,
  * @locality the resolver */
 const void *rs_learnlog_rec(rs_learnlog_t *lg, uint64_t pos);
 void rs_learnlog_set_state(rs_learnlog_t *lg, uint64_t pos, uint8_t state);
-/* The oldest pending record (state 0) with event time < cutoff_ms, from
+/* The oldest record not yet learned (no RS_LREC_LEARNED) with event time
+ * < cutoff_ms, from
  * the maturity cursor on: RS_OK and *pos, or RS_ERR_NOTFOUND when the
  * cursor reaches a pending record at or after the cutoff (records are
  * roughly in event-time order: a later record that is older waits behind

@@ -29,7 +29,8 @@
 #include <unistd.h>
 
 #define RS_MODEL_MAGIC       "RSMODEL\0"
-#define RS_MODEL_FORMAT      1u
+#define RS_MODEL_FORMAT      2u /* 2 added the weight average */
+#define RS_MODEL_FORMAT_MIN  1u /* format 1 files load without it  */
 #define RS_MODEL_HDR_LEN     20   /* magic 8 + format 4 + payload length 8 */
 #define RS_MODEL_FILE_MAX    (1u << 30)
 #define RS_MODEL_DIM_MAX     (1 << 20)
@@ -89,6 +90,25 @@ static const rs_conf_field_t rs_model_fields[] = {
      0, "prior positive rate: a new model starts with its output bias at "
      "logit(base_rate), so before any label it scores base_rate and "
      "approves; 0 = no prior", NULL, 0, 0.5},
+    {"transform", RS_CONF_ENUM, "none", offsetof(rs_model_conf_t, transform),
+     0, "features are standardised after sign(x) log(1 + |x|) (symlog: "
+     "counts and amounts of any scale, heavy tails tamed) or as they are "
+     "(none); a model keeps the one it was created with", "none|symlog", 0,
+     0},
+    {"std_window", RS_CONF_DURATION, "1d", offsetof(rs_model_conf_t, std_window),
+     0, "the standardiser's mean and variance follow the scored events of "
+     "about this much event time (an exponential forgetting; a day averages "
+     "over the daily cycle); 0 = all history", NULL, 0, 0x1p62},
+    {"replay", RS_CONF_INT, "1", offsetof(rs_model_conf_t, replay), 0,
+     "after each learning step on a new record (a label, a negative at "
+     "maturity), this many steps on records drawn from what the learning "
+     "log keeps, with their labels (experience replay: the repeated passes "
+     "an offline model gets); 0 = none", NULL, 0, 16},
+    {"average", RS_CONF_DURATION, "7d", offsetof(rs_model_conf_t, average), 0,
+     "a published version scores with the average of the learned weights "
+     "over about this much event time (online learning sees its examples "
+     "in time order and chases the last hours; the average does not); 0 = "
+     "the learned weights themselves", NULL, 0, 0x1p62},
     {"kind", RS_CONF_ENUM, "seq", offsetof(rs_model_conf_t, kind), 0,
      "lr (online logistic regression) or seq (sequence model, `seq:` "
      "section)",
@@ -169,7 +189,7 @@ rs_err_t rs_model_check_conf(const rs_model_conf_t *c, char *errstr,
         if (fd->type == RS_CONF_STRING) continue;
         if (fd->type == RS_CONF_ENUM) {
             int kv = *(const int *)p;
-            if (kv != RS_MODEL_LR && kv != RS_MODEL_SEQ)
+            if (kv != 0 && kv != 1) /* kind lr|seq, transform none|symlog */
                 return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
                                "model.%s: %d is not one of %s", fd->name, kv,
                                fd->choices);
@@ -201,11 +221,15 @@ struct rs_model_s {
 
     /* standardiser */
     uint64_t nobs;
-    double *mean, *m2;                  /* [dim] Welford */
+    int64_t std_tlast;                  /* time of the newest observation */
+    double *mean, *m2;                  /* [dim] running mean, var * nobs */
     float *mu, *istd;                   /* [dim] derived, used by scoring */
 
     /* parameters */
     double *w;                          /* [dim + 1], bias last: master  */
+    double *wa;                         /* [dim + 1] their average        */
+    uint64_t avn;                       /* steps averaged                 */
+    int64_t avt;                        /* event time of the newest one   */
     float *w32;                         /* [dim] float copy for BLAS     */
     float b32;
     double *am, *av;                    /* [dim + 1] Adam moments        */
@@ -220,7 +244,8 @@ struct rs_model_s {
 
     float *xrec;                        /* [dim] a record's x, aligned   */
 
-    uint64_t updates, positives, negatives, horizon_negatives, corrections;
+    uint64_t updates, positives, negatives, horizon_negatives, corrections,
+        replays;
     uint64_t vstep;
     int vnamed;                         /* vstep set by rs_model_set_version */
     char version[RS_VERSION_MAX];
@@ -282,7 +307,9 @@ static void rs_model_refresh_w(rs_model_t *m) {
 static inline void rs_model_standardize(const rs_model_t *m, const float *x,
                                         float *z) {
     for (int i = 0; i < m->dim; i++) {
-        float v = isfinite(x[i]) ? (x[i] - m->mu[i]) * m->istd[i] : 0.0f;
+        float v = isfinite(x[i])
+                      ? (rs_std_g(m->conf.transform, x[i]) - m->mu[i]) * m->istd[i]
+                      : 0.0f;
         z[i] = v > RS_MODEL_Z_CLIP ? RS_MODEL_Z_CLIP
              : v < -RS_MODEL_Z_CLIP ? -RS_MODEL_Z_CLIP : v;
     }
@@ -303,7 +330,8 @@ static uint32_t rs_model_hash_conf(const rs_model_t *m) {
                          m->conf.grad_clip};
     const int64_t k[2] = {m->conf.label_horizon, m->conf.publish_every};
     h = rs_checksum32(d, sizeof(d), h);
-    return rs_checksum32(k, sizeof(k), h);
+    h = rs_checksum32(k, sizeof(k), h);
+    return m->conf.transform ? rs_checksum32("symlog", 6, h) : h;
 }
 
 /* ---------------------------------------------------------- new/destroy */
@@ -377,6 +405,7 @@ rs_model_t *rs_model_new(const rs_model_conf_t *conf, int dim,
     m->mu = rs_aligned_calloc((size_t)dim, sizeof(float));
     m->istd = rs_aligned_calloc((size_t)dim, sizeof(float));
     m->w = rs_aligned_calloc(d1, sizeof(double));
+    m->wa = rs_aligned_calloc(d1, sizeof(double));
     m->w32 = rs_aligned_calloc((size_t)dim, sizeof(float));
     m->am = rs_aligned_calloc(d1, sizeof(double));
     m->av = rs_aligned_calloc(d1, sizeof(double));
@@ -410,6 +439,7 @@ void rs_model_destroy(rs_model_t *m) {
     rs_free(m->mu);
     rs_free(m->istd);
     rs_free(m->w);
+    rs_free(m->wa);
     rs_free(m->w32);
     rs_free(m->am);
     rs_free(m->av);
@@ -531,7 +561,8 @@ static float rs_lr_row_score(const rs_model_t *m, const float *x, float *z) {
 
 static uint32_t rs_lr_log_arch(const rs_model_t *m) {
     uint32_t d = (uint32_t)m->dim;
-    return rs_checksum32(&d, sizeof(d), rs_checksum32("lr", 2, 0));
+    uint32_t h = rs_checksum32(&d, sizeof(d), rs_checksum32("lr", 2, 0));
+    return m->conf.transform ? rs_checksum32("symlog", 6, h) : h;
 }
 
 /* The "lr" input log of raw row x (layout in model.h). */
@@ -678,7 +709,9 @@ rs_err_t rs_model_rescore(rs_model_t *m, const void *log, size_t len,
 /* Architecture of an "lr" model: who may use its snapshots and records. */
 static uint32_t rs_model_lr_arch(const rs_model_t *m) {
     uint32_t h = rs_checksum32("lr", 2, 0);
-    return rs_checksum32(&m->dim, sizeof(m->dim), h);
+    h = rs_checksum32(&m->dim, sizeof(m->dim), h);
+    /* the transform is what mu/istd are of (none: the hash of before) */
+    return m->conf.transform ? rs_checksum32("symlog", 6, h) : h;
 }
 
 /* "lr": score with the snapshot in use (the scoring arrays w32, b32, mu,
@@ -705,7 +738,8 @@ rs_model_weights_t *rs_model_weights_take(const rs_model_t *m) {
     /* m's own weights, as rs_model_refresh_w/_std make them (the scoring
      * arrays may hold a snapshot m uses) */
     w->p = rs_aligned_calloc(w->np, sizeof(float));
-    for (int i = 0; i <= m->dim; i++) w->p[i] = (float)m->w[i];
+    const double *src = m->conf.average > 0 && m->avn ? m->wa : m->w;
+    for (int i = 0; i <= m->dim; i++) w->p[i] = (float)src[i];
     w->mu = rs_aligned_calloc((size_t)m->dim, sizeof(float));
     w->istd = rs_aligned_calloc((size_t)m->dim, sizeof(float));
     rs_model_std_into(m, w->mu, w->istd);
@@ -745,19 +779,12 @@ rs_err_t rs_model_weights_use(rs_model_t *m, rs_model_weights_t *w) {
 
 /* One Adam step on x with label y (how: model.h rs_model_learn_t). */
 static void rs_model_step(rs_model_t *m, const float *x, int y,
-                          rs_model_learn_t how) {
+                          rs_model_learn_t how, int64_t t) {
     const int dim = m->dim;
-    /* 1. standardiser (a correction saw x already, as a negative) */
-    if (how != RS_MODEL_LEARN_CORRECT) {
-        m->nobs++;
-        for (int i = 0; i < dim; i++) {
-            double v = isfinite(x[i]) ? (double)x[i] : m->mean[i];
-            double d = v - m->mean[i];
-            m->mean[i] += d / (double)m->nobs;
-            m->m2[i] += d * (v - m->mean[i]);
-        }
-        rs_model_refresh_std(m);
-    }
+    /* 1. standardised at the current statistics (rs_model_observe keeps
+     * them; learning does not move them) -- m's own: the scoring arrays
+     * may hold a snapshot m uses (put back after the step) */
+    if (m->wuse) rs_model_refresh_std(m);
     rs_model_standardize(m, x, m->zrow);
 
     /* 2. gradient, clipped by norm.  A correction: the positive's loss
@@ -788,12 +815,17 @@ static void rs_model_step(rs_model_t *m, const float *x, int y,
         m->w[i] -= m->conf.learning_rate * (m->am[i] / c1) /
                    (sqrt(m->av[i] / c2) + RS_ADAM_EPS);
     }
+    /* the weights a version publishes: their running average */
+    double a = rs_avg_rate(++m->avn, t, &m->avt, m->conf.average);
+    for (int i = 0; i <= dim; i++) m->wa[i] += a * (m->w[i] - m->wa[i]);
     rs_model_refresh_w(m);
     if (m->wuse) rs_model_use_copy(m); /* scoring stays on the snapshot */
 
     /* 4. counters and version */
     m->updates++;
-    if (how == RS_MODEL_LEARN_CORRECT) {
+    if (how == RS_MODEL_LEARN_REPLAY) {
+        m->replays++;
+    } else if (how == RS_MODEL_LEARN_CORRECT) {
         m->positives++;
         m->corrections++;
     } else if (y) {
@@ -820,6 +852,7 @@ void rs_model_stats(const rs_model_t *m, rs_model_stats_t *st) {
     st->negatives = m->negatives;
     st->horizon_negatives = m->horizon_negatives;
     st->corrections = m->corrections;
+    st->replays = m->replays;
     rs_strlcpy(st->version, m->version, sizeof(st->version));
 }
 
@@ -878,6 +911,7 @@ rs_model_t *rs_model_new_like(const rs_model_t *m, const rs_model_conf_t *conf,
     const rs_model_conf_t *own = m->seq ? rs_seq_conf(m->seq) : &m->conf;
     rs_model_conf_t use = conf ? *conf : *own;
     use.kind = m->seq ? RS_MODEL_SEQ : RS_MODEL_LR;
+    use.transform = own->transform; /* what its statistics are of */
     if (m->seq) { /* the architecture (and initialisation) are m's */
         use.seq.d_model = own->seq.d_model;
         use.seq.history = own->seq.history;
@@ -896,6 +930,20 @@ rs_model_t *rs_model_new_like(const rs_model_t *m, const rs_model_conf_t *conf,
 }
 
 /* --------------------------------------------------- learning records */
+
+void rs_model_observe(rs_model_t *m, const void *rec) {
+    const rs_lrec_hdr_t *h = rec;
+    if (m->seq) {
+        rs_seq_observe(m->seq, rec);
+        return;
+    }
+    if (h->kind != RS_MODEL_LR) return;
+    rs_le_getf32s((const uint8_t *)rec + RS_LREC_HDR, m->xrec, (size_t)m->dim);
+    rs_std_observe(m->mean, m->m2, &m->nobs, &m->std_tlast, m->dim, m->xrec,
+                   h->t, m->conf.std_window, m->conf.transform);
+    rs_model_refresh_std(m);
+    if (m->wuse) rs_model_use_copy(m); /* scoring stays on the snapshot */
+}
 
 size_t rs_model_lrec_size(const rs_model_t *m) {
     return m->seq ? rs_seq_lrec_size(m->seq) : rs_lr_lrec_size(m);
@@ -921,7 +969,8 @@ rs_err_t rs_model_learn_lrec(rs_model_t *m, const void *rec,
     if (h->kind != RS_MODEL_LR) return RS_ERR_INVALID;
     if (h->sum != rs_lrec_sum(rec, size)) return RS_ERR_CORRUPT;
     rs_le_getf32s((const uint8_t *)rec + RS_LREC_HDR, m->xrec, (size_t)m->dim);
-    rs_model_step(m, m->xrec, how == RS_MODEL_LEARN_CORRECT ? 1 : y != 0, how);
+    rs_model_step(m, m->xrec, how == RS_MODEL_LEARN_CORRECT ? 1 : y != 0, how,
+                  h->t);
     return RS_OK;
 }
 
@@ -1094,7 +1143,9 @@ static void rs_model_serialize(const rs_model_t *m, rs_wbuf_t *b) {
     rs_wb_f64(b, m->conf.pos_weight);
     rs_wb_f64(b, m->conf.grad_clip);
     rs_wb_u64(b, (uint64_t)m->conf.label_horizon);
-    rs_wb_u64(b, 0); /* was pending_max (the learning log replaced it) */
+    /* was pending_max: now the standardiser's newest observation time
+     * and transform, (t << 1) | symlog (0 in older files: none) */
+    rs_wb_u64(b, ((uint64_t)m->std_tlast << 1) | (uint64_t)(m->conf.transform & 1));
     rs_wb_u64(b, (uint64_t)m->conf.publish_every);
     rs_wb_u64(b, (uint64_t)m->conf.batch_max);
     rs_wb_u64(b, m->updates);
@@ -1110,6 +1161,10 @@ static void rs_model_serialize(const rs_model_t *m, rs_wbuf_t *b) {
     for (int i = 0; i <= m->dim; i++) rs_wb_f64(b, m->w[i]);
     for (int i = 0; i <= m->dim; i++) rs_wb_f64(b, m->am[i]);
     for (int i = 0; i <= m->dim; i++) rs_wb_f64(b, m->av[i]);
+    /* format 2: the weight average (model.average) */
+    rs_wb_u64(b, m->avn);
+    rs_wb_u64(b, (uint64_t)m->avt);
+    for (int i = 0; i <= m->dim; i++) rs_wb_f64(b, m->wa[i]);
     uint64_t plen = b->len - p0;
     for (int i = 0; i < 8; i++) b->p[12 + i] = (uint8_t)(plen >> (8 * i));
     rs_wb_u32(b, rs_checksum32(b->p, b->len, 0));
@@ -1228,7 +1283,8 @@ rs_err_t rs_model_peek(const uint8_t *buf, size_t len, uint64_t *updates,
                                                            : RS_ERR_AGAIN;
     if (memcmp(buf, RS_MODEL_MAGIC, 8)) return RS_ERR_CORRUPT;
     rs_rbuf_t rb = {.p = buf, .len = len, .off = 8};
-    if (rs_rb_u32(&rb) != RS_MODEL_FORMAT) return RS_ERR_CORRUPT;
+    uint32_t fmt = rs_rb_u32(&rb);
+    if (fmt < RS_MODEL_FORMAT_MIN || fmt > RS_MODEL_FORMAT) return RS_ERR_CORRUPT;
     rs_rb_u64(&rb); /* payload length */
     char kind[16];
     rs_rb_str(&rb, kind, sizeof(kind));
@@ -1279,11 +1335,11 @@ rs_err_t rs_model_load(const char *path, const rs_model_conf_t *conf,
                       "model %s: truncated header (%zu bytes)", path, len);
         goto done;
     }
-    if (fmt != RS_MODEL_FORMAT) {
+    if (fmt < RS_MODEL_FORMAT_MIN || fmt > RS_MODEL_FORMAT) {
         err = rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
                       "model %s: format version %u is not supported (this "
-                      "build reads %u)",
-                      path, fmt, RS_MODEL_FORMAT);
+                      "build reads %u to %u)",
+                      path, fmt, RS_MODEL_FORMAT_MIN, RS_MODEL_FORMAT);
         goto done;
     }
     if (plen > RS_MODEL_FILE_MAX || len < RS_MODEL_HDR_LEN + plen + 4) {
@@ -1345,7 +1401,7 @@ rs_err_t rs_model_load(const char *path, const rs_model_conf_t *conf,
             goto done;
         }
         rs_seq_t *sq = NULL;
-        err = rs_seq_deserialize(&rb, conf, (int)dim,
+        err = rs_seq_deserialize(&rb, (int)fmt, conf, (int)dim,
                                  rs_model_names_hash((int)dim, nameps), &sq,
                                  e2, sizeof(e2));
         if (err) {
@@ -1368,7 +1424,8 @@ rs_err_t rs_model_load(const char *path, const rs_model_conf_t *conf,
     saved.pos_weight = rs_rb_f64(&rb);
     saved.grad_clip = rs_rb_f64(&rb);
     saved.label_horizon = (int64_t)rs_rb_u64(&rb);
-    rs_rb_u64(&rb); /* was pending_max */
+    uint64_t stdw = rs_rb_u64(&rb); /* (t_last << 1) | symlog, see save */
+    saved.transform = (int)(stdw & 1);
     saved.publish_every = (int64_t)rs_rb_u64(&rb);
     saved.batch_max = (int64_t)rs_rb_u64(&rb);
     uint64_t cnt[7];
@@ -1382,7 +1439,8 @@ rs_err_t rs_model_load(const char *path, const rs_model_conf_t *conf,
     /* What the file must still hold: dim names (at least their lengths),
      * then mean, m2 [dim] and w, am, av [dim + 1] (f64).  Checked before
      * anything is allocated for dim, exactly once the names are read. */
-    const uint64_t arrays = 8 * (5 * (uint64_t)dim + 3);
+    const uint64_t arrays = 8 * (5 * (uint64_t)dim + 3) +
+                            (fmt >= 2 ? 16 + 8 * ((uint64_t)dim + 1) : 0);
     if ((uint64_t)dim * 4 + arrays > rb.len - rb.off) {
         err = rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
                       "model %s: truncated: %zu bytes cannot hold the names "
@@ -1409,7 +1467,8 @@ rs_err_t rs_model_load(const char *path, const rs_model_conf_t *conf,
         goto done;
     }
     rs_model_conf_t use = conf ? *conf : saved;
-    use.kind = RS_MODEL_LR; /* the file's kind wins */
+    use.kind = RS_MODEL_LR; /* the file's kind and transform win */
+    use.transform = saved.transform;
     m = rs_model_new(&use, (int)dim, nameps, e2, sizeof(e2));
     if (!m) {
         err = rs_errf(errstr, errstr_size, conf ? RS_ERR_CONFIG : RS_ERR_CORRUPT,
@@ -1421,6 +1480,11 @@ rs_err_t rs_model_load(const char *path, const rs_model_conf_t *conf,
     for (uint32_t i = 0; i <= dim; i++) m->w[i] = rs_rb_f64(&rb);
     for (uint32_t i = 0; i <= dim; i++) m->am[i] = rs_rb_f64(&rb);
     for (uint32_t i = 0; i <= dim; i++) m->av[i] = rs_rb_f64(&rb);
+    if (fmt >= 2) { /* the weight average */
+        m->avn = rs_rb_u64(&rb);
+        m->avt = (int64_t)rs_rb_u64(&rb);
+        for (uint32_t i = 0; i <= dim; i++) m->wa[i] = rs_rb_f64(&rb);
+    }
     if (rb.bad || rb.off != rb.len) {
         err = rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
                       "model %s: payload size does not match dimension %u",
@@ -1438,6 +1502,8 @@ rs_err_t rs_model_load(const char *path, const rs_model_conf_t *conf,
                                   sizeof(e2))) ||
         (err = rs_model_check_f64s("weight w", m->w, (size_t)dim + 1,
                                    -RS_LR_W_MAX, RS_LR_W_MAX, e2, sizeof(e2))) ||
+        (err = rs_model_check_f64s("average weight", m->wa, (size_t)dim + 1,
+                                   -RS_LR_W_MAX, RS_LR_W_MAX, e2, sizeof(e2))) ||
         (err = rs_model_check_f64s("adam moment m", m->am, (size_t)dim + 1,
                                    -gmax, gmax, e2, sizeof(e2))) ||
         (err = rs_model_check_f64s("adam moment v", m->av, (size_t)dim + 1, 0,
@@ -1453,6 +1519,7 @@ rs_err_t rs_model_load(const char *path, const rs_model_conf_t *conf,
     m->vnamed = (cnt[4] & RS_VNAMED_BIT) != 0;
     m->adam_t = cnt[5];
     m->nobs = cnt[6];
+    m->std_tlast = (int64_t)(stdw >> 1);
     m->conf_hash = chash;
     rs_model_refresh_std(m);
     rs_model_refresh_w(m);

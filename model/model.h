@@ -120,6 +120,14 @@ typedef struct rs_model_conf_s {
     int64_t batch_max;      /* rows per scoring GEMV                       */
     double base_rate;       /* prior positive rate: the untrained model's
                              * score, so a cold start approves           */
+    int transform;          /* 0 none, 1 symlog (model_int.h "the
+                             * standardiser"); saved with the model      */
+    int64_t std_window;     /* ms of event time the standardiser's
+                             * statistics follow; 0 = all history       */
+    int64_t replay;         /* replay steps per new learning step      */
+    int64_t average;        /* ms of event time the published weights
+                             * average the learned ones over; 0 = the
+                             * learned weights themselves               */
     rs_seq_conf_t seq;      /* kind "seq" only: the `seq:` section         */
 } rs_model_conf_t;
 
@@ -320,7 +328,8 @@ rs_err_t rs_model_rescore(rs_model_t *m, const void *log, size_t len,
  * float weights, bias and standardiser). */
 typedef struct rs_model_weights_s rs_model_weights_t;
 
-/* Copy of m's own current weights (not of a snapshot m uses), refcount 1;
+/* Copy of m's own current weights (not of a snapshot m uses) -- with
+ * model.average, their running average (model_int.h) --, refcount 1;
  * the caller owns that reference.  Cold path (allocates ~4 * params
  * bytes).  The thread that owns m. */
 rs_model_weights_t *rs_model_weights_take(const rs_model_t *m);
@@ -381,6 +390,13 @@ rs_model_t *rs_model_new_like(const rs_model_t *m, const rs_model_conf_t *conf,
  * Sizes: "lr" 48 + 4 dim, "seq" 192 + 4 dim, rounded up to 8. */
 
 size_t rs_model_lrec_size(const rs_model_t *m);
+/* Observe record `rec` of m's kind (any thread's; only read): the
+ * standardiser's running statistics take in its raw inputs (model_int.h
+ * "the standardiser").  The learner calls it for every record, in log
+ * order, as it reads the log, before learning anything from it.  Ignores a
+ * record of another kind.  The thread that owns m. */
+void rs_model_observe(rs_model_t *m, const void *rec);
+
 /* The metadata of m's records, for rs_learnlog_open. */
 struct rs_learnlog_meta_s;
 void rs_model_lrec_meta(const rs_model_t *m, struct rs_learnlog_meta_s *meta);
@@ -389,9 +405,11 @@ void rs_model_lrec_meta(const rs_model_t *m, struct rs_learnlog_meta_s *meta);
 typedef enum rs_model_learn_e {
     RS_MODEL_LEARN_LABEL = 0,    /* an explicit label, y as given          */
     RS_MODEL_LEARN_MATURED = 1,  /* no label by maturity: a negative       */
-    RS_MODEL_LEARN_CORRECT = 2   /* a positive for an event learned as a
+    RS_MODEL_LEARN_CORRECT = 2,  /* a positive for an event learned as a
                                   * maturity negative: one step on the
                                   * positive's loss minus the negative's   */
+    RS_MODEL_LEARN_REPLAY = 3    /* an already learned record again (y as
+                                  * given; counted as a replay)            */
 } rs_model_learn_t;
 
 /* One learning step of m from record `rec` (rs_model_lrec_size(m) bytes)
@@ -415,6 +433,7 @@ typedef struct rs_model_stats_s {
     uint64_t negatives;          /* incl. horizon negatives                 */
     uint64_t horizon_negatives;  /* learned at maturity (no label)          */
     uint64_t corrections;        /* positives after a maturity negative     */
+    uint64_t replays;            /* replay steps (model.replay)             */
     char version[RS_VERSION_MAX];
     /* kind "seq" only (0 for "lr") */
     uint64_t entities;           /* live entity caches                      */

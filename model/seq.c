@@ -311,13 +311,23 @@ struct rs_seq_s {
         o_wg[RS_SEQ_MAX_LAYERS], o_ex[RS_SEQ_MAX_LAYERS];
     size_t pe;            /* floats per expert: W1[H][d] b1[H] W2[d][H] b2[d] */
     float *p;             /* [np] parameters                              */
+    float *pa;            /* [np] their average (model.average), lazily
+                           * up to date per region (av_sync)              */
+    double *av_sync;      /* [1 + layers E + 2 buckets] cumulative log of
+                           * (1 - a) when each region was last brought up
+                           * to date: dense, experts, cp rows, cat rows   */
+    double avl;           /* cumulative log (1 - a) of every step          */
+    uint64_t avn;         /* steps averaged                                */
+    int64_t avt;          /* event time of the newest                      */
+    int64_t tcur;         /* event time of the record being learned        */
     float *om, *ov;       /* [np] optimiser moments                       */
     float *g;             /* [np] gradient (touched regions only valid)   */
     float *fbal;          /* [layers][E] routing-fraction average          */
     uint64_t opt_t;
 
-    /* standardiser (Welford, as "lr") */
+    /* standardiser (model_int.h "the standardiser", as "lr") */
     uint64_t nobs;
+    int64_t std_tlast;
     double *mean, *m2;    /* [dim]                                        */
     float *mu, *istd;     /* [dim]                                        */
 
@@ -362,7 +372,7 @@ struct rs_seq_s {
     double psi;
 
     uint64_t updates, positives, negatives, horizon_negatives, corrections,
-        evictions, vstep;
+        replays, evictions, vstep;
     int vnamed;           /* vstep set by rs_seq_set_number               */
     char version[RS_VERSION_MAX];
 
@@ -395,7 +405,9 @@ static uint32_t rs_seq_arch_hash(const rs_seq_t *s) {
     const rs_seq_conf_t *c = &s->conf.seq;
     const int64_t a[8] = {s->dim, c->d_model, c->history, c->layers,
                           c->experts, c->top_k, c->expert_hidden, c->buckets};
-    return rs_checksum32(a, sizeof(a), 0);
+    uint32_t h = rs_checksum32(a, sizeof(a), 0);
+    /* the transform is what mu/istd are of (none: the hash of before) */
+    return s->conf.transform ? rs_checksum32("symlog", 6, h) : h;
 }
 
 /* 8 lanes then a fixed tree: vectorises without -ffast-math and gives the
@@ -494,7 +506,8 @@ static uint32_t rs_seq_hash_conf(const rs_seq_t *s, uint32_t names_hash) {
     const int64_t k[2] = {s->conf.label_horizon, s->conf.publish_every};
     h = rs_checksum32(a, sizeof(a), h);
     h = rs_checksum32(d, sizeof(d), h);
-    return rs_checksum32(k, sizeof(k), h);
+    h = rs_checksum32(k, sizeof(k), h);
+    return s->conf.transform ? rs_checksum32("symlog", 6, h) : h;
 }
 
 /* ----------------------------------------------------------- new/destroy */
@@ -653,6 +666,9 @@ rs_seq_t *rs_seq_new(const rs_model_conf_t *conf, int dim, uint32_t names_hash,
     s->batch_max = (int)conf->batch_max;
     rs_seq_layout(c, dim, s);
     s->p = rs_aligned_calloc(s->np, sizeof(float));
+    s->pa = rs_aligned_calloc(s->np, sizeof(float));
+    s->av_sync = rs_aligned_calloc(1 + (size_t)s->nl * s->E +
+                                       2 * (size_t)c->buckets, sizeof(double));
     s->om = rs_aligned_calloc(s->np, sizeof(float));
     s->ov = rs_aligned_calloc(s->np, sizeof(float));
     s->g = rs_aligned_calloc(s->np, sizeof(float));
@@ -711,7 +727,7 @@ void rs_seq_destroy(rs_seq_t *s) {
     rs_seq_weights_release(s->wuse);
     rs_seq_run_free(&s->rs);
     rs_seq_run_free(&s->tr);
-    void *ps[] = {s->p, s->om, s->ov, s->g, s->fbal, s->mean, s->m2, s->mu,
+    void *ps[] = {s->p, s->pa, s->av_sync, s->om, s->ov, s->g, s->fbal, s->mean, s->m2, s->mu,
                   s->istd, s->regs, s->ent, s->ekv, s->elpos, s->et, s->emeta,
                   s->eindex, s->rowent, s->rowin, s->tx, s->hx, s->hu,
                   s->hcat, s->hcp, s->hncat, s->hgap, s->hn, s->ht, s->hxin};
@@ -728,6 +744,8 @@ const char *rs_seq_version(const rs_seq_t *s) {
 
 /* ------------------------------------------------------ weight snapshots */
 
+static void rs_seq_av_all(const rs_seq_t *s, float *dst);
+
 rs_seq_weights_t *rs_seq_weights_take(const rs_seq_t *s) {
     rs_seq_weights_t *w = rs_calloc(1, sizeof(*w));
     atomic_init(&w->refs, 1);
@@ -738,7 +756,10 @@ rs_seq_weights_t *rs_seq_weights_take(const rs_seq_t *s) {
     w->arch = rs_seq_arch_hash(s);
     rs_strlcpy(w->version, s->version, sizeof(w->version));
     w->p = rs_aligned_calloc(s->np, sizeof(float));
-    memcpy(w->p, s->p, sizeof(float) * s->np);
+    if (s->conf.average > 0 && s->avn)
+        rs_seq_av_all(s, w->p); /* what a version scores with */
+    else
+        memcpy(w->p, s->p, sizeof(float) * s->np);
     w->mu = rs_aligned_calloc((size_t)s->dim, sizeof(float));
     w->istd = rs_aligned_calloc((size_t)s->dim, sizeof(float));
     memcpy(w->mu, s->mu, sizeof(float) * (size_t)s->dim);
@@ -891,7 +912,9 @@ static void rs_seq_run(const rs_seq_t *s, rs_seq_run_t *rs, int nb) {
         const rs_seq_row_t *rw = &rs->row[r];
         float *u = rs->u + (size_t)r * din;
         for (int i = 0; i < dim; i++) {
-            float v = isfinite(rw->x[i]) ? (rw->x[i] - rs->mu[i]) * rs->istd[i]
+            float v = isfinite(rw->x[i])
+                          ? (rs_std_g(s->conf.transform, rw->x[i]) - rs->mu[i]) *
+                                rs->istd[i]
                                          : 0.0f;
             u[i] = v > RS_MODEL_Z_CLIP ? RS_MODEL_Z_CLIP
                  : v < -RS_MODEL_Z_CLIP ? -RS_MODEL_Z_CLIP : v;
@@ -1428,6 +1451,16 @@ static void rs_seq_lrec_load(rs_seq_t *s, const uint8_t *r, int j) {
     s->hn[j] = rs_seq_n_in(s, h->hist);
 }
 
+void rs_seq_observe(rs_seq_t *s, const void *rec) {
+    const uint8_t *r = rec;
+    const rs_lrec_hdr_t *h = rec;
+    if (h->kind != RS_MODEL_SEQ) return;
+    rs_le_getf32s(r + RS_SEQ_LR_X, s->xx, (size_t)s->dim);
+    rs_std_observe(s->mean, s->m2, &s->nobs, &s->std_tlast, s->dim, s->xx,
+                   h->t, s->conf.std_window, s->conf.transform);
+    rs_seq_refresh_std(s);
+}
+
 /* The rebuilt history's layer inputs (s->hxin) and keys/values (tr->hist)
  * at the current weights and standardiser.  One layer: every event's x0
  * from its own record (one GEMM), then k, v.  Deeper: causally, event j
@@ -1469,7 +1502,10 @@ static void rs_seq_hist_rebuild(rs_seq_t *s, int nh) {
         const float *x = s->hx + (size_t)j * dim;
         float *u = s->hu + (size_t)j * din;
         for (int i = 0; i < dim; i++) {
-            float v = isfinite(x[i]) ? (x[i] - s->mu[i]) * s->istd[i] : 0.0f;
+            float v = isfinite(x[i])
+                          ? (rs_std_g(s->conf.transform, x[i]) - s->mu[i]) *
+                                s->istd[i]
+                          : 0.0f;
             u[i] = v > RS_MODEL_Z_CLIP ? RS_MODEL_Z_CLIP
                  : v < -RS_MODEL_Z_CLIP ? -RS_MODEL_Z_CLIP : v;
         }
@@ -1972,23 +2008,82 @@ static void rs_seq_update(rs_seq_t *s, size_t off, size_t len, float scale,
     }
 }
 
+/* ------------------------------------------------ the weight average */
+
+/* Index into av_sync of the region starting at `off` (a region of
+ * rs_seq_regions: the dense block, one expert, one embedding row). */
+static size_t rs_seq_av_idx(const rs_seq_t *s, size_t off) {
+    if (off < s->dense_end) return 0;
+    if (off >= s->o_ecp) {
+        size_t row = (off - s->o_ecp) / (size_t)s->d; /* cp rows, then cat */
+        return 1 + (size_t)s->nl * s->E + row;
+    }
+    for (int l = s->nl - 1; l >= 0; l--)
+        if (off >= s->o_ex[l])
+            return 1 + (size_t)l * s->E + (off - s->o_ex[l]) / s->pe;
+    return 0;
+}
+
+/* The region's average as of now, into dst (may be s->pa itself):
+ * pa + (p - pa) (1 - prod(1 - a)) over the steps since its last sync. */
+static void rs_seq_av_region(const rs_seq_t *s, size_t idx, size_t off,
+                             size_t len, float *dst) {
+    const float f = (float)exp(s->avl - s->av_sync[idx]);
+    const float *p = s->p + off, *pa = s->pa + off;
+    float *o = dst + off;
+    for (size_t i = 0; i < len; i++) o[i] = p[i] + (pa[i] - p[i]) * f;
+}
+
+/* Every region's average as of now into dst[np] (a snapshot). */
+static void rs_seq_av_all(const rs_seq_t *s, float *dst) {
+    const size_t d = (size_t)s->d, B = (size_t)s->conf.seq.buckets;
+    rs_seq_av_region(s, 0, 0, s->dense_end, dst);
+    for (int l = 0; l < s->nl; l++)
+        for (int e = 0; e < s->E; e++)
+            rs_seq_av_region(s, 1 + (size_t)l * s->E + (size_t)e,
+                             s->o_ex[l] + (size_t)e * s->pe, s->pe, dst);
+    for (size_t r = 0; r < 2 * B; r++)
+        rs_seq_av_region(s, 1 + (size_t)s->nl * s->E + r, s->o_ecp + r * d,
+                         d, dst);
+}
+
+/* Before a step changes the touched regions: bring their averages up to
+ * date (their p has not moved since their last sync). */
+static void rs_seq_av_before(rs_seq_t *s) {
+    if (!s->avn) return;
+    for (int i = 0; i < s->nregs; i++) {
+        size_t idx = rs_seq_av_idx(s, s->regs[i].off);
+        rs_seq_av_region(s, idx, s->regs[i].off, s->regs[i].len, s->pa);
+        s->av_sync[idx] = s->avl;
+    }
+}
+
+/* After the step: fold it into the average (touched regions now, the rest
+ * lazily through avl). */
+static void rs_seq_av_after(rs_seq_t *s) {
+    if (!s->avn) { /* the first step: the average starts at the weights */
+        s->avn = 1;
+        s->avt = s->tcur;
+        memcpy(s->pa, s->p, sizeof(float) * s->np);
+        return;
+    }
+    double a = rs_avg_rate(++s->avn, s->tcur, &s->avt, s->conf.average);
+    const double l1a = a < 1 ? log1p(-a) : -745.0; /* exp() of it: 0 */
+    for (int i = 0; i < s->nregs; i++) {
+        size_t off = s->regs[i].off, len = s->regs[i].len;
+        float *pa = s->pa + off;
+        const float *p = s->p + off;
+        for (size_t j = 0; j < len; j++) pa[j] += (float)a * (p[j] - pa[j]);
+        s->av_sync[rs_seq_av_idx(s, off)] = s->avl + l1a;
+    }
+    s->avl += l1a;
+}
+
 /* One learning step on the loaded record (rs_seq_lrec_load) with nh
  * loaded history events. */
 static void rs_seq_step(rs_seq_t *s, int nh, int y, rs_model_learn_t how) {
-    /* 1. standardiser (a correction's x was seen, as a negative) */
-    const float *x = s->tx;
-    if (how != RS_MODEL_LEARN_CORRECT) {
-        s->nobs++;
-        for (int i = 0; i < s->dim; i++) {
-            double v = isfinite(x[i]) ? (double)x[i] : s->mean[i];
-            double dd = v - s->mean[i];
-            s->mean[i] += dd / (double)s->nobs;
-            s->m2[i] += dd * (v - s->mean[i]);
-        }
-        rs_seq_refresh_std(s);
-    }
-
-    /* 2. the history at the current weights, then the gradient of the
+    /* 1. the standardiser is rs_seq_observe's (learning does not move it);
+     * 2. the history at the current weights, then the gradient of the
      * replayed forward, clipped by norm */
     rs_seq_hist_rebuild(s, nh);
     rs_seq_replay_row(s, nh);
@@ -2009,6 +2104,7 @@ static void rs_seq_step(rs_seq_t *s, int nh, int y, rs_model_learn_t how) {
     }
 
     /* 4. optimiser on the trainable touched regions */
+    rs_seq_av_before(s);
     s->opt_t++;
     float c1 = 1.0f - powf(RS_ADAM_B1, (float)RS_MIN(s->opt_t, 100000));
     float c2 = 1.0f - powf(RS_ADAM_B2, (float)RS_MIN(s->opt_t, 100000));
@@ -2027,9 +2123,13 @@ static void rs_seq_step(rs_seq_t *s, int nh, int y, rs_model_learn_t how) {
         }
     }
 
+    rs_seq_av_after(s);
+
     /* 5. counters and version */
     s->updates++;
-    if (how == RS_MODEL_LEARN_CORRECT) {
+    if (how == RS_MODEL_LEARN_REPLAY) {
+        s->replays++;
+    } else if (how == RS_MODEL_LEARN_CORRECT) {
         s->positives++;
         s->corrections++;
     } else if (y) {
@@ -2071,6 +2171,7 @@ rs_err_t rs_seq_learn_lrec(rs_seq_t *s, const void *rec,
     if (err) return err;
     /* the scorer's drift decides which layers learn (rs_seq_all_layers) */
     if (isfinite(psi) && psi >= 0) s->psi = psi;
+    s->tcur = ((const rs_lrec_hdr_t *)rec)->t;
     rs_seq_step(s, nh, how == RS_MODEL_LEARN_CORRECT ? 1 : y != 0, how);
     return RS_OK;
 }
@@ -2082,6 +2183,7 @@ void rs_seq_stats(const rs_seq_t *s, rs_model_stats_t *st) {
     st->negatives = s->negatives;
     st->horizon_negatives = s->horizon_negatives;
     st->corrections = s->corrections;
+    st->replays = s->replays;
     rs_strlcpy(st->version, s->version, sizeof(st->version));
     st->entities = s->eused;
     st->evictions = s->evictions;
@@ -2198,13 +2300,16 @@ static void rs_rb_f32s(rs_rbuf_t *b, float *v, size_t n) {
     }
 }
 
-static void rs_seq_wb_conf(rs_wbuf_t *b, const rs_model_conf_t *c) {
+static void rs_seq_wb_conf(rs_wbuf_t *b, const rs_model_conf_t *c,
+                           int64_t tlast) {
     rs_wb_f64(b, c->learning_rate);
     rs_wb_f64(b, c->l2);
     rs_wb_f64(b, c->pos_weight);
     rs_wb_f64(b, c->grad_clip);
     rs_wb_u64(b, (uint64_t)c->label_horizon);
-    rs_wb_u64(b, 0); /* was pending_max (the learning log replaced it) */
+    /* was pending_max: the standardiser's newest observation time and the
+     * transform, (t << 1) | symlog (0 in older files: none) */
+    rs_wb_u64(b, ((uint64_t)tlast << 1) | (uint64_t)(c->transform & 1));
     rs_wb_u64(b, (uint64_t)c->publish_every);
     rs_wb_u64(b, (uint64_t)c->batch_max);
     for (size_t i = 0; i < RS_ARRAY_LEN(rs_seq_fields); i++) {
@@ -2221,14 +2326,16 @@ static void rs_seq_wb_conf(rs_wbuf_t *b, const rs_model_conf_t *c) {
     }
 }
 
-static void rs_seq_rb_conf(rs_rbuf_t *b, rs_model_conf_t *c) {
+static void rs_seq_rb_conf(rs_rbuf_t *b, rs_model_conf_t *c, int64_t *tlast) {
     c->kind = RS_MODEL_SEQ;
     c->learning_rate = rs_rb_f64(b);
     c->l2 = rs_rb_f64(b);
     c->pos_weight = rs_rb_f64(b);
     c->grad_clip = rs_rb_f64(b);
     c->label_horizon = (int64_t)rs_rb_u64(b);
-    rs_rb_u64(b); /* was pending_max */
+    uint64_t stdw = rs_rb_u64(b); /* (t_last << 1) | symlog */
+    c->transform = (int)(stdw & 1);
+    *tlast = (int64_t)(stdw >> 1);
     c->publish_every = (int64_t)rs_rb_u64(b);
     c->batch_max = (int64_t)rs_rb_u64(b);
     for (size_t i = 0; i < RS_ARRAY_LEN(rs_seq_fields); i++) {
@@ -2255,7 +2362,7 @@ static void rs_seq_rb_conf(rs_rbuf_t *b, rs_model_conf_t *c) {
  *   u32 dref_ok | f64 psi | u64 dref[10], dcur[10], dcur_n */
 void rs_seq_serialize(const rs_seq_t *s, rs_wbuf_t *b) {
     rs_wb_u32(b, s->conf_hash);
-    rs_seq_wb_conf(b, &s->conf);
+    rs_seq_wb_conf(b, &s->conf, s->std_tlast);
     const uint64_t cnt[8] = {s->updates, s->positives, s->negatives,
                              s->horizon_negatives,
                              s->vstep | (s->vnamed ? 1ull << 63 : 0), s->opt_t,
@@ -2273,15 +2380,28 @@ void rs_seq_serialize(const rs_seq_t *s, rs_wbuf_t *b) {
     for (int i = 0; i < RS_SEQ_PSI_BINS; i++) rs_wb_u64(b, s->dref[i]);
     for (int i = 0; i < RS_SEQ_PSI_BINS; i++) rs_wb_u64(b, s->dcur[i]);
     rs_wb_u64(b, s->dcur_n);
+    /* format 2: the weight average (model.average) as of now */
+    rs_wb_u64(b, s->avn);
+    rs_wb_u64(b, (uint64_t)s->avt);
+    if (s->avn) {
+        float *a = rs_aligned_calloc(s->np, sizeof(float));
+        rs_seq_av_all(s, a);
+        rs_wb_f32s(b, a, s->np);
+        rs_free(a);
+    } else {
+        rs_wb_f32s(b, s->p, s->np);
+    }
 }
 
 /* Bytes of a saved body after the counters for architecture c over dim
  * features with np parameters: mean, m2 | np | p, m, v | fbal | dref_ok,
- * psi, dref, dcur, dcur_n. */
-static uint64_t rs_seq_body_tail(const rs_seq_conf_t *c, int dim, size_t np) {
+ * psi, dref, dcur, dcur_n | (format 2) avn, avt, average[np]. */
+static uint64_t rs_seq_body_tail(const rs_seq_conf_t *c, int dim, size_t np,
+                                 int fmt) {
     return 16 * (uint64_t)dim + 8 + 12 * (uint64_t)np +
            4 * (uint64_t)c->layers * (uint64_t)c->experts + 4 + 8 +
-           8 * (2 * RS_SEQ_PSI_BINS + 1);
+           8 * (2 * RS_SEQ_PSI_BINS + 1) +
+           (fmt >= 2 ? 16 + 4 * (uint64_t)np : 0); /* avn, avt, average */
 }
 
 /* Largest |parameter| a loaded file may hold.  Weights start at O(1)
@@ -2310,6 +2430,9 @@ static rs_err_t rs_seq_check_values(const rs_seq_t *s, char *errstr,
         (err = rs_model_check_f32s("parameter p", s->p, s->np,
                                    -RS_SEQ_PARAM_MAX, RS_SEQ_PARAM_MAX, errstr,
                                    errstr_size)) ||
+        (err = rs_model_check_f32s("average parameter", s->pa, s->np,
+                                   -RS_SEQ_PARAM_MAX, RS_SEQ_PARAM_MAX, errstr,
+                                   errstr_size)) ||
         (err = rs_model_check_f32s("optimiser moment m", s->om, s->np, -mmax,
                                    mmax, errstr, errstr_size)) ||
         (err = rs_model_check_f32s("optimiser moment v", s->ov, s->np, 0, vmax,
@@ -2324,14 +2447,15 @@ static rs_err_t rs_seq_check_values(const rs_seq_t *s, char *errstr,
     return RS_OK;
 }
 
-rs_err_t rs_seq_deserialize(rs_rbuf_t *rb, const rs_model_conf_t *conf,
+rs_err_t rs_seq_deserialize(rs_rbuf_t *rb, int fmt, const rs_model_conf_t *conf,
                             int dim, uint32_t names_hash, rs_seq_t **out,
                             char *errstr, size_t errstr_size) {
     *out = NULL;
     uint32_t chash = rs_rb_u32(rb);
     rs_model_conf_t saved;
     rs_model_conf_init(&saved); /* defaults for what files do not hold */
-    rs_seq_rb_conf(rb, &saved);
+    int64_t tlast = 0;
+    rs_seq_rb_conf(rb, &saved, &tlast);
     uint64_t cnt[8];
     for (int i = 0; i < 8; i++) cnt[i] = rs_rb_u64(rb);
     if (rb->bad)
@@ -2353,6 +2477,7 @@ rs_err_t rs_seq_deserialize(rs_rbuf_t *rb, const rs_model_conf_t *conf,
         use.seq.expert_hidden = saved.seq.expert_hidden;
         use.seq.buckets = saved.seq.buckets;
         use.seq.seed = saved.seq.seed;
+        use.transform = saved.transform; /* what its statistics are of */
     }
     /* What the file declares sizes the model: its settings must be in the
      * tables' ranges and its parameters must be in the file, both before
@@ -2364,7 +2489,7 @@ rs_err_t rs_seq_deserialize(rs_rbuf_t *rb, const rs_model_conf_t *conf,
         return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
                        "saved settings: %s", e2);
     const size_t np = rs_seq_layout(&use.seq, dim, NULL);
-    const uint64_t need = rs_seq_body_tail(&use.seq, dim, np);
+    const uint64_t need = rs_seq_body_tail(&use.seq, dim, np, fmt);
     if (rb->len - rb->off != need)
         return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
                        "truncated or padded: the architecture (d_model "
@@ -2397,7 +2522,13 @@ rs_err_t rs_seq_deserialize(rs_rbuf_t *rb, const rs_model_conf_t *conf,
     for (int i = 0; i < RS_SEQ_PSI_BINS; i++) s->dref[i] = rs_rb_u64(rb);
     for (int i = 0; i < RS_SEQ_PSI_BINS; i++) s->dcur[i] = rs_rb_u64(rb);
     s->dcur_n = rs_rb_u64(rb);
+    if (fmt >= 2) { /* the average, all regions in sync (avl = 0) */
+        s->avn = rs_rb_u64(rb);
+        s->avt = (int64_t)rs_rb_u64(rb);
+        rs_rb_f32s(rb, s->pa, s->np);
+    }
     s->nobs = cnt[6];
+    s->std_tlast = tlast;
     rs_err_t err = RS_OK;
     if (rb->bad || rb->off != rb->len) /* not reached: the size was checked */
         err = rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,

@@ -63,10 +63,11 @@ rs_err_t rs_seq_rescore(rs_seq_t *s, const uint8_t *body, size_t body_len,
  * file's settings must be in the config tables' ranges and the rest of rb
  * must be exactly the parameters and state its architecture needs, both
  * checked before anything is allocated; every loaded value must be in
- * range (seq.c).  RS_OK and *out, or RS_ERR_CORRUPT (the file) /
+ * range (seq.c).  fmt: the file's format (model.c; 1 has no weight
+ * average).  RS_OK and *out, or RS_ERR_CORRUPT (the file) /
  * RS_ERR_CONFIG (conf) with errstr. */
 void rs_seq_serialize(const rs_seq_t *s, rs_wbuf_t *b);
-rs_err_t rs_seq_deserialize(rs_rbuf_t *rb, const rs_model_conf_t *conf,
+rs_err_t rs_seq_deserialize(rs_rbuf_t *rb, int fmt, const rs_model_conf_t *conf,
                             int dim, uint32_t names_hash, rs_seq_t **out,
                             char *errstr, size_t errstr_size);
 
@@ -77,6 +78,7 @@ void rs_seq_set_number(rs_seq_t *s, uint64_t n);
 uint64_t rs_seq_number(const rs_seq_t *s); /* of the snapshot used, if any */
 uint32_t rs_seq_record_arch(const rs_seq_t *s);
 size_t rs_seq_lrec_size(const rs_seq_t *s);
+void rs_seq_observe(rs_seq_t *s, const void *rec);
 rs_err_t rs_seq_learn_lrec(rs_seq_t *s, const void *rec,
                            const void *const *hist, int nh, int y,
                            rs_model_learn_t how, double psi);

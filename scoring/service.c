@@ -123,6 +123,7 @@ struct rs_service_s {
     int64_t *pwm;                  /* [RS_STATE_MAX_PARTS] watermark per
                                     * partition (-inf: none)             */
     int64_t *pwm_sent;             /* ... last sent to the trainer       */
+    uint64_t *lend_sent;           /* log ends last sent to the trainer  */
     int64_t *lrestore;             /* [RS_STATE_MAX_PARTS] checkpoint's
                                     * log end (-1: none)                 */
     int32_t *touched;              /* [batch_max] partitions of a batch  */
@@ -508,6 +509,7 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
     svc->lpend = rs_calloc(RS_STATE_MAX_PARTS, sizeof(uint32_t));
     svc->pwm = rs_calloc(RS_STATE_MAX_PARTS, sizeof(int64_t));
     svc->pwm_sent = rs_calloc(RS_STATE_MAX_PARTS, sizeof(int64_t));
+    svc->lend_sent = rs_calloc(RS_STATE_MAX_PARTS, sizeof(uint64_t));
     svc->lrestore = rs_calloc(RS_STATE_MAX_PARTS, sizeof(int64_t));
     svc->ckpt_logs = rs_calloc(RS_STATE_MAX_PARTS, sizeof(*svc->ckpt_logs));
     for (int i = 0; i < RS_STATE_MAX_PARTS; i++) {
@@ -584,6 +586,7 @@ void rs_service_destroy(rs_service_t *svc) {
     free(svc->lpend);
     free(svc->pwm);
     free(svc->pwm_sent);
+    free(svc->lend_sent);
     free(svc->lrestore);
     free(svc->ckpt_logs);
     rs_free(svc->logbuf);
@@ -932,6 +935,7 @@ static rs_learnlog_t *rs_svc_log(rs_service_t *svc, int32_t partition,
     m->kind = RS_TRAINER_ATTACH;
     m->partition = partition;
     m->log = lg;
+    m->log_end = rs_learnlog_end(lg); /* observed before: in the model */
     rs_trainer_commit(svc->tr, 1);
     return lg;
 }
@@ -942,14 +946,19 @@ static void rs_svc_advance(rs_service_t *svc, int ntouched) {
     double psi = rs_svc_psi(svc);
     for (int i = 0; i < ntouched; i++) {
         int32_t p = svc->touched[i];
-        if (svc->pwm[p] <= svc->pwm_sent[p]) continue;
+        const rs_learnlog_t *lg = rs_state_log_if_open(svc->state, p);
+        uint64_t end = lg ? rs_learnlog_end(lg) : 0;
+        if (svc->pwm[p] <= svc->pwm_sent[p] && end <= svc->lend_sent[p])
+            continue;
         rs_trainer_msg_t *m = rs_svc_train_slot(svc);
         m->kind = RS_TRAINER_WATERMARK;
         m->partition = p;
         m->t = svc->pwm[p];
         m->psi = psi;
+        m->log_end = end; /* the standardiser observes up to here */
         rs_trainer_commit(svc->tr, 1);
         svc->pwm_sent[p] = svc->pwm[p];
+        svc->lend_sent[p] = end;
     }
 }
 

@@ -259,6 +259,7 @@ static void rs_trainer_handle(rs_trainer_t *tr, const rs_trainer_msg_t *m) {
         break;
     }
     case RS_TRAINER_WATERMARK:
+        rs_learner_observe_to(tr->lr, p, m->log_end);
         if (p >= 0 && p < RS_TRAINER_PARTS && m->t > tr->wm[p]) {
             tr->wm[p] = m->t;
             tr->mature[p] = 1;
@@ -268,6 +269,8 @@ static void rs_trainer_handle(rs_trainer_t *tr, const rs_trainer_msg_t *m) {
         if (m->log && rs_learner_attach(tr->lr, m->log) != RS_OK)
             rs_error("trainer", "learning log of partition %d not attached "
                      "(one is already, or its records differ)", (int)p);
+        else if (m->log)
+            rs_learner_observe_from(tr->lr, p, m->log_end);
         if (p >= 0 && p < RS_TRAINER_PARTS) tr->mature[p] = 1;
         break;
     case RS_TRAINER_DETACH:

@@ -70,6 +70,11 @@ typedef struct rs_trainer_msg_s {
     double psi;               /* the scorer's drift now                     */
     rs_learnlog_t *log;       /* ATTACH                                     */
     rs_label_t lb;            /* LABEL                                      */
+    uint64_t log_end;         /* WATERMARK: records of the partition's log
+                               * appended so far; the standardiser observes
+                               * up to there (rs_learner_observe_to).
+                               * ATTACH: the log's end when sent: the
+                               * records before it were observed before   */
 } rs_trainer_msg_t;
 
 typedef struct rs_trainer_opts_s {

@@ -399,6 +399,16 @@ static int rs_audit_rescore(rs_sink_redis_t *sink, const char *id, int json,
         fprintf(stderr, "riskstream audit: %s\n", errstr);
         goto done;
     }
+    /* scored with what the version published (model.average: the average
+     * of its weights), as the service's scorer did */
+    rs_model_weights_t *pw = rs_model_weights_take(m);
+    err = rs_model_weights_use(m, pw);
+    rs_model_weights_release(pw);
+    if (err != RS_OK) {
+        fprintf(stderr, "riskstream audit: cannot use the weights of %s: "
+                        "%s\n", b, rs_err_str(err));
+        goto done;
+    }
     float y = 0;
     err = rs_model_rescore(m, log, len, &y, errstr, sizeof(errstr));
     if (err != RS_OK) {

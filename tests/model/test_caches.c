@@ -49,6 +49,8 @@ static rs_model_conf_t conf_tiny(void) {
     c.seq.warmup_updates = 0;
     c.seq.drift_mode = 1; /* all layers learn */
     c.seq.seed = 7;
+    c.replay = 0;
+    c.average = 0;
     return c;
 }
 

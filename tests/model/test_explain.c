@@ -200,6 +200,23 @@ static int rescore_all(rs_model_t *m, const logs_t *lg, int from, int to) {
     return bad;
 }
 
+/* Events of lg [from, to) rescored by a and by b: how many differ. */
+static int rescore_diff(rs_model_t *a, rs_model_t *b, const logs_t *lg,
+                        int from, int to) {
+    int bad = 0;
+    for (int i = from; i < to; i++) {
+        float sa = -1, sb = -2;
+        char err[256] = "";
+        const uint8_t *log = lg->buf + (size_t)i * lg->max;
+        assert_int_equal(rs_model_rescore(a, log, lg->len[i], &sa, err,
+                                          sizeof(err)), RS_OK);
+        assert_int_equal(rs_model_rescore(b, log, lg->len[i], &sb, err,
+                                          sizeof(err)), RS_OK);
+        bad += memcmp(&sa, &sb, sizeof(float)) != 0;
+    }
+    return bad;
+}
+
 /* ------------------------------------------------- logs and rescoring */
 
 static void check_rescore_kind(const rs_model_conf_t *c, int dim,
@@ -222,6 +239,8 @@ static void check_rescore_kind(const rs_model_conf_t *c, int dim,
      * rescores the later logs bit for bit */
     snprintf(path, sizeof(path), "%s/m.rsm", tmpdir);
     assert_int_equal(rs_model_save(m, path, err, sizeof(err)), RS_OK);
+    rs_model_weights_t *wsaved = rs_model_weights_take(m); /* what the
+                                                   * version publishes */
     score_logged(t, ev, 300, N, chunk, &lg);
     rs_model_t *ld = NULL;
     rs_model_conf_t small = *c;  /* audit: small buffers, arch from file */
@@ -239,15 +258,21 @@ static void check_rescore_kind(const rs_model_conf_t *c, int dim,
         moved += s != lg.score[i];
     }
     assert_true(moved > 0);
-    /* a scorer using a snapshot of the loaded copy rescores as well */
+    /* what a version publishes (with model.average, the average of its
+     * weights) survives the file: a scorer using the snapshot of the saved
+     * model and one using the snapshot of the loaded copy (audit --rescore
+     * scores with it) agree bit for bit */
     rs_model_weights_t *w = rs_model_weights_take(ld);
-    if (w) {
-        rs_model_t *sc = new_model(c, dim, names);
-        assert_int_equal(rs_model_weights_use(sc, w), RS_OK);
-        assert_int_equal(rescore_all(sc, &lg, 300, N), 0);
-        rs_model_weights_release(w);
-        rs_model_destroy(sc);
-    }
+    rs_model_t *sa = new_model(c, dim, names), *sb = new_model(c, dim, names);
+    assert_int_equal(rs_model_weights_use(sa, wsaved), RS_OK);
+    assert_int_equal(rs_model_weights_use(sb, w), RS_OK);
+    assert_int_equal(rescore_diff(sa, sb, &lg, 0, N), 0);
+    /* ... and with the average on, it is not the last weights */
+    if (c->average > 0) assert_true(rescore_diff(sa, ld, &lg, 0, N) > 0);
+    rs_model_weights_release(w);
+    rs_model_weights_release(wsaved);
+    rs_model_destroy(sa);
+    rs_model_destroy(sb);
     rs_model_destroy(ld);
     rs_test_learn_destroy(t);
     logs_free(&lg);
@@ -275,6 +300,8 @@ static void test_rescore_lr(void **state) {
     rs_model_conf_t c = conf_lr();
     check_rescore_kind(&c, 23, names23, 37);
     check_rescore_kind(&c, 23, names23, 1);
+    check_rescore_kind(&c, DIM, names4, 16);
+    c.average = 0; /* versions publish the last weights */
     check_rescore_kind(&c, DIM, names4, 16);
 }
 

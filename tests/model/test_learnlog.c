@@ -246,6 +246,7 @@ static void fx_new(fx_t *f, int kind, int64_t delay, int64_t horizon,
     f->conf.seq.buckets = 64;
     f->conf.seq.max_entities = 600;
     f->conf.batch_max = 16;
+    f->conf.replay = 0; /* exact step counts */
     char e[256];
     f->m = rs_model_new(&f->conf, 4, NAMES, e, sizeof(e));
     assert_non_null(f->m);

@@ -31,6 +31,8 @@ static rs_model_conf_t conf_small(void) {
     rs_model_conf_init(&c);
     c.kind = RS_MODEL_LR; /* this file tests the logistic baseline */
     c.batch_max = 16;
+    c.replay = 0;  /* exact step counts: no replay, */
+    c.average = 0; /* the learned weights themselves */
     return c;
 }
 
@@ -163,9 +165,14 @@ static void test_conf_defaults(void **state) {
     rs_model_conf_section(&sec, &c);
     assert_string_equal(sec.name, "model");
     /* learning 4 + label delay/horizon/max 3 + log 2 + publish_every,
-     * batch_max, base_rate, kind + the split's 4 */
-    assert_int_equal(sec.nfields, 17);
+     * batch_max, base_rate, transform, std_window, replay, average, kind +
+     * the split's 4 */
+    assert_int_equal(sec.nfields, 21);
     assert_true(c.base_rate == 0.01);
+    assert_int_equal(c.transform, 0);
+    assert_true(c.std_window == 86400000LL);
+    assert_int_equal(c.replay, 1);
+    assert_true(c.average == 7 * 86400000LL);
     assert_ptr_equal(sec.base, &c);
 }
 
@@ -699,7 +706,9 @@ static void test_load_values(void **state) {
     assert_int_equal(rs_model_save(m, path, err, sizeof(err)), RS_OK);
     unsigned char *buf;
     long n = file_read(path, &buf);
-    const long av = n - 4 - 8 * (DIM + 1), am = av - 8 * (DIM + 1),
+    /* ... av [DIM + 1] | avn, avt | wa [DIM + 1] (format 2) | crc */
+    const long wa = n - 4 - 8 * (DIM + 1), av = wa - 16 - 8 * (DIM + 1),
+               am = av - 8 * (DIM + 1),
                w = am - 8 * (DIM + 1), m2 = w - 8 * DIM, mean = m2 - 8 * DIM;
     rs_model_conf_t c = conf_small();
     struct {
@@ -717,6 +726,8 @@ static void test_load_values(void **state) {
         {am + 8 * 5, NAN, "adam moment m[5]"},
         {av + 8 * 0, -1, "adam moment v[0]"},
         {av + 8 * DIM, 1e300, "adam moment v[8]"},
+        {wa + 8 * 2, 1e31, "average weight[2]"},
+        {wa + 8 * DIM, NAN, "average weight[8]"},
     };
     for (size_t i = 0; i < RS_ARRAY_LEN(cases); i++) {
         put_sealed(bad, buf, n, cases[i].off, &cases[i].v, 8);

@@ -63,6 +63,8 @@ static rs_model_conf_t conf_tiny(void) {
     c.seq.max_entities = 16;
     c.seq.balance = 0.1;
     c.seq.seed = 7;
+    c.replay = 0;  /* exact step counts: no replay, */
+    c.average = 0; /* the learned weights themselves */
     return c;
 }
 
@@ -878,7 +880,7 @@ typedef struct sfile_s {
                     * batch_max */
     size_t seq;    /* the `seq:` fields in table order, 8 bytes each, and
                     * a 0 after max_entities (slot 8: was seq.pending_max) */
-    size_t mean, m2, p, om, ov, fbal, psi;
+    size_t mean, m2, p, om, ov, fbal, psi, pa;
     size_t np;
 } sfile_t;
 
@@ -905,7 +907,8 @@ static void sf_read(sfile_t *f, const char *path) {
     f->ov = f->om + 4 * f->np;
     f->fbal = f->ov + 4 * f->np;
     f->psi = f->fbal + 4 * 2 * 4 + 4;               /* layers x experts, dref_ok */
-    assert_int_equal(f->psi + 8 + 8 * 21 + 4, f->n);
+    f->pa = f->psi + 8 + 8 * 21 + 16;  /* dref, dcur, dcur_n | avn, avt */
+    assert_int_equal(f->pa + 4 * f->np + 4, f->n);
 }
 
 static void sf_write(const sfile_t *f, const unsigned char *b, const char *path) {
@@ -1037,6 +1040,8 @@ static void test_load_damaged(void **state) {
         {f.fbal + 4 * 1, 1, NAN, "routing fraction fbal[1]"},
         {f.fbal + 4 * 0, 1, 2, "routing fraction fbal[0]"},
         {f.psi, 0, NAN, "drift psi"},
+        {f.pa + 4 * 2, 1, 1e7, "average parameter[2]"},
+        {f.pa + 4 * 0, 1, NAN, "average parameter[0]"},
     };
     for (size_t k = 0; k < RS_ARRAY_LEN(vals); k++) {
         memcpy(b, f.b, f.n);

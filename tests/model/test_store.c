@@ -47,6 +47,8 @@ static rs_model_conf_t conf_lr(void) {
     rs_model_conf_init(&c);
     c.kind = RS_MODEL_LR;
     c.batch_max = 16;
+    c.replay = 0;
+    c.average = 0;
     return c;
 }
 

@@ -62,6 +62,8 @@ static void confs(int kind, rs_model_conf_t *tconf, rs_model_conf_t *sconf,
     sconf->publish_interval_ms = 600000;
     sconf->keep_versions = 3;
     sconf->train_queue = 8;
+    sconf->replay = 0;  /* exact step counts */
+    sconf->average = 0;
     rs_strlcpy(sconf->store_dir, store ? store : "", sizeof(sconf->store_dir));
     *tconf = *sconf;
     tconf->seq.max_entities = tconf->batch_max + 1;
@@ -115,6 +117,7 @@ static void send_attach(rs_trainer_t *tr, scorer_t *sc) {
     m.kind = RS_TRAINER_ATTACH;
     m.partition = 0;
     m.log = sc->log;
+    m.log_end = rs_learnlog_end(sc->log);
     send_msg(tr, sc, &m);
 }
 
@@ -421,6 +424,8 @@ static void run_equivalence(int kind) {
     assert_non_null(s);
     rs_test_learn_t *ref = rs_test_learn_new(&tconf, DIM, names, e, sizeof(e));
     assert_non_null(ref);
+    /* the standardiser observes at watermarks only, as in the trainer */
+    rs_learner_observe_to(ref->l, 0, 0);
     rs_err_t err;
     rs_trainer_opts_t opts = {.save_path = save, .caught_threshold = 0.5};
     rs_trainer_t *tr = rs_trainer_new(t, &tconf, &opts, &err, e, sizeof(e));
@@ -465,7 +470,9 @@ static void run_equivalence(int kind) {
             m.partition = 0;
             m.t = T0 + i * 1000LL;
             m.psi = scorer_psi(&sc);
+            m.log_end = rs_learnlog_end(sc.log);
             send_msg(tr, &sc, &m);
+            rs_learner_observe_to(ref->l, 0, m.log_end);
             while (rs_learner_advance(ref->l, 0, m.t, m.psi, 64, NULL, NULL) ==
                    64) {
             }
