@@ -33,7 +33,7 @@ static void rs_eval_help(FILE *fp) {
         "                       [--labels FILE.jsonl] [--label-delay DUR]\n"
         "                       [--models seq,lr,gbt] [--top-k N] [--truth FILE.csv]\n"
         "                       [--gbt-window DUR] [--gbt-rounds N] [--gbt-balance]\n"
-        "                       [--scores-out FILE.csv] [--plot FILE.svg] [--warmup DUR]\n"
+        "                       [--scores-out FILE.csv] [--plot FILE.svg] [--warmup DUR|auto]\n"
         "                       [--config FILE] [--set KEY=VALUE]... [--quiet]\n\n"
         "Replay a stream in event-time order, test-then-train (prequential):\n"
         "each event is featurised and scored by every model BEFORE its label\n"
@@ -77,8 +77,10 @@ static void rs_eval_help(FILE *fp) {
         "                        event_time_ms,score_<model>...,label (%%.9g)\n"
         "      --plot FILE.svg   SVG chart of daily AUC, AP (with the base\n"
         "                        rate) and alerts per model\n"
-        "      --warmup DUR      replay (and learn from) the first DUR of event\n"
-        "                        time but leave it out of the metrics (default 0)\n"
+        "      --warmup DUR|auto replay (and learn from) the first DUR of event\n"
+        "                        time but leave it out of the metrics; auto (the\n"
+        "                        default) = the label horizon: until then no\n"
+        "                        model can have learned both classes\n"
         "      --no-daily        print the overall tables only\n"
         "  -q, --quiet           no progress bar\n"
         "  -c, --config FILE     YAML configuration (features:, model:, seq:,\n"
@@ -141,7 +143,7 @@ int rs_cmd_eval(int argc, char **argv) {
                *labels = NULL, *truth = NULL, *scores_out = NULL,
                *plot = NULL,
                *models = rs_gbt_available() ? "seq,lr,gbt" : "seq,lr";
-    int64_t delay_ms = 3 * 86400000LL, top_k = 100, warmup_ms = 0,
+    int64_t delay_ms = 3 * 86400000LL, top_k = 100, warmup_ms = -1,
             gbt_window = 7 * 86400000LL, gbt_rounds = 200;
     int quiet = 0, daily = 1, c, gbt_balance = 0, delay_given = 0;
     char errstr[512];
@@ -174,7 +176,10 @@ int rs_cmd_eval(int argc, char **argv) {
         case 1006: plot = optarg; break;
         case 1007: daily = 0; break;
         case 1008:
-            if (rs_duration_parse(optarg, &warmup_ms) != 0 || warmup_ms < 0)
+            if (!strcmp(optarg, "auto"))
+                warmup_ms = -1;
+            else if (rs_duration_parse(optarg, &warmup_ms) != 0 ||
+                     warmup_ms < 0)
                 return rs_cli_usage_error(cmd, "--warmup '%s': expected a "
                                           "duration such as 7d", optarg);
             break;
@@ -242,6 +247,8 @@ int rs_cmd_eval(int argc, char **argv) {
      * models' horizon and the windows that end at label maturity follow */
     if (!app.model.label_delay) app.model.label_delay = delay_ms;
     rs_app_conf_resolve(&app);
+    if (warmup_ms < 0) /* auto: the horizon the models start with */
+        ec.warmup_ms = rs_learner_horizon_for(&app.model, NULL, NULL);
     ec.features = &app.features;
     ec.model = &app.model;
 

@@ -572,6 +572,7 @@ struct rs_eval_s {
     rs_gbt_t *gbt[RS_EVAL_MODELS_MAX];   /* kind gbt only */
     rs_learnlog_t *log[RS_EVAL_MODELS_MAX]; /* learning log per model (not gbt) */
     rs_learner_t *lr[RS_EVAL_MODELS_MAX];   /* ... and its learner       */
+    uint64_t pub[RS_EVAL_MODELS_MAX];       /* updates at the last version */
     int dim;
     float *x;            /* [dim] */
     rs_pending_t *heap;  /* min-heap on (avail, seq) */
@@ -621,6 +622,21 @@ static double rs_eval_psi(const rs_model_t *m) {
     rs_model_stats_t ms;
     rs_model_stats(m, &ms);
     return ms.drift_psi;
+}
+
+/* As serve's trainer: every model.publish_every updates a new version --
+ * the weights (or their average, model.average) as a snapshot -- which
+ * the model scores with until the next one; it learns on.  `force`:
+ * publish now (the first version: the untrained weights). */
+static void rs_eval_publish(rs_eval_t *e, int k, int force) {
+    rs_model_stats_t ms;
+    rs_model_stats(e->m[k], &ms);
+    if (!force && ms.updates < e->pub[k] + (uint64_t)e->mconf.publish_every)
+        return;
+    rs_model_weights_t *w = rs_model_weights_take(e->m[k]);
+    rs_model_weights_use(e->m[k], w);
+    rs_model_weights_release(w);
+    e->pub[k] = ms.updates;
 }
 
 rs_eval_t *rs_eval_new(const rs_eval_conf_t *conf, char *errstr,
@@ -689,6 +705,7 @@ rs_eval_t *rs_eval_new(const rs_eval_conf_t *conf, char *errstr,
         }
         e->lr[k] = rs_learner_new(e->m[k], &mc);
         rs_learner_attach(e->lr[k], e->log[k]);
+        rs_eval_publish(e, k, 1);
     }
     e->x = rs_calloc((size_t)e->dim + 1, sizeof(*e->x));
     e->acc = rs_eval_acc_new(conf->nmodels, mnames, conf->top_k,
@@ -739,12 +756,14 @@ rs_err_t rs_eval_push(rs_eval_t *e, const rs_eval_rec_t *rec, float *scores,
     int64_t t = ev->event_time_ms;
     rs_eval_apply_labels(e, t);
     if (t > e->watermark) e->watermark = t;
-    for (int k = 0; k < e->conf.nmodels; k++)
+    for (int k = 0; k < e->conf.nmodels; k++) {
         while (e->lr[k] &&
                rs_learner_advance(e->lr[k], 0, e->watermark,
                                   rs_eval_psi(e->m[k]), 4096, NULL, NULL) ==
                    4096) {
         }
+        if (e->m[k]) rs_eval_publish(e, k, 0);
+    }
     uint32_t flags = 0;
     rs_err_t err = rs_features_process(e->f, ev, e->x, &flags);
     if (err != RS_OK) {
