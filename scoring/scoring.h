@@ -72,6 +72,13 @@ typedef struct rs_service_conf_s {
     int delivery;              /* rs_delivery_t                         */
     char transactional_id[128]; /* exactly-once: "" = riskstream-<group> */
     int64_t transaction_interval_ms; /* exactly-once: commit period     */
+    int64_t commit_timeout_ms; /* exactly-once: longest wait for Redis
+                                * before a commit; then abort + stop    */
+    int64_t stop_timeout_ms;   /* graceful stop: all delivery waits     */
+    int64_t stall_timeout_ms;  /* readiness: no progress with work left
+                                * for this long = not ready; 0 = off    */
+    int64_t dedup_window_ms;   /* duplicate event ids: window; 0 = off  */
+    int64_t dedup_max;         /* duplicate detection: entries kept     */
 } rs_service_conf_t;
 
 /* service.log_inputs: which events' scoring inputs go to Redis

@@ -91,6 +91,8 @@ struct rs_service_s {
     rs_svc_off_t *offs;            /* [RS_SVC_OFFS]                      */
     uint64_t offs_head, offs_tail;
     uint64_t next_seq;
+    uint64_t sealed_seq;           /* last batch fully handed to both sinks
+                                    * (every batch <= it is complete)    */
 
     /* exactly-once */
     int eos;
@@ -132,6 +134,11 @@ struct rs_service_s {
         rs_ingest_lag_t lag[256];
         int redis_ok;
         int valid;
+        int64_t taken_us;           /* rs_clock_mono_us() of the copy  */
+        int64_t lag_total;          /* sum of the known lags           */
+        int64_t stalled_us;         /* without progress while work was
+                                     * waiting (0: progressing/idle)    */
+        char stall_what[96];        /* what was waiting                */
     } *snap;
     int64_t snap_next_us;
     int64_t model_meta_next_us;    /* next try to publish version metadata */
@@ -140,6 +147,13 @@ struct rs_service_s {
     void *progress_opaque;
     int64_t progress_interval_us, progress_next_us;
     int64_t stats_next_us;
+
+    /* Progress and stop (readiness, bounded waits) */
+    int64_t progress_us;           /* last batch completed, transaction
+                                    * committed, or idle with nothing in
+                                    * flight                            */
+    int64_t stop_deadline_us;      /* 0 until the stop is seen; then every
+                                    * wait ends by it (stop_timeout)     */
 };
 
 /* ------------------------------------------------------------ config */
@@ -232,6 +246,24 @@ static const rs_conf_field_t rs_service_fields[] = {
      offsetof(rs_service_conf_t, transaction_interval_ms), 0,
      "exactly_once: a transaction is committed this often (scores become "
      "visible to read_committed consumers then)", NULL, 1, 60000},
+    {"commit_timeout", RS_CONF_DURATION, "30s",
+     offsetof(rs_service_conf_t, commit_timeout_ms), 0,
+     "exactly_once: longest wait for Redis to hold a transaction's scores "
+     "before the commit; past it the transaction is aborted and the service "
+     "stops (exit 1) to resume from the committed offsets after a restart "
+     "(keep it below the producer's transaction.timeout.ms, 60 s)", NULL,
+     1000, 3600000},
+    {"stop_timeout", RS_CONF_DURATION, "20s",
+     offsetof(rs_service_conf_t, stop_timeout_ms), 0,
+     "graceful stop (SIGTERM): longest time, all waits together, for "
+     "in-flight scores to reach Kafka and Redis; what is still undelivered "
+     "then is named in the log and read again after the restart (no final "
+     "checkpoint)", NULL, 100, 600000},
+    {"stall_timeout", RS_CONF_DURATION, "60s",
+     offsetof(rs_service_conf_t, stall_timeout_ms), 0,
+     "/readyz answers 503 when scoring made no progress for this long while "
+     "input is waiting (consumer lag > 0) or results are in flight; 0 = "
+     "off", NULL, 0, 86400000},
 };
 
 rs_err_t rs_app_conf_init(rs_app_conf_t *app, char *errstr,
@@ -665,18 +697,39 @@ void rs_service_prometheus(rs_service_t *svc, rs_http_buf_t *b) {
     rs_prom_gauge(b, "riskstream_kafka_inflight",
                   "score messages queued, not yet acknowledged",
                   (double)sn->ks.inflight);
+    rs_prom_gauge(b, "riskstream_scoring_stalled_seconds",
+                  "time without a completed batch while input waits or "
+                  "results are in flight (readiness: service.stall_timeout)",
+                  (double)sn->stalled_us / 1e6);
     free(sn);
 }
 
 int rs_service_ready(rs_service_t *svc, const char **why) {
+    /* The reason lives in a thread-local buffer: *why stays valid on this
+     * thread until its next call. */
+    static _Thread_local char buf[200];
+    int64_t stall = svc->conf->stall_timeout_ms * 1000, now = rs_clock_mono_us();
     pthread_mutex_lock(&svc->snap_lock);
     int valid = svc->snap->valid, assigned = svc->snap->is.assigned > 0,
         redis = svc->snap->redis_ok;
+    int64_t age = now - svc->snap->taken_us, stalled = svc->snap->stalled_us;
+    char what[96];
+    rs_strlcpy(what, svc->snap->stall_what, sizeof(what));
     pthread_mutex_unlock(&svc->snap_lock);
     const char *w = !valid      ? "starting"
                     : !assigned ? "no partitions assigned"
                     : !redis    ? "redis unavailable"
                                 : NULL;
+    if (!w && stall > 0 && age > stall + 2000000) {
+        /* The service thread published nothing for that long. */
+        snprintf(buf, sizeof(buf), "scoring stalled: the service thread "
+                 "has not reported for %.0f s", (double)age / 1e6);
+        w = buf;
+    } else if (!w && stall > 0 && stalled >= stall) {
+        snprintf(buf, sizeof(buf), "scoring stalled: no progress for %.0f s "
+                 "(%s)", (double)stalled / 1e6, what);
+        w = buf;
+    }
     if (why) *why = w;
     return w == NULL;
 }
@@ -1139,6 +1192,31 @@ static void rs_svc_ckpt_final(rs_service_t *svc) {
 
 /* ---------------------------------------------------------------- run */
 
+/* Stall detection for readiness (service thread, at each snapshot):
+ * progress is a completed batch or commit; idle (no lag, nothing in
+ * flight) counts as progress too.  Stalled = no progress for
+ * stall_timeout while input waits (lag > 0) or results are in flight. */
+static void rs_svc_stall_eval(rs_service_t *svc, struct rs_svc_snap_s *sn,
+                              int64_t now_us) {
+    sn->lag_total = 0;
+    for (int i = 0; i < sn->nlag; i++)
+        if (sn->lag[i].lag > 0) sn->lag_total += sn->lag[i].lag;
+    int inflight = svc->ring_head != svc->ring_tail || svc->txn_open;
+    sn->stalled_us = 0;
+    sn->stall_what[0] = '\0';
+    if (!sn->lag_total && !inflight) {
+        svc->progress_us = now_us;
+        return;
+    }
+    if (!svc->progress_us) svc->progress_us = now_us;
+    sn->stalled_us = now_us - svc->progress_us;
+    snprintf(sn->stall_what, sizeof(sn->stall_what),
+             "%lld message(s) of input waiting, %llu batch(es) in flight%s",
+             (long long)sn->lag_total,
+             (unsigned long long)(svc->ring_head - svc->ring_tail),
+             svc->txn_open ? ", a transaction open" : "");
+}
+
 static void rs_svc_periodic(rs_service_t *svc, int64_t now_us) {
     svc->st.elapsed_s = (double)(now_us - svc->start_us) / 1e6;
     rs_ingest_stats_t ist;
@@ -1183,6 +1261,8 @@ static void rs_svc_periodic(rs_service_t *svc, int64_t now_us) {
         sn->nlag = rs_ingest_lag(svc->ing, sn->lag, (int)RS_ARRAY_LEN(sn->lag));
         sn->redis_ok = rs_sink_redis_healthy(svc->rd);
         sn->valid = 1;
+        sn->taken_us = now_us;
+        rs_svc_stall_eval(svc, sn, now_us);
         pthread_mutex_lock(&svc->snap_lock);
         memcpy(svc->snap, sn, sizeof(*sn));
         pthread_mutex_unlock(&svc->snap_lock);
@@ -1220,6 +1300,19 @@ static void rs_svc_periodic(rs_service_t *svc, int64_t now_us) {
     }
 }
 
+/* Milliseconds left before the graceful stop must be done: -1 while not
+ * stopping; from the first call that sees *stop, every wait of the service
+ * thread shares service.stop_timeout. */
+static int rs_svc_stop_left_ms(rs_service_t *svc, volatile sig_atomic_t *stop) {
+    if (!svc->stop_deadline_us) {
+        if (!stop || !*stop) return -1;
+        svc->stop_deadline_us =
+            rs_clock_mono_us() + svc->conf->stop_timeout_ms * 1000;
+    }
+    int64_t left = svc->stop_deadline_us - rs_clock_mono_us();
+    return left > 0 ? (int)((left + 999) / 1000) : 0;
+}
+
 /* Queue the batch's scores (and logged inputs) for the Redis writer.  A
  * full buffer is backpressure: consumption waits here -- Kafka output of
  * the batches before keeps flowing -- until the writer makes room (Redis
@@ -1242,9 +1335,17 @@ static rs_err_t rs_svc_redis_enqueue(rs_service_t *svc, int n, uint64_t seq,
             rs_warn("service", "redis buffer full: consumption paused until "
                     "redis catches up");
         svc->st.redis_waits++;
-        if (*stop)
-            return rs_errf(errstr, errstr_size, RS_ERR_AGAIN,
-                           "stopped while the redis buffer was full");
+        if (rs_svc_stop_left_ms(svc, stop) == 0) {
+            rs_sink_redis_stats_t rst;
+            rs_sink_redis_stats(svc->rd, &rst);
+            return rs_errf(errstr, errstr_size, RS_ERR_REDIS,
+                           "stopped while the redis buffer was full (%llu "
+                           "bytes of scores unwritten; redis %s): those "
+                           "batches are read again after the restart",
+                           (unsigned long long)rst.buffer_bytes,
+                           rst.healthy ? "answers but is too slow"
+                                       : "unreachable");
+        }
         rs_sink_redis_wait(svc->rd, rs_sink_redis_done(svc->rd) + 1, 10);
         rs_sink_kafka_poll(svc->ks, 0);
         rs_svc_store_acked(svc);
@@ -1266,24 +1367,54 @@ static rs_err_t rs_svc_txn_commit(rs_service_t *svc,
                                   size_t errstr_size) {
     char e2[256];
     if (!svc->txn_open) return RS_OK;
-    uint64_t last = svc->next_seq - 1;
+    /* Every batch up to the last sealed one is queued for Redis (empty
+     * ones included), so this wait ends as soon as the writer catches up.
+     * It is bounded (service.commit_timeout, or the stop deadline): the
+     * transaction and the consumer's poll interval must not outlive it.
+     * Kafka delivery reports and the metrics snapshot are served while
+     * waiting; the consumer is not polled here (it would hand out messages
+     * or run a rebalance whose revoke commits re-entrantly), which the
+     * bound keeps far below max.poll.interval.ms. */
+    uint64_t last = svc->sealed_seq;
+    int64_t t0 = rs_clock_mono_us();
     int warned = 0;
     while (rs_sink_redis_done(svc->rd) < last) {
-        if (!warned++ && !rs_sink_redis_healthy(svc->rd))
-            rs_warn("service", "transaction commit waits for redis");
         if (rs_sink_redis_wait(svc->rd, last, 100) == RS_OK) break;
+        int64_t now = rs_clock_mono_us();
+        if (!warned && now - t0 >= 1000000) {
+            warned = 1;
+            rs_warn("service", "transaction commit waits for redis (%s): "
+                    "batch %llu of %llu written",
+                    rs_sink_redis_healthy(svc->rd) ? "up but slow" : "down",
+                    (unsigned long long)rs_sink_redis_done(svc->rd),
+                    (unsigned long long)last);
+        }
         rs_sink_kafka_poll(svc->ks, 0);
-        rs_svc_periodic(svc, rs_clock_mono_us());
-        if (*stop && rs_sink_redis_done(svc->rd) < last) {
-            /* Shutdown with Redis down: abort; nothing is committed, the
-             * input is read again after the restart. */
+        rs_svc_periodic(svc, now);
+        int left = rs_svc_stop_left_ms(svc, stop);
+        if (left == 0 ||
+            (left < 0 && now - t0 >= svc->conf->commit_timeout_ms * 1000)) {
+            /* Nothing is committed: the input is read again after the
+             * restart (from the committed offsets). */
+            rs_sink_redis_stats_t rst;
+            rs_sink_redis_stats(svc->rd, &rst);
             rs_sink_kafka_txn_abort(svc->ks, RS_SINK_TXN_DISCARD, 10000, e2,
                                     sizeof(e2));
             svc->txn_open = 0;
             svc->st.txn_aborts++;
             return rs_errf(errstr, errstr_size, RS_ERR_REDIS,
-                           "stopped while redis was down: transaction "
-                           "aborted");
+                           "transaction aborted after waiting %.1f s for "
+                           "redis to write batches %llu..%llu (%llu bytes "
+                           "queued; redis %s)%s",
+                           (double)(now - t0) / 1e6,
+                           (unsigned long long)rs_sink_redis_done(svc->rd) + 1,
+                           (unsigned long long)last,
+                           (unsigned long long)rst.buffer_bytes,
+                           rst.healthy ? "answers but is too slow"
+                                       : "unreachable",
+                           left < 0 ? " (service.commit_timeout); restart to "
+                                      "resume from the committed offsets"
+                                    : "");
         }
     }
     rs_ingest_pos_t pos[256];
@@ -1342,6 +1473,7 @@ static rs_err_t rs_svc_txn_commit(rs_service_t *svc,
     svc->st.txn_commits++;
     svc->ring_tail = svc->ring_head;
     svc->offs_tail = svc->offs_head;
+    svc->progress_us = rs_clock_mono_us();
     return RS_OK;
 }
 
@@ -1391,9 +1523,16 @@ static rs_err_t rs_svc_ring_wait(rs_service_t *svc, int n,
             if (err != RS_OK) return err;
             continue;
         }
+        if (rs_svc_stop_left_ms(svc, stop) == 0)
+            return rs_errf(errstr, errstr_size, RS_ERR_AGAIN,
+                           "stopped while %llu batches awaited Kafka "
+                           "acknowledgements or the Redis writer",
+                           (unsigned long long)(svc->ring_head -
+                                                svc->ring_tail));
         rs_sink_kafka_poll(svc->ks, 1);
         rs_sink_redis_wait(svc->rd, rs_sink_redis_done(svc->rd) + 1, 10);
         rs_svc_store_acked(svc);
+        rs_svc_periodic(svc, rs_clock_mono_us());
     }
     return RS_OK;
 }
@@ -1552,7 +1691,7 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             /* A full local queue is backpressure: serve delivery reports
              * until there is room (never drop, never skip). */
             while ((err = rs_sink_kafka_publish(svc->ks, sc, b->seq)) ==
-                       RS_ERR_AGAIN && !*stop)
+                       RS_ERR_AGAIN && rs_svc_stop_left_ms(svc, stop) != 0)
                 rs_sink_kafka_poll(svc->ks, 10);
             if (err != RS_OK) {
                 svc->st.kafka_errors++;
@@ -1560,11 +1699,6 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
                                "publishing score of %s: %s", sc->event_id,
                                rs_err_str(err));
             }
-        }
-        if (npub > 0) {
-            rs_err_t err = rs_svc_redis_enqueue(svc, npub, b->seq, stop,
-                                                errstr, errstr_size);
-            if (err != RS_OK) return err;
         }
         svc->st.scored += (uint64_t)npub;
         if (npub && !svc->first_scored_us) svc->first_scored_us = now_mono;
@@ -1574,11 +1708,21 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             rs_strlcpy(svc->example_id, svc->out[0].event_id,
                        sizeof(svc->example_id));
     }
+    /* Every batch goes to the Redis writer, also one that published no
+     * score (labels, rejects or replayed events only): with n == 0 it only
+     * moves the written-batch watermark on (sink.h), which the offset store
+     * (at-least-once) and the transaction commit (exactly-once) wait for.
+     * Skipping it left every later batch undelivered for good. */
+    rs_err_t qerr = rs_svc_redis_enqueue(svc, npub, b->seq, stop, errstr,
+                                         errstr_size);
+    if (qerr != RS_OK) return qerr;
     /* Exactly-once: a reject's dead-letter copy must be acknowledged before
      * a commit includes its position (stores nothing in that mode). */
     if (svc->eos) rs_ingest_store(svc->ing, svc->msgs, n);
     rs_sink_kafka_batch_end(svc->ks, b->seq);
     svc->ring_head++;
+    svc->sealed_seq = b->seq;
+    svc->progress_us = rs_clock_mono_us();
     svc->st.batches++;
     rs_svc_advance(svc);
     return RS_OK;
@@ -1633,12 +1777,21 @@ rs_err_t rs_service_run(rs_service_t *svc, volatile sig_atomic_t *stop,
     }
     /* Graceful stop: deliver what is in flight (Kafka and Redis), then
      * store and commit the offsets, checkpoint, and let the trainer learn
-     * what is queued and save the model. */
+     * what is queued and save the model.  Every wait ends by one deadline
+     * (service.stop_timeout from the moment the stop was seen); what is
+     * still undelivered then is named, and read again after a restart. */
+    if (rs_svc_stop_left_ms(svc, stop) < 0) /* a limit, not a signal */
+        svc->stop_deadline_us =
+            rs_clock_mono_us() + svc->conf->stop_timeout_ms * 1000;
+    int64_t stop_t0 = svc->stop_deadline_us - svc->conf->stop_timeout_ms * 1000;
+    char why[600] = "";
     if (svc->eos) {
         char e2[512];
         if (err == RS_OK) {
-            if (rs_svc_txn_commit(svc, stop, e2, sizeof(e2)) != RS_OK)
+            if (rs_svc_txn_commit(svc, stop, e2, sizeof(e2)) != RS_OK) {
                 rs_error("service", "final transaction: %s", e2);
+                snprintf(why, sizeof(why), "final transaction: %s", e2);
+            }
         } else if (svc->txn_open) {
             rs_sink_kafka_txn_abort(svc->ks, RS_SINK_TXN_DISCARD, 10000, e2,
                                     sizeof(e2));
@@ -1646,18 +1799,52 @@ rs_err_t rs_service_run(rs_service_t *svc, volatile sig_atomic_t *stop,
             svc->st.txn_aborts++;
         }
     }
-    if (rs_sink_kafka_flush(svc->ks, 30000) != RS_OK)
-        rs_warn("service", "kafka flush timed out; unacked batches will be "
-                           "re-consumed after restart");
-    if (rs_sink_redis_wait(svc->rd, svc->next_seq - 1, 30000) != RS_OK)
-        rs_warn("service", "redis writes pending after 30 s; their batches "
-                           "will be re-consumed after restart");
+    rs_err_t kf = rs_sink_kafka_flush(svc->ks,
+                                      RS_MAX(rs_svc_stop_left_ms(svc, stop), 0));
+    rs_err_t rw = rs_sink_redis_wait(svc->rd, svc->sealed_seq,
+                                     RS_MAX(rs_svc_stop_left_ms(svc, stop), 0));
     rs_svc_store_acked(svc);
-    if (svc->ring_head == svc->ring_tail)
+    if (svc->ring_head == svc->ring_tail) {
         rs_svc_ckpt_final(svc);
-    else
-        rs_warn("service", "batches still undelivered: no final checkpoint "
-                           "(the last one stays valid)");
+    } else {
+        /* Say which side holds the batches back: Kafka acknowledgements or
+         * the Redis writer (or, exactly-once, the aborted transaction). */
+        size_t wl = strlen(why);
+        if (kf != RS_OK) {
+            rs_sink_kafka_stats_t kst;
+            rs_sink_kafka_stats(svc->ks, &kst);
+            wl += (size_t)snprintf(why + wl, sizeof(why) - wl,
+                                   "%skafka: %lld score message(s) not "
+                                   "acknowledged by the brokers",
+                                   wl ? "; " : "", (long long)kst.inflight);
+        }
+        if (rw != RS_OK && wl < sizeof(why)) {
+            rs_sink_redis_stats_t rst;
+            rs_sink_redis_stats(svc->rd, &rst);
+            wl += (size_t)snprintf(why + wl, sizeof(why) - wl,
+                                   "%sredis: batches %llu..%llu not written "
+                                   "(%llu bytes queued; redis %s)",
+                                   wl ? "; " : "",
+                                   (unsigned long long)rst.done_seq + 1,
+                                   (unsigned long long)svc->sealed_seq,
+                                   (unsigned long long)rst.buffer_bytes,
+                                   rst.healthy ? "answers but is too slow"
+                                               : "unreachable");
+        }
+        if (!why[0])
+            snprintf(why, sizeof(why), "offsets not stored");
+        rs_error("service", "stopping after %.1f s with %llu batch(es) "
+                 "undelivered: %s; no final checkpoint (the last one stays "
+                 "valid); their input is read again after the restart",
+                 (double)(rs_clock_mono_us() - stop_t0) / 1e6,
+                 (unsigned long long)(svc->ring_head - svc->ring_tail), why);
+        if (err == RS_OK)
+            err = rs_errf(errstr, errstr_size,
+                          kf != RS_OK ? RS_ERR_KAFKA : RS_ERR_REDIS,
+                          "stopped with %llu batch(es) undelivered: %s",
+                          (unsigned long long)(svc->ring_head -
+                                               svc->ring_tail), why);
+    }
     char e3[256];
     if (!svc->eos && rs_ingest_commit_sync(svc->ing, e3, sizeof(e3)) != RS_OK)
         rs_warn("service", "final offset commit: %s", e3);
