@@ -269,6 +269,34 @@ static void rs_ingest_asg_add(rs_ingest_t *ing,
     }
 }
 
+/* Resolve the entries of the remembered assignment that say "committed
+ * offset" (INVALID) to the group's committed offsets (one blocking round
+ * trip, in the rebalance): a partition that reads nothing after the
+ * assignment then still has a known place, for the lag (rs_ingest_lag)
+ * and for a later re-assign (rs_ingest_apply_resets).  Entries without a
+ * committed offset, or when the fetch fails, stay INVALID. */
+static void rs_ingest_asg_resolve(rs_ingest_t *ing, rd_kafka_t *rk) {
+    if (!ing->asg) return;
+    rd_kafka_topic_partition_list_t *q = rd_kafka_topic_partition_list_new(4);
+    for (int i = 0; i < ing->asg->cnt; i++)
+        if (ing->asg->elems[i].offset == RD_KAFKA_OFFSET_INVALID)
+            rd_kafka_topic_partition_list_add(q, ing->asg->elems[i].topic,
+                                              ing->asg->elems[i].partition);
+    if (q->cnt > 0) {
+        rd_kafka_resp_err_t kerr = rd_kafka_committed(rk, q, 5000);
+        if (kerr)
+            rs_debug("ingest", "committed offsets of the assignment: %s",
+                     rd_kafka_err2str(kerr));
+        for (int i = 0; !kerr && i < q->cnt; i++) {
+            const rd_kafka_topic_partition_t *c = &q->elems[i];
+            rd_kafka_topic_partition_t *a = rd_kafka_topic_partition_list_find(
+                ing->asg, c->topic, c->partition);
+            if (a && !c->err && c->offset >= 0) a->offset = c->offset;
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(q);
+}
+
 static void rs_ingest_asg_del(rs_ingest_t *ing,
                               const rd_kafka_topic_partition_list_t *parts) {
     if (!ing->asg) return;
@@ -337,6 +365,7 @@ static void rs_ingest_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         rs_ingest_asg_add(ing, parts, !coop);
         if (coop) error = rd_kafka_incremental_assign(rk, parts);
         else kerr = rd_kafka_assign(rk, parts);
+        rs_ingest_asg_resolve(ing, rk);
         /* Keep backpressure across a rebalance. */
         if (ing->paused) rd_kafka_pause_partitions(rk, parts);
         RS_STORE(ing->c.assigned,
@@ -926,6 +955,12 @@ static void rs_ingest_apply_resets(rs_ingest_t *ing) {
             else if (tp->offset < 0) tp->offset = a ? a->offset
                                                     : RD_KAFKA_OFFSET_INVALID;
         }
+        /* Remember what every partition is re-assigned at: a partition
+         * that reads nothing until the next re-assign has no position
+         * then, and must get this offset again -- not the one of an
+         * older assignment (e.g. BEGINNING from the first reset, which
+         * re-read the whole partition). */
+        rs_ingest_asg_add(ing, parts, 1);
         kerr = rd_kafka_assign(ing->rk, parts);
         if (kerr) error = rd_kafka_error_new(kerr, "assign: %s",
                                              rd_kafka_err2str(kerr));
@@ -1034,9 +1069,19 @@ int rs_ingest_lag(rs_ingest_t *ing, rs_ingest_lag_t *out, int max) {
                            ? RS_MSG_TOPIC_LABELS
                            : RS_MSG_TOPIC_EVENTS;
         out[n].partition = tp->partition;
-        out[n].lag = (hi >= 0 && tp->offset >= 0) ? RS_MAX(hi - tp->offset, 0)
-                     : hi >= 0 && lo >= 0         ? hi - lo
-                                                  : -1;
+        /* No position yet (nothing read since the last (re-)assign): the
+         * offset it was assigned at, which is where it stands -- not the
+         * whole partition, which is what it read as before. */
+        int64_t pos = tp->offset;
+        if (pos < 0 && ing->asg) {
+            const rd_kafka_topic_partition_t *a =
+                rd_kafka_topic_partition_list_find(ing->asg, tp->topic,
+                                                   tp->partition);
+            if (a && a->offset >= 0) pos = a->offset;
+            else if (a && a->offset == RD_KAFKA_OFFSET_BEGINNING) pos = lo;
+            else if (a && a->offset == RD_KAFKA_OFFSET_END) pos = hi;
+        }
+        out[n].lag = hi >= 0 && pos >= 0 ? RS_MAX(hi - pos, 0) : -1;
         n++;
     }
     rd_kafka_topic_partition_list_destroy(parts);

@@ -910,6 +910,102 @@ static void test_offset_out_of_range(void **state) {
     rs_cluster_destroy(cl);
 }
 
+/* Lag of (events, partition) from rs_ingest_lag; -2 if not listed. */
+static int64_t lag_of(rs_ingest_t *ing, int32_t partition) {
+    rs_ingest_lag_t lag[16];
+    int n = rs_ingest_lag(ing, lag, 16);
+    for (int i = 0; i < n; i++)
+        if (lag[i].topic == RS_MSG_TOPIC_EVENTS && lag[i].partition == partition)
+            return lag[i].lag;
+    return -2;
+}
+
+/* Consume until `total` messages, then 2 s more for anything extra. */
+static void consume_settle(rs_ingest_t *ing, tally_t *t, int total) {
+    consume_until(ing, t, total, 60000);
+    consume_until(ing, t, total + 1, 2000);
+}
+
+/* Offset out of range twice on one partition (injected as a Fetch error
+ * on its broker) while another partition, on another broker, sits idle at
+ * its end.  Each reset re-reads the reset partition (policy earliest);
+ * the idle one must stay where it is.  The remembered assignment used to
+ * keep the BEGINNING offset of the start and gave it to the idle
+ * partition at the second re-assign (nothing read since the first: no
+ * position): its 50 events came again.  After each re-assign the idle
+ * partition's lag is 0, not the whole partition. */
+static void test_offset_reset_twice(void **state) {
+    (void)state;
+    char errstr[512];
+    rs_cluster_t *cl = rs_cluster_new(2, rs_topics, 5, 2, errstr,
+                                      sizeof(errstr));
+    assert_non_null(cl);
+    rd_kafka_mock_cluster_t *mc = rs_cluster_mock(cl);
+    /* Broker 1 leads events/0 only; everything else is on broker 2. */
+    for (int t = 0; t < 5; t++)
+        for (int p = 0; p < 2; p++)
+            assert_int_equal(rd_kafka_mock_partition_set_leader(
+                                 mc, rs_topics[t], p, t == 0 && p == 0 ? 1 : 2),
+                             RD_KAFKA_RESP_ERR_NO_ERROR);
+    const char *boot = rs_cluster_bootstraps(cl);
+    rd_kafka_t *prod = rs_kafka_producer_new(NULL, boot, errstr,
+                                             sizeof(errstr));
+    assert_non_null(prod);
+    produce_events_part(prod, "events", 0, 0, 50);    /* p0: ev-0..49   */
+    produce_events_part(prod, "events", 1, 50, 100);  /* p1: ev-50..99  */
+    assert_int_equal(rd_kafka_flush(prod, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+
+    rs_ingest_t *ing = new_consumer_ex(boot, "g-oor-twice", RS_FORMAT_JSON, 0,
+                                       RS_OFFSET_EARLIEST, NULL);
+    tally_t *t = calloc(1, sizeof(*t));
+    consume_settle(ing, t, 100);
+    assert_int_equal(t->events, 100);
+    rs_ingest_stats_t st;
+    for (int round = 1; round <= 2; round++) {
+        assert_int_equal(rd_kafka_mock_broker_push_request_error_rtts(
+                             mc, 1, 1 /* Fetch */, 1,
+                             RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE, 0),
+                         RD_KAFKA_RESP_ERR_NO_ERROR);
+        consume_settle(ing, t, 100 + 50 * round);
+        rs_ingest_stats(ing, &st);
+        int64_t lag1 = lag_of(ing, 1);
+        printf("reset %d: %d events (%d re-read), offset_resets %llu, "
+               "lag of the idle partition %lld\n", round, t->events, t->dup,
+               (unsigned long long)st.offset_resets, (long long)lag1);
+        assert_int_equal(st.offset_resets, (uint64_t)round);
+        /* p0 read again (the policy), p1 never. */
+        assert_int_equal(t->events, 100 + 50 * round);
+        for (int i = 0; i < 100; i++)
+            assert_int_equal(t->seen_ev[i], i < 50 ? 1 + round : 1);
+        assert_int_equal(lag1, 0);
+    }
+    assert_int_equal(rs_ingest_commit_sync(ing, errstr, sizeof(errstr)),
+                     RS_OK);
+    rs_ingest_destroy(ing);
+
+    /* A new member of the group, assigned at the committed offsets (the
+     * end): before it reads anything its lag is 0, not the partition. */
+    ing = new_consumer_ex(boot, "g-oor-twice", RS_FORMAT_JSON, 0,
+                          RS_OFFSET_EARLIEST, NULL);
+    memset(t, 0, sizeof(*t));
+    wait_assigned(ing, t, 30000);
+    int64_t l0 = -2, l1 = -2;
+    for (int i = 0; i < 20 && (l0 != 0 || l1 != 0); i++) {
+        consume_until(ing, t, 1, 100); /* watermarks come with fetches */
+        l0 = lag_of(ing, 0);
+        l1 = lag_of(ing, 1);
+    }
+    printf("after a rebalance: lag %lld and %lld, %d event(s) read\n",
+           (long long)l0, (long long)l1, t->events);
+    assert_int_equal(t->events, 0);
+    assert_int_equal(l0, 0);
+    assert_int_equal(l1, 0);
+    rs_ingest_destroy(ing);
+    free(t);
+    rd_kafka_destroy(prod);
+    rs_cluster_destroy(cl);
+}
+
 int main(void) {
     if (getenv("RS_TEST_KAFKA_DEBUG")) rs_log_set_level(RS_LOG_DEBUG);
     const struct CMUnitTest tests[] = {
@@ -922,6 +1018,7 @@ int main(void) {
         cmocka_unit_test(test_exactly_once_mode),
         cmocka_unit_test(test_replay),
         cmocka_unit_test(test_offset_out_of_range),
+        cmocka_unit_test(test_offset_reset_twice),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
