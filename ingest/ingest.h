@@ -34,6 +34,15 @@
  *   level with topic, partition, offset and policy, and counted
  *   (stats.offset_resets).  A partition without any committed offset
  *   starts per the same policy (logged at info, not counted).
+ * - Event time bound: an event dated more than topics.future_skew ahead
+ *   of max(wall clock, newest event time accepted on its partition) is
+ *   bad input (reason "event_time_ms ... ahead ..."): one such event would
+ *   otherwise move every watermark downstream (feature windows expire,
+ *   pending events resolve as negatives).  The partition term keeps
+ *   streams that legitimately run ahead of the clock (simulations) going
+ *   once they started; replays of the past are never affected.  The
+ *   partition watermarks are not persisted: after a restart the bound is
+ *   the wall clock until a partition has accepted an event.
  * - Bad input never stops a partition: a message that fails to decode or
  *   validate (or is empty, or bigger than RS_MSG_MAX) is counted, produced
  *   to the dead-letter topic with its original key and payload plus headers
@@ -128,6 +137,11 @@ typedef enum rs_offset_reset_e {
  *   poll_timeout     duration 100ms       wait for the first message
  *   offset_reset     enum     earliest    earliest|latest (no committed
  *                                         offset, or out of range)
+ *   future_skew      duration 1h          an event dated more than this
+ *                                         ahead of both the wall clock and
+ *                                         the newest event time of its
+ *                                         partition is rejected (DLQ);
+ *                                         0 = off
  */
 typedef struct rs_ingest_conf_s {
     char brokers[512];
@@ -143,6 +157,7 @@ typedef struct rs_ingest_conf_s {
     int64_t batch_max;
     int64_t poll_timeout_ms;
     int offset_reset;      /* rs_offset_reset_t */
+    int64_t future_skew_ms; /* 0 = no bound on event times ahead       */
     /* Not a config key (no row in the table; 0 after rs_ingest_conf_init):
      * the service sets it from `service.delivery: exactly_once`.  See the
      * design notes: read_committed, no consumer commits, replay flags. */
@@ -340,6 +355,10 @@ typedef struct rs_ingest_stats_s {
     uint64_t offset_resets; /* offset out of range -> reset per policy   */
     uint64_t dlq_delivered; /* rejects acknowledged by the DLQ topic     */
     uint64_t dlq_failed;    /* DLQ delivery failures (each retried)      */
+    uint64_t dlq_lost;      /* dead letters given up: refused for good or
+                             * no room for 10 s (logged at error)        */
+    uint64_t future;        /* events rejected: dated beyond
+                             * topics.future_skew (also in `rejected`)   */
     int64_t assigned;       /* partitions currently assigned             */
     int64_t rebalances;     /* assignments received                      */
 } rs_ingest_stats_t;

@@ -122,6 +122,8 @@ typedef struct rs_explanation_s {
 } rs_explanation_t;
 
 #define RS_SCORE_FLAG_LATE 0x1u
+#define RS_SCORE_FLAG_DUPLICATE 0x2u /* event id seen before: the decision
+                                      * on record, published again      */
 
 typedef struct rs_score_s {
     char event_id[RS_ID_MAX];

@@ -42,6 +42,7 @@
 #include "features/features.h"
 #include "model/model.h"
 #include "scoring/sink.h"
+#include "scoring/dedup.h"
 #include "scoring/http.h"
 
 #ifdef __cplusplus
@@ -131,6 +132,11 @@ typedef struct rs_service_stats_s {
     uint64_t inputs_logged;     /* scoring inputs written for --rescore   */
     uint64_t replayed;          /* re-read below the committed offset:
                                  * state only, not published again        */
+    uint64_t duplicates;        /* event ids seen again within
+                                 * service.dedup_window: the decision on
+                                 * record published again, flagged        */
+    uint64_t labels_unknown;    /* labels whose event is not pending
+                                 * (unknown, already resolved, dropped)   */
     uint64_t txn_commits, txn_aborts; /* exactly-once transactions        */
     uint64_t batches;
     int64_t assigned;           /* input partitions currently assigned    */

@@ -33,15 +33,19 @@
 /* The service's blob inside a feature checkpoint: where the restored state
  * ends in each input partition (n positions after the header), then, in a
  * final checkpoint (graceful stop), caches_len bytes of the scorer
- * model's entity caches (rs_model_caches_write).  Host byte order (a local
- * file).  Version 1 had neither caches nor caches_len. */
+ * model's entity caches (rs_model_caches_write), then dedup_len bytes of
+ * the duplicate window (rs_dedup_write; every checkpoint).  Host byte
+ * order (a local file).  Version 1 had neither caches nor caches_len,
+ * version 2 no dedup_len. */
 #define RS_SVC_CKPT_MAGIC 0x464f5352u /* "RSOF" */
 typedef struct rs_svc_ckpt_hdr_s {
     uint32_t magic, version, n, pad;
     char topic[2][128];              /* events, labels topic names       */
     uint64_t caches_len;             /* v2: bytes of caches after pos[n] */
+    uint64_t dedup_len;              /* v3: bytes of dedup after caches  */
 } rs_svc_ckpt_hdr_t;
 #define RS_SVC_CKPT_V1_HDR offsetof(rs_svc_ckpt_hdr_t, caches_len)
+#define RS_SVC_CKPT_V2_HDR offsetof(rs_svc_ckpt_hdr_t, dedup_len)
 
 /* The highest input offset of one partition in a batch, stored once the
  * batch is delivered. */
@@ -85,6 +89,10 @@ struct rs_service_s {
     size_t *log_lens;     /* [batch_max]                                */
     int *pub;             /* [batch_max] out index of an event, -1 if a
                            * replay (state only, not published)         */
+    rs_dedup_t *dedup;    /* decisions on record; NULL: dedup_window 0  */
+    uint64_t *ev_dd;      /* [batch_max] dedup entry of each event row  */
+    int *dup_msg;         /* [batch_max] msgs index of each duplicate   */
+    uint64_t *dup_dd;     /* [batch_max] dedup entry it duplicates      */
 
     rs_svc_batch_t *ring;          /* [RS_SVC_RING]                      */
     uint64_t ring_head, ring_tail; /* FIFO of unacked batches [tail,head) */
@@ -130,6 +138,7 @@ struct rs_service_s {
         rs_sink_kafka_stats_t ks;
         rs_sink_redis_stats_t rds;
         rs_ingest_stats_t is;
+        rs_dedup_stats_t dds;
         int nlag;
         rs_ingest_lag_t lag[256];
         int redis_ok;
@@ -264,6 +273,18 @@ static const rs_conf_field_t rs_service_fields[] = {
      "/readyz answers 503 when scoring made no progress for this long while "
      "input is waiting (consumer lag > 0) or results are in flight; 0 = "
      "off", NULL, 0, 86400000},
+    {"dedup_window", RS_CONF_DURATION, "24h",
+     offsetof(rs_service_conf_t, dedup_window_ms), 0,
+     "an event whose (entity_id, id) was scored within this much event time "
+     "(and is still among the last dedup_max events) is a duplicate: it "
+     "gets the decision on record again (same score and model version, "
+     "flags bit 1) and enters neither the features nor the model a second "
+     "time; 0 = off", NULL, 0, 31622400000.0},
+    {"dedup_max", RS_CONF_INT, "262144",
+     offsetof(rs_service_conf_t, dedup_max), 0,
+     "events remembered for duplicate detection (about 40 bytes each, kept "
+     "in the checkpoint); the oldest is forgotten first when full", NULL,
+     1024, 1073741824},
 };
 
 rs_err_t rs_app_conf_init(rs_app_conf_t *app, char *errstr,
@@ -453,6 +474,12 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
     pthread_mutex_init(&svc->snap_lock, NULL);
     svc->applied = rs_calloc(2 * RS_SVC_MAX_PARTS, sizeof(int64_t));
     for (int i = 0; i < 2 * RS_SVC_MAX_PARTS; i++) svc->applied[i] = -1;
+    if (app->service.dedup_window_ms > 0) {
+        svc->dedup = rs_dedup_new((uint64_t)app->service.dedup_max,
+                                  app->service.dedup_window_ms, errstr,
+                                  errstr_size);
+        if (!svc->dedup) { err = RS_ERR_CONFIG; goto fail; }
+    }
     if (app->service.checkpoint_path[0]) {
         err = rs_svc_ckpt_restore(svc, errstr, errstr_size);
         if (err != RS_OK) goto fail;
@@ -470,6 +497,9 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
     svc->out = rs_calloc((size_t)B, sizeof(rs_score_t));
     svc->order = rs_calloc((size_t)D, sizeof(int));
     svc->pub = rs_calloc((size_t)B, sizeof(int));
+    svc->ev_dd = rs_calloc((size_t)B, sizeof(uint64_t));
+    svc->dup_msg = rs_calloc((size_t)B, sizeof(int));
+    svc->dup_dd = rs_calloc((size_t)B, sizeof(uint64_t));
     if (app->service.log_inputs != RS_LOG_INPUTS_NONE) {
         svc->log_max = rs_model_log_max(svc->model);
         svc->logbuf = rs_aligned_calloc((size_t)B, svc->log_max);
@@ -515,6 +545,10 @@ void rs_service_destroy(rs_service_t *svc) {
     free(svc->out);
     free(svc->order);
     free(svc->pub);
+    free(svc->ev_dd);
+    free(svc->dup_msg);
+    free(svc->dup_dd);
+    rs_dedup_destroy(svc->dedup);
     rs_free(svc->logbuf);
     free(svc->logs);
     free(svc->log_lens);
@@ -587,6 +621,32 @@ void rs_service_prometheus(rs_service_t *svc, rs_http_buf_t *b) {
     rs_prom_counter(b, "riskstream_labels_matched_total",
                     "labels whose event was still pending for learning",
                     st->labels_matched);
+    rs_prom_counter(b, "riskstream_labels_unknown_total",
+                    "labels whose event is not pending (never scored here, "
+                    "already resolved, or dropped from a full buffer)",
+                    st->labels_unknown);
+    rs_prom_counter(b, "riskstream_duplicates_total",
+                    "event ids seen again within service.dedup_window: the "
+                    "decision on record published again, flagged",
+                    st->duplicates);
+    rs_prom_gauge(b, "riskstream_dedup_entries", "events remembered for "
+                  "duplicate detection (service.dedup_max)",
+                  (double)sn->dds.entries);
+    rs_prom_counter(b, "riskstream_dedup_evictions_total",
+                    "remembered events forgotten before the end of "
+                    "service.dedup_window (table full)", sn->dds.evictions);
+    rs_prom_counter(b, "riskstream_events_future_total",
+                    "events dated beyond topics.future_skew, dead-lettered",
+                    sn->is.future);
+    rs_prom_counter(b, "riskstream_dlq_delivered_total",
+                    "rejected input acknowledged by the dead-letter topic",
+                    sn->is.dlq_delivered);
+    rs_prom_counter(b, "riskstream_dlq_delivery_failures_total",
+                    "dead-letter deliveries that failed (each is retried)",
+                    sn->is.dlq_failed);
+    rs_prom_counter(b, "riskstream_dlq_lost_total",
+                    "dead letters given up (refused for good; logged at "
+                    "error)", sn->is.dlq_lost);
     rs_http_buf_printf(b, "# HELP riskstream_decisions_total scored events "
                        "by decision\n# TYPE riskstream_decisions_total "
                        "counter\n");
@@ -836,7 +896,12 @@ static void rs_svc_label(rs_service_t *svc, const rs_label_t *lb) {
     float score = 0;
     int n;
     void *rec = rs_svc_train_slots(svc, 1, &n);
-    if (rs_model_take(svc->model, lb, rec, &score) != RS_OK) return;
+    if (rs_model_take(svc->model, lb, rec, &score) != RS_OK) {
+        /* Not pending: never scored here, already resolved (a label
+         * twice, or a horizon negative), or dropped from a full buffer. */
+        svc->st.labels_unknown++;
+        return;
+    }
     rs_trainer_commit(svc->tr, 1);
     int y = lb->value >= 0.5;
     svc->st.labels_matched++;
@@ -967,16 +1032,23 @@ static rs_err_t rs_svc_ckpt_restore(rs_service_t *svc, char *errstr,
         return rs_errf(errstr, errstr_size, err,
                        "%s (move it away to start with empty state)", e2);
     const rs_svc_ckpt_hdr_t *h = blob;
-    size_t hl = 0, caches_len = 0;
+    size_t hl = 0, caches_len = 0, dedup_len = 0;
     if (blob && len >= RS_SVC_CKPT_V1_HDR && h->magic == RS_SVC_CKPT_MAGIC) {
         if (h->version == 1) hl = RS_SVC_CKPT_V1_HDR;
-        if (h->version == 2 && len >= sizeof(*h)) {
+        if (h->version == 2 && len >= RS_SVC_CKPT_V2_HDR) {
+            hl = RS_SVC_CKPT_V2_HDR;
+            caches_len = (size_t)h->caches_len;
+        }
+        if (h->version == 3 && len >= sizeof(*h) && h->caches_len <= len &&
+            h->dedup_len <= len) {
             hl = sizeof(*h);
             caches_len = (size_t)h->caches_len;
+            dedup_len = (size_t)h->dedup_len;
         }
     }
     if (!hl || h->n > (len - hl) / sizeof(rs_ingest_pos_t) ||
-        len != hl + (size_t)h->n * sizeof(rs_ingest_pos_t) + caches_len) {
+        len != hl + (size_t)h->n * sizeof(rs_ingest_pos_t) + caches_len +
+                   dedup_len) {
         free(blob);
         return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
                        "checkpoint %s: its offsets record is missing or "
@@ -1009,6 +1081,14 @@ static rs_err_t rs_svc_ckpt_restore(rs_service_t *svc, char *errstr,
                     "(%s): the sequence model starts without history",
                     path, e2c);
     }
+    if (dedup_len && svc->dedup) {
+        /* The duplicate window, consistent with the restored state. */
+        char e2d[256];
+        if (rs_dedup_read(svc->dedup, (const char *)(pos + h->n) + caches_len,
+                          dedup_len, e2d, sizeof(e2d)) != RS_OK)
+            rs_warn("service", "checkpoint %s: duplicate window not "
+                    "restored (%s): it starts empty", path, e2d);
+    }
     for (uint32_t i = 0; i < h->n; i++)
         if (pos[i].topic >= 0 && pos[i].topic < 2 && pos[i].partition >= 0 &&
             pos[i].partition < RS_SVC_MAX_PARTS)
@@ -1034,11 +1114,12 @@ static void *rs_svc_ckpt_blob(rs_service_t *svc, int caches, size_t *len) {
     uint32_t n = 0;
     for (int i = 0; i < 2 * RS_SVC_MAX_PARTS; i++) n += svc->applied[i] >= 0;
     size_t clen = caches ? rs_model_caches_size(svc->model) : 0;
+    size_t dlen = svc->dedup ? rs_dedup_size(svc->dedup) : 0;
     size_t base = sizeof(rs_svc_ckpt_hdr_t) + (size_t)n * sizeof(rs_ingest_pos_t);
-    *len = base + clen;
+    *len = base + clen + dlen;
     rs_svc_ckpt_hdr_t *h = rs_calloc(1, *len);
     h->magic = RS_SVC_CKPT_MAGIC;
-    h->version = 2;
+    h->version = 3;
     h->n = n;
     if (clen) {
         size_t got = 0;
@@ -1049,6 +1130,13 @@ static void *rs_svc_ckpt_blob(rs_service_t *svc, int caches, size_t *len) {
         }
         h->caches_len = got;
         *len = base + got;
+    }
+    if (dlen) {
+        size_t got = 0;
+        if (rs_dedup_write(svc->dedup, (char *)h + *len, dlen, &got) != RS_OK)
+            got = 0;
+        h->dedup_len = got;
+        *len += got;
     }
     rs_strlcpy(h->topic[0], svc->app->ingest.topic_events, sizeof(h->topic[0]));
     rs_strlcpy(h->topic[1], svc->app->ingest.topic_labels, sizeof(h->topic[1]));
@@ -1258,6 +1346,8 @@ static void rs_svc_periodic(rs_service_t *svc, int64_t now_us) {
         rs_sink_kafka_stats(svc->ks, &sn->ks);
         rs_sink_redis_stats(svc->rd, &sn->rds);
         rs_ingest_stats(svc->ing, &sn->is);
+        if (svc->dedup) rs_dedup_stats(svc->dedup, &sn->dds);
+        else memset(&sn->dds, 0, sizeof(sn->dds));
         sn->nlag = rs_ingest_lag(svc->ing, sn->lag, (int)RS_ARRAY_LEN(sn->lag));
         sn->redis_ok = rs_sink_redis_healthy(svc->rd);
         sn->valid = 1;
@@ -1554,11 +1644,77 @@ static void rs_svc_batch_off(rs_service_t *svc, rs_svc_batch_t *b,
     svc->offs_head++;
 }
 
+/* The decision on record of event row k (dedup entry from the batch). */
+static void rs_svc_dedup_set(rs_service_t *svc, int k, float score,
+                             rs_decision_t decision, uint32_t flags,
+                             const char *version) {
+    if (!svc->dedup) return;
+    rs_dedup_rec_t rec;
+    memset(&rec, 0, sizeof(rec));
+    rec.score = score;
+    rec.decision = (uint8_t)decision;
+    rec.flags = flags;
+    rec.has = 1;
+    rs_strlcpy(rec.model_version, version, sizeof(rec.model_version));
+    rs_dedup_set(svc->dedup, svc->ev_dd[k], &rec);
+}
+
+/* Publish the batch's duplicates (after its events are scored: an
+ * original may be in the same batch) as svc->out[*npub ..]: the decision
+ * on record -- score, decision, model version, flags -- plus
+ * RS_SCORE_FLAG_DUPLICATE, no explanation, no input log.  A replayed
+ * duplicate rebuilds nothing and publishes nothing. */
+static rs_err_t rs_svc_duplicates(rs_service_t *svc, int ndup, int *npub,
+                                  uint64_t seq, volatile sig_atomic_t *stop,
+                                  char *errstr, size_t errstr_size) {
+    int64_t now_wall_us = rs_clock_wall_us(), now_mono = rs_clock_mono_us();
+    for (int j = 0; j < ndup; j++) {
+        const rs_msg_t *m = &svc->msgs[svc->dup_msg[j]];
+        rs_dedup_rec_t rec;
+        if (m->replay) continue;
+        if (rs_dedup_get(svc->dedup, svc->dup_dd[j], &rec) != RS_OK ||
+            !rec.has) {
+            /* Its original was never scored (it failed in its batch):
+             * nothing on record to repeat. */
+            rs_warn("service", "duplicate %s: no decision on record",
+                    m->ev.id);
+            continue;
+        }
+        rs_score_t *sc = &svc->out[*npub];
+        memset(sc, 0, sizeof(*sc));
+        rs_strlcpy(sc->event_id, m->ev.id, sizeof(sc->event_id));
+        rs_strlcpy(sc->entity_id, m->ev.entity_id, sizeof(sc->entity_id));
+        sc->score = rec.score;
+        sc->decision = (rs_decision_t)rec.decision;
+        rs_strlcpy(sc->model_version, rec.model_version,
+                   sizeof(sc->model_version));
+        sc->event_time_ms = m->ev.event_time_ms;
+        sc->flags = rec.flags | RS_SCORE_FLAG_DUPLICATE;
+        sc->scored_at_ms = now_wall_us / 1000;
+        sc->latency_us = now_mono - m->received_us;
+        svc->logs[*npub] = NULL;
+        svc->log_lens[*npub] = 0;
+        rs_err_t err;
+        while ((err = rs_sink_kafka_publish(svc->ks, sc, seq)) ==
+                   RS_ERR_AGAIN && rs_svc_stop_left_ms(svc, stop) != 0)
+            rs_sink_kafka_poll(svc->ks, 10);
+        if (err != RS_OK) {
+            svc->st.kafka_errors++;
+            return rs_errf(errstr, errstr_size, err,
+                           "publishing the duplicate of %s: %s",
+                           sc->event_id, rs_err_str(err));
+        }
+        svc->st.duplicates++;
+        (*npub)++;
+    }
+    return RS_OK;
+}
+
 /* Process one polled batch of n messages. */
 static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
                              volatile sig_atomic_t *stop, char *errstr,
                              size_t errstr_size) {
-    int D = svc->dim, nev = 0, npub = 0;
+    int D = svc->dim, nev = 0, npub = 0, ndup = 0;
     rs_err_t werr = rs_svc_ring_wait(svc, n, stop, errstr, errstr_size);
     if (werr != RS_OK) return werr;
     if (svc->eos && !svc->txn_open) {
@@ -1593,6 +1749,18 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
         case RS_MSG_REJECT: svc->st.rejected++; break;
         case RS_MSG_EVENT: {
             svc->st.events++;
+            uint64_t dd = 0;
+            if (svc->dedup &&
+                rs_dedup_check(svc->dedup,
+                               rs_dedup_key(m->ev.entity_id, m->ev.id),
+                               m->ev.event_time_ms, &dd)) {
+                /* Seen before (maybe earlier in this batch): it gets the
+                 * decision on record once the batch is scored, and enters
+                 * neither the features nor the model again. */
+                svc->dup_msg[ndup] = i;
+                svc->dup_dd[ndup++] = dd;
+                break;
+            }
             float *x = svc->x + (size_t)nev * (size_t)D;
             svc->flags[nev] = 0;
             if (rs_features_process(svc->feat, &m->ev, x, &svc->flags[nev]) !=
@@ -1604,6 +1772,7 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             }
             if (m->ev.event_time_ms > svc->watermark_ms)
                 svc->watermark_ms = m->ev.event_time_ms;
+            svc->ev_dd[nev] = dd;
             svc->ev_msg[nev++] = i;
             break;
         }
@@ -1638,9 +1807,13 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             if (m->replay) {
                 /* Read again below the committed offset (restart from a
                  * checkpoint): its score is already delivered; it only
-                 * rebuilds the state. */
+                 * rebuilds the state (the duplicate window included). */
                 svc->pub[k] = -1;
                 svc->st.replayed++;
+                rs_svc_dedup_set(svc, k, svc->scores[k],
+                                 rs_decide(svc->conf, m->ev.type,
+                                           svc->scores[k]),
+                                 svc->flags[k] & RS_SCORE_FLAG_LATE, version);
                 continue;
             }
             svc->pub[k] = npub;
@@ -1653,6 +1826,8 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             rs_strlcpy(sc->model_version, version, sizeof(sc->model_version));
             sc->event_time_ms = m->ev.event_time_ms;
             sc->flags = svc->flags[k] & RS_SCORE_FLAG_LATE;
+            rs_svc_dedup_set(svc, k, svc->scores[k], sc->decision, sc->flags,
+                             version);
             if (explain && sc->score >= svc->conf->explain_min_score) {
                 rs_svc_explain(svc, x, svc->contrib + (size_t)k * (size_t)D,
                                &svc->mout[k], &sc->explanation);
@@ -1707,6 +1882,11 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
         if (npub && !svc->example_id[0])
             rs_strlcpy(svc->example_id, svc->out[0].event_id,
                        sizeof(svc->example_id));
+    }
+    if (ndup > 0) {
+        rs_err_t err = rs_svc_duplicates(svc, ndup, &npub, b->seq, stop,
+                                         errstr, errstr_size);
+        if (err != RS_OK) return err;
     }
     /* Every batch goes to the Redis writer, also one that published no
      * score (labels, rejects or replayed events only): with n == 0 it only
@@ -1853,6 +2033,7 @@ rs_err_t rs_service_run(rs_service_t *svc, volatile sig_atomic_t *stop,
     if (rs_trainer_stop(svc->tr, 1, e2, sizeof(e2)) != RS_OK)
         rs_error("service", "saving model: %s", e2);
     rs_svc_swap_weights(svc);
+    svc->snap_next_us = 0; /* the metrics snapshot of the final state */
     rs_svc_periodic(svc, rs_clock_mono_us());
     return err;
 }

@@ -1006,6 +1006,118 @@ static void test_offset_reset_twice(void **state) {
     rs_cluster_destroy(cl);
 }
 
+/* DLQ reader for test_future_event: the rs-error of every dead letter. */
+typedef struct dlq_reasons_s {
+    int n;
+    char reason[8][256];
+} dlq_reasons_t;
+
+static void dlq_reason_cb(void *opaque, const rd_kafka_message_t *rkm) {
+    dlq_reasons_t *d = opaque;
+    if (d->n < 8 &&
+        !rs_test_kafka_header(rkm, "rs-error", d->reason[d->n], 256))
+        d->n++;
+}
+
+/* One partition, events dated by the caller. */
+static void produce_at(rd_kafka_t *rk, int i, int64_t t_ms) {
+    static char buf[RS_ENCODE_MAX];
+    rs_event_t ev;
+    make_event(i, &ev);
+    ev.event_time_ms = t_ms;
+    int len = rs_event_encode(RS_FORMAT_JSON, &ev, buf, sizeof(buf));
+    assert_true(len > 0);
+    produce(rk, "events", ev.entity_id, buf, (size_t)len);
+}
+
+/* Event time bound (topics.future_skew, default 1h): an event dated far
+ * ahead of the wall clock (2099-12-31, inside the decoders' range) is a
+ * reject with its reason, dead-lettered, and counted; the past (a replay
+ * of 2023) is never affected; a stream that runs ahead of the clock step
+ * by step is accepted while each event stays within the skew of its
+ * partition's newest event time. */
+static void test_future_event(void **state) {
+    (void)state;
+    char errstr[512];
+    static rs_msg_t msgs[64];
+    rs_cluster_t *cl = rs_cluster_new(1, rs_topics, 5, 1, errstr,
+                                      sizeof(errstr));
+    assert_non_null(cl);
+    const char *boot = rs_cluster_bootstraps(cl);
+    rd_kafka_t *prod = rs_kafka_producer_new(NULL, boot, errstr,
+                                             sizeof(errstr));
+    assert_non_null(prod);
+    int64_t now = rs_clock_wall_ms();
+    /* offsets 0..9: 2023 (a replay of the past); 10: 2099; 11..16: from
+     * the wall clock ahead in steps of 50 min (the last 5 h ahead);
+     * 17: 2 h past the partition's newest; 18: 30 min past it. */
+    for (int i = 0; i < 10; i++) produce_at(prod, i, BASE_MS + i * 1000LL);
+    produce_at(prod, 10, 4102358400000LL); /* 2099-12-31T00:00:00Z */
+    for (int i = 11; i <= 16; i++)
+        produce_at(prod, i, now + (i - 11) * 3000000LL);
+    int64_t newest = now + 5 * 3000000LL;
+    produce_at(prod, 17, newest + 2 * 3600000LL);
+    produce_at(prod, 18, newest + 1800000LL);
+    assert_int_equal(rd_kafka_flush(prod, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+
+    rs_ingest_t *ing = new_consumer(boot, "g-future", RS_FORMAT_JSON);
+    int seen = 0, kinds[19];
+    char why10[160] = "", why17[160] = "";
+    int64_t deadline = rs_clock_mono_us() + 60000000LL;
+    while (seen < 19 && rs_clock_mono_us() < deadline) {
+        int n = rs_ingest_poll(ing, msgs, 64, 100);
+        assert_true(n >= 0);
+        for (int k = 0; k < n; k++) {
+            const rs_msg_t *m = &msgs[k];
+            assert_true(m->offset >= 0 && m->offset < 19);
+            kinds[m->offset] = m->kind;
+            if (m->offset == 10) rs_strlcpy(why10, m->reason, sizeof(why10));
+            if (m->offset == 17) rs_strlcpy(why17, m->reason, sizeof(why17));
+            seen++;
+        }
+        if (n > 0) assert_int_equal(rs_ingest_store(ing, msgs, n), RS_OK);
+    }
+    printf("future: 2099 -> %s\nfuture: +2h -> %s\n", why10, why17);
+    assert_int_equal(seen, 19);
+    for (int i = 0; i < 19; i++)
+        assert_int_equal(kinds[i], i == 10 || i == 17 ? RS_MSG_REJECT
+                                                      : RS_MSG_EVENT);
+    assert_non_null(strstr(why10, "event_time_ms"));
+    assert_non_null(strstr(why10, "ahead of the wall clock"));
+    assert_non_null(strstr(why17, "ahead of the partition's newest"));
+    rs_ingest_stats_t st;
+    rs_ingest_stats(ing, &st);
+    assert_int_equal(st.future, 2);
+    assert_int_equal(st.rejected, 2);
+    assert_int_equal(st.events, 17);
+    rs_ingest_destroy(ing);
+    dlq_reasons_t d = {0};
+    assert_int_equal(rs_test_kafka_read(boot, "events.dlq", 2, 1000, 20000,
+                                        dlq_reason_cb, &d), 2);
+    assert_non_null(strstr(d.reason[0], "topics.future_skew"));
+    assert_non_null(strstr(d.reason[1], "topics.future_skew"));
+
+    /* future_skew 0: no bound. */
+    rs_kv_t kv;
+    rs_kv_init(&kv);
+    rs_ingest_conf_t conf;
+    rs_ingest_conf_init(&conf);
+    assert_int_equal(conf.future_skew_ms, 3600000);
+    conf.future_skew_ms = 0;
+    snprintf(conf.group_id, sizeof(conf.group_id), "g-future-off");
+    rs_kv_set(&kv, "consumer.session.timeout.ms", "6000");
+    ing = rs_ingest_new(&conf, &kv, boot, errstr, sizeof(errstr));
+    rs_kv_free(&kv);
+    assert_non_null(ing);
+    tally_t *t = calloc(1, sizeof(*t));
+    consume_until(ing, t, 19, 60000);
+    assert_int_equal(t->events, 19);
+    rs_ingest_destroy(ing);
+    free(t);
+    rd_kafka_destroy(prod);
+    rs_cluster_destroy(cl);
+}
+
 int main(void) {
     if (getenv("RS_TEST_KAFKA_DEBUG")) rs_log_set_level(RS_LOG_DEBUG);
     const struct CMUnitTest tests[] = {
@@ -1019,6 +1131,7 @@ int main(void) {
         cmocka_unit_test(test_replay),
         cmocka_unit_test(test_offset_out_of_range),
         cmocka_unit_test(test_offset_reset_twice),
+        cmocka_unit_test(test_future_event),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

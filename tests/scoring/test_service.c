@@ -359,14 +359,14 @@ static const rs_score_t *scores_find(const scores_t *t, const char *id,
     return NULL;
 }
 
-static __attribute__((unused)) int scores_count(const scores_t *t, const char *id) {
+static int scores_count(const scores_t *t, const char *id) {
     int c = 0;
     for (int i = 0; i < t->n; i++) c += !strcmp(t->sc[i].event_id, id);
     return c;
 }
 
 /* The value of metric line `name` (exact name, no labels) in text. */
-static __attribute__((unused)) double metric(const char *text, const char *name) {
+static double metric(const char *text, const char *name) {
     size_t nl = strlen(name);
     for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : p)
         if (!strncmp(p, name, nl) && p[nl] == ' ') return atof(p + nl + 1);
@@ -526,6 +526,148 @@ static void test_stop_under_load(void **state) {
     stop_under_load("exactly_once");
 }
 
+/* ----------------------------------------------- comparisons of two runs */
+
+typedef struct run_s {
+    svc_t s;
+    scores_t t;
+} run_t;
+
+typedef void (feed_fn)(env_t *e, int variant);
+
+/* One run on a fresh cluster and Redis (one partition): feed, wait until
+ * `events` valid events were consumed, stop, read the scores topic. */
+static void run_stream(run_t *r, const char *group, feed_fn *feed,
+                       int variant, uint64_t events, int records) {
+    env_t e;
+    env_open(&e, 1);
+    svc_conf(&r->s, &e, group, NULL);
+    svc_run(&r->s);
+    svc_wait_assigned(&r->s, 30000);
+    feed(&e, variant);
+    flush(&e);
+    int ok = wait_count(&r->s, &r->s.events, events, "events", 60000);
+    sleep_ms(500); /* labels, rejects after the last event */
+    svc_stop(&r->s);
+    assert_true(ok);
+    assert_int_equal(r->s.err, RS_OK);
+    read_scores(&e, records, &r->t);
+    env_close(&e);
+}
+
+static void run_free(run_t *r) {
+    free(r->t.sc);
+    svc_free(&r->s);
+}
+
+/* Every event of `b` has, in `a`, a first record with the same score,
+ * decision and flags (bit for bit: the same state before it). */
+static int same_scores(const run_t *a, const run_t *b) {
+    int diff = 0;
+    for (int i = 0; i < b->t.n; i++) {
+        const rs_score_t *y = &b->t.sc[i];
+        const rs_score_t *x = scores_find(&a->t, y->event_id, 0);
+        if (!x || x->score != y->score || x->decision != y->decision ||
+            x->flags != y->flags) {
+            if (diff++ < 5)
+                printf("  %s: %.9g vs %.9g (flags %u vs %u)\n", y->event_id,
+                       x ? x->score : -1.0, y->score, x ? x->flags : 0,
+                       y->flags);
+        }
+    }
+    return diff;
+}
+
+/* 300 events; variant 1 adds one dated 2099-12-31 after ev-150. */
+static void feed_future(env_t *e, int variant) {
+    produce_events(e, 0, 151);
+    if (variant) produce_event_t(e, 100000, 4102358400000LL);
+    produce_events(e, 151, 300);
+}
+
+/* One event dated far in the future (inside the decoders' range) used to
+ * move every watermark: feature windows expired, pending events resolved
+ * as negatives.  Now it is dead-lettered and nothing else changes. */
+static void test_future_event(void **state) {
+    (void)state;
+    run_t a, b;
+    run_stream(&a, "g-future-a", feed_future, 1, 300, 300);
+    run_stream(&b, "g-future-b", feed_future, 0, 300, 300);
+    int diff = same_scores(&a, &b);
+    printf("future_event: with it: scored %llu, rejected %llu, "
+           "events_future_total %g, %d record(s) on the topic; without: "
+           "scored %llu; %d score(s) differ\n",
+           (unsigned long long)a.s.st.scored,
+           (unsigned long long)a.s.st.rejected,
+           metric(a.s.metrics, "riskstream_events_future_total"), a.t.n,
+           (unsigned long long)b.s.st.scored, diff);
+    assert_int_equal(a.s.st.scored, 300);
+    assert_int_equal(a.s.st.rejected, 1);
+    assert_null(scores_find(&a.t, "ev-100000", 0));
+    assert_int_equal(metric(a.s.metrics, "riskstream_events_future_total"), 1);
+    assert_int_equal(diff, 0);
+    run_free(&a);
+    run_free(&b);
+}
+
+/* 300 events and a label for an event never seen; variant 1 sends ev-100
+ * again after ev-150 and ev-200 twice in a row. */
+static void feed_dups(env_t *e, int variant) {
+    produce_events(e, 0, 151);
+    if (variant) produce_event_t(e, 100, 0);
+    produce_events(e, 151, 201);
+    if (variant) produce_event_t(e, 200, 0);
+    produce_events(e, 201, 300);
+    char lb[256];
+    snprintf(lb, sizeof(lb), "{\"event_id\":\"ev-nope\",\"entity_id\":"
+             "\"card-1\",\"value\":1,\"label_time_ms\":%lld}",
+             BASE_MS + 400000LL);
+    produce(e, T_LABELS, "card-1", lb);
+}
+
+/* Duplicate event ids: the copy gets the decision on record (same score,
+ * decision and model version, flagged duplicate) and enters neither the
+ * features nor the model's history: every other score equals the run
+ * without the copies. */
+static void test_duplicates(void **state) {
+    (void)state;
+    run_t a, b;
+    run_stream(&a, "g-dup-a", feed_dups, 1, 302, 302);
+    run_stream(&b, "g-dup-b", feed_dups, 0, 300, 300);
+    int diff = same_scores(&a, &b);
+    printf("duplicates: scored %llu, duplicates %llu (metric %g), labels "
+           "unknown %llu (metric %g), %d records; %d score(s) differ from "
+           "the run without copies\n",
+           (unsigned long long)a.s.st.scored,
+           (unsigned long long)a.s.st.duplicates,
+           metric(a.s.metrics, "riskstream_duplicates_total"),
+           (unsigned long long)a.s.st.labels_unknown,
+           metric(a.s.metrics, "riskstream_labels_unknown_total"), a.t.n,
+           diff);
+    assert_int_equal(a.t.n, 302);
+    assert_int_equal(a.s.st.scored, 300);
+    assert_int_equal(a.s.st.duplicates, 2);
+    assert_int_equal(metric(a.s.metrics, "riskstream_duplicates_total"), 2);
+    assert_int_equal(a.s.st.labels_unknown, 1);
+    assert_int_equal(metric(a.s.metrics, "riskstream_labels_unknown_total"),
+                     1);
+    for (int k = 0; k < 2; k++) {
+        const char *id = k ? "ev-200" : "ev-100";
+        assert_int_equal(scores_count(&a.t, id), 2);
+        const rs_score_t *x = scores_find(&a.t, id, 0);
+        const rs_score_t *y = scores_find(&a.t, id, (int)(x - a.t.sc) + 1);
+        assert_non_null(y);
+        assert_true(x->score == y->score);
+        assert_int_equal(x->decision, y->decision);
+        assert_string_equal(x->model_version, y->model_version);
+        assert_int_equal(x->flags & RS_SCORE_FLAG_DUPLICATE, 0);
+        assert_int_equal(y->flags, x->flags | RS_SCORE_FLAG_DUPLICATE);
+    }
+    assert_int_equal(diff, 0);
+    run_free(&a);
+    run_free(&b);
+}
+
 int main(void) {
     const char *lv = getenv("RS_TEST_LOG");
     int level = lv ? rs_log_level_parse(lv) : -1;
@@ -535,6 +677,8 @@ int main(void) {
         cmocka_unit_test(test_eos_label_between),
         cmocka_unit_test(test_alo_rejects_only),
         cmocka_unit_test(test_stop_under_load),
+        cmocka_unit_test(test_future_event),
+        cmocka_unit_test(test_duplicates),
     };
     const char *f = getenv("RS_TEST_FILTER");
     if (f && *f) cmocka_set_test_filter(f);
