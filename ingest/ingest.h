@@ -207,6 +207,14 @@ rs_err_t rs_kafka_conf_build(const rs_kv_t *props, const char *bootstrap,
                              rd_kafka_conf_t **out, char *errstr,
                              size_t errstr_size);
 
+/* Validate the `kafka:` section up front, as the service's clients will
+ * apply it: every property (scoped ones included) is set on a consumer
+ * and on a producer configuration, and transactional.id is refused.
+ * RS_ERR_CONFIG naming the key (exit 2 material); nothing is started.
+ * @locality any thread */
+rs_err_t rs_kafka_conf_check(const rs_kv_t *props, char *errstr,
+                             size_t errstr_size);
+
 /* A producer for the CLI generator and tests: idempotent, linger.ms 5,
  * batches of up to 10000 messages, `props` applied on top.  Delivery
  * failures are counted and logged (rate-limited); see

@@ -977,6 +977,33 @@ rs_err_t rs_rec_open(const void *rec, int kind, uint32_t arch, size_t size,
     return RS_OK;
 }
 
+int rs_model_conf_mem(const rs_model_conf_t *conf, int dim,
+                      rs_mem_item_t *items, int max) {
+    if (max < 3 || dim < 1) return 0;
+    uint64_t q = conf->train_queue > 0 ? (uint64_t)conf->train_queue : 1;
+    if (conf->kind == RS_MODEL_SEQ) {
+        uint64_t ent, pend, rec;
+        rs_seq_conf_bytes(conf, dim, &ent, &pend, &rec);
+        items[0] = (rs_mem_item_t){"seq.max_entities",
+                                   (uint64_t)conf->seq.max_entities * ent};
+        items[1] = (rs_mem_item_t){"seq.pending_max",
+                                   ((uint64_t)conf->seq.pending_max + 1) *
+                                       pend};
+        items[2] = (rs_mem_item_t){"model.train_queue", q * rec};
+        return 3;
+    }
+    uint64_t p = (uint64_t)conf->pending_max, p2 = 1;
+    while (p2 < p * 2) p2 <<= 1;
+    items[0] = (rs_mem_item_t){"model.pending_max",
+                               p * sizeof(rs_pend_t) +
+                                   (p + 1) * sizeof(float) * (uint64_t)dim +
+                                   p2 * sizeof(uint32_t)};
+    items[1] = (rs_mem_item_t){
+        "model.train_queue",
+        q * ((RS_REC_HDR + sizeof(float) * (uint64_t)dim + 7) & ~(uint64_t)7)};
+    return 2;
+}
+
 /* "lr" record: header | f32 x[dim] */
 size_t rs_model_record_size(const rs_model_t *m) {
     if (m->seq) return rs_seq_record_size(m->seq);

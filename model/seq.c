@@ -2048,6 +2048,24 @@ static size_t rs_seq_rec_xin(const rs_seq_t *s) {
     return rs_seq_rec_x(s) + sizeof(float) * (size_t)s->dim;
 }
 
+void rs_seq_conf_bytes(const rs_model_conf_t *conf, int dim,
+                       uint64_t *entity, uint64_t *pending, uint64_t *record) {
+    const rs_seq_conf_t *c = &conf->seq;
+    uint64_t L = (uint64_t)c->history, d = (uint64_t)c->d_model,
+             nl = (uint64_t)c->layers;
+    uint64_t stride = nl * 2 * d, pstride = nl * d;
+    /* as rs_seq_stats: cache + index slots; pending + index slots */
+    *entity = sizeof(rs_seq_ent_t) + 2 * sizeof(uint32_t) +
+              L * (sizeof(float) * (stride + pstride) + sizeof(int64_t) +
+                   sizeof(rs_seq_meta_t));
+    *pending = sizeof(rs_seq_pend_t) + 2 * sizeof(uint32_t) +
+               sizeof(float) * (uint64_t)dim +
+               L * (sizeof(float) * pstride + sizeof(int64_t));
+    /* as rs_seq_record_size */
+    *record = (RS_SEQ_REC_T + 8 * L + sizeof(float) * (uint64_t)dim +
+               sizeof(float) * L * pstride + 7) & ~(uint64_t)7;
+}
+
 size_t rs_seq_record_size(const rs_seq_t *s) {
     size_t n = rs_seq_rec_xin(s) + sizeof(float) * (size_t)s->L * s->pstride;
     return (n + 7) & ~(size_t)7;

@@ -81,6 +81,11 @@ void rs_seq_set_number(rs_seq_t *s, uint64_t n);
 uint64_t rs_seq_number(const rs_seq_t *s); /* of the snapshot used, if any */
 uint32_t rs_seq_record_arch(const rs_seq_t *s);
 size_t rs_seq_record_size(const rs_seq_t *s);
+/* Bytes per entity cache, per pending event and per learning record of a
+ * "seq" model of conf's architecture with `dim` features (as
+ * rs_seq_new would allocate; no allocation). */
+void rs_seq_conf_bytes(const rs_model_conf_t *conf, int dim,
+                       uint64_t *entity, uint64_t *pending, uint64_t *record);
 rs_err_t rs_seq_take(rs_seq_t *s, const rs_label_t *lb, void *rec,
                      float *score_out);
 int rs_seq_advance_take(rs_seq_t *s, int64_t watermark_ms, void *recs,

@@ -116,6 +116,17 @@ rs_err_t rs_app_conf_init(rs_app_conf_t *app, char *errstr,
                           size_t errstr_size);
 void rs_app_conf_destroy(rs_app_conf_t *app);
 
+/* The memory `app` implies (feature tables, the model's caches and pending
+ * buffer, the trainer queue, the Redis buffer, the duplicate window, the
+ * batch arrays) into *total (may be NULL); RS_ERR_CONFIG with errstr
+ * naming the largest key and the bytes when it exceeds what the machine
+ * can hold (rs_mem_limit, or rs_memory_limit_override when non-zero).
+ * rs_service_new runs it first.  @locality any thread */
+rs_err_t rs_app_conf_mem_check(const rs_app_conf_t *app, uint64_t *total,
+                               char *errstr, size_t errstr_size);
+/* Tests: replaces rs_mem_limit() in the check when non-zero. */
+extern uint64_t rs_memory_limit_override;
+
 /* Counters and distributions of a running or finished service.  Plain
  * copy; read with rs_service_stats() from the service thread (or from the
  * progress callback). */

@@ -24,6 +24,8 @@
 #include "scoring.h"
 #include "scoring/trainer.h"
 
+uint64_t rs_memory_limit_override;
+
 #define RS_SVC_RING 16384 /* batches awaiting Kafka acks and the Redis
                           * write (or the transaction commit)        */
 #define RS_SVC_OFFS 65536 /* their (topic, partition, offset) entries */
@@ -350,6 +352,70 @@ rs_decision_t rs_decide(const rs_service_conf_t *conf, const char *type,
     return RS_DECISION_APPROVE;
 }
 
+/* ------------------------------------------------------ memory check */
+
+static void rs_svc_fmt_bytes(uint64_t b, char *buf, size_t size) {
+    if (b >= (1ULL << 30))
+        snprintf(buf, size, "%.1f GiB", (double)b / (double)(1ULL << 30));
+    else if (b >= (1ULL << 20))
+        snprintf(buf, size, "%.1f MiB", (double)b / (double)(1ULL << 20));
+    else
+        snprintf(buf, size, "%.1f KiB", (double)b / 1024.0);
+}
+
+rs_err_t rs_app_conf_mem_check(const rs_app_conf_t *app, uint64_t *total,
+                               char *errstr, size_t errstr_size) {
+    rs_mem_item_t it[16];
+    int n = 0, k = 0, dim = 0;
+    rs_err_t err = rs_features_conf_mem(&app->features, it, 16, &k, &dim,
+                                        errstr, errstr_size);
+    if (err != RS_OK) return err;
+    n += k;
+    n += rs_model_conf_mem(&app->model, dim, it + n, 16 - n);
+    it[n++] = (rs_mem_item_t){"redis.buffer_bytes",
+                              (uint64_t)app->redis.buffer_bytes};
+    if (app->service.dedup_window_ms > 0)
+        it[n++] = (rs_mem_item_t){
+            "service.dedup_max",
+            rs_dedup_bytes((uint64_t)app->service.dedup_max)};
+    /* Per-batch arrays (messages, vectors, records, input logs). */
+    uint64_t B = (uint64_t)app->ingest.batch_max;
+    it[n++] = (rs_mem_item_t){
+        "topics.batch_max",
+        B * (sizeof(rs_msg_t) + sizeof(rs_score_t) + sizeof(rs_model_input_t) +
+             sizeof(rs_model_output_t) + 8 * (uint64_t)dim + 16384)};
+    uint64_t sum = 0;
+    int big = 0;
+    for (int i = 0; i < n; i++) {
+        sum += it[i].bytes;
+        if (it[i].bytes > it[big].bytes) big = i;
+    }
+    if (total) *total = sum;
+    char what[64];
+    uint64_t lim = rs_memory_limit_override ? rs_memory_limit_override
+                                            : rs_mem_limit(what, sizeof(what));
+    if (rs_memory_limit_override) rs_strlcpy(what, "limit set by the caller",
+                                             sizeof(what));
+    if (sum <= lim) return RS_OK;
+    char need[32], have[32], bb[32], rest[256] = "";
+    rs_svc_fmt_bytes(sum, need, sizeof(need));
+    rs_svc_fmt_bytes(lim, have, sizeof(have));
+    rs_svc_fmt_bytes(it[big].bytes, bb, sizeof(bb));
+    size_t rl = 0;
+    for (int i = 0; i < n && rl + 1 < sizeof(rest); i++) {
+        if (i == big || it[i].bytes * 20 < sum) continue; /* < 5 % */
+        char b2[32];
+        rs_svc_fmt_bytes(it[i].bytes, b2, sizeof(b2));
+        rl += (size_t)snprintf(rest + rl, sizeof(rest) - rl, "; %s %s",
+                               it[i].key, b2);
+    }
+    return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                   "the configuration needs %s (%llu bytes), more than this "
+                   "machine can hold (%s: %s): %s needs %s (%llu bytes)%s; "
+                   "lower it", need, (unsigned long long)sum, what, have,
+                   it[big].key, bb, (unsigned long long)it[big].bytes, rest);
+}
+
 /* ------------------------------------------------------------- create */
 
 static rs_err_t rs_svc_ckpt_restore(rs_service_t *svc, char *errstr,
@@ -371,6 +437,25 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
                       app->service.decline_threshold,
                       app->service.review_threshold);
         goto fail;
+    }
+
+    /* Configuration errors that would only show once clients or buffers
+     * exist: a bad `kafka:` property, sizes the machine cannot hold (an
+     * allocation failing later aborts: exit 134). */
+    if (rs_kafka_conf_check(&app->kafka, errstr, errstr_size) != RS_OK) {
+        err = RS_ERR_CONFIG;
+        goto fail;
+    }
+    uint64_t mem_total = 0;
+    if ((err = rs_app_conf_mem_check(app, &mem_total, errstr,
+                                     errstr_size)) != RS_OK) {
+        err = RS_ERR_CONFIG;
+        goto fail;
+    }
+    {
+        char need[32];
+        rs_svc_fmt_bytes(mem_total, need, sizeof(need));
+        rs_info("service", "this configuration preallocates about %s", need);
     }
 
     /* One scoring thread per service: OpenBLAS must not spawn its own pool

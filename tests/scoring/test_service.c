@@ -668,6 +668,173 @@ static void test_duplicates(void **state) {
     run_free(&b);
 }
 
+/* The duplicate window survives a graceful restart (it is in the final
+ * checkpoint): an event id of the first run sent again to the second gets
+ * the first run's decision, flagged. */
+static void test_dedup_restart(void **state) {
+    (void)state;
+    env_t e;
+    env_open(&e, 1);
+    char ckpt[600];
+    snprintf(ckpt, sizeof(ckpt), "%s/state.ckpt", rs_test_redis_dir(e.redis));
+    const char *kv[] = {"service.checkpoint_path", ckpt,
+                        "kafka.consumer.session.timeout.ms", "6000", NULL};
+    svc_t s1, s2;
+    svc_conf(&s1, &e, "g-dedup-restart", kv);
+    svc_run(&s1);
+    svc_wait_assigned(&s1, 30000);
+    produce_events(&e, 0, 200);
+    flush(&e);
+    assert_true(wait_count(&s1, &s1.scored, 200, "scored", 30000));
+    svc_stop(&s1);
+    assert_int_equal(s1.err, RS_OK);
+
+    svc_conf(&s2, &e, "g-dedup-restart", kv);
+    svc_run(&s2);
+    svc_wait_assigned(&s2, 30000);
+    produce_event_t(&e, 50, 0);
+    produce_events(&e, 200, 210);
+    flush(&e);
+    assert_true(wait_count(&s2, &s2.events, 11, "events", 30000));
+    sleep_ms(300);
+    svc_stop(&s2);
+    scores_t t;
+    read_scores(&e, 211, &t);
+    const rs_score_t *x = scores_find(&t, "ev-50", 0);
+    const rs_score_t *y = x ? scores_find(&t, "ev-50", (int)(x - t.sc) + 1)
+                            : NULL;
+    printf("dedup_restart: second run: scored %llu, duplicates %llu; ev-50 "
+           "%d record(s), %.9g flags %u then %.9g flags %u\n",
+           (unsigned long long)s2.st.scored,
+           (unsigned long long)s2.st.duplicates, scores_count(&t, "ev-50"),
+           x ? x->score : -1.0, x ? x->flags : 0, y ? y->score : -1.0,
+           y ? y->flags : 0);
+    assert_int_equal(s2.err, RS_OK);
+    assert_int_equal(s2.st.scored, 10);
+    assert_int_equal(s2.st.duplicates, 1);
+    assert_non_null(y);
+    assert_true(x->score == y->score);
+    assert_string_equal(x->model_version, y->model_version);
+    assert_int_equal(y->flags, x->flags | RS_SCORE_FLAG_DUPLICATE);
+    free(t.sc);
+    svc_free(&s1);
+    svc_free(&s2);
+    env_close(&e);
+}
+
+/* Wait until rs_service_ready() says `want`; its reason into why. */
+static int wait_ready(svc_t *s, int want, char *why, size_t size,
+                      int timeout_ms) {
+    double deadline = now_s() + timeout_ms / 1000.0;
+    for (;;) {
+        rs_service_t *sv = atomic_load(&s->svc);
+        const char *w = NULL;
+        int r = sv ? rs_service_ready(sv, &w) : 0;
+        snprintf(why, size, "%s", w ? w : "-");
+        if (r == want) return 1;
+        if (now_s() > deadline) return 0;
+        sleep_ms(50);
+    }
+}
+
+/* A stuck service is not ready: Redis frozen (SIGSTOP; its timeout long,
+ * so the writer waits instead of seeing an outage), the writer's small
+ * buffer full, consumption paused with input waiting.  After
+ * service.stall_timeout /readyz says "scoring stalled"; once Redis runs
+ * again everything is scored and the service is ready again. */
+static void test_stall_readiness(void **state) {
+    (void)state;
+    env_t e;
+    env_open(&e, 1);
+    const char *kv[] = {"service.stall_timeout", "2s", "redis.timeout", "60s",
+                        "redis.buffer_bytes", "65536", "topics.batch_max",
+                        "8", NULL};
+    svc_t s;
+    char why[256];
+    svc_conf(&s, &e, "g-stall", kv);
+    svc_run(&s);
+    svc_wait_assigned(&s, 30000);
+    produce_events(&e, 0, 50);
+    flush(&e);
+    assert_true(wait_count(&s, &s.scored, 50, "scored", 30000));
+    assert_true(wait_ready(&s, 1, why, sizeof(why), 10000));
+    pid_t rp = rs_test_redis_pid(e.redis);
+    assert_int_equal(kill(rp, SIGSTOP), 0);
+    produce_events(&e, 50, 1000);
+    flush(&e);
+    double t0 = now_s();
+    int unready = wait_ready(&s, 0, why, sizeof(why), 20000);
+    double t_unready = now_s() - t0;
+    uint64_t at = atomic_load(&s.scored);
+    assert_int_equal(kill(rp, SIGCONT), 0);
+    printf("stall_readiness: not ready %.1f s after Redis froze (scored "
+           "%llu of 1000): %s\n", t_unready, (unsigned long long)at, why);
+    int scored = wait_count(&s, &s.scored, 1000, "scored", 60000);
+    char why2[256];
+    int ready = wait_ready(&s, 1, why2, sizeof(why2), 10000);
+    svc_stop(&s);
+    assert_true(unready);
+    assert_non_null(strstr(why, "scoring stalled"));
+    assert_true(at < 1000);
+    assert_true(scored);
+    assert_true(ready);
+    assert_int_equal(s.err, RS_OK);
+    svc_free(&s);
+    env_close(&e);
+}
+
+/* Configuration errors rs_service_new finds before it starts anything
+ * (RS_ERR_CONFIG: exit 2 in serve): a bad `kafka:` property, and sizes
+ * inside their documented ranges that the machine cannot hold (here a
+ * 1 GiB machine: rs_memory_limit_override) -- they used to abort in an
+ * allocation (exit 134) or exit 1. */
+static void test_bad_sizes(void **state) {
+    (void)state;
+    env_t e;
+    env_open(&e, 1);
+    const struct {
+        const char *k, *v, *want;
+    } cases[] = {
+        {"seq.pending_max", "1048576", "seq.pending_max needs"},
+        {"features.max_keys", "4194304", "features.max_keys needs"},
+        {"redis.buffer_bytes", "2000000000", "redis.buffer_bytes needs 1.9 GiB"},
+        {"kafka.consumer.fetch.wait.max.ms", "soon",
+         "kafka property 'consumer.fetch.wait.max.ms'"},
+        {"kafka.no.such.property", "1", "kafka property 'no.such.property'"},
+    };
+    rs_memory_limit_override = 1ULL << 30;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        svc_t s;
+        const char *kv[] = {cases[i].k, cases[i].v, NULL};
+        svc_conf(&s, &e, "g-bad", kv);
+        rs_err_t err = RS_OK;
+        uint64_t total = 0;
+        char errstr[512];
+        rs_app_conf_mem_check(&s.app, &total, errstr, sizeof(errstr));
+        rs_service_t *svc = rs_service_new(&s.app, e.boot, &err, errstr,
+                                           sizeof(errstr));
+        printf("bad_sizes: %s=%s (%.2f GiB) -> %s: %s\n", cases[i].k,
+               cases[i].v, (double)total / (1 << 30), rs_err_str(err),
+               errstr);
+        assert_null(svc);
+        assert_int_equal(err, RS_ERR_CONFIG);
+        assert_non_null(strstr(errstr, cases[i].want));
+        svc_free(&s);
+    }
+    /* The defaults fit in 1 GiB. */
+    svc_t s;
+    svc_conf(&s, &e, "g-bad", NULL);
+    uint64_t total = 0;
+    char errstr[512];
+    assert_int_equal(rs_app_conf_mem_check(&s.app, &total, errstr,
+                                           sizeof(errstr)), RS_OK);
+    printf("bad_sizes: the defaults need %.0f MiB\n",
+           (double)total / (1 << 20));
+    svc_free(&s);
+    rs_memory_limit_override = 0;
+    env_close(&e);
+}
+
 int main(void) {
     const char *lv = getenv("RS_TEST_LOG");
     int level = lv ? rs_log_level_parse(lv) : -1;
@@ -679,6 +846,9 @@ int main(void) {
         cmocka_unit_test(test_stop_under_load),
         cmocka_unit_test(test_future_event),
         cmocka_unit_test(test_duplicates),
+        cmocka_unit_test(test_dedup_restart),
+        cmocka_unit_test(test_stall_readiness),
+        cmocka_unit_test(test_bad_sizes),
     };
     const char *f = getenv("RS_TEST_FILTER");
     if (f && *f) cmocka_set_test_filter(f);
