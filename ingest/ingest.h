@@ -332,7 +332,10 @@ rs_err_t rs_ingest_set_start(rs_ingest_t *ing, const rs_ingest_pos_t *pos,
                              int n);
 
 /* Consumer lag of one assigned partition: high watermark (as last seen by
- * the fetcher, no network round trip) minus the consumer's position. */
+ * the fetcher, no network round trip) minus the consumer's position; for
+ * a partition that read nothing since its (re-)assignment, minus the
+ * offset it was assigned at (the group's committed offset, fetched once
+ * per assignment; a reset's BEGINNING / END), not the whole partition. */
 typedef struct rs_ingest_lag_s {
     int32_t topic;       /* RS_MSG_TOPIC_EVENTS or RS_MSG_TOPIC_LABELS */
     int32_t partition;

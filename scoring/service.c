@@ -1201,8 +1201,8 @@ static void *rs_svc_ckpt_blob(rs_service_t *svc, int caches, size_t *len) {
     size_t clen = caches ? rs_model_caches_size(svc->model) : 0;
     size_t dlen = svc->dedup ? rs_dedup_size(svc->dedup) : 0;
     size_t base = sizeof(rs_svc_ckpt_hdr_t) + (size_t)n * sizeof(rs_ingest_pos_t);
-    *len = base + clen + dlen;
-    rs_svc_ckpt_hdr_t *h = rs_calloc(1, *len);
+    rs_svc_ckpt_hdr_t *h = rs_calloc(1, base + clen + dlen);
+    *len = base; /* grows by what is written after pos[n] */
     h->magic = RS_SVC_CKPT_MAGIC;
     h->version = 3;
     h->n = n;

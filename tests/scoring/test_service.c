@@ -671,14 +671,14 @@ static void test_duplicates(void **state) {
 /* The duplicate window survives a graceful restart (it is in the final
  * checkpoint): an event id of the first run sent again to the second gets
  * the first run's decision, flagged. */
-static void test_dedup_restart(void **state) {
-    (void)state;
+static void dedup_restart(const char *kind) {
     env_t e;
     env_open(&e, 1);
     char ckpt[600];
     snprintf(ckpt, sizeof(ckpt), "%s/state.ckpt", rs_test_redis_dir(e.redis));
     const char *kv[] = {"service.checkpoint_path", ckpt,
-                        "kafka.consumer.session.timeout.ms", "6000", NULL};
+                        "kafka.consumer.session.timeout.ms", "6000",
+                        "model.kind", kind, NULL};
     svc_t s1, s2;
     svc_conf(&s1, &e, "g-dedup-restart", kv);
     svc_run(&s1);
@@ -703,8 +703,8 @@ static void test_dedup_restart(void **state) {
     const rs_score_t *x = scores_find(&t, "ev-50", 0);
     const rs_score_t *y = x ? scores_find(&t, "ev-50", (int)(x - t.sc) + 1)
                             : NULL;
-    printf("dedup_restart: second run: scored %llu, duplicates %llu; ev-50 "
-           "%d record(s), %.9g flags %u then %.9g flags %u\n",
+    printf("dedup_restart[%s]: second run: scored %llu, duplicates %llu; "
+           "ev-50 %d record(s), %.9g flags %u then %.9g flags %u\n", kind,
            (unsigned long long)s2.st.scored,
            (unsigned long long)s2.st.duplicates, scores_count(&t, "ev-50"),
            x ? x->score : -1.0, x ? x->flags : 0, y ? y->score : -1.0,
@@ -720,6 +720,12 @@ static void test_dedup_restart(void **state) {
     svc_free(&s1);
     svc_free(&s2);
     env_close(&e);
+}
+
+static void test_dedup_restart(void **state) {
+    (void)state;
+    dedup_restart("seq"); /* the checkpoint also holds the entity caches */
+    dedup_restart("lr");  /* no caches                                    */
 }
 
 /* Wait until rs_service_ready() says `want`; its reason into why. */
