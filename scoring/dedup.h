@@ -15,9 +15,10 @@
  *   (the window), and not yet evicted by a full table (the oldest entry
  *   goes first, counted in stats.evictions).  Entries are kept in arrival
  *   order in a ring; expiry and eviction both take from its tail.
- * - Memory: fixed at creation, rs_dedup_bytes(max) bytes (about 96 bytes
- *   per entry: the record with its model version, the ring slot and the
- *   index); nothing is allocated per event.
+ * - Memory: fixed at creation, rs_dedup_bytes(max) bytes: 40 bytes per
+ *   entry (a 32-byte ring slot with the record, two index slots) plus
+ *   200 KB for up to 4096 distinct model versions among the live entries
+ *   (interned, reference-counted); nothing is allocated per event.
  * - Two steps per event so that a duplicate inside the same micro-batch
  *   finds its original before it is scored: rs_dedup_check() inserts a new
  *   event's entry (no decision yet) and returns its handle;

@@ -560,6 +560,14 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
     svc->applied = rs_calloc(2 * RS_SVC_MAX_PARTS, sizeof(int64_t));
     for (int i = 0; i < 2 * RS_SVC_MAX_PARTS; i++) svc->applied[i] = -1;
     if (app->service.dedup_window_ms > 0) {
+        if (app->service.dedup_max < app->ingest.batch_max) {
+            err = rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                          "service.dedup_max (%lld) must be at least "
+                          "topics.batch_max (%lld)",
+                          (long long)app->service.dedup_max,
+                          (long long)app->ingest.batch_max);
+            goto fail;
+        }
         svc->dedup = rs_dedup_new((uint64_t)app->service.dedup_max,
                                   app->service.dedup_window_ms, errstr,
                                   errstr_size);
@@ -1283,10 +1291,15 @@ static void rs_svc_ckpt_tick(rs_service_t *svc, int64_t now_us) {
             rs_svc_ckpt_join(svc);
         }
         size_t len;
+        int64_t tb = rs_clock_mono_us();
         void *blob = rs_svc_ckpt_blob(svc, 0, &len);
         rs_err_t err = rs_features_checkpoint_begin(
             svc->feat, svc->conf->checkpoint_path, blob, len, e2, sizeof(e2));
         free(blob);
+        /* The begin is a pause too (the service record, with the duplicate
+         * window, is copied whole): counted with the steps. */
+        if (rs_clock_mono_us() - tb > svc->st.checkpoint_step_max_us)
+            svc->st.checkpoint_step_max_us = rs_clock_mono_us() - tb;
         svc->ckpt_due_us = now_us + svc->conf->checkpoint_interval_ms * 1000;
         if (err != RS_OK) {
             rs_error("service", "checkpoint begin: %s", e2);
@@ -1613,9 +1626,13 @@ static rs_err_t rs_svc_txn_commit(rs_service_t *svc,
      * failure may take two redos (librdkafka 2.0 fails the transaction
      * after a failed one once more). */
     for (int attempt = 0, redo = 0; attempt < 8; attempt++) {
-        err = rs_sink_kafka_txn_commit(svc->ks, pos, np, topics, cgmd, 30000,
+        /* Stopping: within the stop deadline (at least one short try). */
+        int left = rs_svc_stop_left_ms(svc, stop);
+        int tmo = left < 0 ? 30000 : RS_MAX(RS_MIN(left, 30000), 1000);
+        err = rs_sink_kafka_txn_commit(svc->ks, pos, np, topics, cgmd, tmo,
                                        errstr, errstr_size);
         if (err == RS_OK || err == RS_ERR_KAFKA) break;
+        if (rs_svc_stop_left_ms(svc, stop) == 0) break;
         if (err == RS_ERR_TIMEOUT) continue;
         if (err != RS_ERR_AGAIN || redo++ >= 3) break;
         rs_warn("service", "transaction not committed (%s): redoing it",

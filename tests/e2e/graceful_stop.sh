@@ -19,9 +19,10 @@ DELIVERY="${DELIVERY:-at_least_once}"
 EVENTS="${EVENTS:-60000}"
 STOP_LIMIT="${STOP_LIMIT:-60}"
 T="$(mktemp -d /tmp/rs-stop.XXXXXX)"
-SERVE=""; BROKER=""
+SERVE=""; BROKER=""; KCAT=""
 cleanup() {
   [ -n "$SERVE" ] && kill -9 "$SERVE" 2>/dev/null || true
+  [ -n "$KCAT" ] && kill "$KCAT" 2>/dev/null || true
   [ -n "$BROKER" ] && kill "$BROKER" 2>/dev/null || true
   "$SRC/ops/redis.sh" stop "$T/redis" >/dev/null 2>&1 || true
   if [ "${KEEP:-0}" = 1 ]; then echo "graceful_stop: kept $T"; else rm -rf "$T"; fi
@@ -51,6 +52,10 @@ for _ in $(seq 1 100); do
   BOOT="$(sed -n 's/^kafka bootstrap: //p' "$T/broker.out")"; [ -n "$BOOT" ] && break; sleep 0.1
 done
 [ -n "$BOOT" ] || fail "broker did not start"
+# Scores reader from the start, continuous: the mock keeps ~5 MB per
+# partition, so a read from the beginning at the end would miss the first.
+kcat -C -b "$BOOT" -t scores -o beginning -u -q -f '%s\n' "${ISO[@]}" >"$T/scores.jsonl" 2>"$T/kcat.log" &
+KCAT=$!
 
 N=0
 start_serve() {
@@ -104,12 +109,13 @@ echo "graceful_stop: A ($DELIVERY, under load): stopped ${STOP_A} s after SIGTER
 # B: restart from the checkpoint, score the rest, then a poll of labels
 # only (labels of events never seen), then SIGTERM.
 start_serve
-for _ in $(seq 1 600); do
-  kcat -C -b "$BOOT" -t scores -o beginning -e -q -f '%s\n' "${ISO[@]}" 2>/dev/null | ids | sort -u >"$T/seen"
-  [ "$(wc -l <"$T/seen")" -ge "$EVENTS" ] && break
-  sleep 0.5
+s=0
+for _ in $(seq 1 1200); do
+  s=$(metric riskstream_events_scored_total); s=${s:-0}
+  [ $(( SCORED_A + s )) -ge "$EVENTS" ] && break
+  sleep 0.2
 done
-[ "$(wc -l <"$T/seen")" -ge "$EVENTS" ] || fail "B: only $(wc -l <"$T/seen") of $EVENTS events scored"
+[ $(( SCORED_A + s )) -ge "$EVENTS" ] || fail "B: only $SCORED_A + $s of $EVENTS events scored"
 awk 'BEGIN { for (k = 0; k < 50; k++) printf "stop-e%d\t{\"event_id\":\"stop-none-%d\",\"entity_id\":\"stop-e%d\",\"value\":1,\"label_time_ms\":1767225600000}\n", k % 5, k, k % 5 }' >"$T/lab.keyed"
 kcat -P -b "$BOOT" -t labels -K $'\t' -l "$T/lab.keyed" 2>>"$T/produce.log" || fail "kcat produce labels"
 for _ in $(seq 1 300); do
@@ -121,6 +127,9 @@ stop_serve "B (after a labels-only batch)"; STOP_B=$STOP_S
 echo "graceful_stop: B ($DELIVERY, after a labels-only batch): stopped ${STOP_B} s after SIGTERM, exit 0, final checkpoint written"
 
 # Nothing lost: every event on the topic and in Redis.
+sleep 2
+kill "$KCAT" 2>/dev/null || true; wait "$KCAT" 2>/dev/null || true; KCAT=""
+ids "$T/scores.jsonl" | sort -u >"$T/seen"
 comm -23 "$T/want" "$T/seen" >"$T/missing"
 redis-cli -s "$SOCK" --scan --pattern 'rs:score:*' | sed 's/^rs:score://' | sort -u >"$T/redis_ids"
 comm -23 "$T/want" "$T/redis_ids" >"$T/missing_redis"
