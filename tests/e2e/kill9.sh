@@ -161,7 +161,6 @@ log "generated $EVENTS events, $NLAB labels, ${#CHUNKS[@]} chunks"
 # of rejects only; keys kill9-bad-*, checked on the dead-letter topic).
 awk -v n="$SPECIAL" 'BEGIN { for (k = 0; k < n; k++)
   printf "kill9-e%d\t{\"event_id\":\"kill9-none-%d\",\"entity_id\":\"kill9-e%d\",\"value\":1,\"label_time_ms\":1767225600000}\n", k % 10, k, k % 10 }' >"$T/special.lab"
-awk -v n="$SPECIAL" -v s="$SEED" 'BEGIN { for (k = 0; k < n; k++) printf "kill9-bad-%d-%d\t{not json %d\n", s, k, k }' >"$T/special.bad"
 NCH=${#CHUNKS[@]}
 SPECIAL_AT=("$(( NCH / 4 ))" "$(( NCH * 3 / 4 ))"); SPECIAL_DONE=0; NBAD=0
 
@@ -253,6 +252,7 @@ while :; do
       kcat -P -b "$BOOT" -t labels -K $'\t' -l "$T/special.lab" 2>>"$T/produce.log" || fail "kcat produce special labels"
       log "labels-only chunk ($SPECIAL labels) at $p scored"
       sleep 1.5
+      awk -v n="$SPECIAL" -v r="$SPECIAL_DONE" 'BEGIN { for (k = 0; k < n; k++) printf "kill9-bad-%d-%d\t{not json %d\n", r, k, k }' >"$T/special.bad"
       kcat -P -b "$BOOT" -t events -K $'\t' -l "$T/special.bad" 2>>"$T/produce.log" || fail "kcat produce special rejects"
       NBAD=$((NBAD + SPECIAL))
       log "rejects-only chunk ($SPECIAL rejected messages) at $p scored"
