@@ -18,7 +18,9 @@
 # event produced so far is scored, then produces a chunk of labels only
 # (labels of events never seen) and, after a pause, a chunk of rejected
 # messages only: polls that publish no score (they once stopped
-# exactly-once commits for good).  The run is deterministic for a seed:
+# exactly-once commits for good); no kill happens until scoring has moved
+# on after them (a restart would hide a hang).  The run is deterministic
+# for a seed:
 # the stream, the kill marks, delays and types come from it (only the
 # machine's speed moves the exact moment a mark is seen).  After all input
 # is scored and serve is stopped with SIGTERM (exit 0 expected, the time
@@ -162,7 +164,7 @@ log "generated $EVENTS events, $NLAB labels, ${#CHUNKS[@]} chunks"
 awk -v n="$SPECIAL" 'BEGIN { for (k = 0; k < n; k++)
   printf "kill9-e%d\t{\"event_id\":\"kill9-none-%d\",\"entity_id\":\"kill9-e%d\",\"value\":1,\"label_time_ms\":1767225600000}\n", k % 10, k, k % 10 }' >"$T/special.lab"
 NCH=${#CHUNKS[@]}
-SPECIAL_AT=("$(( NCH / 4 ))" "$(( NCH * 3 / 4 ))"); SPECIAL_DONE=0; NBAD=0
+SPECIAL_AT=("$(( NCH / 4 ))" "$(( NCH * 3 / 4 ))"); SPECIAL_DONE=0; NBAD=0; HOLD=-1
 
 "$BIN" broker --set topics.partitions="$PARTITIONS" >"$T/broker.out" 2>"$T/broker.log" &
 BROKER=$!
@@ -259,6 +261,7 @@ while :; do
       sleep 1.5
       SPECIAL_DONE=$((SPECIAL_DONE + 1))
       last_change=$(ms)
+      HOLD=$p # no kill until scoring moves on: a restart must not hide a hang
     fi
   fi
   # Feed: keep produced - scored <= BACKLOG.
@@ -270,8 +273,9 @@ while :; do
     [ -f "${f%.ev}.lab" ] && { kcat -P -b "$BOOT" -t labels -K $'\t' -l "${f%.ev}.lab" 2>>"$T/produce.log" || fail "kcat produce labels"; }
     produced=$((produced + $(wc -l <"$f"))); ci=$((ci + 1)); fed=$((fed + 1))
   done
-  # Kill when due.
-  if [ "$ki" -lt "$KILLS" ] && [ "$kill_at" -eq 0 ]; then
+  # Kill when due (not while the special chunks' effect is unproven).
+  if [ "$HOLD" -ge 0 ] && [ "$p" -gt "$HOLD" ]; then HOLD=-1; fi
+  if [ "$ki" -lt "$KILLS" ] && [ "$kill_at" -eq 0 ] && [ "$HOLD" -lt 0 ]; then
     if [ "${KTYPE[$ki]}" = startup ]; then
       kill_at=$(( STARTED_MS + 200 + RANDOM % 3800 ))
     elif [ "$p" -ge "${KMARK[$ki]}" ]; then
