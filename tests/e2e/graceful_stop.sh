@@ -9,14 +9,14 @@
 # every event is on the scores topic and in Redis.
 # usage: graceful_stop.sh RISKSTREAM_BINARY SOURCE_DIR
 # env:   DELIVERY=at_least_once | exactly_once
-#        EVENTS=60000   events generated (seed 7, 5000 cards)
+#        EVENTS=20000   events generated (seed 7, 5000 cards)
 #        STOP_LIMIT=60  seconds after SIGTERM before it counts as a hang
 #        KEEP=1         keep the work directory
 set -euo pipefail
 export LC_ALL=C
 BIN="${1:?binary}"; SRC="${2:?source dir}"
 DELIVERY="${DELIVERY:-at_least_once}"
-EVENTS="${EVENTS:-60000}"
+EVENTS="${EVENTS:-20000}"
 STOP_LIMIT="${STOP_LIMIT:-60}"
 T="$(mktemp -d /tmp/rs-stop.XXXXXX)"
 SERVE=""; BROKER=""; KCAT=""

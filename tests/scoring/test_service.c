@@ -80,9 +80,23 @@ typedef struct env_s {
     int nparts;
 } env_t;
 
+/* Open environments and running services, so that a failed assertion
+ * (which leaves the test function) still stops them: teardown(). */
+static env_t *g_envs[4];
+static struct svc_s *g_svcs[4];
+
+static void track(void **arr, void *p, int add) {
+    for (int i = 0; i < 4; i++)
+        if (add ? !arr[i] : arr[i] == p) {
+            arr[i] = add ? p : NULL;
+            return;
+        }
+}
+
 static void env_open(env_t *e, int nparts) {
     char errstr[512];
     memset(e, 0, sizeof(*e));
+    track((void **)g_envs, e, 1);
     e->nparts = nparts;
     e->cl = rs_cluster_new(1, topics, T_N, nparts, errstr, sizeof(errstr));
     if (!e->cl) fail_msg("mock cluster: %s", errstr);
@@ -94,6 +108,7 @@ static void env_open(env_t *e, int nparts) {
 }
 
 static void env_close(env_t *e) {
+    track((void **)g_envs, e, 0);
     if (e->prod) rd_kafka_destroy(e->prod);
     rs_test_redis_destroy(e->redis);
     rs_cluster_destroy(e->cl);
@@ -226,6 +241,7 @@ static void svc_conf(svc_t *s, env_t *e, const char *group,
 static void svc_run(svc_t *s) {
     assert_int_equal(pthread_create(&s->th, NULL, svc_main, s), 0);
     s->started = 1;
+    track((void **)g_svcs, s, 1);
 }
 
 static void svc_wait_assigned(svc_t *s, int timeout_ms) {
@@ -257,6 +273,7 @@ static void svc_stop(svc_t *s) {
     }
     s->started = 0;
     s->stop_s = now_s() - t0;
+    track((void **)g_svcs, s, 0);
 }
 
 static void svc_free(svc_t *s) {
@@ -385,9 +402,9 @@ static int file_exists(const char *path, struct stat *st) {
  * 200, /readyz still 200). */
 static void test_eos_label_between(void **state) {
     (void)state;
-    env_t e;
+    static env_t e; /* static: teardown() may close it after a failure */
     env_open(&e, 2);
-    svc_t s;
+    static svc_t s;
     const char *kv[] = {"service.delivery", "exactly_once", NULL};
     svc_conf(&s, &e, "g-eos-label", kv);
     svc_run(&s);
@@ -432,11 +449,11 @@ static void test_eos_label_between(void **state) {
  * final checkpoint at once (it used to wait 30 s for Redis and skip it). */
 static void test_alo_rejects_only(void **state) {
     (void)state;
-    env_t e;
+    static env_t e; /* static: teardown() may close it after a failure */
     env_open(&e, 1);
     char ckpt[600];
     snprintf(ckpt, sizeof(ckpt), "%s/state.ckpt", rs_test_redis_dir(e.redis));
-    svc_t s;
+    static svc_t s;
     const char *kv[] = {"service.checkpoint_path", ckpt, NULL};
     svc_conf(&s, &e, "g-alo-rejects", kv);
     svc_run(&s);
@@ -478,12 +495,12 @@ static void test_alo_rejects_only(void **state) {
  * delivers what is in flight, commits, writes the final checkpoint and
  * returns RS_OK.  The stop time is printed, not asserted. */
 static void stop_under_load(const char *delivery) {
-    env_t e;
+    static env_t e; /* static: teardown() may close it after a failure */
     env_open(&e, 2);
     char ckpt[600], group[64];
     snprintf(ckpt, sizeof(ckpt), "%s/state.ckpt", rs_test_redis_dir(e.redis));
     snprintf(group, sizeof(group), "g-stop-%s", delivery);
-    svc_t s;
+    static svc_t s;
     const char *kv[] = {"service.checkpoint_path", ckpt,
                         "service.delivery", delivery, NULL};
     svc_conf(&s, &e, group, kv);
@@ -539,7 +556,7 @@ typedef void (feed_fn)(env_t *e, int variant);
  * `events` valid events were consumed, stop, read the scores topic. */
 static void run_stream(run_t *r, const char *group, feed_fn *feed,
                        int variant, uint64_t events, int records) {
-    env_t e;
+    static env_t e; /* static: teardown() may close it after a failure */
     env_open(&e, 1);
     svc_conf(&r->s, &e, group, NULL);
     svc_run(&r->s);
@@ -590,7 +607,7 @@ static void feed_future(env_t *e, int variant) {
  * as negatives.  Now it is dead-lettered and nothing else changes. */
 static void test_future_event(void **state) {
     (void)state;
-    run_t a, b;
+    static run_t a, b;
     run_stream(&a, "g-future-a", feed_future, 1, 300, 300);
     run_stream(&b, "g-future-b", feed_future, 0, 300, 300);
     int diff = same_scores(&a, &b);
@@ -631,7 +648,7 @@ static void feed_dups(env_t *e, int variant) {
  * without the copies. */
 static void test_duplicates(void **state) {
     (void)state;
-    run_t a, b;
+    static run_t a, b;
     run_stream(&a, "g-dup-a", feed_dups, 1, 302, 302);
     run_stream(&b, "g-dup-b", feed_dups, 0, 300, 300);
     int diff = same_scores(&a, &b);
@@ -672,14 +689,14 @@ static void test_duplicates(void **state) {
  * checkpoint): an event id of the first run sent again to the second gets
  * the first run's decision, flagged. */
 static void dedup_restart(const char *kind) {
-    env_t e;
+    static env_t e; /* static: teardown() may close it after a failure */
     env_open(&e, 1);
     char ckpt[600];
     snprintf(ckpt, sizeof(ckpt), "%s/state.ckpt", rs_test_redis_dir(e.redis));
     const char *kv[] = {"service.checkpoint_path", ckpt,
                         "kafka.consumer.session.timeout.ms", "6000",
                         "model.kind", kind, NULL};
-    svc_t s1, s2;
+    static svc_t s1, s2;
     svc_conf(&s1, &e, "g-dedup-restart", kv);
     svc_run(&s1);
     svc_wait_assigned(&s1, 30000);
@@ -750,12 +767,12 @@ static int wait_ready(svc_t *s, int want, char *why, size_t size,
  * again everything is scored and the service is ready again. */
 static void test_stall_readiness(void **state) {
     (void)state;
-    env_t e;
+    static env_t e; /* static: teardown() may close it after a failure */
     env_open(&e, 1);
     const char *kv[] = {"service.stall_timeout", "2s", "redis.timeout", "60s",
                         "redis.buffer_bytes", "65536", "topics.batch_max",
                         "8", NULL};
-    svc_t s;
+    static svc_t s;
     char why[256];
     svc_conf(&s, &e, "g-stall", kv);
     svc_run(&s);
@@ -796,7 +813,7 @@ static void test_stall_readiness(void **state) {
  * allocation (exit 134) or exit 1. */
 static void test_bad_sizes(void **state) {
     (void)state;
-    env_t e;
+    static env_t e; /* static: teardown() may close it after a failure */
     env_open(&e, 1);
     const struct {
         const char *k, *v, *want;
@@ -810,7 +827,7 @@ static void test_bad_sizes(void **state) {
     };
     rs_memory_limit_override = 1ULL << 30;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        svc_t s;
+        static svc_t s;
         const char *kv[] = {cases[i].k, cases[i].v, NULL};
         svc_conf(&s, &e, "g-bad", kv);
         rs_err_t err = RS_OK;
@@ -828,7 +845,7 @@ static void test_bad_sizes(void **state) {
         svc_free(&s);
     }
     /* The defaults fit in 1 GiB. */
-    svc_t s;
+    static svc_t s;
     svc_conf(&s, &e, "g-bad", NULL);
     uint64_t total = 0;
     char errstr[512];
@@ -841,20 +858,31 @@ static void test_bad_sizes(void **state) {
     env_close(&e);
 }
 
+/* After every test, also a failed one: stop what it left running. */
+static int teardown(void **state) {
+    (void)state;
+    for (int i = 0; i < 4; i++)
+        if (g_svcs[i]) svc_stop(g_svcs[i]);
+    for (int i = 0; i < 4; i++)
+        if (g_envs[i]) env_close(g_envs[i]);
+    rs_memory_limit_override = 0;
+    return 0;
+}
+
 int main(void) {
     const char *lv = getenv("RS_TEST_LOG");
     int level = lv ? rs_log_level_parse(lv) : -1;
     rs_log_set_level(level >= 0 ? (rs_log_level_t)level : RS_LOG_WARN);
     setvbuf(stdout, NULL, _IOLBF, 0);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_eos_label_between),
-        cmocka_unit_test(test_alo_rejects_only),
-        cmocka_unit_test(test_stop_under_load),
-        cmocka_unit_test(test_future_event),
-        cmocka_unit_test(test_duplicates),
-        cmocka_unit_test(test_dedup_restart),
-        cmocka_unit_test(test_stall_readiness),
-        cmocka_unit_test(test_bad_sizes),
+        cmocka_unit_test_teardown(test_eos_label_between, teardown),
+        cmocka_unit_test_teardown(test_alo_rejects_only, teardown),
+        cmocka_unit_test_teardown(test_stop_under_load, teardown),
+        cmocka_unit_test_teardown(test_future_event, teardown),
+        cmocka_unit_test_teardown(test_duplicates, teardown),
+        cmocka_unit_test_teardown(test_dedup_restart, teardown),
+        cmocka_unit_test_teardown(test_stall_readiness, teardown),
+        cmocka_unit_test_teardown(test_bad_sizes, teardown),
     };
     const char *f = getenv("RS_TEST_FILTER");
     if (f && *f) cmocka_set_test_filter(f);
