@@ -126,6 +126,8 @@ struct rs_service_s {
     pthread_t ckpt_io;             /* commits (fsync + rename)          */
     int ckpt_io_running;
     rs_features_ckfile_t *ckpt_cf; /* handed to ckpt_io                 */
+    void *ckpt_buf;                /* [ckpt_buf_cap] the service record  */
+    size_t ckpt_buf_cap;
     _Atomic int ckpt_io_err;
     _Atomic int64_t ckpt_io_done_us;
 
@@ -649,6 +651,7 @@ void rs_service_destroy(rs_service_t *svc) {
     free(svc->offs);
     free(svc->txn_dirty);
     free(svc->applied);
+    free(svc->ckpt_buf);
     if (svc->snap) {
         pthread_mutex_destroy(&svc->snap_lock);
         free(svc->snap);
@@ -1201,15 +1204,24 @@ static rs_err_t rs_svc_ckpt_restore(rs_service_t *svc, char *errstr,
     return RS_OK;
 }
 
-/* The service record of a checkpoint (malloc'd; cold path): the input
- * positions and, if `caches`, the scorer's entity caches. */
+/* The service record of a checkpoint: the input positions, if `caches`
+ * the scorer's entity caches, and the duplicate window.  Built in
+ * svc->ckpt_buf (owned by the service, valid until the next call): reused
+ * so that a checkpoint does not fault in fresh pages for megabytes of
+ * duplicate window each time (measured: ~40 ms at 127 000 entries). */
 static void *rs_svc_ckpt_blob(rs_service_t *svc, int caches, size_t *len) {
     uint32_t n = 0;
     for (int i = 0; i < 2 * RS_SVC_MAX_PARTS; i++) n += svc->applied[i] >= 0;
     size_t clen = caches ? rs_model_caches_size(svc->model) : 0;
     size_t dlen = svc->dedup ? rs_dedup_size(svc->dedup) : 0;
     size_t base = sizeof(rs_svc_ckpt_hdr_t) + (size_t)n * sizeof(rs_ingest_pos_t);
-    rs_svc_ckpt_hdr_t *h = rs_calloc(1, base + clen + dlen);
+    if (base + clen + dlen > svc->ckpt_buf_cap) {
+        free(svc->ckpt_buf);
+        svc->ckpt_buf_cap = base + clen + dlen;
+        svc->ckpt_buf = rs_malloc(svc->ckpt_buf_cap);
+    }
+    rs_svc_ckpt_hdr_t *h = svc->ckpt_buf;
+    memset(h, 0, base);
     *len = base; /* grows by what is written after pos[n] */
     h->magic = RS_SVC_CKPT_MAGIC;
     h->version = 3;
@@ -1295,7 +1307,6 @@ static void rs_svc_ckpt_tick(rs_service_t *svc, int64_t now_us) {
         void *blob = rs_svc_ckpt_blob(svc, 0, &len);
         rs_err_t err = rs_features_checkpoint_begin(
             svc->feat, svc->conf->checkpoint_path, blob, len, e2, sizeof(e2));
-        free(blob);
         /* The begin is a pause too (the service record, with the duplicate
          * window, is copied whole): counted with the steps. */
         if (rs_clock_mono_us() - tb > svc->st.checkpoint_step_max_us)
@@ -1372,7 +1383,6 @@ static void rs_svc_ckpt_final(rs_service_t *svc) {
                 svc->conf->checkpoint_path,
                 (long long)svc->st.checkpoint_last_ms);
     }
-    free(blob);
 }
 
 
