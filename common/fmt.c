@@ -93,7 +93,7 @@ static int rs_fmt_dec(uint64_t f, int e, char *out) {
     const char *d = dig + sizeof(dig) - n;
     int x = e + n - 1; /* decimal exponent of the first digit */
     char *p = out;
-    if (x >= 0 && x < 21) {
+    if (x >= 0 && x < 16) {
         if (x >= n - 1) { /* an integer: digits and zeros */
             memcpy(p, d, (size_t)n);
             p += n;

@@ -11,10 +11,11 @@
  * strtof/strtod and printf (tests/common/test_fmt.c, exhaustive for every
  * float32 with RS_FMT_EXHAUSTIVE=1) and fuzzed (tests/fuzz/fuzz_fmt.c).
  *
- * Notation (JavaScript's Number.prototype.toString, without the '+' of
- * positive exponents): with d1..dn the digits and x the decimal exponent
- * of d1, fixed notation when -7 < x < 21 ("0.001", "42", "1234.5"),
- * else d1[.d2..dn]e<x> ("1e-7", "1.5e21").  Zero is "0" / "-0"; non-finite
+ * Notation: with d1..dn the digits and x the decimal exponent of d1,
+ * fixed notation when -7 < x < 16 ("0.001", "42", "1234.5"), else
+ * d1[.d2..dn]e<x> ("1e-7", "1.5e16", no '+').  (JavaScript's rule, but
+ * integers stop below 1e16 so that JSON readers that hold integers in an
+ * int64, like jansson, read every output.)  Zero is "0" / "-0"; non-finite
  * values "nan", "inf", "-inf" (JSON writers handle those themselves).  No
  * locale: the decimal separator is always '.'.
  *
@@ -44,7 +45,7 @@ extern "C" {
 
 /* Buffer sizes that always suffice (including a NUL, which the functions
  * below do NOT write: they return the length). */
-#define RS_FMT_F32_MAX 24   /* "-" and 21 digits (x = 20)           */
+#define RS_FMT_F32_MAX 24   /* "-0.00000" and 9 digits: 17 chars   */
 #define RS_FMT_F64_MAX 32   /* "-0.00000" and 17 digits: 25 chars  */
 #define RS_FMT_I64_MAX 21   /* "-9223372036854775808"         */
 
