@@ -10,6 +10,7 @@
  */
 #include "proto/proto.h"
 #include "proto/proto_int.h"
+#include "common/fmt.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -87,8 +88,7 @@ long rs_ctrl_at(const char *s, size_t len) {
 }
 
 int rs_num_parse(const char *s, size_t len, double *out) {
-    char tmp[64];
-    if (!s || len == 0 || len >= sizeof(tmp)) return -1;
+    if (!s || len == 0 || len >= 64) return -1;
     size_t i = 0, digits = 0;
     if (s[i] == '+' || s[i] == '-') i++;
     while (i < len && isdigit((unsigned char)s[i])) { i++; digits++; }
@@ -105,11 +105,8 @@ int rs_num_parse(const char *s, size_t len, double *out) {
         if (!ed) return -1;
     }
     if (i != len) return -1;
-    memcpy(tmp, s, len);
-    tmp[len] = '\0';
-    errno = 0;
-    double v = strtod(tmp, NULL);   /* ERANGE on underflow is fine */
-    if (!isfinite(v)) return -1;
+    double v;   /* strtod's value, without strtod (common/fmt.h) */
+    if (rs_parse_f64(s, len, &v) != len || !isfinite(v)) return -1;
     *out = v;
     return 0;
 }

@@ -59,7 +59,8 @@ static void fill_score(rs_score_t *sc) {
     memset(sc, 0, sizeof(*sc));
     strcpy(sc->event_id, "tx-0001");
     strcpy(sc->entity_id, "card-42");
-    sc->score = 0.87341234123412341;
+    /* model outputs are float32 values (docs/schema.md) */
+    sc->score = 0.87341234123412341f;
     sc->decision = RS_DECISION_DECLINE;
     strcpy(sc->model_version, "moe-2024.03.01-a1b2c3");
     sc->event_time_ms = T_2024_03_01_12H;
@@ -72,23 +73,23 @@ static void fill_score(rs_score_t *sc) {
     ex->attended[0].event_time_ms = T_2024_03_01_12H - 60000;
     ex->attended[0].amount = 1234.5;
     strcpy(ex->attended[0].counterparty_id, "m-77");
-    ex->attended[0].weight = 0.71;
+    ex->attended[0].weight = 0.71f;
     strcpy(ex->attended[1].event_id, "tx-ffff");
     ex->attended[1].event_time_ms = T_2024_03_01_12H - 3600000;
     ex->attended[1].amount = 0;
-    ex->attended[1].weight = 0.29;
+    ex->attended[1].weight = 0.29f;
     ex->n_contrib = 2;
     strcpy(ex->contrib[0].name, "amount_zscore_7d");
-    ex->contrib[0].value = 4.2;
-    ex->contrib[0].contribution = 1.37;
+    ex->contrib[0].value = 4.2f;
+    ex->contrib[0].contribution = 1.37f;
     strcpy(ex->contrib[1].name, "new_merchant");
     ex->contrib[1].value = 1;
     ex->contrib[1].contribution = -0.25;
     ex->n_experts = 2;
     ex->experts[0].expert = 3;
-    ex->experts[0].gate_weight = 0.8;
+    ex->experts[0].gate_weight = 0.8f;
     ex->experts[1].expert = 7;
-    ex->experts[1].gate_weight = 0.2;
+    ex->experts[1].gate_weight = 0.2f;
     ex->n_reasons = 2;
     strcpy(ex->reasons[0], "amount 4.2 sd above the card's 7-day mean");
     strcpy(ex->reasons[1], "first purchase at this merchant");
@@ -227,16 +228,44 @@ static void test_json_doubles(void **state) {
                             DBL_MIN, 123456789012345678.0, 1e21, 2.5e-7,
                             0.30000000000000004, 100, 7e22, -0.0 };
     rs_score_t sc, back;
+    rs_event_t ev, evb;
     char buf[RS_ENCODE_MAX];
-    memset(&sc, 0, sizeof(sc));
+    /* doubles (event fields): bit-exact through the shortest text */
+    fill_event(&ev);
     for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
-        sc.score = vals[i];
+        ev.numeric[0].value = vals[i];
+        int n = rs_event_to_json(&ev, buf, sizeof(buf));
+        assert_true(n > 0);
+        assert_int_equal(rs_event_from_json(buf, (size_t)n, &evb, es,
+                                            sizeof(es)), RS_OK);
+        if (!dbl_same(vals[i], evb.numeric[0].value))
+            fail_msg("%.17g -> %s -> %.17g", vals[i], buf,
+                     evb.numeric[0].value);
+    }
+    assert_non_null(strstr(buf, "\"value\":-0.0}"));
+    /* float32 fields of the score record: the shortest float32 text, and
+     * the same float back; a double that is no float32 is read back
+     * rounded to float32 (inside the float range) */
+    static const struct { double v; const char *text; double back; } f[] = {
+        {0.1f, "\"score\":0.1,", 0.1f},
+        {1.0f / 3, "\"score\":0.33333334,", 1.0f / 3},
+        {0.87341234123412341f, "\"score\":0.8734124,", 0.87341234123412341f},
+        {1e-45f, "\"score\":1e-45,", 1e-45f},
+        {FLT_MAX, "\"score\":3.4028235e38,", FLT_MAX},
+        {0.1, "\"score\":0.1,", 0.1f},
+        {1e300, "\"score\":1e300,", 1e300},
+        {-0.0, "\"score\":-0.0,", -0.0},
+    };
+    memset(&sc, 0, sizeof(sc));
+    for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+        sc.score = f[i].v;
         int n = rs_score_to_json(&sc, buf, sizeof(buf));
         assert_true(n > 0);
+        if (!strstr(buf, f[i].text)) fail_msg("%.17g -> %s", f[i].v, buf);
         assert_int_equal(rs_score_from_json(buf, (size_t)n, &back, es,
                                             sizeof(es)), RS_OK);
-        if (!dbl_same(vals[i], back.score))
-            fail_msg("%.17g -> %s -> %.17g", vals[i], buf, back.score);
+        if (!dbl_same(f[i].back, back.score))
+            fail_msg("%.17g -> %s -> %.17g", f[i].v, buf, back.score);
     }
     /* non-finite values are never emitted: null, read back as 0 */
     sc.score = NAN;
