@@ -348,6 +348,55 @@ int rs_score_encode(rs_format_t fmt, const rs_score_t *sc, void *buf,
     return -1;
 }
 
+void rs_enc_arena_init(rs_enc_arena_t *arena, size_t cap) {
+    memset(arena, 0, sizeof(*arena));
+    if (cap) {
+        arena->data = rs_malloc(cap);
+        arena->cap = cap;
+    }
+}
+
+void rs_enc_arena_free(rs_enc_arena_t *arena) {
+    if (!arena) return;
+    rs_free(arena->data);
+    memset(arena, 0, sizeof(*arena));
+}
+
+rs_err_t rs_score_encode_batch(rs_format_t fmt, const rs_score_t *scores,
+                               int n, rs_enc_arena_t *arena,
+                               const void **out, size_t *out_lens,
+                               int *failed) {
+    size_t used = 0;
+    if (failed) *failed = -1;
+    for (int i = 0; i < n; i++) {
+        /* Room for any record (RS_ENCODE_MAX) before each: the encoders
+         * write into a bounded buffer and never need a second try. */
+        if (arena->cap - used < RS_ENCODE_MAX) {
+            size_t cap = arena->cap ? arena->cap : RS_ENCODE_MAX * 2;
+            while (cap - used < RS_ENCODE_MAX) cap *= 2;
+            arena->data = rs_realloc(arena->data, cap);
+            arena->cap = cap;
+        }
+        int len = rs_score_encode(fmt, &scores[i], arena->data + used,
+                                  arena->cap - used);
+        if (len < 0) {
+            if (failed) *failed = i;
+            arena->len = 0;
+            return RS_ERR_TOOBIG;
+        }
+        out_lens[i] = (size_t)len;
+        used += (size_t)len;
+    }
+    arena->len = used;
+    /* Pointers only now: the arena may have moved while growing. */
+    used = 0;
+    for (int i = 0; i < n; i++) {
+        out[i] = arena->data + used;
+        used += out_lens[i];
+    }
+    return RS_OK;
+}
+
 int rs_event_encode(rs_format_t fmt, const rs_event_t *ev, void *buf,
                     size_t size) {
     switch (fmt) {

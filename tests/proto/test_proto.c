@@ -333,6 +333,49 @@ static void test_score_json_roundtrip(void **state) {
     assert_non_null(strstr(es, "explanation.reasons"));
 }
 
+/* A batch encoded into one growing arena: every record as encoded alone,
+ * pointers valid after the arena grew; a corrupt record names its index. */
+static void test_encode_batch(void **state) {
+    (void)state;
+    enum { N = 300 };
+    static rs_score_t sc[N];
+    static const void *out[N];
+    static size_t lens[N];
+    char one[RS_ENCODE_MAX];
+    rs_enc_arena_t arena;
+    int bad;
+    rs_enc_arena_init(&arena, 100); /* far too small: grows */
+    for (int i = 0; i < N; i++) {
+        fill_score(&sc[i]);
+        snprintf(sc[i].event_id, sizeof(sc[i].event_id), "tx-%d", i);
+        sc[i].score = (float)i / N;
+    }
+    for (int fmt = 0; fmt < 2; fmt++) {
+        assert_int_equal(rs_score_encode_batch((rs_format_t)fmt, sc, N, &arena,
+                                               out, lens, &bad), RS_OK);
+        assert_int_equal(bad, -1);
+        size_t total = 0;
+        for (int i = 0; i < N; i++) {
+            int n = rs_score_encode((rs_format_t)fmt, &sc[i], one, sizeof(one));
+            assert_int_equal((size_t)n, lens[i]);
+            assert_memory_equal(out[i], one, lens[i]);
+            total += lens[i];
+        }
+        assert_int_equal(arena.len, total);
+        assert_true(arena.cap >= total);
+    }
+    size_t cap = arena.cap;
+    assert_int_equal(rs_score_encode_batch(RS_FORMAT_JSON, sc, N, &arena, out,
+                                           lens, NULL), RS_OK);
+    assert_int_equal(arena.cap, cap); /* warm: no growth */
+    sc[7].explanation.n_contrib = RS_MAX_CONTRIB + 1;
+    assert_int_equal(rs_score_encode_batch(RS_FORMAT_JSON, sc, N, &arena, out,
+                                           lens, &bad), RS_ERR_TOOBIG);
+    assert_int_equal(bad, 7);
+    rs_enc_arena_free(&arena);
+    rs_enc_arena_free(&arena); /* twice: fine */
+}
+
 static void test_pb_roundtrip(void **state) {
     (void)state;
     uint8_t buf[RS_ENCODE_MAX];
@@ -1385,6 +1428,7 @@ int main(void) {
         cmocka_unit_test(test_json_doubles),
         cmocka_unit_test(test_label_json_roundtrip),
         cmocka_unit_test(test_score_json_roundtrip),
+        cmocka_unit_test(test_encode_batch),
         cmocka_unit_test(test_pb_roundtrip),
         cmocka_unit_test(test_json_pb_json),
         cmocka_unit_test(test_object_vs_array),
