@@ -242,12 +242,15 @@ rs_err_t rs_event_validate(const rs_event_t *ev, char *errstr,
         return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
                        "field 'numeric_fields': %d entries, max %d",
                        ev->n_numeric, RS_MAX_NUMERIC);
+    /* The field's name for a message is only formatted on failure (a
+     * second, identical check): this runs for every event. */
     for (int i = 0; i < ev->n_numeric; i++) {
         const rs_numeric_t *nf = &ev->numeric[i];
-        snprintf(what, sizeof(what), "numeric_fields[%d].name", i);
-        if ((err = rs_str_check(nf->name, sizeof(nf->name), what, 1, 1,
-                                errstr, errstr_size)))
-            return err;
+        if (rs_str_check(nf->name, sizeof(nf->name), "", 1, 1, NULL, 0)) {
+            snprintf(what, sizeof(what), "numeric_fields[%d].name", i);
+            return rs_str_check(nf->name, sizeof(nf->name), what, 1, 1,
+                                errstr, errstr_size);
+        }
         if (!isfinite(nf->value))
             return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
                            "field 'numeric_fields[%d].value' (%s): %s is "
@@ -261,15 +264,17 @@ rs_err_t rs_event_validate(const rs_event_t *ev, char *errstr,
                        ev->n_categ, RS_MAX_CATEG);
     for (int i = 0; i < ev->n_categ; i++) {
         const rs_categ_t *cf = &ev->categ[i];
-        snprintf(what, sizeof(what), "categorical_fields[%d].name", i);
-        if ((err = rs_str_check(cf->name, sizeof(cf->name), what, 1, 1,
-                                errstr, errstr_size)))
-            return err;
+        if (rs_str_check(cf->name, sizeof(cf->name), "", 1, 1, NULL, 0)) {
+            snprintf(what, sizeof(what), "categorical_fields[%d].name", i);
+            return rs_str_check(cf->name, sizeof(cf->name), what, 1, 1,
+                                errstr, errstr_size);
+        }
         /* Values are free text: control characters are escaped in JSON. */
-        snprintf(what, sizeof(what), "categorical_fields[%d].value", i);
-        if ((err = rs_str_check(cf->value, sizeof(cf->value), what, 0, 0,
-                                errstr, errstr_size)))
-            return err;
+        if (rs_str_check(cf->value, sizeof(cf->value), "", 0, 0, NULL, 0)) {
+            snprintf(what, sizeof(what), "categorical_fields[%d].value", i);
+            return rs_str_check(cf->value, sizeof(cf->value), what, 0, 0,
+                                errstr, errstr_size);
+        }
     }
     return RS_OK;
 }

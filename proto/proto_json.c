@@ -1,5 +1,11 @@
 /* proto_json.c -- JSON codec for riskstream records.
  *
+ * The event and label decoders of the per-event path are in
+ * proto_jsonr.c (streaming, no allocation); the jansson versions below
+ * stay as their reference (rs_event_from_json_jansson, ...: tests and the
+ * fuzz target compare both).  Score records and foreign lines are decoded
+ * here.
+ *
  * Decoding goes through jansson (one json_t tree per call, freed before
  * returning); the tree is walked with small typed getters that name the
  * field in every error ("field 'numeric_fields[2].value': expected
@@ -366,8 +372,9 @@ static rs_err_t jd_event(const json_t *o, rs_event_t *ev, char *errstr,
     return RS_OK;
 }
 
-rs_err_t rs_event_from_json(const char *buf, size_t len, rs_event_t *ev,
-                            char *errstr, size_t errstr_size) {
+rs_err_t rs_event_from_json_jansson(const char *buf, size_t len,
+                                    rs_event_t *ev, char *errstr,
+                                    size_t errstr_size) {
     json_t *root;
     rs_err_t err;
     if (!ev) return rs_errf(errstr, errstr_size, RS_ERR_INVALID, "no event");
@@ -378,8 +385,9 @@ rs_err_t rs_event_from_json(const char *buf, size_t len, rs_event_t *ev,
     return err ? err : rs_event_validate(ev, errstr, errstr_size);
 }
 
-rs_err_t rs_label_from_json(const char *buf, size_t len, rs_label_t *lb,
-                            char *errstr, size_t errstr_size) {
+rs_err_t rs_label_from_json_jansson(const char *buf, size_t len,
+                                    rs_label_t *lb, char *errstr,
+                                    size_t errstr_size) {
     json_t *root;
     rs_err_t err;
     size_t es = errstr_size;

@@ -6,8 +6,9 @@
  *     the encoder before common/fmt (legacy_json.c: printf/strtod for
  *     every double) vs rs_score_to_json vs rs_score_encode_batch (the
  *     service's path, 512 records a batch) vs protobuf;
- *  2. decoding: the event JSON decoder (jansson, as consumed), the score
- *     record decoder, and strtod vs rs_parse_f64 on typical numbers;
+ *  2. decoding: the event and label JSON decoders before (jansson, kept as
+ *     rs_event_from_json_jansson) and now (streaming, proto_jsonr.c), the
+ *     score record decoder, and strtod vs rs_parse_f64 on typical numbers;
  *  3. Redis, against a private redis-server this program starts on a unix
  *     socket in a temp dir: the old command layout (per event SET NX with
  *     the old JSON, ZADD, PEXPIRE, ZREMRANGEBYRANK; pipelined per batch as
@@ -41,6 +42,7 @@
 
 #include "common/fmt.h"
 #include "proto/proto.h"
+#include "proto/proto_int.h" /* the jansson decoders, for "before" */
 #include "scoring/sink.h"
 
 extern char **environ;
@@ -253,7 +255,7 @@ static void bench_decoding(rs_rng_t *rng, const rs_score_t *pool, long n) {
     char es[256];
     rs_event_t ev;
     rs_score_t sc;
-    row_t rows[4];
+    row_t rows[6];
     double t0, bytes = 0;
 
     ev_js = malloc(sizeof(*ev_js) * POOL);
@@ -264,11 +266,45 @@ static void bench_decoding(rs_rng_t *rng, const rs_score_t *pool, long n) {
     }
     t0 = cpu_s();
     for (long i = 0; i < n; i++)
+        if (rs_event_from_json_jansson(ev_js[i % POOL], ev_len[i % POOL], &ev,
+                                       es, sizeof(es)) != RS_OK)
+            abort();
+    rows[0] = (row_t){"event JSON -> rs_event_t before (jansson tree + strtod)",
+                      (cpu_s() - t0) * 1e9 / (double)n, bytes / POOL};
+    t0 = cpu_s();
+    for (long i = 0; i < n; i++)
         if (rs_event_from_json(ev_js[i % POOL], ev_len[i % POOL], &ev, es,
                                sizeof(es)) != RS_OK)
             abort();
-    rows[0] = (row_t){"event JSON -> rs_event_t (rs_event_from_json, jansson)",
+    rows[4] = (row_t){"event JSON -> rs_event_t now (rs_event_from_json: streaming)",
                       (cpu_s() - t0) * 1e9 / (double)n, bytes / POOL};
+    static char lb_js[POOL][160];
+    static size_t lb_len[POOL];
+    rs_label_t lb;
+    bytes = 0;
+    for (int i = 0; i < POOL; i++) {
+        lb = (rs_label_t){.value = (double)(i & 1),
+                          .label_time_ms = 1767225600000LL + i};
+        snprintf(lb.event_id, sizeof(lb.event_id), "tx-%010d", i);
+        snprintf(lb.entity_id, sizeof(lb.entity_id), "card-%05d", i % 10000);
+        lb_len[i] = (size_t)rs_label_to_json(&lb, lb_js[i], sizeof(lb_js[i]));
+        bytes += (double)lb_len[i];
+    }
+    t0 = cpu_s();
+    for (long i = 0; i < n; i++)
+        if (rs_label_from_json_jansson(lb_js[i % POOL], lb_len[i % POOL], &lb,
+                                       es, sizeof(es)) != RS_OK)
+            abort();
+    double lb_old = (cpu_s() - t0) * 1e9 / (double)n;
+    t0 = cpu_s();
+    for (long i = 0; i < n; i++)
+        if (rs_label_from_json(lb_js[i % POOL], lb_len[i % POOL], &lb, es,
+                               sizeof(es)) != RS_OK)
+            abort();
+    rows[5] = (row_t){"label JSON -> rs_label_t now (streaming)",
+                      (cpu_s() - t0) * 1e9 / (double)n, bytes / POOL};
+    row_t lrow_old = {"label JSON -> rs_label_t before (jansson)", lb_old,
+                      bytes / POOL};
 
     bytes = 0;
     for (int i = 0; i < 64; i++) {
@@ -308,7 +344,9 @@ static void bench_decoding(rs_rng_t *rng, const rs_score_t *pool, long n) {
     rows[3] = (row_t){"a number: rs_parse_f64 (Clinger / Eisel-Lemire)",
                       (cpu_s() - t0) * 1e9 / (double)k, 0};
     sink_bytes += acc != 0; /* keep the sums alive */
-    print_rows("Decoding (input path and readers)", rows, 4, "item");
+    row_t out[7] = {rows[0], rows[4], lrow_old, rows[5], rows[1], rows[2],
+                    rows[3]};
+    print_rows("Decoding (input path and readers)", out, 7, "item");
     free(ev_js);
 }
 

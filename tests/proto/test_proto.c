@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "proto/proto.h"
+#include "proto/proto_int.h"
 
 #define T_2024_03_01_12H 1709294400000LL   /* 2024-03-01 12:00:00 UTC */
 
@@ -374,6 +375,103 @@ static void test_encode_batch(void **state) {
     assert_int_equal(bad, 7);
     rs_enc_arena_free(&arena);
     rs_enc_arena_free(&arena); /* twice: fine */
+}
+
+/* The streaming event/label decoders against the jansson ones they
+ * replaced: same error code, and on success the same record, bit for
+ * bit.  Duplicate keys (the last wins), escapes in keys and values,
+ * object forms with repeated names, nesting, numbers at the edges. */
+static void test_json_decoders_agree(void **state) {
+    (void)state;
+#define H "\"id\":\"a\",\"type\":\"t\",\"entity_id\":\"e\",\"event_time_ms\":1709294400000"
+    static const char *const ev[] = {
+        "{" H "}",
+        "{" H ",\"amount\":1,\"amount\":2.5}",
+        "{" H ",\"amount\":\"x\",\"amount\":2}",
+        "{\"\\u0069d\":\"esc-key\",\"type\":\"t\",\"entity_id\":\"e\","
+        "\"event_time_ms\":1709294400000}",
+        "{" H ",\"counterparty_id\":\"caf\\u00e9 \\ud83d\\ude00 \\\" \\n\"}",
+        "{" H ",\"counterparty_id\":12345678901234}",
+        "{" H ",\"counterparty_id\":1.5}",
+        "{" H ",\"numeric_fields\":{\"a\":1,\"b\":\"2.5\",\"a\":3}}",
+        "{" H ",\"numeric_fields\":{\"a\":\"NaN\",\"a\":3}}",
+        "{" H ",\"numeric_fields\":{\"a\":null}}",
+        "{" H ",\"numeric_fields\":[{\"name\":\"x\",\"value\":true,"
+        "\"name\":\"y\"},{\"value\":1,\"name\":\"z\",\"junk\":[[{}]]}]}",
+        "{" H ",\"numeric_fields\":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17]}",
+        "{" H ",\"numeric_fields\":[{\"name\":\"a\"},2]}",
+        "{" H ",\"categorical_fields\":{\"mcc\":5411,\"c\":\"FR\",\"mcc\":\"1\"}}",
+        "{" H ",\"categorical_fields\":[{\"name\":\"n\",\"value\":7}]}",
+        "{" H ",\"categorical_fields\":[{\"name\":\"n\",\"value\":7.5}]}",
+        "{" H ",\"event_time_ms\":\"2024-03-01T12:00:00Z\"}",
+        "{" H ",\"event_time_ms\":1.7092944e12}",
+        "{" H ",\"event_time_ms\":99999999999999999999}",
+        "{" H ",\"amount\":1e400}", "{" H ",\"amount\":1e-400}",
+        "{" H ",\"amount\":-0}", "{" H ",\"amount\":-0.0}",
+        "{" H ",\"amount\":0123}", "{" H ",\"amount\":.5}",
+        "{" H ",\"amount\":\"  5\"}", "{" H ",\"amount\":\"5e3\"}",
+        "{" H ",\"schema_version\":2}", "{" H ",\"schema_version\":\"1\"}",
+        "{" H ",\"x\":{\"y\":[1,{\"z\":null}],\"w\":\"\\ud800\"}}",
+        "{" H ",\"x\":\"\\udc00\"}", "{" H ",\"x\":\"\\u0000\"}",
+        "{" H ",}", "{" H "} x", "{" H "}\n ", " {" H "}", "[{" H "}]",
+        "{" H ",\"x\":[1,]}", "{" H ",\"x\":tru}", "{" H ",\"x\":\"\t\"}",
+        "{" H ",\"id\":null}", "{" H ",\"type\":\"\"}", "{}", "", "   ",
+        "{\"id\":\"a\"", "{\"id\" \"a\"}", "\"str\"", "42",
+    };
+    rs_event_t a, b;
+    char e1[256], e2[256];
+    for (size_t i = 0; i < sizeof(ev) / sizeof(ev[0]); i++) {
+        rs_err_t x = rs_event_from_json(ev[i], strlen(ev[i]), &a, e1,
+                                        sizeof(e1));
+        rs_err_t y = rs_event_from_json_jansson(ev[i], strlen(ev[i]), &b, e2,
+                                                sizeof(e2));
+        if (x != y)
+            fail_msg("%s: streaming %d (%s), jansson %d (%s)", ev[i], x, e1,
+                     y, e2);
+        if (x == RS_OK) assert_event_eq(&a, &b);
+        /* the same message for field errors (syntax: wording differs) */
+        if (x != RS_OK && strncmp(e2, "invalid JSON", 12) &&
+            strcmp(e1, e2))
+            fail_msg("%s: '%s' vs '%s'", ev[i], e1, e2);
+    }
+    /* nesting: 2048 levels are fine, 2049 are not (jansson's limit) */
+    for (int depth = 2047; depth <= 2049; depth++) {
+        size_t len = 0;
+        static char deep[8192];
+        len += (size_t)sprintf(deep, "{" H ",\"x\":");
+        for (int k = 1; k < depth; k++) deep[len++] = '[';
+        for (int k = 1; k < depth; k++) deep[len++] = ']';
+        deep[len++] = '}';
+        rs_err_t x = rs_event_from_json(deep, len, &a, e1, sizeof(e1));
+        rs_err_t y = rs_event_from_json_jansson(deep, len, &b, e2, sizeof(e2));
+        if (x != y) fail_msg("depth %d: %d vs %d (%s)", depth, x, y, e2);
+    }
+#undef H
+    static const char *const lb[] = {
+        "{\"event_id\":\"a\",\"entity_id\":\"e\",\"value\":1,"
+        "\"label_time_ms\":1709294400000}",
+        "{\"event_id\":7,\"entity_id\":\"e\",\"value\":true,"
+        "\"label_time_ms\":\"2024-03-01 12:00:00\"}",
+        "{\"event_id\":\"a\",\"entity_id\":\"e\",\"value\":\"0.5\","
+        "\"label_time_ms\":1709294400000,\"value\":2}",
+        "{\"event_id\":\"a\",\"entity_id\":\"e\",\"label_time_ms\":1}",
+        "{\"event_id\":\"a\"}", "[]",
+    };
+    for (size_t i = 0; i < sizeof(lb) / sizeof(lb[0]); i++) {
+        rs_label_t la, lr;
+        rs_err_t x = rs_label_from_json(lb[i], strlen(lb[i]), &la, e1,
+                                        sizeof(e1));
+        rs_err_t y = rs_label_from_json_jansson(lb[i], strlen(lb[i]), &lr, e2,
+                                                sizeof(e2));
+        if (x != y)
+            fail_msg("%s: streaming %d (%s), jansson %d (%s)", lb[i], x, e1,
+                     y, e2);
+        if (x == RS_OK) {
+            assert_string_equal(la.event_id, lr.event_id);
+            assert_true(dbl_same(la.value, lr.value));
+            assert_int_equal(la.label_time_ms, lr.label_time_ms);
+        }
+    }
 }
 
 static void test_pb_roundtrip(void **state) {
@@ -1429,6 +1527,7 @@ int main(void) {
         cmocka_unit_test(test_label_json_roundtrip),
         cmocka_unit_test(test_score_json_roundtrip),
         cmocka_unit_test(test_encode_batch),
+        cmocka_unit_test(test_json_decoders_agree),
         cmocka_unit_test(test_pb_roundtrip),
         cmocka_unit_test(test_json_pb_json),
         cmocka_unit_test(test_object_vs_array),
