@@ -28,11 +28,14 @@
  *   own).
  *
  * Redis sink (rs_sink_redis_t) -- key schema (prefix default "rs:"):
- *   <prefix>score:<event_id>           STRING  score record as JSON, PX ttl
+ *   <prefix>score:<event_id>           STRING  score record as JSON (the
+ *                                              bytes the scores topic got),
+ *                                              PX ttl, NX
  *   <prefix>entity:<entity_id>:scores  ZSET    member event_id, score
- *                                              event_time_ms; PEXPIRE ttl;
- *                                              only the newest
- *                                              entity_index_max kept
+ *                                              event_time_ms; one ZADD,
+ *                                              PEXPIRE ttl and trim per
+ *                                              entity of a batch; only the
+ *                                              newest entity_index_max kept
  *   <prefix>input:<event_id>           STRING  scoring inputs of the event
  *                                              (binary model input log,
  *                                              rs_model_rescore), PX
