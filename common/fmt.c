@@ -33,6 +33,7 @@
 #include "common/fmt.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -248,6 +249,58 @@ int rs_fmt_f64(double v, char *buf) {
     return (int)(p - buf) + rs_fmt_dec(f, k, p);
 }
 
+/* rs_fmt_f32's rare second choice for v > 0 (see there): the shortest
+ * L-digit decimal, L = 1..9, among the two nearest to v at that length,
+ * that reads back as v both through strtof and through strtod + (float);
+ * the closer one if both do.  9 digits always do (the correctly rounded
+ * 9-digit decimal is within 5e-9 of v, relatively, and the float bounds
+ * are 3e-8 away), so this ends.  printf here only: a cold path. */
+static int rs_fmt_f32_both(float v, char *out) {
+    char full[64], tmp[RS_FMT_F32_MAX];
+    /* v's decimal expansion, exact enough to tell which side of a
+     * candidate it lies on */
+    snprintf(full, sizeof(full), "%.30e", (double)v);
+    int x = atoi(strchr(full, 'e') + 1);
+    char dig[40];
+    int nd = 0;
+    for (const char *p = full; *p != 'e'; p++)
+        if (*p >= '0' && *p <= '9') dig[nd++] = *p;
+    for (int L = 1; L <= 9; L++) {
+        /* t = first L digits of v (truncated), candidates t and t + 1 */
+        uint64_t t = 0;
+        for (int i = 0; i < L; i++) t = t * 10 + (uint64_t)(dig[i] - '0');
+        int rest_zero = 1;
+        for (int i = L; i < nd; i++) rest_zero &= dig[i] == '0';
+        int half = 0; /* v's remainder vs half a unit: -1 below, 0 tie, 1 */
+        if (dig[L] > '5') half = 1;
+        else if (dig[L] < '5') half = -1;
+        else {
+            half = 0;
+            for (int i = L + 1; i < nd; i++)
+                if (dig[i] != '0') half = 1;
+        }
+        uint64_t cand[2] = {t, t + 1};
+        int order = (half > 0) ? 1 : 0; /* try the nearer first */
+        if (rest_zero) order = 0;
+        for (int j = 0; j < 2; j++) {
+            uint64_t c = cand[order ^ j];
+            if (c == 0) continue;
+            int e = x - (L - 1);
+            int n = rs_fmt_dec(c, e, tmp);
+            double d;
+            float f;
+            rs_parse_f64(tmp, (size_t)n, &d);
+            rs_parse_f32(tmp, (size_t)n, &f);
+            if (f == v && (float)d == v) {
+                memcpy(out, tmp, (size_t)n);
+                return n;
+            }
+            if (rest_zero) break; /* v is t itself */
+        }
+    }
+    return rs_fmt_dec(0, 0, out); /* not reached */
+}
+
 int rs_fmt_f32(float v, char *buf) {
     uint32_t bits;
     memcpy(&bits, &v, sizeof(bits));
@@ -287,7 +340,23 @@ int rs_fmt_f32(float v, char *buf) {
     uint64_t vbl = rs_rop32(g, cbl << h);
     uint64_t vbr = rs_rop32(g, cbr << h);
     uint64_t f = rs_fmt_pick(vb, vbl, vbr, out);
-    return (int)(p - buf) + rs_fmt_dec(f, k, p);
+    int n = rs_fmt_dec(f, k, p);
+    /* Readers that parse a double and round it to float32 (most JSON
+     * readers, then (float) / numpy.float32) get v back unless the double
+     * nearest to the text is exactly a float midpoint: possible only when
+     * the text lies within 2^-53 (relative) of a bound of the rounding
+     * interval, i.e. within one unit of vbl / vbr here.  Check those few
+     * (about a tenth); the rare failures (7.038531e-26: 1 float in ~10^7)
+     * take rs_fmt_f32_both. */
+    int64_t dl = (int64_t)(4 * f) - (int64_t)vbl,
+            dr = (int64_t)vbr - (int64_t)(4 * f);
+    if (dl <= 3 || dr <= 3) {
+        double d;
+        float a = neg ? -v : v;
+        rs_parse_f64(p, (size_t)n, &d);
+        if ((float)d != a) n = rs_fmt_f32_both(a, p);
+    }
+    return (int)(p - buf) + n;
 }
 
 int rs_fmt_u64(uint64_t v, char *buf) {
