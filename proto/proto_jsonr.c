@@ -329,6 +329,59 @@ static int jr_value(jr_t *r, jv_t *v) {
     return jr_scalar(r, v);
 }
 
+/* The decoded bytes (1..4) of the next character of a validated string
+ * at *sp: a plain byte or one escape (a surrogate pair is one). */
+static size_t jr_unit(const char **sp, char *u) {
+    const char *s = *sp;
+    if (*s != '\\') {
+        u[0] = *s;
+        *sp = s + 1;
+        return 1;
+    }
+    char c = s[1];
+    s += 2;
+    size_t n = 1;
+    switch (c) {
+    case 'b': u[0] = '\b'; break;
+    case 'f': u[0] = '\f'; break;
+    case 'n': u[0] = '\n'; break;
+    case 'r': u[0] = '\r'; break;
+    case 't': u[0] = '\t'; break;
+    case 'u': {
+        unsigned cp, lo;
+        jr_hex4(s, &cp);
+        s += 4;
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+            jr_hex4(s + 2, &lo);
+            s += 6;
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+        }
+        if (cp < 0x80) {
+            u[0] = (char)cp;
+        } else if (cp < 0x800) {
+            u[0] = (char)(0xC0 | (cp >> 6));
+            u[1] = (char)(0x80 | (cp & 0x3F));
+            n = 2;
+        } else if (cp < 0x10000) {
+            u[0] = (char)(0xE0 | (cp >> 12));
+            u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+            u[2] = (char)(0x80 | (cp & 0x3F));
+            n = 3;
+        } else {
+            u[0] = (char)(0xF0 | (cp >> 18));
+            u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+            u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+            u[3] = (char)(0x80 | (cp & 0x3F));
+            n = 4;
+        }
+        break;
+    }
+    default: u[0] = c; break; /* " \ / */
+    }
+    *sp = s;
+    return n;
+}
+
 /* Unescape a validated string token into dst (room for v->slen bytes). */
 static void jr_unescape(const jv_t *v, char *dst) {
     if (!v->esc) {
@@ -337,47 +390,24 @@ static void jr_unescape(const jv_t *v, char *dst) {
     }
     const char *s = v->p, *e = v->p + v->len;
     while (s < e) {
-        if (*s != '\\') {
-            *dst++ = *s++;
-            continue;
-        }
-        char c = s[1];
-        s += 2;
-        switch (c) {
-        case 'b': *dst++ = '\b'; break;
-        case 'f': *dst++ = '\f'; break;
-        case 'n': *dst++ = '\n'; break;
-        case 'r': *dst++ = '\r'; break;
-        case 't': *dst++ = '\t'; break;
-        case 'u': {
-            unsigned cp, lo;
-            jr_hex4(s, &cp);
-            s += 4;
-            if (cp >= 0xD800 && cp <= 0xDBFF) {
-                jr_hex4(s + 2, &lo);
-                s += 6;
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-            }
-            if (cp < 0x80) {
-                *dst++ = (char)cp;
-            } else if (cp < 0x800) {
-                *dst++ = (char)(0xC0 | (cp >> 6));
-                *dst++ = (char)(0x80 | (cp & 0x3F));
-            } else if (cp < 0x10000) {
-                *dst++ = (char)(0xE0 | (cp >> 12));
-                *dst++ = (char)(0x80 | ((cp >> 6) & 0x3F));
-                *dst++ = (char)(0x80 | (cp & 0x3F));
-            } else {
-                *dst++ = (char)(0xF0 | (cp >> 18));
-                *dst++ = (char)(0x80 | ((cp >> 12) & 0x3F));
-                *dst++ = (char)(0x80 | ((cp >> 6) & 0x3F));
-                *dst++ = (char)(0x80 | (cp & 0x3F));
-            }
-            break;
-        }
-        default: *dst++ = c; break; /* " \ / */
-        }
+        if (*s != '\\') *dst++ = *s++;
+        else dst += jr_unit(&s, dst);
     }
+}
+
+/* Two string tokens with the same decoded bytes (any length)? */
+static int jr_str_eq(const jv_t *a, const jv_t *b) {
+    if (a->slen != b->slen) return 0;
+    if (!a->esc && !b->esc) return memcmp(a->p, b->p, a->slen) == 0;
+    const char *pa = a->p, *pb = b->p;
+    char ua[4], ub[4];
+    size_t na = 0, ia = 0, nb = 0, ib = 0;
+    for (size_t i = 0; i < a->slen; i++) {
+        if (ia == na) { na = jr_unit(&pa, ua); ia = 0; }
+        if (ib == nb) { nb = jr_unit(&pb, ub); ib = 0; }
+        if (ua[ia++] != ub[ib++]) return 0;
+    }
+    return 1;
 }
 
 /* A string token equal to key[0..kl)? */
@@ -715,17 +745,11 @@ static rs_err_t jr_numeric_fields(const jv_t *c, rs_event_t *ev, char *errstr,
         size_t n = 0;
         jr_it_init(&it, c);
         while (jr_it_next(&it, &k, &v) == 0) {
+            /* (beyond the 16 kept, repeated names are counted again:
+             * only the count in the "too many" message can differ from
+             * jansson's) */
             size_t j = 0;
-            for (; j < n && j < RS_MAX_NUMERIC; j++) {
-                /* (a name too long for the record is refused anyway:
-                 * compared as distinct, only the count in the message
-                 * may differ from jansson's) */
-                char a[RS_NAME_MAX], b[RS_NAME_MAX];
-                if (kk[j].slen != k.slen || k.slen >= RS_NAME_MAX) continue;
-                jr_unescape(&kk[j], a);
-                jr_unescape(&k, b);
-                if (!memcmp(a, b, k.slen)) break;
-            }
+            while (j < n && j < RS_MAX_NUMERIC && !jr_str_eq(&kk[j], &k)) j++;
             if (j < n && j < RS_MAX_NUMERIC) {
                 vv[j] = v;
                 continue;
@@ -814,14 +838,8 @@ static rs_err_t jr_categ_fields(const jv_t *c, rs_event_t *ev, char *errstr,
         size_t n = 0;
         jr_it_init(&it, c);
         while (jr_it_next(&it, &k, &v) == 0) {
-            size_t j = 0;
-            for (; j < n && j < RS_MAX_CATEG; j++) {
-                char a[RS_NAME_MAX], b[RS_NAME_MAX];
-                if (kk[j].slen != k.slen || k.slen >= RS_NAME_MAX) continue;
-                jr_unescape(&kk[j], a);
-                jr_unescape(&k, b);
-                if (!memcmp(a, b, k.slen)) break;
-            }
+            size_t j = 0; /* as numeric_fields */
+            while (j < n && j < RS_MAX_CATEG && !jr_str_eq(&kk[j], &k)) j++;
             if (j < n && j < RS_MAX_CATEG) {
                 vv[j] = v;
                 continue;
