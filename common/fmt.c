@@ -345,12 +345,14 @@ int rs_fmt_f32(float v, char *buf) {
      * readers, then (float) / numpy.float32) get v back unless the double
      * nearest to the text is exactly a float midpoint: possible only when
      * the text lies within 2^-53 (relative) of a bound of the rounding
-     * interval, i.e. within one unit of vbl / vbr here.  Check those few
-     * (about a tenth); the rare failures (7.038531e-26: 1 float in ~10^7)
-     * take rs_fmt_f32_both. */
+     * interval: far less than one unit of vbl / vbr here (4 f < 2^31),
+     * and the rounded-to-odd bounds are within one unit of the exact
+     * ones, so |4 f - vbl| <= 1 or |vbr - 4 f| <= 1.  Check those (a few
+     * percent); the rare failures (7.038531e-26) take
+     * rs_fmt_f32_both. */
     int64_t dl = (int64_t)(4 * f) - (int64_t)vbl,
             dr = (int64_t)vbr - (int64_t)(4 * f);
-    if (dl <= 3 || dr <= 3) {
+    if (dl <= 1 || dr <= 1) {
         double d;
         float a = neg ? -v : v;
         rs_parse_f64(p, (size_t)n, &d);
