@@ -10,8 +10,11 @@
  * plus edge cases (powers of two and their neighbours, binade bounds,
  * subnormals, integers, cents).  RS_FMT_EXHAUSTIVE=1 checks all 2^32
  * float32 bit patterns instead for round trip and shortness (closeness
- * stays sampled: printf is the slow part):
- * RS_FMT_EXHAUSTIVE=1 build/tests/common/test_fmt.
+ * stays sampled: printf is the slow part) with glibc as the reader (hours);
+ * RS_FMT_EXHAUSTIVE=fast with rs_parse_f32/_f64 as the reader (minutes);
+ * RS_FMT_EXHAUSTIVE_STRIDE=k checks every k-th pattern:
+ *   RS_FMT_EXHAUSTIVE=fast build/tests/common/test_fmt
+ *   RS_FMT_EXHAUSTIVE=1 RS_FMT_EXHAUSTIVE_STRIDE=16 build/tests/common/test_fmt
  * Input: rs_parse_f64 / _f32 give strtod's / strtof's bits and end on
  * random decimal strings of every shape (long, tiny, huge, halfway).
  * The power-of-ten table and the log approximations are checked with
@@ -201,9 +204,32 @@ static void dec_of(const char *s, uint64_t *D, int *E, int *n) {
 static uint64_t n_checked;
 static int closest_checks = 1; /* off in the exhaustive run (printf cost) */
 
+/* The readers: glibc, or (RS_FMT_EXHAUSTIVE=fast) our own parsers, which
+ * are checked against glibc below and by fuzz_fmt -- four times faster,
+ * so that all 2^32 floats take minutes instead of hours. */
+static int fast_readers;
+
+static float rd_f32(const char *t) {
+    float f;
+    if (fast_readers) {
+        rs_parse_f32(t, strlen(t), &f);
+        return f;
+    }
+    return strtof(t, NULL);
+}
+
+static double rd_f64(const char *t) {
+    double d;
+    if (fast_readers) {
+        rs_parse_f64(t, strlen(t), &d);
+        return d;
+    }
+    return strtod(t, NULL);
+}
+
 /* t reads back as v through strtof and through strtod + (float) */
 static int f32_both(const char *t, float v) {
-    float a = strtof(t, NULL), b = (float)strtod(t, NULL);
+    float a = rd_f32(t), b = (float)rd_f64(t);
     return !memcmp(&a, &v, 4) && !memcmp(&b, &v, 4);
 }
 
@@ -216,11 +242,11 @@ static void check_f32(float v) {
     b[len] = '\0';
     n_checked++;
     if (isnan(v)) { assert_string_equal(b, "nan"); return; }
-    float r = strtof(b, NULL);
+    float r = rd_f32(b);
     if (memcmp(&r, &v, 4)) fail_msg("f32 %a -> '%s' -> %a", (double)v, b, (double)r);
     /* A reader that parses the text as a double and narrows it (jansson
      * then (float)) gets the same float: no double rounding. */
-    r = (float)strtod(b, NULL);
+    r = (float)rd_f64(b);
     if (memcmp(&r, &v, 4))
         fail_msg("f32 %a -> '%s' -> (float)strtod %a", (double)v, b, (double)r);
     if (v == 0 || isinf(v)) return;
@@ -235,7 +261,7 @@ static void check_f32(float v) {
                      D / 10 + (uint64_t)up, E + 1);
             if (f32_both(c, v))
                 fail_msg("f32 %a: '%s' but '%s' is shorter", (double)v, b, c);
-            float x = strtof(c, NULL);
+            float x = rd_f32(c);
             if (!memcmp(&x, &v, 4)) n_longer++;
         }
     }
@@ -331,21 +357,28 @@ static void test_fmt_f32(void **state) {
     (void)state;
     const char *ex = getenv("RS_FMT_EXHAUSTIVE");
     n_checked = 0;
-    if (ex && *ex == '1') {
+    if (ex && (*ex == '1' || !strcmp(ex, "fast"))) {
         time_t t0 = time(NULL);
+        /* RS_FMT_EXHAUSTIVE_STRIDE=k: every k-th bit pattern only */
+        const char *st = getenv("RS_FMT_EXHAUSTIVE_STRIDE");
+        uint64_t stride = st && atoi(st) > 0 ? (uint64_t)atoi(st) : 1;
+        fast_readers = !strcmp(ex, "fast");
         closest_checks = 0; /* round trip (strtof, (float)strtod) and
                              * shortest; closest: the sampled run */
-        for (uint64_t u = 0; u <= 0xffffffffULL; u++) {
+        for (uint64_t u = 0; u <= 0xffffffffULL; u += stride) {
             float v = f32_of((uint32_t)u);
             if (isnan(v)) continue;
             check_f32(v);
-            if ((u & 0xfffffff) == 0xfffffff)
+            if ((u & 0xfffffff) < stride && u >= stride)
                 fprintf(stderr, "  f32 exhaustive: %08" PRIx64 " (%lds)\n", u,
                         (long)(time(NULL) - t0));
         }
-        fprintf(stderr, "  f32 exhaustive: %" PRIu64 " values in %lds, %"
-                PRIu64 " longer than strtof's shortest (double rounding)\n",
-                n_checked, (long)(time(NULL) - t0), n_longer);
+        fprintf(stderr, "  f32 exhaustive (%s readers, stride %" PRIu64
+                "): %" PRIu64 " values in %lds, %" PRIu64 " longer than "
+                "strtof's shortest (double rounding)\n",
+                fast_readers ? "rs_parse" : "glibc", stride, n_checked,
+                (long)(time(NULL) - t0), n_longer);
+        fast_readers = 0;
         return;
     }
     /* subnormals: the smallest and largest 2^16, every 61st between */
