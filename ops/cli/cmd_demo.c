@@ -43,7 +43,11 @@ static void rs_demo_print_lookup(const char *id, const char *json,
         printf("%s\n", json);
         return;
     }
-    char *pretty = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    /* The record's reals are float32 values written in their shortest
+     * form: 9 significant digits print them as stored (jansson's default
+     * 17 would show the double's noise: 0.50428280000000003). */
+    char *pretty = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
+                                     JSON_REAL_PRECISION(9));
     printf("%s\n", pretty ? pretty : json);
     free(pretty);
     json_decref(j);
