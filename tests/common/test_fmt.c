@@ -12,7 +12,8 @@
  * float32 bit patterns instead for round trip and shortness (closeness
  * stays sampled: printf is the slow part) with glibc as the reader (hours);
  * RS_FMT_EXHAUSTIVE=fast with rs_parse_f32/_f64 as the reader (minutes);
- * RS_FMT_EXHAUSTIVE_STRIDE=k checks every k-th pattern:
+ * RS_FMT_EXHAUSTIVE_STRIDE=k checks every k-th pattern,
+ * RS_FMT_EXHAUSTIVE_FROM=0x7f800000 starts there:
  *   RS_FMT_EXHAUSTIVE=fast build/tests/common/test_fmt
  *   RS_FMT_EXHAUSTIVE=1 RS_FMT_EXHAUSTIVE_STRIDE=16 build/tests/common/test_fmt
  * Input: rs_parse_f64 / _f32 give strtod's / strtof's bits and end on
@@ -211,19 +212,15 @@ static int fast_readers;
 
 static float rd_f32(const char *t) {
     float f;
-    if (fast_readers) {
-        rs_parse_f32(t, strlen(t), &f);
+    if (fast_readers && rs_parse_f32(t, strlen(t), &f) == strlen(t))
         return f;
-    }
-    return strtof(t, NULL);
+    return strtof(t, NULL); /* "inf" and "nan" are not numbers for rs_parse */
 }
 
 static double rd_f64(const char *t) {
     double d;
-    if (fast_readers) {
-        rs_parse_f64(t, strlen(t), &d);
+    if (fast_readers && rs_parse_f64(t, strlen(t), &d) == strlen(t))
         return d;
-    }
     return strtod(t, NULL);
 }
 
@@ -362,10 +359,13 @@ static void test_fmt_f32(void **state) {
         /* RS_FMT_EXHAUSTIVE_STRIDE=k: every k-th bit pattern only */
         const char *st = getenv("RS_FMT_EXHAUSTIVE_STRIDE");
         uint64_t stride = st && atoi(st) > 0 ? (uint64_t)atoi(st) : 1;
+        /* RS_FMT_EXHAUSTIVE_FROM=0x...: start at that bit pattern */
+        const char *from = getenv("RS_FMT_EXHAUSTIVE_FROM");
+        uint64_t u0 = from ? strtoull(from, NULL, 16) : 0;
         fast_readers = !strcmp(ex, "fast");
         closest_checks = 0; /* round trip (strtof, (float)strtod) and
                              * shortest; closest: the sampled run */
-        for (uint64_t u = 0; u <= 0xffffffffULL; u += stride) {
+        for (uint64_t u = u0; u <= 0xffffffffULL; u += stride) {
             float v = f32_of((uint32_t)u);
             if (isnan(v)) continue;
             check_f32(v);
