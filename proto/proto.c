@@ -41,6 +41,22 @@ int rs_decision_parse(const char *s) {
     return -1;
 }
 
+/* ------------------------------------------------------- event fields */
+
+void rs_event_fields_from_event(rs_event_fields_t *ef, const rs_event_t *ev) {
+    int nn = RS_MIN(RS_MAX(ev->n_numeric, 0), RS_MAX_NUMERIC),
+        nc = RS_MIN(RS_MAX(ev->n_categ, 0), RS_MAX_CATEG);
+    ef->present = 1;
+    memcpy(ef->type, ev->type, sizeof(ef->type));
+    memcpy(ef->counterparty_id, ev->counterparty_id,
+           sizeof(ef->counterparty_id));
+    ef->amount = ev->amount;
+    ef->n_numeric = nn;
+    memcpy(ef->numeric, ev->numeric, sizeof(ev->numeric[0]) * (size_t)nn);
+    ef->n_categ = nc;
+    memcpy(ef->categ, ev->categ, sizeof(ev->categ[0]) * (size_t)nc);
+}
+
 /* --------------------------------------------------------------- helpers */
 
 size_t rs_utf8_seq_len(const unsigned char *s, size_t n) {

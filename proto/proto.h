@@ -42,7 +42,7 @@ extern "C" {
 
 /* An encode buffer of this size always suffices for any valid record, in
  * JSON (worst case: every string byte escaped as \u00XX) or protobuf. */
-#define RS_ENCODE_MAX (32 * 1024)
+#define RS_ENCODE_MAX (48 * 1024)
 
 /* Accepted event and label times: [2000-01-01, 2100-01-01) UTC, in ms. */
 #define RS_TIME_MIN_MS 946684800000LL
@@ -103,6 +103,8 @@ typedef struct rs_contrib_s {
     char name[RS_NAME_MAX * 2];
     double value;
     double contribution;
+    char text[RS_REASON_MAX];  /* the feature and its value in words; "" if
+                                * not worded (older records)             */
 } rs_contrib_t;
 
 typedef struct rs_expert_use_s {
@@ -123,6 +125,23 @@ typedef struct rs_explanation_s {
 
 #define RS_SCORE_FLAG_LATE 0x1u
 
+/* The scored event's own fields (EventFields in the .proto), copied into
+ * its score so an analyst sees the event from the score record alone. */
+typedef struct rs_event_fields_s {
+    int present;                /* 0: not carried (records written before
+                                 * the field existed); nothing below set */
+    char type[RS_TYPE_MAX];
+    char counterparty_id[RS_ID_MAX];
+    double amount;
+    int n_numeric;
+    rs_numeric_t numeric[RS_MAX_NUMERIC];
+    int n_categ;
+    rs_categ_t categ[RS_MAX_CATEG];
+} rs_event_fields_t;
+
+/* Fill `ef` from `ev` (present = 1).  No allocation.  @locality any */
+void rs_event_fields_from_event(rs_event_fields_t *ef, const rs_event_t *ev);
+
 typedef struct rs_score_s {
     char event_id[RS_ID_MAX];
     char entity_id[RS_ID_MAX];
@@ -134,6 +153,7 @@ typedef struct rs_score_s {
     int64_t latency_us;
     uint32_t flags;
     rs_explanation_t explanation;
+    rs_event_fields_t event;
 } rs_score_t;
 
 /* Input format of a topic or file. */

@@ -474,7 +474,9 @@ static rs_err_t jd_explanation(const json_t *o, rs_explanation_t *ex,
                              &fc->value, 0, NULL, errstr, es)) ||
             (err = jd_f32(json_object_get(e, "contribution"),
                              FC_WHAT("contribution"), &fc->contribution, 0,
-                             NULL, errstr, es)))
+                             NULL, errstr, es)) ||
+            (err = jd_str(json_object_get(e, "text"), FC_WHAT("text"),
+                          fc->text, sizeof(fc->text), 0, errstr, es)))
             return err;
 #undef FC_WHAT
         ex->n_contrib = (int)i + 1;
@@ -539,6 +541,39 @@ static rs_err_t jd_decision(const json_t *v, rs_decision_t *out,
     return jd_expected("decision", "string or integer", errstr, es);
 }
 
+/* Score.event: the event's own fields, decoded with the Event's own
+ * getters (same names and leniency) through a scratch rs_event_t; errors
+ * name the field as "event.<field>". */
+static rs_err_t jd_event_fields(const json_t *o, rs_event_fields_t *ef,
+                                char *errstr, size_t es) {
+    rs_event_t ev;
+    rs_err_t err;
+    if (jd_absent(o)) return RS_OK;
+    if (!json_is_object(o)) return jd_expected("event", "object", errstr, es);
+    memset(&ev, 0, sizeof(ev));
+    if ((err = jd_str(json_object_get(o, "type"), "event.type", ev.type,
+                      sizeof(ev.type), 0, errstr, es)) ||
+        (err = jd_str(json_object_get(o, "counterparty_id"),
+                      "event.counterparty_id", ev.counterparty_id,
+                      sizeof(ev.counterparty_id), JD_INT_OK, errstr, es)) ||
+        (err = jd_double(json_object_get(o, "amount"), "event.amount",
+                         &ev.amount, JD_STR_OK, NULL, errstr, es)))
+        return err;
+    if ((err = jd_numeric_fields(json_object_get(o, "numeric_fields"), &ev,
+                                 errstr, es)) ||
+        (err = jd_categ_fields(json_object_get(o, "categorical_fields"), &ev,
+                               errstr, es))) {
+        if (errstr && es && !strncmp(errstr, "field '", 7)) {
+            char tmp[512];
+            snprintf(tmp, sizeof(tmp), "field 'event.%s", errstr + 7);
+            rs_strlcpy(errstr, tmp, es);
+        }
+        return err;
+    }
+    rs_event_fields_from_event(ef, &ev);
+    return RS_OK;
+}
+
 rs_err_t rs_score_from_json(const char *buf, size_t len, rs_score_t *sc,
                             char *errstr, size_t errstr_size) {
     json_t *root;
@@ -571,6 +606,8 @@ rs_err_t rs_score_from_json(const char *buf, size_t len, rs_score_t *sc,
                               &sc->explanation, errstr, es)) ||
         (err = jd_u32(json_object_get(o, "flags"), "flags", &sc->flags,
                       errstr, es)) ||
+        (err = jd_event_fields(json_object_get(o, "event"), &sc->event,
+                               errstr, es)) ||
         (err = jd_schema(o, errstr, es))) {
         /* err and errstr are set */
     }
@@ -892,6 +929,36 @@ int rs_label_to_json(const rs_label_t *lb, char *buf, size_t size) {
     return jw_finish(&w);
 }
 
+/* ,"event":{...} -- only when the score carries the event's fields. */
+static void jw_event_fields(jw_t *w, const rs_event_fields_t *ef) {
+    if (!ef->present) return;
+    JW_LIT(w, ",\"event\":{\"type\":");
+    jw_str(w, ef->type, sizeof(ef->type));
+    JW_LIT(w, ",\"counterparty_id\":");
+    jw_str(w, ef->counterparty_id, sizeof(ef->counterparty_id));
+    JW_LIT(w, ",\"amount\":");
+    jw_double(w, ef->amount);
+    JW_LIT(w, ",\"numeric_fields\":[");
+    for (int i = 0; i < ef->n_numeric; i++) {
+        if (i) JW_LIT(w, ",");
+        JW_LIT(w, "{\"name\":");
+        jw_str(w, ef->numeric[i].name, sizeof(ef->numeric[i].name));
+        JW_LIT(w, ",\"value\":");
+        jw_double(w, ef->numeric[i].value);
+        JW_LIT(w, "}");
+    }
+    JW_LIT(w, "],\"categorical_fields\":[");
+    for (int i = 0; i < ef->n_categ; i++) {
+        if (i) JW_LIT(w, ",");
+        JW_LIT(w, "{\"name\":");
+        jw_str(w, ef->categ[i].name, sizeof(ef->categ[i].name));
+        JW_LIT(w, ",\"value\":");
+        jw_str(w, ef->categ[i].value, sizeof(ef->categ[i].value));
+        JW_LIT(w, "}");
+    }
+    JW_LIT(w, "]}");
+}
+
 int rs_score_to_json(const rs_score_t *sc, char *buf, size_t size) {
     jw_t w = { buf, size, 0, 0 };
     const rs_explanation_t *ex;
@@ -900,7 +967,10 @@ int rs_score_to_json(const rs_score_t *sc, char *buf, size_t size) {
     if (jw_bad_count(ex->n_attended, RS_MAX_ATTEND) ||
         jw_bad_count(ex->n_contrib, RS_MAX_CONTRIB) ||
         jw_bad_count(ex->n_experts, RS_MAX_EXPERTS) ||
-        jw_bad_count(ex->n_reasons, RS_MAX_REASONS))
+        jw_bad_count(ex->n_reasons, RS_MAX_REASONS) ||
+        (sc->event.present &&
+         (jw_bad_count(sc->event.n_numeric, RS_MAX_NUMERIC) ||
+          jw_bad_count(sc->event.n_categ, RS_MAX_CATEG))))
         return -1;
     JW_LIT(&w, "{\"event_id\":");
     jw_str(&w, sc->event_id, sizeof(sc->event_id));
@@ -946,6 +1016,8 @@ int rs_score_to_json(const rs_score_t *sc, char *buf, size_t size) {
         jw_f32(&w, fc->value);
         JW_LIT(&w, ",\"contribution\":");
         jw_f32(&w, fc->contribution);
+        JW_LIT(&w, ",\"text\":");
+        jw_str(&w, fc->text, sizeof(fc->text));
         JW_LIT(&w, "}");
     }
     JW_LIT(&w, "],\"experts\":[");
@@ -966,6 +1038,7 @@ int rs_score_to_json(const rs_score_t *sc, char *buf, size_t size) {
     jw_u32(&w, sc->flags);
     JW_LIT(&w, ",\"schema_version\":");
     jw_u32(&w, RS_SCHEMA_VERSION);
+    jw_event_fields(&w, &sc->event);
     JW_LIT(&w, "}");
     return jw_finish(&w);
 }

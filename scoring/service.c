@@ -111,7 +111,8 @@ struct rs_service_s {
     rs_service_stats_t st;
     char last_version[RS_VERSION_MAX];
     char example_id[RS_ID_MAX];
-    int example_is_positive;
+    int example_rank;    /* of example_id: 1 scored, 2 flagged decision,
+                          * 3 caught fraud (the demo shows the best) */
 
     /* checkpoints */
     int64_t *applied;              /* [2][RS_SVC_MAX_PARTS] next offset
@@ -682,6 +683,7 @@ void rs_service_prometheus(rs_service_t *svc, rs_http_buf_t *b) {
     rs_prom_gauge(b, "riskstream_kafka_inflight",
                   "score messages queued, not yet acknowledged",
                   (double)sn->ks.inflight);
+    rs_build_info_prometheus(b);
     free(sn);
 }
 
@@ -808,12 +810,13 @@ static void rs_svc_label(rs_service_t *svc, const rs_label_t *lb) {
     if (y) {
         svc->st.positives++;
         if (score >= svc->conf->review_threshold ||
-            score >= svc->conf->alert_threshold)
+            score >= svc->conf->alert_threshold) {
             svc->st.caught++;
-        if (!svc->example_is_positive) {
-            rs_strlcpy(svc->example_id, lb->event_id,
-                       sizeof(svc->example_id));
-            svc->example_is_positive = 1;
+            if (svc->example_rank < 3) {
+                rs_strlcpy(svc->example_id, lb->event_id,
+                           sizeof(svc->example_id));
+                svc->example_rank = 3;
+            }
         }
     }
 }
@@ -838,15 +841,15 @@ static int rs_svc_topk_abs(const float *v, int n, int k, int *order) {
 }
 
 /* Fill the explanation of one score from the logit contributions of the
- * model: the top |contribution| features, and plain-words reasons for the
- * features that pushed the risk up. */
+ * model: the top |contribution| features, each with its words, and as
+ * reasons the words of those that pushed the risk up (so a reason is
+ * always a listed contribution > 0). */
 static void rs_svc_explain(rs_service_t *svc, const float *x,
                            const float *contrib, const rs_model_output_t *mo,
                            rs_explanation_t *ex) {
     int D = svc->dim, top = (int)svc->conf->explain_top;
-    /* Rank enough features for the contributions and the reasons. */
-    int want = RS_MAX(top, RS_MAX_CONTRIB);
-    int m = rs_svc_topk_abs(contrib, D, RS_MIN(want, D), svc->order);
+    /* The reasons come from these contributions: ranking `top` suffices. */
+    int m = rs_svc_topk_abs(contrib, D, RS_MIN(top, D), svc->order);
     memset(ex, 0, sizeof(*ex));
     for (int k = 0; k < top && k < m; k++) {
         int i = svc->order[k];
@@ -854,6 +857,7 @@ static void rs_svc_explain(rs_service_t *svc, const float *x,
         rs_strlcpy(c->name, rs_features_name(svc->feat, i), sizeof(c->name));
         c->value = x[i];
         c->contribution = contrib[i];
+        rs_features_reason(svc->feat, i, x, c->text, sizeof(c->text));
     }
     /* The past events of the entity the model attended to most. */
     for (int k = 0; k < mo->n_attended && k < svc->conf->explain_attended &&
@@ -874,13 +878,12 @@ static void rs_svc_explain(rs_service_t *svc, const float *x,
         ex->experts[ex->n_experts].gate_weight = mo->experts[k].gate;
         ex->n_experts++;
     }
-    for (int k = 0; k < m && ex->n_reasons < RS_MAX_REASONS; k++) {
-        int i = svc->order[k];
-        if (contrib[i] <= 0.05f) continue; /* only what raised the risk */
-        if (rs_features_reason(svc->feat, i, x[i],
-                               ex->reasons[ex->n_reasons],
-                               RS_REASON_MAX) > 0)
-            ex->n_reasons++;
+    for (int k = 0; k < ex->n_contrib && ex->n_reasons < RS_MAX_REASONS;
+         k++) {
+        const rs_contrib_t *c = &ex->contrib[k];
+        if (c->contribution <= 0.05 || !c->text[0])
+            continue; /* only what raised the risk */
+        rs_strlcpy(ex->reasons[ex->n_reasons++], c->text, RS_REASON_MAX);
     }
 }
 
@@ -1556,6 +1559,8 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             rs_strlcpy(sc->model_version, version, sizeof(sc->model_version));
             sc->event_time_ms = m->ev.event_time_ms;
             sc->flags = svc->flags[k] & RS_SCORE_FLAG_LATE;
+            /* the event's own fields travel with its score (case view) */
+            rs_event_fields_from_event(&sc->event, &m->ev);
             if (explain && sc->score >= svc->conf->explain_min_score) {
                 rs_svc_explain(svc, x, svc->contrib + (size_t)k * (size_t)D,
                                &svc->mout[k], &sc->explanation);
@@ -1574,6 +1579,11 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             case RS_DECISION_DECLINE: svc->st.declines++; break;
             case RS_DECISION_ALERT: svc->st.alerts++; break;
             default: break;
+            }
+            if (sc->decision != RS_DECISION_APPROVE && svc->example_rank < 2) {
+                rs_strlcpy(svc->example_id, sc->event_id,
+                           sizeof(svc->example_id));
+                svc->example_rank = 2;
             }
             npub++;
         }
@@ -1618,9 +1628,11 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
         if (npub && !svc->first_scored_us) svc->first_scored_us = now_mono;
         if (svc->first_scored_us)
             svc->st.active_s = (double)(now_mono - svc->first_scored_us) / 1e6;
-        if (npub && !svc->example_id[0])
+        if (npub && !svc->example_rank) {
             rs_strlcpy(svc->example_id, svc->out[0].event_id,
                        sizeof(svc->example_id));
+            svc->example_rank = 1;
+        }
     }
     /* Exactly-once: a reject's dead-letter copy must be acknowledged before
      * a commit includes its position (stores nothing in that mode). */

@@ -52,10 +52,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <hiredis/hiredis.h>
 
 #include "common/fmt.h"
+#include "scoring/redis_tls.h"
 #include "scoring/sink.h"
 
 /* One queued batch in the ring, followed by `bytes` of RESP commands. */
@@ -85,6 +87,8 @@ struct rs_sink_redis_s {
     char ttl_arg[24];      /* conf.ttl_ms as text                        */
     char input_ttl_arg[24];/* input_ttl_ms (or ttl_ms if 0) as text      */
     char cap_arg[24];      /* -(entity_index_max + 1) as text            */
+    char alert_cap_arg[24];/* -(alert_index_max + 1) as text             */
+    rs_redis_tls_t *tls;   /* rediss://: TLS context (immutable)         */
     redisContext *ctx;     /* owner's; NULL: disconnected                */
     int ever_connected;
 
@@ -136,8 +140,8 @@ struct rs_sink_redis_s {
 static const rs_conf_field_t rs_redis_fields[] = {
     {"url", RS_CONF_STRING, "", offsetof(rs_redis_conf_t, url),
      sizeof(((rs_redis_conf_t *)0)->url),
-     "redis://[[user]:pass@]host[:port][/db] or unix:///path[?db=N]; empty = "
-     "none configured", NULL, 0, 0},
+     "redis://[[user]:pass@]host[:port][/db], rediss://... (TLS) or "
+     "unix:///path[?db=N]; empty = none configured", NULL, 0, 0},
     {"ttl", RS_CONF_DURATION, "7d", offsetof(rs_redis_conf_t, ttl_ms), 0,
      "lifetime of score keys and entity indexes", NULL, 1000,
      366.0 * 86400 * 1000},
@@ -159,10 +163,39 @@ static const rs_conf_field_t rs_redis_fields[] = {
      "bytes of encoded batches held for the writer thread (Redis slow or "
      "down); when full the service pauses consumption", NULL,
      RS_REDIS_BUFFER_MIN, 1e12},
+    {"alert_index_max", RS_CONF_INT, "100000",
+     offsetof(rs_redis_conf_t, alert_index_max), 0,
+     "newest review/decline/alert decisions kept in the alert index "
+     "(<prefix>alerts, the analysts' queue)", NULL, 1, 10000000},
     {"input_ttl", RS_CONF_DURATION, "0",
      offsetof(rs_redis_conf_t, input_ttl_ms), 0,
      "lifetime of input logs (rs:input:<event_id>); 0 = same as ttl", NULL,
      0, 366.0 * 86400 * 1000},
+    {"tls_verify", RS_CONF_BOOL, "true", offsetof(rs_redis_conf_t, tls_verify),
+     0, "rediss://: verify the server's certificate and name (false accepts "
+     "any certificate: tests only)", NULL, 0, 0},
+    {"tls_ca_file", RS_CONF_STRING, "", offsetof(rs_redis_conf_t, tls_ca_file),
+     sizeof(((rs_redis_conf_t *)0)->tls_ca_file),
+     "rediss://: CA certificates (PEM) that sign the server's; empty = "
+     "tls_ca_dir, or the system store", NULL, 0, 0},
+    {"tls_ca_dir", RS_CONF_STRING, "", offsetof(rs_redis_conf_t, tls_ca_dir),
+     sizeof(((rs_redis_conf_t *)0)->tls_ca_dir),
+     "rediss://: directory of hashed CA certificates (c_rehash)", NULL, 0, 0},
+    {"tls_cert_file", RS_CONF_STRING, "",
+     offsetof(rs_redis_conf_t, tls_cert_file),
+     sizeof(((rs_redis_conf_t *)0)->tls_cert_file),
+     "rediss://: client certificate chain (PEM) for servers that require one "
+     "(tls-auth-clients)", NULL, 0, 0},
+    {"tls_key_file", RS_CONF_STRING, "",
+     offsetof(rs_redis_conf_t, tls_key_file),
+     sizeof(((rs_redis_conf_t *)0)->tls_key_file),
+     "rediss://: private key of tls_cert_file (PEM); empty = in "
+     "tls_cert_file", NULL, 0, 0},
+    {"tls_server_name", RS_CONF_STRING, "",
+     offsetof(rs_redis_conf_t, tls_server_name),
+     sizeof(((rs_redis_conf_t *)0)->tls_server_name),
+     "rediss://: name expected in the server's certificate and sent as SNI; "
+     "empty = the URL's host", NULL, 0, 0},
 };
 
 const rs_conf_field_t *rs_redis_conf_fields(int *n) {
@@ -213,7 +246,8 @@ static int rs_copy_part(char *dst, size_t size, const char *src, size_t len) {
 
 rs_err_t rs_redis_url_parse(const char *url, rs_redis_url_t *out,
                             char *errstr, size_t errstr_size) {
-    static const char redis_scheme[] = "redis://", unix_scheme[] = "unix://";
+    static const char redis_scheme[] = "redis://", unix_scheme[] = "unix://",
+                      rediss_scheme[] = "rediss://";
     long v;
     memset(out, 0, sizeof(*out));
     out->port = 6379;
@@ -243,14 +277,19 @@ rs_err_t rs_redis_url_parse(const char *url, rs_redis_url_t *out,
         }
         return RS_OK;
     }
-    if (strncmp(url, redis_scheme, sizeof(redis_scheme) - 1)) {
+    if (!strncmp(url, rediss_scheme, sizeof(rediss_scheme) - 1)) {
+        out->tls = 1;
+    } else if (strncmp(url, redis_scheme, sizeof(redis_scheme) - 1)) {
         const char *colon = strstr(url, "://");
         return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
-                       "redis url: unsupported scheme '%.*s' (use redis:// "
-                       "or unix://)", colon ? (int)(colon - url) : 16, url);
+                       "redis url: unsupported scheme '%.*s' (use redis://, "
+                       "rediss:// or unix://; Sentinel and Cluster addressing "
+                       "are not supported: see the README)",
+                       colon ? (int)(colon - url) : 16, url);
     }
 
-    const char *p = url + sizeof(redis_scheme) - 1;
+    const char *p = url + (out->tls ? sizeof(rediss_scheme)
+                                    : sizeof(redis_scheme)) - 1;
     const char *end = p + strlen(p);
     const char *slash = strchr(p, '/');
     const char *auth_end = NULL;
@@ -315,6 +354,16 @@ host_too_long:
                    sizeof(out->host) - 1);
 }
 
+/* The TLS context of a rediss:// configuration. */
+static rs_redis_tls_t *rs_redis_tls_open_conf(const rs_redis_conf_t *conf,
+                                              char *errstr,
+                                              size_t errstr_size) {
+    rs_redis_tls_conf_t tc = {conf->tls_verify, conf->tls_ca_file,
+                              conf->tls_ca_dir, conf->tls_cert_file,
+                              conf->tls_key_file, conf->tls_server_name};
+    return rs_redis_tls_new(&tc, errstr, errstr_size);
+}
+
 rs_err_t rs_redis_conf_check(const rs_redis_conf_t *conf, char *errstr,
                              size_t errstr_size) {
     rs_redis_url_t url;
@@ -335,6 +384,22 @@ rs_err_t rs_redis_conf_check(const rs_redis_conf_t *conf, char *errstr,
     if (conf->input_ttl_ms < 0)
         return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
                        "redis.input_ttl: must be >= 0 (0 = same as ttl)");
+    const char *tls_key = conf->tls_ca_file[0]       ? "tls_ca_file"
+                          : conf->tls_ca_dir[0]      ? "tls_ca_dir"
+                          : conf->tls_cert_file[0]   ? "tls_cert_file"
+                          : conf->tls_key_file[0]    ? "tls_key_file"
+                          : conf->tls_server_name[0] ? "tls_server_name"
+                                                     : NULL;
+    if (tls_key && !url.tls)
+        return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                       "redis.%s is set but redis.url is not rediss:// (TLS)",
+                       tls_key);
+    if (url.tls) { /* the files load (exit 2 now, not at the first connect) */
+        rs_redis_tls_t *tls = rs_redis_tls_open_conf(conf, errstr,
+                                                     errstr_size);
+        if (!tls) return RS_ERR_CONFIG;
+        rs_redis_tls_destroy(tls);
+    }
     return RS_OK;
 }
 
@@ -368,11 +433,24 @@ static rs_err_t rs_redis_open(const rs_sink_redis_t *sink,
     struct timeval tv = {.tv_sec = sink->conf.timeout_ms / 1000,
                          .tv_usec = (sink->conf.timeout_ms % 1000) * 1000};
     rs_err_t err;
-    redisContext *ctx =
-        sink->url.is_unix
-            ? redisConnectUnixWithTimeout(sink->url.path, tv)
-            : redisConnectWithTimeout(sink->url.host, sink->url.port, tv);
+    redisContext *ctx = NULL;
     *out = NULL;
+    if (sink->tls) { /* rediss://: TLS through a pump (redis_tls.h) */
+        char e2[384];
+        int fd;
+        if (rs_redis_tls_connect(sink->tls, sink->url.host, sink->url.port,
+                                 sink->conf.timeout_ms, &fd, e2,
+                                 sizeof(e2)) != RS_OK)
+            return rs_errf(errstr, errstr_size, RS_ERR_IO, "redis %s: %s",
+                           sink->endpoint, e2);
+        ctx = redisConnectFd(fd);
+        if (!ctx) close(fd);
+    } else {
+        ctx = sink->url.is_unix
+                  ? redisConnectUnixWithTimeout(sink->url.path, tv)
+                  : redisConnectWithTimeout(sink->url.host, sink->url.port,
+                                            tv);
+    }
     if (!ctx || ctx->err) {
         err = rs_errf(errstr, errstr_size, RS_ERR_IO, "redis %s: connect: %s",
                       sink->endpoint,
@@ -472,6 +550,14 @@ rs_sink_redis_t *rs_sink_redis_new(const rs_redis_conf_t *conf, char *errstr,
     sink->cap = (uint64_t)conf->buffer_bytes;
     atomic_store(&sink->c.buffer_bytes, 0);
     rs_redis_url_parse(conf->url, &sink->url, NULL, 0);
+    if (sink->url.tls) {
+        sink->tls = rs_redis_tls_open_conf(conf, errstr, errstr_size);
+        if (!sink->tls) goto fail;
+        if (!conf->tls_verify)
+            rs_warn("sink", "redis.tls_verify is false: the server's "
+                    "certificate is NOT checked (anyone on the path can read "
+                    "and change what riskstream writes); tests only");
+    }
     if (conf->password_env[0])
         rs_strlcpy(sink->password, getenv(conf->password_env),
                    sizeof(sink->password));
@@ -481,13 +567,16 @@ rs_sink_redis_t *rs_sink_redis_new(const rs_redis_conf_t *conf, char *errstr,
         snprintf(sink->endpoint, sizeof(sink->endpoint), "unix:%s",
                  sink->url.path);
     else
-        snprintf(sink->endpoint, sizeof(sink->endpoint), "%s:%d/%d",
-                 sink->url.host, sink->url.port, sink->url.db);
+        snprintf(sink->endpoint, sizeof(sink->endpoint), "%s%s:%d/%d",
+                 sink->url.tls ? "tls:" : "", sink->url.host, sink->url.port,
+                 sink->url.db);
     snprintf(sink->ttl_arg, sizeof(sink->ttl_arg), "%" PRId64, conf->ttl_ms);
     snprintf(sink->input_ttl_arg, sizeof(sink->input_ttl_arg), "%" PRId64,
              conf->input_ttl_ms > 0 ? conf->input_ttl_ms : conf->ttl_ms);
     snprintf(sink->cap_arg, sizeof(sink->cap_arg), "%" PRId64,
              -(conf->entity_index_max + 1));
+    snprintf(sink->alert_cap_arg, sizeof(sink->alert_cap_arg), "%" PRId64,
+             -(conf->alert_index_max + 1));
     if (rs_redis_connect(sink, errstr, errstr_size) != RS_OK) goto fail;
     rs_info("sink", "redis %s: connected (ttl %" PRId64 " ms, prefix '%s')",
             sink->endpoint, conf->ttl_ms, conf->key_prefix);
@@ -503,6 +592,7 @@ void rs_sink_redis_destroy(rs_sink_redis_t *sink) {
     if (!sink) return;
     rs_redis_writer_stop(sink);
     rs_redis_drop(sink);
+    rs_redis_tls_destroy(sink->tls);
     rs_free(sink->ring);
     pthread_cond_destroy(&sink->done_cv);
     pthread_cond_destroy(&sink->work_cv);
@@ -795,6 +885,131 @@ rs_err_t rs_sink_redis_get_input(rs_sink_redis_t *sink, const char *event_id,
     return err;
 }
 
+/* ------------------------------------------- reads and writes for analysts
+ *
+ * The alert queue and the case view (scoring/http.c): the alert index and
+ * the entity index newest first, many records in one MGET, and the
+ * analysts' outcomes (<prefix>outcome:<event_id>).  All on the owner's
+ * connection, with the reconnect-once rule of rs_redis_query. */
+
+rs_err_t rs_sink_redis_index_newest(rs_sink_redis_t *sink,
+                                    const char *entity_id, int64_t min_ms,
+                                    int64_t max_ms, int offset,
+                                    rs_redis_hit_t *hits, int max, int *n,
+                                    char *errstr, size_t errstr_size) {
+    char key[RS_ID_MAX + 56], lo[24], hi[24], off[16], lim[16];
+    redisReply *r;
+    *n = 0;
+    if (max <= 0) return RS_OK;
+    if (entity_id)
+        rs_redis_key(key, sizeof(key), sink->conf.key_prefix, "entity:",
+                     entity_id, ":scores");
+    else
+        rs_redis_key(key, sizeof(key), sink->conf.key_prefix, "alerts", "",
+                     "");
+    snprintf(lo, sizeof(lo), "%" PRId64, min_ms);
+    snprintf(hi, sizeof(hi), "%" PRId64, max_ms);
+    snprintf(off, sizeof(off), "%d", RS_MAX(offset, 0));
+    snprintf(lim, sizeof(lim), "%d", max);
+    const char *argv[] = {"ZREVRANGEBYSCORE", key, hi, lo, "WITHSCORES",
+                          "LIMIT", off, lim};
+    rs_err_t err = rs_redis_query(sink, 8, argv, "ZREVRANGEBYSCORE", &r,
+                                  errstr, errstr_size);
+    if (err != RS_OK) return err;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements % 2) {
+        err = rs_errf(errstr, errstr_size, RS_ERR_REDIS,
+                      "redis: unexpected reply type %d for ZREVRANGEBYSCORE",
+                      r->type);
+    } else {
+        for (size_t i = 0; i + 1 < r->elements && *n < max; i += 2) {
+            redisReply *e = r->element[i], *t = r->element[i + 1];
+            if (e->type != REDIS_REPLY_STRING || (size_t)e->len >= RS_ID_MAX)
+                continue;
+            rs_redis_hit_t *h = &hits[*n];
+            memcpy(h->id, e->str, (size_t)e->len);
+            h->id[e->len] = '\0';
+            /* the score comes as a string (RESP2) */
+            h->t_ms = t->type == REDIS_REPLY_STRING
+                          ? (int64_t)strtod(t->str, NULL)
+                          : (int64_t)t->integer;
+            (*n)++;
+        }
+    }
+    freeReplyObject(r);
+    return err;
+}
+
+rs_err_t rs_sink_redis_mget(rs_sink_redis_t *sink, rs_redis_rec_t kind,
+                            const char *const *ids, int n,
+                            rs_redis_value_fn fn, void *opaque, char *errstr,
+                            size_t errstr_size) {
+    if (n <= 0) return RS_OK;
+    const char **argv = rs_calloc((size_t)n + 1, sizeof(*argv));
+    char (*keys)[RS_ID_MAX + 48] = rs_calloc((size_t)n, sizeof(*keys));
+    redisReply *r = NULL;
+    argv[0] = "MGET";
+    for (int i = 0; i < n; i++) {
+        rs_redis_key(keys[i], sizeof(keys[i]), sink->conf.key_prefix,
+                     kind == RS_REDIS_OUTCOME ? "outcome:" : "score:", ids[i],
+                     "");
+        argv[i + 1] = keys[i];
+    }
+    rs_err_t err = rs_redis_query(sink, n + 1, argv, "MGET", &r, errstr,
+                                  errstr_size);
+    if (err == RS_OK) {
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != (size_t)n) {
+            err = rs_errf(errstr, errstr_size, RS_ERR_REDIS,
+                          "redis: unexpected reply type %d for MGET",
+                          r->type);
+        } else {
+            for (int i = 0; i < n; i++) {
+                redisReply *e = r->element[i];
+                if (e->type == REDIS_REPLY_STRING)
+                    fn(opaque, i, e->str, (size_t)e->len);
+                else
+                    fn(opaque, i, NULL, 0);
+            }
+        }
+        freeReplyObject(r);
+    }
+    rs_free(keys);
+    rs_free(argv);
+    return err;
+}
+
+rs_err_t rs_sink_redis_set_outcome(rs_sink_redis_t *sink,
+                                   const char *event_id, const char *json,
+                                   int nx, char *errstr,
+                                   size_t errstr_size) {
+    char key[RS_ID_MAX + 48];
+    redisReply *r;
+    rs_redis_key(key, sizeof(key), sink->conf.key_prefix, "outcome:",
+                 event_id, "");
+    const char *argv[] = {"SET", key, json, "PX", sink->ttl_arg, "NX"};
+    rs_err_t err = rs_redis_query(sink, nx ? 6 : 5, argv, "SET", &r, errstr,
+                                  errstr_size);
+    if (err != RS_OK) return err;
+    if (r->type == REDIS_REPLY_NIL)
+        err = rs_errf(errstr, errstr_size, RS_ERR_STATE,
+                      "redis: event '%.64s' already has an outcome",
+                      event_id);
+    freeReplyObject(r);
+    return err;
+}
+
+rs_err_t rs_sink_redis_del_outcome(rs_sink_redis_t *sink,
+                                   const char *event_id, char *errstr,
+                                   size_t errstr_size) {
+    char key[RS_ID_MAX + 48];
+    redisReply *r;
+    rs_redis_key(key, sizeof(key), sink->conf.key_prefix, "outcome:",
+                 event_id, "");
+    rs_err_t err = rs_redis_query(sink, 2, (const char *[]){"DEL", key},
+                                  "DEL", &r, errstr, errstr_size);
+    if (r) freeReplyObject(r);
+    return err;
+}
+
 /* ------------------------------------------------------------ async: ring */
 
 /* A writer over a plain buffer buf[cap] from 0 (buf NULL, cap 0: only
@@ -880,12 +1095,60 @@ static void rs_redis_group(rs_sink_redis_t *sink, const rs_score_t *scores,
     }
 }
 
+/* 1 for the decisions that go to the alerts topic (review, decline,
+ * alert): the ones the alert index lists. */
+static int rs_redis_alerted(const rs_score_t *sc) {
+    return sc->decision == RS_DECISION_REVIEW ||
+           sc->decision == RS_DECISION_DECLINE ||
+           sc->decision == RS_DECISION_ALERT;
+}
+
+/* The alert index commands of a batch:
+ *   ZADD <prefix>alerts t1 id1 t2 id2 ...  (the alerted scores of the batch)
+ *   PEXPIRE <prefix>alerts ttl
+ *   ZREMRANGEBYRANK <prefix>alerts 0 -(alert_index_max + 1)
+ * once per batch (as for an entity index: the same members, expiry and
+ * newest alert_index_max as one ZADD + PEXPIRE + trim per alert); nothing
+ * when no score of the batch is alerted, the usual case.  Adds to
+ * *ncmds. */
+static void rs_redis_alert_cmds(const rs_sink_redis_t *sink, rs_ring_w_t *w,
+                                const rs_score_t *scores, int n,
+                                uint32_t *ncmds) {
+    char key[64], tbuf[RS_FMT_I64_MAX];
+    uint64_t m = 0;
+    for (int i = 0; i < n; i++) m += (uint64_t)rs_redis_alerted(&scores[i]);
+    if (m == 0) return;
+    size_t kl = rs_redis_key(key, sizeof(key), sink->conf.key_prefix,
+                             "alerts", "", "");
+    rs_resp_len(w, '*', 2 + 2 * m);
+    rs_resp_bulk(w, "ZADD", 4);
+    rs_resp_bulk(w, key, kl);
+    for (int i = 0; i < n; i++) {
+        if (!rs_redis_alerted(&scores[i])) continue;
+        rs_resp_bulk(w, tbuf,
+                     (size_t)rs_fmt_i64(scores[i].event_time_ms, tbuf));
+        rs_resp_bulk(w, scores[i].event_id, strlen(scores[i].event_id));
+    }
+    rs_resp_len(w, '*', 3);
+    rs_resp_bulk(w, "PEXPIRE", 7);
+    rs_resp_bulk(w, key, kl);
+    rs_resp_bulk(w, sink->ttl_arg, strlen(sink->ttl_arg));
+    rs_resp_len(w, '*', 4);
+    rs_resp_bulk(w, "ZREMRANGEBYRANK", 15);
+    rs_resp_bulk(w, key, kl);
+    rs_resp_bulk(w, "0", 1);
+    rs_resp_bulk(w, sink->alert_cap_arg, strlen(sink->alert_cap_arg));
+    *ncmds += 3;
+}
+
 /* The commands of one batch (key schema in sink.h):
  *   per score        SET <prefix>score:<id> json PX ttl NX
  *                    [SET <prefix>input:<id> log PX input_ttl NX]
  *   per entity       ZADD <prefix>entity:<e>:scores t1 id1 t2 id2 ...
  *   of the batch     PEXPIRE <same key> ttl
  *                    ZREMRANGEBYRANK <same key> 0 -(entity_index_max + 1)
+ *   per batch with   ZADD <prefix>alerts of its review/decline/alert
+ *   an alert         scores, PEXPIRE, ZREMRANGEBYRANK (rs_redis_alert_cmds)
  * The records come first, so an id is in an index only once its record
  * is (the writer sends a batch in order, in one pipeline).  Trimming
  * once after all of an entity's members were added keeps the same newest
@@ -958,6 +1221,7 @@ static void rs_redis_build(rs_sink_redis_t *sink, rs_ring_w_t *w,
         rs_resp_bulk(w, sink->cap_arg, cap_len);
         *ncmds += 3;
     }
+    rs_redis_alert_cmds(sink, w, scores, n, ncmds);
 }
 
 /* ---------------------------------------------------------- async: writer */

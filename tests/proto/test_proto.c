@@ -94,6 +94,10 @@ static void fill_score(rs_score_t *sc) {
     ex->n_reasons = 2;
     strcpy(ex->reasons[0], "amount 4.2 sd above the card's 7-day mean");
     strcpy(ex->reasons[1], "first purchase at this merchant");
+    strcpy(ex->contrib[0].text, "amount 4.2 sd above the card's 7-day mean");
+    rs_event_t ev;
+    fill_event(&ev);
+    rs_event_fields_from_event(&sc->event, &ev);
 }
 
 static int dbl_same(double a, double b) {
@@ -146,6 +150,7 @@ static void assert_score_eq(const rs_score_t *a, const rs_score_t *b) {
         assert_true(dbl_same(x->contrib[i].value, y->contrib[i].value));
         assert_true(dbl_same(x->contrib[i].contribution,
                              y->contrib[i].contribution));
+        assert_string_equal(x->contrib[i].text, y->contrib[i].text);
     }
     assert_int_equal(x->n_experts, y->n_experts);
     for (int i = 0; i < x->n_experts; i++) {
@@ -156,6 +161,22 @@ static void assert_score_eq(const rs_score_t *a, const rs_score_t *b) {
     assert_int_equal(x->n_reasons, y->n_reasons);
     for (int i = 0; i < x->n_reasons; i++)
         assert_string_equal(x->reasons[i], y->reasons[i]);
+    const rs_event_fields_t *e = &a->event, *f = &b->event;
+    assert_int_equal(e->present, f->present);
+    if (!e->present) return;
+    assert_string_equal(e->type, f->type);
+    assert_string_equal(e->counterparty_id, f->counterparty_id);
+    assert_true(dbl_same(e->amount, f->amount));
+    assert_int_equal(e->n_numeric, f->n_numeric);
+    for (int i = 0; i < e->n_numeric; i++) {
+        assert_string_equal(e->numeric[i].name, f->numeric[i].name);
+        assert_true(dbl_same(e->numeric[i].value, f->numeric[i].value));
+    }
+    assert_int_equal(e->n_categ, f->n_categ);
+    for (int i = 0; i < e->n_categ; i++) {
+        assert_string_equal(e->categ[i].name, f->categ[i].name);
+        assert_string_equal(e->categ[i].value, f->categ[i].value);
+    }
 }
 
 /* Decode JSON text as an event, expecting `want` and an errstr containing
@@ -472,6 +493,72 @@ static void test_json_decoders_agree(void **state) {
             assert_int_equal(la.label_time_ms, lr.label_time_ms);
         }
     }
+}
+
+/* Score.event: the event's own fields in the record, the same names as in
+ * Event, absent in older records; object form accepted as for events. */
+static void test_score_event_fields(void **state) {
+    (void)state;
+    rs_score_t sc, back;
+    char buf[RS_ENCODE_MAX];
+    uint8_t pb[RS_ENCODE_MAX];
+    fill_score(&sc);
+    strcpy(sc.event.counterparty_id, "merchant-9");
+    int n = rs_score_to_json(&sc, buf, sizeof(buf));
+    assert_true(n > 0);
+    assert_non_null(strstr(buf, ",\"event\":{\"type\":\"card_tx\","
+                                "\"counterparty_id\":\"merchant-9\","
+                                "\"amount\":"));
+    assert_non_null(strstr(buf, "{\"name\":\"mcc\",\"value\":\"5411\"}"));
+    assert_non_null(strstr(buf, "\"text\":\"amount 4.2 sd above"));
+    /* a record without the fields (written before they existed) */
+    memset(&sc.event, 0, sizeof(sc.event));
+    sc.explanation.contrib[0].text[0] = '\0';
+    n = rs_score_to_json(&sc, buf, sizeof(buf));
+    assert_null(strstr(buf, "\"event\""));
+    assert_int_equal(rs_score_from_json(buf, (size_t)n, &back, es, sizeof(es)),
+                     RS_OK);
+    assert_int_equal(back.event.present, 0);
+    n = rs_score_to_pb(&sc, pb, sizeof(pb));
+    assert_int_equal(rs_score_from_pb(pb, (size_t)n, &back, es, sizeof(es)),
+                     RS_OK);
+    assert_int_equal(back.event.present, 0);
+    assert_score_eq(&sc, &back);
+    /* object form, integer counterparty, numeric strings */
+    const char *j = "{\"event_id\":\"s-1\",\"event\":{\"type\":\"sensor\","
+                    "\"counterparty_id\":7,\"numeric_fields\":"
+                    "{\"temperature\":\"71.5\",\"rpm\":1200},"
+                    "\"categorical_fields\":{\"site\":\"north\"}}}";
+    assert_int_equal(rs_score_from_json(j, strlen(j), &back, es, sizeof(es)),
+                     RS_OK);
+    assert_int_equal(back.event.present, 1);
+    assert_string_equal(back.event.type, "sensor");
+    assert_string_equal(back.event.counterparty_id, "7");
+    assert_int_equal(back.event.n_numeric, 2);
+    assert_true(back.event.numeric[0].value == 71.5);
+    assert_string_equal(back.event.categ[0].value, "north");
+    /* JSON -> protobuf -> JSON is the same text */
+    char j2[RS_ENCODE_MAX];
+    int n1 = rs_score_to_json(&back, buf, sizeof(buf));
+    n = rs_score_to_pb(&back, pb, sizeof(pb));
+    assert_int_equal(rs_score_from_pb(pb, (size_t)n, &sc, es, sizeof(es)),
+                     RS_OK);
+    int n2 = rs_score_to_json(&sc, j2, sizeof(j2));
+    assert_int_equal(n1, n2);
+    assert_string_equal(buf, j2);
+    /* errors name the field under event. */
+    const char *e1 = "{\"event\":[1]}",
+               *e2 = "{\"event\":{\"numeric_fields\":[{\"value\":1}]}}",
+               *e3 = "{\"event\":{\"amount\":\"NaN\"}}";
+    assert_int_equal(rs_score_from_json(e1, strlen(e1), &back, es, sizeof(es)),
+                     RS_ERR_INVALID);
+    assert_non_null(strstr(es, "field 'event'"));
+    assert_int_equal(rs_score_from_json(e2, strlen(e2), &back, es, sizeof(es)),
+                     RS_ERR_INVALID);
+    assert_non_null(strstr(es, "field 'event.numeric_fields[0].name'"));
+    assert_int_equal(rs_score_from_json(e3, strlen(e3), &back, es, sizeof(es)),
+                     RS_ERR_INVALID);
+    assert_non_null(strstr(es, "field 'event.amount'"));
 }
 
 static void test_pb_roundtrip(void **state) {
@@ -1085,6 +1172,7 @@ static void test_encode_bounds(void **state) {
     }
     for (int i = 0; i < RS_MAX_CONTRIB; i++) {
         MAXSTR(x->contrib[i].name);
+        MAXSTR(x->contrib[i].text);
         x->contrib[i].value = x->contrib[i].contribution = w.score;
     }
     for (int i = 0; i < RS_MAX_EXPERTS; i++) {
@@ -1092,6 +1180,20 @@ static void test_encode_bounds(void **state) {
         x->experts[i].gate_weight = w.score;
     }
     for (int i = 0; i < RS_MAX_REASONS; i++) MAXSTR(x->reasons[i]);
+    rs_event_fields_t *wf = &w.event;
+    wf->present = 1;
+    MAXSTR(wf->type); MAXSTR(wf->counterparty_id);
+    wf->amount = w.score;
+    wf->n_numeric = RS_MAX_NUMERIC;
+    wf->n_categ = RS_MAX_CATEG;
+    for (int i = 0; i < RS_MAX_NUMERIC; i++) {
+        MAXSTR(wf->numeric[i].name);
+        wf->numeric[i].value = w.score;
+    }
+    for (int i = 0; i < RS_MAX_CATEG; i++) {
+        MAXSTR(wf->categ[i].name);
+        MAXSTR(wf->categ[i].value);
+    }
     n = rs_score_to_json(&w, js, sizeof(js));
     print_message("worst-case score JSON: %d bytes (RS_ENCODE_MAX %d)\n", n,
                   RS_ENCODE_MAX);
@@ -1528,6 +1630,7 @@ int main(void) {
         cmocka_unit_test(test_score_json_roundtrip),
         cmocka_unit_test(test_encode_batch),
         cmocka_unit_test(test_json_decoders_agree),
+        cmocka_unit_test(test_score_event_fields),
         cmocka_unit_test(test_pb_roundtrip),
         cmocka_unit_test(test_json_pb_json),
         cmocka_unit_test(test_object_vs_array),
