@@ -400,6 +400,8 @@ static void mget_cb(void *opaque, int i, const char *val, size_t len) {
     a->present++;
 }
 
+static long long raw_calls(redisContext *c, const char *cmd);
+
 /* The alert index (review/decline/alert only, newest first, capped), the
  * entity index newest first, MGET, and analysts' outcomes. */
 static void test_redis_analyst(void **state) {
@@ -424,6 +426,19 @@ static void test_redis_analyst(void **state) {
     assert_int_equal(rs_sink_redis_enqueue(sink, scores + 14, 14, NULL, NULL,
                                            1), RS_OK);
     assert_int_equal(rs_sink_redis_wait(sink, 1, 30000), RS_OK);
+    /* Per batch (both paths): one ZADD, PEXPIRE and trim for each of its
+     * 2 entities and one of each for the alert index (6 alerts in it). */
+    assert_int_equal(raw_calls(c, "zadd"), 2 * 3);
+    assert_int_equal(raw_calls(c, "pexpire"), 2 * 3);
+    assert_int_equal(raw_calls(c, "zremrangebyrank"), 2 * 3);
+    /* A batch without an alert leaves the alert index alone. */
+    rs_score_t quiet[2];
+    make_score(28, 0, &quiet[0]); /* approve */
+    make_score(30, 0, &quiet[1]); /* approve */
+    assert_int_equal(rs_sink_redis_write(sink, quiet, 2, errstr,
+                                         sizeof(errstr)), RS_OK);
+    assert_int_equal(raw_calls(c, "zadd"), 2 * 3 + 1);
+    assert_int_equal(raw_calls(c, "pexpire"), 2 * 3 + 1);
     /* newest 6 alerts kept: of 12 alerted events (3 per 7) */
     assert_int_equal(raw_int(c, "ZCARD %s", "rs:alerts"), 6);
     long long ttl = raw_int(c, "PTTL %s", "rs:alerts");
