@@ -90,6 +90,25 @@ static inline int fuzz_score_eq(const rs_score_t *a, const rs_score_t *b) {
             return 0;
     for (int i = 0; i < x->n_reasons; i++)
         if (strcmp(x->reasons[i], y->reasons[i])) return 0;
+    for (int i = 0; i < x->n_contrib; i++)
+        if (strcmp(x->contrib[i].text, y->contrib[i].text)) return 0;
+    /* Score.event: the event's own fields (doubles, bit for bit) */
+    const rs_event_fields_t *e = &a->event, *f = &b->event;
+    if (e->present != f->present) return 0;
+    if (!e->present) return 1;
+    if (strcmp(e->type, f->type) ||
+        strcmp(e->counterparty_id, f->counterparty_id) ||
+        !fuzz_dbl_eq(e->amount, f->amount, 1) || e->n_numeric != f->n_numeric ||
+        e->n_categ != f->n_categ)
+        return 0;
+    for (int i = 0; i < e->n_numeric; i++)
+        if (strcmp(e->numeric[i].name, f->numeric[i].name) ||
+            !fuzz_dbl_eq(e->numeric[i].value, f->numeric[i].value, 1))
+            return 0;
+    for (int i = 0; i < e->n_categ; i++)
+        if (strcmp(e->categ[i].name, f->categ[i].name) ||
+            strcmp(e->categ[i].value, f->categ[i].value))
+            return 0;
     return 1;
 }
 
