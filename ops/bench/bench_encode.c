@@ -1,21 +1,24 @@
 /* bench_encode.c -- the per-event output path alone (not a test: prints
  * tables).  Old and new side by side in one run:
  *
- *  1. encoding a realistic score record (27-feature card model: 5 feature
- *     contributions, 3 attended past events, 2 experts, 2-3 reasons):
- *     the encoder before common/fmt (legacy_json.c: printf/strtod for
- *     every double) vs rs_score_to_json vs rs_score_encode_batch (the
- *     service's path, 512 records a batch) vs protobuf;
+ *  1. encoding a realistic score record (card model: 5 feature
+ *     contributions with their words, 3 attended past events, 2 experts,
+ *     2-3 reasons, the event's own fields): the encoder before common/fmt
+ *     (legacy_json.c: printf/strtod for every double) vs rs_score_to_json
+ *     vs rs_score_encode_batch (the service's path, 512 records a batch)
+ *     vs protobuf;
  *  2. decoding: the event and label JSON decoders before (jansson, kept as
  *     rs_event_from_json_jansson) and now (streaming, proto_jsonr.c), the
  *     score record decoder, and strtod vs rs_parse_f64 on typical numbers;
  *  3. Redis, against a private redis-server this program starts on a unix
  *     socket in a temp dir: the old command layout (per event SET NX with
- *     the old JSON, ZADD, PEXPIRE, ZREMRANGEBYRANK; pipelined per batch as
- *     the old rs_sink_redis_write did) vs rs_sink_redis_write_json (same
- *     pipelining, new layout and JSON) vs rs_sink_redis_enqueue_json (the
- *     service's async writer).  Commands and bytes per event from the
- *     server's INFO, server CPU per event from /proc, writes/s.
+ *     the old JSON, ZADD, PEXPIRE, ZREMRANGEBYRANK, and ZADD, PEXPIRE,
+ *     ZREMRANGEBYRANK of the alert index per review/decline/alert;
+ *     pipelined per batch as the old rs_sink_redis_write did) vs
+ *     rs_sink_redis_write_json (same pipelining, new layout and JSON) vs
+ *     rs_sink_redis_enqueue_json (the service's async writer).  Commands
+ *     and bytes per event from the server's INFO, server CPU per event
+ *     from /proc, writes/s.
  *
  * usage: bench_encode [--records N] [--events N] [--entities N]
  *                     [--batch N] [--no-redis]
@@ -98,9 +101,20 @@ static const char *const feat_names[] = {
     "amount_ratio_30d", "tx_count_1h", "amount_zscore_7d", "distinct_cpty_1d",
     "time_since_last", "cpty_fraud_rate_30d", "amount_mean_1d", "velocity_10m",
     "mcc_fraud_rate_7d", "country_distinct_7d"};
-static const char *const reason_txt[] = {
-    "amount 8.3x this card's 30-day mean", "7 transactions in the last hour",
-    "merchant with 4.1% fraud in 30 days", "3rd new country in 7 days"};
+/* The words of each feature, as rs_features_reason writes them. */
+static const char *const feat_txt[] = {
+    "amount 8.3 times this card's usual amount over 30 days",
+    "7 payments by this card in the last 1 hour (usually 0.4)",
+    "amount 4.1 standard deviations above this card's 7-day mean",
+    "5 different merchants for this card in the last 1 day (usually 1.2)",
+    "2 minutes since this card's previous payment (usually 3.5 days)",
+    "this merchant's fraud rate over 30 days ending 7 days ago: 4.1% "
+    "(usually 0.2%)",
+    "average amount 212.40 for this card over the last 1 day (usually 38.10)",
+    "4 payments by this card in the last 10 minutes (usually 0.1)",
+    "this merchant category's fraud rate over 7 days: 1.3% (usually 0.2%)",
+    "3 different countries for this card in the last 7 days (usually 1)"};
+static const char *const mcc_txt[] = {"5411", "5812", "5999", "5944", "4829"};
 
 static float frand(rs_rng_t *rng) { return (float)rs_rng_uniform(rng); }
 
@@ -122,8 +136,9 @@ static void make_score(rs_rng_t *rng, int i, const char *entity, int64_t t,
     ex->n_contrib = 5;
     for (int k = 0; k < 5; k++) {
         rs_contrib_t *c = &ex->contrib[k];
-        snprintf(c->name, sizeof(c->name), "%s",
-                 feat_names[rs_rng_below(rng, 10)]);
+        int f = (int)rs_rng_below(rng, 10);
+        snprintf(c->name, sizeof(c->name), "%s", feat_names[f]);
+        snprintf(c->text, sizeof(c->text), "%s", feat_txt[f]);
         c->value = (float)(frand(rng) * 100.0f);
         c->contribution = (float)((frand(rng) - 0.3f) * 0.8f);
     }
@@ -144,8 +159,36 @@ static void make_score(rs_rng_t *rng, int i, const char *entity, int64_t t,
     ex->experts[1].expert = (uint32_t)rs_rng_below(rng, 8);
     ex->experts[1].gate_weight = 1.0f - (float)ex->experts[0].gate_weight;
     ex->n_reasons = 2 + (int)rs_rng_below(rng, 2);
-    for (int k = 0; k < ex->n_reasons; k++)
-        snprintf(ex->reasons[k], RS_REASON_MAX, "%s", reason_txt[k]);
+    for (int k = 0; k < ex->n_reasons; k++) /* the words of contributions */
+        snprintf(ex->reasons[k], RS_REASON_MAX, "%s", ex->contrib[k].text);
+    /* The event's own fields (Score.event), as the service copies them. */
+    rs_event_fields_t *ef = &sc->event;
+    ef->present = 1;
+    snprintf(ef->type, sizeof(ef->type), "card_tx");
+    snprintf(ef->counterparty_id, sizeof(ef->counterparty_id),
+             "merchant-%05d", (int)rs_rng_below(rng, 20000));
+    ef->amount = (double)(int64_t)(rs_rng_uniform(rng) * 100000) / 100.0;
+    ef->n_numeric = 2;
+    snprintf(ef->numeric[0].name, RS_NAME_MAX, "hour_of_day");
+    ef->numeric[0].value = (double)rs_rng_below(rng, 24);
+    snprintf(ef->numeric[1].name, RS_NAME_MAX, "day_of_week");
+    ef->numeric[1].value = (double)rs_rng_below(rng, 7);
+    ef->n_categ = 3;
+    snprintf(ef->categ[0].name, RS_NAME_MAX, "mcc");
+    snprintf(ef->categ[0].value, RS_CATVAL_MAX, "%s",
+             mcc_txt[rs_rng_below(rng, 5)]);
+    snprintf(ef->categ[1].name, RS_NAME_MAX, "country");
+    snprintf(ef->categ[1].value, RS_CATVAL_MAX, "%s",
+             rs_rng_below(rng, 5) ? "FR" : "DE");
+    snprintf(ef->categ[2].name, RS_NAME_MAX, "channel");
+    snprintf(ef->categ[2].value, RS_CATVAL_MAX, "%s",
+             rs_rng_below(rng, 3) ? "pos" : "online");
+}
+
+static int alerted(const rs_score_t *sc) {
+    return sc->decision == RS_DECISION_REVIEW ||
+           sc->decision == RS_DECISION_DECLINE ||
+           sc->decision == RS_DECISION_ALERT;
 }
 
 static void make_event(rs_rng_t *rng, int i, rs_event_t *ev) {
@@ -430,12 +473,15 @@ typedef struct redis_row_s {
     double cmds, bytes, mem, srv_us, cli_us, wps;
 } redis_row_t;
 
-/* The old per-event layout (4 commands, old JSON), pipelined per batch on
- * one connection: what rs_sink_redis_write sent before. */
+/* The old per-event layout (4 commands, 3 more per alerted event, old
+ * JSON), pipelined per batch on one connection: what rs_sink_redis_write
+ * sent before (main at 1fbc8c5). */
 static void legacy_write(redisContext *c, const rs_score_t *sc, int n,
-                         const char *ttl, const char *cap) {
+                         const char *ttl, const char *cap,
+                         const char *alert_cap) {
     static char json[RS_ENCODE_MAX];
     char skey[RS_ID_MAX + 48], zkey[RS_ID_MAX + 56], tbuf[24];
+    int ncmds = 0;
     for (int i = 0; i < n; i++) {
         int jl = legacy_score_to_json(&sc[i], json, sizeof(json));
         size_t skl = (size_t)snprintf(skey, sizeof(skey), "rs:score:%s",
@@ -456,8 +502,21 @@ static void legacy_write(redisContext *c, const rs_score_t *sc, int n,
         redisAppendCommandArgv(c, 4, zadd, zaddl);
         redisAppendCommandArgv(c, 3, pexp, pexpl);
         redisAppendCommandArgv(c, 4, trim, triml);
+        ncmds += 4;
+        if (alerted(&sc[i])) { /* rs_redis_alert_cmds of main */
+            const char *az[] = {"ZADD", "rs:alerts", tbuf, sc[i].event_id};
+            const size_t azl[] = {4, 9, tl, strlen(sc[i].event_id)};
+            const char *ap[] = {"PEXPIRE", "rs:alerts", ttl};
+            const size_t apl[] = {7, 9, strlen(ttl)};
+            const char *at[] = {"ZREMRANGEBYRANK", "rs:alerts", "0", alert_cap};
+            const size_t atl[] = {15, 9, 1, strlen(alert_cap)};
+            redisAppendCommandArgv(c, 4, az, azl);
+            redisAppendCommandArgv(c, 3, ap, apl);
+            redisAppendCommandArgv(c, 4, at, atl);
+            ncmds += 3;
+        }
     }
-    for (int i = 0; i < 4 * n; i++) {
+    for (int i = 0; i < ncmds; i++) {
         void *r;
         if (redisGetReply(c, &r) != REDIS_OK) abort();
         freeReplyObject(r);
@@ -465,12 +524,14 @@ static void legacy_write(redisContext *c, const rs_score_t *sc, int n,
 }
 
 /* Reference only (not a layout riskstream uses): SET NX per event and one
- * ZADD per event, no expiry or trim of the index -- what the index upkeep
- * (PEXPIRE + trim) costs on top. */
+ * ZADD per event (and one to the alert index per alerted event), no expiry
+ * or trim of the indexes -- what the index upkeep (PEXPIRE + trim) costs
+ * on top. */
 static void floor_write(redisContext *c, const rs_score_t *sc, int n,
                         const char *const *js, const size_t *jl,
                         const char *ttl) {
     char skey[RS_ID_MAX + 48], zkey[RS_ID_MAX + 56], tbuf[24];
+    int ncmds = 0;
     for (int i = 0; i < n; i++) {
         size_t skl = (size_t)snprintf(skey, sizeof(skey), "rs:score:%s",
                                       sc[i].event_id);
@@ -484,8 +545,15 @@ static void floor_write(redisContext *c, const rs_score_t *sc, int n,
         const size_t zaddl[] = {4, zkl, tl, strlen(sc[i].event_id)};
         redisAppendCommandArgv(c, 6, set, setl);
         redisAppendCommandArgv(c, 4, zadd, zaddl);
+        ncmds += 2;
+        if (alerted(&sc[i])) {
+            const char *az[] = {"ZADD", "rs:alerts", tbuf, sc[i].event_id};
+            const size_t azl[] = {4, 9, tl, strlen(sc[i].event_id)};
+            redisAppendCommandArgv(c, 4, az, azl);
+            ncmds++;
+        }
     }
-    for (int i = 0; i < 2 * n; i++) {
+    for (int i = 0; i < ncmds; i++) {
         void *r;
         if (redisGetReply(c, &r) != REDIS_OK) abort();
         freeReplyObject(r);
@@ -507,9 +575,13 @@ static void bench_redis(rs_rng_t *rng, long nev, int nent, int batch) {
     rs_redis_conf_t conf;
     rs_redis_conf_init(&conf);
     snprintf(conf.url, sizeof(conf.url), "unix://%s", srv.sock);
-    char errstr[512], ttl[24], cap[24];
+    char errstr[512], ttl[24], cap[24], alert_cap[24];
     snprintf(ttl, sizeof(ttl), "%" PRId64, conf.ttl_ms);
     snprintf(cap, sizeof(cap), "%" PRId64, -(conf.entity_index_max + 1));
+    snprintf(alert_cap, sizeof(alert_cap), "%" PRId64,
+             -(conf.alert_index_max + 1));
+    long nalert = 0;
+    for (long i = 0; i < nev; i++) nalert += alerted(&sc[i]);
     redisContext *c = redisConnectUnix(srv.sock);
     enum { ROUNDS = 3 };
     redis_row_t rows[4], runs[ROUNDS][4];
@@ -541,7 +613,7 @@ static void bench_redis(rs_rng_t *rng, long nev, int nent, int batch) {
         for (long i = 0; i < nev; i += batch) {
             int n = (int)((nev - i) < batch ? (nev - i) : batch);
             if (v == 0) {
-                legacy_write(lc, sc + i, n, ttl, cap);
+                legacy_write(lc, sc + i, n, ttl, cap, alert_cap);
                 continue;
             }
             if (rs_score_encode_batch(RS_FORMAT_JSON, sc + i, n, &arena, js, jl,
@@ -574,8 +646,8 @@ static void bench_redis(rs_rng_t *rng, long nev, int nent, int batch) {
         long long in = info_field(c, "stats", "total_net_input_bytes");
         long long mem = info_field(c, "memory", "used_memory");
         static const char *const what[] = {
-            "before: per event SET NX (old JSON) + ZADD + PEXPIRE + ZREMRANGEBYRANK",
-            "now: SET NX per event, ZADD + PEXPIRE + trim per entity of a batch (write_json)",
+            "before: per event SET NX (old JSON) + ZADD + PEXPIRE + ZREMRANGEBYRANK, + 3 per alert",
+            "now: SET NX per event, ZADD + PEXPIRE + trim per entity of a batch and of the alert index (write_json)",
             "now, async writer thread (enqueue_json: the service)",
             "reference, not used: SET NX + ZADD per event, no PEXPIRE, no trim"};
         runs[round][v] = (redis_row_t){what[v], (double)(cmds - 1) / (double)nev,
@@ -609,11 +681,13 @@ static void bench_redis(rs_rng_t *rng, long nev, int nent, int batch) {
         }
     }
     printf("\nRedis writes (median of %d interleaved rounds): %ld events, %d entities (uniform), batches of %d, "
+           "%.1f%% of the events review/decline (alert index), "
            "private redis-server %s\n\n"
            "| layout | commands/event | bytes sent/event | Redis memory/event | "
            "redis-server CPU us/event | client CPU us/event | events/s |\n"
            "|---|---:|---:|---:|---:|---:|---:|\n",
-           ROUNDS, nev, nent, batch, srv.sock);
+           ROUNDS, nev, nent, batch, 100.0 * (double)nalert / (double)nev,
+           srv.sock);
     for (int v = 0; v < 4; v++)
         printf("| %s | %.2f | %.0f | %.0f | %.2f | %.2f | %.0f |\n", rows[v].what,
                rows[v].cmds, rows[v].bytes, rows[v].mem, rows[v].srv_us,

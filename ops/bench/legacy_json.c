@@ -1,8 +1,9 @@
 /* legacy_json.c -- the score-record JSON encoder as it was before common/fmt
- * (proto/proto_json.c at d0d6be6, kept verbatim but renamed), so that
- * bench_encode measures old and new side by side in one run: doubles via
- * snprintf("%.15g") .. "%.17g" with a strtod check, integers via snprintf.
- * Not used by the service. */
+ * (proto/proto_json.c at main 1fbc8c5: the encoder of d0d6be6 plus
+ * Score.event and the contributions' text, kept verbatim but renamed), so
+ * that bench_encode measures old and new side by side in one run, on the
+ * same record: doubles via snprintf("%.15g") .. "%.17g" with a strtod
+ * check, integers via snprintf.  Not used by the service. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,6 +117,36 @@ static int jw_finish(jw_t *w) {
 
 static int jw_bad_count(int n, int max) { return n < 0 || n > max; }
 
+/* ,"event":{...} -- only when the score carries the event's fields. */
+static void jw_event_fields(jw_t *w, const rs_event_fields_t *ef) {
+    if (!ef->present) return;
+    JW_LIT(w, ",\"event\":{\"type\":");
+    jw_str(w, ef->type, sizeof(ef->type));
+    JW_LIT(w, ",\"counterparty_id\":");
+    jw_str(w, ef->counterparty_id, sizeof(ef->counterparty_id));
+    JW_LIT(w, ",\"amount\":");
+    jw_double(w, ef->amount);
+    JW_LIT(w, ",\"numeric_fields\":[");
+    for (int i = 0; i < ef->n_numeric; i++) {
+        if (i) JW_LIT(w, ",");
+        JW_LIT(w, "{\"name\":");
+        jw_str(w, ef->numeric[i].name, sizeof(ef->numeric[i].name));
+        JW_LIT(w, ",\"value\":");
+        jw_double(w, ef->numeric[i].value);
+        JW_LIT(w, "}");
+    }
+    JW_LIT(w, "],\"categorical_fields\":[");
+    for (int i = 0; i < ef->n_categ; i++) {
+        if (i) JW_LIT(w, ",");
+        JW_LIT(w, "{\"name\":");
+        jw_str(w, ef->categ[i].name, sizeof(ef->categ[i].name));
+        JW_LIT(w, ",\"value\":");
+        jw_str(w, ef->categ[i].value, sizeof(ef->categ[i].value));
+        JW_LIT(w, "}");
+    }
+    JW_LIT(w, "]}");
+}
+
 int legacy_score_to_json(const rs_score_t *sc, char *buf, size_t size) {
     jw_t w = { buf, size, 0, 0 };
     const rs_explanation_t *ex;
@@ -124,7 +155,10 @@ int legacy_score_to_json(const rs_score_t *sc, char *buf, size_t size) {
     if (jw_bad_count(ex->n_attended, RS_MAX_ATTEND) ||
         jw_bad_count(ex->n_contrib, RS_MAX_CONTRIB) ||
         jw_bad_count(ex->n_experts, RS_MAX_EXPERTS) ||
-        jw_bad_count(ex->n_reasons, RS_MAX_REASONS))
+        jw_bad_count(ex->n_reasons, RS_MAX_REASONS) ||
+        (sc->event.present &&
+         (jw_bad_count(sc->event.n_numeric, RS_MAX_NUMERIC) ||
+          jw_bad_count(sc->event.n_categ, RS_MAX_CATEG))))
         return -1;
     JW_LIT(&w, "{\"event_id\":");
     jw_str(&w, sc->event_id, sizeof(sc->event_id));
@@ -170,6 +204,8 @@ int legacy_score_to_json(const rs_score_t *sc, char *buf, size_t size) {
         jw_double(&w, fc->value);
         JW_LIT(&w, ",\"contribution\":");
         jw_double(&w, fc->contribution);
+        JW_LIT(&w, ",\"text\":");
+        jw_str(&w, fc->text, sizeof(fc->text));
         JW_LIT(&w, "}");
     }
     JW_LIT(&w, "],\"experts\":[");
@@ -190,6 +226,7 @@ int legacy_score_to_json(const rs_score_t *sc, char *buf, size_t size) {
     jw_u32(&w, sc->flags);
     JW_LIT(&w, ",\"schema_version\":");
     jw_u32(&w, RS_SCHEMA_VERSION);
+    jw_event_fields(&w, &sc->event);
     JW_LIT(&w, "}");
     return jw_finish(&w);
 }
