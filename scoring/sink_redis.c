@@ -2,10 +2,11 @@
  *
  * Two hiredis contexts, each owned by one thread:
  *   - the owner's (the service thread or a tool): rs_sink_redis_write()
- *     and every read.  A batch is appended command by command
- *     (redisAppendCommandArgv formats straight into hiredis's output
- *     buffer, so our argv vectors are fixed-size locals and the JSON buffer
- *     is allocated once) and then all replies are read: one round trip.
+ *     and every read.  A batch's commands (rs_redis_build, the same as on
+ *     the async path: records, entity indexes, alert index) are formatted
+ *     as RESP into a scratch buffer grown to the largest batch, appended
+ *     with redisAppendFormattedCommand, and then all replies are read: one
+ *     round trip.
  *     Any I/O error or timeout drops the context (RS_ERR_IO); the next call
  *     reconnects (the caller retries the whole batch: writes are
  *     idempotent).  Error replies (RS_ERR_REDIS) are read to the end so the
