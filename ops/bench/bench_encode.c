@@ -411,7 +411,7 @@ static int redis_start(redis_srv_t *r) {
     snprintf(r->sock, sizeof(r->sock), "%s/redis.sock", r->dir);
     char *argv[] = {"redis-server", "--port", "0", "--unixsocket", r->sock,
                     "--save", "", "--appendonly", "no", "--dir", r->dir,
-                    "--loglevel", "warning", NULL};
+                    "--loglevel", "warning", "--logfile", "/dev/null", NULL};
     if (posix_spawnp(&r->pid, "redis-server", NULL, NULL, argv, environ))
         return -1;
     for (int i = 0; i < 100; i++) {
