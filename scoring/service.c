@@ -85,6 +85,13 @@ struct rs_service_s {
     size_t *log_lens;     /* [batch_max]                                */
     int *pub;             /* [batch_max] out index of an event, -1 if a
                            * replay (state only, not published)         */
+    /* Each record is encoded once per batch: JSON for Redis (and Kafka),
+     * protobuf for Kafka too with service.scores_format=protobuf. */
+    rs_enc_arena_t enc_json, enc_kafka;
+    const void **json;    /* [batch_max] JSON of out[i] in enc_json     */
+    size_t *json_lens;    /* [batch_max]                                */
+    const void **kbytes;  /* [batch_max] Kafka bytes of out[i]          */
+    size_t *klens;        /* [batch_max]                                */
 
     rs_svc_batch_t *ring;          /* [RS_SVC_RING]                      */
     uint64_t ring_head, ring_tail; /* FIFO of unacked batches [tail,head) */
@@ -439,6 +446,10 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
     svc->out = rs_calloc((size_t)B, sizeof(rs_score_t));
     svc->order = rs_calloc((size_t)D, sizeof(int));
     svc->pub = rs_calloc((size_t)B, sizeof(int));
+    svc->json = rs_calloc((size_t)B, sizeof(*svc->json));
+    svc->json_lens = rs_calloc((size_t)B, sizeof(size_t));
+    svc->kbytes = rs_calloc((size_t)B, sizeof(*svc->kbytes));
+    svc->klens = rs_calloc((size_t)B, sizeof(size_t));
     if (app->service.log_inputs != RS_LOG_INPUTS_NONE) {
         svc->log_max = rs_model_log_max(svc->model);
         svc->logbuf = rs_aligned_calloc((size_t)B, svc->log_max);
@@ -484,6 +495,12 @@ void rs_service_destroy(rs_service_t *svc) {
     free(svc->out);
     free(svc->order);
     free(svc->pub);
+    rs_enc_arena_free(&svc->enc_json);
+    rs_enc_arena_free(&svc->enc_kafka);
+    free(svc->json);
+    free(svc->json_lens);
+    free(svc->kbytes);
+    free(svc->klens);
     rs_free(svc->logbuf);
     free(svc->logs);
     free(svc->log_lens);
@@ -1234,9 +1251,10 @@ static rs_err_t rs_svc_redis_enqueue(rs_service_t *svc, int n, uint64_t seq,
                                      char *errstr, size_t errstr_size) {
     int warned = 0;
     for (;;) {
-        rs_err_t err = rs_sink_redis_enqueue(svc->rd, svc->out, n,
-                                             svc->log_max ? svc->logs : NULL,
-                                             svc->log_lens, seq);
+        rs_err_t err = rs_sink_redis_enqueue_json(
+            svc->rd, svc->out, n, (const char *const *)svc->json,
+            svc->json_lens, svc->log_max ? svc->logs : NULL, svc->log_lens,
+            seq);
         if (err == RS_OK) return RS_OK;
         if (err != RS_ERR_AGAIN)
             return rs_errf(errstr, errstr_size, err,
@@ -1401,6 +1419,30 @@ static rs_err_t rs_svc_ring_wait(rs_service_t *svc, int n,
     return RS_OK;
 }
 
+/* Encode out[0..n) once: JSON for Redis, and the same bytes for Kafka
+ * unless the scores topic is protobuf (then a second, protobuf copy). */
+static rs_err_t rs_svc_encode(rs_service_t *svc, int n, char *errstr,
+                              size_t errstr_size) {
+    int bad = -1;
+    rs_err_t err = rs_score_encode_batch(RS_FORMAT_JSON, svc->out, n,
+                                         &svc->enc_json, svc->json,
+                                         svc->json_lens, &bad);
+    if (err == RS_OK && rs_sink_kafka_format(svc->ks) != RS_FORMAT_JSON)
+        err = rs_score_encode_batch(rs_sink_kafka_format(svc->ks), svc->out,
+                                    n, &svc->enc_kafka, svc->kbytes,
+                                    svc->klens, &bad);
+    else if (err == RS_OK)
+        for (int i = 0; i < n; i++) {
+            svc->kbytes[i] = svc->json[i];
+            svc->klens[i] = svc->json_lens[i];
+        }
+    if (err != RS_OK) /* a corrupt record: a bug, never input */
+        return rs_errf(errstr, errstr_size, err,
+                       "score of %s does not encode",
+                       bad >= 0 ? svc->out[bad].event_id : "?");
+    return RS_OK;
+}
+
 /* Record that the batch read (topic, partition) up to `offset`. */
 static void rs_svc_batch_off(rs_service_t *svc, rs_svc_batch_t *b,
                              int32_t topic, int32_t partition,
@@ -1545,8 +1587,8 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             }
             npub++;
         }
-        /* Stamp and publish: latency ends when the score is handed to the
-         * producer. */
+        /* Stamp, encode once, publish: latency ends when the scores are
+         * handed to the producer. */
         int64_t now_wall_us = rs_clock_wall_us(), now_mono = rs_clock_mono_us();
         for (int k = 0; k < nev; k++) {
             if (svc->pub[k] < 0) continue;
@@ -1558,11 +1600,17 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             if (m->produced_ms > 0)
                 rs_hist_record(&svc->st.e2e_us,
                                now_wall_us - m->produced_ms * 1000);
+        }
+        rs_err_t eerr = rs_svc_encode(svc, npub, errstr, errstr_size);
+        if (eerr != RS_OK) return eerr;
+        for (int p = 0; p < npub; p++) {
+            rs_score_t *sc = &svc->out[p];
             rs_err_t err;
             /* A full local queue is backpressure: serve delivery reports
              * until there is room (never drop, never skip). */
-            while ((err = rs_sink_kafka_publish(svc->ks, sc, b->seq)) ==
-                       RS_ERR_AGAIN && !*stop)
+            while ((err = rs_sink_kafka_publish_encoded(
+                        svc->ks, sc, svc->kbytes[p], svc->klens[p],
+                        b->seq)) == RS_ERR_AGAIN && !*stop)
                 rs_sink_kafka_poll(svc->ks, 10);
             if (err != RS_OK) {
                 svc->st.kafka_errors++;
