@@ -48,6 +48,10 @@ typedef struct rs_conf_ent_s {
     void *raw_opaque;
     rs_conf_section_t *raw_sec;     /* owned empty table of a raw-only
                                      * section                          */
+    struct rs_conf_raw_doc_s {      /* documented raw keys (docs only)  */
+        char *key, *type, *desc;
+    } *raw_docs;
+    int nraw_docs;
 } rs_conf_ent_t;
 
 struct rs_conf_s {
@@ -320,6 +324,12 @@ void rs_conf_destroy(rs_conf_t *conf) {
         free(conf->ents[i].pt_name);
         free(conf->ents[i].pt_desc);
         free(conf->ents[i].raw_sec);
+        for (int k = 0; k < conf->ents[i].nraw_docs; k++) {
+            free(conf->ents[i].raw_docs[k].key);
+            free(conf->ents[i].raw_docs[k].type);
+            free(conf->ents[i].raw_docs[k].desc);
+        }
+        free(conf->ents[i].raw_docs);
     }
     free(conf->ents);
     free(conf);
@@ -437,6 +447,25 @@ rs_err_t rs_conf_add_raw(rs_conf_t *conf, const char *name, const char *desc,
     ent->raw = fn;
     ent->raw_dump = dump;
     ent->raw_opaque = opaque;
+    return RS_OK;
+}
+
+rs_err_t rs_conf_add_raw_doc(rs_conf_t *conf, const char *section,
+                             const char *key, const char *type,
+                             const char *desc, char *errstr,
+                             size_t errstr_size) {
+    rs_conf_ent_t *ent =
+        conf && section ? rs_conf_find(conf, section, strlen(section)) : NULL;
+    if (!ent || !ent->raw || !key || !*key || !type || !desc)
+        return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                       "raw key doc '%s.%s': no raw hook on that section",
+                       section ? section : "(null)", key ? key : "(null)");
+    ent->raw_docs = rs_realloc(ent->raw_docs, sizeof(*ent->raw_docs) *
+                                                  (size_t)(ent->nraw_docs + 1));
+    struct rs_conf_raw_doc_s *d = &ent->raw_docs[ent->nraw_docs++];
+    d->key = rs_strdup(key);
+    d->type = rs_strdup(type);
+    d->desc = rs_strdup(desc);
     return RS_OK;
 }
 
@@ -1110,6 +1139,10 @@ static void rs_conf_put_scalar(FILE *fp, const char *s) {
 
 /* Shortest "%.*g" that reads back as the same double. */
 static void rs_conf_fmt_double(double v, char *buf, size_t size) {
+    if (v == floor(v) && fabs(v) < 1e15) { /* 10, not 1e+01 */
+        snprintf(buf, size, "%.0f", v);
+        if (strtod(buf, NULL) == v && !(v == 0 && signbit(v))) return;
+    }
     for (int prec = 1; prec <= 17; prec++) {
         snprintf(buf, size, "%.*g", prec, v);
         if (strtod(buf, NULL) == v) return;
@@ -1197,59 +1230,235 @@ static void rs_conf_put_cell(FILE *fp, const char *s) {
     }
 }
 
+/* Type column: "int", "enum: `a` \| `b`". */
+static void rs_conf_doc_type(FILE *fp, const rs_conf_field_t *f) {
+    if (f->type != RS_CONF_ENUM) {
+        fputs(rs_conf_type_name(f->type), fp);
+        return;
+    }
+    char one[128];
+    fputs("enum: ", fp);
+    for (int c = 0; !rs_conf_enum_name(f->choices, c, one, sizeof(one)); c++) {
+        if (c) fputs(" \\| ", fp);
+        fputc('`', fp);
+        rs_conf_put_cell(fp, one);
+        fputc('`', fp);
+    }
+}
+
+/* "(range 0 to 1)" for a bounded field, "" otherwise. */
+static void rs_conf_range(const rs_conf_field_t *f, char *buf, size_t size) {
+    buf[0] = '\0';
+    if (!rs_conf_has_bounds(f)) return;
+    char lo[32], hi[32];
+    if (f->type == RS_CONF_DURATION) {
+        rs_duration_fmt(rs_conf_d2i(f->min), lo, sizeof(lo));
+        rs_duration_fmt(rs_conf_d2i(f->max), hi, sizeof(hi));
+    } else {
+        /* whole numbers below 1e10 in full, the rest as %g (1e+12) */
+        snprintf(lo, sizeof(lo), f->min == floor(f->min) && fabs(f->min) < 1e10
+                 ? "%.0f" : "%g", f->min);
+        snprintf(hi, sizeof(hi), f->max == floor(f->max) && fabs(f->max) < 1e10
+                 ? "%.0f" : "%g", f->max);
+    }
+    if (f->max >= 1e18) /* "no upper bound" written as a huge number */
+        snprintf(buf, size, "at least %s", lo);
+    else
+        snprintf(buf, size, "range %s to %s", lo, hi);
+}
+
+/* One Markdown row; `section` != NULL prefixes the key ("seq.d_model"). */
+static void rs_conf_doc_row(FILE *fp, const char *section,
+                            const rs_conf_field_t *f) {
+    char range[96];
+    fprintf(fp, "| `%s%s%s` | ", section ? section : "", section ? "." : "",
+            f->name);
+    rs_conf_doc_type(fp, f);
+    fputs(" | ", fp);
+    if (f->def && *f->def) {
+        fputc('`', fp);
+        rs_conf_put_cell(fp, f->def);
+        fputc('`', fp);
+    } else {
+        fputs(f->type == RS_CONF_STRING ? "*(empty)*" : "", fp);
+    }
+    fputs(" | ", fp);
+    if (f->desc) rs_conf_put_cell(fp, f->desc);
+    rs_conf_range(f, range, sizeof(range));
+    if (range[0]) fprintf(fp, "%s(%s)", f->desc ? " " : "", range);
+    fputs(" |\n", fp);
+}
+
+static void rs_conf_doc_raw_rows(FILE *fp, const char *section,
+                                 const rs_conf_ent_t *ent) {
+    for (int k = 0; k < ent->nraw_docs; k++) {
+        fprintf(fp, "| `%s%s%s` | ", section ? section : "",
+                section ? "." : "", ent->raw_docs[k].key);
+        rs_conf_put_cell(fp, ent->raw_docs[k].type);
+        fputs(" | | ", fp);
+        rs_conf_put_cell(fp, ent->raw_docs[k].desc);
+        fputs(" |\n", fp);
+    }
+}
+
+static const char rs_conf_doc_head[] =
+    "| key | type | default | description |\n"
+    "|-----|------|---------|-------------|\n";
+
 void rs_conf_doc_markdown(const rs_conf_t *conf, FILE *fp) {
     if (!conf || !fp) return;
     for (int e = 0; e < conf->cnt; e++) {
         const rs_conf_ent_t *ent = &conf->ents[e];
         fprintf(fp, "## `%s`\n\n", ent->name);
         if (ent->desc && *ent->desc) fprintf(fp, "%s\n\n", ent->desc);
-        fputs("| key | type | default | description |\n"
-              "|-----|------|---------|-------------|\n", fp);
+        fputs(rs_conf_doc_head, fp);
         if (!ent->sec) {
             fputs("| *any* | string | | Passed through as is; nested "
                   "mappings are flattened with `.` |\n\n", fp);
             continue;
         }
+        for (int i = 0; i < ent->sec->nfields; i++)
+            rs_conf_doc_row(fp, NULL, &ent->sec->fields[i]);
+        rs_conf_doc_raw_rows(fp, NULL, ent);
+        fputc('\n', fp);
+    }
+}
+
+rs_err_t rs_conf_doc_table(const rs_conf_t *conf, const char *keys, FILE *fp,
+                           char *errstr, size_t errstr_size) {
+    /* Check every name first, so a bad list prints nothing. */
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass) fputs(rs_conf_doc_head, fp);
+        const char *p = keys ? keys : "";
+        int n = 0;
+        while (*p) {
+            size_t len = strcspn(p, ",");
+            const char *next = p[len] ? p + len + 1 : p + len;
+            while (len && isspace((unsigned char)*p)) { p++; len--; }
+            while (len && isspace((unsigned char)p[len - 1])) len--;
+            if (!len) { p = next; continue; }
+            const char *dot = memchr(p, '.', len);
+            size_t slen = dot ? (size_t)(dot - p) : len;
+            const rs_conf_ent_t *ent = rs_conf_find(conf, p, slen);
+            char key[RS_CONF_MAX_KEY];
+            snprintf(key, sizeof(key), "%.*s", (int)len, p);
+            if (!ent || !ent->sec)
+                return rs_errf(errstr, errstr_size, RS_ERR_NOTFOUND,
+                               "'%s': no table section of that name", key);
+            if (!dot) {
+                if (pass) {
+                    for (int i = 0; i < ent->sec->nfields; i++)
+                        rs_conf_doc_row(fp, ent->name, &ent->sec->fields[i]);
+                    rs_conf_doc_raw_rows(fp, ent->name, ent);
+                }
+            } else {
+                const rs_conf_field_t *f = rs_conf_field(ent->sec, key + slen + 1);
+                int raw = -1;
+                for (int k = 0; !f && k < ent->nraw_docs; k++)
+                    if (!strcmp(ent->raw_docs[k].key, key + slen + 1)) raw = k;
+                if (!f && raw < 0)
+                    return rs_errf(errstr, errstr_size, RS_ERR_NOTFOUND,
+                                   "'%s': no such key", key);
+                if (pass && f) rs_conf_doc_row(fp, ent->name, f);
+                if (pass && !f) {
+                    fprintf(fp, "| `%s` | ", key);
+                    rs_conf_put_cell(fp, ent->raw_docs[raw].type);
+                    fputs(" | | ", fp);
+                    rs_conf_put_cell(fp, ent->raw_docs[raw].desc);
+                    fputs(" |\n", fp);
+                }
+            }
+            n++;
+            p = next;
+        }
+        if (!n)
+            return rs_errf(errstr, errstr_size, RS_ERR_NOTFOUND,
+                           "empty key list");
+    }
+    return RS_OK;
+}
+
+/* ---------------------------------------------------------------- sample */
+
+/* "  # " + text wrapped at 78 columns. */
+static void rs_conf_comment(FILE *fp, const char *indent, const char *text) {
+    const int width = 78;
+    int col = 0;
+    const char *p = text;
+    while (*p) {
+        while (*p == ' ') p++;
+        size_t w = strcspn(p, " ");
+        if (!w) break;
+        if (col && col + 1 + (int)w > width) {
+            fputc('\n', fp);
+            col = 0;
+        }
+        if (!col) col = fprintf(fp, "%s#", indent);
+        col += fprintf(fp, " %.*s", (int)w, p);
+        p += w;
+    }
+    if (col) fputc('\n', fp);
+}
+
+void rs_conf_sample(const rs_conf_t *conf, FILE *fp) {
+    if (!conf || !fp) return;
+    for (int e = 0; e < conf->cnt; e++) {
+        const rs_conf_ent_t *ent = &conf->ents[e];
+        char line[1024];
+        fputc('\n', fp);
+        snprintf(line, sizeof(line), "%s: %s", ent->name,
+                 ent->desc ? ent->desc : "");
+        rs_conf_comment(fp, "", line);
+        if (!ent->sec) {
+            rs_conf_comment(fp, "", "Any key is passed through as it is; "
+                            "nested mappings are flattened with '.' "
+                            "(sasl: {mechanism: X} is sasl.mechanism).");
+            fprintf(fp, "%s:%s\n", ent->name, ent->kv->cnt ? "" : " {}");
+            for (int i = 0; i < ent->kv->cnt; i++) {
+                fputs("  ", fp);
+                rs_conf_put_scalar(fp, ent->kv->keys[i]);
+                fputs(": ", fp);
+                rs_conf_put_quoted(fp, rs_conf_is_secret(ent->kv->keys[i])
+                                           ? "***" : ent->kv->vals[i]);
+                fputc('\n', fp);
+            }
+            continue;
+        }
+        int empty = ent->sec->nfields == 0 && !ent->raw_dump;
+        fprintf(fp, "%s:%s\n", ent->name, empty ? " {}" : "");
         for (int i = 0; i < ent->sec->nfields; i++) {
             const rs_conf_field_t *f = &ent->sec->fields[i];
-            fprintf(fp, "| `%s` | ", f->name);
+            char val[4096], range[96], what[1536], choices[512];
+            rs_conf_range(f, range, sizeof(range));
             if (f->type == RS_CONF_ENUM) {
-                char one[128];
-                fputs("enum: ", fp);
-                for (int c = 0; !rs_conf_enum_name(f->choices, c, one,
-                                                   sizeof(one)); c++) {
-                    if (c) fputs(" \\| ", fp);
-                    fputc('`', fp);
-                    rs_conf_put_cell(fp, one);
-                    fputc('`', fp);
-                }
+                rs_conf_enum_list(f->choices, choices, sizeof(choices));
+                snprintf(what, sizeof(what), "%s [one of: %s; default %s]",
+                         f->desc ? f->desc : "", choices,
+                         f->def && *f->def ? f->def : "-");
             } else {
-                fputs(rs_conf_type_name(f->type), fp);
+                snprintf(what, sizeof(what), "%s [%s%s%s; default %s]",
+                         f->desc ? f->desc : "", rs_conf_type_name(f->type),
+                         range[0] ? ", " : "", range,
+                         f->def && *f->def ? f->def
+                                           : f->type == RS_CONF_STRING
+                                                 ? "empty" : "-");
             }
-            fputs(" | ", fp);
-            if (f->def && *f->def) {
-                fputc('`', fp);
-                rs_conf_put_cell(fp, f->def);
-                fputc('`', fp);
-            } else {
-                fputs(f->type == RS_CONF_STRING ? "*(empty)*" : "", fp);
-            }
-            fputs(" | ", fp);
-            if (f->desc) rs_conf_put_cell(fp, f->desc);
-            if (rs_conf_has_bounds(f)) {
-                char lo[32], hi[32];
-                if (f->type == RS_CONF_DURATION) {
-                    rs_duration_fmt(rs_conf_d2i(f->min), lo, sizeof(lo));
-                    rs_duration_fmt(rs_conf_d2i(f->max), hi, sizeof(hi));
-                } else {
-                    snprintf(lo, sizeof(lo), "%g", f->min);
-                    snprintf(hi, sizeof(hi), "%g", f->max);
-                }
-                fprintf(fp, "%s(range %s to %s)", f->desc ? " " : "", lo,
-                        hi);
-            }
-            fputs(" |\n", fp);
+            rs_conf_comment(fp, "  ", what);
+            rs_conf_fmt_field(f, ent->sec->base, val, sizeof(val));
+            fprintf(fp, "  %s: ", f->name);
+            if (f->type == RS_CONF_STRING)
+                rs_conf_put_quoted(fp, rs_conf_is_secret(f->name) && *val
+                                           ? "***" : val);
+            else
+                rs_conf_put_scalar(fp, val);
+            fputc('\n', fp);
         }
-        fputc('\n', fp);
+        for (int k = 0; k < ent->nraw_docs; k++) {
+            snprintf(line, sizeof(line), "%s: %s [%s; not set by default]",
+                     ent->raw_docs[k].key, ent->raw_docs[k].desc,
+                     ent->raw_docs[k].type);
+            rs_conf_comment(fp, "  ", line);
+        }
+        if (ent->raw_dump) ent->raw_dump(ent->raw_opaque, fp);
     }
 }

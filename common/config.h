@@ -130,6 +130,15 @@ rs_err_t rs_conf_add_raw(rs_conf_t *conf, const char *name, const char *desc,
                          rs_conf_raw_fn fn, rs_conf_raw_dump_fn dump,
                          void *opaque, char *errstr, size_t errstr_size);
 
+/* Document a key that section `section`'s raw hook handles (for --doc,
+ * --doc-table and the sample; the loader does not use it): `type` e.g.
+ * "list of specs".  The strings are copied.  RS_ERR_CONFIG if the section
+ * has no raw hook. */
+rs_err_t rs_conf_add_raw_doc(rs_conf_t *conf, const char *section,
+                             const char *key, const char *type,
+                             const char *desc, char *errstr,
+                             size_t errstr_size);
+
 /* Parse YAML text and apply it.  `srcname` names the source in errors.
  * No I/O.  On error nothing is guaranteed about partially applied values;
  * callers treat a config error as fatal (exit 2). */
@@ -155,6 +164,20 @@ void rs_conf_dump(const rs_conf_t *conf, FILE *fp);
 
 /* Print a Markdown reference (section, key, type, default, description). */
 void rs_conf_doc_markdown(const rs_conf_t *conf, FILE *fp);
+
+/* Print one Markdown table (key, type, default, description) of the keys
+ * named in `keys`, a comma list of whole sections ("seq") and dotted keys
+ * ("model.label_horizon"), in that order; keys are shown dotted.  For the
+ * tables of defaults inside docs/ (ops/docs.sh).  RS_ERR_NOTFOUND naming
+ * an unknown section or key, before anything is printed. */
+rs_err_t rs_conf_doc_table(const rs_conf_t *conf, const char *keys, FILE *fp,
+                           char *errstr, size_t errstr_size);
+
+/* Print a sample configuration: every section and key with its
+ * description, type, range and default as comments above its effective
+ * value (defaults + file + sets, secrets masked as in rs_conf_dump), and
+ * the documented raw keys as comments.  Loads back like the dump. */
+void rs_conf_sample(const rs_conf_t *conf, FILE *fp);
 
 #ifdef __cplusplus
 }

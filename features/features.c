@@ -16,6 +16,7 @@
  *  - nothing here allocates after rs_features_new().
  */
 #include "common/idx.h"
+#include "common/tz.h"
 #include "features/features_int.h"
 
 #include <math.h>
@@ -27,8 +28,13 @@
 #define RS_FE_EVICT_PROBE  8   /* slots compared when a pool is full          */
 #define RS_FE_SINCE_NONE_S 1e8 /* "no previous event": 1e8 s (~3.2 years)      */
 #define RS_FE_Z_CLIP 100.0
+#define RS_FE_2PI 6.283185307179586
 #define RS_FE_AGG_LABEL_BITS                                                  \
     ((1u << RS_FEATURES_AGG_FRAUD_COUNT) | (1u << RS_FEATURES_AGG_FRAUD_RATE))
+#define RS_FE_AGG_CAL_BITS                                                    \
+    ((1u << RS_FEATURES_AGG_HOUR_OF_DAY) | (1u << RS_FEATURES_AGG_DAY_OF_WEEK) | \
+     (1u << RS_FEATURES_AGG_NIGHT) | (1u << RS_FEATURES_AGG_WEEKEND) |        \
+     (1u << RS_FEATURES_AGG_HOUR_SIN) | (1u << RS_FEATURES_AGG_HOUR_COS))
 
 /* ------------------------------------------------------------ helpers */
 
@@ -154,6 +160,8 @@ uint32_t rs_fe_tab_alloc(rs_fe_tab_t *tab, uint64_t key, uint64_t *evictions) {
     uint32_t s = tab->freelist[--tab->nfree];
     rs_fe_hdr_t *h = rs_fe_slot(tab, s);
     memset(h, 0, sizeof(*h));
+    if (tab->nbkt) /* no counter says which buckets are live: clear them */
+        memset(rs_fe_bkts(tab, h), 0, tab->nbkt * sizeof(rs_fe_bkt_t));
     h->key = key;
     h->slot = s;
     rs_idx_insert(tab->index, tab->mask, key, s);
@@ -320,8 +328,22 @@ rs_features_t *rs_features_new(const rs_features_conf_t *conf, char *errstr,
     f = rs_calloc(1, sizeof(*f));
     f->conf = *conf;
     f->conf.sensor_fields[sizeof(f->conf.sensor_fields) - 1] = '\0';
+    f->conf.nouns[sizeof(f->conf.nouns) - 1] = '\0';
     f->ck.fd = -1;
+    f->conf.timezone[sizeof(f->conf.timezone) - 1] = '\0';
     if (rs_fe_compile(f, errstr, errstr_size)) goto fail;
+    {
+        char why[400];
+        f->tz = rs_tz_load(f->conf.timezone, why, sizeof(why));
+        if (!f->tz) {
+            rs_errf(errstr, errstr_size, RS_ERR_CONFIG, "features.timezone: %s",
+                    why);
+            goto fail;
+        }
+        f->tz_from = INT64_MAX;   /* empty cache */
+        f->tz_until = INT64_MIN;
+    }
+    if (rs_fe_words_new(f, errstr, errstr_size)) goto fail;
 
     uint64_t mem = sizeof(*f) +
                    (uint64_t)f->dim * (sizeof(*f->names) + sizeof(*f->descs));
@@ -410,6 +432,8 @@ void rs_features_destroy(rs_features_t *f) {
     rs_free(f->descs);
     rs_free(f->out_spec);
     rs_free(f->out_agg);
+    rs_tz_destroy(f->tz);
+    rs_fe_words_destroy(f->words);
     rs_free(f);
 }
 
@@ -480,6 +504,65 @@ static inline uint32_t rs_fe_item_a(const rs_fe_tab_t *tb, const uint8_t *it,
     return a;
 }
 
+/* A bucketed spec: the whole buckets ending at or before t - offset, W
+ * long: buckets j in [e - W/B + 1, e], e = floor((t - offset) / B) - 1. */
+static void rs_fe_bucket_eval(const rs_features_t *f, const rs_fe_cspec_t *c,
+                              rs_fe_hdr_t *h, int64_t t, float *out) {
+    const rs_fe_tab_t *tb = &f->tab[c->tab];
+    const rs_features_spec_t *s = &c->s;
+    const int64_t B = tb->bkt_ms;
+    uint64_t n = 0, nv = 0, fr = 0;
+    double sum = 0;
+    if (h) {
+        const rs_fe_bkt_t *bk = rs_fe_bkts(tb, h);
+        int64_t e = rs_fe_floordiv(t - s->offset_ms, B) - 1;
+        int64_t j = e - s->window_ms / B + 1;
+        if (j < 0) j = 0;
+        const int64_t j0 = j;
+        /* one modulo, then walk the ring (no division per bucket) */
+        uint32_t q = (uint32_t)(j % tb->nbkt);
+        for (; j <= e; j++, q = q + 1 == tb->nbkt ? 0 : q + 1) {
+            const rs_fe_bkt_t *b = &bk[q];
+            if (b->b1 != j + 1) continue;
+            n += b->n;
+            nv += b->nv;
+            fr += b->fraud;
+            sum += b->sum;
+        }
+        /* labels applied before their arrival time (a labels topic read
+         * ahead of the events) count only for events after it: take out
+         * those of the newest by arrival that arrived at or after t */
+        if (fr && (s->aggs & RS_FE_AGG_LABEL_BITS)) {
+            const rs_fe_lab_t *rc = rs_fe_recs(tb, h);
+            uint32_t q2 = (h->rec_head + (uint32_t)h->rec_n + tb->nrec - 1) % tb->nrec;
+            for (uint32_t k = 0; k < h->rec_n;
+                 k++, q2 = q2 ? q2 - 1 : tb->nrec - 1) {
+                if (rc[q2].et < t) break;        /* .et holds the arrival */
+                int64_t jb = rs_fe_floordiv(rc[q2].arr, B);
+                if (jb < j0 || jb > e) continue;
+                if (bk[jb % tb->nbkt].b1 == jb + 1 && fr) fr--;
+            }
+        }
+    }
+    for (int k = 0; k < c->nout; k++) {
+        double o = 0;
+        switch (c->agg[k]) {
+        case RS_FEATURES_AGG_COUNT: o = (double)n; break;
+        case RS_FEATURES_AGG_SUM: o = sum; break;
+        case RS_FEATURES_AGG_MEAN: o = nv ? sum / (double)nv : 0; break;
+        case RS_FEATURES_AGG_VELOCITY:
+            o = (double)n * (double)RS_FE_HOUR_MS / (double)s->window_ms;
+            break;
+        case RS_FEATURES_AGG_FRAUD_COUNT: o = (double)fr; break;
+        case RS_FEATURES_AGG_FRAUD_RATE:
+            o = n ? (fr >= n ? 1.0 : (double)fr / (double)n) : 0;
+            break;
+        default: break;
+        }
+        out[k] = (float)o;
+    }
+}
+
 /* Compute the features of spec c for the event at t into out[c->nout]. */
 static void rs_fe_spec_eval(rs_features_t *f, const rs_fe_cspec_t *c,
                             const rs_fe_cur_t *cur, int64_t t, float *out) {
@@ -490,8 +573,29 @@ static void rs_fe_spec_eval(rs_features_t *f, const rs_fe_cspec_t *c,
     const uint32_t cx = c->ai >= 0 ? rs_fe_item_a(tb, ci, c->ai) : 0;
     int nsel = 0;
     rs_fe_hdr_t *h = cur->h;
+    if (s->aggs & RS_FE_AGG_CAL_BITS) { /* the event's own time only */
+        for (int k = 0; k < c->nout; k++) {
+            double o = 0;
+            switch (c->agg[k]) {
+            case RS_FEATURES_AGG_HOUR_OF_DAY: o = floor(f->cal_hour); break;
+            case RS_FEATURES_AGG_DAY_OF_WEEK: o = f->cal_dow; break;
+            case RS_FEATURES_AGG_NIGHT: o = f->cal_hour < 6.0; break;
+            case RS_FEATURES_AGG_WEEKEND: o = f->cal_dow >= 5; break;
+            case RS_FEATURES_AGG_HOUR_SIN: o = sin(RS_FE_2PI * f->cal_hour / 24); break;
+            case RS_FEATURES_AGG_HOUR_COS: o = cos(RS_FE_2PI * f->cal_hour / 24); break;
+            default: continue;  /* not calendar: computed below */
+            }
+            out[k] = (float)o;
+        }
+        if (!(s->aggs & ~RS_FE_AGG_CAL_BITS)) return;
+    }
     if (!cur->key) { /* the event has no such key: all zero */
-        for (int k = 0; k < c->nout; k++) out[k] = 0;
+        for (int k = 0; k < c->nout; k++)
+            if (!((RS_FE_AGG_CAL_BITS >> c->agg[k]) & 1)) out[k] = 0;
+        return;
+    }
+    if (s->bucket_ms) {
+        rs_fe_bucket_eval(f, c, h, t, out);
         return;
     }
     /* select: newest first */
@@ -510,7 +614,7 @@ static void rs_fe_spec_eval(rs_features_t *f, const rs_fe_cspec_t *c,
             } else {
                 int64_t d = t - st;
                 if (d < off) continue;
-                if (W && d >= off + W) break;
+                if (W && d > off + W) break;   /* [t - off - W, t - off] */
             }
             f->sel[nsel++] = p;
             if (newest == INT64_MIN) newest = st;
@@ -583,7 +687,7 @@ static void rs_fe_spec_eval(rs_features_t *f, const rs_fe_cspec_t *c,
             const rs_fe_lab_t *l = &lab[q];
             if (l->et > t) break;
             int64_t d = t - l->et;
-            if (d < off || d >= off + W) continue;
+            if (d < off || d > off + W) continue;
             if (l->arr + s->label_delay_ms < t) fc++;
         }
     }
@@ -633,7 +737,7 @@ static void rs_fe_spec_eval(rs_features_t *f, const rs_fe_cspec_t *c,
         case RS_FEATURES_AGG_DEVIATION: o = xok && nv ? x - mean : 0; break;
         case RS_FEATURES_AGG_CURRENT: o = xok ? x : 0; break;
         case RS_FEATURES_AGG_CURRENT_LOG1P: o = xok ? log1p(x > 0 ? x : 0) : 0; break;
-        default: break;
+        default: continue;  /* calendar: written above */
         }
         out[k] = (float)o;
     }
@@ -653,6 +757,16 @@ rs_err_t rs_features_process(rs_features_t *f, const rs_event_t *ev,
     }
     if (t > f->wm) f->wm = t;
     f->st.events++;
+    if (f->has_cal) {
+        /* the zone's offset is constant on [tz_from, tz_until): one binary
+         * search per DST change, not per event */
+        if (t < f->tz_from || t >= f->tz_until)
+            f->tz_off = rs_tz_offset(f->tz, t, &f->tz_from, &f->tz_until);
+        int64_t local = t + (int64_t)f->tz_off * 1000;
+        int64_t day = rs_fe_floordiv(local, RS_FE_DAY_MS);
+        f->cal_hour = (double)(local - day * RS_FE_DAY_MS) / (double)RS_FE_HOUR_MS;
+        f->cal_dow = (int)(((day + 3) % 7 + 7) % 7);   /* 1970-01-01: Thursday */
+    }
 
     rs_fe_cur_t cur[RS_FEATURES_MAX_TABLES];
     uint64_t keys[RS_FEATURES_MAX_TABLES] = {0};
@@ -738,6 +852,23 @@ rs_err_t rs_features_process(rs_features_t *f, const rs_event_t *ev,
         } else if (r == 2) {
             f->st.cap_hits++;
         }
+        if (tb->nbkt) {
+            /* its bucket; an older bucket at that index is overwritten, an
+             * event older than the bucket there is too old to keep */
+            int64_t b = rs_fe_floordiv(t, tb->bkt_ms);
+            if (b >= INT32_MAX) b = INT32_MAX - 1;  /* past year 6000 */
+            rs_fe_bkt_t *bk = &rs_fe_bkts(tb, h)[b % tb->nbkt];
+            if (bk->b1 < b + 1) {
+                memset(bk, 0, sizeof(*bk));
+                bk->b1 = (int32_t)(b + 1);
+            }
+            if (bk->b1 == b + 1) {
+                float v;
+                memcpy(&v, cur[ti].item + 8 + 4 * (size_t)tb->bkt_vi, sizeof(v));
+                bk->n++;
+                if (isfinite(v)) { bk->nv++; bk->sum += v; }
+            }
+        }
         if (t > tb->seen[h->slot]) tb->seen[h->slot] = t;
     }
     if (flags_out) *flags_out = flags;
@@ -770,85 +901,31 @@ rs_err_t rs_features_label(rs_features_t *f, const rs_label_t *lb) {
     if (l.arr < r->t) l.arr = r->t;
     for (int ti = 0; ti < f->ntab; ti++) {
         rs_fe_tab_t *tb = &f->tab[ti];
-        if (!tb->nlab || !r->keys[ti]) continue;
+        if ((!tb->nlab && !tb->nbkt) || !r->keys[ti]) continue;
         rs_fe_hdr_t *h = rs_fe_get(f, ti, r->keys[ti]);
         if (!h) continue;
         rs_fe_touch_slot(f, ti, h->slot);
-        int ret = rs_fe_ring_insert(rs_fe_labs(tb, h), sizeof(l), tb->nlab,
-                                    &h->lab_head, &h->lab_n, &l);
-        if (ret != 1) f->st.labels_dropped++;
-    }
-    return RS_OK;
-}
-
-/* ----------------------------------------------------------------- reasons */
-
-int rs_features_reason(const rs_features_t *f, int i, float value, char *buf,
-                       size_t size) {
-    if (i < 0 || i >= f->dim) return -1;
-    if (!buf || !size) return 0;
-    const rs_fe_cspec_t *c = &f->spec[f->out_spec[i]];
-    const rs_features_spec_t *s = &c->s;
-    double v = value;
-    char win[128] = "over all kept history";
-    if (s->last_n)
-        snprintf(win, sizeof(win), "over the last %lld events", (long long)s->last_n);
-    else if (s->window_ms) {
-        char d[32];
-        rs_duration_fmt(s->window_ms, d, sizeof(d));
-        snprintf(win, sizeof(win), "in the last %s", d);
-        if (s->offset_ms) {
-            char o[32];
-            rs_duration_fmt(s->offset_ms, o, sizeof(o));
-            snprintf(win, sizeof(win), "in the %s ending %s ago", d, o);
+        if (tb->nlab) {
+            int ret = rs_fe_ring_insert(rs_fe_labs(tb, h), sizeof(l), tb->nlab,
+                                        &h->lab_head, &h->lab_n, &l);
+            if (ret != 1) f->st.labels_dropped++;
+        }
+        if (tb->nbkt) {
+            /* counted at application (= arrival, in serve and eval order) */
+            int64_t b = rs_fe_floordiv(l.et, tb->bkt_ms);
+            rs_fe_bkt_t *bk = &rs_fe_bkts(tb, h)[b % tb->nbkt];
+            if (bk->b1 == b + 1) {
+                bk->fraud++;
+                /* remembered by arrival: an event before it must not count it */
+                rs_fe_lab_t r = {.et = l.arr, .arr = l.et};  /* {arr, et} */
+                rs_fe_ring_insert(rs_fe_recs(tb, h), sizeof(r), tb->nrec,
+                                  &h->rec_head, &h->rec_n, &r);
+            } else {
+                f->st.labels_dropped++;
+            }
         }
     }
-    const char *k = !strcmp(s->key, "entity") ? "this entity"
-                    : !strcmp(s->key, "counterparty") ? "this counterparty"
-                                                       : s->key;
-    const char *val = s->value;
-    int n;
-    switch (f->out_agg[i]) {
-    case RS_FEATURES_AGG_COUNT:
-        n = snprintf(buf, size, "%.0f event%s of %s %s", v, fabs(v - 1) < .5 ? "" : "s", k, win); break;
-    case RS_FEATURES_AGG_SUM: n = snprintf(buf, size, "%s total %.2f for %s %s", val, v, k, win); break;
-    case RS_FEATURES_AGG_MEAN: n = snprintf(buf, size, "mean %s %.2f for %s %s", val, v, k, win); break;
-    case RS_FEATURES_AGG_STD: n = snprintf(buf, size, "%s spread %.2f for %s %s", val, v, k, win); break;
-    case RS_FEATURES_AGG_MIN: n = snprintf(buf, size, "smallest %s %.2f for %s %s", val, v, k, win); break;
-    case RS_FEATURES_AGG_MAX: n = snprintf(buf, size, "largest %s %.2f for %s %s", val, v, k, win); break;
-    case RS_FEATURES_AGG_COUNT_BELOW:
-        n = snprintf(buf, size, "%.0f %s below %g for %s %s", v, val, s->below, k, win); break;
-    case RS_FEATURES_AGG_DISTINCT:
-        n = snprintf(buf, size, "%.0f distinct %s values for %s %s", v, s->field, k, win); break;
-    case RS_FEATURES_AGG_NEW:
-        n = snprintf(buf, size, v >= .5 ? "first time this %s for %s" : "known %s for %s", s->field, k); break;
-    case RS_FEATURES_AGG_SINCE_LAST: {
-        double sec = expm1(v);
-        if (sec >= RS_FE_SINCE_NONE_S * 0.999) n = snprintf(buf, size, "first event of %s", k);
-        else if (sec < 120) n = snprintf(buf, size, "%.0f seconds since the previous event of %s", sec, k);
-        else if (sec < 7200) n = snprintf(buf, size, "%.0f minutes since the previous event of %s", sec / 60, k);
-        else if (sec < 172800) n = snprintf(buf, size, "%.1f hours since the previous event of %s", sec / 3600, k);
-        else n = snprintf(buf, size, "%.1f days since the previous event of %s", sec / 86400, k);
-        break;
-    }
-    case RS_FEATURES_AGG_RATIO_MEAN: n = snprintf(buf, size, "%s %.1fx the mean of %s %s", val, v, k, win); break;
-    case RS_FEATURES_AGG_ZSCORE:
-        n = snprintf(buf, size, "%s %.1f standard deviations %s the mean of %s %s", val, fabs(v), v < 0 ? "below" : "above", k, win); break;
-    case RS_FEATURES_AGG_VELOCITY: n = snprintf(buf, size, "%.2f events per hour for %s %s", v, k, win); break;
-    case RS_FEATURES_AGG_FRAUD_COUNT: n = snprintf(buf, size, "%.0f confirmed fraud%s on %s %s", v, fabs(v - 1) < .5 ? "" : "s", k, win); break;
-    case RS_FEATURES_AGG_FRAUD_RATE: n = snprintf(buf, size, "fraud rate %.0f%% for %s %s", v * 100, k, win); break;
-    case RS_FEATURES_AGG_LAST: n = snprintf(buf, size, "previous %s %.3g", val, v); break;
-    case RS_FEATURES_AGG_SLOPE:
-        n = v == 0 ? snprintf(buf, size, "%s steady %s", val, win)
-                   : snprintf(buf, size, "%s %s %.3g per hour %s", val, v > 0 ? "rising" : "falling", fabs(v), win);
-        break;
-    case RS_FEATURES_AGG_DEVIATION:
-        n = snprintf(buf, size, "%s %.3g %s its usual level", val, fabs(v), v >= 0 ? "above" : "below"); break;
-    case RS_FEATURES_AGG_CURRENT: n = snprintf(buf, size, "%s %.2f", val, v); break;
-    default: n = snprintf(buf, size, "%s %.2f", val, expm1(v)); break;
-    }
-    if (n < 0) { buf[0] = '\0'; return 0; }
-    return (size_t)n < size ? n : (int)size - 1;
+    return RS_OK;
 }
 
 /* ------------------------------------------------------------------- stats */

@@ -53,7 +53,8 @@ extern "C" {
 #define RS_FEATURES_MAX_SENSORS   8   /* fields in `sensor_fields`            */
 #define RS_FEATURES_MAX_SPECS    64   /* specs after expansion                */
 #define RS_FEATURES_MAX_TABLES    4   /* distinct keys                        */
-#define RS_FEATURES_MAX_VALUES    8   /* distinct value fields per key        */
+#define RS_FEATURES_MAX_VALUES    9   /* distinct value fields per key: amount
+                                       * + RS_FEATURES_MAX_SENSORS             */
 #define RS_FEATURES_MAX_AUX       4   /* distinct hashed fields per key       */
 #define RS_FEATURES_MAX_DIM     256   /* features in the vector               */
 #define RS_FEATURES_NAME_MAX     64   /* feature name incl. NUL               */
@@ -88,6 +89,14 @@ typedef enum rs_features_agg_e {
     RS_FEATURES_AGG_DEVIATION,   /* x - window mean (own baseline)          */
     RS_FEATURES_AGG_CURRENT,     /* x itself                                */
     RS_FEATURES_AGG_CURRENT_LOG1P, /* log1p(max(x, 0))                      */
+    /* calendar transforms of the event's own time in features.timezone
+     * (they ignore the key, window and value) */
+    RS_FEATURES_AGG_HOUR_OF_DAY, /* local hour 0..23                        */
+    RS_FEATURES_AGG_DAY_OF_WEEK, /* local day, 0 = Monday .. 6 = Sunday     */
+    RS_FEATURES_AGG_NIGHT,       /* 1 if the local hour is in [0, 6)        */
+    RS_FEATURES_AGG_WEEKEND,     /* 1 on a local Saturday or Sunday         */
+    RS_FEATURES_AGG_HOUR_SIN,    /* sin(2 pi h / 24), h = local fractional hour */
+    RS_FEATURES_AGG_HOUR_COS,    /* cos(2 pi h / 24)                        */
     RS_FEATURES_AGG__CNT
 } rs_features_agg_t;
 
@@ -106,6 +115,12 @@ typedef struct rs_features_spec_s {
     int64_t offset_ms;           /* window ends offset_ms before the event  */
     int64_t label_delay_ms;      /* labels count from arrival + delay       */
     int64_t history;             /* ring size wanted for the key (0: global) */
+    int64_t bucket_ms;           /* >0: bucketed window (whole buckets of
+                                  * this width, ending at or before
+                                  * t - offset; count/sum/mean/velocity/
+                                  * fraud_count/fraud_rate only)            */
+    int maturity_offset;         /* offset is features.label_maturity
+                                  * (resolved when the specs are listed)   */
     double below;                /* count_below threshold                   */
     int include_current;         /* the event counts in its own window      */
     uint32_t aggs;               /* bit set of rs_features_agg_t            */
@@ -121,8 +136,15 @@ typedef struct rs_features_conf_s {
     int64_t label_window;       /* ms; window of the preset's label features */
     int64_t label_index;        /* recent event ids remembered for labels    */
     char sensor_fields[256];    /* comma list of the sensor preset's fields  */
+    char nouns[256];            /* words: "event=payment,entity=card,..."    */
     int preset;                 /* 0 cards, 1 sensors, 2 none                */
     int64_t labels_per_key;     /* fraud labels kept per key                 */
+    int64_t label_maturity;     /* ms; offset of the cards preset's
+                                 * counterparty windows: every event in them
+                                 * is this old (0 = the label delay, which
+                                 * the caller resolves before
+                                 * rs_features_new; if left 0, no offset)   */
+    char timezone[64];          /* IANA zone of the calendar transforms     */
     /* From the raw `specs:` / `extra_specs:` keys (rs_features_conf_add_specs).
      * specs replace the preset's, extra_specs are appended to them. */
     int nspecs, nextra;
@@ -212,11 +234,23 @@ rs_err_t rs_features_process(rs_features_t *f, const rs_event_t *ev,
  * event is counted as duplicate and ignored (RS_OK).  The owner thread. */
 rs_err_t rs_features_label(rs_features_t *f, const rs_label_t *lb);
 
-/* Plain-words reason for feature i having `value` ("12 events of this
- * entity in the last 1h").  Writes at most size bytes incl. NUL; returns
- * the length written, or -1 if i is out of range. */
-int rs_features_reason(const rs_features_t *f, int i, float value, char *buf,
-                       size_t size);
+/* Feature i in words, without its value, from its spec (key, window,
+ * offset, aggregation, value) and `nouns`: "payments at this merchant in
+ * the last day", "amount vs this card's average over the last 7 days".
+ * Writes at most size bytes incl. NUL; returns the length written, or -1
+ * if i is out of range.  No allocation.  Any thread (reads only state
+ * fixed at rs_features_new). */
+int rs_features_words(const rs_features_t *f, int i, char *buf, size_t size);
+
+/* Feature i with its value in words, where x[dim] is the event's whole
+ * vector: "7 payments in the last hour, usually 0.1".  The usual level
+ * comes from another feature of the layout when one fits (same key, no
+ * offset, a longer duration window: a count or velocity for counts,
+ * velocities and the time since the previous event; a mean of the same
+ * value for current, newest and mean values), else it is left out.
+ * Same return values and threads as rs_features_words. */
+int rs_features_reason(const rs_features_t *f, int i, const float *x,
+                       char *buf, size_t size);
 
 typedef struct rs_features_stats_s {
     uint64_t events;            /* processed                                 */
@@ -302,10 +336,14 @@ rs_err_t rs_features_checkpoint_read(rs_features_t *f, const char *path,
  * event at t, every pending label with label_time_ms < t is applied (a
  * label with no time is applied before the next event).  Events are JSON
  * lines (rs_event_from_json), foreign JSON lines (rs_event_from_json_map)
- * or CSV with a header (rs_csv_*), the latter two through `map`.  A CSV
- * label column is ignored here (it has no arrival time; pass labels with
- * --labels).  Bad lines are counted and skipped.  This is the one part of
- * features/ that reads files (it only reads the FILE*s it is given). */
+ * or CSV with a header (rs_csv_*), the latter two through `map`.  With
+ * `column_labels` (and no labels file), the label column of a CSV/foreign
+ * JSON row (`map->label`) is a label of that event that becomes visible at
+ * event time + `label_delay_ms`, as `riskstream eval` replays it: before
+ * an event at t every label visible at or before t is applied, labels file
+ * or column alike, in visible-time order (ties first in, first out).  Bad
+ * lines are counted and skipped.  This is the one part of features/ that
+ * reads files (it only reads the FILE*s it is given). */
 typedef int (*rs_features_row_fn)(void *opaque, const rs_event_t *ev,
                                   const float *x /* [dim] */, uint32_t flags);
 
@@ -314,6 +352,9 @@ typedef struct rs_features_replay_s {
     int format;                 /* 0 JSON lines, 1 CSV, 2 foreign JSON lines  */
     const rs_csv_map_t *map;    /* formats 1 and 2; NULL = defaults          */
     FILE *labels;               /* JSON lines of labels, or NULL             */
+    int column_labels;          /* formats 1, 2: labels from the label column
+                                 * (ignored when `labels` is given)          */
+    int64_t label_delay_ms;     /* column labels: visible at event time + this */
     rs_features_row_fn row;     /* each scored event; nonzero return stops   */
     void (*progress)(void *opaque, uint64_t bytes_read); /* ~every 1 MiB     */
     void *opaque;
@@ -321,7 +362,9 @@ typedef struct rs_features_replay_s {
 
 typedef struct rs_features_replay_stats_s {
     uint64_t events;            /* scored                                    */
-    uint64_t labels;            /* label lines applied (incl. unknown)       */
+    uint64_t labels;            /* labels applied (incl. unknown): file lines
+                                 * or column values                          */
+    uint64_t column_positives;  /* column labels >= 0.5                      */
     uint64_t bad_lines;         /* undecodable or invalid events             */
     uint64_t bad_labels;        /* undecodable label lines                   */
     uint64_t late;              /* events flagged late                       */

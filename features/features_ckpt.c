@@ -5,7 +5,9 @@
  *            counts, stats, body checksum, header checksum)
  *   body     blob[blob_len], then records in any order:
  *              key:   u8 1, u8 table, u16 n, u16 nl, u16 0, u64 key,
- *                     i64 seen, n items (oldest first), nl labels
+ *                     i64 seen, n items (oldest first), nl labels, and
+ *                     if the table has bucketed windows its nbkt buckets
+ *                     and the u16 (in place of the 0) recent labels
  *              index: u8 2, u8[3] 0, u32 ring position, rs_fe_evref_t
  *   The body checksum chains rs_checksum32 over 1 MiB blocks.
  *
@@ -25,6 +27,7 @@
 #include "features/features_int.h"
 
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdlib.h>
@@ -115,7 +118,7 @@ void rs_fe_ck_touch_slot(rs_features_t *f, int t, uint32_t s) {
     if (rs_fe_bit_test_set(tb->ck_done, s)) return;
     rs_fe_hdr_t *h = rs_fe_slot(tb, s);
     if (!h->key) return; /* free at begin */
-    rs_fe_ckkey_t k = {1, (uint8_t)t, h->ev_n, h->lab_n, 0, h->key,
+    rs_fe_ckkey_t k = {1, (uint8_t)t, h->ev_n, h->lab_n, h->rec_n, h->key,
                        tb->seen[s]};
     rs_fe_ckpt_t *ck = &f->ck;
     rs_fe_ck_put(ck, &k, sizeof(k));
@@ -126,6 +129,12 @@ void rs_fe_ck_touch_slot(rs_features_t *f, int t, uint32_t s) {
     const rs_fe_lab_t *lab = tb->nlab ? rs_fe_labs(tb, h) : NULL;
     for (uint32_t i = 0; i < h->lab_n; i++)
         rs_fe_ck_put(ck, &lab[(h->lab_head + i) % tb->nlab], sizeof(*lab));
+    if (tb->nbkt) { /* the whole bucket ring, as it is, then the recent labels */
+        rs_fe_ck_put(ck, rs_fe_bkts(tb, h), tb->nbkt * sizeof(rs_fe_bkt_t));
+        const rs_fe_lab_t *rc = rs_fe_recs(tb, h);
+        for (uint32_t i = 0; i < h->rec_n; i++)
+            rs_fe_ck_put(ck, &rc[(h->rec_head + i) % tb->nrec], sizeof(*rc));
+    }
     ck->nkeys++;
 }
 
@@ -547,8 +556,10 @@ rs_err_t rs_features_checkpoint_read(rs_features_t *f, const char *path,
             if (k.tab >= f->ntab) { bad = "key record for an unknown table"; break; }
             rs_fe_tab_t *tb = &f->tab[k.tab];
             uint64_t need = (uint64_t)k.n * tb->item_size +
-                            (uint64_t)k.nl * sizeof(rs_fe_lab_t);
-            if (!k.key || k.n > tb->hist || k.nl > tb->nlab ||
+                            (uint64_t)k.nl * sizeof(rs_fe_lab_t) +
+                            (uint64_t)tb->nbkt * sizeof(rs_fe_bkt_t) +
+                            (uint64_t)k.pad_ * sizeof(rs_fe_lab_t);
+            if (!k.key || k.n > tb->hist || k.nl > tb->nlab || k.pad_ > tb->nrec ||
                 h.body_len - off < need) {
                 bad = "bad key record";
                 break;
@@ -571,6 +582,36 @@ rs_err_t rs_features_checkpoint_read(rs_features_t *f, const char *path,
                 off += k.nl * sizeof(rs_fe_lab_t);
             }
             sh->lab_n = k.nl;
+            if (tb->nbkt) {
+                rs_fe_bkt_t *bk = rs_fe_bkts(tb, sh);
+                memcpy(bk, body + off, tb->nbkt * sizeof(rs_fe_bkt_t));
+                off += tb->nbkt * sizeof(rs_fe_bkt_t);
+                for (uint32_t j = 0; j < tb->nbkt && !bad; j++)
+                    if (bk[j].b1 < 0 || bk[j].nv > bk[j].n ||
+                        !isfinite(bk[j].sum) ||
+                        (bk[j].b1 && (uint32_t)((bk[j].b1 - 1) % (int32_t)tb->nbkt) != j)) {
+                        snprintf(why, sizeof(why),
+                                 "key record %llu (table %u): bucket %u is "
+                                 "inconsistent", (unsigned long long)nkeys,
+                                 k.tab, j);
+                        bad = why;
+                    }
+                if (bad) break;
+                rs_fe_lab_t *rc = rs_fe_recs(tb, sh);
+                memcpy(rc, body + off, (size_t)k.pad_ * sizeof(rs_fe_lab_t));
+                off += (uint64_t)k.pad_ * sizeof(rs_fe_lab_t);
+                for (uint32_t j = 0; j < k.pad_ && !bad; j++)
+                    if (!rs_fe_ck_time_ok(rc[j].et) || !rs_fe_ck_time_ok(rc[j].arr) ||
+                        (j && rc[j].et < rc[j - 1].et)) {
+                        snprintf(why, sizeof(why),
+                                 "key record %llu (table %u): recent label %u "
+                                 "is out of range or order",
+                                 (unsigned long long)nkeys, k.tab, j);
+                        bad = why;
+                    }
+                if (bad) break;
+                sh->rec_n = k.pad_;
+            }
             nkeys++;
         } else if (type == 2) {
             rs_fe_ckev_t e;

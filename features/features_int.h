@@ -10,7 +10,7 @@
 #define RS_FE_MIN_MS   60000LL
 #define RS_FE_HOUR_MS  3600000LL
 #define RS_FE_DAY_MS   86400000LL
-#define RS_FE_DESC_MAX 192
+#define RS_FE_DESC_MAX 256
 
 /* What an event field reference points at. */
 typedef enum rs_fe_kind_e {
@@ -21,19 +21,31 @@ typedef enum rs_fe_kind_e {
 /* Common head of every key slot.  Followed in the pool by
  *   item[history]     item = {int64 t; float v[nv]; uint32 aux[na]}
  *   rs_fe_lab_t lab[labels]   (only if the table has label aggregations)
+ *   rs_fe_bkt_t bkt[nbkt], then rec[nrec] {arr, et}  (bucketed windows)
  * The last-seen time lives in the table's compact seen[] array. */
 typedef struct rs_fe_hdr_s {
     uint64_t key;        /* 64-bit id hash; 0 = free slot */
     uint32_t slot;       /* own index in the pool */
     uint16_t ev_head, ev_n;
     uint16_t lab_head, lab_n;
-    uint32_t pad_;
+    uint16_t rec_head, rec_n;  /* ring of recent bucket labels (by arrival) */
 } rs_fe_hdr_t;           /* 24 bytes */
 
 typedef struct rs_fe_lab_s {
     int64_t et;          /* labelled event's time (ring order) */
     int64_t arr;         /* arrival time */
 } rs_fe_lab_t;
+
+/* One bucket of a bucketed key: the events whose time falls in
+ * [b * bkt_ms, (b + 1) * bkt_ms), b = b1 - 1 (b1 == 0: empty).  Bucket b
+ * lives at index b % nbkt; a newer bucket overwrites an older one. */
+typedef struct rs_fe_bkt_s {
+    int32_t b1;          /* bucket number + 1; 0 = empty */
+    uint32_t n;          /* events */
+    uint32_t nv;         /* of which with a finite value */
+    uint32_t fraud;      /* fraud labels applied to its events */
+    double sum;          /* of the finite values */
+} rs_fe_bkt_t;           /* 24 bytes */
 
 /* A key table: slot pool + open-addressing index of slot numbers. */
 typedef struct rs_fe_tab_s {
@@ -56,6 +68,13 @@ typedef struct rs_fe_tab_s {
     rs_fe_kind_t akind[RS_FEATURES_MAX_AUX];
     uint32_t hist;       /* ring capacity */
     uint32_t nlab;       /* label ring capacity (0: none) */
+    uint32_t nbkt;       /* buckets per slot (0: none) */
+    uint32_t nrec;       /* with buckets: the newest fraud labels counted
+                          * in them, by arrival {arr, et} (labels_per_key),
+                          * so one applied before its arrival time is not
+                          * counted for an event before that time */
+    int64_t bkt_ms;      /* their width */
+    int bkt_vi;          /* the value index they sum */
     size_t item_size;    /* 8 + 4 (nv + na), rounded up to 8 */
     uint64_t *ck_done;   /* checkpoint: slot written (bitmap) */
 } rs_fe_tab_t;
@@ -127,6 +146,13 @@ struct rs_features_s {
     uint8_t *out_agg;                     /* [dim] its aggregation */
     uint64_t fingerprint;
     uint32_t maxhist;
+    int has_cal;                          /* some spec has calendar aggs */
+    struct rs_tz_s *tz;                   /* conf.timezone (has_cal only) */
+    int64_t tz_from, tz_until;            /* cached offset interval */
+    int32_t tz_off;                       /* its UTC offset, seconds */
+    /* calendar of the event being processed (has_cal only) */
+    double cal_hour;                      /* local fractional hour */
+    int cal_dow;                          /* 0 Monday .. 6 Sunday */
 
     rs_fe_evidx_t evidx;
 
@@ -138,11 +164,18 @@ struct rs_features_s {
     int64_t wm;                           /* watermark: max event time */
     rs_features_stats_t st;
     rs_fe_ckpt_t ck;
+    struct rs_fe_words_s *words;          /* nouns and baselines (words.c) */
 };
 
 /* features_spec.c */
 rs_err_t rs_fe_compile(rs_features_t *f, char *errstr, size_t errstr_size);
 rs_fe_kind_t rs_fe_field_kind(const char *name, int as_value);
+
+/* features_words.c: nouns and baselines for rs_features_words/reason,
+ * built at rs_features_new (RS_ERR_CONFIG for bad `nouns`). */
+typedef struct rs_fe_words_s rs_fe_words_t;
+rs_err_t rs_fe_words_new(rs_features_t *f, char *errstr, size_t errstr_size);
+void rs_fe_words_destroy(rs_fe_words_t *w);
 
 /* features.c (used by the checkpoint code) */
 uint32_t rs_fe_tab_alloc(rs_fe_tab_t *tab, uint64_t key, uint64_t *evictions);
@@ -158,6 +191,18 @@ static inline uint8_t *rs_fe_items(const rs_fe_tab_t *tab, rs_fe_hdr_t *h) {
 }
 static inline rs_fe_lab_t *rs_fe_labs(const rs_fe_tab_t *tab, rs_fe_hdr_t *h) {
     return (rs_fe_lab_t *)((uint8_t *)(h + 1) + tab->hist * tab->item_size);
+}
+static inline rs_fe_bkt_t *rs_fe_bkts(const rs_fe_tab_t *tab, rs_fe_hdr_t *h) {
+    return (rs_fe_bkt_t *)((uint8_t *)(h + 1) + tab->hist * tab->item_size +
+                           tab->nlab * sizeof(rs_fe_lab_t));
+}
+static inline rs_fe_lab_t *rs_fe_recs(const rs_fe_tab_t *tab, rs_fe_hdr_t *h) {
+    return (rs_fe_lab_t *)(rs_fe_bkts(tab, h) + tab->nbkt);
+}
+/* floor(a / b) for b > 0 */
+static inline int64_t rs_fe_floordiv(int64_t a, int64_t b) {
+    int64_t q = a / b;
+    return q - (a % b != 0 && a < 0);
 }
 
 /* features_ckpt.c: copy-before-write hooks (cheap no-ops when idle) */

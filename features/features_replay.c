@@ -29,6 +29,52 @@ static int rs_fe_next_line(rs_fe_lines_t *l) {
     }
 }
 
+/* Column labels waiting for their visible time: a min-heap on (time,
+ * seq).  Offline path: it grows as needed. */
+typedef struct rs_fe_pend_s {
+    int64_t at;
+    uint64_t seq;
+    rs_label_t lb;
+} rs_fe_pend_t;
+
+typedef struct rs_fe_heap_s {
+    rs_fe_pend_t *v;
+    size_t n, cap;
+    uint64_t seq;
+} rs_fe_heap_t;
+
+static int rs_fe_pend_less(const rs_fe_pend_t *a, const rs_fe_pend_t *b) {
+    return a->at != b->at ? a->at < b->at : a->seq < b->seq;
+}
+
+static void rs_fe_heap_push(rs_fe_heap_t *h, const rs_label_t *lb, int64_t at) {
+    if (h->n == h->cap) {
+        h->cap = h->cap ? h->cap * 2 : 256;
+        h->v = rs_realloc(h->v, h->cap * sizeof(*h->v));
+    }
+    rs_fe_pend_t p = {at, h->seq++, *lb};
+    size_t i = h->n++;
+    while (i > 0 && rs_fe_pend_less(&p, &h->v[(i - 1) / 2])) {
+        h->v[i] = h->v[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    h->v[i] = p;
+}
+
+static void rs_fe_heap_pop(rs_fe_heap_t *h) {
+    rs_fe_pend_t last = h->v[--h->n];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= h->n) break;
+        if (c + 1 < h->n && rs_fe_pend_less(&h->v[c + 1], &h->v[c])) c++;
+        if (!rs_fe_pend_less(&h->v[c], &last)) break;
+        h->v[i] = h->v[c];
+        i = c;
+    }
+    if (h->n) h->v[i] = last;
+}
+
 rs_err_t rs_features_replay(rs_features_t *f, const rs_features_replay_t *rp,
                             rs_features_replay_stats_t *st, char *errstr,
                             size_t errstr_size) {
@@ -50,6 +96,8 @@ rs_err_t rs_features_replay(rs_features_t *f, const rs_features_replay_t *rp,
     rs_event_t *e = rs_malloc(sizeof(*e));
     rs_label_t label;
     int have_label = 0, labels_eof = !rp->labels;
+    const int col = rp->column_labels && !rp->labels && rp->format != 0;
+    rs_fe_heap_t heap = {NULL, 0, 0, 0};
     uint64_t next_progress = 1 << 20;
 
     if (rp->format == 1) {
@@ -82,8 +130,8 @@ rs_err_t rs_features_replay(rs_features_t *f, const rs_features_replay_t *rp,
             next_progress = st->bytes + (1 << 20);
         }
         rs_err_t de;
-        double lv;
-        int hl;
+        double lv = 0;
+        int hl = 0;
         if (rp->format == 1)
             de = rs_csv_decode(csv, ev.buf, (size_t)ev.len, e, &lv, &hl, why,
                                sizeof(why));
@@ -99,7 +147,12 @@ rs_err_t rs_features_replay(rs_features_t *f, const rs_features_replay_t *rp,
                          why);
             continue;
         }
-        /* labels that arrived before this event */
+        /* labels visible at or before this event, as eval applies them */
+        while (heap.n && heap.v[0].at <= e->event_time_ms) {
+            rs_features_label(f, &heap.v[0].lb);
+            st->labels++;
+            rs_fe_heap_pop(&heap);
+        }
         while (!labels_eof) {
             if (!have_label) {
                 int lr = rs_fe_next_line(&lb);
@@ -117,7 +170,7 @@ rs_err_t rs_features_replay(rs_features_t *f, const rs_features_replay_t *rp,
                 }
                 have_label = 1;
             }
-            if (label.label_time_ms >= e->event_time_ms) break;
+            if (label.label_time_ms > e->event_time_ms) break;
             rs_features_label(f, &label);
             st->labels++;
             have_label = 0;
@@ -132,6 +185,20 @@ rs_err_t rs_features_replay(rs_features_t *f, const rs_features_replay_t *rp,
         }
         st->events++;
         if (flags & RS_FEATURES_FLAG_LATE) st->late++;
+        if (col && hl) {
+            /* as eval: a positive is fed at event time + delay (negatives
+             * only mark the event labelled, which changes no feature) */
+            rs_label_t l;
+            memset(&l, 0, sizeof(l));
+            rs_strlcpy(l.event_id, e->id, sizeof(l.event_id));
+            rs_strlcpy(l.entity_id, e->entity_id, sizeof(l.entity_id));
+            l.value = lv >= 0.5 ? 1.0 : 0.0;
+            l.label_time_ms = e->event_time_ms + rp->label_delay_ms;
+            if (l.value >= 0.5) {
+                st->column_positives++;
+                rs_fe_heap_push(&heap, &l, l.label_time_ms);
+            }
+        }
         if (rp->row(rp->opaque, e, x, flags)) {
             err = RS_ERR_AGAIN;
             goto done;
@@ -140,6 +207,7 @@ rs_err_t rs_features_replay(rs_features_t *f, const rs_features_replay_t *rp,
     if (rp->progress) rp->progress(rp->opaque, st->bytes);
 done:
     rs_csv_destroy(csv);
+    rs_free(heap.v);
     free(ev.buf);
     free(lb.buf);
     rs_free(x);

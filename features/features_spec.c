@@ -6,6 +6,7 @@
 
 #include <ctype.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,15 @@ static const rs_conf_field_t rs_features_fields[] = {
     {"label_window", RS_CONF_DURATION, "30d",
      offsetof(rs_features_conf_t, label_window), 0,
      "presets: window of the label-aware features", NULL, 60000, 0x1p62},
+    {"label_maturity", RS_CONF_DURATION, "0",
+     offsetof(rs_features_conf_t, label_maturity), 0,
+     "cards preset: its counterparty windows end this long before the event "
+     "so every event in them had time to get its label (0 = the label delay)",
+     NULL, 0, 0x1p62},
+    {"timezone", RS_CONF_STRING, "UTC", offsetof(rs_features_conf_t, timezone),
+     sizeof(((rs_features_conf_t *)0)->timezone),
+     "IANA time zone of the calendar transforms (hour_of_day, night, ...), "
+     "e.g. Europe/Paris; read from the system tz database", NULL, 0, 0},
     {"label_index", RS_CONF_INT, "1048576",
      offsetof(rs_features_conf_t, label_index), 0,
      "recent event ids remembered to route labels to their keys", NULL, 1,
@@ -51,6 +61,13 @@ static const rs_conf_field_t rs_features_fields[] = {
      offsetof(rs_features_conf_t, sensor_fields),
      sizeof(((rs_features_conf_t *)0)->sensor_fields),
      "sensors preset: comma list of numeric fields (max 8)", NULL, 0, 0},
+    {"nouns", RS_CONF_STRING, "", offsetof(rs_features_conf_t, nouns),
+     sizeof(((rs_features_conf_t *)0)->nouns),
+     "words of reasons: comma list of NAME=noun[/plural] for event, entity, "
+     "counterparty, fraud (a positive label) or any key or field (e.g. "
+     "event=payment,mcc=merchant category); over the preset's (cards: "
+     "payment, card, merchant, fraud; sensors: reading, machine, site, "
+     "failure)", NULL, 0, 0},
 };
 
 const rs_conf_field_t *rs_features_conf_fields(int *nfields) {
@@ -89,6 +106,7 @@ static const char *const rs_fe_agg_names[RS_FEATURES_AGG__CNT] = {
     "count", "sum", "mean", "std", "min", "max", "count_below", "distinct",
     "new", "since_last", "ratio_mean", "zscore", "velocity", "fraud_count",
     "fraud_rate", "last", "slope", "deviation", "current", "current_log1p",
+    "hour_of_day", "day_of_week", "night", "weekend", "hour_sin", "hour_cos",
 };
 
 const char *rs_features_agg_name(rs_features_agg_t agg) {
@@ -106,9 +124,20 @@ static int rs_fe_agg_parse(const char *s) {
     ((1u << RS_FEATURES_AGG_FRAUD_COUNT) | (1u << RS_FEATURES_AGG_FRAUD_RATE))
 #define RS_FE_AGG_AUX                                                         \
     ((1u << RS_FEATURES_AGG_DISTINCT) | (1u << RS_FEATURES_AGG_NEW))
+/* calendar transforms of the event time: no key, window or value */
+#define RS_FE_AGG_CAL                                                         \
+    ((1u << RS_FEATURES_AGG_HOUR_OF_DAY) | (1u << RS_FEATURES_AGG_DAY_OF_WEEK) | \
+     (1u << RS_FEATURES_AGG_NIGHT) | (1u << RS_FEATURES_AGG_WEEKEND) |        \
+     (1u << RS_FEATURES_AGG_HOUR_SIN) | (1u << RS_FEATURES_AGG_HOUR_COS))
 /* aggregations whose value does not depend on the window */
 #define RS_FE_AGG_NOWIN                                                       \
-    ((1u << RS_FEATURES_AGG_CURRENT) | (1u << RS_FEATURES_AGG_CURRENT_LOG1P))
+    ((1u << RS_FEATURES_AGG_CURRENT) | (1u << RS_FEATURES_AGG_CURRENT_LOG1P) | \
+     RS_FE_AGG_CAL)
+/* what a bucketed window can compute */
+#define RS_FE_AGG_BUCKETED                                                    \
+    ((1u << RS_FEATURES_AGG_COUNT) | (1u << RS_FEATURES_AGG_SUM) |            \
+     (1u << RS_FEATURES_AGG_MEAN) | (1u << RS_FEATURES_AGG_VELOCITY) |        \
+     (1u << RS_FEATURES_AGG_FRAUD_COUNT) | (1u << RS_FEATURES_AGG_FRAUD_RATE))
 
 rs_fe_kind_t rs_fe_field_kind(const char *name, int as_value) {
     if (as_value) return !strcmp(name, "amount") ? RS_FE_K_AMOUNT : RS_FE_K_NUMERIC;
@@ -180,7 +209,7 @@ static rs_err_t rs_fe_parse_one(const rs_features_conf_t *conf,
     static const char *const keys[] = {
         "name", "key", "value", "values", "window", "windows", "last",
         "offset", "include_current", "aggs", "field", "below", "label_delay",
-        "history"};
+        "history", "bucket"};
     rs_err_t err;
     if (m->type != RS_CONF_NODE_MAP)
         return rs_conf_node_err(m, errstr, errstr_size,
@@ -203,7 +232,7 @@ static rs_err_t rs_fe_parse_one(const rs_features_conf_t *conf,
                                     "unknown key '%s' (known: name, key, value, "
                                     "values, window, windows, last, offset, "
                                     "include_current, aggs, field, below, "
-                                    "label_delay, history)", what);
+                                    "label_delay, history, bucket)", what);
         const char *kk = keys[j];
         if (!strcmp(kk, "name")) {
             if (rs_fe_need_scalar(v, what, errstr, errstr_size)) return RS_ERR_CONFIG;
@@ -234,8 +263,22 @@ static rs_err_t rs_fe_parse_one(const rs_features_conf_t *conf,
                 return err;
             base->last_n = (int64_t)n;
         } else if (!strcmp(kk, "offset")) {
-            if ((err = rs_fe_parse_dur(v, what, &base->offset_ms, errstr, errstr_size)))
+            if (v->type == RS_CONF_NODE_SCALAR && !v->is_null &&
+                (!strcmp(v->value, "maturity") ||
+                 !strcmp(v->value, "label_maturity"))) {
+                base->maturity_offset = 1;
+                base->offset_ms = 0;
+            } else if ((err = rs_fe_parse_dur(v, what, &base->offset_ms, errstr,
+                                              errstr_size))) {
                 return err;
+            }
+        } else if (!strcmp(kk, "bucket")) {
+            if ((err = rs_fe_parse_dur(v, what, &base->bucket_ms, errstr,
+                                       errstr_size)))
+                return err;
+            if (base->bucket_ms < RS_FE_MIN_MS)
+                return rs_conf_node_err(v, errstr, errstr_size,
+                                        "%s: a bucket is at least 1m", what);
         } else if (!strcmp(kk, "label_delay")) {
             if ((err = rs_fe_parse_dur(v, what, &base->label_delay_ms, errstr,
                                        errstr_size)))
@@ -287,7 +330,9 @@ static rs_err_t rs_fe_parse_one(const rs_features_conf_t *conf,
                         "%s: unknown aggregation '%s' (known: count, sum, mean, "
                         "std, min, max, count_below, distinct, new, since_last, "
                         "ratio_mean, zscore, velocity, fraud_count, fraud_rate, "
-                        "last, slope, deviation, current, current_log1p)",
+                        "last, slope, deviation, current, current_log1p, "
+                        "hour_of_day, day_of_week, night, weekend, hour_sin, "
+                        "hour_cos)",
                         what, name);
                 if (arg) {
                     if (ag == RS_FEATURES_AGG_COUNT_BELOW) {
@@ -320,9 +365,17 @@ static rs_err_t rs_fe_parse_one(const rs_features_conf_t *conf,
         return rs_conf_node_err(m, errstr, errstr_size,
                                 "%s: 'last' and 'window(s)' exclude each other",
                                 where);
-    if (base->last_n && base->offset_ms)
+    if (base->last_n && (base->offset_ms || base->maturity_offset))
         return rs_conf_node_err(m, errstr, errstr_size,
                                 "%s: 'offset' needs a duration window", where);
+    if (base->bucket_ms &&
+        (base->last_n || base->include_current || base->label_delay_ms ||
+         (base->aggs & ~RS_FE_AGG_BUCKETED)))
+        return rs_conf_node_err(m, errstr, errstr_size,
+                                "%s: a bucketed window takes only count, sum, "
+                                "mean, velocity, fraud_count, fraud_rate, and "
+                                "no last, include_current or label_delay",
+                                where);
     if (base->last_n && (base->aggs & RS_FE_AGG_LABEL))
         return rs_conf_node_err(m, errstr, errstr_size,
                                 "%s: fraud_count/fraud_rate need a duration "
@@ -385,6 +438,10 @@ rs_err_t rs_features_specs_parse(rs_features_conf_t *conf,
                     return rs_conf_node_err(&seq->kids[i], errstr, errstr_size,
                                             "%s: fraud_count/fraud_rate need "
                                             "a duration window", where);
+                if (s.bucket_ms && (!s.window_ms || s.window_ms % s.bucket_ms))
+                    return rs_conf_node_err(&seq->kids[i], errstr, errstr_size,
+                                            "%s: a bucketed window must be a "
+                                            "whole number of buckets", where);
                 if (*n == RS_FEATURES_MAX_SPECS)
                     return rs_conf_node_err(&seq->kids[i], errstr, errstr_size,
                                             "%s: more than %d specs after "
@@ -423,9 +480,15 @@ static void rs_fe_dump_specs(FILE *fp, const char *key,
             rs_duration_fmt(p->window_ms, w, sizeof(w));
             fprintf(fp, ", window: %s", w);
         } else fprintf(fp, ", window: all");
-        if (p->offset_ms) {
+        if (p->maturity_offset) {
+            fprintf(fp, ", offset: maturity");
+        } else if (p->offset_ms) {
             rs_duration_fmt(p->offset_ms, o, sizeof(o));
             fprintf(fp, ", offset: %s", o);
+        }
+        if (p->bucket_ms) {
+            rs_duration_fmt(p->bucket_ms, o, sizeof(o));
+            fprintf(fp, ", bucket: %s", o);
         }
         if (p->label_delay_ms) {
             rs_duration_fmt(p->label_delay_ms, d, sizeof(d));
@@ -452,10 +515,21 @@ static void rs_fe_raw_dump(void *opaque, FILE *fp) {
 
 rs_err_t rs_features_conf_add_specs(rs_conf_t *cfg, rs_features_conf_t *conf,
                                     char *errstr, size_t errstr_size) {
-    return rs_conf_add_raw(cfg, "features",
-                           "declarative sliding-window features",
-                           rs_fe_raw_hook, rs_fe_raw_dump, conf, errstr,
-                           errstr_size);
+    rs_err_t err = rs_conf_add_raw(cfg, "features",
+                                   "declarative sliding-window features",
+                                   rs_fe_raw_hook, rs_fe_raw_dump, conf,
+                                   errstr, errstr_size);
+    if (err == RS_OK)
+        err = rs_conf_add_raw_doc(cfg, "features", "specs", "list of specs",
+                                  "replaces the preset's feature specs "
+                                  "(grammar in docs/features.md)", errstr,
+                                  errstr_size);
+    if (err == RS_OK)
+        err = rs_conf_add_raw_doc(cfg, "features", "extra_specs",
+                                  "list of specs",
+                                  "appended to the preset's (or specs') "
+                                  "list", errstr, errstr_size);
+    return err;
 }
 
 /* ------------------------------------------------------------ presets */
@@ -474,27 +548,45 @@ static rs_features_spec_t rs_fe_mk(const char *key, const char *value,
 
 #define A(x) (1u << RS_FEATURES_AGG_##x)
 
+/* The cards preset: what a fraud team computes first (docs/features.md).
+ *  - the card: bursts (10m, 1h: card testing), counts and amounts over
+ *    1/7/30 days INCLUDING this payment, the amount against the card's own
+ *    30-day history, novelty of the merchant, its own confirmed frauds;
+ *  - the counterparty: activity in the last hour, and counts and fraud rates over
+ *    1/7/30 days ending at label maturity (offset = label_maturity), in
+ *    whole-day buckets so busy merchants are not capped by the ring;
+ *  - calendar transforms of the event time in features.timezone. */
 static int rs_fe_preset_cards(const rs_features_conf_t *c,
                               rs_features_spec_t *o) {
     const int64_t H = RS_FE_HOUR_MS, D = RS_FE_DAY_MS, L = c->label_window;
+    const int64_t win[3] = {D, 7 * D, 30 * D};
     int n = 0;
     o[n++] = rs_fe_mk("entity", "amount", 0, A(CURRENT_LOG1P));
     o[n++] = rs_fe_mk("entity", "amount", 10 * RS_FE_MIN_MS, A(COUNT));
     o[n] = rs_fe_mk("entity", "amount", H, A(COUNT) | A(COUNT_BELOW) | A(MAX));
     o[n++].below = c->small_amount;
-    o[n++] = rs_fe_mk("entity", "amount", D,
-                      A(COUNT) | A(SUM) | A(DISTINCT) | A(VELOCITY));
-    o[n++] = rs_fe_mk("entity", "amount", 7 * D,
-                      A(COUNT) | A(MEAN) | A(STD) | A(RATIO_MEAN) | A(ZSCORE));
+    for (int w = 0; w < 3; w++) {
+        o[n] = rs_fe_mk("entity", "amount", win[w],
+                        A(COUNT) | A(SUM) | A(MEAN) | (w ? 0 : A(DISTINCT)));
+        o[n++].include_current = 1;
+    }
     o[n++] = rs_fe_mk("entity", "amount", 30 * D,
-                      A(COUNT) | A(SUM) | A(MEAN) | A(MAX));
+                      A(MAX) | A(RATIO_MEAN) | A(ZSCORE));
     o[n++] = rs_fe_mk("entity", "amount", 0, A(SINCE_LAST) | A(NEW));
     o[n++] = rs_fe_mk("entity", "amount", L, A(FRAUD_COUNT));
-    o[n++] = rs_fe_mk("counterparty", "amount", D, A(COUNT) | A(MEAN));
-    o[n++] = rs_fe_mk("counterparty", "amount", L,
-                      A(COUNT) | A(FRAUD_COUNT) | A(FRAUD_RATE));
-    o[n] = rs_fe_mk("counterparty", "amount", L, A(FRAUD_RATE));
-    o[n++].offset_ms = 7 * D;
+    o[n++] = rs_fe_mk("counterparty", "amount", H, A(COUNT) | A(MEAN));
+    for (int w = 0; w < 3; w++) {
+        o[n] = rs_fe_mk("counterparty", "amount", win[w],
+                        A(COUNT) | A(FRAUD_RATE));
+        o[n].maturity_offset = 1;
+        o[n++].bucket_ms = D;
+    }
+    o[n] = rs_fe_mk("counterparty", "amount", L, A(FRAUD_COUNT));
+    o[n++].bucket_ms = L % D == 0 ? D : L % H == 0 ? H : 0;
+    o[n] = rs_fe_mk("entity", "amount", 0,
+                    A(HOUR_OF_DAY) | A(DAY_OF_WEEK) | A(NIGHT) | A(WEEKEND) |
+                        A(HOUR_SIN) | A(HOUR_COS));
+    rs_strlcpy(o[n++].prefix, "cal", sizeof(o[0].prefix));
     return n;
 }
 
@@ -558,6 +650,8 @@ int rs_features_conf_specs(const rs_features_conf_t *conf,
     }
     memcpy(out + n, conf->extra, sizeof(*out) * (size_t)conf->nextra);
     n += conf->nextra;
+    for (int i = 0; i < n; i++)
+        if (out[i].maturity_offset) out[i].offset_ms = conf->label_maturity;
     if (n == 0) {
         rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
                 "features: no specs (preset none and no specs given)");
@@ -608,6 +702,16 @@ static void rs_fe_dur_name(int64_t ms, char *buf, size_t size) {
     snprintf(buf, size, "%lldms", (long long)ms);
 }
 
+/* A feature's meaning: truncated if long (it is text for people). */
+static void rs_fe_descf(char *d, size_t ds, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void rs_fe_descf(char *d, size_t ds, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d, ds, fmt, ap);
+    va_end(ap);
+}
+
 static int rs_fe_add_name(char (*names)[RS_NAME_MAX], int *n, int max,
                           const char *s) {
     for (int i = 0; i < *n; i++)
@@ -647,6 +751,16 @@ rs_err_t rs_fe_compile(rs_features_t *f, char *errstr, size_t errstr_size) {
                           "features spec %d: no or unknown aggregations", i);
             goto done;
         }
+        if (s->bucket_ms &&
+            (s->bucket_ms < RS_FE_MIN_MS || !s->window_ms ||
+             s->window_ms % s->bucket_ms || s->last_n || s->include_current ||
+             s->label_delay_ms || (s->aggs & ~RS_FE_AGG_BUCKETED))) {
+            err = rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                          "features spec %d: a bucketed window needs a bucket "
+                          ">= 1m, a window of whole buckets and only count, "
+                          "sum, mean, velocity, fraud_count, fraud_rate", i);
+            goto done;
+        }
         if ((s->last_n && (s->window_ms || s->offset_ms)) ||
             ((s->aggs & RS_FE_AGG_LABEL) && !s->window_ms) || s->last_n < 0 ||
             s->window_ms < 0 || s->offset_ms < 0 || s->label_delay_ms < 0 ||
@@ -680,15 +794,49 @@ rs_err_t rs_fe_compile(rs_features_t *f, char *errstr, size_t errstr_size) {
         if (s->history && (uint32_t)s->history > tb->hist)
             tb->hist = (uint32_t)s->history;
         if (s->last_n && (uint32_t)s->last_n > tb->hist) tb->hist = (uint32_t)s->last_n;
-        if (s->aggs & RS_FE_AGG_LABEL) tb->nlab = (uint32_t)f->conf.labels_per_key;
+        if (s->aggs & RS_FE_AGG_LABEL && !s->bucket_ms)
+            tb->nlab = (uint32_t)f->conf.labels_per_key;
+        if (s->aggs & RS_FE_AGG_CAL) f->has_cal = 1;
         c->vi = rs_fe_add_name(tb->vname, &tb->nv, RS_FEATURES_MAX_VALUES, s->value);
         if (c->vi < 0) {
             err = rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
-                          "features: key '%s' has more than %d value fields",
+                          "features: key '%s' has more than %d value fields "
+                          "(amount and the numeric fields named in "
+                          "specs, extra_specs or sensor_fields)",
                           s->key, RS_FEATURES_MAX_VALUES);
             goto done;
         }
         tb->vkind[c->vi] = rs_fe_field_kind(s->value, 1);
+        if (s->bucket_ms) {
+            if (tb->bkt_ms && tb->bkt_ms != s->bucket_ms) {
+                err = rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                              "features spec %d: key '%s' has bucketed windows "
+                              "with different buckets (one bucket per key)",
+                              i, s->key);
+                goto done;
+            }
+            if (tb->bkt_ms && tb->bkt_vi != c->vi) {
+                err = rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                              "features spec %d: key '%s' has bucketed windows "
+                              "over different values (one value per key)",
+                              i, s->key);
+                goto done;
+            }
+            tb->bkt_ms = s->bucket_ms;
+            tb->bkt_vi = c->vi;
+            /* buckets from the window's first to the event's own */
+            int64_t nb = (s->offset_ms + s->bucket_ms - 1) / s->bucket_ms +
+                         s->window_ms / s->bucket_ms + 1;
+            if (nb > 65536) {
+                err = rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                              "features spec %d: %lld buckets per key (window "
+                              "+ offset over bucket), more than 65536", i,
+                              (long long)nb);
+                goto done;
+            }
+            if ((uint32_t)nb > tb->nbkt) tb->nbkt = (uint32_t)nb;
+            tb->nrec = (uint32_t)f->conf.labels_per_key;
+        }
         c->ai = -1;
         if (s->aggs & RS_FE_AGG_AUX) {
             c->ai = rs_fe_add_name(tb->aname, &tb->na, RS_FEATURES_MAX_AUX, s->field);
@@ -711,8 +859,9 @@ rs_err_t rs_fe_compile(rs_features_t *f, char *errstr, size_t errstr_size) {
                 (1u << RS_FEATURES_AGG_RATIO_MEAN) | (1u << RS_FEATURES_AGG_ZSCORE) |
                 (1u << RS_FEATURES_AGG_LAST) | (1u << RS_FEATURES_AGG_SLOPE) |
                 (1u << RS_FEATURES_AGG_DEVIATION);
-            c->need = ((s->aggs & ~nosc) ? RS_FE_NEED_SCAN : 0) |
+            c->need = ((s->aggs & ~nosc & ~RS_FE_AGG_CAL) ? RS_FE_NEED_SCAN : 0) |
                       ((s->aggs & vals) ? RS_FE_NEED_VALUES : 0);
+            if (s->bucket_ms) c->need = 0;
         }
         c->out0 = dim;
         for (int a = 0; a < RS_FEATURES_AGG__CNT; a++)
@@ -735,14 +884,16 @@ rs_err_t rs_fe_compile(rs_features_t *f, char *errstr, size_t errstr_size) {
         rs_fe_tab_t *tb = &f->tab[t];
         tb->item_size = (8 + 4 * (size_t)(tb->nv + tb->na) + 7) & ~(size_t)7;
         tb->slot_size = sizeof(rs_fe_hdr_t) + tb->hist * tb->item_size +
-                        tb->nlab * sizeof(rs_fe_lab_t);
+                        tb->nlab * sizeof(rs_fe_lab_t) +
+                        tb->nbkt * sizeof(rs_fe_bkt_t) +
+                        tb->nrec * sizeof(rs_fe_lab_t);
         if (tb->hist > f->maxhist) f->maxhist = tb->hist;
     }
     uint64_t fp = 0x5253464531ULL;
     for (int i = 0; i < n; i++) {
         const rs_fe_cspec_t *c = &f->spec[i];
         const rs_features_spec_t *s = &c->s;
-        char win[48] = "", off[40] = "", ww[48] = "whole kept history", ow[64] = "";
+        char win[48] = "", off[40] = "", ww[96] = "whole kept history", ow[96] = "";
         if (s->last_n) {
             snprintf(win, sizeof(win), "_last%lld", (long long)s->last_n);
             snprintf(ww, sizeof(ww), "last %lld events", (long long)s->last_n);
@@ -752,13 +903,19 @@ rs_err_t rs_fe_compile(rs_features_t *f, char *errstr, size_t errstr_size) {
             snprintf(win, sizeof(win), "_%s", d);
             rs_fe_words(s->window_ms, d, sizeof(d));
             snprintf(ww, sizeof(ww), "last %s", d);
+            if (s->bucket_ms) {
+                char b[32];
+                rs_fe_words(s->bucket_ms, b, sizeof(b));
+                snprintf(ww, sizeof(ww), "last %s in whole %s buckets", d, b);
+            }
         }
         if (s->offset_ms) {
             char d[32];
             rs_fe_dur_name(s->offset_ms, d, sizeof(d));
             snprintf(off, sizeof(off), "_off%s", d);
             rs_fe_words(s->offset_ms, d, sizeof(d));
-            snprintf(ow, sizeof(ow), " ending %s before the event", d);
+            snprintf(ow, sizeof(ow), " ending %s%s before the event",
+                     s->bucket_ms ? "at least " : "", d);
         }
         const char *pre = s->prefix[0] ? s->prefix : rs_fe_key_prefix(s->key);
         char kw[64];
@@ -768,10 +925,11 @@ rs_err_t rs_fe_compile(rs_features_t *f, char *errstr, size_t errstr_size) {
         int amt = !strcmp(s->value, "amount");
         for (int k = 0; k < c->nout; k++) {
             int a = c->agg[k], o = c->out0 + k;
-            char name[160];
+            char name[256];
             int nowin = (RS_FE_AGG_NOWIN >> a) & 1;
+            int noval = amt || ((RS_FE_AGG_CAL >> a) & 1);
             snprintf(name, sizeof(name), "%s_%s%s%s%s%s%s%s%s", pre,
-                     amt ? "" : s->value, amt ? "" : "_", rs_fe_agg_names[a],
+                     noval ? "" : s->value, noval ? "" : "_", rs_fe_agg_names[a],
                      (RS_FE_AGG_AUX >> a) & 1 ? "_" : "",
                      (RS_FE_AGG_AUX >> a) & 1 ? s->field : "",
                      nowin ? "" : win, nowin ? "" : off,
@@ -797,48 +955,61 @@ rs_err_t rs_fe_compile(rs_features_t *f, char *errstr, size_t errstr_size) {
             char *d = f->descs[o];
             const size_t ds = RS_FE_DESC_MAX;
             const char *cur = s->include_current ? " (this event included)"
-                                                 : " before this event";
+                              : s->offset_ms || s->bucket_ms ? ""
+                                                             : " before this event";
             switch (a) {
             case RS_FEATURES_AGG_COUNT:
-                snprintf(d, ds, "events of %s in the %s%s%s", kw, ww, ow, cur); break;
+                rs_fe_descf(d, ds, "events of %s in the %s%s%s", kw, ww, ow, cur); break;
             case RS_FEATURES_AGG_SUM:
-                snprintf(d, ds, "sum of %s of %s in the %s%s%s", v, kw, ww, ow, cur); break;
+                rs_fe_descf(d, ds, "sum of %s of %s in the %s%s%s", v, kw, ww, ow, cur); break;
             case RS_FEATURES_AGG_MEAN:
-                snprintf(d, ds, "mean %s of %s in the %s%s (0 if none)", v, kw, ww, ow); break;
+                rs_fe_descf(d, ds, "mean %s of %s in the %s%s (0 if none)", v, kw, ww, ow); break;
             case RS_FEATURES_AGG_STD:
-                snprintf(d, ds, "std of %s of %s in the %s%s (0 if none)", v, kw, ww, ow); break;
+                rs_fe_descf(d, ds, "std of %s of %s in the %s%s (0 if none)", v, kw, ww, ow); break;
             case RS_FEATURES_AGG_MIN:
-                snprintf(d, ds, "min %s of %s in the %s%s (0 if none)", v, kw, ww, ow); break;
+                rs_fe_descf(d, ds, "min %s of %s in the %s%s (0 if none)", v, kw, ww, ow); break;
             case RS_FEATURES_AGG_MAX:
-                snprintf(d, ds, "max %s of %s in the %s%s (0 if none)", v, kw, ww, ow); break;
+                rs_fe_descf(d, ds, "max %s of %s in the %s%s (0 if none)", v, kw, ww, ow); break;
             case RS_FEATURES_AGG_COUNT_BELOW:
-                snprintf(d, ds, "events of %s with %s < %g in the %s%s", kw, v, s->below, ww, ow); break;
+                rs_fe_descf(d, ds, "events of %s with %s < %g in the %s%s", kw, v, s->below, ww, ow); break;
             case RS_FEATURES_AGG_DISTINCT:
-                snprintf(d, ds, "distinct %s values of %s in the %s%s", s->field, kw, ww, ow); break;
+                rs_fe_descf(d, ds, "distinct %s values of %s in the %s%s", s->field, kw, ww, ow); break;
             case RS_FEATURES_AGG_NEW:
-                snprintf(d, ds, "1 if the event's %s is not among %s's in the %s%s", s->field, kw, ww, ow); break;
+                rs_fe_descf(d, ds, "1 if the event's %s is not among %s's in the %s%s", s->field, kw, ww, ow); break;
             case RS_FEATURES_AGG_SINCE_LAST:
-                snprintf(d, ds, "log(1 + seconds since the newest event of %s in the %s%s); log(1 + 1e8) if none", kw, ww, ow); break;
+                rs_fe_descf(d, ds, "log(1 + seconds since the newest event of %s in the %s%s); log(1 + 1e8) if none", kw, ww, ow); break;
             case RS_FEATURES_AGG_RATIO_MEAN:
-                snprintf(d, ds, "(%s + 1) / (mean + 1) over the %s%s of %s; 1 if none", v, ww, ow, kw); break;
+                rs_fe_descf(d, ds, "(%s + 1) / (mean + 1) over the %s%s of %s; 1 if none", v, ww, ow, kw); break;
             case RS_FEATURES_AGG_ZSCORE:
-                snprintf(d, ds, "(%s - mean) / (std + 0.01|mean| + 0.01) over the %s%s, clipped to +-100; 0 if < 2 events", v, ww, ow); break;
+                rs_fe_descf(d, ds, "(%s - mean) / (std + 0.01|mean| + 0.01) over the %s%s, clipped to +-100; 0 if < 2 events", v, ww, ow); break;
             case RS_FEATURES_AGG_VELOCITY:
-                snprintf(d, ds, "events of %s per hour in the %s%s", kw, ww, ow); break;
+                rs_fe_descf(d, ds, "events of %s per hour in the %s%s", kw, ww, ow); break;
             case RS_FEATURES_AGG_FRAUD_COUNT:
-                snprintf(d, ds, "events of %s in the %s%s whose fraud label arrived before this event", kw, ww, ow); break;
+                rs_fe_descf(d, ds, "events of %s in the %s%s whose fraud label arrived before this event", kw, ww, ow); break;
             case RS_FEATURES_AGG_FRAUD_RATE:
-                snprintf(d, ds, "fraud_count / count of %s in the %s%s (0 if no events)", kw, ww, ow); break;
+                rs_fe_descf(d, ds, "fraud_count / count of %s in the %s%s (0 if no events)", kw, ww, ow); break;
             case RS_FEATURES_AGG_LAST:
-                snprintf(d, ds, "newest %s of %s in the %s%s (0 if none)", v, kw, ww, ow); break;
+                rs_fe_descf(d, ds, "newest %s of %s in the %s%s (0 if none)", v, kw, ww, ow); break;
             case RS_FEATURES_AGG_SLOPE:
-                snprintf(d, ds, "least-squares slope of %s per hour over the %s%s (0 if < 2)", v, ww, ow); break;
+                rs_fe_descf(d, ds, "least-squares slope of %s per hour over the %s%s (0 if < 2)", v, ww, ow); break;
             case RS_FEATURES_AGG_DEVIATION:
-                snprintf(d, ds, "%s minus its mean over the %s%s of %s (own baseline)", v, ww, ow, kw); break;
+                rs_fe_descf(d, ds, "%s minus its mean over the %s%s of %s (own baseline)", v, ww, ow, kw); break;
             case RS_FEATURES_AGG_CURRENT:
-                snprintf(d, ds, "%s of this event (0 if absent)", v); break;
+                rs_fe_descf(d, ds, "%s of this event (0 if absent)", v); break;
+            case RS_FEATURES_AGG_HOUR_OF_DAY:
+                rs_fe_descf(d, ds, "hour of day of the event, 0-23, in %s", f->conf.timezone); break;
+            case RS_FEATURES_AGG_DAY_OF_WEEK:
+                rs_fe_descf(d, ds, "day of week of the event, 0 = Monday .. 6 = Sunday, in %s", f->conf.timezone); break;
+            case RS_FEATURES_AGG_NIGHT:
+                rs_fe_descf(d, ds, "1 if the event is between 00:00 and 06:00 in %s", f->conf.timezone); break;
+            case RS_FEATURES_AGG_WEEKEND:
+                rs_fe_descf(d, ds, "1 if the event is on a Saturday or Sunday in %s", f->conf.timezone); break;
+            case RS_FEATURES_AGG_HOUR_SIN:
+                rs_fe_descf(d, ds, "sin(2 pi h / 24), h = fractional hour of the event in %s", f->conf.timezone); break;
+            case RS_FEATURES_AGG_HOUR_COS:
+                rs_fe_descf(d, ds, "cos(2 pi h / 24), h = fractional hour of the event in %s", f->conf.timezone); break;
             default:
-                snprintf(d, ds, "log(1 + %s) of this event (0 if absent)", v); break;
+                rs_fe_descf(d, ds, "log(1 + %s) of this event (0 if absent)", v); break;
             }
             fp = rs_fe_mix(fp, name, strlen(name));
         }
@@ -846,6 +1017,8 @@ rs_err_t rs_fe_compile(rs_features_t *f, char *errstr, size_t errstr_size) {
     }
     for (int t = 0; t < f->ntab; t++) {
         const rs_fe_tab_t *tb = &f->tab[t];
+        uint64_t g2[3] = {tb->nbkt, (uint64_t)tb->bkt_ms, tb->nrec};
+        fp = rs_fe_mix(fp, g2, sizeof(g2));
         uint64_t g[5] = {tb->hist, tb->nlab, tb->item_size,
                          t == f->ent_tab ? (uint64_t)f->conf.max_keys
                                          : (uint64_t)f->conf.max_counterparties,

@@ -108,7 +108,27 @@ const char *rs_cluster_bootstraps(const rs_cluster_t *cluster);
  * @locality any thread */
 rd_kafka_mock_cluster_t *rs_cluster_mock(rs_cluster_t *cluster);
 
-/* Stop the cluster.  NULL is a no-op.  @locality any thread */
+/* Retention watch.  The mock keeps about 5 MB per partition and drops the
+ * oldest message sets beyond that without a word.  rs_cluster_watch()
+ * starts a thread that reads, every interval_ms, the low watermark (log
+ * start offset) of every partition of the cluster's topics: a log start
+ * above 0 means that many messages are gone.  The first drop of a topic
+ * is logged at error level, and the running total again at most every
+ * 30 s while it grows.  Calling it twice is a no-op.  RS_ERR_KAFKA if the
+ * watcher's client cannot be made.  @locality any thread */
+rs_err_t rs_cluster_watch(rs_cluster_t *cluster, int interval_ms,
+                          char *errstr, size_t errstr_size);
+
+/* Messages of `topic` dropped by retention so far (sum over partitions of
+ * the log start offset): queried now when `refresh` (needs the watcher),
+ * else the watcher's last reading.  0 for a topic never dropped from, -1
+ * if the topic is not one of the cluster's or nothing was read yet.
+ * @locality any thread */
+int64_t rs_cluster_dropped(rs_cluster_t *cluster, const char *topic,
+                           int refresh);
+
+/* Stop the cluster (and its watcher).  NULL is a no-op.
+ * @locality any thread */
 void rs_cluster_destroy(rs_cluster_t *cluster);
 
 /* ----------------------------------------------------------- configuration */

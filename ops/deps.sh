@@ -9,6 +9,8 @@ PKGS=(
   librdkafka-dev libhiredis-dev libopenblas-dev
   libprotobuf-c-dev protobuf-c-compiler
   libyaml-dev libjansson-dev libmicrohttpd-dev libxxhash-dev libcmocka-dev libcurl4-openssl-dev
+  libssl-dev openssl
+  libxgboost-dev tzdata
   redis-server redis-tools kcat jq curl prometheus
   chromium
 )

@@ -112,7 +112,7 @@ echo "soak: $MACHINE; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 if [ -z "${RATE:-}" ]; then
   stack_up cal
   "$BIN" gen --brokers "$BOOT" --seed "$SEED" --entities 50000 --duration 3650d \
-    --events "$CAL_EVENTS" >"$T/gen-cal.log" 2>&1 &
+    --events "$CAL_EVENTS" --rate 0 >"$T/gen-cal.log" 2>&1 &
   GEN=$!; PIDS+=("$GEN")
   t10=""; s10=0; t90=""; s90=0
   for _ in $(seq 1 1200); do

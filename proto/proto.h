@@ -42,7 +42,7 @@ extern "C" {
 
 /* An encode buffer of this size always suffices for any valid record, in
  * JSON (worst case: every string byte escaped as \u00XX) or protobuf. */
-#define RS_ENCODE_MAX (32 * 1024)
+#define RS_ENCODE_MAX (48 * 1024)
 
 /* Accepted event and label times: [2000-01-01, 2100-01-01) UTC, in ms. */
 #define RS_TIME_MIN_MS 946684800000LL
@@ -103,6 +103,8 @@ typedef struct rs_contrib_s {
     char name[RS_NAME_MAX * 2];
     double value;
     double contribution;
+    char text[RS_REASON_MAX];  /* the feature and its value in words; "" if
+                                * not worded (older records)             */
 } rs_contrib_t;
 
 typedef struct rs_expert_use_s {
@@ -125,6 +127,23 @@ typedef struct rs_explanation_s {
 #define RS_SCORE_FLAG_DUPLICATE 0x2u /* event id seen before: the decision
                                       * on record, published again      */
 
+/* The scored event's own fields (EventFields in the .proto), copied into
+ * its score so an analyst sees the event from the score record alone. */
+typedef struct rs_event_fields_s {
+    int present;                /* 0: not carried (records written before
+                                 * the field existed); nothing below set */
+    char type[RS_TYPE_MAX];
+    char counterparty_id[RS_ID_MAX];
+    double amount;
+    int n_numeric;
+    rs_numeric_t numeric[RS_MAX_NUMERIC];
+    int n_categ;
+    rs_categ_t categ[RS_MAX_CATEG];
+} rs_event_fields_t;
+
+/* Fill `ef` from `ev` (present = 1).  No allocation.  @locality any */
+void rs_event_fields_from_event(rs_event_fields_t *ef, const rs_event_t *ev);
+
 typedef struct rs_score_s {
     char event_id[RS_ID_MAX];
     char entity_id[RS_ID_MAX];
@@ -136,6 +155,7 @@ typedef struct rs_score_s {
     int64_t latency_us;
     uint32_t flags;
     rs_explanation_t explanation;
+    rs_event_fields_t event;
 } rs_score_t;
 
 /* Input format of a topic or file. */
@@ -220,6 +240,35 @@ int rs_event_encode(rs_format_t fmt, const rs_event_t *ev, void *buf,
                     size_t size);
 int rs_label_encode(rs_format_t fmt, const rs_label_t *lb, void *buf,
                     size_t size);
+
+/* ----------------------------------------------------- batch encoding */
+
+/* A caller-owned byte arena for encoded records.  Zero-initialize it (or
+ * rs_enc_arena_init with a first size); rs_enc_arena_free releases it.
+ * It grows (realloc, doubling) only while a batch needs more than it
+ * has, so after the first large batches encoding allocates nothing. */
+typedef struct rs_enc_arena_s {
+    unsigned char *data;   /* [cap]                                    */
+    size_t cap;
+    size_t len;            /* bytes used by the last batch             */
+} rs_enc_arena_t;
+
+/* Reserve `cap` bytes up front (0: none yet).  @locality the owner */
+void rs_enc_arena_init(rs_enc_arena_t *arena, size_t cap);
+void rs_enc_arena_free(rs_enc_arena_t *arena);
+
+/* Encode scores[0..n) as `fmt`, back to back, into `arena` (its previous
+ * content is discarded).  out[i] / out_lens[i] get each record's bytes:
+ * pointers into arena->data, valid until the arena is used again or
+ * freed.  The same bytes go to every sink (Kafka and Redis: one encoding
+ * per event).  RS_ERR_TOOBIG if a record does not encode (a corrupt
+ * record: a count out of range), *failed (may be NULL) = its index;
+ * nothing is usable then.  Reentrant: any thread, one arena per thread at
+ * a time.  @locality any thread */
+rs_err_t rs_score_encode_batch(rs_format_t fmt, const rs_score_t *scores,
+                               int n, rs_enc_arena_t *arena,
+                               const void **out, size_t *out_lens,
+                               int *failed);
 
 /* ------------------------------------------------------------------- CSV */
 

@@ -347,6 +347,11 @@ static rs_err_t pb_explanation(const Riskstream__V1__Explanation *m,
         if ((err = pb_str(fc->name, sizeof(fc->name), f->name, what, errstr,
                           es)))
             return err;
+        snprintf(what, sizeof(what),
+                 "explanation.feature_contributions[%zu].text", i);
+        if ((err = pb_str(fc->text, sizeof(fc->text), f->text, what, errstr,
+                          es)))
+            return err;
         fc->value = f->value;
         fc->contribution = f->contribution;
     }
@@ -363,6 +368,48 @@ static rs_err_t pb_explanation(const Riskstream__V1__Explanation *m,
             return err;
     }
     ex->n_reasons = (int)m->n_reasons;
+    return RS_OK;
+}
+
+static rs_err_t pb_event_fields(const Riskstream__V1__EventFields *m,
+                                 rs_event_fields_t *ef, char *errstr,
+                                 size_t es) {
+    char what[64];
+    rs_err_t err;
+    if (!m) return RS_OK;
+    if ((err = pb_str(ef->type, sizeof(ef->type), m->type, "event.type",
+                      errstr, es)) ||
+        (err = pb_str(ef->counterparty_id, sizeof(ef->counterparty_id),
+                      m->counterparty_id, "event.counterparty_id", errstr,
+                      es)) ||
+        (err = pb_count(m->n_numeric_fields, RS_MAX_NUMERIC,
+                        "event.numeric_fields", errstr, es)) ||
+        (err = pb_count(m->n_categorical_fields, RS_MAX_CATEG,
+                        "event.categorical_fields", errstr, es)))
+        return err;
+    ef->amount = m->amount;
+    for (size_t i = 0; i < m->n_numeric_fields; i++) {
+        snprintf(what, sizeof(what), "event.numeric_fields[%zu].name", i);
+        if ((err = pb_str(ef->numeric[i].name, sizeof(ef->numeric[i].name),
+                          m->numeric_fields[i]->name, what, errstr, es)))
+            return err;
+        ef->numeric[i].value = m->numeric_fields[i]->value;
+    }
+    ef->n_numeric = (int)m->n_numeric_fields;
+    for (size_t i = 0; i < m->n_categorical_fields; i++) {
+        snprintf(what, sizeof(what), "event.categorical_fields[%zu].name", i);
+        if ((err = pb_str(ef->categ[i].name, sizeof(ef->categ[i].name),
+                          m->categorical_fields[i]->name, what, errstr, es)))
+            return err;
+        snprintf(what, sizeof(what), "event.categorical_fields[%zu].value",
+                 i);
+        if ((err = pb_str(ef->categ[i].value, sizeof(ef->categ[i].value),
+                          m->categorical_fields[i]->value, what, errstr,
+                          es)))
+            return err;
+    }
+    ef->n_categ = (int)m->n_categorical_fields;
+    ef->present = 1;
     return RS_OK;
 }
 
@@ -387,7 +434,9 @@ rs_err_t rs_score_from_pb(const uint8_t *buf, size_t len, rs_score_t *sc,
         (err = pb_str(sc->model_version, sizeof(sc->model_version),
                       m->model_version, "model_version", errstr, es)) ||
         (err = pb_schema(m->schema_version, errstr, es)) ||
-        (err = pb_explanation(m->explanation, &sc->explanation, errstr, es)))
+        (err = pb_explanation(m->explanation, &sc->explanation, errstr,
+                              es)) ||
+        (err = pb_event_fields(m->event, &sc->event, errstr, es)))
         return err;
     /* proto3 enums are open: an unknown number arrives as is. */
     if ((int)m->decision < RS_DECISION_UNSPECIFIED ||
@@ -480,6 +529,11 @@ int rs_score_to_pb(const rs_score_t *sc, uint8_t *buf, size_t size) {
     Riskstream__V1__ExpertUse xu[RS_MAX_EXPERTS];
     Riskstream__V1__ExpertUse *xup[RS_MAX_EXPERTS];
     char *rp[RS_MAX_REASONS];
+    Riskstream__V1__EventFields evf = RISKSTREAM__V1__EVENT_FIELDS__INIT;
+    Riskstream__V1__NumericField nf[RS_MAX_NUMERIC];
+    Riskstream__V1__NumericField *nfp[RS_MAX_NUMERIC];
+    Riskstream__V1__CategoricalField cf[RS_MAX_CATEG];
+    Riskstream__V1__CategoricalField *cfp[RS_MAX_CATEG];
 
     if (!sc) return -1;
     const rs_explanation_t *ex = &sc->explanation;
@@ -513,9 +567,11 @@ int rs_score_to_pb(const rs_score_t *sc, uint8_t *buf, size_t size) {
         atp[i] = &at[i];
     }
     for (int i = 0; i < ex->n_contrib; i++) {
-        if (!PB_OK(ex->contrib[i].name)) return -1;
+        if (!PB_OK(ex->contrib[i].name) || !PB_OK(ex->contrib[i].text))
+            return -1;
         riskstream__v1__feature_contribution__init(&fc[i]);
         fc[i].name = PB_STR(ex->contrib[i].name);
+        fc[i].text = PB_STR(ex->contrib[i].text);
         fc[i].value = ex->contrib[i].value;
         fc[i].contribution = ex->contrib[i].contribution;
         fcp[i] = &fc[i];
@@ -541,5 +597,36 @@ int rs_score_to_pb(const rs_score_t *sc, uint8_t *buf, size_t size) {
     /* An empty explanation is left out of the wire form entirely. */
     if (ex->n_attended || ex->n_contrib || ex->n_experts || ex->n_reasons)
         m.explanation = &x;
+    /* The event's fields: only when the score carries them. */
+    const rs_event_fields_t *ef = &sc->event;
+    if (ef->present) {
+        if (ef->n_numeric < 0 || ef->n_numeric > RS_MAX_NUMERIC ||
+            ef->n_categ < 0 || ef->n_categ > RS_MAX_CATEG ||
+            !PB_OK(ef->type) || !PB_OK(ef->counterparty_id))
+            return -1;
+        evf.type = PB_STR(ef->type);
+        evf.counterparty_id = PB_STR(ef->counterparty_id);
+        evf.amount = ef->amount;
+        for (int i = 0; i < ef->n_numeric; i++) {
+            if (!PB_OK(ef->numeric[i].name)) return -1;
+            riskstream__v1__numeric_field__init(&nf[i]);
+            nf[i].name = PB_STR(ef->numeric[i].name);
+            nf[i].value = ef->numeric[i].value;
+            nfp[i] = &nf[i];
+        }
+        evf.n_numeric_fields = (size_t)ef->n_numeric;
+        evf.numeric_fields = nfp;
+        for (int i = 0; i < ef->n_categ; i++) {
+            if (!PB_OK(ef->categ[i].name) || !PB_OK(ef->categ[i].value))
+                return -1;
+            riskstream__v1__categorical_field__init(&cf[i]);
+            cf[i].name = PB_STR(ef->categ[i].name);
+            cf[i].value = PB_STR(ef->categ[i].value);
+            cfp[i] = &cf[i];
+        }
+        evf.n_categorical_fields = (size_t)ef->n_categ;
+        evf.categorical_fields = cfp;
+        m.event = &evf;
+    }
     return pb_pack(&m.base, buf, size);
 }

@@ -1,24 +1,51 @@
-/* http.h -- the read-only HTTP API over the Redis score store (audit
- * lookups, issue 5), served with libmicrohttpd.
+/* http.h -- the HTTP API over the Redis score store: audit lookups
+ * (issue 5) and the analysts' pages (issue 14), served with libmicrohttpd.
  *
- * Routes (GET; POST only for routes added with rs_http_add_post_route;
- * anything else is 405):
+ * Routes (GET or HEAD unless said; anything else is 405):
  *   GET /healthz                          "ok" (never needs the token)
+ *   GET /login                            sign-in page (no token needed)
+ *   GET /static/rs.js                     the pages' script (no token)
+ *   GET /                                 303 to /v1/alerts/view
  *   GET /v1/scores/{event_id}             the stored Score JSON, verbatim
- *   GET /v1/scores/{event_id}/view        a self-contained HTML page with
- *                                         the explanation as SVG pictures
+ *   GET /v1/scores/{event_id}/view        the case view (HTML): the event's
+ *                                         fields and trends, score, decision,
+ *                                         outcome and label action, reasons
+ *                                         and contributions in words, the
+ *                                         entity's recent events, attended
+ *                                         history, experts
+ *   GET /v1/scores/{event_id}/outcome     the analyst's outcome (JSON)
+ *   POST /v1/scores/{event_id}/label      the label action: body
+ *                                         {"outcome":"fraud"|"genuine",
+ *                                         "analyst","note"}, Content-Type
+ *                                         application/json, token in the
+ *                                         Authorization header (never the
+ *                                         cookie); 409 if already labelled
  *   GET /v1/entities/{id}/scores?since=T&limit=N
  *                                         JSON array of the entity's score
  *                                         records, newest first (T: ISO
  *                                         time, epoch s/ms, or a duration
  *                                         ago such as 7d; N default 100,
  *                                         max 1000)
+ *   GET /v1/entities/{id}/view?before=C   the entity's events (HTML)
+ *   GET /v1/alerts?decision=&since=&until=&min_score=&entity=&status=
+ *                 &limit=&before=         the alert queue (JSON)
+ *   GET /v1/alerts/view?...               the alert queue (HTML)
+ *   GET /v1/search?q=X                    303 to the case view of event X,
+ *                                         else the page of entity X, else
+ *                                         404 (HTML)
  *   + prefixes added with rs_http_add_route() (e.g. /metrics)
- * Errors are JSON {"error": "..."} with 400/401/404/405/503.  Path segments
- * are percent-decoded one by one (so an event id may contain "/" as %2F);
- * requests are capped (32 KiB of headers, 8 KiB of URL, no body).  With
- * `token_env` set every route but /healthz needs
- * "Authorization: Bearer <token>" (compared in constant time), else 401.
+ * Errors are JSON {"error": "..."} with 400/401/403/404/405/409/413/415/
+ * 503 (a page answers 401 with the sign-in page).  Path segments are
+ * percent-decoded one by one (so an event id may contain "/" as %2F);
+ * requests are capped (32 KiB of headers, 8 KiB of URL, 4 KiB of label
+ * body, no other body).
+ *
+ * Authentication: with `token_env` set every route but /healthz, /login
+ * and /static/rs.js needs the token (compared in constant time), else
+ * 401: "Authorization: Bearer <token>", or for GET/HEAD the cookie
+ * rs_token that the sign-in page sets (SameSite=Lax).  The label action
+ * takes the header only, and a JSON content type: a cross-site form can
+ * send neither (CSRF); a cross-site Origin or Sec-Fetch-Site is 403.
  *
  * Threads: the server runs on its own pool of libmicrohttpd threads.  Each
  * pool thread opens its OWN Redis connection (an rs_sink_redis_t created
@@ -99,6 +126,19 @@ typedef int (*rs_http_route_fn)(void *opaque, const char *path,
                                 rs_http_buf_t *body,
                                 const char **content_type);
 
+/* Sends one analyst Label (the label action).  Returns RS_OK once the
+ * label is acknowledged (e.g. by Kafka), else an error with errstr.  Runs
+ * on a server thread, concurrently with itself: must be thread-safe. */
+typedef rs_err_t (*rs_http_label_fn)(void *opaque, const rs_label_t *lb,
+                                     char *errstr, size_t errstr_size);
+
+/* Turn the label action on (fn non-NULL) with the topic it writes to (for
+ * the pages).  Without it the action answers 503 and the case view shows
+ * its buttons disabled.  `opaque` must outlive the server.  Call before
+ * requests arrive (start-up).  @locality any thread */
+void rs_http_set_labeler(rs_http_t *http, rs_http_label_fn fn, void *opaque,
+                         const char *topic);
+
 /* Register a route (at most 8; the built-in routes win).  `prefix` is
  * copied; `opaque` must outlive the server.  RS_ERR_NOMEM if full,
  * RS_ERR_INVALID for a prefix not starting with "/".  @locality any */
@@ -119,9 +159,9 @@ void rs_http_destroy(rs_http_t *http);
  * now_ms.  Pure.  0 and *out_ms, or -1.  @locality any */
 int rs_http_since_parse(const char *s, int64_t now_ms, int64_t *out_ms);
 
-/* Render the HTML page of one decision into `b` (pure, no I/O; every
- * string of `sc` is escaped).  `json_href` (may be NULL) is linked as the
- * raw record.  @locality any */
+/* Render the case view of one decision alone (no outcome, no entity
+ * history) into `b` (pure, no I/O; every string of `sc` is escaped).
+ * `json_href` (may be NULL) is linked as the raw record.  @locality any */
 void rs_http_render_view(const rs_score_t *sc, const char *json_href,
                          rs_http_buf_t *b);
 

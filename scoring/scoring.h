@@ -44,6 +44,7 @@
 #include "scoring/sink.h"
 #include "scoring/dedup.h"
 #include "scoring/http.h"
+#include "scoring/build_info.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -196,15 +197,18 @@ rs_err_t rs_service_lookup(rs_service_t *svc, const char *event_id,
                            char *json, size_t size, char *errstr,
                            size_t errstr_size);
 
-/* One past scored event id of the run with a positive label, or any
- * scored id if none (for the demo's example lookup); "" if none. */
+/* A past scored event of the run worth showing (the demo's example): a
+ * caught fraud (positive label, scored at or above the review / alert
+ * threshold), else the first decision other than approve, else the first
+ * scored event; "" if none. */
 const char *rs_service_example_id(const rs_service_t *svc);
 
 /* Prometheus text exposition of the service's metrics (the snapshot the
  * service thread publishes every second): events, labels, rejects,
  * latency histograms, consumer lag per partition, model version, updates,
  * drift, feature state, checkpoints, Kafka/Redis errors and in-flight
- * messages.  @locality any thread (e.g. an HTTP thread) */
+ * messages; then riskstream_build_info and the process_* metrics
+ * (rs_build_info_prometheus).  @locality any thread (e.g. an HTTP thread) */
 void rs_service_prometheus(rs_service_t *svc, rs_http_buf_t *out);
 /* 1 when the consumer has partitions and the last Redis write succeeded;
  * *why (may be NULL) says what is missing.  @locality any thread */

@@ -95,6 +95,13 @@ struct rs_service_s {
     uint64_t *ev_dd;      /* [batch_max] dedup entry of each event row  */
     int *dup_msg;         /* [batch_max] msgs index of each duplicate   */
     uint64_t *dup_dd;     /* [batch_max] dedup entry it duplicates      */
+    /* Each record is encoded once per batch: JSON for Redis (and Kafka),
+     * protobuf for Kafka too with service.scores_format=protobuf. */
+    rs_enc_arena_t enc_json, enc_kafka;
+    const void **json;    /* [batch_max] JSON of out[i] in enc_json     */
+    size_t *json_lens;    /* [batch_max]                                */
+    const void **kbytes;  /* [batch_max] Kafka bytes of out[i]          */
+    size_t *klens;        /* [batch_max]                                */
 
     rs_svc_batch_t *ring;          /* [RS_SVC_RING]                      */
     uint64_t ring_head, ring_tail; /* FIFO of unacked batches [tail,head) */
@@ -116,7 +123,8 @@ struct rs_service_s {
     rs_service_stats_t st;
     char last_version[RS_VERSION_MAX];
     char example_id[RS_ID_MAX];
-    int example_is_positive;
+    int example_rank;    /* of example_id: 1 scored, 2 flagged decision,
+                          * 3 caught fraud (the demo shows the best) */
 
     /* checkpoints */
     int64_t *applied;              /* [2][RS_SVC_MAX_PARTS] next offset
@@ -595,6 +603,10 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
     svc->ev_dd = rs_calloc((size_t)B, sizeof(uint64_t));
     svc->dup_msg = rs_calloc((size_t)B, sizeof(int));
     svc->dup_dd = rs_calloc((size_t)B, sizeof(uint64_t));
+    svc->json = rs_calloc((size_t)B, sizeof(*svc->json));
+    svc->json_lens = rs_calloc((size_t)B, sizeof(size_t));
+    svc->kbytes = rs_calloc((size_t)B, sizeof(*svc->kbytes));
+    svc->klens = rs_calloc((size_t)B, sizeof(size_t));
     if (app->service.log_inputs != RS_LOG_INPUTS_NONE) {
         svc->log_max = rs_model_log_max(svc->model);
         svc->logbuf = rs_aligned_calloc((size_t)B, svc->log_max);
@@ -644,6 +656,12 @@ void rs_service_destroy(rs_service_t *svc) {
     free(svc->dup_msg);
     free(svc->dup_dd);
     rs_dedup_destroy(svc->dedup);
+    rs_enc_arena_free(&svc->enc_json);
+    rs_enc_arena_free(&svc->enc_kafka);
+    free(svc->json);
+    free(svc->json_lens);
+    free(svc->kbytes);
+    free(svc->klens);
     rs_free(svc->logbuf);
     free(svc->logs);
     free(svc->log_lens);
@@ -857,6 +875,7 @@ void rs_service_prometheus(rs_service_t *svc, rs_http_buf_t *b) {
                   "time without a completed batch while input waits or "
                   "results are in flight (readiness: service.stall_timeout)",
                   (double)sn->stalled_us / 1e6);
+    rs_build_info_prometheus(b);
     free(sn);
 }
 
@@ -1005,12 +1024,13 @@ static void rs_svc_label(rs_service_t *svc, const rs_label_t *lb) {
     if (y) {
         svc->st.positives++;
         if (score >= svc->conf->review_threshold ||
-            score >= svc->conf->alert_threshold)
+            score >= svc->conf->alert_threshold) {
             svc->st.caught++;
-        if (!svc->example_is_positive) {
-            rs_strlcpy(svc->example_id, lb->event_id,
-                       sizeof(svc->example_id));
-            svc->example_is_positive = 1;
+            if (svc->example_rank < 3) {
+                rs_strlcpy(svc->example_id, lb->event_id,
+                           sizeof(svc->example_id));
+                svc->example_rank = 3;
+            }
         }
     }
 }
@@ -1035,15 +1055,15 @@ static int rs_svc_topk_abs(const float *v, int n, int k, int *order) {
 }
 
 /* Fill the explanation of one score from the logit contributions of the
- * model: the top |contribution| features, and plain-words reasons for the
- * features that pushed the risk up. */
+ * model: the top |contribution| features, each with its words, and as
+ * reasons the words of those that pushed the risk up (so a reason is
+ * always a listed contribution > 0). */
 static void rs_svc_explain(rs_service_t *svc, const float *x,
                            const float *contrib, const rs_model_output_t *mo,
                            rs_explanation_t *ex) {
     int D = svc->dim, top = (int)svc->conf->explain_top;
-    /* Rank enough features for the contributions and the reasons. */
-    int want = RS_MAX(top, RS_MAX_CONTRIB);
-    int m = rs_svc_topk_abs(contrib, D, RS_MIN(want, D), svc->order);
+    /* The reasons come from these contributions: ranking `top` suffices. */
+    int m = rs_svc_topk_abs(contrib, D, RS_MIN(top, D), svc->order);
     memset(ex, 0, sizeof(*ex));
     for (int k = 0; k < top && k < m; k++) {
         int i = svc->order[k];
@@ -1051,6 +1071,7 @@ static void rs_svc_explain(rs_service_t *svc, const float *x,
         rs_strlcpy(c->name, rs_features_name(svc->feat, i), sizeof(c->name));
         c->value = x[i];
         c->contribution = contrib[i];
+        rs_features_reason(svc->feat, i, x, c->text, sizeof(c->text));
     }
     /* The past events of the entity the model attended to most. */
     for (int k = 0; k < mo->n_attended && k < svc->conf->explain_attended &&
@@ -1071,13 +1092,12 @@ static void rs_svc_explain(rs_service_t *svc, const float *x,
         ex->experts[ex->n_experts].gate_weight = mo->experts[k].gate;
         ex->n_experts++;
     }
-    for (int k = 0; k < m && ex->n_reasons < RS_MAX_REASONS; k++) {
-        int i = svc->order[k];
-        if (contrib[i] <= 0.05f) continue; /* only what raised the risk */
-        if (rs_features_reason(svc->feat, i, x[i],
-                               ex->reasons[ex->n_reasons],
-                               RS_REASON_MAX) > 0)
-            ex->n_reasons++;
+    for (int k = 0; k < ex->n_contrib && ex->n_reasons < RS_MAX_REASONS;
+         k++) {
+        const rs_contrib_t *c = &ex->contrib[k];
+        if (c->contribution <= 0.05 || !c->text[0])
+            continue; /* only what raised the risk */
+        rs_strlcpy(ex->reasons[ex->n_reasons++], c->text, RS_REASON_MAX);
     }
 }
 
@@ -1522,9 +1542,10 @@ static rs_err_t rs_svc_redis_enqueue(rs_service_t *svc, int n, uint64_t seq,
                                      char *errstr, size_t errstr_size) {
     int warned = 0;
     for (;;) {
-        rs_err_t err = rs_sink_redis_enqueue(svc->rd, svc->out, n,
-                                             svc->log_max ? svc->logs : NULL,
-                                             svc->log_lens, seq);
+        rs_err_t err = rs_sink_redis_enqueue_json(
+            svc->rd, svc->out, n, (const char *const *)svc->json,
+            svc->json_lens, svc->log_max ? svc->logs : NULL, svc->log_lens,
+            seq);
         if (err == RS_OK) return RS_OK;
         if (err != RS_ERR_AGAIN)
             return rs_errf(errstr, errstr_size, err,
@@ -1739,6 +1760,30 @@ static rs_err_t rs_svc_ring_wait(rs_service_t *svc, int n,
     return RS_OK;
 }
 
+/* Encode out[0..n) once: JSON for Redis, and the same bytes for Kafka
+ * unless the scores topic is protobuf (then a second, protobuf copy). */
+static rs_err_t rs_svc_encode(rs_service_t *svc, int n, char *errstr,
+                              size_t errstr_size) {
+    int bad = -1;
+    rs_err_t err = rs_score_encode_batch(RS_FORMAT_JSON, svc->out, n,
+                                         &svc->enc_json, svc->json,
+                                         svc->json_lens, &bad);
+    if (err == RS_OK && rs_sink_kafka_format(svc->ks) != RS_FORMAT_JSON)
+        err = rs_score_encode_batch(rs_sink_kafka_format(svc->ks), svc->out,
+                                    n, &svc->enc_kafka, svc->kbytes,
+                                    svc->klens, &bad);
+    else if (err == RS_OK)
+        for (int i = 0; i < n; i++) {
+            svc->kbytes[i] = svc->json[i];
+            svc->klens[i] = svc->json_lens[i];
+        }
+    if (err != RS_OK) /* a corrupt record: a bug, never input */
+        return rs_errf(errstr, errstr_size, err,
+                       "score of %s does not encode",
+                       bad >= 0 ? svc->out[bad].event_id : "?");
+    return RS_OK;
+}
+
 /* Record that the batch read (topic, partition) up to `offset`. */
 static void rs_svc_batch_off(rs_service_t *svc, rs_svc_batch_t *b,
                              int32_t topic, int32_t partition,
@@ -1771,14 +1816,12 @@ static void rs_svc_dedup_set(rs_service_t *svc, int k, float score,
     rs_dedup_set(svc->dedup, svc->ev_dd[k], &rec);
 }
 
-/* Publish the batch's duplicates (after its events are scored: an
- * original may be in the same batch) as svc->out[*npub ..]: the decision
- * on record -- score, decision, model version, flags -- plus
+/* The batch's duplicates (after its events are scored: an original may
+ * be in the same batch) as svc->out[*npub ..], published with the rest:
+ * the decision on record -- score, decision, model version, flags -- plus
  * RS_SCORE_FLAG_DUPLICATE, no explanation, no input log.  A replayed
  * duplicate rebuilds nothing and publishes nothing. */
-static rs_err_t rs_svc_duplicates(rs_service_t *svc, int ndup, int *npub,
-                                  uint64_t seq, volatile sig_atomic_t *stop,
-                                  char *errstr, size_t errstr_size) {
+static void rs_svc_duplicates(rs_service_t *svc, int ndup, int *npub) {
     int64_t now_wall_us = rs_clock_wall_us(), now_mono = rs_clock_mono_us();
     for (int j = 0; j < ndup; j++) {
         const rs_msg_t *m = &svc->msgs[svc->dup_msg[j]];
@@ -1802,24 +1845,14 @@ static rs_err_t rs_svc_duplicates(rs_service_t *svc, int ndup, int *npub,
                    sizeof(sc->model_version));
         sc->event_time_ms = m->ev.event_time_ms;
         sc->flags = rec.flags | RS_SCORE_FLAG_DUPLICATE;
+        rs_event_fields_from_event(&sc->event, &m->ev); /* as received */
         sc->scored_at_ms = now_wall_us / 1000;
         sc->latency_us = now_mono - m->received_us;
         svc->logs[*npub] = NULL;
         svc->log_lens[*npub] = 0;
-        rs_err_t err;
-        while ((err = rs_sink_kafka_publish(svc->ks, sc, seq)) ==
-                   RS_ERR_AGAIN && rs_svc_stop_left_ms(svc, stop) != 0)
-            rs_sink_kafka_poll(svc->ks, 10);
-        if (err != RS_OK) {
-            svc->st.kafka_errors++;
-            return rs_errf(errstr, errstr_size, err,
-                           "publishing the duplicate of %s: %s",
-                           sc->event_id, rs_err_str(err));
-        }
         svc->st.duplicates++;
         (*npub)++;
     }
-    return RS_OK;
 }
 
 /* Process one polled batch of n messages. */
@@ -1940,6 +1973,8 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             sc->flags = svc->flags[k] & RS_SCORE_FLAG_LATE;
             rs_svc_dedup_set(svc, k, svc->scores[k], sc->decision, sc->flags,
                              version);
+            /* the event's own fields travel with its score (case view) */
+            rs_event_fields_from_event(&sc->event, &m->ev);
             if (explain && sc->score >= svc->conf->explain_min_score) {
                 rs_svc_explain(svc, x, svc->contrib + (size_t)k * (size_t)D,
                                &svc->mout[k], &sc->explanation);
@@ -1959,10 +1994,15 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             case RS_DECISION_ALERT: svc->st.alerts++; break;
             default: break;
             }
+            if (sc->decision != RS_DECISION_APPROVE && svc->example_rank < 2) {
+                rs_strlcpy(svc->example_id, sc->event_id,
+                           sizeof(svc->example_id));
+                svc->example_rank = 2;
+            }
             npub++;
         }
-        /* Stamp and publish: latency ends when the score is handed to the
-         * producer. */
+        /* Stamp, encode once, publish: latency ends when the scores are
+         * handed to the producer. */
         int64_t now_wall_us = rs_clock_wall_us(), now_mono = rs_clock_mono_us();
         for (int k = 0; k < nev; k++) {
             if (svc->pub[k] < 0) continue;
@@ -1974,31 +2014,41 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             if (m->produced_ms > 0)
                 rs_hist_record(&svc->st.e2e_us,
                                now_wall_us - m->produced_ms * 1000);
-            rs_err_t err;
-            /* A full local queue is backpressure: serve delivery reports
-             * until there is room (never drop, never skip). */
-            while ((err = rs_sink_kafka_publish(svc->ks, sc, b->seq)) ==
-                       RS_ERR_AGAIN && rs_svc_stop_left_ms(svc, stop) != 0)
-                rs_sink_kafka_poll(svc->ks, 10);
-            if (err != RS_OK) {
-                svc->st.kafka_errors++;
-                return rs_errf(errstr, errstr_size, err,
-                               "publishing score of %s: %s", sc->event_id,
-                               rs_err_str(err));
-            }
         }
         svc->st.scored += (uint64_t)npub;
         if (npub && !svc->first_scored_us) svc->first_scored_us = now_mono;
         if (svc->first_scored_us)
             svc->st.active_s = (double)(now_mono - svc->first_scored_us) / 1e6;
-        if (npub && !svc->example_id[0])
+        if (npub && !svc->example_rank) {
             rs_strlcpy(svc->example_id, svc->out[0].event_id,
                        sizeof(svc->example_id));
+            svc->example_rank = 1;
+        }
     }
-    if (ndup > 0) {
-        rs_err_t err = rs_svc_duplicates(svc, ndup, &npub, b->seq, stop,
-                                         errstr, errstr_size);
-        if (err != RS_OK) return err;
+    if (ndup > 0) rs_svc_duplicates(svc, ndup, &npub);
+    /* Encode once (the same bytes go to Kafka and Redis), publish. */
+    if (npub > 0) {
+        rs_err_t eerr = rs_svc_encode(svc, npub, errstr, errstr_size);
+        if (eerr != RS_OK) return eerr;
+    }
+    for (int p = 0; p < npub; p++) {
+        rs_score_t *sc = &svc->out[p];
+        rs_err_t err;
+        /* A full local queue is backpressure: serve delivery reports
+         * until there is room (never drop, never skip). */
+        while ((err = rs_sink_kafka_publish_encoded(
+                    svc->ks, sc, svc->kbytes[p], svc->klens[p], b->seq)) ==
+                   RS_ERR_AGAIN &&
+               rs_svc_stop_left_ms(svc, stop) != 0)
+            rs_sink_kafka_poll(svc->ks, 10);
+        if (err != RS_OK) {
+            svc->st.kafka_errors++;
+            return rs_errf(errstr, errstr_size, err,
+                           "publishing score of %s%s: %s", sc->event_id,
+                           (sc->flags & RS_SCORE_FLAG_DUPLICATE)
+                               ? " (a duplicate)" : "",
+                           rs_err_str(err));
+        }
     }
     /* Every batch goes to the Redis writer, also one that published no
      * score (labels, rejects or replayed events only): with n == 0 it only

@@ -28,22 +28,35 @@
  *   own).
  *
  * Redis sink (rs_sink_redis_t) -- key schema (prefix default "rs:"):
- *   <prefix>score:<event_id>           STRING  score record as JSON, PX ttl
+ *   <prefix>score:<event_id>           STRING  score record as JSON (the
+ *                                              bytes the scores topic got),
+ *                                              PX ttl, NX
  *   <prefix>entity:<entity_id>:scores  ZSET    member event_id, score
- *                                              event_time_ms; PEXPIRE ttl;
- *                                              only the newest
- *                                              entity_index_max kept
+ *                                              event_time_ms; one ZADD,
+ *                                              PEXPIRE ttl and trim per
+ *                                              entity of a batch; only the
+ *                                              newest entity_index_max kept
  *   <prefix>input:<event_id>           STRING  scoring inputs of the event
  *                                              (binary model input log,
  *                                              rs_model_rescore), PX
  *                                              input_ttl; only for events
  *                                              the caller logs
+ *   <prefix>alerts                     ZSET    member event_id, score
+ *                                              event_time_ms, of decisions
+ *                                              review/decline/alert only;
+ *                                              one ZADD, PEXPIRE ttl and
+ *                                              trim per batch with an
+ *                                              alert; the newest
+ *                                              alert_index_max kept
+ *   <prefix>outcome:<event_id>         STRING  an analyst's outcome (JSON,
+ *                                              written by the HTTP API's
+ *                                              label action), PX ttl
  *   <prefix>model:current              STRING  current model version
  *   <prefix>model:<version>            STRING  model metadata JSON
  *   Writes are idempotent: score and input records are SET ... NX (the
  *   first record of an event stays the record; a replay cannot replace it
- *   with a different decision) and the entity index is a ZADD of the same
- *   member, so at-least-once input gives exactly one record per event.
+ *   with a different decision) and the indexes are ZADDs of the same
+ *   members, so at-least-once input gives exactly one record per event.
  *
  *   Two ways to write:
  *   - rs_sink_redis_enqueue() (the service): batches are encoded (RESP) by
@@ -120,6 +133,20 @@ rs_sink_kafka_t *rs_sink_kafka_new(const rs_kv_t *props, const char *bootstrap,
  * RS_ERR_KAFKA: fatal producer error.  @locality the owner thread */
 rs_err_t rs_sink_kafka_publish(rs_sink_kafka_t *sink, const rs_score_t *sc,
                                uint64_t batch_seq);
+
+/* The same with the record already encoded: buf[0..len) in the sink's
+ * format (rs_sink_kafka_format; e.g. from rs_score_encode_batch, so the
+ * bytes encoded once for an event go to Kafka and Redis alike).  `sc`
+ * gives the key (entity_id) and the decision (alerts); buf is copied and
+ * may be reused at once.  Errors as rs_sink_kafka_publish.
+ * @locality the owner thread */
+rs_err_t rs_sink_kafka_publish_encoded(rs_sink_kafka_t *sink,
+                                       const rs_score_t *sc, const void *buf,
+                                       size_t len, uint64_t batch_seq);
+
+/* The format records are published in (rs_sink_kafka_new's `fmt`).
+ * @locality any thread (immutable) */
+rs_format_t rs_sink_kafka_format(const rs_sink_kafka_t *sink);
 
 /* Declare that every message of the batches <= batch_seq is published
  * (also for a batch with no message at all).  Idempotent.
@@ -255,6 +282,32 @@ rs_err_t rs_sink_kafka_txn_abort(rs_sink_kafka_t *sink, int flags,
 /* 1 if a transaction is open.  @locality the owner thread */
 int rs_sink_kafka_txn_open(const rs_sink_kafka_t *sink);
 
+/* ------------------------------------------------- Kafka: analysts' labels
+ *
+ * The label action of the HTTP API: one Label to the labels topic (keyed
+ * by entity id, encoded as `fmt`), acknowledged before the action answers,
+ * so an analyst's decision reaches the model like any other label. */
+
+typedef struct rs_sink_label_s rs_sink_label_t;
+
+/* An idempotent producer for `topic`; brokers and `props` as for
+ * rs_sink_kafka_new.  NULL with errstr on failure (RS_ERR_CONFIG material
+ * for a bad property).  @locality any thread */
+rs_sink_label_t *rs_sink_label_new(const rs_kv_t *props, const char *bootstrap,
+                                   const char *topic, rs_format_t fmt,
+                                   char *errstr, size_t errstr_size);
+
+/* Produce `lb` (validated first: RS_ERR_INVALID) and wait up to timeout_ms
+ * for its delivery report: RS_OK once Kafka acknowledged it, RS_ERR_KAFKA
+ * (refused or failed, errstr says why) or RS_ERR_TIMEOUT (it may still be
+ * delivered later).  @locality any thread, concurrently */
+rs_err_t rs_sink_label_send(rs_sink_label_t *s, const rs_label_t *lb,
+                            int timeout_ms, char *errstr, size_t errstr_size);
+
+/* Flush (up to 5 s) and free.  NULL is a no-op.  No send may be running.
+ * @locality any thread */
+void rs_sink_label_destroy(rs_sink_label_t *s);
+
 /* ---------------------------------------------------------------- Redis */
 
 /* Section name of rs_redis_conf_t in the YAML config. */
@@ -277,6 +330,17 @@ int rs_sink_kafka_txn_open(const rs_sink_kafka_t *sink);
  *   input_ttl         duration 0      lifetime of input logs; 0 = same as
  *                                     ttl (an audit --rescore needs both
  *                                     the score record and its input)
+ *   alert_index_max   int      100000 alerts kept in the alert index
+ *   tls_verify        bool     true   rediss://: verify the server
+ *                                     certificate and name (false: tests)
+ *   tls_ca_file       string   ""     CA bundle (PEM); "" = tls_ca_dir or
+ *                                     the system store
+ *   tls_ca_dir        string   ""     hashed CA directory
+ *   tls_cert_file     string   ""     client certificate (mutual TLS)
+ *   tls_key_file      string   ""     its key; "" = in tls_cert_file
+ *   tls_server_name   string   ""     name checked in the certificate and
+ *                                     sent as SNI; "" = the URL's host
+ * rediss:// is done by scoring/redis_tls.c (hiredis 0.14 has no TLS).
  */
 typedef struct rs_redis_conf_s {
     char url[256];
@@ -287,6 +351,13 @@ typedef struct rs_redis_conf_s {
     char password_env[64];
     int64_t buffer_bytes;
     int64_t input_ttl_ms;
+    int64_t alert_index_max;
+    int tls_verify;
+    char tls_ca_file[256];
+    char tls_ca_dir[256];
+    char tls_cert_file[256];
+    char tls_key_file[256];
+    char tls_server_name[256];
 } rs_redis_conf_t;
 
 /* The field table (static); *n gets the row count.  @locality any */
@@ -300,6 +371,7 @@ void rs_redis_conf_init(rs_redis_conf_t *conf);
 /* A parsed Redis URL.  Holds a secret (password): never log it. */
 typedef struct rs_redis_url_s {
     int is_unix;          /* 1: unix socket at `path`; 0: TCP host:port */
+    int tls;              /* 1: rediss:// (TLS over TCP)               */
     char host[256];
     int port;             /* default 6379                              */
     char path[108];       /* unix socket path (sun_path limit)         */
@@ -309,7 +381,8 @@ typedef struct rs_redis_url_s {
 } rs_redis_url_t;
 
 /* Parse "redis://[[user]:password@]host[:port][/db]" (host may be
- * "[v6addr]") or "unix:///abs/path[?db=N]".  Pure, no I/O.
+ * "[v6addr]"), the same with "rediss://" (TLS) or "unix:///abs/path[?db=N]".
+ * Pure, no I/O.
  * RS_ERR_CONFIG with errstr naming the problem (never the password).
  * @locality any thread */
 rs_err_t rs_redis_url_parse(const char *url, rs_redis_url_t *out,
@@ -333,8 +406,8 @@ rs_sink_redis_t *rs_sink_redis_new(const rs_redis_conf_t *conf, char *errstr,
                                    size_t errstr_size);
 
 /* Write scores[0..n) now, in one pipelined round trip on the owner's
- * connection (4 commands per score: SET score PX NX, ZADD index, PEXPIRE
- * index, ZREMRANGEBYRANK index); independent of the writer thread.
+ * connection (the commands of rs_sink_redis_enqueue_json, without input
+ * logs, alert index included); independent of the writer thread.
  * RS_OK: all applied.  RS_ERR_IO: connection lost or timed out (retriable;
  * some commands may have been applied -- rewriting is harmless); the next
  * call reconnects.  RS_ERR_REDIS: Redis answered an error (text in
@@ -342,6 +415,16 @@ rs_sink_redis_t *rs_sink_redis_new(const rs_redis_conf_t *conf, char *errstr,
  * RS_ERR_TOOBIG: a record does not encode.  @locality the owner thread */
 rs_err_t rs_sink_redis_write(rs_sink_redis_t *sink, const rs_score_t *scores,
                              int n, char *errstr, size_t errstr_size);
+
+/* The same with the records already encoded as JSON: json[i][0..
+ * json_lens[i]) is the record of scores[i] (e.g. from
+ * rs_score_encode_batch); scores[] gives the keys and times.
+ * @locality the owner thread */
+rs_err_t rs_sink_redis_write_json(rs_sink_redis_t *sink,
+                                  const rs_score_t *scores, int n,
+                                  const char *const *json,
+                                  const size_t *json_lens, char *errstr,
+                                  size_t errstr_size);
 
 /* The score JSON of `event_id` into json[size].  RS_ERR_NOTFOUND if absent
  * (or expired), RS_ERR_TOOBIG if it does not fit, RS_ERR_IO / RS_ERR_REDIS
@@ -357,6 +440,54 @@ rs_err_t rs_sink_redis_entity_scores(rs_sink_redis_t *sink,
                                      const char *entity_id, int64_t since_ms,
                                      char ids[][RS_ID_MAX], int max, int *n,
                                      char *errstr, size_t errstr_size);
+
+/* ------------------------------------------------ Redis: for analysts */
+
+/* One index entry: an event id and its event time. */
+typedef struct rs_redis_hit_s {
+    char id[RS_ID_MAX];
+    int64_t t_ms;
+} rs_redis_hit_t;
+
+/* Entries of the alert index (entity_id NULL) or of `entity_id`'s index
+ * with min_ms <= event time <= max_ms, NEWEST first (equal times in
+ * reverse id order), skipping the first `offset`, up to `max`, into
+ * hits[0..*n).  *n = 0 for an unknown entity.  @locality the owner */
+rs_err_t rs_sink_redis_index_newest(rs_sink_redis_t *sink,
+                                    const char *entity_id, int64_t min_ms,
+                                    int64_t max_ms, int offset,
+                                    rs_redis_hit_t *hits, int max, int *n,
+                                    char *errstr, size_t errstr_size);
+
+/* Which record rs_sink_redis_mget reads. */
+typedef enum rs_redis_rec_e {
+    RS_REDIS_SCORE = 0,   /* <prefix>score:<id>   */
+    RS_REDIS_OUTCOME = 1  /* <prefix>outcome:<id> */
+} rs_redis_rec_t;
+
+/* Called for each id, in order: the value (not NUL-terminated; valid only
+ * during the call) or NULL when absent. */
+typedef void (*rs_redis_value_fn)(void *opaque, int i, const char *val,
+                                  size_t len);
+
+/* The records of ids[0..n) in one MGET; fn(opaque, i, ...) for each.
+ * Allocates its argument vector (a read path, not the scoring one).
+ * RS_ERR_IO / RS_ERR_REDIS as for the other reads.  @locality the owner */
+rs_err_t rs_sink_redis_mget(rs_sink_redis_t *sink, rs_redis_rec_t kind,
+                            const char *const *ids, int n,
+                            rs_redis_value_fn fn, void *opaque, char *errstr,
+                            size_t errstr_size);
+
+/* SET <prefix>outcome:<event_id> json PX ttl, NX if `nx`: RS_ERR_STATE if
+ * the event already has an outcome then.  @locality the owner */
+rs_err_t rs_sink_redis_set_outcome(rs_sink_redis_t *sink,
+                                   const char *event_id, const char *json,
+                                   int nx, char *errstr, size_t errstr_size);
+/* DEL <prefix>outcome:<event_id> (undo a claim whose label could not be
+ * delivered).  @locality the owner */
+rs_err_t rs_sink_redis_del_outcome(rs_sink_redis_t *sink,
+                                   const char *event_id, char *errstr,
+                                   size_t errstr_size);
 
 /* SET <prefix>model:<version> json_meta and <prefix>model:current version
  * (no TTL), in one round trip.  @locality the owner thread */
@@ -375,14 +506,37 @@ rs_err_t rs_sink_redis_ping(rs_sink_redis_t *sink, char *errstr,
  * call: done counts what was queued, so if a batch is queued in several
  * calls, done may pass it while a later part is still to come. */
 
-/* Queue scores[0..n) of batch `seq` for the writer thread: per score
- * SET <prefix>score:<event_id> json PX ttl NX, ZADD / PEXPIRE /
- * ZREMRANGEBYRANK of the entity index (as rs_sink_redis_write), and, if
- * `logs` and logs[i] are non-NULL, SET <prefix>input:<event_id>
- * logs[i][0..log_lens[i]) PX input_ttl NX.  Everything is encoded into the
- * bounded buffer (redis.buffer_bytes) at once: scores and logs may be
- * reused when this returns.  No allocation (but the first call allocates
- * the buffer and starts the writer thread).
+/* Queue scores[0..n) of batch `seq` for the writer thread, encoding each
+ * as JSON (rs_sink_redis_enqueue_json does the rest; the service encodes
+ * once for Kafka and Redis and calls that directly).
+ * @locality the owner thread */
+rs_err_t rs_sink_redis_enqueue(rs_sink_redis_t *sink, const rs_score_t *scores,
+                               int n, const void *const *logs,
+                               const size_t *log_lens, uint64_t seq);
+
+/* Queue the records json[i][0..json_lens[i]) of scores[0..n) (the JSON of
+ * scores[i], e.g. from rs_score_encode_batch) of batch `seq` for the
+ * writer thread.  The commands of a batch, in this order:
+ *   per score      SET <prefix>score:<event_id> json PX ttl NX, and if
+ *                  `logs` and logs[i] are non-NULL SET
+ *                  <prefix>input:<event_id> logs[i][0..log_lens[i]) PX
+ *                  input_ttl NX;
+ *   per entity     ZADD <prefix>entity:<entity_id>:scores with every
+ *   of the batch   (event_time_ms, event_id) of the batch, then PEXPIRE
+ *                  ttl and ZREMRANGEBYRANK 0 -(entity_index_max + 1) once
+ *                  (the same index and expiry as after one ZADD + PEXPIRE
+ *                  + trim per score: an entity seen k times in a batch
+ *                  costs 3 commands instead of 3k);
+ *   per batch      if any score of the batch is decided review, decline
+ *                  or alert: ZADD <prefix>alerts with the (event_time_ms,
+ *                  event_id) of each of them, PEXPIRE ttl and
+ *                  ZREMRANGEBYRANK 0 -(alert_index_max + 1), once.
+ * So 1 + 3 d commands per score, d = distinct entities / scores of the
+ * batch, plus 3 for a batch with an alert.  Everything is encoded into the
+ * bounded buffer (redis.buffer_bytes) at once: scores, json and logs may
+ * be reused when this returns.  No allocation once the scratch fits the
+ * largest batch (but the first call allocates the buffer and starts the
+ * writer thread).
  * n == 0 queues nothing and only moves the batch number on (an empty
  * batch is done as soon as the batches before it are).
  * RS_OK: queued (written later, never dropped: it leaves the buffer only
@@ -391,13 +545,16 @@ rs_err_t rs_sink_redis_ping(rs_sink_redis_t *sink, char *errstr,
  * caller pauses consumption and retries the same call later.
  * RS_ERR_TOOBIG: the batch alone is larger than the buffer or a record
  * does not encode (nothing queued; split the batch).
- * RS_ERR_STATE: seq went backwards; RS_ERR_INVALID: seq 0, n < 0, logs
- * without log_lens.
+ * RS_ERR_STATE: seq went backwards; RS_ERR_INVALID: seq 0, n < 0, no
+ * json for n > 0, logs without log_lens.
  * RS_ERR_NOMEM: the writer thread could not be started.
  * @locality the owner thread */
-rs_err_t rs_sink_redis_enqueue(rs_sink_redis_t *sink, const rs_score_t *scores,
-                               int n, const void *const *logs,
-                               const size_t *log_lens, uint64_t seq);
+rs_err_t rs_sink_redis_enqueue_json(rs_sink_redis_t *sink,
+                                    const rs_score_t *scores, int n,
+                                    const char *const *json,
+                                    const size_t *json_lens,
+                                    const void *const *logs,
+                                    const size_t *log_lens, uint64_t seq);
 
 /* Highest seq such that every batch <= seq that was queued is written (0
  * if none).  Never decreases.  @locality any thread */

@@ -2,10 +2,11 @@
  *
  * Two hiredis contexts, each owned by one thread:
  *   - the owner's (the service thread or a tool): rs_sink_redis_write()
- *     and every read.  A batch is appended command by command
- *     (redisAppendCommandArgv formats straight into hiredis's output
- *     buffer, so our argv vectors are fixed-size locals and the JSON buffer
- *     is allocated once) and then all replies are read: one round trip.
+ *     and every read.  A batch's commands (rs_redis_build, the same as on
+ *     the async path: records, entity indexes, alert index) are formatted
+ *     as RESP into a scratch buffer grown to the largest batch, appended
+ *     with redisAppendFormattedCommand, and then all replies are read: one
+ *     round trip.
  *     Any I/O error or timeout drops the context (RS_ERR_IO); the next call
  *     reconnects (the caller retries the whole batch: writes are
  *     idempotent).  Error replies (RS_ERR_REDIS) are read to the end so the
@@ -52,9 +53,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <hiredis/hiredis.h>
 
+#include "common/fmt.h"
+#include "scoring/redis_tls.h"
 #include "scoring/sink.h"
 
 /* One queued batch in the ring, followed by `bytes` of RESP commands. */
@@ -84,9 +88,24 @@ struct rs_sink_redis_s {
     char ttl_arg[24];      /* conf.ttl_ms as text                        */
     char input_ttl_arg[24];/* input_ttl_ms (or ttl_ms if 0) as text      */
     char cap_arg[24];      /* -(entity_index_max + 1) as text            */
+    char alert_cap_arg[24];/* -(alert_index_max + 1) as text             */
+    rs_redis_tls_t *tls;   /* rediss://: TLS context (immutable)         */
     redisContext *ctx;     /* owner's; NULL: disconnected                */
     int ever_connected;
-    char *json;            /* [RS_ENCODE_MAX] score JSON                 */
+
+    /* Owner-thread scratch, grown to the largest batch (then reused). */
+    rs_enc_arena_t enc;    /* JSON of the entry points given rs_score_t  */
+    const void **enc_ptr;  /* [enc_cap] records in `enc`                 */
+    size_t *enc_len;       /* [enc_cap]                                  */
+    int enc_cap;
+    int *grp_next;         /* [2 grp_cap] next score of the same entity,
+                            * then first-of-its-entity flags            */
+    int *grp_tab;          /* [grp_tabsz] last score index + 1 per entity
+                            * (0: empty), open addressing               */
+    int grp_cap;
+    uint32_t grp_tabsz;    /* power of two >= 2 grp_cap                  */
+    unsigned char *wbuf;   /* [wcap] RESP of rs_sink_redis_write_json    */
+    size_t wcap;
 
     /* --- async writer.  Immutable once the thread runs: ring, cap. */
     unsigned char *ring;   /* [cap] RESP entries; NULL until 1st enqueue */
@@ -122,8 +141,8 @@ struct rs_sink_redis_s {
 static const rs_conf_field_t rs_redis_fields[] = {
     {"url", RS_CONF_STRING, "", offsetof(rs_redis_conf_t, url),
      sizeof(((rs_redis_conf_t *)0)->url),
-     "redis://[[user]:pass@]host[:port][/db] or unix:///path[?db=N]; empty = "
-     "none configured", NULL, 0, 0},
+     "redis://[[user]:pass@]host[:port][/db], rediss://... (TLS) or "
+     "unix:///path[?db=N]; empty = none configured", NULL, 0, 0},
     {"ttl", RS_CONF_DURATION, "7d", offsetof(rs_redis_conf_t, ttl_ms), 0,
      "lifetime of score keys and entity indexes", NULL, 1000,
      366.0 * 86400 * 1000},
@@ -145,10 +164,39 @@ static const rs_conf_field_t rs_redis_fields[] = {
      "bytes of encoded batches held for the writer thread (Redis slow or "
      "down); when full the service pauses consumption", NULL,
      RS_REDIS_BUFFER_MIN, 1e12},
+    {"alert_index_max", RS_CONF_INT, "100000",
+     offsetof(rs_redis_conf_t, alert_index_max), 0,
+     "newest review/decline/alert decisions kept in the alert index "
+     "(<prefix>alerts, the analysts' queue)", NULL, 1, 10000000},
     {"input_ttl", RS_CONF_DURATION, "0",
      offsetof(rs_redis_conf_t, input_ttl_ms), 0,
      "lifetime of input logs (rs:input:<event_id>); 0 = same as ttl", NULL,
      0, 366.0 * 86400 * 1000},
+    {"tls_verify", RS_CONF_BOOL, "true", offsetof(rs_redis_conf_t, tls_verify),
+     0, "rediss://: verify the server's certificate and name (false accepts "
+     "any certificate: tests only)", NULL, 0, 0},
+    {"tls_ca_file", RS_CONF_STRING, "", offsetof(rs_redis_conf_t, tls_ca_file),
+     sizeof(((rs_redis_conf_t *)0)->tls_ca_file),
+     "rediss://: CA certificates (PEM) that sign the server's; empty = "
+     "tls_ca_dir, or the system store", NULL, 0, 0},
+    {"tls_ca_dir", RS_CONF_STRING, "", offsetof(rs_redis_conf_t, tls_ca_dir),
+     sizeof(((rs_redis_conf_t *)0)->tls_ca_dir),
+     "rediss://: directory of hashed CA certificates (c_rehash)", NULL, 0, 0},
+    {"tls_cert_file", RS_CONF_STRING, "",
+     offsetof(rs_redis_conf_t, tls_cert_file),
+     sizeof(((rs_redis_conf_t *)0)->tls_cert_file),
+     "rediss://: client certificate chain (PEM) for servers that require one "
+     "(tls-auth-clients)", NULL, 0, 0},
+    {"tls_key_file", RS_CONF_STRING, "",
+     offsetof(rs_redis_conf_t, tls_key_file),
+     sizeof(((rs_redis_conf_t *)0)->tls_key_file),
+     "rediss://: private key of tls_cert_file (PEM); empty = in "
+     "tls_cert_file", NULL, 0, 0},
+    {"tls_server_name", RS_CONF_STRING, "",
+     offsetof(rs_redis_conf_t, tls_server_name),
+     sizeof(((rs_redis_conf_t *)0)->tls_server_name),
+     "rediss://: name expected in the server's certificate and sent as SNI; "
+     "empty = the URL's host", NULL, 0, 0},
 };
 
 const rs_conf_field_t *rs_redis_conf_fields(int *n) {
@@ -199,7 +247,8 @@ static int rs_copy_part(char *dst, size_t size, const char *src, size_t len) {
 
 rs_err_t rs_redis_url_parse(const char *url, rs_redis_url_t *out,
                             char *errstr, size_t errstr_size) {
-    static const char redis_scheme[] = "redis://", unix_scheme[] = "unix://";
+    static const char redis_scheme[] = "redis://", unix_scheme[] = "unix://",
+                      rediss_scheme[] = "rediss://";
     long v;
     memset(out, 0, sizeof(*out));
     out->port = 6379;
@@ -229,14 +278,19 @@ rs_err_t rs_redis_url_parse(const char *url, rs_redis_url_t *out,
         }
         return RS_OK;
     }
-    if (strncmp(url, redis_scheme, sizeof(redis_scheme) - 1)) {
+    if (!strncmp(url, rediss_scheme, sizeof(rediss_scheme) - 1)) {
+        out->tls = 1;
+    } else if (strncmp(url, redis_scheme, sizeof(redis_scheme) - 1)) {
         const char *colon = strstr(url, "://");
         return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
-                       "redis url: unsupported scheme '%.*s' (use redis:// "
-                       "or unix://)", colon ? (int)(colon - url) : 16, url);
+                       "redis url: unsupported scheme '%.*s' (use redis://, "
+                       "rediss:// or unix://; Sentinel and Cluster addressing "
+                       "are not supported: see the README)",
+                       colon ? (int)(colon - url) : 16, url);
     }
 
-    const char *p = url + sizeof(redis_scheme) - 1;
+    const char *p = url + (out->tls ? sizeof(rediss_scheme)
+                                    : sizeof(redis_scheme)) - 1;
     const char *end = p + strlen(p);
     const char *slash = strchr(p, '/');
     const char *auth_end = NULL;
@@ -301,6 +355,16 @@ host_too_long:
                    sizeof(out->host) - 1);
 }
 
+/* The TLS context of a rediss:// configuration. */
+static rs_redis_tls_t *rs_redis_tls_open_conf(const rs_redis_conf_t *conf,
+                                              char *errstr,
+                                              size_t errstr_size) {
+    rs_redis_tls_conf_t tc = {conf->tls_verify, conf->tls_ca_file,
+                              conf->tls_ca_dir, conf->tls_cert_file,
+                              conf->tls_key_file, conf->tls_server_name};
+    return rs_redis_tls_new(&tc, errstr, errstr_size);
+}
+
 rs_err_t rs_redis_conf_check(const rs_redis_conf_t *conf, char *errstr,
                              size_t errstr_size) {
     rs_redis_url_t url;
@@ -321,6 +385,22 @@ rs_err_t rs_redis_conf_check(const rs_redis_conf_t *conf, char *errstr,
     if (conf->input_ttl_ms < 0)
         return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
                        "redis.input_ttl: must be >= 0 (0 = same as ttl)");
+    const char *tls_key = conf->tls_ca_file[0]       ? "tls_ca_file"
+                          : conf->tls_ca_dir[0]      ? "tls_ca_dir"
+                          : conf->tls_cert_file[0]   ? "tls_cert_file"
+                          : conf->tls_key_file[0]    ? "tls_key_file"
+                          : conf->tls_server_name[0] ? "tls_server_name"
+                                                     : NULL;
+    if (tls_key && !url.tls)
+        return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                       "redis.%s is set but redis.url is not rediss:// (TLS)",
+                       tls_key);
+    if (url.tls) { /* the files load (exit 2 now, not at the first connect) */
+        rs_redis_tls_t *tls = rs_redis_tls_open_conf(conf, errstr,
+                                                     errstr_size);
+        if (!tls) return RS_ERR_CONFIG;
+        rs_redis_tls_destroy(tls);
+    }
     return RS_OK;
 }
 
@@ -354,11 +434,24 @@ static rs_err_t rs_redis_open(const rs_sink_redis_t *sink,
     struct timeval tv = {.tv_sec = sink->conf.timeout_ms / 1000,
                          .tv_usec = (sink->conf.timeout_ms % 1000) * 1000};
     rs_err_t err;
-    redisContext *ctx =
-        sink->url.is_unix
-            ? redisConnectUnixWithTimeout(sink->url.path, tv)
-            : redisConnectWithTimeout(sink->url.host, sink->url.port, tv);
+    redisContext *ctx = NULL;
     *out = NULL;
+    if (sink->tls) { /* rediss://: TLS through a pump (redis_tls.h) */
+        char e2[384];
+        int fd;
+        if (rs_redis_tls_connect(sink->tls, sink->url.host, sink->url.port,
+                                 sink->conf.timeout_ms, &fd, e2,
+                                 sizeof(e2)) != RS_OK)
+            return rs_errf(errstr, errstr_size, RS_ERR_IO, "redis %s: %s",
+                           sink->endpoint, e2);
+        ctx = redisConnectFd(fd);
+        if (!ctx) close(fd);
+    } else {
+        ctx = sink->url.is_unix
+                  ? redisConnectUnixWithTimeout(sink->url.path, tv)
+                  : redisConnectWithTimeout(sink->url.host, sink->url.port,
+                                            tv);
+    }
     if (!ctx || ctx->err) {
         err = rs_errf(errstr, errstr_size, RS_ERR_IO, "redis %s: connect: %s",
                       sink->endpoint,
@@ -458,6 +551,14 @@ rs_sink_redis_t *rs_sink_redis_new(const rs_redis_conf_t *conf, char *errstr,
     sink->cap = (uint64_t)conf->buffer_bytes;
     atomic_store(&sink->c.buffer_bytes, 0);
     rs_redis_url_parse(conf->url, &sink->url, NULL, 0);
+    if (sink->url.tls) {
+        sink->tls = rs_redis_tls_open_conf(conf, errstr, errstr_size);
+        if (!sink->tls) goto fail;
+        if (!conf->tls_verify)
+            rs_warn("sink", "redis.tls_verify is false: the server's "
+                    "certificate is NOT checked (anyone on the path can read "
+                    "and change what riskstream writes); tests only");
+    }
     if (conf->password_env[0])
         rs_strlcpy(sink->password, getenv(conf->password_env),
                    sizeof(sink->password));
@@ -467,14 +568,16 @@ rs_sink_redis_t *rs_sink_redis_new(const rs_redis_conf_t *conf, char *errstr,
         snprintf(sink->endpoint, sizeof(sink->endpoint), "unix:%s",
                  sink->url.path);
     else
-        snprintf(sink->endpoint, sizeof(sink->endpoint), "%s:%d/%d",
-                 sink->url.host, sink->url.port, sink->url.db);
+        snprintf(sink->endpoint, sizeof(sink->endpoint), "%s%s:%d/%d",
+                 sink->url.tls ? "tls:" : "", sink->url.host, sink->url.port,
+                 sink->url.db);
     snprintf(sink->ttl_arg, sizeof(sink->ttl_arg), "%" PRId64, conf->ttl_ms);
     snprintf(sink->input_ttl_arg, sizeof(sink->input_ttl_arg), "%" PRId64,
              conf->input_ttl_ms > 0 ? conf->input_ttl_ms : conf->ttl_ms);
     snprintf(sink->cap_arg, sizeof(sink->cap_arg), "%" PRId64,
              -(conf->entity_index_max + 1));
-    sink->json = rs_malloc(RS_ENCODE_MAX);
+    snprintf(sink->alert_cap_arg, sizeof(sink->alert_cap_arg), "%" PRId64,
+             -(conf->alert_index_max + 1));
     if (rs_redis_connect(sink, errstr, errstr_size) != RS_OK) goto fail;
     rs_info("sink", "redis %s: connected (ttl %" PRId64 " ms, prefix '%s')",
             sink->endpoint, conf->ttl_ms, conf->key_prefix);
@@ -490,11 +593,17 @@ void rs_sink_redis_destroy(rs_sink_redis_t *sink) {
     if (!sink) return;
     rs_redis_writer_stop(sink);
     rs_redis_drop(sink);
+    rs_redis_tls_destroy(sink->tls);
     rs_free(sink->ring);
     pthread_cond_destroy(&sink->done_cv);
     pthread_cond_destroy(&sink->work_cv);
     pthread_mutex_destroy(&sink->lock);
-    rs_free(sink->json);
+    rs_enc_arena_free(&sink->enc);
+    rs_free(sink->enc_ptr);
+    rs_free(sink->enc_len);
+    rs_free(sink->grp_next);
+    rs_free(sink->grp_tab);
+    rs_free(sink->wbuf);
     memset(sink->password, 0, sizeof(sink->password));
     memset(&sink->url, 0, sizeof(sink->url));
     rs_free(sink);
@@ -505,8 +614,52 @@ void rs_sink_redis_destroy(rs_sink_redis_t *sink) {
 /* Key "<prefix>score:<event_id>" / "<prefix>entity:<id>:scores". */
 static size_t rs_redis_key(char *buf, size_t size, const char *prefix,
                            const char *a, const char *b, const char *c) {
-    int n = snprintf(buf, size, "%s%s%s%s", prefix, a, b, c);
-    return n < 0 ? 0 : RS_MIN((size_t)n, size - 1);
+    const char *part[4] = {prefix, a, b, c};
+    size_t n = 0;
+    for (int i = 0; i < 4; i++) {
+        size_t l = RS_MIN(strlen(part[i]), size - 1 - n);
+        memcpy(buf + n, part[i], l);
+        n += l;
+    }
+    buf[n] = '\0';
+    return n;
+}
+
+/* Encoder over the ring: writes [pos, limit) (wrapping at cap) and keeps
+ * counting past `limit`, so one pass tells both "fits" and "needs N". */
+typedef struct rs_ring_w_s {
+    unsigned char *ring; /* [cap] */
+    uint64_t cap;
+    uint64_t pos;        /* absolute; may run past limit */
+    uint64_t limit;      /* head + cap                   */
+} rs_ring_w_t;
+
+/* The RESP commands of one batch (below, with the ring writer). */
+static void rs_redis_build(rs_sink_redis_t *sink, rs_ring_w_t *w,
+                           const rs_score_t *scores, int n,
+                           const char *const *json, const size_t *json_lens,
+                           const void *const *logs, const size_t *log_lens,
+                           uint32_t *ncmds, uint32_t *ninputs);
+static void rs_ring_w_linear(rs_ring_w_t *w, unsigned char *buf, size_t cap);
+static uint64_t rs_ring_w_pos(const rs_ring_w_t *w);
+
+/* JSON of scores[0..n) in the sink's arena: the entry points that take
+ * rs_score_t records encode here, then share the _json path. */
+static rs_err_t rs_redis_encode(rs_sink_redis_t *sink,
+                                const rs_score_t *scores, int n) {
+    int bad;
+    if (n > sink->enc_cap) {
+        sink->enc_ptr = rs_realloc(sink->enc_ptr, (size_t)n * sizeof(void *));
+        sink->enc_len = rs_realloc(sink->enc_len, (size_t)n * sizeof(size_t));
+        sink->enc_cap = n;
+    }
+    rs_err_t err = rs_score_encode_batch(RS_FORMAT_JSON, scores, n,
+                                         &sink->enc, sink->enc_ptr,
+                                         sink->enc_len, &bad);
+    if (err != RS_OK)
+        rs_error("sink", "redis: score of '%.64s' does not encode",
+                 scores[bad].event_id);
+    return err;
 }
 
 /* Read `ncmds` pipelined replies.  First error reply -> RS_ERR_REDIS (all
@@ -532,54 +685,47 @@ static rs_err_t rs_redis_read_replies(rs_sink_redis_t *sink, int ncmds,
 
 rs_err_t rs_sink_redis_write(rs_sink_redis_t *sink, const rs_score_t *scores,
                              int n, char *errstr, size_t errstr_size) {
-    char skey[RS_ID_MAX + 48], zkey[RS_ID_MAX + 56], tbuf[24];
-    size_t skl, zkl, tl;
-    int ncmds = 0;
-    rs_err_t err = RS_OK;
-    const size_t ttl_len = strlen(sink->ttl_arg), cap_len = strlen(sink->cap_arg);
-
     if (n <= 0) return RS_OK;
+    if (rs_redis_encode(sink, scores, n) != RS_OK)
+        return rs_errf(errstr, errstr_size, RS_ERR_TOOBIG,
+                       "redis: a score record does not encode");
+    return rs_sink_redis_write_json(sink, scores, n,
+                                    (const char *const *)sink->enc_ptr,
+                                    sink->enc_len, errstr, errstr_size);
+}
+
+rs_err_t rs_sink_redis_write_json(rs_sink_redis_t *sink,
+                                  const rs_score_t *scores, int n,
+                                  const char *const *json,
+                                  const size_t *json_lens, char *errstr,
+                                  size_t errstr_size) {
+    rs_ring_w_t wr, *w = &wr;
+    uint32_t ncmds = 0, ninputs = 0;
+    rs_err_t err;
+    if (n <= 0) return RS_OK;
+    if (!scores || !json || !json_lens)
+        return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
+                       "redis: no records");
     if ((err = rs_redis_connect(sink, errstr, errstr_size)) != RS_OK)
         return err;
-    for (int i = 0; i < n; i++) {
-        const rs_score_t *sc = &scores[i];
-        int jl = rs_score_to_json(sc, sink->json, RS_ENCODE_MAX);
-        if (jl < 0) {
-            err = rs_errf(errstr, errstr_size, RS_ERR_TOOBIG,
-                          "redis: score of '%.64s' does not encode",
-                          sc->event_id);
-            break;
-        }
-        skl = rs_redis_key(skey, sizeof(skey), sink->conf.key_prefix, "score:",
-                           sc->event_id, "");
-        zkl = rs_redis_key(zkey, sizeof(zkey), sink->conf.key_prefix,
-                           "entity:", sc->entity_id, ":scores");
-        tl = (size_t)snprintf(tbuf, sizeof(tbuf), "%" PRId64,
-                              sc->event_time_ms);
-        size_t idl = strlen(sc->event_id);
-        /* NX: the first decision recorded for an event stays the record; a
-         * replay after a crash (at-least-once input) cannot replace it with
-         * a different one.  The entity index below is idempotent as is. */
-        const char *set[] = {"SET", skey, sink->json, "PX", sink->ttl_arg,
-                             "NX"};
-        const size_t setl[] = {3, skl, (size_t)jl, 2, ttl_len, 2};
-        const char *zadd[] = {"ZADD", zkey, tbuf, sc->event_id};
-        const size_t zaddl[] = {4, zkl, tl, idl};
-        const char *pexp[] = {"PEXPIRE", zkey, sink->ttl_arg};
-        const size_t pexpl[] = {7, zkl, ttl_len};
-        const char *trim[] = {"ZREMRANGEBYRANK", zkey, "0", sink->cap_arg};
-        const size_t triml[] = {15, zkl, 1, cap_len};
-        if (redisAppendCommandArgv(sink->ctx, 6, set, setl) != REDIS_OK ||
-            redisAppendCommandArgv(sink->ctx, 4, zadd, zaddl) != REDIS_OK ||
-            redisAppendCommandArgv(sink->ctx, 3, pexp, pexpl) != REDIS_OK ||
-            redisAppendCommandArgv(sink->ctx, 4, trim, triml) != REDIS_OK)
-            /* Only fails on OOM; the half-appended pipeline is unusable. */
-            return rs_redis_io_error(sink, "append", errstr, errstr_size);
-        ncmds += 4;
+    /* Measure, then build into the scratch buffer (grown once). */
+    rs_ring_w_linear(w, NULL, 0);
+    rs_redis_build(sink, w, scores, n, json, json_lens, NULL, NULL, &ncmds,
+                   &ninputs);
+    size_t need = (size_t)rs_ring_w_pos(w);
+    if (need > sink->wcap) {
+        sink->wbuf = rs_realloc(sink->wbuf, need);
+        sink->wcap = need;
     }
-    rs_err_t rerr = rs_redis_read_replies(sink, ncmds, errstr, errstr_size);
-    if (rerr == RS_ERR_IO) return rerr;
-    if (err == RS_OK) err = rerr;
+    rs_ring_w_linear(w, sink->wbuf, need);
+    ncmds = ninputs = 0;
+    rs_redis_build(sink, w, scores, n, json, json_lens, NULL, NULL, &ncmds,
+                   &ninputs);
+    if (redisAppendFormattedCommand(sink->ctx, (const char *)sink->wbuf,
+                                    need) != REDIS_OK)
+        /* Only fails on OOM; the half-appended pipeline is unusable. */
+        return rs_redis_io_error(sink, "append", errstr, errstr_size);
+    err = rs_redis_read_replies(sink, (int)ncmds, errstr, errstr_size);
     if (err == RS_OK) {
         RS_INC(sink->c.writes);
         RS_ADD(sink->c.scores, (uint64_t)n);
@@ -740,16 +886,141 @@ rs_err_t rs_sink_redis_get_input(rs_sink_redis_t *sink, const char *event_id,
     return err;
 }
 
+/* ------------------------------------------- reads and writes for analysts
+ *
+ * The alert queue and the case view (scoring/http.c): the alert index and
+ * the entity index newest first, many records in one MGET, and the
+ * analysts' outcomes (<prefix>outcome:<event_id>).  All on the owner's
+ * connection, with the reconnect-once rule of rs_redis_query. */
+
+rs_err_t rs_sink_redis_index_newest(rs_sink_redis_t *sink,
+                                    const char *entity_id, int64_t min_ms,
+                                    int64_t max_ms, int offset,
+                                    rs_redis_hit_t *hits, int max, int *n,
+                                    char *errstr, size_t errstr_size) {
+    char key[RS_ID_MAX + 56], lo[24], hi[24], off[16], lim[16];
+    redisReply *r;
+    *n = 0;
+    if (max <= 0) return RS_OK;
+    if (entity_id)
+        rs_redis_key(key, sizeof(key), sink->conf.key_prefix, "entity:",
+                     entity_id, ":scores");
+    else
+        rs_redis_key(key, sizeof(key), sink->conf.key_prefix, "alerts", "",
+                     "");
+    snprintf(lo, sizeof(lo), "%" PRId64, min_ms);
+    snprintf(hi, sizeof(hi), "%" PRId64, max_ms);
+    snprintf(off, sizeof(off), "%d", RS_MAX(offset, 0));
+    snprintf(lim, sizeof(lim), "%d", max);
+    const char *argv[] = {"ZREVRANGEBYSCORE", key, hi, lo, "WITHSCORES",
+                          "LIMIT", off, lim};
+    rs_err_t err = rs_redis_query(sink, 8, argv, "ZREVRANGEBYSCORE", &r,
+                                  errstr, errstr_size);
+    if (err != RS_OK) return err;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements % 2) {
+        err = rs_errf(errstr, errstr_size, RS_ERR_REDIS,
+                      "redis: unexpected reply type %d for ZREVRANGEBYSCORE",
+                      r->type);
+    } else {
+        for (size_t i = 0; i + 1 < r->elements && *n < max; i += 2) {
+            redisReply *e = r->element[i], *t = r->element[i + 1];
+            if (e->type != REDIS_REPLY_STRING || (size_t)e->len >= RS_ID_MAX)
+                continue;
+            rs_redis_hit_t *h = &hits[*n];
+            memcpy(h->id, e->str, (size_t)e->len);
+            h->id[e->len] = '\0';
+            /* the score comes as a string (RESP2) */
+            h->t_ms = t->type == REDIS_REPLY_STRING
+                          ? (int64_t)strtod(t->str, NULL)
+                          : (int64_t)t->integer;
+            (*n)++;
+        }
+    }
+    freeReplyObject(r);
+    return err;
+}
+
+rs_err_t rs_sink_redis_mget(rs_sink_redis_t *sink, rs_redis_rec_t kind,
+                            const char *const *ids, int n,
+                            rs_redis_value_fn fn, void *opaque, char *errstr,
+                            size_t errstr_size) {
+    if (n <= 0) return RS_OK;
+    const char **argv = rs_calloc((size_t)n + 1, sizeof(*argv));
+    char (*keys)[RS_ID_MAX + 48] = rs_calloc((size_t)n, sizeof(*keys));
+    redisReply *r = NULL;
+    argv[0] = "MGET";
+    for (int i = 0; i < n; i++) {
+        rs_redis_key(keys[i], sizeof(keys[i]), sink->conf.key_prefix,
+                     kind == RS_REDIS_OUTCOME ? "outcome:" : "score:", ids[i],
+                     "");
+        argv[i + 1] = keys[i];
+    }
+    rs_err_t err = rs_redis_query(sink, n + 1, argv, "MGET", &r, errstr,
+                                  errstr_size);
+    if (err == RS_OK) {
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != (size_t)n) {
+            err = rs_errf(errstr, errstr_size, RS_ERR_REDIS,
+                          "redis: unexpected reply type %d for MGET",
+                          r->type);
+        } else {
+            for (int i = 0; i < n; i++) {
+                redisReply *e = r->element[i];
+                if (e->type == REDIS_REPLY_STRING)
+                    fn(opaque, i, e->str, (size_t)e->len);
+                else
+                    fn(opaque, i, NULL, 0);
+            }
+        }
+        freeReplyObject(r);
+    }
+    rs_free(keys);
+    rs_free(argv);
+    return err;
+}
+
+rs_err_t rs_sink_redis_set_outcome(rs_sink_redis_t *sink,
+                                   const char *event_id, const char *json,
+                                   int nx, char *errstr,
+                                   size_t errstr_size) {
+    char key[RS_ID_MAX + 48];
+    redisReply *r;
+    rs_redis_key(key, sizeof(key), sink->conf.key_prefix, "outcome:",
+                 event_id, "");
+    const char *argv[] = {"SET", key, json, "PX", sink->ttl_arg, "NX"};
+    rs_err_t err = rs_redis_query(sink, nx ? 6 : 5, argv, "SET", &r, errstr,
+                                  errstr_size);
+    if (err != RS_OK) return err;
+    if (r->type == REDIS_REPLY_NIL)
+        err = rs_errf(errstr, errstr_size, RS_ERR_STATE,
+                      "redis: event '%.64s' already has an outcome",
+                      event_id);
+    freeReplyObject(r);
+    return err;
+}
+
+rs_err_t rs_sink_redis_del_outcome(rs_sink_redis_t *sink,
+                                   const char *event_id, char *errstr,
+                                   size_t errstr_size) {
+    char key[RS_ID_MAX + 48];
+    redisReply *r;
+    rs_redis_key(key, sizeof(key), sink->conf.key_prefix, "outcome:",
+                 event_id, "");
+    rs_err_t err = rs_redis_query(sink, 2, (const char *[]){"DEL", key},
+                                  "DEL", &r, errstr, errstr_size);
+    if (r) freeReplyObject(r);
+    return err;
+}
+
 /* ------------------------------------------------------------ async: ring */
 
-/* Encoder over the ring: writes [pos, limit) (wrapping at cap) and keeps
- * counting past `limit`, so one pass tells both "fits" and "needs N". */
-typedef struct rs_ring_w_s {
-    unsigned char *ring; /* [cap] */
-    uint64_t cap;
-    uint64_t pos;        /* absolute; may run past limit */
-    uint64_t limit;      /* head + cap                   */
-} rs_ring_w_t;
+/* A writer over a plain buffer buf[cap] from 0 (buf NULL, cap 0: only
+ * count the bytes). */
+static void rs_ring_w_linear(rs_ring_w_t *w, unsigned char *buf, size_t cap) {
+    *w = (rs_ring_w_t){.ring = buf, .cap = cap ? cap : 1, .pos = 0,
+                       .limit = cap};
+}
+
+static uint64_t rs_ring_w_pos(const rs_ring_w_t *w) { return w->pos; }
 
 static void rs_ring_copy_in(unsigned char *ring, uint64_t cap, uint64_t pos,
                             const void *p, size_t len) {
@@ -780,16 +1051,178 @@ static void rs_resp_len(rs_ring_w_t *w, char kind, uint64_t v) {
     rs_ring_put(w, p, (size_t)(e - p));
 }
 
-/* One command as a RESP array of bulk strings (what redisFormatCommandArgv
- * would produce). */
-static void rs_resp_cmd(rs_ring_w_t *w, int argc, const char *const *argv,
-                        const size_t *lens) {
-    rs_resp_len(w, '*', (uint64_t)argc);
-    for (int i = 0; i < argc; i++) {
-        rs_resp_len(w, '$', lens[i]);
-        rs_ring_put(w, argv[i], lens[i]);
-        rs_ring_put(w, "\r\n", 2);
+/* A bulk string. */
+static void rs_resp_bulk(rs_ring_w_t *w, const void *p, size_t len) {
+    rs_resp_len(w, '$', len);
+    rs_ring_put(w, p, len);
+    rs_ring_put(w, "\r\n", 2);
+}
+
+/* Link the scores of each entity: grp_next[i] = the next score of the
+ * same entity (-1: none), and grp_next[grp_cap + i] = 1 for the first
+ * score of an entity.  Owner thread; grows the scratch to n. */
+static void rs_redis_group(rs_sink_redis_t *sink, const rs_score_t *scores,
+                           int n) {
+    if (n > sink->grp_cap) {
+        uint32_t t = 16;
+        while (t < 2u * (uint32_t)n) t *= 2;
+        sink->grp_next =
+            rs_realloc(sink->grp_next, 2 * (size_t)n * sizeof(int));
+        sink->grp_tab = rs_realloc(sink->grp_tab, t * sizeof(int));
+        sink->grp_cap = n;
+        sink->grp_tabsz = t;
     }
+    uint32_t mask = sink->grp_tabsz - 1;
+    int *first = sink->grp_next + sink->grp_cap;
+    memset(sink->grp_tab, 0, sink->grp_tabsz * sizeof(int));
+    for (int i = 0; i < n; i++) {
+        const char *e = scores[i].entity_id;
+        uint32_t h = (uint32_t)rs_hash_str(e) & mask;
+        sink->grp_next[i] = -1;
+        first[i] = 0;
+        for (;; h = (h + 1) & mask) {
+            int t = sink->grp_tab[h];
+            if (t == 0) {
+                sink->grp_tab[h] = i + 1;
+                first[i] = 1;
+                break;
+            }
+            if (!strcmp(scores[t - 1].entity_id, e)) {
+                sink->grp_next[t - 1] = i;
+                sink->grp_tab[h] = i + 1;
+                break;
+            }
+        }
+    }
+}
+
+/* 1 for the decisions that go to the alerts topic (review, decline,
+ * alert): the ones the alert index lists. */
+static int rs_redis_alerted(const rs_score_t *sc) {
+    return sc->decision == RS_DECISION_REVIEW ||
+           sc->decision == RS_DECISION_DECLINE ||
+           sc->decision == RS_DECISION_ALERT;
+}
+
+/* The alert index commands of a batch:
+ *   ZADD <prefix>alerts t1 id1 t2 id2 ...  (the alerted scores of the batch)
+ *   PEXPIRE <prefix>alerts ttl
+ *   ZREMRANGEBYRANK <prefix>alerts 0 -(alert_index_max + 1)
+ * once per batch (as for an entity index: the same members, expiry and
+ * newest alert_index_max as one ZADD + PEXPIRE + trim per alert); nothing
+ * when no score of the batch is alerted, the usual case.  Adds to
+ * *ncmds. */
+static void rs_redis_alert_cmds(const rs_sink_redis_t *sink, rs_ring_w_t *w,
+                                const rs_score_t *scores, int n,
+                                uint32_t *ncmds) {
+    char key[64], tbuf[RS_FMT_I64_MAX];
+    uint64_t m = 0;
+    for (int i = 0; i < n; i++) m += (uint64_t)rs_redis_alerted(&scores[i]);
+    if (m == 0) return;
+    size_t kl = rs_redis_key(key, sizeof(key), sink->conf.key_prefix,
+                             "alerts", "", "");
+    rs_resp_len(w, '*', 2 + 2 * m);
+    rs_resp_bulk(w, "ZADD", 4);
+    rs_resp_bulk(w, key, kl);
+    for (int i = 0; i < n; i++) {
+        if (!rs_redis_alerted(&scores[i])) continue;
+        rs_resp_bulk(w, tbuf,
+                     (size_t)rs_fmt_i64(scores[i].event_time_ms, tbuf));
+        rs_resp_bulk(w, scores[i].event_id, strlen(scores[i].event_id));
+    }
+    rs_resp_len(w, '*', 3);
+    rs_resp_bulk(w, "PEXPIRE", 7);
+    rs_resp_bulk(w, key, kl);
+    rs_resp_bulk(w, sink->ttl_arg, strlen(sink->ttl_arg));
+    rs_resp_len(w, '*', 4);
+    rs_resp_bulk(w, "ZREMRANGEBYRANK", 15);
+    rs_resp_bulk(w, key, kl);
+    rs_resp_bulk(w, "0", 1);
+    rs_resp_bulk(w, sink->alert_cap_arg, strlen(sink->alert_cap_arg));
+    *ncmds += 3;
+}
+
+/* The commands of one batch (key schema in sink.h):
+ *   per score        SET <prefix>score:<id> json PX ttl NX
+ *                    [SET <prefix>input:<id> log PX input_ttl NX]
+ *   per entity       ZADD <prefix>entity:<e>:scores t1 id1 t2 id2 ...
+ *   of the batch     PEXPIRE <same key> ttl
+ *                    ZREMRANGEBYRANK <same key> 0 -(entity_index_max + 1)
+ *   per batch with   ZADD <prefix>alerts of its review/decline/alert
+ *   an alert         scores, PEXPIRE, ZREMRANGEBYRANK (rs_redis_alert_cmds)
+ * The records come first, so an id is in an index only once its record
+ * is (the writer sends a batch in order, in one pipeline).  Trimming
+ * once after all of an entity's members were added keeps the same newest
+ * entity_index_max as trimming after each one; the expiry is set by the
+ * batch's last write either way.  Adds to *ncmds / *ninputs. */
+static void rs_redis_build(rs_sink_redis_t *sink, rs_ring_w_t *w,
+                           const rs_score_t *scores, int n,
+                           const char *const *json, const size_t *json_lens,
+                           const void *const *logs, const size_t *log_lens,
+                           uint32_t *ncmds, uint32_t *ninputs) {
+    char key[RS_ID_MAX + 64], tbuf[RS_FMT_I64_MAX];
+    const char *prefix = sink->conf.key_prefix;
+    const size_t ttl_len = strlen(sink->ttl_arg),
+                 ittl_len = strlen(sink->input_ttl_arg),
+                 cap_len = strlen(sink->cap_arg);
+    for (int i = 0; i < n; i++) {
+        const rs_score_t *sc = &scores[i];
+        /* NX: the first decision recorded for an event stays the record;
+         * a replay after a crash (at-least-once input) cannot replace it
+         * with a different one.  The index is idempotent as it is. */
+        size_t kl = rs_redis_key(key, sizeof(key), prefix, "score:",
+                                 sc->event_id, "");
+        rs_resp_len(w, '*', 6);
+        rs_resp_bulk(w, "SET", 3);
+        rs_resp_bulk(w, key, kl);
+        rs_resp_bulk(w, json[i], json_lens[i]);
+        rs_resp_bulk(w, "PX", 2);
+        rs_resp_bulk(w, sink->ttl_arg, ttl_len);
+        rs_resp_bulk(w, "NX", 2);
+        (*ncmds)++;
+        if (logs && logs[i]) {
+            /* NX too: the input of the decision on record. */
+            kl = rs_redis_key(key, sizeof(key), prefix, "input:",
+                              sc->event_id, "");
+            rs_resp_len(w, '*', 6);
+            rs_resp_bulk(w, "SET", 3);
+            rs_resp_bulk(w, key, kl);
+            rs_resp_bulk(w, logs[i], log_lens[i]);
+            rs_resp_bulk(w, "PX", 2);
+            rs_resp_bulk(w, sink->input_ttl_arg, ittl_len);
+            rs_resp_bulk(w, "NX", 2);
+            (*ncmds)++;
+            (*ninputs)++;
+        }
+    }
+    rs_redis_group(sink, scores, n);
+    const int *first = sink->grp_next + sink->grp_cap;
+    for (int i = 0; i < n; i++) {
+        if (!first[i]) continue; /* its entity's group was written */
+        int m = 0;
+        for (int j = i; j >= 0; j = sink->grp_next[j]) m++;
+        size_t kl = rs_redis_key(key, sizeof(key), prefix, "entity:",
+                                 scores[i].entity_id, ":scores");
+        rs_resp_len(w, '*', 2 + 2 * (uint64_t)m);
+        rs_resp_bulk(w, "ZADD", 4);
+        rs_resp_bulk(w, key, kl);
+        for (int j = i; j >= 0; j = sink->grp_next[j]) {
+            rs_resp_bulk(w, tbuf,
+                         (size_t)rs_fmt_i64(scores[j].event_time_ms, tbuf));
+            rs_resp_bulk(w, scores[j].event_id, strlen(scores[j].event_id));
+        }
+        rs_resp_len(w, '*', 3);
+        rs_resp_bulk(w, "PEXPIRE", 7);
+        rs_resp_bulk(w, key, kl);
+        rs_resp_bulk(w, sink->ttl_arg, ttl_len);
+        rs_resp_len(w, '*', 4);
+        rs_resp_bulk(w, "ZREMRANGEBYRANK", 15);
+        rs_resp_bulk(w, key, kl);
+        rs_resp_bulk(w, "0", 1);
+        rs_resp_bulk(w, sink->cap_arg, cap_len);
+        *ncmds += 3;
+    }
+    rs_redis_alert_cmds(sink, w, scores, n, ncmds);
 }
 
 /* ---------------------------------------------------------- async: writer */
@@ -1105,13 +1538,23 @@ static void rs_redis_writer_stop(rs_sink_redis_t *sink) {
 rs_err_t rs_sink_redis_enqueue(rs_sink_redis_t *sink, const rs_score_t *scores,
                                int n, const void *const *logs,
                                const size_t *log_lens, uint64_t seq) {
-    char skey[RS_ID_MAX + 48], zkey[RS_ID_MAX + 56], ikey[RS_ID_MAX + 48];
-    char tbuf[24];
-    const size_t ttl_len = strlen(sink->ttl_arg),
-                 ittl_len = strlen(sink->input_ttl_arg),
-                 cap_len = strlen(sink->cap_arg);
+    if (n > 0 && scores && rs_redis_encode(sink, scores, n) != RS_OK) {
+        rs_error("sink", "redis: batch %" PRIu64 " not queued", seq);
+        return RS_ERR_TOOBIG;
+    }
+    return rs_sink_redis_enqueue_json(sink, scores, n,
+                                      (const char *const *)sink->enc_ptr,
+                                      sink->enc_len, logs, log_lens, seq);
+}
 
-    if (seq == 0 || n < 0 || (n > 0 && !scores) || (logs && !log_lens))
+rs_err_t rs_sink_redis_enqueue_json(rs_sink_redis_t *sink,
+                                    const rs_score_t *scores, int n,
+                                    const char *const *json,
+                                    const size_t *json_lens,
+                                    const void *const *logs,
+                                    const size_t *log_lens, uint64_t seq) {
+    if (seq == 0 || n < 0 || (n > 0 && (!scores || !json || !json_lens)) ||
+        (logs && !log_lens))
         return RS_ERR_INVALID;
     if (seq < sink->owner_seq) return RS_ERR_STATE;
     if (n == 0) {
@@ -1135,50 +1578,8 @@ rs_err_t rs_sink_redis_enqueue(rs_sink_redis_t *sink, const rs_score_t *scores,
                      .limit = head + sink->cap};
     rs_redis_entry_t h = {.seq = seq, .nscores = (uint32_t)n};
     rs_ring_put(&w, &h, sizeof(h)); /* placeholder, filled in below */
-
-    for (int i = 0; i < n; i++) {
-        const rs_score_t *sc = &scores[i];
-        int jl = rs_score_to_json(sc, sink->json, RS_ENCODE_MAX);
-        if (jl < 0) {
-            rs_error("sink", "redis: score of '%.64s' does not encode "
-                     "(batch %" PRIu64 " not queued)", sc->event_id, seq);
-            return RS_ERR_TOOBIG;
-        }
-        size_t skl = rs_redis_key(skey, sizeof(skey), sink->conf.key_prefix,
-                                  "score:", sc->event_id, "");
-        size_t zkl = rs_redis_key(zkey, sizeof(zkey), sink->conf.key_prefix,
-                                  "entity:", sc->entity_id, ":scores");
-        size_t tl = (size_t)snprintf(tbuf, sizeof(tbuf), "%" PRId64,
-                                     sc->event_time_ms);
-        size_t idl = strlen(sc->event_id);
-        /* The same commands as rs_sink_redis_write (NX: see there). */
-        const char *set[] = {"SET", skey, sink->json, "PX", sink->ttl_arg,
-                             "NX"};
-        const size_t setl[] = {3, skl, (size_t)jl, 2, ttl_len, 2};
-        const char *zadd[] = {"ZADD", zkey, tbuf, sc->event_id};
-        const size_t zaddl[] = {4, zkl, tl, idl};
-        const char *pexp[] = {"PEXPIRE", zkey, sink->ttl_arg};
-        const size_t pexpl[] = {7, zkl, ttl_len};
-        const char *trim[] = {"ZREMRANGEBYRANK", zkey, "0", sink->cap_arg};
-        const size_t triml[] = {15, zkl, 1, cap_len};
-        rs_resp_cmd(&w, 6, set, setl);
-        rs_resp_cmd(&w, 4, zadd, zaddl);
-        rs_resp_cmd(&w, 3, pexp, pexpl);
-        rs_resp_cmd(&w, 4, trim, triml);
-        h.ncmds += 4;
-        if (logs && logs[i]) {
-            size_t ikl = rs_redis_key(ikey, sizeof(ikey),
-                                      sink->conf.key_prefix, "input:",
-                                      sc->event_id, "");
-            /* NX too: the input of the decision on record. */
-            const char *iset[] = {"SET", ikey, logs[i], "PX",
-                                  sink->input_ttl_arg, "NX"};
-            const size_t isetl[] = {3, ikl, log_lens[i], 2, ittl_len, 2};
-            rs_resp_cmd(&w, 6, iset, isetl);
-            h.ncmds++;
-            h.ninputs++;
-        }
-    }
+    rs_redis_build(sink, &w, scores, n, json, json_lens, logs, log_lens,
+                   &h.ncmds, &h.ninputs);
     uint64_t need = w.pos - start;
     if (need > sink->cap) {
         rs_error("sink", "redis: batch %" PRIu64 " of %d score(s) needs %"

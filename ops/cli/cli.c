@@ -3,7 +3,7 @@
 #include <stdarg.h>
 #include <string.h>
 
-#include "cli.h"
+#include "harness.h"
 
 volatile sig_atomic_t rs_cli_stop;
 
@@ -160,5 +160,95 @@ int rs_cli_app_load(const char *cmd, rs_app_conf_t *app,
     if (rc != RS_EXIT_OK) return rc;
     rc = rs_cli_load_conf(cmd, app, co);
     if (rc != RS_EXIT_OK) rs_app_conf_destroy(app);
+    return rc;
+}
+
+rs_err_t rs_cli_send_label(void *opaque, const rs_label_t *lb, char *errstr,
+                           size_t errstr_size) {
+    return rs_sink_label_send(opaque, lb, 10000, errstr, errstr_size);
+}
+
+/* ------------------------------------------------------ unique event ids */
+
+int rs_cli_check_ids(const char *cmd, const char *what, const char *buf,
+                     size_t len, rs_cli_in_t kind, const rs_csv_map_t *map,
+                     int map_given) {
+    char errstr[320], col[160];
+    size_t cap = 1;
+    while (cap < 2 * (size_t)RS_CLI_IDS_CHECK) cap <<= 1;
+    uint64_t *set = rs_calloc(cap, sizeof(uint64_t)); /* 0 = empty */
+    rs_event_t *ev = rs_malloc(sizeof(*ev));
+    rs_csv_t *csv = NULL;
+    size_t pos = 0, checked = 0, dups = 0;
+    int rc = RS_EXIT_OK;
+    while (pos < len && checked < RS_CLI_IDS_CHECK) {
+        const char *rec = buf + pos;
+        size_t n;
+        if (kind == RS_CLI_IN_CSV) {
+            int complete;
+            n = rs_csv_record_len(rec, len - pos, &complete);
+            if (!complete || n == 0) break;
+        } else {
+            const char *nl = memchr(rec, '\n', len - pos);
+            n = nl ? (size_t)(nl - rec) + 1 : len - pos;
+        }
+        pos += n;
+        size_t rl = n;
+        while (rl && (rec[rl - 1] == '\n' || rec[rl - 1] == '\r')) rl--;
+        size_t k = 0;
+        while (k < rl && (rec[k] == ' ' || rec[k] == '\t')) k++;
+        if (k == rl) continue; /* blank */
+        double label;
+        int has_label;
+        rs_err_t err;
+        if (kind == RS_CLI_IN_CSV && !csv) { /* the header */
+            csv = rs_csv_new(map, rec, rl, errstr, sizeof(errstr));
+            if (!csv) break; /* the reader says why */
+            continue;
+        }
+        if (kind == RS_CLI_IN_CSV)
+            err = rs_csv_decode(csv, rec, rl, ev, &label, &has_label, errstr,
+                                sizeof(errstr));
+        else if (kind == RS_CLI_IN_JSON_MAP)
+            err = rs_event_from_json_map(map, rec, rl, ev, &label, &has_label,
+                                         errstr, sizeof(errstr));
+        else
+            err = rs_event_from_json(rec, rl, ev, errstr, sizeof(errstr));
+        if (err != RS_OK) continue;
+        checked++;
+        uint64_t h = rs_hash_str(ev->id);
+        if (!h) h = 1;
+        size_t i = (size_t)h & (cap - 1);
+        while (set[i] && set[i] != h) i = (i + 1) & (cap - 1);
+        if (set[i] == h) dups++;
+        else set[i] = h;
+    }
+    if (kind == RS_CLI_IN_JSONL)
+        snprintf(col, sizeof(col), "the field 'id'");
+    else if (map_given)
+        snprintf(col, sizeof(col), "--map id=%s", map->id);
+    else
+        snprintf(col, sizeof(col), "the id column '%s' (--map id=COLUMN)",
+                 map->id);
+    char a[32], b[32], c[32];
+    rs_cli_fmt_count(dups, a, sizeof(a));
+    rs_cli_fmt_count(checked, b, sizeof(b));
+    rs_cli_fmt_count(checked - dups, c, sizeof(c));
+    if (dups * 100 > checked) {
+        fprintf(stderr, "riskstream %s: %s: %s is not unique: %s of the "
+                "first %s events repeat an earlier event's id (%s distinct "
+                "ids). Each event needs its own id: labels, the score store "
+                "and audit --rescore find events by it; map id= to the "
+                "column that identifies the event (a transaction id), not "
+                "the entity\n", cmd, what, col, a, b, c);
+        rc = RS_EXIT_USAGE;
+    } else if (dups) {
+        fprintf(stderr, "riskstream %s: warning: %s: %s of the first %s "
+                "events repeat an earlier event's id (%s); a label joins to "
+                "one of them\n", cmd, what, a, b, col);
+    }
+    rs_csv_destroy(csv);
+    rs_free(ev);
+    rs_free(set);
     return rc;
 }

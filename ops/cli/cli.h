@@ -33,6 +33,10 @@ int rs_cli_app_init(const char *cmd, rs_app_conf_t *app,
 int rs_cli_gen_opt(int c, const char *arg, struct rs_gen_conf_s *g,
                    const char *cmd);
 
+/* The readable report of one decision, as `riskstream audit EVENT_ID`
+ * prints it (cmd_audit.c; the demo ends with one). */
+void rs_cli_audit_report(const rs_score_t *sc, FILE *fp);
+
 /* Set by SIGINT/SIGTERM handlers installed with rs_cli_signals(). */
 extern volatile sig_atomic_t rs_cli_stop;
 void rs_cli_signals(void);
@@ -76,6 +80,25 @@ int rs_cli_load_conf(const char *cmd, rs_app_conf_t *app,
  * NULL with errno set on a read error. */
 char *rs_cli_slurp(const char *path, size_t *len);
 
+/* Event ids must be unique (labels, the score store and --rescore find
+ * events by them); a --map id= that names, say, the card column makes
+ * every label join the wrong event, silently.  rs_cli_check_ids decodes
+ * the first RS_CLI_IDS_CHECK complete records of buf[0..len) (bounded: a
+ * prefix, so it costs a fraction of the run) and counts the events whose
+ * id an earlier one already had.  More than 1 %: a message naming the id
+ * column (or field) and the counts, RS_EXIT_USAGE.  Fewer: a warning,
+ * RS_EXIT_OK.  Records that do not decode are skipped (the reader reports
+ * them).  `what` names the input in messages. */
+typedef enum rs_cli_in_e {
+    RS_CLI_IN_JSONL,     /* the project's Event JSON ("id" field)         */
+    RS_CLI_IN_JSON_MAP,  /* flat foreign JSON through the mapping          */
+    RS_CLI_IN_CSV        /* CSV with a header, through the mapping         */
+} rs_cli_in_t;
+#define RS_CLI_IDS_CHECK 200000
+int rs_cli_check_ids(const char *cmd, const char *what, const char *buf,
+                     size_t len, rs_cli_in_t kind, const rs_csv_map_t *map,
+                     int map_given);
+
 /* A one-line progress bar with rate and ETA on stderr (when `on`). */
 typedef struct rs_cli_bar_s {
     int on;
@@ -84,6 +107,12 @@ typedef struct rs_cli_bar_s {
 } rs_cli_bar_t;
 /* Redraw at most every 200 ms, and always when `final` (then newline). */
 void rs_cli_bar_draw(rs_cli_bar_t *b, size_t done, int final);
+
+/* The label action of the HTTP API (rs_http_set_labeler) backed by a
+ * Kafka label producer (`opaque` is an rs_sink_label_t): waits up to 10 s
+ * for the acknowledgement.  @locality any thread */
+rs_err_t rs_cli_send_label(void *opaque, const rs_label_t *lb, char *errstr,
+                           size_t errstr_size);
 
 /* Config keys behind --brokers, --redis and --group. */
 #define RS_CONF_KEY_BROKERS   "topics.brokers"

@@ -40,9 +40,10 @@ static void rs_audit_help(FILE *fp) {
         "       riskstream audit --entity ID [--since T] [--limit N] [--json]\n"
         "                        [--redis URL] [--config FILE]\n\n"
         "Read a past decision back from Redis and print it as a report: score,\n"
-        "decision, model version, event/scored times, latency, reasons, the\n"
-        "past events the model attended to (with their attention weights),\n"
-        "the feature contributions and the experts with their gate weights.\n"
+        "decision, model version, event/scored times, latency, the event's\n"
+        "own fields, reasons, the past events the model attended to (with\n"
+        "their attention weights), the feature contributions (with their\n"
+        "words) and the experts with their gate weights.\n"
         "With --entity, list that entity's decisions newest first.  Records\n"
         "live for redis.ttl (default 7d).\n\n"
         "With --rescore, recompute the score from the event's logged scoring\n"
@@ -60,7 +61,9 @@ static void rs_audit_help(FILE *fp) {
         "  -e, --entity ID       list the decisions of entity ID\n"
         "      --since T         with --entity: only events at or after T, an ISO\n"
         "                        time (2026-11-22T10:00:00Z), epoch s/ms, or a\n"
-        "                        duration ago such as 7d, 12h, 30m\n"
+        "                        duration such as 7d, 12h, 30m counted back\n"
+        "                        from the entity's newest event (not from now:\n"
+        "                        event times may be far in the past)\n"
         "  -n, --limit N         with --entity: at most N decisions (default %d,\n"
         "                        max %d)\n"
         "  -c, --config FILE     YAML configuration (the `redis:` section)\n"
@@ -182,6 +185,29 @@ static void rs_audit_report(const rs_score_t *sc, FILE *fp) {
             (double)sc->latency_us / 1000.0,
             (sc->flags & RS_SCORE_FLAG_LATE) ? "  late event" : "");
 
+    const rs_event_fields_t *ef = &sc->event;
+    if (ef->present) {
+        fprintf(fp, "type        %s  amount %.2f",
+                rs_audit_clean(ef->type[0] ? ef->type : "-", a, sizeof(a)),
+                ef->amount);
+        if (ef->counterparty_id[0])
+            fprintf(fp, "  counterparty %s",
+                    rs_audit_clean(ef->counterparty_id, a, sizeof(a)));
+        fputc('\n', fp);
+        if (ef->n_categ > 0 || ef->n_numeric > 0) {
+            fprintf(fp, "fields     ");
+            for (int i = 0; i < ef->n_categ && i < RS_MAX_CATEG; i++)
+                fprintf(fp, " %s=%s",
+                        rs_audit_clean(ef->categ[i].name, a, sizeof(a)),
+                        rs_audit_clean(ef->categ[i].value, b, sizeof(b)));
+            for (int i = 0; i < ef->n_numeric && i < RS_MAX_NUMERIC; i++)
+                fprintf(fp, " %s=%.6g",
+                        rs_audit_clean(ef->numeric[i].name, a, sizeof(a)),
+                        ef->numeric[i].value);
+            fputc('\n', fp);
+        }
+    }
+
     int nr = RS_MIN(RS_MAX(ex->n_reasons, 0), RS_MAX_REASONS);
     fprintf(fp, "\nreasons\n");
     if (!nr) fprintf(fp, "  (none recorded)\n");
@@ -233,6 +259,8 @@ static void rs_audit_report(const rs_score_t *sc, FILE *fp) {
         } else {
             fprintf(fp, "%12s|%s\n", "", bar);
         }
+        if (c->text[0])
+            fprintf(fp, "    %s\n", rs_audit_clean(c->text, a, sizeof(a)));
         RS_UNUSED(cells);
     }
 
@@ -244,6 +272,10 @@ static void rs_audit_report(const rs_score_t *sc, FILE *fp) {
         fprintf(fp, "  expert %-3u %.3f %s\n", ex->experts[i].expert,
                 ex->experts[i].gate_weight, bar);
     }
+}
+
+void rs_cli_audit_report(const rs_score_t *sc, FILE *fp) {
+    rs_audit_report(sc, fp);
 }
 
 static int rs_audit_one(rs_sink_redis_t *sink, const char *id, int json,
@@ -487,6 +519,43 @@ done:
     return rc;
 }
 
+/* Event time of the entity's newest decision still in Redis: RS_OK,
+ * RS_ERR_NOTFOUND (none), or a Redis error (message printed). */
+static rs_err_t rs_audit_newest(rs_sink_redis_t *sink, const char *entity,
+                                const rs_redis_conf_t *rconf, int64_t *t_ms) {
+    char errstr[512];
+    int max = (int)RS_MAX(RS_MIN(rconf->entity_index_max, 100000), 1);
+    char (*ids)[RS_ID_MAX] = rs_malloc((size_t)max * RS_ID_MAX);
+    char *buf = rs_malloc(RS_ENCODE_MAX);
+    rs_score_t *sc = rs_malloc(sizeof(*sc));
+    int n = 0;
+    rs_err_t err = strlen(entity) >= RS_ID_MAX
+                       ? RS_OK
+                       : rs_sink_redis_entity_scores(sink, entity, 0, ids, max,
+                                                     &n, errstr,
+                                                     sizeof(errstr));
+    if (err != RS_OK) fprintf(stderr, "riskstream audit: %s\n", errstr);
+    else err = RS_ERR_NOTFOUND;
+    /* The index is oldest first; its newest record may have expired. */
+    for (int i = n - 1; i >= 0 && err == RS_ERR_NOTFOUND; i--) {
+        rs_err_t e2 = rs_sink_redis_get_score(sink, ids[i], buf, RS_ENCODE_MAX,
+                                              errstr, sizeof(errstr));
+        if (e2 == RS_ERR_NOTFOUND) continue;
+        if (e2 != RS_OK) {
+            fprintf(stderr, "riskstream audit: %s\n", errstr);
+            err = e2;
+        } else if (rs_score_from_json(buf, strlen(buf), sc, errstr,
+                                      sizeof(errstr)) == RS_OK) {
+            *t_ms = sc->event_time_ms;
+            err = RS_OK;
+        }
+    }
+    rs_free(sc);
+    rs_free(buf);
+    rs_free(ids);
+    return err;
+}
+
 int rs_cmd_audit(int argc, char **argv) {
     static const struct option extra[] = {
         {"json", no_argument, NULL, 1000},
@@ -535,11 +604,16 @@ int rs_cmd_audit(int argc, char **argv) {
     if (store && !rescore)
         return rs_cli_usage_error("audit", "--store goes with --rescore");
     if (!co.log_level) rs_log_set_level(RS_LOG_WARN);
-    int64_t since_ms = 0;
+    int64_t since_ms = 0, since_dur = -1;
     if (since && rs_http_since_parse(since, rs_clock_wall_ms(), &since_ms))
         return rs_cli_usage_error("audit", "--since '%s': expected an ISO "
-                                  "time, epoch s/ms or a duration ago like 7d",
+                                  "time, epoch s/ms or a duration like 7d",
                                   since);
+    /* A duration counts back from the entity's newest event (event times
+     * of a replay or a generated stream may be far from now). */
+    if (since && strspn(since, "0123456789") != strlen(since) &&
+        rs_duration_parse(since, &since_dur) != 0)
+        since_dur = -1;
     long limit = RS_AUDIT_LIMIT_DEF;
     if (limit_s) {
         char *end;
@@ -576,13 +650,31 @@ int rs_cmd_audit(int argc, char **argv) {
         rs_app_conf_destroy(&app);
         return RS_EXIT_RUNTIME;
     }
-    if (entity)
+    if (entity && since_dur >= 0) {
+        int64_t newest = 0;
+        rs_err_t e2 = rs_audit_newest(sink, entity, &app.redis, &newest);
+        if (e2 == RS_OK) {
+            char t1[64], a[256];
+            since_ms = newest - since_dur;
+            rs_time_fmt(newest, t1, sizeof(t1));
+            fprintf(json ? stderr : stdout,
+                    "--since %s: counted back from the newest event of "
+                    "entity %s (%s), not from now; give an absolute time "
+                    "(2026-11-22T10:00:00Z) for a wall-clock bound\n",
+                    since, rs_audit_clean(entity, a, sizeof(a)), t1);
+        } else if (e2 != RS_ERR_NOTFOUND) {
+            rc = RS_EXIT_RUNTIME;
+        } else {
+            since_ms = 0; /* nothing there: the listing says so */
+        }
+    }
+    if (rc == RS_EXIT_OK && entity)
         rc = rs_audit_entity(sink, entity, since_ms, (int)limit, json,
                              &app.redis);
-    else if (rescore)
+    else if (rc == RS_EXIT_OK && rescore)
         rc = rs_audit_rescore(sink, event_id, json, &app,
                               store ? store : app.model.store_dir);
-    else
+    else if (rc == RS_EXIT_OK)
         rc = rs_audit_one(sink, event_id, json, &app.redis);
     rs_sink_redis_destroy(sink);
     rs_app_conf_destroy(&app);

@@ -71,6 +71,10 @@ int rs_cmd_broker(int argc, char **argv) {
     }
     printf("kafka bootstrap: %s\n", rs_cluster_bootstraps(cl));
     fflush(stdout);
+    /* Retention drops (~5 MB per partition) are logged at error level. */
+    if (rs_cluster_watch(cl, 2000, errstr, sizeof(errstr)) != RS_OK)
+        fprintf(stderr, "riskstream broker: %s (retention drops will not be "
+                "reported)\n", errstr);
     rs_cli_signals();
     while (!rs_cli_stop) usleep(100000);
     rs_cluster_destroy(cl);

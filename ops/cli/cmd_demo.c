@@ -1,6 +1,7 @@
 /* cmd_demo.c -- `riskstream demo`: embedded Kafka + generator + service,
- * a live progress line, a summary and one audit lookup read from Redis. */
-#include <jansson.h>
+ * a live progress line, a summary (with loud warnings if the embedded
+ * broker's retention dropped messages) and the audit report of one decision
+ * worth showing (a caught fraud if there is one) read back from Redis. */
 #include <stdio.h>
 #include <string.h>
 
@@ -14,9 +15,9 @@ static void rs_demo_help(FILE *fp) {
         "Start the embedded Kafka (librdkafka mock cluster), generate a\n"
         "synthetic stream (cards, or machines with --sensors) with delayed\n"
         "labels, score it live and show events/s, p50/p99 latency, frauds\n"
-        "caught and the running AUC; then print a summary and one audit\n"
-        "lookup read back from Redis.  ops/run.sh starts a private Redis and\n"
-        "runs this.\n\n"
+        "caught and the running AUC; then print a summary and the audit\n"
+        "report of one decision (a caught fraud if there is one) read back\n"
+        "from Redis.  ops/run.sh starts a private Redis and runs this.\n\n"
         "options:\n" RS_CLI_COMMON_HELP
         "      --rate N          events/s offered (default 5000; 0 = max)\n"
         "      --events N        stop after N events (default: whole stream)\n"
@@ -34,19 +35,51 @@ static int rs_demo_has_config(int argc, char **argv) {
     return 0;
 }
 
+/* The example decision, read back from Redis, as the audit report. */
 static void rs_demo_print_lookup(const char *id, const char *json,
-                                 const char *prefix) {
-    printf("\naudit lookup (redis GET %sscore:%s):\n", prefix, id);
-    json_error_t jerr;
-    json_t *j = json_loads(json, 0, &jerr);
-    if (!j) {
-        printf("%s\n", json);
-        return;
+                                 const rs_app_conf_t *app) {
+    char errstr[256];
+    rs_score_t *sc = rs_malloc(sizeof(*sc));
+    printf("\naudit report of %s, read back from Redis (GET %sscore:%s; "
+           "the same as `riskstream audit %s --redis URL`):\n\n", id,
+           app->redis.key_prefix, id, id);
+    if (rs_score_from_json(json, strlen(json), sc, errstr, sizeof(errstr)) ==
+        RS_OK)
+        rs_cli_audit_report(sc, stdout);
+    else
+        printf("%s\n", json); /* "(lookup failed: ...)" */
+    rs_free(sc);
+}
+
+/* Loud lines when the embedded broker's retention dropped messages. */
+static void rs_demo_print_retention(const rs_harness_result_t *res,
+                                    const rs_app_conf_t *app) {
+    char a[32], b[32];
+    if (res->unread_events > 0) {
+        rs_cli_fmt_count(res->unread_events, a, sizeof(a));
+        rs_cli_fmt_count(res->produced_events, b, sizeof(b));
+        printf("  WARNING: %s of the %s events produced were never scored:%s\n",
+               a, b, res->dropped_events > 0
+                         ? " the embedded broker's retention (~5 MB per "
+                           "partition) dropped them before the service read "
+                           "them (slower than the offered rate: lower --rate)"
+                         : " they did not arrive (see the log)");
     }
-    char *pretty = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    printf("%s\n", pretty ? pretty : json);
-    free(pretty);
-    json_decref(j);
+    const struct { const char *topic; int64_t n; const char *what; } out[] = {
+        {app->ingest.topic_scores, res->dropped_scores, "scores"},
+        {app->ingest.topic_alerts, res->dropped_alerts, "alerts"},
+        {app->ingest.topic_labels, res->dropped_labels, "labels"},
+    };
+    for (size_t i = 0; i < RS_ARRAY_LEN(out); i++) {
+        if (out[i].n <= 0) continue;
+        rs_cli_fmt_count((uint64_t)out[i].n, a, sizeof(a));
+        printf("  WARNING: the embedded broker's retention (~5 MB per "
+               "partition) dropped the oldest %s messages of the %s topic "
+               "'%s'%s: a consumer reading it now misses them.  Use a real "
+               "Kafka (serve --brokers) for runs this long.\n", a,
+               out[i].what, out[i].topic,
+               i < 2 ? " (every score is in Redis)" : "");
+    }
 }
 
 /* Parse the options shared by demo and bench into app/gconf/ho: common
@@ -175,9 +208,9 @@ int rs_cmd_demo(int argc, char **argv) {
                (unsigned long long)st->reviews,
                (unsigned long long)st->declines,
                (unsigned long long)st->alerts, st->model_version);
+        rs_demo_print_retention(res, &app);
         if (res->example_id[0])
-            rs_demo_print_lookup(res->example_id, res->example_json,
-                                 app.redis.key_prefix);
+            rs_demo_print_lookup(res->example_id, res->example_json, &app);
     }
     free(res);
     rs_app_conf_destroy(&app);

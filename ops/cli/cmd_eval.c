@@ -17,7 +17,9 @@
 
 #include "cli.h"
 #include "ops/eval/eval.h"
+#include "ops/eval/gbt.h"
 #include "ops/gen/gen.h"
+#include "scoring/scoring.h"
 
 int rs_cmd_eval(int argc, char **argv);
 
@@ -29,7 +31,8 @@ static void rs_eval_help(FILE *fp) {
         "                       [--map id=...,entity=...,counterparty=...,time=...,\n"
         "                              amount=...,label=...]\n"
         "                       [--labels FILE.jsonl] [--label-delay DUR]\n"
-        "                       [--models seq,lr] [--top-k N] [--truth FILE.csv]\n"
+        "                       [--models seq,lr,gbt] [--top-k N] [--truth FILE.csv]\n"
+        "                       [--gbt-window DUR] [--gbt-rounds N] [--gbt-balance]\n"
         "                       [--scores-out FILE.csv] [--plot FILE.svg] [--warmup DUR]\n"
         "                       [--config FILE] [--set KEY=VALUE]... [--quiet]\n\n"
         "Replay a stream in event-time order, test-then-train (prequential):\n"
@@ -38,11 +41,17 @@ static void rs_eval_help(FILE *fp) {
         "time (or at its label_time with --labels) and is then learned; events\n"
         "without a positive label are learned as negatives after\n"
         "model.label_horizon, as in `serve`.  All models see the SAME features.\n"
-        "Reports per UTC day and overall, side by side per model: ROC AUC,\n"
-        "average precision, precision at the top-k entities per day (ranked by\n"
-        "their max score that day) and the alert rate (score >=\n"
-        "service.review_threshold); with --truth also AP/AUC per fraud pattern.\n"
-        "See docs/eval.md.\n\n"
+        "Beside seq and lr, gbt is a boosted-trees reference (libxgboost)\n"
+        "retrained every day of event time on the --gbt-window (7d) of events\n"
+        "that ended --label-delay before the day, labelled with the labels\n"
+        "known by then.  Reports per UTC day and overall, side by side per\n"
+        "model: ROC AUC, average precision, precision at the top-k entities\n"
+        "per day (ranked by their max score that day) and the alert rate (as\n"
+        "serve decides: service.alert_threshold for service.alert_types,\n"
+        "service.review_threshold otherwise); then card precision@k per test\n"
+        "week with the cards already known compromised removed; with --truth\n"
+        "also AP/AUC per fraud pattern.  features.label_maturity 0 is resolved\n"
+        "to --label-delay.  See docs/eval.md.\n\n"
         "options:\n"
         "  -i, --input FILE      events: JSON lines, or CSV with a header (.csv)\n"
         "                        ('-' = stdin); need not be time-ordered\n"
@@ -56,13 +65,18 @@ static void rs_eval_help(FILE *fp) {
         "                        label_time_ms); replaces the label column\n"
         "      --label-delay DUR label column: known this long after the event\n"
         "                        (default 3d, the generator's delay)\n"
-        "      --models LIST     models to compare (default seq,lr)\n"
+        "      --models LIST     models to compare (default seq,lr,gbt; gbt\n"
+        "                        only when built with libxgboost)\n"
+        "      --gbt-window DUR  gbt's trailing training window (default 7d)\n"
+        "      --gbt-rounds N    gbt's boosting rounds (default 200)\n"
+        "      --gbt-balance     gbt: scale_pos_weight = negatives/positives\n"
         "  -k, --top-k N         entities per day for precision@k (default 100)\n"
         "      --truth FILE      generator truth CSV (event_id,...,pattern):\n"
         "                        per-pattern AP/AUC\n"
         "      --scores-out FILE every event's scores as CSV: event_id,entity_id,\n"
-        "                        event_time_ms,score_<model>...,label\n"
-        "      --plot FILE.svg   SVG chart of daily AUC and AP per model\n"
+        "                        event_time_ms,score_<model>...,label (%%.9g)\n"
+        "      --plot FILE.svg   SVG chart of daily AUC, AP (with the base\n"
+        "                        rate) and alerts per model\n"
         "      --warmup DUR      replay (and learn from) the first DUR of event\n"
         "                        time but leave it out of the metrics (default 0)\n"
         "      --no-daily        print the overall tables only\n"
@@ -91,6 +105,12 @@ static void rs_eval_cell(FILE *fp, const char *s) {
     fputc('"', fp);
 }
 
+/* An alert as `serve` decides it (rs_decide): alert_threshold for the
+ * types in service.alert_types (sensors), review_threshold otherwise. */
+static int rs_eval_alert(void *opaque, const rs_event_t *ev, float score) {
+    return rs_decide(opaque, ev->type, score) != RS_DECISION_APPROVE;
+}
+
 int rs_cmd_eval(int argc, char **argv) {
     const char *cmd = rs_eval_cmd;
     static const struct option opts[] = {
@@ -106,6 +126,9 @@ int rs_cmd_eval(int argc, char **argv) {
         {"plot", required_argument, NULL, 1006},
         {"no-daily", no_argument, NULL, 1007},
         {"warmup", required_argument, NULL, 1008},
+        {"gbt-window", required_argument, NULL, 1009},
+        {"gbt-rounds", required_argument, NULL, 1010},
+        {"gbt-balance", no_argument, NULL, 1011},
         {"quiet", no_argument, NULL, 'q'},
         {"config", required_argument, NULL, 'c'},
         {"set", required_argument, NULL, 's'},
@@ -116,9 +139,11 @@ int rs_cmd_eval(int argc, char **argv) {
     memset(&co, 0, sizeof(co));
     const char *input = NULL, *format = NULL, *map_spec = NULL,
                *labels = NULL, *truth = NULL, *scores_out = NULL,
-               *plot = NULL, *models = "seq,lr";
-    int64_t delay_ms = 3 * 86400000LL, top_k = 100, warmup_ms = 0;
-    int quiet = 0, daily = 1, c;
+               *plot = NULL,
+               *models = rs_gbt_available() ? "seq,lr,gbt" : "seq,lr";
+    int64_t delay_ms = 3 * 86400000LL, top_k = 100, warmup_ms = 0,
+            gbt_window = 7 * 86400000LL, gbt_rounds = 200;
+    int quiet = 0, daily = 1, c, gbt_balance = 0, delay_given = 0;
     char errstr[512];
     optind = 1;
     while ((c = getopt_long(argc, argv, "i:m:k:qc:s:l:h", opts, NULL)) != -1) {
@@ -132,6 +157,7 @@ int rs_cmd_eval(int argc, char **argv) {
                 return rs_cli_usage_error(cmd, "--label-delay '%s': expected "
                                           "a duration such as 7d, 36h, 90m",
                                           optarg);
+            delay_given = 1;
             break;
         case 1003: models = optarg; break;
         case 'k': {
@@ -152,6 +178,22 @@ int rs_cmd_eval(int argc, char **argv) {
                 return rs_cli_usage_error(cmd, "--warmup '%s': expected a "
                                           "duration such as 7d", optarg);
             break;
+        case 1009:
+            if (rs_duration_parse(optarg, &gbt_window) != 0 ||
+                gbt_window < 86400000LL)
+                return rs_cli_usage_error(cmd, "--gbt-window '%s': expected a "
+                                          "duration of at least 1d", optarg);
+            break;
+        case 1010: {
+            char *end;
+            long long v = strtoll(optarg, &end, 10);
+            if (end == optarg || *end || v < 1 || v > 100000)
+                return rs_cli_usage_error(cmd, "--gbt-rounds '%s': expected an "
+                                          "integer in [1, 100000]", optarg);
+            gbt_rounds = v;
+            break;
+        }
+        case 1011: gbt_balance = 1; break;
         case 'q': quiet = 1; break;
         case 'c': case 's': case 'l':
             if (rs_cli_common_opt(cmd, c, optarg, &co) < 0)
@@ -185,12 +227,19 @@ int rs_cmd_eval(int argc, char **argv) {
     ec.label_delay_ms = delay_ms;
     ec.top_k = top_k;
     ec.warmup_ms = warmup_ms;
+    ec.gbt_window_ms = gbt_window;
+    ec.gbt_rounds = (int)gbt_rounds;
+    ec.gbt_balance = gbt_balance;
 
     rs_app_conf_t app;
     rs_gen_conf_t gconf;
     int rc = rs_cli_app_load(cmd, &app, &gconf, &co);
     if (rc != RS_EXIT_OK) return rc;
     ec.threshold = app.service.review_threshold;
+    ec.alert = rs_eval_alert;
+    ec.alert_opaque = &app.service;
+    /* windows ending at label maturity end at the (declared) label delay */
+    if (!app.features.label_maturity) app.features.label_maturity = delay_ms;
     ec.features = &app.features;
     ec.model = &app.model;
 
@@ -216,6 +265,15 @@ int rs_cmd_eval(int argc, char **argv) {
     if (truth && !(tbuf = rs_cli_slurp(truth, &tlen))) {
         fprintf(stderr, "riskstream %s: cannot read %s: %s\n", cmd, truth,
                 strerror(errno));
+        goto done;
+    }
+    /* Unique event ids (bounded check of the first records): exit 2. */
+    rs_cli_in_t in_kind = fmt == RS_EVAL_FMT_CSV ? RS_CLI_IN_CSV
+                          : fmt == RS_EVAL_FMT_JSON_MAP ? RS_CLI_IN_JSON_MAP
+                                                        : RS_CLI_IN_JSONL;
+    if (rs_cli_check_ids(cmd, input, buf, len, in_kind, &map,
+                         map_spec != NULL) != RS_EXIT_OK) {
+        rc = RS_EXIT_USAGE;
         goto done;
     }
     in = rs_eval_input_new(buf, len, fmt, &map, errstr, sizeof(errstr));
@@ -274,6 +332,7 @@ int rs_cmd_eval(int argc, char **argv) {
                                                  e0.event_time_ms);
             double need = per_ms * (double)ec.label_delay_ms;
             for (int k = 0; k < ec.nmodels; k++) {
+                if (ec.kinds[k] == RS_EVAL_KIND_GBT) continue;
                 int seq = ec.kinds[k] == RS_MODEL_SEQ;
                 int64_t have = seq ? app.model.seq.pending_max
                                    : app.model.pending_max;
@@ -343,7 +402,7 @@ int rs_cmd_eval(int argc, char **argv) {
             fputc(',', so);
             rs_eval_cell(so, e.entity_id);
             fprintf(so, ",%lld", (long long)e.event_time_ms);
-            for (int k = 0; k < nm; k++) fprintf(so, ",%.6f", (double)sc[k]);
+            for (int k = 0; k < nm; k++) fprintf(so, ",%.9g", (double)sc[k]);
             fprintf(so, ",%d\n", rec.label);
         }
         if ((i & 4095) == 0) rs_cli_bar_draw(&bar, i, 0);
@@ -357,6 +416,13 @@ int rs_cmd_eval(int argc, char **argv) {
     }
     int64_t t_rep = rs_clock_mono_us();
     rep = rs_eval_report(ev);
+    if (rep) {
+        char rule[400];
+        snprintf(rule, sizeof(rule), "as serve decides (score >= %g, or >= %g "
+                 "for types %s)", app.service.review_threshold,
+                 app.service.alert_threshold, app.service.alert_types);
+        rs_strlcpy(rep->alert_rule, rule, sizeof(rep->alert_rule));
+    }
     double rep_s = (double)(rs_clock_mono_us() - t_rep) / 1e6;
     if (!rep) {
         fprintf(stderr, "riskstream %s: no event could be scored\n", cmd);
@@ -375,12 +441,22 @@ int rs_cmd_eval(int argc, char **argv) {
     printf("\n");
     for (int k = 0; k < nm; k++) {
         const rs_model_stats_t *ms = &st.model[k];
-        printf("  %-4s %llu updates (%llu positives, %llu negatives of which "
-               "%llu by horizon), %llu pending dropped, %llu labels not "
-               "pending%s; version %s\n",
-               rs_eval_model_name(ev, k), (unsigned long long)ms->updates,
-               (unsigned long long)ms->positives,
+        if (!strcmp(rs_eval_model_name(ev, k), "gbt")) {
+            printf("  %-4s learned %llu positives, %llu negatives in %llu daily "
+                   "trainings (last: %llu positives, %llu negatives; %.1f s "
+                   "training)\n", "gbt", (unsigned long long)ms->positives,
+                   (unsigned long long)ms->negatives,
+                   (unsigned long long)ms->updates,
+                   (unsigned long long)st.gbt_last_positives,
+                   (unsigned long long)st.gbt_last_negatives, st.gbt_train_s);
+            continue;
+        }
+        printf("  %-4s learned %llu positives, %llu negatives (%llu updates, "
+               "%llu negatives by horizon), %llu pending dropped, %llu labels "
+               "not pending%s; version %s\n",
+               rs_eval_model_name(ev, k), (unsigned long long)ms->positives,
                (unsigned long long)ms->negatives,
+               (unsigned long long)ms->updates,
                (unsigned long long)ms->horizon_negatives,
                (unsigned long long)ms->dropped,
                (unsigned long long)ms->unknown_labels,
@@ -393,9 +469,15 @@ int rs_cmd_eval(int argc, char **argv) {
         goto done;
     }
     if (plot) {
-        char title[256];
-        snprintf(title, sizeof(title), "riskstream eval: %s (label delay "
-                 "%.1f d, prequential)", input, (double)delay_ms / 86400000.0);
+        char title[320], dd[32];
+        rs_duration_fmt(delay_ms, dd, sizeof(dd));
+        if (labels)
+            snprintf(title, sizeof(title), "riskstream eval: %s (labels at "
+                     "their times from %s, prequential)", input, labels);
+        else
+            snprintf(title, sizeof(title), "riskstream eval: %s (label delay "
+                     "%s%s, prequential)", input, dd,
+                     delay_given ? "" : " by default");
         char *svg = rs_eval_plot_svg(rep, title);
         FILE *pf = svg ? fopen(plot, "w") : NULL;
         if (!pf || fputs(svg, pf) == EOF || fclose(pf)) {

@@ -17,16 +17,22 @@
 
 static void rs_features_help(FILE *fp) {
     fprintf(fp,
-        "usage: riskstream features --explain CONFIG\n"
+        "usage: riskstream features --explain CONFIG [--label-delay DUR]\n"
         "       riskstream features --config CONFIG --input FILE [--map SPEC]\n"
-        "                           [--labels FILE] --output FILE.csv\n\n"
+        "                           [--labels FILE | --label-delay DUR]\n"
+        "                           --output FILE.csv\n\n"
         "--explain prints the feature vector layout of a configuration: index,\n"
         "name and meaning (the `features:` section; docs/features.md).\n\n"
         "Otherwise every event of --input goes through the same feature code\n"
         "as `serve` and its vector is written as one CSV row: event_id, then\n"
-        "one column per feature (header = feature names).  Labels from\n"
-        "--labels (JSON lines, in label-time order) are interleaved by label\n"
-        "time, so label-aware features see exactly what they would online.\n\n"
+        "one column per feature (header = feature names).  Labels come from\n"
+        "--labels (JSON lines, in label-time order), or else from the label\n"
+        "column of a CSV / json-map input (`label=` in --map; 'label' by\n"
+        "default), each visible --label-delay after its event -- the same\n"
+        "rule as `riskstream eval` -- and are interleaved by time, so\n"
+        "label-aware features see exactly what they would online.\n"
+        "features.label_maturity 0 (the default) is resolved to the label\n"
+        "delay.\n\n"
         "options:\n"
         "      --explain CONFIG  print the layout and exit ('-' = defaults)\n"
         "  -c, --config FILE     YAML configuration\n"
@@ -38,6 +44,11 @@ static void rs_features_help(FILE *fp) {
         "                        id=tx_id,entity=card,counterparty=merchant,\n"
         "                        time=ts,amount=amt (see docs/schema.md)\n"
         "      --labels FILE     labels as JSON lines, sorted by label_time_ms\n"
+        "                        (replaces the label column)\n"
+        "      --label-delay DUR label column: visible this long after the\n"
+        "                        event (default 3d, as eval); also resolves\n"
+        "                        features.label_maturity 0\n"
+        "      --no-column-labels ignore the label column\n"
         "  -o, --output FILE     CSV to write ('-' = stdout)\n"
         "  -q, --quiet           no progress bar\n"
         "  -h, --help            this help\n\n"
@@ -145,6 +156,8 @@ int rs_cmd_features(int argc, char **argv) {
         {"map", required_argument, NULL, 'm'},
         {"labels", required_argument, NULL, 1002},
         {"output", required_argument, NULL, 'o'},
+        {"label-delay", required_argument, NULL, 1003},
+        {"no-column-labels", no_argument, NULL, 1004},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
@@ -152,7 +165,8 @@ int rs_cmd_features(int argc, char **argv) {
     memset(&co, 0, sizeof(co));
     const char *explain = NULL, *input = NULL, *format = NULL, *map_spec = NULL;
     const char *labels = NULL, *output = NULL;
-    int quiet = 0, c;
+    int quiet = 0, c, col_labels = 1;
+    int64_t delay_ms = 3 * 86400000LL;
     optind = 1;
     while ((c = getopt_long(argc, argv, "c:s:i:m:o:qh", opts, NULL)) != -1) {
         switch (c) {
@@ -168,6 +182,13 @@ int rs_cmd_features(int argc, char **argv) {
         case 'm': map_spec = optarg; break;
         case 1002: labels = optarg; break;
         case 'o': output = optarg; break;
+        case 1003:
+            if (rs_duration_parse(optarg, &delay_ms) != 0 || delay_ms < 0)
+                return rs_cli_usage_error(cmd, "--label-delay '%s': expected "
+                                          "a duration such as 7d, 36h, 90m",
+                                          optarg);
+            break;
+        case 1004: col_labels = 0; break;
         case 'q': quiet = 1; break;
         case 'h': rs_features_help(stdout); return RS_EXIT_OK;
         default: rs_features_help(stderr); return RS_EXIT_USAGE;
@@ -210,6 +231,9 @@ int rs_cmd_features(int argc, char **argv) {
     rs_gen_conf_t gconf;
     int rc = rs_cli_app_load(cmd, &app, &gconf, &co);
     if (rc != RS_EXIT_OK) return rc;
+    /* windows that end at label maturity end at the label delay (the
+     * declared one; rs_features_new takes it resolved) */
+    if (!app.features.label_maturity) app.features.label_maturity = delay_ms;
     rs_features_t *f = rs_features_new(&app.features, errstr, sizeof(errstr));
     if (!f) {
         rs_app_conf_destroy(&app);
@@ -234,6 +258,29 @@ int rs_cmd_features(int argc, char **argv) {
         fprintf(stderr, "riskstream %s: cannot open %s: %s\n", cmd, labels,
                 strerror(errno));
         goto done;
+    }
+    /* Unique event ids: a bounded check on a prefix of a regular file
+     * (stdin cannot be read twice), then back to its start. */
+    struct stat isb;
+    if (in != stdin && !fstat(fileno(in), &isb) && S_ISREG(isb.st_mode)) {
+        size_t cap = (size_t)RS_MIN((int64_t)isb.st_size, 64ll << 20), n;
+        char *pre = rs_malloc(cap + 1);
+        n = fread(pre, 1, cap, in);
+        int crc = rs_cli_check_ids(cmd, input, pre, n,
+                                   fmt == 1   ? RS_CLI_IN_CSV
+                                   : fmt == 2 ? RS_CLI_IN_JSON_MAP
+                                              : RS_CLI_IN_JSONL,
+                                   &map, map_spec != NULL);
+        rs_free(pre);
+        if (crc != RS_EXIT_OK) {
+            rc = crc;
+            goto done;
+        }
+        if (fseek(in, 0, SEEK_SET) != 0) {
+            fprintf(stderr, "riskstream %s: %s: %s\n", cmd, input,
+                    strerror(errno));
+            goto done;
+        }
     }
     out = strcmp(output, "-") ? fopen(output, "w") : stdout;
     if (!out) {
@@ -261,7 +308,8 @@ int rs_cmd_features(int argc, char **argv) {
 
     rs_cli_signals();
     rs_features_replay_t rp = {.events = in, .format = fmt, .map = &map,
-                               .labels = lf, .row = rs_fx_row,
+                               .labels = lf, .column_labels = col_labels,
+                               .label_delay_ms = delay_ms, .row = rs_fx_row,
                                .progress = rs_fx_progress, .opaque = &fx};
     rs_features_replay_stats_t st;
     rs_err_t err = rs_features_replay(f, &rp, &st, errstr, sizeof(errstr));
@@ -278,10 +326,19 @@ int rs_cmd_features(int argc, char **argv) {
     } else {
         rc = st.events ? RS_EXIT_OK : RS_EXIT_RUNTIME;
     }
-    fprintf(stderr, "features: %llu events (%llu late), %llu labels, %llu bad "
-            "event lines, %llu bad label lines -> %s, %d features, %.2f s "
-            "(%.0f events/s)\n", (unsigned long long)st.events,
+    char dd[32], lsrc[160] = "no labels";
+    rs_duration_fmt(delay_ms, dd, sizeof(dd));
+    if (lf)
+        snprintf(lsrc, sizeof(lsrc), "from %s", labels);
+    else if (col_labels && fmt != 0)
+        snprintf(lsrc, sizeof(lsrc), "label column '%s': %llu positives, "
+                 "each visible %s after its event", map.label,
+                 (unsigned long long)st.column_positives, dd);
+    fprintf(stderr, "features: %llu events (%llu late), %llu labels applied "
+            "(%s), %llu bad event lines, %llu bad label lines -> %s, %d "
+            "features, %.2f s (%.0f events/s)\n", (unsigned long long)st.events,
             (unsigned long long)st.late, (unsigned long long)st.labels,
+            lsrc,
             (unsigned long long)st.bad_lines,
             (unsigned long long)st.bad_labels, output, fx.dim, secs,
             secs > 0 ? (double)st.events / secs : 0.0);

@@ -7,10 +7,16 @@
 
 #include "harness.h"
 
+/* Default pace of Kafka mode (events/s): a service on one core keeps up,
+ * so its partitions stay read evenly (see the help). */
+#define RS_GEN_KAFKA_RATE 2000
+
 static void rs_gen_help(FILE *fp) {
     fprintf(fp,
         "usage: riskstream gen [--sensors] [--seed N] [--entities N] [--duration DUR]\n"
         "                      [--events N] [--label-delay DUR] [--negative-labels]\n"
+        "                      [--counterparties N] [--fraud-rate X]\n"
+        "                      [--compromise-duration DUR]\n"
         "                      [--out FILE|-] [--labels-out FILE] [--truth-out FILE]\n"
         "                      [--format jsonl|csv] [--brokers LIST [--rate N]]\n"
         "                      [--config FILE] [--set gen.KEY=VALUE]...\n\n"
@@ -29,21 +35,35 @@ static void rs_gen_help(FILE *fp) {
         "      --events N        stop after N events\n"
         "      --label-delay DUR event -> label delay (default 3d)\n"
         "      --negative-labels also emit value-0 labels for genuine events\n"
+        "      --counterparties N merchants or sites (default 2000 / 20)\n"
+        "      --fraud-rate X    cards: scale the four patterns to this share\n"
+        "                        of events (e.g. 0.001, 0.01)\n"
+        "      --compromise-duration DUR  cards: breached merchants stay\n"
+        "                        breached this long (e.g. 21d; default: a\n"
+        "                        one-shot breach of the past week's visitors)\n"
         "  -o, --out FILE        events file ('-' = stdout)\n"
         "      --labels-out FILE labels as JSON lines\n"
         "      --truth-out FILE  per-event ground truth with pattern (CSV)\n"
         "      --format FMT      jsonl (default) or csv (with a label column)\n"
-        "      --rate N          Kafka mode: events/s (default 0 = max)\n");
+        "      --rate N          Kafka mode: events/s (default %d; 0 = as fast\n"
+        "                        as possible, see below)\n\n"
+        "Kafka mode is paced by default: produced all at once, the stream\n"
+        "waits in the topic's partitions and a consumer reads them unevenly,\n"
+        "so events far apart in event time meet and most are flagged late\n"
+        "(measured: 35 256 of 48 965 late at --rate 0, 340 at the default).\n",
+        RS_GEN_KAFKA_RATE);
 }
 
 /* Generator flags shared by gen and demo.  1 handled, 0 not ours, -1 bad. */
 int rs_cli_gen_opt(int c, const char *arg, rs_gen_conf_t *g, const char *cmd) {
     static const char *keys[] = {"seed", "entities", "duration", NULL,
-                                 "max_events", "label_delay", NULL};
+                                 "max_events", "label_delay", NULL,
+                                 "counterparties", "fraud_rate",
+                                 "compromise_duration"};
     char errstr[256];
     if (c == 2003) { g->mode = RS_GEN_MODE_SENSORS; return 1; }
     if (c == 2006) { g->negative_labels = 1; return 1; }
-    if (c < 2000 || c > 2005 || !keys[c - 2000]) return 0;
+    if (c < 2000 || c > 2009 || !keys[c - 2000]) return 0;
     if (rs_gen_conf_set(g, keys[c - 2000], arg, errstr, sizeof(errstr)) !=
         RS_OK) {
         rs_cli_usage_error(cmd, "%s", errstr);
@@ -85,6 +105,16 @@ static int rs_gen_to_kafka(rs_app_conf_t *app, rs_gen_t *g, double rate) {
     }
     rs_gen_rec_t rec;
     uint64_t nev = 0, nlb = 0;
+    if (rate > 0)
+        fprintf(stderr, "gen: producing to %s at %.0f events/s (--rate N; "
+                "--rate 0 = as fast as possible)\n", app->ingest.brokers,
+                rate);
+    else
+        fprintf(stderr, "gen: WARNING: --rate 0 produces as fast as possible: "
+                "unless the consumer is already running and keeps up, it "
+                "reads the partitions unevenly and flags most events late "
+                "(35 256 of 48 965 in a test); the default paces at %d "
+                "events/s\n", RS_GEN_KAFKA_RATE);
     int64_t start = rs_clock_mono_us(), next_print = start + 1000000;
     int rc = RS_EXIT_OK;
     while (!rs_cli_stop && rs_gen_next(g, &rec) == 1) {
@@ -157,6 +187,9 @@ int rs_cmd_gen(int argc, char **argv) {
         {"events", required_argument, NULL, 2004},
         {"label-delay", required_argument, NULL, 2005},
         {"negative-labels", no_argument, NULL, 2006},
+        {"counterparties", required_argument, NULL, 2007},
+        {"fraud-rate", required_argument, NULL, 2008},
+        {"compromise-duration", required_argument, NULL, 2009},
         {"out", required_argument, NULL, 'o'},
         {"labels-out", required_argument, NULL, 3000},
         {"truth-out", required_argument, NULL, 3001},
@@ -177,7 +210,7 @@ int rs_cmd_gen(int argc, char **argv) {
     int nflags = 0;
     const char *out = NULL, *labels_out = NULL, *truth_out = NULL;
     rs_gen_file_fmt_t fmt = RS_GEN_FILE_JSONL;
-    double rate = 0;
+    double rate = RS_GEN_KAFKA_RATE;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, RS_CLI_COMMON_SHORT "o:", opts,
@@ -211,7 +244,7 @@ int rs_cmd_gen(int argc, char **argv) {
             break;
         }
         default:
-            if (c >= 2000 && c <= 2006 && nflags < 32) {
+            if (c >= 2000 && c <= 2009 && nflags < 32) {
                 flag_c[nflags] = c;
                 flag_v[nflags++] = optarg;
                 break;

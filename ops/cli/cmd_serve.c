@@ -2,6 +2,7 @@
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -82,7 +83,7 @@ static void rs_serve_help(FILE *fp) {
     fprintf(fp,
         "usage: riskstream serve [--config FILE] [--brokers HOST:PORT,...] "
         "[--redis URL] [--group ID]\n"
-        "                        [--model FILE] [--set KEY=VALUE]...\n\n"
+        "                        [--model FILE | --resume] [--set KEY=VALUE]...\n\n"
         "Consume the events and labels topics in one consumer group, compute\n"
         "window features, score every event, publish Score records to the\n"
         "scores topic (alerts for review/decline/alert) and to Redis, and learn\n"
@@ -92,6 +93,9 @@ static void rs_serve_help(FILE *fp) {
         "gracefully (flush, commit offsets, save the model if configured).\n\n"
         "options:\n" RS_CLI_COMMON_HELP
         "  -m, --model FILE      start from this model file (service.model_path)\n"
+        "      --resume          start from the model saved at the last shutdown\n"
+        "                        (service.model_save_path) if that file exists,\n"
+        "                        else from a new model (the systemd unit uses it)\n"
         "      --max-events N    stop after N scored events (service.max_events)\n"
         "      --exit-idle DUR   stop after DUR without input, e.g. 10s\n\n"
         "exit codes: 0 stopped cleanly, 1 runtime failure, 2 usage/config error\n");
@@ -120,6 +124,35 @@ static int rs_serve_broker(const rs_app_conf_t *app, rs_cluster_t **cluster,
     *bootstrap = rs_cluster_bootstraps(*cluster);
     printf("kafka bootstrap: %s\n", *bootstrap);
     fflush(stdout);
+    /* Retention drops (~5 MB per partition) are logged at error level. */
+    if (rs_cluster_watch(*cluster, 2000, errstr, sizeof(errstr)) != RS_OK)
+        rs_warn("serve", "%s (retention drops will not be reported)", errstr);
+    return RS_EXIT_OK;
+}
+
+/* --resume: service.model_path = service.model_save_path when that file
+ * exists (a restart continues the model the last graceful stop saved).  A
+ * model_path set explicitly is a usage error next to --resume. */
+static int rs_serve_resume(rs_app_conf_t *app) {
+    char errstr[512];
+    rs_service_conf_t *sc = &app->service;
+    if (sc->model_path[0])
+        return rs_cli_usage_error("serve", "--resume and --model / "
+                                  "service.model_path exclude each other");
+    if (!sc->model_save_path[0])
+        return rs_cli_usage_error("serve", "--resume needs "
+                                  "service.model_save_path (where the model "
+                                  "is saved at shutdown)");
+    if (access(sc->model_save_path, F_OK) != 0) {
+        rs_info("serve", "--resume: no saved model at %s yet: starting a new "
+                "model", sc->model_save_path);
+        return RS_EXIT_OK;
+    }
+    rs_info("serve", "--resume: starting from the model saved at %s",
+            sc->model_save_path);
+    if (rs_conf_set(app->conf, "service.model_path", sc->model_save_path,
+                    errstr, sizeof(errstr)) != RS_OK)
+        return rs_cli_usage_error("serve", "--resume: %s", errstr);
     return RS_EXIT_OK;
 }
 
@@ -128,13 +161,14 @@ int rs_cmd_serve(int argc, char **argv) {
         {"model", required_argument, NULL, 'm'},
         {"max-events", required_argument, NULL, 1000},
         {"exit-idle", required_argument, NULL, 1001},
+        {"resume", no_argument, NULL, 1002},
         {NULL, 0, NULL, 0}};
     struct option opts[64];
     rs_cli_opts_merge(opts, extra);
     rs_cli_common_t co;
     memset(&co, 0, sizeof(co));
     const char *model = NULL, *max_events = NULL, *exit_idle = NULL;
-    int c;
+    int c, resume = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, RS_CLI_COMMON_SHORT "m:", opts,
                             NULL)) != -1) {
@@ -146,6 +180,7 @@ int rs_cmd_serve(int argc, char **argv) {
         case 'm': model = optarg; break;
         case 1000: max_events = optarg; break;
         case 1001: exit_idle = optarg; break;
+        case 1002: resume = 1; break;
         default: rs_serve_help(stderr); return RS_EXIT_USAGE;
         }
     }
@@ -170,6 +205,8 @@ int rs_cmd_serve(int argc, char **argv) {
                                          errstr, sizeof(errstr)) != RS_OK)
                 rc = rs_cli_usage_error("serve", "%s: %s", fl[i].flag, errstr);
     }
+    if (rc == RS_EXIT_OK && resume)
+        rc = rs_serve_resume(&app);
     if (rc != RS_EXIT_OK) {
         rs_app_conf_destroy(&app);
         return rc;
@@ -196,6 +233,7 @@ int rs_cmd_serve(int argc, char **argv) {
     }
     rs_err_t err = RS_OK;
     rs_http_t *http = NULL;
+    rs_sink_label_t *labels = NULL;
     rs_service_t *svc = rs_service_new(&app, bootstrap, &err, errstr,
                                        sizeof(errstr));
     if (!svc) {
@@ -216,6 +254,19 @@ int rs_cmd_serve(int argc, char **argv) {
         rs_http_add_route(http, "/readyz", rs_serve_readyz, svc);
         rs_http_add_route(http, "/v1/models", rs_serve_models, svc);
         rs_http_add_post_route(http, "/v1/models", rs_serve_rollback, svc);
+        /* the analysts' label action: the service's brokers, topic and
+         * format, its own small producer */
+        labels = rs_sink_label_new(&app.kafka, bootstrap,
+                                   app.ingest.topic_labels,
+                                   (rs_format_t)app.ingest.labels_format,
+                                   errstr, sizeof(errstr));
+        if (!labels) {
+            fprintf(stderr, "riskstream serve: labels: %s\n", errstr);
+            rc = RS_EXIT_RUNTIME;
+            goto done;
+        }
+        rs_http_set_labeler(http, rs_cli_send_label, labels,
+                            app.ingest.topic_labels);
         printf("http: http://%s:%d\n", app.http.bind, rs_http_port(http));
         fflush(stdout);
     }
@@ -235,6 +286,7 @@ int rs_cmd_serve(int argc, char **argv) {
     }
 done:
     rs_http_destroy(http);
+    rs_sink_label_destroy(labels);
     rs_service_destroy(svc);
     rs_cluster_destroy(cluster);
     rs_app_conf_destroy(&app);

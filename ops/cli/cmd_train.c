@@ -204,6 +204,15 @@ int rs_cmd_train(int argc, char **argv) {
                 strerror(errno));
         goto done;
     }
+    /* Unique event ids (bounded check of the first records): exit 2. */
+    rs_cli_in_t in_kind = fmt == RS_EVAL_FMT_CSV ? RS_CLI_IN_CSV
+                          : fmt == RS_EVAL_FMT_JSON_MAP ? RS_CLI_IN_JSON_MAP
+                                                        : RS_CLI_IN_JSONL;
+    if (rs_cli_check_ids(cmd, input, buf, len, in_kind, &map,
+                         map_spec != NULL) != RS_EXIT_OK) {
+        rc = RS_EXIT_USAGE;
+        goto done;
+    }
     in = rs_eval_input_new(buf, len, fmt, &map, errstr, sizeof(errstr));
     if (!in) {
         fprintf(stderr, "riskstream %s: %s:%s\n", cmd, input, errstr);

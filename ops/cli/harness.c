@@ -80,12 +80,14 @@ static void *rs_feeder_main(void *arg) {
                                                 f->opts.rate);
                 int64_t now = rs_clock_mono_us();
                 if (due > now) rs_sleep_us(due - now);
-            } else { /* bounded backlog so retention never drops input */
-                while (!atomic_load(&f->stop) &&
-                       nev - atomic_load(&f->scored) >
-                           (uint64_t)f->opts.max_backlog)
-                    rs_sleep_us(500);
             }
+            /* Bounded backlog at any rate (a service slower than the
+             * offered rate would otherwise let the broker's retention
+             * drop unread input). */
+            while (!atomic_load(&f->stop) &&
+                   nev - atomic_load(&f->scored) >
+                       (uint64_t)f->opts.max_backlog)
+                rs_sleep_us(500);
             len = rs_event_encode(f->ev_fmt, &rec.ev, buf, sizeof(buf));
             if (len < 0 || rs_feeder_produce(f, f->t_events,
                                              rec.ev.entity_id, buf,
@@ -119,6 +121,9 @@ typedef struct rs_harness_s {
     const rs_harness_opts_t *opts;
     volatile sig_atomic_t stop;
     int64_t last_print_us;
+    uint64_t last_count;  /* scored + rejected + labels, for the stall check */
+    int64_t last_move_us;
+    int stalled;          /* stopped waiting for input that never came     */
 } rs_harness_t;
 
 void rs_cli_fmt_count(uint64_t v, char *buf, size_t size) {
@@ -151,6 +156,16 @@ static void rs_harness_progress(void *opaque, const rs_service_stats_t *st) {
         st->labels >= atomic_load(&f->produced_labels))
         h->stop = 1;
     int64_t now = rs_clock_mono_us();
+    /* All produced but some never arrives (dropped by retention before it
+     * was read): stop after 10 s without progress, and say so after. */
+    uint64_t count = st->scored + st->rejected + st->labels;
+    if (count != h->last_count || !h->last_move_us) {
+        h->last_count = count;
+        h->last_move_us = now;
+    } else if (done && !h->stop && now - h->last_move_us > 10000000) {
+        h->stalled = 1;
+        h->stop = 1;
+    }
     if (!h->opts->progress || (now - h->last_print_us < 1000000 && !h->stop))
         return;
     double el = now - h->last_print_us < 0 ? 0 : st->elapsed_s;
@@ -198,6 +213,9 @@ int rs_harness_run(rs_app_conf_t *app, const rs_gen_conf_t *gconf,
     }
     const char *bootstrap = rs_cluster_bootstraps(cluster);
     if (opts->progress) printf("kafka bootstrap: %s\n", bootstrap);
+    if (rs_cluster_watch(cluster, 1000, errstr, sizeof(errstr)) != RS_OK)
+        rs_warn("harness", "%s (retention drops will not be reported)",
+                errstr);
 
     rs_err_t err;
     svc = rs_service_new(app, bootstrap, &err, errstr, sizeof(errstr));
@@ -223,7 +241,10 @@ int rs_harness_run(rs_app_conf_t *app, const rs_gen_conf_t *gconf,
     f->ev_fmt = (rs_format_t)app->ingest.events_format;
     f->lb_fmt = (rs_format_t)app->ingest.labels_format;
     f->opts = *opts;
-    if (f->opts.max_backlog <= 0) f->opts.max_backlog = 20000;
+    /* ~4000 events (~1.2 MB of JSON) per partition: well inside the
+     * mock's ~5 MB retention. */
+    if (f->opts.max_backlog <= 0)
+        f->opts.max_backlog = 4000 * RS_MAX(app->ingest.partitions, 1);
     if (rs_time_parse(gconf->start_time, strlen(gconf->start_time),
                       &f->t0_ms) != 0)
         f->t0_ms = 0;
@@ -251,6 +272,22 @@ int rs_harness_run(rs_app_conf_t *app, const rs_gen_conf_t *gconf,
     res->gen_frauds = atomic_load(&f->frauds);
     res->feed_s = f->feed_s;
     res->offered_rate = f->feed_s > 0 ? res->produced_events / f->feed_s : 0;
+    res->dropped_events = rs_cluster_dropped(cluster, f->t_events, 1);
+    res->dropped_labels = rs_cluster_dropped(cluster, f->t_labels, 0);
+    res->dropped_scores = rs_cluster_dropped(cluster, app->ingest.topic_scores,
+                                             0);
+    res->dropped_alerts = rs_cluster_dropped(cluster, app->ingest.topic_alerts,
+                                             0);
+    if (res->produced_events > res->st.scored + res->st.rejected)
+        res->unread_events =
+            res->produced_events - (res->st.scored + res->st.rejected);
+    if (h.stalled)
+        rs_error("harness", "%llu produced events never reached the service "
+                 "(stopped after 10 s without progress)%s",
+                 (unsigned long long)res->unread_events,
+                 res->dropped_events > 0
+                     ? ": the embedded broker's retention dropped them "
+                       "before they were read" : "");
     rs_strlcpy(res->example_id, rs_service_example_id(svc),
                sizeof(res->example_id));
     if (res->example_id[0] &&

@@ -3,9 +3,12 @@
  * unbounded rate, and the scoring service on the calling thread.
  *
  * Threads: the feeder owns its generator and producer; the service runs on
- * the caller's thread; they share only atomic counters.  At the unbounded
- * rate the feeder keeps at most `max_backlog` events ahead of the service
- * so the mock cluster's ~5 MB per partition retention never drops input. */
+ * the caller's thread; they share only atomic counters.  At any rate the
+ * feeder keeps at most `max_backlog` events ahead of the service so the
+ * mock cluster's ~5 MB per partition retention does not drop input; a
+ * retention watch (rs_cluster_watch) reports any drop anyway, and a run
+ * whose remaining input never arrives stops after 10 s without progress
+ * and says how many events were lost. */
 #ifndef RS_HARNESS_H
 #define RS_HARNESS_H
 
@@ -15,7 +18,7 @@
 typedef struct rs_harness_opts_s {
     double rate;            /* events/s offered; 0 = as fast as possible */
     int64_t max_events;     /* stop the feeder after N events; 0 = stream end */
-    int64_t max_backlog;    /* produced - scored cap (unbounded rate)    */
+    int64_t max_backlog;    /* produced - scored cap (any rate)          */
     int progress;           /* 1: live one-line display on stdout         */
     int quiet;              /* 1: no summary from the harness itself      */
     const char *label;      /* phase name for the display                 */
@@ -34,6 +37,11 @@ typedef struct rs_harness_result_s {
     char example_id[RS_ID_MAX];
     uint64_t measured_events;  /* scored after the warm-up             */
     double measured_s;         /* first to last score after warm-up    */
+    /* The embedded broker's retention (~5 MB per partition): messages
+     * dropped from each topic (-1 unknown), and events produced but never
+     * consumed (the run stopped waiting for them). */
+    int64_t dropped_events, dropped_labels, dropped_scores, dropped_alerts;
+    uint64_t unread_events;
 } rs_harness_result_t;
 
 /* Run one phase: new embedded cluster (topics per app->ingest), service on

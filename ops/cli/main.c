@@ -46,7 +46,7 @@ int main(int argc, char **argv) {
         return RS_EXIT_OK;
     }
     if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
-        printf("riskstream %s\n", RS_VERSION_STRING);
+        rs_build_info_print(stdout);
         return RS_EXIT_OK;
     }
     for (size_t i = 0; i < RS_ARRAY_LEN(rs_cmds); i++)

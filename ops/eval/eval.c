@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "eval.h"
+#include "gbt.h"
 #include "common/metrics.h"
 
 #define RS_DAY_MS 86400000LL
@@ -27,6 +28,9 @@ struct rs_eval_acc_s {
     uint8_t *label;      /* [cap] truth 0/1         */
     uint8_t *pat;        /* [cap] pattern index     */
     float *score;        /* [cap][nm]               */
+    int64_t *known;      /* [cap] fraud label known at (INT64_MAX never) */
+    uint8_t *alert;      /* [cap] bit k: model k alerted */
+    char rule[160];
     int npat;
     char pats[RS_EVAL_PATTERNS_MAX][RS_EVAL_PATTERN_LEN]; /* [0] = none */
 };
@@ -49,6 +53,7 @@ rs_eval_acc_t *rs_eval_acc_new(int nmodels, const char *const *names,
     acc->thr = threshold;
     rs_strlcpy(acc->pats[0], "none", sizeof(acc->pats[0]));
     acc->npat = 1;
+    snprintf(acc->rule, sizeof(acc->rule), "score >= %g", threshold);
     return acc;
 }
 
@@ -59,7 +64,13 @@ void rs_eval_acc_destroy(rs_eval_acc_t *acc) {
     free(acc->label);
     free(acc->pat);
     free(acc->score);
+    free(acc->known);
+    free(acc->alert);
     free(acc);
+}
+
+void rs_eval_acc_alert_rule(rs_eval_acc_t *acc, const char *rule) {
+    rs_strlcpy(acc->rule, rule, sizeof(acc->rule));
 }
 
 static int rs_acc_pattern(rs_eval_acc_t *acc, const char *p) {
@@ -74,6 +85,17 @@ static int rs_acc_pattern(rs_eval_acc_t *acc, const char *p) {
 void rs_eval_acc_add(rs_eval_acc_t *acc, int64_t event_time_ms,
                      const char *entity_id, int label, const char *pattern,
                      const float *scores) {
+    uint32_t alerts = 0;
+    for (int k = 0; k < acc->nm; k++)
+        alerts |= (uint32_t)(scores[k] >= acc->thr) << k;
+    rs_eval_acc_add_ex(acc, event_time_ms, entity_id, label, pattern, scores,
+                       INT64_MAX, alerts);
+}
+
+void rs_eval_acc_add_ex(rs_eval_acc_t *acc, int64_t event_time_ms,
+                        const char *entity_id, int label, const char *pattern,
+                        const float *scores, int64_t known_ms,
+                        uint32_t alerts) {
     if (acc->n == acc->cap) {
         acc->cap = acc->cap ? acc->cap * 2 : 4096;
         acc->t = rs_realloc(acc->t, acc->cap * sizeof(*acc->t));
@@ -82,6 +104,8 @@ void rs_eval_acc_add(rs_eval_acc_t *acc, int64_t event_time_ms,
         acc->pat = rs_realloc(acc->pat, acc->cap);
         acc->score = rs_realloc(acc->score, acc->cap * (size_t)acc->nm *
                                                 sizeof(*acc->score));
+        acc->known = rs_realloc(acc->known, acc->cap * sizeof(*acc->known));
+        acc->alert = rs_realloc(acc->alert, acc->cap);
     }
     size_t i = acc->n++;
     acc->t[i] = event_time_ms;
@@ -90,6 +114,8 @@ void rs_eval_acc_add(rs_eval_acc_t *acc, int64_t event_time_ms,
     acc->pat[i] = (uint8_t)rs_acc_pattern(acc, pattern);
     memcpy(acc->score + i * (size_t)acc->nm, scores,
            (size_t)acc->nm * sizeof(*scores));
+    acc->known[i] = known_ms;
+    acc->alert[i] = (uint8_t)alerts;
 }
 
 static int64_t rs_day_of(int64_t t) {
@@ -118,6 +144,12 @@ static int rs_cmp_entscore(const void *a, const void *b) {
     return x->ent < y->ent ? -1 : x->ent > y->ent;
 }
 
+typedef struct { uint64_t ent; int64_t known; } rs_entknown_t;
+static int rs_cmp_ek(const void *x, const void *y) {
+    const rs_entknown_t *a = x, *b = y;
+    return a->ent < b->ent ? -1 : a->ent > b->ent;
+}
+
 /* Scratch buffers sized for the largest group, reused across groups. */
 typedef struct {
     double *s;
@@ -135,7 +167,7 @@ static void rs_acc_metrics(const rs_eval_acc_t *acc, const rs_dayidx_t *idx,
         float sc = acc->score[(size_t)i * (size_t)acc->nm + (size_t)k];
         w->s[j] = sc;
         w->l[j] = acc->label[i];
-        m->alerts += sc >= acc->thr;
+        m->alerts += (acc->alert[i] >> k) & 1;
         w->es[j] = (rs_entsc_t){acc->ent[i], sc, acc->label[i]};
     }
     m->auc = rs_auc_exact(w->s, w->l, n);
@@ -218,6 +250,95 @@ rs_eval_report_t *rs_eval_acc_report(const rs_eval_acc_t *acc) {
                                      (double)all->m[k].topk_picks
                                : NAN;
     }
+    /* weekly card precision@k with known-compromised cards removed */
+    {
+        /* earliest known fraud label per entity: sorted (entity, known) */
+        rs_entknown_t *ek = rs_malloc(n * sizeof(*ek));
+        size_t nk = 0;
+        for (size_t i = 0; i < n; i++)
+            if (acc->known[i] != INT64_MAX)
+                ek[nk++] = (rs_entknown_t){acc->ent[i], acc->known[i]};
+        qsort(ek, nk, sizeof(*ek), rs_cmp_ek);
+        size_t u = 0;
+        for (size_t j = 0; j < nk; j++) {
+            if (u && ek[u - 1].ent == ek[j].ent) {
+                if (ek[j].known < ek[u - 1].known) ek[u - 1].known = ek[j].known;
+            } else {
+                ek[u++] = ek[j];
+            }
+        }
+        nk = u;
+        int64_t first = rep->ndays ? rep->days[0].day_ms : 0;
+        int64_t last = rep->ndays ? rep->days[rep->ndays - 1].day_ms : 0;
+        rep->nweeks = rep->ndays ? (int)((last - first) / (7 * RS_DAY_MS)) + 1 : 0;
+        rep->weeks = rs_calloc((size_t)RS_MAX(rep->nweeks, 1), sizeof(*rep->weeks));
+        double dsum[RS_EVAL_MODELS_MAX] = {0};
+        int dn = 0;
+        rs_dayidx_t *sub = rs_malloc(n * sizeof(*sub));
+        for (int wk = 0; wk < rep->nweeks; wk++) {
+            rs_eval_week_t *W = &rep->weeks[wk];
+            W->start_ms = first + (int64_t)wk * 7 * RS_DAY_MS;
+            for (size_t j = 0; j < nk; j++) W->cards_removed += ek[j].known < W->start_ms;
+        }
+        for (size_t a = 0; a < n;) {
+            size_t b = a;
+            while (b < n && idx[b].day == idx[a].day) b++;
+            int64_t dms = idx[a].day * RS_DAY_MS;
+            int wk = (int)((dms - first) / (7 * RS_DAY_MS));
+            rs_eval_week_t *W = &rep->weeks[wk];
+            size_t m = 0;
+            for (size_t j = a; j < b; j++) {
+                uint64_t e = acc->ent[idx[j].i];
+                size_t lo = 0, hi = nk;
+                while (lo < hi) {
+                    size_t mid = (lo + hi) / 2;
+                    if (ek[mid].ent < e) lo = mid + 1; else hi = mid;
+                }
+                if (lo < nk && ek[lo].ent == e && ek[lo].known < W->start_ms)
+                    continue;  /* known compromised before the week */
+                sub[m++] = idx[j];
+            }
+            W->days++;
+            dn++;
+            for (int k = 0; k < acc->nm; k++) {
+                rs_eval_metrics_t mm;
+                uint64_t ents = 0;
+                if (m) rs_acc_metrics(acc, sub, m, k, &w, &mm, &ents);
+                double p = m && mm.topk_picks ? (double)mm.topk_hits / (double)acc->top_k : 0;
+                W->card_p_at_k[k] += p;
+                dsum[k] += p;
+            }
+            /* card-days with a fraud among the kept cards */
+            {
+                uint64_t fc = 0;
+                for (size_t j = 0; j < m; j++) {
+                    w.es[j] = (rs_entsc_t){acc->ent[sub[j].i], 0, acc->label[sub[j].i]};
+                }
+                qsort(w.es, m, sizeof(*w.es), rs_cmp_ent);
+                for (size_t j = 0; j < m; j++) {
+                    int newent = !j || w.es[j].ent != w.es[j - 1].ent;
+                    if (newent) {
+                        int pos = 0;
+                        for (size_t q = j; q < m && w.es[q].ent == w.es[j].ent; q++)
+                            pos |= w.es[q].pos;
+                        fc += (uint64_t)pos;
+                    }
+                }
+                W->fraud_cards += fc;
+            }
+            a = b;
+        }
+        for (int wk = 0; wk < rep->nweeks; wk++)
+            for (int k = 0; k < acc->nm; k++)
+                rep->weeks[wk].card_p_at_k[k] =
+                    rep->weeks[wk].days ? rep->weeks[wk].card_p_at_k[k] / rep->weeks[wk].days
+                                        : NAN;
+        for (int k = 0; k < acc->nm; k++)
+            rep->card_p_at_k[k] = dn ? dsum[k] / dn : NAN;
+        free(sub);
+        free(ek);
+    }
+    rs_strlcpy(rep->alert_rule, acc->rule, sizeof(rep->alert_rule));
     /* per pattern: its positives against all negatives */
     if (acc->npat > 1) {
         rep->npatterns = acc->npat - 1;
@@ -249,6 +370,7 @@ rs_eval_report_t *rs_eval_acc_report(const rs_eval_acc_t *acc) {
 
 void rs_eval_report_destroy(rs_eval_report_t *rep) {
     if (!rep) return;
+    free(rep->weeks);
     free(rep->days);
     free(rep);
 }
@@ -304,12 +426,12 @@ void rs_eval_report_print(const rs_eval_report_t *rep, int per_day, FILE *fp) {
         rs_day_str(rep->days[rep->ndays - 1].day_ms, d1, sizeof(d1));
     }
     fprintf(fp, "overall: %llu events, %llu positives (%.2f%%), %d day(s) "
-            "(%s .. %s), top-k %lld entities/day, alert threshold %g\n",
+            "(%s .. %s), top-k %lld entities/day, alerts: %s\n",
             (unsigned long long)all->events,
             (unsigned long long)all->positives,
             all->events ? 100.0 * (double)all->positives / (double)all->events
                         : 0.0,
-            rep->ndays, d0, d1, (long long)rep->top_k, rep->threshold);
+            rep->ndays, d0, d1, (long long)rep->top_k, rep->alert_rule);
     fprintf(fp, "%-6s %9s %9s %10s %10s %9s %9s\n", "model", "ROC AUC",
             "avg prec", pk, "alert rate", "AUC/day", "AP/day");
     for (int k = 0; k < rep->nmodels; k++) {
@@ -325,6 +447,37 @@ void rs_eval_report_print(const rs_eval_report_t *rep, int per_day, FILE *fp) {
     }
     fprintf(fp, "(ROC AUC, avg prec: all events pooled; AUC/day, AP/day: "
             "mean of the daily values)\n");
+    if (rep->nweeks) {
+        fprintf(fp, "\ncard precision@%lld per test week (cards whose fraud "
+                "label was known before the week removed; each day the top "
+                "%lld cards by max score, share with a fraud that day; mean "
+                "over the week's days):\n", (long long)rep->top_k,
+                (long long)rep->top_k);
+        fprintf(fp, "%-10s %4s %8s %10s", "week of", "days", "removed",
+                "fraud c-d");
+        for (int k = 0; k < rep->nmodels; k++) {
+            char h[24];
+            snprintf(h, sizeof(h), "CP@%lld %s", (long long)rep->top_k,
+                     rep->model[k]);
+            fprintf(fp, " %11s", h);
+        }
+        fputc('\n', fp);
+        for (int w = 0; w < rep->nweeks; w++) {
+            const rs_eval_week_t *W = &rep->weeks[w];
+            char ds[16];
+            rs_day_str(W->start_ms, ds, sizeof(ds));
+            fprintf(fp, "%-10s %4d %8llu %10llu", ds, W->days,
+                    (unsigned long long)W->cards_removed,
+                    (unsigned long long)W->fraud_cards);
+            for (int k = 0; k < rep->nmodels; k++)
+                rs_pnum(fp, W->card_p_at_k[k], 11, 0);
+            fputc('\n', fp);
+        }
+        fprintf(fp, "%-10s %4d %8s %10s", "all days", rep->ndays, "", "");
+        for (int k = 0; k < rep->nmodels; k++)
+            rs_pnum(fp, rep->card_p_at_k[k], 11, 0);
+        fputc('\n', fp);
+    }
     if (rep->npatterns) {
         fprintf(fp, "\nper pattern (its positives vs all negatives):\n");
         fprintf(fp, "%-26s %9s", "pattern", "positives");
@@ -375,10 +528,16 @@ rs_err_t rs_eval_conf_models(rs_eval_conf_t *conf, const char *list,
         int kind;
         if (len == 3 && !memcmp(s, "seq", 3)) kind = RS_MODEL_SEQ;
         else if (len == 2 && !memcmp(s, "lr", 2)) kind = RS_MODEL_LR;
+        else if (len == 3 && !memcmp(s, "gbt", 3)) kind = RS_EVAL_KIND_GBT;
         else
             return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
-                           "models: '%.*s' is not a model kind (seq, lr)",
+                           "models: '%.*s' is not a model kind (seq, lr, gbt)",
                            (int)len, s);
+        if (kind == RS_EVAL_KIND_GBT && !rs_gbt_available())
+            return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                           "models: gbt needs libxgboost, which this build "
+                           "was made without (ops/deps.sh installs "
+                           "libxgboost-dev; rebuild)");
         for (int i = 0; i < n; i++)
             if (conf->kinds[i] == kind)
                 return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
@@ -409,7 +568,8 @@ struct rs_eval_s {
     rs_features_conf_t fconf;
     rs_model_conf_t mconf;
     rs_features_t *f;
-    rs_model_t *m[RS_EVAL_MODELS_MAX];
+    rs_model_t *m[RS_EVAL_MODELS_MAX];   /* NULL for gbt */
+    rs_gbt_t *gbt[RS_EVAL_MODELS_MAX];   /* kind gbt only */
     int dim;
     float *x;            /* [dim] */
     rs_pending_t *heap;  /* min-heap on (avail, seq) */
@@ -479,6 +639,18 @@ rs_eval_t *rs_eval_new(const rs_eval_conf_t *conf, char *errstr,
         goto fail;
     }
     for (int k = 0; k < conf->nmodels; k++) {
+        if (conf->kinds[k] == RS_EVAL_KIND_GBT) {
+            rs_gbt_conf_t gc;
+            rs_gbt_conf_init(&gc);
+            gc.maturity_ms = conf->label_delay_ms;
+            if (conf->gbt_window_ms) gc.window_ms = conf->gbt_window_ms;
+            if (conf->gbt_rounds) gc.rounds = conf->gbt_rounds;
+            gc.balance = conf->gbt_balance;
+            e->gbt[k] = rs_gbt_new(e->dim, &gc, errstr, errstr_size);
+            if (!e->gbt[k]) goto fail;
+            mnames[k] = "gbt";
+            continue;
+        }
         rs_model_conf_t mc = e->mconf;
         mc.kind = conf->kinds[k];
         char err[256];
@@ -504,7 +676,10 @@ fail:
 
 void rs_eval_destroy(rs_eval_t *e) {
     if (!e) return;
-    for (int k = 0; k < RS_EVAL_MODELS_MAX; k++) rs_model_destroy(e->m[k]);
+    for (int k = 0; k < RS_EVAL_MODELS_MAX; k++) {
+        rs_model_destroy(e->m[k]);
+        rs_gbt_destroy(e->gbt[k]);
+    }
     rs_features_destroy(e->f);
     rs_eval_acc_destroy(e->acc);
     free(e->x);
@@ -521,7 +696,7 @@ static void rs_eval_apply_labels(rs_eval_t *e, int64_t now) {
             e->conf.label_hook(e->conf.hook_opaque, &p.lb, p.event_time, now);
         rs_features_label(e->f, &p.lb);   /* unknown/duplicate: counted there */
         for (int k = 0; k < e->conf.nmodels; k++)
-            rs_model_learn(e->m[k], &p.lb, NULL); /* miss: model stats */
+            if (e->m[k]) rs_model_learn(e->m[k], &p.lb, NULL); /* miss: stats */
         e->st.labels_applied++;
     }
 }
@@ -533,7 +708,7 @@ rs_err_t rs_eval_push(rs_eval_t *e, const rs_eval_rec_t *rec, float *scores,
     rs_eval_apply_labels(e, t);
     if (t > e->watermark) e->watermark = t;
     for (int k = 0; k < e->conf.nmodels; k++)
-        rs_model_advance(e->m[k], e->watermark, NULL, NULL);
+        if (e->m[k]) rs_model_advance(e->m[k], e->watermark, NULL, NULL);
     uint32_t flags = 0;
     rs_err_t err = rs_features_process(e->f, ev, e->x, &flags);
     if (err != RS_OK) {
@@ -545,7 +720,20 @@ rs_err_t rs_eval_push(rs_eval_t *e, const rs_eval_rec_t *rec, float *scores,
     rs_model_input_t in;
     rs_model_input_from_event(&in, ev, e->x);
     float sc[RS_EVAL_MODELS_MAX];
+    /* when this event's fraud label becomes known (gbt training, the
+     * weekly protocol), as the label heap below will apply it */
+    int64_t avail = INT64_MAX;
+    if (rec->learn && rec->label) {
+        avail = rec->label_time_ms ? rec->label_time_ms
+                                   : t + e->conf.label_delay_ms;
+        if (avail < t) avail = t;
+    }
     for (int k = 0; k < e->conf.nmodels; k++) {
+        if (e->gbt[k]) {
+            sc[k] = rs_gbt_score(e->gbt[k], t, e->x);
+            rs_gbt_add(e->gbt[k], t, e->x, avail);
+            continue;
+        }
         rs_model_output_t out;
         err = rs_model_forward(e->m[k], &in, 1, &out, NULL,
                                RS_MODEL_FWD_REMEMBER);
@@ -562,8 +750,14 @@ rs_err_t rs_eval_push(rs_eval_t *e, const rs_eval_rec_t *rec, float *scores,
     if (e->conf.no_metrics) {
         /* train: learn only, nothing to measure */
     } else if (t >= e->first_t + e->conf.warmup_ms) {
-        rs_eval_acc_add(e->acc, t, ev->entity_id, rec->label, rec->pattern,
-                        sc);
+        uint32_t alerts = 0;
+        for (int k = 0; k < e->conf.nmodels; k++) {
+            int al = e->conf.alert ? e->conf.alert(e->conf.alert_opaque, ev, sc[k])
+                                   : sc[k] >= e->conf.threshold;
+            alerts |= (uint32_t)(al != 0) << k;
+        }
+        rs_eval_acc_add_ex(e->acc, t, ev->entity_id, rec->label, rec->pattern,
+                           sc, avail, alerts);
     } else {
         e->st.warmup++;
     }
@@ -587,18 +781,32 @@ rs_err_t rs_eval_push(rs_eval_t *e, const rs_eval_rec_t *rec, float *scores,
 
 int rs_eval_nmodels(const rs_eval_t *e) { return e->conf.nmodels; }
 const char *rs_eval_model_name(const rs_eval_t *e, int i) {
-    return i >= 0 && i < e->conf.nmodels ? rs_model_kind(e->m[i]) : NULL;
+    if (i < 0 || i >= e->conf.nmodels) return NULL;
+    return e->gbt[i] ? "gbt" : rs_model_kind(e->m[i]);
 }
 int rs_eval_dim(const rs_eval_t *e) { return e->dim; }
 rs_model_t *rs_eval_model(rs_eval_t *e, int i) {
-    return i >= 0 && i < e->conf.nmodels ? e->m[i] : NULL;
+    return i >= 0 && i < e->conf.nmodels ? e->m[i] : NULL; /* NULL: gbt */
 }
 
 void rs_eval_stats(const rs_eval_t *e, rs_eval_stats_t *st) {
     *st = e->st;
     st->labels_pending = e->nheap;
-    for (int k = 0; k < e->conf.nmodels; k++)
-        rs_model_stats(e->m[k], &st->model[k]);
+    for (int k = 0; k < e->conf.nmodels; k++) {
+        if (!e->gbt[k]) {
+            rs_model_stats(e->m[k], &st->model[k]);
+            continue;
+        }
+        rs_gbt_stats_t gs;
+        rs_gbt_stats(e->gbt[k], &gs);
+        memset(&st->model[k], 0, sizeof(st->model[k]));
+        st->model[k].updates = gs.trainings;
+        st->model[k].positives = gs.positives;
+        st->model[k].negatives = gs.negatives;
+        st->gbt_last_positives = gs.last_positives;
+        st->gbt_last_negatives = gs.last_negatives;
+        st->gbt_train_s = gs.train_s;
+    }
 }
 
 rs_eval_report_t *rs_eval_report(const rs_eval_t *e) {

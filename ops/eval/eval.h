@@ -170,6 +170,20 @@ typedef struct rs_eval_pattern_s {
     double auc[RS_EVAL_MODELS_MAX], ap[RS_EVAL_MODELS_MAX];
 } rs_eval_pattern_t;
 
+/* The practitioners' protocol: per test week (7 UTC days from the first
+ * measured day), cards whose fraud label was already known before the
+ * week started are removed; each day, every remaining card gets its max
+ * score of the day, the top_k cards are picked and the share of them with
+ * a fraud that day is the day's card precision@k; the week's value is the
+ * mean over its days. */
+typedef struct rs_eval_week_s {
+    int64_t start_ms;            /* UTC midnight of the week's first day   */
+    int days;                    /* days with events                       */
+    uint64_t cards_removed;      /* known compromised before the week      */
+    uint64_t fraud_cards;        /* card-days with a fraud (kept cards)    */
+    double card_p_at_k[RS_EVAL_MODELS_MAX]; /* mean over the week's days  */
+} rs_eval_week_t;
+
 typedef struct rs_eval_report_s {
     int nmodels;
     char model[RS_EVAL_MODELS_MAX][16];  /* "seq", "lr"                     */
@@ -181,6 +195,10 @@ typedef struct rs_eval_report_s {
     int npatterns;               /* 0 without truth                          */
     rs_eval_pattern_t patterns[RS_EVAL_PATTERNS_MAX];
     uint64_t pattern_unmatched;  /* positives with no pattern (truth gap)   */
+    char alert_rule[160];        /* how alerts were decided (for the print) */
+    int nweeks;
+    rs_eval_week_t *weeks;       /* [nweeks]                                */
+    double card_p_at_k[RS_EVAL_MODELS_MAX]; /* mean over all days           */
 } rs_eval_report_t;
 
 typedef struct rs_eval_acc_s rs_eval_acc_t;
@@ -192,10 +210,21 @@ rs_eval_acc_t *rs_eval_acc_new(int nmodels, const char *const *names,
                                char *errstr, size_t errstr_size);
 void rs_eval_acc_destroy(rs_eval_acc_t *acc);
 /* One scored event.  pattern: NULL/""/"none" = no pattern.  Amortised
- * O(1) (arrays grow geometrically; cold path: this is offline). */
+ * O(1) (arrays grow geometrically; cold path: this is offline).  Alerts
+ * are score >= threshold; the label is never known (no card removed by
+ * the weekly protocol). */
 void rs_eval_acc_add(rs_eval_acc_t *acc, int64_t event_time_ms,
                      const char *entity_id, int label, const char *pattern,
                      const float *scores /* [nmodels] */);
+/* The same with what the replay knows: known_ms, when the event's fraud
+ * label became known (INT64_MAX: never; for the weekly protocol), and
+ * alerts, bit k set if model k alerted (as `serve` decides). */
+void rs_eval_acc_add_ex(rs_eval_acc_t *acc, int64_t event_time_ms,
+                        const char *entity_id, int label, const char *pattern,
+                        const float *scores /* [nmodels] */, int64_t known_ms,
+                        uint32_t alerts);
+/* Describe the alert rule in the report ("score >= 0.5" by default). */
+void rs_eval_acc_alert_rule(rs_eval_acc_t *acc, const char *rule);
 /* Compute the report (sorts copies; O(n log n)).  Free with
  * rs_eval_report_destroy.  NULL only if nothing was added. */
 rs_eval_report_t *rs_eval_acc_report(const rs_eval_acc_t *acc);
@@ -205,15 +234,21 @@ void rs_eval_report_destroy(rs_eval_report_t *rep);
  * per_day, the per-day table, as plain aligned text. */
 void rs_eval_report_print(const rs_eval_report_t *rep, int per_day, FILE *fp);
 
-/* SVG line chart of the daily AUC and AP of every model (two panels,
- * shared day axis, legend, title).  Returns a malloc'd NUL-terminated
- * string (free with free()) or NULL if the report has no day. */
+/* SVG line chart of the daily AUC, AP (with the base rate: the AP of a
+ * random score) and alert volume of every model (three panels, shared day
+ * axis, legend, title).  Returns a malloc'd NUL-terminated string (free
+ * with free()) or NULL if the report has no day. */
 char *rs_eval_plot_svg(const rs_eval_report_t *rep, const char *title);
 
 /* ---------------------------------------------------------------- replay */
 
+/* Model kind of the boosted-trees reference in rs_eval_conf_t.kinds (not
+ * an rs_model_t: ops/eval/gbt.h; needs libxgboost). */
+#define RS_EVAL_KIND_GBT 100
+
 typedef struct rs_eval_conf_s {
-    int64_t label_delay_ms;      /* label column: known at event time + this */
+    int64_t label_delay_ms;      /* label column: known at event time + this;
+                                  * also the gbt training window's maturity */
     int64_t top_k;               /* entities per day for precision@k        */
     double threshold;            /* alert rate: score >= this               */
     int64_t warmup_ms;           /* events before first event time + this
@@ -228,6 +263,15 @@ typedef struct rs_eval_conf_s {
     void (*label_hook)(void *opaque, const rs_label_t *lb,
                        int64_t event_time_ms, int64_t now_ms);
     void *hook_opaque;
+    /* Optional: 1 if `score` of `ev` is an alert (the CLI passes serve's
+     * rs_decide).  NULL: score >= threshold. */
+    int (*alert)(void *opaque, const rs_event_t *ev, float score);
+    void *alert_opaque;
+    /* gbt: trailing training window (default 7d), rounds (200),
+     * scale_pos_weight = negatives/positives (0: off, the default) */
+    int64_t gbt_window_ms;
+    int gbt_rounds;
+    int gbt_balance;
     /* 1: replay and learn only, keep no per-event metrics (`riskstream
      * train`): saves ~(22 + 4 x models) bytes per event; rs_eval_report
      * then returns NULL.  Default 0. */
@@ -237,7 +281,8 @@ typedef struct rs_eval_conf_s {
 /* Defaults: label_delay 3d, top_k 100, threshold 0.5, warmup 0, models
  * seq + lr. */
 void rs_eval_conf_init(rs_eval_conf_t *conf);
-/* Parse "seq,lr" into conf->kinds/nmodels; RS_ERR_CONFIG names a bad one. */
+/* Parse "seq,lr,gbt" into conf->kinds/nmodels; RS_ERR_CONFIG names a bad
+ * one (gbt when built without libxgboost too). */
 rs_err_t rs_eval_conf_models(rs_eval_conf_t *conf, const char *list,
                              char *errstr, size_t errstr_size);
 
@@ -249,7 +294,11 @@ typedef struct rs_eval_stats_s {
     uint64_t rejected;           /* refused by rs_features_process          */
     uint64_t labels_applied;     /* labels fed (features + models)          */
     uint64_t labels_pending;     /* still in flight at the end              */
-    rs_model_stats_t model[RS_EVAL_MODELS_MAX];
+    rs_model_stats_t model[RS_EVAL_MODELS_MAX]; /* gbt: positives and
+                                  * negatives of all its training sets,
+                                  * updates = trainings                     */
+    uint64_t gbt_last_positives, gbt_last_negatives; /* newest training set */
+    double gbt_train_s;          /* wall time training gbt                  */
 } rs_eval_stats_t;
 
 /* Build the feature engine and the models (allocates their state up
@@ -269,7 +318,7 @@ rs_err_t rs_eval_push(rs_eval_t *e, const rs_eval_rec_t *rec,
 int rs_eval_nmodels(const rs_eval_t *e);
 const char *rs_eval_model_name(const rs_eval_t *e, int i); /* "seq", "lr" */
 int rs_eval_dim(const rs_eval_t *e);                        /* features     */
-/* The i-th model (NULL if out of range), owned by e and valid until
+/* The i-th model (NULL if out of range or gbt), owned by e and valid until
  * rs_eval_destroy: for rs_model_save / rs_model_stats / rs_model_version
  * after (or between) rs_eval_push calls, from e's thread.  `riskstream
  * train` saves the model it trained this way. */

@@ -61,6 +61,13 @@ const rs_conf_field_t rs_gen_conf_fields[] = {
      0.2},
     {"velocity_rate", RS_CONF_DOUBLE, "0.002", GEN_OFF(velocity_rate), 0,
      "cards: share of events from velocity spikes", NULL, 0, 0.2},
+    {"fraud_rate", RS_CONF_DOUBLE, "0", GEN_OFF(fraud_rate), 0,
+     "cards: if > 0, the four pattern rates are scaled to sum to this share "
+     "of events (0: the rates as given)", NULL, 0, 0.5},
+    {"compromise_duration", RS_CONF_DURATION, "0", GEN_OFF(compromise_ms), 0,
+     "cards: if > 0, a breached merchant stays breached this long and each "
+     "visiting card is stolen with probability 0.5 (0: one-shot breach of "
+     "the past week's visitors)", NULL, 0, GEN_D(365)},
     {"sensors", RS_CONF_INT, "4", GEN_OFF(sensors), 0,
      "sensors: sensors per machine (temperature, vibration, pressure, rpm, "
      "current, voltage, flow, humidity)", NULL, 1, 8},
@@ -270,6 +277,12 @@ static rs_err_t gen_resolve(rs_gen_conf_t *c, int64_t *start_ms, char *errstr,
             sum += rates[i];
         }
         if (sum > 0.5) GEN_BAD("gen: fraud rates sum to %g (> 0.5)", sum);
+        if (!(c->fraud_rate >= 0 && c->fraud_rate <= 0.5))
+            GEN_BAD("gen.fraud_rate: %g out of range [0, 0.5]", c->fraud_rate);
+        if (c->fraud_rate > 0 && !(sum > 0))
+            GEN_BAD("gen.fraud_rate: %g needs a pattern rate > 0", c->fraud_rate);
+        if (c->compromise_ms < 0)
+            GEN_BAD("gen.compromise_duration: negative");
         if (!(c->tx_per_day >= 0.01 && c->tx_per_day <= 1000))
             GEN_BAD("gen.tx_per_day: %g out of range [0.01, 1000]",
                     c->tx_per_day);
@@ -311,6 +324,15 @@ rs_gen_t *rs_gen_new(const rs_gen_conf_t *conf, char *errstr,
         goto fail;
     g->end_ms = g->conf.duration_ms > 0 ? g->start_ms + g->conf.duration_ms
                                          : INT64_MAX;
+    if (g->conf.fraud_rate > 0) { /* scale the pattern mix to the total */
+        double sum = g->conf.card_testing_rate + g->conf.takeover_rate +
+                     g->conf.compromised_rate + g->conf.velocity_rate;
+        double k = g->conf.fraud_rate / sum;
+        g->conf.card_testing_rate *= k;
+        g->conf.takeover_rate *= k;
+        g->conf.compromised_rate *= k;
+        g->conf.velocity_rate *= k;
+    }
     /* Independent streams from one seed (splitmix64 inside rs_rng_seed). */
     uint64_t s = (uint64_t)g->conf.seed;
     rs_rng_seed(&g->rng_world, s ^ 0x776f726c64000001ULL);

@@ -99,6 +99,12 @@ typedef struct rs_gen_conf_s {
     double takeover_rate;
     double compromised_rate;
     double velocity_rate;
+    double fraud_rate;            /* >0: the four rates are scaled so they
+                                   * sum to this (0: as given)             */
+    int64_t compromise_ms;        /* >0: a breached merchant stays breached
+                                   * this long and every visitor's card is
+                                   * stolen with p 0.5 (0: one-shot breach
+                                   * of the past week's visitors)           */
     /* sensors */
     int64_t sensors;              /* sensors per machine, 1..8              */
     int64_t reading_interval_ms;

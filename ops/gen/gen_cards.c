@@ -387,6 +387,36 @@ static double gen_ep_gap(const gen_episode_t *ep) {
 static int gen_start_episode(rs_gen_t *g, int p, int64_t now) {
     rs_rng_t *r = &g->rng_fraud;
     uint32_t id = ++g->episode_seq;
+    if (p == RS_GEN_PAT_COMPROMISED && g->conf.compromise_ms > 0) {
+        /* A lasting breach: from now on, for compromise_duration, every
+         * visitor's card is stolen with GEN_CMP_SHARE (gen_visit).  The
+         * planned events (for the renewal process) are the expected ones:
+         * the merchant's visits of the past week scaled to the duration. */
+        const gen_card_t *c0 = &g->cards[rs_rng_below(r, g->n_cards)];
+        uint32_t m = g->pref[c0->pref_off];
+        gen_merchant_t *mm = &g->merch[m];
+        int32_t now_min = (int32_t)((now - g->start_ms) / GEN_MIN_MS);
+        uint32_t cnt = RS_MIN(mm->ring_pos, (uint32_t)GEN_RING), recent = 0;
+        int32_t oldest = now_min;
+        for (uint32_t k = 0; k < cnt; k++) {
+            const gen_visit_t *v = &g->ring[(size_t)m * GEN_RING + k];
+            if (now_min - v->t_min > GEN_CMP_WINDOW_MIN) continue;
+            recent++;
+            if (v->t_min < oldest) oldest = v->t_min;
+        }
+        if (recent < 2 || mm->breach_until_ms > now) {
+            g->episode_seq--;      /* nothing happened; try again later */
+            return 0;
+        }
+        double span_min = RS_MAX(now_min - oldest, 60);
+        double visits = recent * ((double)g->conf.compromise_ms / GEN_MIN_MS) /
+                        span_min;
+        mm->breach_id = id;
+        mm->breach_until_ms = now + g->conf.compromise_ms;
+        g->st.episodes[p]++;
+        int planned = (int)(visits * GEN_CMP_SHARE * 2.5);
+        return planned > 0 ? planned : 1;
+    }
     if (p == RS_GEN_PAT_COMPROMISED) {
         /* Breach a merchant that a random card uses most: its recent
          * genuine visitors are the stolen cards. */
@@ -505,6 +535,24 @@ static void gen_visit(rs_gen_t *g, uint32_t ci, uint32_t mi, int64_t t) {
     v->card = ci;
     v->t_min = (int32_t)((t - g->start_ms) / GEN_MIN_MS);
     m->ring_pos++;
+    if (t < m->breach_until_ms) {
+        /* a lasting breach: this card is stolen with GEN_CMP_SHARE (the
+         * fraud stream draws, so the genuine background is unchanged) */
+        rs_rng_t *r = &g->rng_fraud;
+        if (gen_u(r) >= GEN_CMP_SHARE) return;
+        uint32_t e = gen_ep_alloc(g);
+        gen_episode_t *ep = &g->eps[e];
+        ep->pattern = RS_GEN_PAT_COMPROMISED;
+        ep->card = ci;
+        ep->id = m->breach_id;
+        ep->merch[0] = mi;
+        ep->n_merch = 1;
+        ep->remaining = (int16_t)(1 + rs_rng_below(r, 4));
+        ep->gap_ms = GEN_CMP_GAP_MS;
+        int64_t ts = t + (int64_t)gen_range(r, 0.5 * GEN_DAY_MS, 5.0 * GEN_DAY_MS);
+        gen_push(g, ts, GEN_IT_EPISODE, RS_GEN_PAT_COMPROMISED, 0, 0, e,
+                 m->breach_id);
+    }
 }
 
 static void gen_truth(rs_gen_t *g, rs_gen_rec_t *rec, uint32_t ci, int fraud,

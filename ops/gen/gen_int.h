@@ -82,6 +82,9 @@ typedef struct gen_merchant_s {
     float pop;              /* popularity weight                          */
     uint8_t mcc, country, online;
     uint32_t ring_pos;      /* visits recorded so far                     */
+    uint32_t breach_id;     /* lasting breach (compromise_duration): its
+                             * episode id, and until when it lasts        */
+    int64_t breach_until_ms;
 } gen_merchant_t;
 
 /* A recent genuine visit to a merchant (the breach window of pattern 3). */

@@ -580,6 +580,102 @@ static void test_doc_markdown(void **state) {
     free(out);
 }
 
+/* The commented sample: every key after its comment (description, type,
+ * range, default), secrets masked, loads back to the same values; raw
+ * keys documented with rs_conf_add_raw_doc appear in --doc and the
+ * sample. */
+static rs_err_t raw_ok(void *o, const char *s, const char *k,
+                       const rs_conf_node_t *v, char *e, size_t es) {
+    (void)o; (void)s; (void)k; (void)v; (void)e; (void)es;
+    return RS_OK;
+}
+
+static void test_sample(void **state) {
+    fixture_t *fx = *state;
+    if (load(fx, "redis:\n  workers: 7\n  password: pw\nkafka:\n  a.b: c\n"))
+        fail_msg("%s", fx->err);
+    assert_int_equal(rs_conf_add_raw_doc(fx->conf, "redis", "specs", "list",
+                                         "x", fx->err, sizeof(fx->err)),
+                     RS_ERR_CONFIG); /* no raw hook yet */
+    assert_int_equal(rs_conf_add_raw(fx->conf, "redis", NULL, raw_ok, NULL,
+                                     NULL, fx->err, sizeof(fx->err)), RS_OK);
+    assert_int_equal(rs_conf_add_raw_doc(fx->conf, "redis", "specs",
+                                         "list of specs", "extra things",
+                                         fx->err, sizeof(fx->err)), RS_OK);
+    char *out = capture(rs_conf_sample, fx->conf);
+    assert_non_null(strstr(out, "# redis: Redis connection\nredis:\n"));
+    assert_non_null(strstr(out, "  # Worker threads [int, range 1 to 64; "
+                                "default 4]\n  workers: 7\n"));
+    assert_non_null(strstr(out, "  # Wire format [one of: json, protobuf, "
+                                "csv; default protobuf]\n  format: protobuf\n"));
+    assert_non_null(strstr(out, "  # Key TTL [duration, range 1s to 30d; "
+                                "default 7d]\n  ttl: 1w\n"));
+    assert_non_null(strstr(out, "  password: \"***\"\n"));
+    assert_null(strstr(out, "pw\""));
+    assert_non_null(strstr(out, "  # specs: extra things [list of specs; not "
+                                "set by default]\n"));
+    assert_non_null(strstr(out, "kafka:\n  a.b: \"c\"\n"));
+    /* Loads back (the masked secret aside). */
+    test_conf_t tc2;
+    rs_kv_t kv2;
+    rs_kv_init(&kv2);
+    rs_conf_section_t sec2 = fx->sec;
+    sec2.base = &tc2;
+    rs_conf_t *conf2 = rs_conf_new();
+    assert_int_equal(rs_conf_add_section(conf2, &sec2, NULL, 0), RS_OK);
+    rs_conf_add_passthrough(conf2, "kafka", NULL, &kv2);
+    if (rs_conf_load_yaml(conf2, out, strlen(out), "sample", fx->err,
+                          sizeof(fx->err)))
+        fail_msg("sample does not load: %s\n%s", fx->err, out);
+    assert_int_equal(tc2.workers, 7);
+    assert_int_equal(tc2.ttl_ms, 7 * 86400000LL);
+    assert_string_equal(rs_kv_get(&kv2, "a.b"), "c");
+    rs_conf_destroy(conf2);
+    rs_kv_free(&kv2);
+    free(out);
+    out = capture(rs_conf_doc_markdown, fx->conf);
+    assert_non_null(strstr(out, "| `specs` | list of specs | | extra things |"));
+    free(out);
+}
+
+static void test_doc_table(void **state) {
+    fixture_t *fx = *state;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&buf, &len);
+    assert_int_equal(rs_conf_doc_table(fx->conf, "redis.ttl, redis.format",
+                                       fp, fx->err, sizeof(fx->err)), RS_OK);
+    fclose(fp);
+    assert_string_equal(buf,
+        "| key | type | default | description |\n"
+        "|-----|------|---------|-------------|\n"
+        "| `redis.ttl` | duration | `7d` | Key TTL (range 1s to 30d) |\n"
+        "| `redis.format` | enum: `json` \\| `protobuf` \\| `csv` | "
+        "`protobuf` | Wire format |\n");
+    free(buf);
+    buf = NULL;
+    fp = open_memstream(&buf, &len);
+    assert_int_equal(rs_conf_doc_table(fx->conf, "redis", fp, NULL, 0), RS_OK);
+    fclose(fp);
+    int rows = 0;
+    for (const char *p = buf; (p = strstr(p, "\n|")); p++) rows++;
+    assert_int_equal(rows, (int)RS_ARRAY_LEN(test_fields) + 1);
+    free(buf);
+    /* Unknown names fail before printing anything. */
+    const char *bad[] = {"redis.nope", "nosuch", "kafka", "redis.ttl,x.y",
+                         "", " , "};
+    for (size_t i = 0; i < RS_ARRAY_LEN(bad); i++) {
+        buf = NULL;
+        fp = open_memstream(&buf, &len);
+        assert_int_equal(rs_conf_doc_table(fx->conf, bad[i], fp, fx->err,
+                                           sizeof(fx->err)), RS_ERR_NOTFOUND);
+        fclose(fp);
+        assert_int_equal(len, 0);
+        free(buf);
+    }
+    assert_non_null(strstr(fx->err, "empty key list"));
+}
+
 static void test_load_file(void **state) {
     fixture_t *fx = *state;
     char path[] = "/tmp/rs_test_config_XXXXXX";
@@ -783,6 +879,7 @@ int main(void) {
         T(test_alias_bombs),     T(test_pathological_shapes),
         T(test_set),
         T(test_dump_roundtrip),  T(test_doc_markdown),
+        T(test_sample),          T(test_doc_table),
         T(test_load_file),       cmocka_unit_test(test_bad_tables),
         T(test_garbage),
     };

@@ -55,5 +55,17 @@ if cmp -s "$T/a.jsonl" "$T/b.jsonl" && [ -s "$T/a.jsonl" ]; then echo "ok: gen d
 "$BIN" gen --sensors --seed 7 --entities 5 --duration 1d --format csv --out "$T/s.csv" 2>/dev/null
 if head -1 "$T/s.csv" | grep -q '^id,type,entity_id'; then echo "ok: gen --sensors csv"; else echo "FAIL: sensors csv header"; fails=$((fails+1)); fi
 expect 2 "format" -- "$BIN" gen --format xml
+# Event ids must be unique: a --map id= naming a non-unique column is exit 2
+# naming the column and the counts (eval, train, features); a single
+# repeated id is a warning.
+"$BIN" gen --seed 7 --entities 50 --duration 2d --format csv --out "$T/g.csv" 2>/dev/null
+expect 2 "--map id=entity_id is not unique: [0-9,]+ of the first [0-9,]+ events" -- "$BIN" eval --input "$T/g.csv" --map id=entity_id
+expect 2 "--map id=entity_id is not unique" -- "$BIN" train --input "$T/g.csv" --map id=entity_id --out "$T/m.rsm"
+expect 2 "--map id=counterparty_id is not unique" -- "$BIN" features --config /dev/null --input "$T/g.csv" --map id=counterparty_id --output "$T/f.csv"
+{ cat "$T/a.jsonl"; head -1 "$T/a.jsonl"; } >"$T/dup.jsonl"
+expect 0 "warning: .*1 of the first [0-9,]+ events repeat an earlier event's id \\(the field 'id'\\)" -- "$BIN" features --config /dev/null --input "$T/dup.jsonl" --output "$T/f.csv"
+# features.sensor_fields: the documented 8 fields, a 9th names the key
+expect 0 "35 features" -- "$BIN" features --explain - --set features.preset=sensors --set features.sensor_fields=a,b,c,d,e,f,g,h
+expect 2 "features.sensor_fields" -- "$BIN" features --explain - --set features.preset=sensors --set features.sensor_fields=a,b,c,d,e,f,g,h,i
 echo "cli_contract: $fails failure(s)"
 [ "$fails" -eq 0 ]

@@ -4,7 +4,9 @@
 # mixed in, and labels.  Checks: exactly N scores on the scores topic and N
 # records in Redis, each with the right event id and a score in [0,1]; the
 # malformed lines are counted and land in the dead-letter topic with a
-# reason header; a SIGTERM stops the service cleanly (exit 0).
+# reason header; /metrics passes promtool and carries every metric the
+# Grafana dashboard and the alert rules of ops/monitoring use; a SIGTERM
+# stops the service cleanly (exit 0).
 #
 # usage: e2e_kcat.sh RISKSTREAM_BINARY SOURCE_DIR
 set -euo pipefail
@@ -91,6 +93,21 @@ diff -q "$T/want_ids" "$T/score_ids" >/dev/null || fail "score event ids differ 
 bad_scores=$(jq -r 'select((.score|type) != "number" or .score < 0 or .score > 1) | .event_id' "$T/scores.jsonl" | wc -l)
 [ "$bad_scores" -eq 0 ] || fail "$bad_scores scores outside [0,1]"
 jq -e 'select(.model_version == "" or .decision == null)' "$T/scores.jsonl" >/dev/null && fail "score without model_version/decision"
+# Each score carries its event's own fields (the case view shows them).
+grep '"id":"e2e-' "$T/events.jsonl" \
+  | jq -c '{id: .id, cp: .counterparty_id, amount: .amount, mcc: .categorical_fields.mcc}' \
+  | sort >"$T/want_fields"
+jq -c '{id: .event_id, cp: .event.counterparty_id, amount: .event.amount,
+        mcc: ([.event.categorical_fields[] | select(.name == "mcc") | .value][0])}' \
+  "$T/scores.jsonl" | sort >"$T/got_fields"
+diff -q "$T/want_fields" "$T/got_fields" >/dev/null || fail "score event fields differ from the input events"
+# A reason is always the words of a listed contribution that raised the risk.
+nbad=$(jq -r '.explanation as $x | $x.reasons[] as $r
+              | select([$x.feature_contributions[] | select(.text == $r and .contribution > 0)] | length == 0)
+              | $r' "$T/scores.jsonl" | wc -l)
+[ "$nbad" -eq 0 ] || fail "$nbad reasons are not the words of a contribution > 0"
+jq -e 'select(.explanation.feature_contributions[] | .text == "")' "$T/scores.jsonl" >/dev/null \
+  && fail "a contribution without words"
 
 # Redis: N records, each with the right id and a score in [0,1].
 nkeys=$(redis-cli -s "$SOCK" --scan --pattern 'rs:score:*' | wc -l)
@@ -140,7 +157,16 @@ grep -q "^riskstream_events_rejected_total $BAD\$" "$T/metrics.txt" || fail "rej
 grep -q '^riskstream_consumer_lag{topic="events",partition="0"} 0$' "$T/metrics.txt" || fail "consumer lag: $(grep consumer_lag "$T/metrics.txt" | head -3)"
 grep -q "^riskstream_e2e_latency_seconds_count $N\$" "$T/metrics.txt" || fail "latency histogram count"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$API/readyz")" = 200 ] || fail "/readyz not 200"
+# Build info and the standard process metrics (from /proc).
+grep -q '^riskstream_build_info{version="[^"]*",commit="[^"]*",build_type=' "$T/metrics.txt" || fail "no riskstream_build_info"
+for m in process_cpu_seconds_total process_resident_memory_bytes process_start_time_seconds process_open_fds; do
+  v=$(awk -v m="$m" '$1 == m {print $2}' "$T/metrics.txt")
+  [ -n "$v" ] && awk -v v="$v" 'BEGIN {exit !(v > 0)}' || fail "$m missing or not > 0: '$v'"
+done
 echo "e2e: /metrics valid for promtool ($(grep -c '^# TYPE' "$T/metrics.txt") metric families), /readyz 200"
+# The dashboard and the alert rules use only metrics this scrape exports;
+# the rules pass promtool and their unit tests.
+bash "$SRC/ops/monitoring/check.sh" "$T/metrics.txt" || fail "ops/monitoring does not match /metrics"
 
 # Dead-letter topic: the BAD malformed lines, each with a reason header.
 kcat -C -b "$BOOT" -t events.dlq -o beginning -e -q -f '%h\n' >"$T/dlq_headers" 2>/dev/null || true
@@ -154,5 +180,5 @@ SERVE_PID=""
 [ "$rc" -eq 0 ] || fail "serve exited with $rc after SIGTERM"
 summary="$(grep '^serve:' "$T/serve.out" || true)"
 echo "e2e: $summary"
-echo "$summary" | grep -q "^serve: $N events scored, $NLAB labels, $BAD rejected" || fail "summary mismatch: $summary"
+grep -q "^serve: $N events scored, $NLAB labels, $BAD rejected" <<<"$summary" || fail "summary mismatch: $summary"
 echo "e2e: PASS ($N scores on Kafka and in Redis, $BAD rejected to DLQ, $NLAB labels)"

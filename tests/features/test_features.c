@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "features/features.h"
@@ -138,6 +139,13 @@ typedef struct ref_s {
     int nlab;
     ref_key_t keys[REF_MAX_KEYS];
     int nkeys;
+    /* bucketed windows: per table bucket width and count, and the fraud
+     * labels counted into a bucket (table, key, bucket, seq) */
+    int64_t tbkt[RS_FEATURES_MAX_TABLES];
+    int tnbkt[RS_FEATURES_MAX_TABLES], tbvi[RS_FEATURES_MAX_TABLES];
+    int bf_tab[REF_MAX_LAB], bf_key[REF_MAX_LAB], bf_seq[REF_MAX_LAB];
+    int64_t bf_j[REF_MAX_LAB], bf_arr[REF_MAX_LAB];
+    int nbf;
     int64_t wm;
     int seq;
     uint64_t events;
@@ -165,9 +173,16 @@ static void ref_init(ref_t *r, const rs_features_conf_t *c) {
         if (h < c->history) h = (int)c->history;
         if (s->last_n > h) h = (int)s->last_n;
         if (h > r->thist[t]) r->thist[t] = h;
-        if (s->aggs & ((1u << RS_FEATURES_AGG_FRAUD_COUNT) |
-                       (1u << RS_FEATURES_AGG_FRAUD_RATE)))
+        if (s->bucket_ms) {
+            int64_t nb = (s->offset_ms + s->bucket_ms - 1) / s->bucket_ms +
+                         s->window_ms / s->bucket_ms + 1;
+            r->tbkt[t] = s->bucket_ms;
+            if (nb > r->tnbkt[t]) r->tnbkt[t] = (int)nb;
+            r->tbvi[t] = name_idx(r->vnames, &r->nvn, s->value);
+        } else if (s->aggs & ((1u << RS_FEATURES_AGG_FRAUD_COUNT) |
+                              (1u << RS_FEATURES_AGG_FRAUD_RATE))) {
             r->tlab[t] = (int)c->labels_per_key;
+        }
         name_idx(r->vnames, &r->nvn, s->value);
         name_idx(r->anames, &r->nan_, s->field);
     }
@@ -242,6 +257,94 @@ static int ref_ring(ref_t *r, int t, int id, ritem_t *out) {
     return n > r->thist[t] ? r->thist[t] : n;
 }
 
+static int64_t fdiv(int64_t a, int64_t b) {
+    int64_t q = a / b;
+    return q - (a % b != 0 && a < 0);
+}
+
+/* Largest bucket number of the key's current-epoch events (inserted so
+ * far) in the class of bucket j (j mod nbkt); -1 if none. */
+static int64_t ref_bkt_max(const ref_t *r, int tb, int id, int64_t j) {
+    const ref_key_t *k = NULL;
+    for (int i = 0; i < r->nkeys; i++)
+        if (r->keys[i].tab == tb && r->keys[i].id == id) k = &r->keys[i];
+    int64_t best = -1, nb = r->tnbkt[tb];
+    for (int i = 0; i < r->nev; i++) {
+        if (r->ev[i].key[tb] != id || (k && r->ev[i].seq < k->epoch_seq)) continue;
+        int64_t b = fdiv(r->ev[i].t, r->tbkt[tb]);
+        if (b % nb == j % nb && b > best) best = b;
+    }
+    return best;
+}
+
+/* Bucketed spec: whole buckets [e - W/B + 1, e], e = floor((t - O)/B) - 1,
+ * each counted if it is still the newest of its class. */
+static void ref_bucketed(ref_t *r, const rs_features_spec_t *s, int tb, int id,
+                         int64_t t, const uint8_t *aggs, int nout, float *out) {
+    const ref_key_t *k = ref_key(r, tb, id);
+    const int64_t B = r->tbkt[tb];
+    int64_t e = fdiv(t - s->offset_ms, B) - 1;
+    double n = 0, nv = 0, fr = 0, sum = 0;
+    int vi = r->tbvi[tb];
+    for (int64_t j = e - s->window_ms / B + 1; j <= e; j++) {
+        if (j < 0 || ref_bkt_max(r, tb, id, j) != j) continue;
+        for (int i = 0; i < r->nev; i++) {
+            const ref_ev_t *ev = &r->ev[i];
+            if (ev->key[tb] != id || ev->seq < k->epoch_seq || fdiv(ev->t, B) != j)
+                continue;
+            n++;
+            if (isfinite(ev->val[vi])) { nv++; sum += ev->val[vi]; }
+        }
+        for (int i = 0; i < r->nbf; i++) {
+            if (r->bf_tab[i] != tb || r->bf_key[i] != id || r->bf_j[i] != j ||
+                r->bf_seq[i] < k->epoch_seq)
+                continue;
+            /* not counted: among the key's labels_per_key newest by
+             * (arrival, order) and arrived at or after t */
+            if (r->bf_arr[i] >= t) {
+                int newer = 0;
+                for (int q = 0; q < r->nbf; q++)
+                    if (r->bf_tab[q] == tb && r->bf_key[q] == id &&
+                        r->bf_seq[q] >= k->epoch_seq &&
+                        (r->bf_arr[q] > r->bf_arr[i] ||
+                         (r->bf_arr[q] == r->bf_arr[i] && r->bf_seq[q] > r->bf_seq[i])))
+                        newer++;
+                if (newer < (int)r->conf.labels_per_key) continue;
+            }
+            fr++;
+        }
+    }
+    for (int q = 0; q < nout; q++) {
+        double v = 0;
+        switch (aggs[q]) {
+        case RS_FEATURES_AGG_COUNT: v = n; break;
+        case RS_FEATURES_AGG_SUM: v = sum; break;
+        case RS_FEATURES_AGG_MEAN: v = nv ? sum / nv : 0; break;
+        case RS_FEATURES_AGG_VELOCITY: v = n * (double)HOUR_MS / s->window_ms; break;
+        case RS_FEATURES_AGG_FRAUD_COUNT: v = fr; break;
+        case RS_FEATURES_AGG_FRAUD_RATE: v = n ? fmin(1.0, fr / n) : 0; break;
+        }
+        out[q] = (float)v;
+    }
+}
+
+/* Calendar transforms in UTC (the zone lookup is tested against glibc in
+ * test_calendar_timezones). */
+static int ref_calendar(int agg, int64_t t, double *v) {
+    int64_t day = fdiv(t, DAY_MS);
+    double h = (double)(t - day * DAY_MS) / HOUR_MS;
+    int dow = (int)(((day + 3) % 7 + 7) % 7);
+    switch (agg) {
+    case RS_FEATURES_AGG_HOUR_OF_DAY: *v = floor(h); return 1;
+    case RS_FEATURES_AGG_DAY_OF_WEEK: *v = dow; return 1;
+    case RS_FEATURES_AGG_NIGHT: *v = h < 6; return 1;
+    case RS_FEATURES_AGG_WEEKEND: *v = dow >= 5; return 1;
+    case RS_FEATURES_AGG_HOUR_SIN: *v = sin(6.283185307179586 * h / 24); return 1;
+    case RS_FEATURES_AGG_HOUR_COS: *v = cos(6.283185307179586 * h / 24); return 1;
+    }
+    return 0;
+}
+
 static void ref_features(ref_t *r, const rs_event_t *ev, const ref_ev_t *cur,
                          float *out, uint32_t *flags) {
     static ritem_t ring[REF_MAX_EV];
@@ -258,8 +361,29 @@ static void ref_features(ref_t *r, const rs_event_t *ev, const ref_ev_t *cur,
         uint8_t aggs[RS_FEATURES_AGG__CNT];
         for (int a = 0; a < RS_FEATURES_AGG__CNT; a++)
             if (s->aggs & (1u << a)) aggs[nout++] = (uint8_t)a;
+        {
+            double cv;
+            int all_cal = 1;
+            for (int k = 0; k < nout; k++) all_cal &= ref_calendar(aggs[k], t, &cv);
+            if (all_cal) {
+                for (int k = 0; k < nout; k++) {
+                    ref_calendar(aggs[k], t, &cv);
+                    out[o++] = (float)cv;
+                }
+                continue;
+            }
+        }
         if (id == 0) {
-            for (int k = 0; k < nout; k++) out[o++] = 0;
+            for (int k = 0; k < nout; k++) {
+                double cv = 0;
+                ref_calendar(aggs[k], t, &cv);
+                out[o++] = (float)cv;
+            }
+            continue;
+        }
+        if (s->bucket_ms) {
+            ref_bucketed(r, s, tb, id, t, aggs, nout, out + o);
+            o += nout;
             continue;
         }
         int n = ref_ring(r, tb, id, ring);
@@ -271,7 +395,7 @@ static void ref_features(ref_t *r, const rs_event_t *ev, const ref_ev_t *cur,
                 if (ns < s->last_n) sel[ns++] = ring[i].ev;
             } else {
                 int64_t d = t - ring[i].t;
-                if (d >= s->offset_ms && (!s->window_ms || d < s->offset_ms + s->window_ms))
+                if (d >= s->offset_ms && (!s->window_ms || d <= s->offset_ms + s->window_ms))
                     sel[ns++] = ring[i].ev;
             }
         }
@@ -343,7 +467,7 @@ static void ref_features(ref_t *r, const rs_event_t *ev, const ref_ev_t *cur,
                 const ref_lab_t *l = &r->lab[labs[j].ev];
                 if (l->et > t) continue;
                 int64_t d = t - l->et;
-                if (d < s->offset_ms || d >= s->offset_ms + s->window_ms) continue;
+                if (d < s->offset_ms || d > s->offset_ms + s->window_ms) continue;
                 if (l->arr + s->label_delay_ms < t) fc++;
             }
         }
@@ -389,6 +513,7 @@ static void ref_features(ref_t *r, const rs_event_t *ev, const ref_ev_t *cur,
             case RS_FEATURES_AGG_DEVIATION: v = xok && nv ? x - mean : 0; break;
             case RS_FEATURES_AGG_CURRENT: v = xok ? x : 0; break;
             case RS_FEATURES_AGG_CURRENT_LOG1P: v = xok ? log1p(x > 0 ? x : 0) : 0; break;
+            default: ref_calendar(aggs[k], t, &v); break;
             }
             out[o++] = (float)v;
         }
@@ -451,8 +576,21 @@ static void ref_label(ref_t *r, int evn, double value, int64_t ltime) {
     if (arr < e->t) arr = e->t;
     int seq = r->seq++;
     for (int tb = 0; tb < r->ntab; tb++) {
-        if (!r->tlab[tb] || !e->key[tb]) continue;
+        if ((!r->tlab[tb] && !r->tbkt[tb]) || !e->key[tb]) continue;
         if (!ref_access(r, tb, e->key[tb])) continue;
+        if (r->tbkt[tb]) {
+            int64_t j = fdiv(e->t, r->tbkt[tb]);
+            if (ref_bkt_max(r, tb, e->key[tb], j) == j) {
+                assert_true(r->nbf < REF_MAX_LAB);
+                r->bf_tab[r->nbf] = tb;
+                r->bf_key[r->nbf] = e->key[tb];
+                r->bf_j[r->nbf] = j;
+                r->bf_arr[r->nbf] = arr;
+                r->bf_seq[r->nbf] = seq;
+                r->nbf++;
+            }
+        }
+        if (!r->tlab[tb]) continue;
         assert_true(r->nlab < REF_MAX_LAB);
         r->lab[r->nlab] = (ref_lab_t){e->t, arr, seq};
         r->lab_tab[r->nlab] = tb;
@@ -610,6 +748,7 @@ static const char *yaml_all =
     "  key_ttl: 5d\n"
     "  allowed_lateness: 1h\n"
     "  label_index: 65536\n"
+    "  label_maturity: 5h\n"
     "  specs:\n"
     "    - key: entity\n"
     "      windows: [10m, 1h, 1d, 7d]\n"
@@ -634,7 +773,12 @@ static const char *yaml_all =
     "    - {key: entity, value: temp, last: 4, include_current: true, aggs: [mean, slope]}\n"
     "    - {key: counterparty, windows: [1h, 1d], history: 20, aggs: [count, mean, fraud_count, fraud_rate, {distinct: entity}]}\n"
     "    - {key: counterparty, window: 3d, offset: 1d, aggs: [count, fraud_rate]}\n"
-    "    - {key: mcc, window: 1d, aggs: [count, sum, zscore, fraud_count]}\n";
+    "    - {key: mcc, window: 1d, aggs: [count, sum, zscore, fraud_count]}\n"
+    "    - {key: counterparty, windows: [6h, 2d], offset: maturity, bucket: 2h, name: cpb,\n"
+    "       aggs: [count, sum, mean, velocity, fraud_count, fraud_rate]}\n"
+    "    - {key: counterparty, window: 1d, bucket: 2h, name: cpb0, aggs: [count, fraud_count]}\n"
+    "    - {name: cal, aggs: [hour_of_day, day_of_week, night, weekend, hour_sin, hour_cos]}\n"
+    "    - {key: mcc, window: 1h, name: mixcal, aggs: [count, night, hour_sin]}\n";
 
 static void test_reference_all_aggs(void **state) {
     (void)state;
@@ -674,6 +818,29 @@ static void test_reference_presets(void **state) {
 
 /* ================================================================ targeted */
 
+/* features.sensor_fields takes the documented 8 fields (35 features:
+ * amount + 8 values on the entity key), and a 9th is refused naming the
+ * key (it once failed at 8, naming only "key 'entity'"). */
+static void test_sensor_fields_max(void **state) {
+    (void)state;
+    rs_features_conf_t c;
+    rs_features_conf_init(&c);
+    c.max_keys = c.max_counterparties = 64;
+    c.label_index = 64;
+    c.preset = 1; /* sensors */
+    char err[256];
+    rs_strlcpy(c.sensor_fields, "a,b,c,d,e,f,g,h", sizeof(c.sensor_fields));
+    rs_features_t *f = rs_features_new(&c, err, sizeof(err));
+    if (!f) fail_msg("8 sensor fields refused: %s", err);
+    assert_int_equal(rs_features_dim(f), 3 + 4 * RS_FEATURES_MAX_SENSORS);
+    assert_true(find_feature(f, "ent_h_deviation_7d") >= 0);
+    rs_features_destroy(f);
+    rs_strlcpy(c.sensor_fields, "a,b,c,d,e,f,g,h,i", sizeof(c.sensor_fields));
+    err[0] = '\0';
+    assert_null(rs_features_new(&c, err, sizeof(err)));
+    assert_non_null(strstr(err, "features.sensor_fields"));
+}
+
 static void test_card_preset_layout(void **state) {
     (void)state;
     rs_features_conf_t c;
@@ -681,26 +848,198 @@ static void test_card_preset_layout(void **state) {
     c.max_keys = c.max_counterparties = 64;
     c.label_index = 64;
     char err[256];
+    c.label_maturity = 7 * DAY_MS;
     rs_features_t *f = rs_features_new(&c, err, sizeof(err));
     assert_non_null(f);
-    /* the information of the first hand-written set is all there */
+    /* what a fraud team computes first (docs/features.md) */
+    assert_int_equal(rs_features_dim(f), 36);
     const char *need[] = {
-        "ent_current_log1p", "ent_count_10m", "ent_count_1h", "ent_count_1d",
-        "ent_count_7d", "ent_sum_1d", "ent_mean_7d", "ent_std_7d",
-        "ent_ratio_mean_7d", "ent_zscore_7d", "ent_since_last",
-        "ent_distinct_counterparty_1d", "ent_new_counterparty",
-        "ent_count_below_1h", "ent_fraud_count_30d", "cp_count_1d",
-        "cp_fraud_rate_30d", "cp_fraud_rate_30d_off7d", "ent_velocity_1d"};
+        "ent_current_log1p", "ent_count_10m", "ent_count_1h",
+        "ent_count_below_1h", "ent_max_1h",
+        "ent_count_1d_incl", "ent_sum_1d_incl", "ent_mean_1d_incl",
+        "ent_count_7d_incl", "ent_sum_7d_incl", "ent_mean_7d_incl",
+        "ent_count_30d_incl", "ent_sum_30d_incl", "ent_mean_30d_incl",
+        "ent_ratio_mean_30d", "ent_zscore_30d", "ent_max_30d",
+        "ent_since_last", "ent_distinct_counterparty_1d_incl",
+        "ent_new_counterparty", "ent_fraud_count_30d", "cp_count_1h",
+        "cp_count_1d_off7d", "cp_count_7d_off7d", "cp_count_30d_off7d",
+        "cp_fraud_rate_1d_off7d", "cp_fraud_rate_7d_off7d",
+        "cp_fraud_rate_30d_off7d", "cp_fraud_count_30d", "cal_hour_of_day",
+        "cal_day_of_week", "cal_night", "cal_weekend", "cal_hour_sin",
+        "cal_hour_cos"};
     for (size_t i = 0; i < RS_ARRAY_LEN(need); i++)
         if (find_feature(f, need[i]) < 0) fail_msg("missing %s", need[i]);
     for (int i = 0; i < rs_features_dim(f); i++) {
         assert_non_null(rs_features_desc(f, i));
         char buf[128];
-        assert_true(rs_features_reason(f, i, 1.5f, buf, sizeof(buf)) > 0);
+        float x[RS_FEATURES_MAX_DIM];
+        for (int k = 0; k < rs_features_dim(f); k++) x[k] = 1.5f;
+        assert_true(rs_features_reason(f, i, x, buf, sizeof(buf)) > 0);
+        assert_true(rs_features_words(f, i, buf, sizeof(buf)) > 0);
     }
     assert_null(rs_features_name(f, rs_features_dim(f)));
-    assert_int_equal(rs_features_reason(f, -1, 0, NULL, 0), -1);
+    assert_int_equal(rs_features_reason(f, -1, NULL, NULL, 0), -1);
+    assert_int_equal(rs_features_words(f, rs_features_dim(f), NULL, 0), -1);
     rs_features_destroy(f);
+}
+
+/* x with every feature at `v`, then feature `name` at `fv`. */
+static void words_set(const rs_features_t *f, float *x, const char *name,
+                      float fv) {
+    int i = find_feature(f, name);
+    if (i < 0) fail_msg("no feature %s", name);
+    x[i] = fv;
+}
+
+static void words_expect(const rs_features_t *f, const float *x,
+                         const char *name, const char *want) {
+    char buf[RS_REASON_MAX];
+    int i = find_feature(f, name);
+    if (i < 0) fail_msg("no feature %s", name);
+    int n = rs_features_reason(f, i, x, buf, sizeof(buf));
+    if (n <= 0 || strcmp(buf, want))
+        fail_msg("%s: got '%s', want '%s'", name, buf, want);
+}
+
+static void label_expect(const rs_features_t *f, const char *name,
+                         const char *want) {
+    char buf[RS_REASON_MAX];
+    int i = find_feature(f, name);
+    if (i < 0) fail_msg("no feature %s", name);
+    rs_features_words(f, i, buf, sizeof(buf));
+    if (strcmp(buf, want)) fail_msg("%s: got '%s', want '%s'", name, buf, want);
+}
+
+/* Features in words: from the spec (key, window, offset, aggregation,
+ * value) and the nouns, with the usual level from another feature of the
+ * same key; no machine name ever shows. */
+static void test_words(void **state) {
+    (void)state;
+    static rs_features_conf_t c;
+    char err[512];
+    float x[RS_FEATURES_MAX_DIM];
+    rs_features_conf_init(&c);
+    c.max_keys = c.max_counterparties = 64;
+    c.label_index = 64;
+    c.label_maturity = 7 * DAY_MS;
+    rs_features_t *f = rs_features_new(&c, err, sizeof(err));
+    assert_non_null(f);
+    int dim = rs_features_dim(f);
+    for (int k = 0; k < dim; k++) x[k] = 0;
+    /* 72 payments in 30 days before this one = 0.1 an hour, 2.4 a day
+     * (the 30-day count includes this payment) */
+    words_set(f, x, "ent_count_30d_incl", 73);
+    words_set(f, x, "ent_count_7d_incl", 16);
+    words_set(f, x, "ent_count_1h", 7);
+    words_expect(f, x, "ent_count_1h", "7 payments in the last hour, usually 0.1");
+    words_set(f, x, "ent_count_10m", 1);
+    words_expect(f, x, "ent_count_10m",
+                 "1 payment in the last 10 minutes, usually 0.017");
+    label_expect(f, "ent_count_1h", "payments in the last hour");
+    words_set(f, x, "ent_since_last", (float)log1p(120.0));
+    words_expect(f, x, "ent_since_last",
+                 "2 minutes since this card's previous payment, usually 10.0 "
+                 "hours");
+    words_set(f, x, "ent_since_last", (float)log1p(1e8));
+    words_expect(f, x, "ent_since_last", "first payment of this card");
+    words_set(f, x, "ent_mean_30d_incl", 42.1f);
+    words_set(f, x, "ent_current_log1p", (float)log1p(980.0));
+    words_expect(f, x, "ent_current_log1p", "amount 980.00, usually 42.10");
+    words_set(f, x, "ent_ratio_mean_30d", 8.3f);
+    words_expect(f, x, "ent_ratio_mean_30d",
+                 "amount 8.3x this card's average over the last 30 days");
+    words_set(f, x, "ent_zscore_30d", -2.5f);
+    words_expect(f, x, "ent_zscore_30d",
+                 "amount 2.5 standard deviations below this card's average "
+                 "over the last 30 days");
+    words_set(f, x, "ent_new_counterparty", 1);
+    words_expect(f, x, "ent_new_counterparty", "new merchant for this card");
+    words_set(f, x, "ent_distinct_counterparty_1d_incl", 4);
+    words_expect(f, x, "ent_distinct_counterparty_1d_incl",
+                 "4 different merchants in the last day");
+    words_set(f, x, "cp_fraud_rate_30d_off7d", 0.13f);
+    words_expect(f, x, "cp_fraud_rate_30d_off7d",
+                 "13% of payments at this merchant confirmed as fraud in the "
+                 "30 days before the last 7 days");
+    label_expect(f, "cp_count_1h", "payments at this merchant in the last hour");
+    /* an aggregate over an empty window says so */
+    words_set(f, x, "cp_count_1h", 0);
+    words_set(f, x, "cp_mean_1h", 0);
+    words_expect(f, x, "cp_mean_1h", "no payments at this merchant in the last hour");
+    words_expect(f, x, "cp_count_1h", "no payments at this merchant in the last hour");
+    words_set(f, x, "cp_count_1h", 3);
+    words_set(f, x, "cp_mean_1h", 25.5f);
+    words_expect(f, x, "cp_mean_1h",
+                 "average amount 25.50 at this merchant in the last hour");
+    /* the calendar of the event itself */
+    words_set(f, x, "cal_hour_of_day", 3);
+    words_expect(f, x, "cal_hour_of_day", "at 03:00-03:59 (UTC)");
+    words_set(f, x, "cal_day_of_week", 6);
+    words_expect(f, x, "cal_day_of_week", "on a Sunday (UTC)");
+    words_set(f, x, "cal_night", 1);
+    words_expect(f, x, "cal_night", "at night, 00:00-06:00 (UTC)");
+    words_set(f, x, "cal_weekend", 0);
+    words_expect(f, x, "cal_weekend", "on a weekday (UTC)");
+    words_set(f, x, "cal_hour_sin", (float)sin(6.283185307179586 * 3.5 / 24));
+    words_set(f, x, "cal_hour_cos", (float)cos(6.283185307179586 * 3.5 / 24));
+    words_expect(f, x, "cal_hour_sin", "at 03:30 (UTC)");
+    label_expect(f, "cal_night", "at night, 00:00-06:00 (UTC)");
+    /* no machine name in any of them */
+    for (int i = 0; i < dim; i++) {
+        char buf[RS_REASON_MAX];
+        for (int k = 0; k < dim; k++) x[k] = 3;
+        rs_features_reason(f, i, x, buf, sizeof(buf));
+        if (strchr(buf, '_') || strstr(buf, rs_features_name(f, i)))
+            fail_msg("%s reads '%s'", rs_features_name(f, i), buf);
+        rs_features_words(f, i, buf, sizeof(buf));
+        if (strchr(buf, '_')) fail_msg("%s label '%s'", rs_features_name(f, i), buf);
+    }
+    rs_features_destroy(f);
+
+    /* generic over specs: any key, window, offset, last-N, and nouns */
+    static const char *yaml =
+        "features:\n"
+        "  max_keys: 64\n"
+        "  max_counterparties: 64\n"
+        "  label_index: 64\n"
+        "  nouns: event=login, entity=account, country=country/countries, "
+        "device_id=device\n"
+        "  specs:\n"
+        "    - {key: country, windows: [2h, 7d], aggs: [count, velocity]}\n"
+        "    - {key: entity, last: 20, aggs: [{distinct: device_id}]}\n"
+        "    - {key: entity, window: 1d, offset: 1d, aggs: [count]}\n"
+        "    - {key: entity, value: temp, window: 1h, aggs: [slope, last]}\n";
+    rs_features_conf_init(&c);
+    if (load_conf(yaml, &c, err, sizeof(err))) fail_msg("%s", err);
+    f = rs_features_new(&c, err, sizeof(err));
+    if (!f) fail_msg("%s", err);
+    dim = rs_features_dim(f);
+    for (int k = 0; k < dim; k++) x[k] = 0;
+    words_set(f, x, "country_count_2h", 3);
+    words_set(f, x, "country_count_7d", 168);
+    words_expect(f, x, "country_count_2h",
+                 "3 logins with the same country in the last 2 hours, "
+                 "usually 2");
+    words_set(f, x, "ent_distinct_device_id_last20", 5);
+    words_expect(f, x, "ent_distinct_device_id_last20",
+                 "5 different devices in the last 20 logins");
+    words_set(f, x, "ent_count_1d_off1d", 1);
+    words_expect(f, x, "ent_count_1d_off1d",
+                 "1 login in the 1 day before the last day");
+    words_set(f, x, "ent_temp_slope_1h", 0.5f);
+    words_expect(f, x, "ent_temp_slope_1h",
+                 "temp rising 0.5 per hour over the last hour");
+    label_expect(f, "country_velocity_7d",
+                 "logins per hour with the same country in the last 7 days");
+    rs_features_destroy(f);
+
+    /* a bad noun list is a configuration error naming the key */
+    rs_features_conf_init(&c);
+    c.max_keys = c.max_counterparties = 64;
+    c.label_index = 64;
+    snprintf(c.nouns, sizeof(c.nouns), "event=payment,entity");
+    assert_null(rs_features_new(&c, err, sizeof(err)));
+    assert_non_null(strstr(err, "features.nouns"));
 }
 
 static void test_current_excluded_and_leakage(void **state) {
@@ -789,7 +1128,8 @@ static void test_ttl_eviction_cap(void **state) {
     ev = mkev("late", "k7", "m", T0 + 2 * DAY_MS + 200, 1);
     rs_features_process(f, &ev, x, &fl);
     assert_true(fl & RS_FEATURES_FLAG_NEW_ENTITY);
-    assert_true(x[find_feature(f, "ent_count_30d")] == 0);
+    assert_true(x[find_feature(f, "ent_max_30d")] == 0);
+    assert_true(x[find_feature(f, "ent_count_30d_incl")] == 1);
     /* the sweep removes the other idle keys without them being touched */
     for (int i = 0; i < 8; i++) {
         snprintf(id, sizeof(id), "z%d", i);
@@ -815,6 +1155,168 @@ static void test_ttl_eviction_cap(void **state) {
     rs_features_destroy(f);
 }
 
+/* Window boundaries are SQL's RANGE frame: an item exactly one window old
+ * counts (issue 15: at a 1-hour cadence every 1-hour window was empty),
+ * one ms older does not; offsets are closed on both ends too. */
+static void test_window_boundaries(void **state) {
+    (void)state;
+    static rs_features_conf_t c;
+    char err[512];
+    rs_features_conf_init(&c);
+    const char *yaml =
+        "features:\n  max_keys: 16\n  max_counterparties: 16\n  label_index: 64\n"
+        "  specs:\n"
+        "    - {key: entity, window: 1h, aggs: [count, mean]}\n"
+        "    - {key: entity, window: 1h, offset: 1h, aggs: [count]}\n";
+    if (load_conf(yaml, &c, err, sizeof(err))) fail_msg("%s", err);
+    rs_features_t *f = rs_features_new(&c, err, sizeof(err));
+    assert_non_null(f);
+    float x[8];
+    char id[16];
+    for (int i = 0; i < 4; i++) { /* hourly readings */
+        snprintf(id, sizeof(id), "h%d", i);
+        rs_event_t ev = mkev(id, "m", "", T0 + i * HOUR_MS, 10.0 + i);
+        assert_int_equal(rs_features_process(f, &ev, x, NULL), RS_OK);
+        assert_true(x[0] == (i ? 1 : 0));      /* [t - 1h, t]: the previous */
+        assert_true(x[1] == (i ? 9.0f + i : 0));
+        assert_true(x[2] == (i >= 2 ? 2 : i)); /* [t - 2h, t - 1h]: two */
+    }
+    rs_event_t ev = mkev("late1", "m", "", T0 + 4 * HOUR_MS + 1, 1);
+    rs_features_process(f, &ev, x, NULL);   /* t-1h-1ms .. : h3 is 1h+1ms old */
+    assert_true(x[0] == 0);
+    assert_true(x[2] == 1);                  /* [t-2h, t-1h]: h3 only */
+    rs_features_destroy(f);
+}
+
+/* Calendar transforms against glibc's localtime_r (the test may set TZ;
+ * the engine never does): DST changes of Europe/Paris and America/New_York,
+ * a half-hour zone, far dates handled by the TZif footer rule. */
+static void test_calendar_timezones(void **state) {
+    (void)state;
+    const char *zones[] = {"UTC", "Europe/Paris", "America/New_York",
+                           "Asia/Kolkata", "Australia/Lord_Howe"};
+    const int64_t when[] = {
+        1711846800000LL - 1, 1711846800000LL,  /* 2024-03-31 01:00 UTC */
+        1729990800000LL - 1, 1729990800000LL,  /* 2024-10-27 01:00 UTC */
+        1710054000000LL, 1730613600000LL,      /* US changes 2024 */
+        1700000000000LL, 2524608000000LL,      /* 2023, 2050 */
+        4102444800000LL + 1234567, 86400000LL};
+    for (size_t z = 0; z < RS_ARRAY_LEN(zones); z++) {
+        char path[256];
+        snprintf(path, sizeof(path), "/usr/share/zoneinfo/%s", zones[z]);
+        if (z && access(path, R_OK) != 0) {
+            print_message("skip %s: no tzdata\n", zones[z]);
+            continue;
+        }
+        static rs_features_conf_t c;
+        char err[512];
+        rs_features_conf_init(&c);
+        c.max_keys = c.max_counterparties = 16;
+        c.label_index = 64;
+        const char *yaml =
+            "features:\n  specs:\n"
+            "    - {name: cal, aggs: [hour_of_day, day_of_week, night, weekend, hour_sin]}\n";
+        if (load_conf(yaml, &c, err, sizeof(err))) fail_msg("%s", err);
+        rs_strlcpy(c.timezone, zones[z], sizeof(c.timezone));
+        rs_features_t *f = rs_features_new(&c, err, sizeof(err));
+        if (!f) fail_msg("%s: %s", zones[z], err);
+        setenv("TZ", zones[z], 1);
+        tzset();
+        for (size_t i = 0; i < RS_ARRAY_LEN(when); i++) {
+            float x[8];
+            char id[16];
+            snprintf(id, sizeof(id), "c%zu", i);
+            rs_event_t ev = mkev(id, "e", "", when[i], 1);
+            assert_int_equal(rs_features_process(f, &ev, x, NULL), RS_OK);
+            time_t tt = (time_t)(when[i] / 1000);
+            struct tm tm;
+            localtime_r(&tt, &tm);
+            int dow = (tm.tm_wday + 6) % 7;
+            double h = tm.tm_hour + tm.tm_min / 60.0 + tm.tm_sec / 3600.0 +
+                       (double)(when[i] % 1000) / 3.6e6;
+            if (x[0] != tm.tm_hour || x[1] != dow || x[2] != (tm.tm_hour < 6) ||
+                x[3] != (dow >= 5) || fabs(x[4] - sin(6.283185307179586 * h / 24)) > 1e-5)
+                fail_msg("%s at %lld: hour %g dow %g night %g weekend %g sin %g; "
+                         "libc %d %d", zones[z], (long long)when[i], x[0], x[1],
+                         x[2], x[3], x[4], tm.tm_hour, dow);
+        }
+        rs_features_destroy(f);
+    }
+    unsetenv("TZ");
+    tzset();
+    /* a bad zone is a config error naming the key */
+    rs_features_conf_t c;
+    rs_features_conf_init(&c);
+    c.max_keys = c.max_counterparties = 16;
+    c.label_index = 64;
+    rs_strlcpy(c.timezone, "Mars/Olympus", sizeof(c.timezone));
+    char err[512];
+    assert_null(rs_features_new(&c, err, sizeof(err)));
+    assert_non_null(strstr(err, "features.timezone"));
+    rs_strlcpy(c.timezone, "../etc/passwd", sizeof(c.timezone));
+    assert_null(rs_features_new(&c, err, sizeof(err)));
+}
+
+/* The cards preset's counterparty windows end at label maturity, in
+ * whole-day buckets: a merchant with far more events than the ring holds
+ * still has its full 30 days, and its fraud rate counts only labels that
+ * were applied (arrived) before the event. */
+static void test_maturity_buckets(void **state) {
+    (void)state;
+    rs_features_conf_t c;
+    rs_features_conf_init(&c);
+    c.max_keys = 4096;
+    c.max_counterparties = 16;
+    c.label_index = 1 << 16;
+    c.label_maturity = 7 * DAY_MS;
+    char err[256];
+    rs_features_t *f = rs_features_new(&c, err, sizeof(err));
+    assert_non_null(f);
+    int n7 = find_feature(f, "cp_count_7d_off7d"), r7 = find_feature(f, "cp_fraud_rate_7d_off7d");
+    int n30 = find_feature(f, "cp_count_30d_off7d"), fc = find_feature(f, "cp_fraud_count_30d");
+    assert_true(n7 >= 0 && r7 >= 0 && n30 >= 0 && fc >= 0);
+    float x[RS_FEATURES_MAX_DIM];
+    const int64_t day0 = (T0 / DAY_MS) * DAY_MS;
+    /* 100 payments a day for 20 days at one merchant, every 10th fraud,
+     * its label arriving 2 days later */
+    char id[32], card[32];
+    int k = 0;
+    for (int d = 0; d < 20; d++) {
+        for (int i = 0; i < 100; i++, k++) {
+            int64_t t = day0 + d * DAY_MS + i * 10 * MIN_MS;
+            /* labels of day d - 2 arrive at the start of day d */
+            if (i == 0 && d >= 2)
+                for (int j = 0; j < 10; j++) {
+                    snprintf(id, sizeof(id), "p%d", (d - 2) * 100 + j * 10);
+                    rs_label_t lb = mklabel(id, 1.0, t);
+                    assert_int_equal(rs_features_label(f, &lb), RS_OK);
+                }
+            snprintf(id, sizeof(id), "p%d", k);
+            snprintf(card, sizeof(card), "c%d", k % 1000);
+            rs_event_t ev = mkev(id, card, "shop", t, 10);
+            assert_int_equal(rs_features_process(f, &ev, x, NULL), RS_OK);
+        }
+    }
+    /* at day 20 + 1h: 7-day window ending >= 7 days ago = days 6..12 */
+    rs_event_t ev = mkev("q", "c0", "shop", day0 + 20 * DAY_MS + HOUR_MS, 10);
+    rs_features_process(f, &ev, x, NULL);
+    assert_true(x[n7] == 700);          /* not capped by history 64 */
+    assert_true(x[r7] == 0.1f);
+    assert_true(x[n30] == 1300);        /* days 0..12 (the stream began) */
+    assert_true(x[fc] == 180);          /* days 0..17 labelled, in 19 buckets */
+    /* a label applied before its arrival time (the labels topic read ahead
+     * of the events) counts only for events after its arrival */
+    rs_label_t early = mklabel("p1901", 1.0, day0 + 22 * DAY_MS);
+    assert_int_equal(rs_features_label(f, &early), RS_OK);
+    ev = mkev("q2", "c1", "shop", day0 + 20 * DAY_MS + 2 * HOUR_MS, 10);
+    rs_features_process(f, &ev, x, NULL);
+    assert_true(x[fc] == 180);
+    ev = mkev("q3", "c2", "shop", day0 + 22 * DAY_MS + 1, 10);
+    rs_features_process(f, &ev, x, NULL);
+    assert_true(x[fc] == 181);
+    rs_features_destroy(f);
+}
+
 static void test_grammar_errors(void **state) {
     (void)state;
     static rs_features_conf_t c;
@@ -836,6 +1338,14 @@ static void test_grammar_errors(void **state) {
         {"features:\n  specs:\n    - {key: entity, window: 1h, aggs: [count]}\n"
          "    - {key: entity, window: 60m, aggs: [count]}\n",
          NULL /* duplicate name found at rs_features_new */},
+        {"features:\n  specs:\n    - {key: counterparty, window: 7d, bucket: 1d, aggs: [std]}\n",
+         "a bucketed window takes only count, sum"},
+        {"features:\n  specs:\n    - {key: counterparty, window: 36h, bucket: 1d, aggs: [count]}\n",
+         "whole number of buckets"},
+        {"features:\n  specs:\n    - {key: counterparty, window: 1d, bucket: 30s, aggs: [count]}\n",
+         "a bucket is at least 1m"},
+        {"features:\n  specs:\n    - {key: entity, last: 3, offset: maturity, aggs: [count]}\n",
+         "'offset' needs a duration window"},
     };
     for (size_t i = 0; i < RS_ARRAY_LEN(cases); i++) {
         rs_features_conf_init(&c);
@@ -858,11 +1368,16 @@ static void test_grammar_errors(void **state) {
     assert_null(rs_features_new(&c, err, sizeof(err)));
     /* extra_specs add to the preset; the dump loads back */
     rs_features_conf_init(&c);
-    assert_int_equal(load_conf("features:\n  extra_specs:\n    - {key: mcc, window: 1d, aggs: [count]}\n",
+    assert_int_equal(load_conf("features:\n  label_maturity: 2d\n  extra_specs:\n"
+                               "    - {key: mcc, window: 1d, aggs: [count]}\n"
+                               "    - {key: mcc, windows: [2d], offset: maturity, bucket: 1d, name: mccm,\n"
+                               "       aggs: [count, fraud_rate]}\n",
                                &c, err, sizeof(err)), RS_OK);
     rs_features_t *f = rs_features_new(&c, err, sizeof(err));
     assert_non_null(f);
     assert_true(find_feature(f, "mcc_count_1d") >= 0);
+    assert_true(find_feature(f, "mccm_fraud_rate_2d_off2d") >= 0);
+    assert_true(find_feature(f, "cp_count_7d_off2d") >= 0);
     assert_true(find_feature(f, "ent_count_1h") >= 0);
     uint64_t fp = rs_features_fingerprint(f);
     rs_features_destroy(f);
@@ -871,6 +1386,7 @@ static void test_grammar_errors(void **state) {
         rs_conf_section_t sec;
         rs_features_conf_section(&sec, &c);
         assert_int_equal(rs_conf_add_section(cfg, &sec, err, sizeof(err)), RS_OK);
+        c.label_maturity = 2 * DAY_MS;  /* adding the section set the defaults */
         assert_int_equal(rs_features_conf_add_specs(cfg, &c, err, sizeof(err)), RS_OK);
         char *dump = NULL;
         size_t dlen = 0;
@@ -882,7 +1398,7 @@ static void test_grammar_errors(void **state) {
         if (load_conf(dump, &c2, err, sizeof(err))) fail_msg("reload: %s\n%s", err, dump);
         rs_features_t *f2 = rs_features_new(&c2, err, sizeof(err));
         assert_non_null(f2);
-        assert_true(rs_features_fingerprint(f2) == fp);
+        if (rs_features_fingerprint(f2) != fp) fail_msg("dump does not load back:\n%s", dump);
         rs_features_destroy(f2);
         free(dump);
         rs_conf_destroy(cfg);
@@ -1290,7 +1806,7 @@ static void test_offline_equals_online(void **state) {
     float *want = calloc((size_t)ne * RS_FEATURES_MAX_DIM, sizeof(float));
     int li = 0;
     for (int i = 0; i < ne; i++) {
-        while (li < nl && labs[li].label_time_ms < evs[i].event_time_ms)
+        while (li < nl && labs[li].label_time_ms <= evs[i].event_time_ms)
             rs_features_label(on, &labs[li++]);
         rs_features_process(on, &evs[i], want + (size_t)i * RS_FEATURES_MAX_DIM, NULL);
     }
@@ -1319,10 +1835,73 @@ static void test_offline_equals_online(void **state) {
         assert_memory_equal(got + (size_t)i * RS_FEATURES_MAX_DIM,
                             want + (size_t)i * RS_FEATURES_MAX_DIM,
                             sizeof(float) * (size_t)dim);
+    unlink(epath);
+    unlink(lpath);
+    rs_features_destroy(on);
+    rs_features_destroy(off);
+
+    /* A CSV label column: each positive visible at event time + delay (as
+     * eval replays it), applied before the first event at or after that
+     * time, ties in file order. */
+    const int64_t delay = 2 * DAY_MS;
+    c.label_maturity = delay;
+    ckpt_path(epath, sizeof(epath), "ev.csv");
+    ef = fopen(epath, "w");
+    fprintf(ef, "id,type,entity_id,counterparty_id,event_time_ms,amount,label\n");
+    static int pos[4000];
+    for (int i = 0; i < ne; i++) {
+        pos[i] = i % 7 == 3;
+        evs[i] = mkev(evs[i].id, evs[i].entity_id, evs[i].counterparty_id,
+                      evs[i].event_time_ms, (double)(float)evs[i].amount);
+        fprintf(ef, "%s,card_tx,%s,%s,%lld,%.9g,%d\n", evs[i].id,
+                evs[i].entity_id, evs[i].counterparty_id,
+                (long long)evs[i].event_time_ms, evs[i].amount, pos[i]);
+    }
+    fclose(ef);
+    on = rs_features_new(&c, err, sizeof(err));
+    static int done[4000];
+    memset(done, 0, sizeof(done));
+    int applied = 0;
+    for (int i = 0; i < ne; i++) {
+        for (;;) { /* earliest pending visible label, first in on ties */
+            int best = -1;
+            for (int j = 0; j < i; j++)
+                if (pos[j] && !done[j] &&
+                    evs[j].event_time_ms + delay <= evs[i].event_time_ms &&
+                    (best < 0 || evs[j].event_time_ms < evs[best].event_time_ms))
+                    best = j;
+            if (best < 0) break;
+            done[best] = 1;
+            rs_label_t lb = mklabel(evs[best].id, 1.0, evs[best].event_time_ms + delay);
+            rs_features_label(on, &lb);
+            applied++;
+        }
+        rs_features_process(on, &evs[i], want + (size_t)i * RS_FEATURES_MAX_DIM, NULL);
+    }
+    off = rs_features_new(&c, err, sizeof(err));
+    rw.cur = got;
+    rw.dim = rs_features_dim(off);
+    ef = fopen(epath, "r");
+    memset(&rp, 0, sizeof(rp));
+    rp.events = ef;
+    rp.format = 1;
+    rp.column_labels = 1;
+    rp.label_delay_ms = delay;
+    rp.row = rows_cb;
+    rp.opaque = &rw;
+    if (rs_features_replay(off, &rp, &rst, err, sizeof(err))) fail_msg("%s", err);
+    fclose(ef);
+    assert_int_equal(rst.bad_lines, 0);
+    assert_int_equal(rst.labels, applied);
+    assert_true(applied > 50);
+    for (int i = 0; i < ne; i++)
+        if (memcmp(got + (size_t)i * RS_FEATURES_MAX_DIM,
+                   want + (size_t)i * RS_FEATURES_MAX_DIM,
+                   sizeof(float) * (size_t)dim))
+            fail_msg("column labels: event %d differs", i);
     free(want);
     free(got);
     unlink(epath);
-    unlink(lpath);
     rs_features_destroy(on);
     rs_features_destroy(off);
 }
@@ -1330,9 +1909,14 @@ static void test_offline_equals_online(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_card_preset_layout),
+        cmocka_unit_test(test_sensor_fields_max),
         cmocka_unit_test(test_current_excluded_and_leakage),
         cmocka_unit_test(test_ttl_eviction_cap),
         cmocka_unit_test(test_grammar_errors),
+        cmocka_unit_test(test_window_boundaries),
+        cmocka_unit_test(test_calendar_timezones),
+        cmocka_unit_test(test_maturity_buckets),
+        cmocka_unit_test(test_words),
         cmocka_unit_test(test_reference_all_aggs),
         cmocka_unit_test(test_reference_presets),
         cmocka_unit_test(test_checkpoint_roundtrip),

@@ -4,7 +4,8 @@
  * section, then feeds the input to rs_conf_load_yaml().  Any outcome but a
  * crash, a leak, UB or a hang is fine; on success the values must obey the
  * table (strings terminated, enums in range, bounds held) and the output
- * of rs_conf_dump() must load back to the same values.
+ * of rs_conf_dump() and of rs_conf_sample() must load back to the same
+ * values.
  *
  *   clang -g -fsanitize=fuzzer,address,undefined -I. tests/fuzz/fuzz_config.c \
  *       common/common.c common/config.c common/metrics.c \
@@ -80,39 +81,42 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             (fc.flag != 0 && fc.flag != 1) || fc.ttl_ms < 1000 ||
             fc.ttl_ms > 30 * 86400000LL || fc.mode < 0 || fc.mode > 2)
             abort();
-        /* Oracle: the dump loads back to the same values (masked secrets
-         * aside). */
-        char *dump = NULL;
-        size_t dlen = 0;
-        FILE *fp = open_memstream(&dump, &dlen);
-        if (!fp) abort();
-        rs_conf_dump(conf, fp);
-        fclose(fp);
-        rs_conf_t *conf2 = fuzz_conf_new(&fc2, &sec2, &kv2);
-        if (rs_conf_load_yaml(conf2, dump, dlen, "dump", errstr,
-                              sizeof(errstr)) != RS_OK) {
-            fprintf(stderr, "dump does not reload: %s\n%s\n", errstr, dump);
-            abort();
-        }
-        if (strcmp(fc.name, fc2.name) || fc.count != fc2.count ||
-            fc.ratio != fc2.ratio || fc.flag != fc2.flag ||
-            fc.ttl_ms != fc2.ttl_ms || fc.mode != fc2.mode ||
-            (!fc.token[0] && fc2.token[0]) || kv.cnt != kv2.cnt) {
-            fprintf(stderr, "dump changed values:\n%s\n", dump);
-            abort();
-        }
-        for (int i = 0; i < kv.cnt; i++) {
-            const char *v2 = rs_kv_get(&kv2, kv.keys[i]);
-            if (!v2 || strcmp(v2, fuzz_secret(kv.keys[i]) ? "***"
-                                                           : kv.vals[i])) {
-                fprintf(stderr, "dump changed key '%s':\n%s\n", kv.keys[i],
-                        dump);
+        /* Oracle: the dump, and the commented sample, load back to the
+         * same values (masked secrets aside). */
+        for (int pass = 0; pass < 2; pass++) {
+            char *dump = NULL;
+            size_t dlen = 0;
+            FILE *fp = open_memstream(&dump, &dlen);
+            if (!fp) abort();
+            if (pass) rs_conf_sample(conf, fp);
+            else rs_conf_dump(conf, fp);
+            fclose(fp);
+            rs_conf_t *conf2 = fuzz_conf_new(&fc2, &sec2, &kv2);
+            if (rs_conf_load_yaml(conf2, dump, dlen, "dump", errstr,
+                                  sizeof(errstr)) != RS_OK) {
+                fprintf(stderr, "dump does not reload: %s\n%s\n", errstr, dump);
                 abort();
             }
+            if (strcmp(fc.name, fc2.name) || fc.count != fc2.count ||
+                fc.ratio != fc2.ratio || fc.flag != fc2.flag ||
+                fc.ttl_ms != fc2.ttl_ms || fc.mode != fc2.mode ||
+                (!fc.token[0] && fc2.token[0]) || kv.cnt != kv2.cnt) {
+                fprintf(stderr, "dump changed values:\n%s\n", dump);
+                abort();
+            }
+            for (int i = 0; i < kv.cnt; i++) {
+                const char *v2 = rs_kv_get(&kv2, kv.keys[i]);
+                if (!v2 || strcmp(v2, fuzz_secret(kv.keys[i]) ? "***"
+                                                               : kv.vals[i])) {
+                    fprintf(stderr, "dump changed key '%s':\n%s\n", kv.keys[i],
+                            dump);
+                    abort();
+                }
+            }
+            rs_conf_destroy(conf2);
+            rs_kv_free(&kv2);
+            free(dump);
         }
-        rs_conf_destroy(conf2);
-        rs_kv_free(&kv2);
-        free(dump);
     }
     rs_conf_destroy(conf);
     rs_kv_free(&kv);

@@ -68,14 +68,16 @@ if command -v jq >/dev/null; then
   else echo "FAIL: --json differs from the stored record"; fails=$((fails+1)); fi
 fi
 
-# entity list: newest first, --limit, --since as a duration and as ISO
+# entity list: newest first, --limit, --since as a duration (counted back
+# from the entity's newest event, 7 days ago) and as ISO (absolute)
 "$BIN" audit --entity card-7 --redis "$R" >"$T/l" 2>&1
 if [ "$(grep -o 'tx-[0-9]' "$T/l" | tr '\n' ' ')" = "tx-3 tx-2 tx-1 " ]; then echo "ok: entity newest first"
 else echo "FAIL: entity order:"; cat "$T/l"; fails=$((fails+1)); fi
 "$BIN" audit --entity card-7 --limit 2 --redis "$R" >"$T/l" 2>&1
 [ "$(grep -c 'tx-[0-9]' "$T/l")" -eq 2 ] && echo "ok: --limit 2" || { echo "FAIL: --limit"; fails=$((fails+1)); }
-"$BIN" audit --entity card-7 --since 180h --redis "$R" >"$T/l" 2>&1
-[ "$(grep -o 'tx-[0-9]' "$T/l" | tr '\n' ' ')" = "tx-3 " ] && echo "ok: --since duration" || { echo "FAIL: --since duration"; cat "$T/l"; fails=$((fails+1)); }
+"$BIN" audit --entity card-7 --since 36h --redis "$R" >"$T/l" 2>&1
+[ "$(grep -o 'tx-[0-9]' "$T/l" | tr '\n' ' ')" = "tx-3 tx-2 " ] && grep -q '^--since 36h: counted back from the newest event of entity card-7' "$T/l" &&
+  echo "ok: --since duration" || { echo "FAIL: --since duration"; cat "$T/l"; fails=$((fails+1)); }
 ISO=$(date -u -d "@$(( NOW / 1000 - 8 * 86400 - 60 ))" +%Y-%m-%dT%H:%M:%SZ)
 "$BIN" audit --entity card-7 --since "$ISO" --redis "$R" >"$T/l" 2>&1
 [ "$(grep -c 'tx-[0-9]' "$T/l")" -eq 2 ] && echo "ok: --since ISO" || { echo "FAIL: --since ISO"; cat "$T/l"; fails=$((fails+1)); }

@@ -136,7 +136,7 @@ static void make_score(rs_score_t *sc, const char *id, const char *entity,
     memset(sc, 0, sizeof(*sc));
     snprintf(sc->event_id, sizeof(sc->event_id), "%s", id);
     snprintf(sc->entity_id, sizeof(sc->entity_id), "%s", entity);
-    sc->score = score;
+    sc->score = (float)score; /* model outputs are float32 */
     sc->decision = score >= 0.9   ? RS_DECISION_DECLINE
                    : score >= 0.5 ? RS_DECISION_REVIEW
                                   : RS_DECISION_APPROVE;
@@ -154,7 +154,7 @@ static void make_score(rs_score_t *sc, const char *id, const char *entity,
         a->amount = 12.5 * (i + 1);
         snprintf(a->counterparty_id, sizeof(a->counterparty_id), "merchant-%d",
                  40 + i);
-        a->weight = w[i];
+        a->weight = (float)w[i];
     }
     static const char *const names[] = {"amount_vs_30d_mean", "new_terminal_10m",
                                         "hour_of_day", "distance_km",
@@ -165,16 +165,30 @@ static void make_score(rs_score_t *sc, const char *id, const char *entity,
     for (int i = 0; i < 5; i++) {
         snprintf(ex->contrib[i].name, sizeof(ex->contrib[i].name), "%s",
                  names[i]);
-        ex->contrib[i].value = vals[i];
-        ex->contrib[i].contribution = con[i];
+        ex->contrib[i].value = (float)vals[i];
+        ex->contrib[i].contribution = (float)con[i];
     }
     ex->n_experts = 3;
-    ex->experts[0] = (rs_expert_use_t){2, 0.71};
-    ex->experts[1] = (rs_expert_use_t){0, 0.21};
-    ex->experts[2] = (rs_expert_use_t){5, 0.08};
+    ex->experts[0] = (rs_expert_use_t){2, 0.71f};
+    ex->experts[1] = (rs_expert_use_t){0, 0.21f};
+    ex->experts[2] = (rs_expert_use_t){5, 0.08f};
     ex->n_reasons = 2;
     snprintf(ex->reasons[0], RS_REASON_MAX, "amount 8.3x this card's 30-day mean");
     snprintf(ex->reasons[1], RS_REASON_MAX, "3rd new terminal in 10 minutes");
+    snprintf(ex->contrib[0].text, RS_REASON_MAX, "%s", ex->reasons[0]);
+    /* the event's own fields */
+    rs_event_fields_t *ef = &sc->event;
+    ef->present = 1;
+    snprintf(ef->type, sizeof(ef->type), "card_tx");
+    snprintf(ef->counterparty_id, sizeof(ef->counterparty_id), "m-5411-77");
+    ef->amount = 912.4 + score;
+    ef->n_categ = 3;
+    static const char *const cn[] = {"mcc", "country", "channel"},
+                             *const cv[] = {"5999", "FR", "ecom"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(ef->categ[i].name, sizeof(ef->categ[i].name), "%s", cn[i]);
+        snprintf(ef->categ[i].value, sizeof(ef->categ[i].value), "%s", cv[i]);
+    }
 }
 
 static void write_scores(fx_t *fx, const rs_score_t *sc, int n) {
@@ -262,7 +276,7 @@ static void test_score_json(void **state) {
     assert_int_equal(back.explanation.n_attended, 3);
     assert_int_equal(back.explanation.n_contrib, 5);
     assert_int_equal(back.explanation.n_experts, 3);
-    assert_true(back.explanation.attended[0].weight == 0.46);
+    assert_true(back.explanation.attended[0].weight == (double)0.46f);
     free(stored);
     resp_free(&r);
 
@@ -282,8 +296,11 @@ static void test_not_found_and_methods(void **state) {
     resp_free(&r);
     assert_int_equal(http_get(fx->port, "/v1/scores/nope/view", NULL, &r), 404);
     resp_free(&r);
+    assert_int_equal(http_get(fx->port, "/", NULL, &r), 303);
+    assert_non_null(strstr(r.head, "Location: /v1/alerts/view"));
+    resp_free(&r);
     static const char *const missing[] = {
-        "/", "/v1", "/v1/scores/", "/v1/scores/tx-1/other", "/v1/entities/x",
+        "/v1", "/v1/scores/", "/v1/scores/tx-1/other", "/v1/entities/x",
         "/v1/entities/x/other", "/v2/scores/tx-1", "/healthz/x"};
     for (size_t i = 0; i < RS_ARRAY_LEN(missing); i++) {
         assert_int_equal(http_get(fx->port, missing[i], NULL, &r), 404);
@@ -414,23 +431,30 @@ static void test_view_escapes(void **state) {
              EVIL_CP);
     snprintf(sc.explanation.contrib[0].name, sizeof(sc.explanation.contrib[0].name),
              "<svg onload=x>");
+    snprintf(sc.event.categ[0].value, sizeof(sc.event.categ[0].value),
+             "<iframe src=x>");
+    snprintf(sc.event.counterparty_id, sizeof(sc.event.counterparty_id), "%s",
+             EVIL_CP);
     write_scores(fx, &sc, 1);
     pct(EVIL_ID, enc, sizeof(enc));
     snprintf(path, sizeof(path), "/v1/scores/%s/view", enc);
     assert_int_equal(http_get(fx->port, path, NULL, &r), 200);
     assert_non_null(strstr(r.head, "text/html"));
     assert_non_null(strstr(r.head, "Content-Security-Policy: default-src 'none'"));
-    /* nothing hostile survives unescaped */
-    assert_null(strstr(r.body, "<script"));
+    /* nothing hostile survives unescaped: the one script is ours */
+    assert_non_null(strstr(r.body, "<script src=\"/static/rs.js\" defer>"));
+    assert_null(strstr(strstr(r.body, "<script") + 1, "<script"));
     assert_null(strstr(r.body, "<img"));
     assert_null(strstr(r.body, "<svg onload"));
     assert_null(strstr(r.body, "<b>"));
+    assert_null(strstr(r.body, "<iframe"));
+    assert_non_null(strstr(r.body, "&lt;iframe src=x&gt;"));
     assert_non_null(strstr(r.body, "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;"));
     assert_non_null(strstr(r.body, "&lt;img src=x onerror=alert(1)&gt;"));
     assert_non_null(strstr(r.body, "&lt;/text&gt;&lt;script&gt;bad()"));
     /* the pictures and the facts */
     assert_non_null(strstr(r.body, "<svg id=\"timeline\""));
-    assert_non_null(strstr(r.body, "<svg id=\"contrib\""));
+    assert_non_null(strstr(r.body, "<table class=\"contrib\" id=\"contrib\""));
     assert_non_null(strstr(r.body, "<svg id=\"experts\""));
     assert_non_null(strstr(r.body, "class=\"bar pos\""));
     assert_non_null(strstr(r.body, "class=\"bar neg\""));
@@ -442,11 +466,15 @@ static void test_view_escapes(void **state) {
     int circles = 0;
     for (const char *p = r.body; (p = strstr(p, "<circle")); p++) circles++;
     assert_int_equal(circles, 3);
-    /* no external asset of any kind */
+    /* no external asset of any kind: one same-origin script */
     assert_null(strstr(r.body, "http://"));
     assert_null(strstr(r.body, "https://"));
-    assert_null(strstr(r.body, " src=\""));
+    const char *src = strstr(r.body, " src=\"");
+    assert_non_null(src);
+    assert_int_equal(strncmp(src, " src=\"/static/rs.js\"", 20), 0);
+    assert_null(strstr(src + 1, " src=\""));
     assert_null(strstr(r.body, "href=\"http"));
+    assert_non_null(strstr(r.head, "script-src 'self'"));
     resp_free(&r);
 
     /* and the JSON answer for the same encoded id */
@@ -603,6 +631,480 @@ static void test_parallel(void **state) {
     }
 }
 
+/* ------------------------------------------------------- analysts' pages */
+
+/* A label sender that records what it was given (or fails). */
+typedef struct lab_s {
+    pthread_mutex_t mu;
+    int n, fail;
+    rs_label_t last;
+} lab_t;
+
+static rs_err_t fake_labeler(void *opaque, const rs_label_t *lb, char *errstr,
+                             size_t errstr_size) {
+    lab_t *l = opaque;
+    pthread_mutex_lock(&l->mu);
+    int fail = l->fail;
+    if (!fail) {
+        l->n++;
+        l->last = *lb;
+    }
+    pthread_mutex_unlock(&l->mu);
+    if (fail) {
+        snprintf(errstr, errstr_size, "broker down (test)");
+        return RS_ERR_TIMEOUT;
+    }
+    return RS_OK;
+}
+
+static int count_str(const char *hay, const char *needle) {
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p++) n++;
+    return n;
+}
+
+/* The case view: the event's fields, the entity's recent events as links
+ * (this one highlighted), attended events as links, reasons with their
+ * signed contribution, the label buttons (disabled without a sender). */
+static void test_case_view(void **state) {
+    fx_t *fx = *state;
+    rs_score_t sc[8];
+    resp_t r;
+    for (int i = 0; i < 8; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "cv-%d", i);
+        make_score(&sc[i], id, "card-77", BASE_MS + i * 60000LL,
+                   i == 5 ? 0.95 : 0.1 + 0.05 * i);
+    }
+    write_scores(fx, sc, 8);
+    assert_int_equal(http_get(fx->port, "/v1/scores/cv-5/view", NULL, &r), 200);
+    /* the event itself */
+    assert_non_null(strstr(r.body, "<dl class=\"fields\" id=\"event-fields\">"));
+    assert_non_null(strstr(r.body, "<dd class=\"f-amount\">913.35</dd>"));
+    assert_non_null(strstr(r.body, "<dt>mcc</dt><dd class=\"f-cat\">5999</dd>"));
+    assert_non_null(strstr(r.body, "<dt>country</dt><dd class=\"f-cat\">FR</dd>"));
+    assert_non_null(strstr(r.body, "<dt>channel</dt><dd class=\"f-cat\">ecom"));
+    assert_non_null(strstr(r.body, "m-5411-77"));
+    assert_non_null(strstr(r.body, "card_tx"));
+    /* an amount trend over the entity's events */
+    assert_non_null(strstr(r.body, "<div class=\"trends\" id=\"trends\">"));
+    /* history: 6 at or before it, 2 after, as links; this one marked */
+    const char *h = strstr(r.body, "<table class=\"list\" id=\"history\">");
+    assert_non_null(h);
+    assert_int_equal(count_str(h, "<tr data-id=") +
+                         count_str(h, "<tr class=\"cur\" data-id="), 8);
+    assert_non_null(strstr(h, "<tr class=\"cur\" data-id=\"cv-5\""));
+    assert_non_null(strstr(h, "href=\"/v1/scores/cv-7/view\""));
+    assert_non_null(strstr(h, "href=\"/v1/scores/cv-0/view\""));
+    assert_non_null(strstr(r.body, "2 newer, this one highlighted"));
+    assert_non_null(strstr(r.body, "href=\"/v1/entities/card-77/view\""));
+    /* attended events are links */
+    assert_non_null(strstr(r.body, "href=\"/v1/scores/cv-5-past-0/view\""));
+    /* a reason carries the contribution it is */
+    assert_non_null(strstr(r.body, "amount 8.3x this card&#39;s 30-day mean "
+                                   "<span class=\"num pos\">+0.412</span>"));
+    assert_non_null(strstr(r.body, "<td class=\"num pos\">+0.412 raises</td>"));
+    assert_non_null(strstr(r.body, "<td class=\"num neg\">-0.151 lowers</td>"));
+    /* open, buttons disabled: no label sender */
+    assert_non_null(strstr(r.body, "Open: no analyst outcome yet."));
+    assert_non_null(strstr(r.body, "data-outcome=\"fraud\" disabled"));
+    assert_non_null(strstr(r.body, "labelling is off"));
+    /* the search box on every page */
+    assert_non_null(strstr(r.body, "<form class=\"search\" action=\"/v1/search\""));
+    resp_free(&r);
+
+    /* the entity page: newest first, links, pages of 50 */
+    rs_score_t many[60];
+    for (int i = 0; i < 60; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "ep-%02d", i);
+        make_score(&many[i], id, "card-88", BASE_MS + i * 1000LL, 0.3);
+    }
+    write_scores(fx, many, 60);
+    assert_int_equal(http_get(fx->port, "/v1/entities/card-88/view", NULL, &r),
+                     200);
+    const char *t = strstr(r.body, "id=\"events\"");
+    assert_non_null(t);
+    assert_int_equal(count_str(t, "<tr data-id="), 50);
+    assert_true(strstr(t, "data-id=\"ep-59\"") < strstr(t, "data-id=\"ep-58\""));
+    assert_null(strstr(t, "data-id=\"ep-09\""));
+    const char *older = strstr(r.body, "id=\"older\" href=\"");
+    assert_non_null(older);
+    char next[256];
+    sscanf(older + strlen("id=\"older\" href=\""), "%255[^\"]", next);
+    resp_free(&r);
+    assert_int_equal(http_get(fx->port, next, NULL, &r), 200);
+    t = strstr(r.body, "id=\"events\"");
+    assert_int_equal(count_str(t, "<tr data-id="), 10);
+    assert_non_null(strstr(t, "data-id=\"ep-09\""));
+    assert_non_null(strstr(t, "data-id=\"ep-00\""));
+    assert_null(strstr(r.body, "id=\"older\""));
+    resp_free(&r);
+    assert_int_equal(http_get(fx->port, "/v1/entities/nobody/view", NULL, &r),
+                     200);
+    assert_non_null(strstr(r.body, "id=\"empty\""));
+    resp_free(&r);
+}
+
+/* ids of a /v1/alerts answer, in order; *next gets next_before or "" */
+static int alert_ids(const char *body, char ids[][RS_ID_MAX], int max,
+                     char *next, size_t next_size) {
+    json_error_t je;
+    json_t *o = json_loads(body, 0, &je);
+    if (!o) fail_msg("not JSON: %s (%s)", body, je.text);
+    json_t *a = json_object_get(o, "alerts");
+    assert_true(json_is_array(a));
+    int n = 0;
+    for (size_t i = 0; i < json_array_size(a) && n < max; i++) {
+        json_t *rec = json_object_get(json_array_get(a, i), "record");
+        snprintf(ids[n++], RS_ID_MAX, "%s",
+                 json_string_value(json_object_get(rec, "event_id")));
+    }
+    json_t *nx = json_object_get(o, "next_before");
+    if (next) snprintf(next, next_size, "%s",
+                       json_is_string(nx) ? json_string_value(nx) : "");
+    json_decref(o);
+    return n;
+}
+
+/* The alert queue: only review/decline/alert, newest first, filters,
+ * pages that chain through everything once. */
+static void test_alert_queue(void **state) {
+    fx_t *fx = *state;
+    static rs_score_t sc[90];
+    static char ids[128][RS_ID_MAX];
+    char path[512], next[256], enc[256];
+    resp_t r;
+    /* 90 events of 3 entities; scores cycle so 1 in 3 is approve */
+    int nalert = 0;
+    for (int i = 0; i < 90; i++) {
+        char id[32], ent[32];
+        snprintf(id, sizeof(id), "q-%02d", i);
+        snprintf(ent, sizeof(ent), "card-q%d", i % 3);
+        double score = (i % 3 == 0) ? 0.2 : (i % 3 == 1) ? 0.6 : 0.95;
+        make_score(&sc[i], id, ent, BASE_MS + i * 60000LL, score);
+        if (i == 40) sc[i].decision = RS_DECISION_ALERT; /* a sensor alert */
+        nalert += sc[i].decision != RS_DECISION_APPROVE;
+    }
+    write_scores(fx, sc, 90);
+    assert_int_equal(http_get(fx->port, "/v1/alerts?limit=500", NULL, &r), 200);
+    assert_non_null(strstr(r.head, "application/json"));
+    int n = alert_ids(r.body, ids, 128, next, sizeof(next));
+    assert_int_equal(n, nalert);
+    assert_string_equal(next, "");
+    assert_string_equal(ids[0], "q-89");
+    for (int i = 1; i < n; i++) assert_true(strcmp(ids[i - 1], ids[i]) > 0);
+    resp_free(&r);
+
+    /* pages of 7 chain through all of them, once each */
+    int total = 0;
+    snprintf(path, sizeof(path), "/v1/alerts?limit=7");
+    for (int page = 0; page < 40; page++) {
+        assert_int_equal(http_get(fx->port, path, NULL, &r), 200);
+        char got[8][RS_ID_MAX];
+        int k = alert_ids(r.body, got, 8, next, sizeof(next));
+        resp_free(&r);
+        for (int i = 0; i < k; i++)
+            assert_string_equal(got[i], ids[total + i]);
+        total += k;
+        if (!next[0]) break;
+        assert_int_equal(k, 7);
+        pct(next, enc, sizeof(enc));
+        snprintf(path, sizeof(path), "/v1/alerts?limit=7&before=%s", enc);
+    }
+    assert_int_equal(total, nalert);
+
+    /* decision, min score, entity, time range */
+    assert_int_equal(http_get(fx->port, "/v1/alerts?decision=decline", NULL, &r),
+                     200);
+    n = alert_ids(r.body, ids, 128, NULL, 0);
+    assert_int_equal(n, 30);
+    resp_free(&r);
+    assert_int_equal(http_get(fx->port, "/v1/alerts?decision=alert,review", NULL,
+                              &r), 200);
+    n = alert_ids(r.body, ids, 128, NULL, 0);
+    assert_int_equal(n, 30);
+    resp_free(&r);
+    assert_int_equal(http_get(fx->port, "/v1/alerts?min_score=0.9&entity=card-q2",
+                              NULL, &r), 200);
+    n = alert_ids(r.body, ids, 128, NULL, 0);
+    assert_int_equal(n, 30);
+    for (int i = 0; i < n; i++) {
+        int k = atoi(ids[i] + 2);
+        assert_int_equal(k % 3, 2);
+    }
+    resp_free(&r);
+    snprintf(path, sizeof(path), "/v1/alerts?since=%lld&until=%lld",
+             (long long)(BASE_MS + 10 * 60000LL),
+             (long long)(BASE_MS + 19 * 60000LL));
+    assert_int_equal(http_get(fx->port, path, NULL, &r), 200);
+    n = alert_ids(r.body, ids, 128, NULL, 0);
+    assert_int_equal(n, 7); /* 10..19 less the approves 12, 15, 18 */
+    assert_string_equal(ids[0], "q-19");
+    assert_string_equal(ids[6], "q-10");
+    resp_free(&r);
+    /* bad filters are 400, naming the parameter */
+    static const char *const bad[] = {
+        "/v1/alerts?decision=approve", "/v1/alerts?min_score=2",
+        "/v1/alerts?since=yesterday", "/v1/alerts?status=maybe",
+        "/v1/alerts?limit=0", "/v1/alerts?before=xyz"};
+    static const char *const names[] = {"decision", "min_score", "since",
+                                        "status", "limit", "before"};
+    for (size_t i = 0; i < RS_ARRAY_LEN(bad); i++) {
+        assert_int_equal(http_get(fx->port, bad[i], NULL, &r), 400);
+        assert_non_null(strstr(r.body, names[i]));
+        resp_free(&r);
+    }
+    /* the page: same rows, a filter form, an "older" link */
+    assert_int_equal(http_get(fx->port, "/v1/alerts/view?decision=decline&limit=5",
+                              NULL, &r), 200);
+    assert_non_null(strstr(r.head, "text/html"));
+    assert_non_null(strstr(r.body, "<form class=\"filters\" id=\"filters\""));
+    assert_non_null(strstr(r.body, "<option value=\"decline\" selected>"));
+    const char *q = strstr(r.body, "<table class=\"list\" id=\"queue\">");
+    assert_non_null(q);
+    assert_int_equal(count_str(q, "<tr data-id="), 5);
+    assert_non_null(strstr(q, "href=\"/v1/scores/q-89/view\""));
+    assert_non_null(strstr(q, "href=\"/v1/entities/card-q2/view\""));
+    assert_non_null(strstr(r.body, "id=\"older\" href=\"/v1/alerts/view?"
+                                   "decision=decline&amp;limit=5&amp;before="));
+    resp_free(&r);
+}
+
+/* The label action: JSON only, the token header (never the cookie),
+ * cross-site refused, one outcome per event, Label handed to the sender,
+ * the claim undone when the sender fails. */
+static void test_label_action(void **state) {
+    fx_t *fx = *state;
+    rs_score_t sc[3];
+    resp_t r;
+    static lab_t lab = {PTHREAD_MUTEX_INITIALIZER, 0, 0, {{0}}};
+    for (int i = 0; i < 3; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "lb-%d", i);
+        make_score(&sc[i], id, "card-lb", BASE_MS + i * 1000LL, 0.93);
+    }
+    write_scores(fx, sc, 3);
+    const char *json_hdr = "Content-Type: application/json\r\n";
+    const char *body_fraud = "{\"outcome\":\"fraud\",\"analyst\":\"Ana <b>\","
+                             "\"note\":\"customer confirmed\"}";
+    char req[1024];
+    /* no sender yet: 503 */
+    snprintf(req, sizeof(req), "%sContent-Length: %zu\r\n\r\n%s", json_hdr,
+             strlen(body_fraud), body_fraud);
+    assert_int_equal(http_req(fx->port, "POST", "/v1/scores/lb-0/label", req,
+                              &r), 503);
+    assert_non_null(strstr(r.body, "labelling is not configured"));
+    resp_free(&r);
+
+    setenv("RS_TEST_HTTP_TOKEN", "tok-L4bel", 1);
+    rs_http_t *h = start_http(fx, "RS_TEST_HTTP_TOKEN");
+    rs_http_set_labeler(h, fake_labeler, &lab, "labels");
+    int port = rs_http_port(h);
+    const char *auth = "Authorization: Bearer tok-L4bel\r\n";
+    /* the cookie is not enough for a POST (a cross-site form would send
+     * it), nor is a form body */
+    snprintf(req, sizeof(req), "Cookie: rs_token=tok-L4bel\r\n%s"
+             "Content-Length: %zu\r\n\r\n%s", json_hdr, strlen(body_fraud),
+             body_fraud);
+    assert_int_equal(http_req(port, "POST", "/v1/scores/lb-0/label", req, &r),
+                     401);
+    resp_free(&r);
+    snprintf(req, sizeof(req), "%sContent-Type: application/x-www-form-"
+             "urlencoded\r\nContent-Length: 13\r\n\r\noutcome=fraud", auth);
+    assert_int_equal(http_req(port, "POST", "/v1/scores/lb-0/label", req, &r),
+                     415);
+    resp_free(&r);
+    snprintf(req, sizeof(req), "%s%sOrigin: http://evil.example\r\n"
+             "Content-Length: %zu\r\n\r\n%s", auth, json_hdr,
+             strlen(body_fraud), body_fraud);
+    assert_int_equal(http_req(port, "POST", "/v1/scores/lb-0/label", req, &r),
+                     403);
+    resp_free(&r);
+    snprintf(req, sizeof(req), "%s%sSec-Fetch-Site: cross-site\r\n"
+             "Content-Length: %zu\r\n\r\n%s", auth, json_hdr,
+             strlen(body_fraud), body_fraud);
+    assert_int_equal(http_req(port, "POST", "/v1/scores/lb-0/label", req, &r),
+                     403);
+    resp_free(&r);
+    static const char *const badb[] = {"{\"outcome\":\"maybe\"}", "[1]",
+                                       "not json", "{\"outcome\":1}",
+                                       "{\"outcome\":\"fraud\",\"note\":7}"};
+    for (size_t i = 0; i < RS_ARRAY_LEN(badb); i++) {
+        snprintf(req, sizeof(req), "%s%sContent-Length: %zu\r\n\r\n%s", auth,
+                 json_hdr, strlen(badb[i]), badb[i]);
+        assert_int_equal(http_req(port, "POST", "/v1/scores/lb-0/label", req,
+                                  &r), 400);
+        resp_free(&r);
+    }
+    assert_int_equal(lab.n, 0);
+    /* unknown event */
+    snprintf(req, sizeof(req), "%s%sContent-Length: %zu\r\n\r\n%s", auth,
+             json_hdr, strlen(body_fraud), body_fraud);
+    assert_int_equal(http_req(port, "POST", "/v1/scores/nope/label", req, &r),
+                     404);
+    resp_free(&r);
+    /* the real thing, same-origin */
+    char req2[1200];
+    snprintf(req2, sizeof(req2), "Origin: http://127.0.0.1\r\n%s", req);
+    assert_int_equal(http_req(port, "POST", "/v1/scores/lb-0/label", req2, &r),
+                     200);
+    assert_non_null(strstr(r.body, "\"outcome\":\"fraud\""));
+    assert_non_null(strstr(r.body, "\"value\":1"));
+    resp_free(&r);
+    assert_int_equal(lab.n, 1);
+    assert_string_equal(lab.last.event_id, "lb-0");
+    assert_string_equal(lab.last.entity_id, "card-lb");
+    assert_true(lab.last.value == 1);
+    assert_true(lab.last.label_time_ms > BASE_MS);
+    /* a second label of the same event: 409, nothing sent */
+    assert_int_equal(http_req(port, "POST", "/v1/scores/lb-0/label", req, &r),
+                     409);
+    resp_free(&r);
+    assert_int_equal(lab.n, 1);
+    /* the outcome, as JSON and on the case view (cookie for GETs) */
+    assert_int_equal(http_get(port, "/v1/scores/lb-0/outcome", auth, &r), 200);
+    assert_non_null(strstr(r.body, "\"analyst\":\"Ana <b>\""));
+    assert_non_null(strstr(r.body, "\"topic\":\"labels\""));
+    resp_free(&r);
+    assert_int_equal(http_get(port, "/v1/scores/lb-0/view",
+                              "Cookie: rs_token=tok-L4bel\r\n", &r), 200);
+    assert_non_null(strstr(r.body, "id=\"verdict\" data-outcome=\"fraud\""));
+    assert_non_null(strstr(r.body, "Ana &lt;b&gt;"));
+    assert_non_null(strstr(r.body, "customer confirmed"));
+    assert_null(strstr(r.body, "id=\"label-form\""));
+    resp_free(&r);
+    /* genuine */
+    const char *body_g = "{\"outcome\":\"genuine\"}";
+    snprintf(req, sizeof(req), "%s%sContent-Length: %zu\r\n\r\n%s", auth,
+             json_hdr, strlen(body_g), body_g);
+    assert_int_equal(http_req(port, "POST", "/v1/scores/lb-1/label", req, &r),
+                     200);
+    resp_free(&r);
+    assert_true(lab.last.value == 0);
+    /* the queue shows both outcomes and filters on them */
+    assert_int_equal(http_get(port, "/v1/alerts?status=labelled", auth, &r), 200);
+    char ids[8][RS_ID_MAX];
+    assert_int_equal(alert_ids(r.body, ids, 8, NULL, 0), 2);
+    assert_non_null(strstr(r.body, "\"outcome\":{\"event_id\":\"lb-1\""));
+    resp_free(&r);
+    assert_int_equal(http_get(port, "/v1/alerts?status=open&entity=card-lb",
+                              auth, &r), 200);
+    assert_int_equal(alert_ids(r.body, ids, 8, NULL, 0), 1);
+    assert_string_equal(ids[0], "lb-2");
+    resp_free(&r);
+    /* the sender fails: 503, and nothing is recorded (it can be retried) */
+    pthread_mutex_lock(&lab.mu);
+    lab.fail = 1;
+    pthread_mutex_unlock(&lab.mu);
+    assert_int_equal(http_req(port, "POST", "/v1/scores/lb-2/label", req, &r),
+                     503);
+    assert_non_null(strstr(r.body, "broker down"));
+    resp_free(&r);
+    assert_int_equal(http_get(port, "/v1/scores/lb-2/outcome", auth, &r), 404);
+    resp_free(&r);
+    pthread_mutex_lock(&lab.mu);
+    lab.fail = 0;
+    pthread_mutex_unlock(&lab.mu);
+    assert_int_equal(http_req(port, "POST", "/v1/scores/lb-2/label", req, &r),
+                     200);
+    resp_free(&r);
+    assert_int_equal(lab.n, 3);
+    rs_http_destroy(h);
+    unsetenv("RS_TEST_HTTP_TOKEN");
+}
+
+/* Search by event id, then by entity id, else "nothing found". */
+static void test_search(void **state) {
+    fx_t *fx = *state;
+    rs_score_t sc;
+    resp_t r;
+    make_score(&sc, "find/me 1", "card-find", BASE_MS, 0.7);
+    write_scores(fx, &sc, 1);
+    assert_int_equal(http_get(fx->port, "/v1/search?q=find%2Fme+1", NULL, &r),
+                     303);
+    assert_non_null(strstr(r.head, "Location: /v1/scores/find%2Fme%201/view"));
+    resp_free(&r);
+    assert_int_equal(http_get(fx->port, "/v1/search?q=+card-find+", NULL, &r),
+                     303);
+    assert_non_null(strstr(r.head, "Location: /v1/entities/card-find/view"));
+    resp_free(&r);
+    assert_int_equal(http_get(fx->port, "/v1/search?q=%3Cnothing%3E", NULL, &r),
+                     404);
+    assert_non_null(strstr(r.head, "text/html"));
+    assert_non_null(strstr(r.body, "id=\"notfound\""));
+    assert_non_null(strstr(r.body, "&lt;nothing&gt;"));
+    resp_free(&r);
+    assert_int_equal(http_get(fx->port, "/v1/search?q=", NULL, &r), 303);
+    assert_non_null(strstr(r.head, "Location: /v1/alerts/view"));
+    resp_free(&r);
+}
+
+/* The token on every JSON endpoint (401 without), the cookie for GETs,
+ * the sign-in page for pages, the open routes. */
+static void test_token_routes(void **state) {
+    fx_t *fx = *state;
+    rs_score_t sc;
+    resp_t r;
+    make_score(&sc, "tr-1", "card-tr", BASE_MS, 0.95);
+    write_scores(fx, &sc, 1);
+    setenv("RS_TEST_HTTP_TOKEN", "t0k/en =;x", 1);
+    rs_http_t *h = start_http(fx, "RS_TEST_HTTP_TOKEN");
+    int port = rs_http_port(h);
+    static const char *const json[] = {
+        "/v1/scores/tr-1", "/v1/scores/tr-1/outcome", "/v1/alerts",
+        "/v1/entities/card-tr/scores"};
+    for (size_t i = 0; i < RS_ARRAY_LEN(json); i++) {
+        assert_int_equal(http_get(port, json[i], NULL, &r), 401);
+        assert_non_null(strstr(r.head, "application/json"));
+        resp_free(&r);
+        assert_int_equal(http_get(port, json[i],
+                                  "Authorization: Bearer t0k/en =;x\r\n", &r),
+                         strstr(json[i], "outcome") ? 404 : 200);
+        resp_free(&r);
+        /* the cookie holds the token percent-encoded, as the page sets it */
+        assert_int_equal(http_get(port, json[i],
+                                  "Cookie: a=b; rs_token=t0k%2Fen%20%3D%3Bx\r\n",
+                                  &r),
+                         strstr(json[i], "outcome") ? 404 : 200);
+        resp_free(&r);
+        assert_int_equal(http_get(port, json[i], "Cookie: rs_token=wrong\r\n",
+                                  &r), 401);
+        resp_free(&r);
+    }
+    static const char *const pages[] = {
+        "/v1/scores/tr-1/view", "/v1/alerts/view", "/v1/entities/card-tr/view",
+        "/v1/search"};
+    for (size_t i = 0; i < RS_ARRAY_LEN(pages); i++) {
+        assert_int_equal(http_get(port, pages[i], NULL, &r), 401);
+        assert_non_null(strstr(r.head, "text/html"));
+        assert_non_null(strstr(r.body, "<form id=\"login\" data-next=\""));
+        assert_null(strstr(r.body, "tr-1\""));   /* nothing of the data */
+        resp_free(&r);
+    }
+    assert_int_equal(http_get(port, "/v1/scores/tr-1/view",
+                              "Cookie: rs_token=wrong\r\n", &r), 401);
+    assert_non_null(strstr(r.body, "id=\"login-failed\""));
+    resp_free(&r);
+    assert_int_equal(http_get(port, "/v1/scores/tr-1/view",
+                              "Cookie: rs_token=t0k%2Fen%20%3D%3Bx\r\n", &r),
+                     200);
+    assert_non_null(strstr(r.body, "id=\"signout\""));
+    resp_free(&r);
+    /* open: probes, the sign-in page and its script; a foreign "next" is
+     * never a target */
+    assert_int_equal(http_get(port, "/login?next=%2F%2Fevil.example", NULL, &r),
+                     200);
+    assert_non_null(strstr(r.body, "data-next=\"/v1/alerts/view\""));
+    resp_free(&r);
+    assert_int_equal(http_get(port, "/static/rs.js", NULL, &r), 200);
+    assert_non_null(strstr(r.head, "text/javascript"));
+    assert_non_null(strstr(r.body, "Authorization = 'Bearer '"));
+    resp_free(&r);
+    rs_http_destroy(h);
+    unsetenv("RS_TEST_HTTP_TOKEN");
+}
+
 static void test_since_parse(void **state) {
     (void)state;
     int64_t t;
@@ -633,6 +1135,11 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_extra_route, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_outage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parallel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_case_view, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_alert_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_label_action, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_search, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_token_routes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -31,7 +31,7 @@ static void make_score(int i, int entity, rs_score_t *sc) {
     memset(sc, 0, sizeof(*sc));
     snprintf(sc->event_id, sizeof(sc->event_id), "s-%d", i);
     snprintf(sc->entity_id, sizeof(sc->entity_id), "e-%d", entity);
-    sc->score = (i % 1000) / 1000.0;
+    sc->score = (float)((i % 1000) / 1000.0); /* the model gives float32 */
     sc->decision = dec[i % 7];
     snprintf(sc->model_version, sizeof(sc->model_version), "test-1");
     sc->event_time_ms = BASE_MS + (int64_t)i * 1000;
@@ -146,7 +146,7 @@ static void test_url_parse(void **state) {
     assert_int_equal(u.db, 5);
 
     static const char *const bad[] = {
-        "", "localhost:6379", "http://h", "rediss://h", "redis://",
+        "", "localhost:6379", "http://h", "rediss://", "redis://",
         "redis://h:0", "redis://h:65536", "redis://h:12a", "redis://h/x",
         "redis://[::1", "redis://user@h", "unix://relative.sock", "unix://",
         "unix:///s?db=x", "unix:///s?foo=1", "redis://h:-1"};
@@ -296,7 +296,7 @@ static void test_redis_write_read(void **state) {
     redisReply *rep = redisCommand(c, "DBSIZE");
     long long keys = rep->integer;
     freeReplyObject(rep);
-    assert_int_equal(keys, 12); /* 10 scores + 2 indexes */
+    assert_int_equal(keys, 13); /* 10 scores + 2 indexes + rs:alerts */
     assert_int_equal(rs_sink_redis_write(sink, scores, 10, errstr,
                                          sizeof(errstr)), RS_OK);
     rep = redisCommand(c, "DBSIZE");
@@ -311,7 +311,7 @@ static void test_redis_write_read(void **state) {
         assert_int_equal(rs_sink_redis_get_score(sink, again.event_id, first,
                                                  sizeof(first), errstr,
                                                  sizeof(errstr)), RS_OK);
-        again.score = again.score < 0.5 ? 0.99 : 0.01;
+        again.score = again.score < 0.5 ? 0.99f : 0.01f;
         again.decision = RS_DECISION_DECLINE;
         assert_int_equal(rs_sink_redis_write(sink, &again, 1, errstr,
                                              sizeof(errstr)), RS_OK);
@@ -375,6 +375,141 @@ static void test_redis_index_cap(void **state) {
         snprintf(want, sizeof(want), "s-%d", 7 + i);
         assert_string_equal(ids[i], want);
     }
+    rs_sink_redis_destroy(sink);
+    rs_test_redis_destroy(r);
+}
+
+typedef struct mget_acc_s {
+    int n, present;
+    char ids[32][RS_ID_MAX];
+} mget_acc_t;
+
+static void mget_cb(void *opaque, int i, const char *val, size_t len) {
+    mget_acc_t *a = opaque;
+    assert_true(i == a->n);
+    a->n++;
+    if (!val) {
+        a->ids[i][0] = '\0';
+        return;
+    }
+    rs_score_t sc;
+    char errstr[256];
+    assert_int_equal(rs_score_from_json(val, len, &sc, errstr,
+                                        sizeof(errstr)), RS_OK);
+    snprintf(a->ids[i], RS_ID_MAX, "%s", sc.event_id);
+    a->present++;
+}
+
+static long long raw_calls(redisContext *c, const char *cmd);
+
+/* The alert index (review/decline/alert only, newest first, capped), the
+ * entity index newest first, MGET, and analysts' outcomes. */
+static void test_redis_analyst(void **state) {
+    (void)state;
+    char errstr[512];
+    rs_test_redis_t *r = start_redis(NULL);
+    rs_redis_conf_t conf;
+    rs_redis_conf_init(&conf);
+    assert_int_equal(conf.alert_index_max, 100000);
+    snprintf(conf.url, sizeof(conf.url), "%s", rs_test_redis_url(r));
+    conf.alert_index_max = 6;
+    rs_sink_redis_t *sink = rs_sink_redis_new(&conf, errstr, sizeof(errstr));
+    assert_non_null(sink);
+    redisContext *c = raw_connect(r);
+
+    /* 14 scores written by the synchronous path, 14 by the writer thread;
+     * decisions cycle through make_score's table (3 of 7 alert). */
+    rs_score_t scores[28];
+    for (int i = 0; i < 28; i++) make_score(i, i % 2, &scores[i]);
+    assert_int_equal(rs_sink_redis_write(sink, scores, 14, errstr,
+                                         sizeof(errstr)), RS_OK);
+    assert_int_equal(rs_sink_redis_enqueue(sink, scores + 14, 14, NULL, NULL,
+                                           1), RS_OK);
+    assert_int_equal(rs_sink_redis_wait(sink, 1, 30000), RS_OK);
+    /* Per batch (both paths): one ZADD, PEXPIRE and trim for each of its
+     * 2 entities and one of each for the alert index (6 alerts in it). */
+    assert_int_equal(raw_calls(c, "zadd"), 2 * 3);
+    assert_int_equal(raw_calls(c, "pexpire"), 2 * 3);
+    assert_int_equal(raw_calls(c, "zremrangebyrank"), 2 * 3);
+    /* A batch without an alert leaves the alert index alone. */
+    rs_score_t quiet[2];
+    make_score(28, 0, &quiet[0]); /* approve */
+    make_score(30, 0, &quiet[1]); /* approve */
+    assert_int_equal(rs_sink_redis_write(sink, quiet, 2, errstr,
+                                         sizeof(errstr)), RS_OK);
+    assert_int_equal(raw_calls(c, "zadd"), 2 * 3 + 1);
+    assert_int_equal(raw_calls(c, "pexpire"), 2 * 3 + 1);
+    /* newest 6 alerts kept: of 12 alerted events (3 per 7) */
+    assert_int_equal(raw_int(c, "ZCARD %s", "rs:alerts"), 6);
+    long long ttl = raw_int(c, "PTTL %s", "rs:alerts");
+    assert_true(ttl > 0 && ttl <= 7LL * 86400 * 1000);
+    rs_redis_hit_t hits[32];
+    int n = 0, want[32], nw = 0;
+    for (int i = 27; i >= 0 && nw < 6; i--)
+        if (is_alert(scores[i].decision)) want[nw++] = i;
+    assert_int_equal(rs_sink_redis_index_newest(sink, NULL, 0, INT64_MAX, 0,
+                                                hits, 32, &n, errstr,
+                                                sizeof(errstr)), RS_OK);
+    assert_int_equal(n, 6);
+    for (int k = 0; k < 6; k++) {
+        assert_string_equal(hits[k].id, scores[want[k]].event_id);
+        assert_int_equal(hits[k].t_ms, scores[want[k]].event_time_ms);
+    }
+    /* offset and a time range (inclusive bounds) */
+    assert_int_equal(rs_sink_redis_index_newest(sink, NULL, 0, INT64_MAX, 4,
+                                                hits, 32, &n, errstr,
+                                                sizeof(errstr)), RS_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(hits[0].id, scores[want[4]].event_id);
+    assert_int_equal(rs_sink_redis_index_newest(
+                         sink, NULL, scores[want[3]].event_time_ms,
+                         scores[want[1]].event_time_ms, 0, hits, 32, &n,
+                         errstr, sizeof(errstr)), RS_OK);
+    assert_int_equal(n, 3);
+    assert_string_equal(hits[0].id, scores[want[1]].event_id);
+    assert_string_equal(hits[2].id, scores[want[3]].event_id);
+    /* an entity's index, newest first; unknown entity: none */
+    assert_int_equal(rs_sink_redis_index_newest(sink, "e-1", 0, INT64_MAX, 0,
+                                                hits, 3, &n, errstr,
+                                                sizeof(errstr)), RS_OK);
+    assert_int_equal(n, 3);
+    assert_string_equal(hits[0].id, "s-27");
+    assert_string_equal(hits[2].id, "s-23");
+    assert_int_equal(rs_sink_redis_index_newest(sink, "nobody", 0, INT64_MAX,
+                                                0, hits, 3, &n, errstr,
+                                                sizeof(errstr)), RS_OK);
+    assert_int_equal(n, 0);
+
+    /* MGET: records in order, NULL for the missing */
+    const char *ids[] = {"s-3", "nope", "s-20"};
+    mget_acc_t acc = {0};
+    assert_int_equal(rs_sink_redis_mget(sink, RS_REDIS_SCORE, ids, 3, mget_cb,
+                                        &acc, errstr, sizeof(errstr)), RS_OK);
+    assert_int_equal(acc.n, 3);
+    assert_int_equal(acc.present, 2);
+    assert_string_equal(acc.ids[0], "s-3");
+    assert_string_equal(acc.ids[1], "");
+    assert_string_equal(acc.ids[2], "s-20");
+
+    /* outcomes: first write wins with NX, DEL undoes */
+    const char *o1 = "{\"event_id\":\"s-3\",\"outcome\":\"fraud\"}";
+    assert_int_equal(rs_sink_redis_set_outcome(sink, "s-3", o1, 1, errstr,
+                                               sizeof(errstr)), RS_OK);
+    assert_int_equal(rs_sink_redis_set_outcome(sink, "s-3", "{}", 1, errstr,
+                                               sizeof(errstr)), RS_ERR_STATE);
+    assert_non_null(strstr(errstr, "already has an outcome"));
+    redisReply *rep = redisCommand(c, "GET rs:outcome:s-3");
+    assert_string_equal(rep->str, o1);
+    freeReplyObject(rep);
+    ttl = raw_int(c, "PTTL %s", "rs:outcome:s-3");
+    assert_true(ttl > 0 && ttl <= 7LL * 86400 * 1000);
+    assert_int_equal(rs_sink_redis_del_outcome(sink, "s-3", errstr,
+                                               sizeof(errstr)), RS_OK);
+    assert_int_equal(raw_int(c, "EXISTS %s", "rs:outcome:s-3"), 0);
+    assert_int_equal(rs_sink_redis_set_outcome(sink, "s-3", "{}", 0, errstr,
+                                               sizeof(errstr)), RS_OK);
+
+    redisFree(c);
     rs_sink_redis_destroy(sink);
     rs_test_redis_destroy(r);
 }
@@ -490,7 +625,7 @@ static rs_err_t enqueue_events(rs_sink_redis_t *sink, uint64_t seq, int first,
     for (int j = 0; j < n; j++) {
         int i = first + j;
         make_score(i, i % NENT, &scores[j]);
-        if (variant) scores[j].score = scores[j].score < 0.5 ? 0.99 : 0.01;
+        if (variant) scores[j].score = scores[j].score < 0.5 ? 0.99f : 0.01f;
         lp[j] = is_logged(i) ? logs[j] : NULL;
         ll[j] = make_log(i, variant, logs[j]);
     }
@@ -500,6 +635,26 @@ static rs_err_t enqueue_events(rs_sink_redis_t *sink, uint64_t seq, int first,
 static int count_logged(int from, int to) {
     int k = 0;
     for (int i = from; i < to; i++) k += is_logged(i);
+    return k;
+}
+
+/* Events in [from, to) decided review/decline/alert (alert index ZADDs). */
+static int count_alerts(int from, int to) {
+    int k = 0;
+    for (int i = from; i < to; i++) {
+        rs_score_t sc;
+        make_score(i, 0, &sc);
+        k += is_alert(sc.decision);
+    }
+    return k;
+}
+
+/* Batches of `per` events in [from, to) with an alert among them: one
+ * ZADD / PEXPIRE / trim of the alert index each. */
+static int count_alert_batches(int from, int to, int per) {
+    int k = 0;
+    for (int b = from; b < to; b += per)
+        k += count_alerts(b, RS_MIN(b + per, to)) > 0;
     return k;
 }
 
@@ -659,7 +814,7 @@ static void test_redis_async_write(void **state) {
     assert_int_equal(rs_sink_redis_wait(sink, 4, 50), RS_ERR_TIMEOUT);
 
     for (int i = 0; i < 15; i++) check_event(sink, i);
-    assert_int_equal(raw_dbsize(c), 15 + NENT + count_logged(0, 15));
+    assert_int_equal(raw_dbsize(c), 15 + NENT + 1 + count_logged(0, 15));
     assert_int_equal(raw_index_total(c), 15);
     long long ttl = raw_int(c, "PTTL rs:input:%s", "s-1");
     assert_true(ttl > 0 && ttl <= 7LL * 86400 * 1000); /* input_ttl 0: ttl */
@@ -678,7 +833,7 @@ static void test_redis_async_write(void **state) {
     assert_int_equal(rs_sink_redis_wait(sink, 4, 30000), RS_OK);
     assert_int_equal(raw_calls(c, "set"), sets + 10 + count_logged(0, 10));
     for (int i = 0; i < 15; i++) check_event(sink, i);
-    assert_int_equal(raw_dbsize(c), 15 + NENT + count_logged(0, 15));
+    assert_int_equal(raw_dbsize(c), 15 + NENT + 1 + count_logged(0, 15));
     assert_int_equal(raw_index_total(c), 15);
 
     /* Queue empty: an empty batch is done at once. */
@@ -825,14 +980,22 @@ static void test_redis_async_outage(void **state) {
     int nev = (int)seq * 10;
     redisContext *c = raw_connect(r);
     for (int i = 0; i < nev; i++) check_event(sink, i);
-    assert_int_equal(raw_dbsize(c), nev + NENT + count_logged(0, nev));
+    assert_int_equal(raw_dbsize(c), nev + NENT + 1 + count_logged(0, nev));
     assert_int_equal(raw_index_total(c), nev);
     /* Exactly once: the new server received the commands of the batches
      * after d, once each, and none of the acknowledged ones. */
     int from = (int)d * 10;
     assert_int_equal(raw_calls(c, "set"),
                      (nev - from) + count_logged(from, nev));
-    assert_int_equal(raw_calls(c, "zadd"), nev - from);
+    /* One ZADD, PEXPIRE and trim per entity of a batch: each batch of 10
+     * consecutive events holds all NENT entities; and of the alert index
+     * per batch holding an alert. */
+    long long ab = count_alert_batches(from, nev, 10);
+    assert_int_equal(raw_calls(c, "zadd"), (long long)(seq - d) * NENT + ab);
+    assert_int_equal(raw_calls(c, "pexpire"),
+                     (long long)(seq - d) * NENT + ab);
+    assert_int_equal(raw_calls(c, "zremrangebyrank"),
+                     (long long)(seq - d) * NENT + ab);
     redisFree(c);
 
     rs_sink_redis_stats(sink, &st);
@@ -958,7 +1121,7 @@ static void test_redis_async_threads(void **state) {
     free(w);
     for (int i = 0; i < BATCHES * PER; i += 37) check_event(sink, i);
     redisContext *c = raw_connect(r);
-    assert_int_equal(raw_dbsize(c), BATCHES * PER + NENT + BATCHES / 10 +
+    assert_int_equal(raw_dbsize(c), BATCHES * PER + NENT + 1 + BATCHES / 10 +
                                         count_logged(0, BATCHES * PER));
     redisFree(c);
     rs_sink_redis_destroy(sink);
@@ -975,7 +1138,7 @@ static void test_redis_async_destroy_drains(void **state) {
                                         0), RS_OK);
     rs_sink_redis_destroy(sink);
     redisContext *c = raw_connect(r);
-    assert_int_equal(raw_dbsize(c), 500 + NENT + count_logged(0, 500));
+    assert_int_equal(raw_dbsize(c), 500 + NENT + 1 + count_logged(0, 500));
     redisFree(c);
     rs_test_redis_destroy(r);
 }
@@ -1135,12 +1298,95 @@ static void test_kafka_sink_batches(void **state) {
     rs_cluster_destroy(cl);
 }
 
+typedef struct lab_read_s {
+    int n;
+    rs_label_t lb[16];
+    char key[16][RS_ID_MAX];
+    rs_format_t fmt;
+} lab_read_t;
+
+static void lab_read_cb(void *opaque, const rd_kafka_message_t *rkm) {
+    lab_read_t *r = opaque;
+    char errstr[256];
+    if (r->n >= 16) return;
+    assert_int_equal(rs_label_decode(r->fmt, rkm->payload, rkm->len,
+                                     &r->lb[r->n], errstr, sizeof(errstr)),
+                     RS_OK);
+    snprintf(r->key[r->n], RS_ID_MAX, "%.*s", (int)rkm->key_len,
+             (const char *)rkm->key);
+    r->n++;
+}
+
+/* The analysts' label producer: concurrent senders, each acknowledged;
+ * the labels read back from the topic (JSON and protobuf); an invalid
+ * label refused before producing. */
+static _Atomic int label_next;
+
+static void *label_sender(void *arg) {
+    rs_sink_label_t *s = arg;
+    char errstr[256];
+    for (int k = 0; k < 3; k++) {
+        int i = atomic_fetch_add(&label_next, 1);
+        rs_label_t lb = {{0}};
+        snprintf(lb.event_id, sizeof(lb.event_id), "ev-%d", i);
+        snprintf(lb.entity_id, sizeof(lb.entity_id), "card-%d", i % 3);
+        lb.value = i % 2;
+        lb.label_time_ms = BASE_MS + i;
+        if (rs_sink_label_send(s, &lb, 10000, errstr, sizeof(errstr)) != RS_OK)
+            fail_msg("send: %s", errstr);
+    }
+    return NULL;
+}
+
+static void test_label_sink(void **state) {
+    (void)state;
+    char errstr[512];
+    for (int f = 0; f < 2; f++) {
+        rs_format_t fmt = f ? RS_FORMAT_PROTOBUF : RS_FORMAT_JSON;
+        static const char *const lt[] = {"labels"};
+        atomic_store(&label_next, 0);
+        rs_cluster_t *cl = rs_cluster_new(1, lt, 1, 2, errstr,
+                                          sizeof(errstr));
+        assert_non_null(cl);
+        assert_null(rs_sink_label_new(NULL, rs_cluster_bootstraps(cl), "", fmt,
+                                      errstr, sizeof(errstr)));
+        rs_sink_label_t *s = rs_sink_label_new(NULL, rs_cluster_bootstraps(cl),
+                                               "labels", fmt, errstr,
+                                               sizeof(errstr));
+        assert_non_null(s);
+        pthread_t th[3];
+        for (int i = 0; i < 3; i++)
+            assert_int_equal(pthread_create(&th[i], NULL, label_sender, s), 0);
+        for (int i = 0; i < 3; i++) pthread_join(th[i], NULL);
+        rs_label_t bad = {{0}};
+        assert_int_equal(rs_sink_label_send(s, &bad, 1000, errstr,
+                                            sizeof(errstr)), RS_ERR_INVALID);
+        lab_read_t r = {.fmt = fmt};
+        assert_int_equal(rs_test_kafka_read(rs_cluster_bootstraps(cl),
+                                            "labels", 9, 300, 20000,
+                                            lab_read_cb, &r), 9);
+        int seen[9] = {0};
+        for (int i = 0; i < r.n; i++) {
+            int k = atoi(r.lb[i].event_id + 3);
+            assert_true(k >= 0 && k < 9 && !seen[k]);
+            seen[k] = 1;
+            assert_string_equal(r.key[i], r.lb[i].entity_id);
+            assert_true(r.lb[i].value == (double)(k % 2));
+            assert_int_equal(r.lb[i].label_time_ms, BASE_MS + k);
+        }
+        rs_sink_label_destroy(s);
+        rs_cluster_destroy(cl);
+    }
+    rs_sink_label_destroy(NULL);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_url_parse),
         cmocka_unit_test(test_redis_conf),
         cmocka_unit_test(test_redis_write_read),
         cmocka_unit_test(test_redis_index_cap),
+        cmocka_unit_test(test_redis_analyst),
         cmocka_unit_test(test_redis_outage),
         cmocka_unit_test(test_redis_auth_db),
         cmocka_unit_test(test_redis_async_write),
@@ -1149,6 +1395,7 @@ int main(void) {
         cmocka_unit_test(test_redis_async_threads),
         cmocka_unit_test(test_redis_async_destroy_drains),
         cmocka_unit_test(test_kafka_sink_batches),
+        cmocka_unit_test(test_label_sink),
         cmocka_unit_test(test_kafka_sink_json),
         cmocka_unit_test(test_kafka_sink_pb_retry),
     };

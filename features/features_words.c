@@ -1,0 +1,646 @@
+/* features_words.c -- features in the words people use.
+ *
+ * rs_features_words() names feature i from its spec (key, window, offset,
+ * aggregation, value) -- "payments at this merchant in the last day" --
+ * and rs_features_reason() says it with its value and, where the layout
+ * has a feature that gives it, the key's usual level: "7 payments in the
+ * last hour, usually 0.1".  Nothing here knows a preset's feature names:
+ * the words come from the spec alone, the nouns from `features.nouns`
+ * (event=payment,entity=card,counterparty=merchant for the cards preset).
+ *
+ * Baselines are found once, at rs_features_new (rs_fe_words_new), among
+ * the features of the same key without an offset and with a longer
+ * duration window:
+ *   - a count or velocity gives the usual rate, for counts, velocities and
+ *     the time since the previous event ("usually 12 hours");
+ *   - a mean of the same value gives the usual value, for the current
+ *     value, the newest value and shorter-window means.
+ * So the words follow whatever specs are configured.  The phrase pieces
+ * of every feature (nouns, scope, window) are made once too: wording a
+ * contribution is one snprintf (about 200 ns, ops/bench/bench_words).
+ *
+ * Threads: the words state is immutable after rs_features_new; both
+ * functions are reentrant (the owner thread calls them while explaining,
+ * but they touch no mutable state).  No allocation after creation.
+ */
+#include "features/features_int.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define RS_FE_NOUNS_MAX 16
+#define RS_FE_NOUN_MAX 40
+#define RS_FE_SINCE_NONE_S 1e8 /* as in features.c: no previous event */
+
+typedef struct rs_fe_noun_s {
+    char name[RS_NAME_MAX];        /* "event", "entity", "mcc", ...        */
+    char one[RS_FE_NOUN_MAX];      /* "payment"                            */
+    char many[RS_FE_NOUN_MAX];     /* "payments"                           */
+} rs_fe_noun_t;
+
+/* The pieces every phrase is made of, for feature i. */
+typedef struct rs_fe_ph_s {
+    const rs_features_spec_t *s;
+    int agg;
+    char ev[RS_FE_NOUN_MAX], evs[RS_FE_NOUN_MAX]; /* event noun, 1 and many */
+    char val[48];           /* the value's noun: "amount", "temperature" */
+    char scope[128];         /* events of the key: "", " at this merchant" */
+    char owner[128];         /* "this card's", "this merchant's"           */
+    char forkey[136];        /* "for this card"                            */
+    char thiskey[128];       /* "this card", "the same mcc"                */
+    char fraud[RS_FE_NOUN_MAX]; /* a positive label: "fraud", "failure"    */
+    char win[160];           /* " in the last hour", ""                    */
+    char over[160];          /* " over the last 7 days", ""                */
+    int is_amount;
+} rs_fe_ph_t;
+
+struct rs_fe_words_s {
+    int nnouns;
+    rs_fe_noun_t nouns[RS_FE_NOUNS_MAX];
+    int16_t *rate;   /* [dim] feature giving the usual rate of events, -1 */
+    int16_t *mean;   /* [dim] feature giving the usual value, -1          */
+    int16_t *cnt;    /* [dim] the count of the same spec (same window), -1 */
+    rs_fe_ph_t *ph;  /* [dim] the phrase pieces of each feature           */
+};
+
+/* ------------------------------------------------------------------ nouns */
+
+static void rs_fe_plural(const char *one, char *out, size_t size) {
+    size_t n = strlen(one);
+    const char *vowels = "aeiou";
+    if (n >= 2 && one[n - 1] == 'y' && !strchr(vowels, one[n - 2]))
+        snprintf(out, size, "%.*sies", (int)(n - 1), one);
+    else if (n >= 1 && (one[n - 1] == 's' || one[n - 1] == 'x' ||
+                        (n >= 2 && (!strcmp(one + n - 2, "ch") ||
+                                    !strcmp(one + n - 2, "sh")))))
+        snprintf(out, size, "%ses", one);
+    else
+        snprintf(out, size, "%ss", one);
+}
+
+/* Parse "name=noun[/plural],..." into w (appending; a later entry for the
+ * same name wins).  RS_ERR_CONFIG naming the entry. */
+static rs_err_t rs_fe_nouns_parse(rs_fe_words_t *w, const char *spec,
+                                  char *errstr, size_t errstr_size) {
+    const char *p = spec;
+    while (*p) {
+        while (*p == ',' || isspace((unsigned char)*p)) p++;
+        if (!*p) break;
+        const char *b = p;
+        while (*p && *p != ',') p++;
+        const char *e = p;
+        while (e > b && isspace((unsigned char)e[-1])) e--;
+        const char *eq = memchr(b, '=', (size_t)(e - b));
+        if (!eq || eq == b || eq + 1 == e)
+            return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                           "features.nouns: '%.*s' is not NAME=noun[/plural]",
+                           (int)(e - b), b);
+        const char *ne = eq;
+        while (ne > b && isspace((unsigned char)ne[-1])) ne--;
+        const char *vb = eq + 1;
+        while (vb < e && isspace((unsigned char)*vb)) vb++;
+        const char *slash = memchr(vb, '/', (size_t)(e - vb));
+        const char *oe = slash ? slash : e;
+        size_t nl = (size_t)(ne - b), ol = (size_t)(oe - vb),
+               pl = slash ? (size_t)(e - slash - 1) : 0;
+        if (!nl || nl >= RS_NAME_MAX || !ol || ol >= RS_FE_NOUN_MAX ||
+            pl >= RS_FE_NOUN_MAX || (slash && !pl))
+            return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                           "features.nouns: '%.*s': name 1-%d and nouns 1-%d "
+                           "characters", (int)(e - b), b, RS_NAME_MAX - 1,
+                           RS_FE_NOUN_MAX - 1);
+        for (const char *c = vb; c < e; c++)
+            if ((unsigned char)*c < 0x20 || *c == '<' || *c == '>')
+                return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                               "features.nouns: '%.*s': control characters "
+                               "and <> are not allowed", (int)(e - b), b);
+        rs_fe_noun_t *nn = NULL;
+        for (int i = 0; i < w->nnouns; i++)
+            if (strlen(w->nouns[i].name) == nl &&
+                !memcmp(w->nouns[i].name, b, nl))
+                nn = &w->nouns[i];
+        if (!nn) {
+            if (w->nnouns == RS_FE_NOUNS_MAX)
+                return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                               "features.nouns: more than %d entries",
+                               RS_FE_NOUNS_MAX);
+            nn = &w->nouns[w->nnouns++];
+        }
+        snprintf(nn->name, sizeof(nn->name), "%.*s", (int)nl, b);
+        snprintf(nn->one, sizeof(nn->one), "%.*s", (int)ol, vb);
+        if (slash)
+            snprintf(nn->many, sizeof(nn->many), "%.*s", (int)pl, slash + 1);
+        else
+            rs_fe_plural(nn->one, nn->many, sizeof(nn->many));
+    }
+    return RS_OK;
+}
+
+/* The noun of a key or field name: configured, else the name with '_' as
+ * blanks ("merchant_category" -> "merchant category"). */
+static const char *rs_fe_noun(const rs_fe_words_t *w, const char *name,
+                              int many, char *tmp, size_t size) {
+    for (int i = 0; i < w->nnouns; i++)
+        if (!strcmp(w->nouns[i].name, name))
+            return many ? w->nouns[i].many : w->nouns[i].one;
+    char one[RS_FE_NOUN_MAX];
+    snprintf(one, sizeof(one), "%s", !strcmp(name, "type") ? "event type"
+                                                           : name);
+    for (char *c = one; *c; c++)
+        if (*c == '_') *c = ' ';
+    if (many) rs_fe_plural(one, tmp, size);
+    else snprintf(tmp, size, "%s", one);
+    return tmp;
+}
+
+/* ------------------------------------------------------------- baselines */
+
+static int rs_fe_plain_window(const rs_features_spec_t *s) {
+    return s->window_ms > 0 && !s->offset_ms && !s->last_n;
+}
+
+static rs_err_t rs_fe_words_baselines(rs_features_t *f, rs_fe_words_t *w) {
+    for (int i = 0; i < f->dim; i++) {
+        const rs_features_spec_t *s = &f->spec[f->out_spec[i]].s;
+        int a = f->out_agg[i];
+        int64_t best_rate = 0, best_mean = 0;
+        w->rate[i] = w->mean[i] = -1;
+        for (int j = 0; j < f->dim; j++) {
+            const rs_features_spec_t *t = &f->spec[f->out_spec[j]].s;
+            int b = f->out_agg[j];
+            if (j == i || strcmp(t->key, s->key) || !rs_fe_plain_window(t))
+                continue;
+            /* a longer window than the feature's own (any for the time
+             * since the previous event and current values) */
+            int64_t own = s->last_n || !s->window_ms ? 0 : s->window_ms;
+            if (t->window_ms <= own) continue;
+            /* a count that includes its own event is usable too: the rate
+             * then comes from count - 1 (rs_features_reason) */
+            if ((b == RS_FEATURES_AGG_COUNT ||
+                 (b == RS_FEATURES_AGG_VELOCITY && !t->include_current)) &&
+                (a == RS_FEATURES_AGG_COUNT || a == RS_FEATURES_AGG_VELOCITY ||
+                 a == RS_FEATURES_AGG_SINCE_LAST) &&
+                t->window_ms > best_rate && !t->bucket_ms) {
+                best_rate = t->window_ms;
+                w->rate[i] = (int16_t)j;
+            }
+            if (b == RS_FEATURES_AGG_MEAN && !strcmp(t->value, s->value) &&
+                (a == RS_FEATURES_AGG_CURRENT ||
+                 a == RS_FEATURES_AGG_CURRENT_LOG1P ||
+                 a == RS_FEATURES_AGG_LAST || a == RS_FEATURES_AGG_MEAN) &&
+                t->window_ms > best_mean) {
+                best_mean = t->window_ms;
+                w->mean[i] = (int16_t)j;
+            }
+        }
+    }
+    return RS_OK;
+}
+
+static void rs_fe_phrase(const rs_features_t *f, int i, rs_fe_ph_t *ph);
+
+rs_err_t rs_fe_words_new(rs_features_t *f, char *errstr, size_t errstr_size) {
+    static const char *const preset_nouns[] = {
+        "event=payment,entity=card,counterparty=merchant,fraud=fraud",
+        "event=reading,entity=machine,counterparty=site,fraud=failure",
+        "event=event,entity=entity/entities,counterparty=counterparty,"
+        "fraud=fraud",
+    };
+    rs_fe_words_t *w = rs_calloc(1, sizeof(*w));
+    int p = f->conf.preset >= 0 && f->conf.preset <= 2 ? f->conf.preset : 2;
+    rs_err_t err = rs_fe_nouns_parse(w, preset_nouns[p], errstr, errstr_size);
+    if (err == RS_OK)
+        err = rs_fe_nouns_parse(w, f->conf.nouns, errstr, errstr_size);
+    if (err != RS_OK) {
+        rs_free(w);
+        return err;
+    }
+    w->rate = rs_calloc((size_t)RS_MAX(f->dim, 1), sizeof(*w->rate));
+    w->mean = rs_calloc((size_t)RS_MAX(f->dim, 1), sizeof(*w->mean));
+    w->cnt = rs_calloc((size_t)RS_MAX(f->dim, 1), sizeof(*w->cnt));
+    rs_fe_words_baselines(f, w);
+    /* the count of the feature's own spec: "no payments in the last day"
+     * says more than "average amount 0.00" */
+    for (int i = 0; i < f->dim; i++) {
+        const rs_fe_cspec_t *c = &f->spec[f->out_spec[i]];
+        w->cnt[i] = -1;
+        for (int k = 0; k < c->nout; k++)
+            if (c->agg[k] == RS_FEATURES_AGG_COUNT && c->out0 + k != i)
+                w->cnt[i] = (int16_t)(c->out0 + k);
+    }
+    /* the phrase pieces, once: wording an event is then one snprintf */
+    f->words = w;
+    w->ph = rs_calloc((size_t)RS_MAX(f->dim, 1), sizeof(*w->ph));
+    for (int i = 0; i < f->dim; i++) rs_fe_phrase(f, i, &w->ph[i]);
+    return RS_OK;
+}
+
+void rs_fe_words_destroy(rs_fe_words_t *w) {
+    if (!w) return;
+    rs_free(w->rate);
+    rs_free(w->mean);
+    rs_free(w->cnt);
+    rs_free(w->ph);
+    rs_free(w);
+}
+
+/* ---------------------------------------------------------------- phrases */
+
+/* "hour", "10 minutes", "7 days" */
+static void rs_fe_dur_words(int64_t ms, char *buf, size_t size) {
+    static const struct { int64_t u; const char *n; } U[] = {
+        {RS_FE_DAY_MS, "day"}, {RS_FE_HOUR_MS, "hour"}, {RS_FE_MIN_MS, "minute"},
+        {1000, "second"}};
+    for (size_t i = 0; i < RS_ARRAY_LEN(U); i++)
+        if (ms % U[i].u == 0) {
+            long long k = (long long)(ms / U[i].u);
+            if (k == 1) snprintf(buf, size, "%s", U[i].n);
+            else snprintf(buf, size, "%lld %ss", k, U[i].n);
+            return;
+        }
+    snprintf(buf, size, "%lld ms", (long long)ms);
+}
+
+/* A length of time in seconds: "45 seconds", "12 minutes", "3.5 hours". */
+static void rs_fe_secs_words(double sec, char *buf, size_t size) {
+    if (sec < 120) snprintf(buf, size, "%.0f second%s", sec,
+                            fabs(sec - 1) < .5 ? "" : "s");
+    else if (sec < 7200) snprintf(buf, size, "%.0f minutes", sec / 60);
+    else if (sec < 172800) snprintf(buf, size, "%.1f hours", sec / 3600);
+    else snprintf(buf, size, "%.1f days", sec / 86400);
+}
+
+
+static void rs_fe_phrase(const rs_features_t *f, int i, rs_fe_ph_t *ph) {
+    const rs_fe_words_t *w = f->words;
+    const rs_features_spec_t *s = &f->spec[f->out_spec[i]].s;
+    char t1[RS_FE_NOUN_MAX + 8], t2[64];
+    memset(ph, 0, sizeof(*ph));
+    ph->s = s;
+    ph->agg = f->out_agg[i];
+    snprintf(ph->ev, sizeof(ph->ev), "%s", rs_fe_noun(w, "event", 0, t1,
+                                                      sizeof(t1)));
+    snprintf(ph->evs, sizeof(ph->evs), "%s", rs_fe_noun(w, "event", 1, t1,
+                                                        sizeof(t1)));
+    snprintf(ph->fraud, sizeof(ph->fraud), "%s", rs_fe_noun(w, "fraud", 0, t1,
+                                                            sizeof(t1)));
+    ph->is_amount = !strcmp(s->value, "amount");
+    snprintf(ph->val, sizeof(ph->val), "%s",
+             ph->is_amount ? "amount" : rs_fe_noun(w, s->value, 0, t1,
+                                                   sizeof(t1)));
+    const char *kn = rs_fe_noun(w, s->key, 0, t1, sizeof(t1));
+    if (!strcmp(s->key, "entity")) {
+        ph->scope[0] = '\0';
+        snprintf(ph->owner, sizeof(ph->owner), "this %s's", kn);
+        snprintf(ph->thiskey, sizeof(ph->thiskey), "this %s", kn);
+    } else if (!strcmp(s->key, "counterparty")) {
+        snprintf(ph->scope, sizeof(ph->scope), " at this %s", kn);
+        snprintf(ph->owner, sizeof(ph->owner), "this %s's", kn);
+        snprintf(ph->thiskey, sizeof(ph->thiskey), "this %s", kn);
+    } else {
+        snprintf(ph->scope, sizeof(ph->scope), " with the same %s", kn);
+        snprintf(ph->owner, sizeof(ph->owner), "the same %s's", kn);
+        snprintf(ph->thiskey, sizeof(ph->thiskey), "the same %s", kn);
+    }
+    snprintf(ph->forkey, sizeof(ph->forkey), "for %s", ph->thiskey);
+    if (s->last_n) {
+        snprintf(ph->win, sizeof(ph->win), " in the last %lld %s",
+                 (long long)s->last_n, ph->evs);
+        snprintf(ph->over, sizeof(ph->over), " over the last %lld %s",
+                 (long long)s->last_n, ph->evs);
+    } else if (s->window_ms) {
+        rs_fe_dur_words(s->window_ms, t2, sizeof(t2));
+        if (s->offset_ms) {
+            char o[64];
+            rs_fe_dur_words(s->offset_ms, o, sizeof(o));
+            snprintf(ph->win, sizeof(ph->win), " in the %s%s before the last %s",
+                     strchr(t2, ' ') ? "" : "1 ", t2, o);
+            snprintf(ph->over, sizeof(ph->over),
+                     " over the %s%s before the last %s",
+                     strchr(t2, ' ') ? "" : "1 ", t2, o);
+        } else {
+            snprintf(ph->win, sizeof(ph->win), " in the last %s", t2);
+            snprintf(ph->over, sizeof(ph->over), " over the last %s", t2);
+        }
+    }
+}
+
+static const char *rs_fe_vfmt(const rs_fe_ph_t *ph, double v, char *buf,
+                              size_t size) {
+    snprintf(buf, size, ph->is_amount ? "%.2f" : "%.4g", v);
+    return buf;
+}
+
+/* A usual count or rate: "0.1", "2.3", "14" */
+static void rs_fe_usual(double u, char *buf, size_t size) {
+    if (!(u > 0)) snprintf(buf, size, "0");
+    else if (u < 10) snprintf(buf, size, "%.2g", u);
+    else snprintf(buf, size, "%.0f", u);
+}
+
+int rs_features_words(const rs_features_t *f, int i, char *buf, size_t size) {
+    if (!f || i < 0 || i >= f->dim) return -1;
+    if (!buf || !size) return 0;
+    const rs_fe_ph_t *ph;
+    char t1[RS_FE_NOUN_MAX + 8];
+    ph = &f->words->ph[i];
+    const rs_features_spec_t *s = ph->s;
+    int n;
+    switch (ph->agg) {
+    case RS_FEATURES_AGG_COUNT:
+        n = snprintf(buf, size, "%s%s%s", ph->evs, ph->scope, ph->win); break;
+    case RS_FEATURES_AGG_SUM:
+        n = snprintf(buf, size, "total %s%s%s", ph->val, ph->scope, ph->win); break;
+    case RS_FEATURES_AGG_MEAN:
+        n = snprintf(buf, size, "average %s%s%s", ph->val, ph->scope, ph->win); break;
+    case RS_FEATURES_AGG_STD:
+        n = snprintf(buf, size, "spread of %s%s%s", ph->val, ph->scope, ph->win); break;
+    case RS_FEATURES_AGG_MIN:
+        n = snprintf(buf, size, "smallest %s%s%s", ph->val, ph->scope, ph->win); break;
+    case RS_FEATURES_AGG_MAX:
+        n = snprintf(buf, size, "largest %s%s%s", ph->val, ph->scope, ph->win); break;
+    case RS_FEATURES_AGG_COUNT_BELOW:
+        n = snprintf(buf, size, "%s%s with %s under %g%s", ph->evs, ph->scope,
+                     ph->val, s->below, ph->win); break;
+    case RS_FEATURES_AGG_DISTINCT:
+        n = snprintf(buf, size, "different %s%s%s",
+                     rs_fe_noun(f->words, s->field, 1, t1, sizeof(t1)),
+                     ph->scope, ph->win); break;
+    case RS_FEATURES_AGG_NEW:
+        n = snprintf(buf, size, "new %s %s%s",
+                     rs_fe_noun(f->words, s->field, 0, t1, sizeof(t1)),
+                     ph->forkey, ph->win); break;
+    case RS_FEATURES_AGG_SINCE_LAST:
+        n = snprintf(buf, size, "time since %s previous %s", ph->owner, ph->ev);
+        break;
+    case RS_FEATURES_AGG_RATIO_MEAN:
+        n = snprintf(buf, size, "%s vs %s average%s", ph->val, ph->owner,
+                     ph->over); break;
+    case RS_FEATURES_AGG_ZSCORE:
+        n = snprintf(buf, size, "%s in standard deviations from %s average%s",
+                     ph->val, ph->owner, ph->over); break;
+    case RS_FEATURES_AGG_VELOCITY:
+        n = snprintf(buf, size, "%s per hour%s%s", ph->evs, ph->scope, ph->win);
+        break;
+    case RS_FEATURES_AGG_FRAUD_COUNT:
+        n = snprintf(buf, size, "%s%s confirmed as %s%s", ph->evs, ph->scope,
+                     ph->fraud, ph->win); break;
+    case RS_FEATURES_AGG_FRAUD_RATE:
+        n = snprintf(buf, size, "share of %s%s confirmed as %s%s", ph->evs,
+                     ph->scope, ph->fraud, ph->win); break;
+    case RS_FEATURES_AGG_LAST:
+        n = snprintf(buf, size, "previous %s%s", ph->val, ph->scope); break;
+    case RS_FEATURES_AGG_SLOPE:
+        n = snprintf(buf, size, "%s trend%s", ph->val, ph->over); break;
+    case RS_FEATURES_AGG_DEVIATION:
+        n = snprintf(buf, size, "%s vs %s average%s", ph->val, ph->owner,
+                     ph->over); break;
+    case RS_FEATURES_AGG_HOUR_OF_DAY:
+        n = snprintf(buf, size, "hour of the day (%s)", f->conf.timezone); break;
+    case RS_FEATURES_AGG_DAY_OF_WEEK:
+        n = snprintf(buf, size, "day of the week (%s)", f->conf.timezone); break;
+    case RS_FEATURES_AGG_NIGHT:
+        n = snprintf(buf, size, "at night, 00:00-06:00 (%s)", f->conf.timezone); break;
+    case RS_FEATURES_AGG_WEEKEND:
+        n = snprintf(buf, size, "on a weekend (%s)", f->conf.timezone); break;
+    case RS_FEATURES_AGG_HOUR_SIN:
+    case RS_FEATURES_AGG_HOUR_COS:
+        n = snprintf(buf, size, "time of day (%s)", f->conf.timezone); break;
+    default: /* CURRENT, CURRENT_LOG1P: this event's value */
+        n = snprintf(buf, size, "%s", ph->val); break;
+    }
+    if (n < 0) { buf[0] = '\0'; return 0; }
+    return (size_t)n < size ? n : (int)size - 1;
+}
+
+int rs_features_reason(const rs_features_t *f, int i, const float *x,
+                       char *buf, size_t size) {
+    if (!f || i < 0 || i >= f->dim) return -1;
+    if (!buf || !size || !x) return 0;
+    const rs_fe_words_t *w = f->words;
+    const rs_fe_ph_t *ph;
+    char nb[48], ub[64] = "", t1[RS_FE_NOUN_MAX + 8];
+    ph = &f->words->ph[i];
+    const rs_features_spec_t *s = ph->s;
+    double v = x[i];
+    /* the usual rate of events per ms, from a longer-window count */
+    double rate = -1;
+    if (w->rate[i] >= 0) {
+        int j = w->rate[i];
+        const rs_features_spec_t *t = &f->spec[f->out_spec[j]].s;
+        double c = x[j];
+        if (t->include_current) c -= 1;   /* the events before this one */
+        if (f->out_agg[j] == RS_FEATURES_AGG_VELOCITY)
+            rate = c / (double)RS_FE_HOUR_MS;
+        else
+            rate = c / (double)t->window_ms;
+        if (!isfinite(rate) || rate < 0) rate = -1;
+    }
+    double mean = NAN;
+    if (w->mean[i] >= 0) mean = x[w->mean[i]];
+    int n;
+    /* an aggregate over an empty window: say so */
+    int none = w->cnt[i] >= 0 && x[w->cnt[i]] < 0.5;
+    switch (ph->agg) {
+    case RS_FEATURES_AGG_SUM:
+    case RS_FEATURES_AGG_MEAN:
+    case RS_FEATURES_AGG_STD:
+    case RS_FEATURES_AGG_MIN:
+    case RS_FEATURES_AGG_MAX:
+    case RS_FEATURES_AGG_RATIO_MEAN:
+    case RS_FEATURES_AGG_ZSCORE:
+    case RS_FEATURES_AGG_LAST:
+    case RS_FEATURES_AGG_SLOPE:
+    case RS_FEATURES_AGG_DEVIATION:
+        if (none) {
+            n = snprintf(buf, size, "no %s%s%s", ph->evs, ph->scope, ph->win);
+            if (n < 0) { buf[0] = '\0'; return 0; }
+            return (size_t)n < size ? n : (int)size - 1;
+        }
+        break;
+    default:
+        break;
+    }
+    switch (ph->agg) {
+    case RS_FEATURES_AGG_COUNT:
+        if (rate >= 0 && s->window_ms && !s->last_n) {
+            char u[32];
+            rs_fe_usual(rate * (double)s->window_ms, u, sizeof(u));
+            snprintf(ub, sizeof(ub), ", usually %s", u);
+        }
+        if (v < 0.5)
+            n = snprintf(buf, size, "no %s%s%s%s", ph->evs, ph->scope, ph->win,
+                         ub);
+        else
+            n = snprintf(buf, size, "%.0f %s%s%s%s", v,
+                         fabs(v - 1) < .5 ? ph->ev : ph->evs, ph->scope, ph->win,
+                         ub);
+        break;
+    case RS_FEATURES_AGG_SUM:
+        n = snprintf(buf, size, "total %s %s%s%s", ph->val,
+                     rs_fe_vfmt(ph, v, nb, sizeof(nb)), ph->scope, ph->win);
+        break;
+    case RS_FEATURES_AGG_MEAN:
+        if (isfinite(mean)) {
+            char m[32];
+            snprintf(ub, sizeof(ub), ", usually %s",
+                     rs_fe_vfmt(ph, mean, m, sizeof(m)));
+        }
+        n = snprintf(buf, size, "average %s %s%s%s%s", ph->val,
+                     rs_fe_vfmt(ph, v, nb, sizeof(nb)), ph->scope, ph->win, ub);
+        break;
+    case RS_FEATURES_AGG_STD:
+        n = snprintf(buf, size, "spread of %s %s%s%s", ph->val,
+                     rs_fe_vfmt(ph, v, nb, sizeof(nb)), ph->scope, ph->win);
+        break;
+    case RS_FEATURES_AGG_MIN:
+        n = snprintf(buf, size, "smallest %s %s%s%s", ph->val,
+                     rs_fe_vfmt(ph, v, nb, sizeof(nb)), ph->scope, ph->win);
+        break;
+    case RS_FEATURES_AGG_MAX:
+        n = snprintf(buf, size, "largest %s %s%s%s", ph->val,
+                     rs_fe_vfmt(ph, v, nb, sizeof(nb)), ph->scope, ph->win);
+        break;
+    case RS_FEATURES_AGG_COUNT_BELOW:
+        n = snprintf(buf, size, "%.0f %s%s with %s under %g%s", v,
+                     fabs(v - 1) < .5 ? ph->ev : ph->evs, ph->scope, ph->val,
+                     s->below, ph->win);
+        break;
+    case RS_FEATURES_AGG_DISTINCT:
+        n = snprintf(buf, size, "%.0f different %s%s%s", v,
+                     rs_fe_noun(w, s->field, fabs(v - 1) >= .5, t1,
+                                sizeof(t1)),
+                     ph->scope, ph->win);
+        break;
+    case RS_FEATURES_AGG_NEW:
+        n = snprintf(buf, size, "%s %s %s%s", v >= .5 ? "new" : "known",
+                     rs_fe_noun(w, s->field, 0, t1, sizeof(t1)), ph->forkey,
+                     ph->win);
+        break;
+    case RS_FEATURES_AGG_SINCE_LAST: {
+        double sec = expm1(v);
+        if (!(sec < RS_FE_SINCE_NONE_S * 0.999)) {
+            n = snprintf(buf, size, "first %s of %s", ph->ev, ph->thiskey);
+            break;
+        }
+        char d[48];
+        rs_fe_secs_words(RS_MAX(sec, 0), d, sizeof(d));
+        if (rate > 0) {
+            char u[48];
+            rs_fe_secs_words(1.0 / rate / 1000.0, u, sizeof(u));
+            snprintf(ub, sizeof(ub), ", usually %s", u);
+        }
+        n = snprintf(buf, size, "%s since %s previous %s%s", d, ph->owner,
+                     ph->ev, ub);
+        break;
+    }
+    case RS_FEATURES_AGG_RATIO_MEAN:
+        n = snprintf(buf, size, "%s %.1fx %s average%s", ph->val, v, ph->owner,
+                     ph->over);
+        break;
+    case RS_FEATURES_AGG_ZSCORE:
+        n = snprintf(buf, size, "%s %.1f standard deviations %s %s average%s",
+                     ph->val, fabs(v), v < 0 ? "below" : "above", ph->owner,
+                     ph->over);
+        break;
+    case RS_FEATURES_AGG_VELOCITY:
+        if (rate >= 0) {
+            char u[32];
+            rs_fe_usual(rate * (double)RS_FE_HOUR_MS, u, sizeof(u));
+            snprintf(ub, sizeof(ub), ", usually %s", u);
+        }
+        n = snprintf(buf, size, "%.2g %s per hour%s%s%s", v, ph->evs, ph->scope,
+                     ph->win, ub);
+        break;
+    case RS_FEATURES_AGG_FRAUD_COUNT:
+        n = snprintf(buf, size, "%.0f %s%s confirmed as %s%s", v,
+                     fabs(v - 1) < .5 ? ph->ev : ph->evs, ph->scope, ph->fraud,
+                     ph->win);
+        break;
+    case RS_FEATURES_AGG_FRAUD_RATE:
+        n = snprintf(buf, size, "%.*f%% of %s%s confirmed as %s%s",
+                     v > 0 && v < 0.01 ? 1 : 0, v * 100, ph->evs, ph->scope,
+                     ph->fraud, ph->win);
+        break;
+    case RS_FEATURES_AGG_LAST:
+        if (isfinite(mean)) {
+            char m[32];
+            snprintf(ub, sizeof(ub), ", usually %s",
+                     rs_fe_vfmt(ph, mean, m, sizeof(m)));
+        }
+        n = snprintf(buf, size, "previous %s %s%s", ph->val,
+                     rs_fe_vfmt(ph, v, nb, sizeof(nb)), ub);
+        break;
+    case RS_FEATURES_AGG_SLOPE:
+        if (v == 0)
+            n = snprintf(buf, size, "%s steady%s", ph->val, ph->over);
+        else
+            n = snprintf(buf, size, "%s %s %.3g per hour%s", ph->val,
+                         v > 0 ? "rising" : "falling", fabs(v), ph->over);
+        break;
+    case RS_FEATURES_AGG_DEVIATION:
+        n = snprintf(buf, size, "%s %.3g %s %s average%s", ph->val, fabs(v),
+                     v >= 0 ? "above" : "below", ph->owner, ph->over);
+        break;
+    case RS_FEATURES_AGG_HOUR_OF_DAY: {
+        int h = (int)v;
+        n = snprintf(buf, size, "at %02d:00-%02d:59 (%s)", h, h, f->conf.timezone);
+        break;
+    }
+    case RS_FEATURES_AGG_DAY_OF_WEEK: {
+        static const char *const dn[7] = {"Monday", "Tuesday", "Wednesday",
+                                          "Thursday", "Friday", "Saturday",
+                                          "Sunday"};
+        int d = (int)v;
+        n = snprintf(buf, size, "on a %s (%s)", dn[d >= 0 && d < 7 ? d : 0],
+                     f->conf.timezone);
+        break;
+    }
+    case RS_FEATURES_AGG_NIGHT:
+        n = snprintf(buf, size, v >= .5 ? "at night, 00:00-06:00 (%s)"
+                                        : "in the daytime (%s)",
+                     f->conf.timezone);
+        break;
+    case RS_FEATURES_AGG_WEEKEND:
+        n = snprintf(buf, size, v >= .5 ? "on a weekend (%s)"
+                                        : "on a weekday (%s)",
+                     f->conf.timezone);
+        break;
+    case RS_FEATURES_AGG_HOUR_SIN:
+    case RS_FEATURES_AGG_HOUR_COS: {
+        /* the hour from the pair when both are declared, else this one */
+        double hs = NAN, hc = NAN;
+        for (int k = 0; k < f->dim; k++) {
+            if (f->out_spec[k] != f->out_spec[i]) continue;
+            if (f->out_agg[k] == RS_FEATURES_AGG_HOUR_SIN) hs = x[k];
+            if (f->out_agg[k] == RS_FEATURES_AGG_HOUR_COS) hc = x[k];
+        }
+        if (isfinite(hs) && isfinite(hc)) {
+            double h = atan2(hs, hc) * 24 / 6.283185307179586;
+            if (h < 0) h += 24;
+            int mins = (int)(h * 60 + 0.5) % 1440;
+            n = snprintf(buf, size, "at %02d:%02d (%s)", mins / 60, mins % 60,
+                         f->conf.timezone);
+        } else {
+            n = snprintf(buf, size, "time of day (%s)", f->conf.timezone);
+        }
+        break;
+    }
+    case RS_FEATURES_AGG_CURRENT:
+    default: {
+        double cur = ph->agg == RS_FEATURES_AGG_CURRENT ? v : expm1(v);
+        if (isfinite(mean)) {
+            char m[32];
+            snprintf(ub, sizeof(ub), ", usually %s",
+                     rs_fe_vfmt(ph, mean, m, sizeof(m)));
+        }
+        n = snprintf(buf, size, "%s %s%s", ph->val,
+                     rs_fe_vfmt(ph, cur, nb, sizeof(nb)), ub);
+        break;
+    }
+    }
+    if (n < 0) { buf[0] = '\0'; return 0; }
+    return (size_t)n < size ? n : (int)size - 1;
+}
