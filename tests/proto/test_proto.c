@@ -258,8 +258,15 @@ static void test_json_doubles(void **state) {
         ev.numeric[0].value = vals[i];
         int n = rs_event_to_json(&ev, buf, sizeof(buf));
         assert_true(n > 0);
-        assert_int_equal(rs_event_from_json(buf, (size_t)n, &evb, es,
-                                            sizeof(es)), RS_OK);
+        rs_err_t de = rs_event_from_json(buf, (size_t)n, &evb, es, sizeof(es));
+        if (fabs(vals[i]) > FLT_MAX) {
+            /* beyond the float range the features compute in: refused,
+             * naming the field (it would drop out of every sum) */
+            assert_int_equal(de, RS_ERR_INVALID);
+            assert_non_null(strstr(es, "numeric_fields[0].value"));
+            continue;
+        }
+        assert_int_equal(de, RS_OK);
         if (!dbl_same(vals[i], evb.numeric[0].value))
             fail_msg("%.17g -> %s -> %.17g", vals[i], buf,
                      evb.numeric[0].value);
