@@ -383,6 +383,41 @@ fail:
     return NULL;
 }
 
+rs_err_t rs_features_conf_mem(const rs_features_conf_t *conf,
+                              rs_mem_item_t *items, int max, int *n,
+                              int *dim, char *errstr, size_t errstr_size) {
+    *n = 0;
+    if (!conf || max < 3)
+        return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
+                       "features: no configuration or room");
+    if (rs_fe_check_conf(conf, errstr, errstr_size)) return RS_ERR_CONFIG;
+    rs_features_t *f = rs_calloc(1, sizeof(*f));
+    f->conf = *conf;
+    f->ck.fd = -1;
+    if (rs_fe_compile(f, errstr, errstr_size)) {
+        rs_features_destroy(f);
+        return RS_ERR_CONFIG;
+    }
+    /* The same sizes as rs_features_new and rs_fe_tab_init. */
+    uint64_t tab[2] = {0, 0};
+    for (int t = 0; t < f->ntab; t++) {
+        const rs_fe_tab_t *tb = &f->tab[t];
+        uint64_t cap = (uint64_t)(t == f->ent_tab ? conf->max_keys
+                                                  : conf->max_counterparties);
+        tab[t == f->ent_tab ? 0 : 1] +=
+            cap * (tb->slot_size + 8 + 4) + rs_fe_pow2(cap * 2) * 4 + cap / 8;
+    }
+    uint64_t ev = (uint64_t)conf->label_index;
+    items[(*n)++] = (rs_mem_item_t){"features.max_keys", tab[0]};
+    items[(*n)++] = (rs_mem_item_t){"features.max_counterparties", tab[1]};
+    items[(*n)++] = (rs_mem_item_t){
+        "features.label_index",
+        ev * sizeof(rs_fe_evref_t) + rs_fe_pow2(ev * 2) * 4 + ev / 8};
+    *dim = f->dim;
+    rs_features_destroy(f);
+    return RS_OK;
+}
+
 void rs_features_destroy(rs_features_t *f) {
     if (!f) return;
     if (f->ck.active) rs_features_checkpoint_abort(f);

@@ -187,6 +187,16 @@ int rs_features_conf_specs(const rs_features_conf_t *conf,
 
 typedef struct rs_features_s rs_features_t;
 
+/* Memory rs_features_new would preallocate for `conf`, without allocating
+ * it: items[0..*n) (n <= 3; max >= 3) name the keys that size it
+ * (features.max_keys, features.max_counterparties, features.label_index),
+ * *dim gets the vector length.  RS_ERR_CONFIG with errstr for a bad
+ * configuration (as rs_features_new).  Cold path (compiles the specs).
+ * @locality any thread */
+rs_err_t rs_features_conf_mem(const rs_features_conf_t *conf,
+                              rs_mem_item_t *items, int max, int *n,
+                              int *dim, char *errstr, size_t errstr_size);
+
 /* Allocate all state for `conf` (copied; conf may be freed afterwards).
  * Returns NULL and fills errstr on a bad configuration.  Destroy with
  * rs_features_destroy().  Any thread; the handle then belongs to one. */

@@ -931,6 +931,17 @@ rs_model_t *rs_model_new_like(const rs_model_t *m, const rs_model_conf_t *conf,
 
 /* --------------------------------------------------- learning records */
 
+int rs_model_conf_mem(const rs_model_conf_t *conf, int dim,
+                      rs_mem_item_t *items, int max) {
+    (void)dim;
+    if (max < 1 || conf->kind != RS_MODEL_SEQ) return 0;
+    /* "lr" preallocates O(dim); the learning log is on disk (page cache) */
+    items[0] = (rs_mem_item_t){"seq.max_entities",
+                               (uint64_t)conf->seq.max_entities *
+                                   rs_seq_conf_entity_bytes(conf)};
+    return 1;
+}
+
 void rs_model_observe(rs_model_t *m, const void *rec) {
     const rs_lrec_hdr_t *h = rec;
     if (m->seq) {

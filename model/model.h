@@ -157,6 +157,16 @@ rs_model_t *rs_model_new(const rs_model_conf_t *conf, int dim,
                          size_t errstr_size);
 void rs_model_destroy(rs_model_t *m);   /* NULL is a no-op */
 
+/* Memory a scorer built by rs_model_new(conf, dim) preallocates that
+ * grows with a configuration key, without allocating: items[0..n) name
+ * the keys that size it ("seq": seq.max_entities; "lr": none -- the
+ * learning log is on disk, the trainer's queue is the caller's to count).
+ * Returns n (max >= 1).  A model
+ * loaded from a file has the file's architecture: the estimate uses
+ * conf's.  @locality any thread */
+int rs_model_conf_mem(const rs_model_conf_t *conf, int dim,
+                      rs_mem_item_t *items, int max);
+
 int rs_model_dim(const rs_model_t *m);
 const char *rs_model_feature_name(const rs_model_t *m, int i); /* NULL if OOB */
 const char *rs_model_kind(const rs_model_t *m);         /* "lr" | "seq"      */

@@ -1388,6 +1388,16 @@ static void rs_seq_ent_append(rs_seq_t *s, uint32_t i, const rs_seq_run_t *rs,
 #define RS_SEQ_LR_CAT  64
 #define RS_SEQ_LR_X    (RS_SEQ_LR_CAT + 8 * RS_MAX_CATEG)
 
+uint64_t rs_seq_conf_entity_bytes(const rs_model_conf_t *conf) {
+    const uint64_t L = (uint64_t)conf->seq.history,
+                   stride = (uint64_t)conf->seq.layers * 2 *
+                            (uint64_t)conf->seq.d_model;
+    /* as rs_seq_stats: cache, its index slots, times and metadata */
+    return sizeof(rs_seq_ent_t) + 2 * sizeof(uint32_t) +
+           L * (sizeof(float) * stride + 2 * sizeof(int64_t) +
+                sizeof(rs_seq_meta_t));
+}
+
 size_t rs_seq_lrec_size(const rs_seq_t *s) {
     return (RS_SEQ_LR_X + 4 * (size_t)s->dim + 7) & ~(size_t)7;
 }

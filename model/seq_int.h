@@ -78,6 +78,9 @@ void rs_seq_set_number(rs_seq_t *s, uint64_t n);
 uint64_t rs_seq_number(const rs_seq_t *s); /* of the snapshot used, if any */
 uint32_t rs_seq_record_arch(const rs_seq_t *s);
 size_t rs_seq_lrec_size(const rs_seq_t *s);
+/* Bytes per entity cache of a "seq" model of conf's architecture (as
+ * rs_seq_new would allocate them; no allocation). */
+uint64_t rs_seq_conf_entity_bytes(const rs_model_conf_t *conf);
 void rs_seq_observe(rs_seq_t *s, const void *rec);
 rs_err_t rs_seq_learn_lrec(rs_seq_t *s, const void *rec,
                            const void *const *hist, int nh, int y,

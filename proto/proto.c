@@ -10,9 +10,11 @@
  */
 #include "proto/proto.h"
 #include "proto/proto_int.h"
+#include "common/fmt.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,8 +105,7 @@ long rs_ctrl_at(const char *s, size_t len) {
 }
 
 int rs_num_parse(const char *s, size_t len, double *out) {
-    char tmp[64];
-    if (!s || len == 0 || len >= sizeof(tmp)) return -1;
+    if (!s || len == 0 || len >= 64) return -1;
     size_t i = 0, digits = 0;
     if (s[i] == '+' || s[i] == '-') i++;
     while (i < len && isdigit((unsigned char)s[i])) { i++; digits++; }
@@ -121,11 +122,8 @@ int rs_num_parse(const char *s, size_t len, double *out) {
         if (!ed) return -1;
     }
     if (i != len) return -1;
-    memcpy(tmp, s, len);
-    tmp[len] = '\0';
-    errno = 0;
-    double v = strtod(tmp, NULL);   /* ERANGE on underflow is fine */
-    if (!isfinite(v)) return -1;
+    double v;   /* strtod's value, without strtod (common/fmt.h) */
+    if (rs_parse_f64(s, len, &v) != len || !isfinite(v)) return -1;
     *out = v;
     return 0;
 }
@@ -256,22 +254,36 @@ rs_err_t rs_event_validate(const rs_event_t *ev, char *errstr,
     if (ev->amount < 0)
         return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
                        "field 'amount': negative (%g)", ev->amount);
+    /* Features and models compute in float: a larger amount would become
+     * infinity there and silently drop out of every sum and mean. */
+    if (ev->amount > FLT_MAX)
+        return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
+                       "field 'amount': %g exceeds the float range (%g)",
+                       ev->amount, (double)FLT_MAX);
 
     if (ev->n_numeric < 0 || ev->n_numeric > RS_MAX_NUMERIC)
         return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
                        "field 'numeric_fields': %d entries, max %d",
                        ev->n_numeric, RS_MAX_NUMERIC);
+    /* The field's name for a message is only formatted on failure (a
+     * second, identical check): this runs for every event. */
     for (int i = 0; i < ev->n_numeric; i++) {
         const rs_numeric_t *nf = &ev->numeric[i];
-        snprintf(what, sizeof(what), "numeric_fields[%d].name", i);
-        if ((err = rs_str_check(nf->name, sizeof(nf->name), what, 1, 1,
-                                errstr, errstr_size)))
-            return err;
+        if (rs_str_check(nf->name, sizeof(nf->name), "", 1, 1, NULL, 0)) {
+            snprintf(what, sizeof(what), "numeric_fields[%d].name", i);
+            return rs_str_check(nf->name, sizeof(nf->name), what, 1, 1,
+                                errstr, errstr_size);
+        }
         if (!isfinite(nf->value))
             return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
                            "field 'numeric_fields[%d].value' (%s): %s is "
                            "not allowed", i, nf->name,
                            isnan(nf->value) ? "NaN" : "infinity");
+        if (fabs(nf->value) > FLT_MAX)
+            return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
+                           "field 'numeric_fields[%d].value' (%s): %g "
+                           "exceeds the float range (%g)", i, nf->name,
+                           nf->value, (double)FLT_MAX);
     }
 
     if (ev->n_categ < 0 || ev->n_categ > RS_MAX_CATEG)
@@ -280,15 +292,17 @@ rs_err_t rs_event_validate(const rs_event_t *ev, char *errstr,
                        ev->n_categ, RS_MAX_CATEG);
     for (int i = 0; i < ev->n_categ; i++) {
         const rs_categ_t *cf = &ev->categ[i];
-        snprintf(what, sizeof(what), "categorical_fields[%d].name", i);
-        if ((err = rs_str_check(cf->name, sizeof(cf->name), what, 1, 1,
-                                errstr, errstr_size)))
-            return err;
+        if (rs_str_check(cf->name, sizeof(cf->name), "", 1, 1, NULL, 0)) {
+            snprintf(what, sizeof(what), "categorical_fields[%d].name", i);
+            return rs_str_check(cf->name, sizeof(cf->name), what, 1, 1,
+                                errstr, errstr_size);
+        }
         /* Values are free text: control characters are escaped in JSON. */
-        snprintf(what, sizeof(what), "categorical_fields[%d].value", i);
-        if ((err = rs_str_check(cf->value, sizeof(cf->value), what, 0, 0,
-                                errstr, errstr_size)))
-            return err;
+        if (rs_str_check(cf->value, sizeof(cf->value), "", 0, 0, NULL, 0)) {
+            snprintf(what, sizeof(what), "categorical_fields[%d].value", i);
+            return rs_str_check(cf->value, sizeof(cf->value), what, 0, 0,
+                                errstr, errstr_size);
+        }
     }
     return RS_OK;
 }
@@ -365,6 +379,55 @@ int rs_score_encode(rs_format_t fmt, const rs_score_t *sc, void *buf,
     case RS_FORMAT_PROTOBUF: return rs_score_to_pb(sc, buf, size);
     }
     return -1;
+}
+
+void rs_enc_arena_init(rs_enc_arena_t *arena, size_t cap) {
+    memset(arena, 0, sizeof(*arena));
+    if (cap) {
+        arena->data = rs_malloc(cap);
+        arena->cap = cap;
+    }
+}
+
+void rs_enc_arena_free(rs_enc_arena_t *arena) {
+    if (!arena) return;
+    rs_free(arena->data);
+    memset(arena, 0, sizeof(*arena));
+}
+
+rs_err_t rs_score_encode_batch(rs_format_t fmt, const rs_score_t *scores,
+                               int n, rs_enc_arena_t *arena,
+                               const void **out, size_t *out_lens,
+                               int *failed) {
+    size_t used = 0;
+    if (failed) *failed = -1;
+    for (int i = 0; i < n; i++) {
+        /* Room for any record (RS_ENCODE_MAX) before each: the encoders
+         * write into a bounded buffer and never need a second try. */
+        if (arena->cap - used < RS_ENCODE_MAX) {
+            size_t cap = arena->cap ? arena->cap : RS_ENCODE_MAX * 2;
+            while (cap - used < RS_ENCODE_MAX) cap *= 2;
+            arena->data = rs_realloc(arena->data, cap);
+            arena->cap = cap;
+        }
+        int len = rs_score_encode(fmt, &scores[i], arena->data + used,
+                                  arena->cap - used);
+        if (len < 0) {
+            if (failed) *failed = i;
+            arena->len = 0;
+            return RS_ERR_TOOBIG;
+        }
+        out_lens[i] = (size_t)len;
+        used += (size_t)len;
+    }
+    arena->len = used;
+    /* Pointers only now: the arena may have moved while growing. */
+    used = 0;
+    for (int i = 0; i < n; i++) {
+        out[i] = arena->data + used;
+        used += out_lens[i];
+    }
+    return RS_OK;
 }
 
 int rs_event_encode(rs_format_t fmt, const rs_event_t *ev, void *buf,

@@ -124,6 +124,8 @@ typedef struct rs_explanation_s {
 } rs_explanation_t;
 
 #define RS_SCORE_FLAG_LATE 0x1u
+#define RS_SCORE_FLAG_DUPLICATE 0x2u /* event id seen before: the decision
+                                      * on record, published again      */
 
 /* The scored event's own fields (EventFields in the .proto), copied into
  * its score so an analyst sees the event from the score record alone. */
@@ -238,6 +240,35 @@ int rs_event_encode(rs_format_t fmt, const rs_event_t *ev, void *buf,
                     size_t size);
 int rs_label_encode(rs_format_t fmt, const rs_label_t *lb, void *buf,
                     size_t size);
+
+/* ----------------------------------------------------- batch encoding */
+
+/* A caller-owned byte arena for encoded records.  Zero-initialize it (or
+ * rs_enc_arena_init with a first size); rs_enc_arena_free releases it.
+ * It grows (realloc, doubling) only while a batch needs more than it
+ * has, so after the first large batches encoding allocates nothing. */
+typedef struct rs_enc_arena_s {
+    unsigned char *data;   /* [cap]                                    */
+    size_t cap;
+    size_t len;            /* bytes used by the last batch             */
+} rs_enc_arena_t;
+
+/* Reserve `cap` bytes up front (0: none yet).  @locality the owner */
+void rs_enc_arena_init(rs_enc_arena_t *arena, size_t cap);
+void rs_enc_arena_free(rs_enc_arena_t *arena);
+
+/* Encode scores[0..n) as `fmt`, back to back, into `arena` (its previous
+ * content is discarded).  out[i] / out_lens[i] get each record's bytes:
+ * pointers into arena->data, valid until the arena is used again or
+ * freed.  The same bytes go to every sink (Kafka and Redis: one encoding
+ * per event).  RS_ERR_TOOBIG if a record does not encode (a corrupt
+ * record: a count out of range), *failed (may be NULL) = its index;
+ * nothing is usable then.  Reentrant: any thread, one arena per thread at
+ * a time.  @locality any thread */
+rs_err_t rs_score_encode_batch(rs_format_t fmt, const rs_score_t *scores,
+                               int n, rs_enc_arena_t *arena,
+                               const void **out, size_t *out_lens,
+                               int *failed);
 
 /* ------------------------------------------------------------------- CSV */
 

@@ -59,4 +59,14 @@ unsigned rs_map_roles(const rs_csv_map_t *map, const char *name, size_t len);
 /* Parse a label cell: a number in [0,1] or true/false.  0 or -1. */
 int rs_label_parse(const char *s, size_t len, double *out);
 
+/* The jansson decoders the streaming ones (proto_jsonr.c) replaced on the
+ * per-event path: same contract as rs_event_from_json /
+ * rs_label_from_json.  Kept as the reference for tests and fuzzing. */
+rs_err_t rs_event_from_json_jansson(const char *buf, size_t len,
+                                    rs_event_t *ev, char *errstr,
+                                    size_t errstr_size);
+rs_err_t rs_label_from_json_jansson(const char *buf, size_t len,
+                                    rs_label_t *lb, char *errstr,
+                                    size_t errstr_size);
+
 #endif /* RS_PROTO_INT_H */

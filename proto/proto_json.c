@@ -1,5 +1,11 @@
 /* proto_json.c -- JSON codec for riskstream records.
  *
+ * The event and label decoders of the per-event path are in
+ * proto_jsonr.c (streaming, no allocation); the jansson versions below
+ * stay as their reference (rs_event_from_json_jansson, ...: tests and the
+ * fuzz target compare both).  Score records and foreign lines are decoded
+ * here.
+ *
  * Decoding goes through jansson (one json_t tree per call, freed before
  * returning); the tree is walked with small typed getters that name the
  * field in every error ("field 'numeric_fields[2].value': expected
@@ -19,14 +25,18 @@
  * allocation, no jansson): every field, arrays for repeated fields, strings
  * escaped per RFC 8259 (control characters as \u00XX, invalid UTF-8 as
  * U+FFFD), doubles in the shortest form that reads back bit-exact
- * (%.15g, else %.16g, else %.17g), non-finite doubles as null.
- * Number formatting assumes the "C" LC_NUMERIC locale (the service never
- * calls setlocale).
+ * (common/fmt.h, no printf), non-finite doubles as null.  The score
+ * record's model outputs (score, attended amount and weight, feature
+ * value and contribution, gate weight) are float32 values: they are
+ * written as the shortest text that reads back as the same float32, and
+ * the decoder rounds them to float32 again (jd_f32), so a record
+ * decodes, encodes and decodes to the same bits.
  *
  * Threads: reentrant; no state.
  */
 #include "proto/proto.h"
 #include "proto/proto_int.h"
+#include "common/fmt.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -106,6 +116,22 @@ static rs_err_t jd_double(const json_t *v, const char *what, double *out,
         return RS_OK;
     }
     return jd_expected(what, "number", errstr, es);
+}
+
+/* Doubles below this in magnitude round to a finite float32 (FLT_MAX plus
+ * half its ulp; the tie rounds to even, i.e. to infinity). */
+#define RS_F32_LIMIT 0x1.ffffffp127
+
+/* A float32 field of the score record (see the header): read as a double,
+ * then rounded to float32 unless that would overflow (a double outside the
+ * float range stays as it is).  The float the encoder wrote comes back
+ * bit for bit (tests/common/test_fmt.c checks (float)strtod of every
+ * float32's shortest text). */
+static rs_err_t jd_f32(const json_t *v, const char *what, double *out,
+                       int flags, int *present, char *errstr, size_t es) {
+    rs_err_t err = jd_double(v, what, out, flags, present, errstr, es);
+    if (err == RS_OK && fabs(*out) < RS_F32_LIMIT) *out = (double)(float)*out;
+    return err;
 }
 
 /* Strict decimal integer string ("-123"), as proto3 JSON writes int64. */
@@ -346,8 +372,9 @@ static rs_err_t jd_event(const json_t *o, rs_event_t *ev, char *errstr,
     return RS_OK;
 }
 
-rs_err_t rs_event_from_json(const char *buf, size_t len, rs_event_t *ev,
-                            char *errstr, size_t errstr_size) {
+rs_err_t rs_event_from_json_jansson(const char *buf, size_t len,
+                                    rs_event_t *ev, char *errstr,
+                                    size_t errstr_size) {
     json_t *root;
     rs_err_t err;
     if (!ev) return rs_errf(errstr, errstr_size, RS_ERR_INVALID, "no event");
@@ -358,8 +385,9 @@ rs_err_t rs_event_from_json(const char *buf, size_t len, rs_event_t *ev,
     return err ? err : rs_event_validate(ev, errstr, errstr_size);
 }
 
-rs_err_t rs_label_from_json(const char *buf, size_t len, rs_label_t *lb,
-                            char *errstr, size_t errstr_size) {
+rs_err_t rs_label_from_json_jansson(const char *buf, size_t len,
+                                    rs_label_t *lb, char *errstr,
+                                    size_t errstr_size) {
     json_t *root;
     rs_err_t err;
     size_t es = errstr_size;
@@ -414,13 +442,13 @@ static rs_err_t jd_explanation(const json_t *o, rs_explanation_t *ex,
             (err = jd_i64(json_object_get(e, "event_time_ms"),
                           AT_WHAT("event_time_ms"), &at->event_time_ms,
                           JD_TIME, errstr, es)) ||
-            (err = jd_double(json_object_get(e, "amount"), AT_WHAT("amount"),
+            (err = jd_f32(json_object_get(e, "amount"), AT_WHAT("amount"),
                              &at->amount, JD_STR_OK, NULL, errstr, es)) ||
             (err = jd_str(json_object_get(e, "counterparty_id"),
                           AT_WHAT("counterparty_id"), at->counterparty_id,
                           sizeof(at->counterparty_id), JD_INT_OK, errstr,
                           es)) ||
-            (err = jd_double(json_object_get(e, "weight"), AT_WHAT("weight"),
+            (err = jd_f32(json_object_get(e, "weight"), AT_WHAT("weight"),
                              &at->weight, 0, NULL, errstr, es)))
             return err;
 #undef AT_WHAT
@@ -442,9 +470,9 @@ static rs_err_t jd_explanation(const json_t *o, rs_explanation_t *ex,
               "explanation.feature_contributions[%zu]." f, i), what)
         if ((err = jd_str(json_object_get(e, "name"), FC_WHAT("name"),
                           fc->name, sizeof(fc->name), 0, errstr, es)) ||
-            (err = jd_double(json_object_get(e, "value"), FC_WHAT("value"),
+            (err = jd_f32(json_object_get(e, "value"), FC_WHAT("value"),
                              &fc->value, 0, NULL, errstr, es)) ||
-            (err = jd_double(json_object_get(e, "contribution"),
+            (err = jd_f32(json_object_get(e, "contribution"),
                              FC_WHAT("contribution"), &fc->contribution, 0,
                              NULL, errstr, es)) ||
             (err = jd_str(json_object_get(e, "text"), FC_WHAT("text"),
@@ -469,7 +497,7 @@ static rs_err_t jd_explanation(const json_t *o, rs_explanation_t *ex,
             return err;
         snprintf(what, sizeof(what), "explanation.experts[%zu].gate_weight",
                  i);
-        if ((err = jd_double(json_object_get(e, "gate_weight"), what,
+        if ((err = jd_f32(json_object_get(e, "gate_weight"), what,
                              &xu->gate_weight, 0, NULL, errstr, es)))
             return err;
         ex->n_experts = (int)i + 1;
@@ -561,7 +589,7 @@ rs_err_t rs_score_from_json(const char *buf, size_t len, rs_score_t *sc,
         (err = jd_str(json_object_get(o, "entity_id"), "entity_id",
                       sc->entity_id, sizeof(sc->entity_id), JD_INT_OK,
                       errstr, es)) ||
-        (err = jd_double(json_object_get(o, "score"), "score", &sc->score,
+        (err = jd_f32(json_object_get(o, "score"), "score", &sc->score,
                          JD_STR_OK, NULL, errstr, es)) ||
         (err = jd_decision(json_object_get(o, "decision"), &sc->decision,
                            errstr, es)) ||
@@ -789,37 +817,51 @@ static void jw_str(jw_t *w, const char *s, size_t cap) {
     JW_LIT(w, "\"");
 }
 
-static void jw_double(jw_t *w, double v) {
-    char tmp[40];
-    int n;
+/* null, or "-0.0" for a negative zero: "-0.0" keeps the sign through
+ * jansson (which reads "-0" as the integer 0).  1 if written. */
+static int jw_num_special(jw_t *w, double v) {
     if (!isfinite(v)) {
         JW_LIT(w, "null");
-        return;
+        return 1;
     }
     if (v == 0) {
-        /* "-0.0" keeps the sign through jansson (which reads "-0" as the
-         * integer 0). */
         if (signbit(v)) JW_LIT(w, "-0.0");
         else JW_LIT(w, "0");
+        return 1;
+    }
+    return 0;
+}
+
+/* The shortest text that reads back as the same double (common/fmt.h). */
+static void jw_double(jw_t *w, double v) {
+    char tmp[RS_FMT_F64_MAX];
+    if (jw_num_special(w, v)) return;
+    jw_raw(w, tmp, (size_t)rs_fmt_f64(v, tmp));
+}
+
+/* A value the model computed in float32 (score, weights, contributions):
+ * the shortest text that reads back as the same float32 ("0.12345679"
+ * rather than "0.12345679104328156"); a double that is not a float32
+ * value is written as a double. */
+static void jw_f32(jw_t *w, double v) {
+    char tmp[RS_FMT_F32_MAX];
+    if (jw_num_special(w, v)) return;
+    float f = fabs(v) < RS_F32_LIMIT ? (float)v : 0;
+    if ((double)f != v) {
+        jw_double(w, v);
         return;
     }
-    for (int prec = 15;; prec++) {
-        n = snprintf(tmp, sizeof(tmp), "%.*g", prec, v);
-        if (prec == 17 || strtod(tmp, NULL) == v) break;
-    }
-    jw_raw(w, tmp, (size_t)n);
+    jw_raw(w, tmp, (size_t)rs_fmt_f32(f, tmp));
 }
 
 static void jw_i64(jw_t *w, int64_t v) {
-    char tmp[24];
-    int n = snprintf(tmp, sizeof(tmp), "%lld", (long long)v);
-    jw_raw(w, tmp, (size_t)n);
+    char tmp[RS_FMT_I64_MAX];
+    jw_raw(w, tmp, (size_t)rs_fmt_i64(v, tmp));
 }
 
 static void jw_u32(jw_t *w, uint32_t v) {
-    char tmp[16];
-    int n = snprintf(tmp, sizeof(tmp), "%u", v);
-    jw_raw(w, tmp, (size_t)n);
+    char tmp[RS_FMT_I64_MAX];
+    jw_raw(w, tmp, (size_t)rs_fmt_u64(v, tmp));
 }
 
 static int jw_finish(jw_t *w) {
@@ -935,7 +977,7 @@ int rs_score_to_json(const rs_score_t *sc, char *buf, size_t size) {
     JW_LIT(&w, ",\"entity_id\":");
     jw_str(&w, sc->entity_id, sizeof(sc->entity_id));
     JW_LIT(&w, ",\"score\":");
-    jw_double(&w, sc->score);
+    jw_f32(&w, sc->score);
     JW_LIT(&w, ",\"decision\":\"");
     jw_raw(&w, rs_decision_str(sc->decision),
            strlen(rs_decision_str(sc->decision)));
@@ -957,11 +999,11 @@ int rs_score_to_json(const rs_score_t *sc, char *buf, size_t size) {
         JW_LIT(&w, ",\"event_time_ms\":");
         jw_i64(&w, at->event_time_ms);
         JW_LIT(&w, ",\"amount\":");
-        jw_double(&w, at->amount);
+        jw_f32(&w, at->amount);
         JW_LIT(&w, ",\"counterparty_id\":");
         jw_str(&w, at->counterparty_id, sizeof(at->counterparty_id));
         JW_LIT(&w, ",\"weight\":");
-        jw_double(&w, at->weight);
+        jw_f32(&w, at->weight);
         JW_LIT(&w, "}");
     }
     JW_LIT(&w, "],\"feature_contributions\":[");
@@ -971,9 +1013,9 @@ int rs_score_to_json(const rs_score_t *sc, char *buf, size_t size) {
         JW_LIT(&w, "{\"name\":");
         jw_str(&w, fc->name, sizeof(fc->name));
         JW_LIT(&w, ",\"value\":");
-        jw_double(&w, fc->value);
+        jw_f32(&w, fc->value);
         JW_LIT(&w, ",\"contribution\":");
-        jw_double(&w, fc->contribution);
+        jw_f32(&w, fc->contribution);
         JW_LIT(&w, ",\"text\":");
         jw_str(&w, fc->text, sizeof(fc->text));
         JW_LIT(&w, "}");
@@ -984,7 +1026,7 @@ int rs_score_to_json(const rs_score_t *sc, char *buf, size_t size) {
         JW_LIT(&w, "{\"expert\":");
         jw_u32(&w, ex->experts[i].expert);
         JW_LIT(&w, ",\"gate_weight\":");
-        jw_double(&w, ex->experts[i].gate_weight);
+        jw_f32(&w, ex->experts[i].gate_weight);
         JW_LIT(&w, "}");
     }
     JW_LIT(&w, "],\"reasons\":[");

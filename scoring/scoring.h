@@ -42,6 +42,7 @@
 #include "features/features.h"
 #include "model/model.h"
 #include "scoring/sink.h"
+#include "scoring/dedup.h"
 #include "scoring/http.h"
 #include "scoring/state.h"
 
@@ -75,6 +76,13 @@ typedef struct rs_service_conf_s {
     int delivery;              /* rs_delivery_t                         */
     char transactional_id[128]; /* exactly-once: "" = riskstream-<group> */
     int64_t transaction_interval_ms; /* exactly-once: commit period     */
+    int64_t commit_timeout_ms; /* exactly-once: longest wait for Redis
+                                * before a commit; then abort + stop    */
+    int64_t stop_timeout_ms;   /* graceful stop: all delivery waits     */
+    int64_t stall_timeout_ms;  /* readiness: no progress with work left
+                                * for this long = not ready; 0 = off    */
+    int64_t dedup_window_ms;   /* duplicate event ids: window; 0 = off  */
+    int64_t dedup_max;         /* duplicate detection: entries kept     */
 } rs_service_conf_t;
 
 /* service.log_inputs: which events' scoring inputs go to Redis
@@ -121,6 +129,17 @@ void rs_app_conf_destroy(rs_app_conf_t *app);
  * end at label maturity).  Idempotent. */
 void rs_app_conf_resolve(rs_app_conf_t *app);
 
+/* The memory `app` implies (feature tables, the model's caches and pending
+ * buffer, the trainer queue, the Redis buffer, the duplicate window, the
+ * batch arrays) into *total (may be NULL); RS_ERR_CONFIG with errstr
+ * naming the largest key and the bytes when it exceeds what the machine
+ * can hold (rs_mem_limit, or rs_memory_limit_override when non-zero).
+ * rs_service_new runs it first.  @locality any thread */
+rs_err_t rs_app_conf_mem_check(const rs_app_conf_t *app, uint64_t *total,
+                               char *errstr, size_t errstr_size);
+/* Tests: replaces rs_mem_limit() in the check when non-zero. */
+extern uint64_t rs_memory_limit_override;
+
 /* Counters and distributions of a running or finished service.  Plain
  * copy; read with rs_service_stats() from the service thread (or from the
  * progress callback). */
@@ -137,6 +156,11 @@ typedef struct rs_service_stats_s {
     uint64_t inputs_logged;     /* scoring inputs written for --rescore   */
     uint64_t replayed;          /* re-read below the committed offset:
                                  * state only, not published again        */
+    uint64_t duplicates;        /* event ids seen again within
+                                 * service.dedup_window: the decision on
+                                 * record published again, flagged        */
+    uint64_t labels_unknown;    /* labels whose event is not pending
+                                 * (unknown, already resolved, dropped)   */
     uint64_t txn_commits, txn_aborts; /* exactly-once transactions        */
     uint64_t batches;
     int64_t assigned;           /* input partitions currently assigned    */

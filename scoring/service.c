@@ -24,6 +24,8 @@
 #include "scoring.h"
 #include "scoring/trainer.h"
 
+uint64_t rs_memory_limit_override;
+
 #define RS_SVC_RING 16384 /* batches awaiting Kafka acks and the Redis
                           * write (or the transaction commit)        */
 #define RS_SVC_OFFS 65536 /* their (topic, partition, offset) entries */
@@ -33,15 +35,18 @@
 /* The service's blob inside a feature checkpoint: where the restored state
  * ends in each input partition (n positions after the header), then, in a
  * final checkpoint (graceful stop), caches_len bytes of the scorer
- * model's entity caches (rs_model_caches_write).  Host byte order (a local
- * file).  Version 1 had neither caches nor caches_len; version 3 adds the
- * learning logs' ends (nlogs rs_svc_lend_t after the positions). */
+ * model's entity caches (rs_model_caches_write), then dedup_len bytes of
+ * the duplicate window (rs_dedup_write; every checkpoint).  Host byte
+ * order (a local file).  Version 1 had neither caches nor caches_len;
+ * version 3 adds the learning logs' ends (nlogs rs_svc_lend_t after the
+ * positions, before the caches) and dedup_len. */
 #define RS_SVC_CKPT_MAGIC 0x464f5352u /* "RSOF" */
 typedef struct rs_svc_ckpt_hdr_s {
     uint32_t magic, version, n, pad;
     char topic[2][128];              /* events, labels topic names       */
     uint64_t caches_len;             /* v2: bytes of caches after pos[n] */
     uint32_t nlogs, pad2;            /* v3: learning-log ends after pos[n] */
+    uint64_t dedup_len;              /* v3: bytes of dedup after caches  */
 } rs_svc_ckpt_hdr_t;
 #define RS_SVC_CKPT_V1_HDR offsetof(rs_svc_ckpt_hdr_t, caches_len)
 #define RS_SVC_CKPT_V2_HDR offsetof(rs_svc_ckpt_hdr_t, nlogs)
@@ -96,12 +101,25 @@ struct rs_service_s {
     size_t *log_lens;     /* [batch_max]                                */
     int *pub;             /* [batch_max] out index of an event, -1 if a
                            * replay (state only, not published)         */
+    rs_dedup_t *dedup;    /* decisions on record; NULL: dedup_window 0  */
+    uint64_t *ev_dd;      /* [batch_max] dedup entry of each event row  */
+    int *dup_msg;         /* [batch_max] msgs index of each duplicate   */
+    uint64_t *dup_dd;     /* [batch_max] dedup entry it duplicates      */
+    /* Each record is encoded once per batch: JSON for Redis (and Kafka),
+     * protobuf for Kafka too with service.scores_format=protobuf. */
+    rs_enc_arena_t enc_json, enc_kafka;
+    const void **json;    /* [batch_max] JSON of out[i] in enc_json     */
+    size_t *json_lens;    /* [batch_max]                                */
+    const void **kbytes;  /* [batch_max] Kafka bytes of out[i]          */
+    size_t *klens;        /* [batch_max]                                */
 
     rs_svc_batch_t *ring;          /* [RS_SVC_RING]                      */
     uint64_t ring_head, ring_tail; /* FIFO of unacked batches [tail,head) */
     rs_svc_off_t *offs;            /* [RS_SVC_OFFS]                      */
     uint64_t offs_head, offs_tail;
     uint64_t next_seq;
+    uint64_t sealed_seq;           /* last batch fully handed to both sinks
+                                    * (every batch <= it is complete)    */
 
     /* exactly-once */
     int eos;
@@ -144,6 +162,8 @@ struct rs_service_s {
     pthread_t ckpt_io;             /* commits (fsync + rename)          */
     int ckpt_io_running;
     rs_features_ckfile_t *ckpt_cf; /* handed to ckpt_io                 */
+    void *ckpt_buf;                /* [ckpt_buf_cap] the service record  */
+    size_t ckpt_buf_cap;
     _Atomic int ckpt_io_err;
     _Atomic int64_t ckpt_io_done_us;
 
@@ -158,10 +178,16 @@ struct rs_service_s {
         rs_sink_kafka_stats_t ks;
         rs_sink_redis_stats_t rds;
         rs_ingest_stats_t is;
+        rs_dedup_stats_t dds;
         int nlag;
         rs_ingest_lag_t lag[256];
         int redis_ok;
         int valid;
+        int64_t taken_us;           /* rs_clock_mono_us() of the copy  */
+        int64_t lag_total;          /* sum of the known lags           */
+        int64_t stalled_us;         /* without progress while work was
+                                     * waiting (0: progressing/idle)    */
+        char stall_what[96];        /* what was waiting                */
     } *snap;
     int64_t snap_next_us;
     int64_t model_meta_next_us;    /* next try to publish version metadata */
@@ -170,6 +196,13 @@ struct rs_service_s {
     void *progress_opaque;
     int64_t progress_interval_us, progress_next_us;
     int64_t stats_next_us;
+
+    /* Progress and stop (readiness, bounded waits) */
+    int64_t progress_us;           /* last batch completed, transaction
+                                    * committed, or idle with nothing in
+                                    * flight                            */
+    int64_t stop_deadline_us;      /* 0 until the stop is seen; then every
+                                    * wait ends by it (stop_timeout)     */
 };
 
 /* ------------------------------------------------------------ config */
@@ -262,6 +295,36 @@ static const rs_conf_field_t rs_service_fields[] = {
      offsetof(rs_service_conf_t, transaction_interval_ms), 0,
      "exactly_once: a transaction is committed this often (scores become "
      "visible to read_committed consumers then)", NULL, 1, 60000},
+    {"commit_timeout", RS_CONF_DURATION, "30s",
+     offsetof(rs_service_conf_t, commit_timeout_ms), 0,
+     "exactly_once: longest wait for Redis to hold a transaction's scores "
+     "before the commit; past it the transaction is aborted and the service "
+     "stops (exit 1) to resume from the committed offsets after a restart "
+     "(keep it below the producer's transaction.timeout.ms, 60 s)", NULL,
+     1000, 3600000},
+    {"stop_timeout", RS_CONF_DURATION, "20s",
+     offsetof(rs_service_conf_t, stop_timeout_ms), 0,
+     "graceful stop (SIGTERM): longest time, all waits together, for "
+     "in-flight scores to reach Kafka and Redis; what is still undelivered "
+     "then is named in the log and read again after the restart (no final "
+     "checkpoint)", NULL, 100, 600000},
+    {"stall_timeout", RS_CONF_DURATION, "60s",
+     offsetof(rs_service_conf_t, stall_timeout_ms), 0,
+     "/readyz answers 503 when scoring made no progress for this long while "
+     "input is waiting (consumer lag > 0) or results are in flight; 0 = "
+     "off", NULL, 0, 86400000},
+    {"dedup_window", RS_CONF_DURATION, "24h",
+     offsetof(rs_service_conf_t, dedup_window_ms), 0,
+     "an event whose (entity_id, id) was scored within this much event time "
+     "(and is still among the last dedup_max events) is a duplicate: it "
+     "gets the decision on record again (same score and model version, "
+     "flags bit 1) and enters neither the features nor the model a second "
+     "time; 0 = off", NULL, 0, 31622400000.0},
+    {"dedup_max", RS_CONF_INT, "262144",
+     offsetof(rs_service_conf_t, dedup_max), 0,
+     "events remembered for duplicate detection (about 40 bytes each, kept "
+     "in the checkpoint); the oldest is forgotten first when full", NULL,
+     1024, 1073741824},
 };
 
 rs_err_t rs_app_conf_init(rs_app_conf_t *app, char *errstr,
@@ -333,6 +396,75 @@ rs_decision_t rs_decide(const rs_service_conf_t *conf, const char *type,
     return RS_DECISION_APPROVE;
 }
 
+/* ------------------------------------------------------ memory check */
+
+static void rs_svc_fmt_bytes(uint64_t b, char *buf, size_t size) {
+    if (b >= (1ULL << 30))
+        snprintf(buf, size, "%.1f GiB", (double)b / (double)(1ULL << 30));
+    else if (b >= (1ULL << 20))
+        snprintf(buf, size, "%.1f MiB", (double)b / (double)(1ULL << 20));
+    else
+        snprintf(buf, size, "%.1f KiB", (double)b / 1024.0);
+}
+
+rs_err_t rs_app_conf_mem_check(const rs_app_conf_t *app, uint64_t *total,
+                               char *errstr, size_t errstr_size) {
+    rs_mem_item_t it[16];
+    int n = 0, k = 0, dim = 0;
+    rs_err_t err = rs_features_conf_mem(&app->features, it, 16, &k, &dim,
+                                        errstr, errstr_size);
+    if (err != RS_OK) return err;
+    n += k;
+    n += rs_model_conf_mem(&app->model, dim, it + n, 16 - n);
+    it[n++] = (rs_mem_item_t){"model.train_queue",
+                              (uint64_t)(app->model.train_queue > 0
+                                             ? app->model.train_queue
+                                             : 1) *
+                                  sizeof(rs_trainer_msg_t)};
+    it[n++] = (rs_mem_item_t){"redis.buffer_bytes",
+                              (uint64_t)app->redis.buffer_bytes};
+    if (app->service.dedup_window_ms > 0)
+        it[n++] = (rs_mem_item_t){
+            "service.dedup_max",
+            rs_dedup_bytes((uint64_t)app->service.dedup_max)};
+    /* Per-batch arrays (messages, vectors, records, input logs). */
+    uint64_t B = (uint64_t)app->ingest.batch_max;
+    it[n++] = (rs_mem_item_t){
+        "topics.batch_max",
+        B * (sizeof(rs_msg_t) + sizeof(rs_score_t) + sizeof(rs_model_input_t) +
+             sizeof(rs_model_output_t) + 8 * (uint64_t)dim + 16384)};
+    uint64_t sum = 0;
+    int big = 0;
+    for (int i = 0; i < n; i++) {
+        sum += it[i].bytes;
+        if (it[i].bytes > it[big].bytes) big = i;
+    }
+    if (total) *total = sum;
+    char what[64];
+    uint64_t lim = rs_memory_limit_override ? rs_memory_limit_override
+                                            : rs_mem_limit(what, sizeof(what));
+    if (rs_memory_limit_override) rs_strlcpy(what, "limit set by the caller",
+                                             sizeof(what));
+    if (sum <= lim) return RS_OK;
+    char need[32], have[32], bb[32], rest[256] = "";
+    rs_svc_fmt_bytes(sum, need, sizeof(need));
+    rs_svc_fmt_bytes(lim, have, sizeof(have));
+    rs_svc_fmt_bytes(it[big].bytes, bb, sizeof(bb));
+    size_t rl = 0;
+    for (int i = 0; i < n && rl + 1 < sizeof(rest); i++) {
+        if (i == big || it[i].bytes * 20 < sum) continue; /* < 5 % */
+        char b2[32];
+        rs_svc_fmt_bytes(it[i].bytes, b2, sizeof(b2));
+        rl += (size_t)snprintf(rest + rl, sizeof(rest) - rl, "; %s %s",
+                               it[i].key, b2);
+    }
+    return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                   "the configuration needs %s (%llu bytes), more than this "
+                   "machine can hold (%s: %s): %s needs %s (%llu bytes)%s; "
+                   "lower it", need, (unsigned long long)sum, what, have,
+                   it[big].key, bb, (unsigned long long)it[big].bytes, rest);
+}
+
 /* ------------------------------------------------------------- create */
 
 static rs_err_t rs_svc_ckpt_restore(rs_service_t *svc, char *errstr,
@@ -357,6 +489,25 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
                       app->service.decline_threshold,
                       app->service.review_threshold);
         goto fail;
+    }
+
+    /* Configuration errors that would only show once clients or buffers
+     * exist: a bad `kafka:` property, sizes the machine cannot hold (an
+     * allocation failing later aborts: exit 134). */
+    if (rs_kafka_conf_check(&app->kafka, errstr, errstr_size) != RS_OK) {
+        err = RS_ERR_CONFIG;
+        goto fail;
+    }
+    uint64_t mem_total = 0;
+    if ((err = rs_app_conf_mem_check(app, &mem_total, errstr,
+                                     errstr_size)) != RS_OK) {
+        err = RS_ERR_CONFIG;
+        goto fail;
+    }
+    {
+        char need[32];
+        rs_svc_fmt_bytes(mem_total, need, sizeof(need));
+        rs_info("service", "this configuration preallocates about %s", need);
     }
 
     /* One scoring thread per service: OpenBLAS must not spawn its own pool
@@ -516,6 +667,20 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
         svc->pwm[i] = svc->pwm_sent[i] = INT64_MIN;
         svc->lrestore[i] = -1;
     }
+    if (app->service.dedup_window_ms > 0) {
+        if (app->service.dedup_max < app->ingest.batch_max) {
+            err = rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                          "service.dedup_max (%lld) must be at least "
+                          "topics.batch_max (%lld)",
+                          (long long)app->service.dedup_max,
+                          (long long)app->ingest.batch_max);
+            goto fail;
+        }
+        svc->dedup = rs_dedup_new((uint64_t)app->service.dedup_max,
+                                  app->service.dedup_window_ms, errstr,
+                                  errstr_size);
+        if (!svc->dedup) { err = RS_ERR_CONFIG; goto fail; }
+    }
     err = rs_svc_ckpt_restore(svc, errstr, errstr_size);
     if (err != RS_OK) goto fail;
 
@@ -534,6 +699,13 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
     svc->lrec = rs_aligned_calloc((size_t)B, svc->lrec_size);
     svc->ev_log = rs_calloc((size_t)B, sizeof(*svc->ev_log));
     svc->touched = rs_calloc((size_t)B, sizeof(int32_t));
+    svc->ev_dd = rs_calloc((size_t)B, sizeof(uint64_t));
+    svc->dup_msg = rs_calloc((size_t)B, sizeof(int));
+    svc->dup_dd = rs_calloc((size_t)B, sizeof(uint64_t));
+    svc->json = rs_calloc((size_t)B, sizeof(*svc->json));
+    svc->json_lens = rs_calloc((size_t)B, sizeof(size_t));
+    svc->kbytes = rs_calloc((size_t)B, sizeof(*svc->kbytes));
+    svc->klens = rs_calloc((size_t)B, sizeof(size_t));
     if (app->service.log_inputs != RS_LOG_INPUTS_NONE) {
         svc->log_max = rs_model_log_max(svc->model);
         svc->logbuf = rs_aligned_calloc((size_t)B, svc->log_max);
@@ -589,6 +761,16 @@ void rs_service_destroy(rs_service_t *svc) {
     free(svc->lend_sent);
     free(svc->lrestore);
     free(svc->ckpt_logs);
+    free(svc->ev_dd);
+    free(svc->dup_msg);
+    free(svc->dup_dd);
+    rs_dedup_destroy(svc->dedup);
+    rs_enc_arena_free(&svc->enc_json);
+    rs_enc_arena_free(&svc->enc_kafka);
+    free(svc->json);
+    free(svc->json_lens);
+    free(svc->kbytes);
+    free(svc->klens);
     rs_free(svc->logbuf);
     free(svc->logs);
     free(svc->log_lens);
@@ -596,6 +778,7 @@ void rs_service_destroy(rs_service_t *svc) {
     free(svc->offs);
     free(svc->txn_dirty);
     free(svc->applied);
+    free(svc->ckpt_buf);
     if (svc->snap) {
         pthread_mutex_destroy(&svc->snap_lock);
         free(svc->snap);
@@ -661,6 +844,32 @@ void rs_service_prometheus(rs_service_t *svc, rs_http_buf_t *b) {
     rs_prom_counter(b, "riskstream_labels_matched_total",
                     "labels whose event was still pending for learning",
                     st->labels_matched);
+    rs_prom_counter(b, "riskstream_labels_unknown_total",
+                    "labels whose event is not pending (never scored here, "
+                    "already resolved, or dropped from a full buffer)",
+                    st->labels_unknown);
+    rs_prom_counter(b, "riskstream_duplicates_total",
+                    "event ids seen again within service.dedup_window: the "
+                    "decision on record published again, flagged",
+                    st->duplicates);
+    rs_prom_gauge(b, "riskstream_dedup_entries", "events remembered for "
+                  "duplicate detection (service.dedup_max)",
+                  (double)sn->dds.entries);
+    rs_prom_counter(b, "riskstream_dedup_evictions_total",
+                    "remembered events forgotten before the end of "
+                    "service.dedup_window (table full)", sn->dds.evictions);
+    rs_prom_counter(b, "riskstream_events_future_total",
+                    "events dated beyond topics.future_skew, dead-lettered",
+                    sn->is.future);
+    rs_prom_counter(b, "riskstream_dlq_delivered_total",
+                    "rejected input acknowledged by the dead-letter topic",
+                    sn->is.dlq_delivered);
+    rs_prom_counter(b, "riskstream_dlq_delivery_failures_total",
+                    "dead-letter deliveries that failed (each is retried)",
+                    sn->is.dlq_failed);
+    rs_prom_counter(b, "riskstream_dlq_lost_total",
+                    "dead letters given up (refused for good; logged at "
+                    "error)", sn->is.dlq_lost);
     rs_http_buf_printf(b, "# HELP riskstream_decisions_total scored events "
                        "by decision\n# TYPE riskstream_decisions_total "
                        "counter\n");
@@ -812,19 +1021,40 @@ void rs_service_prometheus(rs_service_t *svc, rs_http_buf_t *b) {
     rs_prom_gauge(b, "riskstream_kafka_inflight",
                   "score messages queued, not yet acknowledged",
                   (double)sn->ks.inflight);
+    rs_prom_gauge(b, "riskstream_scoring_stalled_seconds",
+                  "time without a completed batch while input waits or "
+                  "results are in flight (readiness: service.stall_timeout)",
+                  (double)sn->stalled_us / 1e6);
     rs_build_info_prometheus(b);
     free(sn);
 }
 
 int rs_service_ready(rs_service_t *svc, const char **why) {
+    /* The reason lives in a thread-local buffer: *why stays valid on this
+     * thread until its next call. */
+    static _Thread_local char buf[200];
+    int64_t stall = svc->conf->stall_timeout_ms * 1000, now = rs_clock_mono_us();
     pthread_mutex_lock(&svc->snap_lock);
     int valid = svc->snap->valid, assigned = svc->snap->is.assigned > 0,
         redis = svc->snap->redis_ok;
+    int64_t age = now - svc->snap->taken_us, stalled = svc->snap->stalled_us;
+    char what[96];
+    rs_strlcpy(what, svc->snap->stall_what, sizeof(what));
     pthread_mutex_unlock(&svc->snap_lock);
     const char *w = !valid      ? "starting"
                     : !assigned ? "no partitions assigned"
                     : !redis    ? "redis unavailable"
                                 : NULL;
+    if (!w && stall > 0 && age > stall + 2000000) {
+        /* The service thread published nothing for that long. */
+        snprintf(buf, sizeof(buf), "scoring stalled: the service thread "
+                 "has not reported for %.0f s", (double)age / 1e6);
+        w = buf;
+    } else if (!w && stall > 0 && stalled >= stall) {
+        snprintf(buf, sizeof(buf), "scoring stalled: no progress for %.0f s "
+                 "(%s)", (double)stalled / 1e6, what);
+        w = buf;
+    }
     if (why) *why = w;
     return w == NULL;
 }
@@ -1136,23 +1366,25 @@ static rs_err_t rs_svc_ckpt_restore(rs_service_t *svc, char *errstr,
         return rs_errf(errstr, errstr_size, err,
                        "%s (move it away to start with empty state)", e2);
     const rs_svc_ckpt_hdr_t *h = blob;
-    size_t hl = 0, caches_len = 0, nlogs = 0;
+    size_t hl = 0, caches_len = 0, nlogs = 0, dedup_len = 0;
     if (blob && len >= RS_SVC_CKPT_V1_HDR && h->magic == RS_SVC_CKPT_MAGIC) {
         if (h->version == 1) hl = RS_SVC_CKPT_V1_HDR;
         if (h->version == 2 && len >= RS_SVC_CKPT_V2_HDR) {
             hl = RS_SVC_CKPT_V2_HDR;
             caches_len = (size_t)h->caches_len;
         }
-        if (h->version == 3 && len >= sizeof(*h)) {
+        if (h->version == 3 && len >= sizeof(*h) && h->caches_len <= len &&
+            h->dedup_len <= len) {
             hl = sizeof(*h);
             caches_len = (size_t)h->caches_len;
+            dedup_len = (size_t)h->dedup_len;
             nlogs = h->nlogs;
         }
     }
     if (!hl || h->n > (len - hl) / sizeof(rs_ingest_pos_t) ||
-        nlogs > RS_STATE_MAX_PARTS || caches_len > len ||
+        nlogs > RS_STATE_MAX_PARTS ||
         len != hl + (size_t)h->n * sizeof(rs_ingest_pos_t) +
-                   nlogs * sizeof(rs_svc_lend_t) + caches_len) {
+                   nlogs * sizeof(rs_svc_lend_t) + caches_len + dedup_len) {
         free(blob);
         return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
                        "checkpoint %s: its offsets record is missing or "
@@ -1199,6 +1431,14 @@ static rs_err_t rs_svc_ckpt_restore(rs_service_t *svc, char *errstr,
                     "(%s): the sequence model starts without history",
                     path, e2c);
     }
+    if (dedup_len && svc->dedup) {
+        /* The duplicate window, consistent with the restored state. */
+        char e2d[256];
+        if (rs_dedup_read(svc->dedup, (const char *)(lends + nlogs) + caches_len,
+                          dedup_len, e2d, sizeof(e2d)) != RS_OK)
+            rs_warn("service", "checkpoint %s: duplicate window not "
+                    "restored (%s): it starts empty", path, e2d);
+    }
     for (uint32_t i = 0; i < h->n; i++)
         if (pos[i].topic >= 0 && pos[i].topic < 2 && pos[i].partition >= 0 &&
             pos[i].partition < RS_SVC_MAX_PARTS)
@@ -1218,8 +1458,11 @@ static rs_err_t rs_svc_ckpt_restore(rs_service_t *svc, char *errstr,
     return RS_OK;
 }
 
-/* The service record of a checkpoint (malloc'd; cold path): the input
- * positions and, if `caches`, the scorer's entity caches. */
+/* The service record of a checkpoint: the input positions, if `caches`
+ * the scorer's entity caches, and the duplicate window.  Built in
+ * svc->ckpt_buf (owned by the service, valid until the next call): reused
+ * so that a checkpoint does not fault in fresh pages for megabytes of
+ * duplicate window each time (measured: ~40 ms at 127 000 entries). */
 static void *rs_svc_ckpt_blob(rs_service_t *svc, int caches, size_t *len) {
     uint32_t n = 0;
     for (int i = 0; i < 2 * RS_SVC_MAX_PARTS; i++) n += svc->applied[i] >= 0;
@@ -1227,11 +1470,18 @@ static void *rs_svc_ckpt_blob(rs_service_t *svc, int caches, size_t *len) {
     for (int32_t p = 0; p < RS_STATE_MAX_PARTS; p++)
         nlogs += rs_state_log_if_open(svc->state, p) != NULL;
     size_t clen = caches ? rs_model_caches_size(svc->model) : 0;
+    size_t dlen = svc->dedup ? rs_dedup_size(svc->dedup) : 0;
     size_t base = sizeof(rs_svc_ckpt_hdr_t) +
                   (size_t)n * sizeof(rs_ingest_pos_t) +
                   (size_t)nlogs * sizeof(rs_svc_lend_t);
-    *len = base + clen;
-    rs_svc_ckpt_hdr_t *h = rs_calloc(1, *len);
+    if (base + clen + dlen > svc->ckpt_buf_cap) {
+        free(svc->ckpt_buf);
+        svc->ckpt_buf_cap = base + clen + dlen;
+        svc->ckpt_buf = rs_malloc(svc->ckpt_buf_cap);
+    }
+    rs_svc_ckpt_hdr_t *h = svc->ckpt_buf;
+    memset(h, 0, base);
+    *len = base; /* grows by what is written after the log ends */
     h->magic = RS_SVC_CKPT_MAGIC;
     h->version = 3;
     h->n = n;
@@ -1245,6 +1495,13 @@ static void *rs_svc_ckpt_blob(rs_service_t *svc, int caches, size_t *len) {
         }
         h->caches_len = got;
         *len = base + got;
+    }
+    if (dlen) {
+        size_t got = 0;
+        if (rs_dedup_write(svc->dedup, (char *)h + *len, dlen, &got) != RS_OK)
+            got = 0;
+        h->dedup_len = got;
+        *len += got;
     }
     rs_strlcpy(h->topic[0], svc->app->ingest.topic_events, sizeof(h->topic[0]));
     rs_strlcpy(h->topic[1], svc->app->ingest.topic_labels, sizeof(h->topic[1]));
@@ -1331,10 +1588,14 @@ static void rs_svc_ckpt_tick(rs_service_t *svc, int64_t now_us) {
             rs_svc_ckpt_join(svc);
         }
         size_t len;
+        int64_t tb = rs_clock_mono_us();
         void *blob = rs_svc_ckpt_blob(svc, 0, &len);
         rs_err_t err = rs_features_checkpoint_begin(
             svc->feat, svc->ckpt_path, blob, len, e2, sizeof(e2));
-        free(blob);
+        /* The begin is a pause too (the service record, with the duplicate
+         * window, is copied whole): counted with the steps. */
+        if (rs_clock_mono_us() - tb > svc->st.checkpoint_step_max_us)
+            svc->st.checkpoint_step_max_us = rs_clock_mono_us() - tb;
         svc->ckpt_due_us = now_us + svc->conf->checkpoint_interval_ms * 1000;
         if (err != RS_OK) {
             rs_error("service", "checkpoint begin: %s", e2);
@@ -1410,11 +1671,35 @@ static void rs_svc_ckpt_final(rs_service_t *svc) {
                 svc->ckpt_path,
                 (long long)svc->st.checkpoint_last_ms);
     }
-    free(blob);
 }
 
 
 /* ---------------------------------------------------------------- run */
+
+/* Stall detection for readiness (service thread, at each snapshot):
+ * progress is a completed batch or commit; idle (no lag, nothing in
+ * flight) counts as progress too.  Stalled = no progress for
+ * stall_timeout while input waits (lag > 0) or results are in flight. */
+static void rs_svc_stall_eval(rs_service_t *svc, struct rs_svc_snap_s *sn,
+                              int64_t now_us) {
+    sn->lag_total = 0;
+    for (int i = 0; i < sn->nlag; i++)
+        if (sn->lag[i].lag > 0) sn->lag_total += sn->lag[i].lag;
+    int inflight = svc->ring_head != svc->ring_tail || svc->txn_open;
+    sn->stalled_us = 0;
+    sn->stall_what[0] = '\0';
+    if (!sn->lag_total && !inflight) {
+        svc->progress_us = now_us;
+        return;
+    }
+    if (!svc->progress_us) svc->progress_us = now_us;
+    sn->stalled_us = now_us - svc->progress_us;
+    snprintf(sn->stall_what, sizeof(sn->stall_what),
+             "%lld message(s) of input waiting, %llu batch(es) in flight%s",
+             (long long)sn->lag_total,
+             (unsigned long long)(svc->ring_head - svc->ring_tail),
+             svc->txn_open ? ", a transaction open" : "");
+}
 
 static void rs_svc_periodic(rs_service_t *svc, int64_t now_us) {
     svc->st.elapsed_s = (double)(now_us - svc->start_us) / 1e6;
@@ -1472,9 +1757,13 @@ static void rs_svc_periodic(rs_service_t *svc, int64_t now_us) {
         rs_sink_kafka_stats(svc->ks, &sn->ks);
         rs_sink_redis_stats(svc->rd, &sn->rds);
         rs_ingest_stats(svc->ing, &sn->is);
+        if (svc->dedup) rs_dedup_stats(svc->dedup, &sn->dds);
+        else memset(&sn->dds, 0, sizeof(sn->dds));
         sn->nlag = rs_ingest_lag(svc->ing, sn->lag, (int)RS_ARRAY_LEN(sn->lag));
         sn->redis_ok = rs_sink_redis_healthy(svc->rd);
         sn->valid = 1;
+        sn->taken_us = now_us;
+        rs_svc_stall_eval(svc, sn, now_us);
         pthread_mutex_lock(&svc->snap_lock);
         memcpy(svc->snap, sn, sizeof(*sn));
         pthread_mutex_unlock(&svc->snap_lock);
@@ -1513,6 +1802,19 @@ static void rs_svc_periodic(rs_service_t *svc, int64_t now_us) {
     }
 }
 
+/* Milliseconds left before the graceful stop must be done: -1 while not
+ * stopping; from the first call that sees *stop, every wait of the service
+ * thread shares service.stop_timeout. */
+static int rs_svc_stop_left_ms(rs_service_t *svc, volatile sig_atomic_t *stop) {
+    if (!svc->stop_deadline_us) {
+        if (!stop || !*stop) return -1;
+        svc->stop_deadline_us =
+            rs_clock_mono_us() + svc->conf->stop_timeout_ms * 1000;
+    }
+    int64_t left = svc->stop_deadline_us - rs_clock_mono_us();
+    return left > 0 ? (int)((left + 999) / 1000) : 0;
+}
+
 /* Queue the batch's scores (and logged inputs) for the Redis writer.  A
  * full buffer is backpressure: consumption waits here -- Kafka output of
  * the batches before keeps flowing -- until the writer makes room (Redis
@@ -1524,9 +1826,10 @@ static rs_err_t rs_svc_redis_enqueue(rs_service_t *svc, int n, uint64_t seq,
                                      char *errstr, size_t errstr_size) {
     int warned = 0;
     for (;;) {
-        rs_err_t err = rs_sink_redis_enqueue(svc->rd, svc->out, n,
-                                             svc->log_max ? svc->logs : NULL,
-                                             svc->log_lens, seq);
+        rs_err_t err = rs_sink_redis_enqueue_json(
+            svc->rd, svc->out, n, (const char *const *)svc->json,
+            svc->json_lens, svc->log_max ? svc->logs : NULL, svc->log_lens,
+            seq);
         if (err == RS_OK) return RS_OK;
         if (err != RS_ERR_AGAIN)
             return rs_errf(errstr, errstr_size, err,
@@ -1535,9 +1838,17 @@ static rs_err_t rs_svc_redis_enqueue(rs_service_t *svc, int n, uint64_t seq,
             rs_warn("service", "redis buffer full: consumption paused until "
                     "redis catches up");
         svc->st.redis_waits++;
-        if (*stop)
-            return rs_errf(errstr, errstr_size, RS_ERR_AGAIN,
-                           "stopped while the redis buffer was full");
+        if (rs_svc_stop_left_ms(svc, stop) == 0) {
+            rs_sink_redis_stats_t rst;
+            rs_sink_redis_stats(svc->rd, &rst);
+            return rs_errf(errstr, errstr_size, RS_ERR_REDIS,
+                           "stopped while the redis buffer was full (%llu "
+                           "bytes of scores unwritten; redis %s): those "
+                           "batches are read again after the restart",
+                           (unsigned long long)rst.buffer_bytes,
+                           rst.healthy ? "answers but is too slow"
+                                       : "unreachable");
+        }
         rs_sink_redis_wait(svc->rd, rs_sink_redis_done(svc->rd) + 1, 10);
         rs_sink_kafka_poll(svc->ks, 0);
         rs_svc_store_acked(svc);
@@ -1559,24 +1870,54 @@ static rs_err_t rs_svc_txn_commit(rs_service_t *svc,
                                   size_t errstr_size) {
     char e2[256];
     if (!svc->txn_open) return RS_OK;
-    uint64_t last = svc->next_seq - 1;
+    /* Every batch up to the last sealed one is queued for Redis (empty
+     * ones included), so this wait ends as soon as the writer catches up.
+     * It is bounded (service.commit_timeout, or the stop deadline): the
+     * transaction and the consumer's poll interval must not outlive it.
+     * Kafka delivery reports and the metrics snapshot are served while
+     * waiting; the consumer is not polled here (it would hand out messages
+     * or run a rebalance whose revoke commits re-entrantly), which the
+     * bound keeps far below max.poll.interval.ms. */
+    uint64_t last = svc->sealed_seq;
+    int64_t t0 = rs_clock_mono_us();
     int warned = 0;
     while (rs_sink_redis_done(svc->rd) < last) {
-        if (!warned++ && !rs_sink_redis_healthy(svc->rd))
-            rs_warn("service", "transaction commit waits for redis");
         if (rs_sink_redis_wait(svc->rd, last, 100) == RS_OK) break;
+        int64_t now = rs_clock_mono_us();
+        if (!warned && now - t0 >= 1000000) {
+            warned = 1;
+            rs_warn("service", "transaction commit waits for redis (%s): "
+                    "batch %llu of %llu written",
+                    rs_sink_redis_healthy(svc->rd) ? "up but slow" : "down",
+                    (unsigned long long)rs_sink_redis_done(svc->rd),
+                    (unsigned long long)last);
+        }
         rs_sink_kafka_poll(svc->ks, 0);
-        rs_svc_periodic(svc, rs_clock_mono_us());
-        if (*stop && rs_sink_redis_done(svc->rd) < last) {
-            /* Shutdown with Redis down: abort; nothing is committed, the
-             * input is read again after the restart. */
+        rs_svc_periodic(svc, now);
+        int left = rs_svc_stop_left_ms(svc, stop);
+        if (left == 0 ||
+            (left < 0 && now - t0 >= svc->conf->commit_timeout_ms * 1000)) {
+            /* Nothing is committed: the input is read again after the
+             * restart (from the committed offsets). */
+            rs_sink_redis_stats_t rst;
+            rs_sink_redis_stats(svc->rd, &rst);
             rs_sink_kafka_txn_abort(svc->ks, RS_SINK_TXN_DISCARD, 10000, e2,
                                     sizeof(e2));
             svc->txn_open = 0;
             svc->st.txn_aborts++;
             return rs_errf(errstr, errstr_size, RS_ERR_REDIS,
-                           "stopped while redis was down: transaction "
-                           "aborted");
+                           "transaction aborted after waiting %.1f s for "
+                           "redis to write batches %llu..%llu (%llu bytes "
+                           "queued; redis %s)%s",
+                           (double)(now - t0) / 1e6,
+                           (unsigned long long)rs_sink_redis_done(svc->rd) + 1,
+                           (unsigned long long)last,
+                           (unsigned long long)rst.buffer_bytes,
+                           rst.healthy ? "answers but is too slow"
+                                       : "unreachable",
+                           left < 0 ? " (service.commit_timeout); restart to "
+                                      "resume from the committed offsets"
+                                    : "");
         }
     }
     rs_ingest_pos_t pos[256];
@@ -1600,9 +1941,13 @@ static rs_err_t rs_svc_txn_commit(rs_service_t *svc,
      * failure may take two redos (librdkafka 2.0 fails the transaction
      * after a failed one once more). */
     for (int attempt = 0, redo = 0; attempt < 8; attempt++) {
-        err = rs_sink_kafka_txn_commit(svc->ks, pos, np, topics, cgmd, 30000,
+        /* Stopping: within the stop deadline (at least one short try). */
+        int left = rs_svc_stop_left_ms(svc, stop);
+        int tmo = left < 0 ? 30000 : RS_MAX(RS_MIN(left, 30000), 1000);
+        err = rs_sink_kafka_txn_commit(svc->ks, pos, np, topics, cgmd, tmo,
                                        errstr, errstr_size);
         if (err == RS_OK || err == RS_ERR_KAFKA) break;
+        if (rs_svc_stop_left_ms(svc, stop) == 0) break;
         if (err == RS_ERR_TIMEOUT) continue;
         if (err != RS_ERR_AGAIN || redo++ >= 3) break;
         rs_warn("service", "transaction not committed (%s): redoing it",
@@ -1635,6 +1980,7 @@ static rs_err_t rs_svc_txn_commit(rs_service_t *svc,
     svc->st.txn_commits++;
     svc->ring_tail = svc->ring_head;
     svc->offs_tail = svc->offs_head;
+    svc->progress_us = rs_clock_mono_us();
     return RS_OK;
 }
 
@@ -1684,10 +2030,41 @@ static rs_err_t rs_svc_ring_wait(rs_service_t *svc, int n,
             if (err != RS_OK) return err;
             continue;
         }
+        if (rs_svc_stop_left_ms(svc, stop) == 0)
+            return rs_errf(errstr, errstr_size, RS_ERR_AGAIN,
+                           "stopped while %llu batches awaited Kafka "
+                           "acknowledgements or the Redis writer",
+                           (unsigned long long)(svc->ring_head -
+                                                svc->ring_tail));
         rs_sink_kafka_poll(svc->ks, 1);
         rs_sink_redis_wait(svc->rd, rs_sink_redis_done(svc->rd) + 1, 10);
         rs_svc_store_acked(svc);
+        rs_svc_periodic(svc, rs_clock_mono_us());
     }
+    return RS_OK;
+}
+
+/* Encode out[0..n) once: JSON for Redis, and the same bytes for Kafka
+ * unless the scores topic is protobuf (then a second, protobuf copy). */
+static rs_err_t rs_svc_encode(rs_service_t *svc, int n, char *errstr,
+                              size_t errstr_size) {
+    int bad = -1;
+    rs_err_t err = rs_score_encode_batch(RS_FORMAT_JSON, svc->out, n,
+                                         &svc->enc_json, svc->json,
+                                         svc->json_lens, &bad);
+    if (err == RS_OK && rs_sink_kafka_format(svc->ks) != RS_FORMAT_JSON)
+        err = rs_score_encode_batch(rs_sink_kafka_format(svc->ks), svc->out,
+                                    n, &svc->enc_kafka, svc->kbytes,
+                                    svc->klens, &bad);
+    else if (err == RS_OK)
+        for (int i = 0; i < n; i++) {
+            svc->kbytes[i] = svc->json[i];
+            svc->klens[i] = svc->json_lens[i];
+        }
+    if (err != RS_OK) /* a corrupt record: a bug, never input */
+        return rs_errf(errstr, errstr_size, err,
+                       "score of %s does not encode",
+                       bad >= 0 ? svc->out[bad].event_id : "?");
     return RS_OK;
 }
 
@@ -1708,11 +2085,65 @@ static void rs_svc_batch_off(rs_service_t *svc, rs_svc_batch_t *b,
     svc->offs_head++;
 }
 
+/* The decision on record of event row k (dedup entry from the batch). */
+static void rs_svc_dedup_set(rs_service_t *svc, int k, float score,
+                             rs_decision_t decision, uint32_t flags,
+                             const char *version) {
+    if (!svc->dedup) return;
+    rs_dedup_rec_t rec;
+    memset(&rec, 0, sizeof(rec));
+    rec.score = score;
+    rec.decision = (uint8_t)decision;
+    rec.flags = flags;
+    rec.has = 1;
+    rs_strlcpy(rec.model_version, version, sizeof(rec.model_version));
+    rs_dedup_set(svc->dedup, svc->ev_dd[k], &rec);
+}
+
+/* The batch's duplicates (after its events are scored: an original may
+ * be in the same batch) as svc->out[*npub ..], published with the rest:
+ * the decision on record -- score, decision, model version, flags -- plus
+ * RS_SCORE_FLAG_DUPLICATE, no explanation, no input log.  A replayed
+ * duplicate rebuilds nothing and publishes nothing. */
+static void rs_svc_duplicates(rs_service_t *svc, int ndup, int *npub) {
+    int64_t now_wall_us = rs_clock_wall_us(), now_mono = rs_clock_mono_us();
+    for (int j = 0; j < ndup; j++) {
+        const rs_msg_t *m = &svc->msgs[svc->dup_msg[j]];
+        rs_dedup_rec_t rec;
+        if (m->replay) continue;
+        if (rs_dedup_get(svc->dedup, svc->dup_dd[j], &rec) != RS_OK ||
+            !rec.has) {
+            /* Its original was never scored (it failed in its batch):
+             * nothing on record to repeat. */
+            rs_warn("service", "duplicate %s: no decision on record",
+                    m->ev.id);
+            continue;
+        }
+        rs_score_t *sc = &svc->out[*npub];
+        memset(sc, 0, sizeof(*sc));
+        rs_strlcpy(sc->event_id, m->ev.id, sizeof(sc->event_id));
+        rs_strlcpy(sc->entity_id, m->ev.entity_id, sizeof(sc->entity_id));
+        sc->score = rec.score;
+        sc->decision = (rs_decision_t)rec.decision;
+        rs_strlcpy(sc->model_version, rec.model_version,
+                   sizeof(sc->model_version));
+        sc->event_time_ms = m->ev.event_time_ms;
+        sc->flags = rec.flags | RS_SCORE_FLAG_DUPLICATE;
+        rs_event_fields_from_event(&sc->event, &m->ev); /* as received */
+        sc->scored_at_ms = now_wall_us / 1000;
+        sc->latency_us = now_mono - m->received_us;
+        svc->logs[*npub] = NULL;
+        svc->log_lens[*npub] = 0;
+        svc->st.duplicates++;
+        (*npub)++;
+    }
+}
+
 /* Process one polled batch of n messages. */
 static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
                              volatile sig_atomic_t *stop, char *errstr,
                              size_t errstr_size) {
-    int D = svc->dim, nev = 0, npub = 0, ntouched = 0;
+    int D = svc->dim, nev = 0, npub = 0, ndup = 0, ntouched = 0;
     rs_err_t werr = rs_svc_ring_wait(svc, n, stop, errstr, errstr_size);
     if (werr != RS_OK) return werr;
     if (svc->eos && !svc->txn_open) {
@@ -1747,6 +2178,18 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
         case RS_MSG_REJECT: svc->st.rejected++; break;
         case RS_MSG_EVENT: {
             svc->st.events++;
+            uint64_t dd = 0;
+            if (svc->dedup &&
+                rs_dedup_check(svc->dedup,
+                               rs_dedup_key(m->ev.entity_id, m->ev.id),
+                               m->ev.event_time_ms, &dd)) {
+                /* Seen before (maybe earlier in this batch): it gets the
+                 * decision on record once the batch is scored, and enters
+                 * neither the features nor the model again. */
+                svc->dup_msg[ndup] = i;
+                svc->dup_dd[ndup++] = dd;
+                break;
+            }
             float *x = svc->x + (size_t)nev * (size_t)D;
             svc->flags[nev] = 0;
             if (rs_features_process(svc->feat, &m->ev, x, &svc->flags[nev]) !=
@@ -1769,6 +2212,7 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
                 svc->touched[ntouched++] = m->partition;
             if (m->ev.event_time_ms > svc->pwm[m->partition])
                 svc->pwm[m->partition] = m->ev.event_time_ms;
+            svc->ev_dd[nev] = dd;
             svc->ev_msg[nev++] = i;
             break;
         }
@@ -1820,9 +2264,13 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             if (m->replay) {
                 /* Read again below the committed offset (restart from a
                  * checkpoint): its score is already delivered; it only
-                 * rebuilds the state. */
+                 * rebuilds the state (the duplicate window included). */
                 svc->pub[k] = -1;
                 svc->st.replayed++;
+                rs_svc_dedup_set(svc, k, svc->scores[k],
+                                 rs_decide(svc->conf, m->ev.type,
+                                           svc->scores[k]),
+                                 svc->flags[k] & RS_SCORE_FLAG_LATE, version);
                 continue;
             }
             svc->pub[k] = npub;
@@ -1835,6 +2283,8 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             rs_strlcpy(sc->model_version, version, sizeof(sc->model_version));
             sc->event_time_ms = m->ev.event_time_ms;
             sc->flags = svc->flags[k] & RS_SCORE_FLAG_LATE;
+            rs_svc_dedup_set(svc, k, svc->scores[k], sc->decision, sc->flags,
+                             version);
             /* the event's own fields travel with its score (case view) */
             rs_event_fields_from_event(&sc->event, &m->ev);
             if (explain && sc->score >= svc->conf->explain_min_score) {
@@ -1863,8 +2313,8 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             }
             npub++;
         }
-        /* Stamp and publish: latency ends when the score is handed to the
-         * producer. */
+        /* Stamp, encode once, publish: latency ends when the scores are
+         * handed to the producer. */
         int64_t now_wall_us = rs_clock_wall_us(), now_mono = rs_clock_mono_us();
         for (int k = 0; k < nev; k++) {
             if (svc->pub[k] < 0) continue;
@@ -1876,23 +2326,6 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             if (m->produced_ms > 0)
                 rs_hist_record(&svc->st.e2e_us,
                                now_wall_us - m->produced_ms * 1000);
-            rs_err_t err;
-            /* A full local queue is backpressure: serve delivery reports
-             * until there is room (never drop, never skip). */
-            while ((err = rs_sink_kafka_publish(svc->ks, sc, b->seq)) ==
-                       RS_ERR_AGAIN && !*stop)
-                rs_sink_kafka_poll(svc->ks, 10);
-            if (err != RS_OK) {
-                svc->st.kafka_errors++;
-                return rs_errf(errstr, errstr_size, err,
-                               "publishing score of %s: %s", sc->event_id,
-                               rs_err_str(err));
-            }
-        }
-        if (npub > 0) {
-            rs_err_t err = rs_svc_redis_enqueue(svc, npub, b->seq, stop,
-                                                errstr, errstr_size);
-            if (err != RS_OK) return err;
         }
         svc->st.scored += (uint64_t)npub;
         if (npub && !svc->first_scored_us) svc->first_scored_us = now_mono;
@@ -1904,11 +2337,46 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             svc->example_rank = 1;
         }
     }
+    if (ndup > 0) rs_svc_duplicates(svc, ndup, &npub);
+    /* Encode once (the same bytes go to Kafka and Redis), publish. */
+    if (npub > 0) {
+        rs_err_t eerr = rs_svc_encode(svc, npub, errstr, errstr_size);
+        if (eerr != RS_OK) return eerr;
+    }
+    for (int p = 0; p < npub; p++) {
+        rs_score_t *sc = &svc->out[p];
+        rs_err_t err;
+        /* A full local queue is backpressure: serve delivery reports
+         * until there is room (never drop, never skip). */
+        while ((err = rs_sink_kafka_publish_encoded(
+                    svc->ks, sc, svc->kbytes[p], svc->klens[p], b->seq)) ==
+                   RS_ERR_AGAIN &&
+               rs_svc_stop_left_ms(svc, stop) != 0)
+            rs_sink_kafka_poll(svc->ks, 10);
+        if (err != RS_OK) {
+            svc->st.kafka_errors++;
+            return rs_errf(errstr, errstr_size, err,
+                           "publishing score of %s%s: %s", sc->event_id,
+                           (sc->flags & RS_SCORE_FLAG_DUPLICATE)
+                               ? " (a duplicate)" : "",
+                           rs_err_str(err));
+        }
+    }
+    /* Every batch goes to the Redis writer, also one that published no
+     * score (labels, rejects or replayed events only): with n == 0 it only
+     * moves the written-batch watermark on (sink.h), which the offset store
+     * (at-least-once) and the transaction commit (exactly-once) wait for.
+     * Skipping it left every later batch undelivered for good. */
+    rs_err_t qerr = rs_svc_redis_enqueue(svc, npub, b->seq, stop, errstr,
+                                         errstr_size);
+    if (qerr != RS_OK) return qerr;
     /* Exactly-once: a reject's dead-letter copy must be acknowledged before
      * a commit includes its position (stores nothing in that mode). */
     if (svc->eos) rs_ingest_store(svc->ing, svc->msgs, n);
     rs_sink_kafka_batch_end(svc->ks, b->seq);
     svc->ring_head++;
+    svc->sealed_seq = b->seq;
+    svc->progress_us = rs_clock_mono_us();
     svc->st.batches++;
     rs_svc_advance(svc, ntouched);
     return RS_OK;
@@ -1963,12 +2431,21 @@ rs_err_t rs_service_run(rs_service_t *svc, volatile sig_atomic_t *stop,
     }
     /* Graceful stop: deliver what is in flight (Kafka and Redis), then
      * store and commit the offsets, checkpoint, and let the trainer learn
-     * what is queued and save the model. */
+     * what is queued and save the model.  Every wait ends by one deadline
+     * (service.stop_timeout from the moment the stop was seen); what is
+     * still undelivered then is named, and read again after a restart. */
+    if (rs_svc_stop_left_ms(svc, stop) < 0) /* a limit, not a signal */
+        svc->stop_deadline_us =
+            rs_clock_mono_us() + svc->conf->stop_timeout_ms * 1000;
+    int64_t stop_t0 = svc->stop_deadline_us - svc->conf->stop_timeout_ms * 1000;
+    char why[600] = "";
     if (svc->eos) {
         char e2[512];
         if (err == RS_OK) {
-            if (rs_svc_txn_commit(svc, stop, e2, sizeof(e2)) != RS_OK)
+            if (rs_svc_txn_commit(svc, stop, e2, sizeof(e2)) != RS_OK) {
                 rs_error("service", "final transaction: %s", e2);
+                snprintf(why, sizeof(why), "final transaction: %s", e2);
+            }
         } else if (svc->txn_open) {
             rs_sink_kafka_txn_abort(svc->ks, RS_SINK_TXN_DISCARD, 10000, e2,
                                     sizeof(e2));
@@ -1976,18 +2453,52 @@ rs_err_t rs_service_run(rs_service_t *svc, volatile sig_atomic_t *stop,
             svc->st.txn_aborts++;
         }
     }
-    if (rs_sink_kafka_flush(svc->ks, 30000) != RS_OK)
-        rs_warn("service", "kafka flush timed out; unacked batches will be "
-                           "re-consumed after restart");
-    if (rs_sink_redis_wait(svc->rd, svc->next_seq - 1, 30000) != RS_OK)
-        rs_warn("service", "redis writes pending after 30 s; their batches "
-                           "will be re-consumed after restart");
+    rs_err_t kf = rs_sink_kafka_flush(svc->ks,
+                                      RS_MAX(rs_svc_stop_left_ms(svc, stop), 0));
+    rs_err_t rw = rs_sink_redis_wait(svc->rd, svc->sealed_seq,
+                                     RS_MAX(rs_svc_stop_left_ms(svc, stop), 0));
     rs_svc_store_acked(svc);
-    if (svc->ring_head == svc->ring_tail)
+    if (svc->ring_head == svc->ring_tail) {
         rs_svc_ckpt_final(svc);
-    else
-        rs_warn("service", "batches still undelivered: no final checkpoint "
-                           "(the last one stays valid)");
+    } else {
+        /* Say which side holds the batches back: Kafka acknowledgements or
+         * the Redis writer (or, exactly-once, the aborted transaction). */
+        size_t wl = strlen(why);
+        if (kf != RS_OK) {
+            rs_sink_kafka_stats_t kst;
+            rs_sink_kafka_stats(svc->ks, &kst);
+            wl += (size_t)snprintf(why + wl, sizeof(why) - wl,
+                                   "%skafka: %lld score message(s) not "
+                                   "acknowledged by the brokers",
+                                   wl ? "; " : "", (long long)kst.inflight);
+        }
+        if (rw != RS_OK && wl < sizeof(why)) {
+            rs_sink_redis_stats_t rst;
+            rs_sink_redis_stats(svc->rd, &rst);
+            wl += (size_t)snprintf(why + wl, sizeof(why) - wl,
+                                   "%sredis: batches %llu..%llu not written "
+                                   "(%llu bytes queued; redis %s)",
+                                   wl ? "; " : "",
+                                   (unsigned long long)rst.done_seq + 1,
+                                   (unsigned long long)svc->sealed_seq,
+                                   (unsigned long long)rst.buffer_bytes,
+                                   rst.healthy ? "answers but is too slow"
+                                               : "unreachable");
+        }
+        if (!why[0])
+            snprintf(why, sizeof(why), "offsets not stored");
+        rs_error("service", "stopping after %.1f s with %llu batch(es) "
+                 "undelivered: %s; no final checkpoint (the last one stays "
+                 "valid); their input is read again after the restart",
+                 (double)(rs_clock_mono_us() - stop_t0) / 1e6,
+                 (unsigned long long)(svc->ring_head - svc->ring_tail), why);
+        if (err == RS_OK)
+            err = rs_errf(errstr, errstr_size,
+                          kf != RS_OK ? RS_ERR_KAFKA : RS_ERR_REDIS,
+                          "stopped with %llu batch(es) undelivered: %s",
+                          (unsigned long long)(svc->ring_head -
+                                               svc->ring_tail), why);
+    }
     char e3[256];
     if (!svc->eos && rs_ingest_commit_sync(svc->ing, e3, sizeof(e3)) != RS_OK)
         rs_warn("service", "final offset commit: %s", e3);
@@ -1996,6 +2507,7 @@ rs_err_t rs_service_run(rs_service_t *svc, volatile sig_atomic_t *stop,
     if (rs_trainer_stop(svc->tr, 1, e2, sizeof(e2)) != RS_OK)
         rs_error("service", "saving model: %s", e2);
     rs_svc_swap_weights(svc);
+    svc->snap_next_us = 0; /* the metrics snapshot of the final state */
     rs_svc_periodic(svc, rs_clock_mono_us());
     return err;
 }

@@ -28,11 +28,14 @@
  *   own).
  *
  * Redis sink (rs_sink_redis_t) -- key schema (prefix default "rs:"):
- *   <prefix>score:<event_id>           STRING  score record as JSON, PX ttl
+ *   <prefix>score:<event_id>           STRING  score record as JSON (the
+ *                                              bytes the scores topic got),
+ *                                              PX ttl, NX
  *   <prefix>entity:<entity_id>:scores  ZSET    member event_id, score
- *                                              event_time_ms; PEXPIRE ttl;
- *                                              only the newest
- *                                              entity_index_max kept
+ *                                              event_time_ms; one ZADD,
+ *                                              PEXPIRE ttl and trim per
+ *                                              entity of a batch; only the
+ *                                              newest entity_index_max kept
  *   <prefix>input:<event_id>           STRING  scoring inputs of the event
  *                                              (binary model input log,
  *                                              rs_model_rescore), PX
@@ -41,7 +44,9 @@
  *   <prefix>alerts                     ZSET    member event_id, score
  *                                              event_time_ms, of decisions
  *                                              review/decline/alert only;
- *                                              PEXPIRE ttl; the newest
+ *                                              one ZADD, PEXPIRE ttl and
+ *                                              trim per batch with an
+ *                                              alert; the newest
  *                                              alert_index_max kept
  *   <prefix>outcome:<event_id>         STRING  an analyst's outcome (JSON,
  *                                              written by the HTTP API's
@@ -50,8 +55,8 @@
  *   <prefix>model:<version>            STRING  model metadata JSON
  *   Writes are idempotent: score and input records are SET ... NX (the
  *   first record of an event stays the record; a replay cannot replace it
- *   with a different decision) and the entity index is a ZADD of the same
- *   member, so at-least-once input gives exactly one record per event.
+ *   with a different decision) and the indexes are ZADDs of the same
+ *   members, so at-least-once input gives exactly one record per event.
  *
  *   Two ways to write:
  *   - rs_sink_redis_enqueue() (the service): batches are encoded (RESP) by
@@ -128,6 +133,20 @@ rs_sink_kafka_t *rs_sink_kafka_new(const rs_kv_t *props, const char *bootstrap,
  * RS_ERR_KAFKA: fatal producer error.  @locality the owner thread */
 rs_err_t rs_sink_kafka_publish(rs_sink_kafka_t *sink, const rs_score_t *sc,
                                uint64_t batch_seq);
+
+/* The same with the record already encoded: buf[0..len) in the sink's
+ * format (rs_sink_kafka_format; e.g. from rs_score_encode_batch, so the
+ * bytes encoded once for an event go to Kafka and Redis alike).  `sc`
+ * gives the key (entity_id) and the decision (alerts); buf is copied and
+ * may be reused at once.  Errors as rs_sink_kafka_publish.
+ * @locality the owner thread */
+rs_err_t rs_sink_kafka_publish_encoded(rs_sink_kafka_t *sink,
+                                       const rs_score_t *sc, const void *buf,
+                                       size_t len, uint64_t batch_seq);
+
+/* The format records are published in (rs_sink_kafka_new's `fmt`).
+ * @locality any thread (immutable) */
+rs_format_t rs_sink_kafka_format(const rs_sink_kafka_t *sink);
 
 /* Declare that every message of the batches <= batch_seq is published
  * (also for a batch with no message at all).  Idempotent.
@@ -387,9 +406,8 @@ rs_sink_redis_t *rs_sink_redis_new(const rs_redis_conf_t *conf, char *errstr,
                                    size_t errstr_size);
 
 /* Write scores[0..n) now, in one pipelined round trip on the owner's
- * connection (4 commands per score: SET score PX NX, ZADD index, PEXPIRE
- * index, ZREMRANGEBYRANK index; 3 more for the alert index when decided
- * review, decline or alert); independent of the writer thread.
+ * connection (the commands of rs_sink_redis_enqueue_json, without input
+ * logs, alert index included); independent of the writer thread.
  * RS_OK: all applied.  RS_ERR_IO: connection lost or timed out (retriable;
  * some commands may have been applied -- rewriting is harmless); the next
  * call reconnects.  RS_ERR_REDIS: Redis answered an error (text in
@@ -397,6 +415,16 @@ rs_sink_redis_t *rs_sink_redis_new(const rs_redis_conf_t *conf, char *errstr,
  * RS_ERR_TOOBIG: a record does not encode.  @locality the owner thread */
 rs_err_t rs_sink_redis_write(rs_sink_redis_t *sink, const rs_score_t *scores,
                              int n, char *errstr, size_t errstr_size);
+
+/* The same with the records already encoded as JSON: json[i][0..
+ * json_lens[i]) is the record of scores[i] (e.g. from
+ * rs_score_encode_batch); scores[] gives the keys and times.
+ * @locality the owner thread */
+rs_err_t rs_sink_redis_write_json(rs_sink_redis_t *sink,
+                                  const rs_score_t *scores, int n,
+                                  const char *const *json,
+                                  const size_t *json_lens, char *errstr,
+                                  size_t errstr_size);
 
 /* The score JSON of `event_id` into json[size].  RS_ERR_NOTFOUND if absent
  * (or expired), RS_ERR_TOOBIG if it does not fit, RS_ERR_IO / RS_ERR_REDIS
@@ -478,15 +506,37 @@ rs_err_t rs_sink_redis_ping(rs_sink_redis_t *sink, char *errstr,
  * call: done counts what was queued, so if a batch is queued in several
  * calls, done may pass it while a later part is still to come. */
 
-/* Queue scores[0..n) of batch `seq` for the writer thread: per score
- * SET <prefix>score:<event_id> json PX ttl NX, ZADD / PEXPIRE /
- * ZREMRANGEBYRANK of the entity index (and of the alert index for
- * review, decline and alert: as rs_sink_redis_write), and, if
- * `logs` and logs[i] are non-NULL, SET <prefix>input:<event_id>
- * logs[i][0..log_lens[i]) PX input_ttl NX.  Everything is encoded into the
- * bounded buffer (redis.buffer_bytes) at once: scores and logs may be
- * reused when this returns.  No allocation (but the first call allocates
- * the buffer and starts the writer thread).
+/* Queue scores[0..n) of batch `seq` for the writer thread, encoding each
+ * as JSON (rs_sink_redis_enqueue_json does the rest; the service encodes
+ * once for Kafka and Redis and calls that directly).
+ * @locality the owner thread */
+rs_err_t rs_sink_redis_enqueue(rs_sink_redis_t *sink, const rs_score_t *scores,
+                               int n, const void *const *logs,
+                               const size_t *log_lens, uint64_t seq);
+
+/* Queue the records json[i][0..json_lens[i]) of scores[0..n) (the JSON of
+ * scores[i], e.g. from rs_score_encode_batch) of batch `seq` for the
+ * writer thread.  The commands of a batch, in this order:
+ *   per score      SET <prefix>score:<event_id> json PX ttl NX, and if
+ *                  `logs` and logs[i] are non-NULL SET
+ *                  <prefix>input:<event_id> logs[i][0..log_lens[i]) PX
+ *                  input_ttl NX;
+ *   per entity     ZADD <prefix>entity:<entity_id>:scores with every
+ *   of the batch   (event_time_ms, event_id) of the batch, then PEXPIRE
+ *                  ttl and ZREMRANGEBYRANK 0 -(entity_index_max + 1) once
+ *                  (the same index and expiry as after one ZADD + PEXPIRE
+ *                  + trim per score: an entity seen k times in a batch
+ *                  costs 3 commands instead of 3k);
+ *   per batch      if any score of the batch is decided review, decline
+ *                  or alert: ZADD <prefix>alerts with the (event_time_ms,
+ *                  event_id) of each of them, PEXPIRE ttl and
+ *                  ZREMRANGEBYRANK 0 -(alert_index_max + 1), once.
+ * So 1 + 3 d commands per score, d = distinct entities / scores of the
+ * batch, plus 3 for a batch with an alert.  Everything is encoded into the
+ * bounded buffer (redis.buffer_bytes) at once: scores, json and logs may
+ * be reused when this returns.  No allocation once the scratch fits the
+ * largest batch (but the first call allocates the buffer and starts the
+ * writer thread).
  * n == 0 queues nothing and only moves the batch number on (an empty
  * batch is done as soon as the batches before it are).
  * RS_OK: queued (written later, never dropped: it leaves the buffer only
@@ -495,13 +545,16 @@ rs_err_t rs_sink_redis_ping(rs_sink_redis_t *sink, char *errstr,
  * caller pauses consumption and retries the same call later.
  * RS_ERR_TOOBIG: the batch alone is larger than the buffer or a record
  * does not encode (nothing queued; split the batch).
- * RS_ERR_STATE: seq went backwards; RS_ERR_INVALID: seq 0, n < 0, logs
- * without log_lens.
+ * RS_ERR_STATE: seq went backwards; RS_ERR_INVALID: seq 0, n < 0, no
+ * json for n > 0, logs without log_lens.
  * RS_ERR_NOMEM: the writer thread could not be started.
  * @locality the owner thread */
-rs_err_t rs_sink_redis_enqueue(rs_sink_redis_t *sink, const rs_score_t *scores,
-                               int n, const void *const *logs,
-                               const size_t *log_lens, uint64_t seq);
+rs_err_t rs_sink_redis_enqueue_json(rs_sink_redis_t *sink,
+                                    const rs_score_t *scores, int n,
+                                    const char *const *json,
+                                    const size_t *json_lens,
+                                    const void *const *logs,
+                                    const size_t *log_lens, uint64_t seq);
 
 /* Highest seq such that every batch <= seq that was queued is written (0
  * if none).  Never decreases.  @locality any thread */

@@ -473,14 +473,15 @@ static void rs_sink_refused(rs_sink_kafka_t *sink, rd_kafka_topic_t *rkt,
 /* Produce one message, waiting on a full queue up to the deadline. */
 static rd_kafka_resp_err_t rs_sink_produce(rs_sink_kafka_t *sink,
                                            rd_kafka_topic_t *rkt,
-                                           const rs_score_t *sc, size_t len,
+                                           const rs_score_t *sc,
+                                           const void *buf, size_t len,
                                            uint32_t slot, int64_t deadline) {
     for (;;) {
         rd_kafka_resp_err_t kerr = rd_kafka_producev(
             sink->rk, RD_KAFKA_V_RKT(rkt),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_KEY(sc->entity_id, strlen(sc->entity_id)),
-            RD_KAFKA_V_VALUE(sink->buf, len),
+            RD_KAFKA_V_VALUE((void *)buf, len),
             RD_KAFKA_V_OPAQUE((void *)(((uintptr_t)slot << 1) | 1u)),
             RD_KAFKA_V_END);
         if (kerr != RD_KAFKA_RESP_ERR__QUEUE_FULL) return kerr;
@@ -513,6 +514,23 @@ static void rs_sink_keep(rs_sink_kafka_t *sink, int alert, uint32_t slot,
 
 rs_err_t rs_sink_kafka_publish(rs_sink_kafka_t *sink, const rs_score_t *sc,
                                uint64_t batch_seq) {
+    int len = rs_score_encode(sink->fmt, sc, sink->buf, RS_ENCODE_MAX);
+    if (len < 0) {
+        rs_error("sink", "score of event '%.64s' does not encode",
+                 sc->event_id);
+        return RS_ERR_TOOBIG;
+    }
+    return rs_sink_kafka_publish_encoded(sink, sc, sink->buf, (size_t)len,
+                                         batch_seq);
+}
+
+rs_format_t rs_sink_kafka_format(const rs_sink_kafka_t *sink) {
+    return sink->fmt;
+}
+
+rs_err_t rs_sink_kafka_publish_encoded(rs_sink_kafka_t *sink,
+                                       const rs_score_t *sc, const void *buf,
+                                       size_t len, uint64_t batch_seq) {
     uint32_t slot;
     rs_err_t err;
     if (sink->fatal) return RS_ERR_KAFKA;
@@ -524,15 +542,9 @@ rs_err_t rs_sink_kafka_publish(rs_sink_kafka_t *sink, const rs_score_t *sc,
     rs_sink_retry_drain(sink);
     if ((err = rs_sink_batch_slot(sink, batch_seq, &slot)) != RS_OK)
         return err;
-    int len = rs_score_encode(sink->fmt, sc, sink->buf, RS_ENCODE_MAX);
-    if (len < 0) {
-        rs_error("sink", "score of event '%.64s' does not encode",
-                 sc->event_id);
-        return RS_ERR_TOOBIG;
-    }
     int64_t deadline = rs_clock_mono_us() + RS_SINK_BLOCK_MS * 1000;
     rd_kafka_resp_err_t kerr = rs_sink_produce(sink, sink->rkt_scores, sc,
-                                               (size_t)len, slot, deadline);
+                                               buf, len, slot, deadline);
     if (kerr == RD_KAFKA_RESP_ERR__QUEUE_FULL) return RS_ERR_AGAIN;
     if (kerr == RD_KAFKA_RESP_ERR__FATAL) goto kafka_error;
     if (kerr) {
@@ -542,11 +554,9 @@ rs_err_t rs_sink_kafka_publish(rs_sink_kafka_t *sink, const rs_score_t *sc,
          * and redone (the kept copy goes in the next one). */
         rs_sink_refused(sink, sink->rkt_scores, kerr);
         if (sink->txn) sink->txn_abortable = 1;
-        else rs_sink_retry_push(sink, 0, slot, sc->entity_id, sink->buf,
-                                (size_t)len);
+        else rs_sink_retry_push(sink, 0, slot, sc->entity_id, buf, len);
     }
-    if (sink->txn)
-        rs_sink_keep(sink, 0, slot, sc->entity_id, sink->buf, (size_t)len);
+    if (sink->txn) rs_sink_keep(sink, 0, slot, sc->entity_id, buf, len);
     if (!kerr || !sink->txn) { /* a delivery report will come */
         sink->ring[slot].outstanding++;
         RS_ADD(sink->c.inflight, 1);
@@ -557,7 +567,7 @@ rs_err_t rs_sink_kafka_publish(rs_sink_kafka_t *sink, const rs_score_t *sc,
                 sc->decision == RS_DECISION_DECLINE ||
                 sc->decision == RS_DECISION_ALERT;
     if (!alert || !sink->rkt_alerts) return RS_OK;
-    kerr = rs_sink_produce(sink, sink->rkt_alerts, sc, (size_t)len, slot,
+    kerr = rs_sink_produce(sink, sink->rkt_alerts, sc, buf, len, slot,
                            deadline);
     if (kerr == RD_KAFKA_RESP_ERR__FATAL) goto kafka_error;
     if (kerr) {
@@ -567,11 +577,9 @@ rs_err_t rs_sink_kafka_publish(rs_sink_kafka_t *sink, const rs_score_t *sc,
         if (kerr != RD_KAFKA_RESP_ERR__QUEUE_FULL)
             rs_sink_refused(sink, sink->rkt_alerts, kerr);
         if (sink->txn) sink->txn_abortable = 1;
-        else rs_sink_retry_push(sink, 1, slot, sc->entity_id, sink->buf,
-                                (size_t)len);
+        else rs_sink_retry_push(sink, 1, slot, sc->entity_id, buf, len);
     }
-    if (sink->txn)
-        rs_sink_keep(sink, 1, slot, sc->entity_id, sink->buf, (size_t)len);
+    if (sink->txn) rs_sink_keep(sink, 1, slot, sc->entity_id, buf, len);
     if (!kerr || !sink->txn) {
         sink->ring[slot].outstanding++;
         RS_ADD(sink->c.inflight, 1);

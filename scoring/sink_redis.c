@@ -2,10 +2,11 @@
  *
  * Two hiredis contexts, each owned by one thread:
  *   - the owner's (the service thread or a tool): rs_sink_redis_write()
- *     and every read.  A batch is appended command by command
- *     (redisAppendCommandArgv formats straight into hiredis's output
- *     buffer, so our argv vectors are fixed-size locals and the JSON buffer
- *     is allocated once) and then all replies are read: one round trip.
+ *     and every read.  A batch's commands (rs_redis_build, the same as on
+ *     the async path: records, entity indexes, alert index) are formatted
+ *     as RESP into a scratch buffer grown to the largest batch, appended
+ *     with redisAppendFormattedCommand, and then all replies are read: one
+ *     round trip.
  *     Any I/O error or timeout drops the context (RS_ERR_IO); the next call
  *     reconnects (the caller retries the whole batch: writes are
  *     idempotent).  Error replies (RS_ERR_REDIS) are read to the end so the
@@ -56,6 +57,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "common/fmt.h"
 #include "scoring/redis_tls.h"
 #include "scoring/sink.h"
 
@@ -90,7 +92,20 @@ struct rs_sink_redis_s {
     rs_redis_tls_t *tls;   /* rediss://: TLS context (immutable)         */
     redisContext *ctx;     /* owner's; NULL: disconnected                */
     int ever_connected;
-    char *json;            /* [RS_ENCODE_MAX] score JSON                 */
+
+    /* Owner-thread scratch, grown to the largest batch (then reused). */
+    rs_enc_arena_t enc;    /* JSON of the entry points given rs_score_t  */
+    const void **enc_ptr;  /* [enc_cap] records in `enc`                 */
+    size_t *enc_len;       /* [enc_cap]                                  */
+    int enc_cap;
+    int *grp_next;         /* [2 grp_cap] next score of the same entity,
+                            * then first-of-its-entity flags            */
+    int *grp_tab;          /* [grp_tabsz] last score index + 1 per entity
+                            * (0: empty), open addressing               */
+    int grp_cap;
+    uint32_t grp_tabsz;    /* power of two >= 2 grp_cap                  */
+    unsigned char *wbuf;   /* [wcap] RESP of rs_sink_redis_write_json    */
+    size_t wcap;
 
     /* --- async writer.  Immutable once the thread runs: ring, cap. */
     unsigned char *ring;   /* [cap] RESP entries; NULL until 1st enqueue */
@@ -563,7 +578,6 @@ rs_sink_redis_t *rs_sink_redis_new(const rs_redis_conf_t *conf, char *errstr,
              -(conf->entity_index_max + 1));
     snprintf(sink->alert_cap_arg, sizeof(sink->alert_cap_arg), "%" PRId64,
              -(conf->alert_index_max + 1));
-    sink->json = rs_malloc(RS_ENCODE_MAX);
     if (rs_redis_connect(sink, errstr, errstr_size) != RS_OK) goto fail;
     rs_info("sink", "redis %s: connected (ttl %" PRId64 " ms, prefix '%s')",
             sink->endpoint, conf->ttl_ms, conf->key_prefix);
@@ -584,7 +598,12 @@ void rs_sink_redis_destroy(rs_sink_redis_t *sink) {
     pthread_cond_destroy(&sink->done_cv);
     pthread_cond_destroy(&sink->work_cv);
     pthread_mutex_destroy(&sink->lock);
-    rs_free(sink->json);
+    rs_enc_arena_free(&sink->enc);
+    rs_free(sink->enc_ptr);
+    rs_free(sink->enc_len);
+    rs_free(sink->grp_next);
+    rs_free(sink->grp_tab);
+    rs_free(sink->wbuf);
     memset(sink->password, 0, sizeof(sink->password));
     memset(&sink->url, 0, sizeof(sink->url));
     rs_free(sink);
@@ -595,51 +614,52 @@ void rs_sink_redis_destroy(rs_sink_redis_t *sink) {
 /* Key "<prefix>score:<event_id>" / "<prefix>entity:<id>:scores". */
 static size_t rs_redis_key(char *buf, size_t size, const char *prefix,
                            const char *a, const char *b, const char *c) {
-    int n = snprintf(buf, size, "%s%s%s%s", prefix, a, b, c);
-    return n < 0 ? 0 : RS_MIN((size_t)n, size - 1);
+    const char *part[4] = {prefix, a, b, c};
+    size_t n = 0;
+    for (int i = 0; i < 4; i++) {
+        size_t l = RS_MIN(strlen(part[i]), size - 1 - n);
+        memcpy(buf + n, part[i], l);
+        n += l;
+    }
+    buf[n] = '\0';
+    return n;
 }
 
-/* The alert index commands of one score: ZADD <prefix>alerts <time> <id>,
- * PEXPIRE, ZREMRANGEBYRANK (as for the entity index).  Only decisions
- * that go to the alerts topic (review, decline, alert), a small fraction
- * of the scores; none for the others (c->n = 0).  The argv point into `c`
- * and `sc`, which must outlive their use. */
-typedef struct rs_redis_cmds_s {
-    int n;
-    int argc[3];
-    const char *argv[3][4];
-    size_t lens[3][4];
-    char key[48];
-    char tbuf[24];
-} rs_redis_cmds_t;
+/* Encoder over the ring: writes [pos, limit) (wrapping at cap) and keeps
+ * counting past `limit`, so one pass tells both "fits" and "needs N". */
+typedef struct rs_ring_w_s {
+    unsigned char *ring; /* [cap] */
+    uint64_t cap;
+    uint64_t pos;        /* absolute; may run past limit */
+    uint64_t limit;      /* head + cap                   */
+} rs_ring_w_t;
 
-static void rs_redis_alert_cmds(const rs_sink_redis_t *sink,
-                                const rs_score_t *sc, rs_redis_cmds_t *c) {
-    c->n = 0;
-    if (sc->decision != RS_DECISION_REVIEW &&
-        sc->decision != RS_DECISION_DECLINE &&
-        sc->decision != RS_DECISION_ALERT)
-        return;
-    size_t kl = rs_redis_key(c->key, sizeof(c->key), sink->conf.key_prefix,
-                             "alerts", "", "");
-    size_t tl = (size_t)snprintf(c->tbuf, sizeof(c->tbuf), "%" PRId64,
-                                 sc->event_time_ms);
-    const char *z[] = {"ZADD", c->key, c->tbuf, sc->event_id};
-    const size_t zl[] = {4, kl, tl, strlen(sc->event_id)};
-    const char *p[] = {"PEXPIRE", c->key, sink->ttl_arg};
-    const size_t pl[] = {7, kl, strlen(sink->ttl_arg)};
-    const char *t[] = {"ZREMRANGEBYRANK", c->key, "0", sink->alert_cap_arg};
-    const size_t tl2[] = {15, kl, 1, strlen(sink->alert_cap_arg)};
-    c->argc[0] = 4;
-    memcpy(c->argv[0], z, sizeof(z));
-    memcpy(c->lens[0], zl, sizeof(zl));
-    c->argc[1] = 3;
-    memcpy(c->argv[1], p, sizeof(p));
-    memcpy(c->lens[1], pl, sizeof(pl));
-    c->argc[2] = 4;
-    memcpy(c->argv[2], t, sizeof(t));
-    memcpy(c->lens[2], tl2, sizeof(tl2));
-    c->n = 3;
+/* The RESP commands of one batch (below, with the ring writer). */
+static void rs_redis_build(rs_sink_redis_t *sink, rs_ring_w_t *w,
+                           const rs_score_t *scores, int n,
+                           const char *const *json, const size_t *json_lens,
+                           const void *const *logs, const size_t *log_lens,
+                           uint32_t *ncmds, uint32_t *ninputs);
+static void rs_ring_w_linear(rs_ring_w_t *w, unsigned char *buf, size_t cap);
+static uint64_t rs_ring_w_pos(const rs_ring_w_t *w);
+
+/* JSON of scores[0..n) in the sink's arena: the entry points that take
+ * rs_score_t records encode here, then share the _json path. */
+static rs_err_t rs_redis_encode(rs_sink_redis_t *sink,
+                                const rs_score_t *scores, int n) {
+    int bad;
+    if (n > sink->enc_cap) {
+        sink->enc_ptr = rs_realloc(sink->enc_ptr, (size_t)n * sizeof(void *));
+        sink->enc_len = rs_realloc(sink->enc_len, (size_t)n * sizeof(size_t));
+        sink->enc_cap = n;
+    }
+    rs_err_t err = rs_score_encode_batch(RS_FORMAT_JSON, scores, n,
+                                         &sink->enc, sink->enc_ptr,
+                                         sink->enc_len, &bad);
+    if (err != RS_OK)
+        rs_error("sink", "redis: score of '%.64s' does not encode",
+                 scores[bad].event_id);
+    return err;
 }
 
 /* Read `ncmds` pipelined replies.  First error reply -> RS_ERR_REDIS (all
@@ -665,60 +685,47 @@ static rs_err_t rs_redis_read_replies(rs_sink_redis_t *sink, int ncmds,
 
 rs_err_t rs_sink_redis_write(rs_sink_redis_t *sink, const rs_score_t *scores,
                              int n, char *errstr, size_t errstr_size) {
-    char skey[RS_ID_MAX + 48], zkey[RS_ID_MAX + 56], tbuf[24];
-    size_t skl, zkl, tl;
-    int ncmds = 0;
-    rs_err_t err = RS_OK;
-    const size_t ttl_len = strlen(sink->ttl_arg), cap_len = strlen(sink->cap_arg);
-
     if (n <= 0) return RS_OK;
+    if (rs_redis_encode(sink, scores, n) != RS_OK)
+        return rs_errf(errstr, errstr_size, RS_ERR_TOOBIG,
+                       "redis: a score record does not encode");
+    return rs_sink_redis_write_json(sink, scores, n,
+                                    (const char *const *)sink->enc_ptr,
+                                    sink->enc_len, errstr, errstr_size);
+}
+
+rs_err_t rs_sink_redis_write_json(rs_sink_redis_t *sink,
+                                  const rs_score_t *scores, int n,
+                                  const char *const *json,
+                                  const size_t *json_lens, char *errstr,
+                                  size_t errstr_size) {
+    rs_ring_w_t wr, *w = &wr;
+    uint32_t ncmds = 0, ninputs = 0;
+    rs_err_t err;
+    if (n <= 0) return RS_OK;
+    if (!scores || !json || !json_lens)
+        return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
+                       "redis: no records");
     if ((err = rs_redis_connect(sink, errstr, errstr_size)) != RS_OK)
         return err;
-    for (int i = 0; i < n; i++) {
-        const rs_score_t *sc = &scores[i];
-        int jl = rs_score_to_json(sc, sink->json, RS_ENCODE_MAX);
-        if (jl < 0) {
-            err = rs_errf(errstr, errstr_size, RS_ERR_TOOBIG,
-                          "redis: score of '%.64s' does not encode",
-                          sc->event_id);
-            break;
-        }
-        skl = rs_redis_key(skey, sizeof(skey), sink->conf.key_prefix, "score:",
-                           sc->event_id, "");
-        zkl = rs_redis_key(zkey, sizeof(zkey), sink->conf.key_prefix,
-                           "entity:", sc->entity_id, ":scores");
-        tl = (size_t)snprintf(tbuf, sizeof(tbuf), "%" PRId64,
-                              sc->event_time_ms);
-        size_t idl = strlen(sc->event_id);
-        /* NX: the first decision recorded for an event stays the record; a
-         * replay after a crash (at-least-once input) cannot replace it with
-         * a different one.  The entity index below is idempotent as is. */
-        const char *set[] = {"SET", skey, sink->json, "PX", sink->ttl_arg,
-                             "NX"};
-        const size_t setl[] = {3, skl, (size_t)jl, 2, ttl_len, 2};
-        const char *zadd[] = {"ZADD", zkey, tbuf, sc->event_id};
-        const size_t zaddl[] = {4, zkl, tl, idl};
-        const char *pexp[] = {"PEXPIRE", zkey, sink->ttl_arg};
-        const size_t pexpl[] = {7, zkl, ttl_len};
-        const char *trim[] = {"ZREMRANGEBYRANK", zkey, "0", sink->cap_arg};
-        const size_t triml[] = {15, zkl, 1, cap_len};
-        if (redisAppendCommandArgv(sink->ctx, 6, set, setl) != REDIS_OK ||
-            redisAppendCommandArgv(sink->ctx, 4, zadd, zaddl) != REDIS_OK ||
-            redisAppendCommandArgv(sink->ctx, 3, pexp, pexpl) != REDIS_OK ||
-            redisAppendCommandArgv(sink->ctx, 4, trim, triml) != REDIS_OK)
-            /* Only fails on OOM; the half-appended pipeline is unusable. */
-            return rs_redis_io_error(sink, "append", errstr, errstr_size);
-        ncmds += 4;
-        rs_redis_cmds_t ac;
-        rs_redis_alert_cmds(sink, sc, &ac);
-        for (int k = 0; k < ac.n; k++, ncmds++)
-            if (redisAppendCommandArgv(sink->ctx, ac.argc[k], ac.argv[k],
-                                       ac.lens[k]) != REDIS_OK)
-                return rs_redis_io_error(sink, "append", errstr, errstr_size);
+    /* Measure, then build into the scratch buffer (grown once). */
+    rs_ring_w_linear(w, NULL, 0);
+    rs_redis_build(sink, w, scores, n, json, json_lens, NULL, NULL, &ncmds,
+                   &ninputs);
+    size_t need = (size_t)rs_ring_w_pos(w);
+    if (need > sink->wcap) {
+        sink->wbuf = rs_realloc(sink->wbuf, need);
+        sink->wcap = need;
     }
-    rs_err_t rerr = rs_redis_read_replies(sink, ncmds, errstr, errstr_size);
-    if (rerr == RS_ERR_IO) return rerr;
-    if (err == RS_OK) err = rerr;
+    rs_ring_w_linear(w, sink->wbuf, need);
+    ncmds = ninputs = 0;
+    rs_redis_build(sink, w, scores, n, json, json_lens, NULL, NULL, &ncmds,
+                   &ninputs);
+    if (redisAppendFormattedCommand(sink->ctx, (const char *)sink->wbuf,
+                                    need) != REDIS_OK)
+        /* Only fails on OOM; the half-appended pipeline is unusable. */
+        return rs_redis_io_error(sink, "append", errstr, errstr_size);
+    err = rs_redis_read_replies(sink, (int)ncmds, errstr, errstr_size);
     if (err == RS_OK) {
         RS_INC(sink->c.writes);
         RS_ADD(sink->c.scores, (uint64_t)n);
@@ -1006,14 +1013,14 @@ rs_err_t rs_sink_redis_del_outcome(rs_sink_redis_t *sink,
 
 /* ------------------------------------------------------------ async: ring */
 
-/* Encoder over the ring: writes [pos, limit) (wrapping at cap) and keeps
- * counting past `limit`, so one pass tells both "fits" and "needs N". */
-typedef struct rs_ring_w_s {
-    unsigned char *ring; /* [cap] */
-    uint64_t cap;
-    uint64_t pos;        /* absolute; may run past limit */
-    uint64_t limit;      /* head + cap                   */
-} rs_ring_w_t;
+/* A writer over a plain buffer buf[cap] from 0 (buf NULL, cap 0: only
+ * count the bytes). */
+static void rs_ring_w_linear(rs_ring_w_t *w, unsigned char *buf, size_t cap) {
+    *w = (rs_ring_w_t){.ring = buf, .cap = cap ? cap : 1, .pos = 0,
+                       .limit = cap};
+}
+
+static uint64_t rs_ring_w_pos(const rs_ring_w_t *w) { return w->pos; }
 
 static void rs_ring_copy_in(unsigned char *ring, uint64_t cap, uint64_t pos,
                             const void *p, size_t len) {
@@ -1044,16 +1051,178 @@ static void rs_resp_len(rs_ring_w_t *w, char kind, uint64_t v) {
     rs_ring_put(w, p, (size_t)(e - p));
 }
 
-/* One command as a RESP array of bulk strings (what redisFormatCommandArgv
- * would produce). */
-static void rs_resp_cmd(rs_ring_w_t *w, int argc, const char *const *argv,
-                        const size_t *lens) {
-    rs_resp_len(w, '*', (uint64_t)argc);
-    for (int i = 0; i < argc; i++) {
-        rs_resp_len(w, '$', lens[i]);
-        rs_ring_put(w, argv[i], lens[i]);
-        rs_ring_put(w, "\r\n", 2);
+/* A bulk string. */
+static void rs_resp_bulk(rs_ring_w_t *w, const void *p, size_t len) {
+    rs_resp_len(w, '$', len);
+    rs_ring_put(w, p, len);
+    rs_ring_put(w, "\r\n", 2);
+}
+
+/* Link the scores of each entity: grp_next[i] = the next score of the
+ * same entity (-1: none), and grp_next[grp_cap + i] = 1 for the first
+ * score of an entity.  Owner thread; grows the scratch to n. */
+static void rs_redis_group(rs_sink_redis_t *sink, const rs_score_t *scores,
+                           int n) {
+    if (n > sink->grp_cap) {
+        uint32_t t = 16;
+        while (t < 2u * (uint32_t)n) t *= 2;
+        sink->grp_next =
+            rs_realloc(sink->grp_next, 2 * (size_t)n * sizeof(int));
+        sink->grp_tab = rs_realloc(sink->grp_tab, t * sizeof(int));
+        sink->grp_cap = n;
+        sink->grp_tabsz = t;
     }
+    uint32_t mask = sink->grp_tabsz - 1;
+    int *first = sink->grp_next + sink->grp_cap;
+    memset(sink->grp_tab, 0, sink->grp_tabsz * sizeof(int));
+    for (int i = 0; i < n; i++) {
+        const char *e = scores[i].entity_id;
+        uint32_t h = (uint32_t)rs_hash_str(e) & mask;
+        sink->grp_next[i] = -1;
+        first[i] = 0;
+        for (;; h = (h + 1) & mask) {
+            int t = sink->grp_tab[h];
+            if (t == 0) {
+                sink->grp_tab[h] = i + 1;
+                first[i] = 1;
+                break;
+            }
+            if (!strcmp(scores[t - 1].entity_id, e)) {
+                sink->grp_next[t - 1] = i;
+                sink->grp_tab[h] = i + 1;
+                break;
+            }
+        }
+    }
+}
+
+/* 1 for the decisions that go to the alerts topic (review, decline,
+ * alert): the ones the alert index lists. */
+static int rs_redis_alerted(const rs_score_t *sc) {
+    return sc->decision == RS_DECISION_REVIEW ||
+           sc->decision == RS_DECISION_DECLINE ||
+           sc->decision == RS_DECISION_ALERT;
+}
+
+/* The alert index commands of a batch:
+ *   ZADD <prefix>alerts t1 id1 t2 id2 ...  (the alerted scores of the batch)
+ *   PEXPIRE <prefix>alerts ttl
+ *   ZREMRANGEBYRANK <prefix>alerts 0 -(alert_index_max + 1)
+ * once per batch (as for an entity index: the same members, expiry and
+ * newest alert_index_max as one ZADD + PEXPIRE + trim per alert); nothing
+ * when no score of the batch is alerted, the usual case.  Adds to
+ * *ncmds. */
+static void rs_redis_alert_cmds(const rs_sink_redis_t *sink, rs_ring_w_t *w,
+                                const rs_score_t *scores, int n,
+                                uint32_t *ncmds) {
+    char key[64], tbuf[RS_FMT_I64_MAX];
+    uint64_t m = 0;
+    for (int i = 0; i < n; i++) m += (uint64_t)rs_redis_alerted(&scores[i]);
+    if (m == 0) return;
+    size_t kl = rs_redis_key(key, sizeof(key), sink->conf.key_prefix,
+                             "alerts", "", "");
+    rs_resp_len(w, '*', 2 + 2 * m);
+    rs_resp_bulk(w, "ZADD", 4);
+    rs_resp_bulk(w, key, kl);
+    for (int i = 0; i < n; i++) {
+        if (!rs_redis_alerted(&scores[i])) continue;
+        rs_resp_bulk(w, tbuf,
+                     (size_t)rs_fmt_i64(scores[i].event_time_ms, tbuf));
+        rs_resp_bulk(w, scores[i].event_id, strlen(scores[i].event_id));
+    }
+    rs_resp_len(w, '*', 3);
+    rs_resp_bulk(w, "PEXPIRE", 7);
+    rs_resp_bulk(w, key, kl);
+    rs_resp_bulk(w, sink->ttl_arg, strlen(sink->ttl_arg));
+    rs_resp_len(w, '*', 4);
+    rs_resp_bulk(w, "ZREMRANGEBYRANK", 15);
+    rs_resp_bulk(w, key, kl);
+    rs_resp_bulk(w, "0", 1);
+    rs_resp_bulk(w, sink->alert_cap_arg, strlen(sink->alert_cap_arg));
+    *ncmds += 3;
+}
+
+/* The commands of one batch (key schema in sink.h):
+ *   per score        SET <prefix>score:<id> json PX ttl NX
+ *                    [SET <prefix>input:<id> log PX input_ttl NX]
+ *   per entity       ZADD <prefix>entity:<e>:scores t1 id1 t2 id2 ...
+ *   of the batch     PEXPIRE <same key> ttl
+ *                    ZREMRANGEBYRANK <same key> 0 -(entity_index_max + 1)
+ *   per batch with   ZADD <prefix>alerts of its review/decline/alert
+ *   an alert         scores, PEXPIRE, ZREMRANGEBYRANK (rs_redis_alert_cmds)
+ * The records come first, so an id is in an index only once its record
+ * is (the writer sends a batch in order, in one pipeline).  Trimming
+ * once after all of an entity's members were added keeps the same newest
+ * entity_index_max as trimming after each one; the expiry is set by the
+ * batch's last write either way.  Adds to *ncmds / *ninputs. */
+static void rs_redis_build(rs_sink_redis_t *sink, rs_ring_w_t *w,
+                           const rs_score_t *scores, int n,
+                           const char *const *json, const size_t *json_lens,
+                           const void *const *logs, const size_t *log_lens,
+                           uint32_t *ncmds, uint32_t *ninputs) {
+    char key[RS_ID_MAX + 64], tbuf[RS_FMT_I64_MAX];
+    const char *prefix = sink->conf.key_prefix;
+    const size_t ttl_len = strlen(sink->ttl_arg),
+                 ittl_len = strlen(sink->input_ttl_arg),
+                 cap_len = strlen(sink->cap_arg);
+    for (int i = 0; i < n; i++) {
+        const rs_score_t *sc = &scores[i];
+        /* NX: the first decision recorded for an event stays the record;
+         * a replay after a crash (at-least-once input) cannot replace it
+         * with a different one.  The index is idempotent as it is. */
+        size_t kl = rs_redis_key(key, sizeof(key), prefix, "score:",
+                                 sc->event_id, "");
+        rs_resp_len(w, '*', 6);
+        rs_resp_bulk(w, "SET", 3);
+        rs_resp_bulk(w, key, kl);
+        rs_resp_bulk(w, json[i], json_lens[i]);
+        rs_resp_bulk(w, "PX", 2);
+        rs_resp_bulk(w, sink->ttl_arg, ttl_len);
+        rs_resp_bulk(w, "NX", 2);
+        (*ncmds)++;
+        if (logs && logs[i]) {
+            /* NX too: the input of the decision on record. */
+            kl = rs_redis_key(key, sizeof(key), prefix, "input:",
+                              sc->event_id, "");
+            rs_resp_len(w, '*', 6);
+            rs_resp_bulk(w, "SET", 3);
+            rs_resp_bulk(w, key, kl);
+            rs_resp_bulk(w, logs[i], log_lens[i]);
+            rs_resp_bulk(w, "PX", 2);
+            rs_resp_bulk(w, sink->input_ttl_arg, ittl_len);
+            rs_resp_bulk(w, "NX", 2);
+            (*ncmds)++;
+            (*ninputs)++;
+        }
+    }
+    rs_redis_group(sink, scores, n);
+    const int *first = sink->grp_next + sink->grp_cap;
+    for (int i = 0; i < n; i++) {
+        if (!first[i]) continue; /* its entity's group was written */
+        int m = 0;
+        for (int j = i; j >= 0; j = sink->grp_next[j]) m++;
+        size_t kl = rs_redis_key(key, sizeof(key), prefix, "entity:",
+                                 scores[i].entity_id, ":scores");
+        rs_resp_len(w, '*', 2 + 2 * (uint64_t)m);
+        rs_resp_bulk(w, "ZADD", 4);
+        rs_resp_bulk(w, key, kl);
+        for (int j = i; j >= 0; j = sink->grp_next[j]) {
+            rs_resp_bulk(w, tbuf,
+                         (size_t)rs_fmt_i64(scores[j].event_time_ms, tbuf));
+            rs_resp_bulk(w, scores[j].event_id, strlen(scores[j].event_id));
+        }
+        rs_resp_len(w, '*', 3);
+        rs_resp_bulk(w, "PEXPIRE", 7);
+        rs_resp_bulk(w, key, kl);
+        rs_resp_bulk(w, sink->ttl_arg, ttl_len);
+        rs_resp_len(w, '*', 4);
+        rs_resp_bulk(w, "ZREMRANGEBYRANK", 15);
+        rs_resp_bulk(w, key, kl);
+        rs_resp_bulk(w, "0", 1);
+        rs_resp_bulk(w, sink->cap_arg, cap_len);
+        *ncmds += 3;
+    }
+    rs_redis_alert_cmds(sink, w, scores, n, ncmds);
 }
 
 /* ---------------------------------------------------------- async: writer */
@@ -1369,13 +1538,23 @@ static void rs_redis_writer_stop(rs_sink_redis_t *sink) {
 rs_err_t rs_sink_redis_enqueue(rs_sink_redis_t *sink, const rs_score_t *scores,
                                int n, const void *const *logs,
                                const size_t *log_lens, uint64_t seq) {
-    char skey[RS_ID_MAX + 48], zkey[RS_ID_MAX + 56], ikey[RS_ID_MAX + 48];
-    char tbuf[24];
-    const size_t ttl_len = strlen(sink->ttl_arg),
-                 ittl_len = strlen(sink->input_ttl_arg),
-                 cap_len = strlen(sink->cap_arg);
+    if (n > 0 && scores && rs_redis_encode(sink, scores, n) != RS_OK) {
+        rs_error("sink", "redis: batch %" PRIu64 " not queued", seq);
+        return RS_ERR_TOOBIG;
+    }
+    return rs_sink_redis_enqueue_json(sink, scores, n,
+                                      (const char *const *)sink->enc_ptr,
+                                      sink->enc_len, logs, log_lens, seq);
+}
 
-    if (seq == 0 || n < 0 || (n > 0 && !scores) || (logs && !log_lens))
+rs_err_t rs_sink_redis_enqueue_json(rs_sink_redis_t *sink,
+                                    const rs_score_t *scores, int n,
+                                    const char *const *json,
+                                    const size_t *json_lens,
+                                    const void *const *logs,
+                                    const size_t *log_lens, uint64_t seq) {
+    if (seq == 0 || n < 0 || (n > 0 && (!scores || !json || !json_lens)) ||
+        (logs && !log_lens))
         return RS_ERR_INVALID;
     if (seq < sink->owner_seq) return RS_ERR_STATE;
     if (n == 0) {
@@ -1399,54 +1578,8 @@ rs_err_t rs_sink_redis_enqueue(rs_sink_redis_t *sink, const rs_score_t *scores,
                      .limit = head + sink->cap};
     rs_redis_entry_t h = {.seq = seq, .nscores = (uint32_t)n};
     rs_ring_put(&w, &h, sizeof(h)); /* placeholder, filled in below */
-
-    for (int i = 0; i < n; i++) {
-        const rs_score_t *sc = &scores[i];
-        int jl = rs_score_to_json(sc, sink->json, RS_ENCODE_MAX);
-        if (jl < 0) {
-            rs_error("sink", "redis: score of '%.64s' does not encode "
-                     "(batch %" PRIu64 " not queued)", sc->event_id, seq);
-            return RS_ERR_TOOBIG;
-        }
-        size_t skl = rs_redis_key(skey, sizeof(skey), sink->conf.key_prefix,
-                                  "score:", sc->event_id, "");
-        size_t zkl = rs_redis_key(zkey, sizeof(zkey), sink->conf.key_prefix,
-                                  "entity:", sc->entity_id, ":scores");
-        size_t tl = (size_t)snprintf(tbuf, sizeof(tbuf), "%" PRId64,
-                                     sc->event_time_ms);
-        size_t idl = strlen(sc->event_id);
-        /* The same commands as rs_sink_redis_write (NX: see there). */
-        const char *set[] = {"SET", skey, sink->json, "PX", sink->ttl_arg,
-                             "NX"};
-        const size_t setl[] = {3, skl, (size_t)jl, 2, ttl_len, 2};
-        const char *zadd[] = {"ZADD", zkey, tbuf, sc->event_id};
-        const size_t zaddl[] = {4, zkl, tl, idl};
-        const char *pexp[] = {"PEXPIRE", zkey, sink->ttl_arg};
-        const size_t pexpl[] = {7, zkl, ttl_len};
-        const char *trim[] = {"ZREMRANGEBYRANK", zkey, "0", sink->cap_arg};
-        const size_t triml[] = {15, zkl, 1, cap_len};
-        rs_resp_cmd(&w, 6, set, setl);
-        rs_resp_cmd(&w, 4, zadd, zaddl);
-        rs_resp_cmd(&w, 3, pexp, pexpl);
-        rs_resp_cmd(&w, 4, trim, triml);
-        h.ncmds += 4;
-        rs_redis_cmds_t ac;
-        rs_redis_alert_cmds(sink, sc, &ac);
-        for (int k = 0; k < ac.n; k++, h.ncmds++)
-            rs_resp_cmd(&w, ac.argc[k], ac.argv[k], ac.lens[k]);
-        if (logs && logs[i]) {
-            size_t ikl = rs_redis_key(ikey, sizeof(ikey),
-                                      sink->conf.key_prefix, "input:",
-                                      sc->event_id, "");
-            /* NX too: the input of the decision on record. */
-            const char *iset[] = {"SET", ikey, logs[i], "PX",
-                                  sink->input_ttl_arg, "NX"};
-            const size_t isetl[] = {3, ikl, log_lens[i], 2, ittl_len, 2};
-            rs_resp_cmd(&w, 6, iset, isetl);
-            h.ncmds++;
-            h.ninputs++;
-        }
-    }
+    rs_redis_build(sink, &w, scores, n, json, json_lens, logs, log_lens,
+                   &h.ncmds, &h.ninputs);
     uint64_t need = w.pos - start;
     if (need > sink->cap) {
         rs_error("sink", "redis: batch %" PRIu64 " of %d score(s) needs %"

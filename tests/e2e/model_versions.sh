@@ -142,8 +142,11 @@ for _ in $(seq 1 50); do
 done
 [ "$s" = "$OLD" ] || fail "serving $s after rollback to $OLD"
 [ "$(metric riskstream_model_rollbacks_total)" = "1" ] || fail "rollbacks metric"
-curl -s "$API/metrics" | grep -q "^riskstream_model_info{version=\"$OLD\"} 1" ||
-  fail "/metrics model_info: $(curl -s "$API/metrics" | grep '^riskstream_model_info')"
+# read the page whole first: "curl | grep -q" under pipefail fails when grep
+# exits at the match while curl is still writing (SIGPIPE, curl exit 23)
+m="$(curl -s "$API/metrics")"
+grep -q "^riskstream_model_info{version=\"$OLD\"} 1" <<<"$m" ||
+  fail "/metrics model_info: $(grep '^riskstream_model_info' <<<"$m")"
 rc=0; "$BIN" model rollback "${OLD%-*}-999999" --url "$API" >"$T/rb2.out" 2>"$T/rb2.log" || rc=$?
 [ "$rc" -eq 1 ] && grep -q "HTTP 404" "$T/rb2.log" || fail "unknown version: exit $rc: $(cat "$T/rb2.log")"
 rc=0; "$BIN" model rollback "../x" --url "$API" >/dev/null 2>"$T/rb3.log" || rc=$?

@@ -59,14 +59,14 @@ rc=0; "$BIN" train --input "$T/hist.csv" --out "$M" --config "$T/rs.yaml" --labe
 [ "$rc" -eq 0 ] || fail "train exited $rc"
 summary="$(grep '^train:' "$T/train.out" || true)"
 echo "train_serve: $summary"
-echo "$summary" | grep -q "^train: $NEV events (0 refused, 0 bad lines), [0-9]* labels applied ([0-9]* in flight" ||
+grep -q "^train: $NEV events (0 refused, 0 bad lines), [0-9]* labels applied ([0-9]* in flight" <<<"$summary" ||
   fail "summary: $summary"
 VER="$(echo "$summary" | sed -n 's/.*; version \([^;]*\);.*/\1/p')"
 case "$VER" in seq-*-0|"") fail "trained version '$VER': want seq-<hash>-<n>, n > 0";; seq-*) ;; *) fail "version '$VER'";; esac
 UPD="$(echo "$summary" | sed -n 's/.*seq: \([0-9]*\) updates.*/\1/p')"
 [ "${UPD:-0}" -ge 100 ] || fail "only ${UPD:-0} updates"
 [ -s "$M" ] || fail "no model file"
-echo "$summary" | grep -q "wrote $M ($(stat -c %s "$M") bytes)" || fail "summary size differs from the file"
+grep -q "wrote $M ($(stat -c %s "$M") bytes)" <<<"$summary" || fail "summary size differs from the file"
 [ ! -e "$M.tmp" ] || fail "temporary file left behind"
 
 # bad invocations: exit code, message, nothing written

@@ -136,7 +136,7 @@ static void make_score(rs_score_t *sc, const char *id, const char *entity,
     memset(sc, 0, sizeof(*sc));
     snprintf(sc->event_id, sizeof(sc->event_id), "%s", id);
     snprintf(sc->entity_id, sizeof(sc->entity_id), "%s", entity);
-    sc->score = score;
+    sc->score = (float)score; /* model outputs are float32 */
     sc->decision = score >= 0.9   ? RS_DECISION_DECLINE
                    : score >= 0.5 ? RS_DECISION_REVIEW
                                   : RS_DECISION_APPROVE;
@@ -154,7 +154,7 @@ static void make_score(rs_score_t *sc, const char *id, const char *entity,
         a->amount = 12.5 * (i + 1);
         snprintf(a->counterparty_id, sizeof(a->counterparty_id), "merchant-%d",
                  40 + i);
-        a->weight = w[i];
+        a->weight = (float)w[i];
     }
     static const char *const names[] = {"amount_vs_30d_mean", "new_terminal_10m",
                                         "hour_of_day", "distance_km",
@@ -165,13 +165,13 @@ static void make_score(rs_score_t *sc, const char *id, const char *entity,
     for (int i = 0; i < 5; i++) {
         snprintf(ex->contrib[i].name, sizeof(ex->contrib[i].name), "%s",
                  names[i]);
-        ex->contrib[i].value = vals[i];
-        ex->contrib[i].contribution = con[i];
+        ex->contrib[i].value = (float)vals[i];
+        ex->contrib[i].contribution = (float)con[i];
     }
     ex->n_experts = 3;
-    ex->experts[0] = (rs_expert_use_t){2, 0.71};
-    ex->experts[1] = (rs_expert_use_t){0, 0.21};
-    ex->experts[2] = (rs_expert_use_t){5, 0.08};
+    ex->experts[0] = (rs_expert_use_t){2, 0.71f};
+    ex->experts[1] = (rs_expert_use_t){0, 0.21f};
+    ex->experts[2] = (rs_expert_use_t){5, 0.08f};
     ex->n_reasons = 2;
     snprintf(ex->reasons[0], RS_REASON_MAX, "amount 8.3x this card's 30-day mean");
     snprintf(ex->reasons[1], RS_REASON_MAX, "3rd new terminal in 10 minutes");
@@ -276,7 +276,7 @@ static void test_score_json(void **state) {
     assert_int_equal(back.explanation.n_attended, 3);
     assert_int_equal(back.explanation.n_contrib, 5);
     assert_int_equal(back.explanation.n_experts, 3);
-    assert_true(back.explanation.attended[0].weight == 0.46);
+    assert_true(back.explanation.attended[0].weight == (double)0.46f);
     free(stored);
     resp_free(&r);
 

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "proto/proto.h"
+#include "proto/proto_int.h"
 
 #define T_2024_03_01_12H 1709294400000LL   /* 2024-03-01 12:00:00 UTC */
 
@@ -59,7 +60,8 @@ static void fill_score(rs_score_t *sc) {
     memset(sc, 0, sizeof(*sc));
     strcpy(sc->event_id, "tx-0001");
     strcpy(sc->entity_id, "card-42");
-    sc->score = 0.87341234123412341;
+    /* model outputs are float32 values (docs/schema.md) */
+    sc->score = 0.87341234123412341f;
     sc->decision = RS_DECISION_DECLINE;
     strcpy(sc->model_version, "moe-2024.03.01-a1b2c3");
     sc->event_time_ms = T_2024_03_01_12H;
@@ -72,23 +74,23 @@ static void fill_score(rs_score_t *sc) {
     ex->attended[0].event_time_ms = T_2024_03_01_12H - 60000;
     ex->attended[0].amount = 1234.5;
     strcpy(ex->attended[0].counterparty_id, "m-77");
-    ex->attended[0].weight = 0.71;
+    ex->attended[0].weight = 0.71f;
     strcpy(ex->attended[1].event_id, "tx-ffff");
     ex->attended[1].event_time_ms = T_2024_03_01_12H - 3600000;
     ex->attended[1].amount = 0;
-    ex->attended[1].weight = 0.29;
+    ex->attended[1].weight = 0.29f;
     ex->n_contrib = 2;
     strcpy(ex->contrib[0].name, "amount_zscore_7d");
-    ex->contrib[0].value = 4.2;
-    ex->contrib[0].contribution = 1.37;
+    ex->contrib[0].value = 4.2f;
+    ex->contrib[0].contribution = 1.37f;
     strcpy(ex->contrib[1].name, "new_merchant");
     ex->contrib[1].value = 1;
     ex->contrib[1].contribution = -0.25;
     ex->n_experts = 2;
     ex->experts[0].expert = 3;
-    ex->experts[0].gate_weight = 0.8;
+    ex->experts[0].gate_weight = 0.8f;
     ex->experts[1].expert = 7;
-    ex->experts[1].gate_weight = 0.2;
+    ex->experts[1].gate_weight = 0.2f;
     ex->n_reasons = 2;
     strcpy(ex->reasons[0], "amount 4.2 sd above the card's 7-day mean");
     strcpy(ex->reasons[1], "first purchase at this merchant");
@@ -248,16 +250,51 @@ static void test_json_doubles(void **state) {
                             DBL_MIN, 123456789012345678.0, 1e21, 2.5e-7,
                             0.30000000000000004, 100, 7e22, -0.0 };
     rs_score_t sc, back;
+    rs_event_t ev, evb;
     char buf[RS_ENCODE_MAX];
-    memset(&sc, 0, sizeof(sc));
+    /* doubles (event fields): bit-exact through the shortest text */
+    fill_event(&ev);
     for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
-        sc.score = vals[i];
+        ev.numeric[0].value = vals[i];
+        int n = rs_event_to_json(&ev, buf, sizeof(buf));
+        assert_true(n > 0);
+        rs_err_t de = rs_event_from_json(buf, (size_t)n, &evb, es, sizeof(es));
+        if (fabs(vals[i]) > FLT_MAX) {
+            /* beyond the float range the features compute in: refused,
+             * naming the field (it would drop out of every sum) */
+            assert_int_equal(de, RS_ERR_INVALID);
+            assert_non_null(strstr(es, "numeric_fields[0].value"));
+            continue;
+        }
+        assert_int_equal(de, RS_OK);
+        if (!dbl_same(vals[i], evb.numeric[0].value))
+            fail_msg("%.17g -> %s -> %.17g", vals[i], buf,
+                     evb.numeric[0].value);
+    }
+    assert_non_null(strstr(buf, "\"value\":-0.0}"));
+    /* float32 fields of the score record: the shortest float32 text, and
+     * the same float back; a double that is no float32 is read back
+     * rounded to float32 (inside the float range) */
+    static const struct { double v; const char *text; double back; } f[] = {
+        {0.1f, "\"score\":0.1,", 0.1f},
+        {1.0f / 3, "\"score\":0.33333334,", 1.0f / 3},
+        {0.87341234123412341f, "\"score\":0.8734124,", 0.87341234123412341f},
+        {1e-45f, "\"score\":1e-45,", 1e-45f},
+        {FLT_MAX, "\"score\":3.4028235e38,", FLT_MAX},
+        {0.1, "\"score\":0.1,", 0.1f},
+        {1e300, "\"score\":1e300,", 1e300},
+        {-0.0, "\"score\":-0.0,", -0.0},
+    };
+    memset(&sc, 0, sizeof(sc));
+    for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+        sc.score = f[i].v;
         int n = rs_score_to_json(&sc, buf, sizeof(buf));
         assert_true(n > 0);
+        if (!strstr(buf, f[i].text)) fail_msg("%.17g -> %s", f[i].v, buf);
         assert_int_equal(rs_score_from_json(buf, (size_t)n, &back, es,
                                             sizeof(es)), RS_OK);
-        if (!dbl_same(vals[i], back.score))
-            fail_msg("%.17g -> %s -> %.17g", vals[i], buf, back.score);
+        if (!dbl_same(f[i].back, back.score))
+            fail_msg("%.17g -> %s -> %.17g", f[i].v, buf, back.score);
     }
     /* non-finite values are never emitted: null, read back as 0 */
     sc.score = NAN;
@@ -323,6 +360,146 @@ static void test_score_json_roundtrip(void **state) {
     assert_int_equal(rs_score_from_json(j5, strlen(j5), &back, es, sizeof(es)),
                      RS_ERR_TOOBIG);
     assert_non_null(strstr(es, "explanation.reasons"));
+}
+
+/* A batch encoded into one growing arena: every record as encoded alone,
+ * pointers valid after the arena grew; a corrupt record names its index. */
+static void test_encode_batch(void **state) {
+    (void)state;
+    enum { N = 300 };
+    static rs_score_t sc[N];
+    static const void *out[N];
+    static size_t lens[N];
+    char one[RS_ENCODE_MAX];
+    rs_enc_arena_t arena;
+    int bad;
+    rs_enc_arena_init(&arena, 100); /* far too small: grows */
+    for (int i = 0; i < N; i++) {
+        fill_score(&sc[i]);
+        snprintf(sc[i].event_id, sizeof(sc[i].event_id), "tx-%d", i);
+        sc[i].score = (float)i / N;
+    }
+    for (int fmt = 0; fmt < 2; fmt++) {
+        assert_int_equal(rs_score_encode_batch((rs_format_t)fmt, sc, N, &arena,
+                                               out, lens, &bad), RS_OK);
+        assert_int_equal(bad, -1);
+        size_t total = 0;
+        for (int i = 0; i < N; i++) {
+            int n = rs_score_encode((rs_format_t)fmt, &sc[i], one, sizeof(one));
+            assert_int_equal((size_t)n, lens[i]);
+            assert_memory_equal(out[i], one, lens[i]);
+            total += lens[i];
+        }
+        assert_int_equal(arena.len, total);
+        assert_true(arena.cap >= total);
+    }
+    size_t cap = arena.cap;
+    assert_int_equal(rs_score_encode_batch(RS_FORMAT_JSON, sc, N, &arena, out,
+                                           lens, NULL), RS_OK);
+    assert_int_equal(arena.cap, cap); /* warm: no growth */
+    sc[7].explanation.n_contrib = RS_MAX_CONTRIB + 1;
+    assert_int_equal(rs_score_encode_batch(RS_FORMAT_JSON, sc, N, &arena, out,
+                                           lens, &bad), RS_ERR_TOOBIG);
+    assert_int_equal(bad, 7);
+    rs_enc_arena_free(&arena);
+    rs_enc_arena_free(&arena); /* twice: fine */
+}
+
+/* The streaming event/label decoders against the jansson ones they
+ * replaced: same error code, and on success the same record, bit for
+ * bit.  Duplicate keys (the last wins), escapes in keys and values,
+ * object forms with repeated names, nesting, numbers at the edges. */
+static void test_json_decoders_agree(void **state) {
+    (void)state;
+#define H "\"id\":\"a\",\"type\":\"t\",\"entity_id\":\"e\",\"event_time_ms\":1709294400000"
+    static const char *const ev[] = {
+        "{" H "}",
+        "{" H ",\"amount\":1,\"amount\":2.5}",
+        "{" H ",\"amount\":\"x\",\"amount\":2}",
+        "{\"\\u0069d\":\"esc-key\",\"type\":\"t\",\"entity_id\":\"e\","
+        "\"event_time_ms\":1709294400000}",
+        "{" H ",\"counterparty_id\":\"caf\\u00e9 \\ud83d\\ude00 \\\" \\n\"}",
+        "{" H ",\"counterparty_id\":12345678901234}",
+        "{" H ",\"counterparty_id\":1.5}",
+        "{" H ",\"numeric_fields\":{\"a\":1,\"b\":\"2.5\",\"a\":3}}",
+        "{" H ",\"numeric_fields\":{\"a\":\"NaN\",\"a\":3}}",
+        "{" H ",\"numeric_fields\":{\"a\":null}}",
+        "{" H ",\"numeric_fields\":[{\"name\":\"x\",\"value\":true,"
+        "\"name\":\"y\"},{\"value\":1,\"name\":\"z\",\"junk\":[[{}]]}]}",
+        "{" H ",\"numeric_fields\":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17]}",
+        "{" H ",\"numeric_fields\":[{\"name\":\"a\"},2]}",
+        "{" H ",\"categorical_fields\":{\"mcc\":5411,\"c\":\"FR\",\"mcc\":\"1\"}}",
+        "{" H ",\"categorical_fields\":[{\"name\":\"n\",\"value\":7}]}",
+        "{" H ",\"categorical_fields\":[{\"name\":\"n\",\"value\":7.5}]}",
+        "{" H ",\"event_time_ms\":\"2024-03-01T12:00:00Z\"}",
+        "{" H ",\"event_time_ms\":1.7092944e12}",
+        "{" H ",\"event_time_ms\":99999999999999999999}",
+        "{" H ",\"amount\":1e400}", "{" H ",\"amount\":1e-400}",
+        "{" H ",\"amount\":-0}", "{" H ",\"amount\":-0.0}",
+        "{" H ",\"amount\":0123}", "{" H ",\"amount\":.5}",
+        "{" H ",\"amount\":\"  5\"}", "{" H ",\"amount\":\"5e3\"}",
+        "{" H ",\"schema_version\":2}", "{" H ",\"schema_version\":\"1\"}",
+        "{" H ",\"x\":{\"y\":[1,{\"z\":null}],\"w\":\"\\ud800\"}}",
+        "{" H ",\"x\":\"\\udc00\"}", "{" H ",\"x\":\"\\u0000\"}",
+        "{" H ",}", "{" H "} x", "{" H "}\n ", " {" H "}", "[{" H "}]",
+        "{" H ",\"x\":[1,]}", "{" H ",\"x\":tru}", "{" H ",\"x\":\"\t\"}",
+        "{" H ",\"id\":null}", "{" H ",\"type\":\"\"}", "{}", "", "   ",
+        "{\"id\":\"a\"", "{\"id\" \"a\"}", "\"str\"", "42",
+    };
+    rs_event_t a, b;
+    char e1[256], e2[256];
+    for (size_t i = 0; i < sizeof(ev) / sizeof(ev[0]); i++) {
+        rs_err_t x = rs_event_from_json(ev[i], strlen(ev[i]), &a, e1,
+                                        sizeof(e1));
+        rs_err_t y = rs_event_from_json_jansson(ev[i], strlen(ev[i]), &b, e2,
+                                                sizeof(e2));
+        if (x != y)
+            fail_msg("%s: streaming %d (%s), jansson %d (%s)", ev[i], x, e1,
+                     y, e2);
+        if (x == RS_OK) assert_event_eq(&a, &b);
+        /* the same message for field errors (syntax: wording differs) */
+        if (x != RS_OK && strncmp(e2, "invalid JSON", 12) &&
+            strcmp(e1, e2))
+            fail_msg("%s: '%s' vs '%s'", ev[i], e1, e2);
+    }
+    /* nesting: 2048 levels are fine, 2049 are not (jansson's limit) */
+    for (int depth = 2047; depth <= 2049; depth++) {
+        size_t len = 0;
+        static char deep[8192];
+        len += (size_t)sprintf(deep, "{" H ",\"x\":");
+        for (int k = 1; k < depth; k++) deep[len++] = '[';
+        for (int k = 1; k < depth; k++) deep[len++] = ']';
+        deep[len++] = '}';
+        rs_err_t x = rs_event_from_json(deep, len, &a, e1, sizeof(e1));
+        rs_err_t y = rs_event_from_json_jansson(deep, len, &b, e2, sizeof(e2));
+        if (x != y) fail_msg("depth %d: %d vs %d (%s)", depth, x, y, e2);
+    }
+#undef H
+    static const char *const lb[] = {
+        "{\"event_id\":\"a\",\"entity_id\":\"e\",\"value\":1,"
+        "\"label_time_ms\":1709294400000}",
+        "{\"event_id\":7,\"entity_id\":\"e\",\"value\":true,"
+        "\"label_time_ms\":\"2024-03-01 12:00:00\"}",
+        "{\"event_id\":\"a\",\"entity_id\":\"e\",\"value\":\"0.5\","
+        "\"label_time_ms\":1709294400000,\"value\":2}",
+        "{\"event_id\":\"a\",\"entity_id\":\"e\",\"label_time_ms\":1}",
+        "{\"event_id\":\"a\"}", "[]",
+    };
+    for (size_t i = 0; i < sizeof(lb) / sizeof(lb[0]); i++) {
+        rs_label_t la, lr;
+        rs_err_t x = rs_label_from_json(lb[i], strlen(lb[i]), &la, e1,
+                                        sizeof(e1));
+        rs_err_t y = rs_label_from_json_jansson(lb[i], strlen(lb[i]), &lr, e2,
+                                                sizeof(e2));
+        if (x != y)
+            fail_msg("%s: streaming %d (%s), jansson %d (%s)", lb[i], x, e1,
+                     y, e2);
+        if (x == RS_OK) {
+            assert_string_equal(la.event_id, lr.event_id);
+            assert_true(dbl_same(la.value, lr.value));
+            assert_int_equal(la.label_time_ms, lr.label_time_ms);
+        }
+    }
 }
 
 /* Score.event: the event's own fields in the record, the same names as in
@@ -590,6 +767,14 @@ static void test_event_errors(void **state) {
                      "field 'amount'");
     expect_event_err(EV_HEAD EV_TIME ",\"amount\":-0.01}", RS_ERR_INVALID,
                      "field 'amount': negative");
+    /* Finite as a double, infinite as the float features compute in. */
+    expect_event_err(EV_HEAD EV_TIME ",\"amount\":1e39}", RS_ERR_INVALID,
+                     "field 'amount': 1e+39 exceeds the float range");
+    expect_event_err(EV_HEAD EV_TIME ",\"amount\":\"3.5e38\"}",
+                     RS_ERR_INVALID, "field 'amount': 3.5e+38 exceeds");
+    expect_event_err(EV_HEAD EV_TIME ",\"numeric_fields\":{\"t\":-1e300}}",
+                     RS_ERR_INVALID, "field 'numeric_fields[0].value' (t): "
+                     "-1e+300 exceeds the float range");
     expect_event_err(EV_HEAD EV_TIME ",\"amount\":\"12 EUR\"}", RS_ERR_INVALID,
                      "field 'amount': expected number");
     expect_event_err(EV_HEAD EV_TIME ",\"amount\":\"0x10\"}", RS_ERR_INVALID,
@@ -695,6 +880,11 @@ static void test_validate_struct(void **state) {
     assert_non_null(strstr(es, "field 'amount': infinity"));
     ev.amount = -1;
     assert_int_equal(rs_event_validate(&ev, es, sizeof(es)), RS_ERR_INVALID);
+    ev.amount = 3.4e38; /* the largest amounts a float holds still pass */
+    assert_int_equal(rs_event_validate(&ev, es, sizeof(es)), RS_OK);
+    ev.amount = 3.5e38; /* protobuf and CSV decode into this struct too */
+    assert_int_equal(rs_event_validate(&ev, es, sizeof(es)), RS_ERR_INVALID);
+    assert_non_null(strstr(es, "field 'amount': 3.5e+38 exceeds the float"));
     ev.amount = 0;
     ev.numeric[1].value = -INFINITY;
     assert_int_equal(rs_event_validate(&ev, es, sizeof(es)), RS_ERR_INVALID);
@@ -1458,6 +1648,8 @@ int main(void) {
         cmocka_unit_test(test_json_doubles),
         cmocka_unit_test(test_label_json_roundtrip),
         cmocka_unit_test(test_score_json_roundtrip),
+        cmocka_unit_test(test_encode_batch),
+        cmocka_unit_test(test_json_decoders_agree),
         cmocka_unit_test(test_score_event_fields),
         cmocka_unit_test(test_pb_roundtrip),
         cmocka_unit_test(test_json_pb_json),

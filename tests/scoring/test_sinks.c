@@ -31,7 +31,7 @@ static void make_score(int i, int entity, rs_score_t *sc) {
     memset(sc, 0, sizeof(*sc));
     snprintf(sc->event_id, sizeof(sc->event_id), "s-%d", i);
     snprintf(sc->entity_id, sizeof(sc->entity_id), "e-%d", entity);
-    sc->score = (i % 1000) / 1000.0;
+    sc->score = (float)((i % 1000) / 1000.0); /* the model gives float32 */
     sc->decision = dec[i % 7];
     snprintf(sc->model_version, sizeof(sc->model_version), "test-1");
     sc->event_time_ms = BASE_MS + (int64_t)i * 1000;
@@ -311,7 +311,7 @@ static void test_redis_write_read(void **state) {
         assert_int_equal(rs_sink_redis_get_score(sink, again.event_id, first,
                                                  sizeof(first), errstr,
                                                  sizeof(errstr)), RS_OK);
-        again.score = again.score < 0.5 ? 0.99 : 0.01;
+        again.score = again.score < 0.5 ? 0.99f : 0.01f;
         again.decision = RS_DECISION_DECLINE;
         assert_int_equal(rs_sink_redis_write(sink, &again, 1, errstr,
                                              sizeof(errstr)), RS_OK);
@@ -400,6 +400,8 @@ static void mget_cb(void *opaque, int i, const char *val, size_t len) {
     a->present++;
 }
 
+static long long raw_calls(redisContext *c, const char *cmd);
+
 /* The alert index (review/decline/alert only, newest first, capped), the
  * entity index newest first, MGET, and analysts' outcomes. */
 static void test_redis_analyst(void **state) {
@@ -424,6 +426,19 @@ static void test_redis_analyst(void **state) {
     assert_int_equal(rs_sink_redis_enqueue(sink, scores + 14, 14, NULL, NULL,
                                            1), RS_OK);
     assert_int_equal(rs_sink_redis_wait(sink, 1, 30000), RS_OK);
+    /* Per batch (both paths): one ZADD, PEXPIRE and trim for each of its
+     * 2 entities and one of each for the alert index (6 alerts in it). */
+    assert_int_equal(raw_calls(c, "zadd"), 2 * 3);
+    assert_int_equal(raw_calls(c, "pexpire"), 2 * 3);
+    assert_int_equal(raw_calls(c, "zremrangebyrank"), 2 * 3);
+    /* A batch without an alert leaves the alert index alone. */
+    rs_score_t quiet[2];
+    make_score(28, 0, &quiet[0]); /* approve */
+    make_score(30, 0, &quiet[1]); /* approve */
+    assert_int_equal(rs_sink_redis_write(sink, quiet, 2, errstr,
+                                         sizeof(errstr)), RS_OK);
+    assert_int_equal(raw_calls(c, "zadd"), 2 * 3 + 1);
+    assert_int_equal(raw_calls(c, "pexpire"), 2 * 3 + 1);
     /* newest 6 alerts kept: of 12 alerted events (3 per 7) */
     assert_int_equal(raw_int(c, "ZCARD %s", "rs:alerts"), 6);
     long long ttl = raw_int(c, "PTTL %s", "rs:alerts");
@@ -610,7 +625,7 @@ static rs_err_t enqueue_events(rs_sink_redis_t *sink, uint64_t seq, int first,
     for (int j = 0; j < n; j++) {
         int i = first + j;
         make_score(i, i % NENT, &scores[j]);
-        if (variant) scores[j].score = scores[j].score < 0.5 ? 0.99 : 0.01;
+        if (variant) scores[j].score = scores[j].score < 0.5 ? 0.99f : 0.01f;
         lp[j] = is_logged(i) ? logs[j] : NULL;
         ll[j] = make_log(i, variant, logs[j]);
     }
@@ -631,6 +646,15 @@ static int count_alerts(int from, int to) {
         make_score(i, 0, &sc);
         k += is_alert(sc.decision);
     }
+    return k;
+}
+
+/* Batches of `per` events in [from, to) with an alert among them: one
+ * ZADD / PEXPIRE / trim of the alert index each. */
+static int count_alert_batches(int from, int to, int per) {
+    int k = 0;
+    for (int b = from; b < to; b += per)
+        k += count_alerts(b, RS_MIN(b + per, to)) > 0;
     return k;
 }
 
@@ -963,7 +987,15 @@ static void test_redis_async_outage(void **state) {
     int from = (int)d * 10;
     assert_int_equal(raw_calls(c, "set"),
                      (nev - from) + count_logged(from, nev));
-    assert_int_equal(raw_calls(c, "zadd"), nev - from + count_alerts(from, nev));
+    /* One ZADD, PEXPIRE and trim per entity of a batch: each batch of 10
+     * consecutive events holds all NENT entities; and of the alert index
+     * per batch holding an alert. */
+    long long ab = count_alert_batches(from, nev, 10);
+    assert_int_equal(raw_calls(c, "zadd"), (long long)(seq - d) * NENT + ab);
+    assert_int_equal(raw_calls(c, "pexpire"),
+                     (long long)(seq - d) * NENT + ab);
+    assert_int_equal(raw_calls(c, "zremrangebyrank"),
+                     (long long)(seq - d) * NENT + ab);
     redisFree(c);
 
     rs_sink_redis_stats(sink, &st);
