@@ -542,8 +542,17 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
         char e2[256];
         if (rs_model_check_names(t, svc->dim, names, e2, sizeof(e2)) !=
             RS_OK) {
-            err = rs_errf(errstr, errstr_size, RS_ERR_CONFIG, "model %s: %s",
-                          app->service.model_path, e2);
+            /* label-aware windows end at the declared label delay
+             * (features.label_maturity): a model trained with another
+             * delay has other feature names */
+            int off = strstr(e2, "_off") != NULL;
+            err = rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                          "model %s: %s%s", app->service.model_path, e2,
+                          off ? " (label-aware features end at the declared "
+                                "label delay: serve with the "
+                                "model.label_delay the model was trained "
+                                "with)"
+                              : "");
             rs_model_destroy(t);
             goto fail;
         }
@@ -842,12 +851,8 @@ void rs_service_prometheus(rs_service_t *svc, rs_http_buf_t *b) {
     rs_prom_counter(b, "riskstream_labels_total", "labels consumed",
                     st->labels);
     rs_prom_counter(b, "riskstream_labels_matched_total",
-                    "labels whose event was still pending for learning",
+                    "labels joined to their event's learning record",
                     st->labels_matched);
-    rs_prom_counter(b, "riskstream_labels_unknown_total",
-                    "labels whose event is not pending (never scored here, "
-                    "already resolved, or dropped from a full buffer)",
-                    st->labels_unknown);
     rs_prom_counter(b, "riskstream_duplicates_total",
                     "event ids seen again within service.dedup_window: the "
                     "decision on record published again, flagged",
@@ -1738,6 +1743,7 @@ static void rs_svc_periodic(rs_service_t *svc, int64_t now_us) {
     if (ts) { /* what the trainer resolved: joins, AUC, caught */
         rs_trainer_stats(svc->tr, ts);
         svc->st.labels_matched = ts->learner.joined;
+        svc->st.labels_unknown = ts->learner.unknown;
         svc->st.positives = ts->learner.positives;
         svc->st.caught = ts->caught;
         svc->st.auc = ts->auc;

@@ -208,6 +208,7 @@ int rs_cmd_serve(int argc, char **argv) {
     }
     if (rc == RS_EXIT_OK && resume)
         rc = rs_serve_resume(&app);
+    if (rc == RS_EXIT_OK) rs_app_conf_resolve(&app); /* as train and eval */
     if (rc != RS_EXIT_OK) {
         rs_app_conf_destroy(&app);
         return rc;

@@ -373,6 +373,9 @@ int rs_cmd_train(int argc, char **argv) {
                 "(no label became available and no event reached "
                 "model.label_horizon): it is the untrained model\n", cmd);
     rs_model_t *m = rs_eval_model(ev, 0);
+    /* The replay scores with published snapshots (as serve does); the file
+     * and the version printed are of the model's own, latest state. */
+    rs_model_weights_use(m, NULL);
     /* Fewer updates than model.publish_every leave version number 0, the
      * name of an untrained model of this configuration: a trained model
      * gets a number of its own (serve's trainer numbers on from it). */

@@ -19,6 +19,9 @@ DELIVERY="${DELIVERY:-at_least_once}"
 EVENTS="${EVENTS:-20000}"
 STOP_LIMIT="${STOP_LIMIT:-60}"
 T="$(mktemp -d /tmp/rs-stop.XXXXXX)"
+# Everything the service keeps (checkpoint, model store, learning logs,
+# label delays) goes under $T, never into the machine's default state dir.
+export RISKSTREAM_STATE_DIR="$T/state"
 SERVE=""; BROKER=""; KCAT=""
 cleanup() {
   [ -n "$SERVE" ] && kill -9 "$SERVE" 2>/dev/null || true

@@ -30,17 +30,20 @@ PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   "$SRC/ops/redis.sh" stop "$T/redis" >/dev/null 2>&1 || true
-  rm -rf "$T"
+  [ -n "${KEEP:-}" ] || rm -rf "$T"
 }
 trap cleanup EXIT
 fail() { echo "train_serve FAIL: $*"; for f in "$T"/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -n 15 "$f"; }; done; exit 1; }
 t0=$(date +%s.%N)
 elapsed() { awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
 
-# One configuration for train and serve (the features must match; a small
-# publish_every gives the trained model a version step of its own).
+# One configuration for train and serve (the features must match: the
+# declared label delay sets when label-aware features count a label, so it
+# is in the file, not only on train's command line; a small publish_every
+# gives the trained model a version step of its own).
 cat >"$T/rs.yaml" <<'EOF'
 model:
+  label_delay: 1d
   publish_every: 100
   label_horizon: 2d
 service:

@@ -75,12 +75,22 @@ int main(int argc, char **argv) {
                 lb.value = j % 4 == 0;
                 rs_learner_label(tl->l, 0, &lb, 0, -1, NULL);
             }
+            rs_model_weights_use(m, NULL); /* its own, to be published */
             rs_model_set_version(m, (uint64_t)(i / 20 + 1));
             if (rs_model_store_put(st, m, err, sizeof(err)) != RS_OK) {
                 fprintf(stderr, "rescore_fixture: %s\n", err);
                 return 1;
             }
             rs_strlcpy(ver[i / 20], rs_model_version(m), sizeof(ver[0]));
+            /* as the service's scorer: score with what the version
+             * publishes (model.average: its weight average), keep
+             * learning on the weights themselves */
+            rs_model_weights_t *w = rs_model_weights_take(m);
+            if (rs_model_weights_use(m, w) != RS_OK) {
+                fprintf(stderr, "rescore_fixture: weights_use failed\n");
+                return 1;
+            }
+            rs_model_weights_release(w);
         }
         char id[32], ent[32], cp[32];
         float x[DIM];

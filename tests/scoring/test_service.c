@@ -232,10 +232,23 @@ static void svc_conf(svc_t *s, env_t *e, const char *group,
     rs_strlcpy(s->app.redis.url, rs_test_redis_url(e->redis),
                sizeof(s->app.redis.url));
     s->app.service.stats_interval_ms = 0;
+    /* in-process cluster: a private state dir (not the user's default) */
+    s->app.state_ephemeral = 1;
     for (int i = 0; kv && kv[i]; i += 2)
         if (rs_conf_set(s->app.conf, kv[i], kv[i + 1], errstr,
                         sizeof(errstr)) != RS_OK)
             fail_msg("config %s=%s: %s", kv[i], kv[i + 1], errstr);
+    /* a test that restarts from a checkpoint keeps the rest of the state
+     * (learning logs, model store) beside it */
+    if (s->app.service.checkpoint_path[0] && !s->app.state.dir[0]) {
+        char d[sizeof(s->app.state.dir)];
+        rs_strlcpy(d, s->app.service.checkpoint_path, sizeof(d) - 8);
+        char *slash = strrchr(d, '/');
+        if (slash) {
+            rs_strlcpy(slash, "/state", 7);
+            rs_strlcpy(s->app.state.dir, d, sizeof(s->app.state.dir));
+        }
+    }
 }
 
 static void svc_run(svc_t *s) {
