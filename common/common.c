@@ -7,6 +7,9 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <sys/resource.h>
+#include <sys/sysinfo.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -391,4 +394,49 @@ void rs_kv_free(rs_kv_t *kv) {
     free(kv->keys);
     free(kv->vals);
     rs_kv_init(kv);
+}
+
+/* ---------------------------------------------------------- memory limit */
+
+/* First number in a file ("max" or unreadable: UINT64_MAX). */
+static uint64_t rs_mem_file_u64(const char *path) {
+    FILE *fp = fopen(path, "r");
+    if (!fp) return UINT64_MAX;
+    unsigned long long v = 0;
+    int ok = fscanf(fp, "%llu", &v) == 1;
+    fclose(fp);
+    return ok ? (uint64_t)v : UINT64_MAX;
+}
+
+uint64_t rs_mem_limit(char *what, size_t what_size) {
+    uint64_t lim = UINT64_MAX;
+    const char *w = "unknown";
+    struct sysinfo si;
+    if (sysinfo(&si) == 0) {
+        uint64_t unit = si.mem_unit ? si.mem_unit : 1;
+        lim = ((uint64_t)si.totalram + (uint64_t)si.totalswap) * unit;
+        w = si.totalswap ? "RAM + swap" : "RAM (no swap)";
+    }
+    /* cgroup v2: memory.max (+ memory.swap.max) of our own cgroup, as
+     * seen at the usual mount point; v1: memory.limit_in_bytes. */
+    uint64_t cg = rs_mem_file_u64("/sys/fs/cgroup/memory.max");
+    if (cg != UINT64_MAX) {
+        uint64_t sw = rs_mem_file_u64("/sys/fs/cgroup/memory.swap.max");
+        if (sw != UINT64_MAX && cg + sw > cg) cg += sw;
+        else if (sw == UINT64_MAX) cg = UINT64_MAX; /* swap unlimited */
+    } else {
+        cg = rs_mem_file_u64("/sys/fs/cgroup/memory/memory.limit_in_bytes");
+    }
+    if (cg < lim) {
+        lim = cg;
+        w = "cgroup memory limit";
+    }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        (uint64_t)rl.rlim_cur < lim) {
+        lim = (uint64_t)rl.rlim_cur;
+        w = "RLIMIT_AS (ulimit -v)";
+    }
+    if (what) rs_strlcpy(what, w, what_size);
+    return lim;
 }

@@ -129,6 +129,20 @@ char *rs_strdup(const char *s);
 void *rs_aligned_calloc(size_t n, size_t size);
 void rs_free(void *p);
 
+/* Memory a configuration implies, for the start-up check: each module
+ * lists its big preallocations by the config key that sizes them. */
+typedef struct rs_mem_item_s {
+    const char *key;     /* e.g. "features.max_keys" (static string)     */
+    uint64_t bytes;
+} rs_mem_item_t;
+
+/* Bytes this process can hold: the smallest of physical RAM + swap
+ * (sysinfo), the cgroup memory limit (v2 memory.max + memory.swap.max, or
+ * v1 memory.limit_in_bytes) and RLIMIT_AS.  `what` (may be NULL) gets a
+ * description of the limit ("RAM + swap", "cgroup memory.max", ...).
+ * UINT64_MAX if nothing can be read.  @locality any thread */
+uint64_t rs_mem_limit(char *what, size_t what_size);
+
 /* Copy at most size-1 bytes and always NUL-terminate; returns strlen(src). */
 size_t rs_strlcpy(char *dst, const char *src, size_t size);
 

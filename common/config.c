@@ -261,6 +261,11 @@ static int rs_conf_parse_value(const rs_conf_field_t *f, const char *val,
     }
     case RS_CONF_DURATION: {
         int64_t ms;
+        if (f->choices && !strcmp(f->choices, "auto") && !strcmp(val, "auto")) {
+            ms = RS_CONF_AUTO; /* the module resolves it */
+            memcpy(dst, &ms, sizeof(ms));
+            return 0;
+        }
         if (rs_duration_parse(val, &ms) != 0) {
             snprintf(why, whysz,
                      "invalid duration '%s' (expected e.g. 250ms, 10s, 5m, "
@@ -1175,7 +1180,10 @@ static void rs_conf_fmt_field(const rs_conf_field_t *f, const void *base,
         break;
     case RS_CONF_DURATION:
         memcpy(&i64, src, sizeof(i64));
-        rs_duration_fmt(i64, buf, size);
+        if (i64 == RS_CONF_AUTO && f->choices)
+            snprintf(buf, size, "auto");
+        else
+            rs_duration_fmt(i64, buf, size);
         break;
     case RS_CONF_ENUM:
         memcpy(&i, src, sizeof(i));
@@ -1261,10 +1269,12 @@ static void rs_conf_range(const rs_conf_field_t *f, char *buf, size_t size) {
         snprintf(hi, sizeof(hi), f->max == floor(f->max) && fabs(f->max) < 1e10
                  ? "%.0f" : "%g", f->max);
     }
+    const char *au = f->type == RS_CONF_DURATION && f->choices ? ", or auto"
+                                                                : "";
     if (f->max >= 1e18) /* "no upper bound" written as a huge number */
-        snprintf(buf, size, "at least %s", lo);
+        snprintf(buf, size, "at least %s%s", lo, au);
     else
-        snprintf(buf, size, "range %s to %s", lo, hi);
+        snprintf(buf, size, "range %s to %s%s", lo, hi, au);
 }
 
 /* One Markdown row; `section` != NULL prefixes the key ("seq.d_model"). */

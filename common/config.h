@@ -36,10 +36,13 @@ typedef enum rs_conf_type_e {
     RS_CONF_INT,      /* int64_t                                       */
     RS_CONF_DOUBLE,   /* double                                        */
     RS_CONF_BOOL,     /* int (0/1); accepts true/false/yes/no/on/off   */
-    RS_CONF_DURATION, /* int64_t milliseconds; "250ms", "10s", "7d"    */
+    RS_CONF_DURATION, /* int64_t milliseconds; "250ms", "10s", "7d";
+                       * with choices "auto" also the word auto, stored
+                       * as RS_CONF_AUTO for the module to resolve      */
     RS_CONF_ENUM      /* int: index into `choices` ("json|protobuf")   */
 } rs_conf_type_t;
 
+#define RS_CONF_AUTO (-1) /* a duration field's "auto" */
 typedef struct rs_conf_field_s {
     const char *name;     /* key inside its section                     */
     rs_conf_type_t type;
@@ -47,7 +50,8 @@ typedef struct rs_conf_field_s {
     size_t offset;        /* offsetof() in the section struct           */
     size_t size;          /* RS_CONF_STRING: sizeof the char array      */
     const char *desc;     /* one line for --help and docs               */
-    const char *choices;  /* RS_CONF_ENUM: "a|b|c"                      */
+    const char *choices;  /* RS_CONF_ENUM: "a|b|c"; RS_CONF_DURATION:
+                           * "auto" if the word auto is accepted         */
     double min, max;      /* numeric bounds; ignored when both are 0    */
 } rs_conf_field_t;
 

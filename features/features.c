@@ -275,6 +275,7 @@ void rs_fe_reset(rs_features_t *f) {
     memset(f->evidx.index, 0, ((size_t)f->evidx.mask + 1) * sizeof(uint32_t));
     f->evidx.head = f->evidx.n = 0;
     f->wm = INT64_MIN;
+    f->t0 = INT64_MAX;
     uint64_t mem = f->st.mem_bytes, slot = f->st.entity_slot_bytes;
     memset(&f->st, 0, sizeof(f->st));
     f->st.mem_bytes = mem;
@@ -382,6 +383,41 @@ fail:
     return NULL;
 }
 
+rs_err_t rs_features_conf_mem(const rs_features_conf_t *conf,
+                              rs_mem_item_t *items, int max, int *n,
+                              int *dim, char *errstr, size_t errstr_size) {
+    *n = 0;
+    if (!conf || max < 3)
+        return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
+                       "features: no configuration or room");
+    if (rs_fe_check_conf(conf, errstr, errstr_size)) return RS_ERR_CONFIG;
+    rs_features_t *f = rs_calloc(1, sizeof(*f));
+    f->conf = *conf;
+    f->ck.fd = -1;
+    if (rs_fe_compile(f, errstr, errstr_size)) {
+        rs_features_destroy(f);
+        return RS_ERR_CONFIG;
+    }
+    /* The same sizes as rs_features_new and rs_fe_tab_init. */
+    uint64_t tab[2] = {0, 0};
+    for (int t = 0; t < f->ntab; t++) {
+        const rs_fe_tab_t *tb = &f->tab[t];
+        uint64_t cap = (uint64_t)(t == f->ent_tab ? conf->max_keys
+                                                  : conf->max_counterparties);
+        tab[t == f->ent_tab ? 0 : 1] +=
+            cap * (tb->slot_size + 8 + 4) + rs_fe_pow2(cap * 2) * 4 + cap / 8;
+    }
+    uint64_t ev = (uint64_t)conf->label_index;
+    items[(*n)++] = (rs_mem_item_t){"features.max_keys", tab[0]};
+    items[(*n)++] = (rs_mem_item_t){"features.max_counterparties", tab[1]};
+    items[(*n)++] = (rs_mem_item_t){
+        "features.label_index",
+        ev * sizeof(rs_fe_evref_t) + rs_fe_pow2(ev * 2) * 4 + ev / 8};
+    *dim = f->dim;
+    rs_features_destroy(f);
+    return RS_OK;
+}
+
 void rs_features_destroy(rs_features_t *f) {
     if (!f) return;
     if (f->ck.active) rs_features_checkpoint_abort(f);
@@ -450,6 +486,20 @@ static int rs_fe_dset_add(rs_features_t *f, uint32_t h) {
     return 1;
 }
 
+/* The part of a window of width W ending at `end` that the state covers
+ * (it began at t0): velocities are events per hour of THAT part, so they
+ * do not ramp up while the state fills (a cold start, a new stream).  At
+ * least W / 30 (and 1 ms), so the first minutes do not extrapolate wildly;
+ * W when the start is unknown. */
+static inline int64_t rs_fe_covered(const rs_features_t *f, int64_t end,
+                                    int64_t W) {
+    int64_t cov = W;
+    if (f->t0 != INT64_MIN && f->t0 != INT64_MAX && end - W < f->t0)
+        cov = end - f->t0;
+    int64_t lo = W / 30 > 0 ? W / 30 : 1;
+    return cov < lo ? lo : cov > W ? W : cov;
+}
+
 typedef struct rs_fe_cur_s {
     uint64_t key;                           /* 0: event has no such key */
     rs_fe_hdr_t *h;                         /* slot, NULL if no key */
@@ -516,7 +566,8 @@ static void rs_fe_bucket_eval(const rs_features_t *f, const rs_fe_cspec_t *c,
         case RS_FEATURES_AGG_SUM: o = sum; break;
         case RS_FEATURES_AGG_MEAN: o = nv ? sum / (double)nv : 0; break;
         case RS_FEATURES_AGG_VELOCITY:
-            o = (double)n * (double)RS_FE_HOUR_MS / (double)s->window_ms;
+            o = (double)n * (double)RS_FE_HOUR_MS /
+                (double)rs_fe_covered(f, t - s->offset_ms, s->window_ms);
             break;
         case RS_FEATURES_AGG_FRAUD_COUNT: o = (double)fr; break;
         case RS_FEATURES_AGG_FRAUD_RATE:
@@ -686,7 +737,8 @@ static void rs_fe_spec_eval(rs_features_t *f, const rs_fe_cspec_t *c,
             }
             break;
         case RS_FEATURES_AGG_VELOCITY:
-            if (W) o = cnt * (double)RS_FE_HOUR_MS / (double)W;
+            if (W) o = cnt * (double)RS_FE_HOUR_MS /
+                       (double)rs_fe_covered(f, t - off, W);
             else if (cnt) {
                 int64_t span = nsel ? t - oldest : 0;
                 if (span < RS_FE_MIN_MS) span = RS_FE_MIN_MS;
@@ -721,6 +773,7 @@ rs_err_t rs_features_process(rs_features_t *f, const rs_event_t *ev,
         f->st.late++;
     }
     if (t > f->wm) f->wm = t;
+    if (t < f->t0) f->t0 = t;
     f->st.events++;
     if (f->has_cal) {
         /* the zone's offset is constant on [tz_from, tz_until): one binary
@@ -902,4 +955,5 @@ void rs_features_stats(const rs_features_t *f, rs_features_stats_t *st) {
     for (int t = 0; t < f->ntab; t++)
         if (t != f->ent_tab) st->cp_keys += f->tab[t].used;
     st->watermark_ms = f->wm == INT64_MIN ? 0 : f->wm;
+    st->start_ms = f->t0 == INT64_MAX || f->t0 == INT64_MIN ? 0 : f->t0;
 }

@@ -187,6 +187,16 @@ int rs_features_conf_specs(const rs_features_conf_t *conf,
 
 typedef struct rs_features_s rs_features_t;
 
+/* Memory rs_features_new would preallocate for `conf`, without allocating
+ * it: items[0..*n) (n <= 3; max >= 3) name the keys that size it
+ * (features.max_keys, features.max_counterparties, features.label_index),
+ * *dim gets the vector length.  RS_ERR_CONFIG with errstr for a bad
+ * configuration (as rs_features_new).  Cold path (compiles the specs).
+ * @locality any thread */
+rs_err_t rs_features_conf_mem(const rs_features_conf_t *conf,
+                              rs_mem_item_t *items, int max, int *n,
+                              int *dim, char *errstr, size_t errstr_size);
+
 /* Allocate all state for `conf` (copied; conf may be freed afterwards).
  * Returns NULL and fills errstr on a bad configuration.  Destroy with
  * rs_features_destroy().  Any thread; the handle then belongs to one. */
@@ -254,6 +264,7 @@ typedef struct rs_features_stats_s {
     uint64_t labels_unknown;    /* event not in the index                    */
     uint64_t labels_duplicate;  /* event already labelled                    */
     int64_t watermark_ms;       /* largest event time seen                   */
+    int64_t start_ms;           /* earliest event time seen (0 if unknown)   */
     uint64_t mem_bytes;         /* preallocated state                        */
     uint64_t entity_slot_bytes; /* bytes per entity slot                     */
     uint64_t cap_hits;          /* inserts into a full ring (per-key cap)    */

@@ -188,6 +188,7 @@ rs_err_t rs_features_checkpoint_begin(rs_features_t *f, const char *path,
     ck->ev_n0 = f->evidx.n;
     ck->wm0 = f->wm;
     ck->st0 = f->st;
+    ck->st0.start_ms = f->t0 == INT64_MAX || f->t0 == INT64_MIN ? 0 : f->t0;
     ck->blob_len = blob_len;
     ck->active = 1;
     if (blob_len) rs_fe_ck_put(ck, blob, blob_len);
@@ -241,7 +242,7 @@ static void rs_fe_st_pack(const rs_features_stats_t *st, int64_t created,
     o[3] = st->late; o[4] = st->dropped; o[5] = st->labels_applied;
     o[6] = st->labels_unknown; o[7] = st->labels_duplicate;
     o[8] = st->cap_hits; o[9] = st->labels_dropped; o[10] = (uint64_t)created;
-    o[11] = 0;
+    o[11] = (uint64_t)st->start_ms; /* 0 in checkpoints of before it */
 }
 
 static void rs_fe_st_unpack(rs_features_stats_t *st, const uint64_t *o) {
@@ -657,6 +658,10 @@ rs_err_t rs_features_checkpoint_read(rs_features_t *f, const char *path,
                           (h.ev_head + f->evidx.cap - 1 - i) % f->evidx.cap);
     f->wm = h.wm;
     rs_fe_st_unpack(&f->st, h.st);
+    /* the state's start (velocity coverage): unknown in older files */
+    f->t0 = h.st[11] && rs_fe_ck_time_ok((int64_t)h.st[11])
+                ? (int64_t)h.st[11]
+                : h.st[0] ? INT64_MIN : INT64_MAX;
     if (blob_out && h.blob_len) {
         *blob_out = rs_malloc((size_t)h.blob_len);
         memcpy(*blob_out, body, (size_t)h.blob_len);

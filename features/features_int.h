@@ -162,6 +162,10 @@ struct rs_features_s {
     uint32_t dmask, dgen;
 
     int64_t wm;                           /* watermark: max event time */
+    int64_t t0;                           /* earliest event time seen: the
+                                           * state covers [t0, wm];
+                                           * INT64_MIN: unknown (restored
+                                           * from an older checkpoint) */
     rs_features_stats_t st;
     rs_fe_ckpt_t ck;
     struct rs_fe_words_s *words;          /* nouns and baselines (words.c) */

@@ -63,9 +63,11 @@ typedef struct rs_dlq_pend_s {
     int64_t offset;
 } rs_dlq_pend_t;
 
+#define RS_INGEST_WM_PARTS 4096 /* events partitions with a watermark  */
+
 typedef struct rs_ingest_counters_s {
     _Atomic uint64_t consumed, events, labels, rejected, errors,
-        offset_resets, dlq_delivered, dlq_failed;
+        offset_resets, dlq_delivered, dlq_failed, dlq_lost, future;
     _Atomic int64_t assigned, rebalances;
 } rs_ingest_counters_t;
 
@@ -97,6 +99,9 @@ struct rs_ingest_s {
     rd_kafka_topic_partition_list_t *asg; /* offsets given at assignment */
     rs_ingest_revoke_cb_t *revoke_cb;
     void *revoke_opaque;
+    int64_t *wm;           /* [RS_INGEST_WM_PARTS] newest event time
+                            * accepted per events partition; INT64_MIN:
+                            * none yet                                 */
     rs_ingest_counters_t c;
 };
 
@@ -140,6 +145,12 @@ static const rs_conf_field_t rs_ingest_fields[] = {
      offsetof(rs_ingest_conf_t, offset_reset), 0,
      "where to start without a committed offset or when it is out of range",
      "earliest|latest", 0, 0},
+    {"future_skew", RS_CONF_DURATION, "1h",
+     offsetof(rs_ingest_conf_t, future_skew_ms), 0,
+     "an event dated more than this ahead of both the wall clock and the "
+     "newest event time of its partition goes to the dead-letter topic "
+     "(never scored, moves no state); streams dated in the past (replays) "
+     "are never affected; 0 = off", NULL, 0, 3153600000000.0},
 };
 
 const rs_conf_field_t *rs_ingest_conf_fields(int *n) {
@@ -269,6 +280,34 @@ static void rs_ingest_asg_add(rs_ingest_t *ing,
     }
 }
 
+/* Resolve the entries of the remembered assignment that say "committed
+ * offset" (INVALID) to the group's committed offsets (one blocking round
+ * trip, in the rebalance): a partition that reads nothing after the
+ * assignment then still has a known place, for the lag (rs_ingest_lag)
+ * and for a later re-assign (rs_ingest_apply_resets).  Entries without a
+ * committed offset, or when the fetch fails, stay INVALID. */
+static void rs_ingest_asg_resolve(rs_ingest_t *ing, rd_kafka_t *rk) {
+    if (!ing->asg) return;
+    rd_kafka_topic_partition_list_t *q = rd_kafka_topic_partition_list_new(4);
+    for (int i = 0; i < ing->asg->cnt; i++)
+        if (ing->asg->elems[i].offset == RD_KAFKA_OFFSET_INVALID)
+            rd_kafka_topic_partition_list_add(q, ing->asg->elems[i].topic,
+                                              ing->asg->elems[i].partition);
+    if (q->cnt > 0) {
+        rd_kafka_resp_err_t kerr = rd_kafka_committed(rk, q, 5000);
+        if (kerr)
+            rs_debug("ingest", "committed offsets of the assignment: %s",
+                     rd_kafka_err2str(kerr));
+        for (int i = 0; !kerr && i < q->cnt; i++) {
+            const rd_kafka_topic_partition_t *c = &q->elems[i];
+            rd_kafka_topic_partition_t *a = rd_kafka_topic_partition_list_find(
+                ing->asg, c->topic, c->partition);
+            if (a && !c->err && c->offset >= 0) a->offset = c->offset;
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(q);
+}
+
 static void rs_ingest_asg_del(rs_ingest_t *ing,
                               const rd_kafka_topic_partition_list_t *parts) {
     if (!ing->asg) return;
@@ -337,6 +376,7 @@ static void rs_ingest_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         rs_ingest_asg_add(ing, parts, !coop);
         if (coop) error = rd_kafka_incremental_assign(rk, parts);
         else kerr = rd_kafka_assign(rk, parts);
+        rs_ingest_asg_resolve(ing, rk);
         /* Keep backpressure across a rebalance. */
         if (ing->paused) rd_kafka_pause_partitions(rk, parts);
         RS_STORE(ing->c.assigned,
@@ -424,6 +464,7 @@ static void rs_ingest_dlq_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
     RS_INC(ing->c.dlq_failed);
     rs_dlq_retry_t *re = malloc(sizeof(*re) + rkm->key_len + rkm->len);
     if (!re) {
+        RS_INC(ing->c.dlq_lost);
         rs_ingest_pend_done(ing, rkm->_private);
         rs_error("ingest", "dead-letter copy LOST: delivery failed (%s) and "
                  "no memory to retry", rd_kafka_err2str(rkm->err));
@@ -544,6 +585,8 @@ rs_ingest_t *rs_ingest_new(const rs_ingest_conf_t *conf,
     ing = rs_calloc(1, sizeof(*ing));
     ing->conf = *conf;
     ing->pend = rs_calloc(RS_DLQ_PEND_MAX, sizeof(*ing->pend));
+    ing->wm = rs_calloc(RS_INGEST_WM_PARTS, sizeof(*ing->wm));
+    for (int i = 0; i < RS_INGEST_WM_PARTS; i++) ing->wm[i] = INT64_MIN;
 
     /* Consumer: our defaults < `kafka:` section < settings that the
      * delivery guarantee depends on.  auto.offset.reset=error: resets come
@@ -714,14 +757,14 @@ static void rs_ingest_dead_letter(rs_ingest_t *ing,
             continue;
         }
         if (kerr != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-            RS_INC(ing->c.dlq_failed);
+            RS_INC(ing->c.dlq_lost);
             rs_error("ingest", "dead-letter %s LOST: %s", src,
                      rd_kafka_err2str(kerr));
             return;
         }
         rd_kafka_poll(ing->dlq, 100); /* backpressure */
     }
-    RS_INC(ing->c.dlq_failed);
+    RS_INC(ing->c.dlq_lost);
     rs_error("ingest", "dead-letter %s LOST: DLQ queue full for 10 s", src);
 }
 
@@ -741,6 +784,38 @@ static int rs_ingest_replay_check(rs_ingest_t *ing, int topic,
         return 0;
     }
     return 0;
+}
+
+/* The event time bound (see ingest.h): RS_ERR_INVALID with m->reason if
+ * m->ev is dated more than future_skew ahead of max(wall clock, the
+ * partition's newest accepted event time); else the partition's watermark
+ * moves on.  No allocation. */
+static rs_err_t rs_ingest_time_check(rs_ingest_t *ing, rs_msg_t *m) {
+    int64_t skew = ing->conf.future_skew_ms, t = m->ev.event_time_ms;
+    int64_t *wm = m->partition >= 0 && m->partition < RS_INGEST_WM_PARTS
+                      ? &ing->wm[m->partition] : NULL;
+    if (skew <= 0) return RS_OK;
+    int64_t wall = rs_clock_wall_ms();
+    int64_t ref = wm && *wm > wall ? *wm : wall;
+    if (t > ref + skew) {
+        char ahead[32], lim[32];
+        double d = (double)(t - ref);
+        if (d >= 2 * 86400000.0)
+            snprintf(ahead, sizeof(ahead), "%.1f days", d / 86400000.0);
+        else if (d >= 2 * 3600000.0)
+            snprintf(ahead, sizeof(ahead), "%.1f h", d / 3600000.0);
+        else
+            snprintf(ahead, sizeof(ahead), "%.1f s", d / 1000.0);
+        rs_duration_fmt(skew, lim, sizeof(lim));
+        RS_INC(ing->c.future);
+        return rs_errf(m->reason, sizeof(m->reason), RS_ERR_INVALID,
+                       "field 'event_time_ms': %lld is %s ahead of the %s "
+                       "(topics.future_skew: %s)", (long long)t, ahead,
+                       ref > wall ? "partition's newest event time"
+                                  : "wall clock", lim);
+    }
+    if (wm && t > *wm) *wm = t;
+    return RS_OK;
 }
 
 /* Decode one Kafka message into *m.  Returns 1 if *m is filled, 0 if the
@@ -784,6 +859,8 @@ static int rs_ingest_decode(rs_ingest_t *ing, const rd_kafka_message_t *rkm,
                               sizeof(m->reason));
         m->kind = RS_MSG_LABEL;
     }
+    if (err == RS_OK && m->kind == RS_MSG_EVENT)
+        err = rs_ingest_time_check(ing, m);
     if (err == RS_OK) {
         if (m->kind == RS_MSG_EVENT) RS_INC(ing->c.events);
         else RS_INC(ing->c.labels);
@@ -926,6 +1003,12 @@ static void rs_ingest_apply_resets(rs_ingest_t *ing) {
             else if (tp->offset < 0) tp->offset = a ? a->offset
                                                     : RD_KAFKA_OFFSET_INVALID;
         }
+        /* Remember what every partition is re-assigned at: a partition
+         * that reads nothing until the next re-assign has no position
+         * then, and must get this offset again -- not the one of an
+         * older assignment (e.g. BEGINNING from the first reset, which
+         * re-read the whole partition). */
+        rs_ingest_asg_add(ing, parts, 1);
         kerr = rd_kafka_assign(ing->rk, parts);
         if (kerr) error = rd_kafka_error_new(kerr, "assign: %s",
                                              rd_kafka_err2str(kerr));
@@ -1034,9 +1117,19 @@ int rs_ingest_lag(rs_ingest_t *ing, rs_ingest_lag_t *out, int max) {
                            ? RS_MSG_TOPIC_LABELS
                            : RS_MSG_TOPIC_EVENTS;
         out[n].partition = tp->partition;
-        out[n].lag = (hi >= 0 && tp->offset >= 0) ? RS_MAX(hi - tp->offset, 0)
-                     : hi >= 0 && lo >= 0         ? hi - lo
-                                                  : -1;
+        /* No position yet (nothing read since the last (re-)assign): the
+         * offset it was assigned at, which is where it stands -- not the
+         * whole partition, which is what it read as before. */
+        int64_t pos = tp->offset;
+        if (pos < 0 && ing->asg) {
+            const rd_kafka_topic_partition_t *a =
+                rd_kafka_topic_partition_list_find(ing->asg, tp->topic,
+                                                   tp->partition);
+            if (a && a->offset >= 0) pos = a->offset;
+            else if (a && a->offset == RD_KAFKA_OFFSET_BEGINNING) pos = lo;
+            else if (a && a->offset == RD_KAFKA_OFFSET_END) pos = hi;
+        }
+        out[n].lag = hi >= 0 && pos >= 0 ? RS_MAX(hi - pos, 0) : -1;
         n++;
     }
     rd_kafka_topic_partition_list_destroy(parts);
@@ -1115,6 +1208,8 @@ void rs_ingest_stats(const rs_ingest_t *ing, rs_ingest_stats_t *st) {
     st->offset_resets = RS_LOAD(c->offset_resets);
     st->dlq_delivered = RS_LOAD(c->dlq_delivered);
     st->dlq_failed = RS_LOAD(c->dlq_failed);
+    st->future = RS_LOAD(c->future);
+    st->dlq_lost = RS_LOAD(c->dlq_lost);
     st->assigned = RS_LOAD(c->assigned);
     st->rebalances = RS_LOAD(c->rebalances);
 }
@@ -1157,6 +1252,7 @@ void rs_ingest_destroy(rs_ingest_t *ing) {
         free(re);
     }
     rs_free(ing->pend);
+    free(ing->wm);
     free(ing->start);
     free(ing->replay);
     free(ing->resets);

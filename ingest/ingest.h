@@ -34,6 +34,15 @@
  *   level with topic, partition, offset and policy, and counted
  *   (stats.offset_resets).  A partition without any committed offset
  *   starts per the same policy (logged at info, not counted).
+ * - Event time bound: an event dated more than topics.future_skew ahead
+ *   of max(wall clock, newest event time accepted on its partition) is
+ *   bad input (reason "event_time_ms ... ahead ..."): one such event would
+ *   otherwise move every watermark downstream (feature windows expire,
+ *   pending events resolve as negatives).  The partition term keeps
+ *   streams that legitimately run ahead of the clock (simulations) going
+ *   once they started; replays of the past are never affected.  The
+ *   partition watermarks are not persisted: after a restart the bound is
+ *   the wall clock until a partition has accepted an event.
  * - Bad input never stops a partition: a message that fails to decode or
  *   validate (or is empty, or bigger than RS_MSG_MAX) is counted, produced
  *   to the dead-letter topic with its original key and payload plus headers
@@ -148,6 +157,11 @@ typedef enum rs_offset_reset_e {
  *   poll_timeout     duration 100ms       wait for the first message
  *   offset_reset     enum     earliest    earliest|latest (no committed
  *                                         offset, or out of range)
+ *   future_skew      duration 1h          an event dated more than this
+ *                                         ahead of both the wall clock and
+ *                                         the newest event time of its
+ *                                         partition is rejected (DLQ);
+ *                                         0 = off
  */
 typedef struct rs_ingest_conf_s {
     char brokers[512];
@@ -163,6 +177,7 @@ typedef struct rs_ingest_conf_s {
     int64_t batch_max;
     int64_t poll_timeout_ms;
     int offset_reset;      /* rs_offset_reset_t */
+    int64_t future_skew_ms; /* 0 = no bound on event times ahead       */
     /* Not a config key (no row in the table; 0 after rs_ingest_conf_init):
      * the service sets it from `service.delivery: exactly_once`.  See the
      * design notes: read_committed, no consumer commits, replay flags. */
@@ -210,6 +225,14 @@ rs_err_t rs_kafka_conf_build_for(int type, const rs_kv_t *props,
  * section up front (config error -> exit 2).  @locality any thread */
 rs_err_t rs_kafka_conf_build(const rs_kv_t *props, const char *bootstrap,
                              rd_kafka_conf_t **out, char *errstr,
+                             size_t errstr_size);
+
+/* Validate the `kafka:` section up front, as the service's clients will
+ * apply it: every property (scoped ones included) is set on a consumer
+ * and on a producer configuration, and transactional.id is refused.
+ * RS_ERR_CONFIG naming the key (exit 2 material); nothing is started.
+ * @locality any thread */
+rs_err_t rs_kafka_conf_check(const rs_kv_t *props, char *errstr,
                              size_t errstr_size);
 
 /* A producer for the CLI generator and tests: idempotent, linger.ms 5,
@@ -329,7 +352,10 @@ rs_err_t rs_ingest_set_start(rs_ingest_t *ing, const rs_ingest_pos_t *pos,
                              int n);
 
 /* Consumer lag of one assigned partition: high watermark (as last seen by
- * the fetcher, no network round trip) minus the consumer's position. */
+ * the fetcher, no network round trip) minus the consumer's position; for
+ * a partition that read nothing since its (re-)assignment, minus the
+ * offset it was assigned at (the group's committed offset, fetched once
+ * per assignment; a reset's BEGINNING / END), not the whole partition. */
 typedef struct rs_ingest_lag_s {
     int32_t topic;       /* RS_MSG_TOPIC_EVENTS or RS_MSG_TOPIC_LABELS */
     int32_t partition;
@@ -360,6 +386,10 @@ typedef struct rs_ingest_stats_s {
     uint64_t offset_resets; /* offset out of range -> reset per policy   */
     uint64_t dlq_delivered; /* rejects acknowledged by the DLQ topic     */
     uint64_t dlq_failed;    /* DLQ delivery failures (each retried)      */
+    uint64_t dlq_lost;      /* dead letters given up: refused for good or
+                             * no room for 10 s (logged at error)        */
+    uint64_t future;        /* events rejected: dated beyond
+                             * topics.future_skew (also in `rejected`)   */
     int64_t assigned;       /* partitions currently assigned             */
     int64_t rebalances;     /* assignments received                      */
 } rs_ingest_stats_t;

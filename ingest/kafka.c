@@ -138,6 +138,25 @@ rs_err_t rs_kafka_conf_build(const rs_kv_t *props, const char *bootstrap,
                                    errstr_size);
 }
 
+rs_err_t rs_kafka_conf_check(const rs_kv_t *props, char *errstr,
+                             size_t errstr_size) {
+    static const int types[] = {RD_KAFKA_CONSUMER, RD_KAFKA_PRODUCER};
+    for (size_t t = 0; t < RS_ARRAY_LEN(types); t++) {
+        rd_kafka_conf_t *conf = NULL;
+        rs_err_t err = rs_kafka_conf_build_for(types[t], props, NULL, NULL, 0,
+                                               &conf, errstr, errstr_size);
+        if (err != RS_OK) return RS_ERR_CONFIG;
+        rd_kafka_conf_destroy(conf);
+    }
+    if (rs_kafka_props_set(props, RD_KAFKA_PRODUCER, "transactional.id"))
+        return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                       "kafka.transactional.id must not be set (it would make "
+                       "every producer transactional); exactly-once mode "
+                       "(service.delivery) gives the scores producer its own "
+                       "(service.transactional_id)");
+    return RS_OK;
+}
+
 /* Delivery report of the helper producer: count and log failures, at most
  * one line per second. */
 static void rs_kafka_prod_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm,

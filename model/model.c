@@ -29,7 +29,8 @@
 #include <unistd.h>
 
 #define RS_MODEL_MAGIC       "RSMODEL\0"
-#define RS_MODEL_FORMAT      1u
+#define RS_MODEL_FORMAT      2u /* 2 added the weight average */
+#define RS_MODEL_FORMAT_MIN  1u /* format 1 files load without it  */
 #define RS_MODEL_HDR_LEN     20   /* magic 8 + format 4 + payload length 8 */
 #define RS_MODEL_FILE_MAX    (1u << 30)
 #define RS_MODEL_DIM_MAX     (1 << 20)
@@ -54,16 +55,31 @@ static const rs_conf_field_t rs_model_fields[] = {
      0, "loss weight of a positive label (rare class)", NULL, 1e-6, 1e6},
     {"grad_clip", RS_CONF_DOUBLE, "5", offsetof(rs_model_conf_t, grad_clip), 0,
      "maximum L2 norm of one update's gradient", NULL, 1e-9, 1e9},
-    {"label_horizon", RS_CONF_DURATION, "4d",
+    {"label_delay", RS_CONF_DURATION, "0",
+     offsetof(rs_model_conf_t, label_delay), 0,
+     "how long labels take to arrive after their event (e.g. 7d for "
+     "chargebacks known after a week); 0 = not declared: observed from the "
+     "labels (eval and train take it from --label-delay)", NULL, 0, 0x1p62},
+    {"label_horizon", RS_CONF_DURATION, "auto",
      offsetof(rs_model_conf_t, label_horizon), 0,
-     "event time after which an unlabelled event is learned as negative; set "
-     "it just above the label delay: shorter loses late positives, longer "
-     "biases learning toward positives (negatives are learned only here)",
-     NULL, 1, 0x1p62},
-    {"pending_max", RS_CONF_INT, "1048576",
-     offsetof(rs_model_conf_t, pending_max), 0,
-     "scored events kept awaiting a label; the oldest is dropped when full",
-     NULL, 1, 268435456},
+     "event time after which an unlabelled event is learned as a negative "
+     "(it stays in the learning log until then; a positive that comes later "
+     "still corrects it); auto = 1.25 x the larger of label_delay and the "
+     "observed 99th percentile of label delays, at most label_horizon_max "
+     "(label_horizon_max until either is known); a fixed value below the "
+     "declared or observed delay is refused", "auto", 1, 0x1p62},
+    {"label_horizon_max", RS_CONF_DURATION, "120d",
+     offsetof(rs_model_conf_t, label_horizon_max), 0,
+     "upper bound of the auto horizon", NULL, 1, 0x1p62},
+    {"log_keep", RS_CONF_DURATION, "30d", offsetof(rs_model_conf_t, log_keep),
+     0, "learning-log records kept beyond the horizon, so the events that "
+     "come later can still rebuild their history from them (an entity idle "
+     "longer starts its learning history afresh)", NULL, 0, 0x1p62},
+    {"log_segment", RS_CONF_INT, "268435456",
+     offsetof(rs_model_conf_t, log_segment), 0,
+     "bytes per learning-log segment file (preallocated; whole segments are "
+     "deleted when their records are resolved and older than horizon + "
+     "log_keep)", NULL, 1 << 20, 0x1p40},
     {"publish_every", RS_CONF_INT, "10000",
      offsetof(rs_model_conf_t, publish_every), 0,
      "updates per model version (serve: the trainer publishes one every "
@@ -74,6 +90,25 @@ static const rs_conf_field_t rs_model_fields[] = {
      0, "prior positive rate: a new model starts with its output bias at "
      "logit(base_rate), so before any label it scores base_rate and "
      "approves; 0 = no prior", NULL, 0, 0.5},
+    {"transform", RS_CONF_ENUM, "none", offsetof(rs_model_conf_t, transform),
+     0, "features are standardised after sign(x) log(1 + |x|) (symlog: "
+     "counts and amounts of any scale, heavy tails tamed) or as they are "
+     "(none); a model keeps the one it was created with", "none|symlog", 0,
+     0},
+    {"std_window", RS_CONF_DURATION, "1d", offsetof(rs_model_conf_t, std_window),
+     0, "the standardiser's mean and variance follow the scored events of "
+     "about this much event time (an exponential forgetting; a day averages "
+     "over the daily cycle); 0 = all history", NULL, 0, 0x1p62},
+    {"replay", RS_CONF_INT, "1", offsetof(rs_model_conf_t, replay), 0,
+     "after each learning step on a new record (a label, a negative at "
+     "maturity), this many steps on records drawn from what the learning "
+     "log keeps, with their labels (experience replay: the repeated passes "
+     "an offline model gets); 0 = none", NULL, 0, 16},
+    {"average", RS_CONF_DURATION, "7d", offsetof(rs_model_conf_t, average), 0,
+     "a published version scores with the average of the learned weights "
+     "over about this much event time (online learning sees its examples "
+     "in time order and chases the last hours; the average does not); 0 = "
+     "the learned weights themselves", NULL, 0, 0x1p62},
     {"kind", RS_CONF_ENUM, "seq", offsetof(rs_model_conf_t, kind), 0,
      "lr (online logistic regression) or seq (sequence model, `seq:` "
      "section)",
@@ -111,8 +146,12 @@ void rs_model_conf_init(rs_model_conf_t *conf) {
             *(double *)p = strtod(fd->def, NULL);
         else if (fd->type == RS_CONF_INT)
             *(int64_t *)p = strtoll(fd->def, NULL, 0);
-        else if (fd->type == RS_CONF_DURATION)
-            rs_duration_parse(fd->def, (int64_t *)p);
+        else if (fd->type == RS_CONF_DURATION) {
+            if (fd->choices && !strcmp(fd->def, "auto"))
+                *(int64_t *)p = RS_MODEL_HORIZON_AUTO;
+            else
+                rs_duration_parse(fd->def, (int64_t *)p);
+        }
         else if (fd->type == RS_CONF_STRING)
             rs_strlcpy(p, fd->def, fd->size);
         else if (fd->type == RS_CONF_ENUM) {
@@ -150,7 +189,7 @@ rs_err_t rs_model_check_conf(const rs_model_conf_t *c, char *errstr,
         if (fd->type == RS_CONF_STRING) continue;
         if (fd->type == RS_CONF_ENUM) {
             int kv = *(const int *)p;
-            if (kv != RS_MODEL_LR && kv != RS_MODEL_SEQ)
+            if (kv != 0 && kv != 1) /* kind lr|seq, transform none|symlog */
                 return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
                                "model.%s: %d is not one of %s", fd->name, kv,
                                fd->choices);
@@ -158,6 +197,9 @@ rs_err_t rs_model_check_conf(const rs_model_conf_t *c, char *errstr,
         }
         double v = fd->type == RS_CONF_DOUBLE ? *(const double *)p
                                               : (double)*(const int64_t *)p;
+        if (fd->type == RS_CONF_DURATION && fd->choices &&
+            v == (double)RS_MODEL_HORIZON_AUTO)
+            continue; /* "auto" */
         if (!isfinite(v) || v < fd->min || v > fd->max)
             return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
                            "model.%s: %g is out of range [%g, %g]", fd->name, v,
@@ -167,13 +209,6 @@ rs_err_t rs_model_check_conf(const rs_model_conf_t *c, char *errstr,
 }
 
 /* ------------------------------------------------------------- state */
-
-typedef struct rs_pend_s {
-    uint64_t id;      /* event id hash */
-    int64_t t;        /* event time    */
-    float score;      /* as remembered */
-    uint32_t live;
-} rs_pend_t;
 
 struct rs_model_s {
     rs_model_conf_t conf;
@@ -186,11 +221,15 @@ struct rs_model_s {
 
     /* standardiser */
     uint64_t nobs;
-    double *mean, *m2;                  /* [dim] Welford */
+    int64_t std_tlast;                  /* time of the newest observation */
+    double *mean, *m2;                  /* [dim] running mean, var * nobs */
     float *mu, *istd;                   /* [dim] derived, used by scoring */
 
     /* parameters */
     double *w;                          /* [dim + 1], bias last: master  */
+    double *wa;                         /* [dim + 1] their average        */
+    uint64_t avn;                       /* steps averaged                 */
+    int64_t avt;                        /* event time of the newest one   */
     float *w32;                         /* [dim] float copy for BLAS     */
     float b32;
     double *am, *av;                    /* [dim + 1] Adam moments        */
@@ -203,15 +242,10 @@ struct rs_model_s {
     float *zrow;                        /* [dim]                         */
     double *grad;                       /* [dim + 1]                     */
 
-    /* pending buffer */
-    rs_pend_t *pend;                    /* [cap] ring by insertion       */
-    float *px;                          /* [cap][dim] raw inputs         */
-    uint32_t pcap, ptail, pspan, plive;
-    uint32_t *pindex;                   /* [pmask + 1]: ring pos + 1     */
-    uint32_t pmask;
+    float *xrec;                        /* [dim] a record's x, aligned   */
 
-    uint64_t updates, positives, negatives, horizon_negatives, dropped,
-        unknown_labels;
+    uint64_t updates, positives, negatives, horizon_negatives, corrections,
+        replays;
     uint64_t vstep;
     int vnamed;                         /* vstep set by rs_model_set_version */
     char version[RS_VERSION_MAX];
@@ -273,7 +307,9 @@ static void rs_model_refresh_w(rs_model_t *m) {
 static inline void rs_model_standardize(const rs_model_t *m, const float *x,
                                         float *z) {
     for (int i = 0; i < m->dim; i++) {
-        float v = isfinite(x[i]) ? (x[i] - m->mu[i]) * m->istd[i] : 0.0f;
+        float v = isfinite(x[i])
+                      ? (rs_std_g(m->conf.transform, x[i]) - m->mu[i]) * m->istd[i]
+                      : 0.0f;
         z[i] = v > RS_MODEL_Z_CLIP ? RS_MODEL_Z_CLIP
              : v < -RS_MODEL_Z_CLIP ? -RS_MODEL_Z_CLIP : v;
     }
@@ -294,7 +330,8 @@ static uint32_t rs_model_hash_conf(const rs_model_t *m) {
                          m->conf.grad_clip};
     const int64_t k[2] = {m->conf.label_horizon, m->conf.publish_every};
     h = rs_checksum32(d, sizeof(d), h);
-    return rs_checksum32(k, sizeof(k), h);
+    h = rs_checksum32(k, sizeof(k), h);
+    return m->conf.transform ? rs_checksum32("symlog", 6, h) : h;
 }
 
 /* ---------------------------------------------------------- new/destroy */
@@ -303,6 +340,13 @@ static uint32_t rs_model_names_hash(int dim, const char *const *names) {
     uint32_t h = 0;
     for (int i = 0; i < dim; i++)
         h = rs_checksum32(names[i], strlen(names[i]) + 1, h);
+    return h;
+}
+
+static uint32_t rs_model_names_hash_of(const rs_model_t *m) {
+    uint32_t h = 0;
+    for (int i = 0; i < m->dim; i++)
+        h = rs_checksum32(m->names[i], strlen(m->names[i]) + 1, h);
     return h;
 }
 
@@ -361,6 +405,7 @@ rs_model_t *rs_model_new(const rs_model_conf_t *conf, int dim,
     m->mu = rs_aligned_calloc((size_t)dim, sizeof(float));
     m->istd = rs_aligned_calloc((size_t)dim, sizeof(float));
     m->w = rs_aligned_calloc(d1, sizeof(double));
+    m->wa = rs_aligned_calloc(d1, sizeof(double));
     m->w32 = rs_aligned_calloc((size_t)dim, sizeof(float));
     m->am = rs_aligned_calloc(d1, sizeof(double));
     m->av = rs_aligned_calloc(d1, sizeof(double));
@@ -370,14 +415,7 @@ rs_model_t *rs_model_new(const rs_model_conf_t *conf, int dim,
     m->zrow = rs_aligned_calloc((size_t)dim, sizeof(float));
     m->grad = rs_aligned_calloc(d1, sizeof(double));
 
-    m->pcap = (uint32_t)conf->pending_max;
-    m->pend = rs_aligned_calloc(m->pcap, sizeof(rs_pend_t));
-    /* + 1 row past the ring: rs_model_learn_record's copy of a record */
-    m->px = rs_aligned_calloc(((size_t)m->pcap + 1) * (size_t)dim, sizeof(float));
-    uint64_t p2 = 1;
-    while (p2 < (uint64_t)m->pcap * 2) p2 <<= 1;
-    m->pmask = (uint32_t)(p2 - 1);
-    m->pindex = rs_aligned_calloc((size_t)p2, sizeof(uint32_t));
+    m->xrec = rs_aligned_calloc((size_t)dim, sizeof(float));
 
     /* Cold start: score the prior rate, not 0.5 (which would send every
      * event to review before the first label arrives). */
@@ -401,6 +439,7 @@ void rs_model_destroy(rs_model_t *m) {
     rs_free(m->mu);
     rs_free(m->istd);
     rs_free(m->w);
+    rs_free(m->wa);
     rs_free(m->w32);
     rs_free(m->am);
     rs_free(m->av);
@@ -408,9 +447,7 @@ void rs_model_destroy(rs_model_t *m) {
     rs_free(m->lg);
     rs_free(m->zrow);
     rs_free(m->grad);
-    rs_free(m->pend);
-    rs_free(m->px);
-    rs_free(m->pindex);
+    rs_free(m->xrec);
     rs_free(m);
 }
 
@@ -524,7 +561,8 @@ static float rs_lr_row_score(const rs_model_t *m, const float *x, float *z) {
 
 static uint32_t rs_lr_log_arch(const rs_model_t *m) {
     uint32_t d = (uint32_t)m->dim;
-    return rs_checksum32(&d, sizeof(d), rs_checksum32("lr", 2, 0));
+    uint32_t h = rs_checksum32(&d, sizeof(d), rs_checksum32("lr", 2, 0));
+    return m->conf.transform ? rs_checksum32("symlog", 6, h) : h;
 }
 
 /* The "lr" input log of raw row x (layout in model.h). */
@@ -543,6 +581,26 @@ size_t rs_model_log_max(const rs_model_t *m) {
     return RS_MODEL_LOG_HDR + 4 * (size_t)m->dim + RS_MODEL_LOG_TRAILER;
 }
 
+/* "lr" learning record: header | f32 x[dim] (model.h). */
+static size_t rs_lr_lrec_size(const rs_model_t *m) {
+    return (RS_LREC_HDR + sizeof(float) * (size_t)m->dim + 7) & ~(size_t)7;
+}
+
+static void rs_lr_lrec_write(const rs_model_t *m, const rs_model_input_t *in,
+                             float score) {
+    const size_t size = rs_lr_lrec_size(m);
+    uint8_t *r = in->lrec;
+    memset(r, 0, size);
+    rs_lrec_hdr_t *h = (rs_lrec_hdr_t *)(void *)r;
+    h->id = rs_hash_str(in->event_id);
+    h->entity = in->entity_id ? rs_hash_str(in->entity_id) : 0;
+    h->t = in->event_time_ms;
+    h->score = score;
+    h->kind = RS_MODEL_LR;
+    rs_le_putf32s(r + RS_LREC_HDR, in->x, (size_t)m->dim);
+    rs_lrec_seal(r, size);
+}
+
 rs_err_t rs_model_forward(rs_model_t *m, const rs_model_input_t *in, int n,
                           rs_model_output_t *out, float *contrib,
                           unsigned flags) {
@@ -552,7 +610,9 @@ rs_err_t rs_model_forward(rs_model_t *m, const rs_model_input_t *in, int n,
     if (dry) flags &= ~RS_MODEL_FWD_REMEMBER;
     const size_t lmax = rs_model_log_max(m);
     for (int i = 0; i < n; i++)
-        if (!in[i].x || ((flags & RS_MODEL_FWD_REMEMBER) && !in[i].event_id) ||
+        if (!in[i].x ||
+            ((flags & RS_MODEL_FWD_REMEMBER) &&
+             (!in[i].event_id || !in[i].lrec)) ||
             in[i].skip_hist < 0 || (in[i].skip_hist && !dry) ||
             (in[i].log && in[i].log_cap < lmax))
             return RS_ERR_INVALID;
@@ -571,11 +631,8 @@ rs_err_t rs_model_forward(rs_model_t *m, const rs_model_input_t *in, int n,
         }
         o->log_len = in[i].log ? rs_lr_log_write(m, in[i].x, in[i].log) : 0;
     }
-    if (flags & RS_MODEL_FWD_REMEMBER) {
-        for (int i = 0; i < n; i++)
-            rs_model_remember(m, in[i].event_id, in[i].event_time_ms, in[i].x,
-                              out[i].score);
-    }
+    if (flags & RS_MODEL_FWD_REMEMBER)
+        for (int i = 0; i < n; i++) rs_lr_lrec_write(m, &in[i], out[i].score);
     return RS_OK;
 }
 
@@ -652,7 +709,9 @@ rs_err_t rs_model_rescore(rs_model_t *m, const void *log, size_t len,
 /* Architecture of an "lr" model: who may use its snapshots and records. */
 static uint32_t rs_model_lr_arch(const rs_model_t *m) {
     uint32_t h = rs_checksum32("lr", 2, 0);
-    return rs_checksum32(&m->dim, sizeof(m->dim), h);
+    h = rs_checksum32(&m->dim, sizeof(m->dim), h);
+    /* the transform is what mu/istd are of (none: the hash of before) */
+    return m->conf.transform ? rs_checksum32("symlog", 6, h) : h;
 }
 
 /* "lr": score with the snapshot in use (the scoring arrays w32, b32, mu,
@@ -679,7 +738,8 @@ rs_model_weights_t *rs_model_weights_take(const rs_model_t *m) {
     /* m's own weights, as rs_model_refresh_w/_std make them (the scoring
      * arrays may hold a snapshot m uses) */
     w->p = rs_aligned_calloc(w->np, sizeof(float));
-    for (int i = 0; i <= m->dim; i++) w->p[i] = (float)m->w[i];
+    const double *src = m->conf.average > 0 && m->avn ? m->wa : m->w;
+    for (int i = 0; i <= m->dim; i++) w->p[i] = (float)src[i];
     w->mu = rs_aligned_calloc((size_t)m->dim, sizeof(float));
     w->istd = rs_aligned_calloc((size_t)m->dim, sizeof(float));
     rs_model_std_into(m, w->mu, w->istd);
@@ -717,22 +777,28 @@ rs_err_t rs_model_weights_use(rs_model_t *m, rs_model_weights_t *w) {
 
 /* ------------------------------------------------------------- learning */
 
-static void rs_model_step(rs_model_t *m, const float *x, int y) {
+/* One Adam step on x with label y (how: model.h rs_model_learn_t). */
+static void rs_model_step(rs_model_t *m, const float *x, int y,
+                          rs_model_learn_t how, int64_t t) {
     const int dim = m->dim;
-    /* 1. standardiser */
-    m->nobs++;
-    for (int i = 0; i < dim; i++) {
-        double v = isfinite(x[i]) ? (double)x[i] : m->mean[i];
-        double d = v - m->mean[i];
-        m->mean[i] += d / (double)m->nobs;
-        m->m2[i] += d * (v - m->mean[i]);
-    }
-    rs_model_refresh_std(m);
+    /* 1. standardised at the current statistics (rs_model_observe keeps
+     * them; learning does not move them) -- m's own: the scoring arrays
+     * may hold a snapshot m uses (put back after the step) */
+    if (m->wuse) rs_model_refresh_std(m);
     rs_model_standardize(m, x, m->zrow);
 
-    /* 2. gradient, clipped by norm */
+    /* 2. gradient, clipped by norm.  A correction: the positive's loss
+     * minus the negative's (d/dl: c1 (p - 1) - p). */
     rs_lr_loss_grad(m->w, m->zrow, dim, y, m->conf.pos_weight, m->conf.l2,
                     m->grad);
+    if (how == RS_MODEL_LEARN_CORRECT) {
+        double l = m->w[dim];
+        for (int i = 0; i < dim; i++) l += m->w[i] * (double)m->zrow[i];
+        double p = rs_sigmoid(l), dl = m->conf.pos_weight * (p - 1.0) - p;
+        for (int i = 0; i < dim; i++)
+            m->grad[i] = dl * m->zrow[i] + m->conf.l2 * m->w[i];
+        m->grad[dim] = dl;
+    }
     double norm = 0;
     for (int i = 0; i <= dim; i++) norm += m->grad[i] * m->grad[i];
     norm = sqrt(norm);
@@ -749,111 +815,30 @@ static void rs_model_step(rs_model_t *m, const float *x, int y) {
         m->w[i] -= m->conf.learning_rate * (m->am[i] / c1) /
                    (sqrt(m->av[i] / c2) + RS_ADAM_EPS);
     }
+    /* the weights a version publishes: their running average */
+    double a = rs_avg_rate(++m->avn, t, &m->avt, m->conf.average);
+    for (int i = 0; i <= dim; i++) m->wa[i] += a * (m->w[i] - m->wa[i]);
     rs_model_refresh_w(m);
     if (m->wuse) rs_model_use_copy(m); /* scoring stays on the snapshot */
 
     /* 4. counters and version */
     m->updates++;
-    if (y)
+    if (how == RS_MODEL_LEARN_REPLAY) {
+        m->replays++;
+    } else if (how == RS_MODEL_LEARN_CORRECT) {
         m->positives++;
-    else
+        m->corrections++;
+    } else if (y) {
+        m->positives++;
+    } else {
         m->negatives++;
+        if (how == RS_MODEL_LEARN_MATURED) m->horizon_negatives++;
+    }
     uint64_t vs = m->updates / (uint64_t)m->conf.publish_every;
     if (!m->vnamed && vs != m->vstep) {
         m->vstep = vs;
         rs_model_name_version(m);
     }
-}
-
-/* Pending index: position of id or -1. */
-static uint64_t rs_pend_key(const void *m, uint32_t s) {
-    return ((const rs_model_t *)m)->pend[s].id;
-}
-
-static int64_t rs_pend_pos(const rs_model_t *m, uint64_t id) {
-    return rs_idx_pos(m->pindex, m->pmask, id, rs_pend_key, m);
-}
-
-/* Backward-shift deletion of index position i. */
-static void rs_pend_unindex(rs_model_t *m, uint32_t i) {
-    rs_idx_unindex(m->pindex, m->pmask, i, rs_pend_key, m);
-}
-
-/* Forget the live entry at ring slot s. */
-static void rs_pend_kill(rs_model_t *m, uint32_t s) {
-    int64_t pos = rs_pend_pos(m, m->pend[s].id);
-    if (pos >= 0) rs_pend_unindex(m, (uint32_t)pos);
-    m->pend[s].live = 0;
-    m->plive--;
-}
-
-static void rs_pend_trim(rs_model_t *m) {
-    while (m->pspan && !m->pend[m->ptail].live) {
-        m->ptail = (m->ptail + 1) % m->pcap;
-        m->pspan--;
-    }
-}
-
-rs_err_t rs_model_remember(rs_model_t *m, const char *event_id,
-                           int64_t event_time_ms, const float *x, float score) {
-    if (m->seq) return RS_ERR_STATE;
-    uint64_t id = rs_hash_str(event_id);
-    int64_t pos = rs_pend_pos(m, id);
-    if (pos >= 0) rs_pend_kill(m, m->pindex[pos] - 1);
-    rs_pend_trim(m);
-    if (m->pspan == m->pcap) { /* full: drop the oldest */
-        rs_pend_kill(m, m->ptail);
-        m->dropped++;
-        rs_pend_trim(m);
-    }
-    uint32_t s = (m->ptail + m->pspan) % m->pcap;
-    m->pend[s].id = id;
-    m->pend[s].t = event_time_ms;
-    m->pend[s].score = score;
-    m->pend[s].live = 1;
-    memcpy(m->px + (size_t)s * m->dim, x, (size_t)m->dim * sizeof(float));
-    rs_idx_insert(m->pindex, m->pmask, id, s);
-    m->pspan++;
-    m->plive++;
-    return RS_OK;
-}
-
-rs_err_t rs_model_learn(rs_model_t *m, const rs_label_t *lb, float *score_out) {
-    if (m->seq) return rs_seq_learn(m->seq, lb, score_out);
-    int64_t pos = rs_pend_pos(m, rs_hash_str(lb->event_id));
-    if (pos < 0) {
-        m->unknown_labels++;
-        return RS_ERR_NOTFOUND;
-    }
-    uint32_t s = m->pindex[pos] - 1;
-    if (score_out) *score_out = m->pend[s].score;
-    rs_pend_kill(m, s);
-    rs_model_step(m, m->px + (size_t)s * m->dim, lb->value >= 0.5);
-    rs_pend_trim(m);
-    return RS_OK;
-}
-
-int rs_model_advance(rs_model_t *m, int64_t watermark_ms,
-                     void (*resolved)(void *opaque, float score, int label),
-                     void *opaque) {
-    if (m->seq) return rs_seq_advance(m->seq, watermark_ms, resolved, opaque);
-    int n = 0;
-    int64_t cutoff = watermark_ms < INT64_MIN + m->conf.label_horizon
-                         ? INT64_MIN
-                         : watermark_ms - m->conf.label_horizon;
-    rs_pend_trim(m);
-    while (m->pspan) {
-        uint32_t s = m->ptail;
-        if (m->pend[s].t >= cutoff) break;
-        float score = m->pend[s].score;
-        rs_pend_kill(m, s);
-        rs_model_step(m, m->px + (size_t)s * m->dim, 0);
-        m->horizon_negatives++;
-        n++;
-        if (resolved) resolved(opaque, score, 0);
-        rs_pend_trim(m);
-    }
-    return n;
 }
 
 void rs_model_stats(const rs_model_t *m, rs_model_stats_t *st) {
@@ -866,9 +851,8 @@ void rs_model_stats(const rs_model_t *m, rs_model_stats_t *st) {
     st->positives = m->positives;
     st->negatives = m->negatives;
     st->horizon_negatives = m->horizon_negatives;
-    st->pending = m->plive;
-    st->dropped = m->dropped;
-    st->unknown_labels = m->unknown_labels;
+    st->corrections = m->corrections;
+    st->replays = m->replays;
     rs_strlcpy(st->version, m->version, sizeof(st->version));
 }
 
@@ -927,6 +911,7 @@ rs_model_t *rs_model_new_like(const rs_model_t *m, const rs_model_conf_t *conf,
     const rs_model_conf_t *own = m->seq ? rs_seq_conf(m->seq) : &m->conf;
     rs_model_conf_t use = conf ? *conf : *own;
     use.kind = m->seq ? RS_MODEL_SEQ : RS_MODEL_LR;
+    use.transform = own->transform; /* what its statistics are of */
     if (m->seq) { /* the architecture (and initialisation) are m's */
         use.seq.d_model = own->seq.d_model;
         use.seq.history = own->seq.history;
@@ -946,118 +931,57 @@ rs_model_t *rs_model_new_like(const rs_model_t *m, const rs_model_conf_t *conf,
 
 /* --------------------------------------------------- learning records */
 
-_Static_assert(sizeof(rs_rec_hdr_t) == RS_REC_HDR, "record header layout");
-
-void rs_rec_seal(void *rec, rs_rec_hdr_t *h) {
-    h->magic = RS_REC_MAGIC;
-    h->pad = 0;
-    h->sum = 0;
-    memcpy(rec, h, sizeof(*h));
-    h->sum = rs_checksum32((const uint8_t *)rec + 8, h->used - 8, 0);
-    memcpy((uint8_t *)rec + offsetof(rs_rec_hdr_t, sum), &h->sum,
-           sizeof(h->sum));
+int rs_model_conf_mem(const rs_model_conf_t *conf, int dim,
+                      rs_mem_item_t *items, int max) {
+    (void)dim;
+    if (max < 1 || conf->kind != RS_MODEL_SEQ) return 0;
+    /* "lr" preallocates O(dim); the learning log is on disk (page cache) */
+    items[0] = (rs_mem_item_t){"seq.max_entities",
+                               (uint64_t)conf->seq.max_entities *
+                                   rs_seq_conf_entity_bytes(conf)};
+    return 1;
 }
 
-rs_err_t rs_rec_open(const void *rec, int kind, uint32_t arch, size_t size,
-                     rs_rec_hdr_t *h) {
-    if (!rec) return RS_ERR_INVALID;
-    memcpy(h, rec, sizeof(*h));
-    if (h->magic != RS_REC_MAGIC) return RS_ERR_CORRUPT;
-    /* the checksum first (rec holds at least `size` bytes), so a damaged
-     * header is corrupt, a sound one of another model invalid */
-    int foreign = h->kind != kind || h->arch != arch || h->size != size;
-    if (h->used < RS_REC_HDR || h->used > size)
-        return foreign ? RS_ERR_INVALID : RS_ERR_CORRUPT;
-    if (rs_checksum32((const uint8_t *)rec + 8, h->used - 8, 0) != h->sum)
-        return RS_ERR_CORRUPT;
-    if (foreign) return RS_ERR_INVALID;
-    if (h->label > 1 || h->horizon > 1 || (h->horizon && h->label) ||
-        h->drift_high > 1 || !isfinite(h->psi))
-        return RS_ERR_CORRUPT;
-    return RS_OK;
-}
-
-/* "lr" record: header | f32 x[dim] */
-size_t rs_model_record_size(const rs_model_t *m) {
-    if (m->seq) return rs_seq_record_size(m->seq);
-    return (RS_REC_HDR + sizeof(float) * (size_t)m->dim + 7) & ~(size_t)7;
-}
-
-/* Move pending ring slot s (killed by the caller) into rec. */
-static void rs_model_rec_put(const rs_model_t *m, uint32_t s, int label,
-                             int horizon, void *rec) {
-    rs_rec_hdr_t h = {0};
-    h.size = (uint32_t)rs_model_record_size(m);
-    h.arch = rs_model_lr_arch(m);
-    h.used = (uint32_t)(RS_REC_HDR + sizeof(float) * (size_t)m->dim);
-    h.kind = RS_MODEL_LR;
-    h.label = (uint8_t)label;
-    h.horizon = (uint8_t)horizon;
-    h.score = m->pend[s].score;
-    h.t = m->pend[s].t;
-    memcpy((uint8_t *)rec + RS_REC_HDR, m->px + (size_t)s * m->dim,
-           sizeof(float) * (size_t)m->dim);
-    rs_rec_seal(rec, &h);
-}
-
-rs_err_t rs_model_take(rs_model_t *m, const rs_label_t *lb, void *rec,
-                       float *score_out) {
-    if (!lb || !rec) return RS_ERR_INVALID;
-    if (m->seq) return rs_seq_take(m->seq, lb, rec, score_out);
-    int64_t pos = rs_pend_pos(m, rs_hash_str(lb->event_id));
-    if (pos < 0) {
-        m->unknown_labels++;
-        return RS_ERR_NOTFOUND;
+void rs_model_observe(rs_model_t *m, const void *rec) {
+    const rs_lrec_hdr_t *h = rec;
+    if (m->seq) {
+        rs_seq_observe(m->seq, rec);
+        return;
     }
-    uint32_t s = m->pindex[pos] - 1;
-    if (score_out) *score_out = m->pend[s].score;
-    rs_pend_kill(m, s);
-    rs_model_rec_put(m, s, lb->value >= 0.5, 0, rec);
-    rs_pend_trim(m);
-    return RS_OK;
+    if (h->kind != RS_MODEL_LR) return;
+    rs_le_getf32s((const uint8_t *)rec + RS_LREC_HDR, m->xrec, (size_t)m->dim);
+    rs_std_observe(m->mean, m->m2, &m->nobs, &m->std_tlast, m->dim, m->xrec,
+                   h->t, m->conf.std_window, m->conf.transform);
+    rs_model_refresh_std(m);
+    if (m->wuse) rs_model_use_copy(m); /* scoring stays on the snapshot */
 }
 
-int rs_model_advance_take(rs_model_t *m, int64_t watermark_ms, void *recs,
-                          int max,
-                          void (*resolved)(void *opaque, float score,
-                                           int label),
-                          void *opaque) {
-    if (!recs || max <= 0) return 0;
+size_t rs_model_lrec_size(const rs_model_t *m) {
+    return m->seq ? rs_seq_lrec_size(m->seq) : rs_lr_lrec_size(m);
+}
+
+void rs_model_lrec_meta(const rs_model_t *m, rs_learnlog_meta_t *meta) {
+    memset(meta, 0, sizeof(*meta));
+    meta->rec_size = (uint32_t)rs_model_lrec_size(m);
+    meta->kind = m->seq ? RS_MODEL_SEQ : RS_MODEL_LR;
+    meta->arch = m->seq ? rs_seq_record_arch(m->seq) : rs_model_lr_arch(m);
+    meta->names_hash = rs_model_names_hash_of(m);
+    meta->dim = (uint32_t)m->dim;
+}
+
+rs_err_t rs_model_learn_lrec(rs_model_t *m, const void *rec,
+                             const void *const *hist, int nh, int y,
+                             rs_model_learn_t how, double psi) {
+    if (!rec || nh < 0 || (nh && !hist)) return RS_ERR_INVALID;
     if (m->seq)
-        return rs_seq_advance_take(m->seq, watermark_ms, recs, max, resolved,
-                                   opaque);
-    const size_t rsz = rs_model_record_size(m);
-    int n = 0;
-    int64_t cutoff = watermark_ms < INT64_MIN + m->conf.label_horizon
-                         ? INT64_MIN
-                         : watermark_ms - m->conf.label_horizon;
-    rs_pend_trim(m);
-    while (m->pspan && n < max) {
-        uint32_t s = m->ptail;
-        if (m->pend[s].t >= cutoff) break;
-        float score = m->pend[s].score;
-        rs_pend_kill(m, s);
-        rs_model_rec_put(m, s, 0, 1, (uint8_t *)recs + (size_t)n * rsz);
-        n++;
-        if (resolved) resolved(opaque, score, 0);
-        rs_pend_trim(m);
-    }
-    return n;
-}
-
-rs_err_t rs_model_learn_record(rs_model_t *m, const void *rec) {
-    if (m->seq) return rs_seq_learn_record(m->seq, rec);
-    rs_rec_hdr_t h;
-    rs_err_t err = rs_rec_open(rec, RS_MODEL_LR, rs_model_lr_arch(m),
-                               rs_model_record_size(m), &h);
-    if (err) return err;
-    if (h.used != RS_REC_HDR + sizeof(float) * (size_t)m->dim)
-        return RS_ERR_CORRUPT;
-    /* the row past the pending ring: x aligned, the ring untouched */
-    float *x = m->px + (size_t)m->pcap * m->dim;
-    memcpy(x, (const uint8_t *)rec + RS_REC_HDR, sizeof(float) * (size_t)m->dim);
-    rs_model_step(m, x, h.label);
-    if (h.horizon) m->horizon_negatives++;
+        return rs_seq_learn_lrec(m->seq, rec, hist, nh, y, how, psi);
+    const size_t size = rs_lr_lrec_size(m);
+    const rs_lrec_hdr_t *h = rec;
+    if (h->kind != RS_MODEL_LR) return RS_ERR_INVALID;
+    if (h->sum != rs_lrec_sum(rec, size)) return RS_ERR_CORRUPT;
+    rs_le_getf32s((const uint8_t *)rec + RS_LREC_HDR, m->xrec, (size_t)m->dim);
+    rs_model_step(m, m->xrec, how == RS_MODEL_LEARN_CORRECT ? 1 : y != 0, how,
+                  h->t);
     return RS_OK;
 }
 
@@ -1199,7 +1123,8 @@ rs_err_t rs_model_check_std(const double *mean, const double *m2, int dim,
  *   magic "RSMODEL\0" | u32 format | u64 payload length | payload | u32
  *   rs_checksum32(everything before it)
  * payload: str kind | u32 dim | u32 conf hash | f64 lr, l2, pos_weight,
- *   grad_clip | i64 label_horizon, pending_max, publish_every, batch_max |
+ *   grad_clip | i64 label_horizon (-1 auto), 0 (was pending_max),
+ *   publish_every, batch_max |
  *   u64 updates, positives, negatives, horizon_negatives, vstep (bit 63:
  *   the number was set by rs_model_set_version), adam_t,
  *   nobs | str name[dim] | f64 mean[dim], m2[dim] | f64 w[dim+1],
@@ -1229,7 +1154,9 @@ static void rs_model_serialize(const rs_model_t *m, rs_wbuf_t *b) {
     rs_wb_f64(b, m->conf.pos_weight);
     rs_wb_f64(b, m->conf.grad_clip);
     rs_wb_u64(b, (uint64_t)m->conf.label_horizon);
-    rs_wb_u64(b, (uint64_t)m->conf.pending_max);
+    /* was pending_max: now the standardiser's newest observation time
+     * and transform, (t << 1) | symlog (0 in older files: none) */
+    rs_wb_u64(b, ((uint64_t)m->std_tlast << 1) | (uint64_t)(m->conf.transform & 1));
     rs_wb_u64(b, (uint64_t)m->conf.publish_every);
     rs_wb_u64(b, (uint64_t)m->conf.batch_max);
     rs_wb_u64(b, m->updates);
@@ -1245,6 +1172,10 @@ static void rs_model_serialize(const rs_model_t *m, rs_wbuf_t *b) {
     for (int i = 0; i <= m->dim; i++) rs_wb_f64(b, m->w[i]);
     for (int i = 0; i <= m->dim; i++) rs_wb_f64(b, m->am[i]);
     for (int i = 0; i <= m->dim; i++) rs_wb_f64(b, m->av[i]);
+    /* format 2: the weight average (model.average) */
+    rs_wb_u64(b, m->avn);
+    rs_wb_u64(b, (uint64_t)m->avt);
+    for (int i = 0; i <= m->dim; i++) rs_wb_f64(b, m->wa[i]);
     uint64_t plen = b->len - p0;
     for (int i = 0; i < 8; i++) b->p[12 + i] = (uint8_t)(plen >> (8 * i));
     rs_wb_u32(b, rs_checksum32(b->p, b->len, 0));
@@ -1363,7 +1294,8 @@ rs_err_t rs_model_peek(const uint8_t *buf, size_t len, uint64_t *updates,
                                                            : RS_ERR_AGAIN;
     if (memcmp(buf, RS_MODEL_MAGIC, 8)) return RS_ERR_CORRUPT;
     rs_rbuf_t rb = {.p = buf, .len = len, .off = 8};
-    if (rs_rb_u32(&rb) != RS_MODEL_FORMAT) return RS_ERR_CORRUPT;
+    uint32_t fmt = rs_rb_u32(&rb);
+    if (fmt < RS_MODEL_FORMAT_MIN || fmt > RS_MODEL_FORMAT) return RS_ERR_CORRUPT;
     rs_rb_u64(&rb); /* payload length */
     char kind[16];
     rs_rb_str(&rb, kind, sizeof(kind));
@@ -1414,11 +1346,11 @@ rs_err_t rs_model_load(const char *path, const rs_model_conf_t *conf,
                       "model %s: truncated header (%zu bytes)", path, len);
         goto done;
     }
-    if (fmt != RS_MODEL_FORMAT) {
+    if (fmt < RS_MODEL_FORMAT_MIN || fmt > RS_MODEL_FORMAT) {
         err = rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
                       "model %s: format version %u is not supported (this "
-                      "build reads %u)",
-                      path, fmt, RS_MODEL_FORMAT);
+                      "build reads %u to %u)",
+                      path, fmt, RS_MODEL_FORMAT_MIN, RS_MODEL_FORMAT);
         goto done;
     }
     if (plen > RS_MODEL_FILE_MAX || len < RS_MODEL_HDR_LEN + plen + 4) {
@@ -1480,7 +1412,7 @@ rs_err_t rs_model_load(const char *path, const rs_model_conf_t *conf,
             goto done;
         }
         rs_seq_t *sq = NULL;
-        err = rs_seq_deserialize(&rb, conf, (int)dim,
+        err = rs_seq_deserialize(&rb, (int)fmt, conf, (int)dim,
                                  rs_model_names_hash((int)dim, nameps), &sq,
                                  e2, sizeof(e2));
         if (err) {
@@ -1503,7 +1435,8 @@ rs_err_t rs_model_load(const char *path, const rs_model_conf_t *conf,
     saved.pos_weight = rs_rb_f64(&rb);
     saved.grad_clip = rs_rb_f64(&rb);
     saved.label_horizon = (int64_t)rs_rb_u64(&rb);
-    saved.pending_max = (int64_t)rs_rb_u64(&rb);
+    uint64_t stdw = rs_rb_u64(&rb); /* (t_last << 1) | symlog, see save */
+    saved.transform = (int)(stdw & 1);
     saved.publish_every = (int64_t)rs_rb_u64(&rb);
     saved.batch_max = (int64_t)rs_rb_u64(&rb);
     uint64_t cnt[7];
@@ -1517,7 +1450,8 @@ rs_err_t rs_model_load(const char *path, const rs_model_conf_t *conf,
     /* What the file must still hold: dim names (at least their lengths),
      * then mean, m2 [dim] and w, am, av [dim + 1] (f64).  Checked before
      * anything is allocated for dim, exactly once the names are read. */
-    const uint64_t arrays = 8 * (5 * (uint64_t)dim + 3);
+    const uint64_t arrays = 8 * (5 * (uint64_t)dim + 3) +
+                            (fmt >= 2 ? 16 + 8 * ((uint64_t)dim + 1) : 0);
     if ((uint64_t)dim * 4 + arrays > rb.len - rb.off) {
         err = rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
                       "model %s: truncated: %zu bytes cannot hold the names "
@@ -1544,7 +1478,8 @@ rs_err_t rs_model_load(const char *path, const rs_model_conf_t *conf,
         goto done;
     }
     rs_model_conf_t use = conf ? *conf : saved;
-    use.kind = RS_MODEL_LR; /* the file's kind wins */
+    use.kind = RS_MODEL_LR; /* the file's kind and transform win */
+    use.transform = saved.transform;
     m = rs_model_new(&use, (int)dim, nameps, e2, sizeof(e2));
     if (!m) {
         err = rs_errf(errstr, errstr_size, conf ? RS_ERR_CONFIG : RS_ERR_CORRUPT,
@@ -1556,6 +1491,11 @@ rs_err_t rs_model_load(const char *path, const rs_model_conf_t *conf,
     for (uint32_t i = 0; i <= dim; i++) m->w[i] = rs_rb_f64(&rb);
     for (uint32_t i = 0; i <= dim; i++) m->am[i] = rs_rb_f64(&rb);
     for (uint32_t i = 0; i <= dim; i++) m->av[i] = rs_rb_f64(&rb);
+    if (fmt >= 2) { /* the weight average */
+        m->avn = rs_rb_u64(&rb);
+        m->avt = (int64_t)rs_rb_u64(&rb);
+        for (uint32_t i = 0; i <= dim; i++) m->wa[i] = rs_rb_f64(&rb);
+    }
     if (rb.bad || rb.off != rb.len) {
         err = rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
                       "model %s: payload size does not match dimension %u",
@@ -1573,6 +1513,8 @@ rs_err_t rs_model_load(const char *path, const rs_model_conf_t *conf,
                                   sizeof(e2))) ||
         (err = rs_model_check_f64s("weight w", m->w, (size_t)dim + 1,
                                    -RS_LR_W_MAX, RS_LR_W_MAX, e2, sizeof(e2))) ||
+        (err = rs_model_check_f64s("average weight", m->wa, (size_t)dim + 1,
+                                   -RS_LR_W_MAX, RS_LR_W_MAX, e2, sizeof(e2))) ||
         (err = rs_model_check_f64s("adam moment m", m->am, (size_t)dim + 1,
                                    -gmax, gmax, e2, sizeof(e2))) ||
         (err = rs_model_check_f64s("adam moment v", m->av, (size_t)dim + 1, 0,
@@ -1588,6 +1530,7 @@ rs_err_t rs_model_load(const char *path, const rs_model_conf_t *conf,
     m->vnamed = (cnt[4] & RS_VNAMED_BIT) != 0;
     m->adam_t = cnt[5];
     m->nobs = cnt[6];
+    m->std_tlast = (int64_t)(stdw >> 1);
     m->conf_hash = chash;
     rs_model_refresh_std(m);
     rs_model_refresh_w(m);

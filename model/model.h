@@ -15,28 +15,28 @@
  * deterministically.  Scoring standardises a micro-batch into a
  * preallocated [batch_max][dim] buffer and runs one cblas_sgemv.
  *
- * Learning: rs_model_remember() keeps the raw vector of a scored event in a
- * bounded pending buffer (open-addressing index on the event id hash + FIFO
- * ring by insertion).  rs_model_learn() takes the label of a pending event
- * and does one Adam step on the class-weighted logistic loss with L2 and
- * gradient-norm clipping; rs_model_advance() learns events older than
- * watermark - label_horizon that never got a label as negatives.  When the
- * buffer is full the oldest entry is dropped (counted), never blocking.
+ * Learning: rs_model_forward() writes, per scored event, a LEARNING RECORD
+ * (its inputs and, for "seq", a reference to the entity's previous record)
+ * into the caller's buffer; the caller appends it to the learning log of
+ * its input partition (model/learnlog.h) and the learner (model/learner.h)
+ * joins labels to records, learns unlabelled events as negatives at
+ * maturity and calls rs_model_learn_lrec(): one Adam step on the
+ * class-weighted logistic loss with L2 and gradient-norm clipping.
  *
  * Versions: "lr-<8 hex of the config hash>-<n>", n = updates /
  * publish_every until rs_model_set_version() names it (the trainer, on
  * publish; the model store keeps published versions as files).  rs_model_save() writes an atomic, checksummed file;
- * rs_model_load() restores a model that scores bit-identically.  The
- * pending buffer is transient and not saved.
+ * rs_model_load() restores a model that scores bit-identically.
  *
  * Kind "seq" (model/seq.c, docs/model.md) is the sparse-activated
  * sequence model: hashed embeddings of the categorical fields and the
  * counterparty, per-entity caches of the last L events' keys/values,
  * causal attention over them with a time-gap encoding, a top-k mixture of
  * experts and a sigmoid head; it learns from the same labels by replaying
- * the remembered forward pass.  Both kinds are served by one call path:
- * rs_model_forward() (input records with the event's context), then
- * rs_model_learn() / rs_model_advance().  The `model:` section picks the
+ * the forward pass from the learning record, its history rebuilt from the
+ * entity's earlier records at the current weights.  Both kinds are served
+ * by one call path: rs_model_forward() (input records with the event's
+ * context), then rs_model_learn_lrec().  The `model:` section picks the
  * kind (`kind: lr|seq`), the `seq:` section sizes the sequence model.
  * Its entity caches can be carried across a restart
  * (rs_model_caches_*: a codec, the service keeps the bytes).
@@ -46,10 +46,9 @@
  * changes; skip_hist leaves one cached event out).
  *
  * Threads: one thread owns an rs_model_t and makes every call on it.
- * Scoring/training split: a scoring model moves the replay material of
- * resolved events out as learning records (rs_model_take), a trainer
- * model of the same architecture on another thread learns them
- * (rs_model_learn_record); weight snapshots (rs_model_weights_*) carry the
+ * Scoring/training split: a scoring model writes learning records, a
+ * trainer model of the same architecture on another thread learns them
+ * (rs_model_learn_lrec, from the log); weight snapshots (rs_model_weights_*) carry the
  * trainer's weights back to the scoring model; their refcount is atomic.  OpenBLAS may use its own
  * threads; set OPENBLAS_NUM_THREADS=1 for the small batches of the scoring
  * path.
@@ -86,7 +85,6 @@ typedef struct rs_seq_conf_s {
     int64_t expert_hidden;  /* hidden width of one expert FFN              */
     int64_t buckets;        /* rows of each hashed embedding table         */
     int64_t max_entities;   /* entity caches (LRU-evicted when full)       */
-    int64_t pending_max;    /* scored events kept for replay (seq only)    */
     double learning_rate;   /* step size (seq only)                        */
     int optimizer;          /* 0 adam, 1 momentum                          */
     double balance;         /* load-balancing loss coefficient             */
@@ -104,8 +102,14 @@ typedef struct rs_model_conf_s {
     double l2;              /* L2 penalty on the weights (not the bias)    */
     double pos_weight;      /* loss weight of positive labels              */
     double grad_clip;       /* max L2 norm of one gradient                 */
-    int64_t label_horizon;  /* ms: unlabelled after this -> negative       */
-    int64_t pending_max;    /* events awaiting a label                     */
+    int64_t label_delay;    /* ms: the declared label delay (0 = not
+                             * declared: observed from the labels)       */
+    int64_t label_horizon;  /* ms: unlabelled after this -> negative;
+                             * RS_MODEL_HORIZON_AUTO: follows the delay   */
+    int64_t label_horizon_max; /* ms: upper bound of the auto horizon     */
+    int64_t log_keep;       /* ms: learning log kept beyond the horizon
+                             * (history references of later events)      */
+    int64_t log_segment;    /* bytes per learning-log segment file        */
     int64_t publish_every;  /* updates per version step                    */
     /* the scoring/training split (docs/model.md; read by the service) */
     int64_t publish_interval_ms; /* ms: a new version at least this often
@@ -116,6 +120,14 @@ typedef struct rs_model_conf_s {
     int64_t batch_max;      /* rows per scoring GEMV                       */
     double base_rate;       /* prior positive rate: the untrained model's
                              * score, so a cold start approves           */
+    int transform;          /* 0 none, 1 symlog (model_int.h "the
+                             * standardiser"); saved with the model      */
+    int64_t std_window;     /* ms of event time the standardiser's
+                             * statistics follow; 0 = all history       */
+    int64_t replay;         /* replay steps per new learning step      */
+    int64_t average;        /* ms of event time the published weights
+                             * average the learned ones over; 0 = the
+                             * learned weights themselves               */
     rs_seq_conf_t seq;      /* kind "seq" only: the `seq:` section         */
 } rs_model_conf_t;
 
@@ -132,16 +144,28 @@ const rs_conf_field_t *rs_seq_conf_fields(int *nfields);
 
 typedef struct rs_model_s rs_model_t;
 
+#define RS_MODEL_HORIZON_AUTO (-1) /* model.label_horizon: auto */
+
 /* New untrained model of kind conf->kind for `dim` features named
  * names[dim] (copied).  conf is copied.  NULL + errstr on bad arguments.
  * Destroy with rs_model_destroy().  Allocates everything up front: "lr":
- * weights 0 (score 0.5), pending_max * dim floats for the pending buffer;
- * "seq": weights from seq.seed, seq.max_entities entity caches and
- * seq.pending_max pending events (stats.mem_bytes says how much). */
+ * weights 0 (score base_rate); "seq": weights from seq.seed and
+ * seq.max_entities entity caches (stats.mem_bytes says how much; the
+ * pages are touched only when used). */
 rs_model_t *rs_model_new(const rs_model_conf_t *conf, int dim,
                          const char *const *names, char *errstr,
                          size_t errstr_size);
 void rs_model_destroy(rs_model_t *m);   /* NULL is a no-op */
+
+/* Memory a scorer built by rs_model_new(conf, dim) preallocates that
+ * grows with a configuration key, without allocating: items[0..n) name
+ * the keys that size it ("seq": seq.max_entities; "lr": none -- the
+ * learning log is on disk, the trainer's queue is the caller's to count).
+ * Returns n (max >= 1).  A model
+ * loaded from a file has the file's architecture: the estimate uses
+ * conf's.  @locality any thread */
+int rs_model_conf_mem(const rs_model_conf_t *conf, int dim,
+                      rs_mem_item_t *items, int max);
 
 int rs_model_dim(const rs_model_t *m);
 const char *rs_model_feature_name(const rs_model_t *m, int i); /* NULL if OOB */
@@ -163,36 +187,11 @@ rs_err_t rs_model_score(rs_model_t *m, const float *x /* [n][dim] */, int n,
                         float *scores /* [n] */,
                         float *contrib /* [n][dim] or NULL */);
 
-/* Kind "lr" only (RS_ERR_STATE for "seq": rs_model_forward remembers).
- * Keep x[dim] and its score until a label (or the horizon) resolves it,
- * keyed by rs_hash_str(event_id).  A second remember of the same id
- * replaces the first.  If the buffer is full the oldest entry is dropped
- * (counted in stats.dropped).  No allocation. */
-rs_err_t rs_model_remember(rs_model_t *m, const char *event_id,
-                           int64_t event_time_ms, const float *x /* [dim] */,
-                           float score);
-
-/* Learn the label of a pending event (one Adam step; label = value >= 0.5)
- * and forget it.  *score_out (may be NULL) gets the score it was
- * remembered with.  RS_ERR_NOTFOUND if it is not pending (never
- * remembered, already resolved, dropped). */
-rs_err_t rs_model_learn(rs_model_t *m, const rs_label_t *lb, float *score_out);
-
-/* Learn as negatives the pending events with event time < watermark_ms -
- * label_horizon, oldest first (by insertion; an entry waits behind a newer
- * one inserted before it).  resolved (may be NULL) is called with each
- * one's remembered score and label 0.  Returns how many were resolved. */
-int rs_model_advance(rs_model_t *m, int64_t watermark_ms,
-                     void (*resolved)(void *opaque, float score, int label),
-                     void *opaque);
-
 /* ------------------------------------------------ one call path, any kind
  *
  * The sequence model needs per-event context the plain vector lacks (who,
  * when, with whom).  rs_model_forward() takes it for every kind: "lr" uses
- * only x; "seq" uses all of it.  The service calls rs_model_forward() (with
- * RS_MODEL_FWD_REMEMBER), then rs_model_learn() / rs_model_advance() as
- * before, whatever the kind. */
+ * only x; "seq" uses all of it. */
 
 #define RS_MODEL_ID_MAX 32   /* ids kept in the entity caches, incl. NUL;
                               * longer ids are truncated in explanations */
@@ -200,7 +199,7 @@ int rs_model_advance(rs_model_t *m, int64_t watermark_ms,
 #define RS_MODEL_EXPERTS_MAX RS_MAX_EXPERTS /* expert uses reported        */
 
 typedef struct rs_model_input_s {
-    const char *event_id;         /* key of the pending buffer              */
+    const char *event_id;         /* key of the learning record             */
     const char *entity_id;        /* key of the entity cache ("seq")        */
     const char *counterparty_id;  /* "" or NULL if none                     */
     int64_t event_time_ms;
@@ -217,6 +216,13 @@ typedef struct rs_model_input_s {
                                    * recency rank of the cached history
                                    * event to leave out (0 = none; a rank
                                    * past the history leaves nothing out)  */
+    void *lrec;                   /* RS_MODEL_FWD_REMEMBER: where the
+                                   * learning record of this event goes
+                                   * (caller's, rs_model_lrec_size bytes)  */
+    uint64_t lpos;                /* its position in the learning logs,
+                                   * RS_LPOS(partition, record): "seq"
+                                   * keeps it with the entity's history, so
+                                   * the next record can refer to it       */
 } rs_model_input_t;
 
 /* Fill `in` from an event and its feature vector (pointers into ev and x:
@@ -260,7 +266,7 @@ typedef struct rs_model_output_s {
     size_t log_len;               /* bytes written to in.log (0 if none)    */
 } rs_model_output_t;
 
-#define RS_MODEL_FWD_REMEMBER 0x1u /* keep the replay material for learning */
+#define RS_MODEL_FWD_REMEMBER 0x1u /* write learning records (in.lrec)    */
 #define RS_MODEL_FWD_EXPLAIN  0x2u /* attention/experts in out[] ("seq")   */
 #define RS_MODEL_FWD_DRY      0x4u /* score without touching state: no cache
                                     * append, no remember, no drift, no LRU
@@ -268,8 +274,8 @@ typedef struct rs_model_output_s {
 
 /* Score n events (micro-batched into GEMMs, chunks of batch_max) and fill
  * out[n].  contrib (may be NULL) gets [n][dim] feature contributions.
- * With RS_MODEL_FWD_REMEMBER each event is also remembered for learning
- * (as rs_model_remember with its score).  "seq": every event is appended to
+ * With RS_MODEL_FWD_REMEMBER each event's learning record is written to
+ * in[i].lrec (sealed; see "learning records").  "seq": every event is appended to
  * its entity's cache (events of the same entity in one call see each other
  * in input order), so results are the same as n calls of one event.  No
  * allocation; deterministic for a given version, history and input.
@@ -279,7 +285,8 @@ typedef struct rs_model_output_s {
  * one cached event out.  in[i].log (if set) gets the event's input log,
  * out[i].log_len its length.  RS_ERR_INVALID if n < 0, an input lacks x
  * (or, "seq", event/entity id), skip_hist < 0, skip_hist without DRY, or
- * log_cap < rs_model_log_max(m); nothing is scored then.  The owner thread
+ * log_cap < rs_model_log_max(m), or REMEMBER without lrec; nothing is
+ * scored then.  The owner thread
  * only. */
 rs_err_t rs_model_forward(rs_model_t *m, const rs_model_input_t *in, int n,
                           rs_model_output_t *out /* [n] */,
@@ -331,7 +338,8 @@ rs_err_t rs_model_rescore(rs_model_t *m, const void *log, size_t len,
  * float weights, bias and standardiser). */
 typedef struct rs_model_weights_s rs_model_weights_t;
 
-/* Copy of m's own current weights (not of a snapshot m uses), refcount 1;
+/* Copy of m's own current weights (not of a snapshot m uses) -- with
+ * model.average, their running average (model_int.h) --, refcount 1;
  * the caller owns that reference.  Cold path (allocates ~4 * params
  * bytes).  The thread that owns m. */
 rs_model_weights_t *rs_model_weights_take(const rs_model_t *m);
@@ -376,63 +384,66 @@ rs_model_t *rs_model_new_like(const rs_model_t *m, const rs_model_conf_t *conf,
 
 /* --------------------------------------------------- learning records
  *
- * Learning records: the replay material of one resolved event (label
- * included), moved out of a scoring model and learned by another model of
- * the same architecture (the trainer).  Fixed size per model (the caller's
- * buffers: no alignment required).  A record is an in-memory hand-over
- * between threads of one process, not a file format: native byte order,
- * a magic, the producer's kind, architecture hash and size, a checksum
- * ("architecture": the kind, dim and, for "seq", the `seq:` sizes; not
- * the feature names, seed or learning settings).  It also carries the scorer's drift (PSI of its score windows): the
- * trainer learns all layers or head + gates from the latest record's PSI,
- * as a single model would from its own (its stats report that PSI).
- * Learning the records of a scorer S in the order S produced them, with S
- * using the trainer's snapshot after each step, gives bit for bit the
- * weights and scores of one model doing rs_model_forward +
- * rs_model_learn / rs_model_advance on the same sequence (tested). */
+ * A learning record (model/learnlog.h: rs_lrec_hdr_t, then the kind's
+ * body) is what rs_model_learn_lrec needs to learn an event later, on any
+ * model of the same kind, architecture and feature layout (the trainer):
+ *   "lr"  f32 x[dim]
+ *   "seq" f32 gap input | u8 n_cat, 3 pad | u64 counterparty hash (0 none)
+ *         | u64 cat[RS_MAX_CATEG] (unused 0) | f32 x[dim]
+ * plus, in the header, event/entity id hashes, event time, the score and,
+ * for "seq", hist (history length as scored) and prev (the record of the
+ * entity's newest cached event).  No activations: the history's inputs to
+ * attention are recomputed from the earlier records at the learning
+ * model's current weights (gradients reach the keys/values through the
+ * past events; the past inputs themselves are constants, as in
+ * Transformer-XL's memory).  Little-endian, checksummed (rs_lrec_seal).
+ * Sizes: "lr" 48 + 4 dim, "seq" 192 + 4 dim, rounded up to 8. */
 
-/* Bytes of one record of m, rounded up to 8: "lr" 48 + 4 dim; "seq" 192 +
- * 8 history + 4 dim + 4 history layers d_model (4 616 at the `seq:`
- * defaults with dim 17).  Fixed per model. */
-size_t rs_model_record_size(const rs_model_t *m);
+size_t rs_model_lrec_size(const rs_model_t *m);
+/* Observe record `rec` of m's kind (any thread's; only read): the
+ * standardiser's running statistics take in its raw inputs (model_int.h
+ * "the standardiser").  The learner calls it for every record, in log
+ * order, as it reads the log, before learning anything from it.  Ignores a
+ * record of another kind.  The thread that owns m. */
+void rs_model_observe(rs_model_t *m, const void *rec);
 
-/* Like rs_model_learn, but instead of learning, move the pending entry with
- * its label into rec[rs_model_record_size(m)] (the caller's buffer).
- * *score_out (may be NULL) gets the remembered score.  RS_ERR_NOTFOUND as
- * learn (counted in stats.unknown_labels; rec untouched), RS_ERR_INVALID
- * for NULL lb or rec.  No allocation.  The thread that owns m. */
-rs_err_t rs_model_take(rs_model_t *m, const rs_label_t *lb, void *rec,
-                       float *score_out);
+/* The metadata of m's records, for rs_learnlog_open. */
+struct rs_learnlog_meta_s;
+void rs_model_lrec_meta(const rs_model_t *m, struct rs_learnlog_meta_s *meta);
 
-/* Like rs_model_advance, but moves up to `max` horizon negatives into
- * recs[max][record_size] (the caller's) instead of learning them, oldest
- * first; resolved (may be NULL) is called for each as by advance.  Returns
- * how many were moved (call again while it returns max).  No allocation.
- * The thread that owns m. */
-int rs_model_advance_take(rs_model_t *m, int64_t watermark_ms, void *recs,
-                          int max,
-                          void (*resolved)(void *opaque, float score,
-                                           int label),
-                          void *opaque);
+/* How rs_model_learn_lrec learns a record. */
+typedef enum rs_model_learn_e {
+    RS_MODEL_LEARN_LABEL = 0,    /* an explicit label, y as given          */
+    RS_MODEL_LEARN_MATURED = 1,  /* no label by maturity: a negative       */
+    RS_MODEL_LEARN_CORRECT = 2,  /* a positive for an event learned as a
+                                  * maturity negative: one step on the
+                                  * positive's loss minus the negative's   */
+    RS_MODEL_LEARN_REPLAY = 3    /* an already learned record again (y as
+                                  * given; counted as a replay)            */
+} rs_model_learn_t;
 
-/* One learning step of m from a record (rec holds at least
- * rs_model_record_size(m) bytes; only read): updates the standardiser,
- * optimiser, counters (positives/negatives/horizon_negatives, version
- * number unless set) exactly as rs_model_learn / rs_model_advance would
- * have on the model that produced it.  RS_ERR_INVALID: a record of another
- * kind or architecture, or NULL (m unchanged); RS_ERR_CORRUPT: bad magic,
- * checksum or content (m unchanged).  No allocation.  The thread that owns
- * m (the record may come from any thread). */
-rs_err_t rs_model_learn_record(rs_model_t *m, const void *rec);
+/* One learning step of m from record `rec` (rs_model_lrec_size(m) bytes)
+ * and, "seq", the records of its history hist[0..nh) oldest first (nh <=
+ * the record's hist; fewer if older ones were deleted by retention: the
+ * history then starts later).  y: 1 positive, 0 negative (CORRECT: 1).
+ * psi: the scorer's drift (the trainer learns all layers or head + gates
+ * from it, as the scorer would from its own); < 0: m's own.  Updates the standardiser,
+ * optimiser, counters (positives / negatives / matured / corrections) and
+ * the version number unless set.  RS_ERR_INVALID: NULL, a record of
+ * another kind, or a history record of another entity or a later time;
+ * RS_ERR_CORRUPT: a bad checksum or content (m unchanged).  No allocation.
+ * The thread that owns m (records may come from any thread). */
+rs_err_t rs_model_learn_lrec(rs_model_t *m, const void *rec,
+                             const void *const *hist, int nh, int y,
+                             rs_model_learn_t how, double psi);
 
 typedef struct rs_model_stats_s {
     uint64_t updates;            /* gradient steps                          */
     uint64_t positives;
     uint64_t negatives;          /* incl. horizon negatives                 */
-    uint64_t horizon_negatives;  /* learned by rs_model_advance             */
-    uint64_t pending;            /* live entries in the pending buffer      */
-    uint64_t dropped;            /* pushed out of a full pending buffer     */
-    uint64_t unknown_labels;     /* rs_model_learn misses                   */
+    uint64_t horizon_negatives;  /* learned at maturity (no label)          */
+    uint64_t corrections;        /* positives after a maturity negative     */
+    uint64_t replays;            /* replay steps (model.replay)             */
     char version[RS_VERSION_MAX];
     /* kind "seq" only (0 for "lr") */
     uint64_t entities;           /* live entity caches                      */

@@ -6,7 +6,72 @@
 
 #include <string.h>
 
+#include "model/learnlog.h"
 #include "model/model.h"
+
+_Static_assert(sizeof(rs_lrec_hdr_t) == 48, "learning record header layout");
+
+#include <math.h>
+
+/* ------------------------------------------------------ the standardiser
+ *
+ * Both kinds standardise every feature as z = clip((g(x) - mu) / sd, 8),
+ * g = symlog (sign(x) log(1 + |x|), model.transform: symlog, the default:
+ * counts and amounts of any scale become comparable and a heavy tail
+ * cannot dominate a dot product) or the identity.  mu and sd are running
+ * statistics OBSERVED from every scored event's learning record as the
+ * learner reads the log (not only from learned ones, which lag by the
+ * label horizon), in log order, with an exponential forgetting in EVENT
+ * time: an observation at t weighs a = max(1/n, 1 - exp(-(t - t_last) /
+ * model.std_window)), so the statistics follow the inputs of the last
+ * std_window (a start with empty windows, a drift) instead of all of
+ * history.  var is kept as m2 = var * n (what the file holds). */
+/* The weight average (model.average): what a version scores with is the
+ * running average of the learned weights, not the last step.  Online
+ * learning sees its examples in time order (maturity negatives come in
+ * event-time order), so plain SGD chases whatever the last hours looked
+ * like (hour of day, one merchant's burst); the average over about a
+ * week of event time does not (Polyak-Ruppert averaging, then an
+ * exponential forgetting): step k weighs a_k = max(1 / k, 1 - exp(-(t_k -
+ * t_{k-1}) / average)), t_k the learned record's event time.  The
+ * learner keeps learning on the weights themselves. */
+static inline double rs_avg_rate(uint64_t k, int64_t t, int64_t *tlast,
+                                 int64_t window_ms) {
+    double a = 1.0 / (double)k;
+    if (k > 1 && window_ms > 0 && t > *tlast) {
+        double e = 1.0 - exp(-(double)(t - *tlast) / (double)window_ms);
+        if (e > a) a = e;
+    }
+    if (k == 1 || t > *tlast) *tlast = t;
+    return a;
+}
+
+static inline float rs_std_g(int symlog, float x) {
+    if (!symlog) return x;
+    return x >= 0 ? log1pf(x) : -log1pf(-x);
+}
+
+static inline void rs_std_observe(double *mean, double *m2, uint64_t *n,
+                                  int64_t *tlast, int dim, const float *x,
+                                  int64_t t, int64_t window_ms, int symlog) {
+    const uint64_t n1 = *n + 1;
+    double a = 1.0 / (double)n1;
+    if (window_ms > 0 && *n && t > *tlast) {
+        double e = 1.0 - exp(-(double)(t - *tlast) / (double)window_ms);
+        if (e > a) a = e;
+    }
+    if (!*n || t > *tlast) *tlast = t;
+    for (int i = 0; i < dim; i++) {
+        if (!isfinite(x[i])) continue;
+        double v = (double)rs_std_g(symlog, x[i]);
+        double var = *n ? m2[i] / (double)*n : 0.0;
+        double d = v - mean[i];
+        mean[i] += a * d;
+        var = (1.0 - a) * (var + a * d * d);
+        m2[i] = var * (double)n1;
+    }
+    *n = n1;
+}
 
 /* Class-weighted logistic loss of one standardised row and its gradient:
  *   l    = b + sum_i w_i z_i
@@ -17,40 +82,6 @@ double rs_lr_loss_grad(const double *w /* [dim+1] */, const float *z /* [dim] */
                        int dim, int y, double pos_weight, double l2,
                        double *grad /* [dim+1], may be NULL */);
 
-/* Learning records (model.h): a 48-byte header, then the kind's body
- * (model.c "lr": f32 x[dim]; seq.c "seq": see rs_seq_record_size).  Native
- * byte order (an in-memory hand-over inside one process).  `sum` covers
- * bytes [8, used) of the record: the rest of the header and the used part
- * of the body, so a record is checked without hashing unused history
- * slots. */
-#define RS_REC_MAGIC 0x31636572u /* "rec1" */
-#define RS_REC_HDR   48
-
-typedef struct rs_rec_hdr_s {
-    uint32_t magic;       /* RS_REC_MAGIC                                 */
-    uint32_t sum;         /* rs_checksum32 of record bytes [8, used)      */
-    uint32_t size;        /* rs_model_record_size of the producer         */
-    uint32_t arch;        /* kind and architecture hash of the producer   */
-    uint32_t used;        /* bytes of the record in use (<= size)         */
-    uint8_t kind;         /* rs_model_kind_t                              */
-    uint8_t label;        /* 0 | 1                                        */
-    uint8_t horizon;      /* 1: a horizon negative (advance_take)         */
-    uint8_t drift_high;   /* the scorer's PSI > seq.drift_threshold       */
-    float score;          /* as remembered                                */
-    uint32_t pad;
-    int64_t t;            /* event time                                   */
-    double psi;           /* the scorer's PSI (0 for "lr")                */
-} rs_rec_hdr_t;
-
-/* Write h (h->sum is computed) at the start of rec, whose body up to
- * h->used is written. */
-void rs_rec_seal(void *rec, rs_rec_hdr_t *h);
-/* Check a record's envelope against the learning model's kind, arch and
- * record size: RS_ERR_INVALID (NULL, another kind/architecture/size),
- * RS_ERR_CORRUPT (magic, used, checksum, label/horizon flags).  *h gets
- * the header. */
-rs_err_t rs_rec_open(const void *rec, int kind, uint32_t arch, size_t size,
-                     rs_rec_hdr_t *h);
 /* The update count and version step (bit 63: the number was set) of a
  * model file from its first len bytes (no checksum: for listings).  RS_ERR_AGAIN: more bytes needed;
  * RS_ERR_CORRUPT: not a model file. */

@@ -25,9 +25,8 @@
  * buckets 2.0 apart (seconds .. months); pb is a bias by recency rank.
  *
  * Entity caches: per entity a ring of its last L events holding, per layer,
- * k and v (what scoring reads) and, apart, the layer input xin (what
- * training recomputes k, v from), plus time and explanation meta (ids,
- * amount).  Open-addressing index + LRU list; the least recently used
+ * k and v (what scoring reads), plus time, the event's position in the
+ * learning logs and explanation meta (ids, amount).  Open-addressing index + LRU list; the least recently used
  * entity is evicted when the pool is full.  rs_seq_caches_* (end of file)
  * serialise them, LRU order included, for a restart.
  *
@@ -45,12 +44,16 @@
  * appends, remembers and counts nothing; a skip_hist row runs alone over
  * a copy of its view without that event (xkv, xt).
  *
- * Learning: at scoring time the raw x, categorical hashes, time and a copy
- * of the history's xin and times are kept in a bounded pending buffer
- * keyed by the event id hash.  A label replays the forward at the current
- * weights (same code, a one-row run state; the history's k, v recomputed
- * from xin, so gradients reach Wk, Wv through past events too; xin itself
- * is a constant, as in Transformer-XL's memory) and backprops into the
+ * Learning: at scoring time each event's learning record (raw x,
+ * categorical and counterparty hashes, time, the u extras, and a reference
+ * to the record of the entity's newest cached event) goes to the caller's
+ * learning log.  A label replays the forward at the current weights (same
+ * code, a one-row run state) over a history REBUILT from the records the
+ * references lead to: their layer inputs xin recomputed at the current
+ * weights (layer 0 directly from each record; deeper layers causally over
+ * the rebuilt history), then k, v from xin, so gradients reach Wk, Wv
+ * through past events too (xin itself is a constant, as in
+ * Transformer-XL's memory), and backprops into the
  * head, the chosen experts, the gate (+ load-balancing term), attention,
  * time encodings, embeddings and input projection.  SGD with momentum (or
  * lazy Adam) on the touched regions only: the dense ones, k experts per
@@ -83,6 +86,7 @@
 #define RS_SEQ_PSI_BINS  10
 #define RS_SEQ_STD_MIN   1e-3
 #define RS_SEQ_BAL_EMA   0.01f /* rate of the routing-fraction average   */
+#define RS_SEQ_NO_ENT    UINT32_MAX /* a row without an entity slot      */
 
 #define RS_ADAM_B1  0.9f
 #define RS_ADAM_B2  0.999f
@@ -111,10 +115,6 @@ static const rs_conf_field_t rs_seq_fields[] = {
     {"max_entities", RS_CONF_INT, "16384", SO(max_entities), 0,
      "entity caches; the least recently used is evicted when full", NULL, 2,
      1 << 24},
-    {"pending_max", RS_CONF_INT, "65536", SO(pending_max), 0,
-     "scored events kept for replay (with a copy of their history); the "
-     "oldest is dropped when full",
-     NULL, 1, 1 << 24},
     {"learning_rate", RS_CONF_DOUBLE, "0.005", SO(learning_rate), 0,
      "step size", NULL, 1e-9, 10},
     {"optimizer", RS_CONF_ENUM, "momentum", SO(optimizer), 0,
@@ -237,20 +237,11 @@ typedef struct rs_seq_meta_s { /* per cached event, for explanations */
     char cp[RS_MODEL_ID_MAX];
 } rs_seq_meta_t;
 
-typedef struct rs_seq_pend_s {
-    uint64_t id;          /* event id hash                               */
-    int64_t t;            /* event time                                  */
-    float score;          /* as scored                                   */
-    uint32_t live;
-    int32_t n_hist, n_cat;
-    uint64_t cp;          /* counterparty hash, 0 = none                 */
-    uint64_t cat[RS_MAX_CATEG];
-} rs_seq_pend_t;
-
 /* A read-only view of one event's history: slot j (0 oldest) is slot
  * sl = (start + j) % cap: keys/values at kv + sl * stride (per layer k [d],
- * v [d]: all that scoring reads), the layers' inputs at xin + sl * layers *
- * d (what training recomputes k, v from), time t[sl]. */
+ * v [d]: all that scoring reads), time t[sl]; for a training replay also
+ * the layers' inputs at xin + sl * layers * d (what k, v were recomputed
+ * from; NULL when scoring). */
 typedef struct rs_seq_view_s {
     const float *kv;      /* [cap][layers][2][d]                          */
     const float *xin;     /* [cap][layers][d]                             */
@@ -265,6 +256,9 @@ typedef struct rs_seq_row_s {
     int n_cat;
     const uint64_t *cat;  /* [n_cat]                                     */
     rs_seq_view_t h;
+    int xset;             /* 1: u's extras are xgap, xn (a rebuilt history
+                           * event: as it was scored), not from h        */
+    float xgap, xn;
 } rs_seq_row_t;
 
 /* Run state for up to `cap` rows: every activation the backward needs. */
@@ -295,7 +289,7 @@ typedef struct rs_seq_run_s {
     float *gf;            /* [B][L] its interpolation weight              */
     float *wexp;          /* [L+1] explanation scratch                    */
     /* training replay: history recomputed at the current weights */
-    float *hist;          /* [L][stride]                                  */
+    float *hist;          /* [L][stride] keys/values                      */
     float *dK, *dV;       /* [L][d] gradients of the history keys/values  */
 } rs_seq_run_t;
 
@@ -305,7 +299,8 @@ struct rs_seq_s {
     rs_model_conf_t conf;
     int dim, din, d, L, nl, E, k, H, B, NB;
     int stride;           /* floats of k,v per cached event: layers * 2 * d */
-    int pstride;          /* floats per pending history event: layers * d */
+    int pstride;          /* floats of xin per replayed history event:
+                           * layers * d                                  */
     int batch_max;
     uint32_t conf_hash;
 
@@ -316,13 +311,23 @@ struct rs_seq_s {
         o_wg[RS_SEQ_MAX_LAYERS], o_ex[RS_SEQ_MAX_LAYERS];
     size_t pe;            /* floats per expert: W1[H][d] b1[H] W2[d][H] b2[d] */
     float *p;             /* [np] parameters                              */
+    float *pa;            /* [np] their average (model.average), lazily
+                           * up to date per region (av_sync)              */
+    double *av_sync;      /* [1 + layers E + 2 buckets] cumulative log of
+                           * (1 - a) when each region was last brought up
+                           * to date: dense, experts, cp rows, cat rows   */
+    double avl;           /* cumulative log (1 - a) of every step          */
+    uint64_t avn;         /* steps averaged                                */
+    int64_t avt;          /* event time of the newest                      */
+    int64_t tcur;         /* event time of the record being learned        */
     float *om, *ov;       /* [np] optimiser moments                       */
     float *g;             /* [np] gradient (touched regions only valid)   */
     float *fbal;          /* [layers][E] routing-fraction average          */
     uint64_t opt_t;
 
-    /* standardiser (Welford, as "lr") */
+    /* standardiser (model_int.h "the standardiser", as "lr") */
     uint64_t nobs;
+    int64_t std_tlast;
     double *mean, *m2;    /* [dim]                                        */
     float *mu, *istd;     /* [dim]                                        */
 
@@ -335,7 +340,7 @@ struct rs_seq_s {
     uint32_t ecap, eused;
     rs_seq_ent_t *ent;    /* [ecap]                                       */
     float *ekv;           /* [ecap][L][layers][2][d] keys and values      */
-    float *exin;          /* [ecap][L][layers][d] layer inputs            */
+    uint64_t *elpos;      /* [ecap][L] learning-log positions (RS_LPOS)   */
     int64_t *et;          /* [ecap][L]                                    */
     rs_seq_meta_t *emeta; /* [ecap][L]                                    */
     uint32_t *eindex;     /* [emask+1] slot + 1                           */
@@ -345,22 +350,29 @@ struct rs_seq_s {
     uint32_t *rowent;     /* [B] entity slot of each sub-batch row        */
     int *rowin;           /* [B] input index of each sub-batch row        */
 
-    /* pending buffer (as "lr": ring by insertion + open-addressing index) */
-    rs_seq_pend_t *pend;  /* [pcap]                                       */
-    float *px;            /* [pcap][dim]                                  */
-    int64_t *pt;          /* [pcap][L]                                    */
-    float *pxin;          /* [pcap][L][layers][d] history layer inputs    */
-    uint32_t pcap, ptail, pspan, plive;
-    uint32_t *pindex;
-    uint32_t pmask;
+    /* training replay of one learning record: the event and its
+     * rebuilt history (oldest first) */
+    float *tx;            /* [dim] the event's x                          */
+    uint64_t tcat[RS_MAX_CATEG];
+    int64_t tt;           /* its time, counterparty, categoricals          */
+    uint64_t tcp;
+    int tncat;
+    float *hx;            /* [L][dim] history x                           */
+    float *hu;            /* [L][din] their u, as they were scored         */
+    uint64_t *hcat;       /* [L][RS_MAX_CATEG]                            */
+    uint64_t *hcp;        /* [L]                                          */
+    int *hncat;           /* [L]                                          */
+    float *hgap, *hn;     /* [L] u extras as scored                       */
+    int64_t *ht;          /* [L] times                                    */
+    float *hxin;          /* [L][layers][d] their layer inputs, rebuilt   */
 
     /* drift */
     uint64_t dref[RS_SEQ_PSI_BINS], dcur[RS_SEQ_PSI_BINS], dcur_n;
     int dref_ok;
     double psi;
 
-    uint64_t updates, positives, negatives, horizon_negatives, dropped,
-        unknown_labels, evictions, vstep;
+    uint64_t updates, positives, negatives, horizon_negatives, corrections,
+        replays, evictions, vstep;
     int vnamed;           /* vstep set by rs_seq_set_number               */
     char version[RS_VERSION_MAX];
 
@@ -393,7 +405,9 @@ static uint32_t rs_seq_arch_hash(const rs_seq_t *s) {
     const rs_seq_conf_t *c = &s->conf.seq;
     const int64_t a[8] = {s->dim, c->d_model, c->history, c->layers,
                           c->experts, c->top_k, c->expert_hidden, c->buckets};
-    return rs_checksum32(a, sizeof(a), 0);
+    uint32_t h = rs_checksum32(a, sizeof(a), 0);
+    /* the transform is what mu/istd are of (none: the hash of before) */
+    return s->conf.transform ? rs_checksum32("symlog", 6, h) : h;
 }
 
 /* 8 lanes then a fixed tree: vectorises without -ffast-math and gives the
@@ -492,7 +506,8 @@ static uint32_t rs_seq_hash_conf(const rs_seq_t *s, uint32_t names_hash) {
     const int64_t k[2] = {s->conf.label_horizon, s->conf.publish_every};
     h = rs_checksum32(a, sizeof(a), h);
     h = rs_checksum32(d, sizeof(d), h);
-    return rs_checksum32(k, sizeof(k), h);
+    h = rs_checksum32(k, sizeof(k), h);
+    return s->conf.transform ? rs_checksum32("symlog", 6, h) : h;
 }
 
 /* ----------------------------------------------------------- new/destroy */
@@ -651,6 +666,9 @@ rs_seq_t *rs_seq_new(const rs_model_conf_t *conf, int dim, uint32_t names_hash,
     s->batch_max = (int)conf->batch_max;
     rs_seq_layout(c, dim, s);
     s->p = rs_aligned_calloc(s->np, sizeof(float));
+    s->pa = rs_aligned_calloc(s->np, sizeof(float));
+    s->av_sync = rs_aligned_calloc(1 + (size_t)s->nl * s->E +
+                                       2 * (size_t)c->buckets, sizeof(double));
     s->om = rs_aligned_calloc(s->np, sizeof(float));
     s->ov = rs_aligned_calloc(s->np, sizeof(float));
     s->g = rs_aligned_calloc(s->np, sizeof(float));
@@ -669,7 +687,7 @@ rs_seq_t *rs_seq_new(const rs_model_conf_t *conf, int dim, uint32_t names_hash,
     s->ecap = (uint32_t)c->max_entities;
     s->ent = rs_aligned_calloc(s->ecap, sizeof(*s->ent));
     s->ekv = rs_aligned_calloc((size_t)s->ecap * s->L * s->stride, sizeof(float));
-    s->exin = rs_aligned_calloc((size_t)s->ecap * s->L * s->pstride, sizeof(float));
+    s->elpos = rs_aligned_calloc((size_t)s->ecap * s->L, sizeof(uint64_t));
     s->et = rs_aligned_calloc((size_t)s->ecap * s->L, sizeof(int64_t));
     s->emeta = rs_aligned_calloc((size_t)s->ecap * s->L, sizeof(rs_seq_meta_t));
     uint64_t p2 = 1;
@@ -685,18 +703,17 @@ rs_seq_t *rs_seq_new(const rs_model_conf_t *conf, int dim, uint32_t names_hash,
     s->xx = rs_aligned_calloc((size_t)dim, sizeof(float));
     s->xskip = -1;
 
-    s->pcap = (uint32_t)c->pending_max;
-    /* + 1 slot past the ring (pcap): rs_seq_learn_record's copy of a
-     * record, replayed by the same code as a pending event */
-    s->pend = rs_aligned_calloc((size_t)s->pcap + 1, sizeof(rs_seq_pend_t));
-    s->px = rs_aligned_calloc(((size_t)s->pcap + 1) * dim, sizeof(float));
-    s->pt = rs_aligned_calloc(((size_t)s->pcap + 1) * s->L, sizeof(int64_t));
-    s->pxin = rs_aligned_calloc(((size_t)s->pcap + 1) * s->L * s->pstride,
-                                sizeof(float));
-    p2 = 1;
-    while (p2 < (uint64_t)s->pcap * 2) p2 <<= 1;
-    s->pmask = (uint32_t)(p2 - 1);
-    s->pindex = rs_aligned_calloc((size_t)p2, sizeof(uint32_t));
+    const size_t L = (size_t)s->L;
+    s->tx = rs_aligned_calloc((size_t)dim, sizeof(float));
+    s->hx = rs_aligned_calloc(L * (size_t)dim, sizeof(float));
+    s->hu = rs_aligned_calloc(L * (size_t)s->din, sizeof(float));
+    s->hcat = rs_aligned_calloc(L * RS_MAX_CATEG, sizeof(uint64_t));
+    s->hcp = rs_aligned_calloc(L, sizeof(uint64_t));
+    s->hncat = rs_aligned_calloc(L, sizeof(int));
+    s->hgap = rs_aligned_calloc(L, sizeof(float));
+    s->hn = rs_aligned_calloc(L, sizeof(float));
+    s->ht = rs_aligned_calloc(L, sizeof(int64_t));
+    s->hxin = rs_aligned_calloc(L * (size_t)s->pstride, sizeof(float));
 
     rs_seq_init_params(s);
     rs_seq_refresh_std(s);
@@ -710,10 +727,10 @@ void rs_seq_destroy(rs_seq_t *s) {
     rs_seq_weights_release(s->wuse);
     rs_seq_run_free(&s->rs);
     rs_seq_run_free(&s->tr);
-    void *ps[] = {s->p, s->om, s->ov, s->g, s->fbal, s->mean, s->m2, s->mu,
-                  s->istd, s->regs, s->ent, s->ekv, s->exin, s->et, s->emeta,
-                  s->eindex, s->rowent, s->rowin, s->pend, s->px, s->pt,
-                  s->pxin, s->pindex};
+    void *ps[] = {s->p, s->pa, s->av_sync, s->om, s->ov, s->g, s->fbal, s->mean, s->m2, s->mu,
+                  s->istd, s->regs, s->ent, s->ekv, s->elpos, s->et, s->emeta,
+                  s->eindex, s->rowent, s->rowin, s->tx, s->hx, s->hu,
+                  s->hcat, s->hcp, s->hncat, s->hgap, s->hn, s->ht, s->hxin};
     for (size_t i = 0; i < RS_ARRAY_LEN(ps); i++) rs_free(ps[i]);
     rs_free(s->xkv);
     rs_free(s->xt);
@@ -727,6 +744,8 @@ const char *rs_seq_version(const rs_seq_t *s) {
 
 /* ------------------------------------------------------ weight snapshots */
 
+static void rs_seq_av_all(const rs_seq_t *s, float *dst);
+
 rs_seq_weights_t *rs_seq_weights_take(const rs_seq_t *s) {
     rs_seq_weights_t *w = rs_calloc(1, sizeof(*w));
     atomic_init(&w->refs, 1);
@@ -737,7 +756,10 @@ rs_seq_weights_t *rs_seq_weights_take(const rs_seq_t *s) {
     w->arch = rs_seq_arch_hash(s);
     rs_strlcpy(w->version, s->version, sizeof(w->version));
     w->p = rs_aligned_calloc(s->np, sizeof(float));
-    memcpy(w->p, s->p, sizeof(float) * s->np);
+    if (s->conf.average > 0 && s->avn)
+        rs_seq_av_all(s, w->p); /* what a version scores with */
+    else
+        memcpy(w->p, s->p, sizeof(float) * s->np);
     w->mu = rs_aligned_calloc((size_t)s->dim, sizeof(float));
     w->istd = rs_aligned_calloc((size_t)s->dim, sizeof(float));
     memcpy(w->mu, s->mu, sizeof(float) * (size_t)s->dim);
@@ -862,6 +884,19 @@ static void rs_seq_gemm(const rs_seq_t *s, int M, int N, int K, const float *A,
 
 /* ------------------------------------------------------------ forward */
 
+/* u's extras: the gap to the previous cached event, the history length. */
+static inline float rs_seq_gap_in(const rs_seq_t *s, const rs_seq_row_t *rw) {
+    (void)s;
+    if (rw->h.n <= 0) return 0.0f;
+    int last = (rw->h.start + rw->h.n - 1) % rw->h.cap;
+    int64_t dt = rw->t - rw->h.t[last];
+    return dt > 0 ? log1pf((float)dt * 1e-3f) * 0.1f : 0.0f;
+}
+
+static inline float rs_seq_n_in(const rs_seq_t *s, int n) {
+    return log1pf((float)n) / log1pf((float)s->L);
+}
+
 /* Forward nb rows of rs (rows filled by the caller): every activation is
  * kept for the backward.  No allocation; reads the views, writes nothing
  * but rs. */
@@ -877,19 +912,20 @@ static void rs_seq_run(const rs_seq_t *s, rs_seq_run_t *rs, int nb) {
         const rs_seq_row_t *rw = &rs->row[r];
         float *u = rs->u + (size_t)r * din;
         for (int i = 0; i < dim; i++) {
-            float v = isfinite(rw->x[i]) ? (rw->x[i] - rs->mu[i]) * rs->istd[i]
+            float v = isfinite(rw->x[i])
+                          ? (rs_std_g(s->conf.transform, rw->x[i]) - rs->mu[i]) *
+                                rs->istd[i]
                                          : 0.0f;
             u[i] = v > RS_MODEL_Z_CLIP ? RS_MODEL_Z_CLIP
                  : v < -RS_MODEL_Z_CLIP ? -RS_MODEL_Z_CLIP : v;
         }
-        float gap = 0.0f;
-        if (rw->h.n > 0) {
-            int last = (rw->h.start + rw->h.n - 1) % rw->h.cap;
-            int64_t dt = rw->t - rw->h.t[last];
-            gap = dt > 0 ? log1pf((float)dt * 1e-3f) * 0.1f : 0.0f;
+        if (rw->xset) {
+            u[dim] = rw->xgap;
+            u[dim + 1] = rw->xn;
+        } else {
+            u[dim] = rs_seq_gap_in(s, rw);
+            u[dim + 1] = rs_seq_n_in(s, rw->h.n);
         }
-        u[dim] = gap;
-        u[dim + 1] = log1pf((float)rw->h.n) / log1pf((float)s->L);
         /* time-gap buckets of the history (every layer uses them) */
         int *gib = rs->gib + (size_t)r * s->L;
         float *gf = rs->gf + (size_t)r * s->L;
@@ -1310,7 +1346,7 @@ static rs_seq_view_t rs_seq_ent_view(const rs_seq_t *s, uint32_t i) {
     const rs_seq_ent_t *e = &s->ent[i];
     rs_seq_view_t v;
     v.kv = s->ekv + (size_t)i * s->L * s->stride;
-    v.xin = s->exin + (size_t)i * s->L * s->pstride;
+    v.xin = NULL;
     v.t = s->et + (size_t)i * s->L;
     v.n = (int)e->n;
     v.cap = s->L;
@@ -1320,20 +1356,18 @@ static rs_seq_view_t rs_seq_ent_view(const rs_seq_t *s, uint32_t i) {
 
 /* Append row r's K/V (every layer) and meta to entity i's ring. */
 static void rs_seq_ent_append(rs_seq_t *s, uint32_t i, const rs_seq_run_t *rs,
-                              int r, const rs_model_input_t *in) {
+                              int r, const rs_model_input_t *in,
+                              uint64_t lpos1) {
     rs_seq_ent_t *e = &s->ent[i];
     const int d = s->d;
     size_t slot = (size_t)i * s->L + e->head;
     float *kv = s->ekv + slot * s->stride;
-    float *xi = s->exin + slot * s->pstride;
-    for (int l = 0; l < s->nl; l++) {
+    for (int l = 0; l < s->nl; l++)
         memcpy(kv + (size_t)l * 2 * d,
                rs->qkv + ((size_t)l * rs->cap + r) * 3 * d + d,
                sizeof(float) * 2 * (size_t)d);
-        memcpy(xi + (size_t)l * d, rs->xin + ((size_t)l * rs->cap + r) * d,
-               sizeof(float) * (size_t)d);
-    }
     s->et[slot] = in->event_time_ms;
+    s->elpos[slot] = lpos1; /* learning-log position + 1, 0 = none */
     rs_seq_meta_t *m = &s->emeta[slot];
     m->amount = in->amount;
     rs_strlcpy(m->id, in->event_id, sizeof(m->id));
@@ -1343,97 +1377,181 @@ static void rs_seq_ent_append(rs_seq_t *s, uint32_t i, const rs_seq_run_t *rs,
     if (e->n < (uint32_t)s->L) e->n++;
 }
 
-/* ------------------------------------------------------ pending buffer */
+/* ---------------------------------------------------- learning records */
 
-static uint64_t rs_seq_pend_key(const void *s, uint32_t sl) {
-    return ((const rs_seq_t *)s)->pend[sl].id;
+/* Body after the 48-byte header (model.h "learning records"):
+ *   48 f32 gap input | 52 u8 n_cat, 3 pad | 56 u64 counterparty hash |
+ *   64 u64 cat[RS_MAX_CATEG] | 192 f32 x[dim] */
+#define RS_SEQ_LR_GAP  48
+#define RS_SEQ_LR_NCAT 52
+#define RS_SEQ_LR_CP   56
+#define RS_SEQ_LR_CAT  64
+#define RS_SEQ_LR_X    (RS_SEQ_LR_CAT + 8 * RS_MAX_CATEG)
+
+uint64_t rs_seq_conf_entity_bytes(const rs_model_conf_t *conf) {
+    const uint64_t L = (uint64_t)conf->seq.history,
+                   stride = (uint64_t)conf->seq.layers * 2 *
+                            (uint64_t)conf->seq.d_model;
+    /* as rs_seq_stats: cache, its index slots, times and metadata */
+    return sizeof(rs_seq_ent_t) + 2 * sizeof(uint32_t) +
+           L * (sizeof(float) * stride + 2 * sizeof(int64_t) +
+                sizeof(rs_seq_meta_t));
 }
 
-static int64_t rs_seq_pend_pos(const rs_seq_t *s, uint64_t id) {
-    return rs_idx_pos(s->pindex, s->pmask, id, rs_seq_pend_key, s);
+size_t rs_seq_lrec_size(const rs_seq_t *s) {
+    return (RS_SEQ_LR_X + 4 * (size_t)s->dim + 7) & ~(size_t)7;
 }
 
-static void rs_seq_pend_unindex(rs_seq_t *s, uint32_t i) {
-    rs_idx_unindex(s->pindex, s->pmask, i, rs_seq_pend_key, s);
+/* Write the learning record of row rw (entity slot ent, scored `score`,
+ * u's gap input `gap`) into in->lrec. */
+static void rs_seq_lrec_write(const rs_seq_t *s, const rs_seq_row_t *rw,
+                              uint32_t ent, const rs_model_input_t *in,
+                              float score, float gap) {
+    const size_t size = rs_seq_lrec_size(s);
+    uint8_t *r = in->lrec;
+    memset(r, 0, size);
+    rs_lrec_hdr_t *h = (rs_lrec_hdr_t *)(void *)r;
+    h->id = rs_hash_str(in->event_id);
+    h->entity = rs_hash_str(in->entity_id);
+    h->t = in->event_time_ms;
+    if (rw->h.n > 0 && ent != RS_SEQ_NO_ENT)
+        h->prev = s->elpos[(size_t)ent * s->L +
+                           (size_t)((rw->h.start + rw->h.n - 1) % rw->h.cap)];
+    h->score = score;
+    h->kind = RS_MODEL_SEQ;
+    h->hist = (uint16_t)rw->h.n;
+    rs_le_putf32s(r + RS_SEQ_LR_GAP, &gap, 1);
+    r[RS_SEQ_LR_NCAT] = (uint8_t)rw->n_cat;
+    rs_le_put64(r + RS_SEQ_LR_CP, rw->cp);
+    for (int c = 0; c < rw->n_cat; c++)
+        rs_le_put64(r + RS_SEQ_LR_CAT + 8 * c, rw->cat[c]);
+    rs_le_putf32s(r + RS_SEQ_LR_X, rw->x, (size_t)s->dim);
+    rs_lrec_seal(r, size);
 }
 
-static void rs_seq_pend_kill(rs_seq_t *s, uint32_t sl) {
-    int64_t pos = rs_seq_pend_pos(s, s->pend[sl].id);
-    if (pos >= 0) rs_seq_pend_unindex(s, (uint32_t)pos);
-    s->pend[sl].live = 0;
-    s->plive--;
+/* A record of this model: kind, checksum, counts. */
+static rs_err_t rs_seq_lrec_check(const rs_seq_t *s, const uint8_t *r) {
+    const rs_lrec_hdr_t *h = (const rs_lrec_hdr_t *)(const void *)r;
+    if (h->kind != RS_MODEL_SEQ) return RS_ERR_INVALID;
+    if (h->sum != rs_lrec_sum(r, rs_seq_lrec_size(s))) return RS_ERR_CORRUPT;
+    if (r[RS_SEQ_LR_NCAT] > RS_MAX_CATEG || h->hist > (uint16_t)s->L)
+        return RS_ERR_CORRUPT;
+    return RS_OK;
 }
 
-static void rs_seq_pend_trim(rs_seq_t *s) {
-    while (s->pspan && !s->pend[s->ptail].live) {
-        s->ptail = (s->ptail + 1) % s->pcap;
-        s->pspan--;
+/* Record r into the replay scratch: the event itself (j < 0) or history
+ * event j. */
+static void rs_seq_lrec_load(rs_seq_t *s, const uint8_t *r, int j) {
+    const rs_lrec_hdr_t *h = (const rs_lrec_hdr_t *)(const void *)r;
+    const int nc = r[RS_SEQ_LR_NCAT];
+    uint64_t *cat = j < 0 ? s->tcat : s->hcat + (size_t)j * RS_MAX_CATEG;
+    for (int c = 0; c < nc; c++) cat[c] = rs_le_get64(r + RS_SEQ_LR_CAT + 8 * c);
+    float *x = j < 0 ? s->tx : s->hx + (size_t)j * s->dim;
+    rs_le_getf32s(r + RS_SEQ_LR_X, x, (size_t)s->dim);
+    if (j < 0) {
+        s->tt = h->t;
+        s->tcp = rs_le_get64(r + RS_SEQ_LR_CP);
+        s->tncat = nc;
+        return;
     }
+    s->ht[j] = h->t;
+    s->hcp[j] = rs_le_get64(r + RS_SEQ_LR_CP);
+    s->hncat[j] = nc;
+    rs_le_getf32s(r + RS_SEQ_LR_GAP, &s->hgap[j], 1);
+    s->hn[j] = rs_seq_n_in(s, h->hist);
 }
 
-/* Keep row r's replay material: raw x, categoricals, time, a linear copy
- * of its history view. */
-static void rs_seq_remember(rs_seq_t *s, const rs_seq_row_t *rw,
-                            const rs_model_input_t *in, float score) {
-    uint64_t id = rs_hash_str(in->event_id);
-    int64_t pos = rs_seq_pend_pos(s, id);
-    if (pos >= 0) rs_seq_pend_kill(s, s->pindex[pos] - 1);
-    rs_seq_pend_trim(s);
-    if (s->pspan == s->pcap) {
-        rs_seq_pend_kill(s, s->ptail);
-        s->dropped++;
-        rs_seq_pend_trim(s);
-    }
-    uint32_t sl = (s->ptail + s->pspan) % s->pcap;
-    rs_seq_pend_t *p = &s->pend[sl];
-    p->id = id;
-    p->t = in->event_time_ms;
-    p->score = score;
-    p->live = 1;
-    p->n_hist = rw->h.n;
-    p->n_cat = rw->n_cat;
-    p->cp = rw->cp;
-    memcpy(p->cat, rw->cat, sizeof(uint64_t) * (size_t)rw->n_cat);
-    memcpy(s->px + (size_t)sl * s->dim, in->x, sizeof(float) * (size_t)s->dim);
-    float *xh = s->pxin + (size_t)sl * s->L * s->pstride;
-    int64_t *t = s->pt + (size_t)sl * s->L;
-    for (int j = 0; j < rw->h.n; j++) {
-        int hs = (rw->h.start + j) % rw->h.cap;
-        memcpy(xh + (size_t)j * s->pstride, rw->h.xin + (size_t)hs * s->pstride,
-               sizeof(float) * (size_t)s->pstride);
-        t[j] = rw->h.t[hs];
-    }
-    rs_idx_insert(s->pindex, s->pmask, id, sl);
-    s->pspan++;
-    s->plive++;
+void rs_seq_observe(rs_seq_t *s, const void *rec) {
+    const uint8_t *r = rec;
+    const rs_lrec_hdr_t *h = rec;
+    if (h->kind != RS_MODEL_SEQ) return;
+    rs_le_getf32s(r + RS_SEQ_LR_X, s->xx, (size_t)s->dim);
+    rs_std_observe(s->mean, s->m2, &s->nobs, &s->std_tlast, s->dim, s->xx,
+                   h->t, s->conf.std_window, s->conf.transform);
+    rs_seq_refresh_std(s);
 }
 
-/* Row for the replay of pending slot sl: the history's k, v recomputed
- * from its kept layer inputs at the current weights into tr->hist. */
-static void rs_seq_pend_row(const rs_seq_t *s, uint32_t sl, rs_seq_run_t *tr) {
-    const rs_seq_pend_t *p = &s->pend[sl];
+/* The rebuilt history's layer inputs (s->hxin) and keys/values (tr->hist)
+ * at the current weights and standardiser.  One layer: every event's x0
+ * from its own record (one GEMM), then k, v.  Deeper: causally, event j
+ * attending over events 0..j-1 of the rebuilt history (its own older
+ * history is not rebuilt: the price of storing references, not
+ * activations). */
+static void rs_seq_hist_rebuild(rs_seq_t *s, int nh) {
+    const int d = s->d, din = s->din, dim = s->dim;
+    rs_seq_run_t *tr = &s->tr;
+    if (nh <= 0) return;
+    if (s->nl > 1) {
+        rs_seq_row_t *rw = &tr->row[0];
+        tr->P = s->p;
+        tr->mu = s->mu;
+        tr->istd = s->istd;
+        for (int j = 0; j < nh; j++) {
+            rw->x = s->hx + (size_t)j * dim;
+            rw->t = s->ht[j];
+            rw->cp = s->hcp[j];
+            rw->n_cat = s->hncat[j];
+            rw->cat = s->hcat + (size_t)j * RS_MAX_CATEG;
+            rw->h = (rs_seq_view_t){.kv = tr->hist, .xin = NULL, .t = s->ht,
+                                    .n = j, .start = 0, .cap = s->L};
+            rw->xset = 1;
+            rw->xgap = s->hgap[j];
+            rw->xn = s->hn[j];
+            rs_seq_run(s, tr, 1);
+            for (int l = 0; l < s->nl; l++) {
+                memcpy(s->hxin + (size_t)j * s->pstride + (size_t)l * d,
+                       tr->xin + (size_t)l * d, sizeof(float) * (size_t)d);
+                memcpy(tr->hist + (size_t)j * s->stride + (size_t)l * 2 * d,
+                       tr->qkv + (size_t)l * 3 * d + d,
+                       sizeof(float) * 2 * (size_t)d);
+            }
+        }
+        return;
+    }
+    for (int j = 0; j < nh; j++) {
+        const float *x = s->hx + (size_t)j * dim;
+        float *u = s->hu + (size_t)j * din;
+        for (int i = 0; i < dim; i++) {
+            float v = isfinite(x[i])
+                          ? (rs_std_g(s->conf.transform, x[i]) - s->mu[i]) *
+                                s->istd[i]
+                          : 0.0f;
+            u[i] = v > RS_MODEL_Z_CLIP ? RS_MODEL_Z_CLIP
+                 : v < -RS_MODEL_Z_CLIP ? -RS_MODEL_Z_CLIP : v;
+        }
+        u[dim] = s->hgap[j];
+        u[dim + 1] = s->hn[j];
+    }
+    rs_seq_gemm(s, nh, d, din, s->hu, din, s->p + s->o_win, din, 0.0f,
+                s->hxin, s->pstride);
+    for (int j = 0; j < nh; j++) {
+        float *e = s->hxin + (size_t)j * s->pstride;
+        rs_axpy(1.0f, s->p + s->o_bin, e, d);
+        if (s->hcp[j]) rs_axpy(1.0f, s->p + rs_seq_ecp_row(s, s->hcp[j]), e, d);
+        for (int c = 0; c < s->hncat[j]; c++)
+            rs_axpy(1.0f,
+                    s->p + rs_seq_ecat_row(s, s->hcat[(size_t)j * RS_MAX_CATEG + c]),
+                    e, d);
+        for (int i = 0; i < d; i++) e[i] = e[i] / (1.0f + fabsf(e[i]));
+    }
+    /* hist[j] = [xin_j Wk^T, xin_j Wv^T] (training only: OpenBLAS) */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nh, 2 * d, d, 1.0f,
+                s->hxin, s->pstride, s->p + s->o_qkv[0] + (size_t)d * d, d,
+                0.0f, tr->hist, s->stride);
+}
+
+/* The replay row of the loaded event over its rebuilt history. */
+static void rs_seq_replay_row(rs_seq_t *s, int nh) {
+    rs_seq_run_t *tr = &s->tr;
     rs_seq_row_t *rw = &tr->row[0];
-    const int d = s->d, n = p->n_hist;
-    const float *xh = s->pxin + (size_t)sl * s->L * s->pstride;
-    for (int l = 0; l < s->nl && n > 0; l++) {
-        /* hist[j][l] = [xin_j Wk^T, xin_j Wv^T, xin_j] */
-        /* training only (a replay has a fixed shape): OpenBLAS */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, 2 * d, d, 1.0f,
-                    xh + (size_t)l * d, s->pstride,
-                    s->p + s->o_qkv[l] + (size_t)d * d, d, 0.0f,
-                    tr->hist + (size_t)l * 2 * d, s->stride);
-    }
-    rw->x = s->px + (size_t)sl * s->dim;
-    rw->t = p->t;
-    rw->cp = p->cp;
-    rw->n_cat = p->n_cat;
-    rw->cat = p->cat;
-    rw->h.kv = tr->hist;
-    rw->h.xin = xh;
-    rw->h.t = s->pt + (size_t)sl * s->L;
-    rw->h.n = p->n_hist;
-    rw->h.start = 0;
-    rw->h.cap = s->L;
+    rw->x = s->tx;
+    rw->t = s->tt;
+    rw->cp = s->tcp;
+    rw->n_cat = s->tncat;
+    rw->cat = s->tcat;
+    rw->h = (rs_seq_view_t){.kv = tr->hist, .xin = s->hxin, .t = s->ht,
+                            .n = nh, .start = 0, .cap = s->L};
+    rw->xset = 0;
 }
 
 /* -------------------------------------------------------------- drift */
@@ -1481,7 +1599,6 @@ static int rs_seq_all_layers(const rs_seq_t *s) {
 
 /* Entity slot of a what-if row whose entity has no cache (nothing of the
  * model is created for it). */
-#define RS_SEQ_NO_ENT UINT32_MAX
 
 /* ---------------------------------------------------------- input logs */
 
@@ -1552,15 +1669,6 @@ static void rs_seq_flush(rs_seq_t *s, const rs_model_input_t *in, int nb,
             s->rowent[r + 4] != RS_SEQ_NO_ENT)
             rs_prefetch(s->emeta + (size_t)s->rowent[r + 4] * s->L,
                         sizeof(rs_seq_meta_t) * (size_t)s->L);
-        if ((flags & RS_MODEL_FWD_REMEMBER) && r + 4 < nb) {
-            /* the history inputs it copies, and (about) its pending slot */
-            rs_prefetch(s->exin + (size_t)s->rowent[r + 4] * s->L * s->pstride,
-                        sizeof(float) * (size_t)s->L * s->pstride);
-            uint32_t ps = (s->ptail + s->pspan + 4) % s->pcap;
-            float *dst = s->pxin + (size_t)ps * s->L * s->pstride;
-            for (size_t o = 0; o < sizeof(float) * (size_t)s->L * s->pstride; o += 64)
-                __builtin_prefetch((char *)dst + o, 1);
-        }
         o->score = (float)rs_sigm((double)rs->logit[r]);
         o->contrib = NULL;
         o->n_attended = 0;
@@ -1620,12 +1728,17 @@ static void rs_seq_flush(rs_seq_t *s, const rs_model_input_t *in, int nb,
             o->contrib = c;
         }
         if (in[ii].log) o->log_len = rs_seq_log_write(s, rw, in[ii].log);
-        if (flags & RS_MODEL_FWD_REMEMBER) rs_seq_remember(s, rw, &in[ii], o->score);
+        if (flags & RS_MODEL_FWD_REMEMBER)
+            rs_seq_lrec_write(s, rw, s->rowent[r], &in[ii], o->score,
+                              rs->u[(size_t)r * s->din + dim]);
         if (!dry) rs_seq_drift_add(s, rs->logit[r]);
     }
     if (dry) return;
-    for (int r = 0; r < nb; r++)
-        rs_seq_ent_append(s, s->rowent[r], rs, r, &in[s->rowin[r]]);
+    const int rem = (flags & RS_MODEL_FWD_REMEMBER) != 0;
+    for (int r = 0; r < nb; r++) {
+        const rs_model_input_t *ir = &in[s->rowin[r]];
+        rs_seq_ent_append(s, s->rowent[r], rs, r, ir, rem ? ir->lpos + 1 : 0);
+    }
 }
 
 rs_err_t rs_seq_forward(rs_seq_t *s, const rs_model_input_t *in, int n,
@@ -1639,7 +1752,8 @@ rs_err_t rs_seq_forward(rs_seq_t *s, const rs_model_input_t *in, int n,
         if (!in[i].x || !in[i].event_id || !in[i].entity_id ||
             in[i].n_cat < 0 || in[i].n_cat > RS_MAX_CATEG ||
             in[i].skip_hist < 0 || (in[i].skip_hist && !dry) ||
-            (in[i].log && in[i].log_cap < lmax))
+            (in[i].log && in[i].log_cap < lmax) ||
+            ((flags & RS_MODEL_FWD_REMEMBER) && !in[i].lrec))
             return RS_ERR_INVALID;
     int nb = 0;
     s->stamp++;
@@ -1666,7 +1780,7 @@ rs_err_t rs_seq_forward(rs_seq_t *s, const rs_model_input_t *in, int n,
             if (!h.n) fl |= RS_MODEL_OUT_NEW_ENTITY;
         } else {
             ei = RS_SEQ_NO_ENT;
-            h = (rs_seq_view_t){.kv = s->ekv, .xin = s->exin, .t = s->et,
+            h = (rs_seq_view_t){.kv = s->ekv, .xin = NULL, .t = s->et,
                                 .n = 0, .start = 0, .cap = s->L};
             fl |= RS_MODEL_OUT_NEW_ENTITY;
         }
@@ -1690,6 +1804,7 @@ rs_err_t rs_seq_forward(rs_seq_t *s, const rs_model_input_t *in, int n,
         rw->n_cat = in[i].n_cat;
         rw->cat = in[i].cat_hash;
         rw->h = h;
+        rw->xset = 0;
         if (skip) {
             int m = 0;
             for (int j = 0; j < h.n; j++) {
@@ -1702,7 +1817,7 @@ rs_err_t rs_seq_forward(rs_seq_t *s, const rs_model_input_t *in, int n,
             }
             s->xview = h;
             s->xskip = jx;
-            rw->h = (rs_seq_view_t){.kv = s->xkv, .xin = s->xkv, .t = s->xt,
+            rw->h = (rs_seq_view_t){.kv = s->xkv, .xin = NULL, .t = s->xt,
                                     .n = m, .start = 0, .cap = s->L};
         }
         s->rowent[nb] = ei;
@@ -1779,8 +1894,9 @@ rs_err_t rs_seq_rescore(rs_seq_t *s, const uint8_t *b, size_t len,
     rw->cp = cp;
     rw->n_cat = (int)ncat;
     rw->cat = cat;
-    rw->h = (rs_seq_view_t){.kv = s->xkv, .xin = s->xkv, .t = s->xt,
+    rw->h = (rs_seq_view_t){.kv = s->xkv, .xin = NULL, .t = s->xt,
                             .n = (int)nh, .start = 0, .cap = s->L};
+    rw->xset = 0;
     if (s->wuse) {
         tr->P = s->wuse->p;
         tr->mu = s->wuse->mu;
@@ -1825,11 +1941,12 @@ static void rs_seq_regions(rs_seq_t *s) {
         rs_seq_reg_add(s, rs_seq_ecat_row(s, rw->cat[c]), (size_t)s->d);
 }
 
-/* Forward + backward of pending slot sl at the current weights; returns the
- * loss; gradient in s->g over s->regs. */
-static double rs_seq_fwd_bwd(rs_seq_t *s, uint32_t sl, int y, int level) {
+/* Forward + backward of the replay row (rs_seq_replay_row) at the current
+ * weights; returns the loss; gradient in s->g over s->regs.  A correction
+ * (RS_MODEL_LEARN_CORRECT) is the positive's loss minus the negative's. */
+static double rs_seq_fwd_bwd(rs_seq_t *s, int y, int level,
+                             rs_model_learn_t how) {
     rs_seq_run_t *tr = &s->tr;
-    rs_seq_pend_row(s, sl, tr);
     tr->P = s->p;
     tr->mu = s->mu;
     tr->istd = s->istd;
@@ -1837,9 +1954,16 @@ static double rs_seq_fwd_bwd(rs_seq_t *s, uint32_t sl, int y, int level) {
     rs_seq_regions(s);
     for (int i = 0; i < s->nregs; i++)
         memset(s->g + s->regs[i].off, 0, sizeof(float) * s->regs[i].len);
-    double l = (double)tr->logit[0];
-    double c = y ? s->conf.pos_weight : 1.0;
-    double loss = c * (rs_splus(l) - (y ? l : 0.0));
+    double l = (double)tr->logit[0], loss, dl;
+    const double cp = s->conf.pos_weight;
+    if (how == RS_MODEL_LEARN_CORRECT) {
+        loss = cp * (rs_splus(l) - l) - rs_splus(l);
+        dl = cp * (rs_sigm(l) - 1.0) - rs_sigm(l);
+    } else {
+        double c = y ? cp : 1.0;
+        loss = c * (rs_splus(l) - (y ? l : 0.0));
+        dl = c * (rs_sigm(l) - (y ? 1.0 : 0.0));
+    }
     for (int ly = 0; ly < s->nl; ly++) {
         const float *f = s->fbal + (size_t)ly * s->E;
         const float *gp = tr->gp + (size_t)ly * s->E;
@@ -1847,7 +1971,7 @@ static double rs_seq_fwd_bwd(rs_seq_t *s, uint32_t sl, int y, int level) {
         for (int e = 0; e < s->E; e++) fp += (double)f[e] * gp[e];
         loss += s->conf.seq.balance * s->E * fp;
     }
-    rs_seq_backward(s, tr, 0, (float)(c * (rs_sigm(l) - (y ? 1.0 : 0.0))), level);
+    if (level) rs_seq_backward(s, tr, 0, (float)dl, level);
     return loss;
 }
 
@@ -1894,21 +2018,87 @@ static void rs_seq_update(rs_seq_t *s, size_t off, size_t len, float scale,
     }
 }
 
-static void rs_seq_step(rs_seq_t *s, uint32_t sl, int y) {
-    /* 1. standardiser */
-    const float *x = s->px + (size_t)sl * s->dim;
-    s->nobs++;
-    for (int i = 0; i < s->dim; i++) {
-        double v = isfinite(x[i]) ? (double)x[i] : s->mean[i];
-        double dd = v - s->mean[i];
-        s->mean[i] += dd / (double)s->nobs;
-        s->m2[i] += dd * (v - s->mean[i]);
-    }
-    rs_seq_refresh_std(s);
+/* ------------------------------------------------ the weight average */
 
-    /* 2. gradient of the replayed forward, clipped by norm */
+/* Index into av_sync of the region starting at `off` (a region of
+ * rs_seq_regions: the dense block, one expert, one embedding row). */
+static size_t rs_seq_av_idx(const rs_seq_t *s, size_t off) {
+    if (off < s->dense_end) return 0;
+    if (off >= s->o_ecp) {
+        size_t row = (off - s->o_ecp) / (size_t)s->d; /* cp rows, then cat */
+        return 1 + (size_t)s->nl * s->E + row;
+    }
+    for (int l = s->nl - 1; l >= 0; l--)
+        if (off >= s->o_ex[l])
+            return 1 + (size_t)l * s->E + (off - s->o_ex[l]) / s->pe;
+    return 0;
+}
+
+/* The region's average as of now, into dst (may be s->pa itself):
+ * pa + (p - pa) (1 - prod(1 - a)) over the steps since its last sync. */
+static void rs_seq_av_region(const rs_seq_t *s, size_t idx, size_t off,
+                             size_t len, float *dst) {
+    const float f = (float)exp(s->avl - s->av_sync[idx]);
+    const float *p = s->p + off, *pa = s->pa + off;
+    float *o = dst + off;
+    for (size_t i = 0; i < len; i++) o[i] = p[i] + (pa[i] - p[i]) * f;
+}
+
+/* Every region's average as of now into dst[np] (a snapshot). */
+static void rs_seq_av_all(const rs_seq_t *s, float *dst) {
+    const size_t d = (size_t)s->d, B = (size_t)s->conf.seq.buckets;
+    rs_seq_av_region(s, 0, 0, s->dense_end, dst);
+    for (int l = 0; l < s->nl; l++)
+        for (int e = 0; e < s->E; e++)
+            rs_seq_av_region(s, 1 + (size_t)l * s->E + (size_t)e,
+                             s->o_ex[l] + (size_t)e * s->pe, s->pe, dst);
+    for (size_t r = 0; r < 2 * B; r++)
+        rs_seq_av_region(s, 1 + (size_t)s->nl * s->E + r, s->o_ecp + r * d,
+                         d, dst);
+}
+
+/* Before a step changes the touched regions: bring their averages up to
+ * date (their p has not moved since their last sync). */
+static void rs_seq_av_before(rs_seq_t *s) {
+    if (!s->avn) return;
+    for (int i = 0; i < s->nregs; i++) {
+        size_t idx = rs_seq_av_idx(s, s->regs[i].off);
+        rs_seq_av_region(s, idx, s->regs[i].off, s->regs[i].len, s->pa);
+        s->av_sync[idx] = s->avl;
+    }
+}
+
+/* After the step: fold it into the average (touched regions now, the rest
+ * lazily through avl). */
+static void rs_seq_av_after(rs_seq_t *s) {
+    if (!s->avn) { /* the first step: the average starts at the weights */
+        s->avn = 1;
+        s->avt = s->tcur;
+        memcpy(s->pa, s->p, sizeof(float) * s->np);
+        return;
+    }
+    double a = rs_avg_rate(++s->avn, s->tcur, &s->avt, s->conf.average);
+    const double l1a = a < 1 ? log1p(-a) : -745.0; /* exp() of it: 0 */
+    for (int i = 0; i < s->nregs; i++) {
+        size_t off = s->regs[i].off, len = s->regs[i].len;
+        float *pa = s->pa + off;
+        const float *p = s->p + off;
+        for (size_t j = 0; j < len; j++) pa[j] += (float)a * (p[j] - pa[j]);
+        s->av_sync[rs_seq_av_idx(s, off)] = s->avl + l1a;
+    }
+    s->avl += l1a;
+}
+
+/* One learning step on the loaded record (rs_seq_lrec_load) with nh
+ * loaded history events. */
+static void rs_seq_step(rs_seq_t *s, int nh, int y, rs_model_learn_t how) {
+    /* 1. the standardiser is rs_seq_observe's (learning does not move it);
+     * 2. the history at the current weights, then the gradient of the
+     * replayed forward, clipped by norm */
+    rs_seq_hist_rebuild(s, nh);
+    rs_seq_replay_row(s, nh);
     const int all = rs_seq_all_layers(s);
-    rs_seq_fwd_bwd(s, sl, y, all ? 2 : 1);
+    rs_seq_fwd_bwd(s, y, all ? 2 : 1, how);
     double norm = 0;
     for (int i = 0; i < s->nregs; i++)
         norm += rs_seq_sumsq(s->g + s->regs[i].off, s->regs[i].len);
@@ -1924,6 +2114,7 @@ static void rs_seq_step(rs_seq_t *s, uint32_t sl, int y) {
     }
 
     /* 4. optimiser on the trainable touched regions */
+    rs_seq_av_before(s);
     s->opt_t++;
     float c1 = 1.0f - powf(RS_ADAM_B1, (float)RS_MIN(s->opt_t, 100000));
     float c2 = 1.0f - powf(RS_ADAM_B2, (float)RS_MIN(s->opt_t, 100000));
@@ -1942,9 +2133,21 @@ static void rs_seq_step(rs_seq_t *s, uint32_t sl, int y) {
         }
     }
 
+    rs_seq_av_after(s);
+
     /* 5. counters and version */
     s->updates++;
-    if (y) s->positives++; else s->negatives++;
+    if (how == RS_MODEL_LEARN_REPLAY) {
+        s->replays++;
+    } else if (how == RS_MODEL_LEARN_CORRECT) {
+        s->positives++;
+        s->corrections++;
+    } else if (y) {
+        s->positives++;
+    } else {
+        s->negatives++;
+        if (how == RS_MODEL_LEARN_MATURED) s->horizon_negatives++;
+    }
     uint64_t vs = s->updates / (uint64_t)s->conf.publish_every;
     if (!s->vnamed && vs != s->vstep) {
         s->vstep = vs;
@@ -1952,40 +2155,35 @@ static void rs_seq_step(rs_seq_t *s, uint32_t sl, int y) {
     }
 }
 
-rs_err_t rs_seq_learn(rs_seq_t *s, const rs_label_t *lb, float *score_out) {
-    int64_t pos = rs_seq_pend_pos(s, rs_hash_str(lb->event_id));
-    if (pos < 0) {
-        s->unknown_labels++;
-        return RS_ERR_NOTFOUND;
+/* Check and load a record and its history (oldest first). */
+static rs_err_t rs_seq_load_all(rs_seq_t *s, const void *rec,
+                                const void *const *hist, int nh) {
+    const uint8_t *r = rec;
+    rs_err_t err = rs_seq_lrec_check(s, r);
+    if (err) return err;
+    const rs_lrec_hdr_t *h = (const rs_lrec_hdr_t *)rec;
+    if (nh > (int)h->hist) return RS_ERR_INVALID;
+    for (int j = 0; j < nh; j++) {
+        const rs_lrec_hdr_t *hj = hist[j];
+        if (!hj) return RS_ERR_INVALID;
+        if ((err = rs_seq_lrec_check(s, hist[j]))) return err;
+        if (hj->entity != h->entity || hj->t > h->t) return RS_ERR_INVALID;
     }
-    uint32_t sl = s->pindex[pos] - 1;
-    if (score_out) *score_out = s->pend[sl].score;
-    rs_seq_pend_kill(s, sl);
-    rs_seq_step(s, sl, lb->value >= 0.5);
-    rs_seq_pend_trim(s);
+    rs_seq_lrec_load(s, r, -1);
+    for (int j = 0; j < nh; j++) rs_seq_lrec_load(s, hist[j], j);
     return RS_OK;
 }
 
-int rs_seq_advance(rs_seq_t *s, int64_t watermark_ms,
-                   void (*resolved)(void *opaque, float score, int label),
-                   void *opaque) {
-    int n = 0;
-    int64_t cutoff = watermark_ms < INT64_MIN + s->conf.label_horizon
-                         ? INT64_MIN
-                         : watermark_ms - s->conf.label_horizon;
-    rs_seq_pend_trim(s);
-    while (s->pspan) {
-        uint32_t sl = s->ptail;
-        if (s->pend[sl].t >= cutoff) break;
-        float score = s->pend[sl].score;
-        rs_seq_pend_kill(s, sl);
-        rs_seq_step(s, sl, 0);
-        s->horizon_negatives++;
-        n++;
-        if (resolved) resolved(opaque, score, 0);
-        rs_seq_pend_trim(s);
-    }
-    return n;
+rs_err_t rs_seq_learn_lrec(rs_seq_t *s, const void *rec,
+                           const void *const *hist, int nh, int y,
+                           rs_model_learn_t how, double psi) {
+    rs_err_t err = rs_seq_load_all(s, rec, hist, nh);
+    if (err) return err;
+    /* the scorer's drift decides which layers learn (rs_seq_all_layers) */
+    if (isfinite(psi) && psi >= 0) s->psi = psi;
+    s->tcur = ((const rs_lrec_hdr_t *)rec)->t;
+    rs_seq_step(s, nh, how == RS_MODEL_LEARN_CORRECT ? 1 : y != 0, how);
+    return RS_OK;
 }
 
 void rs_seq_stats(const rs_seq_t *s, rs_model_stats_t *st) {
@@ -1994,22 +2192,18 @@ void rs_seq_stats(const rs_seq_t *s, rs_model_stats_t *st) {
     st->positives = s->positives;
     st->negatives = s->negatives;
     st->horizon_negatives = s->horizon_negatives;
-    st->pending = s->plive;
-    st->dropped = s->dropped;
-    st->unknown_labels = s->unknown_labels;
+    st->corrections = s->corrections;
+    st->replays = s->replays;
     rs_strlcpy(st->version, s->version, sizeof(st->version));
     st->entities = s->eused;
     st->evictions = s->evictions;
     st->drift_psi = s->psi;
     st->drift_high = rs_seq_all_layers(s);
     st->entity_bytes = sizeof(rs_seq_ent_t) + 2 * sizeof(uint32_t) +
-                       (size_t)s->L * (sizeof(float) * (s->stride + s->pstride) +
-                                       sizeof(int64_t) + sizeof(rs_seq_meta_t));
-    st->pending_bytes = sizeof(rs_seq_pend_t) + 2 * sizeof(uint32_t) +
-                        sizeof(float) * (size_t)s->dim +
-                        (size_t)s->L * (sizeof(float) * s->pstride + sizeof(int64_t));
-    st->mem_bytes = st->entity_bytes * s->ecap + st->pending_bytes * s->pcap +
-                    4 * sizeof(float) * s->np;
+                       (size_t)s->L * (sizeof(float) * s->stride +
+                                       2 * sizeof(int64_t) +
+                                       sizeof(rs_seq_meta_t));
+    st->mem_bytes = st->entity_bytes * s->ecap + 4 * sizeof(float) * s->np;
 }
 
 /* ------------------------------------- versions and learning records */
@@ -2030,137 +2224,11 @@ uint32_t rs_seq_record_arch(const rs_seq_t *s) {
     return rs_checksum32("seq", 3, rs_seq_arch_hash(s));
 }
 
-/* Record body (after the 48-byte header; offsets fixed per model):
- *   u64 cp | u64 cat[RS_MAX_CATEG] (unused 0) | i32 n_hist, n_cat |
- *   i64 t[L] (history times, oldest first; unused 0) | f32 x[dim] |
- *   f32 xin[n_hist][layers][d] (the history's layer inputs)
- * `used` ends after the n_hist used xin rows. */
-#define RS_SEQ_REC_CP   RS_REC_HDR
-#define RS_SEQ_REC_CAT  (RS_SEQ_REC_CP + 8)
-#define RS_SEQ_REC_N    (RS_SEQ_REC_CAT + 8 * RS_MAX_CATEG)
-#define RS_SEQ_REC_T    (RS_SEQ_REC_N + 8)
-
-static size_t rs_seq_rec_x(const rs_seq_t *s) {
-    return RS_SEQ_REC_T + 8 * (size_t)s->L;
-}
-
-static size_t rs_seq_rec_xin(const rs_seq_t *s) {
-    return rs_seq_rec_x(s) + sizeof(float) * (size_t)s->dim;
-}
-
-size_t rs_seq_record_size(const rs_seq_t *s) {
-    size_t n = rs_seq_rec_xin(s) + sizeof(float) * (size_t)s->L * s->pstride;
-    return (n + 7) & ~(size_t)7;
-}
-
-/* Copy pending slot sl (killed by the caller, not yet reused) into rec. */
-static void rs_seq_rec_put(const rs_seq_t *s, uint32_t sl, int label,
-                           int horizon, void *rec) {
-    const rs_seq_pend_t *p = &s->pend[sl];
-    uint8_t *r = rec;
-    const size_t nh = (size_t)p->n_hist, ox = rs_seq_rec_x(s),
-                 oxin = rs_seq_rec_xin(s);
-    uint64_t cat[RS_MAX_CATEG] = {0};
-    memcpy(cat, p->cat, sizeof(uint64_t) * (size_t)p->n_cat);
-    const int32_t n[2] = {p->n_hist, p->n_cat};
-    memcpy(r + RS_SEQ_REC_CP, &p->cp, 8);
-    memcpy(r + RS_SEQ_REC_CAT, cat, sizeof(cat));
-    memcpy(r + RS_SEQ_REC_N, n, sizeof(n));
-    memcpy(r + RS_SEQ_REC_T, s->pt + (size_t)sl * s->L, 8 * nh);
-    memset(r + RS_SEQ_REC_T + 8 * nh, 0, 8 * ((size_t)s->L - nh));
-    memcpy(r + ox, s->px + (size_t)sl * s->dim, sizeof(float) * (size_t)s->dim);
-    memcpy(r + oxin, s->pxin + (size_t)sl * s->L * s->pstride,
-           sizeof(float) * nh * s->pstride);
-    rs_rec_hdr_t h = {0};
-    h.size = (uint32_t)rs_seq_record_size(s);
-    h.arch = rs_seq_record_arch(s);
-    h.used = (uint32_t)(oxin + sizeof(float) * nh * s->pstride);
-    h.kind = RS_MODEL_SEQ;
-    h.label = (uint8_t)label;
-    h.horizon = (uint8_t)horizon;
-    h.drift_high = s->psi > s->conf.seq.drift_threshold;
-    h.score = p->score;
-    h.t = p->t;
-    h.psi = s->psi;
-    rs_rec_seal(rec, &h);
-}
-
-rs_err_t rs_seq_take(rs_seq_t *s, const rs_label_t *lb, void *rec,
-                     float *score_out) {
-    int64_t pos = rs_seq_pend_pos(s, rs_hash_str(lb->event_id));
-    if (pos < 0) {
-        s->unknown_labels++;
-        return RS_ERR_NOTFOUND;
-    }
-    uint32_t sl = s->pindex[pos] - 1;
-    if (score_out) *score_out = s->pend[sl].score;
-    rs_seq_pend_kill(s, sl);
-    rs_seq_rec_put(s, sl, lb->value >= 0.5, 0, rec);
-    rs_seq_pend_trim(s);
-    return RS_OK;
-}
-
-int rs_seq_advance_take(rs_seq_t *s, int64_t watermark_ms, void *recs,
-                        int max,
-                        void (*resolved)(void *opaque, float score, int label),
-                        void *opaque) {
-    const size_t rsz = rs_seq_record_size(s);
-    int n = 0;
-    int64_t cutoff = watermark_ms < INT64_MIN + s->conf.label_horizon
-                         ? INT64_MIN
-                         : watermark_ms - s->conf.label_horizon;
-    rs_seq_pend_trim(s);
-    while (s->pspan && n < max) {
-        uint32_t sl = s->ptail;
-        if (s->pend[sl].t >= cutoff) break;
-        float score = s->pend[sl].score;
-        rs_seq_pend_kill(s, sl);
-        rs_seq_rec_put(s, sl, 0, 1, (uint8_t *)recs + (size_t)n * rsz);
-        n++;
-        if (resolved) resolved(opaque, score, 0);
-        rs_seq_pend_trim(s);
-    }
-    return n;
-}
-
-rs_err_t rs_seq_learn_record(rs_seq_t *s, const void *rec) {
-    rs_rec_hdr_t h;
-    rs_err_t err = rs_rec_open(rec, RS_MODEL_SEQ, rs_seq_record_arch(s),
-                               rs_seq_record_size(s), &h);
-    if (err) return err;
-    const uint8_t *r = rec;
-    int32_t n[2];
-    memcpy(n, r + RS_SEQ_REC_N, sizeof(n));
-    const size_t ox = rs_seq_rec_x(s), oxin = rs_seq_rec_xin(s);
-    if (n[0] < 0 || n[0] > s->L || n[1] < 0 || n[1] > RS_MAX_CATEG ||
-        h.used != oxin + sizeof(float) * (size_t)n[0] * s->pstride)
-        return RS_ERR_CORRUPT;
-    /* into the slot past the ring; replayed like a pending event */
-    const uint32_t sl = s->pcap;
-    rs_seq_pend_t *p = &s->pend[sl];
-    memset(p, 0, sizeof(*p));
-    p->t = h.t;
-    p->score = h.score;
-    p->n_hist = n[0];
-    p->n_cat = n[1];
-    memcpy(&p->cp, r + RS_SEQ_REC_CP, 8);
-    memcpy(p->cat, r + RS_SEQ_REC_CAT, sizeof(uint64_t) * (size_t)n[1]);
-    memcpy(s->pt + (size_t)sl * s->L, r + RS_SEQ_REC_T, 8 * (size_t)n[0]);
-    memcpy(s->px + (size_t)sl * s->dim, r + ox, sizeof(float) * (size_t)s->dim);
-    memcpy(s->pxin + (size_t)sl * s->L * s->pstride, r + oxin,
-           sizeof(float) * (size_t)n[0] * s->pstride);
-    /* the scorer's drift decides which layers learn (rs_seq_all_layers) */
-    s->psi = h.psi;
-    rs_seq_step(s, sl, h.label);
-    if (h.horizon) s->horizon_negatives++;
-    return RS_OK;
-}
-
 void rs_seq_peek(rs_rbuf_t *rb, uint64_t *updates, uint64_t *vstep) {
     int nf = 0;
     rs_seq_conf_fields(&nf);
     /* conf hash, 4 f64 + 4 i64 of `model:`, the `seq:` fields */
-    rs_rb_take(rb, 4 + 8 * 8 + 8 * (size_t)nf);
+    rs_rb_take(rb, 4 + 8 * 8 + 8 * ((size_t)nf + 1));
     *updates = rs_rb_u64(rb);
     for (int i = 0; i < 3; i++) rs_rb_u64(rb);
     *vstep = rs_rb_u64(rb);
@@ -2192,34 +2260,36 @@ void rs_seq_region(const rs_seq_t *s, rs_seq_region_t r, int l, size_t *off,
     }
 }
 
-rs_err_t rs_seq_loss_grad(rs_seq_t *s, const char *event_id, int y,
+rs_err_t rs_seq_loss_grad(rs_seq_t *s, const void *rec,
+                          const void *const *hist, int nh, int y,
                           double *loss, float *grad) {
-    int64_t pos = rs_seq_pend_pos(s, rs_hash_str(event_id));
-    if (pos < 0) return RS_ERR_NOTFOUND;
-    uint32_t sl = s->pindex[pos] - 1;
+    rs_err_t err = rs_seq_load_all(s, rec, hist, nh);
+    if (err) return err;
+    rs_seq_hist_rebuild(s, nh);
+    rs_seq_replay_row(s, nh);
     if (grad) {
         memset(s->g, 0, sizeof(float) * s->np);
-        *loss = rs_seq_fwd_bwd(s, sl, y, 2);
+        *loss = rs_seq_fwd_bwd(s, y, 2, RS_MODEL_LEARN_LABEL);
         memcpy(grad, s->g, sizeof(float) * s->np);
         return RS_OK;
     }
+    *loss = rs_seq_fwd_bwd(s, y, 0, RS_MODEL_LEARN_LABEL);
+    return RS_OK;
+}
+
+rs_err_t rs_seq_loss_frozen(rs_seq_t *s, int nh, int y, double *loss) {
+    const int d = s->d;
     rs_seq_run_t *tr = &s->tr;
-    rs_seq_pend_row(s, sl, tr);
-    tr->P = s->p;
-    tr->mu = s->mu;
-    tr->istd = s->istd;
-    rs_seq_run(s, tr, 1);
-    double l = (double)tr->logit[0];
-    double c = y ? s->conf.pos_weight : 1.0;
-    double v = c * (rs_splus(l) - (y ? l : 0.0));
-    for (int ly = 0; ly < s->nl; ly++) {
-        const float *f = s->fbal + (size_t)ly * s->E;
-        const float *gp = tr->gp + (size_t)ly * s->E;
-        double fp = 0;
-        for (int e = 0; e < s->E; e++) fp += (double)f[e] * gp[e];
-        v += s->conf.seq.balance * s->E * fp;
-    }
-    *loss = v;
+    if (nh < 0 || nh > s->L) return RS_ERR_INVALID;
+    /* keys/values of every layer from the kept layer inputs at the
+     * current weights (qkv = xin Wqkv^T, no bias) */
+    for (int l = 0; l < s->nl && nh > 0; l++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nh, 2 * d, d,
+                    1.0f, s->hxin + (size_t)l * d, s->pstride,
+                    s->p + s->o_qkv[l] + (size_t)d * d, d, 0.0f,
+                    tr->hist + (size_t)l * 2 * d, s->stride);
+    rs_seq_replay_row(s, nh);
+    *loss = rs_seq_fwd_bwd(s, y, 0, RS_MODEL_LEARN_LABEL);
     return RS_OK;
 }
 
@@ -2240,13 +2310,16 @@ static void rs_rb_f32s(rs_rbuf_t *b, float *v, size_t n) {
     }
 }
 
-static void rs_seq_wb_conf(rs_wbuf_t *b, const rs_model_conf_t *c) {
+static void rs_seq_wb_conf(rs_wbuf_t *b, const rs_model_conf_t *c,
+                           int64_t tlast) {
     rs_wb_f64(b, c->learning_rate);
     rs_wb_f64(b, c->l2);
     rs_wb_f64(b, c->pos_weight);
     rs_wb_f64(b, c->grad_clip);
     rs_wb_u64(b, (uint64_t)c->label_horizon);
-    rs_wb_u64(b, (uint64_t)c->pending_max);
+    /* was pending_max: the standardiser's newest observation time and the
+     * transform, (t << 1) | symlog (0 in older files: none) */
+    rs_wb_u64(b, ((uint64_t)tlast << 1) | (uint64_t)(c->transform & 1));
     rs_wb_u64(b, (uint64_t)c->publish_every);
     rs_wb_u64(b, (uint64_t)c->batch_max);
     for (size_t i = 0; i < RS_ARRAY_LEN(rs_seq_fields); i++) {
@@ -2258,17 +2331,21 @@ static void rs_seq_wb_conf(rs_wbuf_t *b, const rs_model_conf_t *c) {
             rs_wb_u64(b, (uint64_t)(int64_t)*(const int *)p);
         else
             rs_wb_u64(b, (uint64_t)*(const int64_t *)p);
+        if (!strcmp(fd->name, "max_entities"))
+            rs_wb_u64(b, 0); /* was seq.pending_max: files keep the slot */
     }
 }
 
-static void rs_seq_rb_conf(rs_rbuf_t *b, rs_model_conf_t *c) {
+static void rs_seq_rb_conf(rs_rbuf_t *b, rs_model_conf_t *c, int64_t *tlast) {
     c->kind = RS_MODEL_SEQ;
     c->learning_rate = rs_rb_f64(b);
     c->l2 = rs_rb_f64(b);
     c->pos_weight = rs_rb_f64(b);
     c->grad_clip = rs_rb_f64(b);
     c->label_horizon = (int64_t)rs_rb_u64(b);
-    c->pending_max = (int64_t)rs_rb_u64(b);
+    uint64_t stdw = rs_rb_u64(b); /* (t_last << 1) | symlog */
+    c->transform = (int)(stdw & 1);
+    *tlast = (int64_t)(stdw >> 1);
     c->publish_every = (int64_t)rs_rb_u64(b);
     c->batch_max = (int64_t)rs_rb_u64(b);
     for (size_t i = 0; i < RS_ARRAY_LEN(rs_seq_fields); i++) {
@@ -2280,20 +2357,22 @@ static void rs_seq_rb_conf(rs_rbuf_t *b, rs_model_conf_t *c) {
             *(int *)p = (int)(int64_t)rs_rb_u64(b);
         else
             *(int64_t *)p = (int64_t)rs_rb_u64(b);
+        if (!strcmp(fd->name, "max_entities")) rs_rb_u64(b); /* pending_max */
     }
 }
 
 /* Body layout (little-endian; after kind "seq", dim and names):
  *   u32 conf hash | conf: f64 lr, l2, pos_weight, grad_clip, i64
- *   label_horizon, pending_max, publish_every, batch_max, then every `seq:`
- *   field in table order (f64 or i64) | u64 updates, positives, negatives,
+ *   label_horizon (-1 auto), 0 (was pending_max), publish_every, batch_max,
+ *   then every `seq:` field in table order (f64 or i64; a 0 after
+ *   max_entities, where seq.pending_max was) | u64 updates, positives, negatives,
  *   horizon_negatives, vstep (bit 63: set by rs_seq_set_number), opt_t,
  *   nobs, evictions | f64 mean[dim],
  *   m2[dim] | u64 np | f32 p[np], m[np], v[np] | f32 fbal[layers][E] |
  *   u32 dref_ok | f64 psi | u64 dref[10], dcur[10], dcur_n */
 void rs_seq_serialize(const rs_seq_t *s, rs_wbuf_t *b) {
     rs_wb_u32(b, s->conf_hash);
-    rs_seq_wb_conf(b, &s->conf);
+    rs_seq_wb_conf(b, &s->conf, s->std_tlast);
     const uint64_t cnt[8] = {s->updates, s->positives, s->negatives,
                              s->horizon_negatives,
                              s->vstep | (s->vnamed ? 1ull << 63 : 0), s->opt_t,
@@ -2311,15 +2390,28 @@ void rs_seq_serialize(const rs_seq_t *s, rs_wbuf_t *b) {
     for (int i = 0; i < RS_SEQ_PSI_BINS; i++) rs_wb_u64(b, s->dref[i]);
     for (int i = 0; i < RS_SEQ_PSI_BINS; i++) rs_wb_u64(b, s->dcur[i]);
     rs_wb_u64(b, s->dcur_n);
+    /* format 2: the weight average (model.average) as of now */
+    rs_wb_u64(b, s->avn);
+    rs_wb_u64(b, (uint64_t)s->avt);
+    if (s->avn) {
+        float *a = rs_aligned_calloc(s->np, sizeof(float));
+        rs_seq_av_all(s, a);
+        rs_wb_f32s(b, a, s->np);
+        rs_free(a);
+    } else {
+        rs_wb_f32s(b, s->p, s->np);
+    }
 }
 
 /* Bytes of a saved body after the counters for architecture c over dim
  * features with np parameters: mean, m2 | np | p, m, v | fbal | dref_ok,
- * psi, dref, dcur, dcur_n. */
-static uint64_t rs_seq_body_tail(const rs_seq_conf_t *c, int dim, size_t np) {
+ * psi, dref, dcur, dcur_n | (format 2) avn, avt, average[np]. */
+static uint64_t rs_seq_body_tail(const rs_seq_conf_t *c, int dim, size_t np,
+                                 int fmt) {
     return 16 * (uint64_t)dim + 8 + 12 * (uint64_t)np +
            4 * (uint64_t)c->layers * (uint64_t)c->experts + 4 + 8 +
-           8 * (2 * RS_SEQ_PSI_BINS + 1);
+           8 * (2 * RS_SEQ_PSI_BINS + 1) +
+           (fmt >= 2 ? 16 + 4 * (uint64_t)np : 0); /* avn, avt, average */
 }
 
 /* Largest |parameter| a loaded file may hold.  Weights start at O(1)
@@ -2348,6 +2440,9 @@ static rs_err_t rs_seq_check_values(const rs_seq_t *s, char *errstr,
         (err = rs_model_check_f32s("parameter p", s->p, s->np,
                                    -RS_SEQ_PARAM_MAX, RS_SEQ_PARAM_MAX, errstr,
                                    errstr_size)) ||
+        (err = rs_model_check_f32s("average parameter", s->pa, s->np,
+                                   -RS_SEQ_PARAM_MAX, RS_SEQ_PARAM_MAX, errstr,
+                                   errstr_size)) ||
         (err = rs_model_check_f32s("optimiser moment m", s->om, s->np, -mmax,
                                    mmax, errstr, errstr_size)) ||
         (err = rs_model_check_f32s("optimiser moment v", s->ov, s->np, 0, vmax,
@@ -2362,14 +2457,15 @@ static rs_err_t rs_seq_check_values(const rs_seq_t *s, char *errstr,
     return RS_OK;
 }
 
-rs_err_t rs_seq_deserialize(rs_rbuf_t *rb, const rs_model_conf_t *conf,
+rs_err_t rs_seq_deserialize(rs_rbuf_t *rb, int fmt, const rs_model_conf_t *conf,
                             int dim, uint32_t names_hash, rs_seq_t **out,
                             char *errstr, size_t errstr_size) {
     *out = NULL;
     uint32_t chash = rs_rb_u32(rb);
     rs_model_conf_t saved;
     rs_model_conf_init(&saved); /* defaults for what files do not hold */
-    rs_seq_rb_conf(rb, &saved);
+    int64_t tlast = 0;
+    rs_seq_rb_conf(rb, &saved, &tlast);
     uint64_t cnt[8];
     for (int i = 0; i < 8; i++) cnt[i] = rs_rb_u64(rb);
     if (rb->bad)
@@ -2391,6 +2487,7 @@ rs_err_t rs_seq_deserialize(rs_rbuf_t *rb, const rs_model_conf_t *conf,
         use.seq.expert_hidden = saved.seq.expert_hidden;
         use.seq.buckets = saved.seq.buckets;
         use.seq.seed = saved.seq.seed;
+        use.transform = saved.transform; /* what its statistics are of */
     }
     /* What the file declares sizes the model: its settings must be in the
      * tables' ranges and its parameters must be in the file, both before
@@ -2402,7 +2499,7 @@ rs_err_t rs_seq_deserialize(rs_rbuf_t *rb, const rs_model_conf_t *conf,
         return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
                        "saved settings: %s", e2);
     const size_t np = rs_seq_layout(&use.seq, dim, NULL);
-    const uint64_t need = rs_seq_body_tail(&use.seq, dim, np);
+    const uint64_t need = rs_seq_body_tail(&use.seq, dim, np, fmt);
     if (rb->len - rb->off != need)
         return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
                        "truncated or padded: the architecture (d_model "
@@ -2435,7 +2532,13 @@ rs_err_t rs_seq_deserialize(rs_rbuf_t *rb, const rs_model_conf_t *conf,
     for (int i = 0; i < RS_SEQ_PSI_BINS; i++) s->dref[i] = rs_rb_u64(rb);
     for (int i = 0; i < RS_SEQ_PSI_BINS; i++) s->dcur[i] = rs_rb_u64(rb);
     s->dcur_n = rs_rb_u64(rb);
+    if (fmt >= 2) { /* the average, all regions in sync (avl = 0) */
+        s->avn = rs_rb_u64(rb);
+        s->avt = (int64_t)rs_rb_u64(rb);
+        rs_rb_f32s(rb, s->pa, s->np);
+    }
     s->nobs = cnt[6];
+    s->std_tlast = tlast;
     rs_err_t err = RS_OK;
     if (rb->bad || rb->off != rb->len) /* not reached: the size was checked */
         err = rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
@@ -2469,8 +2572,8 @@ rs_err_t rs_seq_deserialize(rs_rbuf_t *rb, const rs_model_conf_t *conf,
  *   top_k, expert_hidden, buckets | u32 entity count
  *   entities, least recently used first (re-inserting them in order at
  *   the LRU front rebuilds the list): u64 key | u32 n | i64 t[n] |
- *   f32 kv[n][stride] | f32 xin[n][pstride] | n x (f32 amount | u8 len,
- *   event id | u8 len, counterparty id)
+ *   f32 kv[n][stride] | u64 lpos[n] (learning-log position + 1, 0 none) |
+ *   n x (f32 amount | u8 len, event id | u8 len, counterparty id)
  *   trailer (8 B): rs_hash64 (xxHash3) of everything before it
  * The ring position is not kept: the n events are written oldest first and
  * read back into slots 0..n-1 (head = n % L).  Scoring, explanations and
@@ -2478,7 +2581,7 @@ rs_err_t rs_seq_deserialize(rs_rbuf_t *rb, const rs_model_conf_t *conf,
  * compute changes.  The dims and sizes are in the header (not only their
  * hash) so a mismatch can be named. */
 #define RS_SEQ_CACHES_MAGIC   "RSEC"
-#define RS_SEQ_CACHES_FORMAT  1u
+#define RS_SEQ_CACHES_FORMAT  2u /* 1 had xin[n][pstride], not lpos */
 #define RS_SEQ_CACHES_HDR     48
 #define RS_SEQ_CACHES_TRAILER 8
 #define RS_SEQ_CACHES_ENT     12 /* u64 key, u32 n */
@@ -2498,9 +2601,9 @@ static void rs_seq_arch_fields(const rs_seq_t *s, int64_t a[7]) {
     a[6] = c->buckets;
 }
 
-/* Fixed bytes of one cached event: time, k/v, xin, amount, 2 lengths. */
+/* Fixed bytes of one cached event: time, k/v, lpos, amount, 2 lengths. */
 static size_t rs_seq_caches_event(const rs_seq_t *s) {
-    return 8 + 4 * ((size_t)s->stride + (size_t)s->pstride) + 4 + 2;
+    return 8 + 4 * (size_t)s->stride + 8 + 4 + 2;
 }
 
 static size_t rs_seq_id_len(const char *id) {
@@ -2546,9 +2649,9 @@ rs_err_t rs_seq_caches_write(const rs_seq_t *s, uint8_t *buf, size_t cap,
         for (int j = 0; j < v.n; j++)
             p = rs_le_putf32s(p, v.kv + (size_t)((v.start + j) % v.cap) * s->stride,
                               (size_t)s->stride);
+        const uint64_t *lp = s->elpos + (size_t)i * s->L;
         for (int j = 0; j < v.n; j++)
-            p = rs_le_putf32s(p, v.xin + (size_t)((v.start + j) % v.cap) * s->pstride,
-                              (size_t)s->pstride);
+            p = rs_le_put64(p, lp[(v.start + j) % v.cap]);
         for (int j = 0; j < v.n; j++) {
             const rs_seq_meta_t *m = &mt[(v.start + j) % v.cap];
             p = rs_le_putf32s(p, &m->amount, 1);
@@ -2609,13 +2712,13 @@ static rs_err_t rs_seq_caches_ent(rs_seq_t *s, const uint8_t *b, size_t *off,
         return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
                        "entity caches: entity %u has %u cached events, the "
                        "history holds %d", e, n, s->L);
-    const size_t nf = (size_t)n * ((size_t)s->stride + (size_t)s->pstride);
-    const size_t fixed = 8 * (size_t)n + 4 * nf;
+    const size_t nf = (size_t)n * (size_t)s->stride;
+    const size_t fixed = 8 * (size_t)n + 4 * nf + 8 * (size_t)n;
     if (end - o < fixed)
         return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
                        "entity caches: entity %u is truncated", e);
     const uint8_t *t = b + o, *kv = t + 8 * (size_t)n,
-                  *xin = kv + 4 * (size_t)n * s->stride;
+                  *lp = kv + 4 * nf;
     /* |t| <= 2^62: the gap to any event time in that range (the service's
      * are years 2000-2100) is an int64 without overflow */
     for (uint32_t j = 0; j < n; j++) {
@@ -2629,9 +2732,7 @@ static rs_err_t rs_seq_caches_ent(rs_seq_t *s, const uint8_t *b, size_t *off,
         if ((rs_le_get32(kv + 4 * i) & 0x7f800000u) == 0x7f800000u)
             return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
                            "entity caches: entity %u has a non-finite "
-                           "%s", e,
-                           i < (size_t)n * s->stride ? "key/value"
-                                                     : "layer input");
+                           "key/value", e);
     o += fixed;
     const size_t base = slot >= 0 ? (size_t)slot * s->L : 0;
     for (uint32_t j = 0; j < n; j++) {
@@ -2668,8 +2769,8 @@ static rs_err_t rs_seq_caches_ent(rs_seq_t *s, const uint8_t *b, size_t *off,
         for (uint32_t j = 0; j < n; j++)
             s->et[base + j] = (int64_t)rs_le_get64(t + 8 * (size_t)j);
         rs_le_getf32s(kv, s->ekv + base * s->stride, (size_t)n * s->stride);
-        rs_le_getf32s(xin, s->exin + base * s->pstride,
-                      (size_t)n * s->pstride);
+        for (uint32_t j = 0; j < n; j++)
+            s->elpos[base + j] = rs_le_get64(lp + 8 * (size_t)j);
     }
     *off = o;
     return RS_OK;

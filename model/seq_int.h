@@ -40,10 +40,6 @@ void rs_seq_destroy(rs_seq_t *s);
 
 rs_err_t rs_seq_forward(rs_seq_t *s, const rs_model_input_t *in, int n,
                         rs_model_output_t *out, float *contrib, unsigned flags);
-rs_err_t rs_seq_learn(rs_seq_t *s, const rs_label_t *lb, float *score_out);
-int rs_seq_advance(rs_seq_t *s, int64_t watermark_ms,
-                   void (*resolved)(void *opaque, float score, int label),
-                   void *opaque);
 const char *rs_seq_version(const rs_seq_t *s);
 
 rs_seq_weights_t *rs_seq_weights_take(const rs_seq_t *s);
@@ -67,27 +63,28 @@ rs_err_t rs_seq_rescore(rs_seq_t *s, const uint8_t *body, size_t body_len,
  * file's settings must be in the config tables' ranges and the rest of rb
  * must be exactly the parameters and state its architecture needs, both
  * checked before anything is allocated; every loaded value must be in
- * range (seq.c).  RS_OK and *out, or RS_ERR_CORRUPT (the file) /
+ * range (seq.c).  fmt: the file's format (model.c; 1 has no weight
+ * average).  RS_OK and *out, or RS_ERR_CORRUPT (the file) /
  * RS_ERR_CONFIG (conf) with errstr. */
 void rs_seq_serialize(const rs_seq_t *s, rs_wbuf_t *b);
-rs_err_t rs_seq_deserialize(rs_rbuf_t *rb, const rs_model_conf_t *conf,
+rs_err_t rs_seq_deserialize(rs_rbuf_t *rb, int fmt, const rs_model_conf_t *conf,
                             int dim, uint32_t names_hash, rs_seq_t **out,
                             char *errstr, size_t errstr_size);
 
-/* Versions, learning records, model store (model.h).  Record layout and
- * checks: model_int.h (header) and seq.c (body). */
+/* Versions, learning records, model store (model.h).  Record layout:
+ * learnlog.h (header) and seq.c (body). */
 const rs_model_conf_t *rs_seq_conf(const rs_seq_t *s);
 void rs_seq_set_number(rs_seq_t *s, uint64_t n);
 uint64_t rs_seq_number(const rs_seq_t *s); /* of the snapshot used, if any */
 uint32_t rs_seq_record_arch(const rs_seq_t *s);
-size_t rs_seq_record_size(const rs_seq_t *s);
-rs_err_t rs_seq_take(rs_seq_t *s, const rs_label_t *lb, void *rec,
-                     float *score_out);
-int rs_seq_advance_take(rs_seq_t *s, int64_t watermark_ms, void *recs,
-                        int max,
-                        void (*resolved)(void *opaque, float score, int label),
-                        void *opaque);
-rs_err_t rs_seq_learn_record(rs_seq_t *s, const void *rec);
+size_t rs_seq_lrec_size(const rs_seq_t *s);
+/* Bytes per entity cache of a "seq" model of conf's architecture (as
+ * rs_seq_new would allocate them; no allocation). */
+uint64_t rs_seq_conf_entity_bytes(const rs_model_conf_t *conf);
+void rs_seq_observe(rs_seq_t *s, const void *rec);
+rs_err_t rs_seq_learn_lrec(rs_seq_t *s, const void *rec,
+                           const void *const *hist, int nh, int y,
+                           rs_model_learn_t how, double psi);
 /* The update count and version step (bit 63: set by rs_seq_set_number)
  * from the head of a saved body (after kind, dim, names); rb->bad if it
  * is too short. */
@@ -131,12 +128,24 @@ float *rs_seq_params(rs_seq_t *s, size_t *np);
 void rs_seq_region(const rs_seq_t *s, rs_seq_region_t r, int l, size_t *off,
                    size_t *len);
 
-/* Loss of the pending event `event_id` with label y at the current
- * weights, without learning or forgetting it:
+/* Loss of learning record `rec` (history hist[0..nh) oldest first, as for
+ * rs_seq_learn_lrec) with label y at the current weights, without
+ * learning anything:
  *   loss = c_y * (softplus(l) - y l) + balance * E * sum_l sum_e f_e p_e
- * If grad is non-NULL it gets d loss / d params [nparams] (dense).
- * RS_ERR_NOTFOUND if not pending. */
-rs_err_t rs_seq_loss_grad(rs_seq_t *s, const char *event_id, int y,
+ * If grad is non-NULL it gets d loss / d params [nparams] (dense); the
+ * history's inputs are constants (as in learning).  Errors as
+ * rs_seq_learn_lrec. */
+rs_err_t rs_seq_loss_grad(rs_seq_t *s, const void *rec,
+                          const void *const *hist, int nh, int y,
                           double *loss, float *grad);
+/* The loss that gradient is of, for a finite-difference check: the
+ * record loaded by the last rs_seq_loss_grad (its nh history events) at
+ * the current weights, the history's layer inputs kept as that call
+ * rebuilt them (constants: the gradient does not flow into them) and
+ * their keys/values recomputed from them at the current weights.  (The
+ * loss of rs_seq_loss_grad itself rebuilds the layer inputs at the
+ * current weights too, so its finite differences include the history
+ * path the gradient leaves out.) */
+rs_err_t rs_seq_loss_frozen(rs_seq_t *s, int nh, int y, double *loss);
 
 #endif /* RS_SEQ_INT_H */

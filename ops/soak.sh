@@ -46,6 +46,9 @@ for tool in redis-server redis-cli curl awk; do
 done
 
 T="$(mktemp -d /tmp/rs-soak.XXXXXX)"
+# Everything the service keeps (checkpoint, model store, learning logs,
+# label delays) goes under $T, never into the machine's default state dir.
+export RISKSTREAM_STATE_DIR="$T/state"
 PIDS=()
 stack_down() { # newest first: feeder, serve (graceful), then the broker
   local i

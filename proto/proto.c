@@ -14,6 +14,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -253,6 +254,12 @@ rs_err_t rs_event_validate(const rs_event_t *ev, char *errstr,
     if (ev->amount < 0)
         return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
                        "field 'amount': negative (%g)", ev->amount);
+    /* Features and models compute in float: a larger amount would become
+     * infinity there and silently drop out of every sum and mean. */
+    if (ev->amount > FLT_MAX)
+        return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
+                       "field 'amount': %g exceeds the float range (%g)",
+                       ev->amount, (double)FLT_MAX);
 
     if (ev->n_numeric < 0 || ev->n_numeric > RS_MAX_NUMERIC)
         return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
@@ -272,6 +279,11 @@ rs_err_t rs_event_validate(const rs_event_t *ev, char *errstr,
                            "field 'numeric_fields[%d].value' (%s): %s is "
                            "not allowed", i, nf->name,
                            isnan(nf->value) ? "NaN" : "infinity");
+        if (fabs(nf->value) > FLT_MAX)
+            return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
+                           "field 'numeric_fields[%d].value' (%s): %g "
+                           "exceeds the float range (%g)", i, nf->name,
+                           nf->value, (double)FLT_MAX);
     }
 
     if (ev->n_categ < 0 || ev->n_categ > RS_MAX_CATEG)

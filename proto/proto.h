@@ -124,6 +124,8 @@ typedef struct rs_explanation_s {
 } rs_explanation_t;
 
 #define RS_SCORE_FLAG_LATE 0x1u
+#define RS_SCORE_FLAG_DUPLICATE 0x2u /* event id seen before: the decision
+                                      * on record, published again      */
 
 /* The scored event's own fields (EventFields in the .proto), copied into
  * its score so an analyst sees the event from the score record alone. */

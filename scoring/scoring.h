@@ -42,7 +42,10 @@
 #include "features/features.h"
 #include "model/model.h"
 #include "scoring/sink.h"
+#include "scoring/dedup.h"
 #include "scoring/http.h"
+#include "scoring/state.h"
+
 #include "scoring/build_info.h"
 
 #ifdef __cplusplus
@@ -73,6 +76,13 @@ typedef struct rs_service_conf_s {
     int delivery;              /* rs_delivery_t                         */
     char transactional_id[128]; /* exactly-once: "" = riskstream-<group> */
     int64_t transaction_interval_ms; /* exactly-once: commit period     */
+    int64_t commit_timeout_ms; /* exactly-once: longest wait for Redis
+                                * before a commit; then abort + stop    */
+    int64_t stop_timeout_ms;   /* graceful stop: all delivery waits     */
+    int64_t stall_timeout_ms;  /* readiness: no progress with work left
+                                * for this long = not ready; 0 = off    */
+    int64_t dedup_window_ms;   /* duplicate event ids: window; 0 = off  */
+    int64_t dedup_max;         /* duplicate detection: entries kept     */
 } rs_service_conf_t;
 
 /* service.log_inputs: which events' scoring inputs go to Redis
@@ -97,9 +107,14 @@ typedef struct rs_app_conf_s {
     rs_features_conf_t features; /* `features:`                         */
     rs_model_conf_t model;       /* `model:` and `seq:`                 */
     rs_http_conf_t http;         /* `http:` API (serve, api, audit)     */
+    rs_state_conf_t state;       /* `state:` directory                  */
     rs_kv_t kafka;               /* `kafka:` passthrough to librdkafka  */
     rs_conf_t *conf;             /* the registry (owns no app memory)  */
-    rs_conf_section_t secs[7];   /* section rows registered in conf    */
+    rs_conf_section_t secs[8];   /* section rows registered in conf    */
+    /* Not a config key: set by the commands that start the embedded
+     * broker, whose topics end with the process -- then an unset
+     * state.dir means a temporary state directory (state.h). */
+    int state_ephemeral;
 } rs_app_conf_t;
 
 /* Register every section of `app` in a new registry (app->conf) and fill
@@ -108,6 +123,22 @@ typedef struct rs_app_conf_s {
 rs_err_t rs_app_conf_init(rs_app_conf_t *app, char *errstr,
                           size_t errstr_size);
 void rs_app_conf_destroy(rs_app_conf_t *app);
+/* Settings that follow others, after the configuration is loaded (and
+ * again after a command sets one of them, e.g. eval's --label-delay):
+ * features.label_maturity 0 = the declared model.label_delay (windows that
+ * end at label maturity).  Idempotent. */
+void rs_app_conf_resolve(rs_app_conf_t *app);
+
+/* The memory `app` implies (feature tables, the model's caches and pending
+ * buffer, the trainer queue, the Redis buffer, the duplicate window, the
+ * batch arrays) into *total (may be NULL); RS_ERR_CONFIG with errstr
+ * naming the largest key and the bytes when it exceeds what the machine
+ * can hold (rs_mem_limit, or rs_memory_limit_override when non-zero).
+ * rs_service_new runs it first.  @locality any thread */
+rs_err_t rs_app_conf_mem_check(const rs_app_conf_t *app, uint64_t *total,
+                               char *errstr, size_t errstr_size);
+/* Tests: replaces rs_mem_limit() in the check when non-zero. */
+extern uint64_t rs_memory_limit_override;
 
 /* Counters and distributions of a running or finished service.  Plain
  * copy; read with rs_service_stats() from the service thread (or from the
@@ -115,7 +146,7 @@ void rs_app_conf_destroy(rs_app_conf_t *app);
 typedef struct rs_service_stats_s {
     uint64_t events, labels, rejected, scored;
     uint64_t alerts, reviews, declines;
-    uint64_t labels_matched;    /* labels whose event was still pending   */
+    uint64_t labels_matched;    /* labels joined to a learning record     */
     uint64_t positives;         /* positive labels matched                */
     uint64_t caught;            /* of those, scored review/decline/alert  */
     uint64_t redis_errors, kafka_errors;
@@ -125,6 +156,11 @@ typedef struct rs_service_stats_s {
     uint64_t inputs_logged;     /* scoring inputs written for --rescore   */
     uint64_t replayed;          /* re-read below the committed offset:
                                  * state only, not published again        */
+    uint64_t duplicates;        /* event ids seen again within
+                                 * service.dedup_window: the decision on
+                                 * record published again, flagged        */
+    uint64_t labels_unknown;    /* labels whose event is not pending
+                                 * (unknown, already resolved, dropped)   */
     uint64_t txn_commits, txn_aborts; /* exactly-once transactions        */
     uint64_t batches;
     int64_t assigned;           /* input partitions currently assigned    */

@@ -1,14 +1,18 @@
 /* trainer.c -- online learning off the scoring thread (see trainer.h).
  *
  * Invariants:
- *  - The ring holds `cap` records; head (next write) and tail (next read)
+ *  - The ring holds `cap` messages; head (next write) and tail (next read)
  *    only grow; head - tail <= cap.  The scoring thread writes slots in
  *    [head, tail + cap) and moves head; the trainer reads [tail, head) and
  *    moves tail.  Both under `lock` (cheap next to one learning step);
- *    record bytes are copied outside it.
+ *    messages are read outside it.
  *  - `mailbox` holds at most one published snapshot not yet taken; a newer
  *    one replaces (and releases) it.
- *  - T is touched only by the trainer thread once it runs.
+ *  - T, the learner and the logs' resolver side are touched only by the
+ *    trainer thread once it runs.
+ *  - Maturity work (rs_learner_advance) runs in chunks of RS_TRAINER_MATURE
+ *    records between message chunks, so a backlog (a horizon that just
+ *    became known) never holds labels up for long.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -18,16 +22,20 @@
 
 #include "scoring/trainer.h"
 
+#define RS_TRAINER_PARTS 4096 /* partitions with a watermark              */
+
 struct rs_trainer_s {
     rs_model_t *t;
     rs_model_conf_t conf;     /* T's settings (minimal buffers)           */
     rs_model_store_t *store;
     char save_path[512];
+    char delays_path[512];
+    double caught_threshold;
     int64_t publish_every, publish_interval_ms;
 
-    size_t rsz;
-    uint8_t *ring;            /* [cap][rsz]                               */
+    rs_trainer_msg_t *ring;   /* [cap]                                    */
     uint64_t cap, head, tail;
+    int detached;             /* DETACH messages served                   */
 
     pthread_t thr;
     int running;
@@ -46,9 +54,17 @@ struct rs_trainer_s {
     char rb_errstr[256];
 
     /* trainer-thread state */
+    rs_learner_t *lr;
+    int64_t *wm;              /* [RS_TRAINER_PARTS] latest watermark       */
+    uint8_t *mature;          /* [RS_TRAINER_PARTS] 1: maturity work left */
+    double psi;               /* the scorer's drift, latest                */
     uint64_t next_number;     /* without a store                          */
     uint64_t since_publish;   /* updates since the last version           */
+    uint64_t updates_seen;    /* T's updates at the last count            */
     int64_t last_publish_us;
+    uint64_t caught;
+    char caught_id[RS_ID_MAX];
+    rs_auc_t auc;
 
     rs_trainer_stats_t st;    /* under lock                               */
 };
@@ -69,6 +85,35 @@ static struct timespec rs_trainer_deadline(int64_t us) {
 
 /* ----------------------------------------------------------- publish */
 
+/* Counters of T, the learner and the logs into st (trainer thread). */
+static void rs_trainer_snapshot(rs_trainer_t *tr) {
+    rs_model_stats_t ms;
+    rs_learner_stats_t ls;
+    rs_model_stats(tr->t, &ms);
+    rs_learner_stats(tr->lr, &ls);
+    uint64_t recs = 0, bytes = 0, pend = 0;
+    for (int32_t p = 0; p < RS_TRAINER_PARTS; p++) {
+        rs_learnlog_t *lg = rs_learner_log(tr->lr, p);
+        if (!lg) continue;
+        rs_learnlog_stats_t s;
+        rs_learnlog_stats(lg, &s);
+        recs += s.end - s.first;
+        bytes += s.bytes;
+        pend += s.end - s.cursor;
+    }
+    pthread_mutex_lock(&tr->lock);
+    tr->st.model = ms;
+    tr->st.learner = ls;
+    tr->st.caught = tr->caught;
+    rs_strlcpy(tr->st.caught_id, tr->caught_id, sizeof(tr->st.caught_id));
+    tr->st.log_records = recs;
+    tr->st.log_bytes = bytes;
+    tr->st.log_pending = pend;
+    tr->st.auc = tr->auc;
+    tr->st.delays = *rs_learner_delays(tr->lr, 0);
+    pthread_mutex_unlock(&tr->lock);
+}
+
 /* New version of T: number, snapshot into the mailbox, file in the store.
  * Trainer thread (or the creator before the thread starts). */
 static void rs_trainer_publish(rs_trainer_t *tr, int renumber) {
@@ -80,6 +125,9 @@ static void rs_trainer_publish(rs_trainer_t *tr, int renumber) {
     }
     rs_model_weights_t *w = rs_model_weights_take(tr->t);
     int store_err = 0;
+    if (tr->delays_path[0] &&
+        rs_learner_delays_save(tr->lr, tr->delays_path, e2, sizeof(e2)))
+        rs_warn("trainer", "%s", e2);
     if (tr->store &&
         rs_model_store_put(tr->store, tr->t, e2, sizeof(e2)) != RS_OK) {
         rs_error("trainer", "saving version %s: %s", rs_model_version(tr->t),
@@ -94,8 +142,8 @@ static void rs_trainer_publish(rs_trainer_t *tr, int renumber) {
     rs_strlcpy(tr->st.published_version, rs_model_version(tr->t),
                sizeof(tr->st.published_version));
     tr->st.published_at_ms = rs_clock_wall_ms();
-    rs_model_stats(tr->t, &tr->st.model);
     pthread_mutex_unlock(&tr->lock);
+    rs_trainer_snapshot(tr);
     rs_model_weights_release(old);
     tr->since_publish = 0;
     tr->last_publish_us = rs_clock_mono_us();
@@ -138,10 +186,18 @@ static void rs_trainer_do_rollback(rs_trainer_t *tr) {
         rs_model_destroy(probe);
         rs_model_weights_release(w);
     }
+    if (err == RS_OK && rs_learner_set_model(tr->lr, m) != RS_OK)
+        err = rs_errf(e2, sizeof(e2), RS_ERR_INVALID,
+                      "version %s writes other learning records than the "
+                      "running model", version);
     if (err == RS_OK) {
         rs_model_destroy(tr->t);
         tr->t = m;
         m = NULL;
+        /* count the new T's updates from its own (fewer) updates */
+        rs_model_stats_t ms;
+        rs_model_stats(tr->t, &ms);
+        tr->updates_seen = ms.updates;
         rs_warn("trainer", "rolled back to model version %s", version);
         rs_trainer_publish(tr, 0);
     }
@@ -160,10 +216,96 @@ static void rs_trainer_do_rollback(rs_trainer_t *tr) {
 
 /* ------------------------------------------------------------ thread */
 
-#define RS_TRAINER_CHUNK 64
+#define RS_TRAINER_CHUNK 64    /* messages per pass                      */
+#define RS_TRAINER_MATURE 256  /* maturity negatives per pass            */
+
+static void rs_trainer_resolved(void *opaque, float score, int label) {
+    rs_trainer_t *tr = opaque;
+    rs_auc_add(&tr->auc, score, label);
+}
+
+/* Count T's new updates toward the next version; publish when due. */
+static void rs_trainer_count(rs_trainer_t *tr) {
+    rs_model_stats_t ms;
+    rs_model_stats(tr->t, &ms);
+    /* (T replaced by one with fewer updates: nothing new to count) */
+    uint64_t d = ms.updates > tr->updates_seen ? ms.updates - tr->updates_seen
+                                               : 0;
+    tr->updates_seen = ms.updates;
+    tr->since_publish += d;
+    if (tr->since_publish >= (uint64_t)tr->publish_every)
+        rs_trainer_publish(tr, 1);
+}
+
+/* One message (trainer thread). */
+static void rs_trainer_handle(rs_trainer_t *tr, const rs_trainer_msg_t *m) {
+    const int32_t p = m->partition;
+    tr->psi = m->psi;
+    switch (m->kind) {
+    case RS_TRAINER_LABEL: {
+        rs_learner_res_t res;
+        rs_learner_label(tr->lr, p, &m->lb, m->t, m->psi, &res);
+        if (res.outcome == RS_LEARNER_LEARNED ||
+            res.outcome == RS_LEARNER_CORRECTED) {
+            rs_auc_add(&tr->auc, res.score, res.y);
+            if (res.y && res.score >= tr->caught_threshold) {
+                tr->caught++;
+                if (!tr->caught_id[0])
+                    rs_strlcpy(tr->caught_id, m->lb.event_id,
+                               sizeof(tr->caught_id));
+            }
+        }
+        rs_trainer_count(tr);
+        break;
+    }
+    case RS_TRAINER_WATERMARK:
+        rs_learner_observe_to(tr->lr, p, m->log_end);
+        if (p >= 0 && p < RS_TRAINER_PARTS && m->t > tr->wm[p]) {
+            tr->wm[p] = m->t;
+            tr->mature[p] = 1;
+        }
+        break;
+    case RS_TRAINER_ATTACH:
+        if (m->log && rs_learner_attach(tr->lr, m->log) != RS_OK)
+            rs_error("trainer", "learning log of partition %d not attached "
+                     "(one is already, or its records differ)", (int)p);
+        else if (m->log)
+            rs_learner_observe_from(tr->lr, p, m->log_end);
+        if (p >= 0 && p < RS_TRAINER_PARTS) tr->mature[p] = 1;
+        break;
+    case RS_TRAINER_DETACH:
+        rs_learner_detach(tr->lr, p);
+        if (p >= 0 && p < RS_TRAINER_PARTS) {
+            tr->wm[p] = INT64_MIN;
+            tr->mature[p] = 0;
+        }
+        pthread_mutex_lock(&tr->lock);
+        tr->detached++;
+        pthread_cond_broadcast(&tr->answer);
+        pthread_mutex_unlock(&tr->lock);
+        break;
+    }
+}
+
+/* Maturity work of one pass: up to RS_TRAINER_MATURE records over the
+ * partitions that have some.  Returns 1 if work is left. */
+static int rs_trainer_mature(rs_trainer_t *tr) {
+    int left = 0, budget = RS_TRAINER_MATURE;
+    for (int32_t p = 0; p < RS_TRAINER_PARTS && budget > 0; p++) {
+        if (!tr->mature[p]) continue;
+        int n = rs_learner_advance(tr->lr, p, tr->wm[p], tr->psi, budget,
+                                   rs_trainer_resolved, tr);
+        budget -= n;
+        if (n == 0) tr->mature[p] = 0;
+        else left = 1;
+        rs_trainer_count(tr);
+    }
+    return left;
+}
 
 static void *rs_trainer_main(void *arg) {
     rs_trainer_t *tr = arg;
+    int64_t snap_us = 0;
     pthread_mutex_lock(&tr->lock);
     for (;;) {
         if (tr->rb_pending) {
@@ -171,61 +313,43 @@ static void *rs_trainer_main(void *arg) {
             continue;
         }
         uint64_t n = tr->head - tr->tail;
-        if (n == 0) {
-            if (tr->stop) break;
-            /* Publish on time even when no record comes. */
-            int64_t now = rs_clock_mono_us();
-            if (tr->since_publish > 0 &&
-                now - tr->last_publish_us >= tr->publish_interval_ms * 1000) {
-                pthread_mutex_unlock(&tr->lock);
-                rs_trainer_publish(tr, 1);
-                pthread_mutex_lock(&tr->lock);
-                continue;
-            }
-            struct timespec ts = rs_trainer_deadline(100000);
-            pthread_cond_timedwait(&tr->work, &tr->lock, &ts);
-            continue;
-        }
-        if (n > RS_TRAINER_CHUNK) n = RS_TRAINER_CHUNK;
+        const int stopping = tr->stop;
+        if (n == 0 && stopping) break;
         uint64_t first = tr->tail;
+        if (n > RS_TRAINER_CHUNK) n = RS_TRAINER_CHUNK;
         pthread_mutex_unlock(&tr->lock);
-        uint64_t ok = 0, bad = 0;
-        int due = 0;
-        for (uint64_t i = 0; i < n; i++) {
-            const uint8_t *rec = tr->ring + ((first + i) % tr->cap) * tr->rsz;
-            if (rs_model_learn_record(tr->t, rec) != RS_OK) {
-                bad++;
-                continue;
-            }
-            ok++;
-            /* Exactly every publish_every updates. */
-            if (++tr->since_publish >= (uint64_t)tr->publish_every) {
-                rs_trainer_publish(tr, 1);
-                due = 1;
-            }
-        }
+        for (uint64_t i = 0; i < n; i++)
+            rs_trainer_handle(tr, &tr->ring[(first + i) % tr->cap]);
+        /* stopping: the labels queued are learned; maturity resumes from
+         * the logs at the next start */
+        int more = !stopping && rs_trainer_mature(tr);
         int64_t now = rs_clock_mono_us();
+        /* publish on time even when nothing comes */
         if (tr->since_publish > 0 &&
-            now - tr->last_publish_us >= tr->publish_interval_ms * 1000) {
+            now - tr->last_publish_us >= tr->publish_interval_ms * 1000)
             rs_trainer_publish(tr, 1);
-            due = 1;
+        if (now - snap_us >= 200000) {
+            rs_trainer_snapshot(tr);
+            snap_us = now;
         }
         pthread_mutex_lock(&tr->lock);
         tr->tail += n;
-        tr->st.learned += ok;
-        tr->st.failed += bad;
-        if (!due && ((tr->st.learned & 1023) < ok || n < RS_TRAINER_CHUNK))
-            rs_model_stats(tr->t, &tr->st.model);
-        pthread_cond_signal(&tr->space);
+        if (n) pthread_cond_signal(&tr->space);
+        if (n == 0 && !more && !tr->stop && !tr->rb_pending &&
+            tr->head == tr->tail) {
+            struct timespec ts = rs_trainer_deadline(100000);
+            pthread_cond_timedwait(&tr->work, &tr->lock, &ts);
+        }
     }
     pthread_mutex_unlock(&tr->lock);
+    rs_trainer_snapshot(tr);
     return NULL;
 }
 
 /* ------------------------------------------------------------ public */
 
 rs_trainer_t *rs_trainer_new(rs_model_t *t, const rs_model_conf_t *conf,
-                             const char *save_path, rs_err_t *err_out,
+                             const rs_trainer_opts_t *opts, rs_err_t *err_out,
                              char *errstr, size_t errstr_size) {
     rs_trainer_t *tr = rs_calloc(1, sizeof(*tr));
     rs_err_t err = RS_OK;
@@ -234,7 +358,32 @@ rs_trainer_t *rs_trainer_new(rs_model_t *t, const rs_model_conf_t *conf,
     tr->publish_every = conf->publish_every > 0 ? conf->publish_every : 1;
     tr->publish_interval_ms =
         conf->publish_interval_ms > 0 ? conf->publish_interval_ms : 1000;
-    if (save_path) rs_strlcpy(tr->save_path, save_path, sizeof(tr->save_path));
+    if (opts && opts->save_path)
+        rs_strlcpy(tr->save_path, opts->save_path, sizeof(tr->save_path));
+    if (opts && opts->delays_path)
+        rs_strlcpy(tr->delays_path, opts->delays_path,
+                   sizeof(tr->delays_path));
+    tr->caught_threshold = opts ? opts->caught_threshold : 0.5;
+    tr->lr = rs_learner_new(t, conf);
+    tr->wm = rs_calloc(RS_TRAINER_PARTS, sizeof(*tr->wm));
+    for (int i = 0; i < RS_TRAINER_PARTS; i++) tr->wm[i] = INT64_MIN;
+    tr->mature = rs_calloc(RS_TRAINER_PARTS, 1);
+    rs_auc_init(&tr->auc);
+    if (tr->delays_path[0]) {
+        rs_hist_t *a = rs_malloc(2 * sizeof(rs_hist_t));
+        char e2[600];
+        if (rs_learner_delays_load(tr->delays_path, &a[0], &a[1], e2,
+                                   sizeof(e2)) != RS_OK)
+            rs_warn("trainer", "%s", e2);
+        else
+            rs_learner_add_delays(tr->lr, &a[0], &a[1]);
+        free(a);
+    }
+    {
+        rs_model_stats_t ms;
+        rs_model_stats(t, &ms);
+        tr->updates_seen = ms.updates;
+    }
     pthread_mutex_init(&tr->lock, NULL);
     pthread_cond_init(&tr->work, NULL);
     pthread_cond_init(&tr->space, NULL);
@@ -249,9 +398,8 @@ rs_trainer_t *rs_trainer_new(rs_model_t *t, const rs_model_conf_t *conf,
         }
     }
     tr->next_number = rs_model_version_number(t) + 1;
-    tr->rsz = rs_model_record_size(t);
     tr->cap = conf->train_queue > 0 ? (uint64_t)conf->train_queue : 1;
-    tr->ring = rs_aligned_calloc(tr->cap, tr->rsz);
+    tr->ring = rs_aligned_calloc(tr->cap, sizeof(*tr->ring));
     tr->st.capacity = tr->cap;
     /* The starting model is version 1 of a new lineage unless it already
      * has a number (a loaded model keeps its name). */
@@ -271,9 +419,7 @@ fail:
     return NULL;
 }
 
-size_t rs_trainer_record_size(const rs_trainer_t *tr) { return tr->rsz; }
-
-void *rs_trainer_reserve(rs_trainer_t *tr, int max, int *n) {
+rs_trainer_msg_t *rs_trainer_reserve(rs_trainer_t *tr, int max, int *n) {
     pthread_mutex_lock(&tr->lock);
     uint64_t free_n = tr->cap - (tr->head - tr->tail);
     uint64_t pos = tr->head % tr->cap;
@@ -281,7 +427,7 @@ void *rs_trainer_reserve(rs_trainer_t *tr, int max, int *n) {
     pthread_mutex_unlock(&tr->lock);
     if (contig > (uint64_t)max) contig = (uint64_t)max;
     *n = (int)contig;
-    return contig ? tr->ring + pos * tr->rsz : NULL;
+    return contig ? tr->ring + pos : NULL;
 }
 
 void rs_trainer_commit(rs_trainer_t *tr, int n) {
@@ -299,6 +445,35 @@ void rs_trainer_wait_space(rs_trainer_t *tr, int timeout_ms) {
     if (tr->head - tr->tail >= tr->cap)
         pthread_cond_timedwait(&tr->space, &tr->lock, &ts);
     pthread_mutex_unlock(&tr->lock);
+}
+
+rs_err_t rs_trainer_detach(rs_trainer_t *tr, int32_t partition,
+                           int timeout_ms) {
+    int n;
+    int64_t deadline = rs_clock_mono_us() + (int64_t)timeout_ms * 1000;
+    rs_trainer_msg_t *m;
+    while (!(m = rs_trainer_reserve(tr, 1, &n))) {
+        if (rs_clock_mono_us() >= deadline) return RS_ERR_TIMEOUT;
+        rs_trainer_wait_space(tr, 10);
+    }
+    memset(m, 0, sizeof(*m));
+    m->kind = RS_TRAINER_DETACH;
+    m->partition = partition;
+    pthread_mutex_lock(&tr->lock);
+    int want = tr->detached + 1;
+    pthread_mutex_unlock(&tr->lock);
+    rs_trainer_commit(tr, 1);
+    pthread_mutex_lock(&tr->lock);
+    while (tr->detached < want && tr->running) {
+        int64_t left = deadline - rs_clock_mono_us();
+        if (left <= 0) break;
+        struct timespec ts = rs_trainer_deadline(left);
+        pthread_cond_timedwait(&tr->answer, &tr->lock, &ts);
+    }
+    rs_err_t err = tr->detached >= want || !tr->running ? RS_OK
+                                                        : RS_ERR_TIMEOUT;
+    pthread_mutex_unlock(&tr->lock);
+    return err;
 }
 
 rs_model_weights_t *rs_trainer_take(rs_trainer_t *tr) {
@@ -417,8 +592,11 @@ void rs_trainer_destroy(rs_trainer_t *tr) {
     pthread_mutex_unlock(&tr->lock);
     rs_model_weights_release(tr->mailbox);
     rs_model_store_close(tr->store);
+    rs_learner_destroy(tr->lr);
     rs_model_destroy(tr->t);
     rs_free(tr->ring);
+    free(tr->wm);
+    free(tr->mature);
     pthread_mutex_destroy(&tr->lock);
     pthread_cond_destroy(&tr->work);
     pthread_cond_destroy(&tr->space);

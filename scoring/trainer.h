@@ -3,21 +3,29 @@
  *
  * Design note
  * -----------
- * The service scores with a scorer model S (entity caches, pending buffer)
- * and learns with a trainer model T of the same architecture, owned by the
- * trainer thread:
+ * The service scores with a scorer model S (entity caches) and learns with
+ * a trainer model T of the same architecture, owned by the trainer
+ * thread.  What T learns comes from the LEARNING LOGS (model/learnlog.h):
+ * the scoring thread appends every scored event's learning record to the
+ * log of its input partition, and tells the trainer what happened since:
  *
  *   scoring thread                          trainer thread
- *   label / horizon -> rs_model_take(S) --> queue of fixed-size learning
- *                      into a queue slot    records -> rs_model_learn_record(T)
+ *   append records to the partition's log   (reads the logs: resolver)
+ *   label      -> message queue ---------->  rs_learner_label: join the
+ *   watermark  -> (fixed-size messages)      record, learn (T)
+ *                                           maturity: rs_learner_advance
+ *                                           in chunks between messages
  *   between batches: rs_trainer_take()  <-- every publish_every updates or
  *                    -> rs_model_weights_use(S, w)     publish_interval:
  *                                           new version number, snapshot,
  *                                           version file in the store
  *
- * The queue is a ring of `model.train_queue` records allocated at start
+ * The queue is a ring of `model.train_queue` messages allocated at start
  * (one producer, one consumer).  When it is full the scoring thread waits
- * (backpressure, counted): learning never silently loses a label.
+ * (backpressure, counted): learning never silently loses a label.  Logs
+ * are attached and detached through the same queue, so a label is never
+ * resolved against a log that is not there yet; rs_trainer_detach waits
+ * until the trainer has let go of the log.
  *
  * Versions: numbers come from the model store (1 + the highest number in
  * it) or, without a store, count up from the starting model's.  Every
@@ -28,14 +36,16 @@
  * under its own name; learning continues from there and the next version
  * gets a new number.
  *
- * Threads: rs_trainer_reserve/commit/take/wait_space -- the scoring thread;
- * rs_trainer_rollback/list/stats -- any thread; the trainer thread is
- * internal.
+ * Threads: rs_trainer_reserve/commit/take/wait_space/detach -- the scoring
+ * thread; rs_trainer_rollback/list/stats -- any thread; the trainer thread
+ * is internal.
  */
 #ifndef RS_TRAINER_H
 #define RS_TRAINER_H
 
 #include "common/common.h"
+#include "common/metrics.h"
+#include "model/learner.h"
 #include "model/model.h"
 
 #ifdef __cplusplus
@@ -44,27 +54,60 @@ extern "C" {
 
 typedef struct rs_trainer_s rs_trainer_t;
 
+/* One message from the scoring thread. */
+typedef enum rs_trainer_msg_kind_e {
+    RS_TRAINER_LABEL = 0,     /* resolve lb (partition, t = event time
+                               * hint, 0 if unknown)                       */
+    RS_TRAINER_WATERMARK,     /* the partition's event time reached t      */
+    RS_TRAINER_ATTACH,        /* start resolving against log (borrowed)    */
+    RS_TRAINER_DETACH         /* stop using the partition's log            */
+} rs_trainer_msg_kind_t;
+
+typedef struct rs_trainer_msg_s {
+    int kind;                 /* rs_trainer_msg_kind_t                      */
+    int32_t partition;
+    int64_t t;
+    double psi;               /* the scorer's drift now                     */
+    rs_learnlog_t *log;       /* ATTACH                                     */
+    rs_label_t lb;            /* LABEL                                      */
+    uint64_t log_end;         /* WATERMARK: records of the partition's log
+                               * appended so far; the standardiser observes
+                               * up to there (rs_learner_observe_to).
+                               * ATTACH: the log's end when sent: the
+                               * records before it were observed before   */
+} rs_trainer_msg_t;
+
+typedef struct rs_trainer_opts_s {
+    const char *save_path;    /* rs_trainer_stop saves T here ("" / NULL:
+                               * no)                                        */
+    const char *delays_path;  /* observed label delays, loaded at start and
+                               * saved with every version ("" / NULL: no)  */
+    double caught_threshold;  /* a positive scored >= this was caught      */
+} rs_trainer_opts_t;
+
 /* Start the trainer thread on model `t` (ownership moves to the trainer on
  * success; on failure t stays the caller's).  conf (copied): T's settings,
  * also used to load versions for a rollback; publish_every,
- * publish_interval, train_queue, store_dir, keep_versions are read.  `save_path` (may be "" / NULL): where
- * rs_trainer_stop saves the final model.  NULL + errstr on failure (store
+ * publish_interval, train_queue, store_dir, keep_versions and the label
+ * delay / horizon keys are read.  NULL + errstr on failure (store
  * directory not usable: RS_ERR_IO / RS_ERR_CONFIG in *err_out). */
 rs_trainer_t *rs_trainer_new(rs_model_t *t, const rs_model_conf_t *conf,
-                             const char *save_path, rs_err_t *err_out,
+                             const rs_trainer_opts_t *opts, rs_err_t *err_out,
                              char *errstr, size_t errstr_size);
 
-/* Record size (bytes) of the queue's slots (rs_model_record_size of t). */
-size_t rs_trainer_record_size(const rs_trainer_t *tr);
-
-/* Contiguous free slots at the queue's head: *n (<= max) records of
- * record_size bytes at the returned pointer; NULL and *n = 0 if full.
- * The slots are the caller's until rs_trainer_commit. */
-void *rs_trainer_reserve(rs_trainer_t *tr, int max, int *n);
+/* Contiguous free message slots at the queue's head: *n (<= max) at the
+ * returned pointer; NULL and *n = 0 if full.  The slots are the caller's
+ * until rs_trainer_commit. */
+rs_trainer_msg_t *rs_trainer_reserve(rs_trainer_t *tr, int max, int *n);
 /* Hand the first n reserved slots to the trainer (n may be 0). */
 void rs_trainer_commit(rs_trainer_t *tr, int n);
 /* Wait up to timeout_ms for a free slot (after reserve returned NULL). */
 void rs_trainer_wait_space(rs_trainer_t *tr, int timeout_ms);
+/* Queue a DETACH of `partition` and wait until the trainer no longer uses
+ * its log (then the caller may close it).  RS_ERR_TIMEOUT after
+ * timeout_ms (the log must then stay open). */
+rs_err_t rs_trainer_detach(rs_trainer_t *tr, int32_t partition,
+                           int timeout_ms);
 
 /* The newest published snapshot not yet taken, or NULL.  The caller owns
  * the reference (rs_model_weights_release). */
@@ -84,19 +127,26 @@ int rs_trainer_list(rs_trainer_t *tr, rs_model_store_entry_t *out, int max);
 
 typedef struct rs_trainer_stats_s {
     rs_model_stats_t model;    /* T: updates, positives, drift, version  */
-    uint64_t queued;           /* records committed by the scoring side  */
-    uint64_t learned;          /* records learned                        */
-    uint64_t failed;           /* records rejected by learn_record       */
-    uint64_t depth;            /* records waiting                        */
+    rs_learner_stats_t learner;/* joins, maturity, corrections, delays   */
+    uint64_t queued;           /* messages committed by the scoring side */
+    uint64_t depth;            /* messages waiting                       */
     uint64_t capacity;
     uint64_t published;        /* versions published                     */
     uint64_t store_errors;     /* version files that could not be saved  */
     uint64_t rollbacks;
+    uint64_t caught;           /* positives scored >= caught_threshold   */
+    uint64_t log_records;      /* records in the attached logs           */
+    uint64_t log_bytes;        /* their files                            */
+    uint64_t log_pending;      /* records not yet resolved (cursor lag)  */
+    rs_auc_t auc;              /* scores vs resolved outcomes            */
+    rs_hist_t delays;          /* observed label delays, seconds         */
     char published_version[RS_VERSION_MAX];
     int64_t published_at_ms;   /* wall clock of the last publish         */
+    char caught_id[RS_ID_MAX]; /* event id of the first caught positive  */
 } rs_trainer_stats_t;
 
-/* Counter snapshot.  Any thread. */
+/* Counter snapshot (rs_trainer_stats_t is large: ~70 KB with the AUC
+ * bins and the delay histogram).  Any thread. */
 void rs_trainer_stats(rs_trainer_t *tr, rs_trainer_stats_t *st);
 
 /* Learn everything queued, publish once more if anything was learned since

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "common/common.h"
+#include "model/learner.h"
 #include "model/model.h"
 
 extern char *openblas_get_config(void);
@@ -34,7 +35,39 @@ typedef struct bench_s {
     rs_model_output_t *out;
     float *contrib;
     int64_t t;
+    rs_learnlog_t *lg;    /* the learning log of the model under test   */
+    rs_learner_t *lr;     /* (in memory: records of REMEMBER forwards)  */
 } bench_t;
+
+/* Give model m a learning log and a learner (REMEMBER forwards append to
+ * it, labels are joined through it), replacing the previous one. */
+static void bench_learning(bench_t *b, rs_model_t *m) {
+    rs_learner_destroy(b->lr);
+    rs_learnlog_close(b->lg);
+    b->lr = NULL;
+    b->lg = NULL;
+    if (!m) return;
+    rs_learnlog_meta_t meta;
+    rs_model_lrec_meta(m, &meta);
+    char err[256];
+    b->lg = rs_learnlog_open("", 0, &meta, 64 << 20, NULL, err, sizeof(err));
+    if (!b->lg) {
+        fprintf(stderr, "%s\n", err);
+        exit(RS_EXIT_RUNTIME);
+    }
+    rs_model_conf_t c;
+    rs_model_conf_init(&c);
+    c.label_horizon = 0x1p62; /* the bench learns labels, not maturity */
+    b->lr = rs_learner_new(m, &c);
+    rs_learner_attach(b->lr, b->lg);
+}
+
+static rs_err_t bench_forward(bench_t *b, rs_model_t *m, rs_model_input_t *in,
+                              int n, float *contrib, unsigned flags) {
+    char err[256];
+    return rs_learner_forward(b->lr, 0, m, in, n, b->out, contrib, flags, err,
+                              sizeof(err));
+}
 
 static double now_s(void) { return (double)rs_clock_mono_ns() * 1e-9; }
 
@@ -131,8 +164,8 @@ static double run_forward(bench_t *b, rs_model_t *m, unsigned flags,
         for (int k = 0; k < BENCH_NB; k++) {
             rs_model_input_t *in = b->in + (size_t)k * b->batch;
             for (int i = 0; i < b->batch; i++) in[i].event_time_ms += 1000;
-            if (rs_model_forward(m, in, b->batch, b->out,
-                                 contrib ? b->contrib : NULL, flags) != RS_OK)
+            if (bench_forward(b, m, in, b->batch,
+                              contrib ? b->contrib : NULL, flags) != RS_OK)
                 abort();
         }
         double r = (double)BENCH_NB * b->batch / (now_s() - t0);
@@ -157,14 +190,13 @@ static double fwd_flops(const rs_seq_conf_t *c, int dim) {
  * 10 fraud); only the learn calls are timed. */
 static void label_row(bench_t *b, rs_model_t *m, const rs_model_conf_t *c,
                       const char *gn, rs_rng_t *rng, int *id, int mem) {
-    int pool = (int)RS_MIN(c->seq.pending_max, 16384);
+    int pool = 16384;
     double best = 0, el = 0;
     while (el < b->seconds) {
         int id0 = *id;
         for (int done = 0; done < pool; done += b->batch) {
             make_batch(b, rng, b->batch, *id);
-            rs_model_forward(m, b->in, b->batch, b->out, NULL,
-                             RS_MODEL_FWD_REMEMBER);
+            bench_forward(b, m, b->in, b->batch, NULL, RS_MODEL_FWD_REMEMBER);
             *id += b->batch;
         }
         rs_label_t lb;
@@ -176,7 +208,8 @@ static void label_row(bench_t *b, rs_model_t *m, const rs_model_conf_t *c,
             for (int i = i0; i < RS_MIN(i0 + 2048, *id); i++) {
                 snprintf(lb.event_id, sizeof(lb.event_id), "tx-%d", i);
                 lb.value = i % 10 == 0;
-                if (rs_model_learn(m, &lb, NULL) == RS_OK) learned++;
+                if (rs_learner_label(b->lr, 0, &lb, 0, -1, NULL) == RS_OK)
+                    learned++;
             }
             double dt = now_s() - t0;
             el += dt;
@@ -191,10 +224,9 @@ static void label_row(bench_t *b, rs_model_t *m, const rs_model_conf_t *c,
            st.drift_high ? "all layers (high drift)" : "head + gates (low drift)",
            best, 1e6 / best);
     if (mem)
-        printf("| | | memory: %llu B/entity cache, %llu B/pending event, %.0f "
-               "MiB total | | | | |\n",
-               (unsigned long long)st.entity_bytes,
-               (unsigned long long)st.pending_bytes,
+        printf("| | | memory: %llu B/entity cache, %zu B/learning record (on "
+               "disk), %.0f MiB total | | | | |\n",
+               (unsigned long long)st.entity_bytes, rs_model_lrec_size(m),
                (double)st.mem_bytes / (1 << 20));
 }
 
@@ -213,6 +245,7 @@ static rs_model_t *warm_model(bench_t *b, rs_model_conf_t *c, const char **names
         rs_model_forward(m, b->in, b->batch, b->out, NULL, 0);
         *id += b->batch;
     }
+    bench_learning(b, m);
     return m;
 }
 
@@ -305,11 +338,13 @@ int main(int argc, char **argv) {
                    rows[r].what, eps, 1e6 / eps, gf, 100 * gf / peak);
         }
         label_row(&b, m, &c, gn, &rng, &id, g == 0);
+        bench_learning(&b, NULL);
         rs_model_destroy(m);
         if (g == 0) { /* the low-drift mode: head and gates learn */
             c.seq.drift_mode = 2;
             m = warm_model(&b, &c, names, &rng, &id);
             label_row(&b, m, &c, gn, &rng, &id, 0);
+            bench_learning(&b, NULL);
             rs_model_destroy(m);
         }
     }
@@ -319,13 +354,14 @@ int main(int argc, char **argv) {
         rs_model_conf_init(&c);
         c.kind = RS_MODEL_LR; /* the default kind is seq */
         c.batch_max = b.batch;
-        c.pending_max = 1 << 16;
         rs_model_t *m = rs_model_new(&c, b.dim, names, err, sizeof(err));
+        bench_learning(&b, m);
         int id = 0;
         double eps = run_forward(&b, m, RS_MODEL_FWD_REMEMBER, 1, &id);
         printf("| lr | dot8 | forward + contributions + remember | %.0f | "
                "%.2f | | |\n",
                eps, 1e6 / eps);
+        bench_learning(&b, NULL);
         rs_model_destroy(m);
     }
     {

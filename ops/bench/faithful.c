@@ -7,6 +7,7 @@
 
 #include "common/metrics.h"
 #include "features/features.h"
+#include "model/learner.h"
 #include "ops/gen/gen.h"
 
 void rs_faithful_conf_init(rs_faithful_conf_t *c) {
@@ -21,8 +22,6 @@ void rs_faithful_conf_init(rs_faithful_conf_t *c) {
     rs_model_conf_init(&c->model);
     c->model.kind = RS_MODEL_SEQ;
     c->model.seq.max_entities = 4096;
-    c->model.seq.pending_max = 32768;
-    c->model.pending_max = 32768;
 }
 
 /* What one measured event needs (allocated once per run). */
@@ -100,6 +99,8 @@ rs_err_t rs_faithful_run(const rs_faithful_conf_t *c, rs_faithful_res_t *res,
     rs_gen_t *g = NULL;
     rs_features_t *f = NULL;
     rs_model_t *m = NULL;
+    rs_learnlog_t *lg = NULL;
+    rs_learner_t *lr = NULL;
     rs_gen_rec_t *rec = rs_calloc(1, sizeof(*rec));
     float *x = NULL;
     double *sc = NULL;       /* [nsc] scores after the warm-up, for the AUC */
@@ -131,10 +132,23 @@ rs_err_t rs_faithful_run(const rs_faithful_conf_t *c, rs_faithful_res_t *res,
     const int dim = rs_features_dim(f);
     const char *names[RS_FEATURES_MAX_DIM];
     for (int i = 0; i < dim; i++) names[i] = rs_features_name(f, i);
-    m = rs_model_new(&c->model, dim, names, errstr, errstr_size);
+    rs_model_conf_t mc = c->model;
+    if (!mc.label_delay) /* declared, as a user knows it */
+        mc.label_delay = (int64_t)((double)gc.label_delay_ms *
+                                   (1.0 + gc.label_jitter));
+    m = rs_model_new(&mc, dim, names, errstr, errstr_size);
     if (!m) {
         err = RS_ERR_CONFIG;
         goto done;
+    }
+    {
+        rs_learnlog_meta_t meta;
+        rs_model_lrec_meta(m, &meta);
+        lg = rs_learnlog_open("", 0, &meta, mc.log_segment, &err, errstr,
+                              errstr_size);
+        if (!lg) goto done;
+        lr = rs_learner_new(m, &mc);
+        rs_learner_attach(lr, lg);
     }
     const int seq = !strcmp(rs_model_kind(m), "seq");
     x = rs_calloc((size_t)dim, sizeof(float));
@@ -151,13 +165,14 @@ rs_err_t rs_faithful_run(const rs_faithful_conf_t *c, rs_faithful_res_t *res,
         if (rec->kind == RS_GEN_LABEL) {
             res->labels++;
             rs_features_label(f, &rec->lb);
-            if (rs_model_learn(m, &rec->lb, NULL) == RS_OK &&
+            if (rs_learner_label(lr, 0, &rec->lb, 0, -1, NULL) == RS_OK &&
                 rec->lb.value >= 0.5)
                 res->positives++;
             continue;
         }
         if (rec->ev.event_time_ms > wm) wm = rec->ev.event_time_ms;
-        rs_model_advance(m, wm, NULL, NULL);
+        while (rs_learner_advance(lr, 0, wm, -1, 4096, NULL, NULL) == 4096) {
+        }
         uint32_t fl = 0;
         if (rs_features_process(f, &rec->ev, x, &fl) != RS_OK) continue;
         rs_model_input_t in;
@@ -179,12 +194,13 @@ rs_err_t rs_faithful_run(const rs_faithful_conf_t *c, rs_faithful_res_t *res,
             in.log_cap = w.log_max;
         }
         rs_model_output_t out;
-        rs_err_t fe = rs_model_forward(m, &in, 1, &out, NULL,
-                                       RS_MODEL_FWD_REMEMBER);
+        char e2[256];
+        rs_err_t fe = rs_learner_forward(lr, 0, m, &in, 1, &out, NULL,
+                                         RS_MODEL_FWD_REMEMBER, e2,
+                                         sizeof(e2));
         if (fe != RS_OK) {
             err = rs_errf(errstr, errstr_size, RS_ERR_STATE,
-                          "forward failed at event %s: %s", rec->ev.id,
-                          rs_err_str(fe));
+                          "forward failed at event %s: %s", rec->ev.id, e2);
             goto done;
         }
         res->events++;
@@ -200,7 +216,6 @@ rs_err_t rs_faithful_run(const rs_faithful_conf_t *c, rs_faithful_res_t *res,
         if (!measured) continue;
         if (memcmp(&out.score, &base, sizeof(float))) res->dry_mismatch++;
         float rs = -1;
-        char e2[256];
         res->rescored++;
         if (rs_model_rescore(m, w.log, out.log_len, &rs, e2, sizeof(e2)) !=
                 RS_OK ||
@@ -233,6 +248,8 @@ done:
     rs_free(w.log);
     rs_free(x);
     rs_free(rec);
+    rs_learner_destroy(lr);
+    rs_learnlog_close(lg);
     rs_model_destroy(m);
     rs_features_destroy(f);
     rs_gen_destroy(g);

@@ -7,7 +7,8 @@
  * A generated card stream (ops/gen, fixed seed) runs through the feature
  * engine and a model exactly as in `riskstream eval`: labels are learned
  * when the generator emits them, unlabelled events as negatives after
- * model.label_horizon, every event is scored with RS_MODEL_FWD_REMEMBER.
+ * the label horizon (the generator's delay declared), every event is
+ * scored with its learning record logged (rs_learner_forward).
  * After a warm-up (learning only), one event in `every` with at least
  * `min_hist` cached past events is measured BEFORE it is scored for real,
  * with what-if forwards (RS_MODEL_FWD_DRY: the model does not change):
@@ -69,7 +70,7 @@ typedef struct rs_faithful_res_s {
 
 /* Defaults: seed 42, 2000 cards, 30 days, warm-up 20000 events, every 5,
  * min_hist 2, pick_seed 7; model defaults with kind seq, max_entities
- * 4096, pending_max 32768. */
+ * 4096. */
 void rs_faithful_conf_init(rs_faithful_conf_t *c);
 
 /* Run the stream and the measurement into *res.  RS_ERR_CONFIG with errstr

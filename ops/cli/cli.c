@@ -1,7 +1,12 @@
 /* cli.c -- helpers shared by the subcommands. */
+#define _GNU_SOURCE
 #include <errno.h>
+#include <ftw.h>
 #include <stdarg.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "model/learner.h"
 
 #include "harness.h"
 
@@ -160,7 +165,73 @@ int rs_cli_app_load(const char *cmd, rs_app_conf_t *app,
     if (rc != RS_EXIT_OK) return rc;
     rc = rs_cli_load_conf(cmd, app, co);
     if (rc != RS_EXIT_OK) rs_app_conf_destroy(app);
+    else rs_app_conf_resolve(app);
     return rc;
+}
+
+char *rs_cli_tmpdir(const char *what) {
+    const char *base = getenv("TMPDIR");
+    char *p = NULL;
+    if (asprintf(&p, "%s/riskstream-%s-XXXXXX",
+                 base && base[0] ? base : "/tmp", what) < 0)
+        return NULL;
+    if (!mkdtemp(p)) {
+        int e = errno;
+        free(p);
+        errno = e;
+        return NULL;
+    }
+    return p;
+}
+
+static int rs_cli_rm1(const char *path, const struct stat *sb, int flag,
+                      struct FTW *ftw) {
+    (void)sb; (void)flag; (void)ftw;
+    remove(path);
+    return 0;
+}
+
+void rs_cli_rmtree(const char *dir) {
+    if (dir && dir[0]) nftw(dir, rs_cli_rm1, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void rs_cli_learning_summary(FILE *fp, const char *name,
+                             const rs_model_stats_t *ms,
+                             const rs_learner_stats_t *ls,
+                             uint64_t positives_in, uint64_t in_flight) {
+    char hz[32], d50[32], d99[32];
+    rs_duration_fmt(ls->horizon_ms, hz, sizeof(hz));
+    rs_duration_fmt(ls->delay_p50_ms, d50, sizeof(d50));
+    rs_duration_fmt(ls->delay_p99_ms, d99, sizeof(d99));
+    fprintf(fp, "  %-4s learned %llu positives (%llu corrected after "
+            "maturity) and %llu negatives (%llu at maturity, horizon %s%s); "
+            "labels: %llu joined, %llu without a scored event, %llu "
+            "repeated; delay p50 %s p99 %s; version %s\n",
+            name, (unsigned long long)ms->positives,
+            (unsigned long long)ms->corrections,
+            (unsigned long long)ms->negatives,
+            (unsigned long long)ms->horizon_negatives, hz,
+            ls->horizon_auto ? " auto" : "", (unsigned long long)ls->joined,
+            (unsigned long long)ls->unknown, (unsigned long long)ls->repeats,
+            ls->delays ? d50 : "-", ls->delays ? d99 : "-", ms->version);
+    if (ms->positives) return;
+    /* no positive learned: say why */
+    if (!positives_in)
+        fprintf(fp, "       no positive learned: the input has no positive "
+                "label (check --map label=... or --labels)\n");
+    else if (ls->unknown && !ls->joined)
+        fprintf(fp, "       no positive learned: none of the %llu labels "
+                "matched a scored event (do the label ids match the event "
+                "ids?)\n", (unsigned long long)ls->unknown);
+    else if (in_flight)
+        fprintf(fp, "       no positive learned: the %llu positive labels "
+                "were still in flight at the end (the label delay is longer "
+                "than the data after its first positive)\n",
+                (unsigned long long)positives_in);
+    else if (ls->failed)
+        fprintf(fp, "       no positive learned: %llu learning records "
+                "could not be learned (damaged)\n",
+                (unsigned long long)ls->failed);
 }
 
 rs_err_t rs_cli_send_label(void *opaque, const rs_label_t *lb, char *errstr,

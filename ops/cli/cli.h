@@ -80,6 +80,22 @@ int rs_cli_load_conf(const char *cmd, rs_app_conf_t *app,
  * NULL with errno set on a read error. */
 char *rs_cli_slurp(const char *path, size_t *len);
 
+/* A new private directory $TMPDIR/riskstream-<what>-XXXXXX (malloc'd
+ * path), or NULL with errno.  rs_cli_rmtree removes a directory and
+ * everything under it (NULL: no-op; errors ignored: cleanup). */
+char *rs_cli_tmpdir(const char *what);
+void rs_cli_rmtree(const char *dir);
+
+struct rs_learner_stats_s;
+/* The after-run learning summary of one model (eval, train): what it
+ * learned from labels and at maturity, the observed delay and horizon,
+ * and, when it learned no positive, why.  positives_in: positive labels
+ * in the input; in_flight: labels not yet due at the end. */
+void rs_cli_learning_summary(FILE *fp, const char *name,
+                             const rs_model_stats_t *ms,
+                             const struct rs_learner_stats_s *ls,
+                             uint64_t positives_in, uint64_t in_flight);
+
 /* Event ids must be unique (labels, the score store and --rescore find
  * events by them); a --map id= that names, say, the card column makes
  * every label join the wrong event, silently.  rs_cli_check_ids decodes

@@ -376,11 +376,9 @@ static int rs_audit_rescore(rs_sink_redis_t *sink, const char *id, int json,
         fprintf(stderr, "riskstream audit: %s\n", errstr);
         goto done;
     }
-    /* Scoring needs no caches or pending buffer: the smallest the config
-     * allows (the architecture comes from the file). */
+    /* Scoring needs no caches: the smallest the config allows (the
+     * architecture comes from the file). */
     rs_model_conf_t mc = app->model;
-    mc.pending_max = 1;
-    mc.seq.pending_max = 1;
     mc.seq.max_entities = mc.batch_max + 1;
     rs_audit_clean(sc->model_version, b, sizeof(b));
     err = rs_model_store_load(st, sc->model_version, &mc, &m, errstr,
@@ -399,6 +397,16 @@ static int rs_audit_rescore(rs_sink_redis_t *sink, const char *id, int json,
     }
     if (err != RS_OK) {
         fprintf(stderr, "riskstream audit: %s\n", errstr);
+        goto done;
+    }
+    /* scored with what the version published (model.average: the average
+     * of its weights), as the service's scorer did */
+    rs_model_weights_t *pw = rs_model_weights_take(m);
+    err = rs_model_weights_use(m, pw);
+    rs_model_weights_release(pw);
+    if (err != RS_OK) {
+        fprintf(stderr, "riskstream audit: cannot use the weights of %s: "
+                        "%s\n", b, rs_err_str(err));
         goto done;
     }
     float y = 0;

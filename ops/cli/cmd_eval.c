@@ -33,7 +33,7 @@ static void rs_eval_help(FILE *fp) {
         "                       [--labels FILE.jsonl] [--label-delay DUR]\n"
         "                       [--models seq,lr,gbt] [--top-k N] [--truth FILE.csv]\n"
         "                       [--gbt-window DUR] [--gbt-rounds N] [--gbt-balance]\n"
-        "                       [--scores-out FILE.csv] [--plot FILE.svg] [--warmup DUR]\n"
+        "                       [--scores-out FILE.csv] [--plot FILE.svg] [--warmup DUR|auto]\n"
         "                       [--config FILE] [--set KEY=VALUE]... [--quiet]\n\n"
         "Replay a stream in event-time order, test-then-train (prequential):\n"
         "each event is featurised and scored by every model BEFORE its label\n"
@@ -77,8 +77,10 @@ static void rs_eval_help(FILE *fp) {
         "                        event_time_ms,score_<model>...,label (%%.9g)\n"
         "      --plot FILE.svg   SVG chart of daily AUC, AP (with the base\n"
         "                        rate) and alerts per model\n"
-        "      --warmup DUR      replay (and learn from) the first DUR of event\n"
-        "                        time but leave it out of the metrics (default 0)\n"
+        "      --warmup DUR|auto replay (and learn from) the first DUR of event\n"
+        "                        time but leave it out of the metrics; auto (the\n"
+        "                        default) = the label horizon: until then no\n"
+        "                        model can have learned both classes\n"
         "      --no-daily        print the overall tables only\n"
         "  -q, --quiet           no progress bar\n"
         "  -c, --config FILE     YAML configuration (features:, model:, seq:,\n"
@@ -141,7 +143,7 @@ int rs_cmd_eval(int argc, char **argv) {
                *labels = NULL, *truth = NULL, *scores_out = NULL,
                *plot = NULL,
                *models = rs_gbt_available() ? "seq,lr,gbt" : "seq,lr";
-    int64_t delay_ms = 3 * 86400000LL, top_k = 100, warmup_ms = 0,
+    int64_t delay_ms = 3 * 86400000LL, top_k = 100, warmup_ms = -1,
             gbt_window = 7 * 86400000LL, gbt_rounds = 200;
     int quiet = 0, daily = 1, c, gbt_balance = 0, delay_given = 0;
     char errstr[512];
@@ -174,7 +176,10 @@ int rs_cmd_eval(int argc, char **argv) {
         case 1006: plot = optarg; break;
         case 1007: daily = 0; break;
         case 1008:
-            if (rs_duration_parse(optarg, &warmup_ms) != 0 || warmup_ms < 0)
+            if (!strcmp(optarg, "auto"))
+                warmup_ms = -1;
+            else if (rs_duration_parse(optarg, &warmup_ms) != 0 ||
+                     warmup_ms < 0)
                 return rs_cli_usage_error(cmd, "--warmup '%s': expected a "
                                           "duration such as 7d", optarg);
             break;
@@ -238,8 +243,12 @@ int rs_cmd_eval(int argc, char **argv) {
     ec.threshold = app.service.review_threshold;
     ec.alert = rs_eval_alert;
     ec.alert_opaque = &app.service;
-    /* windows ending at label maturity end at the (declared) label delay */
-    if (!app.features.label_maturity) app.features.label_maturity = delay_ms;
+    /* --label-delay declares the delay (unless the config does): the
+     * models' horizon and the windows that end at label maturity follow */
+    if (!app.model.label_delay) app.model.label_delay = delay_ms;
+    rs_app_conf_resolve(&app);
+    if (warmup_ms < 0) /* auto: the horizon the models start with */
+        ec.warmup_ms = rs_learner_horizon_for(&app.model, NULL, NULL);
     ec.features = &app.features;
     ec.model = &app.model;
 
@@ -249,6 +258,7 @@ int rs_cmd_eval(int argc, char **argv) {
     rs_eval_t *ev = NULL;
     rs_eval_report_t *rep = NULL;
     FILE *so = NULL;
+    char *logdir = NULL;
     rc = RS_EXIT_RUNTIME;
 
     int64_t t_start = rs_clock_mono_us();
@@ -311,43 +321,15 @@ int rs_cmd_eval(int argc, char **argv) {
     if (!ist.positives)
         fprintf(stderr, "riskstream %s: warning: no positive label (check "
                 "--map label=... or --labels); AUC/AP will be '-'\n", cmd);
-    if (!labels && ec.label_delay_ms >= app.model.label_horizon) {
-        char d1[32], d2[32];
-        rs_duration_fmt(ec.label_delay_ms, d1, sizeof(d1));
-        rs_duration_fmt(app.model.label_horizon, d2, sizeof(d2));
-        fprintf(stderr, "riskstream %s: warning: --label-delay %s >= "
-                "model.label_horizon %s: positives are learned as negatives "
-                "before their label arrives (raise it with --set "
-                "model.label_horizon=...)\n", cmd, d1, d2);
-    }
-    /* Pending buffers too small for the label delay lose the labels: say
-     * so before a long run (the learning counters confirm it after). */
-    {
-        rs_event_t e0, e1;
-        rs_eval_rec_t r0, r1;
-        if (n > 1 && rs_eval_input_get(in, 0, &e0, &r0) == RS_OK &&
-            rs_eval_input_get(in, n - 1, &e1, &r1) == RS_OK &&
-            e1.event_time_ms > e0.event_time_ms) {
-            double per_ms = (double)n / (double)(e1.event_time_ms -
-                                                 e0.event_time_ms);
-            double need = per_ms * (double)ec.label_delay_ms;
-            for (int k = 0; k < ec.nmodels; k++) {
-                if (ec.kinds[k] == RS_EVAL_KIND_GBT) continue;
-                int seq = ec.kinds[k] == RS_MODEL_SEQ;
-                int64_t have = seq ? app.model.seq.pending_max
-                                   : app.model.pending_max;
-                if (need > (double)have)
-                    fprintf(stderr, "riskstream %s: warning: %s.pending_max "
-                            "%lld < ~%.0f events per label delay: most "
-                            "labels will find their event forgotten (raise "
-                            "it with --set %s.pending_max=N)\n", cmd,
-                            seq ? "seq" : "model", (long long)have, need,
-                            seq ? "seq" : "model");
-            }
-        }
-    }
     double load_s = (double)(rs_clock_mono_us() - t_start) / 1e6;
     int64_t t_new = rs_clock_mono_us();
+    /* the models' learning logs: on disk, removed at the end */
+    if (!(logdir = rs_cli_tmpdir("eval"))) {
+        fprintf(stderr, "riskstream %s: cannot create a temporary directory "
+                "for the learning logs: %s\n", cmd, strerror(errno));
+        goto done;
+    }
+    ec.log_dir = logdir;
     ev = rs_eval_new(&ec, errstr, sizeof(errstr));
     if (!ev) {
         rs_cli_usage_error(cmd, "%s", errstr);
@@ -451,18 +433,9 @@ int rs_cmd_eval(int argc, char **argv) {
                    (unsigned long long)st.gbt_last_negatives, st.gbt_train_s);
             continue;
         }
-        printf("  %-4s learned %llu positives, %llu negatives (%llu updates, "
-               "%llu negatives by horizon), %llu pending dropped, %llu labels "
-               "not pending%s; version %s\n",
-               rs_eval_model_name(ev, k), (unsigned long long)ms->positives,
-               (unsigned long long)ms->negatives,
-               (unsigned long long)ms->updates,
-               (unsigned long long)ms->horizon_negatives,
-               (unsigned long long)ms->dropped,
-               (unsigned long long)ms->unknown_labels,
-               ms->unknown_labels ? " (raise the pending_max of this model)"
-                                  : "",
-               ms->version);
+        rs_cli_learning_summary(stdout, rs_eval_model_name(ev, k), ms,
+                                &st.learner[k], ist.positives,
+                                st.labels_pending);
     }
     if (fflush(stdout) || ferror(stdout)) {
         fprintf(stderr, "riskstream %s: write error on stdout\n", cmd);
@@ -516,6 +489,8 @@ done:
     }
     rs_eval_report_destroy(rep);
     rs_eval_destroy(ev);
+    rs_cli_rmtree(logdir);
+    free(logdir);
     rs_eval_input_destroy(in);
     free(buf);
     free(lbuf);

@@ -231,9 +231,10 @@ int rs_cmd_features(int argc, char **argv) {
     rs_gen_conf_t gconf;
     int rc = rs_cli_app_load(cmd, &app, &gconf, &co);
     if (rc != RS_EXIT_OK) return rc;
-    /* windows that end at label maturity end at the label delay (the
-     * declared one; rs_features_new takes it resolved) */
-    if (!app.features.label_maturity) app.features.label_maturity = delay_ms;
+    /* --label-delay declares the delay (unless the config does): the
+     * models' horizon and the windows that end at label maturity follow */
+    if (!app.model.label_delay) app.model.label_delay = delay_ms;
+    rs_app_conf_resolve(&app);
     rs_features_t *f = rs_features_new(&app.features, errstr, sizeof(errstr));
     if (!f) {
         rs_app_conf_destroy(&app);

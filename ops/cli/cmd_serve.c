@@ -103,7 +103,7 @@ static void rs_serve_help(FILE *fp) {
 
 /* Start the embedded broker if no brokers are configured.  Returns the
  * cluster (or NULL when external) and sets *bootstrap. */
-static int rs_serve_broker(const rs_app_conf_t *app, rs_cluster_t **cluster,
+static int rs_serve_broker(rs_app_conf_t *app, rs_cluster_t **cluster,
                            const char **bootstrap) {
     char errstr[512];
     *cluster = NULL;
@@ -122,6 +122,7 @@ static int rs_serve_broker(const rs_app_conf_t *app, rs_cluster_t **cluster,
         return RS_EXIT_RUNTIME;
     }
     *bootstrap = rs_cluster_bootstraps(*cluster);
+    app->state_ephemeral = 1; /* the topics end with the process */
     printf("kafka bootstrap: %s\n", *bootstrap);
     fflush(stdout);
     /* Retention drops (~5 MB per partition) are logged at error level. */
@@ -207,6 +208,7 @@ int rs_cmd_serve(int argc, char **argv) {
     }
     if (rc == RS_EXIT_OK && resume)
         rc = rs_serve_resume(&app);
+    if (rc == RS_EXIT_OK) rs_app_conf_resolve(&app); /* as train and eval */
     if (rc != RS_EXIT_OK) {
         rs_app_conf_destroy(&app);
         return rc;

@@ -40,14 +40,17 @@ static void rs_train_help(FILE *fp) {
         "                        [--map id=...,entity=...,counterparty=...,time=...,\n"
         "                               amount=...,label=...]\n"
         "                        [--labels FILE.jsonl] [--label-delay DUR]\n"
+        "                        [--epochs N] [--window DUR]\n"
         "                        [--config FILE] [--set KEY=VALUE]... [--quiet]\n\n"
         "Bootstrap a model offline from history: replay FILE in event-time\n"
         "order exactly as `riskstream eval` does (each event featurised with\n"
         "the configured feature spec and scored before its label is known;\n"
         "a label learned only once --label-delay after its event has passed\n"
         "in the replay, or at its label_time with --labels; events without a\n"
-        "positive label learned as negatives after model.label_horizon), then\n"
-        "save the model atomically to MODEL_FILE.  `riskstream serve --model\n"
+        "positive label learned as negatives at maturity), then\n"
+        "learn what the replay resolved --epochs more times over the last\n"
+        "--window (the bootstrap), and save the model atomically to\n"
+        "MODEL_FILE.  `riskstream serve --model\n"
         "MODEL_FILE` starts from it: use the same --config/--set for both\n"
         "(serve refuses a model built for other features).  Labels still in\n"
         "flight after the last event are not learned.  See docs/eval.md.\n\n"
@@ -65,10 +68,14 @@ static void rs_train_help(FILE *fp) {
         "                        label_time_ms); replaces the label column\n"
         "      --label-delay DUR label column: known this long after the event\n"
         "                        (default 3d, the generator's delay)\n"
+        "      --epochs N        after the replay, learn what it resolved N more\n"
+        "                        times (shuffled) over the trailing --window\n"
+        "                        (default 3; 0 = the replay only)\n"
+        "      --window DUR      the bootstrap window (default 30d)\n"
         "  -q, --quiet           no progress bar\n"
         "  -c, --config FILE     YAML configuration (features:, model:, seq:)\n"
         "  -s, --set KEY=VALUE   override one config key (repeatable), e.g.\n"
-        "                        seq.pending_max=262144, model.label_horizon=4d\n"
+        "                        model.label_horizon=8d, seq.d_model=64\n"
         "  -l, --log-level LVL   debug|info|warn|error\n"
         "  -h, --help            this help\n\n"
         "exit codes: 0 model written (bad lines are counted and skipped),\n"
@@ -106,6 +113,8 @@ int rs_cmd_train(int argc, char **argv) {
         {"map", required_argument, NULL, 'm'},
         {"labels", required_argument, NULL, 1001},
         {"label-delay", required_argument, NULL, 1002},
+        {"epochs", required_argument, NULL, 1004},
+        {"window", required_argument, NULL, 1005},
         {"quiet", no_argument, NULL, 'q'},
         {"config", required_argument, NULL, 'c'},
         {"set", required_argument, NULL, 's'},
@@ -116,8 +125,8 @@ int rs_cmd_train(int argc, char **argv) {
     memset(&co, 0, sizeof(co));
     const char *input = NULL, *out = NULL, *kind = NULL, *format = NULL,
                *map_spec = NULL, *labels = NULL;
-    int64_t delay_ms = 3 * 86400000LL;
-    int quiet = 0, c;
+    int64_t delay_ms = 3 * 86400000LL, window_ms = 30 * 86400000LL;
+    int quiet = 0, c, epochs = 3;
     char errstr[512];
     optind = 1;
     while ((c = getopt_long(argc, argv, "i:o:m:qc:s:l:h", opts, NULL)) != -1) {
@@ -138,6 +147,20 @@ int rs_cmd_train(int argc, char **argv) {
                 return rs_cli_usage_error(cmd, "--label-delay '%s': expected "
                                           "a duration such as 7d, 36h, 90m",
                                           optarg);
+            break;
+        case 1004: {
+            char *e;
+            long v = strtol(optarg, &e, 10);
+            if (*e || v < 0 || v > 100)
+                return rs_cli_usage_error(cmd, "--epochs '%s': expected 0 "
+                                          "to 100", optarg);
+            epochs = (int)v;
+            break;
+        }
+        case 1005:
+            if (rs_duration_parse(optarg, &window_ms) != 0 || window_ms <= 0)
+                return rs_cli_usage_error(cmd, "--window '%s': expected a "
+                                          "duration such as 30d", optarg);
             break;
         case 'q': quiet = 1; break;
         case 'c': case 's': case 'l':
@@ -176,10 +199,13 @@ int rs_cmd_train(int argc, char **argv) {
     int rc = rs_cli_app_load(cmd, &app, &gconf, &co);
     if (rc != RS_EXIT_OK) return rc;
     if (kind) app.model.kind = strcmp(kind, "lr") ? RS_MODEL_SEQ : RS_MODEL_LR;
-    int seq = app.model.kind == RS_MODEL_SEQ;
     rs_eval_conf_t ec;
     rs_eval_conf_init(&ec);
     ec.label_delay_ms = delay_ms;
+    /* --label-delay declares the delay (unless the config does): the
+     * model's horizon and the windows that end at label maturity follow */
+    if (!app.model.label_delay) app.model.label_delay = delay_ms;
+    rs_app_conf_resolve(&app);
     ec.nmodels = 1;
     ec.kinds[0] = app.model.kind;
     ec.no_metrics = 1;
@@ -190,6 +216,7 @@ int rs_cmd_train(int argc, char **argv) {
     size_t len = 0, llen = 0;
     rs_eval_input_t *in = NULL;
     rs_eval_t *ev = NULL;
+    char *logdir = NULL;
     rc = RS_EXIT_RUNTIME;
 
     int64_t t_start = rs_clock_mono_us();
@@ -241,53 +268,39 @@ int rs_cmd_train(int argc, char **argv) {
         fprintf(stderr, "riskstream %s: warning: no positive label (check "
                 "--map label=... or --labels): the model learns negatives "
                 "only\n", cmd);
-    if (!labels && ec.label_delay_ms >= app.model.label_horizon) {
-        char d1[32], d2[32];
-        rs_duration_fmt(ec.label_delay_ms, d1, sizeof(d1));
-        rs_duration_fmt(app.model.label_horizon, d2, sizeof(d2));
-        fprintf(stderr, "riskstream %s: warning: --label-delay %s >= "
-                "model.label_horizon %s: positives are learned as negatives "
-                "before their label arrives (raise it with --set "
-                "model.label_horizon=...)\n", cmd, d1, d2);
-    }
-    /* A pending buffer smaller than the events of one label delay forgets
-     * the events before their labels arrive: say so before a long run. */
+    /* Only events older than the horizon (before the last event) are
+     * learned as negatives: on a short history they all come from its
+     * beginning, and the model learns "early = genuine". */
+    rs_model_conf_t hconf = app.model;
+    if (!hconf.label_delay) hconf.label_delay = ec.label_delay_ms;
+    const int64_t horizon = rs_learner_horizon_for(&hconf, NULL, NULL);
     {
         rs_event_t e0, e1;
         rs_eval_rec_t r0, r1;
         if (n > 1 && rs_eval_input_get(in, 0, &e0, &r0) == RS_OK &&
             rs_eval_input_get(in, n - 1, &e1, &r1) == RS_OK &&
             e1.event_time_ms > e0.event_time_ms) {
-            double need = (double)n * (double)ec.label_delay_ms /
-                          (double)(e1.event_time_ms - e0.event_time_ms);
-            /* Only events older than the horizon (before the last event)
-             * are learned as negatives: on a short history they all come
-             * from its beginning, and the model learns "early = genuine". */
             int64_t span = e1.event_time_ms - e0.event_time_ms;
-            if (span - app.model.label_horizon < span / 2) {
-                int64_t neg = span > app.model.label_horizon
-                                  ? span - app.model.label_horizon : 0;
+            if (span - horizon < span / 2) {
+                int64_t neg = span > horizon ? span - horizon : 0;
                 fprintf(stderr, "riskstream %s: warning: the history spans "
-                        "%.1f d and model.label_horizon is %.1f d: only the "
+                        "%.1f d and the label horizon is %.1f d: only the "
                         "events of its first %.1f d are learned as negatives "
-                        "(lower model.label_horizon, just above "
-                        "--label-delay, or train on a longer history)\n",
+                        "(train on a longer history)\n",
                         cmd, (double)span / 86400000.0,
-                        (double)app.model.label_horizon / 86400000.0,
+                        (double)horizon / 86400000.0,
                         (double)neg / 86400000.0);
             }
-            int64_t have = seq ? app.model.seq.pending_max
-                               : app.model.pending_max;
-            if (need > (double)have)
-                fprintf(stderr, "riskstream %s: warning: %s.pending_max %lld "
-                        "< ~%.0f events per label delay: most labels will "
-                        "find their event forgotten (raise it with --set "
-                        "%s.pending_max=N)\n", cmd, seq ? "seq" : "model",
-                        (long long)have, need, seq ? "seq" : "model");
         }
     }
     double load_s = (double)(rs_clock_mono_us() - t_start) / 1e6;
     int64_t t_new = rs_clock_mono_us();
+    if (!(logdir = rs_cli_tmpdir("train"))) {
+        fprintf(stderr, "riskstream %s: cannot create a temporary directory "
+                "for the learning log: %s\n", cmd, strerror(errno));
+        goto done;
+    }
+    ec.log_dir = logdir;
     ev = rs_eval_new(&ec, errstr, sizeof(errstr));
     double new_s = (double)(rs_clock_mono_us() - t_new) / 1e6;
     if (!ev) {
@@ -298,7 +311,7 @@ int rs_cmd_train(int argc, char **argv) {
     {
         char d1[32], d2[32];
         rs_duration_fmt(ec.label_delay_ms, d1, sizeof(d1));
-        rs_duration_fmt(app.model.label_horizon, d2, sizeof(d2));
+        rs_duration_fmt(horizon, d2, sizeof(d2));
         fprintf(stderr, "train: %zu events from %s (%llu bad, %llu out of "
                 "order), %llu positives, %d features, model %s, label delay "
                 "%s, label horizon %s\n", n, input,
@@ -334,6 +347,19 @@ int rs_cmd_train(int argc, char **argv) {
                 "no model written\n", cmd, i, n);
         goto done;
     }
+    /* the bootstrap: what the replay resolved, learned again over the
+     * trailing window, before online learning takes over in serve */
+    uint64_t replayed = 0;
+    if (epochs > 0) {
+        int64_t t_ep = rs_clock_mono_us();
+        replayed = rs_eval_epochs(ev, epochs, window_ms);
+        char w[32];
+        rs_duration_fmt(window_ms, w, sizeof(w));
+        fprintf(stderr, "train: %d more epochs over the last %s: %llu "
+                "learning steps in %.1f s\n", epochs, w,
+                (unsigned long long)replayed,
+                (double)(rs_clock_mono_us() - t_ep) / 1e6);
+    }
     rs_eval_stats_t st;
     rs_eval_stats(ev, &st);
     if (st.events == 0) {
@@ -342,16 +368,14 @@ int rs_cmd_train(int argc, char **argv) {
         goto done;
     }
     const rs_model_stats_t *ms = &st.model[0];
-    if (ms->unknown_labels)
-        fprintf(stderr, "riskstream %s: warning: %llu labels found their "
-                "event no longer pending (raise %s.pending_max)\n", cmd,
-                (unsigned long long)ms->unknown_labels,
-                seq ? "seq" : "model");
     if (!ms->updates)
         fprintf(stderr, "riskstream %s: warning: the model made no update "
                 "(no label became available and no event reached "
                 "model.label_horizon): it is the untrained model\n", cmd);
     rs_model_t *m = rs_eval_model(ev, 0);
+    /* The replay scores with published snapshots (as serve does); the file
+     * and the version printed are of the model's own, latest state. */
+    rs_model_weights_use(m, NULL);
     /* Fewer updates than model.publish_every leave version number 0, the
      * name of an untrained model of this configuration: a trained model
      * gets a number of its own (serve's trainer numbers on from it). */
@@ -367,9 +391,9 @@ int rs_cmd_train(int argc, char **argv) {
     long long size = stat(out, &sb) == 0 ? (long long)sb.st_size : -1;
     double total_s = (double)(rs_clock_mono_us() - t_start) / 1e6;
     printf("train: %llu events (%llu refused, %llu bad lines), %llu labels "
-           "learned (%llu in flight at the end, not learned); %s: %llu "
-           "updates (%llu positives, %llu negatives of which %llu by "
-           "horizon), %llu pending dropped; version %s; %.1f s (read+index "
+           "applied (%llu in flight at the end, not learned); %s: %llu "
+           "updates (%llu positives, %llu negatives of which %llu at "
+           "maturity); version %s; %.1f s (read+index "
            "%.1f s, model setup %.1f s, replay %.1f s = %.0f events/s, save "
            "%.1f s); wrote %s (%lld bytes)\n",
            (unsigned long long)st.events, (unsigned long long)rejected,
@@ -379,7 +403,7 @@ int rs_cmd_train(int argc, char **argv) {
            (unsigned long long)ms->updates, (unsigned long long)ms->positives,
            (unsigned long long)ms->negatives,
            (unsigned long long)ms->horizon_negatives,
-           (unsigned long long)ms->dropped, rs_model_version(m), total_s,
+           rs_model_version(m), total_s,
            load_s, new_s,
            replay_s,
            replay_s > 0 ? (double)st.events / replay_s : 0.0, save_s, out,
@@ -388,9 +412,13 @@ int rs_cmd_train(int argc, char **argv) {
         fprintf(stderr, "riskstream %s: write error on stdout\n", cmd);
         goto done;
     }
+    rs_cli_learning_summary(stdout, rs_eval_model_name(ev, 0), ms,
+                            &st.learner[0], ist.positives, st.labels_pending);
     rc = RS_EXIT_OK;
 done:
     rs_eval_destroy(ev);
+    rs_cli_rmtree(logdir);
+    free(logdir);
     rs_eval_input_destroy(in);
     free(buf);
     free(lbuf);

@@ -212,6 +212,14 @@ int rs_harness_run(rs_app_conf_t *app, const rs_gen_conf_t *gconf,
         goto done;
     }
     const char *bootstrap = rs_cluster_bootstraps(cluster);
+    app->state_ephemeral = 1; /* the topics end with the process */
+    /* the generator's label delay is known: declared, as a user would */
+    if (!app->model.label_delay)
+        app->model.label_delay = gconf->mode == RS_GEN_MODE_SENSORS
+                                     ? gconf->failure_label_delay_ms
+                                     : (int64_t)((double)gconf->label_delay_ms *
+                                                 (1.0 + gconf->label_jitter));
+    rs_app_conf_resolve(app);
     if (opts->progress) printf("kafka bootstrap: %s\n", bootstrap);
     if (rs_cluster_watch(cluster, 1000, errstr, sizeof(errstr)) != RS_OK)
         rs_warn("harness", "%s (retention drops will not be reported)",

@@ -570,6 +570,9 @@ struct rs_eval_s {
     rs_features_t *f;
     rs_model_t *m[RS_EVAL_MODELS_MAX];   /* NULL for gbt */
     rs_gbt_t *gbt[RS_EVAL_MODELS_MAX];   /* kind gbt only */
+    rs_learnlog_t *log[RS_EVAL_MODELS_MAX]; /* learning log per model (not gbt) */
+    rs_learner_t *lr[RS_EVAL_MODELS_MAX];   /* ... and its learner       */
+    uint64_t pub[RS_EVAL_MODELS_MAX];       /* updates at the last version */
     int dim;
     float *x;            /* [dim] */
     rs_pending_t *heap;  /* min-heap on (avail, seq) */
@@ -614,6 +617,28 @@ static void rs_heap_pop(rs_eval_t *e) {
     if (n) e->heap[i] = last;
 }
 
+/* A single model scores and learns: its drift is its own. */
+static double rs_eval_psi(const rs_model_t *m) {
+    rs_model_stats_t ms;
+    rs_model_stats(m, &ms);
+    return ms.drift_psi;
+}
+
+/* As serve's trainer: every model.publish_every updates a new version --
+ * the weights (or their average, model.average) as a snapshot -- which
+ * the model scores with until the next one; it learns on.  `force`:
+ * publish now (the first version: the untrained weights). */
+static void rs_eval_publish(rs_eval_t *e, int k, int force) {
+    rs_model_stats_t ms;
+    rs_model_stats(e->m[k], &ms);
+    if (!force && ms.updates < e->pub[k] + (uint64_t)e->mconf.publish_every)
+        return;
+    rs_model_weights_t *w = rs_model_weights_take(e->m[k]);
+    rs_model_weights_use(e->m[k], w);
+    rs_model_weights_release(w);
+    e->pub[k] = ms.updates;
+}
+
 rs_eval_t *rs_eval_new(const rs_eval_conf_t *conf, char *errstr,
                        size_t errstr_size) {
     rs_eval_t *e = rs_calloc(1, sizeof(*e));
@@ -627,6 +652,10 @@ rs_eval_t *rs_eval_new(const rs_eval_conf_t *conf, char *errstr,
                 "label delay must be >= 0");
         goto fail;
     }
+    /* the delay labels are given with is the delay the models know */
+    if (!e->mconf.label_delay) e->mconf.label_delay = conf->label_delay_ms;
+    if (rs_learner_check_conf(&e->mconf, NULL, errstr, errstr_size))
+        goto fail;
     e->f = rs_features_new(&e->fconf, errstr, errstr_size);
     if (!e->f) goto fail;
     e->dim = rs_features_dim(e->f);
@@ -661,6 +690,22 @@ rs_eval_t *rs_eval_new(const rs_eval_conf_t *conf, char *errstr,
             goto fail;
         }
         mnames[k] = rs_model_kind(e->m[k]);
+        rs_learnlog_meta_t meta;
+        rs_model_lrec_meta(e->m[k], &meta);
+        char dir[600] = "";
+        if (conf->log_dir && conf->log_dir[0])
+            snprintf(dir, sizeof(dir), "%s/%d-%s", conf->log_dir, k,
+                     mnames[k]);
+        rs_err_t lerr;
+        e->log[k] = rs_learnlog_open(dir, 0, &meta, mc.log_segment, &lerr,
+                                     err, sizeof(err));
+        if (!e->log[k]) {
+            rs_errf(errstr, errstr_size, lerr, "%s", err);
+            goto fail;
+        }
+        e->lr[k] = rs_learner_new(e->m[k], &mc);
+        rs_learner_attach(e->lr[k], e->log[k]);
+        rs_eval_publish(e, k, 1);
     }
     e->x = rs_calloc((size_t)e->dim + 1, sizeof(*e->x));
     e->acc = rs_eval_acc_new(conf->nmodels, mnames, conf->top_k,
@@ -677,6 +722,8 @@ fail:
 void rs_eval_destroy(rs_eval_t *e) {
     if (!e) return;
     for (int k = 0; k < RS_EVAL_MODELS_MAX; k++) {
+        rs_learner_destroy(e->lr[k]);
+        rs_learnlog_close(e->log[k]);
         rs_model_destroy(e->m[k]);
         rs_gbt_destroy(e->gbt[k]);
     }
@@ -695,8 +742,10 @@ static void rs_eval_apply_labels(rs_eval_t *e, int64_t now) {
         if (e->conf.label_hook)
             e->conf.label_hook(e->conf.hook_opaque, &p.lb, p.event_time, now);
         rs_features_label(e->f, &p.lb);   /* unknown/duplicate: counted there */
-        for (int k = 0; k < e->conf.nmodels; k++)
-            if (e->m[k]) rs_model_learn(e->m[k], &p.lb, NULL); /* miss: stats */
+        for (int k = 0; k < e->conf.nmodels; k++) /* miss: learner stats */
+            if (e->lr[k])
+                rs_learner_label(e->lr[k], 0, &p.lb, p.event_time,
+                                 rs_eval_psi(e->m[k]), NULL);
         e->st.labels_applied++;
     }
 }
@@ -707,8 +756,14 @@ rs_err_t rs_eval_push(rs_eval_t *e, const rs_eval_rec_t *rec, float *scores,
     int64_t t = ev->event_time_ms;
     rs_eval_apply_labels(e, t);
     if (t > e->watermark) e->watermark = t;
-    for (int k = 0; k < e->conf.nmodels; k++)
-        if (e->m[k]) rs_model_advance(e->m[k], e->watermark, NULL, NULL);
+    for (int k = 0; k < e->conf.nmodels; k++) {
+        while (e->lr[k] &&
+               rs_learner_advance(e->lr[k], 0, e->watermark,
+                                  rs_eval_psi(e->m[k]), 4096, NULL, NULL) ==
+                   4096) {
+        }
+        if (e->m[k]) rs_eval_publish(e, k, 0);
+    }
     uint32_t flags = 0;
     rs_err_t err = rs_features_process(e->f, ev, e->x, &flags);
     if (err != RS_OK) {
@@ -735,13 +790,14 @@ rs_err_t rs_eval_push(rs_eval_t *e, const rs_eval_rec_t *rec, float *scores,
             continue;
         }
         rs_model_output_t out;
-        err = rs_model_forward(e->m[k], &in, 1, &out, NULL,
-                               RS_MODEL_FWD_REMEMBER);
+        char e2[256];
+        err = rs_learner_forward(e->lr[k], 0, e->m[k], &in, 1, &out, NULL,
+                                 RS_MODEL_FWD_REMEMBER, e2, sizeof(e2));
         if (err != RS_OK) {
             e->st.rejected++;
             return rs_errf(errstr, errstr_size, err,
                            "event '%s': model %s: %s", ev->id,
-                           rs_model_kind(e->m[k]), rs_err_str(err));
+                           rs_model_kind(e->m[k]), e2);
         }
         sc[k] = out.score;
     }
@@ -795,6 +851,7 @@ void rs_eval_stats(const rs_eval_t *e, rs_eval_stats_t *st) {
     for (int k = 0; k < e->conf.nmodels; k++) {
         if (!e->gbt[k]) {
             rs_model_stats(e->m[k], &st->model[k]);
+            rs_learner_stats(e->lr[k], &st->learner[k]);
             continue;
         }
         rs_gbt_stats_t gs;
@@ -811,4 +868,17 @@ void rs_eval_stats(const rs_eval_t *e, rs_eval_stats_t *st) {
 
 rs_eval_report_t *rs_eval_report(const rs_eval_t *e) {
     return rs_eval_acc_report(e->acc);
+}
+
+uint64_t rs_eval_epochs(rs_eval_t *e, int epochs, int64_t window_ms) {
+    uint64_t steps = 0;
+    if (e->watermark == INT64_MIN) return 0;
+    int64_t from = window_ms > 0 && e->watermark > INT64_MIN + window_ms
+                       ? e->watermark - window_ms
+                       : INT64_MIN;
+    for (int k = 0; k < e->conf.nmodels; k++)
+        if (e->lr[k])
+            steps += rs_learner_replay(e->lr[k], 0, from, INT64_MAX, epochs,
+                                   (uint64_t)k + 1);
+    return steps;
 }

@@ -19,11 +19,13 @@
  *    "seq" and "lr") on the SAME feature vectors.  For each event, in
  *    event-time order:
  *        1. labels that became available at or before its time are applied
- *           (rs_features_label, then rs_model_learn of every model);
+ *           (rs_features_label, then each model's learner joins it to the
+ *           event's learning record: rs_learner_label);
  *        2. every model learns the events older than its label horizon as
- *           negatives (rs_model_advance, as the service does);
+ *           negatives (rs_learner_advance, as the service's trainer does);
  *        3. the event is featurised (rs_features_process) and scored by
- *           every model (rs_model_forward with RS_MODEL_FWD_REMEMBER);
+ *           every model, its learning record appended to that model's
+ *           learning log (rs_learner_forward);
  *        4. its label, if it is to be learned, is queued until
  *           label_time (default event time + label_delay);
  *        5. unless it falls in the warm-up, it is added to the metrics.
@@ -50,6 +52,7 @@
 #include "common/common.h"
 #include "proto/proto.h"
 #include "features/features.h"
+#include "model/learner.h"
 #include "model/model.h"
 
 #ifdef __cplusplus
@@ -276,6 +279,9 @@ typedef struct rs_eval_conf_s {
      * train`): saves ~(22 + 4 x models) bytes per event; rs_eval_report
      * then returns NULL.  Default 0. */
     int no_metrics;
+    /* Where the models' learning logs go (a subdirectory per model);
+     * NULL or "" = in memory (~300 bytes per event and model). */
+    const char *log_dir;
 } rs_eval_conf_t;
 
 /* Defaults: label_delay 3d, top_k 100, threshold 0.5, warmup 0, models
@@ -297,6 +303,8 @@ typedef struct rs_eval_stats_s {
     rs_model_stats_t model[RS_EVAL_MODELS_MAX]; /* gbt: positives and
                                   * negatives of all its training sets,
                                   * updates = trainings                     */
+    rs_learner_stats_t learner[RS_EVAL_MODELS_MAX]; /* joins, maturity,
+                                  * corrections, delays (not gbt)           */
     uint64_t gbt_last_positives, gbt_last_negatives; /* newest training set */
     double gbt_train_s;          /* wall time training gbt                  */
 } rs_eval_stats_t;
@@ -324,6 +332,12 @@ int rs_eval_dim(const rs_eval_t *e);                        /* features     */
  * train` saves the model it trained this way. */
 rs_model_t *rs_eval_model(rs_eval_t *e, int i);
 void rs_eval_stats(const rs_eval_t *e, rs_eval_stats_t *st);
+/* `riskstream train`'s bootstrap: learn every record already resolved
+ * (labelled, or negative at maturity) with an event time in the last
+ * window_ms of the replay again, `epochs` more times in a shuffled order
+ * (rs_learner_replay).  Returns the learning steps made. */
+uint64_t rs_eval_epochs(rs_eval_t *e, int epochs, int64_t window_ms);
+
 /* The report so far (see rs_eval_acc_report). */
 rs_eval_report_t *rs_eval_report(const rs_eval_t *e);
 

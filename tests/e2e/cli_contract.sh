@@ -7,6 +7,9 @@
 set -uo pipefail
 BIN="${1:?binary}"
 T="$(mktemp -d /tmp/rs-cli.XXXXXX)"
+# The service's state (learning logs, default checkpoint, model store,
+# label delays) goes under $T, never into the machine's default state dir.
+export RISKSTREAM_STATE_DIR="$T/state"
 trap 'rm -rf "$T"' EXIT
 fails=0
 expect() { # expect CODE PATTERN -- cmd...
@@ -36,6 +39,14 @@ expect 2 "KEY=VALUE" -- "$BIN" config --set novalue
 expect 2 "log-level" -- "$BIN" serve --log-level loud
 expect 2 "unexpected argument" -- "$BIN" serve extra
 expect 1 "[Rr]edis" -- "$BIN" serve --redis "unix://$T/none.sock"
+# Found before anything starts (exit 2, not 1 or an abort with 134): a bad
+# kafka: property, scoped or not, and sizes inside their documented range
+# that this machine cannot hold (named with the bytes).
+expect 2 "kafka property 'consumer.no.such.prop'" -- "$BIN" serve --set kafka.consumer.no.such.prop=1 --redis "unix://$T/none.sock"
+expect 2 "kafka property 'linger.ms'" -- "$BIN" serve --set kafka.linger.ms=soon --redis "unix://$T/none.sock"
+expect 2 "kafka.transactional.id" -- "$BIN" serve --set kafka.transactional.id=x --redis "unix://$T/none.sock"
+expect 2 "features.max_keys needs [0-9.]+ GiB \\([0-9]+ bytes\\)" -- "$BIN" serve --set features.max_keys=268435456 --redis "unix://$T/none.sock"
+expect 2 "seq.max_entities needs" -- "$BIN" serve --set seq.max_entities=16777216 --redis "unix://$T/none.sock"
 expect 2 "no Redis configured" -- "$BIN" serve
 expect 2 "redis" -- "$BIN" serve --redis "http://nope"
 expect 0 "review_threshold" -- "$BIN" config --doc

@@ -11,6 +11,9 @@ set -euo pipefail
 BIN="${1:?binary}"; SRC="${2:?source dir}"
 N=300
 T="$(mktemp -d /tmp/rs-ckpt.XXXXXX)"
+# The service's state (learning logs, default checkpoint, model store,
+# label delays) goes under $T, never into the machine's default state dir.
+export RISKSTREAM_STATE_DIR="$T/state"
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -34,7 +37,10 @@ start_serve() { # $1 name $2 boot [extra args]
   # model.kind=lr by default: A/B/C are about the feature state (a
   # periodic checkpoint holds no model caches, so after kill -9 the
   # sequence model's history restarts); D is about the sequence model.
-  "$BIN" serve --brokers "$boot" --redis "$URL" --group "g-$name" --set model.kind="${KIND:-lr}" \
+  # A restart is the same service: B1 and B2 (DB1/DB2, C1/C2) share a
+  # consumer group, hence a state directory, where the learning logs the
+  # checkpoint refers to live.
+  "$BIN" serve --brokers "$boot" --redis "$URL" --group "g-${name%[0-9]}" --set model.kind="${KIND:-lr}" \
     --set redis.key_prefix="$name:" --set service.stats_interval=0 "$@" \
     >"$T/$name.out" 2>"$T/$name.log" &
   SERVE=$!

@@ -19,6 +19,9 @@ for tool in kcat jq redis-cli redis-server curl promtool; do
 done
 
 T="$(mktemp -d /tmp/rs-e2e.XXXXXX)"
+# The service's state (learning logs, default checkpoint, model store,
+# label delays) goes under $T, never into the machine's default state dir.
+export RISKSTREAM_STATE_DIR="$T/state"
 SERVE_PID=""
 cleanup() {
   [ -n "$SERVE_PID" ] && kill "$SERVE_PID" 2>/dev/null || true

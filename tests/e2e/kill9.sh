@@ -13,22 +13,39 @@
 # mock later are already saved.  serve runs with a checkpoint path and is
 # killed KILLS times: most kills when the scored count passes a random mark
 # (plus a random 0-1.5 s), some 0.2-4 s after a restart (during start-up,
-# checkpoint restore or the group join).  After all input is scored and
-# serve is stopped with SIGTERM (exit 0 expected):
+# checkpoint restore or the group join).  Twice during the feed (at a
+# quarter and at three quarters of the chunks) the feeder waits until every
+# event produced so far is scored, then produces a chunk of labels only
+# (labels of events never seen) and, after a pause, a chunk of rejected
+# messages only: polls that publish no score (they once stopped
+# exactly-once commits for good); no kill happens until scoring has moved
+# on after them (a restart would hide a hang).  The run is deterministic
+# for a seed:
+# the stream, the kill marks, delays and types come from it (only the
+# machine's speed moves the exact moment a mark is seen).  After all input
+# is scored and serve is stopped with SIGTERM (exit 0 expected, the time
+# it took printed, a final checkpoint written):
 #   - every input event id has a score on the scores topic and a record in
 #     Redis (rs:score:<id>), else FAIL listing the missing ids;
 #   - duplicates on the topic are counted and listed (at-least-once: a
 #     report; exactly-once: any duplicate fails it -- except on the mock
 #     cluster, which does not implement transactions: exit 77, skipped);
 #   - a sample of Redis records must each equal, byte for byte, one of the
-#     records of that event on the topic.
+#     records of that event on the topic;
+#   - every rejected message is on the dead-letter topic (by its key).
+# Everything but the exactly-once duplicate judgement is checked before a
+# SKIP can be returned.
 #
 # usage: kill9.sh RISKSTREAM_BINARY SOURCE_DIR
 # env:   EVENTS=200000  events generated and fed
 #        KILLS=5        kill -9 count
 #        DELIVERY=at_least_once | exactly_once  (service.delivery)
 #        PARTITIONS=8   partitions per topic of the broker
-#        SEED=<random>  seeds the kill schedule and the generator (printed)
+#        SEEDS="11 42"  the fixed seed set: one run per seed (each seeds the
+#                       generator and the kill schedule); exit 77 only if no
+#                       run failed and one was skipped
+#        SEED=N         one run with this seed (wins over SEEDS)
+#        SPECIAL=200    messages in each labels-only and rejects-only chunk
 #        BACKLOG=16000  most events produced but not yet scored
 #        CHUNK=1000     events per kcat produce call
 #        CKPT_INTERVAL=2s   service.checkpoint_interval
@@ -45,11 +62,24 @@ set -euo pipefail
 export LC_ALL=C
 BIN="${1:?usage: kill9.sh RISKSTREAM_BINARY SOURCE_DIR}"
 SRC="${2:?usage: kill9.sh RISKSTREAM_BINARY SOURCE_DIR}"
+# The fixed seed set: one run of this script per seed.
+if [ -z "${SEED:-}" ]; then
+  rc_all=0; skipped=0
+  for s in ${SEEDS:-11 42}; do
+    [[ "$s" =~ ^[0-9]+$ ]] || { echo "kill9: SEEDS must be numbers, not '$s'" >&2; exit 2; }
+    echo "kill9: ================================================ seed $s"
+    rc=0; SEED="$s" bash "$0" "$@" || rc=$?
+    case "$rc" in 0) ;; 77) skipped=1 ;; *) rc_all="$rc"; echo "kill9: seed $s FAILED (exit $rc)" ;; esac
+  done
+  [ "$rc_all" -ne 0 ] && exit "$rc_all"
+  [ "$skipped" -eq 1 ] && exit 77
+  exit 0
+fi
 EVENTS="${EVENTS:-200000}"
 KILLS="${KILLS:-5}"
 DELIVERY="${DELIVERY:-at_least_once}"
 PARTITIONS="${PARTITIONS:-8}"
-SEED="${SEED:-$(( $(date +%s) % 100000 ))}"
+SPECIAL="${SPECIAL:-200}"
 BACKLOG="${BACKLOG:-16000}"
 CHUNK="${CHUNK:-1000}"
 CKPT_INTERVAL="${CKPT_INTERVAL:-2s}"
@@ -61,7 +91,7 @@ case "$DELIVERY" in
   at_least_once|exactly_once) ;;
   *) echo "kill9: DELIVERY must be at_least_once or exactly_once, not '$DELIVERY'" >&2; exit 2 ;;
 esac
-for v in EVENTS KILLS PARTITIONS SEED BACKLOG CHUNK TIMEOUT STALL SAMPLE; do
+for v in EVENTS KILLS PARTITIONS SEED BACKLOG CHUNK TIMEOUT STALL SAMPLE SPECIAL; do
   [[ "${!v}" =~ ^[0-9]+$ ]] || { echo "kill9: $v must be a number, not '${!v}'" >&2; exit 2; }
 done
 for tool in kcat redis-cli redis-server awk sort comm shuf; do
@@ -70,6 +100,9 @@ done
 RANDOM=$SEED
 
 T="$(mktemp -d /tmp/rs-kill9.XXXXXX)"
+# The service's state (learning logs, default checkpoint, model store,
+# label delays) goes under $T, never into the machine's default state dir.
+export RISKSTREAM_STATE_DIR="$T/state"
 SERVE=""; BROKER=""; KCAT=""
 cleanup() {
   [ -n "$SERVE" ] && kill -9 "$SERVE" 2>/dev/null || true   # no graceful stop: the broker goes too
@@ -128,6 +161,13 @@ awk -v dir="$T/chunks" -v chunk="$CHUNK" '
 CHUNKS=("$T"/chunks/*.ev)
 NLAB=$(wc -l <"$T/lab.jsonl")
 log "generated $EVENTS events, $NLAB labels, ${#CHUNKS[@]} chunks"
+# Special chunks, produced alone once everything before is scored: labels
+# of events never seen (a poll of labels only), rejected messages (a poll
+# of rejects only; keys kill9-bad-*, checked on the dead-letter topic).
+awk -v n="$SPECIAL" 'BEGIN { for (k = 0; k < n; k++)
+  printf "kill9-e%d\t{\"event_id\":\"kill9-none-%d\",\"entity_id\":\"kill9-e%d\",\"value\":1,\"label_time_ms\":1767225600000}\n", k % 10, k, k % 10 }' >"$T/special.lab"
+NCH=${#CHUNKS[@]}
+SPECIAL_AT=("$(( NCH / 4 ))" "$(( NCH * 3 / 4 ))"); SPECIAL_DONE=0; NBAD=0; HOLD=-1
 
 "$BIN" broker --set topics.partitions="$PARTITIONS" >"$T/broker.out" 2>"$T/broker.log" &
 BROKER=$!
@@ -211,16 +251,34 @@ while :; do
   # Done when all is scored and every kill happened (a kill after the
   # last score is a kill at idle: nothing may be lost either).
   [ "$p" -ge "$EVENTS" ] && [ "$ki" -ge "$KILLS" ] && break
+  # Special chunks: at their chunk index, once all produced is scored.
+  if [ "$SPECIAL_DONE" -lt "${#SPECIAL_AT[@]}" ] && [ "$ci" -ge "${SPECIAL_AT[$SPECIAL_DONE]}" ]; then
+    if [ "$p" -ge "$produced" ]; then
+      kcat -P -b "$BOOT" -t labels -K $'\t' -l "$T/special.lab" 2>>"$T/produce.log" || fail "kcat produce special labels"
+      log "labels-only chunk ($SPECIAL labels) at $p scored"
+      sleep 1.5
+      awk -v n="$SPECIAL" -v r="$SPECIAL_DONE" 'BEGIN { for (k = 0; k < n; k++) printf "kill9-bad-%d-%d\t{not json %d\n", r, k, k }' >"$T/special.bad"
+      kcat -P -b "$BOOT" -t events -K $'\t' -l "$T/special.bad" 2>>"$T/produce.log" || fail "kcat produce special rejects"
+      NBAD=$((NBAD + SPECIAL))
+      log "rejects-only chunk ($SPECIAL rejected messages) at $p scored"
+      sleep 1.5
+      SPECIAL_DONE=$((SPECIAL_DONE + 1))
+      last_change=$(ms)
+      HOLD=$p # no kill until scoring moves on: a restart must not hide a hang
+    fi
+  fi
   # Feed: keep produced - scored <= BACKLOG.
   fed=0
-  while [ "$ci" -lt "${#CHUNKS[@]}" ] && [ $((produced - p)) -lt "$BACKLOG" ] && [ "$fed" -lt 4 ]; do
+  while [ "$ci" -lt "${#CHUNKS[@]}" ] && [ $((produced - p)) -lt "$BACKLOG" ] && [ "$fed" -lt 4 ] &&
+        { [ "$SPECIAL_DONE" -ge "${#SPECIAL_AT[@]}" ] || [ "$ci" -lt "${SPECIAL_AT[$SPECIAL_DONE]}" ]; }; do
     f="${CHUNKS[$ci]}"
     kcat -P -b "$BOOT" -t events -K $'\t' -l "$f" 2>>"$T/produce.log" || fail "kcat produce $f"
     [ -f "${f%.ev}.lab" ] && { kcat -P -b "$BOOT" -t labels -K $'\t' -l "${f%.ev}.lab" 2>>"$T/produce.log" || fail "kcat produce labels"; }
     produced=$((produced + $(wc -l <"$f"))); ci=$((ci + 1)); fed=$((fed + 1))
   done
-  # Kill when due.
-  if [ "$ki" -lt "$KILLS" ] && [ "$kill_at" -eq 0 ]; then
+  # Kill when due (not while the special chunks' effect is unproven).
+  if [ "$HOLD" -ge 0 ] && [ "$p" -gt "$HOLD" ]; then HOLD=-1; fi
+  if [ "$ki" -lt "$KILLS" ] && [ "$kill_at" -eq 0 ] && [ "$HOLD" -lt 0 ]; then
     if [ "${KTYPE[$ki]}" = startup ]; then
       kill_at=$(( STARTED_MS + 200 + RANDOM % 3800 ))
     elif [ "$p" -ge "${KMARK[$ki]}" ]; then
@@ -269,11 +327,17 @@ for _ in $(seq 1 600); do
   kill -0 "$SERVE" 2>/dev/null || break
   sleep 0.1
 done
+STOP_S="-"
 if [ -n "$SERVE" ]; then
+  t_term=$(ms)
   kill -TERM "$SERVE" 2>/dev/null || true
   rc=0; wait "$SERVE" || rc=$?
+  STOP_S=$(awk -v a="$t_term" -v b="$(ms)" 'BEGIN{printf "%.2f", (b-a)/1000}')
   SERVE=""
-  [ "$rc" -eq 0 ] || fail "serve exited $rc on SIGTERM"
+  log "serve $NSTART stopped ${STOP_S} s after SIGTERM, exit $rc"
+  [ "$rc" -eq 0 ] || fail "serve exited $rc on SIGTERM after ${STOP_S} s"
+  grep -q 'checkpoint .* written' "$T/serve.$NSTART.log" ||
+    fail "serve $NSTART wrote no final checkpoint at the graceful stop"
 fi
 sleep 3
 kill "$KCAT" 2>/dev/null || true; wait "$KCAT" 2>/dev/null || true; KCAT=""
@@ -298,6 +362,12 @@ NMISMATCH=$(awk 'FNR == NR { if ($0 != "") want[$0] = 1; next } ($0 in want) { d
                  END { n = 0; for (k in want) n++; print n }' "$T/sample.redis" "$T/scores.jsonl")
 NSAMPLE=$(wc -l <"$T/sample")
 
+# Dead letters: every rejected message by its key (at-least-once: copies
+# allowed).
+kcat -C -b "$BOOT" -t events.dlq -o beginning -e -q -f '%k\n' 2>>"$T/kcat.log" |
+  grep '^kill9-bad-' | sort -u >"$T/dlq_keys" || true
+NDLQ=$(wc -l <"$T/dlq_keys")
+
 echo "kill9: ---------------------------------------------------------------"
 echo "kill9: delivery $DELIVERY, $EVENTS events, $NLAB labels, $PARTITIONS partitions, seed $SEED"
 for l in "${KILLOG[@]}"; do echo "kill9:   $l"; done
@@ -305,6 +375,8 @@ echo "kill9: all scored after $T_SCORED; total $(el)"
 echo "kill9: starts that restored a checkpoint: $(grep -l 'restored' "$T"/serve.*.log 2>/dev/null | wc -l) of $NSTART"
 echo "kill9: scores topic: $NREC records, $(wc -l <"$T/topic_ids") distinct events, missing $MT, unknown ids $XT"
 echo "kill9: redis: $(wc -l <"$T/redis_ids") records, missing $MR; sample of $NSAMPLE equal to a topic record: $((NSAMPLE - NMISMATCH)) (mismatch $NMISMATCH)"
+echo "kill9: labels-only and rejects-only chunks: $SPECIAL_DONE of ${#SPECIAL_AT[@]}; dead-letter topic: $NDLQ of $NBAD rejected messages"
+echo "kill9: graceful stop: ${STOP_S} s after SIGTERM, final checkpoint written"
 echo "kill9: duplicates on the topic: $NDUPREC extra records over $NDUPID events"
 if [ "$NDUPID" -gt 0 ]; then
   echo "kill9:   most repeated (event id, records): $(head -5 "$T/dups" | tr '\t\n' '=,' | sed 's/,$//')"
@@ -317,6 +389,8 @@ if [ "$MT" -gt 0 ]; then echo "kill9: missing on the topic (first 10): $(head -1
 if [ "$MR" -gt 0 ]; then echo "kill9: missing in Redis (first 10): $(head -10 "$T/missing_redis" | tr '\n' ' ')"; bad=1; fi
 if [ "$XT" -gt 0 ]; then echo "kill9: ids on the topic that were never produced: $(head -5 "$T/extra_topic" | tr '\n' ' ')"; bad=1; fi
 if [ "$NMISMATCH" -gt 0 ]; then echo "kill9: $NMISMATCH sampled Redis records equal no topic record of their event"; bad=1; fi
+if [ "$NDLQ" -ne "$NBAD" ]; then echo "kill9: $((NBAD - NDLQ)) of $NBAD rejected messages missing on the dead-letter topic"; bad=1; fi
+if [ "$SPECIAL_DONE" -ne "${#SPECIAL_AT[@]}" ]; then echo "kill9: only $SPECIAL_DONE of ${#SPECIAL_AT[@]} labels-/rejects-only chunks were produced"; bad=1; fi
 [ "$ki" -eq "$KILLS" ] || { echo "kill9: only $ki of $KILLS kills happened"; bad=1; }
 [ "$STALLED" -eq 0 ] || { echo "kill9: scoring stalled or timed out before all input was scored (see above)"; bad=1; }
 [ "$bad" -eq 0 ] || fail "see above (seed $SEED; rerun with SEED=$SEED KEEP=1)"

@@ -24,6 +24,9 @@ for tool in kcat jq redis-cli redis-server curl; do
   command -v "$tool" >/dev/null || { echo "model_versions: $tool not installed (ops/deps.sh installs it)"; exit 1; }
 done
 T="$(mktemp -d /tmp/rs-versions.XXXXXX)"
+# The service's state (learning logs, default checkpoint, model store,
+# label delays) goes under $T, never into the machine's default state dir.
+export RISKSTREAM_STATE_DIR="$T/state"
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -88,10 +91,25 @@ jq -c . "$T/lb.jsonl" | kcat -P -b "$BOOT" -t labels || fail "kcat produce label
 for _ in $(seq 1 100); do
   l="$(metric riskstream_labels_total)"; [ "${l:-0}" -ge "$(wc -l <"$T/lb.jsonl")" ] && break; sleep 0.2
 done
-# let the trainer drain its queue
-for _ in $(seq 1 100); do
-  q="$(metric riskstream_model_train_queue)"; [ "${q%.*}" = "0" ] && break; sleep 0.2
+# let the trainer drain its queue and learn the maturity negatives the
+# watermarks made due: it learns those from the learning logs in chunks
+# between messages, so an empty queue alone does not mean it is done (a
+# version published after the rollback would prune the rolled-back one
+# before the audit below) -- wait until the matured count stops moving
+# (four equal readings of the trainer's counters, refreshed every 200 ms)
+matured() { curl -s "$API/metrics" | awk '$1 == "riskstream_learned_total{cause=\"matured\"}" { print $2 }'; }
+prev=-1; same=0
+for _ in $(seq 1 600); do
+  q="$(metric riskstream_model_train_queue)"; m="$(matured)"
+  if [ "${q%.*}" = "0" ] && [ "$m" = "$prev" ]; then
+    same=$((same + 1)); [ "$same" -ge 4 ] && break
+  else
+    same=0
+  fi
+  prev="$m"; sleep 0.5
 done
+[ "$same" -ge 4 ] || fail "the trainer did not settle (queue ${q:-?}, matured ${m:-?})"
+[ "${m:-0}" -gt 0 ] || fail "no maturity negatives learned"
 echo "model_versions: $N events scored from the broker ($(elapsed) s)"
 
 # ---- list

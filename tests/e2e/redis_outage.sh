@@ -45,6 +45,9 @@ done
 N=$(( RATE * (PRE + OUTAGE + POST) ))
 
 T="$(mktemp -d /tmp/rs-outage.XXXXXX)"
+# The service's state (learning logs, default checkpoint, model store,
+# label delays) goes under $T, never into the machine's default state dir.
+export RISKSTREAM_STATE_DIR="$T/state"
 SERVE=""; BROKER=""; KCAT=""; GEN=""
 cleanup() {
   [ -f "$T/redis/redis.pid" ] && kill -CONT "$(cat "$T/redis/redis.pid")" 2>/dev/null || true

@@ -10,6 +10,9 @@ set -euo pipefail
 BIN="${1:?binary}"
 SRC="${2:?source dir}"
 T="$(mktemp -d /tmp/rs-ops.XXXXXX)"
+# Everything the service keeps (checkpoint, model store, learning logs,
+# label delays) goes under $T, never into the machine's default state dir.
+export RISKSTREAM_STATE_DIR="$T/state"
 PID=""
 cleanup() {
   [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null || true

@@ -23,21 +23,27 @@ for tool in kcat jq redis-cli redis-server; do
   command -v "$tool" >/dev/null || { echo "train_serve: $tool not installed (ops/deps.sh installs it)"; exit 1; }
 done
 T="$(mktemp -d /tmp/rs-train.XXXXXX)"
+# The service's state (learning logs, default checkpoint, model store,
+# label delays) goes under $T, never into the machine's default state dir.
+export RISKSTREAM_STATE_DIR="$T/state"
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   "$SRC/ops/redis.sh" stop "$T/redis" >/dev/null 2>&1 || true
-  rm -rf "$T"
+  [ -n "${KEEP:-}" ] || rm -rf "$T"
 }
 trap cleanup EXIT
 fail() { echo "train_serve FAIL: $*"; for f in "$T"/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -n 15 "$f"; }; done; exit 1; }
 t0=$(date +%s.%N)
 elapsed() { awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
 
-# One configuration for train and serve (the features must match; a small
-# publish_every gives the trained model a version step of its own).
+# One configuration for train and serve (the features must match: the
+# declared label delay sets when label-aware features count a label, so it
+# is in the file, not only on train's command line; a small publish_every
+# gives the trained model a version step of its own).
 cat >"$T/rs.yaml" <<'EOF'
 model:
+  label_delay: 1d
   publish_every: 100
   label_horizon: 2d
 service:
@@ -56,7 +62,7 @@ rc=0; "$BIN" train --input "$T/hist.csv" --out "$M" --config "$T/rs.yaml" --labe
 [ "$rc" -eq 0 ] || fail "train exited $rc"
 summary="$(grep '^train:' "$T/train.out" || true)"
 echo "train_serve: $summary"
-grep -q "^train: $NEV events (0 refused, 0 bad lines), [0-9]* labels learned" <<<"$summary" ||
+grep -q "^train: $NEV events (0 refused, 0 bad lines), [0-9]* labels applied ([0-9]* in flight" <<<"$summary" ||
   fail "summary: $summary"
 VER="$(echo "$summary" | sed -n 's/.*; version \([^;]*\);.*/\1/p')"
 case "$VER" in seq-*-0|"") fail "trained version '$VER': want seq-<hash>-<n>, n > 0";; seq-*) ;; *) fail "version '$VER'";; esac

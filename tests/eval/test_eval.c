@@ -209,10 +209,8 @@ static int64_t g_warmup;   /* rs_eval_conf_t.warmup_ms of run() */
 
 static void small_model_conf(rs_model_conf_t *mc) {
     rs_model_conf_init(mc);
-    mc->pending_max = 65536;
     mc->label_horizon = 4 * DAY;
     mc->seq.max_entities = 1024;
-    mc->seq.pending_max = 8192;
 }
 
 /* Run the stream; learn_mask(i) decides whether event i's label is fed.

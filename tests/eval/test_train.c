@@ -67,11 +67,9 @@ static void stream_make(stream_t *s) {
 static void small_model_conf(rs_model_conf_t *mc, int kind) {
     rs_model_conf_init(mc);
     mc->kind = kind;
-    mc->pending_max = 65536;
     mc->label_horizon = 2 * DAY;
     mc->publish_every = 50;
     mc->seq.max_entities = 1024;
-    mc->seq.pending_max = 8192;
 }
 
 /* Replay the stream (label delay 1d) with one model of `kind`; scores[n]

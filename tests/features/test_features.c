@@ -147,6 +147,7 @@ typedef struct ref_s {
     int64_t bf_j[REF_MAX_LAB], bf_arr[REF_MAX_LAB];
     int nbf;
     int64_t wm;
+    int64_t t0;   /* the oldest event time seen (velocity coverage) */
     int seq;
     uint64_t events;
 } ref_t;
@@ -187,6 +188,7 @@ static void ref_init(ref_t *r, const rs_features_conf_t *c) {
         name_idx(r->anames, &r->nan_, s->field);
     }
     r->wm = INT64_MIN;
+    r->t0 = INT64_MAX;
 }
 
 /* key/aux id of a field of an event: ids are the numeric suffix + 1 */
@@ -279,6 +281,17 @@ static int64_t ref_bkt_max(const ref_t *r, int tb, int id, int64_t j) {
 
 /* Bucketed spec: whole buckets [e - W/B + 1, e], e = floor((t - O)/B) - 1,
  * each counted if it is still the newest of its class. */
+/* Velocity: events per hour of the part of the window [end - W, end) the
+ * state covers (it began at the oldest event seen), at least W / 30. */
+static double ref_per_hour(const ref_t *r, double n, int64_t end, int64_t W) {
+    int64_t cov = W;
+    if (end - W < r->t0) cov = end - r->t0;
+    int64_t lo = W / 30 > 0 ? W / 30 : 1;
+    if (cov < lo) cov = lo;
+    if (cov > W) cov = W;
+    return n * (double)HOUR_MS / (double)cov;
+}
+
 static void ref_bucketed(ref_t *r, const rs_features_spec_t *s, int tb, int id,
                          int64_t t, const uint8_t *aggs, int nout, float *out) {
     const ref_key_t *k = ref_key(r, tb, id);
@@ -320,7 +333,9 @@ static void ref_bucketed(ref_t *r, const rs_features_spec_t *s, int tb, int id,
         case RS_FEATURES_AGG_COUNT: v = n; break;
         case RS_FEATURES_AGG_SUM: v = sum; break;
         case RS_FEATURES_AGG_MEAN: v = nv ? sum / nv : 0; break;
-        case RS_FEATURES_AGG_VELOCITY: v = n * (double)HOUR_MS / s->window_ms; break;
+        case RS_FEATURES_AGG_VELOCITY:
+            v = ref_per_hour(r, n, t - s->offset_ms, s->window_ms);
+            break;
         case RS_FEATURES_AGG_FRAUD_COUNT: v = fr; break;
         case RS_FEATURES_AGG_FRAUD_RATE: v = n ? fmin(1.0, fr / n) : 0; break;
         }
@@ -499,7 +514,8 @@ static void ref_features(ref_t *r, const rs_event_t *ev, const ref_ev_t *cur,
                 }
                 break;
             case RS_FEATURES_AGG_VELOCITY:
-                if (s->window_ms) v = cnt * (double)HOUR_MS / s->window_ms;
+                if (s->window_ms)
+                    v = ref_per_hour(r, cnt, t - s->offset_ms, s->window_ms);
                 else if (cnt) {
                     int64_t span = ns ? t - oldest : 0;
                     if (span < MIN_MS) span = MIN_MS;
@@ -533,6 +549,7 @@ static void ref_process(ref_t *r, const rs_event_t *ev, float *out,
     if (r->events && cur.t < r->wm - r->conf.allowed_lateness)
         *flags |= RS_FEATURES_FLAG_LATE;
     if (cur.t > r->wm) r->wm = cur.t;
+    if (cur.t < r->t0) r->t0 = cur.t;
     r->events++;
     for (int i = 0; i < r->nvn; i++) cur.val[i] = (float)numeric(ev, r->vnames[i]);
     for (int i = 0; i < r->nan_; i++) cur.aux[i] = field_id(ev, r->anames[i]);

@@ -98,10 +98,8 @@ static inline const char *fuzz_scratch(const char *what) {
  * architecture of a "seq" file comes from the file). */
 static inline void fuzz_model_conf(rs_model_conf_t *c) {
     rs_model_conf_init(c);
-    c->pending_max = 16;
     c->batch_max = 4;
     c->seq.max_entities = 8;  /* must exceed batch_max */
-    c->seq.pending_max = 4;
 }
 
 /* The cards preset with small pools. */

@@ -17,6 +17,8 @@
 
 #include <sys/stat.h>
 
+#include "rs_test_learn.h"
+
 static const char *out_dir;
 
 /* Copy file `src` to out_dir/sub/name.<mode> with the mode byte first. */
@@ -48,10 +50,12 @@ static void seed_model(const char *name, rs_model_conf_t *conf) {
     static const char *names[6] = {"amount_log", "count_1h", "mean_7d",
                                    "since_last", "distinct_cp", "fraud_rate"};
     char es[256];
-    rs_model_t *m = rs_model_new(conf, 6, names, es, sizeof(es));
-    if (!m) fprintf(stderr, "%s: %s\n", name, es);
-    FUZZ_CHECK(m != NULL);
-    /* Score and learn a few events, one at a time (pending_max is small). */
+    rs_test_learn_t *t = rs_test_learn_new(conf, 6, names, es, sizeof(es));
+    if (!t) fprintf(stderr, "%s: %s\n", name, es);
+    FUZZ_CHECK(t != NULL);
+    rs_model_t *m = t->m;
+    /* Score and learn a few events, one at a time, through a learning log
+     * and a learner (as eval and train do). */
     for (int i = 0; i < 40; i++) {
         rs_event_t ev;
         fuzz_event(&ev, i);
@@ -68,18 +72,19 @@ static void seed_model(const char *name, rs_model_conf_t *conf) {
         in.x = x;
         in.n_cat = 1;
         in.cat_hash[0] = rs_hash_str("mcc=5411");
-        FUZZ_CHECK(rs_model_forward(m, &in, 1, &out, NULL,
-                                    RS_MODEL_FWD_REMEMBER) == RS_OK);
+        FUZZ_CHECK(rs_test_learn_forward(t, &in, 1, &out, NULL,
+                                         RS_MODEL_FWD_REMEMBER) == RS_OK);
         rs_label_t lb;
         fuzz_label(&lb, i, i % 4 == 0 ? 1.0 : 0.0);
-        float s;
-        FUZZ_CHECK(rs_model_learn(m, &lb, &s) == RS_OK);
+        rs_learner_res_t res;
+        FUZZ_CHECK(rs_learner_label(t->l, 0, &lb, 0, -1, &res) == RS_OK);
+        FUZZ_CHECK(res.outcome == RS_LEARNER_LEARNED);
     }
     const char *tmp = fuzz_scratch("seed-model");
     FUZZ_CHECK(rs_model_save(m, tmp, es, sizeof(es)) == RS_OK);
     seed_put("fuzz_model_file", name, tmp);
     unlink(tmp);
-    rs_model_destroy(m);
+    rs_test_learn_destroy(t);
 }
 
 static void seed_ckpt(const char *name, int events, int labels, int blob) {

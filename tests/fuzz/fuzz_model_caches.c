@@ -30,6 +30,8 @@
  */
 #include "fuzz_files.h"
 
+#include "model/learnlog.h"
+
 #define FUZZ_CACHES_DIM 3
 #define FUZZ_CACHES_POOL 8 /* the reader's seq.max_entities */
 #define FUZZ_CACHES_TRAILER 8
@@ -42,7 +44,6 @@ static const char *const fuzz_names[FUZZ_CACHES_DIM] = {"amount_log",
 static void fuzz_caches_conf(rs_model_conf_t *c, int kind, int pool) {
     rs_model_conf_init(c);
     c->kind = kind;
-    c->pending_max = 16;
     c->batch_max = 4;
     c->seq.d_model = 4;
     c->seq.history = 4;
@@ -52,7 +53,6 @@ static void fuzz_caches_conf(rs_model_conf_t *c, int kind, int pool) {
     c->seq.expert_hidden = 4;
     c->seq.buckets = 8;
     c->seq.max_entities = pool;
-    c->seq.pending_max = 4;
 }
 
 static rs_model_t *fuzz_caches_model(int kind, int pool) {
@@ -68,9 +68,14 @@ static rs_model_t *fuzz_caches_model(int kind, int pool) {
 
 /* Score events first..first+n-1 (card-(i % n_ent), a minute apart) with
  * `flags`, in batches of FUZZ_N; scores[n] (may be NULL) gets the
- * scores, bits[n] the attention weight of the most attended event. */
+ * scores, bits[n] the attention weight of the most attended event.  With
+ * RS_MODEL_FWD_REMEMBER event i's learning record is written to a scratch
+ * buffer at log position i (partition 0), so the caches hold positions
+ * (the records themselves are not kept: the reader never sees them). */
 static void fuzz_stream(rs_model_t *m, int first, int n, int n_ent,
                         unsigned flags, float *scores, float *bits) {
+    const size_t rsz = rs_model_lrec_size(m);
+    uint8_t *recs = malloc(FUZZ_N * rsz);
     for (int i0 = 0; i0 < n; i0 += FUZZ_N) {
         int k = n - i0 < FUZZ_N ? n - i0 : FUZZ_N;
         rs_model_input_t in[FUZZ_N];
@@ -92,6 +97,8 @@ static void fuzz_stream(rs_model_t *m, int first, int n, int n_ent,
             in[r].x = x[r];
             in[r].n_cat = 1;
             in[r].cat_hash[0] = rs_hash_str(i % 2 ? "mcc=5411" : "mcc=5812");
+            in[r].lrec = recs + (size_t)r * rsz;
+            in[r].lpos = RS_LPOS(0, i);
         }
         FUZZ_CHECK(rs_model_forward(m, in, k, out, NULL, flags) == RS_OK);
         for (int r = 0; r < k; r++) {
@@ -101,6 +108,7 @@ static void fuzz_stream(rs_model_t *m, int first, int n, int n_ent,
                                                  : out[r].self_weight;
         }
     }
+    free(recs);
 }
 
 /* m's caches in a new buffer (*len bytes). */

@@ -12,11 +12,15 @@
  * Oracle: the load returns RS_OK or RS_ERR_CORRUPT / RS_ERR_CONFIG with a
  * message naming the file; nothing crashes, leaks or allocates without
  * bound.  A model that loads must score a small batch (two events of one
- * entity, one of another) with finite scores in [0,1], save, load back and
- * score the same batch bit for bit.
+ * entity, one of another) with finite scores in [0,1] and sealed learning
+ * records, save, load back and score the same batch bit for bit, with the
+ * same records byte for byte.
  *
  * Seeds: tests/fuzz/corpus/fuzz_model_file, made by fuzz_make_seeds
- * (small "lr" and "seq" models, trained a little, raw and repair mode).
+ * (small "lr" and "seq" models, trained a little through a learning log,
+ * raw and repair mode); lr-v0 / seq-v0 were made before the learning log
+ * (non-zero values in the slots of the former pending_max keys: files of
+ * then still load).
  * FUZZ_VERBOSE=1 prints what the reader said for each input, and
  * FUZZ_SAVE=FILE writes the file the reader got (after the repair), to
  * reproduce a finding with the real binary (triage; it is written on
@@ -26,11 +30,17 @@
 
 #include <math.h>
 
+#include "model/learnlog.h"
+
 #define FUZZ_N 3
 
-/* Score the fixed batch with m: scores[FUZZ_N]. */
+/* Score the fixed batch with m: scores[FUZZ_N], its learning records
+ * into recs[FUZZ_N][rs_model_lrec_size(m)] (positions 0..FUZZ_N-1 of
+ * partition 0). */
 static void fuzz_score(rs_model_t *m, float *x /* [FUZZ_N][dim] */,
-                       float *contrib /* [FUZZ_N][dim] */, float *scores) {
+                       float *contrib /* [FUZZ_N][dim] */, float *scores,
+                       uint8_t *recs) {
+    const size_t rsz = rs_model_lrec_size(m);
     static const char *ids[FUZZ_N] = {"e-1", "e-2", "e-3"};
     static const char *ents[FUZZ_N] = {"card-1", "card-1", "card-2"};
     int dim = rs_model_dim(m);
@@ -47,6 +57,8 @@ static void fuzz_score(rs_model_t *m, float *x /* [FUZZ_N][dim] */,
         in[i].n_cat = 2;
         in[i].cat_hash[0] = rs_hash_str("mcc=5411");
         in[i].cat_hash[1] = rs_hash_str("country=FR");
+        in[i].lrec = recs + (size_t)i * rsz;
+        in[i].lpos = RS_LPOS(0, i);
     }
     rs_err_t err = rs_model_forward(m, in, FUZZ_N, out, contrib,
                                     RS_MODEL_FWD_REMEMBER |
@@ -56,6 +68,11 @@ static void fuzz_score(rs_model_t *m, float *x /* [FUZZ_N][dim] */,
         FUZZ_CHECK(isfinite(out[i].score));
         FUZZ_CHECK(out[i].score >= 0.0f && out[i].score <= 1.0f);
         scores[i] = out[i].score;
+        rs_lrec_hdr_t h;
+        memcpy(&h, recs + (size_t)i * rsz, sizeof(h));
+        FUZZ_CHECK(h.sum == rs_lrec_sum(recs + (size_t)i * rsz, rsz));
+        FUZZ_CHECK(h.state == 0);
+        FUZZ_CHECK(!memcmp(&h.score, &out[i].score, sizeof(float)));
     }
 }
 
@@ -111,9 +128,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     for (size_t i = 0; i < (size_t)FUZZ_N * (size_t)dim; i++)
         x[i] = (float)((int)(i % 7) - 3) * 0.75f + (float)(i % 3) * 10.0f;
     float s1[FUZZ_N], s2[FUZZ_N];
-    fuzz_score(m, x, contrib, s1);
-    fuzz_score(m2, x, contrib, s2);
+    const size_t rsz = rs_model_lrec_size(m);
+    FUZZ_CHECK(rs_model_lrec_size(m2) == rsz);
+    uint8_t *r1 = malloc(FUZZ_N * rsz), *r2 = malloc(FUZZ_N * rsz);
+    fuzz_score(m, x, contrib, s1, r1);
+    fuzz_score(m2, x, contrib, s2, r2);
     FUZZ_CHECK(memcmp(s1, s2, sizeof(s1)) == 0);
+    FUZZ_CHECK(memcmp(r1, r2, FUZZ_N * rsz) == 0);
+    free(r1);
+    free(r2);
     free(x);
     free(contrib);
     rs_model_destroy(m);

@@ -48,6 +48,9 @@ for tool in redis-server redis-cli kcat jq curl; do
 done
 
 TMP=$(mktemp -d /tmp/rs-view-XXXXXX)
+# Everything the service keeps (checkpoint, model store, learning logs,
+# label delays) goes under $TMP, never into the machine's default state dir.
+export RISKSTREAM_STATE_DIR="$TMP/state"
 REDIS_PID=""; SERVE_PID=""
 stop_serve() {
   if [ -n "$SERVE_PID" ]; then
@@ -130,7 +133,7 @@ cdp() { # cdp NAME: run $TMP/NAME.cdp
 "$RS" gen --seed 7 --entities 200 --duration 3d --out "$TMP/cards.jsonl" >/dev/null 2>&1
 NCARDS=$(wc -l <"$TMP/cards.jsonl")
 
-start_serve --model "$TMP/model.bin"
+start_serve --model "$TMP/model.bin" --set model.label_delay=1d # as trained
 produce "$TMP/cards.jsonl"
 wait_scores "rs:" "$NCARDS"
 

@@ -910,6 +910,214 @@ static void test_offset_out_of_range(void **state) {
     rs_cluster_destroy(cl);
 }
 
+/* Lag of (events, partition) from rs_ingest_lag; -2 if not listed. */
+static int64_t lag_of(rs_ingest_t *ing, int32_t partition) {
+    rs_ingest_lag_t lag[16];
+    int n = rs_ingest_lag(ing, lag, 16);
+    for (int i = 0; i < n; i++)
+        if (lag[i].topic == RS_MSG_TOPIC_EVENTS && lag[i].partition == partition)
+            return lag[i].lag;
+    return -2;
+}
+
+/* Consume until `total` messages, then 2 s more for anything extra. */
+static void consume_settle(rs_ingest_t *ing, tally_t *t, int total) {
+    consume_until(ing, t, total, 60000);
+    consume_until(ing, t, total + 1, 2000);
+}
+
+/* Offset out of range twice on one partition (injected as a Fetch error
+ * on its broker) while another partition, on another broker, sits idle at
+ * its end.  Each reset re-reads the reset partition (policy earliest);
+ * the idle one must stay where it is.  The remembered assignment used to
+ * keep the BEGINNING offset of the start and gave it to the idle
+ * partition at the second re-assign (nothing read since the first: no
+ * position): its 50 events came again.  After each re-assign the idle
+ * partition's lag is 0, not the whole partition. */
+static void test_offset_reset_twice(void **state) {
+    (void)state;
+    char errstr[512];
+    rs_cluster_t *cl = rs_cluster_new(2, rs_topics, 5, 2, errstr,
+                                      sizeof(errstr));
+    assert_non_null(cl);
+    rd_kafka_mock_cluster_t *mc = rs_cluster_mock(cl);
+    /* Broker 1 leads events/0 only; everything else is on broker 2. */
+    for (int t = 0; t < 5; t++)
+        for (int p = 0; p < 2; p++)
+            assert_int_equal(rd_kafka_mock_partition_set_leader(
+                                 mc, rs_topics[t], p, t == 0 && p == 0 ? 1 : 2),
+                             RD_KAFKA_RESP_ERR_NO_ERROR);
+    const char *boot = rs_cluster_bootstraps(cl);
+    rd_kafka_t *prod = rs_kafka_producer_new(NULL, boot, errstr,
+                                             sizeof(errstr));
+    assert_non_null(prod);
+    produce_events_part(prod, "events", 0, 0, 50);    /* p0: ev-0..49   */
+    produce_events_part(prod, "events", 1, 50, 100);  /* p1: ev-50..99  */
+    assert_int_equal(rd_kafka_flush(prod, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+
+    rs_ingest_t *ing = new_consumer_ex(boot, "g-oor-twice", RS_FORMAT_JSON, 0,
+                                       RS_OFFSET_EARLIEST, NULL);
+    tally_t *t = calloc(1, sizeof(*t));
+    consume_settle(ing, t, 100);
+    assert_int_equal(t->events, 100);
+    rs_ingest_stats_t st;
+    for (int round = 1; round <= 2; round++) {
+        assert_int_equal(rd_kafka_mock_broker_push_request_error_rtts(
+                             mc, 1, 1 /* Fetch */, 1,
+                             RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE, 0),
+                         RD_KAFKA_RESP_ERR_NO_ERROR);
+        consume_settle(ing, t, 100 + 50 * round);
+        rs_ingest_stats(ing, &st);
+        int64_t lag1 = lag_of(ing, 1);
+        printf("reset %d: %d events (%d re-read), offset_resets %llu, "
+               "lag of the idle partition %lld\n", round, t->events, t->dup,
+               (unsigned long long)st.offset_resets, (long long)lag1);
+        assert_int_equal(st.offset_resets, (uint64_t)round);
+        /* p0 read again (the policy), p1 never. */
+        assert_int_equal(t->events, 100 + 50 * round);
+        for (int i = 0; i < 100; i++)
+            assert_int_equal(t->seen_ev[i], i < 50 ? 1 + round : 1);
+        assert_int_equal(lag1, 0);
+    }
+    assert_int_equal(rs_ingest_commit_sync(ing, errstr, sizeof(errstr)),
+                     RS_OK);
+    rs_ingest_destroy(ing);
+
+    /* A new member of the group, assigned at the committed offsets (the
+     * end): before it reads anything its lag is 0, not the partition. */
+    ing = new_consumer_ex(boot, "g-oor-twice", RS_FORMAT_JSON, 0,
+                          RS_OFFSET_EARLIEST, NULL);
+    memset(t, 0, sizeof(*t));
+    wait_assigned(ing, t, 30000);
+    int64_t l0 = -2, l1 = -2;
+    for (int i = 0; i < 20 && (l0 != 0 || l1 != 0); i++) {
+        consume_until(ing, t, 1, 100); /* watermarks come with fetches */
+        l0 = lag_of(ing, 0);
+        l1 = lag_of(ing, 1);
+    }
+    printf("after a rebalance: lag %lld and %lld, %d event(s) read\n",
+           (long long)l0, (long long)l1, t->events);
+    assert_int_equal(t->events, 0);
+    assert_int_equal(l0, 0);
+    assert_int_equal(l1, 0);
+    rs_ingest_destroy(ing);
+    free(t);
+    rd_kafka_destroy(prod);
+    rs_cluster_destroy(cl);
+}
+
+/* DLQ reader for test_future_event: the rs-error of every dead letter. */
+typedef struct dlq_reasons_s {
+    int n;
+    char reason[8][256];
+} dlq_reasons_t;
+
+static void dlq_reason_cb(void *opaque, const rd_kafka_message_t *rkm) {
+    dlq_reasons_t *d = opaque;
+    if (d->n < 8 &&
+        !rs_test_kafka_header(rkm, "rs-error", d->reason[d->n], 256))
+        d->n++;
+}
+
+/* One partition, events dated by the caller. */
+static void produce_at(rd_kafka_t *rk, int i, int64_t t_ms) {
+    static char buf[RS_ENCODE_MAX];
+    rs_event_t ev;
+    make_event(i, &ev);
+    ev.event_time_ms = t_ms;
+    int len = rs_event_encode(RS_FORMAT_JSON, &ev, buf, sizeof(buf));
+    assert_true(len > 0);
+    produce(rk, "events", ev.entity_id, buf, (size_t)len);
+}
+
+/* Event time bound (topics.future_skew, default 1h): an event dated far
+ * ahead of the wall clock (2099-12-31, inside the decoders' range) is a
+ * reject with its reason, dead-lettered, and counted; the past (a replay
+ * of 2023) is never affected; a stream that runs ahead of the clock step
+ * by step is accepted while each event stays within the skew of its
+ * partition's newest event time. */
+static void test_future_event(void **state) {
+    (void)state;
+    char errstr[512];
+    static rs_msg_t msgs[64];
+    rs_cluster_t *cl = rs_cluster_new(1, rs_topics, 5, 1, errstr,
+                                      sizeof(errstr));
+    assert_non_null(cl);
+    const char *boot = rs_cluster_bootstraps(cl);
+    rd_kafka_t *prod = rs_kafka_producer_new(NULL, boot, errstr,
+                                             sizeof(errstr));
+    assert_non_null(prod);
+    int64_t now = rs_clock_wall_ms();
+    /* offsets 0..9: 2023 (a replay of the past); 10: 2099; 11..16: from
+     * the wall clock ahead in steps of 50 min (the last 5 h ahead);
+     * 17: 2 h past the partition's newest; 18: 30 min past it. */
+    for (int i = 0; i < 10; i++) produce_at(prod, i, BASE_MS + i * 1000LL);
+    produce_at(prod, 10, 4102358400000LL); /* 2099-12-31T00:00:00Z */
+    for (int i = 11; i <= 16; i++)
+        produce_at(prod, i, now + (i - 11) * 3000000LL);
+    int64_t newest = now + 5 * 3000000LL;
+    produce_at(prod, 17, newest + 2 * 3600000LL);
+    produce_at(prod, 18, newest + 1800000LL);
+    assert_int_equal(rd_kafka_flush(prod, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+
+    rs_ingest_t *ing = new_consumer(boot, "g-future", RS_FORMAT_JSON);
+    int seen = 0, kinds[19];
+    char why10[160] = "", why17[160] = "";
+    int64_t deadline = rs_clock_mono_us() + 60000000LL;
+    while (seen < 19 && rs_clock_mono_us() < deadline) {
+        int n = rs_ingest_poll(ing, msgs, 64, 100);
+        assert_true(n >= 0);
+        for (int k = 0; k < n; k++) {
+            const rs_msg_t *m = &msgs[k];
+            assert_true(m->offset >= 0 && m->offset < 19);
+            kinds[m->offset] = m->kind;
+            if (m->offset == 10) rs_strlcpy(why10, m->reason, sizeof(why10));
+            if (m->offset == 17) rs_strlcpy(why17, m->reason, sizeof(why17));
+            seen++;
+        }
+        if (n > 0) assert_int_equal(rs_ingest_store(ing, msgs, n), RS_OK);
+    }
+    printf("future: 2099 -> %s\nfuture: +2h -> %s\n", why10, why17);
+    assert_int_equal(seen, 19);
+    for (int i = 0; i < 19; i++)
+        assert_int_equal(kinds[i], i == 10 || i == 17 ? RS_MSG_REJECT
+                                                      : RS_MSG_EVENT);
+    assert_non_null(strstr(why10, "event_time_ms"));
+    assert_non_null(strstr(why10, "ahead of the wall clock"));
+    assert_non_null(strstr(why17, "ahead of the partition's newest"));
+    rs_ingest_stats_t st;
+    rs_ingest_stats(ing, &st);
+    assert_int_equal(st.future, 2);
+    assert_int_equal(st.rejected, 2);
+    assert_int_equal(st.events, 17);
+    rs_ingest_destroy(ing);
+    dlq_reasons_t d = {0};
+    assert_int_equal(rs_test_kafka_read(boot, "events.dlq", 2, 1000, 20000,
+                                        dlq_reason_cb, &d), 2);
+    assert_non_null(strstr(d.reason[0], "topics.future_skew"));
+    assert_non_null(strstr(d.reason[1], "topics.future_skew"));
+
+    /* future_skew 0: no bound. */
+    rs_kv_t kv;
+    rs_kv_init(&kv);
+    rs_ingest_conf_t conf;
+    rs_ingest_conf_init(&conf);
+    assert_int_equal(conf.future_skew_ms, 3600000);
+    conf.future_skew_ms = 0;
+    snprintf(conf.group_id, sizeof(conf.group_id), "g-future-off");
+    rs_kv_set(&kv, "consumer.session.timeout.ms", "6000");
+    ing = rs_ingest_new(&conf, &kv, boot, errstr, sizeof(errstr));
+    rs_kv_free(&kv);
+    assert_non_null(ing);
+    tally_t *t = calloc(1, sizeof(*t));
+    consume_until(ing, t, 19, 60000);
+    assert_int_equal(t->events, 19);
+    rs_ingest_destroy(ing);
+    free(t);
+    rd_kafka_destroy(prod);
+    rs_cluster_destroy(cl);
+}
+
 int main(void) {
     if (getenv("RS_TEST_KAFKA_DEBUG")) rs_log_set_level(RS_LOG_DEBUG);
     const struct CMUnitTest tests[] = {
@@ -922,6 +1130,8 @@ int main(void) {
         cmocka_unit_test(test_exactly_once_mode),
         cmocka_unit_test(test_replay),
         cmocka_unit_test(test_offset_out_of_range),
+        cmocka_unit_test(test_offset_reset_twice),
+        cmocka_unit_test(test_future_event),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

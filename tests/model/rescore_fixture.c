@@ -17,6 +17,7 @@
 
 #include "model/model.h"
 #include "proto/proto.h"
+#include "rs_test_learn.h"
 
 #define DIM 5
 #define N 40
@@ -44,15 +45,14 @@ int main(int argc, char **argv) {
     rs_model_conf_init(&c);
     c.kind = strcmp(argv[2], "seq") ? RS_MODEL_LR : RS_MODEL_SEQ;
     c.batch_max = 8;
-    c.pending_max = 256;
     c.seq.d_model = 8;
     c.seq.history = 4;
     c.seq.experts = 4;
     c.seq.expert_hidden = 8;
     c.seq.buckets = 64;
     c.seq.max_entities = 64;
-    c.seq.pending_max = 256;
-    rs_model_t *m = rs_model_new(&c, DIM, names, err, sizeof(err));
+    rs_test_learn_t *tl = rs_test_learn_new(&c, DIM, names, err, sizeof(err));
+    rs_model_t *m = tl ? tl->m : NULL;
     snprintf(path, sizeof(path), "%s/store", out);
     rs_model_store_t *st = m ? rs_model_store_open(path, 5, err, sizeof(err))
                              : NULL;
@@ -73,14 +73,24 @@ int main(int argc, char **argv) {
                 memset(&lb, 0, sizeof(lb));
                 snprintf(lb.event_id, sizeof(lb.event_id), "ev-%d", j);
                 lb.value = j % 4 == 0;
-                rs_model_learn(m, &lb, NULL);
+                rs_learner_label(tl->l, 0, &lb, 0, -1, NULL);
             }
+            rs_model_weights_use(m, NULL); /* its own, to be published */
             rs_model_set_version(m, (uint64_t)(i / 20 + 1));
             if (rs_model_store_put(st, m, err, sizeof(err)) != RS_OK) {
                 fprintf(stderr, "rescore_fixture: %s\n", err);
                 return 1;
             }
             rs_strlcpy(ver[i / 20], rs_model_version(m), sizeof(ver[0]));
+            /* as the service's scorer: score with what the version
+             * publishes (model.average: its weight average), keep
+             * learning on the weights themselves */
+            rs_model_weights_t *w = rs_model_weights_take(m);
+            if (rs_model_weights_use(m, w) != RS_OK) {
+                fprintf(stderr, "rescore_fixture: weights_use failed\n");
+                return 1;
+            }
+            rs_model_weights_release(w);
         }
         char id[32], ent[32], cp[32];
         float x[DIM];
@@ -102,7 +112,7 @@ int main(int argc, char **argv) {
         in.log = log;
         in.log_cap = lmax;
         rs_model_output_t o;
-        if (rs_model_forward(m, &in, 1, &o, NULL, RS_MODEL_FWD_REMEMBER)) {
+        if (rs_test_learn_forward(tl, &in, 1, &o, NULL, RS_MODEL_FWD_REMEMBER)) {
             fprintf(stderr, "rescore_fixture: forward failed\n");
             return 1;
         }
@@ -126,6 +136,6 @@ int main(int argc, char **argv) {
     free(log);
     free(json);
     rs_model_store_close(st);
-    rs_model_destroy(m);
+    rs_test_learn_destroy(tl);
     return 0;
 }

@@ -5,7 +5,8 @@
  * weights (a snapshot, or the same seed untrained) gives bit for bit the
  * same scores, contributions, explanations (attention weights, attended
  * ids, ranks, experts), flags, evictions and learning records for the
- * next events; empty caches; kind "lr" (size 0); every single-byte
+ * next events (with the learning log kept across the restart, their
+ * histories rebuild from the records before it); empty caches; kind "lr" (size 0); every single-byte
  * corruption and every truncation is RS_ERR_CORRUPT with the model
  * unchanged; byte mutations behind a repaired checksum never crash and
  * leave the model unchanged or consistent; another architecture is
@@ -24,6 +25,7 @@
 #include <time.h>
 
 #include "model/seq_int.h"
+#include "rs_test_learn.h"
 
 #define DIM 4
 static const char *const names4[DIM] = {"f0", "f1", "f2", "f3"};
@@ -44,10 +46,11 @@ static rs_model_conf_t conf_tiny(void) {
     c.seq.expert_hidden = 8;
     c.seq.buckets = 16;
     c.seq.max_entities = 16;
-    c.seq.pending_max = 512;
     c.seq.warmup_updates = 0;
-    c.seq.drift_mode = 1; /* all layers learn: the caches' xin matter */
+    c.seq.drift_mode = 1; /* all layers learn */
     c.seq.seed = 7;
+    c.replay = 0;
+    c.average = 0;
     return c;
 }
 
@@ -105,8 +108,10 @@ static rs_model_input_t *inputs(const evs_t *ev, int n) {
     return buf;
 }
 
+/* Score ev[0..n) in chunks with m (no learning records). */
 static void run(rs_model_t *m, const evs_t *ev, int n, int chunk,
                 rs_model_output_t *out, float *contrib, unsigned flags) {
+    assert_false(flags & RS_MODEL_FWD_REMEMBER);
     for (int i = 0; i < n; i += chunk) {
         int k = RS_MIN(chunk, n - i);
         assert_int_equal(rs_model_forward(m, inputs(ev + i, k), k, out + i,
@@ -115,6 +120,42 @@ static void run(rs_model_t *m, const evs_t *ev, int n, int chunk,
                                           flags),
                          RS_OK);
     }
+}
+
+/* The same through t's learner: with RS_MODEL_FWD_REMEMBER the records
+ * go to t's log. */
+static void run_tl(rs_test_learn_t *t, const evs_t *ev, int n, int chunk,
+                   rs_model_output_t *out, float *contrib, unsigned flags) {
+    for (int i = 0; i < n; i += chunk) {
+        int k = RS_MIN(chunk, n - i);
+        assert_int_equal(rs_test_learn_forward(t, inputs(ev + i, k), k, out + i,
+                                               contrib ? contrib + (size_t)i * DIM
+                                                       : NULL,
+                                               flags),
+                         RS_OK);
+    }
+}
+
+static rs_test_learn_t *wrap_tl(rs_model_t *m, const rs_model_conf_t *c) {
+    char err[256] = "";
+    assert_non_null(m);
+    rs_test_learn_t *t = rs_test_learn_wrap(m, c, err, sizeof(err));
+    if (!t) fail_msg("rs_test_learn_wrap: %s", err);
+    return t;
+}
+
+/* Two learning records equal byte for byte, their state bytes aside (the
+ * resolver's: one side may have learned it). */
+static void assert_same_rec(const void *a, const void *b, size_t size) {
+    assert_non_null(a);
+    assert_non_null(b);
+    uint8_t *x = malloc(size), *y = malloc(size);
+    memcpy(x, a, size);
+    memcpy(y, b, size);
+    x[offsetof(rs_lrec_hdr_t, state)] = y[offsetof(rs_lrec_hdr_t, state)] = 0;
+    assert_memory_equal(x, y, size);
+    free(x);
+    free(y);
 }
 
 /* m's caches as bytes (malloc'd; *len gets the length). */
@@ -164,21 +205,25 @@ static void assert_same_out(const rs_model_output_t *a,
 /* ------------------------------------------------ bit-identical restart */
 
 /* trained: A learns (weights move off the seed), B scores with A's
- * snapshot; else both untrained from the same seed. */
+ * snapshot; else both untrained from the same seed.  B gets A's caches
+ * and a copy of A's learning log (a restart keeps both: the caches in the
+ * final checkpoint, the log in the state directory). */
 static void roundtrip(int trained) {
     rs_model_conf_t c = conf_tiny();
-    rs_model_t *a = new_model(&c);
+    rs_test_learn_t *ta = wrap_tl(new_model(&c), &c);
+    rs_model_t *a = ta->m;
     enum { N = 300, M = 120 };
     evs_t *ev = make_stream(N, 20, 11, "ev", T0);  /* 20 entities, 16 kept */
     static rs_model_output_t oa[N], ob[N];
     static float ca[N * DIM], cb[N * DIM];
-    run(a, ev, N, 8, oa, ca, RS_MODEL_FWD_REMEMBER | RS_MODEL_FWD_EXPLAIN);
+    run_tl(ta, ev, N, 8, oa, ca, RS_MODEL_FWD_REMEMBER | RS_MODEL_FWD_EXPLAIN);
     if (trained)
         for (int i = 0; i < N; i += 2) {
-            rs_label_t lb = {0};
-            rs_strlcpy(lb.event_id, ev[i].id, sizeof(lb.event_id));
-            lb.value = i % 6 == 0;
-            assert_int_equal(rs_model_learn(a, &lb, NULL), RS_OK);
+            rs_learner_res_t res;
+            assert_int_equal(rs_test_learn_label(ta, ev[i].id, i % 6 == 0,
+                                                 &res),
+                             RS_OK);
+            assert_int_equal(res.outcome, RS_LEARNER_LEARNED);
         }
     rs_model_stats_t sa, sb;
     rs_model_stats(a, &sa);
@@ -188,8 +233,9 @@ static void roundtrip(int trained) {
     /* B: new_like A, with other history for the same entities first (the
      * read must replace it, not merge) */
     char err[256] = "";
-    rs_model_t *b = rs_model_new_like(a, NULL, err, sizeof(err));
-    assert_non_null(b);
+    rs_test_learn_t *tb = wrap_tl(rs_model_new_like(a, NULL, err, sizeof(err)),
+                                  &c);
+    rs_model_t *b = tb->m;
     rs_model_weights_t *w = NULL;
     if (trained) {
         w = rs_model_weights_take(a);
@@ -207,12 +253,13 @@ static void roundtrip(int trained) {
     rs_model_stats(b, &sb);
     assert_int_equal(sb.entities, 16);
     free(bb);
+    assert_int_equal(rs_test_learn_mirror(tb, ta), N);
 
     /* the next events: new entities, evicted ones, repeats in a batch */
     evs_t *nx = make_stream(M, 26, 12, "nx", ev[N - 1].in.event_time_ms);
     const unsigned fl = RS_MODEL_FWD_REMEMBER | RS_MODEL_FWD_EXPLAIN;
-    run(a, nx, M, 8, oa, ca, fl);
-    run(b, nx, M, 8, ob, cb, fl);
+    run_tl(ta, nx, M, 8, oa, ca, fl);
+    run_tl(tb, nx, M, 8, ob, cb, fl);
     int newent = 0, evicted = 0;
     for (int i = 0; i < M; i++) {
         assert_same_out(&oa[i], &ob[i], i);
@@ -225,25 +272,35 @@ static void roundtrip(int trained) {
                   "evictions)\n", trained ? "trained + snapshot" : "untrained",
                   M, newent, evicted);
 
-    /* learning records of the next events carry the same history (times,
-     * layer inputs): the body is equal byte for byte (the header holds
-     * each scorer's own drift) */
-    size_t rsz = rs_model_record_size(a);
-    uint8_t *ra = malloc(rsz), *rb = malloc(rsz);
-    for (int i = 0; i < M; i += 3) {
-        rs_label_t lb = {0};
-        rs_strlcpy(lb.event_id, nx[i].id, sizeof(lb.event_id));
-        lb.value = i % 2;
-        memset(ra, 0, rsz);
-        memset(rb, 0, rsz);
-        float s1, s2;
-        assert_int_equal(rs_model_take(a, &lb, ra, &s1), RS_OK);
-        assert_int_equal(rs_model_take(b, &lb, rb, &s2), RS_OK);
-        assert_true(fbits_eq(s1, s2));
-        assert_memory_equal(ra + RS_REC_HDR, rb + RS_REC_HDR, rsz - RS_REC_HDR);
+    /* learning records of the next events: the same bytes (inputs, score,
+     * the reference to the entity's previous record, from the caches), and
+     * the history each rebuilds from the log reaches back across the
+     * restart into the same records */
+    const size_t rsz = rs_model_lrec_size(a);
+    assert_int_equal(rs_test_learn_end(ta), N + M);
+    assert_int_equal(rs_test_learn_end(tb), N + M);
+    for (uint64_t pos = N; pos < N + M; pos++)
+        assert_same_rec(rs_test_learn_at(ta, pos), rs_test_learn_at(tb, pos),
+                        rsz);
+    int across = 0;
+    for (int i = 0; i < M; i++) {
+        const void *ra, *rb, *ha[8], *hb[8];
+        int na, nb;
+        assert_int_equal(rs_test_learn_record(ta, nx[i].id, &ra, ha, 8, &na),
+                         RS_OK);
+        assert_int_equal(rs_test_learn_record(tb, nx[i].id, &rb, hb, 8, &nb),
+                         RS_OK);
+        assert_int_equal(na, nb);
+        assert_int_equal(na, ((const rs_lrec_hdr_t *)ra)->hist);
+        assert_int_equal(na, oa[i].n_hist);
+        for (int j = 0; j < na; j++) assert_same_rec(ha[j], hb[j], rsz);
+        across += na > 0 && ((const rs_lrec_hdr_t *)hb[0])->t <
+                                ev[N - 1].in.event_time_ms + 1;
     }
-    free(ra);
-    free(rb);
+    assert_true(across > 0);
+    rs_learner_stats_t ls;
+    rs_learner_stats(tb->l, &ls);
+    assert_int_equal(ls.hist_cut, 0);
 
     /* and the caches after the next events are the same bytes */
     ba = (free(ba), caches(a, &la));
@@ -256,8 +313,8 @@ static void roundtrip(int trained) {
     free(ba);
     free(bb);
     rs_model_weights_release(w);
-    rs_model_destroy(a);
-    rs_model_destroy(b);
+    rs_test_learn_destroy(ta);
+    rs_test_learn_destroy(tb);
     free(ev);
     free(junk);
     free(nx);
@@ -403,10 +460,11 @@ static void test_corrupt(void **state) {
                      RS_ERR_CORRUPT);
     /* an entity twice (its key copied onto the next one's) */
     memcpy(buf, good, len);
-    /* entity 0 starts after the header; its end: t, k/v and xin of its
-     * n0 events (2 layers x 3 x d_model 8 floats), then their meta */
+    /* entity 0 starts after the header; its end: t, k/v (2 layers x 2 x
+     * d_model 8 floats) and learning-log position of its n0 events, then
+     * their meta */
     const size_t e0 = 48, n0 = rs_le_get32(buf + e0 + 8);
-    size_t e1 = e0 + 12 + n0 * (8 + 4 * 2 * 3 * 8);
+    size_t e1 = e0 + 12 + n0 * (8 + 4 * 2 * 2 * 8 + 8);
     for (size_t j = 0; j < n0; j++) {
         e1 += 4;               /* amount */
         e1 += 1 + buf[e1];     /* event id */
@@ -494,7 +552,7 @@ static void test_huge_values(void **state) {
     size_t len;
     uint8_t *buf = caches(a, &len);
     const size_t e0 = 48, n0 = rs_le_get32(buf + e0 + 8);
-    for (size_t i = 0; i < n0 * 2 * 3 * 8; i++) /* every k, v, xin of it */
+    for (size_t i = 0; i < n0 * 2 * 2 * 8; i++) /* every k, v of it */
         rs_le_put32(buf + e0 + 12 + 8 * n0 + 4 * i,
                     i % 2 ? 0x7f7fffffu : 0xff7fffffu); /* +-FLT_MAX */
     rs_le_put64(buf + len - 8, rs_hash64(buf, len - 8));
@@ -570,7 +628,6 @@ static void test_other_arch(void **state) {
     c2.seq.seed = 8;
     c2.seq.learning_rate = 0.5;
     c2.seq.max_entities = 40;
-    c2.seq.pending_max = 16;
     static const char *const namesx[DIM] = {"a", "b", "c", "d"};
     rs_model_t *e = rs_model_new(&c2, DIM, namesx, err, sizeof(err));
     assert_non_null(e);
@@ -586,11 +643,12 @@ static void test_other_arch(void **state) {
 static void test_smaller_pool(void **state) {
     (void)state;
     rs_model_conf_t c = conf_tiny();
-    rs_model_t *a = new_model(&c);
+    rs_test_learn_t *ta = wrap_tl(new_model(&c), &c);
+    rs_model_t *a = ta->m;
     enum { N = 200, NE = 20 };
     evs_t *ev = make_stream(N, NE, 21, "ev", T0);
     static rs_model_output_t o[N];
-    run(a, ev, N, 8, o, NULL, RS_MODEL_FWD_REMEMBER);
+    run_tl(ta, ev, N, 8, o, NULL, RS_MODEL_FWD_REMEMBER);
     rs_model_stats_t sa, sb;
     rs_model_stats(a, &sa);
     assert_int_equal(sa.entities, 16);
@@ -651,7 +709,7 @@ static void test_smaller_pool(void **state) {
     free(b2);
     free(buf);
     free(ev);
-    rs_model_destroy(a);
+    rs_test_learn_destroy(ta);
     rs_model_destroy(b);
     rs_model_destroy(d);
 }
@@ -677,7 +735,6 @@ static void test_default_sizes(void **state) {
     rs_model_conf_init(&c); /* the `seq:` architecture defaults */
     c.kind = RS_MODEL_SEQ;
     c.seq.max_entities = 600; /* > batch_max 512; small for the test */
-    c.seq.pending_max = 64;
     char err[256];
     rs_model_t *a = rs_model_new(&c, D, nm, err, sizeof(err));
     assert_non_null(a);
@@ -703,7 +760,8 @@ static void test_default_sizes(void **state) {
         }
         assert_int_equal(rs_model_forward(a, in, NE, out, NULL, 0), RS_OK);
     }
-    const size_t per_event = 8 + 4 * 3 * 32 + 4 + 2; /* 398 */
+    /* time, k/v of 1 layer of d_model 32, log position, amount, 2 lengths */
+    const size_t per_event = 8 + 4 * 2 * 32 + 8 + 4 + 2; /* 278 */
     const size_t per_ent = 12 + 32 * (per_event + 6 + 3);
     size_t need = rs_model_caches_size(a);
     assert_int_equal(need, 56 + NE * per_ent);

@@ -27,6 +27,7 @@
 
 #include "model/seq_int.h"
 #include "ops/bench/faithful.h"
+#include "rs_test_learn.h"
 
 #define DIM 4
 static const char *const names4[DIM] = {"f0", "f1", "f2", "f3"};
@@ -62,7 +63,6 @@ static rs_model_conf_t conf_seq(void) {
     c.seq.expert_hidden = 8;
     c.seq.buckets = 16;
     c.seq.max_entities = 16;
-    c.seq.pending_max = 256;
     c.seq.seed = 7;
     c.seq.warmup_updates = 1000000; /* all layers learn */
     return c;
@@ -73,7 +73,6 @@ static rs_model_conf_t conf_lr(void) {
     rs_model_conf_init(&c);
     c.kind = RS_MODEL_LR;
     c.batch_max = 16;
-    c.pending_max = 512;
     return c;
 }
 
@@ -84,6 +83,16 @@ static rs_model_t *new_model(const rs_model_conf_t *c, int dim,
     if (!m) print_message("rs_model_new: %s\n", err);
     assert_non_null(m);
     return m;
+}
+
+/* The same with its learning log and learner (c: the learner's horizon:
+ * label_horizon is set where maturity matters). */
+static rs_test_learn_t *new_tl(const rs_model_conf_t *c, int dim,
+                               const char *const *names) {
+    char err[256] = "";
+    rs_test_learn_t *t = rs_test_learn_new(c, dim, names, err, sizeof(err));
+    if (!t) fail_msg("rs_test_learn_new: %s", err);
+    return t;
 }
 
 /* A deterministic stream: few entities (caches wrap), counterparties,
@@ -121,15 +130,12 @@ static evs_t *make_stream(int n, int n_ent, int dim, uint64_t seed) {
     return ev;
 }
 
-/* Labels: every 3rd event positive, so the weights move. */
-static void learn_some(rs_model_t *m, const evs_t *ev, int from, int to) {
-    for (int i = from; i < to; i++) {
-        rs_label_t lb;
-        memset(&lb, 0, sizeof(lb));
-        rs_strlcpy(lb.event_id, ev[i].id, sizeof(lb.event_id));
-        lb.value = i % 3 == 0;
-        rs_model_learn(m, &lb, NULL);
-    }
+/* Labels: every 3rd event positive, so the weights move (a label of an
+ * event already learned is a repeat: nothing changes). */
+static void learn_some(rs_test_learn_t *t, const evs_t *ev, int from, int to) {
+    for (int i = from; i < to; i++)
+        assert_int_equal(rs_test_learn_label(t, ev[i].id, i % 3 == 0, NULL),
+                         RS_OK);
 }
 
 typedef struct logs_s {
@@ -156,8 +162,8 @@ static void logs_free(logs_t *l) {
 
 /* Score ev[from..to) in chunks of `chunk` with REMEMBER | EXPLAIN and
  * contributions, each event logging into lg[i]. */
-static void score_logged(rs_model_t *m, evs_t *ev, int from, int to, int chunk,
-                         logs_t *lg) {
+static void score_logged(rs_test_learn_t *t, evs_t *ev, int from, int to,
+                         int chunk, logs_t *lg) {
     static rs_model_input_t in[64];
     static rs_model_output_t out[64];
     static float contrib[64 * 32];
@@ -168,9 +174,9 @@ static void score_logged(rs_model_t *m, evs_t *ev, int from, int to, int chunk,
             in[k].log = lg->buf + (size_t)(i0 + k) * lg->max;
             in[k].log_cap = lg->max;
         }
-        assert_int_equal(rs_model_forward(m, in, n, out, contrib,
-                                          RS_MODEL_FWD_REMEMBER |
-                                              RS_MODEL_FWD_EXPLAIN),
+        assert_int_equal(rs_test_learn_forward(t, in, n, out, contrib,
+                                               RS_MODEL_FWD_REMEMBER |
+                                                   RS_MODEL_FWD_EXPLAIN),
                          RS_OK);
         for (int k = 0; k < n; k++) {
             assert_true(out[k].log_len > 0 && out[k].log_len <= lg->max);
@@ -194,6 +200,23 @@ static int rescore_all(rs_model_t *m, const logs_t *lg, int from, int to) {
     return bad;
 }
 
+/* Events of lg [from, to) rescored by a and by b: how many differ. */
+static int rescore_diff(rs_model_t *a, rs_model_t *b, const logs_t *lg,
+                        int from, int to) {
+    int bad = 0;
+    for (int i = from; i < to; i++) {
+        float sa = -1, sb = -2;
+        char err[256] = "";
+        const uint8_t *log = lg->buf + (size_t)i * lg->max;
+        assert_int_equal(rs_model_rescore(a, log, lg->len[i], &sa, err,
+                                          sizeof(err)), RS_OK);
+        assert_int_equal(rs_model_rescore(b, log, lg->len[i], &sb, err,
+                                          sizeof(err)), RS_OK);
+        bad += memcmp(&sa, &sb, sizeof(float)) != 0;
+    }
+    return bad;
+}
+
 /* ------------------------------------------------- logs and rescoring */
 
 static void check_rescore_kind(const rs_model_conf_t *c, int dim,
@@ -201,30 +224,31 @@ static void check_rescore_kind(const rs_model_conf_t *c, int dim,
     enum { N = 400 };
     char err[256], path[512];
     evs_t *ev = make_stream(N, 6, dim, 3);
-    rs_model_t *m = new_model(c, dim, names);
+    rs_test_learn_t *t = new_tl(c, dim, names);
+    rs_model_t *m = t->m;
     logs_t lg;
     logs_init(&lg, N, rs_model_log_max(m));
 
     /* learning between batches: each batch rescored right after it */
     for (int i = 0; i < 300; i += 50) {
-        score_logged(m, ev, i, i + 50, chunk, &lg);
+        score_logged(t, ev, i, i + 50, chunk, &lg);
         assert_int_equal(rescore_all(m, &lg, i, i + 50), 0);
-        learn_some(m, ev, i, i + 50);
+        learn_some(t, ev, i, i + 50);
     }
     /* the version saved now, then scored: a loaded copy (the model store)
      * rescores the later logs bit for bit */
     snprintf(path, sizeof(path), "%s/m.rsm", tmpdir);
     assert_int_equal(rs_model_save(m, path, err, sizeof(err)), RS_OK);
-    score_logged(m, ev, 300, N, chunk, &lg);
+    rs_model_weights_t *wsaved = rs_model_weights_take(m); /* what the
+                                                   * version publishes */
+    score_logged(t, ev, 300, N, chunk, &lg);
     rs_model_t *ld = NULL;
     rs_model_conf_t small = *c;  /* audit: small buffers, arch from file */
-    small.pending_max = 1;
-    small.seq.pending_max = 1;
     small.seq.max_entities = small.batch_max + 1;
     assert_int_equal(rs_model_load(path, &small, &ld, err, sizeof(err)), RS_OK);
     assert_int_equal(rescore_all(ld, &lg, 300, N), 0);
     /* weights moved: the old logs no longer give the old scores */
-    learn_some(m, ev, 300, N);
+    learn_some(t, ev, 300, N);
     int moved = 0;
     for (int i = 300; i < N; i++) {
         float s;
@@ -234,17 +258,23 @@ static void check_rescore_kind(const rs_model_conf_t *c, int dim,
         moved += s != lg.score[i];
     }
     assert_true(moved > 0);
-    /* a scorer using a snapshot of the loaded copy rescores as well */
+    /* what a version publishes (with model.average, the average of its
+     * weights) survives the file: a scorer using the snapshot of the saved
+     * model and one using the snapshot of the loaded copy (audit --rescore
+     * scores with it) agree bit for bit */
     rs_model_weights_t *w = rs_model_weights_take(ld);
-    if (w) {
-        rs_model_t *sc = new_model(c, dim, names);
-        assert_int_equal(rs_model_weights_use(sc, w), RS_OK);
-        assert_int_equal(rescore_all(sc, &lg, 300, N), 0);
-        rs_model_weights_release(w);
-        rs_model_destroy(sc);
-    }
+    rs_model_t *sa = new_model(c, dim, names), *sb = new_model(c, dim, names);
+    assert_int_equal(rs_model_weights_use(sa, wsaved), RS_OK);
+    assert_int_equal(rs_model_weights_use(sb, w), RS_OK);
+    assert_int_equal(rescore_diff(sa, sb, &lg, 0, N), 0);
+    /* ... and with the average on, it is not the last weights */
+    if (c->average > 0) assert_true(rescore_diff(sa, ld, &lg, 0, N) > 0);
+    rs_model_weights_release(w);
+    rs_model_weights_release(wsaved);
+    rs_model_destroy(sa);
+    rs_model_destroy(sb);
     rs_model_destroy(ld);
-    rs_model_destroy(m);
+    rs_test_learn_destroy(t);
     logs_free(&lg);
     free(ev);
 }
@@ -271,6 +301,8 @@ static void test_rescore_lr(void **state) {
     check_rescore_kind(&c, 23, names23, 37);
     check_rescore_kind(&c, 23, names23, 1);
     check_rescore_kind(&c, DIM, names4, 16);
+    c.average = 0; /* versions publish the last weights */
+    check_rescore_kind(&c, DIM, names4, 16);
 }
 
 static void test_log_sizes(void **state) {
@@ -287,7 +319,6 @@ static void test_log_sizes(void **state) {
     /* defaults, dim 17: about 8.3 KiB */
     rs_model_conf_init(&c);
     c.seq.max_entities = 1024;
-    c.seq.pending_max = 16;
     static const char *n17[17];
     static char b17[17][8];
     for (int i = 0; i < 17; i++) {
@@ -322,11 +353,12 @@ static void expect_err(rs_model_t *m, const uint8_t *log, size_t len,
 static void test_log_errors(void **state) {
     (void)state;
     rs_model_conf_t c = conf_seq();
-    rs_model_t *m = new_model(&c, DIM, names4);
+    rs_test_learn_t *t = new_tl(&c, DIM, names4);
+    rs_model_t *m = t->m;
     evs_t *ev = make_stream(40, 2, DIM, 5);
     logs_t lg;
     logs_init(&lg, 40, rs_model_log_max(m));
-    score_logged(m, ev, 0, 40, 8, &lg);
+    score_logged(t, ev, 0, 40, 8, &lg);
     const int i = 39; /* full history */
     const size_t len = lg.len[i];
     uint8_t *good = lg.buf + (size_t)i * lg.max;
@@ -415,11 +447,24 @@ static void test_log_errors(void **state) {
     si.log_cap = rs_model_log_max(m) - 1;
     rs_model_stats_t st0, st1;
     rs_model_stats(m, &st0);
+    const uint64_t end0 = rs_test_learn_end(t);
+    size_t c0 = rs_model_caches_size(m);
     assert_int_equal(rs_model_forward(m, &si, 1, &out, NULL, 0), RS_ERR_INVALID);
+    assert_int_not_equal(rs_test_learn_forward(t, &si, 1, &out, NULL,
+                                               RS_MODEL_FWD_REMEMBER),
+                         RS_OK);
     rs_model_stats(m, &st1);
-    assert_int_equal(st0.pending, st1.pending);
+    assert_int_equal(rs_test_learn_end(t), end0); /* no record */
+    assert_int_equal(rs_model_caches_size(m), c0); /* no cached event */
+    assert_int_equal(st0.entities, st1.entities);
+    /* REMEMBER without a place for the record: nothing scored either */
+    si = ev[0].in;
+    assert_int_equal(rs_model_forward(m, &si, 1, &out, NULL,
+                                      RS_MODEL_FWD_REMEMBER),
+                     RS_ERR_INVALID);
+    assert_int_equal(rs_model_caches_size(m), c0);
     rs_model_destroy(l);
-    rs_model_destroy(m);
+    rs_test_learn_destroy(t);
     free(b);
     logs_free(&lg);
     free(ev);
@@ -444,7 +489,9 @@ static void test_dry_changes_nothing(void **state) {
     enum { N = 304 }; /* batches of 8 */
     rs_model_conf_t c = conf_seq();
     c.seq.max_entities = 12; /* evictions happen */
-    rs_model_t *a = new_model(&c, DIM, names4), *b = new_model(&c, DIM, names4);
+    c.label_horizon = 6 * 3600000LL; /* maturity before some labels */
+    rs_test_learn_t *ta = new_tl(&c, DIM, names4), *tb = new_tl(&c, DIM, names4);
+    rs_model_t *a = ta->m, *b = tb->m;
     evs_t *ev = make_stream(N, 14, DIM, 9);
     rs_model_output_t oa[8], ob[8], od[8];
     float ca[8 * DIM], cd[8 * DIM];
@@ -458,24 +505,27 @@ static void test_dry_changes_nothing(void **state) {
             wi[k].skip_hist = k % 3;
             if (k == 5) wi[k].entity_id = "nobody";
         }
-        assert_int_equal(rs_model_forward(a, wi, 8, od, cd,
-                                          RS_MODEL_FWD_DRY |
-                                              RS_MODEL_FWD_EXPLAIN |
-                                              RS_MODEL_FWD_REMEMBER),
+        const uint64_t end0 = rs_test_learn_end(ta);
+        assert_int_equal(rs_test_learn_forward(ta, wi, 8, od, cd,
+                                               RS_MODEL_FWD_DRY |
+                                                   RS_MODEL_FWD_EXPLAIN |
+                                                   RS_MODEL_FWD_REMEMBER),
                          RS_OK);
+        assert_int_equal(rs_test_learn_end(ta), end0); /* no record */
         assert_true(od[5].flags & RS_MODEL_OUT_NEW_ENTITY);
         assert_int_equal(od[5].n_hist, 0);
         /* a what-if of the first event equals its real score */
         assert_int_equal(rs_model_forward(a, in, 1, od, cd,
                                           RS_MODEL_FWD_DRY | RS_MODEL_FWD_EXPLAIN),
                          RS_OK);
-        assert_int_equal(rs_model_forward(a, in, 8, oa, ca,
-                                          RS_MODEL_FWD_REMEMBER |
-                                              RS_MODEL_FWD_EXPLAIN),
+        assert_int_equal(rs_test_learn_forward(ta, in, 8, oa, ca,
+                                               RS_MODEL_FWD_REMEMBER |
+                                                   RS_MODEL_FWD_EXPLAIN),
                          RS_OK);
-        assert_int_equal(rs_model_forward(b, in, 8, ob, NULL,
-                                          RS_MODEL_FWD_REMEMBER |
-                                              RS_MODEL_FWD_EXPLAIN),
+        for (int k = 0; k < 8; k++) in[k] = ev[i + k].in;
+        assert_int_equal(rs_test_learn_forward(tb, in, 8, ob, NULL,
+                                               RS_MODEL_FWD_REMEMBER |
+                                                   RS_MODEL_FWD_EXPLAIN),
                          RS_OK);
         outputs_equal(&od[0], &oa[0]);
         assert_memory_equal(cd, ca, sizeof(float) * DIM);
@@ -483,16 +533,25 @@ static void test_dry_changes_nothing(void **state) {
             outputs_equal(&oa[k], &ob[k]);
             assert_int_equal(oa[k].flags, ob[k].flags);
         }
-        if (i >= 40) learn_some(a, ev, i - 40, i - 32), learn_some(b, ev, i - 40, i - 32);
-        rs_model_advance(a, ev[i].in.event_time_ms, NULL, NULL);
-        rs_model_advance(b, ev[i].in.event_time_ms, NULL, NULL);
+        if (i >= 40) learn_some(ta, ev, i - 40, i - 32), learn_some(tb, ev, i - 40, i - 32);
+        assert_int_equal(rs_test_learn_advance(ta, ev[i].in.event_time_ms, 0,
+                                               NULL, NULL),
+                         rs_test_learn_advance(tb, ev[i].in.event_time_ms, 0,
+                                               NULL, NULL));
     }
     rs_model_stats_t sa, sb;
     rs_model_stats(a, &sa);
     rs_model_stats(b, &sb);
     assert_true(sa.evictions > 0);
+    assert_true(sa.horizon_negatives > 0);
     assert_int_equal(sa.updates, sb.updates);
-    assert_int_equal(sa.pending, sb.pending);
+    assert_int_equal(sa.horizon_negatives, sb.horizon_negatives);
+    rs_learnlog_stats_t la, lb;
+    rs_learnlog_stats(ta->log, &la);
+    rs_learnlog_stats(tb->log, &lb);
+    assert_int_equal(la.end, N);
+    assert_int_equal(la.end, lb.end);
+    assert_int_equal(la.cursor, lb.cursor);
     assert_int_equal(sa.entities, sb.entities);
     assert_int_equal(sa.evictions, sb.evictions);
     assert_memory_equal(&sa.drift_psi, &sb.drift_psi, sizeof(double));
@@ -516,8 +575,8 @@ static void test_dry_changes_nothing(void **state) {
     in.skip_hist = -1;
     assert_int_equal(rs_model_forward(a, &in, 1, oa, NULL, RS_MODEL_FWD_DRY),
                      RS_ERR_INVALID);
-    rs_model_destroy(a);
-    rs_model_destroy(b);
+    rs_test_learn_destroy(ta);
+    rs_test_learn_destroy(tb);
     free(ev);
 }
 
@@ -528,12 +587,13 @@ static void test_skip_and_rank(void **state) {
     (void)state;
     rs_model_conf_t c = conf_seq();
     c.seq.history = 6;
-    rs_model_t *m = new_model(&c, DIM, names4);
+    rs_test_learn_t *t = new_tl(&c, DIM, names4);
+    rs_model_t *m = t->m;
     evs_t *ev = make_stream(60, 1, DIM, 4); /* one entity: ev-i in order */
     rs_model_output_t out[8], base;
     for (int i = 0; i < 59; i++)
-        assert_int_equal(rs_model_forward(m, &ev[i].in, 1, out, NULL,
-                                          RS_MODEL_FWD_REMEMBER),
+        assert_int_equal(rs_test_learn_forward(t, &ev[i].in, 1, out, NULL,
+                                               RS_MODEL_FWD_REMEMBER),
                          RS_OK);
     const size_t lmax = rs_model_log_max(m);
     uint8_t *lb = malloc(lmax);
@@ -603,12 +663,13 @@ static void test_skip_and_rank(void **state) {
         outputs_equal(&out[k], &o);
     }
     /* the real forward still scores like the what-if baseline */
-    assert_int_equal(rs_model_forward(m, &in, 1, out, NULL,
-                                      RS_MODEL_FWD_REMEMBER | RS_MODEL_FWD_EXPLAIN),
+    assert_int_equal(rs_test_learn_forward(t, &in, 1, out, NULL,
+                                           RS_MODEL_FWD_REMEMBER |
+                                               RS_MODEL_FWD_EXPLAIN),
                      RS_OK);
     outputs_equal(&out[0], &base);
     free(lb);
-    rs_model_destroy(m);
+    rs_test_learn_destroy(t);
     free(ev);
 }
 
@@ -623,8 +684,6 @@ static void test_faithful(void **state) {
     c.warmup_events = 4000;
     c.every = 4;
     c.model.seq.max_entities = 1024;
-    c.model.seq.pending_max = 8192;
-    c.model.pending_max = 8192;
     rs_faithful_res_t r;
     char err[512] = "";
     rs_err_t e = rs_faithful_run(&c, &r, err, sizeof(err));

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "model/model_int.h"
+#include "rs_test_learn.h"
 
 #define DIM 8
 static const char *const names8[DIM] = {"f0", "f1", "f2", "f3",
@@ -45,8 +46,9 @@ static rs_model_conf_t conf_lr(void) {
     rs_model_conf_t c;
     rs_model_conf_init(&c);
     c.kind = RS_MODEL_LR;
-    c.pending_max = 256;
     c.batch_max = 16;
+    c.replay = 0;
+    c.average = 0;
     return c;
 }
 
@@ -58,8 +60,13 @@ static rs_model_t *new_lr(void) {
     return m;
 }
 
-/* n more labelled updates of an "lr" model on random rows */
+/* n more labelled updates of an "lr" model on random rows (scored, its
+ * records logged, labels learned through a learner of its own) */
 static void train_lr(rs_model_t *m, int n, uint64_t seed) {
+    rs_model_conf_t c = conf_lr();
+    char err[256] = "";
+    rs_test_learn_t *t = rs_test_learn_borrow(m, &c, err, sizeof(err));
+    if (!t) fail_msg("rs_test_learn_borrow: %s", err);
     rs_rng_t rng;
     rs_rng_seed(&rng, seed);
     for (int i = 0; i < n; i++) {
@@ -71,11 +78,12 @@ static void train_lr(rs_model_t *m, int n, uint64_t seed) {
         }
         char id[32];
         snprintf(id, sizeof(id), "t%llu-%d", (unsigned long long)seed, i);
-        assert_int_equal(rs_model_remember(m, id, T0 + i, x, 0.5f), RS_OK);
-        rs_label_t lb = {.value = s > 0};
-        rs_strlcpy(lb.event_id, id, sizeof(lb.event_id));
-        assert_int_equal(rs_model_learn(m, &lb, NULL), RS_OK);
+        assert_int_equal(rs_test_learn_score(t, id, T0 + i, x, NULL), RS_OK);
+        rs_learner_res_t res;
+        assert_int_equal(rs_test_learn_label(t, id, s > 0, &res), RS_OK);
+        assert_int_equal(res.outcome, RS_LEARNER_LEARNED);
     }
+    rs_test_learn_destroy(t);
 }
 
 static void probe_rows(float *x, int n) {
@@ -161,7 +169,7 @@ static void test_put_list_prune_load(void **state) {
     }
     /* with a conf: its buffer sizes, the file's version */
     rs_model_conf_t c = conf_lr();
-    c.pending_max = 2;
+    c.batch_max = 3;
     rs_model_t *l = NULL;
     assert_int_equal(rs_model_store_load(st, vers[4], &c, &l, err, sizeof(err)),
                      RS_OK);
@@ -437,10 +445,11 @@ static void test_seq_store(void **state) {
     c.seq.expert_hidden = 8;
     c.seq.buckets = 16;
     c.seq.max_entities = 16;
-    c.seq.pending_max = 64;
     char err[256], dir[400];
     rs_model_t *m = rs_model_new(&c, D, nm, err, sizeof(err));
     if (!m) fail_msg("%s", err);
+    rs_test_learn_t *t = rs_test_learn_borrow(m, &c, err, sizeof(err));
+    if (!t) fail_msg("%s", err);
     static float x[40][D];
     rs_model_input_t in[40];
     rs_model_output_t out[40];
@@ -455,13 +464,13 @@ static void test_seq_store(void **state) {
         in[i].event_time_ms = T0 + i * 1000;
         in[i].x = x[i];
     }
-    assert_int_equal(rs_model_forward(m, in, 40, out, NULL, RS_MODEL_FWD_REMEMBER),
+    assert_int_equal(rs_test_learn_forward(t, in, 40, out, NULL,
+                                           RS_MODEL_FWD_REMEMBER),
                      RS_OK);
-    for (int i = 0; i < 30; i++) {
-        rs_label_t lb = {.value = i % 4 == 0};
-        rs_strlcpy(lb.event_id, ids[i], sizeof(lb.event_id));
-        assert_int_equal(rs_model_learn(m, &lb, NULL), RS_OK);
-    }
+    for (int i = 0; i < 30; i++)
+        assert_int_equal(rs_test_learn_label(t, ids[i], i % 4 == 0, NULL),
+                         RS_OK);
+    rs_test_learn_destroy(t);
     store_dir(dir, sizeof(dir), "seqstore");
     rs_model_store_t *st = rs_model_store_open(dir, 4, err, sizeof(err));
     assert_non_null(st);

@@ -258,8 +258,15 @@ static void test_json_doubles(void **state) {
         ev.numeric[0].value = vals[i];
         int n = rs_event_to_json(&ev, buf, sizeof(buf));
         assert_true(n > 0);
-        assert_int_equal(rs_event_from_json(buf, (size_t)n, &evb, es,
-                                            sizeof(es)), RS_OK);
+        rs_err_t de = rs_event_from_json(buf, (size_t)n, &evb, es, sizeof(es));
+        if (fabs(vals[i]) > FLT_MAX) {
+            /* beyond the float range the features compute in: refused,
+             * naming the field (it would drop out of every sum) */
+            assert_int_equal(de, RS_ERR_INVALID);
+            assert_non_null(strstr(es, "numeric_fields[0].value"));
+            continue;
+        }
+        assert_int_equal(de, RS_OK);
         if (!dbl_same(vals[i], evb.numeric[0].value))
             fail_msg("%.17g -> %s -> %.17g", vals[i], buf,
                      evb.numeric[0].value);
@@ -760,6 +767,14 @@ static void test_event_errors(void **state) {
                      "field 'amount'");
     expect_event_err(EV_HEAD EV_TIME ",\"amount\":-0.01}", RS_ERR_INVALID,
                      "field 'amount': negative");
+    /* Finite as a double, infinite as the float features compute in. */
+    expect_event_err(EV_HEAD EV_TIME ",\"amount\":1e39}", RS_ERR_INVALID,
+                     "field 'amount': 1e+39 exceeds the float range");
+    expect_event_err(EV_HEAD EV_TIME ",\"amount\":\"3.5e38\"}",
+                     RS_ERR_INVALID, "field 'amount': 3.5e+38 exceeds");
+    expect_event_err(EV_HEAD EV_TIME ",\"numeric_fields\":{\"t\":-1e300}}",
+                     RS_ERR_INVALID, "field 'numeric_fields[0].value' (t): "
+                     "-1e+300 exceeds the float range");
     expect_event_err(EV_HEAD EV_TIME ",\"amount\":\"12 EUR\"}", RS_ERR_INVALID,
                      "field 'amount': expected number");
     expect_event_err(EV_HEAD EV_TIME ",\"amount\":\"0x10\"}", RS_ERR_INVALID,
@@ -865,6 +880,11 @@ static void test_validate_struct(void **state) {
     assert_non_null(strstr(es, "field 'amount': infinity"));
     ev.amount = -1;
     assert_int_equal(rs_event_validate(&ev, es, sizeof(es)), RS_ERR_INVALID);
+    ev.amount = 3.4e38; /* the largest amounts a float holds still pass */
+    assert_int_equal(rs_event_validate(&ev, es, sizeof(es)), RS_OK);
+    ev.amount = 3.5e38; /* protobuf and CSV decode into this struct too */
+    assert_int_equal(rs_event_validate(&ev, es, sizeof(es)), RS_ERR_INVALID);
+    assert_non_null(strstr(es, "field 'amount': 3.5e+38 exceeds the float"));
     ev.amount = 0;
     ev.numeric[1].value = -INFINITY;
     assert_int_equal(rs_event_validate(&ev, es, sizeof(es)), RS_ERR_INVALID);

@@ -287,6 +287,7 @@ static void svc_start(svc_t *s, fenv_t *e, const char *label,
     s->app.ingest.partitions = NPART;
     rs_strlcpy(s->app.redis.url, rs_test_redis_url(e->redis),
                sizeof(s->app.redis.url));
+    s->app.state_ephemeral = 1; /* in-process cluster: a private state dir */
     s->app.service.stats_interval_ms = 0;
     s->app.service.exit_idle_ms = 0; /* the test stops it */
     /* See "Mock limitation" in the header: one request in flight per

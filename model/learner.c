@@ -1,0 +1,542 @@
+/* learner.c -- label joins, maturity, corrections, the horizon (see
+ * learner.h for the design note). */
+#define _GNU_SOURCE
+#include "model/learner.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define RS_LEARNER_MIN_POS 20      /* positives before their p99 is used */
+#define RS_LEARNER_MARGIN 1.25     /* auto horizon: delay x this         */
+#define RS_LEARNER_HIST_MAX 1024   /* history records followed at most   */
+
+struct rs_learner_s {
+    rs_model_t *m;
+    rs_model_conf_t conf;
+    rs_learnlog_meta_t meta;
+    rs_learnlog_t **logs;      /* [nlogs] by partition                   */
+    uint64_t *obs;             /* [nlogs] next record to observe          */
+    int32_t nlogs;
+    rs_hist_t dall, dpos;      /* observed delays, seconds              */
+    int64_t horizon;           /* cached rs_learner_horizon_for          */
+    uint64_t horizon_seen;     /* delays when it was computed            */
+    rs_learner_stats_t st;
+    rs_rng_t rng;              /* replay draws                           */
+    int obs_explicit;          /* rs_learner_observe_to drives observing  */
+    const void *hist[RS_LEARNER_HIST_MAX];
+    uint8_t *scratch;          /* rs_learner_forward: records            */
+    int scratch_n;
+};
+
+static void rs_learner_refresh_horizon(rs_learner_t *l) {
+    l->horizon = rs_learner_horizon_for(&l->conf, &l->dall, &l->dpos);
+    l->horizon_seen = l->dall.total;
+}
+
+rs_learner_t *rs_learner_new(rs_model_t *m, const rs_model_conf_t *conf) {
+    rs_learner_t *l = rs_calloc(1, sizeof(*l));
+    l->m = m;
+    l->conf = *conf;
+    rs_model_lrec_meta(m, &l->meta);
+    rs_hist_init(&l->dall);
+    rs_hist_init(&l->dpos);
+    rs_learner_refresh_horizon(l);
+    rs_rng_seed(&l->rng, 0x7265706c6179ull ^ (uint64_t)conf->seq.seed);
+    return l;
+}
+
+void rs_learner_destroy(rs_learner_t *l) {
+    if (!l) return;
+    free(l->logs);
+    free(l->obs);
+    free(l->scratch);
+    free(l);
+}
+
+rs_err_t rs_learner_set_model(rs_learner_t *l, rs_model_t *m) {
+    rs_learnlog_meta_t meta;
+    rs_model_lrec_meta(m, &meta);
+    if (memcmp(&meta, &l->meta, sizeof(meta))) return RS_ERR_INVALID;
+    l->m = m;
+    return RS_OK;
+}
+
+rs_err_t rs_learner_attach(rs_learner_t *l, rs_learnlog_t *lg) {
+    int32_t p = rs_learnlog_partition(lg);
+    /* the whole metadata: records of the same size can be of another
+     * feature layout ("lr" dim 7 and 8) or architecture ("seq") */
+    rs_learnlog_meta_t meta;
+    rs_learnlog_meta(lg, &meta);
+    if (memcmp(&meta, &l->meta, sizeof(meta))) return RS_ERR_INVALID;
+    if (p >= l->nlogs) {
+        int32_t n = p + 1;
+        l->logs = rs_realloc(l->logs, sizeof(*l->logs) * (size_t)n);
+        memset(l->logs + l->nlogs, 0, sizeof(*l->logs) * (size_t)(n - l->nlogs));
+        l->obs = rs_realloc(l->obs, sizeof(*l->obs) * (size_t)n);
+        l->nlogs = n;
+    }
+    if (l->logs[p]) return RS_ERR_STATE;
+    l->logs[p] = lg;
+    /* the standardiser takes in what is appended from now on (what was
+     * there was observed before: its statistics are in the model) */
+    l->obs[p] = rs_learnlog_end(lg);
+    return RS_OK;
+}
+
+rs_learnlog_t *rs_learner_detach(rs_learner_t *l, int32_t partition) {
+    if (partition < 0 || partition >= l->nlogs) return NULL;
+    rs_learnlog_t *lg = l->logs[partition];
+    l->logs[partition] = NULL;
+    return lg;
+}
+
+rs_learnlog_t *rs_learner_log(const rs_learner_t *l, int32_t partition) {
+    return partition >= 0 && partition < l->nlogs ? l->logs[partition] : NULL;
+}
+
+/* ------------------------------------------------------------ horizon */
+
+int64_t rs_learner_horizon_for(const rs_model_conf_t *conf,
+                               const rs_hist_t *all, const rs_hist_t *pos) {
+    if (conf->label_horizon != RS_MODEL_HORIZON_AUTO)
+        return conf->label_horizon;
+    int64_t d = conf->label_delay > 0 ? conf->label_delay : 0;
+    const rs_hist_t *h = pos && pos->total >= RS_LEARNER_MIN_POS ? pos
+                         : all && all->total >= RS_LEARNER_MIN_POS ? all
+                                                                    : NULL;
+    if (h) {
+        int64_t q = rs_hist_quantile(h, 0.99) * 1000; /* seconds -> ms */
+        if (q > d) d = q;
+    }
+    if (d <= 0) return conf->label_horizon_max; /* nothing known yet */
+    double hz = (double)d * RS_LEARNER_MARGIN;
+    if (hz > (double)conf->label_horizon_max) return conf->label_horizon_max;
+    return (int64_t)hz;
+}
+
+int64_t rs_learner_horizon(const rs_learner_t *l) { return l->horizon; }
+
+rs_err_t rs_learner_check_conf(const rs_model_conf_t *conf,
+                               const rs_hist_t *pos, char *errstr,
+                               size_t errstr_size) {
+    char a[32], b[32];
+    if (conf->label_horizon == RS_MODEL_HORIZON_AUTO) {
+        if (conf->label_delay > conf->label_horizon_max) {
+            rs_duration_fmt(conf->label_delay, a, sizeof(a));
+            rs_duration_fmt(conf->label_horizon_max, b, sizeof(b));
+            return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                           "model.label_delay %s is above "
+                           "model.label_horizon_max %s: labels would come "
+                           "after their events were learned as negatives",
+                           a, b);
+        }
+        return RS_OK;
+    }
+    if (conf->label_delay > 0 && conf->label_horizon < conf->label_delay) {
+        rs_duration_fmt(conf->label_horizon, a, sizeof(a));
+        rs_duration_fmt(conf->label_delay, b, sizeof(b));
+        return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                       "model.label_horizon %s is below the label delay %s: "
+                       "every event would be learned as a negative before "
+                       "its label arrives (use label_horizon: auto)", a, b);
+    }
+    if (pos && pos->total >= RS_LEARNER_MIN_POS) {
+        int64_t med = rs_hist_quantile(pos, 0.5) * 1000;
+        if (conf->label_horizon < med) {
+            rs_duration_fmt(conf->label_horizon, a, sizeof(a));
+            rs_duration_fmt(med, b, sizeof(b));
+            return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                           "model.label_horizon %s is below the observed "
+                           "label delay (median %s over %llu positives): "
+                           "most frauds would be learned as legitimate "
+                           "first (use label_horizon: auto)", a, b,
+                           (unsigned long long)pos->total);
+        }
+    }
+    return RS_OK;
+}
+
+/* ------------------------------------------------------------ history */
+
+/* The history of record `rec` (of `partition`) into l->hist, oldest
+ * first: at most its hdr.hist records, following prev references. */
+static int rs_learner_history(rs_learner_t *l, const void *rec) {
+    const rs_lrec_hdr_t *h = rec;
+    int want = h->hist, n = 0;
+    if (want > RS_LEARNER_HIST_MAX) want = RS_LEARNER_HIST_MAX;
+    uint64_t ref = h->prev;
+    while (n < want && ref) {
+        uint64_t lp = ref - 1;
+        rs_learnlog_t *lg = rs_learner_log(l, RS_LPOS_PART(lp));
+        const rs_lrec_hdr_t *p =
+            lg ? rs_learnlog_rec(lg, RS_LPOS_POS(lp)) : NULL;
+        if (!p || p->entity != h->entity || p->t > h->t) break;
+        l->hist[want - 1 - n] = p; /* newest last */
+        n++;
+        ref = p->prev;
+    }
+    if (n < want) {
+        l->st.hist_cut++;
+        memmove(l->hist, l->hist + (want - n), sizeof(l->hist[0]) * (size_t)n);
+    }
+    return n;
+}
+
+static rs_err_t rs_learner_learn(rs_learner_t *l, const void *rec, int y,
+                                 rs_model_learn_t how, double psi) {
+    int nh = rs_learner_history(l, rec);
+    rs_err_t err = rs_model_learn_lrec(l->m, rec, l->hist, nh, y, how, psi);
+    if (err) l->st.failed++;
+    return err;
+}
+
+/* --------------------------------------------------------------- labels */
+
+/* Index the new records of partition p's log and let the model observe
+ * those before `upto` (its standardiser), in log order. */
+static void rs_learner_observe_upto(rs_learner_t *l, int32_t p, uint64_t upto) {
+    rs_learnlog_t *lg = l->logs[p];
+    rs_learnlog_index(lg);
+    uint64_t end = rs_learnlog_indexed(lg);
+    if (upto < end) end = upto;
+    for (; l->obs[p] < end; l->obs[p]++) {
+        const void *r = rs_learnlog_rec(lg, l->obs[p]);
+        if (r) rs_model_observe(l->m, r);
+    }
+}
+
+/* The record of `id`: in `partition`'s log first (labels are keyed like
+ * their events), then in every other attached log (a labels topic
+ * partitioned otherwise); partition < 0: every log. */
+void rs_learner_observe_to(rs_learner_t *l, int32_t partition, uint64_t end) {
+    l->obs_explicit = 1;
+    if (partition >= 0 && partition < l->nlogs && l->logs[partition])
+        rs_learner_observe_upto(l, partition, end);
+}
+
+/* Index partition p's new records for lookups; without the trainer's
+ * rs_learner_observe_to, observe them too. */
+static void rs_learner_index(rs_learner_t *l, int32_t p) {
+    if (l->obs_explicit) rs_learnlog_index(l->logs[p]);
+    else rs_learner_observe_upto(l, p, UINT64_MAX);
+}
+
+void rs_learner_observe_from(rs_learner_t *l, int32_t partition, uint64_t pos) {
+    if (partition >= 0 && partition < l->nlogs && l->logs[partition])
+        l->obs[partition] = pos;
+}
+
+static rs_err_t rs_learner_find(rs_learner_t *l, int32_t partition,
+                                uint64_t id, int64_t t_hint,
+                                rs_learnlog_t **lgo, uint64_t *pos) {
+    if (partition >= 0 && partition < l->nlogs && l->logs[partition]) {
+        rs_learner_index(l, partition);
+        if (rs_learnlog_find(l->logs[partition], id, t_hint, pos) == RS_OK) {
+            *lgo = l->logs[partition];
+            return RS_OK;
+        }
+    }
+    for (int32_t p = 0; p < l->nlogs; p++) {
+        rs_learnlog_t *lg = l->logs[p];
+        if (!lg || p == partition) continue;
+        rs_learner_index(l, p);
+        if (rs_learnlog_find(lg, id, t_hint, pos) == RS_OK) {
+            *lgo = lg;
+            return RS_OK;
+        }
+    }
+    return RS_ERR_NOTFOUND;
+}
+
+static void rs_learner_replay_some(rs_learner_t *l, rs_learnlog_t *lg);
+
+rs_err_t rs_learner_label(rs_learner_t *l, int32_t partition,
+                          const rs_label_t *lb, int64_t t_hint, double psi,
+                          rs_learner_res_t *res) {
+    rs_learner_res_t r = {RS_LEARNER_UNKNOWN, 0, lb->value >= 0.5, 0};
+    rs_learnlog_t *lg = NULL;
+    uint64_t pos = 0;
+    l->st.labels++;
+    if (rs_learner_find(l, partition, rs_hash_str(lb->event_id), t_hint, &lg,
+                        &pos) != RS_OK) {
+        l->st.unknown++;
+        if (res) *res = r;
+        return RS_ERR_NOTFOUND;
+    }
+    l->st.joined++;
+    const rs_lrec_hdr_t *h = rs_learnlog_rec(lg, pos);
+    r.score = h->score;
+    r.delay_ms = lb->label_time_ms - h->t;
+    uint8_t st = h->state;
+    if (st & RS_LREC_LABELED) {
+        r.outcome = RS_LEARNER_REPEAT;
+        l->st.repeats++;
+        if (res) *res = r;
+        return RS_OK;
+    }
+    /* the delay of the first label of each record */
+    int64_t ds = r.delay_ms > 0 ? r.delay_ms / 1000 : 0;
+    rs_hist_record(&l->dall, ds);
+    if (r.y) rs_hist_record(&l->dpos, ds);
+    if (r.delay_ms > l->horizon) l->st.beyond_horizon++;
+    /* auto: recompute with every delay at first, then every 1024 */
+    if (l->conf.label_horizon == RS_MODEL_HORIZON_AUTO &&
+        (l->dall.total < 4096 || l->dall.total >= l->horizon_seen + 1024))
+        rs_learner_refresh_horizon(l);
+
+    uint8_t nst = (uint8_t)(st | RS_LREC_LABELED | (r.y ? RS_LREC_POSITIVE : 0));
+    if (st & RS_LREC_MATURED) {
+        if (r.y) {
+            if (rs_learner_learn(l, h, 1, RS_MODEL_LEARN_CORRECT, psi)) {
+                r.outcome = RS_LEARNER_FAILED;
+            } else {
+                r.outcome = RS_LEARNER_CORRECTED;
+                l->st.corrections++;
+                l->st.positives++;
+                nst |= RS_LREC_CORRECTED;
+            }
+        } else {
+            r.outcome = RS_LEARNER_CONFIRMED;
+            l->st.confirmed++;
+        }
+    } else if (rs_learner_learn(l, h, r.y, RS_MODEL_LEARN_LABEL, psi)) {
+        r.outcome = RS_LEARNER_FAILED;
+    } else {
+        r.outcome = RS_LEARNER_LEARNED;
+        if (r.y) l->st.positives++; else l->st.negatives++;
+        nst |= RS_LREC_LEARNED;
+    }
+    rs_learnlog_set_state(lg, pos, nst);
+    if (r.outcome == RS_LEARNER_LEARNED || r.outcome == RS_LEARNER_CORRECTED)
+        rs_learner_replay_some(l, lg);
+    if (res) *res = r;
+    return RS_OK;
+}
+
+/* Experience replay (model.replay): after a step on a new record, that
+ * many steps on records drawn uniformly from what this log keeps and
+ * has learned (labelled, or negative at maturity), each with its label.
+ * Online learning sees every example once, in time order; replaying the
+ * kept past gives it the repeated passes an offline model gets, and
+ * decorrelates consecutive steps.  Deterministic for a sequence of calls
+ * (the learner's own generator). */
+static void rs_learner_replay_some(rs_learner_t *l, rs_learnlog_t *lg) {
+    if (l->conf.replay <= 0) return;
+    rs_learnlog_stats_t st;
+    rs_learnlog_stats(lg, &st);
+    const uint64_t lo = st.first, hi = st.cursor;
+    if (hi <= lo + 1) return;
+    for (int64_t k = 0; k < l->conf.replay; k++)
+        for (int tries = 0; tries < 4; tries++) {
+            uint64_t p = lo + rs_rng_below(&l->rng, hi - lo);
+            const rs_lrec_hdr_t *h = rs_learnlog_rec(lg, p);
+            if (!h || !(h->state & RS_LREC_LEARNED)) continue;
+            int y = (h->state & RS_LREC_POSITIVE) != 0;
+            if (rs_learner_learn(l, h, y, RS_MODEL_LEARN_REPLAY, -1) == RS_OK)
+                l->st.replays++;
+            break;
+        }
+}
+
+int rs_learner_advance(rs_learner_t *l, int32_t partition,
+                       int64_t watermark_ms, double psi, int max,
+                       void (*resolved)(void *opaque, float score, int label),
+                       void *opaque) {
+    rs_learnlog_t *lg = rs_learner_log(l, partition);
+    if (!lg) return 0;
+    if (!l->obs_explicit) rs_learner_observe_upto(l, partition, UINT64_MAX);
+    const int64_t hz = l->horizon;
+    int64_t cutoff = watermark_ms < INT64_MIN + hz ? INT64_MIN
+                                                    : watermark_ms - hz;
+    int n = 0;
+    uint64_t pos;
+    while (n < max && rs_learnlog_next_mature(lg, cutoff, &pos) == RS_OK) {
+        const rs_lrec_hdr_t *h = rs_learnlog_rec(lg, pos);
+        if (rs_learner_learn(l, h, 0, RS_MODEL_LEARN_MATURED, psi) == RS_OK) {
+            l->st.matured++;
+            if (resolved) resolved(opaque, h->score, 0);
+        }
+        rs_learner_replay_some(l, lg);
+        /* a failed one is not retried */
+        rs_learnlog_set_state(lg, pos, RS_LREC_LEARNED | RS_LREC_MATURED);
+        n++;
+    }
+    int64_t keep = cutoff < INT64_MIN + l->conf.log_keep
+                       ? INT64_MIN
+                       : cutoff - l->conf.log_keep;
+    rs_learnlog_truncate(lg, keep);
+    return n;
+}
+
+/* ------------------------------------------------------------- replay */
+
+uint64_t rs_learner_replay(rs_learner_t *l, int32_t partition, int64_t from_ms,
+                           int64_t to_ms, int epochs, uint64_t seed) {
+    rs_learnlog_t *lg = rs_learner_log(l, partition);
+    if (!lg || epochs <= 0) return 0;
+    rs_learnlog_stats_t ls;
+    rs_learnlog_stats(lg, &ls);
+    /* the positions of the learned records in the window */
+    uint64_t n = 0, cap = 1024, steps = 0;
+    uint64_t *pos = rs_malloc(cap * sizeof(*pos));
+    for (uint64_t p = ls.first; p < ls.end; p++) {
+        const rs_lrec_hdr_t *h = rs_learnlog_rec(lg, p);
+        if (!h || !(h->state & RS_LREC_LEARNED) || h->t < from_ms ||
+            h->t >= to_ms)
+            continue;
+        if (n == cap) pos = rs_realloc(pos, (cap *= 2) * sizeof(*pos));
+        pos[n++] = p;
+    }
+    rs_rng_t rng;
+    rs_rng_seed(&rng, seed);
+    for (int e = 0; e < epochs; e++) {
+        for (uint64_t i = n; i > 1; i--) { /* Fisher-Yates */
+            uint64_t j = rs_rng_below(&rng, i), t = pos[i - 1];
+            pos[i - 1] = pos[j];
+            pos[j] = t;
+        }
+        for (uint64_t i = 0; i < n; i++) {
+            const rs_lrec_hdr_t *h = rs_learnlog_rec(lg, pos[i]);
+            int y = (h->state & RS_LREC_POSITIVE) != 0;
+            if (rs_learner_learn(l, h, y, RS_MODEL_LEARN_LABEL, -1) == RS_OK)
+                steps++;
+        }
+    }
+    free(pos);
+    return steps;
+}
+
+/* ---------------------------------------------------------------- stats */
+
+void rs_learner_stats(const rs_learner_t *l, rs_learner_stats_t *st) {
+    *st = l->st;
+    st->horizon_ms = l->horizon;
+    st->horizon_auto = l->conf.label_horizon == RS_MODEL_HORIZON_AUTO;
+    st->delays = l->dall.total;
+    st->delay_p50_ms = l->dall.total ? rs_hist_quantile(&l->dall, 0.5) * 1000 : 0;
+    st->delay_p99_ms = l->dall.total ? rs_hist_quantile(&l->dall, 0.99) * 1000 : 0;
+}
+
+const rs_hist_t *rs_learner_delays(const rs_learner_t *l, int positives) {
+    return positives ? &l->dpos : &l->dall;
+}
+
+void rs_learner_add_delays(rs_learner_t *l, const rs_hist_t *all,
+                           const rs_hist_t *pos) {
+    if (all) rs_hist_merge(&l->dall, all);
+    if (pos) rs_hist_merge(&l->dpos, pos);
+    rs_learner_refresh_horizon(l);
+}
+
+/* File: "RSDELAY1" | rs_hist_t all | rs_hist_t pos | u32 checksum of all
+ * before it (host byte order: a local state file). */
+#define RS_DELAY_MAGIC "RSDELAY1"
+
+rs_err_t rs_learner_delays_save(const rs_learner_t *l, const char *path,
+                                char *errstr, size_t errstr_size) {
+    size_t len = 8 + 2 * sizeof(rs_hist_t) + 4;
+    uint8_t *buf = rs_malloc(len);
+    memcpy(buf, RS_DELAY_MAGIC, 8);
+    memcpy(buf + 8, &l->dall, sizeof(rs_hist_t));
+    memcpy(buf + 8 + sizeof(rs_hist_t), &l->dpos, sizeof(rs_hist_t));
+    uint32_t sum = rs_checksum32(buf, len - 4, 0);
+    memcpy(buf + len - 4, &sum, 4);
+    char tmp[600];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    rs_err_t err = RS_OK;
+    if (fd < 0 || write(fd, buf, len) != (ssize_t)len || fsync(fd) != 0)
+        err = rs_errf(errstr, errstr_size, RS_ERR_IO, "label delays %s: %s",
+                      tmp, strerror(errno));
+    if (fd >= 0) close(fd);
+    if (!err && rename(tmp, path) != 0)
+        err = rs_errf(errstr, errstr_size, RS_ERR_IO, "label delays %s: %s",
+                      path, strerror(errno));
+    free(buf);
+    return err;
+}
+
+rs_err_t rs_learner_delays_load(const char *path, rs_hist_t *all,
+                                rs_hist_t *pos, char *errstr,
+                                size_t errstr_size) {
+    rs_hist_init(all);
+    rs_hist_init(pos);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT) return RS_OK;
+        return rs_errf(errstr, errstr_size, RS_ERR_IO, "label delays %s: %s",
+                       path, strerror(errno));
+    }
+    size_t len = 8 + 2 * sizeof(rs_hist_t) + 4;
+    uint8_t *buf = rs_malloc(len + 1);
+    ssize_t got = read(fd, buf, len + 1);
+    close(fd);
+    uint32_t sum = 0;
+    if (got == (ssize_t)len) memcpy(&sum, buf + len - 4, 4);
+    rs_err_t err = RS_OK;
+    if (got != (ssize_t)len || memcmp(buf, RS_DELAY_MAGIC, 8) ||
+        sum != rs_checksum32(buf, len - 4, 0)) {
+        err = rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                      "label delays %s: damaged or of another version "
+                      "(delete it: it only holds observed delays)", path);
+    } else {
+        memcpy(all, buf + 8, sizeof(rs_hist_t));
+        memcpy(pos, buf + 8 + sizeof(rs_hist_t), sizeof(rs_hist_t));
+    }
+    free(buf);
+    return err;
+}
+
+/* ------------------------------------------------ single-thread use */
+
+rs_err_t rs_learner_forward(rs_learner_t *l, int32_t partition,
+                            rs_model_t *m, rs_model_input_t *in, int n,
+                            rs_model_output_t *out, float *contrib,
+                            unsigned flags, char *errstr,
+                            size_t errstr_size) {
+    rs_learnlog_t *lg = rs_learner_log(l, partition);
+    const size_t R = l->meta.rec_size;
+    const int rem = (flags & RS_MODEL_FWD_REMEMBER) &&
+                    !(flags & RS_MODEL_FWD_DRY);
+    if (rem && !lg)
+        return rs_errf(errstr, errstr_size, RS_ERR_STATE,
+                       "learner: no learning log for partition %d",
+                       (int)partition);
+    if (rem) {
+        if (n > l->scratch_n) {
+            free(l->scratch);
+            l->scratch = rs_malloc(R * (size_t)n);
+            l->scratch_n = n;
+        }
+        uint64_t end = rs_learnlog_end(lg);
+        for (int i = 0; i < n; i++) {
+            in[i].lrec = l->scratch + R * (size_t)i;
+            in[i].lpos = RS_LPOS(partition, end + (uint64_t)i);
+        }
+    }
+    rs_err_t err = rs_model_forward(m, in, n, out, contrib, flags);
+    if (err)
+        return rs_errf(errstr, errstr_size, err, "model forward: %s",
+                       rs_err_str(err));
+    if (rem) return rs_learnlog_append(lg, l->scratch, n, errstr, errstr_size);
+    return RS_OK;
+}
+
+rs_err_t rs_learner_record(rs_learner_t *l, int32_t partition, uint64_t id,
+                           const void **rec, const void **hist, int cap,
+                           int *nh) {
+    rs_learnlog_t *lg = NULL;
+    uint64_t pos;
+    if (rs_learner_find(l, partition, id, 0, &lg, &pos) != RS_OK)
+        return RS_ERR_NOTFOUND;
+    *rec = rs_learnlog_rec(lg, pos);
+    int n = rs_learner_history(l, *rec);
+    if (n > cap) n = cap;
+    memcpy(hist, l->hist, sizeof(*hist) * (size_t)n);
+    *nh = n;
+    return RS_OK;
+}

@@ -1,0 +1,802 @@
+/* learnlog.c -- the learning log (see learnlog.h for the design note).
+ *
+ * File formats (little-endian; one page of header, then the body):
+ *   .log  "RSLLOG1\0" | u32 version 1 | u32 rec_size | u32 kind | u32 arch
+ *         | u32 names_hash | u32 dim | i32 partition | u32 header checksum
+ *         | u64 first position | u64 capacity (records)  -- then
+ *         capacity records of rec_size bytes
+ *   .idx  "RSLIDX1\0" | u64 first | u64 slots | u64 indexed | i64 min_t |
+ *         i64 max_t | u64 cursor  -- then slots of {u64 key, u64 record+1}
+ *         (open addressing, linear probing; key = event id hash, 0 -> 1)
+ * The .idx is derived: it is rebuilt from the .log whenever it does not
+ * match (and always for the segment being written, at open).
+ */
+#define _GNU_SOURCE
+#include "model/learnlog.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define RS_LL_PAGE 4096u
+#define RS_LL_LOG_MAGIC "RSLLOG1"
+#define RS_LL_IDX_MAGIC "RSLIDX1"
+#define RS_LL_VERSION 1u
+
+typedef struct rs_ll_loghdr_s {
+    char magic[8];
+    uint32_t version, rec_size, kind, arch, names_hash, dim;
+    int32_t partition;
+    uint32_t sum;         /* rs_checksum32 of the bytes before it        */
+    uint64_t first, cap;
+} rs_ll_loghdr_t;
+
+typedef struct rs_ll_idxhdr_s {
+    char magic[8];
+    uint64_t first, slots, indexed;
+    int64_t min_t, max_t;
+    uint64_t cursor;      /* maturity cursor when it was last here       */
+} rs_ll_idxhdr_t;
+
+typedef struct rs_ll_slot_s {
+    uint64_t key;         /* 0 = empty                                   */
+    uint64_t rec;         /* record index in the segment + 1             */
+} rs_ll_slot_t;
+
+typedef struct rs_lseg_s {
+    uint64_t first, cap;
+    uint8_t *log;         /* header page + records                       */
+    size_t log_len;
+    uint8_t *idx;         /* header page + slots                         */
+    size_t idx_len;
+    uint64_t mask;        /* slots - 1                                   */
+    _Atomic int dirty;    /* written since the last sync                 */
+} rs_lseg_t;
+
+struct rs_learnlog_s {
+    rs_learnlog_meta_t meta;
+    int32_t partition;
+    char dir[512];        /* "" = in memory                              */
+    int mem;
+    uint64_t cap;         /* records per segment                         */
+    uint64_t slots;       /* index slots per segment                     */
+
+    pthread_mutex_t lock; /* segs[] (add: writer, remove: resolver)      */
+    rs_lseg_t **segs;
+    int nseg, segcap;
+
+    /* writer */
+    rs_lseg_t *wseg;
+    _Atomic uint64_t end;
+    _Atomic int dir_dirty;
+
+    /* resolver */
+    rs_lseg_t *rseg;      /* last segment looked up                      */
+    uint64_t indexed;     /* records < indexed are in the index          */
+    uint64_t cursor;      /* maturity cursor                             */
+
+    _Atomic uint64_t st_finds, st_probes, st_deleted, st_first, st_cursor,
+        st_indexed, st_segments, st_bytes;
+    _Atomic int64_t st_oldest_t;
+};
+
+/* ------------------------------------------------------------- records */
+
+static inline rs_lrec_hdr_t *rs_ll_hdr(void *rec) { return rec; }
+
+uint32_t rs_lrec_sum(const void *rec, size_t size) {
+    /* sum and state read as 0: checksum the bytes around them */
+    const uint8_t *p = rec;
+    const size_t o_sum = offsetof(rs_lrec_hdr_t, sum),
+                 o_state = offsetof(rs_lrec_hdr_t, state);
+    uint32_t h = rs_checksum32(p, o_sum, 0x6c726563u);
+    h = rs_checksum32(p + o_sum + 4, o_state - (o_sum + 4), h);
+    h = rs_checksum32(p + o_state + 1, size - (o_state + 1), h);
+    return h;
+}
+
+void rs_lrec_seal(void *rec, size_t size) {
+    rs_lrec_hdr_t *h = rs_ll_hdr(rec);
+    h->sum = 0;
+    h->state = 0;
+    h->sum = rs_lrec_sum(rec, size);
+}
+
+static int rs_ll_rec_ok(const rs_learnlog_t *lg, const void *rec) {
+    const rs_lrec_hdr_t *h = rec;
+    return h->id != 0 && h->sum == rs_lrec_sum(rec, lg->meta.rec_size);
+}
+
+uint64_t rs_learnlog_bytes_per_record(uint32_t rec_size) {
+    /* the index at its load factor: slots >= 10/7 of the records, 16 B */
+    return (uint64_t)rec_size + 16 * 10 / 7 + 1;
+}
+
+/* ------------------------------------------------------------ segments */
+
+static inline rs_ll_idxhdr_t *rs_ll_ih(const rs_lseg_t *sg) {
+    return (rs_ll_idxhdr_t *)(void *)sg->idx;
+}
+
+static inline rs_ll_slot_t *rs_ll_slots(const rs_lseg_t *sg) {
+    return (rs_ll_slot_t *)(void *)(sg->idx + RS_LL_PAGE);
+}
+
+static inline uint8_t *rs_ll_at(const rs_learnlog_t *lg, const rs_lseg_t *sg,
+                                uint64_t pos) {
+    return sg->log + RS_LL_PAGE + (pos - sg->first) * lg->meta.rec_size;
+}
+
+static void rs_ll_path(const rs_learnlog_t *lg, uint64_t first,
+                       const char *ext, char *buf, size_t size) {
+    snprintf(buf, size, "%s/%020" PRIu64 ".%s", lg->dir, first, ext);
+}
+
+static void rs_ll_unmap(const rs_learnlog_t *lg, rs_lseg_t *sg) {
+    if (!sg) return;
+    if (lg->mem) {
+        free(sg->log);
+        free(sg->idx);
+    } else {
+        if (sg->log) munmap(sg->log, sg->log_len);
+        if (sg->idx) munmap(sg->idx, sg->idx_len);
+    }
+    free(sg);
+}
+
+/* Map (create = 1: create and preallocate) one file of `len` bytes. */
+static rs_err_t rs_ll_map(const char *path, size_t len, int create,
+                          uint8_t **out, size_t *out_len, char *errstr,
+                          size_t errstr_size) {
+    int fd = open(path, create ? O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC
+                               : O_RDWR | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return rs_errf(errstr, errstr_size, RS_ERR_IO, "learning log %s: %s",
+                       path, strerror(errno));
+    if (create) {
+        int e = posix_fallocate(fd, 0, (off_t)len);
+        if (e) {
+            close(fd);
+            unlink(path);
+            return rs_errf(errstr, errstr_size, RS_ERR_IO,
+                           "learning log %s: cannot allocate %zu bytes: %s",
+                           path, len, strerror(e));
+        }
+    } else {
+        struct stat sb;
+        if (fstat(fd, &sb) != 0 || sb.st_size < (off_t)RS_LL_PAGE) {
+            close(fd);
+            return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                           "learning log %s: truncated file", path);
+        }
+        len = (size_t)sb.st_size;
+    }
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED)
+        return rs_errf(errstr, errstr_size, RS_ERR_IO,
+                       "learning log %s: mmap: %s", path, strerror(errno));
+    *out = p;
+    *out_len = len;
+    return RS_OK;
+}
+
+/* A new, empty index; clear = 0 for a fresh file or allocation (already
+ * zero: touching tens of MB of pages would slow the start). */
+static void rs_ll_idx_init(const rs_learnlog_t *lg, rs_lseg_t *sg, int clear) {
+    rs_ll_idxhdr_t *ih = rs_ll_ih(sg);
+    if (clear) memset(sg->idx, 0, sg->idx_len);
+    memcpy(ih->magic, RS_LL_IDX_MAGIC, 8);
+    ih->first = sg->first;
+    ih->slots = sg->mask + 1;
+    ih->indexed = 0;
+    ih->min_t = INT64_MAX;
+    ih->max_t = INT64_MIN;
+    ih->cursor = sg->first;
+    (void)lg;
+}
+
+static void rs_ll_idx_add(const rs_learnlog_t *lg, rs_lseg_t *sg,
+                          uint64_t pos) {
+    const rs_lrec_hdr_t *h = (const rs_lrec_hdr_t *)rs_ll_at(lg, sg, pos);
+    rs_ll_idxhdr_t *ih = rs_ll_ih(sg);
+    rs_ll_slot_t *sl = rs_ll_slots(sg);
+    uint64_t key = h->id ? h->id : 1, i = key & sg->mask;
+    while (sl[i].key) {
+        if (sl[i].key == key) goto counted; /* a repeat: the first wins */
+        i = (i + 1) & sg->mask;
+    }
+    sl[i].key = key;
+    sl[i].rec = pos - sg->first + 1;
+counted:
+    if (h->t < ih->min_t) ih->min_t = h->t;
+    if (h->t > ih->max_t) ih->max_t = h->t;
+    ih->indexed = pos - sg->first + 1;
+}
+
+/* New segment starting at `first`: files created and preallocated (or
+ * memory), headers written. */
+static rs_lseg_t *rs_ll_seg_new(rs_learnlog_t *lg, uint64_t first,
+                                char *errstr, size_t errstr_size) {
+    rs_lseg_t *sg = rs_calloc(1, sizeof(*sg));
+    sg->first = first;
+    sg->cap = lg->cap;
+    sg->mask = lg->slots - 1;
+    size_t llen = RS_LL_PAGE + (size_t)lg->cap * lg->meta.rec_size,
+           ilen = RS_LL_PAGE + (size_t)lg->slots * sizeof(rs_ll_slot_t);
+    if (lg->mem) {
+        sg->log = calloc(1, llen);
+        sg->idx = calloc(1, ilen);
+        if (!sg->log || !sg->idx) {
+            rs_ll_unmap(lg, sg);
+            rs_errf(errstr, errstr_size, RS_ERR_NOMEM,
+                    "learning log: cannot allocate a %zu-byte segment", llen);
+            return NULL;
+        }
+        sg->log_len = llen;
+        sg->idx_len = ilen;
+    } else {
+        char path[600];
+        rs_ll_path(lg, first, "log", path, sizeof(path));
+        if (rs_ll_map(path, llen, 1, &sg->log, &sg->log_len, errstr,
+                      errstr_size) != RS_OK) {
+            free(sg);
+            return NULL;
+        }
+        rs_ll_path(lg, first, "idx", path, sizeof(path));
+        if (rs_ll_map(path, ilen, 1, &sg->idx, &sg->idx_len, errstr,
+                      errstr_size) != RS_OK) {
+            char lp[600];
+            rs_ll_path(lg, first, "log", lp, sizeof(lp));
+            unlink(lp);
+            munmap(sg->log, sg->log_len);
+            free(sg);
+            return NULL;
+        }
+        lg->dir_dirty = 1;
+    }
+    rs_ll_loghdr_t *h = (rs_ll_loghdr_t *)(void *)sg->log;
+    memcpy(h->magic, RS_LL_LOG_MAGIC, 8);
+    h->version = RS_LL_VERSION;
+    h->rec_size = lg->meta.rec_size;
+    h->kind = lg->meta.kind;
+    h->arch = lg->meta.arch;
+    h->names_hash = lg->meta.names_hash;
+    h->dim = lg->meta.dim;
+    h->partition = lg->partition;
+    h->first = first;
+    h->cap = lg->cap;
+    h->sum = rs_checksum32(h, offsetof(rs_ll_loghdr_t, sum), 0);
+    rs_ll_idx_init(lg, sg, 0);
+    return sg;
+}
+
+static void rs_ll_push(rs_learnlog_t *lg, rs_lseg_t *sg) {
+    pthread_mutex_lock(&lg->lock);
+    if (lg->nseg == lg->segcap) {
+        lg->segcap = lg->segcap ? 2 * lg->segcap : 16;
+        lg->segs = rs_realloc(lg->segs, sizeof(*lg->segs) * (size_t)lg->segcap);
+    }
+    lg->segs[lg->nseg++] = sg;
+    atomic_store(&lg->st_segments, (uint64_t)lg->nseg);
+    atomic_fetch_add(&lg->st_bytes, (uint64_t)(sg->log_len + sg->idx_len));
+    pthread_mutex_unlock(&lg->lock);
+}
+
+/* Segment holding pos (NULL if none kept).  Resolver side. */
+static rs_lseg_t *rs_ll_find_seg(rs_learnlog_t *lg, uint64_t pos) {
+    rs_lseg_t *sg = lg->rseg;
+    if (sg && pos >= sg->first && pos < sg->first + sg->cap) return sg;
+    sg = NULL;
+    pthread_mutex_lock(&lg->lock);
+    int lo = 0, hi = lg->nseg - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        rs_lseg_t *m = lg->segs[mid];
+        if (pos < m->first) hi = mid - 1;
+        else if (pos >= m->first + m->cap) lo = mid + 1;
+        else { sg = m; break; }
+    }
+    pthread_mutex_unlock(&lg->lock);
+    if (sg) lg->rseg = sg;
+    return sg;
+}
+
+/* --------------------------------------------------------------- open */
+
+static int rs_ll_mkdirs(const char *dir) {
+    char tmp[512];
+    rs_strlcpy(tmp, dir, sizeof(tmp));
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
+    return 0;
+}
+
+static int rs_u64_cmp(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Map an existing segment; check its header against the log's metadata. */
+static rs_err_t rs_ll_seg_open(rs_learnlog_t *lg, uint64_t first,
+                               rs_lseg_t **out, char *errstr,
+                               size_t errstr_size) {
+    char path[600];
+    rs_lseg_t *sg = rs_calloc(1, sizeof(*sg));
+    rs_ll_path(lg, first, "log", path, sizeof(path));
+    rs_err_t err = rs_ll_map(path, 0, 0, &sg->log, &sg->log_len, errstr,
+                             errstr_size);
+    if (err) { free(sg); return err; }
+    const rs_ll_loghdr_t *h = (const rs_ll_loghdr_t *)(void *)sg->log;
+    if (memcmp(h->magic, RS_LL_LOG_MAGIC, 8) || h->version != RS_LL_VERSION ||
+        h->sum != rs_checksum32(h, offsetof(rs_ll_loghdr_t, sum), 0) ||
+        h->first != first || h->cap == 0 ||
+        sg->log_len < RS_LL_PAGE + h->cap * (uint64_t)h->rec_size) {
+        rs_ll_unmap(lg, sg);
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "learning log %s: damaged header", path);
+    }
+    const struct { const char *what; uint32_t file, want; } chk[] = {
+        {"record size", h->rec_size, lg->meta.rec_size},
+        {"model kind", h->kind, lg->meta.kind},
+        {"model architecture", h->arch, lg->meta.arch},
+        {"feature names", h->names_hash, lg->meta.names_hash},
+        {"feature count", h->dim, lg->meta.dim},
+        {"partition", (uint32_t)h->partition, (uint32_t)lg->partition}};
+    for (size_t i = 0; i < RS_ARRAY_LEN(chk); i++)
+        if (chk[i].file != chk[i].want) {
+            rs_ll_unmap(lg, sg);
+            return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                           "learning log %s was written for another %s "
+                           "(%u, this model: %u)", path, chk[i].what,
+                           chk[i].file, chk[i].want);
+        }
+    sg->first = first;
+    sg->cap = h->cap;
+    /* the index: reuse it if it matches, else rebuild */
+    uint64_t slots = 16;
+    while (slots < sg->cap * 10 / 7 + 1) slots <<= 1;
+    sg->mask = slots - 1;
+    size_t ilen = RS_LL_PAGE + (size_t)slots * sizeof(rs_ll_slot_t);
+    rs_ll_path(lg, first, "idx", path, sizeof(path));
+    err = rs_ll_map(path, 0, 0, &sg->idx, &sg->idx_len, errstr, errstr_size);
+    int rebuild = err != RS_OK;
+    if (!rebuild) {
+        const rs_ll_idxhdr_t *ih = rs_ll_ih(sg);
+        rebuild = sg->idx_len != ilen || memcmp(ih->magic, RS_LL_IDX_MAGIC, 8) ||
+                  ih->first != first || ih->slots != slots ||
+                  ih->indexed > sg->cap;
+        if (rebuild) {
+            munmap(sg->idx, sg->idx_len);
+            sg->idx = NULL;
+            unlink(path);
+        }
+    }
+    if (rebuild) {
+        err = rs_ll_map(path, ilen, 1, &sg->idx, &sg->idx_len, errstr,
+                        errstr_size);
+        if (err) { rs_ll_unmap(lg, sg); return err; }
+        rs_ll_idx_init(lg, sg, 0);
+    }
+    *out = sg;
+    return RS_OK;
+}
+
+rs_learnlog_t *rs_learnlog_open(const char *dir, int32_t partition,
+                                const rs_learnlog_meta_t *meta,
+                                int64_t segment_bytes, rs_err_t *err_out,
+                                char *errstr, size_t errstr_size) {
+    rs_err_t err = RS_OK;
+    uint64_t *firsts = NULL;
+    if (!meta || meta->rec_size < RS_LREC_HDR || meta->rec_size % 8 ||
+        partition < 0 || segment_bytes < (1 << 20)) {
+        if (err_out) *err_out = RS_ERR_INVALID;
+        rs_errf(errstr, errstr_size, RS_ERR_INVALID,
+                "learning log: bad record size, partition or segment size");
+        return NULL;
+    }
+    rs_learnlog_t *lg = rs_calloc(1, sizeof(*lg));
+    lg->meta = *meta;
+    lg->partition = partition;
+    lg->mem = !dir || !dir[0];
+    if (!lg->mem) rs_strlcpy(lg->dir, dir, sizeof(lg->dir));
+    pthread_mutex_init(&lg->lock, NULL);
+    lg->cap = ((uint64_t)segment_bytes - RS_LL_PAGE) / meta->rec_size;
+    if (lg->cap < 16) lg->cap = 16;
+    lg->slots = 16;
+    while (lg->slots < lg->cap * 10 / 7 + 1) lg->slots <<= 1;
+
+    if (lg->mem) goto fresh;
+    if (rs_ll_mkdirs(lg->dir) != 0) {
+        err = rs_errf(errstr, errstr_size, RS_ERR_IO,
+                      "learning log: cannot create %s: %s", lg->dir,
+                      strerror(errno));
+        goto fail;
+    }
+    /* the segments on disk, oldest first */
+    DIR *dh = opendir(lg->dir);
+    if (!dh) {
+        err = rs_errf(errstr, errstr_size, RS_ERR_IO,
+                      "learning log: cannot read %s: %s", lg->dir,
+                      strerror(errno));
+        goto fail;
+    }
+    int n = 0, cap = 0;
+    struct dirent *de;
+    while ((de = readdir(dh))) {
+        size_t l = strlen(de->d_name);
+        if (l != 24 || strcmp(de->d_name + 20, ".log")) continue;
+        char *e;
+        uint64_t f = strtoull(de->d_name, &e, 10);
+        if (e != de->d_name + 20) continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            firsts = rs_realloc(firsts, sizeof(*firsts) * (size_t)cap);
+        }
+        firsts[n++] = f;
+    }
+    closedir(dh);
+    qsort(firsts, (size_t)n, sizeof(*firsts), rs_u64_cmp);
+    for (int i = 0; i < n; i++) {
+        rs_lseg_t *sg = NULL;
+        err = rs_ll_seg_open(lg, firsts[i], &sg, errstr, errstr_size);
+        if (err) goto fail;
+        if (lg->nseg) {
+            const rs_lseg_t *pv = lg->segs[lg->nseg - 1];
+            if (pv->first + pv->cap != sg->first) {
+                rs_ll_unmap(lg, sg);
+                err = rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                              "learning log %s: segments do not follow each "
+                              "other at position %" PRIu64, lg->dir,
+                              pv->first + pv->cap);
+                goto fail;
+            }
+        }
+        rs_ll_push(lg, sg);
+    }
+    free(firsts);
+    firsts = NULL;
+    if (lg->nseg) {
+        /* sealed segments: indexed fully (rebuild what is not) */
+        for (int i = 0; i + 1 < lg->nseg; i++) {
+            rs_lseg_t *sg = lg->segs[i];
+            uint64_t done = rs_ll_ih(sg)->indexed;
+            for (uint64_t p = sg->first + done; p < sg->first + sg->cap; p++)
+                rs_ll_idx_add(lg, sg, p);
+        }
+        /* the last one: its index holds the records up to `indexed`
+         * (records never change once written); the valid records after
+         * it are the rest of the log (a torn write ends it).  If the last
+         * indexed record itself is damaged (pages lost in a machine
+         * crash), everything is checked and indexed anew. */
+        rs_lseg_t *sg = lg->segs[lg->nseg - 1];
+        uint64_t cursor = rs_ll_ih(sg)->cursor, done = rs_ll_ih(sg)->indexed;
+        if (done && !rs_ll_rec_ok(lg, rs_ll_at(lg, sg, sg->first + done - 1))) {
+            rs_ll_idx_init(lg, sg, 1);
+            done = 0;
+        }
+        uint64_t p = sg->first + done;
+        while (p < sg->first + sg->cap && rs_ll_rec_ok(lg, rs_ll_at(lg, sg, p))) {
+            rs_ll_idx_add(lg, sg, p);
+            p++;
+        }
+        rs_ll_ih(sg)->cursor = cursor;
+        lg->wseg = sg;
+        atomic_store(&lg->end, p);
+        lg->indexed = p;
+        /* the maturity cursor: the furthest any segment remembers */
+        lg->cursor = lg->segs[0]->first;
+        for (int i = 0; i < lg->nseg; i++) {
+            uint64_t c = rs_ll_ih(lg->segs[i])->cursor;
+            if (c > lg->cursor) lg->cursor = c;
+        }
+        if (lg->cursor > p) lg->cursor = p;
+        atomic_store(&lg->st_first, lg->segs[0]->first);
+        atomic_store(&lg->st_indexed, p);
+        atomic_store(&lg->st_cursor, lg->cursor);
+        const rs_ll_idxhdr_t *ih0 = rs_ll_ih(lg->segs[0]);
+        atomic_store(&lg->st_oldest_t, ih0->indexed ? ih0->min_t : 0);
+        if (err_out) *err_out = RS_OK;
+        return lg;
+    }
+fresh: {
+        rs_lseg_t *sg = rs_ll_seg_new(lg, 0, errstr, errstr_size);
+        if (!sg) { err = lg->mem ? RS_ERR_NOMEM : RS_ERR_IO; goto fail; }
+        rs_ll_push(lg, sg);
+        lg->wseg = sg;
+    }
+    if (err_out) *err_out = RS_OK;
+    return lg;
+fail:
+    free(firsts);
+    if (err_out) *err_out = err;
+    rs_learnlog_close(lg);
+    return NULL;
+}
+
+void rs_learnlog_close(rs_learnlog_t *lg) {
+    if (!lg) return;
+    for (int i = 0; i < lg->nseg; i++) rs_ll_unmap(lg, lg->segs[i]);
+    free(lg->segs);
+    pthread_mutex_destroy(&lg->lock);
+    free(lg);
+}
+
+int32_t rs_learnlog_partition(const rs_learnlog_t *lg) { return lg->partition; }
+const char *rs_learnlog_dir(const rs_learnlog_t *lg) { return lg->dir; }
+void rs_learnlog_meta(const rs_learnlog_t *lg, rs_learnlog_meta_t *meta) {
+    *meta = lg->meta;
+}
+
+/* ------------------------------------------------------------- writer */
+
+uint64_t rs_learnlog_end(const rs_learnlog_t *lg) {
+    return atomic_load_explicit(&lg->end, memory_order_relaxed);
+}
+
+rs_err_t rs_learnlog_append(rs_learnlog_t *lg, const void *recs, int n,
+                            char *errstr, size_t errstr_size) {
+    const size_t R = lg->meta.rec_size;
+    uint64_t end = atomic_load_explicit(&lg->end, memory_order_relaxed);
+    const uint8_t *src = recs;
+    while (n > 0) {
+        rs_lseg_t *sg = lg->wseg;
+        if (end == sg->first + sg->cap) { /* roll */
+            rs_lseg_t *nsg = rs_ll_seg_new(lg, end, errstr, errstr_size);
+            if (!nsg) return lg->mem ? RS_ERR_NOMEM : RS_ERR_IO;
+            rs_ll_ih(nsg)->cursor = rs_ll_ih(sg)->cursor;
+            rs_ll_push(lg, nsg);
+            lg->wseg = sg = nsg;
+        }
+        uint64_t room = sg->first + sg->cap - end;
+        int k = (uint64_t)n < room ? n : (int)room;
+        memcpy(rs_ll_at(lg, sg, end), src, (size_t)k * R);
+        atomic_store_explicit(&sg->dirty, 1, memory_order_relaxed);
+        src += (size_t)k * R;
+        end += (uint64_t)k;
+        n -= k;
+        atomic_store_explicit(&lg->end, end, memory_order_release);
+    }
+    return RS_OK;
+}
+
+rs_err_t rs_learnlog_rewind(rs_learnlog_t *lg, uint64_t pos, char *errstr,
+                            size_t errstr_size) {
+    uint64_t end = atomic_load(&lg->end);
+    if (pos == end) return RS_OK;
+    if (pos > end || pos < lg->segs[0]->first)
+        return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
+                       "learning log %s: cannot rewind to %" PRIu64
+                       " (kept: %" PRIu64 "..%" PRIu64 ")", lg->dir, pos,
+                       lg->segs[0]->first, end);
+    /* drop the segments after the one holding pos (keep a segment that
+     * starts at pos: it is empty after the rewind) */
+    pthread_mutex_lock(&lg->lock);
+    while (lg->nseg > 1 && lg->segs[lg->nseg - 1]->first > pos) {
+        rs_lseg_t *sg = lg->segs[--lg->nseg];
+        atomic_fetch_sub(&lg->st_bytes, (uint64_t)(sg->log_len + sg->idx_len));
+        if (!lg->mem) {
+            char path[600];
+            rs_ll_path(lg, sg->first, "log", path, sizeof(path));
+            unlink(path);
+            rs_ll_path(lg, sg->first, "idx", path, sizeof(path));
+            unlink(path);
+            lg->dir_dirty = 1;
+        }
+        rs_ll_unmap(lg, sg);
+    }
+    atomic_store(&lg->st_segments, (uint64_t)lg->nseg);
+    rs_lseg_t *sg = lg->segs[lg->nseg - 1];
+    pthread_mutex_unlock(&lg->lock);
+    uint64_t stop = RS_MIN(end, sg->first + sg->cap);
+    memset(rs_ll_at(lg, sg, pos), 0, (size_t)(stop - pos) * lg->meta.rec_size);
+    atomic_store(&sg->dirty, 1);
+    lg->wseg = sg;
+    lg->rseg = NULL;
+    /* its index again, from what is left */
+    uint64_t cursor = rs_ll_ih(sg)->cursor;
+    rs_ll_idx_init(lg, sg, 1);
+    for (uint64_t p = sg->first; p < pos; p++) rs_ll_idx_add(lg, sg, p);
+    rs_ll_ih(sg)->cursor = cursor < pos ? cursor : pos;
+    atomic_store(&lg->end, pos);
+    if (lg->indexed > pos) lg->indexed = pos;
+    if (lg->cursor > pos) lg->cursor = pos;
+    atomic_store(&lg->st_indexed, lg->indexed);
+    atomic_store(&lg->st_cursor, lg->cursor);
+    return RS_OK;
+}
+
+rs_err_t rs_learnlog_sync(rs_learnlog_t *lg, char *errstr,
+                          size_t errstr_size) {
+    if (lg->mem) return RS_OK;
+    rs_err_t err = RS_OK;
+    pthread_mutex_lock(&lg->lock);
+    for (int i = 0; i < lg->nseg; i++) {
+        rs_lseg_t *sg = lg->segs[i];
+        if (!atomic_exchange(&sg->dirty, 0)) continue;
+        if (msync(sg->log, sg->log_len, MS_SYNC) != 0 && err == RS_OK)
+            err = rs_errf(errstr, errstr_size, RS_ERR_IO,
+                          "learning log %s: msync: %s", lg->dir,
+                          strerror(errno));
+    }
+    pthread_mutex_unlock(&lg->lock);
+    if (lg->dir_dirty) {
+        int fd = open(lg->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd >= 0) {
+            fsync(fd);
+            close(fd);
+        }
+        lg->dir_dirty = 0;
+    }
+    return err;
+}
+
+/* ----------------------------------------------------------- resolver */
+
+uint64_t rs_learnlog_index(rs_learnlog_t *lg) {
+    uint64_t end = atomic_load_explicit(&lg->end, memory_order_acquire);
+    uint64_t n = 0;
+    while (lg->indexed < end) {
+        rs_lseg_t *sg = rs_ll_find_seg(lg, lg->indexed);
+        if (!sg) break; /* cannot happen: the writer keeps what it wrote */
+        uint64_t stop = RS_MIN(end, sg->first + sg->cap);
+        for (uint64_t p = lg->indexed; p < stop; p++) rs_ll_idx_add(lg, sg, p);
+        n += stop - lg->indexed;
+        lg->indexed = stop;
+    }
+    atomic_store_explicit(&lg->st_indexed, lg->indexed, memory_order_relaxed);
+    return n;
+}
+
+uint64_t rs_learnlog_indexed(const rs_learnlog_t *lg) { return lg->indexed; }
+
+static int rs_ll_probe(const rs_lseg_t *sg, uint64_t key, uint64_t *pos) {
+    const rs_ll_slot_t *sl = rs_ll_slots(sg);
+    uint64_t i = key & sg->mask;
+    while (sl[i].key) {
+        if (sl[i].key == key) {
+            *pos = sg->first + sl[i].rec - 1;
+            return 1;
+        }
+        i = (i + 1) & sg->mask;
+    }
+    return 0;
+}
+
+rs_err_t rs_learnlog_find(rs_learnlog_t *lg, uint64_t id, int64_t t_hint,
+                          uint64_t *pos) {
+    uint64_t key = id ? id : 1, probes = 0;
+    rs_err_t err = RS_ERR_NOTFOUND;
+    atomic_fetch_add_explicit(&lg->st_finds, 1, memory_order_relaxed);
+    pthread_mutex_lock(&lg->lock);
+    /* pass 0: segments whose time range holds the hint; pass 1: the rest,
+     * newest first (labels are about recent events more often) */
+    for (int pass = t_hint ? 0 : 1; pass < 2 && err; pass++)
+        for (int i = lg->nseg - 1; i >= 0; i--) {
+            const rs_lseg_t *sg = lg->segs[i];
+            const rs_ll_idxhdr_t *ih = rs_ll_ih(sg);
+            if (!ih->indexed) continue;
+            int in = t_hint >= ih->min_t && t_hint <= ih->max_t;
+            if (t_hint && (pass == 0) != in) continue;
+            probes++;
+            uint64_t p;
+            if (rs_ll_probe(sg, key, &p)) {
+                /* the index may hold a first record the caller's id only
+                 * shares a hash with: compare what the record says */
+                const rs_lrec_hdr_t *h =
+                    (const rs_lrec_hdr_t *)rs_ll_at(lg, sg, p);
+                if (h->id == id || (!id && h->id == 0)) {
+                    *pos = p;
+                    err = RS_OK;
+                    break;
+                }
+            }
+        }
+    pthread_mutex_unlock(&lg->lock);
+    atomic_fetch_add_explicit(&lg->st_probes, probes, memory_order_relaxed);
+    return err;
+}
+
+const void *rs_learnlog_rec(rs_learnlog_t *lg, uint64_t pos) {
+    if (pos >= atomic_load_explicit(&lg->end, memory_order_acquire))
+        return NULL;
+    rs_lseg_t *sg = rs_ll_find_seg(lg, pos);
+    return sg ? rs_ll_at(lg, sg, pos) : NULL;
+}
+
+void rs_learnlog_set_state(rs_learnlog_t *lg, uint64_t pos, uint8_t state) {
+    rs_lseg_t *sg = rs_ll_find_seg(lg, pos);
+    if (!sg) return;
+    ((rs_lrec_hdr_t *)(void *)rs_ll_at(lg, sg, pos))->state = state;
+    atomic_store_explicit(&sg->dirty, 1, memory_order_relaxed);
+}
+
+rs_err_t rs_learnlog_next_mature(rs_learnlog_t *lg, int64_t cutoff_ms,
+                                 uint64_t *pos) {
+    uint64_t end = atomic_load_explicit(&lg->end, memory_order_acquire);
+    rs_err_t err = RS_ERR_NOTFOUND;
+    while (lg->cursor < end) {
+        rs_lseg_t *sg = rs_ll_find_seg(lg, lg->cursor);
+        if (!sg) { /* deleted under it: cannot happen, skip ahead */
+            lg->cursor++;
+            continue;
+        }
+        const rs_lrec_hdr_t *h =
+            (const rs_lrec_hdr_t *)rs_ll_at(lg, sg, lg->cursor);
+        if (h->state & RS_LREC_LEARNED) {
+            lg->cursor++;
+            rs_ll_ih(sg)->cursor = lg->cursor;
+            continue;
+        }
+        if (h->t < cutoff_ms) {
+            *pos = lg->cursor;
+            err = RS_OK;
+        }
+        break;
+    }
+    atomic_store_explicit(&lg->st_cursor, lg->cursor, memory_order_relaxed);
+    return err;
+}
+
+int rs_learnlog_truncate(rs_learnlog_t *lg, int64_t keep_after_ms) {
+    int del = 0;
+    for (;;) {
+        pthread_mutex_lock(&lg->lock);
+        rs_lseg_t *sg = lg->nseg > 1 ? lg->segs[0] : NULL;
+        if (!sg || lg->cursor < sg->first + sg->cap ||
+            !(rs_ll_ih(sg)->max_t < keep_after_ms)) {
+            pthread_mutex_unlock(&lg->lock);
+            break;
+        }
+        memmove(lg->segs, lg->segs + 1, sizeof(*lg->segs) * (size_t)(lg->nseg - 1));
+        lg->nseg--;
+        atomic_store(&lg->st_segments, (uint64_t)lg->nseg);
+        atomic_fetch_sub(&lg->st_bytes, (uint64_t)(sg->log_len + sg->idx_len));
+        atomic_store(&lg->st_first, lg->segs[0]->first);
+        const rs_ll_idxhdr_t *ih0 = rs_ll_ih(lg->segs[0]);
+        atomic_store(&lg->st_oldest_t, ih0->indexed ? ih0->min_t : 0);
+        pthread_mutex_unlock(&lg->lock);
+        if (lg->rseg == sg) lg->rseg = NULL;
+        if (!lg->mem) {
+            char path[600];
+            rs_ll_path(lg, sg->first, "log", path, sizeof(path));
+            unlink(path);
+            rs_ll_path(lg, sg->first, "idx", path, sizeof(path));
+            unlink(path);
+            lg->dir_dirty = 1;
+        }
+        rs_ll_unmap(lg, sg);
+        atomic_fetch_add(&lg->st_deleted, 1);
+        del++;
+    }
+    return del;
+}
+
+void rs_learnlog_stats(const rs_learnlog_t *lg, rs_learnlog_stats_t *st) {
+    memset(st, 0, sizeof(*st));
+    st->first = atomic_load(&lg->st_first);
+    st->end = atomic_load(&lg->end);
+    st->cursor = atomic_load(&lg->st_cursor);
+    st->indexed = atomic_load(&lg->st_indexed);
+    st->segments = atomic_load(&lg->st_segments);
+    st->bytes = atomic_load(&lg->st_bytes);
+    st->rec_size = lg->meta.rec_size;
+    st->finds = atomic_load(&lg->st_finds);
+    st->probes = atomic_load(&lg->st_probes);
+    st->deleted = atomic_load(&lg->st_deleted);
+    st->oldest_t = atomic_load(&lg->st_oldest_t);
+}

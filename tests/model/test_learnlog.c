@@ -1,0 +1,560 @@
+#define _GNU_SOURCE
+/* test_learnlog.c -- the learning log (model/learnlog.h) and the learner
+ * (model/learner.h): segments, index, maturity, restart, torn writes,
+ * rewind; label joins, maturity negatives, late positives corrected, the
+ * auto horizon and the refused configurations. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <ftw.h>
+#include <cmocka.h>
+
+#include "model/learner.h"
+#include "model/learnlog.h"
+#include "model/model.h"
+
+#define DAY (86400000LL)
+#define T0 1767225600000LL /* 2026-01-01 */
+
+/* ------------------------------------------------------------- helpers */
+
+static int rm1(const char *p, const struct stat *sb, int f, struct FTW *w) {
+    (void)sb; (void)f; (void)w;
+    return remove(p);
+}
+
+static char *tmpdir(void) {
+    char *p = strdup("/tmp/rs-test-learnlog-XXXXXX");
+    assert_non_null(mkdtemp(p));
+    return p;
+}
+
+static void rmdir_all(char *p) {
+    nftw(p, rm1, 16, FTW_DEPTH | FTW_PHYS);
+    free(p);
+}
+
+/* A generic 64-byte record: header + 16 bytes of payload. */
+#define R 64
+static const rs_learnlog_meta_t META = {R, 0, 0x1234, 0x99, 4};
+
+static void mk(uint8_t *r, uint64_t id, int64_t t) {
+    memset(r, 0, R);
+    rs_lrec_hdr_t *h = (rs_lrec_hdr_t *)r;
+    h->id = id;
+    h->entity = id % 7 + 1;
+    h->t = t;
+    h->score = (float)(id % 100) / 100.0f;
+    memcpy(r + RS_LREC_HDR, &id, 8);
+    rs_lrec_seal(r, R);
+}
+
+static rs_learnlog_t *open_log(const char *dir, const rs_learnlog_meta_t *m,
+                               int64_t seg) {
+    char e[512];
+    rs_err_t err;
+    rs_learnlog_t *lg = rs_learnlog_open(dir, 3, m, seg, &err, e, sizeof(e));
+    if (!lg) fprintf(stderr, "open: %s\n", e);
+    return lg;
+}
+
+static void append_n(rs_learnlog_t *lg, uint64_t id0, int n, int64_t t0,
+                     int64_t dt) {
+    uint8_t r[R];
+    char e[256];
+    for (int i = 0; i < n; i++) {
+        mk(r, id0 + (uint64_t)i, t0 + dt * i);
+        assert_int_equal(rs_learnlog_append(lg, r, 1, e, sizeof(e)), RS_OK);
+    }
+}
+
+/* ------------------------------------------------------------- the log */
+
+static void test_log_memory(void **st) {
+    (void)st;
+    rs_learnlog_t *lg = open_log("", &META, 1 << 20);
+    assert_non_null(lg);
+    append_n(lg, 1, 1000, T0, 1000);
+    assert_int_equal(rs_learnlog_end(lg), 1000);
+    assert_int_equal(rs_learnlog_index(lg), 1000);
+    for (uint64_t id = 1; id <= 1000; id += 37) {
+        uint64_t pos;
+        assert_int_equal(rs_learnlog_find(lg, id, 0, &pos), RS_OK);
+        assert_int_equal(pos, id - 1);
+        const rs_lrec_hdr_t *h = rs_learnlog_rec(lg, pos);
+        assert_non_null(h);
+        assert_int_equal(h->id, id);
+        assert_int_equal(h->t, T0 + 1000 * (int64_t)(id - 1));
+        /* with a time hint too */
+        assert_int_equal(rs_learnlog_find(lg, id, h->t, &pos), RS_OK);
+        assert_int_equal(pos, id - 1);
+    }
+    uint64_t pos;
+    assert_int_equal(rs_learnlog_find(lg, 5000, 0, &pos), RS_ERR_NOTFOUND);
+    assert_null(rs_learnlog_rec(lg, 1000));
+    /* maturity: oldest first, stops at the first not mature */
+    assert_int_equal(rs_learnlog_next_mature(lg, T0 + 2500, &pos), RS_OK);
+    assert_int_equal(pos, 0);
+    rs_learnlog_set_state(lg, 0, RS_LREC_LEARNED | RS_LREC_MATURED);
+    /* a resolved record is skipped */
+    rs_learnlog_set_state(lg, 1, RS_LREC_LEARNED | RS_LREC_LABELED);
+    assert_int_equal(rs_learnlog_next_mature(lg, T0 + 2500, &pos), RS_OK);
+    assert_int_equal(pos, 2);
+    rs_learnlog_set_state(lg, 2, RS_LREC_LEARNED | RS_LREC_MATURED);
+    assert_int_equal(rs_learnlog_next_mature(lg, T0 + 2500, &pos),
+                     RS_ERR_NOTFOUND);
+    rs_learnlog_stats_t s;
+    rs_learnlog_stats(lg, &s);
+    assert_int_equal(s.cursor, 3);
+    assert_int_equal(s.end, 1000);
+    rs_learnlog_close(lg);
+}
+
+static void test_log_segments_restart(void **st) {
+    (void)st;
+    char *dir = tmpdir();
+    rs_learnlog_t *lg = open_log(dir, &META, 1 << 20);
+    assert_non_null(lg);
+    /* ~16 k records per 1 MiB segment: 40 000 span three segments */
+    append_n(lg, 1, 40000, T0, 60000);
+    rs_learnlog_stats_t s;
+    rs_learnlog_stats(lg, &s);
+    assert_int_equal(s.segments, 3);
+    rs_learnlog_index(lg);
+    uint64_t pos;
+    /* resolve the first 20 000: cursor past them */
+    while (rs_learnlog_next_mature(lg, T0 + 20000LL * 60000, &pos) == RS_OK)
+        rs_learnlog_set_state(lg, pos, RS_LREC_LEARNED | RS_LREC_MATURED);
+    char e[512];
+    assert_int_equal(rs_learnlog_sync(lg, e, sizeof(e)), RS_OK);
+    /* a restart without a proper close (the mapping is the file) */
+    rs_learnlog_close(lg);
+    lg = open_log(dir, &META, 1 << 20);
+    assert_non_null(lg);
+    assert_int_equal(rs_learnlog_end(lg), 40000);
+    rs_learnlog_index(lg);
+    for (uint64_t id = 1; id <= 40000; id += 997) {
+        assert_int_equal(rs_learnlog_find(lg, id, 0, &pos), RS_OK);
+        assert_int_equal(pos, id - 1);
+    }
+    /* the states and the cursor survived */
+    assert_int_equal(rs_learnlog_next_mature(lg, T0 + 30000LL * 60000, &pos),
+                     RS_OK);
+    assert_int_equal(pos, 20000);
+    assert_int_equal(((const rs_lrec_hdr_t *)rs_learnlog_rec(lg, 5))->state,
+                     RS_LREC_LEARNED | RS_LREC_MATURED);
+    /* retention: the first segment is wholly resolved and old */
+    assert_int_equal(rs_learnlog_truncate(lg, T0 + 30000LL * 60000), 1);
+    assert_int_equal(rs_learnlog_find(lg, 10, 0, &pos), RS_ERR_NOTFOUND);
+    assert_null(rs_learnlog_rec(lg, 9));
+    assert_int_equal(rs_learnlog_find(lg, 30000, 0, &pos), RS_OK);
+    rs_learnlog_stats(lg, &s);
+    assert_int_equal(s.segments, 2);
+    assert_true(s.first > 0);
+    rs_learnlog_close(lg);
+    rmdir_all(dir);
+}
+
+static void test_log_torn_tail(void **st) {
+    (void)st;
+    char *dir = tmpdir();
+    rs_learnlog_t *lg = open_log(dir, &META, 1 << 20);
+    append_n(lg, 1, 100, T0, 1000);
+    rs_learnlog_close(lg);
+    /* damage record 80 (a torn write): the log ends before it */
+    char path[600];
+    snprintf(path, sizeof(path), "%s/%020d.log", dir, 0);
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    uint8_t junk[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    assert_int_equal(pwrite(fd, junk, 8, 4096 + 80 * R + 20), 8);
+    close(fd);
+    lg = open_log(dir, &META, 1 << 20);
+    assert_non_null(lg);
+    assert_int_equal(rs_learnlog_end(lg), 80);
+    /* appending goes on from there */
+    append_n(lg, 1000, 5, T0, 1000);
+    assert_int_equal(rs_learnlog_end(lg), 85);
+    rs_learnlog_index(lg);
+    uint64_t pos;
+    assert_int_equal(rs_learnlog_find(lg, 1002, 0, &pos), RS_OK);
+    assert_int_equal(pos, 82);
+    rs_learnlog_close(lg);
+    rmdir_all(dir);
+}
+
+static void test_log_rewind_and_meta(void **st) {
+    (void)st;
+    char *dir = tmpdir();
+    char e[512];
+    rs_learnlog_t *lg = open_log(dir, &META, 1 << 20);
+    append_n(lg, 1, 30000, T0, 1000); /* two segments */
+    /* a checkpoint taken at 12 000: rewind there (second segment goes) */
+    assert_int_equal(rs_learnlog_rewind(lg, 12000, e, sizeof(e)), RS_OK);
+    assert_int_equal(rs_learnlog_end(lg), 12000);
+    rs_learnlog_index(lg);
+    uint64_t pos;
+    assert_int_equal(rs_learnlog_find(lg, 12001, 0, &pos), RS_ERR_NOTFOUND);
+    assert_int_equal(rs_learnlog_find(lg, 12000, 0, &pos), RS_OK);
+    /* the input after it is logged again */
+    append_n(lg, 12001, 10, T0, 1000);
+    rs_learnlog_index(lg);
+    assert_int_equal(rs_learnlog_find(lg, 12005, 0, &pos), RS_OK);
+    assert_int_equal(pos, 12004);
+    assert_int_equal(rs_learnlog_rewind(lg, 99999, e, sizeof(e)),
+                     RS_ERR_INVALID);
+    rs_learnlog_close(lg);
+    /* another model's records: refused, naming what differs */
+    rs_learnlog_meta_t other = META;
+    other.arch = 0x4321;
+    rs_err_t err;
+    assert_null(rs_learnlog_open(dir, 3, &other, 1 << 20, &err, e, sizeof(e)));
+    assert_int_equal(err, RS_ERR_CONFIG);
+    assert_non_null(strstr(e, "architecture"));
+    rmdir_all(dir);
+}
+
+/* ----------------------------------------------------------- the learner */
+
+typedef struct fx_s {
+    rs_model_conf_t conf;
+    rs_model_t *m;
+    rs_learnlog_t *lg;
+    rs_learner_t *l;
+    float x[4];
+} fx_t;
+
+static const char *NAMES[4] = {"a", "b", "c", "d"};
+
+static void fx_new(fx_t *f, int kind, int64_t delay, int64_t horizon,
+                   const char *dir) {
+    memset(f, 0, sizeof(*f));
+    rs_model_conf_init(&f->conf);
+    f->conf.kind = kind;
+    f->conf.label_delay = delay;
+    f->conf.label_horizon = horizon;
+    f->conf.seq.d_model = 8;
+    f->conf.seq.history = 4;
+    f->conf.seq.experts = 2;
+    f->conf.seq.top_k = 1;
+    f->conf.seq.expert_hidden = 8;
+    f->conf.seq.buckets = 64;
+    f->conf.seq.max_entities = 600;
+    f->conf.batch_max = 16;
+    f->conf.replay = 0; /* exact step counts */
+    char e[256];
+    f->m = rs_model_new(&f->conf, 4, NAMES, e, sizeof(e));
+    assert_non_null(f->m);
+    rs_learnlog_meta_t meta;
+    rs_model_lrec_meta(f->m, &meta);
+    rs_err_t err;
+    f->lg = rs_learnlog_open(dir ? dir : "", 0, &meta, 1 << 20, &err, e,
+                             sizeof(e));
+    assert_non_null(f->lg);
+    f->l = rs_learner_new(f->m, &f->conf);
+    assert_int_equal(rs_learner_attach(f->l, f->lg), RS_OK);
+}
+
+static void fx_free(fx_t *f) {
+    rs_learner_destroy(f->l);
+    rs_learnlog_close(f->lg);
+    rs_model_destroy(f->m);
+}
+
+static float fx_score(fx_t *f, const char *id, const char *ent, int64_t t,
+                      float v) {
+    rs_model_input_t in;
+    memset(&in, 0, sizeof(in));
+    for (int i = 0; i < 4; i++) f->x[i] = v * (float)(i + 1);
+    in.event_id = id;
+    in.entity_id = ent;
+    in.event_time_ms = t;
+    in.x = f->x;
+    rs_model_output_t out;
+    char e[256];
+    assert_int_equal(rs_learner_forward(f->l, 0, f->m, &in, 1, &out, NULL,
+                                        RS_MODEL_FWD_REMEMBER, e, sizeof(e)),
+                     RS_OK);
+    return out.score;
+}
+
+static rs_learner_res_t fx_label(fx_t *f, const char *id, double v,
+                                 int64_t when, rs_err_t want) {
+    rs_label_t lb;
+    memset(&lb, 0, sizeof(lb));
+    snprintf(lb.event_id, sizeof(lb.event_id), "%s", id);
+    snprintf(lb.entity_id, sizeof(lb.entity_id), "e");
+    lb.value = v;
+    lb.label_time_ms = when;
+    rs_learner_res_t r;
+    assert_int_equal(rs_learner_label(f->l, 0, &lb, 0, -1, &r), want);
+    return r;
+}
+
+static int fx_advance(fx_t *f, int64_t wm) {
+    int n = 0, k;
+    while ((k = rs_learner_advance(f->l, 0, wm, -1, 100, NULL, NULL)) > 0)
+        n += k;
+    return n;
+}
+
+static void test_learner_semantics(void **st) {
+    (void)st;
+    for (int kind = 0; kind < 2; kind++) {
+        fx_t f;
+        fx_new(&f, kind, 0, 7 * DAY, NULL);
+        char id[32];
+        for (int i = 0; i < 100; i++) {
+            snprintf(id, sizeof(id), "tx-%d", i);
+            fx_score(&f, id, i % 2 ? "card-1" : "card-2", T0 + i * 60000LL,
+                     (float)(i % 5));
+        }
+        /* a positive before maturity: learned at once */
+        rs_learner_res_t r = fx_label(&f, "tx-10", 1, T0 + DAY, RS_OK);
+        assert_int_equal(r.outcome, RS_LEARNER_LEARNED);
+        assert_int_equal(r.y, 1);
+        assert_true(r.delay_ms > 0);
+        /* an explicit negative: learned at once, never again at maturity */
+        r = fx_label(&f, "tx-11", 0, T0 + DAY, RS_OK);
+        assert_int_equal(r.outcome, RS_LEARNER_LEARNED);
+        /* a second label: ignored */
+        r = fx_label(&f, "tx-10", 0, T0 + 2 * DAY, RS_OK);
+        assert_int_equal(r.outcome, RS_LEARNER_REPEAT);
+        /* never scored */
+        r = fx_label(&f, "tx-nope", 1, T0 + DAY, RS_ERR_NOTFOUND);
+        assert_int_equal(r.outcome, RS_LEARNER_UNKNOWN);
+        /* maturity: the other 98 become negatives once 7 d have passed */
+        assert_int_equal(fx_advance(&f, T0 + 6 * DAY), 0);
+        assert_int_equal(fx_advance(&f, T0 + 8 * DAY), 98);
+        assert_int_equal(fx_advance(&f, T0 + 9 * DAY), 0);
+        /* a positive after its maturity negative: corrected */
+        r = fx_label(&f, "tx-50", 1, T0 + 20 * DAY, RS_OK);
+        assert_int_equal(r.outcome, RS_LEARNER_CORRECTED);
+        /* a negative after maturity: nothing to learn */
+        r = fx_label(&f, "tx-51", 0, T0 + 20 * DAY, RS_OK);
+        assert_int_equal(r.outcome, RS_LEARNER_CONFIRMED);
+        rs_model_stats_t ms;
+        rs_model_stats(f.m, &ms);
+        assert_int_equal(ms.positives, 2);
+        assert_int_equal(ms.corrections, 1);
+        assert_int_equal(ms.horizon_negatives, 98);
+        assert_int_equal(ms.negatives, 99);
+        assert_int_equal(ms.updates, 101);
+        rs_learner_stats_t ls;
+        rs_learner_stats(f.l, &ls);
+        assert_int_equal(ls.unknown, 1);
+        assert_int_equal(ls.repeats, 1);
+        assert_int_equal(ls.matured, 98);
+        assert_int_equal(ls.corrections, 1);
+        assert_int_equal(ls.confirmed, 1);
+        fx_free(&f);
+    }
+}
+
+/* The issue's cases: a label 60 days late is learned (auto horizon with
+ * the declared delay); with a fixed 7-day horizon it comes after the
+ * maturity negative and corrects it. */
+static void test_label_60_days_late(void **st) {
+    (void)st;
+    for (int fixed = 0; fixed < 2; fixed++) {
+        fx_t f;
+        fx_new(&f, RS_MODEL_LR, fixed ? 0 : 60 * DAY,
+               fixed ? 7 * DAY : RS_MODEL_HORIZON_AUTO, NULL);
+        assert_int_equal(rs_learner_horizon(f.l),
+                         fixed ? 7 * DAY : 75 * DAY);
+        fx_score(&f, "late", "card-9", T0, 3);
+        /* 61 days of other events go by */
+        char id[32];
+        for (int d = 1; d <= 61; d++) {
+            snprintf(id, sizeof(id), "d-%d", d);
+            fx_score(&f, id, "card-8", T0 + d * DAY, 1);
+            fx_advance(&f, T0 + d * DAY);
+        }
+        rs_learner_res_t r = fx_label(&f, "late", 1, T0 + 60 * DAY, RS_OK);
+        assert_int_equal(r.outcome,
+                         fixed ? RS_LEARNER_CORRECTED : RS_LEARNER_LEARNED);
+        assert_int_equal(r.delay_ms, 60 * DAY);
+        rs_model_stats_t ms;
+        rs_model_stats(f.m, &ms);
+        assert_int_equal(ms.positives, 1);
+        assert_int_equal(ms.corrections, fixed ? 1 : 0);
+        fx_free(&f);
+    }
+}
+
+/* Auto horizon: label_horizon_max until known, then 1.25 x the p99 of
+ * the positives' delays. */
+static void test_auto_horizon(void **st) {
+    (void)st;
+    fx_t f;
+    fx_new(&f, RS_MODEL_LR, 0, RS_MODEL_HORIZON_AUTO, NULL);
+    assert_int_equal(rs_learner_horizon(f.l), f.conf.label_horizon_max);
+    char id[32];
+    for (int i = 0; i < 40; i++) {
+        snprintf(id, sizeof(id), "p-%d", i);
+        fx_score(&f, id, "card-1", T0 + i * 1000LL, 1);
+    }
+    for (int i = 0; i < 40; i++) {
+        snprintf(id, sizeof(id), "p-%d", i);
+        fx_label(&f, id, 1, T0 + i * 1000LL + 10 * DAY, RS_OK);
+    }
+    int64_t h = rs_learner_horizon(f.l);
+    assert_true(h >= (int64_t)(1.25 * 10 * DAY) - DAY / 10);
+    assert_true(h <= (int64_t)(1.25 * 10 * DAY) + DAY / 5);
+    rs_learner_stats_t ls;
+    rs_learner_stats(f.l, &ls);
+    assert_int_equal(ls.delays, 40);
+    assert_true(ls.delay_p50_ms >= 10 * DAY - DAY / 10);
+    /* the observations survive in a file */
+    char *dir = tmpdir();
+    char path[600], e[600];
+    snprintf(path, sizeof(path), "%s/label-delays", dir);
+    assert_int_equal(rs_learner_delays_save(f.l, path, e, sizeof(e)), RS_OK);
+    rs_hist_t a, p;
+    assert_int_equal(rs_learner_delays_load(path, &a, &p, e, sizeof(e)), RS_OK);
+    assert_int_equal(a.total, 40);
+    assert_int_equal(p.total, 40);
+    assert_int_equal(rs_learner_horizon_for(&f.conf, &a, &p), h);
+    /* a damaged file is named, a missing one is nothing observed */
+    int fd = open(path, O_WRONLY | O_TRUNC);
+    assert_int_equal(write(fd, "junk", 4), 4);
+    close(fd);
+    assert_int_equal(rs_learner_delays_load(path, &a, &p, e, sizeof(e)),
+                     RS_ERR_CORRUPT);
+    unlink(path);
+    assert_int_equal(rs_learner_delays_load(path, &a, &p, e, sizeof(e)), RS_OK);
+    assert_int_equal(a.total, 0);
+    rmdir_all(dir);
+    fx_free(&f);
+}
+
+/* Configurations that would learn every fraud as genuine: refused. */
+static void test_refused_configs(void **st) {
+    (void)st;
+    rs_model_conf_t c;
+    rs_model_conf_init(&c);
+    char e[512];
+    assert_int_equal(c.label_horizon, RS_MODEL_HORIZON_AUTO);
+    assert_int_equal(rs_learner_check_conf(&c, NULL, e, sizeof(e)), RS_OK);
+    c.label_delay = 7 * DAY;
+    c.label_horizon = 4 * DAY;
+    assert_int_equal(rs_learner_check_conf(&c, NULL, e, sizeof(e)),
+                     RS_ERR_CONFIG);
+    assert_non_null(strstr(e, "model.label_horizon 4d"));
+    assert_non_null(strstr(e, "label delay 1w"));
+    c.label_horizon = 8 * DAY;
+    assert_int_equal(rs_learner_check_conf(&c, NULL, e, sizeof(e)), RS_OK);
+    /* observed: the median delay of positives */
+    c.label_delay = 0;
+    c.label_horizon = 2 * DAY;
+    rs_hist_t pos;
+    rs_hist_init(&pos);
+    for (int i = 0; i < 50; i++) rs_hist_record(&pos, 5 * 86400);
+    assert_int_equal(rs_learner_check_conf(&c, &pos, e, sizeof(e)),
+                     RS_ERR_CONFIG);
+    assert_non_null(strstr(e, "observed"));
+    /* auto with a declared delay above its bound */
+    c.label_horizon = RS_MODEL_HORIZON_AUTO;
+    c.label_delay = 200 * DAY;
+    assert_int_equal(rs_learner_check_conf(&c, &pos, e, sizeof(e)),
+                     RS_ERR_CONFIG);
+    assert_non_null(strstr(e, "label_horizon_max"));
+}
+
+/* A restart in the middle loses no learning record: the log on disk is
+ * reopened by a new learner and every label still finds its event. */
+static void test_restart_keeps_records(void **st) {
+    (void)st;
+    char *dir = tmpdir();
+    char sub[600];
+    snprintf(sub, sizeof(sub), "%s/p0", dir);
+    fx_t f;
+    fx_new(&f, RS_MODEL_SEQ, 3 * DAY, RS_MODEL_HORIZON_AUTO, sub);
+    char id[32];
+    for (int i = 0; i < 300; i++) {
+        snprintf(id, sizeof(id), "r-%d", i);
+        fx_score(&f, id, i % 3 ? "card-a" : "card-b", T0 + i * 60000LL,
+                 (float)(i % 7));
+    }
+    /* no sync, no graceful close of the learner: as after kill -9 the
+     * mapping's pages are the file */
+    rs_learner_destroy(f.l);
+    rs_learnlog_close(f.lg);
+    rs_learnlog_meta_t meta;
+    rs_model_lrec_meta(f.m, &meta);
+    char e[512];
+    rs_err_t err;
+    f.lg = rs_learnlog_open(sub, 0, &meta, 1 << 20, &err, e, sizeof(e));
+    assert_non_null(f.lg);
+    assert_int_equal(rs_learnlog_end(f.lg), 300);
+    f.l = rs_learner_new(f.m, &f.conf);
+    rs_learner_attach(f.l, f.lg);
+    for (int i = 0; i < 300; i += 7) {
+        snprintf(id, sizeof(id), "r-%d", i);
+        rs_learner_res_t r = fx_label(&f, id, i % 2, T0 + DAY, RS_OK);
+        assert_int_equal(r.outcome, RS_LEARNER_LEARNED);
+    }
+    fx_free(&f);
+    rmdir_all(dir);
+}
+
+/* Sequence model: a record's history is rebuilt from the entity's earlier
+ * records, oldest first, as long as the scorer attended over. */
+static void test_seq_history_chain(void **st) {
+    (void)st;
+    fx_t f;
+    fx_new(&f, RS_MODEL_SEQ, DAY, RS_MODEL_HORIZON_AUTO, NULL);
+    char id[32];
+    for (int i = 0; i < 10; i++) {
+        snprintf(id, sizeof(id), "h-%d", i);
+        fx_score(&f, id, "card-h", T0 + i * 1000LL, (float)i);
+        fx_score(&f, "x-other", "card-o", T0 + i * 1000LL, 1); /* noise */
+    }
+    const void *rec, *hist[16];
+    int nh;
+    assert_int_equal(rs_learner_record(f.l, 0, rs_hash_str("h-9"), &rec, hist,
+                                       16, &nh),
+                     RS_OK);
+    const rs_lrec_hdr_t *h = rec;
+    assert_int_equal(h->hist, 4); /* seq.history */
+    assert_int_equal(nh, 4);
+    for (int j = 0; j < nh; j++) {
+        const rs_lrec_hdr_t *hj = hist[j];
+        assert_int_equal(hj->entity, h->entity);
+        assert_int_equal(hj->id, rs_hash_str((char[]){'h', '-',
+                                                      (char)('5' + j), 0}));
+    }
+    /* learning from it works and touches the model */
+    rs_learner_res_t r = fx_label(&f, "h-9", 1, T0 + DAY, RS_OK);
+    assert_int_equal(r.outcome, RS_LEARNER_LEARNED);
+    /* a history record of another entity is refused by the model */
+    const void *bad[1] = {NULL};
+    assert_int_equal(rs_learner_record(f.l, 0, rs_hash_str("x-other"), &bad[0],
+                                       hist, 16, &nh),
+                     RS_OK);
+    assert_int_equal(rs_model_learn_lrec(f.m, rec, bad, 1, 1,
+                                         RS_MODEL_LEARN_LABEL, -1),
+                     RS_ERR_INVALID);
+    fx_free(&f);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_log_memory),
+        cmocka_unit_test(test_log_segments_restart),
+        cmocka_unit_test(test_log_torn_tail),
+        cmocka_unit_test(test_log_rewind_and_meta),
+        cmocka_unit_test(test_learner_semantics),
+        cmocka_unit_test(test_label_60_days_late),
+        cmocka_unit_test(test_auto_horizon),
+        cmocka_unit_test(test_refused_configs),
+        cmocka_unit_test(test_restart_keeps_records),
+        cmocka_unit_test(test_seq_history_chain),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

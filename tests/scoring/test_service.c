@@ -1,0 +1,903 @@
+/* test_service.c -- the whole scoring service on edge cases found under
+ * hostile input (issue 10).  Each test runs the real service
+ * (rs_service_new + rs_service_run on its own thread) against an
+ * in-process librdkafka mock cluster (one broker; topics events, labels,
+ * scores, alerts, events.dlq) and a private redis-server, feeds it input
+ * with a plain producer and reads the results back from the scores topic,
+ * the dead-letter topic, Redis and the group's committed offsets.
+ *
+ *  - test_eos_label_between: exactly-once, 200 events, one label, 200
+ *    more: all 400 scored (a batch that published no score used to stop
+ *    the transaction commits for good), the stop returns RS_OK.
+ *  - test_alo_rejects_only: at-least-once, a poll that returned only
+ *    rejected messages: their offsets are committed while the service runs
+ *    (they used to stay uncommitted until the next scored batch), and a
+ *    stop right after finishes with a final checkpoint.
+ *  - test_stop_under_load: SIGTERM-like stop while events stream in at the
+ *    maximum rate, both delivery modes: RS_OK, the final checkpoint is
+ *    written; the stop time is printed (not asserted: shared machine).
+ *  - test_future_event: one event dated 2099 among normal ones is
+ *    dead-lettered with its reason and changes nothing: every other score
+ *    equals, bit for bit, the scores of the same stream without it.
+ *  - test_duplicates: an event id seen again (later, and twice in one
+ *    batch) gets the decision on record, flagged, and changes nothing:
+ *    every other score equals the run without the copies.
+ *  - test_stall_readiness: the service stuck (Redis frozen with SIGSTOP,
+ *    the writer's buffer full) is not ready after service.stall_timeout,
+ *    and ready again once it moves.
+ *  - test_bad_sizes: configuration errors found by rs_service_new
+ *    (RS_ERR_CONFIG, exit 2 in serve): a bad `kafka:` property and sizes
+ *    the machine cannot hold.
+ * Single partition for the comparisons (the order of input, hence every
+ * feature, is the same in both runs; no label arrives, so the model does
+ * not learn and the weights stay those of the seed).
+ *
+ * Environment: RS_TEST_LOG=debug|info|warn|error|off (default warn),
+ * RS_TEST_FILTER="test_dup*" (cmocka filter).
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <hiredis/hiredis.h>
+
+#include "scoring/scoring.h"
+#include "tests/support/rs_test_kafka.h"
+#include "tests/support/rs_test_redis.h"
+
+#define BASE_MS 1700000000000LL
+#define JOIN_MS 60000 /* rs_service_run returns after the stop, else hang */
+
+static const char *const topics[] = {"events", "labels", "scores", "alerts",
+                                     "events.dlq"};
+enum { T_EVENTS, T_LABELS, T_SCORES, T_ALERTS, T_DLQ, T_N };
+
+static void sleep_ms(int ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static double now_s(void) { return (double)rs_clock_mono_us() / 1e6; }
+
+/* ------------------------------------------------------------ environment */
+
+typedef struct env_s {
+    rs_cluster_t *cl;
+    char boot[512];
+    rs_test_redis_t *redis;
+    rd_kafka_t *prod;
+    int nparts;
+} env_t;
+
+/* Open environments and running services, so that a failed assertion
+ * (which leaves the test function) still stops them: teardown(). */
+static env_t *g_envs[4];
+static struct svc_s *g_svcs[4];
+
+static void track(void **arr, void *p, int add) {
+    for (int i = 0; i < 4; i++)
+        if (add ? !arr[i] : arr[i] == p) {
+            arr[i] = add ? p : NULL;
+            return;
+        }
+}
+
+static void env_open(env_t *e, int nparts) {
+    char errstr[512];
+    memset(e, 0, sizeof(*e));
+    track((void **)g_envs, e, 1);
+    e->nparts = nparts;
+    e->cl = rs_cluster_new(1, topics, T_N, nparts, errstr, sizeof(errstr));
+    if (!e->cl) fail_msg("mock cluster: %s", errstr);
+    snprintf(e->boot, sizeof(e->boot), "%s", rs_cluster_bootstraps(e->cl));
+    e->redis = rs_test_redis_start(NULL, errstr, sizeof(errstr));
+    if (!e->redis) fail_msg("redis: %s", errstr);
+    e->prod = rs_kafka_producer_new(NULL, e->boot, errstr, sizeof(errstr));
+    if (!e->prod) fail_msg("producer: %s", errstr);
+}
+
+static void env_close(env_t *e) {
+    track((void **)g_envs, e, 0);
+    if (e->prod) rd_kafka_destroy(e->prod);
+    rs_test_redis_destroy(e->redis);
+    rs_cluster_destroy(e->cl);
+    memset(e, 0, sizeof(*e));
+}
+
+static void produce(env_t *e, int topic, const char *key, const char *val) {
+    rd_kafka_resp_err_t kerr;
+    for (;;) {
+        kerr = rd_kafka_producev(
+            e->prod, RD_KAFKA_V_TOPIC(topics[topic]),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_KEY(key, strlen(key)),
+            RD_KAFKA_V_VALUE((void *)val, strlen(val)), RD_KAFKA_V_END);
+        if (kerr != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
+        rd_kafka_poll(e->prod, 10);
+    }
+    assert_int_equal(kerr, RD_KAFKA_RESP_ERR_NO_ERROR);
+}
+
+static void flush(env_t *e) {
+    assert_int_equal(rd_kafka_flush(e->prod, 30000),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+}
+
+/* Event i: entity card-(i % 13), time BASE + i s (or `t_ms` if > 0). */
+static void produce_event_t(env_t *e, int i, int64_t t_ms) {
+    char buf[1024], key[32];
+    snprintf(key, sizeof(key), "card-%d", i % 13);
+    snprintf(buf, sizeof(buf),
+             "{\"id\":\"ev-%d\",\"type\":\"card_tx\","
+             "\"entity_id\":\"%s\",\"counterparty_id\":\"m-%d\","
+             "\"event_time_ms\":%lld,\"amount\":%d.%02d,"
+             "\"categorical_fields\":{\"mcc\":\"5411\",\"country\":\"%s\"}}",
+             i, key, i % 7, t_ms > 0 ? (long long)t_ms
+                                     : BASE_MS + (long long)i * 1000,
+             1 + (i * 37) % 900, i % 100, i % 11 ? "DE" : "BR");
+    produce(e, T_EVENTS, key, buf);
+}
+
+static void produce_events(env_t *e, int from, int to) {
+    for (int i = from; i < to; i++) produce_event_t(e, i, 0);
+}
+
+static void produce_label(env_t *e, int i, int value) {
+    char buf[512], key[32];
+    snprintf(key, sizeof(key), "card-%d", i % 13);
+    snprintf(buf, sizeof(buf),
+             "{\"event_id\":\"ev-%d\",\"entity_id\":\"%s\",\"value\":%d,"
+             "\"label_time_ms\":%lld}", i, key, value,
+             BASE_MS + (long long)i * 1000 + 60000);
+    produce(e, T_LABELS, key, buf);
+}
+
+/* ---------------------------------------------------------------- service */
+
+typedef struct svc_s {
+    const char *boot;
+    rs_app_conf_t app;
+    int conf_ok;
+    pthread_t th;
+    int started;
+    volatile sig_atomic_t stop;
+    _Atomic int state;          /* 0 starting, 1 running, 2 returned, -1 */
+    _Atomic uint64_t scored, rejected, labels, events;
+    _Atomic int64_t assigned;
+    rs_service_t *_Atomic svc; /* for rs_service_ready (any thread)     */
+    rs_err_t err;
+    char errstr[512];
+    rs_service_stats_t st;     /* final, valid once state == 2          */
+    char metrics[1 << 16];     /* /metrics text at the end              */
+    double stop_s;             /* stop flag -> rs_service_run returned  */
+} svc_t;
+
+static void svc_progress(void *opaque, const rs_service_stats_t *st) {
+    svc_t *s = opaque;
+    atomic_store(&s->scored, st->scored);
+    atomic_store(&s->rejected, st->rejected);
+    atomic_store(&s->labels, st->labels);
+    atomic_store(&s->events, st->events);
+    atomic_store(&s->assigned, st->assigned);
+}
+
+static void *svc_main(void *arg) {
+    svc_t *s = arg;
+    rs_err_t cerr = RS_OK;
+    rs_service_t *svc = rs_service_new(&s->app, s->boot, &cerr, s->errstr,
+                                       sizeof(s->errstr));
+    if (!svc) {
+        s->err = cerr ? cerr : RS_ERR_KAFKA;
+        atomic_store(&s->state, -1);
+        return NULL;
+    }
+    rs_service_set_progress(svc, svc_progress, s, 50);
+    atomic_store(&s->svc, svc);
+    atomic_store(&s->state, 1);
+    s->err = rs_service_run(svc, &s->stop, s->errstr, sizeof(s->errstr));
+    rs_service_stats(svc, &s->st);
+    svc_progress(s, &s->st);
+    rs_http_buf_t *b = rs_http_buf_new();
+    rs_service_prometheus(svc, b);
+    rs_strlcpy(s->metrics, rs_http_buf_data(b), sizeof(s->metrics));
+    rs_http_buf_destroy(b);
+    atomic_store(&s->svc, NULL);
+    rs_service_destroy(svc);
+    atomic_store(&s->state, 2);
+    return NULL;
+}
+
+/* Configure: defaults, the test's group and Redis, then KEY=VALUE pairs
+ * (NULL-terminated); a key this build does not know fails the test. */
+static void svc_conf(svc_t *s, env_t *e, const char *group,
+                     const char *const *kv) {
+    char errstr[512];
+    memset(s, 0, sizeof(*s));
+    s->boot = e->boot;
+    assert_int_equal(rs_app_conf_init(&s->app, errstr, sizeof(errstr)), RS_OK);
+    s->conf_ok = 1;
+    rs_strlcpy(s->app.ingest.group_id, group, sizeof(s->app.ingest.group_id));
+    s->app.ingest.partitions = e->nparts;
+    rs_strlcpy(s->app.redis.url, rs_test_redis_url(e->redis),
+               sizeof(s->app.redis.url));
+    s->app.service.stats_interval_ms = 0;
+    /* in-process cluster: a private state dir (not the user's default) */
+    s->app.state_ephemeral = 1;
+    for (int i = 0; kv && kv[i]; i += 2)
+        if (rs_conf_set(s->app.conf, kv[i], kv[i + 1], errstr,
+                        sizeof(errstr)) != RS_OK)
+            fail_msg("config %s=%s: %s", kv[i], kv[i + 1], errstr);
+    /* a test that restarts from a checkpoint keeps the rest of the state
+     * (learning logs, model store) beside it */
+    if (s->app.service.checkpoint_path[0] && !s->app.state.dir[0]) {
+        char d[sizeof(s->app.state.dir)];
+        rs_strlcpy(d, s->app.service.checkpoint_path, sizeof(d) - 8);
+        char *slash = strrchr(d, '/');
+        if (slash) {
+            rs_strlcpy(slash, "/state", 7);
+            rs_strlcpy(s->app.state.dir, d, sizeof(s->app.state.dir));
+        }
+    }
+}
+
+static void svc_run(svc_t *s) {
+    assert_int_equal(pthread_create(&s->th, NULL, svc_main, s), 0);
+    s->started = 1;
+    track((void **)g_svcs, s, 1);
+}
+
+static void svc_wait_assigned(svc_t *s, int timeout_ms) {
+    double deadline = now_s() + timeout_ms / 1000.0;
+    while (atomic_load(&s->state) >= 0 && atomic_load(&s->state) < 2 &&
+           atomic_load(&s->assigned) <= 0 && now_s() < deadline)
+        sleep_ms(20);
+    if (atomic_load(&s->state) < 0)
+        fail_msg("rs_service_new: %s", s->errstr);
+    if (atomic_load(&s->assigned) <= 0)
+        fail_msg("no partition assigned after %d ms", timeout_ms);
+}
+
+/* Set the stop flag and join.  A service that does not return is a hang:
+ * its threads use the cluster, so the process exits with a message. */
+static void svc_stop(svc_t *s) {
+    if (!s->started) return;
+    double t0 = now_s();
+    s->stop = 1;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += JOIN_MS / 1000;
+    if (pthread_timedjoin_np(s->th, NULL, &ts) != 0) {
+        fprintf(stderr, "service: HANG: rs_service_run did not return within "
+                "%d s of the stop flag (scored %llu)\n", JOIN_MS / 1000,
+                (unsigned long long)atomic_load(&s->scored));
+        fflush(NULL);
+        _exit(1);
+    }
+    s->started = 0;
+    s->stop_s = now_s() - t0;
+    track((void **)g_svcs, s, 0);
+}
+
+static void svc_free(svc_t *s) {
+    if (s->conf_ok) rs_app_conf_destroy(&s->app);
+    s->conf_ok = 0;
+}
+
+/* Wait until `counter` >= target; 0 (with a line) on timeout. */
+static int wait_count(svc_t *s, _Atomic uint64_t *counter, uint64_t target,
+                      const char *what, int timeout_ms) {
+    double deadline = now_s() + timeout_ms / 1000.0;
+    while (atomic_load(counter) < target) {
+        if (atomic_load(&s->state) == 2) {
+            printf("service: returned early: %s\n",
+                   s->err ? s->errstr : "RS_OK");
+            return 0;
+        }
+        if (now_s() > deadline) {
+            printf("service: STALL: %s %llu of %llu after %d ms\n", what,
+                   (unsigned long long)atomic_load(counter),
+                   (unsigned long long)target, timeout_ms);
+            return 0;
+        }
+        sleep_ms(10);
+    }
+    return 1;
+}
+
+/* ---------------------------------------------------------------- checks */
+
+/* Sum over the events partitions of (high watermark - committed offset of
+ * `group`); -1 on a query error. */
+static int64_t group_lag(env_t *e, const char *group) {
+    char errstr[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", e->boot, errstr,
+                          sizeof(errstr)) != RD_KAFKA_CONF_OK ||
+        rd_kafka_conf_set(conf, "group.id", group, errstr,
+                          sizeof(errstr)) != RD_KAFKA_CONF_OK)
+        fail_msg("group_lag conf: %s", errstr);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr,
+                                  sizeof(errstr));
+    if (!rk) fail_msg("group_lag: %s", errstr);
+    rd_kafka_topic_partition_list_t *l =
+        rd_kafka_topic_partition_list_new(e->nparts);
+    for (int p = 0; p < e->nparts; p++)
+        rd_kafka_topic_partition_list_add(l, topics[T_EVENTS], p);
+    int64_t lag = 0;
+    if (rd_kafka_committed(rk, l, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        lag = -1;
+    } else {
+        for (int p = 0; p < e->nparts && lag >= 0; p++) {
+            int64_t lo, hi;
+            if (rd_kafka_query_watermark_offsets(rk, topics[T_EVENTS], p, &lo,
+                                                 &hi, 10000)) {
+                lag = -1;
+                break;
+            }
+            lag += hi - (l->elems[p].offset < 0 ? 0 : l->elems[p].offset);
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_destroy(rk);
+    return lag;
+}
+
+/* Score records read back from the scores topic, in topic order. */
+typedef struct scores_s {
+    int n, cap, bad;
+    rs_score_t *sc;
+} scores_t;
+
+static void scores_cb(void *opaque, const rd_kafka_message_t *rkm) {
+    scores_t *t = opaque;
+    char errstr[256];
+    if (t->n == t->cap) {
+        t->cap = t->cap ? 2 * t->cap : 512;
+        t->sc = realloc(t->sc, (size_t)t->cap * sizeof(*t->sc));
+    }
+    if (rs_score_from_json(rkm->payload, rkm->len, &t->sc[t->n], errstr,
+                           sizeof(errstr)) != RS_OK) {
+        t->bad++;
+        return;
+    }
+    t->n++;
+}
+
+static void read_scores(env_t *e, int expect, scores_t *t) {
+    memset(t, 0, sizeof(*t));
+    rs_test_kafka_read(e->boot, topics[T_SCORES], expect, 1500, 60000,
+                       scores_cb, t);
+    assert_int_equal(t->bad, 0);
+}
+
+/* The first record of `id` at or after index `from`, or NULL. */
+static const rs_score_t *scores_find(const scores_t *t, const char *id,
+                                     int from) {
+    for (int i = from; i < t->n; i++)
+        if (!strcmp(t->sc[i].event_id, id)) return &t->sc[i];
+    return NULL;
+}
+
+static int scores_count(const scores_t *t, const char *id) {
+    int c = 0;
+    for (int i = 0; i < t->n; i++) c += !strcmp(t->sc[i].event_id, id);
+    return c;
+}
+
+/* The value of metric line `name` (exact name, no labels) in text. */
+static double metric(const char *text, const char *name) {
+    size_t nl = strlen(name);
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : p)
+        if (!strncmp(p, name, nl) && p[nl] == ' ') return atof(p + nl + 1);
+    return -1;
+}
+
+static int file_exists(const char *path, struct stat *st) {
+    return stat(path, st) == 0;
+}
+
+/* ------------------------------------------------------------------ tests */
+
+/* Exactly-once: a poll that returns only a label closes a transaction on a
+ * batch without scores.  Before the fix the batch never reached the Redis
+ * writer and every later commit waited for it forever (scoring stopped at
+ * 200, /readyz still 200). */
+static void test_eos_label_between(void **state) {
+    (void)state;
+    static env_t e; /* static: teardown() may close it after a failure */
+    env_open(&e, 2);
+    static svc_t s;
+    const char *kv[] = {"service.delivery", "exactly_once", NULL};
+    svc_conf(&s, &e, "g-eos-label", kv);
+    svc_run(&s);
+    svc_wait_assigned(&s, 30000);
+    produce_events(&e, 0, 200);
+    flush(&e);
+    assert_true(wait_count(&s, &s.scored, 200, "scored", 30000));
+    produce_label(&e, 5, 1);
+    flush(&e);
+    assert_true(wait_count(&s, &s.labels, 1, "labels", 30000));
+    sleep_ms(300); /* a few transaction intervals: the label's batch alone */
+    produce_events(&e, 200, 400);
+    flush(&e);
+    int ok = wait_count(&s, &s.scored, 400, "scored", 30000);
+    const char *why = NULL;
+    rs_service_t *sv = atomic_load(&s.svc);
+    int ready = sv ? rs_service_ready(sv, &why) : 0;
+    svc_stop(&s);
+    printf("eos_label_between: scored %llu, labels %llu, commits %llu, "
+           "ready %d (%s), stop %.2f s: %s\n",
+           (unsigned long long)s.st.scored, (unsigned long long)s.st.labels,
+           (unsigned long long)s.st.txn_commits, ready, why ? why : "-",
+           s.stop_s, s.err ? s.errstr : "RS_OK");
+    assert_true(ok);
+    assert_int_equal(s.st.scored, 400);
+    assert_int_equal(s.err, RS_OK);
+    scores_t t;
+    read_scores(&e, 400, &t);
+    for (int i = 0; i < 400; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "ev-%d", i);
+        assert_non_null(scores_find(&t, id, 0));
+    }
+    free(t.sc);
+    svc_free(&s);
+    env_close(&e);
+}
+
+/* At-least-once: a poll that returned only rejected messages.  Their
+ * offsets must be committed while the service runs (before the fix they
+ * waited for a later batch with scores), and a stop right after writes the
+ * final checkpoint at once (it used to wait 30 s for Redis and skip it). */
+static void test_alo_rejects_only(void **state) {
+    (void)state;
+    static env_t e; /* static: teardown() may close it after a failure */
+    env_open(&e, 1);
+    char ckpt[600];
+    snprintf(ckpt, sizeof(ckpt), "%s/state.ckpt", rs_test_redis_dir(e.redis));
+    static svc_t s;
+    const char *kv[] = {"service.checkpoint_path", ckpt, NULL};
+    svc_conf(&s, &e, "g-alo-rejects", kv);
+    svc_run(&s);
+    svc_wait_assigned(&s, 30000);
+    produce_events(&e, 0, 100);
+    flush(&e);
+    assert_true(wait_count(&s, &s.scored, 100, "scored", 30000));
+    sleep_ms(300);
+    for (int i = 0; i < 50; i++) produce(&e, T_EVENTS, "bad", "{not json");
+    flush(&e);
+    assert_true(wait_count(&s, &s.rejected, 50, "rejected", 30000));
+    /* The auto-commit (1 s) must reach the end of the partition. */
+    int64_t lag = -1;
+    for (int i = 0; i < 40 && lag != 0; i++) {
+        sleep_ms(250);
+        lag = group_lag(&e, "g-alo-rejects");
+    }
+    struct stat st0, st1;
+    int had = file_exists(ckpt, &st0);
+    svc_stop(&s);
+    int has = file_exists(ckpt, &st1);
+    printf("alo_rejects_only: committed lag while running %lld; stop %.2f s; "
+           "checkpoint before %d, after %d (mtime %lld -> %lld): %s\n",
+           (long long)lag, s.stop_s, had, has,
+           had ? (long long)st0.st_mtime : 0LL,
+           has ? (long long)st1.st_mtime : 0LL, s.err ? s.errstr : "RS_OK");
+    assert_int_equal(lag, 0);
+    assert_int_equal(s.err, RS_OK);
+    assert_int_equal(s.st.rejected, 50);
+    /* The final checkpoint: counted, and the file is there. */
+    assert_true(has);
+    assert_true(s.st.checkpoints >= 1);
+    assert_int_equal(s.st.checkpoint_errors, 0);
+    svc_free(&s);
+    env_close(&e);
+}
+
+/* A stop while the input streams in at the maximum rate: the service
+ * delivers what is in flight, commits, writes the final checkpoint and
+ * returns RS_OK.  The stop time is printed, not asserted. */
+static void stop_under_load(const char *delivery) {
+    static env_t e; /* static: teardown() may close it after a failure */
+    env_open(&e, 2);
+    char ckpt[600], group[64];
+    snprintf(ckpt, sizeof(ckpt), "%s/state.ckpt", rs_test_redis_dir(e.redis));
+    snprintf(group, sizeof(group), "g-stop-%s", delivery);
+    static svc_t s;
+    const char *kv[] = {"service.checkpoint_path", ckpt,
+                        "service.delivery", delivery, NULL};
+    svc_conf(&s, &e, group, kv);
+    svc_run(&s);
+    svc_wait_assigned(&s, 30000);
+    /* Labels between the events, as a live stream has them. */
+    int i = 0;
+    for (; i < 20000; i++) {
+        produce_event_t(&e, i, 0);
+        if (i % 500 == 250) produce_label(&e, i - 200, i % 1000 == 250);
+        rd_kafka_poll(e.prod, 0);
+        if (i == 5000) assert_true(wait_count(&s, &s.scored, 1000, "scored",
+                                              30000));
+        if (i > 5000 && atomic_load(&s.scored) > 4000) break;
+    }
+    uint64_t at = atomic_load(&s.scored);
+    svc_stop(&s);
+    flush(&e);
+    struct stat st;
+    int has = file_exists(ckpt, &st);
+    printf("stop_under_load[%s]: stopped at %llu scored of %d produced; "
+           "rs_service_run returned %.2f s after the stop flag (final "
+           "scored %llu, checkpoints %llu, errors %llu): %s\n", delivery,
+           (unsigned long long)at, i, s.stop_s,
+           (unsigned long long)s.st.scored,
+           (unsigned long long)s.st.checkpoints,
+           (unsigned long long)s.st.checkpoint_errors,
+           s.err ? s.errstr : "RS_OK");
+    assert_int_equal(s.err, RS_OK);
+    assert_true(has);
+    assert_true(s.st.checkpoints >= 1);
+    assert_int_equal(s.st.checkpoint_errors, 0);
+    svc_free(&s);
+    env_close(&e);
+}
+
+static void test_stop_under_load(void **state) {
+    (void)state;
+    stop_under_load("at_least_once");
+    stop_under_load("exactly_once");
+}
+
+/* ----------------------------------------------- comparisons of two runs */
+
+typedef struct run_s {
+    svc_t s;
+    scores_t t;
+} run_t;
+
+typedef void (feed_fn)(env_t *e, int variant);
+
+/* One run on a fresh cluster and Redis (one partition): feed, wait until
+ * `events` valid events were consumed, stop, read the scores topic. */
+static void run_stream(run_t *r, const char *group, feed_fn *feed,
+                       int variant, uint64_t events, int records) {
+    static env_t e; /* static: teardown() may close it after a failure */
+    env_open(&e, 1);
+    svc_conf(&r->s, &e, group, NULL);
+    svc_run(&r->s);
+    svc_wait_assigned(&r->s, 30000);
+    feed(&e, variant);
+    flush(&e);
+    int ok = wait_count(&r->s, &r->s.events, events, "events", 60000);
+    sleep_ms(500); /* labels, rejects after the last event */
+    svc_stop(&r->s);
+    assert_true(ok);
+    assert_int_equal(r->s.err, RS_OK);
+    read_scores(&e, records, &r->t);
+    env_close(&e);
+}
+
+static void run_free(run_t *r) {
+    free(r->t.sc);
+    svc_free(&r->s);
+}
+
+/* Every event of `b` has, in `a`, a first record with the same score,
+ * decision and flags (bit for bit: the same state before it). */
+static int same_scores(const run_t *a, const run_t *b) {
+    int diff = 0;
+    for (int i = 0; i < b->t.n; i++) {
+        const rs_score_t *y = &b->t.sc[i];
+        const rs_score_t *x = scores_find(&a->t, y->event_id, 0);
+        if (!x || x->score != y->score || x->decision != y->decision ||
+            x->flags != y->flags) {
+            if (diff++ < 5)
+                printf("  %s: %.9g vs %.9g (flags %u vs %u)\n", y->event_id,
+                       x ? x->score : -1.0, y->score, x ? x->flags : 0,
+                       y->flags);
+        }
+    }
+    return diff;
+}
+
+/* 300 events; variant 1 adds one dated 2099-12-31 after ev-150. */
+static void feed_future(env_t *e, int variant) {
+    produce_events(e, 0, 151);
+    if (variant) produce_event_t(e, 100000, 4102358400000LL);
+    produce_events(e, 151, 300);
+}
+
+/* One event dated far in the future (inside the decoders' range) used to
+ * move every watermark: feature windows expired, pending events resolved
+ * as negatives.  Now it is dead-lettered and nothing else changes. */
+static void test_future_event(void **state) {
+    (void)state;
+    static run_t a, b;
+    run_stream(&a, "g-future-a", feed_future, 1, 300, 300);
+    run_stream(&b, "g-future-b", feed_future, 0, 300, 300);
+    int diff = same_scores(&a, &b);
+    printf("future_event: with it: scored %llu, rejected %llu, "
+           "events_future_total %g, %d record(s) on the topic; without: "
+           "scored %llu; %d score(s) differ\n",
+           (unsigned long long)a.s.st.scored,
+           (unsigned long long)a.s.st.rejected,
+           metric(a.s.metrics, "riskstream_events_future_total"), a.t.n,
+           (unsigned long long)b.s.st.scored, diff);
+    assert_int_equal(a.s.st.scored, 300);
+    assert_int_equal(a.s.st.rejected, 1);
+    assert_null(scores_find(&a.t, "ev-100000", 0));
+    assert_int_equal(metric(a.s.metrics, "riskstream_events_future_total"), 1);
+    assert_int_equal(diff, 0);
+    run_free(&a);
+    run_free(&b);
+}
+
+/* 300 events and a label for an event never seen; variant 1 sends ev-100
+ * again after ev-150 and ev-200 twice in a row. */
+static void feed_dups(env_t *e, int variant) {
+    produce_events(e, 0, 151);
+    if (variant) produce_event_t(e, 100, 0);
+    produce_events(e, 151, 201);
+    if (variant) produce_event_t(e, 200, 0);
+    produce_events(e, 201, 300);
+    char lb[256];
+    snprintf(lb, sizeof(lb), "{\"event_id\":\"ev-nope\",\"entity_id\":"
+             "\"card-1\",\"value\":1,\"label_time_ms\":%lld}",
+             BASE_MS + 400000LL);
+    produce(e, T_LABELS, "card-1", lb);
+}
+
+/* Duplicate event ids: the copy gets the decision on record (same score,
+ * decision and model version, flagged duplicate) and enters neither the
+ * features nor the model's history: every other score equals the run
+ * without the copies. */
+static void test_duplicates(void **state) {
+    (void)state;
+    static run_t a, b;
+    run_stream(&a, "g-dup-a", feed_dups, 1, 302, 302);
+    run_stream(&b, "g-dup-b", feed_dups, 0, 300, 300);
+    int diff = same_scores(&a, &b);
+    printf("duplicates: scored %llu, duplicates %llu (metric %g), labels "
+           "unknown %llu (metric %g), %d records; %d score(s) differ from "
+           "the run without copies\n",
+           (unsigned long long)a.s.st.scored,
+           (unsigned long long)a.s.st.duplicates,
+           metric(a.s.metrics, "riskstream_duplicates_total"),
+           (unsigned long long)a.s.st.labels_unknown,
+           metric(a.s.metrics, "riskstream_labels_unknown_total"), a.t.n,
+           diff);
+    assert_int_equal(a.t.n, 302);
+    assert_int_equal(a.s.st.scored, 300);
+    assert_int_equal(a.s.st.duplicates, 2);
+    assert_int_equal(metric(a.s.metrics, "riskstream_duplicates_total"), 2);
+    assert_int_equal(a.s.st.labels_unknown, 1);
+    assert_int_equal(metric(a.s.metrics, "riskstream_labels_unknown_total"),
+                     1);
+    for (int k = 0; k < 2; k++) {
+        const char *id = k ? "ev-200" : "ev-100";
+        assert_int_equal(scores_count(&a.t, id), 2);
+        const rs_score_t *x = scores_find(&a.t, id, 0);
+        const rs_score_t *y = scores_find(&a.t, id, (int)(x - a.t.sc) + 1);
+        assert_non_null(y);
+        assert_true(x->score == y->score);
+        assert_int_equal(x->decision, y->decision);
+        assert_string_equal(x->model_version, y->model_version);
+        assert_int_equal(x->flags & RS_SCORE_FLAG_DUPLICATE, 0);
+        assert_int_equal(y->flags, x->flags | RS_SCORE_FLAG_DUPLICATE);
+    }
+    assert_int_equal(diff, 0);
+    run_free(&a);
+    run_free(&b);
+}
+
+/* The duplicate window survives a graceful restart (it is in the final
+ * checkpoint): an event id of the first run sent again to the second gets
+ * the first run's decision, flagged. */
+static void dedup_restart(const char *kind) {
+    static env_t e; /* static: teardown() may close it after a failure */
+    env_open(&e, 1);
+    char ckpt[600];
+    snprintf(ckpt, sizeof(ckpt), "%s/state.ckpt", rs_test_redis_dir(e.redis));
+    const char *kv[] = {"service.checkpoint_path", ckpt,
+                        "kafka.consumer.session.timeout.ms", "6000",
+                        "model.kind", kind, NULL};
+    static svc_t s1, s2;
+    svc_conf(&s1, &e, "g-dedup-restart", kv);
+    svc_run(&s1);
+    svc_wait_assigned(&s1, 30000);
+    produce_events(&e, 0, 200);
+    flush(&e);
+    assert_true(wait_count(&s1, &s1.scored, 200, "scored", 30000));
+    svc_stop(&s1);
+    assert_int_equal(s1.err, RS_OK);
+
+    svc_conf(&s2, &e, "g-dedup-restart", kv);
+    svc_run(&s2);
+    svc_wait_assigned(&s2, 30000);
+    produce_event_t(&e, 50, 0);
+    produce_events(&e, 200, 210);
+    flush(&e);
+    assert_true(wait_count(&s2, &s2.events, 11, "events", 30000));
+    sleep_ms(300);
+    svc_stop(&s2);
+    scores_t t;
+    read_scores(&e, 211, &t);
+    const rs_score_t *x = scores_find(&t, "ev-50", 0);
+    const rs_score_t *y = x ? scores_find(&t, "ev-50", (int)(x - t.sc) + 1)
+                            : NULL;
+    printf("dedup_restart[%s]: second run: scored %llu, duplicates %llu; "
+           "ev-50 %d record(s), %.9g flags %u then %.9g flags %u\n", kind,
+           (unsigned long long)s2.st.scored,
+           (unsigned long long)s2.st.duplicates, scores_count(&t, "ev-50"),
+           x ? x->score : -1.0, x ? x->flags : 0, y ? y->score : -1.0,
+           y ? y->flags : 0);
+    assert_int_equal(s2.err, RS_OK);
+    assert_int_equal(s2.st.scored, 10);
+    assert_int_equal(s2.st.duplicates, 1);
+    assert_non_null(y);
+    assert_true(x->score == y->score);
+    assert_string_equal(x->model_version, y->model_version);
+    assert_int_equal(y->flags, x->flags | RS_SCORE_FLAG_DUPLICATE);
+    free(t.sc);
+    svc_free(&s1);
+    svc_free(&s2);
+    env_close(&e);
+}
+
+static void test_dedup_restart(void **state) {
+    (void)state;
+    dedup_restart("seq"); /* the checkpoint also holds the entity caches */
+    dedup_restart("lr");  /* no caches                                    */
+}
+
+/* Wait until rs_service_ready() says `want`; its reason into why. */
+static int wait_ready(svc_t *s, int want, char *why, size_t size,
+                      int timeout_ms) {
+    double deadline = now_s() + timeout_ms / 1000.0;
+    for (;;) {
+        rs_service_t *sv = atomic_load(&s->svc);
+        const char *w = NULL;
+        int r = sv ? rs_service_ready(sv, &w) : 0;
+        snprintf(why, size, "%s", w ? w : "-");
+        if (r == want) return 1;
+        if (now_s() > deadline) return 0;
+        sleep_ms(50);
+    }
+}
+
+/* A stuck service is not ready: Redis frozen (SIGSTOP; its timeout long,
+ * so the writer waits instead of seeing an outage), the writer's small
+ * buffer full, consumption paused with input waiting.  After
+ * service.stall_timeout /readyz says "scoring stalled"; once Redis runs
+ * again everything is scored and the service is ready again. */
+static void test_stall_readiness(void **state) {
+    (void)state;
+    static env_t e; /* static: teardown() may close it after a failure */
+    env_open(&e, 1);
+    const char *kv[] = {"service.stall_timeout", "2s", "redis.timeout", "60s",
+                        "redis.buffer_bytes", "65536", "topics.batch_max",
+                        "8", NULL};
+    static svc_t s;
+    char why[256];
+    svc_conf(&s, &e, "g-stall", kv);
+    svc_run(&s);
+    svc_wait_assigned(&s, 30000);
+    produce_events(&e, 0, 50);
+    flush(&e);
+    assert_true(wait_count(&s, &s.scored, 50, "scored", 30000));
+    assert_true(wait_ready(&s, 1, why, sizeof(why), 10000));
+    pid_t rp = rs_test_redis_pid(e.redis);
+    assert_int_equal(kill(rp, SIGSTOP), 0);
+    produce_events(&e, 50, 1000);
+    flush(&e);
+    double t0 = now_s();
+    int unready = wait_ready(&s, 0, why, sizeof(why), 20000);
+    double t_unready = now_s() - t0;
+    uint64_t at = atomic_load(&s.scored);
+    assert_int_equal(kill(rp, SIGCONT), 0);
+    printf("stall_readiness: not ready %.1f s after Redis froze (scored "
+           "%llu of 1000): %s\n", t_unready, (unsigned long long)at, why);
+    int scored = wait_count(&s, &s.scored, 1000, "scored", 60000);
+    char why2[256];
+    int ready = wait_ready(&s, 1, why2, sizeof(why2), 10000);
+    svc_stop(&s);
+    assert_true(unready);
+    assert_non_null(strstr(why, "scoring stalled"));
+    assert_true(at < 1000);
+    assert_true(scored);
+    assert_true(ready);
+    assert_int_equal(s.err, RS_OK);
+    svc_free(&s);
+    env_close(&e);
+}
+
+/* Configuration errors rs_service_new finds before it starts anything
+ * (RS_ERR_CONFIG: exit 2 in serve): a bad `kafka:` property, and sizes
+ * inside their documented ranges that the machine cannot hold (here a
+ * 1 GiB machine: rs_memory_limit_override) -- they used to abort in an
+ * allocation (exit 134) or exit 1. */
+static void test_bad_sizes(void **state) {
+    (void)state;
+    static env_t e; /* static: teardown() may close it after a failure */
+    env_open(&e, 1);
+    const struct {
+        const char *k, *v, *want;
+    } cases[] = {
+        {"seq.max_entities", "1048576", "seq.max_entities needs"},
+        {"features.max_keys", "4194304", "features.max_keys needs"},
+        {"redis.buffer_bytes", "2000000000", "redis.buffer_bytes needs 1.9 GiB"},
+        {"kafka.consumer.fetch.wait.max.ms", "soon",
+         "kafka property 'consumer.fetch.wait.max.ms'"},
+        {"kafka.no.such.property", "1", "kafka property 'no.such.property'"},
+    };
+    rs_memory_limit_override = 1ULL << 30;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        static svc_t s;
+        const char *kv[] = {cases[i].k, cases[i].v, NULL};
+        svc_conf(&s, &e, "g-bad", kv);
+        rs_err_t err = RS_OK;
+        uint64_t total = 0;
+        char errstr[512];
+        rs_app_conf_mem_check(&s.app, &total, errstr, sizeof(errstr));
+        rs_service_t *svc = rs_service_new(&s.app, e.boot, &err, errstr,
+                                           sizeof(errstr));
+        printf("bad_sizes: %s=%s (%.2f GiB) -> %s: %s\n", cases[i].k,
+               cases[i].v, (double)total / (1 << 30), rs_err_str(err),
+               errstr);
+        assert_null(svc);
+        assert_int_equal(err, RS_ERR_CONFIG);
+        assert_non_null(strstr(errstr, cases[i].want));
+        svc_free(&s);
+    }
+    /* The defaults fit in 1 GiB. */
+    static svc_t s;
+    svc_conf(&s, &e, "g-bad", NULL);
+    uint64_t total = 0;
+    char errstr[512];
+    assert_int_equal(rs_app_conf_mem_check(&s.app, &total, errstr,
+                                           sizeof(errstr)), RS_OK);
+    printf("bad_sizes: the defaults need %.0f MiB\n",
+           (double)total / (1 << 20));
+    svc_free(&s);
+    rs_memory_limit_override = 0;
+    env_close(&e);
+}
+
+/* After every test, also a failed one: stop what it left running. */
+static int teardown(void **state) {
+    (void)state;
+    for (int i = 0; i < 4; i++)
+        if (g_svcs[i]) svc_stop(g_svcs[i]);
+    for (int i = 0; i < 4; i++)
+        if (g_envs[i]) env_close(g_envs[i]);
+    rs_memory_limit_override = 0;
+    return 0;
+}
+
+int main(void) {
+    const char *lv = getenv("RS_TEST_LOG");
+    int level = lv ? rs_log_level_parse(lv) : -1;
+    rs_log_set_level(level >= 0 ? (rs_log_level_t)level : RS_LOG_WARN);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_eos_label_between, teardown),
+        cmocka_unit_test_teardown(test_alo_rejects_only, teardown),
+        cmocka_unit_test_teardown(test_stop_under_load, teardown),
+        cmocka_unit_test_teardown(test_future_event, teardown),
+        cmocka_unit_test_teardown(test_duplicates, teardown),
+        cmocka_unit_test_teardown(test_dedup_restart, teardown),
+        cmocka_unit_test_teardown(test_stall_readiness, teardown),
+        cmocka_unit_test_teardown(test_bad_sizes, teardown),
+    };
+    const char *f = getenv("RS_TEST_FILTER");
+    if (f && *f) cmocka_set_test_filter(f);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
