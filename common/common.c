@@ -9,7 +9,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -278,8 +280,30 @@ void *rs_aligned_calloc(size_t n, size_t size) {
     bytes = (bytes + 63) & ~(size_t)63;
     void *p = NULL;
     if (posix_memalign(&p, 64, bytes ? bytes : 64)) rs_oom(bytes);
-    memset(p, 0, bytes ? bytes : 64);
+    rs_zero_lazy(p, bytes ? bytes : 64);
     return p;
+}
+
+void rs_zero_lazy(void *p, size_t bytes) {
+    static long pg;
+    if (!pg) {
+        long v = sysconf(_SC_PAGESIZE);
+        pg = v > 0 ? v : 4096;
+    }
+    if (bytes < RS_LAZY_ZERO_MIN) {
+        memset(p, 0, bytes);
+        return;
+    }
+    uintptr_t a = (uintptr_t)p, end = a + bytes;
+    uintptr_t lo = (a + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1);
+    uintptr_t hi = end & ~((uintptr_t)pg - 1);
+    memset(p, 0, lo - a);
+    memset((void *)hi, 0, end - hi);
+    /* Heap memory (brk or mmap) is private and anonymous: after
+     * MADV_DONTNEED its pages read as zeros.  Should the call fail, zero
+     * them the slow way. */
+    if (hi > lo && madvise((void *)lo, hi - lo, MADV_DONTNEED) != 0)
+        memset((void *)lo, 0, hi - lo);
 }
 void rs_free(void *p) { free(p); }
 

@@ -101,10 +101,12 @@ static void rs_fe_tab_init(rs_fe_tab_t *tab, uint32_t cap) {
     tab->ck_done = rs_aligned_calloc((cap + 63) / 64, sizeof(uint64_t));
 }
 
-/* Empty the table (all slots free). */
+/* Empty the table (all slots free).  The pool and the index are zeroed
+ * lazily (rs_zero_lazy): at the default sizes they are hundreds of MB, and
+ * touching them all at start delayed the first score by seconds. */
 static void rs_fe_tab_clear(rs_fe_tab_t *tab) {
-    memset(tab->pool, 0, (size_t)tab->cap * tab->slot_size);
-    memset(tab->index, 0, ((size_t)tab->mask + 1) * sizeof(uint32_t));
+    rs_zero_lazy(tab->pool, (size_t)tab->cap * tab->slot_size);
+    rs_zero_lazy(tab->index, ((size_t)tab->mask + 1) * sizeof(uint32_t));
     for (uint32_t i = 0; i < tab->cap; i++) {
         tab->seen[i] = INT64_MAX;
         tab->freelist[i] = tab->cap - 1 - i;
@@ -271,8 +273,9 @@ static void rs_fe_evidx_add(rs_features_t *f, uint64_t id, int64_t t,
 
 void rs_fe_reset(rs_features_t *f) {
     for (int t = 0; t < f->ntab; t++) rs_fe_tab_clear(&f->tab[t]);
-    memset(f->evidx.ring, 0, (size_t)f->evidx.cap * sizeof(rs_fe_evref_t));
-    memset(f->evidx.index, 0, ((size_t)f->evidx.mask + 1) * sizeof(uint32_t));
+    rs_zero_lazy(f->evidx.ring, (size_t)f->evidx.cap * sizeof(rs_fe_evref_t));
+    rs_zero_lazy(f->evidx.index,
+                 ((size_t)f->evidx.mask + 1) * sizeof(uint32_t));
     f->evidx.head = f->evidx.n = 0;
     f->wm = INT64_MIN;
     uint64_t mem = f->st.mem_bytes, slot = f->st.entity_slot_bytes;
