@@ -142,6 +142,12 @@ void rs_free(void *p);
  * buffers) and on resets, never per event.  Any thread that owns the block. */
 #define RS_LAZY_ZERO_MIN ((size_t)1 << 20)
 void rs_zero_lazy(void *p, size_t bytes);
+/* The pages given back by rs_zero_lazy are then populated (zero-filled,
+ * faulted in) by one background thread at the lowest priority, so the
+ * first events do not pay the first-touch faults either; their contents are
+ * never changed by it, and rs_free drops a block's pending pages.  Bytes
+ * still queued (tests, start-up logs).  Any thread. */
+size_t rs_prefault_pending(void);
 
 /* Copy at most size-1 bytes and always NUL-terminate; returns strlen(src). */
 size_t rs_strlcpy(char *dst, const char *src, size_t size);

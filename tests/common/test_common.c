@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/common.h"
 
@@ -242,6 +243,17 @@ static void test_zero_lazy(void **state) {
         memset(d, 0xff, n);
         rs_free(d);
     }
+    /* the background prefault never changes what the owner wrote, and a
+     * block freed while its pages are queued is dropped from the queue */
+    unsigned char *w = rs_aligned_calloc(n, 1);
+    for (size_t i = 0; i < n; i += 4096) w[i] = (unsigned char)(i / 4096);
+    unsigned char *gone = rs_aligned_calloc(4 * RS_LAZY_ZERO_MIN, 1);
+    rs_free(gone);
+    for (int i = 0; i < 200 && rs_prefault_pending(); i++) usleep(10000);
+    for (size_t i = 0; i < n; i += 4096)
+        if (w[i] != (unsigned char)(i / 4096)) fail_msg("byte %zu changed", i);
+    for (size_t i = 1; i < n; i += 4096) assert_int_equal(w[i], 0);
+    rs_free(w);
 }
 
 static void test_rng_determinism(void **state) {
