@@ -18,7 +18,7 @@ from elsewhere on the machine hits every system, not one):
                     started (pre-produced input: start-up, group join, first batch).
   4. then events are produced at a fixed rate (--rate, default 2000 ev/s) and at 50 %
      of the max this system just reached, each for --lat-seconds (default 5 s), by
-     the bench writing them to a kcat producer; latency = score's Kafka timestamp
+     the bench writing them to a kcat producer (linger.ms=0); latency = score's Kafka timestamp
      - the event's Kafka timestamp (both read back with kcat, ms).
 Each figure is the median of the rounds; the ratio is events/s over the peer's.
 riskstream runs with kafka.fetch.wait.max.ms=5 and the peer gets the same setting
@@ -186,7 +186,7 @@ def produce_file(broker, path):
 
 def produce_paced(broker, lines, rate):
     """Write keyed lines to a kcat producer at `rate` per second (5 ms steps)."""
-    p = subprocess.Popen(["kcat", "-P", "-b", broker, "-t", "events", "-K", "\t"],
+    p = subprocess.Popen(["kcat", "-P", "-b", broker, "-t", "events", "-K", "\t", "-X", "linger.ms=0"],
                          stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
     t0, sent, step = time.time(), 0, 0.005
     while sent < len(lines):
@@ -216,7 +216,7 @@ def event_times(broker, ids):
 def run_system(a, sysdef, lines, round_no):
     name, kind, extra = sysdef
     tmp = tempfile.mkdtemp(prefix="riskstream-e2e.")
-    broker = redis = proc = scores = sampler = None
+    broker = redis = proc = scores = sampler = bsampler = rsampler = None
     res = {"name": name}
     try:
         broker = Broker(a.bin, tmp, a.partitions)
@@ -238,6 +238,7 @@ def run_system(a, sysdef, lines, round_no):
                    "--group", f"bench-{round_no}", "--set", "kafka.fetch.wait.max.ms=5"] + extra
         proc = subprocess.Popen(cmd, stdout=plog, stderr=plog)
         sampler = CpuSampler(proc.pid)
+        bsampler, rsampler = CpuSampler(broker.p.pid), CpuSampler(redis.p.pid)
         scores.wait(a.events, a.timeout, proc)
         with scores.lock:
             rows = list(scores.rows[:a.events])
@@ -245,7 +246,10 @@ def run_system(a, sysdef, lines, round_no):
         span = max(last - first, 1) / 1000.0
         cpu = sampler.at(last) - sampler.at(first)
         res.update(eps=a.events / span, cpu_us=cpu / a.events * 1e6, cores=cpu / span,
-                   first_s=(first - t_start) / 1000.0)
+                   first_s=(first - t_start) / 1000.0,
+                   broker_cores=(bsampler.at(last) - bsampler.at(first)) / span,
+                   redis_cores=(rsampler.at(last) - rsampler.at(first)) / span,
+                   load=os.getloadavg()[0])
         if kind != "peer":
             # riskstream's own log: start -> subscribed (its start-up) and the
             # consumer group's join (the broker's, not ours) before assignment
@@ -286,8 +290,9 @@ def run_system(a, sysdef, lines, round_no):
         log(f"round {round_no} {name}: FAILED: {e} (logs in {tmp})")
         a.keep_tmp = True
     finally:
-        if sampler:
-            sampler.run_ = False
+        for x in (sampler, bsampler, rsampler):
+            if x:
+                x.run_ = False
         if proc and proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -398,10 +403,15 @@ def main():
         for n, v in rs_ok:
             print(f"  {n}: {med([x['ready_s'] for x in v]):.2f} | {med([x['join_s'] for x in v]):.2f} "
                   f"| {med([x['after_asg_s'] for x in v]):.2f}")
-    print("\nper round (noise): events/s")
+    print("\nwhere the cores went during the max phase (median cores: the system | the broker process "
+          "| redis-server), and per round events/s (noise) with the 1-min load average when it ended:")
     for s in systems:
-        print(f"  {s[0]}: " + ", ".join(f"{x['eps']:.0f}" if "error" not in x else "failed"
-                                        for x in results[s[0]]))
+        ok = [x for x in results[s[0]] if "error" not in x]
+        if ok:
+            print(f"  {s[0]}: {med([x['cores'] for x in ok]):.2f} | {med([x['broker_cores'] for x in ok]):.2f} "
+                  f"| {med([x['redis_cores'] for x in ok]):.2f}; rounds: "
+                  + ", ".join(f"{x['eps']:.0f} (load {x['load']:.1f})" if "error" not in x else "failed"
+                              for x in results[s[0]]))
     print("\nevents/s = events / (last - first score's Kafka timestamp); CPU = utime+stime of the "
           "system's process over that interval (/proc, 10 ms ticks); first score = its Kafka timestamp "
           "- process start; latency = score's - event's Kafka timestamp (ms).")
