@@ -279,8 +279,11 @@ def run_system(a, sysdef, lines, round_no):
             ids = {EV_ID_RE.search(l).group(1) for l in chunk}
             evt = event_times(broker.addr, ids)
             with scores.lock:
-                lat = sorted(ts - evt[i] for ts, i in scores.rows[before:] if i in evt)
-            res[tag] = (rate, pct(lat, .5), pct(lat, .99), pct(lat, .999), len(lat))
+                rows = scores.rows[before:]
+            lat = sorted(ts - evt[i] for ts, i in rows if i in evt)
+            t0, t1 = min(r[0] for r in rows), max(r[0] for r in rows)
+            pcpu = (sampler.at(t1) - sampler.at(t0)) / max(len(rows) - 1, 1) * 1e6
+            res[tag] = (rate, pct(lat, .5), pct(lat, .99), pct(lat, .999), len(lat), pcpu)
         log(f"round {round_no} {name}: {res['eps']:.0f} ev/s, {res['cpu_us']:.1f} us/ev, "
             f"{res['cores']:.2f} cores, first score {res['first_s']:.2f} s, "
             f"fixed p50/p99 {res['fixed'][1]}/{res['fixed'][2]} ms, "
@@ -409,7 +412,9 @@ def main():
         ok = [x for x in results[s[0]] if "error" not in x]
         if ok:
             print(f"  {s[0]}: {med([x['cores'] for x in ok]):.2f} | {med([x['broker_cores'] for x in ok]):.2f} "
-                  f"| {med([x['redis_cores'] for x in ok]):.2f}; rounds: "
+                  f"| {med([x['redis_cores'] for x in ok]):.2f}; CPU µs/event when paced at {a.rate:.0f} ev/s "
+                  f"{med([x['fixed'][5] for x in ok]):.1f}, at 50 % of max {med([x['half'][5] for x in ok]):.1f}; "
+                  f"rounds: "
                   + ", ".join(f"{x['eps']:.0f} (load {x['load']:.1f})" if "error" not in x else "failed"
                               for x in results[s[0]]))
     print("\nevents/s = events / (last - first score's Kafka timestamp); CPU = utime+stime of the "
