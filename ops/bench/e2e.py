@@ -319,18 +319,20 @@ def med(vals):
 
 
 def main():
-    ap = argparse.ArgumentParser(prog="ops/bench.sh e2e")
-    ap.add_argument("--bin", default=os.path.join(ROOT, "build", "riskstream"))
-    ap.add_argument("--events", type=int, default=100000)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap = argparse.ArgumentParser(prog="ops/bench.sh e2e", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin", default=os.path.join(ROOT, "build", "riskstream"),
+                    help="the riskstream binary (default build/riskstream)")
+    ap.add_argument("--events", type=int, default=100000, help="events pre-produced (default 100000)")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds, the median is shown (default 3)")
     ap.add_argument("--rate", type=float, default=2000, help="fixed-rate phase, events/s")
-    ap.add_argument("--lat-seconds", type=float, default=5)
-    ap.add_argument("--partitions", type=int, default=32)
-    ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument("--timeout", type=float, default=300)
+    ap.add_argument("--lat-seconds", type=float, default=5, help="length of each paced phase (default 5)")
+    ap.add_argument("--partitions", type=int, default=32, help="events topic partitions (default 32)")
+    ap.add_argument("--seed", type=int, default=42, help="riskstream gen --seed")
+    ap.add_argument("--timeout", type=float, default=300, help="seconds to wait for the scores of a phase")
     ap.add_argument("--peer", action="store_true", help="also run the Python peer")
     ap.add_argument("--peer-script", default=os.path.join(ROOT, "..", "shared", "peer", "python_peer.py"))
-    ap.add_argument("--python", default="/usr/bin/python3")
+    ap.add_argument("--python", default="/usr/bin/python3", help="the peer's interpreter (Debian's)")
     ap.add_argument("--systems", default="seq,seq-noexpl,lr,workers",
                     help="comma list of seq, seq-noexpl, lr, workers (1 and 2, if serve has service.workers)")
     a = ap.parse_args()
