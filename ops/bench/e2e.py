@@ -337,8 +337,9 @@ def main():
                     help="comma list of seq, seq-noexpl, lr, workers (1 and 2, if serve has service.workers)")
     a = ap.parse_args()
     a.keep_tmp = False
-    doc = subprocess.run([a.bin, "config", "--doc"], capture_output=True, text=True).stdout
-    has_workers = "service.workers" in doc
+    # service.workers rows only when this serve has the key (it is rejected, exit 2, otherwise)
+    has_workers = subprocess.run([a.bin, "config", "--set", "service.workers=2"],
+                                 capture_output=True).returncode == 0
     systems = []
     if a.peer:
         if not os.path.exists(a.peer_script):
