@@ -125,7 +125,11 @@ void *rs_malloc(size_t size);
 void *rs_calloc(size_t n, size_t size);
 void *rs_realloc(void *p, size_t size);
 char *rs_strdup(const char *s);
-/* 64-byte aligned zeroed allocation (for BLAS buffers); free with rs_free. */
+/* 64-byte aligned zeroed allocation (for BLAS buffers and tables); free
+ * with rs_free.  Blocks of RS_LAZY_ZERO_MIN bytes or more are zeroed lazily
+ * (rs_zero_lazy): their whole pages are left to the kernel, which maps them
+ * zero-filled on first touch, so a table sized for millions of keys costs
+ * neither time nor resident memory until its slots are used.  Any thread. */
 void *rs_aligned_calloc(size_t n, size_t size);
 void rs_free(void *p);
 
@@ -142,6 +146,22 @@ typedef struct rs_mem_item_s {
  * description of the limit ("RAM + swap", "cgroup memory.max", ...).
  * UINT64_MAX if nothing can be read.  @locality any thread */
 uint64_t rs_mem_limit(char *what, size_t what_size);
+
+/* Zero `bytes` at `p`, which must lie inside one block from rs_malloc,
+ * rs_calloc or rs_aligned_calloc (private anonymous memory).  Below
+ * RS_LAZY_ZERO_MIN it is memset; above, the partial pages at both ends are
+ * memset and the whole pages between are given back with
+ * madvise(MADV_DONTNEED): they read as zeros and are faulted in again, one
+ * zero page at a time, only when touched.  Used at start (tables, caches,
+ * buffers) and on resets, never per event.  Any thread that owns the block. */
+#define RS_LAZY_ZERO_MIN ((size_t)1 << 20)
+void rs_zero_lazy(void *p, size_t bytes);
+/* The pages given back by rs_zero_lazy are then populated (zero-filled,
+ * faulted in) by one background thread at the lowest priority, so the
+ * first events do not pay the first-touch faults either; their contents are
+ * never changed by it, and rs_free drops a block's pending pages.  Bytes
+ * still queued (tests, start-up logs).  Any thread. */
+size_t rs_prefault_pending(void);
 
 /* Copy at most size-1 bytes and always NUL-terminate; returns strlen(src). */
 size_t rs_strlcpy(char *dst, const char *src, size_t size);

@@ -101,10 +101,14 @@ static void rs_fe_tab_init(rs_fe_tab_t *tab, uint32_t cap) {
     tab->ck_done = rs_aligned_calloc((cap + 63) / 64, sizeof(uint64_t));
 }
 
-/* Empty the table (all slots free). */
-static void rs_fe_tab_clear(rs_fe_tab_t *tab) {
-    memset(tab->pool, 0, (size_t)tab->cap * tab->slot_size);
-    memset(tab->index, 0, ((size_t)tab->mask + 1) * sizeof(uint32_t));
+/* Empty the table (all slots free).  The pool and the index are zeroed
+ * lazily (rs_zero_lazy): at the default sizes they are hundreds of MB, and
+ * touching them all at start delayed the first score by seconds. */
+static void rs_fe_tab_clear(rs_fe_tab_t *tab, int fresh) {
+    if (!fresh) { /* fresh: just from rs_aligned_calloc, already zero */
+        rs_zero_lazy(tab->pool, (size_t)tab->cap * tab->slot_size);
+        rs_zero_lazy(tab->index, ((size_t)tab->mask + 1) * sizeof(uint32_t));
+    }
     for (uint32_t i = 0; i < tab->cap; i++) {
         tab->seen[i] = INT64_MAX;
         tab->freelist[i] = tab->cap - 1 - i;
@@ -269,10 +273,17 @@ static void rs_fe_evidx_add(rs_features_t *f, uint64_t id, int64_t t,
 
 /* ----------------------------------------------------------- new/destroy */
 
-void rs_fe_reset(rs_features_t *f) {
-    for (int t = 0; t < f->ntab; t++) rs_fe_tab_clear(&f->tab[t]);
-    memset(f->evidx.ring, 0, (size_t)f->evidx.cap * sizeof(rs_fe_evref_t));
-    memset(f->evidx.index, 0, ((size_t)f->evidx.mask + 1) * sizeof(uint32_t));
+/* fresh: the tables were just allocated zeroed (rs_features_new): zeroing
+ * them again would give back the pages the background prefault may already
+ * have populated (common.h), and make it do them twice. */
+static void rs_fe_reset_int(rs_features_t *f, int fresh) {
+    for (int t = 0; t < f->ntab; t++) rs_fe_tab_clear(&f->tab[t], fresh);
+    if (!fresh) {
+        rs_zero_lazy(f->evidx.ring,
+                     (size_t)f->evidx.cap * sizeof(rs_fe_evref_t));
+        rs_zero_lazy(f->evidx.index,
+                     ((size_t)f->evidx.mask + 1) * sizeof(uint32_t));
+    }
     f->evidx.head = f->evidx.n = 0;
     f->wm = INT64_MIN;
     f->t0 = INT64_MAX;
@@ -281,6 +292,8 @@ void rs_fe_reset(rs_features_t *f) {
     f->st.mem_bytes = mem;
     f->st.entity_slot_bytes = slot;
 }
+
+void rs_fe_reset(rs_features_t *f) { rs_fe_reset_int(f, 0); }
 
 static rs_err_t rs_fe_check_conf(const rs_features_conf_t *c, char *errstr,
                                  size_t errstr_size) {
@@ -375,7 +388,7 @@ rs_features_t *rs_features_new(const rs_features_conf_t *conf, char *errstr,
     f->st.mem_bytes = mem;
     f->st.entity_slot_bytes =
         f->ent_tab >= 0 ? f->tab[f->ent_tab].slot_size : 0;
-    rs_fe_reset(f);
+    rs_fe_reset_int(f, 1);
     return f;
 
 fail:

@@ -2,8 +2,25 @@
 # ops/bench.sh [bench options] -- build, start a private redis-server and run
 # `riskstream bench` (end-to-end throughput and latency on the embedded
 # stack).  Prints a Markdown table with the machine's description.
+#
+# ops/bench.sh e2e [--events N] [--rounds N] [--rate N] [--peer] [...] --
+# build and run ops/bench/e2e.py: `riskstream serve` against a broker in its
+# own process (`riskstream broker`, 32 partitions, events pre-produced), a
+# fresh redis-server per system, the service's own CPU from /proc, first
+# score after start, latency at a fixed rate and at 50 % of max, median of
+# interleaved rounds; --peer adds the Python peer (../shared/peer) on the
+# same events and the ratio to it (installs its optional Debian packages:
+# ops/deps.sh --bench).  `ops/bench.sh e2e --help` lists the options.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+if [ "${1:-}" = "e2e" ]; then
+  shift
+  deps=()
+  for a in "$@"; do [ "$a" = "--peer" ] && deps=(--bench); done
+  "$ROOT/ops/deps.sh" "${deps[@]}" >/dev/null
+  "$ROOT/ops/build.sh" "$ROOT/build" >/dev/null
+  exec python3 "$ROOT/ops/bench/e2e.py" "$@"
+fi
 "$ROOT/ops/deps.sh" >/dev/null
 "$ROOT/ops/build.sh" "$ROOT/build" -DRS_BUILD_TESTS=OFF
 RDIR="$(mktemp -d /tmp/riskstream-bench.XXXXXX)"

@@ -2,6 +2,9 @@
 # ops/deps.sh -- install riskstream's build and runtime dependencies from
 # Debian's packages (Debian 12).  Idempotent: does nothing when all present.
 # Run as root (or with sudo available).
+#   ops/deps.sh --bench   also the optional packages of the end-to-end
+#                         benchmark's Python peer (`ops/bench.sh e2e --peer`);
+#                         neither the build nor the tests need them.
 set -euo pipefail
 
 PKGS=(
@@ -14,6 +17,10 @@ PKGS=(
   redis-server redis-tools kcat jq curl prometheus
   chromium
 )
+
+# Only for `ops/bench.sh e2e --peer` (../shared/peer/python_peer.py).
+BENCH_PKGS=(python3-torch python3-confluent-kafka python3-redis)
+if [ "${1:-}" = "--bench" ]; then PKGS+=("${BENCH_PKGS[@]}"); fi
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/common.h"
 
@@ -205,6 +206,56 @@ static void test_alloc_strlcpy(void **state) {
     free(s);
 }
 
+/* rs_zero_lazy / large rs_aligned_calloc: zero exactly the asked range
+ * (unaligned ends memset, whole pages given back to the kernel), whatever
+ * the block held before, and nothing outside it. */
+static void test_zero_lazy(void **state) {
+    (void)state;
+    const size_t n = 3 * RS_LAZY_ZERO_MIN + 12345;
+    unsigned char *b = rs_malloc(n);
+    memset(b, 0xa5, n);
+    const size_t off = 777, len = n - 777 - 555;
+    rs_zero_lazy(b + off, len);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char want = (i >= off && i < off + len) ? 0 : 0xa5;
+        if (b[i] != want) fail_msg("byte %zu: %#x, want %#x", i, b[i], want);
+    }
+    /* the pages read as zeros are usable memory */
+    memset(b + off, 0x11, len);
+    assert_int_equal(b[off + len / 2], 0x11);
+    rs_free(b);
+    /* small range: plain memset */
+    unsigned char small[100];
+    memset(small, 1, sizeof(small));
+    rs_zero_lazy(small + 10, 50);
+    assert_int_equal(small[9], 1);
+    assert_int_equal(small[10], 0);
+    assert_int_equal(small[59], 0);
+    assert_int_equal(small[60], 1);
+    /* a large zeroed allocation, made after freeing a dirtied one of the
+     * same size (likely the same memory), reads as zeros, 64-aligned */
+    for (int r = 0; r < 3; r++) {
+        unsigned char *d = rs_aligned_calloc(n, 1);
+        assert_int_equal((uintptr_t)d % 64, 0);
+        for (size_t i = 0; i < n; i += 97)
+            if (d[i]) fail_msg("round %d: byte %zu not zero", r, i);
+        assert_int_equal(d[n - 1], 0);
+        memset(d, 0xff, n);
+        rs_free(d);
+    }
+    /* the background prefault never changes what the owner wrote, and a
+     * block freed while its pages are queued is dropped from the queue */
+    unsigned char *w = rs_aligned_calloc(n, 1);
+    for (size_t i = 0; i < n; i += 4096) w[i] = (unsigned char)(i / 4096);
+    unsigned char *gone = rs_aligned_calloc(4 * RS_LAZY_ZERO_MIN, 1);
+    rs_free(gone);
+    for (int i = 0; i < 200 && rs_prefault_pending(); i++) usleep(10000);
+    for (size_t i = 0; i < n; i += 4096)
+        if (w[i] != (unsigned char)(i / 4096)) fail_msg("byte %zu changed", i);
+    for (size_t i = 1; i < n; i += 4096) assert_int_equal(w[i], 0);
+    rs_free(w);
+}
+
 static void test_rng_determinism(void **state) {
     (void)state;
     /* Golden values from an independent xoshiro256** + splitmix64
@@ -315,6 +366,7 @@ int main(void) {
         cmocka_unit_test(test_time_fmt_roundtrip),
         cmocka_unit_test(test_clocks),
         cmocka_unit_test(test_hash),
+        cmocka_unit_test(test_zero_lazy),
         cmocka_unit_test(test_alloc_strlcpy),
         cmocka_unit_test(test_rng_determinism),
         cmocka_unit_test(test_rng_distributions),

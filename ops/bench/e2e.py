@@ -1,0 +1,431 @@
+#!/usr/bin/env python3
+"""ops/bench/e2e.py -- the end-to-end benchmark of `riskstream serve` against a
+broker running as its own process, with the Python peer beside it (issue 12).
+Run it through `ops/bench.sh e2e [options]`; it prints Markdown tables.
+
+Per round and per system (the rounds interleave the systems, so a burst of load
+from elsewhere on the machine hits every system, not one):
+  1. a fresh `riskstream broker --set topics.partitions=32` (its own process) and a
+     fresh private redis-server (unix socket in a temp dir; the peer, which only
+     speaks TCP, gets a loopback port picked free just before);
+  2. N events (default 100 000) from `riskstream gen` (one file, the same bytes for
+     every system) pre-produced to `events` with kcat, keyed by entity;
+  3. the system starts; its scores are read back from the scores topic with kcat.
+       max:         N / (last - first score's Kafka timestamp); CPU = utime + stime
+                    of the system's process (/proc/PID/stat, sampled every 50 ms)
+                    over the same interval; cores used = CPU / interval.
+       first score: first score's Kafka timestamp - the moment the process was
+                    started (pre-produced input: start-up, group join, first batch).
+  4. then events are produced at a fixed rate (--rate, default 2000 ev/s) and at 50 %
+     of the max this system just reached, each for --lat-seconds (default 5 s), by
+     the bench writing them to a kcat producer (linger.ms=0); latency = score's Kafka timestamp
+     - the event's Kafka timestamp (both read back with kcat, ms).
+Each figure is the median of the rounds; the ratio is events/s over the peer's.
+riskstream runs with kafka.fetch.wait.max.ms=5 and the peer gets the same setting
+injected (the mock broker holds every fetch that long even when data arrives).
+"""
+import argparse, calendar, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, threading, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TICK = os.sysconf("SC_CLK_TCK")
+EV_ID_RE = re.compile(rb'"id":\s*"([^"]+)"')
+SC_ID_RE = re.compile(rb'"event_id":\s*"([^"]+)"')
+
+# Peer launcher: the peer's file stays as it is; its consumer gets the same
+# fetch.wait.max.ms as riskstream's.
+PEER_WRAP = r'''
+import sys, runpy, confluent_kafka
+_C = confluent_kafka.Consumer
+def _consumer(conf, *a, **k):
+    conf = dict(conf); conf.setdefault("fetch.wait.max.ms", 5)
+    return _C(conf, *a, **k)
+confluent_kafka.Consumer = _consumer
+path = sys.argv[1]; sys.argv = sys.argv[1:]
+runpy.run_path(path, run_name="__main__")
+'''
+
+
+def log(msg):
+    print(f"e2e: {msg}", file=sys.stderr, flush=True)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def cpu_ticks(pid):
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            st = f.read()
+    except OSError:
+        return None
+    fields = st[st.rindex(b")") + 2:].split()
+    return int(fields[11]) + int(fields[12])   # utime, stime (fields 14, 15)
+
+
+def pct(xs, q):
+    if not xs:
+        return float("nan")
+    return xs[min(len(xs) - 1, int(q * len(xs)))]
+
+
+class Broker:
+    def __init__(self, rs, tmp, partitions):
+        self.log = open(os.path.join(tmp, "broker.log"), "wb")
+        self.p = subprocess.Popen([rs, "broker", "--set", f"topics.partitions={partitions}"],
+                                  stdout=subprocess.PIPE, stderr=self.log)
+        line = self.p.stdout.readline().decode()
+        m = re.match(r"kafka bootstrap: (\S+)", line)
+        if not m:
+            raise RuntimeError(f"broker did not start: {line!r}")
+        self.addr = m.group(1)
+
+    def stop(self):
+        self.p.send_signal(signal.SIGTERM)
+        try:
+            self.p.wait(10)
+        except subprocess.TimeoutExpired:
+            self.p.kill(); self.p.wait()
+        self.log.close()
+
+
+class Redis:
+    def __init__(self, tmp, tcp):
+        self.dir = tmp
+        self.port = free_port() if tcp else 0
+        self.sock = os.path.join(tmp, "redis.sock")
+        self.p = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                                   "--unixsocket", self.sock, "--unixsocketperm", "700",
+                                   "--save", "", "--appendonly", "no", "--dir", tmp,
+                                   "--logfile", os.path.join(tmp, "redis.log")])
+        for _ in range(100):
+            if subprocess.run(["redis-cli", "-s", self.sock, "ping"], capture_output=True).stdout.strip() == b"PONG":
+                return
+            time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def url(self):
+        return f"unix://{self.sock}"
+
+    def stop(self):
+        self.p.terminate()
+        self.p.wait()
+
+
+class Scores(threading.Thread):
+    """Reads the scores topic (kcat) as it fills: (Kafka ts ms, event id)."""
+    def __init__(self, broker, topic):
+        super().__init__(daemon=True)
+        self.p = subprocess.Popen(["kcat", "-C", "-b", broker, "-t", topic, "-o", "beginning",
+                                   "-u", "-q", "-f", "%T\t%s\n"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL)
+        self.rows, self.lock = [], threading.Lock()
+        self.start()
+
+    def run(self):
+        for line in self.p.stdout:
+            ts, _, rest = line.partition(b"\t")
+            m = SC_ID_RE.search(rest)
+            if m:
+                with self.lock:
+                    self.rows.append((int(ts), m.group(1)))
+
+    def count(self):
+        with self.lock:
+            return len(self.rows)
+
+    def wait(self, n, timeout, proc):
+        end = time.time() + timeout
+        while self.count() < n:
+            if time.time() > end:
+                raise RuntimeError(f"timeout: {self.count()} of {n} scores")
+            if proc.poll() is not None:
+                raise RuntimeError(f"system exited ({proc.returncode}) after {self.count()} of {n} scores")
+            time.sleep(0.02)
+
+    def stop(self):
+        self.p.terminate()
+        self.p.wait()
+
+
+class CpuSampler(threading.Thread):
+    def __init__(self, pid):
+        super().__init__(daemon=True)
+        self.pid, self.samples, self.run_ = pid, [], True
+        self.start()
+
+    def run(self):
+        while self.run_:
+            c = cpu_ticks(self.pid)
+            if c is None:
+                break
+            self.samples.append((time.time() * 1000.0, c / TICK))
+            time.sleep(0.05)
+
+    def at(self, t_ms):
+        """CPU seconds at wall time t_ms (linear between samples)."""
+        s = self.samples
+        if not s:
+            return float("nan")
+        if t_ms <= s[0][0]:
+            return s[0][1]
+        for (t0, c0), (t1, c1) in zip(s, s[1:]):
+            if t0 <= t_ms <= t1:
+                return c0 + (c1 - c0) * (t_ms - t0) / max(t1 - t0, 1e-9)
+        return s[-1][1]
+
+
+def produce_file(broker, path):
+    subprocess.run(["kcat", "-P", "-b", broker, "-t", "events", "-K", "\t", "-l", path],
+                   check=True, stderr=subprocess.DEVNULL)
+
+
+def produce_paced(broker, lines, rate):
+    """Write keyed lines to a kcat producer at `rate` per second (5 ms steps)."""
+    p = subprocess.Popen(["kcat", "-P", "-b", broker, "-t", "events", "-K", "\t", "-X", "linger.ms=0"],
+                         stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    t0, sent, step = time.time(), 0, 0.005
+    while sent < len(lines):
+        due = min(len(lines), int((time.time() - t0) * rate) + 1)
+        if due > sent:
+            p.stdin.write(b"".join(lines[sent:due]))
+            p.stdin.flush()
+            sent = due
+        time.sleep(step)
+    p.stdin.close()
+    p.wait()
+
+
+def event_times(broker, ids):
+    """Kafka timestamps (ms) of the events whose id is in `ids`."""
+    out = subprocess.run(["kcat", "-C", "-b", broker, "-t", "events", "-o", "beginning", "-e", "-q",
+                          "-f", "%T\t%s\n"], capture_output=True).stdout
+    res = {}
+    for line in out.split(b"\n"):
+        ts, _, rest = line.partition(b"\t")
+        m = EV_ID_RE.search(rest)
+        if m and m.group(1) in ids:
+            res[m.group(1)] = int(ts)
+    return res
+
+
+def run_system(a, sysdef, lines, round_no):
+    name, kind, extra = sysdef
+    tmp = tempfile.mkdtemp(prefix="riskstream-e2e.")
+    broker = redis = proc = scores = sampler = bsampler = rsampler = None
+    res = {"name": name}
+    try:
+        broker = Broker(a.bin, tmp, a.partitions)
+        pre = os.path.join(tmp, "events.kv")
+        with open(pre, "wb") as f:
+            f.writelines(lines[:a.events])
+        produce_file(broker.addr, pre)
+        redis = Redis(tmp, tcp=(kind == "peer"))
+        scores = Scores(broker.addr, "scores")
+        plog = open(os.path.join(tmp, "system.log"), "wb")
+        t_start = time.time() * 1000.0
+        if kind == "peer":
+            cmd = [a.python, "-c", PEER_WRAP, a.peer_script, "--brokers", broker.addr,
+                   "--redis-port", str(redis.port), "--count", str(len(lines)),
+                   "--in-topic", "events", "--out-topic", "scores",
+                   "--fields", "id,entity_id,counterparty_id,event_time_ms,amount"]
+        else:
+            cmd = [a.bin, "serve", "--brokers", broker.addr, "--redis", redis.url(),
+                   "--group", f"bench-{round_no}", "--set", "kafka.fetch.wait.max.ms=5"] + extra
+        proc = subprocess.Popen(cmd, stdout=plog, stderr=plog)
+        sampler = CpuSampler(proc.pid)
+        bsampler, rsampler = CpuSampler(broker.p.pid), CpuSampler(redis.p.pid)
+        scores.wait(a.events, a.timeout, proc)
+        with scores.lock:
+            rows = list(scores.rows[:a.events])
+        first, last = min(r[0] for r in rows), max(r[0] for r in rows)
+        span = max(last - first, 1) / 1000.0
+        cpu = sampler.at(last) - sampler.at(first)
+        res.update(eps=a.events / span, cpu_us=cpu / a.events * 1e6, cores=cpu / span,
+                   first_s=(first - t_start) / 1000.0,
+                   broker_cores=(bsampler.at(last) - bsampler.at(first)) / span,
+                   redis_cores=(rsampler.at(last) - rsampler.at(first)) / span,
+                   load=os.getloadavg()[0])
+        if kind != "peer":
+            # riskstream's own log: start -> subscribed (its start-up) and the
+            # consumer group's join (the broker's, not ours) before assignment
+            plog.flush()
+            with open(os.path.join(tmp, "system.log"), "rb") as f:
+                txt = f.read()
+            def logts(pat):
+                m = re.search(rb'ts=(\S+)Z[^\n]*' + pat, txt)
+                if not m:
+                    return float("nan")
+                t = time.strptime(m.group(1)[:19].decode(), "%Y-%m-%dT%H:%M:%S")
+                return (calendar.timegm(t) + float("0" + m.group(1)[19:].decode())) * 1000.0
+            sub, asg = logts(rb'subscribed to'), logts(rb'msg="assigned')
+            res.update(ready_s=(sub - t_start) / 1000.0, join_s=(asg - sub) / 1000.0,
+                       after_asg_s=(first - asg) / 1000.0)
+        # latency phases on fresh events
+        off = a.events
+        for tag, rate in (("fixed", a.rate), ("half", res["eps"] / 2)):
+            n = int(rate * a.lat_seconds)
+            if off + n > len(lines):
+                n = len(lines) - off
+            chunk = lines[off:off + n]
+            off += n
+            before = scores.count()
+            produce_paced(broker.addr, chunk, rate)
+            scores.wait(before + n, a.timeout, proc)
+            ids = {EV_ID_RE.search(l).group(1) for l in chunk}
+            evt = event_times(broker.addr, ids)
+            with scores.lock:
+                rows = scores.rows[before:]
+            lat = sorted(ts - evt[i] for ts, i in rows if i in evt)
+            t0, t1 = min(r[0] for r in rows), max(r[0] for r in rows)
+            pcpu = (sampler.at(t1) - sampler.at(t0)) / max(len(rows) - 1, 1) * 1e6
+            res[tag] = (rate, pct(lat, .5), pct(lat, .99), pct(lat, .999), len(lat), pcpu)
+        log(f"round {round_no} {name}: {res['eps']:.0f} ev/s, {res['cpu_us']:.1f} us/ev, "
+            f"{res['cores']:.2f} cores, first score {res['first_s']:.2f} s, "
+            f"fixed p50/p99 {res['fixed'][1]}/{res['fixed'][2]} ms, "
+            f"half {res['half'][0]:.0f} ev/s p50/p99 {res['half'][1]}/{res['half'][2]} ms")
+    except Exception as e:  # noqa: BLE001 -- a failed system is a row, not the end of the run
+        res["error"] = str(e)
+        log(f"round {round_no} {name}: FAILED: {e} (logs in {tmp})")
+        a.keep_tmp = True
+    finally:
+        for x in (sampler, bsampler, rsampler):
+            if x:
+                x.run_ = False
+        if proc and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill(); proc.wait()
+        for x in (scores, redis, broker):
+            if x:
+                try:
+                    x.stop()
+                except Exception:  # noqa: BLE001
+                    pass
+        if "error" not in res:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return res
+
+
+def med(vals):
+    vals = [v for v in vals if v == v]
+    return statistics.median(vals) if vals else float("nan")
+
+
+def main():
+    ap = argparse.ArgumentParser(prog="ops/bench.sh e2e", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin", default=os.path.join(ROOT, "build", "riskstream"),
+                    help="the riskstream binary (default build/riskstream)")
+    ap.add_argument("--events", type=int, default=100000, help="events pre-produced (default 100000)")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds, the median is shown (default 3)")
+    ap.add_argument("--rate", type=float, default=2000, help="fixed-rate phase, events/s")
+    ap.add_argument("--lat-seconds", type=float, default=5, help="length of each paced phase (default 5)")
+    ap.add_argument("--partitions", type=int, default=32, help="events topic partitions (default 32)")
+    ap.add_argument("--seed", type=int, default=42, help="riskstream gen --seed")
+    ap.add_argument("--timeout", type=float, default=300, help="seconds to wait for the scores of a phase")
+    ap.add_argument("--peer", action="store_true", help="also run the Python peer")
+    ap.add_argument("--peer-script", default=os.path.join(ROOT, "..", "shared", "peer", "python_peer.py"))
+    ap.add_argument("--python", default="/usr/bin/python3", help="the peer's interpreter (Debian's)")
+    ap.add_argument("--systems", default="seq,seq-noexpl,lr,workers",
+                    help="comma list of seq, seq-noexpl, lr, workers (1 and 2, if serve has service.workers)")
+    a = ap.parse_args()
+    a.keep_tmp = False
+    # service.workers rows only when this serve has the key (it is rejected, exit 2, otherwise)
+    has_workers = subprocess.run([a.bin, "config", "--set", "service.workers=2"],
+                                 capture_output=True).returncode == 0
+    systems = []
+    if a.peer:
+        if not os.path.exists(a.peer_script):
+            sys.exit(f"e2e: --peer: {a.peer_script} not found (--peer-script)")
+        systems.append(("Python peer", "peer", []))
+    want = a.systems.split(",")
+    if "seq" in want:
+        systems.append(("seq, explanations on (default)", "rs", []))
+    if "seq-noexpl" in want:
+        systems.append(("seq, explanations off", "rs", ["--set", "service.explain=false"]))
+    if "lr" in want:
+        systems.append(("lr", "rs", ["--set", "model.kind=lr"]))
+    if "workers" in want and has_workers:
+        for w in (1, 2):
+            systems.append((f"seq, explanations on, service.workers={w}", "rs",
+                            ["--set", f"service.workers={w}"]))
+    # one generated stream: N pre-produced + paced chunks for the latency phases
+    tmp = tempfile.mkdtemp(prefix="riskstream-e2e-gen.")
+    total = a.events + int(a.rate * a.lat_seconds) + 150000
+    gen = os.path.join(tmp, "events.jsonl")
+    subprocess.run([a.bin, "gen", "--seed", str(a.seed), "--events", str(total), "--duration", "120d",
+                    "--out", gen], check=True, stderr=subprocess.DEVNULL)
+    ent_re = re.compile(rb'"entity_id":\s*"([^"]+)"')
+    lines = []
+    with open(gen, "rb") as f:
+        for l in f:
+            m = ent_re.search(l)
+            if m:
+                lines.append(m.group(1) + b"\t" + l)
+    shutil.rmtree(tmp, ignore_errors=True)
+    log(f"{len(lines)} events generated; systems: {', '.join(s[0] for s in systems)}"
+        f"{'' if has_workers else ' (serve has no service.workers: no worker rows)'}")
+    results = {s[0]: [] for s in systems}
+    for r in range(a.rounds):
+        for s in systems:
+            results[s[0]].append(run_system(a, s, lines, r))
+    machine = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2; nproc; "
+                              "cut -d' ' -f1-3 /proc/loadavg"], capture_output=True, text=True).stdout.split("\n")
+    print(f"\nriskstream e2e bench: {a.events} events pre-produced to `riskstream broker` "
+          f"({a.partitions} partitions, its own process), fresh broker + redis-server per system and round, "
+          f"median of {a.rounds} interleaved rounds")
+    print(f"machine: {machine[0].strip()}, {machine[1]} cores, load average at the end {machine[2]}")
+    print(f"command: ops/bench.sh e2e --events {a.events} --rounds {a.rounds} --rate {a.rate:.0f} "
+          f"--lat-seconds {a.lat_seconds:g}{' --peer' if a.peer else ''}\n")
+    peer_eps = med([x["eps"] for x in results.get("Python peer", []) if "error" not in x])
+    print(f"| system | events/s | CPU µs/event | cores used | ratio to peer | first score s "
+          f"| p50 / p99 / p99.9 ms at {a.rate:.0f} ev/s | 50 % of max: ev/s, p50 / p99 / p99.9 ms |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for s in systems:
+        ok = [x for x in results[s[0]] if "error" not in x]
+        if not ok:
+            print(f"| {s[0]} | failed: {results[s[0]][0].get('error', '?')} |||||||")
+            continue
+        eps = med([x["eps"] for x in ok])
+        fx = [med([x["fixed"][i] for x in ok]) for i in range(1, 4)]
+        hf = [med([x["half"][i] for x in ok]) for i in range(0, 4)]
+        ratio = f"{eps / peer_eps:.1f}×" if peer_eps == peer_eps and peer_eps > 0 else "–"
+        print(f"| {s[0]} | {eps:.0f} | {med([x['cpu_us'] for x in ok]):.1f} | "
+              f"{med([x['cores'] for x in ok]):.2f} | {ratio} | {med([x['first_s'] for x in ok]):.2f} | "
+              f"{fx[0]:.0f} / {fx[1]:.0f} / {fx[2]:.0f} | {hf[0]:.0f}: {hf[1]:.0f} / {hf[2]:.0f} / {hf[3]:.0f} |")
+    rs_ok = [(s[0], [x for x in results[s[0]] if "error" not in x and "ready_s" in x]) for s in systems]
+    rs_ok = [(n, v) for n, v in rs_ok if v]
+    if rs_ok:
+        print("\nfirst score after start, from riskstream's log (median s): start -> consumer subscribed "
+              "(riskstream's own start-up) | subscribed -> partitions assigned (the broker's group join) "
+              "| assigned -> first score on the topic")
+        for n, v in rs_ok:
+            print(f"  {n}: {med([x['ready_s'] for x in v]):.2f} | {med([x['join_s'] for x in v]):.2f} "
+                  f"| {med([x['after_asg_s'] for x in v]):.2f}")
+    print("\nwhere the cores went during the max phase (median cores: the system | the broker process "
+          "| redis-server), and per round events/s (noise) with the 1-min load average when it ended:")
+    for s in systems:
+        ok = [x for x in results[s[0]] if "error" not in x]
+        if ok:
+            print(f"  {s[0]}: {med([x['cores'] for x in ok]):.2f} | {med([x['broker_cores'] for x in ok]):.2f} "
+                  f"| {med([x['redis_cores'] for x in ok]):.2f}; CPU µs/event when paced at {a.rate:.0f} ev/s "
+                  f"{med([x['fixed'][5] for x in ok]):.1f}, at 50 % of max {med([x['half'][5] for x in ok]):.1f}; "
+                  f"rounds: "
+                  + ", ".join(f"{x['eps']:.0f} (load {x['load']:.1f})" if "error" not in x else "failed"
+                              for x in results[s[0]]))
+    print("\nevents/s = events / (last - first score's Kafka timestamp); CPU = utime+stime of the "
+          "system's process over that interval (/proc, 10 ms ticks); first score = its Kafka timestamp "
+          "- process start; latency = score's - event's Kafka timestamp (ms).")
+    failed = any("error" in x for v in results.values() for x in v)
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
