@@ -91,6 +91,12 @@ struct rs_learner_stats_s;
  * learned from labels and at maturity, the observed delay and horizon,
  * and, when it learned no positive, why.  positives_in: positive labels
  * in the input; in_flight: labels not yet due at the end. */
+/* Warn on stderr ("riskstream CMD: warning: ...") about features that were
+ * constant over the whole run (rs_features_constant): they carry no
+ * information, e.g. a window shorter than the reading cadence. */
+struct rs_features_s;
+void rs_cli_warn_constant(const char *cmd, const struct rs_features_s *f);
+
 void rs_cli_learning_summary(FILE *fp, const char *name,
                              const rs_model_stats_t *ms,
                              const struct rs_learner_stats_s *ls,

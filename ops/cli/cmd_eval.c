@@ -411,6 +411,7 @@ int rs_cmd_eval(int argc, char **argv) {
         goto done;
     }
     rs_eval_report_print(rep, daily, stdout);
+    rs_cli_warn_constant(cmd, rs_eval_features(ev));
     rs_eval_stats_t st;
     rs_eval_stats(ev, &st);
     printf("\nlearning: %llu labels applied, %llu still in flight at the end",

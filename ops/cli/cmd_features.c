@@ -345,6 +345,7 @@ int rs_cmd_features(int argc, char **argv) {
             secs > 0 ? (double)st.events / secs : 0.0);
     if (st.bad_lines)
         fprintf(stderr, "features: first bad line: %s\n", st.first_error);
+    if (st.events) rs_cli_warn_constant(cmd, f);
     if (!st.events && rc == RS_EXIT_RUNTIME && err == RS_OK)
         fprintf(stderr, "riskstream %s: no valid event in %s\n", cmd, input);
 done:

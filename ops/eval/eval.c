@@ -841,6 +841,7 @@ const char *rs_eval_model_name(const rs_eval_t *e, int i) {
     return e->gbt[i] ? "gbt" : rs_model_kind(e->m[i]);
 }
 int rs_eval_dim(const rs_eval_t *e) { return e->dim; }
+const rs_features_t *rs_eval_features(const rs_eval_t *e) { return e->f; }
 rs_model_t *rs_eval_model(rs_eval_t *e, int i) {
     return i >= 0 && i < e->conf.nmodels ? e->m[i] : NULL; /* NULL: gbt */
 }

@@ -332,6 +332,8 @@ int rs_eval_dim(const rs_eval_t *e);                        /* features     */
  * train` saves the model it trained this way. */
 rs_model_t *rs_eval_model(rs_eval_t *e, int i);
 void rs_eval_stats(const rs_eval_t *e, rs_eval_stats_t *st);
+/* The feature engine (owned by e; for rs_features_constant and names). */
+const rs_features_t *rs_eval_features(const rs_eval_t *e);
 /* `riskstream train`'s bootstrap: learn every record already resolved
  * (labelled, or negative at maturity) with an event time in the last
  * window_ms of the replay again, `epochs` more times in a shuffled order
