@@ -19,6 +19,9 @@ typedef struct rs_eval_row_s {
     int8_t label;         /* -1 none, 0, 1 (column, or the labels file)    */
     uint8_t pattern;      /* index in patterns[], 0 = none                 */
     uint8_t lfile;        /* label came from the labels file               */
+    uint8_t mtruth;       /* maintenance: fails within the horizon          */
+    uint8_t mfail;        /* maintenance: the failure's own record          */
+    uint64_t enth;        /* rs_hash_str(entity id)                        */
 } rs_eval_row_t;
 
 struct rs_eval_input_s {
@@ -32,6 +35,8 @@ struct rs_eval_input_s {
     uint32_t *ht;         /* open addressing: row index + 1, 0 = empty */
     size_t ht_mask;
     int labels_joined;
+    int maint;            /* rs_eval_input_maintenance was applied          */
+    int64_t horizon;
     int npat;
     char patterns[RS_EVAL_PATTERNS_MAX][RS_EVAL_PATTERN_LEN];
     rs_event_t ev;        /* scratch for the first pass */
@@ -161,6 +166,7 @@ rs_eval_input_t *rs_eval_input_new(const char *buf, size_t len,
         memset(r, 0, sizeof(*r));
         r->t = in->ev.event_time_ms;
         r->idh = rs_hash_str(in->ev.id);
+        r->enth = rs_hash_str(in->ev.entity_id);
         r->off = (uint64_t)(rec - buf);
         r->len = (uint32_t)rlen;
         r->line = at;
@@ -357,7 +363,12 @@ rs_err_t rs_eval_input_get(rs_eval_input_t *in, size_t i, rs_event_t *ev,
     if (e != RS_OK) return e;   /* decoded fine the first time: cannot be */
     memset(rec, 0, sizeof(*rec));
     rec->ev = ev;
-    if (in->labels_joined) {
+    if (in->maint) {
+        rec->label = r->mtruth;
+        rec->learn = r->mfail;
+        rec->failure = r->mfail;
+        rec->label_time_ms = r->mfail && r->lfile ? r->label_time : 0;
+    } else if (in->labels_joined) {
         rec->label = r->lfile && r->label == 1;
         rec->learn = r->lfile;
         rec->label_time_ms = r->lfile ? r->label_time : 0;
@@ -368,6 +379,64 @@ rs_err_t rs_eval_input_get(rs_eval_input_t *in, size_t i, rs_event_t *ev,
     }
     rec->pattern = r->pattern ? in->patterns[r->pattern] : NULL;
     return RS_OK;
+}
+
+/* by (entity, time, position) */
+static const rs_eval_row_t *rs_in_rows_cmp_base;
+static int rs_in_ent_cmp(const void *a, const void *b) {
+    const rs_eval_row_t *x = &rs_in_rows_cmp_base[*(const size_t *)a];
+    const rs_eval_row_t *y = &rs_in_rows_cmp_base[*(const size_t *)b];
+    if (x->enth != y->enth) return x->enth < y->enth ? -1 : 1;
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    return i < j ? -1 : i > j;  /* rows are in (time, line) order already */
+}
+
+uint64_t rs_eval_input_maintenance(rs_eval_input_t *in, int64_t horizon_ms) {
+    in->maint = 1;
+    in->horizon = horizon_ms;
+    size_t *ix = rs_malloc((in->n + 1) * sizeof(*ix));
+    for (size_t i = 0; i < in->n; i++) ix[i] = i;
+    rs_in_rows_cmp_base = in->rows;
+    qsort(ix, in->n, sizeof(*ix), rs_in_ent_cmp);
+    uint64_t failures = 0;
+    for (size_t a = 0; a < in->n;) {
+        size_t b = a;
+        while (b < in->n && in->rows[ix[b]].enth == in->rows[ix[a]].enth) b++;
+        /* one entity's rows [a, b) in time order: a failure is the last
+         * positive of each run of positives */
+        for (size_t k = a; k < b; k++) {
+            rs_eval_row_t *r = &in->rows[ix[k]];
+            r->mtruth = r->mfail = 0;
+            int pos = r->label == 1 && (!in->labels_joined || r->lfile);
+            int next_pos = 0;
+            if (k + 1 < b) {
+                const rs_eval_row_t *q = &in->rows[ix[k + 1]];
+                next_pos = q->label == 1 && (!in->labels_joined || q->lfile);
+            }
+            if (pos && !next_pos) {
+                r->mfail = 1;
+                failures++;
+            }
+        }
+        /* truth: within [T - H, T] of the entity's next failure */
+        int64_t next_fail = INT64_MAX;
+        for (size_t k = b; k-- > a;) {
+            rs_eval_row_t *r = &in->rows[ix[k]];
+            if (r->mfail) next_fail = r->t;
+            r->mtruth = next_fail != INT64_MAX && r->t >= next_fail - horizon_ms;
+        }
+        a = b;
+    }
+    free(ix);
+    return failures;
+}
+
+int rs_eval_input_failure(const rs_eval_input_t *in, size_t i, uint64_t *enth,
+                          int64_t *t) {
+    if (!in->maint || i >= in->n || !in->rows[i].mfail) return 0;
+    *enth = in->rows[i].enth;
+    *t = in->rows[i].t;
+    return 1;
 }
 
 int rs_eval_format_pick(const char *format, const char *input, int has_map) {
