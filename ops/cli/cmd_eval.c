@@ -59,7 +59,11 @@ static void rs_eval_help(FILE *fp) {
         "      --format F        jsonl (project Event JSON), csv, or json-map\n"
         "                        (flat foreign JSON through --map); default from\n"
         "                        the extension (.csv), json-map if --map is given\n"
-        "  -m, --map SPEC        column mapping for csv/json-map (docs/schema.md);\n"
+        "  -m, --map SPEC        column mapping for csv/json-map (docs/schema.md),\n"
+        "                        or rtf:period=DUR,sensors=2;3;7-9,... for\n"
+        "                        whitespace run-to-failure rows \"unit cycle\n"
+        "                        settings sensors\" (a failure at each unit's\n"
+        "                        last cycle; docs/maintenance.md);\n"
         "                        time as epoch s, epoch ms or YYYY-MM-DD HH:MM:SS;\n"
         "                        the label column is the ground truth\n"
         "      --labels FILE     labels as JSON lines (event_id, value,\n"
@@ -228,15 +232,22 @@ int rs_cmd_eval(int argc, char **argv) {
     if (!input)
         return rs_cli_usage_error(cmd, "--input FILE is required (see "
                                   "--help)");
-    int fmt_pick = rs_eval_format_pick(format, input, map_spec != NULL);
+    int fmt_pick = rs_rtf_spec(map_spec) ? RS_EVAL_FMT_RTF
+                   : rs_eval_format_pick(format, input, map_spec != NULL);
     if (fmt_pick < 0)
-        return rs_cli_usage_error(cmd, "--format '%s': expected jsonl, csv "
-                                  "or json-map", format);
+        return rs_cli_usage_error(cmd, "--format '%s': expected jsonl, csv, "
+                                  "json-map or rtf", format);
     rs_eval_format_t fmt = (rs_eval_format_t)fmt_pick;
     rs_csv_map_t map;
-    if (rs_csv_map_parse(&map, map_spec ? map_spec : "", errstr,
-                         sizeof(errstr)) != RS_OK)
+    rs_rtf_conf_t rtf;
+    if (fmt == RS_EVAL_FMT_RTF) {
+        if (rs_rtf_conf_parse(&rtf, map_spec, errstr, sizeof(errstr)) != RS_OK)
+            return rs_cli_usage_error(cmd, "%s", errstr);
+        rs_csv_map_parse(&map, "", NULL, 0);
+    } else if (rs_csv_map_parse(&map, map_spec ? map_spec : "", errstr,
+                                sizeof(errstr)) != RS_OK) {
         return rs_cli_usage_error(cmd, "--map: %s", errstr);
+    }
     rs_eval_conf_t ec;
     rs_eval_conf_init(&ec);
     if (rs_eval_conf_models(&ec, models, errstr, sizeof(errstr)) != RS_OK)
@@ -307,12 +318,15 @@ int rs_cmd_eval(int argc, char **argv) {
     rs_cli_in_t in_kind = fmt == RS_EVAL_FMT_CSV ? RS_CLI_IN_CSV
                           : fmt == RS_EVAL_FMT_JSON_MAP ? RS_CLI_IN_JSON_MAP
                                                         : RS_CLI_IN_JSONL;
-    if (rs_cli_check_ids(cmd, input, buf, len, in_kind, &map,
+    if (fmt != RS_EVAL_FMT_RTF && /* rtf ids are unit + cycle */
+        rs_cli_check_ids(cmd, input, buf, len, in_kind, &map,
                          map_spec != NULL) != RS_EXIT_OK) {
         rc = RS_EXIT_USAGE;
         goto done;
     }
-    in = rs_eval_input_new(buf, len, fmt, &map, errstr, sizeof(errstr));
+    in = fmt == RS_EVAL_FMT_RTF
+             ? rs_eval_input_new_rtf(buf, len, &rtf, errstr, sizeof(errstr))
+             : rs_eval_input_new(buf, len, fmt, &map, errstr, sizeof(errstr));
     if (!in) {
         fprintf(stderr, "riskstream %s: %s:%s\n", cmd, input, errstr);
         goto done;

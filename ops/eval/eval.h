@@ -69,7 +69,9 @@ extern "C" {
 typedef enum rs_eval_format_e {
     RS_EVAL_FMT_JSONL = 0,       /* the project's Event JSON, one per line */
     RS_EVAL_FMT_JSON_MAP = 1,    /* foreign flat JSON through the mapping   */
-    RS_EVAL_FMT_CSV = 2          /* CSV with a header, through the mapping  */
+    RS_EVAL_FMT_CSV = 2,         /* CSV with a header, through the mapping  */
+    RS_EVAL_FMT_RTF = 3          /* whitespace run-to-failure rows
+                                  * (proto.h rs_rtf_decode)                 */
 } rs_eval_format_t;
 
 /* The format of `input`: from `format` ("jsonl", "json", "csv",
@@ -106,6 +108,12 @@ rs_eval_input_t *rs_eval_input_new(const char *buf, size_t len,
                                    rs_eval_format_t fmt,
                                    const rs_csv_map_t *map, char *errstr,
                                    size_t errstr_size);
+/* The same for run-to-failure rows with the reader's settings (copied):
+ * with rtf->failures, every unit's latest row gets label 1 (its failure),
+ * its other rows label 0. */
+rs_eval_input_t *rs_eval_input_new_rtf(const char *buf, size_t len,
+                                       const rs_rtf_conf_t *rtf,
+                                       char *errstr, size_t errstr_size);
 void rs_eval_input_destroy(rs_eval_input_t *in);
 
 /* Join a labels buffer (JSON lines, rs_label_from_json; any order).  From

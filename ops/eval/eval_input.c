@@ -30,6 +30,7 @@ struct rs_eval_input_s {
     rs_eval_format_t fmt;
     rs_csv_map_t map;
     rs_csv_t *csv;
+    rs_rtf_conf_t rtf;    /* RS_EVAL_FMT_RTF */
     rs_eval_row_t *rows;  /* [n], sorted by (t, line) */
     size_t n, cap;
     uint32_t *ht;         /* open addressing: row index + 1, 0 = empty */
@@ -95,11 +96,25 @@ static rs_err_t rs_in_decode(rs_eval_input_t *in, const char *rec, size_t len,
     case RS_EVAL_FMT_JSON_MAP:
         return rs_event_from_json_map(&in->map, rec, len, ev, label, has_label,
                                       errstr, errstr_size);
+    case RS_EVAL_FMT_RTF: {
+        int64_t unit, cycle;
+        rs_err_t e = rs_rtf_decode(&in->rtf, rec, len, ev, &unit, &cycle,
+                                   errstr, errstr_size);
+        if (e == RS_OK && in->rtf.failures) {
+            /* a failure at the unit's last cycle (known after the first
+             * pass: the rows carry it) */
+            *has_label = 1;
+            *label = 0;
+        }
+        return e;
+    }
     default:
         return rs_csv_decode(in->csv, rec, len, ev, label, has_label, errstr,
                              errstr_size);
     }
 }
+
+static void rs_in_mark_last(rs_eval_input_t *in);
 
 static int rs_in_cmp(const void *a, const void *b) {
     const rs_eval_row_t *x = a, *y = b;
@@ -107,11 +122,38 @@ static int rs_in_cmp(const void *a, const void *b) {
     return x->line < y->line ? -1 : x->line > y->line;
 }
 
+static rs_eval_input_t *rs_in_new(const char *buf, size_t len,
+                                  rs_eval_format_t fmt,
+                                  const rs_csv_map_t *map,
+                                  const rs_rtf_conf_t *rtf, char *errstr,
+                                  size_t errstr_size);
+
 rs_eval_input_t *rs_eval_input_new(const char *buf, size_t len,
                                    rs_eval_format_t fmt,
                                    const rs_csv_map_t *map, char *errstr,
                                    size_t errstr_size) {
+    if (fmt == RS_EVAL_FMT_RTF) {
+        rs_rtf_conf_t c;
+        rs_rtf_conf_init(&c);
+        return rs_in_new(buf, len, fmt, map, &c, errstr, errstr_size);
+    }
+    return rs_in_new(buf, len, fmt, map, NULL, errstr, errstr_size);
+}
+
+rs_eval_input_t *rs_eval_input_new_rtf(const char *buf, size_t len,
+                                       const rs_rtf_conf_t *rtf, char *errstr,
+                                       size_t errstr_size) {
+    return rs_in_new(buf, len, RS_EVAL_FMT_RTF, NULL, rtf, errstr,
+                     errstr_size);
+}
+
+static rs_eval_input_t *rs_in_new(const char *buf, size_t len,
+                                  rs_eval_format_t fmt,
+                                  const rs_csv_map_t *map,
+                                  const rs_rtf_conf_t *rtf, char *errstr,
+                                  size_t errstr_size) {
     rs_eval_input_t *in = rs_calloc(1, sizeof(*in));
+    if (rtf) in->rtf = *rtf;
     in->buf = buf;
     in->len = len;
     in->fmt = fmt;
@@ -177,6 +219,7 @@ rs_eval_input_t *rs_eval_input_new(const char *buf, size_t len,
     in->st.events = in->n;
     if (in->st.out_of_order)
         qsort(in->rows, in->n, sizeof(*in->rows), rs_in_cmp);
+    if (fmt == RS_EVAL_FMT_RTF && in->rtf.failures) rs_in_mark_last(in);
     return in;
 fail:
     rs_eval_input_destroy(in);
@@ -391,6 +434,20 @@ static int rs_in_ent_cmp(const void *a, const void *b) {
     return i < j ? -1 : i > j;  /* rows are in (time, line) order already */
 }
 
+/* Run-to-failure files: each unit fails at its last cycle, its latest
+ * row: label 1 there, 0 on its other rows. */
+static void rs_in_mark_last(rs_eval_input_t *in) {
+    size_t *ix = rs_malloc((in->n + 1) * sizeof(*ix));
+    for (size_t i = 0; i < in->n; i++) ix[i] = i;
+    rs_in_rows_cmp_base = in->rows;
+    qsort(ix, in->n, sizeof(*ix), rs_in_ent_cmp);
+    for (size_t k = 0; k < in->n; k++) {
+        rs_eval_row_t *r = &in->rows[ix[k]];
+        r->label = k + 1 == in->n || in->rows[ix[k + 1]].enth != r->enth;
+    }
+    free(ix);
+}
+
 uint64_t rs_eval_input_maintenance(rs_eval_input_t *in, int64_t horizon_ms) {
     in->maint = 1;
     in->horizon = horizon_ms;
@@ -443,6 +500,7 @@ int rs_eval_format_pick(const char *format, const char *input, int has_map) {
     if (format) {
         if (!strcmp(format, "csv")) return RS_EVAL_FMT_CSV;
         if (!strcmp(format, "json-map")) return RS_EVAL_FMT_JSON_MAP;
+        if (!strcmp(format, "rtf")) return RS_EVAL_FMT_RTF;
         if (strcmp(format, "jsonl") && strcmp(format, "json")) return -1;
         /* a mapping means foreign JSON */
         return has_map ? RS_EVAL_FMT_JSON_MAP : RS_EVAL_FMT_JSONL;
