@@ -373,7 +373,14 @@ typedef int (*rs_features_row_fn)(void *opaque, const rs_event_t *ev,
 
 typedef struct rs_features_replay_s {
     FILE *events;               /* required                                  */
-    int format;                 /* 0 JSON lines, 1 CSV, 2 foreign JSON lines  */
+    int format;                 /* 0 JSON lines, 1 CSV, 2 foreign JSON lines,
+                                 * 3 run-to-failure rows (rtf; with
+                                 * rtf->failures each unit's last cycle is a
+                                 * failure: a column label that resets the
+                                 * unit's baselines, rs_features_reset,
+                                 * instead of a fraud label; the file is
+                                 * read twice, so not a pipe) */
+    const rs_rtf_conf_t *rtf;   /* format 3; NULL = defaults                 */
     const rs_csv_map_t *map;    /* formats 1 and 2; NULL = defaults          */
     FILE *labels;               /* JSON lines of labels, or NULL             */
     int column_labels;          /* formats 1, 2: labels from the label column
