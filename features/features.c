@@ -284,8 +284,6 @@ void rs_fe_reset(rs_features_t *f) {
     if (f->varied) memset(f->varied, 0, (size_t)f->dim);
     uint64_t mem = f->st.mem_bytes, slot = f->st.entity_slot_bytes;
     memset(&f->st, 0, sizeof(f->st));
-    f->first = rs_calloc((size_t)f->dim + 1, sizeof(*f->first));
-    f->varied = rs_calloc((size_t)f->dim + 1, 1);
     f->st.mem_bytes = mem;
     f->st.entity_slot_bytes = slot;
 }

@@ -14,7 +14,7 @@
 static const rs_conf_field_t rs_maint_fields[] = {
     {"enabled", RS_CONF_BOOL, "false", offsetof(rs_maint_conf_t, enabled), 0,
      "labels are machine failures: a positive label of an entity at T makes "
-     "its readings in [T - horizon, T) positives (learned through the "
+     "its readings in [T - horizon, T] positives (learned through the "
      "learning log, corrections included) and its older pending readings "
      "negatives; its feature baselines start a new life (eval "
      "--maintenance sets it)", NULL, 0, 0},
@@ -23,7 +23,7 @@ static const rs_conf_field_t rs_maint_fields[] = {
      "this much event time after it (the target \"fails within the "
      "horizon\"); the maturity horizon of the models is at least this",
      NULL, 1, 0x1p62},
-    {"alert_threshold", RS_CONF_DOUBLE, "0.5",
+    {"alert_threshold", RS_CONF_DOUBLE, "0.3",
      offsetof(rs_maint_conf_t, alert_threshold), 0,
      "alert policy: a score at or above this counts toward an alert", NULL,
      0, 1},
@@ -34,8 +34,9 @@ static const rs_conf_field_t rs_maint_fields[] = {
      100000},
     {"alert_cooldown", RS_CONF_DURATION, "24h",
      offsetof(rs_maint_conf_t, alert_cooldown), 0,
-     "alert policy: no new episode alerts within this much event time of "
-     "the machine's previous alert", NULL, 0, 0x1p62},
+     "alert policy: an episode starting within this much event time of the "
+     "machine's previous alert opens silently (no new alert)", NULL, 0,
+     0x1p62},
     {"alert_escalation", RS_CONF_DOUBLE, "0.25",
      offsetof(rs_maint_conf_t, alert_escalation), 0,
      "alert policy: inside an open episode, a score this much above the one "
@@ -178,7 +179,11 @@ rs_alertpol_decision_t rs_alertpol_step(rs_alertpol_t *p, uint64_t machine,
     }
     if (m->last_alert != INT64_MIN &&
         t_ms - m->last_alert < p->conf.alert_cooldown) {
-        if (m->above == k) p->st.suppressed++;
+        /* the episode opens, silently: the machine was alerted on lately */
+        m->open = 1;
+        m->level = score;
+        p->st.open++;
+        p->st.suppressed++;
         return RS_ALERTPOL_NONE;
     }
     m->open = 1;

@@ -15,8 +15,9 @@
  *     a score >= `alert_threshold`;
  *   - one alert per EPISODE: the episode then stays open (no new alert)
  *     until as many consecutive readings are below the threshold;
- *   - cool-down: no new episode's alert within `alert_cooldown` of event
- *     time after the machine's previous alert;
+ *   - cool-down: an episode that starts within `alert_cooldown` of event
+ *     time after the machine's previous alert opens silently (no alert;
+ *     stats.suppressed);
  *   - escalation: inside an episode, a score at least `alert_escalation`
  *     above the one last alerted on alerts again (ESCALATED);
  *   - a failure or repair (rs_alertpol_failure / _reset) closes the episode
@@ -100,7 +101,7 @@ typedef struct rs_alertpol_stats_s {
     uint64_t escalations;     /* ESCALATED decisions                       */
     uint64_t open;            /* episodes open now                         */
     uint64_t episodes;        /* episodes started (alerted)                */
-    uint64_t suppressed;      /* would-be alerts held back by the cool-down */
+    uint64_t suppressed;      /* episodes opened silently (cool-down)      */
     uint64_t failures;        /* failures reported                         */
     uint64_t caught;          /* ... with an alert within the horizon      */
     uint64_t untracked;       /* readings of machines the table had no room for */

@@ -872,7 +872,10 @@ rs_err_t rs_eval_push(rs_eval_t *e, const rs_eval_rec_t *rec, float *scores,
         }
         float msc[RS_EVAL_MODELS_MAX + 1];
         memcpy(msc, sc, (size_t)e->conf.nmodels * sizeof(*sc));
-        msc[e->conf.nmodels] = zmax / (zmax + 3.0f);
+        /* z / (z + c) with c such that z = 3 sd is the alert threshold:
+         * "alert when a sensor is 3 sd off the machine's own baseline" */
+        double thr = e->mc.alert_threshold > 0.01 ? e->mc.alert_threshold : 0.01;
+        msc[e->conf.nmodels] = (float)(zmax / (zmax + 3.0 * (1.0 - thr) / thr));
         uint64_t ent = rs_hash_str(ev->entity_id);
         uint32_t dec = 0, open = 0;
         for (int k = 0; k <= e->conf.nmodels; k++) {

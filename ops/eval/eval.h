@@ -361,7 +361,8 @@ typedef struct rs_eval_conf_s {
      * (rs_learner_failure), restarts its machine's baselines
      * (rs_features_reset) and never feeds a label-aware feature; each
      * model and the reference column ("ref": the largest |base_z| of the
-     * longest span, as z / (z + 3)) get the alert policy; the metrics go
+     * longest span z, as z / (z + c): 3 sd at the alert threshold) get the
+     * alert policy; the metrics go
      * to rs_eval_maint_report.  gbt is refused. */
     const struct rs_maint_conf_s *maint;
 } rs_eval_conf_t;
