@@ -1076,8 +1076,14 @@ rs_err_t rs_fe_compile(rs_features_t *f, char *errstr, size_t errstr_size) {
     }
     for (int t = 0; t < f->ntab; t++) {
         const rs_fe_tab_t *tb = &f->tab[t];
-        uint64_t g2[4] = {tb->nbkt, (uint64_t)tb->bkt_ms, tb->nrec, tb->nbase};
+        uint64_t g2[3] = {tb->nbkt, (uint64_t)tb->bkt_ms, tb->nrec};
         fp = rs_fe_mix(fp, g2, sizeof(g2));
+        /* only when there are baselines: checkpoints of layouts without
+         * them keep loading across the upgrade */
+        if (tb->nbase) {
+            uint64_t nb = tb->nbase;
+            fp = rs_fe_mix(fp, &nb, sizeof(nb));
+        }
         uint64_t g[5] = {tb->hist, tb->nlab, tb->item_size,
                          t == f->ent_tab ? (uint64_t)f->conf.max_keys
                                          : (uint64_t)f->conf.max_counterparties,
