@@ -28,6 +28,7 @@
 #define RS_FE_EVICT_PROBE  8   /* slots compared when a pool is full          */
 #define RS_FE_SINCE_NONE_S 1e8 /* "no previous event": 1e8 s (~3.2 years)      */
 #define RS_FE_Z_CLIP 100.0
+#define RS_FE_BASE_CLIP 50.0
 #define RS_FE_2PI 6.283185307179586
 #define RS_FE_AGG_LABEL_BITS                                                  \
     ((1u << RS_FEATURES_AGG_FRAUD_COUNT) | (1u << RS_FEATURES_AGG_FRAUD_RATE))
@@ -166,6 +167,8 @@ uint32_t rs_fe_tab_alloc(rs_fe_tab_t *tab, uint64_t key, uint64_t *evictions) {
     memset(h, 0, sizeof(*h));
     if (tab->nbkt) /* no counter says which buckets are live: clear them */
         memset(rs_fe_bkts(tab, h), 0, tab->nbkt * sizeof(rs_fe_bkt_t));
+    if (tab->nbase)
+        memset(rs_fe_bases(tab, h), 0, tab->nbase * sizeof(rs_fe_base_t));
     h->key = key;
     h->slot = s;
     rs_idx_insert(tab->index, tab->mask, key, s);
@@ -287,6 +290,9 @@ static void rs_fe_reset_int(rs_features_t *f, int fresh) {
     f->evidx.head = f->evidx.n = 0;
     f->wm = INT64_MIN;
     f->t0 = INT64_MAX;
+    for (int t = 0; t < f->ntab; t++)
+        memset(f->tab[t].fleet, 0, sizeof(f->tab[t].fleet));
+    if (f->varied) memset(f->varied, 0, (size_t)f->dim);
     uint64_t mem = f->st.mem_bytes, slot = f->st.entity_slot_bytes;
     memset(&f->st, 0, sizeof(f->st));
     f->st.mem_bytes = mem;
@@ -385,6 +391,8 @@ rs_features_t *rs_features_new(const rs_features_conf_t *conf, char *errstr,
     f->dset_gen = rs_aligned_calloc((size_t)f->dmask + 1, sizeof(uint32_t));
     mem += ((uint64_t)f->dmask + 1) * 8;
 
+    f->first = rs_calloc((size_t)f->dim + 1, sizeof(*f->first));
+    f->varied = rs_calloc((size_t)f->dim + 1, 1);
     f->st.mem_bytes = mem;
     f->st.entity_slot_bytes =
         f->ent_tab >= 0 ? f->tab[f->ent_tab].slot_size : 0;
@@ -446,6 +454,8 @@ void rs_features_destroy(rs_features_t *f) {
     rs_free(f->descs);
     rs_free(f->out_spec);
     rs_free(f->out_agg);
+    rs_free(f->first);
+    rs_free(f->varied);
     rs_tz_destroy(f->tz);
     rs_fe_words_destroy(f->words);
     rs_free(f);
@@ -590,6 +600,56 @@ static void rs_fe_bucket_eval(const rs_features_t *f, const rs_fe_cspec_t *c,
         }
         out[k] = (float)o;
     }
+}
+
+/* The baseline of value vi of slot h (NULL: a key never seen): its own
+ * running statistics, topped up to baseline_prior readings with the
+ * fleet's (pooled: the fleet's mean and variance as pseudo-readings),
+ * without the readings `ex` (may be NULL) summarises.  0 if there is
+ * nothing to compare with. */
+static int rs_fe_baseline(const rs_features_t *f, const rs_fe_tab_t *tb,
+                          rs_fe_hdr_t *h, int vi, const rs_fe_base_t *ex,
+                          double *mean, double *sd) {
+    const rs_fe_base_t *fl = &tb->fleet[vi];
+    rs_fe_base_t own = {0, 0, 0};
+    if (h) own = rs_fe_bases(tb, h)[vi];
+    if (ex && ex->n > 0) {
+        /* take out the readings being compared (the window's): the
+         * baseline is the life BEFORE them, so a drift does not raise its
+         * own yardstick */
+        double n2 = own.n - ex->n;
+        if (n2 < 0.5) {
+            own.n = own.mean = own.m2 = 0;
+        } else {
+            double m2n = (own.n * own.mean - ex->n * ex->mean) / n2;
+            double d = m2n - ex->mean;
+            own.m2 = own.m2 - ex->m2 - n2 * ex->n / own.n * d * d;
+            if (own.m2 < 0) own.m2 = 0;
+            own.mean = m2n;
+            own.n = n2;
+        }
+    }
+    /* topped up to baseline_prior readings with the fleet's: a new key
+     * is scored against the fleet, an established one against itself */
+    double n = own.n, k = fl->n > 0 ? (double)f->conf.baseline_prior - n : 0;
+    if (k < 0) k = 0;
+    if (k > fl->n) k = fl->n;
+    double N = n + k;
+    if (N <= 0) return 0;
+    double fm = fl->n > 0 ? fl->mean : 0, fv = fl->n > 0 ? fl->m2 / fl->n : 0;
+    *mean = (n * own.mean + k * fm) / N;
+    double d = own.mean - fm;
+    double m2 = own.m2 + k * fv + (n > 0 && k > 0 ? n * k / N * d * d : 0);
+    *sd = m2 > 0 ? sqrt(m2 / N) : 0;
+    return 1;
+}
+
+static inline void rs_fe_welford(rs_fe_base_t *b, double v) {
+    b->n += 1;
+    double d = v - b->mean;
+    b->mean += d / b->n;
+    b->m2 += d * (v - b->mean);
+    if (b->m2 < 0) b->m2 = 0;
 }
 
 /* Compute the features of spec c for the event at t into out[c->nout]. */
@@ -767,6 +827,31 @@ static void rs_fe_spec_eval(rs_features_t *f, const rs_fe_cspec_t *c,
         case RS_FEATURES_AGG_DEVIATION: o = xok && nv ? x - mean : 0; break;
         case RS_FEATURES_AGG_CURRENT: o = xok ? x : 0; break;
         case RS_FEATURES_AGG_CURRENT_LOG1P: o = xok ? log1p(x > 0 ? x : 0) : 0; break;
+        case RS_FEATURES_AGG_BASE_DEV:
+        case RS_FEATURES_AGG_BASE_Z: {
+            const int win = s->last_n || W;
+            double level = win ? mean : x, bm, bsd;
+            int ok = win ? nv > 0 : xok;
+            rs_fe_base_t ex = {0, 0, 0};
+            for (int i = 0; win && i < nsel; i++) { /* the window's kept readings */
+                double v = rs_fe_item_v(items + (size_t)f->sel[i] * isz, c->vi);
+                if (isfinite(v)) rs_fe_welford(&ex, v);
+            }
+            if (!ok || !tb->nbase ||
+                !rs_fe_baseline(f, tb, h, c->vi, &ex, &bm, &bsd))
+                break;
+            if (c->agg[k] == RS_FEATURES_AGG_BASE_DEV) {
+                o = level - bm;
+            } else if (bsd > 0) {
+                o = (level - bm) / bsd;
+                if (o > RS_FE_BASE_CLIP) o = RS_FE_BASE_CLIP;
+                if (o < -RS_FE_BASE_CLIP) o = -RS_FE_BASE_CLIP;
+            }
+            break;
+        }
+        case RS_FEATURES_AGG_LIFE:
+            o = h && tb->nbase ? log1p(rs_fe_bases(tb, h)[c->vi].n) : 0;
+            break;
         default: continue;  /* calendar: written above */
         }
         out[k] = (float)o;
@@ -900,7 +985,25 @@ rs_err_t rs_features_process(rs_features_t *f, const rs_event_t *ev,
                 if (isfinite(v)) { bk->nv++; bk->sum += v; }
             }
         }
+        if (tb->nbase) {
+            /* baselines: the key's life and the fleet (every reading, so
+             * a window's kept readings are all in its key's baseline) */
+            rs_fe_base_t *bs = rs_fe_bases(tb, h);
+            for (int v = 0; v < tb->nv; v++) {
+                float fv;
+                memcpy(&fv, cur[ti].item + 8 + 4 * (size_t)v, sizeof(fv));
+                if (!isfinite(fv)) continue;
+                rs_fe_welford(&bs[v], fv);
+                rs_fe_welford(&tb->fleet[v], fv);
+            }
+        }
         if (t > tb->seen[h->slot]) tb->seen[h->slot] = t;
+    }
+    if (f->st.events == 1) {
+        memcpy(f->first, out, (size_t)f->dim * sizeof(*out));
+    } else {
+        for (int i = 0; i < f->dim; i++)
+            if (out[i] != f->first[i]) f->varied[i] = 1;
     }
     if (flags_out) *flags_out = flags;
     return RS_OK;
@@ -957,6 +1060,33 @@ rs_err_t rs_features_label(rs_features_t *f, const rs_label_t *lb) {
         }
     }
     return RS_OK;
+}
+
+rs_err_t rs_features_reset(rs_features_t *f, const char *entity_id) {
+    if (f->ent_tab < 0 || !entity_id || !entity_id[0]) return RS_ERR_NOTFOUND;
+    rs_fe_tab_t *tb = &f->tab[f->ent_tab];
+    rs_fe_hdr_t *h = rs_fe_get(f, f->ent_tab, rs_fe_key(entity_id));
+    if (!h) return RS_ERR_NOTFOUND;
+    rs_fe_touch_slot(f, f->ent_tab, h->slot);
+    h->ev_head = h->ev_n = 0;
+    if (tb->nbase) memset(rs_fe_bases(tb, h), 0, tb->nbase * sizeof(rs_fe_base_t));
+    f->st.resets++;
+    return RS_OK;
+}
+
+int rs_features_constant(const rs_features_t *f, int *idx, int cap) {
+    if (f->st.events < 2) return 0;
+    int n = 0;
+    for (int i = 0; i < f->dim; i++)
+        if (!f->varied[i]) {
+            if (n < cap) idx[n] = i;
+            n++;
+        }
+    return n;
+}
+
+float rs_features_constant_value(const rs_features_t *f, int i) {
+    return i >= 0 && i < f->dim && f->st.events ? f->first[i] : 0.0f;
 }
 
 /* ------------------------------------------------------------------- stats */

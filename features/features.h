@@ -97,6 +97,17 @@ typedef enum rs_features_agg_e {
     RS_FEATURES_AGG_WEEKEND,     /* 1 on a local Saturday or Sunday         */
     RS_FEATURES_AGG_HOUR_SIN,    /* sin(2 pi h / 24), h = local fractional hour */
     RS_FEATURES_AGG_HOUR_COS,    /* cos(2 pi h / 24)                        */
+    /* the key's BASELINE: running statistics of the value over the key's
+     * life (since it was first seen or last reset, rs_features_reset),
+     * shrunk towards the fleet's (every key of the table) while the key
+     * has few readings (features.baseline_prior); "level" is the window's
+     * mean (the event included if include_current), or x without a
+     * window */
+    RS_FEATURES_AGG_BASE_DEV,    /* level - baseline mean                   */
+    RS_FEATURES_AGG_BASE_Z,      /* (level - baseline mean) / baseline std,
+                                  * clipped to +-50; 0 if the std is 0      */
+    RS_FEATURES_AGG_LIFE,        /* log1p(readings of the key since its life
+                                  * began), the event excluded              */
     RS_FEATURES_AGG__CNT
 } rs_features_agg_t;
 
@@ -145,6 +156,11 @@ typedef struct rs_features_conf_s {
                                  * the caller resolves before
                                  * rs_features_new; if left 0, no offset)   */
     char timezone[64];          /* IANA zone of the calendar transforms     */
+    int64_t baseline_prior;     /* fleet readings a key's baseline starts
+                                 * with (cold start: a new key is scored
+                                 * against the fleet)                       */
+    char sensor_spans[64];      /* sensors preset: comma list of trend spans
+                                 * in readings                              */
     /* From the raw `specs:` / `extra_specs:` keys (rs_features_conf_add_specs).
      * specs replace the preset's, extra_specs are appended to them. */
     int nspecs, nextra;
@@ -234,6 +250,22 @@ rs_err_t rs_features_process(rs_features_t *f, const rs_event_t *ev,
  * event is counted as duplicate and ignored (RS_OK).  The owner thread. */
 rs_err_t rs_features_label(rs_features_t *f, const rs_label_t *lb);
 
+/* Start a new life for entity `entity_id` (a repair, a replacement, a
+ * failure that was fixed): its baselines (RS_FEATURES_AGG_BASE_*, LIFE)
+ * and its kept readings are cleared, so the next reading is scored
+ * against the fleet as a new machine's.  RS_ERR_NOTFOUND if the entity has
+ * no state.  The owner thread. */
+rs_err_t rs_features_reset(rs_features_t *f, const char *entity_id);
+
+/* Features whose value has been the same for every event processed so
+ * far (at least 2 events): their indexes into idx[cap], ascending; returns
+ * how many there are (may exceed cap).  A constant feature carries no
+ * information (e.g. a window shorter than the reading cadence).  The
+ * owner thread. */
+int rs_features_constant(const rs_features_t *f, int *idx, int cap);
+/* The value feature i had for the first event (0 before any). */
+float rs_features_constant_value(const rs_features_t *f, int i);
+
 /* Feature i in words, without its value, from its spec (key, window,
  * offset, aggregation, value) and `nouns`: "payments at this merchant in
  * the last day", "amount vs this card's average over the last 7 days".
@@ -269,6 +301,7 @@ typedef struct rs_features_stats_s {
     uint64_t entity_slot_bytes; /* bytes per entity slot                     */
     uint64_t cap_hits;          /* inserts into a full ring (per-key cap)    */
     uint64_t labels_dropped;    /* fraud labels pushed out of a full ring    */
+    uint64_t resets;            /* entities given a new life (rs_features_reset) */
 } rs_features_stats_t;
 
 /* Counters snapshot.  The owner thread only. */
@@ -350,7 +383,14 @@ typedef int (*rs_features_row_fn)(void *opaque, const rs_event_t *ev,
 
 typedef struct rs_features_replay_s {
     FILE *events;               /* required                                  */
-    int format;                 /* 0 JSON lines, 1 CSV, 2 foreign JSON lines  */
+    int format;                 /* 0 JSON lines, 1 CSV, 2 foreign JSON lines,
+                                 * 3 run-to-failure rows (rtf; with
+                                 * rtf->failures each unit's last cycle is a
+                                 * failure: a column label that resets the
+                                 * unit's baselines, rs_features_reset,
+                                 * instead of a fraud label; the file is
+                                 * read twice, so not a pipe) */
+    const rs_rtf_conf_t *rtf;   /* format 3; NULL = defaults                 */
     const rs_csv_map_t *map;    /* formats 1 and 2; NULL = defaults          */
     FILE *labels;               /* JSON lines of labels, or NULL             */
     int column_labels;          /* formats 1, 2: labels from the label column

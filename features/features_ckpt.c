@@ -8,7 +8,11 @@
  *                     i64 seen, n items (oldest first), nl labels, and
  *                     if the table has bucketed windows its nbkt buckets
  *                     and the u16 (in place of the 0) recent labels
+ *                     and if the table has baselines its nbase
+ *                     rs_fe_base_t
  *              index: u8 2, u8[3] 0, u32 ring position, rs_fe_evref_t
+ *              fleet: u8 3, u8 table, u16 nbase, u32 0, nbase rs_fe_base_t
+ *                     (the table's fleet baselines, written at begin())
  *   The body checksum chains rs_checksum32 over 1 MiB blocks.
  *
  * Consistency without a pause: begin() records the scalar state and arms
@@ -135,6 +139,8 @@ void rs_fe_ck_touch_slot(rs_features_t *f, int t, uint32_t s) {
         for (uint32_t i = 0; i < h->rec_n; i++)
             rs_fe_ck_put(ck, &rc[(h->rec_head + i) % tb->nrec], sizeof(*rc));
     }
+    if (tb->nbase)
+        rs_fe_ck_put(ck, rs_fe_bases(tb, h), tb->nbase * sizeof(rs_fe_base_t));
     ck->nkeys++;
 }
 
@@ -192,6 +198,13 @@ rs_err_t rs_features_checkpoint_begin(rs_features_t *f, const char *path,
     ck->blob_len = blob_len;
     ck->active = 1;
     if (blob_len) rs_fe_ck_put(ck, blob, blob_len);
+    for (int t = 0; t < f->ntab; t++) { /* small: written as they are now */
+        const rs_fe_tab_t *tb = &f->tab[t];
+        if (!tb->nbase) continue;
+        uint8_t r[8] = {3, (uint8_t)t, (uint8_t)tb->nbase, 0, 0, 0, 0, 0};
+        rs_fe_ck_put(ck, r, sizeof(r));
+        rs_fe_ck_put(ck, tb->fleet, tb->nbase * sizeof(rs_fe_base_t));
+    }
     return RS_OK;
 }
 
@@ -613,7 +626,41 @@ rs_err_t rs_features_checkpoint_read(rs_features_t *f, const char *path,
                 if (bad) break;
                 sh->rec_n = k.pad_;
             }
+            if (tb->nbase) {
+                size_t bl = tb->nbase * sizeof(rs_fe_base_t);
+                if (h.body_len - off < bl) { bad = "truncated key record"; break; }
+                rs_fe_base_t *bs = rs_fe_bases(tb, sh);
+                memcpy(bs, body + off, bl);
+                off += bl;
+                for (uint32_t j = 0; j < tb->nbase && !bad; j++)
+                    if (!(bs[j].n >= 0) || !isfinite(bs[j].mean) ||
+                        !(bs[j].m2 >= 0) || !isfinite(bs[j].m2)) {
+                        snprintf(why, sizeof(why),
+                                 "key record %llu (table %u): baseline %u is "
+                                 "out of range", (unsigned long long)nkeys,
+                                 k.tab, j);
+                        bad = why;
+                    }
+                if (bad) break;
+            }
             nkeys++;
+        } else if (type == 3) {
+            uint8_t r[8];
+            if (h.body_len - off < sizeof(r)) { bad = "truncated fleet record"; break; }
+            memcpy(r, body + off, sizeof(r));
+            off += sizeof(r);
+            if (r[1] >= f->ntab || r[2] != f->tab[r[1]].nbase || !r[2] ||
+                h.body_len - off < r[2] * sizeof(rs_fe_base_t)) {
+                bad = "bad fleet record";
+                break;
+            }
+            rs_fe_base_t *fl = f->tab[r[1]].fleet;
+            memcpy(fl, body + off, r[2] * sizeof(rs_fe_base_t));
+            off += r[2] * sizeof(rs_fe_base_t);
+            for (uint32_t j = 0; j < r[2] && !bad; j++)
+                if (!(fl[j].n >= 0) || !isfinite(fl[j].mean) ||
+                    !(fl[j].m2 >= 0) || !isfinite(fl[j].m2))
+                    bad = "fleet baseline out of range";
         } else if (type == 2) {
             rs_fe_ckev_t e;
             if (h.body_len - off < sizeof(e)) { bad = "truncated index record"; break; }

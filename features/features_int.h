@@ -22,6 +22,7 @@ typedef enum rs_fe_kind_e {
  *   item[history]     item = {int64 t; float v[nv]; uint32 aux[na]}
  *   rs_fe_lab_t lab[labels]   (only if the table has label aggregations)
  *   rs_fe_bkt_t bkt[nbkt], then rec[nrec] {arr, et}  (bucketed windows)
+ *   rs_fe_base_t base[nbase]  (baselines: one per value)
  * The last-seen time lives in the table's compact seen[] array. */
 typedef struct rs_fe_hdr_s {
     uint64_t key;        /* 64-bit id hash; 0 = free slot */
@@ -46,6 +47,12 @@ typedef struct rs_fe_bkt_s {
     uint32_t fraud;      /* fraud labels applied to its events */
     double sum;          /* of the finite values */
 } rs_fe_bkt_t;           /* 24 bytes */
+
+/* Running statistics of one value (Welford): readings, mean, sum of
+ * squared deviations. */
+typedef struct rs_fe_base_s {
+    double n, mean, m2;
+} rs_fe_base_t;          /* 24 bytes */
 
 /* A key table: slot pool + open-addressing index of slot numbers. */
 typedef struct rs_fe_tab_s {
@@ -74,6 +81,9 @@ typedef struct rs_fe_tab_s {
                           * so one applied before its arrival time is not
                           * counted for an event before that time */
     int64_t bkt_ms;      /* their width */
+    uint32_t nbase;      /* baselines per slot: nv if a spec of the key has
+                          * baseline aggregations, else 0 */
+    rs_fe_base_t fleet[RS_FEATURES_MAX_VALUES]; /* every key's readings */
     int bkt_vi;          /* the value index they sum */
     size_t item_size;    /* 8 + 4 (nv + na), rounded up to 8 */
     uint64_t *ck_done;   /* checkpoint: slot written (bitmap) */
@@ -167,6 +177,8 @@ struct rs_features_s {
                                            * INT64_MIN: unknown (restored
                                            * from an older checkpoint) */
     rs_features_stats_t st;
+    float *first;                         /* [dim] first event's vector */
+    uint8_t *varied;                      /* [dim] 1: differed from it once */
     rs_fe_ckpt_t ck;
     struct rs_fe_words_s *words;          /* nouns and baselines (words.c) */
 };
@@ -202,6 +214,9 @@ static inline rs_fe_bkt_t *rs_fe_bkts(const rs_fe_tab_t *tab, rs_fe_hdr_t *h) {
 }
 static inline rs_fe_lab_t *rs_fe_recs(const rs_fe_tab_t *tab, rs_fe_hdr_t *h) {
     return (rs_fe_lab_t *)(rs_fe_bkts(tab, h) + tab->nbkt);
+}
+static inline rs_fe_base_t *rs_fe_bases(const rs_fe_tab_t *tab, rs_fe_hdr_t *h) {
+    return (rs_fe_base_t *)(rs_fe_recs(tab, h) + tab->nrec);
 }
 /* floor(a / b) for b > 0 */
 static inline int64_t rs_fe_floordiv(int64_t a, int64_t b) {

@@ -29,6 +29,44 @@ static int rs_fe_next_line(rs_fe_lines_t *l) {
     }
 }
 
+/* Run-to-failure input: each unit's last cycle (a first pass over the
+ * file), open addressing on the unit number.  Offline path. */
+typedef struct rs_fe_last_s {
+    int64_t *unit, *cycle;   /* [mask + 1]; unit -1 = empty */
+    size_t mask, n;
+} rs_fe_last_t;
+
+static int64_t *rs_fe_last_slot(rs_fe_last_t *t, int64_t unit) {
+    size_t i = (size_t)((uint64_t)unit * 0x9e3779b97f4a7c15ull >> 20) & t->mask;
+    while (t->unit[i] != -1 && t->unit[i] != unit) i = (i + 1) & t->mask;
+    return &t->cycle[i];
+}
+
+static void rs_fe_last_put(rs_fe_last_t *t, int64_t unit, int64_t cycle) {
+    if ((t->n + 1) * 2 > t->mask + 1) { /* grow */
+        rs_fe_last_t g;
+        g.mask = t->mask ? t->mask * 2 + 1 : 1023;
+        g.n = 0;
+        g.unit = rs_malloc((g.mask + 1) * sizeof(int64_t));
+        g.cycle = rs_malloc((g.mask + 1) * sizeof(int64_t));
+        for (size_t i = 0; i <= g.mask; i++) g.unit[i] = g.cycle[i] = -1;
+        for (size_t i = 0; t->mask && i <= t->mask; i++)
+            if (t->unit[i] != -1) rs_fe_last_put(&g, t->unit[i], t->cycle[i]);
+        rs_free(t->unit);
+        rs_free(t->cycle);
+        *t = g;
+    }
+    int64_t *c = rs_fe_last_slot(t, unit);
+    size_t i = (size_t)(c - t->cycle);
+    if (t->unit[i] == -1) {
+        t->unit[i] = unit;
+        *c = cycle;
+        t->n++;
+    } else if (cycle > *c) {
+        *c = cycle;
+    }
+}
+
 /* Column labels waiting for their visible time: a min-heap on (time,
  * seq).  Offline path: it grows as needed. */
 typedef struct rs_fe_pend_s {
@@ -99,6 +137,33 @@ rs_err_t rs_features_replay(rs_features_t *f, const rs_features_replay_t *rp,
     const int col = rp->column_labels && !rp->labels && rp->format != 0;
     rs_fe_heap_t heap = {NULL, 0, 0, 0};
     uint64_t next_progress = 1 << 20;
+    rs_fe_last_t last = {NULL, NULL, 0, 0};
+    rs_rtf_conf_t rtf;
+    if (rp->format == 3) {
+        if (rp->rtf) rtf = *rp->rtf;
+        else rs_rtf_conf_init(&rtf);
+    }
+    if (rp->format == 3 && rtf.failures) {
+        /* every unit fails at its last cycle: find them first */
+        rs_event_t *tmp = rs_malloc(sizeof(*tmp));
+        int r;
+        while ((r = rs_fe_next_line(&ev)) > 0) {
+            int64_t u, c;
+            if (rs_rtf_decode(&rtf, ev.buf, (size_t)ev.len, tmp, &u, &c, why,
+                              sizeof(why)) == RS_OK)
+                rs_fe_last_put(&last, u, c);
+        }
+        rs_free(tmp);
+        if (r < 0 || fseek(rp->events, 0, SEEK_SET) != 0) {
+            err = rs_errf(errstr, errstr_size, r < 0 ? RS_ERR_IO : RS_ERR_INVALID,
+                          "replay: run-to-failure rows with failures=last need "
+                          "a file that can be read twice (not a pipe): %s",
+                          strerror(errno));
+            goto done;
+        }
+        clearerr(rp->events);
+        ev.lineno = 0;
+    }
 
     if (rp->format == 1) {
         int r = rs_fe_next_line(&ev);
@@ -138,6 +203,15 @@ rs_err_t rs_features_replay(rs_features_t *f, const rs_features_replay_t *rp,
         else if (rp->format == 2)
             de = rs_event_from_json_map(&map, ev.buf, (size_t)ev.len, e, &lv,
                                         &hl, why, sizeof(why));
+        else if (rp->format == 3) {
+            int64_t u, c;
+            de = rs_rtf_decode(&rtf, ev.buf, (size_t)ev.len, e, &u, &c, why,
+                               sizeof(why));
+            if (de == RS_OK && rtf.failures && last.mask) {
+                hl = 1;
+                lv = *rs_fe_last_slot(&last, u) == c ? 1.0 : 0.0;
+            }
+        }
         else
             de = rs_event_from_json(ev.buf, (size_t)ev.len, e, why, sizeof(why));
         if (de) {
@@ -149,7 +223,11 @@ rs_err_t rs_features_replay(rs_features_t *f, const rs_features_replay_t *rp,
         }
         /* labels visible at or before this event, as eval applies them */
         while (heap.n && heap.v[0].at <= e->event_time_ms) {
-            rs_features_label(f, &heap.v[0].lb);
+            if (rp->format == 3) /* a failure: the unit is repaired, never
+                                  * a label-aware feature */
+                rs_features_reset(f, heap.v[0].lb.entity_id);
+            else
+                rs_features_label(f, &heap.v[0].lb);
             st->labels++;
             rs_fe_heap_pop(&heap);
         }
@@ -208,6 +286,8 @@ rs_err_t rs_features_replay(rs_features_t *f, const rs_features_replay_t *rp,
 done:
     rs_csv_destroy(csv);
     rs_free(heap.v);
+    rs_free(last.unit);
+    rs_free(last.cycle);
     free(ev.buf);
     free(lb.buf);
     rs_free(x);

@@ -61,6 +61,17 @@ static const rs_conf_field_t rs_features_fields[] = {
      offsetof(rs_features_conf_t, sensor_fields),
      sizeof(((rs_features_conf_t *)0)->sensor_fields),
      "sensors preset: comma list of numeric fields (max 8)", NULL, 0, 0},
+    {"sensor_spans", RS_CONF_STRING, "12,48",
+     offsetof(rs_features_conf_t, sensor_spans),
+     sizeof(((rs_features_conf_t *)0)->sensor_spans),
+     "sensors preset: comma list of trend spans in readings (1-4 spans, "
+     "each 2-4096): per field and span, the mean of the last N readings "
+     "against the machine's baseline (base_z) and its slope", NULL, 0, 0},
+    {"baseline_prior", RS_CONF_INT, "16",
+     offsetof(rs_features_conf_t, baseline_prior), 0,
+     "baselines (base_dev, base_z): a key's running statistics are topped "
+     "up to this many readings with the fleet's, so a new machine is scored "
+     "against the fleet, not against nothing", NULL, 0, 1000000},
     {"nouns", RS_CONF_STRING, "", offsetof(rs_features_conf_t, nouns),
      sizeof(((rs_features_conf_t *)0)->nouns),
      "words of reasons: comma list of NAME=noun[/plural] for event, entity, "
@@ -107,6 +118,7 @@ static const char *const rs_fe_agg_names[RS_FEATURES_AGG__CNT] = {
     "new", "since_last", "ratio_mean", "zscore", "velocity", "fraud_count",
     "fraud_rate", "last", "slope", "deviation", "current", "current_log1p",
     "hour_of_day", "day_of_week", "night", "weekend", "hour_sin", "hour_cos",
+    "base_dev", "base_z", "life",
 };
 
 const char *rs_features_agg_name(rs_features_agg_t agg) {
@@ -129,10 +141,14 @@ static int rs_fe_agg_parse(const char *s) {
     ((1u << RS_FEATURES_AGG_HOUR_OF_DAY) | (1u << RS_FEATURES_AGG_DAY_OF_WEEK) | \
      (1u << RS_FEATURES_AGG_NIGHT) | (1u << RS_FEATURES_AGG_WEEKEND) |        \
      (1u << RS_FEATURES_AGG_HOUR_SIN) | (1u << RS_FEATURES_AGG_HOUR_COS))
+/* baseline aggregations (per-key running statistics) */
+#define RS_FE_AGG_BASE                                                        \
+    ((1u << RS_FEATURES_AGG_BASE_DEV) | (1u << RS_FEATURES_AGG_BASE_Z) |      \
+     (1u << RS_FEATURES_AGG_LIFE))
 /* aggregations whose value does not depend on the window */
 #define RS_FE_AGG_NOWIN                                                       \
     ((1u << RS_FEATURES_AGG_CURRENT) | (1u << RS_FEATURES_AGG_CURRENT_LOG1P) | \
-     RS_FE_AGG_CAL)
+     RS_FE_AGG_CAL | (1u << RS_FEATURES_AGG_LIFE))
 /* what a bucketed window can compute */
 #define RS_FE_AGG_BUCKETED                                                    \
     ((1u << RS_FEATURES_AGG_COUNT) | (1u << RS_FEATURES_AGG_SUM) |            \
@@ -590,15 +606,40 @@ static int rs_fe_preset_cards(const rs_features_conf_t *c,
     return n;
 }
 
+/* The sensors preset (docs/features.md): per machine, its life so far
+ * (readings since it was new or last repaired), and per sensor field F:
+ * the reading against the machine's own baseline (running statistics
+ * over its life, started from the fleet's: a new machine is scored
+ * against the fleet), and for each trend span N (features.sensor_spans,
+ * in readings, so any cadence works) the mean of the last N readings
+ * against that baseline (noise averaged out) and their slope per hour.
+ * No label-aware feature: a machine's failure labels say that ITS
+ * readings before the failure were positives, so counting them in its
+ * later readings would pass the label to the model. */
 static int rs_fe_preset_sensors(const rs_features_conf_t *c,
                                 rs_features_spec_t *o, char *errstr,
                                 size_t errstr_size) {
-    const int64_t H = RS_FE_HOUR_MS, D = RS_FE_DAY_MS;
-    int n = 0, nf = 0;
-    o[n++] = rs_fe_mk("entity", "amount", H, A(COUNT));
-    o[n++] = rs_fe_mk("entity", "amount", 0, A(SINCE_LAST));
-    o[n++] = rs_fe_mk("entity", "amount", c->label_window, A(FRAUD_COUNT));
-    const char *p = c->sensor_fields;
+    int n = 0, nf = 0, nspan = 0;
+    int64_t span[4];
+    const char *p = c->sensor_spans;
+    while (*p) {
+        while (*p == ',' || isspace((unsigned char)*p)) p++;
+        if (!*p) break;
+        char *e;
+        long long v = strtoll(p, &e, 10);
+        if (e == p || v < 2 || v > 4096 || nspan == 4 ||
+            (*e && *e != ',' && !isspace((unsigned char)*e))) {
+            rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                    "features.sensor_spans: '%s' must be 1-4 comma-separated "
+                    "numbers of readings, each 2-4096", c->sensor_spans);
+            return -1;
+        }
+        span[nspan++] = v;
+        p = e;
+    }
+    o[n] = rs_fe_mk("entity", "amount", 0, A(LIFE));
+    n++;
+    p = c->sensor_fields;
     while (*p) {
         while (*p == ',' || isspace((unsigned char)*p)) p++;
         if (!*p) break;
@@ -623,8 +664,12 @@ static int rs_fe_preset_sensors(const rs_features_conf_t *c,
                     RS_FEATURES_MAX_SENSORS);
             return -1;
         }
-        o[n++] = rs_fe_mk("entity", name, H, A(LAST) | A(MEAN) | A(SLOPE));
-        o[n++] = rs_fe_mk("entity", name, 7 * D, A(DEVIATION));
+        o[n++] = rs_fe_mk("entity", name, 0, A(BASE_Z));
+        for (int k = 0; k < nspan; k++) {
+            o[n] = rs_fe_mk("entity", name, 0, A(BASE_Z) | A(SLOPE));
+            o[n].last_n = span[k];
+            o[n++].include_current = 1;
+        }
     }
     return n;
 }
@@ -797,6 +842,7 @@ rs_err_t rs_fe_compile(rs_features_t *f, char *errstr, size_t errstr_size) {
         if (s->aggs & RS_FE_AGG_LABEL && !s->bucket_ms)
             tb->nlab = (uint32_t)f->conf.labels_per_key;
         if (s->aggs & RS_FE_AGG_CAL) f->has_cal = 1;
+        if (s->aggs & RS_FE_AGG_BASE) tb->nbase = 1; /* = nv below */
         c->vi = rs_fe_add_name(tb->vname, &tb->nv, RS_FEATURES_MAX_VALUES, s->value);
         if (c->vi < 0) {
             err = rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
@@ -859,8 +905,13 @@ rs_err_t rs_fe_compile(rs_features_t *f, char *errstr, size_t errstr_size) {
                 (1u << RS_FEATURES_AGG_RATIO_MEAN) | (1u << RS_FEATURES_AGG_ZSCORE) |
                 (1u << RS_FEATURES_AGG_LAST) | (1u << RS_FEATURES_AGG_SLOPE) |
                 (1u << RS_FEATURES_AGG_DEVIATION);
-            c->need = ((s->aggs & ~nosc & ~RS_FE_AGG_CAL) ? RS_FE_NEED_SCAN : 0) |
+            c->need = ((s->aggs & ~nosc & ~RS_FE_AGG_CAL & ~RS_FE_AGG_BASE)
+                           ? RS_FE_NEED_SCAN : 0) |
                       ((s->aggs & vals) ? RS_FE_NEED_VALUES : 0);
+            /* a baseline compares the window's mean (x without a window) */
+            if ((s->aggs & RS_FE_AGG_BASE & ~(1u << RS_FEATURES_AGG_LIFE)) &&
+                (s->last_n || s->window_ms))
+                c->need |= RS_FE_NEED_SCAN | RS_FE_NEED_VALUES;
             if (s->bucket_ms) c->need = 0;
         }
         c->out0 = dim;
@@ -883,10 +934,12 @@ rs_err_t rs_fe_compile(rs_features_t *f, char *errstr, size_t errstr_size) {
     for (int t = 0; t < f->ntab; t++) {
         rs_fe_tab_t *tb = &f->tab[t];
         tb->item_size = (8 + 4 * (size_t)(tb->nv + tb->na) + 7) & ~(size_t)7;
+        if (tb->nbase) tb->nbase = (uint32_t)tb->nv;
         tb->slot_size = sizeof(rs_fe_hdr_t) + tb->hist * tb->item_size +
                         tb->nlab * sizeof(rs_fe_lab_t) +
                         tb->nbkt * sizeof(rs_fe_bkt_t) +
-                        tb->nrec * sizeof(rs_fe_lab_t);
+                        tb->nrec * sizeof(rs_fe_lab_t) +
+                        tb->nbase * sizeof(rs_fe_base_t);
         if (tb->hist > f->maxhist) f->maxhist = tb->hist;
     }
     uint64_t fp = 0x5253464531ULL;
@@ -1008,6 +1061,12 @@ rs_err_t rs_fe_compile(rs_features_t *f, char *errstr, size_t errstr_size) {
                 rs_fe_descf(d, ds, "sin(2 pi h / 24), h = fractional hour of the event in %s", f->conf.timezone); break;
             case RS_FEATURES_AGG_HOUR_COS:
                 rs_fe_descf(d, ds, "cos(2 pi h / 24), h = fractional hour of the event in %s", f->conf.timezone); break;
+            case RS_FEATURES_AGG_BASE_DEV:
+                rs_fe_descf(d, ds, "%s%s%s%s minus the baseline mean of %s (its life so far, started from the fleet's)", s->last_n || s->window_ms ? "mean " : "", v, s->last_n || s->window_ms ? " over the " : "", s->last_n || s->window_ms ? ww : "", kw); break;
+            case RS_FEATURES_AGG_BASE_Z:
+                rs_fe_descf(d, ds, "%s%s%s%s in standard deviations from the baseline of %s (its life so far, started from the fleet's)", s->last_n || s->window_ms ? "mean " : "", v, s->last_n || s->window_ms ? " over the " : "", s->last_n || s->window_ms ? ww : "", kw); break;
+            case RS_FEATURES_AGG_LIFE:
+                rs_fe_descf(d, ds, "log(1 + events of %s since it was new or last reset)", kw); break;
             default:
                 rs_fe_descf(d, ds, "log(1 + %s) of this event (0 if absent)", v); break;
             }
@@ -1019,6 +1078,12 @@ rs_err_t rs_fe_compile(rs_features_t *f, char *errstr, size_t errstr_size) {
         const rs_fe_tab_t *tb = &f->tab[t];
         uint64_t g2[3] = {tb->nbkt, (uint64_t)tb->bkt_ms, tb->nrec};
         fp = rs_fe_mix(fp, g2, sizeof(g2));
+        /* only when there are baselines: checkpoints of layouts without
+         * them keep loading across the upgrade */
+        if (tb->nbase) {
+            uint64_t nb = tb->nbase;
+            fp = rs_fe_mix(fp, &nb, sizeof(nb));
+        }
         uint64_t g[5] = {tb->hist, tb->nlab, tb->item_size,
                          t == f->ent_tab ? (uint64_t)f->conf.max_keys
                                          : (uint64_t)f->conf.max_counterparties,

@@ -397,6 +397,12 @@ int rs_features_words(const rs_features_t *f, int i, char *buf, size_t size) {
     case RS_FEATURES_AGG_DEVIATION:
         n = snprintf(buf, size, "%s vs %s average%s", ph->val, ph->owner,
                      ph->over); break;
+    case RS_FEATURES_AGG_BASE_DEV:
+    case RS_FEATURES_AGG_BASE_Z:
+        n = snprintf(buf, size, "%s%s vs %s baseline", ph->val, ph->over,
+                     ph->owner); break;
+    case RS_FEATURES_AGG_LIFE:
+        n = snprintf(buf, size, "%s since new or repaired", ph->evs); break;
     case RS_FEATURES_AGG_HOUR_OF_DAY:
         n = snprintf(buf, size, "hour of the day (%s)", f->conf.timezone); break;
     case RS_FEATURES_AGG_DAY_OF_WEEK:
@@ -583,6 +589,19 @@ int rs_features_reason(const rs_features_t *f, int i, const float *x,
     case RS_FEATURES_AGG_DEVIATION:
         n = snprintf(buf, size, "%s %.3g %s %s average%s", ph->val, fabs(v),
                      v >= 0 ? "above" : "below", ph->owner, ph->over);
+        break;
+    case RS_FEATURES_AGG_BASE_DEV:
+        n = snprintf(buf, size, "%s%s %.3g %s %s baseline", ph->val, ph->over,
+                     fabs(v), v >= 0 ? "above" : "below", ph->owner);
+        break;
+    case RS_FEATURES_AGG_BASE_Z:
+        /* "temperature drifted +3.1 sd over the last 12 readings" */
+        n = snprintf(buf, size, "%s drifted %+.1f sd from %s baseline%s",
+                     ph->val, v, ph->owner, ph->over);
+        break;
+    case RS_FEATURES_AGG_LIFE:
+        n = snprintf(buf, size, "%.0f %s since new or repaired", expm1(v),
+                     ph->evs);
         break;
     case RS_FEATURES_AGG_HOUR_OF_DAY: {
         int h = (int)v;

@@ -29,11 +29,25 @@ struct rs_learner_s {
     int obs_explicit;          /* rs_learner_observe_to drives observing  */
     const void *hist[RS_LEARNER_HIST_MAX];
     uint8_t *scratch;          /* rs_learner_forward: records            */
+    int64_t fh;                /* failure horizon (0: labels are events') */
     int scratch_n;
 };
 
 static void rs_learner_refresh_horizon(rs_learner_t *l) {
     l->horizon = rs_learner_horizon_for(&l->conf, &l->dall, &l->dpos);
+    if (l->fh > 0 && l->conf.label_horizon == RS_MODEL_HORIZON_AUTO) {
+        /* failures: a reading is resolved once its machine can no longer
+         * fail within fh of it and the failure be reported */
+        int64_t d = l->conf.label_delay > 0 ? l->conf.label_delay : 0;
+        if (l->dpos.total) {
+            int64_t q = rs_hist_quantile(&l->dpos, 0.99) * 1000;
+            if (q > d) d = q;
+        }
+        double hz = RS_LEARNER_MARGIN * (double)(l->fh + d);
+        l->horizon = hz > (double)l->conf.label_horizon_max
+                         ? l->conf.label_horizon_max
+                         : (int64_t)hz;
+    }
     l->horizon_seen = l->dall.total;
 }
 
@@ -370,6 +384,106 @@ int rs_learner_advance(rs_learner_t *l, int32_t partition,
                        : cutoff - l->conf.log_keep;
     rs_learnlog_truncate(lg, keep);
     return n;
+}
+
+/* ------------------------------------------- failure-horizon labels */
+
+void rs_learner_set_failure_horizon(rs_learner_t *l, int64_t horizon_ms) {
+    l->fh = horizon_ms > 0 ? horizon_ms : 0;
+    rs_learner_refresh_horizon(l);
+}
+
+/* First position in [lo, hi) whose record's event time is >= t (records
+ * are in rough time order; missing records count as older). */
+static uint64_t rs_learner_lower_bound(rs_learnlog_t *lg, uint64_t lo,
+                                       uint64_t hi, int64_t t) {
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        const rs_lrec_hdr_t *h = rs_learnlog_rec(lg, mid);
+        if (!h || h->t < t) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+static void rs_learner_failure_log(rs_learner_t *l, int32_t p, uint64_t entity,
+                                   int64_t t_fail, double psi,
+                                   rs_learner_failure_t *r, int *seen) {
+    rs_learnlog_t *lg = l->logs[p];
+    rs_learner_index(l, p);
+    rs_learnlog_stats_t ls;
+    rs_learnlog_stats(lg, &ls);
+    const uint64_t end = rs_learnlog_indexed(lg);
+    const int64_t H = l->fh > 0 ? l->fh : l->horizon;
+    const int64_t lo_t = t_fail - H;
+    /* a quarter horizon of slack for records logged out of time order */
+    uint64_t start = rs_learner_lower_bound(lg, ls.first, end, lo_t - H / 4);
+    if (ls.cursor < start) start = ls.cursor;
+    if (start < ls.first) start = ls.first;
+    for (uint64_t pos = start; pos < end; pos++) {
+        const rs_lrec_hdr_t *h = rs_learnlog_rec(lg, pos);
+        if (!h || h->entity != entity || h->t > t_fail) continue;
+        *seen = 1;
+        uint8_t st = h->state;
+        if (st & RS_LREC_LABELED) {
+            r->repeats++;
+            continue;
+        }
+        uint8_t nst = (uint8_t)(st | RS_LREC_LABELED);
+        if (h->t >= lo_t) {
+            if (st & RS_LREC_MATURED) {
+                if (rs_learner_learn(l, h, 1, RS_MODEL_LEARN_CORRECT, psi))
+                    continue;
+                nst |= RS_LREC_POSITIVE | RS_LREC_CORRECTED;
+                r->corrected++;
+                l->st.corrections++;
+            } else {
+                if (rs_learner_learn(l, h, 1, RS_MODEL_LEARN_LABEL, psi))
+                    continue;
+                nst |= RS_LREC_POSITIVE | RS_LREC_LEARNED;
+                r->positives++;
+            }
+            l->st.positives++;
+        } else if (!(st & RS_LREC_LEARNED)) {
+            if (rs_learner_learn(l, h, 0, RS_MODEL_LEARN_LABEL, psi)) continue;
+            nst |= RS_LREC_LEARNED;
+            r->negatives++;
+            l->st.negatives++;
+        } else {
+            continue; /* an older maturity negative: right as it is */
+        }
+        rs_learnlog_set_state(lg, pos, nst);
+        rs_learner_replay_some(l, lg);
+    }
+}
+
+rs_err_t rs_learner_failure(rs_learner_t *l, int32_t partition,
+                            uint64_t entity, int64_t t_fail_ms,
+                            int64_t label_time_ms, double psi,
+                            rs_learner_failure_t *res) {
+    rs_learner_failure_t r = {0, 0, 0, 0};
+    int seen = 0;
+    l->st.labels++;
+    l->st.failures++;
+    if (partition >= 0 && partition < l->nlogs && l->logs[partition]) {
+        rs_learner_failure_log(l, partition, entity, t_fail_ms, psi, &r, &seen);
+    } else {
+        for (int32_t p = 0; p < l->nlogs; p++)
+            if (l->logs[p])
+                rs_learner_failure_log(l, p, entity, t_fail_ms, psi, &r, &seen);
+    }
+    if (res) *res = r;
+    if (!seen) {
+        l->st.unknown++;
+        return RS_ERR_NOTFOUND;
+    }
+    l->st.joined++;
+    /* the failure's report delay (the label of each reading comes with it) */
+    int64_t d = label_time_ms > t_fail_ms ? (label_time_ms - t_fail_ms) / 1000 : 0;
+    rs_hist_record(&l->dall, d);
+    rs_hist_record(&l->dpos, d);
+    rs_learner_refresh_horizon(l);
+    return RS_OK;
 }
 
 /* ------------------------------------------------------------- replay */

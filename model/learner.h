@@ -139,6 +139,46 @@ int rs_learner_advance(rs_learner_t *l, int32_t partition,
 uint64_t rs_learner_replay(rs_learner_t *l, int32_t partition, int64_t from_ms,
                            int64_t to_ms, int epochs, uint64_t seed);
 
+/* ------------------------------------------- failure-horizon labels
+ *
+ * Predictive maintenance (model/maint.h): a failure says something about
+ * the readings BEFORE it.  rs_learner_set_failure_horizon(l, H) makes the
+ * learner expect failures: the auto maturity horizon becomes 1.25 x (H +
+ * the failure report delay: model.label_delay or the observed p99), so a
+ * reading stays pending until its machine can no longer fail within H of
+ * it.  rs_learner_failure() then resolves one failure of machine `entity`
+ * (rs_hash_str of its id; records carry it, learnlog.h) at t_fail:
+ *   - its records with event time in [t_fail - H, t_fail] are POSITIVES
+ *     ("fails within H"): pending ones are learned as positives, maturity
+ *     negatives are corrected (the CORRECT step, as a late label);
+ *   - its older records still pending are learned as NEGATIVES now (that
+ *     life ended: they can no longer become positives);
+ *   - records after t_fail belong to the machine's next life (untouched);
+ *   - records labelled before are left alone (counted as repeats).
+ * Machines that keep running past maturity get their negatives from
+ * rs_learner_advance as before.  The walk reads the records of every
+ * machine in the time range (the log is in rough event-time order: a
+ * binary search on time, then a scan from the maturity cursor or the range
+ * start, whichever is older): O(fleet readings in ~1.25 H) per failure. */
+void rs_learner_set_failure_horizon(rs_learner_t *l, int64_t horizon_ms);
+
+typedef struct rs_learner_failure_s {
+    uint64_t positives;       /* pending records learned as positives      */
+    uint64_t corrected;       /* maturity negatives corrected to positives */
+    uint64_t negatives;       /* older pending records learned as negatives */
+    uint64_t repeats;         /* records labelled before: left alone       */
+} rs_learner_failure_t;
+
+/* Resolve the failure of `entity` at t_fail_ms (label_time_ms: when it
+ * became known, for the delay statistics; 0 = t_fail) in `partition`'s log
+ * (< 0: every attached log).  res (may be NULL) gets the counts.
+ * RS_ERR_NOTFOUND if no record of the entity was in range.  The owner
+ * thread. */
+rs_err_t rs_learner_failure(rs_learner_t *l, int32_t partition,
+                            uint64_t entity, int64_t t_fail_ms,
+                            int64_t label_time_ms, double psi,
+                            rs_learner_failure_t *res);
+
 /* The horizon now (ms): fixed, or auto as in the design note. */
 int64_t rs_learner_horizon(const rs_learner_t *l);
 
@@ -156,6 +196,7 @@ typedef struct rs_learner_stats_s {
     uint64_t hist_cut;        /* histories cut short (deleted segments)     */
     uint64_t beyond_horizon;  /* labels later than the horizon              */
     uint64_t replays;         /* replay steps (model.replay)                */
+    uint64_t failures;        /* failure labels resolved (rs_learner_failure) */
     int64_t horizon_ms;
     int horizon_auto;         /* 1: the horizon follows the delay           */
     int64_t delay_p50_ms, delay_p99_ms; /* observed (0 if none)             */

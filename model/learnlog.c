@@ -450,7 +450,7 @@ rs_learnlog_t *rs_learnlog_open(const char *dir, int32_t partition,
         firsts[n++] = f;
     }
     closedir(dh);
-    qsort(firsts, (size_t)n, sizeof(*firsts), rs_u64_cmp);
+    if (n) qsort(firsts, (size_t)n, sizeof(*firsts), rs_u64_cmp);
     for (int i = 0; i < n; i++) {
         rs_lseg_t *sg = NULL;
         err = rs_ll_seg_open(lg, firsts[i], &sg, errstr, errstr_size);

@@ -16,6 +16,8 @@
 #ifndef RS_PROTO_H
 #define RS_PROTO_H
 
+#include <string.h>
+
 #include "common/common.h"
 
 #ifdef __cplusplus
@@ -338,6 +340,53 @@ rs_err_t rs_event_from_json_map(const rs_csv_map_t *map, const char *buf,
                                 size_t len, rs_event_t *ev,
                                 double *label_out, int *has_label,
                                 char *errstr, size_t errstr_size);
+
+/* ------------------------------------------------------- run to failure
+ *
+ * Public run-to-failure data comes as whitespace-separated text, one row
+ * per machine cycle: "unit cycle setting1..S sensor1..N" (S = 3 usually;
+ * no header).  rs_rtf_decode turns a row into an event: entity
+ * "<units><unit>" (default prefix "unit-"), id "<units><unit>-c<cycle>",
+ * type "cycle", event time = start + cycle x period, numeric fields
+ * setting1..S and the kept sensorK (K = the 1-based sensor column).  In a
+ * training file every unit fails at its last cycle (failures = last): the
+ * caller, which sees the whole file, labels that row (eval, features).
+ * The mapping is a --map "rtf:KEY=VALUE,..." with keys
+ *   period   duration of one cycle (default 1h)
+ *   start    event time of cycle 0 (default 2020-01-01 00:00:00 UTC)
+ *   settings operating-setting columns after the cycle, 0..3 (default 3)
+ *   sensors  sensor numbers kept, e.g. 2;3;4;7-9 (default all; at most
+ *            RS_MAX_NUMERIC - settings columns fit an event)
+ *   units    entity id prefix (default "unit-")
+ *   failures last (a failure at each unit's last cycle) | none
+ * No I/O, no allocation: fuzzed (tests/fuzz/fuzz_rtf.c). */
+#define RS_RTF_MAX_COLS 64       /* sensor columns addressable by `sensors` */
+
+typedef struct rs_rtf_conf_s {
+    int64_t start_ms, period_ms;
+    int settings;                /* 0..3                                    */
+    int failures;                /* 1: last cycle of each unit is a failure */
+    uint8_t keep[RS_RTF_MAX_COLS]; /* sensor k+1 kept                       */
+    char prefix[24];
+} rs_rtf_conf_t;
+
+void rs_rtf_conf_init(rs_rtf_conf_t *c);
+/* Parse "rtf", "rtf:KEY=VALUE,..." or "KEY=VALUE,..." (defaults first).
+ * RS_ERR_CONFIG naming the key and the expected value. */
+rs_err_t rs_rtf_conf_parse(rs_rtf_conf_t *c, const char *spec, char *errstr,
+                           size_t errstr_size);
+/* 1 if a --map spec asks for the run-to-failure reader ("rtf..."). */
+static inline int rs_rtf_spec(const char *spec) {
+    return spec && !strncmp(spec, "rtf", 3) && (!spec[3] || spec[3] == ':');
+}
+/* Decode one row line[0..len) (no NUL needed; line ends ignored).  *unit,
+ * *cycle get its numbers.  RS_ERR_AGAIN for a blank line, RS_ERR_INVALID
+ * with errstr naming the column ("column 7 (sensor 2): 'x' is not a
+ * number"), or the event's validation error.  Extra columns beyond
+ * RS_RTF_MAX_COLS sensors are ignored. */
+rs_err_t rs_rtf_decode(const rs_rtf_conf_t *c, const char *line, size_t len,
+                       rs_event_t *ev, int64_t *unit, int64_t *cycle,
+                       char *errstr, size_t errstr_size);
 
 #ifdef __cplusplus
 }

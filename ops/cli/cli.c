@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "features/features.h"
 #include "model/learner.h"
 
 #include "harness.h"
@@ -193,6 +194,19 @@ static int rs_cli_rm1(const char *path, const struct stat *sb, int flag,
 
 void rs_cli_rmtree(const char *dir) {
     if (dir && dir[0]) nftw(dir, rs_cli_rm1, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void rs_cli_warn_constant(const char *cmd, const struct rs_features_s *f) {
+    int idx[RS_FEATURES_MAX_DIM];
+    int n = rs_features_constant(f, idx, RS_FEATURES_MAX_DIM);
+    if (n <= 0) return;
+    fprintf(stderr, "riskstream %s: warning: %d of %d features were constant "
+            "over the whole run (no information for the models; a window "
+            "shorter than the event cadence?):", cmd, n, rs_features_dim(f));
+    for (int i = 0; i < n && i < RS_FEATURES_MAX_DIM; i++)
+        fprintf(stderr, "%s %s=%g", i ? "," : "", rs_features_name(f, idx[i]),
+                0.0 + (double)rs_features_constant_value(f, idx[i]));
+    fputc('\n', stderr);
 }
 
 void rs_cli_learning_summary(FILE *fp, const char *name,

@@ -66,6 +66,10 @@ int rs_cli_common_opt(const char *cmd, int c, const char *arg,
  * into `out` (capacity 64). */
 void rs_cli_opts_merge(struct option *out, const struct option *extra);
 
+/* The `maintenance:` section (model/maint.h), registered by
+ * rs_cli_app_init beside the app's sections; filled by the load. */
+extern struct rs_maint_conf_s rs_cli_maint;
+
 /* rs_cli_app_init + rs_cli_load_conf; on failure `app` is already
  * destroyed.  Returns an exit code. */
 int rs_cli_app_load(const char *cmd, rs_app_conf_t *app,
@@ -91,6 +95,12 @@ struct rs_learner_stats_s;
  * learned from labels and at maturity, the observed delay and horizon,
  * and, when it learned no positive, why.  positives_in: positive labels
  * in the input; in_flight: labels not yet due at the end. */
+/* Warn on stderr ("riskstream CMD: warning: ...") about features that were
+ * constant over the whole run (rs_features_constant): they carry no
+ * information, e.g. a window shorter than the reading cadence. */
+struct rs_features_s;
+void rs_cli_warn_constant(const char *cmd, const struct rs_features_s *f);
+
 void rs_cli_learning_summary(FILE *fp, const char *name,
                              const rs_model_stats_t *ms,
                              const struct rs_learner_stats_s *ls,

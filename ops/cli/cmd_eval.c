@@ -18,6 +18,7 @@
 #include "cli.h"
 #include "ops/eval/eval.h"
 #include "ops/eval/gbt.h"
+#include "model/maint.h"
 #include "ops/gen/gen.h"
 #include "scoring/scoring.h"
 
@@ -58,7 +59,11 @@ static void rs_eval_help(FILE *fp) {
         "      --format F        jsonl (project Event JSON), csv, or json-map\n"
         "                        (flat foreign JSON through --map); default from\n"
         "                        the extension (.csv), json-map if --map is given\n"
-        "  -m, --map SPEC        column mapping for csv/json-map (docs/schema.md);\n"
+        "  -m, --map SPEC        column mapping for csv/json-map (docs/schema.md),\n"
+        "                        or rtf:period=DUR,sensors=2;3;7-9,... for\n"
+        "                        whitespace run-to-failure rows \"unit cycle\n"
+        "                        settings sensors\" (a failure at each unit's\n"
+        "                        last cycle; docs/maintenance.md);\n"
         "                        time as epoch s, epoch ms or YYYY-MM-DD HH:MM:SS;\n"
         "                        the label column is the ground truth\n"
         "      --labels FILE     labels as JSON lines (event_id, value,\n"
@@ -82,6 +87,15 @@ static void rs_eval_help(FILE *fp) {
         "                        default) = the label horizon: until then no\n"
         "                        model can have learned both classes\n"
         "      --no-daily        print the overall tables only\n"
+        "      --maintenance     the labels are machine failures (the last\n"
+        "                        positive of each run of a machine's positives;\n"
+        "                        maintenance.enabled): failure-horizon labels\n"
+        "                        (maintenance.horizon) through the learning log,\n"
+        "                        the alert policy per machine, and the\n"
+        "                        maintenance table (lead time, false alerts per\n"
+        "                        healthy machine-day, a drifting-sensor\n"
+        "                        reference); --plot draws score against time\n"
+        "                        to failure.  docs/maintenance.md\n"
         "  -q, --quiet           no progress bar\n"
         "  -c, --config FILE     YAML configuration (features:, model:, seq:,\n"
         "                        service.review_threshold)\n"
@@ -126,6 +140,7 @@ int rs_cmd_eval(int argc, char **argv) {
         {"truth", required_argument, NULL, 1004},
         {"scores-out", required_argument, NULL, 1005},
         {"plot", required_argument, NULL, 1006},
+        {"maintenance", no_argument, NULL, 1012},
         {"no-daily", no_argument, NULL, 1007},
         {"warmup", required_argument, NULL, 1008},
         {"gbt-window", required_argument, NULL, 1009},
@@ -145,7 +160,7 @@ int rs_cmd_eval(int argc, char **argv) {
                *models = rs_gbt_available() ? "seq,lr,gbt" : "seq,lr";
     int64_t delay_ms = 3 * 86400000LL, top_k = 100, warmup_ms = -1,
             gbt_window = 7 * 86400000LL, gbt_rounds = 200;
-    int quiet = 0, daily = 1, c, gbt_balance = 0, delay_given = 0;
+    int quiet = 0, daily = 1, c, gbt_balance = 0, delay_given = 0, maint = 0;
     char errstr[512];
     optind = 1;
     while ((c = getopt_long(argc, argv, "i:m:k:qc:s:l:h", opts, NULL)) != -1) {
@@ -199,6 +214,7 @@ int rs_cmd_eval(int argc, char **argv) {
             break;
         }
         case 1011: gbt_balance = 1; break;
+        case 1012: maint = 1; break;
         case 'q': quiet = 1; break;
         case 'c': case 's': case 'l':
             if (rs_cli_common_opt(cmd, c, optarg, &co) < 0)
@@ -216,15 +232,22 @@ int rs_cmd_eval(int argc, char **argv) {
     if (!input)
         return rs_cli_usage_error(cmd, "--input FILE is required (see "
                                   "--help)");
-    int fmt_pick = rs_eval_format_pick(format, input, map_spec != NULL);
+    int fmt_pick = rs_rtf_spec(map_spec) ? RS_EVAL_FMT_RTF
+                   : rs_eval_format_pick(format, input, map_spec != NULL);
     if (fmt_pick < 0)
-        return rs_cli_usage_error(cmd, "--format '%s': expected jsonl, csv "
-                                  "or json-map", format);
+        return rs_cli_usage_error(cmd, "--format '%s': expected jsonl, csv, "
+                                  "json-map or rtf", format);
     rs_eval_format_t fmt = (rs_eval_format_t)fmt_pick;
     rs_csv_map_t map;
-    if (rs_csv_map_parse(&map, map_spec ? map_spec : "", errstr,
-                         sizeof(errstr)) != RS_OK)
+    rs_rtf_conf_t rtf;
+    if (fmt == RS_EVAL_FMT_RTF) {
+        if (rs_rtf_conf_parse(&rtf, map_spec, errstr, sizeof(errstr)) != RS_OK)
+            return rs_cli_usage_error(cmd, "%s", errstr);
+        rs_csv_map_parse(&map, "", NULL, 0);
+    } else if (rs_csv_map_parse(&map, map_spec ? map_spec : "", errstr,
+                                sizeof(errstr)) != RS_OK) {
         return rs_cli_usage_error(cmd, "--map: %s", errstr);
+    }
     rs_eval_conf_t ec;
     rs_eval_conf_init(&ec);
     if (rs_eval_conf_models(&ec, models, errstr, sizeof(errstr)) != RS_OK)
@@ -245,18 +268,32 @@ int rs_cmd_eval(int argc, char **argv) {
     ec.alert_opaque = &app.service;
     /* --label-delay declares the delay (unless the config does): the
      * models' horizon and the windows that end at label maturity follow */
+    if (maint) rs_cli_maint.enabled = 1;
+    /* maintenance: a failure is known when it happens unless --label-delay
+     * says otherwise (the generator's 3d delay is the cards') */
+    if (rs_cli_maint.enabled && !delay_given) {
+        delay_ms = 0;
+        ec.label_delay_ms = 0;
+    }
     if (!app.model.label_delay) app.model.label_delay = delay_ms;
     rs_app_conf_resolve(&app);
     if (warmup_ms < 0) /* auto: the horizon the models start with */
         ec.warmup_ms = rs_learner_horizon_for(&app.model, NULL, NULL);
+    if (warmup_ms < 0 && rs_cli_maint.enabled &&
+        app.model.label_horizon == RS_MODEL_HORIZON_AUTO)
+        /* failures: the maturity horizon of rs_learner_set_failure_horizon */
+        ec.warmup_ms = (int64_t)(1.25 * (double)(rs_cli_maint.horizon +
+                                                  app.model.label_delay));
     ec.features = &app.features;
     ec.model = &app.model;
+    if (rs_cli_maint.enabled) ec.maint = &rs_cli_maint;
 
     char *buf = NULL, *lbuf = NULL, *tbuf = NULL;
     size_t len = 0, llen = 0, tlen = 0;
     rs_eval_input_t *in = NULL;
     rs_eval_t *ev = NULL;
     rs_eval_report_t *rep = NULL;
+    rs_mev_report_t *mrep = NULL;
     FILE *so = NULL;
     char *logdir = NULL;
     rc = RS_EXIT_RUNTIME;
@@ -281,17 +318,22 @@ int rs_cmd_eval(int argc, char **argv) {
     rs_cli_in_t in_kind = fmt == RS_EVAL_FMT_CSV ? RS_CLI_IN_CSV
                           : fmt == RS_EVAL_FMT_JSON_MAP ? RS_CLI_IN_JSON_MAP
                                                         : RS_CLI_IN_JSONL;
-    if (rs_cli_check_ids(cmd, input, buf, len, in_kind, &map,
+    if (fmt != RS_EVAL_FMT_RTF && /* rtf ids are unit + cycle */
+        rs_cli_check_ids(cmd, input, buf, len, in_kind, &map,
                          map_spec != NULL) != RS_EXIT_OK) {
         rc = RS_EXIT_USAGE;
         goto done;
     }
-    in = rs_eval_input_new(buf, len, fmt, &map, errstr, sizeof(errstr));
+    in = fmt == RS_EVAL_FMT_RTF
+             ? rs_eval_input_new_rtf(buf, len, &rtf, errstr, sizeof(errstr))
+             : rs_eval_input_new(buf, len, fmt, &map, errstr, sizeof(errstr));
     if (!in) {
         fprintf(stderr, "riskstream %s: %s:%s\n", cmd, input, errstr);
         goto done;
     }
     if (lbuf) rs_eval_input_join_labels(in, lbuf, llen);
+    uint64_t nfail = 0;
+    if (ec.maint) nfail = rs_eval_input_maintenance(in, ec.maint->horizon);
     if (tbuf && rs_eval_input_join_truth(in, tbuf, tlen, errstr,
                                          sizeof(errstr)) != RS_OK) {
         fprintf(stderr, "riskstream %s: %s:%s\n", cmd, truth, errstr);
@@ -321,6 +363,10 @@ int rs_cmd_eval(int argc, char **argv) {
     if (!ist.positives)
         fprintf(stderr, "riskstream %s: warning: no positive label (check "
                 "--map label=... or --labels); AUC/AP will be '-'\n", cmd);
+    if (ec.maint && !nfail)
+        fprintf(stderr, "riskstream %s: warning: maintenance mode, but no "
+                "failure in the labels (a failure is the last positive of "
+                "each run of positives of a machine)\n", cmd);
     double load_s = (double)(rs_clock_mono_us() - t_start) / 1e6;
     int64_t t_new = rs_clock_mono_us();
     /* the models' learning logs: on disk, removed at the end */
@@ -411,6 +457,9 @@ int rs_cmd_eval(int argc, char **argv) {
         goto done;
     }
     rs_eval_report_print(rep, daily, stdout);
+    mrep = rs_eval_maint_report(ev);
+    if (mrep) rs_mev_report_print(mrep, stdout);
+    rs_cli_warn_constant(cmd, rs_eval_features(ev));
     rs_eval_stats_t st;
     rs_eval_stats(ev, &st);
     printf("\nlearning: %llu labels applied, %llu still in flight at the end",
@@ -451,7 +500,9 @@ int rs_cmd_eval(int argc, char **argv) {
             snprintf(title, sizeof(title), "riskstream eval: %s (label delay "
                      "%s%s, prequential)", input, dd,
                      delay_given ? "" : " by default");
-        char *svg = rs_eval_plot_svg(rep, title);
+        char *svg = rs_eval_maint(ev)
+                        ? rs_mev_plot_svg(rs_eval_maint(ev), 6, title)
+                        : rs_eval_plot_svg(rep, title);
         FILE *pf = svg ? fopen(plot, "w") : NULL;
         if (!pf || fputs(svg, pf) == EOF || fclose(pf)) {
             fprintf(stderr, "riskstream %s: cannot write %s: %s\n", cmd, plot,
@@ -475,6 +526,16 @@ int rs_cmd_eval(int argc, char **argv) {
             snprintf(p, sizeof(p), "%.4f", rep->overall.m[k].ap);
         fprintf(stderr, " %s AUC %s AP %s;", rep->model[k], a, p);
     }
+    for (int k = 0; mrep && k < mrep->ncols; k++)
+        fprintf(stderr, " %s caught %llu/%llu (>=H/3 %llu), false/m-d %.3f, "
+                "healthy in alert %.2f%%;", mrep->col[k].name,
+                (unsigned long long)mrep->col[k].caught,
+                (unsigned long long)mrep->failures,
+                (unsigned long long)mrep->col[k].caught_third,
+                mrep->col[k].false_per_day,
+                100 * mrep->col[k].healthy_open_share);
+    rs_mev_report_destroy(mrep);
+    mrep = NULL;
     fputc('\n', stderr);
     if (rs_cli_stop) {
         fprintf(stderr, "riskstream %s: interrupted after %zu of %zu events "
@@ -488,6 +549,7 @@ done:
         rc = RS_EXIT_RUNTIME;
     }
     rs_eval_report_destroy(rep);
+    rs_mev_report_destroy(mrep);
     rs_eval_destroy(ev);
     rs_cli_rmtree(logdir);
     free(logdir);

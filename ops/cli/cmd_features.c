@@ -211,21 +211,30 @@ int rs_cmd_features(int argc, char **argv) {
     }
 
     int fmt = 0;
-    if (format) {
+    if (rs_rtf_spec(map_spec)) {
+        fmt = 3;
+    } else if (format) {
         if (!strcmp(format, "json")) fmt = 0;
         else if (!strcmp(format, "csv")) fmt = 1;
         else if (!strcmp(format, "json-map")) fmt = 2;
-        else return rs_cli_usage_error(cmd, "--format '%s': expected json, csv "
-                                       "or json-map", format);
+        else if (!strcmp(format, "rtf")) fmt = 3;
+        else return rs_cli_usage_error(cmd, "--format '%s': expected json, csv, "
+                                       "json-map or rtf", format);
     } else if (input) {
         size_t n = strlen(input);
         fmt = n >= 4 && !strcmp(input + n - 4, ".csv") ? 1 : map_spec ? 2 : 0;
     }
     char errstr[512];
     rs_csv_map_t map;
-    if (rs_csv_map_parse(&map, map_spec ? map_spec : "", errstr,
-                         sizeof(errstr)) != RS_OK)
+    rs_rtf_conf_t rtf;
+    if (fmt == 3) {
+        if (rs_rtf_conf_parse(&rtf, map_spec, errstr, sizeof(errstr)) != RS_OK)
+            return rs_cli_usage_error(cmd, "%s", errstr);
+        rs_csv_map_parse(&map, "", NULL, 0);
+    } else if (rs_csv_map_parse(&map, map_spec ? map_spec : "", errstr,
+                                sizeof(errstr)) != RS_OK) {
         return rs_cli_usage_error(cmd, "--map: %s", errstr);
+    }
 
     rs_app_conf_t app;
     rs_gen_conf_t gconf;
@@ -263,7 +272,8 @@ int rs_cmd_features(int argc, char **argv) {
     /* Unique event ids: a bounded check on a prefix of a regular file
      * (stdin cannot be read twice), then back to its start. */
     struct stat isb;
-    if (in != stdin && !fstat(fileno(in), &isb) && S_ISREG(isb.st_mode)) {
+    if (fmt != 3 && in != stdin && !fstat(fileno(in), &isb) &&
+        S_ISREG(isb.st_mode)) {
         size_t cap = (size_t)RS_MIN((int64_t)isb.st_size, 64ll << 20), n;
         char *pre = rs_malloc(cap + 1);
         n = fread(pre, 1, cap, in);
@@ -309,6 +319,7 @@ int rs_cmd_features(int argc, char **argv) {
 
     rs_cli_signals();
     rs_features_replay_t rp = {.events = in, .format = fmt, .map = &map,
+                               .rtf = fmt == 3 ? &rtf : NULL,
                                .labels = lf, .column_labels = col_labels,
                                .label_delay_ms = delay_ms, .row = rs_fx_row,
                                .progress = rs_fx_progress, .opaque = &fx};
@@ -345,6 +356,7 @@ int rs_cmd_features(int argc, char **argv) {
             secs > 0 ? (double)st.events / secs : 0.0);
     if (st.bad_lines)
         fprintf(stderr, "features: first bad line: %s\n", st.first_error);
+    if (st.events) rs_cli_warn_constant(cmd, f);
     if (!st.events && rc == RS_EXIT_RUNTIME && err == RS_OK)
         fprintf(stderr, "riskstream %s: no valid event in %s\n", cmd, input);
 done:

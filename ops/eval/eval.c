@@ -12,6 +12,7 @@
 #include "eval.h"
 #include "gbt.h"
 #include "common/metrics.h"
+#include "model/maint.h"
 
 #define RS_DAY_MS 86400000LL
 
@@ -560,6 +561,7 @@ typedef struct rs_pending_s {
     int64_t avail;       /* when the label becomes known         */
     uint64_t seq;        /* arrival order: ties are FIFO          */
     int64_t event_time;  /* of the labelled event (for the hook)  */
+    int failure;         /* maintenance: a failure of lb.entity_id */
     rs_label_t lb;
 } rs_pending_t;
 
@@ -582,6 +584,13 @@ struct rs_eval_s {
     int64_t first_t;     /* first event time (warm-up start) */
     rs_eval_acc_t *acc;
     rs_eval_stats_t st;
+    /* maintenance mode */
+    int maint;
+    rs_maint_conf_t mc;
+    rs_alertpol_t *pol[RS_EVAL_MODELS_MAX + 1];  /* models, then ref */
+    rs_mev_t *mev;
+    int ref_feat[RS_FEATURES_MAX_SENSORS * 4];  /* base_z of the longest span */
+    int nref;
 };
 
 static int rs_pend_less(const rs_pending_t *a, const rs_pending_t *b) {
@@ -711,6 +720,40 @@ rs_eval_t *rs_eval_new(const rs_eval_conf_t *conf, char *errstr,
     e->acc = rs_eval_acc_new(conf->nmodels, mnames, conf->top_k,
                              conf->threshold, errstr, errstr_size);
     if (!e->acc) goto fail;
+    if (conf->maint && conf->maint->enabled) {
+        e->maint = 1;
+        e->mc = *conf->maint;
+        const char *cols[RS_EVAL_MODELS_MAX + 1];
+        for (int k = 0; k < conf->nmodels; k++) {
+            if (e->gbt[k]) {
+                rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                        "models: gbt has no maintenance mode (its training "
+                        "sets need labels per event)");
+                goto fail;
+            }
+            rs_learner_set_failure_horizon(e->lr[k], e->mc.horizon);
+            cols[k] = mnames[k];
+        }
+        cols[conf->nmodels] = "ref";
+        for (int k = 0; k <= conf->nmodels; k++) {
+            e->pol[k] = rs_alertpol_new(&e->mc, errstr, errstr_size);
+            if (!e->pol[k]) goto fail;
+        }
+        e->mev = rs_mev_new(conf->nmodels + 1, cols, e->mc.horizon,
+                            e->mc.alert_threshold);
+        /* the reference reads the base_z features of the longest span
+         * (of any span if there is none; of the reading itself last) */
+        long best = -1;
+        for (int i = 0; i < e->dim; i++) {
+            const char *nm = rs_features_name(e->f, i);
+            const char *z = strstr(nm, "_base_z");
+            if (!z) continue;
+            long span = !strncmp(z, "_base_z_last", 12) ? strtol(z + 12, NULL, 10) : 0;
+            if (span > best) { best = span; e->nref = 0; }
+            if (span == best && e->nref < (int)RS_ARRAY_LEN(e->ref_feat))
+                e->ref_feat[e->nref++] = i;
+        }
+    }
     e->watermark = INT64_MIN;
     e->first_t = INT64_MIN;
     return e;
@@ -727,6 +770,8 @@ void rs_eval_destroy(rs_eval_t *e) {
         rs_model_destroy(e->m[k]);
         rs_gbt_destroy(e->gbt[k]);
     }
+    for (int k = 0; k <= RS_EVAL_MODELS_MAX; k++) rs_alertpol_destroy(e->pol[k]);
+    rs_mev_destroy(e->mev);
     rs_features_destroy(e->f);
     rs_eval_acc_destroy(e->acc);
     free(e->x);
@@ -741,6 +786,20 @@ static void rs_eval_apply_labels(rs_eval_t *e, int64_t now) {
         rs_heap_pop(e);
         if (e->conf.label_hook)
             e->conf.label_hook(e->conf.hook_opaque, &p.lb, p.event_time, now);
+        if (p.failure) {
+            /* a failure: learned as failure-horizon labels through the
+             * learning log; the machine is repaired (a new life for its
+             * baselines and alerts); never a label-aware feature */
+            uint64_t ent = rs_hash_str(p.lb.entity_id);
+            rs_features_reset(e->f, p.lb.entity_id);
+            for (int k = 0; k < e->conf.nmodels; k++)
+                rs_learner_failure(e->lr[k], 0, ent, p.event_time, p.avail,
+                                   rs_eval_psi(e->m[k]), NULL);
+            for (int k = 0; k <= e->conf.nmodels; k++)
+                rs_alertpol_failure(e->pol[k], ent, p.event_time, NULL);
+            e->st.labels_applied++;
+            continue;
+        }
         rs_features_label(e->f, &p.lb);   /* unknown/duplicate: counted there */
         for (int k = 0; k < e->conf.nmodels; k++) /* miss: learner stats */
             if (e->lr[k])
@@ -803,6 +862,30 @@ rs_err_t rs_eval_push(rs_eval_t *e, const rs_eval_rec_t *rec, float *scores,
     }
     if (scores) memcpy(scores, sc, (size_t)e->conf.nmodels * sizeof(*sc));
     if (e->first_t == INT64_MIN) e->first_t = t;
+    if (e->maint) {
+        /* the reference: a per-machine threshold on the most drifting
+         * sensor (z is in the machine's own standard deviations) */
+        float zmax = 0;
+        for (int i = 0; i < e->nref; i++) {
+            float z = fabsf(e->x[e->ref_feat[i]]);
+            if (z > zmax) zmax = z;
+        }
+        float msc[RS_EVAL_MODELS_MAX + 1];
+        memcpy(msc, sc, (size_t)e->conf.nmodels * sizeof(*sc));
+        /* z / (z + c) with c such that z = 3 sd is the alert threshold:
+         * "alert when a sensor is 3 sd off the machine's own baseline" */
+        double thr = e->mc.alert_threshold > 0.01 ? e->mc.alert_threshold : 0.01;
+        msc[e->conf.nmodels] = (float)(zmax / (zmax + 3.0 * (1.0 - thr) / thr));
+        uint64_t ent = rs_hash_str(ev->entity_id);
+        uint32_t dec = 0, open = 0;
+        for (int k = 0; k <= e->conf.nmodels; k++) {
+            rs_alertpol_decision_t d = rs_alertpol_step(e->pol[k], ent, t, msc[k]);
+            dec |= (uint32_t)(d != RS_ALERTPOL_NONE) << k;
+            open |= (uint32_t)(rs_alertpol_is_open(e->pol[k], ent) != 0) << k;
+        }
+        if (!e->conf.no_metrics && t >= e->first_t + e->conf.warmup_ms)
+            rs_mev_add(e->mev, t, ent, rec->label, rec->failure, msc, dec, open);
+    }
     if (e->conf.no_metrics) {
         /* train: learn only, nothing to measure */
     } else if (t >= e->first_t + e->conf.warmup_ms) {
@@ -830,7 +913,8 @@ rs_err_t rs_eval_push(rs_eval_t *e, const rs_eval_rec_t *rec, float *scores,
         rs_strlcpy(p.lb.entity_id, ev->entity_id, sizeof(p.lb.entity_id));
         p.lb.value = rec->label ? 1.0 : 0.0;
         p.lb.label_time_ms = p.avail;
-        rs_heap_push(e, &p);
+        p.failure = e->maint && rec->failure;
+        if (!e->maint || p.failure) rs_heap_push(e, &p);
     }
     return RS_OK;
 }
@@ -841,6 +925,7 @@ const char *rs_eval_model_name(const rs_eval_t *e, int i) {
     return e->gbt[i] ? "gbt" : rs_model_kind(e->m[i]);
 }
 int rs_eval_dim(const rs_eval_t *e) { return e->dim; }
+const rs_features_t *rs_eval_features(const rs_eval_t *e) { return e->f; }
 rs_model_t *rs_eval_model(rs_eval_t *e, int i) {
     return i >= 0 && i < e->conf.nmodels ? e->m[i] : NULL; /* NULL: gbt */
 }
@@ -865,6 +950,12 @@ void rs_eval_stats(const rs_eval_t *e, rs_eval_stats_t *st) {
         st->gbt_train_s = gs.train_s;
     }
 }
+
+rs_mev_report_t *rs_eval_maint_report(const rs_eval_t *e) {
+    return e->mev ? rs_mev_report(e->mev) : NULL;
+}
+
+const rs_mev_t *rs_eval_maint(const rs_eval_t *e) { return e->mev; }
 
 rs_eval_report_t *rs_eval_report(const rs_eval_t *e) {
     return rs_eval_acc_report(e->acc);

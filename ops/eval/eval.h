@@ -69,7 +69,9 @@ extern "C" {
 typedef enum rs_eval_format_e {
     RS_EVAL_FMT_JSONL = 0,       /* the project's Event JSON, one per line */
     RS_EVAL_FMT_JSON_MAP = 1,    /* foreign flat JSON through the mapping   */
-    RS_EVAL_FMT_CSV = 2          /* CSV with a header, through the mapping  */
+    RS_EVAL_FMT_CSV = 2,         /* CSV with a header, through the mapping  */
+    RS_EVAL_FMT_RTF = 3          /* whitespace run-to-failure rows
+                                  * (proto.h rs_rtf_decode)                 */
 } rs_eval_format_t;
 
 /* The format of `input`: from `format` ("jsonl", "json", "csv",
@@ -106,6 +108,12 @@ rs_eval_input_t *rs_eval_input_new(const char *buf, size_t len,
                                    rs_eval_format_t fmt,
                                    const rs_csv_map_t *map, char *errstr,
                                    size_t errstr_size);
+/* The same for run-to-failure rows with the reader's settings (copied):
+ * with rtf->failures, every unit's latest row gets label 1 (its failure),
+ * its other rows label 0. */
+rs_eval_input_t *rs_eval_input_new_rtf(const char *buf, size_t len,
+                                       const rs_rtf_conf_t *rtf,
+                                       char *errstr, size_t errstr_size);
 void rs_eval_input_destroy(rs_eval_input_t *in);
 
 /* Join a labels buffer (JSON lines, rs_label_from_json; any order).  From
@@ -122,6 +130,20 @@ rs_err_t rs_eval_input_join_truth(rs_eval_input_t *in, const char *buf,
                                   size_t len, char *errstr,
                                   size_t errstr_size);
 
+/* Maintenance mode: the labels mark FAILURES.  Per entity, in time order,
+ * the last positive of each run of positive labels (the column or the
+ * labels file) is a failure at its event time T (a run-to-failure unit's
+ * last cycle, or the generator's last labelled reading before a failure);
+ * from then on rs_eval_input_get gives label = 1 for the entity's records
+ * in [T - horizon, T] of its next failure ("fails within the horizon"),
+ * learn = failure = 1 only on the failure's record (learned at its label
+ * time, or event time + label_delay).  Returns the number of failures. */
+uint64_t rs_eval_input_maintenance(rs_eval_input_t *in, int64_t horizon_ms);
+/* After rs_eval_input_maintenance: 1 if the i-th event (time order) is a
+ * failure, with its entity hash and time. */
+int rs_eval_input_failure(const rs_eval_input_t *in, size_t i, uint64_t *enth,
+                          int64_t *t);
+
 size_t rs_eval_input_count(const rs_eval_input_t *in);   /* good events */
 void rs_eval_input_stats(const rs_eval_input_t *in, rs_eval_input_stats_t *st);
 /* Line number (1-based) of the i-th event in time order. */
@@ -135,6 +157,9 @@ typedef struct rs_eval_rec_s {
     int64_t label_time_ms;       /* when it becomes known; 0: event time +
                                   * label_delay                             */
     const char *pattern;         /* truth pattern name, NULL = none         */
+    int failure;                 /* maintenance: this record is a failure of
+                                  * its entity (its label is learned as a
+                                  * failure-horizon label)                  */
 } rs_eval_rec_t;
 
 /* Decode the i-th event in time order into *ev and fill *rec (rec->ev =
@@ -243,6 +268,54 @@ void rs_eval_report_print(const rs_eval_report_t *rep, int per_day, FILE *fp);
  * with free()) or NULL if the report has no day. */
 char *rs_eval_plot_svg(const rs_eval_report_t *rep, const char *title);
 
+/* ------------------------------------------------- maintenance metrics
+ *
+ * Maintenance mode (rs_eval_conf_t.maint): per event the replay records
+ * the entity, time, truth ("fails within the horizon"), whether it is a
+ * failure, every column's score (the models, then the reference: a
+ * per-machine threshold on the most drifting sensor), and per column the
+ * alert policy's decision (model/maint.h) and whether the machine is in
+ * an open episode. */
+typedef struct rs_mev_s rs_mev_t;
+
+typedef struct rs_mev_col_s {
+    char name[16];
+    double auc, ap;              /* of "fails within the horizon"            */
+    uint64_t caught;             /* failures with an alert in [T - H, T]     */
+    uint64_t caught_third;       /* ... at least H/3 ahead                   */
+    int64_t lead_q[5];           /* lead time p10 p25 p50 p75 p90, ms (-1)   */
+    uint64_t alerts;             /* alert decisions (new and escalated)      */
+    uint64_t false_alerts;       /* ... on healthy readings                  */
+    double false_per_day;        /* per healthy machine-day                  */
+    uint64_t healthy_open;       /* healthy readings in an open episode      */
+    double healthy_open_share;
+    uint64_t healthy_above;      /* healthy readings scored >= threshold     */
+    double healthy_above_share;
+} rs_mev_col_t;
+
+typedef struct rs_mev_report_s {
+    int ncols;
+    rs_mev_col_t col[RS_EVAL_MODELS_MAX + 1];
+    int64_t horizon;
+    double threshold;
+    uint64_t readings, machines, failures, positives, healthy_days;
+} rs_mev_report_t;
+
+rs_mev_t *rs_mev_new(int ncols, const char *const *names, int64_t horizon_ms,
+                     double threshold);
+void rs_mev_destroy(rs_mev_t *m);
+/* One scored reading: decisions/open bit k for column k. */
+void rs_mev_add(rs_mev_t *m, int64_t t, uint64_t ent, int truth, int failure,
+                const float *scores /* [ncols] */, uint32_t decisions,
+                uint32_t open);
+/* NULL if nothing was added.  Free with rs_mev_report_destroy. */
+rs_mev_report_t *rs_mev_report(const rs_mev_t *m);
+void rs_mev_report_destroy(rs_mev_report_t *r);
+void rs_mev_report_print(const rs_mev_report_t *r, FILE *fp);
+/* SVG: per column, the score against time to failure (the last 3
+ * horizons) of the first `machines` failures.  malloc'd, or NULL. */
+char *rs_mev_plot_svg(const rs_mev_t *m, int machines, const char *title);
+
 /* ---------------------------------------------------------------- replay */
 
 /* Model kind of the boosted-trees reference in rs_eval_conf_t.kinds (not
@@ -282,6 +355,16 @@ typedef struct rs_eval_conf_s {
     /* Where the models' learning logs go (a subdirectory per model);
      * NULL or "" = in memory (~300 bytes per event and model). */
     const char *log_dir;
+    /* Maintenance mode (NULL or !enabled: off; copied): the input's labels
+     * are failures (rs_eval_input_maintenance); a failure is learned as
+     * failure-horizon labels through each model's learning log
+     * (rs_learner_failure), restarts its machine's baselines
+     * (rs_features_reset) and never feeds a label-aware feature; each
+     * model and the reference column ("ref": the largest |base_z| of the
+     * longest span z, as z / (z + c): 3 sd at the alert threshold) get the
+     * alert policy; the metrics go
+     * to rs_eval_maint_report.  gbt is refused. */
+    const struct rs_maint_conf_s *maint;
 } rs_eval_conf_t;
 
 /* Defaults: label_delay 3d, top_k 100, threshold 0.5, warmup 0, models
@@ -332,11 +415,18 @@ int rs_eval_dim(const rs_eval_t *e);                        /* features     */
  * train` saves the model it trained this way. */
 rs_model_t *rs_eval_model(rs_eval_t *e, int i);
 void rs_eval_stats(const rs_eval_t *e, rs_eval_stats_t *st);
+/* The feature engine (owned by e; for rs_features_constant and names). */
+const rs_features_t *rs_eval_features(const rs_eval_t *e);
 /* `riskstream train`'s bootstrap: learn every record already resolved
  * (labelled, or negative at maturity) with an event time in the last
  * window_ms of the replay again, `epochs` more times in a shuffled order
  * (rs_learner_replay).  Returns the learning steps made. */
 uint64_t rs_eval_epochs(rs_eval_t *e, int epochs, int64_t window_ms);
+
+/* Maintenance mode: the metrics so far (NULL if off or empty), and the
+ * per-event records for the plot (owned by e; NULL if off). */
+rs_mev_report_t *rs_eval_maint_report(const rs_eval_t *e);
+const rs_mev_t *rs_eval_maint(const rs_eval_t *e);
 
 /* The report so far (see rs_eval_acc_report). */
 rs_eval_report_t *rs_eval_report(const rs_eval_t *e);

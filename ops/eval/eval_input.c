@@ -19,6 +19,9 @@ typedef struct rs_eval_row_s {
     int8_t label;         /* -1 none, 0, 1 (column, or the labels file)    */
     uint8_t pattern;      /* index in patterns[], 0 = none                 */
     uint8_t lfile;        /* label came from the labels file               */
+    uint8_t mtruth;       /* maintenance: fails within the horizon          */
+    uint8_t mfail;        /* maintenance: the failure's own record          */
+    uint64_t enth;        /* rs_hash_str(entity id)                        */
 } rs_eval_row_t;
 
 struct rs_eval_input_s {
@@ -27,11 +30,14 @@ struct rs_eval_input_s {
     rs_eval_format_t fmt;
     rs_csv_map_t map;
     rs_csv_t *csv;
+    rs_rtf_conf_t rtf;    /* RS_EVAL_FMT_RTF */
     rs_eval_row_t *rows;  /* [n], sorted by (t, line) */
     size_t n, cap;
     uint32_t *ht;         /* open addressing: row index + 1, 0 = empty */
     size_t ht_mask;
     int labels_joined;
+    int maint;            /* rs_eval_input_maintenance was applied          */
+    int64_t horizon;
     int npat;
     char patterns[RS_EVAL_PATTERNS_MAX][RS_EVAL_PATTERN_LEN];
     rs_event_t ev;        /* scratch for the first pass */
@@ -90,11 +96,25 @@ static rs_err_t rs_in_decode(rs_eval_input_t *in, const char *rec, size_t len,
     case RS_EVAL_FMT_JSON_MAP:
         return rs_event_from_json_map(&in->map, rec, len, ev, label, has_label,
                                       errstr, errstr_size);
+    case RS_EVAL_FMT_RTF: {
+        int64_t unit, cycle;
+        rs_err_t e = rs_rtf_decode(&in->rtf, rec, len, ev, &unit, &cycle,
+                                   errstr, errstr_size);
+        if (e == RS_OK && in->rtf.failures) {
+            /* a failure at the unit's last cycle (known after the first
+             * pass: the rows carry it) */
+            *has_label = 1;
+            *label = 0;
+        }
+        return e;
+    }
     default:
         return rs_csv_decode(in->csv, rec, len, ev, label, has_label, errstr,
                              errstr_size);
     }
 }
+
+static void rs_in_mark_last(rs_eval_input_t *in);
 
 static int rs_in_cmp(const void *a, const void *b) {
     const rs_eval_row_t *x = a, *y = b;
@@ -102,11 +122,38 @@ static int rs_in_cmp(const void *a, const void *b) {
     return x->line < y->line ? -1 : x->line > y->line;
 }
 
+static rs_eval_input_t *rs_in_new(const char *buf, size_t len,
+                                  rs_eval_format_t fmt,
+                                  const rs_csv_map_t *map,
+                                  const rs_rtf_conf_t *rtf, char *errstr,
+                                  size_t errstr_size);
+
 rs_eval_input_t *rs_eval_input_new(const char *buf, size_t len,
                                    rs_eval_format_t fmt,
                                    const rs_csv_map_t *map, char *errstr,
                                    size_t errstr_size) {
+    if (fmt == RS_EVAL_FMT_RTF) {
+        rs_rtf_conf_t c;
+        rs_rtf_conf_init(&c);
+        return rs_in_new(buf, len, fmt, map, &c, errstr, errstr_size);
+    }
+    return rs_in_new(buf, len, fmt, map, NULL, errstr, errstr_size);
+}
+
+rs_eval_input_t *rs_eval_input_new_rtf(const char *buf, size_t len,
+                                       const rs_rtf_conf_t *rtf, char *errstr,
+                                       size_t errstr_size) {
+    return rs_in_new(buf, len, RS_EVAL_FMT_RTF, NULL, rtf, errstr,
+                     errstr_size);
+}
+
+static rs_eval_input_t *rs_in_new(const char *buf, size_t len,
+                                  rs_eval_format_t fmt,
+                                  const rs_csv_map_t *map,
+                                  const rs_rtf_conf_t *rtf, char *errstr,
+                                  size_t errstr_size) {
     rs_eval_input_t *in = rs_calloc(1, sizeof(*in));
+    if (rtf) in->rtf = *rtf;
     in->buf = buf;
     in->len = len;
     in->fmt = fmt;
@@ -161,6 +208,7 @@ rs_eval_input_t *rs_eval_input_new(const char *buf, size_t len,
         memset(r, 0, sizeof(*r));
         r->t = in->ev.event_time_ms;
         r->idh = rs_hash_str(in->ev.id);
+        r->enth = rs_hash_str(in->ev.entity_id);
         r->off = (uint64_t)(rec - buf);
         r->len = (uint32_t)rlen;
         r->line = at;
@@ -171,6 +219,7 @@ rs_eval_input_t *rs_eval_input_new(const char *buf, size_t len,
     in->st.events = in->n;
     if (in->st.out_of_order)
         qsort(in->rows, in->n, sizeof(*in->rows), rs_in_cmp);
+    if (fmt == RS_EVAL_FMT_RTF && in->rtf.failures) rs_in_mark_last(in);
     return in;
 fail:
     rs_eval_input_destroy(in);
@@ -357,7 +406,12 @@ rs_err_t rs_eval_input_get(rs_eval_input_t *in, size_t i, rs_event_t *ev,
     if (e != RS_OK) return e;   /* decoded fine the first time: cannot be */
     memset(rec, 0, sizeof(*rec));
     rec->ev = ev;
-    if (in->labels_joined) {
+    if (in->maint) {
+        rec->label = r->mtruth;
+        rec->learn = r->mfail;
+        rec->failure = r->mfail;
+        rec->label_time_ms = r->mfail && r->lfile ? r->label_time : 0;
+    } else if (in->labels_joined) {
         rec->label = r->lfile && r->label == 1;
         rec->learn = r->lfile;
         rec->label_time_ms = r->lfile ? r->label_time : 0;
@@ -370,10 +424,83 @@ rs_err_t rs_eval_input_get(rs_eval_input_t *in, size_t i, rs_event_t *ev,
     return RS_OK;
 }
 
+/* by (entity, time, position) */
+static const rs_eval_row_t *rs_in_rows_cmp_base;
+static int rs_in_ent_cmp(const void *a, const void *b) {
+    const rs_eval_row_t *x = &rs_in_rows_cmp_base[*(const size_t *)a];
+    const rs_eval_row_t *y = &rs_in_rows_cmp_base[*(const size_t *)b];
+    if (x->enth != y->enth) return x->enth < y->enth ? -1 : 1;
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    return i < j ? -1 : i > j;  /* rows are in (time, line) order already */
+}
+
+/* Run-to-failure files: each unit fails at its last cycle, its latest
+ * row: label 1 there, 0 on its other rows. */
+static void rs_in_mark_last(rs_eval_input_t *in) {
+    size_t *ix = rs_malloc((in->n + 1) * sizeof(*ix));
+    for (size_t i = 0; i < in->n; i++) ix[i] = i;
+    rs_in_rows_cmp_base = in->rows;
+    qsort(ix, in->n, sizeof(*ix), rs_in_ent_cmp);
+    for (size_t k = 0; k < in->n; k++) {
+        rs_eval_row_t *r = &in->rows[ix[k]];
+        r->label = k + 1 == in->n || in->rows[ix[k + 1]].enth != r->enth;
+    }
+    free(ix);
+}
+
+uint64_t rs_eval_input_maintenance(rs_eval_input_t *in, int64_t horizon_ms) {
+    in->maint = 1;
+    in->horizon = horizon_ms;
+    size_t *ix = rs_malloc((in->n + 1) * sizeof(*ix));
+    for (size_t i = 0; i < in->n; i++) ix[i] = i;
+    rs_in_rows_cmp_base = in->rows;
+    qsort(ix, in->n, sizeof(*ix), rs_in_ent_cmp);
+    uint64_t failures = 0;
+    for (size_t a = 0; a < in->n;) {
+        size_t b = a;
+        while (b < in->n && in->rows[ix[b]].enth == in->rows[ix[a]].enth) b++;
+        /* one entity's rows [a, b) in time order: a failure is the last
+         * positive of each run of positives */
+        for (size_t k = a; k < b; k++) {
+            rs_eval_row_t *r = &in->rows[ix[k]];
+            r->mtruth = r->mfail = 0;
+            int pos = r->label == 1 && (!in->labels_joined || r->lfile);
+            int next_pos = 0;
+            if (k + 1 < b) {
+                const rs_eval_row_t *q = &in->rows[ix[k + 1]];
+                next_pos = q->label == 1 && (!in->labels_joined || q->lfile);
+            }
+            if (pos && !next_pos) {
+                r->mfail = 1;
+                failures++;
+            }
+        }
+        /* truth: within [T - H, T] of the entity's next failure */
+        int64_t next_fail = INT64_MAX;
+        for (size_t k = b; k-- > a;) {
+            rs_eval_row_t *r = &in->rows[ix[k]];
+            if (r->mfail) next_fail = r->t;
+            r->mtruth = next_fail != INT64_MAX && r->t >= next_fail - horizon_ms;
+        }
+        a = b;
+    }
+    free(ix);
+    return failures;
+}
+
+int rs_eval_input_failure(const rs_eval_input_t *in, size_t i, uint64_t *enth,
+                          int64_t *t) {
+    if (!in->maint || i >= in->n || !in->rows[i].mfail) return 0;
+    *enth = in->rows[i].enth;
+    *t = in->rows[i].t;
+    return 1;
+}
+
 int rs_eval_format_pick(const char *format, const char *input, int has_map) {
     if (format) {
         if (!strcmp(format, "csv")) return RS_EVAL_FMT_CSV;
         if (!strcmp(format, "json-map")) return RS_EVAL_FMT_JSON_MAP;
+        if (!strcmp(format, "rtf")) return RS_EVAL_FMT_RTF;
         if (strcmp(format, "jsonl") && strcmp(format, "json")) return -1;
         /* a mapping means foreign JSON */
         return has_map ? RS_EVAL_FMT_JSON_MAP : RS_EVAL_FMT_JSONL;

@@ -90,6 +90,16 @@ const rs_conf_field_t rs_gen_conf_fields[] = {
      GEN_OFF(failure_label_delay_ms), 0,
      "sensors: delay from a failure to the labels of its readings", NULL, 0,
      GEN_D(3650)},
+    {"degradation", RS_CONF_ENUM, "drift", GEN_OFF(degradation), 0,
+     "sensors: how a failure shows before it: drift (the failure mode's "
+     "sensors drift as progress^1.5), step (a sudden step somewhere in the "
+     "drift phase), noisy (half the drift, and the noise of those sensors "
+     "grows to 5x), mixed (each failure one of the three)",
+     "drift|step|noisy|mixed", 0, 0},
+    {"conditions", RS_CONF_INT, "0", GEN_OFF(conditions), 0,
+     "sensors: operating regimes (0: one); with K > 0 every machine "
+     "switches about daily between K regimes that move all its sensors by "
+     "up to +-1.5 healthy spreads (as operating settings do)", NULL, 0, 8},
 };
 const int rs_gen_conf_nfields = (int)RS_ARRAY_LEN(rs_gen_conf_fields);
 

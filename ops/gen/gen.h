@@ -115,6 +115,8 @@ typedef struct rs_gen_conf_s {
                                    * are positives                          */
     int64_t repair_ms;            /* downtime after a failure               */
     int64_t failure_label_delay_ms; /* failure -> its labels                */
+    int degradation;              /* 0 drift, 1 step, 2 noisy, 3 mixed      */
+    int64_t conditions;           /* operating regimes per machine (0: one) */
 } rs_gen_conf_t;
 
 /* The field table of rs_gen_conf_t (section "gen"), for rs_conf_add_section

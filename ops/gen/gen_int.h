@@ -117,6 +117,10 @@ typedef struct gen_machine_s {
     uint8_t type;
     uint8_t mode;                   /* pattern of the coming failure       */
     uint8_t phase_h;                /* daily-cycle phase (site)            */
+    uint8_t shape;                  /* degradation of the coming failure:
+                                     * 0 drift, 1 step, 2 noisy            */
+    uint8_t regime;                 /* operating condition (gen.conditions) */
+    int64_t step_ms;                /* shape step: when the step comes     */
 } gen_machine_t;
 
 struct rs_gen_s {

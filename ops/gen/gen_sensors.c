@@ -77,6 +77,14 @@ static void gen_machine_cycle(rs_gen_t *g, gen_machine_t *mc, int64_t t0) {
         mc->shift[s] =
             gen_mode_shift[mode][s] * scale * gen_spread(&gen_sensor_tab[s]);
     mc->episode = ++g->episode_seq;
+    mc->shape = 0;
+    if (cf->degradation) { /* extra draws only off the default */
+        mc->shape = cf->degradation == 3 ? (uint8_t)rs_rng_below(r, 3)
+                                         : (uint8_t)cf->degradation;
+        mc->step_ms = mc->drift_start_ms +
+                      (int64_t)(gen_su(r, 0.2, 0.8) *
+                                (double)(mc->fail_ms - mc->drift_start_ms));
+    }
 }
 
 rs_err_t gen_sensors_init(rs_gen_t *g, char *errstr, size_t errstr_size) {
@@ -150,16 +158,32 @@ int gen_sensors_step(rs_gen_t *g, const gen_item_t *it, rs_gen_rec_t *rec) {
     mc->load = 0.95 * mc->load + 0.3122 * rs_rng_normal(r);
     double day = (double)((t / GEN_MIN_MS + mc->phase_h * 60) % 1440) / 1440.0;
     double cyc = sin(2.0 * M_PI * day);
-    double prog = 0;
-    if (t > mc->drift_start_ms && mc->fail_ms > mc->drift_start_ms)
-        prog = pow((double)(t - mc->drift_start_ms) /
-                       (double)(mc->fail_ms - mc->drift_start_ms), 1.5);
+    double prog = 0, lin = 0;
+    if (t > mc->drift_start_ms && mc->fail_ms > mc->drift_start_ms) {
+        lin = (double)(t - mc->drift_start_ms) /
+              (double)(mc->fail_ms - mc->drift_start_ms);
+        prog = pow(lin, 1.5);
+    }
+    double noise_x = 1.0;
+    if (mc->shape == 1) {          /* step */
+        prog = t >= mc->step_ms ? 1.0 : 0.0;
+    } else if (mc->shape == 2) {   /* noisy */
+        noise_x = 1.0 + 4.0 * lin;
+        prog *= 0.5;
+    }
+    if (cf->conditions > 0 &&
+        rs_rng_uniform(r) < (double)cf->reading_interval_ms / 86400000.0)
+        mc->regime = (uint8_t)rs_rng_below(r, (uint64_t)cf->conditions);
+    double reg = cf->conditions > 1
+                     ? 3.0 * ((double)mc->regime / (double)(cf->conditions - 1) - 0.5)
+                     : 0.0;
     ev->n_numeric = g->n_sensors;
     for (int s = 0; s < g->n_sensors; s++) {
         const gen_sensor_t *st = &gen_sensor_tab[s];
+        double nx = mc->shift[s] != 0 ? noise_x : 1.0;
         double v = mc->base[s] + st->amp * cyc +
-                   st->sd * (rs_rng_normal(r) + st->load * mc->load) +
-                   prog * mc->shift[s];
+                   st->sd * (nx * rs_rng_normal(r) + st->load * mc->load) +
+                   prog * mc->shift[s] + reg * gen_spread(st) * (s % 2 ? -1 : 1);
         rs_strlcpy(ev->numeric[s].name, st->name, RS_NAME_MAX);
         ev->numeric[s].value = round(v * 1000.0) / 1000.0;
     }

@@ -356,6 +356,89 @@ static void test_learner_semantics(void **st) {
     }
 }
 
+/* Failure-horizon labels (issue 15): machines m1, m2, m3 read hourly for
+ * 10 days.  m1 fails at day 4 (horizon 1 d), is repaired and runs on; m2
+ * fails at day 9, after its early readings matured as negatives; m3 never
+ * fails.  Which records become positives, negatives, corrections. */
+static void test_failure_horizon(void **st) {
+    (void)st;
+    for (int kind = 0; kind < 2; kind++) {
+        fx_t f;
+        fx_new(&f, kind, 0, RS_MODEL_HORIZON_AUTO, NULL);
+        const int64_t H = DAY;
+        rs_learner_set_failure_horizon(f.l, H);
+        /* auto maturity horizon: 1.25 x (H + report delay 0) */
+        assert_int_equal(rs_learner_horizon(f.l), (int64_t)(1.25 * DAY));
+        const char *ms[3] = {"m1", "m2", "m3"};
+        char id[32];
+        /* days 0..4: m1 fails at T0 + 4 d (its reading at 4 d is the last) */
+        for (int hr = 0; hr <= 4 * 24; hr++)
+            for (int m = 0; m < 3; m++) {
+                snprintf(id, sizeof(id), "%s-%d", ms[m], hr);
+                fx_score(&f, id, ms[m], T0 + hr * 3600000LL + m, 0.1f * m);
+            }
+        const int64_t tf1 = T0 + 4 * DAY;
+        /* matured so far: readings older than 4 d - 1.25 d (m1's included) */
+        int nmat = fx_advance(&f, tf1);
+        assert_true(nmat > 0);
+        rs_learner_failure_t r;
+        assert_int_equal(rs_learner_failure(f.l, 0, rs_hash_str("m1"), tf1,
+                                            tf1, -1, &r), RS_OK);
+        /* [4d - 1d, 4d]: 25 hourly readings; none matured yet (1.25 d) */
+        assert_int_equal(r.positives, 25);
+        assert_int_equal(r.corrected, 0);
+        /* m1's pending readings before 3 d: those in (4d - 1.25 d, 3 d) */
+        assert_int_equal(r.negatives, 6);
+        assert_int_equal(r.repeats, 0);
+        /* a second report of the same failure changes nothing */
+        assert_int_equal(rs_learner_failure(f.l, 0, rs_hash_str("m1"), tf1,
+                                            tf1, -1, &r), RS_OK);
+        assert_int_equal(r.positives + r.corrected + r.negatives, 0);
+        assert_int_equal(r.repeats, 31);
+        /* days 4..10: m1 runs on (a new life), m2 degrades, m3 runs */
+        for (int hr = 4 * 24 + 1; hr <= 10 * 24; hr++)
+            for (int m = 0; m < 3; m++) {
+                snprintf(id, sizeof(id), "%s-%d", ms[m], hr);
+                fx_score(&f, id, ms[m], T0 + hr * 3600000LL + m, 0.1f * m);
+            }
+        /* the failure report of m2 at 9 d comes 12 h late, at 9.5 d: the
+         * maturity cursor has passed 9.5 d - 1.25 d = 8.25 d, so m2's
+         * readings in [8 d, 8.25 d) are maturity negatives -> corrected */
+        const int64_t tf2 = T0 + 9 * DAY;
+        fx_advance(&f, tf2 + DAY / 2);
+        assert_int_equal(rs_learner_failure(f.l, 0, rs_hash_str("m2"), tf2,
+                                            tf2 + DAY / 2, -1, &r), RS_OK);
+        assert_int_equal(r.corrected, 6);     /* 8 d .. 8 d + 5 h         */
+        /* 8.25 d .. 9 d - 1 h (m2 reads 1 ms after the hour: its 9 d
+         * reading is after the failure) */
+        assert_int_equal(r.positives, 18);
+        assert_int_equal(r.negatives, 0);     /* older ones had matured   */
+        /* m1's new life is untouched by its old failure; m3 never fails:
+         * everything of theirs matures as negatives */
+        assert_int_equal(rs_learner_failure(f.l, 0, rs_hash_str("nobody"),
+                                            tf2, tf2, -1, &r),
+                         RS_ERR_NOTFOUND);
+        /* the observed report delay (12 h) now lengthens the maturity
+         * horizon: 1.25 x (1 d + p99 of {0, 12 h}) */
+        assert_true(rs_learner_horizon(f.l) >= (int64_t)(1.25 * (DAY + DAY / 2)) - 60000);
+        fx_advance(&f, T0 + 40 * DAY);
+        rs_learner_stats_t ls;
+        rs_learner_stats(f.l, &ls);
+        assert_int_equal(ls.failures, 4);   /* the repeat and the unknown too */
+        assert_int_equal(ls.positives, 25 + 6 + 18);
+        assert_int_equal(ls.corrections, 6);
+        /* every record learned exactly once (corrections are a second,
+         * corrective step): 3 machines x 241 readings */
+        assert_int_equal(ls.matured + ls.negatives + ls.positives - ls.corrections,
+                         3 * 241);
+        rs_model_stats_t mst;
+        rs_model_stats(f.m, &mst);
+        assert_int_equal(mst.positives, 49);
+        assert_int_equal(mst.corrections, 6);
+        fx_free(&f);
+    }
+}
+
 /* The issue's cases: a label 60 days late is learned (auto horizon with
  * the declared delay); with a fixed 7-day horizon it comes after the
  * maturity negative and corrects it. */
@@ -550,6 +633,7 @@ int main(void) {
         cmocka_unit_test(test_log_torn_tail),
         cmocka_unit_test(test_log_rewind_and_meta),
         cmocka_unit_test(test_learner_semantics),
+        cmocka_unit_test(test_failure_horizon),
         cmocka_unit_test(test_label_60_days_late),
         cmocka_unit_test(test_auto_horizon),
         cmocka_unit_test(test_refused_configs),

@@ -1,0 +1,142 @@
+/* maint.h -- predictive maintenance: the `maintenance:` settings and the
+ * per-machine alert policy.
+ *
+ * Design note
+ * -----------
+ * For machines, a failure label says something about the readings BEFORE
+ * it: "this machine fails within maintenance.horizon" was true for each of
+ * them.  The learner turns one failure label into those labels through the
+ * learning log (learner.h rs_learner_failure); this header holds the
+ * settings and what happens to scores afterwards.
+ *
+ * The ALERT POLICY turns a machine's stream of scores into alerts people
+ * can act on (one per problem, not one per reading):
+ *   - debounce: an alert needs `alert_readings` consecutive readings with
+ *     a score >= `alert_threshold`;
+ *   - one alert per EPISODE: the episode then stays open (no new alert)
+ *     until as many consecutive readings are below the threshold;
+ *   - cool-down: an episode that starts within `alert_cooldown` of event
+ *     time after the machine's previous alert opens silently (no alert;
+ *     stats.suppressed);
+ *   - escalation: inside an episode, a score at least `alert_escalation`
+ *     above the one last alerted on alerts again (ESCALATED);
+ *   - a failure or repair (rs_alertpol_failure / _reset) closes the episode
+ *     and starts the machine afresh; the failure also yields the LEAD TIME
+ *     (failure time - first alert of the episode) when the episode's first
+ *     alert came within the horizon before it.
+ * State: a fixed table of machines (open addressing, `max_machines`),
+ * allocated at creation: no allocation per reading.  A full table counts
+ * the reading as untracked (never alerts; stats.untracked).
+ *
+ * Threads: an rs_alertpol_t belongs to one thread (no locking).
+ */
+#ifndef RS_MAINT_H
+#define RS_MAINT_H
+
+#include "common/common.h"
+#include "common/config.h"
+#include "common/metrics.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct rs_maint_conf_s {
+    int enabled;              /* 1: labels are failures of their entity   */
+    int64_t horizon;          /* ms: readings this long before a failure
+                               * are positives ("fails within")          */
+    double alert_threshold;   /* score at or above counts toward an alert */
+    int64_t alert_readings;   /* k consecutive readings (debounce)        */
+    int64_t alert_cooldown;   /* ms of event time between episodes' alerts */
+    double alert_escalation;  /* score rise that alerts again in an episode */
+    int64_t max_machines;     /* alert policy table size                  */
+} rs_maint_conf_t;
+
+/* Defaults from the field table. */
+void rs_maint_conf_init(rs_maint_conf_t *conf);
+/* The `maintenance:` section writing into `conf` (must outlive the
+ * rs_conf_t it is added to). */
+void rs_maint_conf_section(rs_conf_section_t *sec, rs_maint_conf_t *conf);
+const rs_conf_field_t *rs_maint_conf_fields(int *nfields);
+
+/* ------------------------------------------------------- alert policy */
+
+typedef enum rs_alertpol_decision_e {
+    RS_ALERTPOL_NONE = 0,     /* no alert for this reading                */
+    RS_ALERTPOL_ALERT,        /* a new episode's alert                    */
+    RS_ALERTPOL_ESCALATED     /* the open episode got markedly worse      */
+} rs_alertpol_decision_t;
+
+typedef struct rs_alertpol_s rs_alertpol_t;
+
+/* New policy (conf copied).  NULL with errstr on a bad conf (threshold not
+ * in [0, 1], readings < 1, max_machines < 1).  Any thread. */
+rs_alertpol_t *rs_alertpol_new(const rs_maint_conf_t *conf, char *errstr,
+                               size_t errstr_size);
+void rs_alertpol_destroy(rs_alertpol_t *p);   /* NULL: no-op */
+
+/* One scored reading of machine `machine` (rs_hash_str of its id) at event
+ * time t_ms.  Readings of a machine are expected in time order (an older
+ * one is still counted).  No allocation.  The owner thread. */
+rs_alertpol_decision_t rs_alertpol_step(rs_alertpol_t *p, uint64_t machine,
+                                        int64_t t_ms, float score);
+
+/* 1 if the machine has an open episode. */
+int rs_alertpol_is_open(const rs_alertpol_t *p, uint64_t machine);
+
+/* The machine failed at t_fail_ms: its open episode closes; if the
+ * episode's (or, if none is open, the latest episode's) first alert came
+ * at most horizon before the failure, *lead_ms gets failure - that alert
+ * and the lead time is recorded (stats, rs_alertpol_leads); returns 1 then,
+ * else 0 (a missed failure, counted).  The machine starts afresh (a
+ * repair follows a failure).  The owner thread. */
+int rs_alertpol_failure(rs_alertpol_t *p, uint64_t machine, int64_t t_fail_ms,
+                        int64_t *lead_ms);
+/* A repair without failure: the machine starts afresh (no lead time). */
+void rs_alertpol_reset(rs_alertpol_t *p, uint64_t machine);
+
+typedef struct rs_alertpol_stats_s {
+    uint64_t readings;
+    uint64_t alerts;          /* ALERT decisions (= episodes alerted)      */
+    uint64_t escalations;     /* ESCALATED decisions                       */
+    uint64_t open;            /* episodes open now                         */
+    uint64_t episodes;        /* episodes started (alerted)                */
+    uint64_t suppressed;      /* episodes opened silently (cool-down)      */
+    uint64_t failures;        /* failures reported                         */
+    uint64_t caught;          /* ... with an alert within the horizon      */
+    uint64_t untracked;       /* readings of machines the table had no room for */
+    uint64_t machines;        /* machines tracked                          */
+} rs_alertpol_stats_t;
+
+void rs_alertpol_stats(const rs_alertpol_t *p, rs_alertpol_stats_t *st);
+/* Lead times of caught failures, seconds (owned by p). */
+const rs_hist_t *rs_alertpol_leads(const rs_alertpol_t *p);
+
+/* The alerts topic payload (JSON object, no newline), I/O free:
+ *   {"machine":"m-7","event_id":"r-9","event_time_ms":...,"score":0.93,
+ *    "decision":"alert"|"escalated","fails_within_ms":86400000,
+ *    "time_to_failure_ms":..., (only if ttf_ms >= 0: a RUL estimate)
+ *    "drifting":[{"feature":"ent_temperature_base_z_last48_incl",
+ *                 "value":3.2,"reason":"..."}...],
+ *    "model_version":"seq-..."}
+ * drifting[n] (names, values, optional reasons may be NULL): the top
+ * drifting sensors, most first.  Strings are JSON-escaped.  Returns the
+ * length written (excl. NUL), or -1 if `size` is too small. */
+int rs_alertpol_payload(char *buf, size_t size, const char *machine,
+                        const char *event_id, int64_t t_ms, float score,
+                        rs_alertpol_decision_t d, int64_t fails_within_ms,
+                        int64_t ttf_ms, const char *const *names,
+                        const float *values, const char *const *reasons,
+                        int n, const char *model_version);
+
+/* The n sensors drifting most: indexes of the features of x[dim] named
+ * "*_base_z*" with the largest |value|, one per sensor (the feature name
+ * between "ent_" and "_base_z"), most first, into idx[n]; returns how many
+ * (<= n).  names[dim] are the feature names.  Pure. */
+int rs_maint_top_drifting(const char *const *names, const float *x, int dim,
+                          int *idx, int n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RS_MAINT_H */

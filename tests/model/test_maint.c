@@ -1,0 +1,161 @@
+/* test_maint.c -- the maintenance alert policy (model/maint.h): debounce,
+ * one alert per episode, cool-down, escalation, lead times, the payload
+ * and the top drifting sensors. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "model/maint.h"
+
+#define H_MS 3600000LL
+#define T0 1700000000000LL
+
+static rs_alertpol_t *pol(int k, int64_t cooldown, double esc) {
+    rs_maint_conf_t c;
+    rs_maint_conf_init(&c);
+    c.alert_readings = k;
+    c.alert_cooldown = cooldown;
+    c.alert_escalation = esc;
+    c.max_machines = 4;
+    char err[256];
+    rs_alertpol_t *p = rs_alertpol_new(&c, err, sizeof(err));
+    assert_non_null(p);
+    return p;
+}
+
+/* score sequence -> decisions string: '.' none, 'A' alert, 'E' escalated */
+static void run(rs_alertpol_t *p, uint64_t m, int64_t *t, const float *s,
+                int n, char *out) {
+    for (int i = 0; i < n; i++, *t += H_MS) {
+        rs_alertpol_decision_t d = rs_alertpol_step(p, m, *t, s[i]);
+        out[i] = d == RS_ALERTPOL_ALERT ? 'A' : d == RS_ALERTPOL_ESCALATED ? 'E' : '.';
+    }
+    out[n] = '\0';
+}
+
+static void test_debounce_episode(void **st) {
+    (void)st;
+    rs_alertpol_t *p = pol(3, 0, 1.0);
+    int64_t t = T0;
+    char d[64];
+    /* two above, one below: no alert (debounce); then three above: one
+     * alert; staying above: no more; 2 below do not close it (k = 3), one
+     * above again: still the same episode; 3 below close it; 3 above: a
+     * new episode (no cool-down) */
+    const float s[] = {.9f, .9f, .1f, .9f, .9f, .9f, .9f, .9f, .1f, .1f, .9f,
+                       .1f, .1f, .1f, .9f, .9f, .9f};
+    run(p, 7, &t, s, (int)(sizeof(s) / sizeof(*s)), d);
+    assert_string_equal(d, ".....A..........A");
+    rs_alertpol_stats_t ps;
+    rs_alertpol_stats(p, &ps);
+    assert_int_equal(ps.alerts, 2);
+    assert_int_equal(ps.episodes, 2);
+    assert_int_equal(ps.open, 1);
+    assert_true(rs_alertpol_is_open(p, 7));
+    /* another machine is independent */
+    assert_false(rs_alertpol_is_open(p, 8));
+    rs_alertpol_destroy(p);
+}
+
+static void test_cooldown_escalation(void **st) {
+    (void)st;
+    rs_alertpol_t *p = pol(1, 10 * H_MS, 0.2);
+    int64_t t = T0;
+    char d[64];
+    /* alert at once (k = 1); +0.1 is no escalation, +0.25 is; the episode
+     * closes (1 below) and a new one within 10 h of the last alert is
+     * held back by the cool-down; after it, alerts again */
+    const float s[] = {.6f, .7f, .85f, .1f, .9f, .1f, .1f, .1f, .1f, .1f,
+                       .1f, .1f, .1f, .1f, .9f};
+    run(p, 1, &t, s, (int)(sizeof(s) / sizeof(*s)), d);
+    assert_string_equal(d, "A.E...........A");
+    rs_alertpol_stats_t ps;
+    rs_alertpol_stats(p, &ps);
+    assert_int_equal(ps.alerts, 2);
+    assert_int_equal(ps.escalations, 1);
+    assert_int_equal(ps.suppressed, 1);
+    rs_alertpol_destroy(p);
+}
+
+static void test_failure_lead_and_table(void **st) {
+    (void)st;
+    rs_alertpol_t *p = pol(2, 0, 1.0);  /* horizon: default 24h */
+    int64_t t = T0, lead = -1;
+    char d[16];
+    const float s[] = {.1f, .8f, .8f, .8f};
+    run(p, 3, &t, s, 4, d);
+    assert_string_equal(d, "..A.");
+    /* alerted at T0 + 2h, fails at T0 + 12h: 10 h ahead */
+    assert_int_equal(rs_alertpol_failure(p, 3, T0 + 12 * H_MS, &lead), 1);
+    assert_int_equal(lead, 10 * H_MS);
+    assert_false(rs_alertpol_is_open(p, 3));   /* repaired: afresh */
+    /* a failure without an alert: missed */
+    assert_int_equal(rs_alertpol_failure(p, 4, T0 + 12 * H_MS, &lead), 0);
+    /* an alert more than the horizon before the failure is not a catch */
+    t = T0;
+    run(p, 5, &t, s, 4, d);
+    assert_int_equal(rs_alertpol_failure(p, 5, T0 + 40 * H_MS, &lead), 0);
+    rs_alertpol_stats_t ps;
+    rs_alertpol_stats(p, &ps);
+    assert_int_equal(ps.failures, 3);
+    assert_int_equal(ps.caught, 1);
+    assert_int_equal(rs_alertpol_leads(p)->total, 1);
+    /* the table holds 4 machines: a 5th one is untracked, never alerts */
+    for (uint64_t m = 10; m < 14; m++) rs_alertpol_step(p, m, T0, .9f);
+    rs_alertpol_stats(p, &ps);
+    assert_int_equal(ps.machines, 4);
+    assert_true(ps.untracked >= 1);
+    rs_alertpol_destroy(p);
+    /* bad settings are refused naming the section */
+    rs_maint_conf_t c;
+    rs_maint_conf_init(&c);
+    c.alert_readings = 0;
+    char err[256];
+    assert_null(rs_alertpol_new(&c, err, sizeof(err)));
+    assert_non_null(strstr(err, "maintenance"));
+}
+
+static void test_payload_and_drifting(void **st) {
+    (void)st;
+    const char *names[6] = {"ent_life", "ent_temp_base_z", "ent_temp_base_z_last12_incl",
+                            "ent_vib_base_z_last12_incl", "ent_rpm_base_z", "ent_rpm_slope_last12_incl"};
+    const float x[6] = {5.0f, 1.0f, 3.5f, -0.5f, -4.0f, 9.0f};
+    int idx[3];
+    int n = rs_maint_top_drifting(names, x, 6, idx, 3);
+    assert_int_equal(n, 3);
+    assert_int_equal(idx[0], 4);   /* rpm -4.0 */
+    assert_int_equal(idx[1], 2);   /* temp 3.5 (its largest) */
+    assert_int_equal(idx[2], 3);   /* vib -0.5 */
+    const char *nn[2] = {names[4], names[2]};
+    const float vv[2] = {x[4], x[2]};
+    const char *rr[2] = {"rpm \"low\"", NULL};
+    char buf[1024];
+    int len = rs_alertpol_payload(buf, sizeof(buf), "m-7", "r-9", T0, 0.93f,
+                                  RS_ALERTPOL_ALERT, 24 * H_MS, -1, nn, vv, rr,
+                                  2, "seq-abc-3");
+    assert_true(len > 0);
+    assert_int_equal((size_t)len, strlen(buf));
+    assert_non_null(strstr(buf, "\"machine\":\"m-7\""));
+    assert_non_null(strstr(buf, "\"decision\":\"alert\""));
+    assert_non_null(strstr(buf, "\"fails_within_ms\":86400000"));
+    assert_null(strstr(buf, "time_to_failure_ms"));
+    assert_non_null(strstr(buf, "\"feature\":\"ent_rpm_base_z\",\"value\":-4,\"reason\":\"rpm \\\"low\\\"\""));
+    assert_non_null(strstr(buf, "\"model_version\":\"seq-abc-3\"}"));
+    /* too small a buffer: -1, never a cut object */
+    assert_int_equal(rs_alertpol_payload(buf, 40, "m-7", "r-9", T0, 0.93f,
+                                         RS_ALERTPOL_ALERT, 1, 5, nn, vv, rr,
+                                         2, "v"), -1);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_debounce_episode),
+        cmocka_unit_test(test_cooldown_escalation),
+        cmocka_unit_test(test_failure_lead_and_table),
+        cmocka_unit_test(test_payload_and_drifting),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
