@@ -240,11 +240,15 @@ static int rs_http_pct_decode(const char *src, size_t len, int plus, char *out,
     return (int)o;
 }
 
+static int rs_http_all_digits(const char *s) {
+    for (const char *p = s; *p; p++)
+        if (!isdigit((unsigned char)*p)) return 0;
+    return 1;
+}
+
 int rs_http_since_parse(const char *s, int64_t now_ms, int64_t *out_ms) {
     if (!s || !*s) return -1;
-    int digits = 1;
-    for (const char *p = s; *p; p++)
-        if (!isdigit((unsigned char)*p)) digits = 0;
+    int digits = rs_http_all_digits(s);
     int64_t d;
     if (!digits && rs_duration_parse(s, &d) == 0) {
         *out_ms = now_ms - d;
@@ -878,6 +882,22 @@ static int rs_http_entity(rs_http_t *http, struct MHD_Connection *conn,
     if (!hits || !json) {
         status = rs_http_error(b, ctype, 503, "out of memory");
         goto done;
+    }
+    /* A duration ("7d") counts back from the entity's newest event, as
+     * `audit --entity ID --since 7d` does: event times of a replay or of
+     * the demo's generated data are not near the wall clock. */
+    int64_t ago = 0;
+    if (qv[0] && !rs_http_all_digits(qv) && rs_duration_parse(qv, &ago) == 0) {
+        RS_HTTP_REDIS(http, errstr,
+                      rs_sink_redis_index_newest(sink, entity, 0, INT64_MAX,
+                                                 0, hits, 1, &n, errstr,
+                                                 sizeof(errstr)));
+        if (err != RS_OK) {
+            status = rs_http_redis_error(b, ctype, err, errstr);
+            goto done;
+        }
+        since_ms = n ? hits[0].t_ms - ago : 0;
+        n = 0;
     }
     RS_HTTP_REDIS(http, errstr,
                   rs_sink_redis_index_newest(sink, entity, since_ms, INT64_MAX,

@@ -400,8 +400,19 @@ static void test_entity_list(void **state) {
     assert_int_equal(http_get(fx->port, path, NULL, &r), 200);
     assert_int_equal(array_ids(r.body, ids, 8), 2);
     resp_free(&r);
-    /* a duration ago: all of them are older than a day */
+    /* a duration counts back from the entity's newest event (not from
+     * the wall clock: these events are years old), as audit --since */
     assert_int_equal(http_get(fx->port, "/v1/entities/card-9/scores?since=1d",
+                              NULL, &r), 200);
+    assert_int_equal(array_ids(r.body, ids, 8), 5);
+    resp_free(&r);
+    assert_int_equal(http_get(fx->port, "/v1/entities/card-9/scores?since=90s",
+                              NULL, &r), 200);
+    assert_int_equal(array_ids(r.body, ids, 8), 2); /* e9-4 and e9-3 */
+    assert_string_equal(ids[0], "e9-4");
+    assert_string_equal(ids[1], "e9-3");
+    resp_free(&r);
+    assert_int_equal(http_get(fx->port, "/v1/entities/nobody/scores?since=7d",
                               NULL, &r), 200);
     assert_string_equal(r.body, "[]\n");
     resp_free(&r);
