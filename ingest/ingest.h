@@ -80,6 +80,7 @@
 
 #include "common/common.h"
 #include "common/config.h"
+#include "common/pool.h"
 #include "proto/proto.h"
 
 #ifdef __cplusplus
@@ -301,6 +302,14 @@ rs_ingest_t *rs_ingest_new(const rs_ingest_conf_t *conf,
  * counted, never returned.  Also serves the DLQ producer's callbacks.
  * @locality the owner thread */
 int rs_ingest_poll(rs_ingest_t *ing, rs_msg_t *msgs, int max, int timeout_ms);
+
+/* Decode the payloads of a poll on `pool`'s workers (the parsers are pure
+ * functions; the head of each message, the event-time bound, counters and
+ * dead letters stay on the owner thread, in poll order): the messages are
+ * exactly those of a decode on one thread.  NULL (the default): on the
+ * caller.  The pool is borrowed: it must outlive `ing` or be unset first.
+ * @locality the owner thread */
+void rs_ingest_set_pool(rs_ingest_t *ing, rs_pool_t *pool);
 
 /* Mark one consumed message as processed: offset+1 of (topic, partition)
  * becomes committable.  `topic` is rs_msg_t.topic (RS_MSG_TOPIC_*),

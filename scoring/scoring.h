@@ -83,6 +83,8 @@ typedef struct rs_service_conf_s {
                                 * for this long = not ready; 0 = off    */
     int64_t dedup_window_ms;   /* duplicate event ids: window; 0 = off  */
     int64_t dedup_max;         /* duplicate detection: entries kept     */
+    int64_t workers;           /* threads for decode, records, encode;
+                                * 0 = the online cores (workers.h)      */
 } rs_service_conf_t;
 
 /* service.log_inputs: which events' scoring inputs go to Redis
