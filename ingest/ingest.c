@@ -146,7 +146,11 @@ static const rs_conf_field_t rs_ingest_fields[] = {
     {"partitions", RS_CONF_INT, "4", offsetof(rs_ingest_conf_t, partitions),
      0, "partitions per topic of the embedded broker", NULL, 1, 1024},
     {"batch_max", RS_CONF_INT, "512", offsetof(rs_ingest_conf_t, batch_max),
-     0, "most messages taken per poll (micro-batch size)", NULL, 1, 65536},
+     0, "most messages taken per poll (micro-batch size); a poll takes what "
+     "is ready, so the batch size follows the backlog: a few messages when "
+     "the consumer is caught up (low latency), batch_max under load "
+     "(full GEMMs, all workers busy); riskstream_batch_messages shows it",
+     NULL, 1, 65536},
     {"poll_timeout", RS_CONF_DURATION, "100ms",
      offsetof(rs_ingest_conf_t, poll_timeout_ms), 0,
      "longest wait for the first message of a batch", NULL, 0, 60000},

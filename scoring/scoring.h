@@ -174,6 +174,8 @@ typedef struct rs_service_stats_s {
     double active_s;            /* first to latest scored event           */
     rs_hist_t e2e_us;           /* event produce time -> score produced   */
     rs_hist_t proc_us;          /* poll return -> score produced          */
+    rs_hist_t batch_msgs;       /* messages per poll: the batch size,
+                                 * which follows the backlog (ingest.h)  */
     rs_auc_t auc;               /* scores vs resolved labels              */
     char model_version[RS_VERSION_MAX];
 } rs_service_stats_t;

@@ -743,6 +743,7 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
     svc->next_seq = 1;
     rs_hist_init(&svc->st.e2e_us);
     rs_hist_init(&svc->st.proc_us);
+    rs_hist_init(&svc->st.batch_msgs);
     rs_auc_init(&svc->st.auc);
     rs_strlcpy(svc->st.model_version, rs_model_version(svc->model),
                sizeof(svc->st.model_version));
@@ -904,6 +905,22 @@ void rs_service_prometheus(rs_service_t *svc, rs_http_buf_t *b) {
                  "event produce timestamp to score produced", &st->e2e_us);
     rs_prom_hist(b, "riskstream_processing_latency_seconds",
                  "poll to score produced", &st->proc_us);
+    {
+        static const int le_n[] = {1, 4, 16, 64, 128, 256, 512, 1024, 4096};
+        const char *nm = "riskstream_batch_messages";
+        const rs_hist_t *h = &st->batch_msgs;
+        rs_http_buf_printf(b, "# HELP %s messages per poll (the batch size "
+                           "follows the backlog, up to topics.batch_max)\n"
+                           "# TYPE %s histogram\n", nm, nm);
+        for (size_t i = 0; i < RS_ARRAY_LEN(le_n); i++)
+            rs_http_buf_printf(b, "%s_bucket{le=\"%d\"} %llu\n", nm, le_n[i],
+                               (unsigned long long)rs_hist_count_le(h,
+                                                                    le_n[i]));
+        rs_http_buf_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.0f\n"
+                           "%s_count %llu\n", nm,
+                           (unsigned long long)h->total, nm, h->sum, nm,
+                           (unsigned long long)h->total);
+    }
     rs_http_buf_printf(b, "# HELP riskstream_consumer_lag messages behind the "
                        "high watermark per input partition\n# TYPE "
                        "riskstream_consumer_lag gauge\n");
@@ -1120,6 +1137,7 @@ rs_err_t rs_service_rollback(rs_service_t *svc, const char *version,
 void rs_service_reset_latency(rs_service_t *svc) {
     rs_hist_init(&svc->st.e2e_us);
     rs_hist_init(&svc->st.proc_us);
+    rs_hist_init(&svc->st.batch_msgs);
 }
 
 const char *rs_service_example_id(const rs_service_t *svc) {
@@ -1738,7 +1756,7 @@ static void rs_svc_periodic(rs_service_t *svc, int64_t now_us) {
                     "scored=%llu labels=%llu rejected=%llu p50_ms=%.2f "
                     "p99_ms=%.2f auc=%.4f model=%s keys=%llu cp_keys=%llu "
                     "late=%llu evictions=%llu expirations=%llu cap_hits=%llu "
-                    "checkpoints=%llu ckpt_max_pause_ms=%.2f",
+                    "checkpoints=%llu ckpt_max_pause_ms=%.2f batch_mean=%.1f",
                     (unsigned long long)svc->st.scored,
                     (unsigned long long)svc->st.labels,
                     (unsigned long long)svc->st.rejected,
@@ -1752,7 +1770,8 @@ static void rs_svc_periodic(rs_service_t *svc, int64_t now_us) {
                     (unsigned long long)fs.expirations,
                     (unsigned long long)fs.cap_hits,
                     (unsigned long long)svc->st.checkpoints,
-                    svc->st.checkpoint_step_max_us / 1000.0);
+                    svc->st.checkpoint_step_max_us / 1000.0,
+                    rs_hist_mean(&svc->st.batch_msgs));
         }
         svc->stats_next_us = now_us + svc->conf->stats_interval_ms * 1000;
     }
@@ -2369,6 +2388,7 @@ rs_err_t rs_service_run(rs_service_t *svc, volatile sig_atomic_t *stop,
             break;
         }
         if (n > 0) {
+            rs_hist_record(&svc->st.batch_msgs, n);
             svc->last_input_us = now;
             err = rs_svc_batch(svc, n, stop, errstr, errstr_size);
             if (err != RS_OK) break;
