@@ -102,8 +102,17 @@ struct rs_ingest_s {
     int64_t *wm;           /* [RS_INGEST_WM_PARTS] newest event time
                             * accepted per events partition; INT64_MIN:
                             * none yet                                 */
+    rs_pool_t *pool;       /* decodes payloads (NULL: on the caller)    */
+    rd_kafka_message_t **rkms; /* [rkms_cap] messages of the poll being
+                            * decoded                                  */
+    rs_err_t *derr;        /* [rkms_cap] their payload decode results   */
+    int rkms_cap;
     rs_ingest_counters_t c;
 };
+
+/* Messages per worker slice below which decoding stays on one thread
+ * (a wake-up costs more than decoding a few). */
+#define RS_INGEST_DECODE_CHUNK 32
 
 #define RS_INC(x) atomic_fetch_add_explicit(&(x), 1, memory_order_relaxed)
 #define RS_LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
@@ -137,7 +146,11 @@ static const rs_conf_field_t rs_ingest_fields[] = {
     {"partitions", RS_CONF_INT, "4", offsetof(rs_ingest_conf_t, partitions),
      0, "partitions per topic of the embedded broker", NULL, 1, 1024},
     {"batch_max", RS_CONF_INT, "512", offsetof(rs_ingest_conf_t, batch_max),
-     0, "most messages taken per poll (micro-batch size)", NULL, 1, 65536},
+     0, "most messages taken per poll (micro-batch size); a poll takes what "
+     "is ready, so the batch size follows the backlog: a few messages when "
+     "the consumer is caught up (low latency), batch_max under load "
+     "(full GEMMs, all workers busy); riskstream_batch_messages shows it",
+     NULL, 1, 65536},
     {"poll_timeout", RS_CONF_DURATION, "100ms",
      offsetof(rs_ingest_conf_t, poll_timeout_ms), 0,
      "longest wait for the first message of a batch", NULL, 0, 60000},
@@ -818,10 +831,17 @@ static rs_err_t rs_ingest_time_check(rs_ingest_t *ing, rs_msg_t *m) {
     return RS_OK;
 }
 
-/* Decode one Kafka message into *m.  Returns 1 if *m is filled, 0 if the
- * message is not for us. */
-static int rs_ingest_decode(rs_ingest_t *ing, const rd_kafka_message_t *rkm,
-                            rs_msg_t *m) {
+/* Decoding is three steps so that the middle one, the payload parsers
+ * (pure functions, no I/O, no shared state), can run on the service's
+ * workers (rs_ingest_set_pool): the head of each message in poll order,
+ * the payloads in parallel, then the checks with state (time bound,
+ * counters, dead letters) in poll order again.  The result is that of
+ * decoding one message after another. */
+
+/* Step 1: the message's head into *m.  Returns 1 if it is for us, 0 if
+ * not (another topic). */
+static int rs_ingest_head(rs_ingest_t *ing, const rd_kafka_message_t *rkm,
+                          rs_msg_t *m) {
     const char *tname = rd_kafka_topic_name(rkm->rkt);
     int topic;
     if (!strcmp(tname, ing->conf.topic_events)) topic = RS_MSG_TOPIC_EVENTS;
@@ -839,7 +859,14 @@ static int rs_ingest_decode(rs_ingest_t *ing, const rd_kafka_message_t *rkm,
     m->reason[0] = '\0';
     m->replay = ing->nreplay > 0 &&
                 rs_ingest_replay_check(ing, topic, rkm->partition, rkm->offset);
+    return 1;
+}
 
+/* Step 2: the payload of a message whose head is in *m.  Pure: any
+ * thread, one message per call. */
+static rs_err_t rs_ingest_payload(const rs_ingest_conf_t *conf,
+                                  const rd_kafka_message_t *rkm,
+                                  rs_msg_t *m) {
     rs_err_t err;
     if (!rkm->payload || rkm->len == 0) {
         err = rs_errf(m->reason, sizeof(m->reason), RS_ERR_INVALID,
@@ -848,27 +875,35 @@ static int rs_ingest_decode(rs_ingest_t *ing, const rd_kafka_message_t *rkm,
         err = rs_errf(m->reason, sizeof(m->reason), RS_ERR_TOOBIG,
                       "message of %zu bytes exceeds the %d byte limit",
                       rkm->len, RS_MSG_MAX);
-    } else if (topic == RS_MSG_TOPIC_EVENTS) {
-        err = rs_event_decode((rs_format_t)ing->conf.events_format,
+    } else if (m->topic == RS_MSG_TOPIC_EVENTS) {
+        err = rs_event_decode((rs_format_t)conf->events_format,
                               rkm->payload, rkm->len, &m->ev, m->reason,
                               sizeof(m->reason));
         m->kind = RS_MSG_EVENT;
     } else {
-        err = rs_label_decode((rs_format_t)ing->conf.labels_format,
+        err = rs_label_decode((rs_format_t)conf->labels_format,
                               rkm->payload, rkm->len, &m->lb, m->reason,
                               sizeof(m->reason));
         m->kind = RS_MSG_LABEL;
     }
+    return err;
+}
+
+/* Step 3: the checks with state, in poll order; a reject is counted,
+ * logged and dead-lettered here. */
+static void rs_ingest_finish(rs_ingest_t *ing, const rd_kafka_message_t *rkm,
+                             rs_msg_t *m, rs_err_t err) {
     if (err == RS_OK && m->kind == RS_MSG_EVENT)
         err = rs_ingest_time_check(ing, m);
     if (err == RS_OK) {
         if (m->kind == RS_MSG_EVENT) RS_INC(ing->c.events);
         else RS_INC(ing->c.labels);
-        return 1;
+        return;
     }
     if (!m->reason[0]) rs_strlcpy(m->reason, rs_err_str(err), sizeof(m->reason));
     m->kind = RS_MSG_REJECT;
     RS_INC(ing->c.rejected);
+    const char *tname = rd_kafka_topic_name(rkm->rkt);
     char src[300];
     snprintf(src, sizeof(src), "%s/%d/%lld", tname, (int)rkm->partition,
              (long long)rkm->offset);
@@ -876,11 +911,10 @@ static int rs_ingest_decode(rs_ingest_t *ing, const rd_kafka_message_t *rkm,
         /* Dead-lettered when it was first read (its offset was committed
          * after the DLQ acknowledged it): not again. */
         rs_debug("ingest", "replayed reject %s: %s", src, m->reason);
-        return 1;
+        return;
     }
     rs_ingest_warn_reject(ing, src, m->reason);
-    rs_ingest_dead_letter(ing, rkm, topic, src, m->reason);
-    return 1;
+    rs_ingest_dead_letter(ing, rkm, m->topic, src, m->reason);
 }
 
 /* A consumer error event (not a message). */
@@ -1024,11 +1058,37 @@ done:
     rd_kafka_topic_partition_list_destroy(parts);
 }
 
+void rs_ingest_set_pool(rs_ingest_t *ing, rs_pool_t *pool) {
+    ing->pool = pool;
+}
+
+/* The payload step over the poll's messages [lo, hi) (a pool stage). */
+typedef struct rs_ingest_job_s {
+    rs_ingest_t *ing;
+    rs_msg_t *msgs;
+} rs_ingest_job_t;
+
+static void rs_ingest_payloads(void *opaque, int lo, int hi, int slice) {
+    rs_ingest_job_t *job = opaque;
+    (void)slice;
+    for (int i = lo; i < hi; i++)
+        job->ing->derr[i] = rs_ingest_payload(&job->ing->conf,
+                                              job->ing->rkms[i],
+                                              &job->msgs[i]);
+}
+
 int rs_ingest_poll(rs_ingest_t *ing, rs_msg_t *msgs, int max, int timeout_ms) {
     int n = 0;
     if (ing->fatal) return -RS_ERR_KAFKA;
     rd_kafka_poll(ing->dlq, 0); /* DLQ delivery reports */
     rs_ingest_dlq_drain(ing);
+    if (max > ing->rkms_cap) { /* the first poll (cold) */
+        free(ing->rkms);
+        free(ing->derr);
+        ing->rkms = rs_calloc((size_t)max, sizeof(*ing->rkms));
+        ing->derr = rs_calloc((size_t)max, sizeof(*ing->derr));
+        ing->rkms_cap = max;
+    }
     int64_t deadline = rs_clock_mono_us() + (int64_t)RS_MAX(timeout_ms, 0) * 1000;
     while (n < max) {
         int wait = 0;
@@ -1041,10 +1101,22 @@ int rs_ingest_poll(rs_ingest_t *ing, rs_msg_t *msgs, int max, int timeout_ms) {
             if (n > 0 || wait == 0) break;
             continue;
         }
+        if (!rkm->err && rs_ingest_head(ing, rkm, &msgs[n])) {
+            ing->rkms[n++] = rkm; /* held until its payload is decoded */
+            continue;
+        }
         if (rkm->err) rs_ingest_consumer_error(ing, rkm);
-        else if (rs_ingest_decode(ing, rkm, &msgs[n])) n++;
         rd_kafka_message_destroy(rkm);
         if (ing->fatal) break;
+    }
+    /* Payloads on the workers (in parallel), then the checks in order. */
+    rs_ingest_job_t job = {ing, msgs};
+    rs_pool_run(ing->pool, n, RS_INGEST_DECODE_CHUNK, rs_ingest_payloads,
+                &job);
+    for (int i = 0; i < n; i++) {
+        rs_ingest_finish(ing, ing->rkms[i], &msgs[i], ing->derr[i]);
+        rd_kafka_message_destroy(ing->rkms[i]);
+        ing->rkms[i] = NULL;
     }
     if (ing->nresets > 0) rs_ingest_apply_resets(ing);
     if (ing->fatal && n == 0) return -RS_ERR_KAFKA;
@@ -1253,6 +1325,8 @@ void rs_ingest_destroy(rs_ingest_t *ing) {
     }
     rs_free(ing->pend);
     free(ing->wm);
+    free(ing->rkms);
+    free(ing->derr);
     free(ing->start);
     free(ing->replay);
     free(ing->resets);

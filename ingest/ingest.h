@@ -52,6 +52,17 @@
  *   stored past a reject whose DLQ copy is not yet acknowledged.
  * - No allocation per message: rs_ingest_poll decodes straight into the
  *   caller's preallocated rs_msg_t array.
+ * - Dynamic batching: a poll waits (up to poll_timeout) only for its first
+ *   message and then takes what librdkafka already holds, up to
+ *   batch_max.  The batch size therefore follows the backlog with no
+ *   tuning: when the consumer is caught up a batch is the few messages
+ *   that arrived while the previous one was scored (latency stays that of
+ *   one small batch); under load the fetched backlog fills batch_max
+ *   (the model's GEMMs fill up and the service's workers each get a
+ *   slice).  The batch grows with the rate until the service keeps up:
+ *   scoring n messages takes T(n) = c0 + c1 n, so at r messages/s a batch
+ *   settles at n = r c0 / (1 - r c1).  The service's metric
+ *   riskstream_batch_messages shows the distribution.
  * - Latency: with the embedded broker (topics.brokers empty) the consumer
  *   defaults to fetch.wait.max.ms=5, because the mock holds every Fetch
  *   for that long even when data arrives (librdkafka's default 500 ms
@@ -80,6 +91,7 @@
 
 #include "common/common.h"
 #include "common/config.h"
+#include "common/pool.h"
 #include "proto/proto.h"
 
 #ifdef __cplusplus
@@ -301,6 +313,14 @@ rs_ingest_t *rs_ingest_new(const rs_ingest_conf_t *conf,
  * counted, never returned.  Also serves the DLQ producer's callbacks.
  * @locality the owner thread */
 int rs_ingest_poll(rs_ingest_t *ing, rs_msg_t *msgs, int max, int timeout_ms);
+
+/* Decode the payloads of a poll on `pool`'s workers (the parsers are pure
+ * functions; the head of each message, the event-time bound, counters and
+ * dead letters stay on the owner thread, in poll order): the messages are
+ * exactly those of a decode on one thread.  NULL (the default): on the
+ * caller.  The pool is borrowed: it must outlive `ing` or be unset first.
+ * @locality the owner thread */
+void rs_ingest_set_pool(rs_ingest_t *ing, rs_pool_t *pool);
 
 /* Mark one consumed message as processed: offset+1 of (topic, partition)
  * becomes committable.  `topic` is rs_msg_t.topic (RS_MSG_TOPIC_*),

@@ -83,6 +83,8 @@ typedef struct rs_service_conf_s {
                                 * for this long = not ready; 0 = off    */
     int64_t dedup_window_ms;   /* duplicate event ids: window; 0 = off  */
     int64_t dedup_max;         /* duplicate detection: entries kept     */
+    int64_t workers;           /* threads for decode, records, encode;
+                                * 0 = the online cores (workers.h)      */
 } rs_service_conf_t;
 
 /* service.log_inputs: which events' scoring inputs go to Redis
@@ -172,6 +174,8 @@ typedef struct rs_service_stats_s {
     double active_s;            /* first to latest scored event           */
     rs_hist_t e2e_us;           /* event produce time -> score produced   */
     rs_hist_t proc_us;          /* poll return -> score produced          */
+    rs_hist_t batch_msgs;       /* messages per poll: the batch size,
+                                 * which follows the backlog (ingest.h)  */
     rs_auc_t auc;               /* scores vs resolved labels              */
     char model_version[RS_VERSION_MAX];
 } rs_service_stats_t;

@@ -23,6 +23,7 @@
 
 #include "scoring.h"
 #include "scoring/trainer.h"
+#include "scoring/workers.h"
 
 uint64_t rs_memory_limit_override;
 
@@ -83,6 +84,7 @@ struct rs_service_s {
     rs_trainer_t *tr;     /* learns on its own thread, publishes to S   */
     rs_sink_kafka_t *ks;
     rs_sink_redis_t *rd;
+    rs_workers_t *wk;     /* decode, records and encoding on every core */
 
     int dim, batch_max;
     rs_msg_t *msgs;       /* [batch_max]                                */
@@ -94,7 +96,6 @@ struct rs_service_s {
     uint32_t *flags;      /* [batch_max] feature flags (late, ...)      */
     int *ev_msg;          /* [batch_max] msgs index of each event row   */
     rs_score_t *out;      /* [batch_max] score records                  */
-    int *order;           /* [dim] scratch for ranking contributions    */
     size_t log_max;       /* bytes of one input log                     */
     uint8_t *logbuf;      /* [batch_max][log_max] scoring inputs        */
     const void **logs;    /* [batch_max] logs to store (NULL: none)     */
@@ -106,7 +107,9 @@ struct rs_service_s {
     int *dup_msg;         /* [batch_max] msgs index of each duplicate   */
     uint64_t *dup_dd;     /* [batch_max] dedup entry it duplicates      */
     /* Each record is encoded once per batch: JSON for Redis (and Kafka),
-     * protobuf for Kafka too with service.scores_format=protobuf. */
+     * protobuf for Kafka too with service.scores_format=protobuf; the
+     * events' records by the workers (workers.c), these arenas hold the
+     * duplicates'. */
     rs_enc_arena_t enc_json, enc_kafka;
     const void **json;    /* [batch_max] JSON of out[i] in enc_json     */
     size_t *json_lens;    /* [batch_max]                                */
@@ -325,6 +328,12 @@ static const rs_conf_field_t rs_service_fields[] = {
      "events remembered for duplicate detection (about 40 bytes each, kept "
      "in the checkpoint); the oldest is forgotten first when full", NULL,
      1024, 1073741824},
+    {"workers", RS_CONF_INT, "0", offsetof(rs_service_conf_t, workers), 0,
+     "threads that decode the input, build the explanations and encode the "
+     "score records of each batch (the scoring thread is one of them; "
+     "features and the model's forward stay on it); 0 = the number of "
+     "online cores, 1 = everything on the scoring thread.  The records are "
+     "the same byte for byte whatever the number", NULL, 0, RS_POOL_MAX},
 };
 
 rs_err_t rs_app_conf_init(rs_app_conf_t *app, char *errstr,
@@ -661,6 +670,14 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
     svc->ing = rs_ingest_new(&icon, &app->kafka, bootstrap, errstr,
                              errstr_size);
     if (!svc->ing) { err = RS_ERR_KAFKA; goto fail; }
+    int nwk = (int)app->service.workers;
+    if (nwk <= 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        nwk = cores < 1 ? 1 : cores > RS_POOL_MAX ? RS_POOL_MAX : (int)cores;
+    }
+    svc->wk = rs_workers_new(nwk, svc->dim, &err, errstr, errstr_size);
+    if (!svc->wk) goto fail;
+    rs_ingest_set_pool(svc->ing, rs_workers_pool(svc->wk));
 
     svc->snap = rs_calloc(1, sizeof(*svc->snap));
     pthread_mutex_init(&svc->snap_lock, NULL);
@@ -703,7 +720,6 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
     svc->flags = rs_calloc((size_t)B, sizeof(uint32_t));
     svc->ev_msg = rs_calloc((size_t)B, sizeof(int));
     svc->out = rs_calloc((size_t)B, sizeof(rs_score_t));
-    svc->order = rs_calloc((size_t)D, sizeof(int));
     svc->pub = rs_calloc((size_t)B, sizeof(int));
     svc->lrec = rs_aligned_calloc((size_t)B, svc->lrec_size);
     svc->ev_log = rs_calloc((size_t)B, sizeof(*svc->ev_log));
@@ -727,6 +743,7 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
     svc->next_seq = 1;
     rs_hist_init(&svc->st.e2e_us);
     rs_hist_init(&svc->st.proc_us);
+    rs_hist_init(&svc->st.batch_msgs);
     rs_auc_init(&svc->st.auc);
     rs_strlcpy(svc->st.model_version, rs_model_version(svc->model),
                sizeof(svc->st.model_version));
@@ -744,6 +761,7 @@ void rs_service_destroy(rs_service_t *svc) {
     rs_svc_ckpt_join(svc);
     if (svc->ckpt_active) rs_features_checkpoint_abort(svc->feat);
     rs_ingest_destroy(svc->ing);
+    rs_workers_destroy(svc->wk);
     rs_sink_kafka_destroy(svc->ks);
     rs_sink_redis_destroy(svc->rd);
     rs_trainer_destroy(svc->tr);  /* before the logs it reads */
@@ -759,7 +777,6 @@ void rs_service_destroy(rs_service_t *svc) {
     free(svc->flags);
     free(svc->ev_msg);
     free(svc->out);
-    free(svc->order);
     free(svc->pub);
     rs_free(svc->lrec);
     free(svc->ev_log);
@@ -888,6 +905,22 @@ void rs_service_prometheus(rs_service_t *svc, rs_http_buf_t *b) {
                  "event produce timestamp to score produced", &st->e2e_us);
     rs_prom_hist(b, "riskstream_processing_latency_seconds",
                  "poll to score produced", &st->proc_us);
+    {
+        static const int le_n[] = {1, 4, 16, 64, 128, 256, 512, 1024, 4096};
+        const char *nm = "riskstream_batch_messages";
+        const rs_hist_t *h = &st->batch_msgs;
+        rs_http_buf_printf(b, "# HELP %s messages per poll (the batch size "
+                           "follows the backlog, up to topics.batch_max)\n"
+                           "# TYPE %s histogram\n", nm, nm);
+        for (size_t i = 0; i < RS_ARRAY_LEN(le_n); i++)
+            rs_http_buf_printf(b, "%s_bucket{le=\"%d\"} %llu\n", nm, le_n[i],
+                               (unsigned long long)rs_hist_count_le(h,
+                                                                    le_n[i]));
+        rs_http_buf_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.0f\n"
+                           "%s_count %llu\n", nm,
+                           (unsigned long long)h->total, nm, h->sum, nm,
+                           (unsigned long long)h->total);
+    }
     rs_http_buf_printf(b, "# HELP riskstream_consumer_lag messages behind the "
                        "high watermark per input partition\n# TYPE "
                        "riskstream_consumer_lag gauge\n");
@@ -1104,6 +1137,7 @@ rs_err_t rs_service_rollback(rs_service_t *svc, const char *version,
 void rs_service_reset_latency(rs_service_t *svc) {
     rs_hist_init(&svc->st.e2e_us);
     rs_hist_init(&svc->st.proc_us);
+    rs_hist_init(&svc->st.batch_msgs);
 }
 
 const char *rs_service_example_id(const rs_service_t *svc) {
@@ -1256,72 +1290,6 @@ static rs_model_t *rs_svc_newest_stored(rs_model_t *t,
     free(e);
     rs_model_store_close(ms);
     return t;
-}
-
-/* -------------------------------------------------------- explanation */
-
-/* Indices of the `k` largest |v[i]| into order[0..k), largest first; ties
- * keep the lower index (deterministic).  O(n*k), reentrant. */
-static int rs_svc_topk_abs(const float *v, int n, int k, int *order) {
-    int m = 0;
-    for (int i = 0; i < n; i++) {
-        float a = fabsf(v[i]);
-        int pos = m;
-        while (pos > 0 && fabsf(v[order[pos - 1]]) < a) pos--;
-        if (pos >= k) continue;
-        int last = m < k ? m : k - 1;
-        for (int j = last; j > pos; j--) order[j] = order[j - 1];
-        order[pos] = i;
-        if (m < k) m++;
-    }
-    return m;
-}
-
-/* Fill the explanation of one score from the logit contributions of the
- * model: the top |contribution| features, each with its words, and as
- * reasons the words of those that pushed the risk up (so a reason is
- * always a listed contribution > 0). */
-static void rs_svc_explain(rs_service_t *svc, const float *x,
-                           const float *contrib, const rs_model_output_t *mo,
-                           rs_explanation_t *ex) {
-    int D = svc->dim, top = (int)svc->conf->explain_top;
-    /* The reasons come from these contributions: ranking `top` suffices. */
-    int m = rs_svc_topk_abs(contrib, D, RS_MIN(top, D), svc->order);
-    memset(ex, 0, sizeof(*ex));
-    for (int k = 0; k < top && k < m; k++) {
-        int i = svc->order[k];
-        rs_contrib_t *c = &ex->contrib[ex->n_contrib++];
-        rs_strlcpy(c->name, rs_features_name(svc->feat, i), sizeof(c->name));
-        c->value = x[i];
-        c->contribution = contrib[i];
-        rs_features_reason(svc->feat, i, x, c->text, sizeof(c->text));
-    }
-    /* The past events of the entity the model attended to most. */
-    for (int k = 0; k < mo->n_attended && k < svc->conf->explain_attended &&
-                    ex->n_attended < RS_MAX_ATTEND;
-         k++) {
-        const rs_model_attn_t *a = &mo->attended[k];
-        rs_attended_t *o = &ex->attended[ex->n_attended++];
-        rs_strlcpy(o->event_id, a->event_id, sizeof(o->event_id));
-        rs_strlcpy(o->counterparty_id, a->counterparty_id,
-                   sizeof(o->counterparty_id));
-        o->event_time_ms = a->event_time_ms;
-        o->amount = a->amount;
-        o->weight = a->weight;
-    }
-    /* Which experts ran, with their gate weights. */
-    for (int k = 0; k < mo->n_experts && ex->n_experts < RS_MAX_EXPERTS; k++) {
-        ex->experts[ex->n_experts].expert = (uint32_t)mo->experts[k].expert;
-        ex->experts[ex->n_experts].gate_weight = mo->experts[k].gate;
-        ex->n_experts++;
-    }
-    for (int k = 0; k < ex->n_contrib && ex->n_reasons < RS_MAX_REASONS;
-         k++) {
-        const rs_contrib_t *c = &ex->contrib[k];
-        if (c->contribution <= 0.05 || !c->text[0])
-            continue; /* only what raised the risk */
-        rs_strlcpy(ex->reasons[ex->n_reasons++], c->text, RS_REASON_MAX);
-    }
 }
 
 /* ------------------------------------------------------------ offsets */
@@ -1788,7 +1756,7 @@ static void rs_svc_periodic(rs_service_t *svc, int64_t now_us) {
                     "scored=%llu labels=%llu rejected=%llu p50_ms=%.2f "
                     "p99_ms=%.2f auc=%.4f model=%s keys=%llu cp_keys=%llu "
                     "late=%llu evictions=%llu expirations=%llu cap_hits=%llu "
-                    "checkpoints=%llu ckpt_max_pause_ms=%.2f",
+                    "checkpoints=%llu ckpt_max_pause_ms=%.2f batch_mean=%.1f",
                     (unsigned long long)svc->st.scored,
                     (unsigned long long)svc->st.labels,
                     (unsigned long long)svc->st.rejected,
@@ -1802,7 +1770,8 @@ static void rs_svc_periodic(rs_service_t *svc, int64_t now_us) {
                     (unsigned long long)fs.expirations,
                     (unsigned long long)fs.cap_hits,
                     (unsigned long long)svc->st.checkpoints,
-                    svc->st.checkpoint_step_max_us / 1000.0);
+                    svc->st.checkpoint_step_max_us / 1000.0,
+                    rs_hist_mean(&svc->st.batch_msgs));
         }
         svc->stats_next_us = now_us + svc->conf->stats_interval_ms * 1000;
     }
@@ -2050,27 +2019,30 @@ static rs_err_t rs_svc_ring_wait(rs_service_t *svc, int n,
     return RS_OK;
 }
 
-/* Encode out[0..n) once: JSON for Redis, and the same bytes for Kafka
- * unless the scores topic is protobuf (then a second, protobuf copy). */
-static rs_err_t rs_svc_encode(rs_service_t *svc, int n, char *errstr,
-                              size_t errstr_size) {
-    int bad = -1;
-    rs_err_t err = rs_score_encode_batch(RS_FORMAT_JSON, svc->out, n,
-                                         &svc->enc_json, svc->json,
-                                         svc->json_lens, &bad);
+/* Encode out[from..n) once: JSON for Redis, and the same bytes for
+ * Kafka unless the scores topic is protobuf (then a second, protobuf
+ * copy).  The events' records are encoded by the workers: this is for
+ * the duplicates. */
+static rs_err_t rs_svc_encode(rs_service_t *svc, int from, int n,
+                              char *errstr, size_t errstr_size) {
+    int bad = -1, cnt = n - from;
+    rs_err_t err = rs_score_encode_batch(RS_FORMAT_JSON, svc->out + from, cnt,
+                                         &svc->enc_json, svc->json + from,
+                                         svc->json_lens + from, &bad);
     if (err == RS_OK && rs_sink_kafka_format(svc->ks) != RS_FORMAT_JSON)
-        err = rs_score_encode_batch(rs_sink_kafka_format(svc->ks), svc->out,
-                                    n, &svc->enc_kafka, svc->kbytes,
-                                    svc->klens, &bad);
+        err = rs_score_encode_batch(rs_sink_kafka_format(svc->ks),
+                                    svc->out + from, cnt, &svc->enc_kafka,
+                                    svc->kbytes + from, svc->klens + from,
+                                    &bad);
     else if (err == RS_OK)
-        for (int i = 0; i < n; i++) {
+        for (int i = from; i < n; i++) {
             svc->kbytes[i] = svc->json[i];
             svc->klens[i] = svc->json_lens[i];
         }
     if (err != RS_OK) /* a corrupt record: a bug, never input */
         return rs_errf(errstr, errstr_size, err,
                        "score of %s does not encode",
-                       bad >= 0 ? svc->out[bad].event_id : "?");
+                       bad >= 0 ? svc->out[from + bad].event_id : "?");
     return RS_OK;
 }
 
@@ -2265,6 +2237,9 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
         for (int i = 0; i < ntouched; i++) svc->lpend[svc->touched[i]] = 0;
         for (int k = 0; k < nev; k++) svc->scores[k] = svc->mout[k].score;
         const char *version = rs_model_version(svc->model);
+        /* Decisions, the duplicate window and counters here; the rest of
+         * each record (fields, explanation, stamps, encoding) on the
+         * workers (workers.h). */
         for (int k = 0; k < nev; k++) {
             const rs_msg_t *m = &svc->msgs[svc->ev_msg[k]];
             if (m->replay) {
@@ -2280,26 +2255,14 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
                 continue;
             }
             svc->pub[k] = npub;
-            const float *x = svc->x + (size_t)k * (size_t)D;
             rs_score_t *sc = &svc->out[npub];
-            rs_strlcpy(sc->event_id, m->ev.id, sizeof(sc->event_id));
-            rs_strlcpy(sc->entity_id, m->ev.entity_id, sizeof(sc->entity_id));
             sc->score = svc->scores[k];
             sc->decision = rs_decide(svc->conf, m->ev.type, sc->score);
-            rs_strlcpy(sc->model_version, version, sizeof(sc->model_version));
-            sc->event_time_ms = m->ev.event_time_ms;
             sc->flags = svc->flags[k] & RS_SCORE_FLAG_LATE;
             rs_svc_dedup_set(svc, k, svc->scores[k], sc->decision, sc->flags,
                              version);
-            /* the event's own fields travel with its score (case view) */
-            rs_event_fields_from_event(&sc->event, &m->ev);
-            if (explain && sc->score >= svc->conf->explain_min_score) {
-                rs_svc_explain(svc, x, svc->contrib + (size_t)k * (size_t)D,
-                               &svc->mout[k], &sc->explanation);
+            if (explain && sc->score >= svc->conf->explain_min_score)
                 svc->st.explained++;
-            } else {
-                memset(&sc->explanation, 0, sizeof(sc->explanation));
-            }
             int log = svc->log_max && svc->mout[k].log_len > 0 &&
                       (svc->conf->log_inputs == RS_LOG_INPUTS_ALL ||
                        sc->decision != RS_DECISION_APPROVE);
@@ -2313,22 +2276,33 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             default: break;
             }
             if (sc->decision != RS_DECISION_APPROVE && svc->example_rank < 2) {
-                rs_strlcpy(svc->example_id, sc->event_id,
+                rs_strlcpy(svc->example_id, m->ev.id,
                            sizeof(svc->example_id));
                 svc->example_rank = 2;
             }
             npub++;
         }
-        /* Stamp, encode once, publish: latency ends when the scores are
+        /* Stamp, fill, encode once: latency ends when the scores are
          * handed to the producer. */
         int64_t now_wall_us = rs_clock_wall_us(), now_mono = rs_clock_mono_us();
+        rs_workers_batch_t wb = {
+            .conf = svc->conf, .feat = svc->feat, .dim = D, .nev = nev,
+            .msgs = svc->msgs, .ev_msg = svc->ev_msg, .pub = svc->pub,
+            .x = svc->x, .contrib = explain ? svc->contrib : NULL,
+            .mout = svc->mout, .version = version,
+            .now_wall_us = now_wall_us, .now_mono_us = now_mono,
+            .out = svc->out, .kafka_format = rs_sink_kafka_format(svc->ks),
+            .json = svc->json, .json_lens = svc->json_lens,
+            .kbytes = svc->kbytes, .klens = svc->klens};
+        rs_err_t rerr = rs_workers_records(svc->wk, &wb);
+        if (rerr != RS_OK) /* a corrupt record: a bug, never input */
+            return rs_errf(errstr, errstr_size, rerr,
+                           "score of %s does not encode",
+                           wb.bad >= 0 ? svc->out[wb.bad].event_id : "?");
         for (int k = 0; k < nev; k++) {
             if (svc->pub[k] < 0) continue;
             const rs_msg_t *m = &svc->msgs[svc->ev_msg[k]];
-            rs_score_t *sc = &svc->out[svc->pub[k]];
-            sc->scored_at_ms = now_wall_us / 1000;
-            sc->latency_us = now_mono - m->received_us;
-            rs_hist_record(&svc->st.proc_us, sc->latency_us);
+            rs_hist_record(&svc->st.proc_us, svc->out[svc->pub[k]].latency_us);
             if (m->produced_ms > 0)
                 rs_hist_record(&svc->st.e2e_us,
                                now_wall_us - m->produced_ms * 1000);
@@ -2343,12 +2317,17 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             svc->example_rank = 1;
         }
     }
+    /* The duplicates after the events (their originals may be in this
+     * batch), encoded here: few. */
+    int nev_pub = npub;
     if (ndup > 0) rs_svc_duplicates(svc, ndup, &npub);
-    /* Encode once (the same bytes go to Kafka and Redis), publish. */
-    if (npub > 0) {
-        rs_err_t eerr = rs_svc_encode(svc, npub, errstr, errstr_size);
+    if (npub > nev_pub) {
+        rs_err_t eerr = rs_svc_encode(svc, nev_pub, npub, errstr,
+                                      errstr_size);
         if (eerr != RS_OK) return eerr;
     }
+
+    /* Publish (the same bytes go to Kafka and Redis). */
     for (int p = 0; p < npub; p++) {
         rs_score_t *sc = &svc->out[p];
         rs_err_t err;
@@ -2409,6 +2388,7 @@ rs_err_t rs_service_run(rs_service_t *svc, volatile sig_atomic_t *stop,
             break;
         }
         if (n > 0) {
+            rs_hist_record(&svc->st.batch_msgs, n);
             svc->last_input_us = now;
             err = rs_svc_batch(svc, n, stop, errstr, errstr_size);
             if (err != RS_OK) break;

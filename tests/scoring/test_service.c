@@ -25,6 +25,10 @@
  *  - test_stall_readiness: the service stuck (Redis frozen with SIGSTOP,
  *    the writer's buffer full) is not ready after service.stall_timeout,
  *    and ready again once it moves.
+ *  - test_workers_equal: the same stream (1500 events, a malformed one,
+ *    duplicates, a label) with service.workers 1, 2 and 3: every record
+ *    on the scores topic is the same byte for byte (JSON; protobuf
+ *    decoded) but for the time it was scored and its latency.
  *  - test_bad_sizes: configuration errors found by rs_service_new
  *    (RS_ERR_CONFIG, exit 2 in serve): a bad `kafka:` property and sizes
  *    the machine cannot hold.
@@ -698,6 +702,171 @@ static void test_duplicates(void **state) {
     run_free(&b);
 }
 
+/* ------------------------------------------------------------- workers */
+
+/* The raw bytes of every record on the scores topic, in topic order, with
+ * the values of the two fields that tell when it was scored (scored_at_ms,
+ * latency_us) cut out: everything else must be equal byte for byte. */
+typedef struct raw_s {
+    int n, cap;
+    char **rec;
+    size_t *len;
+} raw_t;
+
+/* Cut the number after each `field` out of p[0..*len). */
+static void raw_blank(char *p, size_t *len, const char *field) {
+    size_t fl = strlen(field);
+    for (char *q = p; (size_t)(q - p) + fl <= *len;) {
+        q = memmem(q, *len - (size_t)(q - p), field, fl);
+        if (!q) break;
+        q += fl;
+        char *e = q;
+        while ((size_t)(e - p) < *len && (*e == '-' || (*e >= '0' && *e <= '9')))
+            e++;
+        memmove(q, e, *len - (size_t)(e - p));
+        *len -= (size_t)(e - q);
+    }
+}
+
+static void raw_cb(void *opaque, const rd_kafka_message_t *rkm) {
+    raw_t *t = opaque;
+    if (t->n == t->cap) {
+        t->cap = t->cap ? 2 * t->cap : 1024;
+        t->rec = realloc(t->rec, (size_t)t->cap * sizeof(*t->rec));
+        t->len = realloc(t->len, (size_t)t->cap * sizeof(*t->len));
+    }
+    char *p = malloc(rkm->len + 1);
+    memcpy(p, rkm->payload, rkm->len);
+    p[rkm->len] = '\0';
+    size_t len = rkm->len;
+    if (len && p[0] == '{') { /* JSON; protobuf is compared decoded */
+        raw_blank(p, &len, "\"scored_at_ms\":");
+        raw_blank(p, &len, "\"latency_us\":");
+    }
+    t->rec[t->n] = p;
+    t->len[t->n++] = len;
+}
+
+static void raw_free(raw_t *t) {
+    for (int i = 0; i < t->n; i++) free(t->rec[i]);
+    free(t->rec);
+    free(t->len);
+    memset(t, 0, sizeof(*t));
+}
+
+#define WK_EVENTS 1500
+
+/* 1500 events on 13 entities, a malformed one (dead-lettered by the
+ * parallel decode), ev-100 again after ev-700 and ev-1200 twice in a row
+ * (duplicates), a label of an unknown event. */
+static void feed_workers(env_t *e) {
+    produce_events(e, 0, 700);
+    produce(e, T_EVENTS, "card-1", "{\"id\":\"bad\",\"amount\":");
+    produce_event_t(e, 100, 0);
+    produce_events(e, 700, 1201);
+    produce_event_t(e, 1200, 0);
+    produce_events(e, 1201, WK_EVENTS);
+    char lb[256];
+    snprintf(lb, sizeof(lb), "{\"event_id\":\"ev-nope\",\"entity_id\":"
+             "\"card-1\",\"value\":1,\"label_time_ms\":%lld}",
+             BASE_MS + 4000000LL);
+    produce(e, T_LABELS, "card-1", lb);
+}
+
+/* The stream pre-produced (so polls return full batches that the workers
+ * split), then one service with service.workers = `workers`. */
+static void run_workers(int workers, const char *fmt, raw_t *t,
+                        svc_t *s) {
+    static env_t e; /* static: teardown() may close it after a failure */
+    env_open(&e, 1);
+    feed_workers(&e);
+    flush(&e);
+    char wk[16], group[64];
+    snprintf(wk, sizeof(wk), "%d", workers);
+    snprintf(group, sizeof(group), "g-workers-%d-%s", workers, fmt);
+    const char *kv[] = {"service.workers", wk, "service.scores_format", fmt,
+                        NULL};
+    svc_conf(s, &e, group, kv);
+    svc_run(s);
+    svc_wait_assigned(s, 30000);
+    int ok = wait_count(s, &s->scored, WK_EVENTS, "scored", 60000);
+    sleep_ms(300);
+    svc_stop(s);
+    assert_true(ok);
+    assert_int_equal(s->err, RS_OK);
+    memset(t, 0, sizeof(*t));
+    rs_test_kafka_read(e.boot, topics[T_SCORES], WK_EVENTS + 2, 1500, 60000,
+                       raw_cb, t);
+    env_close(&e);
+}
+
+/* service.workers = 2 and 3 publish the records of workers = 1 byte for
+ * byte (scores, decisions, model version, explanations, event fields, in
+ * the same order; only the scoring time and latency differ), in JSON and
+ * in protobuf (whose time fields are compared decoded). */
+static void test_workers_equal(void **state) {
+    (void)state;
+    const char *fmts[] = {"json", "protobuf"};
+    for (int f = 0; f < 2; f++) {
+        static raw_t ref, t;
+        static svc_t s1, s;
+        run_workers(1, fmts[f], &ref, &s1);
+        printf("workers_equal[%s]: workers=1: %d records, scored %llu, "
+               "duplicates %llu, rejected %llu, explained %llu, batches "
+               "%llu\n", fmts[f], ref.n, (unsigned long long)s1.st.scored,
+               (unsigned long long)s1.st.duplicates,
+               (unsigned long long)s1.st.rejected,
+               (unsigned long long)s1.st.explained,
+               (unsigned long long)s1.st.batches);
+        assert_int_equal(ref.n, WK_EVENTS + 2);
+        assert_int_equal(s1.st.duplicates, 2);
+        assert_int_equal(s1.st.rejected, 1);
+        for (int w = 2; w <= 3; w++) {
+            run_workers(w, fmts[f], &t, &s);
+            int diff = t.n == ref.n ? 0 : -1;
+            for (int i = 0; diff >= 0 && i < t.n; i++) {
+                int same = t.len[i] == ref.len[i] &&
+                           !memcmp(t.rec[i], ref.rec[i], t.len[i]);
+                if (f == 1 && !same) {
+                    /* protobuf: equal but for the two time fields */
+                    rs_score_t a, b;
+                    char e2[256];
+                    same = rs_score_from_pb((const uint8_t *)t.rec[i],
+                                            t.len[i], &a, e2,
+                                            sizeof(e2)) == RS_OK &&
+                           rs_score_from_pb((const uint8_t *)ref.rec[i],
+                                            ref.len[i], &b, e2,
+                                            sizeof(e2)) == RS_OK;
+                    if (same) {
+                        a.scored_at_ms = b.scored_at_ms;
+                        a.latency_us = b.latency_us;
+                        uint8_t ea[8192], eb[8192];
+                        int la = rs_score_to_pb(&a, ea, sizeof(ea));
+                        int lb = rs_score_to_pb(&b, eb, sizeof(eb));
+                        same = la > 0 && la == lb && !memcmp(ea, eb,
+                                                             (size_t)la);
+                    }
+                }
+                if (!same && diff++ < 3)
+                    printf("  record %d differs:\n  1: %.300s\n  %d: "
+                           "%.300s\n", i, f ? "(protobuf)" : ref.rec[i], w,
+                           f ? "(protobuf)" : t.rec[i]);
+            }
+            printf("workers_equal[%s]: workers=%d: %d records, batches "
+                   "%llu, %d differ from workers=1\n", fmts[f], w, t.n,
+                   (unsigned long long)s.st.batches, diff);
+            assert_int_equal(diff, 0);
+            assert_int_equal(s.st.scored, s1.st.scored);
+            assert_int_equal(s.st.explained, s1.st.explained);
+            assert_int_equal(s.st.rejected, 1);
+            raw_free(&t);
+            svc_free(&s);
+        }
+        raw_free(&ref);
+        svc_free(&s1);
+    }
+}
+
 /* The duplicate window survives a graceful restart (it is in the final
  * checkpoint): an event id of the first run sent again to the second gets
  * the first run's decision, flagged. */
@@ -894,6 +1063,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_future_event, teardown),
         cmocka_unit_test_teardown(test_duplicates, teardown),
         cmocka_unit_test_teardown(test_dedup_restart, teardown),
+        cmocka_unit_test_teardown(test_workers_equal, teardown),
         cmocka_unit_test_teardown(test_stall_readiness, teardown),
         cmocka_unit_test_teardown(test_bad_sizes, teardown),
     };

@@ -1,0 +1,188 @@
+/* workers.c -- score records on every core (see workers.h). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "scoring/workers.h"
+
+/* Event rows per slice below which the records stay on one thread (a
+ * wake-up costs about what a few records do). */
+#define RS_WORKERS_CHUNK 16
+
+/* Scratch of one slice (one thread at a time). */
+typedef struct rs_wslice_s {
+    int *order;                    /* [dim] ranking contributions        */
+    rs_enc_arena_t enc_json, enc_kafka;
+    int bad;                       /* out index that did not encode, -1  */
+    rs_err_t err;
+} rs_wslice_t;
+
+struct rs_workers_s {
+    int n, dim;
+    rs_pool_t *pool;
+    rs_wslice_t *sl;               /* [n]                                */
+    rs_workers_batch_t *b;         /* the batch of the running stage     */
+};
+
+rs_workers_t *rs_workers_new(int n, int dim, rs_err_t *err, char *errstr,
+                             size_t errstr_size) {
+    rs_pool_t *pool = rs_pool_new(n, "rs-worker", err, errstr, errstr_size);
+    if (!pool) return NULL;
+    rs_workers_t *wk = rs_calloc(1, sizeof(*wk));
+    wk->n = n;
+    wk->dim = dim;
+    wk->pool = pool;
+    wk->sl = rs_calloc((size_t)n, sizeof(*wk->sl));
+    for (int i = 0; i < n; i++)
+        wk->sl[i].order = rs_calloc((size_t)(dim > 0 ? dim : 1), sizeof(int));
+    return wk;
+}
+
+void rs_workers_destroy(rs_workers_t *wk) {
+    if (!wk) return;
+    rs_pool_destroy(wk->pool);
+    for (int i = 0; i < wk->n; i++) {
+        free(wk->sl[i].order);
+        rs_enc_arena_free(&wk->sl[i].enc_json);
+        rs_enc_arena_free(&wk->sl[i].enc_kafka);
+    }
+    free(wk->sl);
+    free(wk);
+}
+
+rs_pool_t *rs_workers_pool(rs_workers_t *wk) { return wk ? wk->pool : NULL; }
+int rs_workers_n(const rs_workers_t *wk) { return wk ? wk->n : 1; }
+
+/* -------------------------------------------------------- explanation */
+
+/* Indices of the `k` largest |v[i]| into order[0..k), largest first; ties
+ * keep the lower index (deterministic).  O(n*k), reentrant. */
+static int rs_wk_topk_abs(const float *v, int n, int k, int *order) {
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        float a = fabsf(v[i]);
+        int pos = m;
+        while (pos > 0 && fabsf(v[order[pos - 1]]) < a) pos--;
+        if (pos >= k) continue;
+        int last = m < k ? m : k - 1;
+        for (int j = last; j > pos; j--) order[j] = order[j - 1];
+        order[pos] = i;
+        if (m < k) m++;
+    }
+    return m;
+}
+
+/* Fill the explanation of one score from the logit contributions of the
+ * model: the top |contribution| features, each with its words, and as
+ * reasons the words of those that pushed the risk up (so a reason is
+ * always a listed contribution > 0).  Reentrant (order: the slice's). */
+static void rs_wk_explain(const rs_workers_batch_t *b, const float *x,
+                          const float *contrib, const rs_model_output_t *mo,
+                          int *order, rs_explanation_t *ex) {
+    int D = b->dim, top = (int)b->conf->explain_top;
+    /* The reasons come from these contributions: ranking `top` suffices. */
+    int m = rs_wk_topk_abs(contrib, D, RS_MIN(top, D), order);
+    memset(ex, 0, sizeof(*ex));
+    for (int k = 0; k < top && k < m; k++) {
+        int i = order[k];
+        rs_contrib_t *c = &ex->contrib[ex->n_contrib++];
+        rs_strlcpy(c->name, rs_features_name(b->feat, i), sizeof(c->name));
+        c->value = x[i];
+        c->contribution = contrib[i];
+        rs_features_reason(b->feat, i, x, c->text, sizeof(c->text));
+    }
+    /* The past events of the entity the model attended to most. */
+    for (int k = 0; k < mo->n_attended && k < b->conf->explain_attended &&
+                    ex->n_attended < RS_MAX_ATTEND;
+         k++) {
+        const rs_model_attn_t *a = &mo->attended[k];
+        rs_attended_t *o = &ex->attended[ex->n_attended++];
+        rs_strlcpy(o->event_id, a->event_id, sizeof(o->event_id));
+        rs_strlcpy(o->counterparty_id, a->counterparty_id,
+                   sizeof(o->counterparty_id));
+        o->event_time_ms = a->event_time_ms;
+        o->amount = a->amount;
+        o->weight = a->weight;
+    }
+    /* Which experts ran, with their gate weights. */
+    for (int k = 0; k < mo->n_experts && ex->n_experts < RS_MAX_EXPERTS; k++) {
+        ex->experts[ex->n_experts].expert = (uint32_t)mo->experts[k].expert;
+        ex->experts[ex->n_experts].gate_weight = mo->experts[k].gate;
+        ex->n_experts++;
+    }
+    for (int k = 0; k < ex->n_contrib && ex->n_reasons < RS_MAX_REASONS;
+         k++) {
+        const rs_contrib_t *c = &ex->contrib[k];
+        if (c->contribution <= 0.05 || !c->text[0])
+            continue; /* only what raised the risk */
+        rs_strlcpy(ex->reasons[ex->n_reasons++], c->text, RS_REASON_MAX);
+    }
+}
+
+/* ------------------------------------------------------------- records */
+
+/* Stage: rows [lo, hi) of the batch, slice `slice`. */
+static void rs_wk_records(void *opaque, int lo, int hi, int slice) {
+    rs_workers_t *wk = opaque;
+    const rs_workers_batch_t *b = wk->b;
+    rs_wslice_t *sl = &wk->sl[slice];
+    int D = b->dim, p0 = -1, p1 = -1;
+    sl->bad = -1;
+    sl->err = RS_OK;
+    for (int k = lo; k < hi; k++) {
+        int p = b->pub[k];
+        if (p < 0) continue;
+        if (p0 < 0) p0 = p;
+        p1 = p + 1;
+        const rs_msg_t *m = &b->msgs[b->ev_msg[k]];
+        rs_score_t *sc = &b->out[p];
+        rs_strlcpy(sc->event_id, m->ev.id, sizeof(sc->event_id));
+        rs_strlcpy(sc->entity_id, m->ev.entity_id, sizeof(sc->entity_id));
+        rs_strlcpy(sc->model_version, b->version, sizeof(sc->model_version));
+        sc->event_time_ms = m->ev.event_time_ms;
+        /* the event's own fields travel with its score (case view) */
+        rs_event_fields_from_event(&sc->event, &m->ev);
+        if (b->contrib && sc->score >= b->conf->explain_min_score)
+            rs_wk_explain(b, b->x + (size_t)k * (size_t)D,
+                          b->contrib + (size_t)k * (size_t)D, &b->mout[k],
+                          sl->order, &sc->explanation);
+        else
+            memset(&sc->explanation, 0, sizeof(sc->explanation));
+        /* latency ends when the scores are handed to the producer */
+        sc->scored_at_ms = b->now_wall_us / 1000;
+        sc->latency_us = b->now_mono_us - m->received_us;
+    }
+    if (p0 < 0) return;
+    /* Encode once (rows of a slice are consecutive records). */
+    int n = p1 - p0, bad = -1;
+    rs_err_t err = rs_score_encode_batch(RS_FORMAT_JSON, b->out + p0, n,
+                                         &sl->enc_json, b->json + p0,
+                                         b->json_lens + p0, &bad);
+    if (err == RS_OK && b->kafka_format != RS_FORMAT_JSON)
+        err = rs_score_encode_batch(b->kafka_format, b->out + p0, n,
+                                    &sl->enc_kafka, b->kbytes + p0,
+                                    b->klens + p0, &bad);
+    else if (err == RS_OK)
+        for (int i = p0; i < p1; i++) {
+            b->kbytes[i] = b->json[i];
+            b->klens[i] = b->json_lens[i];
+        }
+    if (err != RS_OK) {
+        sl->err = err;
+        sl->bad = bad >= 0 ? p0 + bad : p0;
+    }
+}
+
+rs_err_t rs_workers_records(rs_workers_t *wk, rs_workers_batch_t *b) {
+    wk->b = b;
+    b->bad = -1;
+    int s = rs_pool_run(wk->pool, b->nev, RS_WORKERS_CHUNK, rs_wk_records,
+                        wk);
+    wk->b = NULL;
+    for (int i = 0; i < s; i++)
+        if (wk->sl[i].err != RS_OK) {
+            b->bad = wk->sl[i].bad;
+            return wk->sl[i].err;
+        }
+    return RS_OK;
+}
