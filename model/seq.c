@@ -2044,6 +2044,10 @@ static void rs_seq_av_region(const rs_seq_t *s, size_t idx, size_t off,
     const float f = (float)exp(s->avl - s->av_sync[idx]);
     const float *p = s->p + off, *pa = s->pa + off;
     float *o = dst + off;
+    if (f == 1.0f) { /* in sync: pa itself (p + (pa - p) can round away) */
+        if (o != pa) memcpy(o, pa, sizeof(float) * len);
+        return;
+    }
     for (size_t i = 0; i < len; i++) o[i] = p[i] + (pa[i] - p[i]) * f;
 }
 

@@ -117,6 +117,7 @@ struct rs_msync_s {
     uint64_t peers_gen;       /* +1 per change of peers                   */
     rs_msync_stats_t st;
     char lineage[RS_VERSION_MAX]; /* "<kind>-<8 hex>" of our versions     */
+    rs_blob_t *outgoing;      /* our newest message, not yet produced     */
 
     /* trainer-thread state */
     int started;              /* the first published hook ran             */
@@ -391,10 +392,85 @@ static void rs_msync_receive(rs_msync_t *ms, const rd_kafka_message_t *rkm) {
     rs_free(msg);
 }
 
+/* Produce our newest message (sync thread, once the topic is ready). */
+static void rs_msync_produce(rs_msync_t *ms) {
+    pthread_mutex_lock(&ms->lock);
+    rs_blob_t *b = ms->outgoing;
+    ms->outgoing = NULL;
+    pthread_mutex_unlock(&ms->lock);
+    if (!b) return;
+    rd_kafka_resp_err_t e = rd_kafka_producev(
+        ms->prod, RD_KAFKA_V_TOPIC(ms->conf.topic),
+        RD_KAFKA_V_KEY(ms->conf.instance, strlen(ms->conf.instance)),
+        RD_KAFKA_V_VALUE(b->data, b->len),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+    if (e) {
+        pthread_mutex_lock(&ms->lock);
+        ms->st.publish_errors++;
+        pthread_mutex_unlock(&ms->lock);
+        rs_error("sync", "version message of %zu bytes not sent to %s: %s "
+                 "(sync.max_bytes, the topic's max.message.bytes)", b->len,
+                 ms->conf.topic, rd_kafka_err2str(e));
+    }
+    rs_blob_release(b);
+}
+
+/* Hand our newest message to the sync thread (the trainer thread): only
+ * the newest matters (the topic is compacted by instance). */
+static void rs_msync_send(rs_msync_t *ms, const uint8_t *buf, size_t len) {
+    rs_blob_t *b = rs_blob_new(buf, len);
+    pthread_mutex_lock(&ms->lock);
+    rs_blob_t *old = ms->outgoing;
+    ms->outgoing = b;
+    pthread_mutex_unlock(&ms->lock);
+    rs_blob_release(old);
+}
+
+/* Partitions of the topic as `rk` sees it (its metadata request may
+ * create the topic where the brokers auto-create: a producer's does). */
+static int rs_msync_partitions(rs_msync_t *ms, rd_kafka_t *rk) {
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, ms->conf.topic, NULL);
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, 5000);
+    rd_kafka_topic_destroy(rkt);
+    int n = !e && md && md->topic_cnt == 1 && !md->topics[0].err
+                ? md->topics[0].partition_cnt
+                : 0;
+    if (md) rd_kafka_metadata_destroy(md);
+    return n;
+}
+
+/* The topic, ready to read: exists (the consumer's metadata, which never
+ * creates), else CreateTopics (compacted), else -- brokers that refuse or
+ * ignore it, like the embedded one -- a producer's metadata request, which
+ * auto-creates where allowed.  1 when assigned. */
+static int rs_msync_setup(rs_msync_t *ms, int *tried_create) {
+    if (rs_msync_partitions(ms, ms->cons) > 0) return rs_msync_assign(ms);
+    if (!*tried_create) {
+        *tried_create = 1;
+        if (rs_msync_create_topic(ms, 3000) == RS_OK) {
+            for (int i = 0; i < 20 && !atomic_load(&ms->stop); i++) {
+                if (rs_msync_partitions(ms, ms->cons) > 0)
+                    return rs_msync_assign(ms);
+                struct timespec d = {0, 100000000L};
+                nanosleep(&d, NULL);
+            }
+        }
+    }
+    if (rs_msync_partitions(ms, ms->prod) > 0 &&
+        rs_msync_partitions(ms, ms->cons) > 0) {
+        rs_warn("sync", "model topic %s made by the brokers' auto-creation "
+                "(not compacted unless they say so: create it with "
+                "cleanup.policy=compact on a real cluster)", ms->conf.topic);
+        return rs_msync_assign(ms);
+    }
+    return 0;
+}
+
 static void *rs_msync_main(void *arg) {
     rs_msync_t *ms = arg;
-    int assigned = 0, created = 0;
-    int64_t retry_us = 0;
+    int assigned = 0, tried_create = 0;
+    int64_t retry_us = 0, warned_us = 0;
     while (!atomic_load(&ms->stop)) {
         rd_kafka_poll(ms->prod, 0); /* delivery reports */
         int64_t now = rs_clock_mono_us();
@@ -404,11 +480,18 @@ static void *rs_msync_main(void *arg) {
                 nanosleep(&d, NULL);
                 continue;
             }
-            if (!created) created = rs_msync_create_topic(ms, 5000) == RS_OK;
-            assigned = rs_msync_assign(ms);
-            if (!assigned) retry_us = now + 2000000;
+            assigned = rs_msync_setup(ms, &tried_create);
+            if (!assigned) {
+                retry_us = now + 2000000;
+                if (now - warned_us >= 30000000) {
+                    rs_warn("sync", "model topic %s not available yet: "
+                            "retrying", ms->conf.topic);
+                    warned_us = now;
+                }
+            }
             continue;
         }
+        rs_msync_produce(ms);
         rd_kafka_message_t *rkm = rd_kafka_consumer_poll(ms->cons, 100);
         if (!rkm) continue;
         if (!rkm->err) rs_msync_receive(ms, rkm);
@@ -417,25 +500,8 @@ static void *rs_msync_main(void *arg) {
                     rd_kafka_message_errstr(rkm));
         rd_kafka_message_destroy(rkm);
     }
+    if (assigned) rs_msync_produce(ms); /* the last version */
     return NULL;
-}
-
-/* Produce our newest version (trainer thread). */
-static void rs_msync_produce(rs_msync_t *ms, const uint8_t *buf,
-                             size_t len) {
-    rd_kafka_resp_err_t e = rd_kafka_producev(
-        ms->prod, RD_KAFKA_V_TOPIC(ms->conf.topic),
-        RD_KAFKA_V_KEY(ms->conf.instance, strlen(ms->conf.instance)),
-        RD_KAFKA_V_VALUE((void *)buf, len),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
-    if (e) {
-        pthread_mutex_lock(&ms->lock);
-        ms->st.publish_errors++;
-        pthread_mutex_unlock(&ms->lock);
-        rs_error("sync", "version message of %zu bytes not sent to %s: %s "
-                 "(sync.max_bytes, the topic's max.message.bytes)", len,
-                 ms->conf.topic, rd_kafka_err2str(e));
-    }
 }
 
 /* ------------------------------------------------------------ hooks */
@@ -507,7 +573,7 @@ static void rs_msync_published(void *opaque, const rs_model_t *t,
         msg->model = mbuf;
         msg->model_len = mlen;
         if (rs_combine_msg_encode(msg, &out, &olen, e2, sizeof(e2)) == RS_OK)
-            rs_msync_produce(ms, out, olen);
+            rs_msync_send(ms, out, olen);
     }
     rs_blob_release(ms->own_model);
     ms->own_model = rs_blob_new(mbuf, mlen);
@@ -730,8 +796,14 @@ rs_msync_t *rs_msync_new(const rs_msync_conf_t *conf, const rs_kv_t *kafka,
                       "sync: model topic producer: %s", e2);
         goto fail;
     }
-    /* no group: the consumer reads every partition from the beginning */
-    const char *const cdef[][2] = {{"enable.auto.commit", "false"},
+    /* assign(), never subscribe: the consumer reads every partition from
+     * the beginning and joins no group (librdkafka needs a group.id for
+     * assign; nothing is committed under it) */
+    char gid[300];
+    snprintf(gid, sizeof(gid), "%s-reader-%s", ms->conf.topic,
+             ms->conf.instance);
+    const char *const cdef[][2] = {{"group.id", gid},
+                                   {"enable.auto.commit", "false"},
                                    {"auto.offset.reset", "earliest"},
                                    {"fetch.max.bytes", mmb},
                                    {"receive.message.max.bytes", rmb},
@@ -852,11 +924,12 @@ void rs_msync_metrics(rs_msync_t *ms, rs_http_buf_t *b) {
 
 void rs_msync_destroy(rs_msync_t *ms) {
     if (!ms) return;
-    if (ms->prod) rd_kafka_flush(ms->prod, 10000);
     if (ms->running) {
         atomic_store(&ms->stop, 1);
         pthread_join(ms->thr, NULL);
     }
+    if (ms->prod) rd_kafka_flush(ms->prod, 10000);
+    rs_blob_release(ms->outgoing);
     if (ms->cons) {
         rd_kafka_consumer_close(ms->cons);
         rd_kafka_destroy(ms->cons);
