@@ -134,7 +134,7 @@ for _ in $(seq 1 150); do
   va="$(curl -s "${API[a]}/v1/models" | jq -r .serving)"
   vb="$(curl -s "${API[b]}/v1/models" | jq -r .serving)"
   cur="$la $lb $va $vb $ka $kb"
-  if [ "$va" = "$vb" ] && [[ "$va" == *.avg* ]] && [ "$ka" = "$kb" ] &&
+  if [ "$va" = "$vb" ] && [ "$ka" = "$kb" ] &&
      [ "${ka:-0}" -eq "$(sum2 "$la" "$lb")" ] && [ "$cur" = "$prev" ]; then
     same=$((same + 1)); [ "$same" -ge 4 ] && { V="$va"; break; }
   else
@@ -144,6 +144,15 @@ for _ in $(seq 1 150); do
 done
 [ -n "$V" ] || fail "no convergence: a learned ${la:-?} serves ${va:-?} (knows ${ka:-?} labels), b learned ${lb:-?} serves ${vb:-?} (knows ${kb:-?})"
 [ "$la" -gt 0 ] && [ "$lb" -gt 0 ] || fail "an instance learned nothing (a $la, b $lb)"
+# the version both serve is a combination, or -- when one instance learned
+# on after the last combination and the other did not -- that instance's
+# version, which contains the combination (it knows both origins)
+[ "$(awk '$1 == "riskstream_model_sync_knowledge{what=\"origins\"}" { print $2 }' <<<"$pa_")" = 2 ] ||
+  fail "$V does not know both instances' learning"
+ca="$(awk '$1 == "riskstream_model_sync_combines_total" { print $2 }' <<<"$pa_")"
+cb="$(awk '$1 == "riskstream_model_sync_combines_total" { print $2 }' <<<"$pb_")"
+[ $(( ${ca:-0} + ${cb:-0} )) -gt 0 ] || fail "no combination was made"
+case "$V" in *.avg*) KIND="a combination" ;; *) KIND="a version learned on from a combination" ;; esac
 ja="$(metric a riskstream_labels_matched_total)"; jb="$(metric b riskstream_labels_matched_total)"
 [ "${ja:-0}" -gt 0 ] && [ "${jb:-0}" -gt 0 ] && [ "${ja:-0}" -lt "$NL" ] && [ "${jb:-0}" -lt "$NL" ] ||
   fail "labels joined: a ${ja:-?}, b ${jb:-?} of $NL (want each a part)"
@@ -155,7 +164,7 @@ for i in a b; do
   [ "${n:-0}" -eq 2 ] && [ "${r:-0}" -gt 0 ] || fail "$i: instances ${n:-?}, versions received ${r:-?}"
   echo "model_sync: $i: learned $( [ $i = a ] && echo "$la" || echo "$lb" ) itself, joined $( [ $i = a ] && echo "$ja" || echo "$jb" ) labels, received $r versions, $c combinations"
 done
-echo "model_sync: both serve $V, which learned all $ka labels the two learned ($(elapsed) s)"
+echo "model_sync: both serve $V ($KIND), which learned all $ka labels the two learned ($(elapsed) s)"
 grep -h 'msg="combined version\|msg="adopting' "$T/a.log" "$T/b.log" | sed 's/.*mod=sync msg=/model_sync:   /' | tail -n 4
 
 # events after convergence: scored with V by both instances; their event
