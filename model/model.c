@@ -249,6 +249,7 @@ struct rs_model_s {
     uint64_t vstep;
     int vnamed;                         /* vstep set by rs_model_set_version */
     char version[RS_VERSION_MAX];
+    char vtag[RS_MODEL_TAG_MAX + 1];    /* rs_model_set_version_tag      */
     rs_model_weights_t *wuse;           /* "lr": snapshot copied into w32,
                                          * b32, mu, istd for scoring      */
 };
@@ -316,8 +317,10 @@ static inline void rs_model_standardize(const rs_model_t *m, const float *x,
 }
 
 static void rs_model_name_version(rs_model_t *m) {
-    snprintf(m->version, sizeof(m->version), "%s-%08x-%llu", "lr", m->conf_hash,
-             (unsigned long long)m->vstep);
+    char v[96]; /* a tag fits beside any number below 10^17 */
+    snprintf(v, sizeof(v), "%s-%08x-%llu%s%s", "lr", m->conf_hash,
+             (unsigned long long)m->vstep, m->vtag[0] ? "." : "", m->vtag);
+    rs_strlcpy(m->version, v, sizeof(m->version));
 }
 
 /* Hash of what defines the model's lineage: kind, layout, learning setup. */
@@ -853,6 +856,7 @@ void rs_model_stats(const rs_model_t *m, rs_model_stats_t *st) {
     st->horizon_negatives = m->horizon_negatives;
     st->corrections = m->corrections;
     st->replays = m->replays;
+    st->observations = m->nobs;
     rs_strlcpy(st->version, m->version, sizeof(st->version));
 }
 
@@ -898,6 +902,61 @@ void rs_model_set_version(rs_model_t *m, uint64_t n) {
     m->vstep = n;
     m->vnamed = 1;
     rs_model_name_version(m);
+}
+
+void rs_model_view(rs_model_t *m, rs_model_view_t *v) {
+    memset(v, 0, sizeof(*v));
+    if (m->seq) {
+        rs_seq_view(m->seq, v);
+        return;
+    }
+    const size_t n = (size_t)m->dim + 1;
+    v->kind = RS_MODEL_LR;
+    v->narr = 4;
+    v->arr[0].name = "w";
+    v->arr[0].f64 = m->w;
+    v->arr[1].name = "average";
+    v->arr[1].f64 = m->wa;
+    v->arr[2].name = "adam m";
+    v->arr[2].f64 = m->am;
+    v->arr[3].name = "adam v";
+    v->arr[3].f64 = m->av;
+    for (int i = 0; i < 4; i++) {
+        v->arr[i].n = n;
+        v->arr[i].avg_of = i == 1 ? 0 : -1;
+    }
+    v->dim = m->dim;
+    v->mean = m->mean;
+    v->m2 = m->m2;
+    v->nobs = &m->nobs;
+    v->std_tlast = &m->std_tlast;
+    v->updates = &m->updates;
+    v->positives = &m->positives;
+    v->negatives = &m->negatives;
+    v->horizon_negatives = &m->horizon_negatives;
+    v->avn = &m->avn;
+    v->opt_t = &m->adam_t;
+    v->avt = &m->avt;
+}
+
+void rs_model_view_done(rs_model_t *m) {
+    if (m->seq) {
+        rs_seq_view_done(m->seq);
+        return;
+    }
+    if (m->wuse) return; /* scoring reads the snapshot's copies */
+    rs_model_refresh_std(m);
+    rs_model_refresh_w(m);
+}
+
+rs_err_t rs_model_set_version_tag(rs_model_t *m, const char *tag) {
+    if (!tag) tag = "";
+    if (!rs_model_version_tag_valid(tag, strlen(tag)) && tag[0])
+        return RS_ERR_INVALID;
+    if (m->seq) return rs_seq_set_tag(m->seq, tag);
+    rs_strlcpy(m->vtag, tag, sizeof(m->vtag));
+    rs_model_name_version(m);
+    return RS_OK;
 }
 
 uint64_t rs_model_version_number(const rs_model_t *m) {
@@ -1323,14 +1382,41 @@ rs_err_t rs_model_load(const char *path, const rs_model_conf_t *conf,
                        rs_model_t **mp, char *errstr, size_t errstr_size) {
     uint8_t *buf = NULL;
     size_t len = 0;
+    rs_err_t err;
+
+    *mp = NULL;
+    if ((err = rs_model_read_file(path, &buf, &len, errstr, errstr_size)))
+        return err;
+    err = rs_model_load_mem(buf, len, path, conf, mp, errstr, errstr_size);
+    rs_free(buf);
+    return err;
+}
+
+rs_err_t rs_model_save_mem(const rs_model_t *m, uint8_t **buf, size_t *len) {
+    rs_wbuf_t b = {0};
+    rs_model_serialize(m, &b);
+    *buf = b.p;
+    *len = b.len;
+    return RS_OK;
+}
+
+rs_err_t rs_model_load_mem(const void *data, size_t len, const char *path,
+                           const rs_model_conf_t *conf, rs_model_t **mp,
+                           char *errstr, size_t errstr_size) {
+    const uint8_t *buf = data;
     rs_model_t *m = NULL;
     char (*names)[RS_MODEL_NAME_MAX] = NULL;
     const char **nameps = NULL;
     rs_err_t err;
 
     *mp = NULL;
-    if ((err = rs_model_read_file(path, &buf, &len, errstr, errstr_size)))
-        return err;
+    if (!path) path = "(buffer)";
+    if (!buf && len) return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
+                                    "model %s: no bytes", path);
+    if (len > RS_MODEL_FILE_MAX)
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "model %s: %zu bytes is larger than any model", path,
+                       len);
 
     /* envelope: magic, format, length, checksum */
     if (len < 8 || memcmp(buf, RS_MODEL_MAGIC, 8)) {
@@ -1545,6 +1631,5 @@ done:
     *mp = m;
     rs_free(names);
     rs_free(nameps);
-    rs_free(buf);
     return err;
 }

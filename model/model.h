@@ -372,6 +372,25 @@ void rs_model_set_version(rs_model_t *m, uint64_t n);
  * an untrained model whose number was never set. */
 uint64_t rs_model_version_number(const rs_model_t *m);
 
+/* Version tags: with several instances learning one model
+ * (scoring/modelsync.h, docs/model.md "One model across instances") a
+ * version is "<kind>-<8 hex>-<n>.<tag>": the tag names the instance that
+ * learned it, or says that it is a combination ("avg<k>-<8 hex>").  A tag
+ * is 1 to RS_MODEL_TAG_MAX characters of [a-z0-9-], not starting with
+ * '-'.  It is part of the NAME only (the model store's file name, the
+ * snapshots, the scores), not of the saved file: rs_model_store_load sets
+ * it from the name it loads.  Set m's own version tag ("" / NULL: none;
+ * kept across rs_model_set_version).  RS_ERR_INVALID for a bad tag (m
+ * unchanged).  The thread that owns m. */
+#define RS_MODEL_TAG_MAX 16
+rs_err_t rs_model_set_version_tag(rs_model_t *m, const char *tag);
+/* 1 if tag[0..len) is a valid tag.  Pure. */
+int rs_model_version_tag_valid(const char *tag, size_t len);
+/* 1 if v is a version name "<kind>-<8 hex>-<n>[.<tag>]" shorter than
+ * RS_VERSION_MAX; *num (may be NULL) gets n, *base (may be NULL) the
+ * length before the tag (strlen(v) without one).  Pure. */
+int rs_model_version_parse(const char *v, uint64_t *num, size_t *base);
+
 /* A new untrained model of the same kind, architecture and feature names
  * as m (to be a scorer fed with m's snapshots, or m's trainer).  conf (may
  * be NULL: m's own) gives the learning settings and buffer sizes; its kind
@@ -444,6 +463,7 @@ typedef struct rs_model_stats_s {
     uint64_t horizon_negatives;  /* learned at maturity (no label)          */
     uint64_t corrections;        /* positives after a maturity negative     */
     uint64_t replays;            /* replay steps (model.replay)             */
+    uint64_t observations;       /* records the standardiser observed       */
     char version[RS_VERSION_MAX];
     /* kind "seq" only (0 for "lr") */
     uint64_t entities;           /* live entity caches                      */
@@ -515,6 +535,16 @@ rs_err_t rs_model_caches_read(rs_model_t *m, const void *buf, size_t len,
  * directory.  RS_ERR_IO with errstr on failure (retriable). */
 rs_err_t rs_model_save(const rs_model_t *m, const char *path, char *errstr,
                        size_t errstr_size);
+
+/* The bytes rs_model_save writes, into a new buffer (*buf, *len; the
+ * caller frees *buf with rs_free()).  Cold path.  The thread that owns m. */
+rs_err_t rs_model_save_mem(const rs_model_t *m, uint8_t **buf, size_t *len);
+/* rs_model_load from bytes in memory (e.g. a message): the same checks
+ * and errors; `what` names the source in messages (NULL: "(buffer)").
+ * buf is only read.  Any thread (the new model is the caller's). */
+rs_err_t rs_model_load_mem(const void *buf, size_t len, const char *what,
+                           const rs_model_conf_t *conf, rs_model_t **mp,
+                           char *errstr, size_t errstr_size);
 
 /* Load a model saved by rs_model_save into *mp.  conf (may be NULL: use
  * the saved one) replaces the saved learning settings and buffer sizes;

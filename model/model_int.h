@@ -146,6 +146,38 @@ rs_err_t rs_model_check_f32s(const char *field, const float *v, size_t n,
 rs_err_t rs_model_check_std(const double *mean, const double *m2, int dim,
                             uint64_t nobs, char *errstr, size_t errstr_size);
 
+/* ---------------------------------------------------- state views
+ *
+ * The arrays and counters of a model's own state (never a snapshot it
+ * uses), for model/combine.c: combining versions learned by several
+ * instances is arithmetic on them.  rs_model_view brings a lazily kept
+ * weight average up to date first ("seq"), so the arrays are what a save
+ * writes.  After changing them, rs_model_view_done recomputes what scoring
+ * derives (mu/istd, float copies).  The thread that owns m; cold path. */
+#define RS_MODEL_VIEW_ARRAYS 8
+typedef struct rs_model_view_s {
+    int kind;                      /* rs_model_kind_t                     */
+    int narr;
+    struct {
+        const char *name;          /* "p", "average", "moment1", ...     */
+        float *f32;                /* one of f32 / f64 is set             */
+        double *f64;
+        size_t n;
+        int avg_of;                /* >= 0: this array is the weight
+                                    * average of arr[avg_of] (meaningless
+                                    * while *avn == 0: the weights then) */
+    } arr[RS_MODEL_VIEW_ARRAYS];
+    int dim;
+    double *mean, *m2;             /* [dim] the standardiser              */
+    uint64_t *nobs;
+    int64_t *std_tlast;
+    uint64_t *updates, *positives, *negatives, *horizon_negatives;
+    uint64_t *avn, *opt_t;
+    int64_t *avt;
+} rs_model_view_t;
+void rs_model_view(rs_model_t *m, rs_model_view_t *v);
+void rs_model_view_done(rs_model_t *m);
+
 /* Input logs (model.h "input logs and rescoring"): common header, shared
  * by the kinds' writers (model.c "lr", seq.c "seq") and model.c's reader. */
 #define RS_MODEL_LOG_MAGIC   "RSIN"

@@ -375,6 +375,7 @@ struct rs_seq_s {
         replays, evictions, vstep;
     int vnamed;           /* vstep set by rs_seq_set_number               */
     char version[RS_VERSION_MAX];
+    char vtag[RS_MODEL_TAG_MAX + 1]; /* rs_seq_set_tag                    */
 
     rs_seq_weights_t *wuse; /* scoring reads this snapshot if set          */
 
@@ -490,8 +491,10 @@ static void rs_seq_refresh_std(rs_seq_t *s) {
 }
 
 static void rs_seq_set_version(rs_seq_t *s) {
-    snprintf(s->version, sizeof(s->version), "seq-%08x-%llu", s->conf_hash,
-             (unsigned long long)s->vstep);
+    char v[96]; /* a tag fits beside any number below 10^17 */
+    snprintf(v, sizeof(v), "seq-%08x-%llu%s%s", s->conf_hash,
+             (unsigned long long)s->vstep, s->vtag[0] ? "." : "", s->vtag);
+    rs_strlcpy(s->version, v, sizeof(s->version));
 }
 
 static uint32_t rs_seq_hash_conf(const rs_seq_t *s, uint32_t names_hash) {
@@ -2041,6 +2044,10 @@ static void rs_seq_av_region(const rs_seq_t *s, size_t idx, size_t off,
     const float f = (float)exp(s->avl - s->av_sync[idx]);
     const float *p = s->p + off, *pa = s->pa + off;
     float *o = dst + off;
+    if (f == 1.0f) { /* in sync: pa itself (p + (pa - p) can round away) */
+        if (o != pa) memcpy(o, pa, sizeof(float) * len);
+        return;
+    }
     for (size_t i = 0; i < len; i++) o[i] = p[i] + (pa[i] - p[i]) * f;
 }
 
@@ -2194,6 +2201,7 @@ void rs_seq_stats(const rs_seq_t *s, rs_model_stats_t *st) {
     st->horizon_negatives = s->horizon_negatives;
     st->corrections = s->corrections;
     st->replays = s->replays;
+    st->observations = s->nobs;
     rs_strlcpy(st->version, s->version, sizeof(st->version));
     st->entities = s->eused;
     st->evictions = s->evictions;
@@ -2215,6 +2223,47 @@ void rs_seq_set_number(rs_seq_t *s, uint64_t n) {
     s->vnamed = 1;
     rs_seq_set_version(s);
 }
+
+rs_err_t rs_seq_set_tag(rs_seq_t *s, const char *tag) {
+    rs_strlcpy(s->vtag, tag, sizeof(s->vtag));
+    rs_seq_set_version(s);
+    return RS_OK;
+}
+
+void rs_seq_view(rs_seq_t *s, rs_model_view_t *v) {
+    /* every region's average up to date, as a save writes it (after the
+     * first step; before it the average is the weights themselves) */
+    if (s->avn) rs_seq_av_all(s, s->pa);
+    else memcpy(s->pa, s->p, sizeof(float) * s->np);
+    memset(s->av_sync, 0, sizeof(double) * (1 + (size_t)s->nl * s->E +
+                                            2 * (size_t)s->conf.seq.buckets));
+    s->avl = 0;
+    v->kind = RS_MODEL_SEQ;
+    v->narr = 5;
+    float *a[5] = {s->p, s->pa, s->om, s->ov, s->fbal};
+    const char *nm[5] = {"p", "average", "moment m", "moment v",
+                         "routing fractions"};
+    for (int i = 0; i < 5; i++) {
+        v->arr[i].name = nm[i];
+        v->arr[i].f32 = a[i];
+        v->arr[i].n = i < 4 ? s->np : (size_t)s->nl * s->E;
+        v->arr[i].avg_of = i == 1 ? 0 : -1;
+    }
+    v->dim = s->dim;
+    v->mean = s->mean;
+    v->m2 = s->m2;
+    v->nobs = &s->nobs;
+    v->std_tlast = &s->std_tlast;
+    v->updates = &s->updates;
+    v->positives = &s->positives;
+    v->negatives = &s->negatives;
+    v->horizon_negatives = &s->horizon_negatives;
+    v->avn = &s->avn;
+    v->opt_t = &s->opt_t;
+    v->avt = &s->avt;
+}
+
+void rs_seq_view_done(rs_seq_t *s) { rs_seq_refresh_std(s); }
 
 uint64_t rs_seq_number(const rs_seq_t *s) {
     return s->wuse ? s->wuse->vnum : s->vstep;

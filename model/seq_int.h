@@ -75,6 +75,10 @@ rs_err_t rs_seq_deserialize(rs_rbuf_t *rb, int fmt, const rs_model_conf_t *conf,
  * learnlog.h (header) and seq.c (body). */
 const rs_model_conf_t *rs_seq_conf(const rs_seq_t *s);
 void rs_seq_set_number(rs_seq_t *s, uint64_t n);
+rs_err_t rs_seq_set_tag(rs_seq_t *s, const char *tag); /* checked by model.c */
+/* rs_model_view / rs_model_view_done of a "seq" model (model_int.h). */
+void rs_seq_view(rs_seq_t *s, rs_model_view_t *v);
+void rs_seq_view_done(rs_seq_t *s);
 uint64_t rs_seq_number(const rs_seq_t *s); /* of the snapshot used, if any */
 uint32_t rs_seq_record_arch(const rs_seq_t *s);
 size_t rs_seq_lrec_size(const rs_seq_t *s);

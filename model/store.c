@@ -46,9 +46,12 @@ struct rs_model_store_s {
     uint64_t hi;             /* highest number seen or saved           */
 };
 
-/* 1 if v[0..len) is a version name "<kind>-<8 hex>-<n>" (kind: 1-15
- * lower-case letters; n: 1-19 digits), with its number in *num. */
-static int rs_store_parse(const char *v, size_t len, uint64_t *num) {
+/* 1 if v[0..len) is a version name "<kind>-<8 hex>-<n>[.<tag>]" (kind:
+ * 1-15 lower-case letters; n: 1-19 digits; tag: rs_model_version_tag_valid),
+ * with its number in *num and the length of the part before the tag in
+ * *base (len without a tag). */
+static int rs_store_parse_tag(const char *v, size_t len, uint64_t *num,
+                              size_t *base) {
     size_t i = 0;
     while (i < len && v[i] >= 'a' && v[i] <= 'z') i++;
     if (i < 1 || i > 15 || i >= len || v[i] != '-') return 0;
@@ -61,12 +64,38 @@ static int rs_store_parse(const char *v, size_t len, uint64_t *num) {
     i++;
     size_t d0 = i;
     uint64_t n = 0;
-    for (; i < len; i++) {
+    for (; i < len && v[i] != '.'; i++) {
         if (v[i] < '0' || v[i] > '9') return 0;
         n = n * 10 + (uint64_t)(v[i] - '0');
     }
     if (i == d0 || i - d0 > 19) return 0;
+    if (i < len && !rs_model_version_tag_valid(v + i + 1, len - i - 1))
+        return 0;
     *num = n;
+    if (base) *base = i;
+    return 1;
+}
+
+static int rs_store_parse(const char *v, size_t len, uint64_t *num) {
+    return rs_store_parse_tag(v, len, num, NULL);
+}
+
+int rs_model_version_tag_valid(const char *tag, size_t len) {
+    if (len < 1 || len > RS_MODEL_TAG_MAX) return 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = tag[i];
+        int alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        if (!alnum && !(i > 0 && c == '-')) return 0;
+    }
+    return 1;
+}
+
+int rs_model_version_parse(const char *v, uint64_t *num, size_t *base) {
+    uint64_t n;
+    size_t b, len = v ? strnlen(v, RS_VERSION_MAX) : RS_VERSION_MAX;
+    if (len >= RS_VERSION_MAX || !rs_store_parse_tag(v, len, &n, &b)) return 0;
+    if (num) *num = n;
+    if (base) *base = b;
     return 1;
 }
 
@@ -308,8 +337,8 @@ rs_err_t rs_model_store_load(rs_model_store_t *st, const char *version,
     size_t vl = version ? strnlen(version, RS_VERSION_MAX) : 0;
     if (!version || vl >= RS_VERSION_MAX || !rs_store_parse(version, vl, &num))
         return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
-                       "'%.*s' is not a model version (<kind>-<8 hex>-<n>, "
-                       "e.g. seq-0a1b2c3d-17)",
+                       "'%.*s' is not a model version (<kind>-<8 hex>-<n>"
+                       "[.<tag>], e.g. seq-0a1b2c3d-17)",
                        version ? (int)RS_MIN(vl, 64) : 6,
                        version ? version : "(null)");
     char *path = rs_store_path(st, version, RS_STORE_EXT);
@@ -322,6 +351,10 @@ rs_err_t rs_model_store_load(rs_model_store_t *st, const char *version,
                       version, st->dir, st->keep);
     } else if ((err = rs_model_load(path, conf, mp, errstr, errstr_size)) ==
                RS_OK) {
+        /* a tag is in the name only (model.h rs_model_set_version_tag) */
+        size_t base = vl;
+        rs_store_parse_tag(version, vl, &num, &base);
+        if (base < vl) rs_model_set_version_tag(*mp, version + base + 1);
         rs_model_stats_t ms;
         rs_model_stats(*mp, &ms);
         if (strcmp(ms.version, version)) {

@@ -82,6 +82,7 @@ struct rs_service_s {
     rs_features_t *feat;
     rs_model_t *model;    /* the scorer S (trainer.h)                   */
     rs_trainer_t *tr;     /* learns on its own thread, publishes to S   */
+    rs_msync_t *msync;    /* one model across instances (or NULL)       */
     rs_sink_kafka_t *ks;
     rs_sink_redis_t *rd;
     rs_workers_t *wk;     /* decode, records and encoding on every core */
@@ -353,8 +354,9 @@ rs_err_t rs_app_conf_init(rs_app_conf_t *app, char *errstr,
     rs_seq_conf_section(&secs[5], &app->model);
     rs_http_conf_section(&secs[6], &app->http);
     rs_state_conf_section(&secs[7], &app->state);
+    rs_msync_conf_section(&secs[8], &app->sync);
     rs_err_t err = RS_OK;
-    for (int i = 0; err == RS_OK && i < 8; i++)
+    for (int i = 0; err == RS_OK && i < 9; i++)
         err = rs_conf_add_section(app->conf, &secs[i], errstr, errstr_size);
     /* features.specs / features.extra_specs: the declarative feature list */
     if (err == RS_OK)
@@ -623,7 +625,24 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
     {
         rs_trainer_opts_t to = {app->service.model_save_path, delays,
                                 RS_MIN(app->service.review_threshold,
-                                       app->service.alert_threshold)};
+                                       app->service.alert_threshold), NULL};
+        /* ---- model sync (modelsync.h): one model across the group */
+        rs_trainer_hooks_t hooks;
+        if (app->sync.enabled && !app->ingest.brokers[0]) {
+            rs_info("service", "sync.enabled: the embedded broker serves "
+                    "one instance, nothing to combine");
+        } else if (app->sync.enabled) {
+            svc->msync = rs_msync_new(&app->sync, &app->kafka, bootstrap,
+                                      app->ingest.group_id, tconf.store_dir,
+                                      &tconf, &err, errstr, errstr_size);
+            if (!svc->msync) {
+                rs_model_destroy(t);
+                goto fail;
+            }
+            rs_msync_hooks(svc->msync, &hooks);
+            to.hooks = &hooks;
+        }
+        /* ---- */
         svc->tr = rs_trainer_new(t, &tconf, &to, &err, errstr, errstr_size);
     }
     if (!svc->tr) {
@@ -765,6 +784,7 @@ void rs_service_destroy(rs_service_t *svc) {
     rs_sink_kafka_destroy(svc->ks);
     rs_sink_redis_destroy(svc->rd);
     rs_trainer_destroy(svc->tr);  /* before the logs it reads */
+    rs_msync_destroy(svc->msync); /* after the trainer: its hooks */
     rs_state_destroy(svc->state);
     rs_model_destroy(svc->model);
     rs_features_destroy(svc->feat);
@@ -955,6 +975,7 @@ void rs_service_prometheus(rs_service_t *svc, rs_http_buf_t *b) {
     rs_prom_counter(b, "riskstream_model_store_errors_total",
                     "version files that could not be saved",
                     sn->ts.store_errors);
+    if (svc->msync) rs_msync_metrics(svc->msync, b); /* model sync */
     rs_prom_gauge(b, "riskstream_model_train_queue", "learning records "
                   "waiting for the trainer", (double)sn->ts.depth);
     rs_prom_counter(b, "riskstream_model_train_waits_total",

@@ -32,6 +32,7 @@ struct rs_trainer_s {
     char delays_path[512];
     double caught_threshold;
     int64_t publish_every, publish_interval_ms;
+    rs_trainer_hooks_t hooks; /* model sync (zero: none)                  */
 
     rs_trainer_msg_t *ring;   /* [cap]                                    */
     uint64_t cap, head, tail;
@@ -122,6 +123,7 @@ static void rs_trainer_publish(rs_trainer_t *tr, int renumber) {
         uint64_t n = tr->store ? rs_model_store_next(tr->store)
                                : tr->next_number++;
         rs_model_set_version(tr->t, n);
+        if (tr->hooks.tag[0]) rs_model_set_version_tag(tr->t, tr->hooks.tag);
     }
     rs_model_weights_t *w = rs_model_weights_take(tr->t);
     int store_err = 0;
@@ -148,6 +150,43 @@ static void rs_trainer_publish(rs_trainer_t *tr, int renumber) {
     tr->since_publish = 0;
     tr->last_publish_us = rs_clock_mono_us();
     rs_info("trainer", "model version %s published", rs_model_version(tr->t));
+    if (tr->hooks.published)
+        tr->hooks.published(tr->hooks.opaque, tr->t, tr->store && !store_err);
+}
+
+/* Learn from m from now on (a rollback, a combination): same kind and
+ * architecture as T, records the learner can use.  On success T is m
+ * (the old one destroyed); on failure m stays the caller's.  Trainer
+ * thread. */
+static rs_err_t rs_trainer_replace(rs_trainer_t *tr, rs_model_t *m,
+                                   const char *version, char *e2,
+                                   size_t e2_size) {
+    rs_err_t err = RS_OK;
+    if (strcmp(rs_model_kind(m), rs_model_kind(tr->t)))
+        return rs_errf(e2, e2_size, RS_ERR_INVALID,
+                       "version %s is a %s model, the service runs %s",
+                       version, rs_model_kind(m), rs_model_kind(tr->t));
+    /* The scorer must be able to use its snapshots. */
+    rs_model_weights_t *w = rs_model_weights_take(m);
+    rs_model_t *probe = rs_model_new_like(tr->t, NULL, e2, e2_size);
+    if (!probe || rs_model_weights_use(probe, w) != RS_OK)
+        err = rs_errf(e2, e2_size, RS_ERR_INVALID,
+                      "version %s has another architecture than the "
+                      "running model", version);
+    rs_model_destroy(probe);
+    rs_model_weights_release(w);
+    if (err == RS_OK && rs_learner_set_model(tr->lr, m) != RS_OK)
+        err = rs_errf(e2, e2_size, RS_ERR_INVALID,
+                      "version %s writes other learning records than the "
+                      "running model", version);
+    if (err != RS_OK) return err;
+    rs_model_destroy(tr->t);
+    tr->t = m;
+    /* count the new T's updates from its own updates */
+    rs_model_stats_t ms;
+    rs_model_stats(tr->t, &ms);
+    tr->updates_seen = ms.updates;
+    return RS_OK;
 }
 
 /* Serve a rollback request: load the version as the new T.  Trainer
@@ -170,34 +209,9 @@ static void rs_trainer_do_rollback(rs_trainer_t *tr) {
         err = rs_model_store_load(tr->store, version, &conf, &m, e2,
                                   sizeof(e2));
     }
-    if (err == RS_OK && strcmp(rs_model_kind(m), rs_model_kind(tr->t))) {
-        err = rs_errf(e2, sizeof(e2), RS_ERR_INVALID,
-                      "version %s is a %s model, the service runs %s",
-                      version, rs_model_kind(m), rs_model_kind(tr->t));
-    }
-    if (err == RS_OK) {
-        /* The scorer must be able to use its snapshots. */
-        rs_model_weights_t *w = rs_model_weights_take(m);
-        rs_model_t *probe = rs_model_new_like(tr->t, NULL, e2, sizeof(e2));
-        if (!probe || rs_model_weights_use(probe, w) != RS_OK)
-            err = rs_errf(e2, sizeof(e2), RS_ERR_INVALID,
-                          "version %s has another architecture than the "
-                          "running model", version);
-        rs_model_destroy(probe);
-        rs_model_weights_release(w);
-    }
-    if (err == RS_OK && rs_learner_set_model(tr->lr, m) != RS_OK)
-        err = rs_errf(e2, sizeof(e2), RS_ERR_INVALID,
-                      "version %s writes other learning records than the "
-                      "running model", version);
-    if (err == RS_OK) {
-        rs_model_destroy(tr->t);
-        tr->t = m;
+    if (err == RS_OK &&
+        (err = rs_trainer_replace(tr, m, version, e2, sizeof(e2))) == RS_OK) {
         m = NULL;
-        /* count the new T's updates from its own (fewer) updates */
-        rs_model_stats_t ms;
-        rs_model_stats(tr->t, &ms);
-        tr->updates_seen = ms.updates;
         rs_warn("trainer", "rolled back to model version %s", version);
         rs_trainer_publish(tr, 0);
     }
@@ -303,6 +317,25 @@ static int rs_trainer_mature(rs_trainer_t *tr) {
     return left;
 }
 
+/* A combination is due (model sync): T as a version first, then learn
+ * from what the hook makes of it and the other instances' versions. */
+static void rs_trainer_sync(rs_trainer_t *tr) {
+    if (tr->since_publish > 0) rs_trainer_publish(tr, 1);
+    rs_model_t *m = tr->hooks.combine(tr->hooks.opaque, tr->t);
+    if (!m) return;
+    char version[RS_VERSION_MAX], e2[256];
+    rs_strlcpy(version, rs_model_version(m), sizeof(version));
+    if (rs_trainer_replace(tr, m, version, e2, sizeof(e2)) != RS_OK) {
+        rs_error("trainer", "model sync: %s", e2);
+        rs_model_destroy(m);
+        return;
+    }
+    pthread_mutex_lock(&tr->lock);
+    tr->st.combined++;
+    pthread_mutex_unlock(&tr->lock);
+    rs_trainer_publish(tr, 0);
+}
+
 static void *rs_trainer_main(void *arg) {
     rs_trainer_t *tr = arg;
     int64_t snap_us = 0;
@@ -328,6 +361,8 @@ static void *rs_trainer_main(void *arg) {
         if (tr->since_publish > 0 &&
             now - tr->last_publish_us >= tr->publish_interval_ms * 1000)
             rs_trainer_publish(tr, 1);
+        if (!stopping && tr->hooks.due && tr->hooks.due(tr->hooks.opaque))
+            rs_trainer_sync(tr);
         if (now - snap_us >= 200000) {
             rs_trainer_snapshot(tr);
             snap_us = now;
@@ -364,6 +399,7 @@ rs_trainer_t *rs_trainer_new(rs_model_t *t, const rs_model_conf_t *conf,
         rs_strlcpy(tr->delays_path, opts->delays_path,
                    sizeof(tr->delays_path));
     tr->caught_threshold = opts ? opts->caught_threshold : 0.5;
+    if (opts && opts->hooks) tr->hooks = *opts->hooks;
     tr->lr = rs_learner_new(t, conf);
     tr->wm = rs_calloc(RS_TRAINER_PARTS, sizeof(*tr->wm));
     for (int i = 0; i < RS_TRAINER_PARTS; i++) tr->wm[i] = INT64_MIN;

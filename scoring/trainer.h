@@ -77,12 +77,31 @@ typedef struct rs_trainer_msg_s {
                                * records before it were observed before   */
 } rs_trainer_msg_t;
 
+/* Hooks of the model sync (scoring/modelsync.h: one model across the
+ * instances of a consumer group).  All run on the trainer thread. */
+typedef struct rs_trainer_hooks_s {
+    void *opaque;
+    /* tag of every version the trainer numbers ("": none; model.h
+     * rs_model_set_version_tag) */
+    char tag[RS_MODEL_TAG_MAX + 1];
+    /* after each publish: t is T, saved in the store if stored */
+    void (*published)(void *opaque, const rs_model_t *t, int stored);
+    /* between passes: 1 if a combination is due now */
+    int (*due)(void *opaque);
+    /* when due, after T was published if it had learned anything since
+     * (so T is its newest version): a model to continue from, or NULL.
+     * Ownership of the result passes to the trainer, which learns from it
+     * and publishes it under its own name (as a rollback does). */
+    rs_model_t *(*combine)(void *opaque, const rs_model_t *t);
+} rs_trainer_hooks_t;
+
 typedef struct rs_trainer_opts_s {
     const char *save_path;    /* rs_trainer_stop saves T here ("" / NULL:
                                * no)                                        */
     const char *delays_path;  /* observed label delays, loaded at start and
                                * saved with every version ("" / NULL: no)  */
     double caught_threshold;  /* a positive scored >= this was caught      */
+    const rs_trainer_hooks_t *hooks; /* NULL: none (copied)                 */
 } rs_trainer_opts_t;
 
 /* Start the trainer thread on model `t` (ownership moves to the trainer on
@@ -134,6 +153,7 @@ typedef struct rs_trainer_stats_s {
     uint64_t published;        /* versions published                     */
     uint64_t store_errors;     /* version files that could not be saved  */
     uint64_t rollbacks;
+    uint64_t combined;         /* models taken from the sync hook        */
     uint64_t caught;           /* positives scored >= caught_threshold   */
     uint64_t log_records;      /* records in the attached logs           */
     uint64_t log_bytes;        /* their files                            */

@@ -236,7 +236,7 @@ static void test_bad_versions(void **state) {
     const char *bad[] = {"", traversal, "lr-00000000-1/..", "a/b", "..",
                          "lr-0000000-1", "lr-0000000g-1", "LR-00000000-1",
                          "lr-00000000-", "lr-00000000-1x", "lr-00000000--1",
-                         "lr-00000000-1.rsm", "-00000000-1", "lr_00000000_1",
+                         "lr-00000000-1.rsm.tmp", "-00000000-1", "lr_00000000_1",
                          "lr-00000000-1 ", "lr-00000000-12345678901234567890",
                          longv, NULL};
     for (int i = 0; i < (int)RS_ARRAY_LEN(bad); i++) {
