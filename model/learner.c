@@ -406,8 +406,12 @@ static uint64_t rs_learner_lower_bound(rs_learnlog_t *lg, uint64_t lo,
     return lo;
 }
 
+/* One failure (repair = 0) or repair (repair = 1) of `entity` at t_fail
+ * in log p: see learner.h.  Every record of the entity up to t_fail that
+ * the walk reaches ends up LABELED (resolved for this life), so a later
+ * failure of the next life never reaches back into this one. */
 static void rs_learner_failure_log(rs_learner_t *l, int32_t p, uint64_t entity,
-                                   int64_t t_fail, double psi,
+                                   int64_t t_fail, double psi, int repair,
                                    rs_learner_failure_t *r, int *seen) {
     rs_learnlog_t *lg = l->logs[p];
     rs_learner_index(l, p);
@@ -415,9 +419,11 @@ static void rs_learner_failure_log(rs_learner_t *l, int32_t p, uint64_t entity,
     rs_learnlog_stats(lg, &ls);
     const uint64_t end = rs_learnlog_indexed(lg);
     const int64_t H = l->fh > 0 ? l->fh : l->horizon;
-    const int64_t lo_t = t_fail - H;
+    /* a repair: no reading of the ended life is a positive */
+    const int64_t lo_t = repair ? INT64_MAX : t_fail - H;
     /* a quarter horizon of slack for records logged out of time order */
-    uint64_t start = rs_learner_lower_bound(lg, ls.first, end, lo_t - H / 4);
+    uint64_t start = rs_learner_lower_bound(lg, ls.first, end,
+                                            t_fail - H - H / 4);
     if (ls.cursor < start) start = ls.cursor;
     if (start < ls.first) start = ls.first;
     for (uint64_t pos = start; pos < end; pos++) {
@@ -450,30 +456,43 @@ static void rs_learner_failure_log(rs_learner_t *l, int32_t p, uint64_t entity,
             r->negatives++;
             l->st.negatives++;
         } else {
-            continue; /* an older maturity negative: right as it is */
+            /* an older maturity negative: right as it is; marked so that
+             * a failure of the next life within H leaves it alone */
+            rs_learnlog_set_state(lg, pos, nst);
+            continue;
         }
         rs_learnlog_set_state(lg, pos, nst);
         rs_learner_replay_some(l, lg);
     }
 }
 
+static rs_err_t rs_learner_life_end(rs_learner_t *l, int32_t partition,
+                                    uint64_t entity, int64_t t_ms,
+                                    double psi, int repair,
+                                    rs_learner_failure_t *res) {
+    rs_learner_failure_t r = {0, 0, 0, 0};
+    int seen = 0;
+    if (partition >= 0 && partition < l->nlogs && l->logs[partition]) {
+        rs_learner_failure_log(l, partition, entity, t_ms, psi, repair, &r,
+                               &seen);
+    } else {
+        for (int32_t p = 0; p < l->nlogs; p++)
+            if (l->logs[p])
+                rs_learner_failure_log(l, p, entity, t_ms, psi, repair, &r,
+                                       &seen);
+    }
+    if (res) *res = r;
+    return seen ? RS_OK : RS_ERR_NOTFOUND;
+}
+
 rs_err_t rs_learner_failure(rs_learner_t *l, int32_t partition,
                             uint64_t entity, int64_t t_fail_ms,
                             int64_t label_time_ms, double psi,
                             rs_learner_failure_t *res) {
-    rs_learner_failure_t r = {0, 0, 0, 0};
-    int seen = 0;
     l->st.labels++;
     l->st.failures++;
-    if (partition >= 0 && partition < l->nlogs && l->logs[partition]) {
-        rs_learner_failure_log(l, partition, entity, t_fail_ms, psi, &r, &seen);
-    } else {
-        for (int32_t p = 0; p < l->nlogs; p++)
-            if (l->logs[p])
-                rs_learner_failure_log(l, p, entity, t_fail_ms, psi, &r, &seen);
-    }
-    if (res) *res = r;
-    if (!seen) {
+    if (rs_learner_life_end(l, partition, entity, t_fail_ms, psi, 0, res) !=
+        RS_OK) {
         l->st.unknown++;
         return RS_ERR_NOTFOUND;
     }
@@ -484,6 +503,13 @@ rs_err_t rs_learner_failure(rs_learner_t *l, int32_t partition,
     rs_hist_record(&l->dpos, d);
     rs_learner_refresh_horizon(l);
     return RS_OK;
+}
+
+rs_err_t rs_learner_repair(rs_learner_t *l, int32_t partition,
+                           uint64_t entity, int64_t t_ms, double psi,
+                           rs_learner_failure_t *res) {
+    l->st.repairs++;
+    return rs_learner_life_end(l, partition, entity, t_ms, psi, 1, res);
 }
 
 /* ------------------------------------------------------------- replay */

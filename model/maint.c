@@ -13,11 +13,14 @@
 
 static const rs_conf_field_t rs_maint_fields[] = {
     {"enabled", RS_CONF_BOOL, "false", offsetof(rs_maint_conf_t, enabled), 0,
-     "labels are machine failures: a positive label of an entity at T makes "
-     "its readings in [T - horizon, T] positives (learned through the "
-     "learning log, corrections included) and its older pending readings "
-     "negatives; its feature baselines start a new life (eval "
-     "--maintenance sets it)", NULL, 0, 0},
+     "labels are machine failures (serve, eval, demo --sensors): a positive "
+     "label of an entity is a failure at its last reading, making its "
+     "readings in [T - horizon, T] positives (learned through the learning "
+     "log, corrections included) and its older pending readings negatives; "
+     "a label with value 0 for the machine itself (event_id = entity_id) "
+     "is a repair; either starts a new life for its "
+     "feature baselines and alerts; serve decides its readings through the "
+     "alert policy (eval --maintenance sets it)", NULL, 0, 0},
     {"horizon", RS_CONF_DURATION, "24h", offsetof(rs_maint_conf_t, horizon), 0,
      "failure horizon: a reading is a positive if its machine fails within "
      "this much event time after it (the target \"fails within the "

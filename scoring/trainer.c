@@ -273,6 +273,19 @@ static void rs_trainer_handle(rs_trainer_t *tr, const rs_trainer_msg_t *m) {
             rs_learner_observe_from(tr->lr, p, m->log_end);
         if (p >= 0 && p < RS_TRAINER_PARTS) tr->mature[p] = 1;
         break;
+    case RS_TRAINER_FAILURE:
+    case RS_TRAINER_REPAIR: {
+        /* maintenance (the service's alerts.c sends them) */
+        uint64_t ent = rs_hash_str(m->lb.entity_id);
+        int64_t t = m->t ? m->t : m->lb.label_time_ms;
+        if (m->kind == RS_TRAINER_FAILURE)
+            rs_learner_failure(tr->lr, p, ent, t, m->lb.label_time_ms, m->psi,
+                               NULL);
+        else
+            rs_learner_repair(tr->lr, p, ent, t, m->psi, NULL);
+        rs_trainer_count(tr);
+        break;
+    }
     case RS_TRAINER_DETACH:
         rs_learner_detach(tr->lr, p);
         if (p >= 0 && p < RS_TRAINER_PARTS) {
@@ -365,6 +378,8 @@ rs_trainer_t *rs_trainer_new(rs_model_t *t, const rs_model_conf_t *conf,
                    sizeof(tr->delays_path));
     tr->caught_threshold = opts ? opts->caught_threshold : 0.5;
     tr->lr = rs_learner_new(t, conf);
+    if (opts && opts->failure_horizon_ms > 0)
+        rs_learner_set_failure_horizon(tr->lr, opts->failure_horizon_ms);
     tr->wm = rs_calloc(RS_TRAINER_PARTS, sizeof(*tr->wm));
     for (int i = 0; i < RS_TRAINER_PARTS; i++) tr->wm[i] = INT64_MIN;
     tr->mature = rs_calloc(RS_TRAINER_PARTS, 1);

@@ -60,7 +60,12 @@ typedef enum rs_trainer_msg_kind_e {
                                * hint, 0 if unknown)                       */
     RS_TRAINER_WATERMARK,     /* the partition's event time reached t      */
     RS_TRAINER_ATTACH,        /* start resolving against log (borrowed)    */
-    RS_TRAINER_DETACH         /* stop using the partition's log            */
+    RS_TRAINER_DETACH,        /* stop using the partition's log            */
+    RS_TRAINER_FAILURE,       /* maintenance: lb.entity_id failed at t
+                               * (rs_learner_failure; partition < 0: every
+                               * log; t 0: lb.label_time_ms)               */
+    RS_TRAINER_REPAIR         /* maintenance: lb.entity_id repaired at t
+                               * (rs_learner_repair)                       */
 } rs_trainer_msg_kind_t;
 
 typedef struct rs_trainer_msg_s {
@@ -83,6 +88,8 @@ typedef struct rs_trainer_opts_s {
     const char *delays_path;  /* observed label delays, loaded at start and
                                * saved with every version ("" / NULL: no)  */
     double caught_threshold;  /* a positive scored >= this was caught      */
+    int64_t failure_horizon_ms; /* > 0: labels are failures (maint.h):
+                               * rs_learner_set_failure_horizon            */
 } rs_trainer_opts_t;
 
 /* Start the trainer thread on model `t` (ownership moves to the trainer on

@@ -91,20 +91,8 @@ int rs_cli_app_init(const char *cmd, rs_app_conf_t *app,
         rs_app_conf_destroy(app);
         return rs_cli_usage_error(cmd, "%s", errstr);
     }
-    /* maintenance: (model/maint.h): read by eval; the service does not
-     * use it yet */
-    static rs_conf_section_t maint_section;
-    rs_maint_conf_init(&rs_cli_maint);
-    rs_maint_conf_section(&maint_section, &rs_cli_maint);
-    if (rs_conf_add_section(app->conf, &maint_section, errstr,
-                            sizeof(errstr)) != RS_OK) {
-        rs_app_conf_destroy(app);
-        return rs_cli_usage_error(cmd, "%s", errstr);
-    }
     return RS_EXIT_OK;
 }
-
-rs_maint_conf_t rs_cli_maint;
 
 /* Kafka mode: produce the stream, paced at `rate` events/s (0 = max). */
 static int rs_gen_to_kafka(rs_app_conf_t *app, rs_gen_t *g, double rate) {

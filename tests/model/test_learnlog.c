@@ -439,6 +439,48 @@ static void test_failure_horizon(void **st) {
     }
 }
 
+/* A repair ends a life without a failure: its pending readings are
+ * negatives now, and a failure of the next life within the horizon does
+ * not reach back before the repair. */
+static void test_repair_life(void **st) {
+    (void)st;
+    fx_t f;
+    fx_new(&f, RS_MODEL_LR, 0, RS_MODEL_HORIZON_AUTO, NULL);
+    const int64_t H = DAY;
+    rs_learner_set_failure_horizon(f.l, H);
+    char id[32];
+    /* hourly readings of m1 over 0 .. 36 h; repaired right after 24 h */
+    for (int hr = 0; hr <= 24; hr++) {
+        snprintf(id, sizeof(id), "m1-%d", hr);
+        fx_score(&f, id, "m1", T0 + hr * 3600000LL, 0.2f);
+    }
+    rs_learner_failure_t r;
+    assert_int_equal(rs_learner_repair(f.l, 0, rs_hash_str("m1"),
+                                       T0 + DAY, -1, &r), RS_OK);
+    assert_int_equal(r.negatives, 25);
+    assert_int_equal(r.positives + r.corrected + r.repeats, 0);
+    for (int hr = 25; hr <= 36; hr++) {
+        snprintf(id, sizeof(id), "m1-%d", hr);
+        fx_score(&f, id, "m1", T0 + hr * 3600000LL, 0.2f);
+    }
+    /* fails at 36 h: [12 h, 36 h] would be positives, but only the new
+     * life's (25 .. 36 h) are; the old life's are left as they were */
+    assert_int_equal(rs_learner_failure(f.l, 0, rs_hash_str("m1"),
+                                        T0 + 36 * 3600000LL,
+                                        T0 + 36 * 3600000LL, -1, &r), RS_OK);
+    assert_int_equal(r.positives, 12);
+    assert_int_equal(r.negatives + r.corrected, 0);
+    assert_int_equal(r.repeats, 25);
+    assert_int_equal(rs_learner_repair(f.l, 0, rs_hash_str("nobody"),
+                                       T0 + DAY, -1, &r), RS_ERR_NOTFOUND);
+    rs_learner_stats_t ls;
+    rs_learner_stats(f.l, &ls);
+    assert_int_equal(ls.repairs, 2);
+    assert_int_equal(ls.positives, 12);
+    assert_int_equal(ls.negatives, 25);
+    fx_free(&f);
+}
+
 /* The issue's cases: a label 60 days late is learned (auto horizon with
  * the declared delay); with a fixed 7-day horizon it comes after the
  * maturity negative and corrects it. */
@@ -634,6 +676,7 @@ int main(void) {
         cmocka_unit_test(test_log_rewind_and_meta),
         cmocka_unit_test(test_learner_semantics),
         cmocka_unit_test(test_failure_horizon),
+        cmocka_unit_test(test_repair_life),
         cmocka_unit_test(test_label_60_days_late),
         cmocka_unit_test(test_auto_horizon),
         cmocka_unit_test(test_refused_configs),

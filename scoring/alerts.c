@@ -1,0 +1,372 @@
+/* alerts.c -- predictive maintenance in the service (see alerts.h).
+ *
+ * Invariants:
+ *  - q[0..nq) are the batch's labels in message order; q_next is the first
+ *    not yet applied.  rs_alerts_score(i) applies every q entry with
+ *    index < i before the reading at i, rs_alerts_batch_end the rest.
+ *  - A machine's entry (mach) tracks its last reading applied here; its
+ *    `failed` flag is set by an applied failure and cleared by its next
+ *    reading: a failure label while it is set is the same failure.
+ *  - pay_len[p] is valid for p < npub of the current batch.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "scoring/alerts.h"
+
+#define RS_ALERTS_PAYLOAD_MAX 2048 /* bytes of one alert payload          */
+#define RS_ALERTS_DRIFTING 3       /* sensors named in a payload          */
+
+typedef struct rs_al_mach_s {
+    uint64_t key;            /* machine hash; 0 = free                    */
+    int64_t last_t;          /* event time of its last reading            */
+    int32_t partition;       /* input partition of its last reading       */
+    uint8_t failed;          /* a failure applied since its last reading  */
+    uint8_t pad_[3];
+} rs_al_mach_t;
+
+typedef struct rs_al_label_s {
+    int i;                   /* message index in the batch                */
+    rs_label_t lb;
+} rs_al_label_t;
+
+struct rs_alerts_s {
+    rs_maint_conf_t mc;
+    char alert_types[128];
+    rs_features_t *feat;
+    const rs_model_t *scorer;
+    rs_trainer_t *tr;
+    rs_alertpol_t *pol;
+    int dim;
+    const char **names;      /* [dim] feature names (the engine's)        */
+
+    rs_al_mach_t *tab;       /* [mask + 1] open addressing, no deletion   */
+    uint32_t mask;
+    uint64_t nmach;
+
+    int batch_max;
+    rs_al_label_t *q;        /* [batch_max] the batch's labels            */
+    int nq, q_next;
+    char *pay;               /* [batch_max][RS_ALERTS_PAYLOAD_MAX]        */
+    int *pay_len;            /* [batch_max]                               */
+    int npub;
+
+    rs_alerts_stats_t st;    /* scoring thread                            */
+    pthread_mutex_t lock;
+    rs_alerts_stats_t snap;  /* under lock                                */
+};
+
+/* ------------------------------------------------------------ create */
+
+rs_alerts_t *rs_alerts_new(const rs_maint_conf_t *mc,
+                           const rs_alerts_opts_t *opts, rs_features_t *feat,
+                           const rs_model_t *scorer, rs_trainer_t *tr,
+                           char *errstr, size_t errstr_size) {
+    if (!mc || !mc->enabled || !opts || opts->batch_max < 1 || !feat ||
+        !tr) {
+        rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                "maintenance: alerts need maintenance.enabled, a batch size, "
+                "the feature engine and the trainer");
+        return NULL;
+    }
+    rs_alertpol_t *pol = rs_alertpol_new(mc, errstr, errstr_size);
+    if (!pol) return NULL;
+    rs_alerts_t *al = rs_calloc(1, sizeof(*al));
+    al->mc = *mc;
+    rs_strlcpy(al->alert_types, opts->alert_types ? opts->alert_types : "",
+               sizeof(al->alert_types));
+    al->feat = feat;
+    al->scorer = scorer;
+    al->tr = tr;
+    al->pol = pol;
+    al->dim = rs_features_dim(feat);
+    al->names = rs_calloc((size_t)al->dim + 1, sizeof(*al->names));
+    for (int i = 0; i < al->dim; i++) al->names[i] = rs_features_name(feat, i);
+    uint64_t n = 1;
+    while (n < (uint64_t)mc->max_machines * 2) n <<= 1;
+    al->mask = (uint32_t)(n - 1);
+    al->tab = rs_calloc(n, sizeof(*al->tab));
+    al->batch_max = opts->batch_max;
+    al->q = rs_calloc((size_t)opts->batch_max, sizeof(*al->q));
+    al->pay = rs_malloc((size_t)opts->batch_max * RS_ALERTS_PAYLOAD_MAX);
+    al->pay_len = rs_calloc((size_t)opts->batch_max, sizeof(*al->pay_len));
+    rs_hist_init(&al->st.leads);
+    al->snap = al->st;
+    pthread_mutex_init(&al->lock, NULL);
+    return al;
+}
+
+void rs_alerts_destroy(rs_alerts_t *al) {
+    if (!al) return;
+    rs_alertpol_destroy(al->pol);
+    pthread_mutex_destroy(&al->lock);
+    free(al->names);
+    free(al->tab);
+    free(al->q);
+    free(al->pay);
+    free(al->pay_len);
+    free(al);
+}
+
+/* ----------------------------------------------------------- machines */
+
+/* The machine's entry; created if `add` (NULL when the table is full). */
+static rs_al_mach_t *rs_al_mach(rs_alerts_t *al, uint64_t key, int add) {
+    if (!key) key = 1;
+    uint32_t i = (uint32_t)(key * 0x9e3779b97f4a7c15ull >> 32) & al->mask;
+    for (uint32_t probe = 0; probe <= al->mask;
+         probe++, i = (i + 1) & al->mask) {
+        rs_al_mach_t *m = &al->tab[i];
+        if (m->key == key) return m;
+        if (!m->key) {
+            if (!add || al->nmach >= (uint64_t)al->mc.max_machines)
+                return NULL;
+            memset(m, 0, sizeof(*m));
+            m->key = key;
+            m->last_t = INT64_MIN;
+            m->partition = -1;
+            al->nmach++;
+            return m;
+        }
+    }
+    return NULL;
+}
+
+/* service.alert_types holds `type` (comma list, blanks around names). */
+static int rs_al_is_reading(const rs_alerts_t *al, const char *type) {
+    size_t tl = type ? strlen(type) : 0;
+    const char *p = al->alert_types;
+    if (!tl) return 0;
+    while (*p) {
+        while (*p == ' ' || *p == ',') p++;
+        const char *e = p;
+        while (*e && *e != ',') e++;
+        const char *te = e;
+        while (te > p && te[-1] == ' ') te--;
+        if ((size_t)(te - p) == tl && !strncmp(p, type, tl)) return 1;
+        p = e;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ labels */
+
+/* A repair: value 0 for the machine itself (event_id = entity_id). */
+static int rs_al_is_repair(const rs_label_t *lb) {
+    return lb->value <= 0 && !strcmp(lb->event_id, lb->entity_id);
+}
+
+int rs_alerts_label(rs_alerts_t *al, int i, const rs_label_t *lb) {
+    if (lb->value <= 0 && !rs_al_is_repair(lb)) {
+        al->st.ignored++;
+        return 1;
+    }
+    /* The new life starts at the report, in input order: the machine's
+     * next reading is scored against the fleet.  (A repeated failure label
+     * resets a state that has seen no reading since: no change.) */
+    rs_features_reset(al->feat, lb->entity_id);
+    if (al->nq < al->batch_max) {
+        al->q[al->nq].i = i;
+        al->q[al->nq].lb = *lb;
+        al->nq++;
+    }
+    return 1;
+}
+
+/* A message to the trainer (waits for room: backpressure, as the
+ * service's own). */
+static void rs_al_train(rs_alerts_t *al, int kind, int32_t partition,
+                        const rs_label_t *lb, int64_t t) {
+    rs_trainer_msg_t *m;
+    int n;
+    while (!(m = rs_trainer_reserve(al->tr, 1, &n)))
+        rs_trainer_wait_space(al->tr, 10);
+    memset(m, 0, sizeof(*m));
+    rs_model_stats_t ms;
+    rs_model_stats(al->scorer, &ms);
+    m->kind = kind;
+    m->partition = partition;
+    m->t = t;
+    m->psi = ms.drift_psi;
+    m->lb = *lb;
+    rs_trainer_commit(al->tr, 1);
+}
+
+/* Apply one queued label: policy, trainer. */
+static void rs_al_apply(rs_alerts_t *al, const rs_label_t *lb) {
+    uint64_t key = rs_hash_str(lb->entity_id);
+    rs_al_mach_t *m = rs_al_mach(al, key, 0);
+    int64_t t = m && m->last_t != INT64_MIN ? m->last_t : 0;
+    int32_t part = m ? m->partition : -1;
+    if (rs_al_is_repair(lb)) {
+        al->st.repairs++;
+        rs_alertpol_reset(al->pol, key);
+        rs_al_train(al, RS_TRAINER_REPAIR, part, lb, t);
+        if (m) m->failed = 0;
+        return;
+    }
+    if (m && m->failed) { /* no reading since its failure: the same one */
+        al->st.repeated++;
+        return;
+    }
+    if (!t) al->st.unplaced++;
+    rs_alertpol_failure(al->pol, key, t ? t : lb->label_time_ms, NULL);
+    rs_al_train(al, RS_TRAINER_FAILURE, part, lb, t);
+    if (m) m->failed = 1;
+}
+
+static void rs_al_apply_to(rs_alerts_t *al, int i) {
+    while (al->q_next < al->nq && al->q[al->q_next].i < i)
+        rs_al_apply(al, &al->q[al->q_next++].lb);
+}
+
+void rs_alerts_batch_end(rs_alerts_t *al) {
+    rs_al_apply_to(al, INT32_MAX);
+    al->nq = al->q_next = 0;
+    al->npub = 0;
+}
+
+/* ------------------------------------------------------------ scores */
+
+/* The alert's payload into pay[pub]. */
+static void rs_al_payload(rs_alerts_t *al, int pub, const rs_event_t *ev,
+                          float score, rs_alertpol_decision_t d,
+                          const float *x, const char *version) {
+    int idx[RS_ALERTS_DRIFTING];
+    int nd = rs_maint_top_drifting(al->names, x, al->dim, idx,
+                                   RS_ALERTS_DRIFTING);
+    const char *names[RS_ALERTS_DRIFTING];
+    const char *reasons[RS_ALERTS_DRIFTING];
+    float values[RS_ALERTS_DRIFTING];
+    char why[RS_ALERTS_DRIFTING][256];
+    for (int j = 0; j < nd; j++) {
+        names[j] = al->names[idx[j]];
+        values[j] = x[idx[j]];
+        reasons[j] = rs_features_reason(al->feat, idx[j], x, why[j],
+                                        sizeof(why[j])) > 0
+                         ? why[j]
+                         : NULL;
+    }
+    char *buf = al->pay + (size_t)pub * RS_ALERTS_PAYLOAD_MAX;
+    int len = rs_alertpol_payload(buf, RS_ALERTS_PAYLOAD_MAX, ev->entity_id,
+                                  ev->id, ev->event_time_ms, score, d,
+                                  al->mc.horizon, -1, names, values, reasons,
+                                  nd, version);
+    if (len < 0) { /* not expected (ids and names are bounded) */
+        al->st.payload_errors++;
+        len = -1;
+    }
+    al->pay_len[pub] = len;
+}
+
+rs_decision_t rs_alerts_score(rs_alerts_t *al, int i, int pub,
+                              const rs_event_t *ev, int32_t partition,
+                              float score, const float *x,
+                              const char *version) {
+    rs_al_apply_to(al, i);
+    if (pub >= 0 && pub < al->batch_max) {
+        while (al->npub <= pub) al->pay_len[al->npub++] = 0;
+    }
+    if (!rs_al_is_reading(al, ev->type)) return RS_DECISION_UNSPECIFIED;
+    uint64_t key = rs_hash_str(ev->entity_id);
+    rs_al_mach_t *m = rs_al_mach(al, key, 1);
+    if (m) {
+        if (ev->event_time_ms > m->last_t || m->failed)
+            m->last_t = ev->event_time_ms;
+        m->partition = partition;
+        m->failed = 0;
+    }
+    rs_alertpol_decision_t d =
+        rs_alertpol_step(al->pol, key, ev->event_time_ms, score);
+    if (d == RS_ALERTPOL_NONE) return RS_DECISION_APPROVE;
+    if (pub >= 0 && pub < al->batch_max)
+        rs_al_payload(al, pub, ev, score, d, x, version);
+    return RS_DECISION_ALERT;
+}
+
+const char *rs_alerts_payload(const rs_alerts_t *al, int pub, size_t *len) {
+    if (pub >= 0 && pub < al->npub && al->pay_len[pub] > 0) {
+        *len = (size_t)al->pay_len[pub];
+        return al->pay + (size_t)pub * RS_ALERTS_PAYLOAD_MAX;
+    }
+    if (pub >= 0 && pub < al->npub && al->pay_len[pub] < 0) {
+        *len = 0;
+        return NULL; /* no payload: the score record goes instead */
+    }
+    *len = 0;
+    return ""; /* a duplicate's (or a non-reading's) record: not an alert */
+}
+
+/* ------------------------------------------------------------ metrics */
+
+void rs_alerts_snapshot(rs_alerts_t *al) {
+    rs_alertpol_stats(al->pol, &al->st.pol);
+    al->st.leads = *rs_alertpol_leads(al->pol);
+    pthread_mutex_lock(&al->lock);
+    al->snap = al->st;
+    pthread_mutex_unlock(&al->lock);
+}
+
+void rs_alerts_stats(rs_alerts_t *al, rs_alerts_stats_t *st) {
+    pthread_mutex_lock(&al->lock);
+    *st = al->snap;
+    pthread_mutex_unlock(&al->lock);
+}
+
+void rs_alerts_prometheus(rs_alerts_t *al, rs_http_buf_t *b) {
+    rs_alerts_stats_t *st = rs_malloc(sizeof(*st));
+    rs_alerts_stats(al, st);
+    const rs_alertpol_stats_t *p = &st->pol;
+    rs_http_buf_printf(
+        b,
+        "# HELP riskstream_alerts_open machines with an open alert episode "
+        "(maintenance)\n# TYPE riskstream_alerts_open gauge\n"
+        "riskstream_alerts_open %llu\n"
+        "# HELP riskstream_alert_episodes_total alert episodes started "
+        "(debounced; one alert each unless in cool-down)\n"
+        "# TYPE riskstream_alert_episodes_total counter\n"
+        "riskstream_alert_episodes_total %llu\n"
+        "# HELP riskstream_alert_episodes_suppressed_total episodes opened "
+        "silently within maintenance.alert_cooldown of the machine's last "
+        "alert\n# TYPE riskstream_alert_episodes_suppressed_total counter\n"
+        "riskstream_alert_episodes_suppressed_total %llu\n"
+        "# HELP riskstream_maintenance_alerts_total alerts on the alerts "
+        "topic by kind\n# TYPE riskstream_maintenance_alerts_total counter\n"
+        "riskstream_maintenance_alerts_total{kind=\"alert\"} %llu\n"
+        "riskstream_maintenance_alerts_total{kind=\"escalated\"} %llu\n"
+        "# HELP riskstream_failures_total machine failures reported\n"
+        "# TYPE riskstream_failures_total counter\n"
+        "riskstream_failures_total %llu\n"
+        "# HELP riskstream_failures_caught_total failures with an alert "
+        "within maintenance.horizon before them\n"
+        "# TYPE riskstream_failures_caught_total counter\n"
+        "riskstream_failures_caught_total %llu\n"
+        "# HELP riskstream_repairs_total repairs (labels with value 0 naming the machine)\n"
+        "# TYPE riskstream_repairs_total counter\n"
+        "riskstream_repairs_total %llu\n"
+        "# HELP riskstream_failure_labels_repeated_total failure labels of a "
+        "failure already applied (no reading since)\n"
+        "# TYPE riskstream_failure_labels_repeated_total counter\n"
+        "riskstream_failure_labels_repeated_total %llu\n",
+        (unsigned long long)p->open, (unsigned long long)p->episodes,
+        (unsigned long long)p->suppressed, (unsigned long long)p->alerts,
+        (unsigned long long)p->escalations, (unsigned long long)p->failures,
+        (unsigned long long)p->caught, (unsigned long long)st->repairs,
+        (unsigned long long)st->repeated);
+    static const double le[] = {600, 1800, 3600, 7200, 14400, 28800,
+                                43200, 86400, 172800, 604800};
+    const char *nm = "riskstream_alert_lead_time_seconds";
+    const rs_hist_t *h = &st->leads;
+    rs_http_buf_printf(b, "# HELP %s failure time minus the first alert of "
+                       "its episode, caught failures\n# TYPE %s histogram\n",
+                       nm, nm);
+    for (size_t i = 0; i < RS_ARRAY_LEN(le); i++)
+        rs_http_buf_printf(b, "%s_bucket{le=\"%g\"} %llu\n", nm, le[i],
+                           (unsigned long long)rs_hist_count_le(
+                               h, (int64_t)le[i]));
+    rs_http_buf_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.0f\n"
+                       "%s_count %llu\n", nm, (unsigned long long)h->total,
+                       nm, h->sum, nm, (unsigned long long)h->total);
+    free(st);
+}
