@@ -10,9 +10,11 @@
  *  - pay_len[p] is valid for p < npub of the current batch.
  */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/rul.h"
 #include "scoring/alerts.h"
 
 #define RS_ALERTS_PAYLOAD_MAX 2048 /* bytes of one alert payload          */
@@ -38,6 +40,9 @@ struct rs_alerts_s {
     const rs_model_t *scorer;
     rs_trainer_t *tr;
     rs_alertpol_t *pol;
+    rs_rul_t *rul;           /* the trainer's RUL head as of its last
+                              * version (NULL: maintenance.rul off)       */
+    uint64_t rul_seen;       /* its copy count (rs_trainer_rul)           */
     int dim;
     const char **names;      /* [dim] feature names (the engine's)        */
 
@@ -91,6 +96,10 @@ rs_alerts_t *rs_alerts_new(const rs_maint_conf_t *mc,
     al->q = rs_calloc((size_t)opts->batch_max, sizeof(*al->q));
     al->pay = rs_malloc((size_t)opts->batch_max * RS_ALERTS_PAYLOAD_MAX);
     al->pay_len = rs_calloc((size_t)opts->batch_max, sizeof(*al->pay_len));
+    if (mc->rul) {
+        al->rul = rs_rul_new(al->dim, rs_maint_rul_cap(mc));
+        rs_trainer_rul(tr, al->rul, &al->rul_seen);
+    }
     rs_hist_init(&al->st.leads);
     al->snap = al->st;
     pthread_mutex_init(&al->lock, NULL);
@@ -100,6 +109,7 @@ rs_alerts_t *rs_alerts_new(const rs_maint_conf_t *mc,
 void rs_alerts_destroy(rs_alerts_t *al) {
     if (!al) return;
     rs_alertpol_destroy(al->pol);
+    rs_rul_destroy(al->rul);
     pthread_mutex_destroy(&al->lock);
     free(al->names);
     free(al->tab);
@@ -225,6 +235,17 @@ void rs_alerts_batch_end(rs_alerts_t *al) {
     rs_al_apply_to(al, INT32_MAX);
     al->nq = al->q_next = 0;
     al->npub = 0;
+    /* the RUL head of the trainer's newest version, between batches */
+    if (al->rul) rs_trainer_rul(al->tr, al->rul, &al->rul_seen);
+}
+
+/* "14 h", "3.5 h", "45 min", "2.5 days" */
+static void rs_al_dur(int64_t ms, char *buf, size_t size) {
+    double h = (double)ms / 3600000.0;
+    if (h < 1) snprintf(buf, size, "%.0f min", h * 60);
+    else if (h < 10) snprintf(buf, size, "%.1f h", h);
+    else if (h < 72) snprintf(buf, size, "%.0f h", h);
+    else snprintf(buf, size, "%.1f days", h / 24);
 }
 
 /* ------------------------------------------------------------ scores */
@@ -232,7 +253,8 @@ void rs_alerts_batch_end(rs_alerts_t *al) {
 /* The alert's payload into pay[pub]. */
 static void rs_al_payload(rs_alerts_t *al, int pub, const rs_event_t *ev,
                           float score, rs_alertpol_decision_t d,
-                          const float *x, const char *version) {
+                          const float *x, int64_t rul_ms,
+                          const char *version) {
     int idx[RS_ALERTS_DRIFTING];
     int nd = rs_maint_top_drifting(al->names, x, al->dim, idx,
                                    RS_ALERTS_DRIFTING);
@@ -248,11 +270,30 @@ static void rs_al_payload(rs_alerts_t *al, int pub, const rs_event_t *ev,
                          ? why[j]
                          : NULL;
     }
+    /* in words: the estimated time to failure, the most drifting sensor */
+    char summary[512], ttf[32], cap[32];
+    size_t sl = 0;
+    summary[0] = '\0';
+    if (rul_ms > 0) {
+        rs_al_dur(rul_ms, ttf, sizeof(ttf));
+        rs_al_dur(rs_rul_cap(al->rul), cap, sizeof(cap));
+        sl = (size_t)snprintf(summary, sizeof(summary),
+                              rul_ms >= rs_rul_cap(al->rul)
+                                  ? "estimated to fail in %s or more "
+                                    "(remaining useful life, capped at %s)"
+                                  : "estimated to fail in about %s "
+                                    "(remaining useful life, capped at %s)",
+                              rul_ms >= rs_rul_cap(al->rul) ? cap : ttf, cap);
+    }
+    if (nd > 0 && reasons[0] && sl < sizeof(summary))
+        snprintf(summary + sl, sizeof(summary) - sl, "%s%s", sl ? "; " : "",
+                 reasons[0]);
     char *buf = al->pay + (size_t)pub * RS_ALERTS_PAYLOAD_MAX;
     int len = rs_alertpol_payload(buf, RS_ALERTS_PAYLOAD_MAX, ev->entity_id,
                                   ev->id, ev->event_time_ms, score, d,
-                                  al->mc.horizon, -1, names, values, reasons,
-                                  nd, version);
+                                  al->mc.horizon, rul_ms > 0 ? rul_ms : -1,
+                                  names, values, reasons, nd,
+                                  summary[0] ? summary : NULL, version);
     if (len < 0) { /* not expected (ids and names are bounded) */
         al->st.payload_errors++;
         len = -1;
@@ -263,8 +304,9 @@ static void rs_al_payload(rs_alerts_t *al, int pub, const rs_event_t *ev,
 rs_decision_t rs_alerts_score(rs_alerts_t *al, int i, int pub,
                               const rs_event_t *ev, int32_t partition,
                               float score, const float *x,
-                              const char *version) {
+                              const char *version, int64_t *rul_ms) {
     rs_al_apply_to(al, i);
+    *rul_ms = 0;
     if (pub >= 0 && pub < al->batch_max) {
         while (al->npub <= pub) al->pay_len[al->npub++] = 0;
     }
@@ -277,11 +319,14 @@ rs_decision_t rs_alerts_score(rs_alerts_t *al, int i, int pub,
         m->partition = partition;
         m->failed = 0;
     }
+    /* an estimate once the head has learned something */
+    if (al->rul && rs_rul_updates(al->rul) > 0)
+        *rul_ms = rs_rul_predict(al->rul, x, score);
     rs_alertpol_decision_t d =
         rs_alertpol_step(al->pol, key, ev->event_time_ms, score);
     if (d == RS_ALERTPOL_NONE) return RS_DECISION_APPROVE;
     if (pub >= 0 && pub < al->batch_max)
-        rs_al_payload(al, pub, ev, score, d, x, version);
+        rs_al_payload(al, pub, ev, score, d, x, *rul_ms, version);
     return RS_DECISION_ALERT;
 }
 

@@ -37,9 +37,12 @@
  * decided alert when the policy alerts (a new episode or an escalation),
  * approve otherwise (service.alert_threshold no longer applies to
  * readings); an alert's payload (maint.h rs_alertpol_payload: machine,
- * estimated time to failure, top drifting sensors with reasons, model
- * version) goes to the alerts topic instead of the score record; Redis
- * keeps the score record with its decision, as for every alert.
+ * estimated time to failure, top drifting sensors with reasons, a summary
+ * in words, model version) goes to the alerts topic instead of the score
+ * record; Redis keeps the score record with its decision, as for every
+ * alert.  With maintenance.rul every reading's record carries the RUL
+ * estimate (`rul`) of the trainer's head (rul.h), copied from the trainer
+ * between batches as of its newest version.
  *
  * Memory: the policy's machine table and one of the same size here (last
  * reading, partition, failed-since flag), a label queue and payload buffers
@@ -91,14 +94,16 @@ int rs_alerts_label(rs_alerts_t *al, int i, const rs_label_t *lb);
 /* The score of the event at message index i (events in increasing i):
  * first the queued labels before i, then, for a reading, the policy step.
  * pub: its index among the batch's published records, or -1 (a replay:
- * state only).  x[dim]: its feature vector; version: the model's.  Returns
- * the reading's decision (alert or approve), or RS_DECISION_UNSPECIFIED for
- * an event that is not a reading (the service decides it).  No
- * allocation.  The scoring thread. */
+ * state only).  x[dim]: its feature vector; version: the model's.
+ * *rul_ms: the reading's estimated remaining useful life (maintenance.rul:
+ * the trainer's head as of its newest version, once it learned anything),
+ * else 0.  Returns the reading's decision (alert or approve), or
+ * RS_DECISION_UNSPECIFIED for an event that is not a reading (the service
+ * decides it).  No allocation.  The scoring thread. */
 rs_decision_t rs_alerts_score(rs_alerts_t *al, int i, int pub,
                               const rs_event_t *ev, int32_t partition,
                               float score, const float *x,
-                              const char *version);
+                              const char *version, int64_t *rul_ms);
 
 /* End of the batch's events: the labels after the last one are applied
  * and the queue is emptied.  Also for a batch without events. */

@@ -635,7 +635,10 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
         rs_trainer_opts_t to = {app->service.model_save_path, delays,
                                 RS_MIN(app->service.review_threshold,
                                        app->service.alert_threshold),
-                                app->maint.enabled ? app->maint.horizon : 0};
+                                app->maint.enabled ? app->maint.horizon : 0,
+                                app->maint.enabled && app->maint.rul
+                                    ? rs_maint_rul_cap(&app->maint)
+                                    : 0};
         svc->tr = rs_trainer_new(t, &tconf, &to, &err, errstr, errstr_size);
     }
     if (!svc->tr) {
@@ -2270,12 +2273,13 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             const rs_msg_t *m = &svc->msgs[svc->ev_msg[k]];
             /* maintenance: every score through the alert policy, in input
              * order (alerts.h); UNSPECIFIED: not a machine's reading */
+            int64_t rul = 0;
             rs_decision_t mdec =
                 svc->al ? rs_alerts_score(svc->al, svc->ev_msg[k],
                                           m->replay ? -1 : npub, &m->ev,
                                           m->partition, svc->scores[k],
                                           svc->x + (size_t)k * (size_t)D,
-                                          version)
+                                          version, &rul)
                         : RS_DECISION_UNSPECIFIED;
             if (m->replay) {
                 /* Read again below the committed offset (restart from a
@@ -2294,6 +2298,7 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             sc->score = svc->scores[k];
             sc->decision = rs_decide(svc->conf, m->ev.type, sc->score);
             if (mdec != RS_DECISION_UNSPECIFIED) sc->decision = mdec;
+            sc->rul = rul;
             sc->flags = svc->flags[k] & RS_SCORE_FLAG_LATE;
             rs_svc_dedup_set(svc, k, svc->scores[k], sc->decision, sc->flags,
                              version);

@@ -24,7 +24,12 @@
  *        riskstream_alert_episodes_total 3, the lead-time histogram (one
  *        caught failure, sum 3300 s), failures 1, repairs 1, repeated 1;
  *      * Redis: A's alerting reading's record says alert and is in the
- *        alert index.
+ *        alert index;
+ *      * remaining useful life (maintenance.rul, cap 2 h): no record carries
+ *        `rul` before the head learned anything; after A's failure taught
+ *        it, and the trainer published a version (model.publish_every 10),
+ *        B's next readings carry an estimate in (0, 2 h] (read from Redis;
+ *        B reads one more at a time until one does: no timing assumed).
  *
  * Environment: RS_TEST_LOG=debug|info|warn|error|off (default warn).
  */
@@ -377,6 +382,9 @@ static void test_failure_alert(void **state) {
                         "maintenance.alert_threshold", "0",
                         "maintenance.alert_readings", "13",
                         "maintenance.alert_escalation", "1",
+                        "maintenance.rul", "true",
+                        "maintenance.rul_cap", "2",
+                        "model.publish_every", "10",
                         "model.kind", "lr",
                         "model.label_horizon", "30d",
                         "features.preset", "sensors",
@@ -397,6 +405,40 @@ static void test_failure_alert(void **state) {
     produce_mlabel(&e, 2, "machine-C", 0, t_last + 600000);
     flush(&e);
     assert_true(wait_count(&s, &s.labels, 3, "labels", 60000));
+
+    /* RUL: A's failure taught the head (24 readings, all within the 2 h
+     * cap); once the trainer published a version the scorer estimates:
+     * B's next readings (one at a time until one carries an estimate) */
+    redisContext *rc = redisConnectUnix(rs_test_redis_socket(e.redis));
+    assert_non_null(rc);
+    assert_int_equal(rc->err, 0);
+    int nextra = 0;
+    long long rul = 0;
+    while (!rul && nextra < 40) {
+        produce_reading(&e, 1, NREAD + nextra);
+        flush(&e);
+        nextra++;
+        assert_true(wait_count(&s, &s.scored, 3 * NREAD + nextra, "scored",
+                               60000));
+        char cmd[64];
+        snprintf(cmd, sizeof(cmd), "GET rs:score:r-B-%02d", NREAD + nextra - 1);
+        redisReply *r = NULL;
+        for (int w = 0; w < 1000; w++) { /* the Redis writer is async */
+            r = redisCommand(rc, cmd);
+            assert_non_null(r);
+            if (r->type == REDIS_REPLY_STRING) break;
+            freeReplyObject(r);
+            r = NULL;
+            sleep_ms(10);
+        }
+        assert_non_null(r);
+        const char *p = strstr(r->str, "\"rul\":");
+        if (p) rul = atoll(p + 6);
+        freeReplyObject(r);
+    }
+    printf("rul: first estimate %.2f h, on B's reading %d after the failure\n",
+           (double)rul / 3600000.0, nextra);
+    assert_true(rul > 0 && rul <= 2 * HORIZON_MS);
     svc_stop(&s);
     assert_int_equal(s.err, RS_OK);
     const char *mt = s.metrics;
@@ -421,11 +463,14 @@ static void test_failure_alert(void **state) {
 
     /* scores topic: exactly the 13th reading of each machine is an alert */
     scores_t sc;
-    read_scores(&e, 3 * NREAD, &sc);
-    assert_int_equal(sc.n, 3 * NREAD);
+    read_scores(&e, 3 * NREAD + nextra, &sc);
+    assert_int_equal(sc.n, 3 * NREAD + nextra);
     int alerts = 0;
     for (int i = 0; i < sc.n; i++) {
         int j = atoi(sc.sc[i].event_id + 4);
+        /* no estimate before the head learned anything */
+        if (j < NREAD) assert_int_equal(sc.sc[i].rul, 0);
+        if (j >= NREAD) continue; /* B's readings after, in open episode */
         if (sc.sc[i].decision == RS_DECISION_ALERT) {
             alerts++;
             assert_int_equal(j, 12);
@@ -478,9 +523,6 @@ static void test_failure_alert(void **state) {
     assert_true(seen_a);
 
     /* Redis: the alerting reading's record and the alert index */
-    redisContext *rc = redisConnectUnix(rs_test_redis_socket(e.redis));
-    assert_non_null(rc);
-    assert_int_equal(rc->err, 0);
     redisReply *r = redisCommand(rc, "GET rs:score:r-A-12");
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_STRING);
