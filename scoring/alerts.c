@@ -19,14 +19,25 @@
 
 #define RS_ALERTS_PAYLOAD_MAX 2048 /* bytes of one alert payload          */
 #define RS_ALERTS_DRIFTING 3       /* sensors named in a payload          */
+#define RS_ALERTS_PARTS 4096       /* input partitions with a watermark   */
 
 typedef struct rs_al_mach_s {
     uint64_t key;            /* machine hash; 0 = free                    */
     int64_t last_t;          /* event time of its last reading            */
     int32_t partition;       /* input partition of its last reading       */
     uint8_t failed;          /* a failure applied since its last reading  */
-    uint8_t pad_[3];
+    uint8_t pend_fail;       /* a failure report waits for event time     */
+    uint8_t pend_rep;        /* a repair report waits for event time      */
+    uint8_t pad_;
 } rs_al_mach_t;
+
+/* A report waiting until the event time of its machine's partition
+ * reaches its label time (per partition, a list in label-time order). */
+typedef struct rs_al_pend_s {
+    rs_label_t lb;
+    int32_t next;            /* next in its partition's list, or -1       */
+    int32_t pad_;
+} rs_al_pend_t;
 
 typedef struct rs_al_label_s {
     int i;                   /* message index in the batch                */
@@ -51,11 +62,17 @@ struct rs_alerts_s {
     uint64_t nmach;
 
     int batch_max;
-    rs_al_label_t *q;        /* [batch_max] the batch's labels            */
+    rs_al_label_t *q;        /* [2 batch_max] the batch's labels          */
     int nq, q_next;
     char *pay;               /* [batch_max][RS_ALERTS_PAYLOAD_MAX]        */
     int *pay_len;            /* [batch_max]                               */
     int npub;
+
+    rs_al_pend_t *pend;      /* [max_machines] waiting reports            */
+    int32_t pfree;           /* free list of pend                         */
+    int32_t *phead, *ptail;  /* [RS_ALERTS_PARTS] lists by partition      */
+    int64_t *wm;             /* [RS_ALERTS_PARTS] event time of each input
+                              * partition's readings                      */
 
     rs_alerts_stats_t st;    /* scoring thread                            */
     pthread_mutex_t lock;
@@ -93,7 +110,19 @@ rs_alerts_t *rs_alerts_new(const rs_maint_conf_t *mc,
     al->mask = (uint32_t)(n - 1);
     al->tab = rs_calloc(n, sizeof(*al->tab));
     al->batch_max = opts->batch_max;
-    al->q = rs_calloc((size_t)opts->batch_max, sizeof(*al->q));
+    al->q = rs_calloc(2 * (size_t)opts->batch_max, sizeof(*al->q));
+    int32_t np = (int32_t)(mc->max_machines < INT32_MAX ? mc->max_machines
+                                                        : INT32_MAX);
+    al->pend = rs_calloc((size_t)np, sizeof(*al->pend));
+    for (int32_t k = 0; k < np; k++) al->pend[k].next = k + 1 < np ? k + 1 : -1;
+    al->pfree = 0;
+    al->phead = rs_malloc(RS_ALERTS_PARTS * sizeof(*al->phead));
+    al->ptail = rs_malloc(RS_ALERTS_PARTS * sizeof(*al->ptail));
+    al->wm = rs_malloc(RS_ALERTS_PARTS * sizeof(*al->wm));
+    for (int k = 0; k < RS_ALERTS_PARTS; k++) {
+        al->phead[k] = al->ptail[k] = -1;
+        al->wm[k] = INT64_MIN;
+    }
     al->pay = rs_malloc((size_t)opts->batch_max * RS_ALERTS_PAYLOAD_MAX);
     al->pay_len = rs_calloc((size_t)opts->batch_max, sizeof(*al->pay_len));
     if (mc->rul) {
@@ -114,6 +143,10 @@ void rs_alerts_destroy(rs_alerts_t *al) {
     free(al->names);
     free(al->tab);
     free(al->q);
+    free(al->pend);
+    free(al->phead);
+    free(al->ptail);
+    free(al->wm);
     free(al->pay);
     free(al->pay_len);
     free(al);
@@ -167,21 +200,86 @@ static int rs_al_is_repair(const rs_label_t *lb) {
     return lb->value <= 0 && !strcmp(lb->event_id, lb->entity_id);
 }
 
+/* Queue report lb for the policy and the trainer at message index i of
+ * the batch (before the event at i), and start the machine's new life in
+ * the features now (the caller's place in the input). */
+static void rs_al_due(rs_alerts_t *al, int i, const rs_label_t *lb);
+
 int rs_alerts_label(rs_alerts_t *al, int i, const rs_label_t *lb) {
-    if (lb->value <= 0 && !rs_al_is_repair(lb)) {
+    int repair = rs_al_is_repair(lb);
+    if (lb->value <= 0 && !repair) {
         al->st.ignored++;
         return 1;
     }
-    /* The new life starts at the report, in input order: the machine's
-     * next reading is scored against the fleet.  (A repeated failure label
-     * resets a state that has seen no reading since: no change.) */
-    rs_features_reset(al->feat, lb->entity_id);
-    if (al->nq < al->batch_max) {
-        al->q[al->nq].i = i;
-        al->q[al->nq].lb = *lb;
-        al->nq++;
+    /* Events and labels come on two topics, whose consumption is not
+     * ordered: a report may arrive before the machine's last readings
+     * before it.  It waits until the event time of the machine's input
+     * partition reaches its label time, so it lands after every reading
+     * before the report (the machine's failure is placed at the last). */
+    rs_al_mach_t *m = rs_al_mach(al, rs_hash_str(lb->entity_id), 0);
+    int32_t p = m ? m->partition : -1;
+    if (p < 0 || p >= RS_ALERTS_PARTS || lb->label_time_ms <= al->wm[p]) {
+        rs_al_due(al, i, lb); /* in time (or a machine never seen) */
+        return 1;
     }
+    if (repair ? m->pend_rep : m->pend_fail) {
+        /* one waits already: the same report again (or, for a failure, a
+         * report of the same failure: the machine read nothing since) */
+        al->st.repeated += (uint64_t)!repair;
+        return 1;
+    }
+    if (al->pfree < 0) { /* every slot waits: in time, not in order */
+        al->st.unordered++;
+        rs_al_due(al, i, lb);
+        return 1;
+    }
+    int32_t k = al->pfree;
+    al->pfree = al->pend[k].next;
+    al->pend[k].lb = *lb;
+    /* insert in label-time order (reports come roughly in order: mostly
+     * at the tail) */
+    int32_t *at = &al->phead[p], prev = -1;
+    if (al->ptail[p] >= 0 &&
+        al->pend[al->ptail[p]].lb.label_time_ms <= lb->label_time_ms) {
+        prev = al->ptail[p];
+        at = &al->pend[prev].next;
+    } else {
+        while (*at >= 0 &&
+               al->pend[*at].lb.label_time_ms <= lb->label_time_ms) {
+            prev = *at;
+            at = &al->pend[*at].next;
+        }
+    }
+    al->pend[k].next = *at;
+    *at = k;
+    if (al->pend[k].next < 0) al->ptail[p] = k;
+    (void)prev;
+    if (repair) m->pend_rep = 1;
+    else m->pend_fail = 1;
+    al->st.waited++;
     return 1;
+}
+
+void rs_alerts_event(rs_alerts_t *al, int i, const rs_event_t *ev,
+                     int32_t partition) {
+    if (partition < 0 || partition >= RS_ALERTS_PARTS) return;
+    if (ev->event_time_ms > al->wm[partition])
+        al->wm[partition] = ev->event_time_ms;
+    int32_t *h = &al->phead[partition];
+    while (*h >= 0 && al->pend[*h].lb.label_time_ms <= al->wm[partition]) {
+        int32_t k = *h;
+        *h = al->pend[k].next;
+        if (*h < 0) al->ptail[partition] = -1;
+        const rs_label_t *lb = &al->pend[k].lb;
+        rs_al_mach_t *m = rs_al_mach(al, rs_hash_str(lb->entity_id), 0);
+        if (m) {
+            if (rs_al_is_repair(lb)) m->pend_rep = 0;
+            else m->pend_fail = 0;
+        }
+        rs_al_due(al, i, lb);
+        al->pend[k].next = al->pfree;
+        al->pfree = k;
+    }
 }
 
 /* A message to the trainer (waits for room: backpressure, as the
@@ -227,8 +325,23 @@ static void rs_al_apply(rs_alerts_t *al, const rs_label_t *lb) {
 }
 
 static void rs_al_apply_to(rs_alerts_t *al, int i) {
-    while (al->q_next < al->nq && al->q[al->q_next].i < i)
+    while (al->q_next < al->nq && al->q[al->q_next].i <= i)
         rs_al_apply(al, &al->q[al->q_next++].lb);
+}
+
+static void rs_al_due(rs_alerts_t *al, int i, const rs_label_t *lb) {
+    /* The new life starts here, in input order: the machine's next
+     * reading is scored against the fleet.  (A repeated failure report
+     * resets a state that has seen no reading since: no change.) */
+    rs_features_reset(al->feat, lb->entity_id);
+    if (al->nq < 2 * al->batch_max) {
+        al->q[al->nq].i = i;
+        al->q[al->nq].lb = *lb;
+        al->nq++;
+    } else { /* not expected: at most one per message and per waiting one */
+        rs_al_apply_to(al, i);
+        rs_al_apply(al, lb);
+    }
 }
 
 void rs_alerts_batch_end(rs_alerts_t *al) {
@@ -393,12 +506,17 @@ void rs_alerts_prometheus(rs_alerts_t *al, rs_http_buf_t *b) {
         "# HELP riskstream_failure_labels_repeated_total failure labels of a "
         "failure already applied (no reading since)\n"
         "# TYPE riskstream_failure_labels_repeated_total counter\n"
-        "riskstream_failure_labels_repeated_total %llu\n",
+        "riskstream_failure_labels_repeated_total %llu\n"
+        "# HELP riskstream_maintenance_reports_waited_total failure and "
+        "repair labels that waited for their machine's readings to reach "
+        "their label time (the labels topic read ahead of the events)\n"
+        "# TYPE riskstream_maintenance_reports_waited_total counter\n"
+        "riskstream_maintenance_reports_waited_total %llu\n",
         (unsigned long long)p->open, (unsigned long long)p->episodes,
         (unsigned long long)p->suppressed, (unsigned long long)p->alerts,
         (unsigned long long)p->escalations, (unsigned long long)p->failures,
         (unsigned long long)p->caught, (unsigned long long)st->repairs,
-        (unsigned long long)st->repeated);
+        (unsigned long long)st->repeated, (unsigned long long)st->waited);
     static const double le[] = {600, 1800, 3600, 7200, 14400, 28800,
                                 43200, 86400, 172800, 604800};
     const char *nm = "riskstream_alert_lead_time_seconds";

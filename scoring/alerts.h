@@ -25,6 +25,13 @@
  *               life's pending readings as negatives (rs_learner_repair).
  *   value 0 of a reading: nothing to learn (maturity makes running
  *               machines' readings negatives): counted, ignored.
+ * Events and labels come on two topics whose consumption is not ordered
+ * (the labels topic is small and is read ahead of a lagging events
+ * topic): a report is applied in EVENT TIME, once the readings of its
+ * machine's input partition reached its label time -- after every reading
+ * before the report -- not when it is consumed.  Waiting reports are held
+ * in a fixed pool (maintenance.max_machines, one per machine and kind);
+ * they are not checkpointed (a restart applies those it reads again).
  * A machine never seen (since start: the policy's table is not
  * checkpointed) has no last reading: its failure is placed at the label's
  * time.
@@ -84,12 +91,23 @@ rs_alerts_t *rs_alerts_new(const rs_maint_conf_t *mc,
                            char *errstr, size_t errstr_size);
 void rs_alerts_destroy(rs_alerts_t *al);   /* NULL: no-op */
 
-/* A label at message index `i` of the current batch: the entity's baselines
- * start a new life now (failure or repair), and the failure / repair is
- * queued for the policy and the trainer at its place among the batch's
- * scores.  Always takes the label (returns 1): it is never a fraud label.
- * The scoring thread. */
+/* A label at message index `i` of the current batch.  A failure or repair
+ * whose label time the event time of its machine's input partition has
+ * reached (or of a machine never seen) is due now: the machine's baselines
+ * start a new life, and it is queued for the policy and the trainer at its
+ * place among the batch's scores.  One that is ahead of the machine's
+ * readings (the labels topic is read ahead of the events topic) waits
+ * until they catch up (rs_alerts_event).  Always takes the label (returns
+ * 1): it is never a fraud label.  The scoring thread. */
 int rs_alerts_label(rs_alerts_t *al, int i, const rs_label_t *lb);
+
+/* The event at message index i of the batch (input partition
+ * `partition`), before its features: the partition's event time moves
+ * on, and the reports waiting for it (rs_alerts_label) are due: their
+ * machine's new life starts now and they are queued before this event.
+ * No allocation.  The scoring thread. */
+void rs_alerts_event(rs_alerts_t *al, int i, const rs_event_t *ev,
+                     int32_t partition);
 
 /* The score of the event at message index i (events in increasing i):
  * first the queued labels before i, then, for a reading, the policy step.
@@ -125,6 +143,10 @@ typedef struct rs_alerts_stats_s {
     uint64_t ignored;         /* value-0 labels                             */
     uint64_t unplaced;        /* failures of machines without a reading:
                                * placed at the label's time                 */
+    uint64_t waited;          /* reports that waited for their machine's
+                               * readings to reach their label time         */
+    uint64_t unordered;       /* ... that found the pool full: applied when
+                               * consumed                                   */
     uint64_t payload_errors;  /* alerts whose payload did not fit: the score
                                * record went to the alerts topic instead    */
     rs_hist_t leads;          /* lead times of caught failures, seconds     */

@@ -445,7 +445,8 @@ rs_err_t rs_app_conf_mem_check(const rs_app_conf_t *app, uint64_t *total,
         while (slots < (uint64_t)app->maint.max_machines * 2) slots <<= 1;
         it[n++] = (rs_mem_item_t){
             "maintenance.max_machines",
-            slots * 72 + (uint64_t)app->ingest.batch_max * 2400};
+            slots * 72 + (uint64_t)app->maint.max_machines * 168 +
+                (uint64_t)app->ingest.batch_max * 2600};
     }
     /* Per-batch arrays (messages, vectors, records, input logs). */
     uint64_t B = (uint64_t)app->ingest.batch_max;
@@ -2199,6 +2200,8 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             }
             float *x = svc->x + (size_t)nev * (size_t)D;
             svc->flags[nev] = 0;
+            /* maintenance: reports due at this event time (alerts.h) */
+            if (svc->al) rs_alerts_event(svc->al, i, &m->ev, m->partition);
             if (rs_features_process(svc->feat, &m->ev, x, &svc->flags[nev]) !=
                 RS_OK) {
                 /* Decoders validate first, so this is a programming error

@@ -5,8 +5,12 @@
  *
  *  - test_failure_alert: three machines read every 5 minutes for 2 hours
  *    (A's temperature drifts in its last hour); then A fails (one failure
- *    label naming its last reading, reported twice), C is repaired (a
- *    label with value 0 naming the machine itself), B keeps running.  Checked:
+ *    label naming its last reading, reported twice, 1 h after it), C is
+ *    repaired (a label with value 0 naming the machine itself, 10 min
+ *    after), B keeps running.  The reports are consumed before any reading
+ *    of that event time: they wait (riskstream_maintenance_reports_waited)
+ *    until B's later readings bring the partition's event time there.
+ *    Checked:
  *      * learning (learner stats, through /metrics): A's 13 readings in
  *        [T - horizon, T] learned as positives, its 11 older ones and C's
  *        24 as negatives, nothing matured (fixed 30d maturity), the
@@ -456,6 +460,8 @@ static void test_failure_alert(void **state) {
     assert_int_equal((int)metric(mt, "riskstream_failures_caught_total"), 1);
     assert_int_equal((int)metric(mt, "riskstream_repairs_total"), 1);
     assert_int_equal((int)metric(mt, "riskstream_failure_labels_repeated_total"), 1);
+    /* both reports came ahead of the readings' event time: they waited */
+    assert_int_equal((int)metric(mt, "riskstream_maintenance_reports_waited_total"), 2);
     assert_int_equal((int)metric(mt, "riskstream_alert_lead_time_seconds_count"), 1);
     assert_int_equal((int)metric(mt, "riskstream_alert_lead_time_seconds_sum"), 55 * 60);
     assert_int_equal((int)metric_l(mt, "riskstream_alert_lead_time_seconds_bucket{le=\"1800\"} "), 0);
