@@ -24,7 +24,11 @@ static void rs_demo_help(FILE *fp) {
         "      --seed N          generator seed (default 42)\n"
         "      --entities N      cards or machines (default 2000 / 40)\n"
         "      --duration DUR    simulated time span (default 30d / 10d)\n"
-        "      --sensors         machines with drifting sensors and failures\n");
+        "      --sensors         machines with drifting sensors and failures, in\n"
+        "                        maintenance mode (failure labels, the alert\n"
+        "                        policy; horizon = gen.failure_window) unless a\n"
+        "                        --config decides; prints the maintenance\n"
+        "                        figures measured from the stream\n");
 }
 
 /* 1 if -c/--config was given (then the file decides the feature preset). */
