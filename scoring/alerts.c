@@ -46,7 +46,6 @@ typedef struct rs_al_label_s {
 
 struct rs_alerts_s {
     rs_maint_conf_t mc;
-    char alert_types[128];
     rs_features_t *feat;
     const rs_model_t *scorer;
     rs_trainer_t *tr;
@@ -96,8 +95,6 @@ rs_alerts_t *rs_alerts_new(const rs_maint_conf_t *mc,
     if (!pol) return NULL;
     rs_alerts_t *al = rs_calloc(1, sizeof(*al));
     al->mc = *mc;
-    rs_strlcpy(al->alert_types, opts->alert_types ? opts->alert_types : "",
-               sizeof(al->alert_types));
     al->feat = feat;
     al->scorer = scorer;
     al->tr = tr;
@@ -174,23 +171,6 @@ static rs_al_mach_t *rs_al_mach(rs_alerts_t *al, uint64_t key, int add) {
         }
     }
     return NULL;
-}
-
-/* service.alert_types holds `type` (comma list, blanks around names). */
-static int rs_al_is_reading(const rs_alerts_t *al, const char *type) {
-    size_t tl = type ? strlen(type) : 0;
-    const char *p = al->alert_types;
-    if (!tl) return 0;
-    while (*p) {
-        while (*p == ' ' || *p == ',') p++;
-        const char *e = p;
-        while (*e && *e != ',') e++;
-        const char *te = e;
-        while (te > p && te[-1] == ' ') te--;
-        if ((size_t)(te - p) == tl && !strncmp(p, type, tl)) return 1;
-        p = e;
-    }
-    return 0;
 }
 
 /* ------------------------------------------------------------ labels */
@@ -423,7 +403,6 @@ rs_decision_t rs_alerts_score(rs_alerts_t *al, int i, int pub,
     if (pub >= 0 && pub < al->batch_max) {
         while (al->npub <= pub) al->pay_len[al->npub++] = 0;
     }
-    if (!rs_al_is_reading(al, ev->type)) return RS_DECISION_UNSPECIFIED;
     uint64_t key = rs_hash_str(ev->entity_id);
     rs_al_mach_t *m = rs_al_mach(al, key, 1);
     if (m) {

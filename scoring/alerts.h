@@ -36,9 +36,10 @@
  * checkpointed) has no last reading: its failure is placed at the label's
  * time.
  *
- * Every score of a reading (an event of service.alert_types) goes through
- * ONE rs_alertpol_t (maint.h) owned by the scoring thread, which sees the
- * scores in input order.  Labels are read before the batch's events are
+ * Every score goes through ONE rs_alertpol_t (maint.h) owned by the
+ * scoring thread, which sees the scores in input order: with maintenance
+ * enabled every label is a machine's, so every event is a machine's
+ * reading (a generator's "sensor", a run-to-failure file's "cycle", ...).  Labels are read before the batch's events are
  * scored, so they are queued with their position in the batch and applied
  * between the scores of the readings around them.  The reading's record is
  * decided alert when the policy alerts (a new episode or an escalation),
@@ -75,9 +76,8 @@ extern "C" {
 
 typedef struct rs_alerts_s rs_alerts_t;
 
-/* Service-side settings of the alerts (borrowed values, copied). */
+/* Service-side settings of the alerts. */
 typedef struct rs_alerts_opts_s {
-    const char *alert_types;  /* service.alert_types: the readings        */
     int batch_max;            /* topics.batch_max                         */
 } rs_alerts_opts_t;
 

@@ -658,8 +658,7 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
     }
 
     if (app->maint.enabled) { /* maintenance: failures, alert policy */
-        rs_alerts_opts_t ao = {app->service.alert_types,
-                               (int)app->ingest.batch_max};
+        rs_alerts_opts_t ao = {(int)app->ingest.batch_max};
         svc->al = rs_alerts_new(&app->maint, &ao, svc->feat, svc->model,
                                 svc->tr, errstr, errstr_size);
         if (!svc->al) { err = RS_ERR_CONFIG; goto fail; }
@@ -2275,7 +2274,7 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
         for (int k = 0; k < nev; k++) {
             const rs_msg_t *m = &svc->msgs[svc->ev_msg[k]];
             /* maintenance: every score through the alert policy, in input
-             * order (alerts.h); UNSPECIFIED: not a machine's reading */
+             * order (alerts.h) */
             int64_t rul = 0;
             rs_decision_t mdec =
                 svc->al ? rs_alerts_score(svc->al, svc->ev_msg[k],
