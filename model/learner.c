@@ -2,6 +2,7 @@
  * learner.h for the design note). */
 #define _GNU_SOURCE
 #include "model/learner.h"
+#include "model/rul.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -31,18 +32,28 @@ struct rs_learner_s {
     uint8_t *scratch;          /* rs_learner_forward: records            */
     int64_t fh;                /* failure horizon (0: labels are events') */
     int scratch_n;
+    rs_rul_t *rul;             /* remaining useful life head (borrowed)  */
+    uint64_t *rul_cur;         /* [nlogs] RUL maturity cursor            */
+    float *rul_x;              /* [dim] a record's features              */
 };
+
+/* The failure report delay: declared (model.label_delay) or the observed
+ * 99th percentile, whichever is larger. */
+static int64_t rs_learner_report_delay(const rs_learner_t *l) {
+    int64_t d = l->conf.label_delay > 0 ? l->conf.label_delay : 0;
+    if (l->dpos.total) {
+        int64_t q = rs_hist_quantile(&l->dpos, 0.99) * 1000;
+        if (q > d) d = q;
+    }
+    return d;
+}
 
 static void rs_learner_refresh_horizon(rs_learner_t *l) {
     l->horizon = rs_learner_horizon_for(&l->conf, &l->dall, &l->dpos);
     if (l->fh > 0 && l->conf.label_horizon == RS_MODEL_HORIZON_AUTO) {
         /* failures: a reading is resolved once its machine can no longer
          * fail within fh of it and the failure be reported */
-        int64_t d = l->conf.label_delay > 0 ? l->conf.label_delay : 0;
-        if (l->dpos.total) {
-            int64_t q = rs_hist_quantile(&l->dpos, 0.99) * 1000;
-            if (q > d) d = q;
-        }
+        int64_t d = rs_learner_report_delay(l);
         double hz = RS_LEARNER_MARGIN * (double)(l->fh + d);
         l->horizon = hz > (double)l->conf.label_horizon_max
                          ? l->conf.label_horizon_max
@@ -68,6 +79,8 @@ void rs_learner_destroy(rs_learner_t *l) {
     free(l->logs);
     free(l->obs);
     free(l->scratch);
+    free(l->rul_cur);
+    free(l->rul_x);
     free(l);
 }
 
@@ -91,10 +104,14 @@ rs_err_t rs_learner_attach(rs_learner_t *l, rs_learnlog_t *lg) {
         l->logs = rs_realloc(l->logs, sizeof(*l->logs) * (size_t)n);
         memset(l->logs + l->nlogs, 0, sizeof(*l->logs) * (size_t)(n - l->nlogs));
         l->obs = rs_realloc(l->obs, sizeof(*l->obs) * (size_t)n);
+        l->rul_cur = rs_realloc(l->rul_cur, sizeof(*l->rul_cur) * (size_t)n);
+        memset(l->rul_cur + l->nlogs, 0,
+               sizeof(*l->rul_cur) * (size_t)(n - l->nlogs));
         l->nlogs = n;
     }
     if (l->logs[p]) return RS_ERR_STATE;
     l->logs[p] = lg;
+    l->rul_cur[p] = 0;
     /* the standardiser takes in what is appended from now on (what was
      * there was observed before: its statistics are in the model) */
     l->obs[p] = rs_learnlog_end(lg);
@@ -356,6 +373,57 @@ static void rs_learner_replay_some(rs_learner_t *l, rs_learnlog_t *lg) {
         }
 }
 
+/* ------------------------------------------- remaining useful life */
+
+void rs_learner_set_rul(rs_learner_t *l, rs_rul_t *rul) {
+    l->rul = rul;
+    free(l->rul_x);
+    l->rul_x = rul ? rs_calloc((size_t)rs_rul_dim(rul) + 1, sizeof(float))
+                   : NULL;
+}
+
+/* Record h (at pos of lg) learns `rul_ms` of remaining life, or (rul_ms <
+ * 0) is censored for good; either way it is done (RS_LREC_RUL). */
+static void rs_learner_rul_one(rs_learner_t *l, rs_learnlog_t *lg,
+                               uint64_t pos, const rs_lrec_hdr_t *h,
+                               int64_t rul_ms) {
+    if (rul_ms >= 0 && rs_model_lrec_x(l->m, h, l->rul_x) == RS_OK) {
+        rs_rul_learn(l->rul, l->rul_x, h->score, rul_ms);
+        l->st.rul_learned++;
+    } else {
+        l->st.rul_censored++;
+    }
+    rs_learnlog_set_state(lg, pos, (uint8_t)(h->state | RS_LREC_RUL));
+}
+
+/* Readings whose machine ran the cap (and the report delay) past them
+ * without a failure: their remaining life is at least the cap -- the
+ * capped target.  Up to max, from the partition's RUL cursor. */
+static int rs_learner_rul_mature(rs_learner_t *l, int32_t p,
+                                 rs_learnlog_t *lg, int64_t watermark_ms,
+                                 int max) {
+    const int64_t cap = rs_rul_cap(l->rul);
+    const int64_t wait = cap + rs_learner_report_delay(l);
+    if (watermark_ms < INT64_MIN + wait) return 0;
+    const int64_t cutoff = watermark_ms - wait;
+    rs_learnlog_stats_t ls;
+    rs_learnlog_stats(lg, &ls);
+    uint64_t pos = l->rul_cur[p] > ls.first ? l->rul_cur[p] : ls.first;
+    int n = 0;
+    for (; pos < ls.end && n < max; pos++) {
+        const rs_lrec_hdr_t *h = rs_learnlog_rec(lg, pos);
+        if (!h) continue;
+        /* rough time order: a later record that is older waits (as the
+         * classifier's maturity) */
+        if (h->t >= cutoff) break;
+        if (h->state & RS_LREC_RUL) continue;
+        rs_learner_rul_one(l, lg, pos, h, cap);
+        n++;
+    }
+    l->rul_cur[p] = pos;
+    return n;
+}
+
 int rs_learner_advance(rs_learner_t *l, int32_t partition,
                        int64_t watermark_ms, double psi, int max,
                        void (*resolved)(void *opaque, float score, int label),
@@ -376,9 +444,12 @@ int rs_learner_advance(rs_learner_t *l, int32_t partition,
         }
         rs_learner_replay_some(l, lg);
         /* a failed one is not retried */
-        rs_learnlog_set_state(lg, pos, RS_LREC_LEARNED | RS_LREC_MATURED);
+        rs_learnlog_set_state(lg, pos, (uint8_t)(h->state | RS_LREC_LEARNED |
+                                                 RS_LREC_MATURED));
         n++;
     }
+    if (l->rul && n < max) n += rs_learner_rul_mature(l, partition, lg,
+                                                      watermark_ms, max - n);
     int64_t keep = cutoff < INT64_MIN + l->conf.log_keep
                        ? INT64_MIN
                        : cutoff - l->conf.log_keep;
@@ -406,8 +477,12 @@ static uint64_t rs_learner_lower_bound(rs_learnlog_t *lg, uint64_t lo,
     return lo;
 }
 
+/* One failure (repair = 0) or repair (repair = 1) of `entity` at t_fail
+ * in log p: see learner.h.  Every record of the entity up to t_fail that
+ * the walk reaches ends up LABELED (resolved for this life), so a later
+ * failure of the next life never reaches back into this one. */
 static void rs_learner_failure_log(rs_learner_t *l, int32_t p, uint64_t entity,
-                                   int64_t t_fail, double psi,
+                                   int64_t t_fail, double psi, int repair,
                                    rs_learner_failure_t *r, int *seen) {
     rs_learnlog_t *lg = l->logs[p];
     rs_learner_index(l, p);
@@ -415,15 +490,27 @@ static void rs_learner_failure_log(rs_learner_t *l, int32_t p, uint64_t entity,
     rs_learnlog_stats(lg, &ls);
     const uint64_t end = rs_learnlog_indexed(lg);
     const int64_t H = l->fh > 0 ? l->fh : l->horizon;
-    const int64_t lo_t = t_fail - H;
+    /* a repair: no reading of the ended life is a positive */
+    const int64_t lo_t = repair ? INT64_MAX : t_fail - H;
+    /* the remaining useful life of the readings up to the cap before */
+    const int64_t cap = l->rul ? rs_rul_cap(l->rul) : 0;
+    const int64_t W = cap > H ? cap : H;
     /* a quarter horizon of slack for records logged out of time order */
-    uint64_t start = rs_learner_lower_bound(lg, ls.first, end, lo_t - H / 4);
+    uint64_t start = rs_learner_lower_bound(lg, ls.first, end,
+                                            t_fail - W - W / 4);
     if (ls.cursor < start) start = ls.cursor;
     if (start < ls.first) start = ls.first;
     for (uint64_t pos = start; pos < end; pos++) {
         const rs_lrec_hdr_t *h = rs_learnlog_rec(lg, pos);
         if (!h || h->entity != entity || h->t > t_fail) continue;
         *seen = 1;
+        if (l->rul && !(h->state & RS_LREC_RUL)) {
+            /* failure: known; repair: censored unless the cap was run */
+            int64_t left = t_fail - h->t;
+            rs_learner_rul_one(l, lg, pos, h,
+                               !repair ? RS_MIN(left, cap)
+                               : left >= cap ? cap : -1);
+        }
         uint8_t st = h->state;
         if (st & RS_LREC_LABELED) {
             r->repeats++;
@@ -450,30 +537,43 @@ static void rs_learner_failure_log(rs_learner_t *l, int32_t p, uint64_t entity,
             r->negatives++;
             l->st.negatives++;
         } else {
-            continue; /* an older maturity negative: right as it is */
+            /* an older maturity negative: right as it is; marked so that
+             * a failure of the next life within H leaves it alone */
+            rs_learnlog_set_state(lg, pos, nst);
+            continue;
         }
         rs_learnlog_set_state(lg, pos, nst);
         rs_learner_replay_some(l, lg);
     }
 }
 
+static rs_err_t rs_learner_life_end(rs_learner_t *l, int32_t partition,
+                                    uint64_t entity, int64_t t_ms,
+                                    double psi, int repair,
+                                    rs_learner_failure_t *res) {
+    rs_learner_failure_t r = {0, 0, 0, 0};
+    int seen = 0;
+    if (partition >= 0 && partition < l->nlogs && l->logs[partition]) {
+        rs_learner_failure_log(l, partition, entity, t_ms, psi, repair, &r,
+                               &seen);
+    } else {
+        for (int32_t p = 0; p < l->nlogs; p++)
+            if (l->logs[p])
+                rs_learner_failure_log(l, p, entity, t_ms, psi, repair, &r,
+                                       &seen);
+    }
+    if (res) *res = r;
+    return seen ? RS_OK : RS_ERR_NOTFOUND;
+}
+
 rs_err_t rs_learner_failure(rs_learner_t *l, int32_t partition,
                             uint64_t entity, int64_t t_fail_ms,
                             int64_t label_time_ms, double psi,
                             rs_learner_failure_t *res) {
-    rs_learner_failure_t r = {0, 0, 0, 0};
-    int seen = 0;
     l->st.labels++;
     l->st.failures++;
-    if (partition >= 0 && partition < l->nlogs && l->logs[partition]) {
-        rs_learner_failure_log(l, partition, entity, t_fail_ms, psi, &r, &seen);
-    } else {
-        for (int32_t p = 0; p < l->nlogs; p++)
-            if (l->logs[p])
-                rs_learner_failure_log(l, p, entity, t_fail_ms, psi, &r, &seen);
-    }
-    if (res) *res = r;
-    if (!seen) {
+    if (rs_learner_life_end(l, partition, entity, t_fail_ms, psi, 0, res) !=
+        RS_OK) {
         l->st.unknown++;
         return RS_ERR_NOTFOUND;
     }
@@ -484,6 +584,13 @@ rs_err_t rs_learner_failure(rs_learner_t *l, int32_t partition,
     rs_hist_record(&l->dpos, d);
     rs_learner_refresh_horizon(l);
     return RS_OK;
+}
+
+rs_err_t rs_learner_repair(rs_learner_t *l, int32_t partition,
+                           uint64_t entity, int64_t t_ms, double psi,
+                           rs_learner_failure_t *res) {
+    l->st.repairs++;
+    return rs_learner_life_end(l, partition, entity, t_ms, psi, 1, res);
 }
 
 /* ------------------------------------------------------------- replay */

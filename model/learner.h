@@ -154,7 +154,10 @@ uint64_t rs_learner_replay(rs_learner_t *l, int32_t partition, int64_t from_ms,
  *   - its older records still pending are learned as NEGATIVES now (that
  *     life ended: they can no longer become positives);
  *   - records after t_fail belong to the machine's next life (untouched);
- *   - records labelled before are left alone (counted as repeats).
+ *   - records labelled before are left alone (counted as repeats);
+ *   - older maturity negatives in the walk are marked resolved (not
+ *     learned again), so a failure of the next life within H of this one
+ *     leaves this life's readings alone.
  * Machines that keep running past maturity get their negatives from
  * rs_learner_advance as before.  The walk reads the records of every
  * machine in the time range (the log is in rough event-time order: a
@@ -179,6 +182,28 @@ rs_err_t rs_learner_failure(rs_learner_t *l, int32_t partition,
                             int64_t label_time_ms, double psi,
                             rs_learner_failure_t *res);
 
+/* A repair (maintenance without a failure) of `entity` at t_ms: its
+ * life ended without failing, so its records up to t_ms still pending are
+ * learned as negatives now (res->negatives) and every one the walk reaches
+ * is marked resolved, so a failure of the next life never reaches back
+ * before the repair.  RS_ERR_NOTFOUND if no record of the entity was in
+ * range.  The owner thread. */
+rs_err_t rs_learner_repair(rs_learner_t *l, int32_t partition,
+                           uint64_t entity, int64_t t_ms, double psi,
+                           rs_learner_failure_t *res);
+
+/* Remaining useful life (rul.h): the learner also trains `rul` (borrowed;
+ * NULL: off) from the same resolution: a failure at T gives each of the
+ * machine's readings up to the cap before it min(T - t, cap) (the walk then
+ * reaches back the larger of the horizon and the cap); a repair gives the
+ * cap to readings older than the cap and censors the others for good;
+ * rs_learner_advance gives the cap to readings whose machine ran the cap
+ * plus the report delay past them without a failure.  Readings still
+ * within that of the watermark wait (censored, never guessed).  Each
+ * record is learned once (RS_LREC_RUL).  rul's dim must be the model's. */
+struct rs_rul_s;
+void rs_learner_set_rul(rs_learner_t *l, struct rs_rul_s *rul);
+
 /* The horizon now (ms): fixed, or auto as in the design note. */
 int64_t rs_learner_horizon(const rs_learner_t *l);
 
@@ -197,6 +222,10 @@ typedef struct rs_learner_stats_s {
     uint64_t beyond_horizon;  /* labels later than the horizon              */
     uint64_t replays;         /* replay steps (model.replay)                */
     uint64_t failures;        /* failure labels resolved (rs_learner_failure) */
+    uint64_t repairs;         /* repairs resolved (rs_learner_repair)       */
+    uint64_t rul_learned;     /* readings the RUL head learned              */
+    uint64_t rul_censored;    /* readings whose RUL stays unknown (a repair
+                               * before the cap was run)                    */
     int64_t horizon_ms;
     int horizon_auto;         /* 1: the horizon follows the delay           */
     int64_t delay_p50_ms, delay_p99_ms; /* observed (0 if none)             */

@@ -78,6 +78,8 @@ typedef struct rs_lrec_hdr_s {
 #define RS_LREC_MATURED  0x04u /* ... as a maturity negative                */
 #define RS_LREC_LABELED  0x08u /* an explicit label was joined              */
 #define RS_LREC_CORRECTED 0x10u /* a positive after a maturity negative     */
+#define RS_LREC_RUL      0x20u /* its remaining useful life was learned, or
+                                * is censored for good (rul.h)            */
 
 /* A position in the logs of one process: input partition and record
  * number.  2^48 records per partition. */

@@ -13,11 +13,14 @@
 
 static const rs_conf_field_t rs_maint_fields[] = {
     {"enabled", RS_CONF_BOOL, "false", offsetof(rs_maint_conf_t, enabled), 0,
-     "labels are machine failures: a positive label of an entity at T makes "
-     "its readings in [T - horizon, T] positives (learned through the "
-     "learning log, corrections included) and its older pending readings "
-     "negatives; its feature baselines start a new life (eval "
-     "--maintenance sets it)", NULL, 0, 0},
+     "labels are machine failures (serve, eval, demo --sensors): a positive "
+     "label of an entity is a failure at its last reading, making its "
+     "readings in [T - horizon, T] positives (learned through the learning "
+     "log, corrections included) and its older pending readings negatives; "
+     "a label with value 0 for the machine itself (event_id = entity_id) "
+     "is a repair; either starts a new life for its "
+     "feature baselines and alerts; serve decides its readings through the "
+     "alert policy (eval --maintenance sets it)", NULL, 0, 0},
     {"horizon", RS_CONF_DURATION, "24h", offsetof(rs_maint_conf_t, horizon), 0,
      "failure horizon: a reading is a positive if its machine fails within "
      "this much event time after it (the target \"fails within the "
@@ -45,6 +48,16 @@ static const rs_conf_field_t rs_maint_fields[] = {
      offsetof(rs_maint_conf_t, max_machines), 0,
      "alert policy: machines tracked (preallocated, ~64 bytes each)", NULL,
      1, 268435456},
+    {"rul", RS_CONF_BOOL, "false", offsetof(rs_maint_conf_t, rul), 0,
+     "remaining useful life: a regression head estimates the event time "
+     "left before each reading's machine fails, capped at rul_cap horizons "
+     "(published as the score record's `rul`, used in alerts; learned from "
+     "failures and, for machines that keep running, once they ran the cap "
+     "past a reading)", NULL, 0, 0},
+    {"rul_cap", RS_CONF_DOUBLE, "2", offsetof(rs_maint_conf_t, rul_cap), 0,
+     "remaining useful life cap, in horizons: a reading further than this "
+     "from its failure is learned and estimated as the cap (the "
+     "piecewise-linear target of run-to-failure practice)", NULL, 1, 100},
 };
 
 const rs_conf_field_t *rs_maint_conf_fields(int *nfields) {
@@ -65,6 +78,11 @@ void rs_maint_conf_init(rs_maint_conf_t *conf) {
         default: break;
         }
     }
+}
+
+int64_t rs_maint_rul_cap(const rs_maint_conf_t *conf) {
+    double c = conf->rul_cap * (double)conf->horizon;
+    return c >= 0x1p62 ? (int64_t)0x1p62 : c < 1 ? 1 : (int64_t)c;
 }
 
 void rs_maint_conf_section(rs_conf_section_t *sec, rs_maint_conf_t *conf) {
@@ -274,7 +292,8 @@ int rs_alertpol_payload(char *buf, size_t size, const char *machine,
                         rs_alertpol_decision_t d, int64_t fails_within_ms,
                         int64_t ttf_ms, const char *const *names,
                         const float *values, const char *const *reasons,
-                        int n, const char *model_version) {
+                        int n, const char *summary,
+                        const char *model_version) {
     if (!buf || !size) return -1;
     rs_ap_buf_t o = {buf, size, 0, 0};
     rs_ap_put(&o, "{\"machine\":");
@@ -298,7 +317,12 @@ int rs_alertpol_payload(char *buf, size_t size, const char *machine,
         }
         rs_ap_put(&o, "}");
     }
-    rs_ap_put(&o, "],\"model_version\":");
+    rs_ap_put(&o, "]");
+    if (summary) {
+        rs_ap_put(&o, ",\"summary\":");
+        rs_ap_str(&o, summary);
+    }
+    rs_ap_put(&o, ",\"model_version\":");
     rs_ap_str(&o, model_version ? model_version : "");
     rs_ap_put(&o, "}");
     return o.bad ? -1 : (int)o.n;

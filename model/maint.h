@@ -50,7 +50,13 @@ typedef struct rs_maint_conf_s {
     int64_t alert_cooldown;   /* ms of event time between episodes' alerts */
     double alert_escalation;  /* score rise that alerts again in an episode */
     int64_t max_machines;     /* alert policy table size                  */
+    int rul;                  /* 1: the remaining-useful-life head (rul.h) */
+    double rul_cap;           /* RUL cap, in horizons (cap = rul_cap x
+                               * horizon)                                 */
 } rs_maint_conf_t;
+
+/* The RUL cap in ms (rul_cap x horizon). */
+int64_t rs_maint_rul_cap(const rs_maint_conf_t *conf);
 
 /* Defaults from the field table. */
 void rs_maint_conf_init(rs_maint_conf_t *conf);
@@ -118,16 +124,20 @@ const rs_hist_t *rs_alertpol_leads(const rs_alertpol_t *p);
  *    "time_to_failure_ms":..., (only if ttf_ms >= 0: a RUL estimate)
  *    "drifting":[{"feature":"ent_temperature_base_z_last48_incl",
  *                 "value":3.2,"reason":"..."}...],
+ *    "summary":"...", (only if summary is not NULL)
  *    "model_version":"seq-..."}
  * drifting[n] (names, values, optional reasons may be NULL): the top
- * drifting sensors, most first.  Strings are JSON-escaped.  Returns the
- * length written (excl. NUL), or -1 if `size` is too small. */
+ * drifting sensors, most first.  summary: the alert in words (the
+ * estimated time to failure and the most drifting sensor's reason).
+ * Strings are JSON-escaped.  Returns the length written (excl. NUL), or
+ * -1 if `size` is too small. */
 int rs_alertpol_payload(char *buf, size_t size, const char *machine,
                         const char *event_id, int64_t t_ms, float score,
                         rs_alertpol_decision_t d, int64_t fails_within_ms,
                         int64_t ttf_ms, const char *const *names,
                         const float *values, const char *const *reasons,
-                        int n, const char *model_version);
+                        int n, const char *summary,
+                        const char *model_version);
 
 /* The n sensors drifting most: indexes of the features of x[dim] named
  * "*_base_z*" with the largest |value|, one per sensor (the feature name

@@ -1001,6 +1001,15 @@ int rs_model_conf_mem(const rs_model_conf_t *conf, int dim,
     return 1;
 }
 
+rs_err_t rs_model_lrec_x(const rs_model_t *m, const void *rec, float *x) {
+    const rs_lrec_hdr_t *h = rec;
+    if (!rec || h->kind != (m->seq ? RS_MODEL_SEQ : RS_MODEL_LR))
+        return RS_ERR_INVALID;
+    if (m->seq) rs_seq_lrec_x(m->seq, rec, x);
+    else rs_le_getf32s((const uint8_t *)rec + RS_LREC_HDR, x, (size_t)m->dim);
+    return RS_OK;
+}
+
 void rs_model_observe(rs_model_t *m, const void *rec) {
     const rs_lrec_hdr_t *h = rec;
     if (m->seq) {

@@ -426,6 +426,11 @@ size_t rs_model_lrec_size(const rs_model_t *m);
  * record of another kind.  The thread that owns m. */
 void rs_model_observe(rs_model_t *m, const void *rec);
 
+/* The raw features x[dim] of record `rec` of m's kind, copied out (the
+ * remaining-useful-life head learns from them, rul.h).  RS_ERR_INVALID for
+ * a record of another kind.  Pure. */
+rs_err_t rs_model_lrec_x(const rs_model_t *m, const void *rec, float *x);
+
 /* The metadata of m's records, for rs_learnlog_open. */
 struct rs_learnlog_meta_s;
 void rs_model_lrec_meta(const rs_model_t *m, struct rs_learnlog_meta_s *meta);

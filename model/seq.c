@@ -1464,6 +1464,10 @@ static void rs_seq_lrec_load(rs_seq_t *s, const uint8_t *r, int j) {
     s->hn[j] = rs_seq_n_in(s, h->hist);
 }
 
+void rs_seq_lrec_x(const rs_seq_t *s, const void *rec, float *x) {
+    rs_le_getf32s((const uint8_t *)rec + RS_SEQ_LR_X, x, (size_t)s->dim);
+}
+
 void rs_seq_observe(rs_seq_t *s, const void *rec) {
     const uint8_t *r = rec;
     const rs_lrec_hdr_t *h = rec;

@@ -86,6 +86,8 @@ size_t rs_seq_lrec_size(const rs_seq_t *s);
  * rs_seq_new would allocate them; no allocation). */
 uint64_t rs_seq_conf_entity_bytes(const rs_model_conf_t *conf);
 void rs_seq_observe(rs_seq_t *s, const void *rec);
+/* The raw features x[dim] of a record of s's kind (copied out). */
+void rs_seq_lrec_x(const rs_seq_t *s, const void *rec, float *x);
 rs_err_t rs_seq_learn_lrec(rs_seq_t *s, const void *rec,
                            const void *const *hist, int nh, int y,
                            rs_model_learn_t how, double psi);

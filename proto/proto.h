@@ -156,6 +156,9 @@ typedef struct rs_score_s {
     int64_t scored_at_ms;
     int64_t latency_us;
     uint32_t flags;
+    int64_t rul;            /* predictive maintenance: estimated remaining
+                             * useful life, ms of event time (capped,
+                             * maintenance.rul_cap); 0 = no estimate      */
     rs_explanation_t explanation;
     rs_event_fields_t event;
 } rs_score_t;

@@ -606,6 +606,8 @@ rs_err_t rs_score_from_json(const char *buf, size_t len, rs_score_t *sc,
                               &sc->explanation, errstr, es)) ||
         (err = jd_u32(json_object_get(o, "flags"), "flags", &sc->flags,
                       errstr, es)) ||
+        (err = jd_i64(json_object_get(o, "rul"), "rul", &sc->rul, 0, errstr,
+                      es)) ||
         (err = jd_event_fields(json_object_get(o, "event"), &sc->event,
                                errstr, es)) ||
         (err = jd_schema(o, errstr, es))) {
@@ -1036,6 +1038,10 @@ int rs_score_to_json(const rs_score_t *sc, char *buf, size_t size) {
     }
     JW_LIT(&w, "]},\"flags\":");
     jw_u32(&w, sc->flags);
+    if (sc->rul > 0) { /* written only when there is an estimate */
+        JW_LIT(&w, ",\"rul\":");
+        jw_i64(&w, sc->rul);
+    }
     JW_LIT(&w, ",\"schema_version\":");
     jw_u32(&w, RS_SCHEMA_VERSION);
     jw_event_fields(&w, &sc->event);

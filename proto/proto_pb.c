@@ -449,6 +449,7 @@ rs_err_t rs_score_from_pb(const uint8_t *buf, size_t len, rs_score_t *sc,
     sc->scored_at_ms = m->scored_at_ms;
     sc->latency_us = m->latency_us;
     sc->flags = m->flags;
+    sc->rul = m->rul;
     return RS_OK;
 }
 
@@ -553,6 +554,7 @@ int rs_score_to_pb(const rs_score_t *sc, uint8_t *buf, size_t size) {
     m.scored_at_ms = sc->scored_at_ms;
     m.latency_us = sc->latency_us;
     m.flags = sc->flags;
+    m.rul = sc->rul;
     m.schema_version = RS_SCHEMA_VERSION;
 
     for (int i = 0; i < ex->n_attended; i++) {

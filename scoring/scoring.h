@@ -41,6 +41,7 @@
 #include "ingest/ingest.h"
 #include "features/features.h"
 #include "model/model.h"
+#include "model/maint.h"
 #include "scoring/sink.h"
 #include "scoring/dedup.h"
 #include "scoring/http.h"
@@ -112,9 +113,10 @@ typedef struct rs_app_conf_s {
     rs_http_conf_t http;         /* `http:` API (serve, api, audit)     */
     rs_state_conf_t state;       /* `state:` directory                  */
     rs_msync_conf_t sync;        /* `sync:` one model across instances  */
+    rs_maint_conf_t maint;       /* `maintenance:` (model/maint.h)      */
     rs_kv_t kafka;               /* `kafka:` passthrough to librdkafka  */
     rs_conf_t *conf;             /* the registry (owns no app memory)  */
-    rs_conf_section_t secs[9];   /* section rows registered in conf    */
+    rs_conf_section_t secs[10];   /* section rows registered in conf    */
     /* Not a config key: set by the commands that start the embedded
      * broker, whose topics end with the process -- then an unset
      * state.dir means a temporary state directory (state.h). */

@@ -22,6 +22,7 @@
 #include <cblas.h>
 
 #include "scoring.h"
+#include "scoring/alerts.h"
 #include "scoring/trainer.h"
 #include "scoring/workers.h"
 
@@ -86,6 +87,7 @@ struct rs_service_s {
     rs_sink_kafka_t *ks;
     rs_sink_redis_t *rd;
     rs_workers_t *wk;     /* decode, records and encoding on every core */
+    rs_alerts_t *al;      /* maintenance (alerts.h); NULL: off          */
 
     int dim, batch_max;
     rs_msg_t *msgs;       /* [batch_max]                                */
@@ -355,8 +357,10 @@ rs_err_t rs_app_conf_init(rs_app_conf_t *app, char *errstr,
     rs_http_conf_section(&secs[6], &app->http);
     rs_state_conf_section(&secs[7], &app->state);
     rs_msync_conf_section(&secs[8], &app->sync);
+    rs_maint_conf_init(&app->maint);
+    rs_maint_conf_section(&secs[9], &app->maint);
     rs_err_t err = RS_OK;
-    for (int i = 0; err == RS_OK && i < 9; i++)
+    for (int i = 0; err == RS_OK && i < 10; i++)
         err = rs_conf_add_section(app->conf, &secs[i], errstr, errstr_size);
     /* features.specs / features.extra_specs: the declarative feature list */
     if (err == RS_OK)
@@ -420,7 +424,7 @@ static void rs_svc_fmt_bytes(uint64_t b, char *buf, size_t size) {
 
 rs_err_t rs_app_conf_mem_check(const rs_app_conf_t *app, uint64_t *total,
                                char *errstr, size_t errstr_size) {
-    rs_mem_item_t it[16];
+    rs_mem_item_t it[20]; /* 16 for features and model, then ours */
     int n = 0, k = 0, dim = 0;
     rs_err_t err = rs_features_conf_mem(&app->features, it, 16, &k, &dim,
                                         errstr, errstr_size);
@@ -438,6 +442,14 @@ rs_err_t rs_app_conf_mem_check(const rs_app_conf_t *app, uint64_t *total,
         it[n++] = (rs_mem_item_t){
             "service.dedup_max",
             rs_dedup_bytes((uint64_t)app->service.dedup_max)};
+    if (app->maint.enabled) { /* alerts.h: two machine tables, payloads */
+        uint64_t slots = 1;
+        while (slots < (uint64_t)app->maint.max_machines * 2) slots <<= 1;
+        it[n++] = (rs_mem_item_t){
+            "maintenance.max_machines",
+            slots * 72 + (uint64_t)app->maint.max_machines * 168 +
+                (uint64_t)app->ingest.batch_max * 2600};
+    }
     /* Per-batch arrays (messages, vectors, records, input logs). */
     uint64_t B = (uint64_t)app->ingest.batch_max;
     it[n++] = (rs_mem_item_t){
@@ -625,7 +637,12 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
     {
         rs_trainer_opts_t to = {app->service.model_save_path, delays,
                                 RS_MIN(app->service.review_threshold,
-                                       app->service.alert_threshold), NULL};
+                                       app->service.alert_threshold),
+                                NULL,
+                                app->maint.enabled ? app->maint.horizon : 0,
+                                app->maint.enabled && app->maint.rul
+                                    ? rs_maint_rul_cap(&app->maint)
+                                    : 0};
         /* ---- model sync (modelsync.h): one model across the group */
         rs_trainer_hooks_t hooks;
         if (app->sync.enabled && !app->ingest.brokers[0]) {
@@ -658,6 +675,13 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
                     "trainer's weights: %s", rs_err_str(err));
             goto fail;
         }
+    }
+
+    if (app->maint.enabled) { /* maintenance: failures, alert policy */
+        rs_alerts_opts_t ao = {(int)app->ingest.batch_max};
+        svc->al = rs_alerts_new(&app->maint, &ao, svc->feat, svc->model,
+                                svc->tr, errstr, errstr_size);
+        if (!svc->al) { err = RS_ERR_CONFIG; goto fail; }
     }
 
     svc->rd = rs_sink_redis_new(&app->redis, errstr, errstr_size);
@@ -783,6 +807,7 @@ void rs_service_destroy(rs_service_t *svc) {
     rs_workers_destroy(svc->wk);
     rs_sink_kafka_destroy(svc->ks);
     rs_sink_redis_destroy(svc->rd);
+    rs_alerts_destroy(svc->al);
     rs_trainer_destroy(svc->tr);  /* before the logs it reads */
     rs_msync_destroy(svc->msync); /* after the trainer: its hooks */
     rs_state_destroy(svc->state);
@@ -1084,6 +1109,7 @@ void rs_service_prometheus(rs_service_t *svc, rs_http_buf_t *b) {
                   "time without a completed batch while input waits or "
                   "results are in flight (readiness: service.stall_timeout)",
                   (double)sn->stalled_us / 1e6);
+    if (svc->al) rs_alerts_prometheus(svc->al, b);
     rs_build_info_prometheus(b);
     free(sn);
 }
@@ -1268,6 +1294,9 @@ static void rs_svc_swap_weights(rs_service_t *svc) {
 static void rs_svc_label(rs_service_t *svc, const rs_msg_t *msg) {
     const rs_label_t *lb = &msg->lb;
     svc->st.labels++;
+    /* maintenance: a failure or repair, at its place in the batch */
+    if (svc->al && rs_alerts_label(svc->al, (int)(msg - svc->msgs), lb))
+        return;
     rs_features_label(svc->feat, lb);
     rs_trainer_msg_t *m = rs_svc_train_slot(svc);
     m->kind = RS_TRAINER_LABEL;
@@ -1752,6 +1781,7 @@ static void rs_svc_periodic(rs_service_t *svc, int64_t now_us) {
         rs_sink_kafka_stats(svc->ks, &sn->ks);
         rs_sink_redis_stats(svc->rd, &sn->rds);
         rs_ingest_stats(svc->ing, &sn->is);
+        if (svc->al) rs_alerts_snapshot(svc->al);
         if (svc->dedup) rs_dedup_stats(svc->dedup, &sn->dds);
         else memset(&sn->dds, 0, sizeof(sn->dds));
         sn->nlag = rs_ingest_lag(svc->ing, sn->lag, (int)RS_ARRAY_LEN(sn->lag));
@@ -2191,6 +2221,8 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             }
             float *x = svc->x + (size_t)nev * (size_t)D;
             svc->flags[nev] = 0;
+            /* maintenance: reports due at this event time (alerts.h) */
+            if (svc->al) rs_alerts_event(svc->al, i, &m->ev, m->partition);
             if (rs_features_process(svc->feat, &m->ev, x, &svc->flags[nev]) !=
                 RS_OK) {
                 /* Decoders validate first, so this is a programming error
@@ -2263,6 +2295,16 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
          * workers (workers.h). */
         for (int k = 0; k < nev; k++) {
             const rs_msg_t *m = &svc->msgs[svc->ev_msg[k]];
+            /* maintenance: every score through the alert policy, in input
+             * order (alerts.h) */
+            int64_t rul = 0;
+            rs_decision_t mdec =
+                svc->al ? rs_alerts_score(svc->al, svc->ev_msg[k],
+                                          m->replay ? -1 : npub, &m->ev,
+                                          m->partition, svc->scores[k],
+                                          svc->x + (size_t)k * (size_t)D,
+                                          version, &rul)
+                        : RS_DECISION_UNSPECIFIED;
             if (m->replay) {
                 /* Read again below the committed offset (restart from a
                  * checkpoint): its score is already delivered; it only
@@ -2279,6 +2321,8 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             rs_score_t *sc = &svc->out[npub];
             sc->score = svc->scores[k];
             sc->decision = rs_decide(svc->conf, m->ev.type, sc->score);
+            if (mdec != RS_DECISION_UNSPECIFIED) sc->decision = mdec;
+            sc->rul = rul;
             sc->flags = svc->flags[k] & RS_SCORE_FLAG_LATE;
             rs_svc_dedup_set(svc, k, svc->scores[k], sc->decision, sc->flags,
                              version);
@@ -2352,10 +2396,14 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
     for (int p = 0; p < npub; p++) {
         rs_score_t *sc = &svc->out[p];
         rs_err_t err;
+        size_t alen = 0; /* maintenance: the alert's own payload */
+        const char *abuf = svc->al ? rs_alerts_payload(svc->al, p, &alen)
+                                   : NULL;
         /* A full local queue is backpressure: serve delivery reports
          * until there is room (never drop, never skip). */
-        while ((err = rs_sink_kafka_publish_encoded(
-                    svc->ks, sc, svc->kbytes[p], svc->klens[p], b->seq)) ==
+        while ((err = rs_sink_kafka_publish_alert(
+                    svc->ks, sc, svc->kbytes[p], svc->klens[p], abuf, alen,
+                    b->seq)) ==
                    RS_ERR_AGAIN &&
                rs_svc_stop_left_ms(svc, stop) != 0)
             rs_sink_kafka_poll(svc->ks, 10);
@@ -2368,6 +2416,7 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
                            rs_err_str(err));
         }
     }
+    if (svc->al) rs_alerts_batch_end(svc->al); /* labels after the events */
     /* Every batch goes to the Redis writer, also one that published no
      * score (labels, rejects or replayed events only): with n == 0 it only
      * moves the written-batch watermark on (sink.h), which the offset store

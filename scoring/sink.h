@@ -144,6 +144,15 @@ rs_err_t rs_sink_kafka_publish_encoded(rs_sink_kafka_t *sink,
                                        const rs_score_t *sc, const void *buf,
                                        size_t len, uint64_t batch_seq);
 
+/* The same, but the alerts topic (for a decision that goes there) gets
+ * abuf[0..alen) instead of the record: the service's maintenance alerts
+ * (scoring/alerts.h); alen 0: nothing goes to the alerts topic.  abuf
+ * NULL: the record, as rs_sink_kafka_publish_encoded.  Errors as rs_sink_kafka_publish.  @locality the owner thread */
+rs_err_t rs_sink_kafka_publish_alert(rs_sink_kafka_t *sink,
+                                     const rs_score_t *sc, const void *buf,
+                                     size_t len, const void *abuf,
+                                     size_t alen, uint64_t batch_seq);
+
 /* The format records are published in (rs_sink_kafka_new's `fmt`).
  * @locality any thread (immutable) */
 rs_format_t rs_sink_kafka_format(const rs_sink_kafka_t *sink);

@@ -531,6 +531,14 @@ rs_format_t rs_sink_kafka_format(const rs_sink_kafka_t *sink) {
 rs_err_t rs_sink_kafka_publish_encoded(rs_sink_kafka_t *sink,
                                        const rs_score_t *sc, const void *buf,
                                        size_t len, uint64_t batch_seq) {
+    return rs_sink_kafka_publish_alert(sink, sc, buf, len, NULL, 0,
+                                       batch_seq);
+}
+
+rs_err_t rs_sink_kafka_publish_alert(rs_sink_kafka_t *sink,
+                                     const rs_score_t *sc, const void *buf,
+                                     size_t len, const void *abuf,
+                                     size_t alen, uint64_t batch_seq) {
     uint32_t slot;
     rs_err_t err;
     if (sink->fatal) return RS_ERR_KAFKA;
@@ -567,6 +575,11 @@ rs_err_t rs_sink_kafka_publish_encoded(rs_sink_kafka_t *sink,
                 sc->decision == RS_DECISION_DECLINE ||
                 sc->decision == RS_DECISION_ALERT;
     if (!alert || !sink->rkt_alerts) return RS_OK;
+    if (abuf) { /* the alerts topic gets its own payload, or nothing */
+        if (!alen) return RS_OK;
+        buf = abuf;
+        len = alen;
+    }
     kerr = rs_sink_produce(sink, sink->rkt_alerts, sc, buf, len, slot,
                            deadline);
     if (kerr == RD_KAFKA_RESP_ERR__FATAL) goto kafka_error;

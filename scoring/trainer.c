@@ -20,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "model/rul.h"
 #include "scoring/trainer.h"
 
 #define RS_TRAINER_PARTS 4096 /* partitions with a watermark              */
@@ -47,6 +48,9 @@ struct rs_trainer_s {
     int stop;
 
     rs_model_weights_t *mailbox;
+    rs_rul_t *rul;            /* trainer thread: learns (NULL: off)       */
+    rs_rul_t *rul_pub;        /* under lock: as of the last version       */
+    uint64_t rul_version;     /* under lock: copies published             */
 
     /* rollback request (one at a time, serialised by rb_busy) */
     int rb_busy, rb_pending, rb_done, rb_abandoned;
@@ -137,6 +141,10 @@ static void rs_trainer_publish(rs_trainer_t *tr, int renumber) {
         store_err = 1;
     }
     pthread_mutex_lock(&tr->lock);
+    if (tr->rul) {
+        rs_rul_copy(tr->rul_pub, tr->rul);
+        tr->rul_version++;
+    }
     rs_model_weights_t *old = tr->mailbox;
     tr->mailbox = w;
     tr->st.published++;
@@ -287,6 +295,19 @@ static void rs_trainer_handle(rs_trainer_t *tr, const rs_trainer_msg_t *m) {
             rs_learner_observe_from(tr->lr, p, m->log_end);
         if (p >= 0 && p < RS_TRAINER_PARTS) tr->mature[p] = 1;
         break;
+    case RS_TRAINER_FAILURE:
+    case RS_TRAINER_REPAIR: {
+        /* maintenance (the service's alerts.c sends them) */
+        uint64_t ent = rs_hash_str(m->lb.entity_id);
+        int64_t t = m->t ? m->t : m->lb.label_time_ms;
+        if (m->kind == RS_TRAINER_FAILURE)
+            rs_learner_failure(tr->lr, p, ent, t, m->lb.label_time_ms, m->psi,
+                               NULL);
+        else
+            rs_learner_repair(tr->lr, p, ent, t, m->psi, NULL);
+        rs_trainer_count(tr);
+        break;
+    }
     case RS_TRAINER_DETACH:
         rs_learner_detach(tr->lr, p);
         if (p >= 0 && p < RS_TRAINER_PARTS) {
@@ -401,6 +422,13 @@ rs_trainer_t *rs_trainer_new(rs_model_t *t, const rs_model_conf_t *conf,
     tr->caught_threshold = opts ? opts->caught_threshold : 0.5;
     if (opts && opts->hooks) tr->hooks = *opts->hooks;
     tr->lr = rs_learner_new(t, conf);
+    if (opts && opts->failure_horizon_ms > 0)
+        rs_learner_set_failure_horizon(tr->lr, opts->failure_horizon_ms);
+    if (opts && opts->rul_cap_ms > 0) {
+        tr->rul = rs_rul_new(rs_model_dim(t), opts->rul_cap_ms);
+        tr->rul_pub = rs_rul_new(rs_model_dim(t), opts->rul_cap_ms);
+        rs_learner_set_rul(tr->lr, tr->rul);
+    }
     tr->wm = rs_calloc(RS_TRAINER_PARTS, sizeof(*tr->wm));
     for (int i = 0; i < RS_TRAINER_PARTS; i++) tr->wm[i] = INT64_MIN;
     tr->mature = rs_calloc(RS_TRAINER_PARTS, 1);
@@ -510,6 +538,18 @@ rs_err_t rs_trainer_detach(rs_trainer_t *tr, int32_t partition,
                                                         : RS_ERR_TIMEOUT;
     pthread_mutex_unlock(&tr->lock);
     return err;
+}
+
+int rs_trainer_rul(rs_trainer_t *tr, rs_rul_t *dst, uint64_t *seen) {
+    int got = 0;
+    pthread_mutex_lock(&tr->lock);
+    if (tr->rul_pub && tr->rul_version != *seen &&
+        rs_rul_copy(dst, tr->rul_pub) == RS_OK) {
+        *seen = tr->rul_version;
+        got = 1;
+    }
+    pthread_mutex_unlock(&tr->lock);
+    return got;
 }
 
 rs_model_weights_t *rs_trainer_take(rs_trainer_t *tr) {
@@ -629,6 +669,8 @@ void rs_trainer_destroy(rs_trainer_t *tr) {
     rs_model_weights_release(tr->mailbox);
     rs_model_store_close(tr->store);
     rs_learner_destroy(tr->lr);
+    rs_rul_destroy(tr->rul);
+    rs_rul_destroy(tr->rul_pub);
     rs_model_destroy(tr->t);
     rs_free(tr->ring);
     free(tr->wm);

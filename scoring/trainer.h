@@ -60,7 +60,12 @@ typedef enum rs_trainer_msg_kind_e {
                                * hint, 0 if unknown)                       */
     RS_TRAINER_WATERMARK,     /* the partition's event time reached t      */
     RS_TRAINER_ATTACH,        /* start resolving against log (borrowed)    */
-    RS_TRAINER_DETACH         /* stop using the partition's log            */
+    RS_TRAINER_DETACH,        /* stop using the partition's log            */
+    RS_TRAINER_FAILURE,       /* maintenance: lb.entity_id failed at t
+                               * (rs_learner_failure; partition < 0: every
+                               * log; t 0: lb.label_time_ms)               */
+    RS_TRAINER_REPAIR         /* maintenance: lb.entity_id repaired at t
+                               * (rs_learner_repair)                       */
 } rs_trainer_msg_kind_t;
 
 typedef struct rs_trainer_msg_s {
@@ -102,6 +107,11 @@ typedef struct rs_trainer_opts_s {
                                * saved with every version ("" / NULL: no)  */
     double caught_threshold;  /* a positive scored >= this was caught      */
     const rs_trainer_hooks_t *hooks; /* NULL: none (copied)                 */
+    int64_t failure_horizon_ms; /* > 0: labels are failures (maint.h):
+                               * rs_learner_set_failure_horizon            */
+    int64_t rul_cap_ms;       /* > 0: train a remaining-useful-life head
+                               * (rul.h) with this cap, published with the
+                               * versions (rs_trainer_rul)                 */
 } rs_trainer_opts_t;
 
 /* Start the trainer thread on model `t` (ownership moves to the trainer on
@@ -127,6 +137,13 @@ void rs_trainer_wait_space(rs_trainer_t *tr, int timeout_ms);
  * timeout_ms (the log must then stay open). */
 rs_err_t rs_trainer_detach(rs_trainer_t *tr, int32_t partition,
                            int timeout_ms);
+
+/* The remaining-useful-life head as of the newest published version into
+ * dst (same dim and cap), if it changed since `*seen` (updated); returns 1
+ * then, 0 if unchanged or the trainer has no head.  Any thread (the
+ * scorer's, between batches). */
+struct rs_rul_s;
+int rs_trainer_rul(rs_trainer_t *tr, struct rs_rul_s *dst, uint64_t *seen);
 
 /* The newest published snapshot not yet taken, or NULL.  The caller owns
  * the reference (rs_model_weights_release). */

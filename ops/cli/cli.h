@@ -66,10 +66,6 @@ int rs_cli_common_opt(const char *cmd, int c, const char *arg,
  * into `out` (capacity 64). */
 void rs_cli_opts_merge(struct option *out, const struct option *extra);
 
-/* The `maintenance:` section (model/maint.h), registered by
- * rs_cli_app_init beside the app's sections; filled by the load. */
-extern struct rs_maint_conf_s rs_cli_maint;
-
 /* rs_cli_app_init + rs_cli_load_conf; on failure `app` is already
  * destroyed.  Returns an exit code. */
 int rs_cli_app_load(const char *cmd, rs_app_conf_t *app,

@@ -95,7 +95,9 @@ static void rs_eval_help(FILE *fp) {
         "                        maintenance table (lead time, false alerts per\n"
         "                        healthy machine-day, a drifting-sensor\n"
         "                        reference); --plot draws score against time\n"
-        "                        to failure.  docs/maintenance.md\n"
+        "                        to failure; with --set maintenance.rul=true\n"
+        "                        also the remaining-useful-life RMSE.\n"
+        "                        docs/maintenance.md\n"
         "  -q, --quiet           no progress bar\n"
         "  -c, --config FILE     YAML configuration (features:, model:, seq:,\n"
         "                        service.review_threshold)\n"
@@ -268,10 +270,10 @@ int rs_cmd_eval(int argc, char **argv) {
     ec.alert_opaque = &app.service;
     /* --label-delay declares the delay (unless the config does): the
      * models' horizon and the windows that end at label maturity follow */
-    if (maint) rs_cli_maint.enabled = 1;
+    if (maint) app.maint.enabled = 1;
     /* maintenance: a failure is known when it happens unless --label-delay
      * says otherwise (the generator's 3d delay is the cards') */
-    if (rs_cli_maint.enabled && !delay_given) {
+    if (app.maint.enabled && !delay_given) {
         delay_ms = 0;
         ec.label_delay_ms = 0;
     }
@@ -279,14 +281,14 @@ int rs_cmd_eval(int argc, char **argv) {
     rs_app_conf_resolve(&app);
     if (warmup_ms < 0) /* auto: the horizon the models start with */
         ec.warmup_ms = rs_learner_horizon_for(&app.model, NULL, NULL);
-    if (warmup_ms < 0 && rs_cli_maint.enabled &&
+    if (warmup_ms < 0 && app.maint.enabled &&
         app.model.label_horizon == RS_MODEL_HORIZON_AUTO)
         /* failures: the maturity horizon of rs_learner_set_failure_horizon */
-        ec.warmup_ms = (int64_t)(1.25 * (double)(rs_cli_maint.horizon +
+        ec.warmup_ms = (int64_t)(1.25 * (double)(app.maint.horizon +
                                                   app.model.label_delay));
     ec.features = &app.features;
     ec.model = &app.model;
-    if (rs_cli_maint.enabled) ec.maint = &rs_cli_maint;
+    if (app.maint.enabled) ec.maint = &app.maint;
 
     char *buf = NULL, *lbuf = NULL, *tbuf = NULL;
     size_t len = 0, llen = 0, tlen = 0;

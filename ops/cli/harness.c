@@ -1,5 +1,6 @@
 /* harness.c -- embedded stack for demo and bench (see harness.h). */
 #include <pthread.h>
+#include <stdlib.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/utsname.h>
@@ -23,6 +24,11 @@ typedef struct rs_feeder_s {
     _Atomic int warm;                  /* warm-up scored, stats reset    */
     _Atomic uint64_t errors;
     double feed_s;
+    /* opts.maintenance: truth of every reading by its id number (feeder
+     * thread until done) */
+    uint8_t *truth;                    /* [ntruth] 1: within the window  */
+    size_t ntruth;
+    uint64_t max_no;
 } rs_feeder_t;
 
 static void rs_sleep_us(int64_t us) {
@@ -96,6 +102,18 @@ static void *rs_feeder_main(void *arg) {
             nev++;
             atomic_store(&f->produced_events, nev);
             if (rec.is_fraud) atomic_fetch_add(&f->frauds, 1);
+            if (f->opts.maintenance && !strncmp(rec.ev.id, "r-", 2)) {
+                uint64_t no = strtoull(rec.ev.id + 2, NULL, 10);
+                if (no >= f->ntruth) {
+                    size_t n = f->ntruth ? f->ntruth : 65536;
+                    while (n <= no) n *= 2;
+                    f->truth = rs_realloc(f->truth, n);
+                    memset(f->truth + f->ntruth, 2, n - f->ntruth);
+                    f->ntruth = n;
+                }
+                f->truth[no] = rec.is_fraud ? 1 : 0;
+                if (no > f->max_no) f->max_no = no;
+            }
             atomic_store(&f->sim_ms, rec.ev.event_time_ms);
         } else {
             len = rs_label_encode(f->lb_fmt, &rec.lb, buf, sizeof(buf));
@@ -190,6 +208,93 @@ static void rs_harness_progress(void *opaque, const rs_service_stats_t *st) {
            auc != auc ? "n/a " : "", auc != auc ? 0.0 : auc,
            st->model_version, tty ? "" : "\n");
     fflush(stdout);
+}
+
+/* One reading's record, as read back. */
+typedef struct rs_hm_rec_s {
+    int64_t t;
+    uint64_t ent;
+    float score;
+    uint8_t truth, fail, alert;
+} rs_hm_rec_t;
+
+static int rs_hm_cmp(const void *a, const void *b) {
+    const rs_hm_rec_t *x = a, *y = b;
+    if (x->ent != y->ent) return x->ent < y->ent ? -1 : 1;
+    return x->t < y->t ? -1 : x->t > y->t;
+}
+static int rs_hm_cmp_t(const void *a, const void *b) {
+    const rs_hm_rec_t *x = a, *y = b;
+    if (x->t != y->t) return x->t < y->t ? -1 : 1;
+    return x->ent < y->ent ? -1 : x->ent > y->ent;
+}
+
+/* The maintenance figures of a sensors run: every reading's record read
+ * back from Redis (the scores topic of the embedded broker keeps only
+ * ~5 MB per partition), its truth from the generator; a failure is the
+ * last reading of each run of readings within the failure window (as
+ * `eval --maintenance` finds it in the generator's labels); the service's
+ * alert decisions, and the open episodes of the same policy replayed over
+ * the same scores (the service's own is not exposed per reading). */
+static void rs_harness_maint(rs_service_t *svc, const rs_app_conf_t *app,
+                             rs_feeder_t *f, rs_harness_result_t *res) {
+    if (!f->ntruth) return;
+    size_t n = 0, cap = (size_t)f->max_no + 1;
+    rs_hm_rec_t *r = rs_calloc(cap, sizeof(*r));
+    char *json = rs_malloc(RS_ENCODE_MAX), id[64], e2[256];
+    rs_score_t *sc = rs_malloc(sizeof(*sc));
+    for (uint64_t no = 0; no <= f->max_no; no++) {
+        if (f->truth[no] > 1) continue;
+        snprintf(id, sizeof(id), "r-%llu", (unsigned long long)no);
+        if (rs_service_lookup(svc, id, json, RS_ENCODE_MAX, e2,
+                              sizeof(e2)) != RS_OK ||
+            rs_score_from_json(json, strlen(json), sc, e2, sizeof(e2)) !=
+                RS_OK) {
+            res->maint_missing++;
+            continue;
+        }
+        r[n].t = sc->event_time_ms;
+        r[n].ent = rs_hash_str(sc->entity_id);
+        r[n].score = (float)sc->score;
+        r[n].truth = f->truth[no];
+        r[n].alert = sc->decision == RS_DECISION_ALERT;
+        n++;
+    }
+    free(json);
+    free(sc);
+    /* failures: the last truth of each run, per machine */
+    qsort(r, n, sizeof(*r), rs_hm_cmp);
+    for (size_t i = 0; i < n; i++)
+        r[i].fail = r[i].truth &&
+                    (i + 1 == n || r[i + 1].ent != r[i].ent || !r[i + 1].truth);
+    qsort(r, n, sizeof(*r), rs_hm_cmp_t);
+    const char *cols[1] = {"serve"};
+    rs_mev_t *mev = rs_mev_new(1, cols, app->maint.horizon,
+                               app->maint.alert_threshold);
+    rs_alertpol_t *pol = rs_alertpol_new(&app->maint, e2, sizeof(e2));
+    /* as eval: the first 1.25 x (horizon + report delay) of event time are
+     * the models' warm-up, not measured (the policy runs through them) */
+    const int64_t warm = (int64_t)(1.25 * (double)(app->maint.horizon +
+                                                   app->model.label_delay));
+    const int64_t t_meas = n ? r[0].t + warm : 0;
+    if (mev && pol) {
+        for (size_t i = 0; i < n; i++) {
+            rs_alertpol_decision_t d =
+                rs_alertpol_step(pol, r[i].ent, r[i].t, r[i].score);
+            res->maint_mismatch += (uint64_t)((d != RS_ALERTPOL_NONE) !=
+                                              r[i].alert);
+            if (r[i].t >= t_meas)
+                rs_mev_add(mev, r[i].t, r[i].ent, r[i].truth, r[i].fail,
+                       &r[i].score, r[i].alert,
+                           (uint32_t)(rs_alertpol_is_open(pol, r[i].ent) !=
+                                      0));
+            if (r[i].fail) rs_alertpol_failure(pol, r[i].ent, r[i].t, NULL);
+        }
+        res->maint = rs_mev_report(mev);
+    }
+    rs_alertpol_destroy(pol);
+    rs_mev_destroy(mev);
+    free(r);
 }
 
 int rs_harness_run(rs_app_conf_t *app, const rs_gen_conf_t *gconf,
@@ -304,6 +409,7 @@ int rs_harness_run(rs_app_conf_t *app, const rs_gen_conf_t *gconf,
                           sizeof(errstr)) != RS_OK)
         snprintf(res->example_json, sizeof(res->example_json),
                  "(lookup failed: %s)", errstr);
+    if (opts->maintenance) rs_harness_maint(svc, app, f, res);
     rc = atomic_load(&f->errors) ? RS_EXIT_RUNTIME : RS_EXIT_OK;
 
 done:
@@ -314,6 +420,7 @@ done:
     rs_service_destroy(svc);
     if (f->prod) rd_kafka_destroy(f->prod);
     rs_gen_destroy(f->gen);
+    free(f->truth);
     free(f);
     rs_cluster_destroy(cluster);
     return rc;

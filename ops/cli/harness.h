@@ -14,6 +14,7 @@
 
 #include "cli.h"
 #include "ops/gen/gen.h"
+#include "ops/eval/eval.h"
 
 typedef struct rs_harness_opts_s {
     double rate;            /* events/s offered; 0 = as fast as possible */
@@ -24,6 +25,9 @@ typedef struct rs_harness_opts_s {
     const char *label;      /* phase name for the display                 */
     int64_t warmup_events;  /* produced and scored first, then latency is
                              * reset and the measurement starts          */
+    int maintenance;        /* sensors with maintenance.enabled: measure
+                             * the alerts against the generator's truth
+                             * (rs_harness_result_t.maint)               */
 } rs_harness_opts_t;
 
 typedef struct rs_harness_result_s {
@@ -42,6 +46,13 @@ typedef struct rs_harness_result_s {
      * consumed (the run stopped waiting for them). */
     int64_t dropped_events, dropped_labels, dropped_scores, dropped_alerts;
     uint64_t unread_events;
+    /* opts.maintenance: the service's decisions on every reading, read
+     * back from Redis, against the generator's truth ("fails within the
+     * failure window"), as `eval --maintenance` reports them (column
+     * "serve"); NULL if not measured.  Free with rs_mev_report_destroy. */
+    rs_mev_report_t *maint;
+    uint64_t maint_missing;    /* readings without a record in Redis     */
+    uint64_t maint_mismatch;   /* alerts the replayed policy disagrees on */
 } rs_harness_result_t;
 
 /* Run one phase: new embedded cluster (topics per app->ingest), service on

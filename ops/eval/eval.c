@@ -13,6 +13,7 @@
 #include "gbt.h"
 #include "common/metrics.h"
 #include "model/maint.h"
+#include "model/rul.h"
 
 #define RS_DAY_MS 86400000LL
 
@@ -591,6 +592,7 @@ struct rs_eval_s {
     rs_mev_t *mev;
     int ref_feat[RS_FEATURES_MAX_SENSORS * 4];  /* base_z of the longest span */
     int nref;
+    rs_rul_t *rul;       /* maintenance.rul: learned with model 0's learner */
 };
 
 static int rs_pend_less(const rs_pending_t *a, const rs_pending_t *b) {
@@ -741,6 +743,10 @@ rs_eval_t *rs_eval_new(const rs_eval_conf_t *conf, char *errstr,
         }
         e->mev = rs_mev_new(conf->nmodels + 1, cols, e->mc.horizon,
                             e->mc.alert_threshold);
+        if (e->mc.rul) { /* one head, from the first model's resolution */
+            e->rul = rs_rul_new(e->dim, rs_maint_rul_cap(&e->mc));
+            rs_learner_set_rul(e->lr[0], e->rul);
+        }
         /* the reference reads the base_z features of the longest span
          * (of any span if there is none; of the reading itself last) */
         long best = -1;
@@ -772,6 +778,7 @@ void rs_eval_destroy(rs_eval_t *e) {
     }
     for (int k = 0; k <= RS_EVAL_MODELS_MAX; k++) rs_alertpol_destroy(e->pol[k]);
     rs_mev_destroy(e->mev);
+    rs_rul_destroy(e->rul);
     rs_features_destroy(e->f);
     rs_eval_acc_destroy(e->acc);
     free(e->x);
@@ -883,8 +890,14 @@ rs_err_t rs_eval_push(rs_eval_t *e, const rs_eval_rec_t *rec, float *scores,
             dec |= (uint32_t)(d != RS_ALERTPOL_NONE) << k;
             open |= (uint32_t)(rs_alertpol_is_open(e->pol[k], ent) != 0) << k;
         }
-        if (!e->conf.no_metrics && t >= e->first_t + e->conf.warmup_ms)
+        if (!e->conf.no_metrics && t >= e->first_t + e->conf.warmup_ms) {
             rs_mev_add(e->mev, t, ent, rec->label, rec->failure, msc, dec, open);
+            if (e->rul)
+                rs_mev_rul(e->mev, rs_rul_updates(e->rul) > 0
+                                       ? rs_rul_predict(e->rul, e->x, sc[0])
+                                       : 0,
+                           rs_rul_cap(e->rul));
+        }
     }
     if (e->conf.no_metrics) {
         /* train: learn only, nothing to measure */

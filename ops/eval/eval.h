@@ -299,6 +299,15 @@ typedef struct rs_mev_report_s {
     int64_t horizon;
     double threshold;
     uint64_t readings, machines, failures, positives, healthy_days;
+    /* remaining useful life (rs_mev_rul), against the truth min(time to
+     * the machine's next failure, cap); readings whose machine is seen
+     * running less than the cap after them and not failing are censored
+     * (left out).  RMSE in hours, of the head and of the constant mean of
+     * the truths (reference); all / within the horizon of a failure. */
+    int rul;
+    int64_t rul_cap;
+    uint64_t rul_n, rul_near_n, rul_censored;
+    double rul_rmse_h, rul_base_h, rul_near_rmse_h, rul_near_base_h;
 } rs_mev_report_t;
 
 rs_mev_t *rs_mev_new(int ncols, const char *const *names, int64_t horizon_ms,
@@ -308,6 +317,9 @@ void rs_mev_destroy(rs_mev_t *m);
 void rs_mev_add(rs_mev_t *m, int64_t t, uint64_t ent, int truth, int failure,
                 const float *scores /* [ncols] */, uint32_t decisions,
                 uint32_t open);
+/* The remaining-useful-life estimate (ms, capped at cap_ms; 0 = none) of
+ * the reading added last: the report then has RUL RMSE. */
+void rs_mev_rul(rs_mev_t *m, int64_t rul_ms, int64_t cap_ms);
 /* NULL if nothing was added.  Free with rs_mev_report_destroy. */
 rs_mev_report_t *rs_mev_report(const rs_mev_t *m);
 void rs_mev_report_destroy(rs_mev_report_t *r);

@@ -29,6 +29,8 @@ struct rs_mev_s {
     uint8_t *dec;                 /* bit k: column k's policy alerted */
     uint8_t *open;                /* bit k: column k's machine in an open episode */
     float *score;                 /* [cap][nm] */
+    int64_t *rul;                 /* [cap] RUL estimates, ms (NULL: none) */
+    int64_t rul_cap;
 };
 
 rs_mev_t *rs_mev_new(int ncols, const char *const *names, int64_t horizon_ms,
@@ -52,6 +54,7 @@ void rs_mev_destroy(rs_mev_t *m) {
     free(m->dec);
     free(m->open);
     free(m->score);
+    free(m->rul);
     free(m);
 }
 
@@ -66,6 +69,7 @@ void rs_mev_add(rs_mev_t *m, int64_t t, uint64_t ent, int truth, int failure,
         m->dec = rs_realloc(m->dec, m->cap);
         m->open = rs_realloc(m->open, m->cap);
         m->score = rs_realloc(m->score, m->cap * (size_t)m->nm * sizeof(float));
+        if (m->rul) m->rul = rs_realloc(m->rul, m->cap * sizeof(*m->rul));
     }
     size_t i = m->n++;
     m->t[i] = t;
@@ -75,6 +79,77 @@ void rs_mev_add(rs_mev_t *m, int64_t t, uint64_t ent, int truth, int failure,
     m->dec[i] = (uint8_t)decisions;
     m->open[i] = (uint8_t)open;
     memcpy(m->score + i * (size_t)m->nm, scores, (size_t)m->nm * sizeof(float));
+}
+
+void rs_mev_rul(rs_mev_t *m, int64_t rul_ms, int64_t cap_ms) {
+    if (!m->n) return;
+    if (!m->rul) {
+        m->rul = rs_calloc(m->cap, sizeof(*m->rul));
+        m->rul_cap = cap_ms;
+    }
+    m->rul[m->n - 1] = rul_ms;
+}
+
+/* RUL RMSE over the readings ix[0..n) (by entity, time). */
+static void rs_mev_rul_report(const rs_mev_t *m, const size_t *ix, size_t n,
+                              rs_mev_report_t *r) {
+    const double cap = (double)m->rul_cap, H = 3600000.0;
+    r->rul = 1;
+    r->rul_cap = m->rul_cap;
+    /* truths of the known readings: 2 passes (mean, then errors) */
+    double *tru = rs_malloc((n + 1) * sizeof(double));
+    uint8_t *use = rs_calloc(n + 1, 1);
+    double sum = 0;
+    for (size_t a = 0; a < n;) {
+        size_t b = a;
+        while (b < n && m->ent[ix[b]] == m->ent[ix[a]]) b++;
+        int64_t next_fail = INT64_MIN;
+        const int64_t t_end = m->t[ix[b - 1]];
+        for (size_t k = b; k-- > a;) {
+            size_t i = ix[k];
+            if (m->fail[i]) next_fail = m->t[i];
+            double y;
+            if (next_fail != INT64_MIN) y = (double)(next_fail - m->t[i]);
+            else if ((double)(t_end - m->t[i]) >= cap) y = cap;
+            else {
+                r->rul_censored++;
+                continue;
+            }
+            if (y > cap) y = cap;
+            if (m->rul[i] <= 0) continue; /* no estimate yet */
+            tru[k] = y;
+            use[k] = 1 + (y <= (double)m->horizon);
+            sum += y;
+            r->rul_n++;
+            if (use[k] == 2) r->rul_near_n++;
+        }
+        a = b;
+    }
+    /* the reference: one constant (the mean of every known truth), which
+     * cannot know which readings are close to a failure */
+    double mean = r->rul_n ? sum / (double)r->rul_n : 0;
+    double mean_near = mean;
+    double se = 0, se_b = 0, se_n = 0, se_nb = 0;
+    for (size_t k = 0; k < n; k++) {
+        if (!use[k]) continue;
+        double e = (double)m->rul[ix[k]] - tru[k];
+        se += e * e;
+        se_b += (mean - tru[k]) * (mean - tru[k]);
+        if (use[k] == 2) {
+            se_n += e * e;
+            se_nb += (mean_near - tru[k]) * (mean_near - tru[k]);
+        }
+    }
+    if (r->rul_n) {
+        r->rul_rmse_h = sqrt(se / (double)r->rul_n) / H;
+        r->rul_base_h = sqrt(se_b / (double)r->rul_n) / H;
+    }
+    if (r->rul_near_n) {
+        r->rul_near_rmse_h = sqrt(se_n / (double)r->rul_near_n) / H;
+        r->rul_near_base_h = sqrt(se_nb / (double)r->rul_near_n) / H;
+    }
+    free(tru);
+    free(use);
 }
 
 static const rs_mev_t *rs_mev_cmp_m;
@@ -192,6 +267,7 @@ rs_mev_report_t *rs_mev_report(const rs_mev_t *m) {
         for (int q = 0; q < 5; q++) c->lead_q[q] = rs_mev_q(leads[k], nlead[k], qs[q]);
         free(leads[k]);
     }
+    if (m->rul) rs_mev_rul_report(m, ix, n, r);
     free(lab);
     free(sc);
     free(ix);
@@ -242,6 +318,18 @@ void rs_mev_report_print(const rs_mev_report_t *r, FILE *fp) {
             "readings per healthy machine-day; healthy%%: healthy readings "
             "inside an open alert episode; above%%: healthy readings scored >= "
             "the threshold)\n");
+    if (r->rul) {
+        char cap[32];
+        rs_mev_dur(r->rul_cap, cap, sizeof(cap));
+        fprintf(fp, "remaining useful life (capped at %s): RMSE %.2f h over "
+                "%llu readings (constant-mean reference %.2f h); within the "
+                "%s horizon of a failure: RMSE %.2f h over %llu (reference "
+                "%.2f h); %llu censored readings left out (their machine seen "
+                "running less than the cap after them)\n", cap, r->rul_rmse_h,
+                (unsigned long long)r->rul_n, r->rul_base_h, h,
+                r->rul_near_rmse_h, (unsigned long long)r->rul_near_n,
+                r->rul_near_base_h, (unsigned long long)r->rul_censored);
+    }
 }
 
 /* --------------------------------------------------------------- plot */

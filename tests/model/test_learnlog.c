@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "model/learner.h"
+#include "model/rul.h"
 #include "model/learnlog.h"
 #include "model/model.h"
 
@@ -439,6 +440,108 @@ static void test_failure_horizon(void **st) {
     }
 }
 
+/* A repair ends a life without a failure: its pending readings are
+ * negatives now, and a failure of the next life within the horizon does
+ * not reach back before the repair. */
+static void test_repair_life(void **st) {
+    (void)st;
+    fx_t f;
+    fx_new(&f, RS_MODEL_LR, 0, RS_MODEL_HORIZON_AUTO, NULL);
+    const int64_t H = DAY;
+    rs_learner_set_failure_horizon(f.l, H);
+    char id[32];
+    /* hourly readings of m1 over 0 .. 36 h; repaired right after 24 h */
+    for (int hr = 0; hr <= 24; hr++) {
+        snprintf(id, sizeof(id), "m1-%d", hr);
+        fx_score(&f, id, "m1", T0 + hr * 3600000LL, 0.2f);
+    }
+    rs_learner_failure_t r;
+    assert_int_equal(rs_learner_repair(f.l, 0, rs_hash_str("m1"),
+                                       T0 + DAY, -1, &r), RS_OK);
+    assert_int_equal(r.negatives, 25);
+    assert_int_equal(r.positives + r.corrected + r.repeats, 0);
+    for (int hr = 25; hr <= 36; hr++) {
+        snprintf(id, sizeof(id), "m1-%d", hr);
+        fx_score(&f, id, "m1", T0 + hr * 3600000LL, 0.2f);
+    }
+    /* fails at 36 h: [12 h, 36 h] would be positives, but only the new
+     * life's (25 .. 36 h) are; the old life's are left as they were */
+    assert_int_equal(rs_learner_failure(f.l, 0, rs_hash_str("m1"),
+                                        T0 + 36 * 3600000LL,
+                                        T0 + 36 * 3600000LL, -1, &r), RS_OK);
+    assert_int_equal(r.positives, 12);
+    assert_int_equal(r.negatives + r.corrected, 0);
+    assert_int_equal(r.repeats, 25);
+    assert_int_equal(rs_learner_repair(f.l, 0, rs_hash_str("nobody"),
+                                       T0 + DAY, -1, &r), RS_ERR_NOTFOUND);
+    rs_learner_stats_t ls;
+    rs_learner_stats(f.l, &ls);
+    assert_int_equal(ls.repairs, 2);
+    assert_int_equal(ls.positives, 12);
+    assert_int_equal(ls.negatives, 25);
+    fx_free(&f);
+}
+
+/* Remaining useful life from the same resolution (cap = 2 horizons):
+ * a failure gives every reading of its machine up to the cap before it
+ * (and beyond: the cap) its remaining life; a machine that keeps running
+ * gives the cap to readings it ran the cap past; a repair before the cap
+ * censors its life's readings for good; nothing is learned twice. */
+static void test_rul_censoring(void **st) {
+    (void)st;
+    fx_t f;
+    fx_new(&f, RS_MODEL_LR, 0, RS_MODEL_HORIZON_AUTO, NULL);
+    const int64_t H = DAY, HR = 3600000LL;
+    rs_learner_set_failure_horizon(f.l, H);
+    rs_rul_t *rul = rs_rul_new(4, 2 * H);
+    rs_learner_set_rul(f.l, rul);
+    char id[32];
+    /* m1 and m2 hourly over 0 .. 72 h, m3 over 0 .. 36 h */
+    for (int hr = 0; hr <= 72; hr++)
+        for (int m = 1; m <= 3; m++) {
+            if (m == 3 && hr > 36) continue;
+            snprintf(id, sizeof(id), "m%d-%d", m, hr);
+            char ent[8];
+            snprintf(ent, sizeof(ent), "m%d", m);
+            fx_score(&f, id, ent, T0 + hr * HR + m, 0.1f * (float)m);
+        }
+    /* m1 fails at its 72 h reading: all of its 73 readings learn their
+     * remaining life (min(72 h - t, 48 h)) */
+    rs_learner_failure_t r;
+    assert_int_equal(rs_learner_failure(f.l, 0, rs_hash_str("m1"),
+                                        T0 + 72 * HR + 1, T0 + 72 * HR + 1,
+                                        -1, &r), RS_OK);
+    rs_learner_stats_t ls;
+    rs_learner_stats(f.l, &ls);
+    assert_int_equal(ls.rul_learned, 73);
+    assert_int_equal(ls.rul_censored, 0);
+    /* m3 is repaired at 36 h: none of its readings is 48 h old: censored */
+    assert_int_equal(rs_learner_repair(f.l, 0, rs_hash_str("m3"),
+                                       T0 + 36 * HR + 3, -1, &r), RS_OK);
+    rs_learner_stats(f.l, &ls);
+    assert_int_equal(ls.rul_learned, 73);
+    assert_int_equal(ls.rul_censored, 37);
+    /* at 72 h, m2's readings older than 72 h - 48 h (report delay 0) are
+     * known to have at least the cap left: 0 .. 24 h (m2 reads 2 ms
+     * after the hour, the watermark is 3 ms after) */
+    fx_advance(&f, T0 + 72 * HR + 3);
+    rs_learner_stats(f.l, &ls);
+    assert_int_equal(ls.rul_learned, 73 + 25);
+    /* readings within the cap of the watermark wait; later they come */
+    fx_advance(&f, T0 + 96 * HR + 3);
+    rs_learner_stats(f.l, &ls);
+    assert_int_equal(ls.rul_learned, 73 + 49);
+    assert_int_equal(rs_rul_updates(rul), 73 + 49);
+    /* a second report of m1's failure learns nothing again */
+    assert_int_equal(rs_learner_failure(f.l, 0, rs_hash_str("m1"),
+                                        T0 + 72 * HR + 1, T0 + 72 * HR + 1,
+                                        -1, &r), RS_OK);
+    rs_learner_stats(f.l, &ls);
+    assert_int_equal(ls.rul_learned, 73 + 49);
+    fx_free(&f);
+    rs_rul_destroy(rul);
+}
+
 /* The issue's cases: a label 60 days late is learned (auto horizon with
  * the declared delay); with a fixed 7-day horizon it comes after the
  * maturity negative and corrects it. */
@@ -634,6 +737,8 @@ int main(void) {
         cmocka_unit_test(test_log_rewind_and_meta),
         cmocka_unit_test(test_learner_semantics),
         cmocka_unit_test(test_failure_horizon),
+        cmocka_unit_test(test_repair_life),
+        cmocka_unit_test(test_rul_censoring),
         cmocka_unit_test(test_label_60_days_late),
         cmocka_unit_test(test_auto_horizon),
         cmocka_unit_test(test_refused_configs),

@@ -135,7 +135,7 @@ static void test_payload_and_drifting(void **st) {
     char buf[1024];
     int len = rs_alertpol_payload(buf, sizeof(buf), "m-7", "r-9", T0, 0.93f,
                                   RS_ALERTPOL_ALERT, 24 * H_MS, -1, nn, vv, rr,
-                                  2, "seq-abc-3");
+                                  2, NULL, "seq-abc-3");
     assert_true(len > 0);
     assert_int_equal((size_t)len, strlen(buf));
     assert_non_null(strstr(buf, "\"machine\":\"m-7\""));
@@ -144,10 +144,19 @@ static void test_payload_and_drifting(void **st) {
     assert_null(strstr(buf, "time_to_failure_ms"));
     assert_non_null(strstr(buf, "\"feature\":\"ent_rpm_base_z\",\"value\":-4,\"reason\":\"rpm \\\"low\\\"\""));
     assert_non_null(strstr(buf, "\"model_version\":\"seq-abc-3\"}"));
+    assert_null(strstr(buf, "summary"));
+    /* with an estimated time to failure and a summary */
+    len = rs_alertpol_payload(buf, sizeof(buf), "m-7", "r-9", T0, 0.93f,
+                              RS_ALERTPOL_ESCALATED, 24 * H_MS, 5 * H_MS, nn,
+                              vv, rr, 2, "fails in about 5 h", "v");
+    assert_true(len > 0);
+    assert_non_null(strstr(buf, "\"decision\":\"escalated\""));
+    assert_non_null(strstr(buf, "\"time_to_failure_ms\":18000000"));
+    assert_non_null(strstr(buf, "],\"summary\":\"fails in about 5 h\",\"model_version\":\"v\"}"));
     /* too small a buffer: -1, never a cut object */
     assert_int_equal(rs_alertpol_payload(buf, 40, "m-7", "r-9", T0, 0.93f,
                                          RS_ALERTPOL_ALERT, 1, 5, nn, vv, rr,
-                                         2, "v"), -1);
+                                         2, NULL, "v"), -1);
 }
 
 int main(void) {

@@ -1,0 +1,514 @@
+/* alerts.c -- predictive maintenance in the service (see alerts.h).
+ *
+ * Invariants:
+ *  - q[0..nq) are the batch's labels in message order; q_next is the first
+ *    not yet applied.  rs_alerts_score(i) applies every q entry with
+ *    index < i before the reading at i, rs_alerts_batch_end the rest.
+ *  - A machine's entry (mach) tracks its last reading applied here; its
+ *    `failed` flag is set by an applied failure and cleared by its next
+ *    reading: a failure label while it is set is the same failure.
+ *  - pay_len[p] is valid for p < npub of the current batch.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/rul.h"
+#include "scoring/alerts.h"
+
+#define RS_ALERTS_PAYLOAD_MAX 2048 /* bytes of one alert payload          */
+#define RS_ALERTS_DRIFTING 3       /* sensors named in a payload          */
+#define RS_ALERTS_PARTS 4096       /* input partitions with a watermark   */
+
+typedef struct rs_al_mach_s {
+    uint64_t key;            /* machine hash; 0 = free                    */
+    int64_t last_t;          /* event time of its last reading            */
+    int32_t partition;       /* input partition of its last reading       */
+    uint8_t failed;          /* a failure applied since its last reading  */
+    uint8_t pend_fail;       /* a failure report waits for event time     */
+    uint8_t pend_rep;        /* a repair report waits for event time      */
+    uint8_t pad_;
+} rs_al_mach_t;
+
+/* A report waiting until the event time of its machine's partition
+ * reaches its label time (per partition, a list in label-time order). */
+typedef struct rs_al_pend_s {
+    rs_label_t lb;
+    int32_t next;            /* next in its partition's list, or -1       */
+    int32_t pad_;
+} rs_al_pend_t;
+
+typedef struct rs_al_label_s {
+    int i;                   /* message index in the batch                */
+    rs_label_t lb;
+} rs_al_label_t;
+
+struct rs_alerts_s {
+    rs_maint_conf_t mc;
+    rs_features_t *feat;
+    const rs_model_t *scorer;
+    rs_trainer_t *tr;
+    rs_alertpol_t *pol;
+    rs_rul_t *rul;           /* the trainer's RUL head as of its last
+                              * version (NULL: maintenance.rul off)       */
+    uint64_t rul_seen;       /* its copy count (rs_trainer_rul)           */
+    int dim;
+    const char **names;      /* [dim] feature names (the engine's)        */
+
+    rs_al_mach_t *tab;       /* [mask + 1] open addressing, no deletion   */
+    uint32_t mask;
+    uint64_t nmach;
+
+    int batch_max;
+    rs_al_label_t *q;        /* [2 batch_max] the batch's labels          */
+    int nq, q_next;
+    char *pay;               /* [batch_max][RS_ALERTS_PAYLOAD_MAX]        */
+    int *pay_len;            /* [batch_max]                               */
+    int npub;
+
+    rs_al_pend_t *pend;      /* [max_machines] waiting reports            */
+    int32_t pfree;           /* free list of pend                         */
+    int32_t *phead, *ptail;  /* [RS_ALERTS_PARTS] lists by partition      */
+    int64_t *wm;             /* [RS_ALERTS_PARTS] event time of each input
+                              * partition's readings                      */
+
+    rs_alerts_stats_t st;    /* scoring thread                            */
+    pthread_mutex_t lock;
+    rs_alerts_stats_t snap;  /* under lock                                */
+};
+
+/* ------------------------------------------------------------ create */
+
+rs_alerts_t *rs_alerts_new(const rs_maint_conf_t *mc,
+                           const rs_alerts_opts_t *opts, rs_features_t *feat,
+                           const rs_model_t *scorer, rs_trainer_t *tr,
+                           char *errstr, size_t errstr_size) {
+    if (!mc || !mc->enabled || !opts || opts->batch_max < 1 || !feat ||
+        !tr) {
+        rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                "maintenance: alerts need maintenance.enabled, a batch size, "
+                "the feature engine and the trainer");
+        return NULL;
+    }
+    rs_alertpol_t *pol = rs_alertpol_new(mc, errstr, errstr_size);
+    if (!pol) return NULL;
+    rs_alerts_t *al = rs_calloc(1, sizeof(*al));
+    al->mc = *mc;
+    al->feat = feat;
+    al->scorer = scorer;
+    al->tr = tr;
+    al->pol = pol;
+    al->dim = rs_features_dim(feat);
+    al->names = rs_calloc((size_t)al->dim + 1, sizeof(*al->names));
+    for (int i = 0; i < al->dim; i++) al->names[i] = rs_features_name(feat, i);
+    uint64_t n = 1;
+    while (n < (uint64_t)mc->max_machines * 2) n <<= 1;
+    al->mask = (uint32_t)(n - 1);
+    al->tab = rs_calloc(n, sizeof(*al->tab));
+    al->batch_max = opts->batch_max;
+    al->q = rs_calloc(2 * (size_t)opts->batch_max, sizeof(*al->q));
+    int32_t np = (int32_t)(mc->max_machines < INT32_MAX ? mc->max_machines
+                                                        : INT32_MAX);
+    al->pend = rs_calloc((size_t)np, sizeof(*al->pend));
+    for (int32_t k = 0; k < np; k++) al->pend[k].next = k + 1 < np ? k + 1 : -1;
+    al->pfree = 0;
+    al->phead = rs_malloc(RS_ALERTS_PARTS * sizeof(*al->phead));
+    al->ptail = rs_malloc(RS_ALERTS_PARTS * sizeof(*al->ptail));
+    al->wm = rs_malloc(RS_ALERTS_PARTS * sizeof(*al->wm));
+    for (int k = 0; k < RS_ALERTS_PARTS; k++) {
+        al->phead[k] = al->ptail[k] = -1;
+        al->wm[k] = INT64_MIN;
+    }
+    al->pay = rs_malloc((size_t)opts->batch_max * RS_ALERTS_PAYLOAD_MAX);
+    al->pay_len = rs_calloc((size_t)opts->batch_max, sizeof(*al->pay_len));
+    if (mc->rul) {
+        al->rul = rs_rul_new(al->dim, rs_maint_rul_cap(mc));
+        rs_trainer_rul(tr, al->rul, &al->rul_seen);
+    }
+    rs_hist_init(&al->st.leads);
+    al->snap = al->st;
+    pthread_mutex_init(&al->lock, NULL);
+    return al;
+}
+
+void rs_alerts_destroy(rs_alerts_t *al) {
+    if (!al) return;
+    rs_alertpol_destroy(al->pol);
+    rs_rul_destroy(al->rul);
+    pthread_mutex_destroy(&al->lock);
+    free(al->names);
+    free(al->tab);
+    free(al->q);
+    free(al->pend);
+    free(al->phead);
+    free(al->ptail);
+    free(al->wm);
+    free(al->pay);
+    free(al->pay_len);
+    free(al);
+}
+
+/* ----------------------------------------------------------- machines */
+
+/* The machine's entry; created if `add` (NULL when the table is full). */
+static rs_al_mach_t *rs_al_mach(rs_alerts_t *al, uint64_t key, int add) {
+    if (!key) key = 1;
+    uint32_t i = (uint32_t)(key * 0x9e3779b97f4a7c15ull >> 32) & al->mask;
+    for (uint32_t probe = 0; probe <= al->mask;
+         probe++, i = (i + 1) & al->mask) {
+        rs_al_mach_t *m = &al->tab[i];
+        if (m->key == key) return m;
+        if (!m->key) {
+            if (!add || al->nmach >= (uint64_t)al->mc.max_machines)
+                return NULL;
+            memset(m, 0, sizeof(*m));
+            m->key = key;
+            m->last_t = INT64_MIN;
+            m->partition = -1;
+            al->nmach++;
+            return m;
+        }
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------ labels */
+
+/* A repair: value 0 for the machine itself (event_id = entity_id). */
+static int rs_al_is_repair(const rs_label_t *lb) {
+    return lb->value <= 0 && !strcmp(lb->event_id, lb->entity_id);
+}
+
+/* Queue report lb for the policy and the trainer at message index i of
+ * the batch (before the event at i), and start the machine's new life in
+ * the features now (the caller's place in the input). */
+static void rs_al_due(rs_alerts_t *al, int i, const rs_label_t *lb);
+
+int rs_alerts_label(rs_alerts_t *al, int i, const rs_label_t *lb) {
+    int repair = rs_al_is_repair(lb);
+    if (lb->value <= 0 && !repair) {
+        al->st.ignored++;
+        return 1;
+    }
+    /* Events and labels come on two topics, whose consumption is not
+     * ordered: a report may arrive before the machine's last readings
+     * before it.  It waits until the event time of the machine's input
+     * partition reaches its label time, so it lands after every reading
+     * before the report (the machine's failure is placed at the last). */
+    rs_al_mach_t *m = rs_al_mach(al, rs_hash_str(lb->entity_id), 0);
+    int32_t p = m ? m->partition : -1;
+    if (p < 0 || p >= RS_ALERTS_PARTS || lb->label_time_ms <= al->wm[p]) {
+        rs_al_due(al, i, lb); /* in time (or a machine never seen) */
+        return 1;
+    }
+    if (repair ? m->pend_rep : m->pend_fail) {
+        /* one waits already: the same report again (or, for a failure, a
+         * report of the same failure: the machine read nothing since) */
+        al->st.repeated += (uint64_t)!repair;
+        return 1;
+    }
+    if (al->pfree < 0) { /* every slot waits: in time, not in order */
+        al->st.unordered++;
+        rs_al_due(al, i, lb);
+        return 1;
+    }
+    int32_t k = al->pfree;
+    al->pfree = al->pend[k].next;
+    al->pend[k].lb = *lb;
+    /* insert in label-time order (reports come roughly in order: mostly
+     * at the tail) */
+    int32_t *at = &al->phead[p], prev = -1;
+    if (al->ptail[p] >= 0 &&
+        al->pend[al->ptail[p]].lb.label_time_ms <= lb->label_time_ms) {
+        prev = al->ptail[p];
+        at = &al->pend[prev].next;
+    } else {
+        while (*at >= 0 &&
+               al->pend[*at].lb.label_time_ms <= lb->label_time_ms) {
+            prev = *at;
+            at = &al->pend[*at].next;
+        }
+    }
+    al->pend[k].next = *at;
+    *at = k;
+    if (al->pend[k].next < 0) al->ptail[p] = k;
+    (void)prev;
+    if (repair) m->pend_rep = 1;
+    else m->pend_fail = 1;
+    al->st.waited++;
+    return 1;
+}
+
+void rs_alerts_event(rs_alerts_t *al, int i, const rs_event_t *ev,
+                     int32_t partition) {
+    if (partition < 0 || partition >= RS_ALERTS_PARTS) return;
+    if (ev->event_time_ms > al->wm[partition])
+        al->wm[partition] = ev->event_time_ms;
+    int32_t *h = &al->phead[partition];
+    while (*h >= 0 && al->pend[*h].lb.label_time_ms <= al->wm[partition]) {
+        int32_t k = *h;
+        *h = al->pend[k].next;
+        if (*h < 0) al->ptail[partition] = -1;
+        const rs_label_t *lb = &al->pend[k].lb;
+        rs_al_mach_t *m = rs_al_mach(al, rs_hash_str(lb->entity_id), 0);
+        if (m) {
+            if (rs_al_is_repair(lb)) m->pend_rep = 0;
+            else m->pend_fail = 0;
+        }
+        rs_al_due(al, i, lb);
+        al->pend[k].next = al->pfree;
+        al->pfree = k;
+    }
+}
+
+/* A message to the trainer (waits for room: backpressure, as the
+ * service's own). */
+static void rs_al_train(rs_alerts_t *al, int kind, int32_t partition,
+                        const rs_label_t *lb, int64_t t) {
+    rs_trainer_msg_t *m;
+    int n;
+    while (!(m = rs_trainer_reserve(al->tr, 1, &n)))
+        rs_trainer_wait_space(al->tr, 10);
+    memset(m, 0, sizeof(*m));
+    rs_model_stats_t ms;
+    rs_model_stats(al->scorer, &ms);
+    m->kind = kind;
+    m->partition = partition;
+    m->t = t;
+    m->psi = ms.drift_psi;
+    m->lb = *lb;
+    rs_trainer_commit(al->tr, 1);
+}
+
+/* Apply one queued label: policy, trainer. */
+static void rs_al_apply(rs_alerts_t *al, const rs_label_t *lb) {
+    uint64_t key = rs_hash_str(lb->entity_id);
+    rs_al_mach_t *m = rs_al_mach(al, key, 0);
+    int64_t t = m && m->last_t != INT64_MIN ? m->last_t : 0;
+    int32_t part = m ? m->partition : -1;
+    if (rs_al_is_repair(lb)) {
+        al->st.repairs++;
+        rs_alertpol_reset(al->pol, key);
+        rs_al_train(al, RS_TRAINER_REPAIR, part, lb, t);
+        if (m) m->failed = 0;
+        return;
+    }
+    if (m && m->failed) { /* no reading since its failure: the same one */
+        al->st.repeated++;
+        return;
+    }
+    if (!t) al->st.unplaced++;
+    rs_alertpol_failure(al->pol, key, t ? t : lb->label_time_ms, NULL);
+    rs_al_train(al, RS_TRAINER_FAILURE, part, lb, t);
+    if (m) m->failed = 1;
+}
+
+static void rs_al_apply_to(rs_alerts_t *al, int i) {
+    while (al->q_next < al->nq && al->q[al->q_next].i <= i)
+        rs_al_apply(al, &al->q[al->q_next++].lb);
+}
+
+static void rs_al_due(rs_alerts_t *al, int i, const rs_label_t *lb) {
+    /* The new life starts here, in input order: the machine's next
+     * reading is scored against the fleet.  (A repeated failure report
+     * resets a state that has seen no reading since: no change.) */
+    rs_features_reset(al->feat, lb->entity_id);
+    if (al->nq < 2 * al->batch_max) {
+        al->q[al->nq].i = i;
+        al->q[al->nq].lb = *lb;
+        al->nq++;
+    } else { /* not expected: at most one per message and per waiting one */
+        rs_al_apply_to(al, i);
+        rs_al_apply(al, lb);
+    }
+}
+
+void rs_alerts_batch_end(rs_alerts_t *al) {
+    rs_al_apply_to(al, INT32_MAX);
+    al->nq = al->q_next = 0;
+    al->npub = 0;
+    /* the RUL head of the trainer's newest version, between batches */
+    if (al->rul) rs_trainer_rul(al->tr, al->rul, &al->rul_seen);
+}
+
+/* "14 h", "3.5 h", "45 min", "2.5 days" */
+static void rs_al_dur(int64_t ms, char *buf, size_t size) {
+    double h = (double)ms / 3600000.0;
+    if (h < 1) snprintf(buf, size, "%.0f min", h * 60);
+    else if (h < 10) snprintf(buf, size, "%.1f h", h);
+    else if (h < 72) snprintf(buf, size, "%.0f h", h);
+    else snprintf(buf, size, "%.1f days", h / 24);
+}
+
+/* ------------------------------------------------------------ scores */
+
+/* The alert's payload into pay[pub]. */
+static void rs_al_payload(rs_alerts_t *al, int pub, const rs_event_t *ev,
+                          float score, rs_alertpol_decision_t d,
+                          const float *x, int64_t rul_ms,
+                          const char *version) {
+    int idx[RS_ALERTS_DRIFTING];
+    int nd = rs_maint_top_drifting(al->names, x, al->dim, idx,
+                                   RS_ALERTS_DRIFTING);
+    const char *names[RS_ALERTS_DRIFTING];
+    const char *reasons[RS_ALERTS_DRIFTING];
+    float values[RS_ALERTS_DRIFTING];
+    char why[RS_ALERTS_DRIFTING][256];
+    for (int j = 0; j < nd; j++) {
+        names[j] = al->names[idx[j]];
+        values[j] = x[idx[j]];
+        reasons[j] = rs_features_reason(al->feat, idx[j], x, why[j],
+                                        sizeof(why[j])) > 0
+                         ? why[j]
+                         : NULL;
+    }
+    /* in words: the estimated time to failure, the most drifting sensor */
+    char summary[512], ttf[32], cap[32];
+    size_t sl = 0;
+    summary[0] = '\0';
+    if (rul_ms > 0) {
+        rs_al_dur(rul_ms, ttf, sizeof(ttf));
+        rs_al_dur(rs_rul_cap(al->rul), cap, sizeof(cap));
+        sl = (size_t)snprintf(summary, sizeof(summary),
+                              rul_ms >= rs_rul_cap(al->rul)
+                                  ? "estimated to fail in %s or more "
+                                    "(remaining useful life, capped at %s)"
+                                  : "estimated to fail in about %s "
+                                    "(remaining useful life, capped at %s)",
+                              rul_ms >= rs_rul_cap(al->rul) ? cap : ttf, cap);
+    }
+    if (nd > 0 && reasons[0] && sl < sizeof(summary))
+        snprintf(summary + sl, sizeof(summary) - sl, "%s%s", sl ? "; " : "",
+                 reasons[0]);
+    char *buf = al->pay + (size_t)pub * RS_ALERTS_PAYLOAD_MAX;
+    int len = rs_alertpol_payload(buf, RS_ALERTS_PAYLOAD_MAX, ev->entity_id,
+                                  ev->id, ev->event_time_ms, score, d,
+                                  al->mc.horizon, rul_ms > 0 ? rul_ms : -1,
+                                  names, values, reasons, nd,
+                                  summary[0] ? summary : NULL, version);
+    if (len < 0) { /* not expected (ids and names are bounded) */
+        al->st.payload_errors++;
+        len = -1;
+    }
+    al->pay_len[pub] = len;
+}
+
+rs_decision_t rs_alerts_score(rs_alerts_t *al, int i, int pub,
+                              const rs_event_t *ev, int32_t partition,
+                              float score, const float *x,
+                              const char *version, int64_t *rul_ms) {
+    rs_al_apply_to(al, i);
+    *rul_ms = 0;
+    if (pub >= 0 && pub < al->batch_max) {
+        while (al->npub <= pub) al->pay_len[al->npub++] = 0;
+    }
+    uint64_t key = rs_hash_str(ev->entity_id);
+    rs_al_mach_t *m = rs_al_mach(al, key, 1);
+    if (m) {
+        if (ev->event_time_ms > m->last_t || m->failed)
+            m->last_t = ev->event_time_ms;
+        m->partition = partition;
+        m->failed = 0;
+    }
+    /* an estimate once the head has learned something */
+    if (al->rul && rs_rul_updates(al->rul) > 0)
+        *rul_ms = rs_rul_predict(al->rul, x, score);
+    rs_alertpol_decision_t d =
+        rs_alertpol_step(al->pol, key, ev->event_time_ms, score);
+    if (d == RS_ALERTPOL_NONE) return RS_DECISION_APPROVE;
+    if (pub >= 0 && pub < al->batch_max)
+        rs_al_payload(al, pub, ev, score, d, x, *rul_ms, version);
+    return RS_DECISION_ALERT;
+}
+
+const char *rs_alerts_payload(const rs_alerts_t *al, int pub, size_t *len) {
+    if (pub >= 0 && pub < al->npub && al->pay_len[pub] > 0) {
+        *len = (size_t)al->pay_len[pub];
+        return al->pay + (size_t)pub * RS_ALERTS_PAYLOAD_MAX;
+    }
+    if (pub >= 0 && pub < al->npub && al->pay_len[pub] < 0) {
+        *len = 0;
+        return NULL; /* no payload: the score record goes instead */
+    }
+    *len = 0;
+    return ""; /* a duplicate's (or a non-reading's) record: not an alert */
+}
+
+/* ------------------------------------------------------------ metrics */
+
+void rs_alerts_snapshot(rs_alerts_t *al) {
+    rs_alertpol_stats(al->pol, &al->st.pol);
+    al->st.leads = *rs_alertpol_leads(al->pol);
+    pthread_mutex_lock(&al->lock);
+    al->snap = al->st;
+    pthread_mutex_unlock(&al->lock);
+}
+
+void rs_alerts_stats(rs_alerts_t *al, rs_alerts_stats_t *st) {
+    pthread_mutex_lock(&al->lock);
+    *st = al->snap;
+    pthread_mutex_unlock(&al->lock);
+}
+
+void rs_alerts_prometheus(rs_alerts_t *al, rs_http_buf_t *b) {
+    rs_alerts_stats_t *st = rs_malloc(sizeof(*st));
+    rs_alerts_stats(al, st);
+    const rs_alertpol_stats_t *p = &st->pol;
+    rs_http_buf_printf(
+        b,
+        "# HELP riskstream_alerts_open machines with an open alert episode "
+        "(maintenance)\n# TYPE riskstream_alerts_open gauge\n"
+        "riskstream_alerts_open %llu\n"
+        "# HELP riskstream_alert_episodes_total alert episodes started "
+        "(debounced; one alert each unless in cool-down)\n"
+        "# TYPE riskstream_alert_episodes_total counter\n"
+        "riskstream_alert_episodes_total %llu\n"
+        "# HELP riskstream_alert_episodes_suppressed_total episodes opened "
+        "silently within maintenance.alert_cooldown of the machine's last "
+        "alert\n# TYPE riskstream_alert_episodes_suppressed_total counter\n"
+        "riskstream_alert_episodes_suppressed_total %llu\n"
+        "# HELP riskstream_maintenance_alerts_total alerts on the alerts "
+        "topic by kind\n# TYPE riskstream_maintenance_alerts_total counter\n"
+        "riskstream_maintenance_alerts_total{kind=\"alert\"} %llu\n"
+        "riskstream_maintenance_alerts_total{kind=\"escalated\"} %llu\n"
+        "# HELP riskstream_failures_total machine failures reported\n"
+        "# TYPE riskstream_failures_total counter\n"
+        "riskstream_failures_total %llu\n"
+        "# HELP riskstream_failures_caught_total failures with an alert "
+        "within maintenance.horizon before them\n"
+        "# TYPE riskstream_failures_caught_total counter\n"
+        "riskstream_failures_caught_total %llu\n"
+        "# HELP riskstream_repairs_total repairs (labels with value 0 naming the machine)\n"
+        "# TYPE riskstream_repairs_total counter\n"
+        "riskstream_repairs_total %llu\n"
+        "# HELP riskstream_failure_labels_repeated_total failure labels of a "
+        "failure already applied (no reading since)\n"
+        "# TYPE riskstream_failure_labels_repeated_total counter\n"
+        "riskstream_failure_labels_repeated_total %llu\n"
+        "# HELP riskstream_maintenance_reports_waited_total failure and "
+        "repair labels that waited for their machine's readings to reach "
+        "their label time (the labels topic read ahead of the events)\n"
+        "# TYPE riskstream_maintenance_reports_waited_total counter\n"
+        "riskstream_maintenance_reports_waited_total %llu\n",
+        (unsigned long long)p->open, (unsigned long long)p->episodes,
+        (unsigned long long)p->suppressed, (unsigned long long)p->alerts,
+        (unsigned long long)p->escalations, (unsigned long long)p->failures,
+        (unsigned long long)p->caught, (unsigned long long)st->repairs,
+        (unsigned long long)st->repeated, (unsigned long long)st->waited);
+    static const double le[] = {600, 1800, 3600, 7200, 14400, 28800,
+                                43200, 86400, 172800, 604800};
+    const char *nm = "riskstream_alert_lead_time_seconds";
+    const rs_hist_t *h = &st->leads;
+    rs_http_buf_printf(b, "# HELP %s failure time minus the first alert of "
+                       "its episode, caught failures\n# TYPE %s histogram\n",
+                       nm, nm);
+    for (size_t i = 0; i < RS_ARRAY_LEN(le); i++)
+        rs_http_buf_printf(b, "%s_bucket{le=\"%g\"} %llu\n", nm, le[i],
+                           (unsigned long long)rs_hist_count_le(
+                               h, (int64_t)le[i]));
+    rs_http_buf_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.0f\n"
+                       "%s_count %llu\n", nm, (unsigned long long)h->total,
+                       nm, h->sum, nm, (unsigned long long)h->total);
+    free(st);
+}

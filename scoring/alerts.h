@@ -1,0 +1,168 @@
+/* alerts.h -- predictive maintenance in the service: failure and repair
+ * labels, the per-machine alert policy on every score, the alerts topic
+ * payload and the maintenance metrics (internal to the scoring module;
+ * the service is its only user).
+ *
+ * Design note
+ * -----------
+ * With `maintenance.enabled` the labels topic carries machine events, not
+ * fraud labels (docs/maintenance.md):
+ *   value > 0   a FAILURE of the label's entity.  Its failure time T is the
+ *               event time of the machine's last reading before the report
+ *               (the reading a run-to-failure file's last cycle names; a
+ *               generator that labels every reading of the failure window
+ *               reports them after the failure, while the machine is down).
+ *               A machine fails at most once between two readings: further
+ *               failure labels before its next reading are the same failure
+ *               (counted as repeated).  The trainer learns it as failure-
+ *               horizon labels (learner.h rs_learner_failure: its readings in
+ *               [T - horizon, T] positives); the alert policy closes the
+ *               machine's episode and records the lead time; the feature
+ *               baselines start a new life (rs_features_reset).
+ *   value 0 with event_id = entity_id (a label about the machine, not
+ *               a reading): a REPAIR (maintenance without failure): the same
+ *               new life, no lead time; the trainer resolves the ended
+ *               life's pending readings as negatives (rs_learner_repair).
+ *   value 0 of a reading: nothing to learn (maturity makes running
+ *               machines' readings negatives): counted, ignored.
+ * Events and labels come on two topics whose consumption is not ordered
+ * (the labels topic is small and is read ahead of a lagging events
+ * topic): a report is applied in EVENT TIME, once the readings of its
+ * machine's input partition reached its label time -- after every reading
+ * before the report -- not when it is consumed.  Waiting reports are held
+ * in a fixed pool (maintenance.max_machines, one per machine and kind);
+ * they are not checkpointed (a restart applies those it reads again).
+ * A machine never seen (since start: the policy's table is not
+ * checkpointed) has no last reading: its failure is placed at the label's
+ * time.
+ *
+ * Every score goes through ONE rs_alertpol_t (maint.h) owned by the
+ * scoring thread, which sees the scores in input order: with maintenance
+ * enabled every label is a machine's, so every event is a machine's
+ * reading (a generator's "sensor", a run-to-failure file's "cycle", ...).  Labels are read before the batch's events are
+ * scored, so they are queued with their position in the batch and applied
+ * between the scores of the readings around them.  The reading's record is
+ * decided alert when the policy alerts (a new episode or an escalation),
+ * approve otherwise (service.alert_threshold no longer applies to
+ * readings); an alert's payload (maint.h rs_alertpol_payload: machine,
+ * estimated time to failure, top drifting sensors with reasons, a summary
+ * in words, model version) goes to the alerts topic instead of the score
+ * record; Redis keeps the score record with its decision, as for every
+ * alert.  With maintenance.rul every reading's record carries the RUL
+ * estimate (`rul`) of the trainer's head (rul.h), copied from the trainer
+ * between batches as of its newest version.
+ *
+ * Memory: the policy's machine table and one of the same size here (last
+ * reading, partition, failed-since flag), a label queue and payload buffers
+ * of batch_max each: all allocated at creation.
+ *
+ * Threads: everything on the scoring thread, but rs_alerts_prometheus
+ * (any thread: reads the snapshot rs_alerts_snapshot publishes).
+ */
+#ifndef RS_ALERTS_H
+#define RS_ALERTS_H
+
+#include "common/common.h"
+#include "features/features.h"
+#include "ingest/ingest.h"
+#include "model/maint.h"
+#include "model/model.h"
+#include "scoring/http.h"
+#include "scoring/trainer.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct rs_alerts_s rs_alerts_t;
+
+/* Service-side settings of the alerts. */
+typedef struct rs_alerts_opts_s {
+    int batch_max;            /* topics.batch_max                         */
+} rs_alerts_opts_t;
+
+/* New maintenance state for a service whose maintenance conf is `mc`
+ * (copied; must be enabled).  feat, scorer and tr are borrowed and must
+ * outlive it; the scoring thread owns them all.  NULL + errstr on a bad
+ * conf (RS_ERR_CONFIG). */
+rs_alerts_t *rs_alerts_new(const rs_maint_conf_t *mc,
+                           const rs_alerts_opts_t *opts, rs_features_t *feat,
+                           const rs_model_t *scorer, rs_trainer_t *tr,
+                           char *errstr, size_t errstr_size);
+void rs_alerts_destroy(rs_alerts_t *al);   /* NULL: no-op */
+
+/* A label at message index `i` of the current batch.  A failure or repair
+ * whose label time the event time of its machine's input partition has
+ * reached (or of a machine never seen) is due now: the machine's baselines
+ * start a new life, and it is queued for the policy and the trainer at its
+ * place among the batch's scores.  One that is ahead of the machine's
+ * readings (the labels topic is read ahead of the events topic) waits
+ * until they catch up (rs_alerts_event).  Always takes the label (returns
+ * 1): it is never a fraud label.  The scoring thread. */
+int rs_alerts_label(rs_alerts_t *al, int i, const rs_label_t *lb);
+
+/* The event at message index i of the batch (input partition
+ * `partition`), before its features: the partition's event time moves
+ * on, and the reports waiting for it (rs_alerts_label) are due: their
+ * machine's new life starts now and they are queued before this event.
+ * No allocation.  The scoring thread. */
+void rs_alerts_event(rs_alerts_t *al, int i, const rs_event_t *ev,
+                     int32_t partition);
+
+/* The score of the event at message index i (events in increasing i):
+ * first the queued labels before i, then, for a reading, the policy step.
+ * pub: its index among the batch's published records, or -1 (a replay:
+ * state only).  x[dim]: its feature vector; version: the model's.
+ * *rul_ms: the reading's estimated remaining useful life (maintenance.rul:
+ * the trainer's head as of its newest version, once it learned anything),
+ * else 0.  Returns the reading's decision (alert or approve), or
+ * RS_DECISION_UNSPECIFIED for an event that is not a reading (the service
+ * decides it).  No allocation.  The scoring thread. */
+rs_decision_t rs_alerts_score(rs_alerts_t *al, int i, int pub,
+                              const rs_event_t *ev, int32_t partition,
+                              float score, const float *x,
+                              const char *version, int64_t *rul_ms);
+
+/* End of the batch's events: the labels after the last one are applied
+ * and the queue is emptied.  Also for a batch without events. */
+void rs_alerts_batch_end(rs_alerts_t *al);
+
+/* The alerts topic payload of published record `pub` of the batch: the
+ * JSON (*len bytes; owned by al until the next batch) of an alert, or ""
+ * with *len 0 for a record that must not go to the alerts topic (a
+ * duplicate's repeated decision, whose payload is not on record).  The
+ * scoring thread. */
+const char *rs_alerts_payload(const rs_alerts_t *al, int pub, size_t *len);
+
+typedef struct rs_alerts_stats_s {
+    rs_alertpol_stats_t pol;  /* readings, alerts, escalations, open,
+                               * episodes, suppressed, failures, caught     */
+    uint64_t repairs;         /* repair labels applied                      */
+    uint64_t repeated;        /* failure labels of a failure already applied
+                               * (no reading of the machine since)          */
+    uint64_t ignored;         /* value-0 labels                             */
+    uint64_t unplaced;        /* failures of machines without a reading:
+                               * placed at the label's time                 */
+    uint64_t waited;          /* reports that waited for their machine's
+                               * readings to reach their label time         */
+    uint64_t unordered;       /* ... that found the pool full: applied when
+                               * consumed                                   */
+    uint64_t payload_errors;  /* alerts whose payload did not fit: the score
+                               * record went to the alerts topic instead    */
+    rs_hist_t leads;          /* lead times of caught failures, seconds     */
+} rs_alerts_stats_t;
+
+/* Publish a copy of the counters for other threads (the service's
+ * metrics snapshot, about every second).  The scoring thread. */
+void rs_alerts_snapshot(rs_alerts_t *al);
+/* The last snapshot.  Any thread. */
+void rs_alerts_stats(rs_alerts_t *al, rs_alerts_stats_t *st);
+/* The maintenance metrics of the last snapshot (Prometheus text):
+ * riskstream_alerts_open, riskstream_alert_episodes_total,
+ * riskstream_alert_lead_time_seconds (histogram), ...  Any thread. */
+void rs_alerts_prometheus(rs_alerts_t *al, rs_http_buf_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RS_ALERTS_H */
