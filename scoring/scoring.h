@@ -45,6 +45,7 @@
 #include "scoring/dedup.h"
 #include "scoring/http.h"
 #include "scoring/state.h"
+#include "scoring/cpstage.h"
 
 #include "scoring/build_info.h"
 
@@ -110,9 +111,10 @@ typedef struct rs_app_conf_s {
     rs_model_conf_t model;       /* `model:` and `seq:`                 */
     rs_http_conf_t http;         /* `http:` API (serve, api, audit)     */
     rs_state_conf_t state;       /* `state:` directory                  */
+    rs_cpstage_conf_t cpstage;   /* `cpstage:` counterparty stage       */
     rs_kv_t kafka;               /* `kafka:` passthrough to librdkafka  */
     rs_conf_t *conf;             /* the registry (owns no app memory)  */
-    rs_conf_section_t secs[8];   /* section rows registered in conf    */
+    rs_conf_section_t secs[9];   /* section rows registered in conf    */
     /* Not a config key: set by the commands that start the embedded
      * broker, whose topics end with the process -- then an unset
      * state.dir means a temporary state directory (state.h). */

@@ -22,6 +22,7 @@
 #include <cblas.h>
 
 #include "scoring.h"
+#include "scoring/cpstage.h"
 #include "scoring/trainer.h"
 #include "scoring/workers.h"
 
@@ -85,6 +86,9 @@ struct rs_service_s {
     rs_sink_kafka_t *ks;
     rs_sink_redis_t *rd;
     rs_workers_t *wk;     /* decode, records and encoding on every core */
+    rs_cpstage_t *cp;     /* counterparty stage (cpstage.h); NULL: the
+                           * engine computes every key from this
+                           * instance's partitions                     */
 
     int dim, batch_max;
     rs_msg_t *msgs;       /* [batch_max]                                */
@@ -353,8 +357,9 @@ rs_err_t rs_app_conf_init(rs_app_conf_t *app, char *errstr,
     rs_seq_conf_section(&secs[5], &app->model);
     rs_http_conf_section(&secs[6], &app->http);
     rs_state_conf_section(&secs[7], &app->state);
+    rs_cpstage_conf_section(&secs[8], &app->cpstage);
     rs_err_t err = RS_OK;
-    for (int i = 0; err == RS_OK && i < 8; i++)
+    for (int i = 0; err == RS_OK && i < 9; i++)
         err = rs_conf_add_section(app->conf, &secs[i], errstr, errstr_size);
     /* features.specs / features.extra_specs: the declarative feature list */
     if (err == RS_OK)
@@ -437,6 +442,9 @@ rs_err_t rs_app_conf_mem_check(const rs_app_conf_t *app, uint64_t *total,
             "service.dedup_max",
             rs_dedup_bytes((uint64_t)app->service.dedup_max)};
     /* Per-batch arrays (messages, vectors, records, input logs). */
+    if (rs_cpstage_wanted(&app->cpstage, &app->features))
+        it[n++] = (rs_mem_item_t){"cpstage.enabled (counterparty store)",
+                                  rs_cpstage_conf_mem(&app->features)};
     uint64_t B = (uint64_t)app->ingest.batch_max;
     it[n++] = (rs_mem_item_t){
         "topics.batch_max",
@@ -522,8 +530,16 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
     /* One scoring thread per service: OpenBLAS must not spawn its own pool
      * per call (micro-batches are small; threads would only add jitter). */
     openblas_set_num_threads(1);
-    svc->feat = rs_features_new(&app->features, errstr, errstr_size);
+    /* cpstage hook: with the counterparty stage the engine here keeps the
+     * entity table only (its other tables get one slot). */
+    int want_cp = rs_cpstage_wanted(&app->cpstage, &app->features);
+    {
+        rs_features_conf_t fc = app->features;
+        if (want_cp) fc.max_counterparties = 1;
+        svc->feat = rs_features_new(&fc, errstr, errstr_size);
+    }
     if (!svc->feat) { err = RS_ERR_CONFIG; goto fail; }
+    if (want_cp) rs_features_set_scope(svc->feat, RS_FEATURES_SCOPE_ENTITY);
     svc->dim = rs_features_dim(svc->feat);
     const char *names[512];
     if (svc->dim > (int)RS_ARRAY_LEN(names)) {
@@ -670,6 +686,14 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
     svc->ing = rs_ingest_new(&icon, &app->kafka, bootstrap, errstr,
                              errstr_size);
     if (!svc->ing) { err = RS_ERR_KAFKA; goto fail; }
+    if (want_cp) { /* cpstage hook */
+        rs_cpstage_opts_t co = {&app->cpstage, &app->features, &icon,
+                                &app->kafka, bootstrap,
+                                app->service.dedup_window_ms,
+                                app->service.dedup_max, svc->eos};
+        svc->cp = rs_cpstage_new(&co, &err, errstr, errstr_size);
+        if (!svc->cp) goto fail;
+    }
     int nwk = (int)app->service.workers;
     if (nwk <= 0) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -761,6 +785,7 @@ void rs_service_destroy(rs_service_t *svc) {
     rs_svc_ckpt_join(svc);
     if (svc->ckpt_active) rs_features_checkpoint_abort(svc->feat);
     rs_ingest_destroy(svc->ing);
+    rs_cpstage_destroy(svc->cp);
     rs_workers_destroy(svc->wk);
     rs_sink_kafka_destroy(svc->ks);
     rs_sink_redis_destroy(svc->rd);
@@ -1034,6 +1059,7 @@ void rs_service_prometheus(rs_service_t *svc, rs_http_buf_t *b) {
                     "keys evicted from a full pool", sn->fs.evictions);
     rs_prom_counter(b, "riskstream_feature_cap_hits_total",
                     "inserts into a key's full history ring", sn->fs.cap_hits);
+    if (svc->cp) rs_cpstage_prometheus(svc->cp, b); /* cpstage hook */
     rs_prom_counter(b, "riskstream_checkpoints_total",
                     "feature checkpoints committed", st->checkpoints);
     rs_prom_gauge(b, "riskstream_checkpoint_pause_max_seconds",
@@ -1083,6 +1109,7 @@ int rs_service_ready(rs_service_t *svc, const char **why) {
                     : !assigned ? "no partitions assigned"
                     : !redis    ? "redis unavailable"
                                 : NULL;
+    if (!w && svc->cp) rs_cpstage_ready(svc->cp, &w); /* cpstage hook */
     if (!w && stall > 0 && age > stall + 2000000) {
         /* The service thread published nothing for that long. */
         snprintf(buf, sizeof(buf), "scoring stalled: the service thread "
@@ -1418,6 +1445,7 @@ static rs_err_t rs_svc_ckpt_restore(rs_service_t *svc, char *errstr,
             svc->applied[pos[i].topic * RS_SVC_MAX_PARTS + pos[i].partition] =
                 pos[i].offset;
     rs_ingest_set_start(svc->ing, pos, (int)h->n);
+    if (svc->cp) rs_cpstage_hold(svc->cp, pos, (int)h->n); /* cpstage hook */
     rs_features_stats_t fs;
     rs_features_stats(svc->feat, &fs);
     rs_model_stats_t ms;
@@ -2170,6 +2198,10 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             }
             float *x = svc->x + (size_t)nev * (size_t)D;
             svc->flags[nev] = 0;
+            /* cpstage hook: the shared features first (the engine, in
+             * ENTITY scope, leaves them as they are) */
+            if (svc->cp)
+                rs_cpstage_fill(svc->cp, m->partition, m->offset, &m->ev, x);
             if (rs_features_process(svc->feat, &m->ev, x, &svc->flags[nev]) !=
                 RS_OK) {
                 /* Decoders validate first, so this is a programming error
