@@ -45,8 +45,11 @@ typedef struct rs_cpm_part_s {
     int64_t key_t;            /* its merge time                           */
     rs_event_t *ev;           /* events topic: the decoded head           */
     rs_label_t lb;            /* labels topic                             */
-    int eof;                  /* at its end since eof_ms (no newer push)  */
-    int64_t eof_ms;
+    int eof;                  /* at its end (no message after the last
+                              * pushed)                                  */
+    int held;                 /* at its end and empty, it has held back a
+                              * merge since held_ms                      */
+    int64_t held_ms;
     int idle_passed;          /* the merge went on without it (idle)      */
     int done_once;            /* merged to its end at least once          */
     int64_t wm;               /* newest accepted event time (future skew) */
@@ -161,16 +164,16 @@ int rs_cpm_push(rs_cpm_t *m, int topic, int32_t part, int64_t offset,
         (rs_cpm_raw_t){payload, len, offset, handle};
     p->qn++;
     p->eof = 0;
+    p->held = 0;
     m->st.buffered++;
     return 0;
 }
 
 void rs_cpm_eof(rs_cpm_t *m, int topic, int32_t part, int64_t now_ms) {
     if (topic < 0 || topic > 1 || part < 0 || part >= m->np[topic]) return;
-    rs_cpm_part_t *p = &m->p[topic][part];
+    (void)now_ms;
     /* at its end after the messages pushed so far (a push clears it) */
-    if (!p->eof) p->eof_ms = now_ms;
-    p->eof = 1;
+    m->p[topic][part].eof = 1;
 }
 
 uint32_t rs_cpm_buffered(const rs_cpm_t *m, int topic, int32_t part) {
@@ -348,22 +351,40 @@ int rs_cpm_step(rs_cpm_t *m, int64_t now_ms, int max) {
         for (int t = 0; t < 2; t++)
             for (int32_t i = 0; i < m->np[t]; i++) {
                 rs_cpm_part_t *p = &m->p[t][i];
-                if (!rs_cpm_head(m, t, p)) {
-                    if (p->eof && now_ms - p->eof_ms >= m->conf.idle_wait_ms) {
-                        p->done_once = 1;
-                        continue; /* idle: the merge goes on without it */
-                    }
-                    m->st.blocked_topic = t;
-                    m->st.blocked_part = i;
-                    return n;     /* unknown: its next message may be older */
-                }
+                if (!rs_cpm_head(m, t, p)) continue;
                 if (bt < 0 || p->key_t < best) { /* ties: lower (t, part) */
                     bt = t;
                     bp = i;
                     best = p->key_t;
                 }
             }
-        if (bt < 0) return n;
+        /* every partition without a head must be idle: at its end, and
+         * holding this merge back for idle_wait already (the clock starts
+         * when it first holds one back, as Kafka Streams'
+         * max.task.idle.ms) */
+        int blocked = 0;
+        for (int t = 0; t < 2; t++)
+            for (int32_t i = 0; i < m->np[t]; i++) {
+                rs_cpm_part_t *p = &m->p[t][i];
+                if (p->qn) continue;
+                if (p->eof) {
+                    if (bt < 0) { p->done_once = 1; continue; }
+                    if (!p->held) {
+                        p->held = 1;
+                        p->held_ms = now_ms;
+                    }
+                    if (now_ms - p->held_ms >= m->conf.idle_wait_ms) {
+                        p->done_once = 1;
+                        continue; /* idle: the merge goes on without it */
+                    }
+                }
+                if (!blocked) { /* unknown: its next message may be older */
+                    m->st.blocked_topic = t;
+                    m->st.blocked_part = i;
+                }
+                blocked = 1;
+            }
+        if (blocked || bt < 0) return n;
         /* the partitions passed as idle now: a message arriving there
          * later may be older than what is merged */
         for (int t = 0; t < 2; t++)

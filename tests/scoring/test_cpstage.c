@@ -398,32 +398,46 @@ static void test_blocked_idle_reorder(void **state) {
     assert_int_equal(st.blocked_part, 2);
     for (int p = 2; p < NEP; p++) rs_cpm_eof(m, 0, p, 1000);
     for (int p = 0; p < NLP; p++) rs_cpm_eof(m, 1, p, 1000);
-    /* at their end, but not for idle_wait (50 ms) yet */
+    /* at their end: they hold the merge back for idle_wait (50 ms) from
+     * the first merge they hold (at 1020), then it goes on without them;
+     * partition 1 (not at its end) holds it once x-1 is merged */
     assert_int_equal(rs_cpm_step(m, 1020, 100), 0);
-    /* 0 and 1 still hold the merge once merged (not at their end): one */
-    assert_int_equal(rs_cpm_step(m, 1050, 100), 1);
+    assert_int_equal(rs_cpm_step(m, 1060, 100), 0);
+    assert_int_equal(rs_cpm_step(m, 1070, 100), 1);
     assert_int_equal(rs_cpm_find(m, 0, 0, rs_hash_str("x-1"), y), RS_OK);
     assert_int_equal(rs_cpm_find(m, 1, 0, rs_hash_str("x-2"), y), RS_ERR_AGAIN);
-    rs_cpm_eof(m, 0, 0, 1050);
-    assert_int_equal(rs_cpm_step(m, 1100, 100), 1);
+    rs_cpm_eof(m, 0, 0, 1100);
+    assert_int_equal(rs_cpm_step(m, 1100, 100), 0); /* its wait starts */
+    assert_int_equal(rs_cpm_step(m, 1150, 100), 1);
     assert_int_equal(rs_cpm_find(m, 1, 0, rs_hash_str("x-2"), y), RS_OK);
     assert_false(rs_cpm_caught_up(m)); /* partition 1 not at its end yet */
-    rs_cpm_eof(m, 0, 1, 1100);
+    rs_cpm_eof(m, 0, 1, 1150);
     assert_int_equal(rs_cpm_step(m, 1200, 100), 0);
     assert_true(rs_cpm_caught_up(m));
     /* partition 3 was passed as idle: an older event there is merged
-     * (nothing blocks it) but out of the canonical order */
+     * (after the wait partition 1 owes: it never held one back) but out
+     * of the canonical order */
     push_ev(m, 3, 0, 3, BASE_MS + 1500);
     rs_cpm_eof(m, 0, 3, 1300); /* and at its end again after it */
-    assert_int_equal(rs_cpm_step(m, 1300, 100), 1);
-    rs_cpm_stats(m, &st);
-    assert_int_equal(st.reordered, 1);
-    assert_int_equal(st.events, 3);
+    assert_int_equal(rs_cpm_step(m, 1300, 100), 0);
+    assert_int_equal(rs_cpm_step(m, 1350, 100), 1);
+    rs_cpm_stats_t st2;
+    rs_cpm_stats(m, &st2);
+    assert_int_equal(st2.reordered, 1);
+    assert_int_equal(st2.events, 3);
     /* a newer one on an idle partition: in order */
     push_ev(m, 2, 0, 4, BASE_MS + 9000);
-    assert_int_equal(rs_cpm_step(m, 1400, 100), 1);
-    rs_cpm_stats(m, &st);
-    assert_int_equal(st.reordered, 1);
+    assert_int_equal(rs_cpm_step(m, 1400, 100), 0); /* 3 holds it again */
+    assert_int_equal(rs_cpm_step(m, 1450, 100), 1);
+    rs_cpm_stats(m, &st2);
+    assert_int_equal(st2.reordered, 1);
+    /* idle_wait 0: a partition at its end never holds a merge back */
+    rs_cpm_t *z = new_core(&fc, 0, free);
+    for (int p = 1; p < NEP; p++) rs_cpm_eof(z, 0, p, 0);
+    for (int p = 0; p < NLP; p++) rs_cpm_eof(z, 1, p, 0);
+    push_ev(z, 0, 0, 5, BASE_MS);
+    assert_int_equal(rs_cpm_step(z, 0, 100), 1);
+    rs_cpm_destroy(z);
     free(y);
     rs_cpm_destroy(m);
 }
