@@ -46,8 +46,9 @@ static const rs_conf_field_t rs_cpstage_fields[] = {
      NULL, 1, 3600000},
     {"idle_wait", RS_CONF_DURATION, "0ms",
      offsetof(rs_cpstage_conf_t, idle_wait_ms), 0,
-     "a partition that reached its end holds the merge back this long before "
-     "the others go on without it (as Kafka Streams' max.task.idle.ms): "
+     "a partition at its end holds the merge back this long (from the first "
+     "merge it holds) before the others go on without it (as Kafka Streams' "
+     "max.task.idle.ms): "
      "more = fewer messages merged out of order when a producer lags "
      "(riskstream_cpstage_reordered_total), but that much more latency",
      NULL, 0, 600000},

@@ -425,7 +425,12 @@ rs_err_t rs_app_conf_mem_check(const rs_app_conf_t *app, uint64_t *total,
                                char *errstr, size_t errstr_size) {
     rs_mem_item_t it[16];
     int n = 0, k = 0, dim = 0;
-    rs_err_t err = rs_features_conf_mem(&app->features, it, 16, &k, &dim,
+    /* cpstage hook: the scoring engine's other tables get one slot, the
+     * stage's store holds them (counted below) */
+    int want_cp = rs_cpstage_wanted(&app->cpstage, &app->features);
+    rs_features_conf_t fmain = app->features;
+    if (want_cp) fmain.max_counterparties = 1;
+    rs_err_t err = rs_features_conf_mem(&fmain, it, 16, &k, &dim,
                                         errstr, errstr_size);
     if (err != RS_OK) return err;
     n += k;
@@ -442,8 +447,10 @@ rs_err_t rs_app_conf_mem_check(const rs_app_conf_t *app, uint64_t *total,
             "service.dedup_max",
             rs_dedup_bytes((uint64_t)app->service.dedup_max)};
     /* Per-batch arrays (messages, vectors, records, input logs). */
-    if (rs_cpstage_wanted(&app->cpstage, &app->features))
-        it[n++] = (rs_mem_item_t){"cpstage.enabled (counterparty store)",
+    if (want_cp)
+        it[n++] = (rs_mem_item_t){"features.max_counterparties and "
+                                  "features.label_index (counterparty "
+                                  "stage's store; cpstage.enabled)",
                                   rs_cpstage_conf_mem(&app->features)};
     uint64_t B = (uint64_t)app->ingest.batch_max;
     it[n++] = (rs_mem_item_t){

@@ -6,8 +6,8 @@
 # stream on it (`riskstream gen --brokers`: 8 days, 1 000 cards, 30
 # merchants, fraud labels 2 days later; ~21 000 events, ~500 labels).  Two
 # instances A and B of one group (g-multi) score it: A starts on the
-# backlog, B joins mid-stream and a rebalance hands it half the partitions
-# at the committed offsets.  When every event is scored, A and B stop, and
+# backlog and stops gracefully after a third of it, B joins while A runs:
+# rebalances hand the partitions over at the committed offsets.  When every event is scored, A and B stop, and
 # one instance S of another group (g-single) scores the same topics alone.
 # The layout has 8 features so that every one is in each score record's
 # explanation (service.explain_top: 8): 6 of the counterparty (1-hour count
@@ -138,15 +138,22 @@ check_cp() { # $1 name: no miss, nothing out of order
 # ---- the stream first (the same topics for every run: the canonical order
 # depends on the partitions' contents only); then the group (A, B) and the
 # control group (C1, C2: cpstage.enabled=false, each instance from its own
-# partitions): A and C1 start on the backlog, B and C2 join mid-stream
-# (a rebalance hands them half the partitions at the committed offsets)
+# partitions): A and C1 start on the backlog and stop gracefully after
+# HALF events (service.max_events); B and C2 join while they run, so the
+# partitions are handed over at the committed offsets by one or two
+# rebalances whatever the speed of the machine
+HALF=$(( NEV / 3 ))
 produce
-start_serve A g-multi; start_serve C1 g-local --set cpstage.enabled=false
+start_serve A g-multi --set service.max_events=$HALF
+start_serve C1 g-local --set cpstage.enabled=false --set service.max_events=$HALF
 wait_assigned A; wait_assigned C1
 start_serve B g-multi; start_serve C2 g-local --set cpstage.enabled=false
 wait_scored g-multi "$NEV"
 wait_scored g-local "$NEV"
-stop "$PID_A"; stop "$PID_B"; stop "$PID_C1"; stop "$PID_C2"
+for p in "$PID_A" "$PID_C1"; do
+  rc=0; wait "$p" || rc=$?; [ "$rc" -eq 0 ] || fail "serve (max_events) exited $rc"
+done
+stop "$PID_B"; stop "$PID_C2"
 SA=$(sed -n 's/^serve: \([0-9]*\) events scored.*/\1/p' "$T/A.out")
 SB=$(sed -n 's/^serve: \([0-9]*\) events scored.*/\1/p' "$T/B.out")
 echo "cp_scaleout: group of 2: A scored ${SA:-?}, B scored ${SB:-?} of $NEV events"
