@@ -41,8 +41,10 @@ static const rs_conf_field_t rs_cpstage_fields[] = {
      NULL, 0, 0},
     {"wait", RS_CONF_DURATION, "30s", offsetof(rs_cpstage_conf_t, wait_ms), 0,
      "longest wait of an event for its counterparty features (the store "
-     "reading the other partitions up to its time); past it the event is "
-     "scored with them at 0 and counted (riskstream_cpstage_misses_total)",
+     "reading the other partitions up to its time) once the store has read "
+     "the topics at start (before, events wait as long as that takes: "
+     "/readyz says so); past it the event is scored with them at 0 and "
+     "counted (riskstream_cpstage_misses_total)",
      NULL, 1, 3600000},
     {"idle_wait", RS_CONF_DURATION, "0ms",
      offsetof(rs_cpstage_conf_t, idle_wait_ms), 0,
@@ -134,6 +136,7 @@ struct rs_cpstage_s {
     int nsh;
     int *sh;                   /* [nsh] shared feature indexes           */
     int waiting;               /* scoring-thread lookups waiting         */
+    int caught_up;             /* the store read every partition once    */
     int nparts[2];
     uint8_t *paused[2];        /* [RS_CS_MAX_PARTS]                       */
     int64_t *committed;        /* [RS_CS_MAX_PARTS] events topic, -1      */
@@ -500,7 +503,8 @@ void rs_cpstage_destroy(rs_cpstage_t *cs) {
 /* ------------------------------------------------------ scoring thread */
 
 rs_err_t rs_cpstage_fill(rs_cpstage_t *cs, int32_t partition, int64_t offset,
-                         const rs_event_t *ev, float *x) {
+                         const rs_event_t *ev, float *x,
+                         const volatile sig_atomic_t *stop) {
     uint64_t idh = rs_hash_str(ev->id);
     int64_t t0 = rs_clock_mono_us(), deadline = t0 + cs->conf.wait_ms * 1000;
     rs_err_t err = RS_ERR_AGAIN;
@@ -510,7 +514,11 @@ rs_err_t rs_cpstage_fill(rs_cpstage_t *cs, int32_t partition, int64_t offset,
         if (cs->m) err = rs_cpm_find(cs->m, partition, offset, idh, x);
         if (err != RS_ERR_AGAIN) break;
         int64_t now = rs_clock_mono_us();
-        if (now >= deadline || atomic_load(&cs->stop)) {
+        /* no bound until the store has read the topics once */
+        if (!cs->caught_up && cs->m && rs_cpm_caught_up(cs->m))
+            cs->caught_up = 1;
+        if (!cs->caught_up) deadline = now + cs->conf.wait_ms * 1000;
+        if (now >= deadline || atomic_load(&cs->stop) || (stop && *stop)) {
             err = RS_ERR_TIMEOUT;
             break;
         }

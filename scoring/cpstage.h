@@ -53,6 +53,8 @@
 #ifndef RS_CPSTAGE_H
 #define RS_CPSTAGE_H
 
+#include <signal.h>
+
 #include "common/common.h"
 #include "common/config.h"
 #include "common/metrics.h"
@@ -119,12 +121,16 @@ void rs_cpstage_destroy(rs_cpstage_t *cs);
 
 /* The shared features of event `ev` read at (partition, offset) of the
  * events topic into x[i] for every shared feature i (the other entries
- * are not touched): waits up to cpstage.wait for the stage to merge it.
- * RS_OK; RS_ERR_TIMEOUT or RS_ERR_NOTFOUND (see the design note: the
- * shared entries are then 0; counted, logged rate-limited).
- * @locality the service thread */
+ * are not touched): waits for the stage to merge it -- as long as it
+ * takes while the store reads the topics for the first time (start-up:
+ * scoring before that would use an incomplete store; Kafka Streams waits
+ * for its global stores too), then up to cpstage.wait -- or until *stop
+ * (may be NULL) is set.  RS_OK; RS_ERR_TIMEOUT or RS_ERR_NOTFOUND (see
+ * the design note: the shared entries are then 0; counted, logged
+ * rate-limited).  @locality the service thread */
 rs_err_t rs_cpstage_fill(rs_cpstage_t *cs, int32_t partition, int64_t offset,
-                         const rs_event_t *ev, float *x);
+                         const rs_event_t *ev, float *x,
+                         const volatile sig_atomic_t *stop);
 
 /* Start positions of a state checkpoint (rs_ingest_set_start): the
  * results of events partitions from these offsets are kept until the

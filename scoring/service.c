@@ -1787,6 +1787,12 @@ static void rs_svc_periodic(rs_service_t *svc, int64_t now_us) {
         if (svc->stats_next_us) {
             rs_features_stats_t fs;
             rs_features_stats(svc->feat, &fs);
+            if (svc->cp) { /* cpstage hook: the keys are in its store */
+                rs_cpstage_stats_t *cst = rs_malloc(sizeof(*cst));
+                rs_cpstage_stats(svc->cp, cst);
+                fs.cp_keys = cst->cp_keys;
+                free(cst);
+            }
             rs_info("service",
                     "scored=%llu labels=%llu rejected=%llu p50_ms=%.2f "
                     "p99_ms=%.2f auc=%.4f model=%s keys=%llu cp_keys=%llu "
@@ -2208,7 +2214,8 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             /* cpstage hook: the shared features first (the engine, in
              * ENTITY scope, leaves them as they are) */
             if (svc->cp)
-                rs_cpstage_fill(svc->cp, m->partition, m->offset, &m->ev, x);
+                rs_cpstage_fill(svc->cp, m->partition, m->offset, &m->ev, x,
+                                svc->stop);
             if (rs_features_process(svc->feat, &m->ev, x, &svc->flags[nev]) !=
                 RS_OK) {
                 /* Decoders validate first, so this is a programming error
