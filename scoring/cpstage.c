@@ -46,7 +46,7 @@ static const rs_conf_field_t rs_cpstage_fields[] = {
      "/readyz says so); past it the event is scored with them at 0 and "
      "counted (riskstream_cpstage_misses_total)",
      NULL, 1, 3600000},
-    {"idle_wait", RS_CONF_DURATION, "0ms",
+    {"idle_wait", RS_CONF_DURATION, "100ms",
      offsetof(rs_cpstage_conf_t, idle_wait_ms), 0,
      "a partition at its end holds the merge back this long (from the first "
      "merge it holds) before the others go on without it (as Kafka Streams' "
