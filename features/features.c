@@ -858,6 +858,22 @@ static void rs_fe_spec_eval(rs_features_t *f, const rs_fe_cspec_t *c,
     }
 }
 
+void rs_features_set_scope(rs_features_t *f, int scope) {
+    f->scope = scope == RS_FEATURES_SCOPE_ENTITY || scope == RS_FEATURES_SCOPE_SHARED
+                   ? scope : RS_FEATURES_SCOPE_ALL;
+}
+
+int rs_features_is_shared(const rs_features_t *f, int i) {
+    if (i < 0 || i >= f->dim) return 0;
+    return f->spec[f->out_spec[i]].tab != f->ent_tab;
+}
+
+/* Table ti is computed and updated in the handle's scope. */
+static inline int rs_fe_in_scope(const rs_features_t *f, int ti) {
+    return f->scope == RS_FEATURES_SCOPE_ALL ||
+           (f->scope == RS_FEATURES_SCOPE_ENTITY) == (ti == f->ent_tab);
+}
+
 rs_err_t rs_features_process(rs_features_t *f, const rs_event_t *ev,
                              float *out, uint32_t *flags_out) {
     const int64_t t = ev->event_time_ms;
@@ -889,10 +905,14 @@ rs_err_t rs_features_process(rs_features_t *f, const rs_event_t *ev,
     for (int ti = 0; ti < f->ntab; ti++) {
         rs_fe_tab_t *tb = &f->tab[ti];
         rs_fe_cur_t *c = &cur[ti];
+        c->h = NULL;
+        if (!rs_fe_in_scope(f, ti)) { /* another stage's table */
+            c->key = 0;
+            continue;
+        }
         rs_fe_sweep(f, ti);
         const char *ks = rs_fe_text(ev, tb->kkind, tb->key);
         c->key = ks ? rs_fe_key(ks) : 0;
-        c->h = NULL;
         memcpy(c->item, &t, 8);
         for (int v = 0; v < tb->nv; v++) {
             float fv = tb->vkind[v] == RS_FE_K_AMOUNT
@@ -948,6 +968,7 @@ rs_err_t rs_features_process(rs_features_t *f, const rs_event_t *ev,
 
     for (int i = 0; i < f->nspec; i++) {
         const rs_fe_cspec_t *c = &f->spec[i];
+        if (!rs_fe_in_scope(f, c->tab)) continue; /* the caller's values */
         rs_fe_spec_eval(f, c, &cur[c->tab], t, out + c->out0);
     }
 

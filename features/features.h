@@ -241,6 +241,24 @@ uint64_t rs_features_fingerprint(const rs_features_t *f);
 rs_err_t rs_features_process(rs_features_t *f, const rs_event_t *ev,
                              float *out /* [dim] */, uint32_t *flags_out);
 
+/* Scope of rs_features_process (scale-out, scoring/cpstage.h): the
+ * tables it computes and updates.  ALL (the default): every key.  ENTITY:
+ * only the entity table's specs (the calendar transforms included); the
+ * outputs of every other spec are left in out[] as the caller put them
+ * there (the counterparty stage's values), and those tables are neither
+ * read nor updated.  SHARED: only the specs of the other keys
+ * (counterparty, fields); the entity specs' outputs are left as they are.
+ * Labels reach only the tables of the scope (the event index keeps the
+ * keys of those).  Set it before the first event.  The owner thread. */
+#define RS_FEATURES_SCOPE_ALL    0
+#define RS_FEATURES_SCOPE_ENTITY 1
+#define RS_FEATURES_SCOPE_SHARED 2
+void rs_features_set_scope(rs_features_t *f, int scope);
+/* 1 if feature i is computed from a table other than the entity's (a
+ * SHARED-scope feature: counterparty or another non-entity key), else 0
+ * (also for i out of range).  Any thread (layout only). */
+int rs_features_is_shared(const rs_features_t *f, int i);
+
 /* Apply a label: routed through the event index to the labelled event's
  * keys.  A fraud label (value >= 0.5) arrives at
  * max(label_time_ms, labelled event's time) (the watermark if label_time_ms

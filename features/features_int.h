@@ -149,6 +149,8 @@ struct rs_features_s {
     int ntab;
     rs_fe_tab_t tab[RS_FEATURES_MAX_TABLES];
     int ent_tab;                          /* table keyed by entity, or -1 */
+    int scope;                            /* RS_FEATURES_SCOPE_*: the tables
+                                           * process() computes and updates */
     int dim;
     char (*names)[RS_FEATURES_NAME_MAX];  /* [dim] */
     char (*descs)[RS_FE_DESC_MAX];        /* [dim] */

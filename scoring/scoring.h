@@ -47,6 +47,7 @@
 #include "scoring/http.h"
 #include "scoring/state.h"
 #include "scoring/modelsync.h"
+#include "scoring/cpstage.h"
 
 #include "scoring/build_info.h"
 
@@ -114,9 +115,10 @@ typedef struct rs_app_conf_s {
     rs_state_conf_t state;       /* `state:` directory                  */
     rs_msync_conf_t sync;        /* `sync:` one model across instances  */
     rs_maint_conf_t maint;       /* `maintenance:` (model/maint.h)      */
+    rs_cpstage_conf_t cpstage;   /* `cpstage:` counterparty stage       */
     rs_kv_t kafka;               /* `kafka:` passthrough to librdkafka  */
     rs_conf_t *conf;             /* the registry (owns no app memory)  */
-    rs_conf_section_t secs[10];   /* section rows registered in conf    */
+    rs_conf_section_t secs[11];  /* section rows registered in conf    */
     /* Not a config key: set by the commands that start the embedded
      * broker, whose topics end with the process -- then an unset
      * state.dir means a temporary state directory (state.h). */

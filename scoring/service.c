@@ -23,6 +23,7 @@
 
 #include "scoring.h"
 #include "scoring/alerts.h"
+#include "scoring/cpstage.h"
 #include "scoring/trainer.h"
 #include "scoring/workers.h"
 
@@ -88,6 +89,9 @@ struct rs_service_s {
     rs_sink_redis_t *rd;
     rs_workers_t *wk;     /* decode, records and encoding on every core */
     rs_alerts_t *al;      /* maintenance (alerts.h); NULL: off          */
+    rs_cpstage_t *cp;     /* counterparty stage (cpstage.h); NULL: the
+                           * engine computes every key from this
+                           * instance's partitions                     */
 
     int dim, batch_max;
     rs_msg_t *msgs;       /* [batch_max]                                */
@@ -359,8 +363,9 @@ rs_err_t rs_app_conf_init(rs_app_conf_t *app, char *errstr,
     rs_msync_conf_section(&secs[8], &app->sync);
     rs_maint_conf_init(&app->maint);
     rs_maint_conf_section(&secs[9], &app->maint);
+    rs_cpstage_conf_section(&secs[10], &app->cpstage);
     rs_err_t err = RS_OK;
-    for (int i = 0; err == RS_OK && i < 10; i++)
+    for (int i = 0; err == RS_OK && i < 11; i++)
         err = rs_conf_add_section(app->conf, &secs[i], errstr, errstr_size);
     /* features.specs / features.extra_specs: the declarative feature list */
     if (err == RS_OK)
@@ -426,7 +431,12 @@ rs_err_t rs_app_conf_mem_check(const rs_app_conf_t *app, uint64_t *total,
                                char *errstr, size_t errstr_size) {
     rs_mem_item_t it[20]; /* 16 for features and model, then ours */
     int n = 0, k = 0, dim = 0;
-    rs_err_t err = rs_features_conf_mem(&app->features, it, 16, &k, &dim,
+    /* cpstage hook: the scoring engine's other tables get one slot, the
+     * stage's store holds them (counted below) */
+    int want_cp = rs_cpstage_wanted(&app->cpstage, &app->features);
+    rs_features_conf_t fmain = app->features;
+    if (want_cp) fmain.max_counterparties = 1;
+    rs_err_t err = rs_features_conf_mem(&fmain, it, 16, &k, &dim,
                                         errstr, errstr_size);
     if (err != RS_OK) return err;
     n += k;
@@ -451,6 +461,11 @@ rs_err_t rs_app_conf_mem_check(const rs_app_conf_t *app, uint64_t *total,
                 (uint64_t)app->ingest.batch_max * 2600};
     }
     /* Per-batch arrays (messages, vectors, records, input logs). */
+    if (want_cp)
+        it[n++] = (rs_mem_item_t){"features.max_counterparties and "
+                                  "features.label_index (counterparty "
+                                  "stage's store; cpstage.enabled)",
+                                  rs_cpstage_conf_mem(&app->features)};
     uint64_t B = (uint64_t)app->ingest.batch_max;
     it[n++] = (rs_mem_item_t){
         "topics.batch_max",
@@ -536,8 +551,16 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
     /* One scoring thread per service: OpenBLAS must not spawn its own pool
      * per call (micro-batches are small; threads would only add jitter). */
     openblas_set_num_threads(1);
-    svc->feat = rs_features_new(&app->features, errstr, errstr_size);
+    /* cpstage hook: with the counterparty stage the engine here keeps the
+     * entity table only (its other tables get one slot). */
+    int want_cp = rs_cpstage_wanted(&app->cpstage, &app->features);
+    {
+        rs_features_conf_t fc = app->features;
+        if (want_cp) fc.max_counterparties = 1;
+        svc->feat = rs_features_new(&fc, errstr, errstr_size);
+    }
     if (!svc->feat) { err = RS_ERR_CONFIG; goto fail; }
+    if (want_cp) rs_features_set_scope(svc->feat, RS_FEATURES_SCOPE_ENTITY);
     svc->dim = rs_features_dim(svc->feat);
     const char *names[512];
     if (svc->dim > (int)RS_ARRAY_LEN(names)) {
@@ -713,6 +736,14 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
     svc->ing = rs_ingest_new(&icon, &app->kafka, bootstrap, errstr,
                              errstr_size);
     if (!svc->ing) { err = RS_ERR_KAFKA; goto fail; }
+    if (want_cp) { /* cpstage hook */
+        rs_cpstage_opts_t co = {&app->cpstage, &app->features, &icon,
+                                &app->kafka, bootstrap,
+                                app->service.dedup_window_ms,
+                                app->service.dedup_max, svc->eos};
+        svc->cp = rs_cpstage_new(&co, &err, errstr, errstr_size);
+        if (!svc->cp) goto fail;
+    }
     int nwk = (int)app->service.workers;
     if (nwk <= 0) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -804,6 +835,7 @@ void rs_service_destroy(rs_service_t *svc) {
     rs_svc_ckpt_join(svc);
     if (svc->ckpt_active) rs_features_checkpoint_abort(svc->feat);
     rs_ingest_destroy(svc->ing);
+    rs_cpstage_destroy(svc->cp);
     rs_workers_destroy(svc->wk);
     rs_sink_kafka_destroy(svc->ks);
     rs_sink_redis_destroy(svc->rd);
@@ -1080,6 +1112,7 @@ void rs_service_prometheus(rs_service_t *svc, rs_http_buf_t *b) {
                     "keys evicted from a full pool", sn->fs.evictions);
     rs_prom_counter(b, "riskstream_feature_cap_hits_total",
                     "inserts into a key's full history ring", sn->fs.cap_hits);
+    if (svc->cp) rs_cpstage_prometheus(svc->cp, b); /* cpstage hook */
     rs_prom_counter(b, "riskstream_checkpoints_total",
                     "feature checkpoints committed", st->checkpoints);
     rs_prom_gauge(b, "riskstream_checkpoint_pause_max_seconds",
@@ -1130,6 +1163,7 @@ int rs_service_ready(rs_service_t *svc, const char **why) {
                     : !assigned ? "no partitions assigned"
                     : !redis    ? "redis unavailable"
                                 : NULL;
+    if (!w && svc->cp) rs_cpstage_ready(svc->cp, &w); /* cpstage hook */
     if (!w && stall > 0 && age > stall + 2000000) {
         /* The service thread published nothing for that long. */
         snprintf(buf, sizeof(buf), "scoring stalled: the service thread "
@@ -1468,6 +1502,7 @@ static rs_err_t rs_svc_ckpt_restore(rs_service_t *svc, char *errstr,
             svc->applied[pos[i].topic * RS_SVC_MAX_PARTS + pos[i].partition] =
                 pos[i].offset;
     rs_ingest_set_start(svc->ing, pos, (int)h->n);
+    if (svc->cp) rs_cpstage_hold(svc->cp, pos, (int)h->n); /* cpstage hook */
     rs_features_stats_t fs;
     rs_features_stats(svc->feat, &fs);
     rs_model_stats_t ms;
@@ -1803,6 +1838,12 @@ static void rs_svc_periodic(rs_service_t *svc, int64_t now_us) {
         if (svc->stats_next_us) {
             rs_features_stats_t fs;
             rs_features_stats(svc->feat, &fs);
+            if (svc->cp) { /* cpstage hook: the keys are in its store */
+                rs_cpstage_stats_t *cst = rs_malloc(sizeof(*cst));
+                rs_cpstage_stats(svc->cp, cst);
+                fs.cp_keys = cst->cp_keys;
+                free(cst);
+            }
             rs_info("service",
                     "scored=%llu labels=%llu rejected=%llu p50_ms=%.2f "
                     "p99_ms=%.2f auc=%.4f model=%s keys=%llu cp_keys=%llu "
@@ -2223,6 +2264,11 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             svc->flags[nev] = 0;
             /* maintenance: reports due at this event time (alerts.h) */
             if (svc->al) rs_alerts_event(svc->al, i, &m->ev, m->partition);
+            /* cpstage hook: the shared features first (the engine, in
+             * ENTITY scope, leaves them as they are) */
+            if (svc->cp)
+                rs_cpstage_fill(svc->cp, m->partition, m->offset, &m->ev, x,
+                                svc->stop);
             if (rs_features_process(svc->feat, &m->ev, x, &svc->flags[nev]) !=
                 RS_OK) {
                 /* Decoders validate first, so this is a programming error

@@ -1,0 +1,662 @@
+/* cpstage.c -- the counterparty stage (cpstage.h): its configuration, its
+ * thread (a non-group consumer of every partition of the events and
+ * labels topics feeding the merge core, cpstage_merge.c) and the
+ * scoring thread's side (rs_cpstage_fill).
+ *
+ * Threads and locking: the stage thread owns the consumer and the core's
+ * raw side; one mutex `mu` guards every call into the core and the
+ * counters, so the scoring thread's lookups (rs_cpm_find) and the
+ * metrics see a consistent state.  The stage thread merges in chunks of
+ * RS_CS_CHUNK messages and broadcasts `cv` after each, so a waiting
+ * lookup is answered within one chunk (~0.1-0.5 ms).
+ */
+#define _GNU_SOURCE
+#include "scoring/cpstage.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ingest/ingest_int.h"
+#include "scoring/cpstage_int.h"
+#include "scoring/http.h"
+
+#define RS_CS_CHUNK 128       /* messages merged per lock hold           */
+#define RS_CS_POLL_MAX 4096   /* messages taken from the consumer per turn */
+#define RS_CS_MAX_PARTS 4096  /* partitions per topic                    */
+#define RS_CS_TRIM_US 1000000 /* committed-offset query period           */
+
+/* ------------------------------------------------------------- config */
+
+static const rs_conf_field_t rs_cpstage_fields[] = {
+    {"enabled", RS_CONF_BOOL, "true", offsetof(rs_cpstage_conf_t, enabled), 0,
+     "features of every non-entity key (counterparty, categorical fields) "
+     "from a global store that reads every partition of the events and "
+     "labels topics in one canonical order: exact, and the same bit for "
+     "bit with one instance or several in the group; false = each instance "
+     "from its own partitions only (counts fall to ~1/N with N instances)",
+     NULL, 0, 0},
+    {"wait", RS_CONF_DURATION, "30s", offsetof(rs_cpstage_conf_t, wait_ms), 0,
+     "longest wait of an event for its counterparty features (the store "
+     "reading the other partitions up to its time) once the store has read "
+     "the topics at start (before, events wait as long as that takes: "
+     "/readyz says so); past it the event is scored with them at 0 and "
+     "counted (riskstream_cpstage_misses_total)",
+     NULL, 1, 3600000},
+    {"idle_wait", RS_CONF_DURATION, "100ms",
+     offsetof(rs_cpstage_conf_t, idle_wait_ms), 0,
+     "a partition at its end holds the merge back this long (from the first "
+     "merge it holds) before the others go on without it (as Kafka Streams' "
+     "max.task.idle.ms): "
+     "more = fewer messages merged out of order when a producer lags "
+     "(riskstream_cpstage_reordered_total), but that much more latency",
+     NULL, 0, 600000},
+    {"max_pending", RS_CONF_INT, "1048576",
+     offsetof(rs_cpstage_conf_t, max_pending), 0,
+     "results kept for events the group has not committed yet (about "
+     "16 + 4 x features bytes each); beyond, the store waits for the commits "
+     "(unless the scoring thread waits for a result)", NULL, 1024,
+     1073741824},
+    {"buffer", RS_CONF_INT, "8192", offsetof(rs_cpstage_conf_t, buffer), 0,
+     "messages read ahead per input partition before the store pauses its "
+     "fetching there (the merge waits for the slowest partition)", NULL, 64,
+     16777216},
+};
+
+const rs_conf_field_t *rs_cpstage_conf_fields(int *n) {
+    if (n) *n = (int)RS_ARRAY_LEN(rs_cpstage_fields);
+    return rs_cpstage_fields;
+}
+
+void rs_cpstage_conf_section(rs_conf_section_t *sec, rs_cpstage_conf_t *conf) {
+    memset(sec, 0, sizeof(*sec));
+    sec->name = "cpstage";
+    sec->desc = "counterparty stage: non-entity features exact across the "
+                "instances of a consumer group (docs/features.md)";
+    sec->fields = rs_cpstage_fields;
+    sec->nfields = (int)RS_ARRAY_LEN(rs_cpstage_fields);
+    sec->base = conf;
+}
+
+void rs_cpstage_conf_init(rs_cpstage_conf_t *conf) {
+    char errstr[256];
+    rs_conf_section_t sec;
+    memset(conf, 0, sizeof(*conf));
+    rs_cpstage_conf_section(&sec, conf);
+    rs_conf_t *c = rs_conf_new();
+    if (rs_conf_add_section(c, &sec, errstr, sizeof(errstr)) != RS_OK)
+        rs_error("cpstage", "defaults: %s", errstr); /* table bug */
+    rs_conf_destroy(c);
+}
+
+int rs_cpstage_wanted(const rs_cpstage_conf_t *conf,
+                      const rs_features_conf_t *fconf) {
+    if (!conf->enabled) return 0;
+    rs_features_spec_t *sp = rs_calloc(RS_FEATURES_MAX_SPECS, sizeof(*sp));
+    char errstr[256];
+    int n = rs_features_conf_specs(fconf, sp, errstr, sizeof(errstr)), any = 0;
+    for (int i = 0; i < n; i++)
+        if (strcmp(sp[i].key, "entity")) any = 1;
+    free(sp);
+    return any;
+}
+
+uint64_t rs_cpstage_conf_mem(const rs_features_conf_t *fconf) {
+    rs_features_conf_t fc = *fconf;
+    fc.max_keys = 1;
+    rs_mem_item_t it[4];
+    int n = 0, dim = 0;
+    char errstr[256];
+    if (rs_features_conf_mem(&fc, it, 4, &n, &dim, errstr, sizeof(errstr)) !=
+        RS_OK)
+        return 0;
+    uint64_t sum = 0;
+    for (int i = 0; i < n; i++) sum += it[i].bytes;
+    return sum;
+}
+
+/* --------------------------------------------------------------- state */
+
+struct rs_cpstage_s {
+    rs_cpstage_conf_t conf;
+    rs_features_conf_t fconf;
+    rs_ingest_conf_t icon;
+    int64_t dedup_window_ms, dedup_max;
+    rd_kafka_t *rk;
+    pthread_t th;
+    int th_started;
+    _Atomic int stop;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    rs_cpm_t *m;               /* NULL until the partitions are known    */
+    int nsh;
+    int *sh;                   /* [nsh] shared feature indexes           */
+    int waiting;               /* scoring-thread lookups waiting         */
+    int caught_up;             /* the store read every partition once    */
+    int nparts[2];
+    uint8_t *paused[2];        /* [RS_CS_MAX_PARTS]                       */
+    int64_t *committed;        /* [RS_CS_MAX_PARTS] events topic, -1      */
+    int64_t *hold;             /* [RS_CS_MAX_PARTS] replay floor, -1      */
+    rs_hist_t wait_us;
+    uint64_t filled, miss_timeout, miss_gone, pauses;
+    double cpu_s;
+    int64_t next_warn_us;
+    uint64_t warned_misses;
+};
+
+/* --------------------------------------------------------------- thread */
+
+static void rs_cs_release(void *handle) {
+    rd_kafka_message_destroy((rd_kafka_message_t *)handle);
+}
+
+static int rs_cs_topic_idx(const rs_cpstage_t *cs, const char *name) {
+    if (!strcmp(name, cs->icon.topic_events)) return 0;
+    if (!strcmp(name, cs->icon.topic_labels)) return 1;
+    return -1;
+}
+
+/* Partitions of `topic`, 0 if unknown yet. */
+static int rs_cs_nparts(rd_kafka_t *rk, const char *topic) {
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    int n = 0;
+    if (rkt && rd_kafka_metadata(rk, 0, rkt, &md, 5000) ==
+                   RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 &&
+        !md->topics[0].err)
+        n = md->topics[0].partition_cnt;
+    if (md) rd_kafka_metadata_destroy(md);
+    if (rkt) rd_kafka_topic_destroy(rkt);
+    return n;
+}
+
+static double rs_cs_thread_cpu(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Discover the partitions, make the core, assign every partition from the
+ * beginning.  0 once done, -1 to retry (Kafka unreachable, topics not
+ * created yet). */
+static int rs_cs_setup(rs_cpstage_t *cs) {
+    int n0 = rs_cs_nparts(cs->rk, cs->icon.topic_events);
+    int n1 = rs_cs_nparts(cs->rk, cs->icon.topic_labels);
+    if (n0 <= 0 || n1 <= 0) return -1;
+    if (n0 > RS_CS_MAX_PARTS) n0 = RS_CS_MAX_PARTS;
+    if (n1 > RS_CS_MAX_PARTS) n1 = RS_CS_MAX_PARTS;
+    char errstr[512];
+    rs_cpm_conf_t mc = {
+        .features = &cs->fconf,
+        .events_format = cs->icon.events_format,
+        .labels_format = cs->icon.labels_format,
+        .nparts = {n0, n1},
+        .dedup_window_ms = cs->dedup_window_ms,
+        .dedup_max = cs->dedup_max,
+        .future_skew_ms = cs->icon.future_skew_ms,
+        .idle_wait_ms = cs->conf.idle_wait_ms,
+        .release = rs_cs_release,
+    };
+    rs_cpm_t *m = rs_cpm_new(&mc, errstr, sizeof(errstr));
+    if (!m) { /* validated by rs_cpstage_new: not expected */
+        rs_error("cpstage", "store: %s", errstr);
+        return -1;
+    }
+    rd_kafka_topic_partition_list_t *l =
+        rd_kafka_topic_partition_list_new(n0 + n1);
+    for (int i = 0; i < n0; i++)
+        rd_kafka_topic_partition_list_add(l, cs->icon.topic_events, i)
+            ->offset = RD_KAFKA_OFFSET_BEGINNING;
+    for (int i = 0; i < n1; i++)
+        rd_kafka_topic_partition_list_add(l, cs->icon.topic_labels, i)
+            ->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_resp_err_t kerr = rd_kafka_assign(cs->rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (kerr) {
+        rs_warn("cpstage", "assign: %s (retrying)", rd_kafka_err2str(kerr));
+        rs_cpm_destroy(m);
+        return -1;
+    }
+    pthread_mutex_lock(&cs->mu);
+    cs->m = m;
+    cs->nparts[0] = n0;
+    cs->nparts[1] = n1;
+    pthread_mutex_unlock(&cs->mu);
+    rs_info("cpstage", "reading all %d partitions of '%s' and %d of '%s' from "
+            "the beginning into the counterparty store (%d shared features)",
+            n0, cs->icon.topic_events, n1, cs->icon.topic_labels, cs->nsh);
+    return 0;
+}
+
+/* The group's committed offsets of the events partitions: results below
+ * them (and below a held replay position) are dropped. */
+static void rs_cs_trim(rs_cpstage_t *cs) {
+    int n0 = cs->nparts[0];
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n0);
+    for (int i = 0; i < n0; i++)
+        rd_kafka_topic_partition_list_add(l, cs->icon.topic_events, i);
+    rd_kafka_resp_err_t kerr = rd_kafka_committed(cs->rk, l, 5000);
+    pthread_mutex_lock(&cs->mu);
+    for (int i = 0; !kerr && i < l->cnt; i++) {
+        const rd_kafka_topic_partition_t *tp = &l->elems[i];
+        if (tp->partition < 0 || tp->partition >= n0 || tp->err) continue;
+        int64_t c = tp->offset >= 0 ? tp->offset : -1;
+        cs->committed[tp->partition] = c;
+        int64_t floor = c < 0 ? 0 : c;
+        if (cs->hold[tp->partition] >= 0 && cs->hold[tp->partition] < floor)
+            floor = cs->hold[tp->partition];
+        rs_cpm_trim(cs->m, tp->partition, floor);
+    }
+    pthread_mutex_unlock(&cs->mu);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Pause fetching where the raw buffer is full, resume where it drained.
+ * Called with mu held. */
+static void rs_cs_flow(rs_cpstage_t *cs) {
+    for (int t = 0; t < 2; t++)
+        for (int i = 0; i < cs->nparts[t]; i++) {
+            uint32_t q = rs_cpm_buffered(cs->m, t, i);
+            int want = q >= (uint32_t)cs->conf.buffer
+                           ? 1
+                           : q <= (uint32_t)cs->conf.buffer / 2 ? 0 : -1;
+            if (want < 0 || want == cs->paused[t][i]) continue;
+            rd_kafka_topic_partition_list_t *l =
+                rd_kafka_topic_partition_list_new(1);
+            rd_kafka_topic_partition_list_add(
+                l, t ? cs->icon.topic_labels : cs->icon.topic_events, i);
+            if (want) rd_kafka_pause_partitions(cs->rk, l);
+            else rd_kafka_resume_partitions(cs->rk, l);
+            rd_kafka_topic_partition_list_destroy(l);
+            cs->paused[t][i] = (uint8_t)want;
+        }
+}
+
+static void *rs_cs_main(void *arg) {
+    rs_cpstage_t *cs = arg;
+    int64_t retry_us = 0, trim_us = 0;
+    int warned = 0;
+    while (!atomic_load(&cs->stop) && !cs->m) {
+        int64_t now = rs_clock_mono_us();
+        if (now >= retry_us) {
+            if (rs_cs_setup(cs) == 0) break;
+            if (!warned++)
+                rs_info("cpstage", "waiting for the topics '%s' and '%s' "
+                        "(counterparty store)", cs->icon.topic_events,
+                        cs->icon.topic_labels);
+            retry_us = now + 500000;
+        }
+        struct timespec ts = {0, 50000000};
+        nanosleep(&ts, NULL);
+    }
+    int can_step = 0;
+    while (!atomic_load(&cs->stop)) {
+        /* 1. what the consumer holds (wait only if the merge is stuck) */
+        rd_kafka_message_t *rkm[64];
+        int got = 0;
+        for (int k = 0; k < RS_CS_POLL_MAX / 64; k++) {
+            int tmo = (k == 0 && !can_step) ? 20 : 0, n = 0;
+            while (n < 64) {
+                rd_kafka_message_t *r =
+                    rd_kafka_consumer_poll(cs->rk, n ? 0 : tmo);
+                if (!r) break;
+                rkm[n++] = r;
+                tmo = 0;
+            }
+            if (!n) break;
+            int64_t now_ms = rs_clock_mono_us() / 1000;
+            pthread_mutex_lock(&cs->mu);
+            for (int j = 0; j < n; j++) {
+                rd_kafka_message_t *r = rkm[j];
+                int t = r->rkt ? rs_cs_topic_idx(cs, rd_kafka_topic_name(r->rkt))
+                               : -1;
+                if (r->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                    if (t >= 0) rs_cpm_eof(cs->m, t, r->partition, now_ms);
+                    rd_kafka_message_destroy(r);
+                } else if (r->err) {
+                    rs_warn("cpstage", "consumer: %s",
+                            rd_kafka_message_errstr(r));
+                    rd_kafka_message_destroy(r);
+                } else if (t < 0) {
+                    rd_kafka_message_destroy(r);
+                } else {
+                    rs_cpm_push(cs->m, t, r->partition, r->offset, r->payload,
+                                r->len, r); /* released by the core */
+                }
+            }
+            pthread_mutex_unlock(&cs->mu);
+            got += n;
+            if (n < 64) break;
+        }
+        /* 2. merge, in chunks (lookups get in between) */
+        int merged = 0;
+        can_step = 0;
+        for (;;) {
+            pthread_mutex_lock(&cs->mu);
+            rs_cpm_stats_t ms;
+            rs_cpm_stats(cs->m, &ms);
+            if (ms.held >= (uint64_t)cs->conf.max_pending && !cs->waiting) {
+                cs->pauses++;
+                pthread_mutex_unlock(&cs->mu);
+                break; /* the commits must catch up */
+            }
+            int n = rs_cpm_step(cs->m, rs_clock_mono_us() / 1000, RS_CS_CHUNK);
+            if (n) pthread_cond_broadcast(&cs->cv);
+            if (n < RS_CS_CHUNK) {
+                rs_cs_flow(cs);
+                pthread_mutex_unlock(&cs->mu);
+                break;
+            }
+            pthread_mutex_unlock(&cs->mu);
+            merged += n;
+            if (merged >= 8 * RS_CS_CHUNK) { can_step = 1; break; }
+        }
+        if (!got && !merged) {
+            pthread_mutex_lock(&cs->mu);
+            rs_cs_flow(cs); /* resume where the merge drained */
+            pthread_mutex_unlock(&cs->mu);
+        }
+        int64_t now = rs_clock_mono_us();
+        if (now >= trim_us) {
+            rs_cs_trim(cs);
+            trim_us = now + RS_CS_TRIM_US;
+            double cpu = rs_cs_thread_cpu();
+            pthread_mutex_lock(&cs->mu);
+            cs->cpu_s = cpu;
+            pthread_mutex_unlock(&cs->mu);
+        }
+    }
+    double cpu = rs_cs_thread_cpu();
+    pthread_mutex_lock(&cs->mu);
+    cs->cpu_s = cpu;
+    pthread_cond_broadcast(&cs->cv);
+    pthread_mutex_unlock(&cs->mu);
+    return NULL;
+}
+
+/* -------------------------------------------------------- create/destroy */
+
+rs_cpstage_t *rs_cpstage_new(const rs_cpstage_opts_t *o, rs_err_t *err_out,
+                             char *errstr, size_t errstr_size) {
+    static const char *const defaults[][2] = {
+        {"enable.partition.eof", "true"},
+        {"auto.offset.reset", "earliest"},
+        {"fetch.wait.max.ms", "5"},
+    };
+    rs_err_t err = RS_ERR_CONFIG;
+    rd_kafka_conf_t *kc = NULL;
+    rs_cpstage_t *cs = rs_calloc(1, sizeof(*cs));
+    cs->conf = *o->conf;
+    cs->fconf = *o->features;
+    cs->icon = *o->ingest;
+    cs->dedup_window_ms = o->dedup_window_ms;
+    cs->dedup_max = o->dedup_max;
+    pthread_mutex_init(&cs->mu, NULL);
+    pthread_cond_init(&cs->cv, NULL);
+    rs_hist_init(&cs->wait_us);
+    for (int t = 0; t < 2; t++)
+        cs->paused[t] = rs_calloc(RS_CS_MAX_PARTS, 1);
+    cs->committed = rs_calloc(RS_CS_MAX_PARTS, sizeof(int64_t));
+    cs->hold = rs_calloc(RS_CS_MAX_PARTS, sizeof(int64_t));
+    for (int i = 0; i < RS_CS_MAX_PARTS; i++) cs->committed[i] = cs->hold[i] = -1;
+    {
+        /* The layout's shared features, from a minimal handle (the store
+         * is made by the thread once the partitions are known). */
+        rs_features_conf_t fc = cs->fconf;
+        fc.max_keys = fc.max_counterparties = fc.label_index = 1;
+        rs_features_t *f = rs_features_new(&fc, errstr, errstr_size);
+        if (!f) goto fail;
+        int dim = rs_features_dim(f);
+        cs->sh = rs_calloc((size_t)dim + 1, sizeof(int));
+        for (int i = 0; i < dim; i++)
+            if (rs_features_is_shared(f, i)) cs->sh[cs->nsh++] = i;
+        rs_features_destroy(f);
+    }
+    const char *boot = o->bootstrap && *o->bootstrap ? o->bootstrap
+                                                     : o->ingest->brokers;
+    int embedded = !o->ingest->brokers[0];
+    if (rs_kafka_conf_build_for(RD_KAFKA_CONSUMER, o->kafka, boot, defaults,
+                                (int)RS_ARRAY_LEN(defaults) - (embedded ? 0 : 1),
+                                &kc, errstr, errstr_size) != RS_OK ||
+        /* the group only to read its committed offsets: assign(), never
+         * subscribe or commit */
+        rs_kafka_conf_set1(kc, "group.id", o->ingest->group_id, errstr,
+                           errstr_size) != RS_OK ||
+        rs_kafka_conf_set1(kc, "enable.auto.commit", "false", errstr,
+                           errstr_size) != RS_OK ||
+        rs_kafka_conf_set1(kc, "enable.auto.offset.store", "false", errstr,
+                           errstr_size) != RS_OK ||
+        rs_kafka_conf_set1(kc, "client.id", "riskstream-cpstage", errstr,
+                           errstr_size) != RS_OK ||
+        (o->exactly_once &&
+         rs_kafka_conf_set1(kc, "isolation.level", "read_committed", errstr,
+                            errstr_size) != RS_OK))
+        goto fail;
+    char buf[512];
+    cs->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, buf, sizeof(buf));
+    if (!cs->rk) {
+        err = RS_ERR_KAFKA;
+        rs_errf(errstr, errstr_size, err, "cpstage: consumer: %s", buf);
+        goto fail;
+    }
+    kc = NULL;
+    rd_kafka_poll_set_consumer(cs->rk);
+    if (pthread_create(&cs->th, NULL, rs_cs_main, cs) != 0) {
+        err = RS_ERR_NOMEM;
+        rs_errf(errstr, errstr_size, err, "cpstage: cannot start its thread");
+        goto fail;
+    }
+    cs->th_started = 1;
+    if (err_out) *err_out = RS_OK;
+    return cs;
+fail:
+    if (kc) rd_kafka_conf_destroy(kc);
+    if (err_out) *err_out = err;
+    rs_cpstage_destroy(cs);
+    return NULL;
+}
+
+void rs_cpstage_destroy(rs_cpstage_t *cs) {
+    if (!cs) return;
+    if (cs->th_started) {
+        atomic_store(&cs->stop, 1);
+        pthread_join(cs->th, NULL);
+    }
+    if (cs->m) {
+        rs_cpm_stats_t ms;
+        rs_cpm_stats(cs->m, &ms);
+        rs_info("cpstage", "merged %llu events and %llu labels (%llu "
+                "reordered, %llu duplicates, %llu rejected); served %llu "
+                "events (%llu timeouts, %llu gone), wait p50 %lld us, p99 "
+                "%lld us; thread CPU %.2f s (%.2f us per merged message)",
+                (unsigned long long)ms.events, (unsigned long long)ms.labels,
+                (unsigned long long)ms.reordered,
+                (unsigned long long)ms.duplicates,
+                (unsigned long long)ms.rejected,
+                (unsigned long long)cs->filled,
+                (unsigned long long)cs->miss_timeout,
+                (unsigned long long)cs->miss_gone,
+                (long long)rs_hist_quantile(&cs->wait_us, 0.5),
+                (long long)rs_hist_quantile(&cs->wait_us, 0.99), cs->cpu_s,
+                ms.events + ms.labels
+                    ? cs->cpu_s * 1e6 / (double)(ms.events + ms.labels)
+                    : 0.0);
+    }
+    rs_cpm_destroy(cs->m); /* its messages go before their consumer */
+    if (cs->rk) {
+        rd_kafka_consumer_close(cs->rk);
+        rd_kafka_destroy(cs->rk);
+    }
+    for (int t = 0; t < 2; t++) free(cs->paused[t]);
+    free(cs->committed);
+    free(cs->hold);
+    free(cs->sh);
+    pthread_cond_destroy(&cs->cv);
+    pthread_mutex_destroy(&cs->mu);
+    free(cs);
+}
+
+/* ------------------------------------------------------ scoring thread */
+
+rs_err_t rs_cpstage_fill(rs_cpstage_t *cs, int32_t partition, int64_t offset,
+                         const rs_event_t *ev, float *x,
+                         const volatile sig_atomic_t *stop) {
+    uint64_t idh = rs_hash_str(ev->id);
+    int64_t t0 = rs_clock_mono_us(), deadline = t0 + cs->conf.wait_ms * 1000;
+    rs_err_t err = RS_ERR_AGAIN;
+    pthread_mutex_lock(&cs->mu);
+    cs->waiting++;
+    for (;;) {
+        if (cs->m) err = rs_cpm_find(cs->m, partition, offset, idh, x);
+        if (err != RS_ERR_AGAIN) break;
+        int64_t now = rs_clock_mono_us();
+        /* no bound until the store has read the topics once */
+        if (!cs->caught_up && cs->m && rs_cpm_caught_up(cs->m))
+            cs->caught_up = 1;
+        if (!cs->caught_up) deadline = now + cs->conf.wait_ms * 1000;
+        if (now >= deadline || atomic_load(&cs->stop) || (stop && *stop)) {
+            err = RS_ERR_TIMEOUT;
+            break;
+        }
+        int64_t until = RS_MIN(deadline, now + 100000);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t ns = (int64_t)ts.tv_nsec + (until - now) * 1000;
+        ts.tv_sec += ns / 1000000000;
+        ts.tv_nsec = ns % 1000000000;
+        pthread_cond_timedwait(&cs->cv, &cs->mu, &ts);
+    }
+    cs->waiting--;
+    int64_t now = rs_clock_mono_us();
+    rs_hist_record(&cs->wait_us, now - t0);
+    if (err == RS_OK) {
+        cs->filled++;
+        /* a held replay position is let go once the replay is over */
+        if (partition >= 0 && partition < RS_CS_MAX_PARTS &&
+            cs->hold[partition] >= 0 && cs->committed[partition] >= 0 &&
+            offset >= cs->committed[partition])
+            cs->hold[partition] = -1;
+    } else {
+        if (err == RS_ERR_TIMEOUT) cs->miss_timeout++;
+        else cs->miss_gone++;
+        for (int k = 0; k < cs->nsh; k++) x[cs->sh[k]] = 0.0f;
+    }
+    int warn = err != RS_OK && now >= cs->next_warn_us;
+    uint64_t misses = cs->miss_timeout + cs->miss_gone;
+    if (warn) cs->next_warn_us = now + 10000000;
+    pthread_mutex_unlock(&cs->mu);
+    if (warn)
+        rs_warn("cpstage", "event %s (partition %d, offset %lld) scored "
+                "without its counterparty features: %s (%llu such events "
+                "so far)", ev->id, (int)partition, (long long)offset,
+                err == RS_ERR_TIMEOUT ? "the store did not reach it within "
+                                        "cpstage.wait"
+                                      : "the store has no result for it",
+                (unsigned long long)misses);
+    return err;
+}
+
+void rs_cpstage_hold(rs_cpstage_t *cs, const rs_ingest_pos_t *pos, int n) {
+    pthread_mutex_lock(&cs->mu);
+    for (int i = 0; i < n; i++)
+        if (pos[i].topic == RS_MSG_TOPIC_EVENTS && pos[i].partition >= 0 &&
+            pos[i].partition < RS_CS_MAX_PARTS)
+            cs->hold[pos[i].partition] = pos[i].offset;
+    pthread_mutex_unlock(&cs->mu);
+}
+
+int rs_cpstage_ready(rs_cpstage_t *cs, const char **why) {
+    pthread_mutex_lock(&cs->mu);
+    int ok = cs->m && rs_cpm_caught_up(cs->m);
+    const char *w = ok       ? NULL
+                    : !cs->m ? "counterparty store: waiting for the topics"
+                             : "counterparty store: reading the topics";
+    pthread_mutex_unlock(&cs->mu);
+    if (why) *why = w;
+    return ok;
+}
+
+void rs_cpstage_stats(rs_cpstage_t *cs, rs_cpstage_stats_t *st) {
+    memset(st, 0, sizeof(*st));
+    pthread_mutex_lock(&cs->mu);
+    if (cs->m) {
+        rs_cpm_stats_t ms;
+        rs_cpm_stats(cs->m, &ms);
+        rs_features_stats_t fs;
+        rs_cpm_store_stats(cs->m, &fs);
+        st->events = ms.events;
+        st->labels = ms.labels;
+        st->rejected = ms.rejected;
+        st->duplicates = ms.duplicates;
+        st->reordered = ms.reordered;
+        st->held = ms.held;
+        st->buffered = ms.buffered;
+        st->frontier_ms = ms.frontier_ms == INT64_MIN ? 0 : ms.frontier_ms;
+        st->cp_keys = fs.cp_keys;
+        st->caught_up = rs_cpm_caught_up(cs->m);
+    }
+    st->filled = cs->filled;
+    st->miss_timeout = cs->miss_timeout;
+    st->miss_gone = cs->miss_gone;
+    st->pauses = cs->pauses;
+    st->cpu_s = cs->cpu_s;
+    st->nparts[0] = cs->nparts[0];
+    st->nparts[1] = cs->nparts[1];
+    memcpy(&st->wait_us, &cs->wait_us, sizeof(st->wait_us));
+    pthread_mutex_unlock(&cs->mu);
+}
+
+static void rs_cs_prom(rs_http_buf_t *b, const char *name, const char *type,
+                       const char *help, double v) {
+    rs_http_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help,
+                       name, type, name, v);
+}
+
+void rs_cpstage_prometheus(rs_cpstage_t *cs, rs_http_buf_t *b) {
+    rs_cpstage_stats_t *st = rs_malloc(sizeof(*st));
+    rs_cpstage_stats(cs, st);
+    rs_cs_prom(b, "riskstream_cpstage_events_total", "counter",
+               "events merged into the counterparty store (every partition)",
+               (double)st->events);
+    rs_cs_prom(b, "riskstream_cpstage_labels_total", "counter",
+               "labels merged into the counterparty store", (double)st->labels);
+    rs_cs_prom(b, "riskstream_cpstage_reordered_total", "counter",
+               "messages merged out of the canonical order (arrived on a "
+               "partition the merge had passed as idle)",
+               (double)st->reordered);
+    rs_http_buf_printf(
+        b, "# HELP riskstream_cpstage_misses_total events scored without "
+           "their counterparty features\n# TYPE riskstream_cpstage_misses_total "
+           "counter\nriskstream_cpstage_misses_total{reason=\"timeout\"} %llu\n"
+           "riskstream_cpstage_misses_total{reason=\"gone\"} %llu\n",
+        (unsigned long long)st->miss_timeout,
+        (unsigned long long)st->miss_gone);
+    rs_cs_prom(b, "riskstream_cpstage_pending", "gauge",
+               "results kept for events not committed yet", (double)st->held);
+    rs_cs_prom(b, "riskstream_cpstage_keys", "gauge",
+               "live keys in the counterparty store", (double)st->cp_keys);
+    rs_cs_prom(b, "riskstream_cpstage_frontier_seconds", "gauge",
+               "time of the newest message merged (event or label time)",
+               (double)st->frontier_ms / 1e3);
+    rs_cs_prom(b, "riskstream_cpstage_cpu_seconds_total", "counter",
+               "CPU time of the counterparty stage's thread", st->cpu_s);
+    static const double le_s[] = {0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05,
+                                  0.1, 0.5, 1, 5, 30};
+    const char *nm = "riskstream_cpstage_wait_seconds";
+    rs_http_buf_printf(b, "# HELP %s time an event waited for its "
+                       "counterparty features\n# TYPE %s histogram\n", nm, nm);
+    for (size_t i = 0; i < RS_ARRAY_LEN(le_s); i++)
+        rs_http_buf_printf(b, "%s_bucket{le=\"%g\"} %llu\n", nm, le_s[i],
+                           (unsigned long long)rs_hist_count_le(
+                               &st->wait_us, (int64_t)(le_s[i] * 1e6)));
+    rs_http_buf_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n"
+                       "%s_count %llu\n", nm,
+                       (unsigned long long)st->wait_us.total, nm,
+                       st->wait_us.sum / 1e6, nm,
+                       (unsigned long long)st->wait_us.total);
+    free(st);
+}

@@ -1,0 +1,176 @@
+/* cpstage.h -- the counterparty stage: features of every non-entity key
+ * (counterparty, categorical fields), exact across the instances of one
+ * consumer group.  Part of the scoring stage (ingest -> features -> model
+ * -> scoring -> sinks), between the consumer and the feature engine.
+ *
+ * Design note
+ * -----------
+ * Events are keyed (and partitioned) by entity, so each instance of a
+ * consumer group sees only its partitions; a merchant's events are spread
+ * over all of them.  The stage is a global store (Kafka Streams'
+ * GlobalKTable): every instance runs one, a thread with its own consumer
+ * that reads ALL partitions of the events and labels topics from the
+ * beginning (assign(), no group membership, never commits) into a
+ * feature store of the non-entity keys (rs_features_t in SHARED scope),
+ * in one canonical order -- a k-way merge of the partitions by (time,
+ * topic, partition) that waits until every partition has a next message
+ * or is at its end (idle for cpstage.idle_wait) -- so the store's
+ * sequence, and every feature it computes, is a function of the topics'
+ * contents, not of the fetch interleaving.  For each event it merges, the
+ * stage keeps the event's shared features (from the store just before the
+ * event) in a per-partition FIFO by offset; the scoring thread takes them
+ * by (partition, offset, event id) through rs_cpstage_fill() (bounded
+ * wait, cpstage.wait) and computes the entity features itself (its engine
+ * in ENTITY scope).  One instance or several: the same path, the same
+ * values, bit for bit.
+ *
+ * Labels go through the same merge (by label_time_ms), so label-aware
+ * counterparty features (fraud counts and rates) see every label, whatever
+ * partition it came in on.
+ *
+ * A result is kept until the group's committed offset of its partition
+ * passes it (queried every second): any instance that gets the partition
+ * in a rebalance starts there; positions held for a checkpoint replay
+ * (rs_cpstage_hold) are kept too.  More than cpstage.max_pending results
+ * pause the merge unless the scoring thread waits for one.
+ *
+ * Not exact, and counted: a message that arrives on a partition after the
+ * merge went past it as idle, older than the merge (live producers lag;
+ * riskstream_cpstage_reordered_total), a result already dropped or never
+ * made (riskstream_cpstage_misses_total{reason="gone"}), a wait beyond
+ * cpstage.wait ({reason="timeout"}): those events are scored with their
+ * shared features at 0.
+ *
+ * Cost: every instance decodes every event and label of the topics and
+ * keeps the whole non-entity state (docs/features.md, "State and
+ * partitions", has the measured figures).
+ *
+ * Threads: rs_cpstage_new/destroy and rs_cpstage_fill/hold on the service
+ * thread; the stage's own thread owns its consumer and the store;
+ * rs_cpstage_stats, rs_cpstage_ready and rs_cpstage_prometheus from any
+ * thread (one mutex).
+ */
+#ifndef RS_CPSTAGE_H
+#define RS_CPSTAGE_H
+
+#include <signal.h>
+
+#include "common/common.h"
+#include "common/config.h"
+#include "common/metrics.h"
+#include "features/features.h"
+#include "ingest/ingest.h"
+#include "proto/proto.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* `cpstage:` section (table in cpstage.c; docs/config.md). */
+typedef struct rs_cpstage_conf_s {
+    int enabled;             /* global store for the non-entity keys      */
+    int64_t wait_ms;         /* longest wait for an event's results       */
+    int64_t idle_wait_ms;    /* a partition at its end holds the merge    */
+    int64_t max_pending;     /* results held before the merge pauses      */
+    int64_t buffer;          /* raw messages per partition before its
+                              * fetching pauses                           */
+} rs_cpstage_conf_t;
+
+/* The field table (static); *n gets the row count.  @locality any */
+const rs_conf_field_t *rs_cpstage_conf_fields(int *n);
+/* Register `conf` (caller-owned, must outlive the registry) as section
+ * "cpstage".  @locality any */
+void rs_cpstage_conf_section(rs_conf_section_t *sec, rs_cpstage_conf_t *conf);
+/* Defaults from the table.  @locality any */
+void rs_cpstage_conf_init(rs_cpstage_conf_t *conf);
+
+/* 1 if `conf` is enabled and the feature layout of `fconf` has a spec of
+ * a key other than the entity (else the stage has nothing to do).
+ * @locality any thread (compiles nothing: reads the spec list) */
+int rs_cpstage_wanted(const rs_cpstage_conf_t *conf,
+                      const rs_features_conf_t *fconf);
+
+/* Bytes the stage preallocates for `fconf` (its store: the non-entity
+ * tables and an event index), for the start-up memory check.
+ * @locality any thread */
+uint64_t rs_cpstage_conf_mem(const rs_features_conf_t *fconf);
+
+typedef struct rs_cpstage_s rs_cpstage_t;
+
+/* Everything the stage needs from the service's configuration. */
+typedef struct rs_cpstage_opts_s {
+    const rs_cpstage_conf_t *conf;
+    const rs_features_conf_t *features; /* the full layout (copied)        */
+    const rs_ingest_conf_t *ingest;     /* topics, formats, group, skew    */
+    const rs_kv_t *kafka;               /* `kafka:` properties              */
+    const char *bootstrap;              /* NULL/"": ingest->brokers         */
+    int64_t dedup_window_ms, dedup_max; /* the service's duplicate window   */
+    int exactly_once;                   /* read_committed                   */
+} rs_cpstage_opts_t;
+
+/* Create the stage and start its thread (its consumer connects, finds the
+ * partitions and reads from the beginning; Kafka unreachable is retried
+ * there, never an error here).  NULL with errstr on a bad configuration
+ * (RS_ERR_CONFIG) or a client that cannot be made (RS_ERR_KAFKA).
+ * Destroy with rs_cpstage_destroy.  @locality the service thread */
+rs_cpstage_t *rs_cpstage_new(const rs_cpstage_opts_t *o, rs_err_t *err_out,
+                             char *errstr, size_t errstr_size);
+/* Stop the thread, close the consumer, free.  NULL is a no-op.
+ * @locality the service thread */
+void rs_cpstage_destroy(rs_cpstage_t *cs);
+
+/* The shared features of event `ev` read at (partition, offset) of the
+ * events topic into x[i] for every shared feature i (the other entries
+ * are not touched): waits for the stage to merge it -- as long as it
+ * takes while the store reads the topics for the first time (start-up:
+ * scoring before that would use an incomplete store; Kafka Streams waits
+ * for its global stores too), then up to cpstage.wait -- or until *stop
+ * (may be NULL) is set.  RS_OK; RS_ERR_TIMEOUT or RS_ERR_NOTFOUND (see
+ * the design note: the shared entries are then 0; counted, logged
+ * rate-limited).  @locality the service thread */
+rs_err_t rs_cpstage_fill(rs_cpstage_t *cs, int32_t partition, int64_t offset,
+                         const rs_event_t *ev, float *x,
+                         const volatile sig_atomic_t *stop);
+
+/* Start positions of a state checkpoint (rs_ingest_set_start): the
+ * results of events partitions from these offsets are kept until the
+ * scoring thread has taken one at or past the group's committed offset,
+ * so the replay finds them.  Copies.  @locality the service thread */
+void rs_cpstage_hold(rs_cpstage_t *cs, const rs_ingest_pos_t *pos, int n);
+
+/* 1 when the store has read every partition to its end once (what the
+ * topics held at start); else 0 with *why (static text).  @locality any */
+int rs_cpstage_ready(rs_cpstage_t *cs, const char **why);
+
+typedef struct rs_cpstage_stats_s {
+    uint64_t events;        /* merged into the store                      */
+    uint64_t labels;        /* labels merged                              */
+    uint64_t rejected;      /* undecodable / invalid input skipped        */
+    uint64_t duplicates;    /* duplicate events skipped (dedup window)    */
+    uint64_t reordered;     /* merged out of the canonical order          */
+    uint64_t held;          /* results kept (pending)                     */
+    uint64_t buffered;      /* raw messages waiting for the merge         */
+    uint64_t filled;        /* events served to the scoring thread        */
+    uint64_t miss_timeout;  /* ... not in time (cpstage.wait)             */
+    uint64_t miss_gone;     /* ... dropped or never made                  */
+    uint64_t pauses;        /* merges held back by max_pending            */
+    uint64_t cp_keys;       /* live keys in the store                     */
+    int64_t frontier_ms;    /* time of the newest merged message          */
+    double cpu_s;           /* the stage thread's CPU time                */
+    int nparts[2];          /* partitions read (events, labels)           */
+    int caught_up;
+    rs_hist_t wait_us;      /* fill: time waited per event                */
+} rs_cpstage_stats_t;
+
+/* Snapshot (rs_hist_t inside: ~36 KB).  @locality any thread */
+void rs_cpstage_stats(rs_cpstage_t *cs, rs_cpstage_stats_t *st);
+
+/* The stage's metrics in Prometheus text (riskstream_cpstage_*).
+ * `b` is an rs_http_buf_t (scoring/http.h).  @locality any thread */
+struct rs_http_buf_s;
+void rs_cpstage_prometheus(rs_cpstage_t *cs, struct rs_http_buf_s *b);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RS_CPSTAGE_H */

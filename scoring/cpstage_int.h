@@ -1,0 +1,110 @@
+/* cpstage_int.h -- the counterparty stage's merge core, without Kafka
+ * (private to scoring/cpstage*.c and its tests).
+ *
+ * The core keeps the shared feature store (an rs_features_t in SHARED
+ * scope: every non-entity key) and feeds it the input of EVERY partition
+ * of the events and labels topics in one canonical order, a k-way merge
+ * of the partitions by (time, topic, partition): an event by its
+ * event_time_ms, a label by its label_time_ms; a partition's own order is
+ * kept.  The merge takes the smallest head only when every partition has
+ * a head or is idle (at its end for idle_wait_ms), so the order depends
+ * on the partitions' contents only, never on how the fetches interleave.
+ * For each event it merges it keeps the event's shared features (computed
+ * from the store just before the event, as rs_features_process does) in
+ * a per-partition FIFO of results, by offset, until the caller trims it.
+ *
+ * Raw messages are held as the caller gives them (payload pointer +
+ * handle, released through conf.release once merged or dropped); only the
+ * head of each partition is decoded (once).
+ *
+ * Threads: one owner thread for push/eof/step/trim; rs_cpm_find and
+ * rs_cpm_held read the result FIFOs and may run on another thread only
+ * under the caller's lock (cpstage.c holds one mutex around every call).
+ */
+#ifndef RS_CPSTAGE_INT_H
+#define RS_CPSTAGE_INT_H
+
+#include "features/features.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct rs_cpm_conf_s {
+    const rs_features_conf_t *features; /* the service's; the core builds
+                                         * its store from it (max_keys 1)  */
+    int events_format, labels_format;   /* rs_format_t                      */
+    int nparts[2];                      /* partitions of events, labels     */
+    int64_t dedup_window_ms;            /* 0: no duplicate detection        */
+    int64_t dedup_max;
+    int64_t future_skew_ms;             /* topics.future_skew (0: off)      */
+    int64_t idle_wait_ms;               /* cpstage.idle_wait                */
+    void (*release)(void *handle);      /* a raw message is done (may be
+                                         * NULL)                            */
+} rs_cpm_conf_t;
+
+typedef struct rs_cpm_s rs_cpm_t;
+
+typedef struct rs_cpm_stats_s {
+    uint64_t events;       /* merged into the store                        */
+    uint64_t labels;       /* merged (applied or unknown)                  */
+    uint64_t rejected;     /* undecodable or invalid, skipped              */
+    uint64_t duplicates;   /* events seen again (dedup window), skipped    */
+    uint64_t reordered;    /* merged below the merge frontier: arrived on
+                            * a partition the merge had passed as idle     */
+    uint64_t held;         /* results in the FIFOs                         */
+    uint64_t buffered;     /* raw messages waiting                         */
+    int64_t frontier_ms;   /* time key of the last merged message          */
+    int blocked_topic;     /* a partition the merge waits for (-1: none)   */
+    int32_t blocked_part;
+} rs_cpm_stats_t;
+
+/* NULL with errstr on a bad configuration (the features' messages). */
+rs_cpm_t *rs_cpm_new(const rs_cpm_conf_t *conf, char *errstr,
+                     size_t errstr_size);
+/* Releases every raw message still held.  NULL is a no-op. */
+void rs_cpm_destroy(rs_cpm_t *m);
+
+/* Shared features per event (rs_features_is_shared of the layout). */
+int rs_cpm_nshared(const rs_cpm_t *m);
+/* Their indexes in the layout: [nshared]. */
+const int *rs_cpm_shared_idx(const rs_cpm_t *m);
+
+/* One raw message of (topic 0 events / 1 labels, partition, offset), in
+ * the partition's order.  The core keeps `payload` (len bytes) until it
+ * calls conf.release(handle).  A partition out of range is released at
+ * once and ignored (returns -1). */
+int rs_cpm_push(rs_cpm_t *m, int topic, int32_t part, int64_t offset,
+                const void *payload, size_t len, void *handle);
+/* The partition reached its end (no message after the last pushed). */
+void rs_cpm_eof(rs_cpm_t *m, int topic, int32_t part, int64_t now_ms);
+/* Merge up to `max` messages; returns how many were merged (0: blocked
+ * or nothing to do). */
+int rs_cpm_step(rs_cpm_t *m, int64_t now_ms, int max);
+
+/* Raw messages buffered on (topic, part) (for the fetch pause). */
+uint32_t rs_cpm_buffered(const rs_cpm_t *m, int topic, int32_t part);
+
+/* Results of events partition `part` below `floor` are dropped. */
+void rs_cpm_trim(rs_cpm_t *m, int32_t part, int64_t floor);
+
+/* The shared features of the event at (part, offset) whose id hashes to
+ * `idh` (rs_hash_str of the id): written to out[idx[k]] for k <
+ * nshared.  Returns RS_OK, RS_ERR_AGAIN (not merged yet), or
+ * RS_ERR_NOTFOUND (merged past it without a result: trimmed, skipped as
+ * a duplicate or invalid, or another event at that offset). */
+rs_err_t rs_cpm_find(const rs_cpm_t *m, int32_t part, int64_t offset,
+                     uint64_t idh, float *out);
+
+/* 1 once every partition has been merged to its end at least once (the
+ * store has read what the topics held). */
+int rs_cpm_caught_up(const rs_cpm_t *m);
+
+void rs_cpm_stats(const rs_cpm_t *m, rs_cpm_stats_t *st);
+/* The store's counters (keys, labels applied, ...). */
+void rs_cpm_store_stats(const rs_cpm_t *m, rs_features_stats_t *st);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RS_CPSTAGE_INT_H */

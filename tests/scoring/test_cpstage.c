@@ -1,0 +1,500 @@
+/* test_cpstage.c -- the counterparty stage's merge core (scoring/
+ * cpstage_int.h) and the feature engine's scopes it relies on.
+ *
+ *  - test_scope_split: an engine in ENTITY scope and one in SHARED scope,
+ *    fed the same sequence, together give every feature of an engine in
+ *    ALL scope bit for bit (the vector is filled by two stages).
+ *  - test_interleavings: a random stream (4 events partitions keyed by
+ *    entity, 3 labels partitions, late events inside partitions,
+ *    duplicates, fraud and genuine labels) pushed into two cores in two
+ *    different random interleavings of the partitions, with merges
+ *    called at random moments: every event's shared features are equal
+ *    bit for bit, and equal to an ALL-scope engine fed the canonical
+ *    merge order by hand (the definition: k-way by (time, topic,
+ *    partition), partition order kept, duplicates skipped); the label-
+ *    aware counterparty features are not all zero (labels reached them).
+ *  - test_blocked_idle_reorder: the merge waits for a partition that has
+ *    neither a message nor reached its end (lookups say "not yet"); once
+ *    it is at its end it goes on; an older message arriving there later
+ *    is merged and counted as reordered.
+ *  - test_find_trim_dedup: a lookup by (partition, offset) with the wrong
+ *    id, below a trim, or of a duplicate is "not found"; the buffer
+ *    counts.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/common.h"
+#include "features/features.h"
+#include "proto/proto.h"
+#include "scoring/cpstage_int.h"
+#include "scoring/dedup.h"
+
+#define BASE_MS 1767225600000LL
+#define NEP 4 /* events partitions */
+#define NLP 3 /* labels partitions */
+
+static uint64_t rng_s = 88172645463325252ULL;
+static uint64_t rnd(void) {
+    rng_s ^= rng_s << 13;
+    rng_s ^= rng_s >> 7;
+    rng_s ^= rng_s << 17;
+    return rng_s;
+}
+
+/* A message of the generated stream. */
+typedef struct msg_s {
+    int topic, part;
+    int64_t offset, t;
+    char payload[512];
+    size_t len;
+    int ev_idx;           /* events: index into evs, else -1            */
+} msg_t;
+
+typedef struct stream_s {
+    msg_t *m;             /* every message, per partition in order       */
+    int n;
+} stream_t;
+
+static void conf_features(rs_features_conf_t *fc) {
+    rs_features_conf_init(fc);
+    fc->max_keys = 4096;
+    fc->max_counterparties = 4096;
+    fc->label_index = 65536;
+    fc->label_maturity = 86400000LL;      /* 1d */
+    /* an extra non-entity key: the categorical field mcc */
+    rs_features_spec_t *s = &fc->extra[fc->nextra++];
+    memset(s, 0, sizeof(*s));
+    rs_strlcpy(s->key, "mcc", sizeof(s->key));
+    rs_strlcpy(s->value, "amount", sizeof(s->value));
+    rs_strlcpy(s->field, "counterparty", sizeof(s->field));
+    s->window_ms = 6 * 3600000LL;
+    s->aggs = (1u << RS_FEATURES_AGG_COUNT) | (1u << RS_FEATURES_AGG_MEAN) |
+              (1u << RS_FEATURES_AGG_STD) | (1u << RS_FEATURES_AGG_FRAUD_COUNT);
+}
+
+static int ent_part(int e) { return (int)((uint32_t)(e * 2654435761u) >> 7) % NEP; }
+
+/* Generate: nev events over ~6 days; events partition by entity; labels
+ * (about 15 %, a third fraud) by entity into NLP partitions, each labels
+ * partition in label-time order; some events late inside their
+ * partition, some duplicated. */
+static void gen_stream(stream_t *s, int nev) {
+    s->m = calloc((size_t)nev * 3, sizeof(msg_t));
+    s->n = 0;
+    int64_t off[2][8] = {{0}};
+    /* labels first collected, then sorted per partition by time */
+    msg_t *labs = calloc((size_t)nev, sizeof(msg_t));
+    int nl = 0;
+    for (int i = 0; i < nev; i++) {
+        int e = (int)(rnd() % 60), cp = (int)(rnd() % 9), mcc = (int)(rnd() % 4);
+        int64_t t = BASE_MS + (int64_t)i * 500000 / 3 + (int64_t)(rnd() % 60000);
+        if (rnd() % 50 == 0) t -= (int64_t)(rnd() % 7200000); /* late */
+        if (rnd() % 10 == 0) /* on a 10-minute grid: ties across partitions */
+            t = BASE_MS + (t - BASE_MS) / 600000 * 600000;
+        int amount = (int)(rnd() % 90000);
+        msg_t *m = &s->m[s->n++];
+        m->topic = 0;
+        m->part = ent_part(e);
+        m->offset = off[0][m->part]++;
+        m->t = t;
+        m->ev_idx = i;
+        m->len = (size_t)snprintf(
+            m->payload, sizeof(m->payload),
+            "{\"id\":\"ev-%d\",\"type\":\"card_tx\",\"entity_id\":\"card-%d\","
+            "\"counterparty_id\":\"m-%d\",\"event_time_ms\":%lld,"
+            "\"amount\":%d.%02d,\"categorical_fields\":{\"mcc\":\"%d\"}}",
+            i, e, cp, (long long)t, amount / 100, amount % 100, 5400 + mcc);
+        if (i > 10 && rnd() % 80 == 0) { /* a duplicate of the previous event */
+            msg_t *d = &s->m[s->n++];
+            *d = *m;
+            d->offset = off[0][d->part]++;
+            d->ev_idx = -2;
+        }
+        if (rnd() % 7 == 0) {
+            msg_t *l = &labs[nl++];
+            l->topic = 1;
+            l->part = e % NLP;
+            l->t = t + 3600000 + (int64_t)(rnd() % (3 * 86400000LL));
+            l->ev_idx = -1;
+            int fraud = cp < 3 ? rnd() % 2 == 0 : rnd() % 6 == 0;
+            l->len = (size_t)snprintf(
+                l->payload, sizeof(l->payload),
+                "{\"event_id\":\"ev-%d\",\"entity_id\":\"card-%d\","
+                "\"value\":%d,\"label_time_ms\":%lld}",
+                i, e, fraud, (long long)l->t);
+        }
+    }
+    /* labels: per partition by time (stable), then appended */
+    for (int p = 0; p < NLP; p++) {
+        for (;;) {
+            int best = -1;
+            for (int k = 0; k < nl; k++)
+                if (labs[k].part == p && labs[k].ev_idx == -1 &&
+                    (best < 0 || labs[k].t < labs[best].t))
+                    best = k;
+            if (best < 0) break;
+            msg_t *m = &s->m[s->n++];
+            *m = labs[best];
+            m->offset = off[1][p]++;
+            labs[best].ev_idx = -3; /* taken */
+        }
+    }
+    free(labs);
+}
+
+/* Messages of (topic, part) in order: indexes into s->m. */
+static int part_msgs(const stream_t *s, int topic, int part, int *out) {
+    int n = 0;
+    for (int i = 0; i < s->n; i++)
+        if (s->m[i].topic == topic && s->m[i].part == part) out[n++] = i;
+    return n;
+}
+
+static rs_cpm_t *new_core(const rs_features_conf_t *fc, int64_t idle_ms,
+                          void (*release)(void *)) {
+    char errstr[256];
+    rs_cpm_conf_t c = {.features = fc,
+                       .release = release,
+                       .nparts = {NEP, NLP},
+                       .dedup_window_ms = 86400000LL,
+                       .dedup_max = 65536,
+                       .idle_wait_ms = idle_ms};
+    rs_cpm_t *m = rs_cpm_new(&c, errstr, sizeof(errstr));
+    if (!m) fail_msg("rs_cpm_new: %s", errstr);
+    return m;
+}
+
+/* Feed the whole stream in a random interleaving; merges at random. */
+static void feed_random(rs_cpm_t *m, const stream_t *s, uint64_t seed) {
+    uint64_t save = rng_s;
+    rng_s = seed;
+    int *idx[2][8], n[2][8], pos[2][8];
+    for (int t = 0; t < 2; t++)
+        for (int p = 0; p < (t ? NLP : NEP); p++) {
+            idx[t][p] = calloc((size_t)s->n, sizeof(int));
+            n[t][p] = part_msgs(s, t, p, idx[t][p]);
+            pos[t][p] = 0;
+        }
+    for (;;) {
+        int left = 0;
+        for (int t = 0; t < 2; t++)
+            for (int p = 0; p < (t ? NLP : NEP); p++)
+                left += n[t][p] - pos[t][p];
+        if (!left) break;
+        int t = (int)(rnd() % 2), p = (int)(rnd() % (t ? NLP : NEP));
+        int k = 1 + (int)(rnd() % 40);
+        while (k-- && pos[t][p] < n[t][p]) {
+            const msg_t *x = &s->m[idx[t][p][pos[t][p]++]];
+            rs_cpm_push(m, x->topic, x->part, x->offset, x->payload, x->len,
+                        NULL);
+        }
+        if (rnd() % 3 == 0) rs_cpm_step(m, 0, 1 + (int)(rnd() % 100));
+    }
+    for (int t = 0; t < 2; t++)
+        for (int p = 0; p < (t ? NLP : NEP); p++) {
+            rs_cpm_eof(m, t, p, 0);
+            free(idx[t][p]);
+        }
+    while (rs_cpm_step(m, 0, 1000) > 0) {}
+    rng_s = save;
+}
+
+/* ------------------------------------------------------------- tests */
+
+static void test_scope_split(void **state) {
+    (void)state;
+    char errstr[256];
+    rs_features_conf_t fc;
+    conf_features(&fc);
+    rs_features_t *all = rs_features_new(&fc, errstr, sizeof(errstr));
+    rs_features_t *ent = rs_features_new(&fc, errstr, sizeof(errstr));
+    rs_features_t *sh = rs_features_new(&fc, errstr, sizeof(errstr));
+    assert_non_null(all);
+    assert_non_null(ent);
+    assert_non_null(sh);
+    rs_features_set_scope(ent, RS_FEATURES_SCOPE_ENTITY);
+    rs_features_set_scope(sh, RS_FEATURES_SCOPE_SHARED);
+    int dim = rs_features_dim(all), nshared = 0;
+    for (int i = 0; i < dim; i++) nshared += rs_features_is_shared(all, i);
+    assert_true(nshared >= 10 && nshared < dim); /* 9 cp + 4 mcc */
+    stream_t s;
+    gen_stream(&s, 1500);
+    float *a = calloc((size_t)dim, 4), *b = calloc((size_t)dim, 4);
+    rs_event_t ev;
+    rs_label_t lb;
+    int nev = 0;
+    for (int i = 0; i < s.n; i++) { /* generation order, labels at the end */
+        const msg_t *m = &s.m[i];
+        if (m->topic == 0) {
+            assert_int_equal(rs_event_decode(RS_FORMAT_JSON, m->payload, m->len,
+                                             &ev, errstr, sizeof(errstr)),
+                             RS_OK);
+            assert_int_equal(rs_features_process(all, &ev, a, NULL), RS_OK);
+            for (int k = 0; k < dim; k++) b[k] = NAN;
+            assert_int_equal(rs_features_process(sh, &ev, b, NULL), RS_OK);
+            for (int k = 0; k < dim; k++) /* entity ones left as they were */
+                if (!rs_features_is_shared(all, k)) assert_true(isnan(b[k]));
+            assert_int_equal(rs_features_process(ent, &ev, b, NULL), RS_OK);
+            assert_memory_equal(a, b, (size_t)dim * 4);
+            nev++;
+        } else {
+            assert_int_equal(rs_label_decode(RS_FORMAT_JSON, m->payload, m->len,
+                                             &lb, errstr, sizeof(errstr)),
+                             RS_OK);
+            rs_features_label(all, &lb);
+            rs_features_label(ent, &lb);
+            rs_features_label(sh, &lb);
+        }
+    }
+    assert_true(nev > 1500);
+    free(a);
+    free(b);
+    free(s.m);
+    rs_features_destroy(all);
+    rs_features_destroy(ent);
+    rs_features_destroy(sh);
+}
+
+static void test_interleavings(void **state) {
+    (void)state;
+    char errstr[256];
+    rs_features_conf_t fc;
+    conf_features(&fc);
+    stream_t s;
+    gen_stream(&s, 3000);
+    rs_cpm_t *m1 = new_core(&fc, 0, NULL), *m2 = new_core(&fc, 0, NULL);
+    feed_random(m1, &s, 12345);
+    feed_random(m2, &s, 987654321);
+    rs_cpm_stats_t st1, st2;
+    rs_cpm_stats(m1, &st1);
+    rs_cpm_stats(m2, &st2);
+    assert_int_equal(st1.reordered, 0);
+    assert_int_equal(st2.reordered, 0);
+    assert_int_equal(st1.events, st2.events);
+    assert_true(st1.duplicates > 0);
+    assert_int_equal(st1.duplicates, st2.duplicates);
+    assert_true(rs_cpm_caught_up(m1));
+
+    /* The definition, by hand: k-way merge by (time, topic, partition),
+     * each partition's order kept, duplicates skipped, into an ALL-scope
+     * engine. */
+    rs_features_t *ref = rs_features_new(&fc, errstr, sizeof(errstr));
+    assert_non_null(ref);
+    rs_dedup_t *dd = rs_dedup_new(65536, 86400000LL, errstr, sizeof(errstr));
+    int dim = rs_features_dim(ref);
+    int *idx[2][8], n[2][8], pos[2][8];
+    for (int t = 0; t < 2; t++)
+        for (int p = 0; p < (t ? NLP : NEP); p++) {
+            idx[t][p] = calloc((size_t)s.n, sizeof(int));
+            n[t][p] = part_msgs(&s, t, p, idx[t][p]);
+            pos[t][p] = 0;
+        }
+    float *x = calloc((size_t)dim, 4), *y = calloc((size_t)dim, 4);
+    rs_event_t ev;
+    rs_label_t lb;
+    int checked = 0, label_nonzero = 0, shared_nonzero = 0;
+    int fr_idx = -1;
+    for (int i = 0; i < dim; i++)
+        if (!strcmp(rs_features_name(ref, i), "cp_fraud_count_30d")) fr_idx = i;
+    assert_true(fr_idx >= 0);
+    for (;;) {
+        int bt = -1, bp = -1;
+        int64_t best = 0;
+        for (int t = 0; t < 2; t++)
+            for (int p = 0; p < (t ? NLP : NEP); p++) {
+                if (pos[t][p] == n[t][p]) continue;
+                const msg_t *h = &s.m[idx[t][p][pos[t][p]]];
+                if (bt < 0 || h->t < best) { bt = t; bp = p; best = h->t; }
+            }
+        if (bt < 0) break;
+        const msg_t *h = &s.m[idx[bt][bp][pos[bt][bp]++]];
+        if (bt == 1) {
+            assert_int_equal(rs_label_decode(RS_FORMAT_JSON, h->payload, h->len,
+                                             &lb, errstr, sizeof(errstr)),
+                             RS_OK);
+            rs_features_label(ref, &lb);
+            continue;
+        }
+        assert_int_equal(rs_event_decode(RS_FORMAT_JSON, h->payload, h->len,
+                                         &ev, errstr, sizeof(errstr)),
+                         RS_OK);
+        uint64_t hd;
+        uint64_t idh = rs_hash_str(ev.id);
+        if (rs_dedup_check(dd, rs_dedup_key(ev.entity_id, ev.id),
+                           ev.event_time_ms, &hd)) {
+            assert_int_equal(rs_cpm_find(m1, h->part, h->offset, idh, y),
+                             RS_ERR_NOTFOUND);
+            continue;
+        }
+        assert_int_equal(rs_features_process(ref, &ev, x, NULL), RS_OK);
+        memset(y, 0xff, (size_t)dim * 4);
+        assert_int_equal(rs_cpm_find(m1, h->part, h->offset, idh, y), RS_OK);
+        float *z = calloc((size_t)dim, 4);
+        memset(z, 0xff, (size_t)dim * 4);
+        assert_int_equal(rs_cpm_find(m2, h->part, h->offset, idh, z), RS_OK);
+        for (int k = 0; k < dim; k++) {
+            if (!rs_features_is_shared(ref, k)) continue;
+            if (memcmp(&x[k], &y[k], 4) || memcmp(&y[k], &z[k], 4))
+                fail_msg("event %s feature %s: reference %.9g, core 1 %.9g, "
+                         "core 2 %.9g", ev.id, rs_features_name(ref, k),
+                         (double)x[k], (double)y[k], (double)z[k]);
+            if (x[k] != 0) shared_nonzero++;
+        }
+        if (x[fr_idx] > 0) label_nonzero++;
+        free(z);
+        checked++;
+    }
+    printf("test_interleavings: %d events checked bit for bit (%llu labels "
+           "merged, %llu duplicates), %d with a counterparty fraud count > 0\n",
+           checked, (unsigned long long)st1.labels,
+           (unsigned long long)st1.duplicates, label_nonzero);
+    assert_int_equal((uint64_t)checked, st1.events);
+    assert_true(label_nonzero > 100);
+    assert_true(shared_nonzero > 1000);
+    for (int t = 0; t < 2; t++)
+        for (int p = 0; p < (t ? NLP : NEP); p++) free(idx[t][p]);
+    free(x);
+    free(y);
+    free(s.m);
+    rs_dedup_destroy(dd);
+    rs_features_destroy(ref);
+    rs_cpm_destroy(m1);
+    rs_cpm_destroy(m2);
+}
+
+/* The core keeps a payload until it releases its handle: malloc'd here,
+ * freed by release (rs_cpm_conf_t.release = free). */
+static int push_ev(rs_cpm_t *m, int part, int64_t off, int id, int64_t t) {
+    char *b = malloc(256);
+    int len = snprintf(b, 256,
+                       "{\"id\":\"x-%d\",\"type\":\"card_tx\",\"entity_id\":"
+                       "\"c-%d\",\"counterparty_id\":\"m-1\",\"event_time_ms\":"
+                       "%lld,\"amount\":10}", id, id, (long long)t);
+    return rs_cpm_push(m, 0, part, off, b, (size_t)len, b);
+}
+
+static void test_blocked_idle_reorder(void **state) {
+    (void)state;
+    rs_features_conf_t fc;
+    conf_features(&fc);
+    rs_cpm_t *m = new_core(&fc, 50, free);
+    float *y = calloc(512, 4);
+    push_ev(m, 0, 0, 1, BASE_MS + 1000);
+    push_ev(m, 1, 0, 2, BASE_MS + 2000);
+    /* partitions 2, 3 and the labels: nothing, not at their end */
+    assert_int_equal(rs_cpm_step(m, 0, 100), 0);
+    assert_int_equal(rs_cpm_find(m, 0, 0, rs_hash_str("x-1"), y), RS_ERR_AGAIN);
+    rs_cpm_stats_t st;
+    rs_cpm_stats(m, &st);
+    assert_int_equal(st.blocked_topic, 0);
+    assert_int_equal(st.blocked_part, 2);
+    for (int p = 2; p < NEP; p++) rs_cpm_eof(m, 0, p, 1000);
+    for (int p = 0; p < NLP; p++) rs_cpm_eof(m, 1, p, 1000);
+    /* at their end: they hold the merge back for idle_wait (50 ms) from
+     * the first merge they hold (at 1020), then it goes on without them;
+     * partition 1 (not at its end) holds it once x-1 is merged */
+    assert_int_equal(rs_cpm_step(m, 1020, 100), 0);
+    assert_int_equal(rs_cpm_step(m, 1060, 100), 0);
+    assert_int_equal(rs_cpm_step(m, 1070, 100), 1);
+    assert_int_equal(rs_cpm_find(m, 0, 0, rs_hash_str("x-1"), y), RS_OK);
+    assert_int_equal(rs_cpm_find(m, 1, 0, rs_hash_str("x-2"), y), RS_ERR_AGAIN);
+    rs_cpm_eof(m, 0, 0, 1100);
+    assert_int_equal(rs_cpm_step(m, 1100, 100), 0); /* its wait starts */
+    assert_int_equal(rs_cpm_step(m, 1150, 100), 1);
+    assert_int_equal(rs_cpm_find(m, 1, 0, rs_hash_str("x-2"), y), RS_OK);
+    assert_false(rs_cpm_caught_up(m)); /* partition 1 not at its end yet */
+    rs_cpm_eof(m, 0, 1, 1150);
+    assert_int_equal(rs_cpm_step(m, 1200, 100), 0);
+    assert_true(rs_cpm_caught_up(m));
+    /* partition 3 was passed as idle: an older event there is merged
+     * (after the wait partition 1 owes: it never held one back) but out
+     * of the canonical order */
+    push_ev(m, 3, 0, 3, BASE_MS + 1500);
+    rs_cpm_eof(m, 0, 3, 1300); /* and at its end again after it */
+    assert_int_equal(rs_cpm_step(m, 1300, 100), 0);
+    assert_int_equal(rs_cpm_step(m, 1350, 100), 1);
+    rs_cpm_stats_t st2;
+    rs_cpm_stats(m, &st2);
+    assert_int_equal(st2.reordered, 1);
+    assert_int_equal(st2.events, 3);
+    /* a newer one on an idle partition: in order */
+    push_ev(m, 2, 0, 4, BASE_MS + 9000);
+    assert_int_equal(rs_cpm_step(m, 1400, 100), 0); /* 3 holds it again */
+    assert_int_equal(rs_cpm_step(m, 1450, 100), 1);
+    rs_cpm_stats(m, &st2);
+    assert_int_equal(st2.reordered, 1);
+    /* idle_wait 0: a partition at its end never holds a merge back */
+    rs_cpm_t *z = new_core(&fc, 0, free);
+    for (int p = 1; p < NEP; p++) rs_cpm_eof(z, 0, p, 0);
+    for (int p = 0; p < NLP; p++) rs_cpm_eof(z, 1, p, 0);
+    push_ev(z, 0, 0, 5, BASE_MS);
+    assert_int_equal(rs_cpm_step(z, 0, 100), 1);
+    rs_cpm_destroy(z);
+    free(y);
+    rs_cpm_destroy(m);
+}
+
+static void test_find_trim_dedup(void **state) {
+    (void)state;
+    rs_features_conf_t fc;
+    conf_features(&fc);
+    rs_cpm_t *m = new_core(&fc, 0, free);
+    float *y = calloc(512, 4);
+    for (int p = 1; p < NEP; p++) rs_cpm_eof(m, 0, p, 0);
+    for (int p = 0; p < NLP; p++) rs_cpm_eof(m, 1, p, 0);
+    for (int i = 0; i < 3000; i++) push_ev(m, 0, i, i, BASE_MS + i * 1000LL);
+    push_ev(m, 0, 3000, 7, BASE_MS + 3000 * 1000LL); /* a duplicate of x-7 */
+    char *bad = strdup("{not json");
+    rs_cpm_push(m, 0, 0, 3001, bad, strlen(bad), bad); /* a reject */
+    push_ev(m, 0, 3002, 3002, BASE_MS + 3002 * 1000LL);
+    assert_int_equal(rs_cpm_buffered(m, 0, 0), 3003);
+    rs_cpm_eof(m, 0, 0, 0);
+    int n = 0, k;
+    while ((k = rs_cpm_step(m, 0, 97)) > 0) n += k;
+    assert_int_equal(n, 3002); /* the reject is skipped, not merged */
+    assert_int_equal(rs_cpm_buffered(m, 0, 0), 0);
+    rs_cpm_stats_t st;
+    rs_cpm_stats(m, &st);
+    assert_int_equal(st.events, 3001);
+    assert_int_equal(st.duplicates, 1);
+    assert_int_equal(st.rejected, 1);
+    assert_int_equal(st.held, 3001);
+    const int *sh = rs_cpm_shared_idx(m);
+    assert_int_equal(rs_cpm_find(m, 0, 5, rs_hash_str("x-5"), y), RS_OK);
+    assert_int_equal(y[sh[0]], 5.0f); /* cp_count_1h: 5 before it, 1 s apart */
+    assert_int_equal(rs_cpm_find(m, 0, 5, rs_hash_str("x-6"), y),
+                     RS_ERR_NOTFOUND);                       /* another id */
+    assert_int_equal(rs_cpm_find(m, 0, 3000, rs_hash_str("x-7"), y),
+                     RS_ERR_NOTFOUND);                       /* duplicate  */
+    assert_int_equal(rs_cpm_find(m, 0, 3001, 1, y), RS_ERR_NOTFOUND);
+    assert_int_equal(rs_cpm_find(m, 0, 3002, rs_hash_str("x-3002"), y), RS_OK);
+    assert_int_equal(rs_cpm_find(m, 0, 3003, 1, y), RS_ERR_AGAIN); /* later */
+    assert_int_equal(rs_cpm_find(m, 1, 0, 1, y), RS_ERR_AGAIN);
+    rs_cpm_trim(m, 0, 2000);
+    rs_cpm_stats(m, &st);
+    assert_int_equal(st.held, 1001);
+    assert_int_equal(rs_cpm_find(m, 0, 1999, rs_hash_str("x-1999"), y),
+                     RS_ERR_NOTFOUND);
+    assert_int_equal(rs_cpm_find(m, 0, 2000, rs_hash_str("x-2000"), y), RS_OK);
+    free(y);
+    rs_cpm_destroy(m);
+}
+
+int main(void) {
+    rs_log_set_level(RS_LOG_WARN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_scope_split),
+        cmocka_unit_test(test_interleavings),
+        cmocka_unit_test(test_blocked_idle_reorder),
+        cmocka_unit_test(test_find_trim_dedup),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,233 @@
+/* test_cpstage_kafka.c -- the counterparty stage with its consumer
+ * (scoring/cpstage.h) against an in-process librdkafka mock cluster.
+ *
+ *  - test_fill_equals_core: 900 events over 4 partitions (keyed by entity,
+ *    librdkafka's partitioner) and fraud labels over 4 more are produced;
+ *    the stage reads them all and every event's shared features, taken
+ *    with rs_cpstage_fill by (partition, offset, id), equal bit for bit
+ *    those of the merge core fed the same partitions directly; /readyz is
+ *    ready once the store read every partition.
+ *  - then a lookup of an offset that never comes times out after
+ *    cpstage.wait (counted), a lookup with another event's id is "gone",
+ *    and once the group commits offset 50 of partition 0 the results below
+ *    it are dropped (the stage reads the committed offsets every second):
+ *    gone below, still there above.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "scoring/cpstage.h"
+#include "scoring/cpstage_int.h"
+#include "tests/support/rs_test_kafka.h"
+
+#define NEV 900
+#define NPART 4
+#define BASE_MS 1767225600000LL
+
+static const char *const topics[] = {"events", "labels"};
+
+typedef struct got_s {
+    int n;
+    int32_t part[NEV + 64];
+    int64_t off[NEV + 64];
+    char *payload[NEV + 64];
+    size_t len[NEV + 64];
+} got_t;
+
+static void collect(void *opaque, const rd_kafka_message_t *rkm) {
+    got_t *g = opaque;
+    if (g->n >= NEV + 64) return;
+    g->part[g->n] = rkm->partition;
+    g->off[g->n] = rkm->offset;
+    g->payload[g->n] = malloc(rkm->len);
+    memcpy(g->payload[g->n], rkm->payload, rkm->len);
+    g->len[g->n] = rkm->len;
+    g->n++;
+}
+
+static void sleep_ms(int ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void test_fill_equals_core(void **state) {
+    (void)state;
+    char errstr[512];
+    rs_cluster_t *cl = rs_cluster_new(1, topics, 2, NPART, errstr, sizeof(errstr));
+    if (!cl) fail_msg("cluster: %s", errstr);
+    const char *boot = rs_cluster_bootstraps(cl);
+    rd_kafka_t *prod = rs_kafka_producer_new(NULL, boot, errstr, sizeof(errstr));
+    assert_non_null(prod);
+    char buf[512], key[32];
+    for (int i = 0; i < NEV; i++) {
+        snprintf(key, sizeof(key), "card-%d", i % 37);
+        int len = snprintf(buf, sizeof(buf),
+                           "{\"id\":\"k-%d\",\"type\":\"card_tx\",\"entity_id\":"
+                           "\"%s\",\"counterparty_id\":\"m-%d\",\"event_time_ms\":"
+                           "%lld,\"amount\":%d.5}", i, key, i % 11,
+                           (long long)(BASE_MS + (int64_t)i * 240000), 1 + i % 97);
+        assert_int_equal(rd_kafka_producev(prod, RD_KAFKA_V_TOPIC("events"),
+                                           RD_KAFKA_V_KEY(key, strlen(key)),
+                                           RD_KAFKA_V_VALUE(buf, (size_t)len),
+                                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                           RD_KAFKA_V_END),
+                         0);
+        if (i % 9 == 0 && i % 11 < 3) { /* merchants 0-2 see fraud */
+            len = snprintf(buf, sizeof(buf),
+                           "{\"event_id\":\"k-%d\",\"entity_id\":\"%s\",\"value\":1,"
+                           "\"label_time_ms\":%lld}", i, key,
+                           (long long)(BASE_MS + (int64_t)i * 240000 + 3600000));
+            assert_int_equal(rd_kafka_producev(prod, RD_KAFKA_V_TOPIC("labels"),
+                                               RD_KAFKA_V_KEY(key, strlen(key)),
+                                               RD_KAFKA_V_VALUE(buf, (size_t)len),
+                                               RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                               RD_KAFKA_V_END),
+                             0);
+        }
+    }
+    assert_int_equal(rd_kafka_flush(prod, 30000), 0);
+
+    /* what the partitions hold, read back */
+    got_t *ge = calloc(1, sizeof(*ge)), *gl = calloc(1, sizeof(*gl));
+    assert_int_equal(rs_test_kafka_read(boot, "events", NEV, 200, 30000, collect, ge), NEV);
+    rs_test_kafka_read(boot, "labels", 1, 500, 30000, collect, gl);
+    assert_true(gl->n > 10);
+
+    rs_features_conf_t fc;
+    rs_features_conf_init(&fc);
+    fc.max_keys = fc.max_counterparties = 1024;
+    fc.label_index = 4096;
+    fc.label_maturity = 86400000LL;
+    rs_ingest_conf_t icon;
+    rs_ingest_conf_init(&icon);
+    rs_strlcpy(icon.group_id, "g-cp", sizeof(icon.group_id));
+    rs_cpstage_conf_t cc;
+    rs_cpstage_conf_init(&cc);
+    assert_int_equal(cc.enabled, 1);
+    assert_true(rs_cpstage_wanted(&cc, &fc));
+    cc.wait_ms = 300;
+    cc.idle_wait_ms = 0;
+    rs_cpstage_opts_t o = {&cc, &fc, &icon, NULL, boot, 86400000LL, 65536, 0};
+    rs_err_t err;
+    rs_cpstage_t *cs = rs_cpstage_new(&o, &err, errstr, sizeof(errstr));
+    if (!cs) fail_msg("rs_cpstage_new: %s", errstr);
+
+    /* the reference: the core fed the same partitions directly */
+    rs_cpm_conf_t mc = {.features = &fc, .nparts = {NPART, NPART},
+                        .dedup_window_ms = 86400000LL, .dedup_max = 65536};
+    rs_cpm_t *m = rs_cpm_new(&mc, errstr, sizeof(errstr));
+    assert_non_null(m);
+    for (int i = 0; i < ge->n; i++)
+        rs_cpm_push(m, 0, ge->part[i], ge->off[i], ge->payload[i], ge->len[i], NULL);
+    for (int i = 0; i < gl->n; i++)
+        rs_cpm_push(m, 1, gl->part[i], gl->off[i], gl->payload[i], gl->len[i], NULL);
+    for (int p = 0; p < NPART; p++) {
+        rs_cpm_eof(m, 0, p, 0);
+        rs_cpm_eof(m, 1, p, 0);
+    }
+    while (rs_cpm_step(m, 0, 1000) > 0) {}
+
+    rs_features_t *probe = rs_features_new(&fc, errstr, sizeof(errstr));
+    int dim = rs_features_dim(probe);
+    float *x = calloc((size_t)dim, 4), *y = calloc((size_t)dim, 4);
+    rs_event_t *ev = calloc(1, sizeof(*ev));
+    int nonzero = 0;
+    for (int i = 0; i < ge->n; i++) {
+        assert_int_equal(rs_event_decode(RS_FORMAT_JSON, ge->payload[i], ge->len[i],
+                                         ev, errstr, sizeof(errstr)),
+                         RS_OK);
+        memset(x, 0xff, (size_t)dim * 4);
+        memset(y, 0xff, (size_t)dim * 4);
+        assert_int_equal(rs_cpstage_fill(cs, ge->part[i], ge->off[i], ev, x, NULL),
+                         RS_OK);
+        assert_int_equal(rs_cpm_find(m, ge->part[i], ge->off[i],
+                                     rs_hash_str(ev->id), y), RS_OK);
+        assert_memory_equal(x, y, (size_t)dim * 4);
+        for (int k = 0; k < dim; k++)
+            if (rs_features_is_shared(probe, k) && x[k] != 0) nonzero++;
+    }
+    assert_true(nonzero > NEV);
+    const char *why = NULL;
+    for (int k = 0; k < 100 && !rs_cpstage_ready(cs, &why); k++) sleep_ms(50);
+    assert_true(rs_cpstage_ready(cs, &why));
+
+    /* never comes: a timeout after cpstage.wait, shared features 0 */
+    rs_strlcpy(ev->id, "nope", sizeof(ev->id));
+    x[0] = 7;
+    assert_int_equal(rs_cpstage_fill(cs, 0, 100000, ev, x, NULL), RS_ERR_TIMEOUT);
+    /* another event at that offset: gone */
+    assert_int_equal(rs_cpstage_fill(cs, ge->part[0], ge->off[0], ev, x, NULL),
+                     RS_ERR_NOTFOUND);
+
+    /* the group commits partition 0 at 50: below it is dropped */
+    rd_kafka_conf_t *kc = rd_kafka_conf_new();
+    rd_kafka_conf_set(kc, "bootstrap.servers", boot, errstr, sizeof(errstr));
+    rd_kafka_conf_set(kc, "group.id", "g-cp", errstr, sizeof(errstr));
+    rd_kafka_t *cons = rd_kafka_new(RD_KAFKA_CONSUMER, kc, errstr, sizeof(errstr));
+    assert_non_null(cons);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, "events", 0)->offset = 50;
+    assert_int_equal(rd_kafka_commit(cons, l, 0), 0);
+    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_consumer_close(cons);
+    rd_kafka_destroy(cons);
+    int idx10 = -1, idx60 = -1;
+    for (int i = 0; i < ge->n; i++) {
+        if (ge->part[i] == 0 && ge->off[i] == 10) idx10 = i;
+        if (ge->part[i] == 0 && ge->off[i] == 60) idx60 = i;
+    }
+    assert_true(idx10 >= 0 && idx60 >= 0);
+    rs_err_t e10 = RS_OK;
+    for (int k = 0; k < 60 && e10 == RS_OK; k++) {
+        sleep_ms(100);
+        rs_event_decode(RS_FORMAT_JSON, ge->payload[idx10], ge->len[idx10], ev,
+                        errstr, sizeof(errstr));
+        e10 = rs_cpstage_fill(cs, 0, 10, ev, x, NULL);
+    }
+    assert_int_equal(e10, RS_ERR_NOTFOUND);
+    rs_event_decode(RS_FORMAT_JSON, ge->payload[idx60], ge->len[idx60], ev,
+                    errstr, sizeof(errstr));
+    assert_int_equal(rs_cpstage_fill(cs, 0, 60, ev, x, NULL), RS_OK);
+
+    rs_cpstage_stats_t *st = calloc(1, sizeof(*st));
+    rs_cpstage_stats(cs, st);
+    assert_int_equal(st->events, NEV);
+    assert_int_equal(st->labels, (uint64_t)gl->n);
+    assert_int_equal(st->reordered, 0);
+    assert_int_equal(st->miss_timeout, 1);
+    assert_true(st->miss_gone >= 2);
+    assert_int_equal(st->nparts[0], NPART);
+    assert_true(st->held < NEV);
+    printf("test_cpstage_kafka: %d events and %d labels, every fill equal to "
+           "the core; wait p50 %lld us p99 %lld us\n", ge->n, gl->n,
+           (long long)rs_hist_quantile(&st->wait_us, 0.5),
+           (long long)rs_hist_quantile(&st->wait_us, 0.99));
+    free(st);
+    rs_cpstage_destroy(cs);
+    rs_cpm_destroy(m);
+    rs_features_destroy(probe);
+    for (int i = 0; i < ge->n; i++) free(ge->payload[i]);
+    for (int i = 0; i < gl->n; i++) free(gl->payload[i]);
+    free(ge);
+    free(gl);
+    free(x);
+    free(y);
+    free(ev);
+    rd_kafka_destroy(prod);
+    rs_cluster_destroy(cl);
+}
+
+int main(void) {
+    rs_log_set_level(RS_LOG_WARN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fill_equals_core),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
