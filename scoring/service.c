@@ -22,6 +22,8 @@
 #include <cblas.h>
 
 #include "scoring.h"
+#include "scoring/parts.h"
+#include "scoring/pstate.h"
 #include "scoring/trainer.h"
 #include "scoring/workers.h"
 
@@ -85,6 +87,8 @@ struct rs_service_s {
     rs_sink_kafka_t *ks;
     rs_sink_redis_t *rd;
     rs_workers_t *wk;     /* decode, records and encoding on every core */
+    rs_pstate_t *pstate;  /* partition-local state stores (pstate.h)    */
+    rs_parts_t *parts;    /* which partitions' state is here (parts.h)  */
 
     int dim, batch_max;
     rs_msg_t *msgs;       /* [batch_max]                                */
@@ -184,6 +188,8 @@ struct rs_service_s {
         rs_dedup_stats_t dds;
         int nlag;
         rs_ingest_lag_t lag[256];
+        int replaying;              /* partitions replaying (restore)  */
+        int64_t replay_left;        /* their messages still to replay  */
         int redis_ok;
         int valid;
         int64_t taken_us;           /* rs_clock_mono_us() of the copy  */
@@ -479,6 +485,7 @@ rs_err_t rs_app_conf_mem_check(const rs_app_conf_t *app, uint64_t *total,
 static rs_err_t rs_svc_ckpt_restore(rs_service_t *svc, char *errstr,
                                     size_t errstr_size);
 static void rs_svc_ckpt_join(rs_service_t *svc);
+static void rs_svc_parts_new(rs_service_t *svc);
 static rs_model_t *rs_svc_newest_stored(rs_model_t *t,
                                         const rs_model_conf_t *tconf,
                                         int dim, const char *const *names);
@@ -707,6 +714,12 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
                                   errstr_size);
         if (!svc->dedup) { err = RS_ERR_CONFIG; goto fail; }
     }
+    /* Partition-local state (issue 13): stores and ownership, before the
+     * instance checkpoint names the partitions it holds. */
+    svc->pstate = rs_pstate_new(rs_state_dir(svc->state), svc->feat,
+                                svc->model, svc->dedup, errstr, errstr_size);
+    if (!svc->pstate) { err = RS_ERR_IO; goto fail; }
+    rs_svc_parts_new(svc);
     err = rs_svc_ckpt_restore(svc, errstr, errstr_size);
     if (err != RS_OK) goto fail;
 
@@ -760,7 +773,13 @@ void rs_service_destroy(rs_service_t *svc) {
     if (!svc) return;
     rs_svc_ckpt_join(svc);
     if (svc->ckpt_active) rs_features_checkpoint_abort(svc->feat);
+    if (svc->ing) { /* the consumer's close revokes: nothing to move then */
+        rs_ingest_set_revoke_cb(svc->ing, NULL, NULL);
+        rs_ingest_set_assign_cb(svc->ing, NULL, NULL);
+    }
     rs_ingest_destroy(svc->ing);
+    rs_parts_destroy(svc->parts);
+    rs_pstate_destroy(svc->pstate);
     rs_workers_destroy(svc->wk);
     rs_sink_kafka_destroy(svc->ks);
     rs_sink_redis_destroy(svc->rd);
@@ -936,6 +955,41 @@ void rs_service_prometheus(rs_service_t *svc, rs_http_buf_t *b) {
     rs_prom_gauge(b, "riskstream_partitions_assigned",
                   "input partitions assigned to this instance",
                   (double)sn->is.assigned);
+    {
+        rs_pstate_stats_t pst;
+        rs_pstate_stats(svc->pstate, &pst);
+        rs_prom_gauge(b, "riskstream_restore_partitions", "partitions whose "
+                      "state is being restored (loaded, or replayed from "
+                      "the input); /readyz is 503 meanwhile",
+                      (double)(pst.restoring + sn->replaying));
+        rs_prom_gauge(b, "riskstream_restore_replay_messages", "input "
+                      "messages still to replay to rebuild state (not "
+                      "published)", (double)sn->replay_left);
+        rs_http_buf_printf(b, "# HELP riskstream_restores_total partition "
+                           "states restored, by source\n# TYPE "
+                           "riskstream_restores_total counter\n");
+        rs_http_buf_printf(b, "riskstream_restores_total{source=\"local\"} "
+                           "%llu\nriskstream_restores_total{source="
+                           "\"changelog\"} %llu\nriskstream_restores_total"
+                           "{source=\"replay\"} %llu\n",
+                           (unsigned long long)pst.from_local,
+                           (unsigned long long)pst.from_changelog,
+                           (unsigned long long)pst.from_replay);
+        rs_prom_counter(b, "riskstream_restore_keys_total", "entity keys "
+                        "restored with partition states", pst.keys_restored);
+        rs_http_buf_printf(b, "# HELP riskstream_restore_seconds_total time "
+                           "spent restoring partition states (loads; a "
+                           "replay runs with scoring)\n# TYPE "
+                           "riskstream_restore_seconds_total counter\n"
+                           "riskstream_restore_seconds_total %.6f\n",
+                           pst.restore_s_total);
+        rs_prom_counter(b, "riskstream_partition_checkpoints_total",
+                        "partition checkpoints written (a partition left)",
+                        pst.saves);
+        rs_prom_counter(b, "riskstream_partition_drops_total", "partition "
+                        "states dropped from memory (left or lost)",
+                        pst.drops);
+    }
     rs_prom_counter(b, "riskstream_offset_resets_total",
                     "consumer offsets out of range, reset by policy",
                     sn->is.offset_resets);
@@ -1078,11 +1132,20 @@ int rs_service_ready(rs_service_t *svc, const char **why) {
     int64_t age = now - svc->snap->taken_us, stalled = svc->snap->stalled_us;
     char what[96];
     rs_strlcpy(what, svc->snap->stall_what, sizeof(what));
+    int replaying = svc->snap->replaying;
     pthread_mutex_unlock(&svc->snap_lock);
+    rs_pstate_stats_t pst;
+    rs_pstate_stats(svc->pstate, &pst);
     const char *w = !valid      ? "starting"
                     : !assigned ? "no partitions assigned"
                     : !redis    ? "redis unavailable"
                                 : NULL;
+    if (!w && (pst.restoring > 0 || replaying > 0)) {
+        /* a partition's state is being restored (parts.h) */
+        snprintf(buf, sizeof(buf), "restoring the state of %lld "
+                 "partition(s)", (long long)(pst.restoring + replaying));
+        w = buf;
+    }
     if (!w && stall > 0 && age > stall + 2000000) {
         /* The service thread published nothing for that long. */
         snprintf(buf, sizeof(buf), "scoring stalled: the service thread "
@@ -1417,7 +1480,10 @@ static rs_err_t rs_svc_ckpt_restore(rs_service_t *svc, char *errstr,
             pos[i].partition < RS_SVC_MAX_PARTS)
             svc->applied[pos[i].topic * RS_SVC_MAX_PARTS + pos[i].partition] =
                 pos[i].offset;
-    rs_ingest_set_start(svc->ing, pos, (int)h->n);
+    /* The partitions it holds start where it ends if they are assigned
+     * here (parts.h); the others are saved and dropped. */
+    for (uint32_t i = 0; i < h->n; i++)
+        rs_parts_held(svc->parts, pos[i].partition);
     rs_features_stats_t fs;
     rs_features_stats(svc->feat, &fs);
     rs_model_stats_t ms;
@@ -1734,6 +1800,7 @@ static void rs_svc_periodic(rs_service_t *svc, int64_t now_us) {
         if (svc->dedup) rs_dedup_stats(svc->dedup, &sn->dds);
         else memset(&sn->dds, 0, sizeof(sn->dds));
         sn->nlag = rs_ingest_lag(svc->ing, sn->lag, (int)RS_ARRAY_LEN(sn->lag));
+        sn->replaying = rs_ingest_replaying(svc->ing, &sn->replay_left);
         sn->redis_ok = rs_sink_redis_healthy(svc->rd);
         sn->valid = 1;
         sn->taken_us = now_us;
@@ -1774,6 +1841,12 @@ static void rs_svc_periodic(rs_service_t *svc, int64_t now_us) {
                     rs_hist_mean(&svc->st.batch_msgs));
         }
         svc->stats_next_us = now_us + svc->conf->stats_interval_ms * 1000;
+        int64_t left = 0;
+        int nrep = rs_ingest_replaying(svc->ing, &left);
+        if (nrep) /* restore progress (parts.h: state rebuilt from input) */
+            rs_info("state", "restoring: %d partition(s) replaying, %lld "
+                    "message(s) left to replay (state only, not published)",
+                    nrep, (long long)left);
     }
 }
 
@@ -1989,6 +2062,99 @@ static void rs_svc_revoked(void *opaque, const rs_ingest_pos_t *parts, int n,
                            parts[i].partition] = 0;
 }
 
+/* ----------------------------------- partition-local state (issue 13)
+ * The operations parts.h needs from the service, and the revoke hook. */
+
+static int rs_svc_p_flush(void *o) {
+    rs_service_t *svc = o;
+    if (svc->eos) return svc->txn_open ? -1 : 0; /* rs_svc_revoked committed */
+    rs_sink_kafka_flush(svc->ks, 10000);
+    rs_sink_redis_wait(svc->rd, svc->sealed_seq, 10000);
+    rs_svc_store_acked(svc);
+    return svc->ring_head == svc->ring_tail ? 0 : -1;
+}
+
+static int64_t rs_svc_p_applied(void *o, int topic, int32_t p) {
+    rs_service_t *svc = o;
+    if (topic < 0 || topic > 1 || p < 0 || p >= RS_SVC_MAX_PARTS) return -1;
+    return svc->applied[topic * RS_SVC_MAX_PARTS + p];
+}
+
+static void rs_svc_p_set_applied(void *o, int topic, int32_t p, int64_t off) {
+    rs_service_t *svc = o;
+    if (topic < 0 || topic > 1 || p < 0 || p >= RS_SVC_MAX_PARTS) return;
+    svc->applied[topic * RS_SVC_MAX_PARTS + p] = off;
+    if (off < 0) svc->txn_dirty[topic * RS_SVC_MAX_PARTS + p] = 0;
+}
+
+static uint64_t rs_svc_p_log_end(void *o, int32_t p) {
+    rs_service_t *svc = o;
+    const rs_learnlog_t *lg = rs_state_log_if_open(svc->state, p);
+    if (lg) return rs_learnlog_end(lg);
+    return p >= 0 && p < RS_STATE_MAX_PARTS && svc->lrestore[p] >= 0
+               ? (uint64_t)svc->lrestore[p] : UINT64_MAX; /* unknown */
+}
+
+static void rs_svc_p_log_close(void *o, int32_t p) {
+    rs_service_t *svc = o;
+    if (p < 0 || p >= RS_STATE_MAX_PARTS) return;
+    if (rs_state_log_if_open(svc->state, p)) {
+        rs_svc_ckpt_join(svc); /* the I/O thread may sync it */
+        if (rs_trainer_detach(svc->tr, p, 30000) != RS_OK) {
+            rs_warn("service", "learning log of partition %d stays open: "
+                    "the trainer did not let it go", (int)p);
+            return;
+        }
+        rs_state_close_log(svc->state, p);
+    }
+    svc->lrestore[p] = -1;
+    svc->pwm[p] = svc->pwm_sent[p] = INT64_MIN;
+    svc->lend_sent[p] = 0;
+}
+
+static void rs_svc_p_log_restore(void *o, int32_t p, uint64_t end) {
+    rs_service_t *svc = o;
+    if (p < 0 || p >= RS_STATE_MAX_PARTS) return;
+    rs_svc_p_log_close(o, p); /* rewound when opened next (rs_svc_log) */
+    svc->lrestore[p] = end == UINT64_MAX ? -1 : (int64_t)end;
+}
+
+static void rs_svc_p_ckpt_abort(void *o) {
+    rs_service_t *svc = o;
+    if (!svc->ckpt_active) return;
+    rs_features_checkpoint_abort(svc->feat);
+    svc->ckpt_active = 0;
+    svc->ckpt_due_us = rs_clock_mono_us(); /* again, without the moved one */
+}
+
+static int rs_svc_p_owns(void *o, int32_t p) {
+    rs_service_t *svc = o;
+    return rs_ingest_owns(svc->ing, RS_MSG_TOPIC_EVENTS, p) ||
+           rs_ingest_owns(svc->ing, RS_MSG_TOPIC_LABELS, p);
+}
+
+static int rs_svc_p_rebalancing(void *o) {
+    return rs_ingest_rebalancing(((rs_service_t *)o)->ing);
+}
+
+static void rs_svc_parts_new(rs_service_t *svc) {
+    rs_parts_ops_t ops = {
+        svc, rs_svc_p_flush, rs_svc_p_applied, rs_svc_p_set_applied,
+        rs_svc_p_log_end, rs_svc_p_log_restore, rs_svc_p_log_close,
+        rs_svc_p_ckpt_abort, rs_svc_p_owns, rs_svc_p_rebalancing};
+    svc->parts = rs_parts_new(svc->pstate, &ops);
+}
+
+/* Partitions leave (inside rs_ingest_poll): exactly-once commits or
+ * aborts its transaction (rs_svc_revoked), then their state is flushed
+ * and parked, or dropped if lost (parts.h). */
+static void rs_svc_revoke_hook(void *opaque, const rs_ingest_pos_t *parts,
+                               int n, int lost) {
+    rs_service_t *svc = opaque;
+    if (svc->eos) rs_svc_revoked(opaque, parts, n, lost);
+    rs_parts_revoke(svc->parts, parts, n, lost);
+}
+
 /* ------------------------------------------------------------- batch */
 
 /* Room in the in-flight ring for one more batch of up to n messages;
@@ -2158,9 +2324,9 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             svc->st.events++;
             uint64_t dd = 0;
             if (svc->dedup &&
-                rs_dedup_check(svc->dedup,
-                               rs_dedup_key(m->ev.entity_id, m->ev.id),
-                               m->ev.event_time_ms, &dd)) {
+                rs_dedup_check_part(svc->dedup,
+                                    rs_dedup_key(m->ev.entity_id, m->ev.id),
+                                    m->ev.event_time_ms, m->partition, &dd)) {
                 /* Seen before (maybe earlier in this batch): it gets the
                  * decision on record once the batch is scored, and enters
                  * neither the features nor the model again. */
@@ -2170,6 +2336,7 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             }
             float *x = svc->x + (size_t)nev * (size_t)D;
             svc->flags[nev] = 0;
+            rs_features_set_partition(svc->feat, m->partition); /* its state's */
             if (rs_features_process(svc->feat, &m->ev, x, &svc->flags[nev]) !=
                 RS_OK) {
                 /* Decoders validate first, so this is a programming error
@@ -2371,7 +2538,8 @@ rs_err_t rs_service_run(rs_service_t *svc, volatile sig_atomic_t *stop,
                         char *errstr, size_t errstr_size) {
     rs_err_t err = RS_OK;
     svc->stop = stop;
-    if (svc->eos) rs_ingest_set_revoke_cb(svc->ing, rs_svc_revoked, svc);
+    rs_ingest_set_revoke_cb(svc->ing, rs_svc_revoke_hook, svc);
+    rs_ingest_set_assign_cb(svc->ing, rs_parts_assign, svc->parts);
     svc->start_us = svc->last_input_us = rs_clock_mono_us();
     svc->ckpt_due_us = svc->start_us + svc->conf->checkpoint_interval_ms * 1000;
     rs_info("service", "scoring %s -> %s + redis, model %s, %d features, %s",
@@ -2405,6 +2573,7 @@ rs_err_t rs_service_run(rs_service_t *svc, volatile sig_atomic_t *stop,
             break;
         }
         rs_svc_store_acked(svc);
+        rs_parts_tick(svc->parts); /* partitions that left: saved, dropped */
         rs_svc_swap_weights(svc);
         rs_svc_ckpt_tick(svc, now);
         rs_svc_periodic(svc, now);

@@ -1,0 +1,233 @@
+/* parts.c -- partition ownership and the fate of its state (parts.h). */
+#include "scoring/parts.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum { RS_PART_NONE = 0, RS_PART_OWNED, RS_PART_PARKED };
+
+struct rs_parts_s {
+    rs_pstate_t *ps;
+    rs_parts_ops_t ops;
+    uint8_t *st;          /* [RS_PARTS_MAX] RS_PART_*                    */
+    int nparked;          /* partitions PARKED                           */
+    int assigned_once;    /* an assignment was received (before it, the
+                           * partitions held from the checkpoint wait)  */
+};
+
+rs_parts_t *rs_parts_new(rs_pstate_t *ps, const rs_parts_ops_t *ops) {
+    rs_parts_t *pt = rs_calloc(1, sizeof(*pt));
+    pt->ps = ps;
+    pt->ops = *ops;
+    pt->st = rs_calloc(RS_PARTS_MAX, 1);
+    return pt;
+}
+
+void rs_parts_destroy(rs_parts_t *pt) {
+    if (!pt) return;
+    free(pt->st);
+    free(pt);
+}
+
+static int rs_parts_ok(int32_t p) { return p >= 0 && p < RS_PARTS_MAX; }
+
+void rs_parts_held(rs_parts_t *pt, int32_t p) {
+    if (!rs_parts_ok(p) || pt->st[p] != RS_PART_NONE) return;
+    pt->st[p] = RS_PART_PARKED;
+    pt->nparked++;
+}
+
+/* Forget partition p here: its state, offsets and learning log. */
+static void rs_parts_forget(rs_parts_t *pt, int32_t p, uint64_t *nkeys) {
+    pt->ops.ckpt_abort(pt->ops.svc);
+    rs_pstate_drop(pt->ps, p, nkeys);
+    pt->ops.set_applied(pt->ops.svc, RS_MSG_TOPIC_EVENTS, p, -1);
+    pt->ops.set_applied(pt->ops.svc, RS_MSG_TOPIC_LABELS, p, -1);
+    pt->ops.log_close(pt->ops.svc, p);
+    if (pt->st[p] == RS_PART_PARKED) pt->nparked--;
+    pt->st[p] = RS_PART_NONE;
+}
+
+/* Where partition p's state comes from, restored into RAM: sets
+ * starts[0..2) ([topic]) to the offsets it covers, or to
+ * RS_INGEST_START_BEGINNING / _COMMITTED. */
+static void rs_parts_restore(rs_parts_t *pt, int32_t p,
+                             const int64_t committed[2], int64_t start[2]) {
+    char e2[512];
+    int64_t t0 = rs_clock_mono_us();
+    if (pt->st[p] == RS_PART_OWNED || pt->st[p] == RS_PART_PARKED) {
+        /* in RAM: it ends where it ends (saved after a flush, or the
+         * instance checkpoint's consistent positions) */
+        for (int t = 0; t < 2; t++) {
+            int64_t a = pt->ops.applied(pt->ops.svc, t, p);
+            start[t] = a >= 0 ? a : RS_INGEST_START_COMMITTED;
+        }
+        /* a partition with state but no position of one topic: its
+         * messages so far are in the state only if nothing was committed
+         * beyond; else rebuild that topic from the beginning */
+        for (int t = 0; t < 2; t++)
+            if (start[t] == RS_INGEST_START_COMMITTED && committed[t] > 0)
+                start[t] = RS_INGEST_START_BEGINNING;
+        if (pt->st[p] == RS_PART_PARKED) pt->nparked--;
+        pt->st[p] = RS_PART_OWNED;
+        rs_info("state", "partition %d: state kept in memory (events "
+                "offset %lld, labels offset %lld)", (int)p,
+                (long long)start[0], (long long)start[1]);
+        return;
+    }
+    pt->st[p] = RS_PART_OWNED;
+    rs_pstate_restore_begin(pt->ps);
+    pt->ops.ckpt_abort(pt->ops.svc);
+    rs_pstate_pos_t pos;
+    uint64_t nk = 0;
+    rs_err_t err = rs_pstate_load(pt->ps, p, &pos, &nk, e2, sizeof(e2));
+    if (err == RS_OK) {
+        pt->ops.set_applied(pt->ops.svc, RS_MSG_TOPIC_EVENTS, p, pos.events);
+        pt->ops.set_applied(pt->ops.svc, RS_MSG_TOPIC_LABELS, p, pos.labels);
+        pt->ops.log_restore(pt->ops.svc, p, pos.log_end);
+        int64_t off[2] = {pos.events, pos.labels};
+        for (int t = 0; t < 2; t++)
+            start[t] = off[t] >= 0 ? off[t]
+                       : committed[t] > 0 ? RS_INGEST_START_BEGINNING
+                                          : RS_INGEST_START_COMMITTED;
+        double s = (double)(rs_clock_mono_us() - t0) / 1e6;
+        rs_pstate_restore_end(pt->ps, 'l', nk, s);
+        rs_info("state", "partition %d: restored from its local checkpoint "
+                "in %.0f ms: %llu entity keys, events offset %lld (committed "
+                "%lld), labels offset %lld (committed %lld)", (int)p, s * 1e3,
+                (unsigned long long)nk, (long long)pos.events,
+                (long long)committed[0], (long long)pos.labels,
+                (long long)committed[1]);
+        return;
+    }
+    if (err != RS_ERR_NOTFOUND)
+        rs_warn("state", "partition %d: local checkpoint not used (%s)",
+                (int)p, e2);
+    /* No state anywhere: rebuild it from the input itself. */
+    pt->ops.set_applied(pt->ops.svc, RS_MSG_TOPIC_EVENTS, p, -1);
+    pt->ops.set_applied(pt->ops.svc, RS_MSG_TOPIC_LABELS, p, -1);
+    int any = 0;
+    for (int t = 0; t < 2; t++) {
+        start[t] = committed[t] == RS_INGEST_OFFSET_NONE
+                       ? RS_INGEST_START_COMMITTED
+                       : RS_INGEST_START_BEGINNING;
+        any |= start[t] == RS_INGEST_START_BEGINNING;
+    }
+    rs_pstate_restore_end(pt->ps, any ? 'r' : 'm', 0,
+                          (double)(rs_clock_mono_us() - t0) / 1e6);
+    if (any)
+        rs_info("state", "partition %d: no state here (no local checkpoint): "
+                "replaying it from the beginning up to the committed offsets "
+                "(events %lld, labels %lld): state rebuilt, nothing "
+                "published twice", (int)p, (long long)committed[0],
+                (long long)committed[1]);
+}
+
+void rs_parts_assign(void *opaque, rs_ingest_start_t *parts, int n) {
+    rs_parts_t *pt = opaque;
+    pt->assigned_once = 1;
+    for (int i = 0; i < n; i++) {
+        int32_t p = parts[i].partition;
+        if (!rs_parts_ok(p) || parts[i].start != RS_INGEST_START_COMMITTED)
+            continue; /* done with its pair, or out of range */
+        int64_t committed[2] = {RS_INGEST_OFFSET_NONE, RS_INGEST_OFFSET_NONE};
+        for (int j = i; j < n; j++)
+            if (parts[j].partition == p && parts[j].topic >= 0 &&
+                parts[j].topic < 2)
+                committed[parts[j].topic] = parts[j].committed;
+        if (pt->st[p] == RS_PART_OWNED) {
+            /* cooperative: a second topic of a partition already ours */
+            for (int j = i; j < n; j++)
+                if (parts[j].partition == p) {
+                    int64_t a = pt->ops.applied(pt->ops.svc, parts[j].topic,
+                                                p);
+                    parts[j].start = a >= 0 ? a
+                                     : parts[j].committed > 0
+                                         ? RS_INGEST_START_BEGINNING
+                                         : RS_INGEST_START_COMMITTED;
+                }
+            continue;
+        }
+        int64_t start[2];
+        rs_parts_restore(pt, p, committed, start);
+        for (int j = i; j < n; j++)
+            if (parts[j].partition == p && parts[j].topic >= 0 &&
+                parts[j].topic < 2)
+                parts[j].start = start[parts[j].topic];
+        /* mark the pair done (start may legitimately stay COMMITTED) */
+        for (int j = i + 1; j < n; j++)
+            if (parts[j].partition == p && parts[j].start ==
+                                               RS_INGEST_START_COMMITTED)
+                parts[j].start = RS_INGEST_START_COMMITTED - 1;
+    }
+    for (int i = 0; i < n; i++)
+        if (parts[i].start == RS_INGEST_START_COMMITTED - 1)
+            parts[i].start = RS_INGEST_START_COMMITTED;
+}
+
+void rs_parts_revoke(void *opaque, const rs_ingest_pos_t *parts, int n,
+                     int lost) {
+    rs_parts_t *pt = opaque;
+    int flushed = !lost && pt->ops.flush(pt->ops.svc) == 0;
+    for (int i = 0; i < n; i++) {
+        int32_t p = parts[i].partition;
+        if (!rs_parts_ok(p) || pt->st[p] != RS_PART_OWNED) continue;
+        if (flushed) {
+            pt->st[p] = RS_PART_PARKED;
+            pt->nparked++;
+            continue;
+        }
+        uint64_t nk = 0;
+        rs_parts_forget(pt, p, &nk);
+        rs_warn("state", "partition %d %s: its state (%llu entity keys) is "
+                "dropped, not saved (it may be ahead of what was "
+                "delivered); the new owner rebuilds it", (int)p,
+                lost ? "lost" : "revoked without a complete flush",
+                (unsigned long long)nk);
+    }
+}
+
+void rs_parts_tick(rs_parts_t *pt) {
+    char e2[512];
+    if (!pt->nparked || !pt->assigned_once ||
+        pt->ops.rebalancing(pt->ops.svc))
+        return;
+    for (int32_t p = 0; p < RS_PARTS_MAX && pt->nparked; p++) {
+        if (pt->st[p] != RS_PART_PARKED) continue;
+        if (pt->ops.owns(pt->ops.svc, p)) { /* assigned without a callback */
+            pt->st[p] = RS_PART_OWNED;
+            pt->nparked--;
+            continue;
+        }
+        int64_t t0 = rs_clock_mono_us();
+        rs_pstate_pos_t pos = {
+            pt->ops.applied(pt->ops.svc, RS_MSG_TOPIC_EVENTS, p),
+            pt->ops.applied(pt->ops.svc, RS_MSG_TOPIC_LABELS, p),
+            pt->ops.log_end(pt->ops.svc, p), -1};
+        pt->ops.ckpt_abort(pt->ops.svc);
+        rs_err_t err = rs_pstate_save(pt->ps, p, &pos, e2, sizeof(e2));
+        uint64_t nk = 0;
+        rs_parts_forget(pt, p, &nk);
+        if (err)
+            rs_error("state", "partition %d left: its checkpoint could not "
+                     "be saved (%s); state dropped (a later owner rebuilds "
+                     "it)", (int)p, e2);
+        else
+            rs_info("state", "partition %d left: %llu entity keys saved to "
+                    "its local checkpoint (events offset %lld, labels offset "
+                    "%lld) and dropped from memory in %.0f ms", (int)p,
+                    (unsigned long long)nk, (long long)pos.events,
+                    (long long)pos.labels,
+                    (double)(rs_clock_mono_us() - t0) / 1e3);
+    }
+}
+
+int rs_parts_owned(const rs_parts_t *pt, int32_t *out, int max) {
+    int n = 0;
+    for (int32_t p = 0; p < RS_PARTS_MAX; p++)
+        if (pt->st[p] == RS_PART_OWNED) {
+            if (n < max) out[n] = p;
+            n++;
+        }
+    return n;
+}

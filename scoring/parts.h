@@ -1,0 +1,91 @@
+/* parts.h -- which input partitions this instance holds state for, and
+ * what happens to that state when the consumer group moves partitions:
+ * the policy over the stores of pstate.h.
+ *
+ * Design note
+ * -----------
+ * Per input partition N (a task: events/N + labels/N) one of
+ *   NONE    no state here;
+ *   OWNED   assigned, its state in RAM, being scored;
+ *   PARKED  its state in RAM but not assigned: revoked gracefully (after
+ *           a flush: every batch delivered, offsets stored and, in the
+ *           ingest revoke, committed), or restored from the instance
+ *           checkpoint at start.  An eager rebalance revokes everything
+ *           and usually gives most of it back: a PARKED partition that
+ *           comes back is used as it is (no I/O); one that is still not
+ *           assigned once the rebalance is over (rs_parts_tick) is saved
+ *           to its partition checkpoint and dropped from RAM.
+ * Assign (rs_parts_assign, inside the consumer's rebalance): OWNED/PARKED
+ * -> start where the state ends; else the partition checkpoint if there
+ * is one; else (a changelog, later) else REPLAY: start at the beginning
+ * of the partition, the committed offset as the replay bound (state
+ * rebuilt, nothing published twice) -- never a silent cold start.
+ * Revoke (rs_parts_revoke): flush, then PARKED; lost (session timeout) or
+ * a failed flush: the state may be ahead of what was delivered: dropped,
+ * never saved.
+ *
+ * The service provides the operations below (its offsets, learning logs,
+ * flush); everything here runs on the service thread.
+ */
+#ifndef RS_PARTS_H
+#define RS_PARTS_H
+
+#include "ingest/ingest.h"
+#include "scoring/pstate.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RS_PARTS_MAX 4096 /* partitions tracked (as the service's)     */
+
+typedef struct rs_parts_ops_s {
+    void *svc;
+    /* Deliver every batch in flight and store its offsets (exactly-once:
+     * commit the open transaction).  0 ok, -1 if it could not (timeout,
+     * fatal): the state is then ahead of what was delivered. */
+    int (*flush)(void *svc);
+    /* Next offset applied to the state of (topic, partition); -1 none. */
+    int64_t (*applied)(void *svc, int topic, int32_t partition);
+    void (*set_applied)(void *svc, int topic, int32_t partition,
+                        int64_t offset);
+    /* The end of the partition's learning log now (0 if none). */
+    uint64_t (*log_end)(void *svc, int32_t partition);
+    /* The partition's learning log: rewind it to `end` when opened next
+     * (a restored state); close it now (detached from the trainer). */
+    void (*log_restore)(void *svc, int32_t partition, uint64_t end);
+    void (*log_close)(void *svc, int32_t partition);
+    /* Abort a feature checkpoint in progress (state is about to move). */
+    void (*ckpt_abort)(void *svc);
+    /* The consumer: owns events/partition now; between an eager revoke
+     * and its assignment. */
+    int (*owns)(void *svc, int32_t partition);
+    int (*rebalancing)(void *svc);
+} rs_parts_ops_t;
+
+typedef struct rs_parts_s rs_parts_t;
+
+/* Over the stores ps (borrowed).  ops is copied. */
+rs_parts_t *rs_parts_new(rs_pstate_t *ps, const rs_parts_ops_t *ops);
+void rs_parts_destroy(rs_parts_t *pt);
+
+/* At start, after the instance checkpoint was restored: partitions with
+ * state from it are PARKED (used if assigned here, saved and dropped if
+ * not). */
+void rs_parts_held(rs_parts_t *pt, int32_t partition);
+
+/* The ingest callbacks (rs_ingest_set_assign_cb / _revoke_cb). */
+void rs_parts_assign(void *opaque, rs_ingest_start_t *parts, int n);
+void rs_parts_revoke(void *opaque, const rs_ingest_pos_t *parts, int n,
+                     int lost);
+
+/* Between polls: resolve PARKED partitions that are not coming back. */
+void rs_parts_tick(rs_parts_t *pt);
+
+/* Partitions OWNED now into out[0..max); returns the count. */
+int rs_parts_owned(const rs_parts_t *pt, int32_t *out, int max);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RS_PARTS_H */
