@@ -250,6 +250,18 @@ static void rs_ingest_replay_add(rs_ingest_t *ing, int topic,
     ing->nreplay++;
 }
 
+/* Forget the replay bound of (topic, partition), if any (the partition
+ * left, or starts at or past it). */
+static void rs_ingest_replay_del(rs_ingest_t *ing, int topic,
+                                 int32_t partition) {
+    for (int k = 0; k < ing->replay_cap; k++) {
+        rs_ingest_pos_t *r = &ing->replay[k];
+        if (r->topic != topic || r->partition != partition) continue;
+        r->topic = -1;
+        ing->nreplay--;
+    }
+}
+
 /* Replay bounds for the partitions of `starts` (the ones of this
  * assignment that start at a checkpoint position): fetch their committed
  * offsets and remember those above the start.  Blocks (rebalance, once
@@ -386,6 +398,7 @@ static void rs_ingest_gone_add(rs_ingest_t *ing,
     for (int i = 0; i < parts->cnt; i++) {
         int t = rs_ingest_topic_idx(ing, parts->elems[i].topic);
         if (t < 0) continue;
+        rs_ingest_replay_del(ing, t, parts->elems[i].partition);
         if (ing->ngone == ing->gone_cap) {
             ing->gone_cap = ing->gone_cap ? 2 * ing->gone_cap : 16;
             ing->gone = rs_realloc(ing->gone, (size_t)ing->gone_cap *
@@ -443,6 +456,7 @@ static void rs_ingest_assign_starts(rs_ingest_t *ing, rd_kafka_t *rk,
                  "assignment: %s", rd_kafka_err2str(kerr));
     if (n) ing->assign_cb(ing->assign_opaque, st, n);
     for (int i = 0; i < n; i++) {
+        rs_ingest_replay_del(ing, st[i].topic, st[i].partition);
         if (st[i].start == RS_INGEST_START_COMMITTED) continue;
         const char *tn = rd_kafka_topic_name(ing->rkt[st[i].topic]);
         rd_kafka_topic_partition_t *tp =
@@ -1400,7 +1414,7 @@ int rs_ingest_replaying(rs_ingest_t *ing, int64_t *left) {
     int n = 0;
     int64_t sum = 0;
     for (int k = 0; k < ing->replay_cap && ing->nreplay; k++) {
-        const rs_ingest_pos_t *r = &ing->replay[k];
+        rs_ingest_pos_t *r = &ing->replay[k];
         if (r->topic < 0) continue;
         n++;
         rd_kafka_topic_partition_list_t *pl =
@@ -1416,8 +1430,17 @@ int rs_ingest_replaying(rs_ingest_t *ing, int64_t *left) {
                 &lo, &hi);
             pos = lo > 0 ? lo : 0;
         }
-        if (r->offset > pos) sum += r->offset - pos;
         rd_kafka_topic_partition_list_destroy(pl);
+        if (pos >= r->offset) { /* read up to its bound: over */
+            rs_info("ingest", "%s/%d: replay over at offset %lld",
+                    rd_kafka_topic_name(ing->rkt[r->topic]),
+                    (int)r->partition, (long long)pos);
+            ing->replay[k].topic = -1;
+            ing->nreplay--;
+            n--;
+            continue;
+        }
+        sum += r->offset - pos;
     }
     if (left) *left = sum;
     return n;

@@ -88,6 +88,8 @@ struct rs_service_s {
     rs_sink_redis_t *rd;
     rs_workers_t *wk;     /* decode, records and encoding on every core */
     rs_pstate_t *pstate;  /* partition-local state stores (pstate.h)    */
+    FILE *feat_out;       /* $RS_TEST_FEATURES_OUT: every published
+                           * event's feature vector (tests only)        */
     rs_parts_t *parts;    /* which partitions' state is here (parts.h)  */
 
     int dim, batch_max;
@@ -720,6 +722,14 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
                                 svc->model, svc->dedup, errstr, errstr_size);
     if (!svc->pstate) { err = RS_ERR_IO; goto fail; }
     rs_svc_parts_new(svc);
+    {
+        /* Tests compare every event's features across deployments
+         * (tests/e2e/scaleout.sh): one line per published event. */
+        const char *fo = getenv("RS_TEST_FEATURES_OUT");
+        if (fo && fo[0] && !(svc->feat_out = fopen(fo, "a")))
+            rs_warn("service", "RS_TEST_FEATURES_OUT %s: %s", fo,
+                    strerror(errno));
+    }
     err = rs_svc_ckpt_restore(svc, errstr, errstr_size);
     if (err != RS_OK) goto fail;
 
@@ -779,6 +789,7 @@ void rs_service_destroy(rs_service_t *svc) {
     }
     rs_ingest_destroy(svc->ing);
     rs_parts_destroy(svc->parts);
+    if (svc->feat_out) fclose(svc->feat_out);
     rs_pstate_destroy(svc->pstate);
     rs_workers_destroy(svc->wk);
     rs_sink_kafka_destroy(svc->ks);
@@ -2466,6 +2477,19 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             return rs_errf(errstr, errstr_size, rerr,
                            "score of %s does not encode",
                            wb.bad >= 0 ? svc->out[wb.bad].event_id : "?");
+        for (int k = 0; svc->feat_out && k < nev; k++) {
+            if (svc->pub[k] < 0) continue; /* tests: id partition offset x */
+            const rs_msg_t *m = &svc->msgs[svc->ev_msg[k]];
+            fprintf(svc->feat_out, "%s\t%d\t%lld\t", m->ev.id,
+                    (int)m->partition, (long long)m->offset);
+            for (int j = 0; j < D; j++) {
+                uint32_t u;
+                memcpy(&u, svc->x + (size_t)k * (size_t)D + (size_t)j, 4);
+                fprintf(svc->feat_out, "%s%08x", j ? "," : "", u);
+            }
+            fputc('\n', svc->feat_out);
+        }
+        if (svc->feat_out) fflush(svc->feat_out);
         for (int k = 0; k < nev; k++) {
             if (svc->pub[k] < 0) continue;
             const rs_msg_t *m = &svc->msgs[svc->ev_msg[k]];
