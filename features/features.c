@@ -258,11 +258,24 @@ int64_t rs_fe_evidx_find(const rs_fe_evidx_t *x, uint64_t id) {
 
 /* Append entry r at the head (newest end), pushing out the oldest when
  * full.  r->id must not be indexed yet. */
-void rs_fe_evidx_put(rs_fe_evidx_t *x, const rs_fe_evref_t *r) {
+/* An index entry pushed out: remembered for rs_features_gone_take. */
+static void rs_fe_gone(rs_features_t *f, const rs_fe_evref_t *r) {
+    if (!f->gone_cap) return;
+    if (f->ngone == f->gone_cap) {
+        f->gone_lost++;
+        return;
+    }
+    f->gone_id[f->ngone] = r->id;
+    f->gone_part[f->ngone++] = (int32_t)r->part - 1;
+}
+
+void rs_fe_evidx_put(rs_features_t *f, const rs_fe_evref_t *r) {
+    rs_fe_evidx_t *x = &f->evidx;
     if (x->n == x->cap) {
         int64_t old = rs_fe_evidx_pos(x, x->ring[x->head].id);
         if (old >= 0) rs_fe_evidx_unindex(x, (uint32_t)old);
         x->n--;
+        rs_fe_gone(f, &x->ring[x->head]);
     }
     x->ring[x->head] = *r;
     rs_fe_evidx_index(x, x->head);
@@ -295,6 +308,7 @@ static void rs_fe_evidx_add(rs_features_t *f, uint64_t id, int64_t t,
         int64_t old = rs_fe_evidx_pos(x, x->ring[x->head].id);
         if (old >= 0) rs_fe_evidx_unindex(x, (uint32_t)old);
         x->n--;
+        rs_fe_gone(f, &x->ring[x->head]);
     }
     rs_fe_evref_t *r = &x->ring[x->head];
     r->id = id;
@@ -492,6 +506,8 @@ void rs_features_destroy(rs_features_t *f) {
     rs_free(f->varied);
     rs_tz_destroy(f->tz);
     rs_fe_words_destroy(f->words);
+    free(f->gone_id);
+    free(f->gone_part);
     rs_free(f);
 }
 
@@ -1140,4 +1156,26 @@ void rs_features_stats(const rs_features_t *f, rs_features_stats_t *st) {
         if (t != f->ent_tab) st->cp_keys += f->tab[t].used;
     st->watermark_ms = f->wm == INT64_MIN ? 0 : f->wm;
     st->start_ms = f->t0 == INT64_MAX || f->t0 == INT64_MIN ? 0 : f->t0;
+}
+
+void rs_features_track_gone(rs_features_t *f, uint32_t cap) {
+    free(f->gone_id);
+    free(f->gone_part);
+    f->gone_id = cap ? rs_calloc(cap, sizeof(*f->gone_id)) : NULL;
+    f->gone_part = cap ? rs_calloc(cap, sizeof(*f->gone_part)) : NULL;
+    f->gone_cap = cap;
+    f->ngone = 0;
+}
+
+int rs_features_gone_take(rs_features_t *f, const uint64_t **ids,
+                          const int32_t **parts, uint64_t *lost) {
+    int n = (int)f->ngone;
+    *ids = f->gone_id;
+    *parts = f->gone_part;
+    if (lost) {
+        *lost = f->gone_lost;
+        f->gone_lost = 0;
+    }
+    f->ngone = 0;
+    return n;
 }

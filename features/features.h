@@ -401,6 +401,15 @@ rs_err_t rs_features_part_read(rs_features_t *f, int32_t partition,
  * while a checkpoint is in progress (abort it first). */
 rs_err_t rs_features_part_drop(rs_features_t *f, int32_t partition,
                                uint64_t *nkeys);
+/* Changelog support: remember the event-index entries pushed out of the
+ * index (features.label_index full), at most `cap` between two takes
+ * (0: stop); take returns how many there are, *ids / *parts (owned by f,
+ * valid until the next process call) their event id hashes and
+ * partitions, *lost (may be NULL) those beyond cap since the last take. */
+void rs_features_track_gone(rs_features_t *f, uint32_t cap);
+int rs_features_gone_take(rs_features_t *f, const uint64_t **ids,
+                          const int32_t **parts, uint64_t *lost);
+
 /* The partitions with state here into parts[0..max); returns how many
  * there are (may exceed max).  Cold path (walks the entity pool). */
 int rs_features_part_list(const rs_features_t *f, int32_t *parts, int max);

@@ -169,6 +169,11 @@ struct rs_features_s {
     int cal_dow;                          /* 0 Monday .. 6 Sunday */
 
     rs_fe_evidx_t evidx;
+    uint64_t *gone_id;                    /* [gone_cap] index entries pushed
+                                           * out since the last take (ids) */
+    int32_t *gone_part;                   /* [gone_cap] their partitions   */
+    uint32_t ngone, gone_cap;             /* 0 cap: not tracked            */
+    uint64_t gone_lost;                   /* pushed out beyond gone_cap    */
     int32_t cur_part;                     /* partition of the events being
                                            * processed (rs_features_set_
                                            * partition); -1: none          */
@@ -208,7 +213,7 @@ void rs_fe_evidx_index(rs_fe_evidx_t *x, uint32_t pos);
 void rs_fe_tab_remove(rs_features_t *f, int t, uint32_t s);
 int64_t rs_fe_evidx_find(const rs_fe_evidx_t *x, uint64_t id);
 void rs_fe_evidx_rebuild(rs_fe_evidx_t *x);
-void rs_fe_evidx_put(rs_fe_evidx_t *x, const rs_fe_evref_t *r);
+void rs_fe_evidx_put(rs_features_t *f, const rs_fe_evref_t *r);
 
 /* features_ckpt.c: one key record (type byte 1) at body[*off], format
  * `version` (1: no partition tag; 2: u32 partition + 1 and u32 0 after

@@ -149,7 +149,7 @@ static void rs_fe_part_ev_import(rs_features_t *f, const rs_fe_evref_t *in,
         x->ring[rp] = r;
         return;
     }
-    rs_fe_evidx_put(x, &r);
+    rs_fe_evidx_put(f, &r);
 }
 
 rs_err_t rs_features_part_read(rs_features_t *f, int32_t partition,

@@ -1446,6 +1446,15 @@ int rs_ingest_replaying(rs_ingest_t *ing, int64_t *left) {
     return n;
 }
 
+int rs_ingest_replaying_part(const rs_ingest_t *ing, int topic,
+                             int32_t partition) {
+    for (int k = 0; k < ing->replay_cap && ing->nreplay; k++)
+        if (ing->replay[k].topic == topic &&
+            ing->replay[k].partition == partition)
+            return 1;
+    return 0;
+}
+
 int rs_ingest_rebalancing(const rs_ingest_t *ing) {
     return ing->awaiting_assign;
 }

@@ -412,6 +412,11 @@ int rs_ingest_rebalancing(const rs_ingest_t *ing);
  * owner thread */
 int rs_ingest_replaying(rs_ingest_t *ing, int64_t *left);
 
+/* 1 if (topic, partition) has an active replay bound (messages below it
+ * still to come).  No I/O.  @locality the owner thread */
+int rs_ingest_replaying_part(const rs_ingest_t *ing, int topic,
+                             int32_t partition);
+
 /* 1 if (topic, partition) is assigned to this consumer now.  @locality
  * the owner thread */
 int rs_ingest_owns(rs_ingest_t *ing, int topic, int32_t partition);

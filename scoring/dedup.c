@@ -46,6 +46,10 @@ struct rs_dedup_s {
     uint32_t *vrefs;              /* [RS_DD_VERSIONS]                    */
     uint32_t vlast;               /* last interned slot (fast path)      */
     uint64_t inserts, hits, expired, evictions;
+    uint64_t *gone_key;           /* [gone_cap] entries expired or evicted
+                                   * since the last take (changelog)     */
+    int32_t *gone_part;
+    uint32_t ngone, gone_cap;
 };
 
 /* File: header, then n_ver version strings, then n entries (oldest
@@ -108,6 +112,8 @@ void rs_dedup_destroy(rs_dedup_t *d) {
     rs_free(d->idx);
     free(d->ver);
     free(d->vrefs);
+    free(d->gone_key);
+    free(d->gone_part);
     free(d);
 }
 
@@ -120,6 +126,10 @@ uint64_t rs_dedup_key(const char *entity_id, const char *event_id) {
 static void rs_dd_pop_tail(rs_dedup_t *d) {
     uint32_t slot = (uint32_t)(d->tail % d->cap);
     rs_dd_ent_t *e = &d->ring[slot];
+    if (d->gone_cap && d->ngone < d->gone_cap) {
+        d->gone_key[d->ngone] = e->key;
+        d->gone_part[d->ngone++] = (int32_t)e->part - 1;
+    }
     int64_t pos = rs_idx_pos(d->idx, d->mask, e->key, rs_dd_key_of, d);
     if (pos >= 0)
         rs_idx_unindex(d->idx, d->mask, (uint32_t)pos, rs_dd_key_of, d);
@@ -428,4 +438,47 @@ void rs_dedup_stats(const rs_dedup_t *d, rs_dedup_stats_t *st) {
     st->expired = d->expired;
     st->evictions = d->evictions;
     st->bytes = rs_dedup_bytes(d->cap);
+}
+
+void rs_dedup_track_gone(rs_dedup_t *d, uint32_t cap) {
+    free(d->gone_key);
+    free(d->gone_part);
+    d->gone_key = cap ? rs_calloc(cap, sizeof(*d->gone_key)) : NULL;
+    d->gone_part = cap ? rs_calloc(cap, sizeof(*d->gone_part)) : NULL;
+    d->gone_cap = cap;
+    d->ngone = 0;
+}
+
+int rs_dedup_gone_take(rs_dedup_t *d, const uint64_t **keys,
+                       const int32_t **parts) {
+    int n = (int)d->ngone;
+    *keys = d->gone_key;
+    *parts = d->gone_part;
+    d->ngone = 0;
+    return n;
+}
+
+rs_err_t rs_dedup_write_key(const rs_dedup_t *d, uint64_t key, void *buf,
+                            size_t cap, size_t *len) {
+    *len = 0;
+    int64_t pos = rs_idx_pos(d->idx, d->mask, key, rs_dd_key_of, d);
+    if (pos < 0) return RS_ERR_NOTFOUND;
+    rs_dd_ent_t e = d->ring[d->idx[pos] - 1];
+    size_t need = sizeof(rs_dd_file_t) + (e.has ? RS_VERSION_MAX : 0) +
+                  sizeof(e);
+    *len = need;
+    if (cap < need) return RS_ERR_TOOBIG;
+    rs_dd_file_t fh = {RS_DD_MAGIC, RS_DD_FILE_VERSION, 1, e.has ? 1u : 0u,
+                       d->window_ms};
+    uint8_t *p = buf;
+    memcpy(p, &fh, sizeof(fh));
+    p += sizeof(fh);
+    if (e.has) {
+        memset(p, 0, RS_VERSION_MAX);
+        rs_strlcpy((char *)p, d->ver[e.ver], RS_VERSION_MAX);
+        p += RS_VERSION_MAX;
+    }
+    e.ver = 0;
+    memcpy(p, &e, sizeof(e));
+    return RS_OK;
 }

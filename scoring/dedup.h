@@ -138,6 +138,17 @@ rs_err_t rs_dedup_merge(rs_dedup_t *d, const void *buf, size_t len,
                         uint64_t *added, char *errstr, size_t errstr_size);
 uint64_t rs_dedup_drop_part(rs_dedup_t *d, int32_t partition);
 
+/* Changelog support: one entry's serialization (rs_dedup_write's format;
+ * RS_ERR_NOTFOUND if not live, RS_ERR_TOOBIG with *len the size); the
+ * entries that left by expiry or eviction (not by a partition drop) since
+ * the last take, at most `cap` (0: not tracked), *keys / *parts owned by
+ * d until the next check.  @locality the owner thread */
+rs_err_t rs_dedup_write_key(const rs_dedup_t *d, uint64_t key, void *buf,
+                            size_t cap, size_t *len);
+void rs_dedup_track_gone(rs_dedup_t *d, uint32_t cap);
+int rs_dedup_gone_take(rs_dedup_t *d, const uint64_t **keys,
+                       const int32_t **parts);
+
 /* Counters.  @locality the owner thread */
 void rs_dedup_stats(const rs_dedup_t *d, rs_dedup_stats_t *st);
 

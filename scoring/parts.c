@@ -13,6 +13,12 @@ struct rs_parts_s {
     int nparked;          /* partitions PARKED                           */
     int assigned_once;    /* an assignment was received (before it, the
                            * partitions held from the checkpoint wait)  */
+    rs_label_t *held;     /* [RS_PARTS_HELD] labels waiting for their
+                           * event during a replay (ring)               */
+    uint64_t *held_id;    /* [RS_PARTS_HELD] rs_hash_str(event id); 0 =
+                           * free                                       */
+    int32_t *held_part;   /* [RS_PARTS_HELD]                            */
+    int nheld, held_next;
 };
 
 rs_parts_t *rs_parts_new(rs_pstate_t *ps, const rs_parts_ops_t *ops) {
@@ -20,12 +26,18 @@ rs_parts_t *rs_parts_new(rs_pstate_t *ps, const rs_parts_ops_t *ops) {
     pt->ps = ps;
     pt->ops = *ops;
     pt->st = rs_calloc(RS_PARTS_MAX, 1);
+    pt->held = rs_calloc(RS_PARTS_HELD, sizeof(*pt->held));
+    pt->held_id = rs_calloc(RS_PARTS_HELD, sizeof(*pt->held_id));
+    pt->held_part = rs_calloc(RS_PARTS_HELD, sizeof(*pt->held_part));
     return pt;
 }
 
 void rs_parts_destroy(rs_parts_t *pt) {
     if (!pt) return;
     free(pt->st);
+    free(pt->held);
+    free(pt->held_id);
+    free(pt->held_part);
     free(pt);
 }
 
@@ -229,5 +241,55 @@ int rs_parts_owned(const rs_parts_t *pt, int32_t *out, int max) {
             if (n < max) out[n] = p;
             n++;
         }
+    return n;
+}
+
+/* ------------------------------------------------------ held labels */
+
+void rs_parts_label_hold(rs_parts_t *pt, const rs_label_t *lb,
+                         int32_t partition) {
+    int i = pt->held_next;
+    pt->held_next = (pt->held_next + 1) % RS_PARTS_HELD;
+    if (pt->held_id[i]) {
+        rs_warn("state", "more than %d labels wait for their replayed "
+                "events: the oldest (event %s) is dropped", RS_PARTS_HELD,
+                pt->held[i].event_id);
+        pt->nheld--;
+    }
+    pt->held[i] = *lb;
+    pt->held_id[i] = rs_hash_str(lb->event_id) | 1;
+    pt->held_part[i] = partition;
+    pt->nheld++;
+}
+
+int rs_parts_labels_held(const rs_parts_t *pt) { return pt->nheld; }
+
+void rs_parts_label_release(rs_parts_t *pt, rs_features_t *f,
+                            const char *event_id) {
+    uint64_t id = rs_hash_str(event_id) | 1;
+    /* oldest first: the order they were read in */
+    for (int k = 0; k < RS_PARTS_HELD && pt->nheld; k++) {
+        int i = (pt->held_next + k) % RS_PARTS_HELD;
+        if (pt->held_id[i] != id || strcmp(pt->held[i].event_id, event_id))
+            continue;
+        rs_features_label(f, &pt->held[i]);
+        pt->held_id[i] = 0;
+        pt->nheld--;
+    }
+}
+
+int rs_parts_labels_expire(rs_parts_t *pt,
+                           int (*replaying)(void *svc, int32_t partition)) {
+    int n = 0;
+    for (int i = 0; i < RS_PARTS_HELD && pt->nheld; i++) {
+        if (!pt->held_id[i]) continue;
+        int32_t p = pt->held_part[i];
+        if (rs_parts_ok(p) && pt->st[p] == RS_PART_OWNED &&
+            replaying(pt->ops.svc, p))
+            continue;
+        pt->held_id[i] = 0;
+        pt->nheld--;
+        n++;
+    }
     return n;
 }

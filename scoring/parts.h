@@ -82,6 +82,27 @@ void rs_parts_revoke(void *opaque, const rs_ingest_pos_t *parts, int n,
 /* Between polls: resolve PARKED partitions that are not coming back. */
 void rs_parts_tick(rs_parts_t *pt);
 
+/* Labels met before their event while a partition's state is rebuilt
+ * (a replay reads the events and labels topics side by side: a label can
+ * come before the replayed event it labels, which used to lose it).  A
+ * label whose event the feature engine does not know yet (RS_ERR_NOTFOUND)
+ * while its partition replays is held (at most RS_PARTS_HELD, the oldest
+ * dropped beyond) and applied right after its event is processed; the ones
+ * still held once the partition's replay is over are dropped (unknown
+ * events).  `replaying(svc, partition)`: the events partition has a
+ * replay bound. */
+#define RS_PARTS_HELD 8192
+void rs_parts_label_hold(rs_parts_t *pt, const rs_label_t *lb,
+                         int32_t partition);
+int rs_parts_labels_held(const rs_parts_t *pt);
+/* After event `event_id` was processed: apply its held labels to f. */
+void rs_parts_label_release(rs_parts_t *pt, rs_features_t *f,
+                            const char *event_id);
+/* Drop held labels of partitions no longer replaying (and of partitions
+ * that left); returns how many went. */
+int rs_parts_labels_expire(rs_parts_t *pt,
+                           int (*replaying)(void *svc, int32_t partition));
+
 /* Partitions OWNED now into out[0..max); returns the count. */
 int rs_parts_owned(const rs_parts_t *pt, int32_t *out, int max);
 

@@ -1318,10 +1318,14 @@ static void rs_svc_swap_weights(rs_service_t *svc) {
 
 /* A label: the feature engine's label state now, the learning through
  * the trainer (which finds the event's record in the learning logs). */
+static int rs_svc_p_replaying(void *o, int32_t p);
+
 static void rs_svc_label(rs_service_t *svc, const rs_msg_t *msg) {
     const rs_label_t *lb = &msg->lb;
     svc->st.labels++;
-    rs_features_label(svc->feat, lb);
+    if (rs_features_label(svc->feat, lb) == RS_ERR_NOTFOUND &&
+        (msg->replay || rs_svc_p_replaying(svc, msg->partition)))
+        rs_parts_label_hold(svc->parts, lb, msg->partition); /* parts.h */
     rs_trainer_msg_t *m = rs_svc_train_slot(svc);
     m->kind = RS_TRAINER_LABEL;
     m->partition = msg->partition; /* labels keyed like their events */
@@ -2144,6 +2148,11 @@ static int rs_svc_p_owns(void *o, int32_t p) {
            rs_ingest_owns(svc->ing, RS_MSG_TOPIC_LABELS, p);
 }
 
+static int rs_svc_p_replaying(void *o, int32_t p) {
+    return rs_ingest_replaying_part(((rs_service_t *)o)->ing,
+                                    RS_MSG_TOPIC_EVENTS, p);
+}
+
 static int rs_svc_p_rebalancing(void *o) {
     return rs_ingest_rebalancing(((rs_service_t *)o)->ing);
 }
@@ -2355,6 +2364,8 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
                 svc->st.rejected++;
                 break;
             }
+            if (rs_parts_labels_held(svc->parts)) /* a replay's labels */
+                rs_parts_label_release(svc->parts, svc->feat, m->ev.id);
             if (m->ev.event_time_ms > svc->watermark_ms)
                 svc->watermark_ms = m->ev.event_time_ms;
             if (m->partition < 0 || m->partition >= RS_STATE_MAX_PARTS)
@@ -2598,6 +2609,8 @@ rs_err_t rs_service_run(rs_service_t *svc, volatile sig_atomic_t *stop,
         }
         rs_svc_store_acked(svc);
         rs_parts_tick(svc->parts); /* partitions that left: saved, dropped */
+        if (rs_parts_labels_held(svc->parts))
+            rs_parts_labels_expire(svc->parts, rs_svc_p_replaying);
         rs_svc_swap_weights(svc);
         rs_svc_ckpt_tick(svc, now);
         rs_svc_periodic(svc, now);
