@@ -1455,6 +1455,27 @@ int rs_ingest_replaying_part(const rs_ingest_t *ing, int topic,
     return 0;
 }
 
+int rs_ingest_behind(rs_ingest_t *ing, int topic, int32_t partition) {
+    if (topic != RS_MSG_TOPIC_EVENTS && topic != RS_MSG_TOPIC_LABELS)
+        return 0;
+    const char *tn = rd_kafka_topic_name(ing->rkt[topic]);
+    rd_kafka_topic_partition_list_t *pl = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(pl, tn, partition);
+    rd_kafka_position(ing->rk, pl);
+    int64_t pos = pl->elems[0].offset, lo = -1, hi = -1;
+    rd_kafka_topic_partition_list_destroy(pl);
+    rd_kafka_get_watermark_offsets(ing->rk, tn, partition, &lo, &hi);
+    if (hi < 0) return 1; /* not known yet: assume more is coming */
+    if (pos < 0) { /* nothing read since the assignment */
+        const rd_kafka_topic_partition_t *a =
+            ing->asg ? rd_kafka_topic_partition_list_find(ing->asg, tn,
+                                                          partition)
+                     : NULL;
+        pos = a && a->offset >= 0 ? a->offset : lo;
+    }
+    return pos < hi;
+}
+
 int rs_ingest_rebalancing(const rs_ingest_t *ing) {
     return ing->awaiting_assign;
 }

@@ -417,6 +417,11 @@ int rs_ingest_replaying(rs_ingest_t *ing, int64_t *left);
 int rs_ingest_replaying_part(const rs_ingest_t *ing, int topic,
                              int32_t partition);
 
+/* 1 if the consumer's position in (topic, partition) is below the high
+ * watermark its fetcher last saw (messages are waiting; no round trip),
+ * or the watermark is not known yet.  @locality the owner thread */
+int rs_ingest_behind(rs_ingest_t *ing, int topic, int32_t partition);
+
 /* 1 if (topic, partition) is assigned to this consumer now.  @locality
  * the owner thread */
 int rs_ingest_owns(rs_ingest_t *ing, int topic, int32_t partition);

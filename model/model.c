@@ -912,6 +912,16 @@ rs_err_t rs_model_caches_merge(rs_model_t *m, const void *buf, size_t len,
     return rs_model_caches_read(m, buf, len, errstr, errstr_size);
 }
 
+rs_err_t rs_model_caches_write_entity(const rs_model_t *m,
+                                      const char *entity_id, void *buf,
+                                      size_t cap, size_t *len) {
+    if (!len || !entity_id) return RS_ERR_INVALID;
+    *len = 0;
+    if (!m->seq) return RS_ERR_NOTFOUND;
+    return rs_seq_caches_write_one(m->seq, rs_hash_str(entity_id), buf, cap,
+                                   len);
+}
+
 uint64_t rs_model_caches_drop(rs_model_t *m, rs_model_cache_sel_cb *sel,
                               void *opaque) {
     return m->seq ? rs_seq_caches_drop(m->seq, sel, opaque) : 0;

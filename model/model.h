@@ -532,6 +532,12 @@ rs_err_t rs_model_caches_merge(rs_model_t *m, const void *buf, size_t len,
                                uint64_t *n, char *errstr, size_t errstr_size);
 uint64_t rs_model_caches_drop(rs_model_t *m, rs_model_cache_sel_cb *sel,
                               void *opaque);
+/* The cache of entity `entity_id` alone in the same format (a changelog
+ * record): RS_ERR_NOTFOUND if it has none ("lr": always), RS_ERR_TOOBIG
+ * with *len the size. */
+rs_err_t rs_model_caches_write_entity(const rs_model_t *m,
+                                      const char *entity_id, void *buf,
+                                      size_t cap, size_t *len);
 
 /* Write the model (config, names, standardiser, weights, optimiser state,
  * counters) to `path` atomically: path.tmp, fsync, rename, fsync of the

@@ -2976,3 +2976,54 @@ uint64_t rs_seq_caches_drop(rs_seq_t *s, rs_seq_sel_cb *sel, void *opaque) {
     }
     return n;
 }
+
+/* One entity's cache in the rs_seq_caches_write format (count 1). */
+rs_err_t rs_seq_caches_write_one(const rs_seq_t *s, uint64_t key, uint8_t *buf,
+                                 size_t cap, size_t *len) {
+    int64_t pos = rs_seq_ent_pos(s, key);
+    *len = 0;
+    if (pos < 0) return RS_ERR_NOTFOUND;
+    const uint32_t i = s->eindex[pos] - 1;
+    const rs_seq_view_t v = rs_seq_ent_view(s, i);
+    const rs_seq_meta_t *mt = s->emeta + (size_t)i * s->L;
+    size_t need = RS_SEQ_CACHES_HDR + RS_SEQ_CACHES_TRAILER +
+                  RS_SEQ_CACHES_ENT + (size_t)v.n * rs_seq_caches_event(s);
+    for (int j = 0; j < v.n; j++) {
+        int sl = (v.start + j) % v.cap;
+        need += rs_seq_id_len(mt[sl].id) + rs_seq_id_len(mt[sl].cp);
+    }
+    *len = need;
+    if (cap < need) return RS_ERR_TOOBIG;
+    int64_t a[7];
+    rs_seq_arch_fields(s, a);
+    uint8_t *p = buf;
+    memcpy(p, RS_SEQ_CACHES_MAGIC, 4);
+    p = rs_le_put32(p + 4, RS_SEQ_CACHES_FORMAT);
+    p = rs_le_put32(p, rs_seq_record_arch(s));
+    p = rs_le_put32(p, (uint32_t)s->dim);
+    for (int k = 0; k < 7; k++) p = rs_le_put32(p, (uint32_t)a[k]);
+    p = rs_le_put32(p, 1);
+    p = rs_le_put64(p, s->ent[i].key);
+    p = rs_le_put32(p, (uint32_t)v.n);
+    for (int j = 0; j < v.n; j++)
+        p = rs_le_put64(p, (uint64_t)v.t[(v.start + j) % v.cap]);
+    for (int j = 0; j < v.n; j++)
+        p = rs_le_putf32s(p, v.kv + (size_t)((v.start + j) % v.cap) * s->stride,
+                          (size_t)s->stride);
+    const uint64_t *lp = s->elpos + (size_t)i * s->L;
+    for (int j = 0; j < v.n; j++)
+        p = rs_le_put64(p, lp[(v.start + j) % v.cap]);
+    for (int j = 0; j < v.n; j++) {
+        const rs_seq_meta_t *m = &mt[(v.start + j) % v.cap];
+        p = rs_le_putf32s(p, &m->amount, 1);
+        const char *str[2] = {m->id, m->cp};
+        for (int k = 0; k < 2; k++) {
+            size_t l = rs_seq_id_len(str[k]);
+            *p++ = (uint8_t)l;
+            memcpy(p, str[k], l);
+            p += l;
+        }
+    }
+    rs_le_put64(p, rs_hash64(buf, (size_t)(p - buf)));
+    return RS_OK;
+}

@@ -111,6 +111,8 @@ rs_err_t rs_seq_caches_write_sel(const rs_seq_t *s, rs_seq_sel_cb *sel,
 rs_err_t rs_seq_caches_merge(rs_seq_t *s, const uint8_t *buf, size_t len,
                              uint64_t *n, char *errstr, size_t errstr_size);
 uint64_t rs_seq_caches_drop(rs_seq_t *s, rs_seq_sel_cb *sel, void *opaque);
+rs_err_t rs_seq_caches_write_one(const rs_seq_t *s, uint64_t key, uint8_t *buf,
+                                 size_t cap, size_t *len);
 
 /* ------------------------------------------------------- for the tests */
 

@@ -19,6 +19,8 @@ struct rs_parts_s {
                            * free                                       */
     int32_t *held_part;   /* [RS_PARTS_HELD]                            */
     int nheld, held_next;
+    int64_t *cl_off;      /* [RS_PARTS_MAX] changelog offset the state
+                           * covers since its restore (-1: none)        */
 };
 
 rs_parts_t *rs_parts_new(rs_pstate_t *ps, const rs_parts_ops_t *ops) {
@@ -26,6 +28,8 @@ rs_parts_t *rs_parts_new(rs_pstate_t *ps, const rs_parts_ops_t *ops) {
     pt->ps = ps;
     pt->ops = *ops;
     pt->st = rs_calloc(RS_PARTS_MAX, 1);
+    pt->cl_off = rs_calloc(RS_PARTS_MAX, sizeof(*pt->cl_off));
+    for (int i = 0; i < RS_PARTS_MAX; i++) pt->cl_off[i] = -1;
     pt->held = rs_calloc(RS_PARTS_HELD, sizeof(*pt->held));
     pt->held_id = rs_calloc(RS_PARTS_HELD, sizeof(*pt->held_id));
     pt->held_part = rs_calloc(RS_PARTS_HELD, sizeof(*pt->held_part));
@@ -35,6 +39,7 @@ rs_parts_t *rs_parts_new(rs_pstate_t *ps, const rs_parts_ops_t *ops) {
 void rs_parts_destroy(rs_parts_t *pt) {
     if (!pt) return;
     free(pt->st);
+    free(pt->cl_off);
     free(pt->held);
     free(pt->held_id);
     free(pt->held_part);
@@ -56,6 +61,7 @@ static void rs_parts_forget(rs_parts_t *pt, int32_t p, uint64_t *nkeys) {
     pt->ops.set_applied(pt->ops.svc, RS_MSG_TOPIC_EVENTS, p, -1);
     pt->ops.set_applied(pt->ops.svc, RS_MSG_TOPIC_LABELS, p, -1);
     pt->ops.log_close(pt->ops.svc, p);
+    pt->cl_off[p] = -1;
     if (pt->st[p] == RS_PART_PARKED) pt->nparked--;
     pt->st[p] = RS_PART_NONE;
 }
@@ -91,30 +97,59 @@ static void rs_parts_restore(rs_parts_t *pt, int32_t p,
     rs_pstate_restore_begin(pt->ps);
     pt->ops.ckpt_abort(pt->ops.svc);
     rs_pstate_pos_t pos;
-    uint64_t nk = 0;
+    uint64_t nk = 0, nrec = 0;
+    char source = 0;
     rs_err_t err = rs_pstate_load(pt->ps, p, &pos, &nk, e2, sizeof(e2));
-    if (err == RS_OK) {
+    if (err == RS_OK) source = 'l';
+    else if (err != RS_ERR_NOTFOUND)
+        rs_warn("state", "partition %d: local checkpoint not used (%s)",
+                (int)p, e2);
+    /* The changelog when it holds more than the local checkpoint (or
+     * when there is none): applied on top of it, from its offset. */
+    int64_t hwm = pt->ops.cl_hwm ? pt->ops.cl_hwm(pt->ops.svc, p) : -1;
+    int64_t from = source && pos.changelog >= 0 ? pos.changelog : 0;
+    if (hwm > from && (!source || pos.changelog >= 0)) {
+        rs_pstate_pos_t cpos;
+        rs_err_t cerr = pt->ops.cl_restore(pt->ops.svc, p, from, &cpos, &nrec,
+                                           e2, sizeof(e2));
+        if (cerr == RS_OK) {
+            pos = cpos;
+            source = 'c';
+            rs_features_stats_t fs;
+            (void)fs;
+        } else if (cerr != RS_ERR_NOTFOUND) {
+            rs_warn("state", "partition %d: changelog not used (%s)%s",
+                    (int)p, e2, source ? "; its local checkpoint is dropped "
+                                         "too (the two may disagree)" : "");
+            rs_pstate_drop(pt->ps, p, NULL);
+            source = 0;
+        }
+    }
+    if (source) {
         pt->ops.set_applied(pt->ops.svc, RS_MSG_TOPIC_EVENTS, p, pos.events);
         pt->ops.set_applied(pt->ops.svc, RS_MSG_TOPIC_LABELS, p, pos.labels);
         pt->ops.log_restore(pt->ops.svc, p, pos.log_end);
+        pt->cl_off[p] = pos.changelog;
         int64_t off[2] = {pos.events, pos.labels};
         for (int t = 0; t < 2; t++)
             start[t] = off[t] >= 0 ? off[t]
                        : committed[t] > 0 ? RS_INGEST_START_BEGINNING
                                           : RS_INGEST_START_COMMITTED;
         double s = (double)(rs_clock_mono_us() - t0) / 1e6;
-        rs_pstate_restore_end(pt->ps, 'l', nk, s);
-        rs_info("state", "partition %d: restored from its local checkpoint "
-                "in %.0f ms: %llu entity keys, events offset %lld (committed "
-                "%lld), labels offset %lld (committed %lld)", (int)p, s * 1e3,
-                (unsigned long long)nk, (long long)pos.events,
-                (long long)committed[0], (long long)pos.labels,
-                (long long)committed[1]);
+        rs_pstate_restore_end(pt->ps, source, nk + nrec, s);
+        rs_info("state", "partition %d: restored from %s in %.0f ms: %llu "
+                "entity keys%s, events offset %lld (committed %lld), labels "
+                "offset %lld (committed %lld)", (int)p,
+                source == 'l' ? "its local checkpoint"
+                : nk ? "its local checkpoint and the changelog"
+                     : "the changelog",
+                s * 1e3, (unsigned long long)nk,
+                source == 'c' ? " (checkpoint), changelog records applied"
+                              : "",
+                (long long)pos.events, (long long)committed[0],
+                (long long)pos.labels, (long long)committed[1]);
         return;
     }
-    if (err != RS_ERR_NOTFOUND)
-        rs_warn("state", "partition %d: local checkpoint not used (%s)",
-                (int)p, e2);
     /* No state anywhere: rebuild it from the input itself. */
     pt->ops.set_applied(pt->ops.svc, RS_MSG_TOPIC_EVENTS, p, -1);
     pt->ops.set_applied(pt->ops.svc, RS_MSG_TOPIC_LABELS, p, -1);
@@ -212,10 +247,12 @@ void rs_parts_tick(rs_parts_t *pt) {
             continue;
         }
         int64_t t0 = rs_clock_mono_us();
+        int64_t ce = pt->ops.cl_end ? pt->ops.cl_end(pt->ops.svc, p) : -1;
         rs_pstate_pos_t pos = {
             pt->ops.applied(pt->ops.svc, RS_MSG_TOPIC_EVENTS, p),
             pt->ops.applied(pt->ops.svc, RS_MSG_TOPIC_LABELS, p),
-            pt->ops.log_end(pt->ops.svc, p), -1};
+            pt->ops.log_end(pt->ops.svc, p),
+            ce > pt->cl_off[p] ? ce : pt->cl_off[p]};
         pt->ops.ckpt_abort(pt->ops.svc);
         rs_err_t err = rs_pstate_save(pt->ps, p, &pos, e2, sizeof(e2));
         uint64_t nk = 0;

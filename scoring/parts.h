@@ -61,6 +61,13 @@ typedef struct rs_parts_ops_s {
      * and its assignment. */
     int (*owns)(void *svc, int32_t partition);
     int (*rebalancing)(void *svc);
+    /* The changelog (changelog.h; -1 / RS_ERR_NOTFOUND when off): its high
+     * watermark, the end of what this instance wrote to it, a restore. */
+    int64_t (*cl_hwm)(void *svc, int32_t partition);
+    int64_t (*cl_end)(void *svc, int32_t partition);
+    rs_err_t (*cl_restore)(void *svc, int32_t partition, int64_t from,
+                           rs_pstate_pos_t *pos, uint64_t *nrec,
+                           char *errstr, size_t errstr_size);
 } rs_parts_ops_t;
 
 typedef struct rs_parts_s rs_parts_t;
@@ -82,15 +89,16 @@ void rs_parts_revoke(void *opaque, const rs_ingest_pos_t *parts, int n,
 /* Between polls: resolve PARKED partitions that are not coming back. */
 void rs_parts_tick(rs_parts_t *pt);
 
-/* Labels met before their event while a partition's state is rebuilt
- * (a replay reads the events and labels topics side by side: a label can
- * come before the replayed event it labels, which used to lose it).  A
- * label whose event the feature engine does not know yet (RS_ERR_NOTFOUND)
- * while its partition replays is held (at most RS_PARTS_HELD, the oldest
- * dropped beyond) and applied right after its event is processed; the ones
- * still held once the partition's replay is over are dropped (unknown
- * events).  `replaying(svc, partition)`: the events partition has a
- * replay bound. */
+/* Labels met before their event: a replay, or a consumer that catches
+ * up after a pause (a rebalance, a restore), reads the events and labels
+ * topics side by side, so a label can come before the event it labels,
+ * which used to lose it for good.  A label whose event the feature engine
+ * does not know yet (RS_ERR_NOTFOUND) while its events partition may
+ * still bring it is held (at most RS_PARTS_HELD, the oldest dropped
+ * beyond) and applied right after its event is processed; the ones still
+ * held once that partition has nothing more to bring are dropped (unknown
+ * events).  `replaying(svc, partition)`: the events partition replays or
+ * its consumer is behind. */
 #define RS_PARTS_HELD 8192
 void rs_parts_label_hold(rs_parts_t *pt, const rs_label_t *lb,
                          int32_t partition);

@@ -134,6 +134,88 @@ rs_err_t rs_pstate_file_parse(const void *buf, size_t len,
     return RS_OK;
 }
 
+/* -------------------------------------------------- changelog records */
+
+static void rs_le32(uint8_t *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static void rs_le64(uint8_t *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint32_t rs_get32(const uint8_t *p) {
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--) v = v << 8 | p[i];
+    return v;
+}
+static uint64_t rs_get64(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
+    return v;
+}
+
+void rs_pstate_key_encode(void *key, char store, int32_t partition,
+                          uint64_t id) {
+    uint8_t *k = key;
+    k[0] = 'R';
+    k[1] = 'S';
+    k[2] = (uint8_t)store;
+    k[3] = 1;
+    rs_le32(k + 4, (uint32_t)partition);
+    rs_le64(k + 8, id);
+}
+
+rs_err_t rs_pstate_key_parse(const void *key, size_t len, rs_pstate_key_t *k,
+                             char *errstr, size_t errstr_size) {
+    const uint8_t *b = key;
+    if (!b || len != RS_PSTATE_KEY_LEN || b[0] != 'R' || b[1] != 'S' ||
+        b[3] != 1)
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "changelog: a key of %zu bytes that is not a state "
+                       "record's", len);
+    k->store = (char)b[2];
+    k->partition = (int32_t)rs_get32(b + 4);
+    k->id = rs_get64(b + 8);
+    if (!strchr("FSIDM", k->store) || !k->store || k->partition < 0 ||
+        k->partition > 65533 || (k->store == 'M') != (k->id == 0))
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "changelog: key of store '%c', partition %d, id %llx "
+                       "is not valid", b[2] >= 32 && b[2] < 127 ? b[2] : '?',
+                       (int)k->partition, (unsigned long long)k->id);
+    return RS_OK;
+}
+
+void rs_pstate_mark_encode(void *val, const rs_pstate_pos_t *pos) {
+    uint8_t *v = val;
+    memcpy(v, "RSMK", 4);
+    rs_le32(v + 4, 1);
+    rs_le64(v + 8, (uint64_t)pos->events);
+    rs_le64(v + 16, (uint64_t)pos->labels);
+    rs_le64(v + 24, pos->log_end);
+}
+
+rs_err_t rs_pstate_mark_parse(const void *val, size_t len,
+                              rs_pstate_pos_t *pos, char *errstr,
+                              size_t errstr_size) {
+    const uint8_t *v = val;
+    if (!v || len != RS_PSTATE_MARK_LEN || memcmp(v, "RSMK", 4) ||
+        rs_get32(v + 4) != 1)
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "changelog: a marker of %zu bytes that is not one",
+                       len);
+    pos->events = (int64_t)rs_get64(v + 8);
+    pos->labels = (int64_t)rs_get64(v + 16);
+    pos->log_end = rs_get64(v + 24);
+    pos->changelog = -1;
+    if (pos->events < -1 || pos->labels < -1 ||
+        pos->log_end > (UINT64_C(1) << 48))
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "changelog: marker offsets out of range (%lld, %lld, "
+                       "log %llu)", (long long)pos->events,
+                       (long long)pos->labels,
+                       (unsigned long long)pos->log_end);
+    return RS_OK;
+}
+
 /* ------------------------------------------------------------ stores */
 
 static int rs_pstate_mkdir(const char *path) {
@@ -405,4 +487,46 @@ void rs_pstate_stats(const rs_pstate_t *ps, rs_pstate_stats_t *st) {
     pthread_mutex_lock(&m->lock);
     *st = ps->st;
     pthread_mutex_unlock(&m->lock);
+}
+
+rs_err_t rs_pstate_apply(rs_pstate_t *ps, int32_t partition, const void *key,
+                         size_t klen, const void *val, size_t vlen,
+                         rs_pstate_pos_t *mark, int *is_mark, char *errstr,
+                         size_t errstr_size) {
+    rs_pstate_key_t k;
+    char e2[300];
+    uint64_t n = 0;
+    *is_mark = 0;
+    rs_err_t err = rs_pstate_key_parse(key, klen, &k, errstr, errstr_size);
+    if (err) return err;
+    if (k.partition != partition)
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "changelog: a record of partition %d in partition %d",
+                       (int)k.partition, (int)partition);
+    if (k.store == 'M') {
+        err = rs_pstate_mark_parse(val, vlen, mark, errstr, errstr_size);
+        if (!err) *is_mark = 1;
+        return err;
+    }
+    if (!vlen) return RS_OK; /* a tombstone: compaction's business */
+    switch (k.store) {
+    case 'F':
+    case 'I':
+        err = rs_features_part_read(ps->feat, partition, val, vlen, &n, e2,
+                                    sizeof(e2));
+        break;
+    case 'S':
+        err = rs_model_caches_merge(ps->model, val, vlen, &n, e2, sizeof(e2));
+        break;
+    default: /* 'D' */
+        err = ps->dedup ? rs_dedup_merge(ps->dedup, val, vlen, &n, e2,
+                                         sizeof(e2))
+                        : RS_OK;
+        break;
+    }
+    if (err)
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "changelog record '%c' %016llx of partition %d: %s",
+                       k.store, (unsigned long long)k.id, (int)partition, e2);
+    return RS_OK;
 }

@@ -89,6 +89,40 @@ rs_err_t rs_pstate_file_parse(const void *buf, size_t len,
                               rs_pstate_file_t *out, char *errstr,
                               size_t errstr_size);
 
+/* Changelog records (pstate.c; the topic and its producer/consumer are in
+ * changelog.h).  Key, 16 bytes: "RS" | u8 store | u8 format 1 | u32
+ * partition | u64 id, little-endian.  Value per store:
+ *   'F' entity features   id = rs_hash_str(entity id); a feature stream
+ *                         with that entity's slot (rs_features_entity_write)
+ *   'S' entity cache      id = the same; the sequence model's cache of the
+ *                         entity (rs_model_caches_write_entity)
+ *   'I' event index       id = rs_hash_str(event id); a feature stream with
+ *                         the event's index entry (rs_features_event_write)
+ *   'D' duplicate entry   id = rs_dedup_key; rs_dedup_write_key
+ *   'M' marker            id 0; "RSMK" | u32 1 | i64 events offset | i64
+ *                         labels offset | u64 log end: the state of the
+ *                         records before it covers that much input
+ * An empty value is a tombstone (compaction drops the key): written for
+ * index and duplicate entries that left (they are not applied: the reader
+ * ages them out itself). */
+#define RS_PSTATE_KEY_LEN 16
+#define RS_PSTATE_MARK_LEN 32
+typedef struct rs_pstate_key_s {
+    char store;         /* 'F', 'S', 'I', 'D', 'M'                       */
+    int32_t partition;
+    uint64_t id;
+} rs_pstate_key_t;
+
+void rs_pstate_key_encode(void *key, char store, int32_t partition,
+                          uint64_t id);
+/* RS_ERR_CORRUPT with errstr for anything but a key above.  Pure. */
+rs_err_t rs_pstate_key_parse(const void *key, size_t len, rs_pstate_key_t *k,
+                             char *errstr, size_t errstr_size);
+void rs_pstate_mark_encode(void *val, const rs_pstate_pos_t *pos);
+rs_err_t rs_pstate_mark_parse(const void *val, size_t len,
+                              rs_pstate_pos_t *pos, char *errstr,
+                              size_t errstr_size);
+
 /* ------------------------------------------------------------ stores */
 
 typedef struct rs_pstate_s rs_pstate_t;
@@ -133,6 +167,16 @@ rs_err_t rs_pstate_load(rs_pstate_t *ps, int32_t partition,
 /* Forget the partition's state in RAM (features, caches, duplicates);
  * *nkeys (may be NULL) gets the entity slots dropped. */
 void rs_pstate_drop(rs_pstate_t *ps, int32_t partition, uint64_t *nkeys);
+
+/* Apply one changelog record of `partition` to the stores (an upsert;
+ * tombstones are skipped).  A marker sets *mark and *is_mark.  Errors:
+ * RS_ERR_CORRUPT (key or value malformed, another partition's key; a bad
+ * feature stream drops the partition's feature state: the caller falls
+ * back to another source). */
+rs_err_t rs_pstate_apply(rs_pstate_t *ps, int32_t partition, const void *key,
+                         size_t klen, const void *val, size_t vlen,
+                         rs_pstate_pos_t *mark, int *is_mark, char *errstr,
+                         size_t errstr_size);
 
 /* Restore bookkeeping for the metrics and /readyz: begin (restoring++),
  * end with the source ('l' local, 'c' changelog, 'r' replay, 'm' RAM) and

@@ -22,6 +22,7 @@
 #include <cblas.h>
 
 #include "scoring.h"
+#include "scoring/changelog.h"
 #include "scoring/parts.h"
 #include "scoring/pstate.h"
 #include "scoring/trainer.h"
@@ -91,6 +92,7 @@ struct rs_service_s {
     FILE *feat_out;       /* $RS_TEST_FEATURES_OUT: every published
                            * event's feature vector (tests only)        */
     rs_parts_t *parts;    /* which partitions' state is here (parts.h)  */
+    rs_changelog_t *clog; /* state changelog topic (changelog.h); NULL: off */
 
     int dim, batch_max;
     rs_msg_t *msgs;       /* [batch_max]                                */
@@ -723,6 +725,27 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
     if (!svc->pstate) { err = RS_ERR_IO; goto fail; }
     rs_svc_parts_new(svc);
     {
+        /* The state changelog (state.changelog; changelog.h). */
+        int on = app->state.changelog == RS_STATE_CHANGELOG_ON ||
+                 (app->state.changelog == RS_STATE_CHANGELOG_AUTO &&
+                  (app->ingest.brokers[0] ||
+                   rs_kv_get(&app->kafka, "bootstrap.servers")));
+        if (on) {
+            char topic[300];
+            snprintf(topic, sizeof(topic), "%s-state-changelog",
+                     app->ingest.group_id);
+            svc->clog = rs_changelog_new(&app->kafka, bootstrap, topic,
+                                         svc->feat, svc->model, svc->dedup,
+                                         svc->pstate, svc->batch_max, errstr,
+                                         errstr_size);
+            if (!svc->clog) { err = RS_ERR_KAFKA; goto fail; }
+            err = rs_changelog_ensure(svc->clog, app->ingest.topic_events,
+                                      30000, errstr, errstr_size);
+            if (err != RS_OK) goto fail;
+            rs_info("service", "state changelog: %s", topic);
+        }
+    }
+    {
         /* Tests compare every event's features across deployments
          * (tests/e2e/scaleout.sh): one line per published event. */
         const char *fo = getenv("RS_TEST_FEATURES_OUT");
@@ -789,6 +812,7 @@ void rs_service_destroy(rs_service_t *svc) {
     }
     rs_ingest_destroy(svc->ing);
     rs_parts_destroy(svc->parts);
+    rs_changelog_destroy(svc->clog);
     if (svc->feat_out) fclose(svc->feat_out);
     rs_pstate_destroy(svc->pstate);
     rs_workers_destroy(svc->wk);
@@ -1000,6 +1024,25 @@ void rs_service_prometheus(rs_service_t *svc, rs_http_buf_t *b) {
         rs_prom_counter(b, "riskstream_partition_drops_total", "partition "
                         "states dropped from memory (left or lost)",
                         pst.drops);
+        if (svc->clog) {
+            rs_changelog_stats_t cst;
+            rs_changelog_stats(svc->clog, &cst);
+            rs_prom_counter(b, "riskstream_changelog_records_total",
+                            "state changelog records produced (markers and "
+                            "tombstones included)", cst.records);
+            rs_prom_counter(b, "riskstream_changelog_bytes_total",
+                            "state changelog key + value bytes produced",
+                            cst.bytes);
+            rs_prom_counter(b, "riskstream_changelog_failures_total",
+                            "state changelog records not written (logged)",
+                            cst.failed);
+            rs_prom_gauge(b, "riskstream_changelog_staged_bytes",
+                          "changelog records waiting for their batch to be "
+                          "delivered", (double)cst.staged_bytes);
+            rs_prom_counter(b, "riskstream_restore_changelog_records_total",
+                            "changelog records applied by restores",
+                            cst.restored);
+        }
     }
     rs_prom_counter(b, "riskstream_offset_resets_total",
                     "consumer offsets out of range, reset by policy",
@@ -1391,6 +1434,7 @@ static void rs_svc_store_acked(rs_service_t *svc) {
         }
         svc->offs_tail = b->off0 + (uint64_t)b->n;
         svc->ring_tail++;
+        if (svc->clog) rs_changelog_release(svc->clog, b->seq);
     }
 }
 
@@ -2041,6 +2085,7 @@ static rs_err_t rs_svc_txn_commit(rs_service_t *svc,
     }
     svc->txn_open = 0;
     svc->st.txn_commits++;
+    if (svc->clog) rs_changelog_release(svc->clog, svc->sealed_seq);
     svc->ring_tail = svc->ring_head;
     svc->offs_tail = svc->offs_head;
     svc->progress_us = rs_clock_mono_us();
@@ -2082,11 +2127,41 @@ static void rs_svc_revoked(void *opaque, const rs_ingest_pos_t *parts, int n,
 
 static int rs_svc_p_flush(void *o) {
     rs_service_t *svc = o;
-    if (svc->eos) return svc->txn_open ? -1 : 0; /* rs_svc_revoked committed */
-    rs_sink_kafka_flush(svc->ks, 10000);
-    rs_sink_redis_wait(svc->rd, svc->sealed_seq, 10000);
-    rs_svc_store_acked(svc);
-    return svc->ring_head == svc->ring_tail ? 0 : -1;
+    int ok;
+    if (svc->eos) {
+        ok = !svc->txn_open; /* rs_svc_revoked committed */
+    } else {
+        rs_sink_kafka_flush(svc->ks, 10000);
+        rs_sink_redis_wait(svc->rd, svc->sealed_seq, 10000);
+        rs_svc_store_acked(svc);
+        ok = svc->ring_head == svc->ring_tail;
+    }
+    /* the changelog up to what was delivered, acknowledged (its end is
+     * what a partition checkpoint records) */
+    if (svc->clog && rs_changelog_flush(svc->clog, 10000)) ok = 0;
+    return ok ? 0 : -1;
+}
+
+/* A partition's positions now (changelog markers). */
+static void rs_svc_p_pos(void *o, int32_t p, rs_pstate_pos_t *pos);
+
+static int64_t rs_svc_p_cl_hwm(void *o, int32_t p) {
+    rs_service_t *svc = o;
+    return svc->clog ? rs_changelog_hwm(svc->clog, p) : -1;
+}
+
+static int64_t rs_svc_p_cl_end(void *o, int32_t p) {
+    rs_service_t *svc = o;
+    return svc->clog ? rs_changelog_end(svc->clog, p) : -1;
+}
+
+static rs_err_t rs_svc_p_cl_restore(void *o, int32_t p, int64_t from,
+                                    rs_pstate_pos_t *pos, uint64_t *nrec,
+                                    char *errstr, size_t errstr_size) {
+    rs_service_t *svc = o;
+    if (!svc->clog) return RS_ERR_NOTFOUND;
+    return rs_changelog_restore(svc->clog, p, from, pos, nrec, errstr,
+                                errstr_size);
 }
 
 static int64_t rs_svc_p_applied(void *o, int topic, int32_t p) {
@@ -2148,20 +2223,33 @@ static int rs_svc_p_owns(void *o, int32_t p) {
            rs_ingest_owns(svc->ing, RS_MSG_TOPIC_LABELS, p);
 }
 
+/* The events partition may still bring an event a label names: it is
+ * replaying, or its consumer is behind (a label read ahead of its event
+ * after a pause used to be lost for good). */
 static int rs_svc_p_replaying(void *o, int32_t p) {
-    return rs_ingest_replaying_part(((rs_service_t *)o)->ing,
-                                    RS_MSG_TOPIC_EVENTS, p);
+    rs_service_t *svc = o;
+    return rs_ingest_replaying_part(svc->ing, RS_MSG_TOPIC_EVENTS, p) ||
+           rs_ingest_behind(svc->ing, RS_MSG_TOPIC_EVENTS, p);
 }
 
 static int rs_svc_p_rebalancing(void *o) {
     return rs_ingest_rebalancing(((rs_service_t *)o)->ing);
 }
 
+static void rs_svc_p_pos(void *o, int32_t p, rs_pstate_pos_t *pos) {
+    pos->events = rs_svc_p_applied(o, RS_MSG_TOPIC_EVENTS, p);
+    pos->labels = rs_svc_p_applied(o, RS_MSG_TOPIC_LABELS, p);
+    uint64_t e = rs_svc_p_log_end(o, p);
+    pos->log_end = e == UINT64_MAX ? 0 : e;
+    pos->changelog = -1;
+}
+
 static void rs_svc_parts_new(rs_service_t *svc) {
     rs_parts_ops_t ops = {
         svc, rs_svc_p_flush, rs_svc_p_applied, rs_svc_p_set_applied,
         rs_svc_p_log_end, rs_svc_p_log_restore, rs_svc_p_log_close,
-        rs_svc_p_ckpt_abort, rs_svc_p_owns, rs_svc_p_rebalancing};
+        rs_svc_p_ckpt_abort, rs_svc_p_owns, rs_svc_p_rebalancing,
+        rs_svc_p_cl_hwm, rs_svc_p_cl_end, rs_svc_p_cl_restore};
     svc->parts = rs_parts_new(svc->pstate, &ops);
 }
 
@@ -2566,6 +2654,8 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
     svc->progress_us = rs_clock_mono_us();
     svc->st.batches++;
     rs_svc_advance(svc, ntouched);
+    if (svc->clog) /* what the batch changed, produced once it retires */
+        rs_changelog_stage(svc->clog, b->seq, svc->msgs, n, rs_svc_p_pos, svc);
     return RS_OK;
 }
 

@@ -36,7 +36,9 @@
 # SIGKILL -> the survivor owns them) are printed from the logs.
 #
 # usage: scaleout.sh RISKSTREAM_BINARY SOURCE_DIR
-# env:   RATE=200 (events/s) STEP=12 (s between the steps) EVENTS (default
+# env:   CHANGELOG=true|false (state.changelog of S; true: the restores on
+#        another instance read the changelog, false: they replay the input)
+#        RATE=200 (events/s) STEP=12 (s between the steps) EVENTS (default
 #        RATE x (6 STEP + 10)) PARTITIONS=8 ENTITIES=400 KEEP=1 (keep the
 #        work directory)
 # The embedded broker's group coordinator (librdkafka's mock) waits
@@ -50,6 +52,7 @@ set -euo pipefail
 BIN="${1:?binary}"; SRC="${2:?source dir}"
 RATE="${RATE:-200}"; STEP="${STEP:-12}"; PARTITIONS="${PARTITIONS:-8}"
 EVENTS="${EVENTS:-$(( RATE * (6 * STEP + 10) ))}"; ENTITIES="${ENTITIES:-400}"
+CHANGELOG="${CHANGELOG:-true}"
 T="$(mktemp -d /tmp/rs-scale.XXXXXX)"
 PIDS=()
 cleanup() {
@@ -65,7 +68,8 @@ fail() {
 }
 URL="$("$SRC/ops/redis.sh" start "$T/redis")"
 
-"$BIN" broker --set topics.partitions="$PARTITIONS" >"$T/broker.out" 2>"$T/broker.log" &
+"$BIN" broker --set topics.partitions="$PARTITIONS" --set topics.group_id=gS \
+  >"$T/broker.out" 2>"$T/broker.log" &
 PIDS+=($!)
 BOOT=""
 for _ in $(seq 1 100); do
@@ -84,6 +88,7 @@ serve() {
     --set features.max_keys=4096 --set features.max_counterparties=4096 \
     --set features.label_index=65536 --set seq.max_entities=4096 \
     --set model.train_queue=4096 --set model.log_segment=4194304 \
+    --set seq.history=4 --set features.history=16 --set state.changelog="$CHANGELOG" \
     --set kafka.consumer.session.timeout.ms=6000 \
     >"$T/$name.out" 2>"$T/$name.log" &
   LAST=$!
@@ -104,7 +109,11 @@ stop() { # pid name: SIGTERM, exit 0 expected
 }
 ts() { date +%s.%N; }
 
+# R without a changelog (its group has no topic: the broker creates the
+# changelog of gS only); S with one unless CHANGELOG=false.
+CH_S="$CHANGELOG"; CHANGELOG=false
 serve R gR; R=$LAST
+CHANGELOG="$CH_S"
 serve A1 gS; A=$LAST
 "$BIN" gen --brokers "$BOOT" --rate "$RATE" --events "$EVENTS" --seed 13 \
   --entities "$ENTITIES" --counterparties 200 --duration 60d --label-delay 1d \
@@ -151,7 +160,7 @@ EOF
 }
 echo "handover after SIGTERM of A1: B1 assigned after $(first_after "$T/B1.log" "$T_TERM" || echo '?') s"
 echo "handover after SIGKILL of B1: A2 assigned after $(first_after "$T/A2.log" "$T_KILL" || echo '?') s"
-grep -h "restored from\|replaying it\|kept in memory\|saved to its local\|dropped, not saved" "$T"/[AB][0-9].log | sed "s/^/  /" | awk "NR <= 40" || true
+grep -h "restored from\|replaying it\|kept in memory\|saved to its local\|dropped, not saved\|changelog records\|changelog not used" "$T"/[AB][0-9].log | sed "s/^/  /" | awk "NR <= 40" || true
 
 # Compare.
 NAMES="$("$BIN" features --explain <("$BIN" config --sample) | awk 'NR>1 && $1 ~ /^[0-9]+$/ {print $1" "$2}')"

@@ -6,7 +6,10 @@
  * caches merge (rs_model_caches_merge) and the duplicate window's merge
  * (rs_dedup_merge).
  *
- * Input: a partition checkpoint file image.
+ * Input: a partition checkpoint file image (first byte even: 'R' of its
+ * magic), or (first byte odd) a changelog record: u16 key length, key,
+ * value, applied with rs_pstate_apply to fresh stores (key parser, marker
+ * parser and the same stream readers).
  *
  * Oracle: every call returns RS_OK or an error with a message, never
  * crashes; a feature stream that is refused leaves the partition without
@@ -136,9 +139,41 @@ static int fuzz_load(const rs_pstate_file_t *pf, rs_features_t *f,
     return bad;
 }
 
+/* A changelog record on fresh stores. */
+static int fuzz_record(const uint8_t *data, size_t size) {
+    char err[512];
+    if (size < 3) return 0;
+    size_t kl = (size_t)data[1] | (size_t)data[2] << 8;
+    if (kl > size - 3) return 0;
+    const uint8_t *key = data + 3, *val = key + kl;
+    size_t vl = size - 3 - kl;
+    rs_features_t *f = fuzz_feat();
+    rs_model_t *m = fuzz_model();
+    rs_dedup_t *d = fuzz_dedup();
+    rs_pstate_t *ps = rs_pstate_new("/tmp", f, m, d, err, sizeof(err));
+    FUZZ_CHECK(ps != NULL);
+    rs_pstate_pos_t pos;
+    int is_mark = 0;
+    err[0] = '\0';
+    rs_err_t e = rs_pstate_apply(ps, FUZZ_PART, key, kl, val, vl, &pos,
+                                 &is_mark, err, sizeof(err));
+    FUZZ_CHECK(e == RS_OK || (e == RS_ERR_CORRUPT && err[0]));
+    if (e == RS_OK && is_mark) {
+        uint8_t mk[RS_PSTATE_MARK_LEN];
+        rs_pstate_mark_encode(mk, &pos);
+        FUZZ_CHECK(vl == sizeof(mk) && !memcmp(mk, val, vl));
+    }
+    rs_pstate_destroy(ps);
+    rs_features_destroy(f);
+    rs_model_destroy(m);
+    rs_dedup_destroy(d);
+    return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     rs_pstate_file_t pf;
     char err[512];
+    if (size && (data[0] & 1)) return fuzz_record(data, size);
     if (rs_pstate_file_parse(data, size, &pf, err, sizeof(err)) != RS_OK) {
         FUZZ_CHECK(err[0]);
         return 0;
@@ -251,6 +286,66 @@ int main(int argc, char **argv) {
         rs_model_destroy(m);
         rs_dedup_destroy(d);
     }
+    /* changelog records of a filled partition: one per store */
+    rs_features_t *f = fuzz_feat();
+    rs_model_t *m = fuzz_model();
+    rs_dedup_t *d = fuzz_dedup();
+    fuzz_fill(f, m, d, 12);
+    uint8_t val[65536], rec[65600];
+    size_t vl = 0;
+    const struct { char store; int kind; } recs[] = {
+        {'F', 0}, {'S', 1}, {'I', 2}, {'D', 3}, {'M', 4}, {'I', 5}};
+    for (size_t k = 0; k < sizeof(recs) / sizeof(recs[0]); k++) {
+        uint64_t id = 0;
+        switch (recs[k].kind) {
+        case 0:
+            FUZZ_CHECK(rs_features_entity_write(f, "card-2", val, sizeof(val),
+                                                &vl) == RS_OK);
+            id = rs_hash_str("card-2");
+            break;
+        case 1:
+            FUZZ_CHECK(rs_model_caches_write_entity(m, "card-2", val,
+                                                    sizeof(val), &vl) == RS_OK);
+            id = rs_hash_str("card-2");
+            break;
+        case 2:
+            FUZZ_CHECK(rs_features_event_write(f, "tx-7", val, sizeof(val),
+                                               &vl) == RS_OK);
+            id = rs_hash_str("tx-7");
+            break;
+        case 3:
+            id = rs_dedup_key("card-2", "tx-7");
+            FUZZ_CHECK(rs_dedup_write_key(d, id, val, sizeof(val), &vl) ==
+                       RS_OK);
+            break;
+        case 4: {
+            rs_pstate_pos_t pos = {12, 3, 12, -1};
+            rs_pstate_mark_encode(val, &pos);
+            vl = RS_PSTATE_MARK_LEN;
+            break;
+        }
+        default: /* a tombstone */
+            vl = 0;
+            id = rs_hash_str("tx-1");
+            break;
+        }
+        rec[0] = 1;
+        rec[1] = RS_PSTATE_KEY_LEN;
+        rec[2] = 0;
+        rs_pstate_key_encode(rec + 3, recs[k].store, FUZZ_PART, id);
+        memcpy(rec + 3 + RS_PSTATE_KEY_LEN, val, vl);
+        char path[400];
+        snprintf(path, sizeof(path), "%s/record-%c%zu", argv[1],
+                 recs[k].store, k);
+        FILE *fp = fopen(path, "wb");
+        FUZZ_CHECK(fp != NULL);
+        FUZZ_CHECK(fwrite(rec, 1, 3 + RS_PSTATE_KEY_LEN + vl, fp) ==
+                   3 + RS_PSTATE_KEY_LEN + vl);
+        fclose(fp);
+    }
+    rs_features_destroy(f);
+    rs_model_destroy(m);
+    rs_dedup_destroy(d);
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     return system(cmd) == 0 ? 0 : 1;
