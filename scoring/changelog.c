@@ -116,6 +116,8 @@ fail:
 
 void rs_changelog_destroy(rs_changelog_t *cl) {
     if (!cl) return;
+    if (cl->feat) rs_features_track_gone(cl->feat, 0);
+    if (cl->dedup) rs_dedup_track_gone(cl->dedup, 0);
     if (cl->prod) {
         rd_kafka_flush(cl->prod, 10000);
         if (cl->rkt) rd_kafka_topic_destroy(cl->rkt);
@@ -133,6 +135,14 @@ void rs_changelog_destroy(rs_changelog_t *cl) {
 }
 
 /* ------------------------------------------------------------ topic */
+
+int rs_changelog_on_mock(rs_changelog_t *cl, int timeout_ms) {
+    char *id = rd_kafka_clusterid(cl->prod, timeout_ms);
+    if (!id) return -1;
+    int mock = !strncmp(id, "mockCluster", 11);
+    rd_kafka_mem_free(cl->prod, id);
+    return mock;
+}
 
 rs_err_t rs_changelog_ensure(rs_changelog_t *cl, const char *input_topic,
                              int timeout_ms, char *errstr,

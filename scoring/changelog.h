@@ -75,6 +75,11 @@ rs_changelog_t *rs_changelog_new(const rs_kv_t *kafka, const char *bootstrap,
                                  size_t errstr_size);
 void rs_changelog_destroy(rs_changelog_t *cl);
 
+/* 1 if the brokers are librdkafka's mock cluster (the embedded broker,
+ * `riskstream broker`: cluster id "mockCluster..."), 0 if not, -1 if the
+ * cluster id is not known within timeout_ms. */
+int rs_changelog_on_mock(rs_changelog_t *cl, int timeout_ms);
+
 /* Check (and create when missing) the topic with the partition count of
  * `input_topic`, cleanup.policy=compact.  RS_ERR_CONFIG for a topic with
  * another partition count, RS_ERR_KAFKA if it cannot be created or seen

@@ -108,6 +108,26 @@ static void rs_parts_restore(rs_parts_t *pt, int32_t p,
      * when there is none): applied on top of it, from its offset. */
     int64_t hwm = pt->ops.cl_hwm ? pt->ops.cl_hwm(pt->ops.svc, p) : -1;
     int64_t from = source && pos.changelog >= 0 ? pos.changelog : 0;
+    if (hwm > 0 && source && pos.changelog < 0) {
+        /* a checkpoint that does not say where it stands in the changelog
+         * (written while this instance had not produced to it): the
+         * changelog alone if it covers more input, else the checkpoint */
+        rs_pstate_pos_t cpos, keep = pos;
+        rs_pstate_drop(pt->ps, p, NULL);
+        rs_err_t cerr = pt->ops.cl_restore(pt->ops.svc, p, 0, &cpos, &nrec,
+                                           e2, sizeof(e2));
+        if (cerr == RS_OK && cpos.events >= keep.events) {
+            pos = cpos;
+            source = 'c';
+            nk = 0;
+        } else {
+            rs_pstate_drop(pt->ps, p, NULL);
+            nrec = 0;
+            if (rs_pstate_load(pt->ps, p, &pos, &nk, e2, sizeof(e2)) != RS_OK)
+                source = 0;
+        }
+        hwm = -1; /* decided */
+    }
     if (hwm > from && (!source || pos.changelog >= 0)) {
         rs_pstate_pos_t cpos;
         rs_err_t cerr = pt->ops.cl_restore(pt->ops.svc, p, from, &cpos, &nrec,

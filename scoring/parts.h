@@ -17,9 +17,14 @@
  *           to its partition checkpoint and dropped from RAM.
  * Assign (rs_parts_assign, inside the consumer's rebalance): OWNED/PARKED
  * -> start where the state ends; else the partition checkpoint if there
- * is one; else (a changelog, later) else REPLAY: start at the beginning
- * of the partition, the committed offset as the replay bound (state
- * rebuilt, nothing published twice) -- never a silent cold start.
+ * is one, with the changelog (changelog.h) applied on top from the offset
+ * the checkpoint covers when the changelog holds more (a checkpoint that
+ * does not know its changelog offset: the changelog alone when it covers
+ * more input); else the changelog alone; else REPLAY: start at the
+ * beginning of the partition, the committed offset as the replay bound
+ * (state rebuilt, nothing published twice) -- never a silent cold start.
+ * A changelog that cannot be used (records deleted, malformed) drops what
+ * was loaded: the partition is replayed.
  * Revoke (rs_parts_revoke): flush, then PARKED; lost (session timeout) or
  * a failed flush: the state may be ahead of what was delivered: dropped,
  * never saved.

@@ -93,6 +93,9 @@ struct rs_service_s {
                            * event's feature vector (tests only)        */
     rs_parts_t *parts;    /* which partitions' state is here (parts.h)  */
     rs_changelog_t *clog; /* state changelog topic (changelog.h); NULL: off */
+    int clog_checked;     /* its topic checked (first assignment)        */
+    rs_err_t clog_err;    /* state.changelog: true and no usable topic   */
+    char clog_errstr[600];
 
     int dim, batch_max;
     rs_msg_t *msgs;       /* [batch_max]                                */
@@ -739,10 +742,8 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
                                          svc->pstate, svc->batch_max, errstr,
                                          errstr_size);
             if (!svc->clog) { err = RS_ERR_KAFKA; goto fail; }
-            err = rs_changelog_ensure(svc->clog, app->ingest.topic_events,
-                                      30000, errstr, errstr_size);
-            if (err != RS_OK) goto fail;
-            rs_info("service", "state changelog: %s", topic);
+            /* the topic is checked at the first assignment (Kafka may be
+             * unreachable now: serve waits for it) */
         }
     }
     {
@@ -2145,8 +2146,41 @@ static int rs_svc_p_flush(void *o) {
 /* A partition's positions now (changelog markers). */
 static void rs_svc_p_pos(void *o, int32_t p, rs_pstate_pos_t *pos);
 
+/* The changelog topic, once, at the first assignment (Kafka answers
+ * then): `auto` on librdkafka's mock, or a topic that cannot be made,
+ * turns it off; with `true` the latter stops the service. */
+static void rs_svc_clog_check(rs_service_t *svc) {
+    if (!svc->clog || svc->clog_checked) return;
+    svc->clog_checked = 1;
+    char topic[300], e2[600];
+    snprintf(topic, sizeof(topic), "%s-state-changelog",
+             svc->app->ingest.group_id);
+    int autom = svc->app->state.changelog == RS_STATE_CHANGELOG_AUTO;
+    rs_err_t err = RS_OK;
+    if (autom && rs_changelog_on_mock(svc->clog, 10000) == 1) {
+        /* `riskstream broker`: ~5 MB per partition, no compaction */
+        rs_info("service", "state changelog off: the brokers are the "
+                "embedded mock (state.changelog: true to use %s anyway)",
+                topic);
+    } else if ((err = rs_changelog_ensure(svc->clog,
+                                          svc->app->ingest.topic_events,
+                                          30000, e2, sizeof(e2))) == RS_OK) {
+        rs_info("service", "state changelog: %s", topic);
+        return;
+    } else if (autom) {
+        rs_warn("service", "state changelog off: %s", e2);
+    } else {
+        rs_error("service", "%s", e2);
+        svc->clog_err = err;
+        rs_strlcpy(svc->clog_errstr, e2, sizeof(svc->clog_errstr));
+    }
+    rs_changelog_destroy(svc->clog);
+    svc->clog = NULL;
+}
+
 static int64_t rs_svc_p_cl_hwm(void *o, int32_t p) {
     rs_service_t *svc = o;
+    rs_svc_clog_check(svc);
     return svc->clog ? rs_changelog_hwm(svc->clog, p) : -1;
 }
 
@@ -2654,6 +2688,7 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
     svc->progress_us = rs_clock_mono_us();
     svc->st.batches++;
     rs_svc_advance(svc, ntouched);
+    rs_svc_clog_check(svc);
     if (svc->clog) /* what the batch changed, produced once it retires */
         rs_changelog_stage(svc->clog, b->seq, svc->msgs, n, rs_svc_p_pos, svc);
     return RS_OK;
@@ -2678,6 +2713,11 @@ rs_err_t rs_service_run(rs_service_t *svc, volatile sig_atomic_t *stop,
         if (n < 0) {
             err = rs_errf(errstr, errstr_size, RS_ERR_KAFKA,
                           "consumer failed (fatal Kafka error)");
+            break;
+        }
+        if (svc->clog_err) { /* state.changelog: true, no usable topic */
+            err = rs_errf(errstr, errstr_size, svc->clog_err, "%s",
+                          svc->clog_errstr);
             break;
         }
         if (n > 0) {

@@ -32,7 +32,7 @@ static const rs_conf_field_t rs_state_fields[] = {
      "sequence caches, event index, duplicates) to the compacted topic "
      "<group>-state-changelog, so another instance restores a partition "
      "without replaying its input; auto = true with real brokers, false "
-     "with the embedded one.  Costs a record per entity per batch (~1.2 KB "
+     "with the embedded one (librdkafka's mock, `riskstream broker` too).  Costs a record per entity per batch (~1.2 KB "
      "of features plus ~9 KB of sequence cache at the defaults) and ~150 "
      "bytes per event (README, Scale-out)", "auto|true|false", 0, 0},
 };
