@@ -148,7 +148,11 @@ static void rs_parts_restore(rs_parts_t *pt, int32_t p,
     if (source) {
         pt->ops.set_applied(pt->ops.svc, RS_MSG_TOPIC_EVENTS, p, pos.events);
         pt->ops.set_applied(pt->ops.svc, RS_MSG_TOPIC_LABELS, p, pos.labels);
-        pt->ops.log_restore(pt->ops.svc, p, pos.log_end);
+        /* the learning log is local: rewound to a local checkpoint's end;
+         * a changelog's log end is the writer's (another instance's log),
+         * never applied to this one */
+        pt->ops.log_restore(pt->ops.svc, p,
+                            source == 'l' ? pos.log_end : UINT64_MAX);
         pt->cl_off[p] = pos.changelog;
         int64_t off[2] = {pos.events, pos.labels};
         for (int t = 0; t < 2; t++)
@@ -338,12 +342,23 @@ void rs_parts_label_release(rs_parts_t *pt, rs_features_t *f,
 int rs_parts_labels_expire(rs_parts_t *pt,
                            int (*replaying)(void *svc, int32_t partition)) {
     int n = 0;
+    int32_t cp[16]; /* replaying() of the partitions seen in this pass */
+    int cr[16], nc = 0;
     for (int i = 0; i < RS_PARTS_HELD && pt->nheld; i++) {
         if (!pt->held_id[i]) continue;
         int32_t p = pt->held_part[i];
-        if (rs_parts_ok(p) && pt->st[p] == RS_PART_OWNED &&
-            replaying(pt->ops.svc, p))
-            continue;
+        int r = -1;
+        for (int k = 0; k < nc && r < 0; k++)
+            if (cp[k] == p) r = cr[k];
+        if (r < 0) {
+            r = rs_parts_ok(p) && pt->st[p] == RS_PART_OWNED &&
+                replaying(pt->ops.svc, p);
+            if (nc < 16) {
+                cp[nc] = p;
+                cr[nc++] = r;
+            }
+        }
+        if (r) continue;
         pt->held_id[i] = 0;
         pt->nheld--;
         n++;
