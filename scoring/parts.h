@@ -97,13 +97,13 @@ void rs_parts_tick(rs_parts_t *pt);
 /* Labels met before their event: a replay, or a consumer that catches
  * up after a pause (a rebalance, a restore), reads the events and labels
  * topics side by side, so a label can come before the event it labels,
- * which used to lose it for good.  A label whose event the feature engine
- * does not know yet (RS_ERR_NOTFOUND) while its events partition may
- * still bring it is held (at most RS_PARTS_HELD, the oldest dropped
- * beyond) and applied right after its event is processed; the ones still
- * held once that partition has nothing more to bring are dropped (unknown
- * events).  `replaying(svc, partition)`: the events partition replays or
- * its consumer is behind. */
+ * which used to lose it for good (even inside one poll: a label before its
+ * event in the same batch).  A label whose event the feature engine does
+ * not know yet (RS_ERR_NOTFOUND) is held (at most RS_PARTS_HELD, the
+ * oldest dropped beyond) and applied right after its event is processed;
+ * after each batch, the ones whose events partition has nothing more to
+ * bring are dropped (unknown events).  `replaying(svc, partition)`: the
+ * events partition replays or its consumer is behind. */
 #define RS_PARTS_HELD 8192
 void rs_parts_label_hold(rs_parts_t *pt, const rs_label_t *lb,
                          int32_t partition);

@@ -1362,14 +1362,14 @@ static void rs_svc_swap_weights(rs_service_t *svc) {
 
 /* A label: the feature engine's label state now, the learning through
  * the trainer (which finds the event's record in the learning logs). */
-static int rs_svc_p_replaying(void *o, int32_t p);
-
 static void rs_svc_label(rs_service_t *svc, const rs_msg_t *msg) {
     const rs_label_t *lb = &msg->lb;
     svc->st.labels++;
-    if (rs_features_label(svc->feat, lb) == RS_ERR_NOTFOUND &&
-        (msg->replay || rs_svc_p_replaying(svc, msg->partition)))
-        rs_parts_label_hold(svc->parts, lb, msg->partition); /* parts.h */
+    /* A label before its event (later in this batch, or still to come
+     * on a partition that is behind or replaying) waits for it; what
+     * nothing brings is dropped after the batch (parts.h). */
+    if (rs_features_label(svc->feat, lb) == RS_ERR_NOTFOUND)
+        rs_parts_label_hold(svc->parts, lb, msg->partition);
     rs_trainer_msg_t *m = rs_svc_train_slot(svc);
     m->kind = RS_TRAINER_LABEL;
     m->partition = msg->partition; /* labels keyed like their events */
