@@ -100,6 +100,7 @@ static void rs_fe_tab_init(rs_fe_tab_t *tab, uint32_t cap) {
     tab->index = rs_aligned_calloc((size_t)tab->mask + 1, sizeof(uint32_t));
     tab->freelist = rs_aligned_calloc(cap, sizeof(uint32_t));
     tab->ck_done = rs_aligned_calloc((cap + 63) / 64, sizeof(uint64_t));
+    tab->part = rs_aligned_calloc(cap, sizeof(uint16_t));
 }
 
 /* Empty the table (all slots free).  The pool and the index are zeroed
@@ -114,6 +115,7 @@ static void rs_fe_tab_clear(rs_fe_tab_t *tab, int fresh) {
         tab->seen[i] = INT64_MAX;
         tab->freelist[i] = tab->cap - 1 - i;
     }
+    if (!fresh) memset(tab->part, 0, (size_t)tab->cap * sizeof(uint16_t));
     tab->nfree = tab->cap;
     tab->used = 0;
     tab->cursor = 0;
@@ -125,6 +127,7 @@ static void rs_fe_tab_free(rs_fe_tab_t *tab) {
     rs_free(tab->index);
     rs_free(tab->freelist);
     rs_free(tab->ck_done);
+    rs_free(tab->part);
 }
 
 /* Index position holding `key`, or -1. */
@@ -146,7 +149,7 @@ static void rs_fe_tab_unindex(rs_fe_tab_t *tab, uint32_t i) {
     rs_idx_unindex(tab->index, tab->mask, i, rs_fe_tab_key, tab);
 }
 
-static void rs_fe_tab_remove(rs_features_t *f, int t, uint32_t s) {
+void rs_fe_tab_remove(rs_features_t *f, int t, uint32_t s) {
     rs_fe_tab_t *tab = &f->tab[t];
     rs_fe_touch_slot(f, t, s);
     rs_fe_hdr_t *h = rs_fe_slot(tab, s);
@@ -154,6 +157,7 @@ static void rs_fe_tab_remove(rs_features_t *f, int t, uint32_t s) {
     if (pos >= 0) rs_fe_tab_unindex(tab, (uint32_t)pos);
     h->key = 0;
     tab->seen[s] = INT64_MAX;
+    tab->part[s] = 0;
     tab->freelist[tab->nfree++] = s;
     tab->used--;
 }
@@ -246,6 +250,46 @@ void rs_fe_evidx_index(rs_fe_evidx_t *x, uint32_t pos) {
     rs_idx_insert(x->index, x->mask, x->ring[pos].id, pos);
 }
 
+/* Ring position of event `id`, or -1. */
+int64_t rs_fe_evidx_find(const rs_fe_evidx_t *x, uint64_t id) {
+    int64_t pos = rs_fe_evidx_pos(x, id);
+    return pos < 0 ? -1 : (int64_t)x->index[pos] - 1;
+}
+
+/* Append entry r at the head (newest end), pushing out the oldest when
+ * full.  r->id must not be indexed yet. */
+/* An index entry pushed out: remembered for rs_features_gone_take. */
+static void rs_fe_gone(rs_features_t *f, const rs_fe_evref_t *r) {
+    if (!f->gone_cap) return;
+    if (f->ngone == f->gone_cap) {
+        f->gone_lost++;
+        return;
+    }
+    f->gone_id[f->ngone] = r->id;
+    f->gone_part[f->ngone++] = (int32_t)r->part - 1;
+}
+
+void rs_fe_evidx_put(rs_features_t *f, const rs_fe_evref_t *r) {
+    rs_fe_evidx_t *x = &f->evidx;
+    if (x->n == x->cap) {
+        int64_t old = rs_fe_evidx_pos(x, x->ring[x->head].id);
+        if (old >= 0) rs_fe_evidx_unindex(x, (uint32_t)old);
+        x->n--;
+        rs_fe_gone(f, &x->ring[x->head]);
+    }
+    x->ring[x->head] = *r;
+    rs_fe_evidx_index(x, x->head);
+    x->head = (x->head + 1) % x->cap;
+    x->n++;
+}
+
+/* Rebuild the index of the live range [head - n, head) (cold path). */
+void rs_fe_evidx_rebuild(rs_fe_evidx_t *x) {
+    memset(x->index, 0, ((size_t)x->mask + 1) * sizeof(uint32_t));
+    for (uint32_t i = 0; i < x->n; i++)
+        rs_fe_evidx_index(x, (x->head + x->cap - x->n + i) % x->cap);
+}
+
 static void rs_fe_evidx_add(rs_features_t *f, uint64_t id, int64_t t,
                             const uint64_t *keys) {
     rs_fe_evidx_t *x = &f->evidx;
@@ -256,6 +300,7 @@ static void rs_fe_evidx_add(rs_features_t *f, uint64_t id, int64_t t,
         rs_fe_evref_t *r = &x->ring[rp];
         r->t = t;
         memcpy(r->keys, keys, sizeof(r->keys));
+        r->part = (uint32_t)(f->cur_part + 1);
         return;
     }
     rs_fe_touch_evid(f, x->head);
@@ -263,12 +308,14 @@ static void rs_fe_evidx_add(rs_features_t *f, uint64_t id, int64_t t,
         int64_t old = rs_fe_evidx_pos(x, x->ring[x->head].id);
         if (old >= 0) rs_fe_evidx_unindex(x, (uint32_t)old);
         x->n--;
+        rs_fe_gone(f, &x->ring[x->head]);
     }
     rs_fe_evref_t *r = &x->ring[x->head];
     r->id = id;
     r->t = t;
     memcpy(r->keys, keys, sizeof(r->keys));
     r->labelled = 0;
+    r->part = (uint32_t)(f->cur_part + 1);
     rs_fe_evidx_index(x, x->head);
     x->head = (x->head + 1) % x->cap;
     x->n++;
@@ -350,6 +397,7 @@ rs_features_t *rs_features_new(const rs_features_conf_t *conf, char *errstr,
     f->conf.sensor_fields[sizeof(f->conf.sensor_fields) - 1] = '\0';
     f->conf.nouns[sizeof(f->conf.nouns) - 1] = '\0';
     f->ck.fd = -1;
+    f->cur_part = -1;
     f->conf.timezone[sizeof(f->conf.timezone) - 1] = '\0';
     if (rs_fe_compile(f, errstr, errstr_size)) goto fail;
     {
@@ -458,6 +506,8 @@ void rs_features_destroy(rs_features_t *f) {
     rs_free(f->varied);
     rs_tz_destroy(f->tz);
     rs_fe_words_destroy(f->words);
+    free(f->gone_id);
+    free(f->gone_part);
     rs_free(f);
 }
 
@@ -948,7 +998,14 @@ rs_err_t rs_features_process(rs_features_t *f, const rs_event_t *ev,
         if (c->key) {
             int is_new;
             c->h = rs_fe_get_or_new(f, ti, c->key, t, &is_new);
-            if (is_new && ti == f->ent_tab) flags |= RS_FEATURES_FLAG_NEW_ENTITY;
+            if (ti == f->ent_tab) {
+                if (is_new) flags |= RS_FEATURES_FLAG_NEW_ENTITY;
+                /* the entity's state belongs to the partition of its
+                 * newest event (copy-before-write: the tag is saved
+                 * with the slot by the insert below) */
+                rs_fe_touch_slot(f, ti, c->h->slot);
+                f->tab[ti].part[c->h->slot] = (uint16_t)(f->cur_part + 1);
+            }
             keys[ti] = c->key;
         }
     }
@@ -1120,4 +1177,26 @@ void rs_features_stats(const rs_features_t *f, rs_features_stats_t *st) {
         if (t != f->ent_tab) st->cp_keys += f->tab[t].used;
     st->watermark_ms = f->wm == INT64_MIN ? 0 : f->wm;
     st->start_ms = f->t0 == INT64_MAX || f->t0 == INT64_MIN ? 0 : f->t0;
+}
+
+void rs_features_track_gone(rs_features_t *f, uint32_t cap) {
+    free(f->gone_id);
+    free(f->gone_part);
+    f->gone_id = cap ? rs_calloc(cap, sizeof(*f->gone_id)) : NULL;
+    f->gone_part = cap ? rs_calloc(cap, sizeof(*f->gone_part)) : NULL;
+    f->gone_cap = cap;
+    f->ngone = 0;
+}
+
+int rs_features_gone_take(rs_features_t *f, const uint64_t **ids,
+                          const int32_t **parts, uint64_t *lost) {
+    int n = (int)f->ngone;
+    *ids = f->gone_id;
+    *parts = f->gone_part;
+    if (lost) {
+        *lost = f->gone_lost;
+        f->gone_lost = 0;
+    }
+    f->ngone = 0;
+    return n;
 }

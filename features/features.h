@@ -379,6 +379,59 @@ rs_err_t rs_features_checkpoint_read(rs_features_t *f, const char *path,
                                      void **blob_out, size_t *blob_len,
                                      char *errstr, size_t errstr_size);
 
+/* ------------------------------------------------ partition-local state
+ *
+ * Entity state follows its input partition across a consumer group
+ * (docs/features.md, "State and partitions"): every ENTITY slot is tagged
+ * with the partition of the entity's newest event, every event-index
+ * entry with its event's partition.  The other key tables (counterparty,
+ * categorical) and the fleet baselines are instance-wide: they never move.
+ * The stream format is in features_part.c (no I/O, fuzzed through
+ * fuzz_pstate).  The owner thread only. */
+
+/* The partition of the events processed from now on (-1: none/unknown;
+ * beyond 65533: unknown). */
+void rs_features_set_partition(rs_features_t *f, int32_t partition);
+
+/* The entity slots and event-index entries of `partition` as a stream
+ * into buf[cap]: *len gets its size; RS_ERR_TOOBIG if cap is smaller
+ * (nothing usable written; call with buf NULL, cap 0 to size).  *nkeys
+ * (may be NULL) gets the entity slots written. */
+rs_err_t rs_features_part_write(const rs_features_t *f, int32_t partition,
+                                void *buf, size_t cap, size_t *len,
+                                uint64_t *nkeys);
+/* The same stream format for one entity's slot (RS_ERR_NOTFOUND if it
+ * has none) or one event's index entry (a changelog record). */
+rs_err_t rs_features_entity_write(const rs_features_t *f,
+                                  const char *entity_id, void *buf,
+                                  size_t cap, size_t *len);
+rs_err_t rs_features_event_write(const rs_features_t *f, const char *event_id,
+                                 void *buf, size_t cap, size_t *len);
+/* Import a stream (upsert: a present key or event is replaced), tagging
+ * everything with `partition`.  RS_ERR_CORRUPT with errstr for a
+ * malformed stream or another layout's: the partition's state is then
+ * dropped (never half-loaded); RS_ERR_STATE while a checkpoint is in
+ * progress.  *nkeys gets the entity slots read. */
+rs_err_t rs_features_part_read(rs_features_t *f, int32_t partition,
+                               const void *buf, size_t len, uint64_t *nkeys,
+                               char *errstr, size_t errstr_size);
+/* Forget the partition's entity slots and index entries.  RS_ERR_STATE
+ * while a checkpoint is in progress (abort it first). */
+rs_err_t rs_features_part_drop(rs_features_t *f, int32_t partition,
+                               uint64_t *nkeys);
+/* Changelog support: remember the event-index entries pushed out of the
+ * index (features.label_index full), at most `cap` between two takes
+ * (0: stop); take returns how many there are, *ids / *parts (owned by f,
+ * valid until the next process call) their event id hashes and
+ * partitions, *lost (may be NULL) those beyond cap since the last take. */
+void rs_features_track_gone(rs_features_t *f, uint32_t cap);
+int rs_features_gone_take(rs_features_t *f, const uint64_t **ids,
+                          const int32_t **parts, uint64_t *lost);
+
+/* The partitions with state here into parts[0..max); returns how many
+ * there are (may exceed max).  Cold path (walks the entity pool). */
+int rs_features_part_list(const rs_features_t *f, int32_t *parts, int max);
+
 /* ---------------------------------------------------------- offline path
  *
  * Replay a file of events (and optionally a file of labels) through the

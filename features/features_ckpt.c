@@ -40,7 +40,8 @@
 #include <unistd.h>
 
 #define RS_FE_CK_MAGIC "RSFCKPT1"
-#define RS_FE_CK_VERSION 1u
+#define RS_FE_CK_VERSION 2u /* 2: key records carry the partition tag;
+                              * 1 is still read (tags unknown) */
 
 typedef struct rs_fe_ckhdr_s {
     char magic[8];
@@ -117,31 +118,45 @@ static inline int rs_fe_bit_test_set(uint64_t *bm, uint32_t i) {
     return 0;
 }
 
+/* A key record, format 2 (see rs_fe_ck_key_rec). */
+void rs_fe_ck_key_emit(const rs_features_t *f, int t, uint32_t s,
+                       void (*put)(void *ctx, const void *p, size_t n),
+                       void *ctx) {
+    const rs_fe_tab_t *tb = &f->tab[t];
+    rs_fe_hdr_t *h = rs_fe_slot(tb, s);
+    rs_fe_ckkey_t k = {1, (uint8_t)t, h->ev_n, h->lab_n, h->rec_n, h->key,
+                       tb->seen[s]};
+    uint32_t tag[2] = {tb->part[s], 0};
+    put(ctx, &k, sizeof(k));
+    put(ctx, tag, sizeof(tag));
+    const uint8_t *items = rs_fe_items(tb, h);
+    for (uint32_t i = 0; i < h->ev_n; i++)
+        put(ctx, items + ((h->ev_head + i) % tb->hist) * tb->item_size,
+            tb->item_size);
+    const rs_fe_lab_t *lab = tb->nlab ? rs_fe_labs(tb, h) : NULL;
+    for (uint32_t i = 0; i < h->lab_n; i++)
+        put(ctx, &lab[(h->lab_head + i) % tb->nlab], sizeof(*lab));
+    if (tb->nbkt) { /* the whole bucket ring, as it is, then the recent labels */
+        put(ctx, rs_fe_bkts(tb, h), tb->nbkt * sizeof(rs_fe_bkt_t));
+        const rs_fe_lab_t *rc = rs_fe_recs(tb, h);
+        for (uint32_t i = 0; i < h->rec_n; i++)
+            put(ctx, &rc[(h->rec_head + i) % tb->nrec], sizeof(*rc));
+    }
+    if (tb->nbase)
+        put(ctx, rs_fe_bases(tb, h), tb->nbase * sizeof(rs_fe_base_t));
+}
+
+static void rs_fe_ck_put_cb(void *ctx, const void *p, size_t n) {
+    rs_fe_ck_put(ctx, p, n);
+}
+
 void rs_fe_ck_touch_slot(rs_features_t *f, int t, uint32_t s) {
     rs_fe_tab_t *tb = &f->tab[t];
     if (rs_fe_bit_test_set(tb->ck_done, s)) return;
     rs_fe_hdr_t *h = rs_fe_slot(tb, s);
     if (!h->key) return; /* free at begin */
-    rs_fe_ckkey_t k = {1, (uint8_t)t, h->ev_n, h->lab_n, h->rec_n, h->key,
-                       tb->seen[s]};
-    rs_fe_ckpt_t *ck = &f->ck;
-    rs_fe_ck_put(ck, &k, sizeof(k));
-    const uint8_t *items = rs_fe_items(tb, h);
-    for (uint32_t i = 0; i < h->ev_n; i++)
-        rs_fe_ck_put(ck, items + ((h->ev_head + i) % tb->hist) * tb->item_size,
-                     tb->item_size);
-    const rs_fe_lab_t *lab = tb->nlab ? rs_fe_labs(tb, h) : NULL;
-    for (uint32_t i = 0; i < h->lab_n; i++)
-        rs_fe_ck_put(ck, &lab[(h->lab_head + i) % tb->nlab], sizeof(*lab));
-    if (tb->nbkt) { /* the whole bucket ring, as it is, then the recent labels */
-        rs_fe_ck_put(ck, rs_fe_bkts(tb, h), tb->nbkt * sizeof(rs_fe_bkt_t));
-        const rs_fe_lab_t *rc = rs_fe_recs(tb, h);
-        for (uint32_t i = 0; i < h->rec_n; i++)
-            rs_fe_ck_put(ck, &rc[(h->rec_head + i) % tb->nrec], sizeof(*rc));
-    }
-    if (tb->nbase)
-        rs_fe_ck_put(ck, rs_fe_bases(tb, h), tb->nbase * sizeof(rs_fe_base_t));
-    ck->nkeys++;
+    rs_fe_ck_key_emit(f, t, s, rs_fe_ck_put_cb, &f->ck);
+    f->ck.nkeys++;
 }
 
 static int rs_fe_ev_live(uint32_t head, uint32_t n, uint32_t cap, uint32_t pos) {
@@ -454,6 +469,99 @@ static const char *rs_fe_ck_key_times(const rs_fe_tab_t *tb,
     return NULL;
 }
 
+const char *rs_fe_ck_key_rec(rs_features_t *f, const uint8_t *body,
+                             uint64_t len, uint64_t *off, uint32_t version,
+                             int upsert, int32_t part, uint64_t rec,
+                             char *why, size_t why_size) {
+    const char *bad = NULL;
+    rs_fe_ckkey_t k;
+    if (len - *off < sizeof(k)) return "truncated key record";
+    memcpy(&k, body + *off, sizeof(k));
+    *off += sizeof(k);
+    uint32_t tag[2] = {0, 0};
+    if (version >= 2) {
+        if (len - *off < sizeof(tag)) return "truncated key record";
+        memcpy(tag, body + *off, sizeof(tag));
+        *off += sizeof(tag);
+        if (tag[0] > 65535 || tag[1]) return "bad key record partition tag";
+    }
+    if (k.tab >= f->ntab) return "key record for an unknown table";
+    rs_fe_tab_t *tb = &f->tab[k.tab];
+    uint64_t need = (uint64_t)k.n * tb->item_size +
+                    (uint64_t)k.nl * sizeof(rs_fe_lab_t) +
+                    (uint64_t)tb->nbkt * sizeof(rs_fe_bkt_t) +
+                    (uint64_t)k.pad_ * sizeof(rs_fe_lab_t);
+    if (!k.key || k.n > tb->hist || k.nl > tb->nlab || k.pad_ > tb->nrec ||
+        len - *off < need)
+        return "bad key record";
+    int64_t old = rs_fe_tab_find(tb, k.key);
+    if (old >= 0 && upsert) rs_fe_tab_remove(f, k.tab, (uint32_t)old);
+    else if (old >= 0) return "more keys than slots, or a key twice";
+    if (!tb->nfree) return "more keys than slots, or a key twice";
+    if ((bad = rs_fe_ck_key_times(tb, &k, body + *off, rec, why, why_size)))
+        return bad;
+    uint32_t s = rs_fe_tab_alloc(tb, k.key, NULL);
+    tb->part[s] = part >= 0 ? (uint16_t)(part + 1) : (uint16_t)tag[0];
+    rs_fe_hdr_t *sh = rs_fe_slot(tb, s);
+    tb->seen[s] = k.seen;
+    memcpy(rs_fe_items(tb, sh), body + *off, (size_t)k.n * tb->item_size);
+    *off += (uint64_t)k.n * tb->item_size;
+    sh->ev_n = k.n;
+    if (k.nl) {
+        memcpy(rs_fe_labs(tb, sh), body + *off, k.nl * sizeof(rs_fe_lab_t));
+        *off += k.nl * sizeof(rs_fe_lab_t);
+    }
+    sh->lab_n = k.nl;
+    if (tb->nbkt) {
+        rs_fe_bkt_t *bk = rs_fe_bkts(tb, sh);
+        memcpy(bk, body + *off, tb->nbkt * sizeof(rs_fe_bkt_t));
+        *off += tb->nbkt * sizeof(rs_fe_bkt_t);
+        for (uint32_t j = 0; j < tb->nbkt && !bad; j++)
+            if (bk[j].b1 < 0 || bk[j].nv > bk[j].n ||
+                !isfinite(bk[j].sum) ||
+                (bk[j].b1 && (uint32_t)((bk[j].b1 - 1) % (int32_t)tb->nbkt) != j)) {
+                snprintf(why, why_size,
+                         "key record %llu (table %u): bucket %u is "
+                         "inconsistent", (unsigned long long)rec,
+                         k.tab, j);
+                bad = why;
+            }
+        if (bad) return bad;
+        rs_fe_lab_t *rc = rs_fe_recs(tb, sh);
+        memcpy(rc, body + *off, (size_t)k.pad_ * sizeof(rs_fe_lab_t));
+        *off += (uint64_t)k.pad_ * sizeof(rs_fe_lab_t);
+        for (uint32_t j = 0; j < k.pad_ && !bad; j++)
+            if (!rs_fe_ck_time_ok(rc[j].et) || !rs_fe_ck_time_ok(rc[j].arr) ||
+                (j && rc[j].et < rc[j - 1].et)) {
+                snprintf(why, why_size,
+                         "key record %llu (table %u): recent label %u "
+                         "is out of range or order",
+                         (unsigned long long)rec, k.tab, j);
+                bad = why;
+            }
+        if (bad) return bad;
+        sh->rec_n = k.pad_;
+    }
+    if (tb->nbase) {
+        size_t bl = tb->nbase * sizeof(rs_fe_base_t);
+        if (len - *off < bl) return "truncated key record";
+        rs_fe_base_t *bs = rs_fe_bases(tb, sh);
+        memcpy(bs, body + *off, bl);
+        *off += bl;
+        for (uint32_t j = 0; j < tb->nbase && !bad; j++)
+            if (!(bs[j].n >= 0) || !isfinite(bs[j].mean) ||
+                !(bs[j].m2 >= 0) || !isfinite(bs[j].m2)) {
+                snprintf(why, why_size,
+                         "key record %llu (table %u): baseline %u is "
+                         "out of range", (unsigned long long)rec,
+                         k.tab, j);
+                bad = why;
+            }
+        if (bad) return bad;
+    }
+    return NULL;
+}
+
 rs_err_t rs_features_checkpoint_read(rs_features_t *f, const char *path,
                                      void **blob_out, size_t *blob_len,
                                      char *errstr, size_t errstr_size) {
@@ -508,7 +616,8 @@ rs_err_t rs_features_checkpoint_read(rs_features_t *f, const char *path,
                             "header checksum mismatch");
         goto done;
     }
-    if (h.version != RS_FE_CK_VERSION || h.hdr_size != sizeof(h) ||
+    if ((h.version != RS_FE_CK_VERSION && h.version != 1) ||
+        h.hdr_size != sizeof(h) ||
         h.block != RS_FE_CK_BLOCK) {
         snprintf(why, sizeof(why), "format version %u, this build reads %u",
                  h.version, RS_FE_CK_VERSION);
@@ -563,86 +672,9 @@ rs_err_t rs_features_checkpoint_read(rs_features_t *f, const char *path,
     while (off < h.body_len && !bad) {
         uint8_t type = body[off];
         if (type == 1) {
-            rs_fe_ckkey_t k;
-            if (h.body_len - off < sizeof(k)) { bad = "truncated key record"; break; }
-            memcpy(&k, body + off, sizeof(k));
-            off += sizeof(k);
-            if (k.tab >= f->ntab) { bad = "key record for an unknown table"; break; }
-            rs_fe_tab_t *tb = &f->tab[k.tab];
-            uint64_t need = (uint64_t)k.n * tb->item_size +
-                            (uint64_t)k.nl * sizeof(rs_fe_lab_t) +
-                            (uint64_t)tb->nbkt * sizeof(rs_fe_bkt_t) +
-                            (uint64_t)k.pad_ * sizeof(rs_fe_lab_t);
-            if (!k.key || k.n > tb->hist || k.nl > tb->nlab || k.pad_ > tb->nrec ||
-                h.body_len - off < need) {
-                bad = "bad key record";
+            if ((bad = rs_fe_ck_key_rec(f, body, h.body_len, &off, h.version,
+                                        0, -1, nkeys, why, sizeof(why))))
                 break;
-            }
-            if (!tb->nfree || rs_fe_tab_find(tb, k.key) >= 0) {
-                bad = "more keys than slots, or a key twice";
-                break;
-            }
-            if ((bad = rs_fe_ck_key_times(tb, &k, body + off, nkeys, why,
-                                          sizeof(why))))
-                break;
-            uint32_t s = rs_fe_tab_alloc(tb, k.key, NULL);
-            rs_fe_hdr_t *sh = rs_fe_slot(tb, s);
-            tb->seen[s] = k.seen;
-            memcpy(rs_fe_items(tb, sh), body + off, (size_t)k.n * tb->item_size);
-            off += (uint64_t)k.n * tb->item_size;
-            sh->ev_n = k.n;
-            if (k.nl) {
-                memcpy(rs_fe_labs(tb, sh), body + off, k.nl * sizeof(rs_fe_lab_t));
-                off += k.nl * sizeof(rs_fe_lab_t);
-            }
-            sh->lab_n = k.nl;
-            if (tb->nbkt) {
-                rs_fe_bkt_t *bk = rs_fe_bkts(tb, sh);
-                memcpy(bk, body + off, tb->nbkt * sizeof(rs_fe_bkt_t));
-                off += tb->nbkt * sizeof(rs_fe_bkt_t);
-                for (uint32_t j = 0; j < tb->nbkt && !bad; j++)
-                    if (bk[j].b1 < 0 || bk[j].nv > bk[j].n ||
-                        !isfinite(bk[j].sum) ||
-                        (bk[j].b1 && (uint32_t)((bk[j].b1 - 1) % (int32_t)tb->nbkt) != j)) {
-                        snprintf(why, sizeof(why),
-                                 "key record %llu (table %u): bucket %u is "
-                                 "inconsistent", (unsigned long long)nkeys,
-                                 k.tab, j);
-                        bad = why;
-                    }
-                if (bad) break;
-                rs_fe_lab_t *rc = rs_fe_recs(tb, sh);
-                memcpy(rc, body + off, (size_t)k.pad_ * sizeof(rs_fe_lab_t));
-                off += (uint64_t)k.pad_ * sizeof(rs_fe_lab_t);
-                for (uint32_t j = 0; j < k.pad_ && !bad; j++)
-                    if (!rs_fe_ck_time_ok(rc[j].et) || !rs_fe_ck_time_ok(rc[j].arr) ||
-                        (j && rc[j].et < rc[j - 1].et)) {
-                        snprintf(why, sizeof(why),
-                                 "key record %llu (table %u): recent label %u "
-                                 "is out of range or order",
-                                 (unsigned long long)nkeys, k.tab, j);
-                        bad = why;
-                    }
-                if (bad) break;
-                sh->rec_n = k.pad_;
-            }
-            if (tb->nbase) {
-                size_t bl = tb->nbase * sizeof(rs_fe_base_t);
-                if (h.body_len - off < bl) { bad = "truncated key record"; break; }
-                rs_fe_base_t *bs = rs_fe_bases(tb, sh);
-                memcpy(bs, body + off, bl);
-                off += bl;
-                for (uint32_t j = 0; j < tb->nbase && !bad; j++)
-                    if (!(bs[j].n >= 0) || !isfinite(bs[j].mean) ||
-                        !(bs[j].m2 >= 0) || !isfinite(bs[j].m2)) {
-                        snprintf(why, sizeof(why),
-                                 "key record %llu (table %u): baseline %u is "
-                                 "out of range", (unsigned long long)nkeys,
-                                 k.tab, j);
-                        bad = why;
-                    }
-                if (bad) break;
-            }
             nkeys++;
         } else if (type == 3) {
             uint8_t r[8];

@@ -87,6 +87,9 @@ typedef struct rs_fe_tab_s {
     int bkt_vi;          /* the value index they sum */
     size_t item_size;    /* 8 + 4 (nv + na), rounded up to 8 */
     uint64_t *ck_done;   /* checkpoint: slot written (bitmap) */
+    uint16_t *part;      /* [cap] input partition + 1 of the slot's newest
+                          * event (0: unknown); entity table only, the
+                          * others stay 0 (instance-wide state)         */
 } rs_fe_tab_t;
 
 /* A compiled spec. */
@@ -107,7 +110,8 @@ typedef struct rs_fe_evref_s {
     int64_t t;           /* event time */
     uint64_t keys[RS_FEATURES_MAX_TABLES]; /* 0 = none */
     uint32_t labelled;
-    uint32_t pad_;
+    uint32_t part;       /* input partition of the event + 1 (0: unknown,
+                          * e.g. from a checkpoint of before the tags) */
 } rs_fe_evref_t;         /* 56 bytes */
 
 typedef struct rs_fe_evidx_s {
@@ -167,6 +171,14 @@ struct rs_features_s {
     int cal_dow;                          /* 0 Monday .. 6 Sunday */
 
     rs_fe_evidx_t evidx;
+    uint64_t *gone_id;                    /* [gone_cap] index entries pushed
+                                           * out since the last take (ids) */
+    int32_t *gone_part;                   /* [gone_cap] their partitions   */
+    uint32_t ngone, gone_cap;             /* 0 cap: not tracked            */
+    uint64_t gone_lost;                   /* pushed out beyond gone_cap    */
+    int32_t cur_part;                     /* partition of the events being
+                                           * processed (rs_features_set_
+                                           * partition); -1: none          */
 
     /* per-event scratch */
     uint32_t *sel;                        /* [maxhist + 1] selected items */
@@ -200,6 +212,27 @@ uint32_t rs_fe_tab_alloc(rs_fe_tab_t *tab, uint64_t key, uint64_t *evictions);
 int64_t rs_fe_tab_find(const rs_fe_tab_t *tab, uint64_t key);
 void rs_fe_reset(rs_features_t *f);
 void rs_fe_evidx_index(rs_fe_evidx_t *x, uint32_t pos);
+void rs_fe_tab_remove(rs_features_t *f, int t, uint32_t s);
+int64_t rs_fe_evidx_find(const rs_fe_evidx_t *x, uint64_t id);
+void rs_fe_evidx_rebuild(rs_fe_evidx_t *x);
+void rs_fe_evidx_put(rs_features_t *f, const rs_fe_evref_t *r);
+
+/* features_ckpt.c: one key record (type byte 1) at body[*off], format
+ * `version` (1: no partition tag; 2: u32 partition + 1 and u32 0 after
+ * the 24-byte head), loaded into its table.  upsert: a key already present
+ * is replaced (partition streams); else it is an error (checkpoints).
+ * part >= 0 overrides the record's tag.  NULL on success (*off moved past
+ * the record), else why (in why[] or static).  On an error the table may
+ * hold the record half-loaded: the caller resets or drops. */
+const char *rs_fe_ck_key_rec(rs_features_t *f, const uint8_t *body,
+                             uint64_t len, uint64_t *off, uint32_t version,
+                             int upsert, int32_t part, uint64_t rec,
+                             char *why, size_t why_size);
+/* The bytes of slot s of table t as a key record (format 2) through
+ * put(ctx, bytes, n). */
+void rs_fe_ck_key_emit(const rs_features_t *f, int t, uint32_t s,
+                       void (*put)(void *ctx, const void *p, size_t n),
+                       void *ctx);
 static inline rs_fe_hdr_t *rs_fe_slot(const rs_fe_tab_t *tab, uint32_t s) {
     return (rs_fe_hdr_t *)(tab->pool + (size_t)s * tab->slot_size);
 }

@@ -89,10 +89,20 @@ struct rs_ingest_s {
     rs_ingest_pos_t *start;  /* [nstart] checkpoint start positions; an
                               * entry is used once (topic = -1 after)   */
     int nstart;
-    rs_ingest_pos_t *replay; /* [nstart] replay bounds: offset = committed
-                              * offset at first assignment; topic = -1:
-                              * unused or over                          */
-    int nreplay;             /* active replay bounds                    */
+    rs_ingest_pos_t *replay; /* [replay_cap] replay bounds: offset =
+                              * committed offset at the assignment that
+                              * started below it; topic = -1: unused or
+                              * over                                    */
+    int nreplay, replay_cap; /* active replay bounds; slots            */
+    rs_ingest_assign_cb_t *assign_cb;
+    void *assign_opaque;
+    rs_ingest_pos_t *gone;   /* [gone_cap] partitions revoked or lost in
+                              * the poll being served: its messages
+                              * already taken are dropped (the new owner
+                              * reads them)                             */
+    int ngone, gone_cap;
+    int awaiting_assign;     /* eager protocol: revoked, next assignment
+                              * not received yet                        */
     rs_ingest_pos_t *resets; /* [resets_cap] partitions to reset after the
                               * poll loop; offset = the one out of range */
     int nresets, resets_cap;
@@ -217,6 +227,41 @@ static int rs_ingest_topic_idx(const rs_ingest_t *ing, const char *name) {
 
 #define RS_COMMITTED_WAIT_MS 30000  /* committed-offset fetch, all tries */
 
+/* Remember a replay bound: messages of (topic, partition) below `bound`
+ * come back flagged replay. */
+static void rs_ingest_replay_add(rs_ingest_t *ing, int topic,
+                                 int32_t partition, int64_t bound) {
+    int k;
+    for (k = 0; k < ing->replay_cap; k++) {
+        rs_ingest_pos_t *r = &ing->replay[k];
+        if (r->topic == topic && r->partition == partition) {
+            r->offset = bound; /* a new assignment: its bound */
+            return;
+        }
+    }
+    for (k = 0; k < ing->replay_cap && ing->replay[k].topic >= 0; k++) {}
+    if (k == ing->replay_cap) {
+        int cap = ing->replay_cap ? 2 * ing->replay_cap : 16;
+        ing->replay = rs_realloc(ing->replay, (size_t)cap * sizeof(*ing->replay));
+        for (int i = ing->replay_cap; i < cap; i++) ing->replay[i].topic = -1;
+        ing->replay_cap = cap;
+    }
+    ing->replay[k] = (rs_ingest_pos_t){topic, partition, bound};
+    ing->nreplay++;
+}
+
+/* Forget the replay bound of (topic, partition), if any (the partition
+ * left, or starts at or past it). */
+static void rs_ingest_replay_del(rs_ingest_t *ing, int topic,
+                                 int32_t partition) {
+    for (int k = 0; k < ing->replay_cap; k++) {
+        rs_ingest_pos_t *r = &ing->replay[k];
+        if (r->topic != topic || r->partition != partition) continue;
+        r->topic = -1;
+        ing->nreplay--;
+    }
+}
+
 /* Replay bounds for the partitions of `starts` (the ones of this
  * assignment that start at a checkpoint position): fetch their committed
  * offsets and remember those above the start.  Blocks (rebalance, once
@@ -260,17 +305,12 @@ static void rs_ingest_replay_bounds(rs_ingest_t *ing, rd_kafka_t *rk,
         int64_t start = starts->elems[i].offset;
         if (tp->offset < 0 || start < 0 || start >= tp->offset) continue;
         int t = rs_ingest_topic_idx(ing, tp->topic);
-        for (int k = 0; t >= 0 && k < ing->nstart; k++) {
-            rs_ingest_pos_t *r = &ing->replay[k];
-            if (r->topic >= 0) continue;
-            *r = (rs_ingest_pos_t){t, tp->partition, tp->offset};
-            ing->nreplay++;
-            rs_info("ingest", "%s/%d: offsets %lld..%lld are a replay (below "
-                    "the committed offset): applied, not published",
-                    tp->topic, (int)tp->partition, (long long)start,
-                    (long long)tp->offset - 1);
-            break;
-        }
+        if (t < 0) continue;
+        rs_ingest_replay_add(ing, t, tp->partition, tp->offset);
+        rs_info("ingest", "%s/%d: offsets %lld..%lld are a replay (below "
+                "the committed offset): applied, not published",
+                tp->topic, (int)tp->partition, (long long)start,
+                (long long)tp->offset - 1);
     }
     rd_kafka_topic_partition_list_destroy(cl);
 }
@@ -351,6 +391,112 @@ static void rs_ingest_report_revoke(rs_ingest_t *ing, rd_kafka_t *rk,
     free(pos);
 }
 
+/* Partitions leaving during the poll being served (their messages
+ * already taken are dropped by rs_ingest_poll). */
+static void rs_ingest_gone_add(rs_ingest_t *ing,
+                               const rd_kafka_topic_partition_list_t *parts) {
+    for (int i = 0; i < parts->cnt; i++) {
+        int t = rs_ingest_topic_idx(ing, parts->elems[i].topic);
+        if (t < 0) continue;
+        rs_ingest_replay_del(ing, t, parts->elems[i].partition);
+        if (ing->ngone == ing->gone_cap) {
+            ing->gone_cap = ing->gone_cap ? 2 * ing->gone_cap : 16;
+            ing->gone = rs_realloc(ing->gone, (size_t)ing->gone_cap *
+                                                  sizeof(*ing->gone));
+        }
+        ing->gone[ing->ngone++] =
+            (rs_ingest_pos_t){t, parts->elems[i].partition, -1};
+    }
+}
+
+/* The owner decides where each arriving partition starts (its state:
+ * rs_ingest_set_assign_cb): the committed offsets are fetched first
+ * (blocking, in the rebalance), then parts' offsets are set to the
+ * starts, with replay bounds where a start lies below the committed
+ * offset. */
+static void rs_ingest_assign_starts(rs_ingest_t *ing, rd_kafka_t *rk,
+                                    rd_kafka_topic_partition_list_t *parts) {
+    int n = 0;
+    rs_ingest_start_t *st = rs_calloc((size_t)parts->cnt + 1, sizeof(*st));
+    rd_kafka_topic_partition_list_t *cl = rd_kafka_topic_partition_list_new(
+        parts->cnt > 0 ? parts->cnt : 1);
+    for (int i = 0; i < parts->cnt; i++) {
+        int t = rs_ingest_topic_idx(ing, parts->elems[i].topic);
+        if (t < 0) continue;
+        rd_kafka_topic_partition_list_add(cl, parts->elems[i].topic,
+                                          parts->elems[i].partition);
+    }
+    rd_kafka_resp_err_t kerr = RD_KAFKA_RESP_ERR_NO_ERROR;
+    int64_t deadline = rs_clock_mono_us() + RS_COMMITTED_WAIT_MS * 1000LL;
+    for (;;) {
+        for (int i = 0; i < cl->cnt; i++) {
+            cl->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+            cl->elems[i].err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        }
+        kerr = cl->cnt ? rd_kafka_committed(rk, cl, 10000)
+                       : RD_KAFKA_RESP_ERR_NO_ERROR;
+        for (int i = 0; !kerr && i < cl->cnt; i++)
+            if (cl->elems[i].err) kerr = cl->elems[i].err;
+        if (!kerr || rs_clock_mono_us() > deadline) break;
+        rs_warn("ingest", "committed offsets of the new assignment: %s "
+                "(retrying)", rd_kafka_err2str(kerr));
+    }
+    for (int i = 0; i < cl->cnt; i++) {
+        const rd_kafka_topic_partition_t *c = &cl->elems[i];
+        st[n].topic = rs_ingest_topic_idx(ing, c->topic);
+        st[n].partition = c->partition;
+        st[n].committed = kerr ? RS_INGEST_OFFSET_UNKNOWN
+                          : c->offset >= 0 ? c->offset
+                                           : RS_INGEST_OFFSET_NONE;
+        st[n].start = RS_INGEST_START_COMMITTED;
+        n++;
+    }
+    if (kerr)
+        rs_error("ingest", "cannot fetch the committed offsets of the new "
+                 "assignment: %s", rd_kafka_err2str(kerr));
+    if (n) ing->assign_cb(ing->assign_opaque, st, n);
+    for (int i = 0; i < n; i++) {
+        rs_ingest_replay_del(ing, st[i].topic, st[i].partition);
+        if (st[i].start == RS_INGEST_START_COMMITTED) continue;
+        const char *tn = rd_kafka_topic_name(ing->rkt[st[i].topic]);
+        rd_kafka_topic_partition_t *tp =
+            rd_kafka_topic_partition_list_find(parts, tn, st[i].partition);
+        if (!tp) continue;
+        int64_t from = st[i].start == RS_INGEST_START_BEGINNING ? 0
+                                                                : st[i].start;
+        tp->offset = st[i].start == RS_INGEST_START_BEGINNING
+                         ? RD_KAFKA_OFFSET_BEGINNING : st[i].start;
+        if (st[i].committed == RS_INGEST_OFFSET_UNKNOWN) {
+            if (ing->conf.exactly_once) {
+                rs_error("ingest", "%s/%d: without the committed offset "
+                         "replayed messages cannot be told from new ones "
+                         "(exactly-once): stopping", tn, (int)st[i].partition);
+                ing->fatal = 1;
+            } else {
+                rs_error("ingest", "%s/%d: committed offset unknown: "
+                         "replayed messages are not flagged (their results "
+                         "are published again)", tn, (int)st[i].partition);
+            }
+            continue;
+        }
+        if (st[i].committed > from) {
+            rs_ingest_replay_add(ing, st[i].topic, st[i].partition,
+                                 st[i].committed);
+            rs_info("ingest", "%s/%d: starts at %s%lld; offsets up to %lld "
+                    "are a replay (below the committed offset): applied, "
+                    "not published", tn, (int)st[i].partition,
+                    st[i].start == RS_INGEST_START_BEGINNING
+                        ? "the beginning, " : "", (long long)from,
+                    (long long)st[i].committed - 1);
+        } else {
+            rs_info("ingest", "%s/%d starts at offset %lld (its state's)", tn,
+                    (int)st[i].partition, (long long)st[i].start);
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(cl);
+    free(st);
+}
+
 static void rs_ingest_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                                    rd_kafka_topic_partition_list_t *parts,
                                    void *opaque) {
@@ -386,6 +532,8 @@ static void rs_ingest_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             rs_ingest_replay_bounds(ing, rk, starts);
             rd_kafka_topic_partition_list_destroy(starts);
         }
+        if (ing->assign_cb) rs_ingest_assign_starts(ing, rk, parts);
+        ing->awaiting_assign = 0;
         rs_ingest_asg_add(ing, parts, !coop);
         if (coop) error = rd_kafka_incremental_assign(rk, parts);
         else kerr = rd_kafka_assign(rk, parts);
@@ -403,6 +551,8 @@ static void rs_ingest_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         /* The owner commits its transaction (exactly-once) or stores its
          * last offsets while we still own the partitions. */
         rs_ingest_report_revoke(ing, rk, parts, lost);
+        rs_ingest_gone_add(ing, parts);
+        if (!coop) ing->awaiting_assign = 1;
         /* Commit what was stored while we still own the partitions. */
         if (!lost && !ing->conf.exactly_once) rd_kafka_commit(rk, NULL, 0);
         if (coop) error = rd_kafka_incremental_unassign(rk, parts);
@@ -417,6 +567,7 @@ static void rs_ingest_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         RS_STORE(ing->c.assigned, left < 0 ? 0 : left);
     } else {
         rs_error("ingest", "rebalance failed: %s", rd_kafka_err2str(err));
+        rs_ingest_gone_add(ing, parts);
         kerr = rd_kafka_assign(rk, NULL);
         if (ing->asg) {
             rd_kafka_topic_partition_list_destroy(ing->asg);
@@ -567,6 +718,13 @@ rs_ingest_t *rs_ingest_new(const rs_ingest_conf_t *conf,
         {"enable.auto.commit", "true"},
         {"auto.commit.interval.ms", "1000"},
         {"enable.partition.eof", "false"},
+        /* Scale-out (README "Scale-out"): range keeps events/N and
+         * labels/N on one instance (co-partitioning: a label meets its
+         * event's state); a failed instance's partitions move after 10 s
+         * instead of librdkafka's 45 s, a graceful leave at once. */
+        {"partition.assignment.strategy", "range"},
+        {"session.timeout.ms", "10000"},
+        {"heartbeat.interval.ms", "1000"},
         {"fetch.wait.max.ms", "5"},
     };
     int embedded = !conf->brokers[0];
@@ -785,7 +943,7 @@ static void rs_ingest_dead_letter(rs_ingest_t *ing,
  * message at or past its bound ends the replay of its partition. */
 static int rs_ingest_replay_check(rs_ingest_t *ing, int topic,
                                   int32_t partition, int64_t offset) {
-    for (int k = 0; k < ing->nstart; k++) {
+    for (int k = 0; k < ing->replay_cap; k++) {
         rs_ingest_pos_t *r = &ing->replay[k];
         if (r->topic != topic || r->partition != partition) continue;
         if (offset < r->offset) return 1;
@@ -1090,6 +1248,7 @@ int rs_ingest_poll(rs_ingest_t *ing, rs_msg_t *msgs, int max, int timeout_ms) {
         ing->rkms_cap = max;
     }
     int64_t deadline = rs_clock_mono_us() + (int64_t)RS_MAX(timeout_ms, 0) * 1000;
+    ing->ngone = 0;
     while (n < max) {
         int wait = 0;
         if (n == 0) {
@@ -1108,6 +1267,30 @@ int rs_ingest_poll(rs_ingest_t *ing, rs_msg_t *msgs, int max, int timeout_ms) {
         if (rkm->err) rs_ingest_consumer_error(ing, rkm);
         rd_kafka_message_destroy(rkm);
         if (ing->fatal) break;
+    }
+    /* Messages of partitions revoked or lost while this poll ran: the new
+     * owner reads them (their offsets are not ours to store). */
+    if (ing->ngone > 0) {
+        int k = 0;
+        for (int i = 0; i < n; i++) {
+            int gone = 0;
+            for (int g = 0; g < ing->ngone && !gone; g++)
+                gone = ing->gone[g].topic == msgs[i].topic &&
+                       ing->gone[g].partition == msgs[i].partition;
+            if (gone) {
+                rd_kafka_message_destroy(ing->rkms[i]);
+                continue;
+            }
+            if (k != i) {
+                msgs[k] = msgs[i];
+                ing->rkms[k] = ing->rkms[i];
+            }
+            k++;
+        }
+        if (k < n)
+            rs_debug("ingest", "%d message(s) of partitions that left "
+                     "during the poll dropped", n - k);
+        n = k;
     }
     /* Payloads on the workers (in parallel), then the checks in order. */
     rs_ingest_job_t job = {ing, msgs};
@@ -1212,18 +1395,101 @@ rs_err_t rs_ingest_set_start(rs_ingest_t *ing, const rs_ingest_pos_t *pos,
                              int n) {
     if (n < 0 || (n > 0 && !pos)) return RS_ERR_INVALID;
     free(ing->start);
-    free(ing->replay);
     ing->start = NULL;
-    ing->replay = NULL;
     ing->nstart = 0;
-    ing->nreplay = 0;
     if (n == 0) return RS_OK;
     ing->start = rs_calloc((size_t)n, sizeof(*pos));
     memcpy(ing->start, pos, (size_t)n * sizeof(*pos));
-    ing->replay = rs_calloc((size_t)n, sizeof(*ing->replay));
-    for (int i = 0; i < n; i++) ing->replay[i].topic = -1;
     ing->nstart = n;
     return RS_OK;
+}
+
+void rs_ingest_set_assign_cb(rs_ingest_t *ing, rs_ingest_assign_cb_t *cb,
+                             void *opaque) {
+    ing->assign_cb = cb;
+    ing->assign_opaque = opaque;
+}
+
+int rs_ingest_replaying(rs_ingest_t *ing, int64_t *left) {
+    int n = 0;
+    int64_t sum = 0;
+    for (int k = 0; k < ing->replay_cap && ing->nreplay; k++) {
+        rs_ingest_pos_t *r = &ing->replay[k];
+        if (r->topic < 0) continue;
+        n++;
+        rd_kafka_topic_partition_list_t *pl =
+            rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(
+            pl, rd_kafka_topic_name(ing->rkt[r->topic]), r->partition);
+        rd_kafka_position(ing->rk, pl);
+        int64_t pos = pl->elems[0].offset;
+        if (pos < 0) { /* nothing read yet: from the log start */
+            int64_t lo = 0, hi = 0;
+            rd_kafka_get_watermark_offsets(
+                ing->rk, rd_kafka_topic_name(ing->rkt[r->topic]), r->partition,
+                &lo, &hi);
+            pos = lo > 0 ? lo : 0;
+        }
+        rd_kafka_topic_partition_list_destroy(pl);
+        if (pos >= r->offset) { /* read up to its bound: over */
+            rs_info("ingest", "%s/%d: replay over at offset %lld",
+                    rd_kafka_topic_name(ing->rkt[r->topic]),
+                    (int)r->partition, (long long)pos);
+            ing->replay[k].topic = -1;
+            ing->nreplay--;
+            n--;
+            continue;
+        }
+        sum += r->offset - pos;
+    }
+    if (left) *left = sum;
+    return n;
+}
+
+int rs_ingest_replaying_part(const rs_ingest_t *ing, int topic,
+                             int32_t partition) {
+    for (int k = 0; k < ing->replay_cap && ing->nreplay; k++)
+        if (ing->replay[k].topic == topic &&
+            ing->replay[k].partition == partition)
+            return 1;
+    return 0;
+}
+
+int rs_ingest_behind(rs_ingest_t *ing, int topic, int32_t partition) {
+    if (topic != RS_MSG_TOPIC_EVENTS && topic != RS_MSG_TOPIC_LABELS)
+        return 0;
+    const char *tn = rd_kafka_topic_name(ing->rkt[topic]);
+    rd_kafka_topic_partition_list_t *pl = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(pl, tn, partition);
+    rd_kafka_position(ing->rk, pl);
+    int64_t pos = pl->elems[0].offset, lo = -1, hi = -1;
+    rd_kafka_topic_partition_list_destroy(pl);
+    rd_kafka_get_watermark_offsets(ing->rk, tn, partition, &lo, &hi);
+    if (hi < 0) return 1; /* not known yet: assume more is coming */
+    if (pos < 0) { /* nothing read since the assignment */
+        const rd_kafka_topic_partition_t *a =
+            ing->asg ? rd_kafka_topic_partition_list_find(ing->asg, tn,
+                                                          partition)
+                     : NULL;
+        pos = a && a->offset >= 0 ? a->offset : lo;
+    }
+    return pos < hi;
+}
+
+int rs_ingest_rebalancing(const rs_ingest_t *ing) {
+    return ing->awaiting_assign;
+}
+
+int rs_ingest_owns(rs_ingest_t *ing, int topic, int32_t partition) {
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (topic != RS_MSG_TOPIC_EVENTS && topic != RS_MSG_TOPIC_LABELS)
+        return 0;
+    if (rd_kafka_assignment(ing->rk, &parts) || !parts) return 0;
+    int own = rd_kafka_topic_partition_list_find(
+                  parts, rd_kafka_topic_name(ing->rkt[topic]), partition) !=
+              NULL;
+    rd_kafka_topic_partition_list_destroy(parts);
+    return own;
 }
 
 rs_err_t rs_ingest_store(rs_ingest_t *ing, const rs_msg_t *msgs, int n) {
@@ -1329,6 +1595,7 @@ void rs_ingest_destroy(rs_ingest_t *ing) {
     free(ing->derr);
     free(ing->start);
     free(ing->replay);
+    free(ing->gone);
     free(ing->resets);
     if (ing->asg) rd_kafka_topic_partition_list_destroy(ing->asg);
     rs_free(ing);

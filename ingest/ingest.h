@@ -371,6 +371,61 @@ typedef struct rs_ingest_pos_s {
 rs_err_t rs_ingest_set_start(rs_ingest_t *ing, const rs_ingest_pos_t *pos,
                              int n);
 
+/* Where an arriving partition starts (rs_ingest_set_assign_cb). */
+#define RS_INGEST_OFFSET_NONE     (-1)    /* committed: none yet          */
+#define RS_INGEST_OFFSET_UNKNOWN  (-3)    /* committed: could not fetch   */
+#define RS_INGEST_START_COMMITTED (-1001) /* start: the committed offset
+                                           * (or topics.offset_reset)     */
+#define RS_INGEST_START_BEGINNING (-2)    /* start: the log start         */
+typedef struct rs_ingest_start_s {
+    int32_t topic;      /* RS_MSG_TOPIC_*                                */
+    int32_t partition;
+    int64_t committed;  /* the group's committed offset, or
+                         * RS_INGEST_OFFSET_NONE / _UNKNOWN             */
+    int64_t start;      /* in: RS_INGEST_START_COMMITTED; the callback
+                         * may set an offset >= 0 or
+                         * RS_INGEST_START_BEGINNING                     */
+} rs_ingest_start_t;
+
+/* Partitions arriving at this consumer (rebalance, inside rs_ingest_poll,
+ * before any of their messages is returned): the owner restores their
+ * state and says where each starts.  Messages below the committed offset
+ * (a start below it, or the beginning) come back with rs_msg_t.replay =
+ * 1: applied to the state, not published.  A committed offset that
+ * cannot be fetched for 30 s is fatal in exactly-once mode for a
+ * partition the callback starts elsewhere (rs_ingest_poll returns
+ * -RS_ERR_KAFKA), else logged (nothing flagged).  The callback may block
+ * (a restore); it may call rs_ingest_lag, not rs_ingest_poll.  It runs
+ * after the rs_ingest_set_start list (which it overrides). */
+typedef void rs_ingest_assign_cb_t(void *opaque, rs_ingest_start_t *parts,
+                                   int n);
+void rs_ingest_set_assign_cb(rs_ingest_t *ing, rs_ingest_assign_cb_t *cb,
+                             void *opaque);
+
+/* 1 while an eager rebalance is between its revocation and the next
+ * assignment (every partition left; some may come back).  @locality
+ * the owner thread */
+int rs_ingest_rebalancing(const rs_ingest_t *ing);
+
+/* Partitions still replaying (below their replay bound) and, *left
+ * (may be NULL), the messages they still have to replay.  @locality the
+ * owner thread */
+int rs_ingest_replaying(rs_ingest_t *ing, int64_t *left);
+
+/* 1 if (topic, partition) has an active replay bound (messages below it
+ * still to come).  No I/O.  @locality the owner thread */
+int rs_ingest_replaying_part(const rs_ingest_t *ing, int topic,
+                             int32_t partition);
+
+/* 1 if the consumer's position in (topic, partition) is below the high
+ * watermark its fetcher last saw (messages are waiting; no round trip),
+ * or the watermark is not known yet.  @locality the owner thread */
+int rs_ingest_behind(rs_ingest_t *ing, int topic, int32_t partition);
+
+/* 1 if (topic, partition) is assigned to this consumer now.  @locality
+ * the owner thread */
+int rs_ingest_owns(rs_ingest_t *ing, int topic, int32_t partition);
+
 /* Consumer lag of one assigned partition: high watermark (as last seen by
  * the fetcher, no network round trip) minus the consumer's position; for
  * a partition that read nothing since its (re-)assignment, minus the

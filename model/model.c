@@ -889,6 +889,48 @@ rs_err_t rs_model_caches_read(rs_model_t *m, const void *buf, size_t len,
                    "entity caches of a 'seq' model, this model is 'lr'");
 }
 
+size_t rs_model_caches_size_sel(const rs_model_t *m,
+                                rs_model_cache_sel_cb *sel, void *opaque) {
+    return m->seq ? rs_seq_caches_size_sel(m->seq, sel, opaque) : 0;
+}
+
+rs_err_t rs_model_caches_write_sel(const rs_model_t *m,
+                                   rs_model_cache_sel_cb *sel, void *opaque,
+                                   void *buf, size_t cap, size_t *len) {
+    if (!len || (!buf && cap)) return RS_ERR_INVALID;
+    if (!m->seq) {
+        *len = 0;
+        return RS_OK;
+    }
+    return rs_seq_caches_write_sel(m->seq, sel, opaque, buf, cap, len);
+}
+
+rs_err_t rs_model_caches_merge(rs_model_t *m, const void *buf, size_t len,
+                               uint64_t *n, char *errstr, size_t errstr_size) {
+    if (n) *n = 0;
+    if (!buf && len)
+        return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
+                       "entity caches: no buffer");
+    if (m->seq)
+        return rs_seq_caches_merge(m->seq, buf, len, n, errstr, errstr_size);
+    return rs_model_caches_read(m, buf, len, errstr, errstr_size);
+}
+
+rs_err_t rs_model_caches_write_entity(const rs_model_t *m,
+                                      const char *entity_id, void *buf,
+                                      size_t cap, size_t *len) {
+    if (!len || !entity_id) return RS_ERR_INVALID;
+    *len = 0;
+    if (!m->seq) return RS_ERR_NOTFOUND;
+    return rs_seq_caches_write_one(m->seq, rs_hash_str(entity_id), buf, cap,
+                                   len);
+}
+
+uint64_t rs_model_caches_drop(rs_model_t *m, rs_model_cache_sel_cb *sel,
+                              void *opaque) {
+    return m->seq ? rs_seq_caches_drop(m->seq, sel, opaque) : 0;
+}
+
 /* ------------------------------------------------ versions, new_like */
 
 #define RS_VNAMED_BIT (1ull << 63) /* saved vstep: the number was set */

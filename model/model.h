@@ -535,6 +535,35 @@ rs_err_t rs_model_caches_write(const rs_model_t *m, void *buf, size_t cap,
 rs_err_t rs_model_caches_read(rs_model_t *m, const void *buf, size_t len,
                               char *errstr, size_t errstr_size);
 
+/* Partition-local entity caches (scale-out: state follows its input
+ * partition).  An entity's partition is that of the learning record of
+ * its newest cached event (RS_LPOS_PART); its key is rs_hash_str of the
+ * entity id.  `sel` picks entities by key and partition (NULL: all).
+ * size/write: the rs_model_caches_write format with only the picked
+ * entities.  merge: each entity of a buffer replaces the cache of its key
+ * (or takes a free or the least recently used slot), LRU front in buffer
+ * order; checked whole first (errors as rs_model_caches_read, m unchanged
+ * on error); *n gets the entities merged.  drop: forget the picked ones,
+ * returns how many.  "lr": no caches (size 0, merge of 0 bytes, drop 0).
+ * The thread that owns m. */
+typedef int rs_model_cache_sel_cb(void *opaque, uint64_t key,
+                                  int32_t partition);
+size_t rs_model_caches_size_sel(const rs_model_t *m,
+                                rs_model_cache_sel_cb *sel, void *opaque);
+rs_err_t rs_model_caches_write_sel(const rs_model_t *m,
+                                   rs_model_cache_sel_cb *sel, void *opaque,
+                                   void *buf, size_t cap, size_t *len);
+rs_err_t rs_model_caches_merge(rs_model_t *m, const void *buf, size_t len,
+                               uint64_t *n, char *errstr, size_t errstr_size);
+uint64_t rs_model_caches_drop(rs_model_t *m, rs_model_cache_sel_cb *sel,
+                              void *opaque);
+/* The cache of entity `entity_id` alone in the same format (a changelog
+ * record): RS_ERR_NOTFOUND if it has none ("lr": always), RS_ERR_TOOBIG
+ * with *len the size. */
+rs_err_t rs_model_caches_write_entity(const rs_model_t *m,
+                                      const char *entity_id, void *buf,
+                                      size_t cap, size_t *len);
+
 /* Write the model (config, names, standardiser, weights, optimiser state,
  * counters) to `path` atomically: path.tmp, fsync, rename, fsync of the
  * directory.  RS_ERR_IO with errstr on failure (retriable). */

@@ -2663,10 +2663,27 @@ static size_t rs_seq_id_len(const char *id) {
     return strnlen(id, RS_MODEL_ID_MAX - 1);
 }
 
-size_t rs_seq_caches_size(const rs_seq_t *s) {
+/* The partition of entity slot i: that of the learning record of its
+ * newest cached event; -1 if it has none. */
+static int32_t rs_seq_ent_part(const rs_seq_t *s, uint32_t i) {
+    const rs_seq_ent_t *e = &s->ent[i];
+    if (!e->n) return -1;
+    uint32_t newest = (e->head + (uint32_t)s->L - 1) % (uint32_t)s->L;
+    uint64_t lp1 = s->elpos[(size_t)i * s->L + newest];
+    return lp1 ? RS_LPOS_PART(lp1 - 1) : -1;
+}
+
+static int rs_seq_sel(const rs_seq_t *s, uint32_t i, rs_seq_sel_cb *sel,
+                      void *opaque) {
+    return !sel || sel(opaque, s->ent[i].key, rs_seq_ent_part(s, i));
+}
+
+size_t rs_seq_caches_size_sel(const rs_seq_t *s, rs_seq_sel_cb *sel,
+                              void *opaque) {
     const size_t ev = rs_seq_caches_event(s);
     size_t n = RS_SEQ_CACHES_HDR + RS_SEQ_CACHES_TRAILER;
     for (int32_t i = s->lru_tail; i >= 0; i = s->ent[i].prev) {
+        if (!rs_seq_sel(s, (uint32_t)i, sel, opaque)) continue;
         const rs_seq_view_t v = rs_seq_ent_view(s, (uint32_t)i);
         const rs_seq_meta_t *mt = s->emeta + (size_t)i * s->L;
         n += RS_SEQ_CACHES_ENT + (size_t)v.n * ev;
@@ -2678,9 +2695,19 @@ size_t rs_seq_caches_size(const rs_seq_t *s) {
     return n;
 }
 
+size_t rs_seq_caches_size(const rs_seq_t *s) {
+    return rs_seq_caches_size_sel(s, NULL, NULL);
+}
+
 rs_err_t rs_seq_caches_write(const rs_seq_t *s, uint8_t *buf, size_t cap,
                              size_t *len) {
-    const size_t need = rs_seq_caches_size(s);
+    return rs_seq_caches_write_sel(s, NULL, NULL, buf, cap, len);
+}
+
+rs_err_t rs_seq_caches_write_sel(const rs_seq_t *s, rs_seq_sel_cb *sel,
+                                 void *opaque, uint8_t *buf, size_t cap,
+                                 size_t *len) {
+    const size_t need = rs_seq_caches_size_sel(s, sel, opaque);
     *len = need;
     if (cap < need) return RS_ERR_TOOBIG;
     int64_t a[7];
@@ -2691,8 +2718,12 @@ rs_err_t rs_seq_caches_write(const rs_seq_t *s, uint8_t *buf, size_t cap,
     p = rs_le_put32(p, rs_seq_record_arch(s));
     p = rs_le_put32(p, (uint32_t)s->dim);
     for (int i = 0; i < 7; i++) p = rs_le_put32(p, (uint32_t)a[i]);
-    p = rs_le_put32(p, s->eused);
+    uint32_t count = 0;
+    for (int32_t i = s->lru_tail; i >= 0; i = s->ent[i].prev)
+        count += (uint32_t)rs_seq_sel(s, (uint32_t)i, sel, opaque);
+    p = rs_le_put32(p, count);
     for (int32_t i = s->lru_tail; i >= 0; i = s->ent[i].prev) {
+        if (!rs_seq_sel(s, (uint32_t)i, sel, opaque)) continue;
         const rs_seq_view_t v = rs_seq_ent_view(s, (uint32_t)i);
         const rs_seq_meta_t *mt = s->emeta + (size_t)i * s->L;
         p = rs_le_put64(p, s->ent[i].key);
@@ -2837,8 +2868,11 @@ static int rs_u64_cmp(const void *a, const void *b) {
 /* Two passes: everything is checked (and the keys collected to find a
  * repeat) before the caches are cleared and refilled, so an error leaves
  * them as they were. */
-rs_err_t rs_seq_caches_read(rs_seq_t *s, const uint8_t *b, size_t len,
-                            char *errstr, size_t errstr_size) {
+/* Everything of a cache buffer checked (envelope, architecture, every
+ * entity, no key twice); *count gets the entities. */
+static rs_err_t rs_seq_caches_check(rs_seq_t *s, const uint8_t *b, size_t len,
+                                    uint32_t *count_out, char *errstr,
+                                    size_t errstr_size) {
     rs_err_t err = rs_seq_caches_envelope(b, len, errstr, errstr_size);
     if (err) return err;
     const uint32_t dim = rs_le_get32(b + 12);
@@ -2886,7 +2920,17 @@ rs_err_t rs_seq_caches_read(rs_seq_t *s, const uint8_t *b, size_t len,
                               (unsigned long long)keys[e]);
     }
     rs_free(keys);
+    *count_out = count;
+    return err;
+}
+
+rs_err_t rs_seq_caches_read(rs_seq_t *s, const uint8_t *b, size_t len,
+                            char *errstr, size_t errstr_size) {
+    uint32_t count = 0;
+    rs_err_t err = rs_seq_caches_check(s, b, len, &count, errstr, errstr_size);
     if (err) return err;
+    const size_t end = len - RS_SEQ_CACHES_TRAILER;
+    size_t off;
 
     /* replace: the least recently used first, each to the LRU front; more
      * than the pool holds: the oldest ones are skipped (evictions) */
@@ -2907,5 +2951,132 @@ rs_err_t rs_seq_caches_read(rs_seq_t *s, const uint8_t *b, size_t len,
         rs_idx_insert(s->eindex, s->emask, key, (uint32_t)slot);
         rs_seq_lru_front(s, (uint32_t)slot);
     }
+    return RS_OK;
+}
+
+/* Merge: each entity of the buffer replaces the cache of its key (or
+ * takes a free slot, or the least recently used one), at the LRU front in
+ * the buffer's order.  Checked whole first: on an error nothing changed. */
+rs_err_t rs_seq_caches_merge(rs_seq_t *s, const uint8_t *b, size_t len,
+                             uint64_t *n_out, char *errstr,
+                             size_t errstr_size) {
+    uint32_t count = 0;
+    if (n_out) *n_out = 0;
+    rs_err_t err = rs_seq_caches_check(s, b, len, &count, errstr, errstr_size);
+    if (err) return err;
+    const size_t end = len - RS_SEQ_CACHES_TRAILER;
+    size_t off = RS_SEQ_CACHES_HDR;
+    for (uint32_t e = 0; e < count; e++) {
+        uint64_t key = rs_le_get64(b + off);
+        int64_t pos = rs_seq_ent_pos(s, key);
+        uint32_t slot;
+        int fresh = pos < 0;
+        if (!fresh) {
+            slot = s->eindex[pos] - 1;
+            rs_seq_lru_unlink(s, slot);
+        } else if (s->eused < s->ecap) {
+            slot = s->eused++;
+        } else {
+            slot = (uint32_t)s->lru_tail;
+            rs_seq_ent_unindex(s, (uint32_t)rs_seq_ent_pos(s, s->ent[slot].key));
+            rs_seq_lru_unlink(s, slot);
+            s->evictions++;
+        }
+        err = rs_seq_caches_ent(s, b, &off, end, e, slot, &key, errstr,
+                                errstr_size);
+        if (err) return err; /* cannot: checked above */
+        if (fresh) rs_idx_insert(s->eindex, s->emask, key, slot);
+        rs_seq_lru_front(s, slot);
+    }
+    if (n_out) *n_out = count;
+    return RS_OK;
+}
+
+/* Move entity slot `from` to the free slot `to` (index, LRU links and
+ * rows). */
+static void rs_seq_ent_move(rs_seq_t *s, uint32_t from, uint32_t to) {
+    int64_t pos = rs_seq_ent_pos(s, s->ent[from].key);
+    s->ent[to] = s->ent[from];
+    rs_seq_ent_t *e = &s->ent[to];
+    if (e->prev >= 0) s->ent[e->prev].next = (int32_t)to;
+    else s->lru_head = (int32_t)to;
+    if (e->next >= 0) s->ent[e->next].prev = (int32_t)to;
+    else s->lru_tail = (int32_t)to;
+    if (pos >= 0) s->eindex[pos] = to + 1;
+    const size_t L = (size_t)s->L, a = (size_t)to * L, f = (size_t)from * L;
+    memcpy(s->ekv + a * s->stride, s->ekv + f * s->stride,
+           L * s->stride * sizeof(float));
+    memcpy(s->elpos + a, s->elpos + f, L * sizeof(*s->elpos));
+    memcpy(s->et + a, s->et + f, L * sizeof(*s->et));
+    memcpy(s->emeta + a, s->emeta + f, L * sizeof(*s->emeta));
+}
+
+uint64_t rs_seq_caches_drop(rs_seq_t *s, rs_seq_sel_cb *sel, void *opaque) {
+    uint64_t n = 0;
+    uint32_t i = 0;
+    while (i < s->eused) {
+        if (!rs_seq_sel(s, i, sel, opaque)) {
+            i++;
+            continue;
+        }
+        int64_t pos = rs_seq_ent_pos(s, s->ent[i].key);
+        if (pos >= 0) rs_seq_ent_unindex(s, (uint32_t)pos);
+        rs_seq_lru_unlink(s, i);
+        uint32_t last = --s->eused;
+        if (last != i) rs_seq_ent_move(s, last, i); /* i is seen again */
+        memset(&s->ent[last], 0, sizeof(s->ent[last]));
+        n++;
+    }
+    return n;
+}
+
+/* One entity's cache in the rs_seq_caches_write format (count 1). */
+rs_err_t rs_seq_caches_write_one(const rs_seq_t *s, uint64_t key, uint8_t *buf,
+                                 size_t cap, size_t *len) {
+    int64_t pos = rs_seq_ent_pos(s, key);
+    *len = 0;
+    if (pos < 0) return RS_ERR_NOTFOUND;
+    const uint32_t i = s->eindex[pos] - 1;
+    const rs_seq_view_t v = rs_seq_ent_view(s, i);
+    const rs_seq_meta_t *mt = s->emeta + (size_t)i * s->L;
+    size_t need = RS_SEQ_CACHES_HDR + RS_SEQ_CACHES_TRAILER +
+                  RS_SEQ_CACHES_ENT + (size_t)v.n * rs_seq_caches_event(s);
+    for (int j = 0; j < v.n; j++) {
+        int sl = (v.start + j) % v.cap;
+        need += rs_seq_id_len(mt[sl].id) + rs_seq_id_len(mt[sl].cp);
+    }
+    *len = need;
+    if (cap < need) return RS_ERR_TOOBIG;
+    int64_t a[7];
+    rs_seq_arch_fields(s, a);
+    uint8_t *p = buf;
+    memcpy(p, RS_SEQ_CACHES_MAGIC, 4);
+    p = rs_le_put32(p + 4, RS_SEQ_CACHES_FORMAT);
+    p = rs_le_put32(p, rs_seq_record_arch(s));
+    p = rs_le_put32(p, (uint32_t)s->dim);
+    for (int k = 0; k < 7; k++) p = rs_le_put32(p, (uint32_t)a[k]);
+    p = rs_le_put32(p, 1);
+    p = rs_le_put64(p, s->ent[i].key);
+    p = rs_le_put32(p, (uint32_t)v.n);
+    for (int j = 0; j < v.n; j++)
+        p = rs_le_put64(p, (uint64_t)v.t[(v.start + j) % v.cap]);
+    for (int j = 0; j < v.n; j++)
+        p = rs_le_putf32s(p, v.kv + (size_t)((v.start + j) % v.cap) * s->stride,
+                          (size_t)s->stride);
+    const uint64_t *lp = s->elpos + (size_t)i * s->L;
+    for (int j = 0; j < v.n; j++)
+        p = rs_le_put64(p, lp[(v.start + j) % v.cap]);
+    for (int j = 0; j < v.n; j++) {
+        const rs_seq_meta_t *m = &mt[(v.start + j) % v.cap];
+        p = rs_le_putf32s(p, &m->amount, 1);
+        const char *str[2] = {m->id, m->cp};
+        for (int k = 0; k < 2; k++) {
+            size_t l = rs_seq_id_len(str[k]);
+            *p++ = (uint8_t)l;
+            memcpy(p, str[k], l);
+            p += l;
+        }
+    }
+    rs_le_put64(p, rs_hash64(buf, (size_t)(p - buf)));
     return RS_OK;
 }

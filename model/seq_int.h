@@ -106,6 +106,19 @@ rs_err_t rs_seq_caches_envelope(const uint8_t *buf, size_t len, char *errstr,
                                 size_t errstr_size);
 rs_err_t rs_seq_caches_read(rs_seq_t *s, const uint8_t *buf, size_t len,
                             char *errstr, size_t errstr_size);
+/* Selections of entities by key and partition (model.h
+ * rs_model_caches_*_sel). */
+typedef int rs_seq_sel_cb(void *opaque, uint64_t key, int32_t partition);
+size_t rs_seq_caches_size_sel(const rs_seq_t *s, rs_seq_sel_cb *sel,
+                              void *opaque);
+rs_err_t rs_seq_caches_write_sel(const rs_seq_t *s, rs_seq_sel_cb *sel,
+                                 void *opaque, uint8_t *buf, size_t cap,
+                                 size_t *len);
+rs_err_t rs_seq_caches_merge(rs_seq_t *s, const uint8_t *buf, size_t len,
+                             uint64_t *n, char *errstr, size_t errstr_size);
+uint64_t rs_seq_caches_drop(rs_seq_t *s, rs_seq_sel_cb *sel, void *opaque);
+rs_err_t rs_seq_caches_write_one(const rs_seq_t *s, uint64_t key, uint8_t *buf,
+                                 size_t cap, size_t *len);
 
 /* ------------------------------------------------------- for the tests */
 

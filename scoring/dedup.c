@@ -31,7 +31,7 @@ typedef struct rs_dd_ent_s {
     uint32_t flags;
     uint8_t decision, has;
     uint16_t ver;       /* version slot (has == 1)                      */
-    uint32_t pad;
+    uint32_t part;      /* input partition + 1 (0: unknown)             */
 } rs_dd_ent_t;          /* 32 bytes */
 
 struct rs_dedup_s {
@@ -46,6 +46,10 @@ struct rs_dedup_s {
     uint32_t *vrefs;              /* [RS_DD_VERSIONS]                    */
     uint32_t vlast;               /* last interned slot (fast path)      */
     uint64_t inserts, hits, expired, evictions;
+    uint64_t *gone_key;           /* [gone_cap] entries expired or evicted
+                                   * since the last take (changelog)     */
+    int32_t *gone_part;
+    uint32_t ngone, gone_cap;
 };
 
 /* File: header, then n_ver version strings, then n entries (oldest
@@ -108,6 +112,8 @@ void rs_dedup_destroy(rs_dedup_t *d) {
     rs_free(d->idx);
     free(d->ver);
     free(d->vrefs);
+    free(d->gone_key);
+    free(d->gone_part);
     free(d);
 }
 
@@ -120,6 +126,10 @@ uint64_t rs_dedup_key(const char *entity_id, const char *event_id) {
 static void rs_dd_pop_tail(rs_dedup_t *d) {
     uint32_t slot = (uint32_t)(d->tail % d->cap);
     rs_dd_ent_t *e = &d->ring[slot];
+    if (d->gone_cap && d->ngone < d->gone_cap) {
+        d->gone_key[d->ngone] = e->key;
+        d->gone_part[d->ngone++] = (int32_t)e->part - 1;
+    }
     int64_t pos = rs_idx_pos(d->idx, d->mask, e->key, rs_dd_key_of, d);
     if (pos >= 0)
         rs_idx_unindex(d->idx, d->mask, (uint32_t)pos, rs_dd_key_of, d);
@@ -129,6 +139,11 @@ static void rs_dd_pop_tail(rs_dedup_t *d) {
 
 int rs_dedup_check(rs_dedup_t *d, uint64_t key, int64_t event_time_ms,
                    uint64_t *h) {
+    return rs_dedup_check_part(d, key, event_time_ms, -1, h);
+}
+
+int rs_dedup_check_part(rs_dedup_t *d, uint64_t key, int64_t event_time_ms,
+                        int32_t partition, uint64_t *h) {
     if (event_time_ms > d->newest) d->newest = event_time_ms;
     /* Expire what fell out of the window (oldest arrivals first). */
     while (d->tail < d->head &&
@@ -148,7 +163,9 @@ int rs_dedup_check(rs_dedup_t *d, uint64_t key, int64_t event_time_ms,
         d->evictions++;
     }
     uint32_t slot = (uint32_t)(d->head % d->cap);
-    d->ring[slot] = (rs_dd_ent_t){.key = key, .t = event_time_ms};
+    d->ring[slot] = (rs_dd_ent_t){
+        .key = key, .t = event_time_ms,
+        .part = partition >= 0 ? (uint32_t)partition + 1 : 0};
     rs_idx_insert(d->idx, d->mask, key, slot);
     *h = d->head++;
     d->inserts++;
@@ -226,12 +243,37 @@ int rs_dedup_foreach(const rs_dedup_t *d, rs_dedup_visit_cb *cb,
     return 0;
 }
 
-/* Written version slots: remap[v] = index in the file + 1 (0: unused). */
-static uint64_t rs_dd_versions_used(const rs_dedup_t *d, uint16_t *remap) {
+
+/* Entry e is written for selection `part` (-1: every entry). */
+static int rs_dd_sel(const rs_dd_ent_t *e, int32_t part) {
+    return part < 0 || e->part == (uint32_t)part + 1;
+}
+
+/* Entries selected (and, remap != NULL, the versions they use: remap[v]
+ * = index in the file + 1, 0 unused; *nv their number). */
+static uint64_t rs_dd_count(const rs_dedup_t *d, int32_t part,
+                            uint16_t *remap, uint64_t *nv) {
     uint64_t n = 0;
-    for (int v = 0; v < RS_DD_VERSIONS; v++)
-        remap[v] = d->vrefs[v] ? (uint16_t)++n : 0;
+    uint8_t used[RS_DD_VERSIONS];
+    memset(used, 0, sizeof(used));
+    for (uint64_t q = d->tail; q < d->head; q++) {
+        const rs_dd_ent_t *e = &d->ring[q % d->cap];
+        if (!rs_dd_sel(e, part)) continue;
+        n++;
+        if (e->has) used[e->ver] = 1;
+    }
+    *nv = 0;
+    for (int v = 0; v < RS_DD_VERSIONS; v++) {
+        if (used[v]) (*nv)++;
+        if (remap) remap[v] = used[v] ? (uint16_t)*nv : 0;
+    }
     return n;
+}
+
+size_t rs_dedup_size_part(const rs_dedup_t *d, int32_t part) {
+    uint64_t nv, n = rs_dd_count(d, part, NULL, &nv);
+    return sizeof(rs_dd_file_t) + (size_t)nv * RS_VERSION_MAX +
+           (size_t)n * sizeof(rs_dd_ent_t);
 }
 
 size_t rs_dedup_size(const rs_dedup_t *d) {
@@ -243,12 +285,18 @@ size_t rs_dedup_size(const rs_dedup_t *d) {
 
 rs_err_t rs_dedup_write(const rs_dedup_t *d, void *buf, size_t cap,
                         size_t *len) {
+    return rs_dedup_write_part(d, -1, buf, cap, len);
+}
+
+rs_err_t rs_dedup_write_part(const rs_dedup_t *d, int32_t part, void *buf,
+                             size_t cap, size_t *len) {
     uint16_t remap[RS_DD_VERSIONS];
-    size_t need = rs_dedup_size(d);
+    uint64_t nv, n = rs_dd_count(d, part, remap, &nv);
+    size_t need = sizeof(rs_dd_file_t) + (size_t)nv * RS_VERSION_MAX +
+                  (size_t)n * sizeof(rs_dd_ent_t);
     *len = 0;
     if (cap < need) return RS_ERR_TOOBIG;
-    rs_dd_file_t fh = {RS_DD_MAGIC, RS_DD_FILE_VERSION, d->head - d->tail,
-                       rs_dd_versions_used(d, remap), d->window_ms};
+    rs_dd_file_t fh = {RS_DD_MAGIC, RS_DD_FILE_VERSION, n, nv, d->window_ms};
     uint8_t *p = buf;
     memcpy(p, &fh, sizeof(fh));
     p += sizeof(fh);
@@ -260,21 +308,25 @@ rs_err_t rs_dedup_write(const rs_dedup_t *d, void *buf, size_t cap,
         }
     for (uint64_t q = d->tail; q < d->head; q++) {
         rs_dd_ent_t e = d->ring[q % d->cap];
+        if (!rs_dd_sel(&e, part)) continue;
         e.ver = e.has ? (uint16_t)(remap[e.ver] - 1) : 0;
-        e.pad = 0;
-        memcpy(p, &e, sizeof(e));
+        memcpy(p, &e, sizeof(e)); /* with its partition tag */
         p += sizeof(e);
     }
     *len = (size_t)(p - (uint8_t *)buf);
     return RS_OK;
 }
 
-rs_err_t rs_dedup_read(rs_dedup_t *d, const void *buf, size_t len,
-                       char *errstr, size_t errstr_size) {
+/* Entries of a serialization appended (merge: keys present are skipped;
+ * read: the table was cleared and a repeated key is an error).  Checked
+ * whole before anything is added. */
+static rs_err_t rs_dd_load(rs_dedup_t *d, const void *buf, size_t len,
+                           int merge, uint64_t *added, char *errstr,
+                           size_t errstr_size) {
     rs_dd_file_t fh;
     const uint8_t *p = buf;
-    rs_dd_clear(d);
-    if (len < sizeof(fh))
+    if (added) *added = 0;
+    if (len < sizeof(fh) || !buf)
         return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
                        "dedup: %zu bytes, shorter than its header", len);
     memcpy(&fh, p, sizeof(fh));
@@ -296,25 +348,38 @@ rs_err_t rs_dedup_read(rs_dedup_t *d, const void *buf, size_t len,
                            "dedup: version %llu not terminated",
                            (unsigned long long)v);
     const uint8_t *ents = p + sizeof(fh) + fh.n_ver * RS_VERSION_MAX;
+    for (uint64_t i = 0; i < fh.n; i++) {
+        rs_dd_ent_t e;
+        memcpy(&e, ents + i * sizeof(e), sizeof(e));
+        if (e.has > 1 || (e.has && e.ver >= fh.n_ver) || e.part > 65536)
+            return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                           "dedup: entry %llu is malformed",
+                           (unsigned long long)i);
+    }
     /* The newest entries that fit. */
     uint64_t skip = fh.n > d->cap ? fh.n - d->cap : 0;
     rs_dedup_rec_t rec;
     for (uint64_t i = skip; i < fh.n; i++) {
         rs_dd_ent_t e;
         memcpy(&e, ents + i * sizeof(e), sizeof(e));
-        if (e.has > 1 || (e.has && e.ver >= fh.n_ver) ||
-            rs_idx_pos(d->idx, d->mask, e.key, rs_dd_key_of, d) >= 0) {
+        if (rs_idx_pos(d->idx, d->mask, e.key, rs_dd_key_of, d) >= 0) {
+            if (merge) continue;
             rs_dd_clear(d);
             return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
-                           "dedup: entry %llu is malformed or repeated",
+                           "dedup: entry %llu is repeated",
                            (unsigned long long)i);
+        }
+        if (d->head - d->tail == d->cap) {
+            rs_dd_pop_tail(d);
+            d->evictions++;
         }
         uint64_t h;
         if (e.t > d->newest) d->newest = e.t;
         uint32_t slot = (uint32_t)(d->head % d->cap);
-        d->ring[slot] = (rs_dd_ent_t){.key = e.key, .t = e.t};
+        d->ring[slot] = (rs_dd_ent_t){.key = e.key, .t = e.t, .part = e.part};
         rs_idx_insert(d->idx, d->mask, e.key, slot);
         h = d->head++;
+        if (added) (*added)++;
         if (e.has) {
             memset(&rec, 0, sizeof(rec));
             rec.score = e.score;
@@ -329,6 +394,42 @@ rs_err_t rs_dedup_read(rs_dedup_t *d, const void *buf, size_t len,
     return RS_OK;
 }
 
+rs_err_t rs_dedup_read(rs_dedup_t *d, const void *buf, size_t len,
+                       char *errstr, size_t errstr_size) {
+    rs_dd_clear(d);
+    rs_err_t err = rs_dd_load(d, buf, len, 0, NULL, errstr, errstr_size);
+    if (err) rs_dd_clear(d);
+    return err;
+}
+
+rs_err_t rs_dedup_merge(rs_dedup_t *d, const void *buf, size_t len,
+                        uint64_t *added, char *errstr, size_t errstr_size) {
+    return rs_dd_load(d, buf, len, 1, added, errstr, errstr_size);
+}
+
+uint64_t rs_dedup_drop_part(rs_dedup_t *d, int32_t part) {
+    uint64_t n = 0, k = d->tail;
+    if (part < 0) return 0;
+    for (uint64_t q = d->tail; q < d->head; q++) {
+        rs_dd_ent_t *e = &d->ring[q % d->cap];
+        if (!rs_dd_sel(e, part)) {
+            if (k != q) d->ring[k % d->cap] = *e;
+            k++;
+            continue;
+        }
+        if (e->has && d->vrefs[e->ver]) d->vrefs[e->ver]--;
+        n++;
+    }
+    if (!n) return 0;
+    d->head = k;
+    /* the survivors moved: index them again */
+    memset(d->idx, 0, ((size_t)d->mask + 1) * sizeof(uint32_t));
+    for (uint64_t q = d->tail; q < d->head; q++)
+        rs_idx_insert(d->idx, d->mask, d->ring[q % d->cap].key,
+                      (uint32_t)(q % d->cap));
+    return n;
+}
+
 void rs_dedup_stats(const rs_dedup_t *d, rs_dedup_stats_t *st) {
     st->entries = d->head - d->tail;
     st->capacity = d->cap;
@@ -337,4 +438,47 @@ void rs_dedup_stats(const rs_dedup_t *d, rs_dedup_stats_t *st) {
     st->expired = d->expired;
     st->evictions = d->evictions;
     st->bytes = rs_dedup_bytes(d->cap);
+}
+
+void rs_dedup_track_gone(rs_dedup_t *d, uint32_t cap) {
+    free(d->gone_key);
+    free(d->gone_part);
+    d->gone_key = cap ? rs_calloc(cap, sizeof(*d->gone_key)) : NULL;
+    d->gone_part = cap ? rs_calloc(cap, sizeof(*d->gone_part)) : NULL;
+    d->gone_cap = cap;
+    d->ngone = 0;
+}
+
+int rs_dedup_gone_take(rs_dedup_t *d, const uint64_t **keys,
+                       const int32_t **parts) {
+    int n = (int)d->ngone;
+    *keys = d->gone_key;
+    *parts = d->gone_part;
+    d->ngone = 0;
+    return n;
+}
+
+rs_err_t rs_dedup_write_key(const rs_dedup_t *d, uint64_t key, void *buf,
+                            size_t cap, size_t *len) {
+    *len = 0;
+    int64_t pos = rs_idx_pos(d->idx, d->mask, key, rs_dd_key_of, d);
+    if (pos < 0) return RS_ERR_NOTFOUND;
+    rs_dd_ent_t e = d->ring[d->idx[pos] - 1];
+    size_t need = sizeof(rs_dd_file_t) + (e.has ? RS_VERSION_MAX : 0) +
+                  sizeof(e);
+    *len = need;
+    if (cap < need) return RS_ERR_TOOBIG;
+    rs_dd_file_t fh = {RS_DD_MAGIC, RS_DD_FILE_VERSION, 1, e.has ? 1u : 0u,
+                       d->window_ms};
+    uint8_t *p = buf;
+    memcpy(p, &fh, sizeof(fh));
+    p += sizeof(fh);
+    if (e.has) {
+        memset(p, 0, RS_VERSION_MAX);
+        rs_strlcpy((char *)p, d->ver[e.ver], RS_VERSION_MAX);
+        p += RS_VERSION_MAX;
+    }
+    e.ver = 0;
+    memcpy(p, &e, sizeof(e));
+    return RS_OK;
 }

@@ -88,6 +88,12 @@ uint64_t rs_dedup_key(const char *entity_id, const char *event_id);
 int rs_dedup_check(rs_dedup_t *d, uint64_t key, int64_t event_time_ms,
                    uint64_t *h);
 
+/* rs_dedup_check, the new entry tagged with input `partition` (-1:
+ * none), so a partition's entries can leave with it (rs_dedup_*_part).
+ * @locality the owner thread */
+int rs_dedup_check_part(rs_dedup_t *d, uint64_t key, int64_t event_time_ms,
+                        int32_t partition, uint64_t *h);
+
 /* Record the decision of the entry `h` (from rs_dedup_check).  A handle
  * whose entry has since been dropped is ignored.  @locality owner */
 void rs_dedup_set(rs_dedup_t *d, uint64_t h, const rs_dedup_rec_t *rec);
@@ -116,6 +122,32 @@ rs_err_t rs_dedup_write(const rs_dedup_t *d, void *buf, size_t cap,
  * table is then empty).  @locality the owner thread */
 rs_err_t rs_dedup_read(rs_dedup_t *d, const void *buf, size_t len,
                        char *errstr, size_t errstr_size);
+
+/* Partition-local: the serialization (rs_dedup_write's format) of the
+ * entries of `partition` only; merge of a serialization into the live
+ * table (keys already present are kept, the rest appended in order, the
+ * oldest evicted when full; checked whole first: on RS_ERR_CORRUPT
+ * nothing was added; *added gets the entries added); drop of a
+ * partition's entries (the others keep their order; returns how many
+ * went).  Handles from rs_dedup_check taken before a drop are invalid.
+ * @locality the owner thread */
+size_t rs_dedup_size_part(const rs_dedup_t *d, int32_t partition);
+rs_err_t rs_dedup_write_part(const rs_dedup_t *d, int32_t partition,
+                             void *buf, size_t cap, size_t *len);
+rs_err_t rs_dedup_merge(rs_dedup_t *d, const void *buf, size_t len,
+                        uint64_t *added, char *errstr, size_t errstr_size);
+uint64_t rs_dedup_drop_part(rs_dedup_t *d, int32_t partition);
+
+/* Changelog support: one entry's serialization (rs_dedup_write's format;
+ * RS_ERR_NOTFOUND if not live, RS_ERR_TOOBIG with *len the size); the
+ * entries that left by expiry or eviction (not by a partition drop) since
+ * the last take, at most `cap` (0: not tracked), *keys / *parts owned by
+ * d until the next check.  @locality the owner thread */
+rs_err_t rs_dedup_write_key(const rs_dedup_t *d, uint64_t key, void *buf,
+                            size_t cap, size_t *len);
+void rs_dedup_track_gone(rs_dedup_t *d, uint32_t cap);
+int rs_dedup_gone_take(rs_dedup_t *d, const uint64_t **keys,
+                       const int32_t **parts);
 
 /* Counters.  @locality the owner thread */
 void rs_dedup_stats(const rs_dedup_t *d, rs_dedup_stats_t *st);

@@ -24,6 +24,9 @@
 #include "scoring.h"
 #include "scoring/alerts.h"
 #include "scoring/cpstage.h"
+#include "scoring/changelog.h"
+#include "scoring/parts.h"
+#include "scoring/pstate.h"
 #include "scoring/trainer.h"
 #include "scoring/workers.h"
 
@@ -92,6 +95,14 @@ struct rs_service_s {
     rs_cpstage_t *cp;     /* counterparty stage (cpstage.h); NULL: the
                            * engine computes every key from this
                            * instance's partitions                     */
+    rs_pstate_t *pstate;  /* partition-local state stores (pstate.h)    */
+    FILE *feat_out;       /* $RS_TEST_FEATURES_OUT: every published
+                           * event's feature vector (tests only)        */
+    rs_parts_t *parts;    /* which partitions' state is here (parts.h)  */
+    rs_changelog_t *clog; /* state changelog topic (changelog.h); NULL: off */
+    int clog_checked;     /* its topic checked (first assignment)        */
+    rs_err_t clog_err;    /* state.changelog: true and no usable topic   */
+    char clog_errstr[600];
 
     int dim, batch_max;
     rs_msg_t *msgs;       /* [batch_max]                                */
@@ -191,6 +202,8 @@ struct rs_service_s {
         rs_dedup_stats_t dds;
         int nlag;
         rs_ingest_lag_t lag[256];
+        int replaying;              /* partitions replaying (restore)  */
+        int64_t replay_left;        /* their messages still to replay  */
         int redis_ok;
         int valid;
         int64_t taken_us;           /* rs_clock_mono_us() of the copy  */
@@ -508,6 +521,7 @@ rs_err_t rs_app_conf_mem_check(const rs_app_conf_t *app, uint64_t *total,
 static rs_err_t rs_svc_ckpt_restore(rs_service_t *svc, char *errstr,
                                     size_t errstr_size);
 static void rs_svc_ckpt_join(rs_service_t *svc);
+static void rs_svc_parts_new(rs_service_t *svc);
 static rs_model_t *rs_svc_newest_stored(rs_model_t *t,
                                         const rs_model_conf_t *tconf,
                                         int dim, const char *const *names);
@@ -781,6 +795,39 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
                                   errstr_size);
         if (!svc->dedup) { err = RS_ERR_CONFIG; goto fail; }
     }
+    /* Partition-local state (issue 13): stores and ownership, before the
+     * instance checkpoint names the partitions it holds. */
+    svc->pstate = rs_pstate_new(rs_state_dir(svc->state), svc->feat,
+                                svc->model, svc->dedup, errstr, errstr_size);
+    if (!svc->pstate) { err = RS_ERR_IO; goto fail; }
+    rs_svc_parts_new(svc);
+    {
+        /* The state changelog (state.changelog; changelog.h). */
+        int on = app->state.changelog == RS_STATE_CHANGELOG_ON ||
+                 (app->state.changelog == RS_STATE_CHANGELOG_AUTO &&
+                  (app->ingest.brokers[0] ||
+                   rs_kv_get(&app->kafka, "bootstrap.servers")));
+        if (on) {
+            char topic[300];
+            snprintf(topic, sizeof(topic), "%s-state-changelog",
+                     app->ingest.group_id);
+            svc->clog = rs_changelog_new(&app->kafka, bootstrap, topic,
+                                         svc->feat, svc->model, svc->dedup,
+                                         svc->pstate, svc->batch_max, errstr,
+                                         errstr_size);
+            if (!svc->clog) { err = RS_ERR_KAFKA; goto fail; }
+            /* the topic is checked at the first assignment (Kafka may be
+             * unreachable now: serve waits for it) */
+        }
+    }
+    {
+        /* Tests compare every event's features across deployments
+         * (tests/e2e/scaleout.sh): one line per published event. */
+        const char *fo = getenv("RS_TEST_FEATURES_OUT");
+        if (fo && fo[0] && !(svc->feat_out = fopen(fo, "a")))
+            rs_warn("service", "RS_TEST_FEATURES_OUT %s: %s", fo,
+                    strerror(errno));
+    }
     err = rs_svc_ckpt_restore(svc, errstr, errstr_size);
     if (err != RS_OK) goto fail;
 
@@ -834,8 +881,16 @@ void rs_service_destroy(rs_service_t *svc) {
     if (!svc) return;
     rs_svc_ckpt_join(svc);
     if (svc->ckpt_active) rs_features_checkpoint_abort(svc->feat);
+    if (svc->ing) { /* the consumer's close revokes: nothing to move then */
+        rs_ingest_set_revoke_cb(svc->ing, NULL, NULL);
+        rs_ingest_set_assign_cb(svc->ing, NULL, NULL);
+    }
     rs_ingest_destroy(svc->ing);
     rs_cpstage_destroy(svc->cp);
+    rs_parts_destroy(svc->parts);
+    rs_changelog_destroy(svc->clog);
+    if (svc->feat_out) fclose(svc->feat_out);
+    rs_pstate_destroy(svc->pstate);
     rs_workers_destroy(svc->wk);
     rs_sink_kafka_destroy(svc->ks);
     rs_sink_redis_destroy(svc->rd);
@@ -1013,6 +1068,60 @@ void rs_service_prometheus(rs_service_t *svc, rs_http_buf_t *b) {
     rs_prom_gauge(b, "riskstream_partitions_assigned",
                   "input partitions assigned to this instance",
                   (double)sn->is.assigned);
+    {
+        rs_pstate_stats_t pst;
+        rs_pstate_stats(svc->pstate, &pst);
+        rs_prom_gauge(b, "riskstream_restore_partitions", "partitions whose "
+                      "state is being restored (loaded, or replayed from "
+                      "the input); /readyz is 503 meanwhile",
+                      (double)(pst.restoring + sn->replaying));
+        rs_prom_gauge(b, "riskstream_restore_replay_messages", "input "
+                      "messages still to replay to rebuild state (not "
+                      "published)", (double)sn->replay_left);
+        rs_http_buf_printf(b, "# HELP riskstream_restores_total partition "
+                           "states restored, by source\n# TYPE "
+                           "riskstream_restores_total counter\n");
+        rs_http_buf_printf(b, "riskstream_restores_total{source=\"local\"} "
+                           "%llu\nriskstream_restores_total{source="
+                           "\"changelog\"} %llu\nriskstream_restores_total"
+                           "{source=\"replay\"} %llu\n",
+                           (unsigned long long)pst.from_local,
+                           (unsigned long long)pst.from_changelog,
+                           (unsigned long long)pst.from_replay);
+        rs_prom_counter(b, "riskstream_restore_keys_total", "entity keys "
+                        "restored with partition states", pst.keys_restored);
+        rs_http_buf_printf(b, "# HELP riskstream_restore_seconds_total time "
+                           "spent restoring partition states (loads; a "
+                           "replay runs with scoring)\n# TYPE "
+                           "riskstream_restore_seconds_total counter\n"
+                           "riskstream_restore_seconds_total %.6f\n",
+                           pst.restore_s_total);
+        rs_prom_counter(b, "riskstream_partition_checkpoints_total",
+                        "partition checkpoints written (a partition left)",
+                        pst.saves);
+        rs_prom_counter(b, "riskstream_partition_drops_total", "partition "
+                        "states dropped from memory (left or lost)",
+                        pst.drops);
+        if (svc->clog) {
+            rs_changelog_stats_t cst;
+            rs_changelog_stats(svc->clog, &cst);
+            rs_prom_counter(b, "riskstream_changelog_records_total",
+                            "state changelog records produced (markers and "
+                            "tombstones included)", cst.records);
+            rs_prom_counter(b, "riskstream_changelog_bytes_total",
+                            "state changelog key + value bytes produced",
+                            cst.bytes);
+            rs_prom_counter(b, "riskstream_changelog_failures_total",
+                            "state changelog records not written (logged)",
+                            cst.failed);
+            rs_prom_gauge(b, "riskstream_changelog_staged_bytes",
+                          "changelog records waiting for their batch to be "
+                          "delivered", (double)cst.staged_bytes);
+            rs_prom_counter(b, "riskstream_restore_changelog_records_total",
+                            "changelog records applied by restores",
+                            cst.restored);
+        }
+    }
     rs_prom_counter(b, "riskstream_offset_resets_total",
                     "consumer offsets out of range, reset by policy",
                     sn->is.offset_resets);
@@ -1158,12 +1267,21 @@ int rs_service_ready(rs_service_t *svc, const char **why) {
     int64_t age = now - svc->snap->taken_us, stalled = svc->snap->stalled_us;
     char what[96];
     rs_strlcpy(what, svc->snap->stall_what, sizeof(what));
+    int replaying = svc->snap->replaying;
     pthread_mutex_unlock(&svc->snap_lock);
+    rs_pstate_stats_t pst;
+    rs_pstate_stats(svc->pstate, &pst);
     const char *w = !valid      ? "starting"
                     : !assigned ? "no partitions assigned"
                     : !redis    ? "redis unavailable"
                                 : NULL;
     if (!w && svc->cp) rs_cpstage_ready(svc->cp, &w); /* cpstage hook */
+    if (!w && (pst.restoring > 0 || replaying > 0)) {
+        /* a partition's state is being restored (parts.h) */
+        snprintf(buf, sizeof(buf), "restoring the state of %lld "
+                 "partition(s)", (long long)(pst.restoring + replaying));
+        w = buf;
+    }
     if (!w && stall > 0 && age > stall + 2000000) {
         /* The service thread published nothing for that long. */
         snprintf(buf, sizeof(buf), "scoring stalled: the service thread "
@@ -1331,7 +1449,11 @@ static void rs_svc_label(rs_service_t *svc, const rs_msg_t *msg) {
     /* maintenance: a failure or repair, at its place in the batch */
     if (svc->al && rs_alerts_label(svc->al, (int)(msg - svc->msgs), lb))
         return;
-    rs_features_label(svc->feat, lb);
+    /* A label before its event (later in this batch, or still to come
+     * on a partition that is behind or replaying) waits for it; what
+     * nothing brings is dropped after the batch (parts.h). */
+    if (rs_features_label(svc->feat, lb) == RS_ERR_NOTFOUND)
+        rs_parts_label_hold(svc->parts, lb, msg->partition);
     rs_trainer_msg_t *m = rs_svc_train_slot(svc);
     m->kind = RS_TRAINER_LABEL;
     m->partition = msg->partition; /* labels keyed like their events */
@@ -1397,6 +1519,7 @@ static void rs_svc_store_acked(rs_service_t *svc) {
         }
         svc->offs_tail = b->off0 + (uint64_t)b->n;
         svc->ring_tail++;
+        if (svc->clog) rs_changelog_release(svc->clog, b->seq);
     }
 }
 
@@ -1501,7 +1624,10 @@ static rs_err_t rs_svc_ckpt_restore(rs_service_t *svc, char *errstr,
             pos[i].partition < RS_SVC_MAX_PARTS)
             svc->applied[pos[i].topic * RS_SVC_MAX_PARTS + pos[i].partition] =
                 pos[i].offset;
-    rs_ingest_set_start(svc->ing, pos, (int)h->n);
+    /* The partitions it holds start where it ends if they are assigned
+     * here (parts.h); the others are saved and dropped. */
+    for (uint32_t i = 0; i < h->n; i++)
+        rs_parts_held(svc->parts, pos[i].partition);
     if (svc->cp) rs_cpstage_hold(svc->cp, pos, (int)h->n); /* cpstage hook */
     rs_features_stats_t fs;
     rs_features_stats(svc->feat, &fs);
@@ -1820,6 +1946,7 @@ static void rs_svc_periodic(rs_service_t *svc, int64_t now_us) {
         if (svc->dedup) rs_dedup_stats(svc->dedup, &sn->dds);
         else memset(&sn->dds, 0, sizeof(sn->dds));
         sn->nlag = rs_ingest_lag(svc->ing, sn->lag, (int)RS_ARRAY_LEN(sn->lag));
+        sn->replaying = rs_ingest_replaying(svc->ing, &sn->replay_left);
         sn->redis_ok = rs_sink_redis_healthy(svc->rd);
         sn->valid = 1;
         sn->taken_us = now_us;
@@ -1866,6 +1993,12 @@ static void rs_svc_periodic(rs_service_t *svc, int64_t now_us) {
                     rs_hist_mean(&svc->st.batch_msgs));
         }
         svc->stats_next_us = now_us + svc->conf->stats_interval_ms * 1000;
+        int64_t left = 0;
+        int nrep = rs_ingest_replaying(svc->ing, &left);
+        if (nrep) /* restore progress (parts.h: state rebuilt from input) */
+            rs_info("state", "restoring: %d partition(s) replaying, %lld "
+                    "message(s) left to replay (state only, not published)",
+                    nrep, (long long)left);
     }
 }
 
@@ -2045,6 +2178,7 @@ static rs_err_t rs_svc_txn_commit(rs_service_t *svc,
     }
     svc->txn_open = 0;
     svc->st.txn_commits++;
+    if (svc->clog) rs_changelog_release(svc->clog, svc->sealed_seq);
     svc->ring_tail = svc->ring_head;
     svc->offs_tail = svc->offs_head;
     svc->progress_us = rs_clock_mono_us();
@@ -2079,6 +2213,180 @@ static void rs_svc_revoked(void *opaque, const rs_ingest_pos_t *parts, int n,
             parts[i].partition >= 0 && parts[i].partition < RS_SVC_MAX_PARTS)
             svc->txn_dirty[parts[i].topic * RS_SVC_MAX_PARTS +
                            parts[i].partition] = 0;
+}
+
+/* ----------------------------------- partition-local state (issue 13)
+ * The operations parts.h needs from the service, and the revoke hook. */
+
+static int rs_svc_p_flush(void *o) {
+    rs_service_t *svc = o;
+    int ok;
+    if (svc->eos) {
+        ok = !svc->txn_open; /* rs_svc_revoked committed */
+    } else {
+        rs_sink_kafka_flush(svc->ks, 10000);
+        rs_sink_redis_wait(svc->rd, svc->sealed_seq, 10000);
+        rs_svc_store_acked(svc);
+        ok = svc->ring_head == svc->ring_tail;
+    }
+    /* the changelog up to what was delivered, acknowledged (its end is
+     * what a partition checkpoint records) */
+    if (svc->clog && rs_changelog_flush(svc->clog, 10000)) ok = 0;
+    return ok ? 0 : -1;
+}
+
+/* A partition's positions now (changelog markers). */
+static void rs_svc_p_pos(void *o, int32_t p, rs_pstate_pos_t *pos);
+
+/* The changelog topic, once, at the first assignment (Kafka answers
+ * then): `auto` on librdkafka's mock, or a topic that cannot be made,
+ * turns it off; with `true` the latter stops the service. */
+static void rs_svc_clog_check(rs_service_t *svc) {
+    if (!svc->clog || svc->clog_checked) return;
+    svc->clog_checked = 1;
+    char topic[300], e2[600];
+    snprintf(topic, sizeof(topic), "%s-state-changelog",
+             svc->app->ingest.group_id);
+    int autom = svc->app->state.changelog == RS_STATE_CHANGELOG_AUTO;
+    rs_err_t err = RS_OK;
+    if (autom && rs_changelog_on_mock(svc->clog, 10000) == 1) {
+        /* `riskstream broker`: ~5 MB per partition, no compaction */
+        rs_info("service", "state changelog off: the brokers are the "
+                "embedded mock (state.changelog: true to use %s anyway)",
+                topic);
+    } else if ((err = rs_changelog_ensure(svc->clog,
+                                          svc->app->ingest.topic_events,
+                                          30000, e2, sizeof(e2))) == RS_OK) {
+        rs_info("service", "state changelog: %s", topic);
+        return;
+    } else if (autom) {
+        rs_warn("service", "state changelog off: %s", e2);
+    } else {
+        rs_error("service", "%s", e2);
+        svc->clog_err = err;
+        rs_strlcpy(svc->clog_errstr, e2, sizeof(svc->clog_errstr));
+    }
+    rs_changelog_destroy(svc->clog);
+    svc->clog = NULL;
+}
+
+static int64_t rs_svc_p_cl_hwm(void *o, int32_t p) {
+    rs_service_t *svc = o;
+    rs_svc_clog_check(svc);
+    return svc->clog ? rs_changelog_hwm(svc->clog, p) : -1;
+}
+
+static int64_t rs_svc_p_cl_end(void *o, int32_t p) {
+    rs_service_t *svc = o;
+    return svc->clog ? rs_changelog_end(svc->clog, p) : -1;
+}
+
+static rs_err_t rs_svc_p_cl_restore(void *o, int32_t p, int64_t from,
+                                    rs_pstate_pos_t *pos, uint64_t *nrec,
+                                    char *errstr, size_t errstr_size) {
+    rs_service_t *svc = o;
+    if (!svc->clog) return RS_ERR_NOTFOUND;
+    return rs_changelog_restore(svc->clog, p, from, pos, nrec, errstr,
+                                errstr_size);
+}
+
+static int64_t rs_svc_p_applied(void *o, int topic, int32_t p) {
+    rs_service_t *svc = o;
+    if (topic < 0 || topic > 1 || p < 0 || p >= RS_SVC_MAX_PARTS) return -1;
+    return svc->applied[topic * RS_SVC_MAX_PARTS + p];
+}
+
+static void rs_svc_p_set_applied(void *o, int topic, int32_t p, int64_t off) {
+    rs_service_t *svc = o;
+    if (topic < 0 || topic > 1 || p < 0 || p >= RS_SVC_MAX_PARTS) return;
+    svc->applied[topic * RS_SVC_MAX_PARTS + p] = off;
+    if (off < 0) svc->txn_dirty[topic * RS_SVC_MAX_PARTS + p] = 0;
+}
+
+static uint64_t rs_svc_p_log_end(void *o, int32_t p) {
+    rs_service_t *svc = o;
+    const rs_learnlog_t *lg = rs_state_log_if_open(svc->state, p);
+    if (lg) return rs_learnlog_end(lg);
+    return p >= 0 && p < RS_STATE_MAX_PARTS && svc->lrestore[p] >= 0
+               ? (uint64_t)svc->lrestore[p] : UINT64_MAX; /* unknown */
+}
+
+static void rs_svc_p_log_close(void *o, int32_t p) {
+    rs_service_t *svc = o;
+    if (p < 0 || p >= RS_STATE_MAX_PARTS) return;
+    if (rs_state_log_if_open(svc->state, p)) {
+        rs_svc_ckpt_join(svc); /* the I/O thread may sync it */
+        if (rs_trainer_detach(svc->tr, p, 30000) != RS_OK) {
+            rs_warn("service", "learning log of partition %d stays open: "
+                    "the trainer did not let it go", (int)p);
+            return;
+        }
+        rs_state_close_log(svc->state, p);
+    }
+    svc->lrestore[p] = -1;
+    svc->pwm[p] = svc->pwm_sent[p] = INT64_MIN;
+    svc->lend_sent[p] = 0;
+}
+
+static void rs_svc_p_log_restore(void *o, int32_t p, uint64_t end) {
+    rs_service_t *svc = o;
+    if (p < 0 || p >= RS_STATE_MAX_PARTS) return;
+    rs_svc_p_log_close(o, p); /* rewound when opened next (rs_svc_log) */
+    svc->lrestore[p] = end == UINT64_MAX ? -1 : (int64_t)end;
+}
+
+static void rs_svc_p_ckpt_abort(void *o) {
+    rs_service_t *svc = o;
+    if (!svc->ckpt_active) return;
+    rs_features_checkpoint_abort(svc->feat);
+    svc->ckpt_active = 0;
+    svc->ckpt_due_us = rs_clock_mono_us(); /* again, without the moved one */
+}
+
+static int rs_svc_p_owns(void *o, int32_t p) {
+    rs_service_t *svc = o;
+    return rs_ingest_owns(svc->ing, RS_MSG_TOPIC_EVENTS, p) ||
+           rs_ingest_owns(svc->ing, RS_MSG_TOPIC_LABELS, p);
+}
+
+/* The events partition may still bring an event a label names: it is
+ * replaying, or its consumer is behind (a label read ahead of its event
+ * after a pause used to be lost for good). */
+static int rs_svc_p_replaying(void *o, int32_t p) {
+    rs_service_t *svc = o;
+    return rs_ingest_replaying_part(svc->ing, RS_MSG_TOPIC_EVENTS, p) ||
+           rs_ingest_behind(svc->ing, RS_MSG_TOPIC_EVENTS, p);
+}
+
+static int rs_svc_p_rebalancing(void *o) {
+    return rs_ingest_rebalancing(((rs_service_t *)o)->ing);
+}
+
+static void rs_svc_p_pos(void *o, int32_t p, rs_pstate_pos_t *pos) {
+    pos->events = rs_svc_p_applied(o, RS_MSG_TOPIC_EVENTS, p);
+    pos->labels = rs_svc_p_applied(o, RS_MSG_TOPIC_LABELS, p);
+    uint64_t e = rs_svc_p_log_end(o, p);
+    pos->log_end = e == UINT64_MAX ? 0 : e;
+    pos->changelog = -1;
+}
+
+static void rs_svc_parts_new(rs_service_t *svc) {
+    rs_parts_ops_t ops = {
+        svc, rs_svc_p_flush, rs_svc_p_applied, rs_svc_p_set_applied,
+        rs_svc_p_log_end, rs_svc_p_log_restore, rs_svc_p_log_close,
+        rs_svc_p_ckpt_abort, rs_svc_p_owns, rs_svc_p_rebalancing,
+        rs_svc_p_cl_hwm, rs_svc_p_cl_end, rs_svc_p_cl_restore};
+    svc->parts = rs_parts_new(svc->pstate, &ops);
+}
+
+/* Partitions leave (inside rs_ingest_poll): exactly-once commits or
+ * aborts its transaction (rs_svc_revoked), then their state is flushed
+ * and parked, or dropped if lost (parts.h). */
+static void rs_svc_revoke_hook(void *opaque, const rs_ingest_pos_t *parts,
+                               int n, int lost) {
+    rs_service_t *svc = opaque;
+    if (svc->eos) rs_svc_revoked(opaque, parts, n, lost);
+    rs_parts_revoke(svc->parts, parts, n, lost);
 }
 
 /* ------------------------------------------------------------- batch */
@@ -2250,9 +2558,9 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             svc->st.events++;
             uint64_t dd = 0;
             if (svc->dedup &&
-                rs_dedup_check(svc->dedup,
-                               rs_dedup_key(m->ev.entity_id, m->ev.id),
-                               m->ev.event_time_ms, &dd)) {
+                rs_dedup_check_part(svc->dedup,
+                                    rs_dedup_key(m->ev.entity_id, m->ev.id),
+                                    m->ev.event_time_ms, m->partition, &dd)) {
                 /* Seen before (maybe earlier in this batch): it gets the
                  * decision on record once the batch is scored, and enters
                  * neither the features nor the model again. */
@@ -2262,6 +2570,7 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             }
             float *x = svc->x + (size_t)nev * (size_t)D;
             svc->flags[nev] = 0;
+            rs_features_set_partition(svc->feat, m->partition); /* its state's */
             /* maintenance: reports due at this event time (alerts.h) */
             if (svc->al) rs_alerts_event(svc->al, i, &m->ev, m->partition);
             /* cpstage hook: the shared features first (the engine, in
@@ -2276,6 +2585,8 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
                 svc->st.rejected++;
                 break;
             }
+            if (rs_parts_labels_held(svc->parts)) /* a replay's labels */
+                rs_parts_label_release(svc->parts, svc->feat, m->ev.id);
             if (m->ev.event_time_ms > svc->watermark_ms)
                 svc->watermark_ms = m->ev.event_time_ms;
             if (m->partition < 0 || m->partition >= RS_STATE_MAX_PARTS)
@@ -2410,6 +2721,19 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             return rs_errf(errstr, errstr_size, rerr,
                            "score of %s does not encode",
                            wb.bad >= 0 ? svc->out[wb.bad].event_id : "?");
+        for (int k = 0; svc->feat_out && k < nev; k++) {
+            if (svc->pub[k] < 0) continue; /* tests: id partition offset x */
+            const rs_msg_t *m = &svc->msgs[svc->ev_msg[k]];
+            fprintf(svc->feat_out, "%s\t%d\t%lld\t", m->ev.id,
+                    (int)m->partition, (long long)m->offset);
+            for (int j = 0; j < D; j++) {
+                uint32_t u;
+                memcpy(&u, svc->x + (size_t)k * (size_t)D + (size_t)j, 4);
+                fprintf(svc->feat_out, "%s%08x", j ? "," : "", u);
+            }
+            fputc('\n', svc->feat_out);
+        }
+        if (svc->feat_out) fflush(svc->feat_out);
         for (int k = 0; k < nev; k++) {
             if (svc->pub[k] < 0) continue;
             const rs_msg_t *m = &svc->msgs[svc->ev_msg[k]];
@@ -2480,6 +2804,9 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
     svc->progress_us = rs_clock_mono_us();
     svc->st.batches++;
     rs_svc_advance(svc, ntouched);
+    rs_svc_clog_check(svc);
+    if (svc->clog) /* what the batch changed, produced once it retires */
+        rs_changelog_stage(svc->clog, b->seq, svc->msgs, n, rs_svc_p_pos, svc);
     return RS_OK;
 }
 
@@ -2487,7 +2814,8 @@ rs_err_t rs_service_run(rs_service_t *svc, volatile sig_atomic_t *stop,
                         char *errstr, size_t errstr_size) {
     rs_err_t err = RS_OK;
     svc->stop = stop;
-    if (svc->eos) rs_ingest_set_revoke_cb(svc->ing, rs_svc_revoked, svc);
+    rs_ingest_set_revoke_cb(svc->ing, rs_svc_revoke_hook, svc);
+    rs_ingest_set_assign_cb(svc->ing, rs_parts_assign, svc->parts);
     svc->start_us = svc->last_input_us = rs_clock_mono_us();
     svc->ckpt_due_us = svc->start_us + svc->conf->checkpoint_interval_ms * 1000;
     rs_info("service", "scoring %s -> %s + redis, model %s, %d features, %s",
@@ -2501,6 +2829,11 @@ rs_err_t rs_service_run(rs_service_t *svc, volatile sig_atomic_t *stop,
         if (n < 0) {
             err = rs_errf(errstr, errstr_size, RS_ERR_KAFKA,
                           "consumer failed (fatal Kafka error)");
+            break;
+        }
+        if (svc->clog_err) { /* state.changelog: true, no usable topic */
+            err = rs_errf(errstr, errstr_size, svc->clog_err, "%s",
+                          svc->clog_errstr);
             break;
         }
         if (n > 0) {
@@ -2521,6 +2854,9 @@ rs_err_t rs_service_run(rs_service_t *svc, volatile sig_atomic_t *stop,
             break;
         }
         rs_svc_store_acked(svc);
+        rs_parts_tick(svc->parts); /* partitions that left: saved, dropped */
+        if (rs_parts_labels_held(svc->parts))
+            rs_parts_labels_expire(svc->parts, rs_svc_p_replaying);
         rs_svc_swap_weights(svc);
         rs_svc_ckpt_tick(svc, now);
         rs_svc_periodic(svc, now);

@@ -43,7 +43,15 @@ extern "C" {
 /* `state:` section. */
 typedef struct rs_state_conf_s {
     char dir[512];            /* "" = the default (design note)          */
+    int changelog;            /* RS_STATE_CHANGELOG_*                    */
 } rs_state_conf_t;
+
+/* state.changelog (scoring/changelog.h) */
+#define RS_STATE_CHANGELOG_AUTO 0  /* on with real brokers (topics.brokers
+                                    * or kafka.bootstrap.servers), off
+                                    * with the embedded one             */
+#define RS_STATE_CHANGELOG_ON 1
+#define RS_STATE_CHANGELOG_OFF 2
 
 void rs_state_conf_section(rs_conf_section_t *sec, rs_state_conf_t *conf);
 

@@ -12,7 +12,9 @@ static void rs_broker_help(FILE *fp) {
         "usage: riskstream broker [--config FILE] [--set KEY=VALUE]... "
         "[--nodes N]\n\n"
         "Start librdkafka's mock cluster with the configured topics (topics.*,\n"
-        "topics.partitions), print `kafka bootstrap: HOST:PORT` and serve until\n"
+        "topics.partitions, and <topics.group_id>-state-changelog, the state\n"
+        "changelog of that group: the mock neither creates nor compacts\n"
+        "topics for serve), print `kafka bootstrap: HOST:PORT` and serve until\n"
         "SIGINT/SIGTERM.  Point `serve --brokers`, `gen --brokers` and kcat at\n"
         "it.  Like every mock cluster it keeps only ~5 MB per partition.\n\n"
         "options:\n" RS_CLI_COMMON_HELP
@@ -57,10 +59,14 @@ int rs_cmd_broker(int argc, char **argv) {
         rs_app_conf_destroy(&app);
         return rc;
     }
-    char errstr[512];
+    char errstr[512], changelog[300];
+    /* The state changelog of topics.group_id (scoring/changelog.h): the
+     * mock has no CreateTopics for serve to create it with. */
+    snprintf(changelog, sizeof(changelog), "%s-state-changelog",
+             app.ingest.group_id);
     const char *topics[] = {app.ingest.topic_events, app.ingest.topic_labels,
                             app.ingest.topic_scores, app.ingest.topic_alerts,
-                            app.ingest.topic_dlq};
+                            app.ingest.topic_dlq, changelog};
     rs_cluster_t *cl = rs_cluster_new(nodes, topics, (int)RS_ARRAY_LEN(topics),
                                       (int)app.ingest.partitions, errstr,
                                       sizeof(errstr));

@@ -1824,10 +1824,12 @@ static void ck_parse(ck_file_t *cf, const char *path) {
     cf->n = cf->b[cf->key + 2] | cf->b[cf->key + 3] << 8;
     cf->nl = cf->b[cf->key + 4] | cf->b[cf->key + 5] << 8;
     assert_true(cf->n > 0 && cf->nl > 0);
-    long items = cf->size - cf->key - 24 - 16L * cf->nl - 64L * (long)nevid;
+    /* format 2: the 24-byte head, then u32 partition + 1, u32 0 */
+    long kh = cf->b[8] >= 2 ? 32 : 24;
+    long items = cf->size - cf->key - kh - 16L * cf->nl - 64L * (long)nevid;
     assert_true(items > 0 && items % cf->n == 0);
     cf->isz = items / cf->n;
-    cf->item0 = cf->key + 24;
+    cf->item0 = cf->key + kh;
     cf->lab0 = cf->item0 + cf->n * cf->isz;
     cf->idx0 = cf->lab0 + 16L * cf->nl;
     assert_int_equal(cf->b[cf->idx0], 2);
