@@ -9,7 +9,23 @@
  *         i64 max_t | u64 cursor  -- then slots of {u64 key, u64 record+1}
  *         (open addressing, linear probing; key = event id hash, 0 -> 1)
  * The .idx is derived: it is rebuilt from the .log whenever it does not
- * match (and always for the segment being written, at open).
+ * match.  `slots` and `indexed` describe the table the FILE holds (0 slots:
+ * none written yet, the area is zeros); min_t, max_t and cursor are kept
+ * up to date in the mapping.
+ *
+ * Where the index lives.  A segment's hash table is sized for its whole
+ * capacity (a 256 MiB segment: 2 M slots, 32 MiB), and event ids hash to
+ * random slots: filled in place, nearly every insert of a young segment
+ * touched a fresh page of the mapped file (a page fault, the page zeroed
+ * and later written back: measured as ~40 % of the trainer thread in the
+ * end-to-end bench).  So the segment being indexed keeps its table in RAM,
+ * starting small and doubling at 70 % load (pages touched grow with the
+ * records, not with the capacity); it is written to the file once, at its
+ * full size, when the segment is fully indexed (SEALED: from then on the
+ * file's table is used in place), and at close as it is (the next open
+ * loads it instead of re-reading the records).  After a crash the file
+ * holds the table of the last close or seal: the records after its
+ * `indexed` are checked and indexed again at open, as before.
  */
 #define _GNU_SOURCE
 #include "model/learnlog.h"
@@ -58,7 +74,12 @@ typedef struct rs_lseg_s {
     size_t log_len;
     uint8_t *idx;         /* header page + slots                         */
     size_t idx_len;
-    uint64_t mask;        /* slots - 1                                   */
+    uint64_t mask;        /* slots - 1 of the file's full-size table      */
+    /* resolver side: the index of a segment not yet sealed, in RAM
+     * (NULL once sealed: the file's table is the index) */
+    rs_ll_slot_t *ram;    /* [rmask + 1]                                 */
+    uint64_t rmask, rkeys;/* slots - 1, keys held                        */
+    uint64_t nidx;        /* records indexed (RAM or file)               */
     _Atomic int dirty;    /* written since the last sync                 */
 } rs_lseg_t;
 
@@ -143,6 +164,7 @@ static void rs_ll_path(const rs_learnlog_t *lg, uint64_t first,
 
 static void rs_ll_unmap(const rs_learnlog_t *lg, rs_lseg_t *sg) {
     if (!sg) return;
+    free(sg->ram);
     if (lg->mem) {
         free(sg->log);
         free(sg->idx);
@@ -190,37 +212,144 @@ static rs_err_t rs_ll_map(const char *path, size_t len, int create,
     return RS_OK;
 }
 
-/* A new, empty index; clear = 0 for a fresh file or allocation (already
- * zero: touching tens of MB of pages would slow the start). */
-static void rs_ll_idx_init(const rs_learnlog_t *lg, rs_lseg_t *sg, int clear) {
+#define RS_LL_RAM_MIN 1024u /* slots of a new RAM index (16 KiB)          */
+
+/* Insert into a table of mask+1 slots; 0 if the key was there (a repeat:
+ * the first record wins). */
+static inline int rs_ll_put(rs_ll_slot_t *sl, uint64_t mask, uint64_t key,
+                            uint64_t rec) {
+    uint64_t i = key & mask;
+    while (sl[i].key) {
+        if (sl[i].key == key) return 0;
+        i = (i + 1) & mask;
+    }
+    sl[i].key = key;
+    sl[i].rec = rec;
+    return 1;
+}
+
+/* A new, empty index in RAM (the file's table is left as it is: its
+ * header says what it holds). */
+static void rs_ll_idx_init(const rs_learnlog_t *lg, rs_lseg_t *sg) {
     rs_ll_idxhdr_t *ih = rs_ll_ih(sg);
-    if (clear) memset(sg->idx, 0, sg->idx_len);
-    memcpy(ih->magic, RS_LL_IDX_MAGIC, 8);
-    ih->first = sg->first;
-    ih->slots = sg->mask + 1;
-    ih->indexed = 0;
+    free(sg->ram);
+    uint64_t n = RS_MIN((uint64_t)RS_LL_RAM_MIN, sg->mask + 1);
+    sg->ram = rs_calloc((size_t)n, sizeof(rs_ll_slot_t));
+    sg->rmask = n - 1;
+    sg->rkeys = 0;
+    sg->nidx = 0;
     ih->min_t = INT64_MAX;
     ih->max_t = INT64_MIN;
     ih->cursor = sg->first;
     (void)lg;
 }
 
+/* A fresh segment's header: no table written yet. */
+static void rs_ll_idx_hdr_new(rs_lseg_t *sg) {
+    rs_ll_idxhdr_t *ih = rs_ll_ih(sg);
+    memcpy(ih->magic, RS_LL_IDX_MAGIC, 8);
+    ih->first = sg->first;
+    ih->slots = 0;
+    ih->indexed = 0;
+    ih->min_t = INT64_MAX;
+    ih->max_t = INT64_MIN;
+    ih->cursor = sg->first;
+}
+
+/* Re-hash the RAM table into one of `slots` slots. */
+static void rs_ll_ram_resize(rs_lseg_t *sg, uint64_t slots) {
+    rs_ll_slot_t *nt = rs_calloc((size_t)slots, sizeof(rs_ll_slot_t));
+    for (uint64_t i = 0; i <= sg->rmask; i++)
+        if (sg->ram[i].key)
+            rs_ll_put(nt, slots - 1, sg->ram[i].key, sg->ram[i].rec);
+    free(sg->ram);
+    sg->ram = nt;
+    sg->rmask = slots - 1;
+}
+
+/* Write the RAM table to the file and make it the index.  sealed = 1: the
+ * segment is fully indexed: the file gets the full-size table (entries
+ * hashed straight into it) and RAM is freed; sealed = 0 (close): the table
+ * is copied as it is, at its current size.  The part of an older, larger
+ * table the new one does not cover is cleared. */
+static void rs_ll_idx_write(rs_lseg_t *sg, int sealed) {
+    rs_ll_idxhdr_t *ih = rs_ll_ih(sg);
+    rs_ll_slot_t *fs = rs_ll_slots(sg);
+    const uint64_t old = ih->slots <= sg->mask + 1 ? ih->slots : sg->mask + 1;
+    ih->indexed = 0; /* the table is not whole until the end */
+    if (sealed) {
+        if (old) memset(fs, 0, (size_t)old * sizeof(*fs));
+        for (uint64_t i = 0; i <= sg->rmask; i++)
+            if (sg->ram[i].key)
+                rs_ll_put(fs, sg->mask, sg->ram[i].key, sg->ram[i].rec);
+        ih->slots = sg->mask + 1;
+        free(sg->ram);
+        sg->ram = NULL;
+    } else {
+        const uint64_t n = sg->rmask + 1;
+        memcpy(fs, sg->ram, (size_t)n * sizeof(*fs));
+        if (old > n) memset(fs + n, 0, (size_t)(old - n) * sizeof(*fs));
+        ih->slots = n;
+    }
+    ih->indexed = sg->nidx;
+}
+
 static void rs_ll_idx_add(const rs_learnlog_t *lg, rs_lseg_t *sg,
                           uint64_t pos) {
     const rs_lrec_hdr_t *h = (const rs_lrec_hdr_t *)rs_ll_at(lg, sg, pos);
     rs_ll_idxhdr_t *ih = rs_ll_ih(sg);
-    rs_ll_slot_t *sl = rs_ll_slots(sg);
-    uint64_t key = h->id ? h->id : 1, i = key & sg->mask;
-    while (sl[i].key) {
-        if (sl[i].key == key) goto counted; /* a repeat: the first wins */
-        i = (i + 1) & sg->mask;
-    }
-    sl[i].key = key;
-    sl[i].rec = pos - sg->first + 1;
-counted:
+    uint64_t key = h->id ? h->id : 1;
+    /* at most 70 % full; the full size holds the capacity at that load */
+    if ((sg->rkeys + 1) * 10 > (sg->rmask + 1) * 7 && sg->rmask < sg->mask)
+        rs_ll_ram_resize(sg, 2 * (sg->rmask + 1));
+    sg->rkeys += (uint64_t)rs_ll_put(sg->ram, sg->rmask, key,
+                                     pos - sg->first + 1);
     if (h->t < ih->min_t) ih->min_t = h->t;
     if (h->t > ih->max_t) ih->max_t = h->t;
-    ih->indexed = pos - sg->first + 1;
+    sg->nidx = pos - sg->first + 1;
+    if (sg->nidx == sg->cap) rs_ll_idx_write(sg, 1); /* sealed */
+}
+
+/* The index of an opened segment from its file: the file's table is used
+ * in place if the segment is fully indexed in it (sealed), else loaded
+ * into RAM to be completed (a table that does not add up is dropped: the
+ * records are indexed again).  Returns the records it holds. */
+static uint64_t rs_ll_idx_load(const rs_learnlog_t *lg, rs_lseg_t *sg) {
+    rs_ll_idxhdr_t *ih = rs_ll_ih(sg);
+    const uint64_t s = ih->slots, n = ih->indexed;
+    if (s == sg->mask + 1 && n == sg->cap) {
+        sg->ram = NULL;
+        sg->nidx = n;
+        return n;
+    }
+    const int64_t min_t = ih->min_t, max_t = ih->max_t;
+    const uint64_t cursor = ih->cursor;
+    rs_ll_idx_init(lg, sg);
+    ih->cursor = cursor;
+    if (n == 0 || s < 16 || s > sg->mask + 1 || (s & (s - 1)))
+        return 0;
+    /* a copy of the file's table, checked: no more keys than records, at
+     * most 70 % full (so every probe ends) */
+    free(sg->ram);
+    sg->ram = rs_malloc((size_t)s * sizeof(rs_ll_slot_t));
+    memcpy(sg->ram, rs_ll_slots(sg), (size_t)s * sizeof(rs_ll_slot_t));
+    sg->rmask = s - 1;
+    uint64_t keys = 0, bad = 0;
+    for (uint64_t i = 0; i < s; i++)
+        if (sg->ram[i].key) {
+            keys++;
+            bad |= sg->ram[i].rec == 0 || sg->ram[i].rec > n;
+        }
+    if (bad || keys > n || keys * 10 > s * 7) {
+        rs_ll_idx_init(lg, sg);
+        ih->cursor = cursor;
+        return 0;
+    }
+    sg->rkeys = keys;
+    sg->nidx = n;
+    ih->min_t = min_t;
+    ih->max_t = max_t;
+    return n;
 }
 
 /* New segment starting at `first`: files created and preallocated (or
@@ -276,7 +405,8 @@ static rs_lseg_t *rs_ll_seg_new(rs_learnlog_t *lg, uint64_t first,
     h->first = first;
     h->cap = lg->cap;
     h->sum = rs_checksum32(h, offsetof(rs_ll_loghdr_t, sum), 0);
-    rs_ll_idx_init(lg, sg, 0);
+    rs_ll_idx_hdr_new(sg);
+    rs_ll_idx_init(lg, sg);
     return sg;
 }
 
@@ -377,8 +507,10 @@ static rs_err_t rs_ll_seg_open(rs_learnlog_t *lg, uint64_t first,
     int rebuild = err != RS_OK;
     if (!rebuild) {
         const rs_ll_idxhdr_t *ih = rs_ll_ih(sg);
+        /* a table of any size up to the full one (rs_ll_idx_load checks
+         * it further) */
         rebuild = sg->idx_len != ilen || memcmp(ih->magic, RS_LL_IDX_MAGIC, 8) ||
-                  ih->first != first || ih->slots != slots ||
+                  ih->first != first || ih->slots > slots ||
                   ih->indexed > sg->cap;
         if (rebuild) {
             munmap(sg->idx, sg->idx_len);
@@ -390,8 +522,9 @@ static rs_err_t rs_ll_seg_open(rs_learnlog_t *lg, uint64_t first,
         err = rs_ll_map(path, ilen, 1, &sg->idx, &sg->idx_len, errstr,
                         errstr_size);
         if (err) { rs_ll_unmap(lg, sg); return err; }
-        rs_ll_idx_init(lg, sg, 0);
+        rs_ll_idx_hdr_new(sg);
     }
+    rs_ll_idx_load(lg, sg);
     *out = sg;
     return RS_OK;
 }
@@ -474,7 +607,7 @@ rs_learnlog_t *rs_learnlog_open(const char *dir, int32_t partition,
         /* sealed segments: indexed fully (rebuild what is not) */
         for (int i = 0; i + 1 < lg->nseg; i++) {
             rs_lseg_t *sg = lg->segs[i];
-            uint64_t done = rs_ll_ih(sg)->indexed;
+            uint64_t done = sg->nidx;
             for (uint64_t p = sg->first + done; p < sg->first + sg->cap; p++)
                 rs_ll_idx_add(lg, sg, p);
         }
@@ -484,9 +617,9 @@ rs_learnlog_t *rs_learnlog_open(const char *dir, int32_t partition,
          * indexed record itself is damaged (pages lost in a machine
          * crash), everything is checked and indexed anew. */
         rs_lseg_t *sg = lg->segs[lg->nseg - 1];
-        uint64_t cursor = rs_ll_ih(sg)->cursor, done = rs_ll_ih(sg)->indexed;
+        uint64_t cursor = rs_ll_ih(sg)->cursor, done = sg->nidx;
         if (done && !rs_ll_rec_ok(lg, rs_ll_at(lg, sg, sg->first + done - 1))) {
-            rs_ll_idx_init(lg, sg, 1);
+            rs_ll_idx_init(lg, sg);
             done = 0;
         }
         uint64_t p = sg->first + done;
@@ -509,7 +642,7 @@ rs_learnlog_t *rs_learnlog_open(const char *dir, int32_t partition,
         atomic_store(&lg->st_indexed, p);
         atomic_store(&lg->st_cursor, lg->cursor);
         const rs_ll_idxhdr_t *ih0 = rs_ll_ih(lg->segs[0]);
-        atomic_store(&lg->st_oldest_t, ih0->indexed ? ih0->min_t : 0);
+        atomic_store(&lg->st_oldest_t, lg->segs[0]->nidx ? ih0->min_t : 0);
         if (err_out) *err_out = RS_OK;
         return lg;
     }
@@ -530,7 +663,12 @@ fail:
 
 void rs_learnlog_close(rs_learnlog_t *lg) {
     if (!lg) return;
-    for (int i = 0; i < lg->nseg; i++) rs_ll_unmap(lg, lg->segs[i]);
+    for (int i = 0; i < lg->nseg; i++) {
+        /* an index still in RAM goes to the file as it is: the next open
+         * loads it instead of reading the records again */
+        if (!lg->mem && lg->segs[i]->ram) rs_ll_idx_write(lg->segs[i], 0);
+        rs_ll_unmap(lg, lg->segs[i]);
+    }
     free(lg->segs);
     pthread_mutex_destroy(&lg->lock);
     free(lg);
@@ -609,7 +747,8 @@ rs_err_t rs_learnlog_rewind(rs_learnlog_t *lg, uint64_t pos, char *errstr,
     lg->rseg = NULL;
     /* its index again, from what is left */
     uint64_t cursor = rs_ll_ih(sg)->cursor;
-    rs_ll_idx_init(lg, sg, 1);
+    rs_ll_ih(sg)->indexed = 0; /* the file's table may name records gone */
+    rs_ll_idx_init(lg, sg);
     for (uint64_t p = sg->first; p < pos; p++) rs_ll_idx_add(lg, sg, p);
     rs_ll_ih(sg)->cursor = cursor < pos ? cursor : pos;
     atomic_store(&lg->end, pos);
@@ -665,14 +804,15 @@ uint64_t rs_learnlog_index(rs_learnlog_t *lg) {
 uint64_t rs_learnlog_indexed(const rs_learnlog_t *lg) { return lg->indexed; }
 
 static int rs_ll_probe(const rs_lseg_t *sg, uint64_t key, uint64_t *pos) {
-    const rs_ll_slot_t *sl = rs_ll_slots(sg);
-    uint64_t i = key & sg->mask;
+    const rs_ll_slot_t *sl = sg->ram ? sg->ram : rs_ll_slots(sg);
+    const uint64_t mask = sg->ram ? sg->rmask : sg->mask;
+    uint64_t i = key & mask;
     while (sl[i].key) {
         if (sl[i].key == key) {
             *pos = sg->first + sl[i].rec - 1;
             return 1;
         }
-        i = (i + 1) & sg->mask;
+        i = (i + 1) & mask;
     }
     return 0;
 }
@@ -689,7 +829,7 @@ rs_err_t rs_learnlog_find(rs_learnlog_t *lg, uint64_t id, int64_t t_hint,
         for (int i = lg->nseg - 1; i >= 0; i--) {
             const rs_lseg_t *sg = lg->segs[i];
             const rs_ll_idxhdr_t *ih = rs_ll_ih(sg);
-            if (!ih->indexed) continue;
+            if (!sg->nidx) continue;
             int in = t_hint >= ih->min_t && t_hint <= ih->max_t;
             if (t_hint && (pass == 0) != in) continue;
             probes++;
@@ -768,7 +908,7 @@ int rs_learnlog_truncate(rs_learnlog_t *lg, int64_t keep_after_ms) {
         atomic_fetch_sub(&lg->st_bytes, (uint64_t)(sg->log_len + sg->idx_len));
         atomic_store(&lg->st_first, lg->segs[0]->first);
         const rs_ll_idxhdr_t *ih0 = rs_ll_ih(lg->segs[0]);
-        atomic_store(&lg->st_oldest_t, ih0->indexed ? ih0->min_t : 0);
+        atomic_store(&lg->st_oldest_t, lg->segs[0]->nidx ? ih0->min_t : 0);
         pthread_mutex_unlock(&lg->lock);
         if (lg->rseg == sg) lg->rseg = NULL;
         if (!lg->mem) {

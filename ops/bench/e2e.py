@@ -7,7 +7,9 @@ Per round and per system (the rounds interleave the systems, so a burst of load
 from elsewhere on the machine hits every system, not one):
   1. a fresh `riskstream broker --set topics.partitions=32` (its own process) and a
      fresh private redis-server (unix socket in a temp dir; the peer, which only
-     speaks TCP, gets a loopback port picked free just before);
+     speaks TCP, gets a loopback port picked free just before); riskstream gets a
+     fresh state.dir in the same temp dir (no learning log, checkpoint or model
+     version of an earlier run);
   2. N events (default 100 000) from `riskstream gen` (one file, the same bytes for
      every system) pre-produced to `events` with kcat, keyed by entity;
   3. the system starts; its scores are read back from the scores topic with kcat.
@@ -234,8 +236,12 @@ def run_system(a, sysdef, lines, round_no):
                    "--in-topic", "events", "--out-topic", "scores",
                    "--fields", "id,entity_id,counterparty_id,event_time_ms,amount"]
         else:
+            # a fresh state directory (learning logs, checkpoint, model store) per
+            # system and round: without one every run would resume the previous
+            # run's state in the default directory (and two runs at once share it)
             cmd = [a.bin, "serve", "--brokers", broker.addr, "--redis", redis.url(),
-                   "--group", f"bench-{round_no}", "--set", "kafka.fetch.wait.max.ms=5"] + extra
+                   "--group", f"bench-{round_no}", "--set", "kafka.fetch.wait.max.ms=5",
+                   "--set", f"state.dir={os.path.join(tmp, 'state')}"] + extra
         proc = subprocess.Popen(cmd, stdout=plog, stderr=plog)
         sampler = CpuSampler(proc.pid)
         bsampler, rsampler = CpuSampler(broker.p.pid), CpuSampler(redis.p.pid)
@@ -379,7 +385,7 @@ def main():
     machine = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2; nproc; "
                               "cut -d' ' -f1-3 /proc/loadavg"], capture_output=True, text=True).stdout.split("\n")
     print(f"\nriskstream e2e bench: {a.events} events pre-produced to `riskstream broker` "
-          f"({a.partitions} partitions, its own process), fresh broker + redis-server per system and round, "
+          f"({a.partitions} partitions, its own process), fresh broker + redis-server + state.dir per system and round, "
           f"median of {a.rounds} interleaved rounds")
     print(f"machine: {machine[0].strip()}, {machine[1]} cores, load average at the end {machine[2]}")
     print(f"command: ops/bench.sh e2e --events {a.events} --rounds {a.rounds} --rate {a.rate:.0f} "

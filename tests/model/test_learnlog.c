@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <ftw.h>
+#include <sys/wait.h>
 #include <cmocka.h>
 
 #include "model/learner.h"
@@ -217,6 +218,139 @@ static void test_log_rewind_and_meta(void **st) {
     assert_null(rs_learnlog_open(dir, 3, &other, 1 << 20, &err, e, sizeof(e)));
     assert_int_equal(err, RS_ERR_CONFIG);
     assert_non_null(strstr(e, "architecture"));
+    rmdir_all(dir);
+}
+
+/* The .idx header of segment `first` of a log in dir: {slots, indexed}. */
+static void idx_hdr(const char *dir, uint64_t first, uint64_t *slots,
+                    uint64_t *indexed) {
+    char path[600];
+    snprintf(path, sizeof(path), "%s/%020llu.idx", dir,
+             (unsigned long long)first);
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    uint64_t h[4];
+    assert_int_equal(pread(fd, h, sizeof(h), 0), (ssize_t)sizeof(h));
+    close(fd);
+    *slots = h[2];
+    *indexed = h[3];
+}
+
+static void find_ok(rs_learnlog_t *lg, uint64_t id, uint64_t want) {
+    uint64_t pos = 0;
+    assert_int_equal(rs_learnlog_find(lg, id, 0, &pos), RS_OK);
+    assert_int_equal(pos, want);
+}
+
+/* The index of the segment being written lives in RAM and grows with its
+ * records; it reaches the file at its full size when the segment is
+ * sealed, and as it is at close; after a crash (no close) the records
+ * after what the file holds are indexed again; a rewind or a damaged table
+ * never leaves a stale entry. */
+static void test_log_index_ram(void **st) {
+    (void)st;
+    /* in memory, many seals: 1 MiB segments of 16 320 records */
+    rs_learnlog_t *lg = open_log("", &META, 1 << 20);
+    append_n(lg, 1, 100000, T0, 1000);
+    uint8_t r[R];
+    char e[512];
+    mk(r, 99000, T0); /* a repeat in the same segment: the first wins */
+    assert_int_equal(rs_learnlog_append(lg, r, 1, e, sizeof(e)), RS_OK);
+    assert_int_equal(rs_learnlog_index(lg), 100001);
+    for (uint64_t id = 1; id <= 100000; id++) find_ok(lg, id, id - 1);
+    uint64_t pos;
+    assert_int_equal(rs_learnlog_find(lg, 100002, 0, &pos), RS_ERR_NOTFOUND);
+    rs_learnlog_close(lg);
+
+    char *dir = tmpdir();
+    uint64_t slots, indexed;
+    lg = open_log(dir, &META, 1 << 20);
+    append_n(lg, 1, 5000, T0, 1000);
+    rs_learnlog_index(lg);
+    find_ok(lg, 4321, 4320);
+    /* before any close or seal the file holds no table */
+    idx_hdr(dir, 0, &slots, &indexed);
+    assert_int_equal(slots, 0);
+    assert_int_equal(indexed, 0);
+    rs_learnlog_close(lg);
+    /* 5 000 keys at <= 70 %: 8 192 slots, not the 32 768 of a full one */
+    idx_hdr(dir, 0, &slots, &indexed);
+    assert_int_equal(slots, 8192);
+    assert_int_equal(indexed, 5000);
+
+    /* a crash after more records: the child never closes */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        rs_learnlog_t *c = open_log(dir, &META, 1 << 20);
+        if (!c || rs_learnlog_end(c) != 5000) _exit(3);
+        append_n(c, 5001, 15000, T0, 1000); /* seals segment 0 */
+        rs_learnlog_index(c);
+        _exit(0);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    idx_hdr(dir, 0, &slots, &indexed); /* sealed: the full table */
+    assert_int_equal(slots, 32768);
+    assert_int_equal(indexed, 16320);
+    lg = open_log(dir, &META, 1 << 20);
+    assert_int_equal(rs_learnlog_end(lg), 20000);
+    rs_learnlog_index(lg);
+    for (uint64_t id = 1; id <= 20000; id += 7) find_ok(lg, id, id - 1);
+    rs_learnlog_close(lg);
+
+    /* a rewind over records the file's table names, then a crash */
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        rs_learnlog_t *c = open_log(dir, &META, 1 << 20);
+        if (!c || rs_learnlog_rewind(c, 17000, e, sizeof(e)) != RS_OK)
+            _exit(3);
+        append_n(c, 900001, 50, T0, 1000);
+        _exit(0);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    lg = open_log(dir, &META, 1 << 20);
+    assert_int_equal(rs_learnlog_end(lg), 17050);
+    rs_learnlog_index(lg);
+    find_ok(lg, 900010, 17009);
+    find_ok(lg, 16999, 16998);
+    assert_int_equal(rs_learnlog_find(lg, 17001, 0, &pos), RS_ERR_NOTFOUND);
+    assert_int_equal(rs_learnlog_find(lg, 19000, 0, &pos), RS_ERR_NOTFOUND);
+    /* the same after a rewind and a clean close */
+    assert_int_equal(rs_learnlog_rewind(lg, 16500, e, sizeof(e)), RS_OK);
+    append_n(lg, 800001, 10, T0, 1000);
+    rs_learnlog_close(lg);
+    lg = open_log(dir, &META, 1 << 20);
+    assert_int_equal(rs_learnlog_end(lg), 16510);
+    rs_learnlog_index(lg);
+    find_ok(lg, 800003, 16502);
+    assert_int_equal(rs_learnlog_find(lg, 900010, 0, &pos), RS_ERR_NOTFOUND);
+    assert_int_equal(rs_learnlog_find(lg, 16600, 0, &pos), RS_ERR_NOTFOUND);
+    rs_learnlog_close(lg);
+
+    /* a damaged table (every slot taken): dropped, the records indexed
+     * again (a probe over it would never end) */
+    idx_hdr(dir, 16320, &slots, &indexed);
+    assert_true(slots >= 16 && indexed == 190);
+    char path[600];
+    snprintf(path, sizeof(path), "%s/%020d.idx", dir, 16320);
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    uint8_t junk[4096];
+    memset(junk, 0xa5, sizeof(junk));
+    assert_int_equal(pwrite(fd, junk, sizeof(junk), 4096), 4096);
+    close(fd);
+    lg = open_log(dir, &META, 1 << 20);
+    rs_learnlog_index(lg);
+    find_ok(lg, 800010, 16509);
+    find_ok(lg, 16400, 16399);
+    find_ok(lg, 100, 99);
+    assert_int_equal(rs_learnlog_find(lg, 0xa5a5a5a5a5a5a5a5ull, 0, &pos),
+                     RS_ERR_NOTFOUND);
+    rs_learnlog_close(lg);
     rmdir_all(dir);
 }
 
@@ -735,6 +869,7 @@ int main(void) {
         cmocka_unit_test(test_log_segments_restart),
         cmocka_unit_test(test_log_torn_tail),
         cmocka_unit_test(test_log_rewind_and_meta),
+        cmocka_unit_test(test_log_index_ram),
         cmocka_unit_test(test_learner_semantics),
         cmocka_unit_test(test_failure_horizon),
         cmocka_unit_test(test_repair_life),
