@@ -216,7 +216,8 @@ def event_times(broker, ids):
 
 
 def run_system(a, sysdef, lines, round_no):
-    name, kind, extra = sysdef
+    name, kind, extra = sysdef[:3]
+    sbin = sysdef[3] if len(sysdef) > 3 else a.bin
     tmp = tempfile.mkdtemp(prefix="riskstream-e2e.")
     broker = redis = proc = scores = sampler = bsampler = rsampler = None
     res = {"name": name}
@@ -239,9 +240,9 @@ def run_system(a, sysdef, lines, round_no):
             # a fresh state directory (learning logs, checkpoint, model store) per
             # system and round: without one every run would resume the previous
             # run's state in the default directory (and two runs at once share it)
-            cmd = [a.bin, "serve", "--brokers", broker.addr, "--redis", redis.url(),
+            cmd = [sbin, "serve", "--brokers", broker.addr, "--redis", redis.url(),
                    "--group", f"bench-{round_no}", "--set", "kafka.fetch.wait.max.ms=5",
-                   "--set", f"state.dir={os.path.join(tmp, 'state')}"] + extra
+                   "--set", f"state.dir={os.path.join(tmp, 'state')}"] + a.serve_set + extra
         proc = subprocess.Popen(cmd, stdout=plog, stderr=plog)
         sampler = CpuSampler(proc.pid)
         bsampler, rsampler = CpuSampler(broker.p.pid), CpuSampler(redis.p.pid)
@@ -316,6 +317,8 @@ def run_system(a, sysdef, lines, round_no):
                     pass
         if "error" not in res:
             shutil.rmtree(tmp, ignore_errors=True)
+        else:  # the logs stay; the state (GBs of preallocated learning log) goes
+            shutil.rmtree(os.path.join(tmp, "state"), ignore_errors=True)
     return res
 
 
@@ -341,7 +344,13 @@ def main():
     ap.add_argument("--python", default="/usr/bin/python3", help="the peer's interpreter (Debian's)")
     ap.add_argument("--systems", default="seq,seq-noexpl,lr,workers",
                     help="comma list of seq, seq-noexpl, lr, workers (1 and 2, if serve has service.workers)")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                    help="passed to every riskstream serve as --set KEY=VALUE (repeatable)")
+    ap.add_argument("--compare", metavar="BIN",
+                    help="another riskstream binary (e.g. main's build): each riskstream system also runs "
+                         "with it, interleaved in the same rounds, as a row marked [BIN]")
     a = ap.parse_args()
+    a.serve_set = [x for kv in a.sets for x in ("--set", kv)]
     a.keep_tmp = False
     # service.workers rows only when this serve has the key (it is rejected, exit 2, otherwise)
     has_workers = subprocess.run([a.bin, "config", "--set", "service.workers=2"],
@@ -362,6 +371,9 @@ def main():
         for w in (1, 2):
             systems.append((f"seq, explanations on, service.workers={w}", "rs",
                             ["--set", f"service.workers={w}"]))
+    if a.compare:
+        systems = [y for s in systems
+                   for y in ([s] if s[1] != "rs" else [(f"{s[0]} [{a.compare}]", "rs", s[2], a.compare), s])]
     # one generated stream: N pre-produced + paced chunks for the latency phases
     tmp = tempfile.mkdtemp(prefix="riskstream-e2e-gen.")
     total = a.events + int(a.rate * a.lat_seconds) + 150000
@@ -389,7 +401,8 @@ def main():
           f"median of {a.rounds} interleaved rounds")
     print(f"machine: {machine[0].strip()}, {machine[1]} cores, load average at the end {machine[2]}")
     print(f"command: ops/bench.sh e2e --events {a.events} --rounds {a.rounds} --rate {a.rate:.0f} "
-          f"--lat-seconds {a.lat_seconds:g}{' --peer' if a.peer else ''}\n")
+          f"--lat-seconds {a.lat_seconds:g}{' --peer' if a.peer else ''} --systems {a.systems}"
+          f"{''.join(' --set ' + kv for kv in a.sets)}{' --compare ' + a.compare if a.compare else ''}\n")
     peer_eps = med([x["eps"] for x in results.get("Python peer", []) if "error" not in x])
     print(f"| system | events/s | CPU µs/event | cores used | ratio to peer | first score s "
           f"| p50 / p99 / p99.9 ms at {a.rate:.0f} ev/s | 50 % of max: ev/s, p50 / p99 / p99.9 ms |")
