@@ -1,6 +1,5 @@
 /* cmd_serve.c -- `riskstream serve`: the long-running service. */
 #include <ctype.h>
-#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -158,21 +157,6 @@ static int rs_serve_resume(rs_app_conf_t *app) {
     return RS_EXIT_OK;
 }
 
-/* malloc for a long-running server (the process, not a module: the
- * Kafka clients allocate most of it).  glibc's defaults give a heap's
- * free top back to the kernel once it passes a threshold that follows
- * the largest block freed: the fetch buffers, the producer's message
- * copies and the batch arrays were then faulted in again, page by page,
- * cycle after cycle (a fault is expensive on a VM; measured in the e2e
- * bench: 4 300 faults/s at ~15 000 events/s before, 870 after).  Fixed
- * instead: blocks below 32 MiB come from the heaps, and a heap keeps up to
- * 512 MiB free for reuse (RSS stays at its peak; the start-up memory check
- * covers what the configuration preallocates, not this slack). */
-static void rs_serve_malloc_tune(void) {
-    mallopt(M_MMAP_THRESHOLD, 32 << 20);
-    mallopt(M_TRIM_THRESHOLD, 512 << 20);
-}
-
 int rs_cmd_serve(int argc, char **argv) {
     static const struct option extra[] = {
         {"model", required_argument, NULL, 'm'},
@@ -181,7 +165,6 @@ int rs_cmd_serve(int argc, char **argv) {
         {"resume", no_argument, NULL, 1002},
         {NULL, 0, NULL, 0}};
     struct option opts[64];
-    rs_serve_malloc_tune();
     rs_cli_opts_merge(opts, extra);
     rs_cli_common_t co;
     memset(&co, 0, sizeof(co));
