@@ -60,13 +60,15 @@ def free_port():
 
 
 def cpu_ticks(pid):
+    """(utime + stime ticks, minor + major page faults) of a process."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             st = f.read()
     except OSError:
         return None
     fields = st[st.rindex(b")") + 2:].split()
-    return int(fields[11]) + int(fields[12])   # utime, stime (fields 14, 15)
+    # utime, stime (fields 14, 15); minflt, majflt (fields 10, 12)
+    return int(fields[11]) + int(fields[12]), int(fields[7]) + int(fields[9])
 
 
 def pct(xs, q):
@@ -165,12 +167,12 @@ class CpuSampler(threading.Thread):
             c = cpu_ticks(self.pid)
             if c is None:
                 break
-            self.samples.append((time.time() * 1000.0, c / TICK))
+            self.samples.append((time.time() * 1000.0, c[0] / TICK, c[1]))
             time.sleep(0.05)
 
-    def at(self, t_ms):
-        """CPU seconds at wall time t_ms (linear between samples)."""
-        s = self.samples
+    def at(self, t_ms, what=1):
+        """CPU seconds (what=2: page faults) at wall time t_ms (linear between samples)."""
+        s = [(x[0], x[what]) for x in self.samples]
         if not s:
             return float("nan")
         if t_ms <= s[0][0]:
@@ -253,6 +255,7 @@ def run_system(a, sysdef, lines, round_no):
         span = max(last - first, 1) / 1000.0
         cpu = sampler.at(last) - sampler.at(first)
         res.update(eps=a.events / span, cpu_us=cpu / a.events * 1e6, cores=cpu / span,
+                   faults=(sampler.at(last, 2) - sampler.at(first, 2)) / a.events,
                    first_s=(first - t_start) / 1000.0,
                    broker_cores=(bsampler.at(last) - bsampler.at(first)) / span,
                    redis_cores=(rsampler.at(last) - rsampler.at(first)) / span,
@@ -429,12 +432,13 @@ def main():
             print(f"  {n}: {med([x['ready_s'] for x in v]):.2f} | {med([x['join_s'] for x in v]):.2f} "
                   f"| {med([x['after_asg_s'] for x in v]):.2f}")
     print("\nwhere the cores went during the max phase (median cores: the system | the broker process "
-          "| redis-server), and per round events/s (noise) with the 1-min load average when it ended:")
+          "| redis-server; the system's page faults per event, /proc minflt + majflt), and per round events/s (noise) with the 1-min load average when it ended:")
     for s in systems:
         ok = [x for x in results[s[0]] if "error" not in x]
         if ok:
             print(f"  {s[0]}: {med([x['cores'] for x in ok]):.2f} | {med([x['broker_cores'] for x in ok]):.2f} "
-                  f"| {med([x['redis_cores'] for x in ok]):.2f}; CPU µs/event when paced at {a.rate:.0f} ev/s "
+                  f"| {med([x['redis_cores'] for x in ok]):.2f}; page faults/event "
+                  f"{med([x.get('faults', float('nan')) for x in ok]):.2f}; CPU µs/event when paced at {a.rate:.0f} ev/s "
                   f"{med([x['fixed'][5] for x in ok]):.1f}, at 50 % of max {med([x['half'][5] for x in ok]):.1f}; "
                   f"rounds: "
                   + ", ".join(f"{x['eps']:.0f} (load {x['load']:.1f})" if "error" not in x else "failed"
