@@ -548,6 +548,79 @@ static void test_parse_fast_path(void **state) {
     assert_int_equal(rs_parse_fallbacks() - slow0, 0);
 }
 
+/* rs_fmt_fixed / rs_fmt_general: byte for byte what snprintf writes
+ * ("%.Nf", "%+.Nf", "%.Ng") for every precision 0..17 over ties (k / 2^j,
+ * exact halves at the last digit kept), integers, powers of ten and their
+ * neighbours, negative zero, subnormals, huge values (the snprintf
+ * fallback), and random doubles and float32 values of every exponent. */
+static void printf_same(double v) {
+    char want[512], got[RS_FMT_PRINTF_MAX + 1];
+    for (int prec = 0; prec <= 17; prec++) {
+        for (int plus = 0; plus < 2; plus++) {
+            snprintf(want, sizeof(want), plus ? "%+.*f" : "%.*f", prec, v);
+            int n = rs_fmt_fixed(v, prec, plus, got);
+            got[n] = '\0';
+            if (strcmp(want, got))
+                fail_msg("%%%s.%df of %a: '%s', printf '%s'", plus ? "+" : "",
+                         prec, v, got, want);
+        }
+        snprintf(want, sizeof(want), "%.*g", prec, v);
+        int n = rs_fmt_general(v, prec, got);
+        got[n] = '\0';
+        if (strcmp(want, got))
+            fail_msg("%%.%dg of %a: '%s', printf '%s'", prec, v, got, want);
+    }
+}
+
+static void test_fmt_printf(void **state) {
+    (void)state;
+    static const double cases[] = {
+        0.0, 1.0, 0.5, 1.5, 2.5, 0.125, 0.375, 1.005, 2.675, 9.9995, 9.9996,
+        99.5, 999.5, 0.05, 0.15, 0.25, 0.35, 1e-5, 1.2345e-5, 0.0001,
+        0.00012345, 123456.5, 1e15, 1e16, 1e17, 1e18, 9.999999999999999e18,
+        1e19, 1.5e19, 1e20, 1e22, 1e300, 1.7976931348623157e308, 5e-324,
+        2.2250738585072014e-308, 1e-300, 0.1, 0.2, 0.3, 1.0 / 3, 2.0 / 3,
+        12345.6789, 86399.99, 3599.5, 59.5, 0.999949999, 0.99995, 100, 1000,
+        123456789012345678.0, 4503599627370495.5, 4503599627370497.0};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        printf_same(cases[i]);
+        printf_same(-cases[i]);
+        printf_same(nextafter(cases[i], 0));
+        printf_same(nextafter(cases[i], INFINITY));
+    }
+    printf_same(INFINITY);
+    printf_same(-INFINITY);
+    printf_same(NAN);
+    /* exact ties at every scale: k / 2^j */
+    for (int j = 0; j <= 12; j++)
+        for (int k = 1; k < 400; k += 3) printf_same(ldexp((double)k, -j));
+    /* integers and halves near the edges of 10^n */
+    for (int e = 0; e <= 20; e++) {
+        double p = pow(10, e);
+        printf_same(p);
+        printf_same(p - 0.5);
+        printf_same(p + 0.5);
+        printf_same(p * 0.99995);
+    }
+    /* random bit patterns (finite), random values of moderate size, and
+     * float32 values promoted (what the explanations format) */
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    for (int i = 0; i < 8000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        double d;
+        memcpy(&d, &x, 8);
+        if (isfinite(d)) printf_same(d);
+        double m = ldexp((double)(x >> 11), -53) * pow(10, (int)(x % 24) - 8);
+        printf_same(m);
+        uint32_t b = (uint32_t)(x >> 32);
+        float f;
+        memcpy(&f, &b, 4);
+        if (isfinite(f)) printf_same((double)f);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pow10_table),
@@ -555,6 +628,7 @@ int main(void) {
         cmocka_unit_test(test_fmt_examples),
         cmocka_unit_test(test_fmt_f32),
         cmocka_unit_test(test_fmt_f64),
+        cmocka_unit_test(test_fmt_printf),
         cmocka_unit_test(test_parse_cases),
         cmocka_unit_test(test_parse_random),
         cmocka_unit_test(test_parse_fast_path),
