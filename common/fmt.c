@@ -32,10 +32,13 @@
  */
 #include "common/fmt.h"
 
+#include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "common/fmt_pow10.h"
 
@@ -549,6 +552,141 @@ int rs_fmt_general(double v, int prec, char *buf) {
     buf[n++] = (char)('0' + ax / 10 % 10);
     buf[n++] = (char)('0' + ax % 10);
     return n;
+}
+
+/* Output of rs_fmt_snprintf: what fits goes to buf, len counts all. */
+typedef struct rs_fmt_out_s {
+    char *buf;
+    size_t size, len;
+} rs_fmt_out_t;
+
+static void rs_fmt_put(rs_fmt_out_t *o, const char *p, size_t n) {
+    if (o->len + 1 < o->size) {
+        size_t room = o->size - 1 - o->len;
+        memcpy(o->buf + o->len, p, n < room ? n : room);
+    }
+    o->len += n;
+}
+
+int rs_fmt_snprintf(char *buf, size_t size, const char *fmt, ...) {
+    va_list ap, ap0;
+    va_start(ap, fmt);
+    va_copy(ap0, ap);
+    rs_fmt_out_t o = {buf, size, 0};
+    char num[RS_FMT_PRINTF_MAX];
+    const char *f = fmt;
+    while (*f) {
+        const char *lit = f;
+        while (*f && *f != '%') f++;
+        if (f > lit) rs_fmt_put(&o, lit, (size_t)(f - lit));
+        if (!*f) break;
+        f++; /* '%' */
+        int plus = 0, zero = 0, width = -1, prec = -1, lng = 0;
+        for (;; f++) {
+            if (*f == '+') plus = 1;
+            else if (*f == '0') zero = 1;
+            else if (*f == '-' || *f == ' ' || *f == '#' || *f == '\'')
+                goto slow;
+            else break;
+        }
+        if (*f >= '1' && *f <= '9') {
+            width = 0;
+            while (*f >= '0' && *f <= '9') width = width * 10 + (*f++ - '0');
+        } else if (*f == '*') {
+            goto slow;
+        }
+        if (*f == '.') {
+            f++;
+            if (*f == '*') {
+                prec = va_arg(ap, int);
+                f++;
+            } else {
+                prec = 0;
+                while (*f >= '0' && *f <= '9') prec = prec * 10 + (*f++ - '0');
+            }
+        }
+        if (*f == 'l') {
+            lng = 1;
+            if (*++f == 'l') { lng = 2; f++; }
+        } else if (*f == 'z') {
+            lng = 3;
+            f++;
+        }
+        int n;
+        switch (*f) {
+        case '%':
+            if (plus || zero || width >= 0 || prec >= 0 || lng) goto slow;
+            rs_fmt_put(&o, "%", 1);
+            break;
+        case 'c': {
+            if (plus || zero || width >= 0 || prec >= 0 || lng) goto slow;
+            char c = (char)va_arg(ap, int);
+            rs_fmt_put(&o, &c, 1);
+            break;
+        }
+        case 's': {
+            if (plus || zero || width >= 0 || lng) goto slow;
+            const char *str = va_arg(ap, const char *);
+            if (!str) goto slow; /* glibc's "(null)" */
+            rs_fmt_put(&o, str, prec >= 0 ? strnlen(str, (size_t)prec)
+                                          : strlen(str));
+            break;
+        }
+        case 'd':
+        case 'i':
+        case 'u': {
+            if (plus || prec >= 0 || (width >= 0 && !zero) ||
+                (zero && width < 0) || width > 40)
+                goto slow;
+            int64_t iv;
+            uint64_t uv;
+            int neg = 0;
+            if (*f == 'u') {
+                uv = lng == 2 ? va_arg(ap, unsigned long long)
+                     : lng == 1 ? va_arg(ap, unsigned long)
+                     : lng == 3 ? va_arg(ap, size_t)
+                                : va_arg(ap, unsigned int);
+            } else {
+                iv = lng == 2 ? va_arg(ap, long long)
+                     : lng == 1 ? va_arg(ap, long)
+                     : lng == 3 ? (int64_t)va_arg(ap, ssize_t)
+                                : va_arg(ap, int);
+                neg = iv < 0;
+                uv = neg ? 0 - (uint64_t)iv : (uint64_t)iv;
+            }
+            n = rs_fmt_u64(uv, num);
+            if (neg) rs_fmt_put(&o, "-", 1);
+            for (int k = n + neg; k < width; k++) rs_fmt_put(&o, "0", 1);
+            rs_fmt_put(&o, num, (size_t)n);
+            break;
+        }
+        case 'f':
+            if (zero || width >= 0 || lng) goto slow;
+            n = rs_fmt_fixed(va_arg(ap, double), prec < 0 ? 6 : prec, plus,
+                             num);
+            rs_fmt_put(&o, num, (size_t)n);
+            break;
+        case 'g':
+            if (plus || zero || width >= 0 || lng) goto slow;
+            n = rs_fmt_general(va_arg(ap, double), prec, num);
+            rs_fmt_put(&o, num, (size_t)n);
+            break;
+        default:
+            goto slow;
+        }
+        f++;
+    }
+    if (size) buf[o.len < size ? o.len : size - 1] = '\0';
+    va_end(ap);
+    va_end(ap0);
+    return o.len > INT_MAX ? -1 : (int)o.len;
+slow:
+    va_end(ap);
+    {
+        int r = vsnprintf(buf, size, fmt, ap0);
+        va_end(ap0);
+        return r;
+    }
 }
 
 /* ================================================================= input */

@@ -76,6 +76,17 @@ int rs_fmt_u64(uint64_t v, char *buf);
 int rs_fmt_fixed(double v, int prec, int plus, char *buf);
 int rs_fmt_general(double v, int prec, char *buf);
 
+/* snprintf for a subset of formats, with the same output and return
+ * value as glibc's (truncated to size - 1 and NUL-terminated; returns the
+ * length the whole text has): conversions %s (with a precision: %.Ns,
+ * %.*s), %d %i %u (lengths l, ll, z; a width with the 0 flag: %02d), %f
+ * (%+.Nf, %.*f), %g, %c and %%, through rs_fmt_fixed / rs_fmt_general.
+ * Any other flag, width or conversion hands the whole call to vsnprintf,
+ * so every format gives printf's text.  For texts made per event (the
+ * explanations' words): see rs_fmt_fixed for why.  @locality any thread */
+int rs_fmt_snprintf(char *buf, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Parse the longest prefix of s[0..len) that is a decimal number (grammar
  * above; no blanks, no hex, no inf/nan) into *out, bit-identical to strtod
  * / strtof on that prefix.  Returns the length of the prefix, 0 if s does

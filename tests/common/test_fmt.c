@@ -621,6 +621,70 @@ static void test_fmt_printf(void **state) {
     }
 }
 
+/* rs_fmt_snprintf: the same bytes and return value as snprintf, for
+ * every buffer size from 0 (truncation), over the formats the
+ * explanations use and the ones it hands to vsnprintf. */
+#define SAME(...)                                                          \
+    do {                                                                   \
+        char w_[400], g_[400];                                             \
+        int wn_ = snprintf(w_, sizeof(w_), __VA_ARGS__);                   \
+        int gn_ = rs_fmt_snprintf(g_, sizeof(g_), __VA_ARGS__);            \
+        if (wn_ != gn_ || strcmp(w_, g_))                                  \
+            fail_msg("'%s' (%d), snprintf '%s' (%d)", g_, gn_, w_, wn_);   \
+        for (size_t sz_ = 0; sz_ <= (size_t)wn_ + 1 && sz_ <= sizeof(w_);  \
+             sz_++) {                                                      \
+            memset(w_, 'x', sizeof(w_));                                   \
+            memset(g_, 'x', sizeof(g_));                                   \
+            wn_ = snprintf(w_, sz_, __VA_ARGS__);                          \
+            gn_ = rs_fmt_snprintf(g_, sz_, __VA_ARGS__);                   \
+            if (wn_ != gn_ || memcmp(w_, g_, sizeof(w_)))                  \
+                fail_msg("size %zu differs", sz_);                         \
+        }                                                                  \
+    } while (0)
+
+static void test_fmt_snprintf(void **state) {
+    (void)state;
+    uint64_t x = 0x2545f4914f6cdd1dull;
+    for (int i = 0; i < 3000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        double v = ldexp((double)(x >> 11), -53) * pow(10, (int)(x % 12) - 4);
+        if (x & 0x100) v = -v;
+        if ((x & 0xe00) == 0) v = (double)(int)(v * 8) / 8; /* ties */
+        float fv = (float)v;
+        int h = (int)(x % 24), k = (int)(x >> 40 & 0xffff) - 100;
+        const char *w = (x & 0x400) ? "payments" : "";
+        SAME("%s", w);
+        SAME("%.0f %s%s%s%s", v, "payments", " at this merchant", w,
+             ", usually 3");
+        SAME("total %s %s%s%s", "amount", w, " in the last day", "");
+        SAME("%.2f", v);
+        SAME("%.4g", v);
+        SAME("%.4g", (double)fv);
+        SAME("%.2g", v);
+        SAME("%.3g per hour", fabs(v));
+        SAME("%s %.1fx %s average%s", "amount", v, "this card's", w);
+        SAME("%s drifted %+.1f sd from %s baseline%s", "temp", v, "x", w);
+        SAME("%.*f%% of %s", v > 0 && v < 0.01 ? 1 : 0, v * 100, w);
+        SAME("at %02d:00-%02d:59 (%s)", h, h, "Europe/Paris");
+        SAME("%02d|%03d|%d|%i|%u", k, k, k, -k, (unsigned)k);
+        SAME("%lld ms|%ld|%zu|%llu", (long long)k * 1000000007LL, (long)k,
+             (size_t)i, (unsigned long long)x);
+        SAME("%.*sies|%.3s|%c|%%", 3, "bodyx", w, 'q');
+        SAME("%g|%f|%.0f|%.17g|%.1f hours", v, v, v, v, v / 3600);
+        SAME("%s%s with %s under %g%s", w, w, "amount", 1e-5 * (double)k, w);
+        /* handed to vsnprintf */
+        SAME("%5s|%-3d|%x|%e|%+d|% d|%#g|%08.3f|%*d|%p", w, k, (unsigned)k,
+             v, k, k, v, v, 4, k, (void *)0);
+    }
+    SAME("no conversions");
+    SAME("%s", "");
+    SAME("%.0f|%.0f|%.0f|%.2f|%.4g", 0.5, 1.5, 2.5, -0.001, -0.0);
+    SAME("%.0f second%s", 1e300, "s");
+    SAME("%g|%g|%g", INFINITY, -INFINITY, NAN);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pow10_table),
@@ -629,6 +693,7 @@ int main(void) {
         cmocka_unit_test(test_fmt_f32),
         cmocka_unit_test(test_fmt_f64),
         cmocka_unit_test(test_fmt_printf),
+        cmocka_unit_test(test_fmt_snprintf),
         cmocka_unit_test(test_parse_cases),
         cmocka_unit_test(test_parse_random),
         cmocka_unit_test(test_parse_fast_path),
