@@ -20,12 +20,16 @@
  * and later written back: measured as ~40 % of the trainer thread in the
  * end-to-end bench).  So the segment being indexed keeps its table in RAM,
  * starting small and doubling at 70 % load (pages touched grow with the
- * records, not with the capacity); it is written to the file once, at its
- * full size, when the segment is fully indexed (SEALED: from then on the
- * file's table is used in place), and at close as it is (the next open
- * loads it instead of re-reading the records).  After a crash the file
- * holds the table of the last close or seal: the records after its
- * `indexed` are checked and indexed again at open, as before.
+ * records, not with the capacity), up to an eighth of the full size; then
+ * (or when the segment is fully indexed, SEALED) it is hashed into the
+ * file's full-size table, which is the index from then on and is kept
+ * current in place, as before: by then its keys would touch nearly every
+ * page of it anyway, and RAM stays bounded.  A table still in RAM goes to
+ * the file as it is at close (the next open loads it instead of re-reading
+ * the records).  After a crash the file holds the table of the last close,
+ * or the one kept in place: the records after its `indexed` are checked
+ * and indexed again at open, as before; a rewind zeroes `indexed` (the
+ * table may name records that are gone: it is cleared before reuse).
  */
 #define _GNU_SOURCE
 #include "model/learnlog.h"
@@ -287,17 +291,18 @@ static void rs_ll_ram_resize(rs_lseg_t *sg, uint64_t slots) {
     sg->rmask = slots - 1;
 }
 
-/* Write the RAM table to the file and make it the index.  sealed = 1: the
- * segment is fully indexed: the file gets the full-size table (entries
- * hashed straight into it) and RAM is freed; sealed = 0 (close): the table
- * is copied as it is, at its current size.  The part of an older, larger
- * table the new one does not cover is cleared. */
-static void rs_ll_idx_write(rs_lseg_t *sg, int sealed) {
+/* Write the RAM table to the file.  full = 1 (the segment is fully
+ * indexed, or its table outgrew rs_ll_ram_max): the file gets the
+ * full-size table (entries hashed straight into it), which is the index
+ * from then on, and RAM is freed; full = 0 (close): the table is copied as
+ * it is, at its current size.  The part of an older, larger table the new
+ * one does not cover is cleared. */
+static void rs_ll_idx_write(rs_lseg_t *sg, int full) {
     rs_ll_idxhdr_t *ih = rs_ll_ih(sg);
     rs_ll_slot_t *fs = rs_ll_slots(sg);
     const uint64_t old = ih->slots <= sg->mask + 1 ? ih->slots : sg->mask + 1;
     ih->indexed = 0; /* the table is not whole until the end */
-    if (sealed) {
+    if (full) {
         if (old) memset(fs, 0, (size_t)old * sizeof(*fs));
         for (uint64_t i = 0; i <= sg->rmask; i++)
             if (sg->ram[i].key)
@@ -314,30 +319,50 @@ static void rs_ll_idx_write(rs_lseg_t *sg, int sealed) {
     ih->indexed = sg->nidx;
 }
 
+/* Slots the RAM table may grow to: an eighth of the full table.  Past it
+ * the keys are spread enough that inserting into the file's table touches
+ * (nearly) all of its pages anyway; the table moves there, so RAM stays
+ * bounded (4 MiB per partition with 256 MiB segments). */
+static uint64_t rs_ll_ram_max(const rs_lseg_t *sg) {
+    uint64_t m = (sg->mask + 1) / 8;
+    return m > RS_LL_RAM_MIN ? m : RS_LL_RAM_MIN;
+}
+
 static void rs_ll_idx_add(const rs_learnlog_t *lg, rs_lseg_t *sg,
                           uint64_t pos) {
     const rs_lrec_hdr_t *h = (const rs_lrec_hdr_t *)rs_ll_at(lg, sg, pos);
     rs_ll_idxhdr_t *ih = rs_ll_ih(sg);
-    uint64_t key = h->id ? h->id : 1;
+    uint64_t key = h->id ? h->id : 1, rec = pos - sg->first + 1;
     /* at most 70 % full; the full size holds the capacity at that load */
-    if ((sg->rkeys + 1) * 10 > (sg->rmask + 1) * 7 && sg->rmask < sg->mask)
-        rs_ll_ram_resize(sg, 2 * (sg->rmask + 1));
-    sg->rkeys += (uint64_t)rs_ll_put(sg->ram, sg->rmask, key,
-                                     pos - sg->first + 1);
+    if (sg->ram && (sg->rkeys + 1) * 10 > (sg->rmask + 1) * 7) {
+        if (sg->rmask < sg->mask && sg->rmask + 1 < rs_ll_ram_max(sg))
+            rs_ll_ram_resize(sg, 2 * (sg->rmask + 1));
+        else
+            rs_ll_idx_write(sg, 1); /* to the file, at its full size */
+    }
+    if (sg->ram) {
+        sg->rkeys += (uint64_t)rs_ll_put(sg->ram, sg->rmask, key, rec);
+    } else {
+        /* in the file's table, kept current there (as it is once sealed) */
+        rs_ll_put(rs_ll_slots(sg), sg->mask, key, rec);
+        ih->indexed = rec;
+    }
     if (h->t < ih->min_t) ih->min_t = h->t;
     if (h->t > ih->max_t) ih->max_t = h->t;
-    sg->nidx = pos - sg->first + 1;
-    if (sg->nidx == sg->cap) rs_ll_idx_write(sg, 1); /* sealed */
+    sg->nidx = rec;
+    if (sg->nidx == sg->cap && sg->ram) rs_ll_idx_write(sg, 1); /* sealed */
 }
 
 /* The index of an opened segment from its file: the file's table is used
- * in place if the segment is fully indexed in it (sealed), else loaded
- * into RAM to be completed (a table that does not add up is dropped: the
- * records are indexed again).  Returns the records it holds. */
+ * in place if it is the full-size one (sealed, or moved there while the
+ * segment filled) and holds records, else loaded into RAM to be completed
+ * (a table that does not add up is dropped: the records are indexed
+ * again).  Returns the records it holds. */
 static uint64_t rs_ll_idx_load(const rs_learnlog_t *lg, rs_lseg_t *sg) {
     rs_ll_idxhdr_t *ih = rs_ll_ih(sg);
     const uint64_t s = ih->slots, n = ih->indexed;
-    if (s == sg->mask + 1 && n == sg->cap) {
+    if (s == sg->mask + 1 && n > 0) {
+        free(sg->ram);
         sg->ram = NULL;
         sg->nidx = n;
         return n;
