@@ -336,12 +336,15 @@ static void *rs_pf_main(void *arg) {
         while (rs_pf_n == 0) pthread_cond_wait(&rs_pf_cv, &rs_pf_mu);
         uintptr_t a = rs_pf[0].lo, b = rs_pf[0].hi;
         if (b - a > RS_PF_CHUNK) b = a + RS_PF_CHUNK;
-        if (madvise((void *)a, b - a, MADV_POPULATE_WRITE) != 0 &&
-            errno == EINVAL) {
+        int rc = madvise((void *)a, b - a, MADV_POPULATE_WRITE);
+        if (rc != 0 && errno == EINVAL) {
             rs_pf_off = 1; /* kernel without MADV_POPULATE_WRITE */
             rs_pf_n = 0;
         } else {
-            rs_pf_touch(a, b);
+            /* touched only if populated: a page that could not be (no
+             * memory, a file page that cannot be read) is left to fault
+             * where it is used, never here */
+            if (rc == 0) rs_pf_touch(a, b);
             rs_pf[0].lo = b;
             if (b >= rs_pf[0].hi) {
                 memmove(&rs_pf[0], &rs_pf[1],
@@ -381,9 +384,9 @@ static void rs_pf_add(uintptr_t lo, uintptr_t hi) {
     pthread_mutex_unlock(&rs_pf_mu);
 }
 
-/* Drop the queued regions inside the block at p (about to be freed). */
-static void rs_pf_forget(void *p) {
-    uintptr_t a = (uintptr_t)p, e = a + malloc_usable_size(p);
+/* Drop the queued regions that overlap [a, e) (whole regions: a region
+ * is never split, it may only be populated less). */
+static void rs_pf_drop(uintptr_t a, uintptr_t e) {
     pthread_mutex_lock(&rs_pf_mu);
     int j = 0;
     for (int i = 0; i < rs_pf_n; i++)
@@ -391,6 +394,24 @@ static void rs_pf_forget(void *p) {
     rs_pf_n = j;
     if (!rs_pf_n) atomic_store(&rs_pf_active, 0);
     pthread_mutex_unlock(&rs_pf_mu);
+}
+
+/* Drop the queued regions inside the block at p (about to be freed). */
+static void rs_pf_forget(void *p) {
+    uintptr_t a = (uintptr_t)p;
+    rs_pf_drop(a, a + malloc_usable_size(p));
+}
+
+void rs_prefault(void *p, size_t bytes) {
+    uintptr_t a = (uintptr_t)p, e = a + bytes;
+    uintptr_t lo = (a + 4095) & ~(uintptr_t)4095, hi = e & ~(uintptr_t)4095;
+    if (hi > lo) rs_pf_add(lo, hi);
+}
+
+void rs_prefault_cancel(void *p, size_t bytes) {
+    /* always under the lock (rare): the region may have been queued by
+     * another thread, and a chunk in progress is waited for */
+    rs_pf_drop((uintptr_t)p, (uintptr_t)p + bytes);
 }
 
 size_t rs_prefault_pending(void) {

@@ -162,6 +162,15 @@ void rs_zero_lazy(void *p, size_t bytes);
  * never changed by it, and rs_free drops a block's pending pages.  Bytes
  * still queued (tests, start-up logs).  Any thread. */
 size_t rs_prefault_pending(void);
+/* Queue the whole pages of [p, p + bytes) for the same background thread
+ * (any writable mapping: a preallocated file mapped MAP_SHARED too), so a
+ * buffer written sequentially finds its next pages already faulted in.
+ * Contents are never changed.  Silently dropped if the queue is full or
+ * the kernel lacks MADV_POPULATE_WRITE (the pages then fault on use).
+ * Before the range is unmapped or freed, rs_prefault_cancel() it: once
+ * that returns the thread does not touch it.  Any thread. */
+void rs_prefault(void *p, size_t bytes);
+void rs_prefault_cancel(void *p, size_t bytes);
 
 /* Copy at most size-1 bytes and always NUL-terminate; returns strlen(src). */
 size_t rs_strlcpy(char *dst, const char *src, size_t size);

@@ -32,10 +32,13 @@
  */
 #include "common/fmt.h"
 
+#include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "common/fmt_pow10.h"
 
@@ -372,6 +375,318 @@ int rs_fmt_i64(int64_t v, char *buf) {
     if (v >= 0) return rs_fmt_u64((uint64_t)v, buf);
     buf[0] = '-';
     return 1 + rs_fmt_u64(0 - (uint64_t)v, buf + 1);
+}
+
+/* ========================================================= printf-like */
+
+typedef unsigned __int128 rs_u128;
+
+/* 5^k for k <= 27 (< 2^63) */
+static uint64_t rs_pow5(int k) {
+    uint64_t r = 1;
+    while (k-- > 0) r *= 5;
+    return r;
+}
+
+/* round(|v| * 10^s), ties to even (rnd = 0: floor), exactly, into *r
+ * (< 2^64).  v finite and non-zero.  0 if it does not fit the 128-bit
+ * arithmetic below (the caller then uses snprintf). */
+static int rs_fmt_scaled(double v, int s, int rnd, uint64_t *r) {
+    int e2;
+    double fr = frexp(fabs(v), &e2);      /* |v| = fr * 2^e2, fr in [.5, 1) */
+    uint64_t m = (uint64_t)ldexp(fr, 53); /* exact: 53-bit integer        */
+    int e = e2 - 53;                      /* |v| = m * 2^e                  */
+    if (s > 27 || s < -27) return 0;
+    rs_u128 q, rem, den;
+    if (s >= 0) {
+        /* m * 5^s * 2^(e + s) */
+        rs_u128 n = (rs_u128)m * rs_pow5(s); /* < 2^116 */
+        int t = e + s;
+        if (t >= 0) {
+            if (t > 63 || (n >> (127 - t)) != 0) return 0;
+            q = n << t;
+            if (q >> 64) return 0;
+            *r = (uint64_t)q;
+            return 1;
+        }
+        if (-t >= 120) { *r = 0; return 1; } /* below 2^-3: rounds to 0 */
+        q = n >> -t;
+        rem = n - (q << -t);
+        den = (rs_u128)1 << -t;
+    } else {
+        /* m * 2^(e - k) / 5^k, k = -s */
+        int k = -s, t = e - k;
+        uint64_t p5 = rs_pow5(k);
+        if (t >= 0) {
+            if (t > 74) return 0; /* m << t must stay below 2^127 */
+            rs_u128 n = (rs_u128)m << t;
+            q = n / p5;
+            rem = n - q * p5;
+            den = p5;
+        } else {
+            if (-t > 63) { *r = 0; return 1; } /* m < 2^53 < den / 2^10 */
+            den = (rs_u128)p5 << -t;
+            q = m / den;
+            rem = m - q * den;
+        }
+    }
+    /* half to even: compare 2 rem with den */
+    rs_u128 twice = rem << 1;
+    if (rnd && (twice > den || (twice == den && (q & 1)))) q++;
+    if (q >> 64) return 0;
+    *r = (uint64_t)q;
+    return 1;
+}
+
+static int rs_fmt_printf_slow(char *buf, const char *fmt, int prec, double v) {
+    char tmp[RS_FMT_PRINTF_MAX + 8];
+    int n = snprintf(tmp, sizeof(tmp), fmt, prec, v);
+    if (n < 0) n = 0;
+    if (n > RS_FMT_PRINTF_MAX) n = RS_FMT_PRINTF_MAX;
+    memcpy(buf, tmp, (size_t)n);
+    return n;
+}
+
+int rs_fmt_fixed(double v, int prec, int plus, char *buf) {
+    uint64_t r = 0;
+    if (prec < 0) prec = 0;
+    if (prec > 17 || !isfinite(v) ||
+        (v != 0 && !rs_fmt_scaled(v, prec, 1, &r)) ||
+        r >= UINT64_C(10000000000000000000))
+        return rs_fmt_printf_slow(buf, plus ? "%+.*f" : "%.*f", prec, v);
+    int n = 0;
+    if (signbit(v)) buf[n++] = '-';
+    else if (plus) buf[n++] = '+';
+    char d[24];
+    int nd = rs_fmt_digits(r, d + sizeof(d));
+    const char *dp = d + sizeof(d) - nd;
+    /* at least prec + 1 digits: leading zeros */
+    int lead = prec + 1 - nd;
+    int ip = nd + (lead > 0 ? lead : 0) - prec; /* digits before the point */
+    for (int i = 0; i < ip; i++) {
+        int j = i - (lead > 0 ? lead : 0);
+        buf[n++] = j < 0 ? '0' : dp[j];
+    }
+    if (prec > 0) {
+        buf[n++] = '.';
+        for (int i = ip; i < ip + prec; i++) {
+            int j = i - (lead > 0 ? lead : 0);
+            buf[n++] = j < 0 ? '0' : dp[j];
+        }
+    }
+    return n;
+}
+
+int rs_fmt_general(double v, int prec, char *buf) {
+    if (prec < 0) prec = 6;
+    if (prec == 0) prec = 1;
+    if (prec > 17 || !isfinite(v)) return rs_fmt_printf_slow(buf, "%.*g", prec, v);
+    int n = 0;
+    if (signbit(v)) buf[n++] = '-';
+    if (v == 0) {
+        buf[n++] = '0';
+        return n;
+    }
+    /* the exponent X of the value: 10^X <= |v| < 10^(X+1), from an
+     * estimate checked with the exact floor; then rounded to prec digits
+     * (a carry to 10^prec makes it X + 1) */
+    static const uint64_t p10[20] = {
+        1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull,
+        10000000ull, 100000000ull, 1000000000ull, 10000000000ull,
+        100000000000ull, 1000000000000ull, 10000000000000ull,
+        100000000000000ull, 1000000000000000ull, 10000000000000000ull,
+        100000000000000000ull, 1000000000000000000ull,
+        10000000000000000000ull};
+    int X = (int)floor(log10(fabs(v)));
+    uint64_t r = 0;
+    for (int tries = 0;; tries++) {
+        if (tries > 3 || !rs_fmt_scaled(v, prec - 1 - X, 0, &r))
+            return rs_fmt_printf_slow(buf, "%.*g", prec, v);
+        if (r >= p10[prec]) X++;
+        else if (r < p10[prec - 1]) X--;
+        else break;
+    }
+    if (!rs_fmt_scaled(v, prec - 1 - X, 1, &r))
+        return rs_fmt_printf_slow(buf, "%.*g", prec, v);
+    if (r == p10[prec]) {
+        X++;
+        r = p10[prec - 1];
+    }
+    char d[24];
+    rs_fmt_digits(r, d + sizeof(d));
+    const char *dp = d + sizeof(d) - prec; /* exactly prec digits */
+    int nd = prec;
+    if (prec > X && X >= -4) {
+        /* style f, precision prec - 1 - X, trailing zeros removed */
+        int ip = X + 1; /* digits before the point (<= 0: "0.") */
+        while (nd > (ip > 0 ? ip : 0) && dp[nd - 1] == '0') nd--;
+        if (ip > 0) {
+            memcpy(buf + n, dp, (size_t)ip);
+            n += ip;
+            if (nd > ip) {
+                buf[n++] = '.';
+                memcpy(buf + n, dp + ip, (size_t)(nd - ip));
+                n += nd - ip;
+            }
+        } else {
+            buf[n++] = '0';
+            buf[n++] = '.';
+            for (int i = 0; i < -ip; i++) buf[n++] = '0';
+            memcpy(buf + n, dp, (size_t)nd);
+            n += nd;
+        }
+        return n;
+    }
+    /* style e: d[.ddd]e+XX */
+    while (nd > 1 && dp[nd - 1] == '0') nd--;
+    buf[n++] = dp[0];
+    if (nd > 1) {
+        buf[n++] = '.';
+        memcpy(buf + n, dp + 1, (size_t)(nd - 1));
+        n += nd - 1;
+    }
+    buf[n++] = 'e';
+    buf[n++] = X < 0 ? '-' : '+';
+    int ax = X < 0 ? -X : X;
+    if (ax >= 100) buf[n++] = (char)('0' + ax / 100);
+    buf[n++] = (char)('0' + ax / 10 % 10);
+    buf[n++] = (char)('0' + ax % 10);
+    return n;
+}
+
+/* Output of rs_fmt_snprintf: what fits goes to buf, len counts all. */
+typedef struct rs_fmt_out_s {
+    char *buf;
+    size_t size, len;
+} rs_fmt_out_t;
+
+static void rs_fmt_put(rs_fmt_out_t *o, const char *p, size_t n) {
+    if (o->len + 1 < o->size) {
+        size_t room = o->size - 1 - o->len;
+        memcpy(o->buf + o->len, p, n < room ? n : room);
+    }
+    o->len += n;
+}
+
+int rs_fmt_snprintf(char *buf, size_t size, const char *fmt, ...) {
+    va_list ap, ap0;
+    va_start(ap, fmt);
+    va_copy(ap0, ap);
+    rs_fmt_out_t o = {buf, size, 0};
+    char num[RS_FMT_PRINTF_MAX];
+    const char *f = fmt;
+    while (*f) {
+        const char *lit = f;
+        while (*f && *f != '%') f++;
+        if (f > lit) rs_fmt_put(&o, lit, (size_t)(f - lit));
+        if (!*f) break;
+        f++; /* '%' */
+        int plus = 0, zero = 0, width = -1, prec = -1, lng = 0;
+        for (;; f++) {
+            if (*f == '+') plus = 1;
+            else if (*f == '0') zero = 1;
+            else if (*f == '-' || *f == ' ' || *f == '#' || *f == '\'')
+                goto slow;
+            else break;
+        }
+        if (*f >= '1' && *f <= '9') {
+            width = 0;
+            while (*f >= '0' && *f <= '9') width = width * 10 + (*f++ - '0');
+        } else if (*f == '*') {
+            goto slow;
+        }
+        if (*f == '.') {
+            f++;
+            if (*f == '*') {
+                prec = va_arg(ap, int);
+                f++;
+            } else {
+                prec = 0;
+                while (*f >= '0' && *f <= '9') prec = prec * 10 + (*f++ - '0');
+            }
+        }
+        if (*f == 'l') {
+            lng = 1;
+            if (*++f == 'l') { lng = 2; f++; }
+        } else if (*f == 'z') {
+            lng = 3;
+            f++;
+        }
+        int n;
+        switch (*f) {
+        case '%':
+            if (plus || zero || width >= 0 || prec >= 0 || lng) goto slow;
+            rs_fmt_put(&o, "%", 1);
+            break;
+        case 'c': {
+            if (plus || zero || width >= 0 || prec >= 0 || lng) goto slow;
+            char c = (char)va_arg(ap, int);
+            rs_fmt_put(&o, &c, 1);
+            break;
+        }
+        case 's': {
+            if (plus || zero || width >= 0 || lng) goto slow;
+            const char *str = va_arg(ap, const char *);
+            if (!str) goto slow; /* glibc's "(null)" */
+            rs_fmt_put(&o, str, prec >= 0 ? strnlen(str, (size_t)prec)
+                                          : strlen(str));
+            break;
+        }
+        case 'd':
+        case 'i':
+        case 'u': {
+            if (plus || prec >= 0 || (width >= 0 && !zero) ||
+                (zero && width < 0) || width > 40)
+                goto slow;
+            int64_t iv;
+            uint64_t uv;
+            int neg = 0;
+            if (*f == 'u') {
+                uv = lng == 2 ? va_arg(ap, unsigned long long)
+                     : lng == 1 ? va_arg(ap, unsigned long)
+                     : lng == 3 ? va_arg(ap, size_t)
+                                : va_arg(ap, unsigned int);
+            } else {
+                iv = lng == 2 ? va_arg(ap, long long)
+                     : lng == 1 ? va_arg(ap, long)
+                     : lng == 3 ? (int64_t)va_arg(ap, ssize_t)
+                                : va_arg(ap, int);
+                neg = iv < 0;
+                uv = neg ? 0 - (uint64_t)iv : (uint64_t)iv;
+            }
+            n = rs_fmt_u64(uv, num);
+            if (neg) rs_fmt_put(&o, "-", 1);
+            for (int k = n + neg; k < width; k++) rs_fmt_put(&o, "0", 1);
+            rs_fmt_put(&o, num, (size_t)n);
+            break;
+        }
+        case 'f':
+            if (zero || width >= 0 || lng) goto slow;
+            n = rs_fmt_fixed(va_arg(ap, double), prec < 0 ? 6 : prec, plus,
+                             num);
+            rs_fmt_put(&o, num, (size_t)n);
+            break;
+        case 'g':
+            if (plus || zero || width >= 0 || lng) goto slow;
+            n = rs_fmt_general(va_arg(ap, double), prec, num);
+            rs_fmt_put(&o, num, (size_t)n);
+            break;
+        default:
+            goto slow;
+        }
+        f++;
+    }
+    if (size) buf[o.len < size ? o.len : size - 1] = '\0';
+    va_end(ap);
+    va_end(ap0);
+    return o.len > INT_MAX ? -1 : (int)o.len;
+slow:
+    va_end(ap);
+    {
+        int r = vsnprintf(buf, size, fmt, ap0);
+        va_end(ap0);
+        return r;
+    }
 }
 
 /* ================================================================= input */

@@ -60,6 +60,33 @@ int rs_fmt_f64(double v, char *buf);
 int rs_fmt_i64(int64_t v, char *buf);
 int rs_fmt_u64(uint64_t v, char *buf);
 
+/* printf's own notations, byte for byte, without printf: what
+ * snprintf(buf, size, "%.<prec>f", v) (rs_fmt_fixed; plus = 1: "%+.<prec>f")
+ * and "%.<prec>g" (rs_fmt_general) write, in the C locale, for prec 0..17.
+ * Both round the exact binary value half to even at the last digit kept
+ * (glibc's rule in the default rounding mode), with 128-bit integer
+ * arithmetic; values whose digits do not fit that (|v| >= 1e19 for
+ * fixed, extreme exponents) and non-finite ones are handed to snprintf,
+ * so the result is always printf's.  Why: every printf call in a process
+ * that loaded libquadmath (OpenBLAS -> libgfortran) takes glibc's slow
+ * positional path (its printf hooks), and the explanation texts format
+ * numbers for every explained event.  buf[RS_FMT_PRINTF_MAX]; returns the
+ * length (no NUL).  @locality any thread */
+#define RS_FMT_PRINTF_MAX 352 /* "%.17f" of -DBL_MAX: 309 + 18 + sign */
+int rs_fmt_fixed(double v, int prec, int plus, char *buf);
+int rs_fmt_general(double v, int prec, char *buf);
+
+/* snprintf for a subset of formats, with the same output and return
+ * value as glibc's (truncated to size - 1 and NUL-terminated; returns the
+ * length the whole text has): conversions %s (with a precision: %.Ns,
+ * %.*s), %d %i %u (lengths l, ll, z; a width with the 0 flag: %02d), %f
+ * (%+.Nf, %.*f), %g, %c and %%, through rs_fmt_fixed / rs_fmt_general.
+ * Any other flag, width or conversion hands the whole call to vsnprintf,
+ * so every format gives printf's text.  For texts made per event (the
+ * explanations' words): see rs_fmt_fixed for why.  @locality any thread */
+int rs_fmt_snprintf(char *buf, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Parse the longest prefix of s[0..len) that is a decimal number (grammar
  * above; no blanks, no hex, no inf/nan) into *out, bit-identical to strtod
  * / strtof on that prefix.  Returns the length of the prefix, 0 if s does

@@ -17,13 +17,16 @@
  *     value, the newest value and shorter-window means.
  * So the words follow whatever specs are configured.  The phrase pieces
  * of every feature (nouns, scope, window) are made once too: wording a
- * contribution is one snprintf (about 200 ns, ops/bench/bench_words).
+ * contribution is one formatted print (ops/bench/bench_words), through
+ * rs_fmt_snprintf (common/fmt.h): printf's text without glibc's printf,
+ * which is slow in the service (libquadmath's printf hooks).
  *
  * Threads: the words state is immutable after rs_features_new; both
  * functions are reentrant (the owner thread calls them while explaining,
  * but they touch no mutable state).  No allocation after creation.
  */
 #include "features/features_int.h"
+#include "common/fmt.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -71,13 +74,13 @@ static void rs_fe_plural(const char *one, char *out, size_t size) {
     size_t n = strlen(one);
     const char *vowels = "aeiou";
     if (n >= 2 && one[n - 1] == 'y' && !strchr(vowels, one[n - 2]))
-        snprintf(out, size, "%.*sies", (int)(n - 1), one);
+        rs_fmt_snprintf(out, size, "%.*sies", (int)(n - 1), one);
     else if (n >= 1 && (one[n - 1] == 's' || one[n - 1] == 'x' ||
                         (n >= 2 && (!strcmp(one + n - 2, "ch") ||
                                     !strcmp(one + n - 2, "sh")))))
-        snprintf(out, size, "%ses", one);
+        rs_fmt_snprintf(out, size, "%ses", one);
     else
-        snprintf(out, size, "%ss", one);
+        rs_fmt_snprintf(out, size, "%ss", one);
 }
 
 /* Parse "name=noun[/plural],..." into w (appending; a later entry for the
@@ -128,10 +131,10 @@ static rs_err_t rs_fe_nouns_parse(rs_fe_words_t *w, const char *spec,
                                RS_FE_NOUNS_MAX);
             nn = &w->nouns[w->nnouns++];
         }
-        snprintf(nn->name, sizeof(nn->name), "%.*s", (int)nl, b);
-        snprintf(nn->one, sizeof(nn->one), "%.*s", (int)ol, vb);
+        rs_fmt_snprintf(nn->name, sizeof(nn->name), "%.*s", (int)nl, b);
+        rs_fmt_snprintf(nn->one, sizeof(nn->one), "%.*s", (int)ol, vb);
         if (slash)
-            snprintf(nn->many, sizeof(nn->many), "%.*s", (int)pl, slash + 1);
+            rs_fmt_snprintf(nn->many, sizeof(nn->many), "%.*s", (int)pl, slash + 1);
         else
             rs_fe_plural(nn->one, nn->many, sizeof(nn->many));
     }
@@ -146,12 +149,12 @@ static const char *rs_fe_noun(const rs_fe_words_t *w, const char *name,
         if (!strcmp(w->nouns[i].name, name))
             return many ? w->nouns[i].many : w->nouns[i].one;
     char one[RS_FE_NOUN_MAX];
-    snprintf(one, sizeof(one), "%s", !strcmp(name, "type") ? "event type"
+    rs_fmt_snprintf(one, sizeof(one), "%s", !strcmp(name, "type") ? "event type"
                                                            : name);
     for (char *c = one; *c; c++)
         if (*c == '_') *c = ' ';
     if (many) rs_fe_plural(one, tmp, size);
-    else snprintf(tmp, size, "%s", one);
+    else rs_fmt_snprintf(tmp, size, "%s", one);
     return tmp;
 }
 
@@ -256,20 +259,20 @@ static void rs_fe_dur_words(int64_t ms, char *buf, size_t size) {
     for (size_t i = 0; i < RS_ARRAY_LEN(U); i++)
         if (ms % U[i].u == 0) {
             long long k = (long long)(ms / U[i].u);
-            if (k == 1) snprintf(buf, size, "%s", U[i].n);
-            else snprintf(buf, size, "%lld %ss", k, U[i].n);
+            if (k == 1) rs_fmt_snprintf(buf, size, "%s", U[i].n);
+            else rs_fmt_snprintf(buf, size, "%lld %ss", k, U[i].n);
             return;
         }
-    snprintf(buf, size, "%lld ms", (long long)ms);
+    rs_fmt_snprintf(buf, size, "%lld ms", (long long)ms);
 }
 
 /* A length of time in seconds: "45 seconds", "12 minutes", "3.5 hours". */
 static void rs_fe_secs_words(double sec, char *buf, size_t size) {
-    if (sec < 120) snprintf(buf, size, "%.0f second%s", sec,
+    if (sec < 120) rs_fmt_snprintf(buf, size, "%.0f second%s", sec,
                             fabs(sec - 1) < .5 ? "" : "s");
-    else if (sec < 7200) snprintf(buf, size, "%.0f minutes", sec / 60);
-    else if (sec < 172800) snprintf(buf, size, "%.1f hours", sec / 3600);
-    else snprintf(buf, size, "%.1f days", sec / 86400);
+    else if (sec < 7200) rs_fmt_snprintf(buf, size, "%.0f minutes", sec / 60);
+    else if (sec < 172800) rs_fmt_snprintf(buf, size, "%.1f hours", sec / 3600);
+    else rs_fmt_snprintf(buf, size, "%.1f days", sec / 86400);
 }
 
 
@@ -280,64 +283,64 @@ static void rs_fe_phrase(const rs_features_t *f, int i, rs_fe_ph_t *ph) {
     memset(ph, 0, sizeof(*ph));
     ph->s = s;
     ph->agg = f->out_agg[i];
-    snprintf(ph->ev, sizeof(ph->ev), "%s", rs_fe_noun(w, "event", 0, t1,
+    rs_fmt_snprintf(ph->ev, sizeof(ph->ev), "%s", rs_fe_noun(w, "event", 0, t1,
                                                       sizeof(t1)));
-    snprintf(ph->evs, sizeof(ph->evs), "%s", rs_fe_noun(w, "event", 1, t1,
+    rs_fmt_snprintf(ph->evs, sizeof(ph->evs), "%s", rs_fe_noun(w, "event", 1, t1,
                                                         sizeof(t1)));
-    snprintf(ph->fraud, sizeof(ph->fraud), "%s", rs_fe_noun(w, "fraud", 0, t1,
+    rs_fmt_snprintf(ph->fraud, sizeof(ph->fraud), "%s", rs_fe_noun(w, "fraud", 0, t1,
                                                             sizeof(t1)));
     ph->is_amount = !strcmp(s->value, "amount");
-    snprintf(ph->val, sizeof(ph->val), "%s",
+    rs_fmt_snprintf(ph->val, sizeof(ph->val), "%s",
              ph->is_amount ? "amount" : rs_fe_noun(w, s->value, 0, t1,
                                                    sizeof(t1)));
     const char *kn = rs_fe_noun(w, s->key, 0, t1, sizeof(t1));
     if (!strcmp(s->key, "entity")) {
         ph->scope[0] = '\0';
-        snprintf(ph->owner, sizeof(ph->owner), "this %s's", kn);
-        snprintf(ph->thiskey, sizeof(ph->thiskey), "this %s", kn);
+        rs_fmt_snprintf(ph->owner, sizeof(ph->owner), "this %s's", kn);
+        rs_fmt_snprintf(ph->thiskey, sizeof(ph->thiskey), "this %s", kn);
     } else if (!strcmp(s->key, "counterparty")) {
-        snprintf(ph->scope, sizeof(ph->scope), " at this %s", kn);
-        snprintf(ph->owner, sizeof(ph->owner), "this %s's", kn);
-        snprintf(ph->thiskey, sizeof(ph->thiskey), "this %s", kn);
+        rs_fmt_snprintf(ph->scope, sizeof(ph->scope), " at this %s", kn);
+        rs_fmt_snprintf(ph->owner, sizeof(ph->owner), "this %s's", kn);
+        rs_fmt_snprintf(ph->thiskey, sizeof(ph->thiskey), "this %s", kn);
     } else {
-        snprintf(ph->scope, sizeof(ph->scope), " with the same %s", kn);
-        snprintf(ph->owner, sizeof(ph->owner), "the same %s's", kn);
-        snprintf(ph->thiskey, sizeof(ph->thiskey), "the same %s", kn);
+        rs_fmt_snprintf(ph->scope, sizeof(ph->scope), " with the same %s", kn);
+        rs_fmt_snprintf(ph->owner, sizeof(ph->owner), "the same %s's", kn);
+        rs_fmt_snprintf(ph->thiskey, sizeof(ph->thiskey), "the same %s", kn);
     }
-    snprintf(ph->forkey, sizeof(ph->forkey), "for %s", ph->thiskey);
+    rs_fmt_snprintf(ph->forkey, sizeof(ph->forkey), "for %s", ph->thiskey);
     if (s->last_n) {
-        snprintf(ph->win, sizeof(ph->win), " in the last %lld %s",
+        rs_fmt_snprintf(ph->win, sizeof(ph->win), " in the last %lld %s",
                  (long long)s->last_n, ph->evs);
-        snprintf(ph->over, sizeof(ph->over), " over the last %lld %s",
+        rs_fmt_snprintf(ph->over, sizeof(ph->over), " over the last %lld %s",
                  (long long)s->last_n, ph->evs);
     } else if (s->window_ms) {
         rs_fe_dur_words(s->window_ms, t2, sizeof(t2));
         if (s->offset_ms) {
             char o[64];
             rs_fe_dur_words(s->offset_ms, o, sizeof(o));
-            snprintf(ph->win, sizeof(ph->win), " in the %s%s before the last %s",
+            rs_fmt_snprintf(ph->win, sizeof(ph->win), " in the %s%s before the last %s",
                      strchr(t2, ' ') ? "" : "1 ", t2, o);
-            snprintf(ph->over, sizeof(ph->over),
+            rs_fmt_snprintf(ph->over, sizeof(ph->over),
                      " over the %s%s before the last %s",
                      strchr(t2, ' ') ? "" : "1 ", t2, o);
         } else {
-            snprintf(ph->win, sizeof(ph->win), " in the last %s", t2);
-            snprintf(ph->over, sizeof(ph->over), " over the last %s", t2);
+            rs_fmt_snprintf(ph->win, sizeof(ph->win), " in the last %s", t2);
+            rs_fmt_snprintf(ph->over, sizeof(ph->over), " over the last %s", t2);
         }
     }
 }
 
 static const char *rs_fe_vfmt(const rs_fe_ph_t *ph, double v, char *buf,
                               size_t size) {
-    snprintf(buf, size, ph->is_amount ? "%.2f" : "%.4g", v);
+    rs_fmt_snprintf(buf, size, ph->is_amount ? "%.2f" : "%.4g", v);
     return buf;
 }
 
 /* A usual count or rate: "0.1", "2.3", "14" */
 static void rs_fe_usual(double u, char *buf, size_t size) {
-    if (!(u > 0)) snprintf(buf, size, "0");
-    else if (u < 10) snprintf(buf, size, "%.2g", u);
-    else snprintf(buf, size, "%.0f", u);
+    if (!(u > 0)) rs_fmt_snprintf(buf, size, "0");
+    else if (u < 10) rs_fmt_snprintf(buf, size, "%.2g", u);
+    else rs_fmt_snprintf(buf, size, "%.0f", u);
 }
 
 int rs_features_words(const rs_features_t *f, int i, char *buf, size_t size) {
@@ -350,72 +353,72 @@ int rs_features_words(const rs_features_t *f, int i, char *buf, size_t size) {
     int n;
     switch (ph->agg) {
     case RS_FEATURES_AGG_COUNT:
-        n = snprintf(buf, size, "%s%s%s", ph->evs, ph->scope, ph->win); break;
+        n = rs_fmt_snprintf(buf, size, "%s%s%s", ph->evs, ph->scope, ph->win); break;
     case RS_FEATURES_AGG_SUM:
-        n = snprintf(buf, size, "total %s%s%s", ph->val, ph->scope, ph->win); break;
+        n = rs_fmt_snprintf(buf, size, "total %s%s%s", ph->val, ph->scope, ph->win); break;
     case RS_FEATURES_AGG_MEAN:
-        n = snprintf(buf, size, "average %s%s%s", ph->val, ph->scope, ph->win); break;
+        n = rs_fmt_snprintf(buf, size, "average %s%s%s", ph->val, ph->scope, ph->win); break;
     case RS_FEATURES_AGG_STD:
-        n = snprintf(buf, size, "spread of %s%s%s", ph->val, ph->scope, ph->win); break;
+        n = rs_fmt_snprintf(buf, size, "spread of %s%s%s", ph->val, ph->scope, ph->win); break;
     case RS_FEATURES_AGG_MIN:
-        n = snprintf(buf, size, "smallest %s%s%s", ph->val, ph->scope, ph->win); break;
+        n = rs_fmt_snprintf(buf, size, "smallest %s%s%s", ph->val, ph->scope, ph->win); break;
     case RS_FEATURES_AGG_MAX:
-        n = snprintf(buf, size, "largest %s%s%s", ph->val, ph->scope, ph->win); break;
+        n = rs_fmt_snprintf(buf, size, "largest %s%s%s", ph->val, ph->scope, ph->win); break;
     case RS_FEATURES_AGG_COUNT_BELOW:
-        n = snprintf(buf, size, "%s%s with %s under %g%s", ph->evs, ph->scope,
+        n = rs_fmt_snprintf(buf, size, "%s%s with %s under %g%s", ph->evs, ph->scope,
                      ph->val, s->below, ph->win); break;
     case RS_FEATURES_AGG_DISTINCT:
-        n = snprintf(buf, size, "different %s%s%s",
+        n = rs_fmt_snprintf(buf, size, "different %s%s%s",
                      rs_fe_noun(f->words, s->field, 1, t1, sizeof(t1)),
                      ph->scope, ph->win); break;
     case RS_FEATURES_AGG_NEW:
-        n = snprintf(buf, size, "new %s %s%s",
+        n = rs_fmt_snprintf(buf, size, "new %s %s%s",
                      rs_fe_noun(f->words, s->field, 0, t1, sizeof(t1)),
                      ph->forkey, ph->win); break;
     case RS_FEATURES_AGG_SINCE_LAST:
-        n = snprintf(buf, size, "time since %s previous %s", ph->owner, ph->ev);
+        n = rs_fmt_snprintf(buf, size, "time since %s previous %s", ph->owner, ph->ev);
         break;
     case RS_FEATURES_AGG_RATIO_MEAN:
-        n = snprintf(buf, size, "%s vs %s average%s", ph->val, ph->owner,
+        n = rs_fmt_snprintf(buf, size, "%s vs %s average%s", ph->val, ph->owner,
                      ph->over); break;
     case RS_FEATURES_AGG_ZSCORE:
-        n = snprintf(buf, size, "%s in standard deviations from %s average%s",
+        n = rs_fmt_snprintf(buf, size, "%s in standard deviations from %s average%s",
                      ph->val, ph->owner, ph->over); break;
     case RS_FEATURES_AGG_VELOCITY:
-        n = snprintf(buf, size, "%s per hour%s%s", ph->evs, ph->scope, ph->win);
+        n = rs_fmt_snprintf(buf, size, "%s per hour%s%s", ph->evs, ph->scope, ph->win);
         break;
     case RS_FEATURES_AGG_FRAUD_COUNT:
-        n = snprintf(buf, size, "%s%s confirmed as %s%s", ph->evs, ph->scope,
+        n = rs_fmt_snprintf(buf, size, "%s%s confirmed as %s%s", ph->evs, ph->scope,
                      ph->fraud, ph->win); break;
     case RS_FEATURES_AGG_FRAUD_RATE:
-        n = snprintf(buf, size, "share of %s%s confirmed as %s%s", ph->evs,
+        n = rs_fmt_snprintf(buf, size, "share of %s%s confirmed as %s%s", ph->evs,
                      ph->scope, ph->fraud, ph->win); break;
     case RS_FEATURES_AGG_LAST:
-        n = snprintf(buf, size, "previous %s%s", ph->val, ph->scope); break;
+        n = rs_fmt_snprintf(buf, size, "previous %s%s", ph->val, ph->scope); break;
     case RS_FEATURES_AGG_SLOPE:
-        n = snprintf(buf, size, "%s trend%s", ph->val, ph->over); break;
+        n = rs_fmt_snprintf(buf, size, "%s trend%s", ph->val, ph->over); break;
     case RS_FEATURES_AGG_DEVIATION:
-        n = snprintf(buf, size, "%s vs %s average%s", ph->val, ph->owner,
+        n = rs_fmt_snprintf(buf, size, "%s vs %s average%s", ph->val, ph->owner,
                      ph->over); break;
     case RS_FEATURES_AGG_BASE_DEV:
     case RS_FEATURES_AGG_BASE_Z:
-        n = snprintf(buf, size, "%s%s vs %s baseline", ph->val, ph->over,
+        n = rs_fmt_snprintf(buf, size, "%s%s vs %s baseline", ph->val, ph->over,
                      ph->owner); break;
     case RS_FEATURES_AGG_LIFE:
-        n = snprintf(buf, size, "%s since new or repaired", ph->evs); break;
+        n = rs_fmt_snprintf(buf, size, "%s since new or repaired", ph->evs); break;
     case RS_FEATURES_AGG_HOUR_OF_DAY:
-        n = snprintf(buf, size, "hour of the day (%s)", f->conf.timezone); break;
+        n = rs_fmt_snprintf(buf, size, "hour of the day (%s)", f->conf.timezone); break;
     case RS_FEATURES_AGG_DAY_OF_WEEK:
-        n = snprintf(buf, size, "day of the week (%s)", f->conf.timezone); break;
+        n = rs_fmt_snprintf(buf, size, "day of the week (%s)", f->conf.timezone); break;
     case RS_FEATURES_AGG_NIGHT:
-        n = snprintf(buf, size, "at night, 00:00-06:00 (%s)", f->conf.timezone); break;
+        n = rs_fmt_snprintf(buf, size, "at night, 00:00-06:00 (%s)", f->conf.timezone); break;
     case RS_FEATURES_AGG_WEEKEND:
-        n = snprintf(buf, size, "on a weekend (%s)", f->conf.timezone); break;
+        n = rs_fmt_snprintf(buf, size, "on a weekend (%s)", f->conf.timezone); break;
     case RS_FEATURES_AGG_HOUR_SIN:
     case RS_FEATURES_AGG_HOUR_COS:
-        n = snprintf(buf, size, "time of day (%s)", f->conf.timezone); break;
+        n = rs_fmt_snprintf(buf, size, "time of day (%s)", f->conf.timezone); break;
     default: /* CURRENT, CURRENT_LOG1P: this event's value */
-        n = snprintf(buf, size, "%s", ph->val); break;
+        n = rs_fmt_snprintf(buf, size, "%s", ph->val); break;
     }
     if (n < 0) { buf[0] = '\0'; return 0; }
     return (size_t)n < size ? n : (int)size - 1;
@@ -461,7 +464,7 @@ int rs_features_reason(const rs_features_t *f, int i, const float *x,
     case RS_FEATURES_AGG_SLOPE:
     case RS_FEATURES_AGG_DEVIATION:
         if (none) {
-            n = snprintf(buf, size, "no %s%s%s", ph->evs, ph->scope, ph->win);
+            n = rs_fmt_snprintf(buf, size, "no %s%s%s", ph->evs, ph->scope, ph->win);
             if (n < 0) { buf[0] = '\0'; return 0; }
             return (size_t)n < size ? n : (int)size - 1;
         }
@@ -474,61 +477,61 @@ int rs_features_reason(const rs_features_t *f, int i, const float *x,
         if (rate >= 0 && s->window_ms && !s->last_n) {
             char u[32];
             rs_fe_usual(rate * (double)s->window_ms, u, sizeof(u));
-            snprintf(ub, sizeof(ub), ", usually %s", u);
+            rs_fmt_snprintf(ub, sizeof(ub), ", usually %s", u);
         }
         if (v < 0.5)
-            n = snprintf(buf, size, "no %s%s%s%s", ph->evs, ph->scope, ph->win,
+            n = rs_fmt_snprintf(buf, size, "no %s%s%s%s", ph->evs, ph->scope, ph->win,
                          ub);
         else
-            n = snprintf(buf, size, "%.0f %s%s%s%s", v,
+            n = rs_fmt_snprintf(buf, size, "%.0f %s%s%s%s", v,
                          fabs(v - 1) < .5 ? ph->ev : ph->evs, ph->scope, ph->win,
                          ub);
         break;
     case RS_FEATURES_AGG_SUM:
-        n = snprintf(buf, size, "total %s %s%s%s", ph->val,
+        n = rs_fmt_snprintf(buf, size, "total %s %s%s%s", ph->val,
                      rs_fe_vfmt(ph, v, nb, sizeof(nb)), ph->scope, ph->win);
         break;
     case RS_FEATURES_AGG_MEAN:
         if (isfinite(mean)) {
             char m[32];
-            snprintf(ub, sizeof(ub), ", usually %s",
+            rs_fmt_snprintf(ub, sizeof(ub), ", usually %s",
                      rs_fe_vfmt(ph, mean, m, sizeof(m)));
         }
-        n = snprintf(buf, size, "average %s %s%s%s%s", ph->val,
+        n = rs_fmt_snprintf(buf, size, "average %s %s%s%s%s", ph->val,
                      rs_fe_vfmt(ph, v, nb, sizeof(nb)), ph->scope, ph->win, ub);
         break;
     case RS_FEATURES_AGG_STD:
-        n = snprintf(buf, size, "spread of %s %s%s%s", ph->val,
+        n = rs_fmt_snprintf(buf, size, "spread of %s %s%s%s", ph->val,
                      rs_fe_vfmt(ph, v, nb, sizeof(nb)), ph->scope, ph->win);
         break;
     case RS_FEATURES_AGG_MIN:
-        n = snprintf(buf, size, "smallest %s %s%s%s", ph->val,
+        n = rs_fmt_snprintf(buf, size, "smallest %s %s%s%s", ph->val,
                      rs_fe_vfmt(ph, v, nb, sizeof(nb)), ph->scope, ph->win);
         break;
     case RS_FEATURES_AGG_MAX:
-        n = snprintf(buf, size, "largest %s %s%s%s", ph->val,
+        n = rs_fmt_snprintf(buf, size, "largest %s %s%s%s", ph->val,
                      rs_fe_vfmt(ph, v, nb, sizeof(nb)), ph->scope, ph->win);
         break;
     case RS_FEATURES_AGG_COUNT_BELOW:
-        n = snprintf(buf, size, "%.0f %s%s with %s under %g%s", v,
+        n = rs_fmt_snprintf(buf, size, "%.0f %s%s with %s under %g%s", v,
                      fabs(v - 1) < .5 ? ph->ev : ph->evs, ph->scope, ph->val,
                      s->below, ph->win);
         break;
     case RS_FEATURES_AGG_DISTINCT:
-        n = snprintf(buf, size, "%.0f different %s%s%s", v,
+        n = rs_fmt_snprintf(buf, size, "%.0f different %s%s%s", v,
                      rs_fe_noun(w, s->field, fabs(v - 1) >= .5, t1,
                                 sizeof(t1)),
                      ph->scope, ph->win);
         break;
     case RS_FEATURES_AGG_NEW:
-        n = snprintf(buf, size, "%s %s %s%s", v >= .5 ? "new" : "known",
+        n = rs_fmt_snprintf(buf, size, "%s %s %s%s", v >= .5 ? "new" : "known",
                      rs_fe_noun(w, s->field, 0, t1, sizeof(t1)), ph->forkey,
                      ph->win);
         break;
     case RS_FEATURES_AGG_SINCE_LAST: {
         double sec = expm1(v);
         if (!(sec < RS_FE_SINCE_NONE_S * 0.999)) {
-            n = snprintf(buf, size, "first %s of %s", ph->ev, ph->thiskey);
+            n = rs_fmt_snprintf(buf, size, "first %s of %s", ph->ev, ph->thiskey);
             break;
         }
         char d[48];
@@ -536,18 +539,18 @@ int rs_features_reason(const rs_features_t *f, int i, const float *x,
         if (rate > 0) {
             char u[48];
             rs_fe_secs_words(1.0 / rate / 1000.0, u, sizeof(u));
-            snprintf(ub, sizeof(ub), ", usually %s", u);
+            rs_fmt_snprintf(ub, sizeof(ub), ", usually %s", u);
         }
-        n = snprintf(buf, size, "%s since %s previous %s%s", d, ph->owner,
+        n = rs_fmt_snprintf(buf, size, "%s since %s previous %s%s", d, ph->owner,
                      ph->ev, ub);
         break;
     }
     case RS_FEATURES_AGG_RATIO_MEAN:
-        n = snprintf(buf, size, "%s %.1fx %s average%s", ph->val, v, ph->owner,
+        n = rs_fmt_snprintf(buf, size, "%s %.1fx %s average%s", ph->val, v, ph->owner,
                      ph->over);
         break;
     case RS_FEATURES_AGG_ZSCORE:
-        n = snprintf(buf, size, "%s %.1f standard deviations %s %s average%s",
+        n = rs_fmt_snprintf(buf, size, "%s %.1f standard deviations %s %s average%s",
                      ph->val, fabs(v), v < 0 ? "below" : "above", ph->owner,
                      ph->over);
         break;
@@ -555,57 +558,57 @@ int rs_features_reason(const rs_features_t *f, int i, const float *x,
         if (rate >= 0) {
             char u[32];
             rs_fe_usual(rate * (double)RS_FE_HOUR_MS, u, sizeof(u));
-            snprintf(ub, sizeof(ub), ", usually %s", u);
+            rs_fmt_snprintf(ub, sizeof(ub), ", usually %s", u);
         }
-        n = snprintf(buf, size, "%.2g %s per hour%s%s%s", v, ph->evs, ph->scope,
+        n = rs_fmt_snprintf(buf, size, "%.2g %s per hour%s%s%s", v, ph->evs, ph->scope,
                      ph->win, ub);
         break;
     case RS_FEATURES_AGG_FRAUD_COUNT:
-        n = snprintf(buf, size, "%.0f %s%s confirmed as %s%s", v,
+        n = rs_fmt_snprintf(buf, size, "%.0f %s%s confirmed as %s%s", v,
                      fabs(v - 1) < .5 ? ph->ev : ph->evs, ph->scope, ph->fraud,
                      ph->win);
         break;
     case RS_FEATURES_AGG_FRAUD_RATE:
-        n = snprintf(buf, size, "%.*f%% of %s%s confirmed as %s%s",
+        n = rs_fmt_snprintf(buf, size, "%.*f%% of %s%s confirmed as %s%s",
                      v > 0 && v < 0.01 ? 1 : 0, v * 100, ph->evs, ph->scope,
                      ph->fraud, ph->win);
         break;
     case RS_FEATURES_AGG_LAST:
         if (isfinite(mean)) {
             char m[32];
-            snprintf(ub, sizeof(ub), ", usually %s",
+            rs_fmt_snprintf(ub, sizeof(ub), ", usually %s",
                      rs_fe_vfmt(ph, mean, m, sizeof(m)));
         }
-        n = snprintf(buf, size, "previous %s %s%s", ph->val,
+        n = rs_fmt_snprintf(buf, size, "previous %s %s%s", ph->val,
                      rs_fe_vfmt(ph, v, nb, sizeof(nb)), ub);
         break;
     case RS_FEATURES_AGG_SLOPE:
         if (v == 0)
-            n = snprintf(buf, size, "%s steady%s", ph->val, ph->over);
+            n = rs_fmt_snprintf(buf, size, "%s steady%s", ph->val, ph->over);
         else
-            n = snprintf(buf, size, "%s %s %.3g per hour%s", ph->val,
+            n = rs_fmt_snprintf(buf, size, "%s %s %.3g per hour%s", ph->val,
                          v > 0 ? "rising" : "falling", fabs(v), ph->over);
         break;
     case RS_FEATURES_AGG_DEVIATION:
-        n = snprintf(buf, size, "%s %.3g %s %s average%s", ph->val, fabs(v),
+        n = rs_fmt_snprintf(buf, size, "%s %.3g %s %s average%s", ph->val, fabs(v),
                      v >= 0 ? "above" : "below", ph->owner, ph->over);
         break;
     case RS_FEATURES_AGG_BASE_DEV:
-        n = snprintf(buf, size, "%s%s %.3g %s %s baseline", ph->val, ph->over,
+        n = rs_fmt_snprintf(buf, size, "%s%s %.3g %s %s baseline", ph->val, ph->over,
                      fabs(v), v >= 0 ? "above" : "below", ph->owner);
         break;
     case RS_FEATURES_AGG_BASE_Z:
         /* "temperature drifted +3.1 sd over the last 12 readings" */
-        n = snprintf(buf, size, "%s drifted %+.1f sd from %s baseline%s",
+        n = rs_fmt_snprintf(buf, size, "%s drifted %+.1f sd from %s baseline%s",
                      ph->val, v, ph->owner, ph->over);
         break;
     case RS_FEATURES_AGG_LIFE:
-        n = snprintf(buf, size, "%.0f %s since new or repaired", expm1(v),
+        n = rs_fmt_snprintf(buf, size, "%.0f %s since new or repaired", expm1(v),
                      ph->evs);
         break;
     case RS_FEATURES_AGG_HOUR_OF_DAY: {
         int h = (int)v;
-        n = snprintf(buf, size, "at %02d:00-%02d:59 (%s)", h, h, f->conf.timezone);
+        n = rs_fmt_snprintf(buf, size, "at %02d:00-%02d:59 (%s)", h, h, f->conf.timezone);
         break;
     }
     case RS_FEATURES_AGG_DAY_OF_WEEK: {
@@ -613,17 +616,17 @@ int rs_features_reason(const rs_features_t *f, int i, const float *x,
                                           "Thursday", "Friday", "Saturday",
                                           "Sunday"};
         int d = (int)v;
-        n = snprintf(buf, size, "on a %s (%s)", dn[d >= 0 && d < 7 ? d : 0],
+        n = rs_fmt_snprintf(buf, size, "on a %s (%s)", dn[d >= 0 && d < 7 ? d : 0],
                      f->conf.timezone);
         break;
     }
     case RS_FEATURES_AGG_NIGHT:
-        n = snprintf(buf, size, v >= .5 ? "at night, 00:00-06:00 (%s)"
+        n = rs_fmt_snprintf(buf, size, v >= .5 ? "at night, 00:00-06:00 (%s)"
                                         : "in the daytime (%s)",
                      f->conf.timezone);
         break;
     case RS_FEATURES_AGG_WEEKEND:
-        n = snprintf(buf, size, v >= .5 ? "on a weekend (%s)"
+        n = rs_fmt_snprintf(buf, size, v >= .5 ? "on a weekend (%s)"
                                         : "on a weekday (%s)",
                      f->conf.timezone);
         break;
@@ -640,10 +643,10 @@ int rs_features_reason(const rs_features_t *f, int i, const float *x,
             double h = atan2(hs, hc) * 24 / 6.283185307179586;
             if (h < 0) h += 24;
             int mins = (int)(h * 60 + 0.5) % 1440;
-            n = snprintf(buf, size, "at %02d:%02d (%s)", mins / 60, mins % 60,
+            n = rs_fmt_snprintf(buf, size, "at %02d:%02d (%s)", mins / 60, mins % 60,
                          f->conf.timezone);
         } else {
-            n = snprintf(buf, size, "time of day (%s)", f->conf.timezone);
+            n = rs_fmt_snprintf(buf, size, "time of day (%s)", f->conf.timezone);
         }
         break;
     }
@@ -652,10 +655,10 @@ int rs_features_reason(const rs_features_t *f, int i, const float *x,
         double cur = ph->agg == RS_FEATURES_AGG_CURRENT ? v : expm1(v);
         if (isfinite(mean)) {
             char m[32];
-            snprintf(ub, sizeof(ub), ", usually %s",
+            rs_fmt_snprintf(ub, sizeof(ub), ", usually %s",
                      rs_fe_vfmt(ph, mean, m, sizeof(m)));
         }
-        n = snprintf(buf, size, "%s %s%s", ph->val,
+        n = rs_fmt_snprintf(buf, size, "%s %s%s", ph->val,
                      rs_fe_vfmt(ph, cur, nb, sizeof(nb)), ub);
         break;
     }

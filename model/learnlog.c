@@ -9,7 +9,27 @@
  *         i64 max_t | u64 cursor  -- then slots of {u64 key, u64 record+1}
  *         (open addressing, linear probing; key = event id hash, 0 -> 1)
  * The .idx is derived: it is rebuilt from the .log whenever it does not
- * match (and always for the segment being written, at open).
+ * match.  `slots` and `indexed` describe the table the FILE holds (0 slots:
+ * none written yet, the area is zeros); min_t, max_t and cursor are kept
+ * up to date in the mapping.
+ *
+ * Where the index lives.  A segment's hash table is sized for its whole
+ * capacity (a 256 MiB segment: 2 M slots, 32 MiB), and event ids hash to
+ * random slots: filled in place, nearly every insert of a young segment
+ * touched a fresh page of the mapped file (a page fault, the page zeroed
+ * and later written back: measured as ~40 % of the trainer thread in the
+ * end-to-end bench).  So the segment being indexed keeps its table in RAM,
+ * starting small and doubling at 70 % load (pages touched grow with the
+ * records, not with the capacity), up to an eighth of the full size; then
+ * (or when the segment is fully indexed, SEALED) it is hashed into the
+ * file's full-size table, which is the index from then on and is kept
+ * current in place, as before: by then its keys would touch nearly every
+ * page of it anyway, and RAM stays bounded.  A table still in RAM goes to
+ * the file as it is at close (the next open loads it instead of re-reading
+ * the records).  After a crash the file holds the table of the last close,
+ * or the one kept in place: the records after its `indexed` are checked
+ * and indexed again at open, as before; a rewind zeroes `indexed` (the
+ * table may name records that are gone: it is cleared before reuse).
  */
 #define _GNU_SOURCE
 #include "model/learnlog.h"
@@ -58,7 +78,13 @@ typedef struct rs_lseg_s {
     size_t log_len;
     uint8_t *idx;         /* header page + slots                         */
     size_t idx_len;
-    uint64_t mask;        /* slots - 1                                   */
+    uint64_t mask;        /* slots - 1 of the file's full-size table      */
+    /* resolver side: the index of a segment not yet sealed, in RAM
+     * (NULL once sealed: the file's table is the index) */
+    rs_ll_slot_t *ram;    /* [rmask + 1]                                 */
+    uint64_t rmask, rkeys;/* slots - 1, keys held                        */
+    uint64_t nidx;        /* records indexed (RAM or file)               */
+    size_t pf_next;       /* writer: log bytes queued for prefault       */
     _Atomic int dirty;    /* written since the last sync                 */
 } rs_lseg_t;
 
@@ -141,8 +167,28 @@ static void rs_ll_path(const rs_learnlog_t *lg, uint64_t first,
     snprintf(buf, size, "%s/%020" PRIu64 ".%s", lg->dir, first, ext);
 }
 
+/* Prefault of the log ahead of the writer.  Each fresh page of a segment
+ * costs a fault when the writer's memcpy first touches it (one every ~20
+ * records; ~30 us each on a VM, where the hypervisor backs the page on
+ * first use); the background prefault thread (common.h rs_prefault)
+ * populates them ahead instead, RS_LL_PF_STEP at a time, keeping at least
+ * RS_LL_PF_AHEAD queued past the end.  A new segment queues its first
+ * step at once (at start: while the consumer joins its group). */
+#define RS_LL_PF_STEP ((size_t)512 << 10)
+#define RS_LL_PF_AHEAD ((size_t)256 << 10)
+
+static void rs_ll_prefault(rs_lseg_t *sg, size_t upto) {
+    while (sg->pf_next < sg->log_len && sg->pf_next < upto + RS_LL_PF_AHEAD) {
+        size_t n = RS_MIN(RS_LL_PF_STEP, sg->log_len - sg->pf_next);
+        rs_prefault(sg->log + sg->pf_next, n);
+        sg->pf_next += n;
+    }
+}
+
 static void rs_ll_unmap(const rs_learnlog_t *lg, rs_lseg_t *sg) {
     if (!sg) return;
+    free(sg->ram);
+    if (sg->log) rs_prefault_cancel(sg->log, sg->log_len);
     if (lg->mem) {
         free(sg->log);
         free(sg->idx);
@@ -190,37 +236,165 @@ static rs_err_t rs_ll_map(const char *path, size_t len, int create,
     return RS_OK;
 }
 
-/* A new, empty index; clear = 0 for a fresh file or allocation (already
- * zero: touching tens of MB of pages would slow the start). */
-static void rs_ll_idx_init(const rs_learnlog_t *lg, rs_lseg_t *sg, int clear) {
+#define RS_LL_RAM_MIN 1024u /* slots of a new RAM index (16 KiB)          */
+
+/* Insert into a table of mask+1 slots; 0 if the key was there (a repeat:
+ * the first record wins). */
+static inline int rs_ll_put(rs_ll_slot_t *sl, uint64_t mask, uint64_t key,
+                            uint64_t rec) {
+    uint64_t i = key & mask;
+    while (sl[i].key) {
+        if (sl[i].key == key) return 0;
+        i = (i + 1) & mask;
+    }
+    sl[i].key = key;
+    sl[i].rec = rec;
+    return 1;
+}
+
+/* A new, empty index in RAM (the file's table is left as it is: its
+ * header says what it holds). */
+static void rs_ll_idx_init(const rs_learnlog_t *lg, rs_lseg_t *sg) {
     rs_ll_idxhdr_t *ih = rs_ll_ih(sg);
-    if (clear) memset(sg->idx, 0, sg->idx_len);
-    memcpy(ih->magic, RS_LL_IDX_MAGIC, 8);
-    ih->first = sg->first;
-    ih->slots = sg->mask + 1;
-    ih->indexed = 0;
+    free(sg->ram);
+    uint64_t n = RS_MIN((uint64_t)RS_LL_RAM_MIN, sg->mask + 1);
+    sg->ram = rs_calloc((size_t)n, sizeof(rs_ll_slot_t));
+    sg->rmask = n - 1;
+    sg->rkeys = 0;
+    sg->nidx = 0;
     ih->min_t = INT64_MAX;
     ih->max_t = INT64_MIN;
     ih->cursor = sg->first;
     (void)lg;
 }
 
+/* A fresh segment's header: no table written yet. */
+static void rs_ll_idx_hdr_new(rs_lseg_t *sg) {
+    rs_ll_idxhdr_t *ih = rs_ll_ih(sg);
+    memcpy(ih->magic, RS_LL_IDX_MAGIC, 8);
+    ih->first = sg->first;
+    ih->slots = 0;
+    ih->indexed = 0;
+    ih->min_t = INT64_MAX;
+    ih->max_t = INT64_MIN;
+    ih->cursor = sg->first;
+}
+
+/* Re-hash the RAM table into one of `slots` slots. */
+static void rs_ll_ram_resize(rs_lseg_t *sg, uint64_t slots) {
+    rs_ll_slot_t *nt = rs_calloc((size_t)slots, sizeof(rs_ll_slot_t));
+    for (uint64_t i = 0; i <= sg->rmask; i++)
+        if (sg->ram[i].key)
+            rs_ll_put(nt, slots - 1, sg->ram[i].key, sg->ram[i].rec);
+    free(sg->ram);
+    sg->ram = nt;
+    sg->rmask = slots - 1;
+}
+
+/* Write the RAM table to the file.  full = 1 (the segment is fully
+ * indexed, or its table outgrew rs_ll_ram_max): the file gets the
+ * full-size table (entries hashed straight into it), which is the index
+ * from then on, and RAM is freed; full = 0 (close): the table is copied as
+ * it is, at its current size.  The part of an older, larger table the new
+ * one does not cover is cleared. */
+static void rs_ll_idx_write(rs_lseg_t *sg, int full) {
+    rs_ll_idxhdr_t *ih = rs_ll_ih(sg);
+    rs_ll_slot_t *fs = rs_ll_slots(sg);
+    const uint64_t old = ih->slots <= sg->mask + 1 ? ih->slots : sg->mask + 1;
+    ih->indexed = 0; /* the table is not whole until the end */
+    if (full) {
+        if (old) memset(fs, 0, (size_t)old * sizeof(*fs));
+        for (uint64_t i = 0; i <= sg->rmask; i++)
+            if (sg->ram[i].key)
+                rs_ll_put(fs, sg->mask, sg->ram[i].key, sg->ram[i].rec);
+        ih->slots = sg->mask + 1;
+        free(sg->ram);
+        sg->ram = NULL;
+    } else {
+        const uint64_t n = sg->rmask + 1;
+        memcpy(fs, sg->ram, (size_t)n * sizeof(*fs));
+        if (old > n) memset(fs + n, 0, (size_t)(old - n) * sizeof(*fs));
+        ih->slots = n;
+    }
+    ih->indexed = sg->nidx;
+}
+
+/* Slots the RAM table may grow to: an eighth of the full table.  Past it
+ * the keys are spread enough that inserting into the file's table touches
+ * (nearly) all of its pages anyway; the table moves there, so RAM stays
+ * bounded (4 MiB per partition with 256 MiB segments). */
+static uint64_t rs_ll_ram_max(const rs_lseg_t *sg) {
+    uint64_t m = (sg->mask + 1) / 8;
+    return m > RS_LL_RAM_MIN ? m : RS_LL_RAM_MIN;
+}
+
 static void rs_ll_idx_add(const rs_learnlog_t *lg, rs_lseg_t *sg,
                           uint64_t pos) {
     const rs_lrec_hdr_t *h = (const rs_lrec_hdr_t *)rs_ll_at(lg, sg, pos);
     rs_ll_idxhdr_t *ih = rs_ll_ih(sg);
-    rs_ll_slot_t *sl = rs_ll_slots(sg);
-    uint64_t key = h->id ? h->id : 1, i = key & sg->mask;
-    while (sl[i].key) {
-        if (sl[i].key == key) goto counted; /* a repeat: the first wins */
-        i = (i + 1) & sg->mask;
+    uint64_t key = h->id ? h->id : 1, rec = pos - sg->first + 1;
+    /* at most 70 % full; the full size holds the capacity at that load */
+    if (sg->ram && (sg->rkeys + 1) * 10 > (sg->rmask + 1) * 7) {
+        if (sg->rmask < sg->mask && sg->rmask + 1 < rs_ll_ram_max(sg))
+            rs_ll_ram_resize(sg, 2 * (sg->rmask + 1));
+        else
+            rs_ll_idx_write(sg, 1); /* to the file, at its full size */
     }
-    sl[i].key = key;
-    sl[i].rec = pos - sg->first + 1;
-counted:
+    if (sg->ram) {
+        sg->rkeys += (uint64_t)rs_ll_put(sg->ram, sg->rmask, key, rec);
+    } else {
+        /* in the file's table, kept current there (as it is once sealed) */
+        rs_ll_put(rs_ll_slots(sg), sg->mask, key, rec);
+        ih->indexed = rec;
+    }
     if (h->t < ih->min_t) ih->min_t = h->t;
     if (h->t > ih->max_t) ih->max_t = h->t;
-    ih->indexed = pos - sg->first + 1;
+    sg->nidx = rec;
+    if (sg->nidx == sg->cap && sg->ram) rs_ll_idx_write(sg, 1); /* sealed */
+}
+
+/* The index of an opened segment from its file: the file's table is used
+ * in place if it is the full-size one (sealed, or moved there while the
+ * segment filled) and holds records, else loaded into RAM to be completed
+ * (a table that does not add up is dropped: the records are indexed
+ * again).  Returns the records it holds. */
+static uint64_t rs_ll_idx_load(const rs_learnlog_t *lg, rs_lseg_t *sg) {
+    rs_ll_idxhdr_t *ih = rs_ll_ih(sg);
+    const uint64_t s = ih->slots, n = ih->indexed;
+    if (s == sg->mask + 1 && n > 0) {
+        free(sg->ram);
+        sg->ram = NULL;
+        sg->nidx = n;
+        return n;
+    }
+    const int64_t min_t = ih->min_t, max_t = ih->max_t;
+    const uint64_t cursor = ih->cursor;
+    rs_ll_idx_init(lg, sg);
+    ih->cursor = cursor;
+    if (n == 0 || s < 16 || s > sg->mask + 1 || (s & (s - 1)))
+        return 0;
+    /* a copy of the file's table, checked: no more keys than records, at
+     * most 70 % full (so every probe ends) */
+    free(sg->ram);
+    sg->ram = rs_malloc((size_t)s * sizeof(rs_ll_slot_t));
+    memcpy(sg->ram, rs_ll_slots(sg), (size_t)s * sizeof(rs_ll_slot_t));
+    sg->rmask = s - 1;
+    uint64_t keys = 0, bad = 0;
+    for (uint64_t i = 0; i < s; i++)
+        if (sg->ram[i].key) {
+            keys++;
+            bad |= sg->ram[i].rec == 0 || sg->ram[i].rec > n;
+        }
+    if (bad || keys > n || keys * 10 > s * 7) {
+        rs_ll_idx_init(lg, sg);
+        ih->cursor = cursor;
+        return 0;
+    }
+    sg->rkeys = keys;
+    sg->nidx = n;
+    ih->min_t = min_t;
+    ih->max_t = max_t;
+    return n;
 }
 
 /* New segment starting at `first`: files created and preallocated (or
@@ -276,7 +450,10 @@ static rs_lseg_t *rs_ll_seg_new(rs_learnlog_t *lg, uint64_t first,
     h->first = first;
     h->cap = lg->cap;
     h->sum = rs_checksum32(h, offsetof(rs_ll_loghdr_t, sum), 0);
-    rs_ll_idx_init(lg, sg, 0);
+    rs_ll_idx_hdr_new(sg);
+    rs_ll_idx_init(lg, sg);
+    sg->pf_next = RS_LL_PAGE;
+    rs_ll_prefault(sg, RS_LL_PAGE);
     return sg;
 }
 
@@ -377,8 +554,10 @@ static rs_err_t rs_ll_seg_open(rs_learnlog_t *lg, uint64_t first,
     int rebuild = err != RS_OK;
     if (!rebuild) {
         const rs_ll_idxhdr_t *ih = rs_ll_ih(sg);
+        /* a table of any size up to the full one (rs_ll_idx_load checks
+         * it further) */
         rebuild = sg->idx_len != ilen || memcmp(ih->magic, RS_LL_IDX_MAGIC, 8) ||
-                  ih->first != first || ih->slots != slots ||
+                  ih->first != first || ih->slots > slots ||
                   ih->indexed > sg->cap;
         if (rebuild) {
             munmap(sg->idx, sg->idx_len);
@@ -390,8 +569,9 @@ static rs_err_t rs_ll_seg_open(rs_learnlog_t *lg, uint64_t first,
         err = rs_ll_map(path, ilen, 1, &sg->idx, &sg->idx_len, errstr,
                         errstr_size);
         if (err) { rs_ll_unmap(lg, sg); return err; }
-        rs_ll_idx_init(lg, sg, 0);
+        rs_ll_idx_hdr_new(sg);
     }
+    rs_ll_idx_load(lg, sg);
     *out = sg;
     return RS_OK;
 }
@@ -474,7 +654,7 @@ rs_learnlog_t *rs_learnlog_open(const char *dir, int32_t partition,
         /* sealed segments: indexed fully (rebuild what is not) */
         for (int i = 0; i + 1 < lg->nseg; i++) {
             rs_lseg_t *sg = lg->segs[i];
-            uint64_t done = rs_ll_ih(sg)->indexed;
+            uint64_t done = sg->nidx;
             for (uint64_t p = sg->first + done; p < sg->first + sg->cap; p++)
                 rs_ll_idx_add(lg, sg, p);
         }
@@ -484,9 +664,9 @@ rs_learnlog_t *rs_learnlog_open(const char *dir, int32_t partition,
          * indexed record itself is damaged (pages lost in a machine
          * crash), everything is checked and indexed anew. */
         rs_lseg_t *sg = lg->segs[lg->nseg - 1];
-        uint64_t cursor = rs_ll_ih(sg)->cursor, done = rs_ll_ih(sg)->indexed;
+        uint64_t cursor = rs_ll_ih(sg)->cursor, done = sg->nidx;
         if (done && !rs_ll_rec_ok(lg, rs_ll_at(lg, sg, sg->first + done - 1))) {
-            rs_ll_idx_init(lg, sg, 1);
+            rs_ll_idx_init(lg, sg);
             done = 0;
         }
         uint64_t p = sg->first + done;
@@ -496,6 +676,11 @@ rs_learnlog_t *rs_learnlog_open(const char *dir, int32_t partition,
         }
         rs_ll_ih(sg)->cursor = cursor;
         lg->wseg = sg;
+        {   /* the pages from the end on: ahead of the writer */
+            size_t at = (size_t)(rs_ll_at(lg, sg, p) - sg->log);
+            sg->pf_next = at & ~(size_t)(RS_LL_PAGE - 1);
+            rs_ll_prefault(sg, at);
+        }
         atomic_store(&lg->end, p);
         lg->indexed = p;
         /* the maturity cursor: the furthest any segment remembers */
@@ -509,7 +694,7 @@ rs_learnlog_t *rs_learnlog_open(const char *dir, int32_t partition,
         atomic_store(&lg->st_indexed, p);
         atomic_store(&lg->st_cursor, lg->cursor);
         const rs_ll_idxhdr_t *ih0 = rs_ll_ih(lg->segs[0]);
-        atomic_store(&lg->st_oldest_t, ih0->indexed ? ih0->min_t : 0);
+        atomic_store(&lg->st_oldest_t, lg->segs[0]->nidx ? ih0->min_t : 0);
         if (err_out) *err_out = RS_OK;
         return lg;
     }
@@ -530,7 +715,12 @@ fail:
 
 void rs_learnlog_close(rs_learnlog_t *lg) {
     if (!lg) return;
-    for (int i = 0; i < lg->nseg; i++) rs_ll_unmap(lg, lg->segs[i]);
+    for (int i = 0; i < lg->nseg; i++) {
+        /* an index still in RAM goes to the file as it is: the next open
+         * loads it instead of reading the records again */
+        if (!lg->mem && lg->segs[i]->ram) rs_ll_idx_write(lg->segs[i], 0);
+        rs_ll_unmap(lg, lg->segs[i]);
+    }
     free(lg->segs);
     pthread_mutex_destroy(&lg->lock);
     free(lg);
@@ -564,7 +754,10 @@ rs_err_t rs_learnlog_append(rs_learnlog_t *lg, const void *recs, int n,
         }
         uint64_t room = sg->first + sg->cap - end;
         int k = (uint64_t)n < room ? n : (int)room;
-        memcpy(rs_ll_at(lg, sg, end), src, (size_t)k * R);
+        uint8_t *dst = rs_ll_at(lg, sg, end);
+        if ((size_t)(dst - sg->log) + RS_LL_PF_AHEAD > sg->pf_next)
+            rs_ll_prefault(sg, (size_t)(dst - sg->log) + (size_t)k * R);
+        memcpy(dst, src, (size_t)k * R);
         atomic_store_explicit(&sg->dirty, 1, memory_order_relaxed);
         src += (size_t)k * R;
         end += (uint64_t)k;
@@ -609,7 +802,8 @@ rs_err_t rs_learnlog_rewind(rs_learnlog_t *lg, uint64_t pos, char *errstr,
     lg->rseg = NULL;
     /* its index again, from what is left */
     uint64_t cursor = rs_ll_ih(sg)->cursor;
-    rs_ll_idx_init(lg, sg, 1);
+    rs_ll_ih(sg)->indexed = 0; /* the file's table may name records gone */
+    rs_ll_idx_init(lg, sg);
     for (uint64_t p = sg->first; p < pos; p++) rs_ll_idx_add(lg, sg, p);
     rs_ll_ih(sg)->cursor = cursor < pos ? cursor : pos;
     atomic_store(&lg->end, pos);
@@ -665,14 +859,15 @@ uint64_t rs_learnlog_index(rs_learnlog_t *lg) {
 uint64_t rs_learnlog_indexed(const rs_learnlog_t *lg) { return lg->indexed; }
 
 static int rs_ll_probe(const rs_lseg_t *sg, uint64_t key, uint64_t *pos) {
-    const rs_ll_slot_t *sl = rs_ll_slots(sg);
-    uint64_t i = key & sg->mask;
+    const rs_ll_slot_t *sl = sg->ram ? sg->ram : rs_ll_slots(sg);
+    const uint64_t mask = sg->ram ? sg->rmask : sg->mask;
+    uint64_t i = key & mask;
     while (sl[i].key) {
         if (sl[i].key == key) {
             *pos = sg->first + sl[i].rec - 1;
             return 1;
         }
-        i = (i + 1) & sg->mask;
+        i = (i + 1) & mask;
     }
     return 0;
 }
@@ -689,7 +884,7 @@ rs_err_t rs_learnlog_find(rs_learnlog_t *lg, uint64_t id, int64_t t_hint,
         for (int i = lg->nseg - 1; i >= 0; i--) {
             const rs_lseg_t *sg = lg->segs[i];
             const rs_ll_idxhdr_t *ih = rs_ll_ih(sg);
-            if (!ih->indexed) continue;
+            if (!sg->nidx) continue;
             int in = t_hint >= ih->min_t && t_hint <= ih->max_t;
             if (t_hint && (pass == 0) != in) continue;
             probes++;
@@ -768,7 +963,7 @@ int rs_learnlog_truncate(rs_learnlog_t *lg, int64_t keep_after_ms) {
         atomic_fetch_sub(&lg->st_bytes, (uint64_t)(sg->log_len + sg->idx_len));
         atomic_store(&lg->st_first, lg->segs[0]->first);
         const rs_ll_idxhdr_t *ih0 = rs_ll_ih(lg->segs[0]);
-        atomic_store(&lg->st_oldest_t, ih0->indexed ? ih0->min_t : 0);
+        atomic_store(&lg->st_oldest_t, lg->segs[0]->nidx ? ih0->min_t : 0);
         pthread_mutex_unlock(&lg->lock);
         if (lg->rseg == sg) lg->rseg = NULL;
         if (!lg->mem) {

@@ -723,6 +723,12 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
 
     svc->rd = rs_sink_redis_new(&app->redis, errstr, errstr_size);
     if (!svc->rd) { err = RS_ERR_REDIS; goto fail; }
+    /* i12cpu hook: the writer and its ring now, prefaulted while the
+     * consumer joins its group (not on the first batches) */
+    if ((err = rs_sink_redis_start(svc->rd)) != RS_OK) {
+        rs_errf(errstr, errstr_size, err, "redis: cannot start the writer");
+        goto fail;
+    }
     svc->eos = app->service.delivery == RS_DELIVERY_EXACTLY_ONCE;
     char txn_id[160] = "";
     if (svc->eos) {

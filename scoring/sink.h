@@ -409,10 +409,18 @@ rs_err_t rs_redis_conf_check(const rs_redis_conf_t *conf, char *errstr,
  * with errstr on failure: a bad configuration (see rs_redis_conf_check),
  * Redis unreachable, or AUTH/SELECT refused (the service needs Redis at
  * start; the writer thread then survives later outages).  No writer
- * thread yet: the first rs_sink_redis_enqueue() starts it.
+ * thread yet: rs_sink_redis_start() or the first rs_sink_redis_enqueue()
+ * starts it.
  * @locality the owner thread */
 rs_sink_redis_t *rs_sink_redis_new(const rs_redis_conf_t *conf, char *errstr,
                                    size_t errstr_size);
+/* Start the writer thread now, with its ring (redis.buffer_bytes)
+ * allocated lazily zeroed and populated by the background prefault
+ * (common.h rs_zero_lazy): a service calls it at start, so the first
+ * batches do not pay a first-touch page fault every few KB of commands
+ * (~30 us each on a VM).  Tools that only read never call it.  RS_OK, or
+ * RS_ERR_NOMEM.  @locality the owner thread */
+rs_err_t rs_sink_redis_start(rs_sink_redis_t *sink);
 
 /* Write scores[0..n) now, in one pipelined round trip on the owner's
  * connection (the commands of rs_sink_redis_enqueue_json, without input

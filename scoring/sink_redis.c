@@ -11,7 +11,8 @@
  *     reconnects (the caller retries the whole batch: writes are
  *     idempotent).  Error replies (RS_ERR_REDIS) are read to the end so the
  *     connection stays in sync.
- *   - the writer thread's (started by the first rs_sink_redis_enqueue()).
+ *   - the writer thread's (started by rs_sink_redis_start() or the first
+ *     rs_sink_redis_enqueue()).
  *     Failures: reconnect with backoff 50 ms doubling to 2 s; the outage is
  *     logged once when it starts and once when it ends, `healthy` follows
  *     it.  After 1 s without work the writer PINGs, so an outage of a
@@ -1502,17 +1503,16 @@ static void *rs_redis_writer_main(void *arg) {
 }
 
 static rs_err_t rs_redis_writer_start(rs_sink_redis_t *sink) {
-    sink->ring = malloc((size_t)sink->cap);
-    if (!sink->ring) {
-        rs_error("sink", "redis: cannot allocate the %" PRIu64 "-byte write "
-                 "buffer (redis.buffer_bytes)", sink->cap);
-        return RS_ERR_NOMEM;
-    }
+    /* lazily zeroed and prefaulted in the background (rs_zero_lazy): a
+     * plain malloc'd ring faulted a fresh page every few KB written until
+     * it had wrapped once.  Its size was checked against memory at start
+     * (rs_aligned_calloc aborts only where malloc would have failed). */
+    sink->ring = rs_aligned_calloc(1, (size_t)sink->cap);
     int rc = pthread_create(&sink->thread, NULL, rs_redis_writer_main, sink);
     if (rc) {
         rs_error("sink", "redis: cannot start the writer thread: %s",
                  strerror(rc));
-        free(sink->ring);
+        rs_free(sink->ring);
         sink->ring = NULL;
         return RS_ERR_NOMEM;
     }
@@ -1520,6 +1520,10 @@ static rs_err_t rs_redis_writer_start(rs_sink_redis_t *sink) {
     rs_info("sink", "redis %s: writer thread started (buffer %" PRIu64
             " bytes)", sink->endpoint, sink->cap);
     return RS_OK;
+}
+
+rs_err_t rs_sink_redis_start(rs_sink_redis_t *sink) {
+    return sink->started ? RS_OK : rs_redis_writer_start(sink);
 }
 
 static void rs_redis_writer_stop(rs_sink_redis_t *sink) {

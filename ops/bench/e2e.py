@@ -7,7 +7,9 @@ Per round and per system (the rounds interleave the systems, so a burst of load
 from elsewhere on the machine hits every system, not one):
   1. a fresh `riskstream broker --set topics.partitions=32` (its own process) and a
      fresh private redis-server (unix socket in a temp dir; the peer, which only
-     speaks TCP, gets a loopback port picked free just before);
+     speaks TCP, gets a loopback port picked free just before); riskstream gets a
+     fresh state.dir in the same temp dir (no learning log, checkpoint or model
+     version of an earlier run);
   2. N events (default 100 000) from `riskstream gen` (one file, the same bytes for
      every system) pre-produced to `events` with kcat, keyed by entity;
   3. the system starts; its scores are read back from the scores topic with kcat.
@@ -58,13 +60,15 @@ def free_port():
 
 
 def cpu_ticks(pid):
+    """(utime + stime ticks, minor + major page faults) of a process."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             st = f.read()
     except OSError:
         return None
     fields = st[st.rindex(b")") + 2:].split()
-    return int(fields[11]) + int(fields[12])   # utime, stime (fields 14, 15)
+    # utime, stime (fields 14, 15); minflt, majflt (fields 10, 12)
+    return int(fields[11]) + int(fields[12]), int(fields[7]) + int(fields[9])
 
 
 def pct(xs, q):
@@ -163,12 +167,12 @@ class CpuSampler(threading.Thread):
             c = cpu_ticks(self.pid)
             if c is None:
                 break
-            self.samples.append((time.time() * 1000.0, c / TICK))
+            self.samples.append((time.time() * 1000.0, c[0] / TICK, c[1]))
             time.sleep(0.05)
 
-    def at(self, t_ms):
-        """CPU seconds at wall time t_ms (linear between samples)."""
-        s = self.samples
+    def at(self, t_ms, what=1):
+        """CPU seconds (what=2: page faults) at wall time t_ms (linear between samples)."""
+        s = [(x[0], x[what]) for x in self.samples]
         if not s:
             return float("nan")
         if t_ms <= s[0][0]:
@@ -214,7 +218,8 @@ def event_times(broker, ids):
 
 
 def run_system(a, sysdef, lines, round_no):
-    name, kind, extra = sysdef
+    name, kind, extra = sysdef[:3]
+    sbin = sysdef[3] if len(sysdef) > 3 else a.bin
     tmp = tempfile.mkdtemp(prefix="riskstream-e2e.")
     broker = redis = proc = scores = sampler = bsampler = rsampler = None
     res = {"name": name}
@@ -234,8 +239,12 @@ def run_system(a, sysdef, lines, round_no):
                    "--in-topic", "events", "--out-topic", "scores",
                    "--fields", "id,entity_id,counterparty_id,event_time_ms,amount"]
         else:
-            cmd = [a.bin, "serve", "--brokers", broker.addr, "--redis", redis.url(),
-                   "--group", f"bench-{round_no}", "--set", "kafka.fetch.wait.max.ms=5"] + extra
+            # a fresh state directory (learning logs, checkpoint, model store) per
+            # system and round: without one every run would resume the previous
+            # run's state in the default directory (and two runs at once share it)
+            cmd = [sbin, "serve", "--brokers", broker.addr, "--redis", redis.url(),
+                   "--group", f"bench-{round_no}", "--set", "kafka.fetch.wait.max.ms=5",
+                   "--set", f"state.dir={os.path.join(tmp, 'state')}"] + a.serve_set + extra
         proc = subprocess.Popen(cmd, stdout=plog, stderr=plog)
         sampler = CpuSampler(proc.pid)
         bsampler, rsampler = CpuSampler(broker.p.pid), CpuSampler(redis.p.pid)
@@ -246,6 +255,7 @@ def run_system(a, sysdef, lines, round_no):
         span = max(last - first, 1) / 1000.0
         cpu = sampler.at(last) - sampler.at(first)
         res.update(eps=a.events / span, cpu_us=cpu / a.events * 1e6, cores=cpu / span,
+                   faults=(sampler.at(last, 2) - sampler.at(first, 2)) / a.events,
                    first_s=(first - t_start) / 1000.0,
                    broker_cores=(bsampler.at(last) - bsampler.at(first)) / span,
                    redis_cores=(rsampler.at(last) - rsampler.at(first)) / span,
@@ -310,6 +320,8 @@ def run_system(a, sysdef, lines, round_no):
                     pass
         if "error" not in res:
             shutil.rmtree(tmp, ignore_errors=True)
+        else:  # the logs stay; the state (GBs of preallocated learning log) goes
+            shutil.rmtree(os.path.join(tmp, "state"), ignore_errors=True)
     return res
 
 
@@ -335,7 +347,13 @@ def main():
     ap.add_argument("--python", default="/usr/bin/python3", help="the peer's interpreter (Debian's)")
     ap.add_argument("--systems", default="seq,seq-noexpl,lr,workers",
                     help="comma list of seq, seq-noexpl, lr, workers (1 and 2, if serve has service.workers)")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                    help="passed to every riskstream serve as --set KEY=VALUE (repeatable)")
+    ap.add_argument("--compare", metavar="BIN",
+                    help="another riskstream binary (e.g. main's build): each riskstream system also runs "
+                         "with it, interleaved in the same rounds, as a row marked [BIN]")
     a = ap.parse_args()
+    a.serve_set = [x for kv in a.sets for x in ("--set", kv)]
     a.keep_tmp = False
     # service.workers rows only when this serve has the key (it is rejected, exit 2, otherwise)
     has_workers = subprocess.run([a.bin, "config", "--set", "service.workers=2"],
@@ -356,6 +374,9 @@ def main():
         for w in (1, 2):
             systems.append((f"seq, explanations on, service.workers={w}", "rs",
                             ["--set", f"service.workers={w}"]))
+    if a.compare:
+        systems = [y for s in systems
+                   for y in ([s] if s[1] != "rs" else [(f"{s[0]} [{a.compare}]", "rs", s[2], a.compare), s])]
     # one generated stream: N pre-produced + paced chunks for the latency phases
     tmp = tempfile.mkdtemp(prefix="riskstream-e2e-gen.")
     total = a.events + int(a.rate * a.lat_seconds) + 150000
@@ -379,11 +400,12 @@ def main():
     machine = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2; nproc; "
                               "cut -d' ' -f1-3 /proc/loadavg"], capture_output=True, text=True).stdout.split("\n")
     print(f"\nriskstream e2e bench: {a.events} events pre-produced to `riskstream broker` "
-          f"({a.partitions} partitions, its own process), fresh broker + redis-server per system and round, "
+          f"({a.partitions} partitions, its own process), fresh broker + redis-server + state.dir per system and round, "
           f"median of {a.rounds} interleaved rounds")
     print(f"machine: {machine[0].strip()}, {machine[1]} cores, load average at the end {machine[2]}")
     print(f"command: ops/bench.sh e2e --events {a.events} --rounds {a.rounds} --rate {a.rate:.0f} "
-          f"--lat-seconds {a.lat_seconds:g}{' --peer' if a.peer else ''}\n")
+          f"--lat-seconds {a.lat_seconds:g}{' --peer' if a.peer else ''} --systems {a.systems}"
+          f"{''.join(' --set ' + kv for kv in a.sets)}{' --compare ' + a.compare if a.compare else ''}\n")
     peer_eps = med([x["eps"] for x in results.get("Python peer", []) if "error" not in x])
     print(f"| system | events/s | CPU µs/event | cores used | ratio to peer | first score s "
           f"| p50 / p99 / p99.9 ms at {a.rate:.0f} ev/s | 50 % of max: ev/s, p50 / p99 / p99.9 ms |")
@@ -410,12 +432,13 @@ def main():
             print(f"  {n}: {med([x['ready_s'] for x in v]):.2f} | {med([x['join_s'] for x in v]):.2f} "
                   f"| {med([x['after_asg_s'] for x in v]):.2f}")
     print("\nwhere the cores went during the max phase (median cores: the system | the broker process "
-          "| redis-server), and per round events/s (noise) with the 1-min load average when it ended:")
+          "| redis-server; the system's page faults per event, /proc minflt + majflt), and per round events/s (noise) with the 1-min load average when it ended:")
     for s in systems:
         ok = [x for x in results[s[0]] if "error" not in x]
         if ok:
             print(f"  {s[0]}: {med([x['cores'] for x in ok]):.2f} | {med([x['broker_cores'] for x in ok]):.2f} "
-                  f"| {med([x['redis_cores'] for x in ok]):.2f}; CPU µs/event when paced at {a.rate:.0f} ev/s "
+                  f"| {med([x['redis_cores'] for x in ok]):.2f}; page faults/event "
+                  f"{med([x.get('faults', float('nan')) for x in ok]):.2f}; CPU µs/event when paced at {a.rate:.0f} ev/s "
                   f"{med([x['fixed'][5] for x in ok]):.1f}, at 50 % of max {med([x['half'][5] for x in ok]):.1f}; "
                   f"rounds: "
                   + ", ".join(f"{x['eps']:.0f} (load {x['load']:.1f})" if "error" not in x else "failed"

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 
 #include "common/common.h"
 
@@ -256,6 +258,44 @@ static void test_zero_lazy(void **state) {
     rs_free(w);
 }
 
+/* rs_prefault on a shared file mapping (the learning log's segments):
+ * the file's bytes never change, whether the thread got there first or
+ * the owner wrote first; a range cancelled and then unmapped is never
+ * touched again (the test would crash). */
+static void test_prefault_file(void **state) {
+    (void)state;
+    char path[] = "/tmp/rs-test-prefault-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    const size_t n = (size_t)8 << 20;
+    assert_int_equal(posix_fallocate(fd, 0, (off_t)n), 0);
+    unsigned char *m = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    assert_true(m != MAP_FAILED);
+    for (size_t i = 0; i < n; i += 8192) m[i + 1] = (unsigned char)(i >> 13);
+    rs_prefault(m + 100, n - 200); /* unaligned ends: whole pages only */
+    for (size_t i = 4096; i < n; i += 8192) m[i + 2] = 0x5a;
+    for (int i = 0; i < 300 && rs_prefault_pending(); i++) usleep(10000);
+    assert_int_equal(rs_prefault_pending(), 0);
+    for (size_t i = 0; i < n; i += 8192) {
+        if (m[i + 1] != (unsigned char)(i >> 13)) fail_msg("byte %zu", i + 1);
+        if (m[i + 4096 + 2] != 0x5a) fail_msg("byte %zu", i + 4096 + 2);
+        if (m[i] || m[i + 4096]) fail_msg("page %zu written", i / 4096);
+    }
+    /* cancelled before the unmap: nothing queued is left for it */
+    for (int r = 0; r < 20; r++) {
+        unsigned char *q = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED,
+                                fd, 0);
+        assert_true(q != MAP_FAILED);
+        rs_prefault(q, n);
+        rs_prefault_cancel(q, n);
+        munmap(q, n);
+    }
+    assert_int_equal(rs_prefault_pending(), 0);
+    munmap(m, n);
+    close(fd);
+}
+
 static void test_rng_determinism(void **state) {
     (void)state;
     /* Golden values from an independent xoshiro256** + splitmix64
@@ -367,6 +407,7 @@ int main(void) {
         cmocka_unit_test(test_clocks),
         cmocka_unit_test(test_hash),
         cmocka_unit_test(test_zero_lazy),
+        cmocka_unit_test(test_prefault_file),
         cmocka_unit_test(test_alloc_strlcpy),
         cmocka_unit_test(test_rng_determinism),
         cmocka_unit_test(test_rng_distributions),

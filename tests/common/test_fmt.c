@@ -548,6 +548,143 @@ static void test_parse_fast_path(void **state) {
     assert_int_equal(rs_parse_fallbacks() - slow0, 0);
 }
 
+/* rs_fmt_fixed / rs_fmt_general: byte for byte what snprintf writes
+ * ("%.Nf", "%+.Nf", "%.Ng") for every precision 0..17 over ties (k / 2^j,
+ * exact halves at the last digit kept), integers, powers of ten and their
+ * neighbours, negative zero, subnormals, huge values (the snprintf
+ * fallback), and random doubles and float32 values of every exponent. */
+static void printf_same(double v) {
+    char want[512], got[RS_FMT_PRINTF_MAX + 1];
+    for (int prec = 0; prec <= 17; prec++) {
+        for (int plus = 0; plus < 2; plus++) {
+            snprintf(want, sizeof(want), plus ? "%+.*f" : "%.*f", prec, v);
+            int n = rs_fmt_fixed(v, prec, plus, got);
+            got[n] = '\0';
+            if (strcmp(want, got))
+                fail_msg("%%%s.%df of %a: '%s', printf '%s'", plus ? "+" : "",
+                         prec, v, got, want);
+        }
+        snprintf(want, sizeof(want), "%.*g", prec, v);
+        int n = rs_fmt_general(v, prec, got);
+        got[n] = '\0';
+        if (strcmp(want, got))
+            fail_msg("%%.%dg of %a: '%s', printf '%s'", prec, v, got, want);
+    }
+}
+
+static void test_fmt_printf(void **state) {
+    (void)state;
+    static const double cases[] = {
+        0.0, 1.0, 0.5, 1.5, 2.5, 0.125, 0.375, 1.005, 2.675, 9.9995, 9.9996,
+        99.5, 999.5, 0.05, 0.15, 0.25, 0.35, 1e-5, 1.2345e-5, 0.0001,
+        0.00012345, 123456.5, 1e15, 1e16, 1e17, 1e18, 9.999999999999999e18,
+        1e19, 1.5e19, 1e20, 1e22, 1e300, 1.7976931348623157e308, 5e-324,
+        2.2250738585072014e-308, 1e-300, 0.1, 0.2, 0.3, 1.0 / 3, 2.0 / 3,
+        12345.6789, 86399.99, 3599.5, 59.5, 0.999949999, 0.99995, 100, 1000,
+        123456789012345678.0, 4503599627370495.5, 4503599627370497.0};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        printf_same(cases[i]);
+        printf_same(-cases[i]);
+        printf_same(nextafter(cases[i], 0));
+        printf_same(nextafter(cases[i], INFINITY));
+    }
+    printf_same(INFINITY);
+    printf_same(-INFINITY);
+    printf_same(NAN);
+    /* exact ties at every scale: k / 2^j */
+    for (int j = 0; j <= 12; j++)
+        for (int k = 1; k < 400; k += 3) printf_same(ldexp((double)k, -j));
+    /* integers and halves near the edges of 10^n */
+    for (int e = 0; e <= 20; e++) {
+        double p = pow(10, e);
+        printf_same(p);
+        printf_same(p - 0.5);
+        printf_same(p + 0.5);
+        printf_same(p * 0.99995);
+    }
+    /* random bit patterns (finite), random values of moderate size, and
+     * float32 values promoted (what the explanations format) */
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    for (int i = 0; i < 8000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        double d;
+        memcpy(&d, &x, 8);
+        if (isfinite(d)) printf_same(d);
+        double m = ldexp((double)(x >> 11), -53) * pow(10, (int)(x % 24) - 8);
+        printf_same(m);
+        uint32_t b = (uint32_t)(x >> 32);
+        float f;
+        memcpy(&f, &b, 4);
+        if (isfinite(f)) printf_same((double)f);
+    }
+}
+
+/* rs_fmt_snprintf: the same bytes and return value as snprintf, for
+ * every buffer size from 0 (truncation), over the formats the
+ * explanations use and the ones it hands to vsnprintf. */
+#define SAME(...)                                                          \
+    do {                                                                   \
+        char w_[400], g_[400];                                             \
+        int wn_ = snprintf(w_, sizeof(w_), __VA_ARGS__);                   \
+        int gn_ = rs_fmt_snprintf(g_, sizeof(g_), __VA_ARGS__);            \
+        if (wn_ != gn_ || strcmp(w_, g_))                                  \
+            fail_msg("'%s' (%d), snprintf '%s' (%d)", g_, gn_, w_, wn_);   \
+        for (size_t sz_ = 0; sz_ <= (size_t)wn_ + 1 && sz_ <= sizeof(w_);  \
+             sz_++) {                                                      \
+            memset(w_, 'x', sizeof(w_));                                   \
+            memset(g_, 'x', sizeof(g_));                                   \
+            wn_ = snprintf(w_, sz_, __VA_ARGS__);                          \
+            gn_ = rs_fmt_snprintf(g_, sz_, __VA_ARGS__);                   \
+            if (wn_ != gn_ || memcmp(w_, g_, sizeof(w_)))                  \
+                fail_msg("size %zu differs", sz_);                         \
+        }                                                                  \
+    } while (0)
+
+static void test_fmt_snprintf(void **state) {
+    (void)state;
+    uint64_t x = 0x2545f4914f6cdd1dull;
+    for (int i = 0; i < 3000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        double v = ldexp((double)(x >> 11), -53) * pow(10, (int)(x % 12) - 4);
+        if (x & 0x100) v = -v;
+        if ((x & 0xe00) == 0) v = (double)(int)(v * 8) / 8; /* ties */
+        float fv = (float)v;
+        int h = (int)(x % 24), k = (int)(x >> 40 & 0xffff) - 100;
+        const char *w = (x & 0x400) ? "payments" : "";
+        SAME("%s", w);
+        SAME("%.0f %s%s%s%s", v, "payments", " at this merchant", w,
+             ", usually 3");
+        SAME("total %s %s%s%s", "amount", w, " in the last day", "");
+        SAME("%.2f", v);
+        SAME("%.4g", v);
+        SAME("%.4g", (double)fv);
+        SAME("%.2g", v);
+        SAME("%.3g per hour", fabs(v));
+        SAME("%s %.1fx %s average%s", "amount", v, "this card's", w);
+        SAME("%s drifted %+.1f sd from %s baseline%s", "temp", v, "x", w);
+        SAME("%.*f%% of %s", v > 0 && v < 0.01 ? 1 : 0, v * 100, w);
+        SAME("at %02d:00-%02d:59 (%s)", h, h, "Europe/Paris");
+        SAME("%02d|%03d|%d|%i|%u", k, k, k, -k, (unsigned)k);
+        SAME("%lld ms|%ld|%zu|%llu", (long long)k * 1000000007LL, (long)k,
+             (size_t)i, (unsigned long long)x);
+        SAME("%.*sies|%.3s|%c|%%", 3, "bodyx", w, 'q');
+        SAME("%g|%f|%.0f|%.17g|%.1f hours", v, v, v, v, v / 3600);
+        SAME("%s%s with %s under %g%s", w, w, "amount", 1e-5 * (double)k, w);
+        /* handed to vsnprintf */
+        SAME("%5s|%-3d|%x|%e|%+d|% d|%#g|%08.3f|%*d|%p", w, k, (unsigned)k,
+             v, k, k, v, v, 4, k, (void *)0);
+    }
+    SAME("no conversions");
+    SAME("%s", "");
+    SAME("%.0f|%.0f|%.0f|%.2f|%.4g", 0.5, 1.5, 2.5, -0.001, -0.0);
+    SAME("%.0f second%s", 1e300, "s");
+    SAME("%g|%g|%g", INFINITY, -INFINITY, NAN);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pow10_table),
@@ -555,6 +692,8 @@ int main(void) {
         cmocka_unit_test(test_fmt_examples),
         cmocka_unit_test(test_fmt_f32),
         cmocka_unit_test(test_fmt_f64),
+        cmocka_unit_test(test_fmt_printf),
+        cmocka_unit_test(test_fmt_snprintf),
         cmocka_unit_test(test_parse_cases),
         cmocka_unit_test(test_parse_random),
         cmocka_unit_test(test_parse_fast_path),

@@ -5,7 +5,9 @@
  * be shortest (neither (n-1)-digit neighbour reads back).  The whole input
  * mapped onto the number alphabet "0123456789.eE+-" (every prefix, sign,
  * point and exponent shape): rs_parse_f64 / rs_parse_f32 must end where
- * strtod / strtof end and give the same bits.  A mismatch aborts. */
+ * strtod / strtof end and give the same bits.  The double also through
+ * rs_fmt_fixed / rs_fmt_general: the same text as snprintf's "%.Nf",
+ * "%+.Nf" and "%.Ng" (N from the 9th byte).  A mismatch aborts. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -67,12 +69,31 @@ static void fuzz_out(double v, int f32) {
     }
 }
 
+/* rs_fmt_fixed / rs_fmt_general against snprintf, precisions 0..17 */
+static void fuzz_printf(double v, int prec) {
+    char want[512], got[RS_FMT_PRINTF_MAX + 1];
+    snprintf(want, sizeof(want), "%.*f", prec, v);
+    int n = rs_fmt_fixed(v, prec, 0, got);
+    FUZZ_CHECK(n >= 0 && n <= RS_FMT_PRINTF_MAX);
+    got[n] = '\0';
+    FUZZ_CHECK(!strcmp(want, got));
+    snprintf(want, sizeof(want), "%+.*f", prec, v);
+    n = rs_fmt_fixed(v, prec, 1, got);
+    got[n] = '\0';
+    FUZZ_CHECK(!strcmp(want, got));
+    snprintf(want, sizeof(want), "%.*g", prec, v);
+    n = rs_fmt_general(v, prec, got);
+    got[n] = '\0';
+    FUZZ_CHECK(!strcmp(want, got));
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static const char alpha[16] = "0123456789.eE+-5";
     if (size >= 8) {
         double d;
         memcpy(&d, data, 8);
         fuzz_out(d, 0);
+        fuzz_printf(d, size > 8 ? data[8] % 18 : 4);
     }
     if (size >= 4) {
         float f;

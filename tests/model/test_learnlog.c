@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <ftw.h>
+#include <sys/wait.h>
 #include <cmocka.h>
 
 #include "model/learner.h"
@@ -217,6 +218,176 @@ static void test_log_rewind_and_meta(void **st) {
     assert_null(rs_learnlog_open(dir, 3, &other, 1 << 20, &err, e, sizeof(e)));
     assert_int_equal(err, RS_ERR_CONFIG);
     assert_non_null(strstr(e, "architecture"));
+    rmdir_all(dir);
+}
+
+/* The .idx header of segment `first` of a log in dir: {slots, indexed}. */
+static void idx_hdr(const char *dir, uint64_t first, uint64_t *slots,
+                    uint64_t *indexed) {
+    char path[600];
+    snprintf(path, sizeof(path), "%s/%020llu.idx", dir,
+             (unsigned long long)first);
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    uint64_t h[4];
+    assert_int_equal(pread(fd, h, sizeof(h), 0), (ssize_t)sizeof(h));
+    close(fd);
+    *slots = h[2];
+    *indexed = h[3];
+}
+
+static void find_ok(rs_learnlog_t *lg, uint64_t id, uint64_t want) {
+    uint64_t pos = 0;
+    assert_int_equal(rs_learnlog_find(lg, id, 0, &pos), RS_OK);
+    assert_int_equal(pos, want);
+}
+
+/* Run f(dir) in a child that exits without closing the log (a crash:
+ * what it wrote through the mappings is in the files, nothing else). */
+static void crash_child(const char *dir, void (*f)(const char *dir)) {
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        f(dir);
+        _exit(0);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* 1 MiB segments of 64-byte records: 16 320 records, a full table of
+ * 32 768 slots, RAM tables up to 4 096 slots (2 867 keys at 70 %). */
+static void child_fill(const char *dir) { /* seals segment 0, 1 000 in RAM */
+    rs_learnlog_t *c = open_log(dir, &META, 1 << 20);
+    if (!c || rs_learnlog_end(c) != 2000) _exit(3);
+    append_n(c, 2001, 15320, T0, 1000);
+    rs_learnlog_index(c);
+}
+static void child_spill(const char *dir) { /* segment 1 moves to the file */
+    rs_learnlog_t *c = open_log(dir, &META, 1 << 20);
+    if (!c || rs_learnlog_end(c) != 17320) _exit(3);
+    append_n(c, 17321, 3000, T0, 1000);
+    rs_learnlog_index(c);
+}
+static void child_rewind(const char *dir) { /* over the table in the file */
+    char e[256];
+    rs_learnlog_t *c = open_log(dir, &META, 1 << 20);
+    if (!c || rs_learnlog_rewind(c, 17820, e, sizeof(e)) != RS_OK) _exit(3);
+    append_n(c, 900001, 50, T0, 1000);
+    rs_learnlog_index(c);
+}
+
+/* The index of the segment being written lives in RAM and grows with its
+ * records up to an eighth of the full table, then moves to the file's
+ * table (as at a seal); a table still in RAM reaches the file as it is at
+ * close; after a crash (no close) the records after what the file holds
+ * are indexed again; a rewind or a damaged table never leaves a stale
+ * entry. */
+static void test_log_index_ram(void **st) {
+    (void)st;
+    /* in memory, many moves and seals: 100 000 records */
+    rs_learnlog_t *lg = open_log("", &META, 1 << 20);
+    append_n(lg, 1, 100000, T0, 1000);
+    uint8_t r[R];
+    char e[512];
+    mk(r, 99000, T0); /* a repeat in the same segment: the first wins */
+    assert_int_equal(rs_learnlog_append(lg, r, 1, e, sizeof(e)), RS_OK);
+    assert_int_equal(rs_learnlog_index(lg), 100001);
+    for (uint64_t id = 1; id <= 100000; id++) find_ok(lg, id, id - 1);
+    uint64_t pos;
+    assert_int_equal(rs_learnlog_find(lg, 100002, 0, &pos), RS_ERR_NOTFOUND);
+    rs_learnlog_close(lg);
+
+    char *dir = tmpdir();
+    uint64_t slots, indexed;
+    lg = open_log(dir, &META, 1 << 20);
+    append_n(lg, 1, 2000, T0, 1000);
+    rs_learnlog_index(lg);
+    find_ok(lg, 1234, 1233);
+    /* before any close or seal the file holds no table */
+    idx_hdr(dir, 0, &slots, &indexed);
+    assert_int_equal(slots, 0);
+    assert_int_equal(indexed, 0);
+    rs_learnlog_close(lg);
+    /* 2 000 keys at <= 70 %: 4 096 slots, not the 32 768 of a full one */
+    idx_hdr(dir, 0, &slots, &indexed);
+    assert_int_equal(slots, 4096);
+    assert_int_equal(indexed, 2000);
+
+    /* a crash with segment 0 sealed and segment 1's index in RAM */
+    crash_child(dir, child_fill);
+    idx_hdr(dir, 0, &slots, &indexed);
+    assert_int_equal(slots, 32768);
+    assert_int_equal(indexed, 16320);
+    idx_hdr(dir, 16320, &slots, &indexed);
+    assert_int_equal(indexed, 0);
+    lg = open_log(dir, &META, 1 << 20);
+    assert_int_equal(rs_learnlog_end(lg), 17320);
+    rs_learnlog_index(lg);
+    for (uint64_t id = 1; id <= 17320; id += 7) find_ok(lg, id, id - 1);
+    rs_learnlog_close(lg);
+
+    /* a crash after segment 1's table moved to the file (kept current) */
+    crash_child(dir, child_spill);
+    idx_hdr(dir, 16320, &slots, &indexed);
+    assert_int_equal(slots, 32768);
+    assert_int_equal(indexed, 4000);
+    lg = open_log(dir, &META, 1 << 20);
+    assert_int_equal(rs_learnlog_end(lg), 20320);
+    rs_learnlog_index(lg);
+    for (uint64_t id = 1; id <= 20320; id += 3) find_ok(lg, id, id - 1);
+    rs_learnlog_close(lg);
+
+    /* a rewind over records the file's table names, then a crash */
+    crash_child(dir, child_rewind);
+    lg = open_log(dir, &META, 1 << 20);
+    assert_int_equal(rs_learnlog_end(lg), 17870);
+    rs_learnlog_index(lg);
+    find_ok(lg, 900010, 17829);
+    find_ok(lg, 17800, 17799);
+    assert_int_equal(rs_learnlog_find(lg, 17821, 0, &pos), RS_ERR_NOTFOUND);
+    assert_int_equal(rs_learnlog_find(lg, 19000, 0, &pos), RS_ERR_NOTFOUND);
+    /* grown past the RAM bound again: the stale full table was cleared */
+    append_n(lg, 700001, 2500, T0, 1000);
+    rs_learnlog_index(lg);
+    find_ok(lg, 702000, 17870 + 1999);
+    assert_int_equal(rs_learnlog_find(lg, 19500, 0, &pos), RS_ERR_NOTFOUND);
+    assert_int_equal(rs_learnlog_find(lg, 20000, 0, &pos), RS_ERR_NOTFOUND);
+    /* a rewind and a clean close: the small table from RAM */
+    assert_int_equal(rs_learnlog_rewind(lg, 16420, e, sizeof(e)), RS_OK);
+    append_n(lg, 800001, 10, T0, 1000);
+    rs_learnlog_close(lg);
+    idx_hdr(dir, 16320, &slots, &indexed);
+    assert_int_equal(slots, 1024);
+    assert_int_equal(indexed, 100); /* the 10 new ones were not indexed */
+    lg = open_log(dir, &META, 1 << 20);
+    assert_int_equal(rs_learnlog_end(lg), 16430);
+    rs_learnlog_index(lg);
+    find_ok(lg, 800003, 16422);
+    find_ok(lg, 16400, 16399);
+    assert_int_equal(rs_learnlog_find(lg, 900010, 0, &pos), RS_ERR_NOTFOUND);
+    assert_int_equal(rs_learnlog_find(lg, 700001, 0, &pos), RS_ERR_NOTFOUND);
+    rs_learnlog_close(lg);
+
+    /* a damaged table (every slot taken): dropped, the records indexed
+     * again (a probe over it would never end) */
+    char path[600];
+    snprintf(path, sizeof(path), "%s/%020d.idx", dir, 16320);
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    uint8_t junk[4096];
+    memset(junk, 0xa5, sizeof(junk));
+    assert_int_equal(pwrite(fd, junk, sizeof(junk), 4096), 4096);
+    close(fd);
+    lg = open_log(dir, &META, 1 << 20);
+    rs_learnlog_index(lg);
+    find_ok(lg, 800010, 16429);
+    find_ok(lg, 16400, 16399);
+    find_ok(lg, 100, 99);
+    assert_int_equal(rs_learnlog_find(lg, 0xa5a5a5a5a5a5a5a5ull, 0, &pos),
+                     RS_ERR_NOTFOUND);
+    rs_learnlog_close(lg);
     rmdir_all(dir);
 }
 
@@ -735,6 +906,7 @@ int main(void) {
         cmocka_unit_test(test_log_segments_restart),
         cmocka_unit_test(test_log_torn_tail),
         cmocka_unit_test(test_log_rewind_and_meta),
+        cmocka_unit_test(test_log_index_ram),
         cmocka_unit_test(test_learner_semantics),
         cmocka_unit_test(test_failure_horizon),
         cmocka_unit_test(test_repair_life),
