@@ -75,7 +75,7 @@ stack_up() {
   PIDS+=($!)
   BOOT=""
   for _ in $(seq 1 100); do
-    BOOT="$(sed -n 's/^kafka bootstrap: //p' "$T/broker-$name.out")"; [ -n "$BOOT" ] && break; sleep 0.1
+    BOOT="$(sed -n 's/^kafka bootstrap: //p' "$T/broker-$name.out" 2>/dev/null || true)"; [ -n "$BOOT" ] && break; sleep 0.1
   done
   [ -n "$BOOT" ] || die "broker did not start"
   "$BIN" serve --brokers "$BOOT" --redis "$URL" --group soak --set http.enabled=true --set http.port=0 \
@@ -86,7 +86,7 @@ stack_up() {
   PIDS+=("$SERVE")
   API=""
   for _ in $(seq 1 300); do
-    API="$(sed -n 's/^http: //p' "$T/serve-$name.out" | head -1)"
+    API="$(sed -n 's/^http: //p' "$T/serve-$name.out" 2>/dev/null | head -1 || true)"
     [ -n "$API" ] && [ "$(curl -s -o /dev/null -w '%{http_code}' "$API/readyz" || true)" = 200 ] && return 0
     kill -0 "$SERVE" 2>/dev/null || die "serve exited at start"
     sleep 0.1

@@ -46,7 +46,7 @@ static const rs_conf_field_t rs_cpstage_fields[] = {
      "/readyz says so); past it the event is scored with them at 0 and "
      "counted (riskstream_cpstage_misses_total)",
      NULL, 1, 3600000},
-    {"idle_wait", RS_CONF_DURATION, "100ms",
+    {"idle_wait", RS_CONF_DURATION, "0ms",
      offsetof(rs_cpstage_conf_t, idle_wait_ms), 0,
      "a partition at its end holds the merge back this long (from the first "
      "merge it holds) before the others go on without it (as Kafka Streams' "
@@ -142,7 +142,7 @@ struct rs_cpstage_s {
     int64_t *committed;        /* [RS_CS_MAX_PARTS] events topic, -1      */
     int64_t *hold;             /* [RS_CS_MAX_PARTS] replay floor, -1      */
     rs_hist_t wait_us;
-    uint64_t filled, miss_timeout, miss_gone, pauses;
+    uint64_t filled, miss_timeout, miss_gone, pauses, replay_missing;
     double cpu_s;
     int64_t next_warn_us;
     uint64_t warned_misses;
@@ -472,7 +472,8 @@ void rs_cpstage_destroy(rs_cpstage_t *cs) {
         rs_info("cpstage", "merged %llu events and %llu labels (%llu "
                 "reordered, %llu duplicates, %llu rejected); served %llu "
                 "events (%llu timeouts, %llu gone), wait p50 %lld us, p99 "
-                "%lld us; thread CPU %.2f s (%.2f us per merged message)",
+                "%lld us; thread CPU %.2f s (%.2f us per merged message); "
+                "%llu replayed events without a result (dropped)",
                 (unsigned long long)ms.events, (unsigned long long)ms.labels,
                 (unsigned long long)ms.reordered,
                 (unsigned long long)ms.duplicates,
@@ -484,7 +485,8 @@ void rs_cpstage_destroy(rs_cpstage_t *cs) {
                 (long long)rs_hist_quantile(&cs->wait_us, 0.99), cs->cpu_s,
                 ms.events + ms.labels
                     ? cs->cpu_s * 1e6 / (double)(ms.events + ms.labels)
-                    : 0.0);
+                    : 0.0,
+                (unsigned long long)cs->replay_missing);
     }
     rs_cpm_destroy(cs->m); /* its messages go before their consumer */
     if (cs->rk) {
@@ -502,9 +504,9 @@ void rs_cpstage_destroy(rs_cpstage_t *cs) {
 
 /* ------------------------------------------------------ scoring thread */
 
-rs_err_t rs_cpstage_fill(rs_cpstage_t *cs, int32_t partition, int64_t offset,
-                         const rs_event_t *ev, float *x,
-                         const volatile sig_atomic_t *stop) {
+static rs_err_t rs_cs_fill(rs_cpstage_t *cs, int32_t partition,
+                           int64_t offset, const rs_event_t *ev, float *x,
+                           const volatile sig_atomic_t *stop, int replay) {
     uint64_t idh = rs_hash_str(ev->id);
     int64_t t0 = rs_clock_mono_us(), deadline = t0 + cs->conf.wait_ms * 1000;
     rs_err_t err = RS_ERR_AGAIN;
@@ -541,11 +543,13 @@ rs_err_t rs_cpstage_fill(rs_cpstage_t *cs, int32_t partition, int64_t offset,
             offset >= cs->committed[partition])
             cs->hold[partition] = -1;
     } else {
-        if (err == RS_ERR_TIMEOUT) cs->miss_timeout++;
+        if (replay && err != RS_ERR_TIMEOUT) cs->replay_missing++;
+        else if (err == RS_ERR_TIMEOUT) cs->miss_timeout++;
         else cs->miss_gone++;
         for (int k = 0; k < cs->nsh; k++) x[cs->sh[k]] = 0.0f;
     }
-    int warn = err != RS_OK && now >= cs->next_warn_us;
+    int warn = err != RS_OK && !(replay && err != RS_ERR_TIMEOUT) &&
+               now >= cs->next_warn_us;
     uint64_t misses = cs->miss_timeout + cs->miss_gone;
     if (warn) cs->next_warn_us = now + 10000000;
     pthread_mutex_unlock(&cs->mu);
@@ -558,6 +562,18 @@ rs_err_t rs_cpstage_fill(rs_cpstage_t *cs, int32_t partition, int64_t offset,
                                       : "the store has no result for it",
                 (unsigned long long)misses);
     return err;
+}
+
+rs_err_t rs_cpstage_fill(rs_cpstage_t *cs, int32_t partition, int64_t offset,
+                         const rs_event_t *ev, float *x,
+                         const volatile sig_atomic_t *stop) {
+    return rs_cs_fill(cs, partition, offset, ev, x, stop, 0);
+}
+
+rs_err_t rs_cpstage_fill_replay(rs_cpstage_t *cs, int32_t partition,
+                                int64_t offset, const rs_event_t *ev,
+                                float *x, const volatile sig_atomic_t *stop) {
+    return rs_cs_fill(cs, partition, offset, ev, x, stop, 1);
 }
 
 void rs_cpstage_hold(rs_cpstage_t *cs, const rs_ingest_pos_t *pos, int n) {
@@ -602,6 +618,7 @@ void rs_cpstage_stats(rs_cpstage_t *cs, rs_cpstage_stats_t *st) {
     st->filled = cs->filled;
     st->miss_timeout = cs->miss_timeout;
     st->miss_gone = cs->miss_gone;
+    st->replay_missing = cs->replay_missing;
     st->pauses = cs->pauses;
     st->cpu_s = cs->cpu_s;
     st->nparts[0] = cs->nparts[0];
@@ -635,6 +652,11 @@ void rs_cpstage_prometheus(rs_cpstage_t *cs, rs_http_buf_t *b) {
            "riskstream_cpstage_misses_total{reason=\"gone\"} %llu\n",
         (unsigned long long)st->miss_timeout,
         (unsigned long long)st->miss_gone);
+    rs_cs_prom(b, "riskstream_cpstage_replay_missing_total", "counter",
+               "events replayed to rebuild a partition's state whose "
+               "counterparty result was already dropped (not published; "
+               "their shared features are 0 in the rebuilt history)",
+               (double)st->replay_missing);
     rs_cs_prom(b, "riskstream_cpstage_pending", "gauge",
                "results kept for events not committed yet", (double)st->held);
     rs_cs_prom(b, "riskstream_cpstage_keys", "gauge",

@@ -132,6 +132,19 @@ rs_err_t rs_cpstage_fill(rs_cpstage_t *cs, int32_t partition, int64_t offset,
                          const rs_event_t *ev, float *x,
                          const volatile sig_atomic_t *stop);
 
+/* The same for an event read again below the committed offset to rebuild
+ * a partition's state (a restore by replay, parts.h): nothing is published
+ * from it, and the stage may have dropped its result already (results are
+ * kept down to the group's committed offset only): a result not merged
+ * yet is waited for as above; one already dropped sets the shared entries
+ * to 0 and is counted in stats.replay_missing, not as a miss (no score is
+ * made with it; what it feeds is the sequence model's cached history of
+ * the replayed events: docs/features.md, "State and partitions").
+ * @locality the service thread */
+rs_err_t rs_cpstage_fill_replay(rs_cpstage_t *cs, int32_t partition,
+                                int64_t offset, const rs_event_t *ev,
+                                float *x, const volatile sig_atomic_t *stop);
+
 /* Start positions of a state checkpoint (rs_ingest_set_start): the
  * results of events partitions from these offsets are kept until the
  * scoring thread has taken one at or past the group's committed offset,
@@ -153,6 +166,7 @@ typedef struct rs_cpstage_stats_s {
     uint64_t filled;        /* events served to the scoring thread        */
     uint64_t miss_timeout;  /* ... not in time (cpstage.wait)             */
     uint64_t miss_gone;     /* ... dropped or never made                  */
+    uint64_t replay_missing;/* replayed events whose result was dropped   */
     uint64_t pauses;        /* merges held back by max_pending            */
     uint64_t cp_keys;       /* live keys in the store                     */
     int64_t frontier_ms;    /* time of the newest merged message          */

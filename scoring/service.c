@@ -2581,7 +2581,10 @@ static rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             if (svc->al) rs_alerts_event(svc->al, i, &m->ev, m->partition);
             /* cpstage hook: the shared features first (the engine, in
              * ENTITY scope, leaves them as they are) */
-            if (svc->cp)
+            if (svc->cp && m->replay) /* rebuilds state, never published */
+                rs_cpstage_fill_replay(svc->cp, m->partition, m->offset,
+                                       &m->ev, x, svc->stop);
+            else if (svc->cp)
                 rs_cpstage_fill(svc->cp, m->partition, m->offset, &m->ev, x,
                                 svc->stop);
             if (rs_features_process(svc->feat, &m->ev, x, &svc->flags[nev]) !=

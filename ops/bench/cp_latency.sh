@@ -47,7 +47,7 @@ run() { # $1 label $2 instances [serve args...]
   local bp=$!; PIDS+=($bp)
   local boot=""
   for _ in $(seq 1 100); do
-    boot="$(sed -n 's/^kafka bootstrap: //p' "$d/broker.out")"; [ -n "$boot" ] && break; sleep 0.1
+    boot="$(sed -n 's/^kafka bootstrap: //p' "$d/broker.out" 2>/dev/null || true)"; [ -n "$boot" ] && break; sleep 0.1
   done
   local sp=()
   for i in $(seq 1 "$n"); do

@@ -71,7 +71,7 @@ EOF
 "$BIN" broker --set topics.partitions=8 >"$T/broker.out" 2>"$T/broker.log" &
 PIDS+=($!)
 for _ in $(seq 1 100); do
-  BOOT="$(sed -n 's/^kafka bootstrap: //p' "$T/broker.out")"; [ -n "$BOOT" ] && break; sleep 0.1
+  BOOT="$(sed -n 's/^kafka bootstrap: //p' "$T/broker.out" 2>/dev/null || true)"; [ -n "$BOOT" ] && break; sleep 0.1
 done
 [ -n "$BOOT" ] || fail "broker did not start"
 

@@ -72,7 +72,7 @@ echo "demo_honest: audit --entity $ENT --since 7d: $(tail -1 "$T/since.out")"
 BP=$!
 BOOT=""
 for _ in $(seq 1 100); do
-  BOOT="$(sed -n 's/^kafka bootstrap: //p' "$T/broker.out" | head -1)"
+  BOOT="$(sed -n 's/^kafka bootstrap: //p' "$T/broker.out" 2>/dev/null | head -1 || true)"
   [ -n "$BOOT" ] && break
   sleep 0.1
 done

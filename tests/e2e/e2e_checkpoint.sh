@@ -28,7 +28,7 @@ start_broker() { # $1 name -> sets BOOT
   "$BIN" broker --set topics.partitions=2 >"$T/$1.out" 2>"$T/$1.log" &
   PIDS+=($!)
   for _ in $(seq 1 100); do
-    BOOT="$(sed -n 's/^kafka bootstrap: //p' "$T/$1.out")"; [ -n "$BOOT" ] && return 0; sleep 0.1
+    BOOT="$(sed -n 's/^kafka bootstrap: //p' "$T/$1.out" 2>/dev/null || true)"; [ -n "$BOOT" ] && return 0; sleep 0.1
   done
   fail "broker $1 did not start"
 }

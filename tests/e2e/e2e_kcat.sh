@@ -40,7 +40,7 @@ SOCK="${URL#unix://}"
 SERVE_PID=$!
 BOOT=""
 for _ in $(seq 1 200); do
-  BOOT="$(sed -n 's/^kafka bootstrap: //p' "$T/serve.out" | head -1)"
+  BOOT="$(sed -n 's/^kafka bootstrap: //p' "$T/serve.out" 2>/dev/null | head -1 || true)"
   [ -n "$BOOT" ] && break
   kill -0 "$SERVE_PID" 2>/dev/null || fail "serve exited early"
   sleep 0.1
@@ -131,7 +131,7 @@ nidx=$(redis-cli -s "$SOCK" ZCARD "rs:entity:card-1:scores")
 
 # Kafka, Redis and the HTTP API agree on every record, byte for byte
 # (score, decision, model version, explanation, times).
-API="$(sed -n 's/^http: //p' "$T/serve.out" | head -1)"
+API="$(sed -n 's/^http: //p' "$T/serve.out" 2>/dev/null | head -1 || true)"
 [ -n "$API" ] || fail "serve did not print its http: address"
 ndiff=0
 while IFS= read -r krec; do

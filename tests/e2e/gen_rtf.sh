@@ -63,7 +63,7 @@ echo "gen_rtf: files: 15 events, 3 failure labels at each unit's last cycle + de
 BP=$!
 BOOT=""
 for _ in $(seq 1 100); do
-  BOOT="$(sed -n 's/^kafka bootstrap: //p' "$T/broker.out" | head -1)"
+  BOOT="$(sed -n 's/^kafka bootstrap: //p' "$T/broker.out" 2>/dev/null | head -1 || true)"
   [ -n "$BOOT" ] && break
   sleep 0.1
 done

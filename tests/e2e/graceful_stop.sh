@@ -55,7 +55,7 @@ awk '{ i = index($0, "\"entity_id\":\""); s = substr($0, i + 13); print substr(s
 BROKER=$!
 BOOT=""
 for _ in $(seq 1 100); do
-  BOOT="$(sed -n 's/^kafka bootstrap: //p' "$T/broker.out")"; [ -n "$BOOT" ] && break; sleep 0.1
+  BOOT="$(sed -n 's/^kafka bootstrap: //p' "$T/broker.out" 2>/dev/null || true)"; [ -n "$BOOT" ] && break; sleep 0.1
 done
 [ -n "$BOOT" ] || fail "broker did not start"
 # Scores reader from the start, continuous: the mock keeps ~5 MB per
@@ -73,7 +73,7 @@ start_serve() {
   SERVE=$!
   API=""
   for _ in $(seq 1 300); do
-    API="$(sed -n 's/^http: //p' "$T/serve.$N.out" | head -1)"
+    API="$(sed -n 's/^http: //p' "$T/serve.$N.out" 2>/dev/null | head -1 || true)"
     [ -n "$API" ] && grep -q 'assigned' "$T/serve.$N.log" && return 0
     kill -0 "$SERVE" 2>/dev/null || fail "serve $N exited at start"
     sleep 0.1

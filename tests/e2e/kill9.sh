@@ -173,7 +173,7 @@ SPECIAL_AT=("$(( NCH / 4 ))" "$(( NCH * 3 / 4 ))"); SPECIAL_DONE=0; NBAD=0; HOLD
 BROKER=$!
 BOOT=""
 for _ in $(seq 1 100); do
-  BOOT="$(sed -n 's/^kafka bootstrap: //p' "$T/broker.out")"; [ -n "$BOOT" ] && break
+  BOOT="$(sed -n 's/^kafka bootstrap: //p' "$T/broker.out" 2>/dev/null || true)"; [ -n "$BOOT" ] && break
   kill -0 "$BROKER" 2>/dev/null || fail "broker exited: $(tail -2 "$T/broker.log")"
   sleep 0.1
 done
@@ -232,7 +232,7 @@ done
 # ids still missing on the topic; the work directory is kept.
 stall_report() {
   local api
-  api="$(sed -n 's/^http: //p' "$T/serve.$NSTART.out" 2>/dev/null | head -1)"
+  api="$(sed -n 's/^http: //p' "$T/serve.$NSTART.out" 2>/dev/null | head -1 || true)"
   if [ -n "$api" ] && curl -sf --max-time 5 "$api/metrics" >"$T/stall.metrics"; then
     log "serve $NSTART metrics: $(grep -E '^riskstream_(events_scored_total|partitions_assigned|kafka_inflight|redis_buffer_bytes) ' "$T/stall.metrics" | tr '\n' ' ')"
     log "non-zero consumer lag: $(awk '/^riskstream_consumer_lag/ && $NF != 0' "$T/stall.metrics" | tr '\n' ' ')"

@@ -48,7 +48,7 @@ URL="$("$SRC/ops/redis.sh" start "$T/redis")"
 PIDS+=($!)
 BOOT=""
 for _ in $(seq 1 100); do
-  BOOT="$(sed -n 's/^kafka bootstrap: //p' "$T/broker.out")"; [ -n "$BOOT" ] && break; sleep 0.1
+  BOOT="$(sed -n 's/^kafka bootstrap: //p' "$T/broker.out" 2>/dev/null || true)"; [ -n "$BOOT" ] && break; sleep 0.1
 done
 [ -n "$BOOT" ] || fail "broker did not start"
 
@@ -89,7 +89,7 @@ for i in a b; do
   "$BIN" serve --brokers "$BOOT" --redis "$URL" --config "$T/$i.yaml" >"$T/$i.out" 2>"$T/$i.log" &
   SP[$i]=$!; PIDS+=($!)
   for _ in $(seq 1 100); do
-    API[$i]="$(sed -n 's/^http: //p' "$T/$i.out")"; [ -n "${API[$i]}" ] && break; sleep 0.1
+    API[$i]="$(sed -n 's/^http: //p' "$T/$i.out" 2>/dev/null || true)"; [ -n "${API[$i]}" ] && break; sleep 0.1
   done
   [ -n "${API[$i]}" ] || fail "serve $i printed no http address"
 done

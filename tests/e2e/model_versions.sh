@@ -47,7 +47,7 @@ SOCK="${URL#unix://}"
 PIDS+=($!)
 BOOT=""
 for _ in $(seq 1 100); do
-  BOOT="$(sed -n 's/^kafka bootstrap: //p' "$T/broker.out")"; [ -n "$BOOT" ] && break; sleep 0.1
+  BOOT="$(sed -n 's/^kafka bootstrap: //p' "$T/broker.out" 2>/dev/null || true)"; [ -n "$BOOT" ] && break; sleep 0.1
 done
 [ -n "$BOOT" ] || fail "broker did not start"
 
@@ -72,7 +72,7 @@ EOF
 SP=$!; PIDS+=($SP)
 API=""
 for _ in $(seq 1 100); do
-  API="$(sed -n 's/^http: //p' "$T/serve.out")"; [ -n "$API" ] && break; sleep 0.1
+  API="$(sed -n 's/^http: //p' "$T/serve.out" 2>/dev/null || true)"; [ -n "$API" ] && break; sleep 0.1
 done
 [ -n "$API" ] || fail "serve printed no http address"
 

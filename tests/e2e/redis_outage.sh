@@ -84,7 +84,7 @@ sed -n 's/^{"id":"\([^"]*\)".*/\1/p' "$T/ev.jsonl" | sort >"$T/want"
 BROKER=$!
 BOOT=""
 for _ in $(seq 1 100); do
-  BOOT="$(sed -n 's/^kafka bootstrap: //p' "$T/broker.out")"; [ -n "$BOOT" ] && break; sleep 0.1
+  BOOT="$(sed -n 's/^kafka bootstrap: //p' "$T/broker.out" 2>/dev/null || true)"; [ -n "$BOOT" ] && break; sleep 0.1
 done
 [ -n "$BOOT" ] || fail "broker printed no bootstrap address"
 kcat -C -b "$BOOT" -t scores -o beginning -u -q -f '%s\n' >"$T/scores.jsonl" 2>"$T/kcat.log" &
@@ -96,7 +96,7 @@ KCAT=$!
 SERVE=$!
 API=""
 for _ in $(seq 1 300); do
-  API="$(sed -n 's/^http: //p' "$T/serve.out" | head -1)"
+  API="$(sed -n 's/^http: //p' "$T/serve.out" 2>/dev/null | head -1 || true)"
   [ -n "$API" ] && [ "$(readyz)" = 200 ] && break
   kill -0 "$SERVE" 2>/dev/null || fail "serve exited at start"
   sleep 0.1

@@ -27,7 +27,7 @@ URL="$("$SRC/ops/redis.sh" start "$T/redis")"
 wait_http() {
   local api=""
   for _ in $(seq 1 300); do
-    api="$(sed -n 's/^http: //p' "$1" | head -1)"
+    api="$(sed -n 's/^http: //p' "$1" 2>/dev/null | head -1 || true)"
     [ -n "$api" ] && { echo "$api"; return 0; }
     kill -0 "$PID" 2>/dev/null || return 1
     sleep 0.1

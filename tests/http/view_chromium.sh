@@ -94,8 +94,8 @@ start_serve() {
   SERVE_PID=$!
   URL=""; BOOT=""
   for _ in $(seq 300); do
-    URL=$(sed -n 's/^http: //p' "$TMP/serve.out" | head -1)
-    BOOT=$(sed -n 's/^kafka bootstrap: //p' "$TMP/serve.out" | head -1)
+    URL=$(sed -n 's/^http: //p' "$TMP/serve.out" 2>/dev/null | head -1 || true)
+    BOOT=$(sed -n 's/^kafka bootstrap: //p' "$TMP/serve.out" 2>/dev/null | head -1 || true)
     [ -n "$URL" ] && [ -n "$BOOT" ] && return 0
     kill -0 "$SERVE_PID" 2>/dev/null || fail "serve exited"
     sleep 0.1
