@@ -29,9 +29,11 @@
 #   - events scored twice in S (at-least-once after the kill) are counted
 #     and printed; their entity features are checked too (they are rebuilt
 #     exactly), mismatches among them only reported.
-# Counterparty features (cp_*) are out of scope here (issue 13 item 3: each
-# instance holds the counterparty tables of its own partitions); their
-# mismatch count is printed for information.
+# Counterparty features (cp_*) come from the counterparty stage (cpstage.h,
+# exact across instances: tests/e2e/cp_scaleout.sh asserts it on a backlog);
+# with this LIVE stream and the default cpstage.idle_wait 0, messages of a
+# lagging producer can be merged out of the canonical order (counted by the
+# stage), so here their mismatch count is printed, not asserted.
 # The handover times (SIGTERM -> the other instance owns the partitions;
 # SIGKILL -> the survivor owns them) are printed from the logs.
 #
@@ -205,7 +207,7 @@ for e, lines in S.items():
         cp_bad += any(x[i] != rx[i] for i in cp)
 print("entity features (%d of them, ent_fraud_count_30d apart) differing from R: %d line(s) of events scored once, %d line(s) of events scored twice" % (len(ent), bad, bad_dup))
 print("ent_fraud_count_30d differing (label/event interleaving, reported): %d line(s), %d of them lower than R" % (lab_bad, lab_lo))
-print("counterparty features differing (item 3, out of scope here): %d line(s)" % cp_bad)
+print("counterparty features differing (live stream: printed, not asserted): %d line(s)" % cp_bad)
 for ex in examples: print("  differs:", ex)
 ok = missing_r == 0 and not missing_s and bad == 0
 if missing_s: print("missing in S:", missing_s[:20])
