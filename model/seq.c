@@ -2678,25 +2678,72 @@ static int rs_seq_sel(const rs_seq_t *s, uint32_t i, rs_seq_sel_cb *sel,
     return !sel || sel(opaque, s->ent[i].key, rs_seq_ent_part(s, i));
 }
 
+/* Bytes of entity slot i in the caches format. */
+static size_t rs_seq_caches_ent_size(const rs_seq_t *s, uint32_t i) {
+    const rs_seq_view_t v = rs_seq_ent_view(s, i);
+    const rs_seq_meta_t *mt = s->emeta + (size_t)i * s->L;
+    size_t n = RS_SEQ_CACHES_ENT + (size_t)v.n * rs_seq_caches_event(s);
+    for (int j = 0; j < v.n; j++) {
+        int sl = (v.start + j) % v.cap;
+        n += rs_seq_id_len(mt[sl].id) + rs_seq_id_len(mt[sl].cp);
+    }
+    return n;
+}
+
 size_t rs_seq_caches_size_sel(const rs_seq_t *s, rs_seq_sel_cb *sel,
                               void *opaque) {
-    const size_t ev = rs_seq_caches_event(s);
     size_t n = RS_SEQ_CACHES_HDR + RS_SEQ_CACHES_TRAILER;
-    for (int32_t i = s->lru_tail; i >= 0; i = s->ent[i].prev) {
-        if (!rs_seq_sel(s, (uint32_t)i, sel, opaque)) continue;
-        const rs_seq_view_t v = rs_seq_ent_view(s, (uint32_t)i);
-        const rs_seq_meta_t *mt = s->emeta + (size_t)i * s->L;
-        n += RS_SEQ_CACHES_ENT + (size_t)v.n * ev;
-        for (int j = 0; j < v.n; j++) {
-            int sl = (v.start + j) % v.cap;
-            n += rs_seq_id_len(mt[sl].id) + rs_seq_id_len(mt[sl].cp);
-        }
-    }
+    for (int32_t i = s->lru_tail; i >= 0; i = s->ent[i].prev)
+        if (rs_seq_sel(s, (uint32_t)i, sel, opaque))
+            n += rs_seq_caches_ent_size(s, (uint32_t)i);
     return n;
 }
 
 size_t rs_seq_caches_size(const rs_seq_t *s) {
     return rs_seq_caches_size_sel(s, NULL, NULL);
+}
+
+/* The caches format's header (magic, format, architecture), at buf. */
+static uint8_t *rs_seq_caches_put_hdr(const rs_seq_t *s, uint8_t *buf) {
+    int64_t a[7];
+    rs_seq_arch_fields(s, a);
+    uint8_t *p = buf;
+    memcpy(p, RS_SEQ_CACHES_MAGIC, 4);
+    p = rs_le_put32(p + 4, RS_SEQ_CACHES_FORMAT);
+    p = rs_le_put32(p, rs_seq_record_arch(s));
+    p = rs_le_put32(p, (uint32_t)s->dim);
+    for (int k = 0; k < 7; k++) p = rs_le_put32(p, (uint32_t)a[k]);
+    return p;
+}
+
+/* Entity slot i in the caches format (key, times, keys/values, log
+ * positions, metadata), at p. */
+static uint8_t *rs_seq_caches_put_ent(const rs_seq_t *s, uint32_t i,
+                                      uint8_t *p) {
+    const rs_seq_view_t v = rs_seq_ent_view(s, i);
+    const rs_seq_meta_t *mt = s->emeta + (size_t)i * s->L;
+    p = rs_le_put64(p, s->ent[i].key);
+    p = rs_le_put32(p, (uint32_t)v.n);
+    for (int j = 0; j < v.n; j++)
+        p = rs_le_put64(p, (uint64_t)v.t[(v.start + j) % v.cap]);
+    for (int j = 0; j < v.n; j++)
+        p = rs_le_putf32s(p, v.kv + (size_t)((v.start + j) % v.cap) * s->stride,
+                          (size_t)s->stride);
+    const uint64_t *lp = s->elpos + (size_t)i * s->L;
+    for (int j = 0; j < v.n; j++)
+        p = rs_le_put64(p, lp[(v.start + j) % v.cap]);
+    for (int j = 0; j < v.n; j++) {
+        const rs_seq_meta_t *m = &mt[(v.start + j) % v.cap];
+        p = rs_le_putf32s(p, &m->amount, 1);
+        const char *str[2] = {m->id, m->cp};
+        for (int k = 0; k < 2; k++) {
+            size_t l = rs_seq_id_len(str[k]);
+            *p++ = (uint8_t)l;
+            memcpy(p, str[k], l);
+            p += l;
+        }
+    }
+    return p;
 }
 
 rs_err_t rs_seq_caches_write(const rs_seq_t *s, uint8_t *buf, size_t cap,
@@ -2710,43 +2757,14 @@ rs_err_t rs_seq_caches_write_sel(const rs_seq_t *s, rs_seq_sel_cb *sel,
     const size_t need = rs_seq_caches_size_sel(s, sel, opaque);
     *len = need;
     if (cap < need) return RS_ERR_TOOBIG;
-    int64_t a[7];
-    rs_seq_arch_fields(s, a);
-    uint8_t *p = buf;
-    memcpy(p, RS_SEQ_CACHES_MAGIC, 4);
-    p = rs_le_put32(p + 4, RS_SEQ_CACHES_FORMAT);
-    p = rs_le_put32(p, rs_seq_record_arch(s));
-    p = rs_le_put32(p, (uint32_t)s->dim);
-    for (int i = 0; i < 7; i++) p = rs_le_put32(p, (uint32_t)a[i]);
+    uint8_t *p = rs_seq_caches_put_hdr(s, buf);
     uint32_t count = 0;
     for (int32_t i = s->lru_tail; i >= 0; i = s->ent[i].prev)
         count += (uint32_t)rs_seq_sel(s, (uint32_t)i, sel, opaque);
     p = rs_le_put32(p, count);
     for (int32_t i = s->lru_tail; i >= 0; i = s->ent[i].prev) {
         if (!rs_seq_sel(s, (uint32_t)i, sel, opaque)) continue;
-        const rs_seq_view_t v = rs_seq_ent_view(s, (uint32_t)i);
-        const rs_seq_meta_t *mt = s->emeta + (size_t)i * s->L;
-        p = rs_le_put64(p, s->ent[i].key);
-        p = rs_le_put32(p, (uint32_t)v.n);
-        for (int j = 0; j < v.n; j++)
-            p = rs_le_put64(p, (uint64_t)v.t[(v.start + j) % v.cap]);
-        for (int j = 0; j < v.n; j++)
-            p = rs_le_putf32s(p, v.kv + (size_t)((v.start + j) % v.cap) * s->stride,
-                              (size_t)s->stride);
-        const uint64_t *lp = s->elpos + (size_t)i * s->L;
-        for (int j = 0; j < v.n; j++)
-            p = rs_le_put64(p, lp[(v.start + j) % v.cap]);
-        for (int j = 0; j < v.n; j++) {
-            const rs_seq_meta_t *m = &mt[(v.start + j) % v.cap];
-            p = rs_le_putf32s(p, &m->amount, 1);
-            const char *str[2] = {m->id, m->cp};
-            for (int k = 0; k < 2; k++) {
-                size_t l = rs_seq_id_len(str[k]);
-                *p++ = (uint8_t)l;
-                memcpy(p, str[k], l);
-                p += l;
-            }
-        }
+        p = rs_seq_caches_put_ent(s, (uint32_t)i, p);
     }
     rs_le_put64(p, rs_hash64(buf, (size_t)(p - buf)));
     return RS_OK;
@@ -3037,46 +3055,13 @@ rs_err_t rs_seq_caches_write_one(const rs_seq_t *s, uint64_t key, uint8_t *buf,
     *len = 0;
     if (pos < 0) return RS_ERR_NOTFOUND;
     const uint32_t i = s->eindex[pos] - 1;
-    const rs_seq_view_t v = rs_seq_ent_view(s, i);
-    const rs_seq_meta_t *mt = s->emeta + (size_t)i * s->L;
-    size_t need = RS_SEQ_CACHES_HDR + RS_SEQ_CACHES_TRAILER +
-                  RS_SEQ_CACHES_ENT + (size_t)v.n * rs_seq_caches_event(s);
-    for (int j = 0; j < v.n; j++) {
-        int sl = (v.start + j) % v.cap;
-        need += rs_seq_id_len(mt[sl].id) + rs_seq_id_len(mt[sl].cp);
-    }
+    const size_t need = RS_SEQ_CACHES_HDR + RS_SEQ_CACHES_TRAILER +
+                        rs_seq_caches_ent_size(s, i);
     *len = need;
     if (cap < need) return RS_ERR_TOOBIG;
-    int64_t a[7];
-    rs_seq_arch_fields(s, a);
-    uint8_t *p = buf;
-    memcpy(p, RS_SEQ_CACHES_MAGIC, 4);
-    p = rs_le_put32(p + 4, RS_SEQ_CACHES_FORMAT);
-    p = rs_le_put32(p, rs_seq_record_arch(s));
-    p = rs_le_put32(p, (uint32_t)s->dim);
-    for (int k = 0; k < 7; k++) p = rs_le_put32(p, (uint32_t)a[k]);
+    uint8_t *p = rs_seq_caches_put_hdr(s, buf);
     p = rs_le_put32(p, 1);
-    p = rs_le_put64(p, s->ent[i].key);
-    p = rs_le_put32(p, (uint32_t)v.n);
-    for (int j = 0; j < v.n; j++)
-        p = rs_le_put64(p, (uint64_t)v.t[(v.start + j) % v.cap]);
-    for (int j = 0; j < v.n; j++)
-        p = rs_le_putf32s(p, v.kv + (size_t)((v.start + j) % v.cap) * s->stride,
-                          (size_t)s->stride);
-    const uint64_t *lp = s->elpos + (size_t)i * s->L;
-    for (int j = 0; j < v.n; j++)
-        p = rs_le_put64(p, lp[(v.start + j) % v.cap]);
-    for (int j = 0; j < v.n; j++) {
-        const rs_seq_meta_t *m = &mt[(v.start + j) % v.cap];
-        p = rs_le_putf32s(p, &m->amount, 1);
-        const char *str[2] = {m->id, m->cp};
-        for (int k = 0; k < 2; k++) {
-            size_t l = rs_seq_id_len(str[k]);
-            *p++ = (uint8_t)l;
-            memcpy(p, str[k], l);
-            p += l;
-        }
-    }
+    p = rs_seq_caches_put_ent(s, i, p);
     rs_le_put64(p, rs_hash64(buf, (size_t)(p - buf)));
     return RS_OK;
 }
