@@ -127,7 +127,7 @@ cdp() { # cdp NAME: run $TMP/NAME.cdp
 }
 
 # ------------------------------------------------------------------ cards
-"$RS" gen --seed 11 --entities 1500 --duration 20d --format csv --out "$TMP/train.csv" >/dev/null 2>&1
+"$RS" gen --seed 11 --entities 600 --duration 20d --format csv --out "$TMP/train.csv" >/dev/null 2>&1
 "$RS" train --input "$TMP/train.csv" --out "$TMP/model.bin" --label-delay 1d --quiet \
   >"$TMP/train.out" 2>&1 || { cat "$TMP/train.out"; fail "train"; }
 "$RS" gen --seed 7 --entities 200 --duration 3d --out "$TMP/cards.jsonl" >/dev/null 2>&1
