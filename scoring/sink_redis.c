@@ -75,7 +75,6 @@ typedef struct rs_redis_entry_s {
 
 #define RS_REDIS_PIPE_ENTRIES 256       /* entries per writer round trip */
 #define RS_REDIS_PIPE_BYTES (1u << 20)  /* ... and about this many bytes */
-#define RS_REDIS_RING_WARM ((size_t)8 << 20) /* ring bytes prefaulted     */
 #define RS_REDIS_BACKOFF_MIN_MS 50
 #define RS_REDIS_BACKOFF_MAX_MS 2000
 #define RS_REDIS_IDLE_PING_MS 1000      /* writer PINGs after this idle  */
@@ -1505,17 +1504,11 @@ static void *rs_redis_writer_main(void *arg) {
 }
 
 static rs_err_t rs_redis_writer_start(rs_sink_redis_t *sink) {
-    /* Only its first RS_REDIS_RING_WARM bytes are prefaulted in the
-     * background: an empty ring starts each batch at its first byte again
-     * (rs_sink_redis_enqueue), so while Redis keeps up the batches stay
-     * there; the rest is faulted in when a backlog reaches it (an outage).
-     * Populating all of redis.buffer_bytes (64 MiB: 16 384 first touches,
-     * tens of us each on a VM) cost CPU during the first seconds of
-     * scoring for pages a healthy Redis never needs.  Never read before it
-     * is written: not zeroed.  Its size was checked against memory at
-     * start (rs_malloc aborts only where malloc would have failed). */
-    sink->ring = rs_malloc((size_t)sink->cap);
-    rs_prefault(sink->ring, RS_MIN((size_t)sink->cap, RS_REDIS_RING_WARM));
+    /* lazily zeroed and prefaulted in the background (rs_zero_lazy): a
+     * plain malloc'd ring faulted a fresh page every few KB written until
+     * it had wrapped once.  Its size was checked against memory at start
+     * (rs_aligned_calloc aborts only where malloc would have failed). */
+    sink->ring = rs_aligned_calloc(1, (size_t)sink->cap);
     int rc = pthread_create(&sink->thread, NULL, rs_redis_writer_main, sink);
     if (rc) {
         rs_error("sink", "redis: cannot start the writer thread: %s",
