@@ -30,6 +30,16 @@
  * or the one kept in place: the records after its `indexed` are checked
  * and indexed again at open, as before; a rewind zeroes `indexed` (the
  * table may name records that are gone: it is cleared before reuse).
+ *
+ * Files grow.  Both files are mapped at their full size from the start,
+ * but the .log is allocated on disk (posix_fallocate, so a full disk is an
+ * error of the append, never a SIGBUS) in steps of RS_LL_GROW ahead of the
+ * writer, and the .idx holds its header page only until a table is written
+ * to it (at close, or when the table moves to the file): a fresh state
+ * directory takes what its records need, not segment_bytes per partition
+ * (32 partitions x 256 MiB preallocated 9 GB before).  Nothing touches the
+ * mapping past the file's size: the prefault stops at it, the records
+ * checked at open end at it, a table is read only if the file holds it.
  */
 #define _GNU_SOURCE
 #include "model/learnlog.h"
@@ -75,9 +85,11 @@ typedef struct rs_ll_slot_s {
 typedef struct rs_lseg_s {
     uint64_t first, cap;
     uint8_t *log;         /* header page + records                       */
-    size_t log_len;
+    size_t log_len;       /* mapped: the segment's full size              */
+    size_t log_file;      /* the file's size (grows; <= log_len)          */
     uint8_t *idx;         /* header page + slots                         */
-    size_t idx_len;
+    size_t idx_len;       /* mapped: header page + the full table         */
+    size_t idx_file;      /* the file's size (grows; <= idx_len)          */
     uint64_t mask;        /* slots - 1 of the file's full-size table      */
     /* resolver side: the index of a segment not yet sealed, in RAM
      * (NULL once sealed: the file's table is the index) */
@@ -178,8 +190,8 @@ static void rs_ll_path(const rs_learnlog_t *lg, uint64_t first,
 #define RS_LL_PF_AHEAD ((size_t)256 << 10)
 
 static void rs_ll_prefault(rs_lseg_t *sg, size_t upto) {
-    while (sg->pf_next < sg->log_len && sg->pf_next < upto + RS_LL_PF_AHEAD) {
-        size_t n = RS_MIN(RS_LL_PF_STEP, sg->log_len - sg->pf_next);
+    while (sg->pf_next < sg->log_file && sg->pf_next < upto + RS_LL_PF_AHEAD) {
+        size_t n = RS_MIN(RS_LL_PF_STEP, sg->log_file - sg->pf_next);
         rs_prefault(sg->log + sg->pf_next, n);
         sg->pf_next += n;
     }
@@ -199,9 +211,12 @@ static void rs_ll_unmap(const rs_learnlog_t *lg, rs_lseg_t *sg) {
     free(sg);
 }
 
-/* Map (create = 1: create and preallocate) one file of `len` bytes. */
-static rs_err_t rs_ll_map(const char *path, size_t len, int create,
-                          uint8_t **out, size_t *out_len, char *errstr,
+/* Map one file: `len` bytes of mapping (at least the file's size).
+ * create = 1: create it with `alloc` bytes allocated.  *out_file gets the
+ * file's size. */
+static rs_err_t rs_ll_map(const char *path, size_t alloc, size_t len,
+                          int create, uint8_t **out, size_t *out_len,
+                          size_t *out_file, char *errstr,
                           size_t errstr_size) {
     int fd = open(path, create ? O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC
                                : O_RDWR | O_CLOEXEC, 0644);
@@ -209,14 +224,15 @@ static rs_err_t rs_ll_map(const char *path, size_t len, int create,
         return rs_errf(errstr, errstr_size, RS_ERR_IO, "learning log %s: %s",
                        path, strerror(errno));
     if (create) {
-        int e = posix_fallocate(fd, 0, (off_t)len);
+        int e = posix_fallocate(fd, 0, (off_t)alloc);
         if (e) {
             close(fd);
             unlink(path);
             return rs_errf(errstr, errstr_size, RS_ERR_IO,
                            "learning log %s: cannot allocate %zu bytes: %s",
-                           path, len, strerror(e));
+                           path, alloc, strerror(e));
         }
+        *out_file = alloc;
     } else {
         struct stat sb;
         if (fstat(fd, &sb) != 0 || sb.st_size < (off_t)RS_LL_PAGE) {
@@ -224,16 +240,62 @@ static rs_err_t rs_ll_map(const char *path, size_t len, int create,
             return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
                            "learning log %s: truncated file", path);
         }
-        len = (size_t)sb.st_size;
+        *out_file = (size_t)sb.st_size;
     }
+    if (len < *out_file) len = *out_file;
     void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     close(fd);
     if (p == MAP_FAILED)
         return rs_errf(errstr, errstr_size, RS_ERR_IO,
                        "learning log %s: mmap: %s", path, strerror(errno));
+    /* No read-around on a fault.  A fault on a file mapping reads the
+     * block device's read_ahead_kb around the page (8 MiB on this VM's
+     * disk); on a preallocated (unwritten) file that is 8 MiB of fresh
+     * page cache zeroed per fault, on the faulting thread: writing the two
+     * header pages of a new segment cost the scoring thread ~16 MiB of
+     * zeroing per partition (perf: 48 % of serve's samples in the first
+     * seconds of the e2e bench with 32 partitions), most of it for pages
+     * of the index that are never used.  Pages are touched where they are
+     * needed (the writer's prefault step, the index's slots), one by one. */
+    (void)madvise(p, len, MADV_RANDOM);
     *out = p;
     *out_len = len;
     return RS_OK;
+}
+
+/* Steps the .log file grows by, ahead of the writer. */
+#define RS_LL_GROW ((size_t)4 << 20)
+
+/* Grow the file of segment `first` (ext "log" or "idx") to at least
+ * `want` bytes (the log's rounded up to RS_LL_GROW), at most `full`.
+ * RS_OK, or RS_ERR_IO with errstr (the disk is full: *file unchanged). */
+static rs_err_t rs_ll_grow(rs_learnlog_t *lg, uint64_t first,
+                           const char *ext, size_t *file, size_t want,
+                           size_t full, char *errstr, size_t errstr_size) {
+    if (want <= *file) return RS_OK;
+    if (lg->mem) return RS_OK; /* in memory: allocated whole */
+    if (ext[0] == 'l') want = (want + RS_LL_GROW - 1) / RS_LL_GROW * RS_LL_GROW;
+    if (want > full) want = full;
+    char path[600];
+    rs_ll_path(lg, first, ext, path, sizeof(path));
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    int e = fd < 0 ? errno
+                   : posix_fallocate(fd, (off_t)*file, (off_t)(want - *file));
+    if (fd >= 0) close(fd);
+    if (e)
+        return rs_errf(errstr, errstr_size, RS_ERR_IO,
+                       "learning log %s: cannot grow to %zu bytes: %s",
+                       path, want, strerror(e));
+    atomic_fetch_add(&lg->st_bytes, (uint64_t)(want - *file));
+    *file = want;
+    return RS_OK;
+}
+
+/* Records [.., pos] are within the .log file. */
+static inline int rs_ll_rec_in(const rs_learnlog_t *lg, const rs_lseg_t *sg,
+                               uint64_t pos) {
+    return RS_LL_PAGE + (pos - sg->first + 1) * (uint64_t)lg->meta.rec_size <=
+           sg->log_file;
 }
 
 #define RS_LL_RAM_MIN 1024u /* slots of a new RAM index (16 KiB)          */
@@ -296,11 +358,23 @@ static void rs_ll_ram_resize(rs_lseg_t *sg, uint64_t slots) {
  * full-size table (entries hashed straight into it), which is the index
  * from then on, and RAM is freed; full = 0 (close): the table is copied as
  * it is, at its current size.  The part of an older, larger table the new
- * one does not cover is cleared. */
-static void rs_ll_idx_write(rs_lseg_t *sg, int full) {
+ * one does not cover is cleared.  The file grows to hold the table first;
+ * if it cannot (disk full) nothing is written and 0 is returned (the
+ * table stays in RAM), else 1. */
+static int rs_ll_idx_write(rs_learnlog_t *lg, rs_lseg_t *sg, int full) {
     rs_ll_idxhdr_t *ih = rs_ll_ih(sg);
     rs_ll_slot_t *fs = rs_ll_slots(sg);
     const uint64_t old = ih->slots <= sg->mask + 1 ? ih->slots : sg->mask + 1;
+    {
+        char e[256];
+        size_t want = RS_LL_PAGE + (size_t)(full ? sg->mask + 1 : sg->rmask + 1) *
+                                       sizeof(*fs);
+        if (rs_ll_grow(lg, sg->first, "idx", &sg->idx_file, want, sg->idx_len,
+                       e, sizeof(e)) != RS_OK) {
+            rs_warn("learnlog", "index kept in RAM: %s", e);
+            return 0;
+        }
+    }
     ih->indexed = 0; /* the table is not whole until the end */
     if (full) {
         if (old) memset(fs, 0, (size_t)old * sizeof(*fs));
@@ -317,6 +391,7 @@ static void rs_ll_idx_write(rs_lseg_t *sg, int full) {
         ih->slots = n;
     }
     ih->indexed = sg->nidx;
+    return 1;
 }
 
 /* Slots the RAM table may grow to: an eighth of the full table.  Past it
@@ -328,7 +403,7 @@ static uint64_t rs_ll_ram_max(const rs_lseg_t *sg) {
     return m > RS_LL_RAM_MIN ? m : RS_LL_RAM_MIN;
 }
 
-static void rs_ll_idx_add(const rs_learnlog_t *lg, rs_lseg_t *sg,
+static void rs_ll_idx_add(rs_learnlog_t *lg, rs_lseg_t *sg,
                           uint64_t pos) {
     const rs_lrec_hdr_t *h = (const rs_lrec_hdr_t *)rs_ll_at(lg, sg, pos);
     rs_ll_idxhdr_t *ih = rs_ll_ih(sg);
@@ -337,8 +412,8 @@ static void rs_ll_idx_add(const rs_learnlog_t *lg, rs_lseg_t *sg,
     if (sg->ram && (sg->rkeys + 1) * 10 > (sg->rmask + 1) * 7) {
         if (sg->rmask < sg->mask && sg->rmask + 1 < rs_ll_ram_max(sg))
             rs_ll_ram_resize(sg, 2 * (sg->rmask + 1));
-        else
-            rs_ll_idx_write(sg, 1); /* to the file, at its full size */
+        else if (!rs_ll_idx_write(lg, sg, 1) && sg->rmask < sg->mask)
+            rs_ll_ram_resize(sg, 2 * (sg->rmask + 1)); /* disk full: RAM */
     }
     if (sg->ram) {
         sg->rkeys += (uint64_t)rs_ll_put(sg->ram, sg->rmask, key, rec);
@@ -350,7 +425,7 @@ static void rs_ll_idx_add(const rs_learnlog_t *lg, rs_lseg_t *sg,
     if (h->t < ih->min_t) ih->min_t = h->t;
     if (h->t > ih->max_t) ih->max_t = h->t;
     sg->nidx = rec;
-    if (sg->nidx == sg->cap && sg->ram) rs_ll_idx_write(sg, 1); /* sealed */
+    if (sg->nidx == sg->cap && sg->ram) rs_ll_idx_write(lg, sg, 1); /* sealed */
 }
 
 /* The index of an opened segment from its file: the file's table is used
@@ -416,19 +491,22 @@ static rs_lseg_t *rs_ll_seg_new(rs_learnlog_t *lg, uint64_t first,
                     "learning log: cannot allocate a %zu-byte segment", llen);
             return NULL;
         }
-        sg->log_len = llen;
-        sg->idx_len = ilen;
+        sg->log_len = sg->log_file = llen;
+        sg->idx_len = sg->idx_file = ilen;
     } else {
+        /* the header page and a first step of records; the index file
+         * its header page (Files grow, above) */
         char path[600];
         rs_ll_path(lg, first, "log", path, sizeof(path));
-        if (rs_ll_map(path, llen, 1, &sg->log, &sg->log_len, errstr,
+        if (rs_ll_map(path, RS_MIN(llen, RS_LL_PAGE + RS_LL_GROW), llen, 1,
+                      &sg->log, &sg->log_len, &sg->log_file, errstr,
                       errstr_size) != RS_OK) {
             free(sg);
             return NULL;
         }
         rs_ll_path(lg, first, "idx", path, sizeof(path));
-        if (rs_ll_map(path, ilen, 1, &sg->idx, &sg->idx_len, errstr,
-                      errstr_size) != RS_OK) {
+        if (rs_ll_map(path, RS_LL_PAGE, ilen, 1, &sg->idx, &sg->idx_len,
+                      &sg->idx_file, errstr, errstr_size) != RS_OK) {
             char lp[600];
             rs_ll_path(lg, first, "log", lp, sizeof(lp));
             unlink(lp);
@@ -465,7 +543,7 @@ static void rs_ll_push(rs_learnlog_t *lg, rs_lseg_t *sg) {
     }
     lg->segs[lg->nseg++] = sg;
     atomic_store(&lg->st_segments, (uint64_t)lg->nseg);
-    atomic_fetch_add(&lg->st_bytes, (uint64_t)(sg->log_len + sg->idx_len));
+    atomic_fetch_add(&lg->st_bytes, (uint64_t)(sg->log_file + sg->idx_file));
     pthread_mutex_unlock(&lg->lock);
 }
 
@@ -515,8 +593,20 @@ static rs_err_t rs_ll_seg_open(rs_learnlog_t *lg, uint64_t first,
     char path[600];
     rs_lseg_t *sg = rs_calloc(1, sizeof(*sg));
     rs_ll_path(lg, first, "log", path, sizeof(path));
-    rs_err_t err = rs_ll_map(path, 0, 0, &sg->log, &sg->log_len, errstr,
-                             errstr_size);
+    /* mapped at the size its header gives (the file may be shorter:
+     * Files grow); a header that does not add up is refused below */
+    size_t full = 0;
+    {
+        rs_ll_loghdr_t hh;
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0 && pread(fd, &hh, sizeof(hh), 0) == (ssize_t)sizeof(hh) &&
+            hh.rec_size > 0 && hh.cap > 0 &&
+            hh.cap < ((uint64_t)1 << 40) / hh.rec_size)
+            full = RS_LL_PAGE + (size_t)(hh.cap * hh.rec_size);
+        if (fd >= 0) close(fd);
+    }
+    rs_err_t err = rs_ll_map(path, 0, full, 0, &sg->log, &sg->log_len,
+                             &sg->log_file, errstr, errstr_size);
     if (err) { free(sg); return err; }
     const rs_ll_loghdr_t *h = (const rs_ll_loghdr_t *)(void *)sg->log;
     if (memcmp(h->magic, RS_LL_LOG_MAGIC, 8) || h->version != RS_LL_VERSION ||
@@ -550,15 +640,17 @@ static rs_err_t rs_ll_seg_open(rs_learnlog_t *lg, uint64_t first,
     sg->mask = slots - 1;
     size_t ilen = RS_LL_PAGE + (size_t)slots * sizeof(rs_ll_slot_t);
     rs_ll_path(lg, first, "idx", path, sizeof(path));
-    err = rs_ll_map(path, 0, 0, &sg->idx, &sg->idx_len, errstr, errstr_size);
+    err = rs_ll_map(path, 0, ilen, 0, &sg->idx, &sg->idx_len, &sg->idx_file,
+                    errstr, errstr_size);
     int rebuild = err != RS_OK;
     if (!rebuild) {
         const rs_ll_idxhdr_t *ih = rs_ll_ih(sg);
-        /* a table of any size up to the full one (rs_ll_idx_load checks
-         * it further) */
+        /* a table of any size up to the full one, held by the file
+         * (rs_ll_idx_load checks it further) */
         rebuild = sg->idx_len != ilen || memcmp(ih->magic, RS_LL_IDX_MAGIC, 8) ||
                   ih->first != first || ih->slots > slots ||
-                  ih->indexed > sg->cap;
+                  ih->indexed > sg->cap ||
+                  sg->idx_file < RS_LL_PAGE + ih->slots * sizeof(rs_ll_slot_t);
         if (rebuild) {
             munmap(sg->idx, sg->idx_len);
             sg->idx = NULL;
@@ -566,8 +658,8 @@ static rs_err_t rs_ll_seg_open(rs_learnlog_t *lg, uint64_t first,
         }
     }
     if (rebuild) {
-        err = rs_ll_map(path, ilen, 1, &sg->idx, &sg->idx_len, errstr,
-                        errstr_size);
+        err = rs_ll_map(path, RS_LL_PAGE, ilen, 1, &sg->idx, &sg->idx_len,
+                        &sg->idx_file, errstr, errstr_size);
         if (err) { rs_ll_unmap(lg, sg); return err; }
         rs_ll_idx_hdr_new(sg);
     }
@@ -655,6 +747,12 @@ rs_learnlog_t *rs_learnlog_open(const char *dir, int32_t partition,
         for (int i = 0; i + 1 < lg->nseg; i++) {
             rs_lseg_t *sg = lg->segs[i];
             uint64_t done = sg->nidx;
+            /* a sealed segment's file was grown to its full size before
+             * the next one began; one that is not (damaged) reads as
+             * zeros past its end, as a preallocated file did */
+            err = rs_ll_grow(lg, sg->first, "log", &sg->log_file, sg->log_len,
+                             sg->log_len, errstr, errstr_size);
+            if (err) goto fail;
             for (uint64_t p = sg->first + done; p < sg->first + sg->cap; p++)
                 rs_ll_idx_add(lg, sg, p);
         }
@@ -665,12 +763,14 @@ rs_learnlog_t *rs_learnlog_open(const char *dir, int32_t partition,
          * crash), everything is checked and indexed anew. */
         rs_lseg_t *sg = lg->segs[lg->nseg - 1];
         uint64_t cursor = rs_ll_ih(sg)->cursor, done = sg->nidx;
-        if (done && !rs_ll_rec_ok(lg, rs_ll_at(lg, sg, sg->first + done - 1))) {
+        if (done && (!rs_ll_rec_in(lg, sg, sg->first + done - 1) ||
+                     !rs_ll_rec_ok(lg, rs_ll_at(lg, sg, sg->first + done - 1)))) {
             rs_ll_idx_init(lg, sg);
             done = 0;
         }
         uint64_t p = sg->first + done;
-        while (p < sg->first + sg->cap && rs_ll_rec_ok(lg, rs_ll_at(lg, sg, p))) {
+        while (p < sg->first + sg->cap && rs_ll_rec_in(lg, sg, p) &&
+               rs_ll_rec_ok(lg, rs_ll_at(lg, sg, p))) {
             rs_ll_idx_add(lg, sg, p);
             p++;
         }
@@ -718,7 +818,7 @@ void rs_learnlog_close(rs_learnlog_t *lg) {
     for (int i = 0; i < lg->nseg; i++) {
         /* an index still in RAM goes to the file as it is: the next open
          * loads it instead of reading the records again */
-        if (!lg->mem && lg->segs[i]->ram) rs_ll_idx_write(lg->segs[i], 0);
+        if (!lg->mem && lg->segs[i]->ram) rs_ll_idx_write(lg, lg->segs[i], 0);
         rs_ll_unmap(lg, lg->segs[i]);
     }
     free(lg->segs);
@@ -755,8 +855,15 @@ rs_err_t rs_learnlog_append(rs_learnlog_t *lg, const void *recs, int n,
         uint64_t room = sg->first + sg->cap - end;
         int k = (uint64_t)n < room ? n : (int)room;
         uint8_t *dst = rs_ll_at(lg, sg, end);
-        if ((size_t)(dst - sg->log) + RS_LL_PF_AHEAD > sg->pf_next)
-            rs_ll_prefault(sg, (size_t)(dst - sg->log) + (size_t)k * R);
+        const size_t at = (size_t)(dst - sg->log), upto = at + (size_t)k * R;
+        if (upto + RS_LL_PF_AHEAD + RS_LL_PF_STEP > sg->log_file) {
+            /* the file grows ahead of the writer and of the prefault */
+            rs_err_t e = rs_ll_grow(lg, sg->first, "log", &sg->log_file,
+                                    upto + RS_LL_PF_AHEAD + RS_LL_PF_STEP,
+                                    sg->log_len, errstr, errstr_size);
+            if (e && upto > sg->log_file) return e; /* nothing of it written */
+        }
+        if (at + RS_LL_PF_AHEAD > sg->pf_next) rs_ll_prefault(sg, upto);
         memcpy(dst, src, (size_t)k * R);
         atomic_store_explicit(&sg->dirty, 1, memory_order_relaxed);
         src += (size_t)k * R;
@@ -781,7 +888,7 @@ rs_err_t rs_learnlog_rewind(rs_learnlog_t *lg, uint64_t pos, char *errstr,
     pthread_mutex_lock(&lg->lock);
     while (lg->nseg > 1 && lg->segs[lg->nseg - 1]->first > pos) {
         rs_lseg_t *sg = lg->segs[--lg->nseg];
-        atomic_fetch_sub(&lg->st_bytes, (uint64_t)(sg->log_len + sg->idx_len));
+        atomic_fetch_sub(&lg->st_bytes, (uint64_t)(sg->log_file + sg->idx_file));
         if (!lg->mem) {
             char path[600];
             rs_ll_path(lg, sg->first, "log", path, sizeof(path));
@@ -960,7 +1067,7 @@ int rs_learnlog_truncate(rs_learnlog_t *lg, int64_t keep_after_ms) {
         memmove(lg->segs, lg->segs + 1, sizeof(*lg->segs) * (size_t)(lg->nseg - 1));
         lg->nseg--;
         atomic_store(&lg->st_segments, (uint64_t)lg->nseg);
-        atomic_fetch_sub(&lg->st_bytes, (uint64_t)(sg->log_len + sg->idx_len));
+        atomic_fetch_sub(&lg->st_bytes, (uint64_t)(sg->log_file + sg->idx_file));
         atomic_store(&lg->st_first, lg->segs[0]->first);
         const rs_ll_idxhdr_t *ih0 = rs_ll_ih(lg->segs[0]);
         atomic_store(&lg->st_oldest_t, lg->segs[0]->nidx ? ih0->min_t : 0);

@@ -77,9 +77,9 @@ static const rs_conf_field_t rs_model_fields[] = {
      "longer starts its learning history afresh)", NULL, 0, 0x1p62},
     {"log_segment", RS_CONF_INT, "268435456",
      offsetof(rs_model_conf_t, log_segment), 0,
-     "bytes per learning-log segment file (preallocated; whole segments are "
-     "deleted when their records are resolved and older than horizon + "
-     "log_keep)", NULL, 1 << 20, 0x1p40},
+     "bytes per learning-log segment file (allocated in 4 MiB steps as "
+     "records come; whole segments are deleted when their records are "
+     "resolved and older than horizon + log_keep)", NULL, 1 << 20, 0x1p40},
     {"publish_every", RS_CONF_INT, "10000",
      offsetof(rs_model_conf_t, publish_every), 0,
      "updates per model version (serve: the trainer publishes one every "

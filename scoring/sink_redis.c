@@ -32,7 +32,8 @@
  * the index a ZADD of the same member.
  *
  * Invariants (under `lock`): head <= tail <= head + cap; `queued` entries
- * lie in [head, tail); head_seq is the seq of the entry at head when
+ * lie in [head, tail); when head == tail the owner may move both to the
+ * next multiple of cap (the next batch at the ring's first byte); head_seq is the seq of the entry at head when
  * queued > 0; done = queued ? head_seq - 1 : last_seq, kept monotonic.
  * Ring bytes in [head, tail) are only read, by the writer; bytes in
  * [tail, head + cap) only written, by the owner (outside the lock: the
@@ -1574,8 +1575,17 @@ rs_err_t rs_sink_redis_enqueue_json(rs_sink_redis_t *sink,
         if (err != RS_OK) return err;
     }
 
-    /* head only grows: a stale value just means less room. */
+    /* head only grows: a stale value just means less room.  An empty ring
+     * starts its next batch at its first byte again (head = tail moved to
+     * the next multiple of cap; the writer holds no position then: it has
+     * completed everything up to tail), so while Redis keeps up the batches
+     * reuse the same warm pages instead of walking all of
+     * redis.buffer_bytes (a first touch of each of its pages, ~0.3 page
+     * faults per event in the e2e bench's first 100 000 events, and no
+     * cache reuse). */
     pthread_mutex_lock(&sink->lock);
+    if (sink->head == sink->tail && sink->tail % sink->cap)
+        sink->head = sink->tail = (sink->tail / sink->cap + 1) * sink->cap;
     uint64_t head = sink->head, start = sink->tail;
     pthread_mutex_unlock(&sink->lock);
     rs_ring_w_t w = {.ring = sink->ring, .cap = sink->cap, .pos = start,

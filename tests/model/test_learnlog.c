@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <ftw.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <cmocka.h>
 
@@ -387,6 +388,89 @@ static void test_log_index_ram(void **st) {
     find_ok(lg, 100, 99);
     assert_int_equal(rs_learnlog_find(lg, 0xa5a5a5a5a5a5a5a5ull, 0, &pos),
                      RS_ERR_NOTFOUND);
+    rs_learnlog_close(lg);
+    rmdir_all(dir);
+}
+
+static off_t fsize(const char *dir, uint64_t first, const char *ext) {
+    char path[600];
+    snprintf(path, sizeof(path), "%s/%020llu.%s", dir,
+             (unsigned long long)first, ext);
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    return sb.st_size;
+}
+
+/* The files grow with their records: a fresh 64 MiB segment takes its
+ * header page and a first 4 MiB step (the .idx its header page), the .log
+ * grows in 4 MiB steps ahead of the writer, the .idx gets the table at
+ * close; a log cut short (the file ends inside the records) opens at the
+ * last whole record of the file; a rolled segment is full size. */
+static void test_log_files_grow(void **st) {
+    (void)st;
+    const off_t P = 4096, G = 4 << 20;
+    char *dir = tmpdir();
+    rs_learnlog_t *lg = open_log(dir, &META, 64 << 20);
+    assert_non_null(lg);
+    assert_int_equal(fsize(dir, 0, "log"), P + G);
+    assert_int_equal(fsize(dir, 0, "idx"), P);
+    rs_learnlog_stats_t s;
+    rs_learnlog_stats(lg, &s);
+    assert_int_equal(s.bytes, (uint64_t)(P + G + P));
+    append_n(lg, 1, 100000, T0, 1000);
+    off_t ls = fsize(dir, 0, "log");
+    assert_true(ls >= P + 100000 * R);
+    assert_true(ls <= P + 100000 * R + 2 * G);
+    assert_int_equal(ls % G, 0);
+    assert_int_equal(fsize(dir, 0, "idx"), P);
+    rs_learnlog_index(lg);
+    rs_learnlog_stats(lg, &s);
+    assert_int_equal(s.bytes, (uint64_t)(ls + P));
+    rs_learnlog_close(lg);
+    uint64_t slots, indexed;
+    idx_hdr(dir, 0, &slots, &indexed);
+    assert_int_equal(indexed, 100000);
+    assert_int_equal(fsize(dir, 0, "idx"), P + (off_t)slots * 16);
+    /* reopened: the table is loaded, appending goes on */
+    lg = open_log(dir, &META, 64 << 20);
+    assert_non_null(lg);
+    assert_int_equal(rs_learnlog_end(lg), 100000);
+    append_n(lg, 100001, 10, T0, 1000);
+    rs_learnlog_index(lg);
+    find_ok(lg, 77, 76);
+    find_ok(lg, 100005, 100004);
+    rs_learnlog_close(lg);
+    /* cut inside the records (the index names records past the end):
+     * the records the file holds are checked and indexed again */
+    char path[600];
+    snprintf(path, sizeof(path), "%s/%020d.log", dir, 0);
+    assert_int_equal(truncate(path, P + 50000 * R + 10), 0);
+    lg = open_log(dir, &META, 64 << 20);
+    assert_non_null(lg);
+    assert_int_equal(rs_learnlog_end(lg), 50000);
+    append_n(lg, 900001, 3000, T0, 1000); /* past the cut: the file grows */
+    assert_true(fsize(dir, 0, "log") >= P + 53000 * R);
+    rs_learnlog_index(lg);
+    find_ok(lg, 50000, 49999);
+    find_ok(lg, 902000, 51999);
+    uint64_t pos;
+    assert_int_equal(rs_learnlog_find(lg, 60000, 0, &pos), RS_ERR_NOTFOUND);
+    rs_learnlog_close(lg);
+    rmdir_all(dir);
+    /* 1 MiB segments: a rolled segment is whole, the next one grows */
+    dir = tmpdir();
+    lg = open_log(dir, &META, 1 << 20);
+    append_n(lg, 1, 20000, T0, 1000); /* 16 320 per segment */
+    assert_int_equal(fsize(dir, 0, "log"), 1 << 20);
+    assert_int_equal(fsize(dir, 16320, "log"), 1 << 20);
+    rs_learnlog_index(lg);
+    assert_int_equal(fsize(dir, 0, "idx"), P + 32768 * 16); /* sealed */
+    rs_learnlog_close(lg);
+    lg = open_log(dir, &META, 1 << 20);
+    assert_int_equal(rs_learnlog_end(lg), 20000);
+    rs_learnlog_index(lg);
+    find_ok(lg, 5, 4);
+    find_ok(lg, 19999, 19998);
     rs_learnlog_close(lg);
     rmdir_all(dir);
 }
@@ -907,6 +991,7 @@ int main(void) {
         cmocka_unit_test(test_log_torn_tail),
         cmocka_unit_test(test_log_rewind_and_meta),
         cmocka_unit_test(test_log_index_ram),
+        cmocka_unit_test(test_log_files_grow),
         cmocka_unit_test(test_learner_semantics),
         cmocka_unit_test(test_failure_horizon),
         cmocka_unit_test(test_repair_life),
