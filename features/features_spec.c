@@ -612,9 +612,9 @@ static int rs_fe_preset_cards(const rs_features_conf_t *c,
  * over its life, started from the fleet's: a new machine is scored
  * against the fleet), and for each trend span N (features.sensor_spans,
  * in readings, so any cadence works) the mean of the last N readings
- * against that baseline (noise averaged out) and their slope per hour;
- * over the longest span also their spread against the baseline's
- * (base_spread: noise that grows around a steady level).
+ * against that baseline (noise averaged out) and their slope per hour.
+ * Not the spread (base_spread): measured, it helps noisy sensors and
+ * costs the other shapes (docs/maintenance.md); an extra spec adds it.
  * No label-aware feature: a machine's failure labels say that ITS
  * readings before the failure were positives, so counting them in its
  * later readings would pass the label to the model. */
@@ -639,14 +639,6 @@ static int rs_fe_preset_sensors(const rs_features_conf_t *c,
         span[nspan++] = v;
         p = e;
     }
-    /* the spread is taken over the longest span only: a standard
-     * deviation of N readings is known to about 1/sqrt(2(N-1)) of itself
-     * (20 % for 12 readings, 10 % for 48), so the longest span gives the
-     * most precise one, and one input per sensor keeps the dimension the
-     * model learns from the first failures small */
-    int klong = 0;
-    for (int k = 1; k < nspan; k++)
-        if (span[k] > span[klong]) klong = k;
     o[n] = rs_fe_mk("entity", "amount", 0, A(LIFE));
     n++;
     p = c->sensor_fields;
@@ -676,8 +668,7 @@ static int rs_fe_preset_sensors(const rs_features_conf_t *c,
         }
         o[n++] = rs_fe_mk("entity", name, 0, A(BASE_Z));
         for (int k = 0; k < nspan; k++) {
-            o[n] = rs_fe_mk("entity", name, 0, A(BASE_Z) | A(SLOPE) |
-                                                   (k == klong ? A(BASE_SPREAD) : 0));
+            o[n] = rs_fe_mk("entity", name, 0, A(BASE_Z) | A(SLOPE));
             o[n].last_n = span[k];
             o[n++].include_current = 1;
         }

@@ -71,5 +71,6 @@ float rs_coldstart_score(const rs_coldstart_t *cs, const float *x,
                          float model_score) {
     if (!cs->nsensors) return model_score;
     double w = rs_coldstart_weight(cs);
-    return (float)(w * model_score + (1.0 - w) * rs_coldstart_reference(cs, x));
+    double u = (1.0 - w) * rs_coldstart_reference(cs, x);
+    return (float)(1.0 - (1.0 - model_score) * (1.0 - u));
 }

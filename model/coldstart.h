@@ -16,19 +16,22 @@
  * when a sensor is 3 sd off its machine's baseline").  It is `eval`'s
  * `ref` column.
  *
- * The score the alert policy sees is a count-weighted blend:
+ * The score the alert policy sees combines the two:
  *
- *     s = w p + (1 - w) u,    w = n / (n + n0)
+ *     s = 1 - (1 - p)(1 - (1 - w) u),    w = n / (n + n0)
  *
  * p the model's score, n the failures learned so far, n0 the number of
- * sensors the reference reads.  It is the posterior mean of a rate with
- * the reference as the prior worth n0 failures: until the model has seen
- * about one failure per sensor -- a failure shows in a subset of the
- * sensors, and before it has seen each, the model cannot know which
- * matter -- the prior dominates; after 4 n0 failures the model has 80 %
- * of the weight, and the reference's share keeps shrinking as 1/n.  No
- * threshold is tuned: c comes from the alert threshold and the 3-sd rule,
- * n0 from the feature layout.
+ * sensors the reference reads.  w is the posterior weight of the model
+ * against a prior worth n0 failures: a failure shows in a subset of the
+ * sensors, and until the model has seen about one failure per sensor it
+ * cannot know which matter; at n0 failures the reference counts half,
+ * after 4 n0 a fifth, and its share keeps shrinking as 1/n.  The two are
+ * combined as independent evidence of a coming failure (noisy-OR), so
+ * the reference can only ADD: a linear average w p + (1 - w) u pulled the
+ * model's early signal down wherever the reference was silent (measured:
+ * docs/maintenance.md).  A machine on its own baseline (u = 0) leaves the
+ * model's score as it is.  No threshold is tuned: c comes from the alert
+ * threshold and the 3-sd rule, n0 from the feature layout.
  *
  * Threads: an rs_coldstart_t belongs to one thread (no locking).
  */
@@ -63,7 +66,8 @@ uint64_t rs_coldstart_failures(const rs_coldstart_t *cs);
 void rs_coldstart_set_failures(rs_coldstart_t *cs, uint64_t n);
 /* The model's weight w = n / (n + n0) (1 without a reference). */
 double rs_coldstart_weight(const rs_coldstart_t *cs);
-/* The blended score w p + (1 - w) u(x).  No allocation. */
+/* The combined score 1 - (1 - p)(1 - (1 - w) u(x)), >= p.  No
+ * allocation. */
 float rs_coldstart_score(const rs_coldstart_t *cs, const float *x,
                          float model_score);
 

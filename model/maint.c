@@ -61,9 +61,10 @@ static const rs_conf_field_t rs_maint_fields[] = {
     {"cold_start", RS_CONF_BOOL, "true",
      offsetof(rs_maint_conf_t, cold_start), 0,
      "while the model has learned few failures, the alert policy decides on "
-     "w p + (1 - w) u: p the model's score, u the baseline deviation of the "
-     "most drifting sensor (z / (z + c), 3 sd = alert_threshold; eval's "
-     "ref), w = n / (n + sensors) after n failures (docs/maintenance.md)",
+     "1 - (1 - p)(1 - (1 - w) u): p the model's score, u the baseline "
+     "deviation of the most drifting sensor (z / (z + c), 3 sd = "
+     "alert_threshold; eval's ref), w = n / (n + sensors) after n failures "
+     "(docs/maintenance.md)",
      NULL, 0, 0},
 };
 

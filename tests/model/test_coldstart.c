@@ -5,9 +5,11 @@
  *  - test_reference: a sensor 3 sd off its machine's baseline scores
  *    exactly the alert threshold (whatever the threshold), further out
  *    higher, closer lower, a missing feature ignored;
- *  - test_weight: w = n / (n + n0): the reference alone before any
- *    failure, half and half at n0 failures, the model's score's share
- *    growing as failures are learned; a restored count. */
+ *  - test_weight: s = 1 - (1 - p)(1 - (1 - w) u), w = n / (n + n0): the
+ *    reference alone for a silent model before any failure, at half its
+ *    weight at n0 failures, fading as failures are learned; never below
+ *    the model's score; a machine on its baseline adds nothing; a
+ *    restored count. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -73,17 +75,26 @@ static void test_weight(void **st) {
     (void)st;
     rs_coldstart_t *cs = rs_coldstart_new(names, DIM, 0.3);
     float x[DIM] = {0};
-    x[4] = 3;  /* u = 0.3 with no fleet */
+    x[4] = 3;  /* u = 0.3 */
     assert_float_equal(rs_coldstart_weight(cs), 0, 1e-12);
-    assert_float_equal(rs_coldstart_score(cs, x, 0.9f), 0.3, 1e-6);
+    /* no failure learned: the reference alone for a silent model, and
+     * never below the model's score */
+    assert_float_equal(rs_coldstart_score(cs, x, 0.0f), 0.3, 1e-6);
+    assert_float_equal(rs_coldstart_score(cs, x, 0.9f), 0.93, 1e-6);
     rs_coldstart_failure(cs);
-    rs_coldstart_failure(cs);   /* n = n0 = 2 */
+    rs_coldstart_failure(cs);   /* n = n0 = 2: the reference at half */
     assert_int_equal(rs_coldstart_failures(cs), 2);
     assert_float_equal(rs_coldstart_weight(cs), 0.5, 1e-12);
-    assert_float_equal(rs_coldstart_score(cs, x, 0.9f), 0.6, 1e-6);
+    assert_float_equal(rs_coldstart_score(cs, x, 0.0f), 0.15, 1e-6);
+    assert_float_equal(rs_coldstart_score(cs, x, 0.9f), 0.915, 1e-6);
     rs_coldstart_set_failures(cs, 198);
     assert_float_equal(rs_coldstart_weight(cs), 0.99, 1e-12);
-    assert_float_equal(rs_coldstart_score(cs, x, 0.9f), 0.894, 1e-6);
+    assert_float_equal(rs_coldstart_score(cs, x, 0.0f), 0.003, 1e-6);
+    /* a machine on its baseline adds nothing */
+    x[4] = 0;
+    assert_float_equal(rs_coldstart_score(cs, x, 0.25f), 0.25, 1e-7);
+    rs_coldstart_set_failures(cs, 0);
+    assert_float_equal(rs_coldstart_score(cs, x, 0.25f), 0.25, 1e-7);
     rs_coldstart_destroy(cs);
 }
 
