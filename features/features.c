@@ -790,7 +790,8 @@ static void rs_fe_spec_eval(rs_features_t *f, const rs_fe_cspec_t *c,
     }
     double mean = nv ? sum / nv : 0, sd = 0, slope = 0;
     if (nv && (s->aggs & ((1u << RS_FEATURES_AGG_STD) |
-                          (1u << RS_FEATURES_AGG_ZSCORE)))) {
+                          (1u << RS_FEATURES_AGG_ZSCORE) |
+                          (1u << RS_FEATURES_AGG_BASE_SPREAD)))) {
         double ss = 0;
         for (int i = 0; i < cnt; i++) {
             const uint8_t *it = i < nsel ? items + (size_t)f->sel[i] * isz : ci;
@@ -902,6 +903,29 @@ static void rs_fe_spec_eval(rs_features_t *f, const rs_fe_cspec_t *c,
         case RS_FEATURES_AGG_LIFE:
             o = h && tb->nbase ? log1p(rs_fe_bases(tb, h)[c->vi].n) : 0;
             break;
+        case RS_FEATURES_AGG_BASE_SPREAD: {
+            /* the window's spread in units of the machine's own: a level
+             * feature cannot see noise growing around a steady mean.  A
+             * log ratio: 0 when as usual whatever the sensor's scale,
+             * symmetric for quieter/noisier, so it adds an input of the
+             * same size as the others instead of a raw std whose scale
+             * and machine-to-machine offset the model must first learn
+             * away.  The baseline is the life before the window. */
+            rs_fe_base_t ex = {0, 0, 0};
+            for (int i = 0; i < nsel; i++) {
+                double v = rs_fe_item_v(items + (size_t)f->sel[i] * isz, c->vi);
+                if (isfinite(v)) rs_fe_welford(&ex, v);
+            }
+            double bm, bsd;
+            if (nv < 2 || !tb->nbase ||
+                !rs_fe_baseline(f, tb, h, c->vi, &ex, &bm, &bsd) || !(bsd > 0))
+                break;
+            const double lim = log(RS_FE_BASE_CLIP);
+            o = sd > 0 ? log(sd / bsd) : -lim;
+            if (o > lim) o = lim;
+            if (o < -lim) o = -lim;
+            break;
+        }
         default: continue;  /* calendar: written above */
         }
         out[k] = (float)o;

@@ -108,6 +108,10 @@ typedef enum rs_features_agg_e {
                                   * clipped to +-50; 0 if the std is 0      */
     RS_FEATURES_AGG_LIFE,        /* log1p(readings of the key since its life
                                   * began), the event excluded              */
+    RS_FEATURES_AGG_BASE_SPREAD, /* log(std of the window / baseline std):
+                                  * the noise against the key's own, 0 when
+                                  * as usual; clipped to +-log 50; 0 with
+                                  * fewer than 2 values or no baseline     */
     RS_FEATURES_AGG__CNT
 } rs_features_agg_t;
 

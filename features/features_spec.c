@@ -118,7 +118,7 @@ static const char *const rs_fe_agg_names[RS_FEATURES_AGG__CNT] = {
     "new", "since_last", "ratio_mean", "zscore", "velocity", "fraud_count",
     "fraud_rate", "last", "slope", "deviation", "current", "current_log1p",
     "hour_of_day", "day_of_week", "night", "weekend", "hour_sin", "hour_cos",
-    "base_dev", "base_z", "life",
+    "base_dev", "base_z", "life", "base_spread",
 };
 
 const char *rs_features_agg_name(rs_features_agg_t agg) {
@@ -144,7 +144,7 @@ static int rs_fe_agg_parse(const char *s) {
 /* baseline aggregations (per-key running statistics) */
 #define RS_FE_AGG_BASE                                                        \
     ((1u << RS_FEATURES_AGG_BASE_DEV) | (1u << RS_FEATURES_AGG_BASE_Z) |      \
-     (1u << RS_FEATURES_AGG_LIFE))
+     (1u << RS_FEATURES_AGG_LIFE) | (1u << RS_FEATURES_AGG_BASE_SPREAD))
 /* aggregations whose value does not depend on the window */
 #define RS_FE_AGG_NOWIN                                                       \
     ((1u << RS_FEATURES_AGG_CURRENT) | (1u << RS_FEATURES_AGG_CURRENT_LOG1P) | \
@@ -613,6 +613,8 @@ static int rs_fe_preset_cards(const rs_features_conf_t *c,
  * against the fleet), and for each trend span N (features.sensor_spans,
  * in readings, so any cadence works) the mean of the last N readings
  * against that baseline (noise averaged out) and their slope per hour.
+ * Not the spread (base_spread): measured, it helps noisy sensors and
+ * costs the other shapes (docs/maintenance.md); an extra spec adds it.
  * No label-aware feature: a machine's failure labels say that ITS
  * readings before the failure were positives, so counting them in its
  * later readings would pass the label to the model. */
@@ -912,6 +914,10 @@ rs_err_t rs_fe_compile(rs_features_t *f, char *errstr, size_t errstr_size) {
             if ((s->aggs & RS_FE_AGG_BASE & ~(1u << RS_FEATURES_AGG_LIFE)) &&
                 (s->last_n || s->window_ms))
                 c->need |= RS_FE_NEED_SCAN | RS_FE_NEED_VALUES;
+            /* a spread is over the window's values (the kept history
+             * without a window) */
+            if (s->aggs & (1u << RS_FEATURES_AGG_BASE_SPREAD))
+                c->need |= RS_FE_NEED_SCAN | RS_FE_NEED_VALUES;
             if (s->bucket_ms) c->need = 0;
         }
         c->out0 = dim;
@@ -1067,6 +1073,8 @@ rs_err_t rs_fe_compile(rs_features_t *f, char *errstr, size_t errstr_size) {
                 rs_fe_descf(d, ds, "%s%s%s%s in standard deviations from the baseline of %s (its life so far, started from the fleet's)", s->last_n || s->window_ms ? "mean " : "", v, s->last_n || s->window_ms ? " over the " : "", s->last_n || s->window_ms ? ww : "", kw); break;
             case RS_FEATURES_AGG_LIFE:
                 rs_fe_descf(d, ds, "log(1 + events of %s since it was new or last reset)", kw); break;
+            case RS_FEATURES_AGG_BASE_SPREAD:
+                rs_fe_descf(d, ds, "log(standard deviation of %s over the %s%s / the baseline standard deviation of %s), clipped to +-log 50; 0 if < 2 values", v, ww, ow, kw); break;
             default:
                 rs_fe_descf(d, ds, "log(1 + %s) of this event (0 if absent)", v); break;
             }

@@ -406,6 +406,9 @@ int rs_features_words(const rs_features_t *f, int i, char *buf, size_t size) {
                      ph->owner); break;
     case RS_FEATURES_AGG_LIFE:
         n = rs_fmt_snprintf(buf, size, "%s since new or repaired", ph->evs); break;
+    case RS_FEATURES_AGG_BASE_SPREAD:
+        n = rs_fmt_snprintf(buf, size, "spread of %s%s vs %s baseline", ph->val,
+                     ph->over, ph->owner); break;
     case RS_FEATURES_AGG_HOUR_OF_DAY:
         n = rs_fmt_snprintf(buf, size, "hour of the day (%s)", f->conf.timezone); break;
     case RS_FEATURES_AGG_DAY_OF_WEEK:
@@ -605,6 +608,11 @@ int rs_features_reason(const rs_features_t *f, int i, const float *x,
     case RS_FEATURES_AGG_LIFE:
         n = rs_fmt_snprintf(buf, size, "%.0f %s since new or repaired", expm1(v),
                      ph->evs);
+        break;
+    case RS_FEATURES_AGG_BASE_SPREAD:
+        /* "vibration 3.2x as noisy as this machine's baseline over ..." */
+        n = rs_fmt_snprintf(buf, size, "%s %.2gx as noisy as %s baseline%s",
+                     ph->val, exp(v), ph->owner, ph->over);
         break;
     case RS_FEATURES_AGG_HOUR_OF_DAY: {
         int h = (int)v;

@@ -58,6 +58,14 @@ static const rs_conf_field_t rs_maint_fields[] = {
      "remaining useful life cap, in horizons: a reading further than this "
      "from its failure is learned and estimated as the cap (the "
      "piecewise-linear target of run-to-failure practice)", NULL, 1, 100},
+    {"cold_start", RS_CONF_BOOL, "true",
+     offsetof(rs_maint_conf_t, cold_start), 0,
+     "while the model has learned few failures, the alert policy decides on "
+     "1 - (1 - p)(1 - (1 - w) u): p the model's score, u the baseline "
+     "deviation of the most drifting sensor (z / (z + c), 3 sd = "
+     "alert_threshold; eval's ref), w = n / (n + sensors) after n failures "
+     "(docs/maintenance.md)",
+     NULL, 0, 0},
 };
 
 const rs_conf_field_t *rs_maint_conf_fields(int *nfields) {

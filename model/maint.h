@@ -53,6 +53,8 @@ typedef struct rs_maint_conf_s {
     int rul;                  /* 1: the remaining-useful-life head (rul.h) */
     double rul_cap;           /* RUL cap, in horizons (cap = rul_cap x
                                * horizon)                                 */
+    int cold_start;           /* 1: blend with the baseline deviation while
+                               * few failures were learned (coldstart.h)  */
 } rs_maint_conf_t;
 
 /* The RUL cap in ms (rul_cap x horizon). */

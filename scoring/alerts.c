@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/coldstart.h"
 #include "model/rul.h"
 #include "scoring/alerts.h"
 
@@ -53,6 +54,7 @@ struct rs_alerts_s {
     rs_rul_t *rul;           /* the trainer's RUL head as of its last
                               * version (NULL: maintenance.rul off)       */
     uint64_t rul_seen;       /* its copy count (rs_trainer_rul)           */
+    rs_coldstart_t *cs;      /* maintenance.cold_start (NULL: off)        */
     int dim;
     const char **names;      /* [dim] feature names (the engine's)        */
 
@@ -126,6 +128,8 @@ rs_alerts_t *rs_alerts_new(const rs_maint_conf_t *mc,
         al->rul = rs_rul_new(al->dim, rs_maint_rul_cap(mc));
         rs_trainer_rul(tr, al->rul, &al->rul_seen);
     }
+    if (mc->cold_start) al->cs = rs_coldstart_new(al->names, al->dim,
+                                                  mc->alert_threshold);
     rs_hist_init(&al->st.leads);
     al->snap = al->st;
     pthread_mutex_init(&al->lock, NULL);
@@ -136,6 +140,7 @@ void rs_alerts_destroy(rs_alerts_t *al) {
     if (!al) return;
     rs_alertpol_destroy(al->pol);
     rs_rul_destroy(al->rul);
+    rs_coldstart_destroy(al->cs);
     pthread_mutex_destroy(&al->lock);
     free(al->names);
     free(al->tab);
@@ -301,6 +306,7 @@ static void rs_al_apply(rs_alerts_t *al, const rs_label_t *lb) {
     if (!t) al->st.unplaced++;
     rs_alertpol_failure(al->pol, key, t ? t : lb->label_time_ms, NULL);
     rs_al_train(al, RS_TRAINER_FAILURE, part, lb, t);
+    if (al->cs) rs_coldstart_failure(al->cs);
     if (m) m->failed = 1;
 }
 
@@ -414,6 +420,9 @@ rs_decision_t rs_alerts_score(rs_alerts_t *al, int i, int pub,
     /* an estimate once the head has learned something */
     if (al->rul && rs_rul_updates(al->rul) > 0)
         *rul_ms = rs_rul_predict(al->rul, x, score);
+    /* the policy decides on the model's score blended with the baseline
+     * deviation while it learned few failures (coldstart.h) */
+    if (al->cs) score = rs_coldstart_score(al->cs, x, score);
     rs_alertpol_decision_t d =
         rs_alertpol_step(al->pol, key, ev->event_time_ms, score);
     if (d == RS_ALERTPOL_NONE) return RS_DECISION_APPROVE;

@@ -50,7 +50,11 @@
  * record; Redis keeps the score record with its decision, as for every
  * alert.  With maintenance.rul every reading's record carries the RUL
  * estimate (`rul`) of the trainer's head (rul.h), copied from the trainer
- * between batches as of its newest version.
+ * between batches as of its newest version.  With maintenance.cold_start
+ * (the default) the policy and the payload's score are the model's score
+ * blended with the baseline deviation while few failures were learned
+ * (model/coldstart.h; the count starts at 0 when the service starts);
+ * the score record keeps the model's own score.
  *
  * Memory: the policy's machine table and one of the same size here (last
  * reading, partition, failed-since flag), a label queue and payload buffers

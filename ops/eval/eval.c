@@ -12,6 +12,7 @@
 #include "eval.h"
 #include "gbt.h"
 #include "common/metrics.h"
+#include "model/coldstart.h"
 #include "model/maint.h"
 #include "model/rul.h"
 
@@ -590,8 +591,7 @@ struct rs_eval_s {
     rs_maint_conf_t mc;
     rs_alertpol_t *pol[RS_EVAL_MODELS_MAX + 1];  /* models, then ref */
     rs_mev_t *mev;
-    int ref_feat[RS_FEATURES_MAX_SENSORS * 4];  /* base_z of the longest span */
-    int nref;
+    rs_coldstart_t *cs;  /* the reference, and the blend (cold_start) */
     rs_rul_t *rul;       /* maintenance.rul: learned with model 0's learner */
 };
 
@@ -748,17 +748,10 @@ rs_eval_t *rs_eval_new(const rs_eval_conf_t *conf, char *errstr,
             rs_learner_set_rul(e->lr[0], e->rul);
         }
         /* the reference reads the base_z features of the longest span
-         * (of any span if there is none; of the reading itself last) */
-        long best = -1;
-        for (int i = 0; i < e->dim; i++) {
-            const char *nm = rs_features_name(e->f, i);
-            const char *z = strstr(nm, "_base_z");
-            if (!z) continue;
-            long span = !strncmp(z, "_base_z_last", 12) ? strtol(z + 12, NULL, 10) : 0;
-            if (span > best) { best = span; e->nref = 0; }
-            if (span == best && e->nref < (int)RS_ARRAY_LEN(e->ref_feat))
-                e->ref_feat[e->nref++] = i;
-        }
+         * (of any span if there is none; of the reading itself last);
+         * with maintenance.cold_start the models' scores are blended with
+         * it while they learned few failures (model/coldstart.h) */
+        e->cs = rs_coldstart_new(names, e->dim, e->mc.alert_threshold);
     }
     e->watermark = INT64_MIN;
     e->first_t = INT64_MIN;
@@ -779,6 +772,7 @@ void rs_eval_destroy(rs_eval_t *e) {
     for (int k = 0; k <= RS_EVAL_MODELS_MAX; k++) rs_alertpol_destroy(e->pol[k]);
     rs_mev_destroy(e->mev);
     rs_rul_destroy(e->rul);
+    rs_coldstart_destroy(e->cs);
     rs_features_destroy(e->f);
     rs_eval_acc_destroy(e->acc);
     free(e->x);
@@ -804,6 +798,7 @@ static void rs_eval_apply_labels(rs_eval_t *e, int64_t now) {
                                    rs_eval_psi(e->m[k]), NULL);
             for (int k = 0; k <= e->conf.nmodels; k++)
                 rs_alertpol_failure(e->pol[k], ent, p.event_time, NULL);
+            rs_coldstart_failure(e->cs);
             e->st.labels_applied++;
             continue;
         }
@@ -867,22 +862,22 @@ rs_err_t rs_eval_push(rs_eval_t *e, const rs_eval_rec_t *rec, float *scores,
         }
         sc[k] = out.score;
     }
+    /* maintenance: what the alert policy decides on is what is measured
+     * (and written with --scores-out) */
+    float raw0 = sc[0];
+    if (e->maint && e->mc.cold_start)
+        for (int k = 0; k < e->conf.nmodels; k++)
+            sc[k] = rs_coldstart_score(e->cs, e->x, sc[k]);
     if (scores) memcpy(scores, sc, (size_t)e->conf.nmodels * sizeof(*sc));
     if (e->first_t == INT64_MIN) e->first_t = t;
     if (e->maint) {
         /* the reference: a per-machine threshold on the most drifting
          * sensor (z is in the machine's own standard deviations) */
-        float zmax = 0;
-        for (int i = 0; i < e->nref; i++) {
-            float z = fabsf(e->x[e->ref_feat[i]]);
-            if (z > zmax) zmax = z;
-        }
         float msc[RS_EVAL_MODELS_MAX + 1];
         memcpy(msc, sc, (size_t)e->conf.nmodels * sizeof(*sc));
         /* z / (z + c) with c such that z = 3 sd is the alert threshold:
          * "alert when a sensor is 3 sd off the machine's own baseline" */
-        double thr = e->mc.alert_threshold > 0.01 ? e->mc.alert_threshold : 0.01;
-        msc[e->conf.nmodels] = (float)(zmax / (zmax + 3.0 * (1.0 - thr) / thr));
+        msc[e->conf.nmodels] = rs_coldstart_reference(e->cs, e->x);
         uint64_t ent = rs_hash_str(ev->entity_id);
         uint32_t dec = 0, open = 0;
         for (int k = 0; k <= e->conf.nmodels; k++) {
@@ -894,7 +889,7 @@ rs_err_t rs_eval_push(rs_eval_t *e, const rs_eval_rec_t *rec, float *scores,
             rs_mev_add(e->mev, t, ent, rec->label, rec->failure, msc, dec, open);
             if (e->rul)
                 rs_mev_rul(e->mev, rs_rul_updates(e->rul) > 0
-                                       ? rs_rul_predict(e->rul, e->x, sc[0])
+                                       ? rs_rul_predict(e->rul, e->x, raw0)
                                        : 0,
                            rs_rul_cap(e->rul));
         }

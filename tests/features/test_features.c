@@ -594,6 +594,15 @@ static void ref_features(ref_t *r, const rs_event_t *ev, const ref_ev_t *cur,
                 break;
             }
             case RS_FEATURES_AGG_LIFE: v = ref_life(r, tb, id, vi); break;
+            case RS_FEATURES_AGG_BASE_SPREAD: {
+                double bm, bsd, lim = log(50.0);
+                if (nv < 2 || !ref_base(r, tb, id, vi, sel, ns, &bm, &bsd) ||
+                    !(bsd > 0))
+                    break;
+                v = sd > 0 ? log(sd / bsd) : -lim;
+                v = v > lim ? lim : v < -lim ? -lim : v;
+                break;
+            }
             default: ref_calendar(aggs[k], t, &v); break;
             }
             out[o++] = (float)v;
@@ -838,7 +847,7 @@ static const char *yaml_all =
     "  baseline_prior: 5\n"
     "  specs:\n"
     "    - {key: entity, value: temp, aggs: [base_dev, base_z, life]}\n"
-    "    - {key: counterparty, value: temp, window: 1d, aggs: [base_z, base_dev]}\n"
+    "    - {key: counterparty, value: temp, window: 1d, aggs: [base_z, base_dev, base_spread]}\n"
     "    - key: entity\n"
     "      windows: [10m, 1h, 1d, 7d]\n"
     "      aggs: [count, sum, mean, std, min, max, {count_below: 5}, velocity,\n"
@@ -1020,6 +1029,79 @@ static void test_sensor_baselines(void **state) {
     assert_non_null(strstr(err, "features.sensor_spans"));
     rs_strlcpy(c.sensor_spans, "1", sizeof(c.sensor_spans));
     assert_null(rs_features_new(&c, err, sizeof(err)));
+}
+
+/* base_spread (an extra spec over the sensors preset): noise that grows
+ * around a steady level -- which the level features cannot see -- shows as
+ * the log of the span's spread over the machine's own; a healthy machine
+ * stays near 0 whatever its sensor's scale, and it is computed against the
+ * life BEFORE the span (the noisy readings do not widen their own
+ * yardstick). */
+static void test_sensor_spread(void **state) {
+    (void)state;
+    rs_features_conf_t c;
+    rs_features_conf_init(&c);
+    c.max_keys = c.max_counterparties = 64;
+    c.label_index = 4096;
+    c.preset = 1;
+    rs_strlcpy(c.sensor_fields, "temp", sizeof(c.sensor_fields));
+    /* {value: temp, last: 48, include_current: true, name: sp,
+     *  aggs: [base_spread]} */
+    rs_features_spec_t *sp = &c.extra[c.nextra++];
+    memset(sp, 0, sizeof(*sp));
+    rs_strlcpy(sp->prefix, "sp", sizeof(sp->prefix));
+    rs_strlcpy(sp->key, "entity", sizeof(sp->key));
+    rs_strlcpy(sp->value, "temp", sizeof(sp->value));
+    rs_strlcpy(sp->field, "counterparty", sizeof(sp->field));
+    sp->last_n = 48;
+    sp->include_current = 1;
+    sp->aggs = 1u << RS_FEATURES_AGG_BASE_SPREAD;
+    char err[256];
+    rs_features_t *f = rs_features_new(&c, err, sizeof(err));
+    if (!f) fail_msg("%s", err);
+    int isp = find_feature(f, "sp_temp_base_spread_last48_incl");
+    int iz = find_feature(f, "ent_temp_base_z_last48_incl");
+    if (isp < 0)
+        for (int i = 0; i < rs_features_dim(f); i++)
+            print_message("%s\n", rs_features_name(f, i));
+    assert_true(isp >= 0 && iz >= 0);
+    rs_rng_t rng;
+    rs_rng_seed(&rng, 11);
+    float x[RS_FEATURES_MAX_DIM];
+    char id[32], ent[32];
+    int64_t t = T0;
+    /* 4 machines at levels 10^m (scales 1..1000), noise 1 % of the level */
+    double worst = 0;
+    for (int k = 0; k < 300; k++, t += HOUR_MS)
+        for (int m = 0; m < 4; m++) {
+            snprintf(id, sizeof(id), "e%d-%d", k, m);
+            snprintf(ent, sizeof(ent), "m%d", m);
+            double lvl = pow(10.0, m);
+            rs_event_t ev = mkev(id, ent, "site", t + m, 0);
+            add_num(&ev, "temp", lvl + 0.01 * lvl * rs_rng_normal(&rng));
+            assert_int_equal(rs_features_process(f, &ev, x, NULL), RS_OK);
+            if (k > 100 && fabsf(x[isp]) > worst) worst = fabsf(x[isp]);
+        }
+    assert_true(worst < 0.5);   /* healthy: near 0 at every scale */
+    /* machine 3: the same level, noise 5x for 48 readings */
+    for (int k = 0; k < 48; k++, t += HOUR_MS) {
+        snprintf(id, sizeof(id), "n%d", k);
+        rs_event_t ev = mkev(id, "m3", "site", t, 0);
+        add_num(&ev, "temp", 1000.0 + 5 * 10.0 * rs_rng_normal(&rng));
+        assert_int_equal(rs_features_process(f, &ev, x, NULL), RS_OK);
+    }
+    assert_true(x[isp] > log(3.0) && x[isp] < log(8.0));  /* ~log 5 */
+    assert_true(fabsf(x[iz]) < 2);                       /* level steady */
+    /* a constant window (48 kept + this one) is as quiet as it gets:
+     * clipped, not -inf */
+    for (int k = 0; k < 49; k++, t += HOUR_MS) {
+        snprintf(id, sizeof(id), "c%d", k);
+        rs_event_t ev = mkev(id, "m2", "site", t, 0);
+        add_num(&ev, "temp", 100.0);
+        assert_int_equal(rs_features_process(f, &ev, x, NULL), RS_OK);
+    }
+    assert_float_equal(x[isp], -log(50.0), 1e-5);
+    rs_features_destroy(f);
 }
 
 /* Constant features are reported: at a 1-hour cadence a count over the
@@ -2130,6 +2212,7 @@ int main(void) {
         cmocka_unit_test(test_card_preset_layout),
         cmocka_unit_test(test_sensor_fields_max),
         cmocka_unit_test(test_sensor_baselines),
+        cmocka_unit_test(test_sensor_spread),
         cmocka_unit_test(test_constant_features),
         cmocka_unit_test(test_current_excluded_and_leakage),
         cmocka_unit_test(test_ttl_eviction_cap),

@@ -1,0 +1,76 @@
+/* coldstart.c -- the count-weighted blend of coldstart.h. */
+#include "model/coldstart.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RS_CS_MAX 64
+
+struct rs_coldstart_s {
+    int nref;
+    int ref[RS_CS_MAX];      /* base_z features of the longest span */
+    int nsensors;            /* distinct sensors among them (n0) */
+    double c;                /* z / (z + c): z = 3 sd scores the threshold */
+    uint64_t n;              /* failures learned */
+};
+
+rs_coldstart_t *rs_coldstart_new(const char *const *names, int dim,
+                                 double alert_threshold) {
+    rs_coldstart_t *cs = rs_calloc(1, sizeof(*cs));
+    double thr = alert_threshold > 0.01 ? alert_threshold : 0.01;
+    if (thr > 1) thr = 1;
+    cs->c = 3.0 * (1.0 - thr) / thr;
+    long best = -1;
+    for (int i = 0; i < dim; i++) {
+        const char *z = names[i] ? strstr(names[i], "_base_z") : NULL;
+        if (!z) continue;
+        long span = !strncmp(z, "_base_z_last", 12) ? strtol(z + 12, NULL, 10) : 0;
+        if (span > best) { best = span; cs->nref = 0; }
+        if (span == best && cs->nref < RS_CS_MAX) cs->ref[cs->nref++] = i;
+    }
+    /* one base_z of the longest span per sensor in the presets; count
+     * distinct name stems for any layout */
+    for (int a = 0; a < cs->nref; a++) {
+        const char *na = names[cs->ref[a]];
+        size_t la = (size_t)(strstr(na, "_base_z") - na);
+        int dup = 0;
+        for (int b = 0; b < a && !dup; b++) {
+            const char *nb = names[cs->ref[b]];
+            size_t lb = (size_t)(strstr(nb, "_base_z") - nb);
+            dup = la == lb && !strncmp(na, nb, la);
+        }
+        cs->nsensors += !dup;
+    }
+    return cs;
+}
+
+void rs_coldstart_destroy(rs_coldstart_t *cs) { free(cs); }
+
+int rs_coldstart_sensors(const rs_coldstart_t *cs) { return cs->nsensors; }
+
+float rs_coldstart_reference(const rs_coldstart_t *cs, const float *x) {
+    float zmax = 0;
+    for (int i = 0; i < cs->nref; i++) {
+        float z = fabsf(x[cs->ref[i]]);
+        if (isfinite(z) && z > zmax) zmax = z;
+    }
+    return (float)(zmax / (zmax + cs->c));
+}
+
+void rs_coldstart_failure(rs_coldstart_t *cs) { cs->n++; }
+uint64_t rs_coldstart_failures(const rs_coldstart_t *cs) { return cs->n; }
+void rs_coldstart_set_failures(rs_coldstart_t *cs, uint64_t n) { cs->n = n; }
+
+double rs_coldstart_weight(const rs_coldstart_t *cs) {
+    if (!cs->nsensors) return 1.0;
+    return (double)cs->n / ((double)cs->n + (double)cs->nsensors);
+}
+
+float rs_coldstart_score(const rs_coldstart_t *cs, const float *x,
+                         float model_score) {
+    if (!cs->nsensors) return model_score;
+    double w = rs_coldstart_weight(cs);
+    double u = (1.0 - w) * rs_coldstart_reference(cs, x);
+    return (float)(1.0 - (1.0 - model_score) * (1.0 - u));
+}

@@ -1,0 +1,108 @@
+/* test_coldstart.c -- the cold-start blend (model/coldstart.h):
+ *  - test_layout: the reference reads the base_z features of the longest
+ *    span only, n0 = the distinct sensors among them; a layout without
+ *    base_z has no reference and the blend is the model's score;
+ *  - test_reference: a sensor 3 sd off its machine's baseline scores
+ *    exactly the alert threshold (whatever the threshold), further out
+ *    higher, closer lower, a missing feature ignored;
+ *  - test_weight: s = 1 - (1 - p)(1 - (1 - w) u), w = n / (n + n0): the
+ *    reference alone for a silent model before any failure, at half its
+ *    weight at n0 failures, fading as failures are learned; never below
+ *    the model's score; a machine on its baseline adds nothing; a
+ *    restored count. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+#include "model/coldstart.h"
+
+static const char *const names[] = {
+    "ent_life",
+    "ent_a_base_z", "ent_a_base_z_last12_incl", "ent_a_slope_last12_incl",
+    "ent_a_base_z_last48_incl", "ent_a_base_spread_last48_incl",
+    "ent_b_base_z", "ent_b_base_z_last12_incl", "ent_b_base_z_last48_incl",
+};
+#define DIM 9
+
+static void test_layout(void **st) {
+    (void)st;
+    rs_coldstart_t *cs = rs_coldstart_new(names, DIM, 0.3);
+    assert_int_equal(rs_coldstart_sensors(cs), 2);
+    float x[DIM] = {0};
+    x[2] = 40;  x[7] = -40; /* the 12-reading spans are not read */
+    assert_float_equal(rs_coldstart_reference(cs, x), 0, 1e-7);
+    x[8] = -4;              /* |z| of the longest span */
+    assert_true(rs_coldstart_reference(cs, x) > 0.3f);
+    rs_coldstart_destroy(cs);
+    const char *const other[] = {"ent_count_1h", "ent_mean_1d"};
+    cs = rs_coldstart_new(other, 2, 0.3);
+    assert_int_equal(rs_coldstart_sensors(cs), 0);
+    assert_float_equal(rs_coldstart_weight(cs), 1, 1e-12);
+    float y[2] = {5, 5};
+    assert_float_equal(rs_coldstart_score(cs, y, 0.42f), 0.42f, 1e-7);
+    rs_coldstart_destroy(NULL);
+    rs_coldstart_destroy(cs);
+}
+
+static void test_reference(void **st) {
+    (void)st;
+    rs_coldstart_t *cs = rs_coldstart_new(names, DIM, 0.3);
+    float x[DIM] = {0};
+    /* 3 sd off the machine's own baseline scores the alert threshold */
+    x[4] = 3;
+    assert_float_equal(rs_coldstart_reference(cs, x), 0.3, 1e-6);
+    x[4] = -6;   /* either side; further out higher */
+    assert_true(rs_coldstart_reference(cs, x) > 0.4f);
+    x[4] = 1.5f;
+    assert_true(rs_coldstart_reference(cs, x) < 0.2f);
+    x[8] = NAN;  /* a missing feature is not a deviation */
+    assert_true(isfinite(rs_coldstart_reference(cs, x)));
+    rs_coldstart_destroy(cs);
+    /* another threshold: 3 sd still scores it */
+    cs = rs_coldstart_new(names, DIM, 0.5);
+    x[4] = 3;
+    x[8] = 0;
+    assert_float_equal(rs_coldstart_reference(cs, x), 0.5, 1e-6);
+    rs_coldstart_destroy(cs);
+}
+
+static void test_weight(void **st) {
+    (void)st;
+    rs_coldstart_t *cs = rs_coldstart_new(names, DIM, 0.3);
+    float x[DIM] = {0};
+    x[4] = 3;  /* u = 0.3 */
+    assert_float_equal(rs_coldstart_weight(cs), 0, 1e-12);
+    /* no failure learned: the reference alone for a silent model, and
+     * never below the model's score */
+    assert_float_equal(rs_coldstart_score(cs, x, 0.0f), 0.3, 1e-6);
+    assert_float_equal(rs_coldstart_score(cs, x, 0.9f), 0.93, 1e-6);
+    rs_coldstart_failure(cs);
+    rs_coldstart_failure(cs);   /* n = n0 = 2: the reference at half */
+    assert_int_equal(rs_coldstart_failures(cs), 2);
+    assert_float_equal(rs_coldstart_weight(cs), 0.5, 1e-12);
+    assert_float_equal(rs_coldstart_score(cs, x, 0.0f), 0.15, 1e-6);
+    assert_float_equal(rs_coldstart_score(cs, x, 0.9f), 0.915, 1e-6);
+    rs_coldstart_set_failures(cs, 198);
+    assert_float_equal(rs_coldstart_weight(cs), 0.99, 1e-12);
+    assert_float_equal(rs_coldstart_score(cs, x, 0.0f), 0.003, 1e-6);
+    /* a machine on its baseline adds nothing */
+    x[4] = 0;
+    assert_float_equal(rs_coldstart_score(cs, x, 0.25f), 0.25, 1e-7);
+    rs_coldstart_set_failures(cs, 0);
+    assert_float_equal(rs_coldstart_score(cs, x, 0.25f), 0.25, 1e-7);
+    rs_coldstart_destroy(cs);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_layout),
+        cmocka_unit_test(test_reference),
+        cmocka_unit_test(test_weight),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
