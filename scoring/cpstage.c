@@ -294,21 +294,30 @@ static void *rs_cs_main(void *arg) {
         nanosleep(&ts, NULL);
     }
     int can_step = 0;
+    /* The merge's clock (idle_wait): the last time the consumer was found
+     * with nothing more queued, not the time of the step: after this
+     * thread was descheduled, or with more queued than one turn takes, a
+     * partition at its end has not been seen without messages for that
+     * long -- its messages may be waiting in the consumer's queue -- and
+     * must not be passed as idle (it was, and they were merged out of
+     * order: tests/e2e/scaleout3.sh under load). */
+    int64_t seen_ms = rs_clock_mono_us() / 1000;
     while (!atomic_load(&cs->stop)) {
         /* 1. what the consumer holds (wait only if the merge is stuck) */
         rd_kafka_message_t *rkm[64];
         int got = 0;
         for (int k = 0; k < RS_CS_POLL_MAX / 64; k++) {
             int tmo = (k == 0 && !can_step) ? 20 : 0, n = 0;
+            rd_kafka_message_t *r = NULL;
             while (n < 64) {
-                rd_kafka_message_t *r =
-                    rd_kafka_consumer_poll(cs->rk, n ? 0 : tmo);
+                r = rd_kafka_consumer_poll(cs->rk, n ? 0 : tmo);
                 if (!r) break;
                 rkm[n++] = r;
                 tmo = 0;
             }
-            if (!n) break;
             int64_t now_ms = rs_clock_mono_us() / 1000;
+            if (!r) seen_ms = now_ms; /* drained: nothing more queued */
+            if (!n) break;
             pthread_mutex_lock(&cs->mu);
             for (int j = 0; j < n; j++) {
                 rd_kafka_message_t *r = rkm[j];
@@ -344,7 +353,7 @@ static void *rs_cs_main(void *arg) {
                 pthread_mutex_unlock(&cs->mu);
                 break; /* the commits must catch up */
             }
-            int n = rs_cpm_step(cs->m, rs_clock_mono_us() / 1000, RS_CS_CHUNK);
+            int n = rs_cpm_step(cs->m, seen_ms, RS_CS_CHUNK);
             if (n) pthread_cond_broadcast(&cs->cv);
             if (n < RS_CS_CHUNK) {
                 rs_cs_flow(cs);

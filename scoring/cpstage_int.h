@@ -79,7 +79,11 @@ int rs_cpm_push(rs_cpm_t *m, int topic, int32_t part, int64_t offset,
 /* The partition reached its end (no message after the last pushed). */
 void rs_cpm_eof(rs_cpm_t *m, int topic, int32_t part, int64_t now_ms);
 /* Merge up to `max` messages; returns how many were merged (0: blocked
- * or nothing to do). */
+ * or nothing to do).  now_ms is the idle_wait clock: a partition at its
+ * end and empty holds the merge back from the first step it holds one
+ * back (the wait restarts when there is nothing to merge) until now_ms is
+ * idle_wait past that; the stage passes the last time it found the
+ * consumer with nothing more queued. */
 int rs_cpm_step(rs_cpm_t *m, int64_t now_ms, int max);
 
 /* Raw messages buffered on (topic, part) (for the fetch pause). */

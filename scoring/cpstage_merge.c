@@ -368,7 +368,12 @@ int rs_cpm_step(rs_cpm_t *m, int64_t now_ms, int max) {
                 rs_cpm_part_t *p = &m->p[t][i];
                 if (p->qn) continue;
                 if (p->eof) {
-                    if (bt < 0) { p->done_once = 1; continue; }
+                    /* nothing to merge: it holds nothing back (the wait
+                     * starts when a message elsewhere is ready: after a
+                     * pause of the producers longer than idle_wait, the
+                     * partitions at their end were passed as idle at
+                     * once while their first messages were on their way) */
+                    if (bt < 0) { p->done_once = 1; p->held = 0; continue; }
                     if (!p->held) {
                         p->held = 1;
                         p->held_ms = now_ms;

@@ -431,6 +431,31 @@ static void test_blocked_idle_reorder(void **state) {
     assert_int_equal(rs_cpm_step(m, 1450, 100), 1);
     rs_cpm_stats(m, &st2);
     assert_int_equal(st2.reordered, 1);
+    /* every producer pauses longer than idle_wait: with nothing to merge
+     * no partition holds anything back, so when a message comes again the
+     * partitions at their end hold it for idle_wait from then (they used
+     * to be passed as idle at once, their wait dating from before the
+     * pause, and a message on its way to one of them was merged out of
+     * order: tests/e2e/scaleout3.sh) */
+    rs_cpm_eof(m, 0, 2, 1460);
+    push_ev(m, 1, 1, 6, BASE_MS + 9100);
+    rs_cpm_eof(m, 0, 1, 1460);
+    assert_int_equal(rs_cpm_step(m, 1460, 100), 0); /* 2 holds it */
+    assert_int_equal(rs_cpm_step(m, 1510, 100), 1);
+    assert_int_equal(rs_cpm_step(m, 1600, 100), 0); /* nothing to merge */
+    push_ev(m, 1, 2, 7, BASE_MS + 10000);           /* seconds later */
+    rs_cpm_eof(m, 0, 1, 5000);
+    assert_int_equal(rs_cpm_step(m, 5000, 100), 0); /* the others hold it */
+    assert_int_equal(rs_cpm_step(m, 5040, 100), 0);
+    push_ev(m, 0, 1, 8, BASE_MS + 9500); /* it was on its way */
+    rs_cpm_eof(m, 0, 0, 5045);
+    assert_int_equal(rs_cpm_step(m, 5045, 100), 0); /* 2, 3, labels wait */
+    assert_int_equal(rs_cpm_step(m, 5050, 100), 1); /* x-8 first */
+    assert_int_equal(rs_cpm_step(m, 5060, 100), 0); /* 0 holds x-7 now */
+    assert_int_equal(rs_cpm_step(m, 5100, 100), 1);
+    rs_cpm_stats(m, &st2);
+    assert_int_equal(st2.reordered, 1);
+    assert_int_equal(st2.events, 7);
     /* idle_wait 0: a partition at its end never holds a merge back */
     rs_cpm_t *z = new_core(&fc, 0, free);
     for (int p = 1; p < NEP; p++) rs_cpm_eof(z, 0, p, 0);
