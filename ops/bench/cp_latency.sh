@@ -14,9 +14,10 @@
 # answers at once), the default 500 ms would be measured instead.
 #
 #   ops/bench/cp_latency.sh [BINARY] [RATE] [EVENTS]   (defaults: build/riskstream 2000 20000)
+#   env IDLES="100ms 2s": the idle_wait values of the "on" runs beside 0 (default 100ms)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-BIN="${1:-$ROOT/build/riskstream}"; RATE="${2:-2000}"; NEV="${3:-20000}"
+BIN="${1:-$ROOT/build/riskstream}"; RATE="${2:-2000}"; NEV="${3:-20000}"; IDLES="${IDLES:-100ms}"
 T="$(mktemp -d /tmp/rs-cplat.XXXXXX)"
 export RISKSTREAM_STATE_DIR="$T/state"
 PIDS=()
@@ -88,13 +89,12 @@ run() { # $1 label $2 instances [serve args...]
 }
 
 echo "cp_latency -- $(nproc) cores, $(uname -sr); $NEV events at $RATE/s, 8 partitions"
-echo "command: ops/bench/cp_latency.sh $BIN $RATE $NEV"
+echo "command: IDLES=\"$IDLES\" ops/bench/cp_latency.sh $BIN $RATE $NEV"
 echo
 echo "| run | instances | end-to-end p50 / p99 ms | counterparty wait p50 / p99 us (last instance) | reordered |"
 echo "|---|---:|---:|---:|---:|"
-run off 1 --set cpstage.enabled=false
-run on 1
-run idle100 1 --set cpstage.idle_wait=100ms
-run off 2 --set cpstage.enabled=false
-run on 2
-run idle100 2 --set cpstage.idle_wait=100ms
+for n in 1 2; do
+  run off "$n" --set cpstage.enabled=false
+  run on "$n"
+  for w in $IDLES; do run "idle$w" "$n" --set cpstage.idle_wait="$w"; done
+done
