@@ -27,6 +27,7 @@ Prints a Markdown table with the command.
 import argparse, calendar, json, os, re, shutil, signal, subprocess, sys, tempfile, threading, time, urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from e2e import Broker, Redis, Scores, CpuSampler, produce_file  # noqa: E402
 
