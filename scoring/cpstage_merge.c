@@ -29,6 +29,7 @@ typedef struct rs_cpm_raw_s {
     size_t len;
     int64_t offset;
     void *handle;
+    int64_t at_ms;            /* arrival (rs_cpm_arrival's clock)         */
 } rs_cpm_raw_t;
 
 /* One result: offset, id hash, then float[nshared]. */
@@ -47,10 +48,9 @@ typedef struct rs_cpm_part_s {
     rs_label_t lb;            /* labels topic                             */
     int eof;                  /* at its end (no message after the last
                               * pushed)                                  */
-    int held;                 /* at its end and empty, it has held back a
-                              * merge since held_ms                      */
-    int64_t held_ms;
+    int64_t eof_ms;           /* ... since (rs_cpm_eof's clock)           */
     int idle_passed;          /* the merge went on without it (idle)      */
+    int64_t passed_ms;        /* ... since (the step's clock)             */
     int done_once;            /* merged to its end at least once          */
     int64_t wm;               /* newest accepted event time (future skew) */
     int64_t next_off;         /* one past the last merged offset          */
@@ -71,6 +71,8 @@ struct rs_cpm_s {
     rs_cpm_part_t *p[2];      /* [np[t]]                                  */
     /* the last merged key: (t, topic, partition) */
     int64_t last_t;
+    int64_t now_ms;           /* the clock of the running step            */
+    int64_t arrival_ms;       /* of the messages pushed (rs_cpm_arrival)  */
     int last_topic;
     int32_t last_part;
     rs_cpm_stats_t st;
@@ -161,20 +163,22 @@ int rs_cpm_push(rs_cpm_t *m, int topic, int32_t part, int64_t offset,
         p->qhead = 0;
     }
     p->q[(p->qhead + p->qn) % p->qcap] =
-        (rs_cpm_raw_t){payload, len, offset, handle};
+        (rs_cpm_raw_t){payload, len, offset, handle, m->arrival_ms};
     p->qn++;
     p->eof = 0;
-    p->held = 0;
     m->st.buffered++;
     return 0;
 }
 
 void rs_cpm_eof(rs_cpm_t *m, int topic, int32_t part, int64_t now_ms) {
     if (topic < 0 || topic > 1 || part < 0 || part >= m->np[topic]) return;
-    (void)now_ms;
     /* at its end after the messages pushed so far (a push clears it) */
-    m->p[topic][part].eof = 1;
+    rs_cpm_part_t *p = &m->p[topic][part];
+    if (!p->eof) p->eof_ms = now_ms;
+    p->eof = 1;
 }
+
+void rs_cpm_arrival(rs_cpm_t *m, int64_t now_ms) { m->arrival_ms = now_ms; }
 
 uint32_t rs_cpm_buffered(const rs_cpm_t *m, int topic, int32_t part) {
     if (topic < 0 || topic > 1 || part < 0 || part >= m->np[topic]) return 0;
@@ -313,8 +317,13 @@ static void rs_cpm_apply(rs_cpm_t *m, int topic, int32_t part) {
     if (p->idle_passed &&
         (t < m->last_t ||
          (t == m->last_t && (topic < m->last_topic ||
-                             (topic == m->last_topic && part < m->last_part)))))
+                             (topic == m->last_topic && part < m->last_part))))) {
         m->st.reordered++;
+        m->st.reorder_topic = topic;
+        m->st.reorder_part = part;
+        m->st.reorder_behind_ms = m->last_t - t;
+        m->st.reorder_idle_ms = m->now_ms - p->passed_ms;
+    }
     p->idle_passed = 0;
     m->last_t = t;
     m->last_topic = topic;
@@ -343,6 +352,7 @@ static void rs_cpm_apply(rs_cpm_t *m, int topic, int32_t part) {
 
 int rs_cpm_step(rs_cpm_t *m, int64_t now_ms, int max) {
     int n = 0;
+    m->now_ms = now_ms;
     m->st.blocked_topic = -1;
     while (n < max) {
         int bt = -1;
@@ -359,21 +369,24 @@ int rs_cpm_step(rs_cpm_t *m, int64_t now_ms, int max) {
                 }
             }
         /* every partition without a head must be idle: at its end, and
-         * holding this merge back for idle_wait already (the clock starts
-         * when it first holds one back, as Kafka Streams'
-         * max.task.idle.ms) */
+         * at its end for idle_wait since the head to merge arrived (or
+         * since it reached its end, if later): a message of it still on
+         * its way then is merged out of order only if it arrives more
+         * than idle_wait after that head (Kafka Streams'
+         * max.task.idle.ms, per message: a partition quiet for longer
+         * than idle_wait is not passed for good, its next message would
+         * be as late as the fetch skew) */
         int blocked = 0;
+        int64_t at = bt >= 0 ? m->p[bt][bp].q[m->p[bt][bp].qhead].at_ms : 0;
         for (int t = 0; t < 2; t++)
             for (int32_t i = 0; i < m->np[t]; i++) {
                 rs_cpm_part_t *p = &m->p[t][i];
                 if (p->qn) continue;
                 if (p->eof) {
                     if (bt < 0) { p->done_once = 1; continue; }
-                    if (!p->held) {
-                        p->held = 1;
-                        p->held_ms = now_ms;
-                    }
-                    if (now_ms - p->held_ms >= m->conf.idle_wait_ms) {
+                    if (!m->conf.idle_wait_ms ||
+                        now_ms - RS_MAX(at, p->eof_ms) >=
+                            m->conf.idle_wait_ms) {
                         p->done_once = 1;
                         continue; /* idle: the merge goes on without it */
                     }
@@ -389,7 +402,10 @@ int rs_cpm_step(rs_cpm_t *m, int64_t now_ms, int max) {
          * later may be older than what is merged */
         for (int t = 0; t < 2; t++)
             for (int32_t i = 0; i < m->np[t]; i++)
-                if (!m->p[t][i].qn) m->p[t][i].idle_passed = 1;
+                if (!m->p[t][i].qn && !m->p[t][i].idle_passed) {
+                    m->p[t][i].idle_passed = 1;
+                    m->p[t][i].passed_ms = now_ms;
+                }
         rs_cpm_apply(m, bt, bp);
         n++;
     }

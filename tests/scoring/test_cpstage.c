@@ -15,8 +15,10 @@
  *    aware counterparty features are not all zero (labels reached them).
  *  - test_blocked_idle_reorder: the merge waits for a partition that has
  *    neither a message nor reached its end (lookups say "not yet"); once
- *    it is at its end it goes on; an older message arriving there later
- *    is merged and counted as reordered.
+ *    it is at its end it goes on idle_wait after the head's arrival; an
+ *    older message arriving there later than that is merged and counted
+ *    as reordered; one arriving within idle_wait on a partition quiet
+ *    for long is merged in order.
  *  - test_find_trim_dedup: a lookup by (partition, offset) with the wrong
  *    id, below a trim, or of a duplicate is "not found"; the buffer
  *    counts.
@@ -387,10 +389,11 @@ static void test_blocked_idle_reorder(void **state) {
     conf_features(&fc);
     rs_cpm_t *m = new_core(&fc, 50, free);
     float *y = calloc(512, 4);
+    rs_cpm_arrival(m, 1000);
     push_ev(m, 0, 0, 1, BASE_MS + 1000);
     push_ev(m, 1, 0, 2, BASE_MS + 2000);
     /* partitions 2, 3 and the labels: nothing, not at their end */
-    assert_int_equal(rs_cpm_step(m, 0, 100), 0);
+    assert_int_equal(rs_cpm_step(m, 1000, 100), 0);
     assert_int_equal(rs_cpm_find(m, 0, 0, rs_hash_str("x-1"), y), RS_ERR_AGAIN);
     rs_cpm_stats_t st;
     rs_cpm_stats(m, &st);
@@ -398,25 +401,26 @@ static void test_blocked_idle_reorder(void **state) {
     assert_int_equal(st.blocked_part, 2);
     for (int p = 2; p < NEP; p++) rs_cpm_eof(m, 0, p, 1000);
     for (int p = 0; p < NLP; p++) rs_cpm_eof(m, 1, p, 1000);
-    /* at their end: they hold the merge back for idle_wait (50 ms) from
-     * the first merge they hold (at 1020), then it goes on without them;
-     * partition 1 (not at its end) holds it once x-1 is merged */
+    /* at their end: they hold x-1 back until idle_wait (50 ms) after it
+     * arrived, then the merge goes on without them; partition 1 (not at
+     * its end) holds it once x-1 is merged */
     assert_int_equal(rs_cpm_step(m, 1020, 100), 0);
-    assert_int_equal(rs_cpm_step(m, 1060, 100), 0);
-    assert_int_equal(rs_cpm_step(m, 1070, 100), 1);
+    assert_int_equal(rs_cpm_step(m, 1049, 100), 0);
+    assert_int_equal(rs_cpm_step(m, 1050, 100), 1);
     assert_int_equal(rs_cpm_find(m, 0, 0, rs_hash_str("x-1"), y), RS_OK);
     assert_int_equal(rs_cpm_find(m, 1, 0, rs_hash_str("x-2"), y), RS_ERR_AGAIN);
+    /* partition 0 reached its end after x-2 arrived: idle_wait from then */
     rs_cpm_eof(m, 0, 0, 1100);
-    assert_int_equal(rs_cpm_step(m, 1100, 100), 0); /* its wait starts */
+    assert_int_equal(rs_cpm_step(m, 1100, 100), 0);
     assert_int_equal(rs_cpm_step(m, 1150, 100), 1);
     assert_int_equal(rs_cpm_find(m, 1, 0, rs_hash_str("x-2"), y), RS_OK);
     assert_false(rs_cpm_caught_up(m)); /* partition 1 not at its end yet */
     rs_cpm_eof(m, 0, 1, 1150);
     assert_int_equal(rs_cpm_step(m, 1200, 100), 0);
     assert_true(rs_cpm_caught_up(m));
-    /* partition 3 was passed as idle: an older event there is merged
-     * (after the wait partition 1 owes: it never held one back) but out
-     * of the canonical order */
+    /* partition 3 was passed as idle: an older event reaching it more than
+     * idle_wait after x-2 is merged, but out of the canonical order */
+    rs_cpm_arrival(m, 1300);
     push_ev(m, 3, 0, 3, BASE_MS + 1500);
     rs_cpm_eof(m, 0, 3, 1300); /* and at its end again after it */
     assert_int_equal(rs_cpm_step(m, 1300, 100), 0);
@@ -425,12 +429,39 @@ static void test_blocked_idle_reorder(void **state) {
     rs_cpm_stats(m, &st2);
     assert_int_equal(st2.reordered, 1);
     assert_int_equal(st2.events, 3);
+    assert_int_equal(st2.reorder_topic, 0);
+    assert_int_equal(st2.reorder_part, 3);
+    assert_int_equal(st2.reorder_behind_ms, 500);
     /* a newer one on an idle partition: in order */
+    rs_cpm_arrival(m, 1400);
     push_ev(m, 2, 0, 4, BASE_MS + 9000);
-    assert_int_equal(rs_cpm_step(m, 1400, 100), 0); /* 3 holds it again */
+    assert_int_equal(rs_cpm_step(m, 1400, 100), 0); /* the others hold it */
     assert_int_equal(rs_cpm_step(m, 1450, 100), 1);
     rs_cpm_stats(m, &st2);
     assert_int_equal(st2.reordered, 1);
+    /* partitions quiet for much longer than idle_wait are not passed for
+     * good: every message waits idle_wait from its arrival, so an older
+     * one on its way to a quiet partition that comes within idle_wait is
+     * merged in order (the wait used to date from the first merge a
+     * partition held back: a partition quiet for longer was passed at
+     * once, and the first message on it was merged out of order --
+     * tests/e2e/scaleout3.sh, a labels partition at the start of a live
+     * stream) */
+    rs_cpm_eof(m, 0, 2, 1460);
+    rs_cpm_arrival(m, 5000);
+    push_ev(m, 1, 1, 6, BASE_MS + 10000);
+    rs_cpm_eof(m, 0, 1, 5000);
+    assert_int_equal(rs_cpm_step(m, 5000, 100), 0); /* the others hold it */
+    assert_int_equal(rs_cpm_step(m, 5040, 100), 0);
+    rs_cpm_arrival(m, 5045);
+    push_ev(m, 0, 1, 7, BASE_MS + 9500); /* it was on its way */
+    rs_cpm_eof(m, 0, 0, 5045);
+    assert_int_equal(rs_cpm_step(m, 5045, 100), 0); /* x-7: until 5095 */
+    assert_int_equal(rs_cpm_step(m, 5094, 100), 0);
+    assert_int_equal(rs_cpm_step(m, 5095, 100), 2); /* x-7, then x-6 */
+    rs_cpm_stats(m, &st2);
+    assert_int_equal(st2.reordered, 1);
+    assert_int_equal(st2.events, 6);
     /* idle_wait 0: a partition at its end never holds a merge back */
     rs_cpm_t *z = new_core(&fc, 0, free);
     for (int p = 1; p < NEP; p++) rs_cpm_eof(z, 0, p, 0);
