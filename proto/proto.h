@@ -159,6 +159,11 @@ typedef struct rs_score_s {
     int64_t rul;            /* predictive maintenance: estimated remaining
                              * useful life, ms of event time (capped,
                              * maintenance.rul_cap); 0 = no estimate      */
+    double alert_score;     /* predictive maintenance: the score the alert
+                             * policy decided on (float32 value), when it
+                             * differs from `score` (maintenance.cold_start
+                             * blend, always > score); 0 = the policy
+                             * decided on `score` (or not a reading)      */
     rs_explanation_t explanation;
     rs_event_fields_t event;
 } rs_score_t;

@@ -608,6 +608,8 @@ rs_err_t rs_score_from_json(const char *buf, size_t len, rs_score_t *sc,
                       errstr, es)) ||
         (err = jd_i64(json_object_get(o, "rul"), "rul", &sc->rul, 0, errstr,
                       es)) ||
+        (err = jd_f32(json_object_get(o, "alert_score"), "alert_score",
+                      &sc->alert_score, JD_STR_OK, NULL, errstr, es)) ||
         (err = jd_event_fields(json_object_get(o, "event"), &sc->event,
                                errstr, es)) ||
         (err = jd_schema(o, errstr, es))) {
@@ -1041,6 +1043,11 @@ int rs_score_to_json(const rs_score_t *sc, char *buf, size_t size) {
     if (sc->rul > 0) { /* written only when there is an estimate */
         JW_LIT(&w, ",\"rul\":");
         jw_i64(&w, sc->rul);
+    }
+    if (sc->alert_score != 0) { /* written only when the policy decided on
+                                 * another score than `score` */
+        JW_LIT(&w, ",\"alert_score\":");
+        jw_f32(&w, sc->alert_score);
     }
     JW_LIT(&w, ",\"schema_version\":");
     jw_u32(&w, RS_SCHEMA_VERSION);

@@ -450,6 +450,7 @@ rs_err_t rs_score_from_pb(const uint8_t *buf, size_t len, rs_score_t *sc,
     sc->latency_us = m->latency_us;
     sc->flags = m->flags;
     sc->rul = m->rul;
+    sc->alert_score = m->alert_score;
     return RS_OK;
 }
 
@@ -555,6 +556,7 @@ int rs_score_to_pb(const rs_score_t *sc, uint8_t *buf, size_t size) {
     m.latency_us = sc->latency_us;
     m.flags = sc->flags;
     m.rul = sc->rul;
+    m.alert_score = sc->alert_score;
     m.schema_version = RS_SCHEMA_VERSION;
 
     for (int i = 0; i < ex->n_attended; i++) {

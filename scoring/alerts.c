@@ -403,9 +403,11 @@ static void rs_al_payload(rs_alerts_t *al, int pub, const rs_event_t *ev,
 rs_decision_t rs_alerts_score(rs_alerts_t *al, int i, int pub,
                               const rs_event_t *ev, int32_t partition,
                               float score, const float *x,
-                              const char *version, int64_t *rul_ms) {
+                              const char *version, int64_t *rul_ms,
+                              double *alert_score) {
     rs_al_apply_to(al, i);
     *rul_ms = 0;
+    *alert_score = 0;
     if (pub >= 0 && pub < al->batch_max) {
         while (al->npub <= pub) al->pay_len[al->npub++] = 0;
     }
@@ -422,7 +424,12 @@ rs_decision_t rs_alerts_score(rs_alerts_t *al, int i, int pub,
         *rul_ms = rs_rul_predict(al->rul, x, score);
     /* the policy decides on the model's score blended with the baseline
      * deviation while it learned few failures (coldstart.h) */
-    if (al->cs) score = rs_coldstart_score(al->cs, x, score);
+    if (al->cs) {
+        float blended = rs_coldstart_score(al->cs, x, score);
+        /* on record next to the model's own score (alerts.h) */
+        if (blended != score) *alert_score = blended;
+        score = blended;
+    }
     rs_alertpol_decision_t d =
         rs_alertpol_step(al->pol, key, ev->event_time_ms, score);
     if (d == RS_ALERTPOL_NONE) return RS_DECISION_APPROVE;

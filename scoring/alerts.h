@@ -54,7 +54,9 @@
  * (the default) the policy and the payload's score are the model's score
  * blended with the baseline deviation while few failures were learned
  * (model/coldstart.h; the count starts at 0 when the service starts);
- * the score record keeps the model's own score.
+ * the score record keeps the model's own score as `score` (so `audit
+ * --rescore` recomputes it bit for bit) and, when the blend differs from
+ * it, the score the policy decided on as `alert_score`.
  *
  * Memory: the policy's machine table and one of the same size here (last
  * reading, partition, failed-since flag), a label queue and payload buffers
@@ -119,13 +121,17 @@ void rs_alerts_event(rs_alerts_t *al, int i, const rs_event_t *ev,
  * state only).  x[dim]: its feature vector; version: the model's.
  * *rul_ms: the reading's estimated remaining useful life (maintenance.rul:
  * the trainer's head as of its newest version, once it learned anything),
- * else 0.  Returns the reading's decision (alert or approve), or
- * RS_DECISION_UNSPECIFIED for an event that is not a reading (the service
- * decides it).  No allocation.  The scoring thread. */
+ * else 0.  *alert_score: the score the policy decided on (the cold-start
+ * blend, coldstart.h) when it differs from `score`, else 0 (the policy
+ * decided on `score`, or not a reading).  Returns the reading's decision
+ * (alert or approve), or RS_DECISION_UNSPECIFIED for an event that is not
+ * a reading (the service decides it).  No allocation.  The scoring
+ * thread. */
 rs_decision_t rs_alerts_score(rs_alerts_t *al, int i, int pub,
                               const rs_event_t *ev, int32_t partition,
                               float score, const float *x,
-                              const char *version, int64_t *rul_ms);
+                              const char *version, int64_t *rul_ms,
+                              double *alert_score);
 
 /* End of the batch's events: the labels after the last one are applied
  * and the queue is emptied.  Also for a batch without events. */

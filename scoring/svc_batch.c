@@ -595,12 +595,13 @@ rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             /* maintenance: every score through the alert policy, in input
              * order (alerts.h) */
             int64_t rul = 0;
+            double alert_score = 0;
             rs_decision_t mdec =
                 svc->al ? rs_alerts_score(svc->al, svc->ev_msg[k],
                                           m->replay ? -1 : npub, &m->ev,
                                           m->partition, svc->scores[k],
                                           svc->x + (size_t)k * (size_t)D,
-                                          version, &rul)
+                                          version, &rul, &alert_score)
                         : RS_DECISION_UNSPECIFIED;
             if (m->replay) {
                 /* Read again below the committed offset (restart from a
@@ -620,6 +621,7 @@ rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             sc->decision = rs_decide(svc->conf, m->ev.type, sc->score);
             if (mdec != RS_DECISION_UNSPECIFIED) sc->decision = mdec;
             sc->rul = rul;
+            sc->alert_score = alert_score;
             sc->flags = svc->flags[k] & RS_SCORE_FLAG_LATE;
             rs_svc_dedup_set(svc, k, svc->scores[k], sc->decision, sc->flags,
                              version);

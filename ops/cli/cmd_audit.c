@@ -178,6 +178,10 @@ static void rs_audit_report(const rs_score_t *sc, FILE *fp) {
     rs_audit_bar(sc->score, 20, utf8, bar, sizeof(bar));
     fprintf(fp, "  [%s%*s]\n", bar, 20 - rs_audit_bar_cells(sc->score, 20, utf8),
             "");
+    if (sc->alert_score != 0) /* maintenance: the policy's score (cold start) */
+        fprintf(fp, "alert score %.4f  (the alert policy's: the model's score "
+                "blended with the baseline deviation, maintenance.cold_start)\n",
+                sc->alert_score);
     fprintf(fp, "model       %s\n",
             rs_audit_clean(sc->model_version, a, sizeof(a)));
     fprintf(fp, "event time  %s\n", t1);

@@ -64,7 +64,10 @@ static inline int fuzz_score_eq(const rs_score_t *a, const rs_score_t *b) {
         strcmp(a->model_version, b->model_version) ||
         a->event_time_ms != b->event_time_ms ||
         a->scored_at_ms != b->scored_at_ms || a->latency_us != b->latency_us ||
-        a->flags != b->flags || x->n_attended != y->n_attended ||
+        a->flags != b->flags || a->rul != b->rul ||
+        /* by value: a -0 alert_score is not written, reads back as 0 */
+        !fuzz_dbl_eq(a->alert_score, b->alert_score, 0) ||
+        x->n_attended != y->n_attended ||
         x->n_contrib != y->n_contrib || x->n_experts != y->n_experts ||
         x->n_reasons != y->n_reasons)
         return 0;

@@ -51,6 +51,14 @@ expect 0 "score +0\.3000 +review" -- "$BIN" audit tx-1 --redis "$R"
 expect 0 "amount_z" -- "$BIN" audit tx-1 --redis "$R"
 expect 0 "expert 1" -- "$BIN" audit tx-1 --redis "$R"
 expect 0 "old-1" -- "$BIN" audit tx-1 --redis "$R"
+# a maintenance alert decided by the cold-start blend: the record's score is
+# the model's own, alert_score the one the policy decided on (issue 15)
+redis-cli -s "$S" SET rs:score:m-1 "$(rec m-1 machine-A "$NOW" 0.01 alert | sed 's/,"schema_version"/,"alert_score":0.618,"schema_version"/')" >/dev/null
+expect 0 "score +0\.0100 +alert" -- "$BIN" audit m-1 --redis "$R"
+expect 0 "alert score 0\.6180 +\(the alert policy's" -- "$BIN" audit m-1 --redis "$R"
+if "$BIN" audit tx-1 --redis "$R" 2>&1 | grep -q "alert score"; then
+  echo "FAIL: audit tx-1 prints an alert score it does not have"; fails=$((fails+1))
+else echo "ok: no alert score without the field"; fi
 expect 1 "no score for event 'nope' \(expired after redis.ttl, or never scored\)" -- "$BIN" audit nope --redis "$R"
 expect 1 "[Rr]edis" -- "$BIN" audit tx-1 --redis "unix://$T/none.sock"
 expect 2 "no Redis configured" -- "$BIN" audit tx-1

@@ -133,6 +133,8 @@ static void assert_score_eq(const rs_score_t *a, const rs_score_t *b) {
     assert_int_equal(a->scored_at_ms, b->scored_at_ms);
     assert_int_equal(a->latency_us, b->latency_us);
     assert_int_equal(a->flags, b->flags);
+    assert_int_equal(a->rul, b->rul);
+    assert_true(dbl_same(a->alert_score, b->alert_score));
     const rs_explanation_t *x = &a->explanation, *y = &b->explanation;
     assert_int_equal(x->n_attended, y->n_attended);
     for (int i = 0; i < x->n_attended; i++) {
@@ -624,6 +626,64 @@ static void test_pb_roundtrip(void **state) {
                                      sizeof(es)), RS_ERR_INVALID);
     assert_int_equal(rs_score_encode((rs_format_t)7, &sc, buf, sizeof(buf)),
                      -1);
+}
+
+/* The maintenance fields (rul, alert_score: the score the alert policy
+ * decided on, issue 15): written only when set, bit-exact through JSON and
+ * protobuf and JSON -> protobuf -> JSON; a bad alert_score is named. */
+static void test_score_alert_score(void **state) {
+    (void)state;
+    rs_score_t sc, back, pbb;
+    char j1[RS_ENCODE_MAX], j2[RS_ENCODE_MAX];
+    uint8_t pb[RS_ENCODE_MAX];
+    fill_score(&sc);
+    sc.decision = RS_DECISION_ALERT;
+    sc.score = 0.0123456789f;            /* the model's own score        */
+    sc.alert_score = 0.61803398875f;     /* the cold-start blend (float) */
+    sc.rul = 5400000;
+    int n1 = rs_score_to_json(&sc, j1, sizeof(j1));
+    assert_true(n1 > 0);
+    assert_non_null(strstr(j1, "\"alert_score\":0.618"));
+    assert_non_null(strstr(j1, "\"rul\":5400000"));
+    assert_int_equal(rs_score_from_json(j1, (size_t)n1, &back, es, sizeof(es)),
+                     RS_OK);
+    assert_score_eq(&sc, &back);
+    int np = rs_score_to_pb(&sc, pb, sizeof(pb));
+    assert_true(np > 0);
+    assert_int_equal(rs_score_from_pb(pb, (size_t)np, &pbb, es, sizeof(es)),
+                     RS_OK);
+    assert_score_eq(&sc, &pbb);
+    int n2 = rs_score_to_json(&pbb, j2, sizeof(j2));
+    assert_int_equal(n1, n2);
+    assert_string_equal(j1, j2);
+
+    /* 0: the policy decided on `score`: not written, reads back as 0, and
+     * the protobuf is one field shorter (proto3 default) */
+    sc.alert_score = 0;
+    int n0 = rs_score_to_json(&sc, j1, sizeof(j1));
+    assert_true(n0 > 0);
+    assert_null(strstr(j1, "alert_score"));
+    assert_int_equal(rs_score_from_json(j1, (size_t)n0, &back, es, sizeof(es)),
+                     RS_OK);
+    assert_true(dbl_same(back.alert_score, 0));
+    int np0 = rs_score_to_pb(&sc, pb, sizeof(pb));
+    assert_int_equal(np0, np - 9); /* tag 14 (1 byte) + fixed64 */
+    assert_int_equal(rs_score_from_pb(pb, (size_t)np0, &pbb, es, sizeof(es)),
+                     RS_OK);
+    assert_true(dbl_same(pbb.alert_score, 0));
+
+    /* as proto3 JSON may write it: a numeric string; rounded to float32 */
+    const char *s1 = "{\"alert_score\":\"0.61803398875\"}";
+    assert_int_equal(rs_score_from_json(s1, strlen(s1), &back, es, sizeof(es)),
+                     RS_OK);
+    assert_true(dbl_same(back.alert_score, (double)0.61803398875f));
+    const char *b1 = "{\"alert_score\":true}", *b2 = "{\"alert_score\":\"NaN\"}";
+    assert_int_equal(rs_score_from_json(b1, strlen(b1), &back, es, sizeof(es)),
+                     RS_ERR_INVALID);
+    assert_non_null(strstr(es, "field 'alert_score'"));
+    assert_int_equal(rs_score_from_json(b2, strlen(b2), &back, es, sizeof(es)),
+                     RS_ERR_INVALID);
+    assert_non_null(strstr(es, "field 'alert_score'"));
 }
 
 static void test_json_pb_json(void **state) {
@@ -1179,6 +1239,8 @@ static void test_encode_bounds(void **state) {
     w.decision = RS_DECISION_UNSPECIFIED;
     w.event_time_ms = w.scored_at_ms = w.latency_us = INT64_MIN;
     w.flags = UINT32_MAX;
+    w.rul = INT64_MAX;          /* written only when > 0 */
+    w.alert_score = w.score;    /* written only when != 0 */
     rs_explanation_t *x = &w.explanation;
     x->n_attended = RS_MAX_ATTEND;
     x->n_contrib = RS_MAX_CONTRIB;
@@ -1652,6 +1714,7 @@ int main(void) {
         cmocka_unit_test(test_json_decoders_agree),
         cmocka_unit_test(test_score_event_fields),
         cmocka_unit_test(test_pb_roundtrip),
+        cmocka_unit_test(test_score_alert_score),
         cmocka_unit_test(test_json_pb_json),
         cmocka_unit_test(test_object_vs_array),
         cmocka_unit_test(test_event_time_forms),

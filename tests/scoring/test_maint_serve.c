@@ -33,7 +33,18 @@
  *        `rul` before the head learned anything; after A's failure taught
  *        it, and the trainer published a version (model.publish_every 10),
  *        B's next readings carry an estimate in (0, 2 h] (read from Redis;
- *        B reads one more at a time until one does: no timing assumed).
+ *        B reads one more at a time until one does: no timing assumed);
+ *      * `alert_score` (the cold start is on by default): wherever a record
+ *        carries it, it is above the record's `score` (the noisy-OR only
+ *        adds) and at most 1.
+ *  - test_coldstart_alert_score: maintenance.cold_start with a real
+ *    threshold (0.5, one reading) and no failure reported: the untrained
+ *    lr scores its prior (model.base_rate 0.01) on every reading, so any
+ *    alert is the blend's.  Checked: machine A (drifting) is alerted on;
+ *    every record decided alert has `score` < 0.5 (the model's own) and
+ *    `alert_score` >= 0.5; every `alert_score` is above its `score`; the
+ *    alerts topic payload's `score` of A's alert is the record's
+ *    `alert_score` (same float); the Redis record carries it too.
  *
  * Environment: RS_TEST_LOG=debug|info|warn|error|off (default warn).
  */
@@ -255,6 +266,10 @@ static void test_failure_alert(void **state) {
         int j = atoi(sc.sc[i].event_id + 4);
         /* no estimate before the head learned anything */
         if (j < NREAD) assert_int_equal(sc.sc[i].rul, 0);
+        /* the blend only adds to the model's score (coldstart.h) */
+        if (sc.sc[i].alert_score != 0)
+            assert_true(sc.sc[i].alert_score > sc.sc[i].score &&
+                        sc.sc[i].alert_score <= 1);
         if (j >= NREAD) continue; /* B's readings after, in open episode */
         if (sc.sc[i].decision == RS_DECISION_ALERT) {
             alerts++;
@@ -324,6 +339,119 @@ static void test_failure_alert(void **state) {
     rs_test_env_close(&e);
 }
 
+/* The score the policy decided on is on record (issue 15): alerts decided
+ * by the cold-start blend, with the model's own score below the
+ * threshold, carry alert_score at or above it. */
+static void test_coldstart_alert_score(void **state) {
+    (void)state;
+    static rs_test_env_t e;
+    rs_test_env_open(&e, 1);
+    static rs_test_svc_t s;
+    const char *kv[] = {"maintenance.enabled", "true",
+                        "maintenance.horizon", "1h",
+                        "maintenance.alert_threshold", "0.5",
+                        "maintenance.alert_readings", "1",
+                        "maintenance.alert_escalation", "1",
+                        "maintenance.cold_start", "true",
+                        "model.kind", "lr",
+                        "model.label_horizon", "30d",
+                        "features.preset", "sensors",
+                        "features.sensor_fields", "temperature,vibration",
+                        /* a short span: the baseline (the machine's life
+                         * before the span) is A's healthy hour */
+                        "features.sensor_spans", "4",
+                        NULL};
+    rs_test_svc_conf(&s, &e, "g-maint-cs", kv);
+    rs_test_svc_run(&s);
+    rs_test_svc_wait_assigned(&s, 30000);
+    for (int j = 0; j < NREAD; j++)
+        for (int m = 0; m < 2; m++) produce_reading(&e, m, j);
+    rs_test_env_flush(&e);
+    assert_true(
+        rs_test_svc_wait_count(&s, &s.scored, 2 * NREAD, "scored", 60000));
+    rs_test_svc_stop(&s);
+    assert_int_equal(s.err, RS_OK);
+
+    scores_t sc;
+    read_scores(&e, 2 * NREAD, &sc);
+    assert_int_equal(sc.n, 2 * NREAD);
+    int alerts = 0, with = 0;
+    char a_id[RS_ID_MAX] = "";
+    double a_score = 0;
+    for (int i = 0; i < sc.n; i++) {
+        const rs_score_t *r = &sc.sc[i];
+        if (r->alert_score != 0) {
+            with++;
+            assert_true(r->alert_score > r->score && r->alert_score <= 1);
+        }
+        if (r->decision != RS_DECISION_ALERT) {
+            assert_int_equal(r->decision, RS_DECISION_APPROVE);
+            continue;
+        }
+        alerts++;
+        assert_true(r->score < 0.5);        /* the model's own: no alert */
+        assert_true(r->alert_score >= 0.5); /* what the policy decided on */
+        if (!a_id[0] && !strcmp(r->entity_id, "machine-A")) {
+            rs_strlcpy(a_id, r->event_id, sizeof(a_id));
+            a_score = r->alert_score;
+        }
+    }
+    printf("cold start: %d alerts, %d of %d records carry alert_score; "
+           "machine-A's first alert %s, alert_score %.6f\n", alerts, with,
+           sc.n, a_id, a_score);
+    assert_true(a_id[0] != '\0');
+    free(sc.sc);
+
+    /* the alerts topic: A's payload score is the record's alert_score */
+    msgs_t al;
+    memset(&al, 0, sizeof(al));
+    rs_test_kafka_read(e.boot, rs_test_topics[RS_TEST_T_ALERTS], alerts, 1500,
+                       60000, msgs_cb, &al);
+    assert_int_equal(al.n, alerts);
+    int seen = 0;
+    for (int i = 0; i < al.n; i++) {
+        json_error_t jerr;
+        json_t *o = json_loads(al.m[i], 0, &jerr);
+        assert_non_null(o);
+        if (!strcmp(json_string_value(json_object_get(o, "event_id")), a_id)) {
+            seen = 1;
+            double ps = json_number_value(json_object_get(o, "score"));
+            assert_true((float)ps == (float)a_score);
+        }
+        json_decref(o);
+        free(al.m[i]);
+    }
+    assert_true(seen);
+
+    /* Redis keeps the same record */
+    redisContext *rc = redisConnectUnix(rs_test_redis_socket(e.redis));
+    assert_non_null(rc);
+    assert_int_equal(rc->err, 0);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "GET rs:score:%s", a_id);
+    redisReply *r = NULL;
+    for (int w = 0; w < 1000; w++) { /* the Redis writer is async */
+        r = redisCommand(rc, cmd);
+        assert_non_null(r);
+        if (r->type == REDIS_REPLY_STRING) break;
+        freeReplyObject(r);
+        r = NULL;
+        sleep_ms(10);
+    }
+    assert_non_null(r);
+    rs_score_t rec;
+    char es[256];
+    assert_int_equal(rs_score_from_json(r->str, strlen(r->str), &rec, es,
+                                        sizeof(es)), RS_OK);
+    assert_int_equal(rec.decision, RS_DECISION_ALERT);
+    assert_true(rec.alert_score == a_score);
+    freeReplyObject(r);
+    redisFree(rc);
+
+    rs_test_svc_free(&s);
+    rs_test_env_close(&e);
+}
+
 /* After every test, also a failed one: stop what it left running. */
 static int teardown(void **state) {
     (void)state;
@@ -338,6 +466,7 @@ int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_failure_alert, teardown),
+        cmocka_unit_test_teardown(test_coldstart_alert_score, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
