@@ -103,6 +103,8 @@ struct rs_ingest_s {
     int ngone, gone_cap;
     int awaiting_assign;     /* eager protocol: revoked, next assignment
                               * not received yet                        */
+    int coop;                /* rebalance protocol COOPERATIVE, as last
+                              * answered (rs_ingest_coop)               */
     rs_ingest_pos_t *resets; /* [resets_cap] partitions to reset after the
                               * poll loop; offset = the one out of range */
     int nresets, resets_cap;
@@ -497,11 +499,22 @@ static void rs_ingest_assign_starts(rs_ingest_t *ing, rd_kafka_t *rk,
     free(st);
 }
 
+/* 1 if the group's rebalance protocol is COOPERATIVE.  librdkafka answers
+ * NULL when it cannot ask the group handle, e.g. in the revoke that
+ * rd_kafka_consumer_close serves while that handle terminates (UBSan:
+ * strcmp(NULL) here, serve stopped during start-up, exactly-once); then
+ * the last answer stands (eager until one came). */
+static int rs_ingest_coop(rs_ingest_t *ing, rd_kafka_t *rk) {
+    const char *proto = rd_kafka_rebalance_protocol(rk);
+    if (proto) ing->coop = !strcmp(proto, "COOPERATIVE");
+    return ing->coop;
+}
+
 static void rs_ingest_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                                    rd_kafka_topic_partition_list_t *parts,
                                    void *opaque) {
     rs_ingest_t *ing = opaque;
-    int coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+    int coop = rs_ingest_coop(ing, rk);
     char buf[512];
     rd_kafka_error_t *error = NULL;
     rd_kafka_resp_err_t kerr = RD_KAFKA_RESP_ERR_NO_ERROR;
@@ -1147,7 +1160,7 @@ static void rs_ingest_apply_resets(rs_ingest_t *ing) {
     int64_t target = ing->conf.offset_reset == RS_OFFSET_LATEST
                          ? RD_KAFKA_OFFSET_END
                          : RD_KAFKA_OFFSET_BEGINNING;
-    int coop = !strcmp(rd_kafka_rebalance_protocol(ing->rk), "COOPERATIVE");
+    int coop = rs_ingest_coop(ing, ing->rk);
     rd_kafka_topic_partition_list_t *parts = NULL;
     rd_kafka_error_t *error = NULL;
     rd_kafka_resp_err_t kerr;

@@ -93,6 +93,17 @@ uint64_t rs_know_obs(const rs_know_t *k) {
     return s;
 }
 
+int rs_know_within(const rs_know_t *a, const rs_know_t *b) {
+    for (int i = 0; i < a->n; i++) {
+        const rs_know_origin_t *x = &a->o[i], *e = rs_know_get(b, x->origin);
+        if (!x->updates && !x->labels && !x->obs) continue;
+        if (!e || x->updates > e->updates || x->labels > e->labels ||
+            x->obs > e->obs)
+            return 0;
+    }
+    return 1;
+}
+
 int rs_know_equal(const rs_know_t *a, const rs_know_t *b) {
     if (a->n != b->n) return 0;
     for (int i = 0; i < a->n; i++) {
@@ -151,13 +162,33 @@ rs_err_t rs_combine_plan(const rs_combine_input_t *in, int n, int self,
             return rs_errf(errstr, errstr_size, RS_ERR_TOOBIG,
                            "combine: more than %d origins of learning",
                            RS_COMBINE_ORIGINS);
-    /* exclusive learning: beyond what every input contains */
+    /* an input whose knowledge another input contains adds nothing: it
+     * is left out (weight 0), and of inputs with the same knowledge only
+     * the one with the smallest name stays.  Only then the common part
+     * (the minimum over the inputs that stay): with a stale input in the
+     * minimum (an instance that left the group keeps its last version on
+     * the topic), two instances with the same knowledge each had weight
+     * "beyond the stale one" and averaged each other's versions under new
+     * names for ever, never converging */
+    int keep[RS_COMBINE_INPUTS];
+    for (int j = 0; j < n; j++) {
+        keep[j] = 1;
+        for (int i = 0; i < n && keep[j]; i++) {
+            if (i == j || !rs_know_within(in[j].know, in[i].know)) continue;
+            int c = rs_know_within(in[i].know, in[j].know)
+                        ? strcmp(in[i].version, in[j].version)
+                        : -1; /* strictly contained in i */
+            if (c < 0 || (c == 0 && i < j)) keep[j] = 0;
+        }
+    }
+    /* exclusive learning: beyond what every input that stays contains */
     int cnt = 0;
     for (int j = 0; j < n; j++) {
         double w = 0, k = 0;
-        for (int o = 0; o < u->n; o++) {
+        for (int o = 0; o < u->n && keep[j]; o++) {
             uint64_t cu = UINT64_MAX, co = UINT64_MAX;
             for (int i = 0; i < n; i++) {
+                if (!keep[i]) continue;
                 const rs_know_origin_t *e = rs_know_get(in[i].know,
                                                         u->o[o].origin);
                 cu = RS_MIN(cu, e ? e->updates : 0);
@@ -178,10 +209,11 @@ rs_err_t rs_combine_plan(const rs_combine_input_t *in, int n, int self,
         int pick = -1;
         for (int j = 0; j < n && cnt == 1; j++)
             if (plan->w[j] > 0 || plan->k[j] > 0) pick = j;
-        if (pick < 0) { /* the same knowledge everywhere: one name */
-            pick = 0;
-            for (int j = 1; j < n; j++)
-                if (strcmp(in[j].version, in[pick].version) < 0) pick = j;
+        if (pick < 0) { /* the same updates everywhere: one name */
+            for (int j = 0; j < n; j++)
+                if (keep[j] && (pick < 0 ||
+                                strcmp(in[j].version, in[pick].version) < 0))
+                    pick = j;
         }
         plan->pick = pick;
         plan->action = strcmp(in[pick].version, in[self].version)

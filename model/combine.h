@@ -16,11 +16,13 @@
  * counting.
  *
  * The rule (rs_combine_plan): given the latest version of every instance
- * (self included), the COMMON knowledge is the element-wise minimum; each
- * input's weight is what it learned beyond the common part (its EXCLUSIVE
- * updates).  No learning step is ever counted twice: what every input
- * contains weighs nothing, and an input whose knowledge is contained in
- * all the others weighs 0.  Then
+ * (self included), an input whose knowledge another input contains is left
+ * out (weight 0: e.g. the last version of an instance that left the group),
+ * and of inputs with the same knowledge only the smallest name stays; over
+ * the inputs that stay, the COMMON knowledge is the element-wise minimum;
+ * each one's weight is what it learned beyond the common part (its
+ * EXCLUSIVE updates).  No learning step is ever counted twice: what every
+ * input contains weighs nothing.  Then
  *   - two or more inputs with weight > 0: AVERAGE them (parameters, weight
  *     average, optimiser moments, routing fractions: weighted means;
  *     standardiser: pooled mean and variance weighted by exclusive
@@ -96,6 +98,9 @@ rs_err_t rs_know_union(rs_know_t *dst, const rs_know_t *a);
 uint64_t rs_know_updates(const rs_know_t *k);
 uint64_t rs_know_labels(const rs_know_t *k);
 uint64_t rs_know_obs(const rs_know_t *k);
+/* 1 if b contains a: every origin's updates, labels and observations in
+ * a are at most b's (an origin b lacks counts 0).  Pure. */
+int rs_know_within(const rs_know_t *a, const rs_know_t *b);
 /* 1 if a and b hold the same counts for the same origins. */
 int rs_know_equal(const rs_know_t *a, const rs_know_t *b);
 

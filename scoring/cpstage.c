@@ -48,11 +48,14 @@ static const rs_conf_field_t rs_cpstage_fields[] = {
      NULL, 1, 3600000},
     {"idle_wait", RS_CONF_DURATION, "0ms",
      offsetof(rs_cpstage_conf_t, idle_wait_ms), 0,
-     "a partition at its end holds the merge back this long (from the first "
-     "merge it holds) before the others go on without it (as Kafka Streams' "
-     "max.task.idle.ms): "
-     "more = fewer messages merged out of order when a producer lags "
-     "(riskstream_cpstage_reordered_total), but that much more latency",
+     "a partition at its end holds each message to merge back until this "
+     "long after the message arrived (or after it reached its end, if "
+     "later) before the merge goes on without it (Kafka Streams' "
+     "max.task.idle.ms, per message): a message that reaches the stage "
+     "within this of a newer one on another partition is merged in order; "
+     "0 = no wait, a live stream has some merged out of order "
+     "(riskstream_cpstage_reordered_total); every event waits up to this "
+     "while a partition is quiet (README, Scale-out)",
      NULL, 0, 600000},
     {"max_pending", RS_CONF_INT, "1048576",
      offsetof(rs_cpstage_conf_t, max_pending), 0,
@@ -143,6 +146,8 @@ struct rs_cpstage_s {
     int64_t *hold;             /* [RS_CS_MAX_PARTS] replay floor, -1      */
     rs_hist_t wait_us;
     uint64_t filled, miss_timeout, miss_gone, pauses, replay_missing;
+    uint64_t reorder_logged;  /* reordered count last logged (stage)      */
+    int64_t reorder_log_us;   /* when (rate limit: one line per second)   */
     double cpu_s;
     int64_t next_warn_us;
     uint64_t warned_misses;
@@ -294,22 +299,31 @@ static void *rs_cs_main(void *arg) {
         nanosleep(&ts, NULL);
     }
     int can_step = 0;
+    /* The merge's clock (idle_wait): the last time the consumer was found
+     * with nothing more queued, not the time of the step: after this
+     * thread was descheduled, or with more queued than one turn takes, a
+     * partition at its end has not been seen without messages for that
+     * long -- its messages may be waiting in the consumer's queue -- and
+     * must not be passed as idle. */
+    int64_t seen_ms = rs_clock_mono_us() / 1000;
     while (!atomic_load(&cs->stop)) {
         /* 1. what the consumer holds (wait only if the merge is stuck) */
         rd_kafka_message_t *rkm[64];
         int got = 0;
         for (int k = 0; k < RS_CS_POLL_MAX / 64; k++) {
             int tmo = (k == 0 && !can_step) ? 20 : 0, n = 0;
+            rd_kafka_message_t *r = NULL;
             while (n < 64) {
-                rd_kafka_message_t *r =
-                    rd_kafka_consumer_poll(cs->rk, n ? 0 : tmo);
+                r = rd_kafka_consumer_poll(cs->rk, n ? 0 : tmo);
                 if (!r) break;
                 rkm[n++] = r;
                 tmo = 0;
             }
-            if (!n) break;
             int64_t now_ms = rs_clock_mono_us() / 1000;
+            if (!r) seen_ms = now_ms; /* drained: nothing more queued */
+            if (!n) break;
             pthread_mutex_lock(&cs->mu);
+            rs_cpm_arrival(cs->m, now_ms);
             for (int j = 0; j < n; j++) {
                 rd_kafka_message_t *r = rkm[j];
                 int t = r->rkt ? rs_cs_topic_idx(cs, rd_kafka_topic_name(r->rkt))
@@ -344,8 +358,27 @@ static void *rs_cs_main(void *arg) {
                 pthread_mutex_unlock(&cs->mu);
                 break; /* the commits must catch up */
             }
-            int n = rs_cpm_step(cs->m, rs_clock_mono_us() / 1000, RS_CS_CHUNK);
+            int n = rs_cpm_step(cs->m, seen_ms, RS_CS_CHUNK);
             if (n) pthread_cond_broadcast(&cs->cv);
+            rs_cpm_stats(cs->m, &ms);
+            if (ms.reordered > cs->reorder_logged &&
+                rs_clock_mono_us() >= cs->reorder_log_us) {
+                /* what idle_wait would have needed: the partition was
+                 * passed as idle reorder_idle_ms before its message */
+                rs_warn("cpstage", "%llu message(s) merged out of order "
+                        "(%llu in all); the last on %s/%d, %lld ms behind "
+                        "the merge, %lld ms after the merge passed that "
+                        "partition as idle (cpstage.idle_wait %lld ms)",
+                        (unsigned long long)(ms.reordered - cs->reorder_logged),
+                        (unsigned long long)ms.reordered,
+                        ms.reorder_topic ? cs->icon.topic_labels
+                                         : cs->icon.topic_events,
+                        (int)ms.reorder_part, (long long)ms.reorder_behind_ms,
+                        (long long)ms.reorder_idle_ms,
+                        (long long)cs->conf.idle_wait_ms);
+                cs->reorder_logged = ms.reordered;
+                cs->reorder_log_us = rs_clock_mono_us() + 1000000;
+            }
             if (n < RS_CS_CHUNK) {
                 rs_cs_flow(cs);
                 pthread_mutex_unlock(&cs->mu);

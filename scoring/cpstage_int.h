@@ -52,6 +52,11 @@ typedef struct rs_cpm_stats_s {
     uint64_t duplicates;   /* events seen again (dedup window), skipped    */
     uint64_t reordered;    /* merged below the merge frontier: arrived on
                             * a partition the merge had passed as idle     */
+    int reorder_topic;     /* the last message merged out of order: its    */
+    int32_t reorder_part;  /* topic and partition, how far behind the     */
+    int64_t reorder_behind_ms; /* merge frontier (event or label time)    */
+    int64_t reorder_idle_ms;   /* and how long (step clock) after the     */
+                               /* merge passed its partition as idle      */
     uint64_t held;         /* results in the FIFOs                         */
     uint64_t buffered;     /* raw messages waiting                         */
     int64_t frontier_ms;   /* time key of the last merged message          */
@@ -76,10 +81,18 @@ const int *rs_cpm_shared_idx(const rs_cpm_t *m);
  * once and ignored (returns -1). */
 int rs_cpm_push(rs_cpm_t *m, int topic, int32_t part, int64_t offset,
                 const void *payload, size_t len, void *handle);
-/* The partition reached its end (no message after the last pushed). */
+/* The partition reached its end (no message after the last pushed), at
+ * now_ms (the idle_wait clock) if it was not at its end already. */
 void rs_cpm_eof(rs_cpm_t *m, int topic, int32_t part, int64_t now_ms);
+/* The messages pushed from now on arrived at now_ms (the idle_wait clock;
+ * 0 until called). */
+void rs_cpm_arrival(rs_cpm_t *m, int64_t now_ms);
 /* Merge up to `max` messages; returns how many were merged (0: blocked
- * or nothing to do). */
+ * or nothing to do).  now_ms is the idle_wait clock: with idle_wait > 0 a
+ * partition at its end and empty holds the head to merge back until
+ * now_ms is idle_wait past that head's arrival (and past the partition's
+ * end, if later); the stage passes the last time it found the consumer
+ * with nothing more queued. */
 int rs_cpm_step(rs_cpm_t *m, int64_t now_ms, int max);
 
 /* Raw messages buffered on (topic, part) (for the fetch pause). */

@@ -18,7 +18,8 @@
  * partitions whose queue is empty are kept in a set E, and their checks
  * (idle or blocking, idle_passed) are done again only when E changed or
  * at the start of a step (the clock and eof flags move between steps
- * only).  A partition whose head needs decoding is on a pending list and
+ * only); in between only the next head's arrival is compared with
+ * idle_wait.  A partition whose head needs decoding is on a pending list and
  * is decoded at the same point the full scan did (next merge iteration).
  * tests/scoring/test_cpstage.c compares it with that full scan.
  * Allocation: the raw queues and result FIFOs grow by doubling when full
@@ -39,6 +40,7 @@ typedef struct rs_cpm_raw_s {
     size_t len;
     int64_t offset;
     void *handle;
+    int64_t at_ms;            /* arrival (rs_cpm_arrival's clock)         */
 } rs_cpm_raw_t;
 
 /* One result: offset, id hash, then float[nshared]. */
@@ -57,10 +59,9 @@ typedef struct rs_cpm_part_s {
     rs_label_t lb;            /* labels topic                             */
     int eof;                  /* at its end (no message after the last
                               * pushed)                                  */
-    int held;                 /* at its end and empty, it has held back a
-                              * merge since held_ms                      */
-    int64_t held_ms;
+    int64_t eof_ms;           /* ... since (rs_cpm_eof's clock)           */
     int idle_passed;          /* the merge went on without it (idle)      */
+    int64_t passed_ms;        /* ... since (the step's clock)             */
     int done_once;            /* merged to its end at least once          */
     int64_t wm;               /* newest accepted event time (future skew) */
     int64_t next_off;         /* one past the last merged offset          */
@@ -96,10 +97,13 @@ struct rs_cpm_s {
     int32_t *eset;            /* [ntot] E: global indexes, unordered      */
     int en;
     int edirty;               /* E changed since its last check           */
+    int32_t emin;             /* its lowest member at that check          */
     int32_t *pend;            /* [ntot] pending-decode list               */
     int pn;
     /* the last merged key: (t, topic, partition) */
     int64_t last_t;
+    int64_t now_ms;           /* the clock of the running step            */
+    int64_t arrival_ms;       /* of the messages pushed (rs_cpm_arrival)  */
     int last_topic;
     int32_t last_part;
     rs_cpm_stats_t st;
@@ -261,20 +265,22 @@ int rs_cpm_push(rs_cpm_t *m, int topic, int32_t part, int64_t offset,
         p->qhead = 0;
     }
     p->q[(p->qhead + p->qn) % p->qcap] =
-        (rs_cpm_raw_t){payload, len, offset, handle};
+        (rs_cpm_raw_t){payload, len, offset, handle, m->arrival_ms};
     p->qn++;
     p->eof = 0;
-    p->held = 0;
     m->st.buffered++;
     return 0;
 }
 
 void rs_cpm_eof(rs_cpm_t *m, int topic, int32_t part, int64_t now_ms) {
     if (topic < 0 || topic > 1 || part < 0 || part >= m->np[topic]) return;
-    (void)now_ms;
     /* at its end after the messages pushed so far (a push clears it) */
-    m->p[topic][part].eof = 1;
+    rs_cpm_part_t *p = &m->p[topic][part];
+    if (!p->eof) p->eof_ms = now_ms;
+    p->eof = 1;
 }
+
+void rs_cpm_arrival(rs_cpm_t *m, int64_t now_ms) { m->arrival_ms = now_ms; }
 
 uint32_t rs_cpm_buffered(const rs_cpm_t *m, int topic, int32_t part) {
     if (topic < 0 || topic > 1 || part < 0 || part >= m->np[topic]) return 0;
@@ -414,8 +420,13 @@ static void rs_cpm_apply(rs_cpm_t *m, int topic, int32_t part) {
     if (p->idle_passed &&
         (t < m->last_t ||
          (t == m->last_t && (topic < m->last_topic ||
-                             (topic == m->last_topic && part < m->last_part)))))
+                             (topic == m->last_topic && part < m->last_part))))) {
         m->st.reordered++;
+        m->st.reorder_topic = topic;
+        m->st.reorder_part = part;
+        m->st.reorder_behind_ms = m->last_t - t;
+        m->st.reorder_idle_ms = m->now_ms - p->passed_ms;
+    }
     p->idle_passed = 0;
     m->last_t = t;
     m->last_topic = topic;
@@ -455,26 +466,27 @@ static void rs_cpm_decode_pending(rs_cpm_t *m) {
     m->pn = 0;
 }
 
-/* The checks of the empty partitions E (have: some partition has a
- * head): 1 if one of them blocks the merge (the lowest (topic,
- * partition) of those is reported).  Every partition without a head must
- * be idle: at its end, and holding this merge back for idle_wait already
- * (the clock starts when it first holds one back, as Kafka Streams'
- * max.task.idle.ms).  When the merge may go on, the partitions of E are
- * marked idle_passed: a message arriving there later may be older than
- * what is merged. */
-static int rs_cpm_check_empty(rs_cpm_t *m, int64_t now_ms, int have) {
-    int32_t bg = -1;
+/* The checks of the empty partitions E (have: some partition has a head,
+ * the one to merge arrived at `at`): 1 if one of them blocks the merge
+ * (the lowest (topic, partition) of those is reported).  Every partition
+ * without a head must be idle: at its end for idle_wait since the head to
+ * merge arrived (or since it reached its end, if later): a message of it
+ * still on its way then is merged out of order only if it arrives more
+ * than idle_wait after that head (Kafka Streams' max.task.idle.ms, per
+ * message).  When the merge may go on, the partitions of E are marked
+ * idle_passed (from now_ms): a message arriving there later may be older
+ * than what is merged.  Keeps the lowest member of E in m->emin. */
+static int rs_cpm_check_empty(rs_cpm_t *m, int64_t now_ms, int have,
+                              int64_t at) {
+    int32_t bg = -1, emin = -1;
     for (int k = 0; k < m->en; k++) {
         int32_t g = m->eset[k];
         rs_cpm_part_t *p = rs_cpm_part_g(m, g);
+        if (emin < 0 || g < emin) emin = g;
         if (p->eof) {
             if (!have) { p->done_once = 1; continue; }
-            if (!p->held) {
-                p->held = 1;
-                p->held_ms = now_ms;
-            }
-            if (now_ms - p->held_ms >= m->conf.idle_wait_ms) {
+            if (!m->conf.idle_wait_ms ||
+                now_ms - RS_MAX(at, p->eof_ms) >= m->conf.idle_wait_ms) {
                 p->done_once = 1;
                 continue; /* idle: the merge goes on without it */
             }
@@ -482,38 +494,55 @@ static int rs_cpm_check_empty(rs_cpm_t *m, int64_t now_ms, int have) {
         /* unknown: its next message may be older */
         if (bg < 0 || g < bg) bg = g;
     }
+    m->emin = emin;
     if (bg >= 0) {
         m->st.blocked_topic = bg >= m->np[0];
         m->st.blocked_part = bg - (m->st.blocked_topic ? m->np[0] : 0);
         return 1;
     }
     if (have)
-        for (int k = 0; k < m->en; k++)
-            rs_cpm_part_g(m, m->eset[k])->idle_passed = 1;
+        for (int k = 0; k < m->en; k++) {
+            rs_cpm_part_t *p = rs_cpm_part_g(m, m->eset[k]);
+            if (!p->idle_passed) {
+                p->idle_passed = 1;
+                p->passed_ms = now_ms;
+            }
+        }
     return 0;
 }
 
 int rs_cpm_step(rs_cpm_t *m, int64_t now_ms, int max) {
     int n = 0;
+    m->now_ms = now_ms;
     m->st.blocked_topic = -1;
     m->edirty = 1; /* the clock and the eof flags moved since the last */
     while (n < max) {
         rs_cpm_decode_pending(m);
         int have = m->hn > 0;
-        /* E unchanged since its last check in this step: that check let
-         * the merge go on (a blocking one returns), and gives the same
-         * answer again (same clock, same flags, marks already set) */
-        if (m->edirty && m->en) {
-            if (rs_cpm_check_empty(m, now_ms, have)) return n;
-            m->edirty = 0;
+        int32_t g = have ? m->heap[0].g : -1;
+        rs_cpm_part_t *p = have ? rs_cpm_part_g(m, g) : NULL;
+        int64_t at = have ? p->q[p->qhead].at_ms : 0;
+        if (m->en) {
+            if (m->edirty) {
+                if (rs_cpm_check_empty(m, now_ms, have, at)) return n;
+                m->edirty = 0;
+            } else if (m->conf.idle_wait_ms &&
+                       now_ms - at < m->conf.idle_wait_ms) {
+                /* E unchanged since its last check in this step, which let
+                 * the merge go on: every member is at its end since
+                 * idle_wait (same clock, same flags, marks and done_once
+                 * set); only this head's arrival is new, and too recent:
+                 * every member holds it back, the lowest is reported */
+                m->st.blocked_topic = m->emin >= m->np[0];
+                m->st.blocked_part = m->emin - (m->st.blocked_topic ? m->np[0] : 0);
+                return n;
+            }
         }
         if (!have) return n;
-        int32_t g = m->heap[0].g;
         rs_cpm_heap_pop(m);
         int topic = g >= m->np[0];
         int32_t part = g - (topic ? m->np[0] : 0);
         rs_cpm_apply(m, topic, part);
-        rs_cpm_part_t *p = &m->p[topic][part];
         if (p->qn) rs_cpm_pend_add(m, g, p); /* its next head */
         n++;
     }

@@ -14,9 +14,12 @@
 # answers at once), the default 500 ms would be measured instead.
 #
 #   ops/bench/cp_latency.sh [BINARY] [RATE] [EVENTS]   (defaults: build/riskstream 2000 20000)
+#   env IDLES="100ms 2s": the idle_wait values of the "on" runs beside 0 (default 100ms);
+#       INSTANCES="1 2" (default): the group sizes
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-BIN="${1:-$ROOT/build/riskstream}"; RATE="${2:-2000}"; NEV="${3:-20000}"
+BIN="${1:-$ROOT/build/riskstream}"; RATE="${2:-2000}"; NEV="${3:-20000}"; IDLES="${IDLES:-100ms}"
+INSTANCES="${INSTANCES:-1 2}"
 T="$(mktemp -d /tmp/rs-cplat.XXXXXX)"
 export RISKSTREAM_STATE_DIR="$T/state"
 PIDS=()
@@ -73,7 +76,7 @@ run() { # $1 label $2 instances [serve args...]
   kill "$bp"; wait "$bp" 2>/dev/null || true
   local e50=0 e99=0 w50="-" w99="-" reo="-"
   for i in $(seq 1 "$n"); do
-    local l; l="$(grep '^serve:' "$d/s$i.out")"
+    local l; l="$(grep '^serve:' "$d/s$i.out" || true)" # none: it did not stop (killed)
     local a b; a=$(sed -n 's/.*p50 \([0-9.]*\) ms.*/\1/p' <<<"$l"); b=$(sed -n 's/.*p99 \([0-9.]*\) ms.*/\1/p' <<<"$l")
     e50=$(awk -v x="$e50" -v y="$a" 'BEGIN { print (y > x) ? y : x }')
     e99=$(awk -v x="$e99" -v y="$b" 'BEGIN { print (y > x) ? y : x }')
@@ -88,13 +91,12 @@ run() { # $1 label $2 instances [serve args...]
 }
 
 echo "cp_latency -- $(nproc) cores, $(uname -sr); $NEV events at $RATE/s, 8 partitions"
-echo "command: ops/bench/cp_latency.sh $BIN $RATE $NEV"
+echo "command: IDLES=\"$IDLES\" INSTANCES=\"$INSTANCES\" ops/bench/cp_latency.sh $BIN $RATE $NEV"
 echo
 echo "| run | instances | end-to-end p50 / p99 ms | counterparty wait p50 / p99 us (last instance) | reordered |"
 echo "|---|---:|---:|---:|---:|"
-run off 1 --set cpstage.enabled=false
-run on 1
-run idle100 1 --set cpstage.idle_wait=100ms
-run off 2 --set cpstage.enabled=false
-run on 2
-run idle100 2 --set cpstage.idle_wait=100ms
+for n in $INSTANCES; do
+  run off "$n" --set cpstage.enabled=false
+  run on "$n"
+  for w in $IDLES; do run "idle$w" "$n" --set cpstage.idle_wait="$w"; done
+done

@@ -90,7 +90,8 @@ static void rs_serve_help(FILE *fp) {
         "online from labels.  Without --brokers (and no topics.brokers in the\n"
         "config) an embedded librdkafka mock cluster is started and its address\n"
         "is printed as `kafka bootstrap: HOST:PORT`.  SIGINT/SIGTERM stop it\n"
-        "gracefully (flush, commit offsets, save the model if configured).\n\n"
+        "gracefully (flush, commit offsets, save the model if configured),\n"
+        "also during start-up (it stops once started, exit 0).\n\n"
         "options:\n" RS_CLI_COMMON_HELP
         "  -m, --model FILE      start from this model file (service.model_path)\n"
         "      --resume          start from the model saved at the last shutdown\n"
@@ -226,6 +227,11 @@ int rs_cmd_serve(int argc, char **argv) {
         rs_app_conf_destroy(&app);
         return rs_cli_usage_error("serve", "%s", errstr);
     }
+    /* Stop requests from here on set rs_cli_stop: a SIGTERM during the
+     * start-up (embedded broker, rs_service_new: checkpoint restore, Redis
+     * connect, ...) is a graceful stop once rs_service_run starts, not the
+     * default action (status 143). */
+    rs_cli_signals();
     rs_cluster_t *cluster = NULL;
     const char *bootstrap = NULL;
     rc = rs_serve_broker(&app, &cluster, &bootstrap);
@@ -272,7 +278,6 @@ int rs_cmd_serve(int argc, char **argv) {
         printf("http: http://%s:%d\n", app.http.bind, rs_http_port(http));
         fflush(stdout);
     }
-    rs_cli_signals();
     err = rs_service_run(svc, &rs_cli_stop, errstr, sizeof(errstr));
     rs_service_stats_t st;
     rs_service_stats(svc, &st);

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Graceful stop (SIGTERM) of `riskstream serve`: it must end by itself,
 # exit 0 and write its final checkpoint -- (A) under load, with a backlog
-# of events being scored, and (B) right after a poll that returned labels
+# of events being scored, (B) right after a poll that returned labels
 # only (a batch without scores: it once made the stop wait 30 s for Redis,
-# skip the final checkpoint and, exactly-once, exit 1 blaming Redis).
+# skip the final checkpoint and, exactly-once, exit 1 blaming Redis), and
+# (C) during start-up: SIGTERM while rs_service_new waits for Redis (its
+# redis-server stopped with SIGSTOP), then SIGCONT; serve installed its
+# handlers only after start-up, so the default action ended it (143).
 # The stop times are measured and printed, not asserted (shared machine);
 # a stop that takes longer than STOP_LIMIT seconds is a hang.  Afterwards
 # every event is on the scores topic and in Redis.
@@ -22,8 +25,9 @@ T="$(mktemp -d /tmp/rs-stop.XXXXXX)"
 # Everything the service keeps (checkpoint, model store, learning logs,
 # label delays) goes under $T, never into the machine's default state dir.
 export RISKSTREAM_STATE_DIR="$T/state"
-SERVE=""; BROKER=""; KCAT=""
+SERVE=""; BROKER=""; KCAT=""; RPID=""
 cleanup() {
+  [ -n "$RPID" ] && kill -CONT "$RPID" 2>/dev/null || true
   [ -n "$SERVE" ] && kill -9 "$SERVE" 2>/dev/null || true
   [ -n "$KCAT" ] && kill "$KCAT" 2>/dev/null || true
   [ -n "$BROKER" ] && kill "$BROKER" 2>/dev/null || true
@@ -132,6 +136,35 @@ sleep 1
 stop_serve "B (after a labels-only batch)"; STOP_B=$STOP_S
 echo "graceful_stop: B ($DELIVERY, after a labels-only batch): stopped ${STOP_B} s after SIGTERM, exit 0, final checkpoint written"
 
+# C: a stop requested during start-up.  With redis-server stopped, the
+# service's Redis connection waits in rs_service_new for the answer to
+# SELECT (db 1: nothing of A or B is touched) after it logged what the
+# configuration preallocates; SIGTERM then, SIGCONT to Redis after: serve
+# must finish its start-up and stop at once, exit 0, final checkpoint.
+RPID="$(cat "$T/redis/redis.pid")"
+kill -STOP "$RPID"
+N=$((N + 1))
+"$BIN" serve --brokers "$BOOT" --redis "$URL?db=1" --group stop \
+  --set service.delivery="$DELIVERY" --set service.checkpoint_path="$T/state.ckpt" \
+  --set redis.timeout=60s --set service.stats_interval=0 \
+  >"$T/serve.$N.out" 2>"$T/serve.$N.log" &
+SERVE=$!
+for _ in $(seq 1 300); do
+  grep -q 'preallocates' "$T/serve.$N.log" && break
+  kill -0 "$SERVE" 2>/dev/null || fail "C: serve $N exited at start"
+  sleep 0.1
+done
+grep -q 'preallocates' "$T/serve.$N.log" || fail "C: serve $N did not start within 30 s"
+kill -0 "$SERVE" 2>/dev/null || fail "C: serve $N exited at start"
+grep -q 'redis .*connected' "$T/serve.$N.log" && fail "C: serve $N reached Redis although it was stopped"
+# Redis answers 0.5 s after the SIGTERM (serve is still starting then).
+(sleep 0.5; kill -CONT "$RPID") &
+CONT=$!
+stop_serve "C (during start-up)"; STOP_C=$STOP_S
+wait "$CONT" || true
+RPID=""
+echo "graceful_stop: C ($DELIVERY, during start-up): stopped ${STOP_C} s after SIGTERM (Redis stopped for the first 0.5 s), exit 0, final checkpoint written"
+
 # Nothing lost: every event on the topic and in Redis.
 sleep 2
 kill "$KCAT" 2>/dev/null || true; wait "$KCAT" 2>/dev/null || true; KCAT=""
@@ -141,4 +174,4 @@ redis-cli -s "$SOCK" --scan --pattern 'rs:score:*' | sed 's/^rs:score://' | sort
 comm -23 "$T/want" "$T/redis_ids" >"$T/missing_redis"
 [ -s "$T/missing" ] && fail "missing on the scores topic: $(head -5 "$T/missing" | tr '\n' ' ')"
 [ -s "$T/missing_redis" ] && fail "missing in Redis: $(head -5 "$T/missing_redis" | tr '\n' ' ')"
-echo "graceful_stop: PASS ($DELIVERY): stop under load ${STOP_A} s, after a labels-only batch ${STOP_B} s; $EVENTS of $EVENTS events on the topic and in Redis"
+echo "graceful_stop: PASS ($DELIVERY): stop under load ${STOP_A} s, after a labels-only batch ${STOP_B} s, during start-up ${STOP_C} s; $EVENTS of $EVENTS events on the topic and in Redis"

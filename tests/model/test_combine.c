@@ -242,6 +242,45 @@ static void test_plan(void **state) {
     assert_int_equal(q->action, RS_COMBINE_AVERAGE);
     assert_int_equal(q->navg, 2);
     assert_string_equal(q->version, p->version);
+    /* an instance that left the group (killed) keeps its last version on
+     * the topic; the two that remain reach the same knowledge under two
+     * names: the stale one is contained in both and left out, so both
+     * adopt the smaller name (before: each weighed "beyond the stale
+     * one", they averaged each other under new names for ever) */
+    rs_know_t ks = know1("b", 20), kx = know1("b", 20), ky;
+    assert_int_equal(rs_know_add(&kx, "a", 100, 100, 200), RS_OK);
+    assert_int_equal(rs_know_add(&kx, "c", 70, 70, 140), RS_OK);
+    ky = kx;
+    assert_true(rs_know_within(&ks, &kx) && !rs_know_within(&kx, &ks));
+    assert_true(rs_know_within(&kx, &ky) && rs_know_within(&ky, &kx));
+    rs_combine_input_t in4[3] = {{"a", "seq-0a1b2c3d-41.avg2-0000000f", &kx},
+                                 {"b", "seq-0a1b2c3d-9.b", &ks},
+                                 {"c", "seq-0a1b2c3d-40.avg2-0000000a", &ky}};
+    assert_int_equal(rs_combine_plan(in4, 3, 0, q, err, sizeof(err)), RS_OK);
+    assert_int_equal(q->action, RS_COMBINE_ADOPT);
+    assert_int_equal(q->pick, 2);
+    assert_true(q->w[0] == 0 && q->w[1] == 0 && q->w[2] == 0);
+    assert_int_equal(rs_combine_plan(in4, 3, 2, q, err, sizeof(err)), RS_OK);
+    assert_int_equal(q->action, RS_COMBINE_NONE);
+    /* ... and while they still differ, the stale one weighs nothing and
+     * the others weigh what they learned beyond each other only */
+    assert_int_equal(rs_know_add(&ky, "c", 5, 5, 10), RS_OK);
+    assert_int_equal(rs_know_add(&kx, "a", 3, 3, 6), RS_OK);
+    assert_int_equal(rs_combine_plan(in4, 3, 1, q, err, sizeof(err)), RS_OK);
+    assert_int_equal(q->action, RS_COMBINE_AVERAGE);
+    assert_int_equal(q->navg, 2);
+    assert_true(q->w[0] == 3 && q->w[1] == 0 && q->w[2] == 5);
+    assert_true(q->k[0] == 6 && q->k[1] == 0 && q->k[2] == 10);
+    /* the same version on two instances (one adopted it) with a stale
+     * third: nothing to do for either */
+    rs_know_t kw = kx;
+    rs_combine_input_t in5[3] = {{"a", "seq-0a1b2c3d-44.avg2-00000001", &kx},
+                                 {"b", "seq-0a1b2c3d-9.b", &ks},
+                                 {"c", "seq-0a1b2c3d-44.avg2-00000001", &kw}};
+    assert_int_equal(rs_combine_plan(in5, 3, 0, q, err, sizeof(err)), RS_OK);
+    assert_int_equal(q->action, RS_COMBINE_NONE);
+    assert_int_equal(rs_combine_plan(in5, 3, 2, q, err, sizeof(err)), RS_OK);
+    assert_int_equal(q->action, RS_COMBINE_NONE);
     /* refused: order, duplicates, lineage, names */
     rs_combine_input_t bad[2] = {in[1], in[0]};
     assert_int_equal(rs_combine_plan(bad, 2, 0, q, err, sizeof(err)),

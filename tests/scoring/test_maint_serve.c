@@ -58,235 +58,13 @@
 #include "scoring/scoring.h"
 #include "tests/support/rs_test_kafka.h"
 #include "tests/support/rs_test_redis.h"
+#include "tests/support/rs_test_svc.h"
 
 #define BASE_MS 1700000000000LL
-#define JOIN_MS 60000 /* rs_service_run returns after the stop, else hang */
-
-static const char *const topics[] = {"events", "labels", "scores", "alerts",
-                                     "events.dlq"};
-enum { T_EVENTS, T_LABELS, T_SCORES, T_ALERTS, T_DLQ, T_N };
 
 static void sleep_ms(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
-}
-
-static double now_s(void) { return (double)rs_clock_mono_us() / 1e6; }
-
-/* ------------------------------------------------------------ environment */
-
-typedef struct env_s {
-    rs_cluster_t *cl;
-    char boot[512];
-    rs_test_redis_t *redis;
-    rd_kafka_t *prod;
-    int nparts;
-} env_t;
-
-/* Open environments and running services, so that a failed assertion
- * (which leaves the test function) still stops them: teardown(). */
-static env_t *g_envs[4];
-static struct svc_s *g_svcs[4];
-
-static void track(void **arr, void *p, int add) {
-    for (int i = 0; i < 4; i++)
-        if (add ? !arr[i] : arr[i] == p) {
-            arr[i] = add ? p : NULL;
-            return;
-        }
-}
-
-static void env_open(env_t *e, int nparts) {
-    char errstr[512];
-    memset(e, 0, sizeof(*e));
-    track((void **)g_envs, e, 1);
-    e->nparts = nparts;
-    e->cl = rs_cluster_new(1, topics, T_N, nparts, errstr, sizeof(errstr));
-    if (!e->cl) fail_msg("mock cluster: %s", errstr);
-    snprintf(e->boot, sizeof(e->boot), "%s", rs_cluster_bootstraps(e->cl));
-    e->redis = rs_test_redis_start(NULL, errstr, sizeof(errstr));
-    if (!e->redis) fail_msg("redis: %s", errstr);
-    e->prod = rs_kafka_producer_new(NULL, e->boot, errstr, sizeof(errstr));
-    if (!e->prod) fail_msg("producer: %s", errstr);
-}
-
-static void env_close(env_t *e) {
-    track((void **)g_envs, e, 0);
-    if (e->prod) rd_kafka_destroy(e->prod);
-    rs_test_redis_destroy(e->redis);
-    rs_cluster_destroy(e->cl);
-    memset(e, 0, sizeof(*e));
-}
-
-static void produce(env_t *e, int topic, const char *key, const char *val) {
-    rd_kafka_resp_err_t kerr;
-    for (;;) {
-        kerr = rd_kafka_producev(
-            e->prod, RD_KAFKA_V_TOPIC(topics[topic]),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_KEY(key, strlen(key)),
-            RD_KAFKA_V_VALUE((void *)val, strlen(val)), RD_KAFKA_V_END);
-        if (kerr != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
-        rd_kafka_poll(e->prod, 10);
-    }
-    assert_int_equal(kerr, RD_KAFKA_RESP_ERR_NO_ERROR);
-}
-
-static void flush(env_t *e) {
-    assert_int_equal(rd_kafka_flush(e->prod, 30000),
-                     RD_KAFKA_RESP_ERR_NO_ERROR);
-}
-
-/* ---------------------------------------------------------------- service */
-
-typedef struct svc_s {
-    const char *boot;
-    rs_app_conf_t app;
-    int conf_ok;
-    pthread_t th;
-    int started;
-    volatile sig_atomic_t stop;
-    _Atomic int state;          /* 0 starting, 1 running, 2 returned, -1 */
-    _Atomic uint64_t scored, rejected, labels, events;
-    _Atomic int64_t assigned;
-    rs_service_t *_Atomic svc; /* for rs_service_ready (any thread)     */
-    rs_err_t err;
-    char errstr[512];
-    rs_service_stats_t st;     /* final, valid once state == 2          */
-    char metrics[1 << 16];     /* /metrics text at the end              */
-    double stop_s;             /* stop flag -> rs_service_run returned  */
-} svc_t;
-
-static void svc_progress(void *opaque, const rs_service_stats_t *st) {
-    svc_t *s = opaque;
-    atomic_store(&s->scored, st->scored);
-    atomic_store(&s->rejected, st->rejected);
-    atomic_store(&s->labels, st->labels);
-    atomic_store(&s->events, st->events);
-    atomic_store(&s->assigned, st->assigned);
-}
-
-static void *svc_main(void *arg) {
-    svc_t *s = arg;
-    rs_err_t cerr = RS_OK;
-    rs_service_t *svc = rs_service_new(&s->app, s->boot, &cerr, s->errstr,
-                                       sizeof(s->errstr));
-    if (!svc) {
-        s->err = cerr ? cerr : RS_ERR_KAFKA;
-        atomic_store(&s->state, -1);
-        return NULL;
-    }
-    rs_service_set_progress(svc, svc_progress, s, 50);
-    atomic_store(&s->svc, svc);
-    atomic_store(&s->state, 1);
-    s->err = rs_service_run(svc, &s->stop, s->errstr, sizeof(s->errstr));
-    rs_service_stats(svc, &s->st);
-    svc_progress(s, &s->st);
-    rs_http_buf_t *b = rs_http_buf_new();
-    rs_service_prometheus(svc, b);
-    rs_strlcpy(s->metrics, rs_http_buf_data(b), sizeof(s->metrics));
-    rs_http_buf_destroy(b);
-    atomic_store(&s->svc, NULL);
-    rs_service_destroy(svc);
-    atomic_store(&s->state, 2);
-    return NULL;
-}
-
-/* Configure: defaults, the test's group and Redis, then KEY=VALUE pairs
- * (NULL-terminated); a key this build does not know fails the test. */
-static void svc_conf(svc_t *s, env_t *e, const char *group,
-                     const char *const *kv) {
-    char errstr[512];
-    memset(s, 0, sizeof(*s));
-    s->boot = e->boot;
-    assert_int_equal(rs_app_conf_init(&s->app, errstr, sizeof(errstr)), RS_OK);
-    s->conf_ok = 1;
-    rs_strlcpy(s->app.ingest.group_id, group, sizeof(s->app.ingest.group_id));
-    s->app.ingest.partitions = e->nparts;
-    rs_strlcpy(s->app.redis.url, rs_test_redis_url(e->redis),
-               sizeof(s->app.redis.url));
-    s->app.service.stats_interval_ms = 0;
-    /* in-process cluster: a private state dir (not the user's default) */
-    s->app.state_ephemeral = 1;
-    for (int i = 0; kv && kv[i]; i += 2)
-        if (rs_conf_set(s->app.conf, kv[i], kv[i + 1], errstr,
-                        sizeof(errstr)) != RS_OK)
-            fail_msg("config %s=%s: %s", kv[i], kv[i + 1], errstr);
-    /* a test that restarts from a checkpoint keeps the rest of the state
-     * (learning logs, model store) beside it */
-    if (s->app.service.checkpoint_path[0] && !s->app.state.dir[0]) {
-        char d[sizeof(s->app.state.dir)];
-        rs_strlcpy(d, s->app.service.checkpoint_path, sizeof(d) - 8);
-        char *slash = strrchr(d, '/');
-        if (slash) {
-            rs_strlcpy(slash, "/state", 7);
-            rs_strlcpy(s->app.state.dir, d, sizeof(s->app.state.dir));
-        }
-    }
-}
-
-static void svc_run(svc_t *s) {
-    assert_int_equal(pthread_create(&s->th, NULL, svc_main, s), 0);
-    s->started = 1;
-    track((void **)g_svcs, s, 1);
-}
-
-static void svc_wait_assigned(svc_t *s, int timeout_ms) {
-    double deadline = now_s() + timeout_ms / 1000.0;
-    while (atomic_load(&s->state) >= 0 && atomic_load(&s->state) < 2 &&
-           atomic_load(&s->assigned) <= 0 && now_s() < deadline)
-        sleep_ms(20);
-    if (atomic_load(&s->state) < 0)
-        fail_msg("rs_service_new: %s", s->errstr);
-    if (atomic_load(&s->assigned) <= 0)
-        fail_msg("no partition assigned after %d ms", timeout_ms);
-}
-
-/* Set the stop flag and join.  A service that does not return is a hang:
- * its threads use the cluster, so the process exits with a message. */
-static void svc_stop(svc_t *s) {
-    if (!s->started) return;
-    double t0 = now_s();
-    s->stop = 1;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += JOIN_MS / 1000;
-    if (pthread_timedjoin_np(s->th, NULL, &ts) != 0) {
-        fprintf(stderr, "service: HANG: rs_service_run did not return within "
-                "%d s of the stop flag (scored %llu)\n", JOIN_MS / 1000,
-                (unsigned long long)atomic_load(&s->scored));
-        fflush(NULL);
-        _exit(1);
-    }
-    s->started = 0;
-    s->stop_s = now_s() - t0;
-    track((void **)g_svcs, s, 0);
-}
-
-static void svc_free(svc_t *s) {
-    if (s->conf_ok) rs_app_conf_destroy(&s->app);
-    s->conf_ok = 0;
-}
-
-/* Wait until `counter` >= target; 0 (with a line) on timeout. */
-static int wait_count(svc_t *s, _Atomic uint64_t *counter, uint64_t target,
-                      const char *what, int timeout_ms) {
-    double deadline = now_s() + timeout_ms / 1000.0;
-    while (atomic_load(counter) < target) {
-        if (atomic_load(&s->state) == 2) {
-            printf("service: returned early: %s\n",
-                   s->err ? s->errstr : "RS_OK");
-            return 0;
-        }
-        if (now_s() > deadline) {
-            printf("service: STALL: %s %llu of %llu after %d ms\n", what,
-                   (unsigned long long)atomic_load(counter),
-                   (unsigned long long)target, timeout_ms);
-            return 0;
-        }
-        sleep_ms(10);
-    }
-    return 1;
 }
 
 /* The value of metric line `name` (exact name, no labels) in text. */
@@ -318,10 +96,10 @@ static void scores_cb(void *opaque, const rd_kafka_message_t *rkm) {
     t->n++;
 }
 
-static void read_scores(env_t *e, int expect, scores_t *t) {
+static void read_scores(rs_test_env_t *e, int expect, scores_t *t) {
     memset(t, 0, sizeof(*t));
-    rs_test_kafka_read(e->boot, topics[T_SCORES], expect, 1500, 60000,
-                       scores_cb, t);
+    rs_test_kafka_read(e->boot, rs_test_topics[RS_TEST_T_SCORES], expect, 1500,
+                       60000, scores_cb, t);
     assert_int_equal(t->bad, 0);
 }
 
@@ -334,7 +112,7 @@ static void read_scores(env_t *e, int expect, scores_t *t) {
 static const char *const machines[] = {"machine-A", "machine-B", "machine-C"};
 
 /* Reading j of machine m: A's temperature drifts up in its last hour. */
-static void produce_reading(env_t *e, int m, int j) {
+static void produce_reading(rs_test_env_t *e, int m, int j) {
     char buf[1024], id[32];
     snprintf(id, sizeof(id), "r-%c-%02d", 'A' + m, j);
     double temp = 60.0 + 0.3 * ((j * 7 + m * 3) % 5) - 0.6;
@@ -345,17 +123,17 @@ static void produce_reading(env_t *e, int m, int j) {
              "\"counterparty_id\":\"site-1\",\"event_time_ms\":%lld,"
              "\"numeric_fields\":{\"temperature\":%.3f,\"vibration\":%.3f}}",
              id, machines[m], BASE_MS + (long long)j * STEP_MS, temp, vib);
-    produce(e, T_EVENTS, machines[m], buf);
+    rs_test_env_produce(e, RS_TEST_T_EVENTS, machines[m], buf);
 }
 
-static void produce_mlabel(env_t *e, int m, const char *event_id, int value,
-                           int64_t t_ms) {
+static void produce_mlabel(rs_test_env_t *e, int m, const char *event_id,
+                           int value, int64_t t_ms) {
     char buf[512];
     snprintf(buf, sizeof(buf),
              "{\"event_id\":\"%s\",\"entity_id\":\"%s\",\"value\":%d,"
              "\"label_time_ms\":%lld}", event_id, machines[m], value,
              (long long)t_ms);
-    produce(e, T_LABELS, machines[m], buf);
+    rs_test_env_produce(e, RS_TEST_T_LABELS, machines[m], buf);
 }
 
 /* Messages of a topic, as text. */
@@ -378,9 +156,9 @@ static double metric_l(const char *text, const char *line_prefix) {
 
 static void test_failure_alert(void **state) {
     (void)state;
-    static env_t e;
-    env_open(&e, 1);
-    static svc_t s;
+    static rs_test_env_t e;
+    rs_test_env_open(&e, 1);
+    static rs_test_svc_t s;
     const char *kv[] = {"maintenance.enabled", "true",
                         "maintenance.horizon", "1h",
                         "maintenance.alert_threshold", "0",
@@ -394,21 +172,22 @@ static void test_failure_alert(void **state) {
                         "features.preset", "sensors",
                         "features.sensor_fields", "temperature,vibration",
                         NULL};
-    svc_conf(&s, &e, "g-maint", kv);
-    svc_run(&s);
-    svc_wait_assigned(&s, 30000);
+    rs_test_svc_conf(&s, &e, "g-maint", kv);
+    rs_test_svc_run(&s);
+    rs_test_svc_wait_assigned(&s, 30000);
     for (int j = 0; j < NREAD; j++)
         for (int m = 0; m < 3; m++) produce_reading(&e, m, j);
-    flush(&e);
-    assert_true(wait_count(&s, &s.scored, 3 * NREAD, "scored", 60000));
+    rs_test_env_flush(&e);
+    assert_true(
+        rs_test_svc_wait_count(&s, &s.scored, 3 * NREAD, "scored", 60000));
     /* A fails after its last reading (reported twice, 1 h later); C is
      * repaired; B runs on */
     int64_t t_last = BASE_MS + (NREAD - 1) * STEP_MS;
     produce_mlabel(&e, 0, "r-A-23", 1, t_last + 3600000);
     produce_mlabel(&e, 0, "r-A-23", 1, t_last + 3700000);
     produce_mlabel(&e, 2, "machine-C", 0, t_last + 600000);
-    flush(&e);
-    assert_true(wait_count(&s, &s.labels, 3, "labels", 60000));
+    rs_test_env_flush(&e);
+    assert_true(rs_test_svc_wait_count(&s, &s.labels, 3, "labels", 60000));
 
     /* RUL: A's failure taught the head (24 readings, all within the 2 h
      * cap); once the trainer published a version the scorer estimates:
@@ -420,10 +199,10 @@ static void test_failure_alert(void **state) {
     long long rul = 0;
     while (!rul && nextra < 40) {
         produce_reading(&e, 1, NREAD + nextra);
-        flush(&e);
+        rs_test_env_flush(&e);
         nextra++;
-        assert_true(wait_count(&s, &s.scored, 3 * NREAD + nextra, "scored",
-                               60000));
+        assert_true(rs_test_svc_wait_count(&s, &s.scored, 3 * NREAD + nextra,
+                                           "scored", 60000));
         char cmd[64];
         snprintf(cmd, sizeof(cmd), "GET rs:score:r-B-%02d", NREAD + nextra - 1);
         redisReply *r = NULL;
@@ -443,7 +222,7 @@ static void test_failure_alert(void **state) {
     printf("rul: first estimate %.2f h, on B's reading %d after the failure\n",
            (double)rul / 3600000.0, nextra);
     assert_true(rul > 0 && rul <= 2 * HORIZON_MS);
-    svc_stop(&s);
+    rs_test_svc_stop(&s);
     assert_int_equal(s.err, RS_OK);
     const char *mt = s.metrics;
 
@@ -490,7 +269,8 @@ static void test_failure_alert(void **state) {
     /* alerts topic: the maintenance payloads */
     msgs_t al;
     memset(&al, 0, sizeof(al));
-    rs_test_kafka_read(e.boot, topics[T_ALERTS], 3, 1500, 60000, msgs_cb, &al);
+    rs_test_kafka_read(e.boot, rs_test_topics[RS_TEST_T_ALERTS], 3, 1500, 60000,
+                       msgs_cb, &al);
     assert_int_equal(al.n, 3);
     int seen_a = 0;
     for (int i = 0; i < al.n; i++) {
@@ -540,17 +320,14 @@ static void test_failure_alert(void **state) {
     freeReplyObject(r);
     redisFree(rc);
 
-    svc_free(&s);
-    env_close(&e);
+    rs_test_svc_free(&s);
+    rs_test_env_close(&e);
 }
 
 /* After every test, also a failed one: stop what it left running. */
 static int teardown(void **state) {
     (void)state;
-    for (int i = 0; i < 4; i++)
-        if (g_svcs[i]) svc_stop(g_svcs[i]);
-    for (int i = 0; i < 4; i++)
-        if (g_envs[i]) env_close(g_envs[i]);
+    rs_test_svc_teardown();
     return 0;
 }
 

@@ -59,13 +59,9 @@
 #include "scoring/scoring.h"
 #include "tests/support/rs_test_kafka.h"
 #include "tests/support/rs_test_redis.h"
+#include "tests/support/rs_test_svc.h"
 
 #define BASE_MS 1700000000000LL
-#define JOIN_MS 60000 /* rs_service_run returns after the stop, else hang */
-
-static const char *const topics[] = {"events", "labels", "scores", "alerts",
-                                     "events.dlq"};
-enum { T_EVENTS, T_LABELS, T_SCORES, T_ALERTS, T_DLQ, T_N };
 
 static void sleep_ms(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -74,72 +70,8 @@ static void sleep_ms(int ms) {
 
 static double now_s(void) { return (double)rs_clock_mono_us() / 1e6; }
 
-/* ------------------------------------------------------------ environment */
-
-typedef struct env_s {
-    rs_cluster_t *cl;
-    char boot[512];
-    rs_test_redis_t *redis;
-    rd_kafka_t *prod;
-    int nparts;
-} env_t;
-
-/* Open environments and running services, so that a failed assertion
- * (which leaves the test function) still stops them: teardown(). */
-static env_t *g_envs[4];
-static struct svc_s *g_svcs[4];
-
-static void track(void **arr, void *p, int add) {
-    for (int i = 0; i < 4; i++)
-        if (add ? !arr[i] : arr[i] == p) {
-            arr[i] = add ? p : NULL;
-            return;
-        }
-}
-
-static void env_open(env_t *e, int nparts) {
-    char errstr[512];
-    memset(e, 0, sizeof(*e));
-    track((void **)g_envs, e, 1);
-    e->nparts = nparts;
-    e->cl = rs_cluster_new(1, topics, T_N, nparts, errstr, sizeof(errstr));
-    if (!e->cl) fail_msg("mock cluster: %s", errstr);
-    snprintf(e->boot, sizeof(e->boot), "%s", rs_cluster_bootstraps(e->cl));
-    e->redis = rs_test_redis_start(NULL, errstr, sizeof(errstr));
-    if (!e->redis) fail_msg("redis: %s", errstr);
-    e->prod = rs_kafka_producer_new(NULL, e->boot, errstr, sizeof(errstr));
-    if (!e->prod) fail_msg("producer: %s", errstr);
-}
-
-static void env_close(env_t *e) {
-    track((void **)g_envs, e, 0);
-    if (e->prod) rd_kafka_destroy(e->prod);
-    rs_test_redis_destroy(e->redis);
-    rs_cluster_destroy(e->cl);
-    memset(e, 0, sizeof(*e));
-}
-
-static void produce(env_t *e, int topic, const char *key, const char *val) {
-    rd_kafka_resp_err_t kerr;
-    for (;;) {
-        kerr = rd_kafka_producev(
-            e->prod, RD_KAFKA_V_TOPIC(topics[topic]),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_KEY(key, strlen(key)),
-            RD_KAFKA_V_VALUE((void *)val, strlen(val)), RD_KAFKA_V_END);
-        if (kerr != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
-        rd_kafka_poll(e->prod, 10);
-    }
-    assert_int_equal(kerr, RD_KAFKA_RESP_ERR_NO_ERROR);
-}
-
-static void flush(env_t *e) {
-    assert_int_equal(rd_kafka_flush(e->prod, 30000),
-                     RD_KAFKA_RESP_ERR_NO_ERROR);
-}
-
 /* Event i: entity card-(i % 13), time BASE + i s (or `t_ms` if > 0). */
-static void produce_event_t(env_t *e, int i, int64_t t_ms) {
+static void produce_event_t(rs_test_env_t *e, int i, int64_t t_ms) {
     char buf[1024], key[32];
     snprintf(key, sizeof(key), "card-%d", i % 13);
     snprintf(buf, sizeof(buf),
@@ -150,180 +82,28 @@ static void produce_event_t(env_t *e, int i, int64_t t_ms) {
              i, key, i % 7, t_ms > 0 ? (long long)t_ms
                                      : BASE_MS + (long long)i * 1000,
              1 + (i * 37) % 900, i % 100, i % 11 ? "DE" : "BR");
-    produce(e, T_EVENTS, key, buf);
+    rs_test_env_produce(e, RS_TEST_T_EVENTS, key, buf);
 }
 
-static void produce_events(env_t *e, int from, int to) {
+static void produce_events(rs_test_env_t *e, int from, int to) {
     for (int i = from; i < to; i++) produce_event_t(e, i, 0);
 }
 
-static void produce_label(env_t *e, int i, int value) {
+static void produce_label(rs_test_env_t *e, int i, int value) {
     char buf[512], key[32];
     snprintf(key, sizeof(key), "card-%d", i % 13);
     snprintf(buf, sizeof(buf),
              "{\"event_id\":\"ev-%d\",\"entity_id\":\"%s\",\"value\":%d,"
              "\"label_time_ms\":%lld}", i, key, value,
              BASE_MS + (long long)i * 1000 + 60000);
-    produce(e, T_LABELS, key, buf);
-}
-
-/* ---------------------------------------------------------------- service */
-
-typedef struct svc_s {
-    const char *boot;
-    rs_app_conf_t app;
-    int conf_ok;
-    pthread_t th;
-    int started;
-    volatile sig_atomic_t stop;
-    _Atomic int state;          /* 0 starting, 1 running, 2 returned, -1 */
-    _Atomic uint64_t scored, rejected, labels, events;
-    _Atomic int64_t assigned;
-    rs_service_t *_Atomic svc; /* for rs_service_ready (any thread)     */
-    rs_err_t err;
-    char errstr[512];
-    rs_service_stats_t st;     /* final, valid once state == 2          */
-    char metrics[1 << 16];     /* /metrics text at the end              */
-    double stop_s;             /* stop flag -> rs_service_run returned  */
-} svc_t;
-
-static void svc_progress(void *opaque, const rs_service_stats_t *st) {
-    svc_t *s = opaque;
-    atomic_store(&s->scored, st->scored);
-    atomic_store(&s->rejected, st->rejected);
-    atomic_store(&s->labels, st->labels);
-    atomic_store(&s->events, st->events);
-    atomic_store(&s->assigned, st->assigned);
-}
-
-static void *svc_main(void *arg) {
-    svc_t *s = arg;
-    rs_err_t cerr = RS_OK;
-    rs_service_t *svc = rs_service_new(&s->app, s->boot, &cerr, s->errstr,
-                                       sizeof(s->errstr));
-    if (!svc) {
-        s->err = cerr ? cerr : RS_ERR_KAFKA;
-        atomic_store(&s->state, -1);
-        return NULL;
-    }
-    rs_service_set_progress(svc, svc_progress, s, 50);
-    atomic_store(&s->svc, svc);
-    atomic_store(&s->state, 1);
-    s->err = rs_service_run(svc, &s->stop, s->errstr, sizeof(s->errstr));
-    rs_service_stats(svc, &s->st);
-    svc_progress(s, &s->st);
-    rs_http_buf_t *b = rs_http_buf_new();
-    rs_service_prometheus(svc, b);
-    rs_strlcpy(s->metrics, rs_http_buf_data(b), sizeof(s->metrics));
-    rs_http_buf_destroy(b);
-    atomic_store(&s->svc, NULL);
-    rs_service_destroy(svc);
-    atomic_store(&s->state, 2);
-    return NULL;
-}
-
-/* Configure: defaults, the test's group and Redis, then KEY=VALUE pairs
- * (NULL-terminated); a key this build does not know fails the test. */
-static void svc_conf(svc_t *s, env_t *e, const char *group,
-                     const char *const *kv) {
-    char errstr[512];
-    memset(s, 0, sizeof(*s));
-    s->boot = e->boot;
-    assert_int_equal(rs_app_conf_init(&s->app, errstr, sizeof(errstr)), RS_OK);
-    s->conf_ok = 1;
-    rs_strlcpy(s->app.ingest.group_id, group, sizeof(s->app.ingest.group_id));
-    s->app.ingest.partitions = e->nparts;
-    rs_strlcpy(s->app.redis.url, rs_test_redis_url(e->redis),
-               sizeof(s->app.redis.url));
-    s->app.service.stats_interval_ms = 0;
-    /* in-process cluster: a private state dir (not the user's default) */
-    s->app.state_ephemeral = 1;
-    for (int i = 0; kv && kv[i]; i += 2)
-        if (rs_conf_set(s->app.conf, kv[i], kv[i + 1], errstr,
-                        sizeof(errstr)) != RS_OK)
-            fail_msg("config %s=%s: %s", kv[i], kv[i + 1], errstr);
-    /* a test that restarts from a checkpoint keeps the rest of the state
-     * (learning logs, model store) beside it */
-    if (s->app.service.checkpoint_path[0] && !s->app.state.dir[0]) {
-        char d[sizeof(s->app.state.dir)];
-        rs_strlcpy(d, s->app.service.checkpoint_path, sizeof(d) - 8);
-        char *slash = strrchr(d, '/');
-        if (slash) {
-            rs_strlcpy(slash, "/state", 7);
-            rs_strlcpy(s->app.state.dir, d, sizeof(s->app.state.dir));
-        }
-    }
-}
-
-static void svc_run(svc_t *s) {
-    assert_int_equal(pthread_create(&s->th, NULL, svc_main, s), 0);
-    s->started = 1;
-    track((void **)g_svcs, s, 1);
-}
-
-static void svc_wait_assigned(svc_t *s, int timeout_ms) {
-    double deadline = now_s() + timeout_ms / 1000.0;
-    while (atomic_load(&s->state) >= 0 && atomic_load(&s->state) < 2 &&
-           atomic_load(&s->assigned) <= 0 && now_s() < deadline)
-        sleep_ms(20);
-    if (atomic_load(&s->state) < 0)
-        fail_msg("rs_service_new: %s", s->errstr);
-    if (atomic_load(&s->assigned) <= 0)
-        fail_msg("no partition assigned after %d ms", timeout_ms);
-}
-
-/* Set the stop flag and join.  A service that does not return is a hang:
- * its threads use the cluster, so the process exits with a message. */
-static void svc_stop(svc_t *s) {
-    if (!s->started) return;
-    double t0 = now_s();
-    s->stop = 1;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += JOIN_MS / 1000;
-    if (pthread_timedjoin_np(s->th, NULL, &ts) != 0) {
-        fprintf(stderr, "service: HANG: rs_service_run did not return within "
-                "%d s of the stop flag (scored %llu)\n", JOIN_MS / 1000,
-                (unsigned long long)atomic_load(&s->scored));
-        fflush(NULL);
-        _exit(1);
-    }
-    s->started = 0;
-    s->stop_s = now_s() - t0;
-    track((void **)g_svcs, s, 0);
-}
-
-static void svc_free(svc_t *s) {
-    if (s->conf_ok) rs_app_conf_destroy(&s->app);
-    s->conf_ok = 0;
-}
-
-/* Wait until `counter` >= target; 0 (with a line) on timeout. */
-static int wait_count(svc_t *s, _Atomic uint64_t *counter, uint64_t target,
-                      const char *what, int timeout_ms) {
-    double deadline = now_s() + timeout_ms / 1000.0;
-    while (atomic_load(counter) < target) {
-        if (atomic_load(&s->state) == 2) {
-            printf("service: returned early: %s\n",
-                   s->err ? s->errstr : "RS_OK");
-            return 0;
-        }
-        if (now_s() > deadline) {
-            printf("service: STALL: %s %llu of %llu after %d ms\n", what,
-                   (unsigned long long)atomic_load(counter),
-                   (unsigned long long)target, timeout_ms);
-            return 0;
-        }
-        sleep_ms(10);
-    }
-    return 1;
+    rs_test_env_produce(e, RS_TEST_T_LABELS, key, buf);
 }
 
 /* ---------------------------------------------------------------- checks */
 
 /* Sum over the events partitions of (high watermark - committed offset of
  * `group`); -1 on a query error. */
-static int64_t group_lag(env_t *e, const char *group) {
+static int64_t group_lag(rs_test_env_t *e, const char *group) {
     char errstr[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (rd_kafka_conf_set(conf, "bootstrap.servers", e->boot, errstr,
@@ -337,15 +117,16 @@ static int64_t group_lag(env_t *e, const char *group) {
     rd_kafka_topic_partition_list_t *l =
         rd_kafka_topic_partition_list_new(e->nparts);
     for (int p = 0; p < e->nparts; p++)
-        rd_kafka_topic_partition_list_add(l, topics[T_EVENTS], p);
+        rd_kafka_topic_partition_list_add(l, rs_test_topics[RS_TEST_T_EVENTS],
+                                          p);
     int64_t lag = 0;
     if (rd_kafka_committed(rk, l, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
         lag = -1;
     } else {
         for (int p = 0; p < e->nparts && lag >= 0; p++) {
             int64_t lo, hi;
-            if (rd_kafka_query_watermark_offsets(rk, topics[T_EVENTS], p, &lo,
-                                                 &hi, 10000)) {
+            if (rd_kafka_query_watermark_offsets(
+                    rk, rs_test_topics[RS_TEST_T_EVENTS], p, &lo, &hi, 10000)) {
                 lag = -1;
                 break;
             }
@@ -378,10 +159,10 @@ static void scores_cb(void *opaque, const rd_kafka_message_t *rkm) {
     t->n++;
 }
 
-static void read_scores(env_t *e, int expect, scores_t *t) {
+static void read_scores(rs_test_env_t *e, int expect, scores_t *t) {
     memset(t, 0, sizeof(*t));
-    rs_test_kafka_read(e->boot, topics[T_SCORES], expect, 1500, 60000,
-                       scores_cb, t);
+    rs_test_kafka_read(e->boot, rs_test_topics[RS_TEST_T_SCORES], expect, 1500,
+                       60000, scores_cb, t);
     assert_int_equal(t->bad, 0);
 }
 
@@ -419,27 +200,28 @@ static int file_exists(const char *path, struct stat *st) {
  * 200, /readyz still 200). */
 static void test_eos_label_between(void **state) {
     (void)state;
-    static env_t e; /* static: teardown() may close it after a failure */
-    env_open(&e, 2);
-    static svc_t s;
+    /* static: teardown() may close it after a failure */
+    static rs_test_env_t e;
+    rs_test_env_open(&e, 2);
+    static rs_test_svc_t s;
     const char *kv[] = {"service.delivery", "exactly_once", NULL};
-    svc_conf(&s, &e, "g-eos-label", kv);
-    svc_run(&s);
-    svc_wait_assigned(&s, 30000);
+    rs_test_svc_conf(&s, &e, "g-eos-label", kv);
+    rs_test_svc_run(&s);
+    rs_test_svc_wait_assigned(&s, 30000);
     produce_events(&e, 0, 200);
-    flush(&e);
-    assert_true(wait_count(&s, &s.scored, 200, "scored", 30000));
+    rs_test_env_flush(&e);
+    assert_true(rs_test_svc_wait_count(&s, &s.scored, 200, "scored", 30000));
     produce_label(&e, 5, 1);
-    flush(&e);
-    assert_true(wait_count(&s, &s.labels, 1, "labels", 30000));
+    rs_test_env_flush(&e);
+    assert_true(rs_test_svc_wait_count(&s, &s.labels, 1, "labels", 30000));
     sleep_ms(300); /* a few transaction intervals: the label's batch alone */
     produce_events(&e, 200, 400);
-    flush(&e);
-    int ok = wait_count(&s, &s.scored, 400, "scored", 30000);
+    rs_test_env_flush(&e);
+    int ok = rs_test_svc_wait_count(&s, &s.scored, 400, "scored", 30000);
     const char *why = NULL;
     rs_service_t *sv = atomic_load(&s.svc);
     int ready = sv ? rs_service_ready(sv, &why) : 0;
-    svc_stop(&s);
+    rs_test_svc_stop(&s);
     printf("eos_label_between: scored %llu, labels %llu, commits %llu, "
            "ready %d (%s), stop %.2f s: %s\n",
            (unsigned long long)s.st.scored, (unsigned long long)s.st.labels,
@@ -456,8 +238,8 @@ static void test_eos_label_between(void **state) {
         assert_non_null(scores_find(&t, id, 0));
     }
     free(t.sc);
-    svc_free(&s);
-    env_close(&e);
+    rs_test_svc_free(&s);
+    rs_test_env_close(&e);
 }
 
 /* At-least-once: a poll that returned only rejected messages.  Their
@@ -466,22 +248,24 @@ static void test_eos_label_between(void **state) {
  * final checkpoint at once (it used to wait 30 s for Redis and skip it). */
 static void test_alo_rejects_only(void **state) {
     (void)state;
-    static env_t e; /* static: teardown() may close it after a failure */
-    env_open(&e, 1);
+    /* static: teardown() may close it after a failure */
+    static rs_test_env_t e;
+    rs_test_env_open(&e, 1);
     char ckpt[600];
     snprintf(ckpt, sizeof(ckpt), "%s/state.ckpt", rs_test_redis_dir(e.redis));
-    static svc_t s;
+    static rs_test_svc_t s;
     const char *kv[] = {"service.checkpoint_path", ckpt, NULL};
-    svc_conf(&s, &e, "g-alo-rejects", kv);
-    svc_run(&s);
-    svc_wait_assigned(&s, 30000);
+    rs_test_svc_conf(&s, &e, "g-alo-rejects", kv);
+    rs_test_svc_run(&s);
+    rs_test_svc_wait_assigned(&s, 30000);
     produce_events(&e, 0, 100);
-    flush(&e);
-    assert_true(wait_count(&s, &s.scored, 100, "scored", 30000));
+    rs_test_env_flush(&e);
+    assert_true(rs_test_svc_wait_count(&s, &s.scored, 100, "scored", 30000));
     sleep_ms(300);
-    for (int i = 0; i < 50; i++) produce(&e, T_EVENTS, "bad", "{not json");
-    flush(&e);
-    assert_true(wait_count(&s, &s.rejected, 50, "rejected", 30000));
+    for (int i = 0; i < 50; i++)
+        rs_test_env_produce(&e, RS_TEST_T_EVENTS, "bad", "{not json");
+    rs_test_env_flush(&e);
+    assert_true(rs_test_svc_wait_count(&s, &s.rejected, 50, "rejected", 30000));
     /* The auto-commit (1 s) must reach the end of the partition. */
     int64_t lag = -1;
     for (int i = 0; i < 40 && lag != 0; i++) {
@@ -490,7 +274,7 @@ static void test_alo_rejects_only(void **state) {
     }
     struct stat st0, st1;
     int had = file_exists(ckpt, &st0);
-    svc_stop(&s);
+    rs_test_svc_stop(&s);
     int has = file_exists(ckpt, &st1);
     printf("alo_rejects_only: committed lag while running %lld; stop %.2f s; "
            "checkpoint before %d, after %d (mtime %lld -> %lld): %s\n",
@@ -504,38 +288,40 @@ static void test_alo_rejects_only(void **state) {
     assert_true(has);
     assert_true(s.st.checkpoints >= 1);
     assert_int_equal(s.st.checkpoint_errors, 0);
-    svc_free(&s);
-    env_close(&e);
+    rs_test_svc_free(&s);
+    rs_test_env_close(&e);
 }
 
 /* A stop while the input streams in at the maximum rate: the service
  * delivers what is in flight, commits, writes the final checkpoint and
  * returns RS_OK.  The stop time is printed, not asserted. */
 static void stop_under_load(const char *delivery) {
-    static env_t e; /* static: teardown() may close it after a failure */
-    env_open(&e, 2);
+    /* static: teardown() may close it after a failure */
+    static rs_test_env_t e;
+    rs_test_env_open(&e, 2);
     char ckpt[600], group[64];
     snprintf(ckpt, sizeof(ckpt), "%s/state.ckpt", rs_test_redis_dir(e.redis));
     snprintf(group, sizeof(group), "g-stop-%s", delivery);
-    static svc_t s;
+    static rs_test_svc_t s;
     const char *kv[] = {"service.checkpoint_path", ckpt,
                         "service.delivery", delivery, NULL};
-    svc_conf(&s, &e, group, kv);
-    svc_run(&s);
-    svc_wait_assigned(&s, 30000);
+    rs_test_svc_conf(&s, &e, group, kv);
+    rs_test_svc_run(&s);
+    rs_test_svc_wait_assigned(&s, 30000);
     /* Labels between the events, as a live stream has them. */
     int i = 0;
     for (; i < 20000; i++) {
         produce_event_t(&e, i, 0);
         if (i % 500 == 250) produce_label(&e, i - 200, i % 1000 == 250);
         rd_kafka_poll(e.prod, 0);
-        if (i == 5000) assert_true(wait_count(&s, &s.scored, 1000, "scored",
-                                              30000));
+        if (i == 5000)
+            assert_true(
+                rs_test_svc_wait_count(&s, &s.scored, 1000, "scored", 30000));
         if (i > 5000 && atomic_load(&s.scored) > 4000) break;
     }
     uint64_t at = atomic_load(&s.scored);
-    svc_stop(&s);
-    flush(&e);
+    rs_test_svc_stop(&s);
+    rs_test_env_flush(&e);
     struct stat st;
     int has = file_exists(ckpt, &st);
     printf("stop_under_load[%s]: stopped at %llu scored of %d produced; "
@@ -550,8 +336,8 @@ static void stop_under_load(const char *delivery) {
     assert_true(has);
     assert_true(s.st.checkpoints >= 1);
     assert_int_equal(s.st.checkpoint_errors, 0);
-    svc_free(&s);
-    env_close(&e);
+    rs_test_svc_free(&s);
+    rs_test_env_close(&e);
 }
 
 static void test_stop_under_load(void **state) {
@@ -563,35 +349,37 @@ static void test_stop_under_load(void **state) {
 /* ----------------------------------------------- comparisons of two runs */
 
 typedef struct run_s {
-    svc_t s;
+    rs_test_svc_t s;
     scores_t t;
 } run_t;
 
-typedef void (feed_fn)(env_t *e, int variant);
+typedef void (feed_fn)(rs_test_env_t *e, int variant);
 
 /* One run on a fresh cluster and Redis (one partition): feed, wait until
  * `events` valid events were consumed, stop, read the scores topic. */
 static void run_stream(run_t *r, const char *group, feed_fn *feed,
                        int variant, uint64_t events, int records) {
-    static env_t e; /* static: teardown() may close it after a failure */
-    env_open(&e, 1);
-    svc_conf(&r->s, &e, group, NULL);
-    svc_run(&r->s);
-    svc_wait_assigned(&r->s, 30000);
+    /* static: teardown() may close it after a failure */
+    static rs_test_env_t e;
+    rs_test_env_open(&e, 1);
+    rs_test_svc_conf(&r->s, &e, group, NULL);
+    rs_test_svc_run(&r->s);
+    rs_test_svc_wait_assigned(&r->s, 30000);
     feed(&e, variant);
-    flush(&e);
-    int ok = wait_count(&r->s, &r->s.events, events, "events", 60000);
+    rs_test_env_flush(&e);
+    int ok =
+        rs_test_svc_wait_count(&r->s, &r->s.events, events, "events", 60000);
     sleep_ms(500); /* labels, rejects after the last event */
-    svc_stop(&r->s);
+    rs_test_svc_stop(&r->s);
     assert_true(ok);
     assert_int_equal(r->s.err, RS_OK);
     read_scores(&e, records, &r->t);
-    env_close(&e);
+    rs_test_env_close(&e);
 }
 
 static void run_free(run_t *r) {
     free(r->t.sc);
-    svc_free(&r->s);
+    rs_test_svc_free(&r->s);
 }
 
 /* Every event of `b` has, in `a`, a first record with the same score,
@@ -613,7 +401,7 @@ static int same_scores(const run_t *a, const run_t *b) {
 }
 
 /* 300 events; variant 1 adds one dated 2099-12-31 after ev-150. */
-static void feed_future(env_t *e, int variant) {
+static void feed_future(rs_test_env_t *e, int variant) {
     produce_events(e, 0, 151);
     if (variant) produce_event_t(e, 100000, 4102358400000LL);
     produce_events(e, 151, 300);
@@ -646,7 +434,7 @@ static void test_future_event(void **state) {
 
 /* 300 events and a label for an event never seen; variant 1 sends ev-100
  * again after ev-150 and ev-200 twice in a row. */
-static void feed_dups(env_t *e, int variant) {
+static void feed_dups(rs_test_env_t *e, int variant) {
     produce_events(e, 0, 151);
     if (variant) produce_event_t(e, 100, 0);
     produce_events(e, 151, 201);
@@ -656,7 +444,7 @@ static void feed_dups(env_t *e, int variant) {
     snprintf(lb, sizeof(lb), "{\"event_id\":\"ev-nope\",\"entity_id\":"
              "\"card-1\",\"value\":1,\"label_time_ms\":%lld}",
              BASE_MS + 400000LL);
-    produce(e, T_LABELS, "card-1", lb);
+    rs_test_env_produce(e, RS_TEST_T_LABELS, "card-1", lb);
 }
 
 /* Duplicate event ids: the copy gets the decision on record (same score,
@@ -793,9 +581,10 @@ static void raw_free(raw_t *t) {
 /* 1500 events on 13 entities, a malformed one (dead-lettered by the
  * parallel decode), ev-100 again after ev-700 and ev-1200 twice in a row
  * (duplicates), a label of an unknown event. */
-static void feed_workers(env_t *e) {
+static void feed_workers(rs_test_env_t *e) {
     produce_events(e, 0, 700);
-    produce(e, T_EVENTS, "card-1", "{\"id\":\"bad\",\"amount\":");
+    rs_test_env_produce(e, RS_TEST_T_EVENTS, "card-1",
+                        "{\"id\":\"bad\",\"amount\":");
     produce_event_t(e, 100, 0);
     produce_events(e, 700, 1201);
     produce_event_t(e, 1200, 0);
@@ -804,35 +593,36 @@ static void feed_workers(env_t *e) {
     snprintf(lb, sizeof(lb), "{\"event_id\":\"ev-nope\",\"entity_id\":"
              "\"card-1\",\"value\":1,\"label_time_ms\":%lld}",
              BASE_MS + 4000000LL);
-    produce(e, T_LABELS, "card-1", lb);
+    rs_test_env_produce(e, RS_TEST_T_LABELS, "card-1", lb);
 }
 
 /* The stream pre-produced (so polls return full batches that the workers
  * split), then one service with service.workers = `workers`. */
 static void run_workers(int workers, const char *fmt, raw_t *t,
-                        svc_t *s) {
-    static env_t e; /* static: teardown() may close it after a failure */
-    env_open(&e, 1);
+                        rs_test_svc_t *s) {
+    /* static: teardown() may close it after a failure */
+    static rs_test_env_t e;
+    rs_test_env_open(&e, 1);
     feed_workers(&e);
-    flush(&e);
+    rs_test_env_flush(&e);
     char wk[16], group[64];
     snprintf(wk, sizeof(wk), "%d", workers);
     snprintf(group, sizeof(group), "g-workers-%d-%s", workers, fmt);
     const char *kv[] = {"service.workers", wk, "service.scores_format", fmt,
                         NULL};
-    svc_conf(s, &e, group, kv);
-    svc_run(s);
-    svc_wait_assigned(s, 30000);
-    int ok = wait_count(s, &s->scored, WK_EVENTS, "scored", 60000);
+    rs_test_svc_conf(s, &e, group, kv);
+    rs_test_svc_run(s);
+    rs_test_svc_wait_assigned(s, 30000);
+    int ok = rs_test_svc_wait_count(s, &s->scored, WK_EVENTS, "scored", 60000);
     sleep_ms(300);
-    svc_stop(s);
+    rs_test_svc_stop(s);
     assert_true(ok);
     assert_int_equal(s->err, RS_OK);
     memset(t, 0, sizeof(*t));
-    rs_test_kafka_read(e.boot, topics[T_SCORES], WK_EVENTS + 2, 1500, 60000,
-                       raw_cb, t);
+    rs_test_kafka_read(e.boot, rs_test_topics[RS_TEST_T_SCORES], WK_EVENTS + 2,
+                       1500, 60000, raw_cb, t);
     raw_dups_last(t);
-    env_close(&e);
+    rs_test_env_close(&e);
 }
 
 /* service.workers = 2 and 3 publish the records of workers = 1 byte for
@@ -846,7 +636,7 @@ static void test_workers_equal(void **state) {
     const char *fmts[] = {"json", "protobuf"};
     for (int f = 0; f < 2; f++) {
         static raw_t ref, t;
-        static svc_t s1, s;
+        static rs_test_svc_t s1, s;
         run_workers(1, fmts[f], &ref, &s1);
         printf("workers_equal[%s]: workers=1: %d records, scored %llu, "
                "duplicates %llu, rejected %llu, explained %llu, batches "
@@ -897,10 +687,10 @@ static void test_workers_equal(void **state) {
             assert_int_equal(s.st.explained, s1.st.explained);
             assert_int_equal(s.st.rejected, 1);
             raw_free(&t);
-            svc_free(&s);
+            rs_test_svc_free(&s);
         }
         raw_free(&ref);
-        svc_free(&s1);
+        rs_test_svc_free(&s1);
     }
 }
 
@@ -908,32 +698,33 @@ static void test_workers_equal(void **state) {
  * checkpoint): an event id of the first run sent again to the second gets
  * the first run's decision, flagged. */
 static void dedup_restart(const char *kind) {
-    static env_t e; /* static: teardown() may close it after a failure */
-    env_open(&e, 1);
+    /* static: teardown() may close it after a failure */
+    static rs_test_env_t e;
+    rs_test_env_open(&e, 1);
     char ckpt[600];
     snprintf(ckpt, sizeof(ckpt), "%s/state.ckpt", rs_test_redis_dir(e.redis));
     const char *kv[] = {"service.checkpoint_path", ckpt,
                         "kafka.consumer.session.timeout.ms", "6000",
                         "model.kind", kind, NULL};
-    static svc_t s1, s2;
-    svc_conf(&s1, &e, "g-dedup-restart", kv);
-    svc_run(&s1);
-    svc_wait_assigned(&s1, 30000);
+    static rs_test_svc_t s1, s2;
+    rs_test_svc_conf(&s1, &e, "g-dedup-restart", kv);
+    rs_test_svc_run(&s1);
+    rs_test_svc_wait_assigned(&s1, 30000);
     produce_events(&e, 0, 200);
-    flush(&e);
-    assert_true(wait_count(&s1, &s1.scored, 200, "scored", 30000));
-    svc_stop(&s1);
+    rs_test_env_flush(&e);
+    assert_true(rs_test_svc_wait_count(&s1, &s1.scored, 200, "scored", 30000));
+    rs_test_svc_stop(&s1);
     assert_int_equal(s1.err, RS_OK);
 
-    svc_conf(&s2, &e, "g-dedup-restart", kv);
-    svc_run(&s2);
-    svc_wait_assigned(&s2, 30000);
+    rs_test_svc_conf(&s2, &e, "g-dedup-restart", kv);
+    rs_test_svc_run(&s2);
+    rs_test_svc_wait_assigned(&s2, 30000);
     produce_event_t(&e, 50, 0);
     produce_events(&e, 200, 210);
-    flush(&e);
-    assert_true(wait_count(&s2, &s2.events, 11, "events", 30000));
+    rs_test_env_flush(&e);
+    assert_true(rs_test_svc_wait_count(&s2, &s2.events, 11, "events", 30000));
     sleep_ms(300);
-    svc_stop(&s2);
+    rs_test_svc_stop(&s2);
     scores_t t;
     read_scores(&e, 211, &t);
     const rs_score_t *x = scores_find(&t, "ev-50", 0);
@@ -953,9 +744,9 @@ static void dedup_restart(const char *kind) {
     assert_string_equal(x->model_version, y->model_version);
     assert_int_equal(y->flags, x->flags | RS_SCORE_FLAG_DUPLICATE);
     free(t.sc);
-    svc_free(&s1);
-    svc_free(&s2);
-    env_close(&e);
+    rs_test_svc_free(&s1);
+    rs_test_svc_free(&s2);
+    rs_test_env_close(&e);
 }
 
 static void test_dedup_restart(void **state) {
@@ -965,7 +756,7 @@ static void test_dedup_restart(void **state) {
 }
 
 /* Wait until rs_service_ready() says `want`; its reason into why. */
-static int wait_ready(svc_t *s, int want, char *why, size_t size,
+static int wait_ready(rs_test_svc_t *s, int want, char *why, size_t size,
                       int timeout_ms) {
     double deadline = now_s() + timeout_ms / 1000.0;
     for (;;) {
@@ -986,24 +777,25 @@ static int wait_ready(svc_t *s, int want, char *why, size_t size,
  * again everything is scored and the service is ready again. */
 static void test_stall_readiness(void **state) {
     (void)state;
-    static env_t e; /* static: teardown() may close it after a failure */
-    env_open(&e, 1);
+    /* static: teardown() may close it after a failure */
+    static rs_test_env_t e;
+    rs_test_env_open(&e, 1);
     const char *kv[] = {"service.stall_timeout", "2s", "redis.timeout", "60s",
                         "redis.buffer_bytes", "65536", "topics.batch_max",
                         "8", NULL};
-    static svc_t s;
+    static rs_test_svc_t s;
     char why[256];
-    svc_conf(&s, &e, "g-stall", kv);
-    svc_run(&s);
-    svc_wait_assigned(&s, 30000);
+    rs_test_svc_conf(&s, &e, "g-stall", kv);
+    rs_test_svc_run(&s);
+    rs_test_svc_wait_assigned(&s, 30000);
     produce_events(&e, 0, 50);
-    flush(&e);
-    assert_true(wait_count(&s, &s.scored, 50, "scored", 30000));
+    rs_test_env_flush(&e);
+    assert_true(rs_test_svc_wait_count(&s, &s.scored, 50, "scored", 30000));
     assert_true(wait_ready(&s, 1, why, sizeof(why), 10000));
     pid_t rp = rs_test_redis_pid(e.redis);
     assert_int_equal(kill(rp, SIGSTOP), 0);
     produce_events(&e, 50, 1000);
-    flush(&e);
+    rs_test_env_flush(&e);
     double t0 = now_s();
     int unready = wait_ready(&s, 0, why, sizeof(why), 20000);
     double t_unready = now_s() - t0;
@@ -1011,18 +803,18 @@ static void test_stall_readiness(void **state) {
     assert_int_equal(kill(rp, SIGCONT), 0);
     printf("stall_readiness: not ready %.1f s after Redis froze (scored "
            "%llu of 1000): %s\n", t_unready, (unsigned long long)at, why);
-    int scored = wait_count(&s, &s.scored, 1000, "scored", 60000);
+    int scored = rs_test_svc_wait_count(&s, &s.scored, 1000, "scored", 60000);
     char why2[256];
     int ready = wait_ready(&s, 1, why2, sizeof(why2), 10000);
-    svc_stop(&s);
+    rs_test_svc_stop(&s);
     assert_true(unready);
     assert_non_null(strstr(why, "scoring stalled"));
     assert_true(at < 1000);
     assert_true(scored);
     assert_true(ready);
     assert_int_equal(s.err, RS_OK);
-    svc_free(&s);
-    env_close(&e);
+    rs_test_svc_free(&s);
+    rs_test_env_close(&e);
 }
 
 /* Configuration errors rs_service_new finds before it starts anything
@@ -1032,8 +824,9 @@ static void test_stall_readiness(void **state) {
  * allocation (exit 134) or exit 1. */
 static void test_bad_sizes(void **state) {
     (void)state;
-    static env_t e; /* static: teardown() may close it after a failure */
-    env_open(&e, 1);
+    /* static: teardown() may close it after a failure */
+    static rs_test_env_t e;
+    rs_test_env_open(&e, 1);
     const struct {
         const char *k, *v, *want;
     } cases[] = {
@@ -1046,9 +839,9 @@ static void test_bad_sizes(void **state) {
     };
     rs_memory_limit_override = 1ULL << 30;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        static svc_t s;
+        static rs_test_svc_t s;
         const char *kv[] = {cases[i].k, cases[i].v, NULL};
-        svc_conf(&s, &e, "g-bad", kv);
+        rs_test_svc_conf(&s, &e, "g-bad", kv);
         rs_err_t err = RS_OK;
         uint64_t total = 0;
         char errstr[512];
@@ -1061,29 +854,26 @@ static void test_bad_sizes(void **state) {
         assert_null(svc);
         assert_int_equal(err, RS_ERR_CONFIG);
         assert_non_null(strstr(errstr, cases[i].want));
-        svc_free(&s);
+        rs_test_svc_free(&s);
     }
     /* The defaults fit in 1 GiB. */
-    static svc_t s;
-    svc_conf(&s, &e, "g-bad", NULL);
+    static rs_test_svc_t s;
+    rs_test_svc_conf(&s, &e, "g-bad", NULL);
     uint64_t total = 0;
     char errstr[512];
     assert_int_equal(rs_app_conf_mem_check(&s.app, &total, errstr,
                                            sizeof(errstr)), RS_OK);
     printf("bad_sizes: the defaults need %.0f MiB\n",
            (double)total / (1 << 20));
-    svc_free(&s);
+    rs_test_svc_free(&s);
     rs_memory_limit_override = 0;
-    env_close(&e);
+    rs_test_env_close(&e);
 }
 
 /* After every test, also a failed one: stop what it left running. */
 static int teardown(void **state) {
     (void)state;
-    for (int i = 0; i < 4; i++)
-        if (g_svcs[i]) svc_stop(g_svcs[i]);
-    for (int i = 0; i < 4; i++)
-        if (g_envs[i]) env_close(g_envs[i]);
+    rs_test_svc_teardown();
     rs_memory_limit_override = 0;
     return 0;
 }

@@ -116,6 +116,7 @@
 #include "scoring/scoring.h"
 #include "tests/support/rs_test_kafka.h"
 #include "tests/support/rs_test_redis.h"
+#include "tests/support/rs_test_svc.h"
 
 #define NPART 4
 #define NBROKERS 3
@@ -226,69 +227,14 @@ static int wait_drained(fenv_t *e, const int *brokers, int nb, int16_t api,
 
 /* ---------------------------------------------------------------- service */
 
-/* One service instance on its own thread: created, run, read and destroyed
- * there (it owns its Kafka and Redis handles).  The test thread sees only
- * the atomics and, after the join, the final stats. */
-typedef struct svc_s {
-    const char *label;
-    const char *boot;
-    rs_app_conf_t app;
-    int conf_ok;             /* app initialised (svc_free frees it) */
-    pthread_t th;
-    int started;             /* thread running, not joined yet      */
-    volatile sig_atomic_t stop;
-    _Atomic int state;       /* 0 starting, 1 running, 2 returned,
-                              * -1 rs_service_new failed              */
-    _Atomic uint64_t scored, rejected;
-    _Atomic int64_t assigned;
-    rs_err_t err;
-    char errstr[512];
-    rs_service_stats_t st;   /* final, valid once state == 2 */
-} svc_t;
-
-static void svc_progress(void *opaque, const rs_service_stats_t *st) {
-    svc_t *s = opaque;
-    atomic_store(&s->scored, st->scored);
-    atomic_store(&s->rejected, st->rejected);
-    atomic_store(&s->assigned, st->assigned);
-}
-
-static void *svc_main(void *arg) {
-    svc_t *s = arg;
-    rs_err_t cerr = RS_OK;
-    rs_service_t *svc = rs_service_new(&s->app, s->boot, &cerr, s->errstr,
-                                       sizeof(s->errstr));
-    if (!svc) {
-        s->err = cerr ? cerr : RS_ERR_KAFKA;
-        atomic_store(&s->state, -1);
-        return NULL;
-    }
-    rs_service_set_progress(svc, svc_progress, s, 50);
-    atomic_store(&s->state, 1);
-    s->err = rs_service_run(svc, &s->stop, s->errstr, sizeof(s->errstr));
-    rs_service_stats(svc, &s->st);
-    svc_progress(s, &s->st);
-    rs_service_destroy(svc);
-    atomic_store(&s->state, 2);
-    return NULL;
-}
-
-/* Configure (defaults + the test's Kafka properties) and start. */
-static void svc_start(svc_t *s, fenv_t *e, const char *label,
+/* Configure (defaults + the test's Kafka properties) and start one
+ * instance (tests/support/rs_test_svc.h). */
+static void svc_start(rs_test_svc_t *s, fenv_t *e, const char *label,
                       const char *const *kafka_kv) {
-    char errstr[512];
-    memset(s, 0, sizeof(*s));
+    rs_test_svc_conf_at(s, e->boot, rs_test_redis_url(e->redis), NPART,
+                        e->group, NULL);
     s->label = label;
-    s->boot = e->boot;
-    assert_int_equal(rs_app_conf_init(&s->app, errstr, sizeof(errstr)), RS_OK);
-    s->conf_ok = 1;
-    rs_strlcpy(s->app.ingest.group_id, e->group,
-               sizeof(s->app.ingest.group_id));
-    s->app.ingest.partitions = NPART;
-    rs_strlcpy(s->app.redis.url, rs_test_redis_url(e->redis),
-               sizeof(s->app.redis.url));
-    s->app.state_ephemeral = 1; /* in-process cluster: a private state dir */
-    s->app.service.stats_interval_ms = 0;
+    s->join_ms = JOIN_MS;
     s->app.service.exit_idle_ms = 0; /* the test stops it */
     /* See "Mock limitation" in the header: one request in flight per
      * connection, idempotence kept. */
@@ -298,49 +244,15 @@ static void svc_start(svc_t *s, fenv_t *e, const char *label,
         rs_kv_set(&s->app.kafka, kafka_kv[i], kafka_kv[i + 1]);
     const char *dbg = getenv("RS_TEST_KAFKA_DEBUG");
     if (dbg && *dbg) rs_kv_set(&s->app.kafka, "debug", dbg);
-    assert_int_equal(pthread_create(&s->th, NULL, svc_main, s), 0);
-    s->started = 1;
+    rs_test_svc_run(s);
 }
 
-/* Wait until the instance owns partitions (group joined). */
-static void svc_wait_assigned(svc_t *s, int timeout_ms) {
-    double deadline = now_s() + timeout_ms / 1000.0;
-    while (atomic_load(&s->state) >= 0 && atomic_load(&s->state) < 2 &&
-           atomic_load(&s->assigned) <= 0 && now_s() < deadline)
-        sleep_ms(20);
-    if (atomic_load(&s->state) < 0)
-        fail_msg("%s: rs_service_new: %s", s->label, s->errstr);
-    if (atomic_load(&s->assigned) <= 0)
-        fail_msg("%s: no partition assigned after %d ms", s->label,
-                 timeout_ms);
-}
-
-/* Set the stop flag and join.  A service that does not return is a hang:
- * there is no safe way to go on (its threads use the cluster), so the
- * process exits with a message. */
-static void svc_stop(svc_t *s) {
+/* Set the stop flag and join (a hang exits the process), with a line. */
+static void svc_stop(rs_test_svc_t *s) {
     if (!s->started) return;
-    double t0 = now_s();
-    s->stop = 1;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += JOIN_MS / 1000;
-    if (pthread_timedjoin_np(s->th, NULL, &ts) != 0) {
-        fprintf(stderr, "faults: %s: HANG: rs_service_run did not return "
-                "within %d s of the stop flag (scored %llu)\n", s->label,
-                JOIN_MS / 1000, (unsigned long long)atomic_load(&s->scored));
-        fflush(NULL);
-        _exit(1);
-    }
-    s->started = 0;
+    rs_test_svc_stop(s);
     printf("faults: %s returned %.1f s after the stop flag\n", s->label,
-           now_s() - t0);
-}
-
-static void svc_free(svc_t *s) {
-    if (!s->conf_ok) return;
-    rs_app_conf_destroy(&s->app);
-    s->conf_ok = 0;
+           s->stop_s);
 }
 
 /* ----------------------------------------------------------------- feeder */
@@ -441,7 +353,7 @@ static void feeder_join(feeder_t *f) {
 
 /* --------------------------------------------------------------- waiting */
 
-static uint64_t scored_sum(svc_t *const *s, int ns) {
+static uint64_t scored_sum(rs_test_svc_t *const *s, int ns) {
     uint64_t n = 0;
     for (int i = 0; i < ns; i++) n += atomic_load(&s[i]->scored);
     return n;
@@ -449,8 +361,8 @@ static uint64_t scored_sum(svc_t *const *s, int ns) {
 
 /* Wait until the instances together scored >= target; 0 on timeout (a
  * stalled service), with a diagnostic line. */
-static int wait_scored(fenv_t *e, svc_t *const *s, int ns, uint64_t target,
-                       int timeout_ms) {
+static int wait_scored(fenv_t *e, rs_test_svc_t *const *s, int ns,
+                       uint64_t target, int timeout_ms) {
     double deadline = now_s() + timeout_ms / 1000.0;
     while (scored_sum(s, ns) < target) {
         for (int i = 0; i < ns; i++)
@@ -641,7 +553,8 @@ static void check_scores_topic(fenv_t *e, result_t *r) {
 
 /* Every check of the file header; `exact` = scored must equal N (one
  * instance, no fault that legitimately re-reads input). */
-static void check_all(fenv_t *e, svc_t *const *s, int ns, int n, int exact) {
+static void check_all(fenv_t *e, rs_test_svc_t *const *s, int ns, int n,
+                      int exact) {
     result_t r = {.n = n};
     uint64_t scored = 0, rejected = 0;
     check_redis(e, s[0]->app.redis.key_prefix, &r);
@@ -682,10 +595,11 @@ static void check_all(fenv_t *e, svc_t *const *s, int ns, int n, int exact) {
 
 /* Start one instance and the feeder; wait for the group join first so the
  * faults hit a flowing stream. */
-static void start_stream(fenv_t *e, svc_t *s, feeder_t *f, int n, double rate,
-                         const char *label, const char *const *kafka_kv) {
+static void start_stream(fenv_t *e, rs_test_svc_t *s, feeder_t *f, int n,
+                         double rate, const char *label,
+                         const char *const *kafka_kv) {
     svc_start(s, e, label, kafka_kv);
-    svc_wait_assigned(s, 30000);
+    rs_test_svc_wait_assigned(s, 30000);
     printf("faults: %s: group joined after %.1f s; feeding %d events at "
            "%.0f/s\n", e->name, now_s() - e->t0, n, rate);
     feeder_start(f, e, n, rate);
@@ -698,7 +612,7 @@ static void start_stream(fenv_t *e, svc_t *s, feeder_t *f, int n, double rate,
  * committer must not be hidden by the final commit at the stop).  Returns
  * the remaining commit lag (0 = caught up); the caller then stops the
  * instances. */
-static int64_t finish_stream(fenv_t *e, svc_t *const *s, int ns,
+static int64_t finish_stream(fenv_t *e, rs_test_svc_t *const *s, int ns,
                              feeder_t *f, int n) {
     feeder_join(f);
     if (!wait_scored(e, s, ns, (uint64_t)n, WAIT_DONE_MS)) return -1;
@@ -809,7 +723,7 @@ static int64_t probe_idempotence(const char *inflight) {
  * test, and the teardown must still find them to stop and free them. */
 typedef struct ctx_s {
     fenv_t e;
-    svc_t s[2];
+    rs_test_svc_t s[2];
     feeder_t f;
 } ctx_t;
 
@@ -824,7 +738,7 @@ static int ctx_teardown(void **state) {
     ctx_t *c = *state;
     for (int i = 0; i < 2; i++) svc_stop(&c->s[i]);
     if (c->f.started) pthread_join(c->f.th, NULL);
-    for (int i = 0; i < 2; i++) svc_free(&c->s[i]);
+    for (int i = 0; i < 2; i++) rs_test_svc_free(&c->s[i]);
     env_close(&c->e);
     free(c);
     return 0;
@@ -835,12 +749,12 @@ static void test_produce_errors(void **state) {
     const int n = 3000, out[] = {2, 3};
     ctx_t *c = *state;
     fenv_t *e = &c->e;
-    svc_t *s = &c->s[0];
+    rs_test_svc_t *s = &c->s[0];
     feeder_t *f = &c->f;
     probe_idempotence("5");
     assert_int_equal(probe_idempotence(max_inflight()), 0);
     env_open(e, "produce_errors", LAYOUT_SPLIT, 1);
-    svc_t *sv[] = {s};
+    rs_test_svc_t *sv[] = {s};
     start_stream(e, s, f, n, 400, "service", NULL);
 
     /* Retriable errors, pushed repeatedly while ~60% of the stream flows. */
@@ -881,7 +795,7 @@ static void test_produce_errors(void **state) {
     svc_stop(s);
     check_all(e, sv, 1, n, 1);
     assert_int_equal(lag, 0);
-    svc_free(s);
+    rs_test_svc_free(s);
     env_close(e);
 }
 
@@ -890,10 +804,10 @@ static void test_fetch_errors(void **state) {
     const int n = 3000, all[] = {1, 2, 3};
     ctx_t *c = *state;
     fenv_t *e = &c->e;
-    svc_t *s = &c->s[0];
+    rs_test_svc_t *s = &c->s[0];
     feeder_t *f = &c->f;
     env_open(e, "fetch_errors", LAYOUT_SPREAD, 1);
-    svc_t *sv[] = {s};
+    rs_test_svc_t *sv[] = {s};
     start_stream(e, s, f, n, 300, "service", NULL);
     wait_scored(e, sv, 1, 200, 30000);
     int rounds = 0;
@@ -924,7 +838,7 @@ static void test_fetch_errors(void **state) {
     svc_stop(s);
     check_all(e, sv, 1, n, 1);
     assert_int_equal(lag, 0);
-    svc_free(s);
+    rs_test_svc_free(s);
     env_close(e);
 }
 
@@ -933,10 +847,10 @@ static void test_commit_errors(void **state) {
     const int n = 3000, coord[] = {1};
     ctx_t *c = *state;
     fenv_t *e = &c->e;
-    svc_t *s = &c->s[0];
+    rs_test_svc_t *s = &c->s[0];
     feeder_t *f = &c->f;
     env_open(e, "commit_errors", LAYOUT_SPREAD, 1);
-    svc_t *sv[] = {s};
+    rs_test_svc_t *sv[] = {s};
     start_stream(e, s, f, n, 400, "service", NULL);
     wait_scored(e, sv, 1, 200, 30000);
     int rounds = 0;
@@ -965,7 +879,7 @@ static void test_commit_errors(void **state) {
     svc_stop(s);
     check_all(e, sv, 1, n, 1);
     assert_int_equal(lag, 0);
-    svc_free(s);
+    rs_test_svc_free(s);
     env_close(e);
 }
 
@@ -974,10 +888,10 @@ static void test_broker_down(void **state) {
     const int n = 3000;
     ctx_t *c = *state;
     fenv_t *e = &c->e;
-    svc_t *s = &c->s[0];
+    rs_test_svc_t *s = &c->s[0];
     feeder_t *f = &c->f;
     env_open(e, "broker_down", LAYOUT_SPREAD, 1);
-    svc_t *sv[] = {s};
+    rs_test_svc_t *sv[] = {s};
     start_stream(e, s, f, n, 300, "service", NULL);
 
     assert_true(wait_scored(e, sv, 1, (uint64_t)n / 5, 60000));
@@ -1005,7 +919,7 @@ static void test_broker_down(void **state) {
     svc_stop(s);
     check_all(e, sv, 1, n, 1);
     assert_int_equal(lag, 0);
-    svc_free(s);
+    rs_test_svc_free(s);
     env_close(e);
 }
 
@@ -1058,11 +972,11 @@ static void test_coordinator_change(void **state) {
     const int n = 3000, b2[] = {2}, b3[] = {3};
     ctx_t *c = *state;
     fenv_t *e = &c->e;
-    svc_t *s = &c->s[0];
+    rs_test_svc_t *s = &c->s[0];
     feeder_t *f = &c->f;
     probe_coordinator();
     env_open(e, "coordinator_change", LAYOUT_ONE, 2);
-    svc_t *sv[] = {s};
+    rs_test_svc_t *sv[] = {s};
     start_stream(e, s, f, n, 300, "service", NULL);
 
     /* A: 2 -> 3; the old coordinator says so (as a real broker would) on
@@ -1099,7 +1013,7 @@ static void test_coordinator_change(void **state) {
     svc_stop(s);
     check_all(e, sv, 1, n, 1);
     assert_int_equal(lag, 0);
-    svc_free(s);
+    rs_test_svc_free(s);
     env_close(e);
 }
 
@@ -1111,16 +1025,16 @@ static void test_rebalance(void **state) {
                                      NULL};
     ctx_t *c = *state;
     fenv_t *e = &c->e;
-    svc_t *a = &c->s[0], *b = &c->s[1];
+    rs_test_svc_t *a = &c->s[0], *b = &c->s[1];
     feeder_t *f = &c->f;
     env_open(e, "rebalance", LAYOUT_SPREAD, 1);
-    svc_t *sv[] = {a, b};
+    rs_test_svc_t *sv[] = {a, b};
     start_stream(e, a, f, n, 200, "instance A", kv);
     assert_true(wait_scored(e, sv, 1, (uint64_t)n / 5, 60000));
     printf("faults: rebalance: instance B joins at %llu scored\n",
            (unsigned long long)atomic_load(&a->scored));
     svc_start(b, e, "instance B", kv);
-    svc_wait_assigned(b, 30000);
+    rs_test_svc_wait_assigned(b, 30000);
     uint64_t at = scored_sum(sv, 2);
     printf("faults: rebalance: B owns %lld partition(s), A %lld, at %llu "
            "scored\n", (long long)atomic_load(&b->assigned),
@@ -1137,8 +1051,8 @@ static void test_rebalance(void **state) {
     svc_stop(a);
     check_all(e, sv, 2, n, 0);
     assert_int_equal(lag, 0);
-    svc_free(a);
-    svc_free(b);
+    rs_test_svc_free(a);
+    rs_test_svc_free(b);
     env_close(e);
 }
 

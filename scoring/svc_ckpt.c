@@ -1,0 +1,385 @@
+/* svc_ckpt.c -- the scoring service's checkpoints (design note: scoring.h;
+ * shared state: service_int.h).
+ *
+ * The feature state with the input positions it matches, the learning
+ * logs' ends, the duplicate window and, at a graceful stop, the scorer's
+ * entity caches: restored at start (rs_svc_ckpt_restore), written in
+ * small steps between batches from a moment with nothing in flight
+ * (rs_svc_ckpt_tick), committed (fsync + rename) off the scoring thread,
+ * and written whole at shutdown (rs_svc_ckpt_final).
+ *
+ * Threads: the service thread, except rs_svc_ckpt_io_main (and the
+ * rs_svc_logs_sync it calls), which runs on the checkpoint I/O thread
+ * while ckpt_io_running; rs_svc_ckpt_join ends it.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "scoring/service_int.h"
+
+/* The service's blob inside a feature checkpoint: where the restored state
+ * ends in each input partition (n positions after the header), then, in a
+ * final checkpoint (graceful stop), caches_len bytes of the scorer
+ * model's entity caches (rs_model_caches_write), then dedup_len bytes of
+ * the duplicate window (rs_dedup_write; every checkpoint).  Host byte
+ * order (a local file).  Version 1 had neither caches nor caches_len;
+ * version 3 adds the learning logs' ends (nlogs rs_svc_lend_t after the
+ * positions, before the caches) and dedup_len. */
+#define RS_SVC_CKPT_MAGIC 0x464f5352u /* "RSOF" */
+typedef struct rs_svc_ckpt_hdr_s {
+    uint32_t magic, version, n, pad;
+    char topic[2][128];              /* events, labels topic names       */
+    uint64_t caches_len;             /* v2: bytes of caches after pos[n] */
+    uint32_t nlogs, pad2;            /* v3: learning-log ends after pos[n] */
+    uint64_t dedup_len;              /* v3: bytes of dedup after caches  */
+} rs_svc_ckpt_hdr_t;
+#define RS_SVC_CKPT_V1_HDR offsetof(rs_svc_ckpt_hdr_t, caches_len)
+#define RS_SVC_CKPT_V2_HDR offsetof(rs_svc_ckpt_hdr_t, nlogs)
+
+/* v3: the end of each open learning log when the state was taken (a
+ * restore rewinds the log there: the input after it is read and logged
+ * again). */
+typedef struct rs_svc_lend_s {
+    int32_t partition, pad;
+    uint64_t end;
+} rs_svc_lend_t;
+
+/* -------------------------------------------------------- checkpoints */
+
+/* Restore the feature state and the input positions it matches.  A missing
+ * file is a fresh start; a corrupt one is an error (never loaded
+ * silently). */
+rs_err_t rs_svc_ckpt_restore(rs_service_t *svc, char *errstr,
+                             size_t errstr_size) {
+    const char *path = svc->ckpt_path;
+    char e2[512];
+    void *blob = NULL;
+    size_t len = 0;
+    if (access(path, F_OK) != 0 && errno == ENOENT) {
+        rs_info("service", "no checkpoint at %s: starting with empty state",
+                path);
+        return RS_OK;
+    }
+    int64_t t0 = rs_clock_mono_us();
+    rs_err_t err = rs_features_checkpoint_read(svc->feat, path, &blob, &len,
+                                               e2, sizeof(e2));
+    if (err != RS_OK)
+        return rs_errf(errstr, errstr_size, err,
+                       "%s (move it away to start with empty state)", e2);
+    const rs_svc_ckpt_hdr_t *h = blob;
+    size_t hl = 0, caches_len = 0, nlogs = 0, dedup_len = 0;
+    if (blob && len >= RS_SVC_CKPT_V1_HDR && h->magic == RS_SVC_CKPT_MAGIC) {
+        if (h->version == 1) hl = RS_SVC_CKPT_V1_HDR;
+        if (h->version == 2 && len >= RS_SVC_CKPT_V2_HDR) {
+            hl = RS_SVC_CKPT_V2_HDR;
+            caches_len = (size_t)h->caches_len;
+        }
+        if (h->version == 3 && len >= sizeof(*h) && h->caches_len <= len &&
+            h->dedup_len <= len) {
+            hl = sizeof(*h);
+            caches_len = (size_t)h->caches_len;
+            dedup_len = (size_t)h->dedup_len;
+            nlogs = h->nlogs;
+        }
+    }
+    if (!hl || h->n > (len - hl) / sizeof(rs_ingest_pos_t) ||
+        nlogs > RS_STATE_MAX_PARTS ||
+        len != hl + (size_t)h->n * sizeof(rs_ingest_pos_t) +
+                   nlogs * sizeof(rs_svc_lend_t) + caches_len + dedup_len) {
+        free(blob);
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "checkpoint %s: its offsets record is missing or "
+                       "malformed", path);
+    }
+    const char *topics[2] = {svc->app->ingest.topic_events,
+                             svc->app->ingest.topic_labels};
+    if (strncmp(h->topic[0], topics[0], 127) ||
+        strncmp(h->topic[1], topics[1], 127)) {
+        rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                "checkpoint %s was taken on topics '%.127s'/'%.127s', not "
+                "'%s'/'%s'", path, h->topic[0], h->topic[1], topics[0],
+                topics[1]);
+        free(blob);
+        return RS_ERR_CONFIG;
+    }
+    const rs_ingest_pos_t *pos =
+        (const rs_ingest_pos_t *)((const char *)blob + hl);
+    const rs_svc_lend_t *lends = (const rs_svc_lend_t *)(pos + h->n);
+    /* the learning logs as they were: opened, rewound, handed to the
+     * trainer (maturity goes on even if no event comes for them) */
+    for (size_t i = 0; i < nlogs; i++) {
+        int32_t p = lends[i].partition;
+        if (p < 0 || p >= RS_STATE_MAX_PARTS) continue;
+        svc->lrestore[p] = (int64_t)lends[i].end;
+        if (!rs_svc_log(svc, p, e2, sizeof(e2))) {
+            free(blob);
+            return rs_errf(errstr, errstr_size, RS_ERR_IO,
+                           "checkpoint %s: learning log of partition %d: %s",
+                           path, (int)p, e2);
+        }
+    }
+    if (caches_len) {
+        /* The scorer's entity caches, written with the state at a graceful
+         * stop: sequence-model history survives the restart. */
+        char e2c[256];
+        rs_err_t cerr = rs_model_caches_read(
+            svc->model, (const char *)(lends + nlogs), caches_len, e2c,
+            sizeof(e2c));
+        /* Not usable (e.g. seq: sizes changed since): the feature state
+         * still is; the model starts without history. */
+        if (cerr != RS_OK)
+            rs_warn("service", "checkpoint %s: entity caches not restored "
+                    "(%s): the sequence model starts without history",
+                    path, e2c);
+    }
+    if (dedup_len && svc->dedup) {
+        /* The duplicate window, consistent with the restored state. */
+        char e2d[256];
+        if (rs_dedup_read(svc->dedup, (const char *)(lends + nlogs) + caches_len,
+                          dedup_len, e2d, sizeof(e2d)) != RS_OK)
+            rs_warn("service", "checkpoint %s: duplicate window not "
+                    "restored (%s): it starts empty", path, e2d);
+    }
+    for (uint32_t i = 0; i < h->n; i++)
+        if (pos[i].topic >= 0 && pos[i].topic < 2 && pos[i].partition >= 0 &&
+            pos[i].partition < RS_SVC_MAX_PARTS)
+            svc->applied[pos[i].topic * RS_SVC_MAX_PARTS + pos[i].partition] =
+                pos[i].offset;
+    /* The partitions it holds start where it ends if they are assigned
+     * here (parts.h); the others are saved and dropped. */
+    for (uint32_t i = 0; i < h->n; i++)
+        rs_parts_held(svc->parts, pos[i].partition);
+    if (svc->cp) rs_cpstage_hold(svc->cp, pos, (int)h->n); /* cpstage hook */
+    rs_features_stats_t fs;
+    rs_features_stats(svc->feat, &fs);
+    rs_model_stats_t ms;
+    rs_model_stats(svc->model, &ms);
+    rs_info("service", "checkpoint %s restored in %.0f ms: %llu entity and "
+            "%llu counterparty keys, %llu model entity caches, %u input "
+            "positions", path, (rs_clock_mono_us() - t0) / 1000.0,
+            (unsigned long long)fs.entity_keys, (unsigned long long)fs.cp_keys,
+            (unsigned long long)ms.entities, h->n);
+    free(blob);
+    return RS_OK;
+}
+
+/* The service record of a checkpoint: the input positions, if `caches`
+ * the scorer's entity caches, and the duplicate window.  Built in
+ * svc->ckpt_buf (owned by the service, valid until the next call): reused
+ * so that a checkpoint does not fault in fresh pages for megabytes of
+ * duplicate window each time (measured: ~40 ms at 127 000 entries). */
+static void *rs_svc_ckpt_blob(rs_service_t *svc, int caches, size_t *len) {
+    uint32_t n = 0;
+    for (int i = 0; i < 2 * RS_SVC_MAX_PARTS; i++) n += svc->applied[i] >= 0;
+    uint32_t nlogs = 0;
+    for (int32_t p = 0; p < RS_STATE_MAX_PARTS; p++)
+        nlogs += rs_state_log_if_open(svc->state, p) != NULL;
+    size_t clen = caches ? rs_model_caches_size(svc->model) : 0;
+    size_t dlen = svc->dedup ? rs_dedup_size(svc->dedup) : 0;
+    size_t base = sizeof(rs_svc_ckpt_hdr_t) +
+                  (size_t)n * sizeof(rs_ingest_pos_t) +
+                  (size_t)nlogs * sizeof(rs_svc_lend_t);
+    if (base + clen + dlen > svc->ckpt_buf_cap) {
+        free(svc->ckpt_buf);
+        svc->ckpt_buf_cap = base + clen + dlen;
+        svc->ckpt_buf = rs_malloc(svc->ckpt_buf_cap);
+    }
+    rs_svc_ckpt_hdr_t *h = svc->ckpt_buf;
+    memset(h, 0, base);
+    *len = base; /* grows by what is written after the log ends */
+    h->magic = RS_SVC_CKPT_MAGIC;
+    h->version = 3;
+    h->n = n;
+    h->nlogs = nlogs;
+    if (clen) {
+        size_t got = 0;
+        if (rs_model_caches_write(svc->model, (char *)h + base, clen, &got) !=
+            RS_OK) {
+            rs_warn("service", "entity caches not written to the checkpoint");
+            got = 0;
+        }
+        h->caches_len = got;
+        *len = base + got;
+    }
+    if (dlen) {
+        size_t got = 0;
+        if (rs_dedup_write(svc->dedup, (char *)h + *len, dlen, &got) != RS_OK)
+            got = 0;
+        h->dedup_len = got;
+        *len += got;
+    }
+    rs_strlcpy(h->topic[0], svc->app->ingest.topic_events, sizeof(h->topic[0]));
+    rs_strlcpy(h->topic[1], svc->app->ingest.topic_labels, sizeof(h->topic[1]));
+    rs_ingest_pos_t *pos = (rs_ingest_pos_t *)(h + 1);
+    for (int i = 0, k = 0; i < 2 * RS_SVC_MAX_PARTS; i++)
+        if (svc->applied[i] >= 0)
+            pos[k++] = (rs_ingest_pos_t){i / RS_SVC_MAX_PARTS,
+                                         i % RS_SVC_MAX_PARTS,
+                                         svc->applied[i]};
+    rs_svc_lend_t *lends = (rs_svc_lend_t *)(pos + n);
+    for (int32_t p = 0, k = 0; p < RS_STATE_MAX_PARTS; p++) {
+        const rs_learnlog_t *lg = rs_state_log_if_open(svc->state, p);
+        if (lg) lends[k++] = (rs_svc_lend_t){p, 0, rs_learnlog_end(lg)};
+    }
+    return h;
+}
+
+/* The logs a checkpoint names, for the I/O thread (service thread). */
+static void rs_svc_logs_collect(rs_service_t *svc) {
+    svc->ckpt_nlogs = 0;
+    for (int32_t p = 0; p < RS_STATE_MAX_PARTS; p++) {
+        rs_learnlog_t *lg = rs_state_log_if_open(svc->state, p);
+        if (lg) svc->ckpt_logs[svc->ckpt_nlogs++] = lg;
+    }
+}
+
+/* The learning logs on disk up to what a checkpoint names, before the
+ * checkpoint is committed (msync only: any thread; the logs stay open
+ * while a checkpoint is in flight). */
+static void rs_svc_logs_sync(rs_service_t *svc) {
+    char e2[512];
+    for (int i = 0; i < svc->ckpt_nlogs; i++)
+        if (rs_learnlog_sync(svc->ckpt_logs[i], e2, sizeof(e2)) != RS_OK)
+            rs_error("service", "%s", e2);
+}
+
+/* Checkpoint I/O thread: fsync + rename, off the scoring thread. */
+static void *rs_svc_ckpt_io_main(void *arg) {
+    rs_service_t *svc = arg;
+    char e2[512];
+    rs_svc_logs_sync(svc);
+    if (rs_features_ckfile_commit(svc->ckpt_cf, e2, sizeof(e2)) != RS_OK) {
+        rs_error("service", "checkpoint commit: %s", e2);
+        atomic_store(&svc->ckpt_io_err, 1);
+    }
+    svc->ckpt_cf = NULL;
+    atomic_store(&svc->ckpt_io_done_us, rs_clock_mono_us());
+    return NULL;
+}
+
+void rs_svc_ckpt_join(rs_service_t *svc) {
+    if (!svc->ckpt_io_running) return;
+    pthread_join(svc->ckpt_io, NULL);
+    svc->ckpt_io_running = 0;
+    if (atomic_exchange(&svc->ckpt_io_err, 0)) {
+        svc->st.checkpoint_errors++;
+    } else {
+        svc->st.checkpoints++;
+        svc->st.checkpoint_last_ms =
+            (atomic_load(&svc->ckpt_io_done_us) - svc->ckpt_begin_us) / 1000;
+    }
+}
+
+/* One checkpoint step between batches: begin when due and nothing is in
+ * flight, then serialize `checkpoint_step` keys per call, then detach and
+ * hand the file to the I/O thread. */
+void rs_svc_ckpt_tick(rs_service_t *svc, int64_t now_us) {
+    char e2[512];
+    if (!svc->ckpt_path[0]) return;
+    if (!svc->ckpt_active) {
+        if (now_us < svc->ckpt_due_us) return;
+        /* Offsets in the file must be delivered too: wait for a moment
+         * with no batch in flight (common between bursts); past 1 s of
+         * waiting, flush (a bounded stall) rather than never checkpoint. */
+        if (svc->ring_head != svc->ring_tail) {
+            if (now_us - svc->ckpt_due_us < 1000000) return;
+            rs_sink_kafka_flush(svc->ks, 5000);
+            rs_svc_store_acked(svc);
+            if (svc->ring_head != svc->ring_tail) return;
+        }
+        if (svc->ckpt_io_running) {
+            /* previous commit still fsyncing: check again later */
+            if (!atomic_load(&svc->ckpt_io_done_us)) return;
+            rs_svc_ckpt_join(svc);
+        }
+        size_t len;
+        int64_t tb = rs_clock_mono_us();
+        void *blob = rs_svc_ckpt_blob(svc, 0, &len);
+        rs_err_t err = rs_features_checkpoint_begin(
+            svc->feat, svc->ckpt_path, blob, len, e2, sizeof(e2));
+        /* The begin is a pause too (the service record, with the duplicate
+         * window, is copied whole): counted with the steps. */
+        if (rs_clock_mono_us() - tb > svc->st.checkpoint_step_max_us)
+            svc->st.checkpoint_step_max_us = rs_clock_mono_us() - tb;
+        svc->ckpt_due_us = now_us + svc->conf->checkpoint_interval_ms * 1000;
+        if (err != RS_OK) {
+            rs_error("service", "checkpoint begin: %s", e2);
+            svc->st.checkpoint_errors++;
+            return;
+        }
+        svc->ckpt_active = 1;
+        svc->ckpt_begin_us = now_us;
+        return;
+    }
+    /* Steps until the per-iteration pause budget is used: scoring waits at
+     * most checkpoint_pause (plus one step) between two batches. */
+    int64_t t0 = rs_clock_mono_us(), t = t0;
+    rs_err_t err;
+    do {
+        err = rs_features_checkpoint_step(svc->feat,
+                                          (size_t)svc->conf->checkpoint_step);
+        t = rs_clock_mono_us();
+    } while (err == RS_ERR_AGAIN &&
+             t - t0 < svc->conf->checkpoint_pause_ms * 1000);
+    if (t - t0 > svc->st.checkpoint_step_max_us)
+        svc->st.checkpoint_step_max_us = t - t0;
+    if (err == RS_ERR_AGAIN) return;
+    svc->ckpt_active = 0;
+    if (err == RS_OK)
+        err = rs_features_checkpoint_detach(svc->feat, &svc->ckpt_cf, e2,
+                                            sizeof(e2));
+    else
+        snprintf(e2, sizeof(e2), "%s", rs_err_str(err));
+    if (err != RS_OK) {
+        rs_error("service", "checkpoint: %s", e2);
+        rs_features_checkpoint_abort(svc->feat);
+        svc->st.checkpoint_errors++;
+        return;
+    }
+    atomic_store(&svc->ckpt_io_done_us, 0);
+    rs_svc_logs_collect(svc);
+    if (pthread_create(&svc->ckpt_io, NULL, rs_svc_ckpt_io_main, svc)) {
+        rs_svc_ckpt_io_main(svc); /* no thread: commit here */
+        svc->ckpt_io_running = 1;
+        rs_svc_ckpt_join(svc);
+        return;
+    }
+    svc->ckpt_io_running = 1;
+}
+
+/* Shutdown: a complete checkpoint of the final state (after the flush, so
+ * every applied offset is delivered too). */
+void rs_svc_ckpt_final(rs_service_t *svc) {
+    char e2[512];
+    if (!svc->ckpt_path[0]) return;
+    if (svc->ckpt_active) {
+        rs_features_checkpoint_abort(svc->feat);
+        svc->ckpt_active = 0;
+    }
+    rs_svc_ckpt_join(svc);
+    size_t len;
+    /* Final: with the scorer's entity caches (consistent with this state:
+     * nothing is scored after it). */
+    void *blob = rs_svc_ckpt_blob(svc, 1, &len);
+    int64_t t0 = rs_clock_mono_us();
+    svc->ckpt_begin_us = t0;
+    rs_svc_logs_collect(svc);
+    rs_svc_logs_sync(svc);
+    if (rs_features_checkpoint_write(svc->feat, svc->ckpt_path,
+                                     blob, len, e2, sizeof(e2)) != RS_OK) {
+        rs_error("service", "final checkpoint: %s", e2);
+        svc->st.checkpoint_errors++;
+    } else {
+        svc->st.checkpoints++;
+        svc->st.checkpoint_last_ms = (rs_clock_mono_us() - t0) / 1000;
+        rs_info("service", "checkpoint %s written in %lld ms",
+                svc->ckpt_path,
+                (long long)svc->st.checkpoint_last_ms);
+    }
+}
+
