@@ -11,6 +11,17 @@
  *    partitions are equal bit for bit;
  *  - the result FIFO of a partition is sorted by offset (merge order
  *    within a partition = offset order).
+ * Cost per merged message: O(log P) (P = partitions of both topics), not
+ * O(P): the partitions with a decoded head sit in a binary min-heap keyed
+ * by (time, topic, partition) -- the same total order as a scan of every
+ * head in (topic, partition) order with ties to the lower index; the
+ * partitions whose queue is empty are kept in a set E, and their checks
+ * (idle or blocking, idle_passed) are done again only when E changed or
+ * at the start of a step (the clock and eof flags move between steps
+ * only); in between only the next head's arrival is compared with
+ * idle_wait.  A partition whose head needs decoding is on a pending list and
+ * is decoded at the same point the full scan did (next merge iteration).
+ * tests/scoring/test_cpstage.c compares it with that full scan.
  * Allocation: the raw queues and result FIFOs grow by doubling when full
  * (on the owner thread, off the scoring thread); nothing per message.
  */
@@ -57,7 +68,18 @@ typedef struct rs_cpm_part_s {
     /* results (events topic) */
     uint8_t *res;             /* [rcap][res_size]                         */
     uint32_t rcap, rhead, rn;
+    /* merge bookkeeping (see the top of the file) */
+    int32_t epos;             /* index in the empty set E, -1: not in it  */
+    int pending;              /* on the pending-decode list               */
 } rs_cpm_part_t;
+
+/* A heap entry: a partition with a decoded valid head.  g is the global
+ * index topic * np[0] + partition, so (key_t, g) orders as (time, topic,
+ * partition). */
+typedef struct rs_cpm_hent_s {
+    int64_t key_t;
+    int32_t g;
+} rs_cpm_hent_t;
 
 struct rs_cpm_s {
     rs_cpm_conf_t conf;
@@ -69,6 +91,15 @@ struct rs_cpm_s {
     size_t res_size;          /* sizeof(rs_cpm_res_t) + 4 nsh, 8-aligned  */
     int np[2];
     rs_cpm_part_t *p[2];      /* [np[t]]                                  */
+    int ntot;                 /* np[0] + np[1]                            */
+    rs_cpm_hent_t *heap;      /* [ntot] min-heap of the valid heads       */
+    int hn;
+    int32_t *eset;            /* [ntot] E: global indexes, unordered      */
+    int en;
+    int edirty;               /* E changed since its last check           */
+    int32_t emin;             /* its lowest member at that check          */
+    int32_t *pend;            /* [ntot] pending-decode list               */
+    int pn;
     /* the last merged key: (t, topic, partition) */
     int64_t last_t;
     int64_t now_ms;           /* the clock of the running step            */
@@ -100,15 +131,23 @@ rs_cpm_t *rs_cpm_new(const rs_cpm_conf_t *conf, char *errstr,
                                 conf->dedup_window_ms, errstr, errstr_size);
         if (!m->dedup) goto fail;
     }
-    for (int t = 0; t < 2; t++) {
+    for (int t = 0; t < 2; t++)
         m->np[t] = conf->nparts[t] > 0 ? conf->nparts[t] : 0;
+    m->ntot = m->np[0] + m->np[1];
+    m->heap = rs_calloc((size_t)m->ntot + 1, sizeof(*m->heap));
+    m->eset = rs_calloc((size_t)m->ntot + 1, sizeof(*m->eset));
+    m->pend = rs_calloc((size_t)m->ntot + 1, sizeof(*m->pend));
+    for (int t = 0; t < 2; t++) {
         m->p[t] = rs_calloc((size_t)m->np[t] + 1, sizeof(rs_cpm_part_t));
         for (int i = 0; i < m->np[t]; i++) {
             rs_cpm_part_t *p = &m->p[t][i];
             p->wm = INT64_MIN;
             if (t == 0) p->ev = rs_calloc(1, sizeof(rs_event_t));
+            p->epos = m->en; /* every partition starts empty */
+            m->eset[m->en++] = t * m->np[0] + i;
         }
     }
+    m->edirty = 1;
     m->last_t = INT64_MIN;
     m->st.frontier_ms = INT64_MIN;
     m->st.blocked_topic = -1;
@@ -133,6 +172,9 @@ void rs_cpm_destroy(rs_cpm_t *m) {
         }
         free(m->p[t]);
     }
+    free(m->heap);
+    free(m->eset);
+    free(m->pend);
     rs_dedup_destroy(m->dedup);
     rs_features_destroy(m->store);
     free(m->sh);
@@ -143,6 +185,62 @@ void rs_cpm_destroy(rs_cpm_t *m) {
 int rs_cpm_nshared(const rs_cpm_t *m) { return m->nsh; }
 const int *rs_cpm_shared_idx(const rs_cpm_t *m) { return m->sh; }
 
+/* ------------------------------------------- merge bookkeeping sets */
+
+static rs_cpm_part_t *rs_cpm_part_g(rs_cpm_t *m, int32_t g) {
+    return g < m->np[0] ? &m->p[0][g] : &m->p[1][g - m->np[0]];
+}
+
+static void rs_cpm_eset_add(rs_cpm_t *m, int32_t g, rs_cpm_part_t *p) {
+    p->epos = m->en;
+    m->eset[m->en++] = g;
+    m->edirty = 1;
+}
+
+static void rs_cpm_eset_del(rs_cpm_t *m, rs_cpm_part_t *p) {
+    int32_t k = p->epos, last = m->eset[--m->en];
+    m->eset[k] = last;
+    rs_cpm_part_g(m, last)->epos = k;
+    p->epos = -1;
+    m->edirty = 1;
+}
+
+static void rs_cpm_pend_add(rs_cpm_t *m, int32_t g, rs_cpm_part_t *p) {
+    if (p->pending) return;
+    p->pending = 1;
+    m->pend[m->pn++] = g;
+}
+
+static int rs_cpm_hless(const rs_cpm_hent_t *a, const rs_cpm_hent_t *b) {
+    return a->key_t < b->key_t || (a->key_t == b->key_t && a->g < b->g);
+}
+
+static void rs_cpm_heap_push(rs_cpm_t *m, int64_t key_t, int32_t g) {
+    rs_cpm_hent_t e = {key_t, g};
+    int k = m->hn++;
+    while (k > 0) {
+        int up = (k - 1) / 2;
+        if (!rs_cpm_hless(&e, &m->heap[up])) break;
+        m->heap[k] = m->heap[up];
+        k = up;
+    }
+    m->heap[k] = e;
+}
+
+static void rs_cpm_heap_pop(rs_cpm_t *m) {
+    rs_cpm_hent_t e = m->heap[--m->hn];
+    int k = 0;
+    for (;;) {
+        int c = 2 * k + 1;
+        if (c >= m->hn) break;
+        if (c + 1 < m->hn && rs_cpm_hless(&m->heap[c + 1], &m->heap[c])) c++;
+        if (!rs_cpm_hless(&m->heap[c], &e)) break;
+        m->heap[k] = m->heap[c];
+        k = c;
+    }
+    if (m->hn) m->heap[k] = e;
+}
+
 /* ---------------------------------------------------------- raw input */
 
 int rs_cpm_push(rs_cpm_t *m, int topic, int32_t part, int64_t offset,
@@ -152,6 +250,10 @@ int rs_cpm_push(rs_cpm_t *m, int topic, int32_t part, int64_t offset,
         return -1;
     }
     rs_cpm_part_t *p = &m->p[topic][part];
+    if (!p->qn) { /* leaves E; its new head is decoded at the next step */
+        rs_cpm_eset_del(m, p);
+        rs_cpm_pend_add(m, topic * m->np[0] + part, p);
+    }
     if (p->qn == p->qcap) { /* grow: unwrap into a twice larger ring */
         uint32_t nc = p->qcap ? p->qcap * 2 : 256;
         rs_cpm_raw_t *nq = rs_calloc(nc, sizeof(*nq));
@@ -185,8 +287,8 @@ uint32_t rs_cpm_buffered(const rs_cpm_t *m, int topic, int32_t part) {
     return m->p[topic][part].qn;
 }
 
-/* Drop the head (merged or skipped). */
-static void rs_cpm_pop(rs_cpm_t *m, rs_cpm_part_t *p) {
+/* Drop the head (merged or skipped) of partition g = p. */
+static void rs_cpm_pop(rs_cpm_t *m, int32_t g, rs_cpm_part_t *p) {
     rs_cpm_raw_t *r = &p->q[p->qhead];
     p->next_off = r->offset + 1;
     if (m->conf.release) m->conf.release(r->handle);
@@ -194,11 +296,12 @@ static void rs_cpm_pop(rs_cpm_t *m, rs_cpm_part_t *p) {
     p->qn--;
     p->have = 0;
     m->st.buffered--;
+    if (!p->qn) rs_cpm_eset_add(m, g, p);
 }
 
 /* Decode the head of (topic, p) if not done: 1 if it has a valid head,
  * 0 if the queue is empty.  Invalid heads are skipped (counted). */
-static int rs_cpm_head(rs_cpm_t *m, int topic, rs_cpm_part_t *p) {
+static int rs_cpm_head(rs_cpm_t *m, int topic, int32_t g, rs_cpm_part_t *p) {
     char reason[160];
     while (p->qn) {
         if (p->have) return 1;
@@ -232,7 +335,7 @@ static int rs_cpm_head(rs_cpm_t *m, int topic, rs_cpm_part_t *p) {
             return 1;
         }
         m->st.rejected++;
-        rs_cpm_pop(m, p);
+        rs_cpm_pop(m, g, p);
     }
     return 0;
 }
@@ -347,66 +450,100 @@ static void rs_cpm_apply(rs_cpm_t *m, int topic, int32_t part) {
         rs_features_label(m->store, &p->lb); /* unknown: counted there */
         m->st.labels++;
     }
-    rs_cpm_pop(m, p);
+    rs_cpm_pop(m, topic * m->np[0] + part, p);
+}
+
+/* Decode the heads of the pending partitions: a valid head goes into the
+ * heap, a partition left empty (every message invalid) is in E. */
+static void rs_cpm_decode_pending(rs_cpm_t *m) {
+    for (int k = 0; k < m->pn; k++) {
+        int32_t g = m->pend[k];
+        int topic = g >= m->np[0];
+        rs_cpm_part_t *p = rs_cpm_part_g(m, g);
+        p->pending = 0;
+        if (rs_cpm_head(m, topic, g, p)) rs_cpm_heap_push(m, p->key_t, g);
+    }
+    m->pn = 0;
+}
+
+/* The checks of the empty partitions E (have: some partition has a head,
+ * the one to merge arrived at `at`): 1 if one of them blocks the merge
+ * (the lowest (topic, partition) of those is reported).  Every partition
+ * without a head must be idle: at its end for idle_wait since the head to
+ * merge arrived (or since it reached its end, if later): a message of it
+ * still on its way then is merged out of order only if it arrives more
+ * than idle_wait after that head (Kafka Streams' max.task.idle.ms, per
+ * message).  When the merge may go on, the partitions of E are marked
+ * idle_passed (from now_ms): a message arriving there later may be older
+ * than what is merged.  Keeps the lowest member of E in m->emin. */
+static int rs_cpm_check_empty(rs_cpm_t *m, int64_t now_ms, int have,
+                              int64_t at) {
+    int32_t bg = -1, emin = -1;
+    for (int k = 0; k < m->en; k++) {
+        int32_t g = m->eset[k];
+        rs_cpm_part_t *p = rs_cpm_part_g(m, g);
+        if (emin < 0 || g < emin) emin = g;
+        if (p->eof) {
+            if (!have) { p->done_once = 1; continue; }
+            if (!m->conf.idle_wait_ms ||
+                now_ms - RS_MAX(at, p->eof_ms) >= m->conf.idle_wait_ms) {
+                p->done_once = 1;
+                continue; /* idle: the merge goes on without it */
+            }
+        }
+        /* unknown: its next message may be older */
+        if (bg < 0 || g < bg) bg = g;
+    }
+    m->emin = emin;
+    if (bg >= 0) {
+        m->st.blocked_topic = bg >= m->np[0];
+        m->st.blocked_part = bg - (m->st.blocked_topic ? m->np[0] : 0);
+        return 1;
+    }
+    if (have)
+        for (int k = 0; k < m->en; k++) {
+            rs_cpm_part_t *p = rs_cpm_part_g(m, m->eset[k]);
+            if (!p->idle_passed) {
+                p->idle_passed = 1;
+                p->passed_ms = now_ms;
+            }
+        }
+    return 0;
 }
 
 int rs_cpm_step(rs_cpm_t *m, int64_t now_ms, int max) {
     int n = 0;
     m->now_ms = now_ms;
     m->st.blocked_topic = -1;
+    m->edirty = 1; /* the clock and the eof flags moved since the last */
     while (n < max) {
-        int bt = -1;
-        int32_t bp = -1;
-        int64_t best = 0;
-        for (int t = 0; t < 2; t++)
-            for (int32_t i = 0; i < m->np[t]; i++) {
-                rs_cpm_part_t *p = &m->p[t][i];
-                if (!rs_cpm_head(m, t, p)) continue;
-                if (bt < 0 || p->key_t < best) { /* ties: lower (t, part) */
-                    bt = t;
-                    bp = i;
-                    best = p->key_t;
-                }
+        rs_cpm_decode_pending(m);
+        int have = m->hn > 0;
+        int32_t g = have ? m->heap[0].g : -1;
+        rs_cpm_part_t *p = have ? rs_cpm_part_g(m, g) : NULL;
+        int64_t at = have ? p->q[p->qhead].at_ms : 0;
+        if (m->en) {
+            if (m->edirty) {
+                if (rs_cpm_check_empty(m, now_ms, have, at)) return n;
+                m->edirty = 0;
+            } else if (m->conf.idle_wait_ms &&
+                       now_ms - at < m->conf.idle_wait_ms) {
+                /* E unchanged since its last check in this step, which let
+                 * the merge go on: every member is at its end since
+                 * idle_wait (same clock, same flags, marks and done_once
+                 * set); only this head's arrival is new, and too recent:
+                 * every member holds it back, the lowest is reported */
+                m->st.blocked_topic = m->emin >= m->np[0];
+                m->st.blocked_part = m->emin - (m->st.blocked_topic ? m->np[0] : 0);
+                return n;
             }
-        /* every partition without a head must be idle: at its end, and
-         * at its end for idle_wait since the head to merge arrived (or
-         * since it reached its end, if later): a message of it still on
-         * its way then is merged out of order only if it arrives more
-         * than idle_wait after that head (Kafka Streams'
-         * max.task.idle.ms, per message: a partition quiet for longer
-         * than idle_wait is not passed for good, its next message would
-         * be as late as the fetch skew) */
-        int blocked = 0;
-        int64_t at = bt >= 0 ? m->p[bt][bp].q[m->p[bt][bp].qhead].at_ms : 0;
-        for (int t = 0; t < 2; t++)
-            for (int32_t i = 0; i < m->np[t]; i++) {
-                rs_cpm_part_t *p = &m->p[t][i];
-                if (p->qn) continue;
-                if (p->eof) {
-                    if (bt < 0) { p->done_once = 1; continue; }
-                    if (!m->conf.idle_wait_ms ||
-                        now_ms - RS_MAX(at, p->eof_ms) >=
-                            m->conf.idle_wait_ms) {
-                        p->done_once = 1;
-                        continue; /* idle: the merge goes on without it */
-                    }
-                }
-                if (!blocked) { /* unknown: its next message may be older */
-                    m->st.blocked_topic = t;
-                    m->st.blocked_part = i;
-                }
-                blocked = 1;
-            }
-        if (blocked || bt < 0) return n;
-        /* the partitions passed as idle now: a message arriving there
-         * later may be older than what is merged */
-        for (int t = 0; t < 2; t++)
-            for (int32_t i = 0; i < m->np[t]; i++)
-                if (!m->p[t][i].qn && !m->p[t][i].idle_passed) {
-                    m->p[t][i].idle_passed = 1;
-                    m->p[t][i].passed_ms = now_ms;
-                }
-        rs_cpm_apply(m, bt, bp);
+        }
+        if (!have) return n;
+        rs_cpm_heap_pop(m);
+        int topic = g >= m->np[0];
+        int32_t part = g - (topic ? m->np[0] : 0);
+        rs_cpm_apply(m, topic, part);
+        if (p->qn) rs_cpm_pend_add(m, g, p); /* its next head */
         n++;
     }
     return n;

@@ -6,14 +6,17 @@
  *   - the scoring stage's feature work per event: decode + the engine in
  *     ALL scope (what one instance did for its own events before), and in
  *     ENTITY scope (what it does now);
+ *   - decode alone (rs_event_decode / rs_label_decode, JSON): the part of
+ *     the stage's work that repeats the scoring stage's decode;
  *   - the stage's per-message work: push + canonical merge over P
  *     partitions + decode + the store (SHARED scope) + the result kept,
- *     for P = 8 and 64 partitions per topic.
+ *     for each P of --parts (default 8,32,64 partitions per topic).
  * The Kafka side (the extra consumer fetching every partition) is not in
  * here: see docs/features.md ("State and partitions") for the measured
  * runs of serve.
  *
  *   ./ops/bench/bench_cpstage [--entities N] [--days N] [--seed N]
+ *                             [--parts P,P,...]
  */
 #define _GNU_SOURCE
 #include <getopt.h>
@@ -67,18 +70,42 @@ typedef struct msg_s {
 
 int main(int argc, char **argv) {
     int64_t entities = 20000, days = 10, seed = 42;
+    enum { MAXP = 16 };
+    int P[MAXP] = {8, 32, 64}, np = 3;
+    const char *parts_arg = "8,32,64";
     static const struct option opts[] = {{"entities", 1, NULL, 'e'},
                                          {"days", 1, NULL, 'd'},
                                          {"seed", 1, NULL, 's'},
+                                         {"parts", 1, NULL, 'p'},
                                          {NULL, 0, NULL, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "e:d:s:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "e:d:s:p:", opts, NULL)) != -1) {
         if (c == 'e') entities = atoll(optarg);
         else if (c == 'd') days = atoll(optarg);
         else if (c == 's') seed = atoll(optarg);
-        else {
+        else if (c == 'p') {
+            parts_arg = optarg;
+            np = 0;
+            for (const char *s = optarg; *s;) {
+                char *end;
+                long v = strtol(s, &end, 10);
+                if (end == s || v < 1 || v > 4096 || np == MAXP ||
+                    (*end && *end != ',')) {
+                    fprintf(stderr, "bench_cpstage: --parts: expected up to "
+                                    "%d comma-separated counts in 1..4096, "
+                                    "got '%s'\n", MAXP, optarg);
+                    return 2;
+                }
+                P[np++] = (int)v;
+                s = *end ? end + 1 : end;
+            }
+            if (!np) {
+                fprintf(stderr, "bench_cpstage: --parts: empty\n");
+                return 2;
+            }
+        } else {
             fprintf(stderr, "usage: bench_cpstage [--entities N] [--days N] "
-                            "[--seed N]\n");
+                            "[--seed N] [--parts P,P,...]\n");
             return 2;
         }
     }
@@ -147,11 +174,29 @@ int main(int argc, char **argv) {
         rs_features_destroy(f);
     }
 
-    /* 2. the stage: push in the topics' order, merge every 256 */
-    static const int P[] = {8, 64};
-    double us_stage[2];
-    uint64_t merged[2];
-    for (int k = 0; k < 2; k++) {
+    /* 2. decode alone, what the stage repeats of the scoring stage */
+    double us_decode;
+    {
+        uint64_t ok = 0;
+        double t0 = cpu_s();
+        for (size_t i = 0; i < n; i++) {
+            const msg_t *m = &ms[i];
+            if (m->topic == 0)
+                ok += rs_event_decode(RS_FORMAT_JSON, m->payload, m->len, ev,
+                                      errstr, sizeof(errstr)) == RS_OK;
+            else
+                ok += rs_label_decode(RS_FORMAT_JSON, m->payload, m->len, &lb,
+                                      errstr, sizeof(errstr)) == RS_OK;
+        }
+        us_decode = (cpu_s() - t0) * 1e6 / (double)n;
+        if (ok != n) fprintf(stderr, "decode: %llu of %zu rejected\n",
+                             (unsigned long long)(n - ok), n);
+    }
+
+    /* 3. the stage: push in the topics' order, merge every 256 */
+    double us_stage[MAXP];
+    uint64_t merged[MAXP];
+    for (int k = 0; k < np; k++) {
         rs_cpm_conf_t mc = {.features = &fc,
                             .nparts = {P[k], P[k]},
                             .dedup_window_ms = 86400000LL,
@@ -183,8 +228,9 @@ int main(int argc, char **argv) {
     printf("bench_cpstage -- the counterparty stage's cost per message, 1 thread "
            "(thread CPU time)\n");
     printf("machine : %s\n", mach);
-    printf("command : %s --entities %lld --days %lld --seed %lld\n", argv[0],
-           (long long)entities, (long long)days, (long long)seed);
+    printf("command : %s --entities %lld --days %lld --seed %lld --parts %s\n",
+           argv[0], (long long)entities, (long long)days, (long long)seed,
+           parts_arg);
     printf("stream  : %llu events, %llu labels (generated cards, JSON); "
            "cards preset, %d features of which %d shared\n\n",
            (unsigned long long)nev, (unsigned long long)nlb, dim, nsh);
@@ -193,7 +239,9 @@ int main(int argc, char **argv) {
            us_scope[0]);
     printf("| scoring stage: decode + features, ENTITY scope (with the stage) | %.2f |\n",
            us_scope[1]);
-    for (int k = 0; k < 2; k++)
+    printf("| decode only (JSON event or label), repeated by the stage | %.2f |\n",
+           us_decode);
+    for (int k = 0; k < np; k++)
         printf("| stage, %d partitions per topic: push + merge + decode + store + result (%llu merged) | %.2f |\n",
                P[k], (unsigned long long)merged[k], us_stage[k]);
     for (size_t i = 0; i < n; i++) free(ms[i].payload);

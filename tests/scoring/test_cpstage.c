@@ -22,6 +22,17 @@
  *  - test_find_trim_dedup: a lookup by (partition, offset) with the wrong
  *    id, below a trim, or of a duplicate is "not found"; the buffer
  *    counts.
+ *  - test_merge_order_reference: the core's heap merge against a plain
+ *    reference (a transcription of the former full scan of every
+ *    partition per merged message) on 40 random runs with 2..96
+ *    partitions, times on a coarse grid (ties across partitions and
+ *    topics), invalid messages, partitions at their end / idle with
+ *    idle_wait 0, 3 or 20 ms, random arrival and step clocks, random step
+ *    sizes: the same
+ *    messages merged in the same order (seen through the release
+ *    callback), and after every step the same return value, counters
+ *    (rejected, reordered and the last reorder's fields, buffered,
+ *    frontier, blocked topic and partition) and caught_up.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -519,6 +530,304 @@ static void test_find_trim_dedup(void **state) {
     rs_cpm_destroy(m);
 }
 
+/* ------------------------------------- merge order vs a reference scan */
+
+typedef struct ref_msg_s {
+    char payload[256];
+    size_t len;
+    int id, valid, topic, part;
+    int64_t t, at;        /* time key, arrival (rs_cpm_arrival)          */
+} ref_msg_t;
+
+typedef struct ref_part_s {
+    int *q;               /* message ids, in order                       */
+    int qhead, qn;
+    int eof, idle_passed, done_once;
+    int64_t eof_ms, passed_ms;
+} ref_part_t;
+
+typedef struct ref_s {
+    int np[2];
+    ref_part_t *p[2];
+    ref_msg_t *msgs;      /* by id                                       */
+    int64_t idle_wait;
+    int64_t last_t;
+    int last_topic, last_part;
+    uint64_t rejected, reordered, buffered;
+    int64_t frontier;
+    int blocked_topic, blocked_part;
+    int reorder_topic, reorder_part;
+    int64_t reorder_behind, reorder_idle;
+    int *order;           /* ids merged, in order                        */
+    int norder;
+} ref_t;
+
+static int *rel_log;      /* ids of the VALID messages the core released */
+static int rel_n;
+static uint64_t rel_invalid;
+static void ref_release(void *h) {
+    ref_msg_t *x = h;
+    if (x->valid) rel_log[rel_n++] = x->id;
+    else rel_invalid++;
+}
+
+/* Pop the invalid heads (the core rejects them when it decodes). */
+static int ref_head(ref_t *r, ref_part_t *p) {
+    while (p->qn) {
+        if (r->msgs[p->q[p->qhead]].valid) return 1;
+        p->qhead++;
+        p->qn--;
+        r->buffered--;
+        r->rejected++;
+    }
+    return 0;
+}
+
+/* rs_cpm_step as the full scan it was (3 scans per merged message). */
+static int ref_step(ref_t *r, int64_t now, int max) {
+    int n = 0;
+    r->blocked_topic = -1;
+    while (n < max) {
+        int bt = -1, bp = -1;
+        int64_t best = 0;
+        for (int t = 0; t < 2; t++)
+            for (int i = 0; i < r->np[t]; i++) {
+                ref_part_t *p = &r->p[t][i];
+                if (!ref_head(r, p)) continue;
+                int64_t kt = r->msgs[p->q[p->qhead]].t;
+                if (bt < 0 || kt < best) { bt = t; bp = i; best = kt; }
+            }
+        int blocked = 0;
+        int64_t at = bt >= 0 ? r->msgs[r->p[bt][bp].q[r->p[bt][bp].qhead]].at : 0;
+        for (int t = 0; t < 2; t++)
+            for (int i = 0; i < r->np[t]; i++) {
+                ref_part_t *p = &r->p[t][i];
+                if (p->qn) continue;
+                if (p->eof) {
+                    if (bt < 0) { p->done_once = 1; continue; }
+                    if (!r->idle_wait ||
+                        now - (at > p->eof_ms ? at : p->eof_ms) >= r->idle_wait) {
+                        p->done_once = 1;
+                        continue;
+                    }
+                }
+                if (!blocked) { r->blocked_topic = t; r->blocked_part = i; }
+                blocked = 1;
+            }
+        if (blocked || bt < 0) return n;
+        for (int t = 0; t < 2; t++)
+            for (int i = 0; i < r->np[t]; i++)
+                if (!r->p[t][i].qn && !r->p[t][i].idle_passed) {
+                    r->p[t][i].idle_passed = 1;
+                    r->p[t][i].passed_ms = now;
+                }
+        ref_part_t *p = &r->p[bt][bp];
+        int64_t kt = best;
+        if (p->idle_passed &&
+            (kt < r->last_t ||
+             (kt == r->last_t &&
+              (bt < r->last_topic ||
+               (bt == r->last_topic && bp < r->last_part))))) {
+            r->reordered++;
+            r->reorder_topic = bt;
+            r->reorder_part = bp;
+            r->reorder_behind = r->last_t - kt;
+            r->reorder_idle = now - p->passed_ms;
+        }
+        p->idle_passed = 0;
+        r->last_t = kt;
+        r->last_topic = bt;
+        r->last_part = bp;
+        r->frontier = kt;
+        r->order[r->norder++] = p->q[p->qhead];
+        p->qhead++;
+        p->qn--;
+        r->buffered--;
+        n++;
+    }
+    return n;
+}
+
+static void ref_eof(ref_part_t *p, int64_t now) {
+    if (!p->eof) p->eof_ms = now;
+    p->eof = 1;
+}
+
+static int ref_caught_up(const ref_t *r) {
+    for (int t = 0; t < 2; t++)
+        for (int i = 0; i < r->np[t]; i++)
+            if (!r->p[t][i].done_once) return 0;
+    return 1;
+}
+
+static void ref_compare(const ref_t *r, rs_cpm_t *m, int n_ref, int n_core,
+                        int run, int op) {
+    if (n_ref != n_core)
+        fail_msg("run %d op %d: step merged %d, reference %d", run, op, n_core,
+                 n_ref);
+    rs_cpm_stats_t st;
+    rs_cpm_stats(m, &st);
+    assert_int_equal(rel_n, r->norder);
+    assert_memory_equal(rel_log, r->order, sizeof(int) * (size_t)r->norder);
+    assert_int_equal(st.events + st.labels, (uint64_t)r->norder);
+    assert_int_equal(st.rejected, r->rejected);
+    assert_int_equal(rel_invalid, r->rejected);
+    assert_int_equal(st.reordered, r->reordered);
+    if (r->reordered) {
+        assert_int_equal(st.reorder_topic, r->reorder_topic);
+        assert_int_equal(st.reorder_part, r->reorder_part);
+        assert_int_equal(st.reorder_behind_ms, r->reorder_behind);
+        assert_int_equal(st.reorder_idle_ms, r->reorder_idle);
+    }
+    assert_int_equal(st.buffered, r->buffered);
+    assert_int_equal(st.frontier_ms, r->frontier);
+    assert_int_equal(st.blocked_topic, r->blocked_topic);
+    if (r->blocked_topic >= 0) assert_int_equal(st.blocked_part, r->blocked_part);
+    assert_int_equal(rs_cpm_caught_up(m), ref_caught_up(r));
+}
+
+static void test_merge_order_reference(void **state) {
+    (void)state;
+    rs_features_conf_t fc;
+    conf_features(&fc);
+    uint64_t save = rng_s;
+    rng_s = 0x9e3779b97f4a7c15ULL;
+    enum { RUNS = 40, OPS = 1500, MAXMSG = 4 * OPS * 6 };
+    static const int64_t waits[] = {0, 3, 20};
+    uint64_t total_merged = 0, total_reordered = 0, total_blocked = 0;
+    for (int run = 0; run < RUNS; run++) {
+        ref_t r;
+        memset(&r, 0, sizeof(r));
+        r.np[0] = 1 + (int)(rnd() % 64);
+        r.np[1] = 1 + (int)(rnd() % 32);
+        r.idle_wait = waits[rnd() % 3];
+        r.msgs = calloc(MAXMSG, sizeof(ref_msg_t));
+        r.order = calloc(MAXMSG, sizeof(int));
+        r.last_t = INT64_MIN;
+        r.frontier = INT64_MIN;
+        for (int t = 0; t < 2; t++) {
+            r.p[t] = calloc((size_t)r.np[t], sizeof(ref_part_t));
+            for (int i = 0; i < r.np[t]; i++)
+                r.p[t][i].q = calloc(MAXMSG, sizeof(int));
+        }
+        rel_log = calloc(MAXMSG, sizeof(int));
+        rel_n = 0;
+        rel_invalid = 0;
+        char errstr[256];
+        rs_cpm_conf_t c = {.features = &fc,
+                           .release = ref_release,
+                           .nparts = {r.np[0], r.np[1]},
+                           .idle_wait_ms = r.idle_wait};
+        rs_cpm_t *m = rs_cpm_new(&c, errstr, sizeof(errstr));
+        if (!m) fail_msg("rs_cpm_new: %s", errstr);
+        int nmsg = 0;
+        int64_t now = 0, *off[2];
+        for (int t = 0; t < 2; t++)
+            off[t] = calloc((size_t)r.np[t], sizeof(int64_t));
+        /* a bias per run: how often partitions reach their end */
+        int eof_pct = 5 + (int)(rnd() % 30);
+        for (int op = 0; op <= OPS; op++) {
+            uint64_t k = rnd() % 100;
+            if (op == OPS) { /* the end: every partition at its end */
+                for (int t = 0; t < 2; t++)
+                    for (int i = 0; i < r.np[t]; i++) {
+                        ref_eof(&r.p[t][i], now);
+                        rs_cpm_eof(m, t, i, now);
+                    }
+                for (int guard = 0; guard < 100; guard++) {
+                    now += 25; /* past every idle_wait */
+                    int nr = ref_step(&r, now, 1 << 20);
+                    int nc = rs_cpm_step(m, now, 1 << 20);
+                    ref_compare(&r, m, nr, nc, run, op);
+                    if (!nr && !r.buffered) break;
+                }
+                assert_int_equal(r.buffered, 0);
+                assert_true(ref_caught_up(&r));
+            } else if (k < 45) { /* push 1..6 to one partition */
+                int t = (int)(rnd() % 3 == 0), i = (int)(rnd() % (uint64_t)r.np[t]);
+                int cnt = 1 + (int)(rnd() % 6);
+                /* the arrival clock: around the step clock, either side */
+                int64_t at = now - 6 + (int64_t)(rnd() % 10);
+                rs_cpm_arrival(m, at);
+                for (int j = 0; j < cnt; j++) {
+                    ref_msg_t *x = &r.msgs[nmsg];
+                    x->id = nmsg++;
+                    x->topic = t;
+                    x->part = i;
+                    /* a coarse grid: ties within and across topics; a
+                     * slow drift up so partitions interleave */
+                    x->t = BASE_MS + op * 20LL + (int64_t)(rnd() % 8) * 1000;
+                    x->at = at;
+                    x->valid = rnd() % 12 != 0;
+                    if (!x->valid)
+                        x->len = (size_t)snprintf(x->payload, sizeof(x->payload),
+                                                  "{\"bad\": %d", x->id);
+                    else if (t == 0)
+                        x->len = (size_t)snprintf(
+                            x->payload, sizeof(x->payload),
+                            "{\"id\":\"r-%d\",\"type\":\"card_tx\",\"entity_id\":"
+                            "\"c-%d\",\"counterparty_id\":\"m-%d\","
+                            "\"event_time_ms\":%lld,\"amount\":%d}",
+                            x->id, x->id % 50, x->id % 7, (long long)x->t,
+                            1 + x->id % 300);
+                    else
+                        x->len = (size_t)snprintf(
+                            x->payload, sizeof(x->payload),
+                            "{\"event_id\":\"r-%d\",\"entity_id\":\"c-%d\","
+                            "\"value\":%d,\"label_time_ms\":%lld}",
+                            x->id / 2, x->id % 50, x->id % 3 == 0,
+                            (long long)x->t);
+                    ref_part_t *p = &r.p[t][i];
+                    p->q[p->qhead + p->qn++] = x->id;
+                    p->eof = 0;
+                    r.buffered++;
+                    assert_int_equal(rs_cpm_push(m, t, i, off[t][i]++, x->payload,
+                                                 x->len, x),
+                                     0);
+                }
+            } else if (k < 45 + (uint64_t)eof_pct / 2) { /* one at its end */
+                int t = (int)(rnd() % 2), i = (int)(rnd() % (uint64_t)r.np[t]);
+                ref_eof(&r.p[t][i], now);
+                rs_cpm_eof(m, t, i, now);
+            } else if (k < 45 + (uint64_t)eof_pct) { /* the empty ones */
+                for (int t = 0; t < 2; t++)
+                    for (int i = 0; i < r.np[t]; i++)
+                        if (!r.p[t][i].qn && rnd() % 8) {
+                            ref_eof(&r.p[t][i], now);
+                            rs_cpm_eof(m, t, i, now);
+                        }
+            } else { /* a step */
+                now += (int64_t)(rnd() % 8);
+                int max = 1 + (int)(rnd() % 40);
+                int nr = ref_step(&r, now, max);
+                int nc = rs_cpm_step(m, now, max);
+                ref_compare(&r, m, nr, nc, run, op);
+                total_blocked += r.blocked_topic >= 0;
+            }
+        }
+        total_merged += (uint64_t)r.norder;
+        total_reordered += r.reordered;
+        rs_cpm_destroy(m);
+        for (int t = 0; t < 2; t++) {
+            for (int i = 0; i < r.np[t]; i++) free(r.p[t][i].q);
+            free(r.p[t]);
+            free(off[t]);
+        }
+        free(r.msgs);
+        free(r.order);
+        free(rel_log);
+    }
+    /* the runs went through every path: merges, reorders, blocked steps */
+    print_message("merge vs reference: %llu merged, %llu reordered, %llu "
+                  "blocked steps\n", (unsigned long long)total_merged,
+                  (unsigned long long)total_reordered,
+                  (unsigned long long)total_blocked);
+    assert_true(total_merged > 40000);
+    assert_true(total_reordered > 100);
+    assert_true(total_blocked > 1000);
+    rng_s = save;
+}
+
 int main(void) {
     rs_log_set_level(RS_LOG_WARN);
     const struct CMUnitTest tests[] = {
@@ -526,6 +835,7 @@ int main(void) {
         cmocka_unit_test(test_interleavings),
         cmocka_unit_test(test_blocked_idle_reorder),
         cmocka_unit_test(test_find_trim_dedup),
+        cmocka_unit_test(test_merge_order_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
