@@ -250,11 +250,23 @@ int rs_cmd_demo(int argc, char **argv) {
                                      (double)m->failures
                                : 0.0,
                    p50, 100.0 * c->healthy_open_share, c->false_per_day);
-            if (res->maint_missing || res->maint_mismatch)
-                printf("  (%llu readings without a record in Redis, %llu "
-                       "alerts the replayed policy disagrees on)\n",
-                       (unsigned long long)res->maint_missing,
-                       (unsigned long long)res->maint_mismatch);
+            if (res->maint_missing)
+                printf("  (%llu readings without a record in Redis)\n",
+                       (unsigned long long)res->maint_missing);
+            /* always printed: 0 says the replay is the service's policy */
+            printf("  alert policy replayed over the score the service's "
+                   "policy decided on (the record's alert_score where it "
+                   "carries one: %llu of %llu readings; else score): %llu "
+                   "decisions differ from the records'\n",
+                   (unsigned long long)res->maint_alert_scores,
+                   (unsigned long long)res->maint_replayed,
+                   (unsigned long long)res->maint_mismatch);
+            printf("  the model's own score (the records' score): ROC AUC "
+                   "%.4f, average precision %.4f; the table's ROC AUC, avg "
+                   "prec and above%% are of the policy's score, caught and "
+                   "alerts the records' decisions, healthy%% the replay's "
+                   "open episodes\n",
+                   res->maint_model_auc, res->maint_model_ap);
             rs_mev_report_print(m, stdout);
             if (m->failures < 30)
                 printf("  (a short run: %llu failures; `riskstream eval "

@@ -214,7 +214,9 @@ static void rs_harness_progress(void *opaque, const rs_service_stats_t *st) {
 typedef struct rs_hm_rec_s {
     int64_t t;
     uint64_t ent;
-    float score;
+    float score;   /* the model's own (the record's `score`)             */
+    float pscore;  /* what the policy decided on: `alert_score` if the
+                    * record carries it (cold-start blend), else `score` */
     uint8_t truth, fail, alert;
 } rs_hm_rec_t;
 
@@ -235,7 +237,12 @@ static int rs_hm_cmp_t(const void *a, const void *b) {
  * last reading of each run of readings within the failure window (as
  * `eval --maintenance` finds it in the generator's labels); the service's
  * alert decisions, and the open episodes of the same policy replayed over
- * the same scores (the service's own is not exposed per reading). */
+ * the score the service's policy decided on (the record's `alert_score`
+ * where it carries one, else `score`; the service's open episodes are not
+ * exposed per reading).  The replay's decisions are checked against the
+ * records' (res->maint_mismatch, printed even when 0).  The "serve" row's
+ * AUC/AP/above% are of that policy score, as eval measures them; the
+ * model's own `score` gets its AUC/AP apart (res->maint_model_auc/ap). */
 static void rs_harness_maint(rs_service_t *svc, const rs_app_conf_t *app,
                              rs_feeder_t *f, rs_harness_result_t *res) {
     if (!f->ntruth) return;
@@ -256,6 +263,10 @@ static void rs_harness_maint(rs_service_t *svc, const rs_app_conf_t *app,
         r[n].t = sc->event_time_ms;
         r[n].ent = rs_hash_str(sc->entity_id);
         r[n].score = (float)sc->score;
+        /* alert_score is a float32 value, written only when it differs */
+        r[n].pscore = sc->alert_score != 0 ? (float)sc->alert_score
+                                           : r[n].score;
+        res->maint_alert_scores += (uint64_t)(sc->alert_score != 0);
         r[n].truth = f->truth[no];
         r[n].alert = sc->decision == RS_DECISION_ALERT;
         n++;
@@ -277,21 +288,33 @@ static void rs_harness_maint(rs_service_t *svc, const rs_app_conf_t *app,
     const int64_t warm = (int64_t)(1.25 * (double)(app->maint.horizon +
                                                    app->model.label_delay));
     const int64_t t_meas = n ? r[0].t + warm : 0;
+    /* the model's own score over the same measured readings */
+    double *msc = rs_malloc((n ? n : 1) * sizeof(*msc));
+    int *mlab = rs_malloc((n ? n : 1) * sizeof(*mlab));
+    size_t nm = 0;
     if (mev && pol) {
         for (size_t i = 0; i < n; i++) {
             rs_alertpol_decision_t d =
-                rs_alertpol_step(pol, r[i].ent, r[i].t, r[i].score);
+                rs_alertpol_step(pol, r[i].ent, r[i].t, r[i].pscore);
+            res->maint_replayed++;
             res->maint_mismatch += (uint64_t)((d != RS_ALERTPOL_NONE) !=
                                               r[i].alert);
-            if (r[i].t >= t_meas)
+            if (r[i].t >= t_meas) {
                 rs_mev_add(mev, r[i].t, r[i].ent, r[i].truth, r[i].fail,
-                       &r[i].score, r[i].alert,
+                           &r[i].pscore, r[i].alert,
                            (uint32_t)(rs_alertpol_is_open(pol, r[i].ent) !=
                                       0));
+                msc[nm] = r[i].score;
+                mlab[nm++] = r[i].truth;
+            }
             if (r[i].fail) rs_alertpol_failure(pol, r[i].ent, r[i].t, NULL);
         }
         res->maint = rs_mev_report(mev);
+        res->maint_model_auc = rs_auc_exact(msc, mlab, nm);
+        res->maint_model_ap = rs_ap_exact(msc, mlab, nm);
     }
+    free(msc);
+    free(mlab);
     rs_alertpol_destroy(pol);
     rs_mev_destroy(mev);
     free(r);

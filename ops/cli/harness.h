@@ -52,7 +52,17 @@ typedef struct rs_harness_result_s {
      * "serve"); NULL if not measured.  Free with rs_mev_report_destroy. */
     rs_mev_report_t *maint;
     uint64_t maint_missing;    /* readings without a record in Redis     */
-    uint64_t maint_mismatch;   /* alerts the replayed policy disagrees on */
+    /* The policy replayed over the score the service's policy decided on
+     * (the record's `alert_score` if present, else `score`): readings
+     * replayed, those whose record carries `alert_score`, and decisions
+     * (alert or not) the replay disagrees with the record on (0 when the
+     * replay is the service's policy). */
+    uint64_t maint_replayed, maint_alert_scores;
+    uint64_t maint_mismatch;
+    /* ROC AUC / average precision of the model's own `score` over the
+     * measured readings (the "serve" row's are of the policy's score);
+     * NaN if a class is empty. */
+    double maint_model_auc, maint_model_ap;
 } rs_harness_result_t;
 
 /* Run one phase: new embedded cluster (topics per app->ingest), service on

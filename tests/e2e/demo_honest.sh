@@ -43,8 +43,9 @@ echo "demo_honest: $(grep -o 'dropped the oldest [0-9,]* messages of the scores 
 
 # demo --sensors: predictive maintenance, measured from the stream (every
 # reading's record read back from Redis against the generator's truth, as
-# eval --maintenance reports it); the service's alert decisions are those
-# of the same policy replayed over its scores (else the demo says so).
+# eval --maintenance reports it); the policy is replayed over the score the
+# service's policy decided on (alert_score where the record carries it) and
+# the demo prints how many decisions differ from the records' (even 0).
 "$BIN" demo --redis "$URL" --sensors --entities 20 --duration 6d >"$T/sensors.out" 2>&1 ||
   fail "demo --sensors exited $?"
 grep -q '^  maintenance (alerts from the stream, read back from Redis, against the generator.s truth): [0-9]* failures, [0-9]* caught at least H/3' "$T/sensors.out" ||
@@ -53,6 +54,11 @@ grep -q '^serve  *[0-9.]* ' "$T/sensors.out" || fail "demo --sensors: no mainten
 grep -q 'readings without a record in Redis' "$T/sensors.out" &&
   fail "demo --sensors: $(grep 'readings without a record' "$T/sensors.out")"
 grep -q 'running ROC AUC' "$T/sensors.out" && fail "demo --sensors: a fraud-label AUC in maintenance mode"
+grep -q "^  alert policy replayed over the score the service's policy decided on (the record's alert_score where it carries one: [0-9]* of [1-9][0-9]* readings; else score): [0-9]* decisions differ from the records'$" "$T/sensors.out" ||
+  fail "demo --sensors: no replay check line"
+grep -q "^  the model's own score (the records' score): ROC AUC [0-9.]*, average precision [0-9.]*;" "$T/sensors.out" ||
+  fail "demo --sensors: no model-score AUC line"
+echo "demo_honest: sensors: $(grep -o '[0-9]* decisions differ from the records' "$T/sensors.out")"
 echo "demo_honest: sensors: $(grep -o '[0-9]* failures, [0-9]* caught at least H/3 = [0-9.]* h ahead ([0-9.]*%)' "$T/sensors.out" | head -1)"
 
 # audit --entity E --since 7d counts back from E's newest event: the
