@@ -43,6 +43,9 @@
 #define RS_DLQ_STORE_WAIT_MS 5000   /* rs_ingest_store waits this for DLQ */
 #define RS_DLQ_CLOSE_WAIT_MS 10000  /* rs_ingest_destroy flushes this long */
 #define RS_DLQ_PEND_MAX 1024        /* rejects tracked until DLQ ack      */
+#define RS_LEAVE_WAIT_MS 15000      /* rs_ingest_destroy: partitions given
+                                     * back before the close at most this */
+#define RS_LEAVE_QUIET_MS 200       /* ... and no rebalance for this long */
 
 /* A dead-letter message whose delivery failed, kept to be produced again
  * (cold path: allocated in the delivery report). */
@@ -105,6 +108,9 @@ struct rs_ingest_s {
                               * not received yet                        */
     int coop;                /* rebalance protocol COOPERATIVE, as last
                               * answered (rs_ingest_coop)               */
+    int leaving;             /* rs_ingest_destroy: unsubscribed, giving
+                              * the partitions back before the close    */
+    int64_t rebalance_us;    /* last rebalance callback (monotonic)     */
     rs_ingest_pos_t *resets; /* [resets_cap] partitions to reset after the
                               * poll loop; offset = the one out of range */
     int nresets, resets_cap;
@@ -515,6 +521,7 @@ static void rs_ingest_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                                    void *opaque) {
     rs_ingest_t *ing = opaque;
     int coop = rs_ingest_coop(ing, rk);
+    ing->rebalance_us = rs_clock_mono_us();
     char buf[512];
     rd_kafka_error_t *error = NULL;
     rd_kafka_resp_err_t kerr = RD_KAFKA_RESP_ERR_NO_ERROR;
@@ -551,8 +558,9 @@ static void rs_ingest_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (coop) error = rd_kafka_incremental_assign(rk, parts);
         else kerr = rd_kafka_assign(rk, parts);
         rs_ingest_asg_resolve(ing, rk);
-        /* Keep backpressure across a rebalance. */
-        if (ing->paused) rd_kafka_pause_partitions(rk, parts);
+        /* Keep backpressure across a rebalance; leaving: read nothing
+         * more (the partitions are revoked again at once). */
+        if (ing->paused || ing->leaving) rd_kafka_pause_partitions(rk, parts);
         RS_STORE(ing->c.assigned,
                  (coop ? RS_LOAD(ing->c.assigned) : 0) + parts->cnt);
         RS_INC(ing->c.rebalances);
@@ -1577,6 +1585,67 @@ void rs_ingest_set_revoke_cb(rs_ingest_t *ing, rs_ingest_revoke_cb_t *cb,
     ing->revoke_opaque = opaque;
 }
 
+/* Number of partitions assigned (librdkafka's view); -1 on error. */
+static int rs_ingest_assigned_cnt(rd_kafka_t *rk) {
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    rd_kafka_resp_err_t kerr = rd_kafka_assignment(rk, &parts);
+    int n = kerr || !parts ? -1 : parts->cnt;
+    if (parts) rd_kafka_topic_partition_list_destroy(parts);
+    return n;
+}
+
+/* Give the partitions back before rd_kafka_consumer_close (issue 13):
+ * pause them (nothing more is read, positions stay where the owner left
+ * them), unsubscribe, and serve the rebalance callbacks that follow here,
+ * while the group handle is not terminating, until nothing is assigned
+ * and no rebalance came for RS_LEAVE_QUIET_MS, at most RS_LEAVE_WAIT_MS.
+ * The revoke is served as in any rebalance: the owner's revoke callback
+ * (exactly-once: the transaction is committed) and the commit of the
+ * stored offsets (at-least-once) run here instead of inside the close.
+ * Why: librdkafka 2.0.2 can block forever in rd_kafka_assign() called
+ * from a rebalance callback that rd_kafka_consumer_close serves (seen
+ * after an "Unknown member" commit failure: the error rebalance's
+ * rd_kafka_assign(NULL) never returned; upstream librdkafka #4884,
+ * #4527).  With nothing assigned and no subscription left, the close has
+ * no rebalance to serve.  Past the bound it logs and closes anyway. */
+static void rs_ingest_leave(rs_ingest_t *ing) {
+    rd_kafka_t *rk = ing->rk;
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (!rd_kafka_assignment(rk, &parts) && parts && parts->cnt)
+        rd_kafka_pause_partitions(rk, parts);
+    if (parts) rd_kafka_topic_partition_list_destroy(parts);
+    ing->leaving = 1;
+    rd_kafka_resp_err_t kerr = rd_kafka_unsubscribe(rk);
+    if (kerr) {
+        rs_warn("ingest", "unsubscribe: %s", rd_kafka_err2str(kerr));
+        return;
+    }
+    int64_t t0 = rs_clock_mono_us();
+    int64_t deadline = t0 + RS_LEAVE_WAIT_MS * 1000LL;
+    int n = -1, dropped = 0;
+    for (;;) {
+        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(rk, 50);
+        if (rkm) {
+            if (!rkm->err) dropped++;
+            rd_kafka_message_destroy(rkm);
+        }
+        int64_t now = rs_clock_mono_us();
+        n = rs_ingest_assigned_cnt(rk);
+        if (n == 0 && now - RS_MAX(ing->rebalance_us, t0) >=
+                          RS_LEAVE_QUIET_MS * 1000LL)
+            break;
+        if (now > deadline) {
+            rs_error("ingest", "%d partition(s) still assigned %d ms after "
+                     "unsubscribe: closing anyway", n, RS_LEAVE_WAIT_MS);
+            break;
+        }
+    }
+    ing->ngone = 0; /* no rs_ingest_poll after this */
+    if (dropped)
+        rs_warn("ingest", "%d message(s) read while leaving dropped (not "
+                "stored: the next owner reads them)", dropped);
+}
+
 void rs_ingest_destroy(rs_ingest_t *ing) {
     if (!ing) return;
     if (ing->dlq) {
@@ -1587,7 +1656,9 @@ void rs_ingest_destroy(rs_ingest_t *ing) {
                      "close", (long long)ing->dlq_pending);
     }
     if (ing->rk) {
-        /* Commits stored offsets (revoke callback) and leaves the group. */
+        /* Revoke (commits stored offsets, or the owner its transaction)
+         * and leave the group, then close with nothing left to revoke. */
+        rs_ingest_leave(ing);
         rd_kafka_resp_err_t kerr = rd_kafka_consumer_close(ing->rk);
         if (kerr)
             rs_warn("ingest", "consumer close: %s", rd_kafka_err2str(kerr));

@@ -507,8 +507,11 @@ typedef void rs_ingest_revoke_cb_t(void *opaque, const rs_ingest_pos_t *parts,
 void rs_ingest_set_revoke_cb(rs_ingest_t *ing, rs_ingest_revoke_cb_t *cb,
                              void *opaque);
 
-/* Flush the DLQ producer, commit stored offsets, leave the group and free
- * everything.  NULL is a no-op.  @locality the owner thread */
+/* Flush the DLQ producer, give the partitions back (pause, unsubscribe,
+ * serve the revoke: revoke callback, then the commit of stored offsets;
+ * bounded wait, see rs_ingest_leave in ingest.c), close the consumer (it
+ * has nothing left to revoke) and free everything.  NULL is a no-op.
+ * @locality the owner thread */
 void rs_ingest_destroy(rs_ingest_t *ing);
 
 #ifdef __cplusplus

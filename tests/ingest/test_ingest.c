@@ -1030,6 +1030,91 @@ static void produce_at(rd_kafka_t *rk, int i, int64_t t_ms) {
     produce(rk, "events", ev.entity_id, buf, (size_t)len);
 }
 
+/* Issue-13 close hang: two consumers of one group; the coordinator answers
+ * "unknown member" to heartbeats, commits and syncs (the group falls apart
+ * and re-forms), and one consumer is destroyed right then, the other just
+ * after.  rs_ingest_destroy must return (a hang is a ctest timeout), and
+ * nothing is lost: a third consumer of the group reads what the two did not
+ * commit, so every event is seen at least once.  RS_TEST_CLOSE_ROUNDS runs
+ * more rounds (reproduction loop). */
+static void test_close_after_error(void **state) {
+    (void)state;
+    char errstr[512];
+    int rounds = getenv("RS_TEST_CLOSE_ROUNDS")
+                     ? atoi(getenv("RS_TEST_CLOSE_ROUNDS")) : 2;
+    rs_cluster_t *cl = rs_cluster_new(1, rs_topics, 5, 4, errstr,
+                                      sizeof(errstr));
+    assert_non_null(cl);
+    rd_kafka_mock_cluster_t *mc = rs_cluster_mock(cl);
+    const char *boot = rs_cluster_bootstraps(cl);
+    rd_kafka_t *prod = rs_kafka_producer_new(NULL, boot, errstr,
+                                             sizeof(errstr));
+    assert_non_null(prod);
+    tally_t *t = calloc(1, sizeof(*t));
+    for (int r = 0; r < rounds; r++) {
+        char group[32];
+        snprintf(group, sizeof(group), "g-close-%d", r);
+        produce_events(prod, "events", RS_FORMAT_JSON, r * 40, r * 40 + 40);
+        assert_int_equal(rd_kafka_flush(prod, 10000),
+                         RD_KAFKA_RESP_ERR_NO_ERROR);
+        rs_ingest_t *a = new_consumer(boot, group, RS_FORMAT_JSON);
+        rs_ingest_t *b = new_consumer(boot, group, RS_FORMAT_JSON);
+        tally_t *ta = calloc(1, sizeof(*ta)), *tb = calloc(1, sizeof(*tb));
+        int64_t deadline = rs_clock_mono_us() + 60000000LL;
+        while (ta->events + tb->events < 20 && rs_clock_mono_us() < deadline) {
+            consume_until(a, ta, ta->events + 1, 100);
+            consume_until(b, tb, tb->events + 1, 100);
+        }
+        assert_true(ta->events + tb->events >= 20);
+        /* ApiKeys: 12 Heartbeat, 8 OffsetCommit, 14 SyncGroup, 11 Join. */
+        rd_kafka_mock_push_request_errors(
+            mc, 12, 4, RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID,
+            RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID,
+            RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID,
+            RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID);
+        rd_kafka_mock_push_request_errors(
+            mc, 8, 2, RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID,
+            RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID);
+        rd_kafka_mock_push_request_errors(
+            mc, 14, 1, RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID);
+        rd_kafka_mock_push_request_errors(
+            mc, 11, 1, RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID);
+        /* Serve the errors for a varying while, then stop `a` at once. */
+        int64_t until = rs_clock_mono_us() + 200000LL * (r % 8 + 1);
+        while (rs_clock_mono_us() < until) {
+            consume_until(a, ta, ta->events + 1, 50);
+            consume_until(b, tb, tb->events + 1, 50);
+        }
+        rs_ingest_destroy(a);
+        consume_until(b, tb, tb->events + 1, 300);
+        rs_ingest_destroy(b);
+        rd_kafka_mock_clear_request_errors(mc, 12);
+        rd_kafka_mock_clear_request_errors(mc, 8);
+        rd_kafka_mock_clear_request_errors(mc, 14);
+        rd_kafka_mock_clear_request_errors(mc, 11);
+        /* What was not committed comes again to a new member. */
+        rs_ingest_t *c = new_consumer(boot, group, RS_FORMAT_JSON);
+        tally_t *tc = calloc(1, sizeof(*tc));
+        wait_assigned(c, tc, 30000);
+        consume_until(c, tc, 1 << 20, 2000);
+        for (int i = r * 40; i < r * 40 + 40; i++) {
+            if (!(ta->seen_ev[i] || tb->seen_ev[i] || tc->seen_ev[i]))
+                fprintf(stderr, "round %d: ev-%d never seen\n", r, i);
+            assert_true(ta->seen_ev[i] || tb->seen_ev[i] || tc->seen_ev[i]);
+        }
+        printf("close round %d: a %d b %d again %d\n", r, ta->events,
+               tb->events, tc->events);
+        rs_ingest_destroy(c);
+        free(ta);
+        free(tb);
+        free(tc);
+    }
+    free(t);
+    rd_kafka_destroy(prod);
+    rs_cluster_destroy(cl);
+}
+
+
 /* Event time bound (topics.future_skew, default 1h): an event dated far
  * ahead of the wall clock (2099-12-31, inside the decoders' range) is a
  * reject with its reason, dead-lettered, and counted; the past (a replay
@@ -1120,6 +1205,8 @@ static void test_future_event(void **state) {
 
 int main(void) {
     if (getenv("RS_TEST_KAFKA_DEBUG")) rs_log_set_level(RS_LOG_DEBUG);
+    if (getenv("RS_TEST_FILTER")) /* e.g. test_close_after_error */
+        cmocka_set_test_filter(getenv("RS_TEST_FILTER"));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config),
         cmocka_unit_test(test_json_dlq_offsets),
@@ -1132,6 +1219,7 @@ int main(void) {
         cmocka_unit_test(test_offset_out_of_range),
         cmocka_unit_test(test_offset_reset_twice),
         cmocka_unit_test(test_future_event),
+        cmocka_unit_test(test_close_after_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
