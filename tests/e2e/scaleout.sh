@@ -57,6 +57,7 @@ EVENTS="${EVENTS:-$(( RATE * (6 * STEP + 10) ))}"; ENTITIES="${ENTITIES:-400}"
 CHANGELOG="${CHANGELOG:-true}"
 T="$(mktemp -d /tmp/rs-scale.XXXXXX)"
 PIDS=()
+. "$(dirname "${BASH_SOURCE[0]}")/scaleout_lib.sh" # ts, ids, first_after
 cleanup() {
   for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   "$SRC/ops/redis.sh" stop "$T/redis" >/dev/null 2>&1 || true
@@ -109,7 +110,6 @@ stop() { # pid name: SIGTERM, exit 0 expected
   [ "$rc" -eq 0 ] || fail "$2 exited $rc on SIGTERM"
   echo "$2: stopped (exit 0) in $(echo "$(date +%s.%N) - $t0" | bc) s"
 }
-ts() { date +%s.%N; }
 
 # R without a changelog (its group has no topic: the broker creates the
 # changelog of gS only); S with one unless CHANGELOG=false.
@@ -137,7 +137,6 @@ EVENTS="$(sed -n 's/^gen: produced \([0-9]*\) events.*/\1/p' "$T/gen.log")"
 [ -n "$EVENTS" ] || fail "gen did not say how many events it produced"
 
 # Until every event is scored by both groups (or 180 s without progress).
-ids() { cat "$@" 2>/dev/null | cut -f1 | sort -u | wc -l; }
 last=-1; still=0
 while :; do
   nr=$(ids "$T/R.feat"); ns=$(ids "$T"/[AB][0-9].feat)
@@ -149,17 +148,6 @@ done
 stop "$A" A2; stop "$B" B2; stop "$R" R
 
 # Handover times from the logs.
-first_after() { # file epoch -> first "assigned" log time after epoch
-  python3 - "$1" "$2" <<'EOF'
-import sys, re, datetime
-path, t0 = sys.argv[1], float(sys.argv[2])
-for line in open(path, errors="replace"):
-    m = re.match(r"ts=(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)Z .*msg=\"assigned \d+ partition", line)
-    if not m: continue
-    t = datetime.datetime.fromisoformat(m.group(1)).replace(tzinfo=datetime.timezone.utc).timestamp()
-    if t >= t0: print("%.1f" % (t - t0)); break
-EOF
-}
 echo "handover after SIGTERM of A1: B1 assigned after $(first_after "$T/B1.log" "$T_TERM" || echo '?') s"
 echo "handover after SIGKILL of B1: A2 assigned after $(first_after "$T/A2.log" "$T_KILL" || echo '?') s"
 grep -h "restored from\|replaying it\|kept in memory\|saved to its local\|dropped, not saved\|changelog records\|changelog not used" "$T"/[AB][0-9].log | sed "s/^/  /" | awk "NR <= 40" || true

@@ -75,6 +75,7 @@ T="$(mktemp -d /tmp/rs-scale3.XXXXXX)"
 PIDS=()
 T0=$(date +%s.%N)
 elapsed() { echo "$(date +%s.%N) - $T0" | bc | xargs printf "%.1f"; }
+. "$(dirname "${BASH_SOURCE[0]}")/scaleout_lib.sh" # ts, ids, first_after
 cleanup() {
   for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   "$SRC/ops/redis.sh" stop "$T/redis" >/dev/null 2>&1 || true
@@ -162,7 +163,6 @@ stop() { # pid name: SIGTERM, exit 0 expected
   [ "$rc" -eq 0 ] || fail "$2 exited $rc on SIGTERM"
   echo "scaleout3: $2 stopped (exit 0) in $(echo "$(date +%s.%N) - $t0" | bc | xargs printf "%.1f") s"
 }
-ts() { date +%s.%N; }
 
 S_SET=(--set state.changelog=true --set sync.enabled=true)
 serve R gR --set state.changelog=false --set sync.enabled=false; R=$LAST
@@ -192,7 +192,6 @@ EVENTS="$(sed -n 's/^gen: produced \([0-9]*\) events.*/\1/p' "$T/gen.log")"
 echo "scaleout3: gen done: $(tail -1 "$T/gen.log" | sed 's/^gen: //') ($(elapsed) s)"
 
 # until every event is scored by both groups (or 120 s without progress)
-ids() { cat "$@" 2>/dev/null | cut -f1 | sort -u | wc -l; }
 last=-1; still=0
 while :; do
   nr=$(ids "$T/R.feat"); ns=$(ids "$T"/[ABC][0-9].feat)
@@ -245,17 +244,6 @@ done
 for n in R A1 C1 C2; do echo "scaleout3: $n: $(grep '^serve:' "$T/$n.out")"; done
 
 # handover times from the logs
-first_after() { # file epoch -> first "assigned" log time after epoch
-  python3 - "$1" "$2" <<'EOF'
-import sys, re, datetime
-path, t0 = sys.argv[1], float(sys.argv[2])
-for line in open(path, errors="replace"):
-    m = re.match(r"ts=(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)Z .*msg=\"assigned \d+ partition", line)
-    if not m: continue
-    t = datetime.datetime.fromisoformat(m.group(1)).replace(tzinfo=datetime.timezone.utc).timestamp()
-    if t >= t0: print("%.1f" % (t - t0)); break
-EOF
-}
 echo "scaleout3: handover after SIGKILL of B1: A1 assigned after $(first_after "$T/A1.log" "$T_KILL" || echo '?') s"
 echo "scaleout3: handover after SIGTERM of C1: A1 assigned after $(first_after "$T/A1.log" "$T_TERM" || echo '?') s"
 
