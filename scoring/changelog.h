@@ -26,6 +26,24 @@
  * the stored offsets.  Records after the last marker (a batch cut by a
  * crash) are ignored by the reader.
  *
+ * Writing (exactly-once, rs_changelog_use_txn): the same frames, staged
+ * the same way, are produced by the scores' transactional producer INTO
+ * the open transaction, just before its commit (rs_changelog_release
+ * from the commit, after Redis holds the batches): a committed
+ * transaction holds its batches' scores, their changelog records and
+ * markers, and the input offsets (send_offsets_to_transaction); an
+ * aborted one none of them.  A transaction redone after an abortable
+ * error produces them again (the sink keeps them); frames of batches
+ * whose transaction is discarded (lost partitions, a commit that waited
+ * too long for Redis) are dropped unproduced (rs_changelog_discard).
+ * Several batches share one transaction; each keeps its own marker, so
+ * a read_committed restore sees whole transactions and applies each
+ * batch at its marker, as at-least-once.  On a real cluster the restore
+ * reads up to the last stable offset (an open transaction of the
+ * partition's previous owner holds it back until it ends); the commit
+ * markers take offsets of their own, so the last record is not at the
+ * high watermark and the restore ends at the partition's EOF.
+ *
  * Restoring (rs_changelog_restore): read changelog partition N from an
  * offset (a local checkpoint's, or the beginning) to its end, apply each
  * batch's records when its marker arrives; the last marker gives the
@@ -49,6 +67,7 @@
 #include "common/config.h"
 #include "ingest/ingest.h"
 #include "scoring/pstate.h"
+#include "scoring/sink.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -96,8 +115,19 @@ void rs_changelog_stage(rs_changelog_t *cl, uint64_t seq, const rs_msg_t *msgs,
                         void (*pos)(void *opaque, int32_t partition,
                                     rs_pstate_pos_t *p),
                         void *opaque);
-/* Produce the staged records of every batch <= seq (retired). */
+/* Produce the staged records of every batch <= seq (retired; exactly-
+ * once: into the sink's open transaction, before its commit -- without
+ * one they stay staged). */
 void rs_changelog_release(rs_changelog_t *cl, uint64_t seq);
+/* Exactly-once: write through `ks`, the scores' transactional sink
+ * (borrowed; must outlive cl, which stops its reports at destroy), inside
+ * its transactions.  RS_ERR_STATE if ks is not transactional or writes
+ * another topic in them. */
+rs_err_t rs_changelog_use_txn(rs_changelog_t *cl, rs_sink_kafka_t *ks,
+                              char *errstr, size_t errstr_size);
+/* Drop, unproduced, the staged records of every batch <= seq (their
+ * transaction was discarded: the input is read again). */
+void rs_changelog_discard(rs_changelog_t *cl, uint64_t seq);
 /* Serve delivery reports; 0 if nothing is pending after timeout_ms. */
 int rs_changelog_flush(rs_changelog_t *cl, int timeout_ms);
 /* Next changelog offset after the last acknowledged record of partition

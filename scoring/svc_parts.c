@@ -27,6 +27,7 @@ static void rs_svc_revoked(void *opaque, const rs_ingest_pos_t *parts, int n,
         if (lost) {
             rs_sink_kafka_txn_abort(svc->ks, RS_SINK_TXN_DISCARD, 10000, e2,
                                     sizeof(e2));
+            if (svc->clog) rs_changelog_discard(svc->clog, svc->sealed_seq);
             svc->txn_open = 0;
             svc->st.txn_aborts++;
             memset(svc->txn_dirty, 0, 2 * RS_SVC_MAX_PARTS);
