@@ -109,6 +109,9 @@ rs_changelog_t *rs_changelog_new(const rs_kv_t *kafka, const char *bootstrap,
     cl->end = rs_calloc(RS_PARTS_MAX, sizeof(*cl->end));
     for (int i = 0; i < RS_PARTS_MAX; i++) cl->end[i] = -1;
     rs_features_track_gone(feat, (uint32_t)(4 * (batch_max > 0 ? batch_max : 1)));
+    if (model) /* at most one eviction per event */
+        rs_model_caches_track_gone(
+            model, (uint32_t)(4 * (batch_max > 0 ? batch_max : 1)));
     if (dedup)
         rs_dedup_track_gone(dedup,
                             (uint32_t)(4 * (batch_max > 0 ? batch_max : 1)));
@@ -123,6 +126,7 @@ void rs_changelog_destroy(rs_changelog_t *cl) {
     if (!cl) return;
     if (cl->ks) rs_sink_kafka_txn_topic(cl->ks, cl->topic, NULL, NULL);
     if (cl->feat) rs_features_track_gone(cl->feat, 0);
+    if (cl->model) rs_model_caches_track_gone(cl->model, 0);
     if (cl->dedup) rs_dedup_track_gone(cl->dedup, 0);
     if (cl->prod) {
         rd_kafka_flush(cl->prod, 10000);
@@ -317,6 +321,32 @@ void rs_changelog_stage(rs_changelog_t *cl, uint64_t seq, const rs_msg_t *msgs,
     int32_t parts[64];
     int np = 0, many = 0;
     memset(cl->eset, 0, ((size_t)cl->emask + 1) * sizeof(*cl->eset));
+    /* Entities whose feature slot expired (key_ttl) or was evicted, and
+     * sequence caches the LRU evicted: tombstones FIRST, so that an
+     * entity back in this same batch gets its new record after its
+     * tombstone (issue 13: a restore must not resurrect them). */
+    {
+        const uint64_t *keys;
+        const int32_t *kp;
+        uint64_t lost = 0, lost2 = 0;
+        int ng = rs_features_ents_gone_take(cl->feat, &keys, &kp, &lost);
+        for (int i = 0; i < ng; i++)
+            if (kp[i] >= 0 && kp[i] < RS_PARTS_MAX)
+                rs_cl_frame(cl, seq, 'F', kp[i], keys[i] ? keys[i] : 1, NULL,
+                            0);
+        ng = cl->model ? rs_model_caches_gone_take(cl->model, &keys, &kp,
+                                                   &lost2)
+                       : 0;
+        for (int i = 0; i < ng; i++)
+            if (kp[i] >= 0 && kp[i] < RS_PARTS_MAX)
+                rs_cl_frame(cl, seq, 'S', kp[i], keys[i] ? keys[i] : 1, NULL,
+                            0);
+        if (lost + lost2)
+            rs_warn("changelog", "%llu expired or evicted entities got no "
+                    "tombstone (more than the tracking holds per batch): a "
+                    "restore from the changelog may bring them back",
+                    (unsigned long long)(lost + lost2));
+    }
     for (int i = 0; i < n; i++) {
         const rs_msg_t *m = &msgs[i];
         int32_t p = m->partition;

@@ -24,6 +24,12 @@
  *                      read_committed restore does read them (so the day
  *                      the mock writes markers it fails and says so); on a
  *                      cluster with markers, that it does not.
+ *   test_tombstones    entities whose feature slot expired (key_ttl) and
+ *                      whose sequence cache the LRU evicted get
+ *                      tombstones ('F' and 'S' keys with no value) in the
+ *                      changelog; a restore from the uncompacted log does
+ *                      not bring them back, while a live entity comes back
+ *                      with the writer's bytes
  *   test_eos_service   the service with delivery: exactly_once and
  *                      state.changelog: true: after a graceful stop the
  *                      changelog holds exactly the records the service
@@ -60,10 +66,13 @@ typedef struct eng_s {
     rs_pstate_t *ps;
 } eng_t;
 
+static int64_t g_key_ttl; /* features.key_ttl of new engines; 0: default */
+
 static rs_features_t *mkfeat(void) {
     rs_features_conf_t c;
     char err[256];
     rs_features_conf_init(&c);
+    if (g_key_ttl) c.key_ttl = g_key_ttl;
     c.max_keys = 256;
     c.max_counterparties = 256;
     c.label_index = 4096;
@@ -569,6 +578,114 @@ static void cl_tally_cb(void *opaque, const rd_kafka_message_t *rkm) {
         t->bad++;
 }
 
+/* Tombstones ('F' and 'S' keys without a value) in the changelog. */
+typedef struct tomb_tally_s {
+    int f, s, n;
+} tomb_tally_t;
+
+static void tomb_cb(void *opaque, const rd_kafka_message_t *rkm) {
+    tomb_tally_t *t = opaque;
+    rs_pstate_key_t k;
+    char e[256];
+    t->n++;
+    if (rkm->payload || rs_pstate_key_parse(rkm->key, rkm->key_len, &k, e,
+                                            sizeof(e)))
+        return;
+    t->f += k.store == 'F';
+    t->s += k.store == 'S';
+}
+
+static int has_cache(eng_t *e, const char *id) {
+    uint8_t buf[1 << 16];
+    size_t len = 0;
+    rs_err_t err = rs_model_caches_write_entity(e->m, id, buf, sizeof(buf),
+                                                &len);
+    assert_true(err == RS_OK || err == RS_ERR_NOTFOUND);
+    return err == RS_OK;
+}
+
+static void test_tombstones(void **state) {
+    (void)state;
+    char err[512];
+    const char *topics[] = {"events", "t-state-changelog"};
+    rs_cluster_t *cl = rs_cluster_new(1, topics, 2, NPART, err, sizeof(err));
+    assert_non_null(cl);
+    const char *boot = rs_cluster_bootstraps(cl);
+    rs_kv_t kv;
+    rs_kv_init(&kv);
+    g_key_ttl = 3600000LL; /* 1 h of event time */
+    eng_t a;
+    eng_new(&a);
+    rs_changelog_t *ca = rs_changelog_new(&kv, boot, "t-state-changelog", a.f,
+                                          a.m, a.d, a.ps, 8, err, sizeof(err));
+    assert_non_null(ca);
+    rs_msg_t msgs[8];
+    memset(g_off, 0, sizeof(g_off));
+    /* batch 1: old-0..5; batches 20..31 (2.6 h later): 6 new entities
+     * each, 72 in all -- more than the 64 sequence caches (the LRU evicts
+     * old-*) and enough events for the sweep to pass every slot */
+    char pfx[16];
+    int bts[13] = {1};
+    for (int i = 1; i < 13; i++) bts[i] = 19 + i;
+    for (int i = 0; i < 13; i++) {
+        if (i) snprintf(pfx, sizeof(pfx), "n%d", bts[i]);
+        g_ent = i ? pfx : "old";
+        run_batch(&a, bts[i], msgs);
+        rs_changelog_stage(ca, (uint64_t)(i + 1), msgs, 8, pos_cb, NULL);
+        rs_changelog_release(ca, (uint64_t)(i + 1));
+    }
+    g_ent = "card";
+    assert_int_equal(rs_changelog_flush(ca, 10000), 0);
+    rs_features_stats_t fs;
+    rs_features_stats(a.f, &fs);
+    rs_model_stats_t ms;
+    rs_model_stats(a.m, &ms);
+    printf("writer: %llu feature slots expired, %llu evicted, %llu sequence "
+           "caches evicted\n", (unsigned long long)fs.expirations,
+           (unsigned long long)fs.evictions,
+           (unsigned long long)ms.evictions);
+    assert_true(fs.expirations >= 6);
+    assert_true(ms.evictions >= 6);
+    tomb_tally_t t = {0, 0, 0};
+    rs_changelog_stats_t st;
+    rs_changelog_stats(ca, &st);
+    assert_int_equal(rs_test_kafka_read(boot, "t-state-changelog",
+                                        (int)st.records, 500, 20000, tomb_cb,
+                                        &t),
+                     (int)st.records);
+    printf("changelog: %d records, %d feature and %d cache tombstones\n",
+           t.n, t.f, t.s);
+    assert_true(t.f >= 6 && t.s >= 6);
+    eng_t b;
+    rs_pstate_pos_t pos[NPART];
+    restore_all(&kv, boot, &b, pos);
+    for (int i = 0; i < 6; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "old-%d", i);
+        assert_false(has_entity(&a, id));
+        assert_false(has_cache(&a, id));
+        assert_false(has_entity(&b, id)); /* not resurrected */
+        assert_false(has_cache(&b, id));
+        snprintf(id, sizeof(id), "n31-%d", i); /* live: back, same bytes */
+        assert_true(has_entity(&b, id));
+        assert_true(has_cache(&b, id));
+        uint8_t x[2][8192];
+        size_t lx[2];
+        assert_int_equal(rs_features_entity_write(a.f, id, x[0], 8192,
+                                                  &lx[0]), RS_OK);
+        assert_int_equal(rs_features_entity_write(b.f, id, x[1], 8192,
+                                                  &lx[1]), RS_OK);
+        assert_int_equal(lx[0], lx[1]);
+        assert_memory_equal(x[0], x[1], lx[0]);
+    }
+    g_key_ttl = 0;
+    rs_changelog_destroy(ca);
+    eng_free(&a);
+    eng_free(&b);
+    rs_kv_free(&kv);
+    rs_cluster_destroy(cl);
+}
+
 /* A counter's value in a /metrics text (-1 if absent). */
 static double metric(const char *text, const char *name) {
     size_t n = strlen(name);
@@ -688,6 +805,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_eos_txn),
+        cmocka_unit_test(test_tombstones),
         cmocka_unit_test_teardown(test_eos_service, svc_teardown),
         cmocka_unit_test(test_topic_checks),
     };
