@@ -15,13 +15,16 @@
  * topic with another partition count is a configuration error.
  *
  * Writing (at-least-once): at the end of each batch the records of what it
- * changed are STAGED, in the state after the batch: per entity of its
+ * changed are STAGED, in the state after the batch: first tombstones for
+ * the entities whose feature slot expired (key_ttl) or was evicted and
+ * whose sequence cache the LRU evicted (first: an entity back in the same
+ * batch gets its new record after its tombstone), per entity of its
  * events and labels its feature slot and its sequence cache, per event its
  * index entry and duplicate entry, tombstones for the index and duplicate
  * entries that left, then a marker per partition it read (the positions
  * after the batch).  They are PRODUCED when the batch is retired (its
- * scores acknowledged by Kafka and written to Redis, or its transaction
- * committed), in order, by an idempotent producer: so the changelog never
+ * scores acknowledged by Kafka and written to Redis), in order, by an
+ * idempotent producer: so the changelog never
  * runs ahead of delivered input, and what it covers is always below or at
  * the stored offsets.  Records after the last marker (a batch cut by a
  * crash) are ignored by the reader.
@@ -47,7 +50,8 @@
  * Restoring (rs_changelog_restore): read changelog partition N from an
  * offset (a local checkpoint's, or the beginning) to its end, apply each
  * batch's records when its marker arrives; the last marker gives the
- * input positions.  A changelog whose start was deleted (low watermark
+ * input positions.  Entity tombstones ('F', 'S') forget the entity
+ * (rs_pstate_apply), so an uncompacted log does not resurrect it.  A changelog whose start was deleted (low watermark
  * above the offset asked for: retention on a topic that is not compacted,
  * or the embedded broker's 5 MB per partition) is refused: the caller
  * rebuilds from the input instead.
