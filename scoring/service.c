@@ -630,11 +630,6 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
                                          svc->pstate, svc->batch_max, errstr,
                                          errstr_size);
             if (!svc->clog) { err = RS_ERR_KAFKA; goto fail; }
-            /* exactly-once: its records in the scores' transactions */
-            if (svc->eos &&
-                (err = rs_changelog_use_txn(svc->clog, svc->ks, errstr,
-                                            errstr_size)) != RS_OK)
-                goto fail;
             /* the topic is checked at the first assignment (Kafka may be
              * unreachable now: serve waits for it) */
         }

@@ -86,8 +86,13 @@ void rs_svc_clog_check(rs_service_t *svc) {
                 topic);
     } else if ((err = rs_changelog_ensure(svc->clog,
                                           svc->app->ingest.topic_events,
-                                          30000, e2, sizeof(e2))) == RS_OK) {
-        rs_info("service", "state changelog: %s", topic);
+                                          30000, e2, sizeof(e2))) == RS_OK &&
+               (!svc->eos || (err = rs_changelog_use_txn(svc->clog, svc->ks,
+                                                        e2, sizeof(e2))) ==
+                                 RS_OK)) {
+        /* exactly-once: its records in the scores' transactions */
+        rs_info("service", "state changelog: %s%s", topic,
+                svc->eos ? " (in the exactly-once transactions)" : "");
         return;
     } else if (autom) {
         rs_warn("service", "state changelog off: %s", e2);
