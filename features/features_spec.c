@@ -72,9 +72,10 @@ static const rs_conf_field_t rs_features_fields[] = {
      sizeof(((rs_features_conf_t *)0)->setting_fields),
      "operating settings: comma list of up to 4 numeric fields (e.g. "
      "setting1,setting2,setting3) whose values identify the operating "
-     "condition; every other numeric field a spec reads is then normalised "
-     "per condition (the fleet's statistics in that condition) before "
-     "baselines and trends (docs/maintenance.md); empty: off", NULL, 0, 0},
+     "condition; every other numeric field a spec reads is then moved to "
+     "the fleet's average condition (each condition's effect, measured "
+     "against the machines' own baselines, taken out) before baselines and "
+     "trends (docs/maintenance.md); empty: off", NULL, 0, 0},
     {"conditions", RS_CONF_INT, "0",
      offsetof(rs_features_conf_t, conditions), 0,
      "with setting_fields: at most this many operating conditions (0: up "
