@@ -1107,8 +1107,7 @@ rs_err_t rs_features_process(rs_features_t *f, const rs_event_t *ev,
                 if (!isfinite(fv)) continue;
                 /* operating conditions: the reading against its machine's
                  * level teaches its condition's effect (opcond.h) */
-                if (f->opc && ti == f->ent_tab &&
-                    bs[v].n >= RS_OPCOND_MIN_READINGS)
+                if (f->opc && ti == f->ent_tab && bs[v].n >= 1)
                     rs_opcond_learn_field(f->opc, tb->vname[v], bs[v].mean);
                 rs_fe_welford(&bs[v], fv);
                 rs_fe_welford(&tb->fleet[v], fv);

@@ -24,11 +24,13 @@
  *    same readings in the same order give the same conditions.
  *  - per-condition effects: Welford (n, mean, M2) per field per
  *    condition of the reading minus its MACHINE's level (the caller's
- *    baseline mean of the machine's normalised readings, before this
- *    one; rs_opcond_learn).  The effect of a condition is thus measured
+ *    baseline mean of the machine's normalised readings before this one,
+ *    from the machine's second reading on: rs_opcond_learn; noisy at
+ *    first, unbiased, and diluted as readings come, where waiting leaves
+ *    the machine's first readings raw in its baseline).  The effect of a condition is thus measured
  *    within machines: a fleet mean per condition would also carry which
  *    machines happened to run in it (machine-to-machine offsets are
- *    several times a condition's effect on most sensors), and the
+ *    several times a condition's effect on the generator's), and the
  *    machine's level in turn comes from readings already normalised, so
  *    the two settle together.
  *  - normalisation: a field's value x in condition c becomes
@@ -93,8 +95,7 @@ int rs_opcond_observe(rs_opcond_t *o, const double *settings,
 
 /* Teach the condition of the reading last observed (not -1) its effect
  * on field j: `level` is the reading's machine's level of that field (its
- * baseline mean of normalised readings before this one, from enough of
- * them).  rs_opcond_learn_field: the field by name (ignored if not a
+ * baseline mean of normalised readings before this one).  rs_opcond_learn_field: the field by name (ignored if not a
  * normalised field). */
 void rs_opcond_learn(rs_opcond_t *o, int j, double level);
 void rs_opcond_learn_field(rs_opcond_t *o, const char *name, double level);
