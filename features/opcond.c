@@ -135,7 +135,7 @@ static void rs_oc_centre(rs_opcond_t *o, int c, const double *p) {
 }
 
 /* End of the warm-up: the settings' scales, then farthest-first centres
- * over the buffered readings, then their statistics. */
+ * over the buffered readings, then the centres as their readings' means. */
 static void rs_oc_found(rs_opcond_t *o) {
     const int W = o->c.warmup, S = o->c.nset;
     rs_oc_state_t *s = &o->s;
