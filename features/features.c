@@ -18,6 +18,7 @@
 #include "common/idx.h"
 #include "common/tz.h"
 #include "features/features_int.h"
+#include "features/opcond.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -357,6 +358,7 @@ static void rs_fe_reset_int(rs_features_t *f, int fresh) {
     for (int t = 0; t < f->ntab; t++)
         memset(f->tab[t].fleet, 0, sizeof(f->tab[t].fleet));
     if (f->varied) memset(f->varied, 0, (size_t)f->dim);
+    if (f->opc) rs_opcond_reset(f->opc);
     uint64_t mem = f->st.mem_bytes, slot = f->st.entity_slot_bytes;
     memset(&f->st, 0, sizeof(f->st));
     f->st.mem_bytes = mem;
@@ -429,6 +431,7 @@ rs_features_t *rs_features_new(const rs_features_conf_t *conf, char *errstr,
         f->tz_until = INT64_MIN;
     }
     if (rs_fe_words_new(f, errstr, errstr_size)) goto fail;
+    if (rs_fe_opcond_new(f, errstr, errstr_size)) goto fail;
 
     uint64_t mem = sizeof(*f) +
                    (uint64_t)f->dim * (sizeof(*f->names) + sizeof(*f->descs));
@@ -523,6 +526,7 @@ void rs_features_destroy(rs_features_t *f) {
     rs_free(f->varied);
     rs_tz_destroy(f->tz);
     rs_fe_words_destroy(f->words);
+    rs_opcond_destroy(f->opc);
     free(f->gone_id);
     free(f->gone_part);
     free(f->gent_key);
@@ -993,6 +997,10 @@ rs_err_t rs_features_process(rs_features_t *f, const rs_event_t *ev,
         f->cal_dow = (int)(((day + 3) % 7 + 7) % 7);   /* 1970-01-01: Thursday */
     }
 
+    /* operating conditions (features.setting_fields): the reading's
+     * values normalised per condition before baselines and trends */
+    if (f->opc) rs_opcond_observe_event(f->opc, ev);
+
     rs_fe_cur_t cur[RS_FEATURES_MAX_TABLES];
     uint64_t keys[RS_FEATURES_MAX_TABLES] = {0};
     for (int ti = 0; ti < f->ntab; ti++) {
@@ -1011,6 +1019,8 @@ rs_err_t rs_features_process(rs_features_t *f, const rs_event_t *ev,
             float fv = tb->vkind[v] == RS_FE_K_AMOUNT
                            ? (float)ev->amount
                            : (float)rs_fe_numeric(ev, tb->vname[v]);
+            if (f->opc && tb->vkind[v] == RS_FE_K_NUMERIC)
+                fv = (float)rs_opcond_value(f->opc, tb->vname[v], fv);
             memcpy(c->item + 8 + 4 * v, &fv, 4);
         }
         for (int a = 0; a < tb->na; a++) {
@@ -1114,6 +1124,10 @@ rs_err_t rs_features_process(rs_features_t *f, const rs_event_t *ev,
                 float fv;
                 memcpy(&fv, cur[ti].item + 8 + 4 * (size_t)v, sizeof(fv));
                 if (!isfinite(fv)) continue;
+                /* operating conditions: the reading against its machine's
+                 * level teaches its condition's effect (opcond.h) */
+                if (f->opc && ti == f->ent_tab && bs[v].n >= 1)
+                    rs_opcond_learn_field(f->opc, tb->vname[v], bs[v].mean);
                 rs_fe_welford(&bs[v], fv);
                 rs_fe_welford(&tb->fleet[v], fv);
             }

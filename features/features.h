@@ -165,6 +165,10 @@ typedef struct rs_features_conf_s {
                                  * against the fleet)                       */
     char sensor_spans[64];      /* sensors preset: comma list of trend spans
                                  * in readings                              */
+    char setting_fields[128];   /* operating settings (features/opcond.h):
+                                 * comma list; "" = no normalisation        */
+    int64_t conditions;         /* at most this many operating conditions
+                                 * (0: RS_OPCOND_MAX_CONDITIONS)            */
     /* From the raw `specs:` / `extra_specs:` keys (rs_features_conf_add_specs).
      * specs replace the preset's, extra_specs are appended to them. */
     int nspecs, nextra;

@@ -13,6 +13,8 @@
  *              index: u8 2, u8[3] 0, u32 ring position, rs_fe_evref_t
  *              fleet: u8 3, u8 table, u16 nbase, u32 0, nbase rs_fe_base_t
  *                     (the table's fleet baselines, written at begin())
+ *              conditions: u8 4, u8[3] 0, u32 len, the rs_opcond_t state
+ *                     (features.setting_fields only; written at begin())
  *   The body checksum chains rs_checksum32 over 1 MiB blocks.
  *
  * Consistency without a pause: begin() records the scalar state and arms
@@ -29,6 +31,7 @@
  */
 #define _GNU_SOURCE
 #include "features/features_int.h"
+#include "features/opcond.h"
 
 #include <errno.h>
 #include <math.h>
@@ -219,6 +222,16 @@ rs_err_t rs_features_checkpoint_begin(rs_features_t *f, const char *path,
         uint8_t r[8] = {3, (uint8_t)t, (uint8_t)tb->nbase, 0, 0, 0, 0, 0};
         rs_fe_ck_put(ck, r, sizeof(r));
         rs_fe_ck_put(ck, tb->fleet, tb->nbase * sizeof(rs_fe_base_t));
+    }
+    if (f->opc) { /* operating conditions: small, written as they are now */
+        uint32_t len = (uint32_t)rs_opcond_state_size(f->opc);
+        uint8_t r[8] = {4, 0, 0, 0, 0, 0, 0, 0};
+        memcpy(r + 4, &len, 4);
+        rs_fe_ck_put(ck, r, sizeof(r));
+        uint8_t *st = rs_malloc(len);
+        rs_opcond_save(f->opc, st);
+        rs_fe_ck_put(ck, st, len);
+        free(st);
     }
     return RS_OK;
 }
@@ -693,6 +706,19 @@ rs_err_t rs_features_checkpoint_read(rs_features_t *f, const char *path,
                 if (!(fl[j].n >= 0) || !isfinite(fl[j].mean) ||
                     !(fl[j].m2 >= 0) || !isfinite(fl[j].m2))
                     bad = "fleet baseline out of range";
+        } else if (type == 4) {
+            uint8_t r[8];
+            uint32_t len;
+            if (h.body_len - off < sizeof(r)) { bad = "truncated conditions record"; break; }
+            memcpy(r, body + off, sizeof(r));
+            memcpy(&len, r + 4, 4);
+            off += sizeof(r);
+            if (!f->opc || h.body_len - off < len) {
+                bad = "bad conditions record";
+                break;
+            }
+            bad = rs_opcond_load(f->opc, body + off, len);
+            off += len;
         } else if (type == 2) {
             rs_fe_ckev_t e;
             if (h.body_len - off < sizeof(e)) { bad = "truncated index record"; break; }

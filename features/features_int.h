@@ -202,6 +202,8 @@ struct rs_features_s {
     uint8_t *varied;                      /* [dim] 1: differed from it once */
     rs_fe_ckpt_t ck;
     struct rs_fe_words_s *words;          /* nouns and baselines (words.c) */
+    struct rs_opcond_s *opc;              /* operating conditions, or NULL
+                                           * (features.setting_fields)    */
 };
 
 /* features_spec.c */
@@ -213,6 +215,10 @@ rs_fe_kind_t rs_fe_field_kind(const char *name, int as_value);
 typedef struct rs_fe_words_s rs_fe_words_t;
 rs_err_t rs_fe_words_new(rs_features_t *f, char *errstr, size_t errstr_size);
 void rs_fe_words_destroy(rs_fe_words_t *w);
+
+/* features_opcond.c: f->opc from features.setting_fields (none if empty;
+ * RS_ERR_CONFIG naming the key).  After rs_fe_compile. */
+rs_err_t rs_fe_opcond_new(rs_features_t *f, char *errstr, size_t errstr_size);
 
 /* features.c (used by the checkpoint code) */
 uint32_t rs_fe_tab_alloc(rs_fe_tab_t *tab, uint64_t key, uint64_t *evictions);

@@ -67,6 +67,19 @@ static const rs_conf_field_t rs_features_fields[] = {
      "sensors preset: comma list of trend spans in readings (1-4 spans, "
      "each 2-4096): per field and span, the mean of the last N readings "
      "against the machine's baseline (base_z) and its slope", NULL, 0, 0},
+    {"setting_fields", RS_CONF_STRING, "",
+     offsetof(rs_features_conf_t, setting_fields),
+     sizeof(((rs_features_conf_t *)0)->setting_fields),
+     "operating settings: comma list of up to 4 numeric fields (e.g. "
+     "setting1,setting2,setting3) whose values identify the operating "
+     "condition; every other numeric field a spec reads is then moved to "
+     "the fleet's average condition (each condition's effect, measured "
+     "against the machines' own baselines, taken out) before baselines and "
+     "trends (docs/maintenance.md); empty: off", NULL, 0, 0},
+    {"conditions", RS_CONF_INT, "0",
+     offsetof(rs_features_conf_t, conditions), 0,
+     "with setting_fields: at most this many operating conditions (0: up "
+     "to 16); they are found from the settings", NULL, 0, 16},
     {"baseline_prior", RS_CONF_INT, "16",
      offsetof(rs_features_conf_t, baseline_prior), 0,
      "baselines (base_dev, base_z): a key's running statistics are topped "

@@ -99,7 +99,9 @@ const rs_conf_field_t rs_gen_conf_fields[] = {
     {"conditions", RS_CONF_INT, "0", GEN_OFF(conditions), 0,
      "sensors: operating regimes (0: one); with K > 0 every machine "
      "switches about daily between K regimes that move all its sensors by "
-     "up to +-1.5 healthy spreads (as operating settings do)", NULL, 0, 8},
+     "up to +-1.5 healthy spreads (as operating settings do); the regime is "
+     "observable as fields setting1..3 (its operating settings, with "
+     "noise, as run-to-failure files have them)", NULL, 0, 8},
 };
 const int rs_gen_conf_nfields = (int)RS_ARRAY_LEN(rs_gen_conf_fields);
 
@@ -349,6 +351,7 @@ rs_gen_t *rs_gen_new(const rs_gen_conf_t *conf, char *errstr,
     rs_rng_seed(&g->rng_card, s ^ 0x6361726473000002ULL);
     rs_rng_seed(&g->rng_fraud, s ^ 0x6672617564000003ULL);
     rs_rng_seed(&g->rng_label, s ^ 0x6c6162656c000004ULL);
+    rs_rng_seed(&g->rng_set, s ^ 0x73657474696e0005ULL);
     g->ev_no = 1;
     g->eps_free = UINT32_MAX;
 

@@ -79,7 +79,8 @@ int rs_gen_csv_row(const rs_gen_t *g, const rs_gen_rec_t *rec, char *buf,
         }
     } else {
         tmp[n++] = '0';
-        for (int i = 0; i < ev->n_numeric && i < g->n_sensors; i++) {
+        for (int i = 0; i < ev->n_numeric && i < g->n_sensors + g->n_settings;
+             i++) {
             tmp[n++] = ',';
             n += gen_put_fixed(tmp + n, ev->numeric[i].value, 3);
         }

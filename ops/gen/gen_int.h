@@ -127,6 +127,7 @@ struct rs_gen_s {
     rs_gen_conf_t conf;             /* resolved copy                       */
     int64_t start_ms, end_ms;       /* end = INT64_MAX when unlimited      */
     rs_rng_t rng_world, rng_card, rng_fraud, rng_label;
+    rs_rng_t rng_set;               /* sensors: setting noise (conditions) */
 
     gen_item_t *heap;               /* [heap_cap], min-heap of heap_n      */
     size_t heap_n, heap_cap;
@@ -155,6 +156,8 @@ struct rs_gen_s {
     gen_machine_t *mach;            /* [n_mach]                            */
     uint32_t n_mach;
     int n_sensors;
+    int n_settings;                 /* setting1..3 after the sensors (0
+                                     * without gen.conditions)             */
 
     char csv_header[512];
 };

@@ -53,6 +53,17 @@ static double gen_spread(const gen_sensor_t *st) {
                 st->amp * st->amp / 2.0);
 }
 
+/* Operating settings of regime k (gen.conditions): like turbofan
+ * run-to-failure data, altitude (kft), Mach number and throttle angle; the
+ * first six are the six conditions of such data sets.  Emitted with noise
+ * (setting_sd per setting) as setting1..3. */
+static const double gen_setting_tab[8][3] = {
+    {0.0, 0.00, 100.0}, {10.0, 0.25, 100.0}, {20.0, 0.70, 100.0},
+    {25.0, 0.62, 60.0}, {35.0, 0.84, 100.0}, {42.0, 0.84, 100.0},
+    {15.0, 0.40, 80.0}, {30.0, 0.50, 80.0},
+};
+static const double gen_setting_sd[3] = {0.003, 0.001, 0.0};
+
 static const char *gen_machine_types[4] = {"pump", "compressor", "fan",
                                            "conveyor"};
 
@@ -117,6 +128,11 @@ rs_err_t gen_sensors_init(rs_gen_t *g, char *errstr, size_t errstr_size) {
     for (int s = 0; s < g->n_sensors; s++)
         n += (size_t)snprintf(g->csv_header + n, sizeof(g->csv_header) - n,
                               ",%s", gen_sensor_tab[s].name);
+    if (cf->conditions > 0) {
+        g->n_settings = 3;
+        n += (size_t)snprintf(g->csv_header + n, sizeof(g->csv_header) - n,
+                              ",setting1,setting2,setting3");
+    }
     snprintf(g->csv_header + n, sizeof(g->csv_header) - n,
              ",machine_type,label");
     return RS_OK;
@@ -186,6 +202,17 @@ int gen_sensors_step(rs_gen_t *g, const gen_item_t *it, rs_gen_rec_t *rec) {
                    prog * mc->shift[s] + reg * gen_spread(st) * (s % 2 ? -1 : 1);
         rs_strlcpy(ev->numeric[s].name, st->name, RS_NAME_MAX);
         ev->numeric[s].value = round(v * 1000.0) / 1000.0;
+    }
+    for (int k = 0; k < g->n_settings; k++) {
+        /* the regime as its operating settings, from their own stream:
+         * the readings are the same with or without them */
+        double v = gen_setting_tab[mc->regime][k] +
+                   gen_setting_sd[k] * rs_rng_normal(&g->rng_set);
+        char *nm = ev->numeric[ev->n_numeric].name;
+        memcpy(nm, "setting", 7);
+        nm[7] = (char)('1' + k);
+        nm[8] = '\0';
+        ev->numeric[ev->n_numeric++].value = round(v * 1000.0) / 1000.0;
     }
     ev->n_categ = 1;
     memcpy(ev->categ[0].name, "machine_type", 13);

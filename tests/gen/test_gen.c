@@ -842,6 +842,47 @@ static void test_tiny(void **state) {
     stream_free(&s);
 }
 
+/* gen.conditions: every reading carries its regime's operating settings
+ * setting1..3 after the sensors (CSV header too): 3 regimes give 3
+ * well-separated setting1 values (0, 10, 20 kft, noise sd 0.003) and a
+ * machine keeps its regime for about a day. */
+static void test_settings(void **state) {
+    (void)state;
+    rs_gen_conf_t c = conf_sensors(10, 20);
+    c.conditions = 3;
+    char errstr[256];
+    rs_gen_t *g = rs_gen_new(&c, errstr, sizeof(errstr));
+    assert_non_null(g);
+    assert_non_null(strstr(rs_gen_csv_header(g), ",rpm,setting1,setting2,setting3,"));
+    rs_gen_rec_t *rec = malloc(sizeof(*rec));
+    long seen[3] = {0, 0, 0}, same = 0, pairs = 0;
+    int last[10];
+    for (int i = 0; i < 10; i++) last[i] = -1;
+    while (rs_gen_next(g, rec)) {
+        if (rec->kind != RS_GEN_EVENT) continue;
+        const rs_event_t *ev = &rec->ev;
+        assert_int_equal(ev->n_numeric, c.sensors + 3);
+        assert_string_equal(ev->numeric[c.sensors].name, "setting1");
+        assert_string_equal(ev->numeric[c.sensors + 2].name, "setting3");
+        double s1 = ev->numeric[c.sensors].value;
+        int k = (int)lround(s1 / 10.0);
+        assert_true(k >= 0 && k < 3 && fabs(s1 - 10.0 * k) < 0.02);
+        assert_float_equal(ev->numeric[c.sensors + 2].value, 100.0, 1e-9);
+        seen[k]++;
+        int m = atoi(ev->entity_id + 8);
+        if (last[m] >= 0) {
+            pairs++;
+            same += last[m] == k;
+        }
+        last[m] = k;
+    }
+    for (int k = 0; k < 3; k++) assert_true(seen[k] > 0);
+    /* a switch about once a day among 144 readings a day (1 in 3 to itself) */
+    assert_true(same > pairs * 0.97);
+    free(rec);
+    rs_gen_destroy(g);
+}
+
 /* ----------------------------------------------------------------- files */
 
 static char *slurp(const char *path, size_t *len) {
@@ -1108,6 +1149,7 @@ int main(void) {
         cmocka_unit_test(test_patterns),
         cmocka_unit_test(test_sensors),
         cmocka_unit_test(test_tiny),
+        cmocka_unit_test(test_settings),
         cmocka_unit_test(test_files),
         cmocka_unit_test(test_defaults_throughput),
     };
