@@ -678,6 +678,8 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
     svc->next_seq = 1;
     rs_hist_init(&svc->st.e2e_us);
     rs_hist_init(&svc->st.proc_us);
+    rs_hist_init(&svc->st.fetch_us);
+    rs_hist_init(&svc->st.deliver_us);
     rs_hist_init(&svc->st.batch_msgs);
     rs_auc_init(&svc->st.auc);
     rs_strlcpy(svc->st.model_version, rs_model_version(svc->model),
@@ -775,6 +777,8 @@ rs_err_t rs_service_rollback(rs_service_t *svc, const char *version,
 void rs_service_reset_latency(rs_service_t *svc) {
     rs_hist_init(&svc->st.e2e_us);
     rs_hist_init(&svc->st.proc_us);
+    rs_hist_init(&svc->st.fetch_us);
+    rs_hist_init(&svc->st.deliver_us);
     rs_hist_init(&svc->st.batch_msgs);
 }
 
