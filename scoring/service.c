@@ -568,7 +568,11 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
         rs_cpstage_opts_t co = {&app->cpstage, &app->features, &icon,
                                 &app->kafka, bootstrap,
                                 app->service.dedup_window_ms,
-                                app->service.dedup_max, svc->eos};
+                                app->service.dedup_max, svc->eos, 0};
+        /* i12cpu3 hook: cpstage.fetch_wait auto needs to know the mock */
+        if (app->cpstage.fetch_wait_ms == RS_CONF_AUTO)
+            co.on_mock = !app->ingest.brokers[0] ||
+                         rs_ingest_on_mock(svc->ing, 1000) == 1;
         svc->cp = rs_cpstage_new(&co, &err, errstr, errstr_size);
         if (!svc->cp) goto fail;
     }

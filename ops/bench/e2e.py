@@ -71,6 +71,25 @@ def cpu_ticks(pid):
     return int(fields[11]) + int(fields[12]), int(fields[7]) + int(fields[9])
 
 
+def thread_ticks(pid, name):
+    """utime + stime ticks of the process's threads called `name` (0 if none)."""
+    tot = 0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0
+    for t in tids:
+        try:
+            with open(f"/proc/{pid}/task/{t}/stat", "rb") as f:
+                st = f.read()
+        except OSError:
+            continue
+        if st[st.index(b"(") + 1:st.rindex(b")")] == name:
+            fields = st[st.rindex(b")") + 2:].split()
+            tot += int(fields[11]) + int(fields[12])
+    return tot
+
+
 def pct(xs, q):
     if not xs:
         return float("nan")
@@ -157,9 +176,9 @@ class Scores(threading.Thread):
 
 
 class CpuSampler(threading.Thread):
-    def __init__(self, pid):
+    def __init__(self, pid, thread=None):
         super().__init__(daemon=True)
-        self.pid, self.samples, self.run_ = pid, [], True
+        self.pid, self.samples, self.run_, self.thread = pid, [], True, thread
         self.start()
 
     def run(self):
@@ -167,7 +186,10 @@ class CpuSampler(threading.Thread):
             c = cpu_ticks(self.pid)
             if c is None:
                 break
-            self.samples.append((time.time() * 1000.0, c[0] / TICK, c[1]))
+            # what=3: the CPU of the threads named self.thread (riskstream's
+            # start-up prefault, rs-prefault, common.c), part of what=1
+            th = thread_ticks(self.pid, self.thread) / TICK if self.thread else 0.0
+            self.samples.append((time.time() * 1000.0, c[0] / TICK, c[1], th))
             time.sleep(0.05)
 
     def at(self, t_ms, what=1):
@@ -246,7 +268,7 @@ def run_system(a, sysdef, lines, round_no):
                    "--group", f"bench-{round_no}", "--set", "kafka.fetch.wait.max.ms=5",
                    "--set", f"state.dir={os.path.join(tmp, 'state')}"] + a.serve_set + extra
         proc = subprocess.Popen(cmd, stdout=plog, stderr=plog)
-        sampler = CpuSampler(proc.pid)
+        sampler = CpuSampler(proc.pid, None if kind == "peer" else b"rs-prefault")
         bsampler, rsampler = CpuSampler(broker.p.pid), CpuSampler(redis.p.pid)
         scores.wait(a.events, a.timeout, proc)
         with scores.lock:
@@ -255,6 +277,7 @@ def run_system(a, sysdef, lines, round_no):
         span = max(last - first, 1) / 1000.0
         cpu = sampler.at(last) - sampler.at(first)
         res.update(eps=a.events / span, cpu_us=cpu / a.events * 1e6, cores=cpu / span,
+                   pf_us=(sampler.at(last, 3) - sampler.at(first, 3)) / a.events * 1e6,
                    faults=(sampler.at(last, 2) - sampler.at(first, 2)) / a.events,
                    first_s=(first - t_start) / 1000.0,
                    broker_cores=(bsampler.at(last) - bsampler.at(first)) / span,
@@ -438,7 +461,8 @@ def main():
         if ok:
             print(f"  {s[0]}: {med([x['cores'] for x in ok]):.2f} | {med([x['broker_cores'] for x in ok]):.2f} "
                   f"| {med([x['redis_cores'] for x in ok]):.2f}; page faults/event "
-                  f"{med([x.get('faults', float('nan')) for x in ok]):.2f}; CPU µs/event when paced at {a.rate:.0f} ev/s "
+                  f"{med([x.get('faults', float('nan')) for x in ok]):.2f}; of the CPU µs/event, the start-up prefault "
+                  f"thread (rs-prefault) {med([x.get('pf_us', float('nan')) for x in ok]):.1f}; CPU µs/event when paced at {a.rate:.0f} ev/s "
                   f"{med([x['fixed'][5] for x in ok]):.1f}, at 50 % of max {med([x['half'][5] for x in ok]):.1f}; "
                   f"rounds: "
                   + ", ".join(f"{x['eps']:.0f} (load {x['load']:.1f})" if "error" not in x else "failed"
