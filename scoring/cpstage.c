@@ -139,6 +139,7 @@ struct rs_cpstage_s {
     rs_ingest_conf_t icon;
     int64_t dedup_window_ms, dedup_max;
     rd_kafka_t *rk;
+    int64_t fetch_wait_ms; /* its consumer's fetch.wait.max.ms (stats)    */
     pthread_t th;
     int th_started;
     _Atomic int stop;
@@ -498,6 +499,15 @@ rs_cpstage_t *rs_cpstage_new(const rs_cpstage_opts_t *o, rs_err_t *err_out,
         goto fail;
     }
     kc = NULL;
+    {
+        char fw[32];
+        size_t fwn = sizeof(fw);
+        cs->fetch_wait_ms =
+            rd_kafka_conf_get(rd_kafka_conf(cs->rk), "fetch.wait.max.ms", fw,
+                              &fwn) == RD_KAFKA_CONF_OK
+                ? atoll(fw)
+                : -1;
+    }
     rd_kafka_poll_set_consumer(cs->rk);
     if (pthread_create(&cs->th, NULL, rs_cs_main, cs) != 0) {
         err = RS_ERR_NOMEM;
@@ -675,6 +685,7 @@ void rs_cpstage_stats(rs_cpstage_t *cs, rs_cpstage_stats_t *st) {
     st->replay_missing = cs->replay_missing;
     st->pauses = cs->pauses;
     st->cpu_s = cs->cpu_s;
+    st->fetch_wait_ms = cs->fetch_wait_ms;
     st->nparts[0] = cs->nparts[0];
     st->nparts[1] = cs->nparts[1];
     memcpy(&st->wait_us, &cs->wait_us, sizeof(st->wait_us));

@@ -176,6 +176,8 @@ typedef struct rs_cpstage_stats_s {
     uint64_t cp_keys;       /* live keys in the store                     */
     int64_t frontier_ms;    /* time of the newest merged message          */
     double cpu_s;           /* the stage thread's CPU time                */
+    int64_t fetch_wait_ms;  /* its consumer's fetch.wait.max.ms in effect
+                             * (cpstage.fetch_wait), -1 if unknown        */
     int nparts[2];          /* partitions read (events, labels)           */
     int caught_up;
     rs_hist_t wait_us;      /* fill: time waited per event                */
