@@ -1575,6 +1575,14 @@ void rs_ingest_stats(const rs_ingest_t *ing, rs_ingest_stats_t *st) {
 
 rd_kafka_t *rs_ingest_handle(rs_ingest_t *ing) { return ing->rk; }
 
+int rs_ingest_on_mock(rs_ingest_t *ing, int timeout_ms) {
+    char *id = rd_kafka_clusterid(ing->rk, timeout_ms);
+    if (!id) return -1;
+    int mock = !strncmp(id, "mockCluster", 11); /* rdkafka_mock.c's id */
+    rd_kafka_mem_free(ing->rk, id);
+    return mock;
+}
+
 rd_kafka_consumer_group_metadata_t *rs_ingest_group_metadata(rs_ingest_t *ing) {
     return rd_kafka_consumer_group_metadata(ing->rk);
 }

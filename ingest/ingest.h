@@ -485,6 +485,12 @@ rd_kafka_t *rs_ingest_handle(rs_ingest_t *ing);
  * memory.  @locality the owner thread */
 rd_kafka_consumer_group_metadata_t *rs_ingest_group_metadata(rs_ingest_t *ing);
 
+/* 1 if the brokers are librdkafka's mock cluster (embedded or `riskstream
+ * broker`: its cluster id), 0 if not, -1 if unknown (no metadata within
+ * timeout_ms; waits for the first metadata up to that long).
+ * @locality the owner thread */
+int rs_ingest_on_mock(rs_ingest_t *ing, int timeout_ms);
+
 /* Partitions leaving this consumer, reported from rs_ingest_poll (the
  * rebalance runs there, on the owner thread).  parts[0..n): topic
  * (RS_MSG_TOPIC_*), partition, offset = the consumer position (next

@@ -74,6 +74,9 @@ typedef struct rs_cpstage_conf_s {
     int64_t max_pending;     /* results held before the merge pauses      */
     int64_t buffer;          /* raw messages per partition before its
                               * fetching pauses                           */
+    int64_t fetch_wait_ms;   /* the stage consumer's fetch.wait.max.ms;
+                              * RS_CONF_AUTO: 1 ms on librdkafka's mock,
+                              * else the consumer's setting               */
 } rs_cpstage_conf_t;
 
 /* The field table (static); *n gets the row count.  @locality any */
@@ -106,6 +109,8 @@ typedef struct rs_cpstage_opts_s {
     const char *bootstrap;              /* NULL/"": ingest->brokers         */
     int64_t dedup_window_ms, dedup_max; /* the service's duplicate window   */
     int exactly_once;                   /* read_committed                   */
+    int on_mock;                        /* the brokers are librdkafka's mock
+                                         * (fetch_wait auto)                */
 } rs_cpstage_opts_t;
 
 /* Create the stage and start its thread (its consumer connects, finds the
@@ -171,6 +176,8 @@ typedef struct rs_cpstage_stats_s {
     uint64_t cp_keys;       /* live keys in the store                     */
     int64_t frontier_ms;    /* time of the newest merged message          */
     double cpu_s;           /* the stage thread's CPU time                */
+    int64_t fetch_wait_ms;  /* its consumer's fetch.wait.max.ms in effect
+                             * (cpstage.fetch_wait), -1 if unknown        */
     int nparts[2];          /* partitions read (events, labels)           */
     int caught_up;
     rs_hist_t wait_us;      /* fill: time waited per event                */

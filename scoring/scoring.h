@@ -180,6 +180,11 @@ typedef struct rs_service_stats_s {
     double active_s;            /* first to latest scored event           */
     rs_hist_t e2e_us;           /* event produce time -> score produced   */
     rs_hist_t proc_us;          /* poll return -> score produced          */
+    rs_hist_t fetch_us;         /* event produce time -> polled (broker,
+                                 * fetch, the consumer's queue)          */
+    rs_hist_t deliver_us;       /* per batch: scores handed to the
+                                 * producer -> acknowledged by Kafka and
+                                 * written to Redis (at-least-once)      */
     rs_hist_t batch_msgs;       /* messages per poll: the batch size,
                                  * which follows the backlog (ingest.h)  */
     rs_auc_t auc;               /* scores vs resolved labels              */

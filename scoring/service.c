@@ -568,7 +568,11 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
         rs_cpstage_opts_t co = {&app->cpstage, &app->features, &icon,
                                 &app->kafka, bootstrap,
                                 app->service.dedup_window_ms,
-                                app->service.dedup_max, svc->eos};
+                                app->service.dedup_max, svc->eos, 0};
+        /* i12cpu3 hook: cpstage.fetch_wait auto needs to know the mock */
+        if (app->cpstage.fetch_wait_ms == RS_CONF_AUTO)
+            co.on_mock = !app->ingest.brokers[0] ||
+                         rs_ingest_on_mock(svc->ing, 1000) == 1;
         svc->cp = rs_cpstage_new(&co, &err, errstr, errstr_size);
         if (!svc->cp) goto fail;
     }
@@ -678,6 +682,8 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
     svc->next_seq = 1;
     rs_hist_init(&svc->st.e2e_us);
     rs_hist_init(&svc->st.proc_us);
+    rs_hist_init(&svc->st.fetch_us);
+    rs_hist_init(&svc->st.deliver_us);
     rs_hist_init(&svc->st.batch_msgs);
     rs_auc_init(&svc->st.auc);
     rs_strlcpy(svc->st.model_version, rs_model_version(svc->model),
@@ -775,6 +781,8 @@ rs_err_t rs_service_rollback(rs_service_t *svc, const char *version,
 void rs_service_reset_latency(rs_service_t *svc) {
     rs_hist_init(&svc->st.e2e_us);
     rs_hist_init(&svc->st.proc_us);
+    rs_hist_init(&svc->st.fetch_us);
+    rs_hist_init(&svc->st.deliver_us);
     rs_hist_init(&svc->st.batch_msgs);
 }
 

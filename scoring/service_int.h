@@ -48,6 +48,7 @@ typedef struct rs_svc_batch_s {
     uint64_t seq;
     uint64_t off0;
     int n;
+    int64_t handed_us; /* scores handed to the producer (mono)       */
 } rs_svc_batch_t;
 
 struct rs_service_s {

@@ -144,6 +144,7 @@ void rs_svc_store_acked(rs_service_t *svc) {
     while (svc->ring_tail < svc->ring_head) {
         rs_svc_batch_t *b = &svc->ring[svc->ring_tail % RS_SVC_RING];
         if (b->seq > acked) break;
+        rs_hist_record(&svc->st.deliver_us, rs_clock_mono_us() - b->handed_us);
         for (int i = 0; i < b->n; i++) {
             const rs_svc_off_t *o = &svc->offs[(b->off0 + (uint64_t)i) %
                                                RS_SVC_OFFS];
@@ -684,9 +685,15 @@ rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             if (svc->pub[k] < 0) continue;
             const rs_msg_t *m = &svc->msgs[svc->ev_msg[k]];
             rs_hist_record(&svc->st.proc_us, svc->out[svc->pub[k]].latency_us);
-            if (m->produced_ms > 0)
+            if (m->produced_ms > 0) {
                 rs_hist_record(&svc->st.e2e_us,
                                now_wall_us - m->produced_ms * 1000);
+                /* latency split: up to the poll (wall clock of the
+                 * receipt from the monotonic stamp) */
+                rs_hist_record(&svc->st.fetch_us,
+                               m->received_us + (now_wall_us - now_mono) -
+                                   m->produced_ms * 1000);
+            }
         }
         svc->st.scored += (uint64_t)npub;
         if (npub && !svc->first_scored_us) svc->first_scored_us = now_mono;
@@ -745,6 +752,7 @@ rs_err_t rs_svc_batch(rs_service_t *svc, int n,
      * a commit includes its position (stores nothing in that mode). */
     if (svc->eos) rs_ingest_store(svc->ing, svc->msgs, n);
     rs_sink_kafka_batch_end(svc->ks, b->seq);
+    b->handed_us = rs_clock_mono_us();
     svc->ring_head++;
     svc->sealed_seq = b->seq;
     svc->progress_us = rs_clock_mono_us();

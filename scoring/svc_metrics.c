@@ -104,6 +104,13 @@ void rs_service_prometheus(rs_service_t *svc, rs_http_buf_t *b) {
                  "event produce timestamp to score produced", &st->e2e_us);
     rs_prom_hist(b, "riskstream_processing_latency_seconds",
                  "poll to score produced", &st->proc_us);
+    rs_prom_hist(b, "riskstream_fetch_latency_seconds",
+                 "event produce timestamp to polled (broker, fetch, the "
+                 "consumer's queue)", &st->fetch_us);
+    rs_prom_hist(b, "riskstream_delivery_latency_seconds",
+                 "per batch: scores handed to the producer to acknowledged "
+                 "by Kafka and written to Redis (at-least-once)",
+                 &st->deliver_us);
     {
         static const int le_n[] = {1, 4, 16, 64, 128, 256, 512, 1024, 4096};
         const char *nm = "riskstream_batch_messages";

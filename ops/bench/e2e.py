@@ -21,10 +21,13 @@ from elsewhere on the machine hits every system, not one):
   4. then events are produced at a fixed rate (--rate, default 2000 ev/s) and at 50 %
      of the max this system just reached, each for --lat-seconds (default 5 s), by
      the bench writing them to a kcat producer (linger.ms=0); latency = score's Kafka timestamp
-     - the event's Kafka timestamp (both read back with kcat, ms).
+     - the event's Kafka timestamp (both read back with kcat, ms; the score's is its create
+     time, taken when serve hands it to the producer: linger.ms and the produce round trip
+     are not in it; ops/bench/e2e_lat.py splits the latency and shows that part).
 Each figure is the median of the rounds; the ratio is events/s over the peer's.
 riskstream runs with kafka.fetch.wait.max.ms=5 and the peer gets the same setting
-injected (the mock broker holds every fetch that long even when data arrives).
+injected (the mock broker holds every EMPTY fetch that long, even when data arrives
+meanwhile; a fetch that finds data is answered at once).
 """
 import argparse, calendar, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, threading, time
 
@@ -69,6 +72,25 @@ def cpu_ticks(pid):
     fields = st[st.rindex(b")") + 2:].split()
     # utime, stime (fields 14, 15); minflt, majflt (fields 10, 12)
     return int(fields[11]) + int(fields[12]), int(fields[7]) + int(fields[9])
+
+
+def thread_ticks(pid, name):
+    """utime + stime ticks of the process's threads called `name` (0 if none)."""
+    tot = 0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0
+    for t in tids:
+        try:
+            with open(f"/proc/{pid}/task/{t}/stat", "rb") as f:
+                st = f.read()
+        except OSError:
+            continue
+        if st[st.index(b"(") + 1:st.rindex(b")")] == name:
+            fields = st[st.rindex(b")") + 2:].split()
+            tot += int(fields[11]) + int(fields[12])
+    return tot
 
 
 def pct(xs, q):
@@ -157,9 +179,9 @@ class Scores(threading.Thread):
 
 
 class CpuSampler(threading.Thread):
-    def __init__(self, pid):
+    def __init__(self, pid, thread=None):
         super().__init__(daemon=True)
-        self.pid, self.samples, self.run_ = pid, [], True
+        self.pid, self.samples, self.run_, self.thread = pid, [], True, thread
         self.start()
 
     def run(self):
@@ -167,7 +189,10 @@ class CpuSampler(threading.Thread):
             c = cpu_ticks(self.pid)
             if c is None:
                 break
-            self.samples.append((time.time() * 1000.0, c[0] / TICK, c[1]))
+            # what=3: the CPU of the threads named self.thread (riskstream's
+            # start-up prefault, rs-prefault, common.c), part of what=1
+            th = thread_ticks(self.pid, self.thread) / TICK if self.thread else 0.0
+            self.samples.append((time.time() * 1000.0, c[0] / TICK, c[1], th))
             time.sleep(0.05)
 
     def at(self, t_ms, what=1):
@@ -246,7 +271,7 @@ def run_system(a, sysdef, lines, round_no):
                    "--group", f"bench-{round_no}", "--set", "kafka.fetch.wait.max.ms=5",
                    "--set", f"state.dir={os.path.join(tmp, 'state')}"] + a.serve_set + extra
         proc = subprocess.Popen(cmd, stdout=plog, stderr=plog)
-        sampler = CpuSampler(proc.pid)
+        sampler = CpuSampler(proc.pid, None if kind == "peer" else b"rs-prefault")
         bsampler, rsampler = CpuSampler(broker.p.pid), CpuSampler(redis.p.pid)
         scores.wait(a.events, a.timeout, proc)
         with scores.lock:
@@ -255,6 +280,11 @@ def run_system(a, sysdef, lines, round_no):
         span = max(last - first, 1) / 1000.0
         cpu = sampler.at(last) - sampler.at(first)
         res.update(eps=a.events / span, cpu_us=cpu / a.events * 1e6, cores=cpu / span,
+                   pf_us=(sampler.at(last, 3) - sampler.at(first, 3)) / a.events * 1e6,
+                   # the burst's second half only: past the start-up's
+                   # one-time work (prefault, first laps of the rings)
+                   cpu2_us=(sampler.at(last) - sampler.at((first + last) / 2)) * 1e6
+                   / max(1, sum(1 for r in rows if r[0] >= (first + last) / 2)),
                    faults=(sampler.at(last, 2) - sampler.at(first, 2)) / a.events,
                    first_s=(first - t_start) / 1000.0,
                    broker_cores=(bsampler.at(last) - bsampler.at(first)) / span,
@@ -275,6 +305,12 @@ def run_system(a, sysdef, lines, round_no):
             sub, asg = logts(rb'subscribed to'), logts(rb'msg="assigned')
             res.update(ready_s=(sub - t_start) / 1000.0, join_s=(asg - sub) / 1000.0,
                        after_asg_s=(first - asg) / 1000.0)
+            # riskstream's start-up split: exec + configuration (the first log
+            # line) | features, model, state and trainer (its first version)
+            # | Redis writer, producer, consumer (subscribed)
+            cfg, mdl = logts(rb'preallocates about'), logts(rb'model version \S+ published')
+            res.update(cfg_s=(cfg - t_start) / 1000.0, model_s=(mdl - cfg) / 1000.0,
+                       sinks_s=(sub - mdl) / 1000.0)
         # latency phases on fresh events
         off = a.events
         for tag, rate in (("fixed", a.rate), ("half", res["eps"] / 2)):
@@ -430,7 +466,10 @@ def main():
               "| assigned -> first score on the topic")
         for n, v in rs_ok:
             print(f"  {n}: {med([x['ready_s'] for x in v]):.2f} | {med([x['join_s'] for x in v]):.2f} "
-                  f"| {med([x['after_asg_s'] for x in v]):.2f}")
+                  f"| {med([x['after_asg_s'] for x in v]):.2f}; start-up split: start -> configuration read "
+                  f"{med([x.get('cfg_s', float('nan')) for x in v]):.2f} | -> features, model, state, trainer "
+                  f"{med([x.get('model_s', float('nan')) for x in v]):.2f} | -> Redis, producer, consumer subscribed "
+                  f"{med([x.get('sinks_s', float('nan')) for x in v]):.2f}")
     print("\nwhere the cores went during the max phase (median cores: the system | the broker process "
           "| redis-server; the system's page faults per event, /proc minflt + majflt), and per round events/s (noise) with the 1-min load average when it ended:")
     for s in systems:
@@ -438,7 +477,9 @@ def main():
         if ok:
             print(f"  {s[0]}: {med([x['cores'] for x in ok]):.2f} | {med([x['broker_cores'] for x in ok]):.2f} "
                   f"| {med([x['redis_cores'] for x in ok]):.2f}; page faults/event "
-                  f"{med([x.get('faults', float('nan')) for x in ok]):.2f}; CPU µs/event when paced at {a.rate:.0f} ev/s "
+                  f"{med([x.get('faults', float('nan')) for x in ok]):.2f}; of the CPU µs/event, the start-up prefault "
+                  f"thread (rs-prefault) {med([x.get('pf_us', float('nan')) for x in ok]):.1f}; CPU µs/event over the second "
+                  f"half of the burst {med([x.get('cpu2_us', float('nan')) for x in ok]):.1f}; CPU µs/event when paced at {a.rate:.0f} ev/s "
                   f"{med([x['fixed'][5] for x in ok]):.1f}, at 50 % of max {med([x['half'][5] for x in ok]):.1f}; "
                   f"rounds: "
                   + ", ".join(f"{x['eps']:.0f} (load {x['load']:.1f})" if "error" not in x else "failed"

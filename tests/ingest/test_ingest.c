@@ -3,7 +3,8 @@
  * dead-letter topic, at-least-once offsets across consumers of one group,
  * an external producer (kcat), the configuration table, exactly-once mode
  * (no commits of its own, read_committed), replay flags after a start
- * below the committed offset, and offset-out-of-range resets.
+ * below the committed offset, and offset-out-of-range resets;
+ * rs_ingest_on_mock recognises the mock cluster (test_json_dlq_offsets).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -265,6 +266,8 @@ static void test_json_dlq_offsets(void **state) {
     assert_int_equal(rd_kafka_flush(prod, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
 
     rs_ingest_t *ing = new_consumer(boot, "g-json", RS_FORMAT_JSON);
+    /* the mock is recognised (its cluster id; cpstage.fetch_wait auto) */
+    assert_int_equal(rs_ingest_on_mock(ing, 10000), 1);
     tally_t *t = calloc(1, sizeof(*t));
     consume_until(ing, t, N + L + R, 60000);
     for (int i = 0; i < t->rejects && i < 8; i++)

@@ -12,6 +12,11 @@
  *    and once the group commits offset 50 of partition 0 the results below
  *    it are dropped (the stage reads the committed offsets every second):
  *    gone below, still there above.
+ *  - test_fetch_wait: the stage's consumer gets cpstage.fetch_wait: auto
+ *    is 1 ms on librdkafka's mock (on_mock, what the service finds from the
+ *    cluster id), else the consumer's own setting (5 ms, the embedded
+ *    default; a kafka.fetch.wait.max.ms given is kept); a set value wins
+ *    over kafka.fetch.wait.max.ms.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -230,10 +235,58 @@ static void test_fill_equals_core(void **state) {
     rs_cluster_destroy(cl);
 }
 
+/* The fetch.wait.max.ms the stage's consumer runs with. */
+static int64_t stage_fetch_wait(const char *boot, int64_t conf_ms, int on_mock,
+                                const char *kafka_fwm) {
+    char errstr[512];
+    rs_features_conf_t fc;
+    rs_features_conf_init(&fc);
+    fc.max_keys = fc.max_counterparties = 64;
+    fc.label_index = 64;
+    rs_ingest_conf_t icon;
+    rs_ingest_conf_init(&icon);
+    rs_strlcpy(icon.group_id, "g-fw", sizeof(icon.group_id));
+    rs_cpstage_conf_t cc;
+    rs_cpstage_conf_init(&cc);
+    assert_int_equal(cc.fetch_wait_ms, RS_CONF_AUTO); /* the default */
+    cc.fetch_wait_ms = conf_ms;
+    rs_kv_t kv;
+    rs_kv_init(&kv);
+    if (kafka_fwm) rs_kv_set(&kv, "fetch.wait.max.ms", kafka_fwm);
+    rs_cpstage_opts_t o = {&cc, &fc, &icon, &kv, boot, 86400000LL, 65536, 0,
+                           on_mock};
+    rs_err_t err;
+    rs_cpstage_t *cs = rs_cpstage_new(&o, &err, errstr, sizeof(errstr));
+    if (!cs) fail_msg("rs_cpstage_new: %s", errstr);
+    rs_cpstage_stats_t *st = calloc(1, sizeof(*st));
+    rs_cpstage_stats(cs, st);
+    int64_t v = st->fetch_wait_ms;
+    free(st);
+    rs_cpstage_destroy(cs);
+    rs_kv_free(&kv);
+    return v;
+}
+
+static void test_fetch_wait(void **state) {
+    (void)state;
+    char errstr[512];
+    rs_cluster_t *cl = rs_cluster_new(1, topics, 2, NPART, errstr, sizeof(errstr));
+    if (!cl) fail_msg("cluster: %s", errstr);
+    const char *boot = rs_cluster_bootstraps(cl);
+    assert_int_equal(stage_fetch_wait(boot, RS_CONF_AUTO, 1, NULL), 1);
+    assert_int_equal(stage_fetch_wait(boot, RS_CONF_AUTO, 1, "5"), 1);
+    assert_int_equal(stage_fetch_wait(boot, RS_CONF_AUTO, 0, NULL), 5);
+    assert_int_equal(stage_fetch_wait(boot, RS_CONF_AUTO, 0, "40"), 40);
+    assert_int_equal(stage_fetch_wait(boot, 7, 0, "40"), 7);
+    assert_int_equal(stage_fetch_wait(boot, 0, 1, NULL), 0);
+    rs_cluster_destroy(cl);
+}
+
 int main(void) {
     rs_log_set_level(RS_LOG_WARN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fill_equals_core),
+        cmocka_unit_test(test_fetch_wait),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
