@@ -411,7 +411,16 @@ static int rs_parts_from_standby(rs_parts_t *pt, int32_t p,
                                  const int64_t committed[2],
                                  int64_t start[2]) {
     char e2[512];
-    if (!rs_standby_has(pt->sb, p)) return 0;
+    if (!rs_standby_has(pt->sb, p)) {
+        if (!pt->sb_placed) {
+            /* before the first placement the stores may still hold a
+             * former copy's state from the instance checkpoint (not a
+             * held partition's): never restored or replayed on top of */
+            pt->ops.ckpt_abort(pt->ops.svc);
+            rs_pstate_drop(pt->ps, p, NULL);
+        }
+        return 0;
+    }
     int64_t t0 = rs_clock_mono_us();
     pt->ops.ckpt_abort(pt->ops.svc);
     rs_pstate_pos_t pos;
@@ -543,9 +552,12 @@ static void rs_parts_sb_tick(rs_parts_t *pt) {
         }
         pt->sb_placed = 1;
     }
-    int ncold = 0;
+    int ncold = 0, later = 0;
     for (int i = 0; i < nt; i++) {
         int32_t p = pt->sb_target[i];
+        /* parked without a changelog position (held from the instance
+         * checkpoint): saved and dropped below, started cold next tick */
+        later += pt->st[p] == RS_PART_PARKED;
         if (pt->st[p] != RS_PART_NONE || rs_standby_has(pt->sb, p)) continue;
         pt->ops.ckpt_abort(pt->ops.svc);
         rs_standby_add(pt->sb, p, NULL);
@@ -553,7 +565,7 @@ static void rs_parts_sb_tick(rs_parts_t *pt) {
         rs_info("standby", "partition %d: standby copy started from the "
                 "changelog's start", (int)p);
     }
-    pt->sb_gen = pt->gen;
+    if (!later) pt->sb_gen = pt->gen;
     rs_info("standby", "placement: %d partition(s) owned, standby copies of "
             "%d (state.standby %d, %d partitions), %d started cold", no, nt,
             pt->sb_n, np, ncold);

@@ -350,6 +350,15 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
                       app->service.review_threshold);
         goto fail;
     }
+    if (app->state.standby > 0 && /* standby.h: read from the changelog */
+        app->state.changelog == RS_STATE_CHANGELOG_OFF) {
+        err = rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                      "state.standby is %lld but state.changelog is false: "
+                      "standby copies are read from the state changelog (set "
+                      "state.changelog: true, or state.standby: 0)",
+                      (long long)app->state.standby);
+        goto fail;
+    }
 
     /* Configuration errors that would only show once clients or buffers
      * exist: a bad `kafka:` property, sizes the machine cannot hold (an

@@ -122,12 +122,7 @@ rs_err_t rs_svc_standby_new(rs_service_t *svc, const char *bootstrap,
                             char *errstr, size_t errstr_size) {
     const rs_app_conf_t *app = svc->app;
     if (app->state.standby <= 0) return RS_OK;
-    if (app->state.changelog == RS_STATE_CHANGELOG_OFF)
-        return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
-                       "state.standby is %lld but state.changelog is false: "
-                       "standby copies are read from the state changelog "
-                       "(set state.changelog: true, or state.standby: 0)",
-                       (long long)app->state.standby);
+    /* (state.changelog false: refused by rs_service_new, exit 2) */
     if (!svc->clog) {
         rs_warn("service", "state.standby %lld off: no state changelog (auto "
                 "without brokers)", (long long)app->state.standby);
