@@ -15,6 +15,13 @@
  *                       read (records counted: tail = what lies after
  *                       it, fewer than a cold restore's) and B equals A
  *                       again
+ *   test_serve_takeover the service, two instances on one group with
+ *                       state.standby 1 and the changelog: when B joins,
+ *                       A keeps its revoked partitions warm and B starts
+ *                       cold copies of A's; when B stops, A takes B's
+ *                       partitions over from its copies (metrics:
+ *                       restores from standby, warm and cold copies,
+ *                       records applied) and every event is scored
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -29,6 +36,7 @@
 #include "model/learnlog.h"
 #include "scoring/changelog.h"
 #include "scoring/standby.h"
+#include "tests/support/rs_test_svc.h"
 
 #define NPART 2
 #define DIM_MAX RS_FEATURES_MAX_DIM
@@ -361,10 +369,110 @@ static void test_standby(void **state) {
     rs_cluster_destroy(cl);
 }
 
+/* ------------------------------------------------- the service */
+
+#define BASE_MS 1700000000000LL
+
+/* Event i: entity card-(i % 13), time BASE + i s. */
+static void produce_events(rs_test_env_t *e, int from, int to) {
+    for (int i = from; i < to; i++) {
+        char buf[1024], key[32];
+        snprintf(key, sizeof(key), "card-%d", i % 13);
+        snprintf(buf, sizeof(buf),
+                 "{\"id\":\"ev-%d\",\"type\":\"card_tx\","
+                 "\"entity_id\":\"%s\",\"counterparty_id\":\"m-%d\","
+                 "\"event_time_ms\":%lld,\"amount\":%d.%02d}", i, key, i % 7,
+                 BASE_MS + (long long)i * 1000, 1 + (i * 37) % 900, i % 100);
+        rs_test_env_produce(e, RS_TEST_T_EVENTS, key, buf);
+    }
+    rs_test_env_flush(e);
+}
+
+static double metric(const char *text, const char *name) {
+    size_t nl = strlen(name);
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : p)
+        if (!strncmp(p, name, nl) && p[nl] == ' ') return atof(p + nl + 1);
+    return -1;
+}
+
+/* a.scored + b.scored >= n within 60 s */
+static void wait_total(rs_test_svc_t *a, rs_test_svc_t *b, uint64_t n) {
+    for (int i = 0; i < 6000; i++) {
+        if (atomic_load(&a->scored) + atomic_load(&b->scored) >= n) return;
+        usleep(10000);
+    }
+    fail_msg("scored %llu + %llu of %llu",
+             (unsigned long long)atomic_load(&a->scored),
+             (unsigned long long)atomic_load(&b->scored),
+             (unsigned long long)n);
+}
+
+static void test_serve_takeover(void **state) {
+    (void)state;
+    static rs_test_env_t e;
+    static rs_test_svc_t a, b;
+    rs_test_env_open(&e, 4);
+    /* the mock has no CreateTopics: the group's changelog made here */
+    assert_int_equal(rd_kafka_mock_topic_create(rs_cluster_mock(e.cl),
+                                                "g-sb-state-changelog", 4, 1),
+                     0);
+    const char *kv[] = {"state.changelog", "true", "state.standby", "1",
+                        "kafka.consumer.session.timeout.ms", "6000", NULL};
+    produce_events(&e, 0, 200);
+    rs_test_svc_conf(&a, &e, "g-sb", kv);
+    a.label = "A";
+    rs_test_svc_run(&a);
+    rs_test_svc_wait_assigned(&a, 30000);
+    assert_true(rs_test_svc_wait_count(&a, &a.scored, 200, "A scored",
+                                       30000));
+    rs_test_svc_conf(&b, &e, "g-sb", kv);
+    b.label = "B";
+    rs_test_svc_run(&b);
+    rs_test_svc_wait_assigned(&b, 60000);
+    produce_events(&e, 200, 400);
+    wait_total(&a, &b, 400);
+    sleep(1); /* the copies read what B wrote (not required: the tail) */
+    rs_test_svc_stop(&b);
+    produce_events(&e, 400, 500);
+    wait_total(&a, &b, 500);
+    rs_test_svc_stop(&a);
+    double from_sb = metric(a.metrics,
+                            "riskstream_restores_total{source=\"standby\"}");
+    double warm = metric(a.metrics, "riskstream_standby_warm_total");
+    double taken = metric(a.metrics, "riskstream_standby_taken_total");
+    double cold_b = metric(b.metrics, "riskstream_standby_cold_total");
+    double rec_b = metric(b.metrics, "riskstream_standby_records_total");
+    printf("serve: A scored %llu, B scored %llu; A: %g restore(s) from "
+           "standby copies, %g revoked partition(s) kept warm; B: %g cold "
+           "copies, %g changelog records applied to them\n",
+           (unsigned long long)a.st.scored, (unsigned long long)b.st.scored,
+           from_sb, warm, cold_b, rec_b);
+    for (const char *l = strstr(a.metrics, "riskstream_restores_total{");
+         l; l = strstr(l + 1, "riskstream_restores_total{"))
+        printf("  A: %.*s\n", (int)strcspn(l, "\n"), l);
+    /* B took half of the 4 partitions, A kept them warm, then took them
+     * back from those copies when B left */
+    assert_int_equal(warm, 2);
+    assert_int_equal(from_sb, 2);
+    assert_int_equal(taken, 2);
+    assert_int_equal(cold_b, 2); /* A's half, from the changelog's start */
+    assert_true(rec_b > 0);
+    rs_test_svc_free(&a);
+    rs_test_svc_free(&b);
+    rs_test_env_close(&e);
+}
+
+static int teardown(void **state) {
+    (void)state;
+    rs_test_svc_teardown();
+    return 0;
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_place),
         cmocka_unit_test(test_standby),
+        cmocka_unit_test_teardown(test_serve_takeover, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
