@@ -15,6 +15,11 @@
  *                       read (records counted: tail = what lies after
  *                       it, fewer than a cold restore's) and B equals A
  *                       again
+ *   test_foreign_tombstones  entities of a standby copy's partition that
+ *                       expire or are evicted HERE get no tombstone from
+ *                       this instance (rs_changelog_set_foreign: only the
+ *                       owner writes a partition); the owned partition's
+ *                       still do
  *   test_serve_takeover the service, two instances on one group with
  *                       state.standby 1 and the changelog: when B joins,
  *                       A keeps its revoked partitions warm and B starts
@@ -34,6 +39,7 @@
 #include <cmocka.h>
 
 #include "model/learnlog.h"
+#include "tests/support/rs_test_kafka.h"
 #include "scoring/changelog.h"
 #include "scoring/standby.h"
 #include "tests/support/rs_test_svc.h"
@@ -48,10 +54,14 @@ typedef struct eng_s {
     rs_pstate_t *ps;
 } eng_t;
 
+static int64_t g_ttl;              /* features.key_ttl; 0: default  */
+static const char *g_ent = "card"; /* entity ids of run_batch         */
+
 static rs_features_t *mkfeat(void) {
     rs_features_conf_t c;
     char err[256];
     rs_features_conf_init(&c);
+    if (g_ttl) c.key_ttl = g_ttl;
     c.max_keys = 256;
     c.max_counterparties = 256;
     c.label_index = 4096;
@@ -122,7 +132,7 @@ static void run_batch(eng_t *e, int b, rs_msg_t *msgs) {
         rs_event_t *ev = &m->ev;
         snprintf(ev->id, sizeof(ev->id), "tx-%d", k);
         snprintf(ev->type, sizeof(ev->type), "card_tx");
-        snprintf(ev->entity_id, sizeof(ev->entity_id), "card-%d", ent);
+        snprintf(ev->entity_id, sizeof(ev->entity_id), "%s-%d", g_ent, ent);
         snprintf(ev->counterparty_id, sizeof(ev->counterparty_id), "m-%d", k % 3);
         ev->event_time_ms = 1767225600000LL + (int64_t)k * 60000;
         ev->amount = 5.0 + k % 17;
@@ -369,6 +379,83 @@ static void test_standby(void **state) {
     rs_cluster_destroy(cl);
 }
 
+/* Tombstones ('F'/'S'/'I'/'D' with an empty value) per partition. */
+typedef struct tomb_tally_s {
+    int n, tomb[NPART];
+} tomb_tally_t;
+
+static void tomb_cb(void *opaque, const rd_kafka_message_t *rkm) {
+    tomb_tally_t *t = opaque;
+    rs_pstate_key_t k;
+    char e[256];
+    t->n++;
+    if (rkm->payload || rs_pstate_key_parse(rkm->key, rkm->key_len, &k, e,
+                                            sizeof(e)))
+        return;
+    if (k.partition >= 0 && k.partition < NPART) t->tomb[k.partition]++;
+}
+
+static int foreign_p1(void *o, int32_t p) {
+    (void)o;
+    return p == 1;
+}
+
+static void test_foreign_tombstones(void **state) {
+    (void)state;
+    char err[512];
+    const char *topics[] = {"events", "t-state-changelog"};
+    rs_cluster_t *cl = rs_cluster_new(1, topics, 2, NPART, err, sizeof(err));
+    assert_non_null(cl);
+    const char *boot = rs_cluster_bootstraps(cl);
+    rs_kv_t kv;
+    rs_kv_init(&kv);
+    g_ttl = 3600000LL; /* 1 h of event time */
+    eng_t a;
+    eng_new(&a);
+    rs_changelog_t *ca = rs_changelog_new(&kv, boot, "t-state-changelog", a.f,
+                                          a.m, a.d, a.ps, 8, err, sizeof(err));
+    assert_non_null(ca);
+    rs_changelog_set_foreign(ca, foreign_p1, NULL); /* p1: a copy here */
+    rs_msg_t msgs[8];
+    memset(g_off, 0, sizeof(g_off));
+    /* batch 1: old-0..5 on both partitions; batches 20..31 (2.6 h later):
+     * new entities that expire and evict the old ones (as
+     * test_changelog's test_tombstones) */
+    char pfx[16];
+    for (int i = 0; i < 13; i++) {
+        int bt = i ? 19 + i : 1;
+        snprintf(pfx, sizeof(pfx), "n%d", bt);
+        g_ent = i ? pfx : "old";
+        run_batch(&a, bt, msgs);
+        rs_changelog_stage(ca, (uint64_t)(i + 1), msgs, 8, pos_cb, NULL);
+        rs_changelog_release(ca, (uint64_t)(i + 1));
+    }
+    g_ent = "card";
+    g_ttl = 0;
+    assert_int_equal(rs_changelog_flush(ca, 10000), 0);
+    rs_features_stats_t fs;
+    rs_features_stats(a.f, &fs);
+    assert_true(fs.expirations + fs.evictions >= 6);
+    tomb_tally_t t;
+    memset(&t, 0, sizeof(t));
+    rs_changelog_stats_t st;
+    rs_changelog_stats(ca, &st);
+    assert_int_equal(rs_test_kafka_read(boot, "t-state-changelog",
+                                        (int)st.records, 500, 20000, tomb_cb,
+                                        &t),
+                     (int)st.records);
+    printf("foreign: %llu slots expired, %llu evicted; tombstones: "
+           "partition 0 (owned) %d, partition 1 (a copy) %d\n",
+           (unsigned long long)fs.expirations,
+           (unsigned long long)fs.evictions, t.tomb[0], t.tomb[1]);
+    assert_true(t.tomb[0] >= 3); /* old-0, old-2, old-4 at least */
+    assert_int_equal(t.tomb[1], 0);
+    rs_changelog_destroy(ca);
+    eng_free(&a);
+    rs_kv_free(&kv);
+    rs_cluster_destroy(cl);
+}
+
 /* ------------------------------------------------- the service */
 
 #define BASE_MS 1700000000000LL
@@ -474,6 +561,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_place),
         cmocka_unit_test(test_standby),
+        cmocka_unit_test(test_foreign_tombstones),
         cmocka_unit_test_teardown(test_serve_takeover, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
