@@ -48,7 +48,23 @@ struct rs_changelog_s {
     _Atomic int64_t staged_bytes;
     rs_sink_kafka_t *ks;        /* exactly-once: the transactional sink
                                  * (borrowed); NULL: own producer         */
+    int (*foreign)(void *o, int32_t p); /* tombstones not ours to write */
+    void *foreign_o;
 };
+
+void rs_changelog_set_foreign(rs_changelog_t *cl,
+                              int (*foreign)(void *o, int32_t partition),
+                              void *o) {
+    cl->foreign = foreign;
+    cl->foreign_o = o;
+}
+
+/* A tombstone of partition p may be written here (not a standby copy's:
+ * its owner writes those -- an entity of a copy that expires or is
+ * evicted HERE must not delete the owner's live record). */
+static int rs_cl_tomb_ok(const rs_changelog_t *cl, int32_t p) {
+    return p >= 0 && (!cl->foreign || !cl->foreign(cl->foreign_o, p));
+}
 
 static void rs_cl_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
                         void *opaque) {
@@ -331,14 +347,14 @@ void rs_changelog_stage(rs_changelog_t *cl, uint64_t seq, const rs_msg_t *msgs,
         uint64_t lost = 0, lost2 = 0;
         int ng = rs_features_ents_gone_take(cl->feat, &keys, &kp, &lost);
         for (int i = 0; i < ng; i++)
-            if (kp[i] >= 0 && kp[i] < RS_PARTS_MAX)
+            if (rs_cl_tomb_ok(cl, kp[i]) && kp[i] < RS_PARTS_MAX)
                 rs_cl_frame(cl, seq, 'F', kp[i], keys[i] ? keys[i] : 1, NULL,
                             0);
         ng = cl->model ? rs_model_caches_gone_take(cl->model, &keys, &kp,
                                                    &lost2)
                        : 0;
         for (int i = 0; i < ng; i++)
-            if (kp[i] >= 0 && kp[i] < RS_PARTS_MAX)
+            if (rs_cl_tomb_ok(cl, kp[i]) && kp[i] < RS_PARTS_MAX)
                 rs_cl_frame(cl, seq, 'S', kp[i], keys[i] ? keys[i] : 1, NULL,
                             0);
         if (lost + lost2)
@@ -393,11 +409,12 @@ void rs_changelog_stage(rs_changelog_t *cl, uint64_t seq, const rs_msg_t *msgs,
     const int32_t *gp;
     int ng = rs_features_gone_take(cl->feat, &ids, &gp, NULL);
     for (int i = 0; i < ng; i++)
-        if (gp[i] >= 0 && ids[i]) rs_cl_frame(cl, seq, 'I', gp[i], ids[i], NULL, 0);
+        if (rs_cl_tomb_ok(cl, gp[i]) && ids[i])
+            rs_cl_frame(cl, seq, 'I', gp[i], ids[i], NULL, 0);
     if (cl->dedup) {
         ng = rs_dedup_gone_take(cl->dedup, &ids, &gp);
         for (int i = 0; i < ng; i++)
-            if (gp[i] >= 0 && ids[i])
+            if (rs_cl_tomb_ok(cl, gp[i]) && ids[i])
                 rs_cl_frame(cl, seq, 'D', gp[i], ids[i], NULL, 0);
     }
     if (many) rs_warn("changelog", "a batch read more than %d partitions: "

@@ -152,6 +152,13 @@ rs_err_t rs_changelog_restore(rs_changelog_t *cl, int32_t partition,
                               uint64_t *nrec, char *errstr,
                               size_t errstr_size);
 
+/* Partitions whose tombstones (entity, cache, index, duplicate) are not
+ * written here (foreign(o, p) != 0: a standby copy's entries that left
+ * this instance's stores -- only the owner writes that partition). */
+void rs_changelog_set_foreign(rs_changelog_t *cl,
+                              int (*foreign)(void *o, int32_t partition),
+                              void *o);
+
 /* Any thread. */
 void rs_changelog_stats(const rs_changelog_t *cl, rs_changelog_stats_t *st);
 

@@ -37,6 +37,7 @@
 
 #include "ingest/ingest.h"
 #include "scoring/pstate.h"
+#include "scoring/standby.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -115,6 +116,15 @@ void rs_parts_label_release(rs_parts_t *pt, rs_features_t *f,
  * that left); returns how many went. */
 int rs_parts_labels_expire(rs_parts_t *pt,
                            int (*replaying)(void *svc, int32_t partition));
+
+/* Standby copies (standby.h; state.standby n > 0, sb borrowed; n 0 or
+ * sb NULL: none).  Assign: a partition with a copy here restores from it
+ * and the changelog tail after it (before any other source).  Tick: the
+ * placement (rs_standby_place) is applied once a rebalance is over --
+ * a PARKED partition placed here becomes a warm copy instead of being
+ * saved and dropped, copies no longer placed are dropped, placed
+ * partitions without one start from the changelog's start. */
+void rs_parts_set_standby(rs_parts_t *pt, rs_standby_t *sb, int n);
 
 /* Partitions OWNED now into out[0..max); returns the count. */
 int rs_parts_owned(const rs_parts_t *pt, int32_t *out, int max);

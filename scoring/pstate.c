@@ -474,6 +474,7 @@ void rs_pstate_restore_end(rs_pstate_t *ps, char source, uint64_t keys,
         ps->st.restores++;
         if (source == 'l') ps->st.from_local++;
         else if (source == 'c') ps->st.from_changelog++;
+        else if (source == 's') ps->st.from_standby++;
         else ps->st.from_replay++;
     }
     ps->st.keys_restored += keys;

@@ -132,6 +132,7 @@ typedef struct rs_pstate_stats_s {
     int64_t restoring;          /* partitions being restored now (0/1..) */
     uint64_t restores;          /* partitions restored, by source below  */
     uint64_t from_local, from_changelog, from_replay;
+    uint64_t from_standby;      /* a standby copy + the changelog tail   */
     uint64_t keys_restored;     /* entity slots restored                 */
     uint64_t saves;             /* partition checkpoints written         */
     uint64_t drops;             /* partitions dropped from RAM           */
@@ -179,7 +180,8 @@ rs_err_t rs_pstate_apply(rs_pstate_t *ps, int32_t partition, const void *key,
                          size_t errstr_size);
 
 /* Restore bookkeeping for the metrics and /readyz: begin (restoring++),
- * end with the source ('l' local, 'c' changelog, 'r' replay, 'm' RAM) and
+ * end with the source ('l' local, 'c' changelog, 'r' replay, 'm' RAM,
+ * 's' a standby copy, standby.h) and
  * the keys restored (restoring--). */
 void rs_pstate_restore_begin(rs_pstate_t *ps);
 void rs_pstate_restore_end(rs_pstate_t *ps, char source, uint64_t keys,

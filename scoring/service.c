@@ -350,6 +350,15 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
                       app->service.review_threshold);
         goto fail;
     }
+    if (app->state.standby > 0 && /* standby.h: read from the changelog */
+        app->state.changelog == RS_STATE_CHANGELOG_OFF) {
+        err = rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
+                      "state.standby is %lld but state.changelog is false: "
+                      "standby copies are read from the state changelog (set "
+                      "state.changelog: true, or state.standby: 0)",
+                      (long long)app->state.standby);
+        goto fail;
+    }
 
     /* Configuration errors that would only show once clients or buffers
      * exist: a bad `kafka:` property, sizes the machine cannot hold (an
@@ -637,6 +646,9 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
             /* the topic is checked at the first assignment (Kafka may be
              * unreachable now: serve waits for it) */
         }
+        /* Standby replicas (state.standby; standby.h), read from it. */
+        if ((err = rs_svc_standby_new(svc, bootstrap, errstr, errstr_size)))
+            goto fail;
     }
     {
         /* Tests compare every event's features across deployments
@@ -708,6 +720,7 @@ void rs_service_destroy(rs_service_t *svc) {
     rs_ingest_destroy(svc->ing);
     rs_cpstage_destroy(svc->cp);
     rs_parts_destroy(svc->parts);
+    rs_standby_destroy(svc->sb);
     rs_changelog_destroy(svc->clog);
     if (svc->feat_out) fclose(svc->feat_out);
     rs_pstate_destroy(svc->pstate);
@@ -893,6 +906,7 @@ rs_err_t rs_service_run(rs_service_t *svc, volatile sig_atomic_t *stop,
         }
         rs_svc_store_acked(svc);
         rs_parts_tick(svc->parts); /* partitions that left: saved, dropped */
+        rs_svc_standby_tick(svc); /* standby copies read (standby.h) */
         if (rs_parts_labels_held(svc->parts))
             rs_parts_labels_expire(svc->parts, rs_svc_p_replaying);
         rs_svc_swap_weights(svc);

@@ -71,6 +71,7 @@ struct rs_service_s {
                            * event's feature vector (tests only)        */
     rs_parts_t *parts;    /* which partitions' state is here (parts.h)  */
     rs_changelog_t *clog; /* state changelog topic (changelog.h); NULL: off */
+    rs_standby_t *sb;     /* standby copies (standby.h); NULL: off       */
     int clog_checked;     /* its topic checked (first assignment)        */
     rs_err_t clog_err;    /* state.changelog: true and no usable topic   */
     char clog_errstr[600];
@@ -245,6 +246,12 @@ void rs_svc_revoke_hook(void *opaque, const rs_ingest_pos_t *parts, int n,
 int rs_svc_p_replaying(void *o, int32_t p);
 /* The changelog topic, checked once at the first assignment. */
 void rs_svc_clog_check(rs_service_t *svc);
+/* state.standby (standby.h): svc->sb over the changelog, or a config
+ * error (RS_ERR_CONFIG: standby without state.changelog); between polls,
+ * the copies read (not while a feature checkpoint is in progress). */
+rs_err_t rs_svc_standby_new(rs_service_t *svc, const char *bootstrap,
+                            char *errstr, size_t errstr_size);
+void rs_svc_standby_tick(rs_service_t *svc);
 /* A partition's positions now (changelog markers). */
 void rs_svc_p_pos(void *o, int32_t p, rs_pstate_pos_t *pos);
 

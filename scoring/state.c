@@ -35,6 +35,16 @@ static const rs_conf_field_t rs_state_fields[] = {
      "with the embedded one (librdkafka's mock, `riskstream broker` too).  Costs a record per entity per batch (~1.2 KB "
      "of features plus ~9 KB of sequence cache at the defaults) and ~150 "
      "bytes per event (README, Scale-out)", "auto|true|false", 0, 0},
+    {"standby", RS_CONF_INT, "0", offsetof(rs_state_conf_t, standby), 0,
+     "standby replicas: keep warm copies of the state of N x (partitions "
+     "owned) partitions owned elsewhere -- those after this instance's "
+     "own range -- by reading their changelog continuously (and keep "
+     "revoked partitions placed here warm), so a failover reads only the "
+     "changelog tail; 0 = off.  Needs state.changelog (false with N > 0 "
+     "is a config error).  Each copy costs what the active state of its "
+     "partition costs: size features.max_keys, seq.max_entities, "
+     "features.label_index and service.dedup_max for (1 + N) x the owned "
+     "share (README, Scale-out)", NULL, 0, 16},
 };
 
 void rs_state_conf_section(rs_conf_section_t *sec, rs_state_conf_t *conf) {

@@ -44,6 +44,7 @@ extern "C" {
 typedef struct rs_state_conf_s {
     char dir[512];            /* "" = the default (design note)          */
     int changelog;            /* RS_STATE_CHANGELOG_*                    */
+    int64_t standby;          /* standby replicas (scoring/standby.h)    */
 } rs_state_conf_t;
 
 /* state.changelog (scoring/changelog.h) */

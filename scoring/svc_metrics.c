@@ -162,6 +162,8 @@ void rs_service_prometheus(rs_service_t *svc, rs_http_buf_t *b) {
                            (unsigned long long)pst.from_local,
                            (unsigned long long)pst.from_changelog,
                            (unsigned long long)pst.from_replay);
+        rs_http_buf_printf(b, "riskstream_restores_total{source=\"standby\"} "
+                           "%llu\n", (unsigned long long)pst.from_standby);
         rs_prom_counter(b, "riskstream_restore_keys_total", "entity keys "
                         "restored with partition states", pst.keys_restored);
         rs_http_buf_printf(b, "# HELP riskstream_restore_seconds_total time "
@@ -194,6 +196,29 @@ void rs_service_prometheus(rs_service_t *svc, rs_http_buf_t *b) {
             rs_prom_counter(b, "riskstream_restore_changelog_records_total",
                             "changelog records applied by restores",
                             cst.restored);
+        }
+        if (svc->sb) { /* state.standby (standby.h) */
+            rs_standby_stats_t sbs;
+            rs_standby_stats(svc->sb, &sbs);
+            rs_prom_gauge(b, "riskstream_standby_partitions", "standby "
+                          "copies kept here (partitions owned elsewhere)",
+                          (double)sbs.partitions);
+            rs_prom_gauge(b, "riskstream_standby_lag_records", "changelog "
+                          "records after the standby copies' last applied "
+                          "markers, summed", (double)sbs.lag);
+            rs_prom_gauge(b, "riskstream_standby_lag_records_max", "the "
+                          "largest standby lag of one partition",
+                          (double)sbs.lag_max);
+            rs_prom_counter(b, "riskstream_standby_records_total", "changelog "
+                            "records applied to standby copies", sbs.records);
+            rs_prom_counter(b, "riskstream_standby_taken_total", "standby "
+                            "copies taken over by an assignment", sbs.taken);
+            rs_prom_counter(b, "riskstream_standby_warm_total", "revoked "
+                            "partitions kept warm as standby copies",
+                            sbs.warm_adds);
+            rs_prom_counter(b, "riskstream_standby_cold_total", "standby "
+                            "copies started from the changelog's start",
+                            sbs.cold_adds);
         }
     }
     rs_prom_counter(b, "riskstream_offset_resets_total",

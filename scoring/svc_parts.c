@@ -103,6 +103,47 @@ void rs_svc_clog_check(rs_service_t *svc) {
     }
     rs_changelog_destroy(svc->clog);
     svc->clog = NULL;
+    if (svc->sb) { /* standby copies are read from it */
+        rs_warn("service", "state.standby %lld off: no state changelog",
+                (long long)svc->app->state.standby);
+        rs_parts_set_standby(svc->parts, NULL, 0);
+        rs_standby_destroy(svc->sb);
+        svc->sb = NULL;
+    }
+}
+
+/* ------------------------------------------ standby copies (standby.h) */
+
+static int rs_svc_sb_foreign(void *o, int32_t p) {
+    return rs_standby_has(o, p);
+}
+
+rs_err_t rs_svc_standby_new(rs_service_t *svc, const char *bootstrap,
+                            char *errstr, size_t errstr_size) {
+    const rs_app_conf_t *app = svc->app;
+    if (app->state.standby <= 0) return RS_OK;
+    /* (state.changelog false: refused by rs_service_new, exit 2) */
+    if (!svc->clog) {
+        rs_warn("service", "state.standby %lld off: no state changelog (auto "
+                "without brokers)", (long long)app->state.standby);
+        return RS_OK;
+    }
+    char topic[300];
+    snprintf(topic, sizeof(topic), "%s-state-changelog",
+             app->ingest.group_id);
+    svc->sb = rs_standby_new(&app->kafka, bootstrap, topic, svc->pstate,
+                             errstr, errstr_size);
+    if (!svc->sb) return RS_ERR_KAFKA;
+    rs_parts_set_standby(svc->parts, svc->sb, (int)app->state.standby);
+    rs_changelog_set_foreign(svc->clog, rs_svc_sb_foreign, svc->sb);
+    return RS_OK;
+}
+
+void rs_svc_standby_tick(rs_service_t *svc) {
+    /* the copies' records wait while a feature checkpoint walks the
+     * stores (rs_features_part_read refuses then) */
+    if (!svc->sb || svc->ckpt_active) return;
+    rs_standby_poll(svc->sb, 20);
 }
 
 static int64_t rs_svc_p_cl_hwm(void *o, int32_t p) {

@@ -10,14 +10,20 @@
  *      engine (rs_changelog_restore: a partition arriving on another
  *      instance), partition after partition as the service does;
  *   3. the same records applied without Kafka (rs_pstate_apply): the CPU
- *      part of a changelog restore.
+ *      part of a changelog restore;
+ *   4. standby copies (standby.h) of every partition on a fresh engine,
+ *      caught up from the changelog's start (before any failover: not on
+ *      its path), then T more records (--tail, default N / 100) and a
+ *      marker per partition written and the failover done as the service
+ *      does it: each copy taken and the changelog after its position read
+ *      (the copy has read none of the tail: the worst case).
  * Only feature state: the sequence model's caches (~9 KB per entity at the
  * seq defaults) are not in it (an "lr" model has none).  The mock keeps
  * ~5 MB per partition: P must keep N / P records under that (the bench
  * says so if the broker dropped any).
  *
  * usage: bench_restore [--keys N] [--events-per-key E] [--partitions P]
- *                      [--dir DIR]
+ *                      [--tail T] [--dir DIR]
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -29,6 +35,7 @@
 #include "ingest/ingest.h"
 #include "scoring/changelog.h"
 #include "scoring/pstate.h"
+#include "scoring/standby.h"
 
 static double now_s(void) { return (double)rs_clock_mono_ns() / 1e9; }
 
@@ -71,7 +78,7 @@ static uint64_t entity_keys(const rs_features_t *f) {
 }
 
 int main(int argc, char **argv) {
-    int64_t keys = 1000000, per = 2;
+    int64_t keys = 1000000, per = 2, tail = -1;
     int parts = 32;
     const char *dir = "/tmp";
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -79,9 +86,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--events-per-key")) per = atoll(argv[i + 1]);
         else if (!strcmp(argv[i], "--partitions")) parts = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--dir")) dir = argv[i + 1];
+        else if (!strcmp(argv[i], "--tail")) tail = atoll(argv[i + 1]);
         else {
             fprintf(stderr, "usage: %s [--keys N] [--events-per-key E] "
-                    "[--partitions P] [--dir DIR]\n", argv[0]);
+                    "[--partitions P] [--tail T] [--dir DIR]\n", argv[0]);
             return 2;
         }
     }
@@ -248,12 +256,92 @@ int main(int argc, char **argv) {
     }
     uint64_t applied_keys = entity_keys(dst3);
 
+    /* 4. standby copies: caught up, then a failover with a tail */
+    if (tail < 0) tail = keys / 100;
+    rs_features_t *dst4 = mkfeat(keys);
+    rs_model_t *m5 = mkmodel(dim, dst4);
+    rs_pstate_t *ps5 = rs_pstate_new(wd, dst4, m5, NULL, err, sizeof(err));
+    rs_standby_t *sb = rs_standby_new(&kv, rs_cluster_bootstraps(cl), topic,
+                                      ps5, err, sizeof(err));
+    if (!sb) {
+        fprintf(stderr, "standby: %s\n", err);
+        return 1;
+    }
+    int64_t *hw = calloc((size_t)parts, sizeof(*hw));
+    for (int p = 0; p < parts; p++) {
+        hw[p] = rs_changelog_hwm(clg, p);
+        rs_standby_add(sb, p, NULL);
+    }
+    t0 = now_s();
+    for (int done = 0; !done;) {
+        rs_standby_poll(sb, 100);
+        done = 1;
+        for (int p = 0; p < parts && done; p++)
+            done = rs_standby_position(sb, p) >= hw[p];
+        if (!done && now_s() - t0 > 900) {
+            fprintf(stderr, "standby: not caught up in 900 s\n");
+            return 1;
+        }
+    }
+    double catch_s = now_s() - t0;
+    uint64_t caught = entity_keys(dst4);
+    prod = rs_kafka_producer_new(&kv, rs_cluster_bootstraps(cl), ebuf,
+                                 sizeof(ebuf));
+    for (int64_t k = 0; k < tail && k < keys; k++) {
+        char id[64];
+        size_t len = 0;
+        snprintf(id, sizeof(id), "card-%lld", (long long)k);
+        if (rs_features_entity_write(src, id, val, sizeof(val), &len)) continue;
+        int32_t p = (int32_t)(k % parts);
+        rs_pstate_key_encode(key, 'F', p, rs_hash_str(id));
+        while (rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(topic),
+                                 RD_KAFKA_V_PARTITION(p),
+                                 RD_KAFKA_V_KEY(key, sizeof(key)),
+                                 RD_KAFKA_V_VALUE(val, len),
+                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                 RD_KAFKA_V_END) ==
+               RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            rd_kafka_poll(prod, 10);
+    }
+    for (int p = 0; p < parts; p++) {
+        rs_pstate_key_encode(key, 'M', p, 0);
+        rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(p),
+                          RD_KAFKA_V_KEY(key, sizeof(key)),
+                          RD_KAFKA_V_VALUE(mk, sizeof(mk)),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                          RD_KAFKA_V_END);
+    }
+    rd_kafka_flush(prod, 60000);
+    rd_kafka_destroy(prod);
+    rs_changelog_t *clg5 = rs_changelog_new(&kv, rs_cluster_bootstraps(cl),
+                                            topic, dst4, m5, NULL, ps5, 512,
+                                            err, sizeof(err));
+    t0 = now_s();
+    uint64_t tail_rec = 0;
+    for (int p = 0; p < parts; p++) {
+        rs_pstate_pos_t sp, cpos;
+        uint64_t n = 0;
+        if (!rs_standby_take(sb, p, &sp)) {
+            fprintf(stderr, "standby of partition %d: no marker\n", p);
+            return 1;
+        }
+        rs_err_t e = rs_changelog_restore(clg5, p, sp.changelog, &cpos, &n,
+                                          err, sizeof(err));
+        if (e) {
+            fprintf(stderr, "tail of partition %d: %s\n", p, err);
+            return 1;
+        }
+        tail_rec += n;
+    }
+    double fail_s = now_s() - t0;
+    uint64_t failed_over = entity_keys(dst4);
+
     printf("bench_restore: %lld entity keys (cards preset, history 16, %lld "
            "events each), %d partitions\n", (long long)keys, (long long)per,
            parts);
     printf("command: build/ops/bench/bench_restore --keys %lld "
-           "--events-per-key %lld --partitions %d\n\n", (long long)keys,
-           (long long)per, parts);
+           "--events-per-key %lld --partitions %d --tail %lld\n\n",
+           (long long)keys, (long long)per, parts, (long long)tail);
     printf("| restore of %lld keys | seconds | keys/s | keys restored | "
            "bytes |\n|---|---:|---:|---:|---:|\n", (long long)keys);
     printf("| partition checkpoints: save (write + fsync) | %.2f | %.0f | - | "
@@ -270,10 +358,20 @@ int main(int argc, char **argv) {
     printf("| changelog: the records applied without Kafka (CPU) | %.2f | "
            "%.0f | %llu | - |\n", apply_s, (double)applied_keys / apply_s,
            (unsigned long long)applied_keys);
+    printf("| standby: copies caught up from the changelog's start (before "
+           "a failover, not on its path) | %.2f | %.0f | %llu | - |\n",
+           catch_s, (double)caught / catch_s, (unsigned long long)caught);
+    printf("| standby: failover = every copy taken + its changelog tail "
+           "(%llu records, none read by the copy) | %.3f | - | %llu | - |\n",
+           (unsigned long long)tail_rec, fail_s,
+           (unsigned long long)failed_over);
     if (dropped > 0)
         printf("\nWARNING: the embedded broker dropped %lld changelog "
                "records (retention ~5 MB per partition): use more "
                "--partitions\n", (long long)dropped);
+    rs_changelog_destroy(clg5);
+    rs_standby_destroy(sb);
+    free(hw);
     rs_changelog_destroy(clg);
     rs_cluster_destroy(cl);
     rs_kv_free(&kv);
@@ -281,6 +379,9 @@ int main(int argc, char **argv) {
     rs_pstate_destroy(ps2);
     rs_pstate_destroy(ps3);
     rs_pstate_destroy(ps4);
+    rs_pstate_destroy(ps5);
+    rs_features_destroy(dst4);
+    rs_model_destroy(m5);
     rs_features_destroy(src);
     rs_features_destroy(dst);
     rs_features_destroy(dst2);

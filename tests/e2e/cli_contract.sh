@@ -35,6 +35,8 @@ expect 2 "nosuch" -- "$BIN" config --config "$T/bad2.yaml"
 expect 2 "missing.yaml" -- "$BIN" serve --config "$T/missing.yaml"
 expect 2 "service.review_threshold" -- "$BIN" config --set service.review_threshold=abc
 expect 2 "decline_threshold" -- "$BIN" serve --set service.review_threshold=0.9 --set service.decline_threshold=0.5 --redis unix://$T/none.sock
+expect 2 "state.standby is 1 but state.changelog is false" -- "$BIN" serve --set state.standby=1 --set state.changelog=false --redis unix://$T/none.sock
+expect 2 "state.standby" -- "$BIN" serve --set state.standby=17 --redis unix://$T/none.sock
 expect 2 "KEY=VALUE" -- "$BIN" config --set novalue
 expect 2 "log-level" -- "$BIN" serve --log-level loud
 expect 2 "unexpected argument" -- "$BIN" serve extra

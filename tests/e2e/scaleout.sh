@@ -40,6 +40,9 @@
 # usage: scaleout.sh RISKSTREAM_BINARY SOURCE_DIR
 # env:   CHANGELOG=true|false (state.changelog of S; true: the restores on
 #        another instance read the changelog, false: they replay the input)
+#        STANDBY=0|N (state.standby of S; N > 0 needs CHANGELOG=true: the
+#        survivor of the kill, and B1 at A1's stop, must take the moved
+#        partitions over from their standby copies -- log lines asserted)
 #        RATE=200 (events/s) STEP=12 (s between the steps) EVENTS (default
 #        RATE x (6 STEP + 10)) PARTITIONS=8 ENTITIES=400 KEEP=1 (keep the
 #        work directory)
@@ -54,7 +57,7 @@ set -euo pipefail
 BIN="${1:?binary}"; SRC="${2:?source dir}"
 RATE="${RATE:-200}"; STEP="${STEP:-12}"; PARTITIONS="${PARTITIONS:-8}"
 EVENTS="${EVENTS:-$(( RATE * (6 * STEP + 10) ))}"; ENTITIES="${ENTITIES:-400}"
-CHANGELOG="${CHANGELOG:-true}"
+CHANGELOG="${CHANGELOG:-true}"; STANDBY="${STANDBY:-0}"
 T="$(mktemp -d /tmp/rs-scale.XXXXXX)"
 PIDS=()
 . "$(dirname "${BASH_SOURCE[0]}")/scaleout_lib.sh" # ts, ids, first_after
@@ -92,6 +95,7 @@ serve() {
     --set features.label_index=65536 --set seq.max_entities=4096 \
     --set model.train_queue=4096 --set model.log_segment=4194304 \
     --set seq.history=4 --set features.history=16 --set state.changelog="$CHANGELOG" \
+    --set state.standby="$STANDBY" \
     --set kafka.consumer.session.timeout.ms=6000 \
     >"$T/$name.out" 2>"$T/$name.log" &
   LAST=$!
@@ -113,9 +117,9 @@ stop() { # pid name: SIGTERM, exit 0 expected
 
 # R without a changelog (its group has no topic: the broker creates the
 # changelog of gS only); S with one unless CHANGELOG=false.
-CH_S="$CHANGELOG"; CHANGELOG=false
+CH_S="$CHANGELOG"; CHANGELOG=false; SB_S="$STANDBY"; STANDBY=0
 serve R gR; R=$LAST
-CHANGELOG="$CH_S"
+CHANGELOG="$CH_S"; STANDBY="$SB_S"
 serve A1 gS; A=$LAST
 "$BIN" gen --brokers "$BOOT" --rate "$RATE" --events "$EVENTS" --seed 13 \
   --entities "$ENTITIES" --counterparties 200 --duration 60d --label-delay 1d \
@@ -150,7 +154,22 @@ stop "$A" A2; stop "$B" B2; stop "$R" R
 # Handover times from the logs.
 echo "handover after SIGTERM of A1: B1 assigned after $(first_after "$T/B1.log" "$T_TERM" || echo '?') s"
 echo "handover after SIGKILL of B1: A2 assigned after $(first_after "$T/A2.log" "$T_KILL" || echo '?') s"
-grep -h "restored from\|replaying it\|kept in memory\|saved to its local\|dropped, not saved\|changelog records\|changelog not used" "$T"/[AB][0-9].log | sed "s/^/  /" | awk "NR <= 40" || true
+grep -h "restored from\|replaying it\|kept in memory\|saved to its local\|dropped, not saved\|changelog records\|changelog not used\|kept warm\|standby copy" "$T"/[AB][0-9].log | sed "s/^/  /" | awk "NR <= 40" || true
+# Restore times (the state's part of a handover), per instance.
+for f in "$T"/[AB][0-9].log; do
+  sed -n 's/.*msg="partition \([0-9]*\): restored from \(its standby copy\|its local checkpoint and the changelog\|its local checkpoint\|the changelog\).* in \([0-9]*\) ms.*/\3 \2/p' "$f" |
+    awk -v n="$(basename "$f" .log)" '{s[$2" "$3" "$4" "$5" "$6" "$7]+=$1; c[$2" "$3" "$4" "$5" "$6" "$7]++} END {for (k in s) printf "  %s: %d restore(s) from %s: %d ms in all\n", n, c[k], k, s[k]}'
+done
+if [ "$STANDBY" != 0 ]; then
+  # the survivor of the kill took B1's partitions over from its standby
+  # copies (and B1 those of A1 at its stop): only the changelog tail read
+  grep -q 'restored from its standby copy (standby at changelog offset [0-9]*, [0-9]* records of tail)' "$T/A2.log" ||
+    fail "A2 did not take B1's partitions over from standby copies after the kill"
+  grep -q 'restored from its standby copy' "$T/B1.log" ||
+    fail "B1 did not take A1's partitions over from standby copies at its stop"
+  echo "standby takeovers: A2 $(grep -c 'restored from its standby copy' "$T/A2.log"), B1 $(grep -c 'restored from its standby copy' "$T/B1.log")"
+  grep -h 'restored from its standby copy' "$T/A2.log" | sed 's/.*msg="//; s/"$//; s/^/  A2: /' | awk 'NR <= 8'
+fi
 
 # Compare.
 NAMES="$("$BIN" features --explain <("$BIN" config --sample) | awk 'NR>1 && $1 ~ /^[0-9]+$/ {print $1" "$2}')"
