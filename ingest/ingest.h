@@ -174,6 +174,12 @@ typedef enum rs_offset_reset_e {
  *                                         the newest event time of its
  *                                         partition is rejected (DLQ);
  *                                         0 = off
+ *   task_merge       bool     true        hand each task's messages
+ *                                         (events/N + labels/N) over in
+ *                                         time order (ingest/imerge.h)
+ *   max_task_idle    duration 0ms         ... a message waits this long
+ *                                         for the other topic of its task
+ *                                         when that one is at its end
  */
 typedef struct rs_ingest_conf_s {
     char brokers[512];
@@ -190,6 +196,8 @@ typedef struct rs_ingest_conf_s {
     int64_t poll_timeout_ms;
     int offset_reset;      /* rs_offset_reset_t */
     int64_t future_skew_ms; /* 0 = no bound on event times ahead       */
+    int task_merge;         /* per-task merge by time (imerge.h)       */
+    int64_t max_task_idle_ms; /* its idle wait (max.task.idle.ms)      */
     /* Not a config key (no row in the table; 0 after rs_ingest_conf_init):
      * the service sets it from `service.delivery: exactly_once`.  See the
      * design notes: read_committed, no consumer commits, replay flags. */
@@ -467,6 +475,11 @@ typedef struct rs_ingest_stats_s {
                              * topics.future_skew (also in `rejected`)   */
     int64_t assigned;       /* partitions currently assigned             */
     int64_t rebalances;     /* assignments received                      */
+    uint64_t merge_held;    /* task merge: messages read, not returned yet
+                             * (waiting for the other topic of their task) */
+    uint64_t merge_reordered; /* task merge: returned below their task's
+                             * time frontier (arrived after the other topic
+                             * was passed as idle: topics.max_task_idle)   */
 } rs_ingest_stats_t;
 
 /* Counter snapshot.  @locality any thread (relaxed atomics) */
