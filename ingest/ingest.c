@@ -1917,6 +1917,20 @@ void rs_ingest_destroy(rs_ingest_t *ing) {
             rs_error("ingest", "%lld dead-letter message(s) undelivered at "
                      "close", (long long)ing->dlq_pending);
     }
+    if (ing->im) {
+        rs_imerge_stats_t ms;
+        rs_imerge_stats(ing->im, &ms);
+        rs_info("ingest", "task merge: %llu message(s) handed over in time "
+                "order (%llu reordered), at most %llu waiting at once, "
+                "%llu fetch pause(s), %llu end(s) seen by the high "
+                "watermark, %llu left waiting (read again by the next "
+                "owner)", (unsigned long long)ms.merged,
+                (unsigned long long)ms.reordered,
+                (unsigned long long)ms.held_max,
+                (unsigned long long)ms.paused,
+                (unsigned long long)ms.end_checks,
+                (unsigned long long)ms.held);
+    }
     if (ing->rk) {
         /* Revoke (commits stored offsets, or the owner its transaction)
          * and leave the group, then close with nothing left to revoke. */
