@@ -63,6 +63,23 @@
  *   scoring n messages takes T(n) = c0 + c1 n, so at r messages/s a batch
  *   settles at n = r c0 / (1 - r c1).  The service's metric
  *   riskstream_batch_messages shows the distribution.
+ * - Task merge (topics.task_merge, on by default; ingest/imerge.h): the
+ *   messages of each task -- events partition N with labels partition N --
+ *   are returned in time order (event_time_ms, label_time_ms; an event
+ *   before a label at equal time), as Kafka Streams orders a task's
+ *   records.  A message waits (read, not returned: its offset is never
+ *   stored ahead of it) while the other topic of its task has nothing read
+ *   and is not at its end (PARTITION_EOF -- the consumer forces
+ *   enable.partition.eof -- or its next offset at the cached high
+ *   watermark), and, with topics.max_task_idle > 0, that long after it was
+ *   read.  So a backlog, a replay or a restore hands labels and events to
+ *   the state in one order whatever the fetch interleaving; on a live
+ *   stream only with max_task_idle above the produce-to-fetch skew.  Tasks
+ *   never wait for each other; rejects go as soon as they are the head of
+ *   their partition; a partition holding 4 batch_max (at least 4096)
+ *   messages has its fetch paused until half went out.  Rebalances and
+ *   offset resets drop what waits for the partitions concerned (the next
+ *   reader reads it again); rs_ingest_behind and rs_ingest_lag count it.
  * - Latency: with the embedded broker (topics.brokers empty) the consumer
  *   defaults to fetch.wait.max.ms=5, because the mock holds every Fetch
  *   for that long even when data arrives (librdkafka's default 500 ms
@@ -316,6 +333,8 @@ rs_ingest_t *rs_ingest_new(const rs_ingest_conf_t *conf,
 
 /* Wait up to timeout_ms for the first message, then take whatever else is
  * ready without waiting, up to `max` messages, decoded into msgs[0..n).
+ * With the task merge, "ready" means the merge lets it go (design notes):
+ * a poll may read messages it does not return yet.
  * Returns n >= 0, or -RS_ERR_KAFKA if the consumer hit a fatal error
  * (the service must stop).  Transient consumer errors are logged and
  * counted, never returned.  Also serves the DLQ producer's callbacks.
@@ -427,7 +446,8 @@ int rs_ingest_replaying_part(const rs_ingest_t *ing, int topic,
 
 /* 1 if the consumer's position in (topic, partition) is below the high
  * watermark its fetcher last saw (messages are waiting; no round trip),
- * or the watermark is not known yet.  @locality the owner thread */
+ * or the watermark is not known yet, or the task merge holds messages of
+ * it not returned yet.  @locality the owner thread */
 int rs_ingest_behind(rs_ingest_t *ing, int topic, int32_t partition);
 
 /* 1 if (topic, partition) is assigned to this consumer now.  @locality
@@ -438,7 +458,8 @@ int rs_ingest_owns(rs_ingest_t *ing, int topic, int32_t partition);
  * the fetcher, no network round trip) minus the consumer's position; for
  * a partition that read nothing since its (re-)assignment, minus the
  * offset it was assigned at (the group's committed offset, fetched once
- * per assignment; a reset's BEGINNING / END), not the whole partition. */
+ * per assignment; a reset's BEGINNING / END), not the whole partition;
+ * plus the messages the task merge read and holds (not processed yet). */
 typedef struct rs_ingest_lag_s {
     int32_t topic;       /* RS_MSG_TOPIC_EVENTS or RS_MSG_TOPIC_LABELS */
     int32_t partition;
