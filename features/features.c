@@ -180,6 +180,20 @@ uint32_t rs_fe_tab_alloc(rs_fe_tab_t *tab, uint64_t key, uint64_t *evictions) {
     return s;
 }
 
+/* Changelog hook (issue 13): entity slot s of table t leaves by key_ttl or
+ * eviction -- remembered for rs_features_ents_gone_take (a tombstone, so
+ * a restore does not bring it back).  Not for drops and restores. */
+static void rs_fe_ent_gone(rs_features_t *f, int t, uint32_t s) {
+    rs_fe_tab_t *tab = &f->tab[t];
+    if (t != f->ent_tab || !f->gent_cap || !tab->part[s]) return;
+    if (f->ngent == f->gent_cap) {
+        f->gent_lost++;
+        return;
+    }
+    f->gent_key[f->ngent] = rs_fe_slot(tab, s)->key;
+    f->gent_part[f->ngent++] = (int32_t)tab->part[s] - 1;
+}
+
 /* The live slot of `key`, or NULL.  A key idle for more than key_ttl is
  * removed here (and counted) so results never depend on the sweep. */
 static rs_fe_hdr_t *rs_fe_get(rs_features_t *f, int t, uint64_t key) {
@@ -187,6 +201,7 @@ static rs_fe_hdr_t *rs_fe_get(rs_features_t *f, int t, uint64_t key) {
     int64_t s = rs_fe_tab_find(tab, key);
     if (s < 0) return NULL;
     if (f->wm - tab->seen[s] > f->conf.key_ttl) {
+        rs_fe_ent_gone(f, t, (uint32_t)s);
         rs_fe_tab_remove(f, t, (uint32_t)s);
         f->st.expirations++;
         return NULL;
@@ -208,6 +223,7 @@ static rs_fe_hdr_t *rs_fe_get_or_new(rs_features_t *f, int t, uint64_t key,
             if (tab->seen[s] < tab->seen[best]) best = s;
         }
         tab->cursor = (tab->cursor + RS_FE_EVICT_PROBE) % tab->cap;
+        rs_fe_ent_gone(f, t, best);
         rs_fe_tab_remove(f, t, best);
         f->st.evictions++;
     }
@@ -226,6 +242,7 @@ static void rs_fe_sweep(rs_features_t *f, int t) {
         uint32_t s = tab->cursor;
         tab->cursor = (tab->cursor + 1) % tab->cap;
         if (tab->seen[s] != INT64_MAX && f->wm - tab->seen[s] > f->conf.key_ttl) {
+            rs_fe_ent_gone(f, t, s);
             rs_fe_tab_remove(f, t, s);
             f->st.expirations++;
         }
@@ -508,6 +525,8 @@ void rs_features_destroy(rs_features_t *f) {
     rs_fe_words_destroy(f->words);
     free(f->gone_id);
     free(f->gone_part);
+    free(f->gent_key);
+    free(f->gent_part);
     rs_free(f);
 }
 
@@ -1210,6 +1229,37 @@ void rs_features_track_gone(rs_features_t *f, uint32_t cap) {
     f->gone_part = cap ? rs_calloc(cap, sizeof(*f->gone_part)) : NULL;
     f->gone_cap = cap;
     f->ngone = 0;
+    /* entity slots: at most ~7 per event leave (sweep, eviction, expiry
+     * on access), cap is 4 x batch_max */
+    free(f->gent_key);
+    free(f->gent_part);
+    f->gent_cap = cap * 4;
+    f->gent_key = cap ? rs_calloc(f->gent_cap, sizeof(*f->gent_key)) : NULL;
+    f->gent_part = cap ? rs_calloc(f->gent_cap, sizeof(*f->gent_part)) : NULL;
+    f->ngent = 0;
+}
+
+int rs_features_ents_gone_take(rs_features_t *f, const uint64_t **keys,
+                               const int32_t **parts, uint64_t *lost) {
+    int n = (int)f->ngent;
+    *keys = f->gent_key;
+    *parts = f->gent_part;
+    if (lost) {
+        *lost = f->gent_lost;
+        f->gent_lost = 0;
+    }
+    f->ngent = 0;
+    return n;
+}
+
+int rs_features_entity_drop(rs_features_t *f, int32_t partition,
+                            uint64_t key) {
+    if (f->ent_tab < 0) return 0;
+    rs_fe_tab_t *tab = &f->tab[f->ent_tab];
+    int64_t s = rs_fe_tab_find(tab, key ? key : 1);
+    if (s < 0 || (int32_t)tab->part[s] - 1 != partition) return 0;
+    rs_fe_tab_remove(f, f->ent_tab, (uint32_t)s);
+    return 1;
 }
 
 int rs_features_gone_take(rs_features_t *f, const uint64_t **ids,

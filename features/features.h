@@ -429,6 +429,18 @@ rs_err_t rs_features_part_drop(rs_features_t *f, int32_t partition,
  * valid until the next process call) their event id hashes and
  * partitions, *lost (may be NULL) those beyond cap since the last take. */
 void rs_features_track_gone(rs_features_t *f, uint32_t cap);
+/* The same tracking (on with rs_features_track_gone) for entity slots that
+ * left by key_ttl or eviction (not rs_features_part_drop /
+ * rs_features_entity_drop), at most 4 x cap between two takes: take
+ * returns how many, *keys (rs_hash_str of the entity id; 1 for 0) and
+ * *parts (owned by f, valid until the next process call), *lost (may be
+ * NULL) those beyond the cap.  Issue 13: changelog tombstones. */
+int rs_features_ents_gone_take(rs_features_t *f, const uint64_t **keys,
+                               const int32_t **parts, uint64_t *lost);
+/* Forget the entity slot of key `key` (as above) if it belongs to
+ * `partition` (a changelog tombstone); 1 if there was one. */
+int rs_features_entity_drop(rs_features_t *f, int32_t partition,
+                            uint64_t key);
 int rs_features_gone_take(rs_features_t *f, const uint64_t **ids,
                           const int32_t **parts, uint64_t *lost);
 

@@ -176,6 +176,13 @@ struct rs_features_s {
     int32_t *gone_part;                   /* [gone_cap] their partitions   */
     uint32_t ngone, gone_cap;             /* 0 cap: not tracked            */
     uint64_t gone_lost;                   /* pushed out beyond gone_cap    */
+    uint64_t *gent_key;                   /* [gent_cap] entity slots that
+                                           * expired or were evicted since
+                                           * the last take (changelog
+                                           * tombstones; issue 13)         */
+    int32_t *gent_part;                   /* [gent_cap] their partitions   */
+    uint32_t ngent, gent_cap;             /* 0 cap: not tracked            */
+    uint64_t gent_lost;                   /* beyond gent_cap               */
     int32_t cur_part;                     /* partition of the events being
                                            * processed (rs_features_set_
                                            * partition); -1: none          */

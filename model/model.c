@@ -931,6 +931,22 @@ uint64_t rs_model_caches_drop(rs_model_t *m, rs_model_cache_sel_cb *sel,
     return m->seq ? rs_seq_caches_drop(m->seq, sel, opaque) : 0;
 }
 
+void rs_model_caches_track_gone(rs_model_t *m, uint32_t cap) {
+    if (m->seq) rs_seq_caches_track_gone(m->seq, cap);
+}
+
+int rs_model_caches_gone_take(rs_model_t *m, const uint64_t **keys,
+                              const int32_t **parts, uint64_t *lost) {
+    if (lost) *lost = 0;
+    if (!m->seq) return 0;
+    return rs_seq_caches_gone_take(m->seq, keys, parts, lost);
+}
+
+int rs_model_caches_drop_key(rs_model_t *m, int32_t partition,
+                             uint64_t key) {
+    return m->seq ? rs_seq_caches_drop_key(m->seq, partition, key) : 0;
+}
+
 /* ------------------------------------------------ versions, new_like */
 
 #define RS_VNAMED_BIT (1ull << 63) /* saved vstep: the number was set */

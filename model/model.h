@@ -557,6 +557,17 @@ rs_err_t rs_model_caches_merge(rs_model_t *m, const void *buf, size_t len,
                                uint64_t *n, char *errstr, size_t errstr_size);
 uint64_t rs_model_caches_drop(rs_model_t *m, rs_model_cache_sel_cb *sel,
                               void *opaque);
+/* Changelog support (issue 13): remember the entity caches the LRU evicts
+ * while scoring, at most `cap` between two takes (0: stop); take returns
+ * how many, *keys (rs_hash_str of the entity id) and *parts (owned by m,
+ * valid until the next forward) and *lost (may be NULL) those beyond cap.
+ * drop_key forgets the cache of `key` if its newest event is of
+ * `partition` (a changelog tombstone); 1 if there was one.  "lr": nothing
+ * to track (take returns 0).  The thread that owns m. */
+void rs_model_caches_track_gone(rs_model_t *m, uint32_t cap);
+int rs_model_caches_gone_take(rs_model_t *m, const uint64_t **keys,
+                              const int32_t **parts, uint64_t *lost);
+int rs_model_caches_drop_key(rs_model_t *m, int32_t partition, uint64_t key);
 /* The cache of entity `entity_id` alone in the same format (a changelog
  * record): RS_ERR_NOTFOUND if it has none ("lr": always), RS_ERR_TOOBIG
  * with *len the size. */

@@ -389,7 +389,16 @@ struct rs_seq_s {
                            * view leaves out slot xskip (oldest first) of
                            * xview; -1 otherwise                          */
     rs_seq_view_t xview;  /* that row's full view                         */
+
+    /* changelog tombstones (issue 13): caches evicted by the LRU while
+     * scoring since the last take; 0 cap: not tracked */
+    uint64_t *gone_key;   /* [gone_cap] entity keys                       */
+    int32_t *gone_part;   /* [gone_cap] their partitions                  */
+    uint32_t ngone, gone_cap;
+    uint64_t gone_lost;   /* beyond gone_cap                              */
 };
+
+static int32_t rs_seq_ent_part(const rs_seq_t *s, uint32_t i);
 
 /* The snapshot struct (rs_seq_weights_t) is in seq_int.h: model.c makes
  * the "lr" ones. */
@@ -738,6 +747,8 @@ void rs_seq_destroy(rs_seq_t *s) {
     rs_free(s->xkv);
     rs_free(s->xt);
     rs_free(s->xx);
+    free(s->gone_key);
+    free(s->gone_part);
     rs_free(s);
 }
 
@@ -1331,6 +1342,15 @@ static uint32_t rs_seq_ent_get(rs_seq_t *s, uint64_t key, uint32_t *flags) {
         i = s->eused++;
     } else {
         i = (uint32_t)s->lru_tail;
+        if (s->gone_cap) { /* changelog hook: a tombstone for it */
+            int32_t gp = rs_seq_ent_part(s, i);
+            if (gp >= 0 && s->ngone < s->gone_cap) {
+                s->gone_key[s->ngone] = s->ent[i].key;
+                s->gone_part[s->ngone++] = gp;
+            } else if (gp >= 0) {
+                s->gone_lost++;
+            }
+        }
         rs_seq_ent_unindex(s, (uint32_t)rs_seq_ent_pos(s, s->ent[i].key));
         rs_seq_lru_unlink(s, i);
         s->evictions++;
@@ -3046,6 +3066,47 @@ uint64_t rs_seq_caches_drop(rs_seq_t *s, rs_seq_sel_cb *sel, void *opaque) {
         n++;
     }
     return n;
+}
+
+void rs_seq_caches_track_gone(rs_seq_t *s, uint32_t cap) {
+    free(s->gone_key);
+    free(s->gone_part);
+    s->gone_key = cap ? rs_calloc(cap, sizeof(*s->gone_key)) : NULL;
+    s->gone_part = cap ? rs_calloc(cap, sizeof(*s->gone_part)) : NULL;
+    s->gone_cap = cap;
+    s->ngone = 0;
+}
+
+int rs_seq_caches_gone_take(rs_seq_t *s, const uint64_t **keys,
+                            const int32_t **parts, uint64_t *lost) {
+    int n = (int)s->ngone;
+    *keys = s->gone_key;
+    *parts = s->gone_part;
+    if (lost) {
+        *lost = s->gone_lost;
+        s->gone_lost = 0;
+    }
+    s->ngone = 0;
+    return n;
+}
+
+static int rs_seq_sel_key(void *opaque, uint64_t key, int32_t partition) {
+    const uint64_t *want = opaque; /* {key, partition} */
+    return key == want[0] && (int64_t)partition == (int64_t)want[1];
+}
+
+int rs_seq_caches_drop_key(rs_seq_t *s, int32_t partition, uint64_t key) {
+    int64_t pos = rs_seq_ent_pos(s, key);
+    if (pos < 0) return 0;
+    uint64_t want[2] = {key, (uint64_t)(int64_t)partition};
+    uint32_t i = s->eindex[pos] - 1;
+    if (!rs_seq_sel(s, i, rs_seq_sel_key, want)) return 0;
+    rs_seq_ent_unindex(s, (uint32_t)pos);
+    rs_seq_lru_unlink(s, i);
+    uint32_t last = --s->eused;
+    if (last != i) rs_seq_ent_move(s, last, i);
+    memset(&s->ent[last], 0, sizeof(s->ent[last]));
+    return 1;
 }
 
 /* One entity's cache in the rs_seq_caches_write format (count 1). */

@@ -119,6 +119,11 @@ rs_err_t rs_seq_caches_merge(rs_seq_t *s, const uint8_t *buf, size_t len,
 uint64_t rs_seq_caches_drop(rs_seq_t *s, rs_seq_sel_cb *sel, void *opaque);
 rs_err_t rs_seq_caches_write_one(const rs_seq_t *s, uint64_t key, uint8_t *buf,
                                  size_t cap, size_t *len);
+/* Changelog tombstones (model.h rs_model_caches_track_gone). */
+void rs_seq_caches_track_gone(rs_seq_t *s, uint32_t cap);
+int rs_seq_caches_gone_take(rs_seq_t *s, const uint64_t **keys,
+                            const int32_t **parts, uint64_t *lost);
+int rs_seq_caches_drop_key(rs_seq_t *s, int32_t partition, uint64_t key);
 
 /* ------------------------------------------------------- for the tests */
 

@@ -6,6 +6,9 @@
  * - A batch's marker follows its records in each partition (one producer,
  *   idempotent: per-partition order is kept across retries).
  * - The restore applies a batch's records only when their marker is read.
+ * - Exactly-once (rs_changelog_use_txn): frames are produced only into an
+ *   open transaction of the sink's producer, before its commit; frames of
+ *   batches whose transaction is discarded are dropped unproduced.
  */
 #include "scoring/changelog.h"
 
@@ -43,6 +46,8 @@ struct rs_changelog_s {
     int64_t inflight;           /* produced, not acknowledged            */
     _Atomic uint64_t records, bytes, failed, restored;
     _Atomic int64_t staged_bytes;
+    rs_sink_kafka_t *ks;        /* exactly-once: the transactional sink
+                                 * (borrowed); NULL: own producer         */
 };
 
 static void rs_cl_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
@@ -104,6 +109,9 @@ rs_changelog_t *rs_changelog_new(const rs_kv_t *kafka, const char *bootstrap,
     cl->end = rs_calloc(RS_PARTS_MAX, sizeof(*cl->end));
     for (int i = 0; i < RS_PARTS_MAX; i++) cl->end[i] = -1;
     rs_features_track_gone(feat, (uint32_t)(4 * (batch_max > 0 ? batch_max : 1)));
+    if (model) /* at most one eviction per event */
+        rs_model_caches_track_gone(
+            model, (uint32_t)(4 * (batch_max > 0 ? batch_max : 1)));
     if (dedup)
         rs_dedup_track_gone(dedup,
                             (uint32_t)(4 * (batch_max > 0 ? batch_max : 1)));
@@ -116,7 +124,9 @@ fail:
 
 void rs_changelog_destroy(rs_changelog_t *cl) {
     if (!cl) return;
+    if (cl->ks) rs_sink_kafka_txn_topic(cl->ks, cl->topic, NULL, NULL);
     if (cl->feat) rs_features_track_gone(cl->feat, 0);
+    if (cl->model) rs_model_caches_track_gone(cl->model, 0);
     if (cl->dedup) rs_dedup_track_gone(cl->dedup, 0);
     if (cl->prod) {
         rd_kafka_flush(cl->prod, 10000);
@@ -311,6 +321,32 @@ void rs_changelog_stage(rs_changelog_t *cl, uint64_t seq, const rs_msg_t *msgs,
     int32_t parts[64];
     int np = 0, many = 0;
     memset(cl->eset, 0, ((size_t)cl->emask + 1) * sizeof(*cl->eset));
+    /* Entities whose feature slot expired (key_ttl) or was evicted, and
+     * sequence caches the LRU evicted: tombstones FIRST, so that an
+     * entity back in this same batch gets its new record after its
+     * tombstone (issue 13: a restore must not resurrect them). */
+    {
+        const uint64_t *keys;
+        const int32_t *kp;
+        uint64_t lost = 0, lost2 = 0;
+        int ng = rs_features_ents_gone_take(cl->feat, &keys, &kp, &lost);
+        for (int i = 0; i < ng; i++)
+            if (kp[i] >= 0 && kp[i] < RS_PARTS_MAX)
+                rs_cl_frame(cl, seq, 'F', kp[i], keys[i] ? keys[i] : 1, NULL,
+                            0);
+        ng = cl->model ? rs_model_caches_gone_take(cl->model, &keys, &kp,
+                                                   &lost2)
+                       : 0;
+        for (int i = 0; i < ng; i++)
+            if (kp[i] >= 0 && kp[i] < RS_PARTS_MAX)
+                rs_cl_frame(cl, seq, 'S', kp[i], keys[i] ? keys[i] : 1, NULL,
+                            0);
+        if (lost + lost2)
+            rs_warn("changelog", "%llu expired or evicted entities got no "
+                    "tombstone (more than the tracking holds per batch): a "
+                    "restore from the changelog may bring them back",
+                    (unsigned long long)(lost + lost2));
+    }
     for (int i = 0; i < n; i++) {
         const rs_msg_t *m = &msgs[i];
         int32_t p = m->partition;
@@ -387,30 +423,89 @@ void rs_changelog_release(rs_changelog_t *cl, uint64_t seq) {
         memcpy(&kl, f + 12, 4);
         memcpy(&vl, f + 16, 4);
         const uint8_t *key = f + RS_CL_FRAME_HDR, *val = key + kl;
-        for (;;) {
-            rd_kafka_resp_err_t e = rd_kafka_producev(
-                cl->prod, RD_KAFKA_V_RKT(cl->rkt),
-                RD_KAFKA_V_PARTITION((int32_t)p),
-                RD_KAFKA_V_KEY(key, kl),
-                RD_KAFKA_V_VALUE(vl ? (void *)val : NULL, vl),
-                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
-            if (!e) break;
-            if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-                atomic_fetch_add(&cl->failed, 1);
-                rs_error("changelog", "cannot produce to %s/%u: %s",
-                         cl->topic, p, rd_kafka_err2str(e));
-                break;
+        if (cl->ks) {
+            /* exactly-once: into the open transaction (kept by the sink
+             * for a redo; its reports come to rs_cl_txn_dr) */
+            rs_err_t e = rs_sink_kafka_txn_produce(cl->ks, (int32_t)p, key,
+                                                   kl, vl ? val : NULL, vl);
+            if (e == RS_ERR_STATE) {
+                /* no open transaction: they wait for the next one */
+                rs_error("changelog", "release outside a transaction: %s "
+                         "records stay staged", cl->topic);
+                return;
             }
-            rd_kafka_poll(cl->prod, 10); /* backpressure */
+            if (e != RS_OK) {
+                atomic_fetch_add(&cl->failed, 1);
+                rs_error("changelog", "cannot produce to %s/%u in the "
+                         "transaction: %s", cl->topic, p, rs_err_str(e));
+            }
+        } else {
+            for (;;) {
+                rd_kafka_resp_err_t e = rd_kafka_producev(
+                    cl->prod, RD_KAFKA_V_RKT(cl->rkt),
+                    RD_KAFKA_V_PARTITION((int32_t)p),
+                    RD_KAFKA_V_KEY(key, kl),
+                    RD_KAFKA_V_VALUE(vl ? (void *)val : NULL, vl),
+                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+                if (!e) break;
+                if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                    atomic_fetch_add(&cl->failed, 1);
+                    rs_error("changelog", "cannot produce to %s/%u: %s",
+                             cl->topic, p, rd_kafka_err2str(e));
+                    break;
+                }
+                rd_kafka_poll(cl->prod, 10); /* backpressure */
+            }
+            cl->inflight++;
         }
-        cl->inflight++;
         atomic_fetch_add(&cl->records, 1);
         atomic_fetch_add(&cl->bytes, (uint64_t)kl + vl);
         size_t sz = RS_CL_FRAME_HDR + kl + vl;
         cl->head += sz;
         atomic_fetch_sub(&cl->staged_bytes, (int64_t)sz);
     }
-    rd_kafka_poll(cl->prod, 0);
+    if (!cl->ks) rd_kafka_poll(cl->prod, 0);
+}
+
+void rs_changelog_discard(rs_changelog_t *cl, uint64_t seq) {
+    while (cl->head < cl->tail) {
+        uint8_t *f = cl->stage + cl->head;
+        uint64_t fs;
+        uint32_t kl, vl;
+        memcpy(&fs, f, 8);
+        if (fs > seq) break;
+        memcpy(&kl, f + 12, 4);
+        memcpy(&vl, f + 16, 4);
+        size_t sz = RS_CL_FRAME_HDR + kl + vl;
+        cl->head += sz;
+        atomic_fetch_sub(&cl->staged_bytes, (int64_t)sz);
+    }
+}
+
+/* Delivery reports of the records produced in transactions (the sink's
+ * callback, on the owner thread): a failure dooms the transaction, which
+ * is redone with them or discarded, so it is only counted here. */
+static void rs_cl_txn_dr(void *opaque, int32_t partition, int64_t offset,
+                         int failed) {
+    rs_changelog_t *cl = opaque;
+    if (failed) {
+        atomic_fetch_add(&cl->failed, 1);
+        return;
+    }
+    if (partition >= 0 && partition < RS_PARTS_MAX &&
+        offset + 1 > cl->end[partition])
+        cl->end[partition] = offset + 1;
+}
+
+rs_err_t rs_changelog_use_txn(rs_changelog_t *cl, rs_sink_kafka_t *ks,
+                              char *errstr, size_t errstr_size) {
+    if (rs_sink_kafka_txn_topic(ks, cl->topic, rs_cl_txn_dr, cl) != RS_OK)
+        return rs_errf(errstr, errstr_size, RS_ERR_STATE,
+                       "changelog %s: the sink is not transactional or "
+                       "already writes another topic in its transactions",
+                       cl->topic);
+    cl->ks = ks;
+    return RS_OK;
 }
 
 int rs_changelog_flush(rs_changelog_t *cl, int timeout_ms) {

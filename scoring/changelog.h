@@ -15,21 +15,43 @@
  * topic with another partition count is a configuration error.
  *
  * Writing (at-least-once): at the end of each batch the records of what it
- * changed are STAGED, in the state after the batch: per entity of its
+ * changed are STAGED, in the state after the batch: first tombstones for
+ * the entities whose feature slot expired (key_ttl) or was evicted and
+ * whose sequence cache the LRU evicted (first: an entity back in the same
+ * batch gets its new record after its tombstone), per entity of its
  * events and labels its feature slot and its sequence cache, per event its
  * index entry and duplicate entry, tombstones for the index and duplicate
  * entries that left, then a marker per partition it read (the positions
  * after the batch).  They are PRODUCED when the batch is retired (its
- * scores acknowledged by Kafka and written to Redis, or its transaction
- * committed), in order, by an idempotent producer: so the changelog never
+ * scores acknowledged by Kafka and written to Redis), in order, by an
+ * idempotent producer: so the changelog never
  * runs ahead of delivered input, and what it covers is always below or at
  * the stored offsets.  Records after the last marker (a batch cut by a
  * crash) are ignored by the reader.
  *
+ * Writing (exactly-once, rs_changelog_use_txn): the same frames, staged
+ * the same way, are produced by the scores' transactional producer INTO
+ * the open transaction, just before its commit (rs_changelog_release
+ * from the commit, after Redis holds the batches): a committed
+ * transaction holds its batches' scores, their changelog records and
+ * markers, and the input offsets (send_offsets_to_transaction); an
+ * aborted one none of them.  A transaction redone after an abortable
+ * error produces them again (the sink keeps them); frames of batches
+ * whose transaction is discarded (lost partitions, a commit that waited
+ * too long for Redis) are dropped unproduced (rs_changelog_discard).
+ * Several batches share one transaction; each keeps its own marker, so
+ * a read_committed restore sees whole transactions and applies each
+ * batch at its marker, as at-least-once.  On a real cluster the restore
+ * reads up to the last stable offset (an open transaction of the
+ * partition's previous owner holds it back until it ends); the commit
+ * markers take offsets of their own, so the last record is not at the
+ * high watermark and the restore ends at the partition's EOF.
+ *
  * Restoring (rs_changelog_restore): read changelog partition N from an
  * offset (a local checkpoint's, or the beginning) to its end, apply each
  * batch's records when its marker arrives; the last marker gives the
- * input positions.  A changelog whose start was deleted (low watermark
+ * input positions.  Entity tombstones ('F', 'S') forget the entity
+ * (rs_pstate_apply), so an uncompacted log does not resurrect it.  A changelog whose start was deleted (low watermark
  * above the offset asked for: retention on a topic that is not compacted,
  * or the embedded broker's 5 MB per partition) is refused: the caller
  * rebuilds from the input instead.
@@ -49,6 +71,7 @@
 #include "common/config.h"
 #include "ingest/ingest.h"
 #include "scoring/pstate.h"
+#include "scoring/sink.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -96,8 +119,19 @@ void rs_changelog_stage(rs_changelog_t *cl, uint64_t seq, const rs_msg_t *msgs,
                         void (*pos)(void *opaque, int32_t partition,
                                     rs_pstate_pos_t *p),
                         void *opaque);
-/* Produce the staged records of every batch <= seq (retired). */
+/* Produce the staged records of every batch <= seq (retired; exactly-
+ * once: into the sink's open transaction, before its commit -- without
+ * one they stay staged). */
 void rs_changelog_release(rs_changelog_t *cl, uint64_t seq);
+/* Exactly-once: write through `ks`, the scores' transactional sink
+ * (borrowed; must outlive cl, which stops its reports at destroy), inside
+ * its transactions.  RS_ERR_STATE if ks is not transactional or writes
+ * another topic in them. */
+rs_err_t rs_changelog_use_txn(rs_changelog_t *cl, rs_sink_kafka_t *ks,
+                              char *errstr, size_t errstr_size);
+/* Drop, unproduced, the staged records of every batch <= seq (their
+ * transaction was discarded: the input is read again). */
+void rs_changelog_discard(rs_changelog_t *cl, uint64_t seq);
 /* Serve delivery reports; 0 if nothing is pending after timeout_ms. */
 int rs_changelog_flush(rs_changelog_t *cl, int timeout_ms);
 /* Next changelog offset after the last acknowledged record of partition

@@ -217,10 +217,14 @@ static void rs_msync_sidecar_write(rs_msync_t *ms, const uint8_t *buf,
         size_t l = strlen(de->d_name);
         if (l < 6 || strcmp(de->d_name + l - 5, ".sync")) continue;
         char rsm[sizeof(path)];
-        snprintf(rsm, sizeof(rsm), "%s/%.*s.rsm", ms->store_dir,
-                 (int)(l - 5), de->d_name);
-        if (access(rsm, F_OK) == 0) continue;
-        snprintf(rsm, sizeof(rsm), "%s/%s", ms->store_dir, de->d_name);
+        /* a name too long for the store's paths is not ours: never act on
+         * a truncated path (it could name another file) */
+        int w = snprintf(rsm, sizeof(rsm), "%s/%.*s.rsm", ms->store_dir,
+                         (int)(l - 5), de->d_name);
+        if (w < 0 || (size_t)w >= sizeof(rsm) || access(rsm, F_OK) == 0)
+            continue;
+        w = snprintf(rsm, sizeof(rsm), "%s/%s", ms->store_dir, de->d_name);
+        if (w < 0 || (size_t)w >= sizeof(rsm)) continue;
         unlink(rsm);
     }
     if (d) closedir(d);

@@ -508,7 +508,16 @@ rs_err_t rs_pstate_apply(rs_pstate_t *ps, int32_t partition, const void *key,
         if (!err) *is_mark = 1;
         return err;
     }
-    if (!vlen) return RS_OK; /* a tombstone: compaction's business */
+    if (!vlen) {
+        /* A tombstone.  An entity that expired or was evicted (issue 13)
+         * is forgotten here too, so a restore from a log not yet compacted
+         * does not bring it back; index and duplicate entries that left
+         * are compaction's business (they leave again by themselves). */
+        if (k.store == 'F') rs_features_entity_drop(ps->feat, partition, k.id);
+        else if (k.store == 'S')
+            rs_model_caches_drop_key(ps->model, partition, k.id);
+        return RS_OK;
+    }
     switch (k.store) {
     case 'F':
     case 'I':

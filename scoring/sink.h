@@ -291,6 +291,33 @@ rs_err_t rs_sink_kafka_txn_abort(rs_sink_kafka_t *sink, int flags,
 /* 1 if a transaction is open.  @locality the owner thread */
 int rs_sink_kafka_txn_open(const rs_sink_kafka_t *sink);
 
+/* One more topic in the transactions (issue 13: the state changelog,
+ * changelog.h, so a committed transaction holds scores + state changes +
+ * input offsets and an aborted one none of them).  Its delivery reports go
+ * to dr(opaque, partition, offset, failed) on the owner thread (inside
+ * poll, flush and commit); a failure also makes the open transaction
+ * abortable, like a failed score.  Set once per sink: the topic cannot
+ * change, but the same topic with dr NULL stops the reports (before
+ * `opaque` goes away; messages kept for a redo can still be produced).
+ * RS_ERR_STATE: not transactional, or another topic is set.
+ * @locality the owner thread */
+typedef void rs_sink_txn_dr_fn(void *opaque, int32_t partition,
+                               int64_t offset, int failed);
+rs_err_t rs_sink_kafka_txn_topic(rs_sink_kafka_t *sink, const char *topic,
+                                 rs_sink_txn_dr_fn *dr, void *opaque);
+
+/* A message to that topic in the open transaction: partition given, key
+ * [klen], value [vlen] (NULL or 0 bytes: a tombstone), both copied.  Kept
+ * for a redo (RS_SINK_TXN_RETRY) and committed or discarded with the
+ * transaction, like the scores, but counted in no batch.  A message
+ * refused (or a queue still full after ~10 s) makes the transaction
+ * abortable: the commit answers RS_ERR_AGAIN and the redo produces it.
+ * RS_OK; RS_ERR_STATE: no open transaction or no topic set (nothing
+ * produced); RS_ERR_KAFKA: fatal.  @locality the owner thread */
+rs_err_t rs_sink_kafka_txn_produce(rs_sink_kafka_t *sink, int32_t partition,
+                                   const void *key, size_t klen,
+                                   const void *val, size_t vlen);
+
 /* ------------------------------------------------- Kafka: analysts' labels
  *
  * The label action of the HTTP API: one Label to the labels topic (keyed

@@ -26,6 +26,11 @@
  * Every delivery report (success or failure) decrements `outstanding`;
  * the commit decides, not the report.
  *
+ * One more topic may share the transactions (rs_sink_kafka_txn_topic: the
+ * state changelog): its messages carry the sink itself as opaque (no
+ * batch slot), are kept like the others (kind 2, slot = partition) and
+ * their delivery reports go to the owner's callback.
+ *
  * Threads: one owner thread; the delivery report callback runs inside
  * rd_kafka_poll/rd_kafka_flush on that thread, so the ring and the retry
  * list need no lock.  Counters are relaxed atomics for rs_sink_kafka_stats.
@@ -53,7 +58,8 @@ typedef struct rs_sink_batch_s {
  * [klen] key then [len] payload, the record padded to 8 bytes. */
 typedef struct rs_sink_kept_s {
     uint32_t slot;         /* ring slot of its batch                */
-    uint32_t alert;        /* 1: alerts topic                       */
+    uint32_t alert;        /* 1: alerts topic, 2: the txn topic (slot
+                            * is then the partition)                */
     uint32_t klen, len;
 } rs_sink_kept_t;
 
@@ -87,6 +93,9 @@ struct rs_sink_kafka_s {
     int txn_aborting;               /* abort running: failures expected */
     int txn_offsets_sent;           /* offsets are in the open txn      */
     uint64_t txn_done_seq;          /* batches <= it committed/discarded */
+    rd_kafka_topic_t *rkt_txn;      /* rs_sink_kafka_txn_topic (or NULL) */
+    rs_sink_txn_dr_fn *txn_dr;      /* its delivery reports             */
+    void *txn_dr_opaque;
     uint8_t *kept;                  /* [kept_cap] rs_sink_kept_t records */
     size_t kept_len, kept_cap;
     uint64_t kept_n;                /* records in kept                  */
@@ -122,6 +131,23 @@ static void rs_sink_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
                           void *opaque) {
     rs_sink_kafka_t *sink = opaque;
     uintptr_t op = (uintptr_t)rkm->_private;
+    if (op == (uintptr_t)sink) { /* the txn topic: in no batch */
+        if (sink->txn_dr)
+            sink->txn_dr(sink->txn_dr_opaque, rkm->partition, rkm->offset,
+                         rkm->err != RD_KAFKA_RESP_ERR_NO_ERROR);
+        if (!rkm->err || !sink->txn_open || sink->txn_aborting ||
+            sink->closing)
+            return;
+        sink->txn_abortable = 1;
+        int64_t now = rs_clock_mono_us();
+        if (now - sink->warn_last_us >= 1000000) {
+            sink->warn_last_us = now;
+            rs_warn("sink", "delivery to %s [%d] failed: %s; the transaction "
+                    "must be aborted and redone", rd_kafka_topic_name(rkm->rkt),
+                    (int)rkm->partition, rd_kafka_err2str(rkm->err));
+        }
+        return;
+    }
     rs_sink_retry_t *re = (op & 1u) ? NULL : (rs_sink_retry_t *)op;
     uint32_t slot = re ? re->slot : (uint32_t)(op >> 1);
 
@@ -493,9 +519,9 @@ static rd_kafka_resp_err_t rs_sink_produce(rs_sink_kafka_t *sink,
 
 /* Transactional mode: copy a message of the open transaction into `kept`
  * (grows by doubling; reused across transactions). */
-static void rs_sink_keep(rs_sink_kafka_t *sink, int alert, uint32_t slot,
-                         const char *key, const void *buf, size_t len) {
-    size_t klen = strlen(key);
+static void rs_sink_keep_bytes(rs_sink_kafka_t *sink, int alert,
+                               uint32_t slot, const void *key, size_t klen,
+                               const void *buf, size_t len) {
     size_t need = (sizeof(rs_sink_kept_t) + klen + len + 7) & ~(size_t)7;
     if (sink->kept_len + need > sink->kept_cap) {
         while (sink->kept_len + need > sink->kept_cap) sink->kept_cap *= 2;
@@ -506,10 +532,15 @@ static void rs_sink_keep(rs_sink_kafka_t *sink, int alert, uint32_t slot,
     k->alert = (uint32_t)alert;
     k->klen = (uint32_t)klen;
     k->len = (uint32_t)len;
-    memcpy(k + 1, key, klen);
-    memcpy((uint8_t *)(k + 1) + klen, buf, len);
+    if (klen) memcpy(k + 1, key, klen);
+    if (len) memcpy((uint8_t *)(k + 1) + klen, buf, len);
     sink->kept_len += need;
     sink->kept_n++;
+}
+
+static void rs_sink_keep(rs_sink_kafka_t *sink, int alert, uint32_t slot,
+                         const char *key, const void *buf, size_t len) {
+    rs_sink_keep_bytes(sink, alert, slot, key, strlen(key), buf, len);
 }
 
 rs_err_t rs_sink_kafka_publish(rs_sink_kafka_t *sink, const rs_score_t *sc,
@@ -682,14 +713,20 @@ static rs_err_t rs_sink_txn_reproduce(rs_sink_kafka_t *sink) {
     size_t off = 0;
     while (off < sink->kept_len) {
         rs_sink_kept_t *k = (rs_sink_kept_t *)(sink->kept + off);
-        rd_kafka_topic_t *rkt = k->alert ? sink->rkt_alerts : sink->rkt_scores;
+        int xt = k->alert == 2; /* the txn topic: partition, no batch */
+        rd_kafka_topic_t *rkt = xt         ? sink->rkt_txn
+                                : k->alert ? sink->rkt_alerts
+                                           : sink->rkt_scores;
         const char *key = (const char *)(k + 1);
         rd_kafka_resp_err_t kerr = rd_kafka_producev(
             sink->rk, RD_KAFKA_V_RKT(rkt),
+            RD_KAFKA_V_PARTITION(xt ? (int32_t)k->slot : RD_KAFKA_PARTITION_UA),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_KEY(key, k->klen),
-            RD_KAFKA_V_VALUE((void *)(key + k->klen), k->len),
-            RD_KAFKA_V_OPAQUE((void *)(((uintptr_t)k->slot << 1) | 1u)),
+            RD_KAFKA_V_VALUE(xt && !k->len ? NULL : (void *)(key + k->klen),
+                             k->len),
+            RD_KAFKA_V_OPAQUE(xt ? (void *)sink
+                                 : (void *)(((uintptr_t)k->slot << 1) | 1u)),
             RD_KAFKA_V_END);
         if (kerr == RD_KAFKA_RESP_ERR__FATAL) {
             rs_sink_check_fatal(sink);
@@ -713,8 +750,10 @@ static rs_err_t rs_sink_txn_reproduce(rs_sink_kafka_t *sink) {
                      (unsigned long long)sink->kept_n);
             return RS_ERR_AGAIN;
         }
-        rs_sink_slot(sink, k->slot)->outstanding++;
-        RS_ADD(sink->c.inflight, 1);
+        if (!xt) {
+            rs_sink_slot(sink, k->slot)->outstanding++;
+            RS_ADD(sink->c.inflight, 1);
+        }
         RS_INC(sink->c.retries);
         n++;
         off += (sizeof(*k) + k->klen + k->len + 7) & ~(size_t)7;
@@ -867,6 +906,53 @@ rs_err_t rs_sink_kafka_txn_abort(rs_sink_kafka_t *sink, int flags,
     return RS_OK;
 }
 
+rs_err_t rs_sink_kafka_txn_topic(rs_sink_kafka_t *sink, const char *topic,
+                                 rs_sink_txn_dr_fn *dr, void *opaque) {
+    if (!sink->txn || !topic) return RS_ERR_STATE;
+    if (sink->rkt_txn) {
+        if (strcmp(rd_kafka_topic_name(sink->rkt_txn), topic))
+            return RS_ERR_STATE;
+    } else if (!(sink->rkt_txn = rd_kafka_topic_new(sink->rk, topic, NULL))) {
+        return RS_ERR_STATE;
+    }
+    sink->txn_dr = dr;
+    sink->txn_dr_opaque = opaque;
+    return RS_OK;
+}
+
+rs_err_t rs_sink_kafka_txn_produce(rs_sink_kafka_t *sink, int32_t partition,
+                                   const void *key, size_t klen,
+                                   const void *val, size_t vlen) {
+    if (sink->fatal) return RS_ERR_KAFKA;
+    if (!sink->txn || !sink->txn_open || !sink->rkt_txn) return RS_ERR_STATE;
+    int64_t deadline = rs_clock_mono_us() + 10 * RS_SINK_BLOCK_MS * 1000LL;
+    rd_kafka_resp_err_t kerr;
+    for (;;) {
+        kerr = rd_kafka_producev(
+            sink->rk, RD_KAFKA_V_RKT(sink->rkt_txn),
+            RD_KAFKA_V_PARTITION(partition),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_KEY(key, klen),
+            RD_KAFKA_V_VALUE(vlen ? (void *)val : NULL, vlen),
+            RD_KAFKA_V_OPAQUE((void *)sink), RD_KAFKA_V_END);
+        if (kerr != RD_KAFKA_RESP_ERR__QUEUE_FULL ||
+            rs_clock_mono_us() > deadline)
+            break;
+        RS_INC(sink->c.queue_full);
+        rd_kafka_poll(sink->rk, 10); /* backpressure */
+    }
+    if (kerr == RD_KAFKA_RESP_ERR__FATAL) {
+        rs_sink_check_fatal(sink);
+        return RS_ERR_KAFKA;
+    }
+    if (kerr) { /* the transaction misses it: abort and redo */
+        rs_sink_refused(sink, sink->rkt_txn, kerr);
+        sink->txn_abortable = 1;
+    }
+    rs_sink_keep_bytes(sink, 2, (uint32_t)partition, key, klen, val, vlen);
+    return RS_OK;
+}
+
 int rs_sink_kafka_txn_open(const rs_sink_kafka_t *sink) {
     return sink->txn_open;
 }
@@ -912,6 +998,7 @@ void rs_sink_kafka_destroy(rs_sink_kafka_t *sink) {
     }
     if (sink->rkt_scores) rd_kafka_topic_destroy(sink->rkt_scores);
     if (sink->rkt_alerts) rd_kafka_topic_destroy(sink->rkt_alerts);
+    if (sink->rkt_txn) rd_kafka_topic_destroy(sink->rkt_txn);
     if (sink->rk) rd_kafka_destroy(sink->rk);
     while (sink->retry_head) {
         rs_sink_retry_t *re = sink->retry_head;

@@ -200,8 +200,8 @@ static rs_err_t rs_svc_redis_enqueue(rs_service_t *svc, int n, uint64_t seq,
 
 /* ------------------------------------------------------ exactly-once */
 
-/* Commit the open transaction: the scores of its batches and the input
- * positions they reach.  Redis must hold the batches first (a crash after
+/* Commit the open transaction: the scores of its batches, their state
+ * changelog records (changelog.h) and the input positions they reach.  Redis must hold the batches first (a crash after
  * the commit must not lose the records), so this waits for the writer.
  * An abortable or fatal error aborts and ends the run: the state already
  * contains the aborted events, so only a restart from the checkpoint
@@ -244,6 +244,7 @@ rs_err_t rs_svc_txn_commit(rs_service_t *svc,
             rs_sink_redis_stats(svc->rd, &rst);
             rs_sink_kafka_txn_abort(svc->ks, RS_SINK_TXN_DISCARD, 10000, e2,
                                     sizeof(e2));
+            if (svc->clog) rs_changelog_discard(svc->clog, last);
             svc->txn_open = 0;
             svc->st.txn_aborts++;
             return rs_errf(errstr, errstr_size, RS_ERR_REDIS,
@@ -261,6 +262,10 @@ rs_err_t rs_svc_txn_commit(rs_service_t *svc,
                                     : "");
         }
     }
+    /* The state changelog of these batches into the transaction (issue
+     * 13): committed with their scores and input offsets, or not at all;
+     * a redo below produces it again (the sink keeps it). */
+    if (svc->clog) rs_changelog_release(svc->clog, last);
     rs_ingest_pos_t pos[256];
     int np = 0;
     for (int i = 0; i < 2 * RS_SVC_MAX_PARTS && np < (int)RS_ARRAY_LEN(pos);
@@ -319,7 +324,6 @@ rs_err_t rs_svc_txn_commit(rs_service_t *svc,
     }
     svc->txn_open = 0;
     svc->st.txn_commits++;
-    if (svc->clog) rs_changelog_release(svc->clog, svc->sealed_seq);
     svc->ring_tail = svc->ring_head;
     svc->offs_tail = svc->offs_head;
     svc->progress_us = rs_clock_mono_us();

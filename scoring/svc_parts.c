@@ -27,6 +27,7 @@ static void rs_svc_revoked(void *opaque, const rs_ingest_pos_t *parts, int n,
         if (lost) {
             rs_sink_kafka_txn_abort(svc->ks, RS_SINK_TXN_DISCARD, 10000, e2,
                                     sizeof(e2));
+            if (svc->clog) rs_changelog_discard(svc->clog, svc->sealed_seq);
             svc->txn_open = 0;
             svc->st.txn_aborts++;
             memset(svc->txn_dirty, 0, 2 * RS_SVC_MAX_PARTS);
@@ -85,8 +86,13 @@ void rs_svc_clog_check(rs_service_t *svc) {
                 topic);
     } else if ((err = rs_changelog_ensure(svc->clog,
                                           svc->app->ingest.topic_events,
-                                          30000, e2, sizeof(e2))) == RS_OK) {
-        rs_info("service", "state changelog: %s", topic);
+                                          30000, e2, sizeof(e2))) == RS_OK &&
+               (!svc->eos || (err = rs_changelog_use_txn(svc->clog, svc->ks,
+                                                        e2, sizeof(e2))) ==
+                                 RS_OK)) {
+        /* exactly-once: its records in the scores' transactions */
+        rs_info("service", "state changelog: %s%s", topic,
+                svc->eos ? " (in the exactly-once transactions)" : "");
         return;
     } else if (autom) {
         rs_warn("service", "state changelog off: %s", e2);

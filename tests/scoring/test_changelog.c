@@ -9,6 +9,34 @@
  *                      released (not yet delivered) is not in it, nor are
  *                      records written after the last marker (a batch cut
  *                      by a crash)
+ *   test_eos_txn       exactly-once: the records go through the scores'
+ *                      transactional producer, only inside a transaction
+ *                      (released without one: nothing produced, still
+ *                      staged); after a commit the topic holds exactly the
+ *                      records produced; an abortable produce failure is
+ *                      redone with the changelog records (both partitions'
+ *                      markers there after the redo); a transaction
+ *                      discarded before its commit (lost partitions, Redis
+ *                      too slow) leaves none of its state to a restore.
+ *                      A transaction aborted AFTER its records were
+ *                      produced needs transaction markers, which the mock
+ *                      does not write: on the mock the test asserts that a
+ *                      read_committed restore does read them (so the day
+ *                      the mock writes markers it fails and says so); on a
+ *                      cluster with markers, that it does not.
+ *   test_tombstones    entities whose feature slot expired (key_ttl) and
+ *                      whose sequence cache the LRU evicted get
+ *                      tombstones ('F' and 'S' keys with no value) in the
+ *                      changelog; a restore from the uncompacted log does
+ *                      not bring them back, while a live entity comes back
+ *                      with the writer's bytes
+ *   test_eos_service   the service with delivery: exactly_once and
+ *                      state.changelog: true: after a graceful stop the
+ *                      changelog holds exactly the records the service
+ *                      counted as produced, and each partition's last
+ *                      marker covers every event of it (the records went
+ *                      in the transactions, committed with the input
+ *                      offsets)
  *   test_topic_checks  a changelog topic with another partition count
  *                      than the input is refused (RS_ERR_CONFIG), a
  *                      missing input topic named
@@ -19,11 +47,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
 #include "model/learnlog.h"
 #include "scoring/changelog.h"
+#include "tests/support/rs_test_kafka.h"
+#include "tests/support/rs_test_svc.h"
 
 #define NPART 2
 #define DIM_MAX RS_FEATURES_MAX_DIM
@@ -35,10 +66,13 @@ typedef struct eng_s {
     rs_pstate_t *ps;
 } eng_t;
 
+static int64_t g_key_ttl; /* features.key_ttl of new engines; 0: default */
+
 static rs_features_t *mkfeat(void) {
     rs_features_conf_t c;
     char err[256];
     rs_features_conf_init(&c);
+    if (g_key_ttl) c.key_ttl = g_key_ttl;
     c.max_keys = 256;
     c.max_counterparties = 256;
     c.label_index = 4096;
@@ -115,6 +149,9 @@ static void pos_cb(void *o, int32_t p, rs_pstate_pos_t *pos) {
     pos->changelog = -1;
 }
 
+/* Entity ids of run_batch: <g_ent>-<n>. */
+static const char *g_ent = "card";
+
 /* Process batch b (8 events over both partitions) on e into msgs. */
 static void run_batch(eng_t *e, int b, rs_msg_t *msgs) {
     uint8_t rec[8192];
@@ -129,7 +166,7 @@ static void run_batch(eng_t *e, int b, rs_msg_t *msgs) {
         rs_event_t *ev = &m->ev;
         snprintf(ev->id, sizeof(ev->id), "tx-%d", k);
         snprintf(ev->type, sizeof(ev->type), "card_tx");
-        snprintf(ev->entity_id, sizeof(ev->entity_id), "card-%d", ent);
+        snprintf(ev->entity_id, sizeof(ev->entity_id), "%s-%d", g_ent, ent);
         snprintf(ev->counterparty_id, sizeof(ev->counterparty_id), "m-%d", k % 3);
         ev->event_time_ms = 1767225600000LL + (int64_t)k * 60000;
         ev->amount = 5.0 + k % 17;
@@ -295,6 +332,445 @@ static void test_roundtrip(void **state) {
     rs_cluster_destroy(cl);
 }
 
+/* 1 if engine e holds a feature slot for entity id. */
+static int has_entity(eng_t *e, const char *id) {
+    uint8_t buf[8192];
+    size_t len = 0;
+    rs_err_t err = rs_features_entity_write(e->f, id, buf, sizeof(buf), &len);
+    assert_true(err == RS_OK || err == RS_ERR_NOTFOUND);
+    return err == RS_OK;
+}
+
+static int64_t hwm_sum(rs_changelog_t *c) {
+    int64_t n = 0;
+    for (int p = 0; p < NPART; p++) {
+        int64_t h = rs_changelog_hwm(c, p);
+        assert_true(h >= 0);
+        n += h;
+    }
+    return n;
+}
+
+/* Restore both partitions from the beginning into a fresh engine r;
+ * pos[p] the last markers. */
+static void restore_all(rs_kv_t *kv, const char *boot, eng_t *r,
+                        rs_pstate_pos_t pos[NPART]) {
+    char err[512];
+    eng_new(r);
+    rs_changelog_t *c = rs_changelog_new(kv, boot, "t-state-changelog", r->f,
+                                         r->m, r->d, r->ps, 8, err,
+                                         sizeof(err));
+    assert_non_null(c);
+    for (int p = 0; p < NPART; p++) {
+        uint64_t nrec = 0;
+        rs_err_t e = rs_changelog_restore(c, p, 0, &pos[p], &nrec, err,
+                                          sizeof(err));
+        if (e != RS_OK) fail_msg("restore of partition %d: %s", p, err);
+        assert_true(nrec > 0);
+    }
+    rs_changelog_destroy(c);
+}
+
+static void test_eos_txn(void **state) {
+    (void)state;
+    char err[512];
+    const char *topics[] = {"events", "scores", "t-state-changelog"};
+    rs_cluster_t *cl = rs_cluster_new(1, topics, 3, NPART, err, sizeof(err));
+    assert_non_null(cl);
+    const char *boot = rs_cluster_bootstraps(cl);
+    rs_kv_t kv;
+    rs_kv_init(&kv);
+    rs_sink_kafka_t *ks = rs_sink_kafka_new_txn(&kv, boot, "scores", NULL,
+                                                RS_FORMAT_JSON, "t-eos", err,
+                                                sizeof(err));
+    if (!ks) fail_msg("%s", err);
+    eng_t a;
+    eng_new(&a);
+    rs_changelog_t *ca = rs_changelog_new(&kv, boot, "t-state-changelog", a.f,
+                                          a.m, a.d, a.ps, 8, err, sizeof(err));
+    assert_non_null(ca);
+    assert_int_equal(rs_changelog_ensure(ca, "events", 10000, err,
+                                         sizeof(err)), RS_OK);
+    assert_int_equal(rs_changelog_use_txn(ca, ks, err, sizeof(err)), RS_OK);
+    rd_kafka_consumer_group_metadata_t *cgmd =
+        rd_kafka_consumer_group_metadata_new("t-group");
+    const char *const in[2] = {"events", "labels"};
+    rs_ingest_pos_t ipos[NPART];
+    rs_changelog_stats_t st;
+    rs_msg_t msgs[8];
+    int64_t want[8][NPART]; /* positions after batch b */
+    memset(g_off, 0, sizeof(g_off));
+    g_ent = "card";
+#define STAGE(bt)                                                          \
+    do {                                                                   \
+        run_batch(&a, (bt), msgs);                                         \
+        rs_changelog_stage(ca, (uint64_t)(bt), msgs, 8, pos_cb, NULL);     \
+        memcpy(want[(bt)], g_off, sizeof(g_off));                          \
+        for (int p_ = 0; p_ < NPART; p_++)                                 \
+            ipos[p_] = (rs_ingest_pos_t){RS_MSG_TOPIC_EVENTS, p_,          \
+                                         g_off[p_]};                       \
+    } while (0)
+#define COMMIT()                                                           \
+    assert_int_equal(rs_sink_kafka_txn_commit(ks, ipos, NPART, in, cgmd,   \
+                                              30000, err, sizeof(err)),    \
+                     RS_OK)
+
+    /* Released outside a transaction: nothing produced, still staged. */
+    STAGE(1);
+    rs_changelog_release(ca, 1);
+    rs_changelog_stats(ca, &st);
+    assert_int_equal(st.records, 0);
+    assert_true(st.staged_bytes > 0);
+    assert_int_equal(hwm_sum(ca), 0);
+
+    /* One transaction: a score, batches 1 and 2's records, the offsets. */
+    assert_int_equal(rs_sink_kafka_txn_begin(ks), RS_OK);
+    rs_score_t sc;
+    memset(&sc, 0, sizeof(sc));
+    snprintf(sc.event_id, sizeof(sc.event_id), "tx-8");
+    snprintf(sc.entity_id, sizeof(sc.entity_id), "card-0");
+    snprintf(sc.model_version, sizeof(sc.model_version), "v1");
+    assert_int_equal(rs_sink_kafka_publish(ks, &sc, 1), RS_OK);
+    STAGE(2);
+    rs_changelog_release(ca, 2);
+    COMMIT();
+    rs_changelog_stats(ca, &st);
+    assert_true(st.records > 0);
+    assert_int_equal(st.staged_bytes, 0);
+    assert_int_equal(st.failed, 0);
+    assert_int_equal(hwm_sum(ca), (int64_t)st.records);
+    for (int p = 0; p < NPART; p++) /* delivery reports reached it */
+        assert_int_equal(rs_changelog_end(ca, p), rs_changelog_hwm(ca, p));
+    printf("committed: %llu changelog records in the transaction, %lld in "
+           "the topic\n", (unsigned long long)st.records,
+           (long long)hwm_sum(ca));
+
+    /* Abortable: a produce of the changelog fails (only changelog
+     * records in this transaction); the redo produces them again. */
+    rd_kafka_mock_push_request_errors(
+        rs_cluster_mock(cl), 0 /* Produce */, 1,
+        RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+    assert_int_equal(rs_sink_kafka_txn_begin(ks), RS_OK);
+    STAGE(3);
+    rs_changelog_release(ca, 3);
+    rs_err_t e = rs_sink_kafka_txn_commit(ks, ipos, NPART, in, cgmd, 30000,
+                                          err, sizeof(err));
+    printf("failed changelog produce: %s: %s\n", rs_err_str(e), err);
+    assert_int_equal(e, RS_ERR_AGAIN);
+    int redo;
+    for (redo = 1; redo <= 3; redo++) {
+        assert_int_equal(rs_sink_kafka_txn_abort(ks, RS_SINK_TXN_RETRY, 30000,
+                                                 err, sizeof(err)), RS_OK);
+        assert_int_equal(rs_sink_kafka_txn_begin(ks), RS_OK);
+        e = rs_sink_kafka_txn_commit(ks, ipos, NPART, in, cgmd, 30000, err,
+                                     sizeof(err));
+        if (e == RS_OK) break;
+        assert_int_equal(e, RS_ERR_AGAIN);
+    }
+    assert_true(redo <= 3);
+    {
+        eng_t r;
+        rs_pstate_pos_t pos[NPART];
+        restore_all(&kv, boot, &r, pos);
+        for (int p = 0; p < NPART; p++)
+            assert_int_equal(pos[p].events, want[3][p]);
+        eng_free(&r);
+    }
+
+    /* Discarded before its commit (the service: lost partitions, or
+     * Redis too slow): batch 4's entities exist nowhere else. */
+    assert_int_equal(rs_sink_kafka_txn_begin(ks), RS_OK);
+    g_ent = "gone";
+    STAGE(4);
+    g_ent = "card";
+    assert_int_equal(rs_sink_kafka_txn_abort(ks, RS_SINK_TXN_DISCARD, 30000,
+                                             err, sizeof(err)), RS_OK);
+    rs_changelog_discard(ca, 4);
+    assert_true(has_entity(&a, "gone-1")); /* A's state ran ahead */
+    assert_int_equal(rs_sink_kafka_txn_begin(ks), RS_OK);
+    STAGE(5);
+    rs_changelog_release(ca, 5);
+    COMMIT();
+    {
+        eng_t r;
+        rs_pstate_pos_t pos[NPART];
+        restore_all(&kv, boot, &r, pos);
+        for (int p = 0; p < NPART; p++)
+            assert_int_equal(pos[p].events, want[5][p]);
+        for (int i = 0; i < 6; i++) {
+            char id[32];
+            snprintf(id, sizeof(id), "gone-%d", i);
+            assert_false(has_entity(&r, id));
+            snprintf(id, sizeof(id), "card-%d", i);
+            assert_true(has_entity(&r, id));
+        }
+        eng_free(&r);
+    }
+
+    /* Aborted after its records were produced (e.g. EndTxn failed). */
+    rs_changelog_stats(ca, &st);
+    uint64_t rec0 = st.records;
+    int64_t h0 = hwm_sum(ca);
+    assert_int_equal(rs_sink_kafka_txn_begin(ks), RS_OK);
+    g_ent = "abrt";
+    STAGE(6);
+    g_ent = "card";
+    rs_changelog_release(ca, 6);
+    assert_int_equal(rs_sink_kafka_flush(ks, 10000), RS_OK);
+    assert_int_equal(rs_sink_kafka_txn_abort(ks, RS_SINK_TXN_DISCARD, 30000,
+                                             err, sizeof(err)), RS_OK);
+    assert_int_equal(rs_sink_kafka_txn_begin(ks), RS_OK);
+    STAGE(7);
+    rs_changelog_release(ca, 7);
+    COMMIT();
+    rs_changelog_stats(ca, &st);
+    /* control records (commit/abort markers) take offsets of their own */
+    int markers = hwm_sum(ca) - h0 > (int64_t)(st.records - rec0);
+    {
+        eng_t r;
+        rs_pstate_pos_t pos[NPART];
+        restore_all(&kv, boot, &r, pos);
+        for (int p = 0; p < NPART; p++)
+            assert_int_equal(pos[p].events, want[7][p]);
+        int seen = has_entity(&r, "abrt-1");
+        printf("a transaction aborted after its changelog records were "
+               "produced: the restore %s them (%s)\n",
+               seen ? "APPLIED" : "did not apply",
+               markers ? "the cluster writes transaction markers"
+                       : "librdkafka's mock writes no transaction markers: "
+                         "read_committed cannot hide aborted records here");
+        assert_int_equal(seen, !markers);
+        assert_true(has_entity(&r, "card-1"));
+        eng_free(&r);
+    }
+#undef STAGE
+#undef COMMIT
+    rd_kafka_consumer_group_metadata_destroy(cgmd);
+    rs_changelog_destroy(ca);
+    rs_sink_kafka_destroy(ks);
+    eng_free(&a);
+    rs_kv_free(&kv);
+    rs_cluster_destroy(cl);
+}
+
+/* What the changelog topic holds: records per store, last marker per
+ * partition. */
+typedef struct cl_tally_s {
+    int n, bad;
+    int per_store[256];
+    rs_pstate_pos_t last[NPART];
+} cl_tally_t;
+
+static void cl_tally_cb(void *opaque, const rd_kafka_message_t *rkm) {
+    cl_tally_t *t = opaque;
+    rs_pstate_key_t k;
+    char e[256];
+    t->n++;
+    if (rs_pstate_key_parse(rkm->key, rkm->key_len, &k, e, sizeof(e)) ||
+        rkm->partition < 0 || rkm->partition >= NPART) {
+        t->bad++;
+        return;
+    }
+    t->per_store[(uint8_t)k.store]++;
+    if (k.store == 'M' &&
+        rs_pstate_mark_parse(rkm->payload, rkm->len, &t->last[rkm->partition],
+                             e, sizeof(e)))
+        t->bad++;
+}
+
+/* Tombstones ('F' and 'S' keys without a value) in the changelog. */
+typedef struct tomb_tally_s {
+    int f, s, n;
+} tomb_tally_t;
+
+static void tomb_cb(void *opaque, const rd_kafka_message_t *rkm) {
+    tomb_tally_t *t = opaque;
+    rs_pstate_key_t k;
+    char e[256];
+    t->n++;
+    if (rkm->payload || rs_pstate_key_parse(rkm->key, rkm->key_len, &k, e,
+                                            sizeof(e)))
+        return;
+    t->f += k.store == 'F';
+    t->s += k.store == 'S';
+}
+
+static int has_cache(eng_t *e, const char *id) {
+    uint8_t buf[1 << 16];
+    size_t len = 0;
+    rs_err_t err = rs_model_caches_write_entity(e->m, id, buf, sizeof(buf),
+                                                &len);
+    assert_true(err == RS_OK || err == RS_ERR_NOTFOUND);
+    return err == RS_OK;
+}
+
+static void test_tombstones(void **state) {
+    (void)state;
+    char err[512];
+    const char *topics[] = {"events", "t-state-changelog"};
+    rs_cluster_t *cl = rs_cluster_new(1, topics, 2, NPART, err, sizeof(err));
+    assert_non_null(cl);
+    const char *boot = rs_cluster_bootstraps(cl);
+    rs_kv_t kv;
+    rs_kv_init(&kv);
+    g_key_ttl = 3600000LL; /* 1 h of event time */
+    eng_t a;
+    eng_new(&a);
+    rs_changelog_t *ca = rs_changelog_new(&kv, boot, "t-state-changelog", a.f,
+                                          a.m, a.d, a.ps, 8, err, sizeof(err));
+    assert_non_null(ca);
+    rs_msg_t msgs[8];
+    memset(g_off, 0, sizeof(g_off));
+    /* batch 1: old-0..5; batches 20..31 (2.6 h later): 6 new entities
+     * each, 72 in all -- more than the 64 sequence caches (the LRU evicts
+     * old-*) and enough events for the sweep to pass every slot */
+    char pfx[16];
+    int bts[13] = {1};
+    for (int i = 1; i < 13; i++) bts[i] = 19 + i;
+    for (int i = 0; i < 13; i++) {
+        if (i) snprintf(pfx, sizeof(pfx), "n%d", bts[i]);
+        g_ent = i ? pfx : "old";
+        run_batch(&a, bts[i], msgs);
+        rs_changelog_stage(ca, (uint64_t)(i + 1), msgs, 8, pos_cb, NULL);
+        rs_changelog_release(ca, (uint64_t)(i + 1));
+    }
+    g_ent = "card";
+    assert_int_equal(rs_changelog_flush(ca, 10000), 0);
+    rs_features_stats_t fs;
+    rs_features_stats(a.f, &fs);
+    rs_model_stats_t ms;
+    rs_model_stats(a.m, &ms);
+    printf("writer: %llu feature slots expired, %llu evicted, %llu sequence "
+           "caches evicted\n", (unsigned long long)fs.expirations,
+           (unsigned long long)fs.evictions,
+           (unsigned long long)ms.evictions);
+    assert_true(fs.expirations >= 6);
+    assert_true(ms.evictions >= 6);
+    tomb_tally_t t = {0, 0, 0};
+    rs_changelog_stats_t st;
+    rs_changelog_stats(ca, &st);
+    assert_int_equal(rs_test_kafka_read(boot, "t-state-changelog",
+                                        (int)st.records, 500, 20000, tomb_cb,
+                                        &t),
+                     (int)st.records);
+    printf("changelog: %d records, %d feature and %d cache tombstones\n",
+           t.n, t.f, t.s);
+    assert_true(t.f >= 6 && t.s >= 6);
+    eng_t b;
+    rs_pstate_pos_t pos[NPART];
+    restore_all(&kv, boot, &b, pos);
+    for (int i = 0; i < 6; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "old-%d", i);
+        assert_false(has_entity(&a, id));
+        assert_false(has_cache(&a, id));
+        assert_false(has_entity(&b, id)); /* not resurrected */
+        assert_false(has_cache(&b, id));
+        snprintf(id, sizeof(id), "n31-%d", i); /* live: back, same bytes */
+        assert_true(has_entity(&b, id));
+        assert_true(has_cache(&b, id));
+        uint8_t x[2][8192];
+        size_t lx[2];
+        assert_int_equal(rs_features_entity_write(a.f, id, x[0], 8192,
+                                                  &lx[0]), RS_OK);
+        assert_int_equal(rs_features_entity_write(b.f, id, x[1], 8192,
+                                                  &lx[1]), RS_OK);
+        assert_int_equal(lx[0], lx[1]);
+        assert_memory_equal(x[0], x[1], lx[0]);
+    }
+    g_key_ttl = 0;
+    rs_changelog_destroy(ca);
+    eng_free(&a);
+    eng_free(&b);
+    rs_kv_free(&kv);
+    rs_cluster_destroy(cl);
+}
+
+/* A counter's value in a /metrics text (-1 if absent). */
+static double metric(const char *text, const char *name) {
+    size_t n = strlen(name);
+    for (const char *p = strstr(text, name); p; p = strstr(p + 1, name))
+        if ((p == text || p[-1] == '\n') && p[n] == ' ')
+            return strtod(p + n + 1, NULL);
+    return -1;
+}
+
+static void test_eos_service(void **state) {
+    (void)state;
+    static rs_test_env_t e; /* static: the teardown may close them */
+    static rs_test_svc_t s;
+    rs_test_env_open(&e, NPART);
+    const char *topic = "g-eos-cl-state-changelog";
+    assert_int_equal(rd_kafka_mock_topic_create(rs_cluster_mock(e.cl), topic,
+                                                NPART, 1), 0);
+    const char *kv[] = {"service.delivery", "exactly_once",
+                        "state.changelog", "true", NULL};
+    rs_test_svc_conf(&s, &e, "g-eos-cl", kv);
+    rs_test_svc_run(&s);
+    rs_test_svc_wait_assigned(&s, 30000);
+    const int N = 300;
+    for (int i = 0; i < N; i++) {
+        if (i == N / 2) { /* most often a second transaction (printed) */
+            rs_test_env_flush(&e);
+            assert_true(rs_test_svc_wait_count(&s, &s.scored, (uint64_t)i,
+                                               "scored", 60000));
+            struct timespec ts = {0, 300000000L};
+            nanosleep(&ts, NULL);
+        }
+        char buf[512], key[32];
+        snprintf(key, sizeof(key), "card-%d", i % 13);
+        snprintf(buf, sizeof(buf),
+                 "{\"id\":\"ev-%d\",\"type\":\"card_tx\","
+                 "\"entity_id\":\"%s\",\"counterparty_id\":\"m-%d\","
+                 "\"event_time_ms\":%lld,\"amount\":%d.5}",
+                 i, key, i % 7, 1700000000000LL + (long long)i * 1000,
+                 1 + i % 90);
+        rs_test_env_produce(&e, RS_TEST_T_EVENTS, key, buf);
+    }
+    rs_test_env_flush(&e);
+    int ok = rs_test_svc_wait_count(&s, &s.scored, (uint64_t)N, "scored",
+                                    60000);
+    rs_test_svc_stop(&s);
+    assert_true(ok);
+    assert_int_equal(s.err, RS_OK);
+    assert_true(s.st.txn_commits >= 1);
+    double produced = metric(s.metrics, "riskstream_changelog_records_total");
+    double failed = metric(s.metrics, "riskstream_changelog_failures_total");
+    cl_tally_t t;
+    memset(&t, 0, sizeof(t));
+    int n = rs_test_kafka_read(e.boot, topic, (int)produced, 1000, 30000,
+                               cl_tally_cb, &t);
+    printf("eos service: %llu transactions, %.0f changelog records "
+           "produced, %d in the topic (F %d, S %d, I %d, D %d, M %d)\n",
+           (unsigned long long)s.st.txn_commits, produced, n,
+           t.per_store['F'], t.per_store['S'], t.per_store['I'],
+           t.per_store['D'], t.per_store['M']);
+    assert_true(produced > 0);
+    assert_true(failed == 0);
+    assert_int_equal(n, (int)produced); /* no aborts: every one, once */
+    assert_int_equal(t.bad, 0);
+    assert_int_equal(t.per_store['I'], N); /* one index entry per event */
+    assert_true(t.per_store['F'] > 0 && t.per_store['M'] > 0);
+    int64_t covered = 0;
+    for (int p = 0; p < NPART; p++) {
+        int64_t lo = -1, hi = -1;
+        assert_int_equal(rd_kafka_query_watermark_offsets(
+                             e.prod, rs_test_topics[RS_TEST_T_EVENTS], p, &lo,
+                             &hi, 10000), 0);
+        if (hi > 0) assert_int_equal(t.last[p].events, hi);
+        covered += hi;
+    }
+    assert_int_equal(covered, N);
+    rs_test_svc_free(&s);
+    rs_test_env_close(&e);
+}
+
+static int svc_teardown(void **state) {
+    (void)state;
+    rs_test_svc_teardown();
+    return 0;
+}
+
 static void test_topic_checks(void **state) {
     (void)state;
     char err[512];
@@ -328,6 +804,9 @@ static void test_topic_checks(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_eos_txn),
+        cmocka_unit_test(test_tombstones),
+        cmocka_unit_test_teardown(test_eos_service, svc_teardown),
         cmocka_unit_test(test_topic_checks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
