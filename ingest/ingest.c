@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ingest/imerge.h"
 #include "ingest/ingest.h"
 #include "ingest/ingest_int.h"
 
@@ -46,6 +47,10 @@
 #define RS_LEAVE_WAIT_MS 15000      /* rs_ingest_destroy: partitions given
                                      * back before the close at most this */
 #define RS_LEAVE_QUIET_MS 200       /* ... and no rebalance for this long */
+#define RS_MERGE_HOLD_MIN 4096      /* task merge: an input holding this many
+                                     * (or 4 batch_max) has its fetch paused */
+#define RS_MERGE_SLICE_MS 5         /* task merge: poll slice while messages
+                                     * wait for max_task_idle             */
 
 /* A dead-letter message whose delivery failed, kept to be produced again
  * (cold path: allocated in the delivery report). */
@@ -72,6 +77,7 @@ typedef struct rs_ingest_counters_s {
     _Atomic uint64_t consumed, events, labels, rejected, errors,
         offset_resets, dlq_delivered, dlq_failed, dlq_lost, future;
     _Atomic int64_t assigned, rebalances;
+    _Atomic uint64_t merge_held, merge_reordered;
 } rs_ingest_counters_t;
 
 struct rs_ingest_s {
@@ -124,7 +130,15 @@ struct rs_ingest_s {
     rd_kafka_message_t **rkms; /* [rkms_cap] messages of the poll being
                             * decoded                                  */
     rs_err_t *derr;        /* [rkms_cap] their payload decode results   */
+    rs_msg_t **pm;         /* [rkms_cap] where each is decoded to       */
     int rkms_cap;
+    rs_imerge_t *im;       /* the per-task merge (topics.task_merge) or
+                            * NULL                                     */
+    int64_t seen_ms;       /* its clock: the consumer's queue was last
+                            * found empty then (monotonic ms)           */
+    uint64_t rb_seq;       /* rebalance callbacks served               */
+    uint64_t reorder_logged; /* merge reorders already logged          */
+    int64_t reorder_log_us;
     rs_ingest_counters_t c;
 };
 
@@ -182,6 +196,24 @@ static const rs_conf_field_t rs_ingest_fields[] = {
      "newest event time of its partition goes to the dead-letter topic "
      "(never scored, moves no state); streams dated in the past (replays) "
      "are never affected; 0 = off", NULL, 0, 3153600000000.0},
+    {"task_merge", RS_CONF_BOOL, "true", offsetof(rs_ingest_conf_t, task_merge),
+     0, "hand the messages of each task (events partition N with labels "
+     "partition N) to scoring in time order (event_time_ms, label_time_ms; "
+     "an event before a label at equal time), as Kafka Streams orders a "
+     "task's records: label-aware entity features (ent_fraud_count_30d) "
+     "then do not depend on how the fetches of the two topics interleave; "
+     "a message waits while the other topic of its task has data not yet "
+     "fetched; false = fetch order", NULL, 0, 0},
+    {"max_task_idle", RS_CONF_DURATION, "0ms",
+     offsetof(rs_ingest_conf_t, max_task_idle_ms), 0,
+     "task_merge: when the other topic of a task is at its end (nothing "
+     "more fetched), a message waits this long after it arrived before it "
+     "goes without it (Kafka Streams' max.task.idle.ms, per message): a "
+     "label produced within this of a newer event is merged in order on a "
+     "live stream; 0 = no wait once the other topic is at its end (exact on "
+     "a backlog, a replay, a restore; no added latency); every message "
+     "waits up to this while the other topic is quiet (README, Scale-out)",
+     NULL, 0, 600000},
 };
 
 const rs_conf_field_t *rs_ingest_conf_fields(int *n) {
@@ -516,12 +548,31 @@ static int rs_ingest_coop(rs_ingest_t *ing, rd_kafka_t *rk) {
     return ing->coop;
 }
 
+/* The task merge's side of a rebalance: partitions arriving (on 1) or
+ * leaving (0); their queued messages and end flags are dropped either way
+ * (the next reader reads them again).  A partition the merge had paused
+ * (hold limit) is resumed on arrival unless the consumer is paused. */
+static void rs_ingest_merge_assign(rs_ingest_t *ing, rd_kafka_t *rk,
+                                   rd_kafka_topic_partition_list_t *parts,
+                                   int on) {
+    if (!ing->im) return;
+    rs_imerge_stats_t ms;
+    rs_imerge_stats(ing->im, &ms);
+    for (int i = 0; i < parts->cnt; i++) {
+        int t = rs_ingest_topic_idx(ing, parts->elems[i].topic);
+        if (t >= 0) rs_imerge_assign(ing->im, t, parts->elems[i].partition, on);
+    }
+    if (on && ms.paused && !ing->paused && !ing->leaving)
+        rd_kafka_resume_partitions(rk, parts);
+}
+
 static void rs_ingest_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                                    rd_kafka_topic_partition_list_t *parts,
                                    void *opaque) {
     rs_ingest_t *ing = opaque;
     int coop = rs_ingest_coop(ing, rk);
     ing->rebalance_us = rs_clock_mono_us();
+    ing->rb_seq++;
     char buf[512];
     rd_kafka_error_t *error = NULL;
     rd_kafka_resp_err_t kerr = RD_KAFKA_RESP_ERR_NO_ERROR;
@@ -558,6 +609,7 @@ static void rs_ingest_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (coop) error = rd_kafka_incremental_assign(rk, parts);
         else kerr = rd_kafka_assign(rk, parts);
         rs_ingest_asg_resolve(ing, rk);
+        rs_ingest_merge_assign(ing, rk, parts, 1);
         /* Keep backpressure across a rebalance; leaving: read nothing
          * more (the partitions are revoked again at once). */
         if (ing->paused || ing->leaving) rd_kafka_pause_partitions(rk, parts);
@@ -573,6 +625,7 @@ static void rs_ingest_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
          * last offsets while we still own the partitions. */
         rs_ingest_report_revoke(ing, rk, parts, lost);
         rs_ingest_gone_add(ing, parts);
+        rs_ingest_merge_assign(ing, rk, parts, 0);
         if (!coop) ing->awaiting_assign = 1;
         /* Commit what was stored while we still own the partitions. */
         if (!lost && !ing->conf.exactly_once) rd_kafka_commit(rk, NULL, 0);
@@ -589,6 +642,7 @@ static void rs_ingest_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     } else {
         rs_error("ingest", "rebalance failed: %s", rd_kafka_err2str(err));
         rs_ingest_gone_add(ing, parts);
+        rs_ingest_merge_assign(ing, rk, parts, 0);
         kerr = rd_kafka_assign(rk, NULL);
         if (ing->asg) {
             rd_kafka_topic_partition_list_destroy(ing->asg);
@@ -726,6 +780,31 @@ static int rs_ingest_dlq_has_slot(const rs_ingest_t *ing, const void *arg) {
     return ing->npend < RS_DLQ_PEND_MAX;
 }
 
+/* The task merge's watermark check (imerge.h): nothing to fetch after
+ * next_offset - 1 as far as the consumer's cached high watermark says. */
+static int rs_ingest_merge_end(void *opaque, int topic, int32_t partition,
+                               int64_t next_offset) {
+    rs_ingest_t *ing = opaque;
+    int64_t lo = -1, hi = -1;
+    if (rd_kafka_get_watermark_offsets(ing->rk,
+                                       rd_kafka_topic_name(ing->rkt[topic]),
+                                       partition, &lo, &hi))
+        return 0;
+    return hi >= 0 && next_offset >= hi;
+}
+
+/* A partition the task merge paused (hold limit) may fetch again. */
+static void rs_ingest_merge_resume(void *opaque, int topic,
+                                   int32_t partition) {
+    rs_ingest_t *ing = opaque;
+    if (ing->paused || ing->leaving) return; /* resumed with the others */
+    rd_kafka_topic_partition_list_t *pl = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(pl, rd_kafka_topic_name(ing->rkt[topic]),
+                                      partition);
+    rd_kafka_resume_partitions(ing->rk, pl);
+    rd_kafka_topic_partition_list_destroy(pl);
+}
+
 /* ----------------------------------------------------------------- create */
 
 rs_ingest_t *rs_ingest_new(const rs_ingest_conf_t *conf,
@@ -795,6 +874,11 @@ rs_ingest_t *rs_ingest_new(const rs_ingest_conf_t *conf,
         rs_kafka_conf_set1(kconf, "auto.offset.reset", "error", errstr,
                            errstr_size) != RS_OK)
         goto fail;
+    /* The task merge needs to know when a partition is at its end. */
+    if (conf->task_merge &&
+        rs_kafka_conf_set1(kconf, "enable.partition.eof", "true", errstr,
+                           errstr_size) != RS_OK)
+        goto fail;
     if (conf->exactly_once &&
         (rs_kafka_conf_set1(kconf, "isolation.level", "read_committed",
                             errstr, errstr_size) != RS_OK ||
@@ -860,6 +944,13 @@ rs_ingest_t *rs_ingest_new(const rs_ingest_conf_t *conf,
         goto fail;
     }
     rd_kafka_topic_partition_list_destroy(topics);
+    if (conf->task_merge) {
+        int64_t hold = 4 * conf->batch_max;
+        if (hold < RS_MERGE_HOLD_MIN) hold = RS_MERGE_HOLD_MIN;
+        ing->im = rs_imerge_new(conf->max_task_idle_ms, (uint32_t)hold,
+                                rs_ingest_merge_end, ing);
+        ing->seen_ms = rs_clock_mono_us() / 1000;
+    }
     rs_info("ingest", "consumer group '%s' subscribed to '%s' (%s) and '%s' "
             "(%s); dead letters to '%s'%s", conf->group_id, conf->topic_events,
             conf->events_format == RS_FORMAT_PROTOBUF ? "protobuf" : "json",
@@ -1101,8 +1192,14 @@ static void rs_ingest_consumer_error(rs_ingest_t *ing,
                                      const rd_kafka_message_t *rkm) {
     const char *tname = rkm->rkt ? rd_kafka_topic_name(rkm->rkt) : "-";
     switch (rkm->err) {
-    case RD_KAFKA_RESP_ERR__PARTITION_EOF:
-        return; /* only with enable.partition.eof=true: not an error */
+    case RD_KAFKA_RESP_ERR__PARTITION_EOF: /* not an error: the task merge */
+        if (ing->im && rkm->rkt) {
+            int t = rs_ingest_topic_idx(ing, tname);
+            if (t >= 0)
+                rs_imerge_eof(ing->im, t, rkm->partition,
+                              rs_clock_mono_us() / 1000);
+        }
+        return;
     case RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE:
     case RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET: {
         /* auto.offset.reset=error: the partition stopped fetching; it is
@@ -1188,6 +1285,10 @@ static void rs_ingest_apply_resets(rs_ingest_t *ing) {
             rd_kafka_topic_partition_list_find(rl, tn, p))
             continue;
         rd_kafka_topic_partition_list_add(rl, tn, p)->offset = target;
+        if (ing->im) { /* read again from the target: drop what waits */
+            rs_imerge_assign(ing->im, ing->resets[i].topic, p, 0);
+            rs_imerge_assign(ing->im, ing->resets[i].topic, p, 1);
+        }
         if (ing->asg) {
             rd_kafka_topic_partition_t *a =
                 rd_kafka_topic_partition_list_find(ing->asg, tn, p);
@@ -1244,16 +1345,166 @@ void rs_ingest_set_pool(rs_ingest_t *ing, rs_pool_t *pool) {
 /* The payload step over the poll's messages [lo, hi) (a pool stage). */
 typedef struct rs_ingest_job_s {
     rs_ingest_t *ing;
-    rs_msg_t *msgs;
+    rs_msg_t *msgs;        /* decoded into msgs[i], or (NULL) into pm[i] */
 } rs_ingest_job_t;
 
 static void rs_ingest_payloads(void *opaque, int lo, int hi, int slice) {
     rs_ingest_job_t *job = opaque;
     (void)slice;
     for (int i = lo; i < hi; i++)
-        job->ing->derr[i] = rs_ingest_payload(&job->ing->conf,
-                                              job->ing->rkms[i],
-                                              &job->msgs[i]);
+        job->ing->derr[i] = rs_ingest_payload(
+            &job->ing->conf, job->ing->rkms[i],
+            job->msgs ? &job->msgs[i] : job->ing->pm[i]);
+}
+
+/* ------------------------------------------------ the task merge's poll */
+
+/* Drop the messages of rkms/pm[0..n) whose partition left (ing->gone):
+ * returns how many are kept. */
+static int rs_ingest_merge_drop_gone(rs_ingest_t *ing, int n) {
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        int gone = 0;
+        for (int g = 0; g < ing->ngone && !gone; g++)
+            gone = ing->gone[g].topic == ing->pm[i]->topic &&
+                   ing->gone[g].partition == ing->pm[i]->partition;
+        if (gone) {
+            rd_kafka_message_destroy(ing->rkms[i]);
+            rs_imerge_unslot(ing->im, ing->pm[i]);
+            continue;
+        }
+        ing->rkms[k] = ing->rkms[i];
+        ing->pm[k++] = ing->pm[i];
+    }
+    if (k < n)
+        rs_debug("ingest", "%d message(s) of partitions that left during the "
+                 "poll dropped", n - k);
+    return k;
+}
+
+/* Read what the consumer holds (waiting up to wait_ms for the first
+ * message or end of partition), up to cap messages, decode them (as
+ * rs_ingest_poll does) and queue them in the task merge.  *drained: the
+ * consumer's queue was found empty.  Returns the messages queued plus
+ * the ends of partition seen. */
+static int rs_ingest_merge_read(rs_ingest_t *ing, int wait_ms, int cap,
+                                int *drained) {
+    int n = 0, ends = 0;
+    uint64_t seq = ing->rb_seq;
+    int64_t deadline = rs_clock_mono_us() + (int64_t)RS_MAX(wait_ms, 0) * 1000;
+    *drained = 0;
+    ing->ngone = 0;
+    while (n < cap) {
+        int wait = 0;
+        if (n == 0 && ends == 0) {
+            int64_t left = deadline - rs_clock_mono_us();
+            wait = left > 0 ? (int)((left + 999) / 1000) : 0;
+        }
+        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(ing->rk, wait);
+        if (ing->rb_seq != seq) {
+            /* a rebalance was served in that call: what was read before it
+             * of partitions that left is not ours; what comes after is */
+            seq = ing->rb_seq;
+            if (ing->ngone) n = rs_ingest_merge_drop_gone(ing, n);
+            ing->ngone = 0;
+        }
+        if (!rkm) {
+            if (n > 0 || ends > 0 || wait == 0) {
+                *drained = 1;
+                break;
+            }
+            continue;
+        }
+        rs_msg_t *m = rs_imerge_slot(ing->im);
+        if (!rkm->err && rs_ingest_head(ing, rkm, m)) {
+            ing->pm[n] = m;
+            ing->rkms[n++] = rkm;
+            continue;
+        }
+        rs_imerge_unslot(ing->im, m);
+        if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) ends++;
+        if (rkm->err) rs_ingest_consumer_error(ing, rkm);
+        rd_kafka_message_destroy(rkm);
+        if (ing->fatal) break;
+    }
+    rs_ingest_job_t job = {ing, NULL};
+    rs_pool_run(ing->pool, n, RS_INGEST_DECODE_CHUNK, rs_ingest_payloads,
+                &job);
+    int64_t at = rs_clock_mono_us() / 1000;
+    for (int i = 0; i < n; i++) {
+        rs_msg_t *m = ing->pm[i];
+        rs_ingest_finish(ing, ing->rkms[i], m, ing->derr[i]);
+        rd_kafka_message_destroy(ing->rkms[i]);
+        ing->rkms[i] = NULL;
+        if (rs_imerge_push(ing->im, m, at)) {
+            /* too much waits for the other topic of its task: stop
+             * fetching this partition until half of it went out */
+            rd_kafka_topic_partition_list_t *pl =
+                rd_kafka_topic_partition_list_new(1);
+            rd_kafka_topic_partition_list_add(
+                pl, rd_kafka_topic_name(ing->rkt[m->topic]), m->partition);
+            rd_kafka_pause_partitions(ing->rk, pl);
+            rd_kafka_topic_partition_list_destroy(pl);
+            rs_debug("ingest", "%s/%d: fetch paused, %u messages wait for "
+                     "the other topic of the task",
+                     rd_kafka_topic_name(ing->rkt[m->topic]),
+                     (int)m->partition,
+                     rs_imerge_held(ing->im, m->topic, m->partition));
+        }
+    }
+    return n + ends;
+}
+
+/* rs_ingest_poll with the task merge: read, merge, until something can
+ * go, the poll times out or max went. */
+static int rs_ingest_poll_merged(rs_ingest_t *ing, rs_msg_t *msgs, int max,
+                                 int timeout_ms) {
+    int n = 0, wait = 0;
+    int64_t deadline = rs_clock_mono_us() + (int64_t)RS_MAX(timeout_ms, 0) * 1000;
+    for (;;) {
+        int drained = 0;
+        rs_ingest_merge_read(ing, wait, max, &drained);
+        int64_t now = rs_clock_mono_us();
+        /* the idle clock: a partition at its end has been seen without
+         * messages only up to the last time the queue was found empty */
+        if (drained) ing->seen_ms = now / 1000;
+        n += rs_imerge_pop(ing->im, msgs + n, max - n, ing->seen_ms);
+        rs_imerge_resume(ing->im, 0, rs_ingest_merge_resume, ing);
+        if (ing->nresets > 0) rs_ingest_apply_resets(ing);
+        if (n >= max || ing->fatal) break;
+        if (!drained) {
+            wait = 0;
+            continue;
+        }
+        if (n > 0) break;
+        int64_t left = deadline - now;
+        if (left <= 0) break;
+        wait = (int)((left + 999) / 1000);
+        rs_imerge_stats_t ms;
+        rs_imerge_stats(ing->im, &ms);
+        if (ing->conf.max_task_idle_ms > 0 && ms.held > 0 &&
+            wait > RS_MERGE_SLICE_MS)
+            wait = RS_MERGE_SLICE_MS; /* a held message's wait may end */
+    }
+    rs_imerge_stats_t ms;
+    rs_imerge_stats(ing->im, &ms);
+    RS_STORE(ing->c.merge_held, ms.held);
+    RS_STORE(ing->c.merge_reordered, ms.reordered);
+    if (ms.reordered > ing->reorder_logged &&
+        rs_clock_mono_us() >= ing->reorder_log_us) {
+        rs_warn("ingest", "%llu message(s) handed to scoring out of time "
+                "order within their task (%llu in all): the last %lld ms "
+                "behind its task, %lld ms after the merge passed the other "
+                "topic as idle (topics.max_task_idle %lld ms)",
+                (unsigned long long)(ms.reordered - ing->reorder_logged),
+                (unsigned long long)ms.reordered,
+                (long long)ms.reorder_behind_ms, (long long)ms.reorder_idle_ms,
+                (long long)ing->conf.max_task_idle_ms);
+        ing->reorder_logged = ms.reordered;
+        ing->reorder_log_us = rs_clock_mono_us() + 10000000;
+    }
+    if (ing->fatal && n == 0) return -RS_ERR_KAFKA;
+    return n;
 }
 
 int rs_ingest_poll(rs_ingest_t *ing, rs_msg_t *msgs, int max, int timeout_ms) {
@@ -1266,8 +1517,11 @@ int rs_ingest_poll(rs_ingest_t *ing, rs_msg_t *msgs, int max, int timeout_ms) {
         free(ing->derr);
         ing->rkms = rs_calloc((size_t)max, sizeof(*ing->rkms));
         ing->derr = rs_calloc((size_t)max, sizeof(*ing->derr));
+        free(ing->pm);
+        ing->pm = rs_calloc((size_t)max, sizeof(*ing->pm));
         ing->rkms_cap = max;
     }
+    if (ing->im) return rs_ingest_poll_merged(ing, msgs, max, timeout_ms);
     int64_t deadline = rs_clock_mono_us() + (int64_t)RS_MAX(timeout_ms, 0) * 1000;
     ing->ngone = 0;
     while (n < max) {
@@ -1406,6 +1660,8 @@ int rs_ingest_lag(rs_ingest_t *ing, rs_ingest_lag_t *out, int max) {
             else if (a && a->offset == RD_KAFKA_OFFSET_END) pos = hi;
         }
         out[n].lag = hi >= 0 && pos >= 0 ? RS_MAX(hi - pos, 0) : -1;
+        if (out[n].lag >= 0 && ing->im) /* read but held by the merge */
+            out[n].lag += rs_imerge_held(ing->im, out[n].topic, tp->partition);
         n++;
     }
     rd_kafka_topic_partition_list_destroy(parts);
@@ -1479,6 +1735,8 @@ int rs_ingest_replaying_part(const rs_ingest_t *ing, int topic,
 int rs_ingest_behind(rs_ingest_t *ing, int topic, int32_t partition) {
     if (topic != RS_MSG_TOPIC_EVENTS && topic != RS_MSG_TOPIC_LABELS)
         return 0;
+    if (ing->im && rs_imerge_held(ing->im, topic, partition))
+        return 1; /* read, held by the task merge, not returned yet */
     const char *tn = rd_kafka_topic_name(ing->rkt[topic]);
     rd_kafka_topic_partition_list_t *pl = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(pl, tn, partition);
@@ -1546,6 +1804,8 @@ static rs_err_t rs_ingest_pause_resume(rs_ingest_t *ing, int pause) {
         return RS_ERR_KAFKA;
     }
     ing->paused = pause;
+    if (!pause && ing->im) /* every partition fetches again */
+        rs_imerge_resume(ing->im, 1, NULL, NULL);
     return RS_OK;
 }
 
@@ -1571,6 +1831,8 @@ void rs_ingest_stats(const rs_ingest_t *ing, rs_ingest_stats_t *st) {
     st->dlq_lost = RS_LOAD(c->dlq_lost);
     st->assigned = RS_LOAD(c->assigned);
     st->rebalances = RS_LOAD(c->rebalances);
+    st->merge_held = RS_LOAD(c->merge_held);
+    st->merge_reordered = RS_LOAD(c->merge_reordered);
 }
 
 rd_kafka_t *rs_ingest_handle(rs_ingest_t *ing) { return ing->rk; }
@@ -1663,6 +1925,20 @@ void rs_ingest_destroy(rs_ingest_t *ing) {
             rs_error("ingest", "%lld dead-letter message(s) undelivered at "
                      "close", (long long)ing->dlq_pending);
     }
+    if (ing->im) {
+        rs_imerge_stats_t ms;
+        rs_imerge_stats(ing->im, &ms);
+        rs_info("ingest", "task merge: %llu message(s) handed over in time "
+                "order (%llu reordered), at most %llu waiting at once, "
+                "%llu fetch pause(s), %llu end(s) seen by the high "
+                "watermark, %llu left waiting (read again by the next "
+                "owner)", (unsigned long long)ms.merged,
+                (unsigned long long)ms.reordered,
+                (unsigned long long)ms.held_max,
+                (unsigned long long)ms.paused,
+                (unsigned long long)ms.end_checks,
+                (unsigned long long)ms.held);
+    }
     if (ing->rk) {
         /* Revoke (commits stored offsets, or the owner its transaction)
          * and leave the group, then close with nothing left to revoke. */
@@ -1685,6 +1961,8 @@ void rs_ingest_destroy(rs_ingest_t *ing) {
     free(ing->wm);
     free(ing->rkms);
     free(ing->derr);
+    free(ing->pm);
+    rs_imerge_destroy(ing->im);
     free(ing->start);
     free(ing->replay);
     free(ing->gone);

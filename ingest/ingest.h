@@ -63,6 +63,23 @@
  *   scoring n messages takes T(n) = c0 + c1 n, so at r messages/s a batch
  *   settles at n = r c0 / (1 - r c1).  The service's metric
  *   riskstream_batch_messages shows the distribution.
+ * - Task merge (topics.task_merge, on by default; ingest/imerge.h): the
+ *   messages of each task -- events partition N with labels partition N --
+ *   are returned in time order (event_time_ms, label_time_ms; an event
+ *   before a label at equal time), as Kafka Streams orders a task's
+ *   records.  A message waits (read, not returned: its offset is never
+ *   stored ahead of it) while the other topic of its task has nothing read
+ *   and is not at its end (PARTITION_EOF -- the consumer forces
+ *   enable.partition.eof -- or its next offset at the cached high
+ *   watermark), and, with topics.max_task_idle > 0, that long after it was
+ *   read.  So a backlog, a replay or a restore hands labels and events to
+ *   the state in one order whatever the fetch interleaving; on a live
+ *   stream only with max_task_idle above the produce-to-fetch skew.  Tasks
+ *   never wait for each other; rejects go as soon as they are the head of
+ *   their partition; a partition holding 4 batch_max (at least 4096)
+ *   messages has its fetch paused until half went out.  Rebalances and
+ *   offset resets drop what waits for the partitions concerned (the next
+ *   reader reads it again); rs_ingest_behind and rs_ingest_lag count it.
  * - Latency: with the embedded broker (topics.brokers empty) the consumer
  *   defaults to fetch.wait.max.ms=5, because the mock holds every Fetch
  *   for that long even when data arrives (librdkafka's default 500 ms
@@ -174,6 +191,12 @@ typedef enum rs_offset_reset_e {
  *                                         the newest event time of its
  *                                         partition is rejected (DLQ);
  *                                         0 = off
+ *   task_merge       bool     true        hand each task's messages
+ *                                         (events/N + labels/N) over in
+ *                                         time order (ingest/imerge.h)
+ *   max_task_idle    duration 0ms         ... a message waits this long
+ *                                         for the other topic of its task
+ *                                         when that one is at its end
  */
 typedef struct rs_ingest_conf_s {
     char brokers[512];
@@ -190,6 +213,8 @@ typedef struct rs_ingest_conf_s {
     int64_t poll_timeout_ms;
     int offset_reset;      /* rs_offset_reset_t */
     int64_t future_skew_ms; /* 0 = no bound on event times ahead       */
+    int task_merge;         /* per-task merge by time (imerge.h)       */
+    int64_t max_task_idle_ms; /* its idle wait (max.task.idle.ms)      */
     /* Not a config key (no row in the table; 0 after rs_ingest_conf_init):
      * the service sets it from `service.delivery: exactly_once`.  See the
      * design notes: read_committed, no consumer commits, replay flags. */
@@ -308,6 +333,8 @@ rs_ingest_t *rs_ingest_new(const rs_ingest_conf_t *conf,
 
 /* Wait up to timeout_ms for the first message, then take whatever else is
  * ready without waiting, up to `max` messages, decoded into msgs[0..n).
+ * With the task merge, "ready" means the merge lets it go (design notes):
+ * a poll may read messages it does not return yet.
  * Returns n >= 0, or -RS_ERR_KAFKA if the consumer hit a fatal error
  * (the service must stop).  Transient consumer errors are logged and
  * counted, never returned.  Also serves the DLQ producer's callbacks.
@@ -419,7 +446,8 @@ int rs_ingest_replaying_part(const rs_ingest_t *ing, int topic,
 
 /* 1 if the consumer's position in (topic, partition) is below the high
  * watermark its fetcher last saw (messages are waiting; no round trip),
- * or the watermark is not known yet.  @locality the owner thread */
+ * or the watermark is not known yet, or the task merge holds messages of
+ * it not returned yet.  @locality the owner thread */
 int rs_ingest_behind(rs_ingest_t *ing, int topic, int32_t partition);
 
 /* 1 if (topic, partition) is assigned to this consumer now.  @locality
@@ -430,7 +458,8 @@ int rs_ingest_owns(rs_ingest_t *ing, int topic, int32_t partition);
  * the fetcher, no network round trip) minus the consumer's position; for
  * a partition that read nothing since its (re-)assignment, minus the
  * offset it was assigned at (the group's committed offset, fetched once
- * per assignment; a reset's BEGINNING / END), not the whole partition. */
+ * per assignment; a reset's BEGINNING / END), not the whole partition;
+ * plus the messages the task merge read and holds (not processed yet). */
 typedef struct rs_ingest_lag_s {
     int32_t topic;       /* RS_MSG_TOPIC_EVENTS or RS_MSG_TOPIC_LABELS */
     int32_t partition;
@@ -467,6 +496,11 @@ typedef struct rs_ingest_stats_s {
                              * topics.future_skew (also in `rejected`)   */
     int64_t assigned;       /* partitions currently assigned             */
     int64_t rebalances;     /* assignments received                      */
+    uint64_t merge_held;    /* task merge: messages read, not returned yet
+                             * (waiting for the other topic of their task) */
+    uint64_t merge_reordered; /* task merge: returned below their task's
+                             * time frontier (arrived after the other topic
+                             * was passed as idle: topics.max_task_idle)   */
 } rs_ingest_stats_t;
 
 /* Counter snapshot.  @locality any thread (relaxed atomics) */

@@ -1,0 +1,99 @@
+/* tmerge.h -- the ordering core of a time-ordered merge of several inputs
+ * (Kafka Streams' per-task record ordering with max.task.idle.ms), shared
+ * by the counterparty stage's merge (scoring/cpstage_merge.c: every
+ * partition of the events and labels topics) and the scoring consumer's
+ * per-task merge (ingest/ingest.c: events/N with labels/N).
+ *
+ * The core holds no messages: the caller keeps one FIFO per input and
+ * tells the core what each input's head is (its time key and when it
+ * arrived), when an input has nothing, and when it is at its end (the
+ * consumer reached the partition's high watermark).  rs_tmerge_next says
+ * which input's head goes next, or that none may go yet:
+ *  - the smallest head by (key, input index) goes -- ties to the lower
+ *    index, so the order is total;
+ *  - but only when every input without a head is *idle*: at its end, and
+ *    (idle_wait > 0) for idle_wait since the head to take arrived, or
+ *    since the input reached its end if later.  An input with no head that
+ *    is not at its end is "unknown" (its next message may be older): the
+ *    merge waits for it.  So with idle_wait 0 the merge waits only while
+ *    an input is known to have unfetched data, and the merged order is a
+ *    function of the inputs' contents whenever nothing arrives after the
+ *    merge passed its input as idle (a backlog, a replay); a message that
+ *    does arrive later than that is taken below the frontier and reported
+ *    by rs_tmerge_take (counted by the callers as "reordered").
+ * Cost per message O(log n): heads sit in a binary min-heap; the inputs
+ * without a head are a set E whose checks are redone only when E, the
+ * clock or an end flag changed (in between only the next head's arrival
+ * is compared with idle_wait).  Allocation: only in rs_tmerge_new.
+ *
+ * Input states: EMPTY (no message; in E), PENDING (has messages whose
+ * head the caller has not keyed yet: rs_tmerge_pending, and every input
+ * just taken from), HEAD (keyed head, in the heap).  rs_tmerge_next must
+ * see no PENDING input: the caller keys (rs_tmerge_head) or empties
+ * (rs_tmerge_empty) them first; a PENDING input blocks the merge.
+ *
+ * Threads: one owner thread per rs_tmerge_t (no locks, no globals).
+ */
+#ifndef RS_TMERGE_H
+#define RS_TMERGE_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct rs_tmerge_s rs_tmerge_t;
+
+/* What rs_tmerge_take reports about the head it took. */
+typedef struct rs_tmerge_take_s {
+    int64_t key_t;         /* its time key                                */
+    int reordered;         /* 1: below the frontier (key, input) of the
+                            * last head taken: its input had been passed
+                            * as idle (it arrived too late for the wait)  */
+    int64_t behind_ms;     /* reordered: frontier time - key_t            */
+    int64_t idle_ms;       /* reordered: clock time since the merge passed
+                            * its input as idle                           */
+} rs_tmerge_take_t;
+
+/* A merge of n >= 1 inputs, every one EMPTY and not at its end.
+ * idle_wait_ms >= 0.  Never NULL (aborts on out of memory, as rs_calloc).
+ * The owner frees it with rs_tmerge_destroy (NULL is a no-op). @locality any thread (a new handle) */
+rs_tmerge_t *rs_tmerge_new(int n, int64_t idle_wait_ms);
+void rs_tmerge_destroy(rs_tmerge_t *m);
+
+/* Input i (EMPTY or PENDING) has a head: time key key_t, arrived at
+ * at_ms (the caller's idle_wait clock). @locality the owner thread */
+void rs_tmerge_head(rs_tmerge_t *m, int i, int64_t key_t, int64_t at_ms);
+/* Input i (EMPTY) has messages whose head is not keyed yet: PENDING.  A
+ * no-op for an input that is PENDING or has a head. @locality the owner thread */
+void rs_tmerge_pending(rs_tmerge_t *m, int i);
+/* Input i (PENDING) has no message left: EMPTY. @locality the owner thread */
+void rs_tmerge_empty(rs_tmerge_t *m, int i);
+/* Input i is (at_end 1) or is no longer (0) at its end: no message after
+ * the last one given; since now_ms if it was not at its end already. @locality the owner thread */
+void rs_tmerge_eof(rs_tmerge_t *m, int i, int at_end, int64_t now_ms);
+
+/* The input whose head goes next at clock now_ms, or -1: nothing to take
+ * (no head), or blocked -- rs_tmerge_blocked then names the lowest input
+ * that holds the merge back.  Marks the inputs it passes as idle. @locality the owner thread */
+int rs_tmerge_next(rs_tmerge_t *m, int64_t now_ms);
+/* Take the head of input i (the one rs_tmerge_next returned): it becomes
+ * PENDING (key its next head, or empty it).  tk may be NULL. @locality the owner thread */
+void rs_tmerge_take(rs_tmerge_t *m, int i, rs_tmerge_take_t *tk);
+
+/* The lowest input that blocked the last rs_tmerge_next, -1 if none. @locality the owner thread */
+int rs_tmerge_blocked(const rs_tmerge_t *m);
+/* 1 once input i was found at its end and empty by rs_tmerge_next (it
+ * has been merged to its end at least once). @locality the owner thread */
+int rs_tmerge_done_once(const rs_tmerge_t *m, int i);
+/* Time key of the last head taken (INT64_MIN before any). @locality the owner thread */
+int64_t rs_tmerge_frontier(const rs_tmerge_t *m);
+/* 1 if input i has a keyed head. @locality the owner thread */
+int rs_tmerge_has_head(const rs_tmerge_t *m, int i);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RS_TMERGE_H */

@@ -1,0 +1,119 @@
+/* imerge.h -- the scoring consumer's per-task merge (issue 13): the
+ * messages of one task (input partition N: events/N with labels/N) are
+ * handed to scoring in time order, as Kafka Streams orders a task's
+ * records (max.task.idle.ms), so label-aware entity features do not
+ * depend on how the fetches of the two topics interleave.
+ *
+ * The consumer (ingest.c) decodes each message into a slot of this module
+ * (rs_imerge_slot), queues it on its (topic, partition) (rs_imerge_push)
+ * and takes merged messages out (rs_imerge_pop), copied into the caller's
+ * array.  The ordering decisions are the shared core's (common/tmerge.h,
+ * also the counterparty stage's), with input 0 = events/N, 1 = labels/N:
+ *  - key: an event's event_time_ms, a label's label_time_ms (its arrival,
+ *    features.h); ties go to the event (input 0): a label arriving at t
+ *    counts only for events after t (features.h), so at equal time the
+ *    event is scored first, as if the label came just after it;
+ *  - a message goes only when the other topic of its task has a head, or
+ *    is at its end (librdkafka's PARTITION_EOF, or the next offset caught
+ *    up to its high watermark as librdkafka reports it: the callback) and,
+ *    with idle_wait > 0, that long after the message arrived;
+ *  - a partition's own order is kept; a reject (bad input) goes as soon as
+ *    it is the head of its partition (it touches no state);
+ *  - a task with one topic assigned (a labels topic with fewer
+ *    partitions) is passed through in fetch order.
+ * Different tasks never wait for each other.  A held message is not
+ * returned, so its offset is never stored or committed ahead of it.
+ *
+ * Memory: slots are rs_msg_t in chunks of 256 that never move, reused
+ * through a free list; queues grow by doubling; nothing per message once
+ * warm.  An input with more than hold_max messages queued is reported by
+ * rs_imerge_push (the consumer pauses its fetch) and by rs_imerge_resume
+ * once below half.
+ *
+ * Threads: one owner thread (the consumer's).
+ */
+#ifndef RS_IMERGE_H
+#define RS_IMERGE_H
+
+#include "ingest/ingest.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct rs_imerge_s rs_imerge_t;
+
+/* 1 if (topic, partition) has nothing after next_offset - 1 to fetch (the
+ * consumer's cached high watermark <= next_offset).  Owner thread. */
+typedef int rs_imerge_end_cb_t(void *opaque, int topic, int32_t partition,
+                               int64_t next_offset);
+/* (topic, partition) is below half its hold limit again (resume it). */
+typedef void rs_imerge_resume_cb_t(void *opaque, int topic,
+                                   int32_t partition);
+
+typedef struct rs_imerge_stats_s {
+    uint64_t held;         /* messages queued now                          */
+    uint64_t held_max;     /* most ever queued at once                     */
+    uint64_t merged;       /* messages handed out                          */
+    uint64_t reordered;    /* handed out below their task's frontier: the
+                            * other topic was passed as idle before this
+                            * message arrived (live stream, idle wait too
+                            * short)                                       */
+    int64_t reorder_behind_ms; /* the last one: how far behind, and how   */
+    int64_t reorder_idle_ms;   /* long after its topic was passed as idle */
+    uint64_t end_checks;   /* inputs found at their end by the watermark  */
+    uint64_t paused;       /* inputs paused for hold_max (total)           */
+} rs_imerge_stats_t;
+
+/* A merge with idle_wait_ms >= 0 and hold_max >= 1 messages per input;
+ * end_cb may be NULL (only PARTITION_EOF then).  Never NULL.  Free with
+ * rs_imerge_destroy (NULL is a no-op).  @locality the owner thread */
+rs_imerge_t *rs_imerge_new(int64_t idle_wait_ms, uint32_t hold_max,
+                           rs_imerge_end_cb_t *end_cb, void *opaque);
+void rs_imerge_destroy(rs_imerge_t *im);
+
+/* A free slot to decode a message into; owned by im, valid until given
+ * to rs_imerge_push or rs_imerge_unslot.  @locality the owner thread */
+rs_msg_t *rs_imerge_slot(rs_imerge_t *im);
+/* Give back a slot that was not pushed.  @locality the owner thread */
+void rs_imerge_unslot(rs_imerge_t *im, rs_msg_t *m);
+
+/* Queue slot m (decoded: topic, partition, offset, kind set) on its
+ * (topic, partition), arrived at at_ms (the idle clock); that input is no
+ * longer at its end and counts as assigned.  Returns 1 the first time the
+ * input holds hold_max messages (pause its fetch), else 0.
+ * @locality the owner thread */
+int rs_imerge_push(rs_imerge_t *im, rs_msg_t *m, int64_t at_ms);
+
+/* (topic, partition) reached its end (PARTITION_EOF) at now_ms.
+ * @locality the owner thread */
+void rs_imerge_eof(rs_imerge_t *im, int topic, int32_t partition,
+                   int64_t now_ms);
+
+/* (topic, partition) is assigned here (on 1) or left (0).  Leaving or a
+ * new assignment drops its queued messages (not returned: the next reader
+ * reads them again) and its end flag.  @locality the owner thread */
+void rs_imerge_assign(rs_imerge_t *im, int topic, int32_t partition, int on);
+
+/* Up to max merged messages copied into out[0..n) at clock now_ms (the
+ * idle clock: the last time the consumer's queue was found empty);
+ * returns n.  @locality the owner thread */
+int rs_imerge_pop(rs_imerge_t *im, rs_msg_t *out, int max, int64_t now_ms);
+
+/* Inputs paused for hold_max that are below half of it again: the flag is
+ * cleared and resume_cb called for each (all = 1: every paused input,
+ * e.g. after the consumer resumed all its partitions).
+ * @locality the owner thread */
+void rs_imerge_resume(rs_imerge_t *im, int all, rs_imerge_resume_cb_t *cb,
+                      void *opaque);
+
+/* Messages queued on (topic, partition).  @locality the owner thread */
+uint32_t rs_imerge_held(const rs_imerge_t *im, int topic, int32_t partition);
+
+void rs_imerge_stats(const rs_imerge_t *im, rs_imerge_stats_t *st);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RS_IMERGE_H */

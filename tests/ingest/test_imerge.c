@@ -1,0 +1,410 @@
+/* test_imerge.c -- the scoring consumer's per-task merge (ingest/imerge.h)
+ * and its ordering core (common/tmerge.h), without Kafka.
+ *
+ *  - test_order_two_topics: one task, events and labels with interleaved
+ *    times (ties included), both at their end: handed out in (time,
+ *    topic) order -- an event before a label at equal time -- each
+ *    topic's own order kept.
+ *  - test_hold_until_other_known: events wait while the labels partition
+ *    has neither a message nor reached its end (pop gives 0); its end, or
+ *    a label, releases them; another task is not held by this one.
+ *  - test_watermark_release: the labels partition had messages and is
+ *    empty again without a PARTITION_EOF: held until the high watermark
+ *    callback says its next offset is caught up (asked once per pop with
+ *    the right topic, partition and offset); "not caught up" keeps it.
+ *  - test_idle_wait: with idle wait 100 ms an event waits 100 ms after its
+ *    arrival for a labels partition at its end; a label that arrives in
+ *    that time and is older goes first; one arriving after the wait is
+ *    handed out below the frontier and counted as reordered.
+ *  - test_rejects_assign_hold: rejects go as soon as they are a head; a
+ *    task with one topic assigned goes in fetch order; leaving drops the
+ *    queue; the hold limit is reported once and resumed below half.
+ *  - test_random_interleavings: 6 tasks, events with late (non-monotonic)
+ *    times, labels with label times around theirs, both topics as a
+ *    backlog: 300 random arrival interleavings (random chunks per
+ *    partition, random pops, ends signalled once a partition is all
+ *    pushed, random max per pop) give per task exactly the reference
+ *    2-way merge by (time, topic) of the two partitions, and the same
+ *    sequence every time; nothing is reordered.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/common.h"
+#include "common/tmerge.h"
+#include "ingest/imerge.h"
+
+#define BASE_MS 1767225600000LL
+
+static uint64_t rng_s = 88172645463325252ULL;
+static uint64_t rnd(void) {
+    rng_s ^= rng_s << 13;
+    rng_s ^= rng_s >> 7;
+    rng_s ^= rng_s << 17;
+    return rng_s;
+}
+
+/* Push a message of (topic, partition, offset) with time key t. */
+static int push(rs_imerge_t *im, int topic, int32_t part, int64_t off,
+                int64_t t, int64_t at) {
+    rs_msg_t *m = rs_imerge_slot(im);
+    memset(m, 0, sizeof(*m));
+    m->topic = topic;
+    m->partition = part;
+    m->offset = off;
+    if (topic == RS_MSG_TOPIC_EVENTS) {
+        m->kind = RS_MSG_EVENT;
+        m->ev.event_time_ms = t;
+        snprintf(m->ev.id, sizeof(m->ev.id), "e%d-%lld", (int)part,
+                 (long long)off);
+    } else {
+        m->kind = RS_MSG_LABEL;
+        m->lb.label_time_ms = t;
+        snprintf(m->lb.event_id, sizeof(m->lb.event_id), "l%d-%lld",
+                 (int)part, (long long)off);
+    }
+    return rs_imerge_push(im, m, at);
+}
+
+static void push_reject(rs_imerge_t *im, int topic, int32_t part,
+                        int64_t off, int64_t at) {
+    rs_msg_t *m = rs_imerge_slot(im);
+    memset(m, 0, sizeof(*m));
+    m->topic = topic;
+    m->partition = part;
+    m->offset = off;
+    m->kind = RS_MSG_REJECT;
+    rs_imerge_push(im, m, at);
+}
+
+static int64_t key(const rs_msg_t *m) {
+    return m->kind == RS_MSG_EVENT ? m->ev.event_time_ms : m->lb.label_time_ms;
+}
+
+static rs_msg_t out[4096];
+
+static void test_order_two_topics(void **state) {
+    (void)state;
+    rs_imerge_t *im = rs_imerge_new(0, 1000, NULL, NULL);
+    rs_imerge_assign(im, RS_MSG_TOPIC_EVENTS, 0, 1);
+    rs_imerge_assign(im, RS_MSG_TOPIC_LABELS, 0, 1);
+    /* events 10 30 30 50 20(late); labels 5 30 40 60 */
+    int64_t et[] = {10, 30, 30, 50, 20}, lt[] = {5, 30, 40, 60};
+    for (int i = 0; i < 5; i++) push(im, 0, 0, i, BASE_MS + et[i], 0);
+    assert_int_equal(rs_imerge_pop(im, out, 100, 0), 0); /* labels unknown */
+    for (int i = 0; i < 4; i++) push(im, 1, 0, i, BASE_MS + lt[i], 0);
+    /* events' end unknown, both have heads: goes until one runs dry */
+    int n = rs_imerge_pop(im, out, 100, 0);
+    rs_imerge_eof(im, 0, 0, 0);
+    rs_imerge_eof(im, 1, 0, 0);
+    n += rs_imerge_pop(im, out + n, 100 - n, 0);
+    assert_int_equal(n, 9);
+    /* expected: L5 E10 E30 E30 L30 L40 E50 E20 L60 */
+    const int topic[] = {1, 0, 0, 0, 1, 1, 0, 0, 1};
+    const int64_t t[] = {5, 10, 30, 30, 30, 40, 50, 20, 60};
+    for (int i = 0; i < 9; i++) {
+        assert_int_equal(out[i].topic, topic[i]);
+        assert_int_equal(key(&out[i]) - BASE_MS, t[i]);
+    }
+    /* offsets within a topic increase */
+    assert_int_equal(out[2].offset, 1);
+    assert_int_equal(out[3].offset, 2);
+    rs_imerge_stats_t st;
+    rs_imerge_stats(im, &st);
+    assert_int_equal(st.merged, 9);
+    assert_int_equal(st.held, 0);
+    assert_int_equal(st.reordered, 0);
+    rs_imerge_destroy(im);
+}
+
+static void test_hold_until_other_known(void **state) {
+    (void)state;
+    rs_imerge_t *im = rs_imerge_new(0, 1000, NULL, NULL);
+    for (int p = 0; p < 2; p++) {
+        rs_imerge_assign(im, RS_MSG_TOPIC_EVENTS, p, 1);
+        rs_imerge_assign(im, RS_MSG_TOPIC_LABELS, p, 1);
+    }
+    for (int i = 0; i < 3; i++) push(im, 0, 0, i, BASE_MS + i, 0);
+    assert_int_equal(rs_imerge_pop(im, out, 100, 0), 0);
+    assert_int_equal(rs_imerge_held(im, 0, 0), 3);
+    /* task 1: both ends known -> goes; task 0 still held */
+    push(im, 0, 1, 0, BASE_MS, 0);
+    rs_imerge_eof(im, 1, 1, 0);
+    assert_int_equal(rs_imerge_pop(im, out, 100, 0), 1);
+    assert_int_equal(out[0].partition, 1);
+    assert_int_equal(rs_imerge_held(im, 0, 0), 3);
+    /* a label (time 1) on task 0: E0, then L1 vs E1: event first, then
+     * L1 before E2; E2 waits: labels empty and not at their end */
+    push(im, 1, 0, 0, BASE_MS + 1, 0);
+    int n = rs_imerge_pop(im, out, 100, 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(out[0].topic, 0);
+    assert_int_equal(out[1].topic, 0);
+    assert_int_equal(key(&out[1]) - BASE_MS, 1);
+    assert_int_equal(out[2].topic, 1);
+    assert_int_equal(rs_imerge_pop(im, out, 100, 0), 0);
+    rs_imerge_eof(im, 1, 0, 0);
+    assert_int_equal(rs_imerge_pop(im, out, 100, 0), 1);
+    assert_int_equal(key(&out[0]) - BASE_MS, 2);
+    rs_imerge_destroy(im);
+}
+
+static int wm_calls, wm_topic, wm_part, wm_answer;
+static int64_t wm_off;
+static int wm_cb(void *opaque, int topic, int32_t part, int64_t next) {
+    (void)opaque;
+    wm_calls++;
+    wm_topic = topic;
+    wm_part = part;
+    wm_off = next;
+    return wm_answer;
+}
+
+static void test_watermark_release(void **state) {
+    (void)state;
+    rs_imerge_t *im = rs_imerge_new(0, 1000, wm_cb, NULL);
+    rs_imerge_assign(im, 0, 3, 1);
+    rs_imerge_assign(im, 1, 3, 1);
+    /* no message yet on labels/3: its next offset is unknown, no call */
+    push(im, 0, 3, 0, BASE_MS + 10, 0);
+    assert_int_equal(rs_imerge_pop(im, out, 10, 0), 0);
+    assert_int_equal(wm_calls, 0);
+    /* a label at 5 (offset 7) goes, then labels/3 is empty without EOF */
+    push(im, 1, 3, 7, BASE_MS + 5, 0);
+    wm_answer = 0;
+    assert_int_equal(rs_imerge_pop(im, out, 10, 0), 1);
+    assert_int_equal(out[0].topic, 1);
+    assert_int_equal(wm_calls, 1);
+    assert_int_equal(wm_topic, RS_MSG_TOPIC_LABELS);
+    assert_int_equal(wm_part, 3);
+    assert_int_equal(wm_off, 8);
+    assert_int_equal(rs_imerge_held(im, 0, 3), 1);
+    wm_answer = 1;
+    assert_int_equal(rs_imerge_pop(im, out, 10, 0), 1);
+    assert_int_equal(out[0].topic, 0);
+    /* ... and then events/3, empty, was asked about too (caught up) */
+    assert_int_equal(wm_topic, RS_MSG_TOPIC_EVENTS);
+    assert_int_equal(wm_off, 1);
+    rs_imerge_stats_t st;
+    rs_imerge_stats(im, &st);
+    assert_int_equal(st.end_checks, 2);
+    rs_imerge_destroy(im);
+}
+
+static void test_idle_wait(void **state) {
+    (void)state;
+    rs_imerge_t *im = rs_imerge_new(100, 1000, NULL, NULL);
+    rs_imerge_assign(im, 0, 0, 1);
+    rs_imerge_assign(im, 1, 0, 1);
+    rs_imerge_eof(im, 1, 0, 0);
+    push(im, 0, 0, 0, BASE_MS + 50, 1000);
+    assert_int_equal(rs_imerge_pop(im, out, 10, 1050), 0);
+    assert_int_equal(rs_imerge_pop(im, out, 10, 1099), 0);
+    /* a label older than the event arrives within the wait: first */
+    push(im, 1, 0, 0, BASE_MS + 40, 1099);
+    rs_imerge_eof(im, 1, 0, 1099);
+    assert_int_equal(rs_imerge_pop(im, out, 10, 1099), 1);
+    assert_int_equal(out[0].topic, 1);
+    /* the event: labels at its end since 1099 -> waits until 1199 */
+    assert_int_equal(rs_imerge_pop(im, out, 10, 1150), 0);
+    assert_int_equal(rs_imerge_pop(im, out, 10, 1199), 1);
+    assert_int_equal(out[0].topic, 0);
+    /* an older label arriving after the merge went on: reordered */
+    push(im, 1, 0, 1, BASE_MS + 45, 1300);
+    rs_imerge_eof(im, 0, 0, 1300);
+    assert_int_equal(rs_imerge_pop(im, out, 10, 1400), 1);
+    rs_imerge_stats_t st;
+    rs_imerge_stats(im, &st);
+    assert_int_equal(st.reordered, 1);
+    assert_int_equal(st.reorder_behind_ms, 5);
+    rs_imerge_destroy(im);
+}
+
+static void test_rejects_assign_hold(void **state) {
+    (void)state;
+    rs_imerge_t *im = rs_imerge_new(0, 8, NULL, NULL);
+    rs_imerge_assign(im, 0, 0, 1);
+    rs_imerge_assign(im, 1, 0, 1);
+    /* a reject at the head goes though labels/0 is unknown */
+    push_reject(im, 0, 0, 0, 0);
+    push(im, 0, 0, 1, BASE_MS, 0);
+    push_reject(im, 0, 0, 2, 0);
+    assert_int_equal(rs_imerge_pop(im, out, 10, 0), 1);
+    assert_int_equal(out[0].kind, RS_MSG_REJECT);
+    assert_int_equal(out[0].offset, 0);
+    rs_imerge_eof(im, 1, 0, 0);
+    assert_int_equal(rs_imerge_pop(im, out, 10, 0), 2);
+    assert_int_equal(out[0].offset, 1);
+    assert_int_equal(out[1].kind, RS_MSG_REJECT);
+    /* one topic assigned (labels/5 does not exist): fetch order */
+    rs_imerge_assign(im, 0, 5, 1);
+    push(im, 0, 5, 0, BASE_MS + 9, 0);
+    push(im, 0, 5, 1, BASE_MS + 1, 0);
+    assert_int_equal(rs_imerge_pop(im, out, 10, 0), 2);
+    assert_int_equal(out[0].offset, 0);
+    /* leaving drops what waits */
+    for (int i = 0; i < 3; i++) push(im, 0, 2, i, BASE_MS + i, 0);
+    assert_int_equal(rs_imerge_held(im, 0, 2), 3);
+    rs_imerge_assign(im, 0, 2, 0);
+    assert_int_equal(rs_imerge_held(im, 0, 2), 0);
+    assert_int_equal(rs_imerge_pop(im, out, 10, 0), 0);
+    /* hold limit 8: reported once; resumed once at or below 4 */
+    rs_imerge_assign(im, 0, 1, 1);
+    rs_imerge_assign(im, 1, 1, 1);
+    int over = 0;
+    for (int i = 0; i < 12; i++) over += push(im, 0, 1, i, BASE_MS + i, 0);
+    assert_int_equal(over, 1);
+    int resumed = 0;
+    rs_imerge_resume(im, 0, (rs_imerge_resume_cb_t *)NULL, NULL);
+    push(im, 1, 1, 0, BASE_MS + 7, 0); /* E0..E7 first (tie: event) */
+    assert_int_equal(rs_imerge_pop(im, out, 8, 0), 8);
+    assert_int_equal(out[7].topic, 0);
+    rs_imerge_resume(im, 0, NULL, NULL); /* 4 held: resumed, no callback */
+    for (int i = 0; i < 12; i++) resumed += push(im, 0, 1, 12 + i, BASE_MS + 8, 0);
+    assert_int_equal(resumed, 1); /* reported again after the resume */
+    rs_imerge_stats_t st;
+    rs_imerge_stats(im, &st);
+    assert_int_equal(st.paused, 2);
+    rs_imerge_destroy(im);
+}
+
+/* ---------------------------------------------- random interleavings */
+
+#define NT 6
+#define NE 400
+#define NL 60
+
+typedef struct {
+    int64_t t;
+    int topic;
+    int64_t off;
+} ref_t;
+
+static int64_t et[NT][NE], lt[NT][NL];
+static ref_t ref[NT][NE + NL], got[NT][NE + NL];
+static int nref[NT], ngot[NT];
+
+static void make_input(void) {
+    for (int p = 0; p < NT; p++) {
+        int64_t t = BASE_MS;
+        for (int i = 0; i < NE; i++) {
+            t += (int64_t)(rnd() % 20);
+            /* 1 in 8 is late: up to 100 ms before the partition's time */
+            et[p][i] = rnd() % 8 ? t : t - (int64_t)(rnd() % 100);
+        }
+        int64_t l = BASE_MS;
+        for (int i = 0; i < NL; i++) {
+            l += (int64_t)(rnd() % 140);
+            lt[p][i] = l - l % 10; /* a coarse grid: ties with events */
+        }
+        /* the reference: 2-way merge by (time, topic), partition order */
+        int a = 0, b = 0;
+        nref[p] = 0;
+        while (a < NE || b < NL) {
+            int take_e = b >= NL || (a < NE && et[p][a] <= lt[p][b]);
+            if (take_e) ref[p][nref[p]++] = (ref_t){et[p][a], 0, a}, a++;
+            else ref[p][nref[p]++] = (ref_t){lt[p][b], 1, b}, b++;
+        }
+    }
+}
+
+static void test_random_interleavings(void **state) {
+    (void)state;
+    make_input();
+    uint64_t total_blocked = 0;
+    for (int run = 0; run < 300; run++) {
+        rs_imerge_t *im = rs_imerge_new(0, 1u << 20, NULL, NULL);
+        int pos[NT][2];
+        memset(pos, 0, sizeof(pos));
+        memset(ngot, 0, sizeof(ngot));
+        for (int p = 0; p < NT; p++) {
+            rs_imerge_assign(im, 0, p, 1);
+            rs_imerge_assign(im, 1, p, 1);
+        }
+        int left = NT * (NE + NL);
+        int64_t clock = 0;
+        int done = 0;
+        while (done < NT * (NE + NL)) {
+            int r = (int)(rnd() % 4);
+            if (r < 3 && left > 0) {
+                /* a fetch: a random chunk of a random partition */
+                int p = (int)(rnd() % NT), tp = (int)(rnd() % 2);
+                int lim = tp ? NL : NE;
+                int k = (int)(rnd() % 50) + 1;
+                for (; k > 0 && pos[p][tp] < lim; k--, pos[p][tp]++, left--)
+                    push(im, tp, p, pos[p][tp],
+                         tp ? lt[p][pos[p][tp]] : et[p][pos[p][tp]], clock);
+                if (pos[p][tp] == lim) rs_imerge_eof(im, tp, p, clock);
+            } else {
+                int max = (int)(rnd() % 64) + 1;
+                int n = rs_imerge_pop(im, out, max, clock);
+                if (!n) total_blocked++;
+                for (int i = 0; i < n; i++) {
+                    int p = out[i].partition;
+                    got[p][ngot[p]++] =
+                        (ref_t){key(&out[i]), out[i].topic, out[i].offset};
+                }
+                done += n;
+            }
+            clock += (int64_t)(rnd() % 3);
+        }
+        for (int p = 0; p < NT; p++) {
+            assert_int_equal(ngot[p], nref[p]);
+            for (int i = 0; i < nref[p]; i++) {
+                assert_int_equal(got[p][i].topic, ref[p][i].topic);
+                assert_int_equal(got[p][i].off, ref[p][i].off);
+                assert_int_equal(got[p][i].t, ref[p][i].t);
+            }
+        }
+        rs_imerge_stats_t st;
+        rs_imerge_stats(im, &st);
+        assert_int_equal(st.reordered, 0);
+        assert_int_equal(st.held, 0);
+        rs_imerge_destroy(im);
+    }
+    assert_true(total_blocked > 100); /* the merge did hold back */
+}
+
+/* The core alone: idle wait counted from the later of the head's arrival
+ * and the other input's end; blocked names the lowest unknown input. */
+static void test_tmerge_core(void **state) {
+    (void)state;
+    rs_tmerge_t *m = rs_tmerge_new(3, 10);
+    rs_tmerge_head(m, 1, 5, 100);
+    assert_int_equal(rs_tmerge_next(m, 100), -1);
+    assert_int_equal(rs_tmerge_blocked(m), 0);
+    rs_tmerge_eof(m, 0, 1, 100);
+    rs_tmerge_eof(m, 2, 1, 105);
+    assert_int_equal(rs_tmerge_next(m, 109), -1);
+    assert_int_equal(rs_tmerge_blocked(m), 0);
+    assert_int_equal(rs_tmerge_next(m, 115), 1);
+    rs_tmerge_take_t tk;
+    rs_tmerge_take(m, 1, &tk);
+    assert_int_equal(tk.key_t, 5);
+    assert_int_equal(tk.reordered, 0);
+    rs_tmerge_empty(m, 1);
+    assert_int_equal(rs_tmerge_frontier(m), 5);
+    assert_int_equal(rs_tmerge_next(m, 120), -1);
+    assert_int_equal(rs_tmerge_blocked(m), 1); /* not at its end */
+    rs_tmerge_destroy(m);
+}
+
+int main(void) {
+    rs_log_set_level(RS_LOG_WARN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_order_two_topics),
+        cmocka_unit_test(test_hold_until_other_known),
+        cmocka_unit_test(test_watermark_release),
+        cmocka_unit_test(test_idle_wait),
+        cmocka_unit_test(test_rejects_assign_hold),
+        cmocka_unit_test(test_random_interleavings),
+        cmocka_unit_test(test_tmerge_core),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
