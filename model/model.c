@@ -997,6 +997,8 @@ void rs_model_view(rs_model_t *m, rs_model_view_t *v) {
     v->avt = &m->avt;
 }
 
+rs_seq_t *rs_model_seq(rs_model_t *m) { return m ? m->seq : NULL; }
+
 void rs_model_view_done(rs_model_t *m) {
     if (m->seq) {
         rs_seq_view_done(m->seq);

@@ -177,6 +177,9 @@ typedef struct rs_model_view_s {
 } rs_model_view_t;
 void rs_model_view(rs_model_t *m, rs_model_view_t *v);
 void rs_model_view_done(rs_model_t *m);
+/* The "seq" model inside m (NULL for "lr"): model/shard.c runs its
+ * lanes.  The thread that owns m. */
+struct rs_seq_s *rs_model_seq(rs_model_t *m);
 
 /* Input logs (model.h "input logs and rescoring"): common header, shared
  * by the kinds' writers (model.c "lr", seq.c "seq") and model.c's reader. */

@@ -1592,8 +1592,9 @@ static int rs_seq_psi_bin(float logit) {
     return b;
 }
 
-static void rs_seq_drift_add(rs_seq_t *s, float logit) {
-    s->dcur[rs_seq_psi_bin(logit)]++;
+/* One score (its PSI bin b) into the drift window. */
+static void rs_seq_drift_bin(rs_seq_t *s, int b) {
+    s->dcur[b]++;
     if (++s->dcur_n < (uint64_t)s->conf.seq.drift_window) return;
     if (s->dref_ok) {
         double nr = 0, nc = 0, psi = 0;
@@ -1612,6 +1613,10 @@ static void rs_seq_drift_add(rs_seq_t *s, float logit) {
     memset(s->dcur, 0, sizeof(s->dcur));
     s->dcur_n = 0;
     s->dref_ok = 1;
+}
+
+static void rs_seq_drift_add(rs_seq_t *s, float logit) {
+    rs_seq_drift_bin(s, rs_seq_psi_bin(logit));
 }
 
 static int rs_seq_all_layers(const rs_seq_t *s) {
@@ -1670,12 +1675,17 @@ static size_t rs_seq_log_write(const rs_seq_t *s, const rs_seq_row_t *rw,
 /* ------------------------------------------------------------ scoring */
 
 /* Outputs, contributions, logs, memory and cache appends of a sub-batch
- * (with RS_MODEL_FWD_DRY: outputs and logs only). */
-static void rs_seq_flush(rs_seq_t *s, const rs_model_input_t *in, int nb,
-                         rs_model_output_t *out, float *contrib,
-                         unsigned flags) {
+ * (with RS_MODEL_FWD_DRY: outputs and logs only) in run state rs, row r
+ * being input rowin[r] of entity slot rowent[r].  bins NULL: each score
+ * enters the drift window here; else its PSI bin goes to bins[ii - bin0]
+ * (a shard lane: the window takes them in input order afterwards). */
+static void rs_seq_flush_rows(rs_seq_t *s, rs_seq_run_t *rs,
+                              const uint32_t *rowent, const int *rowin,
+                              uint8_t *bins, int bin0,
+                              const rs_model_input_t *in, int nb,
+                              rs_model_output_t *out, float *contrib,
+                              unsigned flags) {
     if (!nb) return;
-    rs_seq_run_t *rs = &s->rs;
     const int L1 = s->L + 1, B = rs->cap, k = s->k, dim = s->dim;
     const int dry = (flags & RS_MODEL_FWD_DRY) != 0;
     if (s->wuse) {
@@ -1689,12 +1699,12 @@ static void rs_seq_flush(rs_seq_t *s, const rs_model_input_t *in, int nb,
     }
     rs_seq_run(s, rs, nb);
     for (int r = 0; r < nb; r++) {
-        const int ii = s->rowin[r];
+        const int ii = rowin[r];
         const rs_seq_row_t *rw = &rs->row[r];
         rs_model_output_t *o = &out[ii];
         if ((flags & RS_MODEL_FWD_EXPLAIN) && r + 4 < nb &&
-            s->rowent[r + 4] != RS_SEQ_NO_ENT)
-            rs_prefetch(s->emeta + (size_t)s->rowent[r + 4] * s->L,
+            rowent[r + 4] != RS_SEQ_NO_ENT)
+            rs_prefetch(s->emeta + (size_t)rowent[r + 4] * s->L,
                         sizeof(rs_seq_meta_t) * (size_t)s->L);
         o->score = (float)rs_sigm((double)rs->logit[r]);
         o->contrib = NULL;
@@ -1729,7 +1739,7 @@ static void rs_seq_flush(rs_seq_t *s, const rs_model_input_t *in, int nb,
                 int jo = best < skip ? best : best + 1;
                 int sl = (hv->start + jo) % hv->cap;
                 const rs_seq_meta_t *m =
-                    &s->emeta[(size_t)s->rowent[r] * s->L + sl];
+                    &s->emeta[(size_t)rowent[r] * s->L + sl];
                 rs_model_attn_t *at = &o->attended[t];
                 memcpy(at->event_id, m->id, sizeof(at->event_id));
                 memcpy(at->counterparty_id, m->cp, sizeof(at->counterparty_id));
@@ -1756,24 +1766,36 @@ static void rs_seq_flush(rs_seq_t *s, const rs_model_input_t *in, int nb,
         }
         if (in[ii].log) o->log_len = rs_seq_log_write(s, rw, in[ii].log);
         if (flags & RS_MODEL_FWD_REMEMBER)
-            rs_seq_lrec_write(s, rw, s->rowent[r], &in[ii], o->score,
+            rs_seq_lrec_write(s, rw, rowent[r], &in[ii], o->score,
                               rs->u[(size_t)r * s->din + dim]);
-        if (!dry) rs_seq_drift_add(s, rs->logit[r]);
+        if (dry) continue;
+        if (bins)
+            bins[ii - bin0] = (uint8_t)rs_seq_psi_bin(rs->logit[r]);
+        else
+            rs_seq_drift_add(s, rs->logit[r]);
     }
     if (dry) return;
     const int rem = (flags & RS_MODEL_FWD_REMEMBER) != 0;
     for (int r = 0; r < nb; r++) {
-        const rs_model_input_t *ir = &in[s->rowin[r]];
-        rs_seq_ent_append(s, s->rowent[r], rs, r, ir, rem ? ir->lpos + 1 : 0);
+        const rs_model_input_t *ir = &in[rowin[r]];
+        rs_seq_ent_append(s, rowent[r], rs, r, ir, rem ? ir->lpos + 1 : 0);
     }
 }
 
-rs_err_t rs_seq_forward(rs_seq_t *s, const rs_model_input_t *in, int n,
-                        rs_model_output_t *out, float *contrib,
-                        unsigned flags) {
+static void rs_seq_flush(rs_seq_t *s, const rs_model_input_t *in, int nb,
+                         rs_model_output_t *out, float *contrib,
+                         unsigned flags) {
+    rs_seq_flush_rows(s, &s->rs, s->rowent, s->rowin, NULL, 0, in, nb, out,
+                      contrib, flags);
+}
+
+/* rs_seq_forward's argument checks (flags: REMEMBER already dropped for
+ * a DRY call). */
+static rs_err_t rs_seq_check_inputs(const rs_seq_t *s,
+                                    const rs_model_input_t *in, int n,
+                                    unsigned flags) {
     if (n < 0) return RS_ERR_INVALID;
     const int dry = (flags & RS_MODEL_FWD_DRY) != 0;
-    if (dry) flags &= ~RS_MODEL_FWD_REMEMBER;
     const size_t lmax = rs_seq_log_max(s);
     for (int i = 0; i < n; i++)
         if (!in[i].x || !in[i].event_id || !in[i].entity_id ||
@@ -1782,6 +1804,29 @@ rs_err_t rs_seq_forward(rs_seq_t *s, const rs_model_input_t *in, int n,
             (in[i].log && in[i].log_cap < lmax) ||
             ((flags & RS_MODEL_FWD_REMEMBER) && !in[i].lrec))
             return RS_ERR_INVALID;
+    return RS_OK;
+}
+
+/* Row rw of a sub-batch: input `in` over history view h. */
+static void rs_seq_row_set(rs_seq_row_t *rw, const rs_model_input_t *in,
+                           rs_seq_view_t h) {
+    rw->x = in->x;
+    rw->t = in->event_time_ms;
+    rw->cp = in->counterparty_id && in->counterparty_id[0]
+                 ? rs_hash_str(in->counterparty_id) | 1u
+                 : 0;
+    rw->n_cat = in->n_cat;
+    rw->cat = in->cat_hash;
+    rw->h = h;
+    rw->xset = 0;
+}
+
+rs_err_t rs_seq_forward(rs_seq_t *s, const rs_model_input_t *in, int n,
+                        rs_model_output_t *out, float *contrib,
+                        unsigned flags) {
+    const int dry = (flags & RS_MODEL_FWD_DRY) != 0;
+    if (dry) flags &= ~RS_MODEL_FWD_REMEMBER;
+    if (rs_seq_check_inputs(s, in, n, flags) != RS_OK) return RS_ERR_INVALID;
     int nb = 0;
     s->stamp++;
     for (int i = 0; i < n; i++) {
@@ -1823,15 +1868,7 @@ rs_err_t rs_seq_forward(rs_seq_t *s, const rs_model_input_t *in, int n,
             s->stamp++;
         }
         rs_seq_row_t *rw = &s->rs.row[nb];
-        rw->x = in[i].x;
-        rw->t = in[i].event_time_ms;
-        rw->cp = in[i].counterparty_id && in[i].counterparty_id[0]
-                     ? rs_hash_str(in[i].counterparty_id) | 1u
-                     : 0;
-        rw->n_cat = in[i].n_cat;
-        rw->cat = in[i].cat_hash;
-        rw->h = h;
-        rw->xset = 0;
+        rs_seq_row_set(rw, &in[i], h);
         if (skip) {
             int m = 0;
             for (int j = 0; j < h.n; j++) {
@@ -1859,6 +1896,187 @@ rs_err_t rs_seq_forward(rs_seq_t *s, const rs_model_input_t *in, int n,
     }
     rs_seq_flush(s, in, nb, out, contrib, flags);
     return RS_OK;
+}
+
+/* ---------------------------------------- sharded forward (issue 12.2)
+ *
+ * rs_seq_forward's work split by entity over lanes (model/shard.h runs
+ * them on a pool).  What is per entity -- its cache ring (k/v, times,
+ * learning-log positions, explanation meta) and its n/head -- is read and
+ * written during a segment by the one lane its key hashes to, in input
+ * order; everything shared -- the entity index, the LRU list, slot
+ * creation and eviction, stamps, the eviction counter, the drift window --
+ * is touched only by the planner (before the lanes run) and by
+ * rs_seq_lanes_done (after), both on the caller's thread.  The lanes
+ * write only their run state, their rows' outputs, contributions, logs
+ * and learning records, and their entities' caches.  So no lock sits on
+ * the per-event path.
+ *
+ * Same results as rs_seq_forward, bit for bit: the LRU moves, creations,
+ * evictions and NEW/EVICTED flags are made by the planner in input order
+ * exactly as rs_seq_forward makes them; each lane cuts its rows into
+ * sub-batches in which no entity repeats (the planner marks the cuts), so
+ * a row sees its entity's history as one-by-one calls would; the exact
+ * GEMM kernel gives every row the same bits whatever its sub-batch (the
+ * "blas" kernel does not: callers keep that one serial, rs_seq_lanes_ok);
+ * the drift window takes the scores' bins in input order at the end.  A
+ * new entity that would evict one already used in the segment (its rows
+ * not yet scored) ends the segment first: the caller runs the lanes and
+ * plans the rest (rare: the LRU tail is the entity used longest ago). */
+
+typedef struct rs_seq_lane_s {
+    rs_seq_run_t run;     /* lanes >= 1 (lane 0 scores in s->rs)          */
+    uint32_t *rowent;     /* [batch_max] entity slot of each row          */
+    int *rowin;           /* [batch_max] input index of each row          */
+} rs_seq_lane_t;
+
+struct rs_seq_lanes_s {
+    rs_seq_t *s;
+    int nlanes, max_n;
+    rs_seq_lane_t *lane;  /* [nlanes]                                     */
+    /* the planned segment: inputs from .. from + n of in */
+    const rs_model_input_t *in;
+    rs_model_output_t *out;
+    float *contrib;
+    unsigned flags;
+    int from, n, nl;      /* nl: lanes used                               */
+    uint32_t *ent;        /* [max_n] entity slot of input from + j        */
+    uint8_t *lof;         /* [max_n] its lane                             */
+    uint8_t *brk;         /* [max_n] 1: starts a sub-batch of its lane    */
+    uint8_t *bin;         /* [max_n] PSI bin of its score (lanes write)   */
+    int *order;           /* [max_n] j grouped by lane, input order within */
+    int *lo;              /* [nlanes + 1] lane w: order[lo[w] .. lo[w+1]) */
+    uint64_t *lst;        /* [nlanes] stamp of the lane's sub-batch       */
+    int *lcnt;            /* [nlanes] its rows                            */
+};
+
+rs_seq_lanes_t *rs_seq_lanes_new(rs_seq_t *s, int nlanes, int max_n) {
+    if (!s || nlanes < 1 || nlanes > 255 || max_n < 1) return NULL;
+    rs_seq_lanes_t *pl = rs_calloc(1, sizeof(*pl));
+    pl->s = s;
+    pl->nlanes = nlanes;
+    pl->max_n = max_n;
+    pl->lane = rs_calloc((size_t)nlanes, sizeof(*pl->lane));
+    for (int w = 1; w < nlanes; w++) {
+        rs_seq_run_init(s, &pl->lane[w].run, s->batch_max);
+        pl->lane[w].rowent = rs_calloc((size_t)s->batch_max, sizeof(uint32_t));
+        pl->lane[w].rowin = rs_calloc((size_t)s->batch_max, sizeof(int));
+    }
+    pl->ent = rs_calloc((size_t)max_n, sizeof(uint32_t));
+    pl->lof = rs_calloc((size_t)max_n, 1);
+    pl->brk = rs_calloc((size_t)max_n, 1);
+    pl->bin = rs_calloc((size_t)max_n, 1);
+    pl->order = rs_calloc((size_t)max_n, sizeof(int));
+    pl->lo = rs_calloc((size_t)nlanes + 1, sizeof(int));
+    pl->lst = rs_calloc((size_t)nlanes, sizeof(uint64_t));
+    pl->lcnt = rs_calloc((size_t)nlanes, sizeof(int));
+    return pl;
+}
+
+void rs_seq_lanes_destroy(rs_seq_lanes_t *pl) {
+    if (!pl) return;
+    for (int w = 1; w < pl->nlanes; w++) {
+        rs_seq_run_free(&pl->lane[w].run);
+        free(pl->lane[w].rowent);
+        free(pl->lane[w].rowin);
+    }
+    free(pl->lane);
+    void *ps[] = {pl->ent, pl->lof, pl->brk, pl->bin, pl->order, pl->lo,
+                  pl->lst, pl->lcnt};
+    for (size_t i = 0; i < RS_ARRAY_LEN(ps); i++) free(ps[i]);
+    free(pl);
+}
+
+int rs_seq_lanes_ok(const rs_seq_t *s, unsigned flags) {
+    return s->conf.seq.gemm == 0 && !(flags & RS_MODEL_FWD_DRY);
+}
+
+rs_err_t rs_seq_lanes_check(const rs_seq_t *s, const rs_model_input_t *in,
+                            int n, unsigned flags) {
+    return rs_seq_check_inputs(s, in, n, flags);
+}
+
+int rs_seq_lanes_plan(rs_seq_lanes_t *pl, const rs_model_input_t *in,
+                      int from, int n, rs_model_output_t *out,
+                      float *contrib, unsigned flags, int nl) {
+    rs_seq_t *s = pl->s;
+    if (nl < 1) nl = 1;
+    if (nl > pl->nlanes) nl = pl->nlanes;
+    pl->in = in;
+    pl->out = out;
+    pl->contrib = contrib;
+    pl->flags = flags;
+    pl->from = from;
+    pl->nl = nl;
+    /* every stamp given from here on is >= seg0: "used in this segment" */
+    const uint64_t seg0 = s->stamp + 1;
+    for (int w = 0; w < nl; w++) {
+        pl->lst[w] = ++s->stamp;
+        pl->lcnt[w] = 0;
+    }
+    memset(pl->lo, 0, sizeof(int) * ((size_t)nl + 1));
+    int j = 0;
+    for (int i = from; i < n && j < pl->max_n; i++, j++) {
+        uint64_t key = rs_hash_str(in[i].entity_id);
+        int64_t pos = rs_seq_ent_pos(s, key);
+        if (pos < 0 && s->eused == s->ecap && s->lru_tail >= 0 &&
+            s->ent[s->lru_tail].stamp >= seg0)
+            break; /* would evict an entity whose rows are not scored yet */
+        const int w = (int)((key >> 32) % (uint64_t)nl);
+        const rs_seq_ent_t *e = pos >= 0 ? &s->ent[s->eindex[pos] - 1] : NULL;
+        const int seen = e && e->stamp >= seg0;
+        pl->brk[j] = 0;
+        if ((e && e->stamp == pl->lst[w]) || pl->lcnt[w] == s->batch_max) {
+            pl->lst[w] = ++s->stamp; /* a new sub-batch of lane w */
+            pl->lcnt[w] = 0;
+            pl->brk[j] = 1;
+        }
+        uint32_t fl = 0;
+        uint32_t ei = rs_seq_ent_get(s, key, &fl);
+        /* used earlier in the segment: it has history by the time this
+         * row is scored (rs_seq_forward would have appended it) */
+        if (seen) fl &= ~RS_MODEL_OUT_NEW_ENTITY;
+        s->ent[ei].stamp = pl->lst[w];
+        out[i].flags = fl;
+        pl->ent[j] = ei;
+        pl->lof[j] = (uint8_t)w;
+        pl->lcnt[w]++;
+        pl->lo[w + 1]++;
+    }
+    pl->n = j;
+    for (int w = 0; w < nl; w++) {
+        pl->lo[w + 1] += pl->lo[w];
+        pl->lcnt[w] = pl->lo[w]; /* now: the fill cursor */
+    }
+    for (int q = 0; q < j; q++) pl->order[pl->lcnt[pl->lof[q]]++] = q;
+    return j;
+}
+
+void rs_seq_lanes_run(rs_seq_lanes_t *pl, int w) {
+    rs_seq_t *s = pl->s;
+    if (w < 0 || w >= pl->nl) return;
+    rs_seq_run_t *rs = w ? &pl->lane[w].run : &s->rs;
+    uint32_t *rowent = w ? pl->lane[w].rowent : s->rowent;
+    int *rowin = w ? pl->lane[w].rowin : s->rowin;
+    int nb = 0;
+    for (int q = pl->lo[w]; q < pl->lo[w + 1]; q++) {
+        const int j = pl->order[q], i = pl->from + j;
+        if (pl->brk[j] && nb) {
+            rs_seq_flush_rows(s, rs, rowent, rowin, pl->bin, pl->from, pl->in,
+                              nb, pl->out, pl->contrib, pl->flags);
+            nb = 0;
+        }
+        rs_seq_row_set(&rs->row[nb], &pl->in[i], rs_seq_ent_view(s, pl->ent[j]));
+        rowent[nb] = pl->ent[j];
+        rowin[nb] = i;
+        nb++;
+    }
+    rs_seq_flush_rows(s, rs, rowent, rowin, pl->bin, pl->from, pl->in, nb,
+                      pl->out, pl->contrib, pl->flags);
+}
+
+void rs_seq_lanes_done(rs_seq_lanes_t *pl) {
+    for (int j = 0; j < pl->n; j++) rs_seq_drift_bin(pl->s, pl->bin[j]);
 }
 
 /* Recompute the score of a logged "seq" body (header checked by

@@ -125,6 +125,35 @@ int rs_seq_caches_gone_take(rs_seq_t *s, const uint64_t **keys,
                             const int32_t **parts, uint64_t *lost);
 int rs_seq_caches_drop_key(rs_seq_t *s, int32_t partition, uint64_t key);
 
+/* Sharded forward (issue 12.2; model/shard.h runs it, seq.c "sharded
+ * forward" has the design).  A call of rs_seq_forward becomes: check
+ * (rs_seq_lanes_check), then per segment plan (caller's thread: every
+ * shared change -- entity index, LRU, creation/eviction, flags), run each
+ * lane w in [0, nl) once (any threads, concurrently; a lane touches only
+ * its own run state, its rows' outputs and its entities' caches), done
+ * (caller's thread: the drift window, in input order), until the plans
+ * cover [0, n).  Bit-identical to rs_seq_forward when rs_seq_lanes_ok. */
+typedef struct rs_seq_lanes_s rs_seq_lanes_t;
+/* nlanes (1..255) lanes for segments of at most max_n inputs: nlanes - 1
+ * run states of model.batch_max rows (lane 0 uses s's own); NULL on bad
+ * arguments.  s must outlive it.  Cold path. */
+rs_seq_lanes_t *rs_seq_lanes_new(rs_seq_t *s, int nlanes, int max_n);
+void rs_seq_lanes_destroy(rs_seq_lanes_t *pl); /* NULL is a no-op */
+/* 1 if lanes give rs_seq_forward's bits for these flags: seq.gemm exact
+ * (OpenBLAS rows depend on the batch) and not DRY. */
+int rs_seq_lanes_ok(const rs_seq_t *s, unsigned flags);
+/* rs_seq_forward's argument checks: RS_ERR_INVALID or RS_OK. */
+rs_err_t rs_seq_lanes_check(const rs_seq_t *s, const rs_model_input_t *in,
+                            int n, unsigned flags);
+/* Plan inputs from .. of in[0..n) over nl lanes; returns how many (>= 1
+ * when from < n): fewer than n - from when max_n is reached or a new
+ * entity would evict one used in the segment. */
+int rs_seq_lanes_plan(rs_seq_lanes_t *pl, const rs_model_input_t *in,
+                      int from, int n, rs_model_output_t *out,
+                      float *contrib, unsigned flags, int nl);
+void rs_seq_lanes_run(rs_seq_lanes_t *pl, int w);
+void rs_seq_lanes_done(rs_seq_lanes_t *pl);
+
 /* ------------------------------------------------------- for the tests */
 
 /* Parameter regions of the flat parameter vector. */

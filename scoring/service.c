@@ -593,6 +593,10 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
     svc->wk = rs_workers_new(nwk, svc->dim, &err, errstr, errstr_size);
     if (!svc->wk) goto fail;
     rs_ingest_set_pool(svc->ing, rs_workers_pool(svc->wk));
+    /* issue 12.2: the model's forward sharded by entity on the same pool */
+    svc->msh = rs_model_shard_new(svc->model, rs_workers_pool(svc->wk),
+                                  svc->batch_max, errstr, errstr_size);
+    if (!svc->msh) { err = RS_ERR_CONFIG; goto fail; }
 
     svc->snap = rs_calloc(1, sizeof(*svc->snap));
     pthread_mutex_init(&svc->snap_lock, NULL);
@@ -724,6 +728,7 @@ void rs_service_destroy(rs_service_t *svc) {
     rs_changelog_destroy(svc->clog);
     if (svc->feat_out) fclose(svc->feat_out);
     rs_pstate_destroy(svc->pstate);
+    rs_model_shard_destroy(svc->msh);
     rs_workers_destroy(svc->wk);
     rs_sink_kafka_destroy(svc->ks);
     rs_sink_redis_destroy(svc->rd);

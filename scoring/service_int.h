@@ -28,6 +28,7 @@
 #include "scoring/pstate.h"
 #include "scoring/trainer.h"
 #include "scoring/workers.h"
+#include "model/shard.h"
 
 #define RS_SVC_RING 16384 /* batches awaiting Kafka acks and the Redis
                           * write (or the transaction commit)        */
@@ -62,6 +63,7 @@ struct rs_service_s {
     rs_sink_kafka_t *ks;
     rs_sink_redis_t *rd;
     rs_workers_t *wk;     /* decode, records and encoding on every core */
+    rs_model_shard_t *msh; /* the forward by entity on wk's pool (12.2) */
     rs_alerts_t *al;      /* maintenance (alerts.h); NULL: off          */
     rs_cpstage_t *cp;     /* counterparty stage (cpstage.h); NULL: the
                            * engine computes every key from this

@@ -12,7 +12,8 @@
  * stop deadline.
  *
  * Threads: the service thread only (the workers run inside
- * rs_workers_records; the trainer reads what is queued for it).
+ * rs_model_shard_forward and rs_workers_records; the trainer reads what
+ * is queued for it).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -576,8 +577,9 @@ rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             }
         }
         int explain = svc->conf->explain;
-        rs_err_t ferr = rs_model_forward(
-            svc->model, svc->min, nev, svc->mout,
+        /* sharded by entity on the workers (model/shard.h; 12.2) */
+        rs_err_t ferr = rs_model_shard_forward(
+            svc->msh, svc->min, nev, svc->mout,
             explain ? svc->contrib : NULL,
             RS_MODEL_FWD_REMEMBER | (explain ? RS_MODEL_FWD_EXPLAIN : 0));
         if (ferr != RS_OK)
