@@ -171,6 +171,8 @@ typedef struct rs_service_stats_s {
                                  * (unknown, already resolved, dropped)   */
     uint64_t txn_commits, txn_aborts; /* exactly-once transactions        */
     uint64_t batches;
+    uint64_t model_sharded;     /* batches whose model forward was split
+                                 * by entity over the workers (12.2)     */
     int64_t assigned;           /* input partitions currently assigned    */
     uint64_t checkpoints;       /* feature checkpoints committed          */
     uint64_t checkpoint_errors;

@@ -585,6 +585,11 @@ rs_err_t rs_svc_batch(rs_service_t *svc, int n,
         if (ferr != RS_OK)
             return rs_errf(errstr, errstr_size, ferr, "model forward: %s",
                            rs_err_str(ferr));
+        {
+            rs_model_shard_stats_t shs;
+            rs_model_shard_stats(svc->msh, &shs);
+            svc->st.model_sharded = shs.sharded;
+        }
         /* in input order: each lands at the position its record names */
         for (int k = 0; k < nev; k++) {
             rs_err_t lerr = rs_learnlog_append(svc->ev_log[k], svc->min[k].lrec,

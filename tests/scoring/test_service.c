@@ -28,7 +28,10 @@
  *  - test_workers_equal: the same stream (1500 events, a malformed one,
  *    duplicates, a label) with service.workers 1, 2 and 3: every record
  *    on the scores topic is the same byte for byte (JSON; protobuf
- *    decoded) but for the time it was scored and its latency.
+ *    decoded) but for the time it was scored and its latency, and so is
+ *    every learning record in the learning log (its state byte aside:
+ *    the trainer's); with 2 and 3 the model forward ran sharded by entity
+ *    on the workers (stats.model_sharded > 0; 0 with 1 worker).
  *  - test_bad_sizes: configuration errors found by rs_service_new
  *    (RS_ERR_CONFIG, exit 2 in serve): a bad `kafka:` property and sizes
  *    the machine cannot hold.
@@ -54,8 +57,11 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <dirent.h>
+#include <ftw.h>
 #include <hiredis/hiredis.h>
 
+#include "model/learnlog.h"
 #include "scoring/scoring.h"
 #include "tests/support/rs_test_kafka.h"
 #include "tests/support/rs_test_redis.h"
@@ -578,6 +584,73 @@ static void raw_free(raw_t *t) {
 
 #define WK_EVENTS 1500
 
+/* The learning records of a run: the records area of the first segment of
+ * partition 0's learning log (<state.dir>/learn/<lineage>/p0/<first>.log:
+ * a 4096-byte header page, then fixed-size records; the segment holds
+ * them all at model.log_segment 1 MiB), up to the first all-zero record. */
+typedef struct lrecs_s {
+    uint8_t *b;
+    size_t rec_size;
+    int n;
+} lrecs_t;
+
+static int rm_cb(const char *p, const struct stat *sb, int flag,
+                 struct FTW *ftw) {
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(p);
+}
+
+/* The first "*.log" file under dir (depth-first), into path. */
+static int find_log(const char *dir, char *path, size_t cap) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    struct dirent *de;
+    int found = 0;
+    while (!found && (de = readdir(d))) {
+        if (de->d_name[0] == '.') continue;
+        char p[1024];
+        snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+        size_t l = strlen(de->d_name);
+        struct stat sb;
+        if (stat(p, &sb) != 0) continue;
+        if (S_ISDIR(sb.st_mode)) found = find_log(p, path, cap);
+        else if (l > 4 && !strcmp(de->d_name + l - 4, ".log")) {
+            snprintf(path, cap, "%s", p);
+            found = 1;
+        }
+    }
+    closedir(d);
+    return found;
+}
+
+static void read_lrecs(const char *state_dir, lrecs_t *lr) {
+    char path[1024];
+    assert_true(find_log(state_dir, path, sizeof(path)));
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    uint8_t hdr[4096];
+    assert_int_equal(fread(hdr, 1, sizeof(hdr), f), sizeof(hdr));
+    uint32_t rs;
+    memcpy(&rs, hdr + 12, 4); /* "RSLLOG1\0" | u32 version | u32 rec_size */
+    assert_true(rs >= 48 && rs % 8 == 0 && rs < 4096);
+    lr->rec_size = rs;
+    lr->b = malloc((size_t)(WK_EVENTS + 8) * rs);
+    lr->n = 0;
+    while (lr->n < WK_EVENTS + 8) {
+        uint8_t *r = lr->b + (size_t)lr->n * rs;
+        if (fread(r, 1, rs, f) != rs) break;
+        int zero = 1;
+        for (size_t i = 0; i < rs && zero; i++) zero = !r[i];
+        if (zero) break;
+        /* the state byte is the trainer's (maturity), not the scorer's */
+        r[offsetof(rs_lrec_hdr_t, state)] = 0;
+        lr->n++;
+    }
+    fclose(f);
+}
+
 /* 1500 events on 13 entities, a malformed one (dead-lettered by the
  * parallel decode), ev-100 again after ev-700 and ev-1200 twice in a row
  * (duplicates), a label of an unknown event. */
@@ -599,16 +672,21 @@ static void feed_workers(rs_test_env_t *e) {
 /* The stream pre-produced (so polls return full batches that the workers
  * split), then one service with service.workers = `workers`. */
 static void run_workers(int workers, const char *fmt, raw_t *t,
-                        rs_test_svc_t *s) {
+                        rs_test_svc_t *s, lrecs_t *lr) {
     /* static: teardown() may close it after a failure */
     static rs_test_env_t e;
     rs_test_env_open(&e, 1);
     feed_workers(&e);
     rs_test_env_flush(&e);
-    char wk[16], group[64];
+    char wk[16], group[64], sd[128];
     snprintf(wk, sizeof(wk), "%d", workers);
     snprintf(group, sizeof(group), "g-workers-%d-%s", workers, fmt);
+    const char *tmp = getenv("TMPDIR");
+    snprintf(sd, sizeof(sd), "%s/rs-test-workers-XXXXXX",
+             tmp && tmp[0] ? tmp : "/tmp");
+    assert_non_null(mkdtemp(sd));
     const char *kv[] = {"service.workers", wk, "service.scores_format", fmt,
+                        "state.dir", sd, "model.log_segment", "1048576",
                         NULL};
     rs_test_svc_conf(s, &e, group, kv);
     rs_test_svc_run(s);
@@ -623,6 +701,8 @@ static void run_workers(int workers, const char *fmt, raw_t *t,
                        1500, 60000, raw_cb, t);
     raw_dups_last(t);
     rs_test_env_close(&e);
+    read_lrecs(sd, lr);
+    nftw(sd, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
 }
 
 /* service.workers = 2 and 3 publish the records of workers = 1 byte for
@@ -637,7 +717,8 @@ static void test_workers_equal(void **state) {
     for (int f = 0; f < 2; f++) {
         static raw_t ref, t;
         static rs_test_svc_t s1, s;
-        run_workers(1, fmts[f], &ref, &s1);
+        static lrecs_t lref, lr;
+        run_workers(1, fmts[f], &ref, &s1, &lref);
         printf("workers_equal[%s]: workers=1: %d records, scored %llu, "
                "duplicates %llu, rejected %llu, explained %llu, batches "
                "%llu\n", fmts[f], ref.n, (unsigned long long)s1.st.scored,
@@ -648,8 +729,10 @@ static void test_workers_equal(void **state) {
         assert_int_equal(ref.n, WK_EVENTS + 2);
         assert_int_equal(s1.st.duplicates, 2);
         assert_int_equal(s1.st.rejected, 1);
+        assert_int_equal(s1.st.model_sharded, 0);
+        assert_int_equal(lref.n, WK_EVENTS); /* one per scored event */
         for (int w = 2; w <= 3; w++) {
-            run_workers(w, fmts[f], &t, &s);
+            run_workers(w, fmts[f], &t, &s, &lr);
             int diff = t.n == ref.n ? 0 : -1;
             for (int i = 0; diff >= 0 && i < t.n; i++) {
                 int same = t.len[i] == ref.len[i] &&
@@ -679,10 +762,22 @@ static void test_workers_equal(void **state) {
                            "%.300s\n", i, f ? "(protobuf)" : ref.rec[i], w,
                            f ? "(protobuf)" : t.rec[i]);
             }
+            int ldiff = lr.n == lref.n && lr.rec_size == lref.rec_size
+                            ? 0 : -1;
+            for (int i = 0; ldiff >= 0 && i < lr.n; i++)
+                ldiff += memcmp(lr.b + (size_t)i * lr.rec_size,
+                                lref.b + (size_t)i * lr.rec_size,
+                                lr.rec_size) != 0;
             printf("workers_equal[%s]: workers=%d: %d records, batches "
-                   "%llu, %d differ from workers=1\n", fmts[f], w, t.n,
-                   (unsigned long long)s.st.batches, diff);
+                   "%llu (forward sharded in %llu), %d differ from "
+                   "workers=1; %d learning records, %d differ\n", fmts[f], w,
+                   t.n, (unsigned long long)s.st.batches,
+                   (unsigned long long)s.st.model_sharded, diff, lr.n,
+                   ldiff);
             assert_int_equal(diff, 0);
+            assert_int_equal(ldiff, 0);
+            assert_true(s.st.model_sharded > 0);
+            free(lr.b);
             assert_int_equal(s.st.scored, s1.st.scored);
             assert_int_equal(s.st.explained, s1.st.explained);
             assert_int_equal(s.st.rejected, 1);
@@ -690,6 +785,7 @@ static void test_workers_equal(void **state) {
             rs_test_svc_free(&s);
         }
         raw_free(&ref);
+        free(lref.b);
         rs_test_svc_free(&s1);
     }
 }
