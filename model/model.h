@@ -46,6 +46,9 @@
  * changes; skip_hist leaves one cached event out).
  *
  * Threads: one thread owns an rs_model_t and makes every call on it.
+ * model/shard.h runs the per-entity part of a forward on a pool's threads
+ * inside the owner's call (rs_model_shard_forward: the same results bit
+ * for bit; each entity's cache read and written by one thread).
  * Scoring/training split: a scoring model writes learning records, a
  * trainer model of the same architecture on another thread learns them
  * (rs_model_learn_lrec, from the log); weight snapshots (rs_model_weights_*) carry the

@@ -61,7 +61,9 @@
  * distribution, last window vs the one before; low -> only head and gates
  * learn (the backward stops early), high -> all.
  *
- * Threads: one owner thread per rs_seq_t.  Parameters are one flat float
+ * Threads: one owner thread per rs_seq_t; a sharded forward (the
+ * "sharded forward" section, model/shard.h) runs per-entity lanes on other
+ * threads inside the owner's call.  Parameters are one flat float
  * vector; rs_seq_weights_take() copies them into an immutable, refcounted
  * snapshot another model can score with (docs/model.md).
  */

@@ -161,11 +161,13 @@ static const rs_conf_field_t rs_service_fields[] = {
      "in the checkpoint); the oldest is forgotten first when full", NULL,
      1024, 1073741824},
     {"workers", RS_CONF_INT, "0", offsetof(rs_service_conf_t, workers), 0,
-     "threads that decode the input, build the explanations and encode the "
-     "score records of each batch (the scoring thread is one of them; "
-     "features and the model's forward stay on it); 0 = the number of "
-     "online cores, 1 = everything on the scoring thread.  The records are "
-     "the same byte for byte whatever the number", NULL, 0, RS_POOL_MAX},
+     "threads that decode the input, run the model's forward sharded by "
+     "entity (seq with seq.gemm exact), build the explanations and encode "
+     "the score records of each batch (the scoring thread is one of them; "
+     "features, decisions and the learning-log appends stay on it); 0 = "
+     "the number of online cores, 1 = everything on the scoring thread.  "
+     "Scores, records and learning records are the same byte for byte "
+     "whatever the number", NULL, 0, RS_POOL_MAX},
 };
 
 rs_err_t rs_app_conf_init(rs_app_conf_t *app, char *errstr,
