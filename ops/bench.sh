@@ -21,8 +21,15 @@ if [ "${1:-}" = "e2e" ]; then
   "$ROOT/ops/build.sh" "$ROOT/build" >/dev/null
   exec python3 "$ROOT/ops/bench/e2e.py" "$@"
 fi
+case "${1:-}" in
+  -h|--help)
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    echo "riskstream bench options (after the build): riskstream bench --help"
+    exit 0 ;;
+esac
 "$ROOT/ops/deps.sh" >/dev/null
-"$ROOT/ops/build.sh" "$ROOT/build" -DRS_BUILD_TESTS=OFF
+# the build dir keeps its own settings (tests stay on when they were on)
+"$ROOT/ops/build.sh" "$ROOT/build"
 RDIR="$(mktemp -d /tmp/riskstream-bench.XXXXXX)"
 trap '"$ROOT/ops/redis.sh" stop "$RDIR"; rm -rf "$RDIR"' EXIT
 URL="$("$ROOT/ops/redis.sh" start "$RDIR")"
