@@ -5,7 +5,8 @@
 # records in Redis, each with the right event id and a score in [0,1]; the
 # malformed lines are counted and land in the dead-letter topic with a
 # reason header; /metrics passes promtool and carries every metric the
-# Grafana dashboard and the alert rules of ops/monitoring use; a SIGTERM
+# Grafana dashboard and the alert rules of ops/monitoring use, and the task
+# merge's series count every message read, none held at the end; a SIGTERM
 # stops the service cleanly (exit 0).
 #
 # usage: e2e_kcat.sh RISKSTREAM_BINARY SOURCE_DIR
