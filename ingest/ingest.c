@@ -78,6 +78,9 @@ typedef struct rs_ingest_counters_s {
         offset_resets, dlq_delivered, dlq_failed, dlq_lost, future;
     _Atomic int64_t assigned, rebalances;
     _Atomic uint64_t merge_held, merge_reordered;
+    _Atomic uint64_t merge_held_max, merge_merged, merge_paused,
+        merge_end_checks; /* task merge, continued (/metrics) */
+    _Atomic int64_t merge_reorder_behind_ms, merge_reorder_idle_ms;
 } rs_ingest_counters_t;
 
 struct rs_ingest_s {
@@ -1490,6 +1493,13 @@ static int rs_ingest_poll_merged(rs_ingest_t *ing, rs_msg_t *msgs, int max,
     rs_imerge_stats(ing->im, &ms);
     RS_STORE(ing->c.merge_held, ms.held);
     RS_STORE(ing->c.merge_reordered, ms.reordered);
+    /* task merge, continued (/metrics riskstream_task_merge_*) */
+    RS_STORE(ing->c.merge_held_max, ms.held_max);
+    RS_STORE(ing->c.merge_merged, ms.merged);
+    RS_STORE(ing->c.merge_paused, ms.paused);
+    RS_STORE(ing->c.merge_end_checks, ms.end_checks);
+    RS_STORE(ing->c.merge_reorder_behind_ms, ms.reorder_behind_ms);
+    RS_STORE(ing->c.merge_reorder_idle_ms, ms.reorder_idle_ms);
     if (ms.reordered > ing->reorder_logged &&
         rs_clock_mono_us() >= ing->reorder_log_us) {
         rs_warn("ingest", "%llu message(s) handed to scoring out of time "
@@ -1833,6 +1843,12 @@ void rs_ingest_stats(const rs_ingest_t *ing, rs_ingest_stats_t *st) {
     st->rebalances = RS_LOAD(c->rebalances);
     st->merge_held = RS_LOAD(c->merge_held);
     st->merge_reordered = RS_LOAD(c->merge_reordered);
+    st->merge_held_max = RS_LOAD(c->merge_held_max);
+    st->merge_merged = RS_LOAD(c->merge_merged);
+    st->merge_paused = RS_LOAD(c->merge_paused);
+    st->merge_end_checks = RS_LOAD(c->merge_end_checks);
+    st->merge_reorder_behind_ms = RS_LOAD(c->merge_reorder_behind_ms);
+    st->merge_reorder_idle_ms = RS_LOAD(c->merge_reorder_idle_ms);
 }
 
 rd_kafka_t *rs_ingest_handle(rs_ingest_t *ing) { return ing->rk; }

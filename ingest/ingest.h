@@ -501,6 +501,16 @@ typedef struct rs_ingest_stats_s {
     uint64_t merge_reordered; /* task merge: returned below their task's
                              * time frontier (arrived after the other topic
                              * was passed as idle: topics.max_task_idle)   */
+    /* task merge, continued (rs_imerge_stats_t; /metrics riskstream_task_merge_*) */
+    uint64_t merge_held_max;  /* most messages held at once               */
+    uint64_t merge_merged;    /* messages handed out by the merge         */
+    uint64_t merge_paused;    /* fetch pauses: an input at its hold limit */
+    uint64_t merge_end_checks; /* inputs found at their end by the high
+                             * watermark (not PARTITION_EOF)              */
+    int64_t merge_reorder_behind_ms; /* the last reordered message: how far
+                             * behind its task's frontier, and how long   */
+    int64_t merge_reorder_idle_ms;   /* after the other topic was passed
+                             * as idle (0 before any reorder)             */
 } rs_ingest_stats_t;
 
 /* Counter snapshot.  @locality any thread (relaxed atomics) */

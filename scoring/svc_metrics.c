@@ -142,6 +142,38 @@ void rs_service_prometheus(rs_service_t *svc, rs_http_buf_t *b) {
     rs_prom_gauge(b, "riskstream_partitions_assigned",
                   "input partitions assigned to this instance",
                   (double)sn->is.assigned);
+    /* ---- task merge (topics.task_merge, ingest/imerge.h; issue 13) ---- */
+    if (svc->app->ingest.task_merge) {
+        rs_prom_gauge(b, "riskstream_task_merge_held", "input messages read "
+                      "and held by the task merge now, waiting for the "
+                      "other topic of their task", (double)sn->is.merge_held);
+        rs_prom_gauge(b, "riskstream_task_merge_held_max", "most input "
+                      "messages the task merge held at once since start",
+                      (double)sn->is.merge_held_max);
+        rs_prom_counter(b, "riskstream_task_merge_merged_total", "input "
+                        "messages handed to scoring by the task merge",
+                        sn->is.merge_merged);
+        rs_prom_counter(b, "riskstream_task_merge_reordered_total", "input "
+                        "messages handed to scoring out of time order within "
+                        "their task: arrived after the other topic was passed "
+                        "as idle (topics.max_task_idle)",
+                        sn->is.merge_reordered);
+        rs_prom_gauge(b, "riskstream_task_merge_last_reorder_behind_seconds",
+                      "the last reordered message: how far behind its "
+                      "task's time frontier (0 before any)",
+                      (double)sn->is.merge_reorder_behind_ms / 1e3);
+        rs_prom_gauge(b, "riskstream_task_merge_last_reorder_idle_seconds",
+                      "the last reordered message: how long after the other "
+                      "topic was passed as idle (0 before any)",
+                      (double)sn->is.merge_reorder_idle_ms / 1e3);
+        rs_prom_counter(b, "riskstream_task_merge_paused_total", "input "
+                        "partition fetches paused by the task merge (hold "
+                        "limit reached)", sn->is.merge_paused);
+        rs_prom_counter(b, "riskstream_task_merge_end_checks_total", "input "
+                        "partitions the task merge found at their end by the "
+                        "high watermark", sn->is.merge_end_checks);
+    }
+    /* ---- end task merge ---- */
     {
         rs_pstate_stats_t pst;
         rs_pstate_stats(svc->pstate, &pst);

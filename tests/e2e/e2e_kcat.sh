@@ -5,7 +5,8 @@
 # records in Redis, each with the right event id and a score in [0,1]; the
 # malformed lines are counted and land in the dead-letter topic with a
 # reason header; /metrics passes promtool and carries every metric the
-# Grafana dashboard and the alert rules of ops/monitoring use; a SIGTERM
+# Grafana dashboard and the alert rules of ops/monitoring use, and the task
+# merge's series count every message read, none held at the end; a SIGTERM
 # stops the service cleanly (exit 0).
 #
 # usage: e2e_kcat.sh RISKSTREAM_BINARY SOURCE_DIR
@@ -167,6 +168,32 @@ for m in process_cpu_seconds_total process_resident_memory_bytes process_start_t
   [ -n "$v" ] && awk -v v="$v" 'BEGIN {exit !(v > 0)}' || fail "$m missing or not > 0: '$v'"
 done
 echo "e2e: /metrics valid for promtool ($(grep -c '^# TYPE' "$T/metrics.txt") metric families), /readyz 200"
+# The task merge's series (topics.task_merge is on by default): every
+# message read (N events, BAD malformed lines, NLAB labels) went through it
+# once and none is held once the labels are in (scraped until then, 15 s
+# at most: the snapshot is refreshed every second); no input reached its
+# hold limit (4096); reorders are possible on a live stream (a label
+# fetched while the events topic is at its end), so only bounded.
+mval() { awk -v m="$1" '$1 == m {print $2}' "$T/metrics.txt"; }
+MERGED_WANT=$(( N + BAD + NLAB ))
+for _ in $(seq 1 30); do
+  [ "$(mval riskstream_task_merge_merged_total)" = "$MERGED_WANT" ] &&
+    [ "$(mval riskstream_task_merge_held)" = 0 ] && break
+  sleep 0.5
+  curl -sf "$API/metrics" >"$T/metrics.txt" || fail "GET /metrics"
+done
+[ "$(mval riskstream_task_merge_merged_total)" = "$MERGED_WANT" ] ||
+  fail "task merge merged $(mval riskstream_task_merge_merged_total), want $MERGED_WANT"
+[ "$(mval riskstream_task_merge_held)" = 0 ] || fail "task merge holds $(mval riskstream_task_merge_held)"
+[ "$(mval riskstream_task_merge_paused_total)" = 0 ] || fail "task merge paused $(mval riskstream_task_merge_paused_total)"
+hmax="$(mval riskstream_task_merge_held_max)"; reord="$(mval riskstream_task_merge_reordered_total)"
+awk -v h="$hmax" -v w="$MERGED_WANT" 'BEGIN {exit !(h >= 1 && h <= w)}' || fail "task merge held_max '$hmax'"
+awk -v r="$reord" -v w="$MERGED_WANT" 'BEGIN {exit !(r >= 0 && r <= w)}' || fail "task merge reordered '$reord'"
+for m in riskstream_task_merge_end_checks_total riskstream_task_merge_last_reorder_behind_seconds \
+         riskstream_task_merge_last_reorder_idle_seconds; do
+  [ -n "$(mval "$m")" ] || fail "no $m"
+done
+echo "e2e: task merge: $MERGED_WANT merged, 0 held (at most $hmax), $reord reordered"
 # The dashboard and the alert rules use only metrics this scrape exports;
 # the rules pass promtool and their unit tests.
 bash "$SRC/ops/monitoring/check.sh" "$T/metrics.txt" || fail "ops/monitoring does not match /metrics"

@@ -1266,6 +1266,28 @@ static int task_order_run(const char *boot, const char *group, int merge,
     rs_ingest_stats(ing, &st);
     assert_int_equal(st.merge_held, 0);
     if (merge) assert_int_equal(st.merge_reordered, 0);
+    /* the counters behind /metrics riskstream_task_merge_*: every message
+     * went through the merge once; each was held (queued) before it went,
+     * so the most held at once is at least 1; no input reached the hold
+     * limit (100 messages per partition and topic, the limit is 4096); no
+     * reorder, so no last-reorder figures.  Without the merge: all 0. */
+    if (merge) {
+        assert_int_equal(st.merge_merged, (uint64_t)total);
+        assert_true(st.merge_held_max >= 1 &&
+                    st.merge_held_max <= (uint64_t)total);
+    } else {
+        assert_int_equal(st.merge_merged, 0);
+        assert_int_equal(st.merge_held_max, 0);
+        assert_int_equal(st.merge_end_checks, 0);
+    }
+    assert_int_equal(st.merge_paused, 0);
+    assert_int_equal(st.merge_reorder_behind_ms, 0);
+    assert_int_equal(st.merge_reorder_idle_ms, 0);
+    fprintf(stderr, "task merge %s: %llu merged, at most %llu held, %llu "
+            "end(s) by the watermark\n", merge ? "on" : "off",
+            (unsigned long long)st.merge_merged,
+            (unsigned long long)st.merge_held_max,
+            (unsigned long long)st.merge_end_checks);
     char e2[256];
     assert_int_equal(rs_ingest_commit_sync(ing, e2, sizeof(e2)), RS_OK);
     /* every partition's committed offset is its end: lag 0 */

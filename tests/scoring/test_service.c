@@ -479,6 +479,19 @@ static void test_duplicates(void **state) {
     assert_int_equal(a.s.st.labels_unknown, 1);
     assert_int_equal(metric(a.s.metrics, "riskstream_labels_unknown_total"),
                      1);
+    /* the task merge on /metrics (topics.task_merge, on by default): every
+     * message read went through it once (302 events + 1 label; 300 + 1
+     * without the copies), none held at the end, none paused */
+    assert_int_equal(metric(a.s.metrics, "riskstream_task_merge_merged_total"),
+                     303);
+    assert_int_equal(metric(b.s.metrics, "riskstream_task_merge_merged_total"),
+                     301);
+    assert_int_equal(metric(a.s.metrics, "riskstream_task_merge_held"), 0);
+    assert_int_equal(metric(a.s.metrics, "riskstream_task_merge_paused_total"),
+                     0);
+    assert_true(metric(a.s.metrics, "riskstream_task_merge_held_max") >= 1);
+    assert_true(metric(a.s.metrics, "riskstream_task_merge_reordered_total")
+                >= 0);
     for (int k = 0; k < 2; k++) {
         const char *id = k ? "ev-200" : "ev-100";
         assert_int_equal(scores_count(&a.t, id), 2);
