@@ -54,90 +54,17 @@
 #include "model/learnlog.h"
 #include "scoring/changelog.h"
 #include "tests/support/rs_test_kafka.h"
+#include "tests/support/rs_test_eng.h"
 #include "tests/support/rs_test_svc.h"
 
 #define NPART 2
 #define DIM_MAX RS_FEATURES_MAX_DIM
 
-typedef struct eng_s {
-    rs_features_t *f;
-    rs_model_t *m;
-    rs_dedup_t *d;
-    rs_pstate_t *ps;
-} eng_t;
+typedef rs_test_eng_t eng_t; /* tests/support/rs_test_eng.h */
 
 static int64_t g_key_ttl; /* features.key_ttl of new engines; 0: default */
 
-static rs_features_t *mkfeat(void) {
-    rs_features_conf_t c;
-    char err[256];
-    rs_features_conf_init(&c);
-    if (g_key_ttl) c.key_ttl = g_key_ttl;
-    c.max_keys = 256;
-    c.max_counterparties = 256;
-    c.label_index = 4096;
-    c.label_maturity = 86400000LL;
-    rs_features_t *f = rs_features_new(&c, err, sizeof(err));
-    if (!f) fail_msg("%s", err);
-    return f;
-}
-
-static rs_model_t *mkmodel(const rs_features_t *f) {
-    rs_model_conf_t c;
-    char es[256];
-    const char *names[DIM_MAX];
-    int dim = rs_features_dim(f);
-    for (int i = 0; i < dim; i++) names[i] = rs_features_name(f, i);
-    rs_model_conf_init(&c);
-    c.batch_max = 8;
-    c.seq.d_model = 4;
-    c.seq.history = 4;
-    c.seq.layers = 1;
-    c.seq.experts = 2;
-    c.seq.top_k = 1;
-    c.seq.expert_hidden = 4;
-    c.seq.buckets = 8;
-    c.seq.max_entities = 64;
-    rs_model_t *m = rs_model_new(&c, dim, names, es, sizeof(es));
-    if (!m) fail_msg("%s", es);
-    return m;
-}
-
-static void eng_new(eng_t *e) {
-    char err[256];
-    e->f = mkfeat();
-    e->m = mkmodel(e->f);
-    e->d = rs_dedup_new(1024, 86400000LL, err, sizeof(err));
-    e->ps = rs_pstate_new("/tmp", e->f, e->m, e->d, err, sizeof(err));
-    assert_non_null(e->ps);
-}
-
-static void eng_free(eng_t *e) {
-    rs_pstate_destroy(e->ps);
-    rs_dedup_destroy(e->d);
-    rs_model_destroy(e->m);
-    rs_features_destroy(e->f);
-}
-
-static int sel_p(void *o, uint64_t key, int32_t p) {
-    (void)key;
-    return p == *(int32_t *)o;
-}
-
-static uint8_t *bytes_of(eng_t *e, int32_t p, size_t *len) {
-    size_t fl = 0, cl, dl, got;
-    rs_features_part_write(e->f, p, NULL, 0, &fl, NULL);
-    cl = rs_model_caches_size_sel(e->m, sel_p, &p);
-    dl = rs_dedup_size_part(e->d, p);
-    uint8_t *b = malloc(fl + cl + dl + 1);
-    assert_int_equal(rs_features_part_write(e->f, p, b, fl, &got, NULL), RS_OK);
-    assert_int_equal(rs_model_caches_write_sel(e->m, sel_p, &p, b + fl, cl,
-                                               &got), RS_OK);
-    assert_int_equal(rs_dedup_write_part(e->d, p, b + fl + cl, dl, &got),
-                     RS_OK);
-    *len = fl + cl + dl;
-    return b;
-}
+static void eng_new(eng_t *e) { rs_test_eng_new(e, "/tmp", g_key_ttl); }
 
 /* Positions the test pretends each partition is at. */
 static int64_t g_off[NPART];
@@ -265,7 +192,7 @@ static void test_roundtrip(void **state) {
     /* the same state: the same stream sizes (slot and LRU order may
      * differ), and the same features and scores for what comes next */
     size_t lr, lb;
-    uint8_t *br = bytes_of(&ref, 1, &lr), *bb = bytes_of(&b, 1, &lb);
+    uint8_t *br = rs_test_eng_bytes(&ref, 1, &lr), *bb = rs_test_eng_bytes(&b, 1, &lb);
     assert_int_equal(lr, lb);
     free(br);
     free(bb);
@@ -325,9 +252,9 @@ static void test_roundtrip(void **state) {
                      RS_ERR_NOTFOUND);
     rs_changelog_destroy(cb);
     rs_changelog_destroy(ca);
-    eng_free(&a);
-    eng_free(&b);
-    eng_free(&ref);
+    rs_test_eng_free(&a);
+    rs_test_eng_free(&b);
+    rs_test_eng_free(&ref);
     rs_kv_free(&kv);
     rs_cluster_destroy(cl);
 }
@@ -474,7 +401,7 @@ static void test_eos_txn(void **state) {
         restore_all(&kv, boot, &r, pos);
         for (int p = 0; p < NPART; p++)
             assert_int_equal(pos[p].events, want[3][p]);
-        eng_free(&r);
+        rs_test_eng_free(&r);
     }
 
     /* Discarded before its commit (the service: lost partitions, or
@@ -504,7 +431,7 @@ static void test_eos_txn(void **state) {
             snprintf(id, sizeof(id), "card-%d", i);
             assert_true(has_entity(&r, id));
         }
-        eng_free(&r);
+        rs_test_eng_free(&r);
     }
 
     /* Aborted after its records were produced (e.g. EndTxn failed). */
@@ -541,14 +468,14 @@ static void test_eos_txn(void **state) {
                          "read_committed cannot hide aborted records here");
         assert_int_equal(seen, !markers);
         assert_true(has_entity(&r, "card-1"));
-        eng_free(&r);
+        rs_test_eng_free(&r);
     }
 #undef STAGE
 #undef COMMIT
     rd_kafka_consumer_group_metadata_destroy(cgmd);
     rs_changelog_destroy(ca);
     rs_sink_kafka_destroy(ks);
-    eng_free(&a);
+    rs_test_eng_free(&a);
     rs_kv_free(&kv);
     rs_cluster_destroy(cl);
 }
@@ -680,8 +607,8 @@ static void test_tombstones(void **state) {
     }
     g_key_ttl = 0;
     rs_changelog_destroy(ca);
-    eng_free(&a);
-    eng_free(&b);
+    rs_test_eng_free(&a);
+    rs_test_eng_free(&b);
     rs_kv_free(&kv);
     rs_cluster_destroy(cl);
 }
@@ -796,7 +723,7 @@ static void test_topic_checks(void **state) {
                                          sizeof(err)), RS_ERR_KAFKA);
     assert_non_null(strstr(err, "no-such-input"));
     rs_changelog_destroy(c);
-    eng_free(&a);
+    rs_test_eng_free(&a);
     rs_kv_free(&kv);
     rs_cluster_destroy(cl);
 }

@@ -29,6 +29,7 @@
 
 #include "model/learnlog.h"
 #include "scoring/pstate.h"
+#include "tests/support/rs_test_eng.h"
 
 #define T0 1767225600000LL
 #define NPART 3
@@ -50,16 +51,7 @@ static rs_event_t mkev(int i) {
 static int32_t part_of(int i) { return (i % NENT) % NPART; }
 
 static rs_features_t *mkfeat(void) {
-    rs_features_conf_t c;
-    char err[256];
-    rs_features_conf_init(&c);
-    c.max_keys = 256;
-    c.max_counterparties = 256;
-    c.label_index = 4096;
-    c.label_maturity = 3 * 86400000LL;
-    rs_features_t *f = rs_features_new(&c, err, sizeof(err));
-    if (!f) fail_msg("%s", err);
-    return f;
+    return rs_test_eng_features(0, 3 * 86400000LL);
 }
 
 static int is_entity_feature(const rs_features_t *f, int i) {
@@ -230,22 +222,7 @@ static void test_features_part_corrupt(void **state) {
 static const char *const names[DIM] = {"a", "b", "c"};
 
 static rs_model_t *mkmodel(void) {
-    rs_model_conf_t c;
-    char es[256];
-    rs_model_conf_init(&c);
-    c.kind = 0; /* seq */
-    c.batch_max = 4;
-    c.seq.d_model = 4;
-    c.seq.history = 4;
-    c.seq.layers = 1;
-    c.seq.experts = 2;
-    c.seq.top_k = 1;
-    c.seq.expert_hidden = 4;
-    c.seq.buckets = 8;
-    c.seq.max_entities = 64;
-    rs_model_t *m = rs_model_new(&c, DIM, names, es, sizeof(es));
-    if (!m) fail_msg("%s", es);
-    return m;
+    return rs_test_eng_model(NULL, DIM, names, 4, 64);
 }
 
 /* Score event i on m (its learning record at log position i of its
@@ -275,12 +252,7 @@ static int sel_p(void *o, uint64_t key, int32_t p) {
     return p == *(int32_t *)o;
 }
 
-typedef struct stores_s {
-    rs_features_t *f;
-    rs_model_t *m;
-    rs_dedup_t *d;
-    rs_pstate_t *ps;
-} stores_t;
+typedef rs_test_eng_t stores_t; /* tests/support/rs_test_eng.h */
 
 static void stores_new(stores_t *s, const char *dir) {
     char err[256];
@@ -290,29 +262,6 @@ static void stores_new(stores_t *s, const char *dir) {
     assert_non_null(s->d);
     s->ps = rs_pstate_new(dir, s->f, s->m, s->d, err, sizeof(err));
     if (!s->ps) fail_msg("%s", err);
-}
-
-static void stores_free(stores_t *s) {
-    rs_pstate_destroy(s->ps);
-    rs_dedup_destroy(s->d);
-    rs_model_destroy(s->m);
-    rs_features_destroy(s->f);
-}
-
-/* Each store's bytes of partition p, concatenated. */
-static uint8_t *store_bytes(stores_t *s, int32_t p, size_t *len) {
-    size_t fl = 0, cl, dl, got;
-    rs_features_part_write(s->f, p, NULL, 0, &fl, NULL);
-    cl = rs_model_caches_size_sel(s->m, sel_p, &p);
-    dl = rs_dedup_size_part(s->d, p);
-    uint8_t *b = malloc(fl + cl + dl + 1);
-    assert_int_equal(rs_features_part_write(s->f, p, b, fl, &got, NULL), RS_OK);
-    assert_int_equal(rs_model_caches_write_sel(s->m, sel_p, &p, b + fl, cl,
-                                               &got), RS_OK);
-    assert_int_equal(rs_dedup_write_part(s->d, p, b + fl + cl, dl, &got),
-                     RS_OK);
-    *len = fl + cl + dl;
-    return b;
 }
 
 static void test_pstate_file_roundtrip(void **state) {
@@ -351,14 +300,14 @@ static void test_pstate_file_roundtrip(void **state) {
     assert_int_equal(got.log_end, 67);
     assert_int_equal(nk, NENT / NPART);
     size_t la, lb;
-    uint8_t *ba = store_bytes(&a, 1, &la), *bb = store_bytes(&b, 1, &lb);
+    uint8_t *ba = rs_test_eng_bytes(&a, 1, &la), *bb = rs_test_eng_bytes(&b, 1, &lb);
     assert_int_equal(la, lb);
     assert_memory_equal(ba, bb, la);
     free(ba);
     free(bb);
     /* the other partitions did not come */
     size_t l0;
-    uint8_t *b0 = store_bytes(&b, 0, &l0);
+    uint8_t *b0 = rs_test_eng_bytes(&b, 0, &l0);
     free(b0);
     rs_dedup_stats_t ds;
     rs_dedup_stats(b.d, &ds);
@@ -390,8 +339,8 @@ static void test_pstate_file_roundtrip(void **state) {
     assert_int_equal(rs_pstate_load(b.ps, 1, &got, &nk, err, sizeof(err)),
                      RS_ERR_CORRUPT);
     assert_non_null(strstr(err, "shorter"));
-    stores_free(&a);
-    stores_free(&b);
+    rs_test_eng_free(&a);
+    rs_test_eng_free(&b);
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     assert_int_equal(system(cmd), 0);

@@ -42,71 +42,18 @@
 #include "tests/support/rs_test_kafka.h"
 #include "scoring/changelog.h"
 #include "scoring/standby.h"
+#include "tests/support/rs_test_eng.h"
 #include "tests/support/rs_test_svc.h"
 
 #define NPART 2
 #define DIM_MAX RS_FEATURES_MAX_DIM
 
-typedef struct eng_s {
-    rs_features_t *f;
-    rs_model_t *m;
-    rs_dedup_t *d;
-    rs_pstate_t *ps;
-} eng_t;
+typedef rs_test_eng_t eng_t; /* tests/support/rs_test_eng.h */
 
 static int64_t g_ttl;              /* features.key_ttl; 0: default  */
 static const char *g_ent = "card"; /* entity ids of run_batch         */
 
-static rs_features_t *mkfeat(void) {
-    rs_features_conf_t c;
-    char err[256];
-    rs_features_conf_init(&c);
-    if (g_ttl) c.key_ttl = g_ttl;
-    c.max_keys = 256;
-    c.max_counterparties = 256;
-    c.label_index = 4096;
-    c.label_maturity = 86400000LL;
-    rs_features_t *f = rs_features_new(&c, err, sizeof(err));
-    if (!f) fail_msg("%s", err);
-    return f;
-}
-
-static rs_model_t *mkmodel(const rs_features_t *f) {
-    rs_model_conf_t c;
-    char es[256];
-    const char *names[DIM_MAX];
-    int dim = rs_features_dim(f);
-    for (int i = 0; i < dim; i++) names[i] = rs_features_name(f, i);
-    rs_model_conf_init(&c);
-    c.batch_max = 8;
-    c.seq.d_model = 4;
-    c.seq.history = 4;
-    c.seq.layers = 1;
-    c.seq.experts = 2;
-    c.seq.top_k = 1;
-    c.seq.expert_hidden = 4;
-    c.seq.buckets = 8;
-    c.seq.max_entities = 64;
-    rs_model_t *m = rs_model_new(&c, dim, names, es, sizeof(es));
-    if (!m) fail_msg("%s", es);
-    return m;
-}
-
-static void eng_new(eng_t *e) {
-    char err[256];
-    e->f = mkfeat();
-    e->m = mkmodel(e->f);
-    e->d = rs_dedup_new(1024, 86400000LL, err, sizeof(err));
-    e->ps = rs_pstate_new("/tmp", e->f, e->m, e->d, err, sizeof(err));
-    assert_non_null(e->ps);
-}
-
-static void eng_free(eng_t *e) {
-    rs_pstate_destroy(e->ps);
-    rs_dedup_destroy(e->d);
-    rs_model_destroy(e->m);
-    rs_features_destroy(e->f);
-}
+static void eng_new(eng_t *e) { rs_test_eng_new(e, "/tmp", g_ttl); }
 
 /* Positions the test pretends each partition is at. */
 static int64_t g_off[NPART];
@@ -372,9 +319,9 @@ static void test_standby(void **state) {
     rs_changelog_destroy(cb);
     rs_standby_destroy(sb);
     rs_changelog_destroy(ca);
-    eng_free(&a);
-    eng_free(&b);
-    eng_free(&c);
+    rs_test_eng_free(&a);
+    rs_test_eng_free(&b);
+    rs_test_eng_free(&c);
     rs_kv_free(&kv);
     rs_cluster_destroy(cl);
 }
@@ -451,7 +398,7 @@ static void test_foreign_tombstones(void **state) {
     assert_true(t.tomb[0] >= 3); /* old-0, old-2, old-4 at least */
     assert_int_equal(t.tomb[1], 0);
     rs_changelog_destroy(ca);
-    eng_free(&a);
+    rs_test_eng_free(&a);
     rs_kv_free(&kv);
     rs_cluster_destroy(cl);
 }
