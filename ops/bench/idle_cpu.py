@@ -16,8 +16,9 @@ Printed per binary and rate (median of the rounds): serve's cores, CPU µs per
 event (rate > 0), the latency (score's - event's Kafka timestamp, ms), and the
 cores of each thread group (rdk:* = librdkafka's threads, summed by name) and
 the mean messages per poll (serve's stats line, service.stats_interval=1s).
---perf DIR also records `perf record -g` of serve over each phase into DIR
-(the first round only).
+cores are over the phase; CPU µs per event until the phase's last score is out.
+--perf DIR also records `perf record` of serve over each phase into DIR (the
+first round only; call graphs: frame pointers, or PERF_CG=dwarf,16384).
 """
 import argparse, os, re, signal, statistics, subprocess, sys, tempfile, time, shutil
 
@@ -74,8 +75,8 @@ def one(a, sbin, rate, lines, tag, perf_out):
             sc.wait(w, a.timeout, p)
             time.sleep(0.5)
         if perf_out:
-            pf = subprocess.Popen(["perf", "record", "--call-graph", os.environ.get("PERF_CG", "fp"), "-F", "499", "-p", str(p.pid), "-o", perf_out],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            pf = subprocess.Popen(["perf", "record", "--call-graph", os.environ.get("PERF_CG", "fp"), "-F", "499",
+                                   "-p", str(p.pid), "-o", perf_out], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(0.3)
         th0, c0, w0 = threads(p.pid), e2e.cpu_ticks(p.pid)[0], time.time()
         n = 0
@@ -95,7 +96,9 @@ def one(a, sbin, rate, lines, tag, perf_out):
                    load=os.getloadavg()[0])
         if n:
             sc.wait(base + n, a.timeout, p)
-            res["cpu_us"] = (c1 - c0) / e2e.TICK / n * 1e6
+            # per event: until the last score is out (a serve that fell behind
+            # still works after the input stopped)
+            res["cpu_us"] = (e2e.cpu_ticks(p.pid)[0] - c0) / e2e.TICK / n * 1e6
             ids = {e2e.EV_ID_RE.search(l).group(1) for l in lines[:n]}
             evt = e2e.event_times(br.addr, ids)
             with sc.lock:
