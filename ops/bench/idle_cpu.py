@@ -176,7 +176,8 @@ def main():
     print(f"\nriskstream serve CPU when idle / paced: against `riskstream broker` (32 partitions), "
           f"{a.seconds:g} s per phase, median of {a.rounds} interleaved rounds; load average at the end "
           f"{' '.join(open('/proc/loadavg').read().split()[:3])}")
-    print(f"command: python3 ops/bench/idle_cpu.py --rates {a.rates} --seconds {a.seconds:g} --rounds {a.rounds} "
+    dbin = os.path.join(ROOT, "build", "riskstream")
+    print(f"command: python3 ops/bench/idle_cpu.py{'' if a.bin == dbin else ' --bin ' + a.bin} --rates {a.rates} --seconds {a.seconds:g} --rounds {a.rounds} "
           f"--warmup {a.warmup:g}"
           f"{''.join(' --set ' + kv for kv in a.sets)}{' --compare ' + a.compare if a.compare else ''}\n")
     print("| binary | ev/s | cores | CPU µs/event | p50 / p99 ms | messages per poll | cores by thread (median, > 0.002) |")
