@@ -447,6 +447,34 @@ static void test_json_decoders_agree(void **state) {
         "{" H ",\"x\":[1,]}", "{" H ",\"x\":tru}", "{" H ",\"x\":\"\t\"}",
         "{" H ",\"id\":null}", "{" H ",\"type\":\"\"}", "{}", "", "   ",
         "{\"id\":\"a\"", "{\"id\" \"a\"}", "\"str\"", "42",
+        /* array elements walked in place (one scan): whitespace, empty
+         * objects, nested values, elements after an error or beyond 16 */
+        "{" H ",\"numeric_fields\":[ { \"name\" : \"a\" , \"value\" : 1 } ,"
+        "\n{\"value\":{\"v\":[1,{}]},\"name\":\"b\"} , {} ]}",
+        "{" H ",\"numeric_fields\":[{\"name\":\"a\",\"value\":1},{},"
+        "{\"name\":\"c\",\"value\":2}]}",
+        "{" H ",\"numeric_fields\":[{\"name\":\"a\",\"value\":[]},"
+        "{\"name\":{\"}\":\"]\"},\"value\":2},[{}],\"{\"]}",
+        "{" H ",\"numeric_fields\":[{\"name\":\"a\",\"value\":1},[],"
+        "{\"name\":\"b\",\"value\":2}],\"amount\":3}",
+        "{" H ",\"numeric_fields\":[{\"name\":\"a\",\"value\":1},"
+        "{\"name\":\"b\",\"value\":2},{\"name\":\"c\",\"value\":3},"
+        "{\"name\":\"d\",\"value\":4},{\"name\":\"e\",\"value\":5},"
+        "{\"name\":\"f\",\"value\":6},{\"name\":\"g\",\"value\":7},"
+        "{\"name\":\"h\",\"value\":8},{\"name\":\"i\",\"value\":9},"
+        "{\"name\":\"j\",\"value\":10},{\"name\":\"k\",\"value\":11},"
+        "{\"name\":\"l\",\"value\":12},{\"name\":\"m\",\"value\":13},"
+        "{\"name\":\"n\",\"value\":14},{\"name\":\"o\",\"value\":15},"
+        "{\"name\":\"p\",\"value\":16},{\"name\":\"q\",\"value\":17}]}",
+        "{" H ",\"categorical_fields\":[ {\"name\":\"a\",\"value\":\"x\"} ,"
+        "{ \"value\" : \"y}\" , \"name\" : \"b\\\"]\" }, { } ]}",
+        "{" H ",\"categorical_fields\":[{\"name\":\"a\",\"value\":[\"x\"]},"
+        "{\"name\":\"b\",\"value\":\"y\"},{\"name\":1}]}",
+        "{" H ",\"categorical_fields\":[{\"name\":\"a\",\"value\":\"x\"},"
+        "7,{\"name\":\"b\",\"value\":\"y\"}]}",
+        "{" H ",\"categorical_fields\":[{\"name\":\"a\",\"value\":\"x\"},"
+        "{\"name\":\"b\",\"value\":\"y\",\"name\":\"c\"},{\"name\":\"d\","
+        "\"value\":\"z\"}],\"numeric_fields\":[{\"name\":\"n\",\"value\":1}]}",
     };
     rs_event_t a, b;
     char e1[256], e2[256];
