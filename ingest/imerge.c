@@ -12,6 +12,7 @@
  */
 #include "ingest/imerge.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -227,8 +228,39 @@ void rs_imerge_assign(rs_imerge_t *im, int topic, int32_t partition,
 
 /* --------------------------------------------------------------- pop */
 
+/* A slot into the caller's array: what the message's kind uses (imerge.h)
+ * -- an event's used fields only, its unused ones zeroed: a decoded
+ * event's are zero (the decoders clear the record first), so the event is
+ * the slot's field for field, for a fraction of the bytes read (a card
+ * event of 2 numeric and 3 categorical fields: ~0.6 of 2.5 KB; the slot
+ * was written by a decode worker: its cache lines come from that core). */
+static void rs_im_copy(rs_msg_t *out, const rs_msg_t *m) {
+    if (m->kind == RS_MSG_LABEL) {
+        memcpy(out, m, offsetof(rs_msg_t, ev));
+        out->lb = m->lb;
+        out->reason[0] = '\0';
+        return;
+    }
+    if (m->kind != RS_MSG_EVENT || m->ev.n_numeric < 0 ||
+        m->ev.n_numeric > RS_MAX_NUMERIC || m->ev.n_categ < 0 ||
+        m->ev.n_categ > RS_MAX_CATEG) { /* a reject: all of it */
+        memcpy(out, m, sizeof(*out));
+        return;
+    }
+    const rs_event_t *e = &m->ev;
+    rs_event_t *d = &out->ev;
+    size_t nn = (size_t)e->n_numeric, nc = (size_t)e->n_categ;
+    memcpy(out, m, offsetof(rs_msg_t, ev) + offsetof(rs_event_t, numeric) +
+                       nn * sizeof(e->numeric[0]));
+    memset(&d->numeric[nn], 0, (RS_MAX_NUMERIC - nn) * sizeof(e->numeric[0]));
+    d->n_categ = e->n_categ;
+    memcpy(d->categ, e->categ, nc * sizeof(e->categ[0]));
+    memset(&d->categ[nc], 0, (RS_MAX_CATEG - nc) * sizeof(e->categ[0]));
+    out->reason[0] = '\0';
+}
+
 static int rs_im_out(rs_imerge_t *im, rs_im_task_t *t, int i, rs_msg_t *out) {
-    memcpy(out, t->q[i].e[t->q[i].head].m, sizeof(*out));
+    rs_im_copy(out, t->q[i].e[t->q[i].head].m);
     rs_im_release(im, t, i);
     im->st.merged++;
     return 1;

@@ -97,7 +97,11 @@ void rs_imerge_assign(rs_imerge_t *im, int topic, int32_t partition, int on);
 
 /* Up to max merged messages copied into out[0..n) at clock now_ms (the
  * idle clock: the last time the consumer's queue was found empty);
- * returns n.  @locality the owner thread */
+ * returns n.  Copied: the head fields and the part of the kind -- an
+ * event's ev (its unused numeric / categorical entries zeroed, as the
+ * decoders leave them), a label's lb, a reject's everything; the other
+ * kind's fields and an event's or label's reason past [0] = '\0' are left
+ * as out had them (rs_msg_t: not meaningful).  @locality the owner thread */
 int rs_imerge_pop(rs_imerge_t *im, rs_msg_t *out, int max, int64_t now_ms);
 
 /* Inputs paused for hold_max that are below half of it again: the flag is

@@ -296,7 +296,9 @@ typedef enum rs_msg_kind_e {
 #define RS_MSG_TOPIC_LABELS 1
 
 /* One consumed message, decoded.  Plain memory: arrays of these are
- * allocated once by the caller. */
+ * allocated once by the caller.  Only the fields of `kind` are meaningful
+ * (ev for an event, lb for a label, reason for a reject; reason is ""
+ * otherwise): the task merge copies no more than those (imerge.h). */
 typedef struct rs_msg_s {
     rs_msg_kind_t kind;
     int32_t partition;

@@ -157,6 +157,12 @@ rs_err_t rs_str_copy(char *dst, size_t size, const char *s, size_t len,
 rs_err_t rs_str_check(const char *s, size_t size, const char *what,
                       int required, int no_ctrl, char *errstr,
                       size_t errstr_size) {
+    /* the usual string in one pass: printable ASCII up to its NUL (valid
+     * UTF-8, no control character); anything else takes the checks below */
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < size && u[i] >= 0x20 && u[i] < 0x7f) i++;
+    if (i < size && u[i] == '\0' && (i > 0 || !required)) return RS_OK;
     const char *nul = memchr(s, '\0', size);
     if (!nul)
         return rs_errf(errstr, errstr_size, RS_ERR_INVALID,

@@ -479,6 +479,44 @@ static int jr_it_next(jr_it_t *it, jv_t *k, jv_t *v) {
     return 0;
 }
 
+/* The next element of an array span, as jr_it_next(it, NULL, v), except
+ * that an object element is not skipped: it is entered in place, *in
+ * walks its members (jr_it_next(in, k, v)) and jr_it_leave moves it past
+ * the object once *in returned 1 -- or jr_it_skip skips it unread.  One
+ * scan of each element instead of two (skip, then walk).  v->p / v->len
+ * are not set for an object entered (v->type is JT_OBJ). */
+static int jr_it_next_in(jr_it_t *it, jv_t *v, jr_it_t *in) {
+    jr_t *r = &it->r;
+    jr_ws(r);
+    char c = r->s[r->pos];
+    if (c == ']' || c == '}') return 1;
+    if (!it->first) {
+        r->pos++; /* ',' */
+        jr_ws(r);
+    }
+    it->first = 0;
+    if (r->s[r->pos] == '{') { /* stays at '{' until jr_it_leave/skip */
+        *v = (jv_t){.type = JT_OBJ, .p = r->s + r->pos};
+        in->r = (jr_t){.s = r->s + r->pos, .n = r->n - r->pos, .pos = 1};
+        in->first = 1;
+        return 0;
+    }
+    if (r->s[r->pos] == '[') jr_skip_valid(r, v);
+    else jr_scalar(r, v);
+    return 0;
+}
+
+/* After jr_it_next(in, ...) returned 1 (at the object's '}'). */
+static void jr_it_leave(jr_it_t *it, const jr_it_t *in) {
+    it->r.pos += in->r.pos + 1;
+}
+
+/* An object element of jr_it_next_in left unread. */
+static void jr_it_skip(jr_it_t *it, const jv_t *v) {
+    jv_t tmp;
+    if (v->type == JT_OBJ) jr_skip_valid(&it->r, &tmp);
+}
+
 /* ---------------------------------------------------------- field getters
  * The same rules and messages as the jd_* getters of proto_json.c. */
 
@@ -644,7 +682,8 @@ static rs_err_t jr_schema(const jv_t *v, char *errstr, size_t es) {
 /* Pass 1 over the whole message: validate, and keep the last value of each
  * of keys[0..nk) in vals[]. */
 static rs_err_t jr_top(const char *buf, size_t len, const char *const *keys,
-                       int nk, jv_t *vals, char *errstr, size_t es) {
+                       const size_t *klen, int nk, jv_t *vals, char *errstr,
+                       size_t es) {
     jr_t r = {.s = buf, .n = len, .pos = 0};
     jv_t top, k, v;
     if (!buf) return rs_errf(errstr, es, RS_ERR_INVALID, "no input");
@@ -653,8 +692,6 @@ static rs_err_t jr_top(const char *buf, size_t len, const char *const *keys,
                        "message of %zu bytes exceeds the limit of %d bytes",
                        len, RS_MSG_MAX);
     memset(vals, 0, (size_t)nk * sizeof(*vals));
-    size_t klen[16];
-    for (int i = 0; i < nk && i < 16; i++) klen[i] = strlen(keys[i]);
     jr_ws(&r);
     if (r.pos >= r.n || (buf[r.pos] != '{' && buf[r.pos] != '[')) {
         jr_fail(&r, r.pos >= r.n ? "'[' or '{' expected near end of input"
@@ -787,23 +824,26 @@ static rs_err_t jr_numeric_fields(const jv_t *c, rs_event_t *ev, char *errstr,
      * report first, as the jansson decoder checked the size first. */
     size_t n = 0;
     rs_err_t first = RS_OK;
+    jr_it_t e;
     jr_it_init(&it, c);
-    for (; jr_it_next(&it, NULL, &v) == 0; n++) {
-        if (n >= RS_MAX_NUMERIC || first) continue;
+    for (; jr_it_next_in(&it, &v, &e) == 0; n++) {
+        if (n >= RS_MAX_NUMERIC || first) {
+            jr_it_skip(&it, &v);
+            continue;
+        }
         rs_numeric_t *nf = &ev->numeric[n];
         jv_t name = {0}, value = {0};
-        jr_it_t e;
         if (v.type != JT_OBJ) {
             first = rs_errf(errstr, es, RS_ERR_INVALID,
                             "field '%s[%zu]': expected object",
                             "numeric_fields", n);
             continue;
         }
-        jr_it_init(&e, &v);
         while (jr_it_next(&e, &k, &v) == 0) {
             if (jr_key_is(&k, "name")) name = v;
             else if (jr_key_is(&k, "value")) value = v;
         }
+        jr_it_leave(&it, &e);
         /* `what` is only formatted for a message (second call) */
         if (jr_str(&name, "", nf->name, sizeof(nf->name), JD_REQ, NULL, 0)) {
             snprintf(what, sizeof(what), "numeric_fields[%zu].name", n);
@@ -874,23 +914,26 @@ static rs_err_t jr_categ_fields(const jv_t *c, rs_event_t *ev, char *errstr,
         return jr_expected("categorical_fields", "array", errstr, es);
     size_t n = 0; /* one walk, as numeric_fields */
     rs_err_t first = RS_OK;
+    jr_it_t e;
     jr_it_init(&it, c);
-    for (; jr_it_next(&it, NULL, &v) == 0; n++) {
-        if (n >= RS_MAX_CATEG || first) continue;
+    for (; jr_it_next_in(&it, &v, &e) == 0; n++) {
+        if (n >= RS_MAX_CATEG || first) {
+            jr_it_skip(&it, &v);
+            continue;
+        }
         rs_categ_t *cf = &ev->categ[n];
         jv_t name = {0}, value = {0};
-        jr_it_t e;
         if (v.type != JT_OBJ) {
             first = rs_errf(errstr, es, RS_ERR_INVALID,
                             "field '%s[%zu]': expected object",
                             "categorical_fields", n);
             continue;
         }
-        jr_it_init(&e, &v);
         while (jr_it_next(&e, &k, &v) == 0) {
             if (jr_key_is(&k, "name")) name = v;
             else if (jr_key_is(&k, "value")) value = v;
         }
+        jr_it_leave(&it, &e);
         if (jr_str(&name, "", cf->name, sizeof(cf->name), JD_REQ, NULL, 0)) {
             snprintf(what, sizeof(what), "categorical_fields[%zu].name", n);
             first = jr_str(&name, what, cf->name, sizeof(cf->name), JD_REQ,
@@ -916,6 +959,11 @@ enum { EK_ID, EK_TYPE, EK_ENTITY, EK_CPTY, EK_TIME, EK_AMOUNT, EK_NUM,
 static const char *const rs_event_keys[EK_N] = {
     "id", "type", "entity_id", "counterparty_id", "event_time_ms", "amount",
     "numeric_fields", "categorical_fields", "schema_version"};
+#define JR_KL(s) (sizeof(s) - 1)
+static const size_t rs_event_klen[EK_N] = { /* strlen of each key */
+    JR_KL("id"), JR_KL("type"), JR_KL("entity_id"), JR_KL("counterparty_id"),
+    JR_KL("event_time_ms"), JR_KL("amount"), JR_KL("numeric_fields"),
+    JR_KL("categorical_fields"), JR_KL("schema_version")};
 
 rs_err_t rs_event_from_json(const char *buf, size_t len, rs_event_t *ev,
                             char *errstr, size_t errstr_size) {
@@ -924,7 +972,8 @@ rs_err_t rs_event_from_json(const char *buf, size_t len, rs_event_t *ev,
     rs_err_t err;
     if (!ev) return rs_errf(errstr, es, RS_ERR_INVALID, "no event");
     memset(ev, 0, sizeof(*ev));
-    if ((err = jr_top(buf, len, rs_event_keys, EK_N, f, errstr, es)))
+    if ((err = jr_top(buf, len, rs_event_keys, rs_event_klen, EK_N, f,
+                      errstr, es)))
         return err;
     if ((err = jr_str(&f[EK_ID], "id", ev->id, sizeof(ev->id),
                       JD_REQ | JD_INT_OK, errstr, es)) ||
@@ -949,6 +998,9 @@ rs_err_t rs_event_from_json(const char *buf, size_t len, rs_event_t *ev,
 enum { LK_EVENT, LK_ENTITY, LK_VALUE, LK_TIME, LK_SCHEMA, LK_N };
 static const char *const rs_label_keys[LK_N] = {
     "event_id", "entity_id", "value", "label_time_ms", "schema_version"};
+static const size_t rs_label_klen[LK_N] = {
+    JR_KL("event_id"), JR_KL("entity_id"), JR_KL("value"),
+    JR_KL("label_time_ms"), JR_KL("schema_version")};
 
 rs_err_t rs_label_from_json(const char *buf, size_t len, rs_label_t *lb,
                             char *errstr, size_t errstr_size) {
@@ -957,7 +1009,8 @@ rs_err_t rs_label_from_json(const char *buf, size_t len, rs_label_t *lb,
     rs_err_t err;
     if (!lb) return rs_errf(errstr, es, RS_ERR_INVALID, "no label");
     memset(lb, 0, sizeof(*lb));
-    if ((err = jr_top(buf, len, rs_label_keys, LK_N, f, errstr, es)))
+    if ((err = jr_top(buf, len, rs_label_keys, rs_label_klen, LK_N, f,
+                      errstr, es)))
         return err;
     if ((err = jr_str(&f[LK_EVENT], "event_id", lb->event_id,
                       sizeof(lb->event_id), JD_REQ | JD_INT_OK, errstr,

@@ -26,6 +26,13 @@
  *    pushed, random max per pop) give per task exactly the reference
  *    2-way merge by (time, topic) of the two partitions, and the same
  *    sequence every time; nothing is reordered.
+ *  - test_copy_fields: what a pop copies into the caller's array (only
+ *    the fields of the message's kind, an event's unused fields zeroed)
+ *    is, for 2000 random events decoded by rs_event_from_json (0..16
+ *    numeric and categorical fields, strings of every length) and for
+ *    labels and rejects, field for field the slot that was pushed --
+ *    every byte of every string buffer and unused entry included -- over
+ *    an output array full of garbage; the order is the push order.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -373,6 +380,151 @@ static void test_random_interleavings(void **state) {
 
 /* The core alone: idle wait counted from the later of the head's arrival
  * and the other input's end; blocked names the lowest unknown input. */
+/* Field for field (every byte of the buffers, padding aside). */
+static void assert_msg_same(const rs_msg_t *a, const rs_msg_t *b) {
+    assert_int_equal(a->kind, b->kind);
+    assert_int_equal(a->partition, b->partition);
+    assert_int_equal(a->offset, b->offset);
+    assert_int_equal(a->topic, b->topic);
+    assert_int_equal(a->produced_ms, b->produced_ms);
+    assert_int_equal(a->received_us, b->received_us);
+    assert_int_equal(a->replay, b->replay);
+    if (a->kind == RS_MSG_REJECT) {
+        assert_memory_equal(a->reason, b->reason, sizeof(a->reason));
+        return;
+    }
+    assert_int_equal(a->reason[0], '\0');
+    assert_int_equal(b->reason[0], '\0');
+    if (a->kind == RS_MSG_LABEL) {
+        assert_memory_equal(a->lb.event_id, b->lb.event_id,
+                            sizeof(a->lb.event_id));
+        assert_memory_equal(a->lb.entity_id, b->lb.entity_id,
+                            sizeof(a->lb.entity_id));
+        assert_memory_equal(&a->lb.value, &b->lb.value, sizeof(double));
+        assert_int_equal(a->lb.label_time_ms, b->lb.label_time_ms);
+        return;
+    }
+    const rs_event_t *x = &a->ev, *y = &b->ev;
+    assert_memory_equal(x, y, offsetof(rs_event_t, event_time_ms));
+    assert_int_equal(x->event_time_ms, y->event_time_ms);
+    assert_memory_equal(&x->amount, &y->amount, sizeof(double));
+    assert_int_equal(x->n_numeric, y->n_numeric);
+    for (int k = 0; k < RS_MAX_NUMERIC; k++) {
+        assert_memory_equal(x->numeric[k].name, y->numeric[k].name,
+                            sizeof(x->numeric[k].name));
+        assert_memory_equal(&x->numeric[k].value, &y->numeric[k].value,
+                            sizeof(double));
+    }
+    assert_int_equal(x->n_categ, y->n_categ);
+    assert_memory_equal(x->categ, y->categ, sizeof(x->categ));
+}
+
+static void rnd_str(char *dst, size_t max) {
+    size_t n = 1 + rnd() % (max - 1);
+    for (size_t i = 0; i < n; i++) dst[i] = (char)('a' + rnd() % 26);
+    dst[n] = '\0';
+}
+
+static void test_copy_fields(void **state) {
+    (void)state;
+    enum { N = 2000 };
+    rs_imerge_t *im = rs_imerge_new(0, 1u << 20, NULL, NULL);
+    /* partition 0: events only, 1: labels only (fetch order), 2: both */
+    rs_imerge_assign(im, RS_MSG_TOPIC_EVENTS, 0, 1);
+    rs_imerge_assign(im, RS_MSG_TOPIC_LABELS, 1, 1);
+    rs_msg_t *ref = calloc(N, sizeof(*ref));
+    rs_msg_t *out = malloc(N * sizeof(*out));
+    static char js[16384];
+    char es[160];
+    int nev = 0;
+    for (int i = 0; i < N; i++) {
+        rs_msg_t *m = rs_imerge_slot(im);
+        memset(m, 0x5A, sizeof(*m)); /* a slot used before */
+        int what = (int)(rnd() % 10);
+        m->partition = what == 9 ? 1 : 0;
+        m->topic = what == 9 ? RS_MSG_TOPIC_LABELS : RS_MSG_TOPIC_EVENTS;
+        m->offset = i;
+        m->produced_ms = (int64_t)rnd() % 1000000;
+        m->received_us = (int64_t)rnd() % 1000000;
+        m->replay = (int)(rnd() % 2);
+        m->reason[0] = '\0';
+        if (what == 9) {
+            char id[RS_ID_MAX], ent[RS_ID_MAX];
+            rnd_str(id, sizeof(id));
+            rnd_str(ent, sizeof(ent));
+            snprintf(js, sizeof(js), "{\"event_id\":\"%s\",\"entity_id\":"
+                     "\"%s\",\"value\":%d,\"label_time_ms\":%lld}", id, ent,
+                     (int)(rnd() % 2), BASE_MS + (long long)(rnd() % 100000));
+            assert_int_equal(rs_label_from_json(js, strlen(js), &m->lb, es,
+                                                sizeof(es)), RS_OK);
+            m->kind = RS_MSG_LABEL;
+        } else if (what == 8) {
+            m->kind = RS_MSG_REJECT;
+            snprintf(m->reason, sizeof(m->reason), "bad %d", i);
+        } else {
+            char id[RS_ID_MAX], ent[RS_ID_MAX], cp[RS_ID_MAX],
+                ty[RS_TYPE_MAX];
+            rnd_str(id, sizeof(id));
+            rnd_str(ent, sizeof(ent));
+            rnd_str(cp, sizeof(cp));
+            rnd_str(ty, sizeof(ty));
+            int nn = (int)(rnd() % (RS_MAX_NUMERIC + 1));
+            int nc = (int)(rnd() % (RS_MAX_CATEG + 1));
+            int o = snprintf(js, sizeof(js), "{\"id\":\"%s\",\"type\":\"%s\","
+                             "\"entity_id\":\"%s\",\"counterparty_id\":\"%s\","
+                             "\"event_time_ms\":%lld,\"amount\":%d.%02d,"
+                             "\"numeric_fields\":[", id, ty, ent, cp,
+                             BASE_MS + (long long)(rnd() % 100000),
+                             (int)(rnd() % 1000), (int)(rnd() % 100));
+            for (int k = 0; k < nn; k++) {
+                char nm[RS_NAME_MAX - 2]; /* + up to 2 digits */
+                rnd_str(nm, sizeof(nm));
+                o += snprintf(js + o, sizeof(js) - (size_t)o,
+                              "%s{\"name\":\"%s%d\",\"value\":%d.5}",
+                              k ? "," : "", nm, k,
+                              (int)(rnd() % 1000) - 500);
+            }
+            o += snprintf(js + o, sizeof(js) - (size_t)o,
+                          "],\"categorical_fields\":[");
+            for (int k = 0; k < nc; k++) {
+                char nm[RS_NAME_MAX - 2], v[RS_CATVAL_MAX];
+                rnd_str(nm, sizeof(nm));
+                rnd_str(v, sizeof(v));
+                o += snprintf(js + o, sizeof(js) - (size_t)o,
+                              "%s{\"name\":\"%s%d\",\"value\":\"%s\"}",
+                              k ? "," : "", nm, k, v);
+            }
+            snprintf(js + o, sizeof(js) - (size_t)o, "]}");
+            rs_err_t err = rs_event_from_json(js, strlen(js), &m->ev, es,
+                                              sizeof(es));
+            if (err != RS_OK) fail_msg("%s: %s", js, es);
+            m->kind = RS_MSG_EVENT;
+            nev++;
+        }
+        ref[i] = *m;
+        assert_int_equal(rs_imerge_push(im, m, 0), 0);
+    }
+    assert_true(nev > N / 2);
+    memset(out, 0xA5, N * sizeof(*out)); /* garbage: a batch array in use */
+    int n = 0, k;
+    while (n < N && (k = rs_imerge_pop(im, out + n, 1 + (int)(rnd() % 300),
+                                       0)) > 0)
+        n += k;
+    assert_int_equal(n, N);
+    /* per partition, push order; across partitions, every message once */
+    int64_t next[2] = {-1, -1};
+    for (int i = 0; i < N; i++) {
+        int p = out[i].partition;
+        assert_true(p == 0 || p == 1);
+        assert_true(out[i].offset > next[p]);
+        next[p] = out[i].offset;
+        assert_msg_same(&out[i], &ref[out[i].offset]);
+    }
+    free(ref);
+    free(out);
+    rs_imerge_destroy(im);
+}
+
 static void test_tmerge_core(void **state) {
     (void)state;
     rs_tmerge_t *m = rs_tmerge_new(3, 10);
@@ -404,6 +556,7 @@ int main(void) {
         cmocka_unit_test(test_idle_wait),
         cmocka_unit_test(test_rejects_assign_hold),
         cmocka_unit_test(test_random_interleavings),
+        cmocka_unit_test(test_copy_fields),
         cmocka_unit_test(test_tmerge_core),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -407,6 +407,66 @@ static void test_encode_batch(void **state) {
     rs_enc_arena_free(&arena); /* twice: fine */
 }
 
+/* rs_str_check (its one-pass path for printable ASCII) against the
+ * three checks it stands for: NUL within the buffer, non-empty if
+ * required, valid UTF-8, no control character if no_ctrl -- the same code
+ * and message for 20000 random buffers of printable ASCII with now and
+ * then a control byte, 0x7f, a UTF-8 sequence (valid or not), a missing
+ * NUL or an empty string. */
+static rs_err_t ref_str_check(const char *s, size_t size, const char *what,
+                              int required, int no_ctrl, char *errstr,
+                              size_t es) {
+    const char *nul = memchr(s, '\0', size);
+    if (!nul)
+        return rs_errf(errstr, es, RS_ERR_INVALID,
+                       "field '%s': not NUL-terminated within %zu bytes",
+                       what, size);
+    size_t len = (size_t)(nul - s);
+    if (required && len == 0)
+        return rs_errf(errstr, es, RS_ERR_INVALID,
+                       "field '%s': missing or empty", what);
+    long at = rs_utf8_invalid_at(s, len);
+    if (at >= 0)
+        return rs_errf(errstr, es, RS_ERR_INVALID,
+                       "field '%s': invalid UTF-8 at byte %ld", what, at);
+    if (no_ctrl && (at = rs_ctrl_at(s, len)) >= 0)
+        return rs_errf(errstr, es, RS_ERR_INVALID,
+                       "field '%s': control character 0x%02x at byte %ld",
+                       what, (unsigned char)s[at], at);
+    return RS_OK;
+}
+
+static void test_str_check(void **state) {
+    (void)state;
+    static const char *const odd[] = {"\x01", "\x1f", "\x7f", "\xc3\xa9",
+                                      "\xe2\x82\xac", "\xf0\x9f\x98\x80",
+                                      "\xc3", "\xff", "\xed\xa0\x80", "\n"};
+    uint64_t x = 0x9E3779B97F4A7C15ULL;
+    char buf[16], e1[128], e2[128];
+    int seen_ok = 0, seen_err = 0;
+    for (int it = 0; it < 20000; it++) {
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        size_t size = 1 + x % sizeof(buf);
+        size_t len = (x >> 8) % (size + 1); /* == size: no NUL */
+        for (size_t i = 0; i < size; i++)
+            buf[i] = (char)(0x20 + ((x >> (i % 48)) + i * 7) % 95);
+        if ((x >> 20) % 4 == 0 && len > 0) { /* an odd byte sequence */
+            const char *o = odd[(x >> 24) % (sizeof(odd) / sizeof(odd[0]))];
+            size_t at = (x >> 32) % len, ol = strlen(o);
+            for (size_t k = 0; k < ol && at + k < len; k++) buf[at + k] = o[k];
+        }
+        if (len < size) buf[len] = '\0';
+        int req = (int)((x >> 40) & 1), noc = (int)((x >> 41) & 1);
+        rs_err_t a = rs_str_check(buf, size, "f", req, noc, e1, sizeof(e1));
+        rs_err_t b = ref_str_check(buf, size, "f", req, noc, e2, sizeof(e2));
+        assert_int_equal(a, b);
+        if (a != RS_OK) assert_string_equal(e1, e2);
+        seen_ok += a == RS_OK;
+        seen_err += a != RS_OK;
+    }
+    assert_true(seen_ok > 1000 && seen_err > 1000);
+}
+
 /* The streaming event/label decoders against the jansson ones they
  * replaced: same error code, and on success the same record, bit for
  * bit.  Duplicate keys (the last wins), escapes in keys and values,
@@ -447,6 +507,34 @@ static void test_json_decoders_agree(void **state) {
         "{" H ",\"x\":[1,]}", "{" H ",\"x\":tru}", "{" H ",\"x\":\"\t\"}",
         "{" H ",\"id\":null}", "{" H ",\"type\":\"\"}", "{}", "", "   ",
         "{\"id\":\"a\"", "{\"id\" \"a\"}", "\"str\"", "42",
+        /* array elements walked in place (one scan): whitespace, empty
+         * objects, nested values, elements after an error or beyond 16 */
+        "{" H ",\"numeric_fields\":[ { \"name\" : \"a\" , \"value\" : 1 } ,"
+        "\n{\"value\":{\"v\":[1,{}]},\"name\":\"b\"} , {} ]}",
+        "{" H ",\"numeric_fields\":[{\"name\":\"a\",\"value\":1},{},"
+        "{\"name\":\"c\",\"value\":2}]}",
+        "{" H ",\"numeric_fields\":[{\"name\":\"a\",\"value\":[]},"
+        "{\"name\":{\"}\":\"]\"},\"value\":2},[{}],\"{\"]}",
+        "{" H ",\"numeric_fields\":[{\"name\":\"a\",\"value\":1},[],"
+        "{\"name\":\"b\",\"value\":2}],\"amount\":3}",
+        "{" H ",\"numeric_fields\":[{\"name\":\"a\",\"value\":1},"
+        "{\"name\":\"b\",\"value\":2},{\"name\":\"c\",\"value\":3},"
+        "{\"name\":\"d\",\"value\":4},{\"name\":\"e\",\"value\":5},"
+        "{\"name\":\"f\",\"value\":6},{\"name\":\"g\",\"value\":7},"
+        "{\"name\":\"h\",\"value\":8},{\"name\":\"i\",\"value\":9},"
+        "{\"name\":\"j\",\"value\":10},{\"name\":\"k\",\"value\":11},"
+        "{\"name\":\"l\",\"value\":12},{\"name\":\"m\",\"value\":13},"
+        "{\"name\":\"n\",\"value\":14},{\"name\":\"o\",\"value\":15},"
+        "{\"name\":\"p\",\"value\":16},{\"name\":\"q\",\"value\":17}]}",
+        "{" H ",\"categorical_fields\":[ {\"name\":\"a\",\"value\":\"x\"} ,"
+        "{ \"value\" : \"y}\" , \"name\" : \"b\\\"]\" }, { } ]}",
+        "{" H ",\"categorical_fields\":[{\"name\":\"a\",\"value\":[\"x\"]},"
+        "{\"name\":\"b\",\"value\":\"y\"},{\"name\":1}]}",
+        "{" H ",\"categorical_fields\":[{\"name\":\"a\",\"value\":\"x\"},"
+        "7,{\"name\":\"b\",\"value\":\"y\"}]}",
+        "{" H ",\"categorical_fields\":[{\"name\":\"a\",\"value\":\"x\"},"
+        "{\"name\":\"b\",\"value\":\"y\",\"name\":\"c\"},{\"name\":\"d\","
+        "\"value\":\"z\"}],\"numeric_fields\":[{\"name\":\"n\",\"value\":1}]}",
     };
     rs_event_t a, b;
     char e1[256], e2[256];
@@ -1711,6 +1799,7 @@ int main(void) {
         cmocka_unit_test(test_label_json_roundtrip),
         cmocka_unit_test(test_score_json_roundtrip),
         cmocka_unit_test(test_encode_batch),
+        cmocka_unit_test(test_str_check),
         cmocka_unit_test(test_json_decoders_agree),
         cmocka_unit_test(test_score_event_fields),
         cmocka_unit_test(test_pb_roundtrip),
