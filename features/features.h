@@ -112,6 +112,20 @@ typedef enum rs_features_agg_e {
                                   * the noise against the key's own, 0 when
                                   * as usual; clipped to +-log 50; 0 with
                                   * fewer than 2 values or no baseline     */
+    RS_FEATURES_AGG_BASE_NOISE,  /* noise growth beyond chance: r - 3 s if
+                                  * positive, else 0; r = log(noise of the
+                                  * window / the key's own), the noise
+                                  * from successive differences, blind to
+                                  * the level (a step, drift or daily
+                                  * cycle inside the window): median
+                                  * |x_i - x_i-1| of the window over the
+                                  * mean |d| of the key's life before it,
+                                  * each scaled to a sd (/(0.6745 sqrt 2),
+                                  * /(2/sqrt pi)), clipped to +-log 50;
+                                  * s = 1.166/sqrt(n), r's sampling sd for
+                                  * n differences of a normal noise; 0
+                                  * with fewer than 2 differences or no
+                                  * baseline                             */
     RS_FEATURES_AGG__CNT
 } rs_features_agg_t;
 

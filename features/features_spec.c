@@ -131,7 +131,7 @@ static const char *const rs_fe_agg_names[RS_FEATURES_AGG__CNT] = {
     "new", "since_last", "ratio_mean", "zscore", "velocity", "fraud_count",
     "fraud_rate", "last", "slope", "deviation", "current", "current_log1p",
     "hour_of_day", "day_of_week", "night", "weekend", "hour_sin", "hour_cos",
-    "base_dev", "base_z", "life", "base_spread",
+    "base_dev", "base_z", "life", "base_spread", "base_noise",
 };
 
 const char *rs_features_agg_name(rs_features_agg_t agg) {
@@ -157,7 +157,8 @@ static int rs_fe_agg_parse(const char *s) {
 /* baseline aggregations (per-key running statistics) */
 #define RS_FE_AGG_BASE                                                        \
     ((1u << RS_FEATURES_AGG_BASE_DEV) | (1u << RS_FEATURES_AGG_BASE_Z) |      \
-     (1u << RS_FEATURES_AGG_LIFE) | (1u << RS_FEATURES_AGG_BASE_SPREAD))
+     (1u << RS_FEATURES_AGG_LIFE) | (1u << RS_FEATURES_AGG_BASE_SPREAD) |   \
+     (1u << RS_FEATURES_AGG_BASE_NOISE))
 /* aggregations whose value does not depend on the window */
 #define RS_FE_AGG_NOWIN                                                       \
     ((1u << RS_FEATURES_AGG_CURRENT) | (1u << RS_FEATURES_AGG_CURRENT_LOG1P) | \
@@ -857,7 +858,9 @@ rs_err_t rs_fe_compile(rs_features_t *f, char *errstr, size_t errstr_size) {
         if (s->aggs & RS_FE_AGG_LABEL && !s->bucket_ms)
             tb->nlab = (uint32_t)f->conf.labels_per_key;
         if (s->aggs & RS_FE_AGG_CAL) f->has_cal = 1;
-        if (s->aggs & RS_FE_AGG_BASE) tb->nbase = 1; /* = nv below */
+        if (s->aggs & RS_FE_AGG_BASE && !tb->nbase) tb->nbase = 1; /* = nv below */
+        if (s->aggs & (1u << RS_FEATURES_AGG_BASE_NOISE))
+            tb->nbase = 2;  /* = 2 nv below: the differences' too */
         c->vi = rs_fe_add_name(tb->vname, &tb->nv, RS_FEATURES_MAX_VALUES, s->value);
         if (c->vi < 0) {
             err = rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
@@ -929,7 +932,8 @@ rs_err_t rs_fe_compile(rs_features_t *f, char *errstr, size_t errstr_size) {
                 c->need |= RS_FE_NEED_SCAN | RS_FE_NEED_VALUES;
             /* a spread is over the window's values (the kept history
              * without a window) */
-            if (s->aggs & (1u << RS_FEATURES_AGG_BASE_SPREAD))
+            if (s->aggs & ((1u << RS_FEATURES_AGG_BASE_SPREAD) |
+                           (1u << RS_FEATURES_AGG_BASE_NOISE)))
                 c->need |= RS_FE_NEED_SCAN | RS_FE_NEED_VALUES;
             if (s->bucket_ms) c->need = 0;
         }
@@ -953,7 +957,7 @@ rs_err_t rs_fe_compile(rs_features_t *f, char *errstr, size_t errstr_size) {
     for (int t = 0; t < f->ntab; t++) {
         rs_fe_tab_t *tb = &f->tab[t];
         tb->item_size = (8 + 4 * (size_t)(tb->nv + tb->na) + 7) & ~(size_t)7;
-        if (tb->nbase) tb->nbase = (uint32_t)tb->nv;
+        if (tb->nbase) tb->nbase = tb->nbase * (uint32_t)tb->nv;
         tb->slot_size = sizeof(rs_fe_hdr_t) + tb->hist * tb->item_size +
                         tb->nlab * sizeof(rs_fe_lab_t) +
                         tb->nbkt * sizeof(rs_fe_bkt_t) +
@@ -1088,6 +1092,8 @@ rs_err_t rs_fe_compile(rs_features_t *f, char *errstr, size_t errstr_size) {
                 rs_fe_descf(d, ds, "log(1 + events of %s since it was new or last reset)", kw); break;
             case RS_FEATURES_AGG_BASE_SPREAD:
                 rs_fe_descf(d, ds, "log(standard deviation of %s over the %s%s / the baseline standard deviation of %s), clipped to +-log 50; 0 if < 2 values", v, ww, ow, kw); break;
+            case RS_FEATURES_AGG_BASE_NOISE:
+                rs_fe_descf(d, ds, "noise growth of %s over the %s%s beyond chance: r - 3 s if positive, else 0; r = log(noise / the baseline noise of %s), noise from successive differences (blind to level changes: median |difference| of the window against the mean |difference| of its life before it), s = 1.166/sqrt(differences); 0 if < 2 differences", v, ww, ow, kw); break;
             default:
                 rs_fe_descf(d, ds, "log(1 + %s) of this event (0 if absent)", v); break;
             }
