@@ -183,6 +183,8 @@ typedef struct rs_features_conf_s {
                                  * comma list; "" = no normalisation        */
     int64_t conditions;         /* at most this many operating conditions
                                  * (0: RS_OPCOND_MAX_CONDITIONS)            */
+    int sensor_noise;           /* sensors preset: + base_noise of the
+                                 * longest span per field                   */
     /* From the raw `specs:` / `extra_specs:` keys (rs_features_conf_add_specs).
      * specs replace the preset's, extra_specs are appended to them. */
     int nspecs, nextra;

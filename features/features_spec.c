@@ -80,6 +80,13 @@ static const rs_conf_field_t rs_features_fields[] = {
      offsetof(rs_features_conf_t, conditions), 0,
      "with setting_fields: at most this many operating conditions (0: up "
      "to 16); they are found from the settings", NULL, 0, 16},
+    {"sensor_noise", RS_CONF_BOOL, "false",
+     offsetof(rs_features_conf_t, sensor_noise), 0,
+     "sensors preset: also each field's noise growth over the longest span "
+     "(base_noise: successive differences against the machine's own, "
+     "beyond chance; the cold-start reference reads it too); off by "
+     "default: measured, it lifts the noisy shape and costs step and drift "
+     "1-3 points (docs/maintenance.md)", NULL, 0, 0},
     {"baseline_prior", RS_CONF_INT, "16",
      offsetof(rs_features_conf_t, baseline_prior), 0,
      "baselines (base_dev, base_z): a key's running statistics are topped "
@@ -629,6 +636,9 @@ static int rs_fe_preset_cards(const rs_features_conf_t *c,
  * against that baseline (noise averaged out) and their slope per hour.
  * Not the spread (base_spread): measured, it helps noisy sensors and
  * costs the other shapes (docs/maintenance.md); an extra spec adds it.
+ * The noise growth (base_noise, blind to level changes) of the longest
+ * span with features.sensor_noise (off: it still cost step and drift a
+ * little, docs/maintenance.md).
  * No label-aware feature: a machine's failure labels say that ITS
  * readings before the failure were positives, so counting them in its
  * later readings would pass the label to the model. */
@@ -682,7 +692,11 @@ static int rs_fe_preset_sensors(const rs_features_conf_t *c,
         }
         o[n++] = rs_fe_mk("entity", name, 0, A(BASE_Z));
         for (int k = 0; k < nspan; k++) {
-            o[n] = rs_fe_mk("entity", name, 0, A(BASE_Z) | A(SLOPE));
+            /* sensor_noise: the longest span also measures the noise */
+            o[n] = rs_fe_mk("entity", name, 0,
+                            A(BASE_Z) | A(SLOPE) |
+                                (c->sensor_noise && k == nspan - 1
+                                     ? A(BASE_NOISE) : 0));
             o[n].last_n = span[k];
             o[n++].include_current = 1;
         }

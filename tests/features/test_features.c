@@ -992,6 +992,9 @@ static void test_reference_presets(void **state) {
     rs_strlcpy(c.sensor_fields, "temp, pressure", sizeof(c.sensor_fields));
     sc.seed = 12;
     run_reference(&c, &sc);
+    c.sensor_noise = 1;    /* + base_noise of the longest span */
+    sc.seed = 13;
+    run_reference(&c, &sc);
 }
 
 /* ================================================================ targeted */
@@ -1012,7 +1015,17 @@ static void test_sensor_fields_max(void **state) {
     if (!f) fail_msg("8 sensor fields refused: %s", err);
     assert_int_equal(rs_features_dim(f), 1 + 5 * RS_FEATURES_MAX_SENSORS);
     assert_true(find_feature(f, "ent_h_base_z_last48_incl") >= 0);
+    assert_true(find_feature(f, "ent_h_base_noise_last48_incl") < 0);
     rs_features_destroy(f);
+    /* features.sensor_noise: + the longest span's base_noise per field */
+    c.sensor_noise = 1;
+    f = rs_features_new(&c, err, sizeof(err));
+    if (!f) fail_msg("sensor_noise: %s", err);
+    assert_int_equal(rs_features_dim(f), 1 + 6 * RS_FEATURES_MAX_SENSORS);
+    assert_true(find_feature(f, "ent_h_base_noise_last48_incl") >= 0);
+    assert_true(find_feature(f, "ent_h_base_noise_last12_incl") < 0);
+    rs_features_destroy(f);
+    c.sensor_noise = 0;
     rs_strlcpy(c.sensor_fields, "a,b,c,d,e,f,g,h,i", sizeof(c.sensor_fields));
     err[0] = '\0';
     assert_null(rs_features_new(&c, err, sizeof(err)));
