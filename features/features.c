@@ -1023,14 +1023,23 @@ static void rs_fe_spec_eval(rs_features_t *f, const rs_fe_cspec_t *c,
             if (o > lim) o = lim;
             if (o < -lim) o = -lim;
             /* only what chance does not explain: the log ratio beyond 3
-             * of its sampling sds for a normal noise (1.166 / sqrt(nd),
-             * the asymptotic sd of the log median of nd |differences|),
-             * so the input is exactly 0 on a healthy machine and on a
-             * failure that does not change the noise.  Measured: the raw
-             * log ratio (sd 0.18 on healthy readings at 48) cost the
-             * step and drift shapes the way base_spread did, an input of
-             * pure sampling noise there (docs/maintenance.md). */
-            o -= 3.0 * 1.1664 / sqrt((double)nd);
+             * of its sampling sds for a normal noise, so the input is
+             * exactly 0 on a healthy machine and on a failure that does
+             * not change the noise.  Both estimates err: the window's log
+             * median of nd |differences| by 1.166 / sqrt(nd) (asymptotic),
+             * the baseline's log mean of m by sqrt((pi/2 - 1) / m), m its
+             * differences (own, topped up with the fleet's).  Measured:
+             * the raw log ratio (sd 0.18 on healthy readings at 48) cost
+             * the step and drift shapes the way base_spread did, an input
+             * of pure sampling noise there (docs/maintenance.md). */
+            double own = tb->nbase ? (h ? rs_fe_bases(tb, h)[nb + c->vi].n : 0) - ex.n : 0;
+            if (own < 0.5) own = 0;
+            double kk = (double)f->conf.baseline_prior - own;
+            if (kk < 0) kk = 0;
+            if (kk > tb->fleet[nb + c->vi].n) kk = tb->fleet[nb + c->vi].n;
+            double m = own + kk;
+            double se = sqrt(1.1664 * 1.1664 / nd + (m > 0 ? 0.5708 / m : 0));
+            o -= 3.0 * se;
             if (o < 0) o = 0;
             break;
         }

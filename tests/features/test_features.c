@@ -404,7 +404,7 @@ static int ref_base(ref_t *r, int tb, int id, int vi, const int *excl,
  * by the key's readings since its epoch without the window's (excl:
  * their values), topped up to baseline_prior with the table's. */
 static int ref_base_dif(ref_t *r, int tb, int id, int vi, const double *excl,
-                        int nexcl, double *mean) {
+                        int nexcl, double *mean, double *count) {
     const ref_key_t *k = ref_key(r, tb, id);
     double n = 0, s1 = 0, fn = 0, f1 = 0, xn = 0, x1 = 0;
     for (int i = 0; i < r->nev; i++) {
@@ -423,6 +423,7 @@ static int ref_base_dif(ref_t *r, int tb, int id, int vi, const double *excl,
     if (kk > fn) kk = fn;
     if (n + kk <= 0) return 0;
     *mean = (n * m + kk * (fn ? f1 / fn : 0)) / (n + kk);
+    *count = n + kk;
     return 1;
 }
 
@@ -653,7 +654,8 @@ static void ref_features(ref_t *r, const rs_event_t *ev, const ref_ev_t *cur,
                     }
                     prev = xv;
                 }
-                if (nd < 2 || !ref_base_dif(r, tb, id, vi, ex, nex, &bm) || !(bm > 0))
+                double bn = 0;
+                if (nd < 2 || !ref_base_dif(r, tb, id, vi, ex, nex, &bm, &bn) || !(bm > 0))
                     break;
                 qsort(ds, (size_t)nd, sizeof(double), cmp_double);
                 double med = nd % 2 ? ds[nd / 2] : 0.5 * (ds[nd / 2 - 1] + ds[nd / 2]);
@@ -661,7 +663,8 @@ static void ref_features(ref_t *r, const rs_event_t *ev, const ref_ev_t *cur,
                                   (0.6744897501960817 * 1.4142135623730951))
                             : -lim;
                 v = v > lim ? lim : v < -lim ? -lim : v;
-                v -= 3.0 * 1.1664 / sqrt((double)nd);  /* beyond chance */
+                /* beyond chance: the window's and the baseline's error */
+                v -= 3.0 * sqrt(1.1664 * 1.1664 / nd + 0.5708 / bn);
                 if (v < 0) v = 0;
                 break;
             }
@@ -1284,7 +1287,8 @@ static void test_sensor_noise(void **state) {
         add_num(&ev, "temp", 1000.0 + 5 * 10.0 * rs_rng_normal(&rng));
         assert_int_equal(rs_features_process(f, &ev, x, NULL), RS_OK);
     }
-    const double s48 = 3.0 * 1.1664 / sqrt(48.0);  /* 3 sampling sds */
+    const double s48 = 3.0 * 1.1664 / sqrt(48.0);  /* 3 sampling sds (+ a
+                                                    * long baseline's) */
     assert_true(x[inz] > log(3.0) - s48 && x[inz] < log(8.0) - s48); /* ~log 5 */
     assert_true(fabsf(x[iz]) < 2);                                  /* level steady */
     char w[160];
