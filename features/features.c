@@ -454,6 +454,7 @@ rs_features_t *rs_features_new(const rs_features_conf_t *conf, char *errstr,
            ((uint64_t)f->evidx.mask + 1) * 4;
 
     f->sel = rs_aligned_calloc((size_t)f->maxhist + 2, sizeof(uint32_t));
+    f->dif = rs_aligned_calloc((size_t)f->maxhist + 2, sizeof(double));
     f->dmask = rs_fe_pow2((uint64_t)(f->maxhist + 1) * 2) - 1;
     f->dset_key = rs_aligned_calloc((size_t)f->dmask + 1, sizeof(uint32_t));
     f->dset_gen = rs_aligned_calloc((size_t)f->dmask + 1, sizeof(uint32_t));
@@ -516,6 +517,7 @@ void rs_features_destroy(rs_features_t *f) {
     rs_free(f->evidx.index);
     rs_free(f->evidx.ck_done);
     rs_free(f->sel);
+    rs_free(f->dif);
     rs_free(f->dset_key);
     rs_free(f->dset_gen);
     rs_free(f->names);
@@ -723,6 +725,36 @@ static inline void rs_fe_welford(rs_fe_base_t *b, double v) {
     b->mean += d / b->n;
     b->m2 += d * (v - b->mean);
     if (b->m2 < 0) b->m2 = 0;
+}
+
+/* The median of a[0..n) (n >= 1; a is reordered): quickselect, no
+ * allocation.  Even n: the mean of the two middle values. */
+static double rs_fe_median(double *a, int n) {
+    int k = n / 2, lo = 0, hi = n - 1;
+    while (lo < hi) {
+        double piv = a[(lo + hi) / 2];
+        int i = lo, j = hi;
+        while (i <= j) {
+            while (a[i] < piv) i++;
+            while (a[j] > piv) j--;
+            if (i <= j) {
+                double tmp = a[i];
+                a[i++] = a[j];
+                a[j--] = tmp;
+            }
+        }
+        if (k <= j) hi = j;
+        else if (k >= i) lo = i;
+        else break;
+    }
+    double m = a[k];
+    if (n % 2 == 0) { /* the largest of a[0..k): the lower middle */
+        double lm = a[0];
+        for (int i = 1; i < k; i++)
+            if (a[i] > lm) lm = a[i];
+        m = 0.5 * (m + lm);
+    }
+    return m;
 }
 
 /* Compute the features of spec c for the event at t into out[c->nout]. */
@@ -949,6 +981,68 @@ static void rs_fe_spec_eval(rs_features_t *f, const rs_fe_cspec_t *c,
             if (o < -lim) o = -lim;
             break;
         }
+        case RS_FEATURES_AGG_BASE_NOISE: {
+            /* the noise alone, and only when it grew: a difference of
+             * successive readings
+             * cancels whatever moves slowly (level, drift, daily cycle,
+             * load), and the median ignores the one large difference of
+             * a step, so a level change does not read as noise (a window
+             * std does: a step of 4 spreads in a 48-reading window
+             * doubles it).  The window's median |d| against the mean |d|
+             * of the key's life before the window (running statistics:
+             * the median is not updatable), each divided by what it is
+             * for a normal noise of sd 1 (|d| of sd sqrt 2: median
+             * 0.6745 sqrt 2, mean 2/sqrt(pi)): log 1 = 0 when as usual. */
+            const int nb = (int)tb->nv;
+            double prev = NAN, bm, bsd;
+            int nd = 0;
+            rs_fe_base_t ex = {0, 0, 0};
+            for (int j = 0; j < cnt; j++) { /* oldest first, the event last */
+                const int kept = j < nsel;
+                const uint8_t *it =
+                    kept ? items + (size_t)f->sel[nsel - 1 - j] * isz : ci;
+                double v = rs_fe_item_v(it, c->vi);
+                if (!isfinite(v)) continue;
+                if (isfinite(prev)) {
+                    double d = fabs(v - prev);
+                    f->dif[nd++] = d;
+                    if (kept) rs_fe_welford(&ex, d); /* in the life already */
+                }
+                prev = v;
+            }
+            if (nd < 2 || tb->nbase < 2 * (uint32_t)nb ||
+                !rs_fe_baseline(f, tb, h, nb + c->vi, &ex, &bm, &bsd) ||
+                !(bm > 0))
+                break;
+            const double lim = log(RS_FE_BASE_CLIP);
+            double med = rs_fe_median(f->dif, nd);
+            /* (med / (0.6745 sqrt 2)) / (bm / (2 / sqrt pi)) */
+            o = med > 0 ? log(med / bm * 1.1283791670955126 /
+                              (0.6744897501960817 * 1.4142135623730951))
+                        : -lim;
+            if (o > lim) o = lim;
+            if (o < -lim) o = -lim;
+            /* only what chance does not explain: the log ratio beyond 3
+             * of its sampling sds for a normal noise, so the input is
+             * exactly 0 on a healthy machine and on a failure that does
+             * not change the noise.  Both estimates err: the window's log
+             * median of nd |differences| by 1.166 / sqrt(nd) (asymptotic),
+             * the baseline's log mean of m by sqrt((pi/2 - 1) / m), m its
+             * differences (own, topped up with the fleet's).  Measured:
+             * the raw log ratio (sd 0.18 on healthy readings at 48) cost
+             * the step and drift shapes the way base_spread did, an input
+             * of pure sampling noise there (docs/maintenance.md). */
+            double own = tb->nbase ? (h ? rs_fe_bases(tb, h)[nb + c->vi].n : 0) - ex.n : 0;
+            if (own < 0.5) own = 0;
+            double kk = (double)f->conf.baseline_prior - own;
+            if (kk < 0) kk = 0;
+            if (kk > tb->fleet[nb + c->vi].n) kk = tb->fleet[nb + c->vi].n;
+            double m = own + kk;
+            double se = sqrt(1.1664 * 1.1664 / nd + (m > 0 ? 0.5708 / m : 0));
+            o -= 3.0 * se;
+            if (o < 0) o = 0;
+            break;
+        }
         default: continue;  /* calendar: written above */
         }
         out[k] = (float)o;
@@ -1088,6 +1182,24 @@ rs_err_t rs_features_process(rs_features_t *f, const rs_event_t *ev,
         rs_fe_hdr_t *h = cur[ti].h;
         if (!h) continue;
         rs_fe_touch_slot(f, ti, h->slot);
+        float pv[RS_FEATURES_MAX_VALUES];
+        int pv_ok = 0;
+        if (tb->nbase > (uint32_t)tb->nv && h->ev_n) {
+            /* base_noise: per value, the key's newest kept reading of it
+             * before the insert (NaN: none) */
+            const uint8_t *items = rs_fe_items(tb, h);
+            for (int v = 0; v < tb->nv; v++) {
+                pv[v] = NAN;
+                uint32_t p = (h->ev_head + h->ev_n - 1u) % tb->hist;
+                for (uint32_t i = 0; i < h->ev_n; i++, p = p ? p - 1 : tb->hist - 1) {
+                    float fv;
+                    memcpy(&fv, items + (size_t)p * tb->item_size + 8 + 4 * (size_t)v,
+                           sizeof(fv));
+                    if (isfinite(fv)) { pv[v] = fv; break; }
+                }
+            }
+            pv_ok = 1;
+        }
         int r = rs_fe_ring_insert(rs_fe_items(tb, h), tb->item_size, tb->hist,
                                   &h->ev_head, &h->ev_n, cur[ti].item);
         if (r == 0) {
@@ -1120,6 +1232,18 @@ rs_err_t rs_features_process(rs_features_t *f, const rs_event_t *ev,
             /* baselines: the key's life and the fleet (every reading, so
              * a window's kept readings are all in its key's baseline) */
             rs_fe_base_t *bs = rs_fe_bases(tb, h);
+            if (tb->nbase > (uint32_t)tb->nv && pv_ok) {
+                /* base_noise: |reading - the key's newest kept reading
+                 * before it| (the ring's newest, read before the insert) */
+                for (int v = 0; v < tb->nv; v++) {
+                    float fv;
+                    memcpy(&fv, cur[ti].item + 8 + 4 * (size_t)v, sizeof(fv));
+                    double d = (double)fv - (double)pv[v];
+                    if (!isfinite(d)) continue;
+                    rs_fe_welford(&bs[tb->nv + v], fabs(d));
+                    rs_fe_welford(&tb->fleet[tb->nv + v], fabs(d));
+                }
+            }
             for (int v = 0; v < tb->nv; v++) {
                 float fv;
                 memcpy(&fv, cur[ti].item + 8 + 4 * (size_t)v, sizeof(fv));

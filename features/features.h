@@ -112,6 +112,21 @@ typedef enum rs_features_agg_e {
                                   * the noise against the key's own, 0 when
                                   * as usual; clipped to +-log 50; 0 with
                                   * fewer than 2 values or no baseline     */
+    RS_FEATURES_AGG_BASE_NOISE,  /* noise growth beyond chance: r - 3 s if
+                                  * positive, else 0; r = log(noise of the
+                                  * window / the key's own), the noise
+                                  * from successive differences, blind to
+                                  * the level (a step, drift or daily
+                                  * cycle inside the window): median
+                                  * |x_i - x_i-1| of the window over the
+                                  * mean |d| of the key's life before it,
+                                  * each scaled to a sd (/(0.6745 sqrt 2),
+                                  * /(2/sqrt pi)), clipped to +-log 50;
+                                  * s = sqrt(1.166^2/n + (pi/2-1)/m), r's
+                                  * sampling sd for n differences in the
+                                  * window and m in the baseline (normal
+                                  * noise); 0 with fewer than 2
+                                  * differences or no baseline           */
     RS_FEATURES_AGG__CNT
 } rs_features_agg_t;
 
@@ -169,6 +184,8 @@ typedef struct rs_features_conf_s {
                                  * comma list; "" = no normalisation        */
     int64_t conditions;         /* at most this many operating conditions
                                  * (0: RS_OPCOND_MAX_CONDITIONS)            */
+    int sensor_noise;           /* sensors preset: + base_noise of the
+                                 * longest span per field                   */
     /* From the raw `specs:` / `extra_specs:` keys (rs_features_conf_add_specs).
      * specs replace the preset's, extra_specs are appended to them. */
     int nspecs, nextra;

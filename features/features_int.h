@@ -82,8 +82,11 @@ typedef struct rs_fe_tab_s {
                           * counted for an event before that time */
     int64_t bkt_ms;      /* their width */
     uint32_t nbase;      /* baselines per slot: nv if a spec of the key has
-                          * baseline aggregations, else 0 */
-    rs_fe_base_t fleet[RS_FEATURES_MAX_VALUES]; /* every key's readings */
+                          * baseline aggregations, 2 nv if one has
+                          * base_noise (then [nv + v]: statistics of
+                          * |x - previous reading| of value v), else 0 */
+    rs_fe_base_t fleet[2 * RS_FEATURES_MAX_VALUES]; /* every key's readings
+                          * (and their differences, as above) */
     int bkt_vi;          /* the value index they sum */
     size_t item_size;    /* 8 + 4 (nv + na), rounded up to 8 */
     uint64_t *ck_done;   /* checkpoint: slot written (bitmap) */
@@ -189,6 +192,8 @@ struct rs_features_s {
 
     /* per-event scratch */
     uint32_t *sel;                        /* [maxhist + 1] selected items */
+    double *dif;                          /* [maxhist + 1] a window's
+                                           * |differences| (base_noise) */
     uint32_t *dset_key, *dset_gen;        /* [dmask + 1] distinct set */
     uint32_t dmask, dgen;
 

@@ -80,6 +80,14 @@ static const rs_conf_field_t rs_features_fields[] = {
      offsetof(rs_features_conf_t, conditions), 0,
      "with setting_fields: at most this many operating conditions (0: up "
      "to 16); they are found from the settings", NULL, 0, 16},
+    {"sensor_noise", RS_CONF_BOOL, "false",
+     offsetof(rs_features_conf_t, sensor_noise), 0,
+     "sensors preset: also each field's noise growth over the longest span "
+     "(base_noise: successive differences against the machine's own, "
+     "beyond chance; the cold-start reference reads it too); off by "
+     "default: measured, it lifts the noisy and mixed shapes and costs the "
+     "seq model 4-8 points on step and drift (docs/maintenance.md)", NULL,
+     0, 0},
     {"baseline_prior", RS_CONF_INT, "16",
      offsetof(rs_features_conf_t, baseline_prior), 0,
      "baselines (base_dev, base_z): a key's running statistics are topped "
@@ -131,7 +139,7 @@ static const char *const rs_fe_agg_names[RS_FEATURES_AGG__CNT] = {
     "new", "since_last", "ratio_mean", "zscore", "velocity", "fraud_count",
     "fraud_rate", "last", "slope", "deviation", "current", "current_log1p",
     "hour_of_day", "day_of_week", "night", "weekend", "hour_sin", "hour_cos",
-    "base_dev", "base_z", "life", "base_spread",
+    "base_dev", "base_z", "life", "base_spread", "base_noise",
 };
 
 const char *rs_features_agg_name(rs_features_agg_t agg) {
@@ -157,7 +165,8 @@ static int rs_fe_agg_parse(const char *s) {
 /* baseline aggregations (per-key running statistics) */
 #define RS_FE_AGG_BASE                                                        \
     ((1u << RS_FEATURES_AGG_BASE_DEV) | (1u << RS_FEATURES_AGG_BASE_Z) |      \
-     (1u << RS_FEATURES_AGG_LIFE) | (1u << RS_FEATURES_AGG_BASE_SPREAD))
+     (1u << RS_FEATURES_AGG_LIFE) | (1u << RS_FEATURES_AGG_BASE_SPREAD) |   \
+     (1u << RS_FEATURES_AGG_BASE_NOISE))
 /* aggregations whose value does not depend on the window */
 #define RS_FE_AGG_NOWIN                                                       \
     ((1u << RS_FEATURES_AGG_CURRENT) | (1u << RS_FEATURES_AGG_CURRENT_LOG1P) | \
@@ -628,6 +637,9 @@ static int rs_fe_preset_cards(const rs_features_conf_t *c,
  * against that baseline (noise averaged out) and their slope per hour.
  * Not the spread (base_spread): measured, it helps noisy sensors and
  * costs the other shapes (docs/maintenance.md); an extra spec adds it.
+ * The noise growth (base_noise, blind to level changes) of the longest
+ * span with features.sensor_noise (off: it still costs seq on step and
+ * drift, docs/maintenance.md).
  * No label-aware feature: a machine's failure labels say that ITS
  * readings before the failure were positives, so counting them in its
  * later readings would pass the label to the model. */
@@ -681,7 +693,11 @@ static int rs_fe_preset_sensors(const rs_features_conf_t *c,
         }
         o[n++] = rs_fe_mk("entity", name, 0, A(BASE_Z));
         for (int k = 0; k < nspan; k++) {
-            o[n] = rs_fe_mk("entity", name, 0, A(BASE_Z) | A(SLOPE));
+            /* sensor_noise: the longest span also measures the noise */
+            o[n] = rs_fe_mk("entity", name, 0,
+                            A(BASE_Z) | A(SLOPE) |
+                                (c->sensor_noise && k == nspan - 1
+                                     ? A(BASE_NOISE) : 0));
             o[n].last_n = span[k];
             o[n++].include_current = 1;
         }
@@ -857,7 +873,9 @@ rs_err_t rs_fe_compile(rs_features_t *f, char *errstr, size_t errstr_size) {
         if (s->aggs & RS_FE_AGG_LABEL && !s->bucket_ms)
             tb->nlab = (uint32_t)f->conf.labels_per_key;
         if (s->aggs & RS_FE_AGG_CAL) f->has_cal = 1;
-        if (s->aggs & RS_FE_AGG_BASE) tb->nbase = 1; /* = nv below */
+        if (s->aggs & RS_FE_AGG_BASE && !tb->nbase) tb->nbase = 1; /* = nv below */
+        if (s->aggs & (1u << RS_FEATURES_AGG_BASE_NOISE))
+            tb->nbase = 2;  /* = 2 nv below: the differences' too */
         c->vi = rs_fe_add_name(tb->vname, &tb->nv, RS_FEATURES_MAX_VALUES, s->value);
         if (c->vi < 0) {
             err = rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
@@ -929,7 +947,8 @@ rs_err_t rs_fe_compile(rs_features_t *f, char *errstr, size_t errstr_size) {
                 c->need |= RS_FE_NEED_SCAN | RS_FE_NEED_VALUES;
             /* a spread is over the window's values (the kept history
              * without a window) */
-            if (s->aggs & (1u << RS_FEATURES_AGG_BASE_SPREAD))
+            if (s->aggs & ((1u << RS_FEATURES_AGG_BASE_SPREAD) |
+                           (1u << RS_FEATURES_AGG_BASE_NOISE)))
                 c->need |= RS_FE_NEED_SCAN | RS_FE_NEED_VALUES;
             if (s->bucket_ms) c->need = 0;
         }
@@ -953,7 +972,7 @@ rs_err_t rs_fe_compile(rs_features_t *f, char *errstr, size_t errstr_size) {
     for (int t = 0; t < f->ntab; t++) {
         rs_fe_tab_t *tb = &f->tab[t];
         tb->item_size = (8 + 4 * (size_t)(tb->nv + tb->na) + 7) & ~(size_t)7;
-        if (tb->nbase) tb->nbase = (uint32_t)tb->nv;
+        if (tb->nbase) tb->nbase = tb->nbase * (uint32_t)tb->nv;
         tb->slot_size = sizeof(rs_fe_hdr_t) + tb->hist * tb->item_size +
                         tb->nlab * sizeof(rs_fe_lab_t) +
                         tb->nbkt * sizeof(rs_fe_bkt_t) +
@@ -1088,6 +1107,8 @@ rs_err_t rs_fe_compile(rs_features_t *f, char *errstr, size_t errstr_size) {
                 rs_fe_descf(d, ds, "log(1 + events of %s since it was new or last reset)", kw); break;
             case RS_FEATURES_AGG_BASE_SPREAD:
                 rs_fe_descf(d, ds, "log(standard deviation of %s over the %s%s / the baseline standard deviation of %s), clipped to +-log 50; 0 if < 2 values", v, ww, ow, kw); break;
+            case RS_FEATURES_AGG_BASE_NOISE:
+                rs_fe_descf(d, ds, "noise growth of %s over the %s%s beyond chance: r - 3 s if positive, else 0; r = log(noise / the baseline noise of %s), noise from successive differences (blind to level changes: median |difference| of the window against the mean |difference| of its life before it), s = sqrt(1.36/n + 0.571/m) the sampling sd of r for n differences in the window and m in the baseline; 0 if < 2 differences", v, ww, ow, kw); break;
             default:
                 rs_fe_descf(d, ds, "log(1 + %s) of this event (0 if absent)", v); break;
             }

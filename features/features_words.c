@@ -409,6 +409,9 @@ int rs_features_words(const rs_features_t *f, int i, char *buf, size_t size) {
     case RS_FEATURES_AGG_BASE_SPREAD:
         n = rs_fmt_snprintf(buf, size, "spread of %s%s vs %s baseline", ph->val,
                      ph->over, ph->owner); break;
+    case RS_FEATURES_AGG_BASE_NOISE:
+        n = rs_fmt_snprintf(buf, size, "noise of %s%s vs %s baseline", ph->val,
+                     ph->over, ph->owner); break;
     case RS_FEATURES_AGG_HOUR_OF_DAY:
         n = rs_fmt_snprintf(buf, size, "hour of the day (%s)", f->conf.timezone); break;
     case RS_FEATURES_AGG_DAY_OF_WEEK:
@@ -614,6 +617,22 @@ int rs_features_reason(const rs_features_t *f, int i, const float *x,
         n = rs_fmt_snprintf(buf, size, "%s %.2gx as noisy as %s baseline%s",
                      ph->val, exp(v), ph->owner, ph->over);
         break;
+    case RS_FEATURES_AGG_BASE_NOISE: {
+        /* the ratio back from the excess when the span is in readings */
+        const rs_features_spec_t *s = ph->s;
+        long long nd = s->last_n + (s->include_current && !s->offset_ms) - 1;
+        if (v <= 0)
+            n = rs_fmt_snprintf(buf, size, "%s as noisy as %s baseline%s",
+                         ph->val, ph->owner, ph->over);
+        else if (s->last_n && nd >= 2)
+            n = rs_fmt_snprintf(buf, size, "%s %.2gx as noisy as %s baseline%s",
+                         ph->val, exp(v + 3.0 * 1.1664 / sqrt((double)nd)),
+                         ph->owner, ph->over);
+        else
+            n = rs_fmt_snprintf(buf, size, "%s noisier than %s baseline%s",
+                         ph->val, ph->owner, ph->over);
+        break;
+    }
     case RS_FEATURES_AGG_HOUR_OF_DAY: {
         int h = (int)v;
         n = rs_fmt_snprintf(buf, size, "at %02d:00-%02d:59 (%s)", h, h, f->conf.timezone);

@@ -12,6 +12,11 @@ struct rs_coldstart_s {
     int ref[RS_CS_MAX];      /* base_z features of the longest span */
     int nsensors;            /* distinct sensors among them (n0) */
     double c;                /* z / (z + c): z = 3 sd scores the threshold */
+    /* i15noisy: base_noise features of the longest span (noise growth),
+     * as a z: the log noise ratio over its sampling sd (noise_sd) */
+    int nnoise;
+    int noise[RS_CS_MAX];
+    double noise_sd;
     uint64_t n;              /* failures learned */
 };
 
@@ -42,6 +47,22 @@ rs_coldstart_t *rs_coldstart_new(const char *const *names, int dim,
         }
         cs->nsensors += !dup;
     }
+    /* i15noisy: the noise growth of the longest span `_base_noise_lastN`
+     * (the sensors are those above: n0 unchanged).  base_noise is the log
+     * noise ratio beyond 3 of its sampling sds, 1.166 / sqrt(N) for N
+     * |differences| of a normal noise (asymptotic sd of a log median:
+     * 1 / (2 f(m) m sqrt N), m = 0.6745 the median of |N(0, 1)|, f(m) =
+     * 2 phi(m) its density), so its z is 3 + base_noise / that sd. */
+    long nbest = -1;
+    for (int i = 0; cs->nsensors && i < dim; i++) {
+        const char *z = names[i] ? strstr(names[i], "_base_noise_last") : NULL;
+        if (!z) continue;
+        long span = strtol(z + 16, NULL, 10);
+        if (span < 2) continue;
+        if (span > nbest) { nbest = span; cs->nnoise = 0; }
+        if (span == nbest && cs->nnoise < RS_CS_MAX) cs->noise[cs->nnoise++] = i;
+    }
+    if (cs->nnoise) cs->noise_sd = 1.1664 / sqrt((double)nbest);
     return cs;
 }
 
@@ -53,6 +74,11 @@ float rs_coldstart_reference(const rs_coldstart_t *cs, const float *x) {
     float zmax = 0;
     for (int i = 0; i < cs->nref; i++) {
         float z = fabsf(x[cs->ref[i]]);
+        if (isfinite(z) && z > zmax) zmax = z;
+    }
+    for (int i = 0; i < cs->nnoise; i++) { /* i15noisy: beyond 3 sds only */
+        float e = x[cs->noise[i]];
+        float z = e > 0 ? (float)(3.0 + e / cs->noise_sd) : 0;
         if (isfinite(z) && z > zmax) zmax = z;
     }
     return (float)(zmax / (zmax + cs->c));

@@ -14,7 +14,15 @@
  * against the fleet's, features.baseline_prior), mapped to z / (z + c)
  * with c such that z = 3 sd scores exactly the alert threshold ("alert
  * when a sensor is 3 sd off its machine's baseline").  It is `eval`'s
- * `ref` column.
+ * `ref` column.  Noise counts as a deviation too: with `base_noise`
+ * features of the longest span (the sensors preset), a sensor's noise
+ * against its machine's own (the log ratio of successive-difference
+ * spreads, beyond 3 of its sampling sds) is read as the z 3 +
+ * base_noise / s, s = 1.166 / sqrt(N) the window's part of that sd (N
+ * differences of a normal noise), only when noisier: noise 3 sampling
+ * sds above the machine's own
+ * (1.66x over 48 readings) scores the threshold like a level 3 sd off
+ * (issue 15, the noisy shape).
  *
  * The score the alert policy sees combines the two:
  *
@@ -49,8 +57,9 @@ typedef struct rs_coldstart_s rs_coldstart_t;
 /* New blend for feature vectors of layout names[dim] (read now, not kept)
  * and the alert threshold (in (0, 1]; below 0.01 taken as 0.01).  The
  * reference reads the `*_base_z*` features of the longest span `_lastN`
- * (of the reading itself if there is no span); with none, there is no
- * reference and the blend returns the model's score.  Any thread. */
+ * (of the reading itself if there is no span) and the `*_base_noise_lastN`
+ * of the longest such span; without base_z, there is no reference and the
+ * blend returns the model's score.  Any thread. */
 rs_coldstart_t *rs_coldstart_new(const char *const *names, int dim,
                                  double alert_threshold);
 void rs_coldstart_destroy(rs_coldstart_t *cs);   /* NULL: no-op */

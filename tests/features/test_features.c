@@ -103,6 +103,8 @@ typedef struct ref_ev_s {
     int aux[4];                        /* per aux name, 0 none */
     int seq;
     int late;                          /* flagged late: not in baselines */
+    double dif[RS_FEATURES_MAX_TABLES][8]; /* |value - the key's newest kept
+                                        * value before it| (NaN: none)   */
 } ref_ev_t;
 
 typedef struct ref_lab_s {
@@ -398,6 +400,38 @@ static int ref_base(ref_t *r, int tb, int id, int vi, const int *excl,
     return 1;
 }
 
+/* base_noise's baseline, brute force: the mean |difference| recorded
+ * by the key's readings since its epoch without the window's (excl:
+ * their values), topped up to baseline_prior with the table's. */
+static int ref_base_dif(ref_t *r, int tb, int id, int vi, const double *excl,
+                        int nexcl, double *mean, double *count) {
+    const ref_key_t *k = ref_key(r, tb, id);
+    double n = 0, s1 = 0, fn = 0, f1 = 0, xn = 0, x1 = 0;
+    for (int i = 0; i < r->nev; i++) {
+        const ref_ev_t *e = &r->ev[i];
+        double d = e->dif[tb][vi];
+        if (!e->key[tb] || !isfinite(d)) continue;
+        fn++; f1 += d;
+        if (e->key[tb] == id && e->seq >= k->epoch_seq) { n++; s1 += d; }
+    }
+    for (int i = 0; i < nexcl; i++) { xn++; x1 += excl[i]; }
+    double m = 0;
+    if (n - xn < 0.5) n = 0;
+    else { m = (s1 - x1) / (n - xn); n -= xn; }
+    double kk = fn > 0 ? (double)r->conf.baseline_prior - n : 0;
+    if (kk < 0) kk = 0;
+    if (kk > fn) kk = fn;
+    if (n + kk <= 0) return 0;
+    *mean = (n * m + kk * (fn ? f1 / fn : 0)) / (n + kk);
+    *count = n + kk;
+    return 1;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
 static double ref_life(ref_t *r, int tb, int id, int vi) {
     const ref_key_t *k = ref_key(r, tb, id);
     double n = 0;
@@ -603,6 +637,37 @@ static void ref_features(ref_t *r, const rs_event_t *ev, const ref_ev_t *cur,
                 v = v > lim ? lim : v < -lim ? -lim : v;
                 break;
             }
+            case RS_FEATURES_AGG_BASE_NOISE: {
+                /* oldest first, the event last; a difference whose later
+                 * reading is kept is in the key's life: taken out */
+                double ds[REF_MAX_EV + 1], prev = NAN, bm, lim = log(50.0);
+                double ex[REF_MAX_EV + 1];
+                int nd = 0, nex = 0;
+                for (int j = 0; j < cnt; j++) {
+                    const ref_ev_t *e = j < ns ? &r->ev[sel[ns - 1 - j]] : cur;
+                    double xv = e->val[vi];
+                    if (!isfinite(xv)) continue;
+                    if (isfinite(prev)) {
+                        ds[nd] = fabs(xv - prev);
+                        if (j < ns) ex[nex++] = ds[nd];
+                        nd++;
+                    }
+                    prev = xv;
+                }
+                double bn = 0;
+                if (nd < 2 || !ref_base_dif(r, tb, id, vi, ex, nex, &bm, &bn) || !(bm > 0))
+                    break;
+                qsort(ds, (size_t)nd, sizeof(double), cmp_double);
+                double med = nd % 2 ? ds[nd / 2] : 0.5 * (ds[nd / 2 - 1] + ds[nd / 2]);
+                v = med > 0 ? log(med / bm * 1.1283791670955126 /
+                                  (0.6744897501960817 * 1.4142135623730951))
+                            : -lim;
+                v = v > lim ? lim : v < -lim ? -lim : v;
+                /* beyond chance: the window's and the baseline's error */
+                v -= 3.0 * sqrt(1.1664 * 1.1664 / nd + 0.5708 / bn);
+                if (v < 0) v = 0;
+                break;
+            }
             default: ref_calendar(aggs[k], t, &v); break;
             }
             out[o++] = (float)v;
@@ -639,6 +704,22 @@ static void ref_process(ref_t *r, const rs_event_t *ev, float *out,
             k->seen = cur.t;
             k->epoch_seq = cur.seq;
             if (tb == r->ent_tab) *flags |= RS_FEATURES_FLAG_NEW_ENTITY;
+        }
+    }
+    /* base_noise: |value - the key's newest kept value of the field|
+     * (the ring before this event; ties: the latest inserted) */
+    for (int tb = 0; tb < r->ntab; tb++)
+        for (int vi = 0; vi < 8; vi++) cur.dif[tb][vi] = NAN;
+    for (int tb = 0; tb < r->ntab; tb++) {
+        static ritem_t pr[REF_MAX_EV];
+        if (!cur.key[tb] || ref_ring(r, tb, cur.key[tb], pr) < 1) continue;
+        int np = ref_ring(r, tb, cur.key[tb], pr);
+        for (int vi = 0; vi < r->nvn; vi++) {
+            int j = 0;  /* the newest kept with a value */
+            while (j < np && !isfinite(r->ev[pr[j].ev].val[vi])) j++;
+            if (j == np) continue;
+            double d = (double)cur.val[vi] - (double)r->ev[pr[j].ev].val[vi];
+            if (isfinite(d)) cur.dif[tb][vi] = fabs(d);
         }
     }
     ref_features(r, ev, &cur, out, flags);
@@ -848,6 +929,8 @@ static const char *yaml_all =
     "  specs:\n"
     "    - {key: entity, value: temp, aggs: [base_dev, base_z, life]}\n"
     "    - {key: counterparty, value: temp, window: 1d, aggs: [base_z, base_dev, base_spread]}\n"
+    "    - {key: counterparty, value: temp, last: 6, include_current: true, aggs: [base_noise]}\n"
+    "    - {key: entity, value: temp, window: 1d, aggs: [base_noise]}\n"
     "    - key: entity\n"
     "      windows: [10m, 1h, 1d, 7d]\n"
     "      aggs: [count, sum, mean, std, min, max, {count_below: 5}, velocity,\n"
@@ -912,6 +995,9 @@ static void test_reference_presets(void **state) {
     rs_strlcpy(c.sensor_fields, "temp, pressure", sizeof(c.sensor_fields));
     sc.seed = 12;
     run_reference(&c, &sc);
+    c.sensor_noise = 1;    /* + base_noise of the longest span */
+    sc.seed = 13;
+    run_reference(&c, &sc);
 }
 
 /* ================================================================ targeted */
@@ -932,7 +1018,17 @@ static void test_sensor_fields_max(void **state) {
     if (!f) fail_msg("8 sensor fields refused: %s", err);
     assert_int_equal(rs_features_dim(f), 1 + 5 * RS_FEATURES_MAX_SENSORS);
     assert_true(find_feature(f, "ent_h_base_z_last48_incl") >= 0);
+    assert_true(find_feature(f, "ent_h_base_noise_last48_incl") < 0);
     rs_features_destroy(f);
+    /* features.sensor_noise: + the longest span's base_noise per field */
+    c.sensor_noise = 1;
+    f = rs_features_new(&c, err, sizeof(err));
+    if (!f) fail_msg("sensor_noise: %s", err);
+    assert_int_equal(rs_features_dim(f), 1 + 6 * RS_FEATURES_MAX_SENSORS);
+    assert_true(find_feature(f, "ent_h_base_noise_last48_incl") >= 0);
+    assert_true(find_feature(f, "ent_h_base_noise_last12_incl") < 0);
+    rs_features_destroy(f);
+    c.sensor_noise = 0;
     rs_strlcpy(c.sensor_fields, "a,b,c,d,e,f,g,h,i", sizeof(c.sensor_fields));
     err[0] = '\0';
     assert_null(rs_features_new(&c, err, sizeof(err)));
@@ -1101,6 +1197,111 @@ static void test_sensor_spread(void **state) {
         assert_int_equal(rs_features_process(f, &ev, x, NULL), RS_OK);
     }
     assert_float_equal(x[isp], -log(50.0), 1e-5);
+    rs_features_destroy(f);
+}
+
+/* base_noise (an extra spec over the sensors preset): noise growth from the
+ * successive differences against the machine's own, beyond chance.  A
+ * healthy machine's is 0 (all but a few readings) whatever its scale; a
+ * STEP inside the span leaves it 0 (one large difference of 48, ignored by
+ * the median) where a window standard deviation (base_spread) reads the
+ * step as noise; noise growing 5x shows as log 5 - 3 s (s = 1.166 /
+ * sqrt 48, the sampling sd); a quieter (constant) window is 0, not a
+ * clipped extreme. */
+static void test_sensor_noise(void **state) {
+    (void)state;
+    rs_features_conf_t c;
+    rs_features_conf_init(&c);
+    c.max_keys = c.max_counterparties = 64;
+    c.label_index = 4096;
+    c.preset = 1;
+    rs_strlcpy(c.sensor_fields, "temp", sizeof(c.sensor_fields));
+    /* {value: temp, last: 48, include_current: true, name: nz,
+     *  aggs: [base_noise]} and, for the contrast, the same with
+     *  base_spread (name: sp) */
+    for (int e = 0; e < 2; e++) {
+        rs_features_spec_t *sp = &c.extra[c.nextra++];
+        memset(sp, 0, sizeof(*sp));
+        rs_strlcpy(sp->prefix, e ? "sp" : "nz", sizeof(sp->prefix));
+        rs_strlcpy(sp->key, "entity", sizeof(sp->key));
+        rs_strlcpy(sp->value, "temp", sizeof(sp->value));
+        rs_strlcpy(sp->field, "counterparty", sizeof(sp->field));
+        sp->last_n = 48;
+        sp->include_current = 1;
+        sp->aggs = 1u << (e ? RS_FEATURES_AGG_BASE_SPREAD : RS_FEATURES_AGG_BASE_NOISE);
+    }
+    char err[256];
+    rs_features_t *f = rs_features_new(&c, err, sizeof(err));
+    if (!f) fail_msg("%s", err);
+    int inz = find_feature(f, "nz_temp_base_noise_last48_incl");
+    int isp = find_feature(f, "sp_temp_base_spread_last48_incl");
+    int iz = find_feature(f, "ent_temp_base_z_last48_incl");
+    if (inz < 0)
+        for (int i = 0; i < rs_features_dim(f); i++)
+            print_message("%s\n", rs_features_name(f, i));
+    assert_true(inz >= 0 && isp >= 0 && iz >= 0);
+    assert_true(strstr(rs_features_desc(f, inz), "successive") != NULL);
+    rs_rng_t rng;
+    rs_rng_seed(&rng, 12);
+    float x[RS_FEATURES_MAX_DIM];
+    char id[32], ent[32];
+    int64_t t = T0;
+    /* 4 machines at levels 10^m (scales 1..1000), noise 1 % of the level */
+    double worst = 0;
+    int nonzero = 0, nh = 0;
+    for (int k = 0; k < 300; k++, t += HOUR_MS)
+        for (int m = 0; m < 4; m++) {
+            snprintf(id, sizeof(id), "e%d-%d", k, m);
+            snprintf(ent, sizeof(ent), "m%d", m);
+            double lvl = pow(10.0, m);
+            rs_event_t ev = mkev(id, ent, "site", t + m, 0);
+            add_num(&ev, "temp", lvl + 0.01 * lvl * rs_rng_normal(&rng));
+            assert_int_equal(rs_features_process(f, &ev, x, NULL), RS_OK);
+            if (k > 100) {
+                assert_true(x[inz] >= 0);
+                if (x[inz] > worst) worst = x[inz];
+                nonzero += x[inz] > 0;
+                nh++;
+            }
+        }
+    assert_true(nonzero * 50 < nh);   /* healthy: 0 (> 98 % of readings) */
+    assert_true(worst < 0.3);         /* ... at every scale */
+    /* machine 1: a step of 8 noise sds; the 48 readings after it */
+    double nz_max = 0, sp_max = 0, z_max = 0;
+    for (int k = 0; k < 48; k++, t += HOUR_MS) {
+        snprintf(id, sizeof(id), "s%d", k);
+        rs_event_t ev = mkev(id, "m1", "site", t, 0);
+        add_num(&ev, "temp", 10.0 + 0.8 + 0.1 * rs_rng_normal(&rng));
+        assert_int_equal(rs_features_process(f, &ev, x, NULL), RS_OK);
+        if (fabsf(x[inz]) > nz_max) nz_max = fabsf(x[inz]);
+        if (x[isp] > sp_max) sp_max = x[isp];
+        if (x[iz] > z_max) z_max = x[iz];
+    }
+    assert_true(z_max > 3);          /* the level features see the step */
+    assert_true(sp_max > log(2.5));  /* a window std reads it as noise */
+    assert_true(nz_max < 0.1);       /* the differences do not */
+    /* machine 3: the same level, noise 5x for 48 readings */
+    for (int k = 0; k < 48; k++, t += HOUR_MS) {
+        snprintf(id, sizeof(id), "n%d", k);
+        rs_event_t ev = mkev(id, "m3", "site", t, 0);
+        add_num(&ev, "temp", 1000.0 + 5 * 10.0 * rs_rng_normal(&rng));
+        assert_int_equal(rs_features_process(f, &ev, x, NULL), RS_OK);
+    }
+    const double s48 = 3.0 * 1.1664 / sqrt(48.0);  /* 3 sampling sds (+ a
+                                                    * long baseline's) */
+    assert_true(x[inz] > log(3.0) - s48 && x[inz] < log(8.0) - s48); /* ~log 5 */
+    assert_true(fabsf(x[iz]) < 2);                                  /* level steady */
+    char w[160];
+    assert_true(rs_features_reason(f, inz, x, w, sizeof(w)) > 0);
+    assert_non_null(strstr(w, "as noisy as"));   /* "temp 4.9x as noisy ..." */
+    /* a constant window: as quiet as it gets, clipped, not -inf */
+    for (int k = 0; k < 49; k++, t += HOUR_MS) {
+        snprintf(id, sizeof(id), "c%d", k);
+        rs_event_t ev = mkev(id, "m2", "site", t, 0);
+        add_num(&ev, "temp", 100.0);
+        assert_int_equal(rs_features_process(f, &ev, x, NULL), RS_OK);
+    }
+    assert_float_equal(x[inz], 0, 1e-7);
     rs_features_destroy(f);
 }
 
@@ -2212,6 +2413,7 @@ int main(void) {
         cmocka_unit_test(test_card_preset_layout),
         cmocka_unit_test(test_sensor_fields_max),
         cmocka_unit_test(test_sensor_baselines),
+        cmocka_unit_test(test_sensor_noise),
         cmocka_unit_test(test_sensor_spread),
         cmocka_unit_test(test_constant_features),
         cmocka_unit_test(test_current_excluded_and_leakage),

@@ -9,7 +9,12 @@
  *    reference alone for a silent model before any failure, at half its
  *    weight at n0 failures, fading as failures are learned; never below
  *    the model's score; a machine on its baseline adds nothing; a
- *    restored count. */
+ *    restored count;
+ *  - test_noise: a base_noise of the longest span (the log noise ratio
+ *    beyond 3 sampling sds, 1.166 / sqrt N) counts as the z 3 + it / sd:
+ *    noise just past 3 sampling sds above the machine's own scores the
+ *    threshold, 5x the noise more, 0 (as usual) nothing, a shorter span's
+ *    noise is not read, n0 unchanged. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -71,6 +76,37 @@ static void test_reference(void **st) {
     rs_coldstart_destroy(cs);
 }
 
+static void test_noise(void **st) {
+    (void)st;
+    const char *const nn[] = {
+        "ent_life",
+        "ent_a_base_z_last48_incl", "ent_a_base_noise_last48_incl",
+        "ent_b_base_z_last48_incl", "ent_b_base_noise_last48_incl",
+        "ent_b_base_noise_last12_incl",
+    };
+    rs_coldstart_t *cs = rs_coldstart_new(nn, 6, 0.3);
+    assert_int_equal(rs_coldstart_sensors(cs), 2);   /* n0: the sensors */
+    float x[6] = {0};
+    const double sd48 = 1.1664 / sqrt(48.0);
+    x[2] = 1e-6f;                                    /* 3 sampling sds */
+    assert_float_equal(rs_coldstart_reference(cs, x), 0.3, 1e-5);
+    x[2] = (float)(log(5.0) - 3 * sd48);             /* 5x the noise */
+    assert_true(rs_coldstart_reference(cs, x) > 0.55f);  /* z 9.6 */
+    x[2] = 0;                                        /* as usual: nothing */
+    assert_float_equal(rs_coldstart_reference(cs, x), 0, 1e-7);
+    x[2] = 0;
+    x[5] = 3;                                        /* a 12-reading span */
+    assert_float_equal(rs_coldstart_reference(cs, x), 0, 1e-7);
+    x[3] = 4;                                        /* levels still read */
+    x[4] = (float)(0.5 * sd48);                      /* z 3.5 */
+    assert_float_equal(rs_coldstart_reference(cs, x), 4.0 / (4.0 + 7.0), 1e-5);
+    x[4] = (float)(2 * sd48);                        /* z 5 */
+    assert_float_equal(rs_coldstart_reference(cs, x), 5.0 / (5.0 + 7.0), 1e-5);
+    x[4] = NAN;                                      /* missing: ignored */
+    assert_true(isfinite(rs_coldstart_reference(cs, x)));
+    rs_coldstart_destroy(cs);
+}
+
 static void test_weight(void **st) {
     (void)st;
     rs_coldstart_t *cs = rs_coldstart_new(names, DIM, 0.3);
@@ -103,6 +139,7 @@ int main(void) {
         cmocka_unit_test(test_layout),
         cmocka_unit_test(test_reference),
         cmocka_unit_test(test_weight),
+        cmocka_unit_test(test_noise),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
