@@ -359,13 +359,6 @@ rs_err_t rs_learner_label(rs_learner_t *l, int32_t partition,
     return RS_OK;
 }
 
-/* Experience replay (model.replay): after a step on a new record, that
- * many steps on records drawn uniformly from what this log keeps and
- * has learned (labelled, or negative at maturity), each with its label.
- * Online learning sees every example once, in time order; replaying the
- * kept past gives it the repeated passes an offline model gets, and
- * decorrelates consecutive steps.  Deterministic for a sequence of calls
- * (the learner's own generator). */
 /* Rehearsal (rs_learner_set_rehearsal): a replay step draws one of the
  * kept failure positives with probability q; 1 if it learned one. */
 static int rs_learner_rehearse(rs_learner_t *l) {
@@ -383,6 +376,14 @@ static int rs_learner_rehearse(rs_learner_t *l) {
     return 1;
 }
 
+/* Experience replay (model.replay): after a step on a new record, that
+ * many steps on records drawn uniformly from what this log keeps and
+ * has learned (labelled, or negative at maturity), each with its label.
+ * Online learning sees every example once, in time order; replaying the
+ * kept past gives it the repeated passes an offline model gets, and
+ * decorrelates consecutive steps.  With rehearsal (maintenance) a step
+ * may draw a kept failure positive instead (rs_learner_rehearse).
+ * Deterministic for a sequence of calls (the learner's own generator). */
 static void rs_learner_replay_some(rs_learner_t *l, rs_learnlog_t *lg) {
     if (l->conf.replay <= 0) return;
     rs_learnlog_stats_t st;

@@ -22,7 +22,9 @@
  *                      more on records drawn uniformly from what the log
  *                      keeps and has learned, with their labels: the
  *                      repeated passes an offline model gets, without
- *                      keeping anything in RAM.
+ *                      keeping anything in RAM (maintenance: some draw
+ *                      the first failures' positives, see
+ *                      rs_learner_set_rehearsal).
  * Each record's state byte (learnlog.h) says which happened, so nothing is
  * learned twice, also after a restart.
  *
