@@ -100,3 +100,23 @@ float rs_coldstart_score(const rs_coldstart_t *cs, const float *x,
     double u = (1.0 - w) * rs_coldstart_reference(cs, x);
     return (float)(1.0 - (1.0 - model_score) * (1.0 - u));
 }
+
+#define RS_CS_MAGIC 0x53435352u /* "RSCS" */
+
+void rs_coldstart_save(const rs_coldstart_t *cs, void *buf) {
+    uint32_t hd[2] = {RS_CS_MAGIC, 1};
+    memcpy(buf, hd, sizeof(hd));
+    memcpy((char *)buf + sizeof(hd), &cs->n, sizeof(cs->n));
+}
+
+rs_err_t rs_coldstart_load(rs_coldstart_t *cs, const void *buf, size_t len,
+                           char *errstr, size_t errstr_size) {
+    uint32_t hd[2] = {0, 0};
+    if (buf && len == RS_COLDSTART_STATE) memcpy(hd, buf, sizeof(hd));
+    if (hd[0] != RS_CS_MAGIC || hd[1] != 1)
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "cold-start state: %zu bytes, not a version-1 state "
+                       "of %d bytes", len, RS_COLDSTART_STATE);
+    memcpy(&cs->n, (const char *)buf + sizeof(hd), sizeof(cs->n));
+    return RS_OK;
+}

@@ -80,6 +80,20 @@ double rs_coldstart_weight(const rs_coldstart_t *cs);
 float rs_coldstart_score(const rs_coldstart_t *cs, const float *x,
                          float model_score);
 
+/* State across restarts: the failure count n (the reference and n0 follow
+ * from the configuration).  A service keeps it in its checkpoint (the
+ * scoring service's record, scoring/svc_ckpt.c), so a restart does not
+ * lean on the reference again as if no failure had been learned.
+ * RS_COLDSTART_STATE bytes: u32 magic "RSCS", u32 version 1, u64 n (host
+ * byte order: a local file).  rs_coldstart_save writes them to buf (at
+ * least RS_COLDSTART_STATE bytes).  rs_coldstart_load restores n from
+ * len bytes: RS_ERR_CORRUPT with errstr (n unchanged) for a wrong size,
+ * magic or version.  No allocation.  The owning thread. */
+#define RS_COLDSTART_STATE 16
+void rs_coldstart_save(const rs_coldstart_t *cs, void *buf);
+rs_err_t rs_coldstart_load(rs_coldstart_t *cs, const void *buf, size_t len,
+                           char *errstr, size_t errstr_size);
+
 #ifdef __cplusplus
 }
 #endif

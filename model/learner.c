@@ -14,6 +14,12 @@
 #define RS_LEARNER_MIN_POS 20      /* positives before their p99 is used */
 #define RS_LEARNER_MARGIN 1.25     /* auto horizon: delay x this         */
 #define RS_LEARNER_HIST_MAX 1024   /* history records followed at most   */
+#define RS_LEARNER_REH 16384       /* failure positives kept to rehearse */
+/* rehearsal's share of the replay steps: the loss-balanced share of
+ * positives, 1 / (1 + pos_weight), weighted n0 / (n + n0) */
+#define RS_LEARNER_REH_Q(l)                                                  \
+    (1.0 / (1.0 + (l)->conf.pos_weight) *                                    \
+     (double)(l)->reh_n0 / ((double)(l)->reh_fail + (double)(l)->reh_n0))
 
 struct rs_learner_s {
     rs_model_t *m;
@@ -32,6 +38,10 @@ struct rs_learner_s {
     uint8_t *scratch;          /* rs_learner_forward: records            */
     int64_t fh;                /* failure horizon (0: labels are events') */
     int scratch_n;
+    int reh_n0;                /* rehearsal prior (failures); 0: off     */
+    uint64_t reh_fail;         /* failures joined (rehearsal's n)        */
+    uint64_t *reh;             /* [RS_LEARNER_REH] positives' RS_LPOS    */
+    uint64_t reh_n;            /* positives kept (<= RS_LEARNER_REH)     */
     rs_rul_t *rul;             /* remaining useful life head (borrowed)  */
     uint64_t *rul_cur;         /* [nlogs] RUL maturity cursor            */
     float *rul_x;              /* [dim] a record's features              */
@@ -81,6 +91,7 @@ void rs_learner_destroy(rs_learner_t *l) {
     free(l->scratch);
     free(l->rul_cur);
     free(l->rul_x);
+    free(l->reh);
     free(l);
 }
 
@@ -348,20 +359,39 @@ rs_err_t rs_learner_label(rs_learner_t *l, int32_t partition,
     return RS_OK;
 }
 
+/* Rehearsal (rs_learner_set_rehearsal): a replay step draws one of the
+ * kept failure positives with probability q; 1 if it learned one. */
+static int rs_learner_rehearse(rs_learner_t *l) {
+    if (!l->reh_n0 || !l->reh_n) return 0;
+    double q = RS_LEARNER_REH_Q(l);
+    if (q <= 0 || rs_rng_uniform(&l->rng) >= q) return 0;
+    uint64_t lp = l->reh[rs_rng_below(&l->rng, l->reh_n)];
+    rs_learnlog_t *lg = rs_learner_log(l, RS_LPOS_PART(lp));
+    const rs_lrec_hdr_t *h = lg ? rs_learnlog_rec(lg, RS_LPOS_POS(lp)) : NULL;
+    if (!h || !(h->state & RS_LREC_POSITIVE)) return 0;
+    if (rs_learner_learn(l, h, 1, RS_MODEL_LEARN_REPLAY, -1) == RS_OK) {
+        l->st.replays++;
+        l->st.rehearsals++;
+    }
+    return 1;
+}
+
 /* Experience replay (model.replay): after a step on a new record, that
  * many steps on records drawn uniformly from what this log keeps and
  * has learned (labelled, or negative at maturity), each with its label.
  * Online learning sees every example once, in time order; replaying the
  * kept past gives it the repeated passes an offline model gets, and
- * decorrelates consecutive steps.  Deterministic for a sequence of calls
- * (the learner's own generator). */
+ * decorrelates consecutive steps.  With rehearsal (maintenance) a step
+ * may draw a kept failure positive instead (rs_learner_rehearse).
+ * Deterministic for a sequence of calls (the learner's own generator). */
 static void rs_learner_replay_some(rs_learner_t *l, rs_learnlog_t *lg) {
     if (l->conf.replay <= 0) return;
     rs_learnlog_stats_t st;
     rs_learnlog_stats(lg, &st);
     const uint64_t lo = st.first, hi = st.cursor;
-    if (hi <= lo + 1) return;
-    for (int64_t k = 0; k < l->conf.replay; k++)
+    for (int64_t k = 0; k < l->conf.replay; k++) {
+        if (rs_learner_rehearse(l)) continue;
+        if (hi <= lo + 1) continue;
         for (int tries = 0; tries < 4; tries++) {
             uint64_t p = lo + rs_rng_below(&l->rng, hi - lo);
             const rs_lrec_hdr_t *h = rs_learnlog_rec(lg, p);
@@ -371,6 +401,7 @@ static void rs_learner_replay_some(rs_learner_t *l, rs_learnlog_t *lg) {
                 l->st.replays++;
             break;
         }
+    }
 }
 
 /* ------------------------------------------- remaining useful life */
@@ -459,6 +490,11 @@ int rs_learner_advance(rs_learner_t *l, int32_t partition,
 
 /* ------------------------------------------- failure-horizon labels */
 
+void rs_learner_set_rehearsal(rs_learner_t *l, int n0) {
+    l->reh_n0 = n0 > 0 ? n0 : 0;
+    if (l->reh_n0 && !l->reh) l->reh = rs_calloc(RS_LEARNER_REH, sizeof(*l->reh));
+}
+
 void rs_learner_set_failure_horizon(rs_learner_t *l, int64_t horizon_ms) {
     l->fh = horizon_ms > 0 ? horizon_ms : 0;
     rs_learner_refresh_horizon(l);
@@ -531,6 +567,8 @@ static void rs_learner_failure_log(rs_learner_t *l, int32_t p, uint64_t entity,
                 r->positives++;
             }
             l->st.positives++;
+            if (l->reh_n0 && l->reh_n < RS_LEARNER_REH)
+                l->reh[l->reh_n++] = RS_LPOS(p, pos);
         } else if (!(st & RS_LREC_LEARNED)) {
             if (rs_learner_learn(l, h, 0, RS_MODEL_LEARN_LABEL, psi)) continue;
             nst |= RS_LREC_LEARNED;
@@ -572,12 +610,17 @@ rs_err_t rs_learner_failure(rs_learner_t *l, int32_t partition,
                             rs_learner_failure_t *res) {
     l->st.labels++;
     l->st.failures++;
-    if (rs_learner_life_end(l, partition, entity, t_fail_ms, psi, 0, res) !=
-        RS_OK) {
+    rs_learner_failure_t r;
+    rs_err_t err = rs_learner_life_end(l, partition, entity, t_fail_ms, psi,
+                                       0, &r);
+    if (res) *res = r;
+    if (err != RS_OK) {
         l->st.unknown++;
         return RS_ERR_NOTFOUND;
     }
     l->st.joined++;
+    /* rehearsal's n: failures that taught positives (not a repeat) */
+    l->reh_fail += r.positives + r.corrected > 0;
     /* the failure's report delay (the label of each reading comes with it) */
     int64_t d = label_time_ms > t_fail_ms ? (label_time_ms - t_fail_ms) / 1000 : 0;
     rs_hist_record(&l->dall, d);

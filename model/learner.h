@@ -22,7 +22,9 @@
  *                      more on records drawn uniformly from what the log
  *                      keeps and has learned, with their labels: the
  *                      repeated passes an offline model gets, without
- *                      keeping anything in RAM.
+ *                      keeping anything in RAM (maintenance: some draw
+ *                      the first failures' positives, see
+ *                      rs_learner_set_rehearsal).
  * Each record's state byte (learnlog.h) says which happened, so nothing is
  * learned twice, also after a restart.
  *
@@ -165,6 +167,16 @@ uint64_t rs_learner_replay(rs_learner_t *l, int32_t partition, int64_t from_ms,
  * start, whichever is older): O(fleet readings in ~1.25 H) per failure. */
 void rs_learner_set_failure_horizon(rs_learner_t *l, int64_t horizon_ms);
 
+/* Rehearsal of the first failures (n0 > 0; 0, the default: off): the
+ * failure walk keeps the positions of the positives it learns (up to
+ * 16384, the first ones), and each replay step (model.replay) draws one
+ * of them instead of a uniform draw with probability
+ * q = n0 / (n + n0) / (1 + pos_weight), n the failures joined so far: the
+ * loss-balanced share of positives while few failures are known, fading
+ * as they are (n0: the prior worth of the cold-start blend, coldstart.h).
+ * Deterministic (the learner's generator).  The owner thread. */
+void rs_learner_set_rehearsal(rs_learner_t *l, int n0);
+
 typedef struct rs_learner_failure_s {
     uint64_t positives;       /* pending records learned as positives      */
     uint64_t corrected;       /* maturity negatives corrected to positives */
@@ -221,6 +233,8 @@ typedef struct rs_learner_stats_s {
     uint64_t hist_cut;        /* histories cut short (deleted segments)     */
     uint64_t beyond_horizon;  /* labels later than the horizon              */
     uint64_t replays;         /* replay steps (model.replay)                */
+    uint64_t rehearsals;      /* ... of them on failure positives
+                               * (rs_learner_set_rehearsal)                 */
     uint64_t failures;        /* failure labels resolved (rs_learner_failure) */
     uint64_t repairs;         /* repairs resolved (rs_learner_repair)       */
     uint64_t rul_learned;     /* readings the RUL head learned              */

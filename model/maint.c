@@ -66,6 +66,13 @@ static const rs_conf_field_t rs_maint_fields[] = {
      "alert_threshold; eval's ref), w = n / (n + sensors) after n failures "
      "(docs/maintenance.md)",
      NULL, 0, 0},
+    {"rehearsal", RS_CONF_BOOL, "true",
+     offsetof(rs_maint_conf_t, rehearsal), 0,
+     "while the model has learned few failures, a replay step (model.replay) "
+     "draws one of the failures' positives with probability n0 / (n + n0) / "
+     "(1 + model.pos_weight): n failures learned, n0 the sensors of the "
+     "cold-start reference (docs/maintenance.md)",
+     NULL, 0, 0},
 };
 
 const rs_conf_field_t *rs_maint_conf_fields(int *nfields) {

@@ -55,6 +55,8 @@ typedef struct rs_maint_conf_s {
                                * horizon)                                 */
     int cold_start;           /* 1: blend with the baseline deviation while
                                * few failures were learned (coldstart.h)  */
+    int rehearsal;            /* 1: replay the first failures' positives
+                               * (learner.h rs_learner_set_rehearsal)      */
 } rs_maint_conf_t;
 
 /* The RUL cap in ms (rul_cap x horizon). */

@@ -453,8 +453,32 @@ const char *rs_alerts_payload(const rs_alerts_t *al, int pub, size_t *len) {
 
 /* ------------------------------------------------------------ metrics */
 
+/* ------------------------------------------------------ checkpoint */
+
+size_t rs_alerts_ckpt_size(const rs_alerts_t *al) {
+    return al->cs ? RS_COLDSTART_STATE : 0;
+}
+
+void rs_alerts_ckpt_write(const rs_alerts_t *al, void *buf) {
+    if (al->cs) rs_coldstart_save(al->cs, buf);
+}
+
+rs_err_t rs_alerts_ckpt_read(rs_alerts_t *al, const void *buf, size_t len,
+                             char *errstr, size_t errstr_size) {
+    if (!al->cs) return RS_OK; /* cold start off now: nothing to restore */
+    rs_err_t err = rs_coldstart_load(al->cs, buf, len, errstr, errstr_size);
+    if (err != RS_OK) return err;
+    rs_alerts_snapshot(al); /* the metric says so from the start */
+    rs_info("maintenance", "cold start: %llu failures learned before "
+                "the restart (the model's weight %.3f)",
+                (unsigned long long)rs_coldstart_failures(al->cs),
+                rs_coldstart_weight(al->cs));
+    return err;
+}
+
 void rs_alerts_snapshot(rs_alerts_t *al) {
     rs_alertpol_stats(al->pol, &al->st.pol);
+    al->st.coldstart_failures = al->cs ? rs_coldstart_failures(al->cs) : 0;
     al->st.leads = *rs_alertpol_leads(al->pol);
     pthread_mutex_lock(&al->lock);
     al->snap = al->st;
@@ -506,12 +530,17 @@ void rs_alerts_prometheus(rs_alerts_t *al, rs_http_buf_t *b) {
         "repair labels that waited for their machine's readings to reach "
         "their label time (the labels topic read ahead of the events)\n"
         "# TYPE riskstream_maintenance_reports_waited_total counter\n"
-        "riskstream_maintenance_reports_waited_total %llu\n",
+        "riskstream_maintenance_reports_waited_total %llu\n"
+        "# HELP riskstream_coldstart_failures failures the cold-start blend "
+        "has counted (maintenance.cold_start; kept in the checkpoint)\n"
+        "# TYPE riskstream_coldstart_failures gauge\n"
+        "riskstream_coldstart_failures %llu\n",
         (unsigned long long)p->open, (unsigned long long)p->episodes,
         (unsigned long long)p->suppressed, (unsigned long long)p->alerts,
         (unsigned long long)p->escalations, (unsigned long long)p->failures,
         (unsigned long long)p->caught, (unsigned long long)st->repairs,
-        (unsigned long long)st->repeated, (unsigned long long)st->waited);
+        (unsigned long long)st->repeated, (unsigned long long)st->waited,
+        (unsigned long long)st->coldstart_failures);
     static const double le[] = {600, 1800, 3600, 7200, 14400, 28800,
                                 43200, 86400, 172800, 604800};
     const char *nm = "riskstream_alert_lead_time_seconds";

@@ -53,7 +53,8 @@
  * between batches as of its newest version.  With maintenance.cold_start
  * (the default) the policy and the payload's score are the model's score
  * blended with the baseline deviation while few failures were learned
- * (model/coldstart.h; the count starts at 0 when the service starts);
+ * (model/coldstart.h; the count of failures learned is kept in the
+ * service's checkpoint: rs_alerts_ckpt_*);
  * the score record keeps the model's own score as `score` (so `audit
  * --rescore` recomputes it bit for bit) and, when the blend differs from
  * it, the score the policy decided on as `alert_score`.
@@ -144,6 +145,20 @@ void rs_alerts_batch_end(rs_alerts_t *al);
  * scoring thread. */
 const char *rs_alerts_payload(const rs_alerts_t *al, int pub, size_t *len);
 
+/* The maintenance state the service's checkpoint keeps (a record of its
+ * own in the service's blob, scoring/svc_ckpt.c): the cold-start blend's
+ * failure count (coldstart.h), so that a restarted service does not enter
+ * the cold start again.  rs_alerts_ckpt_size: its bytes (0: nothing to
+ * keep, maintenance.cold_start off); rs_alerts_ckpt_write writes that many
+ * to buf; rs_alerts_ckpt_read restores it (RS_ERR_CORRUPT with errstr for
+ * a damaged record: nothing changed).  A checkpoint without the record
+ * (older, or cold start off when it was taken) leaves the count at 0.
+ * The scoring thread (between batches). */
+size_t rs_alerts_ckpt_size(const rs_alerts_t *al);
+void rs_alerts_ckpt_write(const rs_alerts_t *al, void *buf);
+rs_err_t rs_alerts_ckpt_read(rs_alerts_t *al, const void *buf, size_t len,
+                             char *errstr, size_t errstr_size);
+
 typedef struct rs_alerts_stats_s {
     rs_alertpol_stats_t pol;  /* readings, alerts, escalations, open,
                                * episodes, suppressed, failures, caught     */
@@ -159,6 +174,9 @@ typedef struct rs_alerts_stats_s {
                                * consumed                                   */
     uint64_t payload_errors;  /* alerts whose payload did not fit: the score
                                * record went to the alerts topic instead    */
+    uint64_t coldstart_failures; /* failures the cold-start blend counts
+                               * (n of coldstart.h; restored from the
+                               * checkpoint), 0 with it off               */
     rs_hist_t leads;          /* lead times of caught failures, seconds     */
 } rs_alerts_stats_t;
 

@@ -36,6 +36,7 @@
 
 #include <cblas.h>
 
+#include "model/coldstart.h"
 #include "scoring/service_int.h"
 
 uint64_t rs_memory_limit_override;
@@ -498,7 +499,16 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
                                 app->maint.enabled ? app->maint.horizon : 0,
                                 app->maint.enabled && app->maint.rul
                                     ? rs_maint_rul_cap(&app->maint)
-                                    : 0};
+                                    : 0,
+                                0};
+        if (app->maint.enabled && app->maint.rehearsal) {
+            /* maintenance.rehearsal: n0 = the cold-start reference's
+             * sensors (coldstart.h) */
+            rs_coldstart_t *cs = rs_coldstart_new(names, svc->dim,
+                                                  app->maint.alert_threshold);
+            to.rehearse_n0 = rs_coldstart_sensors(cs);
+            rs_coldstart_destroy(cs);
+        }
         /* ---- model sync (modelsync.h): one model across the group */
         rs_trainer_hooks_t hooks;
         if (app->sync.enabled && !app->ingest.brokers[0]) {

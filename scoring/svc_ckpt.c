@@ -29,7 +29,12 @@
  * the duplicate window (rs_dedup_write; every checkpoint).  Host byte
  * order (a local file).  Version 1 had neither caches nor caches_len;
  * version 3 adds the learning logs' ends (nlogs rs_svc_lend_t after the
- * positions, before the caches) and dedup_len. */
+ * positions, before the caches) and dedup_len.  Version 4 is version 3
+ * followed by delimited RECORDS, each u32 tag | u32 len | len bytes (a
+ * record of an unknown tag is skipped); written only when a record is
+ * (else the blob is version 3, byte for byte as before).  Records:
+ *   RS_SVC_REC_MAINT  the maintenance state (alerts.h rs_alerts_ckpt_*:
+ *                     the cold-start blend's failure count). */
 #define RS_SVC_CKPT_MAGIC 0x464f5352u /* "RSOF" */
 typedef struct rs_svc_ckpt_hdr_s {
     uint32_t magic, version, n, pad;
@@ -40,6 +45,7 @@ typedef struct rs_svc_ckpt_hdr_s {
 } rs_svc_ckpt_hdr_t;
 #define RS_SVC_CKPT_V1_HDR offsetof(rs_svc_ckpt_hdr_t, caches_len)
 #define RS_SVC_CKPT_V2_HDR offsetof(rs_svc_ckpt_hdr_t, nlogs)
+#define RS_SVC_REC_MAINT 0x544e4d52u /* "RMNT" */
 
 /* v3: the end of each open learning log when the state was taken (a
  * restore rewinds the log there: the input after it is read and logged
@@ -50,6 +56,19 @@ typedef struct rs_svc_lend_s {
 } rs_svc_lend_t;
 
 /* -------------------------------------------------------- checkpoints */
+
+/* The v4 records in blob[off, len) are well delimited (each header and
+ * body inside the blob). */
+static int rs_svc_ckpt_recs_ok(const void *blob, size_t off, size_t len) {
+    while (off < len) {
+        uint32_t rl;
+        if (len - off < 8) return 0;
+        memcpy(&rl, (const char *)blob + off + 4, 4);
+        if (rl > len - off - 8) return 0;
+        off += 8 + (size_t)rl;
+    }
+    return 1;
+}
 
 /* Restore the feature state and the input positions it matches.  A missing
  * file is a fresh start; a corrupt one is an error (never loaded
@@ -79,18 +98,23 @@ rs_err_t rs_svc_ckpt_restore(rs_service_t *svc, char *errstr,
             hl = RS_SVC_CKPT_V2_HDR;
             caches_len = (size_t)h->caches_len;
         }
-        if (h->version == 3 && len >= sizeof(*h) && h->caches_len <= len &&
-            h->dedup_len <= len) {
+        if ((h->version == 3 || h->version == 4) && len >= sizeof(*h) &&
+            h->caches_len <= len && h->dedup_len <= len) {
             hl = sizeof(*h);
             caches_len = (size_t)h->caches_len;
             dedup_len = (size_t)h->dedup_len;
             nlogs = h->nlogs;
         }
     }
+    /* v4: the delimited records after the dedup window (rec_off..len) */
+    size_t rec_off = hl ? hl + (size_t)h->n * sizeof(rs_ingest_pos_t) +
+                              nlogs * sizeof(rs_svc_lend_t) + caches_len +
+                              dedup_len
+                        : 0;
     if (!hl || h->n > (len - hl) / sizeof(rs_ingest_pos_t) ||
         nlogs > RS_STATE_MAX_PARTS ||
-        len != hl + (size_t)h->n * sizeof(rs_ingest_pos_t) +
-                   nlogs * sizeof(rs_svc_lend_t) + caches_len + dedup_len) {
+        (h->version == 4 ? len < rec_off || !rs_svc_ckpt_recs_ok(blob, rec_off, len)
+                         : len != rec_off)) {
         free(blob);
         return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
                        "checkpoint %s: its offsets record is missing or "
@@ -145,6 +169,20 @@ rs_err_t rs_svc_ckpt_restore(rs_service_t *svc, char *errstr,
             rs_warn("service", "checkpoint %s: duplicate window not "
                     "restored (%s): it starts empty", path, e2d);
     }
+    /* v4 records (svc_ckpt hook: the maintenance state, i15) */
+    for (size_t off = rec_off; h->version == 4 && off < len;) {
+        uint32_t tag, rl;
+        memcpy(&tag, (const char *)blob + off, 4);
+        memcpy(&rl, (const char *)blob + off + 4, 4);
+        const char *body = (const char *)blob + off + 8;
+        off += 8 + (size_t)rl;
+        char e2m[256];
+        if (tag == RS_SVC_REC_MAINT && svc->al &&
+            rs_alerts_ckpt_read(svc->al, body, rl, e2m, sizeof(e2m)) != RS_OK)
+            rs_warn("service", "checkpoint %s: maintenance state not "
+                    "restored (%s): the cold start counts failures from 0",
+                    path, e2m);
+    }
     for (uint32_t i = 0; i < h->n; i++)
         if (pos[i].topic >= 0 && pos[i].topic < 2 && pos[i].partition >= 0 &&
             pos[i].partition < RS_SVC_MAX_PARTS)
@@ -181,12 +219,15 @@ static void *rs_svc_ckpt_blob(rs_service_t *svc, int caches, size_t *len) {
         nlogs += rs_state_log_if_open(svc->state, p) != NULL;
     size_t clen = caches ? rs_model_caches_size(svc->model) : 0;
     size_t dlen = svc->dedup ? rs_dedup_size(svc->dedup) : 0;
+    /* v4 records (svc_ckpt hook: the maintenance state, i15) */
+    size_t mlen = svc->al ? rs_alerts_ckpt_size(svc->al) : 0;
+    size_t rlen = mlen ? 8 + mlen : 0;
     size_t base = sizeof(rs_svc_ckpt_hdr_t) +
                   (size_t)n * sizeof(rs_ingest_pos_t) +
                   (size_t)nlogs * sizeof(rs_svc_lend_t);
-    if (base + clen + dlen > svc->ckpt_buf_cap) {
+    if (base + clen + dlen + rlen > svc->ckpt_buf_cap) {
         free(svc->ckpt_buf);
-        svc->ckpt_buf_cap = base + clen + dlen;
+        svc->ckpt_buf_cap = base + clen + dlen + rlen;
         svc->ckpt_buf = rs_malloc(svc->ckpt_buf_cap);
     }
     rs_svc_ckpt_hdr_t *h = svc->ckpt_buf;
@@ -212,6 +253,14 @@ static void *rs_svc_ckpt_blob(rs_service_t *svc, int caches, size_t *len) {
             got = 0;
         h->dedup_len = got;
         *len += got;
+    }
+    if (rlen) { /* v4: the records after the dedup window */
+        char *r = (char *)h + *len;
+        uint32_t hd[2] = {RS_SVC_REC_MAINT, (uint32_t)mlen};
+        memcpy(r, hd, 8);
+        rs_alerts_ckpt_write(svc->al, r + 8);
+        h->version = 4;
+        *len += rlen;
     }
     rs_strlcpy(h->topic[0], svc->app->ingest.topic_events, sizeof(h->topic[0]));
     rs_strlcpy(h->topic[1], svc->app->ingest.topic_labels, sizeof(h->topic[1]));

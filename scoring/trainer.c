@@ -424,6 +424,8 @@ rs_trainer_t *rs_trainer_new(rs_model_t *t, const rs_model_conf_t *conf,
     tr->lr = rs_learner_new(t, conf);
     if (opts && opts->failure_horizon_ms > 0)
         rs_learner_set_failure_horizon(tr->lr, opts->failure_horizon_ms);
+    if (opts && opts->rehearse_n0 > 0)
+        rs_learner_set_rehearsal(tr->lr, opts->rehearse_n0);
     if (opts && opts->rul_cap_ms > 0) {
         tr->rul = rs_rul_new(rs_model_dim(t), opts->rul_cap_ms);
         tr->rul_pub = rs_rul_new(rs_model_dim(t), opts->rul_cap_ms);

@@ -112,6 +112,8 @@ typedef struct rs_trainer_opts_s {
     int64_t rul_cap_ms;       /* > 0: train a remaining-useful-life head
                                * (rul.h) with this cap, published with the
                                * versions (rs_trainer_rul)                 */
+    int rehearse_n0;          /* > 0: rs_learner_set_rehearsal(n0)
+                               * (maintenance.rehearsal)                   */
 } rs_trainer_opts_t;
 
 /* Start the trainer thread on model `t` (ownership moves to the trainer on

@@ -752,6 +752,11 @@ rs_eval_t *rs_eval_new(const rs_eval_conf_t *conf, char *errstr,
          * with maintenance.cold_start the models' scores are blended with
          * it while they learned few failures (model/coldstart.h) */
         e->cs = rs_coldstart_new(names, e->dim, e->mc.alert_threshold);
+        /* maintenance.rehearsal: the first failures' positives replayed
+         * (learner.h), n0 the reference's sensors */
+        if (e->mc.rehearsal)
+            for (int k = 0; k < conf->nmodels; k++)
+                rs_learner_set_rehearsal(e->lr[k], rs_coldstart_sensors(e->cs));
     }
     e->watermark = INT64_MIN;
     e->first_t = INT64_MIN;

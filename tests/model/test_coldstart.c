@@ -14,13 +14,18 @@
  *    beyond 3 sampling sds, 1.166 / sqrt N) counts as the z 3 + it / sd:
  *    noise just past 3 sampling sds above the machine's own scores the
  *    threshold, 5x the noise more, 0 (as usual) nothing, a shorter span's
- *    noise is not read, n0 unchanged. */
+ *    noise is not read, n0 unchanged;
+ *  - test_state: the failure count saved and loaded into a new blend (the
+ *    service's checkpoint record) gives the same weight and score; a
+ *    state of the wrong size, magic or version is refused with a message
+ *    and leaves the count as it was. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -134,12 +139,52 @@ static void test_weight(void **st) {
     rs_coldstart_destroy(cs);
 }
 
+static void test_state(void **st) {
+    (void)st;
+    rs_coldstart_t *a = rs_coldstart_new(names, DIM, 0.3);
+    for (int i = 0; i < 7; i++) rs_coldstart_failure(a);
+    unsigned char buf[RS_COLDSTART_STATE + 1];
+    rs_coldstart_save(a, buf);
+    rs_coldstart_t *b = rs_coldstart_new(names, DIM, 0.3);
+    char es[256];
+    assert_int_equal(rs_coldstart_load(b, buf, RS_COLDSTART_STATE, es,
+                                       sizeof(es)), RS_OK);
+    assert_int_equal(rs_coldstart_failures(b), 7);
+    assert_float_equal(rs_coldstart_weight(b), 7.0 / 9.0, 1e-12);
+    float x[DIM] = {0};
+    x[4] = 4;
+    assert_true(rs_coldstart_score(a, x, 0.1f) == rs_coldstart_score(b, x, 0.1f));
+    /* damaged: refused, the count unchanged */
+    rs_coldstart_set_failures(b, 3);
+    es[0] = '\0';
+    assert_int_equal(rs_coldstart_load(b, buf, RS_COLDSTART_STATE - 1, es,
+                                       sizeof(es)), RS_ERR_CORRUPT);
+    assert_non_null(strstr(es, "cold-start state"));
+    assert_int_equal(rs_coldstart_load(b, buf, RS_COLDSTART_STATE + 1, es,
+                                       sizeof(es)), RS_ERR_CORRUPT);
+    unsigned char bad[RS_COLDSTART_STATE];
+    memcpy(bad, buf, sizeof(bad));
+    bad[0] ^= 1; /* magic */
+    assert_int_equal(rs_coldstart_load(b, bad, sizeof(bad), es, sizeof(es)),
+                     RS_ERR_CORRUPT);
+    memcpy(bad, buf, sizeof(bad));
+    bad[4] = 2; /* version */
+    assert_int_equal(rs_coldstart_load(b, bad, sizeof(bad), es, sizeof(es)),
+                     RS_ERR_CORRUPT);
+    assert_int_equal(rs_coldstart_load(b, NULL, 0, es, sizeof(es)),
+                     RS_ERR_CORRUPT);
+    assert_int_equal(rs_coldstart_failures(b), 3);
+    rs_coldstart_destroy(a);
+    rs_coldstart_destroy(b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_layout),
         cmocka_unit_test(test_reference),
         cmocka_unit_test(test_weight),
         cmocka_unit_test(test_noise),
+        cmocka_unit_test(test_state),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

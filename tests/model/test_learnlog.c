@@ -2,7 +2,8 @@
 /* test_learnlog.c -- the learning log (model/learnlog.h) and the learner
  * (model/learner.h): segments, index, maturity, restart, torn writes,
  * rewind; label joins, maturity negatives, late positives corrected, the
- * auto horizon and the refused configurations. */
+ * auto horizon and the refused configurations; the rehearsal of the first
+ * failures' positives. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -695,6 +696,81 @@ static void test_failure_horizon(void **st) {
     }
 }
 
+/* Rehearsal of the first failures (rs_learner_set_rehearsal): three
+ * machines read hourly, m1 fails at day 4, the others run on to day 10 and
+ * mature, with model.replay 1.  With rehearsal (n0 = 4) some replay steps
+ * draw m1's positives -- about q = n0 / (n + n0) / (1 + pos_weight) of
+ * those after the failure (n = 1) --, the same calls give the same steps
+ * and weights, and the model scores a probe higher than without (more
+ * positive steps); without it (the default) no step is a rehearsal.  A
+ * repeated report does not count as a second failure. */
+static void reh_run(int n0, rs_learner_stats_t *ls, float *probe,
+                    uint64_t *replays_after) {
+    fx_t f;
+    fx_new(&f, 0, 0, RS_MODEL_HORIZON_AUTO, NULL);
+    rs_learner_destroy(f.l);
+    f.conf.replay = 1;
+    f.l = rs_learner_new(f.m, &f.conf);
+    assert_int_equal(rs_learner_attach(f.l, f.lg), RS_OK);
+    rs_learner_set_failure_horizon(f.l, DAY);
+    rs_learner_set_rehearsal(f.l, n0);
+    const char *ms[3] = {"m1", "m2", "m3"};
+    char id[32];
+    for (int hr = 0; hr <= 10 * 24; hr++) {
+        for (int m = 0; m < 3; m++) {
+            if (m == 0 && hr > 4 * 24) continue; /* m1 is down */
+            snprintf(id, sizeof(id), "%s-%d", ms[m], hr);
+            fx_score(&f, id, ms[m], T0 + hr * 3600000LL + m,
+                     m == 0 && hr > 3 * 24 ? 1.0f : 0.1f * (float)m);
+        }
+        fx_advance(&f, T0 + hr * 3600000LL);
+        if (hr == 4 * 24) {
+            rs_learner_failure_t r;
+            rs_learner_stats_t before;
+            for (int k = 0; k < 2; k++) /* reported twice */
+                assert_int_equal(rs_learner_failure(f.l, 0, rs_hash_str("m1"),
+                                                    T0 + 4 * DAY, T0 + 4 * DAY,
+                                                    -1, &r), RS_OK);
+            rs_learner_stats(f.l, &before);
+            *replays_after = before.replays;
+        }
+    }
+    fx_advance(&f, T0 + 30 * DAY);
+    rs_learner_stats(f.l, ls);
+    *replays_after = ls->replays - *replays_after;
+    *probe = fx_score(&f, "probe", "m9", T0 + 31 * DAY, 1.0f);
+    fx_free(&f);
+}
+
+static void test_rehearsal(void **st) {
+    (void)st;
+    rs_learner_stats_t a, b, c;
+    float pa, pb, pc;
+    uint64_t ra, rb, rc;
+    reh_run(4, &a, &pa, &ra);
+    reh_run(4, &c, &pc, &rc);
+    reh_run(0, &b, &pb, &rb);
+    printf("rehearsal: %llu of %llu replay steps after the failure rehearsed "
+           "m1's positives (q = %.4f); probe %.4f with, %.4f without\n",
+           (unsigned long long)a.rehearsals, (unsigned long long)ra,
+           4.0 / 5.0 / 11.0, pa, pb);
+    assert_int_equal(b.rehearsals, 0);
+    assert_true(a.rehearsals > 0);
+    /* n = 1 (the repeat does not count), pos_weight 10: q = 0.8 / 11 */
+    double q = 4.0 / 5.0 / 11.0;
+    assert_true(a.rehearsals >= (uint64_t)(0.5 * q * (double)ra));
+    assert_true(a.rehearsals <= (uint64_t)(2.0 * q * (double)ra) + 1);
+    /* the same positives and negatives are learned either way */
+    assert_int_equal(a.positives, b.positives);
+    assert_int_equal(a.matured, b.matured);
+    assert_int_equal(a.negatives, b.negatives);
+    /* deterministic */
+    assert_int_equal(a.rehearsals, c.rehearsals);
+    assert_int_equal(a.replays, c.replays);
+    assert_true(pa == pc);
+    assert_true(pa > pb);
+}
+
 /* A repair ends a life without a failure: its pending readings are
  * negatives now, and a failure of the next life within the horizon does
  * not reach back before the repair. */
@@ -994,6 +1070,7 @@ int main(void) {
         cmocka_unit_test(test_log_files_grow),
         cmocka_unit_test(test_learner_semantics),
         cmocka_unit_test(test_failure_horizon),
+        cmocka_unit_test(test_rehearsal),
         cmocka_unit_test(test_repair_life),
         cmocka_unit_test(test_rul_censoring),
         cmocka_unit_test(test_label_60_days_late),

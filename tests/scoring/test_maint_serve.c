@@ -45,6 +45,16 @@
  *    `alert_score` >= 0.5; every `alert_score` is above its `score`; the
  *    alerts topic payload's `score` of A's alert is the record's
  *    `alert_score` (same float); the Redis record carries it too.
+ *  - test_coldstart_restart: the cold-start blend's failure count is in
+ *    the service's checkpoint (svc_ckpt.c, the maintenance record).  A
+ *    service with service.checkpoint_path reads two machines for 2 h, A
+ *    fails (reported at its last reading), the service stops (final
+ *    checkpoint): riskstream_coldstart_failures 1.  A second service on
+ *    the same checkpoint resumes after it: after two more readings of
+ *    each machine it counts 1 failure (its own riskstream_failures_total
+ *    is 0: none was reported to it), where it counted 0 before the count
+ *    was checkpointed.  A third start, in which B fails, counts 2 (the
+ *    restored count goes on).
  *
  * Environment: RS_TEST_LOG=debug|info|warn|error|off (default warn).
  */
@@ -452,6 +462,75 @@ static void test_coldstart_alert_score(void **state) {
     rs_test_env_close(&e);
 }
 
+/* The cold-start failure count survives a restart (svc_ckpt.c record). */
+static void coldstart_run(rs_test_env_t *e, const char *ckpt, int first,
+                          int last, int fail_m, double *counted,
+                          double *failures) {
+    static rs_test_svc_t s;
+    const char *kv[] = {"maintenance.enabled", "true",
+                        "maintenance.horizon", "1h",
+                        "maintenance.cold_start", "true",
+                        "model.kind", "lr",
+                        "model.label_horizon", "30d",
+                        "features.preset", "sensors",
+                        "features.sensor_fields", "temperature,vibration",
+                        "service.checkpoint_path", ckpt,
+                        NULL};
+    rs_test_svc_conf(&s, e, "g-maint-ckpt", kv);
+    rs_test_svc_run(&s);
+    rs_test_svc_wait_assigned(&s, 30000);
+    for (int j = first; j < last; j++)
+        for (int m = 0; m < 2; m++) produce_reading(e, m, j);
+    rs_test_env_flush(e);
+    assert_true(rs_test_svc_wait_count(&s, &s.scored,
+                                       2 * (uint64_t)(last - first), "scored",
+                                       60000));
+    if (fail_m >= 0) {
+        /* reported at the machine's last reading: due at once */
+        char id[32];
+        snprintf(id, sizeof(id), "r-%c-%02d", 'A' + fail_m, last - 1);
+        produce_mlabel(e, fail_m, id, 1, BASE_MS + (last - 1) * STEP_MS);
+        rs_test_env_flush(e);
+        assert_true(rs_test_svc_wait_count(&s, &s.labels, 1, "labels", 60000));
+    }
+    rs_test_svc_stop(&s);
+    assert_int_equal(s.err, RS_OK);
+    assert_true(s.st.checkpoints >= 1);
+    assert_int_equal(s.st.checkpoint_errors, 0);
+    *counted = metric(s.metrics, "riskstream_coldstart_failures");
+    *failures = metric(s.metrics, "riskstream_failures_total");
+    rs_test_svc_free(&s);
+}
+
+static void test_coldstart_restart(void **state) {
+    (void)state;
+    static rs_test_env_t e;
+    rs_test_env_open(&e, 1);
+    char ckpt[600];
+    snprintf(ckpt, sizeof(ckpt), "%s/state.ckpt", rs_test_redis_dir(e.redis));
+    double counted, failures;
+    /* 1: A fails after 2 h */
+    coldstart_run(&e, ckpt, 0, NREAD, 0, &counted, &failures);
+    printf("coldstart_restart: run 1 counted %.0f failures (%.0f reported)\n",
+           counted, failures);
+    assert_int_equal((int)failures, 1);
+    assert_int_equal((int)counted, 1);
+    /* 2: restarted on the checkpoint; B and A's next life read 2 more
+     * readings each, no failure */
+    coldstart_run(&e, ckpt, NREAD, NREAD + 2, -1, &counted, &failures);
+    printf("coldstart_restart: run 2 counted %.0f failures (%.0f reported)\n",
+           counted, failures);
+    assert_int_equal((int)failures, 0);
+    assert_int_equal((int)counted, 1);
+    /* 3: B fails in run 3: the count goes on from the restored one */
+    coldstart_run(&e, ckpt, NREAD + 2, NREAD + 4, 1, &counted, &failures);
+    printf("coldstart_restart: run 3 counted %.0f failures (%.0f reported)\n",
+           counted, failures);
+    assert_int_equal((int)failures, 1);
+    assert_int_equal((int)counted, 2);
+    rs_test_env_close(&e);
+}
+
 /* After every test, also a failed one: stop what it left running. */
 static int teardown(void **state) {
     (void)state;
@@ -467,6 +546,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_failure_alert, teardown),
         cmocka_unit_test_teardown(test_coldstart_alert_score, teardown),
+        cmocka_unit_test_teardown(test_coldstart_restart, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
