@@ -458,7 +458,9 @@ static void jr_it_init(jr_it_t *it, const jv_t *c) {
     it->first = 1;
 }
 
-static int jr_it_next(jr_it_t *it, jv_t *k, jv_t *v) {
+/* Past the separator before the iterator's next item: 1 at the end of
+ * the span, else 0 with the reader at the item (jr_it_next, jr_it_next_in). */
+static int jr_it_sep(jr_it_t *it) {
     jr_t *r = &it->r;
     jr_ws(r);
     char c = r->s[r->pos];
@@ -468,6 +470,12 @@ static int jr_it_next(jr_it_t *it, jv_t *k, jv_t *v) {
         jr_ws(r);
     }
     it->first = 0;
+    return 0;
+}
+
+static int jr_it_next(jr_it_t *it, jv_t *k, jv_t *v) {
+    if (jr_it_sep(it)) return 1;
+    jr_t *r = &it->r;
     if (k) {
         jr_string(r, k);
         jr_ws(r);
@@ -486,15 +494,8 @@ static int jr_it_next(jr_it_t *it, jv_t *k, jv_t *v) {
  * scan of each element instead of two (skip, then walk).  v->p / v->len
  * are not set for an object entered (v->type is JT_OBJ). */
 static int jr_it_next_in(jr_it_t *it, jv_t *v, jr_it_t *in) {
+    if (jr_it_sep(it)) return 1;
     jr_t *r = &it->r;
-    jr_ws(r);
-    char c = r->s[r->pos];
-    if (c == ']' || c == '}') return 1;
-    if (!it->first) {
-        r->pos++; /* ',' */
-        jr_ws(r);
-    }
-    it->first = 0;
     if (r->s[r->pos] == '{') { /* stays at '{' until jr_it_leave/skip */
         *v = (jv_t){.type = JT_OBJ, .p = r->s + r->pos};
         in->r = (jr_t){.s = r->s + r->pos, .n = r->n - r->pos, .pos = 1};
