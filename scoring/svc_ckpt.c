@@ -188,10 +188,18 @@ rs_err_t rs_svc_ckpt_restore(rs_service_t *svc, char *errstr,
                     "restored (%s): the cold start counts failures from 0",
                     path, e2m);
         /* the trainer loads it in queue order, after the ATTACHes above;
-         * positions past the logs' restored ends are dropped */
-        if (tag == RS_SVC_REC_REH && svc->tr)
-            rs_trainer_rehearsal_restore(svc->tr, body, rl, svc->lrestore,
+         * positions past the logs' restored ends (the checkpoint's, or
+         * less if a log lost records) are dropped */
+        if (tag == RS_SVC_REC_REH && svc->tr) {
+            int64_t *ends = rs_malloc(RS_STATE_MAX_PARTS * sizeof(*ends));
+            for (int32_t p = 0; p < RS_STATE_MAX_PARTS; p++) {
+                const rs_learnlog_t *lg = rs_state_log_if_open(svc->state, p);
+                ends[p] = lg ? (int64_t)rs_learnlog_end(lg) : -1;
+            }
+            rs_trainer_rehearsal_restore(svc->tr, body, rl, ends,
                                          RS_STATE_MAX_PARTS);
+            free(ends);
+        }
     }
     for (uint32_t i = 0; i < h->n; i++)
         if (pos[i].topic >= 0 && pos[i].topic < 2 && pos[i].partition >= 0 &&
