@@ -495,6 +495,59 @@ void rs_learner_set_rehearsal(rs_learner_t *l, int n0) {
     if (l->reh_n0 && !l->reh) l->reh = rs_calloc(RS_LEARNER_REH, sizeof(*l->reh));
 }
 
+#define RS_LEARNER_REH_MAGIC 0x48525352u /* "RSRH" */
+#define RS_LEARNER_REH_HDR 24              /* magic, version, n, kept    */
+
+size_t rs_learner_rehearsal_size(const rs_learner_t *l) {
+    return l->reh_n0 ? RS_LEARNER_REH_HDR + (size_t)l->reh_n * 8 : 0;
+}
+
+/* u32 magic | u32 version (1) | u64 n | u64 kept | u64 RS_LPOS[kept],
+ * host byte order (a local file). */
+void rs_learner_rehearsal_save(const rs_learner_t *l, void *buf) {
+    if (!l->reh_n0) return;
+    uint32_t hd[2] = {RS_LEARNER_REH_MAGIC, 1};
+    char *b = buf;
+    memcpy(b, hd, 8);
+    memcpy(b + 8, &l->reh_fail, 8);
+    memcpy(b + 16, &l->reh_n, 8);
+    if (l->reh_n) memcpy(b + RS_LEARNER_REH_HDR, l->reh, (size_t)l->reh_n * 8);
+}
+
+rs_err_t rs_learner_rehearsal_load(rs_learner_t *l, const void *buf,
+                                   size_t len, const int64_t *end,
+                                   int32_t nend, char *errstr,
+                                   size_t errstr_size) {
+    if (!l->reh_n0)
+        return rs_errf(errstr, errstr_size, RS_ERR_STATE,
+                       "rehearsal state: rehearsal is off");
+    uint32_t hd[2] = {0, 0};
+    uint64_t n = 0, kept = UINT64_MAX;
+    const char *b = buf;
+    if (buf && len >= RS_LEARNER_REH_HDR) {
+        memcpy(hd, b, 8);
+        memcpy(&n, b + 8, 8);
+        memcpy(&kept, b + 16, 8);
+    }
+    if (hd[0] != RS_LEARNER_REH_MAGIC || hd[1] != 1 ||
+        kept > RS_LEARNER_REH || len != RS_LEARNER_REH_HDR + kept * 8)
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "rehearsal state: %zu bytes, not a version-1 state",
+                       len);
+    l->reh_fail = n;
+    l->reh_n = 0;
+    for (uint64_t i = 0; i < kept; i++) {
+        uint64_t lp;
+        memcpy(&lp, b + RS_LEARNER_REH_HDR + i * 8, 8);
+        int32_t p = RS_LPOS_PART(lp);
+        if (p < 0 || p >= nend || end[p] < 0 ||
+            RS_LPOS_POS(lp) >= (uint64_t)end[p])
+            continue; /* past the restored log's end: written again */
+        l->reh[l->reh_n++] = lp;
+    }
+    return RS_OK;
+}
+
 void rs_learner_set_failure_horizon(rs_learner_t *l, int64_t horizon_ms) {
     l->fh = horizon_ms > 0 ? horizon_ms : 0;
     rs_learner_refresh_horizon(l);
@@ -680,6 +733,8 @@ void rs_learner_stats(const rs_learner_t *l, rs_learner_stats_t *st) {
     *st = l->st;
     st->horizon_ms = l->horizon;
     st->horizon_auto = l->conf.label_horizon == RS_MODEL_HORIZON_AUTO;
+    st->reh_failures = l->reh_fail;
+    st->reh_kept = l->reh_n;
     st->delays = l->dall.total;
     st->delay_p50_ms = l->dall.total ? rs_hist_quantile(&l->dall, 0.5) * 1000 : 0;
     st->delay_p99_ms = l->dall.total ? rs_hist_quantile(&l->dall, 0.99) * 1000 : 0;

@@ -177,6 +177,24 @@ void rs_learner_set_failure_horizon(rs_learner_t *l, int64_t horizon_ms);
  * Deterministic (the learner's generator).  The owner thread. */
 void rs_learner_set_rehearsal(rs_learner_t *l, int n0);
 
+/* The rehearsal state as bytes, for the service's checkpoint (the trainer
+ * copies it, scoring/svc_ckpt.c keeps it): the failures counted (n) and
+ * the kept positives' log positions.  rs_learner_rehearsal_size: its
+ * length (0 with rehearsal off); rs_learner_rehearsal_save writes that
+ * many bytes to buf.  rs_learner_rehearsal_load replaces the state with
+ * buf[len]; a kept position of partition p at or past end[p] (end: nend
+ * partitions, -1 = no log) is dropped -- a restored log is rewound to the
+ * checkpoint's end and the records after it are written again, other
+ * events' -- while n is kept.  RS_ERR_CORRUPT (the state unchanged) for
+ * bytes that are not a state of this version; RS_ERR_STATE with rehearsal
+ * off.  The owner thread. */
+size_t rs_learner_rehearsal_size(const rs_learner_t *l);
+void rs_learner_rehearsal_save(const rs_learner_t *l, void *buf);
+rs_err_t rs_learner_rehearsal_load(rs_learner_t *l, const void *buf,
+                                   size_t len, const int64_t *end,
+                                   int32_t nend, char *errstr,
+                                   size_t errstr_size);
+
 typedef struct rs_learner_failure_s {
     uint64_t positives;       /* pending records learned as positives      */
     uint64_t corrected;       /* maturity negatives corrected to positives */
@@ -235,6 +253,9 @@ typedef struct rs_learner_stats_s {
     uint64_t replays;         /* replay steps (model.replay)                */
     uint64_t rehearsals;      /* ... of them on failure positives
                                * (rs_learner_set_rehearsal)                 */
+    uint64_t reh_failures;    /* rehearsal's n: failures that taught
+                               * positives (restored with its state)       */
+    uint64_t reh_kept;        /* failure positives kept to rehearse        */
     uint64_t failures;        /* failure labels resolved (rs_learner_failure) */
     uint64_t repairs;         /* repairs resolved (rs_learner_repair)       */
     uint64_t rul_learned;     /* readings the RUL head learned              */

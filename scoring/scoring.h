@@ -176,6 +176,9 @@ typedef struct rs_service_stats_s {
     int64_t assigned;           /* input partitions currently assigned    */
     uint64_t checkpoints;       /* feature checkpoints committed          */
     uint64_t checkpoint_errors;
+    uint64_t checkpoint_reh_behind; /* checkpoints taken while the trainer
+                                 * had failures read before them still
+                                 * queued: its rehearsal state lacks them */
     int64_t checkpoint_step_max_us; /* longest pause of one checkpoint step */
     int64_t checkpoint_last_ms; /* begin -> committed, last checkpoint     */
     double elapsed_s;           /* since rs_service_run() started         */

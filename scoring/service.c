@@ -787,6 +787,7 @@ void rs_service_destroy(rs_service_t *svc) {
     free(svc->txn_dirty);
     free(svc->applied);
     free(svc->ckpt_buf);
+    free(svc->reh_buf);
     if (svc->snap) {
         pthread_mutex_destroy(&svc->snap_lock);
         free(svc->snap);

@@ -159,6 +159,9 @@ struct rs_service_s {
     rs_features_ckfile_t *ckpt_cf; /* handed to ckpt_io                 */
     void *ckpt_buf;                /* [ckpt_buf_cap] the service record  */
     size_t ckpt_buf_cap;
+    void *reh_buf;                 /* [reh_buf_cap] the trainer's rehearsal
+                                    * state, copied for a checkpoint (i15) */
+    size_t reh_buf_cap;
     _Atomic int ckpt_io_err;
     _Atomic int64_t ckpt_io_done_us;
 

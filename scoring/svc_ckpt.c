@@ -34,7 +34,11 @@
  * record of an unknown tag is skipped); written only when a record is
  * (else the blob is version 3, byte for byte as before).  Records:
  *   RS_SVC_REC_MAINT  the maintenance state (alerts.h rs_alerts_ckpt_*:
- *                     the cold-start blend's failure count). */
+ *                     the cold-start blend's failure count);
+ *   RS_SVC_REC_REH    the trainer's rehearsal state (trainer.h
+ *                     rs_trainer_rehearsal: the failures it counted and
+ *                     the log positions of their positives), written with
+ *                     maintenance.rehearsal only. */
 #define RS_SVC_CKPT_MAGIC 0x464f5352u /* "RSOF" */
 typedef struct rs_svc_ckpt_hdr_s {
     uint32_t magic, version, n, pad;
@@ -46,6 +50,7 @@ typedef struct rs_svc_ckpt_hdr_s {
 #define RS_SVC_CKPT_V1_HDR offsetof(rs_svc_ckpt_hdr_t, caches_len)
 #define RS_SVC_CKPT_V2_HDR offsetof(rs_svc_ckpt_hdr_t, nlogs)
 #define RS_SVC_REC_MAINT 0x544e4d52u /* "RMNT" */
+#define RS_SVC_REC_REH 0x48455252u   /* "RREH" */
 
 /* v3: the end of each open learning log when the state was taken (a
  * restore rewinds the log there: the input after it is read and logged
@@ -182,6 +187,19 @@ rs_err_t rs_svc_ckpt_restore(rs_service_t *svc, char *errstr,
             rs_warn("service", "checkpoint %s: maintenance state not "
                     "restored (%s): the cold start counts failures from 0",
                     path, e2m);
+        /* the trainer loads it in queue order, after the ATTACHes above;
+         * positions past the logs' restored ends (the checkpoint's, or
+         * less if a log lost records) are dropped */
+        if (tag == RS_SVC_REC_REH && svc->tr) {
+            int64_t *ends = rs_malloc(RS_STATE_MAX_PARTS * sizeof(*ends));
+            for (int32_t p = 0; p < RS_STATE_MAX_PARTS; p++) {
+                const rs_learnlog_t *lg = rs_state_log_if_open(svc->state, p);
+                ends[p] = lg ? (int64_t)rs_learnlog_end(lg) : -1;
+            }
+            rs_trainer_rehearsal_restore(svc->tr, body, rl, ends,
+                                         RS_STATE_MAX_PARTS);
+            free(ends);
+        }
     }
     for (uint32_t i = 0; i < h->n; i++)
         if (pos[i].topic >= 0 && pos[i].topic < 2 && pos[i].partition >= 0 &&
@@ -221,7 +239,18 @@ static void *rs_svc_ckpt_blob(rs_service_t *svc, int caches, size_t *len) {
     size_t dlen = svc->dedup ? rs_dedup_size(svc->dedup) : 0;
     /* v4 records (svc_ckpt hook: the maintenance state, i15) */
     size_t mlen = svc->al ? rs_alerts_ckpt_size(svc->al) : 0;
-    size_t rlen = mlen ? 8 + mlen : 0;
+    /* the trainer's rehearsal state (i15w; 0 bytes with rehearsal off) */
+    size_t hlen = svc->tr ? rs_trainer_rehearsal(svc->tr, svc->reh_buf,
+                                                 svc->reh_buf_cap, NULL)
+                          : 0;
+    while (hlen > svc->reh_buf_cap) { /* grew: copy into a larger buffer */
+        free(svc->reh_buf);
+        svc->reh_buf_cap = hlen + 64 * 8;
+        svc->reh_buf = rs_malloc(svc->reh_buf_cap);
+        hlen = rs_trainer_rehearsal(svc->tr, svc->reh_buf, svc->reh_buf_cap,
+                                    NULL);
+    }
+    size_t rlen = (mlen ? 8 + mlen : 0) + (hlen ? 8 + hlen : 0);
     size_t base = sizeof(rs_svc_ckpt_hdr_t) +
                   (size_t)n * sizeof(rs_ingest_pos_t) +
                   (size_t)nlogs * sizeof(rs_svc_lend_t);
@@ -254,13 +283,21 @@ static void *rs_svc_ckpt_blob(rs_service_t *svc, int caches, size_t *len) {
         h->dedup_len = got;
         *len += got;
     }
-    if (rlen) { /* v4: the records after the dedup window */
+    if (mlen) { /* v4: the records after the dedup window */
         char *r = (char *)h + *len;
         uint32_t hd[2] = {RS_SVC_REC_MAINT, (uint32_t)mlen};
         memcpy(r, hd, 8);
         rs_alerts_ckpt_write(svc->al, r + 8);
         h->version = 4;
-        *len += rlen;
+        *len += 8 + mlen;
+    }
+    if (hlen) {
+        char *r = (char *)h + *len;
+        uint32_t hd[2] = {RS_SVC_REC_REH, (uint32_t)hlen};
+        memcpy(r, hd, 8);
+        memcpy(r + 8, svc->reh_buf, hlen);
+        h->version = 4;
+        *len += 8 + hlen;
     }
     rs_strlcpy(h->topic[0], svc->app->ingest.topic_events, sizeof(h->topic[0]));
     rs_strlcpy(h->topic[1], svc->app->ingest.topic_labels, sizeof(h->topic[1]));
@@ -341,6 +378,16 @@ void rs_svc_ckpt_tick(rs_service_t *svc, int64_t now_us) {
             rs_svc_store_acked(svc);
             if (svc->ring_head != svc->ring_tail) return;
         }
+        /* The trainer's rehearsal state must hold the failures read
+         * before these positions (they are not read again after a
+         * restart): wait for the trainer to resolve those in its queue;
+         * past 1 s, take the state as it is (counted). */
+        int cur = 1;
+        if (svc->tr) rs_trainer_rehearsal(svc->tr, NULL, 0, &cur);
+        if (!cur) {
+            if (now_us - svc->ckpt_due_us < 1000000) return;
+            svc->st.checkpoint_reh_behind++;
+        }
         if (svc->ckpt_io_running) {
             /* previous commit still fsyncing: check again later */
             if (!atomic_load(&svc->ckpt_io_done_us)) return;
@@ -411,6 +458,14 @@ void rs_svc_ckpt_final(rs_service_t *svc) {
         svc->ckpt_active = 0;
     }
     rs_svc_ckpt_join(svc);
+    /* the trainer's rehearsal state with every failure read (the trainer
+     * learns what is queued before it stops anyway) */
+    if (svc->tr && !rs_trainer_rehearsal_wait(svc->tr, 30000)) {
+        rs_warn("service", "final checkpoint: the trainer has not resolved "
+                "every failure read within 30 s: its rehearsal state lacks "
+                "them");
+        svc->st.checkpoint_reh_behind++;
+    }
     size_t len;
     /* Final: with the scorer's entity caches (consistent with this state:
      * nothing is scored after it). */

@@ -301,6 +301,20 @@ void rs_service_prometheus(rs_service_t *svc, rs_http_buf_t *b) {
                     "log keeps)", ls->unknown);
     rs_prom_counter(b, "riskstream_labels_repeated_total", "labels for an "
                     "event labelled before (ignored)", ls->repeats);
+    if (svc->app->maint.enabled && svc->app->maint.rehearsal) {
+        /* maintenance.rehearsal (learner.h; restored from the checkpoint) */
+        rs_prom_gauge(b, "riskstream_rehearsal_failures", "failures the "
+                      "trainer's rehearsal counts (its n)",
+                      (double)ls->reh_failures);
+        rs_prom_gauge(b, "riskstream_rehearsal_positives", "failure "
+                      "positives kept to rehearse", (double)ls->reh_kept);
+        rs_prom_counter(b, "riskstream_rehearsals_total", "replay steps on a "
+                        "kept failure positive", ls->rehearsals);
+        rs_prom_counter(b, "riskstream_checkpoint_rehearsal_behind_total",
+                        "checkpoints taken with failures read before them "
+                        "not yet in the trainer's rehearsal state",
+                        st->checkpoint_reh_behind);
+    }
     rs_prom_counter(b, "riskstream_labels_beyond_horizon_total", "labels that "
                     "came later than the label horizon", ls->beyond_horizon);
     rs_prom_gauge(b, "riskstream_label_horizon_seconds", "events unlabelled "

@@ -71,6 +71,16 @@ struct rs_trainer_s {
     char caught_id[RS_ID_MAX];
     rs_auc_t auc;
 
+    /* maintenance rehearsal state (rs_trainer_rehearsal) */
+    void *reh_pub;            /* under lock: as of the last failure        */
+    size_t reh_len, reh_cap;  /* under lock                               */
+    uint64_t fail_committed;  /* under lock: FAILURE messages committed    */
+    uint64_t fail_handled;    /* under lock: ... resolved (in reh_pub)     */
+    void *reh_in;             /* under lock: a restore waiting (REHEARSAL) */
+    size_t reh_in_len;
+    int64_t *reh_in_end;      /* [reh_in_nend] restored logs' ends         */
+    int32_t reh_in_nend;
+
     rs_trainer_stats_t st;    /* under lock                               */
 };
 
@@ -259,6 +269,49 @@ static void rs_trainer_count(rs_trainer_t *tr) {
         rs_trainer_publish(tr, 1);
 }
 
+/* The learner's rehearsal state into reh_pub; `failures` more FAILURE
+ * messages are resolved (trainer thread). */
+static void rs_trainer_reh_publish(rs_trainer_t *tr, uint64_t failures) {
+    size_t len = rs_learner_rehearsal_size(tr->lr);
+    void *nb = NULL, *old = NULL;
+    pthread_mutex_lock(&tr->lock);
+    int grow = len > tr->reh_cap;
+    pthread_mutex_unlock(&tr->lock);
+    if (grow) nb = rs_malloc(len + 64 * 8); /* room for a few failures */
+    pthread_mutex_lock(&tr->lock);
+    if (nb) {
+        old = tr->reh_pub;
+        tr->reh_pub = nb;
+        tr->reh_cap = len + 64 * 8;
+    }
+    if (len) rs_learner_rehearsal_save(tr->lr, tr->reh_pub);
+    tr->reh_len = len;
+    tr->fail_handled += failures;
+    pthread_cond_broadcast(&tr->answer);
+    pthread_mutex_unlock(&tr->lock);
+    free(old);
+}
+
+/* A restore queued by rs_trainer_rehearsal_restore (trainer thread). */
+static void rs_trainer_reh_load(rs_trainer_t *tr) {
+    pthread_mutex_lock(&tr->lock);
+    void *buf = tr->reh_in;
+    size_t len = tr->reh_in_len;
+    int64_t *end = tr->reh_in_end;
+    int32_t nend = tr->reh_in_nend;
+    tr->reh_in = NULL;
+    tr->reh_in_end = NULL;
+    pthread_mutex_unlock(&tr->lock);
+    char e2[256];
+    if (buf && rs_learner_rehearsal_load(tr->lr, buf, len, end, nend, e2,
+                                         sizeof(e2)) != RS_OK)
+        rs_warn("trainer", "%s: not restored (the rehearsal starts empty)",
+                e2);
+    free(buf);
+    free(end);
+    rs_trainer_reh_publish(tr, 0);
+}
+
 /* One message (trainer thread). */
 static void rs_trainer_handle(rs_trainer_t *tr, const rs_trainer_msg_t *m) {
     const int32_t p = m->partition;
@@ -305,9 +358,13 @@ static void rs_trainer_handle(rs_trainer_t *tr, const rs_trainer_msg_t *m) {
                                NULL);
         else
             rs_learner_repair(tr->lr, p, ent, t, m->psi, NULL);
+        if (m->kind == RS_TRAINER_FAILURE) rs_trainer_reh_publish(tr, 1);
         rs_trainer_count(tr);
         break;
     }
+    case RS_TRAINER_REHEARSAL:
+        rs_trainer_reh_load(tr);
+        break;
     case RS_TRAINER_DETACH:
         rs_learner_detach(tr->lr, p);
         if (p >= 0 && p < RS_TRAINER_PARTS) {
@@ -424,8 +481,9 @@ rs_trainer_t *rs_trainer_new(rs_model_t *t, const rs_model_conf_t *conf,
     tr->lr = rs_learner_new(t, conf);
     if (opts && opts->failure_horizon_ms > 0)
         rs_learner_set_failure_horizon(tr->lr, opts->failure_horizon_ms);
-    if (opts && opts->rehearse_n0 > 0)
+    if (opts && opts->rehearse_n0 > 0) {
         rs_learner_set_rehearsal(tr->lr, opts->rehearse_n0);
+    }
     if (opts && opts->rul_cap_ms > 0) {
         tr->rul = rs_rul_new(rs_model_dim(t), opts->rul_cap_ms);
         tr->rul_pub = rs_rul_new(rs_model_dim(t), opts->rul_cap_ms);
@@ -454,6 +512,8 @@ rs_trainer_t *rs_trainer_new(rs_model_t *t, const rs_model_conf_t *conf,
     pthread_cond_init(&tr->work, NULL);
     pthread_cond_init(&tr->space, NULL);
     pthread_cond_init(&tr->answer, NULL);
+    if (opts && opts->rehearse_n0 > 0)
+        rs_trainer_reh_publish(tr, 0); /* the empty state: reh_cap > 0 */
     if (conf->store_dir[0]) {
         tr->store = rs_model_store_open(conf->store_dir,
                                         (int)conf->keep_versions, errstr,
@@ -499,6 +559,10 @@ rs_trainer_msg_t *rs_trainer_reserve(rs_trainer_t *tr, int max, int *n) {
 void rs_trainer_commit(rs_trainer_t *tr, int n) {
     if (n <= 0) return;
     pthread_mutex_lock(&tr->lock);
+    for (int i = 0; i < n; i++) /* the failures a checkpoint waits for */
+        tr->fail_committed +=
+            tr->ring[(tr->head + (uint64_t)i) % tr->cap].kind ==
+            RS_TRAINER_FAILURE;
     tr->head += (uint64_t)n;
     tr->st.queued += (uint64_t)n;
     pthread_cond_signal(&tr->work);
@@ -552,6 +616,57 @@ int rs_trainer_rul(rs_trainer_t *tr, rs_rul_t *dst, uint64_t *seen) {
     }
     pthread_mutex_unlock(&tr->lock);
     return got;
+}
+
+size_t rs_trainer_rehearsal(rs_trainer_t *tr, void *buf, size_t cap,
+                            int *current) {
+    pthread_mutex_lock(&tr->lock);
+    size_t len = tr->reh_len;
+    if (len && len <= cap) memcpy(buf, tr->reh_pub, len);
+    if (current) /* (rehearsal off: nothing to wait for) */
+        *current = !tr->reh_cap || tr->fail_handled >= tr->fail_committed;
+    pthread_mutex_unlock(&tr->lock);
+    return len;
+}
+
+int rs_trainer_rehearsal_wait(rs_trainer_t *tr, int timeout_ms) {
+    int64_t deadline = rs_clock_mono_us() + (int64_t)timeout_ms * 1000;
+    pthread_mutex_lock(&tr->lock);
+    while (tr->reh_cap && tr->fail_handled < tr->fail_committed &&
+           tr->running) {
+        int64_t left = deadline - rs_clock_mono_us();
+        if (left <= 0) break;
+        struct timespec ts = rs_trainer_deadline(left);
+        pthread_cond_timedwait(&tr->answer, &tr->lock, &ts);
+    }
+    int ok = !tr->reh_cap || tr->fail_handled >= tr->fail_committed;
+    pthread_mutex_unlock(&tr->lock);
+    return ok;
+}
+
+void rs_trainer_rehearsal_restore(rs_trainer_t *tr, const void *buf,
+                                  size_t len, const int64_t *end,
+                                  int32_t nend) {
+    if (!tr->reh_cap) return; /* rehearsal off (its state is published
+                               * from the start when on) */
+    void *b = rs_malloc(len ? len : 1);
+    if (len) memcpy(b, buf, len);
+    int64_t *e = rs_malloc((size_t)(nend > 0 ? nend : 1) * sizeof(*e));
+    if (nend > 0) memcpy(e, end, (size_t)nend * sizeof(*e));
+    pthread_mutex_lock(&tr->lock);
+    free(tr->reh_in); /* a second restore replaces the first */
+    free(tr->reh_in_end);
+    tr->reh_in = b;
+    tr->reh_in_len = len;
+    tr->reh_in_end = e;
+    tr->reh_in_nend = nend > 0 ? nend : 0;
+    pthread_mutex_unlock(&tr->lock);
+    int n;
+    rs_trainer_msg_t *m;
+    while (!(m = rs_trainer_reserve(tr, 1, &n))) rs_trainer_wait_space(tr, 10);
+    memset(m, 0, sizeof(*m));
+    m->kind = RS_TRAINER_REHEARSAL;
+    rs_trainer_commit(tr, 1);
 }
 
 rs_model_weights_t *rs_trainer_take(rs_trainer_t *tr) {
@@ -671,6 +786,9 @@ void rs_trainer_destroy(rs_trainer_t *tr) {
     rs_model_weights_release(tr->mailbox);
     rs_model_store_close(tr->store);
     rs_learner_destroy(tr->lr);
+    free(tr->reh_pub);
+    free(tr->reh_in);
+    free(tr->reh_in_end);
     rs_rul_destroy(tr->rul);
     rs_rul_destroy(tr->rul_pub);
     rs_model_destroy(tr->t);

@@ -64,8 +64,10 @@ typedef enum rs_trainer_msg_kind_e {
     RS_TRAINER_FAILURE,       /* maintenance: lb.entity_id failed at t
                                * (rs_learner_failure; partition < 0: every
                                * log; t 0: lb.label_time_ms)               */
-    RS_TRAINER_REPAIR         /* maintenance: lb.entity_id repaired at t
+    RS_TRAINER_REPAIR,        /* maintenance: lb.entity_id repaired at t
                                * (rs_learner_repair)                       */
+    RS_TRAINER_REHEARSAL      /* maintenance: load the rehearsal state
+                               * rs_trainer_rehearsal_restore left          */
 } rs_trainer_msg_kind_t;
 
 typedef struct rs_trainer_msg_s {
@@ -146,6 +148,30 @@ rs_err_t rs_trainer_detach(rs_trainer_t *tr, int32_t partition,
  * scorer's, between batches). */
 struct rs_rul_s;
 int rs_trainer_rul(rs_trainer_t *tr, struct rs_rul_s *dst, uint64_t *seen);
+
+/* Maintenance rehearsal state (learner.h rs_learner_rehearsal_*), for
+ * the service's checkpoint.  The trainer keeps a copy of it as of the last
+ * failure it resolved (and of a restore).  rs_trainer_rehearsal copies
+ * that into buf[cap] if it fits and returns its length (0: rehearsal off;
+ * more than cap: nothing copied, call again with a larger buf; buf may be
+ * NULL with cap 0 to ask).  *current (may be NULL) is 1 when every failure
+ * committed to the queue so far is in it, 0 when some still wait in the
+ * queue (a checkpoint taken now would lack them; always 1 with rehearsal
+ * off).  Any thread. */
+size_t rs_trainer_rehearsal(rs_trainer_t *tr, void *buf, size_t cap,
+                            int *current);
+/* Wait up to timeout_ms until every failure committed so far is resolved
+ * (rs_trainer_rehearsal's *current).  1 if it is.  Any thread. */
+int rs_trainer_rehearsal_wait(rs_trainer_t *tr, int timeout_ms);
+/* Queue a restore of the rehearsal state buf[len] (copied), with the
+ * restored learning logs' ends end[nend] (copied; -1: no log): the
+ * trainer loads it (rs_learner_rehearsal_load) in queue order, so before
+ * any failure committed after it; a state it cannot load is warned about
+ * and ignored.  Nothing with rehearsal off.  The scoring thread (it
+ * commits a message; waits for room). */
+void rs_trainer_rehearsal_restore(rs_trainer_t *tr, const void *buf,
+                                  size_t len, const int64_t *end,
+                                  int32_t nend);
 
 /* The newest published snapshot not yet taken, or NULL.  The caller owns
  * the reference (rs_model_weights_release). */

@@ -771,6 +771,143 @@ static void test_rehearsal(void **st) {
     assert_true(pa > pb);
 }
 
+/* The rehearsal state for the service's checkpoint
+ * (rs_learner_rehearsal_save/load): m1 fails at day 4 (25 hourly readings
+ * in [T - 1 d, T] kept, n = 1); the state loaded into a NEW learner (as
+ * after a restart) gives the same n and positions, and its replay steps
+ * rehearse them (m2's later readings maturing) where a new learner
+ * without the state rehearses none; positions at or past a log's restored
+ * end, or in a partition without a log, are dropped (n kept); damaged
+ * states are refused with the state unchanged; a learner without
+ * rehearsal refuses any. */
+static rs_learner_t *reh_learner(fx_t *f, int n0) {
+    rs_learner_t *l = rs_learner_new(f->m, &f->conf);
+    assert_int_equal(rs_learner_attach(l, f->lg), RS_OK);
+    rs_learner_set_failure_horizon(l, DAY);
+    rs_learner_set_rehearsal(l, n0);
+    return l;
+}
+
+static void test_rehearsal_state(void **st) {
+    (void)st;
+    for (int restored = 0; restored < 2; restored++) {
+        fx_t f;
+        fx_new(&f, 0, 0, RS_MODEL_HORIZON_AUTO, NULL);
+        rs_learner_destroy(f.l);
+        f.conf.replay = 1;
+        f.l = reh_learner(&f, 4);
+        char id[32];
+        for (int hr = 0; hr <= 6 * 24; hr++) {
+            for (int m = 0; m < 2; m++) {
+                if (m == 0 && hr > 4 * 24) continue; /* m1 is down */
+                snprintf(id, sizeof(id), "m%d-%d", m + 1, hr);
+                fx_score(&f, id, m ? "m2" : "m1", T0 + hr * 3600000LL + m,
+                         m == 0 && hr > 3 * 24 ? 1.0f : 0.1f);
+            }
+            if (hr <= 4 * 24) fx_advance(&f, T0 + hr * 3600000LL);
+        }
+        rs_learner_failure_t r;
+        assert_int_equal(rs_learner_failure(f.l, 0, rs_hash_str("m1"),
+                                            T0 + 4 * DAY, T0 + 4 * DAY, -1,
+                                            &r), RS_OK);
+        assert_int_equal(r.positives + r.corrected, 25);
+        rs_learner_stats_t a;
+        rs_learner_stats(f.l, &a);
+        assert_int_equal(a.reh_failures, 1);
+        assert_int_equal(a.reh_kept, 25);
+        size_t len = rs_learner_rehearsal_size(f.l);
+        assert_int_equal(len, 24 + 25 * 8);
+        uint8_t *buf = malloc(len + 8);
+        rs_learner_rehearsal_save(f.l, buf);
+        /* "restart": a new learner on the same model and log */
+        rs_learner_destroy(f.l);
+        f.l = reh_learner(&f, 4);
+        rs_learner_stats_t b;
+        char e[256];
+        int64_t end = (int64_t)rs_learnlog_end(f.lg);
+        if (restored) {
+            /* damaged states: refused, nothing changed */
+            uint8_t *bad = malloc(len + 8);
+            memcpy(bad, buf, len);
+            bad[0] ^= 1;
+            assert_int_equal(rs_learner_rehearsal_load(f.l, bad, len, &end, 1,
+                                                       e, sizeof(e)),
+                             RS_ERR_CORRUPT);
+            assert_int_equal(rs_learner_rehearsal_load(f.l, buf, len - 8, &end,
+                                                       1, e, sizeof(e)),
+                             RS_ERR_CORRUPT);
+            memcpy(bad, buf, len);
+            memset(bad + len, 0, 8);
+            assert_int_equal(rs_learner_rehearsal_load(f.l, bad, len + 8, &end,
+                                                       1, e, sizeof(e)),
+                             RS_ERR_CORRUPT);
+            assert_int_equal(rs_learner_rehearsal_load(f.l, NULL, 0, &end, 1, e,
+                                                       sizeof(e)),
+                             RS_ERR_CORRUPT);
+            free(bad);
+            rs_learner_stats(f.l, &b);
+            assert_int_equal(b.reh_failures, 0);
+            assert_int_equal(b.reh_kept, 0);
+            /* positions past a log's end, or without a log, dropped */
+            int64_t none = -1, cut = end;
+            uint64_t below = 0;
+            for (int i = 0; i < 25; i++) {
+                uint64_t lp;
+                memcpy(&lp, buf + 24 + i * 8, 8);
+                if (i == 12) cut = (int64_t)RS_LPOS_POS(lp);
+            }
+            for (int i = 0; i < 25; i++) {
+                uint64_t lp;
+                memcpy(&lp, buf + 24 + i * 8, 8);
+                below += RS_LPOS_POS(lp) < (uint64_t)cut;
+            }
+            assert_int_equal(rs_learner_rehearsal_load(f.l, buf, len, &none, 1,
+                                                       e, sizeof(e)), RS_OK);
+            rs_learner_stats(f.l, &b);
+            assert_int_equal(b.reh_failures, 1);
+            assert_int_equal(b.reh_kept, 0);
+            assert_int_equal(rs_learner_rehearsal_load(f.l, buf, len, &cut, 1,
+                                                       e, sizeof(e)), RS_OK);
+            rs_learner_stats(f.l, &b);
+            assert_true(below > 0 && below < 25);
+            assert_int_equal(b.reh_kept, below);
+            /* the whole state */
+            assert_int_equal(rs_learner_rehearsal_load(f.l, buf, len, &end, 1,
+                                                       e, sizeof(e)), RS_OK);
+            rs_learner_stats(f.l, &b);
+            assert_int_equal(b.reh_failures, 1);
+            assert_int_equal(b.reh_kept, 25);
+            assert_int_equal(rs_learner_rehearsal_size(f.l), len);
+            uint8_t *again = malloc(len);
+            rs_learner_rehearsal_save(f.l, again);
+            assert_memory_equal(again, buf, len);
+            free(again);
+            /* without rehearsal: refused */
+            rs_learner_t *off = reh_learner(&f, 0);
+            assert_int_equal(rs_learner_rehearsal_size(off), 0);
+            assert_int_equal(rs_learner_rehearsal_load(off, buf, len, &end, 1,
+                                                       e, sizeof(e)),
+                             RS_ERR_STATE);
+            rs_learner_detach(off, 0);
+            rs_learner_destroy(off);
+        }
+        /* m2's readings after day 4 mature: replay steps */
+        fx_advance(&f, T0 + 30 * DAY);
+        rs_learner_stats(f.l, &b);
+        printf("rehearsal state %s: %llu of %llu replay steps rehearsed\n",
+               restored ? "restored" : "not restored",
+               (unsigned long long)b.rehearsals,
+               (unsigned long long)b.replays);
+        assert_true(b.replays > 20);
+        if (restored)
+            assert_true(b.rehearsals > 0);
+        else
+            assert_int_equal(b.rehearsals, 0);
+        free(buf);
+        fx_free(&f);
+    }
+}
+
 /* A repair ends a life without a failure: its pending readings are
  * negatives now, and a failure of the next life within the horizon does
  * not reach back before the repair. */
@@ -1071,6 +1208,7 @@ int main(void) {
         cmocka_unit_test(test_learner_semantics),
         cmocka_unit_test(test_failure_horizon),
         cmocka_unit_test(test_rehearsal),
+        cmocka_unit_test(test_rehearsal_state),
         cmocka_unit_test(test_repair_life),
         cmocka_unit_test(test_rul_censoring),
         cmocka_unit_test(test_label_60_days_late),

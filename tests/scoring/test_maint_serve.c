@@ -54,7 +54,12 @@
  *    each machine it counts 1 failure (its own riskstream_failures_total
  *    is 0: none was reported to it), where it counted 0 before the count
  *    was checkpointed.  A third start, in which B fails, counts 2 (the
- *    restored count goes on).
+ *    restored count goes on).  The trainer's rehearsal state (record
+ *    RREH: its failure count and the log positions of the positives it
+ *    keeps, /metrics riskstream_rehearsal_failures / _positives) does the
+ *    same: 1 failure and A's 13 positives after run 1, the same after run
+ *    2 (0 and 0 before it was checkpointed), 2 and 26 after run 3 (A's
+ *    restored positions are inside the restored logs).
  *
  * Environment: RS_TEST_LOG=debug|info|warn|error|off (default warn).
  */
@@ -465,7 +470,7 @@ static void test_coldstart_alert_score(void **state) {
 /* The cold-start failure count survives a restart (svc_ckpt.c record). */
 static void coldstart_run(rs_test_env_t *e, const char *ckpt, int first,
                           int last, int fail_m, double *counted,
-                          double *failures) {
+                          double *failures, double reh[2]) {
     static rs_test_svc_t s;
     const char *kv[] = {"maintenance.enabled", "true",
                         "maintenance.horizon", "1h",
@@ -499,6 +504,8 @@ static void coldstart_run(rs_test_env_t *e, const char *ckpt, int first,
     assert_int_equal(s.st.checkpoint_errors, 0);
     *counted = metric(s.metrics, "riskstream_coldstart_failures");
     *failures = metric(s.metrics, "riskstream_failures_total");
+    reh[0] = metric(s.metrics, "riskstream_rehearsal_failures");
+    reh[1] = metric(s.metrics, "riskstream_rehearsal_positives");
     rs_test_svc_free(&s);
 }
 
@@ -508,26 +515,41 @@ static void test_coldstart_restart(void **state) {
     rs_test_env_open(&e, 1);
     char ckpt[600];
     snprintf(ckpt, sizeof(ckpt), "%s/state.ckpt", rs_test_redis_dir(e.redis));
-    double counted, failures;
+    double counted, failures, reh[2];
     /* 1: A fails after 2 h */
-    coldstart_run(&e, ckpt, 0, NREAD, 0, &counted, &failures);
-    printf("coldstart_restart: run 1 counted %.0f failures (%.0f reported)\n",
-           counted, failures);
+    coldstart_run(&e, ckpt, 0, NREAD, 0, &counted, &failures, reh);
+    printf("coldstart_restart: run 1 counted %.0f failures (%.0f reported); "
+           "rehearsal: %.0f failures, %.0f positives kept\n", counted,
+           failures, reh[0], reh[1]);
     assert_int_equal((int)failures, 1);
     assert_int_equal((int)counted, 1);
+    /* the trainer's rehearsal: A's 13 readings in [T - 1 h, T] */
+    assert_int_equal((int)reh[0], 1);
+    assert_int_equal((int)reh[1], 13);
     /* 2: restarted on the checkpoint; B and A's next life read 2 more
      * readings each, no failure */
-    coldstart_run(&e, ckpt, NREAD, NREAD + 2, -1, &counted, &failures);
-    printf("coldstart_restart: run 2 counted %.0f failures (%.0f reported)\n",
-           counted, failures);
+    coldstart_run(&e, ckpt, NREAD, NREAD + 2, -1, &counted, &failures, reh);
+    printf("coldstart_restart: run 2 counted %.0f failures (%.0f reported); "
+           "rehearsal: %.0f failures, %.0f positives kept\n", counted,
+           failures, reh[0], reh[1]);
     assert_int_equal((int)failures, 0);
     assert_int_equal((int)counted, 1);
+    /* the rehearsal state came back with the checkpoint (0 and 0 before
+     * it was checkpointed) */
+    assert_int_equal((int)reh[0], 1);
+    assert_int_equal((int)reh[1], 13);
     /* 3: B fails in run 3: the count goes on from the restored one */
-    coldstart_run(&e, ckpt, NREAD + 2, NREAD + 4, 1, &counted, &failures);
-    printf("coldstart_restart: run 3 counted %.0f failures (%.0f reported)\n",
-           counted, failures);
+    coldstart_run(&e, ckpt, NREAD + 2, NREAD + 4, 1, &counted, &failures,
+                  reh);
+    printf("coldstart_restart: run 3 counted %.0f failures (%.0f reported); "
+           "rehearsal: %.0f failures, %.0f positives kept\n", counted,
+           failures, reh[0], reh[1]);
     assert_int_equal((int)failures, 1);
     assert_int_equal((int)counted, 2);
+    /* A's restored positions (their log records are before the restored
+     * ends) and B's 13 */
+    assert_int_equal((int)reh[0], 2);
+    assert_int_equal((int)reh[1], 26);
     rs_test_env_close(&e);
 }
 

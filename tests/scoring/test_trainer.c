@@ -5,7 +5,9 @@
  * are kept, a rollback brings back a stored version bit for bit, errors
  * are named, the final model is saved.  The trainer learns bit for bit as
  * one learner on one thread given the same records and the same sequence
- * of labels and watermarks.  No Kafka, no Redis: also runs under TSan. */
+ * of labels and watermarks.  The maintenance rehearsal state is copied
+ * across the threads and restored (test_trainer_rehearsal).  No Kafka, no
+ * Redis: also runs under TSan. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -558,6 +560,125 @@ static void test_trainer_equivalence_seq(void **state) {
 
 /* A store directory that cannot be created fails the start by name, and
  * the model stays the caller's. */
+/* Maintenance rehearsal state across the threads (trainer.h
+ * rs_trainer_rehearsal*): the scoring side reads 200 events of 7 machines
+ * a second apart into the log and reports e-3 failed at the last one (1 h
+ * horizon: its 29 readings are positives); rs_trainer_rehearsal_wait
+ * returns once the trainer resolved it, and the state then copied names 1
+ * failure and 29 positions.  A second trainer (a restart) on the same log
+ * restores it: the whole state, then with the log's end cut at 100 (as a
+ * log rewound there) only e-3's 14 positions below it, n still 1.  A
+ * trainer without rehearsal has no state and nothing to wait for.  Under
+ * TSan: the copy is read on this thread while the trainer writes it. */
+static int reh_get(rs_trainer_t *tr, uint64_t *n, uint64_t *kept) {
+    uint8_t buf[24 + 64 * 8];
+    size_t len = rs_trainer_rehearsal(tr, buf, sizeof(buf), NULL);
+    if (len < 24 || len > sizeof(buf)) return 0;
+    memcpy(n, buf + 8, 8);
+    memcpy(kept, buf + 16, 8);
+    assert_int_equal(len, 24 + *kept * 8);
+    return 1;
+}
+
+static rs_trainer_t *reh_trainer(int n0, rs_model_t **s_out) {
+    char e[512];
+    rs_model_conf_t tconf, sconf;
+    confs(RS_MODEL_LR, &tconf, &sconf, NULL);
+    tconf.replay = 1;
+    rs_model_t *t = rs_model_new(&tconf, DIM, names, e, sizeof(e));
+    assert_non_null(t);
+    *s_out = rs_model_new_like(t, &sconf, e, sizeof(e));
+    assert_non_null(*s_out);
+    rs_trainer_opts_t opts;
+    memset(&opts, 0, sizeof(opts));
+    opts.caught_threshold = 0.5;
+    opts.failure_horizon_ms = 3600000;
+    opts.rehearse_n0 = n0;
+    rs_err_t err;
+    rs_trainer_t *tr = rs_trainer_new(t, &tconf, &opts, &err, e, sizeof(e));
+    assert_non_null(tr);
+    return tr;
+}
+
+/* Wait (bounded) until the trainer's state shows n failures. */
+static void reh_wait_n(rs_trainer_t *tr, uint64_t want, uint64_t *kept) {
+    uint64_t n = 0;
+    for (int i = 0; i < 2000; i++) {
+        if (reh_get(tr, &n, kept) && n == want) return;
+        sleep_ms(5);
+    }
+    assert_int_equal(n, want);
+}
+
+static void test_trainer_rehearsal(void **state) {
+    (void)state;
+    rs_model_t *s;
+    rs_trainer_t *tr = reh_trainer(2, &s);
+    scorer_t sc;
+    scorer_init(&sc, s, NULL);
+    send_attach(tr, &sc);
+    for (int i = 0; i < 200; i++) score_event(&sc, i);
+    uint64_t n = 9, kept = 9;
+    assert_true(reh_get(tr, &n, &kept)); /* empty from the start */
+    assert_int_equal(n, 0);
+    assert_int_equal(kept, 0);
+    rs_trainer_msg_t m;
+    memset(&m, 0, sizeof(m));
+    m.kind = RS_TRAINER_FAILURE;
+    m.partition = 0;
+    m.t = T0 + 199 * 1000LL;
+    m.psi = -1;
+    rs_strlcpy(m.lb.entity_id, "e-3", sizeof(m.lb.entity_id));
+    m.lb.label_time_ms = m.t;
+    send_msg(tr, &sc, &m);
+    assert_int_equal(rs_trainer_rehearsal_wait(tr, 20000), 1);
+    int cur = 0;
+    size_t len = rs_trainer_rehearsal(tr, NULL, 0, &cur);
+    assert_int_equal(cur, 1);
+    assert_int_equal(len, 24 + 29 * 8);
+    uint8_t *buf = malloc(len);
+    assert_int_equal(rs_trainer_rehearsal(tr, buf, len, NULL), len);
+    assert_true(reh_get(tr, &n, &kept));
+    assert_int_equal(n, 1);
+    assert_int_equal(kept, 29);
+    rs_trainer_destroy(tr);
+    rs_model_destroy(s);
+
+    /* a restart: a second trainer on the same log */
+    int64_t end = (int64_t)rs_learnlog_end(sc.log);
+    tr = reh_trainer(2, &s);
+    sc.s = s;
+    send_attach(tr, &sc);
+    rs_trainer_rehearsal_restore(tr, buf, len, &end, 1);
+    reh_wait_n(tr, 1, &kept);
+    assert_int_equal(kept, 29);
+    end = 100; /* a log rewound to 100: e-3's readings 3, 10, .., 94 */
+    rs_trainer_rehearsal_restore(tr, buf, len, &end, 1);
+    for (int i = 0; i < 2000 && kept != 14; i++) {
+        sleep_ms(5);
+        assert_true(reh_get(tr, &n, &kept));
+    }
+    assert_int_equal(n, 1);
+    assert_int_equal(kept, 14);
+    rs_trainer_destroy(tr);
+    rs_model_destroy(s);
+
+    /* without rehearsal: no state, nothing to wait for, restore ignored */
+    tr = reh_trainer(0, &s);
+    sc.s = s;
+    send_attach(tr, &sc);
+    send_msg(tr, &sc, &m);
+    assert_int_equal(rs_trainer_rehearsal(tr, NULL, 0, &cur), 0);
+    assert_int_equal(cur, 1);
+    assert_int_equal(rs_trainer_rehearsal_wait(tr, 0), 1);
+    rs_trainer_rehearsal_restore(tr, buf, len, &end, 1);
+    assert_int_equal(rs_trainer_rehearsal(tr, NULL, 0, NULL), 0);
+    rs_trainer_destroy(tr);
+    rs_model_destroy(s);
+    free(buf);
+    scorer_free(&sc);
+}
+
 static void test_trainer_bad_store(void **state) {
     (void)state;
     char e[512];
@@ -585,6 +706,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_trainer_equivalence_seq,
                                         setup_tmp, teardown_tmp),
         cmocka_unit_test(test_trainer_bad_store),
+        cmocka_unit_test(test_trainer_rehearsal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
