@@ -1,0 +1,240 @@
+/* sink_redis_cmds.c -- the RESP commands of a batch of score records
+ * (key schema in sink.h, design note in sink_redis.c): the ring writer
+ * and the command builder.  No I/O: the owner's synchronous write and the
+ * async enqueue both build through here. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/fmt.h"
+#include "scoring/sink_redis_int.h"
+
+/* ------------------------------------------------------------------ keys */
+
+/* Key "<prefix>score:<event_id>" / "<prefix>entity:<id>:scores". */
+size_t rs_redis_key(char *buf, size_t size, const char *prefix,
+                    const char *a, const char *b, const char *c) {
+    const char *part[4] = {prefix, a, b, c};
+    size_t n = 0;
+    for (int i = 0; i < 4; i++) {
+        size_t l = RS_MIN(strlen(part[i]), size - 1 - n);
+        memcpy(buf + n, part[i], l);
+        n += l;
+    }
+    buf[n] = '\0';
+    return n;
+}
+
+/* ------------------------------------------------------------ async: ring */
+
+/* A writer over a plain buffer buf[cap] from 0 (buf NULL, cap 0: only
+ * count the bytes). */
+void rs_ring_w_linear(rs_ring_w_t *w, unsigned char *buf, size_t cap) {
+    *w = (rs_ring_w_t){.ring = buf, .cap = cap ? cap : 1, .pos = 0,
+                       .limit = cap};
+}
+
+uint64_t rs_ring_w_pos(const rs_ring_w_t *w) { return w->pos; }
+
+void rs_ring_copy_in(unsigned char *ring, uint64_t cap, uint64_t pos,
+                     const void *p, size_t len) {
+    size_t off = (size_t)(pos % cap), first = RS_MIN(len, (size_t)(cap - off));
+    memcpy(ring + off, p, first);
+    if (len > first) memcpy(ring, (const unsigned char *)p + first, len - first);
+}
+
+void rs_ring_copy_out(const unsigned char *ring, uint64_t cap,
+                      uint64_t pos, void *p, size_t len) {
+    size_t off = (size_t)(pos % cap), first = RS_MIN(len, (size_t)(cap - off));
+    memcpy(p, ring + off, first);
+    if (len > first) memcpy((unsigned char *)p + first, ring, len - first);
+}
+
+void rs_ring_put(rs_ring_w_t *w, const void *p, size_t len) {
+    if (w->pos + len <= w->limit) rs_ring_copy_in(w->ring, w->cap, w->pos, p, len);
+    w->pos += len;
+}
+
+/* "<kind><v>\r\n": a RESP array or bulk length. */
+static void rs_resp_len(rs_ring_w_t *w, char kind, uint64_t v) {
+    char b[24], *e = b + sizeof(b), *p = e;
+    *--p = '\n';
+    *--p = '\r';
+    do *--p = (char)('0' + v % 10); while ((v /= 10));
+    *--p = kind;
+    rs_ring_put(w, p, (size_t)(e - p));
+}
+
+/* A bulk string. */
+static void rs_resp_bulk(rs_ring_w_t *w, const void *p, size_t len) {
+    rs_resp_len(w, '$', len);
+    rs_ring_put(w, p, len);
+    rs_ring_put(w, "\r\n", 2);
+}
+
+/* Link the scores of each entity: grp_next[i] = the next score of the
+ * same entity (-1: none), and grp_next[grp_cap + i] = 1 for the first
+ * score of an entity.  Owner thread; grows the scratch to n. */
+static void rs_redis_group(rs_sink_redis_t *sink, const rs_score_t *scores,
+                           int n) {
+    if (n > sink->grp_cap) {
+        uint32_t t = 16;
+        while (t < 2u * (uint32_t)n) t *= 2;
+        sink->grp_next =
+            rs_realloc(sink->grp_next, 2 * (size_t)n * sizeof(int));
+        sink->grp_tab = rs_realloc(sink->grp_tab, t * sizeof(int));
+        sink->grp_cap = n;
+        sink->grp_tabsz = t;
+    }
+    uint32_t mask = sink->grp_tabsz - 1;
+    int *first = sink->grp_next + sink->grp_cap;
+    memset(sink->grp_tab, 0, sink->grp_tabsz * sizeof(int));
+    for (int i = 0; i < n; i++) {
+        const char *e = scores[i].entity_id;
+        uint32_t h = (uint32_t)rs_hash_str(e) & mask;
+        sink->grp_next[i] = -1;
+        first[i] = 0;
+        for (;; h = (h + 1) & mask) {
+            int t = sink->grp_tab[h];
+            if (t == 0) {
+                sink->grp_tab[h] = i + 1;
+                first[i] = 1;
+                break;
+            }
+            if (!strcmp(scores[t - 1].entity_id, e)) {
+                sink->grp_next[t - 1] = i;
+                sink->grp_tab[h] = i + 1;
+                break;
+            }
+        }
+    }
+}
+
+/* 1 for the decisions that go to the alerts topic (review, decline,
+ * alert): the ones the alert index lists. */
+static int rs_redis_alerted(const rs_score_t *sc) {
+    return sc->decision == RS_DECISION_REVIEW ||
+           sc->decision == RS_DECISION_DECLINE ||
+           sc->decision == RS_DECISION_ALERT;
+}
+
+/* The alert index commands of a batch:
+ *   ZADD <prefix>alerts t1 id1 t2 id2 ...  (the alerted scores of the batch)
+ *   PEXPIRE <prefix>alerts ttl
+ *   ZREMRANGEBYRANK <prefix>alerts 0 -(alert_index_max + 1)
+ * once per batch (as for an entity index: the same members, expiry and
+ * newest alert_index_max as one ZADD + PEXPIRE + trim per alert); nothing
+ * when no score of the batch is alerted, the usual case.  Adds to
+ * *ncmds. */
+static void rs_redis_alert_cmds(const rs_sink_redis_t *sink, rs_ring_w_t *w,
+                                const rs_score_t *scores, int n,
+                                uint32_t *ncmds) {
+    char key[64], tbuf[RS_FMT_I64_MAX];
+    uint64_t m = 0;
+    for (int i = 0; i < n; i++) m += (uint64_t)rs_redis_alerted(&scores[i]);
+    if (m == 0) return;
+    size_t kl = rs_redis_key(key, sizeof(key), sink->conf.key_prefix,
+                             "alerts", "", "");
+    rs_resp_len(w, '*', 2 + 2 * m);
+    rs_resp_bulk(w, "ZADD", 4);
+    rs_resp_bulk(w, key, kl);
+    for (int i = 0; i < n; i++) {
+        if (!rs_redis_alerted(&scores[i])) continue;
+        rs_resp_bulk(w, tbuf,
+                     (size_t)rs_fmt_i64(scores[i].event_time_ms, tbuf));
+        rs_resp_bulk(w, scores[i].event_id, strlen(scores[i].event_id));
+    }
+    rs_resp_len(w, '*', 3);
+    rs_resp_bulk(w, "PEXPIRE", 7);
+    rs_resp_bulk(w, key, kl);
+    rs_resp_bulk(w, sink->ttl_arg, strlen(sink->ttl_arg));
+    rs_resp_len(w, '*', 4);
+    rs_resp_bulk(w, "ZREMRANGEBYRANK", 15);
+    rs_resp_bulk(w, key, kl);
+    rs_resp_bulk(w, "0", 1);
+    rs_resp_bulk(w, sink->alert_cap_arg, strlen(sink->alert_cap_arg));
+    *ncmds += 3;
+}
+
+/* The commands of one batch (key schema in sink.h):
+ *   per score        SET <prefix>score:<id> json PX ttl NX
+ *                    [SET <prefix>input:<id> log PX input_ttl NX]
+ *   per entity       ZADD <prefix>entity:<e>:scores t1 id1 t2 id2 ...
+ *   of the batch     PEXPIRE <same key> ttl
+ *                    ZREMRANGEBYRANK <same key> 0 -(entity_index_max + 1)
+ *   per batch with   ZADD <prefix>alerts of its review/decline/alert
+ *   an alert         scores, PEXPIRE, ZREMRANGEBYRANK (rs_redis_alert_cmds)
+ * The records come first, so an id is in an index only once its record
+ * is (the writer sends a batch in order, in one pipeline).  Trimming
+ * once after all of an entity's members were added keeps the same newest
+ * entity_index_max as trimming after each one; the expiry is set by the
+ * batch's last write either way.  Adds to *ncmds / *ninputs. */
+void rs_redis_build(rs_sink_redis_t *sink, rs_ring_w_t *w,
+                    const rs_score_t *scores, int n,
+                    const char *const *json, const size_t *json_lens,
+                    const void *const *logs, const size_t *log_lens,
+                    uint32_t *ncmds, uint32_t *ninputs) {
+    char key[RS_ID_MAX + 64], tbuf[RS_FMT_I64_MAX];
+    const char *prefix = sink->conf.key_prefix;
+    const size_t ttl_len = strlen(sink->ttl_arg),
+                 ittl_len = strlen(sink->input_ttl_arg),
+                 cap_len = strlen(sink->cap_arg);
+    for (int i = 0; i < n; i++) {
+        const rs_score_t *sc = &scores[i];
+        /* NX: the first decision recorded for an event stays the record;
+         * a replay after a crash (at-least-once input) cannot replace it
+         * with a different one.  The index is idempotent as it is. */
+        size_t kl = rs_redis_key(key, sizeof(key), prefix, "score:",
+                                 sc->event_id, "");
+        rs_resp_len(w, '*', 6);
+        rs_resp_bulk(w, "SET", 3);
+        rs_resp_bulk(w, key, kl);
+        rs_resp_bulk(w, json[i], json_lens[i]);
+        rs_resp_bulk(w, "PX", 2);
+        rs_resp_bulk(w, sink->ttl_arg, ttl_len);
+        rs_resp_bulk(w, "NX", 2);
+        (*ncmds)++;
+        if (logs && logs[i]) {
+            /* NX too: the input of the decision on record. */
+            kl = rs_redis_key(key, sizeof(key), prefix, "input:",
+                              sc->event_id, "");
+            rs_resp_len(w, '*', 6);
+            rs_resp_bulk(w, "SET", 3);
+            rs_resp_bulk(w, key, kl);
+            rs_resp_bulk(w, logs[i], log_lens[i]);
+            rs_resp_bulk(w, "PX", 2);
+            rs_resp_bulk(w, sink->input_ttl_arg, ittl_len);
+            rs_resp_bulk(w, "NX", 2);
+            (*ncmds)++;
+            (*ninputs)++;
+        }
+    }
+    rs_redis_group(sink, scores, n);
+    const int *first = sink->grp_next + sink->grp_cap;
+    for (int i = 0; i < n; i++) {
+        if (!first[i]) continue; /* its entity's group was written */
+        int m = 0;
+        for (int j = i; j >= 0; j = sink->grp_next[j]) m++;
+        size_t kl = rs_redis_key(key, sizeof(key), prefix, "entity:",
+                                 scores[i].entity_id, ":scores");
+        rs_resp_len(w, '*', 2 + 2 * (uint64_t)m);
+        rs_resp_bulk(w, "ZADD", 4);
+        rs_resp_bulk(w, key, kl);
+        for (int j = i; j >= 0; j = sink->grp_next[j]) {
+            rs_resp_bulk(w, tbuf,
+                         (size_t)rs_fmt_i64(scores[j].event_time_ms, tbuf));
+            rs_resp_bulk(w, scores[j].event_id, strlen(scores[j].event_id));
+        }
+        rs_resp_len(w, '*', 3);
+        rs_resp_bulk(w, "PEXPIRE", 7);
+        rs_resp_bulk(w, key, kl);
+        rs_resp_bulk(w, sink->ttl_arg, ttl_len);
+        rs_resp_len(w, '*', 4);
+        rs_resp_bulk(w, "ZREMRANGEBYRANK", 15);
+        rs_resp_bulk(w, key, kl);
+        rs_resp_bulk(w, "0", 1);
+        rs_resp_bulk(w, sink->cap_arg, cap_len);
+        *ncmds += 3;
+    }
+    rs_redis_alert_cmds(sink, w, scores, n, ncmds);
+}
