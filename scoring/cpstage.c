@@ -294,8 +294,7 @@ static void rs_cs_flow(rs_cpstage_t *cs) {
 
 static void *rs_cs_main(void *arg) {
     rs_cpstage_t *cs = arg;
-    /* i12idle hook: its own name in top, perf and ops/bench/idle_cpu.py
-     * (the service's other threads are "riskstream") */
+    /* its own name in top, perf and ops/bench/idle_cpu.py */
     pthread_setname_np(pthread_self(), "rs-cpstage");
     int64_t retry_us = 0, trim_us = 0;
     int warned = 0;
