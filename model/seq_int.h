@@ -63,7 +63,7 @@ rs_err_t rs_seq_rescore(rs_seq_t *s, const uint8_t *body, size_t body_len,
  * file's settings must be in the config tables' ranges and the rest of rb
  * must be exactly the parameters and state its architecture needs, both
  * checked before anything is allocated; every loaded value must be in
- * range (seq.c).  fmt: the file's format (model.c; 1 has no weight
+ * range (seq.c).  fmt: the file's format (model_file.c; 1 has no weight
  * average).  RS_OK and *out, or RS_ERR_CORRUPT (the file) /
  * RS_ERR_CONFIG (conf) with errstr. */
 void rs_seq_serialize(const rs_seq_t *s, rs_wbuf_t *b);
