@@ -182,7 +182,7 @@ void rs_model_view_done(rs_model_t *m);
 struct rs_seq_s *rs_model_seq(rs_model_t *m);
 
 /* Input logs (model.h "input logs and rescoring"): common header, shared
- * by the kinds' writers (model.c "lr", seq.c "seq") and model.c's reader. */
+ * by the kinds' writers (model.c "lr", seq_fwd.c "seq") and model.c's reader. */
 #define RS_MODEL_LOG_MAGIC   "RSIN"
 #define RS_MODEL_LOG_FORMAT  1u
 #define RS_MODEL_LOG_HDR     24   /* magic .. body length                 */

@@ -63,7 +63,7 @@ rs_err_t rs_seq_rescore(rs_seq_t *s, const uint8_t *body, size_t body_len,
  * file's settings must be in the config tables' ranges and the rest of rb
  * must be exactly the parameters and state its architecture needs, both
  * checked before anything is allocated; every loaded value must be in
- * range (seq.c).  fmt: the file's format (model.c; 1 has no weight
+ * range (seq.c).  fmt: the file's format (model_file.c; 1 has no weight
  * average).  RS_OK and *out, or RS_ERR_CORRUPT (the file) /
  * RS_ERR_CONFIG (conf) with errstr. */
 void rs_seq_serialize(const rs_seq_t *s, rs_wbuf_t *b);
@@ -72,7 +72,7 @@ rs_err_t rs_seq_deserialize(rs_rbuf_t *rb, int fmt, const rs_model_conf_t *conf,
                             char *errstr, size_t errstr_size);
 
 /* Versions, learning records, model store (model.h).  Record layout:
- * learnlog.h (header) and seq.c (body). */
+ * learnlog.h (header) and seq_learn.c (body). */
 const rs_model_conf_t *rs_seq_conf(const rs_seq_t *s);
 void rs_seq_set_number(rs_seq_t *s, uint64_t n);
 rs_err_t rs_seq_set_tag(rs_seq_t *s, const char *tag); /* checked by model.c */
@@ -97,7 +97,7 @@ rs_err_t rs_seq_learn_lrec(rs_seq_t *s, const void *rec,
 void rs_seq_peek(rs_rbuf_t *rb, uint64_t *updates, uint64_t *vstep);
 
 /* Entity caches across restarts (model.h rs_model_caches_*; layout there
- * and in seq.c).  rs_seq_caches_envelope checks magic, format, length
+ * and in seq_cache.c).  rs_seq_caches_envelope checks magic, format, length
  * and checksum only (model.c uses it for an "lr" model handed caches). */
 size_t rs_seq_caches_size(const rs_seq_t *s);
 rs_err_t rs_seq_caches_write(const rs_seq_t *s, uint8_t *buf, size_t cap,
@@ -125,9 +125,9 @@ int rs_seq_caches_gone_take(rs_seq_t *s, const uint64_t **keys,
                             const int32_t **parts, uint64_t *lost);
 int rs_seq_caches_drop_key(rs_seq_t *s, int32_t partition, uint64_t key);
 
-/* Sharded forward (issue 12.2; model/shard.h runs it, seq.c "sharded
- * forward" has the design).  A call of rs_seq_forward becomes: check
- * (rs_seq_lanes_check), then per segment plan (caller's thread: every
+/* Sharded forward (issue 12.2; model/shard.h runs it, seq_fwd.c
+ * "sharded forward" has the design).  A call of rs_seq_forward becomes:
+ * check (rs_seq_lanes_check), then per segment plan (caller's thread: every
  * shared change -- entity index, LRU, creation/eviction, flags), run each
  * lane w in [0, nl) once (any threads, concurrently; a lane touches only
  * its own run state, its rows' outputs and its entities' caches), done

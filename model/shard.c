@@ -1,5 +1,5 @@
 /* shard.c -- the forward sharded by entity over a pool (see shard.h; the
- * lanes themselves are model/seq.c "sharded forward"). */
+ * lanes themselves are model/seq_fwd.c "sharded forward"). */
 #include <stdlib.h>
 
 #include "model/shard.h"

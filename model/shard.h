@@ -12,7 +12,7 @@
  * So an entity's state is read and written by one thread, in input order,
  * with no lock per event.
  *
- * State, per entity and shared (model/seq.c "sharded forward"):
+ * State, per entity and shared (model/seq_fwd.c "sharded forward"):
  *   - per entity, thread-confined while the lanes run: its cache ring
  *     (keys/values of every layer, times, learning-log positions,
  *     explanation ids/amounts) and its fill;

@@ -17,50 +17,41 @@ KEEP=1 left running with its events), PERF=prefix (perf record the window).
 Example:
   URL=$(ops/redis.sh start /tmp/rs-r) && \
   EVENTS=300000 python3 ops/serve_workers.py build/riskstream $URL"""
-import os, re, subprocess, sys, tempfile, time, statistics
+import os, subprocess, sys, tempfile, time, statistics, re
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench"))
+import benchlib as bl  # noqa: E402
 BIN = sys.argv[1]
 REDIS = sys.argv[2]
 N = int(os.environ.get("EVENTS", "100000"))
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 WORKERS = os.environ.get("WORKERS", "1 2").split()
 EXTRA = os.environ.get("EXTRA", "").split()
-tick = os.sysconf("SC_CLK_TCK")
 
 def cpu(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        s = f.read().rsplit(")", 1)[1].split()
-    return (int(s[11]) + int(s[12])) / tick
+    c = bl.cpu_ticks(pid)
+    if c is None:
+        raise FileNotFoundError(f"/proc/{pid}/stat")
+    return c[0] / bl.TICK
 
 def scpu(pid):
     """CPU of the scoring thread (the main thread) and the rs-worker threads."""
-    tot = 0.0
-    for t in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{t}/stat") as f:
-                raw = f.read()
-        except FileNotFoundError:
-            continue
-        name = raw[raw.index("(") + 1:raw.rindex(")")]
-        if int(t) == pid or name.startswith("rs-worker"):
-            s = raw.rsplit(")", 1)[1].split()
-            tot += (int(s[11]) + int(s[12])) / tick
-    return tot
+    if not os.path.isdir(f"/proc/{pid}/task"):
+        raise FileNotFoundError(f"/proc/{pid}/task")
+    return sum(ticks for tid, name, ticks in bl.tasks(pid)
+               if tid == pid or name.startswith(b"rs-worker")) / bl.TICK
 
 boot = os.environ.get("BOOT")
 br = None
 if not boot:
-    br = subprocess.Popen(["nice", "-n", "10", BIN, "broker", "--set", "topics.partitions=32",
-                           "-l", "warn"], stdout=subprocess.PIPE, text=True)
-    for line in br.stdout:
-        m = re.search(r"kafka bootstrap: (\S+)", line)
-        if m:
-            boot = m.group(1); break
-    print("broker", boot, br.pid, flush=True)
+    br = bl.Broker(BIN, None, 32, nice=10, log_level="warn")
+    boot = br.addr
+    print("broker", boot, br.p.pid, flush=True)
     subprocess.run(["nice", "-n", "10", BIN, "gen", "--brokers", boot, "--events", str(N),
                     "--seed", "42", "--entities", "20000", "-l", "warn", "--rate", "0",
                     "--set", "topics.partitions=32"], check=True, stdout=subprocess.DEVNULL)
     if os.environ.get("KEEP"):
-        print("kept broker", boot, br.pid); sys.exit(0)
+        print("kept broker", boot, br.p.pid); sys.exit(0)
 res = {w: [] for w in WORKERS}
 sock = REDIS.replace("unix://", "")
 for r in range(ROUNDS):
@@ -108,7 +99,7 @@ for r in range(ROUNDS):
         print(f"round {r} workers={w}: {rate:.0f} ev/s, {cpe:.1f} us CPU/event "
               f"(scoring+workers threads {spe:.1f}), "
               f"{(c1-c0)/(t1-t0):.2f} cores ({ev} events in {t1-t0:.2f} s), batch_mean {last_bm}", flush=True)
-if br: br.terminate(); br.wait()
+if br: br.stop()
 print("\n| workers | events/s (median of %d) | process CPU us/event | scoring + worker threads CPU us/event | cores used |" % ROUNDS)
 print("|---:|---:|---:|---:|---:|")
 for w in WORKERS:

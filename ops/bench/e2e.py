@@ -29,12 +29,12 @@ riskstream runs with kafka.fetch.wait.max.ms=5 and the peer gets the same settin
 injected (the mock broker holds every EMPTY fetch that long, even when data arrives
 meanwhile; a fetch that finds data is answered at once).
 """
-import argparse, calendar, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, threading, time
+import argparse, calendar, os, re, subprocess, sys, time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TICK = os.sysconf("SC_CLK_TCK")
-EV_ID_RE = re.compile(rb'"id":\s*"([^"]+)"')
-SC_ID_RE = re.compile(rb'"event_id":\s*"([^"]+)"')
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import (ROOT, EV_ID_RE, CpuSampler, Rig, event_times, keyed_events, logger,  # noqa: E402
+                      med, pct, produce_file, produce_paced, serve_cmd, stop_proc)
 
 # Peer launcher: the peer's file stays as it is; its consumer gets the same
 # fetch.wait.max.ms as riskstream's.
@@ -49,214 +49,25 @@ path = sys.argv[1]; sys.argv = sys.argv[1:]
 runpy.run_path(path, run_name="__main__")
 '''
 
-
-def log(msg):
-    print(f"e2e: {msg}", file=sys.stderr, flush=True)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def cpu_ticks(pid):
-    """(utime + stime ticks, minor + major page faults) of a process."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            st = f.read()
-    except OSError:
-        return None
-    fields = st[st.rindex(b")") + 2:].split()
-    # utime, stime (fields 14, 15); minflt, majflt (fields 10, 12)
-    return int(fields[11]) + int(fields[12]), int(fields[7]) + int(fields[9])
-
-
-def thread_ticks(pid, name):
-    """utime + stime ticks of the process's threads called `name` (0 if none)."""
-    tot = 0
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return 0
-    for t in tids:
-        try:
-            with open(f"/proc/{pid}/task/{t}/stat", "rb") as f:
-                st = f.read()
-        except OSError:
-            continue
-        if st[st.index(b"(") + 1:st.rindex(b")")] == name:
-            fields = st[st.rindex(b")") + 2:].split()
-            tot += int(fields[11]) + int(fields[12])
-    return tot
-
-
-def pct(xs, q):
-    if not xs:
-        return float("nan")
-    return xs[min(len(xs) - 1, int(q * len(xs)))]
-
-
-class Broker:
-    def __init__(self, rs, tmp, partitions):
-        self.log = open(os.path.join(tmp, "broker.log"), "wb")
-        self.p = subprocess.Popen([rs, "broker", "--set", f"topics.partitions={partitions}"],
-                                  stdout=subprocess.PIPE, stderr=self.log)
-        line = self.p.stdout.readline().decode()
-        m = re.match(r"kafka bootstrap: (\S+)", line)
-        if not m:
-            raise RuntimeError(f"broker did not start: {line!r}")
-        self.addr = m.group(1)
-
-    def stop(self):
-        self.p.send_signal(signal.SIGTERM)
-        try:
-            self.p.wait(10)
-        except subprocess.TimeoutExpired:
-            self.p.kill(); self.p.wait()
-        self.log.close()
-
-
-class Redis:
-    def __init__(self, tmp, tcp):
-        self.dir = tmp
-        self.port = free_port() if tcp else 0
-        self.sock = os.path.join(tmp, "redis.sock")
-        self.p = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                                   "--unixsocket", self.sock, "--unixsocketperm", "700",
-                                   "--save", "", "--appendonly", "no", "--dir", tmp,
-                                   "--logfile", os.path.join(tmp, "redis.log")])
-        for _ in range(100):
-            if subprocess.run(["redis-cli", "-s", self.sock, "ping"], capture_output=True).stdout.strip() == b"PONG":
-                return
-            time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def url(self):
-        return f"unix://{self.sock}"
-
-    def stop(self):
-        self.p.terminate()
-        self.p.wait()
-
-
-class Scores(threading.Thread):
-    """Reads the scores topic (kcat) as it fills: (Kafka ts ms, event id)."""
-    def __init__(self, broker, topic):
-        super().__init__(daemon=True)
-        self.p = subprocess.Popen(["kcat", "-C", "-b", broker, "-t", topic, "-o", "beginning",
-                                   "-u", "-q", "-f", "%T\t%s\n"], stdout=subprocess.PIPE,
-                                  stderr=subprocess.DEVNULL)
-        self.rows, self.lock = [], threading.Lock()
-        self.start()
-
-    def run(self):
-        for line in self.p.stdout:
-            ts, _, rest = line.partition(b"\t")
-            m = SC_ID_RE.search(rest)
-            if m:
-                with self.lock:
-                    self.rows.append((int(ts), m.group(1)))
-
-    def count(self):
-        with self.lock:
-            return len(self.rows)
-
-    def wait(self, n, timeout, proc):
-        end = time.time() + timeout
-        while self.count() < n:
-            if time.time() > end:
-                raise RuntimeError(f"timeout: {self.count()} of {n} scores")
-            if proc.poll() is not None:
-                raise RuntimeError(f"system exited ({proc.returncode}) after {self.count()} of {n} scores")
-            time.sleep(0.02)
-
-    def stop(self):
-        self.p.terminate()
-        self.p.wait()
-
-
-class CpuSampler(threading.Thread):
-    def __init__(self, pid, thread=None):
-        super().__init__(daemon=True)
-        self.pid, self.samples, self.run_, self.thread = pid, [], True, thread
-        self.start()
-
-    def run(self):
-        while self.run_:
-            c = cpu_ticks(self.pid)
-            if c is None:
-                break
-            # what=3: the CPU of the threads named self.thread (riskstream's
-            # start-up prefault, rs-prefault, common.c), part of what=1
-            th = thread_ticks(self.pid, self.thread) / TICK if self.thread else 0.0
-            self.samples.append((time.time() * 1000.0, c[0] / TICK, c[1], th))
-            time.sleep(0.05)
-
-    def at(self, t_ms, what=1):
-        """CPU seconds (what=2: page faults) at wall time t_ms (linear between samples)."""
-        s = [(x[0], x[what]) for x in self.samples]
-        if not s:
-            return float("nan")
-        if t_ms <= s[0][0]:
-            return s[0][1]
-        for (t0, c0), (t1, c1) in zip(s, s[1:]):
-            if t0 <= t_ms <= t1:
-                return c0 + (c1 - c0) * (t_ms - t0) / max(t1 - t0, 1e-9)
-        return s[-1][1]
-
-
-def produce_file(broker, path):
-    subprocess.run(["kcat", "-P", "-b", broker, "-t", "events", "-K", "\t", "-l", path],
-                   check=True, stderr=subprocess.DEVNULL)
-
-
-def produce_paced(broker, lines, rate):
-    """Write keyed lines to a kcat producer at `rate` per second (5 ms steps)."""
-    p = subprocess.Popen(["kcat", "-P", "-b", broker, "-t", "events", "-K", "\t", "-X", "linger.ms=0"],
-                         stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    t0, sent, step = time.time(), 0, 0.005
-    while sent < len(lines):
-        due = min(len(lines), int((time.time() - t0) * rate) + 1)
-        if due > sent:
-            p.stdin.write(b"".join(lines[sent:due]))
-            p.stdin.flush()
-            sent = due
-        time.sleep(step)
-    p.stdin.close()
-    p.wait()
-
-
-def event_times(broker, ids):
-    """Kafka timestamps (ms) of the events whose id is in `ids`."""
-    out = subprocess.run(["kcat", "-C", "-b", broker, "-t", "events", "-o", "beginning", "-e", "-q",
-                          "-f", "%T\t%s\n"], capture_output=True).stdout
-    res = {}
-    for line in out.split(b"\n"):
-        ts, _, rest = line.partition(b"\t")
-        m = EV_ID_RE.search(rest)
-        if m and m.group(1) in ids:
-            res[m.group(1)] = int(ts)
-    return res
+log = logger("e2e")
 
 
 def run_system(a, sysdef, lines, round_no):
     name, kind, extra = sysdef[:3]
     sbin = sysdef[3] if len(sysdef) > 3 else a.bin
-    tmp = tempfile.mkdtemp(prefix="riskstream-e2e.")
-    broker = redis = proc = scores = sampler = bsampler = rsampler = None
+    rig = Rig("riskstream-e2e.")
+    tmp = rig.tmp
+    proc = sampler = bsampler = rsampler = None
     res = {"name": name}
     try:
-        broker = Broker(a.bin, tmp, a.partitions)
-        pre = os.path.join(tmp, "events.kv")
+        broker = rig.start_broker(a.bin, a.partitions)
+        pre = rig.path("events.kv")
         with open(pre, "wb") as f:
             f.writelines(lines[:a.events])
         produce_file(broker.addr, pre)
-        redis = Redis(tmp, tcp=(kind == "peer"))
-        scores = Scores(broker.addr, "scores")
-        plog = open(os.path.join(tmp, "system.log"), "wb")
+        redis = rig.start_redis(tcp=(kind == "peer"))
+        scores = rig.read_scores()
+        plog = open(rig.path("system.log"), "wb")
         t_start = time.time() * 1000.0
         if kind == "peer":
             cmd = [a.python, "-c", PEER_WRAP, a.peer_script, "--brokers", broker.addr,
@@ -267,9 +78,7 @@ def run_system(a, sysdef, lines, round_no):
             # a fresh state directory (learning logs, checkpoint, model store) per
             # system and round: without one every run would resume the previous
             # run's state in the default directory (and two runs at once share it)
-            cmd = [sbin, "serve", "--brokers", broker.addr, "--redis", redis.url(),
-                   "--group", f"bench-{round_no}", "--set", "kafka.fetch.wait.max.ms=5",
-                   "--set", f"state.dir={os.path.join(tmp, 'state')}"] + a.serve_set + extra
+            cmd = serve_cmd(sbin, rig, f"bench-{round_no}", rig.path("state"), a.serve_set + extra)
         proc = subprocess.Popen(cmd, stdout=plog, stderr=plog)
         sampler = CpuSampler(proc.pid, None if kind == "peer" else b"rs-prefault")
         bsampler, rsampler = CpuSampler(broker.p.pid), CpuSampler(redis.p.pid)
@@ -294,7 +103,7 @@ def run_system(a, sysdef, lines, round_no):
             # riskstream's own log: start -> subscribed (its start-up) and the
             # consumer group's join (the broker's, not ours) before assignment
             plog.flush()
-            with open(os.path.join(tmp, "system.log"), "rb") as f:
+            with open(rig.path("system.log"), "rb") as f:
                 txt = f.read()
             def logts(pat):
                 m = re.search(rb'ts=(\S+)Z[^\n]*' + pat, txt)
@@ -342,28 +151,10 @@ def run_system(a, sysdef, lines, round_no):
         for x in (sampler, bsampler, rsampler):
             if x:
                 x.run_ = False
-        if proc and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill(); proc.wait()
-        for x in (scores, redis, broker):
-            if x:
-                try:
-                    x.stop()
-                except Exception:  # noqa: BLE001
-                    pass
-        if "error" not in res:
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:  # the logs stay; the state (GBs of preallocated learning log) goes
-            shutil.rmtree(os.path.join(tmp, "state"), ignore_errors=True)
+        stop_proc(proc)
+        rig.stop()
+        rig.cleanup("error" not in res)  # on a failure the logs stay
     return res
-
-
-def med(vals):
-    vals = [v for v in vals if v == v]
-    return statistics.median(vals) if vals else float("nan")
 
 
 def main():
@@ -414,19 +205,8 @@ def main():
         systems = [y for s in systems
                    for y in ([s] if s[1] != "rs" else [(f"{s[0]} [{a.compare}]", "rs", s[2], a.compare), s])]
     # one generated stream: N pre-produced + paced chunks for the latency phases
-    tmp = tempfile.mkdtemp(prefix="riskstream-e2e-gen.")
     total = a.events + int(a.rate * a.lat_seconds) + 150000
-    gen = os.path.join(tmp, "events.jsonl")
-    subprocess.run([a.bin, "gen", "--seed", str(a.seed), "--events", str(total), "--duration", "120d",
-                    "--out", gen], check=True, stderr=subprocess.DEVNULL)
-    ent_re = re.compile(rb'"entity_id":\s*"([^"]+)"')
-    lines = []
-    with open(gen, "rb") as f:
-        for l in f:
-            m = ent_re.search(l)
-            if m:
-                lines.append(m.group(1) + b"\t" + l)
-    shutil.rmtree(tmp, ignore_errors=True)
+    lines = keyed_events(a.bin, total, a.seed)
     log(f"{len(lines)} events generated; systems: {', '.join(s[0] for s in systems)}"
         f"{'' if has_workers else ' (serve has no service.workers: no worker rows)'}")
     results = {s[0]: [] for s in systems}

@@ -20,72 +20,60 @@ acknowledged and Redis written, per batch: not in the measured latency); the
 counterparty stage's wait per event (its log); serve's CPU per event.  A
 binary without the split (older builds) shows '-' there.
 """
-import argparse, os, re, signal, statistics, subprocess, sys, tempfile, time, shutil
+import argparse, os, re, signal, sys
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import e2e  # noqa: E402
+import benchlib as bl  # noqa: E402
 
-ROOT = e2e.ROOT
+log = bl.logger("e2e")
+
+ROOT = bl.ROOT
 SPLIT_RE = re.compile(rb"serve: latency p50/p99 ms: produced -> polled ([\d.]+)/([\d.]+), polled -> handed "
                       rb"to the producer ([\d.]+)/([\d.]+), handed -> delivered ([\d.]+)/([\d.]+)")
 CPW_RE = re.compile(rb"wait p50 (\d+) us, p99 (\d+) us")
 
 
 def one(a, sbin, rate, lines, tag):
-    tmp = tempfile.mkdtemp(prefix="riskstream-lat.")
-    br = rd = sc = p = None
+    rig = bl.Rig("riskstream-lat.")
+    tmp = rig.tmp
+    p = None
     res = {}
     try:
-        br = e2e.Broker(a.bin, tmp, 32)
-        rd = e2e.Redis(tmp, False)
-        sc = e2e.Scores(br.addr, "scores")
-        log = os.path.join(tmp, "serve.log")
-        p = subprocess.Popen([sbin, "serve", "--brokers", br.addr, "--redis", rd.url(), "--group", "lat",
-                              "--set", "kafka.fetch.wait.max.ms=5", "--set", f"state.dir={tmp}/state"]
-                             + a.serve_set, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
-        t0 = time.time()
-        while b'msg="assigned' not in open(log, "rb").read():
-            if time.time() - t0 > 60 or p.poll() is not None:
-                raise RuntimeError("serve did not get its partitions")
-            time.sleep(0.05)
-        time.sleep(1.0)
-        c0 = e2e.cpu_ticks(p.pid)[0]
-        e2e.produce_paced(br.addr, lines, rate)
+        rig.start(a.bin, 32)
+        br, sc = rig.broker, rig.scores
+        p, slog = bl.serve_on(rig, sbin, "lat", a.serve_set)
+        c0 = bl.cpu_ticks(p.pid)[0]
+        bl.produce_paced(br.addr, lines, rate)
         sc.wait(len(lines), a.timeout, p)
-        c1 = e2e.cpu_ticks(p.pid)[0]
-        ids = {e2e.EV_ID_RE.search(l).group(1) for l in lines}
-        evt = e2e.event_times(br.addr, ids)
+        c1 = bl.cpu_ticks(p.pid)[0]
+        ids = {bl.EV_ID_RE.search(l).group(1) for l in lines}
+        evt = bl.event_times(br.addr, ids)
         with sc.lock:
             rows = list(sc.rows)
         lat = sorted(ts - evt[i] for ts, i in rows if i in evt)
-        res.update(p50=e2e.pct(lat, .5), p99=e2e.pct(lat, .99), p999=e2e.pct(lat, .999),
-                   cpu=(c1 - c0) / e2e.TICK / len(lines) * 1e6, load=os.getloadavg()[0])
+        res.update(p50=bl.pct(lat, .5), p99=bl.pct(lat, .99), p999=bl.pct(lat, .999),
+                   cpu=(c1 - c0) / bl.TICK / len(lines) * 1e6, load=os.getloadavg()[0])
         p.send_signal(signal.SIGTERM)
         p.wait(60)
-        txt = open(log, "rb").read()
+        txt = open(slog, "rb").read()
         m = SPLIT_RE.search(txt)
         if m:
             res["split"] = [float(x) for x in m.groups()]
         m = CPW_RE.search(txt)
         if m:
             res["cpw"] = [int(x) / 1000.0 for x in m.groups()]
-        e2e.log(f"{tag}: p50/p99/p99.9 {res['p50']}/{res['p99']}/{res['p999']} ms, split {res.get('split')}, "
-                f"cpstage wait {res.get('cpw')}, {res['cpu']:.1f} us/ev, load {res['load']:.1f}")
+        log(f"{tag}: p50/p99/p99.9 {res['p50']}/{res['p99']}/{res['p999']} ms, split {res.get('split')}, "
+            f"cpstage wait {res.get('cpw')}, {res['cpu']:.1f} us/ev, load {res['load']:.1f}")
     except Exception as ex:  # noqa: BLE001
         res["error"] = str(ex)
-        e2e.log(f"{tag}: FAILED: {ex} (logs in {tmp})")
+        log(f"{tag}: FAILED: {ex} (logs in {tmp})")
     finally:
         if p and p.poll() is None:
             p.kill()
             p.wait()
-        for x in (sc, rd, br):
-            if x:
-                try:
-                    x.stop()
-                except Exception:  # noqa: BLE001
-                    pass
-        if "error" not in res:
-            shutil.rmtree(tmp, ignore_errors=True)
+        rig.stop()
+        rig.cleanup("error" not in res)
     return res
 
 
@@ -103,21 +91,14 @@ def main():
     a.serve_set = [x for kv in a.sets for x in ("--set", kv)]
     rates = [float(r) for r in a.rates.split(",")]
     bins = [a.bin] + ([a.compare] if a.compare else [])
-    tmp = tempfile.mkdtemp(prefix="riskstream-lat-gen.")
-    gen = os.path.join(tmp, "ev.jsonl")
-    n = int(max(rates) * a.seconds)
-    subprocess.run([a.bin, "gen", "--seed", "42", "--events", str(n), "--duration", "120d", "--out", gen],
-                   check=True, stderr=subprocess.DEVNULL)
-    ent = re.compile(rb'"entity_id":\s*"([^"]+)"')
-    lines = [ent.search(l).group(1) + b"\t" + l for l in open(gen, "rb") if ent.search(l)]
-    shutil.rmtree(tmp, ignore_errors=True)
+    lines = bl.keyed_events(a.bin, int(max(rates) * a.seconds), 42)
     res = {}
     for r in range(a.rounds):
         for rate in rates:
             for b in bins:
                 res.setdefault((b, rate), []).append(
                     one(a, b, rate, lines[:int(rate * a.seconds)], f"round {r} {b} {rate:.0f} ev/s"))
-    med = lambda v: statistics.median(v) if v else float("nan")  # noqa: E731
+    med = bl.median
     print(f"\nriskstream latency split: serve against `riskstream broker` (32 partitions), paced kcat input, "
           f"median of {a.rounds} interleaved rounds; load average at the end "
           f"{' '.join(open('/proc/loadavg').read().split()[:3])}")

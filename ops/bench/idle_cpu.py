@@ -20,121 +20,88 @@ cores are over the phase; CPU µs per event until the phase's last score is out.
 --perf DIR also records `perf record` of serve over each phase into DIR (the
 first round only; call graphs: frame pointers, or PERF_CG=dwarf,16384).
 """
-import argparse, os, re, signal, statistics, subprocess, sys, tempfile, time, shutil
+import argparse, os, re, signal, subprocess, sys, time
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import e2e  # noqa: E402
+import benchlib as bl  # noqa: E402
 
-ROOT = e2e.ROOT
+log = bl.logger("e2e")
+ROOT = bl.ROOT
 
 
 def threads(pid):
     """{thread name: CPU seconds} of a process, summed over threads of that name."""
     out = {}
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return out
-    for t in tids:
-        try:
-            with open(f"/proc/{pid}/task/{t}/stat", "rb") as f:
-                st = f.read()
-        except OSError:
-            continue
-        name = st[st.index(b"(") + 1:st.rindex(b")")].decode(errors="replace")
-        name = re.sub(r"\d+$", "#", name)  # rdk:broker1, rdk:broker2 -> rdk:broker#
-        fields = st[st.rindex(b")") + 2:].split()
-        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / e2e.TICK
+    for _, name, ticks in bl.tasks(pid):
+        name = re.sub(r"\d+$", "#", name.decode(errors="replace"))  # rdk:broker1, rdk:broker2 -> rdk:broker#
+        out[name] = out.get(name, 0.0) + ticks / bl.TICK
     return out
 
 
 def one(a, sbin, rate, lines, tag, perf_out):
-    tmp = tempfile.mkdtemp(prefix="riskstream-idle.")
-    br = rd = sc = p = pf = None
+    rig = bl.Rig("riskstream-idle.")
+    tmp = rig.tmp
+    p = pf = None
     res = {}
     try:
-        br = e2e.Broker(a.bin, tmp, 32)
-        rd = e2e.Redis(tmp, False)
-        sc = e2e.Scores(br.addr, "scores")
-        log = os.path.join(tmp, "serve.log")
-        p = subprocess.Popen([sbin, "serve", "--brokers", br.addr, "--redis", rd.url(), "--group", "idle",
-                              "--set", "kafka.fetch.wait.max.ms=5", "--set", f"state.dir={tmp}/state",
-                              "--set", "service.stats_interval=1s"]
-                             + a.serve_set, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
-        t0 = time.time()
-        while b'msg="assigned' not in open(log, "rb").read():
-            if time.time() - t0 > 60 or p.poll() is not None:
-                raise RuntimeError("serve did not get its partitions")
-            time.sleep(0.05)
-        time.sleep(1.0)
+        rig.start(a.bin, 32)
+        br, sc = rig.broker, rig.scores
+        p, slog = bl.serve_on(rig, sbin, "idle", ["--set", "service.stats_interval=1s"] + a.serve_set)
         if a.warmup > 0 and rate > 0:
             # past the start-up's one-time work (prefault, the first learning
             # log segment, first laps of the rings): not in the measured phase
             w = int(rate * a.warmup)
-            e2e.produce_paced(br.addr, lines[-w:], rate)
+            bl.produce_paced(br.addr, lines[-w:], rate)
             sc.wait(w, a.timeout, p)
             time.sleep(0.5)
         if perf_out:
             pf = subprocess.Popen(["perf", "record", "--call-graph", os.environ.get("PERF_CG", "fp"), "-F", "499",
                                    "-p", str(p.pid), "-o", perf_out], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(0.3)
-        th0, c0, w0 = threads(p.pid), e2e.cpu_ticks(p.pid)[0], time.time()
+        th0, c0, w0 = threads(p.pid), bl.cpu_ticks(p.pid)[0], time.time()
         n = 0
         if rate > 0:
             n = int(rate * a.seconds)
             base = sc.count()
-            e2e.produce_paced(br.addr, lines[:n], rate)
+            bl.produce_paced(br.addr, lines[:n], rate)
         else:
             time.sleep(a.seconds)
-        th1, c1, w1 = threads(p.pid), e2e.cpu_ticks(p.pid)[0], time.time()
+        th1, c1, w1 = threads(p.pid), bl.cpu_ticks(p.pid)[0], time.time()
         if pf:
             pf.send_signal(signal.SIGINT)
             pf.wait(60)
         span = w1 - w0
-        res.update(cores=(c1 - c0) / e2e.TICK / span,
+        res.update(cores=(c1 - c0) / bl.TICK / span,
                    th={k: (th1.get(k, 0) - th0.get(k, 0)) / span for k in th1},
                    load=os.getloadavg()[0])
         if n:
             sc.wait(base + n, a.timeout, p)
             # per event: until the last score is out (a serve that fell behind
             # still works after the input stopped)
-            res["cpu_us"] = (e2e.cpu_ticks(p.pid)[0] - c0) / e2e.TICK / n * 1e6
-            ids = {e2e.EV_ID_RE.search(l).group(1) for l in lines[:n]}
-            evt = e2e.event_times(br.addr, ids)
+            res["cpu_us"] = (bl.cpu_ticks(p.pid)[0] - c0) / bl.TICK / n * 1e6
+            ids = {bl.EV_ID_RE.search(l).group(1) for l in lines[:n]}
+            evt = bl.event_times(br.addr, ids)
             with sc.lock:
                 rows = list(sc.rows)
             lat = sorted(ts - evt[i] for ts, i in rows if i in evt)
-            res.update(p50=e2e.pct(lat, .5), p99=e2e.pct(lat, .99))
+            res.update(p50=bl.pct(lat, .5), p99=bl.pct(lat, .99))
             # messages per poll: serve's stats line (batch_mean, since start)
-            bm = re.findall(rb"batch_mean=([\d.]+)", open(log, "rb").read())
+            bm = re.findall(rb"batch_mean=([\d.]+)", open(slog, "rb").read())
             if bm:
                 res["batch"] = float(bm[-1])
-        e2e.log(f"{tag}: {res['cores']:.3f} cores, {res.get('cpu_us', float('nan')):.1f} us/ev, "
-                f"p50/p99 {res.get('p50')}/{res.get('p99')} ms, batch mean {res.get('batch')}, load {res['load']:.1f}")
+        log(f"{tag}: {res['cores']:.3f} cores, {res.get('cpu_us', float('nan')):.1f} us/ev, "
+            f"p50/p99 {res.get('p50')}/{res.get('p99')} ms, batch mean {res.get('batch')}, load {res['load']:.1f}")
     except Exception as ex:  # noqa: BLE001
         res["error"] = str(ex)
-        e2e.log(f"{tag}: FAILED: {ex} (logs in {tmp})")
+        log(f"{tag}: FAILED: {ex} (logs in {tmp})")
     finally:
         if pf and pf.poll() is None:
             pf.kill()
             pf.wait()
-        if p and p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(60)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        for x in (sc, rd, br):
-            if x:
-                try:
-                    x.stop()
-                except Exception:  # noqa: BLE001
-                    pass
-        if "error" not in res:
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            shutil.rmtree(os.path.join(tmp, "state"), ignore_errors=True)
+        bl.stop_proc(p)
+        rig.stop()
+        rig.cleanup("error" not in res)
     return res
 
 
@@ -155,14 +122,7 @@ def main():
     a.serve_set = [x for kv in a.sets for x in ("--set", kv)]
     rates = [float(r) for r in a.rates.split(",")]
     bins = [a.bin] + ([a.compare] if a.compare else [])
-    tmp = tempfile.mkdtemp(prefix="riskstream-idle-gen.")
-    gen = os.path.join(tmp, "ev.jsonl")
-    n = max(1, int(max(rates) * (a.seconds + a.warmup)))
-    subprocess.run([a.bin, "gen", "--seed", "42", "--events", str(n), "--duration", "120d", "--out", gen],
-                   check=True, stderr=subprocess.DEVNULL)
-    ent = re.compile(rb'"entity_id":\s*"([^"]+)"')
-    lines = [ent.search(l).group(1) + b"\t" + l for l in open(gen, "rb") if ent.search(l)]
-    shutil.rmtree(tmp, ignore_errors=True)
+    lines = bl.keyed_events(a.bin, max(1, int(max(rates) * (a.seconds + a.warmup))), 42)
     if a.perf:
         os.makedirs(a.perf, exist_ok=True)
     res = {}
@@ -172,7 +132,7 @@ def main():
                 po = (os.path.join(a.perf, f"perf-{bi}-{rate:.0f}.data") if a.perf and r == 0 else None)
                 res.setdefault((b, rate), []).append(
                     one(a, b, rate, lines, f"round {r} {b} {rate:.0f} ev/s", po))
-    med = lambda v: statistics.median(v) if v else float("nan")  # noqa: E731
+    med = bl.median
     print(f"\nriskstream serve CPU when idle / paced: against `riskstream broker` (32 partitions), "
           f"{a.seconds:g} s per phase, median of {a.rounds} interleaved rounds; load average at the end "
           f"{' '.join(open('/proc/loadavg').read().split()[:3])}")

@@ -24,16 +24,13 @@ Prints a Markdown table with the command.
   ops/bench/scaleout.py [--bin build/riskstream] [--events 100000] [--instances 1,2,3]
                         [--rounds 1] [--partitions 32] [--set key=value ...]
 """
-import argparse, calendar, json, os, re, shutil, signal, subprocess, sys, tempfile, threading, time, urllib.request
+import argparse, calendar, os, re, shutil, signal, subprocess, sys, tempfile, time, urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e import Broker, Redis, Scores, CpuSampler, produce_file  # noqa: E402
+from benchlib import ROOT, CpuSampler, Rig, keyed_events, logger, produce_file, serve_cmd  # noqa: E402
 
-
-def log(msg):
-    print(f"scaleout: {msg}", file=sys.stderr, flush=True)
+log = logger("scaleout")
 
 
 def metric(url, name):
@@ -58,28 +55,26 @@ def logts(txt):
 
 
 def run(a, n, kv, round_no):
-    tmp = tempfile.mkdtemp(prefix="riskstream-scaleout.")
-    broker = redis = scores = None
+    rig = Rig("riskstream-scaleout.")
+    tmp = rig.tmp
     procs, samplers, urls = [], [], []
     try:
-        broker = Broker(a.bin, tmp, a.partitions)
-        redis = Redis(tmp, tcp=False)
+        broker = rig.start_broker(a.bin, a.partitions)
+        redis = rig.start_redis(tcp=False)
         t0 = time.time()
         produce_file(broker.addr, kv)  # the backlog, before any instance
         t_prod = time.time() - t0
-        scores = Scores(broker.addr, "scores")
+        scores = rig.read_scores()
         # all N at once: they join the group's first generation together
         # (the coordinator waits for members before its first assignment),
         # so no rebalance interrupts the run (checked: "assigned" log lines)
         for i in range(n):
             out = open(os.path.join(tmp, f"s{i}.out"), "wb")
             err = open(os.path.join(tmp, f"s{i}.log"), "wb")
-            cmd = [a.bin, "serve", "--brokers", broker.addr, "--redis", redis.url(),
-                   "--group", "bench", "--set", "kafka.fetch.wait.max.ms=5",
-                   "--set", "kafka.consumer.session.timeout.ms=6000",
-                   "--set", "http.enabled=true", "--set", "http.port=0",
-                   "--set", "service.stats_interval=0ms",
-                   "--set", f"state.dir={os.path.join(tmp, f'state{i}')}"] + a.serve_set
+            cmd = serve_cmd(a.bin, rig, "bench", rig.path(f"state{i}"),
+                            ["--set", "kafka.consumer.session.timeout.ms=6000",
+                             "--set", "http.enabled=true", "--set", "http.port=0",
+                             "--set", "service.stats_interval=0ms"] + a.serve_set)
             procs.append(subprocess.Popen(cmd, stdout=out, stderr=err))
         samplers = [CpuSampler(p.pid) for p in procs]
         bs, rsamp = CpuSampler(broker.p.pid), CpuSampler(redis.p.pid)
@@ -142,9 +137,7 @@ def run(a, n, kv, round_no):
                 p.wait(30)
             except subprocess.TimeoutExpired:
                 p.kill(); p.wait()
-        if scores: scores.stop()
-        if redis: redis.stop()
-        if broker: broker.stop()
+        rig.stop()
         if a.keep:
             log(f"kept {tmp}")
         else:
@@ -166,13 +159,9 @@ def main():
     ns = [int(x) for x in a.instances.split(",")]
     tmp = tempfile.mkdtemp(prefix="riskstream-scaleout-in.")
     try:
-        ev = os.path.join(tmp, "ev.jsonl")
-        subprocess.run([a.bin, "gen", "--seed", "7", "--entities", "20000", "--events", str(a.events),
-                        "--out", ev], check=True, stderr=subprocess.DEVNULL)
         kv = os.path.join(tmp, "ev.kv")
-        with open(ev) as f, open(kv, "w") as g:
-            for line in f:
-                g.write(json.loads(line)["entity_id"] + "\t" + line)
+        with open(kv, "wb") as g:
+            g.writelines(keyed_events(a.bin, a.events, 7, duration=None, entities=20000))
         res = {n: [] for n in ns}
         for r in range(a.rounds):
             for n in ns:

@@ -1,5 +1,5 @@
 /* test_caches.c -- entity caches across restarts (rs_model_caches_*,
- * model/seq.c).
+ * model/seq_cache.c).
  *
  * Write + read into a fresh model of the same architecture with the same
  * weights (a snapshot, or the same seed untrained) gives bit for bit the

@@ -683,7 +683,7 @@ static void test_corrupt(void **state) {
  * tests/fuzz/corpus/fuzz_model_file/nan-score.rsm.repair).  Every loaded
  * array is checked and the error names the file and the field; a
  * dimension the file cannot hold is refused before its names are
- * allocated.  Layout (model.c): ... | f64 mean[dim], m2[dim], w[dim+1],
+ * allocated.  Layout (model_file.c): ... | f64 mean[dim], m2[dim], w[dim+1],
  * am[dim+1], av[dim+1] | u32 checksum of everything before it. */
 static void put_sealed(const char *path, const unsigned char *buf, long n,
                        long off, const void *v, size_t vlen) {

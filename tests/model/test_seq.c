@@ -870,7 +870,7 @@ static void test_save_load(void **state) {
 /* ------------------------------------------- damaged files: sizes, values */
 
 /* A saved "seq" file in memory, patched in place and re-checksummed.  The
- * offsets follow the layouts in model.c (envelope, kind, dim, names) and
+ * offsets follow the layouts in model_file.c (envelope, kind, dim, names) and
  * seq.c (rs_seq_serialize); parse_seq_file asserts that they add up. */
 typedef struct sfile_s {
     unsigned char *b;

@@ -1,5 +1,5 @@
 /* test_shard.c -- the forward sharded by entity over worker threads
- * (model/shard.h, model/seq.c "sharded forward"; issue 12.2).
+ * (model/shard.h, model/seq_fwd.c "sharded forward"; issue 12.2).
  *
  * The same event stream is scored by models built alike (same seed, the
  * same perturbation of the weights) with rs_model_forward on one thread
