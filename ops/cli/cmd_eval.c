@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "replay.h"
 #include "ops/eval/eval.h"
 #include "ops/eval/gbt.h"
 #include "model/maint.h"
@@ -121,6 +122,24 @@ static void rs_eval_cell(FILE *fp, const char *s) {
         fputc(*s, fp);
     }
     fputc('"', fp);
+}
+
+/* --scores-out: one row per replayed event (rs_replay_row_fn). */
+typedef struct rs_eval_rows_s {
+    FILE *so;
+    int nm;
+} rs_eval_rows_t;
+
+static void rs_eval_row(void *opaque, const rs_event_t *e,
+                        const rs_eval_rec_t *rec, const float *sc) {
+    const rs_eval_rows_t *rw = opaque;
+    FILE *so = rw->so;
+    rs_eval_cell(so, e->id);
+    fputc(',', so);
+    rs_eval_cell(so, e->entity_id);
+    fprintf(so, ",%lld", (long long)e->event_time_ms);
+    for (int k = 0; k < rw->nm; k++) fprintf(so, ",%.9g", (double)sc[k]);
+    fprintf(so, ",%d\n", rec->label);
 }
 
 /* An alert as `serve` decides it (rs_decide): alert_threshold for the
@@ -290,78 +309,32 @@ int rs_cmd_eval(int argc, char **argv) {
     ec.model = &app.model;
     if (app.maint.enabled) ec.maint = &app.maint;
 
-    char *buf = NULL, *lbuf = NULL, *tbuf = NULL;
-    size_t len = 0, llen = 0, tlen = 0;
-    rs_eval_input_t *in = NULL;
+    rs_replay_t rp;
+    rs_replay_init(&rp, cmd, input, labels, truth);
     rs_eval_t *ev = NULL;
     rs_eval_report_t *rep = NULL;
     rs_mev_report_t *mrep = NULL;
     FILE *so = NULL;
-    char *logdir = NULL;
     rc = RS_EXIT_RUNTIME;
 
     int64_t t_start = rs_clock_mono_us();
-    if (!(buf = rs_cli_slurp(input, &len))) {
-        fprintf(stderr, "riskstream %s: cannot read %s: %s\n", cmd, input,
-                strerror(errno));
+    int rrc = rs_replay_load(&rp, fmt, &map, map_spec != NULL,
+                             fmt == RS_EVAL_FMT_RTF ? &rtf : NULL);
+    if (rrc != RS_EXIT_OK) {
+        rc = rrc;
         goto done;
     }
-    if (labels && !(lbuf = rs_cli_slurp(labels, &llen))) {
-        fprintf(stderr, "riskstream %s: cannot read %s: %s\n", cmd, labels,
-                strerror(errno));
-        goto done;
-    }
-    if (truth && !(tbuf = rs_cli_slurp(truth, &tlen))) {
-        fprintf(stderr, "riskstream %s: cannot read %s: %s\n", cmd, truth,
-                strerror(errno));
-        goto done;
-    }
-    /* Unique event ids (bounded check of the first records): exit 2. */
-    rs_cli_in_t in_kind = fmt == RS_EVAL_FMT_CSV ? RS_CLI_IN_CSV
-                          : fmt == RS_EVAL_FMT_JSON_MAP ? RS_CLI_IN_JSON_MAP
-                                                        : RS_CLI_IN_JSONL;
-    if (fmt != RS_EVAL_FMT_RTF && /* rtf ids are unit + cycle */
-        rs_cli_check_ids(cmd, input, buf, len, in_kind, &map,
-                         map_spec != NULL) != RS_EXIT_OK) {
-        rc = RS_EXIT_USAGE;
-        goto done;
-    }
-    in = fmt == RS_EVAL_FMT_RTF
-             ? rs_eval_input_new_rtf(buf, len, &rtf, errstr, sizeof(errstr))
-             : rs_eval_input_new(buf, len, fmt, &map, errstr, sizeof(errstr));
-    if (!in) {
-        fprintf(stderr, "riskstream %s: %s:%s\n", cmd, input, errstr);
-        goto done;
-    }
-    if (lbuf) rs_eval_input_join_labels(in, lbuf, llen);
     uint64_t nfail = 0;
-    if (ec.maint) nfail = rs_eval_input_maintenance(in, ec.maint->horizon);
-    if (tbuf && rs_eval_input_join_truth(in, tbuf, tlen, errstr,
-                                         sizeof(errstr)) != RS_OK) {
+    if (ec.maint) nfail = rs_eval_input_maintenance(rp.in, ec.maint->horizon);
+    if (rp.tbuf && rs_eval_input_join_truth(rp.in, rp.tbuf, rp.tlen, errstr,
+                                            sizeof(errstr)) != RS_OK) {
         fprintf(stderr, "riskstream %s: %s:%s\n", cmd, truth, errstr);
         goto done;
     }
-    rs_eval_input_stats_t ist;
-    rs_eval_input_stats(in, &ist);
-    /* Each kept message says which file by its prefix ("labels line 3"). */
-    for (int i = 0; i < ist.nerrors; i++) {
-        const char *msg = ist.errors[i], *file = input;
-        if (!strncmp(msg, "labels ", 7)) { file = labels; msg += 7; }
-        else if (!strncmp(msg, "truth ", 6)) { file = truth; msg += 6; }
-        fprintf(stderr, "riskstream %s: %s:%s (skipped)\n", cmd, file, msg);
-    }
-    uint64_t nbad = ist.bad + ist.labels_bad + ist.truth_bad;
-    if (nbad > (uint64_t)ist.nerrors)
-        fprintf(stderr, "riskstream %s: ... %llu bad lines in all (%llu "
-                "events, %llu labels, %llu truth), skipped\n", cmd,
-                (unsigned long long)nbad, (unsigned long long)ist.bad,
-                (unsigned long long)ist.labels_bad,
-                (unsigned long long)ist.truth_bad);
-    size_t n = rs_eval_input_count(in);
-    if (!n) {
-        fprintf(stderr, "riskstream %s: no valid event in %s\n", cmd, input);
-        goto done;
-    }
+    if (rs_replay_check(&rp, 1) != RS_EXIT_OK) goto done;
+    const rs_eval_input_stats_t ist = rp.ist;
+    const uint64_t nbad = rp.nbad;
+    const size_t n = rp.n;
     if (!ist.positives)
         fprintf(stderr, "riskstream %s: warning: no positive label (check "
                 "--map label=... or --labels); AUC/AP will be '-'\n", cmd);
@@ -371,19 +344,12 @@ int rs_cmd_eval(int argc, char **argv) {
                 "each run of positives of a machine)\n", cmd);
     double load_s = (double)(rs_clock_mono_us() - t_start) / 1e6;
     int64_t t_new = rs_clock_mono_us();
-    /* the models' learning logs: on disk, removed at the end */
-    if (!(logdir = rs_cli_tmpdir("eval"))) {
-        fprintf(stderr, "riskstream %s: cannot create a temporary directory "
-                "for the learning logs: %s\n", cmd, strerror(errno));
+    rrc = rs_replay_eval_new(&rp, &ec, "learning logs");
+    if (rrc != RS_EXIT_OK) {
+        rc = rrc;
         goto done;
     }
-    ec.log_dir = logdir;
-    ev = rs_eval_new(&ec, errstr, sizeof(errstr));
-    if (!ev) {
-        rs_cli_usage_error(cmd, "%s", errstr);
-        rc = RS_EXIT_USAGE;
-        goto done;
-    }
+    ev = rp.ev;
     int nm = rs_eval_nmodels(ev);
     double new_s = (double)(rs_clock_mono_us() - t_new) / 1e6;
     if (scores_out) {
@@ -409,36 +375,10 @@ int rs_cmd_eval(int argc, char **argv) {
         fprintf(stderr, "%s%s", k ? "," : " ", rs_eval_model_name(ev, k));
     fputc('\n', stderr);
 
-    rs_cli_signals();
-    rs_cli_bar_t bar = {!quiet && isatty(STDERR_FILENO), n,
-                         rs_clock_mono_us(), 0};
-    int64_t t_replay = rs_clock_mono_us();
-    rs_event_t e;
-    rs_eval_rec_t rec;
-    float sc[RS_EVAL_MODELS_MAX];
-    uint64_t rejected = 0;
-    size_t i;
-    for (i = 0; i < n && !rs_cli_stop; i++) {
-        if (rs_eval_input_get(in, i, &e, &rec) != RS_OK) continue;
-        if (rs_eval_push(ev, &rec, sc, errstr, sizeof(errstr)) != RS_OK) {
-            if (rejected++ < RS_EVAL_ERRORS_KEPT)
-                fprintf(stderr, "%sriskstream %s: %s:line %u: %s (skipped)\n",
-                        bar.on ? "\r\033[K" : "", cmd, input,
-                        (unsigned)rs_eval_input_line(in, i), errstr);
-            continue;
-        }
-        if (so) {
-            rs_eval_cell(so, e.id);
-            fputc(',', so);
-            rs_eval_cell(so, e.entity_id);
-            fprintf(so, ",%lld", (long long)e.event_time_ms);
-            for (int k = 0; k < nm; k++) fprintf(so, ",%.9g", (double)sc[k]);
-            fprintf(so, ",%d\n", rec.label);
-        }
-        if ((i & 4095) == 0) rs_cli_bar_draw(&bar, i, 0);
-    }
-    rs_cli_bar_draw(&bar, i, 1);
-    double replay_s = (double)(rs_clock_mono_us() - t_replay) / 1e6;
+    rs_eval_rows_t rows = {so, nm};
+    size_t i = rs_replay_run(&rp, quiet, so ? rs_eval_row : NULL, &rows);
+    const uint64_t rejected = rp.rejected;
+    double replay_s = rp.replay_s;
     if (so && (fflush(so) || ferror(so))) {
         fprintf(stderr, "riskstream %s: write error on %s: %s\n", cmd,
                 scores_out, strerror(errno));
@@ -552,13 +492,7 @@ done:
     }
     rs_eval_report_destroy(rep);
     rs_mev_report_destroy(mrep);
-    rs_eval_destroy(ev);
-    rs_cli_rmtree(logdir);
-    free(logdir);
-    rs_eval_input_destroy(in);
-    free(buf);
-    free(lbuf);
-    free(tbuf);
+    rs_replay_fini(&rp);
     rs_app_conf_destroy(&app);
     return rc;
 }

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "replay.h"
 #include "ops/eval/eval.h"
 #include "ops/gen/gen.h"
 
@@ -212,58 +213,22 @@ int rs_cmd_train(int argc, char **argv) {
     ec.features = &app.features;
     ec.model = &app.model;
 
-    char *buf = NULL, *lbuf = NULL;
-    size_t len = 0, llen = 0;
-    rs_eval_input_t *in = NULL;
+    rs_replay_t rp;
+    rs_replay_init(&rp, cmd, input, labels, NULL);
     rs_eval_t *ev = NULL;
-    char *logdir = NULL;
     rc = RS_EXIT_RUNTIME;
 
     int64_t t_start = rs_clock_mono_us();
     if (!rs_train_out_ok(out)) goto done;
-    if (!(buf = rs_cli_slurp(input, &len))) {
-        fprintf(stderr, "riskstream %s: cannot read %s: %s\n", cmd, input,
-                strerror(errno));
+    int rrc = rs_replay_load(&rp, fmt, &map, map_spec != NULL, NULL);
+    if (rrc != RS_EXIT_OK) {
+        rc = rrc;
         goto done;
     }
-    if (labels && !(lbuf = rs_cli_slurp(labels, &llen))) {
-        fprintf(stderr, "riskstream %s: cannot read %s: %s\n", cmd, labels,
-                strerror(errno));
-        goto done;
-    }
-    /* Unique event ids (bounded check of the first records): exit 2. */
-    rs_cli_in_t in_kind = fmt == RS_EVAL_FMT_CSV ? RS_CLI_IN_CSV
-                          : fmt == RS_EVAL_FMT_JSON_MAP ? RS_CLI_IN_JSON_MAP
-                                                        : RS_CLI_IN_JSONL;
-    if (rs_cli_check_ids(cmd, input, buf, len, in_kind, &map,
-                         map_spec != NULL) != RS_EXIT_OK) {
-        rc = RS_EXIT_USAGE;
-        goto done;
-    }
-    in = rs_eval_input_new(buf, len, fmt, &map, errstr, sizeof(errstr));
-    if (!in) {
-        fprintf(stderr, "riskstream %s: %s:%s\n", cmd, input, errstr);
-        goto done;
-    }
-    if (lbuf) rs_eval_input_join_labels(in, lbuf, llen);
-    rs_eval_input_stats_t ist;
-    rs_eval_input_stats(in, &ist);
-    for (int i = 0; i < ist.nerrors; i++) {
-        const char *msg = ist.errors[i], *file = input;
-        if (!strncmp(msg, "labels ", 7)) { file = labels; msg += 7; }
-        fprintf(stderr, "riskstream %s: %s:%s (skipped)\n", cmd, file, msg);
-    }
-    uint64_t nbad = ist.bad + ist.labels_bad;
-    if (nbad > (uint64_t)ist.nerrors)
-        fprintf(stderr, "riskstream %s: ... %llu bad lines in all (%llu "
-                "events, %llu labels), skipped\n", cmd,
-                (unsigned long long)nbad, (unsigned long long)ist.bad,
-                (unsigned long long)ist.labels_bad);
-    size_t n = rs_eval_input_count(in);
-    if (!n) {
-        fprintf(stderr, "riskstream %s: no valid event in %s\n", cmd, input);
-        goto done;
-    }
+    if (rs_replay_check(&rp, 0) != RS_EXIT_OK) goto done;
+    const rs_eval_input_stats_t ist = rp.ist;
+    const uint64_t nbad = rp.nbad;
+    const size_t n = rp.n;
     if (!ist.positives)
         fprintf(stderr, "riskstream %s: warning: no positive label (check "
                 "--map label=... or --labels): the model learns negatives "
@@ -277,8 +242,8 @@ int rs_cmd_train(int argc, char **argv) {
     {
         rs_event_t e0, e1;
         rs_eval_rec_t r0, r1;
-        if (n > 1 && rs_eval_input_get(in, 0, &e0, &r0) == RS_OK &&
-            rs_eval_input_get(in, n - 1, &e1, &r1) == RS_OK &&
+        if (n > 1 && rs_eval_input_get(rp.in, 0, &e0, &r0) == RS_OK &&
+            rs_eval_input_get(rp.in, n - 1, &e1, &r1) == RS_OK &&
             e1.event_time_ms > e0.event_time_ms) {
             int64_t span = e1.event_time_ms - e0.event_time_ms;
             if (span - horizon < span / 2) {
@@ -295,19 +260,13 @@ int rs_cmd_train(int argc, char **argv) {
     }
     double load_s = (double)(rs_clock_mono_us() - t_start) / 1e6;
     int64_t t_new = rs_clock_mono_us();
-    if (!(logdir = rs_cli_tmpdir("train"))) {
-        fprintf(stderr, "riskstream %s: cannot create a temporary directory "
-                "for the learning log: %s\n", cmd, strerror(errno));
-        goto done;
-    }
-    ec.log_dir = logdir;
-    ev = rs_eval_new(&ec, errstr, sizeof(errstr));
+    rrc = rs_replay_eval_new(&rp, &ec, "learning log");
     double new_s = (double)(rs_clock_mono_us() - t_new) / 1e6;
-    if (!ev) {
-        rs_cli_usage_error(cmd, "%s", errstr);
-        rc = RS_EXIT_USAGE;
+    if (rrc != RS_EXIT_OK) {
+        rc = rrc;
         goto done;
     }
+    ev = rp.ev;
     {
         char d1[32], d2[32];
         rs_duration_fmt(ec.label_delay_ms, d1, sizeof(d1));
@@ -321,27 +280,9 @@ int rs_cmd_train(int argc, char **argv) {
                 rs_eval_model_name(ev, 0), labels ? "from --labels" : d1, d2);
     }
 
-    rs_cli_signals();
-    rs_cli_bar_t bar = {!quiet && isatty(STDERR_FILENO), n,
-                          rs_clock_mono_us(), 0};
-    int64_t t_replay = rs_clock_mono_us();
-    rs_event_t e;
-    rs_eval_rec_t rec;
-    uint64_t rejected = 0;
-    size_t i;
-    for (i = 0; i < n && !rs_cli_stop; i++) {
-        if (rs_eval_input_get(in, i, &e, &rec) != RS_OK) continue;
-        if (rs_eval_push(ev, &rec, NULL, errstr, sizeof(errstr)) != RS_OK) {
-            if (rejected++ < RS_EVAL_ERRORS_KEPT)
-                fprintf(stderr, "%sriskstream %s: %s:line %u: %s (skipped)\n",
-                        bar.on ? "\r\033[K" : "", cmd, input,
-                        (unsigned)rs_eval_input_line(in, i), errstr);
-            continue;
-        }
-        if ((i & 4095) == 0) rs_cli_bar_draw(&bar, i, 0);
-    }
-    rs_cli_bar_draw(&bar, i, 1);
-    double replay_s = (double)(rs_clock_mono_us() - t_replay) / 1e6;
+    size_t i = rs_replay_run(&rp, quiet, NULL, NULL);
+    const uint64_t rejected = rp.rejected;
+    double replay_s = rp.replay_s;
     if (rs_cli_stop) {
         fprintf(stderr, "riskstream %s: interrupted after %zu of %zu events: "
                 "no model written\n", cmd, i, n);
@@ -416,12 +357,7 @@ int rs_cmd_train(int argc, char **argv) {
                             &st.learner[0], ist.positives, st.labels_pending);
     rc = RS_EXIT_OK;
 done:
-    rs_eval_destroy(ev);
-    rs_cli_rmtree(logdir);
-    free(logdir);
-    rs_eval_input_destroy(in);
-    free(buf);
-    free(lbuf);
+    rs_replay_fini(&rp);
     rs_app_conf_destroy(&app);
     return rc;
 }
