@@ -1108,7 +1108,7 @@ rs_err_t rs_fe_compile(rs_features_t *f, char *errstr, size_t errstr_size) {
             case RS_FEATURES_AGG_BASE_SPREAD:
                 rs_fe_descf(d, ds, "log(standard deviation of %s over the %s%s / the baseline standard deviation of %s), clipped to +-log 50; 0 if < 2 values", v, ww, ow, kw); break;
             case RS_FEATURES_AGG_BASE_NOISE:
-                rs_fe_descf(d, ds, "noise growth of %s over the %s%s beyond chance: r - 3 s if positive, else 0; r = log(noise / the baseline noise of %s), noise from successive differences (blind to level changes: median |difference| of the window against the mean |difference| of its life before it), s = sqrt(1.36/n + 0.571/m) the sampling sd of r for n differences in the window and m in the baseline; 0 if < 2 differences", v, ww, ow, kw); break;
+                rs_fe_descf(d, ds, "noise growth of %s over the %s%s beyond chance: r - 3 s if positive, else 0; r = log(noise / the baseline noise of %s), noise from successive differences (blind to level changes: median |difference| of the window against the mean |difference| of its life before it), s = sqrt(1.65/n + 0.826/m) the sampling sd of r for n successive (dependent) differences in the window and m in the baseline; 0 if < 2 differences", v, ww, ow, kw); break;
             default:
                 rs_fe_descf(d, ds, "log(1 + %s) of this event (0 if absent)", v); break;
             }
