@@ -185,7 +185,7 @@ typedef struct rs_features_conf_s {
     int64_t conditions;         /* at most this many operating conditions
                                  * (0: RS_OPCOND_MAX_CONDITIONS)            */
     int sensor_noise;           /* sensors preset: + base_noise of the
-                                 * longest span per field                   */
+                                 * longest span per field (default on)      */
     /* From the raw `specs:` / `extra_specs:` keys (rs_features_conf_add_specs).
      * specs replace the preset's, extra_specs are appended to them. */
     int nspecs, nextra;

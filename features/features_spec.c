@@ -80,13 +80,13 @@ static const rs_conf_field_t rs_features_fields[] = {
      offsetof(rs_features_conf_t, conditions), 0,
      "with setting_fields: at most this many operating conditions (0: up "
      "to 16); they are found from the settings", NULL, 0, 16},
-    {"sensor_noise", RS_CONF_BOOL, "false",
+    {"sensor_noise", RS_CONF_BOOL, "true",
      offsetof(rs_features_conf_t, sensor_noise), 0,
      "sensors preset: also each field's noise growth over the longest span "
      "(base_noise: successive differences against the machine's own, "
-     "beyond chance; the cold-start reference reads it too); off by "
-     "default: measured, it lifts the noisy and mixed shapes and costs the "
-     "seq model 4-8 points on step and drift (docs/maintenance.md)", NULL,
+     "beyond chance; the cold-start reference reads it too); measured at "
+     "three model seeds, it lifts the noisy and mixed shapes and costs no "
+     "shape (docs/maintenance.md); false: the layout without it", NULL,
      0, 0},
     {"baseline_prior", RS_CONF_INT, "16",
      offsetof(rs_features_conf_t, baseline_prior), 0,
@@ -637,9 +637,8 @@ static int rs_fe_preset_cards(const rs_features_conf_t *c,
  * against that baseline (noise averaged out) and their slope per hour.
  * Not the spread (base_spread): measured, it helps noisy sensors and
  * costs the other shapes (docs/maintenance.md); an extra spec adds it.
- * The noise growth (base_noise, blind to level changes) of the longest
- * span with features.sensor_noise (off: it still costs seq on step and
- * drift, docs/maintenance.md).
+ * The noise growth (base_noise, blind to level changes, 0 unless beyond
+ * chance) of the longest span with features.sensor_noise (the default).
  * No label-aware feature: a machine's failure labels say that ITS
  * readings before the failure were positives, so counting them in its
  * later readings would pass the label to the model. */

@@ -993,6 +993,7 @@ static void test_reference_presets(void **state) {
                        .p_nocp = 0.05};
     run_reference(&c, &sc);
     c.preset = 1; /* sensors */
+    c.sensor_noise = 0;
     rs_strlcpy(c.sensor_fields, "temp, pressure", sizeof(c.sensor_fields));
     sc.seed = 12;
     run_reference(&c, &sc);
@@ -1013,6 +1014,7 @@ static void test_sensor_fields_max(void **state) {
     c.max_keys = c.max_counterparties = 64;
     c.label_index = 64;
     c.preset = 1; /* sensors */
+    c.sensor_noise = 0;  /* (the default is on) */
     char err[256];
     rs_strlcpy(c.sensor_fields, "a,b,c,d,e,f,g,h", sizeof(c.sensor_fields));
     rs_features_t *f = rs_features_new(&c, err, sizeof(err));
