@@ -1026,19 +1026,25 @@ static void rs_fe_spec_eval(rs_features_t *f, const rs_fe_cspec_t *c,
              * of its sampling sds for a normal noise, so the input is
              * exactly 0 on a healthy machine and on a failure that does
              * not change the noise.  Both estimates err: the window's log
-             * median of nd |differences| by 1.166 / sqrt(nd) (asymptotic),
-             * the baseline's log mean of m by sqrt((pi/2 - 1) / m), m its
-             * differences (own, topped up with the fleet's).  Measured:
-             * the raw log ratio (sd 0.18 on healthy readings at 48) cost
-             * the step and drift shapes the way base_spread did, an input
-             * of pure sampling noise there (docs/maintenance.md). */
+             * median of nd |differences| by K_WIN / sqrt(nd), the
+             * baseline's log mean of m by sqrt(V_BASE / m), m its
+             * differences (own, topped up with the fleet's), counting the
+             * dependence of successive differences (features_int.h: the
+             * independent formulas, 1.166 and pi/2 - 1, put the band 10 %
+             * too narrow and let 3.5x as many healthy windows through).
+             * Measured: the raw log ratio (sd 0.18 on healthy readings at
+             * 48) cost the step and drift shapes the way base_spread did,
+             * an input of pure sampling noise there; what passes the band
+             * by chance is rare, but standardised by the models (whose
+             * scale for an input that is almost always 0 is tiny) it
+             * reaches their clip (docs/maintenance.md). */
             double own = tb->nbase ? (h ? rs_fe_bases(tb, h)[nb + c->vi].n : 0) - ex.n : 0;
             if (own < 0.5) own = 0;
             double kk = (double)f->conf.baseline_prior - own;
             if (kk < 0) kk = 0;
             if (kk > tb->fleet[nb + c->vi].n) kk = tb->fleet[nb + c->vi].n;
             double m = own + kk;
-            double se = sqrt(1.1664 * 1.1664 / nd + (m > 0 ? 0.5708 / m : 0));
+            double se = rs_fe_noise_se(nd, m);
             o -= 3.0 * se;
             if (o < 0) o = 0;
             break;

@@ -122,10 +122,10 @@ typedef enum rs_features_agg_e {
                                   * mean |d| of the key's life before it,
                                   * each scaled to a sd (/(0.6745 sqrt 2),
                                   * /(2/sqrt pi)), clipped to +-log 50;
-                                  * s = sqrt(1.166^2/n + (pi/2-1)/m), r's
-                                  * sampling sd for n differences in the
-                                  * window and m in the baseline (normal
-                                  * noise); 0 with fewer than 2
+                                  * s = sqrt(1.2845^2/n + 0.8264/m), r's
+                                  * sampling sd for n successive (so
+                                  * dependent) differences in the window
+                                  * and m in the baseline (normal noise); 0 with fewer than 2
                                   * differences or no baseline           */
     RS_FEATURES_AGG__CNT
 } rs_features_agg_t;
@@ -185,7 +185,7 @@ typedef struct rs_features_conf_s {
     int64_t conditions;         /* at most this many operating conditions
                                  * (0: RS_OPCOND_MAX_CONDITIONS)            */
     int sensor_noise;           /* sensors preset: + base_noise of the
-                                 * longest span per field                   */
+                                 * longest span per field (default on)      */
     /* From the raw `specs:` / `extra_specs:` keys (rs_features_conf_add_specs).
      * specs replace the preset's, extra_specs are appended to them. */
     int nspecs, nextra;

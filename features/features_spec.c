@@ -80,13 +80,13 @@ static const rs_conf_field_t rs_features_fields[] = {
      offsetof(rs_features_conf_t, conditions), 0,
      "with setting_fields: at most this many operating conditions (0: up "
      "to 16); they are found from the settings", NULL, 0, 16},
-    {"sensor_noise", RS_CONF_BOOL, "false",
+    {"sensor_noise", RS_CONF_BOOL, "true",
      offsetof(rs_features_conf_t, sensor_noise), 0,
      "sensors preset: also each field's noise growth over the longest span "
      "(base_noise: successive differences against the machine's own, "
-     "beyond chance; the cold-start reference reads it too); off by "
-     "default: measured, it lifts the noisy and mixed shapes and costs the "
-     "seq model 4-8 points on step and drift (docs/maintenance.md)", NULL,
+     "beyond chance; the cold-start reference reads it too); measured at "
+     "three model seeds, it lifts the noisy and mixed shapes and costs no "
+     "shape (docs/maintenance.md); false: the layout without it", NULL,
      0, 0},
     {"baseline_prior", RS_CONF_INT, "16",
      offsetof(rs_features_conf_t, baseline_prior), 0,
@@ -637,9 +637,8 @@ static int rs_fe_preset_cards(const rs_features_conf_t *c,
  * against that baseline (noise averaged out) and their slope per hour.
  * Not the spread (base_spread): measured, it helps noisy sensors and
  * costs the other shapes (docs/maintenance.md); an extra spec adds it.
- * The noise growth (base_noise, blind to level changes) of the longest
- * span with features.sensor_noise (off: it still costs seq on step and
- * drift, docs/maintenance.md).
+ * The noise growth (base_noise, blind to level changes, 0 unless beyond
+ * chance) of the longest span with features.sensor_noise (the default).
  * No label-aware feature: a machine's failure labels say that ITS
  * readings before the failure were positives, so counting them in its
  * later readings would pass the label to the model. */
@@ -1108,7 +1107,7 @@ rs_err_t rs_fe_compile(rs_features_t *f, char *errstr, size_t errstr_size) {
             case RS_FEATURES_AGG_BASE_SPREAD:
                 rs_fe_descf(d, ds, "log(standard deviation of %s over the %s%s / the baseline standard deviation of %s), clipped to +-log 50; 0 if < 2 values", v, ww, ow, kw); break;
             case RS_FEATURES_AGG_BASE_NOISE:
-                rs_fe_descf(d, ds, "noise growth of %s over the %s%s beyond chance: r - 3 s if positive, else 0; r = log(noise / the baseline noise of %s), noise from successive differences (blind to level changes: median |difference| of the window against the mean |difference| of its life before it), s = sqrt(1.36/n + 0.571/m) the sampling sd of r for n differences in the window and m in the baseline; 0 if < 2 differences", v, ww, ow, kw); break;
+                rs_fe_descf(d, ds, "noise growth of %s over the %s%s beyond chance: r - 3 s if positive, else 0; r = log(noise / the baseline noise of %s), noise from successive differences (blind to level changes: median |difference| of the window against the mean |difference| of its life before it), s = sqrt(1.65/n + 0.826/m) the sampling sd of r for n successive (dependent) differences in the window and m in the baseline; 0 if < 2 differences", v, ww, ow, kw); break;
             default:
                 rs_fe_descf(d, ds, "log(1 + %s) of this event (0 if absent)", v); break;
             }

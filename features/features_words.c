@@ -626,7 +626,7 @@ int rs_features_reason(const rs_features_t *f, int i, const float *x,
                          ph->val, ph->owner, ph->over);
         else if (s->last_n && nd >= 2)
             n = rs_fmt_snprintf(buf, size, "%s %.2gx as noisy as %s baseline%s",
-                         ph->val, exp(v + 3.0 * 1.1664 / sqrt((double)nd)),
+                         ph->val, exp(v + 3.0 * RS_FE_NOISE_K_WIN / sqrt((double)nd)),
                          ph->owner, ph->over);
         else
             n = rs_fmt_snprintf(buf, size, "%s noisier than %s baseline%s",

@@ -49,20 +49,25 @@ rs_coldstart_t *rs_coldstart_new(const char *const *names, int dim,
     }
     /* i15noisy: the noise growth of the longest span `_base_noise_lastN`
      * (the sensors are those above: n0 unchanged).  base_noise is the log
-     * noise ratio beyond 3 of its sampling sds, 1.166 / sqrt(N) for N
-     * |differences| of a normal noise (asymptotic sd of a log median:
-     * 1 / (2 f(m) m sqrt N), m = 0.6745 the median of |N(0, 1)|, f(m) =
-     * 2 phi(m) its density), so its z is 3 + base_noise / that sd. */
-    long nbest = -1;
+     * noise ratio beyond 3 of its sampling sds, the window's part
+     * 1.2845 / sqrt(d) for its d |differences| of a normal noise (N - 1
+     * of N kept readings, N with the event: `_incl`): the asymptotic sd
+     * of a log median, 1 / (2 f(m) m) = 1.1664 with m = 0.6745 the median
+     * of |N(0, 1)| and f(m) = 2 phi(m) its density, x 1.1013 for the
+     * dependence of successive differences (features/features_int.h).
+     * Its z is 3 + base_noise / that sd. */
+    long nbest = -1, nd = 1;
     for (int i = 0; cs->nsensors && i < dim; i++) {
         const char *z = names[i] ? strstr(names[i], "_base_noise_last") : NULL;
         if (!z) continue;
-        long span = strtol(z + 16, NULL, 10);
+        char *end;
+        long span = strtol(z + 16, &end, 10);
         if (span < 2) continue;
-        if (span > nbest) { nbest = span; cs->nnoise = 0; }
+        if (span > nbest) { nbest = span; cs->nnoise = 0; nd = span - 1; }
+        if (span == nbest && !strncmp(end, "_incl", 5)) nd = span;
         if (span == nbest && cs->nnoise < RS_CS_MAX) cs->noise[cs->nnoise++] = i;
     }
-    if (cs->nnoise) cs->noise_sd = 1.1664 / sqrt((double)nbest);
+    if (cs->nnoise) cs->noise_sd = 1.2845 / sqrt((double)nd);
     return cs;
 }
 

@@ -18,11 +18,10 @@
  * features of the longest span (the sensors preset), a sensor's noise
  * against its machine's own (the log ratio of successive-difference
  * spreads, beyond 3 of its sampling sds) is read as the z 3 +
- * base_noise / s, s = 1.166 / sqrt(N) the window's part of that sd (N
- * differences of a normal noise), only when noisier: noise 3 sampling
- * sds above the machine's own
- * (1.66x over 48 readings) scores the threshold like a level 3 sd off
- * (issue 15, the noisy shape).
+ * base_noise / s, s = 1.2845 / sqrt(N) the window's part of that sd (N
+ * successive differences of a normal noise), only when noisier: noise 3
+ * sampling sds above the machine's own (1.75x over 48 readings) scores
+ * the threshold like a level 3 sd off (issue 15, the noisy shape).
  *
  * The score the alert policy sees combines the two:
  *

@@ -69,8 +69,10 @@ expect 2 "--map id=entity_id is not unique" -- "$BIN" train --input "$T/g.csv" -
 expect 2 "--map id=counterparty_id is not unique" -- "$BIN" features --config /dev/null --input "$T/g.csv" --map id=counterparty_id --output "$T/f.csv"
 { cat "$T/a.jsonl"; head -1 "$T/a.jsonl"; } >"$T/dup.jsonl"
 expect 0 "warning: .*1 of the first [0-9,]+ events repeat an earlier event's id \\(the field 'id'\\)" -- "$BIN" features --config /dev/null --input "$T/dup.jsonl" --output "$T/f.csv"
-# features.sensor_fields: the documented 8 fields, a 9th names the key
-expect 0 "41 features" -- "$BIN" features --explain - --set features.preset=sensors --set features.sensor_fields=a,b,c,d,e,f,g,h
+# features.sensor_fields: the documented 8 fields (49 features with the
+# default sensor_noise, 41 without), a 9th names the key
+expect 0 "49 features" -- "$BIN" features --explain - --set features.preset=sensors --set features.sensor_fields=a,b,c,d,e,f,g,h
+expect 0 "41 features" -- "$BIN" features --explain - --set features.preset=sensors --set features.sensor_fields=a,b,c,d,e,f,g,h --set features.sensor_noise=false
 expect 2 "features.sensor_fields" -- "$BIN" features --explain - --set features.preset=sensors --set features.sensor_fields=a,b,c,d,e,f,g,h,i
 echo "cli_contract: $fails failure(s)"
 [ "$fails" -eq 0 ]

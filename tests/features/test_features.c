@@ -664,7 +664,8 @@ static void ref_features(ref_t *r, const rs_event_t *ev, const ref_ev_t *cur,
                             : -lim;
                 v = v > lim ? lim : v < -lim ? -lim : v;
                 /* beyond chance: the window's and the baseline's error */
-                v -= 3.0 * sqrt(1.1664 * 1.1664 / nd + 0.5708 / bn);
+                /* (successive differences are dependent: features_int.h) */
+                v -= 3.0 * sqrt(1.2845 * 1.2845 / nd + 0.8264 / bn);
                 if (v < 0) v = 0;
                 break;
             }
@@ -992,6 +993,7 @@ static void test_reference_presets(void **state) {
                        .p_nocp = 0.05};
     run_reference(&c, &sc);
     c.preset = 1; /* sensors */
+    c.sensor_noise = 0;
     rs_strlcpy(c.sensor_fields, "temp, pressure", sizeof(c.sensor_fields));
     sc.seed = 12;
     run_reference(&c, &sc);
@@ -1012,6 +1014,7 @@ static void test_sensor_fields_max(void **state) {
     c.max_keys = c.max_counterparties = 64;
     c.label_index = 64;
     c.preset = 1; /* sensors */
+    c.sensor_noise = 0;  /* (the default is on) */
     char err[256];
     rs_strlcpy(c.sensor_fields, "a,b,c,d,e,f,g,h", sizeof(c.sensor_fields));
     rs_features_t *f = rs_features_new(&c, err, sizeof(err));
@@ -1287,7 +1290,7 @@ static void test_sensor_noise(void **state) {
         add_num(&ev, "temp", 1000.0 + 5 * 10.0 * rs_rng_normal(&rng));
         assert_int_equal(rs_features_process(f, &ev, x, NULL), RS_OK);
     }
-    const double s48 = 3.0 * 1.1664 / sqrt(48.0);  /* 3 sampling sds (+ a
+    const double s48 = 3.0 * 1.2845 / sqrt(48.0);  /* 3 sampling sds (+ a
                                                     * long baseline's) */
     assert_true(x[inz] > log(3.0) - s48 && x[inz] < log(8.0) - s48); /* ~log 5 */
     assert_true(fabsf(x[iz]) < 2);                                  /* level steady */
@@ -1303,6 +1306,65 @@ static void test_sensor_noise(void **state) {
     }
     assert_float_equal(x[inz], 0, 1e-7);
     rs_features_destroy(f);
+}
+
+/* base_noise's band is 3 of the log noise ratio's real sampling sds
+ * (features_int.h, rs_fe_noise_se; the reference above uses the same
+ * constants).  The differences of successive readings share a reading
+ * (correlation -1/2), so the log median of n |d| varies by 1.2845 /
+ * sqrt n, not the 1.1664 / sqrt n of independent ones, and the log mean of
+ * the baseline's m by sqrt(0.8264 / m), not sqrt((pi/2 - 1) / m).  With
+ * the independent formulas the band was 10 % too narrow in the window and
+ * 17 % in a 200-difference baseline: 3.5x as many healthy windows passed
+ * it by chance (docs/maintenance.md).  Simulated white noise: the sds are
+ * those constants' within 3 % (window) and 5 % (baseline). */
+static double log_med_abs_diff(rs_rng_t *rng, int nd, double *d) {
+    double prev = rs_rng_normal(rng);
+    for (int i = 0; i < nd; i++) {
+        double v = rs_rng_normal(rng);
+        d[i] = fabs(v - prev);
+        prev = v;
+    }
+    qsort(d, (size_t)nd, sizeof(double), cmp_double);
+    double med = nd % 2 ? d[nd / 2] : 0.5 * (d[nd / 2 - 1] + d[nd / 2]);
+    return log(med / (0.6744897501960817 * 1.4142135623730951));
+}
+
+static void test_sensor_noise_band(void **state) {
+    (void)state;
+    rs_rng_t rng;
+    rs_rng_seed(&rng, 15);
+    double d[256];
+    /* the window: 20000 windows of 48 readings (47 differences) */
+    double s1 = 0, s2 = 0;
+    const int W = 20000, nd = 47;
+    for (int w = 0; w < W; w++) {
+        double r = log_med_abs_diff(&rng, nd, d);
+        s1 += r;
+        s2 += r * r;
+    }
+    double sd = sqrt((s2 - s1 * s1 / W) / (W - 1));
+    print_message("window: sd %.4f, 1.2845/sqrt(47) %.4f, independent %.4f\n", sd,
+                  1.2845 / sqrt(nd), 1.1664 / sqrt(nd));
+    assert_true(fabs(sd / (1.2845 / sqrt(nd)) - 1) < 0.03);
+    /* the baseline: 4000 lives of 200 differences, their mean |d| */
+    const int L = 4000, m = 200;
+    s1 = s2 = 0;
+    for (int l = 0; l < L; l++) {
+        double prev = rs_rng_normal(&rng), sum = 0;
+        for (int i = 0; i < m; i++) {
+            double v = rs_rng_normal(&rng);
+            sum += fabs(v - prev);
+            prev = v;
+        }
+        double r = log(sum / m);   /* (its sd: no scaling needed) */
+        s1 += r;
+        s2 += r * r;
+    }
+    sd = sqrt((s2 - s1 * s1 / L) / (L - 1));
+    print_message("baseline: sd %.4f, sqrt(0.8264/200) %.4f, independent %.4f\n", sd,
+                  sqrt(0.8264 / m), sqrt((M_PI / 2 - 1) / m));
+    assert_true(fabs(sd / sqrt(0.8264 / m) - 1) < 0.05);
 }
 
 /* Constant features are reported: at a 1-hour cadence a count over the
@@ -2414,6 +2476,7 @@ int main(void) {
         cmocka_unit_test(test_sensor_fields_max),
         cmocka_unit_test(test_sensor_baselines),
         cmocka_unit_test(test_sensor_noise),
+        cmocka_unit_test(test_sensor_noise_band),
         cmocka_unit_test(test_sensor_spread),
         cmocka_unit_test(test_constant_features),
         cmocka_unit_test(test_current_excluded_and_leakage),

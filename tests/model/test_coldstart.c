@@ -11,7 +11,7 @@
  *    the model's score; a machine on its baseline adds nothing; a
  *    restored count;
  *  - test_noise: a base_noise of the longest span (the log noise ratio
- *    beyond 3 sampling sds, 1.166 / sqrt N) counts as the z 3 + it / sd:
+ *    beyond 3 sampling sds, 1.2845 / sqrt N for N dependent differences) counts as the z 3 + it / sd:
  *    noise just past 3 sampling sds above the machine's own scores the
  *    threshold, 5x the noise more, 0 (as usual) nothing, a shorter span's
  *    noise is not read, n0 unchanged;
@@ -92,7 +92,8 @@ static void test_noise(void **st) {
     rs_coldstart_t *cs = rs_coldstart_new(nn, 6, 0.3);
     assert_int_equal(rs_coldstart_sensors(cs), 2);   /* n0: the sensors */
     float x[6] = {0};
-    const double sd48 = 1.1664 / sqrt(48.0);
+    /* the window's part of base_noise's sd: 48 dependent |differences| */
+    const double sd48 = 1.2845 / sqrt(48.0);
     x[2] = 1e-6f;                                    /* 3 sampling sds */
     assert_float_equal(rs_coldstart_reference(cs, x), 0.3, 1e-5);
     x[2] = (float)(log(5.0) - 3 * sd48);             /* 5x the noise */
