@@ -105,6 +105,13 @@ static const rs_conf_field_t rs_ingest_fields[] = {
      "a backlog, a replay, a restore; no added latency); every message "
      "waits up to this while the other topic is quiet (README, Scale-out)",
      NULL, 0, 600000},
+    {"read_ahead", RS_CONF_BOOL, "true", offsetof(rs_ingest_conf_t, read_ahead),
+     0, "read the consumer (batch consume) and decode the payloads of the "
+     "next batch on an ingest thread while this one is scored, into a "
+     "double buffer: the scoring thread no longer polls Kafka or parses "
+     "JSON/protobuf; order, rebalances, replays, dead letters and offsets "
+     "are those without it; false = read and decode on the scoring thread "
+     "(decode on its workers)", NULL, 0, 0},
 };
 
 const rs_conf_field_t *rs_ingest_conf_fields(int *n) {
@@ -377,6 +384,9 @@ int rs_ingest_lag(rs_ingest_t *ing, rs_ingest_lag_t *out, int max) {
         out[n].lag = hi >= 0 && pos >= 0 ? RS_MAX(hi - pos, 0) : -1;
         if (out[n].lag >= 0 && ing->im) /* read but held by the merge */
             out[n].lag += rs_imerge_held(ing->im, out[n].topic, tp->partition);
+        if (out[n].lag >= 0 && ing->ra) /* read ahead, not handed over */
+            out[n].lag += rs_ingest_ra_held(ing, out[n].topic, tp->partition,
+                                            NULL);
         n++;
     }
     rd_kafka_topic_partition_list_destroy(parts);
@@ -423,6 +433,10 @@ int rs_ingest_replaying(rs_ingest_t *ing, int64_t *left) {
             pos = lo > 0 ? lo : 0;
         }
         rd_kafka_topic_partition_list_destroy(pl);
+        int64_t first = -1; /* read ahead, not flagged yet: from there */
+        if (ing->ra && rs_ingest_ra_held(ing, r->topic, r->partition, &first) &&
+            first < pos)
+            pos = first;
         if (pos >= r->offset) { /* read up to its bound: over */
             rs_info("ingest", "%s/%d: replay over at offset %lld",
                     rd_kafka_topic_name(ing->rkt[r->topic]),
@@ -452,6 +466,8 @@ int rs_ingest_behind(rs_ingest_t *ing, int topic, int32_t partition) {
         return 0;
     if (ing->im && rs_imerge_held(ing->im, topic, partition))
         return 1; /* read, held by the task merge, not returned yet */
+    if (ing->ra && rs_ingest_ra_held(ing, topic, partition, NULL))
+        return 1; /* read ahead, not returned yet */
     const char *tn = rd_kafka_topic_name(ing->rkt[topic]);
     rd_kafka_topic_partition_list_t *pl = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(pl, tn, partition);
@@ -508,10 +524,12 @@ rs_err_t rs_ingest_commit_sync(rs_ingest_t *ing, char *errstr,
 
 static rs_err_t rs_ingest_pause_resume(rs_ingest_t *ing, int pause) {
     rd_kafka_topic_partition_list_t *parts = NULL;
+    rs_ingest_ctl_begin(ing); /* the read-ahead thread out of its call */
     rd_kafka_resp_err_t kerr = rd_kafka_assignment(ing->rk, &parts);
     if (!kerr)
         kerr = pause ? rd_kafka_pause_partitions(ing->rk, parts)
                      : rd_kafka_resume_partitions(ing->rk, parts);
+    rs_ingest_ctl_end(ing);
     if (parts) rd_kafka_topic_partition_list_destroy(parts);
     if (kerr) {
         rs_error("ingest", "%s: %s", pause ? "pause" : "resume",
@@ -663,6 +681,9 @@ void rs_ingest_destroy(rs_ingest_t *ing) {
     if (ing->rk) {
         /* Revoke (commits stored offsets, or the owner its transaction)
          * and leave the group, then close with nothing left to revoke. */
+        /* The read-ahead first: from here on the consumer is polled on
+         * this thread again (a rebalance parked in it is served here). */
+        rs_ingest_ra_stop(ing);
         rs_ingest_leave(ing);
         rd_kafka_resp_err_t kerr = rd_kafka_consumer_close(ing->rk);
         if (kerr)

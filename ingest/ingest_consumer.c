@@ -339,6 +339,8 @@ void rs_ingest_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                             rd_kafka_topic_partition_list_t *parts,
                             void *opaque) {
     rs_ingest_t *ing = opaque;
+    /* On the read-ahead thread: the owner runs it (ingest_ra.c). */
+    if (rs_ingest_ra_forward(ing, err, parts)) return;
     int coop = rs_ingest_coop(ing, rk);
     ing->rebalance_us = rs_clock_mono_us();
     ing->rb_seq++;
@@ -526,9 +528,11 @@ void rs_ingest_apply_resets(rs_ingest_t *ing) {
     rd_kafka_resp_err_t kerr;
     int n = ing->nresets;
     ing->nresets = 0;
+    rs_ingest_ctl_begin(ing); /* the read-ahead thread out of its call */
     if (rd_kafka_assignment(ing->rk, &parts) || !parts) {
         rs_error("ingest", "offset reset: no assignment");
         if (parts) rd_kafka_topic_partition_list_destroy(parts);
+        rs_ingest_ctl_end(ing);
         return;
     }
     /* Only partitions still assigned (a rebalance may have intervened). */
@@ -589,6 +593,7 @@ void rs_ingest_apply_resets(rs_ingest_t *ing) {
         rd_kafka_error_destroy(error);
     }
 done:
+    rs_ingest_ctl_end(ing);
     rd_kafka_topic_partition_list_destroy(rl);
     rd_kafka_topic_partition_list_destroy(parts);
 }

@@ -284,6 +284,12 @@ int rs_ingest_head(rs_ingest_t *ing, const rd_kafka_message_t *rkm,
     return 1;
 }
 
+void rs_ingest_head_state(rs_ingest_t *ing, rs_msg_t *m) {
+    RS_INC(ing->c.consumed);
+    m->replay = ing->nreplay > 0 &&
+                rs_ingest_replay_check(ing, m->topic, m->partition, m->offset);
+}
+
 /* Step 2: the payload of a message whose head is in *m.  Pure: any
  * thread, one message per call. */
 rs_err_t rs_ingest_payload(const rs_ingest_conf_t *conf,

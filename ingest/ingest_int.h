@@ -63,7 +63,8 @@ struct rs_ingest_s {
     rs_dlq_retry_t *retry_head, *retry_tail; /* failed DLQ deliveries   */
     int64_t retry_warn_us;
     int paused;            /* rs_ingest_pause() in effect                 */
-    int fatal;             /* a fatal consumer error was seen             */
+    _Atomic int fatal;     /* a fatal consumer error was seen (also set by
+                            * the read-ahead thread's error callback)   */
     int64_t warn_last_us;  /* reject warning rate limit                   */
     uint64_t warn_suppressed;
     rs_ingest_pos_t *start;  /* [nstart] checkpoint start positions; an
@@ -110,6 +111,11 @@ struct rs_ingest_s {
     uint64_t rb_seq;       /* rebalance callbacks served               */
     uint64_t reorder_logged; /* merge reorders already logged          */
     int64_t reorder_log_us;
+    struct rs_ingest_ra_s *ra; /* the read-ahead (topics.read_ahead; started
+                            * by the first poll) or NULL               */
+    int ra_failed;         /* the read-ahead could not start: read here */
+    int in_rb;             /* the owner runs a rebalance forwarded by the
+                            * read-ahead thread (parked in it)          */
     rs_ingest_counters_t c;
 };
 
@@ -141,10 +147,37 @@ int rs_ingest_dlq_wait(rs_ingest_t *ing, int timeout_ms,
 int rs_ingest_dlq_idle(const rs_ingest_t *ing, const void *arg);
 int rs_ingest_head(rs_ingest_t *ing, const rd_kafka_message_t *rkm,
                    rs_msg_t *m);
+/* The head's steps with state for a message whose pure head the
+ * read-ahead filled: counted, replay flag. */
+void rs_ingest_head_state(rs_ingest_t *ing, rs_msg_t *m);
 rs_err_t rs_ingest_payload(const rs_ingest_conf_t *conf,
                            const rd_kafka_message_t *rkm, rs_msg_t *m);
 void rs_ingest_finish(rs_ingest_t *ing, const rd_kafka_message_t *rkm,
                       rs_msg_t *m, rs_err_t err);
+/* ingest_ra.c: the read-ahead (see its design notes).  All on the owner
+ * thread except rs_ingest_ra_forward (the read-ahead thread, inside its
+ * consume call). */
+typedef struct rs_ingest_ra_s rs_ingest_ra_t;
+rs_err_t rs_ingest_ra_start(rs_ingest_t *ing, int cap);
+void rs_ingest_ra_stop(rs_ingest_t *ing);
+/* The next item read ahead (a message, head and payload decoded, or an
+ * error event): 1; 0: none within wait_ms (or a forwarded rebalance was
+ * served: ing->rb_seq moved); -1: rs_ingest_ra_done() first.  The Kafka
+ * message stays valid until rs_ingest_ra_done(); never destroy it. */
+int rs_ingest_ra_next(rs_ingest_t *ing, int wait_ms, rd_kafka_message_t **rkm,
+                      rs_msg_t **m, rs_err_t *derr);
+void rs_ingest_ra_done(rs_ingest_t *ing);
+int rs_ingest_ra_forward(rs_ingest_t *ing, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts);
+/* Messages of (topic, partition) read ahead, not handed over yet; *first
+ * (may be NULL): the lowest offset among them, -1 if none. */
+int rs_ingest_ra_held(rs_ingest_t *ing, int topic, int32_t partition,
+                      int64_t *first);
+/* Around every call that changes what the consumer fetches (assign,
+ * pause, resume) outside a rebalance callback: the read-ahead thread is
+ * kept out of its consume call meanwhile.  No-ops without read-ahead. */
+void rs_ingest_ctl_begin(rs_ingest_t *ing);
+void rs_ingest_ctl_end(rs_ingest_t *ing);
 /* ingest_poll.c: the task merge's end-of-input check */
 int rs_ingest_merge_end(void *opaque, int topic, int32_t partition,
                         int64_t next_offset);

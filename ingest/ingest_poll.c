@@ -32,8 +32,43 @@ static void rs_ingest_merge_resume(void *opaque, int topic,
     rd_kafka_topic_partition_list_t *pl = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(pl, rd_kafka_topic_name(ing->rkt[topic]),
                                       partition);
+    rs_ingest_ctl_begin(ing);
     rd_kafka_resume_partitions(ing->rk, pl);
+    rs_ingest_ctl_end(ing);
     rd_kafka_topic_partition_list_destroy(pl);
+}
+
+/* The next message or event of the consumer, waiting up to wait_ms: read
+ * ahead (*pre: its message decoded, *perr the payload's result; the
+ * Kafka message is the read-ahead's) or from the consumer (*pre NULL; the
+ * caller destroys it).  NULL if none (*stalled: the read-ahead wants
+ * rs_ingest_ra_done first). */
+static rd_kafka_message_t *rs_ingest_next(rs_ingest_t *ing, int wait_ms,
+                                          rs_msg_t **pre, rs_err_t *perr,
+                                          int *stalled) {
+    rd_kafka_message_t *rkm = NULL;
+    *pre = NULL;
+    *stalled = 0;
+    if (!ing->ra) return rd_kafka_consumer_poll(ing->rk, wait_ms);
+    int r = rs_ingest_ra_next(ing, wait_ms, &rkm, pre, perr);
+    if (r < 0) *stalled = 1;
+    return r > 0 ? rkm : NULL;
+}
+
+/* Pause the fetch of (topic, partition): the task merge holds too many
+ * of its messages. */
+static void rs_ingest_merge_pause(rs_ingest_t *ing, int topic,
+                                  int32_t partition) {
+    rd_kafka_topic_partition_list_t *pl = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(pl, rd_kafka_topic_name(ing->rkt[topic]),
+                                      partition);
+    rs_ingest_ctl_begin(ing);
+    rd_kafka_pause_partitions(ing->rk, pl);
+    rs_ingest_ctl_end(ing);
+    rd_kafka_topic_partition_list_destroy(pl);
+    rs_debug("ingest", "%s/%d: fetch paused, %u messages wait for the other "
+             "topic of the task", rd_kafka_topic_name(ing->rkt[topic]),
+             (int)partition, rs_imerge_held(ing->im, topic, partition));
 }
 
 void rs_ingest_set_pool(rs_ingest_t *ing, rs_pool_t *pool) {
@@ -67,7 +102,7 @@ static int rs_ingest_merge_drop_gone(rs_ingest_t *ing, int n) {
             gone = ing->gone[g].topic == ing->pm[i]->topic &&
                    ing->gone[g].partition == ing->pm[i]->partition;
         if (gone) {
-            rd_kafka_message_destroy(ing->rkms[i]);
+            if (!ing->ra) rd_kafka_message_destroy(ing->rkms[i]);
             rs_imerge_unslot(ing->im, ing->pm[i]);
             continue;
         }
@@ -98,7 +133,11 @@ static int rs_ingest_merge_read(rs_ingest_t *ing, int wait_ms, int cap,
             int64_t left = deadline - rs_clock_mono_us();
             wait = left > 0 ? (int)((left + 999) / 1000) : 0;
         }
-        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(ing->rk, wait);
+        rs_msg_t *pre;
+        rs_err_t perr = RS_OK;
+        int stalled;
+        rd_kafka_message_t *rkm = rs_ingest_next(ing, wait, &pre, &perr,
+                                                 &stalled);
         if (ing->rb_seq != seq) {
             /* a rebalance was served in that call: what was read before it
              * of partitions that left is not ours; what comes after is */
@@ -107,10 +146,20 @@ static int rs_ingest_merge_read(rs_ingest_t *ing, int wait_ms, int cap,
             ing->ngone = 0;
         }
         if (!rkm) {
+            if (stalled) break; /* finish these first (not drained) */
             if (n > 0 || ends > 0 || wait == 0) {
                 *drained = 1;
                 break;
             }
+            continue;
+        }
+        if (pre && !rkm->err) { /* read ahead: decoded already */
+            rs_msg_t *m = rs_imerge_slot(ing->im);
+            rs_imerge_copy(m, pre);
+            rs_ingest_head_state(ing, m);
+            ing->derr[n] = perr;
+            ing->pm[n] = m;
+            ing->rkms[n++] = rkm;
             continue;
         }
         rs_msg_t *m = rs_imerge_slot(ing->im);
@@ -122,34 +171,38 @@ static int rs_ingest_merge_read(rs_ingest_t *ing, int wait_ms, int cap,
         rs_imerge_unslot(ing->im, m);
         if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) ends++;
         if (rkm->err) rs_ingest_consumer_error(ing, rkm);
-        rd_kafka_message_destroy(rkm);
+        if (!pre) rd_kafka_message_destroy(rkm);
         if (ing->fatal) break;
     }
-    rs_ingest_job_t job = {ing, NULL};
-    rs_pool_run(ing->pool, n, RS_INGEST_DECODE_CHUNK, rs_ingest_payloads,
-                &job);
+    if (!ing->ra) {
+        rs_ingest_job_t job = {ing, NULL};
+        rs_pool_run(ing->pool, n, RS_INGEST_DECODE_CHUNK, rs_ingest_payloads,
+                    &job);
+    }
     int64_t at = rs_clock_mono_us() / 1000;
+    /* Fetch pauses after the loop: ctl (read-ahead) may serve a rebalance,
+     * which must find these messages in the merge, not half-pushed. */
+    rs_ingest_pos_t pz[64];
+    int npz = 0;
     for (int i = 0; i < n; i++) {
         rs_msg_t *m = ing->pm[i];
         rs_ingest_finish(ing, ing->rkms[i], m, ing->derr[i]);
-        rd_kafka_message_destroy(ing->rkms[i]);
+        if (!ing->ra) rd_kafka_message_destroy(ing->rkms[i]);
         ing->rkms[i] = NULL;
         if (rs_imerge_push(ing->im, m, at)) {
             /* too much waits for the other topic of its task: stop
              * fetching this partition until half of it went out */
-            rd_kafka_topic_partition_list_t *pl =
-                rd_kafka_topic_partition_list_new(1);
-            rd_kafka_topic_partition_list_add(
-                pl, rd_kafka_topic_name(ing->rkt[m->topic]), m->partition);
-            rd_kafka_pause_partitions(ing->rk, pl);
-            rd_kafka_topic_partition_list_destroy(pl);
-            rs_debug("ingest", "%s/%d: fetch paused, %u messages wait for "
-                     "the other topic of the task",
-                     rd_kafka_topic_name(ing->rkt[m->topic]),
-                     (int)m->partition,
-                     rs_imerge_held(ing->im, m->topic, m->partition));
+            if (npz == (int)RS_ARRAY_LEN(pz)) {
+                for (int j = 0; j < npz; j++)
+                    rs_ingest_merge_pause(ing, pz[j].topic, pz[j].partition);
+                npz = 0;
+            }
+            pz[npz++] = (rs_ingest_pos_t){m->topic, m->partition, -1};
         }
     }
+    rs_ingest_ra_done(ing); /* the read-ahead's messages: checks done */
+    for (int j = 0; j < npz; j++)
+        rs_ingest_merge_pause(ing, pz[j].topic, pz[j].partition);
     return n + ends;
 }
 
@@ -226,6 +279,10 @@ int rs_ingest_poll(rs_ingest_t *ing, rs_msg_t *msgs, int max, int timeout_ms) {
         ing->pm = rs_calloc((size_t)max, sizeof(*ing->pm));
         ing->rkms_cap = max;
     }
+    if (ing->conf.read_ahead && !ing->ra && !ing->ra_failed &&
+        rs_ingest_ra_start(ing, (int)RS_MAX(max, ing->conf.batch_max)) !=
+            RS_OK)
+        ing->ra_failed = 1; /* logged; read here */
     if (ing->im) return rs_ingest_poll_merged(ing, msgs, max, timeout_ms);
     int64_t deadline = rs_clock_mono_us() + (int64_t)RS_MAX(timeout_ms, 0) * 1000;
     ing->ngone = 0;
@@ -235,9 +292,20 @@ int rs_ingest_poll(rs_ingest_t *ing, rs_msg_t *msgs, int max, int timeout_ms) {
             int64_t left = deadline - rs_clock_mono_us();
             wait = left > 0 ? (int)((left + 999) / 1000) : 0;
         }
-        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(ing->rk, wait);
+        rs_msg_t *pre;
+        rs_err_t perr = RS_OK;
+        int stalled;
+        rd_kafka_message_t *rkm = rs_ingest_next(ing, wait, &pre, &perr,
+                                                 &stalled);
         if (!rkm) {
-            if (n > 0 || wait == 0) break;
+            if (n > 0 || wait == 0 || stalled) break;
+            continue;
+        }
+        if (pre && !rkm->err) { /* read ahead: decoded already */
+            rs_imerge_copy(&msgs[n], pre);
+            rs_ingest_head_state(ing, &msgs[n]);
+            ing->derr[n] = perr;
+            ing->rkms[n++] = rkm;
             continue;
         }
         if (!rkm->err && rs_ingest_head(ing, rkm, &msgs[n])) {
@@ -245,7 +313,7 @@ int rs_ingest_poll(rs_ingest_t *ing, rs_msg_t *msgs, int max, int timeout_ms) {
             continue;
         }
         if (rkm->err) rs_ingest_consumer_error(ing, rkm);
-        rd_kafka_message_destroy(rkm);
+        if (!pre) rd_kafka_message_destroy(rkm);
         if (ing->fatal) break;
     }
     /* Messages of partitions revoked or lost while this poll ran: the new
@@ -258,12 +326,13 @@ int rs_ingest_poll(rs_ingest_t *ing, rs_msg_t *msgs, int max, int timeout_ms) {
                 gone = ing->gone[g].topic == msgs[i].topic &&
                        ing->gone[g].partition == msgs[i].partition;
             if (gone) {
-                rd_kafka_message_destroy(ing->rkms[i]);
+                if (!ing->ra) rd_kafka_message_destroy(ing->rkms[i]);
                 continue;
             }
             if (k != i) {
-                msgs[k] = msgs[i];
+                rs_imerge_copy(&msgs[k], &msgs[i]);
                 ing->rkms[k] = ing->rkms[i];
+                ing->derr[k] = ing->derr[i];
             }
             k++;
         }
@@ -272,15 +341,19 @@ int rs_ingest_poll(rs_ingest_t *ing, rs_msg_t *msgs, int max, int timeout_ms) {
                      "during the poll dropped", n - k);
         n = k;
     }
-    /* Payloads on the workers (in parallel), then the checks in order. */
-    rs_ingest_job_t job = {ing, msgs};
-    rs_pool_run(ing->pool, n, RS_INGEST_DECODE_CHUNK, rs_ingest_payloads,
-                &job);
+    /* Payloads on the workers (in parallel; read ahead: decoded already),
+     * then the checks in order. */
+    if (!ing->ra) {
+        rs_ingest_job_t job = {ing, msgs};
+        rs_pool_run(ing->pool, n, RS_INGEST_DECODE_CHUNK, rs_ingest_payloads,
+                    &job);
+    }
     for (int i = 0; i < n; i++) {
         rs_ingest_finish(ing, ing->rkms[i], &msgs[i], ing->derr[i]);
-        rd_kafka_message_destroy(ing->rkms[i]);
+        if (!ing->ra) rd_kafka_message_destroy(ing->rkms[i]);
         ing->rkms[i] = NULL;
     }
+    rs_ingest_ra_done(ing); /* the read-ahead's messages: checks done */
     if (ing->nresets > 0) rs_ingest_apply_resets(ing);
     if (ing->fatal && n == 0) return -RS_ERR_KAFKA;
     return n;
