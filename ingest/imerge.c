@@ -300,6 +300,7 @@ static void rs_im_run(rs_imerge_t *im, int32_t p, rs_im_task_t *t,
     int checked[2] = {0, 0};
     while (*n < max) {
         if (!rs_im_key_heads(im, t, out, max, n)) return;
+        if (*n >= max) return; /* rejects at the heads filled it */
         int g = rs_tmerge_next(t->tm, now_ms);
         if (g < 0) {
             /* blocked by an input with nothing queued that did not say it
