@@ -37,6 +37,13 @@
  * - Dynamic batching is kept: the ingest thread appends what arrives to
  *   the buffer being filled, so the owner takes everything read while it
  *   scored the previous batch (up to batch_max).
+ * - Bounded: at most two buffers of `cap` (batch_max) messages are read
+ *   ahead; with both full the ingest thread waits for the owner to take
+ *   one and does not call librdkafka meanwhile, so a rebalance callback
+ *   (and max.poll.interval.ms) waits for the owner's next take -- the
+ *   scoring of one batch more than without the read-ahead (the service
+ *   takes a whole buffer per poll).  A reader that takes a few messages
+ *   per poll delays rebalances until it drained 2 cap messages.
  *
  * Threads: rs_ingest_ra_start / _stop / _next / _done / _held, the ctl
  * pair and the serve step run on the owner thread; rs_ingest_ra_main on
@@ -44,6 +51,7 @@
  * consume call).  One mutex guards the exchange; the per-message path
  * takes it once per buffer, not per message.
  */
+#define _GNU_SOURCE /* pthread_setname_np */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,6 +191,7 @@ static int rs_ra_filter(rs_ingest_ra_t *ra, int k, const rs_ingest_pos_t *gone,
 static void *rs_ra_main(void *arg) {
     rs_ingest_ra_t *ra = arg;
     rs_ingest_t *ing = ra->ing;
+    pthread_setname_np(pthread_self(), "rs-ingest");
     for (;;) {
         pthread_mutex_lock(&ra->mu);
         while (!ra->stop && (ra->ctl_want || ra->npub == ra->cap))
@@ -492,13 +501,14 @@ rs_err_t rs_ingest_ra_start(rs_ingest_t *ing, int cap) {
     ra->junk = rs_calloc((size_t)cap, sizeof(*ra->junk));
     ra->q = rd_kafka_queue_get_consumer(ing->rk);
     ing->ra = ra;
+    ra->started = 1; /* before the thread reads it (rs_ingest_ra_forward) */
     if (!ra->q || pthread_create(&ra->tid, NULL, rs_ra_main, ra) != 0) {
         rs_error("ingest", "read-ahead thread: cannot start; reading on the "
                  "owner thread");
+        ra->started = 0;
         rs_ingest_ra_stop(ing);
         return RS_ERR_NOMEM;
     }
-    ra->started = 1;
     rs_info("ingest", "read-ahead: an ingest thread reads and decodes up to "
             "%d messages ahead (topics.read_ahead)", cap);
     return RS_OK;
