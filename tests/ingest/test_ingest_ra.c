@@ -7,12 +7,15 @@
  *   RS_MSG_REJECT at its offset (counted, dead-lettered with rs-error /
  *   rs-source), committed offsets at the ends; with and without the task
  *   merge, and the same with read_ahead off (the reference).
- * - test_ra_rebalance: a second member joins while the first holds a full
- *   read-ahead; every message either consumer returns belongs to a
- *   partition it owns at that moment (read-ahead of the partitions that
- *   left is dropped), and over both every message comes exactly once
- *   (what the first one read ahead but did not return is read again by
- *   the new owner from the committed offsets, nothing more).
+ * - test_ra_rebalance: a second member joins while the first holds the
+ *   rest of every partition read ahead; every message either consumer
+ *   returns belongs to a partition it owns at that moment, each consumer
+ *   returns each partition's offsets in order with no gap between
+ *   rebalances, nothing is lost, and a message returned twice was
+ *   returned first by the first member (the mock refuses its commit in
+ *   the revoke).  Fails without the drop of the read-ahead of partitions
+ *   that left (ingest_ra.c rs_ra_serve): the first member then returns
+ *   messages of partitions it no longer owns.
  * Labelled tsan: the exchange between the two threads runs under
  * ThreadSanitizer in the TSan build.
  */
@@ -80,7 +83,7 @@ static int produce_events(rd_kafka_t *rk, int n, int bad_every) {
 }
 
 static rs_ingest_t *new_consumer(const char *boot, const char *group,
-                                 int read_ahead, int merge) {
+                                 int read_ahead, int merge, int batch_max) {
     rs_ingest_conf_t conf;
     char errstr[512];
     rs_ingest_conf_init(&conf);
@@ -88,6 +91,7 @@ static rs_ingest_t *new_consumer(const char *boot, const char *group,
     snprintf(conf.group_id, sizeof(conf.group_id), "%s", group);
     conf.read_ahead = read_ahead;
     conf.task_merge = merge;
+    if (batch_max > 0) conf.batch_max = batch_max;
     rs_kv_t kv;
     rs_kv_init(&kv);
     rs_kv_set(&kv, "consumer.session.timeout.ms", "6000");
@@ -144,7 +148,7 @@ static void dlq_cb(void *opaque, const rd_kafka_message_t *rkm) {
  * ahead), storing after each poll; the checks of the file comment. */
 static void order_run(const char *boot, const char *group, int read_ahead,
                       int merge, int n, int bad) {
-    rs_ingest_t *ing = new_consumer(boot, group, read_ahead, merge);
+    rs_ingest_t *ing = new_consumer(boot, group, read_ahead, merge, 0);
     seen_t s = {0};
     s.ev = calloc((size_t)n, 1);
     static rs_msg_t msgs[8];
@@ -205,25 +209,44 @@ static void test_ra_order_reject(void **state) {
 }
 
 /* Poll consumer `who` (1 = A, 2 = B): every returned message is of a
- * partition it owns now; a message returned again was returned first by
- * A (B re-reads what A returned but could not commit: the mock refuses
- * the commit in the revoke, "rebalance in progress"), never one A only
- * read ahead. */
-static int rb_poll(rs_ingest_t *ing, int who, seen_t *s, int max) {
+ * partition it owns now; between two rebalances each consumer returns
+ * each partition's offsets in order with no gap and no step back (a
+ * read-ahead message of a partition that left and came back, returned
+ * after the rebalance, would be followed by the same offsets read again
+ * from the committed offset); a message returned again was returned
+ * first by A (B re-reads what A returned but could not commit: the mock
+ * refuses the commit in the revoke, "rebalance in progress"). */
+typedef struct cons_s {
+    int who;
+    int64_t rb;             /* rebalances seen                           */
+    int64_t last[NPART];    /* last offset returned since then, -1: none */
+} cons_t;
+
+static int rb_poll(rs_ingest_t *ing, cons_t *c, seen_t *s, int max) {
     static rs_msg_t msgs[64];
     int got = rs_ingest_poll(ing, msgs, max, 20);
     assert_true(got >= 0);
+    rs_ingest_stats_t st;
+    rs_ingest_stats(ing, &st);
+    int fresh = st.rebalances != c->rb; /* served in this poll */
+    if (fresh) {
+        c->rb = st.rebalances;
+        for (int p = 0; p < NPART; p++) c->last[p] = -1;
+    }
     for (int i = 0; i < got; i++) {
         const rs_msg_t *m = &msgs[i];
         assert_int_equal(m->kind, RS_MSG_EVENT);
         assert_true(rs_ingest_owns(ing, m->topic, m->partition));
+        int64_t *l = &c->last[m->partition];
+        if (*l >= 0 && !fresh) assert_int_equal(m->offset, *l + 1);
+        *l = m->offset;
         int id = -1;
         assert_int_equal(sscanf(m->ev.id, "ev-%d", &id), 1);
         if (s->ev[id]) {
             assert_int_equal(s->ev[id], 1); /* returned by A first */
             s->dup++;
         }
-        if (!s->ev[id]) s->ev[id] = (unsigned char)who;
+        if (!s->ev[id]) s->ev[id] = (unsigned char)c->who;
         s->total++;
     }
     if (got > 0) assert_int_equal(rs_ingest_store(ing, msgs, got), RS_OK);
@@ -234,11 +257,15 @@ static int rebalance_run(const char *boot, const char *group, int read_ahead,
                          int n) {
     seen_t s = {0};
     s.ev = calloc((size_t)n, 1);
-    /* A takes 100 messages, 2 at a time: its read-ahead is full (up to
-     * batch_max) of messages of every partition. */
-    rs_ingest_t *a = new_consumer(boot, group, read_ahead, 0);
+    /* A takes 100 messages, 2 at a time: its read-ahead holds the rest of
+     * every partition (batch_max above the input: the ingest thread is
+     * not blocked on a full buffer, so the rebalance reaches it while it
+     * holds them). */
+    rs_ingest_t *a = new_consumer(boot, group, read_ahead, 0, 2 * n);
+    cons_t ca = {1, 0, {-1, -1, -1, -1}}, cb = {2, 0, {-1, -1, -1, -1}};
     int64_t deadline = rs_clock_mono_us() + 90000000LL;
-    while (s.total < 100 && rs_clock_mono_us() < deadline) rb_poll(a, 1, &s, 2);
+    while (s.total < 100 && rs_clock_mono_us() < deadline)
+        rb_poll(a, &ca, &s, 2);
     assert_true(s.total >= 100);
     rs_ingest_stats_t st;
     rs_ingest_stats(a, &st);
@@ -246,13 +273,13 @@ static int rebalance_run(const char *boot, const char *group, int read_ahead,
 
     /* B joins: A's partitions are revoked (eager) and split.  Both poll
      * until every message was returned. */
-    rs_ingest_t *b = new_consumer(boot, group, read_ahead, 0);
+    rs_ingest_t *b = new_consumer(boot, group, read_ahead, 0, 0);
     rs_ingest_stats_t sb = {0};
     int all = 0;
     do { /* A slow (read-ahead full) until B has partitions, then both
           * take a batch per poll, as the service does */
-        rb_poll(a, 1, &s, sb.assigned > 0 ? 64 : 16);
-        rb_poll(b, 2, &s, 64);
+        rb_poll(a, &ca, &s, sb.assigned > 0 ? 64 : 16);
+        rb_poll(b, &cb, &s, 64);
         rs_ingest_stats(a, &st);
         rs_ingest_stats(b, &sb);
         all = 1;
