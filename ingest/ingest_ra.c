@@ -95,8 +95,12 @@ struct rs_ingest_ra_s {
     rs_ingest_pos_t *rb_new;   /* [RS_RA_RB_MAX] assigned in this call    */
     int nrb_gone, nrb_new;
     rd_kafka_message_t **scr;  /* [RS_RA_CHUNK] the consume call's messages
-                                * (read by rs_ingest_ra_held under mu)    */
+                                * (read by rs_ingest_ra_held under mu;
+                                * left as they are until published)      */
     int nscr;
+    rd_kafka_message_t **sout; /* [RS_RA_CHUNK] ... those kept, decoded   */
+    rd_kafka_message_t **sdrop; /* [RS_RA_CHUNK] ... those dropped: destroyed
+                                * once no longer in scr (nscr = 0)        */
     /* the owner's side */
     int cur;                   /* buf[cur] is being drained: -1 none       */
     int pos;                   /* ... next item                            */
@@ -161,25 +165,26 @@ static int rs_ra_drop(rs_ra_buf_t *b, int from, int to,
 /* Filter the consume call's scratch after a rebalance served inside it
  * (design notes); returns the items kept (compacted in place). */
 static int rs_ra_filter(rs_ingest_ra_t *ra, int k, const rs_ingest_pos_t *gone,
-                        int ngone, const rs_ingest_pos_t *nw, int nnew) {
+                        int ngone, const rs_ingest_pos_t *nw, int nnew,
+                        int *ndrop) {
     int out = 0;
     for (int i = 0; i < k; i++) {
-        rd_kafka_message_t *rkm = ra->scr[i];
+        rd_kafka_message_t *rkm = ra->sout[i];
         const rs_msg_t *m = &ra->smsgs[i];
         int drop = 0;
         if (!rkm->err && rs_ra_in(gone, ngone, m->topic, m->partition)) {
             drop = !rs_ra_in(nw, nnew, m->topic, m->partition);
             for (int j = i + 1; !drop && j < k; j++) /* read again later */
-                drop = !ra->scr[j]->err && ra->smsgs[j].topic == m->topic &&
+                drop = !ra->sout[j]->err && ra->smsgs[j].topic == m->topic &&
                        ra->smsgs[j].partition == m->partition &&
                        ra->smsgs[j].offset <= m->offset;
         }
         if (drop) {
-            rd_kafka_message_destroy(rkm);
+            ra->sdrop[(*ndrop)++] = rkm;
             continue;
         }
         if (out != i) {
-            ra->scr[out] = rkm;
+            ra->sout[out] = rkm;
             rs_imerge_copy(&ra->smsgs[out], m);
             ra->sderr[out] = ra->sderr[i];
         }
@@ -229,14 +234,14 @@ static void *rs_ra_main(void *arg) {
         pthread_mutex_unlock(&ra->mu);
 
         /* Decode (pure), off the owner thread. */
-        int n = 0;
+        int n = 0, ndrop = 0;
         for (int i = 0; i < (int)k; i++) {
             rd_kafka_message_t *rkm = ra->scr[i];
             if (!rkm->err) {
                 if (!rs_ra_head(ing, rkm, &ra->smsgs[n])) {
                     rs_debug("ingest", "ignoring message from topic '%s'",
                              rd_kafka_topic_name(rkm->rkt));
-                    rd_kafka_message_destroy(rkm);
+                    ra->sdrop[ndrop++] = rkm;
                     continue;
                 }
                 ra->sderr[n] = rs_ingest_payload(&ing->conf, rkm,
@@ -244,23 +249,22 @@ static void *rs_ra_main(void *arg) {
                 if (ra->sderr[n] != RS_OK) /* copied whole, reason kept */
                     ra->smsgs[n].kind = RS_MSG_REJECT;
             }
-            ra->scr[n++] = rkm;
+            ra->sout[n++] = rkm;
         }
-        if (ngone) n = rs_ra_filter(ra, n, ra->rb_gone, ngone, ra->rb_new, nnew);
-        if (n == 0) {
-            pthread_mutex_lock(&ra->mu);
-            ra->nscr = 0;
-            pthread_mutex_unlock(&ra->mu);
-            continue;
-        }
+        if (ngone)
+            n = rs_ra_filter(ra, n, ra->rb_gone, ngone, ra->rb_new, nnew,
+                             &ndrop);
 
         /* Append to the buffer being filled (the owner may have taken the
          * previous one meanwhile: then this is the one it handed back). */
         pthread_mutex_lock(&ra->mu);
-        if (ra->stop) {
+        if (ra->stop || n == 0) {
+            int stop = ra->stop;
             ra->nscr = 0;
             pthread_mutex_unlock(&ra->mu);
-            for (int i = 0; i < n; i++) rd_kafka_message_destroy(ra->scr[i]);
+            for (int i = 0; i < ndrop; i++) rd_kafka_message_destroy(ra->sdrop[i]);
+            if (!stop) continue;
+            for (int i = 0; i < n; i++) rd_kafka_message_destroy(ra->sout[i]);
             break;
         }
         rs_ra_buf_t *b = &ra->buf[ra->fill];
@@ -268,15 +272,16 @@ static void *rs_ra_main(void *arg) {
             if (b->rkms[i]) rd_kafka_message_destroy(b->rkms[i]);
         ra->stale = 0;
         for (int i = 0; i < n; i++) {
-            b->rkms[ra->npub + i] = ra->scr[i];
+            b->rkms[ra->npub + i] = ra->sout[i];
             b->derr[ra->npub + i] = ra->sderr[i];
-            if (!ra->scr[i]->err)
+            if (!ra->sout[i]->err)
                 rs_imerge_copy(&b->msgs[ra->npub + i], &ra->smsgs[i]);
         }
         ra->npub += n;
         ra->nscr = 0;
         pthread_cond_broadcast(&ra->cv);
         pthread_mutex_unlock(&ra->mu);
+        for (int i = 0; i < ndrop; i++) rd_kafka_message_destroy(ra->sdrop[i]);
     }
     return NULL;
 }
@@ -496,6 +501,8 @@ rs_err_t rs_ingest_ra_start(rs_ingest_t *ing, int cap) {
     ra->rb_gone = rs_calloc(RS_RA_RB_MAX, sizeof(*ra->rb_gone));
     ra->rb_new = rs_calloc(RS_RA_RB_MAX, sizeof(*ra->rb_new));
     ra->scr = rs_calloc(RS_RA_CHUNK, sizeof(*ra->scr));
+    ra->sout = rs_calloc(RS_RA_CHUNK, sizeof(*ra->sout));
+    ra->sdrop = rs_calloc(RS_RA_CHUNK, sizeof(*ra->sdrop));
     ra->smsgs = rs_calloc(RS_RA_CHUNK, sizeof(*ra->smsgs));
     ra->sderr = rs_calloc(RS_RA_CHUNK, sizeof(*ra->sderr));
     ra->junk = rs_calloc((size_t)cap, sizeof(*ra->junk));
@@ -554,6 +561,8 @@ void rs_ingest_ra_stop(rs_ingest_t *ing) {
     free(ra->rb_gone);
     free(ra->rb_new);
     free(ra->scr);
+    free(ra->sout);
+    free(ra->sdrop);
     free(ra->smsgs);
     free(ra->sderr);
     free(ra->junk);
