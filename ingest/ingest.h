@@ -496,7 +496,10 @@ rs_err_t rs_ingest_commit_sync(rs_ingest_t *ing, char *errstr,
                                size_t errstr_size);
 
 /* Pause / resume fetching on every assigned partition (backpressure).
- * While paused, partitions assigned by a rebalance are paused too.  @locality the owner thread */
+ * While paused, partitions assigned by a rebalance are paused too.  With
+ * the read-ahead, a rebalance the ingest thread is parked in is served
+ * first (its callbacks run here, as in rs_ingest_poll).  @locality the
+ * owner thread */
 rs_err_t rs_ingest_pause(rs_ingest_t *ing);
 rs_err_t rs_ingest_resume(rs_ingest_t *ing);
 
