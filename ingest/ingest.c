@@ -386,7 +386,7 @@ int rs_ingest_lag(rs_ingest_t *ing, rs_ingest_lag_t *out, int max) {
             out[n].lag += rs_imerge_held(ing->im, out[n].topic, tp->partition);
         if (out[n].lag >= 0 && ing->ra) /* read ahead, not handed over */
             out[n].lag += rs_ingest_ra_held(ing, out[n].topic, tp->partition,
-                                            NULL);
+                                            NULL, NULL);
         n++;
     }
     rd_kafka_topic_partition_list_destroy(parts);
@@ -433,10 +433,21 @@ int rs_ingest_replaying(rs_ingest_t *ing, int64_t *left) {
             pos = lo > 0 ? lo : 0;
         }
         rd_kafka_topic_partition_list_destroy(pl);
-        int64_t first = -1; /* read ahead, not flagged yet: from there */
-        if (ing->ra && rs_ingest_ra_held(ing, r->topic, r->partition, &first) &&
+        /* read ahead, not flagged yet: from there (the position first,
+         * then the read-ahead: see rs_ingest_ra_held) */
+        int64_t first = -1;
+        int inflight = 0;
+        if (ing->ra && rs_ingest_ra_held(ing, r->topic, r->partition, &first,
+                                         &inflight) &&
             first < pos)
             pos = first;
+        if (inflight && pos >= r->offset) {
+            /* A batch call in flight may hold messages below the bound
+             * that the position already passed: decide at the next call
+             * (ending the replay now would publish them as new). */
+            sum += 1;
+            continue;
+        }
         if (pos >= r->offset) { /* read up to its bound: over */
             rs_info("ingest", "%s/%d: replay over at offset %lld",
                     rd_kafka_topic_name(ing->rkt[r->topic]),
@@ -466,14 +477,18 @@ int rs_ingest_behind(rs_ingest_t *ing, int topic, int32_t partition) {
         return 0;
     if (ing->im && rs_imerge_held(ing->im, topic, partition))
         return 1; /* read, held by the task merge, not returned yet */
-    if (ing->ra && rs_ingest_ra_held(ing, topic, partition, NULL))
-        return 1; /* read ahead, not returned yet */
     const char *tn = rd_kafka_topic_name(ing->rkt[topic]);
     rd_kafka_topic_partition_list_t *pl = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(pl, tn, partition);
     rd_kafka_position(ing->rk, pl);
     int64_t pos = pl->elems[0].offset, lo = -1, hi = -1;
     rd_kafka_topic_partition_list_destroy(pl);
+    /* after the position (see rs_ingest_ra_held): a message the position
+     * passed is held, handed over, or in a batch call in flight */
+    int inflight = 0;
+    if (ing->ra && (rs_ingest_ra_held(ing, topic, partition, NULL, &inflight) ||
+                    inflight))
+        return 1; /* read ahead (or being read ahead), not returned yet */
     rd_kafka_get_watermark_offsets(ing->rk, tn, partition, &lo, &hi);
     if (hi < 0) return 1; /* not known yet: assume more is coming */
     if (pos < 0) { /* nothing read since the assignment */

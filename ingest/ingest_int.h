@@ -170,9 +170,15 @@ void rs_ingest_ra_done(rs_ingest_t *ing);
 int rs_ingest_ra_forward(rs_ingest_t *ing, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts);
 /* Messages of (topic, partition) read ahead, not handed over yet; *first
- * (may be NULL): the lowest offset among them, -1 if none. */
+ * (may be NULL): the lowest offset among them, -1 if none.  *inflight
+ * (may be NULL): 1 if the read-ahead thread is inside a batch consume
+ * call, whose messages are in none of the buffers yet although the
+ * consumer's position has passed them.  A caller that compares the
+ * position with a bound reads the position FIRST, then calls this: with
+ * *inflight 0 every message below that position is held (counted here)
+ * or handed over. */
 int rs_ingest_ra_held(rs_ingest_t *ing, int topic, int32_t partition,
-                      int64_t *first);
+                      int64_t *first, int *inflight);
 /* Around every call that changes what the consumer fetches (assign,
  * pause, resume) outside a rebalance callback: the read-ahead thread is
  * kept out of its consume call meanwhile.  No-ops without read-ahead. */

@@ -413,12 +413,18 @@ void rs_ingest_ra_done(rs_ingest_t *ing) {
 }
 
 int rs_ingest_ra_held(rs_ingest_t *ing, int topic, int32_t partition,
-                      int64_t *first) {
+                      int64_t *first, int *inflight) {
     rs_ingest_ra_t *ra = ing->ra;
     int n = 0;
     int64_t lo = INT64_MAX;
+    if (inflight) *inflight = 0;
+    if (first) *first = -1;
     if (!ra || !ra->started) return 0;
     pthread_mutex_lock(&ra->mu);
+    /* busy is set under mu before the consume call and cleared with nscr
+     * set, so under mu the call's messages are either still in it (busy)
+     * or in scr / the buffers (counted below). */
+    if (inflight) *inflight = ra->busy;
     for (int s = 0; s < 3; s++) {
         rd_kafka_message_t **v;
         const rs_msg_t *ms = NULL;
