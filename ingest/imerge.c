@@ -259,6 +259,8 @@ static void rs_im_copy(rs_msg_t *out, const rs_msg_t *m) {
     out->reason[0] = '\0';
 }
 
+void rs_imerge_copy(rs_msg_t *out, const rs_msg_t *m) { rs_im_copy(out, m); }
+
 static int rs_im_out(rs_imerge_t *im, rs_im_task_t *t, int i, rs_msg_t *out) {
     rs_im_copy(out, t->q[i].e[t->q[i].head].m);
     rs_im_release(im, t, i);
@@ -298,6 +300,7 @@ static void rs_im_run(rs_imerge_t *im, int32_t p, rs_im_task_t *t,
     int checked[2] = {0, 0};
     while (*n < max) {
         if (!rs_im_key_heads(im, t, out, max, n)) return;
+        if (*n >= max) return; /* rejects at the heads filled it */
         int g = rs_tmerge_next(t->tm, now_ms);
         if (g < 0) {
             /* blocked by an input with nothing queued that did not say it

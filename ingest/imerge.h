@@ -75,6 +75,10 @@ void rs_imerge_destroy(rs_imerge_t *im);
 /* A free slot to decode a message into; owned by im, valid until given
  * to rs_imerge_push or rs_imerge_unslot.  @locality the owner thread */
 rs_msg_t *rs_imerge_slot(rs_imerge_t *im);
+/* Copy message m to out as the merge copies its slots: the fields of
+ * m's kind only (unused event fields zeroed).  @locality any thread */
+void rs_imerge_copy(rs_msg_t *out, const rs_msg_t *m);
+
 /* Give back a slot that was not pushed.  @locality the owner thread */
 void rs_imerge_unslot(rs_imerge_t *im, rs_msg_t *m);
 

@@ -96,8 +96,21 @@
  * librdkafka's own logs go through rs_log (module "kafka").  Property
  * values are never logged.
  *
+ * - Read-ahead (topics.read_ahead, on by default; ingest/ingest_ra.c):
+ *   an ingest thread reads the consumer queue with
+ *   rd_kafka_consume_batch_queue and decodes the payloads into a double
+ *   buffer while the owner scores the previous batch; rs_ingest_poll
+ *   takes the buffer.  Everything with state stays on the owner thread
+ *   (replay flags, time bound, dead letters, the task merge, rebalances:
+ *   the callback is forwarded to the owner and runs inside
+ *   rs_ingest_poll as before), so the messages, their order and the
+ *   offsets are those without it.  Read-ahead messages of partitions
+ *   that leave are dropped (never stored: the next reader reads them).
+ *
  * Threads: an rs_ingest_t is owned by one thread (the service loop); the
  * only exception is rs_ingest_stats(), which may be called from any thread.
+ * With the read-ahead, librdkafka's error and log callbacks run on the
+ * ingest thread.
  * rs_cluster_t functions may be called from any thread.
  */
 #ifndef RS_INGEST_H
@@ -197,6 +210,9 @@ typedef enum rs_offset_reset_e {
  *   max_task_idle    duration 0ms         ... a message waits this long
  *                                         for the other topic of its task
  *                                         when that one is at its end
+ *   read_ahead       bool     true        read and decode the next batch
+ *                                         on an ingest thread while this
+ *                                         one is scored (ingest_ra.c)
  */
 typedef struct rs_ingest_conf_s {
     char brokers[512];
@@ -215,6 +231,7 @@ typedef struct rs_ingest_conf_s {
     int64_t future_skew_ms; /* 0 = no bound on event times ahead       */
     int task_merge;         /* per-task merge by time (imerge.h)       */
     int64_t max_task_idle_ms; /* its idle wait (max.task.idle.ms)      */
+    int read_ahead;         /* read + decode on an ingest thread       */
     /* Not a config key (no row in the table; 0 after rs_ingest_conf_init):
      * the service sets it from `service.delivery: exactly_once`.  See the
      * design notes: read_committed, no consumer commits, replay flags. */
@@ -479,7 +496,10 @@ rs_err_t rs_ingest_commit_sync(rs_ingest_t *ing, char *errstr,
                                size_t errstr_size);
 
 /* Pause / resume fetching on every assigned partition (backpressure).
- * While paused, partitions assigned by a rebalance are paused too.  @locality the owner thread */
+ * While paused, partitions assigned by a rebalance are paused too.  With
+ * the read-ahead, a rebalance the ingest thread is parked in is served
+ * first (its callbacks run here, as in rs_ingest_poll).  @locality the
+ * owner thread */
 rs_err_t rs_ingest_pause(rs_ingest_t *ing);
 rs_err_t rs_ingest_resume(rs_ingest_t *ing);
 

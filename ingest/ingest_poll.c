@@ -1,0 +1,360 @@
+/* ingest_poll.c -- rs_ingest_poll: read the consumer, decode (payloads on
+ * the pool), and with the task merge hand messages over in time order.
+ * Moved out of ingest.c; see its design notes.
+ *
+ * Threads: the owner thread. */
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ingest/imerge.h"
+#include "ingest/ingest_int.h"
+
+/* The task merge's watermark check (imerge.h): nothing to fetch after
+ * next_offset - 1 as far as the consumer's cached high watermark says. */
+int rs_ingest_merge_end(void *opaque, int topic, int32_t partition,
+                        int64_t next_offset) {
+    rs_ingest_t *ing = opaque;
+    int64_t lo = -1, hi = -1;
+    if (rd_kafka_get_watermark_offsets(ing->rk,
+                                       rd_kafka_topic_name(ing->rkt[topic]),
+                                       partition, &lo, &hi))
+        return 0;
+    return hi >= 0 && next_offset >= hi;
+}
+
+/* A partition the task merge paused (hold limit) may fetch again. */
+static void rs_ingest_merge_resume(void *opaque, int topic,
+                                   int32_t partition) {
+    rs_ingest_t *ing = opaque;
+    if (ing->paused || ing->leaving) return; /* resumed with the others */
+    rd_kafka_topic_partition_list_t *pl = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(pl, rd_kafka_topic_name(ing->rkt[topic]),
+                                      partition);
+    rs_ingest_ctl_begin(ing);
+    rd_kafka_resume_partitions(ing->rk, pl);
+    rs_ingest_ctl_end(ing);
+    rd_kafka_topic_partition_list_destroy(pl);
+}
+
+/* The next message or event of the consumer, waiting up to wait_ms: read
+ * ahead (*pre: its message decoded, *perr the payload's result; the
+ * Kafka message is the read-ahead's) or from the consumer (*pre NULL; the
+ * caller destroys it).  NULL if none (*stalled: the read-ahead wants
+ * rs_ingest_ra_done first). */
+static rd_kafka_message_t *rs_ingest_next(rs_ingest_t *ing, int wait_ms,
+                                          rs_msg_t **pre, rs_err_t *perr,
+                                          int *stalled) {
+    rd_kafka_message_t *rkm = NULL;
+    *pre = NULL;
+    *stalled = 0;
+    if (!ing->ra) return rd_kafka_consumer_poll(ing->rk, wait_ms);
+    int r = rs_ingest_ra_next(ing, wait_ms, &rkm, pre, perr);
+    if (r < 0) *stalled = 1;
+    return r > 0 ? rkm : NULL;
+}
+
+/* Pause the fetch of (topic, partition): the task merge holds too many
+ * of its messages. */
+static void rs_ingest_merge_pause(rs_ingest_t *ing, int topic,
+                                  int32_t partition) {
+    rd_kafka_topic_partition_list_t *pl = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(pl, rd_kafka_topic_name(ing->rkt[topic]),
+                                      partition);
+    rs_ingest_ctl_begin(ing);
+    rd_kafka_pause_partitions(ing->rk, pl);
+    rs_ingest_ctl_end(ing);
+    rd_kafka_topic_partition_list_destroy(pl);
+    rs_debug("ingest", "%s/%d: fetch paused, %u messages wait for the other "
+             "topic of the task", rd_kafka_topic_name(ing->rkt[topic]),
+             (int)partition, rs_imerge_held(ing->im, topic, partition));
+}
+
+void rs_ingest_set_pool(rs_ingest_t *ing, rs_pool_t *pool) {
+    ing->pool = pool;
+}
+
+/* The payload step over the poll's messages [lo, hi) (a pool stage). */
+typedef struct rs_ingest_job_s {
+    rs_ingest_t *ing;
+    rs_msg_t *msgs;        /* decoded into msgs[i], or (NULL) into pm[i] */
+} rs_ingest_job_t;
+
+static void rs_ingest_payloads(void *opaque, int lo, int hi, int slice) {
+    rs_ingest_job_t *job = opaque;
+    (void)slice;
+    for (int i = lo; i < hi; i++)
+        job->ing->derr[i] = rs_ingest_payload(
+            &job->ing->conf, job->ing->rkms[i],
+            job->msgs ? &job->msgs[i] : job->ing->pm[i]);
+}
+
+/* ------------------------------------------------ the task merge's poll */
+
+/* Drop the messages of rkms/pm[0..n) whose partition left (ing->gone):
+ * returns how many are kept. */
+static int rs_ingest_merge_drop_gone(rs_ingest_t *ing, int n) {
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        int gone = 0;
+        for (int g = 0; g < ing->ngone && !gone; g++)
+            gone = ing->gone[g].topic == ing->pm[i]->topic &&
+                   ing->gone[g].partition == ing->pm[i]->partition;
+        if (gone) {
+            if (!ing->ra) rd_kafka_message_destroy(ing->rkms[i]);
+            rs_imerge_unslot(ing->im, ing->pm[i]);
+            continue;
+        }
+        ing->rkms[k] = ing->rkms[i];
+        ing->pm[k++] = ing->pm[i];
+    }
+    if (k < n)
+        rs_debug("ingest", "%d message(s) of partitions that left during the "
+                 "poll dropped", n - k);
+    return k;
+}
+
+/* Read what the consumer holds (waiting up to wait_ms for the first
+ * message or end of partition), up to cap messages, decode them (as
+ * rs_ingest_poll does) and queue them in the task merge.  *drained: the
+ * consumer's queue was found empty.  Returns the messages queued plus
+ * the ends of partition seen. */
+static int rs_ingest_merge_read(rs_ingest_t *ing, int wait_ms, int cap,
+                                int *drained) {
+    int n = 0, ends = 0;
+    uint64_t seq = ing->rb_seq;
+    int64_t deadline = rs_clock_mono_us() + (int64_t)RS_MAX(wait_ms, 0) * 1000;
+    *drained = 0;
+    ing->ngone = 0;
+    while (n < cap) {
+        int wait = 0;
+        if (n == 0 && ends == 0) {
+            int64_t left = deadline - rs_clock_mono_us();
+            wait = left > 0 ? (int)((left + 999) / 1000) : 0;
+        }
+        rs_msg_t *pre;
+        rs_err_t perr = RS_OK;
+        int stalled;
+        rd_kafka_message_t *rkm = rs_ingest_next(ing, wait, &pre, &perr,
+                                                 &stalled);
+        if (ing->rb_seq != seq) {
+            /* a rebalance was served in that call: what was read before it
+             * of partitions that left is not ours; what comes after is */
+            seq = ing->rb_seq;
+            if (ing->ngone) n = rs_ingest_merge_drop_gone(ing, n);
+            ing->ngone = 0;
+        }
+        if (!rkm) {
+            if (stalled) break; /* finish these first (not drained) */
+            if (n > 0 || ends > 0 || wait == 0) {
+                *drained = 1;
+                break;
+            }
+            continue;
+        }
+        if (pre && !rkm->err) { /* read ahead: decoded already */
+            rs_msg_t *m = rs_imerge_slot(ing->im);
+            rs_imerge_copy(m, pre);
+            rs_ingest_head_state(ing, m);
+            ing->derr[n] = perr;
+            ing->pm[n] = m;
+            ing->rkms[n++] = rkm;
+            continue;
+        }
+        rs_msg_t *m = rs_imerge_slot(ing->im);
+        if (!rkm->err && rs_ingest_head(ing, rkm, m)) {
+            ing->pm[n] = m;
+            ing->rkms[n++] = rkm;
+            continue;
+        }
+        rs_imerge_unslot(ing->im, m);
+        if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) ends++;
+        if (rkm->err) rs_ingest_consumer_error(ing, rkm);
+        if (!pre) rd_kafka_message_destroy(rkm);
+        if (ing->fatal) break;
+    }
+    if (!ing->ra) {
+        rs_ingest_job_t job = {ing, NULL};
+        rs_pool_run(ing->pool, n, RS_INGEST_DECODE_CHUNK, rs_ingest_payloads,
+                    &job);
+    }
+    int64_t at = rs_clock_mono_us() / 1000;
+    /* Fetch pauses after the loop: ctl (read-ahead) may serve a rebalance,
+     * which must find these messages in the merge, not half-pushed. */
+    rs_ingest_pos_t pz[64];
+    int npz = 0;
+    for (int i = 0; i < n; i++) {
+        rs_msg_t *m = ing->pm[i];
+        rs_ingest_finish(ing, ing->rkms[i], m, ing->derr[i]);
+        if (!ing->ra) rd_kafka_message_destroy(ing->rkms[i]);
+        ing->rkms[i] = NULL;
+        if (rs_imerge_push(ing->im, m, at)) {
+            /* too much waits for the other topic of its task: stop
+             * fetching this partition until half of it went out */
+            if (npz == (int)RS_ARRAY_LEN(pz)) {
+                for (int j = 0; j < npz; j++)
+                    rs_ingest_merge_pause(ing, pz[j].topic, pz[j].partition);
+                npz = 0;
+            }
+            pz[npz++] = (rs_ingest_pos_t){m->topic, m->partition, -1};
+        }
+    }
+    rs_ingest_ra_done(ing); /* the read-ahead's messages: checks done */
+    for (int j = 0; j < npz; j++)
+        rs_ingest_merge_pause(ing, pz[j].topic, pz[j].partition);
+    return n + ends;
+}
+
+/* rs_ingest_poll with the task merge: read, merge, until something can
+ * go, the poll times out or max went. */
+static int rs_ingest_poll_merged(rs_ingest_t *ing, rs_msg_t *msgs, int max,
+                                 int timeout_ms) {
+    int n = 0, wait = 0;
+    int64_t deadline = rs_clock_mono_us() + (int64_t)RS_MAX(timeout_ms, 0) * 1000;
+    for (;;) {
+        int drained = 0;
+        rs_ingest_merge_read(ing, wait, max, &drained);
+        int64_t now = rs_clock_mono_us();
+        /* the idle clock: a partition at its end has been seen without
+         * messages only up to the last time the queue was found empty */
+        if (drained) ing->seen_ms = now / 1000;
+        n += rs_imerge_pop(ing->im, msgs + n, max - n, ing->seen_ms);
+        rs_imerge_resume(ing->im, 0, rs_ingest_merge_resume, ing);
+        if (ing->nresets > 0) rs_ingest_apply_resets(ing);
+        if (n >= max || ing->fatal) break;
+        if (!drained) {
+            wait = 0;
+            continue;
+        }
+        if (n > 0) break;
+        int64_t left = deadline - now;
+        if (left <= 0) break;
+        wait = (int)((left + 999) / 1000);
+        rs_imerge_stats_t ms;
+        rs_imerge_stats(ing->im, &ms);
+        if (ing->conf.max_task_idle_ms > 0 && ms.held > 0 &&
+            wait > RS_MERGE_SLICE_MS)
+            wait = RS_MERGE_SLICE_MS; /* a held message's wait may end */
+    }
+    rs_imerge_stats_t ms;
+    rs_imerge_stats(ing->im, &ms);
+    RS_STORE(ing->c.merge_held, ms.held);
+    RS_STORE(ing->c.merge_reordered, ms.reordered);
+    /* task merge, continued (/metrics riskstream_task_merge_*) */
+    RS_STORE(ing->c.merge_held_max, ms.held_max);
+    RS_STORE(ing->c.merge_merged, ms.merged);
+    RS_STORE(ing->c.merge_paused, ms.paused);
+    RS_STORE(ing->c.merge_end_checks, ms.end_checks);
+    RS_STORE(ing->c.merge_reorder_behind_ms, ms.reorder_behind_ms);
+    RS_STORE(ing->c.merge_reorder_idle_ms, ms.reorder_idle_ms);
+    if (ms.reordered > ing->reorder_logged &&
+        rs_clock_mono_us() >= ing->reorder_log_us) {
+        rs_warn("ingest", "%llu message(s) handed to scoring out of time "
+                "order within their task (%llu in all): the last %lld ms "
+                "behind its task, %lld ms after the merge passed the other "
+                "topic as idle (topics.max_task_idle %lld ms)",
+                (unsigned long long)(ms.reordered - ing->reorder_logged),
+                (unsigned long long)ms.reordered,
+                (long long)ms.reorder_behind_ms, (long long)ms.reorder_idle_ms,
+                (long long)ing->conf.max_task_idle_ms);
+        ing->reorder_logged = ms.reordered;
+        ing->reorder_log_us = rs_clock_mono_us() + 10000000;
+    }
+    if (ing->fatal && n == 0) return -RS_ERR_KAFKA;
+    return n;
+}
+
+int rs_ingest_poll(rs_ingest_t *ing, rs_msg_t *msgs, int max, int timeout_ms) {
+    int n = 0;
+    if (ing->fatal) return -RS_ERR_KAFKA;
+    rd_kafka_poll(ing->dlq, 0); /* DLQ delivery reports */
+    rs_ingest_dlq_drain(ing);
+    if (max > ing->rkms_cap) { /* the first poll (cold) */
+        free(ing->rkms);
+        free(ing->derr);
+        ing->rkms = rs_calloc((size_t)max, sizeof(*ing->rkms));
+        ing->derr = rs_calloc((size_t)max, sizeof(*ing->derr));
+        free(ing->pm);
+        ing->pm = rs_calloc((size_t)max, sizeof(*ing->pm));
+        ing->rkms_cap = max;
+    }
+    if (ing->conf.read_ahead && !ing->ra && !ing->ra_failed &&
+        rs_ingest_ra_start(ing, (int)RS_MAX(max, ing->conf.batch_max)) !=
+            RS_OK)
+        ing->ra_failed = 1; /* logged; read here */
+    if (ing->im) return rs_ingest_poll_merged(ing, msgs, max, timeout_ms);
+    int64_t deadline = rs_clock_mono_us() + (int64_t)RS_MAX(timeout_ms, 0) * 1000;
+    ing->ngone = 0;
+    while (n < max) {
+        int wait = 0;
+        if (n == 0) {
+            int64_t left = deadline - rs_clock_mono_us();
+            wait = left > 0 ? (int)((left + 999) / 1000) : 0;
+        }
+        rs_msg_t *pre;
+        rs_err_t perr = RS_OK;
+        int stalled;
+        rd_kafka_message_t *rkm = rs_ingest_next(ing, wait, &pre, &perr,
+                                                 &stalled);
+        if (!rkm) {
+            if (n > 0 || wait == 0 || stalled) break;
+            continue;
+        }
+        if (pre && !rkm->err) { /* read ahead: decoded already */
+            rs_imerge_copy(&msgs[n], pre);
+            rs_ingest_head_state(ing, &msgs[n]);
+            ing->derr[n] = perr;
+            ing->rkms[n++] = rkm;
+            continue;
+        }
+        if (!rkm->err && rs_ingest_head(ing, rkm, &msgs[n])) {
+            ing->rkms[n++] = rkm; /* held until its payload is decoded */
+            continue;
+        }
+        if (rkm->err) rs_ingest_consumer_error(ing, rkm);
+        if (!pre) rd_kafka_message_destroy(rkm);
+        if (ing->fatal) break;
+    }
+    /* Messages of partitions revoked or lost while this poll ran: the new
+     * owner reads them (their offsets are not ours to store). */
+    if (ing->ngone > 0) {
+        int k = 0;
+        for (int i = 0; i < n; i++) {
+            int gone = 0;
+            for (int g = 0; g < ing->ngone && !gone; g++)
+                gone = ing->gone[g].topic == msgs[i].topic &&
+                       ing->gone[g].partition == msgs[i].partition;
+            if (gone) {
+                if (!ing->ra) rd_kafka_message_destroy(ing->rkms[i]);
+                continue;
+            }
+            if (k != i) {
+                rs_imerge_copy(&msgs[k], &msgs[i]);
+                ing->rkms[k] = ing->rkms[i];
+                ing->derr[k] = ing->derr[i];
+            }
+            k++;
+        }
+        if (k < n)
+            rs_debug("ingest", "%d message(s) of partitions that left "
+                     "during the poll dropped", n - k);
+        n = k;
+    }
+    /* Payloads on the workers (in parallel; read ahead: decoded already),
+     * then the checks in order. */
+    if (!ing->ra) {
+        rs_ingest_job_t job = {ing, msgs};
+        rs_pool_run(ing->pool, n, RS_INGEST_DECODE_CHUNK, rs_ingest_payloads,
+                    &job);
+    }
+    for (int i = 0; i < n; i++) {
+        rs_ingest_finish(ing, ing->rkms[i], &msgs[i], ing->derr[i]);
+        if (!ing->ra) rd_kafka_message_destroy(ing->rkms[i]);
+        ing->rkms[i] = NULL;
+    }
+    rs_ingest_ra_done(ing); /* the read-ahead's messages: checks done */
+    if (ing->nresets > 0) rs_ingest_apply_resets(ing);
+    if (ing->fatal && n == 0) return -RS_ERR_KAFKA;
+    return n;
+}

@@ -1,0 +1,329 @@
+/* test_ingest_ra.c -- the consumer's read-ahead (topics.read_ahead,
+ * ingest/ingest_ra.c) against the embedded (librdkafka mock) cluster.
+ * The owner polls a few messages at a time, so the ingest thread reads
+ * and decodes far ahead of what was returned:
+ * - test_ra_order_reject: every message once, each partition in offset
+ *   order with no gap, bad input inside read-ahead batches returned as
+ *   RS_MSG_REJECT at its offset (counted, dead-lettered with rs-error /
+ *   rs-source), committed offsets at the ends; with and without the task
+ *   merge, and the same with read_ahead off (the reference).
+ * - test_ra_rebalance: a second member joins while the first holds the
+ *   rest of every partition read ahead; every message either consumer
+ *   returns belongs to a partition it owns at that moment, each consumer
+ *   returns each partition's offsets in order with no gap between
+ *   rebalances, nothing is lost, and a message returned twice was
+ *   returned first by the first member (the mock refuses its commit in
+ *   the revoke).  Fails without the drop of the read-ahead of partitions
+ *   that left (ingest_ra.c rs_ra_serve): the first member then returns
+ *   messages of partitions it no longer owns.
+ * Not labelled tsan: Debian's librdkafka is not instrumented and its
+ * threads crash the TSan runtime (docs/testing.md).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/config.h"
+#include "ingest/ingest.h"
+#include "tests/support/rs_test_kafka.h"
+
+#define BASE_MS 1700000000000LL
+#define NPART 4
+
+static const char *const rs_topics[] = {"events", "labels", "scores",
+                                        "alerts", "events.dlq"};
+
+static void produce(rd_kafka_t *rk, const char *topic, const char *key,
+                    const void *val, size_t len) {
+    rd_kafka_resp_err_t kerr;
+    for (;;) {
+        kerr = rd_kafka_producev(
+            rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_KEY((void *)key, key ? strlen(key) : 0),
+            RD_KAFKA_V_VALUE((void *)val, len), RD_KAFKA_V_END);
+        if (kerr != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
+        rd_kafka_poll(rk, 10);
+    }
+    assert_int_equal(kerr, RD_KAFKA_RESP_ERR_NO_ERROR);
+}
+
+/* n events ev-0..ev-(n-1), keyed by entity; every bad_every-th one
+ * (0: none) replaced by "{not json" keyed "bad-<i>".  Returns the bad
+ * count. */
+static int produce_events(rd_kafka_t *rk, int n, int bad_every) {
+    static char buf[RS_ENCODE_MAX];
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        rs_event_t ev;
+        memset(&ev, 0, sizeof(ev));
+        snprintf(ev.id, sizeof(ev.id), "ev-%d", i);
+        snprintf(ev.type, sizeof(ev.type), "card");
+        snprintf(ev.entity_id, sizeof(ev.entity_id), "card-%d", i % 13);
+        ev.event_time_ms = BASE_MS + (int64_t)i * 1000;
+        ev.amount = 10.25 + i;
+        if (bad_every > 0 && i % bad_every == bad_every - 1) {
+            char key[32];
+            snprintf(key, sizeof(key), "bad-%d", i);
+            produce(rk, "events", key, "{not json", 9);
+            bad++;
+            continue;
+        }
+        int len = rs_event_encode(RS_FORMAT_JSON, &ev, buf, sizeof(buf));
+        assert_true(len > 0);
+        produce(rk, "events", ev.entity_id, buf, (size_t)len);
+    }
+    rd_kafka_flush(rk, 10000);
+    return bad;
+}
+
+static rs_ingest_t *new_consumer(const char *boot, const char *group,
+                                 int read_ahead, int merge, int batch_max) {
+    rs_ingest_conf_t conf;
+    char errstr[512];
+    rs_ingest_conf_init(&conf);
+    assert_int_equal(conf.read_ahead, 1); /* the default */
+    snprintf(conf.group_id, sizeof(conf.group_id), "%s", group);
+    conf.read_ahead = read_ahead;
+    conf.task_merge = merge;
+    if (batch_max > 0) conf.batch_max = batch_max;
+    rs_kv_t kv;
+    rs_kv_init(&kv);
+    rs_kv_set(&kv, "consumer.session.timeout.ms", "6000");
+    rs_kv_set(&kv, "consumer.heartbeat.interval.ms", "500");
+    rs_ingest_t *ing = rs_ingest_new(&conf, &kv, boot, errstr, sizeof(errstr));
+    rs_kv_free(&kv);
+    if (!ing) fprintf(stderr, "rs_ingest_new: %s\n", errstr);
+    assert_non_null(ing);
+    return ing;
+}
+
+typedef struct seen_s {
+    int64_t next[NPART];   /* next offset expected per events partition */
+    int total, rejects, dup;
+    unsigned char *ev;     /* [n] events seen, by id                      */
+} seen_t;
+
+/* One returned message: in offset order with no gap in its partition. */
+static void seen_add(seen_t *s, const rs_msg_t *m) {
+    assert_int_equal(m->topic, RS_MSG_TOPIC_EVENTS);
+    assert_true(m->partition >= 0 && m->partition < NPART);
+    assert_int_equal(m->offset, s->next[m->partition]);
+    s->next[m->partition] = m->offset + 1;
+    s->total++;
+    if (m->kind == RS_MSG_REJECT) {
+        assert_true(m->reason[0] != '\0');
+        s->rejects++;
+        return;
+    }
+    assert_int_equal(m->kind, RS_MSG_EVENT);
+    int i = -1;
+    assert_int_equal(sscanf(m->ev.id, "ev-%d", &i), 1);
+    if (s->ev[i]++) s->dup++;
+}
+
+typedef struct dlq_s {
+    int n, with_error, with_source;
+} dlq_t;
+
+static void dlq_cb(void *opaque, const rd_kafka_message_t *rkm) {
+    dlq_t *d = opaque;
+    char err[256], src[256];
+    d->n++;
+    if (!rs_test_kafka_header(rkm, "rs-error", err, sizeof(err)) && err[0])
+        d->with_error++;
+    if (!rs_test_kafka_header(rkm, "rs-source", src, sizeof(src)) &&
+        !strncmp(src, "events/", 7))
+        d->with_source++;
+    assert_int_equal(rkm->len, 9);
+    assert_memory_equal(rkm->payload, "{not json", 9);
+}
+
+/* Read everything a few messages at a time (the read-ahead runs far
+ * ahead), storing after each poll; the checks of the file comment. */
+static void order_run(const char *boot, const char *group, int read_ahead,
+                      int merge, int n, int bad) {
+    rs_ingest_t *ing = new_consumer(boot, group, read_ahead, merge, 0);
+    seen_t s = {0};
+    s.ev = calloc((size_t)n, 1);
+    static rs_msg_t msgs[8];
+    int64_t deadline = rs_clock_mono_us() + 60000000LL;
+    int polls = 0;
+    while (s.total < n && rs_clock_mono_us() < deadline) {
+        int max = 1 + polls++ % 7; /* 1..7: buffers drained in pieces */
+        int got = rs_ingest_poll(ing, msgs, max, 100);
+        if (got < 0 || got > max)
+            fprintf(stderr, "poll: %d of at most %d\n", got, max);
+        assert_true(got >= 0 && got <= max);
+        for (int i = 0; i < got; i++) seen_add(&s, &msgs[i]);
+        if (got > 0) assert_int_equal(rs_ingest_store(ing, msgs, got), RS_OK);
+    }
+    assert_int_equal(s.total, n);
+    assert_int_equal(s.rejects, bad);
+    assert_int_equal(s.dup, 0);
+    rs_ingest_stats_t st;
+    rs_ingest_stats(ing, &st);
+    assert_int_equal(st.rejected, (uint64_t)bad);
+    assert_int_equal(st.events, (uint64_t)(n - bad));
+    char e2[256];
+    assert_int_equal(rs_ingest_commit_sync(ing, e2, sizeof(e2)), RS_OK);
+    rs_ingest_lag_t lag[16];
+    int nl = rs_ingest_lag(ing, lag, 16);
+    assert_true(nl > 0);
+    for (int i = 0; i < nl; i++) assert_int_equal(lag[i].lag, 0);
+    rs_ingest_destroy(ing);
+    free(s.ev);
+}
+
+static void test_ra_order_reject(void **state) {
+    (void)state;
+    char errstr[512];
+    rs_cluster_t *cl = rs_cluster_new(1, rs_topics, 5, NPART, errstr,
+                                      sizeof(errstr));
+    assert_non_null(cl);
+    const char *boot = rs_cluster_bootstraps(cl);
+    rd_kafka_t *prod = rs_kafka_producer_new(NULL, boot, errstr,
+                                             sizeof(errstr));
+    assert_non_null(prod);
+    const int N = 1500;
+    int bad = produce_events(prod, N, 37);
+    assert_true(bad > 30);
+    order_run(boot, "g-ra-merge", 1, 1, N, bad);
+    order_run(boot, "g-ra-plain", 1, 0, N, bad);
+    /* the reference: the same checks without the read-ahead */
+    order_run(boot, "g-noread-ahead", 0, 1, N, bad);
+    order_run(boot, "g-noread-ahead-plain", 0, 0, N, bad);
+    /* each run dead-lettered each reject once (4 groups) */
+    dlq_t d = {0};
+    assert_int_equal(rs_test_kafka_read(boot, "events.dlq", 4 * bad, 1000,
+                                        30000, dlq_cb, &d), 4 * bad);
+    assert_int_equal(d.with_error, 4 * bad);
+    assert_int_equal(d.with_source, 4 * bad);
+    rd_kafka_destroy(prod);
+    rs_cluster_destroy(cl);
+}
+
+/* Poll consumer `who` (1 = A, 2 = B): every returned message is of a
+ * partition it owns now; between two rebalances each consumer returns
+ * each partition's offsets in order with no gap and no step back (a
+ * read-ahead message of a partition that left and came back, returned
+ * after the rebalance, would be followed by the same offsets read again
+ * from the committed offset); a message returned again was returned
+ * first by A (B re-reads what A returned but could not commit: the mock
+ * refuses the commit in the revoke, "rebalance in progress"). */
+typedef struct cons_s {
+    int who;
+    int64_t rb;             /* rebalances seen                           */
+    int64_t last[NPART];    /* last offset returned since then, -1: none */
+} cons_t;
+
+static int rb_poll(rs_ingest_t *ing, cons_t *c, seen_t *s, int max) {
+    static rs_msg_t msgs[64];
+    int got = rs_ingest_poll(ing, msgs, max, 20);
+    assert_true(got >= 0);
+    rs_ingest_stats_t st;
+    rs_ingest_stats(ing, &st);
+    int fresh = st.rebalances != c->rb; /* served in this poll */
+    if (fresh) {
+        c->rb = st.rebalances;
+        for (int p = 0; p < NPART; p++) c->last[p] = -1;
+    }
+    for (int i = 0; i < got; i++) {
+        const rs_msg_t *m = &msgs[i];
+        assert_int_equal(m->kind, RS_MSG_EVENT);
+        assert_true(rs_ingest_owns(ing, m->topic, m->partition));
+        int64_t *l = &c->last[m->partition];
+        if (*l >= 0 && !fresh) assert_int_equal(m->offset, *l + 1);
+        *l = m->offset;
+        int id = -1;
+        assert_int_equal(sscanf(m->ev.id, "ev-%d", &id), 1);
+        if (s->ev[id]) {
+            assert_int_equal(s->ev[id], 1); /* returned by A first */
+            s->dup++;
+        }
+        if (!s->ev[id]) s->ev[id] = (unsigned char)c->who;
+        s->total++;
+    }
+    if (got > 0) assert_int_equal(rs_ingest_store(ing, msgs, got), RS_OK);
+    return got;
+}
+
+static int rebalance_run(const char *boot, const char *group, int read_ahead,
+                         int n) {
+    seen_t s = {0};
+    s.ev = calloc((size_t)n, 1);
+    /* A takes 100 messages, 2 at a time: its read-ahead holds the rest of
+     * every partition (batch_max above the input: the ingest thread is
+     * not blocked on a full buffer, so the rebalance reaches it while it
+     * holds them). */
+    rs_ingest_t *a = new_consumer(boot, group, read_ahead, 0, 2 * n);
+    cons_t ca = {1, 0, {-1, -1, -1, -1}}, cb = {2, 0, {-1, -1, -1, -1}};
+    int64_t deadline = rs_clock_mono_us() + 90000000LL;
+    while (s.total < 100 && rs_clock_mono_us() < deadline)
+        rb_poll(a, &ca, &s, 2);
+    assert_true(s.total >= 100);
+    rs_ingest_stats_t st;
+    rs_ingest_stats(a, &st);
+    int64_t rb0 = st.rebalances;
+
+    /* B joins: A's partitions are revoked (eager) and split.  Both poll
+     * until every message was returned. */
+    rs_ingest_t *b = new_consumer(boot, group, read_ahead, 0, 0);
+    rs_ingest_stats_t sb = {0};
+    int all = 0;
+    do { /* A slow (read-ahead full) until B has partitions, then both
+          * take a batch per poll, as the service does */
+        rb_poll(a, &ca, &s, sb.assigned > 0 ? 64 : 16);
+        rb_poll(b, &cb, &s, 64);
+        rs_ingest_stats(a, &st);
+        rs_ingest_stats(b, &sb);
+        all = 1;
+        for (int i = 0; i < n && all; i++) all = s.ev[i] != 0;
+    } while ((!all || st.rebalances == rb0 || sb.assigned == 0) &&
+             rs_clock_mono_us() < deadline);
+    assert_true(st.rebalances > rb0);   /* A went through a rebalance */
+    assert_true(sb.assigned > 0);       /* ... and B got partitions   */
+    assert_true(all);                   /* nothing lost               */
+    assert_int_equal(s.total, n + s.dup);
+    rs_ingest_destroy(b);
+    rs_ingest_destroy(a);
+    free(s.ev);
+    return s.dup;
+}
+
+static void test_ra_rebalance(void **state) {
+    (void)state;
+    char errstr[512];
+    rs_cluster_t *cl = rs_cluster_new(1, rs_topics, 5, NPART, errstr,
+                                      sizeof(errstr));
+    assert_non_null(cl);
+    const char *boot = rs_cluster_bootstraps(cl);
+    rd_kafka_t *prod = rs_kafka_producer_new(NULL, boot, errstr,
+                                             sizeof(errstr));
+    assert_non_null(prod);
+    const int N = 4000;
+    produce_events(prod, N, 0);
+    int d1 = rebalance_run(boot, "g-ra-rb", 1, N);
+    int d0 = rebalance_run(boot, "g-noread-ahead-rb", 0, N);
+    /* printed: how many A returned that B read again (the mock) */
+    fprintf(stderr, "rebalance: %d message(s) read again with read-ahead, "
+            "%d without\n", d1, d0);
+    rd_kafka_destroy(prod);
+    rs_cluster_destroy(cl);
+}
+
+int main(void) {
+    if (getenv("RS_TEST_KAFKA_DEBUG")) rs_log_set_level(RS_LOG_DEBUG);
+    if (getenv("RS_TEST_FILTER")) /* e.g. test_ra_rebalance */
+        cmocka_set_test_filter(getenv("RS_TEST_FILTER"));
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ra_order_reject),
+        cmocka_unit_test(test_ra_rebalance),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
