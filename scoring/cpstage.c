@@ -271,6 +271,29 @@ static void rs_cs_trim(rs_cpstage_t *cs) {
     rd_kafka_topic_partition_list_destroy(l);
 }
 
+/* The merge waits for a partition with no message left that the consumer
+ * has not reported at its end (rs_cpm_step's blocked partition): its
+ * cached high watermark -- set by every fetch response, read here without
+ * a broker round trip -- says whether every message of it has been
+ * pushed, one fetch sooner than its PARTITION_EOF (which librdkafka only
+ * reports from the next fetch, one the broker holds up to
+ * fetch.wait.max.ms when nothing else comes: the round trip every event
+ * waited per quiet partition).  1 if that let the merge go on.  Called
+ * with mu held. */
+static int rs_cs_hwm_end(rs_cpstage_t *cs) {
+    rs_cpm_stats_t ms;
+    rs_cpm_stats(cs->m, &ms);
+    if (ms.blocked_topic < 0) return 0;
+    int64_t lo = -1, hi = -1;
+    if (rd_kafka_get_watermark_offsets(
+            cs->rk, ms.blocked_topic ? cs->icon.topic_labels
+                                     : cs->icon.topic_events,
+            ms.blocked_part, &lo, &hi) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return 0;
+    return rs_cpm_hwm(cs->m, ms.blocked_topic, ms.blocked_part, hi,
+                      rs_clock_mono_us() / 1000);
+}
+
 /* Pause fetching where the raw buffer is full, resume where it drained.
  * Called with mu held. */
 static void rs_cs_flow(rs_cpstage_t *cs) {
@@ -372,6 +395,8 @@ static void *rs_cs_main(void *arg) {
                 break; /* the commits must catch up */
             }
             int n = rs_cpm_step(cs->m, seen_ms, RS_CS_CHUNK);
+            while (n < RS_CS_CHUNK && rs_cs_hwm_end(cs))
+                n += rs_cpm_step(cs->m, seen_ms, RS_CS_CHUNK - n);
             if (n) pthread_cond_broadcast(&cs->cv);
             rs_cpm_stats(cs->m, &ms);
             if (ms.reordered > cs->reorder_logged &&
@@ -539,7 +564,9 @@ void rs_cpstage_destroy(rs_cpstage_t *cs) {
                 "reordered, %llu duplicates, %llu rejected); served %llu "
                 "events (%llu timeouts, %llu gone), wait p50 %lld us, p99 "
                 "%lld us; thread CPU %.2f s (%.2f us per merged message); "
-                "%llu replayed events without a result (dropped)",
+                "%llu replayed events without a result (dropped); "
+                "partitions found at their end %llu times by the high "
+                "watermark, %llu by PARTITION_EOF",
                 (unsigned long long)ms.events, (unsigned long long)ms.labels,
                 (unsigned long long)ms.reordered,
                 (unsigned long long)ms.duplicates,
@@ -552,7 +579,9 @@ void rs_cpstage_destroy(rs_cpstage_t *cs) {
                 ms.events + ms.labels
                     ? cs->cpu_s * 1e6 / (double)(ms.events + ms.labels)
                     : 0.0,
-                (unsigned long long)cs->replay_missing);
+                (unsigned long long)cs->replay_missing,
+                (unsigned long long)ms.ends_hwm,
+                (unsigned long long)ms.ends_eof);
     }
     rs_cpm_destroy(cs->m); /* its messages go before their consumer */
     if (cs->rk) {
@@ -675,6 +704,8 @@ void rs_cpstage_stats(rs_cpstage_t *cs, rs_cpstage_stats_t *st) {
         st->rejected = ms.rejected;
         st->duplicates = ms.duplicates;
         st->reordered = ms.reordered;
+        st->ends_eof = ms.ends_eof;
+        st->ends_hwm = ms.ends_hwm;
         st->held = ms.held;
         st->buffered = ms.buffered;
         st->frontier_ms = ms.frontier_ms == INT64_MIN ? 0 : ms.frontier_ms;
@@ -719,6 +750,14 @@ void rs_cpstage_prometheus(rs_cpstage_t *cs, rs_http_buf_t *b) {
            "riskstream_cpstage_misses_total{reason=\"gone\"} %llu\n",
         (unsigned long long)st->miss_timeout,
         (unsigned long long)st->miss_gone);
+    rs_http_buf_printf(
+        b, "# HELP riskstream_cpstage_partition_ends_total times the stage "
+           "found an input partition at its end (every message read): by the "
+           "consumer's PARTITION_EOF, or sooner by its cached high watermark\n"
+           "# TYPE riskstream_cpstage_partition_ends_total counter\n"
+           "riskstream_cpstage_partition_ends_total{by=\"eof\"} %llu\n"
+           "riskstream_cpstage_partition_ends_total{by=\"watermark\"} %llu\n",
+        (unsigned long long)st->ends_eof, (unsigned long long)st->ends_hwm);
     rs_cs_prom(b, "riskstream_cpstage_replay_missing_total", "counter",
                "events replayed to rebuild a partition's state whose "
                "counterparty result was already dropped (not published; "
