@@ -271,27 +271,27 @@ static void rs_cs_trim(rs_cpstage_t *cs) {
     rd_kafka_topic_partition_list_destroy(l);
 }
 
-/* The merge waits for a partition with no message left that the consumer
- * has not reported at its end (rs_cpm_step's blocked partition): its
- * cached high watermark -- set by every fetch response, read here without
- * a broker round trip -- says whether every message of it has been
- * pushed, one fetch sooner than its PARTITION_EOF (which librdkafka only
- * reports from the next fetch, one the broker holds up to
+/* The merge waits for partition (t, part), which has no message left and
+ * was not reported at its end by the consumer (rs_cpm_step's blocked
+ * partition): its cached high watermark -- set by every fetch response,
+ * read here without a broker round trip -- says whether every message of
+ * it has been pushed, one fetch sooner than its PARTITION_EOF (which
+ * librdkafka only reports from the next fetch, one the broker holds up to
  * fetch.wait.max.ms when nothing else comes: the round trip every event
  * waited per quiet partition).  1 if that let the merge go on.  Called
- * with mu held. */
-static int rs_cs_hwm_end(rs_cpstage_t *cs) {
-    rs_cpm_stats_t ms;
-    rs_cpm_stats(cs->m, &ms);
-    if (ms.blocked_topic < 0) return 0;
+ * WITHOUT mu (librdkafka's locks are not taken under it, so a lookup of
+ * the scoring thread never waits behind them); only this thread pushes,
+ * so nothing can be pushed between the read and rs_cpm_hwm. */
+static int rs_cs_hwm_end(rs_cpstage_t *cs, int t, int32_t part) {
     int64_t lo = -1, hi = -1;
     if (rd_kafka_get_watermark_offsets(
-            cs->rk, ms.blocked_topic ? cs->icon.topic_labels
-                                     : cs->icon.topic_events,
-            ms.blocked_part, &lo, &hi) != RD_KAFKA_RESP_ERR_NO_ERROR)
+            cs->rk, t ? cs->icon.topic_labels : cs->icon.topic_events, part,
+            &lo, &hi) != RD_KAFKA_RESP_ERR_NO_ERROR)
         return 0;
-    return rs_cpm_hwm(cs->m, ms.blocked_topic, ms.blocked_part, hi,
-                      rs_clock_mono_us() / 1000);
+    pthread_mutex_lock(&cs->mu);
+    int r = rs_cpm_hwm(cs->m, t, part, hi, rs_clock_mono_us() / 1000);
+    pthread_mutex_unlock(&cs->mu);
+    return r;
 }
 
 /* Pause fetching where the raw buffer is full, resume where it drained.
@@ -395,8 +395,6 @@ static void *rs_cs_main(void *arg) {
                 break; /* the commits must catch up */
             }
             int n = rs_cpm_step(cs->m, seen_ms, RS_CS_CHUNK);
-            while (n < RS_CS_CHUNK && rs_cs_hwm_end(cs))
-                n += rs_cpm_step(cs->m, seen_ms, RS_CS_CHUNK - n);
             if (n) pthread_cond_broadcast(&cs->cv);
             rs_cpm_stats(cs->m, &ms);
             if (ms.reordered > cs->reorder_logged &&
@@ -420,6 +418,13 @@ static void *rs_cs_main(void *arg) {
             if (n < RS_CS_CHUNK) {
                 rs_cs_flow(cs);
                 pthread_mutex_unlock(&cs->mu);
+                /* blocked by a partition the watermark may show at its
+                 * end: then merge on */
+                if (ms.blocked_topic >= 0 &&
+                    rs_cs_hwm_end(cs, ms.blocked_topic, ms.blocked_part)) {
+                    merged += n;
+                    continue;
+                }
                 break;
             }
             pthread_mutex_unlock(&cs->mu);
