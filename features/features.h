@@ -390,6 +390,9 @@ rs_err_t rs_features_checkpoint_detach(rs_features_t *f,
                                        char *errstr, size_t errstr_size);
 rs_err_t rs_features_ckfile_commit(rs_features_ckfile_t *cf, char *errstr,
                                    size_t errstr_size);
+/* Drop a detached checkpoint instead (ANY thread; frees cf, removes
+ * PATH.tmp): PATH keeps the previous checkpoint.  NULL is a no-op. */
+void rs_features_ckfile_discard(rs_features_ckfile_t *cf);
 rs_err_t rs_features_checkpoint_write(rs_features_t *f, const char *path,
                                       const void *blob, size_t blob_len,
                                       char *errstr, size_t errstr_size);

@@ -350,6 +350,14 @@ rs_err_t rs_features_ckfile_commit(rs_features_ckfile_t *cf, char *errstr,
     return err;
 }
 
+void rs_features_ckfile_discard(rs_features_ckfile_t *cf) {
+    if (!cf) return;
+    rs_fe_ck_free_blocks(cf->blocks, cf->nblocks);
+    close(cf->fd);
+    unlink(cf->tmp);
+    rs_free(cf);
+}
+
 rs_err_t rs_features_checkpoint_detach(rs_features_t *f,
                                        rs_features_ckfile_t **out,
                                        char *errstr, size_t errstr_size) {

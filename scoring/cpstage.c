@@ -271,6 +271,29 @@ static void rs_cs_trim(rs_cpstage_t *cs) {
     rd_kafka_topic_partition_list_destroy(l);
 }
 
+/* The merge waits for partition (t, part), which has no message left and
+ * was not reported at its end by the consumer (rs_cpm_step's blocked
+ * partition): its cached high watermark -- set by every fetch response,
+ * read here without a broker round trip -- says whether every message of
+ * it has been pushed, one fetch sooner than its PARTITION_EOF (which
+ * librdkafka only reports from the next fetch, one the broker holds up to
+ * fetch.wait.max.ms when nothing else comes: the round trip every event
+ * waited per quiet partition).  1 if that let the merge go on.  Called
+ * WITHOUT mu (librdkafka's locks are not taken under it, so a lookup of
+ * the scoring thread never waits behind them); only this thread pushes,
+ * so nothing can be pushed between the read and rs_cpm_hwm. */
+static int rs_cs_hwm_end(rs_cpstage_t *cs, int t, int32_t part) {
+    int64_t lo = -1, hi = -1;
+    if (rd_kafka_get_watermark_offsets(
+            cs->rk, t ? cs->icon.topic_labels : cs->icon.topic_events, part,
+            &lo, &hi) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return 0;
+    pthread_mutex_lock(&cs->mu);
+    int r = rs_cpm_hwm(cs->m, t, part, hi, rs_clock_mono_us() / 1000);
+    pthread_mutex_unlock(&cs->mu);
+    return r;
+}
+
 /* Pause fetching where the raw buffer is full, resume where it drained.
  * Called with mu held. */
 static void rs_cs_flow(rs_cpstage_t *cs) {
@@ -395,6 +418,13 @@ static void *rs_cs_main(void *arg) {
             if (n < RS_CS_CHUNK) {
                 rs_cs_flow(cs);
                 pthread_mutex_unlock(&cs->mu);
+                /* blocked by a partition the watermark may show at its
+                 * end: then merge on */
+                if (ms.blocked_topic >= 0 &&
+                    rs_cs_hwm_end(cs, ms.blocked_topic, ms.blocked_part)) {
+                    merged += n;
+                    continue;
+                }
                 break;
             }
             pthread_mutex_unlock(&cs->mu);
@@ -539,7 +569,9 @@ void rs_cpstage_destroy(rs_cpstage_t *cs) {
                 "reordered, %llu duplicates, %llu rejected); served %llu "
                 "events (%llu timeouts, %llu gone), wait p50 %lld us, p99 "
                 "%lld us; thread CPU %.2f s (%.2f us per merged message); "
-                "%llu replayed events without a result (dropped)",
+                "%llu replayed events without a result (dropped); "
+                "partitions found at their end %llu times by the high "
+                "watermark, %llu by PARTITION_EOF",
                 (unsigned long long)ms.events, (unsigned long long)ms.labels,
                 (unsigned long long)ms.reordered,
                 (unsigned long long)ms.duplicates,
@@ -552,7 +584,9 @@ void rs_cpstage_destroy(rs_cpstage_t *cs) {
                 ms.events + ms.labels
                     ? cs->cpu_s * 1e6 / (double)(ms.events + ms.labels)
                     : 0.0,
-                (unsigned long long)cs->replay_missing);
+                (unsigned long long)cs->replay_missing,
+                (unsigned long long)ms.ends_hwm,
+                (unsigned long long)ms.ends_eof);
     }
     rs_cpm_destroy(cs->m); /* its messages go before their consumer */
     if (cs->rk) {
@@ -675,6 +709,8 @@ void rs_cpstage_stats(rs_cpstage_t *cs, rs_cpstage_stats_t *st) {
         st->rejected = ms.rejected;
         st->duplicates = ms.duplicates;
         st->reordered = ms.reordered;
+        st->ends_eof = ms.ends_eof;
+        st->ends_hwm = ms.ends_hwm;
         st->held = ms.held;
         st->buffered = ms.buffered;
         st->frontier_ms = ms.frontier_ms == INT64_MIN ? 0 : ms.frontier_ms;
@@ -719,6 +755,14 @@ void rs_cpstage_prometheus(rs_cpstage_t *cs, rs_http_buf_t *b) {
            "riskstream_cpstage_misses_total{reason=\"gone\"} %llu\n",
         (unsigned long long)st->miss_timeout,
         (unsigned long long)st->miss_gone);
+    rs_http_buf_printf(
+        b, "# HELP riskstream_cpstage_partition_ends_total times the stage "
+           "found an input partition at its end (every message read): by the "
+           "consumer's PARTITION_EOF, or sooner by its cached high watermark\n"
+           "# TYPE riskstream_cpstage_partition_ends_total counter\n"
+           "riskstream_cpstage_partition_ends_total{by=\"eof\"} %llu\n"
+           "riskstream_cpstage_partition_ends_total{by=\"watermark\"} %llu\n",
+        (unsigned long long)st->ends_eof, (unsigned long long)st->ends_hwm);
     rs_cs_prom(b, "riskstream_cpstage_replay_missing_total", "counter",
                "events replayed to rebuild a partition's state whose "
                "counterparty result was already dropped (not published; "

@@ -14,7 +14,9 @@
  * feature store of the non-entity keys (rs_features_t in SHARED scope),
  * in one canonical order -- a k-way merge of the partitions by (time,
  * topic, partition) that waits until every partition has a next message
- * or is at its end (idle for cpstage.idle_wait) -- so the store's
+ * or is at its end (idle for cpstage.idle_wait; "at its end": every offset
+ * below the consumer's cached high watermark read, or its PARTITION_EOF,
+ * which comes one fetch later) -- so the store's
  * sequence, and every feature it computes, is a function of the topics'
  * contents, not of the fetch interleaving.  For each event it merges, the
  * stage keeps the event's shared features (from the store just before the
@@ -166,6 +168,10 @@ typedef struct rs_cpstage_stats_s {
     uint64_t rejected;      /* undecodable / invalid input skipped        */
     uint64_t duplicates;    /* duplicate events skipped (dedup window)    */
     uint64_t reordered;     /* merged out of the canonical order          */
+    uint64_t ends_eof;      /* partitions found at their end by the
+                             * consumer's PARTITION_EOF                   */
+    uint64_t ends_hwm;      /* ... by its cached high watermark, one
+                             * fetch sooner (no round trip)               */
     uint64_t held;          /* results kept (pending)                     */
     uint64_t buffered;      /* raw messages waiting for the merge         */
     uint64_t filled;        /* events served to the scoring thread        */

@@ -57,6 +57,10 @@ typedef struct rs_cpm_stats_s {
     int64_t reorder_behind_ms; /* merge frontier (event or label time)    */
     int64_t reorder_idle_ms;   /* and how long (step clock) after the     */
                                /* merge passed its partition as idle      */
+    uint64_t ends_eof;     /* partitions found at their end by the
+                            * consumer's PARTITION_EOF (rs_cpm_eof)        */
+    uint64_t ends_hwm;     /* ... by its cached high watermark, sooner
+                            * (rs_cpm_hwm)                                 */
     uint64_t held;         /* results in the FIFOs                         */
     uint64_t buffered;     /* raw messages waiting                         */
     int64_t frontier_ms;   /* time key of the last merged message          */
@@ -84,6 +88,20 @@ int rs_cpm_push(rs_cpm_t *m, int topic, int32_t part, int64_t offset,
 /* The partition reached its end (no message after the last pushed), at
  * now_ms (the idle_wait clock) if it was not at its end already. */
 void rs_cpm_eof(rs_cpm_t *m, int topic, int32_t part, int64_t now_ms);
+/* The consumer's cached high watermark `hwm` of (topic, part) (what its
+ * last fetch response said the partition holds; no broker round trip):
+ * when every offset below it has been pushed, the partition is at its end
+ * now, as rs_cpm_eof says, one fetch sooner (librdkafka reports
+ * PARTITION_EOF only from a fetch AT the end: the next round trip after
+ * the one that brought the last message, held by the broker up to
+ * fetch.wait.max.ms).  Never passes a partition with data the consumer
+ * knows of: a message below hwm not pushed yet (fetched but still queued,
+ * or not fetched) keeps it unknown; offsets the consumer never hands out
+ * (transaction markers, compacted gaps) leave it to PARTITION_EOF.
+ * Returns 1 if this marked the partition at its end, 0 if it was already
+ * or is not (hwm < 0: unknown). */
+int rs_cpm_hwm(rs_cpm_t *m, int topic, int32_t part, int64_t hwm,
+               int64_t now_ms);
 /* The messages pushed from now on arrived at now_ms (the idle_wait clock;
  * 0 until called). */
 void rs_cpm_arrival(rs_cpm_t *m, int64_t now_ms);

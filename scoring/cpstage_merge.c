@@ -57,6 +57,9 @@ typedef struct rs_cpm_part_s {
     rs_label_t lb;            /* labels topic                             */
     int64_t wm;               /* newest accepted event time (future skew) */
     int64_t next_off;         /* one past the last merged offset          */
+    int64_t end_off;          /* one past the last pushed offset (0: none) */
+    int eof;                  /* at its end since the last push (EOF or
+                               * high watermark)                          */
     /* results (events topic) */
     uint8_t *res;             /* [rcap][res_size]                         */
     uint32_t rcap, rhead, rn;
@@ -192,6 +195,8 @@ int rs_cpm_push(rs_cpm_t *m, int topic, int32_t part, int64_t offset,
     p->q[(p->qhead + p->qn) % p->qcap] =
         (rs_cpm_raw_t){payload, len, offset, handle, m->arrival_ms};
     p->qn++;
+    p->end_off = offset + 1;
+    p->eof = 0;
     rs_tmerge_eof(m->tm, g, 0, 0);
     m->st.buffered++;
     return 0;
@@ -200,7 +205,23 @@ int rs_cpm_push(rs_cpm_t *m, int topic, int32_t part, int64_t offset,
 void rs_cpm_eof(rs_cpm_t *m, int topic, int32_t part, int64_t now_ms) {
     if (topic < 0 || topic > 1 || part < 0 || part >= m->np[topic]) return;
     /* at its end after the messages pushed so far (a push clears it) */
+    rs_cpm_part_t *p = &m->p[topic][part];
+    if (!p->eof) m->st.ends_eof++;
+    p->eof = 1;
     rs_tmerge_eof(m->tm, topic * m->np[0] + part, 1, now_ms);
+}
+
+int rs_cpm_hwm(rs_cpm_t *m, int topic, int32_t part, int64_t hwm,
+               int64_t now_ms) {
+    if (topic < 0 || topic > 1 || part < 0 || part >= m->np[topic] || hwm < 0)
+        return 0;
+    rs_cpm_part_t *p = &m->p[topic][part];
+    /* end_off < hwm: the consumer knows of a message not pushed yet */
+    if (p->eof || p->end_off < hwm) return 0;
+    p->eof = 1;
+    m->st.ends_hwm++;
+    rs_tmerge_eof(m->tm, topic * m->np[0] + part, 1, now_ms);
+    return 1;
 }
 
 void rs_cpm_arrival(rs_cpm_t *m, int64_t now_ms) { m->arrival_ms = now_ms; }

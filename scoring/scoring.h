@@ -14,9 +14,11 @@
  *                     (at-least-once; a replay rewrites the same Redis keys)
  *
  * Feature state is checkpointed (service.checkpoint_path) every
- * checkpoint_interval in small steps between batches, from a moment when
- * no batch is in flight, so the input offsets stored in the checkpoint are
- * both applied to the state and delivered.  At start the checkpoint is
+ * checkpoint_interval: taken at a batch boundary (batches may be in
+ * flight), written in small steps between batches, and committed (fsync +
+ * rename, off the scoring thread) only once every batch it covers is
+ * delivered, so the input offsets stored in the checkpoint are both
+ * applied to the state and delivered.  At start the checkpoint is
  * restored and the consumer starts each partition at the checkpoint's
  * offset: nothing is applied twice, nothing is forgotten (the messages
  * after it are read, scored and published again: at-least-once).

@@ -727,7 +727,7 @@ fail:
 
 void rs_service_destroy(rs_service_t *svc) {
     if (!svc) return;
-    rs_svc_ckpt_join(svc);
+    rs_svc_ckpt_settle(svc, 1); /* a detached one, if delivered */
     if (svc->ckpt_active) rs_features_checkpoint_abort(svc->feat);
     if (svc->ing) { /* the consumer's close revokes: nothing to move then */
         rs_ingest_set_revoke_cb(svc->ing, NULL, NULL);

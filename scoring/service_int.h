@@ -156,7 +156,11 @@ struct rs_service_s {
     int64_t ckpt_due_us, ckpt_begin_us;
     pthread_t ckpt_io;             /* commits (fsync + rename)          */
     int ckpt_io_running;
-    rs_features_ckfile_t *ckpt_cf; /* handed to ckpt_io                 */
+    rs_features_ckfile_t *ckpt_cf; /* detached: held, then handed to
+                                    * ckpt_io                          */
+    int ckpt_held;                 /* ckpt_cf waits for its batches     */
+    uint64_t ckpt_need;            /* ring_head at its begin: committed
+                                    * once ring_tail reaches it         */
     void *ckpt_buf;                /* [ckpt_buf_cap] the service record  */
     size_t ckpt_buf_cap;
     void *reh_buf;                 /* [reh_buf_cap] the trainer's rehearsal
@@ -235,8 +239,17 @@ rs_err_t rs_svc_ckpt_restore(rs_service_t *svc, char *errstr,
                              size_t errstr_size);
 /* Wait for the checkpoint I/O thread, if one runs, and count its result. */
 void rs_svc_ckpt_join(rs_service_t *svc);
-/* One incremental checkpoint step between batches. */
+/* One incremental checkpoint step between batches; a detached one goes
+ * to the I/O thread once its batches are delivered. */
 void rs_svc_ckpt_tick(rs_service_t *svc, int64_t now_us);
+/* A detached checkpoint now: committed (I/O thread) if its batches are
+ * delivered, else dropped; with `wait`, the I/O thread joined (a learning
+ * log it syncs is about to close). */
+void rs_svc_ckpt_settle(rs_service_t *svc, int wait);
+/* The batches in flight will never be delivered (exactly-once: their
+ * transaction aborted): a checkpoint in progress or detached that covers
+ * them is dropped (call before ring_tail jumps to ring_head). */
+void rs_svc_ckpt_drop(rs_service_t *svc);
 /* Shutdown: a complete checkpoint of the final state. */
 void rs_svc_ckpt_final(rs_service_t *svc);
 

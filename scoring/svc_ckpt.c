@@ -3,10 +3,23 @@
  *
  * The feature state with the input positions it matches, the learning
  * logs' ends, the duplicate window and, at a graceful stop, the scorer's
- * entity caches: restored at start (rs_svc_ckpt_restore), written in
- * small steps between batches from a moment with nothing in flight
- * (rs_svc_ckpt_tick), committed (fsync + rename) off the scoring thread,
- * and written whole at shutdown (rs_svc_ckpt_final).
+ * entity caches: restored at start (rs_svc_ckpt_restore), taken at a batch
+ * boundary and written in small steps between batches (rs_svc_ckpt_tick),
+ * committed (fsync + rename) off the scoring thread once every batch it
+ * covers is delivered, and written whole at shutdown (rs_svc_ckpt_final).
+ *
+ * Delivered first: a restart starts each partition where the checkpoint's
+ * state ends, so the file must never name an offset whose scores are not
+ * on Kafka and in Redis (at-least-once: acknowledged and written;
+ * exactly-once: their transaction committed).  The state is taken with
+ * batches in flight (the ring [ring_tail, ring_head) at that moment);
+ * detached, the file waits in memory (ckpt_held) until ring_tail reaches
+ * the ring_head of its begin (ckpt_need), then goes to the I/O thread.
+ * The scoring thread never flushes the producer for it (it used to, after
+ * 1 s without a moment with nothing in flight: 52-163 ms stalls at a
+ * steady rate).  Batches that will never be delivered (exactly-once: an
+ * aborted transaction) drop a checkpoint that covers them
+ * (rs_svc_ckpt_drop); the last committed one stays.
  *
  * Threads: the service thread, except rs_svc_ckpt_io_main (and the
  * rs_svc_logs_sync it calls), which runs on the checkpoint I/O thread
@@ -348,6 +361,47 @@ static void *rs_svc_ckpt_io_main(void *arg) {
     return NULL;
 }
 
+/* Hand the detached checkpoint (its batches delivered) to the I/O
+ * thread. */
+static void rs_svc_ckpt_io_start(rs_service_t *svc) {
+    svc->ckpt_held = 0;
+    atomic_store(&svc->ckpt_io_done_us, 0);
+    rs_svc_logs_collect(svc);
+    if (pthread_create(&svc->ckpt_io, NULL, rs_svc_ckpt_io_main, svc)) {
+        rs_svc_ckpt_io_main(svc); /* no thread: commit here */
+        svc->ckpt_io_running = 1;
+        rs_svc_ckpt_join(svc);
+        return;
+    }
+    svc->ckpt_io_running = 1;
+}
+
+void rs_svc_ckpt_settle(rs_service_t *svc, int wait) {
+    if (svc->ckpt_held) {
+        if (svc->ring_tail >= svc->ckpt_need) {
+            rs_svc_ckpt_io_start(svc);
+        } else {
+            rs_info("service", "checkpoint dropped: %llu of its batches "
+                    "not delivered (the last one stays)",
+                    (unsigned long long)(svc->ckpt_need - svc->ring_tail));
+            rs_features_ckfile_discard(svc->ckpt_cf);
+            svc->ckpt_cf = NULL;
+            svc->ckpt_held = 0;
+            svc->ckpt_due_us = rs_clock_mono_us(); /* again, soon */
+        }
+    }
+    if (wait) rs_svc_ckpt_join(svc);
+}
+
+void rs_svc_ckpt_drop(rs_service_t *svc) {
+    if (svc->ckpt_active && svc->ckpt_need > svc->ring_tail) {
+        rs_features_checkpoint_abort(svc->feat);
+        svc->ckpt_active = 0;
+        svc->ckpt_due_us = rs_clock_mono_us();
+    }
+    rs_svc_ckpt_settle(svc, 0);
+}
+
 void rs_svc_ckpt_join(rs_service_t *svc) {
     if (!svc->ckpt_io_running) return;
     pthread_join(svc->ckpt_io, NULL);
@@ -361,23 +415,19 @@ void rs_svc_ckpt_join(rs_service_t *svc) {
     }
 }
 
-/* One checkpoint step between batches: begin when due and nothing is in
- * flight, then serialize `checkpoint_step` keys per call, then detach and
- * hand the file to the I/O thread. */
+/* One checkpoint step between batches: begin when due (the state and
+ * the offsets of every batch so far, delivered or not), then serialize
+ * `checkpoint_step` keys per call, then detach; the file goes to the I/O
+ * thread once those batches are delivered (the design note). */
 void rs_svc_ckpt_tick(rs_service_t *svc, int64_t now_us) {
     char e2[512];
     if (!svc->ckpt_path[0]) return;
+    if (svc->ckpt_held) {
+        if (svc->ring_tail >= svc->ckpt_need) rs_svc_ckpt_io_start(svc);
+        return;
+    }
     if (!svc->ckpt_active) {
         if (now_us < svc->ckpt_due_us) return;
-        /* Offsets in the file must be delivered too: wait for a moment
-         * with no batch in flight (common between bursts); past 1 s of
-         * waiting, flush (a bounded stall) rather than never checkpoint. */
-        if (svc->ring_head != svc->ring_tail) {
-            if (now_us - svc->ckpt_due_us < 1000000) return;
-            rs_sink_kafka_flush(svc->ks, 5000);
-            rs_svc_store_acked(svc);
-            if (svc->ring_head != svc->ring_tail) return;
-        }
         /* The trainer's rehearsal state must hold the failures read
          * before these positions (they are not read again after a
          * restart): wait for the trainer to resolve those in its queue;
@@ -410,6 +460,7 @@ void rs_svc_ckpt_tick(rs_service_t *svc, int64_t now_us) {
         }
         svc->ckpt_active = 1;
         svc->ckpt_begin_us = now_us;
+        svc->ckpt_need = svc->ring_head; /* every batch of this state */
         return;
     }
     /* Steps until the per-iteration pause budget is used: scoring waits at
@@ -437,15 +488,8 @@ void rs_svc_ckpt_tick(rs_service_t *svc, int64_t now_us) {
         svc->st.checkpoint_errors++;
         return;
     }
-    atomic_store(&svc->ckpt_io_done_us, 0);
-    rs_svc_logs_collect(svc);
-    if (pthread_create(&svc->ckpt_io, NULL, rs_svc_ckpt_io_main, svc)) {
-        rs_svc_ckpt_io_main(svc); /* no thread: commit here */
-        svc->ckpt_io_running = 1;
-        rs_svc_ckpt_join(svc);
-        return;
-    }
-    svc->ckpt_io_running = 1;
+    svc->ckpt_held = 1;
+    if (svc->ring_tail >= svc->ckpt_need) rs_svc_ckpt_io_start(svc);
 }
 
 /* Shutdown: a complete checkpoint of the final state (after the flush, so
@@ -456,6 +500,11 @@ void rs_svc_ckpt_final(rs_service_t *svc) {
     if (svc->ckpt_active) {
         rs_features_checkpoint_abort(svc->feat);
         svc->ckpt_active = 0;
+    }
+    if (svc->ckpt_held) { /* superseded by this one */
+        rs_features_ckfile_discard(svc->ckpt_cf);
+        svc->ckpt_cf = NULL;
+        svc->ckpt_held = 0;
     }
     rs_svc_ckpt_join(svc);
     /* the trainer's rehearsal state with every failure read (the trainer

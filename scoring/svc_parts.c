@@ -31,6 +31,7 @@ static void rs_svc_revoked(void *opaque, const rs_ingest_pos_t *parts, int n,
             svc->txn_open = 0;
             svc->st.txn_aborts++;
             memset(svc->txn_dirty, 0, 2 * RS_SVC_MAX_PARTS);
+            rs_svc_ckpt_drop(svc); /* it covers the aborted batches */
             svc->ring_tail = svc->ring_head;
             svc->offs_tail = svc->offs_head;
             rs_warn("service", "%d partition(s) lost: open transaction "
@@ -191,7 +192,7 @@ static void rs_svc_p_log_close(void *o, int32_t p) {
     rs_service_t *svc = o;
     if (p < 0 || p >= RS_STATE_MAX_PARTS) return;
     if (rs_state_log_if_open(svc->state, p)) {
-        rs_svc_ckpt_join(svc); /* the I/O thread may sync it */
+        rs_svc_ckpt_settle(svc, 1); /* the I/O thread may sync it */
         if (rs_trainer_detach(svc->tr, p, 30000) != RS_OK) {
             rs_warn("service", "learning log of partition %d stays open: "
                     "the trainer did not let it go", (int)p);
@@ -213,6 +214,7 @@ static void rs_svc_p_log_restore(void *o, int32_t p, uint64_t end) {
 
 static void rs_svc_p_ckpt_abort(void *o) {
     rs_service_t *svc = o;
+    rs_svc_ckpt_settle(svc, 0); /* a detached one: committed or dropped */
     if (!svc->ckpt_active) return;
     rs_features_checkpoint_abort(svc->feat);
     svc->ckpt_active = 0;

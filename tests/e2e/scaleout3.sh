@@ -126,7 +126,8 @@ model:
   log_segment: 4194304
   publish_every: 300
   publish_interval: 1s
-  label_horizon: 1d
+  label_horizon: 2d  # above the stream's label delay (median ~25 h): at 1d
+                     # C2's start was refused once C1 had seen 20 positives
 seq:
   d_model: 8
   history: 4

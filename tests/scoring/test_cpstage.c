@@ -19,6 +19,14 @@
  *    older message arriving there later than that is merged and counted
  *    as reordered; one arriving within idle_wait on a partition quiet
  *    for long is merged in order.
+ *  - test_quiet_busy_hwm: with idle_wait 0 and no PARTITION_EOF after
+ *    the start, the consumer's cached high watermark (rs_cpm_hwm) marks a
+ *    partition at its end once every offset below it was pushed: a quiet
+ *    partition's newer event waits while a busy partition has messages
+ *    below its watermark not pushed yet (fetched in pieces), then has the
+ *    features of the canonical order; on a live stream each partition at
+ *    its watermark right after its push lets the next event go without
+ *    waiting for a PARTITION_EOF; ends counted by cause.
  *  - test_find_trim_dedup: a lookup by (partition, offset) with the wrong
  *    id, below a trim, or of a duplicate is "not found"; the buffer
  *    counts.
@@ -484,6 +492,91 @@ static void test_blocked_idle_reorder(void **state) {
     rs_cpm_destroy(m);
 }
 
+/* A quiet partition and a busy one with idle_wait 0 (the default) and no
+ * PARTITION_EOF after the start: rs_cpm_hwm (the consumer's cached high
+ * watermark) says when a partition is at its end. */
+static void test_quiet_busy_hwm(void **state) {
+    (void)state;
+    rs_features_conf_t fc;
+    conf_features(&fc);
+    rs_cpm_t *m = new_core(&fc, 0, free), *ref = new_core(&fc, 0, free);
+    float *x = calloc(512, 4), *y = calloc(512, 4);
+    for (int p = 0; p < NEP; p++) rs_cpm_eof(m, 0, p, 0);
+    for (int p = 0; p < NLP; p++) rs_cpm_eof(m, 1, p, 0);
+    assert_int_equal(rs_cpm_step(m, 0, 100), 0);
+    assert_true(rs_cpm_caught_up(m));
+    /* (1) the busy partition 0 holds 10 events on the broker (its
+     * watermark 10), 5 of them pushed so far (fetched in pieces); the quiet
+     * partition 1 one newer event, pushed: it is at its end, and the busy
+     * one's 5 go, but the quiet event waits behind the busy partition's
+     * other 5 -- data the consumer knows of -- whatever its own watermark
+     * says.  A watermark one past what was pushed keeps a partition
+     * unknown. */
+    for (int i = 0; i < 5; i++) push_ev(m, 0, i, i, BASE_MS + i * 1000LL);
+    push_ev(m, 1, 0, 100, BASE_MS + 100000);
+    assert_int_equal(rs_cpm_hwm(m, 0, 0, 10, 1), 0);
+    assert_int_equal(rs_cpm_hwm(m, 0, 0, 6, 1), 0);
+    assert_int_equal(rs_cpm_hwm(m, 0, 1, 1, 1), 1);
+    assert_int_equal(rs_cpm_hwm(m, 0, 1, 1, 1), 0); /* already */
+    assert_int_equal(rs_cpm_hwm(m, 0, 2, -1001, 1), 0); /* unknown */
+    assert_int_equal(rs_cpm_step(m, 1, 100), 5);
+    assert_int_equal(rs_cpm_find(m, 1, 0, rs_hash_str("x-100"), x),
+                     RS_ERR_AGAIN);
+    rs_cpm_stats_t st;
+    rs_cpm_stats(m, &st);
+    assert_int_equal(st.blocked_topic, 0);
+    assert_int_equal(st.blocked_part, 0);
+    assert_int_equal(rs_cpm_hwm(m, 0, 0, 10, 1), 0);
+    assert_int_equal(rs_cpm_step(m, 1, 100), 0);
+    for (int i = 5; i < 10; i++) push_ev(m, 0, i, i, BASE_MS + i * 1000LL);
+    assert_int_equal(rs_cpm_step(m, 2, 100), 5); /* partition 0 unknown */
+    assert_int_equal(rs_cpm_find(m, 1, 0, rs_hash_str("x-100"), x),
+                     RS_ERR_AGAIN);
+    assert_int_equal(rs_cpm_hwm(m, 0, 0, 10, 2), 1);
+    assert_int_equal(rs_cpm_step(m, 2, 100), 1);
+    assert_int_equal(rs_cpm_find(m, 1, 0, rs_hash_str("x-100"), x), RS_OK);
+    /* the same features as the canonical order (every event fetched, then
+     * PARTITION_EOF everywhere): the quiet event saw all 10 busy ones */
+    for (int i = 0; i < 10; i++) push_ev(ref, 0, i, i, BASE_MS + i * 1000LL);
+    push_ev(ref, 1, 0, 100, BASE_MS + 100000);
+    for (int p = 0; p < NEP; p++) rs_cpm_eof(ref, 0, p, 0);
+    for (int p = 0; p < NLP; p++) rs_cpm_eof(ref, 1, p, 0);
+    assert_int_equal(rs_cpm_step(ref, 0, 100), 11);
+    memset(y, 0xff, 512 * 4);
+    memset(x, 0xff, 512 * 4);
+    assert_int_equal(rs_cpm_find(m, 1, 0, rs_hash_str("x-100"), x), RS_OK);
+    assert_int_equal(rs_cpm_find(ref, 1, 0, rs_hash_str("x-100"), y), RS_OK);
+    assert_memory_equal(x, y, 512 * 4);
+    /* (2) a live stream: each partition's watermark reached right after
+     * its push lets the next event go without any PARTITION_EOF (what the
+     * stage saves: one fetch round trip per partition that had data) */
+    push_ev(m, 2, 0, 200, BASE_MS + 200000);
+    assert_int_equal(rs_cpm_hwm(m, 0, 2, 1, 3), 1);
+    assert_int_equal(rs_cpm_step(m, 3, 100), 1);
+    push_ev(m, 0, 10, 300, BASE_MS + 300000);
+    assert_int_equal(rs_cpm_step(m, 4, 100), 1); /* its own head goes */
+    push_ev(m, 3, 0, 400, BASE_MS + 400000);
+    assert_int_equal(rs_cpm_step(m, 4, 100), 0); /* partition 0 unknown */
+    assert_int_equal(rs_cpm_find(m, 3, 0, rs_hash_str("x-400"), x),
+                     RS_ERR_AGAIN);
+    rs_cpm_stats(m, &st);
+    assert_int_equal(st.blocked_topic, 0);
+    assert_int_equal(st.blocked_part, 0);
+    assert_int_equal(rs_cpm_hwm(m, 0, 0, 11, 5), 1);
+    assert_int_equal(rs_cpm_step(m, 5, 100), 1);
+    assert_int_equal(rs_cpm_find(m, 3, 0, rs_hash_str("x-400"), x), RS_OK);
+    /* a PARTITION_EOF after the watermark counts once, not twice */
+    rs_cpm_eof(m, 0, 0, 6);
+    rs_cpm_stats(m, &st);
+    assert_int_equal(st.ends_hwm, 4);
+    assert_int_equal(st.ends_eof, NEP + NLP);
+    assert_int_equal(st.events, 14);
+    free(x);
+    free(y);
+    rs_cpm_destroy(ref);
+    rs_cpm_destroy(m);
+}
+
 static void test_find_trim_dedup(void **state) {
     (void)state;
     rs_features_conf_t fc;
@@ -834,6 +927,7 @@ int main(void) {
         cmocka_unit_test(test_scope_split),
         cmocka_unit_test(test_interleavings),
         cmocka_unit_test(test_blocked_idle_reorder),
+        cmocka_unit_test(test_quiet_busy_hwm),
         cmocka_unit_test(test_find_trim_dedup),
         cmocka_unit_test(test_merge_order_reference),
     };

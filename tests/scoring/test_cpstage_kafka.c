@@ -12,6 +12,14 @@
  *    and once the group commits offset 50 of partition 0 the results below
  *    it are dropped (the stage reads the committed offsets every second):
  *    gone below, still there above.
+ *  - test_quiet_busy_watermark: a busy partition (300 events) and a quiet
+ *    one (one newer event), the stage's consumer without PARTITION_EOF
+ *    and fetching in small pieces, so only its cached high watermarks say
+ *    a partition is at its end: the store gets ready, every fill (the
+ *    quiet event's first) equals the core's canonical order -- the busy
+ *    partition was not passed while it had messages below its watermark
+ *    to fetch -- and so do two live events, one per partition, each
+ *    merged without a PARTITION_EOF; nothing out of order.
  *  - test_fetch_wait: the stage's consumer gets cpstage.fetch_wait: auto
  *    is 1 ms on librdkafka's mock (on_mock, what the service finds from the
  *    cluster id), else the consumer's own setting (5 ms, the embedded
@@ -235,6 +243,136 @@ static void test_fill_equals_core(void **state) {
     rs_cluster_destroy(cl);
 }
 
+/* Event i on (partition part) of the events topic: counterparty m-1. */
+static void produce_on(rd_kafka_t *prod, int32_t part, int i, int64_t t) {
+    char buf[512], key[32];
+    snprintf(key, sizeof(key), "card-%d", i);
+    int len = snprintf(buf, sizeof(buf),
+                       "{\"id\":\"q-%d\",\"type\":\"card_tx\",\"entity_id\":"
+                       "\"%s\",\"counterparty_id\":\"m-1\",\"event_time_ms\":"
+                       "%lld,\"amount\":%d.5}", i, key, (long long)t, 1 + i % 97);
+    assert_int_equal(rd_kafka_producev(prod, RD_KAFKA_V_TOPIC("events"),
+                                       RD_KAFKA_V_PARTITION(part),
+                                       RD_KAFKA_V_KEY(key, strlen(key)),
+                                       RD_KAFKA_V_VALUE(buf, (size_t)len),
+                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                       RD_KAFKA_V_END),
+                     0);
+    assert_int_equal(rd_kafka_flush(prod, 30000), 0); /* one batch each */
+}
+
+/* The stage's fill of every event read back equals the core fed the same
+ * partitions with PARTITION_EOF everywhere (the canonical order). */
+static void fills_equal_core(rs_cpstage_t *cs, const char *boot, int nev,
+                             const rs_features_conf_t *fc) {
+    char errstr[512];
+    got_t *ge = calloc(1, sizeof(*ge));
+    assert_int_equal(rs_test_kafka_read(boot, "events", nev, 200, 30000,
+                                        collect, ge), nev);
+    rs_cpm_conf_t mc = {.features = fc, .nparts = {NPART, NPART},
+                        .dedup_window_ms = 86400000LL, .dedup_max = 65536};
+    rs_cpm_t *m = rs_cpm_new(&mc, errstr, sizeof(errstr));
+    assert_non_null(m);
+    for (int i = 0; i < ge->n; i++)
+        rs_cpm_push(m, 0, ge->part[i], ge->off[i], ge->payload[i], ge->len[i],
+                    NULL);
+    for (int p = 0; p < NPART; p++) {
+        rs_cpm_eof(m, 0, p, 0);
+        rs_cpm_eof(m, 1, p, 0);
+    }
+    while (rs_cpm_step(m, 0, 1000) > 0) {}
+    float *x = calloc(512, 4), *y = calloc(512, 4);
+    rs_event_t *ev = calloc(1, sizeof(*ev));
+    for (int i = ge->n - 1; i >= 0; i--) { /* the quiet, newest one first */
+        assert_int_equal(rs_event_decode(RS_FORMAT_JSON, ge->payload[i],
+                                         ge->len[i], ev, errstr,
+                                         sizeof(errstr)), RS_OK);
+        memset(x, 0xff, 512 * 4);
+        memset(y, 0xff, 512 * 4);
+        assert_int_equal(rs_cpstage_fill(cs, ge->part[i], ge->off[i], ev, x,
+                                         NULL), RS_OK);
+        assert_int_equal(rs_cpm_find(m, ge->part[i], ge->off[i],
+                                     rs_hash_str(ev->id), y), RS_OK);
+        assert_memory_equal(x, y, 512 * 4);
+    }
+    for (int i = 0; i < ge->n; i++) free(ge->payload[i]);
+    free(ge);
+    free(x);
+    free(y);
+    free(ev);
+    rs_cpm_destroy(m);
+}
+
+/* A busy partition and a quiet one, the stage's consumer without
+ * PARTITION_EOF (enable.partition.eof=false) and fetching in small pieces
+ * (max.partition.fetch.bytes 512, one message per batch): only the cached
+ * high watermarks can tell the stage a partition is at its end.
+ *  - the store becomes ready (every partition, empty ones too, at its
+ *    watermark), and the quiet partition's event, newer than all 300 of
+ *    the busy partition, has the features of the canonical order: the
+ *    stage did not pass the busy partition while it had messages below
+ *    its watermark still to fetch;
+ *  - live: an event on the busy partition, then one on the quiet one,
+ *    each merged as soon as the stage read it (no PARTITION_EOF comes),
+ *    with the canonical features again; nothing merged out of order. */
+static void test_quiet_busy_watermark(void **state) {
+    (void)state;
+    char errstr[512];
+    rs_cluster_t *cl = rs_cluster_new(1, topics, 2, NPART, errstr, sizeof(errstr));
+    if (!cl) fail_msg("cluster: %s", errstr);
+    const char *boot = rs_cluster_bootstraps(cl);
+    rd_kafka_t *prod = rs_kafka_producer_new(NULL, boot, errstr, sizeof(errstr));
+    assert_non_null(prod);
+    for (int i = 0; i < 300; i++) produce_on(prod, 0, i, BASE_MS + i * 1000LL);
+    produce_on(prod, 1, 1000, BASE_MS + 500000);
+
+    rs_features_conf_t fc;
+    rs_features_conf_init(&fc);
+    fc.max_keys = fc.max_counterparties = 1024;
+    fc.label_index = 4096;
+    rs_ingest_conf_t icon;
+    rs_ingest_conf_init(&icon);
+    rs_strlcpy(icon.group_id, "g-qb", sizeof(icon.group_id));
+    rs_cpstage_conf_t cc;
+    rs_cpstage_conf_init(&cc);
+    cc.idle_wait_ms = 0;
+    cc.buffer = 64;
+    rs_kv_t kv;
+    rs_kv_init(&kv);
+    rs_kv_set(&kv, "enable.partition.eof", "false");
+    rs_kv_set(&kv, "max.partition.fetch.bytes", "512");
+    rs_cpstage_opts_t o = {&cc, &fc, &icon, &kv, boot, 86400000LL, 65536, 0, 1};
+    rs_err_t err;
+    rs_cpstage_t *cs = rs_cpstage_new(&o, &err, errstr, sizeof(errstr));
+    if (!cs) fail_msg("rs_cpstage_new: %s", errstr);
+    const char *why = NULL;
+    for (int k = 0; k < 600 && !rs_cpstage_ready(cs, &why); k++) sleep_ms(50);
+    if (!rs_cpstage_ready(cs, &why))
+        fail_msg("not ready after 30 s without PARTITION_EOF: %s", why);
+    fills_equal_core(cs, boot, 301, &fc);
+
+    produce_on(prod, 0, 2000, BASE_MS + 600000);
+    produce_on(prod, 1, 2001, BASE_MS + 700000);
+    fills_equal_core(cs, boot, 303, &fc);
+
+    rs_cpstage_stats_t *st = calloc(1, sizeof(*st));
+    rs_cpstage_stats(cs, st);
+    printf("test_quiet_busy_watermark: %llu events merged, partitions at "
+           "their end %llu times by the watermark, %llu by PARTITION_EOF\n",
+           (unsigned long long)st->events, (unsigned long long)st->ends_hwm,
+           (unsigned long long)st->ends_eof);
+    assert_int_equal(st->events, 303);
+    assert_int_equal(st->reordered, 0);
+    assert_int_equal(st->miss_timeout + st->miss_gone, 0);
+    assert_int_equal(st->ends_eof, 0);
+    assert_true(st->ends_hwm >= 2 * NPART);
+    free(st);
+    rs_cpstage_destroy(cs);
+    rs_kv_free(&kv);
+    rd_kafka_destroy(prod);
+    rs_cluster_destroy(cl);
+}
+
 /* The fetch.wait.max.ms the stage's consumer runs with. */
 static int64_t stage_fetch_wait(const char *boot, int64_t conf_ms, int on_mock,
                                 const char *kafka_fwm) {
@@ -287,6 +425,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fill_equals_core),
         cmocka_unit_test(test_fetch_wait),
+        cmocka_unit_test(test_quiet_busy_watermark),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,6 +25,12 @@
  *  - test_stall_readiness: the service stuck (Redis frozen with SIGSTOP,
  *    the writer's buffer full) is not ready after service.stall_timeout,
  *    and ready again once it moves.
+ *  - test_ckpt_delivered: periodic checkpoints taken with batches in
+ *    flight are committed only once those are delivered, both delivery
+ *    modes: Redis frozen with 250 scored events undelivered (exactly-
+ *    once: their transaction waiting) for three checkpoint periods, the
+ *    file keeps naming offset 50, then 300 once Redis runs (the service
+ *    running).
  *  - test_workers_equal: the same stream (1500 events, a malformed one,
  *    duplicates, a label) with service.workers 1, 2 and 3: every record
  *    on the scores topic is the same byte for byte (JSON; protobuf
@@ -196,6 +202,57 @@ static double metric(const char *text, const char *name) {
 
 static int file_exists(const char *path, struct stat *st) {
     return stat(path, st) == 0;
+}
+
+/* The offset a checkpoint file names for (topic, partition): the feature
+ * file's header (hdr_size at byte 12, blob_len at 32), then the blob, the
+ * service record of scoring/svc_ckpt.c (v3/v4: "RSOF", version, n, pad,
+ * two topic names of 128 bytes, caches_len, nlogs, pad, dedup_len: 296
+ * bytes) and its n positions {int32 topic, int32 partition, int64
+ * offset}.  -1: no file or no such position; -2: not that layout. */
+static int64_t ckpt_offset(const char *path, int topic, int partition) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    uint8_t *b = malloc(1 << 20);
+    size_t n = fread(b, 1, 1 << 20, f);
+    fclose(f);
+    int64_t r = -2;
+    uint32_t hs, magic, ver, np;
+    uint64_t bl;
+    if (n >= 40 && !memcmp(b, "RSFCKPT1", 8)) {
+        memcpy(&hs, b + 12, 4);
+        memcpy(&bl, b + 32, 8);
+        if (hs + (uint64_t)bl <= n && bl >= 296) {
+            const uint8_t *blob = b + hs;
+            memcpy(&magic, blob, 4);
+            memcpy(&ver, blob + 4, 4);
+            memcpy(&np, blob + 8, 4);
+            if (magic == 0x464f5352u && (ver == 3 || ver == 4) &&
+                296 + (uint64_t)np * 16 <= bl) {
+                r = -1;
+                for (uint32_t i = 0; i < np; i++) {
+                    int32_t t, p;
+                    int64_t o;
+                    memcpy(&t, blob + 296 + i * 16, 4);
+                    memcpy(&p, blob + 296 + i * 16 + 4, 4);
+                    memcpy(&o, blob + 296 + i * 16 + 8, 8);
+                    if (t == topic && p == partition) r = o;
+                }
+            }
+        }
+    }
+    free(b);
+    return r;
+}
+
+/* Wait until the checkpoint names `want` on events partition 0. */
+static int wait_ckpt(const char *path, int64_t want, int timeout_ms) {
+    double deadline = now_s() + timeout_ms / 1000.0;
+    while (ckpt_offset(path, RS_MSG_TOPIC_EVENTS, 0) != want) {
+        if (now_s() > deadline) return 0;
+        sleep_ms(50);
+    }
+    return 1;
 }
 
 /* ------------------------------------------------------------------ tests */
@@ -879,6 +936,68 @@ static int wait_ready(rs_test_svc_t *s, int want, char *why, size_t size,
     }
 }
 
+/* Periodic checkpoints are taken with batches in flight and committed only
+ * once those batches are delivered (scoring/svc_ckpt.c): a restart starts
+ * where the file's state ends, so the file must never name an offset
+ * whose scores are not out.  Redis frozen (SIGSTOP) leaves 250 scored
+ * events undelivered (at-least-once: not written; exactly-once: their
+ * transaction, every 3 s, waits for Redis) for 3 s, three checkpoint
+ * periods: the file keeps naming offset 50, what was delivered; once
+ * Redis runs again a checkpoint naming 300 is committed while the service
+ * runs. */
+static void ckpt_delivered(const char *delivery) {
+    /* static: teardown() may close it after a failure */
+    static rs_test_env_t e;
+    rs_test_env_open(&e, 1);
+    char ckpt[600], group[64];
+    snprintf(ckpt, sizeof(ckpt), "%s/state.ckpt", rs_test_redis_dir(e.redis));
+    snprintf(group, sizeof(group), "g-ckpt-%s", delivery);
+    const char *kv[] = {"service.checkpoint_path", ckpt,
+                        "service.checkpoint_interval", "1s",
+                        "service.delivery", delivery,
+                        "service.transaction_interval", "3s",
+                        "service.commit_timeout", "60s",
+                        "redis.timeout", "60s", "topics.batch_max", "16",
+                        NULL};
+    static rs_test_svc_t s;
+    rs_test_svc_conf(&s, &e, group, kv);
+    rs_test_svc_run(&s);
+    rs_test_svc_wait_assigned(&s, 30000);
+    produce_events(&e, 0, 50);
+    rs_test_env_flush(&e);
+    assert_true(rs_test_svc_wait_count(&s, &s.scored, 50, "scored", 30000));
+    assert_true(wait_ckpt(ckpt, 50, 20000));
+    pid_t rp = rs_test_redis_pid(e.redis);
+    assert_int_equal(kill(rp, SIGSTOP), 0);
+    produce_events(&e, 50, 300);
+    rs_test_env_flush(&e);
+    int scored = rs_test_svc_wait_count(&s, &s.scored, 300, "scored", 30000);
+    int64_t most = 0;
+    for (double t0 = now_s(); now_s() - t0 < 3.0; sleep_ms(50)) {
+        int64_t o = ckpt_offset(ckpt, RS_MSG_TOPIC_EVENTS, 0);
+        if (o > most) most = o;
+    }
+    assert_int_equal(kill(rp, SIGCONT), 0);
+    int moved = wait_ckpt(ckpt, 300, 30000);
+    printf("ckpt_delivered: %s: with 250 scored events undelivered the "
+           "checkpoint named at most offset %lld; after delivery %s\n",
+           delivery, (long long)most, moved ? "300" : "not 300 within 30 s");
+    rs_test_svc_stop(&s);
+    assert_true(scored);
+    assert_int_equal(most, 50);
+    assert_true(moved);
+    assert_int_equal(s.err, RS_OK);
+    assert_int_equal(s.st.checkpoint_errors, 0);
+    rs_test_svc_free(&s);
+    rs_test_env_close(&e);
+}
+
+static void test_ckpt_delivered(void **state) {
+    (void)state;
+    ckpt_delivered("at_least_once");
+    ckpt_delivered("exactly_once");
+}
+
 /* A stuck service is not ready: Redis frozen (SIGSTOP; its timeout long,
  * so the writer waits instead of seeing an outage), the writer's small
  * buffer full, consumption paused with input waiting.  After
@@ -1001,6 +1120,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_dedup_restart, teardown),
         cmocka_unit_test_teardown(test_workers_equal, teardown),
         cmocka_unit_test_teardown(test_stall_readiness, teardown),
+        cmocka_unit_test_teardown(test_ckpt_delivered, teardown),
         cmocka_unit_test_teardown(test_bad_sizes, teardown),
     };
     const char *f = getenv("RS_TEST_FILTER");
