@@ -56,16 +56,7 @@ static void make_label(int i, rs_label_t *lb) {
 
 static void produce(rd_kafka_t *rk, const char *topic, const char *key,
                     const void *val, size_t len) {
-    rd_kafka_resp_err_t kerr;
-    for (;;) {
-        kerr = rd_kafka_producev(
-            rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_KEY((void *)key, key ? strlen(key) : 0),
-            RD_KAFKA_V_VALUE((void *)val, len), RD_KAFKA_V_END);
-        if (kerr != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
-        rd_kafka_poll(rk, 10);
-    }
-    assert_int_equal(kerr, RD_KAFKA_RESP_ERR_NO_ERROR);
+    assert_int_equal(rs_test_kafka_produce(rk, topic, key, val, len), 0);
 }
 
 static void produce_events(rd_kafka_t *rk, const char *topic, rs_format_t fmt,

@@ -41,16 +41,7 @@ static const char *const rs_topics[] = {"events", "labels", "scores",
 
 static void produce(rd_kafka_t *rk, const char *topic, const char *key,
                     const void *val, size_t len) {
-    rd_kafka_resp_err_t kerr;
-    for (;;) {
-        kerr = rd_kafka_producev(
-            rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_KEY((void *)key, key ? strlen(key) : 0),
-            RD_KAFKA_V_VALUE((void *)val, len), RD_KAFKA_V_END);
-        if (kerr != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
-        rd_kafka_poll(rk, 10);
-    }
-    assert_int_equal(kerr, RD_KAFKA_RESP_ERR_NO_ERROR);
+    assert_int_equal(rs_test_kafka_produce(rk, topic, key, val, len), 0);
 }
 
 /* n events ev-0..ev-(n-1), keyed by entity; every bad_every-th one

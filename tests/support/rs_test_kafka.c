@@ -97,6 +97,20 @@ int rs_test_kafka_header(const rd_kafka_message_t *rkm, const char *name,
     return 0;
 }
 
+int rs_test_kafka_produce(rd_kafka_t *rk, const char *topic, const char *key,
+                          const void *value, size_t len) {
+    rd_kafka_resp_err_t kerr;
+    for (;;) {
+        kerr = rd_kafka_producev(
+            rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_KEY((void *)key, key ? strlen(key) : 0),
+            RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_END);
+        if (kerr != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
+        rd_kafka_poll(rk, 10);
+    }
+    return kerr == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
+}
+
 int rs_test_kafka_produce_sync(rd_kafka_t *rk, const char *topic,
                                const void *key, size_t klen,
                                const void *value, size_t len) {

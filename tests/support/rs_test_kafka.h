@@ -26,6 +26,11 @@ int rs_test_kafka_read(const char *bootstrap, const char *topic, int expect,
 int rs_test_kafka_header(const rd_kafka_message_t *rkm, const char *name,
                          char *buf, size_t size);
 
+/* Produce one message (copied, key may be NULL) without waiting for its
+ * delivery, polling while the producer's queue is full; 0 on success. */
+int rs_test_kafka_produce(rd_kafka_t *rk, const char *topic, const char *key,
+                          const void *value, size_t len);
+
 /* Produce one message (copied) and wait for its delivery; 0 on success. */
 int rs_test_kafka_produce_sync(rd_kafka_t *rk, const char *topic,
                                const void *key, size_t klen,
