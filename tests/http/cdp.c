@@ -11,7 +11,8 @@
  *                      event (30 s)
  *   eval JS            evaluate (promises awaited); print "eval: <JSON>"
  *   expect JS          evaluate; fail unless the result is true
- *   wait S JS          evaluate every 100 ms until true, fail after S s
+ *   wait S JS          evaluate every 100 ms until true (an evaluation a
+ *                      navigation cut short counts as not yet), fail after S s
  *   shot FILE          screenshot of the viewport as PNG
  *   dom FILE           document.documentElement.outerHTML into FILE
  *   echo TEXT          print TEXT
@@ -126,8 +127,10 @@ static void note_event(json_t *m) {
 }
 
 /* Send `method` with `params` (stolen) on the page session (or the browser
- * when to_browser) and return its result (caller decrefs). */
-static json_t *call(const char *method, json_t *params, int to_browser) {
+ * when to_browser) and return its result (caller decrefs).  An error
+ * answer is fatal, unless `soft`: then NULL. */
+static json_t *call_soft(const char *method, json_t *params, int to_browser,
+                         int soft) {
     int id = next_id++;
     json_t *m = json_object();
     json_object_set_new(m, "id", json_integer(id));
@@ -146,6 +149,10 @@ static json_t *call(const char *method, json_t *params, int to_browser) {
         json_t *rid = json_object_get(r, "id");
         if (json_is_integer(rid) && json_integer_value(rid) == id) {
             json_t *err = json_object_get(r, "error");
+            if (err && soft) {
+                json_decref(r);
+                return NULL;
+            }
             if (err) {
                 char *e = json_dumps(err, JSON_COMPACT);
                 die("%s: %s", method, e);
@@ -159,12 +166,29 @@ static json_t *call(const char *method, json_t *params, int to_browser) {
     }
 }
 
-/* Evaluate `js`; the value (caller decrefs). */
-static json_t *evaluate(const char *js) {
+static json_t *call(const char *method, json_t *params, int to_browser) {
+    return call_soft(method, params, to_browser, 0);
+}
+
+/* Evaluate `js`; the value (caller decrefs).  With `soft` (a `wait`
+ * polling across a navigation), an evaluation the navigation cut short
+ * ("Inspected target navigated or closed", "Execution context was
+ * destroyed") gives NULL: not true yet. */
+static json_t *evaluate_soft(const char *js, int soft) {
     json_t *p = json_pack("{s:s,s:b,s:b}", "expression", js, "awaitPromise", 1,
                           "returnByValue", 1);
-    json_t *res = call("Runtime.evaluate", p, 0);
+    json_t *res = call_soft("Runtime.evaluate", p, 0, soft);
+    if (!res) return NULL;
     json_t *exc = json_object_get(res, "exceptionDetails");
+    if (exc && soft) {
+        char *e = json_dumps(exc, JSON_COMPACT);
+        int cut = e && strstr(e, "context was destroyed") != NULL;
+        free(e);
+        if (cut) {
+            json_decref(res);
+            return NULL;
+        }
+    }
     if (exc) {
         char *e = json_dumps(exc, JSON_COMPACT);
         die("exception in %s: %s", js, e);
@@ -174,6 +198,8 @@ static json_t *evaluate(const char *js) {
     json_decref(res);
     return v;
 }
+
+static json_t *evaluate(const char *js) { return evaluate_soft(js, 0); }
 
 static int b64v(int c) {
     if (c >= 'A' && c <= 'Z') return c - 'A';
@@ -361,9 +387,9 @@ int main(int argc, char **argv) {
             if (js == arg || secs <= 0) die("wait SECONDS JS");
             int64_t deadline = now_ms() + (int64_t)(secs * 1000);
             for (;;) {
-                json_t *v = evaluate(js);
-                int ok = json_is_true(v);
-                json_decref(v);
+                json_t *v = evaluate_soft(js, 1); /* NULL: navigating */
+                int ok = v && json_is_true(v);
+                if (v) json_decref(v);
                 if (ok) break;
                 if (now_ms() > deadline)
                     die("not true within %.0f s:%s", secs, js);
