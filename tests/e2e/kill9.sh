@@ -9,7 +9,7 @@
 # mock keeps only ~5 MB per partition: an unconsumed or uncheckpointed
 # backlog larger than that would be deleted under the consumer).  A kcat
 # consumer reads the scores topic continuously from the beginning into a
-# file (read_committed in exactly-once mode), so scores deleted from the
+# file (read uncommitted: see ISO below), so scores deleted from the
 # mock later are already saved.  serve runs with a checkpoint path and is
 # killed KILLS times: most kills when the scored count passes a random mark
 # (plus a random 0-1.5 s), some 0.2-4 s after a restart (during start-up,
@@ -135,8 +135,15 @@ if "$BIN" config --set service.delivery="$DELIVERY" >/dev/null 2>&1; then
 elif [ "$DELIVERY" = exactly_once ]; then
   fail "this riskstream has no service.delivery=exactly_once ('riskstream config --set service.delivery=exactly_once' is refused)"
 fi
+# The scores reader reads uncommitted on the mock, in both modes: the mock
+# writes no transaction markers, so read_committed hides nothing there,
+# but it gates the reader at the partition's last stable offset, which a
+# transaction of a serve killed mid-transaction could hold back for good
+# (seen once in CI: the reader stopped at a restarted serve's first
+# records while serve committed 13 000 more, then the mock's retention
+# dropped them). Against a cluster with markers, read_committed belongs
+# here (ISO=(-X isolation.level=read_committed)).
 ISO=()
-[ "$DELIVERY" = exactly_once ] && ISO=(-X isolation.level=read_committed)
 
 log "EVENTS=$EVENTS KILLS=$KILLS DELIVERY=$DELIVERY PARTITIONS=$PARTITIONS SEED=$SEED BACKLOG=$BACKLOG CKPT_INTERVAL=$CKPT_INTERVAL"
 URL="$("$SRC/ops/redis.sh" start "$T/redis")"
