@@ -115,6 +115,13 @@ static int rs_ingest_merge_drop_gone(rs_ingest_t *ing, int n) {
     return k;
 }
 
+/* Milliseconds left until `deadline` (monotonic µs), rounded up; 0 once
+ * it passed. */
+static int rs_ingest_wait_left(int64_t deadline) {
+    int64_t left = deadline - rs_clock_mono_us();
+    return left > 0 ? (int)((left + 999) / 1000) : 0;
+}
+
 /* Read what the consumer holds (waiting up to wait_ms for the first
  * message or end of partition), up to cap messages, decode them (as
  * rs_ingest_poll does) and queue them in the task merge.  *drained: the
@@ -128,11 +135,7 @@ static int rs_ingest_merge_read(rs_ingest_t *ing, int wait_ms, int cap,
     *drained = 0;
     ing->ngone = 0;
     while (n < cap) {
-        int wait = 0;
-        if (n == 0 && ends == 0) {
-            int64_t left = deadline - rs_clock_mono_us();
-            wait = left > 0 ? (int)((left + 999) / 1000) : 0;
-        }
+        int wait = n == 0 && ends == 0 ? rs_ingest_wait_left(deadline) : 0;
         rs_msg_t *pre;
         rs_err_t perr = RS_OK;
         int stalled;
@@ -287,11 +290,7 @@ int rs_ingest_poll(rs_ingest_t *ing, rs_msg_t *msgs, int max, int timeout_ms) {
     int64_t deadline = rs_clock_mono_us() + (int64_t)RS_MAX(timeout_ms, 0) * 1000;
     ing->ngone = 0;
     while (n < max) {
-        int wait = 0;
-        if (n == 0) {
-            int64_t left = deadline - rs_clock_mono_us();
-            wait = left > 0 ? (int)((left + 999) / 1000) : 0;
-        }
+        int wait = n == 0 ? rs_ingest_wait_left(deadline) : 0;
         rs_msg_t *pre;
         rs_err_t perr = RS_OK;
         int stalled;
