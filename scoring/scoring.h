@@ -90,6 +90,8 @@ typedef struct rs_service_conf_s {
     int64_t dedup_max;         /* duplicate detection: entries kept     */
     int64_t workers;           /* threads for decode, records, encode;
                                 * 0 = the online cores (workers.h)      */
+    int64_t trace_slow_ms;     /* log loop turns at least this long,
+                                * split by stage; 0 = off               */
 } rs_service_conf_t;
 
 /* service.log_inputs: which events' scoring inputs go to Redis
@@ -175,6 +177,7 @@ typedef struct rs_service_stats_s {
     uint64_t batches;
     uint64_t model_sharded;     /* batches whose model forward was split
                                  * by entity over the workers (12.2)     */
+    uint64_t slow_turns;        /* service.trace_slow: turns logged       */
     int64_t assigned;           /* input partitions currently assigned    */
     uint64_t checkpoints;       /* feature checkpoints committed          */
     uint64_t checkpoint_errors;

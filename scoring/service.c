@@ -169,6 +169,16 @@ static const rs_conf_field_t rs_service_fields[] = {
      "the number of online cores, 1 = everything on the scoring thread.  "
      "Scores, records and learning records are the same byte for byte "
      "whatever the number", NULL, 0, RS_POOL_MAX},
+    {"trace_slow", RS_CONF_DURATION, "0",
+     offsetof(rs_service_conf_t, trace_slow_ms), 0,
+     "latency debugging: log (info, module service, \"slow turn\") every "
+     "turn of the scoring loop whose batch, or whose work between two "
+     "batches (delivery reports, model swap, checkpoint steps, metrics), "
+     "took at least this long, or one of whose messages waited at least "
+     "this long between its production and the consumer's read: the batch "
+     "size, the age of its oldest message, the time of each stage (the "
+     "counterparty stage's wait inside the features); 0 = off (no cost)",
+     NULL, 0, 60000},
 };
 
 rs_err_t rs_app_conf_init(rs_app_conf_t *app, char *errstr,
@@ -891,10 +901,13 @@ rs_err_t rs_service_run(rs_service_t *svc, volatile sig_atomic_t *stop,
             svc->app->ingest.topic_events, svc->app->ingest.topic_scores,
             rs_model_version(svc->model), svc->dim,
             svc->eos ? "exactly-once" : "at-least-once");
+    svc->trace = svc->conf->trace_slow_ms > 0;
     while (!*stop) {
+        RS_SVC_MARK(svc, RS_SVC_TR_POLL0);
         int n = rs_ingest_poll(svc->ing, svc->msgs, svc->batch_max,
                                (int)svc->app->ingest.poll_timeout_ms);
         int64_t now = rs_clock_mono_us();
+        if (svc->trace) svc->trm[RS_SVC_TR_POLL1] = now;
         if (n < 0) {
             err = rs_errf(errstr, errstr_size, RS_ERR_KAFKA,
                           "consumer failed (fatal Kafka error)");
@@ -910,6 +923,7 @@ rs_err_t rs_service_run(rs_service_t *svc, volatile sig_atomic_t *stop,
             svc->last_input_us = now;
             err = rs_svc_batch(svc, n, stop, errstr, errstr_size);
             if (err != RS_OK) break;
+            RS_SVC_MARK(svc, RS_SVC_TR_BEND);
         }
         if (svc->eos && svc->txn_open &&
             now - svc->txn_begin_us >=
@@ -927,9 +941,16 @@ rs_err_t rs_service_run(rs_service_t *svc, volatile sig_atomic_t *stop,
         rs_svc_standby_tick(svc); /* standby copies read (standby.h) */
         if (rs_parts_labels_held(svc->parts))
             rs_parts_labels_expire(svc->parts, rs_svc_p_replaying);
+        RS_SVC_MARK(svc, RS_SVC_TR_ACKS);
         rs_svc_swap_weights(svc);
+        RS_SVC_MARK(svc, RS_SVC_TR_SWAP);
         rs_svc_ckpt_tick(svc, now);
+        RS_SVC_MARK(svc, RS_SVC_TR_CKPT);
         rs_svc_periodic(svc, now);
+        if (svc->trace) {
+            svc->trm[RS_SVC_TR_END] = rs_clock_mono_us();
+            rs_svc_trace(svc, n);
+        }
         if (svc->conf->max_events > 0 &&
             svc->st.scored >= (uint64_t)svc->conf->max_events)
             break;

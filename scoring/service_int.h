@@ -52,6 +52,30 @@ typedef struct rs_svc_batch_s {
     int64_t handed_us; /* scores handed to the producer (mono)       */
 } rs_svc_batch_t;
 
+/* Stages of one turn of the scoring loop (service.trace_slow): the time
+ * each ends; rs_svc_trace logs the differences. */
+enum {
+    RS_SVC_TR_POLL0,  /* the poll called                               */
+    RS_SVC_TR_POLL1,  /* ... returned the batch                        */
+    RS_SVC_TR_RING,   /* room in the in-flight ring (backpressure)     */
+    RS_SVC_TR_FEAT,   /* labels, dedup, cpstage, features              */
+    RS_SVC_TR_FWD,    /* model forward (workers)                       */
+    RS_SVC_TR_LOG,    /* learning-log appends, decisions               */
+    RS_SVC_TR_REC,    /* records encoded (workers)                     */
+    RS_SVC_TR_PUB,    /* handed to the producer                        */
+    RS_SVC_TR_REDIS,  /* queued for the Redis writer                   */
+    RS_SVC_TR_BEND,   /* trainer messages, changelog: the batch done   */
+    RS_SVC_TR_ACKS,   /* delivery reports, offsets, partitions         */
+    RS_SVC_TR_SWAP,   /* the trainer's newest version swapped in       */
+    RS_SVC_TR_CKPT,   /* checkpoint step                               */
+    RS_SVC_TR_END,    /* metrics snapshot, stats                       */
+    RS_SVC_TR_N
+};
+#define RS_SVC_MARK(svc, i)                                                   \
+    do {                                                                      \
+        if ((svc)->trace) (svc)->trm[i] = rs_clock_mono_us();                  \
+    } while (0)
+
 struct rs_service_s {
     const rs_app_conf_t *app;
     const rs_service_conf_t *conf;
@@ -207,6 +231,12 @@ struct rs_service_s {
                                     * flight                            */
     int64_t stop_deadline_us;      /* 0 until the stop is seen; then every
                                     * wait ends by it (stop_timeout)     */
+
+    /* service.trace_slow: the stages of the current loop turn (mono us,
+     * 0 = not reached), logged by rs_svc_trace when slow */
+    int trace;                     /* service.trace_slow > 0             */
+    int64_t trm[RS_SVC_TR_N];
+    int64_t tr_cp_us, tr_cp_max_us; /* in rs_cpstage_fill: sum, longest */
 };
 
 /* ------------------------------------------- service.c (service thread) */
@@ -226,6 +256,9 @@ rs_learnlog_t *rs_svc_log(rs_service_t *svc, int32_t partition,
                           char *errstr, size_t errstr_size);
 /* Swap in the trainer's newest version (between batches). */
 void rs_svc_swap_weights(rs_service_t *svc);
+/* service.trace_slow: log the turn just ended (n messages) if it was
+ * slow; then clear the marks. */
+void rs_svc_trace(rs_service_t *svc, int n);
 /* At-least-once: store the offsets of the delivered batches. */
 void rs_svc_store_acked(rs_service_t *svc);
 /* Exactly-once: commit the open transaction (waits for Redis). */

@@ -467,6 +467,7 @@ rs_err_t rs_svc_batch(rs_service_t *svc, int n,
     int D = svc->dim, nev = 0, npub = 0, ndup = 0, ntouched = 0;
     rs_err_t werr = rs_svc_ring_wait(svc, n, stop, errstr, errstr_size);
     if (werr != RS_OK) return werr;
+    RS_SVC_MARK(svc, RS_SVC_TR_RING);
     if (svc->eos && !svc->txn_open) {
         rs_err_t err = rs_sink_kafka_txn_begin(svc->ks);
         if (err != RS_OK)
@@ -518,12 +519,18 @@ rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             if (svc->al) rs_alerts_event(svc->al, i, &m->ev, m->partition);
             /* cpstage hook: the shared features first (the engine, in
              * ENTITY scope, leaves them as they are) */
+            int64_t tcp = svc->trace && svc->cp ? rs_clock_mono_us() : 0;
             if (svc->cp && m->replay) /* rebuilds state, never published */
                 rs_cpstage_fill_replay(svc->cp, m->partition, m->offset,
                                        &m->ev, x, svc->stop);
             else if (svc->cp)
                 rs_cpstage_fill(svc->cp, m->partition, m->offset, &m->ev, x,
                                 svc->stop);
+            if (tcp) { /* service.trace_slow: the stage's share */
+                tcp = rs_clock_mono_us() - tcp;
+                svc->tr_cp_us += tcp;
+                if (tcp > svc->tr_cp_max_us) svc->tr_cp_max_us = tcp;
+            }
             if (rs_features_process(svc->feat, &m->ev, x, &svc->flags[nev]) !=
                 RS_OK) {
                 /* Decoders validate first, so this is a programming error
@@ -553,6 +560,7 @@ rs_err_t rs_svc_batch(rs_service_t *svc, int n,
         }
     }
 
+    RS_SVC_MARK(svc, RS_SVC_TR_FEAT);
     if (nev > 0) {
         /* One call for the micro-batch, any model kind: scores, feature
          * contributions, attended history and experts; each event is also
@@ -585,6 +593,7 @@ rs_err_t rs_svc_batch(rs_service_t *svc, int n,
         if (ferr != RS_OK)
             return rs_errf(errstr, errstr_size, ferr, "model forward: %s",
                            rs_err_str(ferr));
+        RS_SVC_MARK(svc, RS_SVC_TR_FWD);
         {
             rs_model_shard_stats_t shs;
             rs_model_shard_stats(svc->msh, &shs);
@@ -658,6 +667,7 @@ rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             }
             npub++;
         }
+        RS_SVC_MARK(svc, RS_SVC_TR_LOG);
         /* Stamp, fill, encode once: latency ends when the scores are
          * handed to the producer. */
         int64_t now_wall_us = rs_clock_wall_us(), now_mono = rs_clock_mono_us();
@@ -675,6 +685,7 @@ rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             return rs_errf(errstr, errstr_size, rerr,
                            "score of %s does not encode",
                            wb.bad >= 0 ? svc->out[wb.bad].event_id : "?");
+        RS_SVC_MARK(svc, RS_SVC_TR_REC);
         for (int k = 0; svc->feat_out && k < nev; k++) {
             if (svc->pub[k] < 0) continue; /* tests: id partition offset x */
             const rs_msg_t *m = &svc->msgs[svc->ev_msg[k]];
@@ -747,6 +758,7 @@ rs_err_t rs_svc_batch(rs_service_t *svc, int n,
         }
     }
     if (svc->al) rs_alerts_batch_end(svc->al); /* labels after the events */
+    RS_SVC_MARK(svc, RS_SVC_TR_PUB);
     /* Every batch goes to the Redis writer, also one that published no
      * score (labels, rejects or replayed events only): with n == 0 it only
      * moves the written-batch watermark on (sink.h), which the offset store
@@ -755,6 +767,7 @@ rs_err_t rs_svc_batch(rs_service_t *svc, int n,
     rs_err_t qerr = rs_svc_redis_enqueue(svc, npub, b->seq, stop, errstr,
                                          errstr_size);
     if (qerr != RS_OK) return qerr;
+    RS_SVC_MARK(svc, RS_SVC_TR_REDIS);
     /* Exactly-once: a reject's dead-letter copy must be acknowledged before
      * a commit includes its position (stores nothing in that mode). */
     if (svc->eos) rs_ingest_store(svc->ing, svc->msgs, n);
@@ -769,4 +782,74 @@ rs_err_t rs_svc_batch(rs_service_t *svc, int n,
     if (svc->clog) /* what the batch changed, produced once it retires */
         rs_changelog_stage(svc->clog, b->seq, svc->msgs, n, rs_svc_p_pos, svc);
     return RS_OK;
+}
+
+/* ------------------------------------------------------------- trace */
+
+/* service.trace_slow: one log line for a turn of the scoring loop whose
+ * batch (poll return -> done) or whose work between batches took at least
+ * the threshold: the batch size, how long its oldest event waited before
+ * the poll returned it (since it was produced; since the consumer read it,
+ * i.e. in librdkafka's queue or the read-ahead buffer), and each stage's
+ * time (RS_SVC_TR_*; a stage not reached counts 0). */
+void rs_svc_trace(rs_service_t *svc, int n) {
+    int64_t *tr = svc->trm;
+    for (int i = 1; i < RS_SVC_TR_N; i++)
+        if (!tr[i]) tr[i] = tr[i - 1];
+    int64_t thr = svc->conf->trace_slow_ms * 1000;
+    int64_t batch = tr[RS_SVC_TR_BEND] - tr[RS_SVC_TR_POLL1],
+            after = tr[RS_SVC_TR_END] - tr[RS_SVC_TR_BEND],
+            poll = tr[RS_SVC_TR_POLL1] - tr[RS_SVC_TR_POLL0];
+    /* the batch's longest wait before the consumer read a message
+     * (broker, fetch, librdkafka's queue): produced -> read */
+    int64_t off = rs_clock_wall_us() - rs_clock_mono_us();
+    int64_t prod = INT64_MAX, recv = INT64_MAX, fetch = 0;
+    for (int i = 0; i < n; i++) {
+        const rs_msg_t *m = &svc->msgs[i];
+        if (m->produced_ms > 0) {
+            if (m->produced_ms * 1000 < prod) prod = m->produced_ms * 1000;
+            int64_t f = m->received_us + off - m->produced_ms * 1000;
+            if (f > fetch) fetch = f;
+        }
+        if (m->received_us < recv) recv = m->received_us;
+    }
+    if (batch >= thr || after >= thr || fetch >= thr ||
+        (n > 0 && poll >= thr)) {
+        double age = prod == INT64_MAX ? 0
+                     : (double)(tr[RS_SVC_TR_POLL1] + off - prod) / 1000.0;
+        double held = recv == INT64_MAX
+                          ? 0 : (double)(tr[RS_SVC_TR_POLL1] - recv) / 1000.0;
+#define RS_TR_MS(a, b) ((double)(tr[b] - tr[a]) / 1000.0)
+        rs_info("service", "slow turn: %d messages, oldest produced %.1f ms "
+                "/ read %.1f ms before the poll returned, longest produced -> "
+                "read %.1f ms; poll %.1f, batch "
+                "%.1f ms (ring %.1f, features %.1f [counterparty stage %.1f, "
+                "longest %.1f], forward %.1f, logs %.1f, "
+                "records %.1f, publish %.1f, redis %.1f, trainer %.1f), "
+                "after %.1f ms (acks %.1f, swap %.1f, checkpoint %.1f%s, "
+                "periodic %.1f); %llu batches in flight",
+                n, age, held, (double)fetch / 1000.0, (double)poll / 1000.0,
+                (double)batch / 1000.0,
+                RS_TR_MS(RS_SVC_TR_POLL1, RS_SVC_TR_RING),
+                RS_TR_MS(RS_SVC_TR_RING, RS_SVC_TR_FEAT),
+                (double)svc->tr_cp_us / 1000.0,
+                (double)svc->tr_cp_max_us / 1000.0,
+                RS_TR_MS(RS_SVC_TR_FEAT, RS_SVC_TR_FWD),
+                RS_TR_MS(RS_SVC_TR_FWD, RS_SVC_TR_LOG),
+                RS_TR_MS(RS_SVC_TR_LOG, RS_SVC_TR_REC),
+                RS_TR_MS(RS_SVC_TR_REC, RS_SVC_TR_PUB),
+                RS_TR_MS(RS_SVC_TR_PUB, RS_SVC_TR_REDIS),
+                RS_TR_MS(RS_SVC_TR_REDIS, RS_SVC_TR_BEND),
+                (double)after / 1000.0,
+                RS_TR_MS(RS_SVC_TR_BEND, RS_SVC_TR_ACKS),
+                RS_TR_MS(RS_SVC_TR_ACKS, RS_SVC_TR_SWAP),
+                RS_TR_MS(RS_SVC_TR_SWAP, RS_SVC_TR_CKPT),
+                svc->ckpt_active ? " active" : "",
+                RS_TR_MS(RS_SVC_TR_CKPT, RS_SVC_TR_END),
+                (unsigned long long)(svc->ring_head - svc->ring_tail));
+#undef RS_TR_MS
+        svc->st.slow_turns++;
+    }
+    memset(tr, 0, sizeof(svc->trm));
+    svc->tr_cp_us = svc->tr_cp_max_us = 0;
 }

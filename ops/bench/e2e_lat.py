@@ -20,7 +20,7 @@ acknowledged and Redis written, per batch: not in the measured latency); the
 counterparty stage's wait per event (its log); serve's CPU per event.  A
 binary without the split (older builds) shows '-' there.
 """
-import argparse, os, re, signal, sys
+import argparse, os, re, signal, subprocess, sys, threading, time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -32,6 +32,36 @@ ROOT = bl.ROOT
 SPLIT_RE = re.compile(rb"serve: latency p50/p99 ms: produced -> polled ([\d.]+)/([\d.]+), polled -> handed "
                       rb"to the producer ([\d.]+)/([\d.]+), handed -> delivered ([\d.]+)/([\d.]+)")
 CPW_RE = re.compile(rb"wait p50 (\d+) us, p99 (\d+) us")
+BATCH_RE = re.compile(rb"serve: batch messages p50/p99/p99.9: (\d+)/(\d+)/(\d+)")
+
+
+class Control(threading.Thread):
+    """--control: a kcat consumer of the events topic beside serve (the
+    same fetch.wait.max.ms), each line stamped when this process reads it:
+    produced -> read without riskstream, the part of the latency that the
+    producer, the broker and the box's scheduler make."""
+    def __init__(self, broker):
+        super().__init__(daemon=True)
+        self.p = subprocess.Popen(["kcat", "-C", "-b", broker, "-t", "events", "-o", "end", "-u", "-q",
+                                   "-X", "fetch.wait.max.ms=5", "-f", "%T\n"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, bufsize=0)
+        self.lat = []
+        self.start()
+
+    def run(self):
+        buf = b""
+        while True:
+            chunk = self.p.stdout.read1(65536) if hasattr(self.p.stdout, "read1") else self.p.stdout.read(65536)
+            if not chunk:
+                break
+            now = time.time() * 1000.0
+            buf += chunk
+            *done, buf = buf.split(b"\n")
+            self.lat.extend(now - int(x) for x in done if x)
+
+    def stop(self):
+        self.p.terminate()
+        self.p.wait()
 
 
 def one(a, sbin, rate, lines, tag):
@@ -43,6 +73,9 @@ def one(a, sbin, rate, lines, tag):
         rig.start(a.bin, 32)
         br, sc = rig.broker, rig.scores
         p, slog = bl.serve_on(rig, sbin, "lat", a.serve_set)
+        ctl = Control(br.addr) if a.control else None
+        if ctl:
+            time.sleep(1.0)  # its partitions assigned (kcat -C reads from the end)
         c0 = bl.cpu_ticks(p.pid)[0]
         bl.produce_paced(br.addr, lines, rate)
         sc.wait(len(lines), a.timeout, p)
@@ -52,11 +85,22 @@ def one(a, sbin, rate, lines, tag):
         with sc.lock:
             rows = list(sc.rows)
         lat = sorted(ts - evt[i] for ts, i in rows if i in evt)
+        if ctl:
+            ctl.stop()
+            cl = sorted(ctl.lat)
+            res["ctl"] = [bl.pct(cl, .5), bl.pct(cl, .99), bl.pct(cl, .999), len(cl)]
         res.update(p50=bl.pct(lat, .5), p99=bl.pct(lat, .99), p999=bl.pct(lat, .999),
                    cpu=(c1 - c0) / bl.TICK / len(lines) * 1e6, load=os.getloadavg()[0])
         p.send_signal(signal.SIGTERM)
         p.wait(60)
         txt = open(slog, "rb").read()
+        if a.keep:
+            os.makedirs(a.keep, exist_ok=True)
+            with open(os.path.join(a.keep, re.sub(r"[^\w.-]+", "_", tag) + ".log"), "wb") as f:
+                f.write(txt)
+        m = BATCH_RE.search(txt)
+        if m:
+            res["batch"] = [int(x) for x in m.groups()]
         m = SPLIT_RE.search(txt)
         if m:
             res["split"] = [float(x) for x in m.groups()]
@@ -64,7 +108,8 @@ def one(a, sbin, rate, lines, tag):
         if m:
             res["cpw"] = [int(x) / 1000.0 for x in m.groups()]
         log(f"{tag}: p50/p99/p99.9 {res['p50']}/{res['p99']}/{res['p999']} ms, split {res.get('split')}, "
-            f"cpstage wait {res.get('cpw')}, {res['cpu']:.1f} us/ev, load {res['load']:.1f}")
+            f"cpstage wait {res.get('cpw')}, control {res.get('ctl')}, batch p50/p99/p99.9 {res.get('batch')}, {res['cpu']:.1f} us/ev, "
+            f"load {res['load']:.1f}")
     except Exception as ex:  # noqa: BLE001
         res["error"] = str(ex)
         log(f"{tag}: FAILED: {ex} (logs in {tmp})")
@@ -87,6 +132,11 @@ def main():
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=120)
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--control", action="store_true",
+                    help="also read the events topic with a plain kcat consumer beside serve and print its "
+                         "produced -> read p50/p99/p99.9: the latency that is not riskstream's")
+    ap.add_argument("--keep", metavar="DIR", help="copy each run's serve log to DIR/<round_binary_rate>.log "
+                    "(with --set service.trace_slow=20ms: the slow turns of the scoring loop)")
     a = ap.parse_args()
     a.serve_set = [x for kv in a.sets for x in ("--set", kv)]
     rates = [float(r) for r in a.rates.split(",")]
@@ -103,10 +153,11 @@ def main():
           f"median of {a.rounds} interleaved rounds; load average at the end "
           f"{' '.join(open('/proc/loadavg').read().split()[:3])}")
     print(f"command: python3 ops/bench/e2e_lat.py --rates {a.rates} --seconds {a.seconds:g} --rounds {a.rounds}"
-          f"{''.join(' --set ' + kv for kv in a.sets)}{' --compare ' + a.compare if a.compare else ''}\n")
+          f"{' --control' if a.control else ''}{''.join(' --set ' + kv for kv in a.sets)}{' --compare ' + a.compare if a.compare else ''}\n")
     print("| binary | ev/s | p50 / p99 / p99.9 ms | produced -> polled p50 / p99 | polled -> handed p50 / p99 "
-          "| cpstage wait per event p50 / p99 | handed -> delivered p50 / p99 | CPU µs/event | load |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| cpstage wait per event p50 / p99 | handed -> delivered p50 / p99 | messages per batch p50 / p99 "
+          "| control reader p50 / p99 | CPU µs/event | load |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for rate in rates:
         for b in bins:
             ok = [x for x in res[(b, rate)] if "error" not in x]
@@ -117,9 +168,13 @@ def main():
             cw = [x["cpw"] for x in ok if "cpw" in x]
             f = lambda i: f"{med([s[i] for s in sp]):.1f}" if sp else "-"  # noqa: E731
             g = lambda i: f"{med([s[i] for s in cw]):.1f}" if cw else "-"  # noqa: E731
+            bt = [x["batch"] for x in ok if "batch" in x]
+            ct = [x["ctl"] for x in ok if "ctl" in x]
+            h = lambda v, i: f"{med([s[i] for s in v]):.0f}" if v else "-"  # noqa: E731
             print(f"| {b} | {rate:.0f} | {med([x['p50'] for x in ok]):.0f} / {med([x['p99'] for x in ok]):.0f} / "
                   f"{med([x['p999'] for x in ok]):.0f} | {f(0)} / {f(1)} | {f(2)} / {f(3)} | {g(0)} / {g(1)} | "
-                  f"{f(4)} / {f(5)} | {med([x['cpu'] for x in ok]):.1f} | {med([x['load'] for x in ok]):.1f} |")
+                  f"{f(4)} / {f(5)} | {h(bt, 0)} / {h(bt, 1)} | {h(ct, 0)} / {h(ct, 1)} | "
+                  f"{med([x['cpu'] for x in ok]):.1f} | {med([x['load'] for x in ok]):.1f} |")
 
 
 if __name__ == "__main__":

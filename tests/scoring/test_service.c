@@ -38,6 +38,8 @@
  *    every learning record in the learning log (its state byte aside:
  *    the trainer's); with 2 and 3 the model forward ran sharded by entity
  *    on the workers (stats.model_sharded > 0; 0 with 1 worker).
+ *  - test_trace_slow: service.trace_slow on changes no record and no
+ *    learning record, and logs slow turns (off: none).
  *  - test_bad_sizes: configuration errors found by rs_service_new
  *    (RS_ERR_CONFIG, exit 2 in serve): a bad `kafka:` property and sizes
  *    the machine cannot hold.
@@ -741,8 +743,9 @@ static void feed_workers(rs_test_env_t *e) {
 
 /* The stream pre-produced (so polls return full batches that the workers
  * split), then one service with service.workers = `workers`. */
-static void run_workers(int workers, const char *fmt, raw_t *t,
-                        rs_test_svc_t *s, lrecs_t *lr) {
+static void run_workers_traced(int workers, const char *fmt,
+                               const char *trace, raw_t *t, rs_test_svc_t *s,
+                               lrecs_t *lr) {
     /* static: teardown() may close it after a failure */
     static rs_test_env_t e;
     rs_test_env_open(&e, 1);
@@ -757,6 +760,7 @@ static void run_workers(int workers, const char *fmt, raw_t *t,
     assert_non_null(mkdtemp(sd));
     const char *kv[] = {"service.workers", wk, "service.scores_format", fmt,
                         "state.dir", sd, "model.log_segment", "1048576",
+                        "service.trace_slow", trace ? trace : "0",
                         NULL};
     rs_test_svc_conf(s, &e, group, kv);
     rs_test_svc_run(s);
@@ -773,6 +777,11 @@ static void run_workers(int workers, const char *fmt, raw_t *t,
     rs_test_env_close(&e);
     read_lrecs(sd, lr);
     nftw(sd, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+static void run_workers(int workers, const char *fmt, raw_t *t,
+                        rs_test_svc_t *s, lrecs_t *lr) {
+    run_workers_traced(workers, fmt, NULL, t, s, lr);
 }
 
 /* service.workers = 2 and 3 publish the records of workers = 1 byte for
@@ -1003,6 +1012,44 @@ static void test_ckpt_delivered(void **state) {
  * buffer full, consumption paused with input waiting.  After
  * service.stall_timeout /readyz says "scoring stalled"; once Redis runs
  * again everything is scored and the service is ready again. */
+/* service.trace_slow only looks: with it on (1 ms, its smallest value)
+ * the service publishes the records of a run without it, byte for byte
+ * (scoring time and latency blanked, as in test_workers_equal), and the
+ * same learning records, and it logs slow turns (the first batch's events
+ * waited for the group join, seconds on the mock, before they were read:
+ * at least one turn is over 1 ms whatever the machine); off, none. */
+static void test_trace_slow(void **state) {
+    (void)state;
+    static raw_t ref, t;
+    static rs_test_svc_t s1, s;
+    static lrecs_t lref, lr;
+    run_workers(2, "json", &ref, &s1, &lref);
+    assert_int_equal(s1.st.slow_turns, 0);
+    run_workers_traced(2, "json", "1ms", &t, &s, &lr);
+    int diff = t.n == ref.n ? 0 : -1;
+    for (int i = 0; diff >= 0 && i < t.n; i++)
+        diff += t.len[i] != ref.len[i] ||
+                memcmp(t.rec[i], ref.rec[i], t.len[i]) != 0;
+    int ldiff = lr.n == lref.n && lr.rec_size == lref.rec_size ? 0 : -1;
+    for (int i = 0; ldiff >= 0 && i < lr.n; i++)
+        ldiff += memcmp(lr.b + (size_t)i * lr.rec_size,
+                        lref.b + (size_t)i * lr.rec_size, lr.rec_size) != 0;
+    printf("trace_slow: %llu slow turns logged of %llu batches; %d records "
+           "(%d differ), %d learning records (%d differ)\n",
+           (unsigned long long)s.st.slow_turns,
+           (unsigned long long)s.st.batches, t.n, diff, lr.n, ldiff);
+    assert_true(s.st.slow_turns > 0);
+    assert_int_equal(diff, 0);
+    assert_int_equal(ldiff, 0);
+    assert_int_equal(s.st.scored, s1.st.scored);
+    raw_free(&t);
+    raw_free(&ref);
+    free(lr.b);
+    free(lref.b);
+    rs_test_svc_free(&s);
+    rs_test_svc_free(&s1);
+}
+
 static void test_stall_readiness(void **state) {
     (void)state;
     /* static: teardown() may close it after a failure */
@@ -1119,6 +1166,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_duplicates, teardown),
         cmocka_unit_test_teardown(test_dedup_restart, teardown),
         cmocka_unit_test_teardown(test_workers_equal, teardown),
+        cmocka_unit_test_teardown(test_trace_slow, teardown),
         cmocka_unit_test_teardown(test_stall_readiness, teardown),
         cmocka_unit_test_teardown(test_ckpt_delivered, teardown),
         cmocka_unit_test_teardown(test_bad_sizes, teardown),
