@@ -100,11 +100,14 @@ static const rs_conf_field_t rs_service_fields[] = {
      "period of incremental checkpoints", NULL, 1000, 86400000},
     {"checkpoint_step", RS_CONF_INT, "2048",
      offsetof(rs_service_conf_t, checkpoint_step), 0,
-     "key slots serialized per checkpoint step", NULL, 16, 1048576},
+     "key slots serialized per checkpoint step, at most: fewer while one "
+     "step takes more than half of checkpoint_pause", NULL, 16, 1048576},
     {"checkpoint_pause", RS_CONF_DURATION, "2ms",
      offsetof(rs_service_conf_t, checkpoint_pause_ms), 0,
-     "checkpoint steps run between two batches until this much time is used "
-     "(bounds the pause checkpointing adds to scoring)", NULL, 1, 1000},
+     "checkpoint steps run between two batches while the next one (timed "
+     "by the last) still ends within this (bounds the pause checkpointing "
+     "adds to scoring; riskstream_checkpoint_pause_max_seconds shows it)",
+     NULL, 1, 1000},
     {"explain_min_score", RS_CONF_DOUBLE, "0",
      offsetof(rs_service_conf_t, explain_min_score), 0,
      "explain only scores >= this (0 = every score); the others carry an "

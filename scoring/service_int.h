@@ -178,6 +178,11 @@ struct rs_service_s {
                                     * applied to the state; -1 = none   */
     int ckpt_active;               /* steps in progress                 */
     int64_t ckpt_due_us, ckpt_begin_us;
+    size_t ckpt_step_n;            /* key slots per step: checkpoint_step,
+                                    * less while one step takes more than
+                                    * half of checkpoint_pause           */
+    int64_t ckpt_step_us;          /* the last step's time (the next one's
+                                    * estimate)                          */
     pthread_t ckpt_io;             /* commits (fsync + rename)          */
     int ckpt_io_running;
     rs_features_ckfile_t *ckpt_cf; /* detached: held, then handed to

@@ -33,6 +33,8 @@ SPLIT_RE = re.compile(rb"serve: latency p50/p99 ms: produced -> polled ([\d.]+)/
                       rb"to the producer ([\d.]+)/([\d.]+), handed -> delivered ([\d.]+)/([\d.]+)")
 CPW_RE = re.compile(rb"wait p50 (\d+) us, p99 (\d+) us")
 BATCH_RE = re.compile(rb"serve: batch messages p50/p99/p99.9: (\d+)/(\d+)/(\d+)")
+CKPT_RE = re.compile(rb"(\d+) checkpoints, longest pause ([\d.]+) ms")
+CKPT_STATS_RE = re.compile(rb" checkpoints=(\d+) ckpt_max_pause_ms=([\d.]+)")
 
 
 class Control(threading.Thread):
@@ -101,6 +103,11 @@ def one(a, sbin, rate, lines, tag):
         m = BATCH_RE.search(txt)
         if m:
             res["batch"] = [int(x) for x in m.groups()]
+        m = CKPT_RE.search(txt)
+        if not m:  # older builds: the last stats line (service.stats_interval)
+            m = ([None] + list(CKPT_STATS_RE.finditer(txt)))[-1]
+        if m:
+            res["ckpt"] = [int(m.group(1)), float(m.group(2))]
         m = SPLIT_RE.search(txt)
         if m:
             res["split"] = [float(x) for x in m.groups()]
@@ -108,7 +115,8 @@ def one(a, sbin, rate, lines, tag):
         if m:
             res["cpw"] = [int(x) / 1000.0 for x in m.groups()]
         log(f"{tag}: p50/p99/p99.9 {res['p50']}/{res['p99']}/{res['p999']} ms, split {res.get('split')}, "
-            f"cpstage wait {res.get('cpw')}, control {res.get('ctl')}, batch p50/p99/p99.9 {res.get('batch')}, {res['cpu']:.1f} us/ev, "
+            f"cpstage wait {res.get('cpw')}, control {res.get('ctl')}, batch p50/p99/p99.9 {res.get('batch')}, "
+            f"checkpoints / longest pause ms {res.get('ckpt')}, {res['cpu']:.1f} us/ev, "
             f"load {res['load']:.1f}")
     except Exception as ex:  # noqa: BLE001
         res["error"] = str(ex)
@@ -156,8 +164,8 @@ def main():
           f"{' --control' if a.control else ''}{''.join(' --set ' + kv for kv in a.sets)}{' --compare ' + a.compare if a.compare else ''}\n")
     print("| binary | ev/s | p50 / p99 / p99.9 ms | produced -> polled p50 / p99 | polled -> handed p50 / p99 "
           "| cpstage wait per event p50 / p99 | handed -> delivered p50 / p99 | messages per batch p50 / p99 "
-          "| control reader p50 / p99 | CPU µs/event | load |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| control reader p50 / p99 | checkpoint pause max ms | CPU µs/event | load |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for rate in rates:
         for b in bins:
             ok = [x for x in res[(b, rate)] if "error" not in x]
@@ -170,10 +178,12 @@ def main():
             g = lambda i: f"{med([s[i] for s in cw]):.1f}" if cw else "-"  # noqa: E731
             bt = [x["batch"] for x in ok if "batch" in x]
             ct = [x["ctl"] for x in ok if "ctl" in x]
+            ck = [x["ckpt"] for x in ok if "ckpt" in x]
+            cks = f"{med([c[1] for c in ck]):.2f}" if ck else "-"
             h = lambda v, i: f"{med([s[i] for s in v]):.0f}" if v else "-"  # noqa: E731
             print(f"| {b} | {rate:.0f} | {med([x['p50'] for x in ok]):.0f} / {med([x['p99'] for x in ok]):.0f} / "
                   f"{med([x['p999'] for x in ok]):.0f} | {f(0)} / {f(1)} | {f(2)} / {f(3)} | {g(0)} / {g(1)} | "
-                  f"{f(4)} / {f(5)} | {h(bt, 0)} / {h(bt, 1)} | {h(ct, 0)} / {h(ct, 1)} | "
+                  f"{f(4)} / {f(5)} | {h(bt, 0)} / {h(bt, 1)} | {h(ct, 0)} / {h(ct, 1)} | {cks} | "
                   f"{med([x['cpu'] for x in ok]):.1f} | {med([x['load'] for x in ok]):.1f} |")
 
 

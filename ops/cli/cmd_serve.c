@@ -300,10 +300,13 @@ int rs_cmd_serve(int argc, char **argv) {
            rs_hist_quantile(&st.deliver_us, 0.99) / 1000.0);
     /* the batch sizes behind them (dynamic batching follows the backlog) */
     printf("serve: batch messages p50/p99/p99.9: %lld/%lld/%lld in %llu "
-           "batches\n", (long long)rs_hist_quantile(&st.batch_msgs, 0.50),
+           "batches; %llu checkpoints, longest pause %.2f ms\n",
+           (long long)rs_hist_quantile(&st.batch_msgs, 0.50),
            (long long)rs_hist_quantile(&st.batch_msgs, 0.99),
            (long long)rs_hist_quantile(&st.batch_msgs, 0.999),
-           (unsigned long long)st.batch_msgs.total);
+           (unsigned long long)st.batch_msgs.total,
+           (unsigned long long)st.checkpoints,
+           (double)st.checkpoint_step_max_us / 1000.0);
     if (err != RS_OK) {
         fprintf(stderr, "riskstream serve: %s\n", errstr);
         rc = RS_EXIT_RUNTIME;
