@@ -788,10 +788,14 @@ rs_err_t rs_svc_batch(rs_service_t *svc, int n,
 
 /* service.trace_slow: one log line for a turn of the scoring loop whose
  * batch (poll return -> done) or whose work between batches took at least
- * the threshold: the batch size, how long its oldest event waited before
- * the poll returned it (since it was produced; since the consumer read it,
- * i.e. in librdkafka's queue or the read-ahead buffer), and each stage's
- * time (RS_SVC_TR_*; a stage not reached counts 0). */
+ * the threshold, or one of whose messages waited that long between its
+ * production and the consumer's read (broker, fetch, librdkafka's queue):
+ * the batch size, how long its oldest message waited before the poll
+ * returned it (since it was produced; since the consumer read it, i.e. in
+ * the read-ahead buffer or the task merge), and each stage's time
+ * (RS_SVC_TR_*; a stage not reached counts 0).  The poll's own time is
+ * shown but never makes a turn slow: it includes the idle wait for the
+ * first message. */
 void rs_svc_trace(rs_service_t *svc, int n) {
     int64_t *tr = svc->trm;
     for (int i = 1; i < RS_SVC_TR_N; i++)
@@ -813,8 +817,7 @@ void rs_svc_trace(rs_service_t *svc, int n) {
         }
         if (m->received_us < recv) recv = m->received_us;
     }
-    if (batch >= thr || after >= thr || fetch >= thr ||
-        (n > 0 && poll >= thr)) {
+    if (batch >= thr || after >= thr || fetch >= thr) {
         double age = prod == INT64_MAX ? 0
                      : (double)(tr[RS_SVC_TR_POLL1] + off - prod) / 1000.0;
         double held = recv == INT64_MAX
