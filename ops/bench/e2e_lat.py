@@ -5,6 +5,7 @@ events; run it after `ops/build.sh`):
 
   python3 ops/bench/e2e_lat.py [--bin B] [--compare B2] [--rates 2000,10000]
                                [--seconds 6] [--rounds 2] [--set K=V]...
+                               [--control] [--keep DIR]
 
 Per round, binary and rate: a fresh `riskstream broker` (32 partitions) and
 redis-server, `serve` started on empty topics (kafka.fetch.wait.max.ms=5 as
@@ -17,8 +18,20 @@ event produced -> polled (broker, fetch, the consumer's queue while the
 scoring thread is busy), polled -> handed to the producer (the batch:
 counterparty stage wait, features, model, records), handed -> delivered (Kafka
 acknowledged and Redis written, per batch: not in the measured latency); the
-counterparty stage's wait per event (its log); serve's CPU per event.  A
-binary without the split (older builds) shows '-' there.
+counterparty stage's wait per event (its log); messages per batch p50/p99
+and the longest checkpoint pause (serve's summary; older builds: '-', or
+the pause from their last stats line with --set service.stats_interval=1s);
+serve's CPU per event.  A binary without the split (older builds) shows '-'
+there.
+
+--control adds a plain kcat consumer of the events topic beside serve (same
+fetch.wait.max.ms), each line stamped as this process reads it: its
+produced -> read p50/p99 is the part of the latency that the producer, the
+broker and the machine's scheduler make without riskstream -- when it
+equals serve's produced -> polled, that tail is not serve's.  --keep DIR
+copies each run's serve log there; with --set service.trace_slow=20ms
+(new builds only) it holds every slow turn of the scoring loop, split by
+stage.
 """
 import argparse, os, re, signal, subprocess, sys, threading, time
 
