@@ -79,6 +79,23 @@ class Control(threading.Thread):
         self.p.wait()
 
 
+def produce_paced_linger(broker, lines, rate, linger):
+    """benchlib.produce_paced with the kcat producer's linger.ms set
+    (--producer-linger): fewer, larger produce requests for the broker."""
+    p = subprocess.Popen(["kcat", "-P", "-b", broker, "-t", "events", "-K", "\t", "-X", f"linger.ms={linger}"],
+                         stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    t0, sent = time.time(), 0
+    while sent < len(lines):
+        due = min(len(lines), int((time.time() - t0) * rate) + 1)
+        if due > sent:
+            p.stdin.write(b"".join(lines[sent:due]))
+            p.stdin.flush()
+            sent = due
+        time.sleep(0.005)
+    p.stdin.close()
+    p.wait()
+
+
 def one(a, sbin, rate, lines, tag):
     rig = bl.Rig("riskstream-lat.")
     tmp = rig.tmp
@@ -92,7 +109,10 @@ def one(a, sbin, rate, lines, tag):
         if ctl:
             time.sleep(1.0)  # its partitions assigned (kcat -C reads from the end)
         c0 = bl.cpu_ticks(p.pid)[0]
-        bl.produce_paced(br.addr, lines, rate)
+        if a.linger is None:
+            bl.produce_paced(br.addr, lines, rate)
+        else:
+            produce_paced_linger(br.addr, lines, rate, a.linger)
         sc.wait(len(lines), a.timeout, p)
         c1 = bl.cpu_ticks(p.pid)[0]
         ids = {bl.EV_ID_RE.search(l).group(1) for l in lines}
@@ -156,6 +176,9 @@ def main():
     ap.add_argument("--control", action="store_true",
                     help="also read the events topic with a plain kcat consumer beside serve and print its "
                          "produced -> read p50/p99/p99.9: the latency that is not riskstream's")
+    ap.add_argument("--producer-linger", dest="linger", type=float, metavar="MS",
+                    help="the paced kcat producer's linger.ms (default 0, as e2e.py): the broker's cost "
+                         "per produce request is part of what the box spends at a paced rate")
     ap.add_argument("--keep", metavar="DIR", help="copy each run's serve log to DIR/<round_binary_rate>.log "
                     "(with --set service.trace_slow=20ms: the slow turns of the scoring loop)")
     a = ap.parse_args()
@@ -174,7 +197,8 @@ def main():
           f"median of {a.rounds} interleaved rounds; load average at the end "
           f"{' '.join(open('/proc/loadavg').read().split()[:3])}")
     print(f"command: python3 ops/bench/e2e_lat.py --rates {a.rates} --seconds {a.seconds:g} --rounds {a.rounds}"
-          f"{' --control' if a.control else ''}{''.join(' --set ' + kv for kv in a.sets)}{' --compare ' + a.compare if a.compare else ''}\n")
+          f"{' --control' if a.control else ''}"
+          f"{f' --producer-linger {a.linger:g}' if a.linger is not None else ''}{''.join(' --set ' + kv for kv in a.sets)}{' --compare ' + a.compare if a.compare else ''}\n")
     print("| binary | ev/s | p50 / p99 / p99.9 ms | produced -> polled p50 / p99 | polled -> handed p50 / p99 "
           "| cpstage wait per event p50 / p99 | handed -> delivered p50 / p99 | messages per batch p50 / p99 "
           "| control reader p50 / p99 | checkpoint pause max ms | CPU µs/event | load |")
