@@ -1,4 +1,4 @@
-/* coldstart.c -- the count-weighted blend of coldstart.h. */
+/* coldstart.c -- the record-weighted blend of coldstart.h. */
 #include "model/coldstart.h"
 
 #include <math.h>
@@ -18,6 +18,8 @@ struct rs_coldstart_s {
     int noise[RS_CS_MAX];
     double noise_sd;
     uint64_t n;              /* failures learned */
+    uint64_t caught;         /* ... that the model's own score caught >= H/3
+                              * ahead (its prequential record)           */
 };
 
 rs_coldstart_t *rs_coldstart_new(const char *const *names, int dim,
@@ -89,13 +91,24 @@ float rs_coldstart_reference(const rs_coldstart_t *cs, const float *x) {
     return (float)(zmax / (zmax + cs->c));
 }
 
-void rs_coldstart_failure(rs_coldstart_t *cs) { cs->n++; }
+void rs_coldstart_failure(rs_coldstart_t *cs, int64_t lead_ms,
+                          int64_t horizon_ms) {
+    cs->n++;
+    /* the bar's early alert: at least a third of the horizon ahead */
+    if (lead_ms >= 0 && (double)lead_ms * 3.0 >= (double)horizon_ms) cs->caught++;
+}
 uint64_t rs_coldstart_failures(const rs_coldstart_t *cs) { return cs->n; }
-void rs_coldstart_set_failures(rs_coldstart_t *cs, uint64_t n) { cs->n = n; }
+uint64_t rs_coldstart_caught(const rs_coldstart_t *cs) { return cs->caught; }
+void rs_coldstart_set_failures(rs_coldstart_t *cs, uint64_t n, uint64_t c) {
+    cs->n = n;
+    cs->caught = c < n ? c : n;
+}
 
 double rs_coldstart_weight(const rs_coldstart_t *cs) {
     if (!cs->nsensors) return 1.0;
-    return (double)cs->n / ((double)cs->n + (double)cs->nsensors);
+    /* the posterior mean of the model's early-catch rate, a prior of n0
+     * failures not caught (coldstart.h) */
+    return (double)cs->caught / ((double)cs->n + (double)cs->nsensors);
 }
 
 float rs_coldstart_score(const rs_coldstart_t *cs, const float *x,
@@ -109,19 +122,35 @@ float rs_coldstart_score(const rs_coldstart_t *cs, const float *x,
 #define RS_CS_MAGIC 0x53435352u /* "RSCS" */
 
 void rs_coldstart_save(const rs_coldstart_t *cs, void *buf) {
-    uint32_t hd[2] = {RS_CS_MAGIC, 1};
+    uint32_t hd[2] = {RS_CS_MAGIC, 2};
     memcpy(buf, hd, sizeof(hd));
     memcpy((char *)buf + sizeof(hd), &cs->n, sizeof(cs->n));
+    memcpy((char *)buf + sizeof(hd) + sizeof(cs->n), &cs->caught,
+           sizeof(cs->caught));
 }
 
 rs_err_t rs_coldstart_load(rs_coldstart_t *cs, const void *buf, size_t len,
                            char *errstr, size_t errstr_size) {
     uint32_t hd[2] = {0, 0};
-    if (buf && len == RS_COLDSTART_STATE) memcpy(hd, buf, sizeof(hd));
-    if (hd[0] != RS_CS_MAGIC || hd[1] != 1)
+    uint64_t n = 0, c = 0;
+    if (buf && (len == RS_COLDSTART_STATE || len == RS_COLDSTART_STATE_V1))
+        memcpy(hd, buf, sizeof(hd));
+    int v1 = hd[1] == 1 && len == RS_COLDSTART_STATE_V1;
+    int v2 = hd[1] == 2 && len == RS_COLDSTART_STATE;
+    if (hd[0] == RS_CS_MAGIC && (v1 || v2)) {
+        memcpy(&n, (const char *)buf + sizeof(hd), sizeof(n));
+        /* version 1 knew n only: c = n keeps the weight n / (n + n0) it
+         * was saved with */
+        c = n;
+        if (v2) memcpy(&c, (const char *)buf + sizeof(hd) + sizeof(n), sizeof(c));
+    }
+    if (hd[0] != RS_CS_MAGIC || !(v1 || v2) || c > n)
         return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
-                       "cold-start state: %zu bytes, not a version-1 state "
-                       "of %d bytes", len, RS_COLDSTART_STATE);
-    memcpy(&cs->n, (const char *)buf + sizeof(hd), sizeof(cs->n));
+                       "cold-start state: %zu bytes, not a version-2 state "
+                       "of %d bytes (or version 1 of %d) with caught <= "
+                       "failures", len, RS_COLDSTART_STATE,
+                       RS_COLDSTART_STATE_V1);
+    cs->n = n;
+    cs->caught = c;
     return RS_OK;
 }

@@ -25,20 +25,32 @@
  *
  * The score the alert policy sees combines the two:
  *
- *     s = 1 - (1 - p)(1 - (1 - w) u),    w = n / (n + n0)
+ *     s = 1 - (1 - p)(1 - (1 - w) u),    w = c / (n + n0)
  *
- * p the model's score, n the failures learned so far, n0 the number of
- * sensors the reference reads.  w is the posterior weight of the model
- * against a prior worth n0 failures: a failure shows in a subset of the
+ * p the model's score, n the failures learned so far, c those of them the
+ * model's OWN score caught (its own alert policy, fed p alone, alerted at
+ * least a third of the horizon before the failure: the bar's actionable
+ * lead), n0 the number of sensors the reference reads.  w is the
+ * posterior mean of the model's early-catch rate, measured prequentially
+ * on the failures it was scored on before learning them, with a prior
+ * worth n0 failures not caught: a failure shows in a subset of the
  * sensors, and until the model has seen about one failure per sensor it
- * cannot know which matter; at n0 failures the reference counts half,
- * after 4 n0 a fifth, and its share keeps shrinking as 1/n.  The two are
- * combined as independent evidence of a coming failure (noisy-OR), so
- * the reference can only ADD: a linear average w p + (1 - w) u pulled the
- * model's early signal down wherever the reference was silent (measured:
- * docs/maintenance.md).  A machine on its own baseline (u = 0) leaves the
- * model's score as it is.  No threshold is tuned: c comes from the alert
- * threshold and the 3-sd rule, n0 from the feature layout.
+ * cannot know which matter.  1 - w, the reference's weight, is the
+ * model's estimated miss rate: the hand-over follows what the model has
+ * shown it learned, not how many failures it was shown (the first
+ * version, w = n / (n + n0), handed over at the same pace on every
+ * stream; on noisy sensors the models caught 4-8 of their first 20
+ * failures early while the reference, whose weight that formula had
+ * already cut to a fifth and less, caught all 20: docs/maintenance.md).
+ * A model that catches every failure takes over as fast as before
+ * (c = n); one that misses keeps the reference's voice in proportion.
+ * The two are combined as independent evidence of a coming failure
+ * (noisy-OR), so the reference can only ADD: a linear average w p +
+ * (1 - w) u pulled the model's early signal down wherever the reference
+ * was silent (measured: docs/maintenance.md).  A machine on its own
+ * baseline (u = 0) leaves the model's score as it is.  No threshold is
+ * tuned: c comes from the alert threshold and the 3-sd rule, n0 from the
+ * feature layout, H/3 from the bar's definition of an early alert.
  *
  * Threads: an rs_coldstart_t belongs to one thread (no locking).
  */
@@ -67,28 +79,38 @@ void rs_coldstart_destroy(rs_coldstart_t *cs);   /* NULL: no-op */
 int rs_coldstart_sensors(const rs_coldstart_t *cs);
 /* The reference score u(x) in [0, 1) (0 without a reference). */
 float rs_coldstart_reference(const rs_coldstart_t *cs, const float *x);
-/* One more failure learned (n += 1), and n. */
-void rs_coldstart_failure(rs_coldstart_t *cs);
+/* One more failure learned (n += 1).  lead_ms: how long before the
+ * failure the model's OWN score (an alert policy fed the model's score
+ * alone, not the blend; rs_alertpol_failure's lead) alerted, < 0 if it
+ * did not; it counts as caught (c += 1) when lead_ms >= horizon_ms / 3. */
+void rs_coldstart_failure(rs_coldstart_t *cs, int64_t lead_ms,
+                          int64_t horizon_ms);
+/* n, and c (those the model's own score caught at least H/3 ahead). */
 uint64_t rs_coldstart_failures(const rs_coldstart_t *cs);
-/* Start from n failures learned (a restored count). */
-void rs_coldstart_set_failures(rs_coldstart_t *cs, uint64_t n);
-/* The model's weight w = n / (n + n0) (1 without a reference). */
+uint64_t rs_coldstart_caught(const rs_coldstart_t *cs);
+/* Start from n failures learned, c <= n of them caught (a restored
+ * state; c is clamped to n). */
+void rs_coldstart_set_failures(rs_coldstart_t *cs, uint64_t n, uint64_t c);
+/* The model's weight w = c / (n + n0) (1 without a reference). */
 double rs_coldstart_weight(const rs_coldstart_t *cs);
 /* The combined score 1 - (1 - p)(1 - (1 - w) u(x)), >= p.  No
  * allocation. */
 float rs_coldstart_score(const rs_coldstart_t *cs, const float *x,
                          float model_score);
 
-/* State across restarts: the failure count n (the reference and n0 follow
+/* State across restarts: the counts n and c (the reference and n0 follow
  * from the configuration).  A service keeps it in its checkpoint (the
  * scoring service's record, scoring/svc_ckpt.c), so a restart does not
  * lean on the reference again as if no failure had been learned.
- * RS_COLDSTART_STATE bytes: u32 magic "RSCS", u32 version 1, u64 n (host
- * byte order: a local file).  rs_coldstart_save writes them to buf (at
- * least RS_COLDSTART_STATE bytes).  rs_coldstart_load restores n from
- * len bytes: RS_ERR_CORRUPT with errstr (n unchanged) for a wrong size,
- * magic or version.  No allocation.  The owning thread. */
-#define RS_COLDSTART_STATE 16
+ * RS_COLDSTART_STATE bytes: u32 magic "RSCS", u32 version 2, u64 n, u64 c
+ * (host byte order: a local file).  rs_coldstart_save writes them to buf
+ * (at least RS_COLDSTART_STATE bytes).  rs_coldstart_load restores them
+ * from len bytes; a version-1 state (16 bytes, n only, written before c
+ * existed) restores n with c = n, the weight n / (n + n0) it had then.
+ * RS_ERR_CORRUPT with errstr (counts unchanged) for a wrong size, magic or
+ * version, or c > n.  No allocation.  The owning thread. */
+#define RS_COLDSTART_STATE 24
+#define RS_COLDSTART_STATE_V1 16
 void rs_coldstart_save(const rs_coldstart_t *cs, void *buf);
 rs_err_t rs_coldstart_load(rs_coldstart_t *cs, const void *buf, size_t len,
                            char *errstr, size_t errstr_size);

@@ -63,8 +63,9 @@ static const rs_conf_field_t rs_maint_fields[] = {
      "while the model has learned few failures, the alert policy decides on "
      "1 - (1 - p)(1 - (1 - w) u): p the model's score, u the baseline "
      "deviation of the most drifting sensor (z / (z + c), 3 sd = "
-     "alert_threshold; eval's ref), w = n / (n + sensors) after n failures "
-     "(docs/maintenance.md)",
+     "alert_threshold; eval's ref), w = c / (n + sensors) after n failures "
+     "of which the model's own score alerted on c at least a third of the "
+     "horizon ahead (docs/maintenance.md)",
      NULL, 0, 0},
     {"rehearsal", RS_CONF_BOOL, "true",
      offsetof(rs_maint_conf_t, rehearsal), 0,
@@ -116,11 +117,13 @@ typedef struct rs_ap_mach_s {
     uint64_t key;            /* machine hash; 0 = free */
     int64_t last_alert;      /* event time of the latest alert (INT64_MIN) */
     int64_t episode_alert;   /* first alert of the latest episode */
+    int64_t open_since;      /* event time the open episode opened (also
+                              * silently, in a cool-down) */
     float level;             /* score last alerted on */
     uint32_t above, below;   /* consecutive readings above / below */
     uint8_t open;            /* an episode is open */
     uint8_t pad_[7];
-} rs_ap_mach_t;              /* 48 bytes */
+} rs_ap_mach_t;              /* 56 bytes */
 
 struct rs_alertpol_s {
     rs_maint_conf_t conf;
@@ -214,12 +217,14 @@ rs_alertpol_decision_t rs_alertpol_step(rs_alertpol_t *p, uint64_t machine,
         t_ms - m->last_alert < p->conf.alert_cooldown) {
         /* the episode opens, silently: the machine was alerted on lately */
         m->open = 1;
+        m->open_since = t_ms;
         m->level = score;
         p->st.open++;
         p->st.suppressed++;
         return RS_ALERTPOL_NONE;
     }
     m->open = 1;
+    m->open_since = t_ms;
     m->level = score;
     m->last_alert = m->episode_alert = t_ms;
     p->st.open++;
@@ -253,6 +258,17 @@ int rs_alertpol_failure(rs_alertpol_t *p, uint64_t machine, int64_t t_fail_ms,
         rs_ap_fresh(p, m);
     }
     return caught;
+}
+
+int64_t rs_alertpol_lead(const rs_alertpol_t *p, uint64_t machine,
+                         int64_t t_fail_ms) {
+    rs_ap_mach_t *m = rs_ap_get((rs_alertpol_t *)p, machine, 0);
+    if (!m) return -1;
+    if (m->open && m->open_since <= t_fail_ms) return t_fail_ms - m->open_since;
+    int64_t a = m->episode_alert;
+    if (a != INT64_MIN && a <= t_fail_ms && t_fail_ms - a <= p->conf.horizon)
+        return t_fail_ms - a;
+    return -1;
 }
 
 int rs_alertpol_is_open(const rs_alertpol_t *p, uint64_t machine) {

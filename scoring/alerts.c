@@ -55,6 +55,9 @@ struct rs_alerts_s {
                               * version (NULL: maintenance.rul off)       */
     uint64_t rul_seen;       /* its copy count (rs_trainer_rul)           */
     rs_coldstart_t *cs;      /* maintenance.cold_start (NULL: off)        */
+    rs_alertpol_t *own;      /* with cs: the policy fed the model's own
+                              * score alone, whose lead times at failures
+                              * are the model's record (coldstart.h)      */
     int dim;
     const char **names;      /* [dim] feature names (the engine's)        */
 
@@ -128,8 +131,10 @@ rs_alerts_t *rs_alerts_new(const rs_maint_conf_t *mc,
         al->rul = rs_rul_new(al->dim, rs_maint_rul_cap(mc));
         rs_trainer_rul(tr, al->rul, &al->rul_seen);
     }
-    if (mc->cold_start) al->cs = rs_coldstart_new(al->names, al->dim,
-                                                  mc->alert_threshold);
+    if (mc->cold_start) {
+        al->cs = rs_coldstart_new(al->names, al->dim, mc->alert_threshold);
+        al->own = rs_alertpol_new(mc, errstr, errstr_size); /* conf checked */
+    }
     rs_hist_init(&al->st.leads);
     al->snap = al->st;
     pthread_mutex_init(&al->lock, NULL);
@@ -141,6 +146,7 @@ void rs_alerts_destroy(rs_alerts_t *al) {
     rs_alertpol_destroy(al->pol);
     rs_rul_destroy(al->rul);
     rs_coldstart_destroy(al->cs);
+    rs_alertpol_destroy(al->own);
     pthread_mutex_destroy(&al->lock);
     free(al->names);
     free(al->tab);
@@ -295,6 +301,7 @@ static void rs_al_apply(rs_alerts_t *al, const rs_label_t *lb) {
     if (rs_al_is_repair(lb)) {
         al->st.repairs++;
         rs_alertpol_reset(al->pol, key);
+        if (al->own) rs_alertpol_reset(al->own, key);
         rs_al_train(al, RS_TRAINER_REPAIR, part, lb, t);
         if (m) m->failed = 0;
         return;
@@ -306,7 +313,12 @@ static void rs_al_apply(rs_alerts_t *al, const rs_label_t *lb) {
     if (!t) al->st.unplaced++;
     rs_alertpol_failure(al->pol, key, t ? t : lb->label_time_ms, NULL);
     rs_al_train(al, RS_TRAINER_FAILURE, part, lb, t);
-    if (al->cs) rs_coldstart_failure(al->cs);
+    if (al->cs) { /* the model's record: did its own score catch it? */
+        int64_t tf = t ? t : lb->label_time_ms;
+        int64_t lead = rs_alertpol_lead(al->own, key, tf);
+        rs_alertpol_failure(al->own, key, tf, NULL);
+        rs_coldstart_failure(al->cs, lead, al->mc.horizon);
+    }
     if (m) m->failed = 1;
 }
 
@@ -425,6 +437,7 @@ rs_decision_t rs_alerts_score(rs_alerts_t *al, int i, int pub,
     /* the policy decides on the model's score blended with the baseline
      * deviation while it learned few failures (coldstart.h) */
     if (al->cs) {
+        rs_alertpol_step(al->own, key, ev->event_time_ms, score);
         float blended = rs_coldstart_score(al->cs, x, score);
         /* on record next to the model's own score (alerts.h) */
         if (blended != score) *alert_score = blended;
@@ -470,8 +483,10 @@ rs_err_t rs_alerts_ckpt_read(rs_alerts_t *al, const void *buf, size_t len,
     if (err != RS_OK) return err;
     rs_alerts_snapshot(al); /* the metric says so from the start */
     rs_info("maintenance", "cold start: %llu failures learned before "
-                "the restart (the model's weight %.3f)",
+                "the restart, %llu of them caught early by the model's own "
+                "score (the model's weight %.3f)",
                 (unsigned long long)rs_coldstart_failures(al->cs),
+                (unsigned long long)rs_coldstart_caught(al->cs),
                 rs_coldstart_weight(al->cs));
     return err;
 }
@@ -479,6 +494,7 @@ rs_err_t rs_alerts_ckpt_read(rs_alerts_t *al, const void *buf, size_t len,
 void rs_alerts_snapshot(rs_alerts_t *al) {
     rs_alertpol_stats(al->pol, &al->st.pol);
     al->st.coldstart_failures = al->cs ? rs_coldstart_failures(al->cs) : 0;
+    al->st.coldstart_caught = al->cs ? rs_coldstart_caught(al->cs) : 0;
     al->st.leads = *rs_alertpol_leads(al->pol);
     pthread_mutex_lock(&al->lock);
     al->snap = al->st;
@@ -534,13 +550,20 @@ void rs_alerts_prometheus(rs_alerts_t *al, rs_http_buf_t *b) {
         "# HELP riskstream_coldstart_failures failures the cold-start blend "
         "has counted (maintenance.cold_start; kept in the checkpoint)\n"
         "# TYPE riskstream_coldstart_failures gauge\n"
-        "riskstream_coldstart_failures %llu\n",
+        "riskstream_coldstart_failures %llu\n"
+        "# HELP riskstream_coldstart_caught failures among them that the "
+        "model's own score alerted on at least a third of the horizon "
+        "ahead (the model's record: its weight is caught / (failures + "
+        "sensors))\n"
+        "# TYPE riskstream_coldstart_caught gauge\n"
+        "riskstream_coldstart_caught %llu\n",
         (unsigned long long)p->open, (unsigned long long)p->episodes,
         (unsigned long long)p->suppressed, (unsigned long long)p->alerts,
         (unsigned long long)p->escalations, (unsigned long long)p->failures,
         (unsigned long long)p->caught, (unsigned long long)st->repairs,
         (unsigned long long)st->repeated, (unsigned long long)st->waited,
-        (unsigned long long)st->coldstart_failures);
+        (unsigned long long)st->coldstart_failures,
+        (unsigned long long)st->coldstart_caught);
     static const double le[] = {600, 1800, 3600, 7200, 14400, 28800,
                                 43200, 86400, 172800, 604800};
     const char *nm = "riskstream_alert_lead_time_seconds";

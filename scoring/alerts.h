@@ -53,8 +53,10 @@
  * between batches as of its newest version.  With maintenance.cold_start
  * (the default) the policy and the payload's score are the model's score
  * blended with the baseline deviation while few failures were learned
- * (model/coldstart.h; the count of failures learned is kept in the
- * service's checkpoint: rs_alerts_ckpt_*);
+ * (model/coldstart.h: the reference's weight is the model's miss rate,
+ * measured by a second policy fed the model's own score; the counts of
+ * failures learned and caught are kept in the service's checkpoint:
+ * rs_alerts_ckpt_*);
  * the score record keeps the model's own score as `score` (so `audit
  * --rescore` recomputes it bit for bit) and, when the blend differs from
  * it, the score the policy decided on as `alert_score`.
@@ -177,6 +179,8 @@ typedef struct rs_alerts_stats_s {
     uint64_t coldstart_failures; /* failures the cold-start blend counts
                                * (n of coldstart.h; restored from the
                                * checkpoint), 0 with it off               */
+    uint64_t coldstart_caught; /* ... that the model's own score caught at
+                               * least H/3 ahead (c of coldstart.h)       */
     rs_hist_t leads;          /* lead times of caught failures, seconds     */
 } rs_alerts_stats_t;
 

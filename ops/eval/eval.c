@@ -591,7 +591,12 @@ struct rs_eval_s {
     rs_maint_conf_t mc;
     rs_alertpol_t *pol[RS_EVAL_MODELS_MAX + 1];  /* models, then ref */
     rs_mev_t *mev;
-    rs_coldstart_t *cs;  /* the reference, and the blend (cold_start) */
+    rs_coldstart_t *cs;  /* the reference */
+    /* maintenance.cold_start: per model, the blend (its weight follows the
+     * model's own record) and the policy fed the model's score alone,
+     * whose lead times at failures are that record (coldstart.h) */
+    rs_coldstart_t *csm[RS_EVAL_MODELS_MAX];
+    rs_alertpol_t *own[RS_EVAL_MODELS_MAX];
     rs_rul_t *rul;       /* maintenance.rul: learned with model 0's learner */
 };
 
@@ -752,6 +757,11 @@ rs_eval_t *rs_eval_new(const rs_eval_conf_t *conf, char *errstr,
          * with maintenance.cold_start the models' scores are blended with
          * it while they learned few failures (model/coldstart.h) */
         e->cs = rs_coldstart_new(names, e->dim, e->mc.alert_threshold);
+        for (int k = 0; e->mc.cold_start && k < conf->nmodels; k++) {
+            e->csm[k] = rs_coldstart_new(names, e->dim, e->mc.alert_threshold);
+            e->own[k] = rs_alertpol_new(&e->mc, errstr, errstr_size);
+            if (!e->own[k]) goto fail;
+        }
         /* maintenance.rehearsal: the first failures' positives replayed
          * (learner.h), n0 the reference's sensors */
         if (e->mc.rehearsal)
@@ -773,6 +783,8 @@ void rs_eval_destroy(rs_eval_t *e) {
         rs_learnlog_close(e->log[k]);
         rs_model_destroy(e->m[k]);
         rs_gbt_destroy(e->gbt[k]);
+        rs_coldstart_destroy(e->csm[k]);
+        rs_alertpol_destroy(e->own[k]);
     }
     for (int k = 0; k <= RS_EVAL_MODELS_MAX; k++) rs_alertpol_destroy(e->pol[k]);
     rs_mev_destroy(e->mev);
@@ -803,7 +815,12 @@ static void rs_eval_apply_labels(rs_eval_t *e, int64_t now) {
                                    rs_eval_psi(e->m[k]), NULL);
             for (int k = 0; k <= e->conf.nmodels; k++)
                 rs_alertpol_failure(e->pol[k], ent, p.event_time, NULL);
-            rs_coldstart_failure(e->cs);
+            for (int k = 0; k < e->conf.nmodels; k++) {
+                if (!e->csm[k]) continue;
+                int64_t lead = rs_alertpol_lead(e->own[k], ent, p.event_time);
+                rs_alertpol_failure(e->own[k], ent, p.event_time, NULL);
+                rs_coldstart_failure(e->csm[k], lead, e->mc.horizon);
+            }
             e->st.labels_applied++;
             continue;
         }
@@ -870,9 +887,13 @@ rs_err_t rs_eval_push(rs_eval_t *e, const rs_eval_rec_t *rec, float *scores,
     /* maintenance: what the alert policy decides on is what is measured
      * (and written with --scores-out) */
     float raw0 = sc[0];
-    if (e->maint && e->mc.cold_start)
-        for (int k = 0; k < e->conf.nmodels; k++)
-            sc[k] = rs_coldstart_score(e->cs, e->x, sc[k]);
+    if (e->maint && e->mc.cold_start) {
+        uint64_t ent = rs_hash_str(ev->entity_id);
+        for (int k = 0; k < e->conf.nmodels; k++) {
+            rs_alertpol_step(e->own[k], ent, t, sc[k]);
+            sc[k] = rs_coldstart_score(e->csm[k], e->x, sc[k]);
+        }
+    }
     if (scores) memcpy(scores, sc, (size_t)e->conf.nmodels * sizeof(*sc));
     if (e->first_t == INT64_MIN) e->first_t = t;
     if (e->maint) {

@@ -5,20 +5,27 @@
  *  - test_reference: a sensor 3 sd off its machine's baseline scores
  *    exactly the alert threshold (whatever the threshold), further out
  *    higher, closer lower, a missing feature ignored;
- *  - test_weight: s = 1 - (1 - p)(1 - (1 - w) u), w = n / (n + n0): the
+ *  - test_weight: s = 1 - (1 - p)(1 - (1 - w) u), w = c / (n + n0): the
  *    reference alone for a silent model before any failure, at half its
- *    weight at n0 failures, fading as failures are learned; never below
- *    the model's score; a machine on its baseline adds nothing; a
- *    restored count;
+ *    weight at n0 failures the model caught, fading as caught failures
+ *    are learned; never below the model's score; a machine on its
+ *    baseline adds nothing; a restored count;
+ *  - test_record: the hand-over follows the model's own record, not the
+ *    count of failures: a model whose own score caught none of 20
+ *    failures at least H/3 ahead leaves the reference its full weight
+ *    (w = 0; the count-weighted blend had w = 20/22), one that caught
+ *    them all hands over as before; a lead under H/3 or none is a miss,
+ *    exactly H/3 a catch;
  *  - test_noise: a base_noise of the longest span (the log noise ratio
  *    beyond 3 sampling sds, 1.2845 / sqrt N for N dependent differences) counts as the z 3 + it / sd:
  *    noise just past 3 sampling sds above the machine's own scores the
  *    threshold, 5x the noise more, 0 (as usual) nothing, a shorter span's
  *    noise is not read, n0 unchanged;
- *  - test_state: the failure count saved and loaded into a new blend (the
- *    service's checkpoint record) gives the same weight and score; a
- *    state of the wrong size, magic or version is refused with a message
- *    and leaves the count as it was. */
+ *  - test_state: the counts saved and loaded into a new blend (the
+ *    service's checkpoint record) give the same weight and score; a
+ *    version-1 state (n only) restores c = n, its old weight; a state of
+ *    the wrong size, magic or version, or with c > n, is refused with a
+ *    message and leaves the counts as they were. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -38,6 +45,7 @@ static const char *const names[] = {
     "ent_b_base_z", "ent_b_base_z_last12_incl", "ent_b_base_z_last48_incl",
 };
 #define DIM 9
+#define H ((int64_t)24 * 3600 * 1000) /* the horizon, ms */
 
 static void test_layout(void **st) {
     (void)st;
@@ -123,27 +131,58 @@ static void test_weight(void **st) {
      * never below the model's score */
     assert_float_equal(rs_coldstart_score(cs, x, 0.0f), 0.3, 1e-6);
     assert_float_equal(rs_coldstart_score(cs, x, 0.9f), 0.93, 1e-6);
-    rs_coldstart_failure(cs);
-    rs_coldstart_failure(cs);   /* n = n0 = 2: the reference at half */
+    rs_coldstart_failure(cs, H, H);
+    rs_coldstart_failure(cs, H / 3, H); /* n = c = n0 = 2: the reference at half */
     assert_int_equal(rs_coldstart_failures(cs), 2);
+    assert_int_equal(rs_coldstart_caught(cs), 2);
     assert_float_equal(rs_coldstart_weight(cs), 0.5, 1e-12);
     assert_float_equal(rs_coldstart_score(cs, x, 0.0f), 0.15, 1e-6);
     assert_float_equal(rs_coldstart_score(cs, x, 0.9f), 0.915, 1e-6);
-    rs_coldstart_set_failures(cs, 198);
+    rs_coldstart_set_failures(cs, 198, 198);
     assert_float_equal(rs_coldstart_weight(cs), 0.99, 1e-12);
     assert_float_equal(rs_coldstart_score(cs, x, 0.0f), 0.003, 1e-6);
     /* a machine on its baseline adds nothing */
     x[4] = 0;
     assert_float_equal(rs_coldstart_score(cs, x, 0.25f), 0.25, 1e-7);
-    rs_coldstart_set_failures(cs, 0);
+    rs_coldstart_set_failures(cs, 0, 0);
     assert_float_equal(rs_coldstart_score(cs, x, 0.25f), 0.25, 1e-7);
+    rs_coldstart_destroy(cs);
+}
+
+static void test_record(void **st) {
+    (void)st;
+    rs_coldstart_t *cs = rs_coldstart_new(names, DIM, 0.3);
+    float x[DIM] = {0};
+    x[4] = 3;  /* u = 0.3: exactly the alert threshold */
+    /* 20 failures the model's own score missed or caught too late */
+    for (int i = 0; i < 20; i++)
+        rs_coldstart_failure(cs, i % 2 ? -1 : H / 3 - 1, H);
+    assert_int_equal(rs_coldstart_failures(cs), 20);
+    assert_int_equal(rs_coldstart_caught(cs), 0);
+    /* the reference keeps its full weight: it alone still alerts (the
+     * count-weighted blend gave w = 20/22 and 0.027 here) */
+    assert_float_equal(rs_coldstart_weight(cs), 0, 1e-12);
+    assert_float_equal(rs_coldstart_score(cs, x, 0.0f), 0.3, 1e-6);
+    /* 20 more, all caught early: w = 20 / (40 + 2) */
+    for (int i = 0; i < 20; i++) rs_coldstart_failure(cs, H / 3 + i, H);
+    assert_int_equal(rs_coldstart_caught(cs), 20);
+    assert_float_equal(rs_coldstart_weight(cs), 20.0 / 42.0, 1e-12);
+    rs_coldstart_destroy(cs);
+    /* a model that caught every failure hands over as fast as n / (n + n0) */
+    cs = rs_coldstart_new(names, DIM, 0.3);
+    for (int i = 0; i < 20; i++) rs_coldstart_failure(cs, 2 * H, H);
+    assert_float_equal(rs_coldstart_weight(cs), 20.0 / 22.0, 1e-12);
+    assert_float_equal(rs_coldstart_score(cs, x, 0.0f), 0.3 * 2.0 / 22.0, 1e-6);
+    /* a restored c is at most n */
+    rs_coldstart_set_failures(cs, 5, 9);
+    assert_int_equal(rs_coldstart_caught(cs), 5);
     rs_coldstart_destroy(cs);
 }
 
 static void test_state(void **st) {
     (void)st;
     rs_coldstart_t *a = rs_coldstart_new(names, DIM, 0.3);
-    for (int i = 0; i < 7; i++) rs_coldstart_failure(a);
+    for (int i = 0; i < 7; i++) rs_coldstart_failure(a, i < 5 ? H : -1, H);
     unsigned char buf[RS_COLDSTART_STATE + 1];
     rs_coldstart_save(a, buf);
     rs_coldstart_t *b = rs_coldstart_new(names, DIM, 0.3);
@@ -151,12 +190,13 @@ static void test_state(void **st) {
     assert_int_equal(rs_coldstart_load(b, buf, RS_COLDSTART_STATE, es,
                                        sizeof(es)), RS_OK);
     assert_int_equal(rs_coldstart_failures(b), 7);
-    assert_float_equal(rs_coldstart_weight(b), 7.0 / 9.0, 1e-12);
+    assert_int_equal(rs_coldstart_caught(b), 5);
+    assert_float_equal(rs_coldstart_weight(b), 5.0 / 9.0, 1e-12);
     float x[DIM] = {0};
     x[4] = 4;
     assert_true(rs_coldstart_score(a, x, 0.1f) == rs_coldstart_score(b, x, 0.1f));
     /* damaged: refused, the count unchanged */
-    rs_coldstart_set_failures(b, 3);
+    rs_coldstart_set_failures(b, 3, 1);
     es[0] = '\0';
     assert_int_equal(rs_coldstart_load(b, buf, RS_COLDSTART_STATE - 1, es,
                                        sizeof(es)), RS_ERR_CORRUPT);
@@ -169,12 +209,32 @@ static void test_state(void **st) {
     assert_int_equal(rs_coldstart_load(b, bad, sizeof(bad), es, sizeof(es)),
                      RS_ERR_CORRUPT);
     memcpy(bad, buf, sizeof(bad));
-    bad[4] = 2; /* version */
+    bad[4] = 3; /* version */
+    assert_int_equal(rs_coldstart_load(b, bad, sizeof(bad), es, sizeof(es)),
+                     RS_ERR_CORRUPT);
+    memcpy(bad, buf, sizeof(bad));
+    bad[4] = 1; /* version 1 is 16 bytes */
+    assert_int_equal(rs_coldstart_load(b, bad, sizeof(bad), es, sizeof(es)),
+                     RS_ERR_CORRUPT);
+    memcpy(bad, buf, sizeof(bad));
+    uint64_t big = 8; /* c > n */
+    memcpy(bad + 16, &big, sizeof(big));
     assert_int_equal(rs_coldstart_load(b, bad, sizeof(bad), es, sizeof(es)),
                      RS_ERR_CORRUPT);
     assert_int_equal(rs_coldstart_load(b, NULL, 0, es, sizeof(es)),
                      RS_ERR_CORRUPT);
     assert_int_equal(rs_coldstart_failures(b), 3);
+    assert_int_equal(rs_coldstart_caught(b), 1);
+    /* a version-1 state (n only, before the record): c = n, its weight */
+    unsigned char v1[16];
+    uint32_t hd[2] = {0x53435352u, 1};
+    uint64_t n1 = 6;
+    memcpy(v1, hd, sizeof(hd));
+    memcpy(v1 + 8, &n1, sizeof(n1));
+    assert_int_equal(rs_coldstart_load(b, v1, sizeof(v1), es, sizeof(es)), RS_OK);
+    assert_int_equal(rs_coldstart_failures(b), 6);
+    assert_int_equal(rs_coldstart_caught(b), 6);
+    assert_float_equal(rs_coldstart_weight(b), 6.0 / 8.0, 1e-12);
     rs_coldstart_destroy(a);
     rs_coldstart_destroy(b);
 }
@@ -185,6 +245,7 @@ int main(void) {
         cmocka_unit_test(test_reference),
         cmocka_unit_test(test_weight),
         cmocka_unit_test(test_noise),
+        cmocka_unit_test(test_record),
         cmocka_unit_test(test_state),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,7 @@
 /* test_maint.c -- the maintenance alert policy (model/maint.h): debounce,
- * one alert per episode, cool-down, escalation, lead times, the payload
- * and the top drifting sensors. */
+ * one alert per episode, cool-down, escalation, lead times (also as eval
+ * counts them, rs_alertpol_lead), the payload and the top drifting
+ * sensors. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -118,6 +119,41 @@ static void test_failure_lead_and_table(void **st) {
     assert_non_null(strstr(err, "maintenance"));
 }
 
+/* rs_alertpol_lead: the lead as eval counts a caught failure (the cold
+ * start's record of the model's own score, model/coldstart.h). */
+static void test_lead(void **st) {
+    (void)st;
+    rs_alertpol_t *p = pol(2, 20 * H_MS, 1.0);  /* horizon: default 24h */
+    int64_t t = T0;
+    char d[16];
+    const float s[] = {.1f, .8f, .8f, .8f};
+    /* an episode open since T0 + 2h (alerted there, the 2nd reading
+     * above): at a failure at T0 + 40h it is still open -- a catch from
+     * its opening, more than the horizon ahead, where the policy's own
+     * rs_alertpol_failure counts no lead (latest alert > horizon ago) */
+    run(p, 5, &t, s, 4, d);
+    assert_string_equal(d, "..A.");
+    assert_int_equal(rs_alertpol_lead(p, 5, T0 + 40 * H_MS), 38 * H_MS);
+    assert_int_equal(rs_alertpol_failure(p, 5, T0 + 40 * H_MS, NULL), 0);
+    assert_int_equal(rs_alertpol_lead(p, 5, T0 + 41 * H_MS), -1); /* afresh */
+    /* closed episode: its alert counts within the horizon only */
+    t = T0;
+    const float c[] = {.8f, .8f, .1f, .1f};
+    run(p, 6, &t, c, 4, d);
+    assert_false(rs_alertpol_is_open(p, 6));
+    assert_int_equal(rs_alertpol_lead(p, 6, T0 + 10 * H_MS), 9 * H_MS);
+    assert_int_equal(rs_alertpol_lead(p, 6, T0 + 30 * H_MS), -1);
+    /* an episode opened silently in the cool-down counts from its opening */
+    const float again[] = {.8f, .8f, .8f};
+    run(p, 6, &t, again, 3, d);   /* T0 + 4h .. 6h: opens at 5h, silently */
+    assert_string_equal(d, "...");
+    assert_true(rs_alertpol_is_open(p, 6));
+    assert_int_equal(rs_alertpol_lead(p, 6, T0 + 11 * H_MS), 6 * H_MS);
+    /* a machine never seen, or never above: -1 */
+    assert_int_equal(rs_alertpol_lead(p, 99, T0), -1);
+    rs_alertpol_destroy(p);
+}
+
 static void test_payload_and_drifting(void **st) {
     (void)st;
     const char *names[6] = {"ent_life", "ent_temp_base_z", "ent_temp_base_z_last12_incl",
@@ -164,6 +200,7 @@ int main(void) {
         cmocka_unit_test(test_debounce_episode),
         cmocka_unit_test(test_cooldown_escalation),
         cmocka_unit_test(test_failure_lead_and_table),
+        cmocka_unit_test(test_lead),
         cmocka_unit_test(test_payload_and_drifting),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

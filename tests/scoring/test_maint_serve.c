@@ -49,7 +49,10 @@
  *    the service's checkpoint (svc_ckpt.c, the maintenance record).  A
  *    service with service.checkpoint_path reads two machines for 2 h, A
  *    fails (reported at its last reading), the service stops (final
- *    checkpoint): riskstream_coldstart_failures 1.  A second service on
+ *    checkpoint): riskstream_coldstart_failures 1, and (threshold 0.005,
+ *    under the untrained model's prior 0.01, in that run only) the
+ *    model's own policy had alerted on A 1 h 45 min ahead:
+ *    riskstream_coldstart_caught 1, also restored.  A second service on
  *    the same checkpoint resumes after it: after two more readings of
  *    each machine it counts 1 failure (its own riskstream_failures_total
  *    is 0: none was reported to it), where it counted 0 before the count
@@ -469,12 +472,14 @@ static void test_coldstart_alert_score(void **state) {
 
 /* The cold-start failure count survives a restart (svc_ckpt.c record). */
 static void coldstart_run(rs_test_env_t *e, const char *ckpt, int first,
-                          int last, int fail_m, double *counted,
-                          double *failures, double reh[2]) {
+                          int last, int fail_m, const char *thr,
+                          double *counted, double *caught, double *failures,
+                          double reh[2]) {
     static rs_test_svc_t s;
     const char *kv[] = {"maintenance.enabled", "true",
                         "maintenance.horizon", "1h",
                         "maintenance.cold_start", "true",
+                        "maintenance.alert_threshold", thr,
                         "model.kind", "lr",
                         "model.label_horizon", "30d",
                         "features.preset", "sensors",
@@ -503,6 +508,7 @@ static void coldstart_run(rs_test_env_t *e, const char *ckpt, int first,
     assert_true(s.st.checkpoints >= 1);
     assert_int_equal(s.st.checkpoint_errors, 0);
     *counted = metric(s.metrics, "riskstream_coldstart_failures");
+    *caught = metric(s.metrics, "riskstream_coldstart_caught");
     *failures = metric(s.metrics, "riskstream_failures_total");
     reh[0] = metric(s.metrics, "riskstream_rehearsal_failures");
     reh[1] = metric(s.metrics, "riskstream_rehearsal_positives");
@@ -515,37 +521,48 @@ static void test_coldstart_restart(void **state) {
     rs_test_env_open(&e, 1);
     char ckpt[600];
     snprintf(ckpt, sizeof(ckpt), "%s/state.ckpt", rs_test_redis_dir(e.redis));
-    double counted, failures, reh[2];
-    /* 1: A fails after 2 h */
-    coldstart_run(&e, ckpt, 0, NREAD, 0, &counted, &failures, reh);
+    double counted, caught, failures, reh[2];
+    /* 1: A fails after 2 h.  Threshold 0.005: the untrained lr's own
+     * score (its prior, model.base_rate 0.01) is above it from the first
+     * reading, so the model's own policy alerts on A at its 3rd reading,
+     * 1 h 45 min before the failure (>= H/3 = 20 min): the model's record
+     * (coldstart.h) counts it caught */
+    coldstart_run(&e, ckpt, 0, NREAD, 0, "0.005", &counted, &caught,
+                  &failures, reh);
     printf("coldstart_restart: run 1 counted %.0f failures (%.0f reported); "
            "rehearsal: %.0f failures, %.0f positives kept\n", counted,
            failures, reh[0], reh[1]);
     assert_int_equal((int)failures, 1);
     assert_int_equal((int)counted, 1);
+    assert_int_equal((int)caught, 1);
     /* the trainer's rehearsal: A's 13 readings in [T - 1 h, T] */
     assert_int_equal((int)reh[0], 1);
     assert_int_equal((int)reh[1], 13);
     /* 2: restarted on the checkpoint; B and A's next life read 2 more
      * readings each, no failure */
-    coldstart_run(&e, ckpt, NREAD, NREAD + 2, -1, &counted, &failures, reh);
+    coldstart_run(&e, ckpt, NREAD, NREAD + 2, -1, "0.3", &counted, &caught,
+                  &failures, reh);
     printf("coldstart_restart: run 2 counted %.0f failures (%.0f reported); "
            "rehearsal: %.0f failures, %.0f positives kept\n", counted,
            failures, reh[0], reh[1]);
     assert_int_equal((int)failures, 0);
     assert_int_equal((int)counted, 1);
+    assert_int_equal((int)caught, 1);  /* restored with it (state v2) */
     /* the rehearsal state came back with the checkpoint (0 and 0 before
      * it was checkpointed) */
     assert_int_equal((int)reh[0], 1);
     assert_int_equal((int)reh[1], 13);
     /* 3: B fails in run 3: the count goes on from the restored one */
-    coldstart_run(&e, ckpt, NREAD + 2, NREAD + 4, 1, &counted, &failures,
-                  reh);
+    coldstart_run(&e, ckpt, NREAD + 2, NREAD + 4, 1, "0.3", &counted,
+                  &caught, &failures, reh);
     printf("coldstart_restart: run 3 counted %.0f failures (%.0f reported); "
            "rehearsal: %.0f failures, %.0f positives kept\n", counted,
            failures, reh[0], reh[1]);
     assert_int_equal((int)failures, 1);
     assert_int_equal((int)counted, 2);
+    /* B's own-score record depends on what the trainer learned from A
+     * by then (its thread): caught or not, never more than counted */
+    assert_true(caught >= 1 && caught <= 2);
     /* A's restored positions (their log records are before the restored
      * ends) and B's 13 */
     assert_int_equal((int)reh[0], 2);
