@@ -80,7 +80,10 @@ static void rs_eval_help(FILE *fp) {
         "      --truth FILE      generator truth CSV (event_id,...,pattern):\n"
         "                        per-pattern AP/AUC\n"
         "      --scores-out FILE every event's scores as CSV: event_id,entity_id,\n"
-        "                        event_time_ms,score_<model>...,label (%%.9g)\n"
+        "                        event_time_ms,score_<model>...,label (%%.9g);\n"
+        "                        --maintenance adds score_own_<model>... (the\n"
+        "                        models' own, before the cold-start blend) and\n"
+        "                        score_ref before label\n"
         "      --plot FILE.svg   SVG chart of daily AUC, AP (with the base\n"
         "                        rate) and alerts per model\n"
         "      --warmup DUR|auto replay (and learn from) the first DUR of event\n"
@@ -128,6 +131,7 @@ static void rs_eval_cell(FILE *fp, const char *s) {
 typedef struct rs_eval_rows_s {
     FILE *so;
     int nm;
+    const rs_eval_t *ev;   /* maintenance: own scores and the reference */
 } rs_eval_rows_t;
 
 static void rs_eval_row(void *opaque, const rs_event_t *e,
@@ -139,6 +143,11 @@ static void rs_eval_row(void *opaque, const rs_event_t *e,
     rs_eval_cell(so, e->entity_id);
     fprintf(so, ",%lld", (long long)e->event_time_ms);
     for (int k = 0; k < rw->nm; k++) fprintf(so, ",%.9g", (double)sc[k]);
+    float own[RS_EVAL_MODELS_MAX], ref;
+    if (rs_eval_maint_scores(rw->ev, own, &ref)) {
+        for (int k = 0; k < rw->nm; k++) fprintf(so, ",%.9g", (double)own[k]);
+        fprintf(so, ",%.9g", (double)ref);
+    }
     fprintf(so, ",%d\n", rec->label);
 }
 
@@ -364,6 +373,11 @@ int rs_cmd_eval(int argc, char **argv) {
         fputs("event_id,entity_id,event_time_ms", so);
         for (int k = 0; k < nm; k++)
             fprintf(so, ",score_%s", rs_eval_model_name(ev, k));
+        if (rs_eval_maint(ev)) { /* maintenance: before the blend, ref */
+            for (int k = 0; k < nm; k++)
+                fprintf(so, ",score_own_%s", rs_eval_model_name(ev, k));
+            fputs(",score_ref", so);
+        }
         fputs(",label\n", so);
     }
     fprintf(stderr, "eval: %zu events from %s (%llu bad, %llu out of "
@@ -375,7 +389,7 @@ int rs_cmd_eval(int argc, char **argv) {
         fprintf(stderr, "%s%s", k ? "," : " ", rs_eval_model_name(ev, k));
     fputc('\n', stderr);
 
-    rs_eval_rows_t rows = {so, nm};
+    rs_eval_rows_t rows = {so, nm, ev};
     size_t i = rs_replay_run(&rp, quiet, so ? rs_eval_row : NULL, &rows);
     const uint64_t rejected = rp.rejected;
     double replay_s = rp.replay_s;

@@ -597,6 +597,7 @@ struct rs_eval_s {
      * whose lead times at failures are that record (coldstart.h) */
     rs_coldstart_t *csm[RS_EVAL_MODELS_MAX];
     rs_alertpol_t *own[RS_EVAL_MODELS_MAX];
+    float last_own[RS_EVAL_MODELS_MAX], last_ref;  /* the last reading's */
     rs_rul_t *rul;       /* maintenance.rul: learned with model 0's learner */
 };
 
@@ -890,6 +891,7 @@ rs_err_t rs_eval_push(rs_eval_t *e, const rs_eval_rec_t *rec, float *scores,
     if (e->maint && e->mc.cold_start) {
         uint64_t ent = rs_hash_str(ev->entity_id);
         for (int k = 0; k < e->conf.nmodels; k++) {
+            e->last_own[k] = sc[k];
             rs_alertpol_step(e->own[k], ent, t, sc[k]);
             sc[k] = rs_coldstart_score(e->csm[k], e->x, sc[k]);
         }
@@ -904,6 +906,8 @@ rs_err_t rs_eval_push(rs_eval_t *e, const rs_eval_rec_t *rec, float *scores,
         /* z / (z + c) with c such that z = 3 sd is the alert threshold:
          * "alert when a sensor is 3 sd off the machine's own baseline" */
         msc[e->conf.nmodels] = rs_coldstart_reference(e->cs, e->x);
+        e->last_ref = msc[e->conf.nmodels];
+        if (!e->mc.cold_start) memcpy(e->last_own, sc, (size_t)e->conf.nmodels * sizeof(*sc));
         uint64_t ent = rs_hash_str(ev->entity_id);
         uint32_t dec = 0, open = 0;
         for (int k = 0; k <= e->conf.nmodels; k++) {
@@ -990,6 +994,13 @@ rs_mev_report_t *rs_eval_maint_report(const rs_eval_t *e) {
 }
 
 const rs_mev_t *rs_eval_maint(const rs_eval_t *e) { return e->mev; }
+
+int rs_eval_maint_scores(const rs_eval_t *e, float *own, float *ref) {
+    if (!e->maint) return 0;
+    memcpy(own, e->last_own, (size_t)e->conf.nmodels * sizeof(*own));
+    *ref = e->last_ref;
+    return 1;
+}
 
 rs_eval_report_t *rs_eval_report(const rs_eval_t *e) {
     return rs_eval_acc_report(e->acc);

@@ -439,6 +439,12 @@ uint64_t rs_eval_epochs(rs_eval_t *e, int epochs, int64_t window_ms);
  * per-event records for the plot (owned by e; NULL if off). */
 rs_mev_report_t *rs_eval_maint_report(const rs_eval_t *e);
 const rs_mev_t *rs_eval_maint(const rs_eval_t *e);
+/* Maintenance mode: of the last event pushed, each model's own score
+ * (before the cold-start blend; own[nmodels]) and the reference's score
+ * (*ref).  Returns 0 (nothing written) if maintenance is off.  For
+ * --scores-out's score_own_<model> and score_ref columns: the blend does
+ * not feed learning, so other hand-overs can be replayed offline. */
+int rs_eval_maint_scores(const rs_eval_t *e, float *own, float *ref);
 
 /* The report so far (see rs_eval_acc_report). */
 rs_eval_report_t *rs_eval_report(const rs_eval_t *e);

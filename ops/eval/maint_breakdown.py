@@ -9,7 +9,10 @@ Usage:
 
 Replays the alert policy of docs/maintenance.md (defaults: threshold 0.3,
 3 readings, 24 h cool-down; escalations are not replayed, so a column can
-differ from eval's by a failure or two) over every model's scores, finds the
+differ from eval's by a failure or two) over every score column of the file
+(`score_<model>`: what the policy decides on, with the cold-start blend;
+in maintenance mode also `score_own_<model>`, the models' own scores
+before the blend, and `score_ref`, the reference alone), finds the
 failures as eval does (the last reading of each run of readings labelled
 "within the failure window" in the CSV's label column, per machine) and
 prints, per model, the share caught at least a third of the horizon ahead:
