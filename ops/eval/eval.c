@@ -907,7 +907,8 @@ rs_err_t rs_eval_push(rs_eval_t *e, const rs_eval_rec_t *rec, float *scores,
          * "alert when a sensor is 3 sd off the machine's own baseline" */
         msc[e->conf.nmodels] = rs_coldstart_reference(e->cs, e->x);
         e->last_ref = msc[e->conf.nmodels];
-        if (!e->mc.cold_start) memcpy(e->last_own, sc, (size_t)e->conf.nmodels * sizeof(*sc));
+        if (!e->mc.cold_start) /* no blend: the scores are the own ones */
+            memcpy(e->last_own, sc, (size_t)e->conf.nmodels * sizeof(*sc));
         uint64_t ent = rs_hash_str(ev->entity_id);
         uint32_t dec = 0, open = 0;
         for (int k = 0; k <= e->conf.nmodels; k++) {
