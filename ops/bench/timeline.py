@@ -125,7 +125,7 @@ def at(seq, t):
 
 
 def offcpu(perf_out, perf_in, tids, lo=None, hi=None):
-    """{tid: {stack: ns off CPU}} from two sched_switch recordings (-k mono):
+    """{tid: {stack: [ns off CPU, sleeps, longest ns]}} from two sched_switch recordings (-k mono):
     perf_out of serve (-p, DWARF stacks: each switch-out of a thread of
     `tids` in a sleep state, with its user frames) and perf_in of the whole
     machine without stacks (the switch-in that ends the sleep is recorded in
@@ -160,7 +160,7 @@ def offcpu(perf_out, perf_in, tids, lo=None, hi=None):
         m = re.match(r"\s*([\d.]+):.*next_pid=(\d+)", line)
         if m and int(m.group(2)) in tids:
             ins[int(m.group(2))].append(float(m.group(1)))
-    out = collections.defaultdict(lambda: collections.defaultdict(int))
+    out = collections.defaultdict(lambda: collections.defaultdict(lambda: [0, 0, 0]))
     for tid, evs in outs.items():
         tin = ins[tid]
         j = 0
@@ -171,7 +171,10 @@ def offcpu(perf_out, perf_in, tids, lo=None, hi=None):
                 break
             a, b = (t0, tin[j]) if lo is None else (max(t0, lo), min(tin[j], hi))
             if b > a:
-                out[tid][st] += int((b - a) * 1e9)
+                x = out[tid][st]
+                x[0] += int((b - a) * 1e9)
+                x[1] += 1
+                x[2] = max(x[2], int((b - a) * 1e9))
     return out
 
 
@@ -317,11 +320,11 @@ def report(a, tag, samples, pid, ts, pstats, stats):
               "inside the window, by user stack at the switch-out (top 8 frames), "
               "perf sched:sched_switch:")
         for tid, st in off.items():
-            total = sum(st.values())
+            total = sum(v[0] for v in st.values())
             nm = "main" if tid == pid else names.get(tid, b"?").decode()
             print(f"  {nm} (tid {tid}): {total / 1e9:.3f} s off CPU")
-            for stack, ns in sorted(st.items(), key=lambda x: -x[1])[:a.perf_top]:
-                print(f"    {ns / 1e9:7.3f} s  {' < '.join(stack) or '?'}")
+            for stack, (ns, cnt, mx) in sorted(st.items(), key=lambda x: -x[1][0])[:a.perf_top]:
+                print(f"    {ns / 1e9:7.3f} s in {cnt} sleeps, longest {mx / 1e6:.1f} ms  {' < '.join(stack) or '?'}")
     return len(ts) / span
 
 
