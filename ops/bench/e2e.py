@@ -12,7 +12,11 @@ from elsewhere on the machine hits every system, not one):
      version of an earlier run);
   2. N events (default 100 000) from `riskstream gen` (one file, the same bytes for
      every system) pre-produced to `events` with kcat, keyed by entity;
-  3. the system starts; its scores are read back from the scores topic with kcat.
+  3. the system starts; its scores are read back from the scores topic with kcat
+     (the burst's as timestamps only: the reader runs on the same cores, and with
+     the payloads parsed it took ~0.3 of the 2 cores at 60 000 scores/s; the
+     paced phases' with their event ids, by a second reader started after the
+     burst; --burst-reader full reads the burst with ids, as before).
        max:         N / (last - first score's Kafka timestamp); CPU = utime + stime
                     of the system's process (/proc/PID/stat, sampled every 50 ms)
                     over the same interval; cores used = CPU / interval.
@@ -25,6 +29,10 @@ from elsewhere on the machine hits every system, not one):
      time, taken when serve hands it to the producer: linger.ms and the produce round trip
      are not in it; ops/bench/e2e_lat.py splits the latency and shows that part).
 Each figure is the median of the rounds; the ratio is events/s over the peer's.
+The max phase is bound by the whole machine's CPU (the system, the broker,
+redis-server and the bench's reader together keep both cores busy: the "whole
+machine busy" figure), not by one thread; ops/bench/timeline.py shows it per
+50 ms and per thread (running, waiting for a CPU, asleep).
 riskstream runs with kafka.fetch.wait.max.ms=5 and the peer gets the same setting
 injected (the mock broker holds every EMPTY fetch that long, even when data arrives
 meanwhile; a fetch that finds data is answered at once).
