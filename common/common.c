@@ -294,7 +294,9 @@ char *rs_strdup(const char *s) {
  * 5.14+; the contents are not changed, so it may run while the owner
  * already writes: whoever comes first faults the page).  rs_free drops the
  * regions of a block before freeing it; the thread populates one chunk at a
- * time under the registry lock, so a block is never freed under it.
+ * time outside the registry lock (it runs at nice 19: holding the lock it
+ * would make the scoring thread wait for it), and a drop of a range that
+ * overlaps the chunk waits for its end, so a block is never freed under it.
  * Without kernel support the thread stops and pages fault on first use. */
 #define RS_PF_MAX 512
 #define RS_PF_CHUNK ((size_t)128 << 10)
@@ -305,6 +307,11 @@ static int rs_pf_n, rs_pf_started, rs_pf_off;
 static atomic_int rs_pf_active; /* regions queued: rs_free must look */
 static pthread_mutex_t rs_pf_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t rs_pf_cv = PTHREAD_COND_INITIALIZER;
+/* the chunk the thread populates outside the lock ([0, 0): none), and its
+ * end's signal (rs_pf_drop waits for an overlapping one) */
+static uintptr_t rs_pf_busy_lo, rs_pf_busy_hi;
+static pthread_cond_t rs_pf_done_cv = PTHREAD_COND_INITIALIZER;
+static int rs_pf_hold, rs_pf_held; /* rs_prefault_hold (tests) */
 
 /* Populated is not yet cheap here: under this VM's hypervisor the first
  * access to each populated page still traps (measured: populating 512 MB
@@ -336,27 +343,42 @@ static void *rs_pf_main(void *arg) {
         while (rs_pf_n == 0) pthread_cond_wait(&rs_pf_cv, &rs_pf_mu);
         uintptr_t a = rs_pf[0].lo, b = rs_pf[0].hi;
         if (b - a > RS_PF_CHUNK) b = a + RS_PF_CHUNK;
+        /* The chunk leaves the queue and is populated outside the lock:
+         * this thread runs at nice 19, so on a busy machine it can be off
+         * a CPU for tens of ms in the middle of a chunk, and whoever then
+         * wanted the lock (the scoring thread queueing the learning log's
+         * next pages) waited that long (measured: up to 14 ms a time at
+         * max rate on 2 cores).  Only a drop of an overlapping range
+         * (rs_pf_drop: a block about to be freed or unmapped) waits for
+         * the chunk now. */
+        rs_pf[0].lo = b;
+        if (b >= rs_pf[0].hi) {
+            memmove(&rs_pf[0], &rs_pf[1],
+                    (size_t)(rs_pf_n - 1) * sizeof(rs_pf[0]));
+            rs_pf_n--;
+        }
+        rs_pf_busy_lo = a;
+        rs_pf_busy_hi = b;
+        while (rs_pf_hold) { /* a test holds the chunk (lock released) */
+            rs_pf_held = 1;
+            pthread_cond_wait(&rs_pf_cv, &rs_pf_mu);
+        }
+        rs_pf_held = 0;
+        pthread_mutex_unlock(&rs_pf_mu);
         int rc = madvise((void *)a, b - a, MADV_POPULATE_WRITE);
-        if (rc != 0 && errno == EINVAL) {
+        int unsupported = rc != 0 && errno == EINVAL;
+        /* touched only if populated: a page that could not be (no memory,
+         * a file page that cannot be read) is left to fault where it is
+         * used, never here */
+        if (rc == 0) rs_pf_touch(a, b);
+        pthread_mutex_lock(&rs_pf_mu);
+        rs_pf_busy_lo = rs_pf_busy_hi = 0;
+        pthread_cond_broadcast(&rs_pf_done_cv);
+        if (unsupported) {
             rs_pf_off = 1; /* kernel without MADV_POPULATE_WRITE */
             rs_pf_n = 0;
-        } else {
-            /* touched only if populated: a page that could not be (no
-             * memory, a file page that cannot be read) is left to fault
-             * where it is used, never here */
-            if (rc == 0) rs_pf_touch(a, b);
-            rs_pf[0].lo = b;
-            if (b >= rs_pf[0].hi) {
-                memmove(&rs_pf[0], &rs_pf[1],
-                        (size_t)(rs_pf_n - 1) * sizeof(rs_pf[0]));
-                rs_pf_n--;
-            }
         }
         if (!rs_pf_n) atomic_store(&rs_pf_active, 0);
-        /* let rs_free and rs_zero_lazy in between two chunks */
-        pthread_mutex_unlock(&rs_pf_mu);
-        sched_yield();
-        pthread_mutex_lock(&rs_pf_mu);
     }
     return NULL;
 }
@@ -385,14 +407,18 @@ static void rs_pf_add(uintptr_t lo, uintptr_t hi) {
 }
 
 /* Drop the queued regions that overlap [a, e) (whole regions: a region
- * is never split, it may only be populated less). */
+ * is never split, it may only be populated less), and wait for the chunk
+ * in progress if it overlaps: once this returns the thread does not touch
+ * [a, e). */
 static void rs_pf_drop(uintptr_t a, uintptr_t e) {
     pthread_mutex_lock(&rs_pf_mu);
     int j = 0;
     for (int i = 0; i < rs_pf_n; i++)
         if (rs_pf[i].hi <= a || rs_pf[i].lo >= e) rs_pf[j++] = rs_pf[i];
     rs_pf_n = j;
-    if (!rs_pf_n) atomic_store(&rs_pf_active, 0);
+    while (rs_pf_busy_hi > a && rs_pf_busy_lo < e)
+        pthread_cond_wait(&rs_pf_done_cv, &rs_pf_mu);
+    if (!rs_pf_n && !rs_pf_busy_hi) atomic_store(&rs_pf_active, 0);
     pthread_mutex_unlock(&rs_pf_mu);
 }
 
@@ -414,10 +440,20 @@ void rs_prefault_cancel(void *p, size_t bytes) {
     rs_pf_drop((uintptr_t)p, (uintptr_t)p + bytes);
 }
 
+int rs_prefault_hold(int on) {
+    pthread_mutex_lock(&rs_pf_mu);
+    rs_pf_hold = on;
+    int held = rs_pf_held;
+    if (!on) pthread_cond_broadcast(&rs_pf_cv);
+    pthread_mutex_unlock(&rs_pf_mu);
+    return held;
+}
+
 size_t rs_prefault_pending(void) {
     pthread_mutex_lock(&rs_pf_mu);
     size_t n = 0;
     for (int i = 0; i < rs_pf_n; i++) n += rs_pf[i].hi - rs_pf[i].lo;
+    n += rs_pf_busy_hi - rs_pf_busy_lo;
     pthread_mutex_unlock(&rs_pf_mu);
     return n;
 }

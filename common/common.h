@@ -171,6 +171,11 @@ size_t rs_prefault_pending(void);
  * that returns the thread does not touch it.  Any thread. */
 void rs_prefault(void *p, size_t bytes);
 void rs_prefault_cancel(void *p, size_t bytes);
+/* Tests only: on = 1 holds the background thread once it has taken its
+ * next chunk off the queue, before it populates it (outside the registry
+ * lock, as when the low-priority thread is off a CPU mid-chunk); 0 lets it
+ * go on.  Returns 1 if a chunk was held at the call.  Any thread. */
+int rs_prefault_hold(int on);
 
 /* Copy at most size-1 bytes and always NUL-terminate; returns strlen(src). */
 size_t rs_strlcpy(char *dst, const char *src, size_t size);

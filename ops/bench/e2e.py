@@ -12,7 +12,11 @@ from elsewhere on the machine hits every system, not one):
      version of an earlier run);
   2. N events (default 100 000) from `riskstream gen` (one file, the same bytes for
      every system) pre-produced to `events` with kcat, keyed by entity;
-  3. the system starts; its scores are read back from the scores topic with kcat.
+  3. the system starts; its scores are read back from the scores topic with kcat
+     (the burst's as timestamps only: the reader runs on the same cores, and with
+     the payloads parsed it took ~0.3 of the 2 cores at 60 000 scores/s; the
+     paced phases' with their event ids, by a second reader started after the
+     burst; --burst-reader full reads the burst with ids, as before).
        max:         N / (last - first score's Kafka timestamp); CPU = utime + stime
                     of the system's process (/proc/PID/stat, sampled every 50 ms)
                     over the same interval; cores used = CPU / interval.
@@ -25,6 +29,10 @@ from elsewhere on the machine hits every system, not one):
      time, taken when serve hands it to the producer: linger.ms and the produce round trip
      are not in it; ops/bench/e2e_lat.py splits the latency and shows that part).
 Each figure is the median of the rounds; the ratio is events/s over the peer's.
+The max phase is bound by the whole machine's CPU (the system, the broker,
+redis-server and the bench's reader together keep both cores busy: the "whole
+machine busy" figure), not by one thread; ops/bench/timeline.py shows it per
+50 ms and per thread (running, waiting for a CPU, asleep).
 riskstream runs with kafka.fetch.wait.max.ms=5 and the peer gets the same setting
 injected (the mock broker holds every EMPTY fetch that long, even when data arrives
 meanwhile; a fetch that finds data is answered at once).
@@ -58,6 +66,7 @@ def run_system(a, sysdef, lines, round_no):
     rig = Rig("riskstream-e2e.")
     tmp = rig.tmp
     proc = sampler = bsampler = rsampler = None
+    xsamplers = []
     res = {"name": name}
     try:
         broker = rig.start_broker(a.bin, a.partitions)
@@ -66,7 +75,8 @@ def run_system(a, sysdef, lines, round_no):
             f.writelines(lines[:a.events])
         produce_file(broker.addr, pre)
         redis = rig.start_redis(tcp=(kind == "peer"))
-        scores = rig.read_scores()
+        # the burst's scores: timestamps only unless --burst-reader full
+        scores = rig.read_scores(ids=a.burst_reader == "full")
         plog = open(rig.path("system.log"), "wb")
         t_start = time.time() * 1000.0
         if kind == "peer":
@@ -82,9 +92,13 @@ def run_system(a, sysdef, lines, round_no):
         proc = subprocess.Popen(cmd, stdout=plog, stderr=plog)
         sampler = CpuSampler(proc.pid, None if kind == "peer" else b"rs-prefault")
         bsampler, rsampler = CpuSampler(broker.p.pid), CpuSampler(redis.p.pid)
+        # the machine, and the bench's own share of it (the scores reader:
+        # kcat and this process)
+        xsamplers = [CpuSampler(None), CpuSampler(scores.p.pid), CpuSampler(os.getpid())]
         scores.wait(a.events, a.timeout, proc)
         with scores.lock:
             rows = list(scores.rows[:a.events])
+            burst_pos = dict(scores.pos)
         first, last = min(r[0] for r in rows), max(r[0] for r in rows)
         span = max(last - first, 1) / 1000.0
         cpu = sampler.at(last) - sampler.at(first)
@@ -98,7 +112,21 @@ def run_system(a, sysdef, lines, round_no):
                    first_s=(first - t_start) / 1000.0,
                    broker_cores=(bsampler.at(last) - bsampler.at(first)) / span,
                    redis_cores=(rsampler.at(last) - rsampler.at(first)) / span,
+                   box_cores=(xsamplers[0].at(last) - xsamplers[0].at(first)) / span,
+                   bench_cores=sum(x.at(last) - x.at(first) for x in xsamplers[1:]) / span,
                    load=os.getloadavg()[0])
+        for x in xsamplers:
+            x.run_ = False
+        if a.burst_reader != "full":
+            # the paced phases need the event ids: a full reader, past the
+            # burst (read again up to its end, not kept: the mock's
+            # retention may have dropped its start) before they begin
+            scores = rig.read_scores(after_ts=last)
+            end = time.time() + a.timeout
+            while not scores.reached(burst_pos):
+                if time.time() > end:
+                    raise RuntimeError("the scores reader did not get past the burst")
+                time.sleep(0.05)
         if kind != "peer":
             # riskstream's own log: start -> subscribed (its start-up) and the
             # consumer group's join (the broker's, not ours) before assignment
@@ -148,7 +176,7 @@ def run_system(a, sysdef, lines, round_no):
         log(f"round {round_no} {name}: FAILED: {e} (logs in {tmp})")
         a.keep_tmp = True
     finally:
-        for x in (sampler, bsampler, rsampler):
+        for x in (sampler, bsampler, rsampler) + tuple(xsamplers):
             if x:
                 x.run_ = False
         stop_proc(proc)
@@ -170,6 +198,11 @@ def main():
     ap.add_argument("--seed", type=int, default=42, help="riskstream gen --seed")
     ap.add_argument("--timeout", type=float, default=300, help="seconds to wait for the scores of a phase")
     ap.add_argument("--peer", action="store_true", help="also run the Python peer")
+    ap.add_argument("--burst-reader", choices=("ts", "full"), default="ts",
+                    help="how the bench reads the scores of the max-rate burst, on the same cores as the "
+                         "system: ts = their timestamps only (kcat prints no payload, nothing parsed: "
+                         "~3 µs of CPU per score), full = timestamps and event ids (~7 µs, as before "
+                         "session 8); the paced phases always read ids, after the burst (default ts)")
     ap.add_argument("--peer-script", default=os.path.join(ROOT, "..", "shared", "peer", "python_peer.py"))
     ap.add_argument("--python", default="/usr/bin/python3", help="the peer's interpreter (Debian's)")
     ap.add_argument("--systems", default="seq,seq-noexpl,lr,workers",
@@ -221,6 +254,7 @@ def main():
     print(f"machine: {machine[0].strip()}, {machine[1]} cores, load average at the end {machine[2]}")
     print(f"command: ops/bench.sh e2e --events {a.events} --rounds {a.rounds} --rate {a.rate:.0f} "
           f"--lat-seconds {a.lat_seconds:g}{' --peer' if a.peer else ''} --systems {a.systems}"
+          f"{' --burst-reader full' if a.burst_reader == 'full' else ''}"
           f"{''.join(' --set ' + kv for kv in a.sets)}{' --compare ' + a.compare if a.compare else ''}\n")
     peer_eps = med([x["eps"] for x in results.get("Python peer", []) if "error" not in x])
     print(f"| system | events/s | CPU µs/event | cores used | ratio to peer | first score s "
@@ -251,12 +285,14 @@ def main():
                   f"{med([x.get('model_s', float('nan')) for x in v]):.2f} | -> Redis, producer, consumer subscribed "
                   f"{med([x.get('sinks_s', float('nan')) for x in v]):.2f}")
     print("\nwhere the cores went during the max phase (median cores: the system | the broker process "
-          "| redis-server; the system's page faults per event, /proc minflt + majflt), and per round events/s (noise) with the 1-min load average when it ended:")
+          "| redis-server | the bench's scores reader (kcat + this process) | the whole machine busy, /proc/stat; "
+          "the system's page faults per event, /proc minflt + majflt), and per round events/s (noise) with the 1-min load average when it ended:")
     for s in systems:
         ok = [x for x in results[s[0]] if "error" not in x]
         if ok:
             print(f"  {s[0]}: {med([x['cores'] for x in ok]):.2f} | {med([x['broker_cores'] for x in ok]):.2f} "
-                  f"| {med([x['redis_cores'] for x in ok]):.2f}; page faults/event "
+                  f"| {med([x['redis_cores'] for x in ok]):.2f} | {med([x.get('bench_cores', float('nan')) for x in ok]):.2f} "
+                  f"| {med([x.get('box_cores', float('nan')) for x in ok]):.2f} of {os.cpu_count()}; page faults/event "
                   f"{med([x.get('faults', float('nan')) for x in ok]):.2f}; of the CPU µs/event, the start-up prefault "
                   f"thread (rs-prefault) {med([x.get('pf_us', float('nan')) for x in ok]):.1f}; CPU µs/event over the second "
                   f"half of the burst {med([x.get('cpu2_us', float('nan')) for x in ok]):.1f}; CPU µs/event when paced at {a.rate:.0f} ev/s "

@@ -7,6 +7,8 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -296,6 +298,68 @@ static void test_prefault_file(void **state) {
     close(fd);
 }
 
+/* The background thread populates a chunk outside the registry lock: while
+ * it is in the middle of one (held here, as when the nice-19 thread is off
+ * a CPU on a busy machine) queueing more pages returns at once, the chunk
+ * still counts as pending, and only a cancel of a range overlapping the
+ * chunk waits for it, so a range cancelled is never touched after. */
+typedef struct {
+    void *p;
+    size_t n;
+    atomic_int done;
+} rs_pf_cancel_arg_t;
+
+static void *rs_pf_cancel_main(void *v) {
+    rs_pf_cancel_arg_t *c = v;
+    rs_prefault_cancel(c->p, c->n);
+    atomic_store(&c->done, 1);
+    return NULL;
+}
+
+static void test_prefault_chunk_unlocked(void **state) {
+    (void)state;
+    const size_t n = (size_t)4 << 20;
+    unsigned char *m = mmap(NULL, n, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    unsigned char *m2 = mmap(NULL, n, PROT_READ | PROT_WRITE,
+                             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(m != MAP_FAILED && m2 != MAP_FAILED);
+    for (int i = 0; i < 300 && rs_prefault_pending(); i++) usleep(10000);
+    rs_prefault_hold(1);
+    rs_prefault(m, n);
+    if (!rs_prefault_pending()) { /* kernel without MADV_POPULATE_WRITE */
+        rs_prefault_hold(0);
+        munmap(m, n);
+        munmap(m2, n);
+        skip();
+    }
+    int held = 0;
+    for (int i = 0; i < 60000 && !held; i++) { /* the thread's next turn */
+        held = rs_prefault_hold(1);
+        if (!held) usleep(1000);
+    }
+    assert_true(held);
+    /* the chunk is off the queue, in progress: still pending */
+    assert_int_equal(rs_prefault_pending(), n);
+    /* queueing (the scoring thread's learning log) does not wait for it */
+    rs_prefault(m2, n);
+    assert_int_equal(rs_prefault_pending(), 2 * n);
+    rs_prefault_cancel(m2, n); /* no overlap with the chunk: at once */
+    assert_int_equal(rs_prefault_pending(), n);
+    /* a cancel overlapping the chunk waits for its end */
+    rs_pf_cancel_arg_t c = {m, n, 0};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, rs_pf_cancel_main, &c), 0);
+    usleep(50000);
+    assert_int_equal(atomic_load(&c.done), 0);
+    rs_prefault_hold(0);
+    pthread_join(th, NULL);
+    assert_int_equal(atomic_load(&c.done), 1);
+    assert_int_equal(rs_prefault_pending(), 0);
+    munmap(m, n);
+    munmap(m2, n);
+}
+
 static void test_rng_determinism(void **state) {
     (void)state;
     /* Golden values from an independent xoshiro256** + splitmix64
@@ -408,6 +472,7 @@ int main(void) {
         cmocka_unit_test(test_hash),
         cmocka_unit_test(test_zero_lazy),
         cmocka_unit_test(test_prefault_file),
+        cmocka_unit_test(test_prefault_chunk_unlocked),
         cmocka_unit_test(test_alloc_strlcpy),
         cmocka_unit_test(test_rng_determinism),
         cmocka_unit_test(test_rng_distributions),
