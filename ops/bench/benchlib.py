@@ -321,9 +321,10 @@ def produce_file(broker, path):
                    check=True, stderr=subprocess.DEVNULL)
 
 
-def produce_paced(broker, lines, rate):
-    """Write keyed lines to a kcat producer at `rate` per second (5 ms steps)."""
-    p = subprocess.Popen(["kcat", "-P", "-b", broker, "-t", "events", "-K", "\t", "-X", "linger.ms=0"],
+def produce_paced(broker, lines, rate, linger=0):
+    """Write keyed lines to a kcat producer at `rate` per second (5 ms steps);
+    `linger` is the producer's linger.ms (e2e_lat.py --producer-linger)."""
+    p = subprocess.Popen(["kcat", "-P", "-b", broker, "-t", "events", "-K", "\t", "-X", f"linger.ms={linger}"],
                          stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
     t0, sent, step = time.time(), 0, 0.005
     while sent < len(lines):

@@ -79,23 +79,6 @@ class Control(threading.Thread):
         self.p.wait()
 
 
-def produce_paced_linger(broker, lines, rate, linger):
-    """benchlib.produce_paced with the kcat producer's linger.ms set
-    (--producer-linger): fewer, larger produce requests for the broker."""
-    p = subprocess.Popen(["kcat", "-P", "-b", broker, "-t", "events", "-K", "\t", "-X", f"linger.ms={linger}"],
-                         stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    t0, sent = time.time(), 0
-    while sent < len(lines):
-        due = min(len(lines), int((time.time() - t0) * rate) + 1)
-        if due > sent:
-            p.stdin.write(b"".join(lines[sent:due]))
-            p.stdin.flush()
-            sent = due
-        time.sleep(0.005)
-    p.stdin.close()
-    p.wait()
-
-
 def one(a, sbin, rate, lines, tag):
     rig = bl.Rig("riskstream-lat.")
     tmp = rig.tmp
@@ -109,10 +92,7 @@ def one(a, sbin, rate, lines, tag):
         if ctl:
             time.sleep(1.0)  # its partitions assigned (kcat -C reads from the end)
         c0 = bl.cpu_ticks(p.pid)[0]
-        if a.linger is None:
-            bl.produce_paced(br.addr, lines, rate)
-        else:
-            produce_paced_linger(br.addr, lines, rate, a.linger)
+        bl.produce_paced(br.addr, lines, rate, a.linger or 0)
         sc.wait(len(lines), a.timeout, p)
         c1 = bl.cpu_ticks(p.pid)[0]
         ids = {bl.EV_ID_RE.search(l).group(1) for l in lines}
