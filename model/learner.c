@@ -243,6 +243,12 @@ static rs_err_t rs_learner_learn(rs_learner_t *l, const void *rec, int y,
 static void rs_learner_observe_upto(rs_learner_t *l, int32_t p, uint64_t upto) {
     rs_learnlog_t *lg = l->logs[p];
     rs_learnlog_index(lg);
+    {   /* the log's next segment, made here rather than on the writer
+         * (the scoring thread) at its roll; a failure is the writer's to
+         * report there */
+        char e[256];
+        (void)rs_learnlog_prepare(lg, e, sizeof(e));
+    }
     uint64_t end = rs_learnlog_indexed(lg);
     if (upto < end) end = upto;
     for (; l->obs[p] < end; l->obs[p]++) {

@@ -40,6 +40,28 @@
  * (32 partitions x 256 MiB preallocated 9 GB before).  Nothing touches the
  * mapping past the file's size: the prefault stops at it, the records
  * checked at open end at it, a table is read only if the file holds it.
+ *
+ * New segments, off the writer (issue 12).  Creating a segment (two files
+ * opened, preallocated, mapped, their header pages written) costs the
+ * thread that does it a few ms of syscalls and page-cache work, and up to
+ * tens of ms on a busy machine; the writer is the scoring thread.  So the
+ * resolver (the trainer) creates the NEXT segment ahead, once the segment
+ * being written is half full (rs_learnlog_prepare), and hands it over as
+ * the SPARE through the lock; at the roll the writer takes it and only
+ * renames its files into place.  If no spare is ready (no resolver, a
+ * slow one, a full disk) the writer creates the segment itself, as
+ * before: correctness never depends on the spare.
+ * A segment's files exist under their names (which open lists) only from
+ * the roll on: every segment, spare or not, is created under temporary
+ * names (<first>.log.spare / .idx.spare, or .new when the writer makes
+ * its own) with its headers written, and renamed .log first, then .idx,
+ * at the roll.  So a crash at any point leaves the log readable as it
+ * was: a spare created but never used, or a segment cut short in its
+ * creation, is only temporary files (open deletes them); a crash between
+ * the renames leaves a .log without its .idx (rebuilt at open, as a lost
+ * index always was); after the renames the new segment is the empty last
+ * one, behind a full one.  (Before, a process stopped inside the creation
+ * left a .log with a zero header, which open refused as damaged.)
  */
 #define _GNU_SOURCE
 #include "model/learnlog.h"
@@ -98,7 +120,14 @@ typedef struct rs_lseg_s {
     uint64_t nidx;        /* records indexed (RAM or file)               */
     size_t pf_next;       /* writer: log bytes queued for prefault       */
     _Atomic int dirty;    /* written since the last sync                 */
+    const char *tmp;      /* files still under temporary names (suffix:
+                           * RS_LL_TMP_*), NULL once in place           */
 } rs_lseg_t;
+
+/* Suffixes of the temporary names of a segment not yet begun (New
+ * segments, above): made ahead by the resolver, or by the writer itself. */
+#define RS_LL_TMP_SPARE "spare" /* rs_learnlog_prepare                 */
+#define RS_LL_TMP_NEW "new"     /* the writer's own                    */
 
 struct rs_learnlog_s {
     rs_learnlog_meta_t meta;
@@ -108,9 +137,11 @@ struct rs_learnlog_s {
     uint64_t cap;         /* records per segment                         */
     uint64_t slots;       /* index slots per segment                     */
 
-    pthread_mutex_t lock; /* segs[] (add: writer, remove: resolver)      */
+    pthread_mutex_t lock; /* segs[] (add: writer, remove: resolver), and
+                           * spare (made: resolver, taken: writer)       */
     rs_lseg_t **segs;
     int nseg, segcap;
+    rs_lseg_t *spare;     /* the next segment made ahead, or NULL        */
 
     /* writer */
     rs_lseg_t *wseg;
@@ -121,7 +152,10 @@ struct rs_learnlog_s {
     rs_lseg_t *rseg;      /* last segment looked up                      */
     uint64_t indexed;     /* records < indexed are in the index          */
     uint64_t cursor;      /* maturity cursor                             */
+    uint64_t prep_at;     /* rs_learnlog_prepare: nothing to do before the
+                           * end reaches this                            */
 
+    _Atomic uint64_t st_rolls, st_spares, st_prepared;
     _Atomic uint64_t st_finds, st_probes, st_deleted, st_first, st_cursor,
         st_indexed, st_segments, st_bytes;
     _Atomic int64_t st_oldest_t;
@@ -177,6 +211,16 @@ static inline uint8_t *rs_ll_at(const rs_learnlog_t *lg, const rs_lseg_t *sg,
 static void rs_ll_path(const rs_learnlog_t *lg, uint64_t first,
                        const char *ext, char *buf, size_t size) {
     snprintf(buf, size, "%s/%020" PRIu64 ".%s", lg->dir, first, ext);
+}
+
+/* The name a file of segment `first` has now: its temporary one while
+ * sg->tmp is set (tmp: that suffix; NULL: the final name). */
+static void rs_ll_path_tmp(const rs_learnlog_t *lg, uint64_t first,
+                           const char *ext, const char *tmp, char *buf,
+                           size_t size) {
+    if (!tmp) rs_ll_path(lg, first, ext, buf, size);
+    else snprintf(buf, size, "%s/%020" PRIu64 ".%s.%s", lg->dir, first, ext,
+                  tmp);
 }
 
 /* Prefault of the log ahead of the writer.  Each fresh page of a segment
@@ -472,10 +516,13 @@ static uint64_t rs_ll_idx_load(const rs_learnlog_t *lg, rs_lseg_t *sg) {
     return n;
 }
 
-/* New segment starting at `first`: files created and preallocated (or
- * memory), headers written. */
+/* New segment starting at `first`: files created under their temporary
+ * names (suffix tmp: RS_LL_TMP_*) and preallocated (or memory), headers
+ * written; rs_ll_seg_install puts them in place.  Uses only what is fixed
+ * at open: any thread. */
 static rs_lseg_t *rs_ll_seg_new(rs_learnlog_t *lg, uint64_t first,
-                                char *errstr, size_t errstr_size) {
+                                const char *tmp, char *errstr,
+                                size_t errstr_size) {
     rs_lseg_t *sg = rs_calloc(1, sizeof(*sg));
     sg->first = first;
     sg->cap = lg->cap;
@@ -497,24 +544,24 @@ static rs_lseg_t *rs_ll_seg_new(rs_learnlog_t *lg, uint64_t first,
         /* the header page and a first step of records; the index file
          * its header page (Files grow, above) */
         char path[600];
-        rs_ll_path(lg, first, "log", path, sizeof(path));
+        rs_ll_path_tmp(lg, first, "log", tmp, path, sizeof(path));
         if (rs_ll_map(path, RS_MIN(llen, RS_LL_PAGE + RS_LL_GROW), llen, 1,
                       &sg->log, &sg->log_len, &sg->log_file, errstr,
                       errstr_size) != RS_OK) {
             free(sg);
             return NULL;
         }
-        rs_ll_path(lg, first, "idx", path, sizeof(path));
+        rs_ll_path_tmp(lg, first, "idx", tmp, path, sizeof(path));
         if (rs_ll_map(path, RS_LL_PAGE, ilen, 1, &sg->idx, &sg->idx_len,
                       &sg->idx_file, errstr, errstr_size) != RS_OK) {
             char lp[600];
-            rs_ll_path(lg, first, "log", lp, sizeof(lp));
+            rs_ll_path_tmp(lg, first, "log", tmp, lp, sizeof(lp));
             unlink(lp);
             munmap(sg->log, sg->log_len);
             free(sg);
             return NULL;
         }
-        lg->dir_dirty = 1;
+        sg->tmp = tmp;
     }
     rs_ll_loghdr_t *h = (rs_ll_loghdr_t *)(void *)sg->log;
     memcpy(h->magic, RS_LL_LOG_MAGIC, 8);
@@ -533,6 +580,44 @@ static rs_lseg_t *rs_ll_seg_new(rs_learnlog_t *lg, uint64_t first,
     sg->pf_next = RS_LL_PAGE;
     rs_ll_prefault(sg, RS_LL_PAGE);
     return sg;
+}
+
+/* Drop a segment that was never begun: its temporary files go. */
+static void rs_ll_seg_discard(rs_learnlog_t *lg, rs_lseg_t *sg) {
+    if (!sg) return;
+    if (!lg->mem && sg->tmp) {
+        char path[600];
+        rs_ll_path_tmp(lg, sg->first, "log", sg->tmp, path, sizeof(path));
+        unlink(path);
+        rs_ll_path_tmp(lg, sg->first, "idx", sg->tmp, path, sizeof(path));
+        unlink(path);
+    }
+    rs_ll_unmap(lg, sg);
+}
+
+/* Put a new segment's files in place: the .log first (from then on open
+ * sees the segment; a missing .idx is rebuilt there), then the .idx.  A
+ * file of that name left by a crash is replaced.  The writer, at the roll
+ * (or at open).  RS_ERR_IO with errstr (the .log may then be in place:
+ * open sees an empty last segment, which is what it is). */
+static rs_err_t rs_ll_seg_install(rs_learnlog_t *lg, rs_lseg_t *sg,
+                                  char *errstr, size_t errstr_size) {
+    if (lg->mem || !sg->tmp) return RS_OK;
+    static const char *const ext[2] = {"log", "idx"};
+    for (int i = 0; i < 2; i++) {
+        char from[600], to[600];
+        rs_ll_path_tmp(lg, sg->first, ext[i], sg->tmp, from, sizeof(from));
+        rs_ll_path(lg, sg->first, ext[i], to, sizeof(to));
+        if (rename(from, to) != 0) {
+            lg->dir_dirty = 1;
+            return rs_errf(errstr, errstr_size, RS_ERR_IO,
+                           "learning log %s: rename to %s: %s", from, to,
+                           strerror(errno));
+        }
+    }
+    sg->tmp = NULL;
+    lg->dir_dirty = 1; /* the next sync makes the names durable */
+    return RS_OK;
 }
 
 static void rs_ll_push(rs_learnlog_t *lg, rs_lseg_t *sg) {
@@ -711,6 +796,14 @@ rs_learnlog_t *rs_learnlog_open(const char *dir, int32_t partition,
     struct dirent *de;
     while ((de = readdir(dh))) {
         size_t l = strlen(de->d_name);
+        if (l > 24 && strspn(de->d_name, "0123456789") == 20 &&
+            (!strcmp(de->d_name + 24, "." RS_LL_TMP_SPARE) ||
+             !strcmp(de->d_name + 24, "." RS_LL_TMP_NEW))) {
+            /* a segment never begun (New segments, above): a spare, or
+             * one whose creation a crash cut short */
+            if (unlinkat(dirfd(dh), de->d_name, 0) == 0) lg->dir_dirty = 1;
+            continue;
+        }
         if (l != 24 || strcmp(de->d_name + 20, ".log")) continue;
         char *e;
         uint64_t f = strtoull(de->d_name, &e, 10);
@@ -799,8 +892,11 @@ rs_learnlog_t *rs_learnlog_open(const char *dir, int32_t partition,
         return lg;
     }
 fresh: {
-        rs_lseg_t *sg = rs_ll_seg_new(lg, 0, errstr, errstr_size);
+        rs_lseg_t *sg = rs_ll_seg_new(lg, 0, RS_LL_TMP_NEW, errstr,
+                                      errstr_size);
         if (!sg) { err = lg->mem ? RS_ERR_NOMEM : RS_ERR_IO; goto fail; }
+        err = rs_ll_seg_install(lg, sg, errstr, errstr_size);
+        if (err) { rs_ll_seg_discard(lg, sg); goto fail; }
         rs_ll_push(lg, sg);
         lg->wseg = sg;
     }
@@ -822,6 +918,7 @@ void rs_learnlog_close(rs_learnlog_t *lg) {
         rs_ll_unmap(lg, lg->segs[i]);
     }
     free(lg->segs);
+    rs_ll_seg_discard(lg, lg->spare); /* made ahead, never begun */
     pthread_mutex_destroy(&lg->lock);
     free(lg);
 }
@@ -838,6 +935,36 @@ uint64_t rs_learnlog_end(const rs_learnlog_t *lg) {
     return atomic_load_explicit(&lg->end, memory_order_relaxed);
 }
 
+/* The segment that begins at `end` (the current one is full): the spare
+ * if the resolver made it (New segments, above), else one made here.  Its
+ * files are in place on return; NULL with errstr if it cannot be made
+ * (nothing changed).  The writer. */
+static rs_lseg_t *rs_ll_roll(rs_learnlog_t *lg, uint64_t end, char *errstr,
+                             size_t errstr_size) {
+    pthread_mutex_lock(&lg->lock);
+    rs_lseg_t *sg = lg->spare;
+    lg->spare = NULL;
+    pthread_mutex_unlock(&lg->lock);
+    atomic_fetch_add_explicit(&lg->st_rolls, 1, memory_order_relaxed);
+    if (sg && (sg->first != end ||
+               rs_ll_seg_install(lg, sg, errstr, errstr_size) != RS_OK)) {
+        /* made for another end (cannot happen), or cannot be renamed:
+         * the writer makes its own */
+        rs_ll_seg_discard(lg, sg);
+        sg = NULL;
+    }
+    if (sg) {
+        atomic_fetch_add_explicit(&lg->st_spares, 1, memory_order_relaxed);
+        return sg;
+    }
+    sg = rs_ll_seg_new(lg, end, RS_LL_TMP_NEW, errstr, errstr_size);
+    if (sg && rs_ll_seg_install(lg, sg, errstr, errstr_size) != RS_OK) {
+        rs_ll_seg_discard(lg, sg);
+        sg = NULL;
+    }
+    return sg;
+}
+
 rs_err_t rs_learnlog_append(rs_learnlog_t *lg, const void *recs, int n,
                             char *errstr, size_t errstr_size) {
     const size_t R = lg->meta.rec_size;
@@ -846,7 +973,7 @@ rs_err_t rs_learnlog_append(rs_learnlog_t *lg, const void *recs, int n,
     while (n > 0) {
         rs_lseg_t *sg = lg->wseg;
         if (end == sg->first + sg->cap) { /* roll */
-            rs_lseg_t *nsg = rs_ll_seg_new(lg, end, errstr, errstr_size);
+            rs_lseg_t *nsg = rs_ll_roll(lg, end, errstr, errstr_size);
             if (!nsg) return lg->mem ? RS_ERR_NOMEM : RS_ERR_IO;
             rs_ll_ih(nsg)->cursor = rs_ll_ih(sg)->cursor;
             rs_ll_push(lg, nsg);
@@ -901,7 +1028,11 @@ rs_err_t rs_learnlog_rewind(rs_learnlog_t *lg, uint64_t pos, char *errstr,
     }
     atomic_store(&lg->st_segments, (uint64_t)lg->nseg);
     rs_lseg_t *sg = lg->segs[lg->nseg - 1];
+    rs_lseg_t *spare = lg->spare; /* made for an end that may be gone */
+    lg->spare = NULL;
     pthread_mutex_unlock(&lg->lock);
+    rs_ll_seg_discard(lg, spare);
+    lg->prep_at = 0;
     uint64_t stop = RS_MIN(end, sg->first + sg->cap);
     memset(rs_ll_at(lg, sg, pos), 0, (size_t)(stop - pos) * lg->meta.rec_size);
     atomic_store(&sg->dirty, 1);
@@ -947,6 +1078,57 @@ rs_err_t rs_learnlog_sync(rs_learnlog_t *lg, char *errstr,
 }
 
 /* ----------------------------------------------------------- resolver */
+
+/* Fill of the segment being written from which its successor is made
+ * ahead: half (with 256 MiB segments, ~100 k records of lead). */
+#define RS_LL_SPARE_AT(cap) ((cap) / 2)
+
+rs_err_t rs_learnlog_prepare(rs_learnlog_t *lg, char *errstr,
+                             size_t errstr_size) {
+    uint64_t end = atomic_load_explicit(&lg->end, memory_order_acquire);
+    if (end < lg->prep_at) return RS_OK;
+    /* the segment being written is the last one (only the writer adds
+     * one; a rewind runs while no resolver does) */
+    pthread_mutex_lock(&lg->lock);
+    const rs_lseg_t *w = lg->segs[lg->nseg - 1];
+    const uint64_t next = w->first + w->cap,
+                   from = w->first + RS_LL_SPARE_AT(w->cap);
+    const int have = lg->spare && lg->spare->first == next;
+    pthread_mutex_unlock(&lg->lock);
+    if (have || end < from) {
+        lg->prep_at = have ? next : from;
+        return RS_OK;
+    }
+    rs_lseg_t *sg = rs_ll_seg_new(lg, next, RS_LL_TMP_SPARE, errstr,
+                                  errstr_size);
+    if (!sg) {
+        /* the writer tries again at the roll (and reports it); here not
+         * at every call */
+        lg->prep_at = end + (next - end) / 4 + 1;
+        return lg->mem ? RS_ERR_NOMEM : RS_ERR_IO;
+    }
+    if (!lg->mem) {
+        /* the header pages on disk before the files can be renamed into
+         * place: after a machine crash the new segment then opens (a
+         * zero header would be refused as damaged) */
+        (void)msync(sg->log, RS_LL_PAGE, MS_SYNC);
+        (void)msync(sg->idx, RS_LL_PAGE, MS_SYNC);
+    }
+    rs_lseg_t *old = NULL;
+    pthread_mutex_lock(&lg->lock);
+    w = lg->segs[lg->nseg - 1];
+    if (w->first + w->cap == next) { /* still the one being written */
+        old = lg->spare;
+        lg->spare = sg;
+        sg = NULL;
+    }
+    pthread_mutex_unlock(&lg->lock);
+    rs_ll_seg_discard(lg, old);
+    if (sg) rs_ll_seg_discard(lg, sg); /* the writer rolled meanwhile */
+    else atomic_fetch_add_explicit(&lg->st_prepared, 1, memory_order_relaxed);
+    lg->prep_at = next;
+    return RS_OK;
+}
 
 uint64_t rs_learnlog_index(rs_learnlog_t *lg) {
     uint64_t end = atomic_load_explicit(&lg->end, memory_order_acquire);
@@ -1100,5 +1282,8 @@ void rs_learnlog_stats(const rs_learnlog_t *lg, rs_learnlog_stats_t *st) {
     st->finds = atomic_load(&lg->st_finds);
     st->probes = atomic_load(&lg->st_probes);
     st->deleted = atomic_load(&lg->st_deleted);
+    st->rolls = atomic_load(&lg->st_rolls);
+    st->spares = atomic_load(&lg->st_spares);
+    st->prepared = atomic_load(&lg->st_prepared);
     st->oldest_t = atomic_load(&lg->st_oldest_t);
 }

@@ -44,6 +44,14 @@
  * mutex taken only when a segment is added or removed, and by the resolver
  * to look a position up (never on the append path).  rs_learnlog_stats may
  * be called from any thread.
+ *
+ * New segments are made off the writer: the resolver makes the next one
+ * ahead (rs_learnlog_prepare, once the segment being written is half
+ * full) and hands it over through the same mutex; at the roll the writer
+ * only renames its files into place, or makes the segment itself if none
+ * is ready.  A segment's files carry their names only from the roll on,
+ * so a crash anywhere leaves what open reads back as the log it was
+ * (learnlog.c "New segments").
  */
 #ifndef RS_LEARNLOG_H
 #define RS_LEARNLOG_H
@@ -156,6 +164,15 @@ rs_err_t rs_learnlog_sync(rs_learnlog_t *lg, char *errstr,
  * returns how many.  Call before rs_learnlog_find so that it sees them.
  * @locality the resolver */
 uint64_t rs_learnlog_index(rs_learnlog_t *lg);
+/* Make the segment that follows the one being written ahead of the
+ * writer (the spare, taken at the roll: see Threads), once that one is
+ * half full; otherwise, or if a spare is ready, nothing (cheap: a load,
+ * and the mutex once per half segment).  Call it regularly, e.g. with
+ * rs_learnlog_index.  RS_OK, or RS_ERR_IO / RS_ERR_NOMEM with errstr if
+ * the segment cannot be made (the log is unchanged; the writer tries
+ * again at the roll and reports it there).  @locality the resolver */
+rs_err_t rs_learnlog_prepare(rs_learnlog_t *lg, char *errstr,
+                             size_t errstr_size);
 /* Records indexed so far (the end position the last index reached).
  * @locality the resolver */
 uint64_t rs_learnlog_indexed(const rs_learnlog_t *lg);
@@ -199,6 +216,11 @@ typedef struct rs_learnlog_stats_s {
     uint64_t rec_size;
     uint64_t finds, probes;/* lookups, segment indexes probed for them     */
     uint64_t deleted;      /* segments deleted by retention                */
+    uint64_t rolls;        /* segments begun by the writer after the first */
+    uint64_t spares;       /* ... of them made ahead (rs_learnlog_prepare);
+                            * the others the writer made at the roll      */
+    uint64_t prepared;     /* segments made ahead (a spare not taken is
+                            * dropped: a rewind, close)                   */
     int64_t oldest_t;      /* oldest event time kept (0 if empty)          */
 } rs_learnlog_stats_t;
 
