@@ -863,6 +863,44 @@ static int fx_advance(fx_t *f, int64_t wm) {
     return n;
 }
 
+/* The learner makes the log's next segment ahead when it indexes (the
+ * trainer thread in the service), so the writer's roll takes it. */
+static void test_learner_prepares_spare(void **st) {
+    (void)st;
+    fx_t f;
+    char *dir = tmpdir();
+    fx_new(&f, 0, 0, 7 * DAY, dir);
+    rs_learnlog_meta_t meta;
+    rs_learnlog_meta(f.lg, &meta);
+    const size_t RS = meta.rec_size;
+    const uint64_t cap = ((1u << 20) - 4096) / RS;
+    uint8_t *r = calloc(1, RS);
+    char e[256];
+    rs_learnlog_stats_t s;
+    for (uint64_t i = 0; i < cap + 10; i++) {
+        memset(r, 0, RS);
+        rs_lrec_hdr_t *h = (rs_lrec_hdr_t *)r;
+        h->id = i + 1;
+        h->entity = i % 5 + 1;
+        h->t = T0 + 1000 * (int64_t)i;
+        rs_lrec_seal(r, RS);
+        assert_int_equal(rs_learnlog_append(f.lg, r, 1, e, sizeof(e)), RS_OK);
+        if (i == cap / 2 + 1) {
+            rs_learnlog_stats(f.lg, &s);
+            assert_int_equal(s.prepared, 0);
+            rs_learner_observe_to(f.l, 0, rs_learnlog_end(f.lg));
+            rs_learnlog_stats(f.lg, &s);
+            assert_int_equal(s.prepared, 1);
+        }
+    }
+    rs_learnlog_stats(f.lg, &s);
+    assert_int_equal(s.rolls, 1);
+    assert_int_equal(s.spares, 1);
+    free(r);
+    fx_free(&f);
+    rmdir_all(dir);
+}
+
 static void test_learner_semantics(void **st) {
     (void)st;
     for (int kind = 0; kind < 2; kind++) {
@@ -1512,6 +1550,7 @@ int main(void) {
         cmocka_unit_test(test_log_spare_crash),
         cmocka_unit_test(test_log_spare_threads),
         cmocka_unit_test(test_learner_semantics),
+        cmocka_unit_test(test_learner_prepares_spare),
         cmocka_unit_test(test_failure_horizon),
         cmocka_unit_test(test_rehearsal),
         cmocka_unit_test(test_rehearsal_state),
