@@ -35,7 +35,7 @@ import argparse, collections, os, re, statistics, subprocess, sys, threading, ti
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import ROOT, TICK, Rig, keyed_events, logger, serve_cmd, stop_proc  # noqa: E402
+from benchlib import ROOT, TICK, Rig, cpu_ticks, keyed_events, logger, serve_cmd, stop_proc  # noqa: E402
 
 log = logger("timeline")
 
@@ -73,9 +73,7 @@ def schedstat(pid):
 def box_stat():
     """{0: ('box', busy ns, 0)}: the machine's busy CPU time (/proc/stat,
     all CPUs, everything but idle and iowait)."""
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    busy = sum(v[:8]) - v[3] - v[4]
+    busy = cpu_ticks(None)[0]
     return {0: (b"box", busy * 1e9 / TICK, 0)}
 
 
