@@ -256,7 +256,8 @@ rs_tz_t *rs_tz_parse(const void *buf, size_t len, const char *name,
                     int64_t last = tz->n ? tz->at[tz->n - 1] : INT64_MIN;
                     if (!z.has_dst) {
                         if (!tz->n) tz->off0 = z.std_off;
-                        else if (tz->off[tz->n - 1] != z.std_off)
+                        else if (tz->off[tz->n - 1] != z.std_off &&
+                                 last < INT64_MAX) /* no instant after it */
                             rs_tz_push(tz, &cap, last + 1, z.std_off);
                     } else {
                         int64_t y0 = tz->n ? rs_tz_year(last / 86400) : 1970;

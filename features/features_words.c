@@ -208,8 +208,8 @@ rs_err_t rs_fe_words_new(rs_features_t *f, char *errstr, size_t errstr_size) {
     static const char *const preset_nouns[] = {
         "event=payment,entity=card,counterparty=merchant,fraud=fraud",
         "event=reading,entity=machine,counterparty=site,fraud=failure",
-        "event=event,entity=entity/entities,counterparty=counterparty,"
-        "fraud=fraud",
+        ("event=event,entity=entity/entities,counterparty=counterparty,"
+         "fraud=fraud"),
     };
     rs_fe_words_t *w = rs_calloc(1, sizeof(*w));
     int p = f->conf.preset >= 0 && f->conf.preset <= 2 ? f->conf.preset : 2;

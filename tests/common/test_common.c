@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 
 #include "common/common.h"
+#include "common/tz.h"
 
 static void test_errors(void **state) {
     (void)state;
@@ -460,6 +461,55 @@ static void test_kv(void **state) {
     rs_kv_free(&copy); /* free of an emptied list is harmless */
 }
 
+/* A TZif v2 zone whose last transition is at the largest instant and whose
+ * footer (no DST) names another offset: the footer's change would be one
+ * second after it, which does not exist (found by fuzz_tz: signed overflow). */
+static size_t tzif_put(uint8_t *p, uint32_t timecnt, int tsz, int64_t at,
+                       int32_t off) {
+    size_t n = 0;
+    memcpy(p, "TZif2", 5);
+    memset(p + 5, 0, 15);
+    n = 20;
+    uint32_t cnt[6] = {0, 0, 0, timecnt, 1, 4};
+    for (int i = 0; i < 6; i++, n += 4)
+        for (int b = 0; b < 4; b++) p[n + b] = (uint8_t)(cnt[i] >> (24 - 8 * b));
+    for (uint32_t t = 0; t < timecnt; t++, n += (size_t)tsz)
+        for (int b = 0; b < tsz; b++)
+            p[n + b] = (uint8_t)((uint64_t)at >> (8 * (tsz - 1 - b)));
+    for (uint32_t t = 0; t < timecnt; t++) p[n++] = 0; /* type index */
+    for (int b = 0; b < 4; b++) p[n + b] = (uint8_t)((uint32_t)off >> (24 - 8 * b));
+    n += 4;
+    p[n++] = 0; /* isdst */
+    p[n++] = 0; /* abbreviation index */
+    memcpy(p + n, "ABC", 4);
+    return n + 4;
+}
+
+static void test_tz_last_transition_at_max(void **state) {
+    (void)state;
+    uint8_t buf[256];
+    size_t n = tzif_put(buf, 0, 4, 0, 3600);
+    n += tzif_put(buf + n, 1, 8, INT64_MAX, 3600);
+    memcpy(buf + n, "\nUTC0\n", 6);
+    n += 6;
+    char es[256];
+    rs_tz_t *tz = rs_tz_parse(buf, n, "max", es, sizeof(es));
+    assert_non_null(tz);
+    int64_t from, until;
+    assert_int_equal(rs_tz_offset(tz, 0, &from, &until), 3600);
+    assert_int_equal(rs_tz_offset(tz, INT64_MAX / 2, NULL, NULL), 3600);
+    rs_tz_destroy(tz);
+    /* the same footer after an ordinary transition still applies */
+    n = tzif_put(buf, 0, 4, 0, 3600);
+    n += tzif_put(buf + n, 1, 8, 86400, 3600);
+    memcpy(buf + n, "\nUTC0\n", 6);
+    n += 6;
+    tz = rs_tz_parse(buf, n, "footer", es, sizeof(es));
+    assert_non_null(tz);
+    assert_int_equal(rs_tz_offset(tz, 1000LL * 86400 * 400, NULL, NULL), 0);
+    rs_tz_destroy(tz);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_errors),
@@ -477,6 +527,7 @@ int main(void) {
         cmocka_unit_test(test_rng_determinism),
         cmocka_unit_test(test_rng_distributions),
         cmocka_unit_test(test_kv),
+        cmocka_unit_test(test_tz_last_transition_at_max),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
