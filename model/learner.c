@@ -126,6 +126,11 @@ rs_err_t rs_learner_attach(rs_learner_t *l, rs_learnlog_t *lg) {
     /* the standardiser takes in what is appended from now on (what was
      * there was observed before: its statistics are in the model) */
     l->obs[p] = rs_learnlog_end(lg);
+    {   /* a new log's first segment, made here (the resolver) rather than
+         * on the writer at its first append (learnlog.h Threads) */
+        char e[256];
+        (void)rs_learnlog_prepare(lg, e, sizeof(e));
+    }
     return RS_OK;
 }
 

@@ -73,8 +73,8 @@ void rs_learner_destroy(rs_learner_t *l);
  * records differ from the current model's. */
 rs_err_t rs_learner_set_model(rs_learner_t *l, rs_model_t *m);
 
-/* Attach the log of its partition (borrowed until detached).
- * RS_ERR_STATE if that partition already has one, RS_ERR_INVALID if the
+/* Attach the log of its partition (borrowed until detached); a new log's
+ * first segment is made here (rs_learnlog_prepare).  RS_ERR_STATE if that partition already has one, RS_ERR_INVALID if the
  * log's records are not this model's (rs_model_lrec_meta). */
 rs_err_t rs_learner_attach(rs_learner_t *l, rs_learnlog_t *lg);
 /* Detach the log of `partition` and return it (NULL if none). */

@@ -62,6 +62,19 @@
  * index always was); after the renames the new segment is the empty last
  * one, behind a full one.  (Before, a process stopped inside the creation
  * left a .log with a zero header, which open refused as damaged.)
+ *
+ * The first segment too.  A new log (no segment on disk) opens with no
+ * segment at all, and its first segment is begun like any other: the
+ * writer's first append takes it ready-made if the resolver's first
+ * rs_learnlog_prepare came before (it makes segment 0 at once, no half
+ * full to wait for), else makes it itself.  The service opens the log of
+ * a partition when the partition is assigned and hands it to the trainer
+ * at once, so the trainer makes it while the consumer fetches; before,
+ * the scoring thread made it at the partition's first event (32 per start
+ * of the 32-partition bench).  Until the first append the log is empty
+ * with end 0 (nseg 0, wseg NULL): the resolver's calls see nothing, a
+ * rewind can only be to 0, and a crash leaves at most temporary files,
+ * which open deletes: the log opens new again.
  */
 #define _GNU_SOURCE
 #include "model/learnlog.h"
@@ -155,11 +168,23 @@ struct rs_learnlog_s {
     uint64_t prep_at;     /* rs_learnlog_prepare: nothing to do before the
                            * end reaches this                            */
 
-    _Atomic uint64_t st_rolls, st_spares, st_prepared;
+    _Atomic uint64_t st_rolls, st_spares, st_prepared, st_first_ready,
+        st_made, st_dropped, st_prep_errors;
     _Atomic uint64_t st_finds, st_probes, st_deleted, st_first, st_cursor,
         st_indexed, st_segments, st_bytes;
     _Atomic int64_t st_oldest_t;
 };
+
+/* Process-wide totals (rs_learnlog_totals): the per-log counters summed
+ * as they happen, so a closed log's count stays. */
+static struct {
+    _Atomic uint64_t begun_made, begun_ready, rolls, prepared, dropped,
+        prep_errors, deleted, segments;
+} rs_ll_tot;
+
+#define RS_LL_TOT_ADD(f, n) \
+    atomic_fetch_add_explicit(&rs_ll_tot.f, (uint64_t)(n), \
+                              memory_order_relaxed)
 
 /* ------------------------------------------------------------- records */
 
@@ -627,6 +652,7 @@ static void rs_ll_push(rs_learnlog_t *lg, rs_lseg_t *sg) {
         lg->segs = rs_realloc(lg->segs, sizeof(*lg->segs) * (size_t)lg->segcap);
     }
     lg->segs[lg->nseg++] = sg;
+    RS_LL_TOT_ADD(segments, 1);
     atomic_store(&lg->st_segments, (uint64_t)lg->nseg);
     atomic_fetch_add(&lg->st_bytes, (uint64_t)(sg->log_file + sg->idx_file));
     pthread_mutex_unlock(&lg->lock);
@@ -891,15 +917,9 @@ rs_learnlog_t *rs_learnlog_open(const char *dir, int32_t partition,
         if (err_out) *err_out = RS_OK;
         return lg;
     }
-fresh: {
-        rs_lseg_t *sg = rs_ll_seg_new(lg, 0, RS_LL_TMP_NEW, errstr,
-                                      errstr_size);
-        if (!sg) { err = lg->mem ? RS_ERR_NOMEM : RS_ERR_IO; goto fail; }
-        err = rs_ll_seg_install(lg, sg, errstr, errstr_size);
-        if (err) { rs_ll_seg_discard(lg, sg); goto fail; }
-        rs_ll_push(lg, sg);
-        lg->wseg = sg;
-    }
+fresh:
+    /* a new log: no segment until the first append or the resolver's
+     * first prepare (The first segment too, above) */
     if (err_out) *err_out = RS_OK;
     return lg;
 fail:
@@ -911,6 +931,12 @@ fail:
 
 void rs_learnlog_close(rs_learnlog_t *lg) {
     if (!lg) return;
+    atomic_fetch_sub_explicit(&rs_ll_tot.segments, (uint64_t)lg->nseg,
+                              memory_order_relaxed);
+    if (lg->spare) {
+        atomic_fetch_add_explicit(&lg->st_dropped, 1, memory_order_relaxed);
+        RS_LL_TOT_ADD(dropped, 1);
+    }
     for (int i = 0; i < lg->nseg; i++) {
         /* an index still in RAM goes to the file as it is: the next open
          * loads it instead of reading the records again */
@@ -935,32 +961,44 @@ uint64_t rs_learnlog_end(const rs_learnlog_t *lg) {
     return atomic_load_explicit(&lg->end, memory_order_relaxed);
 }
 
-/* The segment that begins at `end` (the current one is full): the spare
- * if the resolver made it (New segments, above), else one made here.  Its
- * files are in place on return; NULL with errstr if it cannot be made
- * (nothing changed).  The writer. */
-static rs_lseg_t *rs_ll_roll(rs_learnlog_t *lg, uint64_t end, char *errstr,
-                             size_t errstr_size) {
+/* The segment that begins at `end` (the current one is full, or a new
+ * log has none: first = 1): the spare if the resolver made it (New
+ * segments, above), else one made here.  Its files are in place on
+ * return; NULL with errstr if it cannot be made (nothing changed).  The
+ * writer. */
+static rs_lseg_t *rs_ll_roll(rs_learnlog_t *lg, uint64_t end, int first,
+                             char *errstr, size_t errstr_size) {
     pthread_mutex_lock(&lg->lock);
     rs_lseg_t *sg = lg->spare;
     lg->spare = NULL;
     pthread_mutex_unlock(&lg->lock);
-    atomic_fetch_add_explicit(&lg->st_rolls, 1, memory_order_relaxed);
     if (sg && (sg->first != end ||
                rs_ll_seg_install(lg, sg, errstr, errstr_size) != RS_OK)) {
-        /* made for another end (cannot happen), or cannot be renamed:
-         * the writer makes its own */
+        /* made for another end (a spare for a new log's segment 0 the
+         * writer had already made: see rs_learnlog_prepare), or cannot be
+         * renamed: the writer makes its own */
         rs_ll_seg_discard(lg, sg);
+        atomic_fetch_add_explicit(&lg->st_dropped, 1, memory_order_relaxed);
+        RS_LL_TOT_ADD(dropped, 1);
         sg = NULL;
     }
-    if (sg) {
-        atomic_fetch_add_explicit(&lg->st_spares, 1, memory_order_relaxed);
-        return sg;
+    if (!sg) {
+        sg = rs_ll_seg_new(lg, end, RS_LL_TMP_NEW, errstr, errstr_size);
+        if (sg && rs_ll_seg_install(lg, sg, errstr, errstr_size) != RS_OK) {
+            rs_ll_seg_discard(lg, sg);
+            sg = NULL;
+        }
+        if (!sg) return NULL; /* not begun: counted when it is */
+        atomic_fetch_add_explicit(&lg->st_made, 1, memory_order_relaxed);
+        RS_LL_TOT_ADD(begun_made, 1);
+    } else {
+        atomic_fetch_add_explicit(first ? &lg->st_first_ready : &lg->st_spares,
+                                  1, memory_order_relaxed);
+        RS_LL_TOT_ADD(begun_ready, 1);
     }
-    sg = rs_ll_seg_new(lg, end, RS_LL_TMP_NEW, errstr, errstr_size);
-    if (sg && rs_ll_seg_install(lg, sg, errstr, errstr_size) != RS_OK) {
-        rs_ll_seg_discard(lg, sg);
-        sg = NULL;
+    if (!first) {
+        atomic_fetch_add_explicit(&lg->st_rolls, 1, memory_order_relaxed);
+        RS_LL_TOT_ADD(rolls, 1);
     }
     return sg;
 }
@@ -972,10 +1010,10 @@ rs_err_t rs_learnlog_append(rs_learnlog_t *lg, const void *recs, int n,
     const uint8_t *src = recs;
     while (n > 0) {
         rs_lseg_t *sg = lg->wseg;
-        if (end == sg->first + sg->cap) { /* roll */
-            rs_lseg_t *nsg = rs_ll_roll(lg, end, errstr, errstr_size);
+        if (!sg || end == sg->first + sg->cap) { /* roll, or the first */
+            rs_lseg_t *nsg = rs_ll_roll(lg, end, !sg, errstr, errstr_size);
             if (!nsg) return lg->mem ? RS_ERR_NOMEM : RS_ERR_IO;
-            rs_ll_ih(nsg)->cursor = rs_ll_ih(sg)->cursor;
+            if (sg) rs_ll_ih(nsg)->cursor = rs_ll_ih(sg)->cursor;
             rs_ll_push(lg, nsg);
             lg->wseg = sg = nsg;
         }
@@ -1005,11 +1043,13 @@ rs_err_t rs_learnlog_rewind(rs_learnlog_t *lg, uint64_t pos, char *errstr,
                             size_t errstr_size) {
     uint64_t end = atomic_load(&lg->end);
     if (pos == end) return RS_OK;
-    if (pos > end || pos < lg->segs[0]->first)
+    /* (a new log has no segment: its end, 0, is all it keeps) */
+    const uint64_t kept = lg->nseg ? lg->segs[0]->first : end;
+    if (pos > end || pos < kept)
         return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
                        "learning log %s: cannot rewind to %" PRIu64
                        " (kept: %" PRIu64 "..%" PRIu64 ")", lg->dir, pos,
-                       lg->segs[0]->first, end);
+                       kept, end);
     /* drop the segments after the one holding pos (keep a segment that
      * starts at pos: it is empty after the rewind) */
     pthread_mutex_lock(&lg->lock);
@@ -1025,12 +1065,18 @@ rs_err_t rs_learnlog_rewind(rs_learnlog_t *lg, uint64_t pos, char *errstr,
             lg->dir_dirty = 1;
         }
         rs_ll_unmap(lg, sg);
+        atomic_fetch_sub_explicit(&rs_ll_tot.segments, 1,
+                                  memory_order_relaxed);
     }
     atomic_store(&lg->st_segments, (uint64_t)lg->nseg);
     rs_lseg_t *sg = lg->segs[lg->nseg - 1];
     rs_lseg_t *spare = lg->spare; /* made for an end that may be gone */
     lg->spare = NULL;
     pthread_mutex_unlock(&lg->lock);
+    if (spare) {
+        atomic_fetch_add_explicit(&lg->st_dropped, 1, memory_order_relaxed);
+        RS_LL_TOT_ADD(dropped, 1);
+    }
     rs_ll_seg_discard(lg, spare);
     lg->prep_at = 0;
     uint64_t stop = RS_MIN(end, sg->first + sg->cap);
@@ -1088,11 +1134,12 @@ rs_err_t rs_learnlog_prepare(rs_learnlog_t *lg, char *errstr,
     uint64_t end = atomic_load_explicit(&lg->end, memory_order_acquire);
     if (end < lg->prep_at) return RS_OK;
     /* the segment being written is the last one (only the writer adds
-     * one; a rewind runs while no resolver does) */
+     * one; a rewind runs while no resolver does); none in a new log: its
+     * first is made now (it begins at the end, 0) */
     pthread_mutex_lock(&lg->lock);
-    const rs_lseg_t *w = lg->segs[lg->nseg - 1];
-    const uint64_t next = w->first + w->cap,
-                   from = w->first + RS_LL_SPARE_AT(w->cap);
+    const rs_lseg_t *w = lg->nseg ? lg->segs[lg->nseg - 1] : NULL;
+    const uint64_t next = w ? w->first + w->cap : end,
+                   from = w ? w->first + RS_LL_SPARE_AT(w->cap) : end;
     const int have = lg->spare && lg->spare->first == next;
     pthread_mutex_unlock(&lg->lock);
     if (have || end < from) {
@@ -1105,6 +1152,9 @@ rs_err_t rs_learnlog_prepare(rs_learnlog_t *lg, char *errstr,
         /* the writer tries again at the roll (and reports it); here not
          * at every call */
         lg->prep_at = end + (next - end) / 4 + 1;
+        atomic_fetch_add_explicit(&lg->st_prep_errors, 1,
+                                  memory_order_relaxed);
+        RS_LL_TOT_ADD(prep_errors, 1);
         return lg->mem ? RS_ERR_NOMEM : RS_ERR_IO;
     }
     if (!lg->mem) {
@@ -1116,16 +1166,24 @@ rs_err_t rs_learnlog_prepare(rs_learnlog_t *lg, char *errstr,
     }
     rs_lseg_t *old = NULL;
     pthread_mutex_lock(&lg->lock);
-    w = lg->segs[lg->nseg - 1];
-    if (w->first + w->cap == next) { /* still the one being written */
+    w = lg->nseg ? lg->segs[lg->nseg - 1] : NULL;
+    /* still the one being written (or still none) */
+    if ((w ? w->first + w->cap : atomic_load(&lg->end)) == next) {
         old = lg->spare;
         lg->spare = sg;
         sg = NULL;
     }
     pthread_mutex_unlock(&lg->lock);
+    atomic_fetch_add_explicit(&lg->st_prepared, 1, memory_order_relaxed);
+    RS_LL_TOT_ADD(prepared, 1);
+    if (old || sg) { /* a stale spare; or the writer rolled meanwhile */
+        int n = (old != NULL) + (sg != NULL);
+        atomic_fetch_add_explicit(&lg->st_dropped, (uint64_t)n,
+                                  memory_order_relaxed);
+        RS_LL_TOT_ADD(dropped, n);
+    }
     rs_ll_seg_discard(lg, old);
-    if (sg) rs_ll_seg_discard(lg, sg); /* the writer rolled meanwhile */
-    else atomic_fetch_add_explicit(&lg->st_prepared, 1, memory_order_relaxed);
+    rs_ll_seg_discard(lg, sg);
     lg->prep_at = next;
     return RS_OK;
 }
@@ -1265,6 +1323,9 @@ int rs_learnlog_truncate(rs_learnlog_t *lg, int64_t keep_after_ms) {
         }
         rs_ll_unmap(lg, sg);
         atomic_fetch_add(&lg->st_deleted, 1);
+        RS_LL_TOT_ADD(deleted, 1);
+        atomic_fetch_sub_explicit(&rs_ll_tot.segments, 1,
+                                  memory_order_relaxed);
         del++;
     }
     return del;
@@ -1285,5 +1346,20 @@ void rs_learnlog_stats(const rs_learnlog_t *lg, rs_learnlog_stats_t *st) {
     st->rolls = atomic_load(&lg->st_rolls);
     st->spares = atomic_load(&lg->st_spares);
     st->prepared = atomic_load(&lg->st_prepared);
+    st->first_ready = atomic_load(&lg->st_first_ready);
+    st->made = atomic_load(&lg->st_made);
+    st->dropped = atomic_load(&lg->st_dropped);
+    st->prep_errors = atomic_load(&lg->st_prep_errors);
     st->oldest_t = atomic_load(&lg->st_oldest_t);
+}
+
+void rs_learnlog_totals(rs_learnlog_totals_t *t) {
+    t->begun_made = atomic_load(&rs_ll_tot.begun_made);
+    t->begun_ready = atomic_load(&rs_ll_tot.begun_ready);
+    t->rolls = atomic_load(&rs_ll_tot.rolls);
+    t->prepared = atomic_load(&rs_ll_tot.prepared);
+    t->dropped = atomic_load(&rs_ll_tot.dropped);
+    t->prep_errors = atomic_load(&rs_ll_tot.prep_errors);
+    t->deleted = atomic_load(&rs_ll_tot.deleted);
+    t->segments = atomic_load(&rs_ll_tot.segments);
 }

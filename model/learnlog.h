@@ -49,9 +49,13 @@
  * ahead (rs_learnlog_prepare, once the segment being written is half
  * full) and hands it over through the same mutex; at the roll the writer
  * only renames its files into place, or makes the segment itself if none
- * is ready.  A segment's files carry their names only from the roll on,
- * so a crash anywhere leaves what open reads back as the log it was
- * (learnlog.c "New segments").
+ * is ready.  A new log (no segment on disk) opens without one: its FIRST
+ * segment is made the same way, by the resolver's first prepare if that
+ * comes before the first append (the service opens a partition's log
+ * when the partition is assigned and hands it to the trainer at once),
+ * else by the first append.  A segment's files carry their names only
+ * from the roll on, so a crash anywhere leaves what open reads back as
+ * the log it was (learnlog.c "New segments").
  */
 #ifndef RS_LEARNLOG_H
 #define RS_LEARNLOG_H
@@ -115,7 +119,8 @@ typedef struct rs_learnlog_s rs_learnlog_t;
 
 /* Open (creating it and its parents if missing) the log of one partition
  * in `dir` ("" or NULL: in memory).  segment_bytes: target file size of a
- * segment (>= 1 MiB; the record capacity follows from it).  An existing
+ * segment (>= 1 MiB; the record capacity follows from it).  A new log
+ * has no segment yet (no file is made here: see Threads).  An existing
  * log is opened at its end: the records after the last one indexed are
  * checked (checksum) and the log ends before the first bad one (a torn
  * write); the open segment's index is rebuilt.  Errors: RS_ERR_CONFIG (the
@@ -139,8 +144,9 @@ void rs_learnlog_meta(const rs_learnlog_t *lg, rs_learnlog_meta_t *meta);
 
 /* Position the next appended record gets.  @locality the writer */
 uint64_t rs_learnlog_end(const rs_learnlog_t *lg);
-/* Append n sealed records (n * rec_size bytes, copied).  Rolls to a new
- * segment when the current one is full.  RS_ERR_IO with errstr if a new
+/* Append n sealed records (n * rec_size bytes, copied).  Begins a new
+ * segment when the current one is full, or the first one of a new log.
+ * RS_ERR_IO with errstr if a new
  * segment cannot be created (disk full: nothing is appended, nothing is
  * dropped: the caller must stop or retry).  No allocation but at a roll.
  * @locality the writer */
@@ -166,8 +172,10 @@ rs_err_t rs_learnlog_sync(rs_learnlog_t *lg, char *errstr,
 uint64_t rs_learnlog_index(rs_learnlog_t *lg);
 /* Make the segment that follows the one being written ahead of the
  * writer (the spare, taken at the roll: see Threads), once that one is
- * half full; otherwise, or if a spare is ready, nothing (cheap: a load,
- * and the mutex once per half segment).  Call it regularly, e.g. with
+ * half full, or at once the first segment of a new log; otherwise, or if
+ * a spare is ready, nothing (cheap: a load, and the mutex once per half
+ * segment).  Call it as soon as the log is handed over (the first
+ * segment), then regularly, e.g. with
  * rs_learnlog_index.  RS_OK, or RS_ERR_IO / RS_ERR_NOMEM with errstr if
  * the segment cannot be made (the log is unchanged; the writer tries
  * again at the roll and reports it there).  @locality the resolver */
@@ -219,13 +227,40 @@ typedef struct rs_learnlog_stats_s {
     uint64_t rolls;        /* segments begun by the writer after the first */
     uint64_t spares;       /* ... of them made ahead (rs_learnlog_prepare);
                             * the others the writer made at the roll      */
+    uint64_t first_ready;  /* 1 if the first segment of a new log was
+                            * made ahead (0: by the writer, or not new)   */
+    uint64_t made;         /* segments the writer made itself (none was
+                            * ready: a new log's first, or a roll)        */
     uint64_t prepared;     /* segments made ahead (a spare not taken is
                             * dropped: a rewind, close)                   */
+    uint64_t dropped;      /* ... of them never begun (a rewind, close, or
+                            * the writer made its own meanwhile)          */
+    uint64_t prep_errors;  /* spares that could not be made (a full disk:
+                            * the writer tries again at the roll)        */
     int64_t oldest_t;      /* oldest event time kept (0 if empty)          */
 } rs_learnlog_stats_t;
 
 /* @locality any thread (a consistent-enough snapshot of counters) */
 void rs_learnlog_stats(const rs_learnlog_t *lg, rs_learnlog_stats_t *st);
+
+/* The same events summed over every log of the process since it started
+ * (closed logs included: counters only grow, but `segments`), for the
+ * service's metrics. */
+typedef struct rs_learnlog_totals_s {
+    uint64_t begun_made;   /* segments begun that the writer made itself
+                            * (no spare ready; the writer is the scoring
+                            * thread in the service)                     */
+    uint64_t begun_ready;  /* segments begun ready-made (renamed only)    */
+    uint64_t rolls;        /* of all begun: a full segment's successor     */
+    uint64_t prepared;     /* segments made ahead by a resolver            */
+    uint64_t dropped;      /* ... never begun (rewind, close, too late)    */
+    uint64_t prep_errors;  /* segments that could not be made ahead        */
+    uint64_t deleted;      /* segments deleted by retention                */
+    uint64_t segments;     /* segments kept by the open logs now           */
+} rs_learnlog_totals_t;
+
+/* @locality any thread (atomic counters; not a consistent snapshot) */
+void rs_learnlog_totals(rs_learnlog_totals_t *t);
 
 /* Bytes a segment of segment_bytes holds records for (its capacity in
  * records times rec_size, plus its index) -- for the start-up check of

@@ -897,7 +897,7 @@ rs_err_t rs_service_run(rs_service_t *svc, volatile sig_atomic_t *stop,
     rs_err_t err = RS_OK;
     svc->stop = stop;
     rs_ingest_set_revoke_cb(svc->ing, rs_svc_revoke_hook, svc);
-    rs_ingest_set_assign_cb(svc->ing, rs_parts_assign, svc->parts);
+    rs_ingest_set_assign_cb(svc->ing, rs_svc_assign_hook, svc);
     svc->start_us = svc->last_input_us = rs_clock_mono_us();
     svc->ckpt_due_us = svc->start_us + svc->conf->checkpoint_interval_ms * 1000;
     rs_info("service", "scoring %s -> %s + redis, model %s, %d features, %s",

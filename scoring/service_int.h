@@ -296,6 +296,7 @@ void rs_svc_ckpt_final(rs_service_t *svc);
 /* svc->parts with the operations parts.h needs from the service. */
 void rs_svc_parts_new(rs_service_t *svc);
 /* The consumer's revoke callback (inside rs_ingest_poll). */
+void rs_svc_assign_hook(void *opaque, rs_ingest_start_t *parts, int n);
 void rs_svc_revoke_hook(void *opaque, const rs_ingest_pos_t *parts, int n,
                         int lost);
 /* The events partition may still bring an event a held label names. */

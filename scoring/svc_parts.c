@@ -257,6 +257,29 @@ void rs_svc_parts_new(rs_service_t *svc) {
     svc->parts = rs_parts_new(svc->pstate, &ops);
 }
 
+/* Partitions arrive (inside rs_ingest_poll): their state is restored
+ * (parts.h), then the learning log of each events partition is opened
+ * (rewound to the restored end) and handed to the trainer now rather than
+ * at the partition's first event: a new log's first segment is then made
+ * by the trainer while the consumer fetches, not by this (the scoring)
+ * thread at the first append (learnlog.h Threads).  A log that cannot be
+ * opened here is tried again at the first event, which reports it. */
+void rs_svc_assign_hook(void *opaque, rs_ingest_start_t *parts, int n) {
+    rs_service_t *svc = opaque;
+    rs_parts_assign(svc->parts, parts, n);
+    for (int i = 0; i < n; i++) {
+        int32_t p = parts[i].partition;
+        char e2[512];
+        if (parts[i].topic != RS_MSG_TOPIC_EVENTS || p < 0 ||
+            p >= RS_STATE_MAX_PARTS)
+            continue;
+        if (!rs_svc_log(svc, p, e2, sizeof(e2)))
+            rs_warn("service", "learning log of partition %d not opened at "
+                    "its assignment (again at its first event): %s", (int)p,
+                    e2);
+    }
+}
+
 /* Partitions leave (inside rs_ingest_poll): exactly-once commits or
  * aborts its transaction (rs_svc_revoked), then their state is flushed
  * and parked, or dropped if lost (parts.h). */
