@@ -155,6 +155,10 @@ struct rs_learnlog_s {
     rs_lseg_t **segs;
     int nseg, segcap;
     rs_lseg_t *spare;     /* the next segment made ahead, or NULL        */
+    int begin;            /* the writer is beginning a segment (from
+                           * taking the spare to rs_ll_push): the
+                           * resolver makes none meanwhile, for its
+                           * files may be renamed right now           */
 
     /* writer */
     rs_lseg_t *wseg;
@@ -652,6 +656,7 @@ static void rs_ll_push(rs_learnlog_t *lg, rs_lseg_t *sg) {
         lg->segs = rs_realloc(lg->segs, sizeof(*lg->segs) * (size_t)lg->segcap);
     }
     lg->segs[lg->nseg++] = sg;
+    lg->begin = 0; /* begun (rs_ll_roll) */
     RS_LL_TOT_ADD(segments, 1);
     atomic_store(&lg->st_segments, (uint64_t)lg->nseg);
     atomic_fetch_add(&lg->st_bytes, (uint64_t)(sg->log_file + sg->idx_file));
@@ -971,6 +976,7 @@ static rs_lseg_t *rs_ll_roll(rs_learnlog_t *lg, uint64_t end, int first,
     pthread_mutex_lock(&lg->lock);
     rs_lseg_t *sg = lg->spare;
     lg->spare = NULL;
+    lg->begin = 1; /* until rs_ll_push */
     pthread_mutex_unlock(&lg->lock);
     if (sg && (sg->first != end ||
                rs_ll_seg_install(lg, sg, errstr, errstr_size) != RS_OK)) {
@@ -988,7 +994,12 @@ static rs_lseg_t *rs_ll_roll(rs_learnlog_t *lg, uint64_t end, int first,
             rs_ll_seg_discard(lg, sg);
             sg = NULL;
         }
-        if (!sg) return NULL; /* not begun: counted when it is */
+        if (!sg) { /* not begun: counted when it is */
+            pthread_mutex_lock(&lg->lock);
+            lg->begin = 0;
+            pthread_mutex_unlock(&lg->lock);
+            return NULL;
+        }
         atomic_fetch_add_explicit(&lg->st_made, 1, memory_order_relaxed);
         RS_LL_TOT_ADD(begun_made, 1);
     } else {
@@ -1137,6 +1148,10 @@ rs_err_t rs_learnlog_prepare(rs_learnlog_t *lg, char *errstr,
      * one; a rewind runs while no resolver does); none in a new log: its
      * first is made now (it begins at the end, 0) */
     pthread_mutex_lock(&lg->lock);
+    if (lg->begin) { /* the writer begins one now: again at the next call */
+        pthread_mutex_unlock(&lg->lock);
+        return RS_OK;
+    }
     const rs_lseg_t *w = lg->nseg ? lg->segs[lg->nseg - 1] : NULL;
     const uint64_t next = w ? w->first + w->cap : end,
                    from = w ? w->first + RS_LL_SPARE_AT(w->cap) : end;
@@ -1167,8 +1182,10 @@ rs_err_t rs_learnlog_prepare(rs_learnlog_t *lg, char *errstr,
     rs_lseg_t *old = NULL;
     pthread_mutex_lock(&lg->lock);
     w = lg->nseg ? lg->segs[lg->nseg - 1] : NULL;
-    /* still the one being written (or still none) */
-    if ((w ? w->first + w->cap : atomic_load(&lg->end)) == next) {
+    /* still the one being written (or still none), and the writer is
+     * not beginning the next one now */
+    if (!lg->begin &&
+        (w ? w->first + w->cap : atomic_load(&lg->end)) == next) {
         old = lg->spare;
         lg->spare = sg;
         sg = NULL;

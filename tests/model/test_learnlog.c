@@ -405,7 +405,8 @@ static off_t fsize(const char *dir, uint64_t first, const char *ext) {
     return sb.st_size;
 }
 
-/* The files grow with their records: a fresh 64 MiB segment takes its
+/* The files grow with their records: a new log has no file until its
+ * first segment is made; a fresh 64 MiB segment takes its
  * header page and a first 4 MiB step (the .idx its header page), the .log
  * grows in 4 MiB steps ahead of the writer, the .idx gets the table at
  * close; a log cut short (the file ends inside the records) opens at the
@@ -416,12 +417,20 @@ static void test_log_files_grow(void **st) {
     char *dir = tmpdir();
     rs_learnlog_t *lg = open_log(dir, &META, 64 << 20);
     assert_non_null(lg);
-    assert_int_equal(fsize(dir, 0, "log"), P + G);
-    assert_int_equal(fsize(dir, 0, "idx"), P);
+    {
+        char path[600];
+        snprintf(path, sizeof(path), "%s/%020d.log", dir, 0);
+        assert_int_equal(access(path, F_OK), -1);
+    }
     rs_learnlog_stats_t s;
     rs_learnlog_stats(lg, &s);
+    assert_int_equal(s.bytes, 0);
+    append_n(lg, 1, 1, T0, 1000); /* the first segment */
+    assert_int_equal(fsize(dir, 0, "log"), P + G);
+    assert_int_equal(fsize(dir, 0, "idx"), P);
+    rs_learnlog_stats(lg, &s);
     assert_int_equal(s.bytes, (uint64_t)(P + G + P));
-    append_n(lg, 1, 100000, T0, 1000);
+    append_n(lg, 2, 99999, T0 + 1000, 1000);
     off_t ls = fsize(dir, 0, "log");
     assert_true(ls >= P + 100000 * R);
     assert_true(ls <= P + 100000 * R + 2 * G);
@@ -722,6 +731,163 @@ static void test_log_spare_crash(void **st) {
     }
 }
 
+/* The empty state of a new log: nothing kept, nothing found, end 0;
+ * nseg segments (0, or an empty segment 0). */
+static void check_empty_n(rs_learnlog_t *lg, int nseg) {
+    char e[256];
+    uint64_t pos;
+    rs_learnlog_stats_t s;
+    assert_int_equal(rs_learnlog_end(lg), 0);
+    assert_int_equal(rs_learnlog_index(lg), 0);
+    assert_null(rs_learnlog_rec(lg, 0));
+    assert_int_equal(rs_learnlog_find(lg, 1, 0, &pos), RS_ERR_NOTFOUND);
+    assert_int_equal(rs_learnlog_next_mature(lg, INT64_MAX, &pos),
+                     RS_ERR_NOTFOUND);
+    assert_int_equal(rs_learnlog_truncate(lg, INT64_MAX), 0);
+    assert_int_equal(rs_learnlog_sync(lg, e, sizeof(e)), RS_OK);
+    assert_int_equal(rs_learnlog_rewind(lg, 0, e, sizeof(e)), RS_OK);
+    assert_int_equal(rs_learnlog_rewind(lg, 1, e, sizeof(e)), RS_ERR_INVALID);
+    rs_learnlog_stats(lg, &s);
+    assert_int_equal(s.segments, nseg);
+    if (!nseg) assert_int_equal(s.bytes, 0);
+}
+
+static void check_empty(rs_learnlog_t *lg) { check_empty_n(lg, 0); }
+
+/* The first segment of a new log (issue 12): open makes no file; the
+ * resolver's first rs_learnlog_prepare makes segment 0 at once (under
+ * its .spare names) and the writer's first append only renames it into
+ * place (first_ready 1, made 0); without a prepare the first append makes
+ * it (made 1).  Either way the records read back, after a reopen too, and
+ * the .log files are byte-identical.  A first segment made and never
+ * begun is deleted at close (the log opens new again); the process totals
+ * count each case.  In memory likewise. */
+static void test_log_first_segment(void **st) {
+    (void)st;
+    char e[256];
+    char *dirs[2];
+    rs_learnlog_stats_t s;
+    rs_learnlog_totals_t t0, t1;
+    for (int prep = 0; prep < 2; prep++) {
+        char *dir = dirs[prep] = tmpdir();
+        rs_learnlog_totals(&t0);
+        rs_learnlog_t *lg = open_log(dir, &META, 1 << 20);
+        assert_non_null(lg);
+        assert_int_equal(nfiles(dir, "log") + nfiles(dir, "idx") +
+                             nfiles(dir, "spare") + nfiles(dir, "new"), 0);
+        check_empty(lg);
+        if (prep) {
+            assert_int_equal(rs_learnlog_prepare(lg, e, sizeof(e)), RS_OK);
+            assert_true(has_file(dir, 0, "log.spare"));
+            assert_true(has_file(dir, 0, "idx.spare"));
+            assert_false(has_file(dir, 0, "log"));
+            check_empty(lg); /* made, not begun: still empty */
+            assert_int_equal(rs_learnlog_prepare(lg, e, sizeof(e)), RS_OK);
+            rs_learnlog_stats(lg, &s);
+            assert_int_equal(s.prepared, 1); /* once */
+        }
+        append_chunks(lg, 1, 20000, 1000, 0); /* and one roll, no spare */
+        rs_learnlog_stats(lg, &s);
+        assert_int_equal(s.first_ready, prep ? 1 : 0);
+        assert_int_equal(s.made, prep ? 1 : 2);
+        assert_int_equal(s.rolls, 1);
+        assert_int_equal(s.spares, 0);
+        assert_int_equal(s.segments, 2);
+        assert_int_equal(nfiles(dir, "spare") + nfiles(dir, "new"), 0);
+        check_recs(lg, 20000);
+        rs_learnlog_totals(&t1);
+        assert_int_equal(t1.begun_ready - t0.begun_ready, prep ? 1 : 0);
+        assert_int_equal(t1.begun_made - t0.begun_made, prep ? 1 : 2);
+        assert_int_equal(t1.rolls - t0.rolls, 1);
+        assert_int_equal(t1.prepared - t0.prepared, prep ? 1 : 0);
+        assert_int_equal(t1.segments - t0.segments, 2);
+        rs_learnlog_close(lg);
+        rs_learnlog_totals(&t1);
+        assert_int_equal(t1.segments, t0.segments);
+        lg = open_log(dir, &META, 1 << 20);
+        check_recs(lg, 20000);
+        rs_learnlog_close(lg);
+    }
+    for (uint64_t f = 0; f < 2 * SEG; f += SEG) same_file(dirs[0], dirs[1], f, "log");
+    rmdir_all(dirs[0]);
+    rmdir_all(dirs[1]);
+
+    /* made ahead, never begun: deleted at close, the log is new again */
+    char *dir = tmpdir();
+    rs_learnlog_totals(&t0);
+    rs_learnlog_t *lg = open_log(dir, &META, 1 << 20);
+    assert_int_equal(rs_learnlog_prepare(lg, e, sizeof(e)), RS_OK);
+    assert_int_equal(rs_learnlog_rewind(lg, 0, e, sizeof(e)), RS_OK);
+    rs_learnlog_close(lg);
+    assert_int_equal(nfiles(dir, "spare") + nfiles(dir, "log"), 0);
+    rs_learnlog_totals(&t1);
+    assert_int_equal(t1.prepared - t0.prepared, 1);
+    assert_int_equal(t1.dropped - t0.dropped, 1);
+    lg = open_log(dir, &META, 1 << 20);
+    check_empty(lg);
+    rs_learnlog_close(lg);
+    rmdir_all(dir);
+
+    /* in memory: the same hand-over */
+    lg = open_log("", &META, 1 << 20);
+    check_empty(lg);
+    assert_int_equal(rs_learnlog_prepare(lg, e, sizeof(e)), RS_OK);
+    append_chunks(lg, 1, 20000, 1000, 1);
+    rs_learnlog_stats(lg, &s);
+    assert_int_equal(s.first_ready, 1);
+    assert_int_equal(s.spares, 1);
+    assert_int_equal(s.made, 0);
+    check_recs(lg, 20000);
+    rs_learnlog_close(lg);
+}
+
+static void child_first(const char *dir) { /* segment 0 made, not begun */
+    rs_learnlog_t *c = open_log(dir, &META, 1 << 20);
+    char e[256];
+    if (!c || rs_learnlog_prepare(c, e, sizeof(e)) != RS_OK) _exit(3);
+}
+
+/* A crash at any point of making and beginning a new log's first segment
+ * leaves a log that opens as written (empty): made but never begun,
+ * creation cut short, stopped between the two renames (.log in place, its
+ * .idx rebuilt), after both (an empty segment 0), or the writer's own
+ * .new files.  Each time the temporary files are gone, the end is 0, and
+ * appending goes on across a segment end, after a reopen too. */
+static void test_log_first_crash(void **st) {
+    (void)st;
+    rs_learnlog_stats_t s;
+    for (int k = 0; k < 5; k++) {
+        char *dir = tmpdir();
+        crash_child(dir, child_first);
+        assert_true(has_file(dir, 0, "log.spare"));
+        assert_true(has_file(dir, 0, "idx.spare"));
+        switch (k) {
+        case 0: break;                                 /* never begun */
+        case 1: rm_file(dir, 0, "idx.spare"); break;    /* cut short */
+        case 2: mv_file(dir, 0, "log.spare", "log"); break; /* 1 rename */
+        case 3: mv_file(dir, 0, "log.spare", "log");        /* both */
+                mv_file(dir, 0, "idx.spare", "idx"); break;
+        case 4: mv_file(dir, 0, "log.spare", "log.new");    /* the writer's */
+                mv_file(dir, 0, "idx.spare", "idx.new"); break;
+        }
+        rs_learnlog_t *lg = open_log(dir, &META, 1 << 20);
+        assert_non_null(lg);
+        assert_int_equal(nfiles(dir, ".spare") + nfiles(dir, ".new"), 0);
+        rs_learnlog_stats(lg, &s);
+        assert_int_equal(s.segments, k == 2 || k == 3 ? 1 : 0);
+        check_empty_n(lg, k == 2 || k == 3 ? 1 : 0);
+        append_chunks(lg, 1, 20000, 700, k & 1);
+        rs_learnlog_stats(lg, &s);
+        assert_int_equal(s.segments, 2);
+        check_recs(lg, 20000);
+        rs_learnlog_close(lg);
+        lg = open_log(dir, &META, 1 << 20);
+        check_recs(lg, 20000);
+        rs_learnlog_close(lg);
+        rmdir_all(dir);
+    }
+}
+
 /* The writer and the resolver on two threads, as in the service: the
  * resolver indexes, reads and makes spares while the writer appends
  * across segment ends (TSan checks the hand-over).  Which rolls find a
@@ -745,6 +911,57 @@ static void *spare_writer(void *arg) {
     return NULL;
 }
 
+/* A new log handed to the resolver and written at once, as a partition
+ * assigned and its first events are: the resolver's first prepare and
+ * the writer's first append race for segment 0 (TSan checks it).  Which
+ * one makes it depends on timing; asserted: the records, exactly one
+ * first segment begun, and every segment made ahead either begun or
+ * dropped (none lost, no file left behind). */
+static void test_log_first_threads(void **st) {
+    (void)st;
+    char e[256];
+    for (int i = 0; i < 8; i++) {
+        char *dir = tmpdir();
+        rs_learnlog_totals_t t0, t1;
+        rs_learnlog_totals(&t0);
+        rs_learnlog_t *lg = open_log(dir, &META, 1 << 20);
+        spare_thr_t t = {lg, 20000};
+        pthread_t th;
+        assert_int_equal(pthread_create(&th, NULL, spare_writer, &t), 0);
+        uint64_t seen = 0;
+        uint8_t want[R];
+        while (seen < (uint64_t)t.n) {
+            if (rs_learnlog_prepare(lg, e, sizeof(e)) != RS_OK)
+                fail_msg("prepare: %s", e);
+            rs_learnlog_index(lg);
+            uint64_t n = rs_learnlog_indexed(lg);
+            for (; seen < n; seen++) {
+                const uint8_t *r = rs_learnlog_rec(lg, seen);
+                assert_non_null(r);
+                mk_id(want, seen + 1);
+                assert_memory_equal(r, want, R);
+            }
+            sched_yield();
+        }
+        assert_int_equal(pthread_join(th, NULL), 0);
+        rs_learnlog_stats_t s;
+        rs_learnlog_stats(lg, &s);
+        assert_int_equal(s.rolls, 1);
+        assert_int_equal(s.first_ready + s.spares + s.made, 2);
+        check_recs(lg, 20000);
+        rs_learnlog_close(lg);
+        rs_learnlog_totals(&t1);
+        assert_int_equal(t1.prepared - t0.prepared,
+                         (t1.begun_ready - t0.begun_ready) +
+                             (t1.dropped - t0.dropped));
+        assert_int_equal(nfiles(dir, ".spare") + nfiles(dir, ".new"), 0);
+        lg = open_log(dir, &META, 1 << 20);
+        check_recs(lg, 20000);
+        rs_learnlog_close(lg);
+        rmdir_all(dir);
+    }
+}
+
 static void test_log_spare_threads(void **st) {
     (void)st;
     char *dir = tmpdir();
@@ -757,7 +974,8 @@ static void test_log_spare_threads(void **st) {
     uint64_t seen = 0;
     while (seen < (uint64_t)t.n) {
         rs_learnlog_index(lg);
-        assert_int_equal(rs_learnlog_prepare(lg, e, sizeof(e)), RS_OK);
+        if (rs_learnlog_prepare(lg, e, sizeof(e)) != RS_OK)
+            fail_msg("prepare: %s", e);
         uint64_t n = rs_learnlog_indexed(lg);
         for (; seen < n; seen++) {
             const uint8_t *r = rs_learnlog_rec(lg, seen);
@@ -863,8 +1081,9 @@ static int fx_advance(fx_t *f, int64_t wm) {
     return n;
 }
 
-/* The learner makes the log's next segment ahead when it indexes (the
- * trainer thread in the service), so the writer's roll takes it. */
+/* The learner makes a new log's first segment when the log is attached
+ * and the next segment ahead when it indexes (the trainer thread in the
+ * service), so the writer's first append and its roll take them. */
 static void test_learner_prepares_spare(void **st) {
     (void)st;
     fx_t f;
@@ -877,6 +1096,10 @@ static void test_learner_prepares_spare(void **st) {
     uint8_t *r = calloc(1, RS);
     char e[256];
     rs_learnlog_stats_t s;
+    rs_learnlog_stats(f.lg, &s); /* attached: its first segment is ready */
+    assert_int_equal(s.prepared, 1);
+    assert_int_equal(s.segments, 0);
+    assert_true(has_file(dir, 0, "log.spare"));
     for (uint64_t i = 0; i < cap + 10; i++) {
         memset(r, 0, RS);
         rs_lrec_hdr_t *h = (rs_lrec_hdr_t *)r;
@@ -887,15 +1110,17 @@ static void test_learner_prepares_spare(void **st) {
         assert_int_equal(rs_learnlog_append(f.lg, r, 1, e, sizeof(e)), RS_OK);
         if (i == cap / 2 + 1) {
             rs_learnlog_stats(f.lg, &s);
-            assert_int_equal(s.prepared, 0);
+            assert_int_equal(s.prepared, 1);
             rs_learner_observe_to(f.l, 0, rs_learnlog_end(f.lg));
             rs_learnlog_stats(f.lg, &s);
-            assert_int_equal(s.prepared, 1);
+            assert_int_equal(s.prepared, 2);
         }
     }
     rs_learnlog_stats(f.lg, &s);
+    assert_int_equal(s.first_ready, 1);
     assert_int_equal(s.rolls, 1);
     assert_int_equal(s.spares, 1);
+    assert_int_equal(s.made, 0); /* the writer made none itself */
     free(r);
     fx_free(&f);
     rmdir_all(dir);
@@ -1549,6 +1774,9 @@ int main(void) {
         cmocka_unit_test(test_log_spare_roll),
         cmocka_unit_test(test_log_spare_crash),
         cmocka_unit_test(test_log_spare_threads),
+        cmocka_unit_test(test_log_first_segment),
+        cmocka_unit_test(test_log_first_crash),
+        cmocka_unit_test(test_log_first_threads),
         cmocka_unit_test(test_learner_semantics),
         cmocka_unit_test(test_learner_prepares_spare),
         cmocka_unit_test(test_failure_horizon),
