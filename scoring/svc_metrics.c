@@ -286,6 +286,36 @@ void rs_service_prometheus(rs_service_t *svc, rs_http_buf_t *b) {
     rs_prom_gauge(b, "riskstream_learning_log_unresolved", "learning records "
                   "waiting for a label or maturity",
                   (double)sn->ts.log_pending);
+    rs_learnlog_totals_t llt; /* the logs' segments (learnlog.h) */
+    rs_learnlog_totals(&llt);
+    rs_http_buf_printf(b, "# HELP riskstream_learning_log_segments_total "
+                       "learning-log segments begun, by who made them: the "
+                       "scoring thread itself (none was ready) or ahead "
+                       "(the trainer; renamed into place only)\n# TYPE "
+                       "riskstream_learning_log_segments_total counter\n"
+                       "riskstream_learning_log_segments_total{made="
+                       "\"scoring\"} %llu\nriskstream_learning_log_"
+                       "segments_total{made=\"ahead\"} %llu\n",
+                       (unsigned long long)llt.begun_made,
+                       (unsigned long long)llt.begun_ready);
+    rs_prom_counter(b, "riskstream_learning_log_rolls_total", "learning-log "
+                    "segments begun because the one before was full",
+                    llt.rolls);
+    rs_prom_counter(b, "riskstream_learning_log_spares_total", "learning-log "
+                    "segments made ahead by the trainer", llt.prepared);
+    rs_prom_counter(b, "riskstream_learning_log_spares_dropped_total",
+                    "learning-log segments made ahead and never begun "
+                    "(a rewind, a close, the scoring thread was first)",
+                    llt.dropped);
+    rs_prom_counter(b, "riskstream_learning_log_spare_errors_total",
+                    "learning-log segments that could not be made ahead "
+                    "(the scoring thread tries at the roll)",
+                    llt.prep_errors);
+    rs_prom_counter(b, "riskstream_learning_log_segments_deleted_total",
+                    "learning-log segments deleted by retention",
+                    llt.deleted);
+    rs_prom_gauge(b, "riskstream_learning_log_segments", "learning-log "
+                  "segments kept by the open logs", (double)llt.segments);
     rs_http_buf_printf(b, "# HELP riskstream_learned_total learning steps by "
                        "cause\n# TYPE riskstream_learned_total counter\n");
     rs_http_buf_printf(b, "riskstream_learned_total{cause=\"positive_label\"} "

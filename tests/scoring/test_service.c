@@ -40,6 +40,12 @@
  *    on the workers (stats.model_sharded > 0; 0 with 1 worker).
  *  - test_trace_slow: service.trace_slow on changes no record and no
  *    learning record, and logs slow turns (off: none).
+ *  - test_log_first_ahead: the learning log of each assigned partition
+ *    is opened at the assignment and its first segment made by the
+ *    trainer before any event (4 partitions: 4 made ahead, with no input
+ *    yet); the events that follow are scored without a segment made on
+ *    the scoring thread, and /metrics counts it
+ *    (riskstream_learning_log_segments_total{made=...}).
  *  - test_bad_sizes: configuration errors found by rs_service_new
  *    (RS_ERR_CONFIG, exit 2 in serve): a bad `kafka:` property and sizes
  *    the machine cannot hold.
@@ -1146,6 +1152,60 @@ static void test_bad_sizes(void **state) {
 }
 
 /* After every test, also a failed one: stop what it left running. */
+/* Issue 12: the first learning-log segment of a partition off the
+ * scoring thread.  Process-wide counters (rs_learnlog_totals): nothing
+ * else runs in this process meanwhile. */
+static void test_log_first_ahead(void **state) {
+    (void)state;
+    /* static: teardown() may close it after a failure */
+    static rs_test_env_t e;
+    rs_test_env_open(&e, 4);
+    static rs_test_svc_t s;
+    rs_learnlog_totals_t t0, t1;
+    rs_learnlog_totals(&t0);
+    rs_test_svc_conf(&s, &e, "g-log-first", NULL);
+    rs_test_svc_run(&s);
+    rs_test_svc_wait_assigned(&s, 30000);
+    /* no input yet: the trainer makes each partition's first segment */
+    double deadline = now_s() + 30;
+    do {
+        sleep_ms(20);
+        rs_learnlog_totals(&t1);
+    } while (t1.prepared - t0.prepared < 4 && now_s() < deadline);
+    assert_int_equal(t1.prepared - t0.prepared, 4);
+    assert_int_equal(t1.begun_made + t1.begun_ready,
+                     t0.begun_made + t0.begun_ready); /* none begun */
+    produce_events(&e, 0, 300);
+    rs_test_env_flush(&e);
+    assert_true(rs_test_svc_wait_count(&s, &s.scored, 300, "scored", 30000));
+    rs_test_svc_stop(&s);
+    rs_learnlog_totals(&t1);
+    printf("log_first_ahead: segments made ahead %llu, begun ready-made "
+           "%llu, made on the scoring thread %llu, dropped %llu\n",
+           (unsigned long long)(t1.prepared - t0.prepared),
+           (unsigned long long)(t1.begun_ready - t0.begun_ready),
+           (unsigned long long)(t1.begun_made - t0.begun_made),
+           (unsigned long long)(t1.dropped - t0.dropped));
+    assert_int_equal(s.err, RS_OK);
+    assert_int_equal(t1.begun_made - t0.begun_made, 0);
+    assert_true(t1.begun_ready - t0.begun_ready >= 1);
+    /* the ones of partitions without events: dropped at close */
+    assert_int_equal((t1.begun_ready - t0.begun_ready) +
+                         (t1.dropped - t0.dropped), 4);
+    assert_int_equal(metric(s.metrics, "riskstream_learning_log_segments_"
+                                       "total{made=\"scoring\"}"),
+                     (double)t1.begun_made);
+    assert_int_equal(metric(s.metrics, "riskstream_learning_log_segments_"
+                                       "total{made=\"ahead\"}"),
+                     (double)t1.begun_ready);
+    assert_int_equal(metric(s.metrics, "riskstream_learning_log_spares_"
+                                       "total"),
+                     (double)t1.prepared);
+    assert_true(metric(s.metrics, "riskstream_learning_log_segments") >= 1);
+    rs_test_svc_free(&s);
+    rs_test_env_close(&e);
+}
+
 static int teardown(void **state) {
     (void)state;
     rs_test_svc_teardown();
@@ -1169,6 +1229,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_trace_slow, teardown),
         cmocka_unit_test_teardown(test_stall_readiness, teardown),
         cmocka_unit_test_teardown(test_ckpt_delivered, teardown),
+        cmocka_unit_test_teardown(test_log_first_ahead, teardown),
         cmocka_unit_test_teardown(test_bad_sizes, teardown),
     };
     const char *f = getenv("RS_TEST_FILTER");
