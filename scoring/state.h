@@ -23,7 +23,8 @@
  * embedded broker's topics do not survive the process either.
  *
  * Learning logs are opened lazily, the first time a partition is seen
- * (cold path) and kept until rs_state_close_log or destroy.
+ * (the service asks when a partition is assigned, and again at its first
+ * event: cold path) and kept until rs_state_close_log or destroy.
  *
  * Threads: an rs_state_t is owned by the service thread.
  */
