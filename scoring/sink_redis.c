@@ -96,6 +96,13 @@ static const rs_conf_field_t rs_redis_fields[] = {
      offsetof(rs_redis_conf_t, alert_index_max), 0,
      "newest review/decline/alert decisions kept in the alert index "
      "(<prefix>alerts, the analysts' queue)", NULL, 1, 10000000},
+    {"record_format", RS_CONF_ENUM, "compact",
+     offsetof(rs_redis_conf_t, record_format), 0,
+     "score records as compact (every field of the JSON, binary: ~40 % of "
+     "its bytes, less Redis CPU and memory) or json (the bytes the scores "
+     "topic got, readable with redis-cli GET); reads (audit, HTTP API) "
+     "return the same JSON from either, and take both", "compact|json", 0,
+     0},
     {"input_ttl", RS_CONF_DURATION, "0",
      offsetof(rs_redis_conf_t, input_ttl_ms), 0,
      "lifetime of input logs (rs:input:<event_id>); 0 = same as ttl", NULL,
@@ -477,6 +484,7 @@ rs_sink_redis_t *rs_sink_redis_new(const rs_redis_conf_t *conf, char *errstr,
     atomic_init(&sink->done, 0);
     atomic_init(&sink->healthy, 1);
     sink->cap = (uint64_t)conf->buffer_bytes;
+    sink->rec_buf = rs_malloc(RS_REDIS_REC_MAX);
     atomic_store(&sink->c.buffer_bytes, 0);
     rs_redis_url_parse(conf->url, &sink->url, NULL, 0);
     if (sink->url.tls) {
@@ -531,6 +539,9 @@ void rs_sink_redis_destroy(rs_sink_redis_t *sink) {
     rs_free(sink->grp_next);
     rs_free(sink->grp_tab);
     rs_free(sink->wbuf);
+    rs_free(sink->rec_buf);
+    rs_free(sink->rd_sc);
+    rs_free(sink->rd_json);
     memset(sink->password, 0, sizeof(sink->password));
     memset(&sink->url, 0, sizeof(sink->url));
     rs_free(sink);
@@ -677,13 +688,11 @@ rs_err_t rs_sink_redis_get_score(rs_sink_redis_t *sink, const char *event_id,
     } else if (r->type != REDIS_REPLY_STRING) {
         err = rs_errf(errstr, errstr_size, RS_ERR_REDIS,
                       "redis: unexpected reply type %d for GET", r->type);
-    } else if ((size_t)r->len >= size) {
-        err = rs_errf(errstr, errstr_size, RS_ERR_TOOBIG,
-                      "redis: score JSON of %zu bytes does not fit in %zu",
-                      (size_t)r->len, size);
     } else {
-        memcpy(json, r->str, (size_t)r->len);
-        json[r->len] = '\0';
+        size_t jl;
+        if (!sink->rd_sc) sink->rd_sc = rs_malloc(sizeof(*sink->rd_sc));
+        err = rs_redis_rec_json(r->str, (size_t)r->len, sink->rd_sc, json,
+                                size, &jl, errstr, errstr_size);
     }
     freeReplyObject(r);
     return err;
@@ -860,10 +869,28 @@ rs_err_t rs_sink_redis_mget(rs_sink_redis_t *sink, rs_redis_rec_t kind,
         } else {
             for (int i = 0; i < n; i++) {
                 redisReply *e = r->element[i];
-                if (e->type == REDIS_REPLY_STRING)
-                    fn(opaque, i, e->str, (size_t)e->len);
-                else
+                if (e->type != REDIS_REPLY_STRING) {
                     fn(opaque, i, NULL, 0);
+                } else if (kind == RS_REDIS_SCORE && e->len > 0 &&
+                           (unsigned char)e->str[0] == RS_REDIS_REC_MAGIC) {
+                    /* compact: as the JSON the scores topic got */
+                    char es[256];
+                    size_t jl;
+                    if (!sink->rd_sc)
+                        sink->rd_sc = rs_malloc(sizeof(*sink->rd_sc));
+                    if (!sink->rd_json) sink->rd_json = rs_malloc(RS_ENCODE_MAX);
+                    if (rs_redis_rec_json(e->str, (size_t)e->len, sink->rd_sc,
+                                          sink->rd_json, RS_ENCODE_MAX, &jl,
+                                          es, sizeof(es)) == RS_OK) {
+                        fn(opaque, i, sink->rd_json, jl);
+                    } else {
+                        rs_warn("sink", "redis: record of '%.64s': %s",
+                                ids[i], es);
+                        fn(opaque, i, NULL, 0);
+                    }
+                } else {
+                    fn(opaque, i, e->str, (size_t)e->len);
+                }
             }
         }
         freeReplyObject(r);

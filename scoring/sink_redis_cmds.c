@@ -157,7 +157,9 @@ static void rs_redis_alert_cmds(const rs_sink_redis_t *sink, rs_ring_w_t *w,
 }
 
 /* The commands of one batch (key schema in sink.h):
- *   per score        SET <prefix>score:<id> json PX ttl NX
+ *   per score        SET <prefix>score:<id> record PX ttl NX
+ *                    (record: compact, or json[i] with record_format json
+ *                    or when the compact form does not take it)
  *                    [SET <prefix>input:<id> log PX input_ttl NX]
  *   per entity       ZADD <prefix>entity:<e>:scores t1 id1 t2 id2 ...
  *   of the batch     PEXPIRE <same key> ttl
@@ -189,7 +191,14 @@ void rs_redis_build(rs_sink_redis_t *sink, rs_ring_w_t *w,
         rs_resp_len(w, '*', 6);
         rs_resp_bulk(w, "SET", 3);
         rs_resp_bulk(w, key, kl);
-        rs_resp_bulk(w, json[i], json_lens[i]);
+        int cl = sink->conf.record_format == RS_REDIS_RECORD_COMPACT
+                     ? rs_redis_rec_encode(sc, sink->rec_buf,
+                                           RS_REDIS_REC_MAX)
+                     : -1;
+        if (cl >= 0)
+            rs_resp_bulk(w, sink->rec_buf, (size_t)cl);
+        else
+            rs_resp_bulk(w, json[i], json_lens[i]);
         rs_resp_bulk(w, "PX", 2);
         rs_resp_bulk(w, sink->ttl_arg, ttl_len);
         rs_resp_bulk(w, "NX", 2);

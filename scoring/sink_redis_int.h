@@ -61,6 +61,9 @@ struct rs_sink_redis_s {
                             * (0: empty), open addressing               */
     int grp_cap;
     uint32_t grp_tabsz;    /* power of two >= 2 grp_cap                  */
+    uint8_t *rec_buf;      /* [RS_REDIS_REC_MAX] a compact record        */
+    rs_score_t *rd_sc;     /* reads: a record decoded (compact -> JSON)  */
+    char *rd_json;         /* [RS_ENCODE_MAX] reads: its JSON (mget)     */
     unsigned char *wbuf;   /* [wcap] RESP of rs_sink_redis_write_json    */
     size_t wcap;
 
