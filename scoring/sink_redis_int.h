@@ -4,7 +4,9 @@
  *                        synchronous write and the reads;
  *   sink_redis_cmds.c    the RESP commands of a batch (no I/O);
  *   sink_redis_writer.c  the async path: the ring, the owner's enqueue and
- *                        the writer thread.
+ *                        the writer thread;
+ *   sink_redis_rec.c     the compact score record and the stored value ->
+ *                        JSON step of the reads (no I/O).
  * Not a public header: only the sink's own files include it. */
 #ifndef RS_SINK_REDIS_INT_H
 #define RS_SINK_REDIS_INT_H

@@ -237,6 +237,7 @@ start_serve() {
     --set service.checkpoint_path="$T/state.ckpt" --set service.checkpoint_interval="$CKPT_INTERVAL" \
     --set kafka.consumer.session.timeout.ms=6000 --set service.stats_interval=10s \
     --set http.enabled=true --set http.port=0 \
+    --set redis.record_format=json \
     "${DELIV[@]}" "${EXTRA[@]}" >"$T/serve.$NSTART.out" 2>"$T/serve.$NSTART.log" &
   SERVE=$!
   STARTED_MS=$(ms)
@@ -389,7 +390,10 @@ NDUPID=$(wc -l <"$T/dups")
 NDUPREC=$(awk -F'\t' '{s += $2 - 1} END {print s + 0}' "$T/dups")
 MT=$(wc -l <"$T/missing_topic"); MR=$(wc -l <"$T/missing_redis"); XT=$(wc -l <"$T/extra_topic")
 
-# Redis records equal a topic record of the same event (byte for byte).
+# Redis records equal a topic record of the same event (byte for byte:
+# serve stores them as JSON here, redis.record_format=json, so that
+# redis-cli MGET reads them; the compact default is compared with the topic
+# through the HTTP API in e2e_kcat.sh).
 shuf -n "$SAMPLE" --random-source=<(yes "$SEED") "$T/want" | sort | comm -12 - "$T/redis_ids" >"$T/sample"
 sed 's/^/rs:score:/' "$T/sample" | xargs -r -n 100 redis-cli -s "$SOCK" MGET >"$T/sample.redis"
 awk 'FNR == NR { if ($0 != "") want[$0] = 1; next } ($0 in want) { delete want[$0] }

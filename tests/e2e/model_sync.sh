@@ -191,7 +191,7 @@ np=$(cut -f1 "$T/probe.scores" | sort -u | wc -l)
 [ "$np" -ge 2 ] || fail "probes on $np partition(s) only"
 SOCK="${URL#unix://}"
 for k in 3 17; do
-  rec="$(redis-cli -s "$SOCK" GET "rs:score:probe-$k")"
+  rec="$("$BIN" audit "probe-$k" --json --redis "$URL")"
   [ "$(echo "$rec" | jq -r .model_version)" = "$V" ] || fail "redis record of probe-$k: $rec"
   for i in a b; do
     "$BIN" audit "probe-$k" --rescore --store "$T/state-$i/riskstream/models" --redis "$URL" \

@@ -165,7 +165,7 @@ kcat -C -b "$BOOT" -t scores -o beginning -e -q -f '%s\n' 2>/dev/null |
 [ "$(grep -c . "$T/after.jsonl")" -eq 20 ] || fail "$(grep -c . "$T/after.jsonl") scores of 20 after the rollback"
 bad=$(jq -r "select(.model_version != \"$OLD\") | .model_version" "$T/after.jsonl" | sort -u)
 [ -z "$bad" ] || fail "scores after the rollback carry $bad, want $OLD"
-rec="$(redis-cli -s "$SOCK" GET rs:score:after-1)"
+rec="$("$BIN" audit after-1 --json --redis "$URL")"
 [ "$(echo "$rec" | jq -r .model_version)" = "$OLD" ] || fail "redis record after rollback: $rec"
 echo "model_versions: rolled back to $OLD; 20 new events scored with it (Kafka and Redis)"
 
@@ -174,7 +174,7 @@ echo "model_versions: rolled back to $OLD; 20 new events scored with it (Kafka a
   fail "rescore after-7: $(cat "$T/rescore.out" "$T/rescore.log")"
 grep -q "rescore: match (bit for bit)" "$T/rescore.out" || fail "rescore: $(cat "$T/rescore.out")"
 FIRST=$(head -n 1 "$T/ev.jsonl" | jq -r .id)
-FV=$(redis-cli -s "$SOCK" GET "rs:score:$FIRST" | jq -r .model_version)
+FV=$("$BIN" audit "$FIRST" --json --redis "$URL" | jq -r .model_version)
 if [ ! -e "$STORE/$FV.rsm" ]; then
   rc=0; "$BIN" audit "$FIRST" --rescore --store "$STORE" --redis "$URL" >"$T/rescore2.out" 2>&1 || rc=$?
   [ "$rc" -eq 1 ] && grep -qi "not in the store\|pruned" "$T/rescore2.out" ||

@@ -92,6 +92,7 @@ KCAT=$!
 
 "$BIN" serve --brokers "$BOOT" --redis "$URL" --group outage --set http.enabled=true \
   --set http.port=0 --set service.stats_interval=5s --set kafka.consumer.session.timeout.ms=6000 \
+  --set redis.record_format=json \
   "${EXTRA[@]}" >"$T/serve.out" 2>"$T/serve.log" &
 SERVE=$!
 API=""
@@ -173,6 +174,8 @@ awk '{ i = index($0, "\"event_id\":\""); if (!i) next; s = substr($0, i + 12); p
   "$T/scores.jsonl" | sort -u >"$T/topic_ids"
 MT=$(comm -23 "$T/want" "$T/topic_ids" | wc -l)
 MR=$(comm -23 "$T/want" "$T/redis_ids" | wc -l)
+# (byte for byte: serve stores JSON records here, redis.record_format=json,
+# for redis-cli MGET; e2e_kcat.sh compares the compact default via HTTP)
 shuf -n "$SAMPLE" --random-source=<(yes "$SEED") "$T/want" | sort | comm -12 - "$T/redis_ids" >"$T/sample"
 sed 's/^/rs:score:/' "$T/sample" | xargs -r -n 100 redis-cli -s "$SOCK" MGET >"$T/sample.redis"
 NMISMATCH=$(awk 'FNR == NR { if ($0 != "") want[$0] = 1; next } ($0 in want) { delete want[$0] }

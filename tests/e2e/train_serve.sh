@@ -143,7 +143,7 @@ got=$(grep -c . "$T/scores1.jsonl" || true)
 [ "$got" -eq "$N" ] || fail "serve --model: $got scores for $N events"
 bad=$(jq -r "select(.model_version != \"$VER\") | .model_version" "$T/scores1.jsonl" | sort | uniq -c | head -3)
 [ -z "$bad" ] || fail "scores with another version than $VER: $bad"
-rec="$(redis-cli -s "${URL#unix://}" GET "trained:score:$(jq -r .event_id "$T/scores1.jsonl" | head -1)")"
+rec="$("$BIN" audit "$(jq -r .event_id "$T/scores1.jsonl" | head -1)" --json --redis "$URL" --set redis.key_prefix=trained:)"
 [ "$(echo "$rec" | jq -r .model_version)" = "$VER" ] || fail "redis record: $rec"
 
 # untrained: same events, fresh model of the same configuration
