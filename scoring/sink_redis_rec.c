@@ -28,71 +28,74 @@ _Static_assert(RS_ID_MAX <= 256 && RS_REASON_MAX <= 256 &&
 
 /* ------------------------------------------------------------------ encode */
 
+/* The writer: a cursor with one bound check per value (the largest value
+ * -- a string -- is at most 256 bytes, a number 10: each check asks for
+ * that much room; near the end of a too-small buffer the record is
+ * refused, which the caller only sees with a buffer under
+ * RS_REDIS_REC_MAX). */
 typedef struct rs_rec_w_s {
-    uint8_t *p;   /* [size] */
-    size_t size, len;
-    int bad;      /* too small, or a value the form does not take */
+    uint8_t *p, *end; /* cursor, end of the buffer */
+    int bad;          /* too small, or a value the form does not take */
 } rs_rec_w_t;
 
-static void rw_bytes(rs_rec_w_t *w, const void *p, size_t n) {
-    if (w->bad || n > w->size - w->len) {
+static inline int rw_room(rs_rec_w_t *w, size_t n) {
+    if (w->bad || (size_t)(w->end - w->p) < n) {
         w->bad = 1;
-        return;
+        return 0;
     }
-    memcpy(w->p + w->len, p, n);
-    w->len += n;
+    return 1;
 }
 
-static void rw_u8(rs_rec_w_t *w, unsigned v) {
-    uint8_t b = (uint8_t)v;
-    rw_bytes(w, &b, 1);
+static inline void rw_u8(rs_rec_w_t *w, unsigned v) {
+    if (rw_room(w, 1)) *w->p++ = (uint8_t)v;
 }
 
-static void rw_varint(rs_rec_w_t *w, uint64_t v) {
-    uint8_t b[10];
-    size_t n = 0;
+static inline void rw_varint(rs_rec_w_t *w, uint64_t v) {
+    if (!rw_room(w, 10)) return;
     while (v >= 0x80) {
-        b[n++] = (uint8_t)(v | 0x80);
+        *w->p++ = (uint8_t)(v | 0x80);
         v >>= 7;
     }
-    b[n++] = (uint8_t)v;
-    rw_bytes(w, b, n);
+    *w->p++ = (uint8_t)v;
 }
 
 /* zigzag: small magnitudes of either sign in few bytes */
-static void rw_i64(rs_rec_w_t *w, int64_t v) {
+static inline void rw_i64(rs_rec_w_t *w, int64_t v) {
     uint64_t u = (uint64_t)v;
     rw_varint(w, (u << 1) ^ (uint64_t)-(int64_t)(u >> 63));
 }
 
-/* a - b without signed overflow (wraps; rr_i64_add undoes it) */
-static int64_t rs_rec_sub(int64_t a, int64_t b) {
+/* a - b without signed overflow (wraps; rr_add undoes it) */
+static inline int64_t rs_rec_sub(int64_t a, int64_t b) {
     uint64_t d = (uint64_t)a - (uint64_t)b;
     int64_t r;
     memcpy(&r, &d, sizeof(r));
     return r;
 }
 
-static void rw_str(rs_rec_w_t *w, const char *s, size_t cap) {
+static inline void rw_str(rs_rec_w_t *w, const char *s, size_t cap) {
     size_t n = strnlen(s, cap);
     if (n == cap) { /* no NUL: refused (the JSON is stored instead) */
         w->bad = 1;
         return;
     }
-    rw_u8(w, (unsigned)n);
-    rw_bytes(w, s, n);
+    if (!rw_room(w, 1 + n)) return;
+    *w->p++ = (uint8_t)n;
+    memcpy(w->p, s, n);
+    w->p += n;
 }
 
 /* Tag 0: +0.0; 1: a float32 that converts back to the same bits; 2: the
- * 8 bytes of the double. */
-static void rw_dbl(rs_rec_w_t *w, double v) {
+ * 8 bytes of the double (little endian, as the float32's 4). */
+static inline void rw_dbl(rs_rec_w_t *w, double v) {
     uint64_t bits;
+    if (!rw_room(w, 9)) return;
     memcpy(&bits, &v, sizeof(bits));
     if (bits == 0) {
-        rw_u8(w, 0);
+        *w->p++ = 0;
         return;
     }
-    if (isfinite(v) && fabs(v) <= FLT_MAX) {
+    if (fabs(v) <= FLT_MAX) { /* finite and in float range (NaN: false) */
         float f = (float)v;
         double back = (double)f;
         uint64_t bb;
@@ -100,24 +103,26 @@ static void rw_dbl(rs_rec_w_t *w, double v) {
         if (bb == bits) {
             uint32_t fb;
             memcpy(&fb, &f, sizeof(fb));
-            uint8_t b[5] = {1, (uint8_t)fb, (uint8_t)(fb >> 8),
-                            (uint8_t)(fb >> 16), (uint8_t)(fb >> 24)};
-            rw_bytes(w, b, 5);
+            w->p[0] = 1;
+            w->p[1] = (uint8_t)fb;
+            w->p[2] = (uint8_t)(fb >> 8);
+            w->p[3] = (uint8_t)(fb >> 16);
+            w->p[4] = (uint8_t)(fb >> 24);
+            w->p += 5;
             return;
         }
     }
-    uint8_t b[9] = {2};
-    for (int i = 0; i < 8; i++) b[1 + i] = (uint8_t)(bits >> (8 * i));
-    rw_bytes(w, b, 9);
+    *w->p++ = 2;
+    for (int i = 0; i < 8; i++) *w->p++ = (uint8_t)(bits >> (8 * i));
 }
 
-static void rw_count(rs_rec_w_t *w, int n, int max) {
+static inline void rw_count(rs_rec_w_t *w, int n, int max) {
     if (n < 0 || n > max) w->bad = 1;
     else rw_u8(w, (unsigned)n);
 }
 
 int rs_redis_rec_encode(const rs_score_t *sc, uint8_t *buf, size_t size) {
-    rs_rec_w_t w = {buf, size, 0, 0};
+    rs_rec_w_t w = {buf, buf + size, 0};
     const rs_explanation_t *ex = &sc->explanation;
     rw_u8(&w, RS_REDIS_REC_MAGIC);
     rw_str(&w, sc->event_id, sizeof(sc->event_id));
@@ -177,7 +182,7 @@ int rs_redis_rec_encode(const rs_score_t *sc, uint8_t *buf, size_t size) {
             rw_str(&w, ef->categ[i].value, sizeof(ef->categ[i].value));
         }
     }
-    return w.bad ? -1 : (int)w.len;
+    return w.bad ? -1 : (int)(w.p - buf);
 }
 
 /* ------------------------------------------------------------------ decode */
