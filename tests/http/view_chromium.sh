@@ -139,10 +139,13 @@ wait_scores "rs:" "$NCARDS"
 
 NALERTS=$(rcli ZCARD rs:alerts)
 [ "$NALERTS" -ge 5 ] || fail "only $NALERTS alerts: the trained model should raise some"
-for id in $(rcli ZRANGE rs:alerts 0 -1); do rcli GET "rs:score:$id"; done >"$TMP/alerts.jsonl"
+# the records as the HTTP API gives them (Redis holds them compact:
+# redis.record_format)
+rec() { curl -sf -H "$AUTH" "$URL/v1/scores/$1" || fail "GET /v1/scores/$1"; echo; }
+for id in $(rcli ZRANGE rs:alerts 0 -1); do rec "$id"; done >"$TMP/alerts.jsonl"
 ALERT=$(rcli ZREVRANGE rs:alerts 0 0)
-ENT=$(rcli GET "rs:score:$ALERT" | jq -r .entity_id)
-ALERT_T=$(rcli GET "rs:score:$ALERT" | jq -r .event_time_ms)
+ENT=$(rec "$ALERT" | jq -r .entity_id)
+ALERT_T=$(rec "$ALERT" | jq -r .event_time_ms)
 # the newest alert is the newest event time in the index (ties: highest id)
 [ "$(jq -s -r 'max_by(.event_time_ms) | .event_time_ms' "$TMP/alerts.jsonl")" = "$ALERT_T" ] \
   || fail "ZREVRANGE's first is not the newest alert"
