@@ -83,8 +83,10 @@ NLB=$(wc -l <"$T/lb.jsonl")
 
 start_serve() { # $1 name $2 group [extra args]
   local name="$1" group="$2"; shift 2
+  # records stored as JSON (redis.record_format=json): features() reads
+  # them with redis-cli MGET and jq
   "$BIN" serve --config "$T/rs.yaml" --brokers "$BOOT" --redis "$URL" --group "$group" \
-    --set redis.key_prefix="${group}:" "$@" >"$T/$name.out" 2>"$T/$name.log" &
+    --set redis.key_prefix="${group}:" --set redis.record_format=json "$@" >"$T/$name.out" 2>"$T/$name.log" &
   PIDS+=($!)
   eval "PID_$name=$!"
 }
