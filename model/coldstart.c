@@ -2,6 +2,7 @@
 #include "model/coldstart.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +21,9 @@ struct rs_coldstart_s {
     uint64_t n;              /* failures learned */
     uint64_t caught;         /* ... that the model's own score caught >= H/3
                               * ahead (its prequential record)           */
+    rs_alertpol_t *own;      /* the model's own policy (rs_coldstart_track),
+                              * or NULL                                   */
+    int64_t horizon;         /* maintenance.horizon of its conf (ms)      */
 };
 
 rs_coldstart_t *rs_coldstart_new(const char *const *names, int dim,
@@ -73,7 +77,41 @@ rs_coldstart_t *rs_coldstart_new(const char *const *names, int dim,
     return cs;
 }
 
-void rs_coldstart_destroy(rs_coldstart_t *cs) { free(cs); }
+void rs_coldstart_destroy(rs_coldstart_t *cs) {
+    if (!cs) return;
+    rs_alertpol_destroy(cs->own);
+    free(cs);
+}
+
+rs_err_t rs_coldstart_track(rs_coldstart_t *cs, const rs_maint_conf_t *mc,
+                            char *errstr, size_t errstr_size) {
+    rs_alertpol_t *own = rs_alertpol_new(mc, errstr, errstr_size);
+    if (!own) return RS_ERR_CONFIG;
+    rs_alertpol_destroy(cs->own);
+    cs->own = own;
+    cs->horizon = mc->horizon;
+    return RS_OK;
+}
+
+float rs_coldstart_observe(rs_coldstart_t *cs, uint64_t machine,
+                           int64_t t_ms, const float *x, float model_score) {
+    if (cs->own) rs_alertpol_step(cs->own, machine, t_ms, model_score);
+    return rs_coldstart_score(cs, x, model_score);
+}
+
+void rs_coldstart_machine_failure(rs_coldstart_t *cs, uint64_t machine,
+                                  int64_t t_fail_ms) {
+    int64_t lead = -1;
+    if (cs->own) { /* the model's record: did its own score catch it? */
+        lead = rs_alertpol_lead(cs->own, machine, t_fail_ms);
+        rs_alertpol_failure(cs->own, machine, t_fail_ms, NULL);
+    }
+    rs_coldstart_failure(cs, lead, cs->horizon);
+}
+
+void rs_coldstart_repair(rs_coldstart_t *cs, uint64_t machine) {
+    if (cs->own) rs_alertpol_reset(cs->own, machine);
+}
 
 int rs_coldstart_sensors(const rs_coldstart_t *cs) { return cs->nsensors; }
 
@@ -121,35 +159,69 @@ float rs_coldstart_score(const rs_coldstart_t *cs, const float *x,
 
 #define RS_CS_MAGIC 0x53435352u /* "RSCS" */
 
+size_t rs_coldstart_state_size(const rs_coldstart_t *cs) {
+    return RS_COLDSTART_STATE + (cs->own ? rs_alertpol_state_size(cs->own) : 8);
+}
+
 void rs_coldstart_save(const rs_coldstart_t *cs, void *buf) {
-    uint32_t hd[2] = {RS_CS_MAGIC, 2};
+    uint32_t hd[2] = {RS_CS_MAGIC, 3};
     memcpy(buf, hd, sizeof(hd));
     memcpy((char *)buf + sizeof(hd), &cs->n, sizeof(cs->n));
     memcpy((char *)buf + sizeof(hd) + sizeof(cs->n), &cs->caught,
            sizeof(cs->caught));
+    char *pol = (char *)buf + RS_COLDSTART_STATE;
+    if (cs->own) {
+        rs_alertpol_save(cs->own, pol);
+    } else {
+        uint64_t none = 0;
+        memcpy(pol, &none, sizeof(none));
+    }
 }
 
 rs_err_t rs_coldstart_load(rs_coldstart_t *cs, const void *buf, size_t len,
                            char *errstr, size_t errstr_size) {
     uint32_t hd[2] = {0, 0};
     uint64_t n = 0, c = 0;
-    if (buf && (len == RS_COLDSTART_STATE || len == RS_COLDSTART_STATE_V1))
-        memcpy(hd, buf, sizeof(hd));
+    if (buf && len >= RS_COLDSTART_STATE_V1) memcpy(hd, buf, sizeof(hd));
     int v1 = hd[1] == 1 && len == RS_COLDSTART_STATE_V1;
     int v2 = hd[1] == 2 && len == RS_COLDSTART_STATE;
-    if (hd[0] == RS_CS_MAGIC && (v1 || v2)) {
+    int v3 = hd[1] == 3 && len >= RS_COLDSTART_STATE + 8;
+    if (hd[0] == RS_CS_MAGIC && (v1 || v2 || v3)) {
         memcpy(&n, (const char *)buf + sizeof(hd), sizeof(n));
         /* version 1 knew n only: c = n keeps the weight n / (n + n0) it
          * was saved with */
         c = n;
-        if (v2) memcpy(&c, (const char *)buf + sizeof(hd) + sizeof(n), sizeof(c));
+        if (v2 || v3)
+            memcpy(&c, (const char *)buf + sizeof(hd) + sizeof(n), sizeof(c));
     }
-    if (hd[0] != RS_CS_MAGIC || !(v1 || v2) || c > n)
+    if (hd[0] != RS_CS_MAGIC || !(v1 || v2 || v3) || c > n)
         return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
-                       "cold-start state: %zu bytes, not a version-2 state "
-                       "of %d bytes (or version 1 of %d) with caught <= "
-                       "failures", len, RS_COLDSTART_STATE,
+                       "cold-start state: %zu bytes, not a version-3 state "
+                       "(%d bytes and the own policy's), version 2 of %d or "
+                       "version 1 of %d, with caught <= failures", len,
+                       RS_COLDSTART_STATE, RS_COLDSTART_STATE,
                        RS_COLDSTART_STATE_V1);
+    if (v3) {
+        const char *pol = (const char *)buf + RS_COLDSTART_STATE;
+        size_t plen = len - RS_COLDSTART_STATE;
+        char e2[200];
+        rs_err_t err = RS_OK;
+        if (cs->own) {
+            err = rs_alertpol_load(cs->own, pol, plen, e2, sizeof(e2));
+        } else { /* not tracked here: only its shape is checked */
+            uint64_t m;
+            memcpy(&m, pol, sizeof(m));
+            if (m > (plen - 8) / 48 || plen != 8 + 48 * m) {
+                err = RS_ERR_CORRUPT;
+                snprintf(e2, sizeof(e2), "alert policy state: %zu bytes, "
+                         "not 8 + 48 x %llu machines", plen,
+                         (unsigned long long)m);
+            }
+        }
+        if (err != RS_OK)
+            return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                           "cold-start state: the model's own policy: %s", e2);
+    }
     cs->n = n;
     cs->caught = c;
     return RS_OK;

@@ -58,6 +58,7 @@
 #define RS_COLDSTART_H
 
 #include "common/common.h"
+#include "model/maint.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -98,19 +99,52 @@ double rs_coldstart_weight(const rs_coldstart_t *cs);
 float rs_coldstart_score(const rs_coldstart_t *cs, const float *x,
                          float model_score);
 
-/* State across restarts: the counts n and c (the reference and n0 follow
- * from the configuration).  A service keeps it in its checkpoint (the
- * scoring service's record, scoring/svc_ckpt.c), so a restart does not
- * lean on the reference again as if no failure had been learned.
- * RS_COLDSTART_STATE bytes: u32 magic "RSCS", u32 version 2, u64 n, u64 c
- * (host byte order: a local file).  rs_coldstart_save writes them to buf
- * (at least RS_COLDSTART_STATE bytes).  rs_coldstart_load restores them
- * from len bytes; a version-1 state (16 bytes, n only, written before c
+/* The model's record kept here (issue 15): the model's OWN alert policy
+ * (a second rs_alertpol_t with the maintenance settings, fed the model's
+ * score alone) lives in the blend, so `eval` and `serve` keep the record
+ * with one implementation.  rs_coldstart_track creates it (mc copied;
+ * RS_ERR_CONFIG with errstr for a conf rs_alertpol_new refuses); without
+ * it, rs_coldstart_observe only blends and rs_coldstart_machine_failure
+ * counts a failure as missed.  The owning thread. */
+rs_err_t rs_coldstart_track(rs_coldstart_t *cs, const rs_maint_conf_t *mc,
+                            char *errstr, size_t errstr_size);
+/* One reading of `machine` (rs_hash_str of its id) at event time t_ms
+ * with feature vector x and the model's score: the own policy steps on
+ * the model's score, and the score the alert policy decides on (the
+ * blend, rs_coldstart_score) is returned.  No allocation. */
+float rs_coldstart_observe(rs_coldstart_t *cs, uint64_t machine,
+                           int64_t t_ms, const float *x, float model_score);
+/* `machine` failed at t_fail_ms (before the failure is learned): its lead
+ * by the own policy (rs_alertpol_lead, as eval counts a caught failure)
+ * is counted (rs_coldstart_failure with the horizon of mc), and its own
+ * policy starts afresh. */
+void rs_coldstart_machine_failure(rs_coldstart_t *cs, uint64_t machine,
+                                  int64_t t_fail_ms);
+/* A repair without failure: the machine's own policy starts afresh. */
+void rs_coldstart_repair(rs_coldstart_t *cs, uint64_t machine);
+
+/* State across restarts: the counts n and c and the own policy's machine
+ * table (its episodes: a failure after a restart is counted from the
+ * episode that was open before it; the reference and n0 follow from the
+ * configuration).  A service keeps it in its checkpoint (the scoring
+ * service's record, scoring/svc_ckpt.c), so a restart does not lean on
+ * the reference again as if no failure had been learned.
+ * Version 3 (host byte order: a local file): u32 magic "RSCS", u32
+ * version 3, u64 n, u64 c (the RS_COLDSTART_STATE bytes of version 2),
+ * then the own policy's state (maint.h rs_alertpol_save; 8 bytes of 0
+ * machines without rs_coldstart_track).  rs_coldstart_state_size: its
+ * bytes now; rs_coldstart_save writes that many to buf.
+ * rs_coldstart_load restores them from len bytes; a version-2 state (24
+ * bytes: the counts, no policy) restores the counts and leaves the own
+ * policy as it is; a version-1 state (16 bytes, n only, written before c
  * existed) restores n with c = n, the weight n / (n + n0) it had then.
- * RS_ERR_CORRUPT with errstr (counts unchanged) for a wrong size, magic or
- * version, or c > n.  No allocation.  The owning thread. */
+ * The policy part of a version-3 state is ignored (only checked) without
+ * rs_coldstart_track.  RS_ERR_CORRUPT with errstr (nothing changed) for a
+ * wrong size, magic or version, c > n, or a damaged policy part.  The
+ * owning thread; no allocation but in rs_coldstart_load. */
 #define RS_COLDSTART_STATE 24
 #define RS_COLDSTART_STATE_V1 16
+size_t rs_coldstart_state_size(const rs_coldstart_t *cs);
 void rs_coldstart_save(const rs_coldstart_t *cs, void *buf);
 rs_err_t rs_coldstart_load(rs_coldstart_t *cs, const void *buf, size_t len,
                            char *errstr, size_t errstr_size);

@@ -287,6 +287,95 @@ void rs_alertpol_stats(const rs_alertpol_t *p, rs_alertpol_stats_t *st) {
 
 const rs_hist_t *rs_alertpol_leads(const rs_alertpol_t *p) { return &p->leads; }
 
+/* ------------------------------------------------------ saved state */
+
+#define RS_AP_ENTRY 48 /* bytes of one saved machine (maint.h) */
+
+size_t rs_alertpol_state_size(const rs_alertpol_t *p) {
+    return 8 + RS_AP_ENTRY * (size_t)p->st.machines;
+}
+
+void rs_alertpol_save(const rs_alertpol_t *p, void *buf) {
+    char *o = buf;
+    uint64_t m = 0;
+    o += 8;
+    for (uint32_t i = 0; i <= p->mask; i++) {
+        const rs_ap_mach_t *e = &p->tab[i];
+        if (!e->key) continue;
+        uint32_t open = e->open;
+        memcpy(o, &e->key, 8);
+        memcpy(o + 8, &e->last_alert, 8);
+        memcpy(o + 16, &e->episode_alert, 8);
+        memcpy(o + 24, &e->open_since, 8);
+        memcpy(o + 32, &e->level, 4);
+        memcpy(o + 36, &e->above, 4);
+        memcpy(o + 40, &e->below, 4);
+        memcpy(o + 44, &open, 4);
+        o += RS_AP_ENTRY;
+        m++;
+    }
+    memcpy(buf, &m, 8);
+}
+
+rs_err_t rs_alertpol_load(rs_alertpol_t *p, const void *buf, size_t len,
+                          char *errstr, size_t errstr_size) {
+    const char *in = buf;
+    uint64_t m = 0;
+    if (buf && len >= 8) memcpy(&m, in, 8);
+    if (!buf || len < 8 || m > (uint64_t)p->conf.max_machines ||
+        len != 8 + RS_AP_ENTRY * m)
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "alert policy state: %zu bytes, not 8 + %d x machines "
+                       "(at most maintenance.max_machines %lld)", len,
+                       RS_AP_ENTRY, (long long)p->conf.max_machines);
+    /* check everything before the table changes */
+    for (uint64_t k = 0; k < m; k++) {
+        uint64_t key;
+        uint32_t open;
+        memcpy(&key, in + 8 + k * RS_AP_ENTRY, 8);
+        memcpy(&open, in + 8 + k * RS_AP_ENTRY + 44, 4);
+        if (!key || open > 1)
+            return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                           "alert policy state: machine %llu of %llu has "
+                           "key 0 or open flag %u", (unsigned long long)k,
+                           (unsigned long long)m, open);
+    }
+    uint64_t n = (uint64_t)p->mask + 1;
+    rs_ap_mach_t *old = rs_malloc(n * sizeof(*old)); /* at restore only */
+    memcpy(old, p->tab, n * sizeof(*old));
+    uint64_t machines = p->st.machines, open0 = p->st.open;
+    memset(p->tab, 0, n * sizeof(*p->tab));
+    p->st.machines = p->st.open = 0;
+    for (uint64_t k = 0; k < m; k++) {
+        const char *e = in + 8 + k * RS_AP_ENTRY;
+        uint64_t key;
+        uint32_t open;
+        memcpy(&key, e, 8);
+        rs_ap_mach_t *d = rs_ap_get(p, key, 0);
+        if (d) { /* the same machine twice: refuse, table as it was */
+            memcpy(p->tab, old, n * sizeof(*old));
+            p->st.machines = machines;
+            p->st.open = open0;
+            free(old);
+            return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                           "alert policy state: machine %llx twice",
+                           (unsigned long long)key);
+        }
+        d = rs_ap_get(p, key, 1);
+        memcpy(&d->last_alert, e + 8, 8);
+        memcpy(&d->episode_alert, e + 16, 8);
+        memcpy(&d->open_since, e + 24, 8);
+        memcpy(&d->level, e + 32, 4);
+        memcpy(&d->above, e + 36, 4);
+        memcpy(&d->below, e + 40, 4);
+        memcpy(&open, e + 44, 4);
+        d->open = (uint8_t)open;
+        p->st.open += open;
+    }
+    free(old);
+    return RS_OK;
+}
+
 /* --------------------------------------------------------- payload */
 
 typedef struct rs_ap_buf_s {

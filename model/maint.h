@@ -128,6 +128,23 @@ typedef struct rs_alertpol_stats_s {
 } rs_alertpol_stats_t;
 
 void rs_alertpol_stats(const rs_alertpol_t *p, rs_alertpol_stats_t *st);
+
+/* The policy's machine table across restarts (episodes open, latest
+ * alerts, debounce counts), for a service's checkpoint.  Bytes: u64 m,
+ * then m entries of 48 (u64 machine, i64 latest alert, i64 first alert of
+ * the latest episode, i64 opening of the open episode, f32 level, u32
+ * readings above, u32 below, u32 open), host byte order (a local file).
+ * rs_alertpol_state_size: 8 + 48 x the machines tracked; rs_alertpol_save
+ * writes that many to buf.  rs_alertpol_load replaces the table with
+ * len bytes of a saved one (stats.machines and stats.open follow it, the
+ * other counters are this process's); RS_ERR_CORRUPT with errstr, table
+ * unchanged, for a wrong length, more machines than max_machines, a zero
+ * machine or a repeated one, or an open flag other than 0/1.  No
+ * allocation.  The owner thread. */
+size_t rs_alertpol_state_size(const rs_alertpol_t *p);
+void rs_alertpol_save(const rs_alertpol_t *p, void *buf);
+rs_err_t rs_alertpol_load(rs_alertpol_t *p, const void *buf, size_t len,
+                          char *errstr, size_t errstr_size);
 /* Lead times of caught failures, seconds (owned by p). */
 const rs_hist_t *rs_alertpol_leads(const rs_alertpol_t *p);
 

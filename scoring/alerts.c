@@ -54,10 +54,9 @@ struct rs_alerts_s {
     rs_rul_t *rul;           /* the trainer's RUL head as of its last
                               * version (NULL: maintenance.rul off)       */
     uint64_t rul_seen;       /* its copy count (rs_trainer_rul)           */
-    rs_coldstart_t *cs;      /* maintenance.cold_start (NULL: off)        */
-    rs_alertpol_t *own;      /* with cs: the policy fed the model's own
-                              * score alone, whose lead times at failures
-                              * are the model's record (coldstart.h)      */
+    rs_coldstart_t *cs;      /* maintenance.cold_start (NULL: off), with
+                              * the model's own policy, whose lead times
+                              * at failures are its record (coldstart.h) */
     int dim;
     const char **names;      /* [dim] feature names (the engine's)        */
 
@@ -133,7 +132,8 @@ rs_alerts_t *rs_alerts_new(const rs_maint_conf_t *mc,
     }
     if (mc->cold_start) {
         al->cs = rs_coldstart_new(al->names, al->dim, mc->alert_threshold);
-        al->own = rs_alertpol_new(mc, errstr, errstr_size); /* conf checked */
+        /* the conf passed rs_alertpol_new above */
+        rs_coldstart_track(al->cs, mc, errstr, errstr_size);
     }
     rs_hist_init(&al->st.leads);
     al->snap = al->st;
@@ -146,7 +146,6 @@ void rs_alerts_destroy(rs_alerts_t *al) {
     rs_alertpol_destroy(al->pol);
     rs_rul_destroy(al->rul);
     rs_coldstart_destroy(al->cs);
-    rs_alertpol_destroy(al->own);
     pthread_mutex_destroy(&al->lock);
     free(al->names);
     free(al->tab);
@@ -301,7 +300,7 @@ static void rs_al_apply(rs_alerts_t *al, const rs_label_t *lb) {
     if (rs_al_is_repair(lb)) {
         al->st.repairs++;
         rs_alertpol_reset(al->pol, key);
-        if (al->own) rs_alertpol_reset(al->own, key);
+        if (al->cs) rs_coldstart_repair(al->cs, key);
         rs_al_train(al, RS_TRAINER_REPAIR, part, lb, t);
         if (m) m->failed = 0;
         return;
@@ -313,12 +312,8 @@ static void rs_al_apply(rs_alerts_t *al, const rs_label_t *lb) {
     if (!t) al->st.unplaced++;
     rs_alertpol_failure(al->pol, key, t ? t : lb->label_time_ms, NULL);
     rs_al_train(al, RS_TRAINER_FAILURE, part, lb, t);
-    if (al->cs) { /* the model's record: did its own score catch it? */
-        int64_t tf = t ? t : lb->label_time_ms;
-        int64_t lead = rs_alertpol_lead(al->own, key, tf);
-        rs_alertpol_failure(al->own, key, tf, NULL);
-        rs_coldstart_failure(al->cs, lead, al->mc.horizon);
-    }
+    /* the model's record: did its own score catch it? */
+    if (al->cs) rs_coldstart_machine_failure(al->cs, key, t ? t : lb->label_time_ms);
     if (m) m->failed = 1;
 }
 
@@ -437,8 +432,8 @@ rs_decision_t rs_alerts_score(rs_alerts_t *al, int i, int pub,
     /* the policy decides on the model's score blended with the baseline
      * deviation while it learned few failures (coldstart.h) */
     if (al->cs) {
-        rs_alertpol_step(al->own, key, ev->event_time_ms, score);
-        float blended = rs_coldstart_score(al->cs, x, score);
+        float blended = rs_coldstart_observe(al->cs, key, ev->event_time_ms,
+                                             x, score);
         /* on record next to the model's own score (alerts.h) */
         if (blended != score) *alert_score = blended;
         score = blended;
@@ -469,7 +464,7 @@ const char *rs_alerts_payload(const rs_alerts_t *al, int pub, size_t *len) {
 /* ------------------------------------------------------ checkpoint */
 
 size_t rs_alerts_ckpt_size(const rs_alerts_t *al) {
-    return al->cs ? RS_COLDSTART_STATE : 0;
+    return al->cs ? rs_coldstart_state_size(al->cs) : 0;
 }
 
 void rs_alerts_ckpt_write(const rs_alerts_t *al, void *buf) {

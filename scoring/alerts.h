@@ -149,8 +149,10 @@ const char *rs_alerts_payload(const rs_alerts_t *al, int pub, size_t *len);
 
 /* The maintenance state the service's checkpoint keeps (a record of its
  * own in the service's blob, scoring/svc_ckpt.c): the cold-start blend's
- * failure count (coldstart.h), so that a restarted service does not enter
- * the cold start again.  rs_alerts_ckpt_size: its bytes (0: nothing to
+ * failure counts and the model's own policy (coldstart.h state version 3,
+ * 48 bytes per machine), so that a restarted service does not enter the
+ * cold start again and counts a failure from the own episode open before
+ * the restart.  rs_alerts_ckpt_size: its bytes (0: nothing to
  * keep, maintenance.cold_start off); rs_alerts_ckpt_write writes that many
  * to buf; rs_alerts_ckpt_read restores it (RS_ERR_CORRUPT with errstr for
  * a damaged record: nothing changed).  A checkpoint without the record

@@ -593,10 +593,9 @@ struct rs_eval_s {
     rs_mev_t *mev;
     rs_coldstart_t *cs;  /* the reference */
     /* maintenance.cold_start: per model, the blend (its weight follows the
-     * model's own record) and the policy fed the model's score alone,
-     * whose lead times at failures are that record (coldstart.h) */
+     * model's own record, kept by the blend's own policy fed the model's
+     * score alone: coldstart.h rs_coldstart_track) */
     rs_coldstart_t *csm[RS_EVAL_MODELS_MAX];
-    rs_alertpol_t *own[RS_EVAL_MODELS_MAX];
     float last_own[RS_EVAL_MODELS_MAX], last_ref;  /* the last reading's */
     rs_rul_t *rul;       /* maintenance.rul: learned with model 0's learner */
 };
@@ -760,8 +759,9 @@ rs_eval_t *rs_eval_new(const rs_eval_conf_t *conf, char *errstr,
         e->cs = rs_coldstart_new(names, e->dim, e->mc.alert_threshold);
         for (int k = 0; e->mc.cold_start && k < conf->nmodels; k++) {
             e->csm[k] = rs_coldstart_new(names, e->dim, e->mc.alert_threshold);
-            e->own[k] = rs_alertpol_new(&e->mc, errstr, errstr_size);
-            if (!e->own[k]) goto fail;
+            if (rs_coldstart_track(e->csm[k], &e->mc, errstr, errstr_size) !=
+                RS_OK)
+                goto fail;
         }
         /* maintenance.rehearsal: the first failures' positives replayed
          * (learner.h), n0 the reference's sensors */
@@ -785,7 +785,6 @@ void rs_eval_destroy(rs_eval_t *e) {
         rs_model_destroy(e->m[k]);
         rs_gbt_destroy(e->gbt[k]);
         rs_coldstart_destroy(e->csm[k]);
-        rs_alertpol_destroy(e->own[k]);
     }
     for (int k = 0; k <= RS_EVAL_MODELS_MAX; k++) rs_alertpol_destroy(e->pol[k]);
     rs_mev_destroy(e->mev);
@@ -818,9 +817,7 @@ static void rs_eval_apply_labels(rs_eval_t *e, int64_t now) {
                 rs_alertpol_failure(e->pol[k], ent, p.event_time, NULL);
             for (int k = 0; k < e->conf.nmodels; k++) {
                 if (!e->csm[k]) continue;
-                int64_t lead = rs_alertpol_lead(e->own[k], ent, p.event_time);
-                rs_alertpol_failure(e->own[k], ent, p.event_time, NULL);
-                rs_coldstart_failure(e->csm[k], lead, e->mc.horizon);
+                rs_coldstart_machine_failure(e->csm[k], ent, p.event_time);
             }
             e->st.labels_applied++;
             continue;
@@ -892,8 +889,7 @@ rs_err_t rs_eval_push(rs_eval_t *e, const rs_eval_rec_t *rec, float *scores,
         uint64_t ent = rs_hash_str(ev->entity_id);
         for (int k = 0; k < e->conf.nmodels; k++) {
             e->last_own[k] = sc[k];
-            rs_alertpol_step(e->own[k], ent, t, sc[k]);
-            sc[k] = rs_coldstart_score(e->csm[k], e->x, sc[k]);
+            sc[k] = rs_coldstart_observe(e->csm[k], ent, t, e->x, sc[k]);
         }
     }
     if (scores) memcpy(scores, sc, (size_t)e->conf.nmodels * sizeof(*sc));

@@ -25,7 +25,17 @@
  *    service's checkpoint record) give the same weight and score; a
  *    version-1 state (n only) restores c = n, its old weight; a state of
  *    the wrong size, magic or version, or with c > n, is refused with a
- *    message and leaves the counts as they were. */
+ *    message and leaves the counts as they were; since version 3 the
+ *    state carries the model's own policy (a version-2 state, the counts
+ *    only, still loads), and a damaged policy part is refused;
+ *  - test_own_policy: the own policy kept in the blend (observe, machine
+ *    failure, repair): a failure whose model score rose 10 h ahead is
+ *    caught, 2 h ahead (< H/3) or an episode before a repair is not; a
+ *    blend without the policy counts failures as missed;
+ *  - test_own_restart: an episode open when the state was saved counts
+ *    for a failure after the load (caught 10 h ahead; without the state,
+ *    the restarted policy sees 4 h: a miss); loaded into a blend without
+ *    a policy, the counts only; a damaged or repeated machine refused. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -179,16 +189,27 @@ static void test_record(void **st) {
     rs_coldstart_destroy(cs);
 }
 
+/* A version-2 state (the counts only, as written before the own policy
+ * was kept): 24 bytes. */
+static void put_v2(unsigned char *v2, uint64_t n, uint64_t c) {
+    uint32_t hd[2] = {0x53435352u, 2};
+    memcpy(v2, hd, sizeof(hd));
+    memcpy(v2 + 8, &n, sizeof(n));
+    memcpy(v2 + 16, &c, sizeof(c));
+}
+
 static void test_state(void **st) {
     (void)st;
     rs_coldstart_t *a = rs_coldstart_new(names, DIM, 0.3);
     for (int i = 0; i < 7; i++) rs_coldstart_failure(a, i < 5 ? H : -1, H);
-    unsigned char buf[RS_COLDSTART_STATE + 1];
+    /* untracked: the counts and an empty policy */
+    assert_int_equal(rs_coldstart_state_size(a), RS_COLDSTART_STATE + 8);
+    unsigned char buf[RS_COLDSTART_STATE + 8 + 1];
     rs_coldstart_save(a, buf);
     rs_coldstart_t *b = rs_coldstart_new(names, DIM, 0.3);
     char es[256];
-    assert_int_equal(rs_coldstart_load(b, buf, RS_COLDSTART_STATE, es,
-                                       sizeof(es)), RS_OK);
+    size_t len = rs_coldstart_state_size(a);
+    assert_int_equal(rs_coldstart_load(b, buf, len, es, sizeof(es)), RS_OK);
     assert_int_equal(rs_coldstart_failures(b), 7);
     assert_int_equal(rs_coldstart_caught(b), 5);
     assert_float_equal(rs_coldstart_weight(b), 5.0 / 9.0, 1e-12);
@@ -198,18 +219,24 @@ static void test_state(void **st) {
     /* damaged: refused, the count unchanged */
     rs_coldstart_set_failures(b, 3, 1);
     es[0] = '\0';
-    assert_int_equal(rs_coldstart_load(b, buf, RS_COLDSTART_STATE - 1, es,
-                                       sizeof(es)), RS_ERR_CORRUPT);
+    assert_int_equal(rs_coldstart_load(b, buf, len - 1, es, sizeof(es)),
+                     RS_ERR_CORRUPT);
     assert_non_null(strstr(es, "cold-start state"));
-    assert_int_equal(rs_coldstart_load(b, buf, RS_COLDSTART_STATE + 1, es,
+    assert_int_equal(rs_coldstart_load(b, buf, len + 1, es, sizeof(es)),
+                     RS_ERR_CORRUPT);
+    assert_int_equal(rs_coldstart_load(b, buf, RS_COLDSTART_STATE, es,
                                        sizeof(es)), RS_ERR_CORRUPT);
-    unsigned char bad[RS_COLDSTART_STATE];
+    unsigned char bad[RS_COLDSTART_STATE + 8];
     memcpy(bad, buf, sizeof(bad));
     bad[0] ^= 1; /* magic */
     assert_int_equal(rs_coldstart_load(b, bad, sizeof(bad), es, sizeof(es)),
                      RS_ERR_CORRUPT);
     memcpy(bad, buf, sizeof(bad));
-    bad[4] = 3; /* version */
+    bad[4] = 4; /* version */
+    assert_int_equal(rs_coldstart_load(b, bad, sizeof(bad), es, sizeof(es)),
+                     RS_ERR_CORRUPT);
+    memcpy(bad, buf, sizeof(bad));
+    bad[4] = 2; /* version 2 is 24 bytes */
     assert_int_equal(rs_coldstart_load(b, bad, sizeof(bad), es, sizeof(es)),
                      RS_ERR_CORRUPT);
     memcpy(bad, buf, sizeof(bad));
@@ -221,10 +248,22 @@ static void test_state(void **st) {
     memcpy(bad + 16, &big, sizeof(big));
     assert_int_equal(rs_coldstart_load(b, bad, sizeof(bad), es, sizeof(es)),
                      RS_ERR_CORRUPT);
+    memcpy(bad, buf, sizeof(bad));
+    uint64_t one = 1; /* one machine announced, none there */
+    memcpy(bad + 24, &one, sizeof(one));
+    assert_int_equal(rs_coldstart_load(b, bad, sizeof(bad), es, sizeof(es)),
+                     RS_ERR_CORRUPT);
+    assert_non_null(strstr(es, "own policy"));
     assert_int_equal(rs_coldstart_load(b, NULL, 0, es, sizeof(es)),
                      RS_ERR_CORRUPT);
     assert_int_equal(rs_coldstart_failures(b), 3);
     assert_int_equal(rs_coldstart_caught(b), 1);
+    /* a version-2 state (the counts, before the own policy was kept) */
+    unsigned char v2[RS_COLDSTART_STATE];
+    put_v2(v2, 9, 4);
+    assert_int_equal(rs_coldstart_load(b, v2, sizeof(v2), es, sizeof(es)), RS_OK);
+    assert_int_equal(rs_coldstart_failures(b), 9);
+    assert_int_equal(rs_coldstart_caught(b), 4);
     /* a version-1 state (n only, before the record): c = n, its weight */
     unsigned char v1[16];
     uint32_t hd[2] = {0x53435352u, 1};
@@ -239,6 +278,105 @@ static void test_state(void **st) {
     rs_coldstart_destroy(b);
 }
 
+/* The model's own policy inside the blend (rs_coldstart_track/observe/
+ * machine_failure/repair) and its episodes across a restart. */
+static rs_coldstart_t *tracked(void) {
+    rs_maint_conf_t mc;
+    rs_maint_conf_init(&mc);
+    mc.horizon = H;
+    mc.max_machines = 16;
+    rs_coldstart_t *cs = rs_coldstart_new(names, DIM, mc.alert_threshold);
+    char es[256];
+    assert_int_equal(rs_coldstart_track(cs, &mc, es, sizeof(es)), RS_OK);
+    return cs;
+}
+
+static void test_own_policy(void **st) {
+    (void)st;
+    const int64_t iv = 600000; /* a reading every 10 minutes */
+    float x[DIM] = {0};
+    rs_coldstart_t *cs = tracked();
+    /* machine 7's model score is high from 10 h before its failure at T,
+     * machine 8's only from 2 h before (< H/3), machine 9 is repaired
+     * after an episode and fails later without one */
+    const int64_t T = 100 * H;
+    for (int64_t t = T - 2 * H; t < T; t += iv) {
+        float p7 = t >= T - 10 * 3600000LL ? 0.9f : 0.01f;
+        float p8 = t >= T - 2 * 3600000LL ? 0.9f : 0.01f;
+        float p9 = t < T - H ? 0.9f : 0.01f;
+        /* the blend's score: x on the baseline adds nothing */
+        assert_true(rs_coldstart_observe(cs, 7, t, x, p7) == p7);
+        rs_coldstart_observe(cs, 8, t, x, p8);
+        rs_coldstart_observe(cs, 9, t, x, p9);
+        if (t == T - H - 3 * iv) rs_coldstart_repair(cs, 9);
+    }
+    rs_coldstart_machine_failure(cs, 7, T);
+    rs_coldstart_machine_failure(cs, 8, T);
+    rs_coldstart_machine_failure(cs, 9, T);
+    assert_int_equal(rs_coldstart_failures(cs), 3);
+    assert_int_equal(rs_coldstart_caught(cs), 1); /* machine 7 only */
+    /* untracked: a failure is counted, never caught */
+    rs_coldstart_t *u = rs_coldstart_new(names, DIM, 0.3);
+    rs_coldstart_observe(u, 7, T - H, x, 0.9f);
+    rs_coldstart_machine_failure(u, 7, T);
+    assert_int_equal(rs_coldstart_failures(u), 1);
+    assert_int_equal(rs_coldstart_caught(u), 0);
+    rs_coldstart_destroy(u);
+    rs_coldstart_destroy(cs);
+}
+
+static void test_own_restart(void **st) {
+    (void)st;
+    const int64_t iv = 600000;
+    float x[DIM] = {0};
+    const int64_t T = 100 * H;
+    /* machine 5's episode opens 10 h before its failure; the service
+     * restarts 4 h before it (< H/3): the episode that was open before
+     * the restart is the catch, 10 h ahead */
+    rs_coldstart_t *a = tracked();
+    for (int64_t t = T - H; t < T - 4 * 3600000LL; t += iv) {
+        rs_coldstart_observe(a, 5, t, x, t >= T - 10 * 3600000LL ? 0.9f : 0.01f);
+        rs_coldstart_observe(a, 6, t, x, 0.01f);
+    }
+    rs_coldstart_failure(a, H, H); /* an earlier failure, caught */
+    size_t len = rs_coldstart_state_size(a);
+    assert_int_equal(len, RS_COLDSTART_STATE + 8 + 2 * 48);
+    unsigned char *buf = malloc(len);
+    rs_coldstart_save(a, buf);
+    rs_coldstart_t *b = tracked(), *c = tracked();
+    char es[256];
+    assert_int_equal(rs_coldstart_load(b, buf, len, es, sizeof(es)), RS_OK);
+    for (int64_t t = T - 4 * 3600000LL; t < T; t += iv) {
+        rs_coldstart_observe(b, 5, t, x, 0.9f);
+        rs_coldstart_observe(c, 5, t, x, 0.9f); /* restarted without it */
+    }
+    rs_coldstart_machine_failure(b, 5, T);
+    rs_coldstart_machine_failure(c, 5, T);
+    assert_int_equal(rs_coldstart_failures(b), 2);
+    assert_int_equal(rs_coldstart_caught(b), 2);  /* 10 h ahead */
+    assert_int_equal(rs_coldstart_caught(c), 0);  /* 4 h: under H/3 */
+    /* the same state loaded without a policy: counts, policy checked */
+    rs_coldstart_t *d = rs_coldstart_new(names, DIM, 0.3);
+    assert_int_equal(rs_coldstart_load(d, buf, len, es, sizeof(es)), RS_OK);
+    assert_int_equal(rs_coldstart_caught(d), 1);
+    /* damaged policy part: refused, the policy and counts as they were */
+    buf[len - 1] = 7; /* open flag */
+    assert_int_equal(rs_coldstart_load(c, buf, len, es, sizeof(es)),
+                     RS_ERR_CORRUPT);
+    assert_int_equal(rs_coldstart_failures(c), 1);
+    /* the same machine twice */
+    buf[len - 1] = 0;
+    memcpy(buf + RS_COLDSTART_STATE + 8 + 48, buf + RS_COLDSTART_STATE + 8, 8);
+    assert_int_equal(rs_coldstart_load(c, buf, len, es, sizeof(es)),
+                     RS_ERR_CORRUPT);
+    assert_int_equal(rs_coldstart_state_size(c), RS_COLDSTART_STATE + 8 + 48);
+    free(buf);
+    rs_coldstart_destroy(a);
+    rs_coldstart_destroy(b);
+    rs_coldstart_destroy(c);
+    rs_coldstart_destroy(d);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_layout),
@@ -247,6 +385,8 @@ int main(void) {
         cmocka_unit_test(test_noise),
         cmocka_unit_test(test_record),
         cmocka_unit_test(test_state),
+        cmocka_unit_test(test_own_policy),
+        cmocka_unit_test(test_own_restart),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
