@@ -7,11 +7,22 @@
 #include <string.h>
 
 #define RS_CS_MAX 64
+/* E[min(Z^2, 9)] for a standard normal Z: the clipped mean square of a
+ * normal is this much of its variance (E[Z^2; |Z| < 3] + 9 P(|Z| > 3) =
+ * 1 - 2 Q(3) - 6 phi(3) + 18 Q(3) = 0.99501). */
+#define RS_CS_CLIP2 0.99501
 
 struct rs_coldstart_s {
     int nref;
     int ref[RS_CS_MAX];      /* base_z features of the longest span */
     int nsensors;            /* distinct sensors among them (n0) */
+    /* i15step: the fleet's healthy spread of each ref feature (a mean of
+     * N readings is not spread like one reading): a Huber scale, squares
+     * clipped at (3 s)^2, from a prior of one span of readings at 1 sd */
+    double span;             /* N of the longest span (0: the reading's) */
+    double nobs;             /* readings observed, prior included */
+    double ss[RS_CS_MAX];    /* sum of min(z^2, (3 s)^2) */
+    double scale[RS_CS_MAX]; /* s: sqrt(ss / nobs / RS_CS_CLIP2) */
     double c;                /* z / (z + c): z = 3 sd scores the threshold */
     /* i15noisy: base_noise features of the longest span (noise growth),
      * as a z: the log noise ratio over its sampling sd (noise_sd) */
@@ -24,7 +35,31 @@ struct rs_coldstart_s {
     rs_alertpol_t *own;      /* the model's own policy (rs_coldstart_track),
                               * or NULL                                   */
     int64_t horizon;         /* maintenance.horizon of its conf (ms)      */
+    /* i15step: per machine, a two-sided CUSUM of each ref feature in its
+     * learned spread (rs_coldstart_track allocates the table) */
+    double k, h;             /* reference value, decision interval         */
+    float *cu;               /* [mask + 1][1 + 2 nref]: key bits, S+, S-  */
+    uint64_t *cukey;         /* [mask + 1] machine; 0 = free               */
+    uint32_t mask;
+    uint64_t nmach, maxmach;
 };
+
+/* Siegmund's approximation of a one-sided CUSUM's in-control run length
+ * in looks (N(0, 1) looks, reference k, interval hb): (e^{2kb} - 2kb -
+ * 1) / 2k^2, b = hb + 1.166; hb solved for a run length arl by
+ * bisection.  Per reading, the CUSUM of a mean of N readings moves N
+ * times a look per span, so h = N hb (simulated on means of 48
+ * independent readings, 16 machines x 12 000 readings: 4 alarms on one
+ * side against the 5.4 designed; test_coldstart test_cusum). */
+static double rs_cs_interval(double k, double arl) {
+    double lo = 0, hi = 50;
+    for (int it = 0; it < 100; it++) {
+        double hb = (lo + hi) / 2, b = 2 * k * (hb + 1.166);
+        double r = (exp(b) - b - 1) / (2 * k * k);
+        if (r < arl) lo = hb; else hi = hb;
+    }
+    return (lo + hi) / 2;
+}
 
 rs_coldstart_t *rs_coldstart_new(const char *const *names, int dim,
                                  double alert_threshold) {
@@ -74,12 +109,56 @@ rs_coldstart_t *rs_coldstart_new(const char *const *names, int dim,
         if (span == nbest && cs->nnoise < RS_CS_MAX) cs->noise[cs->nnoise++] = i;
     }
     if (cs->nnoise) cs->noise_sd = 1.2845 / sqrt((double)nd);
+    cs->span = best > 0 ? (double)best : 0;
+    /* the CUSUM looks for a mean 3 of its sds off (the 3-sd rule's shift):
+     * k = 1.5; its false alarms as rare as the 3-sd rule's, 1 in 370
+     * (two-sided: 740 each side), counted in spans: successive means
+     * share all but one reading, so each span's worth of readings is one
+     * independent look and its CUSUM moves N times as far */
+    cs->k = 1.5;
+    if (cs->span > 0) cs->h = cs->span * rs_cs_interval(cs->k, 740.0);
+    cs->nobs = cs->span;
+    for (int i = 0; i < cs->nref; i++) {
+        cs->ss[i] = cs->span * RS_CS_CLIP2;
+        cs->scale[i] = 1.0;
+    }
     return cs;
+}
+
+/* The spread of a ref feature from its clipped squares: between that of
+ * a mean of N independent readings (1 / sqrt N: no mean of positively
+ * correlated readings is tighter) and that of one reading (1: a mean is
+ * never spread wider than its readings; today's 3-sd rule). */
+static double rs_cs_scale(const rs_coldstart_t *cs, double ss, double nobs) {
+    double s = sqrt(ss / nobs / RS_CS_CLIP2), lo = 1.0 / sqrt(cs->span);
+    return s < lo ? lo : s > 1.0 ? 1.0 : s;
+}
+
+static float rs_cs_zmax(const rs_coldstart_t *cs, const float *x);
+
+/* The machine's CUSUMs [2 nref] (created if `add`; NULL: table full or
+ * not there). */
+static float *rs_cs_machine(rs_coldstart_t *cs, uint64_t key, int add) {
+    if (!key) key = 1;
+    uint32_t i = (uint32_t)(key * 0x9e3779b97f4a7c15ull >> 32) & cs->mask;
+    for (uint32_t probe = 0; probe <= cs->mask;
+         probe++, i = (i + 1) & cs->mask) {
+        if (cs->cukey[i] == key) return cs->cu + (size_t)i * 2 * cs->nref;
+        if (!cs->cukey[i]) {
+            if (!add || cs->nmach >= cs->maxmach) return NULL;
+            cs->cukey[i] = key;
+            cs->nmach++;
+            return cs->cu + (size_t)i * 2 * cs->nref;
+        }
+    }
+    return NULL;
 }
 
 void rs_coldstart_destroy(rs_coldstart_t *cs) {
     if (!cs) return;
     rs_alertpol_destroy(cs->own);
+    free(cs->cu);
+    free(cs->cukey);
     free(cs);
 }
 
@@ -90,18 +169,62 @@ rs_err_t rs_coldstart_track(rs_coldstart_t *cs, const rs_maint_conf_t *mc,
     rs_alertpol_destroy(cs->own);
     cs->own = own;
     cs->horizon = mc->horizon;
+    if (cs->span > 0 && cs->nref > 0 && !cs->cu) {
+        uint64_t n = 1;
+        while (n < (uint64_t)mc->max_machines * 2) n <<= 1;
+        cs->mask = (uint32_t)(n - 1);
+        cs->maxmach = (uint64_t)mc->max_machines;
+        cs->cu = rs_calloc(n * (size_t)(2 * cs->nref), sizeof(float));
+        cs->cukey = rs_calloc(n, sizeof(uint64_t));
+    }
     return RS_OK;
 }
 
 float rs_coldstart_observe(rs_coldstart_t *cs, uint64_t machine,
                            int64_t t_ms, const float *x, float model_score) {
     if (cs->own) rs_alertpol_step(cs->own, machine, t_ms, model_score);
-    return rs_coldstart_score(cs, x, model_score);
+    float s = model_score;
+    float *S = cs->cu ? rs_cs_machine(cs, machine, 1) : NULL;
+    if (S && cs->nsensors) {
+        /* the CUSUMs, then the reference with them as a z: S = h scores
+         * like a mean 3 of its sds off */
+        double smax = 0;
+        for (int i = 0; i < cs->nref; i++) {
+            double z = x[cs->ref[i]] / cs->scale[i];
+            if (!isfinite(z)) continue;
+            double up = S[2 * i] + z - cs->k, dn = S[2 * i + 1] - z - cs->k;
+            S[2 * i] = (float)(up > 0 ? up : 0);
+            S[2 * i + 1] = (float)(dn > 0 ? dn : 0);
+            if (S[2 * i] > smax) smax = S[2 * i];
+            if (S[2 * i + 1] > smax) smax = S[2 * i + 1];
+        }
+        float zc = (float)(3.0 * smax / cs->h);
+        float zr = rs_cs_zmax(cs, x);
+        float zm = zc > zr ? zc : zr;
+        double u = (1.0 - rs_coldstart_weight(cs)) * zm / (zm + cs->c);
+        s = (float)(1.0 - (1.0 - model_score) * (1.0 - u));
+    } else {
+        s = rs_coldstart_score(cs, x, model_score);
+    }
+    /* then learn the spread (scored on what was known before: prequential) */
+    if (cs->span > 0) {
+        cs->nobs += 1;
+        for (int i = 0; i < cs->nref; i++) {
+            double z = x[cs->ref[i]];
+            if (!isfinite(z)) continue;
+            double cl = 9.0 * cs->scale[i] * cs->scale[i];
+            cs->ss[i] += z * z < cl ? z * z : cl;
+            cs->scale[i] = rs_cs_scale(cs, cs->ss[i], cs->nobs);
+        }
+    }
+    return s;
 }
 
 void rs_coldstart_machine_failure(rs_coldstart_t *cs, uint64_t machine,
                                   int64_t t_fail_ms) {
     int64_t lead = -1;
+    float *S = cs->cu ? rs_cs_machine(cs, machine, 0) : NULL;
+    if (S) memset(S, 0, 2 * (size_t)cs->nref * sizeof(float)); /* new life */
     if (cs->own) { /* the model's record: did its own score catch it? */
         lead = rs_alertpol_lead(cs->own, machine, t_fail_ms);
         rs_alertpol_failure(cs->own, machine, t_fail_ms, NULL);
@@ -111,14 +234,29 @@ void rs_coldstart_machine_failure(rs_coldstart_t *cs, uint64_t machine,
 
 void rs_coldstart_repair(rs_coldstart_t *cs, uint64_t machine) {
     if (cs->own) rs_alertpol_reset(cs->own, machine);
+    float *S = cs->cu ? rs_cs_machine(cs, machine, 0) : NULL;
+    if (S) memset(S, 0, 2 * (size_t)cs->nref * sizeof(float));
 }
 
 int rs_coldstart_sensors(const rs_coldstart_t *cs) { return cs->nsensors; }
 
+float rs_coldstart_change(rs_coldstart_t *cs, uint64_t machine) {
+    float *S = cs->cu ? rs_cs_machine(cs, machine, 0) : NULL;
+    double smax = 0;
+    for (int i = 0; S && i < 2 * cs->nref; i++)
+        if (S[i] > smax) smax = S[i];
+    return S ? (float)(smax / cs->h) : 0;
+}
+
 float rs_coldstart_reference(const rs_coldstart_t *cs, const float *x) {
+    float zmax = rs_cs_zmax(cs, x);
+    return (float)(zmax / (zmax + cs->c));
+}
+
+static float rs_cs_zmax(const rs_coldstart_t *cs, const float *x) {
     float zmax = 0;
     for (int i = 0; i < cs->nref; i++) {
-        float z = fabsf(x[cs->ref[i]]);
+        float z = fabsf(x[cs->ref[i]]) / (float)cs->scale[i];
         if (isfinite(z) && z > zmax) zmax = z;
     }
     for (int i = 0; i < cs->nnoise; i++) { /* i15noisy: beyond 3 sds only */
@@ -126,7 +264,7 @@ float rs_coldstart_reference(const rs_coldstart_t *cs, const float *x) {
         float z = e > 0 ? (float)(3.0 + e / cs->noise_sd) : 0;
         if (isfinite(z) && z > zmax) zmax = z;
     }
-    return (float)(zmax / (zmax + cs->c));
+    return zmax;
 }
 
 void rs_coldstart_failure(rs_coldstart_t *cs, int64_t lead_ms,
@@ -159,68 +297,144 @@ float rs_coldstart_score(const rs_coldstart_t *cs, const float *x,
 
 #define RS_CS_MAGIC 0x53435352u /* "RSCS" */
 
+/* The spread block of a version-3 state: u32 nref, u32 0, f64 readings
+ * observed (prior included), f64 sum of clipped squares [nref]. */
+static size_t rs_cs_spread_size(int nref) { return 16 + 8 * (size_t)nref; }
+
+/* The CUSUM block: u64 m, then m x {u64 machine, f32 S[2 nref]}. */
+static size_t rs_cs_cusum_entry(int nref) { return 8 + 8 * (size_t)nref; }
+
 size_t rs_coldstart_state_size(const rs_coldstart_t *cs) {
-    return RS_COLDSTART_STATE + (cs->own ? rs_alertpol_state_size(cs->own) : 8);
+    return RS_COLDSTART_STATE + rs_cs_spread_size(cs->nref) +
+           (cs->own ? rs_alertpol_state_size(cs->own) : 8) + 8 +
+           (cs->cu ? cs->nmach * rs_cs_cusum_entry(cs->nref) : 0);
 }
 
 void rs_coldstart_save(const rs_coldstart_t *cs, void *buf) {
     uint32_t hd[2] = {RS_CS_MAGIC, 3};
-    memcpy(buf, hd, sizeof(hd));
-    memcpy((char *)buf + sizeof(hd), &cs->n, sizeof(cs->n));
-    memcpy((char *)buf + sizeof(hd) + sizeof(cs->n), &cs->caught,
-           sizeof(cs->caught));
-    char *pol = (char *)buf + RS_COLDSTART_STATE;
+    char *o = buf;
+    memcpy(o, hd, sizeof(hd));
+    memcpy(o + 8, &cs->n, sizeof(cs->n));
+    memcpy(o + 16, &cs->caught, sizeof(cs->caught));
+    o += RS_COLDSTART_STATE;
+    uint32_t sh[2] = {(uint32_t)cs->nref, 0};
+    memcpy(o, sh, sizeof(sh));
+    memcpy(o + 8, &cs->nobs, sizeof(cs->nobs));
+    memcpy(o + 16, cs->ss, 8 * (size_t)cs->nref);
+    o += rs_cs_spread_size(cs->nref);
     if (cs->own) {
-        rs_alertpol_save(cs->own, pol);
+        rs_alertpol_save(cs->own, o);
+        o += rs_alertpol_state_size(cs->own);
     } else {
         uint64_t none = 0;
-        memcpy(pol, &none, sizeof(none));
+        memcpy(o, &none, sizeof(none));
+        o += 8;
     }
+    uint64_t m = 0;
+    char *mp = o;
+    o += 8;
+    for (uint32_t i = 0; cs->cu && i <= cs->mask; i++) {
+        if (!cs->cukey[i]) continue;
+        memcpy(o, &cs->cukey[i], 8);
+        memcpy(o + 8, cs->cu + (size_t)i * 2 * cs->nref, 8 * (size_t)cs->nref);
+        o += rs_cs_cusum_entry(cs->nref);
+        m++;
+    }
+    memcpy(mp, &m, 8);
 }
 
 rs_err_t rs_coldstart_load(rs_coldstart_t *cs, const void *buf, size_t len,
                            char *errstr, size_t errstr_size) {
     uint32_t hd[2] = {0, 0};
     uint64_t n = 0, c = 0;
+    const char *in = buf;
     if (buf && len >= RS_COLDSTART_STATE_V1) memcpy(hd, buf, sizeof(hd));
     int v1 = hd[1] == 1 && len == RS_COLDSTART_STATE_V1;
     int v2 = hd[1] == 2 && len == RS_COLDSTART_STATE;
-    int v3 = hd[1] == 3 && len >= RS_COLDSTART_STATE + 8;
+    int v3 = hd[1] == 3 && len >= RS_COLDSTART_STATE + 16 + 8;
+    uint32_t sh[2] = {0, 0};
+    if (v3) {
+        memcpy(sh, in + RS_COLDSTART_STATE, sizeof(sh));
+        v3 = sh[0] <= RS_CS_MAX && sh[1] == 0 &&
+             len >= RS_COLDSTART_STATE + rs_cs_spread_size((int)sh[0]) + 8;
+    }
     if (hd[0] == RS_CS_MAGIC && (v1 || v2 || v3)) {
-        memcpy(&n, (const char *)buf + sizeof(hd), sizeof(n));
+        memcpy(&n, in + sizeof(hd), sizeof(n));
         /* version 1 knew n only: c = n keeps the weight n / (n + n0) it
          * was saved with */
         c = n;
-        if (v2 || v3)
-            memcpy(&c, (const char *)buf + sizeof(hd) + sizeof(n), sizeof(c));
+        if (v2 || v3) memcpy(&c, in + sizeof(hd) + sizeof(n), sizeof(c));
     }
     if (hd[0] != RS_CS_MAGIC || !(v1 || v2 || v3) || c > n)
         return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
                        "cold-start state: %zu bytes, not a version-3 state "
-                       "(%d bytes and the own policy's), version 2 of %d or "
-                       "version 1 of %d, with caught <= failures", len,
-                       RS_COLDSTART_STATE, RS_COLDSTART_STATE,
-                       RS_COLDSTART_STATE_V1);
+                       "(%d bytes, the spreads and the own policy's), "
+                       "version 2 of %d or version 1 of %d, with caught <= "
+                       "failures", len, RS_COLDSTART_STATE,
+                       RS_COLDSTART_STATE, RS_COLDSTART_STATE_V1);
+    double nobs = 0, ss[RS_CS_MAX];
     if (v3) {
-        const char *pol = (const char *)buf + RS_COLDSTART_STATE;
-        size_t plen = len - RS_COLDSTART_STATE;
+        size_t so = RS_COLDSTART_STATE, sl = rs_cs_spread_size((int)sh[0]);
+        memcpy(&nobs, in + so + 8, sizeof(nobs));
+        memcpy(ss, in + so + 16, 8 * (size_t)sh[0]);
+        int ok = isfinite(nobs) && nobs >= 0;
+        for (uint32_t i = 0; ok && i < sh[0]; i++)
+            ok = isfinite(ss[i]) && ss[i] >= 0;
+        if (!ok)
+            return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                           "cold-start state: a spread is not a finite "
+                           "non-negative number");
+        const char *pol = in + so + sl;
+        size_t rest = len - so - sl, plen = 0, clen = 0;
+        uint64_t m = 0, mc = 0;
+        memcpy(&m, pol, sizeof(m));
         char e2[200];
         rs_err_t err = RS_OK;
-        if (cs->own) {
-            err = rs_alertpol_load(cs->own, pol, plen, e2, sizeof(e2));
-        } else { /* not tracked here: only its shape is checked */
-            uint64_t m;
-            memcpy(&m, pol, sizeof(m));
-            if (m > (plen - 8) / 48 || plen != 8 + 48 * m) {
-                err = RS_ERR_CORRUPT;
-                snprintf(e2, sizeof(e2), "alert policy state: %zu bytes, "
-                         "not 8 + 48 x %llu machines", plen,
-                         (unsigned long long)m);
-            }
+        /* the policy (8 + 48 m), then the CUSUMs (8 + entry x mc) */
+        size_t ce = rs_cs_cusum_entry((int)sh[0]);
+        if (m > (rest - 8) / 48 || rest - 8 - 48 * m < 8) {
+            err = RS_ERR_CORRUPT;
+        } else {
+            plen = 8 + 48 * m;
+            memcpy(&mc, pol + plen, sizeof(mc));
+            clen = rest - plen - 8;
+            if (mc > clen / ce || clen != mc * ce) err = RS_ERR_CORRUPT;
         }
         if (err != RS_OK)
             return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                           "cold-start state: %zu bytes after the spreads, "
+                           "not the own policy (8 + 48 x machines) and "
+                           "CUSUMs (8 + %zu x machines)", rest, ce);
+        if (cs->own &&
+            (err = rs_alertpol_load(cs->own, pol, plen, e2, sizeof(e2))) != RS_OK)
+            return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
                            "cold-start state: the model's own policy: %s", e2);
+        /* the CUSUMs of this layout (another number of sensors: they
+         * start again at 0); machines beyond the table are dropped */
+        if (cs->cu && (int)sh[0] == cs->nref) {
+            memset(cs->cukey, 0, ((size_t)cs->mask + 1) * sizeof(*cs->cukey));
+            memset(cs->cu, 0, ((size_t)cs->mask + 1) * 2 * cs->nref * sizeof(float));
+            cs->nmach = 0;
+            for (uint64_t j = 0; j < mc; j++) {
+                const char *e = pol + plen + 8 + j * ce;
+                uint64_t key;
+                memcpy(&key, e, 8);
+                float *S = rs_cs_machine(cs, key, 1);
+                if (!S) break;
+                memcpy(S, e + 8, 8 * (size_t)cs->nref);
+                for (int i = 0; i < 2 * cs->nref; i++)
+                    if (!(S[i] >= 0) || !isfinite(S[i])) S[i] = 0;
+            }
+        }
+        /* the spreads of another layout (another number of sensors) are
+         * not these: they start again from the prior */
+        if ((int)sh[0] == cs->nref && cs->span > 0 && nobs > 0) {
+            cs->nobs = nobs;
+            for (int i = 0; i < cs->nref; i++) {
+                cs->ss[i] = ss[i];
+                cs->scale[i] = rs_cs_scale(cs, ss[i], nobs);
+            }
+        }
     }
     cs->n = n;
     cs->caught = c;

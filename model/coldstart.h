@@ -86,6 +86,9 @@ float rs_coldstart_reference(const rs_coldstart_t *cs, const float *x);
  * did not; it counts as caught (c += 1) when lead_ms >= horizon_ms / 3. */
 void rs_coldstart_failure(rs_coldstart_t *cs, int64_t lead_ms,
                           int64_t horizon_ms);
+/* The largest CUSUM of `machine` (rs_coldstart_observe) in units of the
+ * decision interval h: >= 1 is a change (0: none, or not tracked). */
+float rs_coldstart_change(rs_coldstart_t *cs, uint64_t machine);
 /* n, and c (those the model's own score caught at least H/3 ahead). */
 uint64_t rs_coldstart_failures(const rs_coldstart_t *cs);
 uint64_t rs_coldstart_caught(const rs_coldstart_t *cs);

@@ -757,6 +757,11 @@ rs_eval_t *rs_eval_new(const rs_eval_conf_t *conf, char *errstr,
          * with maintenance.cold_start the models' scores are blended with
          * it while they learned few failures (model/coldstart.h) */
         e->cs = rs_coldstart_new(names, e->dim, e->mc.alert_threshold);
+        /* the reference's per-machine state (its CUSUMs), reset at each
+         * failure; its own policy sees 0 and never counts a catch, so its
+         * weight stays 0: the `ref` column is the reference alone */
+        if (rs_coldstart_track(e->cs, &e->mc, errstr, errstr_size) != RS_OK)
+            goto fail;
         for (int k = 0; e->mc.cold_start && k < conf->nmodels; k++) {
             e->csm[k] = rs_coldstart_new(names, e->dim, e->mc.alert_threshold);
             if (rs_coldstart_track(e->csm[k], &e->mc, errstr, errstr_size) !=
@@ -815,6 +820,7 @@ static void rs_eval_apply_labels(rs_eval_t *e, int64_t now) {
                                    rs_eval_psi(e->m[k]), NULL);
             for (int k = 0; k <= e->conf.nmodels; k++)
                 rs_alertpol_failure(e->pol[k], ent, p.event_time, NULL);
+            rs_coldstart_machine_failure(e->cs, ent, p.event_time);
             for (int k = 0; k < e->conf.nmodels; k++) {
                 if (!e->csm[k]) continue;
                 rs_coldstart_machine_failure(e->csm[k], ent, p.event_time);
@@ -901,7 +907,7 @@ rs_err_t rs_eval_push(rs_eval_t *e, const rs_eval_rec_t *rec, float *scores,
         memcpy(msc, sc, (size_t)e->conf.nmodels * sizeof(*sc));
         /* z / (z + c) with c such that z = 3 sd is the alert threshold:
          * "alert when a sensor is 3 sd off the machine's own baseline" */
-        msc[e->conf.nmodels] = rs_coldstart_reference(e->cs, e->x);
+        msc[e->conf.nmodels] = rs_coldstart_observe(e->cs, rs_hash_str(ev->entity_id), t, e->x, 0.0f);
         e->last_ref = msc[e->conf.nmodels];
         if (!e->mc.cold_start) /* no blend: the scores are the own ones */
             memcpy(e->last_own, sc, (size_t)e->conf.nmodels * sizeof(*sc));

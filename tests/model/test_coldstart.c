@@ -35,12 +35,26 @@
  *  - test_own_restart: an episode open when the state was saved counts
  *    for a failure after the load (caught 10 h ahead; without the state,
  *    the restarted policy sees 4 h: a miss); loaded into a blend without
- *    a policy, the counts only; a damaged or repeated machine refused. */
+ *    a policy, the counts only; a damaged or repeated machine refused;
+ *  - test_spread: the reference reads the longest span's mean in the
+ *    fleet's learned spread of that mean (a Huber scale): a mean 3 of its
+ *    own sds off scores the threshold once learned (before, 3 reading
+ *    sds were needed), 1.5 does not; the spread survives save/load;
+ *    5 % of far-off readings pull it up by a third, not to one reading's
+ *    sd; means that never move give the spread of 48 independent
+ *    readings, not 0;
+ *  - test_cusum: the per-machine CUSUM of the span's mean (k = 1.5 of its
+ *    sds, h from a false-alarm rate of 1 in 370 spans): on stationary
+ *    noise its alarms start at most twice as often as designed; a 1-sd
+ *    step of the readings alarms within one span and the alarm holds
+ *    while the step fades to 2.8 of the mean's sds (under the 3-sd rule);
+ *    the CUSUMs survive save/load; a failure resets them. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,6 +70,12 @@ static const char *const names[] = {
 };
 #define DIM 9
 #define H ((int64_t)24 * 3600 * 1000) /* the horizon, ms */
+/* a version-3 state's spread block for the 2 sensors of `names` */
+#define SPREAD (16 + 8 * 2)
+/* ... and the own policy's block starts at */
+#define POL (RS_COLDSTART_STATE + SPREAD)
+/* a CUSUM block entry (u64 machine, f32 S[2 x 2]) */
+#define CUE (8 + 8 * 2)
 
 static void test_layout(void **st) {
     (void)st;
@@ -203,8 +223,8 @@ static void test_state(void **st) {
     rs_coldstart_t *a = rs_coldstart_new(names, DIM, 0.3);
     for (int i = 0; i < 7; i++) rs_coldstart_failure(a, i < 5 ? H : -1, H);
     /* untracked: the counts and an empty policy */
-    assert_int_equal(rs_coldstart_state_size(a), RS_COLDSTART_STATE + 8);
-    unsigned char buf[RS_COLDSTART_STATE + 8 + 1];
+    assert_int_equal(rs_coldstart_state_size(a), POL + 8 + 8);
+    unsigned char buf[POL + 8 + 8 + 1];
     rs_coldstart_save(a, buf);
     rs_coldstart_t *b = rs_coldstart_new(names, DIM, 0.3);
     char es[256];
@@ -226,7 +246,7 @@ static void test_state(void **st) {
                      RS_ERR_CORRUPT);
     assert_int_equal(rs_coldstart_load(b, buf, RS_COLDSTART_STATE, es,
                                        sizeof(es)), RS_ERR_CORRUPT);
-    unsigned char bad[RS_COLDSTART_STATE + 8];
+    unsigned char bad[POL + 8 + 8];
     memcpy(bad, buf, sizeof(bad));
     bad[0] ^= 1; /* magic */
     assert_int_equal(rs_coldstart_load(b, bad, sizeof(bad), es, sizeof(es)),
@@ -250,7 +270,7 @@ static void test_state(void **st) {
                      RS_ERR_CORRUPT);
     memcpy(bad, buf, sizeof(bad));
     uint64_t one = 1; /* one machine announced, none there */
-    memcpy(bad + 24, &one, sizeof(one));
+    memcpy(bad + POL, &one, sizeof(one));
     assert_int_equal(rs_coldstart_load(b, bad, sizeof(bad), es, sizeof(es)),
                      RS_ERR_CORRUPT);
     assert_non_null(strstr(es, "own policy"));
@@ -340,7 +360,8 @@ static void test_own_restart(void **st) {
     }
     rs_coldstart_failure(a, H, H); /* an earlier failure, caught */
     size_t len = rs_coldstart_state_size(a);
-    assert_int_equal(len, RS_COLDSTART_STATE + 8 + 2 * 48);
+    /* 2 machines in the own policy, 2 with CUSUMs */
+    assert_int_equal(len, POL + 8 + 2 * 48 + 8 + 2 * CUE);
     unsigned char *buf = malloc(len);
     rs_coldstart_save(a, buf);
     rs_coldstart_t *b = tracked(), *c = tracked();
@@ -360,21 +381,161 @@ static void test_own_restart(void **st) {
     assert_int_equal(rs_coldstart_load(d, buf, len, es, sizeof(es)), RS_OK);
     assert_int_equal(rs_coldstart_caught(d), 1);
     /* damaged policy part: refused, the policy and counts as they were */
-    buf[len - 1] = 7; /* open flag */
+    buf[POL + 8 + 48 + 44] = 7; /* open flag */
     assert_int_equal(rs_coldstart_load(c, buf, len, es, sizeof(es)),
                      RS_ERR_CORRUPT);
     assert_int_equal(rs_coldstart_failures(c), 1);
     /* the same machine twice */
-    buf[len - 1] = 0;
-    memcpy(buf + RS_COLDSTART_STATE + 8 + 48, buf + RS_COLDSTART_STATE + 8, 8);
+    buf[POL + 8 + 48 + 44] = 0;
+    memcpy(buf + POL + 8 + 48, buf + POL + 8, 8);
     assert_int_equal(rs_coldstart_load(c, buf, len, es, sizeof(es)),
                      RS_ERR_CORRUPT);
-    assert_int_equal(rs_coldstart_state_size(c), RS_COLDSTART_STATE + 8 + 48);
+    assert_int_equal(rs_coldstart_state_size(c), POL + 8 + 48 + 8 + CUE);
     free(buf);
     rs_coldstart_destroy(a);
     rs_coldstart_destroy(b);
     rs_coldstart_destroy(c);
     rs_coldstart_destroy(d);
+}
+
+/* A deterministic standard normal (xorshift64*, Box-Muller). */
+static double normal(uint64_t *st) {
+    double u[2];
+    for (int k = 0; k < 2; k++) {
+        *st ^= *st >> 12; *st ^= *st << 25; *st ^= *st >> 27;
+        u[k] = ((*st * 0x2545F4914F6CDD1Dull) >> 11) * 0x1.0p-53;
+    }
+    return sqrt(-2.0 * log(u[0] + 0x1.0p-60)) * cos(6.283185307179586 * u[1]);
+}
+
+static void test_spread(void **st) {
+    (void)st;
+    float x[DIM] = {0};
+    uint64_t rng = 42;
+    /* healthy machines whose 48-reading means spread 0.4 of a reading's
+     * sd (x[4], x[8]: the longest span's base_z): a mean 3 of ITS sds
+     * off (1.2) scores the threshold once the spread is learned; the
+     * 3-sd rule of one reading's sd said 0.29 */
+    rs_coldstart_t *cs = rs_coldstart_new(names, DIM, 0.3);
+    x[4] = 1.2f;
+    float before = rs_coldstart_reference(cs, x);
+    assert_true(before < 0.3f);
+    x[4] = 0;
+    for (int i = 0; i < 20000; i++) {
+        x[4] = (float)(0.4 * normal(&rng));
+        x[8] = (float)(0.4 * normal(&rng));
+        rs_coldstart_observe(cs, (uint64_t)(i % 50) + 1, i, x, 0.01f);
+    }
+    x[8] = 0;
+    x[4] = 1.2f;
+    assert_float_equal(rs_coldstart_reference(cs, x), 0.3, 0.015);
+    x[4] = 0.6f; /* 1.5 of its sds: no alert */
+    assert_true(rs_coldstart_reference(cs, x) < 0.2f);
+    /* the learned spread survives a restart */
+    rs_coldstart_t *b = rs_coldstart_new(names, DIM, 0.3);
+    unsigned char buf[256];
+    assert_true(rs_coldstart_state_size(cs) <= sizeof(buf));
+    rs_coldstart_save(cs, buf);
+    char es[256];
+    assert_int_equal(rs_coldstart_load(b, buf, rs_coldstart_state_size(cs),
+                                       es, sizeof(es)), RS_OK);
+    x[4] = 1.2f;
+    assert_true(rs_coldstart_reference(b, x) == rs_coldstart_reference(cs, x));
+    rs_coldstart_destroy(b);
+    rs_coldstart_destroy(cs);
+    /* 5 % of readings from failing machines 25 spreads off: the clip at 3
+     * learned sds bounds their pull (0.4 -> about 0.53; unclipped the
+     * spread would be 2.3, then held at one reading's, 1) */
+    cs = rs_coldstart_new(names, DIM, 0.3);
+    for (int i = 0; i < 20000; i++) {
+        x[4] = i % 20 == 0 ? 10.0f : (float)(0.4 * normal(&rng));
+        rs_coldstart_observe(cs, 1, i, x, 0.01f);
+    }
+    x[4] = 1.2f;
+    float r = rs_coldstart_reference(cs, x);
+    assert_true(r > 0.22f && r < 0.3f);  /* 1.2 / 0.53 = 2.3 sds */
+    rs_coldstart_destroy(cs);
+    /* a fleet whose means never move: no tighter than 48 independent
+     * readings (1/sqrt 48): a mean 3/sqrt 48 off scores the threshold */
+    cs = rs_coldstart_new(names, DIM, 0.3);
+    memset(x, 0, sizeof(x));
+    for (int i = 0; i < 20000; i++) rs_coldstart_observe(cs, 1, i, x, 0.01f);
+    x[4] = (float)(3.0 / sqrt(48.0));
+    assert_float_equal(rs_coldstart_reference(cs, x), 0.3, 1e-4);
+    rs_coldstart_destroy(cs);
+}
+
+/* The change-point statistic: a two-sided CUSUM per machine of the
+ * longest span's mean in its learned spread.  Readings iid N(0, 1) in a
+ * machine's sds; x[4] the mean of the last 48 (the span's base_z). */
+typedef struct { float r[48]; int n, head; double sum; } win48_t;
+static float win_push(win48_t *w, float v) {
+    if (w->n == 48) w->sum -= w->r[w->head]; else w->n++;
+    w->r[w->head] = v;
+    w->sum += v;
+    w->head = (w->head + 1) % 48;
+    return (float)(w->sum / w->n);
+}
+
+static void test_cusum(void **st) {
+    (void)st;
+    uint64_t rng = 7;
+    float x[DIM] = {0};
+    rs_coldstart_t *cs = tracked(); /* w = 0: observe returns u itself */
+    static win48_t w[16];
+    /* stationary: 16 machines x 12 000 readings; the alarm (u >= the
+     * threshold 0.3, from the CUSUM: 1.2 sds is never 3 of them) starts
+     * (rs_coldstart_change >= 1) as rarely as designed, once per 370 spans (17 760 readings) per
+     * sensor and machine, so about 16 x 12 000 / 17 760 = 11 here */
+    int starts = 0, on[16] = {0};
+    for (int i = 0; i < 12000; i++)
+        for (int m = 0; m < 16; m++) {
+            x[4] = win_push(&w[m], (float)normal(&rng));
+            rs_coldstart_observe(cs, (uint64_t)m + 1, i, x, 0);
+            float c = rs_coldstart_change(cs, (uint64_t)m + 1);
+            if (c >= 1 && !on[m]) starts++;
+            on[m] = c >= 1;
+        }
+    assert_true(starts <= 22); /* at most twice the design rate */
+    /* a step of 1 sd on machine 1 (its 48-mean then 1 / (1/sqrt 48) =
+     * 7 of its sds off): alarmed within one span; the 3-sd rule of one
+     * reading's sd (today's without the learned spread) never would */
+    for (int m = 0; m < 16; m++) rs_coldstart_repair(cs, (uint64_t)m + 1);
+    memset(w, 0, sizeof(w));
+    for (int i = 0; i < 48; i++) {
+        x[4] = win_push(&w[0], (float)normal(&rng));
+        rs_coldstart_observe(cs, 1, i, x, 0);
+    }
+    int fired = -1;
+    for (int i = 0; i < 48 && fired < 0; i++) {
+        x[4] = win_push(&w[0], (float)(1.0 + normal(&rng)));
+        if (rs_coldstart_observe(cs, 1, 48 + i, x, 0) >= 0.3f) fired = i;
+    }
+    assert_true(fired >= 0 && fired < 48);
+    /* memory: the step fades to 0.4 sd (its mean 2.8 of its sds: under
+     * the rule's 3) and the alarm holds for 5 spans (the CUSUM grows by
+     * 2.8 - 1.5 a reading) */
+    for (int i = 0; i < 240; i++) {
+        x[4] = win_push(&w[0], (float)(0.4 + normal(&rng)));
+        assert_true(rs_coldstart_observe(cs, 1, 200 + i, x, 0) >= 0.3f);
+    }
+    /* the CUSUMs survive a restart (the checkpoint's state) */
+    size_t len = rs_coldstart_state_size(cs);
+    unsigned char *buf = malloc(len);
+    rs_coldstart_save(cs, buf);
+    rs_coldstart_t *b = tracked();
+    char es[256];
+    assert_int_equal(rs_coldstart_load(b, buf, len, es, sizeof(es)), RS_OK);
+    assert_true(rs_coldstart_change(cs, 1) > 1);
+    assert_true(rs_coldstart_change(b, 1) == rs_coldstart_change(cs, 1));
+    assert_true(rs_coldstart_change(b, 2) == rs_coldstart_change(cs, 2));
+    free(buf);
+    rs_coldstart_destroy(b);
+    /* a failure starts a new life: the CUSUM is 0 again */
+    rs_coldstart_machine_failure(cs, 1, 1000);
+    x[4] = 0;
+    assert_float_equal(rs_coldstart_observe(cs, 1, 1001, x, 0), 0, 1e-7);
+    rs_coldstart_destroy(cs);
 }
 
 int main(void) {
@@ -387,6 +548,8 @@ int main(void) {
         cmocka_unit_test(test_state),
         cmocka_unit_test(test_own_policy),
         cmocka_unit_test(test_own_restart),
+        cmocka_unit_test(test_spread),
+        cmocka_unit_test(test_cusum),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
