@@ -23,6 +23,25 @@
  * sampling sds above the machine's own (1.75x over 48 readings) scores
  * the threshold like a level 3 sd off (issue 15, the noisy shape).
  *
+ * Since 2026-12-06 (i15step) the z of a span's mean is read in the
+ * fleet's learned SPREAD of that mean, not in one reading's sd: a mean of
+ * N readings is spread less than a reading (0.4-0.74 of it on the
+ * generator's sensors, daily cycles included), so "3 sd" was a far
+ * rarer event for it than the rule meant.  The spread is a Huber scale
+ * over every reading observed (squares clipped at (3 s)^2, divided by
+ * E[min(Z^2, 9)] = 0.99501; a prior of one span's readings at 1 sd),
+ * bounded by 1/sqrt N (independent readings) and 1 (a reading's).  And
+ * per machine, a two-sided CUSUM of that z keeps the evidence of a
+ * change that the machine's life baseline absorbs (a step fades as its
+ * readings enter the baseline, and the rule's episode closed before the
+ * failure): S = max(0, S + z - k), k = 1.5 (half the rule's 3-sd shift),
+ * decision interval h = N hb, hb Siegmund's for an in-control run length
+ * of 740 looks per side (370 together: the 3-sd rule's false-alarm
+ * rate), one look per span of N readings; S / h x 3 counts as a z, so
+ * S = h scores the threshold.  Reset at a failure or repair.  The CUSUM
+ * needs rs_coldstart_track (its machine table); rs_coldstart_reference
+ * reads the spread, not the CUSUM.
+ *
  * The score the alert policy sees combines the two:
  *
  *     s = 1 - (1 - p)(1 - (1 - w) u),    w = c / (n + n0)
@@ -113,8 +132,10 @@ rs_err_t rs_coldstart_track(rs_coldstart_t *cs, const rs_maint_conf_t *mc,
                             char *errstr, size_t errstr_size);
 /* One reading of `machine` (rs_hash_str of its id) at event time t_ms
  * with feature vector x and the model's score: the own policy steps on
- * the model's score, and the score the alert policy decides on (the
- * blend, rs_coldstart_score) is returned.  No allocation. */
+ * the model's score, the machine's CUSUMs step (a machine beyond
+ * max_machines has none: the reference without them), and the score the
+ * alert policy decides on (the blend, with the CUSUMs in the reference)
+ * is returned; then the spreads learn x.  No allocation. */
 float rs_coldstart_observe(rs_coldstart_t *cs, uint64_t machine,
                            int64_t t_ms, const float *x, float model_score);
 /* `machine` failed at t_fail_ms (before the failure is learned): its lead
@@ -129,13 +150,17 @@ void rs_coldstart_repair(rs_coldstart_t *cs, uint64_t machine);
 /* State across restarts: the counts n and c and the own policy's machine
  * table (its episodes: a failure after a restart is counted from the
  * episode that was open before it; the reference and n0 follow from the
- * configuration).  A service keeps it in its checkpoint (the scoring
+ * configuration; since i15step also the learned spreads and the
+ * machines' CUSUMs).  A service keeps it in its checkpoint (the scoring
  * service's record, scoring/svc_ckpt.c), so a restart does not lean on
  * the reference again as if no failure had been learned.
  * Version 3 (host byte order: a local file): u32 magic "RSCS", u32
  * version 3, u64 n, u64 c (the RS_COLDSTART_STATE bytes of version 2),
- * then the own policy's state (maint.h rs_alertpol_save; 8 bytes of 0
- * machines without rs_coldstart_track).  rs_coldstart_state_size: its
+ * the spreads (u32 nref, u32 0, f64 readings observed, f64 clipped sums
+ * [nref]), the own policy's state (maint.h rs_alertpol_save; 8 bytes of
+ * 0 machines without rs_coldstart_track), the CUSUMs (u64 m, m x {u64
+ * machine, f32 S+ S- per ref feature}).  Spreads and CUSUMs of another
+ * number of ref features start afresh.  rs_coldstart_state_size: its
  * bytes now; rs_coldstart_save writes that many to buf.
  * rs_coldstart_load restores them from len bytes; a version-2 state (24
  * bytes: the counts, no policy) restores the counts and leaves the own

@@ -63,7 +63,9 @@ static const rs_conf_field_t rs_maint_fields[] = {
      "while the model has learned few failures, the alert policy decides on "
      "1 - (1 - p)(1 - (1 - w) u): p the model's score, u the baseline "
      "deviation of the most drifting sensor (z / (z + c), 3 sd = "
-     "alert_threshold; eval's ref), w = c / (n + sensors) after n failures "
+     "alert_threshold, z its longest span's mean in the fleet's spread of "
+     "that mean, or the machine's CUSUM of it; eval's ref), w = c / (n + "
+     "sensors) after n failures "
      "of which the model's own score alerted on c at least a third of the "
      "horizon ahead (docs/maintenance.md)",
      NULL, 0, 0},
