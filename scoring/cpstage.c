@@ -7,8 +7,10 @@
  * raw side; one mutex `mu` guards every call into the core and the
  * counters, so the scoring thread's lookups (rs_cpm_find) and the
  * metrics see a consistent state.  The stage thread merges in chunks of
- * RS_CS_CHUNK messages and broadcasts `cv` after each, so a waiting
- * lookup is answered within one chunk (~0.1-0.5 ms).
+ * RS_CS_CHUNK messages and broadcasts `cv` after each; a lookup whose
+ * result is missing merges a chunk itself first (rs_cs_step_waiting) and
+ * sleeps on `cv` only when the merge is blocked (its input not pushed
+ * yet), so it never waits for the stage thread to be scheduled.
  */
 #define _GNU_SOURCE
 #include "scoring/cpstage.h"
@@ -28,6 +30,8 @@
 #define RS_CS_POLL_MAX 4096   /* messages taken from the consumer per turn */
 #define RS_CS_MAX_PARTS 4096  /* partitions per topic                    */
 #define RS_CS_TRIM_US 1000000 /* committed-offset query period           */
+
+_Atomic int rs_cpstage_test_nomerge; /* tests only (cpstage_int.h)      */
 
 /* ------------------------------------------------------------- config */
 
@@ -150,6 +154,9 @@ struct rs_cpstage_s {
     int nsh;
     int *sh;                   /* [nsh] shared feature indexes           */
     int waiting;               /* scoring-thread lookups waiting         */
+    int64_t seen_ms;           /* the merge's idle_wait clock (the stage
+                                * thread's; a waiting lookup steps with it) */
+    uint64_t merged_waiting;   /* messages merged by waiting lookups     */
     int caught_up;             /* the store read every partition once    */
     int nparts[2];
     uint8_t *paused[2];        /* [RS_CS_MAX_PARTS]                       */
@@ -342,6 +349,9 @@ static void *rs_cs_main(void *arg) {
      * long -- its messages may be waiting in the consumer's queue -- and
      * must not be passed as idle. */
     int64_t seen_ms = rs_clock_mono_us() / 1000;
+    pthread_mutex_lock(&cs->mu);
+    cs->seen_ms = seen_ms;
+    pthread_mutex_unlock(&cs->mu);
     while (!atomic_load(&cs->stop)) {
         /* 1. what the consumer holds (wait only if the merge is stuck) */
         rd_kafka_message_t *rkm[64];
@@ -359,6 +369,7 @@ static void *rs_cs_main(void *arg) {
             if (!r) seen_ms = now_ms; /* drained: nothing more queued */
             if (!n) break;
             pthread_mutex_lock(&cs->mu);
+            cs->seen_ms = seen_ms;
             rs_cpm_arrival(cs->m, now_ms);
             for (int j = 0; j < n; j++) {
                 rd_kafka_message_t *r = rkm[j];
@@ -393,6 +404,11 @@ static void *rs_cs_main(void *arg) {
                 cs->pauses++;
                 pthread_mutex_unlock(&cs->mu);
                 break; /* the commits must catch up */
+            }
+            cs->seen_ms = seen_ms;
+            if (atomic_load(&rs_cpstage_test_nomerge)) {
+                pthread_mutex_unlock(&cs->mu);
+                break;
             }
             int n = rs_cpm_step(cs->m, seen_ms, RS_CS_CHUNK);
             if (n) pthread_cond_broadcast(&cs->cv);
@@ -568,7 +584,7 @@ void rs_cpstage_destroy(rs_cpstage_t *cs) {
         rs_info("cpstage", "merged %llu events and %llu labels (%llu "
                 "reordered, %llu duplicates, %llu rejected); served %llu "
                 "events (%llu timeouts, %llu gone), wait p50 %lld us, p99 "
-                "%lld us; thread CPU %.2f s (%.2f us per merged message); "
+                "%lld us; %llu messages merged by waiting lookups; thread CPU %.2f s (%.2f us per merged message); "
                 "%llu replayed events without a result (dropped); "
                 "partitions found at their end %llu times by the high "
                 "watermark, %llu by PARTITION_EOF",
@@ -580,7 +596,8 @@ void rs_cpstage_destroy(rs_cpstage_t *cs) {
                 (unsigned long long)cs->miss_timeout,
                 (unsigned long long)cs->miss_gone,
                 (long long)rs_hist_quantile(&cs->wait_us, 0.5),
-                (long long)rs_hist_quantile(&cs->wait_us, 0.99), cs->cpu_s,
+                (long long)rs_hist_quantile(&cs->wait_us, 0.99),
+                (unsigned long long)cs->merged_waiting, cs->cpu_s,
                 ms.events + ms.labels
                     ? cs->cpu_s * 1e6 / (double)(ms.events + ms.labels)
                     : 0.0,
@@ -604,6 +621,50 @@ void rs_cpstage_destroy(rs_cpstage_t *cs) {
 
 /* ------------------------------------------------------ scoring thread */
 
+/* A lookup found its result missing: run the merge on this thread (one
+ * chunk, with the stage thread's idle_wait clock, so the merged sequence
+ * is the one the stage thread would make); if it is blocked on a
+ * partition with no message left, check that partition's cached high
+ * watermark as the stage thread does (rs_cs_hwm_end).  The watermark is
+ * read without mu (no librdkafka lock under it); the stage thread may
+ * push meanwhile, so the partition is marked at its end only if nothing
+ * was pushed on it between the read and the mark (its end offset is
+ * unchanged): a stale watermark never passes a partition with data
+ * pushed after it was read.  1 if the lookup should look again (merged
+ * something, or mu was released), 0 to sleep.  Called with mu held.
+ * @locality the scoring thread */
+static int rs_cs_step_waiting(rs_cpstage_t *cs) {
+    int n = rs_cpm_step(cs->m, cs->seen_ms, RS_CS_CHUNK);
+    if (n) {
+        cs->merged_waiting += (uint64_t)n;
+        pthread_cond_broadcast(&cs->cv);
+        return 1;
+    }
+    rs_cpm_stats_t ms;
+    rs_cpm_stats(cs->m, &ms);
+    if (ms.blocked_topic < 0) return 0;
+    int t = ms.blocked_topic;
+    int32_t part = ms.blocked_part;
+    int64_t end0 = rs_cpm_end_off(cs->m, t, part), lo = -1, hi = -1;
+    pthread_mutex_unlock(&cs->mu);
+    rd_kafka_resp_err_t kerr = rd_kafka_get_watermark_offsets(
+        cs->rk, t ? cs->icon.topic_labels : cs->icon.topic_events, part, &lo,
+        &hi);
+    pthread_mutex_lock(&cs->mu);
+    if (kerr == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        rs_cpm_end_off(cs->m, t, part) == end0 &&
+        rs_cpm_hwm(cs->m, t, part, hi, rs_clock_mono_us() / 1000)) {
+        n = rs_cpm_step(cs->m, cs->seen_ms, RS_CS_CHUNK);
+        if (n) {
+            cs->merged_waiting += (uint64_t)n;
+            pthread_cond_broadcast(&cs->cv);
+            return 1;
+        }
+    }
+    /* mu was released: a chunk may have been merged meanwhile */
+    return rs_cpm_end_off(cs->m, t, part) != end0;
+}
+
 static rs_err_t rs_cs_fill(rs_cpstage_t *cs, int32_t partition,
                            int64_t offset, const rs_event_t *ev, float *x,
                            const volatile sig_atomic_t *stop, int replay) {
@@ -624,6 +685,11 @@ static rs_err_t rs_cs_fill(rs_cpstage_t *cs, int32_t partition,
             err = RS_ERR_TIMEOUT;
             break;
         }
+        /* Merge it here rather than sleep until the stage thread does:
+         * its input may be pushed already (the stage thread between two
+         * chunks, or descheduled), or the merge may wait only for a
+         * partition whose cached watermark shows it at its end. */
+        if (cs->m && rs_cs_step_waiting(cs)) continue;
         int64_t until = RS_MIN(deadline, now + 100000);
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -722,6 +788,7 @@ void rs_cpstage_stats(rs_cpstage_t *cs, rs_cpstage_stats_t *st) {
     st->miss_gone = cs->miss_gone;
     st->replay_missing = cs->replay_missing;
     st->pauses = cs->pauses;
+    st->merged_waiting = cs->merged_waiting;
     st->cpu_s = cs->cpu_s;
     st->fetch_wait_ms = cs->fetch_wait_ms;
     st->nparts[0] = cs->nparts[0];
@@ -763,6 +830,11 @@ void rs_cpstage_prometheus(rs_cpstage_t *cs, rs_http_buf_t *b) {
            "riskstream_cpstage_partition_ends_total{by=\"eof\"} %llu\n"
            "riskstream_cpstage_partition_ends_total{by=\"watermark\"} %llu\n",
         (unsigned long long)st->ends_eof, (unsigned long long)st->ends_hwm);
+    rs_cs_prom(b, "riskstream_cpstage_merged_waiting_total", "counter",
+               "messages the scoring thread merged into the counterparty "
+               "store itself while it waited for an event's result (the rest "
+               "are merged by the stage's thread)",
+               (double)st->merged_waiting);
     rs_cs_prom(b, "riskstream_cpstage_replay_missing_total", "counter",
                "events replayed to rebuild a partition's state whose "
                "counterparty result was already dropped (not published; "

@@ -48,7 +48,10 @@
  * partitions", has the measured figures).
  *
  * Threads: rs_cpstage_new/destroy and rs_cpstage_fill/hold on the service
- * thread; the stage's own thread owns its consumer and the store;
+ * thread; the stage's own thread owns its consumer and feeds the store; it
+ * merges, and so does a scoring thread whose result is not there yet
+ * (under the stage's mutex, instead of sleeping until the stage thread
+ * gets to it);
  * rs_cpstage_stats, rs_cpstage_ready and rs_cpstage_prometheus from any
  * thread (one mutex).
  */
@@ -179,6 +182,8 @@ typedef struct rs_cpstage_stats_s {
     uint64_t miss_gone;     /* ... dropped or never made                  */
     uint64_t replay_missing;/* replayed events whose result was dropped   */
     uint64_t pauses;        /* merges held back by max_pending            */
+    uint64_t merged_waiting;/* messages merged by the scoring thread while
+                             * it waited for a result (not the stage's)   */
     uint64_t cp_keys;       /* live keys in the store                     */
     int64_t frontier_ms;    /* time of the newest merged message          */
     double cpu_s;           /* the stage thread's CPU time                */

@@ -17,9 +17,10 @@
  * handle, released through conf.release once merged or dropped); only the
  * head of each partition is decoded (once).
  *
- * Threads: one owner thread for push/eof/step/trim; rs_cpm_find and
- * rs_cpm_held read the result FIFOs and may run on another thread only
- * under the caller's lock (cpstage.c holds one mutex around every call).
+ * Threads: no thread of its own and no locks: every call on one handle
+ * must be serialised by the caller (cpstage.c holds one mutex around every
+ * call: the stage thread pushes and merges; the scoring thread looks up
+ * results and, while it waits for one, merges too).
  */
 #ifndef RS_CPSTAGE_INT_H
 #define RS_CPSTAGE_INT_H
@@ -113,6 +114,11 @@ void rs_cpm_arrival(rs_cpm_t *m, int64_t now_ms);
  * with nothing more queued. */
 int rs_cpm_step(rs_cpm_t *m, int64_t now_ms, int max);
 
+/* One past the last offset pushed on (topic, part), 0 if none: it grows
+ * with every push (the epoch of a watermark read without the caller's
+ * lock: cpstage.c). */
+int64_t rs_cpm_end_off(const rs_cpm_t *m, int topic, int32_t part);
+
 /* Raw messages buffered on (topic, part) (for the fetch pause). */
 uint32_t rs_cpm_buffered(const rs_cpm_t *m, int topic, int32_t part);
 
@@ -134,6 +140,10 @@ int rs_cpm_caught_up(const rs_cpm_t *m);
 void rs_cpm_stats(const rs_cpm_t *m, rs_cpm_stats_t *st);
 /* The store's counters (keys, labels applied, ...). */
 void rs_cpm_store_stats(const rs_cpm_t *m, rs_features_stats_t *st);
+
+/* Tests only (cpstage.c): while set, the stage's own thread reads and
+ * pushes but never merges, so only a waiting lookup can. */
+extern _Atomic int rs_cpstage_test_nomerge;
 
 #ifdef __cplusplus
 }

@@ -226,6 +226,11 @@ int rs_cpm_hwm(rs_cpm_t *m, int topic, int32_t part, int64_t hwm,
 
 void rs_cpm_arrival(rs_cpm_t *m, int64_t now_ms) { m->arrival_ms = now_ms; }
 
+int64_t rs_cpm_end_off(const rs_cpm_t *m, int topic, int32_t part) {
+    if (topic < 0 || topic > 1 || part < 0 || part >= m->np[topic]) return 0;
+    return m->p[topic][part].end_off;
+}
+
 uint32_t rs_cpm_buffered(const rs_cpm_t *m, int topic, int32_t part) {
     if (topic < 0 || topic > 1 || part < 0 || part >= m->np[topic]) return 0;
     return m->p[topic][part].qn;
