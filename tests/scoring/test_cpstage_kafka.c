@@ -28,6 +28,10 @@
  *  - test_waiter_merges: the stage's thread reads but never merges (test
  *    hook), without PARTITION_EOF: the scoring thread's lookups merge
  *    (and check the watermarks) themselves; every fill equals the core.
+ *  - test_feed: a scoring consumer's read-ahead feeds the stage
+ *    (cpstage.feed); with the stage's own consumer stopped (test hook),
+ *    new events reach the store through the feed alone, its read of the
+ *    backlog is dropped as duplicates; every fill equals the core.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -453,6 +457,99 @@ static void test_waiter_merges(void **state) {
     rs_cluster_destroy(cl);
 }
 
+/* One read path (cpstage.feed): the stage reads 300 events with its own
+ * consumer and gets ready; then it stops reading (test hook) and a
+ * scoring consumer (rs_ingest_t, read-ahead on) is attached: its read of
+ * the 300 is dropped as duplicates; 40 new events reach the store only
+ * through it, and every fill of the 340 equals the core's canonical
+ * order.  Without the feed the new events never reach the store: their
+ * fills time out (cpstage.wait) and the test fails. */
+static void test_feed(void **state) {
+    (void)state;
+    char errstr[512];
+    rs_cluster_t *cl = rs_cluster_new(1, topics, 2, NPART, errstr, sizeof(errstr));
+    if (!cl) fail_msg("cluster: %s", errstr);
+    const char *boot = rs_cluster_bootstraps(cl);
+    rd_kafka_t *prod = rs_kafka_producer_new(NULL, boot, errstr, sizeof(errstr));
+    assert_non_null(prod);
+    for (int i = 0; i < 300; i++)
+        produce_on(prod, i % NPART, i, BASE_MS + i * 1000LL);
+
+    rs_features_conf_t fc;
+    rs_features_conf_init(&fc);
+    fc.max_keys = fc.max_counterparties = 1024;
+    fc.label_index = 4096;
+    rs_ingest_conf_t icon;
+    rs_ingest_conf_init(&icon);
+    rs_strlcpy(icon.group_id, "g-feed", sizeof(icon.group_id));
+    assert_int_equal(icon.read_ahead, 1);
+    rs_cpstage_conf_t cc;
+    rs_cpstage_conf_init(&cc);
+    assert_int_equal(cc.feed, 1); /* the default */
+    cc.idle_wait_ms = 0;
+    cc.wait_ms = 3000;
+    rs_cpstage_opts_t o = {&cc, &fc, &icon, NULL, boot, 86400000LL, 65536, 0, 1};
+    rs_err_t err;
+    rs_cpstage_t *cs = rs_cpstage_new(&o, &err, errstr, sizeof(errstr));
+    if (!cs) fail_msg("rs_cpstage_new: %s", errstr);
+    const char *why = NULL;
+    for (int k = 0; k < 600 && !rs_cpstage_ready(cs, &why); k++) sleep_ms(50);
+    assert_true(rs_cpstage_ready(cs, &why));
+    rs_cpstage_stats_t *st = calloc(1, sizeof(*st));
+    rs_cpstage_stats(cs, st);
+    assert_int_equal(st->events, 300);
+    atomic_store(&rs_cpstage_test_noread, 1);
+    sleep_ms(20); /* a read in progress ends */
+
+    rs_kv_t kv;
+    rs_kv_init(&kv);
+    rs_kv_set(&kv, "consumer.session.timeout.ms", "6000");
+    rs_kv_set(&kv, "consumer.heartbeat.interval.ms", "500");
+    rs_ingest_t *ing = rs_ingest_new(&icon, &kv, boot, errstr, sizeof(errstr));
+    if (!ing) fail_msg("rs_ingest_new: %s", errstr);
+    rs_cpstage_attach(cs, ing);
+    static rs_msg_t msgs[64];
+    int seen = 0, produced = 0;
+    int64_t deadline = rs_clock_mono_us() + 60000000LL;
+    while (seen < 340 && rs_clock_mono_us() < deadline) {
+        int got = rs_ingest_poll(ing, msgs, 64, 100);
+        assert_true(got >= 0);
+        seen += got;
+        if (seen >= 300 && !produced) { /* live: after the backlog */
+            for (int i = 300; i < 340; i++)
+                produce_on(prod, i % NPART, i, BASE_MS + i * 1000LL);
+            produced = 1;
+        }
+    }
+    assert_int_equal(seen, 340);
+    fills_equal_core(cs, boot, 340, &fc);
+
+    rs_cpstage_stats(cs, st);
+    printf("test_feed: %llu events merged; input: consumer %llu (%llu "
+           "duplicates), feed %llu (%llu duplicates, %llu ahead)\n",
+           (unsigned long long)st->events,
+           (unsigned long long)st->in_pushed[0],
+           (unsigned long long)st->in_dup[0],
+           (unsigned long long)st->in_pushed[1],
+           (unsigned long long)st->in_dup[1],
+           (unsigned long long)st->in_ahead[1]);
+    assert_int_equal(st->feed, 1);
+    assert_int_equal(st->events, 340);
+    assert_int_equal(st->in_pushed[0], 300);
+    assert_int_equal(st->in_pushed[1], 40);
+    assert_int_equal(st->in_dup[1], 300);
+    assert_int_equal(st->in_ahead[1], 0);
+    assert_int_equal(st->reordered, 0);
+    assert_int_equal(st->miss_timeout + st->miss_gone, 0);
+    free(st);
+    rs_cpstage_destroy(cs); /* before the consumer it taps */
+    atomic_store(&rs_cpstage_test_noread, 0);
+    rs_ingest_destroy(ing);
+    rs_kv_free(&kv);
+    rd_kafka_destroy(prod);
+    rs_cluster_destroy(cl);
+}
+
 /* The fetch.wait.max.ms the stage's consumer runs with. */
 static int64_t stage_fetch_wait(const char *boot, int64_t conf_ms, int on_mock,
                                 const char *kafka_fwm) {
@@ -507,6 +604,7 @@ int main(void) {
         cmocka_unit_test(test_fetch_wait),
         cmocka_unit_test(test_quiet_busy_watermark),
         cmocka_unit_test(test_waiter_merges),
+        cmocka_unit_test(test_feed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
