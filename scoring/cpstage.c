@@ -189,6 +189,7 @@ struct rs_cpstage_s {
 /* A raw message's handle: the stage consumer's rd_kafka_message_t, or
  * (low bit set) a copy of a fed payload (rs_cs_feed). */
 static void rs_cs_release(void *handle) {
+    if (!handle) return; /* a fed duplicate, not copied */
     if ((uintptr_t)handle & 1) free((char *)handle - 1);
     else rd_kafka_message_destroy((rd_kafka_message_t *)handle);
 }
@@ -522,8 +523,11 @@ static void *rs_cs_main(void *arg) {
 /* The read-ahead's tap (rs_ingest_tap_fn): push each message into the
  * core as the feed source; the core keeps it only if it is its
  * partition's next one (rs_cpm_push_from), so each message is merged once,
- * from whichever reader had it first.  The payloads are copied (the Kafka
- * messages stay the read-ahead's) before mu is taken.
+ * from whichever reader had it first.  The payloads that may be needed
+ * (at or past the end of what was pushed when looked at: that end only
+ * grows) are copied (the Kafka messages stay the read-ahead's) with mu
+ * released; the others go to the core without a payload, for its count
+ * and its view of the feed's position.
  * @locality the read-ahead thread */
 static void rs_cs_feed(void *opaque, const rs_ingest_tap_msg_t *msgs, int n,
                        uint64_t gen) {
@@ -531,18 +535,25 @@ static void rs_cs_feed(void *opaque, const rs_ingest_tap_msg_t *msgs, int n,
     void *h[64];
     for (int i0 = 0; i0 < n; i0 += 64) {
         int k = RS_MIN(64, n - i0);
+        pthread_mutex_lock(&cs->mu);
+        if (!cs->m) { /* the partitions are not known yet */
+            pthread_mutex_unlock(&cs->mu);
+            continue;
+        }
         for (int j = 0; j < k; j++) {
+            const rs_ingest_tap_msg_t *tm = &msgs[i0 + j];
+            h[j] = tm->offset >= rs_cpm_end_off(cs->m, tm->topic, tm->partition)
+                       ? (void *)1 : NULL;
+        }
+        pthread_mutex_unlock(&cs->mu);
+        for (int j = 0; j < k; j++) {
+            if (!h[j]) continue;
             const rs_ingest_tap_msg_t *tm = &msgs[i0 + j];
             char *c = rs_malloc(tm->len + 2); /* + 1: the tag, below */
             if (tm->len) memcpy(c + 1, tm->payload, tm->len);
             h[j] = c + 1; /* odd: a copy (rs_cs_release) */
         }
         pthread_mutex_lock(&cs->mu);
-        if (!cs->m) { /* the partitions are not known yet */
-            pthread_mutex_unlock(&cs->mu);
-            for (int j = 0; j < k; j++) free((char *)h[j] - 1);
-            continue;
-        }
         if (!cs->feed_seen || gen != cs->feed_gen) /* it moved: in step again */
             rs_cpm_src_reset(cs->m, RS_CPM_SRC_FEED);
         cs->feed_seen = 1;
@@ -551,7 +562,7 @@ static void rs_cs_feed(void *opaque, const rs_ingest_tap_msg_t *msgs, int n,
         for (int j = 0; j < k; j++) {
             const rs_ingest_tap_msg_t *tm = &msgs[i0 + j];
             rs_cpm_push_from(cs->m, RS_CPM_SRC_FEED, tm->topic, tm->partition,
-                             tm->offset, (const char *)h[j], tm->len, h[j]);
+                             tm->offset, h[j], h[j] ? tm->len : 0, h[j]);
         }
         if (cs->waiting) pthread_cond_broadcast(&cs->cv);
         pthread_mutex_unlock(&cs->mu);
