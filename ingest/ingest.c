@@ -35,6 +35,7 @@
 #include <stdatomic.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -191,6 +192,7 @@ rs_ingest_t *rs_ingest_new(const rs_ingest_conf_t *conf,
     }
     ing = rs_calloc(1, sizeof(*ing));
     ing->conf = *conf;
+    pthread_mutex_init(&ing->tap_mu, NULL);
     ing->pend = rs_calloc(RS_DLQ_PEND_MAX, sizeof(*ing->pend));
     ing->wm = rs_calloc(RS_INGEST_WM_PARTS, sizeof(*ing->wm));
     for (int i = 0; i < RS_INGEST_WM_PARTS; i++) ing->wm[i] = INT64_MIN;
@@ -725,5 +727,6 @@ void rs_ingest_destroy(rs_ingest_t *ing) {
     free(ing->gone);
     free(ing->resets);
     if (ing->asg) rd_kafka_topic_partition_list_destroy(ing->asg);
+    pthread_mutex_destroy(&ing->tap_mu);
     rs_free(ing);
 }

@@ -368,6 +368,39 @@ int rs_ingest_poll(rs_ingest_t *ing, rs_msg_t *msgs, int max, int timeout_ms);
  * @locality the owner thread */
 void rs_ingest_set_pool(rs_ingest_t *ing, rs_pool_t *pool);
 
+/* One message the read-ahead read, as handed to a tap (below). */
+typedef struct rs_ingest_tap_msg_s {
+    int topic;             /* RS_MSG_TOPIC_EVENTS or RS_MSG_TOPIC_LABELS   */
+    int32_t partition;
+    int64_t offset;
+    const void *payload;   /* the Kafka message's bytes: valid during the
+                            * call only                                   */
+    size_t len;
+} rs_ingest_tap_msg_t;
+
+/* Called by the read-ahead thread with every message it read (undecodable
+ * ones included, error events and other topics not), a chunk at a time in
+ * read order, BEFORE the owner can take them.  `gen` changes whenever
+ * what the consumer fetches may have changed (a rebalance, an assign, a
+ * seek, a pause: every call between rs_ingest_ctl_begin and _end): within
+ * one gen, each partition's messages are the consumer's contiguous read
+ * of it (offsets increase; only offsets the consumer never hands out,
+ * transaction markers and compacted ones, are missing); across gens
+ * nothing is promised.  Must not block for long (the read-ahead waits). */
+typedef void rs_ingest_tap_fn(void *opaque, const rs_ingest_tap_msg_t *msgs,
+                              int n, uint64_t gen);
+
+/* Install (fn non-NULL) or remove (NULL) the tap.  Removing waits until a
+ * tap call in progress has returned: after it, fn is never called again
+ * and `opaque` may go.  Without the read-ahead (topics.read_ahead false)
+ * the tap is never called.  @locality the owner thread */
+void rs_ingest_set_tap(rs_ingest_t *ing, rs_ingest_tap_fn *fn, void *opaque);
+
+/* The consumer's cached high watermark of (topic, partition) (from its
+ * last fetch response: no broker round trip), -1 if unknown (a partition
+ * it does not fetch).  @locality any thread (librdkafka's lock) */
+int64_t rs_ingest_watermark(rs_ingest_t *ing, int topic, int32_t partition);
+
 /* Mark one consumed message as processed: offset+1 of (topic, partition)
  * becomes committable.  `topic` is rs_msg_t.topic (RS_MSG_TOPIC_*),
  * `offset` is rs_msg_t.offset (the message's own offset).  Call only once

@@ -116,6 +116,9 @@ struct rs_ingest_s {
     int ra_failed;         /* the read-ahead could not start: read here */
     int in_rb;             /* the owner runs a rebalance forwarded by the
                             * read-ahead thread (parked in it)          */
+    pthread_mutex_t tap_mu; /* held around a tap call (rs_ingest_set_tap) */
+    rs_ingest_tap_fn *tap;  /* under tap_mu                             */
+    void *tap_opaque;
     rs_ingest_counters_t c;
 };
 

@@ -45,6 +45,14 @@
  *   takes a whole buffer per poll).  A reader that takes a few messages
  *   per poll delays rebalances until it drained 2 cap messages.
  *
+ * - The tap (rs_ingest_set_tap: the counterparty stage's feed) gets each
+ *   chunk on the ingest thread after the rebalance filter and before the
+ *   chunk is published, so the owner never takes a message the tap has
+ *   not seen.  `gen` counts the changes of what the consumer fetches
+ *   (forwarded rebalances, ctl pairs); a chunk carries the gen read right
+ *   after its consume call, so a change made after it shows in the next
+ *   chunk.
+ *
  * Threads: rs_ingest_ra_start / _stop / _next / _done / _held, the ctl
  * pair and the serve step run on the owner thread; rs_ingest_ra_main on
  * the ingest thread; rs_ingest_ra_forward on the ingest thread (inside the
@@ -88,6 +96,8 @@ struct rs_ingest_ra_s {
     int stop;
     int busy;                  /* inside a consume call                    */
     int ctl_want;              /* the owner waits to change the consumer  */
+    uint64_t gen;              /* what the consumer fetches may have
+                                * changed since (rs_ingest_tap_fn)        */
     int rb_req, rb_done;       /* a forwarded rebalance: asked, served    */
     rd_kafka_resp_err_t rb_err;
     rd_kafka_topic_partition_list_t *rb_parts;
@@ -108,6 +118,7 @@ struct rs_ingest_ra_s {
                                 * (until rs_ingest_ra_done)               */
     /* the ingest thread's scratch */
     rs_msg_t *smsgs;           /* [RS_RA_CHUNK]                            */
+    rs_ingest_tap_msg_t *stap; /* [RS_RA_CHUNK] the tap's view of sout     */
     rs_err_t *sderr;           /* [RS_RA_CHUNK]                            */
     rd_kafka_message_t **junk; /* [cap] stale messages to destroy          */
 };
@@ -193,6 +204,24 @@ static int rs_ra_filter(rs_ingest_ra_t *ra, int k, const rs_ingest_pos_t *gone,
     return out;
 }
 
+/* Hand the chunk's messages sout[0..n) to the tap, if any. */
+static void rs_ra_tap(rs_ingest_t *ing, rs_ingest_ra_t *ra, int n,
+                      uint64_t gen) {
+    pthread_mutex_lock(&ing->tap_mu);
+    if (ing->tap) {
+        int k = 0;
+        for (int i = 0; i < n; i++) {
+            const rd_kafka_message_t *rkm = ra->sout[i];
+            if (rkm->err) continue;
+            ra->stap[k++] = (rs_ingest_tap_msg_t){
+                ra->smsgs[i].topic, rkm->partition, rkm->offset, rkm->payload,
+                rkm->len};
+        }
+        if (k) ing->tap(ing->tap_opaque, ra->stap, k, gen);
+    }
+    pthread_mutex_unlock(&ing->tap_mu);
+}
+
 static void *rs_ra_main(void *arg) {
     rs_ingest_ra_t *ra = arg;
     rs_ingest_t *ing = ra->ing;
@@ -230,6 +259,7 @@ static void *rs_ra_main(void *arg) {
         ra->busy = 0;
         ra->nscr = (int)k;
         int ngone = ra->nrb_gone, nnew = ra->nrb_new;
+        uint64_t gen = ra->gen; /* after any change served in the call */
         pthread_cond_broadcast(&ra->cv); /* ctl waiters */
         pthread_mutex_unlock(&ra->mu);
 
@@ -254,6 +284,10 @@ static void *rs_ra_main(void *arg) {
         if (ngone)
             n = rs_ra_filter(ra, n, ra->rb_gone, ngone, ra->rb_new, nnew,
                              &ndrop);
+
+        /* The tap (the counterparty stage's feed) sees them before the
+         * owner can take them. */
+        if (n) rs_ra_tap(ing, ra, n, gen);
 
         /* Append to the buffer being filled (the owner may have taken the
          * previous one meanwhile: then this is the one it handed back). */
@@ -294,6 +328,7 @@ int rs_ingest_ra_forward(rs_ingest_t *ing, rd_kafka_resp_err_t err,
     if (!ra || !ra->started || !pthread_equal(pthread_self(), ra->tid))
         return 0;
     pthread_mutex_lock(&ra->mu);
+    ra->gen++;
     ra->rb_req = 1;
     ra->rb_done = 0;
     ra->rb_err = err;
@@ -462,11 +497,30 @@ int rs_ingest_ra_held(rs_ingest_t *ing, int topic, int32_t partition,
     return n;
 }
 
+void rs_ingest_set_tap(rs_ingest_t *ing, rs_ingest_tap_fn *fn, void *opaque) {
+    pthread_mutex_lock(&ing->tap_mu); /* waits for a call in progress */
+    ing->tap = fn;
+    ing->tap_opaque = fn ? opaque : NULL;
+    pthread_mutex_unlock(&ing->tap_mu);
+}
+
+int64_t rs_ingest_watermark(rs_ingest_t *ing, int topic, int32_t partition) {
+    int64_t lo = -1, hi = -1;
+    if (topic < 0 || topic > 1 ||
+        rd_kafka_get_watermark_offsets(ing->rk, rd_kafka_topic_name(ing->rkt[topic]),
+                                       partition, &lo, &hi) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR ||
+        hi < 0)
+        return -1;
+    return hi;
+}
+
 void rs_ingest_ctl_begin(rs_ingest_t *ing) {
     rs_ingest_ra_t *ra = ing->ra;
     if (!ra || !ra->started || ing->in_rb) return;
     pthread_mutex_lock(&ra->mu);
     ra->ctl_want = 1;
+    ra->gen++;
     rd_kafka_queue_yield(ra->q);
     for (;;) {
         if (ra->rb_req && !ra->rb_done) { /* parked in a callback */
@@ -510,6 +564,7 @@ rs_err_t rs_ingest_ra_start(rs_ingest_t *ing, int cap) {
     ra->sout = rs_calloc(RS_RA_CHUNK, sizeof(*ra->sout));
     ra->sdrop = rs_calloc(RS_RA_CHUNK, sizeof(*ra->sdrop));
     ra->smsgs = rs_calloc(RS_RA_CHUNK, sizeof(*ra->smsgs));
+    ra->stap = rs_calloc(RS_RA_CHUNK, sizeof(*ra->stap));
     ra->sderr = rs_calloc(RS_RA_CHUNK, sizeof(*ra->sderr));
     ra->junk = rs_calloc((size_t)cap, sizeof(*ra->junk));
     ra->q = rd_kafka_queue_get_consumer(ing->rk);
@@ -570,6 +625,7 @@ void rs_ingest_ra_stop(rs_ingest_t *ing) {
     free(ra->sout);
     free(ra->sdrop);
     free(ra->smsgs);
+    free(ra->stap);
     free(ra->sderr);
     free(ra->junk);
     pthread_cond_destroy(&ra->cv);

@@ -7,8 +7,10 @@
  * raw side; one mutex `mu` guards every call into the core and the
  * counters, so the scoring thread's lookups (rs_cpm_find) and the
  * metrics see a consistent state.  The stage thread merges in chunks of
- * RS_CS_CHUNK messages and broadcasts `cv` after each, so a waiting
- * lookup is answered within one chunk (~0.1-0.5 ms).
+ * RS_CS_CHUNK messages and broadcasts `cv` after each; a lookup whose
+ * result is missing merges a chunk itself first (rs_cs_step_waiting) and
+ * sleeps on `cv` only when the merge is blocked (its input not pushed
+ * yet), so it never waits for the stage thread to be scheduled.
  */
 #define _GNU_SOURCE
 #include "scoring/cpstage.h"
@@ -16,6 +18,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -28,6 +31,9 @@
 #define RS_CS_POLL_MAX 4096   /* messages taken from the consumer per turn */
 #define RS_CS_MAX_PARTS 4096  /* partitions per topic                    */
 #define RS_CS_TRIM_US 1000000 /* committed-offset query period           */
+
+_Atomic int rs_cpstage_test_nomerge; /* tests only (cpstage_int.h)      */
+_Atomic int rs_cpstage_test_noread;
 
 /* ------------------------------------------------------------- config */
 
@@ -67,6 +73,13 @@ static const rs_conf_field_t rs_cpstage_fields[] = {
      "messages read ahead per input partition before the store pauses its "
      "fetching there (the merge waits for the slowest partition)", NULL, 64,
      16777216},
+    {"feed", RS_CONF_BOOL, "true", offsetof(rs_cpstage_conf_t, feed), 0,
+     "the scoring consumer's read-ahead (topics.read_ahead) hands the store "
+     "every message it reads (the partitions this instance owns), so an "
+     "event is in the store's merge before the scoring thread takes it, "
+     "instead of waiting until the stage's own consumer has read it too; "
+     "each message is merged once, whichever read comes first; false = the "
+     "stage's consumer alone", NULL, 0, 0},
     {"fetch_wait", RS_CONF_DURATION, "auto",
      offsetof(rs_cpstage_conf_t, fetch_wait_ms), 0,
      "fetch.wait.max.ms of the stage's consumer (over kafka.fetch.wait.max.ms "
@@ -150,6 +163,13 @@ struct rs_cpstage_s {
     int nsh;
     int *sh;                   /* [nsh] shared feature indexes           */
     int waiting;               /* scoring-thread lookups waiting         */
+    rs_ingest_t *ing;          /* the feed's consumer (rs_cpstage_attach)
+                                * or NULL                                */
+    uint64_t feed_gen;         /* its tap's gen at the last chunk        */
+    int feed_seen;             /* a chunk came                           */
+    int64_t seen_ms;           /* the merge's idle_wait clock (the stage
+                                * thread's; a waiting lookup steps with it) */
+    uint64_t merged_waiting;   /* messages merged by waiting lookups     */
     int caught_up;             /* the store read every partition once    */
     int nparts[2];
     uint8_t *paused[2];        /* [RS_CS_MAX_PARTS]                       */
@@ -166,8 +186,12 @@ struct rs_cpstage_s {
 
 /* --------------------------------------------------------------- thread */
 
+/* A raw message's handle: the stage consumer's rd_kafka_message_t, or
+ * (low bit set) a copy of a fed payload (rs_cs_feed). */
 static void rs_cs_release(void *handle) {
-    rd_kafka_message_destroy((rd_kafka_message_t *)handle);
+    if (!handle) return; /* a fed duplicate, not copied */
+    if ((uintptr_t)handle & 1) free((char *)handle - 1);
+    else rd_kafka_message_destroy((rd_kafka_message_t *)handle);
 }
 
 static int rs_cs_topic_idx(const rs_cpstage_t *cs, const char *name) {
@@ -273,23 +297,43 @@ static void rs_cs_trim(rs_cpstage_t *cs) {
 
 /* The merge waits for partition (t, part), which has no message left and
  * was not reported at its end by the consumer (rs_cpm_step's blocked
- * partition): its cached high watermark -- set by every fetch response,
- * read here without a broker round trip -- says whether every message of
- * it has been pushed, one fetch sooner than its PARTITION_EOF (which
- * librdkafka only reports from the next fetch, one the broker holds up to
- * fetch.wait.max.ms when nothing else comes: the round trip every event
- * waited per quiet partition).  1 if that let the merge go on.  Called
- * WITHOUT mu (librdkafka's locks are not taken under it, so a lookup of
- * the scoring thread never waits behind them); only this thread pushes,
- * so nothing can be pushed between the read and rs_cpm_hwm. */
-static int rs_cs_hwm_end(rs_cpstage_t *cs, int t, int32_t part) {
-    int64_t lo = -1, hi = -1;
+ * partition): the cached high watermarks -- set by every fetch response,
+ * read here without a broker round trip -- of every reader of it (the
+ * stage's consumer, and the feed's when it fetches the partition) say
+ * whether every message of it has been pushed, one fetch sooner than its
+ * PARTITION_EOF (which librdkafka only reports from the next fetch, one
+ * the broker holds up to fetch.wait.max.ms when nothing else comes: the
+ * round trip every event waited per quiet partition).  The maximum of the
+ * watermarks: the merge never passes a partition that one of its readers
+ * knows has data not pushed yet.  1 if it is at its end now.  Called with
+ * mu held; the watermarks are read WITHOUT it (librdkafka's locks are not
+ * taken under it, so a lookup of the scoring thread never waits behind
+ * them).  Two threads push (the stage's and the feed's) and a lookup may
+ * run this too, so the partition is marked only if nothing was pushed on
+ * it between the reads and the mark (its end offset, which grows with
+ * every push, is unchanged): a watermark read before a push never passes
+ * the data that push made known.  Returns with mu held. */
+static int rs_cs_hwm_locked(rs_cpstage_t *cs, int t, int32_t part) {
+    int64_t end0 = rs_cpm_end_off(cs->m, t, part), lo = -1, hi = -1;
+    rs_ingest_t *ing = cs->ing;
+    pthread_mutex_unlock(&cs->mu);
     if (rd_kafka_get_watermark_offsets(
             cs->rk, t ? cs->icon.topic_labels : cs->icon.topic_events, part,
             &lo, &hi) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        return 0;
+        hi = -1;
+    if (ing) {
+        int64_t fhi = rs_ingest_watermark(ing, t, part);
+        if (fhi > hi) hi = fhi;
+    }
     pthread_mutex_lock(&cs->mu);
-    int r = rs_cpm_hwm(cs->m, t, part, hi, rs_clock_mono_us() / 1000);
+    if (rs_cpm_end_off(cs->m, t, part) != end0) return 0;
+    return rs_cpm_hwm(cs->m, t, part, hi, rs_clock_mono_us() / 1000);
+}
+
+/* rs_cs_hwm_locked for the stage thread (called without mu). */
+static int rs_cs_hwm_end(rs_cpstage_t *cs, int t, int32_t part) {
+    pthread_mutex_lock(&cs->mu);
+    int r = rs_cs_hwm_locked(cs, t, part);
     pthread_mutex_unlock(&cs->mu);
     return r;
 }
@@ -342,11 +386,19 @@ static void *rs_cs_main(void *arg) {
      * long -- its messages may be waiting in the consumer's queue -- and
      * must not be passed as idle. */
     int64_t seen_ms = rs_clock_mono_us() / 1000;
+    pthread_mutex_lock(&cs->mu);
+    cs->seen_ms = seen_ms;
+    pthread_mutex_unlock(&cs->mu);
     while (!atomic_load(&cs->stop)) {
         /* 1. what the consumer holds (wait only if the merge is stuck) */
         rd_kafka_message_t *rkm[64];
         int got = 0;
-        for (int k = 0; k < RS_CS_POLL_MAX / 64; k++) {
+        if (atomic_load(&rs_cpstage_test_noread)) {
+            struct timespec ts = {0, 2000000};
+            nanosleep(&ts, NULL);
+        }
+        for (int k = 0; !atomic_load(&rs_cpstage_test_noread) &&
+                        k < RS_CS_POLL_MAX / 64; k++) {
             int tmo = (k == 0 && !can_step) ? 20 : 0, n = 0;
             rd_kafka_message_t *r = NULL;
             while (n < 64) {
@@ -359,13 +411,20 @@ static void *rs_cs_main(void *arg) {
             if (!r) seen_ms = now_ms; /* drained: nothing more queued */
             if (!n) break;
             pthread_mutex_lock(&cs->mu);
+            cs->seen_ms = seen_ms;
             rs_cpm_arrival(cs->m, now_ms);
             for (int j = 0; j < n; j++) {
                 rd_kafka_message_t *r = rkm[j];
                 int t = r->rkt ? rs_cs_topic_idx(cs, rd_kafka_topic_name(r->rkt))
                                : -1;
                 if (r->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                    if (t >= 0) rs_cpm_eof(cs->m, t, r->partition, now_ms);
+                    /* its end at r->offset: stale if the feed pushed
+                     * past it meanwhile (the end of what was pushed is
+                     * not known to be the partition's) */
+                    if (t >= 0 && (r->offset < 0 ||
+                                   r->offset >= rs_cpm_end_off(
+                                                    cs->m, t, r->partition)))
+                        rs_cpm_eof(cs->m, t, r->partition, now_ms);
                     rd_kafka_message_destroy(r);
                 } else if (r->err) {
                     rs_warn("cpstage", "consumer: %s",
@@ -393,6 +452,11 @@ static void *rs_cs_main(void *arg) {
                 cs->pauses++;
                 pthread_mutex_unlock(&cs->mu);
                 break; /* the commits must catch up */
+            }
+            cs->seen_ms = seen_ms;
+            if (atomic_load(&rs_cpstage_test_nomerge)) {
+                pthread_mutex_unlock(&cs->mu);
+                break;
             }
             int n = rs_cpm_step(cs->m, seen_ms, RS_CS_CHUNK);
             if (n) pthread_cond_broadcast(&cs->cv);
@@ -452,6 +516,65 @@ static void *rs_cs_main(void *arg) {
     pthread_cond_broadcast(&cs->cv);
     pthread_mutex_unlock(&cs->mu);
     return NULL;
+}
+
+/* ---------------------------------------------------------------- feed */
+
+/* The read-ahead's tap (rs_ingest_tap_fn): push each message into the
+ * core as the feed source; the core keeps it only if it is its
+ * partition's next one (rs_cpm_push_from), so each message is merged once,
+ * from whichever reader had it first.  The payloads that may be needed
+ * (at or past the end of what was pushed when looked at: that end only
+ * grows) are copied (the Kafka messages stay the read-ahead's) with mu
+ * released; the others go to the core without a payload, for its count
+ * and its view of the feed's position.
+ * @locality the read-ahead thread */
+static void rs_cs_feed(void *opaque, const rs_ingest_tap_msg_t *msgs, int n,
+                       uint64_t gen) {
+    rs_cpstage_t *cs = opaque;
+    void *h[64];
+    for (int i0 = 0; i0 < n; i0 += 64) {
+        int k = RS_MIN(64, n - i0);
+        pthread_mutex_lock(&cs->mu);
+        if (!cs->m) { /* the partitions are not known yet */
+            pthread_mutex_unlock(&cs->mu);
+            continue;
+        }
+        for (int j = 0; j < k; j++) {
+            const rs_ingest_tap_msg_t *tm = &msgs[i0 + j];
+            h[j] = tm->offset >= rs_cpm_end_off(cs->m, tm->topic, tm->partition)
+                       ? (void *)1 : NULL;
+        }
+        pthread_mutex_unlock(&cs->mu);
+        for (int j = 0; j < k; j++) {
+            if (!h[j]) continue;
+            const rs_ingest_tap_msg_t *tm = &msgs[i0 + j];
+            char *c = rs_malloc(tm->len + 2); /* + 1: the tag, below */
+            if (tm->len) memcpy(c + 1, tm->payload, tm->len);
+            h[j] = c + 1; /* odd: a copy (rs_cs_release) */
+        }
+        pthread_mutex_lock(&cs->mu);
+        if (!cs->feed_seen || gen != cs->feed_gen) /* it moved: in step again */
+            rs_cpm_src_reset(cs->m, RS_CPM_SRC_FEED);
+        cs->feed_seen = 1;
+        cs->feed_gen = gen;
+        rs_cpm_arrival(cs->m, rs_clock_mono_us() / 1000);
+        for (int j = 0; j < k; j++) {
+            const rs_ingest_tap_msg_t *tm = &msgs[i0 + j];
+            rs_cpm_push_from(cs->m, RS_CPM_SRC_FEED, tm->topic, tm->partition,
+                             tm->offset, h[j], h[j] ? tm->len : 0, h[j]);
+        }
+        if (cs->waiting) pthread_cond_broadcast(&cs->cv);
+        pthread_mutex_unlock(&cs->mu);
+    }
+}
+
+void rs_cpstage_attach(rs_cpstage_t *cs, rs_ingest_t *ing) {
+    if (!cs->conf.feed || !ing) return;
+    pthread_mutex_lock(&cs->mu);
+    cs->ing = ing;
+    pthread_mutex_unlock(&cs->mu);
+    rs_ingest_set_tap(ing, rs_cs_feed, cs);
 }
 
 /* -------------------------------------------------------- create/destroy */
@@ -558,6 +681,8 @@ fail:
 
 void rs_cpstage_destroy(rs_cpstage_t *cs) {
     if (!cs) return;
+    if (cs->ing) /* no feed call after this one */
+        rs_ingest_set_tap(cs->ing, NULL, NULL);
     if (cs->th_started) {
         atomic_store(&cs->stop, 1);
         pthread_join(cs->th, NULL);
@@ -568,7 +693,9 @@ void rs_cpstage_destroy(rs_cpstage_t *cs) {
         rs_info("cpstage", "merged %llu events and %llu labels (%llu "
                 "reordered, %llu duplicates, %llu rejected); served %llu "
                 "events (%llu timeouts, %llu gone), wait p50 %lld us, p99 "
-                "%lld us; thread CPU %.2f s (%.2f us per merged message); "
+                "%lld us; %llu messages merged by waiting lookups; input "
+                "from its consumer %llu (%llu duplicates), from the feed "
+                "%llu (%llu duplicates, %llu ahead); thread CPU %.2f s (%.2f us per merged message); "
                 "%llu replayed events without a result (dropped); "
                 "partitions found at their end %llu times by the high "
                 "watermark, %llu by PARTITION_EOF",
@@ -580,7 +707,13 @@ void rs_cpstage_destroy(rs_cpstage_t *cs) {
                 (unsigned long long)cs->miss_timeout,
                 (unsigned long long)cs->miss_gone,
                 (long long)rs_hist_quantile(&cs->wait_us, 0.5),
-                (long long)rs_hist_quantile(&cs->wait_us, 0.99), cs->cpu_s,
+                (long long)rs_hist_quantile(&cs->wait_us, 0.99),
+                (unsigned long long)cs->merged_waiting,
+                (unsigned long long)ms.src_pushed[0],
+                (unsigned long long)ms.src_dup[0],
+                (unsigned long long)ms.src_pushed[1],
+                (unsigned long long)ms.src_dup[1],
+                (unsigned long long)ms.src_gap[1], cs->cpu_s,
                 ms.events + ms.labels
                     ? cs->cpu_s * 1e6 / (double)(ms.events + ms.labels)
                     : 0.0,
@@ -604,6 +737,33 @@ void rs_cpstage_destroy(rs_cpstage_t *cs) {
 
 /* ------------------------------------------------------ scoring thread */
 
+/* A lookup found its result missing: run the merge on this thread (one
+ * chunk, with the stage thread's idle_wait clock, so the merged sequence
+ * is the one the stage thread would make); if it is blocked on a
+ * partition with no message left, check that partition's cached high
+ * watermarks as the stage thread does (rs_cs_hwm_locked).  1 if the
+ * lookup should look again (merged something, or something was pushed
+ * while mu was released), 0 to sleep.  Called with mu held.
+ * @locality the scoring thread */
+static int rs_cs_step_waiting(rs_cpstage_t *cs) {
+    int n = rs_cpm_step(cs->m, cs->seen_ms, RS_CS_CHUNK);
+    if (!n) {
+        rs_cpm_stats_t ms;
+        rs_cpm_stats(cs->m, &ms);
+        if (ms.blocked_topic < 0) return 0;
+        int64_t end0 = rs_cpm_end_off(cs->m, ms.blocked_topic, ms.blocked_part);
+        if (!rs_cs_hwm_locked(cs, ms.blocked_topic, ms.blocked_part))
+            /* mu was released: look again if something was pushed there */
+            return rs_cpm_end_off(cs->m, ms.blocked_topic, ms.blocked_part) !=
+                   end0;
+        n = rs_cpm_step(cs->m, cs->seen_ms, RS_CS_CHUNK);
+        if (!n) return 1;
+    }
+    cs->merged_waiting += (uint64_t)n;
+    pthread_cond_broadcast(&cs->cv);
+    return 1;
+}
+
 static rs_err_t rs_cs_fill(rs_cpstage_t *cs, int32_t partition,
                            int64_t offset, const rs_event_t *ev, float *x,
                            const volatile sig_atomic_t *stop, int replay) {
@@ -624,6 +784,11 @@ static rs_err_t rs_cs_fill(rs_cpstage_t *cs, int32_t partition,
             err = RS_ERR_TIMEOUT;
             break;
         }
+        /* Merge it here rather than sleep until the stage thread does:
+         * its input may be pushed already (the stage thread between two
+         * chunks, or descheduled), or the merge may wait only for a
+         * partition whose cached watermark shows it at its end. */
+        if (cs->m && rs_cs_step_waiting(cs)) continue;
         int64_t until = RS_MIN(deadline, now + 100000);
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -716,12 +881,19 @@ void rs_cpstage_stats(rs_cpstage_t *cs, rs_cpstage_stats_t *st) {
         st->frontier_ms = ms.frontier_ms == INT64_MIN ? 0 : ms.frontier_ms;
         st->cp_keys = fs.cp_keys;
         st->caught_up = rs_cpm_caught_up(cs->m);
+        for (int k = 0; k < 2; k++) {
+            st->in_pushed[k] = ms.src_pushed[k];
+            st->in_dup[k] = ms.src_dup[k];
+            st->in_ahead[k] = ms.src_gap[k];
+        }
     }
     st->filled = cs->filled;
     st->miss_timeout = cs->miss_timeout;
     st->miss_gone = cs->miss_gone;
     st->replay_missing = cs->replay_missing;
     st->pauses = cs->pauses;
+    st->merged_waiting = cs->merged_waiting;
+    st->feed = cs->ing != NULL;
     st->cpu_s = cs->cpu_s;
     st->fetch_wait_ms = cs->fetch_wait_ms;
     st->nparts[0] = cs->nparts[0];
@@ -763,6 +935,28 @@ void rs_cpstage_prometheus(rs_cpstage_t *cs, rs_http_buf_t *b) {
            "riskstream_cpstage_partition_ends_total{by=\"eof\"} %llu\n"
            "riskstream_cpstage_partition_ends_total{by=\"watermark\"} %llu\n",
         (unsigned long long)st->ends_eof, (unsigned long long)st->ends_hwm);
+    rs_http_buf_printf(
+        b, "# HELP riskstream_cpstage_input_total messages given to the "
+           "counterparty store by each reader (the stage's own consumer; the "
+           "feed: the scoring consumer's read-ahead, owned partitions): "
+           "pushed, or released as read by the other reader first "
+           "(duplicate) or ahead of what was pushed (ahead)\n"
+           "# TYPE riskstream_cpstage_input_total counter\n");
+    static const char *const src_nm[2] = {"stage", "feed"};
+    for (int k = 0; k < 2; k++)
+        rs_http_buf_printf(
+            b, "riskstream_cpstage_input_total{source=\"%s\",result=\"pushed\"} "
+               "%llu\nriskstream_cpstage_input_total{source=\"%s\",result="
+               "\"duplicate\"} %llu\nriskstream_cpstage_input_total{source="
+               "\"%s\",result=\"ahead\"} %llu\n",
+            src_nm[k], (unsigned long long)st->in_pushed[k], src_nm[k],
+            (unsigned long long)st->in_dup[k], src_nm[k],
+            (unsigned long long)st->in_ahead[k]);
+    rs_cs_prom(b, "riskstream_cpstage_merged_waiting_total", "counter",
+               "messages the scoring thread merged into the counterparty "
+               "store itself while it waited for an event's result (the rest "
+               "are merged by the stage's thread)",
+               (double)st->merged_waiting);
     rs_cs_prom(b, "riskstream_cpstage_replay_missing_total", "counter",
                "events replayed to rebuild a partition's state whose "
                "counterparty result was already dropped (not published; "

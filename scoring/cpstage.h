@@ -26,6 +26,12 @@
  * in ENTITY scope).  One instance or several: the same path, the same
  * values, bit for bit.
  *
+ * One read of the owned partitions (cpstage.feed, rs_cpstage_attach): the
+ * scoring consumer's read-ahead hands the stage what it reads before the
+ * scoring thread can take it, so a lookup does not wait for the stage's
+ * consumer to fetch the event a second time; the core keeps each message
+ * once, from whichever reader has it first (rs_cpm_push_from).
+ *
  * Labels go through the same merge (by label_time_ms), so label-aware
  * counterparty features (fraud counts and rates) see every label, whatever
  * partition it came in on.
@@ -48,7 +54,10 @@
  * partitions", has the measured figures).
  *
  * Threads: rs_cpstage_new/destroy and rs_cpstage_fill/hold on the service
- * thread; the stage's own thread owns its consumer and the store;
+ * thread; the stage's own thread owns its consumer and feeds the store; it
+ * merges, and so does a scoring thread whose result is not there yet
+ * (under the stage's mutex, instead of sleeping until the stage thread
+ * gets to it);
  * rs_cpstage_stats, rs_cpstage_ready and rs_cpstage_prometheus from any
  * thread (one mutex).
  */
@@ -76,6 +85,8 @@ typedef struct rs_cpstage_conf_s {
     int64_t max_pending;     /* results held before the merge pauses      */
     int64_t buffer;          /* raw messages per partition before its
                               * fetching pauses                           */
+    int feed;                /* the read-ahead hands it its messages
+                              * (rs_cpstage_attach)                      */
     int64_t fetch_wait_ms;   /* the stage consumer's fetch.wait.max.ms;
                               * RS_CONF_AUTO: 1 ms on librdkafka's mock,
                               * else the consumer's setting               */
@@ -122,9 +133,24 @@ typedef struct rs_cpstage_opts_s {
  * Destroy with rs_cpstage_destroy.  @locality the service thread */
 rs_cpstage_t *rs_cpstage_new(const rs_cpstage_opts_t *o, rs_err_t *err_out,
                              char *errstr, size_t errstr_size);
-/* Stop the thread, close the consumer, free.  NULL is a no-op.
- * @locality the service thread */
+/* Stop the thread, close the consumer, free; first removes the feed's
+ * tap from the attached consumer (which must still exist: destroy the
+ * stage before it).  NULL is a no-op.  @locality the service thread */
 void rs_cpstage_destroy(rs_cpstage_t *cs);
+
+/* One read path for the partitions this instance owns (cpstage.feed; a
+ * no-op when false): `ing`'s read-ahead hands the stage every message it
+ * reads (rs_ingest_set_tap), before the scoring thread can take it, so
+ * the event is in the merge by the time its lookup comes; the stage's own
+ * consumer still reads every partition (those of the other instances, and
+ * these again: whichever read comes first is merged, the other is
+ * dropped by offset), and a partition counts as at its end only if
+ * neither consumer's cached high watermark shows data not pushed yet.
+ * The features are those of the stage's consumer alone, bit for bit.
+ * `ing` is borrowed: it must outlive the stage (rs_cpstage_destroy
+ * removes the tap).  Call before the first rs_ingest_poll.
+ * @locality the service thread */
+void rs_cpstage_attach(rs_cpstage_t *cs, rs_ingest_t *ing);
 
 /* The shared features of event `ev` read at (partition, offset) of the
  * events topic into x[i] for every shared feature i (the other entries
@@ -179,6 +205,12 @@ typedef struct rs_cpstage_stats_s {
     uint64_t miss_gone;     /* ... dropped or never made                  */
     uint64_t replay_missing;/* replayed events whose result was dropped   */
     uint64_t pauses;        /* merges held back by max_pending            */
+    uint64_t merged_waiting;/* messages merged by the scoring thread while
+                             * it waited for a result (not the stage's)   */
+    int feed;               /* attached to the read-ahead                 */
+    uint64_t in_pushed[2];  /* input pushed, [0] its consumer, [1] feed   */
+    uint64_t in_dup[2];     /* ... dropped: the other read it first       */
+    uint64_t in_ahead[2];   /* ... dropped: ahead of what was pushed      */
     uint64_t cp_keys;       /* live keys in the store                     */
     int64_t frontier_ms;    /* time of the newest merged message          */
     double cpu_s;           /* the stage thread's CPU time                */

@@ -17,9 +17,10 @@
  * handle, released through conf.release once merged or dropped); only the
  * head of each partition is decoded (once).
  *
- * Threads: one owner thread for push/eof/step/trim; rs_cpm_find and
- * rs_cpm_held read the result FIFOs and may run on another thread only
- * under the caller's lock (cpstage.c holds one mutex around every call).
+ * Threads: no thread of its own and no locks: every call on one handle
+ * must be serialised by the caller (cpstage.c holds one mutex around every
+ * call: the stage thread pushes and merges; the scoring thread looks up
+ * results and, while it waits for one, merges too).
  */
 #ifndef RS_CPSTAGE_INT_H
 #define RS_CPSTAGE_INT_H
@@ -45,6 +46,14 @@ typedef struct rs_cpm_conf_s {
 
 typedef struct rs_cpm_s rs_cpm_t;
 
+/* Sources of raw messages (rs_cpm_push_from): the stage's own consumer,
+ * which reads every partition from the beginning, and a feed (the scoring
+ * consumer's read-ahead: the partitions this instance owns, from wherever
+ * the group is). */
+#define RS_CPM_SRC_STAGE 0
+#define RS_CPM_SRC_FEED 1
+#define RS_CPM_SOURCES 2
+
 typedef struct rs_cpm_stats_s {
     uint64_t events;       /* merged into the store                        */
     uint64_t labels;       /* merged (applied or unknown)                  */
@@ -66,6 +75,11 @@ typedef struct rs_cpm_stats_s {
     int64_t frontier_ms;   /* time key of the last merged message          */
     int blocked_topic;     /* a partition the merge waits for (-1: none)   */
     int32_t blocked_part;
+    uint64_t src_pushed[RS_CPM_SOURCES]; /* accepted, per source          */
+    uint64_t src_dup[RS_CPM_SOURCES];    /* below what was pushed: read by
+                                          * the other source first        */
+    uint64_t src_gap[RS_CPM_SOURCES];    /* not contiguous with what was
+                                          * pushed (the source is ahead)  */
 } rs_cpm_stats_t;
 
 /* NULL with errstr on a bad configuration (the features' messages). */
@@ -85,6 +99,27 @@ const int *rs_cpm_shared_idx(const rs_cpm_t *m);
  * once and ignored (returns -1). */
 int rs_cpm_push(rs_cpm_t *m, int topic, int32_t part, int64_t offset,
                 const void *payload, size_t len, void *handle);
+/* The same from source `src` (RS_CPM_SRC_*; rs_cpm_push is the stage's
+ * own consumer).  Each source must give each partition's messages in the
+ * order it read them, contiguously since the start (the stage) or since
+ * its last rs_cpm_src_reset (a feed).  A message is pushed only if it is
+ * the partition's next one: at or past the end of what was pushed, and
+ * the source has read everything between (its previous message is below
+ * that end; for a feed not pushed since its reset, also the message right
+ * after its previous one: two adjacent offsets).  Any
+ * other is released at once and counted (src_dup: the other source pushed
+ * it already; src_gap: the source is ahead, the other must catch up).  So
+ * the pushed sequence of a partition is its exact sequence of messages,
+ * whichever source is ahead, with transaction markers and compacted gaps.
+ * Returns 0 pushed, 1 released, -1 out of range (released). */
+int rs_cpm_push_from(rs_cpm_t *m, int src, int topic, int32_t part,
+                     int64_t offset, const void *payload, size_t len,
+                     void *handle);
+/* Feed source `src` (not the stage) starts again from an unknown position
+ * on every partition (its consumer was assigned, sought or rebalanced):
+ * its next messages are pushed only once it is in step again. */
+void rs_cpm_src_reset(rs_cpm_t *m, int src);
+
 /* The partition reached its end (no message after the last pushed), at
  * now_ms (the idle_wait clock) if it was not at its end already. */
 void rs_cpm_eof(rs_cpm_t *m, int topic, int32_t part, int64_t now_ms);
@@ -113,6 +148,11 @@ void rs_cpm_arrival(rs_cpm_t *m, int64_t now_ms);
  * with nothing more queued. */
 int rs_cpm_step(rs_cpm_t *m, int64_t now_ms, int max);
 
+/* One past the last offset pushed on (topic, part), 0 if none: it grows
+ * with every push (the epoch of a watermark read without the caller's
+ * lock: cpstage.c). */
+int64_t rs_cpm_end_off(const rs_cpm_t *m, int topic, int32_t part);
+
 /* Raw messages buffered on (topic, part) (for the fetch pause). */
 uint32_t rs_cpm_buffered(const rs_cpm_t *m, int topic, int32_t part);
 
@@ -134,6 +174,13 @@ int rs_cpm_caught_up(const rs_cpm_t *m);
 void rs_cpm_stats(const rs_cpm_t *m, rs_cpm_stats_t *st);
 /* The store's counters (keys, labels applied, ...). */
 void rs_cpm_store_stats(const rs_cpm_t *m, rs_features_stats_t *st);
+
+/* Tests only (cpstage.c): while set, the stage's own thread reads and
+ * pushes but never merges, so only a waiting lookup can. */
+extern _Atomic int rs_cpstage_test_nomerge;
+/* Tests only: while set, the stage's own thread does not read its
+ * consumer (it merges what others push: the feed). */
+extern _Atomic int rs_cpstage_test_noread;
 
 #ifdef __cplusplus
 }

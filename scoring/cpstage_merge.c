@@ -33,6 +33,8 @@
 #include "proto/proto.h"
 #include "scoring/dedup.h"
 
+#define RS_CPM_UNKNOWN INT64_MIN
+
 typedef struct rs_cpm_raw_s {
     const void *payload;
     size_t len;
@@ -58,6 +60,10 @@ typedef struct rs_cpm_part_s {
     int64_t wm;               /* newest accepted event time (future skew) */
     int64_t next_off;         /* one past the last merged offset          */
     int64_t end_off;          /* one past the last pushed offset (0: none) */
+    int64_t last[RS_CPM_SOURCES]; /* each source's last offset read here
+                               * (RS_CPM_UNKNOWN: not since its reset)    */
+    int synced[RS_CPM_SOURCES]; /* a message of the source was pushed here
+                               * since its reset (it is in step)          */
     int eof;                  /* at its end since the last push (EOF or
                                * high watermark)                          */
     /* results (events topic) */
@@ -118,6 +124,9 @@ rs_cpm_t *rs_cpm_new(const rs_cpm_conf_t *conf, char *errstr,
         for (int i = 0; i < m->np[t]; i++) {
             rs_cpm_part_t *p = &m->p[t][i];
             p->wm = INT64_MIN;
+            p->last[RS_CPM_SRC_STAGE] = -1; /* reads from the beginning */
+            for (int s = 1; s < RS_CPM_SOURCES; s++)
+                p->last[s] = RS_CPM_UNKNOWN;
             if (t == 0) p->ev = rs_calloc(1, sizeof(rs_event_t));
         }
     }
@@ -172,11 +181,44 @@ static void rs_cpm_pend_add(rs_cpm_t *m, int32_t g, rs_cpm_part_t *p) {
 
 int rs_cpm_push(rs_cpm_t *m, int topic, int32_t part, int64_t offset,
                 const void *payload, size_t len, void *handle) {
-    if (topic < 0 || topic > 1 || part < 0 || part >= m->np[topic]) {
+    return rs_cpm_push_from(m, RS_CPM_SRC_STAGE, topic, part, offset, payload,
+                            len, handle);
+}
+
+/* Whether source `src`'s message at `offset` is the partition's next
+ * message: every message below it has been pushed (offset >= end_off) and
+ * none in [end_off, offset) exists.  The source's own read is contiguous
+ * since its reset, so the second part holds when its previous message
+ * (last) is below end_off: nothing it read between is missing.  A feed
+ * source must also have read two adjacent offsets once since its reset
+ * before its first push since the reset (after a seek, its first message
+ * may follow anything it read before). */
+static int rs_cpm_accept(const rs_cpm_part_t *p, int src, int64_t offset) {
+    int64_t last = p->last[src];
+    if (offset < p->end_off || last == RS_CPM_UNKNOWN || last >= p->end_off)
+        return 0;
+    return src == RS_CPM_SRC_STAGE || p->synced[src] || offset == last + 1;
+}
+
+int rs_cpm_push_from(rs_cpm_t *m, int src, int topic, int32_t part,
+                     int64_t offset, const void *payload, size_t len,
+                     void *handle) {
+    if (topic < 0 || topic > 1 || part < 0 || part >= m->np[topic] ||
+        src < 0 || src >= RS_CPM_SOURCES) {
         if (m->conf.release) m->conf.release(handle);
         return -1;
     }
     rs_cpm_part_t *p = &m->p[topic][part];
+    int ok = rs_cpm_accept(p, src, offset);
+    p->last[src] = offset;
+    if (!ok) {
+        if (offset < p->end_off) m->st.src_dup[src]++;
+        else m->st.src_gap[src]++;
+        if (m->conf.release) m->conf.release(handle);
+        return 1;
+    }
+    m->st.src_pushed[src]++;
+    p->synced[src] = 1;
     int32_t g = topic * m->np[0] + part;
     if (!p->qn) { /* its new head is decoded at the next step */
         rs_tmerge_pending(m->tm, g);
@@ -202,6 +244,15 @@ int rs_cpm_push(rs_cpm_t *m, int topic, int32_t part, int64_t offset,
     return 0;
 }
 
+void rs_cpm_src_reset(rs_cpm_t *m, int src) {
+    if (src <= RS_CPM_SRC_STAGE || src >= RS_CPM_SOURCES) return;
+    for (int t = 0; t < 2; t++)
+        for (int i = 0; i < m->np[t]; i++) {
+            m->p[t][i].last[src] = RS_CPM_UNKNOWN;
+            m->p[t][i].synced[src] = 0;
+        }
+}
+
 void rs_cpm_eof(rs_cpm_t *m, int topic, int32_t part, int64_t now_ms) {
     if (topic < 0 || topic > 1 || part < 0 || part >= m->np[topic]) return;
     /* at its end after the messages pushed so far (a push clears it) */
@@ -225,6 +276,11 @@ int rs_cpm_hwm(rs_cpm_t *m, int topic, int32_t part, int64_t hwm,
 }
 
 void rs_cpm_arrival(rs_cpm_t *m, int64_t now_ms) { m->arrival_ms = now_ms; }
+
+int64_t rs_cpm_end_off(const rs_cpm_t *m, int topic, int32_t part) {
+    if (topic < 0 || topic > 1 || part < 0 || part >= m->np[topic]) return 0;
+    return m->p[topic][part].end_off;
+}
 
 uint32_t rs_cpm_buffered(const rs_cpm_t *m, int topic, int32_t part) {
     if (topic < 0 || topic > 1 || part < 0 || part >= m->np[topic]) return 0;

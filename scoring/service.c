@@ -609,6 +609,7 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
                          rs_ingest_on_mock(svc->ing, 1000) == 1;
         svc->cp = rs_cpstage_new(&co, &err, errstr, errstr_size);
         if (!svc->cp) goto fail;
+        rs_cpstage_attach(svc->cp, svc->ing); /* cpstage.feed */
     }
     int nwk = (int)app->service.workers;
     if (nwk <= 0) {
@@ -746,8 +747,8 @@ void rs_service_destroy(rs_service_t *svc) {
         rs_ingest_set_revoke_cb(svc->ing, NULL, NULL);
         rs_ingest_set_assign_cb(svc->ing, NULL, NULL);
     }
+    rs_cpstage_destroy(svc->cp); /* before its feed's consumer */
     rs_ingest_destroy(svc->ing);
-    rs_cpstage_destroy(svc->cp);
     rs_parts_destroy(svc->parts);
     rs_standby_destroy(svc->sb);
     rs_changelog_destroy(svc->clog);

@@ -13,6 +13,10 @@
  *    merge order by hand (the definition: k-way by (time, topic,
  *    partition), partition order kept, duplicates skipped); the label-
  *    aware counterparty features are not all zero (labels reached them).
+ *  - test_two_readers: the stage's reader and a feed (some partitions,
+ *    random start, random resets, ahead or behind), offsets with holes:
+ *    equal bit for bit to the stage's reader alone, each message pushed
+ *    once (rs_cpm_push_from).
  *  - test_blocked_idle_reorder: the merge waits for a partition that has
  *    neither a message nor reached its end (lookups say "not yet"); once
  *    it is at its end it goes on idle_wait after the head's arrival; an
@@ -389,6 +393,134 @@ static void test_interleavings(void **state) {
     rs_features_destroy(ref);
     rs_cpm_destroy(m1);
     rs_cpm_destroy(m2);
+}
+
+/* Two readers of the same partitions (rs_cpm_push_from): the stage's
+ * consumer reads every partition from the beginning; a feed reads some of
+ * them ("owned") from random positions, is reset at random (a seek or a
+ * rebalance: rs_cpm_src_reset, then a new random position, back or
+ * forward), and is ahead or behind at random; the offsets have holes
+ * (transaction markers).  Merges at random moments.  Every event's shared
+ * features equal bit for bit those of a core fed by the stage's reader
+ * alone, with the same counters: each message was pushed exactly once, in
+ * its partition's order.  Both readers' duplicates and the feed's
+ * messages ahead of the pushed end were dropped (counted), and the feed
+ * pushed a good part. */
+static void test_two_readers(void **state) {
+    (void)state;
+    rs_features_conf_t fc;
+    conf_features(&fc);
+    stream_t s;
+    gen_stream(&s, 3000);
+    uint64_t save = rng_s;
+    rng_s = 424242;
+    { /* holes in the offsets: each partition's offsets gain gaps */
+        int64_t shift[2][8] = {{0}};
+        for (int i = 0; i < s.n; i++) {
+            msg_t *x = &s.m[i];
+            if (rnd() % 5 == 0) shift[x->topic][x->part] += 1 + (int64_t)(rnd() % 3);
+            x->offset += shift[x->topic][x->part];
+        }
+    }
+    rs_cpm_t *m1 = new_core(&fc, 0, NULL), *m2 = new_core(&fc, 0, NULL);
+    feed_random(m1, &s, 777);
+
+    int *idx[2][8], n[2][8], spos[2][8], fpos[2][8], owned[2][8];
+    for (int t = 0; t < 2; t++)
+        for (int p = 0; p < (t ? NLP : NEP); p++) {
+            idx[t][p] = calloc((size_t)s.n, sizeof(int));
+            n[t][p] = part_msgs(&s, t, p, idx[t][p]);
+            spos[t][p] = 0;
+            owned[t][p] = t == 0 ? p != 3 : p != 0;
+            fpos[t][p] = (int)(rnd() % (uint64_t)(n[t][p] + 1));
+        }
+    for (int round = 0;; round++) {
+        int left = 0;
+        for (int t = 0; t < 2; t++)
+            for (int p = 0; p < (t ? NLP : NEP); p++) left += n[t][p] - spos[t][p];
+        if (!left) break;
+        int t = (int)(rnd() % 2), p = (int)(rnd() % (t ? NLP : NEP));
+        int k = 1 + (int)(rnd() % 40);
+        if (owned[t][p] && rnd() % 3 != 0) { /* the feed, mostly */
+            while (k-- && fpos[t][p] < n[t][p]) {
+                const msg_t *x = &s.m[idx[t][p][fpos[t][p]++]];
+                rs_cpm_push_from(m2, RS_CPM_SRC_FEED, x->topic, x->part,
+                                 x->offset, x->payload, x->len, NULL);
+            }
+        } else {
+            /* the stage's reader, slower on owned partitions */
+            if (owned[t][p]) k = 1 + k / 8;
+            while (k-- && spos[t][p] < n[t][p]) {
+                const msg_t *x = &s.m[idx[t][p][spos[t][p]++]];
+                rs_cpm_push_from(m2, RS_CPM_SRC_STAGE, x->topic, x->part,
+                                 x->offset, x->payload, x->len, NULL);
+            }
+        }
+        if (rnd() % 97 == 0) { /* the feed's consumer moved: anywhere */
+            rs_cpm_src_reset(m2, RS_CPM_SRC_FEED);
+            for (int tt = 0; tt < 2; tt++)
+                for (int pp = 0; pp < (tt ? NLP : NEP); pp++)
+                    fpos[tt][pp] = (int)(rnd() % (uint64_t)(n[tt][pp] + 1));
+        }
+        if (rnd() % 3 == 0) rs_cpm_step(m2, 0, 1 + (int)(rnd() % 100));
+    }
+    for (int t = 0; t < 2; t++)
+        for (int p = 0; p < (t ? NLP : NEP); p++) rs_cpm_eof(m2, t, p, 0);
+    while (rs_cpm_step(m2, 0, 1000) > 0) {}
+
+    rs_cpm_stats_t st1, st2;
+    rs_cpm_stats(m1, &st1);
+    rs_cpm_stats(m2, &st2);
+    printf("test_two_readers: pushed %llu by the stage's reader (%llu "
+           "duplicates), %llu by the feed (%llu duplicates, %llu ahead)\n",
+           (unsigned long long)st2.src_pushed[0],
+           (unsigned long long)st2.src_dup[0],
+           (unsigned long long)st2.src_pushed[1],
+           (unsigned long long)st2.src_dup[1],
+           (unsigned long long)st2.src_gap[1]);
+    assert_int_equal(st2.src_pushed[0] + st2.src_pushed[1], (uint64_t)s.n);
+    assert_true(st2.src_pushed[1] > (uint64_t)s.n / 4);
+    assert_true(st2.src_dup[0] > 0 && st2.src_dup[1] > 0 && st2.src_gap[1] > 0);
+    assert_int_equal(st2.src_gap[0], 0);
+    assert_int_equal(st1.events, st2.events);
+    assert_int_equal(st1.labels, st2.labels);
+    assert_int_equal(st1.duplicates, st2.duplicates);
+    assert_int_equal(st2.reordered, 0);
+    assert_true(rs_cpm_caught_up(m2));
+    int dim = 0;
+    {
+        char errstr[256];
+        rs_features_t *f = rs_features_new(&fc, errstr, sizeof(errstr));
+        dim = rs_features_dim(f);
+        rs_features_destroy(f);
+    }
+    float *x = calloc((size_t)dim, 4), *y = calloc((size_t)dim, 4);
+    rs_event_t ev;
+    char errstr[256];
+    int checked = 0;
+    for (int i = 0; i < s.n; i++) {
+        const msg_t *h = &s.m[i];
+        if (h->topic) continue;
+        assert_int_equal(rs_event_decode(RS_FORMAT_JSON, h->payload, h->len,
+                                         &ev, errstr, sizeof(errstr)), RS_OK);
+        uint64_t idh = rs_hash_str(ev.id);
+        memset(x, 0xff, (size_t)dim * 4);
+        memset(y, 0xff, (size_t)dim * 4);
+        rs_err_t e1 = rs_cpm_find(m1, h->part, h->offset, idh, x);
+        rs_err_t e2 = rs_cpm_find(m2, h->part, h->offset, idh, y);
+        assert_int_equal(e1, e2);
+        assert_memory_equal(x, y, (size_t)dim * 4);
+        checked += e1 == RS_OK;
+    }
+    assert_int_equal((uint64_t)checked, st1.events);
+    for (int t = 0; t < 2; t++)
+        for (int p = 0; p < (t ? NLP : NEP); p++) free(idx[t][p]);
+    free(x);
+    free(y);
+    free(s.m);
+    rs_cpm_destroy(m1);
+    rs_cpm_destroy(m2);
+    rng_s = save;
 }
 
 /* The core keeps a payload until it releases its handle: malloc'd here,
@@ -926,6 +1058,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scope_split),
         cmocka_unit_test(test_interleavings),
+        cmocka_unit_test(test_two_readers),
         cmocka_unit_test(test_blocked_idle_reorder),
         cmocka_unit_test(test_quiet_busy_hwm),
         cmocka_unit_test(test_find_trim_dedup),

@@ -25,9 +25,17 @@
  *    cluster id), else the consumer's own setting (5 ms, the embedded
  *    default; a kafka.fetch.wait.max.ms given is kept); a set value wins
  *    over kafka.fetch.wait.max.ms.
+ *  - test_waiter_merges: the stage's thread reads but never merges (test
+ *    hook), without PARTITION_EOF: the scoring thread's lookups merge
+ *    (and check the watermarks) themselves; every fill equals the core.
+ *  - test_feed: a scoring consumer's read-ahead feeds the stage
+ *    (cpstage.feed); with the stage's own consumer stopped (test hook),
+ *    new events reach the store through the feed alone, its read of the
+ *    backlog is dropped as duplicates; every fill equals the core.
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -373,6 +381,175 @@ static void test_quiet_busy_watermark(void **state) {
     rs_cluster_destroy(cl);
 }
 
+/* The waiting lookup merges (rs_cs_step_waiting): the stage's own thread
+ * reads and pushes but never merges (the test hook), its consumer has no
+ * PARTITION_EOF and fetches one message at a time, so the lookups alone
+ * run the merge and find the partitions at their end by the cached
+ * watermarks.
+ *  - nothing is merged before the first lookup (the hook holds);
+ *  - every fill (the quiet, newest event first) equals the core's
+ *    canonical order, and so do two live events; every message was merged
+ *    by a waiting lookup; nothing out of order, no miss.
+ * Without the lookup's merge the first fill waits for ever (no bound
+ * before the store has read the topics once): the test times out. */
+static void test_waiter_merges(void **state) {
+    (void)state;
+    char errstr[512];
+    rs_cluster_t *cl = rs_cluster_new(1, topics, 2, NPART, errstr, sizeof(errstr));
+    if (!cl) fail_msg("cluster: %s", errstr);
+    const char *boot = rs_cluster_bootstraps(cl);
+    rd_kafka_t *prod = rs_kafka_producer_new(NULL, boot, errstr, sizeof(errstr));
+    assert_non_null(prod);
+    for (int i = 0; i < 300; i++) produce_on(prod, 0, i, BASE_MS + i * 1000LL);
+    produce_on(prod, 1, 1000, BASE_MS + 500000);
+
+    rs_features_conf_t fc;
+    rs_features_conf_init(&fc);
+    fc.max_keys = fc.max_counterparties = 1024;
+    fc.label_index = 4096;
+    rs_ingest_conf_t icon;
+    rs_ingest_conf_init(&icon);
+    rs_strlcpy(icon.group_id, "g-wm", sizeof(icon.group_id));
+    rs_cpstage_conf_t cc;
+    rs_cpstage_conf_init(&cc);
+    cc.idle_wait_ms = 0;
+    cc.buffer = 64;
+    rs_kv_t kv;
+    rs_kv_init(&kv);
+    rs_kv_set(&kv, "enable.partition.eof", "false");
+    rs_kv_set(&kv, "max.partition.fetch.bytes", "512");
+    rs_cpstage_opts_t o = {&cc, &fc, &icon, &kv, boot, 86400000LL, 65536, 0, 1};
+    atomic_store(&rs_cpstage_test_nomerge, 1);
+    rs_err_t err;
+    rs_cpstage_t *cs = rs_cpstage_new(&o, &err, errstr, sizeof(errstr));
+    if (!cs) fail_msg("rs_cpstage_new: %s", errstr);
+    rs_cpstage_stats_t *st = calloc(1, sizeof(*st));
+    for (int k = 0; k < 200 && st->buffered == 0; k++) {
+        sleep_ms(50);
+        rs_cpstage_stats(cs, st);
+    }
+    assert_true(st->buffered > 0);  /* the stage thread reads ... */
+    assert_int_equal(st->events, 0); /* ... and does not merge */
+    assert_int_equal(rs_cpstage_ready(cs, NULL), 0);
+
+    fills_equal_core(cs, boot, 301, &fc);
+    produce_on(prod, 0, 2000, BASE_MS + 600000);
+    produce_on(prod, 1, 2001, BASE_MS + 700000);
+    fills_equal_core(cs, boot, 303, &fc);
+
+    rs_cpstage_stats(cs, st);
+    printf("test_waiter_merges: %llu events merged, %llu by waiting lookups; "
+           "partitions at their end %llu times by the watermark\n",
+           (unsigned long long)st->events,
+           (unsigned long long)st->merged_waiting,
+           (unsigned long long)st->ends_hwm);
+    assert_int_equal(st->events, 303);
+    assert_int_equal(st->merged_waiting, st->events + st->labels);
+    assert_int_equal(st->reordered, 0);
+    assert_int_equal(st->miss_timeout + st->miss_gone, 0);
+    assert_int_equal(st->ends_eof, 0);
+    assert_true(st->ends_hwm >= 2);
+    free(st);
+    rs_cpstage_destroy(cs);
+    atomic_store(&rs_cpstage_test_nomerge, 0);
+    rs_kv_free(&kv);
+    rd_kafka_destroy(prod);
+    rs_cluster_destroy(cl);
+}
+
+/* One read path (cpstage.feed): the stage reads 300 events with its own
+ * consumer and gets ready; then it stops reading (test hook) and a
+ * scoring consumer (rs_ingest_t, read-ahead on) is attached: its read of
+ * the 300 is dropped as duplicates; 40 new events reach the store only
+ * through it, and every fill of the 340 equals the core's canonical
+ * order.  Without the feed the new events never reach the store: their
+ * fills time out (cpstage.wait) and the test fails. */
+static void test_feed(void **state) {
+    (void)state;
+    char errstr[512];
+    rs_cluster_t *cl = rs_cluster_new(1, topics, 2, NPART, errstr, sizeof(errstr));
+    if (!cl) fail_msg("cluster: %s", errstr);
+    const char *boot = rs_cluster_bootstraps(cl);
+    rd_kafka_t *prod = rs_kafka_producer_new(NULL, boot, errstr, sizeof(errstr));
+    assert_non_null(prod);
+    for (int i = 0; i < 300; i++)
+        produce_on(prod, i % NPART, i, BASE_MS + i * 1000LL);
+
+    rs_features_conf_t fc;
+    rs_features_conf_init(&fc);
+    fc.max_keys = fc.max_counterparties = 1024;
+    fc.label_index = 4096;
+    rs_ingest_conf_t icon;
+    rs_ingest_conf_init(&icon);
+    rs_strlcpy(icon.group_id, "g-feed", sizeof(icon.group_id));
+    assert_int_equal(icon.read_ahead, 1);
+    rs_cpstage_conf_t cc;
+    rs_cpstage_conf_init(&cc);
+    assert_int_equal(cc.feed, 1); /* the default */
+    cc.idle_wait_ms = 0;
+    cc.wait_ms = 3000;
+    rs_cpstage_opts_t o = {&cc, &fc, &icon, NULL, boot, 86400000LL, 65536, 0, 1};
+    rs_err_t err;
+    rs_cpstage_t *cs = rs_cpstage_new(&o, &err, errstr, sizeof(errstr));
+    if (!cs) fail_msg("rs_cpstage_new: %s", errstr);
+    const char *why = NULL;
+    for (int k = 0; k < 600 && !rs_cpstage_ready(cs, &why); k++) sleep_ms(50);
+    assert_true(rs_cpstage_ready(cs, &why));
+    rs_cpstage_stats_t *st = calloc(1, sizeof(*st));
+    rs_cpstage_stats(cs, st);
+    assert_int_equal(st->events, 300);
+    atomic_store(&rs_cpstage_test_noread, 1);
+    sleep_ms(20); /* a read in progress ends */
+
+    rs_kv_t kv;
+    rs_kv_init(&kv);
+    rs_kv_set(&kv, "consumer.session.timeout.ms", "6000");
+    rs_kv_set(&kv, "consumer.heartbeat.interval.ms", "500");
+    rs_ingest_t *ing = rs_ingest_new(&icon, &kv, boot, errstr, sizeof(errstr));
+    if (!ing) fail_msg("rs_ingest_new: %s", errstr);
+    rs_cpstage_attach(cs, ing);
+    static rs_msg_t msgs[64];
+    int seen = 0, produced = 0;
+    int64_t deadline = rs_clock_mono_us() + 60000000LL;
+    while (seen < 340 && rs_clock_mono_us() < deadline) {
+        int got = rs_ingest_poll(ing, msgs, 64, 100);
+        assert_true(got >= 0);
+        seen += got;
+        if (seen >= 300 && !produced) { /* live: after the backlog */
+            for (int i = 300; i < 340; i++)
+                produce_on(prod, i % NPART, i, BASE_MS + i * 1000LL);
+            produced = 1;
+        }
+    }
+    assert_int_equal(seen, 340);
+    fills_equal_core(cs, boot, 340, &fc);
+
+    rs_cpstage_stats(cs, st);
+    printf("test_feed: %llu events merged; input: consumer %llu (%llu "
+           "duplicates), feed %llu (%llu duplicates, %llu ahead)\n",
+           (unsigned long long)st->events,
+           (unsigned long long)st->in_pushed[0],
+           (unsigned long long)st->in_dup[0],
+           (unsigned long long)st->in_pushed[1],
+           (unsigned long long)st->in_dup[1],
+           (unsigned long long)st->in_ahead[1]);
+    assert_int_equal(st->feed, 1);
+    assert_int_equal(st->events, 340);
+    assert_int_equal(st->in_pushed[0], 300);
+    assert_int_equal(st->in_pushed[1], 40);
+    assert_int_equal(st->in_dup[1], 300);
+    assert_int_equal(st->in_ahead[1], 0);
+    assert_int_equal(st->reordered, 0);
+    assert_int_equal(st->miss_timeout + st->miss_gone, 0);
+    free(st);
+    rs_cpstage_destroy(cs); /* before the consumer it taps */
+    atomic_store(&rs_cpstage_test_noread, 0);
+    rs_ingest_destroy(ing);
+    rs_kv_free(&kv);
+    rd_kafka_destroy(prod);
+    rs_cluster_destroy(cl);
+}
+
 /* The fetch.wait.max.ms the stage's consumer runs with. */
 static int64_t stage_fetch_wait(const char *boot, int64_t conf_ms, int on_mock,
                                 const char *kafka_fwm) {
@@ -426,6 +603,8 @@ int main(void) {
         cmocka_unit_test(test_fill_equals_core),
         cmocka_unit_test(test_fetch_wait),
         cmocka_unit_test(test_quiet_busy_watermark),
+        cmocka_unit_test(test_waiter_merges),
+        cmocka_unit_test(test_feed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
