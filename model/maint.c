@@ -378,6 +378,39 @@ rs_err_t rs_alertpol_load(rs_alertpol_t *p, const void *buf, size_t len,
     return RS_OK;
 }
 
+#define RS_AP_CKPT_MAGIC 0x50415352u /* "RSAP" */
+
+size_t rs_alertpol_ckpt_size(const rs_alertpol_t *p) {
+    return 8 + rs_alertpol_state_size(p);
+}
+
+void rs_alertpol_ckpt_write(const rs_alertpol_t *p, void *buf) {
+    uint32_t hd[2] = {RS_AP_CKPT_MAGIC, RS_ALERTPOL_CKPT_VERSION};
+    memcpy(buf, hd, sizeof(hd));
+    rs_alertpol_save(p, (char *)buf + 8);
+}
+
+rs_err_t rs_alertpol_ckpt_read(rs_alertpol_t *p, const void *buf, size_t len,
+                               char *errstr, size_t errstr_size) {
+    uint32_t hd[2] = {0, 0};
+    if (buf && len >= 8) memcpy(hd, buf, sizeof(hd));
+    if (!buf || len < 8 || hd[0] != RS_AP_CKPT_MAGIC)
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "alert policy table: %zu bytes without its header "
+                       "(magic \"RSAP\", version)", len);
+    if (hd[1] != RS_ALERTPOL_CKPT_VERSION)
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "alert policy table: version %u, this build reads "
+                       "version %d", hd[1], RS_ALERTPOL_CKPT_VERSION);
+    char e2[256];
+    if (rs_alertpol_load(p, (const char *)buf + 8, len - 8, e2, sizeof(e2)) !=
+        RS_OK)
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "alert policy table (version %d): %s",
+                       RS_ALERTPOL_CKPT_VERSION, e2);
+    return RS_OK;
+}
+
 /* --------------------------------------------------------- payload */
 
 typedef struct rs_ap_buf_s {

@@ -145,6 +145,21 @@ size_t rs_alertpol_state_size(const rs_alertpol_t *p);
 void rs_alertpol_save(const rs_alertpol_t *p, void *buf);
 rs_err_t rs_alertpol_load(rs_alertpol_t *p, const void *buf, size_t len,
                           char *errstr, size_t errstr_size);
+/* The same table as a self-describing record, the service's checkpoint
+ * record of the alert policy (scoring/alerts.h rs_alerts_table_*): u32
+ * magic "RSAP", u32 version 1, then rs_alertpol_save's bytes.
+ * rs_alertpol_ckpt_size: 8 + rs_alertpol_state_size; rs_alertpol_ckpt_write
+ * writes that many to buf; rs_alertpol_ckpt_read restores len bytes of
+ * one (rs_alertpol_load); RS_ERR_CORRUPT with errstr, table unchanged,
+ * for a short record, another magic, a version other than 1 (a newer
+ * writer's: refused, not guessed) or a damaged table.  A checkpoint
+ * written before the record existed has none: the table stays empty.
+ * The owner thread. */
+#define RS_ALERTPOL_CKPT_VERSION 1
+size_t rs_alertpol_ckpt_size(const rs_alertpol_t *p);
+void rs_alertpol_ckpt_write(const rs_alertpol_t *p, void *buf);
+rs_err_t rs_alertpol_ckpt_read(rs_alertpol_t *p, const void *buf, size_t len,
+                               char *errstr, size_t errstr_size);
 /* Lead times of caught failures, seconds (owned by p). */
 const rs_hist_t *rs_alertpol_leads(const rs_alertpol_t *p);
 

@@ -486,6 +486,28 @@ rs_err_t rs_alerts_ckpt_read(rs_alerts_t *al, const void *buf, size_t len,
     return err;
 }
 
+size_t rs_alerts_table_size(const rs_alerts_t *al) {
+    return rs_alertpol_ckpt_size(al->pol);
+}
+
+void rs_alerts_table_write(const rs_alerts_t *al, void *buf) {
+    rs_alertpol_ckpt_write(al->pol, buf);
+}
+
+rs_err_t rs_alerts_table_read(rs_alerts_t *al, const void *buf, size_t len,
+                              char *errstr, size_t errstr_size) {
+    rs_err_t err = rs_alertpol_ckpt_read(al->pol, buf, len, errstr,
+                                         errstr_size);
+    if (err != RS_OK) return err;
+    rs_alerts_snapshot(al); /* riskstream_alerts_open from the start */
+    rs_alertpol_stats_t ps;
+    rs_alertpol_stats(al->pol, &ps);
+    rs_info("maintenance", "alert policy: %llu machines restored, %llu of "
+            "them in an open episode (not alerted again)",
+            (unsigned long long)ps.machines, (unsigned long long)ps.open);
+    return RS_OK;
+}
+
 void rs_alerts_snapshot(rs_alerts_t *al) {
     rs_alertpol_stats(al->pol, &al->st.pol);
     al->st.coldstart_failures = al->cs ? rs_coldstart_failures(al->cs) : 0;

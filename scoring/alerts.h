@@ -32,9 +32,9 @@
  * before the report -- not when it is consumed.  Waiting reports are held
  * in a fixed pool (maintenance.max_machines, one per machine and kind);
  * they are not checkpointed (a restart applies those it reads again).
- * A machine never seen (since start: the policy's table is not
- * checkpointed) has no last reading: its failure is placed at the label's
- * time.
+ * A machine never seen (since start: this side's table of last readings
+ * is not checkpointed, the policy's is) has no last reading: its failure
+ * is placed at the label's time.
  *
  * Every score goes through ONE rs_alertpol_t (maint.h) owned by the
  * scoring thread, which sees the scores in input order: with maintenance
@@ -162,6 +162,26 @@ size_t rs_alerts_ckpt_size(const rs_alerts_t *al);
 void rs_alerts_ckpt_write(const rs_alerts_t *al, void *buf);
 rs_err_t rs_alerts_ckpt_read(rs_alerts_t *al, const void *buf, size_t len,
                              char *errstr, size_t errstr_size);
+
+/* The alert policy's machine table (maint.h rs_alertpol_ckpt_*: open
+ * episodes, their start and first alert, latest alerts for the
+ * cool-down, escalation levels, debounce counts), another record of the
+ * service's checkpoint (svc_ckpt.c RS_SVC_REC_ALERTPOL), written with
+ * maintenance enabled, cold start on or off: a restarted service does
+ * not alert again on a machine whose episode was open (one alert per
+ * episode), its debounce and cool-down go on, and a failure's lead time
+ * is measured from the episode's first alert before the restart.  The
+ * table is instance-wide, like the cold-start state: it is restored by
+ * the instance that wrote it, not moved with a partition (docs/
+ * maintenance.md "Restarts").  rs_alerts_table_size: its bytes;
+ * rs_alerts_table_write writes that many to buf; rs_alerts_table_read
+ * restores it (RS_ERR_CORRUPT with errstr for a damaged record: the
+ * table unchanged).  A checkpoint without the record (older) leaves the
+ * table empty.  The scoring thread (between batches). */
+size_t rs_alerts_table_size(const rs_alerts_t *al);
+void rs_alerts_table_write(const rs_alerts_t *al, void *buf);
+rs_err_t rs_alerts_table_read(rs_alerts_t *al, const void *buf, size_t len,
+                              char *errstr, size_t errstr_size);
 
 typedef struct rs_alerts_stats_s {
     rs_alertpol_stats_t pol;  /* readings, alerts, escalations, open,

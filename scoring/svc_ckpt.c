@@ -51,7 +51,12 @@
  *   RS_SVC_REC_REH    the trainer's rehearsal state (trainer.h
  *                     rs_trainer_rehearsal: the failures it counted and
  *                     the log positions of their positives), written with
- *                     maintenance.rehearsal only. */
+ *                     maintenance.rehearsal only;
+ *   RS_SVC_REC_ALERTPOL the alert policy's machine table (alerts.h
+ *                     rs_alerts_table_*: open episodes, cool-downs,
+ *                     debounce counts), written with maintenance enabled
+ *                     (i15alert; an older checkpoint has none: the table
+ *                     starts empty, as before). */
 #define RS_SVC_CKPT_MAGIC 0x464f5352u /* "RSOF" */
 typedef struct rs_svc_ckpt_hdr_s {
     uint32_t magic, version, n, pad;
@@ -64,6 +69,7 @@ typedef struct rs_svc_ckpt_hdr_s {
 #define RS_SVC_CKPT_V2_HDR offsetof(rs_svc_ckpt_hdr_t, nlogs)
 #define RS_SVC_REC_MAINT 0x544e4d52u /* "RMNT" */
 #define RS_SVC_REC_REH 0x48455252u   /* "RREH" */
+#define RS_SVC_REC_ALERTPOL 0x50414d52u /* "RMAP" */
 
 /* v3: the end of each open learning log when the state was taken (a
  * restore rewinds the log there: the input after it is read and logged
@@ -200,6 +206,11 @@ rs_err_t rs_svc_ckpt_restore(rs_service_t *svc, char *errstr,
             rs_warn("service", "checkpoint %s: maintenance state not "
                     "restored (%s): the cold start counts failures from 0",
                     path, e2m);
+        if (tag == RS_SVC_REC_ALERTPOL && svc->al &&
+            rs_alerts_table_read(svc->al, body, rl, e2m, sizeof(e2m)) != RS_OK)
+            rs_warn("service", "checkpoint %s: alert policy table not "
+                    "restored (%s): every machine starts without an open "
+                    "episode (it may be alerted again)", path, e2m);
         /* the trainer loads it in queue order, after the ATTACHes above;
          * positions past the logs' restored ends (the checkpoint's, or
          * less if a log lost records) are dropped */
@@ -263,7 +274,15 @@ static void *rs_svc_ckpt_blob(rs_service_t *svc, int caches, size_t *len) {
         hlen = rs_trainer_rehearsal(svc->tr, svc->reh_buf, svc->reh_buf_cap,
                                     NULL);
     }
-    size_t rlen = (mlen ? 8 + mlen : 0) + (hlen ? 8 + hlen : 0);
+    /* the alert policy's machine table (i15alert) */
+    size_t plen = svc->al ? rs_alerts_table_size(svc->al) : 0;
+    if (plen > UINT32_MAX - 8) { /* a record's length is a u32 */
+        rs_warn("service", "alert policy table of %zu bytes not "
+                "checkpointed (records hold at most 4 GiB)", plen);
+        plen = 0;
+    }
+    size_t rlen = (mlen ? 8 + mlen : 0) + (hlen ? 8 + hlen : 0) +
+                  (plen ? 8 + plen : 0);
     size_t base = sizeof(rs_svc_ckpt_hdr_t) +
                   (size_t)n * sizeof(rs_ingest_pos_t) +
                   (size_t)nlogs * sizeof(rs_svc_lend_t);
@@ -311,6 +330,14 @@ static void *rs_svc_ckpt_blob(rs_service_t *svc, int caches, size_t *len) {
         memcpy(r + 8, svc->reh_buf, hlen);
         h->version = 4;
         *len += 8 + hlen;
+    }
+    if (plen) {
+        char *r = (char *)h + *len;
+        uint32_t hd[2] = {RS_SVC_REC_ALERTPOL, (uint32_t)plen};
+        memcpy(r, hd, 8);
+        rs_alerts_table_write(svc->al, r + 8);
+        h->version = 4;
+        *len += 8 + plen;
     }
     rs_strlcpy(h->topic[0], svc->app->ingest.topic_events, sizeof(h->topic[0]));
     rs_strlcpy(h->topic[1], svc->app->ingest.topic_labels, sizeof(h->topic[1]));

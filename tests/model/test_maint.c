@@ -1,7 +1,7 @@
 /* test_maint.c -- the maintenance alert policy (model/maint.h): debounce,
  * one alert per episode, cool-down, escalation, lead times (also as eval
- * counts them, rs_alertpol_lead), the payload and the top drifting
- * sensors. */
+ * counts them, rs_alertpol_lead), the table's checkpoint record
+ * (rs_alertpol_ckpt_*), the payload and the top drifting sensors. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -119,6 +119,139 @@ static void test_failure_lead_and_table(void **st) {
     assert_non_null(strstr(err, "maintenance"));
 }
 
+/* The table as the service's checkpoint record (rs_alertpol_ckpt_*):
+ * round trip byte for byte, the restored policy decides every later
+ * reading as the one that never stopped (open episode: no new alert,
+ * escalation from the level alerted on, debounce and cool-down go on,
+ * lead from the first alert before the save), versions and damaged
+ * records refused with the table unchanged. */
+static void test_table_ckpt(void **st) {
+    (void)st;
+    rs_alertpol_t *p1 = pol(3, 10 * H_MS, 0.2), *p2 = pol(3, 10 * H_MS, 0.2);
+    int64_t t = T0;
+    char d[32];
+    /* 1: an open episode alerted on at 0.5; 2: two readings above (of
+     * 3); 3: alerted, then closed (3 below): in its cool-down */
+    const float s1[] = {.5f, .5f, .5f, .5f};
+    run(p1, 1, &t, s1, 4, d);
+    assert_string_equal(d, "..A.");
+    t = T0;
+    const float s2[] = {.1f, .9f, .9f};
+    run(p1, 2, &t, s2, 3, d);
+    assert_string_equal(d, "...");
+    t = T0;
+    const float s3[] = {.9f, .9f, .9f, .1f, .1f, .1f};
+    run(p1, 3, &t, s3, 6, d);
+    assert_string_equal(d, "..A...");
+    size_t n = rs_alertpol_ckpt_size(p1);
+    assert_int_equal(n, 8 + 8 + 3 * 48);
+    unsigned char *b1 = test_malloc(n), *b2 = test_malloc(n);
+    rs_alertpol_ckpt_write(p1, b1);
+    assert_memory_equal(b1, "RSAP", 4);
+    uint32_t ver;
+    memcpy(&ver, b1 + 4, 4);
+    assert_int_equal(ver, RS_ALERTPOL_CKPT_VERSION);
+    char err[512];
+    assert_int_equal(rs_alertpol_ckpt_read(p2, b1, n, err, sizeof(err)),
+                     RS_OK);
+    /* byte for byte */
+    assert_int_equal(rs_alertpol_ckpt_size(p2), n);
+    rs_alertpol_ckpt_write(p2, b2);
+    assert_memory_equal(b1, b2, n);
+    rs_alertpol_stats_t ps;
+    rs_alertpol_stats(p2, &ps);
+    assert_int_equal(ps.machines, 3);
+    assert_int_equal(ps.open, 1);
+    assert_int_equal(ps.alerts, 0); /* counters are the process's */
+    /* both go on alike: 1 stays in its episode (0.6: no escalation, 0.75
+     * is 0.25 above 0.5), 2 alerts on its third reading above, 3's new
+     * episode opens silently (cool-down from its alert) */
+    const float a1[] = {.6f, .75f}, a2[] = {.9f}, a3[] = {.9f, .9f, .9f};
+    rs_alertpol_t *both[2] = {p1, p2};
+    for (int k = 0; k < 2; k++) {
+        int64_t tt = T0 + 6 * H_MS;
+        run(both[k], 1, &tt, a1, 2, d);
+        assert_string_equal(d, ".E");
+        tt = T0 + 6 * H_MS;
+        run(both[k], 2, &tt, a2, 1, d);
+        assert_string_equal(d, "A");
+        tt = T0 + 6 * H_MS;
+        run(both[k], 3, &tt, a3, 3, d);
+        assert_string_equal(d, "...");
+        /* 1's failure: lead from the episode's first alert (T0 + 2 h) */
+        int64_t lead = -1;
+        assert_int_equal(rs_alertpol_failure(both[k], 1, T0 + 12 * H_MS,
+                                             &lead), 1);
+        assert_int_equal(lead, 10 * H_MS);
+        rs_alertpol_stats(both[k], &ps);
+        assert_int_equal(ps.suppressed, k == 0 ? 1 : 1);
+    }
+    /* without the record (an older checkpoint): a fresh table alerts on
+     * machine 1 again -- what the record prevents */
+    rs_alertpol_t *p3 = pol(3, 10 * H_MS, 0.2);
+    int64_t tt = T0 + 6 * H_MS;
+    run(p3, 1, &tt, s1, 3, d);
+    assert_string_equal(d, "..A");
+    rs_alertpol_destroy(p3);
+
+    /* refused, table unchanged: short, another magic, another version, a
+     * truncated table, a damaged open flag, more machines than the table */
+    rs_alertpol_t *p4 = pol(3, 10 * H_MS, 0.2);
+    assert_int_equal(rs_alertpol_ckpt_read(p4, b1, n, err, sizeof(err)),
+                     RS_OK);
+    assert_int_equal(rs_alertpol_ckpt_read(p4, b1, 7, err, sizeof(err)),
+                     RS_ERR_CORRUPT);
+    assert_non_null(strstr(err, "RSAP"));
+    memcpy(b2, b1, n);
+    b2[0] = 'X';
+    assert_int_equal(rs_alertpol_ckpt_read(p4, b2, n, err, sizeof(err)),
+                     RS_ERR_CORRUPT);
+    assert_non_null(strstr(err, "alert policy table"));
+    memcpy(b2, b1, n);
+    ver = RS_ALERTPOL_CKPT_VERSION + 1;
+    memcpy(b2 + 4, &ver, 4);
+    assert_int_equal(rs_alertpol_ckpt_read(p4, b2, n, err, sizeof(err)),
+                     RS_ERR_CORRUPT);
+    assert_non_null(strstr(err, "version 2"));
+    assert_int_equal(rs_alertpol_ckpt_read(p4, b1, n - 1, err, sizeof(err)),
+                     RS_ERR_CORRUPT);
+    assert_non_null(strstr(err, "bytes"));
+    memcpy(b2, b1, n);
+    b2[8 + 8 + 44] = 2; /* the first machine's open flag */
+    assert_int_equal(rs_alertpol_ckpt_read(p4, b2, n, err, sizeof(err)),
+                     RS_ERR_CORRUPT);
+    assert_non_null(strstr(err, "open flag"));
+    memcpy(b2, b1, n);
+    memcpy(b2 + 8 + 8 + 48, b2 + 8 + 8, 8); /* machine twice */
+    assert_int_equal(rs_alertpol_ckpt_read(p4, b2, n, err, sizeof(err)),
+                     RS_ERR_CORRUPT);
+    assert_non_null(strstr(err, "twice"));
+    rs_alertpol_stats(p4, &ps);
+    assert_int_equal(ps.machines, 3);
+    assert_int_equal(ps.open, 1);
+    assert_true(rs_alertpol_is_open(p4, 1));
+    rs_alertpol_ckpt_write(p4, b2);
+    assert_memory_equal(b1, b2, n);
+    rs_alertpol_destroy(p4);
+    rs_maint_conf_t c;
+    rs_maint_conf_init(&c);
+    c.max_machines = 2;
+    rs_alertpol_t *p5 = rs_alertpol_new(&c, err, sizeof(err));
+    assert_int_equal(rs_alertpol_ckpt_read(p5, b1, n, err, sizeof(err)),
+                     RS_ERR_CORRUPT);
+    assert_non_null(strstr(err, "max_machines"));
+    /* an empty table: 16 bytes, round trip */
+    assert_int_equal(rs_alertpol_ckpt_size(p5), 16);
+    rs_alertpol_ckpt_write(p5, b2);
+    assert_int_equal(rs_alertpol_ckpt_read(p5, b2, 16, err, sizeof(err)),
+                     RS_OK);
+    rs_alertpol_destroy(p5);
+    test_free(b1);
+    test_free(b2);
+    rs_alertpol_destroy(p1);
+    rs_alertpol_destroy(p2);
+}
+
 /* rs_alertpol_lead: the lead as eval counts a caught failure (the cold
  * start's record of the model's own score, model/coldstart.h). */
 static void test_lead(void **st) {
@@ -201,6 +334,7 @@ int main(void) {
         cmocka_unit_test(test_cooldown_escalation),
         cmocka_unit_test(test_failure_lead_and_table),
         cmocka_unit_test(test_lead),
+        cmocka_unit_test(test_table_ckpt),
         cmocka_unit_test(test_payload_and_drifting),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

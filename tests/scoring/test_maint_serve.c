@@ -63,6 +63,17 @@
  *    same: 1 failure and A's 13 positives after run 1, the same after run
  *    2 (0 and 0 before it was checkpointed), 2 and 26 after run 3 (A's
  *    restored positions are inside the restored logs).
+ *  - test_alertpol_restart: the alert policy's machine table is in the
+ *    checkpoint (record RMAP; cold start off: written without it).
+ *    Threshold 0, 4 readings to alert, no cool-down.  Run 1: A reads 6
+ *    (alerted on its 4th, episode open), B 2; stop.  Run 2 on the
+ *    checkpoint: A reads 4 more and is NOT alerted again (its episode is
+ *    open: one alert per episode; a fresh table alerts on r-A-09), B 2
+ *    more and is alerted on its 4th reading overall (the debounce goes
+ *    on; a fresh one is at 2 of 4).  Checked: run 2's
+ *    riskstream_maintenance_alerts_total{kind="alert"} 1 and
+ *    riskstream_alerts_open 2; over both runs the scores topic has
+ *    exactly r-A-03 and r-B-03 decided alert.
  *
  * Environment: RS_TEST_LOG=debug|info|warn|error|off (default warn).
  */
@@ -583,6 +594,83 @@ static void test_coldstart_restart(void **state) {
     rs_test_env_close(&e);
 }
 
+/* The alert policy's machine table survives a restart (svc_ckpt.c
+ * record RMAP, alerts.h rs_alerts_table_*). */
+static void alertpol_run(rs_test_env_t *e, const char *ckpt, int a0, int a1,
+                         int b0, int b1, double *alerts, double *open) {
+    static rs_test_svc_t s;
+    const char *kv[] = {"maintenance.enabled", "true",
+                        "maintenance.horizon", "1h",
+                        "maintenance.cold_start", "false",
+                        "maintenance.alert_threshold", "0",
+                        "maintenance.alert_readings", "4",
+                        "maintenance.alert_cooldown", "0s",
+                        "maintenance.alert_escalation", "1",
+                        "model.kind", "lr",
+                        "model.label_horizon", "30d",
+                        "features.preset", "sensors",
+                        "features.sensor_fields", "temperature,vibration",
+                        "service.checkpoint_path", ckpt,
+                        NULL};
+    rs_test_svc_conf(&s, e, "g-maint-pol", kv);
+    rs_test_svc_run(&s);
+    rs_test_svc_wait_assigned(&s, 30000);
+    for (int j = a0; j < a1; j++) produce_reading(e, 0, j);
+    for (int j = b0; j < b1; j++) produce_reading(e, 1, j);
+    rs_test_env_flush(e);
+    assert_true(rs_test_svc_wait_count(&s, &s.scored,
+                                       (uint64_t)(a1 - a0 + b1 - b0),
+                                       "scored", 60000));
+    rs_test_svc_stop(&s);
+    assert_int_equal(s.err, RS_OK);
+    assert_true(s.st.checkpoints >= 1);
+    assert_int_equal(s.st.checkpoint_errors, 0);
+    *alerts = metric_l(s.metrics,
+                       "riskstream_maintenance_alerts_total{kind=\"alert\"} ");
+    *open = metric(s.metrics, "riskstream_alerts_open");
+    rs_test_svc_free(&s);
+}
+
+static void test_alertpol_restart(void **state) {
+    (void)state;
+    static rs_test_env_t e;
+    rs_test_env_open(&e, 1);
+    char ckpt[600];
+    snprintf(ckpt, sizeof(ckpt), "%s/state.ckpt", rs_test_redis_dir(e.redis));
+    double alerts, open;
+    /* 1: every score counts (threshold 0), 4 readings to alert: A reads 6
+     * (alerted on r-A-03, episode open), B reads 2 (2 of 4) */
+    alertpol_run(&e, ckpt, 0, 6, 0, 2, &alerts, &open);
+    printf("alertpol_restart: run 1: %.0f alerts, %.0f open\n", alerts, open);
+    assert_int_equal((int)alerts, 1);
+    assert_int_equal((int)open, 1);
+    /* 2: restarted on the checkpoint, A reads 4 more: its episode is
+     * still open, no second alert (without the table: a new episode,
+     * alerted on r-A-09); B reads 2 more: its debounce goes on and it is
+     * alerted on r-B-03, its 4th reading (without the table: none) */
+    alertpol_run(&e, ckpt, 6, 10, 2, 4, &alerts, &open);
+    printf("alertpol_restart: run 2: %.0f alerts, %.0f open\n", alerts, open);
+    assert_int_equal((int)open, 2);
+    assert_int_equal((int)alerts, 1);
+    /* the scores topic over both runs: one alert per episode */
+    scores_t sc;
+    read_scores(&e, 14, &sc);
+    assert_int_equal(sc.n, 14);
+    int na = 0;
+    for (int i = 0; i < sc.n; i++) {
+        if (sc.sc[i].decision != RS_DECISION_ALERT) {
+            assert_int_equal(sc.sc[i].decision, RS_DECISION_APPROVE);
+            continue;
+        }
+        na++;
+        assert_true(!strcmp(sc.sc[i].event_id, "r-A-03") ||
+                    !strcmp(sc.sc[i].event_id, "r-B-03"));
+    }
+    assert_int_equal(na, 2);
+    free(sc.sc);
+    rs_test_env_close(&e);
+}
+
 /* After every test, also a failed one: stop what it left running. */
 static int teardown(void **state) {
     (void)state;
@@ -599,6 +687,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_failure_alert, teardown),
         cmocka_unit_test_teardown(test_coldstart_alert_score, teardown),
         cmocka_unit_test_teardown(test_coldstart_restart, teardown),
+        cmocka_unit_test_teardown(test_alertpol_restart, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
