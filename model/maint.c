@@ -341,6 +341,25 @@ rs_err_t rs_alertpol_load(rs_alertpol_t *p, const void *buf, size_t len,
                            "alert policy state: machine %llu of %llu has "
                            "key 0 or open flag %u", (unsigned long long)k,
                            (unsigned long long)m, open);
+        /* event times: the alerts' none (INT64_MIN) or within +-2^62 ms,
+         * the opening's always within (0 when never opened), so that the
+         * differences the policy takes cannot overflow; the level is a
+         * score */
+        int64_t tm[3];
+        float level;
+        memcpy(tm, in + 8 + k * RS_AP_ENTRY + 8, sizeof(tm));
+        memcpy(&level, in + 8 + k * RS_AP_ENTRY + 32, 4);
+        int ok = level >= 0 && level <= 1;
+        for (int j = 0; j < 3; j++)
+            ok = ok && ((tm[j] == INT64_MIN && j < 2) ||
+                        (tm[j] >= -(INT64_C(1) << 62) &&
+                         tm[j] <= INT64_C(1) << 62));
+        if (!ok)
+            return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                           "alert policy state: machine %llu of %llu has an "
+                           "event time beyond +-2^62 ms or a level outside "
+                           "[0, 1]", (unsigned long long)k,
+                           (unsigned long long)m);
     }
     uint64_t n = (uint64_t)p->mask + 1;
     rs_ap_mach_t *old = rs_malloc(n * sizeof(*old)); /* at restore only */

@@ -139,7 +139,9 @@ void rs_alertpol_stats(const rs_alertpol_t *p, rs_alertpol_stats_t *st);
  * len bytes of a saved one (stats.machines and stats.open follow it, the
  * other counters are this process's); RS_ERR_CORRUPT with errstr, table
  * unchanged, for a wrong length, more machines than max_machines, a zero
- * machine or a repeated one, or an open flag other than 0/1.  No
+ * machine or a repeated one, an open flag other than 0/1, an alert time
+ * other than none (INT64_MIN) or an opening time beyond +-2^62 ms, or a
+ * level outside [0, 1].  No
  * allocation.  The owner thread. */
 size_t rs_alertpol_state_size(const rs_alertpol_t *p);
 void rs_alertpol_save(const rs_alertpol_t *p, void *buf);

@@ -221,6 +221,20 @@ static void test_table_ckpt(void **st) {
     assert_int_equal(rs_alertpol_ckpt_read(p4, b2, n, err, sizeof(err)),
                      RS_ERR_CORRUPT);
     assert_non_null(strstr(err, "open flag"));
+    /* a time near INT64_MIN (not "none"): the cool-down's difference
+     * would overflow (found by fuzz_alertpol); a level that is no score */
+    memcpy(b2, b1, n);
+    int64_t tbad = INT64_MIN + 1024;
+    memcpy(b2 + 8 + 8 + 8, &tbad, 8);
+    assert_int_equal(rs_alertpol_ckpt_read(p4, b2, n, err, sizeof(err)),
+                     RS_ERR_CORRUPT);
+    assert_non_null(strstr(err, "event time"));
+    memcpy(b2, b1, n);
+    float lbad = 2.0f;
+    memcpy(b2 + 8 + 8 + 32, &lbad, 4);
+    assert_int_equal(rs_alertpol_ckpt_read(p4, b2, n, err, sizeof(err)),
+                     RS_ERR_CORRUPT);
+    assert_non_null(strstr(err, "level"));
     memcpy(b2, b1, n);
     memcpy(b2 + 8 + 8 + 48, b2 + 8 + 8, 8); /* machine twice */
     assert_int_equal(rs_alertpol_ckpt_read(p4, b2, n, err, sizeof(err)),
