@@ -311,6 +311,52 @@ static void fills_equal_core(rs_cpstage_t *cs, const char *boot, int nev,
     rs_cpm_destroy(m);
 }
 
+/* The set-up of the watermark tests: a busy partition (300 events on 0)
+ * and a quiet one (1 newer event on 1); the stage's consumer without
+ * PARTITION_EOF, fetching one message at a time.  `o` points into the
+ * fixture: it must not move while the stage lives. */
+typedef struct wm_fix_s {
+    rs_cluster_t *cl;
+    const char *boot;
+    rd_kafka_t *prod;
+    rs_features_conf_t fc;
+    rs_ingest_conf_t icon;
+    rs_cpstage_conf_t cc;
+    rs_kv_t kv;
+    rs_cpstage_opts_t o;
+} wm_fix_t;
+
+static void wm_fix_init(wm_fix_t *f, const char *group) {
+    char errstr[512];
+    f->cl = rs_cluster_new(1, topics, 2, NPART, errstr, sizeof(errstr));
+    if (!f->cl) fail_msg("cluster: %s", errstr);
+    f->boot = rs_cluster_bootstraps(f->cl);
+    f->prod = rs_kafka_producer_new(NULL, f->boot, errstr, sizeof(errstr));
+    assert_non_null(f->prod);
+    for (int i = 0; i < 300; i++) produce_on(f->prod, 0, i, BASE_MS + i * 1000LL);
+    produce_on(f->prod, 1, 1000, BASE_MS + 500000);
+
+    rs_features_conf_init(&f->fc);
+    f->fc.max_keys = f->fc.max_counterparties = 1024;
+    f->fc.label_index = 4096;
+    rs_ingest_conf_init(&f->icon);
+    rs_strlcpy(f->icon.group_id, group, sizeof(f->icon.group_id));
+    rs_cpstage_conf_init(&f->cc);
+    f->cc.idle_wait_ms = 0;
+    f->cc.buffer = 64;
+    rs_kv_init(&f->kv);
+    rs_kv_set(&f->kv, "enable.partition.eof", "false");
+    rs_kv_set(&f->kv, "max.partition.fetch.bytes", "512");
+    f->o = (rs_cpstage_opts_t){&f->cc, &f->fc, &f->icon, &f->kv, f->boot,
+                               86400000LL, 65536, 0, 1};
+}
+
+static void wm_fix_fini(wm_fix_t *f) {
+    rs_kv_free(&f->kv);
+    rd_kafka_destroy(f->prod);
+    rs_cluster_destroy(f->cl);
+}
+
 /* A busy partition and a quiet one, the stage's consumer without
  * PARTITION_EOF (enable.partition.eof=false) and fetching in small pieces
  * (max.partition.fetch.bytes 512, one message per batch): only the cached
@@ -326,42 +372,20 @@ static void fills_equal_core(rs_cpstage_t *cs, const char *boot, int nev,
 static void test_quiet_busy_watermark(void **state) {
     (void)state;
     char errstr[512];
-    rs_cluster_t *cl = rs_cluster_new(1, topics, 2, NPART, errstr, sizeof(errstr));
-    if (!cl) fail_msg("cluster: %s", errstr);
-    const char *boot = rs_cluster_bootstraps(cl);
-    rd_kafka_t *prod = rs_kafka_producer_new(NULL, boot, errstr, sizeof(errstr));
-    assert_non_null(prod);
-    for (int i = 0; i < 300; i++) produce_on(prod, 0, i, BASE_MS + i * 1000LL);
-    produce_on(prod, 1, 1000, BASE_MS + 500000);
-
-    rs_features_conf_t fc;
-    rs_features_conf_init(&fc);
-    fc.max_keys = fc.max_counterparties = 1024;
-    fc.label_index = 4096;
-    rs_ingest_conf_t icon;
-    rs_ingest_conf_init(&icon);
-    rs_strlcpy(icon.group_id, "g-qb", sizeof(icon.group_id));
-    rs_cpstage_conf_t cc;
-    rs_cpstage_conf_init(&cc);
-    cc.idle_wait_ms = 0;
-    cc.buffer = 64;
-    rs_kv_t kv;
-    rs_kv_init(&kv);
-    rs_kv_set(&kv, "enable.partition.eof", "false");
-    rs_kv_set(&kv, "max.partition.fetch.bytes", "512");
-    rs_cpstage_opts_t o = {&cc, &fc, &icon, &kv, boot, 86400000LL, 65536, 0, 1};
+    wm_fix_t f;
+    wm_fix_init(&f, "g-qb");
     rs_err_t err;
-    rs_cpstage_t *cs = rs_cpstage_new(&o, &err, errstr, sizeof(errstr));
+    rs_cpstage_t *cs = rs_cpstage_new(&f.o, &err, errstr, sizeof(errstr));
     if (!cs) fail_msg("rs_cpstage_new: %s", errstr);
     const char *why = NULL;
     for (int k = 0; k < 600 && !rs_cpstage_ready(cs, &why); k++) sleep_ms(50);
     if (!rs_cpstage_ready(cs, &why))
         fail_msg("not ready after 30 s without PARTITION_EOF: %s", why);
-    fills_equal_core(cs, boot, 301, &fc);
+    fills_equal_core(cs, f.boot, 301, &f.fc);
 
-    produce_on(prod, 0, 2000, BASE_MS + 600000);
-    produce_on(prod, 1, 2001, BASE_MS + 700000);
-    fills_equal_core(cs, boot, 303, &fc);
+    produce_on(f.prod, 0, 2000, BASE_MS + 600000);
+    produce_on(f.prod, 1, 2001, BASE_MS + 700000);
+    fills_equal_core(cs, f.boot, 303, &f.fc);
 
     rs_cpstage_stats_t *st = calloc(1, sizeof(*st));
     rs_cpstage_stats(cs, st);
@@ -376,9 +400,7 @@ static void test_quiet_busy_watermark(void **state) {
     assert_true(st->ends_hwm >= 2 * NPART);
     free(st);
     rs_cpstage_destroy(cs);
-    rs_kv_free(&kv);
-    rd_kafka_destroy(prod);
-    rs_cluster_destroy(cl);
+    wm_fix_fini(&f);
 }
 
 /* The waiting lookup merges (rs_cs_step_waiting): the stage's own thread
@@ -395,33 +417,11 @@ static void test_quiet_busy_watermark(void **state) {
 static void test_waiter_merges(void **state) {
     (void)state;
     char errstr[512];
-    rs_cluster_t *cl = rs_cluster_new(1, topics, 2, NPART, errstr, sizeof(errstr));
-    if (!cl) fail_msg("cluster: %s", errstr);
-    const char *boot = rs_cluster_bootstraps(cl);
-    rd_kafka_t *prod = rs_kafka_producer_new(NULL, boot, errstr, sizeof(errstr));
-    assert_non_null(prod);
-    for (int i = 0; i < 300; i++) produce_on(prod, 0, i, BASE_MS + i * 1000LL);
-    produce_on(prod, 1, 1000, BASE_MS + 500000);
-
-    rs_features_conf_t fc;
-    rs_features_conf_init(&fc);
-    fc.max_keys = fc.max_counterparties = 1024;
-    fc.label_index = 4096;
-    rs_ingest_conf_t icon;
-    rs_ingest_conf_init(&icon);
-    rs_strlcpy(icon.group_id, "g-wm", sizeof(icon.group_id));
-    rs_cpstage_conf_t cc;
-    rs_cpstage_conf_init(&cc);
-    cc.idle_wait_ms = 0;
-    cc.buffer = 64;
-    rs_kv_t kv;
-    rs_kv_init(&kv);
-    rs_kv_set(&kv, "enable.partition.eof", "false");
-    rs_kv_set(&kv, "max.partition.fetch.bytes", "512");
-    rs_cpstage_opts_t o = {&cc, &fc, &icon, &kv, boot, 86400000LL, 65536, 0, 1};
+    wm_fix_t f;
+    wm_fix_init(&f, "g-wm");
     atomic_store(&rs_cpstage_test_nomerge, 1);
     rs_err_t err;
-    rs_cpstage_t *cs = rs_cpstage_new(&o, &err, errstr, sizeof(errstr));
+    rs_cpstage_t *cs = rs_cpstage_new(&f.o, &err, errstr, sizeof(errstr));
     if (!cs) fail_msg("rs_cpstage_new: %s", errstr);
     rs_cpstage_stats_t *st = calloc(1, sizeof(*st));
     for (int k = 0; k < 200 && st->buffered == 0; k++) {
@@ -432,10 +432,10 @@ static void test_waiter_merges(void **state) {
     assert_int_equal(st->events, 0); /* ... and does not merge */
     assert_int_equal(rs_cpstage_ready(cs, NULL), 0);
 
-    fills_equal_core(cs, boot, 301, &fc);
-    produce_on(prod, 0, 2000, BASE_MS + 600000);
-    produce_on(prod, 1, 2001, BASE_MS + 700000);
-    fills_equal_core(cs, boot, 303, &fc);
+    fills_equal_core(cs, f.boot, 301, &f.fc);
+    produce_on(f.prod, 0, 2000, BASE_MS + 600000);
+    produce_on(f.prod, 1, 2001, BASE_MS + 700000);
+    fills_equal_core(cs, f.boot, 303, &f.fc);
 
     rs_cpstage_stats(cs, st);
     printf("test_waiter_merges: %llu events merged, %llu by waiting lookups; "
@@ -452,9 +452,7 @@ static void test_waiter_merges(void **state) {
     free(st);
     rs_cpstage_destroy(cs);
     atomic_store(&rs_cpstage_test_nomerge, 0);
-    rs_kv_free(&kv);
-    rd_kafka_destroy(prod);
-    rs_cluster_destroy(cl);
+    wm_fix_fini(&f);
 }
 
 /* One read path (cpstage.feed): the stage reads 300 events with its own
