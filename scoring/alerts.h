@@ -183,6 +183,46 @@ void rs_alerts_table_write(const rs_alerts_t *al, void *buf);
 rs_err_t rs_alerts_table_read(rs_alerts_t *al, const void *buf, size_t len,
                               char *errstr, size_t errstr_size);
 
+/* Partition-local maintenance state (issue 15, scale-out): per machine,
+ * this side's entry (its last reading's event time, its input partition,
+ * the failed-since flag), the alert policy's entry (maint.h
+ * rs_alertpol_entry_*: open episode, first and latest alerts, level,
+ * debounce counts) and the cold-start per-machine state (coldstart.h
+ * rs_coldstart_machine_*: the model's own policy's entry, the CUSUMs).
+ * It follows the machine's input partition like the entity feature state
+ * (pstate.h: the partition checkpoint's maintenance section, changelog
+ * records 'A'); the fleet-level parts (cold-start counts and spreads, the
+ * counters, the lead-time histogram) stay the instance's.
+ * Record (host byte order): u32 magic "RSMP", u32 version
+ * RS_ALERTS_PART_VERSION, u64 machines, then per machine 32 bytes (u64
+ * machine, i64 last reading's event time or INT64_MIN, i32 partition,
+ * u8 failed 0/1, u8 policy entry 0/1, u16 0, u32 cold-start bytes, u32
+ * 0), the policy's 48-byte entry if any, the cold-start bytes.
+ *  rs_alerts_part_write: the record of the machines of `partition` (-1:
+ *    all) into buf; returns its bytes, written only when cap is at least
+ *    that.
+ *  rs_alerts_machine_write: the same record with one machine (the
+ *    changelog's value for it); 0 if the machine has no entry.
+ *  rs_alerts_part_merge: check the whole record (magic, version -- a
+ *    newer writer's is refused, not guessed --, lengths, a machine of
+ *    another partition unless partition is -1, every entry's values),
+ *    RS_ERR_CORRUPT with errstr and nothing changed; then set each
+ *    machine's entries (replaced: upsert) and move the partition's event
+ *    time to its machines' last readings.  *n (may be NULL): machines.
+ *  rs_alerts_part_drop: forget the machines of `partition` here (all
+ *    three tables), its waiting reports and event time.  *n: machines.
+ * No allocation.  The scoring thread (= the service thread: pstate.c and
+ * changelog.c call these between batches and in rebalance callbacks). */
+#define RS_ALERTS_PART_VERSION 1
+size_t rs_alerts_part_write(const rs_alerts_t *al, int32_t partition,
+                            void *buf, size_t cap);
+size_t rs_alerts_machine_write(const rs_alerts_t *al, const char *machine,
+                               void *buf, size_t cap);
+rs_err_t rs_alerts_part_merge(rs_alerts_t *al, int32_t partition,
+                              const void *buf, size_t len, uint64_t *n,
+                              char *errstr, size_t errstr_size);
+void rs_alerts_part_drop(rs_alerts_t *al, int32_t partition, uint64_t *n);
+
 typedef struct rs_alerts_stats_s {
     rs_alertpol_stats_t pol;  /* readings, alerts, escalations, open,
                                * episodes, suppressed, failures, caught     */
