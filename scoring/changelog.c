@@ -316,6 +316,14 @@ static rs_err_t rs_cl_w_cache(const void *m, const char *id, void *b,
     return rs_model_caches_write_entity(m, id, b, c, l);
 }
 
+static rs_err_t rs_cl_w_maint(const void *al, const char *id, void *b,
+                              size_t c, size_t *l) {
+    size_t n = rs_alerts_machine_write(al, id, b, c);
+    if (!n) return RS_ERR_NOTFOUND; /* not a machine seen here */
+    *l = n;
+    return n > c ? RS_ERR_TOOBIG : RS_OK;
+}
+
 /* Stage the record `store` of `id` written by fn (skipped if none). */
 static void rs_cl_stage_one(rs_changelog_t *cl, uint64_t seq, char store,
                             int32_t p, const char *id, uint64_t idh,
@@ -336,6 +344,7 @@ void rs_changelog_stage(rs_changelog_t *cl, uint64_t seq, const rs_msg_t *msgs,
                         void *opaque) {
     int32_t parts[64];
     int np = 0, many = 0;
+    const rs_alerts_t *al = rs_pstate_alerts(cl->ps);
     memset(cl->eset, 0, ((size_t)cl->emask + 1) * sizeof(*cl->eset));
     /* Entities whose feature slot expired (key_ttl) or was evicted, and
      * sequence caches the LRU evicted: tombstones FIRST, so that an
@@ -386,6 +395,9 @@ void rs_changelog_stage(rs_changelog_t *cl, uint64_t seq, const rs_msg_t *msgs,
                             cl->feat);
             rs_cl_stage_one(cl, seq, 'S', p, ent, eh ? eh : 1, rs_cl_w_cache,
                             cl->model);
+            if (al) /* the machine's maintenance state (pstate.h 'A') */
+                rs_cl_stage_one(cl, seq, 'A', p, ent, eh ? eh : 1,
+                                rs_cl_w_maint, al);
         }
         uint64_t vh = rs_hash_str(evid);
         rs_cl_stage_one(cl, seq, 'I', p, evid, vh ? vh : 1, rs_cl_w_ev,

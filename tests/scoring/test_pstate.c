@@ -351,7 +351,7 @@ static void test_file_parse(void **state) {
     uint8_t buf[RS_PSTATE_FILE_HDR + 8];
     memset(buf, 0xab, sizeof(buf));
     rs_pstate_pos_t pos = {1, 2, 3, 4};
-    rs_pstate_file_seal(buf, 5, &pos, 3, 2, 3);
+    rs_pstate_file_seal(buf, 5, &pos, 3, 2, 3, 0);
     rs_pstate_file_t pf;
     char err[256];
     assert_int_equal(rs_pstate_file_parse(buf, sizeof(buf), &pf, err,
