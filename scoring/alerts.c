@@ -78,6 +78,11 @@ struct rs_alerts_s {
     int64_t *wm;             /* [RS_ALERTS_PARTS] event time of each input
                               * partition's readings                      */
 
+    rs_alerts_dirty_t *dirty; /* [dirty_cap] machines a report changed
+                              * since the last rs_alerts_dirty_take      */
+    int ndirty, dirty_cap;
+    uint64_t dirty_lost;
+
     rs_alerts_stats_t st;    /* scoring thread                            */
     pthread_mutex_t lock;
     rs_alerts_stats_t snap;  /* under lock                                */
@@ -127,6 +132,10 @@ rs_alerts_t *rs_alerts_new(const rs_maint_conf_t *mc,
     }
     al->pay = rs_malloc((size_t)opts->batch_max * RS_ALERTS_PAYLOAD_MAX);
     al->pay_len = rs_calloc((size_t)opts->batch_max, sizeof(*al->pay_len));
+    /* every report applied in a batch: at most the queue's 2 batch_max
+     * (and those applied directly when it is full) */
+    al->dirty_cap = 4 * opts->batch_max;
+    al->dirty = rs_calloc((size_t)al->dirty_cap, sizeof(*al->dirty));
     if (mc->rul) {
         al->rul = rs_rul_new(al->dim, rs_maint_rul_cap(mc));
         rs_trainer_rul(tr, al->rul, &al->rul_seen);
@@ -157,6 +166,7 @@ void rs_alerts_destroy(rs_alerts_t *al) {
     free(al->wm);
     free(al->pay);
     free(al->pay_len);
+    free(al->dirty);
     free(al);
 }
 
@@ -298,6 +308,17 @@ static void rs_al_apply(rs_alerts_t *al, const rs_label_t *lb) {
     rs_al_mach_t *m = rs_al_mach(al, key, 0);
     int64_t t = m && m->last_t != INT64_MIN ? m->last_t : 0;
     int32_t part = m ? m->partition : -1;
+    /* its partition-local state changed: the changelog writes it with
+     * this batch even if no message of the machine is in it */
+    if (part >= 0) {
+        if (al->ndirty < al->dirty_cap) {
+            rs_strlcpy(al->dirty[al->ndirty].machine, lb->entity_id,
+                       sizeof(al->dirty[0].machine));
+            al->dirty[al->ndirty++].partition = part;
+        } else {
+            al->dirty_lost++;
+        }
+    }
     if (rs_al_is_repair(lb)) {
         al->st.repairs++;
         rs_alertpol_reset(al->pol, key);
@@ -744,6 +765,16 @@ static void rs_al_tab_del(rs_alerts_t *al, uint32_t i) {
         memset(&al->tab[j], 0, sizeof(al->tab[j]));
         i = j;
     }
+}
+
+int rs_alerts_dirty_take(rs_alerts_t *al, const rs_alerts_dirty_t **d,
+                         uint64_t *lost) {
+    int n = al->ndirty;
+    *d = al->dirty;
+    if (lost) *lost = al->dirty_lost;
+    al->ndirty = 0;
+    al->dirty_lost = 0;
+    return n;
 }
 
 void rs_alerts_part_drop(rs_alerts_t *al, int32_t partition, uint64_t *n) {
