@@ -365,12 +365,16 @@ rs_err_t rs_coldstart_load(rs_coldstart_t *cs, const void *buf, size_t len,
         c = n;
         if (v2 || v3) memcpy(&c, in + sizeof(hd) + sizeof(n), sizeof(c));
     }
-    if (hd[0] != RS_CS_MAGIC || !(v1 || v2 || v3) || c > n)
+    /* counts beyond 2^53 (no fleet reports that many failures) are
+     * damage: n would wrap at the next failure and leave c > n, a weight
+     * above 1 (fuzz_coldstart found it) */
+    if (hd[0] != RS_CS_MAGIC || !(v1 || v2 || v3) || c > n ||
+        n > (UINT64_C(1) << 53))
         return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
                        "cold-start state: %zu bytes, not a version-3 state "
                        "(%d bytes, the spreads and the own policy's), "
                        "version 2 of %d or version 1 of %d, with caught <= "
-                       "failures", len, RS_COLDSTART_STATE,
+                       "failures <= 2^53", len, RS_COLDSTART_STATE,
                        RS_COLDSTART_STATE, RS_COLDSTART_STATE_V1);
     double nobs = 0, ss[RS_CS_MAX];
     if (v3) {

@@ -168,7 +168,8 @@ void rs_coldstart_repair(rs_coldstart_t *cs, uint64_t machine);
  * existed) restores n with c = n, the weight n / (n + n0) it had then.
  * The policy part of a version-3 state is ignored (only checked) without
  * rs_coldstart_track.  RS_ERR_CORRUPT with errstr (nothing changed) for a
- * wrong size, magic or version, c > n, or a damaged policy part.  The
+ * wrong size, magic or version, c > n, n > 2^53, or a damaged policy
+ * part.  The
  * owning thread; no allocation but in rs_coldstart_load. */
 #define RS_COLDSTART_STATE 24
 #define RS_COLDSTART_STATE_V1 16
