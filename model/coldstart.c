@@ -365,12 +365,16 @@ rs_err_t rs_coldstart_load(rs_coldstart_t *cs, const void *buf, size_t len,
         c = n;
         if (v2 || v3) memcpy(&c, in + sizeof(hd) + sizeof(n), sizeof(c));
     }
-    if (hd[0] != RS_CS_MAGIC || !(v1 || v2 || v3) || c > n)
+    /* counts beyond 2^53 (no fleet reports that many failures) are
+     * damage: n would wrap at the next failure and leave c > n, a weight
+     * above 1 (fuzz_coldstart found it) */
+    if (hd[0] != RS_CS_MAGIC || !(v1 || v2 || v3) || c > n ||
+        n > (UINT64_C(1) << 53))
         return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
                        "cold-start state: %zu bytes, not a version-3 state "
                        "(%d bytes, the spreads and the own policy's), "
                        "version 2 of %d or version 1 of %d, with caught <= "
-                       "failures", len, RS_COLDSTART_STATE,
+                       "failures <= 2^53", len, RS_COLDSTART_STATE,
                        RS_COLDSTART_STATE, RS_COLDSTART_STATE_V1);
     double nobs = 0, ss[RS_CS_MAX];
     if (v3) {
@@ -438,5 +442,137 @@ rs_err_t rs_coldstart_load(rs_coldstart_t *cs, const void *buf, size_t len,
     }
     cs->n = n;
     cs->caught = c;
+    return RS_OK;
+}
+
+/* ------------------------------------------------- one machine's state
+ * (coldstart.h rs_coldstart_machine_*): u32 nref, u32 flags (1: the own
+ * policy's entry, 2: the CUSUMs), [48 bytes of the own entry], [f32 S+ S-
+ * per ref feature]. */
+
+#define RS_CS_M_OWN 1u
+#define RS_CS_M_CUSUM 2u
+
+size_t rs_coldstart_machine_save(const rs_coldstart_t *cs, uint64_t machine,
+                                 void *buf, size_t cap) {
+    char own[RS_ALERTPOL_ENTRY];
+    uint32_t flags = 0;
+    if (cs->own && rs_alertpol_entry_save(cs->own, machine, own))
+        flags |= RS_CS_M_OWN;
+    const float *S = cs->cu ? rs_cs_machine((rs_coldstart_t *)cs, machine, 0)
+                            : NULL;
+    if (S) flags |= RS_CS_M_CUSUM;
+    if (!flags) return 0;
+    size_t need = 8 + (flags & RS_CS_M_OWN ? RS_ALERTPOL_ENTRY : 0) +
+                  (S ? 8 * (size_t)cs->nref : 0);
+    if (cap < need) return need;
+    char *o = buf;
+    uint32_t hd[2] = {(uint32_t)cs->nref, flags};
+    memcpy(o, hd, sizeof(hd));
+    o += 8;
+    if (flags & RS_CS_M_OWN) {
+        memcpy(o, own, RS_ALERTPOL_ENTRY);
+        o += RS_ALERTPOL_ENTRY;
+    }
+    if (S) memcpy(o, S, 8 * (size_t)cs->nref);
+    return need;
+}
+
+rs_err_t rs_coldstart_machine_check(uint64_t machine, const void *buf,
+                                    size_t len, char *errstr,
+                                    size_t errstr_size) {
+    uint32_t hd[2] = {0, 0};
+    if (buf && len >= 8) memcpy(hd, buf, sizeof(hd));
+    size_t need = 8 + (hd[1] & RS_CS_M_OWN ? RS_ALERTPOL_ENTRY : 0) +
+                  (hd[1] & RS_CS_M_CUSUM ? 8 * (size_t)hd[0] : 0);
+    if (!buf || len < 8 || hd[1] > 3 || !hd[1] || hd[0] > RS_CS_MAX ||
+        len != need)
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "cold-start machine state: %zu bytes, flags %u, %u "
+                       "ref features: not a machine's state", len, hd[1],
+                       hd[0]);
+    const char *in = (const char *)buf + 8;
+    if (hd[1] & RS_CS_M_OWN) {
+        char e2[200];
+        uint64_t key;
+        memcpy(&key, in, 8);
+        if (rs_alertpol_entry_check(in, e2, sizeof(e2)) != RS_OK)
+            return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                           "cold-start machine state: the model's own "
+                           "policy: %s", e2);
+        if (key != (machine ? machine : 1))
+            return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                           "cold-start machine state: the own policy's "
+                           "entry is of machine %llx, not %llx",
+                           (unsigned long long)key,
+                           (unsigned long long)machine);
+        in += RS_ALERTPOL_ENTRY;
+    }
+    for (uint32_t i = 0; (hd[1] & RS_CS_M_CUSUM) && i < 2 * hd[0]; i++) {
+        float v;
+        memcpy(&v, in + 4 * (size_t)i, 4);
+        if (!(v >= 0) || !isfinite(v))
+            return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                           "cold-start machine state: a CUSUM is not a "
+                           "finite non-negative number");
+    }
+    return RS_OK;
+}
+
+/* Remove the machine's CUSUMs (linear probing: the rows after it shift
+ * back, no tombstones). */
+static void rs_cs_forget_cusum(rs_coldstart_t *cs, uint64_t machine) {
+    float *S = cs->cu ? rs_cs_machine(cs, machine, 0) : NULL;
+    if (!S) return;
+    size_t row = 2 * (size_t)cs->nref;
+    uint32_t i = (uint32_t)((size_t)(S - cs->cu) / (row ? row : 1)), j = i;
+    cs->cukey[i] = 0;
+    memset(S, 0, row * sizeof(float));
+    cs->nmach--;
+    for (;;) {
+        j = (j + 1) & cs->mask;
+        if (!cs->cukey[j]) break;
+        uint32_t h = (uint32_t)(cs->cukey[j] * 0x9e3779b97f4a7c15ull >> 32) &
+                     cs->mask;
+        int stays = i <= j ? (h > i && h <= j) : (h > i || h <= j);
+        if (stays) continue;
+        cs->cukey[i] = cs->cukey[j];
+        memcpy(cs->cu + i * row, cs->cu + j * row, row * sizeof(float));
+        cs->cukey[j] = 0;
+        memset(cs->cu + j * row, 0, row * sizeof(float));
+        i = j;
+    }
+}
+
+void rs_coldstart_machine_forget(rs_coldstart_t *cs, uint64_t machine) {
+    if (cs->own) rs_alertpol_forget(cs->own, machine);
+    rs_cs_forget_cusum(cs, machine);
+}
+
+rs_err_t rs_coldstart_machine_load(rs_coldstart_t *cs, uint64_t machine,
+                                   const void *buf, size_t len, char *errstr,
+                                   size_t errstr_size) {
+    rs_err_t err = rs_coldstart_machine_check(machine, buf, len, errstr,
+                                              errstr_size);
+    if (err) return err;
+    uint32_t hd[2];
+    memcpy(hd, buf, sizeof(hd));
+    rs_coldstart_machine_forget(cs, machine);
+    const char *in = (const char *)buf + 8;
+    if (hd[1] & RS_CS_M_OWN) {
+        if (cs->own &&
+            (err = rs_alertpol_entry_load(cs->own, in, errstr, errstr_size)))
+            return err;
+        in += RS_ALERTPOL_ENTRY;
+    }
+    /* CUSUMs of another layout (another number of sensors) start afresh */
+    if ((hd[1] & RS_CS_M_CUSUM) && cs->cu && (int)hd[0] == cs->nref) {
+        float *S = rs_cs_machine(cs, machine, 1);
+        if (!S)
+            return rs_errf(errstr, errstr_size, RS_ERR_NOMEM,
+                           "cold-start: no room for machine %llx's CUSUMs",
+                           (unsigned long long)machine);
+        memcpy(S, in, 8 * (size_t)cs->nref);
+    }
     return RS_OK;
 }

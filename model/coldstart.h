@@ -168,7 +168,8 @@ void rs_coldstart_repair(rs_coldstart_t *cs, uint64_t machine);
  * existed) restores n with c = n, the weight n / (n + n0) it had then.
  * The policy part of a version-3 state is ignored (only checked) without
  * rs_coldstart_track.  RS_ERR_CORRUPT with errstr (nothing changed) for a
- * wrong size, magic or version, c > n, or a damaged policy part.  The
+ * wrong size, magic or version, c > n, n > 2^53, or a damaged policy
+ * part.  The
  * owning thread; no allocation but in rs_coldstart_load. */
 #define RS_COLDSTART_STATE 24
 #define RS_COLDSTART_STATE_V1 16
@@ -176,6 +177,34 @@ size_t rs_coldstart_state_size(const rs_coldstart_t *cs);
 void rs_coldstart_save(const rs_coldstart_t *cs, void *buf);
 rs_err_t rs_coldstart_load(rs_coldstart_t *cs, const void *buf, size_t len,
                            char *errstr, size_t errstr_size);
+
+/* One machine's state, for state that follows the machine's input
+ * partition (scoring/alerts.h rs_alerts_part_*): its own-policy entry and
+ * its CUSUMs (the counts and spreads are fleet-wide: they stay in the
+ * instance's state above).  Bytes (host order): u32 nref, u32 flags (1:
+ * the own policy's 48-byte entry follows, maint.h RS_ALERTPOL_ENTRY; 2:
+ * the CUSUMs follow, f32 S+ S- per ref feature), at most
+ * RS_COLDSTART_MACHINE_MAX.
+ * rs_coldstart_machine_save: the bytes of machine's state (0: nothing
+ * kept for it), written to buf only when cap is at least that.
+ * rs_coldstart_machine_check: RS_ERR_CORRUPT with errstr for a record
+ * that is not one of `machine` (length, flags, nref > 64, a damaged or
+ * another machine's policy entry, a CUSUM negative or not finite); pure.
+ * rs_coldstart_machine_load: checks, then replaces the machine's state
+ * (CUSUMs of another number of ref features start afresh; the own entry
+ * is ignored without rs_coldstart_track); RS_ERR_NOMEM when a table is
+ * full.  rs_coldstart_machine_forget: the machine's entries removed (its
+ * partition left).  No allocation.  The owning thread. */
+#define RS_COLDSTART_MACHINE_MAX (8 + 48 + 8 * 64)
+size_t rs_coldstart_machine_save(const rs_coldstart_t *cs, uint64_t machine,
+                                 void *buf, size_t cap);
+rs_err_t rs_coldstart_machine_check(uint64_t machine, const void *buf,
+                                    size_t len, char *errstr,
+                                    size_t errstr_size);
+rs_err_t rs_coldstart_machine_load(rs_coldstart_t *cs, uint64_t machine,
+                                   const void *buf, size_t len, char *errstr,
+                                   size_t errstr_size);
+void rs_coldstart_machine_forget(rs_coldstart_t *cs, uint64_t machine);
 
 #ifdef __cplusplus
 }

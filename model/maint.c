@@ -319,6 +319,118 @@ void rs_alertpol_save(const rs_alertpol_t *p, void *buf) {
     memcpy(buf, &m, 8);
 }
 
+/* One saved entry's values: key not 0, open flag 0/1, event times the
+ * alerts' none (INT64_MIN) or within +-2^62 ms, the opening's always
+ * within (0 when never opened), so that the differences the policy takes
+ * cannot overflow; the level a score.  0 if fine, else 1 (key or open
+ * flag) or 2 (a time or the level). */
+static int rs_ap_entry_bad(const char *e) {
+    uint64_t key;
+    uint32_t open;
+    memcpy(&key, e, 8);
+    memcpy(&open, e + 44, 4);
+    if (!key || open > 1) return 1;
+    int64_t tm[3];
+    float level;
+    memcpy(tm, e + 8, sizeof(tm));
+    memcpy(&level, e + 32, 4);
+    int ok = level >= 0 && level <= 1;
+    for (int j = 0; j < 3; j++)
+        ok = ok && ((tm[j] == INT64_MIN && j < 2) ||
+                    (tm[j] >= -(INT64_C(1) << 62) &&
+                     tm[j] <= INT64_C(1) << 62));
+    return ok ? 0 : 2;
+}
+
+static void rs_ap_entry_put(const rs_ap_mach_t *e, char *o) {
+    uint32_t open = e->open;
+    memcpy(o, &e->key, 8);
+    memcpy(o + 8, &e->last_alert, 8);
+    memcpy(o + 16, &e->episode_alert, 8);
+    memcpy(o + 24, &e->open_since, 8);
+    memcpy(o + 32, &e->level, 4);
+    memcpy(o + 36, &e->above, 4);
+    memcpy(o + 40, &e->below, 4);
+    memcpy(o + 44, &open, 4);
+}
+
+static void rs_ap_entry_get(rs_ap_mach_t *d, const char *e) {
+    uint32_t open;
+    memcpy(&d->last_alert, e + 8, 8);
+    memcpy(&d->episode_alert, e + 16, 8);
+    memcpy(&d->open_since, e + 24, 8);
+    memcpy(&d->level, e + 32, 4);
+    memcpy(&d->above, e + 36, 4);
+    memcpy(&d->below, e + 40, 4);
+    memcpy(&open, e + 44, 4);
+    d->open = (uint8_t)open;
+}
+
+int rs_alertpol_entry_save(const rs_alertpol_t *p, uint64_t machine,
+                           void *buf) {
+    rs_ap_mach_t *m = rs_ap_get((rs_alertpol_t *)p, machine, 0);
+    if (!m) return 0;
+    rs_ap_entry_put(m, buf);
+    return 1;
+}
+
+rs_err_t rs_alertpol_entry_check(const void *buf, char *errstr,
+                                 size_t errstr_size) {
+    int bad = rs_ap_entry_bad(buf);
+    if (bad == 1)
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "alert policy entry: key 0 or an open flag not 0/1");
+    if (bad)
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "alert policy entry: an event time beyond +-2^62 ms "
+                       "or a level outside [0, 1]");
+    return RS_OK;
+}
+
+rs_err_t rs_alertpol_entry_load(rs_alertpol_t *p, const void *buf,
+                                char *errstr, size_t errstr_size) {
+    rs_err_t err = rs_alertpol_entry_check(buf, errstr, errstr_size);
+    if (err) return err;
+    uint64_t key;
+    memcpy(&key, buf, 8);
+    rs_ap_mach_t *d = rs_ap_get(p, key, 1);
+    if (!d)
+        return rs_errf(errstr, errstr_size, RS_ERR_NOMEM,
+                       "alert policy: no room for machine %llx "
+                       "(maintenance.max_machines %lld)",
+                       (unsigned long long)key,
+                       (long long)p->conf.max_machines);
+    if (d->open) p->st.open--;
+    rs_ap_entry_get(d, buf);
+    p->st.open += d->open;
+    return RS_OK;
+}
+
+static uint32_t rs_ap_home(const rs_alertpol_t *p, uint64_t key) {
+    return (uint32_t)(key * 0x9e3779b97f4a7c15ull >> 32) & p->mask;
+}
+
+void rs_alertpol_forget(rs_alertpol_t *p, uint64_t machine) {
+    rs_ap_mach_t *m = rs_ap_get(p, machine, 0);
+    if (!m) return;
+    if (m->open) p->st.open--;
+    p->st.machines--;
+    /* linear probing: shift the entries after it back (no tombstones) */
+    uint32_t i = (uint32_t)(m - p->tab), j = i;
+    memset(m, 0, sizeof(*m));
+    for (;;) {
+        j = (j + 1) & p->mask;
+        if (!p->tab[j].key) break;
+        uint32_t h = rs_ap_home(p, p->tab[j].key);
+        /* stays if its home lies cyclically in (i, j] */
+        int stays = i <= j ? (h > i && h <= j) : (h > i || h <= j);
+        if (stays) continue;
+        p->tab[i] = p->tab[j];
+        memset(&p->tab[j], 0, sizeof(p->tab[j]));
+        i = j;
+    }
+}
+
 rs_err_t rs_alertpol_load(rs_alertpol_t *p, const void *buf, size_t len,
                           char *errstr, size_t errstr_size) {
     const char *in = buf;

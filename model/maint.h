@@ -162,6 +162,25 @@ size_t rs_alertpol_ckpt_size(const rs_alertpol_t *p);
 void rs_alertpol_ckpt_write(const rs_alertpol_t *p, void *buf);
 rs_err_t rs_alertpol_ckpt_read(rs_alertpol_t *p, const void *buf, size_t len,
                                char *errstr, size_t errstr_size);
+/* One machine's entry, for state that follows the machine's input
+ * partition (scoring/alerts.h rs_alerts_part_*): the 48 bytes of one
+ * rs_alertpol_save entry (RS_ALERTPOL_ENTRY).  rs_alertpol_entry_save
+ * writes the machine's into buf and returns 1, or 0 if it has none.
+ * rs_alertpol_entry_check: RS_ERR_CORRUPT with errstr for the values
+ * rs_alertpol_load refuses (key 0, open flag, times, level); pure.
+ * rs_alertpol_entry_load checks, then sets the machine's entry (created,
+ * or replaced: stats.open follows); RS_ERR_NOMEM when the table is full.
+ * rs_alertpol_forget removes the machine (its partition left this
+ * instance; stats.machines and stats.open follow, the counters stay).
+ * No allocation.  The owner thread. */
+#define RS_ALERTPOL_ENTRY 48
+int rs_alertpol_entry_save(const rs_alertpol_t *p, uint64_t machine,
+                           void *buf);
+rs_err_t rs_alertpol_entry_check(const void *buf, char *errstr,
+                                 size_t errstr_size);
+rs_err_t rs_alertpol_entry_load(rs_alertpol_t *p, const void *buf,
+                                char *errstr, size_t errstr_size);
+void rs_alertpol_forget(rs_alertpol_t *p, uint64_t machine);
 /* Lead times of caught failures, seconds (owned by p). */
 const rs_hist_t *rs_alertpol_leads(const rs_alertpol_t *p);
 

@@ -16,7 +16,7 @@ cmake -S "$ROOT" -B "$B" -DCMAKE_C_COMPILER=clang -DRS_FUZZ=ON -DRS_BUILD_TESTS=
   -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 T=(fuzz_config fuzz_fmt fuzz_tz fuzz_event_json fuzz_event_pb fuzz_label_json fuzz_csv fuzz_rtf
    fuzz_model_file fuzz_ckpt_file fuzz_model_caches fuzz_dedup fuzz_model_sync fuzz_pstate fuzz_redis_rec
-   fuzz_alertpol)
+   fuzz_alertpol fuzz_coldstart)
 cmake --build "$B" -j"$(nproc)" --target "${T[@]}" >/dev/null
 mkdir -p "$B/artifacts"
 for t in "${T[@]}"; do

@@ -60,7 +60,8 @@ struct rs_alerts_s {
     int dim;
     const char **names;      /* [dim] feature names (the engine's)        */
 
-    rs_al_mach_t *tab;       /* [mask + 1] open addressing, no deletion   */
+    rs_al_mach_t *tab;       /* [mask + 1] open addressing; deletion by
+                              * backward shift (rs_alerts_part_drop)     */
     uint32_t mask;
     uint64_t nmach;
 
@@ -76,6 +77,11 @@ struct rs_alerts_s {
     int32_t *phead, *ptail;  /* [RS_ALERTS_PARTS] lists by partition      */
     int64_t *wm;             /* [RS_ALERTS_PARTS] event time of each input
                               * partition's readings                      */
+
+    rs_alerts_dirty_t *dirty; /* [dirty_cap] machines a report changed
+                              * since the last rs_alerts_dirty_take      */
+    int ndirty, dirty_cap;
+    uint64_t dirty_lost;
 
     rs_alerts_stats_t st;    /* scoring thread                            */
     pthread_mutex_t lock;
@@ -126,6 +132,10 @@ rs_alerts_t *rs_alerts_new(const rs_maint_conf_t *mc,
     }
     al->pay = rs_malloc((size_t)opts->batch_max * RS_ALERTS_PAYLOAD_MAX);
     al->pay_len = rs_calloc((size_t)opts->batch_max, sizeof(*al->pay_len));
+    /* every report applied in a batch: at most the queue's 2 batch_max
+     * (and those applied directly when it is full) */
+    al->dirty_cap = 4 * opts->batch_max;
+    al->dirty = rs_calloc((size_t)al->dirty_cap, sizeof(*al->dirty));
     if (mc->rul) {
         al->rul = rs_rul_new(al->dim, rs_maint_rul_cap(mc));
         rs_trainer_rul(tr, al->rul, &al->rul_seen);
@@ -156,6 +166,7 @@ void rs_alerts_destroy(rs_alerts_t *al) {
     free(al->wm);
     free(al->pay);
     free(al->pay_len);
+    free(al->dirty);
     free(al);
 }
 
@@ -297,6 +308,17 @@ static void rs_al_apply(rs_alerts_t *al, const rs_label_t *lb) {
     rs_al_mach_t *m = rs_al_mach(al, key, 0);
     int64_t t = m && m->last_t != INT64_MIN ? m->last_t : 0;
     int32_t part = m ? m->partition : -1;
+    /* its partition-local state changed: the changelog writes it with
+     * this batch even if no message of the machine is in it */
+    if (part >= 0) {
+        if (al->ndirty < al->dirty_cap) {
+            rs_strlcpy(al->dirty[al->ndirty].machine, lb->entity_id,
+                       sizeof(al->dirty[0].machine));
+            al->dirty[al->ndirty++].partition = part;
+        } else {
+            al->dirty_lost++;
+        }
+    }
     if (rs_al_is_repair(lb)) {
         al->st.repairs++;
         rs_alertpol_reset(al->pol, key);
@@ -506,6 +528,284 @@ rs_err_t rs_alerts_table_read(rs_alerts_t *al, const void *buf, size_t len,
             "them in an open episode (not alerted again)",
             (unsigned long long)ps.machines, (unsigned long long)ps.open);
     return RS_OK;
+}
+
+/* ------------------------------------- partition-local state (alerts.h)
+ * Record: u32 magic "RSMP", u32 version 1, u64 machines, then per machine
+ * RS_AL_MREC bytes (u64 key, i64 last reading's event time, i32 input
+ * partition, u8 failed, u8 has policy entry, u16 0, u32 cold-start bytes,
+ * u32 0), the policy's 48-byte entry if any, the cold-start bytes. */
+
+#define RS_AL_PART_MAGIC 0x504d5352u /* "RSMP" */
+#define RS_AL_MREC 32
+
+static uint32_t rs_al_home(const rs_alerts_t *al, uint64_t key) {
+    return (uint32_t)(key * 0x9e3779b97f4a7c15ull >> 32) & al->mask;
+}
+
+/* Machine m's record at o (NULL: size only).  Its bytes. */
+static size_t rs_al_mach_put(const rs_alerts_t *al, const rs_al_mach_t *m,
+                             char *o) {
+    char pe[RS_ALERTPOL_ENTRY];
+    uint8_t haspol = (uint8_t)rs_alertpol_entry_save(al->pol, m->key, pe);
+    size_t csl = al->cs ? rs_coldstart_machine_save(al->cs, m->key, NULL, 0)
+                        : 0;
+    size_t n = RS_AL_MREC + (haspol ? RS_ALERTPOL_ENTRY : 0) + csl;
+    if (!o) return n;
+    memset(o, 0, RS_AL_MREC);
+    uint32_t cl = (uint32_t)csl;
+    memcpy(o, &m->key, 8);
+    memcpy(o + 8, &m->last_t, 8);
+    memcpy(o + 16, &m->partition, 4);
+    o[20] = (char)m->failed;
+    o[21] = (char)haspol;
+    memcpy(o + 24, &cl, 4);
+    o += RS_AL_MREC;
+    if (haspol) {
+        memcpy(o, pe, RS_ALERTPOL_ENTRY);
+        o += RS_ALERTPOL_ENTRY;
+    }
+    if (csl) rs_coldstart_machine_save(al->cs, m->key, o, csl);
+    return n;
+}
+
+size_t rs_alerts_part_write(const rs_alerts_t *al, int32_t partition,
+                            void *buf, size_t cap) {
+    size_t need = 16;
+    for (uint32_t i = 0; i <= al->mask; i++) {
+        const rs_al_mach_t *m = &al->tab[i];
+        if (m->key && (partition < 0 || m->partition == partition))
+            need += rs_al_mach_put(al, m, NULL);
+    }
+    if (!buf || cap < need) return need;
+    char *o = buf;
+    uint32_t hd[2] = {RS_AL_PART_MAGIC, RS_ALERTS_PART_VERSION};
+    uint64_t nm = 0;
+    size_t off = 16;
+    for (uint32_t i = 0; i <= al->mask; i++) {
+        const rs_al_mach_t *m = &al->tab[i];
+        if (!m->key || (partition >= 0 && m->partition != partition)) continue;
+        off += rs_al_mach_put(al, m, o + off);
+        nm++;
+    }
+    memcpy(o, hd, sizeof(hd));
+    memcpy(o + 8, &nm, 8);
+    return need;
+}
+
+size_t rs_alerts_machine_write(const rs_alerts_t *al, const char *machine,
+                               void *buf, size_t cap) {
+    rs_al_mach_t *m = rs_al_mach((rs_alerts_t *)al, rs_hash_str(machine), 0);
+    if (!m) return 0;
+    size_t need = 16 + rs_al_mach_put(al, m, NULL);
+    if (!buf || cap < need) return need;
+    char *o = buf;
+    uint32_t hd[2] = {RS_AL_PART_MAGIC, RS_ALERTS_PART_VERSION};
+    uint64_t one = 1;
+    memcpy(o, hd, sizeof(hd));
+    memcpy(o + 8, &one, 8);
+    rs_al_mach_put(al, m, o + 16);
+    return need;
+}
+
+/* Check the record (every machine) before anything changes. */
+static rs_err_t rs_al_part_check(const rs_alerts_t *al, int32_t partition,
+                                 const char *in, size_t len, uint64_t *nm,
+                                 char *errstr, size_t errstr_size) {
+    uint32_t hd[2] = {0, 0};
+    if (in && len >= 16) memcpy(hd, in, sizeof(hd));
+    if (!in || len < 16 || hd[0] != RS_AL_PART_MAGIC)
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "maintenance machines: %zu bytes without their "
+                       "header (magic \"RSMP\", version)", len);
+    if (hd[1] != RS_ALERTS_PART_VERSION)
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "maintenance machines: version %u, this build reads "
+                       "version %d", hd[1], RS_ALERTS_PART_VERSION);
+    memcpy(nm, in + 8, 8);
+    if (*nm > (uint64_t)al->mc.max_machines || *nm > (len - 16) / RS_AL_MREC)
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "maintenance machines: %llu machines in %zu bytes "
+                       "(at most maintenance.max_machines %lld)",
+                       (unsigned long long)*nm, len,
+                       (long long)al->mc.max_machines);
+    size_t o = 16;
+    char e2[256];
+    for (uint64_t k = 0; k < *nm; k++) {
+        if (len - o < RS_AL_MREC)
+            return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                           "maintenance machines: truncated at machine %llu "
+                           "of %llu", (unsigned long long)k,
+                           (unsigned long long)*nm);
+        const char *e = in + o;
+        uint64_t key;
+        int64_t last_t;
+        int32_t part;
+        uint32_t csl, z1 = 0, z2 = 0;
+        memcpy(&key, e, 8);
+        memcpy(&last_t, e + 8, 8);
+        memcpy(&part, e + 16, 4);
+        memcpy(&csl, e + 24, 4);
+        memcpy(&z1, e + 22, 2);
+        memcpy(&z2, e + 28, 4);
+        uint8_t failed = (uint8_t)e[20], haspol = (uint8_t)e[21];
+        size_t body = (haspol ? RS_ALERTPOL_ENTRY : 0) + (size_t)csl;
+        if (!key || failed > 1 || haspol > 1 || z1 || z2 ||
+            (partition >= 0 && part != partition) || part < -1 ||
+            part >= RS_ALERTS_PARTS ||
+            !(last_t == INT64_MIN || (last_t >= -(INT64_C(1) << 62) &&
+                                      last_t <= INT64_C(1) << 62)) ||
+            csl > RS_COLDSTART_MACHINE_MAX || body > len - o - RS_AL_MREC)
+            return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                           "maintenance machines: machine %llu of %llu "
+                           "(key %llx, partition %d%s) is damaged or "
+                           "truncated", (unsigned long long)k,
+                           (unsigned long long)*nm, (unsigned long long)key,
+                           (int)part,
+                           partition >= 0 && part != partition
+                               ? ", another partition's" : "");
+        o += RS_AL_MREC;
+        if (haspol) {
+            uint64_t pk;
+            memcpy(&pk, in + o, 8);
+            if (rs_alertpol_entry_check(in + o, e2, sizeof(e2)) != RS_OK ||
+                pk != key)
+                return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                               "maintenance machines: machine %llx: its "
+                               "alert policy entry: %s",
+                               (unsigned long long)key,
+                               pk != key ? "another machine's" : e2);
+            o += RS_ALERTPOL_ENTRY;
+        }
+        if (csl && rs_coldstart_machine_check(key, in + o, csl, e2,
+                                              sizeof(e2)) != RS_OK)
+            return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                           "maintenance machines: machine %llx: %s",
+                           (unsigned long long)key, e2);
+        o += csl;
+    }
+    if (o != len)
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "maintenance machines: %zu bytes after the %llu "
+                       "machines", len - o, (unsigned long long)*nm);
+    return RS_OK;
+}
+
+rs_err_t rs_alerts_part_merge(rs_alerts_t *al, int32_t partition,
+                              const void *buf, size_t len, uint64_t *n,
+                              char *errstr, size_t errstr_size) {
+    uint64_t nm = 0, full = 0;
+    const char *in = buf;
+    if (n) *n = 0;
+    rs_err_t err = rs_al_part_check(al, partition, in, len, &nm, errstr,
+                                    errstr_size);
+    if (err) return err;
+    char e2[256];
+    size_t o = 16;
+    for (uint64_t k = 0; k < nm; k++) {
+        const char *e = in + o;
+        uint64_t key;
+        int64_t last_t;
+        int32_t part;
+        uint32_t csl;
+        memcpy(&key, e, 8);
+        memcpy(&last_t, e + 8, 8);
+        memcpy(&part, e + 16, 4);
+        memcpy(&csl, e + 24, 4);
+        int haspol = e[21];
+        o += RS_AL_MREC;
+        rs_al_mach_t *m = rs_al_mach(al, key, 1);
+        if (!m) {
+            full++;
+            o += (haspol ? RS_ALERTPOL_ENTRY : 0) + csl;
+            continue;
+        }
+        m->last_t = last_t;
+        m->partition = part;
+        m->failed = (uint8_t)e[20];
+        rs_alertpol_forget(al->pol, key);
+        if (haspol) {
+            if (rs_alertpol_entry_load(al->pol, in + o, e2, sizeof(e2)))
+                full++;
+            o += RS_ALERTPOL_ENTRY;
+        }
+        if (al->cs) {
+            if (!csl) rs_coldstart_machine_forget(al->cs, key);
+            else if (rs_coldstart_machine_load(al->cs, key, in + o, csl, e2,
+                                               sizeof(e2)))
+                full++;
+        }
+        o += csl;
+        /* the partition's event time: as far as its machines' readings */
+        if (part >= 0 && part < RS_ALERTS_PARTS && last_t > al->wm[part])
+            al->wm[part] = last_t;
+    }
+    if (full)
+        rs_warn("maintenance", "%llu restored machine entries did not fit "
+                "(maintenance.max_machines %lld): those machines start "
+                "afresh", (unsigned long long)full,
+                (long long)al->mc.max_machines);
+    if (n) *n = nm;
+    return RS_OK;
+}
+
+/* Remove machine entry i of al->tab (linear probing: the entries after
+ * it shift back, no tombstones). */
+static void rs_al_tab_del(rs_alerts_t *al, uint32_t i) {
+    uint32_t j = i;
+    memset(&al->tab[i], 0, sizeof(al->tab[i]));
+    al->nmach--;
+    for (;;) {
+        j = (j + 1) & al->mask;
+        if (!al->tab[j].key) break;
+        uint32_t h = rs_al_home(al, al->tab[j].key);
+        int stays = i <= j ? (h > i && h <= j) : (h > i || h <= j);
+        if (stays) continue;
+        al->tab[i] = al->tab[j];
+        memset(&al->tab[j], 0, sizeof(al->tab[j]));
+        i = j;
+    }
+}
+
+int rs_alerts_dirty_take(rs_alerts_t *al, const rs_alerts_dirty_t **d,
+                         uint64_t *lost) {
+    int n = al->ndirty;
+    *d = al->dirty;
+    if (lost) *lost = al->dirty_lost;
+    al->ndirty = 0;
+    al->dirty_lost = 0;
+    return n;
+}
+
+void rs_alerts_part_drop(rs_alerts_t *al, int32_t partition, uint64_t *n) {
+    uint64_t nd = 0;
+    if (n) *n = 0;
+    if (partition < 0 || partition >= RS_ALERTS_PARTS) return;
+    /* its waiting reports: the new owner reads them again (they are
+     * after its labels position only if they were never applied) */
+    for (int32_t k = al->phead[partition]; k >= 0;) {
+        int32_t next = al->pend[k].next;
+        al->pend[k].next = al->pfree;
+        al->pfree = k;
+        k = next;
+    }
+    al->phead[partition] = al->ptail[partition] = -1;
+    al->wm[partition] = INT64_MIN;
+    /* a pass that restarts at a slot after a shift: entries only move
+     * back, so a moved one is seen again at i */
+    for (uint32_t i = 0; i <= al->mask;) {
+        rs_al_mach_t *m = &al->tab[i];
+        if (!m->key || m->partition != partition) {
+            i++;
+            continue;
+        }
+        uint64_t key = m->key;
+        rs_alertpol_forget(al->pol, key);
+        if (al->cs) rs_coldstart_machine_forget(al->cs, key);
+        rs_al_tab_del(al, i);
+        nd++;
+    }
+    if (n) *n = nd;
 }
 
 void rs_alerts_snapshot(rs_alerts_t *al) {

@@ -32,9 +32,9 @@
  * before the report -- not when it is consumed.  Waiting reports are held
  * in a fixed pool (maintenance.max_machines, one per machine and kind);
  * they are not checkpointed (a restart applies those it reads again).
- * A machine never seen (since start: this side's table of last readings
- * is not checkpointed, the policy's is) has no last reading: its failure
- * is placed at the label's time.
+ * A machine without a last reading here (never seen; this side's table
+ * is in the checkpoint and follows partitions since i15part:
+ * rs_alerts_part_*) has its failure placed at the label's time.
  *
  * Every score goes through ONE rs_alertpol_t (maint.h) owned by the
  * scoring thread, which sees the scores in input order: with maintenance
@@ -170,10 +170,10 @@ rs_err_t rs_alerts_ckpt_read(rs_alerts_t *al, const void *buf, size_t len,
  * maintenance enabled, cold start on or off: a restarted service does
  * not alert again on a machine whose episode was open (one alert per
  * episode), its debounce and cool-down go on, and a failure's lead time
- * is measured from the episode's first alert before the restart.  The
- * table is instance-wide, like the cold-start state: it is restored by
- * the instance that wrote it, not moved with a partition (docs/
- * maintenance.md "Restarts").  rs_alerts_table_size: its bytes;
+ * is measured from the episode's first alert before the restart.  This
+ * record is the whole table, restored by the instance that wrote it;
+ * the per-machine entries also follow their partitions to other
+ * instances (rs_alerts_part_* below; docs/maintenance.md "Scale-out").  rs_alerts_table_size: its bytes;
  * rs_alerts_table_write writes that many to buf; rs_alerts_table_read
  * restores it (RS_ERR_CORRUPT with errstr for a damaged record: the
  * table unchanged).  A checkpoint without the record (older) leaves the
@@ -182,6 +182,58 @@ size_t rs_alerts_table_size(const rs_alerts_t *al);
 void rs_alerts_table_write(const rs_alerts_t *al, void *buf);
 rs_err_t rs_alerts_table_read(rs_alerts_t *al, const void *buf, size_t len,
                               char *errstr, size_t errstr_size);
+
+/* Partition-local maintenance state (issue 15, scale-out): per machine,
+ * this side's entry (its last reading's event time, its input partition,
+ * the failed-since flag), the alert policy's entry (maint.h
+ * rs_alertpol_entry_*: open episode, first and latest alerts, level,
+ * debounce counts) and the cold-start per-machine state (coldstart.h
+ * rs_coldstart_machine_*: the model's own policy's entry, the CUSUMs).
+ * It follows the machine's input partition like the entity feature state
+ * (pstate.h: the partition checkpoint's maintenance section, changelog
+ * records 'A'); the fleet-level parts (cold-start counts and spreads, the
+ * counters, the lead-time histogram) stay the instance's.
+ * Record (host byte order): u32 magic "RSMP", u32 version
+ * RS_ALERTS_PART_VERSION, u64 machines, then per machine 32 bytes (u64
+ * machine, i64 last reading's event time or INT64_MIN, i32 partition,
+ * u8 failed 0/1, u8 policy entry 0/1, u16 0, u32 cold-start bytes, u32
+ * 0), the policy's 48-byte entry if any, the cold-start bytes.
+ *  rs_alerts_part_write: the record of the machines of `partition` (-1:
+ *    all) into buf; returns its bytes, written only when cap is at least
+ *    that.
+ *  rs_alerts_machine_write: the same record with one machine (the
+ *    changelog's value for it); 0 if the machine has no entry.
+ *  rs_alerts_part_merge: check the whole record (magic, version -- a
+ *    newer writer's is refused, not guessed --, lengths, a machine of
+ *    another partition unless partition is -1, every entry's values),
+ *    RS_ERR_CORRUPT with errstr and nothing changed; then set each
+ *    machine's entries (replaced: upsert) and move the partition's event
+ *    time to its machines' last readings.  *n (may be NULL): machines.
+ *  rs_alerts_part_drop: forget the machines of `partition` here (all
+ *    three tables), its waiting reports and event time.  *n: machines.
+ * No allocation.  The scoring thread (= the service thread: pstate.c and
+ * changelog.c call these between batches and in rebalance callbacks). */
+#define RS_ALERTS_PART_VERSION 1
+size_t rs_alerts_part_write(const rs_alerts_t *al, int32_t partition,
+                            void *buf, size_t cap);
+size_t rs_alerts_machine_write(const rs_alerts_t *al, const char *machine,
+                               void *buf, size_t cap);
+rs_err_t rs_alerts_part_merge(rs_alerts_t *al, int32_t partition,
+                              const void *buf, size_t len, uint64_t *n,
+                              char *errstr, size_t errstr_size);
+void rs_alerts_part_drop(rs_alerts_t *al, int32_t partition, uint64_t *n);
+/* The machines whose state a failure or repair report changed since the
+ * last call (a report applied when its machine's partition reached its
+ * label time, maybe in a batch without a message of the machine: the
+ * changelog writes their records with that batch); *d valid until the
+ * next batch.  Returns how many; *lost (may be NULL): those beyond the
+ * list's 4 batch_max (not expected).  The scoring thread. */
+typedef struct rs_alerts_dirty_s {
+    char machine[RS_ID_MAX];
+    int32_t partition;
+} rs_alerts_dirty_t;
+int rs_alerts_dirty_take(rs_alerts_t *al, const rs_alerts_dirty_t **d,
+                         uint64_t *lost);
 
 typedef struct rs_alerts_stats_s {
     rs_alertpol_stats_t pol;  /* readings, alerts, escalations, open,

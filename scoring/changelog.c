@@ -316,6 +316,14 @@ static rs_err_t rs_cl_w_cache(const void *m, const char *id, void *b,
     return rs_model_caches_write_entity(m, id, b, c, l);
 }
 
+static rs_err_t rs_cl_w_maint(const void *al, const char *id, void *b,
+                              size_t c, size_t *l) {
+    size_t n = rs_alerts_machine_write(al, id, b, c);
+    if (!n) return RS_ERR_NOTFOUND; /* not a machine seen here */
+    *l = n;
+    return n > c ? RS_ERR_TOOBIG : RS_OK;
+}
+
 /* Stage the record `store` of `id` written by fn (skipped if none). */
 static void rs_cl_stage_one(rs_changelog_t *cl, uint64_t seq, char store,
                             int32_t p, const char *id, uint64_t idh,
@@ -336,6 +344,7 @@ void rs_changelog_stage(rs_changelog_t *cl, uint64_t seq, const rs_msg_t *msgs,
                         void *opaque) {
     int32_t parts[64];
     int np = 0, many = 0;
+    rs_alerts_t *al = rs_pstate_alerts(cl->ps);
     memset(cl->eset, 0, ((size_t)cl->emask + 1) * sizeof(*cl->eset));
     /* Entities whose feature slot expired (key_ttl) or was evicted, and
      * sequence caches the LRU evicted: tombstones FIRST, so that an
@@ -386,6 +395,9 @@ void rs_changelog_stage(rs_changelog_t *cl, uint64_t seq, const rs_msg_t *msgs,
                             cl->feat);
             rs_cl_stage_one(cl, seq, 'S', p, ent, eh ? eh : 1, rs_cl_w_cache,
                             cl->model);
+            if (al) /* the machine's maintenance state (pstate.h 'A') */
+                rs_cl_stage_one(cl, seq, 'A', p, ent, eh ? eh : 1,
+                                rs_cl_w_maint, al);
         }
         uint64_t vh = rs_hash_str(evid);
         rs_cl_stage_one(cl, seq, 'I', p, evid, vh ? vh : 1, rs_cl_w_ev,
@@ -403,6 +415,30 @@ void rs_changelog_stage(rs_changelog_t *cl, uint64_t seq, const rs_msg_t *msgs,
             if (err == RS_OK && dk)
                 rs_cl_frame(cl, seq, 'D', p, dk, cl->val, len);
         }
+    }
+    /* machines a maintenance report changed in this batch (applied when
+     * their partition reached its label time, maybe without a message of
+     * theirs here): their feature slot (a new life), cache and
+     * maintenance state (pstate.h 'A') */
+    if (al) {
+        const rs_alerts_dirty_t *dm;
+        uint64_t dlost = 0;
+        int nd = rs_alerts_dirty_take(al, &dm, &dlost);
+        for (int i = 0; i < nd; i++) {
+            int32_t p = dm[i].partition;
+            uint64_t eh = rs_hash_str(dm[i].machine);
+            if (p < 0 || p >= RS_PARTS_MAX || rs_cl_seen(cl, eh)) continue;
+            rs_cl_stage_one(cl, seq, 'F', p, dm[i].machine, eh ? eh : 1,
+                            rs_cl_w_ent, cl->feat);
+            rs_cl_stage_one(cl, seq, 'S', p, dm[i].machine, eh ? eh : 1,
+                            rs_cl_w_cache, cl->model);
+            rs_cl_stage_one(cl, seq, 'A', p, dm[i].machine, eh ? eh : 1,
+                            rs_cl_w_maint, al);
+        }
+        if (dlost)
+            rs_warn("changelog", "%llu machines changed by maintenance "
+                    "reports got no record in this batch (more than the "
+                    "list holds)", (unsigned long long)dlost);
     }
     /* what left the index and the duplicate window: tombstones */
     const uint64_t *ids;

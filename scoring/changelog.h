@@ -19,7 +19,8 @@
  * the entities whose feature slot expired (key_ttl) or was evicted and
  * whose sequence cache the LRU evicted (first: an entity back in the same
  * batch gets its new record after its tombstone), per entity of its
- * events and labels its feature slot and its sequence cache, per event its
+ * events and labels its feature slot and its sequence cache (and, with
+ * maintenance, the machine's maintenance state: pstate.h 'A'), per event its
  * index entry and duplicate entry, tombstones for the index and duplicate
  * entries that left, then a marker per partition it read (the positions
  * after the batch).  They are PRODUCED when the batch is retired (its

@@ -19,8 +19,10 @@
 #include <unistd.h>
 
 #define RS_PSTATE_MAGIC "RSPSTAT1"
-#define RS_PSTATE_FORMAT 1u
+#define RS_PSTATE_FORMAT 2u
 
+/* Format 2 (written): format 1's header with the maintenance section's
+ * length before the checksums. */
 typedef struct rs_pstate_hdr_s {
     char magic[8];
     uint32_t format;
@@ -29,18 +31,35 @@ typedef struct rs_pstate_hdr_s {
     uint64_t log_end;
     int64_t changelog;
     uint64_t feat_len, caches_len, dedup_len;
+    uint64_t maint_len;  /* format 2 */
     uint64_t body_hash;
     uint64_t hdr_hash;   /* rs_hash64 of every byte before it */
 } rs_pstate_hdr_t;
 
+/* Format 1 (still read). */
+typedef struct rs_pstate_hdr1_s {
+    char magic[8];
+    uint32_t format;
+    int32_t partition;
+    int64_t events, labels;
+    uint64_t log_end;
+    int64_t changelog;
+    uint64_t feat_len, caches_len, dedup_len;
+    uint64_t body_hash;
+    uint64_t hdr_hash;
+} rs_pstate_hdr1_t;
+
 _Static_assert(sizeof(rs_pstate_hdr_t) == RS_PSTATE_FILE_HDR,
                "partition checkpoint header");
+_Static_assert(sizeof(rs_pstate_hdr1_t) == RS_PSTATE_FILE_HDR_V1,
+               "partition checkpoint header, format 1");
 
 struct rs_pstate_s {
     char dir[600];
     rs_features_t *feat;
     rs_model_t *model;
     rs_dedup_t *dedup;
+    rs_alerts_t *al;     /* maintenance machines (NULL: none) */
     uint8_t *buf;        /* [cap] file image being built or read */
     size_t cap;
     pthread_mutex_t lock; /* st */
@@ -51,7 +70,8 @@ struct rs_pstate_s {
 
 void rs_pstate_file_seal(void *buf, int32_t partition,
                          const rs_pstate_pos_t *pos, size_t feat_len,
-                         size_t caches_len, size_t dedup_len) {
+                         size_t caches_len, size_t dedup_len,
+                         size_t maint_len) {
     rs_pstate_hdr_t h;
     memset(&h, 0, sizeof(h));
     memcpy(h.magic, RS_PSTATE_MAGIC, 8);
@@ -64,31 +84,52 @@ void rs_pstate_file_seal(void *buf, int32_t partition,
     h.feat_len = feat_len;
     h.caches_len = caches_len;
     h.dedup_len = dedup_len;
+    h.maint_len = maint_len;
     h.body_hash = rs_hash64((const uint8_t *)buf + sizeof(h),
-                            feat_len + caches_len + dedup_len);
+                            feat_len + caches_len + dedup_len + maint_len);
     h.hdr_hash = rs_hash64(&h, offsetof(rs_pstate_hdr_t, hdr_hash));
     memcpy(buf, &h, sizeof(h));
 }
 
-/* The header alone: checked, *h filled. */
+/* The header alone: checked, *h filled (format 1 as format 2 without a
+ * maintenance section), *hlen its size in the file. */
 static rs_err_t rs_pstate_hdr_parse(const void *buf, size_t len,
-                                    rs_pstate_hdr_t *h, char *errstr,
-                                    size_t errstr_size) {
-    if (!buf || len < sizeof(*h))
+                                    rs_pstate_hdr_t *h, size_t *hlen,
+                                    char *errstr, size_t errstr_size) {
+    uint32_t format = 0;
+    if (buf && len >= 12) memcpy(&format, (const char *)buf + 8, 4);
+    size_t need = format == 1 ? sizeof(rs_pstate_hdr1_t) : sizeof(*h);
+    if (!buf || len < need)
         return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
                        "partition checkpoint: %zu bytes, shorter than its "
-                       "header (%zu)", len, sizeof(*h));
-    memcpy(h, buf, sizeof(*h));
-    if (memcmp(h->magic, RS_PSTATE_MAGIC, 8))
+                       "header (%zu)", len, need);
+    if (memcmp(buf, RS_PSTATE_MAGIC, 8))
         return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
                        "partition checkpoint: bad magic");
-    if (h->hdr_hash != rs_hash64(h, offsetof(rs_pstate_hdr_t, hdr_hash)))
-        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
-                       "partition checkpoint: header checksum mismatch");
-    if (h->format != RS_PSTATE_FORMAT)
-        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
-                       "partition checkpoint: format %u, this build reads "
-                       "%u", h->format, RS_PSTATE_FORMAT);
+    if (format == 1) {
+        rs_pstate_hdr1_t h1;
+        memcpy(&h1, buf, sizeof(h1));
+        if (h1.hdr_hash != rs_hash64(&h1, offsetof(rs_pstate_hdr1_t,
+                                                   hdr_hash)))
+            return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                           "partition checkpoint: header checksum mismatch");
+        memset(h, 0, sizeof(*h));
+        memcpy(h, &h1, offsetof(rs_pstate_hdr1_t, body_hash));
+        h->maint_len = 0;
+        h->body_hash = h1.body_hash;
+        h->hdr_hash = h1.hdr_hash;
+    } else {
+        memcpy(h, buf, sizeof(*h));
+        if (h->format == RS_PSTATE_FORMAT &&
+            h->hdr_hash != rs_hash64(h, offsetof(rs_pstate_hdr_t, hdr_hash)))
+            return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                           "partition checkpoint: header checksum mismatch");
+        if (h->format != RS_PSTATE_FORMAT)
+            return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                           "partition checkpoint: format %u, this build "
+                           "reads 1 and %u", h->format, RS_PSTATE_FORMAT);
+    }
+    *hlen = need;
     if (h->partition < 0 || h->partition > 65533 || h->events < -1 ||
         h->labels < -1 || h->changelog < -1 ||
         h->log_end > (UINT64_C(1) << 48))
@@ -105,25 +146,30 @@ rs_err_t rs_pstate_file_parse(const void *buf, size_t len,
                               rs_pstate_file_t *out, char *errstr,
                               size_t errstr_size) {
     rs_pstate_hdr_t h;
+    size_t hl = 0;
     memset(out, 0, sizeof(*out));
-    rs_err_t err = rs_pstate_hdr_parse(buf, len, &h, errstr, errstr_size);
+    rs_err_t err = rs_pstate_hdr_parse(buf, len, &h, &hl, errstr,
+                                       errstr_size);
     if (err) return err;
-    size_t body = len - sizeof(h);
+    size_t body = len - hl;
     if (h.feat_len > body || h.caches_len > body - h.feat_len ||
-        h.dedup_len != body - h.feat_len - h.caches_len)
+        h.dedup_len > body - h.feat_len - h.caches_len ||
+        h.maint_len != body - h.feat_len - h.caches_len - h.dedup_len)
         return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
                        "partition checkpoint of partition %d: sections of "
-                       "%llu + %llu + %llu bytes do not make its %zu-byte "
-                       "body (truncated?)", (int)h.partition,
+                       "%llu + %llu + %llu + %llu bytes do not make its "
+                       "%zu-byte body (truncated?)", (int)h.partition,
                        (unsigned long long)h.feat_len,
                        (unsigned long long)h.caches_len,
-                       (unsigned long long)h.dedup_len, body);
-    const uint8_t *b = (const uint8_t *)buf + sizeof(h);
+                       (unsigned long long)h.dedup_len,
+                       (unsigned long long)h.maint_len, body);
+    const uint8_t *b = (const uint8_t *)buf + hl;
     if (rs_hash64(b, body) != h.body_hash)
         return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
                        "partition checkpoint of partition %d: body "
                        "checksum mismatch", (int)h.partition);
     out->partition = h.partition;
+    out->format = (int)h.format;
     out->pos = (rs_pstate_pos_t){h.events, h.labels, h.log_end, h.changelog};
     out->feat = b;
     out->feat_len = (size_t)h.feat_len;
@@ -131,6 +177,8 @@ rs_err_t rs_pstate_file_parse(const void *buf, size_t len,
     out->caches_len = (size_t)h.caches_len;
     out->dedup = b + h.feat_len + h.caches_len;
     out->dedup_len = (size_t)h.dedup_len;
+    out->maint = out->dedup + h.dedup_len;
+    out->maint_len = (size_t)h.maint_len;
     return RS_OK;
 }
 
@@ -175,7 +223,7 @@ rs_err_t rs_pstate_key_parse(const void *key, size_t len, rs_pstate_key_t *k,
     k->store = (char)b[2];
     k->partition = (int32_t)rs_get32(b + 4);
     k->id = rs_get64(b + 8);
-    if (!strchr("FSIDM", k->store) || !k->store || k->partition < 0 ||
+    if (!strchr("FSIDMA", k->store) || !k->store || k->partition < 0 ||
         k->partition > 65533 || (k->store == 'M') != (k->id == 0))
         return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
                        "changelog: key of store '%c', partition %d, id %llx "
@@ -245,6 +293,10 @@ rs_pstate_t *rs_pstate_new(const char *dir, rs_features_t *feat,
     return ps;
 }
 
+void rs_pstate_set_alerts(rs_pstate_t *ps, rs_alerts_t *al) { ps->al = al; }
+
+rs_alerts_t *rs_pstate_alerts(const rs_pstate_t *ps) { return ps->al; }
+
 void rs_pstate_destroy(rs_pstate_t *ps) {
     if (!ps) return;
     free(ps->buf);
@@ -292,7 +344,9 @@ rs_err_t rs_pstate_save(rs_pstate_t *ps, int32_t partition,
     rs_features_part_write(ps->feat, partition, NULL, 0, &flen, NULL);
     clen = rs_model_caches_size_sel(ps->model, rs_pstate_sel_part, &partition);
     if (ps->dedup) dlen = rs_dedup_size_part(ps->dedup, partition);
-    rs_pstate_reserve(ps, RS_PSTATE_FILE_HDR + flen + clen + dlen);
+    size_t mlen = ps->al ? rs_alerts_part_write(ps->al, partition, NULL, 0)
+                         : 0;
+    rs_pstate_reserve(ps, RS_PSTATE_FILE_HDR + flen + clen + dlen + mlen);
     uint8_t *b = ps->buf + RS_PSTATE_FILE_HDR;
     size_t got = 0;
     if (rs_features_part_write(ps->feat, partition, b, flen, &got, NULL) ||
@@ -313,7 +367,13 @@ rs_err_t rs_pstate_save(rs_pstate_t *ps, int32_t partition,
         return rs_errf(errstr, errstr_size, RS_ERR_STATE,
                        "partition %d: duplicate window changed while saved",
                        (int)partition);
-    rs_pstate_file_seal(ps->buf, partition, pos, flen, clen, dlen);
+    if (ps->al &&
+        rs_alerts_part_write(ps->al, partition, b + flen + clen + dlen,
+                             mlen) != mlen)
+        return rs_errf(errstr, errstr_size, RS_ERR_STATE,
+                       "partition %d: maintenance machines changed while "
+                       "saved", (int)partition);
+    rs_pstate_file_seal(ps->buf, partition, pos, flen, clen, dlen, mlen);
     rs_pstate_path(ps, partition, NULL, dir, sizeof(dir));
     rs_pstate_path(ps, partition, "checkpoint", path, sizeof(path));
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
@@ -325,7 +385,8 @@ rs_err_t rs_pstate_save(rs_pstate_t *ps, int32_t partition,
         return rs_errf(errstr, errstr_size, RS_ERR_IO, "cannot create %s: %s",
                        tmp, strerror(errno));
     const char *what = NULL;
-    if (rs_write_all(fd, ps->buf, RS_PSTATE_FILE_HDR + flen + clen + dlen))
+    if (rs_write_all(fd, ps->buf,
+                     RS_PSTATE_FILE_HDR + flen + clen + dlen + mlen))
         what = "write";
     else if (fsync(fd))
         what = "fsync";
@@ -400,7 +461,8 @@ rs_err_t rs_pstate_peek(rs_pstate_t *ps, int32_t partition,
                                        errstr_size);
     if (err) return err;
     rs_pstate_hdr_t h;
-    err = rs_pstate_hdr_parse(ps->buf, len, &h, errstr, errstr_size);
+    size_t hl = 0;
+    err = rs_pstate_hdr_parse(ps->buf, len, &h, &hl, errstr, errstr_size);
     if (err) return err;
     if (h.partition != partition)
         return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
@@ -414,6 +476,7 @@ void rs_pstate_drop(rs_pstate_t *ps, int32_t partition, uint64_t *nkeys) {
     rs_features_part_drop(ps->feat, partition, nkeys);
     rs_model_caches_drop(ps->model, rs_pstate_sel_part, &partition);
     if (ps->dedup) rs_dedup_drop_part(ps->dedup, partition);
+    if (ps->al) rs_alerts_part_drop(ps->al, partition, NULL);
     pthread_mutex_lock(&ps->lock);
     ps->st.drops++;
     pthread_mutex_unlock(&ps->lock);
@@ -438,6 +501,7 @@ rs_err_t rs_pstate_load(rs_pstate_t *ps, int32_t partition,
     rs_features_part_drop(ps->feat, partition, NULL);
     rs_model_caches_drop(ps->model, rs_pstate_sel_part, &partition);
     if (ps->dedup) rs_dedup_drop_part(ps->dedup, partition);
+    if (ps->al) rs_alerts_part_drop(ps->al, partition, NULL);
     uint64_t nk = 0, n2 = 0;
     err = rs_features_part_read(ps->feat, partition, pf.feat, pf.feat_len,
                                 &nk, e2, sizeof(e2));
@@ -454,6 +518,17 @@ rs_err_t rs_pstate_load(rs_pstate_t *ps, int32_t partition,
         return rs_errf(errstr, errstr_size, err,
                        "partition checkpoint of partition %d: %s",
                        (int)partition, e2);
+    }
+    /* The maintenance machines (format 2): a damaged or newer section is
+     * refused by name and the rest of the checkpoint used -- those
+     * machines start afresh here, as before this section existed. */
+    if (ps->al && pf.maint_len &&
+        rs_alerts_part_merge(ps->al, partition, pf.maint, pf.maint_len,
+                             &n2, e2, sizeof(e2)) != RS_OK) {
+        rs_alerts_part_drop(ps->al, partition, NULL);
+        rs_warn("state", "partition checkpoint of partition %d: its "
+                "maintenance machines not used (%s); the rest is", (int)partition,
+                e2);
     }
     *pos = pf.pos;
     if (nkeys) *nkeys = nk;
@@ -515,6 +590,7 @@ rs_err_t rs_pstate_apply(rs_pstate_t *ps, int32_t partition, const void *key,
          * does not bring it back; index and duplicate entries that left
          * are compaction's business (they leave again by themselves). */
         if (k.store == 'F') rs_features_entity_drop(ps->feat, partition, k.id);
+        /* 'A': nothing (machines leave with their partition only) */
         else if (k.store == 'S')
             rs_model_caches_drop_key(ps->model, partition, k.id);
         return RS_OK;
@@ -527,6 +603,18 @@ rs_err_t rs_pstate_apply(rs_pstate_t *ps, int32_t partition, const void *key,
         break;
     case 'S':
         err = rs_model_caches_merge(ps->model, val, vlen, &n, e2, sizeof(e2));
+        break;
+    case 'A':
+        /* a machine's maintenance state; without maintenance here, or
+         * damaged: refused by name, the other records used (the machine
+         * starts afresh, as before these records existed) */
+        if (ps->al &&
+            rs_alerts_part_merge(ps->al, partition, val, vlen, &n, e2,
+                                 sizeof(e2)) != RS_OK)
+            rs_warn("state", "changelog record 'A' %016llx of partition %d "
+                    "not used: %s", (unsigned long long)k.id, (int)partition,
+                    e2);
+        err = RS_OK;
         break;
     default: /* 'D' */
         err = ps->dedup ? rs_dedup_merge(ps->dedup, val, vlen, &n, e2,

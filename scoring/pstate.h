@@ -12,10 +12,14 @@
  *   - the sequence model's entity caches whose newest event came from N
  *     (model.h rs_model_caches_*_sel),
  *   - the duplicate window's entries tagged N (dedup.h),
+ *   - with maintenance, the machines whose last reading came from N
+ *     (alerts.h rs_alerts_part_*: the alert policy's entry, the cold-start
+ *     own policy's entry and CUSUMs, the last reading),
  *   - the positions it covers: next events and labels offsets, the end of
  *     the partition's learning log, the changelog offset.
  * Counterparty (and other non-entity) feature tables, the fleet baselines
- * and the model's weights are instance-wide: they never move with a
+ * (and the cold-start counts and spreads) and the model's weights are
+ * instance-wide: they never move with a
  * partition (issue 13 items 3 and 4).
  *
  * Stores and restore order (rs_pstate_* below; the service decides):
@@ -34,12 +38,18 @@
  * is fine): every save here happens after a flush.
  *
  * Partition checkpoint file (native byte order, a local file):
- *   "RSPSTAT1" | u32 format 1 | u32 partition | i64 events offset |
+ *   "RSPSTAT1" | u32 format 2 | u32 partition | i64 events offset |
  *   i64 labels offset | u64 log end | i64 changelog offset |
  *   u64 feature bytes | u64 cache bytes | u64 dedup bytes |
- *   u64 rs_hash64 of the body | u64 rs_hash64 of the header before it |
+ *   u64 maintenance bytes | u64 rs_hash64 of the body | u64 rs_hash64 of
+ *   the header before it |
  *   body: feature stream (rs_features_part_write), entity caches
- *   (rs_model_caches_write_sel), duplicate window (rs_dedup_write_part).
+ *   (rs_model_caches_write_sel), duplicate window (rs_dedup_write_part),
+ *   maintenance machines (alerts.h rs_alerts_part_write; 0 bytes without
+ *   maintenance).  Format 1 (until 2026-12-07) is format 2 without the
+ *   maintenance length (an 88-byte header): still read, its machines
+ *   start afresh.  A damaged maintenance section is warned about and
+ *   ignored (those machines start afresh), the rest of the file used.
  * rs_pstate_file_parse is the I/O-free parser (fuzzed: fuzz_pstate).
  *
  * Threads: an rs_pstate_t belongs to the service thread (the rebalance
@@ -51,6 +61,7 @@
 #include "common/common.h"
 #include "features/features.h"
 #include "model/model.h"
+#include "scoring/alerts.h"
 #include "scoring/dedup.h"
 
 #ifdef __cplusplus
@@ -67,21 +78,25 @@ typedef struct rs_pstate_pos_s {
 
 /* ------------------------------------------------------------ codec */
 
-#define RS_PSTATE_FILE_HDR 88 /* header bytes */
+#define RS_PSTATE_FILE_HDR 96    /* header bytes (format 2)           */
+#define RS_PSTATE_FILE_HDR_V1 88 /* format 1's (still read)           */
 
 /* A parsed partition checkpoint (views into the caller's buffer). */
 typedef struct rs_pstate_file_s {
     int32_t partition;
+    int format;         /* 1 or 2                                        */
     rs_pstate_pos_t pos;
-    const uint8_t *feat, *caches, *dedup;
-    size_t feat_len, caches_len, dedup_len;
+    const uint8_t *feat, *caches, *dedup, *maint;
+    size_t feat_len, caches_len, dedup_len, maint_len; /* maint: format 2 */
 } rs_pstate_file_t;
 
-/* Write the header of a file whose body (feat_len + caches_len +
- * dedup_len bytes) is already at buf + RS_PSTATE_FILE_HDR.  Pure. */
+/* Write the (format 2) header of a file whose body (feat_len +
+ * caches_len + dedup_len + maint_len bytes) is already at buf +
+ * RS_PSTATE_FILE_HDR.  Pure. */
 void rs_pstate_file_seal(void *buf, int32_t partition,
                          const rs_pstate_pos_t *pos, size_t feat_len,
-                         size_t caches_len, size_t dedup_len);
+                         size_t caches_len, size_t dedup_len,
+                         size_t maint_len);
 /* Parse and check (magic, format, lengths, checksums, offsets) a file
  * image.  RS_ERR_CORRUPT with errstr naming what is wrong.  No I/O, no
  * allocation.  Any thread. */
@@ -99,6 +114,14 @@ rs_err_t rs_pstate_file_parse(const void *buf, size_t len,
  *   'I' event index       id = rs_hash_str(event id); a feature stream with
  *                         the event's index entry (rs_features_event_write)
  *   'D' duplicate entry   id = rs_dedup_key; rs_dedup_write_key
+ *   'A' maintenance       id = rs_hash_str(machine = entity id); the
+ *                         machine's record (alerts.h rs_alerts_machine_write:
+ *                         "RSMP" with one machine), staged with its
+ *                         entity's 'F'; one that is damaged or of a newer
+ *                         version is warned about and skipped (the
+ *                         machine starts afresh), the rest applied.  A
+ *                         reader from before 2026-12-07 refuses the key
+ *                         (the restore falls back to the input)
  *   'M' marker            id 0; "RSMK" | u32 1 | i64 events offset | i64
  *                         labels offset | u64 log end: the state of the
  *                         records before it covers that much input
@@ -108,7 +131,7 @@ rs_err_t rs_pstate_file_parse(const void *buf, size_t len,
 #define RS_PSTATE_KEY_LEN 16
 #define RS_PSTATE_MARK_LEN 32
 typedef struct rs_pstate_key_s {
-    char store;         /* 'F', 'S', 'I', 'D', 'M'                       */
+    char store;         /* 'F', 'S', 'I', 'D', 'A', 'M'                  */
     int32_t partition;
     uint64_t id;
 } rs_pstate_key_t;
@@ -165,7 +188,14 @@ rs_err_t rs_pstate_peek(rs_pstate_t *ps, int32_t partition,
 rs_err_t rs_pstate_load(rs_pstate_t *ps, int32_t partition,
                         rs_pstate_pos_t *pos, uint64_t *nkeys, char *errstr,
                         size_t errstr_size);
-/* Forget the partition's state in RAM (features, caches, duplicates);
+/* Maintenance machines (alerts.h; borrowed, must outlive ps; NULL:
+ * none) are part of each partition's state from now on: saved, loaded,
+ * dropped and applied with the other stores.  The service thread. */
+void rs_pstate_set_alerts(rs_pstate_t *ps, rs_alerts_t *al);
+rs_alerts_t *rs_pstate_alerts(const rs_pstate_t *ps);
+
+/* Forget the partition's state in RAM (features, caches, duplicates,
+ * maintenance machines);
  * *nkeys (may be NULL) gets the entity slots dropped. */
 void rs_pstate_drop(rs_pstate_t *ps, int32_t partition, uint64_t *nkeys);
 

@@ -657,6 +657,8 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
     svc->pstate = rs_pstate_new(rs_state_dir(svc->state), svc->feat,
                                 svc->model, svc->dedup, errstr, errstr_size);
     if (!svc->pstate) { err = RS_ERR_IO; goto fail; }
+    /* maintenance machines follow their partitions (alerts.h) */
+    if (svc->al) rs_pstate_set_alerts(svc->pstate, svc->al);
     rs_svc_parts_new(svc);
     {
         /* The state changelog (state.changelog; changelog.h). */

@@ -56,7 +56,17 @@
  *                     rs_alerts_table_*: open episodes, cool-downs,
  *                     debounce counts), written with maintenance enabled
  *                     (i15alert; an older checkpoint has none: the table
- *                     starts empty, as before). */
+ *                     starts empty, as before);
+ *   RS_SVC_REC_MACHINES every machine's partition-local maintenance state
+ *                     (alerts.h rs_alerts_part_write(-1): its last reading,
+ *                     its input partition, its policy, own-policy and
+ *                     CUSUM entries), written with maintenance enabled,
+ *                     after RMNT and RMAP and read after them (i15part):
+ *                     the machines are tagged by partition again after a
+ *                     restart, so they leave with their partition.  An
+ *                     older checkpoint has none: the machines restored by
+ *                     RMAP/RMNT carry no partition until their next
+ *                     reading (they do not leave with one before it). */
 #define RS_SVC_CKPT_MAGIC 0x464f5352u /* "RSOF" */
 typedef struct rs_svc_ckpt_hdr_s {
     uint32_t magic, version, n, pad;
@@ -70,6 +80,7 @@ typedef struct rs_svc_ckpt_hdr_s {
 #define RS_SVC_REC_MAINT 0x544e4d52u /* "RMNT" */
 #define RS_SVC_REC_REH 0x48455252u   /* "RREH" */
 #define RS_SVC_REC_ALERTPOL 0x50414d52u /* "RMAP" */
+#define RS_SVC_REC_MACHINES 0x4d504d52u /* "RMPM" */
 
 /* v3: the end of each open learning log when the state was taken (a
  * restore rewinds the log there: the input after it is read and logged
@@ -211,6 +222,14 @@ rs_err_t rs_svc_ckpt_restore(rs_service_t *svc, char *errstr,
             rs_warn("service", "checkpoint %s: alert policy table not "
                     "restored (%s): every machine starts without an open "
                     "episode (it may be alerted again)", path, e2m);
+        uint64_t nm = 0;
+        if (tag == RS_SVC_REC_MACHINES && svc->al &&
+            rs_alerts_part_merge(svc->al, -1, body, rl, &nm, e2m,
+                                 sizeof(e2m)) != RS_OK)
+            rs_warn("service", "checkpoint %s: maintenance machines not "
+                    "restored (%s): the policy table (RMAP) is used, its "
+                    "machines without a partition until they read again",
+                    path, e2m);
         /* the trainer loads it in queue order, after the ATTACHes above;
          * positions past the logs' restored ends (the checkpoint's, or
          * less if a log lost records) are dropped */
@@ -281,8 +300,15 @@ static void *rs_svc_ckpt_blob(rs_service_t *svc, int caches, size_t *len) {
                 "checkpointed (records hold at most 4 GiB)", plen);
         plen = 0;
     }
+    /* every machine's partition-local state (i15part) */
+    size_t qlen = svc->al ? rs_alerts_part_write(svc->al, -1, NULL, 0) : 0;
+    if (qlen > UINT32_MAX - 8) {
+        rs_warn("service", "maintenance machines of %zu bytes not "
+                "checkpointed (records hold at most 4 GiB)", qlen);
+        qlen = 0;
+    }
     size_t rlen = (mlen ? 8 + mlen : 0) + (hlen ? 8 + hlen : 0) +
-                  (plen ? 8 + plen : 0);
+                  (plen ? 8 + plen : 0) + (qlen ? 8 + qlen : 0);
     size_t base = sizeof(rs_svc_ckpt_hdr_t) +
                   (size_t)n * sizeof(rs_ingest_pos_t) +
                   (size_t)nlogs * sizeof(rs_svc_lend_t);
@@ -338,6 +364,14 @@ static void *rs_svc_ckpt_blob(rs_service_t *svc, int caches, size_t *len) {
         rs_alerts_table_write(svc->al, r + 8);
         h->version = 4;
         *len += 8 + plen;
+    }
+    if (qlen) {
+        char *r = (char *)h + *len;
+        uint32_t hd[2] = {RS_SVC_REC_MACHINES, (uint32_t)qlen};
+        memcpy(r, hd, 8);
+        rs_alerts_part_write(svc->al, -1, r + 8, qlen);
+        h->version = 4;
+        *len += 8 + qlen;
     }
     rs_strlcpy(h->topic[0], svc->app->ingest.topic_events, sizeof(h->topic[0]));
     rs_strlcpy(h->topic[1], svc->app->ingest.topic_labels, sizeof(h->topic[1]));

@@ -23,6 +23,11 @@
  * duplicates.  Run it again when a format changes:
  *   cmake --build BUILD --target fuzz_pstate_seeds &&
  *   BUILD/tests/fuzz/fuzz_pstate_seeds tests/fuzz/corpus/fuzz_pstate
+ * (seed-0 and seed-12 are format 1, kept: format 1 is still read;
+ * seed-*-format2 are the same written as format 2, with an empty
+ * maintenance section: the maintenance record itself is checked by
+ * test_pstate test_maint_part and fuzz_coldstart for its cold-start
+ * part.)
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -189,8 +194,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         int32_t p = FUZZ_PART;
         rs_features_part_write(f, p, NULL, 0, &fl, NULL);
         cl = rs_model_caches_size_sel(m, fuzz_sel, &p);
-        rs_pstate_file_t pf2 = {FUZZ_PART, pf.pos, b1, b1 + fl, b1 + fl + cl,
-                                fl, cl, l1 - fl - cl};
+        rs_pstate_file_t pf2 = {.partition = FUZZ_PART, .format = 2,
+                                .pos = pf.pos, .feat = b1,
+                                .caches = b1 + fl, .dedup = b1 + fl + cl,
+                                .feat_len = fl, .caches_len = cl,
+                                .dedup_len = l1 - fl - cl};
         rs_features_t *f2 = fuzz_feat();
         rs_model_t *m2 = fuzz_model();
         rs_dedup_t *d2 = fuzz_dedup();

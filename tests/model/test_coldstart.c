@@ -538,6 +538,76 @@ static void test_cusum(void **st) {
     rs_coldstart_destroy(cs);
 }
 
+/* One machine's cold-start state (own policy entry, CUSUMs) moves to
+ * another blend (its partition moved, scoring/alerts.h): the moved
+ * machine's own episode counts for its failure there and its CUSUMs go
+ * on; forgotten on the old one; damaged records refused by name. */
+static void test_machine_move(void **st) {
+    (void)st;
+    const int64_t iv = 600000;
+    const int64_t T = 100 * H;
+    float x[DIM] = {0}, xs[DIM] = {0};
+    xs[4] = 2.0f; /* ent_a_base_z_last48_incl: a step */
+    xs[8] = -1.0f;
+    rs_coldstart_t *a = tracked(), *b = tracked();
+    for (int64_t t = T - H; t < T - 4 * 3600000LL; t += iv) {
+        rs_coldstart_observe(a, 5, t, xs, t >= T - 10 * 3600000LL ? 0.9f : 0.01f);
+        for (uint64_t m = 10; m < 14; m++) rs_coldstart_observe(a, m, t, x, 0.01f);
+    }
+    float ch = rs_coldstart_change(a, 5);
+    assert_true(ch > 0);
+    unsigned char buf[RS_COLDSTART_MACHINE_MAX];
+    size_t n = rs_coldstart_machine_save(a, 5, NULL, 0);
+    assert_int_equal(n, 8 + 48 + 8 * 2);
+    assert_int_equal(rs_coldstart_machine_save(a, 5, buf, sizeof(buf)), n);
+    assert_int_equal(rs_coldstart_machine_save(a, 99, buf + 200, 100), 0);
+    char es[256];
+    assert_int_equal(rs_coldstart_machine_load(b, 5, buf, n, es, sizeof(es)),
+                     RS_OK);
+    rs_coldstart_machine_forget(a, 5);
+    assert_int_equal(rs_coldstart_machine_save(a, 5, NULL, 0), 0);
+    assert_true(rs_coldstart_change(a, 5) == 0);
+    assert_true(rs_coldstart_change(b, 5) == ch);
+    for (uint64_t m = 10; m < 14; m++) /* the others still there */
+        assert_int_equal(rs_coldstart_machine_save(a, m, NULL, 0), n);
+    /* b goes on: the own episode opened before the move catches the
+     * failure 10 h ahead (a fresh blend: 4 h, under H/3) */
+    for (int64_t t = T - 4 * 3600000LL; t < T; t += iv)
+        rs_coldstart_observe(b, 5, t, xs, 0.9f);
+    rs_coldstart_machine_failure(b, 5, T);
+    assert_int_equal(rs_coldstart_caught(b), 1);
+    /* refused by name: another machine's entry, a negative CUSUM, a
+     * wrong length, unknown flags */
+    assert_int_equal(rs_coldstart_machine_load(b, 6, buf, n, es, sizeof(es)),
+                     RS_ERR_CORRUPT);
+    assert_non_null(strstr(es, "not"));
+    unsigned char bad[RS_COLDSTART_MACHINE_MAX];
+    memcpy(bad, buf, n);
+    float neg = -1;
+    memcpy(bad + 8 + 48, &neg, 4);
+    assert_int_equal(rs_coldstart_machine_check(5, bad, n, es, sizeof(es)),
+                     RS_ERR_CORRUPT);
+    assert_non_null(strstr(es, "CUSUM"));
+    assert_int_equal(rs_coldstart_machine_check(5, buf, n - 1, es, sizeof(es)),
+                     RS_ERR_CORRUPT);
+    memcpy(bad, buf, n);
+    bad[4] = 4;
+    assert_int_equal(rs_coldstart_machine_check(5, bad, n, es, sizeof(es)),
+                     RS_ERR_CORRUPT);
+    /* another layout's CUSUMs start afresh; the own entry still loads */
+    memcpy(bad, buf, n);
+    rs_coldstart_t *c = tracked();
+    uint32_t one = 1;
+    memcpy(bad, &one, 4); /* nref 1: 8 + 48 + 8 bytes */
+    assert_int_equal(rs_coldstart_machine_load(c, 5, bad, 8 + 48 + 8, es,
+                                               sizeof(es)), RS_OK);
+    assert_true(rs_coldstart_change(c, 5) == 0);
+    assert_int_equal(rs_coldstart_machine_save(c, 5, NULL, 0), 8 + 48);
+    rs_coldstart_destroy(a);
+    rs_coldstart_destroy(b);
+    rs_coldstart_destroy(c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_layout),
@@ -550,6 +620,7 @@ int main(void) {
         cmocka_unit_test(test_own_restart),
         cmocka_unit_test(test_spread),
         cmocka_unit_test(test_cusum),
+        cmocka_unit_test(test_machine_move),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

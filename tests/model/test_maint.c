@@ -342,6 +342,133 @@ static void test_payload_and_drifting(void **st) {
                                          2, NULL, "v"), -1);
 }
 
+/* One machine's entry moves to another policy (a partition moving to
+ * another instance, scoring/alerts.h rs_alerts_part_*): the moved
+ * machines decide on the new policy as on one that never moved (open
+ * episode not alerted again, escalation from its level, debounce goes on,
+ * cool-down holds, lead from the alert before the move); forgotten on the
+ * old one; a damaged entry refused by name, nothing changed. */
+static void test_entry_move(void **st) {
+    (void)st;
+    rs_alertpol_t *src = pol(3, 10 * H_MS, 0.2), *ref = pol(3, 10 * H_MS, 0.2);
+    rs_alertpol_t *dst = pol(3, 10 * H_MS, 0.2);
+    char d[32], err[256];
+    const float s1[] = {.5f, .5f, .5f, .5f}, s2[] = {.1f, .9f, .9f};
+    const float s3[] = {.9f, .9f, .9f, .1f, .1f, .1f}, s4[] = {.9f};
+    rs_alertpol_t *both[2] = {src, ref};
+    for (int k = 0; k < 2; k++) {
+        int64_t t = T0;
+        run(both[k], 1, &t, s1, 4, d);
+        t = T0;
+        run(both[k], 2, &t, s2, 3, d);
+        t = T0;
+        run(both[k], 3, &t, s3, 6, d);
+        t = T0;
+        run(both[k], 4, &t, s4, 1, d); /* stays on src */
+    }
+    /* move 1, 2, 3 */
+    unsigned char e[RS_ALERTPOL_ENTRY];
+    for (uint64_t m = 1; m <= 3; m++) {
+        assert_int_equal(rs_alertpol_entry_save(src, m, e), 1);
+        assert_int_equal(rs_alertpol_entry_load(dst, e, err, sizeof(err)),
+                         RS_OK);
+        rs_alertpol_forget(src, m);
+        assert_int_equal(rs_alertpol_entry_save(src, m, e), 0);
+    }
+    assert_int_equal(rs_alertpol_entry_save(src, 9, e), 0); /* never seen */
+    rs_alertpol_stats_t ps;
+    rs_alertpol_stats(src, &ps);
+    assert_int_equal(ps.machines, 1);
+    assert_int_equal(ps.open, 0);
+    rs_alertpol_stats(dst, &ps);
+    assert_int_equal(ps.machines, 3);
+    assert_int_equal(ps.open, 1);
+    /* loading the same entry again replaces it (open counted once) */
+    assert_int_equal(rs_alertpol_entry_save(dst, 1, e), 1);
+    assert_int_equal(rs_alertpol_entry_load(dst, e, err, sizeof(err)), RS_OK);
+    rs_alertpol_stats(dst, &ps);
+    assert_int_equal(ps.open, 1);
+    /* dst (moved) and ref (never moved) decide alike */
+    const float a1[] = {.6f, .75f}, a2[] = {.9f}, a3[] = {.9f, .9f, .9f};
+    const char *want[3] = {".E", "A", "..."};
+    rs_alertpol_t *two[2] = {dst, ref};
+    for (int k = 0; k < 2; k++) {
+        int64_t tt = T0 + 6 * H_MS;
+        run(two[k], 1, &tt, a1, 2, d);
+        assert_string_equal(d, want[0]);
+        tt = T0 + 6 * H_MS;
+        run(two[k], 2, &tt, a2, 1, d);
+        assert_string_equal(d, want[1]);
+        tt = T0 + 6 * H_MS;
+        run(two[k], 3, &tt, a3, 3, d); /* in its cool-down: silent */
+        assert_string_equal(d, want[2]);
+        int64_t lead = -1;
+        assert_int_equal(rs_alertpol_failure(two[k], 1, T0 + 12 * H_MS,
+                                             &lead), 1);
+        assert_int_equal(lead, 10 * H_MS);
+    }
+    /* src still has machine 4 (found after the deletions) */
+    assert_int_equal(rs_alertpol_entry_save(src, 4, e), 1);
+    /* refused by name, nothing changed */
+    assert_int_equal(rs_alertpol_entry_save(ref, 2, e), 1);
+    e[44] = 2; /* open flag */
+    assert_int_equal(rs_alertpol_entry_load(src, e, err, sizeof(err)),
+                     RS_ERR_CORRUPT);
+    assert_non_null(strstr(err, "open flag"));
+    e[44] = 0;
+    int64_t bad = INT64_MIN + 1024;
+    memcpy(e + 8, &bad, 8);
+    assert_int_equal(rs_alertpol_entry_load(src, e, err, sizeof(err)),
+                     RS_ERR_CORRUPT);
+    assert_non_null(strstr(err, "2^62"));
+    rs_alertpol_stats(src, &ps);
+    assert_int_equal(ps.machines, 1);
+    /* a full table: RS_ERR_NOMEM (max_machines 4) */
+    assert_int_equal(rs_alertpol_entry_save(ref, 2, e), 1);
+    for (uint64_t m = 100; m < 103; m++) {
+        memcpy(e, &m, 8);
+        assert_int_equal(rs_alertpol_entry_load(src, e, err, sizeof(err)),
+                         RS_OK);
+    }
+    uint64_t m5 = 200;
+    memcpy(e, &m5, 8);
+    assert_int_equal(rs_alertpol_entry_load(src, e, err, sizeof(err)),
+                     RS_ERR_NOMEM);
+    rs_alertpol_destroy(src);
+    rs_alertpol_destroy(ref);
+    rs_alertpol_destroy(dst);
+}
+
+/* Deletion keeps every other machine findable (linear probing, backward
+ * shift): 60 machines in 128 slots, every other one forgotten. */
+static void test_forget_many(void **st) {
+    (void)st;
+    rs_maint_conf_t c;
+    rs_maint_conf_init(&c);
+    c.alert_readings = 1;
+    c.max_machines = 64;
+    char err[256], d[4];
+    rs_alertpol_t *p = rs_alertpol_new(&c, err, sizeof(err));
+    assert_non_null(p);
+    const float hi[] = {.9f};
+    for (uint64_t m = 1; m <= 60; m++) {
+        int64_t t = T0;
+        run(p, m * 0x10001, &t, hi, 1, d);
+        assert_string_equal(d, "A");
+    }
+    for (uint64_t m = 1; m <= 60; m += 2) rs_alertpol_forget(p, m * 0x10001);
+    rs_alertpol_stats_t ps;
+    rs_alertpol_stats(p, &ps);
+    assert_int_equal(ps.machines, 30);
+    assert_int_equal(ps.open, 30);
+    unsigned char e[RS_ALERTPOL_ENTRY];
+    for (uint64_t m = 1; m <= 60; m++) {
+        assert_int_equal(rs_alertpol_entry_save(p, m * 0x10001, e), m % 2 == 0);
+        assert_int_equal(rs_alertpol_is_open(p, m * 0x10001), m % 2 == 0);
+    }
+    rs_alertpol_destroy(p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_debounce_episode),
@@ -350,6 +477,8 @@ int main(void) {
         cmocka_unit_test(test_lead),
         cmocka_unit_test(test_table_ckpt),
         cmocka_unit_test(test_payload_and_drifting),
+        cmocka_unit_test(test_entry_move),
+        cmocka_unit_test(test_forget_many),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

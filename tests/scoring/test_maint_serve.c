@@ -96,6 +96,7 @@
 #include <jansson.h>
 
 #include "scoring/scoring.h"
+#include "ingest/ingest.h"
 #include "scoring/sink.h"
 #include "tests/support/rs_test_kafka.h"
 #include "tests/support/rs_test_redis.h"
@@ -671,6 +672,144 @@ static void test_alertpol_restart(void **state) {
     rs_test_env_close(&e);
 }
 
+/* ------------------------------------------- scale-out (i15part) */
+
+/* Reading j of machine `mach`, on input partition `part` (its labels
+ * would go to the same partition number: keyed by machine). */
+static void produce_part_reading(rs_test_env_t *e, const char *mach,
+                                 int part, int j) {
+    char buf[1024], id[48];
+    snprintf(id, sizeof(id), "r-%s-%02d", mach, j);
+    snprintf(buf, sizeof(buf),
+             "{\"id\":\"%s\",\"type\":\"sensor\",\"entity_id\":\"%s\","
+             "\"counterparty_id\":\"site-1\",\"event_time_ms\":%lld,"
+             "\"numeric_fields\":{\"temperature\":%.3f,\"vibration\":2.0}}",
+             id, mach, BASE_MS + (long long)j * STEP_MS, 60.0 + 0.1 * j);
+    rd_kafka_resp_err_t kerr = rd_kafka_producev(
+        e->prod, RD_KAFKA_V_TOPIC(rs_test_topics[RS_TEST_T_EVENTS]),
+        RD_KAFKA_V_PARTITION(part), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_KEY(mach, strlen(mach)),
+        RD_KAFKA_V_VALUE(buf, strlen(buf)), RD_KAFKA_V_END);
+    assert_int_equal(kerr, RD_KAFKA_RESP_ERR_NO_ERROR);
+}
+
+/* a.scored + b.scored >= n within 60 s */
+static void wait_total(rs_test_svc_t *a, rs_test_svc_t *b, uint64_t n) {
+    for (int i = 0; i < 6000; i++) {
+        if (atomic_load(&a->scored) + atomic_load(&b->scored) >= n) return;
+        usleep(10000);
+    }
+    fail_msg("scored %llu + %llu of %llu",
+             (unsigned long long)atomic_load(&a->scored),
+             (unsigned long long)atomic_load(&b->scored),
+             (unsigned long long)n);
+}
+
+/* Machines O<p> (an open episode when their partition moves) and D<p>
+ * (half way through the debounce) on input partition p = 0, 1. */
+static const char *const pm_open[2] = {"pm-O0", "pm-O1"};
+static const char *const pm_deb[2] = {"pm-D0", "pm-D1"};
+
+/* The maintenance state follows its partition (pstate.h 'A' records,
+ * alerts.h rs_alerts_part_*): two instances in one group on the mock
+ * cluster with the state changelog.  Threshold 0 (every reading counts),
+ * 4 readings to alert, no cool-down.  A alone: O0, O1 read 6 (alerted on
+ * their 4th, episodes open), D0, D1 read 2 (2 of 4).  B joins: one of the
+ * two partitions moves to B, restored from the changelog.  Then O0, O1
+ * read 4 more and D0, D1 2 more.  Checked: over the whole run the scores
+ * topic has exactly r-pm-O0-03, r-pm-O1-03, r-pm-D0-03, r-pm-D1-03
+ * decided alert -- the moved machines decide as if they never moved: the
+ * open one is not alerted again (without the move of its state: alerted
+ * on r-pm-Ox-09 by its new owner) and the debouncing one is alerted on
+ * its 4th reading overall (without: not at all); the machines of the
+ * partition that left A were dropped there: riskstream_alerts_open of A
+ * and B add up to the 4 open episodes (without the drop: the moved open
+ * machine is counted by both). */
+static void test_part_move(void **state) {
+    (void)state;
+    static rs_test_env_t e;
+    static rs_test_svc_t a, b;
+    rs_test_env_open(&e, 2);
+    /* the mock has no CreateTopics: the group's changelog made here */
+    assert_int_equal(rd_kafka_mock_topic_create(rs_cluster_mock(e.cl),
+                                                "g-maint-part-state-changelog",
+                                                2, 1),
+                     0);
+    const char *kv[] = {"maintenance.enabled", "true",
+                        "maintenance.horizon", "1h",
+                        "maintenance.cold_start", "true",
+                        "maintenance.alert_threshold", "0",
+                        "maintenance.alert_readings", "4",
+                        "maintenance.alert_cooldown", "0s",
+                        "maintenance.alert_escalation", "1",
+                        "model.kind", "lr",
+                        "model.label_horizon", "30d",
+                        "features.preset", "sensors",
+                        "features.sensor_fields", "temperature,vibration",
+                        "state.changelog", "true",
+                        "kafka.consumer.session.timeout.ms", "6000",
+                        NULL};
+    rs_test_svc_conf(&a, &e, "g-maint-part", kv);
+    a.label = "A";
+    rs_test_svc_run(&a);
+    rs_test_svc_wait_assigned(&a, 30000);
+    for (int p = 0; p < 2; p++) {
+        for (int j = 0; j < 6; j++) produce_part_reading(&e, pm_open[p], p, j);
+        for (int j = 0; j < 2; j++) produce_part_reading(&e, pm_deb[p], p, j);
+    }
+    rs_test_env_flush(&e);
+    assert_true(rs_test_svc_wait_count(&a, &a.scored, 16, "A scored", 60000));
+    rs_test_svc_conf(&b, &e, "g-maint-part", kv);
+    b.label = "B";
+    rs_test_svc_run(&b);
+    rs_test_svc_wait_assigned(&b, 60000);
+    for (int p = 0; p < 2; p++) {
+        for (int j = 6; j < 10; j++) produce_part_reading(&e, pm_open[p], p, j);
+        for (int j = 2; j < 4; j++) produce_part_reading(&e, pm_deb[p], p, j);
+    }
+    rs_test_env_flush(&e);
+    wait_total(&a, &b, 28);
+    rs_test_svc_stop(&b);
+    rs_test_svc_stop(&a);
+    assert_int_equal(a.err, RS_OK);
+    assert_int_equal(b.err, RS_OK);
+    double open_a = metric(a.metrics, "riskstream_alerts_open");
+    double open_b = metric(b.metrics, "riskstream_alerts_open");
+    double rest_b = metric(b.metrics,
+                           "riskstream_restores_total{source=\"changelog\"}");
+    printf("part_move: A scored %llu, B scored %llu; open episodes A %.0f, "
+           "B %.0f; B restored %.0f partition(s) from the changelog\n",
+           (unsigned long long)a.st.scored, (unsigned long long)b.st.scored,
+           open_a, open_b, rest_b);
+    assert_true(b.st.scored > 0); /* a partition did move */
+    /* the scores topic (a record may come twice: at-least-once across
+     * the move): exactly one alert per episode, each at its 4th reading */
+    scores_t sc;
+    read_scores(&e, 28, &sc);
+    assert_true(sc.n >= 28);
+    int seen[4] = {0, 0, 0, 0};
+    for (int i = 0; i < sc.n; i++) {
+        if (sc.sc[i].decision != RS_DECISION_ALERT) {
+            assert_int_equal(sc.sc[i].decision, RS_DECISION_APPROVE);
+            continue;
+        }
+        printf("part_move: alert on %s\n", sc.sc[i].event_id);
+        int k = !strcmp(sc.sc[i].event_id, "r-pm-O0-03")   ? 0
+                : !strcmp(sc.sc[i].event_id, "r-pm-O1-03") ? 1
+                : !strcmp(sc.sc[i].event_id, "r-pm-D0-03") ? 2
+                : !strcmp(sc.sc[i].event_id, "r-pm-D1-03") ? 3
+                                                           : -1;
+        assert_true(k >= 0);
+        seen[k] = 1;
+    }
+    for (int k = 0; k < 4; k++) assert_int_equal(seen[k], 1);
+    assert_int_equal((int)(open_a + open_b), 4);
+    free(sc.sc);
+    rs_test_svc_free(&a);
+    rs_test_svc_free(&b);
+    rs_test_env_close(&e);
+}
+
 /* After every test, also a failed one: stop what it left running. */
 static int teardown(void **state) {
     (void)state;
@@ -688,6 +827,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_coldstart_alert_score, teardown),
         cmocka_unit_test_teardown(test_coldstart_restart, teardown),
         cmocka_unit_test_teardown(test_alertpol_restart, teardown),
+        cmocka_unit_test_teardown(test_part_move, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,6 +16,17 @@
  *                              and the positions; a corrupt file refused
  *                              with nothing loaded
  *   test_dedup_part            write_part / merge / drop by partition
+ *   test_maint_part            the maintenance machines (alerts.h) move
+ *                              with partition 0's checkpoint: on arrival
+ *                              they decide as on an instance that never
+ *                              moved them (open episode not alerted again,
+ *                              debounce goes on, cool-down holds); drop
+ *                              forgets them (partition 1's stay); a
+ *                              damaged or newer maintenance section is
+ *                              refused by name and the features loaded; a
+ *                              format-1 file still loads; changelog
+ *                              records 'A' restore a machine, a damaged
+ *                              one is skipped
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,12 +34,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "model/learnlog.h"
 #include "scoring/pstate.h"
+#include "scoring/trainer.h"
 #include "tests/support/rs_test_eng.h"
 
 #define T0 1767225600000LL
@@ -351,7 +364,7 @@ static void test_file_parse(void **state) {
     uint8_t buf[RS_PSTATE_FILE_HDR + 8];
     memset(buf, 0xab, sizeof(buf));
     rs_pstate_pos_t pos = {1, 2, 3, 4};
-    rs_pstate_file_seal(buf, 5, &pos, 3, 2, 3);
+    rs_pstate_file_seal(buf, 5, &pos, 3, 2, 3, 0);
     rs_pstate_file_t pf;
     char err[256];
     assert_int_equal(rs_pstate_file_parse(buf, sizeof(buf), &pf, err,
@@ -408,6 +421,310 @@ static void test_dedup_part(void **state) {
     rs_dedup_destroy(b);
 }
 
+/* ------------------------------------------------ maintenance machines */
+
+typedef struct maint_s {
+    rs_features_t *f;
+    rs_model_t *m;
+    rs_trainer_t *tr;
+    rs_alerts_t *al;
+    rs_pstate_t *ps;
+} maint_t;
+
+static void maint_new(maint_t *t, const char *dir) {
+    char e[512];
+    memset(t, 0, sizeof(*t));
+    t->f = mkfeat();
+    t->m = mkmodel();
+    rs_model_conf_t c;
+    rs_model_conf_init(&c);
+    c.kind = RS_MODEL_LR;
+    c.batch_max = 16;
+    c.train_queue = 8;
+    c.publish_interval_ms = 600000;
+    rs_model_t *tm = rs_model_new(&c, DIM, names, e, sizeof(e));
+    assert_non_null(tm);
+    rs_err_t err;
+    t->tr = rs_trainer_new(tm, &c, NULL, &err, e, sizeof(e));
+    if (!t->tr) fail_msg("%s", e);
+    rs_maint_conf_t mc;
+    rs_maint_conf_init(&mc);
+    mc.enabled = 1;
+    mc.alert_threshold = 0.5;
+    mc.alert_readings = 2;
+    mc.alert_cooldown = 10 * 3600000LL;
+    mc.alert_escalation = 1;
+    mc.max_machines = 64;
+    mc.cold_start = 1; /* its own policy's entries move too */
+    rs_alerts_opts_t ao = {8};
+    t->al = rs_alerts_new(&mc, &ao, t->f, t->m, t->tr, e, sizeof(e));
+    if (!t->al) fail_msg("%s", e);
+    t->ps = rs_pstate_new(dir, t->f, t->m, NULL, e, sizeof(e));
+    if (!t->ps) fail_msg("%s", e);
+    rs_pstate_set_alerts(t->ps, t->al);
+}
+
+static void maint_free(maint_t *t) {
+    rs_pstate_destroy(t->ps);
+    rs_alerts_destroy(t->al);
+    rs_trainer_destroy(t->tr);
+    rs_model_destroy(t->m);
+    rs_features_destroy(t->f);
+}
+
+/* Machine k ("m<k>") on partition k % 2 reads score p at hour h: 'A'
+ * alert, '.' not. */
+static char mread(maint_t *t, int k, int h, float p) {
+    rs_event_t ev;
+    memset(&ev, 0, sizeof(ev));
+    snprintf(ev.id, sizeof(ev.id), "r-%d-%d", k, h);
+    snprintf(ev.type, sizeof(ev.type), "sensor");
+    snprintf(ev.entity_id, sizeof(ev.entity_id), "m%d", k);
+    ev.event_time_ms = T0 + (int64_t)h * 3600000;
+    float x[RS_FEATURES_MAX_DIM] = {0};
+    int64_t rul;
+    double as;
+    rs_alerts_event(t->al, 0, &ev, k % 2);
+    rs_decision_t d = rs_alerts_score(t->al, 0, -1, &ev, k % 2, p, x, "v1",
+                                      &rul, &as);
+    rs_alerts_batch_end(t->al);
+    return d == RS_DECISION_ALERT ? 'A' : '.';
+}
+
+static int has_machine(maint_t *t, const char *m) {
+    return rs_alerts_machine_write(t->al, m, NULL, 0) > 0;
+}
+
+static uint8_t *read_all(const char *path, size_t *len) {
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    fseek(fp, 0, SEEK_END);
+    *len = (size_t)ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    uint8_t *b = malloc(*len);
+    assert_int_equal(fread(b, 1, *len, fp), *len);
+    fclose(fp);
+    return b;
+}
+
+static void write_file(const char *dir, const void *b, size_t len) {
+    char path[700];
+    snprintf(path, sizeof(path), "%s/p0", dir);
+    mkdir(path, 0755);
+    snprintf(path, sizeof(path), "%s/p0/checkpoint", dir);
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(b, 1, len, fp), len);
+    fclose(fp);
+}
+
+static void test_maint_part(void **state) {
+    (void)state;
+    char d1[] = "/tmp/rs_test_pmaint_XXXXXX", d2[] = "/tmp/rs_test_pmaint_XXXXXX";
+    char d3[] = "/tmp/rs_test_pmaint_XXXXXX", d4[] = "/tmp/rs_test_pmaint_XXXXXX";
+    assert_non_null(mkdtemp(d1));
+    assert_non_null(mkdtemp(d2));
+    assert_non_null(mkdtemp(d3));
+    assert_non_null(mkdtemp(d4));
+    static maint_t src, ref, dst;
+    maint_new(&src, d1);
+    maint_new(&ref, d2);
+    /* the same readings on the source and on a reference that keeps
+     * them: m0 (p0) alerted, episode open; m1 (p1) likewise; m2 (p0) 1
+     * of 2 readings above; m4 (p0) alerted, then closed: cool-down */
+    char dec[2][16];
+    maint_t *both[2] = {&src, &ref};
+    for (int k = 0; k < 2; k++) {
+        char *o = dec[k];
+        *o++ = mread(both[k], 0, 0, .9f);
+        *o++ = mread(both[k], 0, 1, .9f);
+        *o++ = mread(both[k], 1, 0, .9f);
+        *o++ = mread(both[k], 1, 1, .9f);
+        *o++ = mread(both[k], 2, 1, .9f);
+        *o++ = mread(both[k], 4, 0, .9f);
+        *o++ = mread(both[k], 4, 1, .9f);
+        *o++ = mread(both[k], 4, 2, .1f);
+        *o++ = mread(both[k], 4, 3, .1f);
+        *o = '\0';
+    }
+    assert_string_equal(dec[0], ".A.A..A..");
+    assert_string_equal(dec[1], dec[0]);
+    /* partition 0's features too: the rest of the file */
+    float x[RS_FEATURES_MAX_DIM];
+    for (int i = 0; i < 60; i++)
+        if (part_of(i) == 0) process(src.f, i, x);
+    char err[512];
+    rs_pstate_pos_t pos = {10, 2, 0, -1}, got;
+    assert_int_equal(rs_pstate_save(src.ps, 0, &pos, err, sizeof(err)), RS_OK);
+    /* the partition leaves src: its machines with it, p1's stay */
+    uint64_t nk = 0, nk0 = 0;
+    rs_pstate_drop(src.ps, 0, NULL);
+    assert_false(has_machine(&src, "m0"));
+    assert_false(has_machine(&src, "m2"));
+    assert_false(has_machine(&src, "m4"));
+    assert_true(has_machine(&src, "m1"));
+    rs_alerts_stats_t st;
+    rs_alerts_snapshot(src.al);
+    rs_alerts_stats(src.al, &st);
+    assert_int_equal(st.pol.open, 1); /* m1's */
+    /* ... and arrives at dst (the file, as a local checkpoint would) */
+    maint_new(&dst, d1);
+    assert_int_equal(rs_pstate_load(dst.ps, 0, &got, &nk0, err, sizeof(err)),
+                     RS_OK);
+    assert_true(nk0 > 0);
+    assert_true(has_machine(&dst, "m0"));
+    assert_false(has_machine(&dst, "m1"));
+    /* dst decides as ref, which never moved them: m0's episode is open
+     * (no second alert), m2's debounce goes on (alert on its 2nd), m4's
+     * new episode opens silently (cool-down) */
+    maint_t *two[2] = {&dst, &ref};
+    for (int k = 0; k < 2; k++) {
+        char *o = dec[k];
+        *o++ = mread(two[k], 0, 3, .9f);
+        *o++ = mread(two[k], 2, 3, .9f);
+        *o++ = mread(two[k], 4, 4, .9f);
+        *o++ = mread(two[k], 4, 5, .9f);
+        *o = '\0';
+    }
+    assert_string_equal(dec[1], ".A..");
+    assert_string_equal(dec[0], dec[1]);
+    /* a fresh instance (what a partition arrived with before): m0 and m4
+     * alerted again, m2 not yet */
+    {
+        static maint_t fr;
+        char d5[] = "/tmp/rs_test_pmaint_XXXXXX";
+        assert_non_null(mkdtemp(d5));
+        maint_new(&fr, d5);
+        char *o = dec[0];
+        *o++ = mread(&fr, 0, 3, .9f);
+        *o++ = mread(&fr, 0, 4, .9f);
+        *o++ = mread(&fr, 2, 3, .9f);
+        *o++ = mread(&fr, 4, 4, .9f);
+        *o++ = mread(&fr, 4, 5, .9f);
+        *o = '\0';
+        assert_string_equal(dec[0], ".A..A");
+        maint_free(&fr);
+        rmdir(d5);
+    }
+
+    /* damaged / newer maintenance section: refused by name, the features
+     * of the same file loaded */
+    char path[700];
+    snprintf(path, sizeof(path), "%s/p0/checkpoint", d1);
+    size_t len;
+    uint8_t *img = read_all(path, &len);
+    rs_pstate_file_t pf;
+    assert_int_equal(rs_pstate_file_parse(img, len, &pf, err, sizeof(err)),
+                     RS_OK);
+    assert_int_equal(pf.format, 2);
+    assert_true(pf.maint_len > 16);
+    size_t moff = (size_t)(pf.maint - img);
+    uint8_t *bad = malloc(len);
+    memcpy(bad, img, len);
+    bad[moff + 4] = 2; /* RSMP version 2 */
+    static maint_t e1;
+    maint_new(&e1, d3);
+    assert_int_equal(rs_alerts_part_merge(e1.al, 0, bad + moff, pf.maint_len,
+                                          NULL, err, sizeof(err)),
+                     RS_ERR_CORRUPT);
+    assert_non_null(strstr(err, "version 2"));
+    rs_pstate_file_seal(bad, 0, &pf.pos, pf.feat_len, pf.caches_len,
+                        pf.dedup_len, pf.maint_len);
+    write_file(d3, bad, len);
+    assert_int_equal(rs_pstate_load(e1.ps, 0, &got, &nk, err, sizeof(err)),
+                     RS_OK);
+    assert_int_equal(nk, nk0);
+    assert_false(has_machine(&e1, "m0"));
+    /* a damaged policy entry (open flag 2 in the first machine's) */
+    memcpy(bad, img, len);
+    bad[moff + 16 + 32 + 44] = 2;
+    assert_int_equal(rs_alerts_part_merge(e1.al, 0, bad + moff, pf.maint_len,
+                                          NULL, err, sizeof(err)),
+                     RS_ERR_CORRUPT);
+    assert_non_null(strstr(err, "alert policy entry"));
+    /* another partition's machines */
+    assert_int_equal(rs_alerts_part_merge(e1.al, 1, img + moff, pf.maint_len,
+                                          NULL, err, sizeof(err)),
+                     RS_ERR_CORRUPT);
+    assert_non_null(strstr(err, "another partition"));
+    /* truncated */
+    assert_int_equal(rs_alerts_part_merge(e1.al, 0, img + moff,
+                                          pf.maint_len - 1, NULL, err,
+                                          sizeof(err)),
+                     RS_ERR_CORRUPT);
+    assert_false(has_machine(&e1, "m0"));
+
+    /* format 1 (before the section): still loads, machines start afresh */
+    {
+        struct {
+            char magic[8];
+            uint32_t format;
+            int32_t partition;
+            int64_t events, labels;
+            uint64_t log_end;
+            int64_t changelog;
+            uint64_t feat_len, caches_len, dedup_len, body_hash, hdr_hash;
+        } h1;
+        assert_int_equal(sizeof(h1), RS_PSTATE_FILE_HDR_V1);
+        memset(&h1, 0, sizeof(h1));
+        memcpy(h1.magic, "RSPSTAT1", 8);
+        h1.format = 1;
+        h1.partition = 0;
+        h1.events = pf.pos.events;
+        h1.labels = pf.pos.labels;
+        h1.log_end = pf.pos.log_end;
+        h1.changelog = pf.pos.changelog;
+        h1.feat_len = pf.feat_len;
+        h1.caches_len = pf.caches_len;
+        h1.dedup_len = pf.dedup_len;
+        size_t body = pf.feat_len + pf.caches_len + pf.dedup_len;
+        h1.body_hash = rs_hash64(pf.feat, body);
+        h1.hdr_hash = rs_hash64(&h1, offsetof(__typeof__(h1), hdr_hash));
+        uint8_t *v1 = malloc(sizeof(h1) + body);
+        memcpy(v1, &h1, sizeof(h1));
+        memcpy(v1 + sizeof(h1), pf.feat, body);
+        write_file(d4, v1, sizeof(h1) + body);
+        static maint_t e2;
+        maint_new(&e2, d4);
+        assert_int_equal(rs_pstate_load(e2.ps, 0, &got, &nk, err,
+                                        sizeof(err)), RS_OK);
+        assert_int_equal(nk, nk0);
+        assert_int_equal(got.events, pos.events);
+        assert_false(has_machine(&e2, "m0"));
+        /* changelog records 'A': one machine restored; a damaged one
+         * skipped (RS_OK: the other records are used) */
+        uint8_t key[RS_PSTATE_KEY_LEN], val[4096];
+        size_t vl = rs_alerts_machine_write(ref.al, "m0", val, sizeof(val));
+        assert_true(vl > 16 && vl <= sizeof(val));
+        rs_pstate_key_encode(key, 'A', 0, rs_hash_str("m0"));
+        rs_pstate_pos_t mark;
+        int is_mark = 0;
+        assert_int_equal(rs_pstate_apply(e2.ps, 0, key, sizeof(key), val, vl,
+                                         &mark, &is_mark, err, sizeof(err)),
+                         RS_OK);
+        assert_true(has_machine(&e2, "m0"));
+        assert_int_equal(mread(&e2, 0, 6, .9f), '.'); /* its episode */
+        vl = rs_alerts_machine_write(ref.al, "m2", val, sizeof(val));
+        val[4] = 9; /* version 9 */
+        rs_pstate_key_encode(key, 'A', 0, rs_hash_str("m2"));
+        assert_int_equal(rs_pstate_apply(e2.ps, 0, key, sizeof(key), val, vl,
+                                         &mark, &is_mark, err, sizeof(err)),
+                         RS_OK);
+        assert_false(has_machine(&e2, "m2"));
+        maint_free(&e2);
+        free(v1);
+    }
+    free(bad);
+    free(img);
+    maint_free(&e1);
+    maint_free(&src);
+    maint_free(&ref);
+    maint_free(&dst);
+    char cmd[200];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s %s %s %s", d1, d2, d3, d4);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_features_part_moves),
@@ -415,6 +732,7 @@ int main(void) {
         cmocka_unit_test(test_pstate_file_roundtrip),
         cmocka_unit_test(test_file_parse),
         cmocka_unit_test(test_dedup_part),
+        cmocka_unit_test(test_maint_part),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
