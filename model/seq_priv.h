@@ -46,6 +46,7 @@
 #define RS_SEQ_STD_MIN   1e-3
 #define RS_SEQ_BAL_EMA   0.01f /* rate of the routing-fraction average   */
 #define RS_SEQ_NO_ENT    UINT32_MAX /* a row without an entity slot      */
+#define RS_SEQ_CHUNK     8     /* rows forwarded and explained together  */
 
 #define RS_ADAM_B1  0.9f
 #define RS_ADAM_B2  0.999f
@@ -267,6 +268,56 @@ static inline void rs_axpy(float a, const float *x, float *y, int n) {
     for (; i < n; i++) y[i] += a * x[i];
 }
 
+#define rs_st8(p, v) (*(rs_v8w *)(void *)(p) = (v))
+
+/* y[0..n) += sum_{i < m} a[i] W[i][0..n) (W row-major, ldw floats per
+ * row): the chain of rs_axpy(a[i], W + i ldw, y, n) for i = 0, 1, .. with
+ * y held in registers (32 columns at a time) instead of loaded and stored
+ * per axpy.  Each y element gets the same additions in the same order as
+ * the chain, so the same bits.  skip0: leave out the rows whose a[i] is 0
+ * (as callers that skip those axpys).  Always inlined: it must be
+ * compiled inside each target clone of its caller. */
+static inline __attribute__((always_inline)) void
+rs_gemv_t(const float *a, const float *W, size_t ldw, int m, float *y, int n,
+          int skip0) {
+    int j = 0;
+    for (; j + 32 <= n; j += 32) {
+        rs_v8 y0 = rs_ld8(y + j), y1 = rs_ld8(y + j + 8),
+              y2 = rs_ld8(y + j + 16), y3 = rs_ld8(y + j + 24);
+        for (int i = 0; i < m; i++) {
+            const float ai = a[i];
+            if (skip0 && ai == 0.0f) continue;
+            const float *w = W + (size_t)i * ldw + j;
+            y0 = y0 + ai * rs_ld8(w);
+            y1 = y1 + ai * rs_ld8(w + 8);
+            y2 = y2 + ai * rs_ld8(w + 16);
+            y3 = y3 + ai * rs_ld8(w + 24);
+        }
+        rs_st8(y + j, y0);
+        rs_st8(y + j + 8, y1);
+        rs_st8(y + j + 16, y2);
+        rs_st8(y + j + 24, y3);
+    }
+    for (; j + 8 <= n; j += 8) {
+        rs_v8 y0 = rs_ld8(y + j);
+        for (int i = 0; i < m; i++) {
+            const float ai = a[i];
+            if (skip0 && ai == 0.0f) continue;
+            y0 = y0 + ai * rs_ld8(W + (size_t)i * ldw + j);
+        }
+        rs_st8(y + j, y0);
+    }
+    for (; j < n; j++) {
+        float yj = y[j];
+        for (int i = 0; i < m; i++) {
+            const float ai = a[i];
+            if (skip0 && ai == 0.0f) continue;
+            yj = yj + ai * W[(size_t)i * ldw + j];
+        }
+        y[j] = yj;
+    }
+}
+
 static inline double rs_sigm(double l) {
     return l >= 0 ? 1.0 / (1.0 + exp(-l)) : exp(l) / (1.0 + exp(l));
 }
@@ -336,9 +387,12 @@ void rs_seq_run_free(rs_seq_run_t *rs);
 void rs_seq_gemm(const rs_seq_t *s, int M, int N, int K, const float *A,
                  int lda, const float *B, int ldb, float beta, float *C,
                  int ldc);
-/* Forward nb rows of rs (rows filled by the caller), every activation
- * kept for the backward.  No allocation. */
-RS_HOT_DECL void rs_seq_run(const rs_seq_t *s, rs_seq_run_t *rs, int nb);
+/* Forward rows r0 .. r0 + nb of rs (rows filled by the caller up to
+ * nall: those ahead are prefetched), every activation kept for the
+ * backward.  A row's results do not depend on r0, nb or the other rows
+ * (with the exact kernel).  No allocation. */
+RS_HOT_DECL void rs_seq_run(const rs_seq_t *s, rs_seq_run_t *rs, int r0,
+                            int nb, int nall);
 /* 1 if a learning step trains every layer (drift high, warm-up or
  * seq.drift_mode all), 0 if only the head and the gates. */
 int rs_seq_all_layers(const rs_seq_t *s);
