@@ -103,16 +103,22 @@ void rs_seq_backward(rs_seq_t *s, rs_seq_run_t *rs, int r, float dlogit,
         const float *q = qkv, *ks = qkv + d, *vs = qkv + 2 * d;
         const float *tb = P + s->o_tb[l], *TV = P + s->o_tv[l];
         RS_UNUSED(tb);
-        for (int b = 0; b < RS_SEQ_NB; b++) rs->tvd[b] = rs_dot(dc, TV + (size_t)b * d, d);
+        const float **vr = rs->vrow;
+        float *cf = rs->vcf;
+        for (int b = 0; b < RS_SEQ_NB; b++) vr[b] = TV + (size_t)b * d;
+        rs_dots(dc, vr, RS_SEQ_NB, d, rs->tvd);
         float *da = rs->da, sa = 0;
-        for (int j = 0; j < n; j++) {
+        for (int j = 0; j < n; j++) { /* the cached values */
             int sl = (rw->h.start + j) % rw->h.cap;
-            const float *vj = rw->h.kv + (size_t)sl * s->stride + (size_t)l * 2 * d + d;
+            vr[j] = rw->h.kv + (size_t)sl * s->stride + (size_t)l * 2 * d + d;
+        }
+        rs_dots(dc, vr, n, d, da);
+        for (int j = 0; j < n; j++) {
             int ib;
             float f;
             ib = rs->gib[(size_t)r * s->L + j];
             f = rs->gf[(size_t)r * s->L + j];
-            da[j] = rs_dot(dc, vj, d) + rs->tvd[ib] * (1.0f - f) +
+            da[j] = da[j] + rs->tvd[ib] * (1.0f - f) +
                     (f > 0 ? rs->tvd[ib + 1] * f : 0.0f);
             sa += a[j] * da[j];
         }
@@ -121,11 +127,13 @@ void rs_seq_backward(rs_seq_t *s, rs_seq_run_t *rs, int r, float dlogit,
         float *dq = dqkv, *dk = dqkv + d, *dv = dqkv + 2 * d;
         memset(dqkv, 0, sizeof(float) * 3 * (size_t)d);
         float wb[RS_SEQ_NB] = {0};
+        /* dq = sum_j ds_j isq k_j + dss isq k_self: coefficients and rows
+         * here, the sum in registers below (rs_gemv_rows: the bits of the
+         * axpy chain) */
         for (int j = 0; j < n; j++) {
-            int sl = (rw->h.start + j) % rw->h.cap;
-            const float *kj = rw->h.kv + (size_t)sl * s->stride + (size_t)l * 2 * d;
             float ds = a[j] * (da[j] - sa);
-            rs_axpy(ds * isq, kj, dq, d);
+            vr[j] -= d; /* its key */
+            cf[j] = ds * isq;
             if (full) { /* replay view: start 0, k/v recomputed from xin */
                 for (int i = 0; i < d; i++) {
                     rs->dK[(size_t)j * d + i] = ds * isq * q[i];
@@ -145,7 +153,9 @@ void rs_seq_backward(rs_seq_t *s, rs_seq_run_t *rs, int r, float dlogit,
             }
         }
         float dss = a[n] * (da[n] - sa);
-        rs_axpy(dss * isq, ks, dq, d);
+        vr[n] = ks;
+        cf[n] = dss * isq;
+        rs_gemv_rows(cf, vr, n + 1, dq, d);
         for (int i = 0; i < d; i++) {
             dk[i] = dss * isq * q[i];
             dv[i] = a[n] * dc[i];

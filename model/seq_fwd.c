@@ -61,8 +61,9 @@ static void rs_gemm_nt(int M, int N, int K, const float *A, int lda,
                 s00 += x0 * w0; s01 += x0 * w1; s02 += x0 * w2; s03 += x0 * w3;
                 s10 += x1 * w0; s11 += x1 * w1; s12 += x1 * w2; s13 += x1 * w3;
             }
-            float r[2][4] = {{rs_hsum8(s00), rs_hsum8(s01), rs_hsum8(s02), rs_hsum8(s03)},
-                             {rs_hsum8(s10), rs_hsum8(s11), rs_hsum8(s12), rs_hsum8(s13)}};
+            const rs_v8 sv[8] = {s00, s01, s02, s03, s10, s11, s12, s13};
+            float r[2][4];
+            rs_hsum8x8(sv, &r[0][0]);
             for (int k = K8; k < K; k++) {
                 r[0][0] += a0[k] * b0[k]; r[0][1] += a0[k] * b1[k];
                 r[0][2] += a0[k] * b2[k]; r[0][3] += a0[k] * b3[k];
@@ -213,15 +214,21 @@ void rs_seq_run(const rs_seq_t *s, rs_seq_run_t *rs, int r0, int nb, int nall) {
             float *a = att + (size_t)r * L1;
             float *c = ctx + (size_t)r * d;
             const int n = rw->h.n;
-            float mx = -INFINITY;
+            const float **vr = rs->vrow;
+            float *cf = rs->vcf;
+            /* q . k_j of the cached keys, eight at a time */
             for (int j = 0; j < n; j++) {
                 int sl = (rw->h.start + j) % rw->h.cap;
-                const float *kj = rw->h.kv + (size_t)sl * s->stride + (size_t)l * 2 * d;
+                vr[j] = rw->h.kv + (size_t)sl * s->stride + (size_t)l * 2 * d;
+            }
+            rs_dots(q, vr, n, d, a);
+            float mx = -INFINITY;
+            for (int j = 0; j < n; j++) {
                 int ib;
                 float f;
                 ib = rs->gib[(size_t)r * s->L + j];
                 f = rs->gf[(size_t)r * s->L + j];
-                float sc = rs_dot(q, kj, d) * isq + tb[ib] * (1.0f - f) +
+                float sc = a[j] * isq + tb[ib] * (1.0f - f) +
                            (f > 0 ? tb[ib + 1] * f : 0.0f) +
                            tb[RS_SEQ_NB + n - 1 - j];
                 a[j] = sc;
@@ -236,24 +243,31 @@ void rs_seq_run(const rs_seq_t *s, rs_seq_run_t *rs, int r0, int nb, int nall) {
             }
             float is = 1.0f / sum;
             float wb[RS_SEQ_NB] = {0};
-            memset(c, 0, sizeof(float) * (size_t)d);
+            /* c = sum_j a_j v_j + a_self v_self + sum_b wb_b TV_b, in this
+             * order, accumulated in registers (rs_gemv_rows) */
             for (int j = 0; j < n; j++) {
                 a[j] *= is;
-                int sl = (rw->h.start + j) % rw->h.cap;
-                const float *vj = rw->h.kv + (size_t)sl * s->stride + (size_t)l * 2 * d + d;
                 int ib;
                 float f;
                 ib = rs->gib[(size_t)r * s->L + j];
                 f = rs->gf[(size_t)r * s->L + j];
                 wb[ib] += a[j] * (1.0f - f);
                 if (f > 0) wb[ib + 1] += a[j] * f;
-                rs_axpy(a[j], vj, c, d);
+                vr[j] += d; /* its value */
+                cf[j] = a[j];
             }
             a[n] *= is;
             wb[0] += a[n];
-            rs_axpy(a[n], q + 2 * d, c, d);
+            int m = n;
+            vr[m] = q + 2 * d;
+            cf[m++] = a[n];
             for (int b = 0; b < RS_SEQ_NB; b++)
-                if (wb[b] != 0) rs_axpy(wb[b], TV + (size_t)b * d, c, d);
+                if (wb[b] != 0) {
+                    vr[m] = TV + (size_t)b * d;
+                    cf[m++] = wb[b];
+                }
+            memset(c, 0, sizeof(float) * (size_t)d);
+            rs_gemv_rows(cf, vr, m, c, d);
         }
         /* x1 = xin + ctx Wo^T */
         memcpy(x1 + (size_t)r0 * d, xin + (size_t)r0 * d,

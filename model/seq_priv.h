@@ -119,6 +119,8 @@ typedef struct rs_seq_run_s {
     int *gib;             /* [B][L] time-gap bucket of history slot j     */
     float *gf;            /* [B][L] its interpolation weight              */
     float *wexp;          /* [L+1] explanation scratch                    */
+    const float **vrow;   /* [L+1+NB] attention: rows of one weighted sum */
+    float *vcf;           /* [L+1+NB] and their weights (one row's dots)   */
     /* training replay: history recomputed at the current weights */
     float *hist;          /* [L][stride] keys/values                      */
     float *dK, *dV;       /* [L][d] gradients of the history keys/values  */
@@ -270,6 +272,27 @@ static inline void rs_axpy(float a, const float *x, float *y, int n) {
 
 #define rs_st8(p, v) (*(rs_v8w *)(void *)(p) = (v))
 
+/* The rs_hsum8 of eight vectors at once: r[j] = rs_hsum8(v[j]), the same
+ * additions of the same operands (fewer, vector instructions: level one
+ * adds the halves of two vectors per add, levels two and three the
+ * neighbours), so the same bits.  Always inlined (target clones; pointers,
+ * not vector values, cross its boundary). */
+typedef int rs_v8i __attribute__((vector_size(32)));
+static inline __attribute__((always_inline)) void
+rs_hsum8x8(const rs_v8 *v, float *r) {
+    const rs_v8i lo = {0, 1, 2, 3, 8, 9, 10, 11}, hi = {4, 5, 6, 7, 12, 13, 14, 15};
+    const rs_v8i ev = {0, 2, 4, 6, 8, 10, 12, 14}, od = {1, 3, 5, 7, 9, 11, 13, 15};
+    /* [v[j][i] + v[j][i+4] (i < 4), the same of v[j+1]] */
+    rs_v8 p01 = __builtin_shuffle(v[0], v[1], lo) + __builtin_shuffle(v[0], v[1], hi);
+    rs_v8 p23 = __builtin_shuffle(v[2], v[3], lo) + __builtin_shuffle(v[2], v[3], hi);
+    rs_v8 p45 = __builtin_shuffle(v[4], v[5], lo) + __builtin_shuffle(v[4], v[5], hi);
+    rs_v8 p67 = __builtin_shuffle(v[6], v[7], lo) + __builtin_shuffle(v[6], v[7], hi);
+    /* [(v[0]+v[4]) + (v[1]+v[5]), (v[2]+v[6]) + (v[3]+v[7])] per j */
+    rs_v8 q03 = __builtin_shuffle(p01, p23, ev) + __builtin_shuffle(p01, p23, od);
+    rs_v8 q47 = __builtin_shuffle(p45, p67, ev) + __builtin_shuffle(p45, p67, od);
+    rs_st8(r, __builtin_shuffle(q03, q47, ev) + __builtin_shuffle(q03, q47, od));
+}
+
 /* y[0..n) += sum_{i < m} a[i] W[i][0..n) (W row-major, ldw floats per
  * row): the chain of rs_axpy(a[i], W + i ldw, y, n) for i = 0, 1, .. with
  * y held in registers (32 columns at a time) instead of loaded and stored
@@ -316,6 +339,60 @@ rs_gemv_t(const float *a, const float *W, size_t ldw, int m, float *y, int n,
         }
         y[j] = yj;
     }
+}
+
+/* y[0..n) += sum_{i < m} cf[i] row[i][0..n): rs_gemv_t over rows at
+ * any addresses (the same bits as the chain of rs_axpy(cf[i], row[i], y,
+ * n)). */
+static inline __attribute__((always_inline)) void
+rs_gemv_rows(const float *cf, const float *const *row, int m, float *y,
+             int n) {
+    int j = 0;
+    for (; j + 32 <= n; j += 32) {
+        rs_v8 y0 = rs_ld8(y + j), y1 = rs_ld8(y + j + 8),
+              y2 = rs_ld8(y + j + 16), y3 = rs_ld8(y + j + 24);
+        for (int i = 0; i < m; i++) {
+            const float ci = cf[i], *w = row[i] + j;
+            y0 = y0 + ci * rs_ld8(w);
+            y1 = y1 + ci * rs_ld8(w + 8);
+            y2 = y2 + ci * rs_ld8(w + 16);
+            y3 = y3 + ci * rs_ld8(w + 24);
+        }
+        rs_st8(y + j, y0);
+        rs_st8(y + j + 8, y1);
+        rs_st8(y + j + 16, y2);
+        rs_st8(y + j + 24, y3);
+    }
+    for (; j + 8 <= n; j += 8) {
+        rs_v8 y0 = rs_ld8(y + j);
+        for (int i = 0; i < m; i++) y0 = y0 + cf[i] * rs_ld8(row[i] + j);
+        rs_st8(y + j, y0);
+    }
+    for (; j < n; j++) {
+        float yj = y[j];
+        for (int i = 0; i < m; i++) yj = yj + cf[i] * row[i][j];
+        y[j] = yj;
+    }
+}
+
+/* out[i] = rs_dot(q, row[i], n) for i < m, bit for bit: eight rows at a
+ * time, their horizontal sums together (rs_hsum8x8). */
+static inline __attribute__((always_inline)) void
+rs_dots(const float *q, const float *const *row, int m, int n, float *out) {
+    const int n8 = n & ~7;
+    int i = 0;
+    for (; i + 8 <= m; i += 8) {
+        const float *const *r = row + i;
+        rs_v8 acc[8] = {{0}};
+        for (int k = 0; k < n8; k += 8) {
+            const rs_v8 qk = rs_ld8(q + k);
+            for (int t = 0; t < 8; t++) acc[t] += qk * rs_ld8(r[t] + k);
+        }
+        rs_hsum8x8(acc, out + i);
+        for (int t = 0; t < 8; t++)
+            for (int k = n8; k < n; k++) out[i + t] += q[k] * r[t][k];
+    }
+    for (; i < m; i++) out[i] = rs_dot(q, row[i], n);
 }
 
 static inline double rs_sigm(double l) {
