@@ -243,8 +243,10 @@ typedef float rs_v8u __attribute__((vector_size(32), aligned(4), may_alias));
 
 /* hot functions get an AVX2+FMA clone picked at load time (ifunc) */
 /* The ifunc resolver of target_clones runs before the TSan runtime is up
- * and is instrumented: it crashes at load.  TSan builds use one version. */
-#if defined(__SANITIZE_THREAD__)
+ * and is instrumented: it crashes at load.  TSan builds use one version,
+ * and so do builds with -DRS_SEQ_NO_CLONES (the portable path alone, to
+ * check it on an AVX2 machine: bench_model --dump of two builds). */
+#if defined(__SANITIZE_THREAD__) || defined(RS_SEQ_NO_CLONES)
 #define RS_HOT
 #else
 #define RS_HOT __attribute__((target_clones("arch=x86-64-v3", "default")))
