@@ -14,6 +14,13 @@ static inline void rs_prefetch(const void *p, size_t n) {
     for (size_t o = 0; o < n; o += 64) __builtin_prefetch((const char *)p + o);
 }
 
+/* The same into L2 (prefetcht1): for a whole chunk ahead, more than L1
+ * holds beside the rows in use. */
+static inline void rs_prefetch_l2(const void *p, size_t n) {
+    for (size_t o = 0; o < n; o += 64)
+        __builtin_prefetch((const char *)p + o, 0, 2);
+}
+
 /* Time-gap bucket: phi has weight 1-f at ib and f at ib+1. */
 static inline void rs_seq_gap(int64_t dt_ms, int *ib, float *f) {
     float g = dt_ms > 0 ? log1pf((float)dt_ms * 1e-3f) / RS_SEQ_GAP_STEP : 0.0f;
@@ -200,15 +207,19 @@ void rs_seq_run(const rs_seq_t *s, rs_seq_run_t *rs, int r0, int nb, int nall) {
         /* attention, one row at a time over its cache + itself */
         for (int r = r0; r < r1; r++) {
             const rs_seq_row_t *rw = &rs->row[r];
-            if (r + 4 < nall) { /* the keys/values of 4 rows ahead */
-                const rs_seq_view_t *h = &rs->row[r + 4].h;
+            /* the keys/values and times of the row a chunk ahead: the
+             * next chunk's rows are in L2 when it starts (its first loop
+             * reads their times) */
+            if (r + RS_SEQ_CHUNK < nall) {
+                const rs_seq_view_t *h = &rs->row[r + RS_SEQ_CHUNK].h;
                 int s0 = h->start, s1 = h->start + h->n;
                 int e0 = RS_MIN(s1, h->cap);
-                rs_prefetch(h->kv + (size_t)s0 * s->stride,
-                            sizeof(float) * (size_t)(e0 - s0) * s->stride);
+                rs_prefetch_l2(h->kv + (size_t)s0 * s->stride,
+                               sizeof(float) * (size_t)(e0 - s0) * s->stride);
                 if (s1 > h->cap)
-                    rs_prefetch(h->kv, sizeof(float) * (size_t)(s1 - h->cap) * s->stride);
-                rs_prefetch(h->t, sizeof(int64_t) * (size_t)h->cap);
+                    rs_prefetch_l2(h->kv, sizeof(float) * (size_t)(s1 - h->cap) *
+                                              s->stride);
+                rs_prefetch_l2(h->t, sizeof(int64_t) * (size_t)h->cap);
             }
             const float *q = qkv + (size_t)r * 3 * d;
             float *a = att + (size_t)r * L1;
