@@ -274,25 +274,27 @@ static inline void rs_axpy(float a, const float *x, float *y, int n) {
 
 #define rs_st8(p, v) (*(rs_v8w *)(void *)(p) = (v))
 
+/* __builtin_shufflevector: GCC >= 12 and clang (the RS_FUZZ build) */
+#define RS_LO(a, b) __builtin_shufflevector(a, b, 0, 1, 2, 3, 8, 9, 10, 11)
+#define RS_HI(a, b) __builtin_shufflevector(a, b, 4, 5, 6, 7, 12, 13, 14, 15)
+#define RS_EV(a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14)
+#define RS_OD(a, b) __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15)
 /* The rs_hsum8 of eight vectors at once: r[j] = rs_hsum8(v[j]), the same
  * additions of the same operands (fewer, vector instructions: level one
  * adds the halves of two vectors per add, levels two and three the
  * neighbours), so the same bits.  Always inlined (target clones; pointers,
  * not vector values, cross its boundary). */
-typedef int rs_v8i __attribute__((vector_size(32)));
 static inline __attribute__((always_inline)) void
 rs_hsum8x8(const rs_v8 *v, float *r) {
-    const rs_v8i lo = {0, 1, 2, 3, 8, 9, 10, 11}, hi = {4, 5, 6, 7, 12, 13, 14, 15};
-    const rs_v8i ev = {0, 2, 4, 6, 8, 10, 12, 14}, od = {1, 3, 5, 7, 9, 11, 13, 15};
     /* [v[j][i] + v[j][i+4] (i < 4), the same of v[j+1]] */
-    rs_v8 p01 = __builtin_shuffle(v[0], v[1], lo) + __builtin_shuffle(v[0], v[1], hi);
-    rs_v8 p23 = __builtin_shuffle(v[2], v[3], lo) + __builtin_shuffle(v[2], v[3], hi);
-    rs_v8 p45 = __builtin_shuffle(v[4], v[5], lo) + __builtin_shuffle(v[4], v[5], hi);
-    rs_v8 p67 = __builtin_shuffle(v[6], v[7], lo) + __builtin_shuffle(v[6], v[7], hi);
+    rs_v8 p01 = RS_LO(v[0], v[1]) + RS_HI(v[0], v[1]);
+    rs_v8 p23 = RS_LO(v[2], v[3]) + RS_HI(v[2], v[3]);
+    rs_v8 p45 = RS_LO(v[4], v[5]) + RS_HI(v[4], v[5]);
+    rs_v8 p67 = RS_LO(v[6], v[7]) + RS_HI(v[6], v[7]);
     /* [(v[0]+v[4]) + (v[1]+v[5]), (v[2]+v[6]) + (v[3]+v[7])] per j */
-    rs_v8 q03 = __builtin_shuffle(p01, p23, ev) + __builtin_shuffle(p01, p23, od);
-    rs_v8 q47 = __builtin_shuffle(p45, p67, ev) + __builtin_shuffle(p45, p67, od);
-    rs_st8(r, __builtin_shuffle(q03, q47, ev) + __builtin_shuffle(q03, q47, od));
+    rs_v8 q03 = RS_EV(p01, p23) + RS_OD(p01, p23);
+    rs_v8 q47 = RS_EV(p45, p67) + RS_OD(p45, p67);
+    rs_st8(r, RS_EV(q03, q47) + RS_OD(q03, q47));
 }
 
 /* y[0..n) += sum_{i < m} a[i] W[i][0..n) (W row-major, ldw floats per
