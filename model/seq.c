@@ -290,6 +290,8 @@ void rs_seq_run_init(rs_seq_t *s, rs_seq_run_t *rs, int cap) {
     rs->gib = rs_aligned_calloc(B * (size_t)s->L, sizeof(int));
     rs->gf = rs_aligned_calloc(B * (size_t)s->L, sizeof(float));
     rs->wexp = rs_aligned_calloc(L1, sizeof(float));
+    rs->vrow = rs_calloc(L1 + RS_SEQ_NB, sizeof(*rs->vrow));
+    rs->vcf = rs_aligned_calloc(L1 + RS_SEQ_NB, sizeof(float));
     rs->hist = rs_aligned_calloc((size_t)s->L * s->stride, sizeof(float));
     rs->dK = rs_aligned_calloc((size_t)s->L * d, sizeof(float));
     rs->dV = rs_aligned_calloc((size_t)s->L * d, sizeof(float));
@@ -300,7 +302,8 @@ void rs_seq_run_free(rs_seq_run_t *rs) {
                   rs->gp, rs->sel, rs->gw, rs->hid, rs->yex, rs->xout,
                   rs->logit, rs->gidx, rs->gn, rs->G, rs->Hg, rs->Yg, rs->dx,
                   rs->dx1, rs->dc, rs->dqkv, rs->dh, rs->dy, rs->da, rs->dr,
-                  rs->du, rs->tvd, rs->gib, rs->gf, rs->wexp, rs->hist, rs->dK, rs->dV};
+                  rs->du, rs->tvd, rs->gib, rs->gf, rs->wexp, rs->hist, rs->dK, rs->dV,
+                  (void *)rs->vrow, rs->vcf};
     for (size_t i = 0; i < RS_ARRAY_LEN(ps); i++) rs_free(ps[i]);
 }
 

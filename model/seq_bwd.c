@@ -54,7 +54,7 @@ void rs_seq_backward(rs_seq_t *s, rs_seq_run_t *rs, int r, float dlogit,
             for (int i = 0; i < d; i++) dy[i] = gw[t] * dx[i];
             /* dh = W2^T dy masked by relu; W2 [d][H] */
             memset(dh, 0, sizeof(float) * (size_t)H);
-            for (int i = 0; i < d; i++) rs_axpy(dy[i], W2 + (size_t)i * H, dh, H);
+            rs_gemv_t(dy, W2, (size_t)H, d, dh, H, 0);
             for (int j = 0; j < H; j++) dh[j] = h[j] > 0 ? dh[j] : 0.0f;
             if (full) {
                 float *gW1 = G + eo, *gb1 = gW1 + (size_t)H * d, *gW2 = gb1 + H,
@@ -70,8 +70,7 @@ void rs_seq_backward(rs_seq_t *s, rs_seq_run_t *rs, int r, float dlogit,
                 }
             }
             /* about half the hidden units are off (relu): skip them */
-            for (int j = 0; j < H; j++)
-                if (dh[j] != 0.0f) rs_axpy(dh[j], W1 + (size_t)j * d, dx1, d);
+            rs_gemv_t(dh, W1, (size_t)d, H, dx1, d, 1);
         }
         /* gate: w = softmax over the selected logits; + balance term */
         float *dr = rs->dr;
@@ -84,16 +83,16 @@ void rs_seq_backward(rs_seq_t *s, rs_seq_run_t *rs, int r, float dlogit,
             float cb = (float)s->conf.seq.balance * (float)E;
             for (int e = 0; e < E; e++) dr[e] += cb * gp[e] * (f[e] - fp);
         }
-        for (int e = 0; e < E; e++) {
-            if (dr[e] == 0) continue;
-            rs_axpy(dr[e], P + s->o_wg[l] + (size_t)e * d, dx1, d);
-            if (train) rs_axpy(dr[e], x1, G + s->o_wg[l] + (size_t)e * d, d);
-        }
+        rs_gemv_t(dr, P + s->o_wg[l], (size_t)d, E, dx1, d, 1);
+        if (train)
+            for (int e = 0; e < E; e++)
+                if (dr[e] != 0)
+                    rs_axpy(dr[e], x1, G + s->o_wg[l] + (size_t)e * d, d);
         if (train == 1 && l == 0) return; /* head + gates only */
         /* x1 = xin + Wo ctx: dc = Wo^T dx1, dx = dx1 */
         const float *Wo = P + s->o_wo[l];
         memset(dc, 0, sizeof(float) * (size_t)d);
-        for (int i = 0; i < d; i++) rs_axpy(dx1[i], Wo + (size_t)i * d, dc, d);
+        rs_gemv_t(dx1, Wo, (size_t)d, d, dc, d, 0);
         if (full)
             for (int i = 0; i < d; i++)
                 rs_axpy(dx1[i], ctx, G + s->o_wo[l] + (size_t)i * d, d);
@@ -104,16 +103,22 @@ void rs_seq_backward(rs_seq_t *s, rs_seq_run_t *rs, int r, float dlogit,
         const float *q = qkv, *ks = qkv + d, *vs = qkv + 2 * d;
         const float *tb = P + s->o_tb[l], *TV = P + s->o_tv[l];
         RS_UNUSED(tb);
-        for (int b = 0; b < RS_SEQ_NB; b++) rs->tvd[b] = rs_dot(dc, TV + (size_t)b * d, d);
+        const float **vr = rs->vrow;
+        float *cf = rs->vcf;
+        for (int b = 0; b < RS_SEQ_NB; b++) vr[b] = TV + (size_t)b * d;
+        rs_dots(dc, vr, RS_SEQ_NB, d, rs->tvd);
         float *da = rs->da, sa = 0;
-        for (int j = 0; j < n; j++) {
+        for (int j = 0; j < n; j++) { /* the cached values */
             int sl = (rw->h.start + j) % rw->h.cap;
-            const float *vj = rw->h.kv + (size_t)sl * s->stride + (size_t)l * 2 * d + d;
+            vr[j] = rw->h.kv + (size_t)sl * s->stride + (size_t)l * 2 * d + d;
+        }
+        rs_dots(dc, vr, n, d, da);
+        for (int j = 0; j < n; j++) {
             int ib;
             float f;
             ib = rs->gib[(size_t)r * s->L + j];
             f = rs->gf[(size_t)r * s->L + j];
-            da[j] = rs_dot(dc, vj, d) + rs->tvd[ib] * (1.0f - f) +
+            da[j] = da[j] + rs->tvd[ib] * (1.0f - f) +
                     (f > 0 ? rs->tvd[ib + 1] * f : 0.0f);
             sa += a[j] * da[j];
         }
@@ -122,11 +127,13 @@ void rs_seq_backward(rs_seq_t *s, rs_seq_run_t *rs, int r, float dlogit,
         float *dq = dqkv, *dk = dqkv + d, *dv = dqkv + 2 * d;
         memset(dqkv, 0, sizeof(float) * 3 * (size_t)d);
         float wb[RS_SEQ_NB] = {0};
+        /* dq = sum_j ds_j isq k_j + dss isq k_self: coefficients and rows
+         * here, the sum in registers below (rs_gemv_rows: the bits of the
+         * axpy chain) */
         for (int j = 0; j < n; j++) {
-            int sl = (rw->h.start + j) % rw->h.cap;
-            const float *kj = rw->h.kv + (size_t)sl * s->stride + (size_t)l * 2 * d;
             float ds = a[j] * (da[j] - sa);
-            rs_axpy(ds * isq, kj, dq, d);
+            vr[j] -= d; /* its key */
+            cf[j] = ds * isq;
             if (full) { /* replay view: start 0, k/v recomputed from xin */
                 for (int i = 0; i < d; i++) {
                     rs->dK[(size_t)j * d + i] = ds * isq * q[i];
@@ -146,7 +153,9 @@ void rs_seq_backward(rs_seq_t *s, rs_seq_run_t *rs, int r, float dlogit,
             }
         }
         float dss = a[n] * (da[n] - sa);
-        rs_axpy(dss * isq, ks, dq, d);
+        vr[n] = ks;
+        cf[n] = dss * isq;
+        rs_gemv_rows(cf, vr, n + 1, dq, d);
         for (int i = 0; i < d; i++) {
             dk[i] = dss * isq * q[i];
             dv[i] = a[n] * dc[i];
@@ -168,10 +177,10 @@ void rs_seq_backward(rs_seq_t *s, rs_seq_run_t *rs, int r, float dlogit,
                 if (wb[b] != 0) rs_axpy(wb[b], dc, G + s->o_tv[l] + (size_t)b * d, d);
         }
         const float *Wqkv = P + s->o_qkv[l];
-        for (int i = 0; i < 3 * d; i++) {
-            rs_axpy(dqkv[i], Wqkv + (size_t)i * d, dx, d);
-            if (full) rs_axpy(dqkv[i], xin, G + s->o_qkv[l] + (size_t)i * d, d);
-        }
+        rs_gemv_t(dqkv, Wqkv, (size_t)d, 3 * d, dx, d, 0);
+        if (full)
+            for (int i = 0; i < 3 * d; i++)
+                rs_axpy(dqkv[i], xin, G + s->o_qkv[l] + (size_t)i * d, d);
     }
     /* x0 = softsign(e): dx0/de = (1 - |x0|)^2 */
     const float *x0 = rs->xin + (size_t)r * d;
@@ -181,10 +190,10 @@ void rs_seq_backward(rs_seq_t *s, rs_seq_run_t *rs, int r, float dlogit,
     }
     const float *u = rs->u + (size_t)r * din;
     memset(rs->du, 0, sizeof(float) * (size_t)din);
-    for (int i = 0; i < d; i++) {
-        rs_axpy(dx[i], P + s->o_win + (size_t)i * din, rs->du, din);
-        if (full) rs_axpy(dx[i], u, G + s->o_win + (size_t)i * din, din);
-    }
+    rs_gemv_t(dx, P + s->o_win, (size_t)din, d, rs->du, din, 0);
+    if (full)
+        for (int i = 0; i < d; i++)
+            rs_axpy(dx[i], u, G + s->o_win + (size_t)i * din, din);
     if (full) {
         rs_axpy(1.0f, dx, G + s->o_bin, d);
         if (rw->cp) rs_axpy(1.0f, dx, G + rs_seq_ecp_row(s, rw->cp), d);

@@ -14,6 +14,13 @@ static inline void rs_prefetch(const void *p, size_t n) {
     for (size_t o = 0; o < n; o += 64) __builtin_prefetch((const char *)p + o);
 }
 
+/* The same into L2 (prefetcht1): for a whole chunk ahead, more than L1
+ * holds beside the rows in use. */
+static inline void rs_prefetch_l2(const void *p, size_t n) {
+    for (size_t o = 0; o < n; o += 64)
+        __builtin_prefetch((const char *)p + o, 0, 2);
+}
+
 /* Time-gap bucket: phi has weight 1-f at ib and f at ib+1. */
 static inline void rs_seq_gap(int64_t dt_ms, int *ib, float *f) {
     float g = dt_ms > 0 ? log1pf((float)dt_ms * 1e-3f) / RS_SEQ_GAP_STEP : 0.0f;
@@ -61,8 +68,9 @@ static void rs_gemm_nt(int M, int N, int K, const float *A, int lda,
                 s00 += x0 * w0; s01 += x0 * w1; s02 += x0 * w2; s03 += x0 * w3;
                 s10 += x1 * w0; s11 += x1 * w1; s12 += x1 * w2; s13 += x1 * w3;
             }
-            float r[2][4] = {{rs_hsum8(s00), rs_hsum8(s01), rs_hsum8(s02), rs_hsum8(s03)},
-                             {rs_hsum8(s10), rs_hsum8(s11), rs_hsum8(s12), rs_hsum8(s13)}};
+            const rs_v8 sv[8] = {s00, s01, s02, s03, s10, s11, s12, s13};
+            float r[2][4];
+            rs_hsum8x8(sv, &r[0][0]);
             for (int k = K8; k < K; k++) {
                 r[0][0] += a0[k] * b0[k]; r[0][1] += a0[k] * b1[k];
                 r[0][2] += a0[k] * b2[k]; r[0][3] += a0[k] * b3[k];
@@ -127,18 +135,19 @@ static inline float rs_seq_gap_in(const rs_seq_t *s, const rs_seq_row_t *rw) {
     return dt > 0 ? log1pf((float)dt * 1e-3f) * 0.1f : 0.0f;
 }
 
-/* Forward nb rows of rs (rows filled by the caller): every activation is
- * kept for the backward.  No allocation; reads the views, writes nothing
- * but rs. */
+/* Forward rows r0 .. r0 + nb of rs (rows filled by the caller up to
+ * nall >= r0 + nb: the caches of rows ahead are prefetched): every
+ * activation is kept for the backward.  No allocation; reads the views,
+ * writes nothing but rs. */
 RS_HOT
-void rs_seq_run(const rs_seq_t *s, rs_seq_run_t *rs, int nb) {
+void rs_seq_run(const rs_seq_t *s, rs_seq_run_t *rs, int r0, int nb, int nall) {
     const int d = s->d, din = s->din, dim = s->dim, E = s->E, k = s->k,
-              H = s->H, L1 = s->L + 1, B = rs->cap;
+              H = s->H, L1 = s->L + 1, B = rs->cap, r1 = r0 + nb;
     const float *P = rs->P;
     const float isq = 1.0f / sqrtf((float)d);
 
     /* u [nb][din]: standardised x and the history extras */
-    for (int r = 0; r < nb; r++) {
+    for (int r = r0; r < r1; r++) {
         const rs_seq_row_t *rw = &rs->row[r];
         float *u = rs->u + (size_t)r * din;
         for (int i = 0; i < dim; i++) {
@@ -165,8 +174,9 @@ void rs_seq_run(const rs_seq_t *s, rs_seq_run_t *rs, int nb) {
     }
     /* x0 [nb][d] = softsign(u W_in^T + b_in + embeddings) */
     float *x0 = rs->xin;
-    rs_seq_gemm(s, nb, d, din, rs->u, din, P + s->o_win, din, 0.0f, x0, d);
-    for (int r = 0; r < nb; r++) {
+    rs_seq_gemm(s, nb, d, din, rs->u + (size_t)r0 * din, din, P + s->o_win,
+                din, 0.0f, x0 + (size_t)r0 * d, d);
+    for (int r = r0; r < r1; r++) {
         const rs_seq_row_t *rw = &rs->row[r];
         float *e = x0 + (size_t)r * d;
         rs_axpy(1.0f, P + s->o_bin, e, d);
@@ -192,33 +202,44 @@ void rs_seq_run(const rs_seq_t *s, rs_seq_run_t *rs, int nb) {
         const float *tb = P + s->o_tb[l], *TV = P + s->o_tv[l];
 
         /* qkv [nb][3d] = xin Wqkv^T */
-        rs_seq_gemm(s, nb, 3 * d, d, xin, d, P + s->o_qkv[l], d, 0.0f, qkv, 3 * d);
+        rs_seq_gemm(s, nb, 3 * d, d, xin + (size_t)r0 * d, d, P + s->o_qkv[l],
+                    d, 0.0f, qkv + (size_t)r0 * 3 * d, 3 * d);
         /* attention, one row at a time over its cache + itself */
-        for (int r = 0; r < nb; r++) {
+        for (int r = r0; r < r1; r++) {
             const rs_seq_row_t *rw = &rs->row[r];
-            if (r + 4 < nb) { /* the keys/values of 4 rows ahead */
-                const rs_seq_view_t *h = &rs->row[r + 4].h;
+            /* the keys/values and times of the row a chunk ahead: the
+             * next chunk's rows are in L2 when it starts (its first loop
+             * reads their times) */
+            if (r + RS_SEQ_CHUNK < nall) {
+                const rs_seq_view_t *h = &rs->row[r + RS_SEQ_CHUNK].h;
                 int s0 = h->start, s1 = h->start + h->n;
                 int e0 = RS_MIN(s1, h->cap);
-                rs_prefetch(h->kv + (size_t)s0 * s->stride,
-                            sizeof(float) * (size_t)(e0 - s0) * s->stride);
+                rs_prefetch_l2(h->kv + (size_t)s0 * s->stride,
+                               sizeof(float) * (size_t)(e0 - s0) * s->stride);
                 if (s1 > h->cap)
-                    rs_prefetch(h->kv, sizeof(float) * (size_t)(s1 - h->cap) * s->stride);
-                rs_prefetch(h->t, sizeof(int64_t) * (size_t)h->cap);
+                    rs_prefetch_l2(h->kv, sizeof(float) * (size_t)(s1 - h->cap) *
+                                              s->stride);
+                rs_prefetch_l2(h->t, sizeof(int64_t) * (size_t)h->cap);
             }
             const float *q = qkv + (size_t)r * 3 * d;
             float *a = att + (size_t)r * L1;
             float *c = ctx + (size_t)r * d;
             const int n = rw->h.n;
-            float mx = -INFINITY;
+            const float **vr = rs->vrow;
+            float *cf = rs->vcf;
+            /* q . k_j of the cached keys, eight at a time */
             for (int j = 0; j < n; j++) {
                 int sl = (rw->h.start + j) % rw->h.cap;
-                const float *kj = rw->h.kv + (size_t)sl * s->stride + (size_t)l * 2 * d;
+                vr[j] = rw->h.kv + (size_t)sl * s->stride + (size_t)l * 2 * d;
+            }
+            rs_dots(q, vr, n, d, a);
+            float mx = -INFINITY;
+            for (int j = 0; j < n; j++) {
                 int ib;
                 float f;
                 ib = rs->gib[(size_t)r * s->L + j];
                 f = rs->gf[(size_t)r * s->L + j];
-                float sc = rs_dot(q, kj, d) * isq + tb[ib] * (1.0f - f) +
+                float sc = a[j] * isq + tb[ib] * (1.0f - f) +
                            (f > 0 ? tb[ib + 1] * f : 0.0f) +
                            tb[RS_SEQ_NB + n - 1 - j];
                 a[j] = sc;
@@ -233,32 +254,42 @@ void rs_seq_run(const rs_seq_t *s, rs_seq_run_t *rs, int nb) {
             }
             float is = 1.0f / sum;
             float wb[RS_SEQ_NB] = {0};
-            memset(c, 0, sizeof(float) * (size_t)d);
+            /* c = sum_j a_j v_j + a_self v_self + sum_b wb_b TV_b, in this
+             * order, accumulated in registers (rs_gemv_rows) */
             for (int j = 0; j < n; j++) {
                 a[j] *= is;
-                int sl = (rw->h.start + j) % rw->h.cap;
-                const float *vj = rw->h.kv + (size_t)sl * s->stride + (size_t)l * 2 * d + d;
                 int ib;
                 float f;
                 ib = rs->gib[(size_t)r * s->L + j];
                 f = rs->gf[(size_t)r * s->L + j];
                 wb[ib] += a[j] * (1.0f - f);
                 if (f > 0) wb[ib + 1] += a[j] * f;
-                rs_axpy(a[j], vj, c, d);
+                vr[j] += d; /* its value */
+                cf[j] = a[j];
             }
             a[n] *= is;
             wb[0] += a[n];
-            rs_axpy(a[n], q + 2 * d, c, d);
+            int m = n;
+            vr[m] = q + 2 * d;
+            cf[m++] = a[n];
             for (int b = 0; b < RS_SEQ_NB; b++)
-                if (wb[b] != 0) rs_axpy(wb[b], TV + (size_t)b * d, c, d);
+                if (wb[b] != 0) {
+                    vr[m] = TV + (size_t)b * d;
+                    cf[m++] = wb[b];
+                }
+            memset(c, 0, sizeof(float) * (size_t)d);
+            rs_gemv_rows(cf, vr, m, c, d);
         }
         /* x1 = xin + ctx Wo^T */
-        memcpy(x1, xin, sizeof(float) * (size_t)nb * d);
-        rs_seq_gemm(s, nb, d, d, ctx, d, P + s->o_wo[l], d, 1.0f, x1, d);
+        memcpy(x1 + (size_t)r0 * d, xin + (size_t)r0 * d,
+               sizeof(float) * (size_t)nb * d);
+        rs_seq_gemm(s, nb, d, d, ctx + (size_t)r0 * d, d, P + s->o_wo[l], d,
+                    1.0f, x1 + (size_t)r0 * d, d);
         /* gate: gp [nb][E] = softmax(x1 Wg^T), top-k */
-        rs_seq_gemm(s, nb, E, d, x1, d, P + s->o_wg[l], d, 0.0f, gp, E);
+        rs_seq_gemm(s, nb, E, d, x1 + (size_t)r0 * d, d, P + s->o_wg[l], d,
+                    0.0f, gp + (size_t)r0 * E, E);
         memset(rs->gn, 0, sizeof(int) * (size_t)E);
-        for (int r = 0; r < nb; r++) {
+        for (int r = r0; r < r1; r++) {
             float *pr = gp + (size_t)r * E;
             float mx = pr[0];
             for (int e = 1; e < E; e++) mx = pr[e] > mx ? pr[e] : mx;
@@ -313,14 +344,14 @@ void rs_seq_run(const rs_seq_t *s, rs_seq_run_t *rs, int nb) {
             }
         }
         /* x = x1 + sum_t w_t y_t (slot order: independent of grouping) */
-        for (int r = 0; r < nb; r++) {
+        for (int r = r0; r < r1; r++) {
             float *xo = xnext + (size_t)r * d;
             memcpy(xo, x1 + (size_t)r * d, sizeof(float) * (size_t)d);
             for (int t = 0; t < k; t++)
                 rs_axpy(gw[(size_t)r * k + t], yex + ((size_t)r * k + t) * d, xo, d);
         }
     }
-    for (int r = 0; r < nb; r++)
+    for (int r = r0; r < r1; r++)
         rs->logit[r] = rs_dot(rs->xout + (size_t)r * d, P + s->o_wh, d) + P[s->o_bh];
 }
 
@@ -417,6 +448,97 @@ static size_t rs_seq_log_write(const rs_seq_t *s, const rs_seq_row_t *rw,
 
 /* ------------------------------------------------------------ scoring */
 
+/* Output, explanation, contributions, log, learning record and drift bin
+ * of row r of rs (forwarded), input rowin[r] of entity slot rowent[r]
+ * (the other arguments: rs_seq_flush_rows). */
+static void rs_seq_out_row(rs_seq_t *s, rs_seq_run_t *rs,
+                           const uint32_t *rowent, const int *rowin,
+                           uint8_t *bins, int bin0,
+                           const rs_model_input_t *in, int r, int nb,
+                           rs_model_output_t *out, float *contrib,
+                           unsigned flags) {
+    const int L1 = s->L + 1, B = rs->cap, k = s->k, dim = s->dim;
+    const int dry = (flags & RS_MODEL_FWD_DRY) != 0;
+    const int ii = rowin[r];
+    const rs_seq_row_t *rw = &rs->row[r];
+    rs_model_output_t *o = &out[ii];
+    if ((flags & RS_MODEL_FWD_EXPLAIN) && r + 4 < nb &&
+        rowent[r + 4] != RS_SEQ_NO_ENT)
+        rs_prefetch(s->emeta + (size_t)rowent[r + 4] * s->L,
+                    sizeof(rs_seq_meta_t) * (size_t)s->L);
+    o->score = (float)rs_sigm((double)rs->logit[r]);
+    o->contrib = NULL;
+    o->n_attended = 0;
+    o->n_experts = 0;
+    o->self_weight = 0;
+    o->n_hist = rw->h.n;
+    o->log_len = 0;
+    if (flags & RS_MODEL_FWD_EXPLAIN) {
+        /* mean attention over layers, top RS_MODEL_ATTEND_MAX */
+        float *w = rs->wexp;
+        const int n = rw->h.n;
+        for (int j = 0; j <= n; j++) {
+            float a = 0;
+            for (int l = 0; l < s->nl; l++)
+                a += rs->att[((size_t)l * B + r) * L1 + j];
+            w[j] = a / (float)s->nl;
+        }
+        o->self_weight = w[n];
+        /* a what-if row without one cached event: ids, times and
+         * ranks are those of the entity's full cache */
+        const int skip = s->xskip >= 0 ? s->xskip : n;
+        const rs_seq_view_t *hv = s->xskip >= 0 ? &s->xview : &rw->h;
+        const int nfull = s->xskip >= 0 ? n + 1 : n;
+        int na = RS_MIN(n, RS_MODEL_ATTEND_MAX), named = 0;
+        for (int t = 0; t < na; t++, named++) {
+            int best = -1; /* newest first on ties */
+            float bw = 0;  /* w[best], in a register (no load per j) */
+            for (int j = n - 1; j >= 0; j--)
+                if (w[j] >= 0 && (best < 0 || w[j] > bw)) {
+                    best = j;
+                    bw = w[j];
+                }
+            if (best < 0) break; /* NaN weights (huge cached k/v or
+                                  * diverged weights): none to name */
+            int jo = best < skip ? best : best + 1;
+            int sl = (hv->start + jo) % hv->cap;
+            const rs_seq_meta_t *m =
+                &s->emeta[(size_t)rowent[r] * s->L + sl];
+            rs_model_attn_t *at = &o->attended[t];
+            memcpy(at->event_id, m->id, sizeof(at->event_id));
+            memcpy(at->counterparty_id, m->cp, sizeof(at->counterparty_id));
+            at->event_time_ms = hv->t[sl];
+            at->amount = m->amount;
+            at->weight = w[best];
+            at->rank = nfull - 1 - jo;
+            w[best] = -1.0f;
+        }
+        o->n_attended = named;
+        for (int l = 0; l < s->nl; l++)
+            for (int t = 0; t < k && o->n_experts < RS_MODEL_EXPERTS_MAX; t++) {
+                rs_model_expert_t *ex = &o->experts[o->n_experts++];
+                ex->expert = l * s->E + rs->sel[((size_t)l * B + r) * k + t];
+                ex->gate = rs->gw[((size_t)l * B + r) * k + t];
+            }
+    }
+    if (contrib) {
+        rs_seq_backward(s, rs, r, 1.0f, 0);
+        float *c = contrib + (size_t)ii * dim;
+        const float *u = rs->u + (size_t)r * s->din;
+        for (int i = 0; i < dim; i++) c[i] = rs->du[i] * u[i];
+        o->contrib = c;
+    }
+    if (in[ii].log) o->log_len = rs_seq_log_write(s, rw, in[ii].log);
+    if (flags & RS_MODEL_FWD_REMEMBER)
+        rs_seq_lrec_write(s, rw, rowent[r], &in[ii], o->score,
+                          rs->u[(size_t)r * s->din + dim]);
+    if (dry) return;
+    if (bins)
+        bins[ii - bin0] = (uint8_t)rs_seq_psi_bin(rs->logit[r]);
+    else
+        rs_seq_drift_add(s, rs->logit[r]);
+}
+
 /* Outputs, contributions, logs, memory and cache appends of a sub-batch
  * (with RS_MODEL_FWD_DRY: outputs and logs only) in run state rs, row r
  * being input rowin[r] of entity slot rowent[r].  bins NULL: each score
@@ -429,8 +551,8 @@ static void rs_seq_flush_rows(rs_seq_t *s, rs_seq_run_t *rs,
                               rs_model_output_t *out, float *contrib,
                               unsigned flags) {
     if (!nb) return;
-    const int L1 = s->L + 1, B = rs->cap, k = s->k, dim = s->dim;
     const int dry = (flags & RS_MODEL_FWD_DRY) != 0;
+    const int rem = (flags & RS_MODEL_FWD_REMEMBER) != 0;
     if (s->wuse) {
         rs->P = s->wuse->p;
         rs->mu = s->wuse->mu;
@@ -440,88 +562,25 @@ static void rs_seq_flush_rows(rs_seq_t *s, rs_seq_run_t *rs,
         rs->mu = s->mu;
         rs->istd = s->istd;
     }
-    rs_seq_run(s, rs, nb);
-    for (int r = 0; r < nb; r++) {
-        const int ii = rowin[r];
-        const rs_seq_row_t *rw = &rs->row[r];
-        rs_model_output_t *o = &out[ii];
-        if ((flags & RS_MODEL_FWD_EXPLAIN) && r + 4 < nb &&
-            rowent[r + 4] != RS_SEQ_NO_ENT)
-            rs_prefetch(s->emeta + (size_t)rowent[r + 4] * s->L,
-                        sizeof(rs_seq_meta_t) * (size_t)s->L);
-        o->score = (float)rs_sigm((double)rs->logit[r]);
-        o->contrib = NULL;
-        o->n_attended = 0;
-        o->n_experts = 0;
-        o->self_weight = 0;
-        o->n_hist = rw->h.n;
-        o->log_len = 0;
-        if (flags & RS_MODEL_FWD_EXPLAIN) {
-            /* mean attention over layers, top RS_MODEL_ATTEND_MAX */
-            float *w = rs->wexp;
-            const int n = rw->h.n;
-            for (int j = 0; j <= n; j++) {
-                float a = 0;
-                for (int l = 0; l < s->nl; l++)
-                    a += rs->att[((size_t)l * B + r) * L1 + j];
-                w[j] = a / (float)s->nl;
-            }
-            o->self_weight = w[n];
-            /* a what-if row without one cached event: ids, times and
-             * ranks are those of the entity's full cache */
-            const int skip = s->xskip >= 0 ? s->xskip : n;
-            const rs_seq_view_t *hv = s->xskip >= 0 ? &s->xview : &rw->h;
-            const int nfull = s->xskip >= 0 ? n + 1 : n;
-            int na = RS_MIN(n, RS_MODEL_ATTEND_MAX), named = 0;
-            for (int t = 0; t < na; t++, named++) {
-                int best = -1; /* newest first on ties */
-                for (int j = n - 1; j >= 0; j--)
-                    if (w[j] >= 0 && (best < 0 || w[j] > w[best])) best = j;
-                if (best < 0) break; /* NaN weights (huge cached k/v or
-                                      * diverged weights): none to name */
-                int jo = best < skip ? best : best + 1;
-                int sl = (hv->start + jo) % hv->cap;
-                const rs_seq_meta_t *m =
-                    &s->emeta[(size_t)rowent[r] * s->L + sl];
-                rs_model_attn_t *at = &o->attended[t];
-                memcpy(at->event_id, m->id, sizeof(at->event_id));
-                memcpy(at->counterparty_id, m->cp, sizeof(at->counterparty_id));
-                at->event_time_ms = hv->t[sl];
-                at->amount = m->amount;
-                at->weight = w[best];
-                at->rank = nfull - 1 - jo;
-                w[best] = -1.0f;
-            }
-            o->n_attended = named;
-            for (int l = 0; l < s->nl; l++)
-                for (int t = 0; t < k && o->n_experts < RS_MODEL_EXPERTS_MAX; t++) {
-                    rs_model_expert_t *ex = &o->experts[o->n_experts++];
-                    ex->expert = l * s->E + rs->sel[((size_t)l * B + r) * k + t];
-                    ex->gate = rs->gw[((size_t)l * B + r) * k + t];
-                }
-        }
-        if (contrib) {
-            rs_seq_backward(s, rs, r, 1.0f, 0);
-            float *c = contrib + (size_t)ii * dim;
-            const float *u = rs->u + (size_t)r * s->din;
-            for (int i = 0; i < dim; i++) c[i] = rs->du[i] * u[i];
-            o->contrib = c;
-        }
-        if (in[ii].log) o->log_len = rs_seq_log_write(s, rw, in[ii].log);
-        if (flags & RS_MODEL_FWD_REMEMBER)
-            rs_seq_lrec_write(s, rw, rowent[r], &in[ii], o->score,
-                              rs->u[(size_t)r * s->din + dim]);
+    /* Forward and explanation chunk by chunk: a row's activations and its
+     * entity's cache are still in L1/L2 when its backward and its append
+     * read them again (a whole batch of 512 rows is megabytes).  The exact
+     * kernel gives every row the same bits whatever the chunk; a chunk's
+     * appends cannot change what a later chunk reads (no entity repeats in
+     * a sub-batch).  The "blas" kernel keeps whole batches (its bits
+     * depend on them). */
+    const int ch = s->conf.seq.gemm == 1 ? nb : RS_SEQ_CHUNK;
+    for (int c0 = 0; c0 < nb; c0 += ch) {
+        const int c1 = RS_MIN(nb, c0 + ch);
+        rs_seq_run(s, rs, c0, c1 - c0, nb);
+        for (int r = c0; r < c1; r++)
+            rs_seq_out_row(s, rs, rowent, rowin, bins, bin0, in, r, nb, out,
+                           contrib, flags);
         if (dry) continue;
-        if (bins)
-            bins[ii - bin0] = (uint8_t)rs_seq_psi_bin(rs->logit[r]);
-        else
-            rs_seq_drift_add(s, rs->logit[r]);
-    }
-    if (dry) return;
-    const int rem = (flags & RS_MODEL_FWD_REMEMBER) != 0;
-    for (int r = 0; r < nb; r++) {
-        const rs_model_input_t *ir = &in[rowin[r]];
-        rs_seq_ent_append(s, rowent[r], rs, r, ir, rem ? ir->lpos + 1 : 0);
+        for (int r = c0; r < c1; r++) {
+            const rs_model_input_t *ir = &in[rowin[r]];
+            rs_seq_ent_append(s, rowent[r], rs, r, ir, rem ? ir->lpos + 1 : 0);
+        }
     }
 }
 
@@ -897,7 +956,7 @@ rs_err_t rs_seq_rescore(rs_seq_t *s, const uint8_t *b, size_t len,
     /* the kernel the event was scored with */
     const int gemm = s->conf.seq.gemm;
     s->conf.seq.gemm = (log_flags & RS_MODEL_LOG_BLAS) ? 1 : 0;
-    rs_seq_run(s, tr, 1);
+    rs_seq_run(s, tr, 0, 1, 1);
     s->conf.seq.gemm = gemm;
     *score = (float)rs_sigm((double)tr->logit[0]);
     return RS_OK;

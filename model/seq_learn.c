@@ -123,7 +123,7 @@ static void rs_seq_hist_rebuild(rs_seq_t *s, int nh) {
             rw->xset = 1;
             rw->xgap = s->hgap[j];
             rw->xn = s->hn[j];
-            rs_seq_run(s, tr, 1);
+            rs_seq_run(s, tr, 0, 1, 1);
             for (int l = 0; l < s->nl; l++) {
                 memcpy(s->hxin + (size_t)j * s->pstride + (size_t)l * d,
                        tr->xin + (size_t)l * d, sizeof(float) * (size_t)d);
@@ -215,7 +215,7 @@ static double rs_seq_fwd_bwd(rs_seq_t *s, int y, int level,
     tr->P = s->p;
     tr->mu = s->mu;
     tr->istd = s->istd;
-    rs_seq_run(s, tr, 1);
+    rs_seq_run(s, tr, 0, 1, 1);
     rs_seq_regions(s);
     for (int i = 0; i < s->nregs; i++)
         memset(s->g + s->regs[i].off, 0, sizeof(float) * s->regs[i].len);

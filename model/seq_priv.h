@@ -46,6 +46,7 @@
 #define RS_SEQ_STD_MIN   1e-3
 #define RS_SEQ_BAL_EMA   0.01f /* rate of the routing-fraction average   */
 #define RS_SEQ_NO_ENT    UINT32_MAX /* a row without an entity slot      */
+#define RS_SEQ_CHUNK     8     /* rows forwarded and explained together  */
 
 #define RS_ADAM_B1  0.9f
 #define RS_ADAM_B2  0.999f
@@ -118,6 +119,8 @@ typedef struct rs_seq_run_s {
     int *gib;             /* [B][L] time-gap bucket of history slot j     */
     float *gf;            /* [B][L] its interpolation weight              */
     float *wexp;          /* [L+1] explanation scratch                    */
+    const float **vrow;   /* [L+1+NB] attention: rows of one weighted sum */
+    float *vcf;           /* [L+1+NB] and their weights (one row's dots)   */
     /* training replay: history recomputed at the current weights */
     float *hist;          /* [L][stride] keys/values                      */
     float *dK, *dV;       /* [L][d] gradients of the history keys/values  */
@@ -240,8 +243,10 @@ typedef float rs_v8u __attribute__((vector_size(32), aligned(4), may_alias));
 
 /* hot functions get an AVX2+FMA clone picked at load time (ifunc) */
 /* The ifunc resolver of target_clones runs before the TSan runtime is up
- * and is instrumented: it crashes at load.  TSan builds use one version. */
-#if defined(__SANITIZE_THREAD__)
+ * and is instrumented: it crashes at load.  TSan builds use one version,
+ * and so do builds with -DRS_SEQ_NO_CLONES (the portable path alone, to
+ * check it on an AVX2 machine: bench_model --dump of two builds). */
+#if defined(__SANITIZE_THREAD__) || defined(RS_SEQ_NO_CLONES)
 #define RS_HOT
 #else
 #define RS_HOT __attribute__((target_clones("arch=x86-64-v3", "default")))
@@ -265,6 +270,133 @@ static inline void rs_axpy(float a, const float *x, float *y, int n) {
     for (; i + 8 <= n; i += 8)
         *(rs_v8w *)(void *)(y + i) = *(rs_v8w *)(void *)(y + i) + a * rs_ld8(x + i);
     for (; i < n; i++) y[i] += a * x[i];
+}
+
+#define rs_st8(p, v) (*(rs_v8w *)(void *)(p) = (v))
+
+/* __builtin_shufflevector: GCC >= 12 and clang (the RS_FUZZ build) */
+#define RS_LO(a, b) __builtin_shufflevector(a, b, 0, 1, 2, 3, 8, 9, 10, 11)
+#define RS_HI(a, b) __builtin_shufflevector(a, b, 4, 5, 6, 7, 12, 13, 14, 15)
+#define RS_EV(a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14)
+#define RS_OD(a, b) __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15)
+/* The rs_hsum8 of eight vectors at once: r[j] = rs_hsum8(v[j]), the same
+ * additions of the same operands (fewer, vector instructions: level one
+ * adds the halves of two vectors per add, levels two and three the
+ * neighbours), so the same bits.  Always inlined (target clones; pointers,
+ * not vector values, cross its boundary). */
+static inline __attribute__((always_inline)) void
+rs_hsum8x8(const rs_v8 *v, float *r) {
+    /* [v[j][i] + v[j][i+4] (i < 4), the same of v[j+1]] */
+    rs_v8 p01 = RS_LO(v[0], v[1]) + RS_HI(v[0], v[1]);
+    rs_v8 p23 = RS_LO(v[2], v[3]) + RS_HI(v[2], v[3]);
+    rs_v8 p45 = RS_LO(v[4], v[5]) + RS_HI(v[4], v[5]);
+    rs_v8 p67 = RS_LO(v[6], v[7]) + RS_HI(v[6], v[7]);
+    /* [(v[0]+v[4]) + (v[1]+v[5]), (v[2]+v[6]) + (v[3]+v[7])] per j */
+    rs_v8 q03 = RS_EV(p01, p23) + RS_OD(p01, p23);
+    rs_v8 q47 = RS_EV(p45, p67) + RS_OD(p45, p67);
+    rs_st8(r, RS_EV(q03, q47) + RS_OD(q03, q47));
+}
+
+/* y[0..n) += sum_{i < m} a[i] W[i][0..n) (W row-major, ldw floats per
+ * row): the chain of rs_axpy(a[i], W + i ldw, y, n) for i = 0, 1, .. with
+ * y held in registers (32 columns at a time) instead of loaded and stored
+ * per axpy.  Each y element gets the same additions in the same order as
+ * the chain, so the same bits.  skip0: leave out the rows whose a[i] is 0
+ * (as callers that skip those axpys).  Always inlined: it must be
+ * compiled inside each target clone of its caller. */
+static inline __attribute__((always_inline)) void
+rs_gemv_t(const float *a, const float *W, size_t ldw, int m, float *y, int n,
+          int skip0) {
+    int j = 0;
+    for (; j + 32 <= n; j += 32) {
+        rs_v8 y0 = rs_ld8(y + j), y1 = rs_ld8(y + j + 8),
+              y2 = rs_ld8(y + j + 16), y3 = rs_ld8(y + j + 24);
+        for (int i = 0; i < m; i++) {
+            const float ai = a[i];
+            if (skip0 && ai == 0.0f) continue;
+            const float *w = W + (size_t)i * ldw + j;
+            y0 = y0 + ai * rs_ld8(w);
+            y1 = y1 + ai * rs_ld8(w + 8);
+            y2 = y2 + ai * rs_ld8(w + 16);
+            y3 = y3 + ai * rs_ld8(w + 24);
+        }
+        rs_st8(y + j, y0);
+        rs_st8(y + j + 8, y1);
+        rs_st8(y + j + 16, y2);
+        rs_st8(y + j + 24, y3);
+    }
+    for (; j + 8 <= n; j += 8) {
+        rs_v8 y0 = rs_ld8(y + j);
+        for (int i = 0; i < m; i++) {
+            const float ai = a[i];
+            if (skip0 && ai == 0.0f) continue;
+            y0 = y0 + ai * rs_ld8(W + (size_t)i * ldw + j);
+        }
+        rs_st8(y + j, y0);
+    }
+    for (; j < n; j++) {
+        float yj = y[j];
+        for (int i = 0; i < m; i++) {
+            const float ai = a[i];
+            if (skip0 && ai == 0.0f) continue;
+            yj = yj + ai * W[(size_t)i * ldw + j];
+        }
+        y[j] = yj;
+    }
+}
+
+/* y[0..n) += sum_{i < m} cf[i] row[i][0..n): rs_gemv_t over rows at
+ * any addresses (the same bits as the chain of rs_axpy(cf[i], row[i], y,
+ * n)). */
+static inline __attribute__((always_inline)) void
+rs_gemv_rows(const float *cf, const float *const *row, int m, float *y,
+             int n) {
+    int j = 0;
+    for (; j + 32 <= n; j += 32) {
+        rs_v8 y0 = rs_ld8(y + j), y1 = rs_ld8(y + j + 8),
+              y2 = rs_ld8(y + j + 16), y3 = rs_ld8(y + j + 24);
+        for (int i = 0; i < m; i++) {
+            const float ci = cf[i], *w = row[i] + j;
+            y0 = y0 + ci * rs_ld8(w);
+            y1 = y1 + ci * rs_ld8(w + 8);
+            y2 = y2 + ci * rs_ld8(w + 16);
+            y3 = y3 + ci * rs_ld8(w + 24);
+        }
+        rs_st8(y + j, y0);
+        rs_st8(y + j + 8, y1);
+        rs_st8(y + j + 16, y2);
+        rs_st8(y + j + 24, y3);
+    }
+    for (; j + 8 <= n; j += 8) {
+        rs_v8 y0 = rs_ld8(y + j);
+        for (int i = 0; i < m; i++) y0 = y0 + cf[i] * rs_ld8(row[i] + j);
+        rs_st8(y + j, y0);
+    }
+    for (; j < n; j++) {
+        float yj = y[j];
+        for (int i = 0; i < m; i++) yj = yj + cf[i] * row[i][j];
+        y[j] = yj;
+    }
+}
+
+/* out[i] = rs_dot(q, row[i], n) for i < m, bit for bit: eight rows at a
+ * time, their horizontal sums together (rs_hsum8x8). */
+static inline __attribute__((always_inline)) void
+rs_dots(const float *q, const float *const *row, int m, int n, float *out) {
+    const int n8 = n & ~7;
+    int i = 0;
+    for (; i + 8 <= m; i += 8) {
+        const float *const *r = row + i;
+        rs_v8 acc[8] = {{0}};
+        for (int k = 0; k < n8; k += 8) {
+            const rs_v8 qk = rs_ld8(q + k);
+            for (int t = 0; t < 8; t++) acc[t] += qk * rs_ld8(r[t] + k);
+        }
+        rs_hsum8x8(acc, out + i);
+        for (int t = 0; t < 8; t++)
+            for (int k = n8; k < n; k++) out[i + t] += q[k] * r[t][k];
+    }
+    for (; i < m; i++) out[i] = rs_dot(q, row[i], n);
 }
 
 static inline double rs_sigm(double l) {
@@ -336,9 +468,12 @@ void rs_seq_run_free(rs_seq_run_t *rs);
 void rs_seq_gemm(const rs_seq_t *s, int M, int N, int K, const float *A,
                  int lda, const float *B, int ldb, float beta, float *C,
                  int ldc);
-/* Forward nb rows of rs (rows filled by the caller), every activation
- * kept for the backward.  No allocation. */
-RS_HOT_DECL void rs_seq_run(const rs_seq_t *s, rs_seq_run_t *rs, int nb);
+/* Forward rows r0 .. r0 + nb of rs (rows filled by the caller up to
+ * nall: those ahead are prefetched), every activation kept for the
+ * backward.  A row's results do not depend on r0, nb or the other rows
+ * (with the exact kernel).  No allocation. */
+RS_HOT_DECL void rs_seq_run(const rs_seq_t *s, rs_seq_run_t *rs, int r0,
+                            int nb, int nall);
 /* 1 if a learning step trains every layer (drift high, warm-up or
  * seq.drift_mode all), 0 if only the head and the gates. */
 int rs_seq_all_layers(const rs_seq_t *s);

@@ -8,6 +8,13 @@
  *
  *   OPENBLAS_NUM_THREADS=1 bench_model [--entities N] [--dim N] [--batch N]
  *                          [--seconds S] [--history L] [--d-model D]
+ *
+ * --serve B1,B2,..: instead, only what serve does per event (forward +
+ * explanation + contributions + remember, exact kernel, default sizes) in
+ * ns/event at each batch size Bi (model.batch_max = the largest), one
+ * warmed model for all of them, best of slices in thread CPU time.  --dump FILE (with --serve): the scores
+ * and contributions of a fixed stream scored at each batch size, as
+ * binary float32, to compare two builds (ops/bench/cmp_f32.py).
  */
 #define _GNU_SOURCE
 #include <cblas.h>
@@ -16,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/common.h"
@@ -28,6 +36,7 @@ extern void openblas_set_num_threads(int);
 
 typedef struct bench_s {
     int dim, n, entities, batch, history, d_model;
+    int nbatch;           /* batches cycled by run_forward (0: BENCH_NB)  */
     double seconds;
     char (*ids)[24], (*ents)[24], (*cps)[24];
     float *x;
@@ -70,6 +79,17 @@ static rs_err_t bench_forward(bench_t *b, rs_model_t *m, rs_model_input_t *in,
 }
 
 static double now_s(void) { return (double)rs_clock_mono_ns() * 1e-9; }
+
+/* --serve times slices in this thread's CPU time: the machine is shared,
+ * and being descheduled is not the model's cost. */
+static int bench_cpu_clock;
+
+static double slice_s(void) {
+    if (!bench_cpu_clock) return now_s();
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
 
 static void cpu_name(char *buf, size_t size) {
     FILE *fp = fopen("/proc/cpuinfo", "r");
@@ -145,8 +165,9 @@ static void make_batch(bench_t *b, rs_rng_t *rng, int n, int id0) {
 }
 
 /* events/s of rs_model_forward with `flags` (+ contributions if contrib),
- * cycling through BENCH_NB pregenerated batches (entities uniform over the
- * pool, so the entity caches are read from memory, not from L1/L2). */
+ * cycling through b->nbatch (0: BENCH_NB) pregenerated batches (entities
+ * uniform over the pool, so the entity caches are read from memory, not
+ * from L1/L2). */
 static double run_forward(bench_t *b, rs_model_t *m, unsigned flags,
                           int contrib, int *id) {
     rs_rng_t rng;
@@ -160,7 +181,7 @@ static double run_forward(bench_t *b, rs_model_t *m, unsigned flags,
      * BENCH_NB batches: the machine may be shared. */
     double best = 0, t_end = now_s() + b->seconds;
     while (now_s() < t_end) {
-        double t0 = now_s();
+        double t0 = slice_s();
         for (int k = 0; k < BENCH_NB; k++) {
             rs_model_input_t *in = b->in + (size_t)k * b->batch;
             for (int i = 0; i < b->batch; i++) in[i].event_time_ms += 1000;
@@ -168,7 +189,7 @@ static double run_forward(bench_t *b, rs_model_t *m, unsigned flags,
                               contrib ? b->contrib : NULL, flags) != RS_OK)
                 abort();
         }
-        double r = (double)BENCH_NB * b->batch / (now_s() - t0);
+        double r = (double)BENCH_NB * b->batch / (slice_s() - t0);
         if (r > best) best = r;
     }
     return best;
@@ -249,9 +270,70 @@ static rs_model_t *warm_model(bench_t *b, rs_model_conf_t *c, const char **names
     return m;
 }
 
+/* --serve: ns/event of serve's per-event model work at each batch size
+ * of `list` (b->batch = the largest; b's arrays sized for it). */
+static void serve_rows(bench_t *b, const char **names, const char *list,
+                       const char *dump) {
+    int bs[16], nbs = 0, bmax = b->batch;
+    for (const char *p = list; *p && nbs < 16;) {
+        bs[nbs++] = atoi(p);
+        p += strcspn(p, ",");
+        if (*p == ',') p++;
+    }
+    rs_model_conf_t c;
+    rs_model_conf_init(&c);
+    c.kind = RS_MODEL_SEQ;
+    c.batch_max = bmax;
+    c.seq.max_entities = RS_MAX(16384, b->entities + bmax + 1);
+    if (b->history) c.seq.history = b->history;
+    if (b->d_model) c.seq.d_model = b->d_model;
+    rs_rng_t rng;
+    rs_rng_seed(&rng, 7);
+    int id = 0;
+    rs_model_t *m = warm_model(b, &c, names, &rng, &id);
+    const unsigned fl = RS_MODEL_FWD_EXPLAIN | RS_MODEL_FWD_REMEMBER;
+    if (dump) { /* deterministic: a fixed stream at each batch size */
+        FILE *fp = fopen(dump, "wb");
+        if (!fp) {
+            perror(dump);
+            exit(RS_EXIT_RUNTIME);
+        }
+        for (int q = 0; q < nbs; q++) {
+            b->batch = bs[q];
+            for (int rep = 0; rep < RS_MAX(1, 1024 / bs[q]); rep++) {
+                make_batch(b, &rng, bs[q], id);
+                id += bs[q];
+                if (bench_forward(b, m, b->in, bs[q], b->contrib, fl) != RS_OK)
+                    abort();
+                for (int i = 0; i < bs[q]; i++) {
+                    fwrite(&b->out[i].score, sizeof(float), 1, fp);
+                    fwrite(b->contrib + (size_t)i * b->dim, sizeof(float),
+                           (size_t)b->dim, fp);
+                }
+            }
+        }
+        fclose(fp);
+    }
+    printf("| batch | forward + explanation + contributions + remember: "
+           "ns/event | events/s |\n|---:|---:|---:|\n");
+    for (int q = 0; q < nbs; q++) {
+        b->batch = bs[q];
+        /* the same events in flight whatever the batch size: the caches of
+         * BENCH_NB * bmax events' entities, as in serve at a busy hour */
+        b->nbatch = BENCH_NB * bmax / bs[q];
+        double eps = run_forward(b, m, fl, 1, &id);
+        printf("| %d | %.0f | %.0f |\n", bs[q], 1e9 / eps, eps);
+    }
+    b->batch = bmax;
+    b->nbatch = 0;
+    bench_learning(b, NULL);
+    rs_model_destroy(m);
+}
+
 int main(int argc, char **argv) {
     bench_t b = {.dim = 17, .n = 0, .entities = 10000, .batch = 512,
                  .seconds = 2.0};
+    const char *serve = NULL, *dump = NULL;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--entities")) b.entities = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--dim")) b.dim = atoi(argv[i + 1]);
@@ -259,10 +341,13 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--seconds")) b.seconds = atof(argv[i + 1]);
         else if (!strcmp(argv[i], "--history")) b.history = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--d-model")) b.d_model = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--serve")) serve = argv[i + 1];
+        else if (!strcmp(argv[i], "--dump")) dump = argv[i + 1];
         else {
             fprintf(stderr,
                     "usage: %s [--entities N] [--dim N] [--batch N] "
-                    "[--seconds S] [--history L] [--d-model D]\n",
+                    "[--seconds S] [--history L] [--d-model D] "
+                    "[--serve B1,B2,.. [--dump FILE]]\n",
                     argv[0]);
             return RS_EXIT_USAGE;
         }
@@ -281,8 +366,18 @@ int main(int argc, char **argv) {
            sysconf(_SC_NPROCESSORS_ONLN), un.sysname, un.release);
     printf("OpenBLAS: %s (core %s), 1 thread  \n", openblas_get_config(),
            openblas_get_corename());
-    double peak = sgemm_peak();
-    printf("sgemm peak (1536^3, 1 thread): **%.1f GFLOP/s**\n\n", peak);
+    if (serve) { /* the largest batch sizes the arrays */
+        int mx = 1;
+        for (const char *p = serve; *p;) {
+            mx = RS_MAX(mx, atoi(p));
+            p += strcspn(p, ",");
+            if (*p == ',') p++;
+        }
+        b.batch = mx;
+    }
+    double peak = serve ? 0 : sgemm_peak();
+    if (!serve)
+        printf("sgemm peak (1536^3, 1 thread): **%.1f GFLOP/s**\n\n", peak);
 
     const size_t rows = (size_t)b.batch * BENCH_NB;
     b.x = rs_aligned_calloc(rows * b.dim, sizeof(float));
@@ -300,6 +395,11 @@ int main(int argc, char **argv) {
         names[i] = nb[i];
     }
 
+    if (serve) {
+        bench_cpu_clock = 1;
+        serve_rows(&b, names, serve, dump);
+        goto done;
+    }
     printf("events/s: best of repeated slices (~16k events or 2048 labels) "
            "over --seconds per row; the machine may be shared.\n\n");
     printf("| model | gemm | what | events/s (1 core) | us/event | GFLOP/s "
@@ -376,6 +476,7 @@ int main(int argc, char **argv) {
                (long long)c.seq.expert_hidden, (long long)c.seq.layers, b.dim,
                fwd_flops(&c.seq, b.dim));
     }
+done:
     free(names);
     free(nb);
     free(b.ids);
