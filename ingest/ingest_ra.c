@@ -34,6 +34,12 @@
  *   rs_ingest_ra_done() says the checks (which need the Kafka message
  *   for a dead letter) are done; the ingest thread destroys the Kafka
  *   messages when it reuses the buffer.
+ * - Copies: the ingest thread decodes into a small scratch (hot in its
+ *   cache) and copies what each kind uses into a buffer slot when it
+ *   publishes; the owner does not copy it into the task merge: it gives
+ *   the merge that slot and puts a free slot of the merge's in its place
+ *   (rs_ingest_ra_swap).  So the buffers' slots and the merge's
+ *   circulate; they all live until rs_ingest_destroy (ing->ra_store).
  * - Dynamic batching is kept: the ingest thread appends what arrives to
  *   the buffer being filled, so the owner takes everything read while it
  *   scored the previous batch (up to batch_max).
