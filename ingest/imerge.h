@@ -26,7 +26,12 @@
  *
  * Memory: slots are rs_msg_t in chunks of 256 that never move, reused
  * through a free list; queues grow by doubling; nothing per message once
- * warm.  An input with more than hold_max messages queued is reported by
+ * warm.  rs_imerge_push also takes an rs_msg_t that is not one of its
+ * slots if the caller took one (rs_imerge_slot) in exchange: the
+ * read-ahead hands its decoded slot over and keeps the free one, so no
+ * message is copied on the way in.  The merge frees only its chunks;
+ * the caller keeps the storage it exchanged alive until the merge is
+ * destroyed (ingest.c frees both together).  An input with more than hold_max messages queued is reported by
  * rs_imerge_push (the consumer pauses its fetch) and by rs_imerge_resume
  * once below half.
  *
@@ -82,7 +87,8 @@ void rs_imerge_copy(rs_msg_t *out, const rs_msg_t *m);
 /* Give back a slot that was not pushed.  @locality the owner thread */
 void rs_imerge_unslot(rs_imerge_t *im, rs_msg_t *m);
 
-/* Queue slot m (decoded: topic, partition, offset, kind set) on its
+/* Queue slot m (decoded: topic, partition, offset, kind set; a slot of
+ * im's, or storage given in exchange for one: see Memory above) on its
  * (topic, partition), arrived at at_ms (the idle clock); that input is no
  * longer at its end and counts as assigned.  Returns 1 the first time the
  * input holds hold_max messages (pause its fetch), else 0.

@@ -722,6 +722,7 @@ void rs_ingest_destroy(rs_ingest_t *ing) {
     free(ing->derr);
     free(ing->pm);
     rs_imerge_destroy(ing->im);
+    free(ing->ra_store); /* after the merge: they exchange slots */
     free(ing->start);
     free(ing->replay);
     free(ing->gone);

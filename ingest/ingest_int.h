@@ -114,6 +114,11 @@ struct rs_ingest_s {
     struct rs_ingest_ra_s *ra; /* the read-ahead (topics.read_ahead; started
                             * by the first poll) or NULL               */
     int ra_failed;         /* the read-ahead could not start: read here */
+    rs_msg_t *ra_store;    /* the read-ahead's message slots (2 cap +
+                            * a chunk): its buffers and the task merge
+                            * exchange slots (rs_ingest_ra_swap), so
+                            * they are freed after both, by
+                            * rs_ingest_destroy                        */
     int in_rb;             /* the owner runs a rebalance forwarded by the
                             * read-ahead thread (parked in it)          */
     pthread_mutex_t tap_mu; /* held around a tap call (rs_ingest_set_tap) */
@@ -169,6 +174,12 @@ void rs_ingest_ra_stop(rs_ingest_t *ing);
  * message stays valid until rs_ingest_ra_done(); never destroy it. */
 int rs_ingest_ra_next(rs_ingest_t *ing, int wait_ms, rd_kafka_message_t **rkm,
                       rs_msg_t **m, rs_err_t *derr);
+/* The message the last rs_ingest_ra_next returned (its *m), handed over
+ * without a copy: the read-ahead keeps `fresh` (a free slot of the
+ * caller's, e.g. rs_imerge_slot) in its place and returns the decoded
+ * one, which is the caller's from then on.  Call before the next
+ * rs_ingest_ra_next, only after one that returned a message. */
+rs_msg_t *rs_ingest_ra_swap(rs_ingest_t *ing, rs_msg_t *fresh);
 void rs_ingest_ra_done(rs_ingest_t *ing);
 int rs_ingest_ra_forward(rs_ingest_t *ing, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts);

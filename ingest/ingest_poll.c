@@ -156,9 +156,10 @@ static int rs_ingest_merge_read(rs_ingest_t *ing, int wait_ms, int cap,
             }
             continue;
         }
-        if (pre && !rkm->err) { /* read ahead: decoded already */
-            rs_msg_t *m = rs_imerge_slot(ing->im);
-            rs_imerge_copy(m, pre);
+        if (pre && !rkm->err) { /* read ahead: decoded already; its slot
+                                 * goes to the merge, a free one of the
+                                 * merge's takes its place: no copy */
+            rs_msg_t *m = rs_ingest_ra_swap(ing, rs_imerge_slot(ing->im));
             rs_ingest_head_state(ing, m);
             ing->derr[n] = perr;
             ing->pm[n] = m;

@@ -6,7 +6,9 @@
  *   order with no gap, bad input inside read-ahead batches returned as
  *   RS_MSG_REJECT at its offset (counted, dead-lettered with rs-error /
  *   rs-source), committed offsets at the ends; with and without the task
- *   merge, and the same with read_ahead off (the reference).
+ *   merge, and the same with read_ahead off (the reference); each
+ *   event's body is the one produced with its id (the slots the
+ *   read-ahead hands to the task merge carry no other message's bytes).
  * - test_ra_rebalance: a second member joins while the first holds the
  *   rest of every partition read ahead; every message either consumer
  *   returns belongs to a partition it owns at that moment, each consumer
@@ -115,6 +117,23 @@ static void seen_add(seen_t *s, const rs_msg_t *m) {
     assert_int_equal(m->kind, RS_MSG_EVENT);
     int i = -1;
     assert_int_equal(sscanf(m->ev.id, "ev-%d", &i), 1);
+    /* the body is the one produced with that id (the read-ahead hands
+     * its decoded slots to the task merge: no message's bytes under
+     * another's head), unused entries zero as the decoder leaves them */
+    char ent[32];
+    snprintf(ent, sizeof(ent), "card-%d", i % 13);
+    assert_string_equal(m->ev.entity_id, ent);
+    assert_string_equal(m->ev.type, "card");
+    assert_true(m->ev.event_time_ms == BASE_MS + (int64_t)i * 1000);
+    assert_true(m->ev.amount == 10.25 + i);
+    assert_true(m->ev.n_numeric >= 0 && m->ev.n_numeric <= RS_MAX_NUMERIC);
+    assert_true(m->ev.n_categ >= 0 && m->ev.n_categ <= RS_MAX_CATEG);
+    static const rs_numeric_t znum;
+    static const rs_categ_t zcat;
+    for (int k = m->ev.n_numeric; k < RS_MAX_NUMERIC; k++)
+        assert_memory_equal(&m->ev.numeric[k], &znum, sizeof(znum));
+    for (int k = m->ev.n_categ; k < RS_MAX_CATEG; k++)
+        assert_memory_equal(&m->ev.categ[k], &zcat, sizeof(zcat));
     if (s->ev[i]++) s->dup++;
 }
 
