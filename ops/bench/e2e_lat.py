@@ -21,7 +21,10 @@ acknowledged and Redis written, per batch: not in the measured latency); the
 counterparty stage's wait per event (its log); messages per batch p50/p99
 and the longest checkpoint pause (serve's summary; older builds: '-', or
 the pause from their last stats line with --set service.stats_interval=1s);
-serve's CPU per event.  A binary without the split (older builds) shows '-'
+serve's CPU per event; the broker's CPU per event and how busy the whole
+box was over the paced phase (all CPUs, /proc/stat: near 100 % the run
+queue, not riskstream, sets the tail; the box is shared).  A binary
+without the split (older builds) shows '-'
 there.
 
 --control adds a plain kcat consumer of the events topic beside serve (same
@@ -91,10 +94,10 @@ def one(a, sbin, rate, lines, tag):
         ctl = Control(br.addr) if a.control else None
         if ctl:
             time.sleep(1.0)  # its partitions assigned (kcat -C reads from the end)
-        c0 = bl.cpu_ticks(p.pid)[0]
+        c0, b0, m0, t0 = bl.cpu_ticks(p.pid)[0], bl.cpu_ticks(br.p.pid)[0], bl.cpu_ticks(None)[0], time.time()
         bl.produce_paced(br.addr, lines, rate, a.linger or 0)
         sc.wait(len(lines), a.timeout, p)
-        c1 = bl.cpu_ticks(p.pid)[0]
+        c1, b1, m1, t1 = bl.cpu_ticks(p.pid)[0], bl.cpu_ticks(br.p.pid)[0], bl.cpu_ticks(None)[0], time.time()
         ids = {bl.EV_ID_RE.search(l).group(1) for l in lines}
         evt = bl.event_times(br.addr, ids)
         with sc.lock:
@@ -105,7 +108,9 @@ def one(a, sbin, rate, lines, tag):
             cl = sorted(ctl.lat)
             res["ctl"] = [bl.pct(cl, .5), bl.pct(cl, .99), bl.pct(cl, .999), len(cl)]
         res.update(p50=bl.pct(lat, .5), p99=bl.pct(lat, .99), p999=bl.pct(lat, .999),
-                   cpu=(c1 - c0) / bl.TICK / len(lines) * 1e6, load=os.getloadavg()[0])
+                   cpu=(c1 - c0) / bl.TICK / len(lines) * 1e6, load=os.getloadavg()[0],
+                   bcpu=(b1 - b0) / bl.TICK / len(lines) * 1e6,
+                   busy=100.0 * (m1 - m0) / bl.TICK / ((t1 - t0) * (os.cpu_count() or 1)))
         p.send_signal(signal.SIGTERM)
         p.wait(60)
         txt = open(slog, "rb").read()
@@ -130,6 +135,7 @@ def one(a, sbin, rate, lines, tag):
         log(f"{tag}: p50/p99/p99.9 {res['p50']}/{res['p99']}/{res['p999']} ms, split {res.get('split')}, "
             f"cpstage wait {res.get('cpw')}, control {res.get('ctl')}, batch p50/p99/p99.9 {res.get('batch')}, "
             f"checkpoints / longest pause ms {res.get('ckpt')}, {res['cpu']:.1f} us/ev, "
+            f"broker {res['bcpu']:.1f} us/ev, box busy {res['busy']:.0f} %, "
             f"load {res['load']:.1f}")
     except Exception as ex:  # noqa: BLE001
         res["error"] = str(ex)
@@ -181,8 +187,9 @@ def main():
           f"{f' --producer-linger {a.linger:g}' if a.linger is not None else ''}{''.join(' --set ' + kv for kv in a.sets)}{' --compare ' + a.compare if a.compare else ''}\n")
     print("| binary | ev/s | p50 / p99 / p99.9 ms | produced -> polled p50 / p99 | polled -> handed p50 / p99 "
           "| cpstage wait per event p50 / p99 | handed -> delivered p50 / p99 | messages per batch p50 / p99 "
-          "| control reader p50 / p99 | checkpoint pause max ms | CPU µs/event | load |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| control reader p50 / p99 | checkpoint pause max ms | CPU µs/event | broker CPU µs/event "
+          "| box busy % | load |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for rate in rates:
         for b in bins:
             ok = [x for x in res[(b, rate)] if "error" not in x]
@@ -201,7 +208,8 @@ def main():
             print(f"| {b} | {rate:.0f} | {med([x['p50'] for x in ok]):.0f} / {med([x['p99'] for x in ok]):.0f} / "
                   f"{med([x['p999'] for x in ok]):.0f} | {f(0)} / {f(1)} | {f(2)} / {f(3)} | {g(0)} / {g(1)} | "
                   f"{f(4)} / {f(5)} | {h(bt, 0)} / {h(bt, 1)} | {h(ct, 0)} / {h(ct, 1)} | {cks} | "
-                  f"{med([x['cpu'] for x in ok]):.1f} | {med([x['load'] for x in ok]):.1f} |")
+                  f"{med([x['cpu'] for x in ok]):.1f} | {med([x['bcpu'] for x in ok]):.1f} | "
+                  f"{med([x['busy'] for x in ok]):.0f} | {med([x['load'] for x in ok]):.1f} |")
 
 
 if __name__ == "__main__":
