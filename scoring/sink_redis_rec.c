@@ -73,27 +73,8 @@ static inline int64_t rs_rec_sub(int64_t a, int64_t b) {
     return r;
 }
 
-/* strnlen(s, cap) inline, 8 bytes a word (ids are ~10-20 bytes: the
- * library call cost more than the scan).  Bytes after the NUL inside the
- * buffer may be read; only the first zero byte of a word decides (a
- * borrow can only make a false hit above a true one). */
-static inline size_t rw_len(const char *s, size_t cap) {
-    size_t i = 0;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    const uint64_t ones = 0x0101010101010101ULL, high = ones << 7;
-    for (; i + 8 <= cap; i += 8) {
-        uint64_t x, m;
-        memcpy(&x, s + i, sizeof(x));
-        if ((m = (x - ones) & ~x & high) != 0)
-            return i + ((size_t)__builtin_ctzll(m) >> 3);
-    }
-#endif
-    while (i < cap && s[i]) i++;
-    return i;
-}
-
 static inline void rw_str(rs_rec_w_t *w, const char *s, size_t cap) {
-    size_t n = rw_len(s, cap);
+    size_t n = strnlen(s, cap);
     if (n == cap) { /* no NUL: refused (the JSON is stored instead) */
         w->bad = 1;
         return;
