@@ -766,13 +766,36 @@ typedef struct jw_s {
     int full;
 } jw_t;
 
-static void jw_raw(jw_t *w, const char *s, size_t n) {
+static inline void jw_raw(jw_t *w, const char *s, size_t n) {
     if (w->full) return;
     if (w->len + n >= w->size) {
         w->full = 1;
         return;
     }
-    memcpy(w->buf + w->len, s, n);
+    char *d = w->buf + w->len;
+    if (n <= 16) {
+        /* most pieces (numbers, ids, keys) are short: two overlapping
+         * fixed-size moves instead of a library call */
+        if (n >= 8) {
+            uint64_t a, b;
+            memcpy(&a, s, 8);
+            memcpy(&b, s + n - 8, 8);
+            memcpy(d, &a, 8);
+            memcpy(d + n - 8, &b, 8);
+        } else if (n >= 4) {
+            uint32_t a, b;
+            memcpy(&a, s, 4);
+            memcpy(&b, s + n - 4, 4);
+            memcpy(d, &a, 4);
+            memcpy(d + n - 4, &b, 4);
+        } else if (n) {
+            d[0] = s[0];
+            d[n / 2] = s[n / 2];
+            d[n - 1] = s[n - 1];
+        }
+    } else {
+        memcpy(d, s, n);
+    }
     w->len += n;
 }
 
