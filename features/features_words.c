@@ -16,10 +16,15 @@
  *   - a mean of the same value gives the usual value, for the current
  *     value, the newest value and shorter-window means.
  * So the words follow whatever specs are configured.  The phrase pieces
- * of every feature (nouns, scope, window) are made once too: wording a
- * contribution is one formatted print (ops/bench/bench_words), through
- * rs_fmt_snprintf (common/fmt.h): printf's text without glibc's printf,
- * which is slow in the service (libquadmath's printf hooks).
+ * of every feature (nouns, scope, window) are made once too, with their
+ * lengths: wording a contribution (every explained event, 5 times)
+ * appends those pieces and the numbers, formatted by rs_fmt_fixed /
+ * rs_fmt_general (common/fmt.h: printf's digits without glibc's printf,
+ * which is slow in the service: libquadmath's printf hooks) -- no format
+ * string to parse, no strlen (ops/bench/bench_words).  The same text as
+ * one rs_fmt_snprintf per case, which stays as rs_fe_reason_ref: the
+ * tests compare both, and the rare aggregations (sensor baselines,
+ * slopes, hour of day from sin/cos) still go through it.
  *
  * Threads: the words state is immutable after rs_features_new; both
  * functions are reentrant (the owner thread calls them while explaining,
