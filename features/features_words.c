@@ -748,8 +748,21 @@ static inline rs_fe_rb_t rb_make(char *buf, size_t size) {
 
 static inline void rb_put(rs_fe_rb_t *b, const char *p, size_t n) {
     if (b->len + 1 < b->size) {
-        size_t room = b->size - 1 - b->len;
-        memcpy(b->buf + b->len, p, n < room ? n : room);
+        size_t room = b->size - 1 - b->len, k = n < room ? n : room;
+        char *d = b->buf + b->len;
+        if (k <= 16) { /* numbers, short pieces: no library call */
+            if (k >= 8) {
+                uint64_t x, y;
+                memcpy(&x, p, 8);
+                memcpy(&y, p + k - 8, 8);
+                memcpy(d, &x, 8);
+                memcpy(d + k - 8, &y, 8);
+            } else {
+                for (size_t j = 0; j < k; j++) d[j] = p[j];
+            }
+        } else {
+            memcpy(d, p, k);
+        }
     }
     b->len += n;
 }

@@ -144,6 +144,8 @@ static void rs_wk_records(void *opaque, int lo, int hi, int slice) {
     const rs_workers_batch_t *b = wk->b;
     rs_wslice_t *sl = &wk->sl[slice];
     int D = b->dim, p0 = -1, p1 = -1;
+    /* the version is the batch's: its length once, not per record */
+    size_t vlen = RS_MIN(strlen(b->version), sizeof(b->out->model_version) - 1);
     sl->bad = -1;
     sl->err = RS_OK;
     for (int k = lo; k < hi; k++) {
@@ -153,9 +155,17 @@ static void rs_wk_records(void *opaque, int lo, int hi, int slice) {
         p1 = p + 1;
         const rs_msg_t *m = &b->msgs[b->ev_msg[k]];
         rs_score_t *sc = &b->out[p];
-        rs_strlcpy(sc->event_id, m->ev.id, sizeof(sc->event_id));
-        rs_strlcpy(sc->entity_id, m->ev.entity_id, sizeof(sc->entity_id));
-        rs_strlcpy(sc->model_version, b->version, sizeof(sc->model_version));
+        /* The ids: same-size arrays, copied whole (a fixed-size move, no
+         * strlen) and NUL-terminated at the end as rs_strlcpy would. */
+        _Static_assert(sizeof(sc->event_id) == sizeof(m->ev.id) &&
+                           sizeof(sc->entity_id) == sizeof(m->ev.entity_id),
+                       "id buffers");
+        memcpy(sc->event_id, m->ev.id, sizeof(sc->event_id));
+        sc->event_id[sizeof(sc->event_id) - 1] = '\0';
+        memcpy(sc->entity_id, m->ev.entity_id, sizeof(sc->entity_id));
+        sc->entity_id[sizeof(sc->entity_id) - 1] = '\0';
+        memcpy(sc->model_version, b->version, vlen);
+        sc->model_version[vlen] = '\0';
         sc->event_time_ms = m->ev.event_time_ms;
         /* the event's own fields travel with its score (case view) */
         rs_event_fields_from_event(&sc->event, &m->ev);
