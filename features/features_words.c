@@ -746,7 +746,9 @@ static inline rs_fe_rb_t rb_make(char *buf, size_t size) {
     return (rs_fe_rb_t){buf, size, 0};
 }
 
-static inline void rb_put(rs_fe_rb_t *b, const char *p, size_t n) {
+static inline __attribute__((always_inline)) void rb_put(rs_fe_rb_t *b,
+                                                      const char *p,
+                                                      size_t n) {
     if (b->len + 1 < b->size) {
         size_t room = b->size - 1 - b->len, k = n < room ? n : room;
         char *d = b->buf + b->len;
@@ -757,8 +759,16 @@ static inline void rb_put(rs_fe_rb_t *b, const char *p, size_t n) {
                 memcpy(&y, p + k - 8, 8);
                 memcpy(d, &x, 8);
                 memcpy(d + k - 8, &y, 8);
-            } else {
-                for (size_t j = 0; j < k; j++) d[j] = p[j];
+            } else if (k >= 4) {
+                uint32_t x, y;
+                memcpy(&x, p, 4);
+                memcpy(&y, p + k - 4, 4);
+                memcpy(d, &x, 4);
+                memcpy(d + k - 4, &y, 4);
+            } else if (k) { /* not a loop: GCC would make it a call */
+                d[0] = p[0];
+                d[k / 2] = p[k / 2];
+                d[k - 1] = p[k - 1];
             }
         } else {
             memcpy(d, p, k);
