@@ -86,41 +86,96 @@ static int rs_fmt_digits(uint64_t f, char *end) {
     return (int)(end - p);
 }
 
-/* Render f * 10^e (f > 0) after the sign.  Returns the length. */
+/* 10^k, k = 0..19 */
+static const uint64_t rs_fmt_p10[20] = {
+    1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull,
+    10000000ull, 100000000ull, 1000000000ull, 10000000000ull,
+    100000000000ull, 1000000000000ull, 10000000000000ull,
+    100000000000000ull, 1000000000000000ull, 10000000000000000ull,
+    100000000000000000ull, 1000000000000000000ull,
+    10000000000000000000ull};
+
+/* Decimal digits of f > 0 (1..20). */
+static inline int rs_fmt_ndigits(uint64_t f) {
+    int t = ((64 - __builtin_clzll(f)) * 1233) >> 12; /* ~ log10(2^bits) */
+    return t + (t < 20 && f >= rs_fmt_p10[t]);
+}
+
+/* The n digits of f written ending at `end` (no intermediate buffer, no
+ * library copy: the callers write a few bytes per number). */
+static inline void rs_fmt_put_digits(uint64_t f, char *end) {
+    char *p = end;
+    while (f >= 100) {
+        uint64_t r = f % 100;
+        f /= 100;
+        p -= 2;
+        p[0] = rs_digits2[2 * r];
+        p[1] = rs_digits2[2 * r + 1];
+    }
+    if (f >= 10) {
+        p[-2] = rs_digits2[2 * f];
+        p[-1] = rs_digits2[2 * f + 1];
+    } else {
+        p[-1] = (char)('0' + f);
+    }
+}
+
+/* Exactly w digits of f (leading zeros), ending at `end`. */
+static inline void rs_fmt_put_digits_w(uint64_t f, char *end, int w) {
+    char *p = end;
+    for (; w >= 2; w -= 2) {
+        uint64_t r = f % 100;
+        f /= 100;
+        p -= 2;
+        p[0] = rs_digits2[2 * r];
+        p[1] = rs_digits2[2 * r + 1];
+    }
+    if (w) p[-1] = (char)('0' + f % 10);
+}
+
+/* Render f * 10^e (f > 0) after the sign.  Returns the length.  The
+ * digits go straight to their place in `out`. */
 static int rs_fmt_dec(uint64_t f, int e, char *out) {
-    char dig[24];
+    if (f == 0) { /* not reached (f > 0): "0" rather than a loop */
+        out[0] = '0';
+        return 1;
+    }
     while (f % 10 == 0) { /* shortest: no trailing zeros */
         f /= 10;
         e++;
     }
-    int n = rs_fmt_digits(f, dig + sizeof(dig));
-    const char *d = dig + sizeof(dig) - n;
+    int n = rs_fmt_ndigits(f);
     int x = e + n - 1; /* decimal exponent of the first digit */
     char *p = out;
     if (x >= 0 && x < 16) {
         if (x >= n - 1) { /* an integer: digits and zeros */
-            memcpy(p, d, (size_t)n);
+            rs_fmt_put_digits(f, p + n);
             p += n;
             for (int i = 0; i < x - (n - 1); i++) *p++ = '0';
-        } else { /* d1..d(x+1) . rest */
-            memcpy(p, d, (size_t)(x + 1));
-            p += x + 1;
-            *p++ = '.';
-            memcpy(p, d + x + 1, (size_t)(n - x - 1));
-            p += n - x - 1;
+        } else { /* d1..d(x+1) . rest: head and tail written apart */
+            int tl = n - x - 1; /* 1..16 */
+            uint64_t hi = f / rs_fmt_p10[tl], lo = f - hi * rs_fmt_p10[tl];
+            rs_fmt_put_digits(hi, p + x + 1); /* exactly x + 1 digits */
+            p[x + 1] = '.';
+            rs_fmt_put_digits_w(lo, p + n + 1, tl);
+            p += n + 1;
         }
     } else if (x < 0 && x > -7) { /* 0.000ddd */
         *p++ = '0';
         *p++ = '.';
         for (int i = 0; i < -x - 1; i++) *p++ = '0';
-        memcpy(p, d, (size_t)n);
+        rs_fmt_put_digits(f, p + n);
         p += n;
     } else {
-        *p++ = d[0];
+        /* d1 [. d2..dn]: the digits from p + 1, then d1 moved before the
+         * point */
+        rs_fmt_put_digits(f, p + 1 + n);
+        p[0] = p[1];
         if (n > 1) {
-            *p++ = '.';
-            memcpy(p, d + 1, (size_t)(n - 1));
-            p += n - 1;
+            p[1] = '.';
+            p += n + 1;
+        } else {
+            p += 1;
         }
         *p++ = 'e';
         if (x < 0) {
@@ -365,9 +420,12 @@ int rs_fmt_f32(float v, char *buf) {
 }
 
 int rs_fmt_u64(uint64_t v, char *buf) {
-    char tmp[24];
-    int n = rs_fmt_digits(v, tmp + sizeof(tmp));
-    memcpy(buf, tmp + sizeof(tmp) - n, (size_t)n);
+    if (v == 0) {
+        buf[0] = '0';
+        return 1;
+    }
+    int n = rs_fmt_ndigits(v); /* the digits in place: no copy */
+    rs_fmt_put_digits(v, buf + n);
     return n;
 }
 
@@ -491,7 +549,7 @@ int rs_fmt_general(double v, int prec, char *buf) {
      * estimate checked with the exact floor; then rounded to prec digits
      * (a carry to 10^prec makes it X + 1) */
     static const uint64_t p10[20] = {
-        1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull,
+    1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull,
         10000000ull, 100000000ull, 1000000000ull, 10000000000ull,
         100000000000ull, 1000000000000ull, 10000000000000ull,
         100000000000000ull, 1000000000000000ull, 10000000000000000ull,

@@ -239,6 +239,10 @@ rs_fe_kind_t rs_fe_field_kind(const char *name, int as_value);
 typedef struct rs_fe_words_s rs_fe_words_t;
 rs_err_t rs_fe_words_new(rs_features_t *f, char *errstr, size_t errstr_size);
 void rs_fe_words_destroy(rs_fe_words_t *w);
+/* rs_features_reason's reference (one rs_fmt_snprintf per case): the
+ * same text, slower; for the tests (features_words.c). */
+int rs_fe_reason_ref(const rs_features_t *f, int i, const float *x,
+                     char *buf, size_t size);
 
 /* features_opcond.c: f->opc from features.setting_fields (none if empty;
  * RS_ERR_CONFIG naming the key).  After rs_fe_compile. */

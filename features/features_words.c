@@ -16,10 +16,15 @@
  *   - a mean of the same value gives the usual value, for the current
  *     value, the newest value and shorter-window means.
  * So the words follow whatever specs are configured.  The phrase pieces
- * of every feature (nouns, scope, window) are made once too: wording a
- * contribution is one formatted print (ops/bench/bench_words), through
- * rs_fmt_snprintf (common/fmt.h): printf's text without glibc's printf,
- * which is slow in the service (libquadmath's printf hooks).
+ * of every feature (nouns, scope, window) are made once too, with their
+ * lengths: wording a contribution (every explained event, 5 times)
+ * appends those pieces and the numbers, formatted by rs_fmt_fixed /
+ * rs_fmt_general (common/fmt.h: printf's digits without glibc's printf,
+ * which is slow in the service: libquadmath's printf hooks) -- no format
+ * string to parse, no strlen (ops/bench/bench_words).  The same text as
+ * one rs_fmt_snprintf per case, which stays as rs_fe_reason_ref: the
+ * tests compare both, and the rare aggregations (sensor baselines,
+ * slopes, hour of day from sin/cos) still go through it.
  *
  * Threads: the words state is immutable after rs_features_new; both
  * functions are reentrant (the owner thread calls them while explaining,
@@ -57,6 +62,13 @@ typedef struct rs_fe_ph_s {
     char win[160];           /* " in the last hour", ""                    */
     char over[160];          /* " over the last 7 days", ""                */
     int is_amount;
+    /* the field's noun (distinct, new), one and many, as rs_fe_noun
+     * gives it into a buffer of RS_FE_NOUN_MAX + 8 */
+    char fone[RS_FE_NOUN_MAX + 8], fmany[RS_FE_NOUN_MAX + 8];
+    /* strlen of each piece above, made with them (the per-event wording
+     * appends known lengths: no strlen, no format string) */
+    uint16_t ev_n, evs_n, val_n, scope_n, owner_n, forkey_n, thiskey_n,
+        fraud_n, win_n, over_n, fone_n, fmany_n;
 } rs_fe_ph_t;
 
 struct rs_fe_words_s {
@@ -66,6 +78,7 @@ struct rs_fe_words_s {
     int16_t *mean;   /* [dim] feature giving the usual value, -1          */
     int16_t *cnt;    /* [dim] the count of the same spec (same window), -1 */
     rs_fe_ph_t *ph;  /* [dim] the phrase pieces of each feature           */
+    size_t tz_n;     /* strlen(f->conf.timezone)                          */
 };
 
 /* ------------------------------------------------------------------ nouns */
@@ -237,6 +250,7 @@ rs_err_t rs_fe_words_new(rs_features_t *f, char *errstr, size_t errstr_size) {
     f->words = w;
     w->ph = rs_calloc((size_t)RS_MAX(f->dim, 1), sizeof(*w->ph));
     for (int i = 0; i < f->dim; i++) rs_fe_phrase(f, i, &w->ph[i]);
+    w->tz_n = strnlen(f->conf.timezone, sizeof(f->conf.timezone));
     return RS_OK;
 }
 
@@ -328,6 +342,22 @@ static void rs_fe_phrase(const rs_features_t *f, int i, rs_fe_ph_t *ph) {
             rs_fmt_snprintf(ph->over, sizeof(ph->over), " over the last %s", t2);
         }
     }
+    rs_fmt_snprintf(ph->fone, sizeof(ph->fone), "%s",
+                    rs_fe_noun(w, s->field, 0, t1, sizeof(t1)));
+    rs_fmt_snprintf(ph->fmany, sizeof(ph->fmany), "%s",
+                    rs_fe_noun(w, s->field, 1, t1, sizeof(t1)));
+    ph->ev_n = (uint16_t)strlen(ph->ev);
+    ph->evs_n = (uint16_t)strlen(ph->evs);
+    ph->val_n = (uint16_t)strlen(ph->val);
+    ph->scope_n = (uint16_t)strlen(ph->scope);
+    ph->owner_n = (uint16_t)strlen(ph->owner);
+    ph->forkey_n = (uint16_t)strlen(ph->forkey);
+    ph->thiskey_n = (uint16_t)strlen(ph->thiskey);
+    ph->fraud_n = (uint16_t)strlen(ph->fraud);
+    ph->win_n = (uint16_t)strlen(ph->win);
+    ph->over_n = (uint16_t)strlen(ph->over);
+    ph->fone_n = (uint16_t)strlen(ph->fone);
+    ph->fmany_n = (uint16_t)strlen(ph->fmany);
 }
 
 static const char *rs_fe_vfmt(const rs_fe_ph_t *ph, double v, char *buf,
@@ -430,8 +460,12 @@ int rs_features_words(const rs_features_t *f, int i, char *buf, size_t size) {
     return (size_t)n < size ? n : (int)size - 1;
 }
 
-int rs_features_reason(const rs_features_t *f, int i, const float *x,
-                       char *buf, size_t size) {
+/* The reference: rs_features_reason as it was written with
+ * rs_fmt_snprintf, one format string per case.  Kept for the tests, which
+ * compare both on every feature of several layouts and many values
+ * (tests/features/test_features.c: test_reason_ref). */
+int rs_fe_reason_ref(const rs_features_t *f, int i, const float *x,
+                     char *buf, size_t size) {
     if (!f || i < 0 || i >= f->dim) return -1;
     if (!buf || !size || !x) return 0;
     const rs_fe_words_t *w = f->words;
@@ -692,4 +726,408 @@ int rs_features_reason(const rs_features_t *f, int i, const float *x,
     }
     if (n < 0) { buf[0] = '\0'; return 0; }
     return (size_t)n < size ? n : (int)size - 1;
+}
+
+/* ------------------------------------------------- wording, per event */
+
+/* The per-event wording appends pieces of known length into the caller's
+ * buffer with snprintf's contract: what fits (size - 1 bytes) is written,
+ * `len` counts the whole text.  Numbers go through rs_fmt_fixed /
+ * rs_fmt_general (printf's digits, no printf).  Each case below writes
+ * what rs_fe_reason_ref's format string writes, byte for byte, including
+ * the clipping of the inner buffers (nb[48], ub[64], ...): the tests
+ * compare both. */
+typedef struct rs_fe_rb_s {
+    char *buf;
+    size_t size, len;
+} rs_fe_rb_t;
+
+static inline rs_fe_rb_t rb_make(char *buf, size_t size) {
+    return (rs_fe_rb_t){buf, size, 0};
+}
+
+static inline __attribute__((always_inline)) void rb_put(rs_fe_rb_t *b,
+                                                      const char *p,
+                                                      size_t n) {
+    if (b->len + 1 < b->size) {
+        size_t room = b->size - 1 - b->len, k = n < room ? n : room;
+        char *d = b->buf + b->len;
+        if (k <= 16) { /* numbers, short pieces: no library call */
+            if (k >= 8) {
+                uint64_t x, y;
+                memcpy(&x, p, 8);
+                memcpy(&y, p + k - 8, 8);
+                memcpy(d, &x, 8);
+                memcpy(d + k - 8, &y, 8);
+            } else if (k >= 4) {
+                uint32_t x, y;
+                memcpy(&x, p, 4);
+                memcpy(&y, p + k - 4, 4);
+                memcpy(d, &x, 4);
+                memcpy(d + k - 4, &y, 4);
+            } else if (k) { /* not a loop: GCC would make it a call */
+                d[0] = p[0];
+                d[k / 2] = p[k / 2];
+                d[k - 1] = p[k - 1];
+            }
+        } else {
+            memcpy(d, p, k);
+        }
+    }
+    b->len += n;
+}
+
+#define RB_LIT(b, lit) rb_put((b), (lit), sizeof(lit) - 1)
+
+static inline void rb_fixed(rs_fe_rb_t *b, double v, int prec, int plus) {
+    char t[RS_FMT_PRINTF_MAX];
+    rb_put(b, t, (size_t)rs_fmt_fixed(v, prec, plus, t));
+}
+
+static inline void rb_general(rs_fe_rb_t *b, double v, int prec) {
+    char t[RS_FMT_PRINTF_MAX];
+    rb_put(b, t, (size_t)rs_fmt_general(v, prec, t));
+}
+
+/* "%02d" as rs_fmt_snprintf writes it */
+static void rb_int02(rs_fe_rb_t *b, int v) {
+    char t[RS_FMT_I64_MAX + 1];
+    int n = rs_fmt_i64(v, t);
+    if (n == 1) rb_put(b, "0", 1);
+    rb_put(b, t, (size_t)n);
+}
+
+/* NUL-terminate; the length written (snprintf's, clipped to size - 1). */
+static inline size_t rb_end(rs_fe_rb_t *b) {
+    size_t n = b->len < b->size ? b->len : b->size - 1;
+    if (b->size) b->buf[n] = '\0';
+    return n;
+}
+
+/* rs_fe_vfmt into buf[size]: its length. */
+static size_t rb_vfmt(const rs_fe_ph_t *ph, double v, char *buf,
+                      size_t size) {
+    rs_fe_rb_t r = rb_make(buf, size);
+    if (ph->is_amount) rb_fixed(&r, v, 2, 0);
+    else rb_general(&r, v, 4);
+    return rb_end(&r);
+}
+
+/* rs_fe_usual into buf[size] */
+static size_t rb_usual(double u, char *buf, size_t size) {
+    rs_fe_rb_t r = rb_make(buf, size);
+    if (!(u > 0)) RB_LIT(&r, "0");
+    else if (u < 10) rb_general(&r, u, 2);
+    else rb_fixed(&r, u, 0, 0);
+    return rb_end(&r);
+}
+
+/* rs_fe_secs_words into buf[size] */
+static size_t rb_secs(double sec, char *buf, size_t size) {
+    rs_fe_rb_t r = rb_make(buf, size);
+    if (sec < 120) {
+        rb_fixed(&r, sec, 0, 0);
+        if (fabs(sec - 1) < .5) RB_LIT(&r, " second");
+        else RB_LIT(&r, " seconds");
+    } else if (sec < 7200) {
+        rb_fixed(&r, sec / 60, 0, 0);
+        RB_LIT(&r, " minutes");
+    } else if (sec < 172800) {
+        rb_fixed(&r, sec / 3600, 1, 0);
+        RB_LIT(&r, " hours");
+    } else {
+        rb_fixed(&r, sec / 86400, 1, 0);
+        RB_LIT(&r, " days");
+    }
+    return rb_end(&r);
+}
+
+/* ", usually " + text (clipped as ub[64] clips it) into ub: its length */
+static size_t rb_usually(const char *t, size_t tn, char *ub, size_t size) {
+    rs_fe_rb_t r = rb_make(ub, size);
+    RB_LIT(&r, ", usually ");
+    rb_put(&r, t, tn);
+    return rb_end(&r);
+}
+
+#define RB_PH(b, ph, f) rb_put((b), (ph)->f, (ph)->f##_n)
+
+int rs_features_reason(const rs_features_t *f, int i, const float *x,
+                       char *buf, size_t size) {
+    if (!f || i < 0 || i >= f->dim) return -1;
+    if (!buf || !size || !x) return 0;
+    const rs_fe_words_t *w = f->words;
+    const rs_fe_ph_t *ph = &w->ph[i];
+    const rs_features_spec_t *s = ph->s;
+    switch (ph->agg) { /* the rare ones: the reference's code */
+    case RS_FEATURES_AGG_SLOPE:
+    case RS_FEATURES_AGG_DEVIATION:
+    case RS_FEATURES_AGG_BASE_DEV:
+    case RS_FEATURES_AGG_BASE_Z:
+    case RS_FEATURES_AGG_LIFE:
+    case RS_FEATURES_AGG_BASE_SPREAD:
+    case RS_FEATURES_AGG_BASE_NOISE:
+    case RS_FEATURES_AGG_HOUR_SIN:
+    case RS_FEATURES_AGG_HOUR_COS:
+        return rs_fe_reason_ref(f, i, x, buf, size);
+    default:
+        break;
+    }
+    char nb[48], ub[64], m[32], u[48];
+    size_t ubn = 0, nbn;
+    rs_fe_rb_t b = rb_make(buf, size);
+    double v = x[i];
+    /* the usual rate of events per ms, from a longer-window count */
+    double rate = -1;
+    if (w->rate[i] >= 0) {
+        int j = w->rate[i];
+        const rs_features_spec_t *t = &f->spec[f->out_spec[j]].s;
+        double c = x[j];
+        if (t->include_current) c -= 1;   /* the events before this one */
+        if (f->out_agg[j] == RS_FEATURES_AGG_VELOCITY)
+            rate = c / (double)RS_FE_HOUR_MS;
+        else
+            rate = c / (double)t->window_ms;
+        if (!isfinite(rate) || rate < 0) rate = -1;
+    }
+    double mean = NAN;
+    if (w->mean[i] >= 0) mean = x[w->mean[i]];
+    /* an aggregate over an empty window: say so */
+    int none = w->cnt[i] >= 0 && x[w->cnt[i]] < 0.5;
+    switch (ph->agg) {
+    case RS_FEATURES_AGG_SUM:
+    case RS_FEATURES_AGG_MEAN:
+    case RS_FEATURES_AGG_STD:
+    case RS_FEATURES_AGG_MIN:
+    case RS_FEATURES_AGG_MAX:
+    case RS_FEATURES_AGG_RATIO_MEAN:
+    case RS_FEATURES_AGG_ZSCORE:
+    case RS_FEATURES_AGG_LAST:
+        if (none) {
+            RB_LIT(&b, "no ");
+            RB_PH(&b, ph, evs);
+            RB_PH(&b, ph, scope);
+            RB_PH(&b, ph, win);
+            return (int)rb_end(&b);
+        }
+        break;
+    default:
+        break;
+    }
+    switch (ph->agg) {
+    case RS_FEATURES_AGG_COUNT:
+        if (rate >= 0 && s->window_ms && !s->last_n) {
+            size_t un = rb_usual(rate * (double)s->window_ms, m, 32);
+            ubn = rb_usually(m, un, ub, sizeof(ub));
+        }
+        if (v < 0.5) {
+            RB_LIT(&b, "no ");
+            RB_PH(&b, ph, evs);
+        } else {
+            rb_fixed(&b, v, 0, 0);
+            RB_LIT(&b, " ");
+            if (fabs(v - 1) < .5) RB_PH(&b, ph, ev);
+            else RB_PH(&b, ph, evs);
+        }
+        RB_PH(&b, ph, scope);
+        RB_PH(&b, ph, win);
+        rb_put(&b, ub, ubn);
+        break;
+    case RS_FEATURES_AGG_SUM:
+    case RS_FEATURES_AGG_STD:
+    case RS_FEATURES_AGG_MIN:
+    case RS_FEATURES_AGG_MAX:
+        if (ph->agg == RS_FEATURES_AGG_SUM) RB_LIT(&b, "total ");
+        else if (ph->agg == RS_FEATURES_AGG_STD) RB_LIT(&b, "spread of ");
+        else if (ph->agg == RS_FEATURES_AGG_MIN) RB_LIT(&b, "smallest ");
+        else RB_LIT(&b, "largest ");
+        RB_PH(&b, ph, val);
+        RB_LIT(&b, " ");
+        nbn = rb_vfmt(ph, v, nb, sizeof(nb));
+        rb_put(&b, nb, nbn);
+        RB_PH(&b, ph, scope);
+        RB_PH(&b, ph, win);
+        break;
+    case RS_FEATURES_AGG_MEAN:
+        if (isfinite(mean)) {
+            size_t mn = rb_vfmt(ph, mean, m, sizeof(m));
+            ubn = rb_usually(m, mn, ub, sizeof(ub));
+        }
+        RB_LIT(&b, "average ");
+        RB_PH(&b, ph, val);
+        RB_LIT(&b, " ");
+        nbn = rb_vfmt(ph, v, nb, sizeof(nb));
+        rb_put(&b, nb, nbn);
+        RB_PH(&b, ph, scope);
+        RB_PH(&b, ph, win);
+        rb_put(&b, ub, ubn);
+        break;
+    case RS_FEATURES_AGG_COUNT_BELOW:
+        rb_fixed(&b, v, 0, 0);
+        RB_LIT(&b, " ");
+        if (fabs(v - 1) < .5) RB_PH(&b, ph, ev);
+        else RB_PH(&b, ph, evs);
+        RB_PH(&b, ph, scope);
+        RB_LIT(&b, " with ");
+        RB_PH(&b, ph, val);
+        RB_LIT(&b, " under ");
+        rb_general(&b, s->below, 6);
+        RB_PH(&b, ph, win);
+        break;
+    case RS_FEATURES_AGG_DISTINCT:
+        rb_fixed(&b, v, 0, 0);
+        RB_LIT(&b, " different ");
+        if (fabs(v - 1) >= .5) RB_PH(&b, ph, fmany);
+        else RB_PH(&b, ph, fone);
+        RB_PH(&b, ph, scope);
+        RB_PH(&b, ph, win);
+        break;
+    case RS_FEATURES_AGG_NEW:
+        if (v >= .5) RB_LIT(&b, "new ");
+        else RB_LIT(&b, "known ");
+        RB_PH(&b, ph, fone);
+        RB_LIT(&b, " ");
+        RB_PH(&b, ph, forkey);
+        RB_PH(&b, ph, win);
+        break;
+    case RS_FEATURES_AGG_SINCE_LAST: {
+        double sec = expm1(v);
+        if (!(sec < RS_FE_SINCE_NONE_S * 0.999)) {
+            RB_LIT(&b, "first ");
+            RB_PH(&b, ph, ev);
+            RB_LIT(&b, " of ");
+            RB_PH(&b, ph, thiskey);
+            break;
+        }
+        char d[48];
+        size_t dn = rb_secs(RS_MAX(sec, 0), d, sizeof(d));
+        if (rate > 0) {
+            size_t un = rb_secs(1.0 / rate / 1000.0, u, sizeof(u));
+            ubn = rb_usually(u, un, ub, sizeof(ub));
+        }
+        rb_put(&b, d, dn);
+        RB_LIT(&b, " since ");
+        RB_PH(&b, ph, owner);
+        RB_LIT(&b, " previous ");
+        RB_PH(&b, ph, ev);
+        rb_put(&b, ub, ubn);
+        break;
+    }
+    case RS_FEATURES_AGG_RATIO_MEAN:
+        RB_PH(&b, ph, val);
+        RB_LIT(&b, " ");
+        rb_fixed(&b, v, 1, 0);
+        RB_LIT(&b, "x ");
+        RB_PH(&b, ph, owner);
+        RB_LIT(&b, " average");
+        RB_PH(&b, ph, over);
+        break;
+    case RS_FEATURES_AGG_ZSCORE:
+        RB_PH(&b, ph, val);
+        RB_LIT(&b, " ");
+        rb_fixed(&b, fabs(v), 1, 0);
+        RB_LIT(&b, " standard deviations ");
+        if (v < 0) RB_LIT(&b, "below ");
+        else RB_LIT(&b, "above ");
+        RB_PH(&b, ph, owner);
+        RB_LIT(&b, " average");
+        RB_PH(&b, ph, over);
+        break;
+    case RS_FEATURES_AGG_VELOCITY:
+        if (rate >= 0) {
+            size_t un = rb_usual(rate * (double)RS_FE_HOUR_MS, m, 32);
+            ubn = rb_usually(m, un, ub, sizeof(ub));
+        }
+        rb_general(&b, v, 2);
+        RB_LIT(&b, " ");
+        RB_PH(&b, ph, evs);
+        RB_LIT(&b, " per hour");
+        RB_PH(&b, ph, scope);
+        RB_PH(&b, ph, win);
+        rb_put(&b, ub, ubn);
+        break;
+    case RS_FEATURES_AGG_FRAUD_COUNT:
+        rb_fixed(&b, v, 0, 0);
+        RB_LIT(&b, " ");
+        if (fabs(v - 1) < .5) RB_PH(&b, ph, ev);
+        else RB_PH(&b, ph, evs);
+        RB_PH(&b, ph, scope);
+        RB_LIT(&b, " confirmed as ");
+        RB_PH(&b, ph, fraud);
+        RB_PH(&b, ph, win);
+        break;
+    case RS_FEATURES_AGG_FRAUD_RATE:
+        rb_fixed(&b, v * 100, v > 0 && v < 0.01 ? 1 : 0, 0);
+        RB_LIT(&b, "% of ");
+        RB_PH(&b, ph, evs);
+        RB_PH(&b, ph, scope);
+        RB_LIT(&b, " confirmed as ");
+        RB_PH(&b, ph, fraud);
+        RB_PH(&b, ph, win);
+        break;
+    case RS_FEATURES_AGG_LAST:
+        if (isfinite(mean)) {
+            size_t mn = rb_vfmt(ph, mean, m, sizeof(m));
+            ubn = rb_usually(m, mn, ub, sizeof(ub));
+        }
+        RB_LIT(&b, "previous ");
+        RB_PH(&b, ph, val);
+        RB_LIT(&b, " ");
+        nbn = rb_vfmt(ph, v, nb, sizeof(nb));
+        rb_put(&b, nb, nbn);
+        rb_put(&b, ub, ubn);
+        break;
+    case RS_FEATURES_AGG_HOUR_OF_DAY: {
+        int h = (int)v;
+        RB_LIT(&b, "at ");
+        rb_int02(&b, h);
+        RB_LIT(&b, ":00-");
+        rb_int02(&b, h);
+        RB_LIT(&b, ":59 (");
+        rb_put(&b, f->conf.timezone, w->tz_n);
+        RB_LIT(&b, ")");
+        break;
+    }
+    case RS_FEATURES_AGG_DAY_OF_WEEK: {
+        static const char *const dn[7] = {"Monday", "Tuesday", "Wednesday",
+                                          "Thursday", "Friday", "Saturday",
+                                          "Sunday"};
+        static const uint8_t dl[7] = {6, 7, 9, 8, 6, 8, 6};
+        int d = (int)v;
+        int k = d >= 0 && d < 7 ? d : 0;
+        RB_LIT(&b, "on a ");
+        rb_put(&b, dn[k], dl[k]);
+        RB_LIT(&b, " (");
+        rb_put(&b, f->conf.timezone, w->tz_n);
+        RB_LIT(&b, ")");
+        break;
+    }
+    case RS_FEATURES_AGG_NIGHT:
+        if (v >= .5) RB_LIT(&b, "at night, 00:00-06:00 (");
+        else RB_LIT(&b, "in the daytime (");
+        rb_put(&b, f->conf.timezone, w->tz_n);
+        RB_LIT(&b, ")");
+        break;
+    case RS_FEATURES_AGG_WEEKEND:
+        if (v >= .5) RB_LIT(&b, "on a weekend (");
+        else RB_LIT(&b, "on a weekday (");
+        rb_put(&b, f->conf.timezone, w->tz_n);
+        RB_LIT(&b, ")");
+        break;
+    case RS_FEATURES_AGG_CURRENT:
+    default: {
+        double cur = ph->agg == RS_FEATURES_AGG_CURRENT ? v : expm1(v);
+        if (isfinite(mean)) {
+            size_t mn = rb_vfmt(ph, mean, m, sizeof(m));
+            ubn = rb_usually(m, mn, ub, sizeof(ub));
+        }
+        RB_PH(&b, ph, val);
+        RB_LIT(&b, " ");
+        nbn = rb_vfmt(ph, cur, nb, sizeof(nb));
+        rb_put(&b, nb, nbn);
+        rb_put(&b, ub, ubn);
+        break;
+    }
+    }
+    return (int)rb_end(&b);
 }

@@ -766,37 +766,92 @@ typedef struct jw_s {
     int full;
 } jw_t;
 
-static void jw_raw(jw_t *w, const char *s, size_t n) {
+static inline void jw_raw(jw_t *w, const char *s, size_t n) {
     if (w->full) return;
     if (w->len + n >= w->size) {
         w->full = 1;
         return;
     }
-    memcpy(w->buf + w->len, s, n);
+    char *d = w->buf + w->len;
+    if (n <= 16) {
+        /* most pieces (numbers, ids, keys) are short: two overlapping
+         * fixed-size moves instead of a library call */
+        if (n >= 8) {
+            uint64_t a, b;
+            memcpy(&a, s, 8);
+            memcpy(&b, s + n - 8, 8);
+            memcpy(d, &a, 8);
+            memcpy(d + n - 8, &b, 8);
+        } else if (n >= 4) {
+            uint32_t a, b;
+            memcpy(&a, s, 4);
+            memcpy(&b, s + n - 4, 4);
+            memcpy(d, &a, 4);
+            memcpy(d + n - 4, &b, 4);
+        } else if (n) {
+            d[0] = s[0];
+            d[n / 2] = s[n / 2];
+            d[n - 1] = s[n - 1];
+        }
+    } else {
+        memcpy(d, s, n);
+    }
     w->len += n;
 }
 
 #define JW_LIT(w, lit) jw_raw((w), (lit), sizeof(lit) - 1)
 
-/* A JSON string from a C buffer of capacity cap (never reads past it). */
+/* 0x80 in each byte of the result whose byte in x (8 string bytes,
+ * little endian) needs a look: a control character (NUL, the end, among
+ * them), '"', '\\' or a byte >= 0x80.  Exact for the lowest such byte
+ * (a borrow can only make a false hit above a true one), which is all
+ * jw_str uses. */
+static inline uint64_t jw_special8(uint64_t x) {
+    const uint64_t ones = 0x0101010101010101ULL, high = ones << 7;
+    uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+    return (((x - ones * 0x20) & ~x) | ((q - ones) & ~q) |
+            ((b - ones) & ~b) | x) & high;
+}
+
+static inline int jw_special1(unsigned c) {
+    return c < 0x20 || c == '"' || c == '\\' || c >= 0x80;
+}
+
+/* A JSON string from a C buffer of capacity cap (never reads past it):
+ * one pass that finds the end (NUL or cap) and the bytes to escape
+ * together, 8 bytes at a time, and copies the plain runs between them.
+ * Bytes after the NUL (inside the buffer) may be read but never decide
+ * anything: only the first special byte of a word is used. */
 static void jw_str(jw_t *w, const char *s, size_t cap) {
+    static const char hex[] = "0123456789abcdef";
     const unsigned char *u = (const unsigned char *)s;
-    size_t n = strnlen(s, cap), i = 0, start = 0;
+    size_t i = 0, start = 0;
     char esc[8];
 
     JW_LIT(w, "\"");
-    while (i < n) {
+    for (;;) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        for (; i + 8 <= cap; i += 8) {
+            uint64_t x, m;
+            memcpy(&x, u + i, sizeof(x));
+            if ((m = jw_special8(x)) != 0) {
+                i += (size_t)__builtin_ctzll(m) >> 3;
+                break;
+            }
+        }
+#endif
+        while (i < cap && !jw_special1(u[i])) i++;
+        if (i >= cap || u[i] == 0) break; /* the end */
         unsigned c = u[i];
         const char *rep;
-        size_t replen;
+        size_t replen = 2;
         if (c >= 0x80) {
-            size_t k = rs_utf8_seq_len(u + i, n - i);
+            /* a continuation byte is never NUL, so a sequence checked
+             * against the capacity is the one checked against the end */
+            size_t k = rs_utf8_seq_len(u + i, cap - i);
             if (k) { i += k; continue; }
             rep = "\\ufffd";
             replen = 6;
-        } else if (c >= 0x20 && c != '"' && c != '\\') {
-            i++;
-            continue;
         } else {
             switch (c) {
             case '"':  rep = "\\\""; break;
@@ -806,18 +861,20 @@ static void jw_str(jw_t *w, const char *s, size_t cap) {
             case '\t': rep = "\\t"; break;
             case '\b': rep = "\\b"; break;
             case '\f': rep = "\\f"; break;
-            default:
-                snprintf(esc, sizeof(esc), "\\u%04x", c);
+            default: /* \u00XX, lower-case hex */
+                memcpy(esc, "\\u00", 4);
+                esc[4] = hex[c >> 4];
+                esc[5] = hex[c & 15];
                 rep = esc;
+                replen = 6;
                 break;
             }
-            replen = strlen(rep);
         }
         jw_raw(w, s + start, i - start);
         jw_raw(w, rep, replen);
         start = ++i;
     }
-    jw_raw(w, s + start, n - start);
+    jw_raw(w, s + start, i - start);
     JW_LIT(w, "\"");
 }
 

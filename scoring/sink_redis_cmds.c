@@ -25,6 +25,16 @@ size_t rs_redis_key(char *buf, size_t size, const char *prefix,
     return n;
 }
 
+/* rs_redis_key(buf, size, <the n bytes already in buf>, s, "", "") for
+ * a string s of known length sl: s clipped to the room left. */
+static inline size_t rs_redis_key_append(char *buf, size_t size, size_t n,
+                                         const char *s, size_t sl) {
+    size_t l = RS_MIN(sl, size - 1 - n);
+    memcpy(buf + n, s, l);
+    buf[n + l] = '\0';
+    return n + l;
+}
+
 /* ------------------------------------------------------------ async: ring */
 
 /* A writer over a plain buffer buf[cap] from 0 (buf NULL, cap 0: only
@@ -176,18 +186,25 @@ void rs_redis_build(rs_sink_redis_t *sink, rs_ring_w_t *w,
                     const char *const *json, const size_t *json_lens,
                     const void *const *logs, const size_t *log_lens,
                     uint32_t *ncmds, uint32_t *ninputs) {
-    char key[RS_ID_MAX + 64], tbuf[RS_FMT_I64_MAX];
+    char key[RS_ID_MAX + 64], ikey[RS_ID_MAX + 64], tbuf[RS_FMT_I64_MAX];
     const char *prefix = sink->conf.key_prefix;
     const size_t ttl_len = strlen(sink->ttl_arg),
                  ittl_len = strlen(sink->input_ttl_arg),
                  cap_len = strlen(sink->cap_arg);
+    /* "<prefix>score:" and "<prefix>input:" once a batch; per score only
+     * the id is appended (as rs_redis_key would: clipped to the buffer) */
+    const size_t kp = rs_redis_key(key, sizeof(key), prefix, "score:", "",
+                                   ""),
+                 ikp = rs_redis_key(ikey, sizeof(ikey), prefix, "input:", "",
+                                    "");
     for (int i = 0; i < n; i++) {
         const rs_score_t *sc = &scores[i];
         /* NX: the first decision recorded for an event stays the record;
          * a replay after a crash (at-least-once input) cannot replace it
          * with a different one.  The index is idempotent as it is. */
-        size_t kl = rs_redis_key(key, sizeof(key), prefix, "score:",
-                                 sc->event_id, "");
+        const size_t idl = strlen(sc->event_id);
+        size_t kl = rs_redis_key_append(key, sizeof(key), kp, sc->event_id,
+                                        idl);
         rs_resp_len(w, '*', 6);
         rs_resp_bulk(w, "SET", 3);
         rs_resp_bulk(w, key, kl);
@@ -205,11 +222,11 @@ void rs_redis_build(rs_sink_redis_t *sink, rs_ring_w_t *w,
         (*ncmds)++;
         if (logs && logs[i]) {
             /* NX too: the input of the decision on record. */
-            kl = rs_redis_key(key, sizeof(key), prefix, "input:",
-                              sc->event_id, "");
+            kl = rs_redis_key_append(ikey, sizeof(ikey), ikp, sc->event_id,
+                                     idl);
             rs_resp_len(w, '*', 6);
             rs_resp_bulk(w, "SET", 3);
-            rs_resp_bulk(w, key, kl);
+            rs_resp_bulk(w, ikey, kl);
             rs_resp_bulk(w, logs[i], log_lens[i]);
             rs_resp_bulk(w, "PX", 2);
             rs_resp_bulk(w, sink->input_ttl_arg, ittl_len);

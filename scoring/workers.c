@@ -56,20 +56,30 @@ int rs_workers_n(const rs_workers_t *wk) { return wk ? wk->n : 1; }
 /* -------------------------------------------------------- explanation */
 
 /* Indices of the `k` largest |v[i]| into order[0..k), largest first; ties
- * keep the lower index (deterministic).  O(n*k), reentrant. */
+ * keep the lower index (deterministic).  O(n*k) at worst; once k are
+ * kept, a value not above the smallest kept one (most of them) costs one
+ * comparison.  Reentrant. */
 static int rs_wk_topk_abs(const float *v, int n, int k, int *order) {
     int m = 0;
+    float kth = 0; /* |v| of order[k - 1] once m == k */
+    if (k <= 0) return 0;
     for (int i = 0; i < n; i++) {
         float a = fabsf(v[i]);
-        int pos = m;
+        if (m == k && !(a > kth)) continue; /* not above the k-th: out */
+        int pos = m < k ? m : k - 1;
         while (pos > 0 && fabsf(v[order[pos - 1]]) < a) pos--;
-        if (pos >= k) continue;
         int last = m < k ? m : k - 1;
         for (int j = last; j > pos; j--) order[j] = order[j - 1];
         order[pos] = i;
         if (m < k) m++;
+        if (m == k) kth = fabsf(v[order[k - 1]]);
     }
     return m;
+}
+
+/* An empty explanation: the counts (see rs_wk_explain). */
+static inline void rs_wk_explain_clear(rs_explanation_t *ex) {
+    ex->n_attended = ex->n_contrib = ex->n_experts = ex->n_reasons = 0;
 }
 
 /* Fill the explanation of one score from the logit contributions of the
@@ -82,14 +92,20 @@ static void rs_wk_explain(const rs_workers_batch_t *b, const float *x,
     int D = b->dim, top = (int)b->conf->explain_top;
     /* The reasons come from these contributions: ranking `top` suffices. */
     int m = rs_wk_topk_abs(contrib, D, RS_MIN(top, D), order);
-    memset(ex, 0, sizeof(*ex));
+    /* Only the counts are cleared (not the 3.6 KB of entries): every
+     * reader of a score goes by them, and each entry below is written
+     * whole. */
+    rs_wk_explain_clear(ex);
+    int tlen[RS_MAX_CONTRIB];
     for (int k = 0; k < top && k < m; k++) {
         int i = order[k];
-        rs_contrib_t *c = &ex->contrib[ex->n_contrib++];
+        rs_contrib_t *c = &ex->contrib[ex->n_contrib];
         rs_strlcpy(c->name, rs_features_name(b->feat, i), sizeof(c->name));
         c->value = x[i];
         c->contribution = contrib[i];
-        rs_features_reason(b->feat, i, x, c->text, sizeof(c->text));
+        c->text[0] = '\0';
+        int n = rs_features_reason(b->feat, i, x, c->text, sizeof(c->text));
+        tlen[ex->n_contrib++] = n > 0 ? n : 0;
     }
     /* The past events of the entity the model attended to most. */
     for (int k = 0; k < mo->n_attended && k < b->conf->explain_attended &&
@@ -115,7 +131,8 @@ static void rs_wk_explain(const rs_workers_batch_t *b, const float *x,
         const rs_contrib_t *c = &ex->contrib[k];
         if (c->contribution <= 0.05 || !c->text[0])
             continue; /* only what raised the risk */
-        rs_strlcpy(ex->reasons[ex->n_reasons++], c->text, RS_REASON_MAX);
+        /* the text's length is known: a copy, no strlen */
+        memcpy(ex->reasons[ex->n_reasons++], c->text, (size_t)tlen[k] + 1);
     }
 }
 
@@ -127,6 +144,8 @@ static void rs_wk_records(void *opaque, int lo, int hi, int slice) {
     const rs_workers_batch_t *b = wk->b;
     rs_wslice_t *sl = &wk->sl[slice];
     int D = b->dim, p0 = -1, p1 = -1;
+    /* the version is the batch's: its length once, not per record */
+    size_t vlen = RS_MIN(strlen(b->version), sizeof(b->out->model_version) - 1);
     sl->bad = -1;
     sl->err = RS_OK;
     for (int k = lo; k < hi; k++) {
@@ -136,9 +155,17 @@ static void rs_wk_records(void *opaque, int lo, int hi, int slice) {
         p1 = p + 1;
         const rs_msg_t *m = &b->msgs[b->ev_msg[k]];
         rs_score_t *sc = &b->out[p];
-        rs_strlcpy(sc->event_id, m->ev.id, sizeof(sc->event_id));
-        rs_strlcpy(sc->entity_id, m->ev.entity_id, sizeof(sc->entity_id));
-        rs_strlcpy(sc->model_version, b->version, sizeof(sc->model_version));
+        /* The ids: same-size arrays, copied whole (a fixed-size move, no
+         * strlen) and NUL-terminated at the end as rs_strlcpy would. */
+        _Static_assert(sizeof(sc->event_id) == sizeof(m->ev.id) &&
+                           sizeof(sc->entity_id) == sizeof(m->ev.entity_id),
+                       "id buffers");
+        memcpy(sc->event_id, m->ev.id, sizeof(sc->event_id));
+        sc->event_id[sizeof(sc->event_id) - 1] = '\0';
+        memcpy(sc->entity_id, m->ev.entity_id, sizeof(sc->entity_id));
+        sc->entity_id[sizeof(sc->entity_id) - 1] = '\0';
+        memcpy(sc->model_version, b->version, vlen);
+        sc->model_version[vlen] = '\0';
         sc->event_time_ms = m->ev.event_time_ms;
         /* the event's own fields travel with its score (case view) */
         rs_event_fields_from_event(&sc->event, &m->ev);
@@ -147,7 +174,7 @@ static void rs_wk_records(void *opaque, int lo, int hi, int slice) {
                           b->contrib + (size_t)k * (size_t)D, &b->mout[k],
                           sl->order, &sc->explanation);
         else
-            memset(&sc->explanation, 0, sizeof(sc->explanation));
+            rs_wk_explain_clear(&sc->explanation);
         /* latency ends when the scores are handed to the producer */
         sc->scored_at_ms = b->now_wall_us / 1000;
         sc->latency_us = b->now_mono_us - m->received_us;

@@ -6,7 +6,7 @@
  *     2-3 reasons, the event's own fields): the encoder before common/fmt
  *     (legacy_json.c: printf/strtod for every double) vs rs_score_to_json
  *     vs rs_score_encode_batch (the service's path, 512 records a batch)
- *     vs protobuf;
+ *     vs protobuf, and the compact Redis record (rs_redis_rec_encode);
  *  2. decoding: the event and label JSON decoders before (jansson, kept as
  *     rs_event_from_json_jansson) and now (streaming, proto_jsonr.c), the
  *     score record decoder, and strtod vs rs_parse_f64 on typical numbers;
@@ -237,7 +237,7 @@ static volatile size_t sink_bytes; /* keeps the loops from being elided */
 
 static void bench_encoding(const rs_score_t *pool, long n) {
     static char buf[RS_ENCODE_MAX];
-    row_t rows[4];
+    row_t rows[5];
     double t0, b;
     size_t total;
 
@@ -288,7 +288,17 @@ static void bench_encoding(const rs_score_t *pool, long n) {
     rows[3] = (row_t){"protobuf (rs_score_to_pb, for reference)",
                       (cpu_s() - t0) * 1e9 / (double)n, b};
     sink_bytes += total;
-    print_rows("Encoding one score record with its explanation", rows, 4,
+    /* the compact Redis record (redis.record_format: compact, the
+     * default), built on the scoring thread for every SET */
+    static uint8_t rec[RS_REDIS_REC_MAX];
+    total = 0;
+    t0 = cpu_s();
+    for (long i = 0; i < n; i++)
+        total += (size_t)rs_redis_rec_encode(&pool[i % POOL], rec, sizeof(rec));
+    rows[4] = (row_t){"compact Redis record (rs_redis_rec_encode)",
+                      (cpu_s() - t0) * 1e9 / (double)n, (double)total / (double)n};
+    sink_bytes += total;
+    print_rows("Encoding one score record with its explanation", rows, 5,
                "record");
     printf("\nspeed-up of the JSON encoding: %.1fx; bytes: %.0f -> %.0f "
            "(%.0f%%)\n", rows[0].ns / rows[1].ns, rows[0].bytes,

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "features/features.h"
+#include "features/features_int.h" /* rs_fe_reason_ref */
 
 #define T0 1700000000000LL
 #define MIN_MS 60000LL
@@ -1604,6 +1605,98 @@ static void test_words(void **state) {
     assert_non_null(strstr(err, "features.nouns"));
 }
 
+/* rs_features_reason (pieces of known length, no format strings) writes
+ * what its reference rs_fe_reason_ref (one rs_fmt_snprintf per case)
+ * writes, byte for byte, and returns the same length (= strlen), for
+ * every feature of the cards and sensors presets and of a custom layout
+ * with nouns, on random vectors with edge values (0, 0.5, 1, negatives,
+ * huge, tiny, NaN, infinities) and buffers of every size from 1 to
+ * RS_REASON_MAX. */
+static float reason_val(uint64_t *st) {
+    static const float edge[] = {0.0f, -0.0f, 0.5f, 0.49999997f, 1.0f,
+                                 1.5f, -1.0f, 2.0f, 0.005f, 1e-30f,
+                                 9.999999f, 10.0f, 119.5f, 1e8f, 3.4e38f,
+                                 -3.4e38f, 1e19f, 2.5f, 0.125f, 23.0f,
+                                 6.0f, 7.0f, -0.4f};
+    *st = *st * 6364136223846793005ULL + 1442695040888963407ULL;
+    uint64_t r = *st >> 33;
+    switch (r % 8) {
+    case 0: return edge[(r >> 3) % (sizeof(edge) / sizeof(edge[0]))];
+    case 1: return (float)((r >> 3) % 200);
+    case 2: return (float)((double)((r >> 3) % 100000) / 1000.0);
+    case 3: return -(float)((double)((r >> 3) % 100000) / 100.0);
+    case 4: return (float)log1p((double)((r >> 3) % 10000000));
+    case 5: return (r & 8) ? NAN : ((r & 16) ? INFINITY : -INFINITY);
+    case 6: { uint32_t b = (uint32_t)(r ^ (r << 17)); float f; memcpy(&f, &b, 4); return f; }
+    default: return (float)((double)((r >> 3) % 1000) / 997.0);
+    }
+}
+
+static void reason_ref_check(const rs_features_t *f, uint64_t *st,
+                             int rounds) {
+    int dim = rs_features_dim(f);
+    float x[RS_FEATURES_MAX_DIM];
+    char a[RS_REASON_MAX + 8], b[RS_REASON_MAX + 8];
+    for (int r = 0; r < rounds; r++) {
+        for (int k = 0; k < dim; k++) x[k] = reason_val(st);
+        for (int i = 0; i < dim; i++) {
+            size_t sizes[3] = {RS_REASON_MAX, 1 + (size_t)(r % RS_REASON_MAX),
+                               1 + (size_t)((r * 7 + i) % 40)};
+            for (int z = 0; z < 3; z++) {
+                memset(a, 'A', sizeof(a));
+                memset(b, 'A', sizeof(b));
+                int na = rs_features_reason(f, i, x, a, sizes[z]);
+                int nb = rs_fe_reason_ref(f, i, x, b, sizes[z]);
+                if (na != nb || memcmp(a, b, sizeof(a)) ||
+                    (size_t)na != strlen(a))
+                    fail_msg("%s size %zu x=%g: new %d '%s', ref %d '%s'",
+                             rs_features_name(f, i), sizes[z], (double)x[i],
+                             na, a, nb, b);
+            }
+        }
+    }
+}
+
+static void test_reason_ref(void **state) {
+    (void)state;
+    static rs_features_conf_t c;
+    char err[512];
+    uint64_t st = 42;
+    for (int preset = 0; preset < 2; preset++) { /* cards, sensors */
+        rs_features_conf_init(&c);
+        c.preset = preset;
+        c.max_keys = c.max_counterparties = 64;
+        c.label_index = 64;
+        rs_features_t *f = rs_features_new(&c, err, sizeof(err));
+        if (!f) fail_msg("preset %d: %s", preset, err);
+        reason_ref_check(f, &st, 3000);
+        rs_features_destroy(f);
+    }
+    static const char *yaml =
+        "features:\n"
+        "  max_keys: 64\n"
+        "  max_counterparties: 64\n"
+        "  label_index: 64\n"
+        "  timezone: Europe/Paris\n"
+        "  nouns: event=login, entity=account, country=country/countries, "
+        "device_id=device\n"
+        "  specs:\n"
+        "    - {key: country, windows: [2h, 7d], aggs: [count, velocity]}\n"
+        "    - {key: entity, last: 20, aggs: [{distinct: device_id}]}\n"
+        "    - {key: entity, window: 1d, offset: 1d, aggs: [count]}\n"
+        "    - {key: entity, value: temp, window: 1h, aggs: [slope, last]}\n"
+        "    - {key: entity, value: temp, windows: [1h, 1d], aggs: [mean, sum, "
+        "std, min, max]}\n"
+        "    - {key: entity, window: 1d, aggs: [{new: device_id}, "
+        "{distinct: merchant_category_code}]}\n";
+    rs_features_conf_init(&c);
+    if (load_conf(yaml, &c, err, sizeof(err))) fail_msg("%s", err);
+    rs_features_t *f = rs_features_new(&c, err, sizeof(err));
+    if (!f) fail_msg("%s", err);
+    reason_ref_check(f, &st, 3000);
+    rs_features_destroy(f);
+}
+
 static void test_current_excluded_and_leakage(void **state) {
     (void)state;
     rs_features_conf_t c;
@@ -2486,6 +2579,7 @@ int main(void) {
         cmocka_unit_test(test_calendar_timezones),
         cmocka_unit_test(test_maturity_buckets),
         cmocka_unit_test(test_words),
+        cmocka_unit_test(test_reason_ref),
         cmocka_unit_test(test_reference_all_aggs),
         cmocka_unit_test(test_reference_presets),
         cmocka_unit_test(test_checkpoint_roundtrip),
