@@ -737,20 +737,27 @@ static inline void rs_fe_welford(rs_fe_base_t *b, double v) {
  * every reading absorbs it (35 h of a 5-sd step in a 5-day life take the
  * reading's z from 5 to 1.4).  A slow drift is learned until it leaves
  * the range; a permanent change of level without a repair label stays
- * out of range (rs_features_reset starts a new life).  A baseline with
- * no spread yet (sd 0) learns everything. */
+ * out of range (rs_features_reset starts a new life).
+ *
+ * Phase I (features.baseline_learn_first): the life's first readings are
+ * all learned.  A young baseline's sd is that of a short stretch (part
+ * of a daily cycle, one load): judging by it would refuse the machine's
+ * ordinary range and keep the sd too small for days (measured: healthy
+ * readings in alert 2.6 -> 4.6-5.2 % on the mixed stream without it).
+ * A baseline with no spread yet (sd 0) learns everything too. */
 static inline int rs_fe_learns(const rs_features_t *f, const rs_fe_tab_t *tb,
                                rs_fe_hdr_t *h, int vi, double v) {
     const double lim = f->conf.baseline_limit;
     double bm, bsd;
-    if (!(lim > 0) || !rs_fe_baseline(f, tb, h, vi, NULL, &bm, &bsd) ||
-        !(bsd > 0))
+    if (!(lim > 0) ||
+        (h && rs_fe_bases(tb, h)[vi].n < (double)f->conf.baseline_learn_first) ||
+        !rs_fe_baseline(f, tb, h, vi, NULL, &bm, &bsd) || !(bsd > 0))
         return 1;
     return fabs(v - bm) <= lim * bsd;
 }
 
 /* The window's kept readings that its key's baseline learned (to take
- * them out of it: rs_fe_baseline's ex), into ex.  Which ones were learned
+ * them out of it: rs_fe_baseline's ex), into ex (h may be NULL).  Which ones were learned
  * is judged against the baseline as it is now rather than as it was at
  * each reading's arrival (not kept): the same readings unless the
  * baseline moved by a sizeable part of its sd within the window, which
@@ -761,7 +768,10 @@ static void rs_fe_window_learned(const rs_features_t *f, const rs_fe_tab_t *tb,
                                  size_t isz, int nsel, rs_fe_base_t *ex) {
     const double lim = f->conf.baseline_limit;
     double bm = 0, bsd = 0;
-    int judge = lim > 0 && tb->nbase &&
+    /* still in Phase I when the window's oldest reading came (the life
+     * had at most n - nsel readings then): all of them taken as learned */
+    int judge = lim > 0 && tb->nbase && h &&
+                rs_fe_bases(tb, h)[vi].n - nsel >= (double)f->conf.baseline_learn_first &&
                 rs_fe_baseline(f, tb, h, vi, NULL, &bm, &bsd) && bsd > 0;
     for (int i = 0; i < nsel; i++) {
         double v = rs_fe_item_v(items + (size_t)f->sel[i] * isz, vi);
