@@ -1213,6 +1213,52 @@ static void test_baseline_limit(void **state) {
     assert_true(fabs(fresh) < 1.5);
 }
 
+/* features.baseline_learn_first: a machine run at two loads (+3 on the
+ * sensor, noise sd 0.3, alternating every 12 readings) whose life starts
+ * with 20 readings at the first one -- a young baseline judging by that
+ * stretch's sd refuses every reading of the other load for good (its
+ * mean |z| stays far above 3), Phase I (the first 100 learned whatever
+ * they are) gives it the machine's ordinary range (mean |z| ~1). */
+static double learn_first_run(int64_t first) {
+    rs_features_conf_t c;
+    rs_features_conf_init(&c);
+    c.max_keys = c.max_counterparties = 64;
+    c.label_index = 4096;
+    c.preset = 1;
+    c.baseline_learn_first = first;
+    rs_strlcpy(c.sensor_fields, "temp", sizeof(c.sensor_fields));
+    char err[256];
+    rs_features_t *f = rs_features_new(&c, err, sizeof(err));
+    if (!f) fail_msg("%s", err);
+    int iz = find_feature(f, "ent_temp_base_z");
+    assert_true(iz >= 0);
+    rs_rng_t rng;
+    rs_rng_seed(&rng, 23);
+    float x[RS_FEATURES_MAX_DIM];
+    char id[32];
+    int64_t t = T0;
+    double sum = 0;
+    int n = 0;
+    for (int k = 0; k < 500; k++, t += HOUR_MS) {
+        snprintf(id, sizeof(id), "q%d", k);
+        rs_event_t ev = mkev(id, "m0", "site", t, 0);
+        double load = k >= 20 && (k / 12) % 2 ? 3.0 : 0.0;
+        add_num(&ev, "temp", 50 + load + 0.3 * rs_rng_normal(&rng));
+        assert_int_equal(rs_features_process(f, &ev, x, NULL), RS_OK);
+        if (k >= 200) { sum += fabsf(x[iz]); n++; }
+    }
+    rs_features_destroy(f);
+    return sum / n;
+}
+
+static void test_baseline_learn_first(void **state) {
+    (void)state;
+    double z0 = learn_first_run(0), z100 = learn_first_run(100);
+    print_message("mean |z| of ordinary readings: learn_first 0 %.2f, 100 %.2f\n", z0, z100);
+    assert_true(z0 > 3);
+    assert_true(z100 < 1.5);
+}
+
 /* base_spread (an extra spec over the sensors preset): noise that grows
  * around a steady level -- which the level features cannot see -- shows as
  * the log of the span's spread over the machine's own; a healthy machine
@@ -2561,6 +2607,7 @@ int main(void) {
         cmocka_unit_test(test_sensor_noise),
         cmocka_unit_test(test_sensor_noise_band),
         cmocka_unit_test(test_baseline_limit),
+        cmocka_unit_test(test_baseline_learn_first),
         cmocka_unit_test(test_sensor_spread),
         cmocka_unit_test(test_constant_features),
         cmocka_unit_test(test_current_excluded_and_leakage),
