@@ -727,6 +727,59 @@ static inline void rs_fe_welford(rs_fe_base_t *b, double v) {
     if (b->m2 < 0) b->m2 = 0;
 }
 
+/* Whether the baseline of value vi of slot h learns reading v
+ * (features.baseline_limit): not if v is more than the limit's sds from
+ * the baseline the key is scored against (its own, topped up with the
+ * fleet's).  A reading the machine is judged out of range by does not
+ * move the yardstick it is judged by -- the control chart's rule (limits
+ * from in-control readings) -- so a step or a fault stays as far from the
+ * baseline as it is for as long as it lasts, where a baseline learning
+ * every reading absorbs it (35 h of a 5-sd step in a 5-day life take the
+ * reading's z from 5 to 1.4).  A slow drift is learned until it leaves
+ * the range; a permanent change of level without a repair label stays
+ * out of range (rs_features_reset starts a new life).
+ *
+ * Phase I (features.baseline_learn_first): the life's first readings are
+ * all learned.  A young baseline's sd is that of a short stretch (part
+ * of a daily cycle, one load): judging by it would refuse the machine's
+ * ordinary range and keep the sd too small for days (measured: healthy
+ * readings in alert 2.6 -> 4.6-5.2 % on the mixed stream without it).
+ * A baseline with no spread yet (sd 0) learns everything too. */
+static inline int rs_fe_learns(const rs_features_t *f, const rs_fe_tab_t *tb,
+                               rs_fe_hdr_t *h, int vi, double v) {
+    const double lim = f->conf.baseline_limit;
+    double bm, bsd;
+    if (!(lim > 0) ||
+        (h && rs_fe_bases(tb, h)[vi].n < (double)f->conf.baseline_learn_first) ||
+        !rs_fe_baseline(f, tb, h, vi, NULL, &bm, &bsd) || !(bsd > 0))
+        return 1;
+    return fabs(v - bm) <= lim * bsd;
+}
+
+/* The window's kept readings that its key's baseline learned (to take
+ * them out of it: rs_fe_baseline's ex), into ex (h may be NULL).  Which ones were learned
+ * is judged against the baseline as it is now rather than as it was at
+ * each reading's arrival (not kept): the same readings unless the
+ * baseline moved by a sizeable part of its sd within the window, which
+ * is what the limit prevents; a mismatch only misplaces the few readings
+ * at the limit. */
+static void rs_fe_window_learned(const rs_features_t *f, const rs_fe_tab_t *tb,
+                                 rs_fe_hdr_t *h, int vi, const uint8_t *items,
+                                 size_t isz, int nsel, rs_fe_base_t *ex) {
+    const double lim = f->conf.baseline_limit;
+    double bm = 0, bsd = 0;
+    /* still in Phase I when the window's oldest reading came (the life
+     * had at most n - nsel readings then): all of them taken as learned */
+    int judge = lim > 0 && tb->nbase && h &&
+                rs_fe_bases(tb, h)[vi].n - nsel >= (double)f->conf.baseline_learn_first &&
+                rs_fe_baseline(f, tb, h, vi, NULL, &bm, &bsd) && bsd > 0;
+    for (int i = 0; i < nsel; i++) {
+        double v = rs_fe_item_v(items + (size_t)f->sel[i] * isz, vi);
+        if (isfinite(v) && (!judge || fabs(v - bm) <= lim * bsd))
+            rs_fe_welford(ex, v);
+    }
+}
+
 /* The median of a[0..n) (n >= 1; a is reordered): quickselect, no
  * allocation.  Even n: the mean of the two middle values. */
 static double rs_fe_median(double *a, int n) {
@@ -939,10 +992,8 @@ static void rs_fe_spec_eval(rs_features_t *f, const rs_fe_cspec_t *c,
             double level = win ? mean : x, bm, bsd;
             int ok = win ? nv > 0 : xok;
             rs_fe_base_t ex = {0, 0, 0};
-            for (int i = 0; win && i < nsel; i++) { /* the window's kept readings */
-                double v = rs_fe_item_v(items + (size_t)f->sel[i] * isz, c->vi);
-                if (isfinite(v)) rs_fe_welford(&ex, v);
-            }
+            if (win) /* the window's kept readings */
+                rs_fe_window_learned(f, tb, h, c->vi, items, isz, nsel, &ex);
             if (!ok || !tb->nbase ||
                 !rs_fe_baseline(f, tb, h, c->vi, &ex, &bm, &bsd))
                 break;
@@ -967,10 +1018,7 @@ static void rs_fe_spec_eval(rs_features_t *f, const rs_fe_cspec_t *c,
              * and machine-to-machine offset the model must first learn
              * away.  The baseline is the life before the window. */
             rs_fe_base_t ex = {0, 0, 0};
-            for (int i = 0; i < nsel; i++) {
-                double v = rs_fe_item_v(items + (size_t)f->sel[i] * isz, c->vi);
-                if (isfinite(v)) rs_fe_welford(&ex, v);
-            }
+            rs_fe_window_learned(f, tb, h, c->vi, items, isz, nsel, &ex);
             double bm, bsd;
             if (nv < 2 || !tb->nbase ||
                 !rs_fe_baseline(f, tb, h, c->vi, &ex, &bm, &bsd) || !(bsd > 0))
@@ -1258,7 +1306,7 @@ rs_err_t rs_features_process(rs_features_t *f, const rs_event_t *ev,
                  * level teaches its condition's effect (opcond.h) */
                 if (f->opc && ti == f->ent_tab && bs[v].n >= 1)
                     rs_opcond_learn_field(f->opc, tb->vname[v], bs[v].mean);
-                rs_fe_welford(&bs[v], fv);
+                if (rs_fe_learns(f, tb, h, v, fv)) rs_fe_welford(&bs[v], fv);
                 rs_fe_welford(&tb->fleet[v], fv);
             }
         }

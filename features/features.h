@@ -178,6 +178,11 @@ typedef struct rs_features_conf_s {
     int64_t baseline_prior;     /* fleet readings a key's baseline starts
                                  * with (cold start: a new key is scored
                                  * against the fleet)                       */
+    double baseline_limit;      /* a reading farther than this many sds
+                                 * from its key's baseline is not learned
+                                 * by it (0: every reading is)              */
+    int64_t baseline_learn_first; /* readings of a life learned whatever
+                                 * they are before the limit applies        */
     char sensor_spans[64];      /* sensors preset: comma list of trend spans
                                  * in readings                              */
     char setting_fields[128];   /* operating settings (features/opcond.h):

@@ -93,6 +93,22 @@ static const rs_conf_field_t rs_features_fields[] = {
      "baselines (base_dev, base_z): a key's running statistics are topped "
      "up to this many readings with the fleet's, so a new machine is scored "
      "against the fleet, not against nothing", NULL, 0, 1000000},
+    {"baseline_limit", RS_CONF_DOUBLE, "3",
+     offsetof(rs_features_conf_t, baseline_limit), 0,
+     "baselines (base_dev, base_z, base_spread, life): a reading farther "
+     "than this many standard deviations from its key's baseline is "
+     "scored against it but not learned by it, so a machine that goes "
+     "out of range stays out of range until it comes back or is repaired "
+     "(the control chart's rule: the limits come from in-control "
+     "readings); the fleet's baseline learns every reading; 0: the key's "
+     "baseline learns every reading too", NULL, 0, 1e6},
+    {"baseline_learn_first", RS_CONF_INT, "100",
+     offsetof(rs_features_conf_t, baseline_learn_first), 0,
+     "with baseline_limit: a key's baseline learns the first this many "
+     "readings of its life whatever they are, then judges them (Phase I of "
+     "a control chart: limits of individual readings are estimated from "
+     "about 100); a young baseline's spread is that of a short stretch and "
+     "would refuse the machine's ordinary range", NULL, 0, 100000000},
     {"nouns", RS_CONF_STRING, "", offsetof(rs_features_conf_t, nouns),
      sizeof(((rs_features_conf_t *)0)->nouns),
      "words of reasons: comma list of NAME=noun[/plural] for event, entity, "

@@ -928,6 +928,7 @@ static const char *yaml_all =
     "  label_index: 65536\n"
     "  label_maturity: 5h\n"
     "  baseline_prior: 5\n"
+    "  baseline_limit: 0\n" /* the brute force learns every reading */
     "  specs:\n"
     "    - {key: entity, value: temp, aggs: [base_dev, base_z, life]}\n"
     "    - {key: counterparty, value: temp, window: 1d, aggs: [base_z, base_dev, base_spread]}\n"
@@ -995,6 +996,9 @@ static void test_reference_presets(void **state) {
     run_reference(&c, &sc);
     c.preset = 1; /* sensors */
     c.sensor_noise = 0;
+    /* the brute-force baseline learns every reading (the limit's rule is
+     * test_baseline_limit's) */
+    c.baseline_limit = 0;
     rs_strlcpy(c.sensor_fields, "temp, pressure", sizeof(c.sensor_fields));
     sc.seed = 12;
     run_reference(&c, &sc);
@@ -1129,6 +1133,131 @@ static void test_sensor_baselines(void **state) {
     assert_non_null(strstr(err, "features.sensor_spans"));
     rs_strlcpy(c.sensor_spans, "1", sizeof(c.sensor_spans));
     assert_null(rs_features_new(&c, err, sizeof(err)));
+}
+
+/* features.baseline_limit: a machine that goes out of range (a step of
+ * 6 sds lasting three times the 48-reading span) stays out of range in
+ * its baseline z-scores for as long as it lasts, because its baseline
+ * does not learn the readings it judges out of range; with the limit off
+ * (0) the baseline absorbs the step and the z fades under 3.  It comes
+ * back to ~0 when the step ends, and a repair (rs_features_reset) starts
+ * a life that learns the new level. */
+static double limit_run(double limit, double *z_back, double *z_new) {
+    rs_features_conf_t c;
+    rs_features_conf_init(&c);
+    c.max_keys = c.max_counterparties = 64;
+    c.label_index = 4096;
+    c.preset = 1;
+    c.baseline_limit = limit;
+    rs_strlcpy(c.sensor_fields, "temp", sizeof(c.sensor_fields));
+    char err[256];
+    rs_features_t *f = rs_features_new(&c, err, sizeof(err));
+    if (!f) fail_msg("%s", err);
+    int iz = find_feature(f, "ent_temp_base_z_last48_incl");
+    assert_true(iz >= 0);
+    rs_rng_t rng;
+    rs_rng_seed(&rng, 17);
+    float x[RS_FEATURES_MAX_DIM];
+    char id[32], ent[32];
+    int64_t t = T0;
+    double zmin = 1e9;
+    /* 4 machines at levels 50 + 5 m, noise sd 1: 300 healthy readings
+     * each, then machine 0 steps up by 6 for 150 readings, then back */
+    for (int k = 0; k < 500; k++, t += HOUR_MS)
+        for (int m = 0; m < 4; m++) {
+            double lvl = 50 + 5 * m + (m == 0 && k >= 300 && k < 450 ? 6 : 0);
+            snprintf(id, sizeof(id), "e%d-%d", k, m);
+            snprintf(ent, sizeof(ent), "m%d", m);
+            rs_event_t ev = mkev(id, ent, "site", t + m, 0);
+            add_num(&ev, "temp", lvl + rs_rng_normal(&rng));
+            assert_int_equal(rs_features_process(f, &ev, x, NULL), RS_OK);
+            if (m == 0 && k >= 300 + 48 && k < 450) {
+                /* the full span stepped: its mean against the life */
+                if (x[iz] < zmin) zmin = x[iz];
+            }
+            if (m != 0 && k > 50) assert_true(fabsf(x[iz]) < 3);
+        }
+    rs_event_t eb = mkev("back", "m0", "site", t, 0);
+    add_num(&eb, "temp", 50.0);
+    assert_int_equal(rs_features_process(f, &eb, x, NULL), RS_OK);
+    *z_back = x[iz];  /* 50 readings back at 50: the last span's mean */
+    /* repaired at the stepped level: a new life learns it */
+    assert_int_equal(rs_features_reset(f, "m0"), RS_OK);
+    for (int k = 0; k < 100; k++) {
+        t += HOUR_MS;
+        snprintf(id, sizeof(id), "r%d", k);
+        rs_event_t er = mkev(id, "m0", "site", t, 0);
+        add_num(&er, "temp", 56 + rs_rng_normal(&rng));
+        assert_int_equal(rs_features_process(f, &er, x, NULL), RS_OK);
+    }
+    *z_new = x[iz];
+    rs_features_destroy(f);
+    return zmin;
+}
+
+static void test_baseline_limit(void **state) {
+    (void)state;
+    double back, fresh;
+    /* the default, 3 sds: the step's z stays at ~6 of the life's sds for
+     * the 102 readings after the span filled */
+    double z = limit_run(3.0, &back, &fresh);
+    print_message("limit 3: stepped span's z >= %.2f, back %.2f, after repair %.2f\n",
+                  z, back, fresh);
+    assert_true(z > 4.5);
+    assert_true(fabs(back) < 1.5);
+    assert_true(fabs(fresh) < 1.5);
+    /* off: every reading learned, the step absorbed */
+    double z0 = limit_run(0.0, &back, &fresh);
+    print_message("limit 0: stepped span's z >= %.2f, back %.2f, after repair %.2f\n",
+                  z0, back, fresh);
+    assert_true(z0 < 3);
+    assert_true(fabs(fresh) < 1.5);
+}
+
+/* features.baseline_learn_first: a machine run at two loads (+3 on the
+ * sensor, noise sd 0.3, alternating every 12 readings) whose life starts
+ * with 20 readings at the first one -- a young baseline judging by that
+ * stretch's sd refuses every reading of the other load for good (its
+ * mean |z| stays far above 3), Phase I (the first 100 learned whatever
+ * they are) gives it the machine's ordinary range (mean |z| ~1). */
+static double learn_first_run(int64_t first) {
+    rs_features_conf_t c;
+    rs_features_conf_init(&c);
+    c.max_keys = c.max_counterparties = 64;
+    c.label_index = 4096;
+    c.preset = 1;
+    c.baseline_learn_first = first;
+    rs_strlcpy(c.sensor_fields, "temp", sizeof(c.sensor_fields));
+    char err[256];
+    rs_features_t *f = rs_features_new(&c, err, sizeof(err));
+    if (!f) fail_msg("%s", err);
+    int iz = find_feature(f, "ent_temp_base_z");
+    assert_true(iz >= 0);
+    rs_rng_t rng;
+    rs_rng_seed(&rng, 23);
+    float x[RS_FEATURES_MAX_DIM];
+    char id[32];
+    int64_t t = T0;
+    double sum = 0;
+    int n = 0;
+    for (int k = 0; k < 500; k++, t += HOUR_MS) {
+        snprintf(id, sizeof(id), "q%d", k);
+        rs_event_t ev = mkev(id, "m0", "site", t, 0);
+        double load = k >= 20 && (k / 12) % 2 ? 3.0 : 0.0;
+        add_num(&ev, "temp", 50 + load + 0.3 * rs_rng_normal(&rng));
+        assert_int_equal(rs_features_process(f, &ev, x, NULL), RS_OK);
+        if (k >= 200) { sum += fabsf(x[iz]); n++; }
+    }
+    rs_features_destroy(f);
+    return sum / n;
+}
+
+static void test_baseline_learn_first(void **state) {
+    (void)state;
+    double z0 = learn_first_run(0), z100 = learn_first_run(100);
+    print_message("mean |z| of ordinary readings: learn_first 0 %.2f, 100 %.2f\n", z0, z100);
+    assert_true(z0 > 3);
+    assert_true(z100 < 1.5);
 }
 
 /* base_spread (an extra spec over the sensors preset): noise that grows
@@ -2570,6 +2699,8 @@ int main(void) {
         cmocka_unit_test(test_sensor_baselines),
         cmocka_unit_test(test_sensor_noise),
         cmocka_unit_test(test_sensor_noise_band),
+        cmocka_unit_test(test_baseline_limit),
+        cmocka_unit_test(test_baseline_learn_first),
         cmocka_unit_test(test_sensor_spread),
         cmocka_unit_test(test_constant_features),
         cmocka_unit_test(test_current_excluded_and_leakage),
