@@ -297,6 +297,19 @@ size_t rs_alertpol_state_size(const rs_alertpol_t *p) {
     return 8 + RS_AP_ENTRY * (size_t)p->st.machines;
 }
 
+/* One machine's 48-byte entry (the RSAP layout). */
+static void rs_ap_entry_put(const rs_ap_mach_t *e, char *o) {
+    uint32_t open = e->open;
+    memcpy(o, &e->key, 8);
+    memcpy(o + 8, &e->last_alert, 8);
+    memcpy(o + 16, &e->episode_alert, 8);
+    memcpy(o + 24, &e->open_since, 8);
+    memcpy(o + 32, &e->level, 4);
+    memcpy(o + 36, &e->above, 4);
+    memcpy(o + 40, &e->below, 4);
+    memcpy(o + 44, &open, 4);
+}
+
 void rs_alertpol_save(const rs_alertpol_t *p, void *buf) {
     char *o = buf;
     uint64_t m = 0;
@@ -304,15 +317,7 @@ void rs_alertpol_save(const rs_alertpol_t *p, void *buf) {
     for (uint32_t i = 0; i <= p->mask; i++) {
         const rs_ap_mach_t *e = &p->tab[i];
         if (!e->key) continue;
-        uint32_t open = e->open;
-        memcpy(o, &e->key, 8);
-        memcpy(o + 8, &e->last_alert, 8);
-        memcpy(o + 16, &e->episode_alert, 8);
-        memcpy(o + 24, &e->open_since, 8);
-        memcpy(o + 32, &e->level, 4);
-        memcpy(o + 36, &e->above, 4);
-        memcpy(o + 40, &e->below, 4);
-        memcpy(o + 44, &open, 4);
+        rs_ap_entry_put(e, o);
         o += RS_AP_ENTRY;
         m++;
     }
@@ -340,18 +345,6 @@ static int rs_ap_entry_bad(const char *e) {
                     (tm[j] >= -(INT64_C(1) << 62) &&
                      tm[j] <= INT64_C(1) << 62));
     return ok ? 0 : 2;
-}
-
-static void rs_ap_entry_put(const rs_ap_mach_t *e, char *o) {
-    uint32_t open = e->open;
-    memcpy(o, &e->key, 8);
-    memcpy(o + 8, &e->last_alert, 8);
-    memcpy(o + 16, &e->episode_alert, 8);
-    memcpy(o + 24, &e->open_since, 8);
-    memcpy(o + 32, &e->level, 4);
-    memcpy(o + 36, &e->above, 4);
-    memcpy(o + 40, &e->below, 4);
-    memcpy(o + 44, &open, 4);
 }
 
 static void rs_ap_entry_get(rs_ap_mach_t *d, const char *e) {
