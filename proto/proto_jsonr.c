@@ -132,13 +132,16 @@ static int jr_string(jr_t *r, jv_t *v) {
             memcpy(&x, u + i, sizeof(x));
             if ((m = jr_special8(x)) != 0) {
                 i += (size_t)__builtin_ctzll(m) >> 3;
-                break;
+                goto stop; /* u[i] ends the run */
             }
         }
 #endif
         while (i < r->n && u[i] >= 0x20 && u[i] < 0x80 && u[i] != '"' &&
                u[i] != '\\')
             i++;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    stop:
+#endif
         slen += i - st;
         if (i >= r->n) {
             r->pos = i;
@@ -440,17 +443,28 @@ static int jr_str_eq(const jv_t *a, const jv_t *b) {
     return 1;
 }
 
-/* A string token equal to key[0..kl)? */
-static int jr_key_eq(const jv_t *k, const char *key, size_t kl) {
-    if (k->slen != kl) return 0;
-    if (!k->esc) return memcmp(k->p, key, kl) == 0;
+/* a[0..n) == b[0..n) for the short keys: inline, no library call */
+static inline int jr_bytes_eq(const char *a, const char *b, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i]) return 0;
+    return 1;
+}
+
+static int jr_key_eq_esc(const jv_t *k, const char *key, size_t kl) {
     char tmp[64];
     if (kl > sizeof(tmp)) return 0;
     jr_unescape(k, tmp);
     return memcmp(tmp, key, kl) == 0;
 }
 
-static int jr_key_is(const jv_t *k, const char *key) {
+/* A string token equal to key[0..kl)? */
+static inline int jr_key_eq(const jv_t *k, const char *key, size_t kl) {
+    if (k->slen != kl) return 0;
+    if (!k->esc) return jr_bytes_eq(k->p, key, kl);
+    return jr_key_eq_esc(k, key, kl);
+}
+
+static inline int jr_key_is(const jv_t *k, const char *key) {
     return jr_key_eq(k, key, strlen(key));
 }
 

@@ -1,7 +1,9 @@
 /* jsonr_ref.c -- FROZEN: proto/proto_jsonr.c of main 6a42981, the event and
  * label decoders before session 11 changed them, renamed
  * rs_event_from_json_ref / rs_label_from_json_ref: the oracle of
- * test_decode_ref.c and the "before" of ops/bench/bench_decode.c.  Do not
+ * test_decode_ref.c and the "before" of ops/bench/bench_decode.c, with
+ * the record checks of proto/proto.c it called (rs_event_validate_ref
+ * ...: those changed too).  Do not
  * edit (a fix here hides a change there).
  *
  * proto_jsonr.c -- the event and label JSON decoders: streaming, no
@@ -41,10 +43,187 @@
 #include "proto/proto_int.h"
 #include "common/fmt.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+
+/* ------------------------------------------------ frozen validation
+ * rs_event_validate / rs_label_validate and the string checks of
+ * proto/proto.c at main 6a42981, as the decoders above call them (they
+ * changed too). */
+static long rs_utf8_invalid_at_ref(const char *s, size_t len) {
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < len) {
+        if (u[i] < 0x80) { i++; continue; }
+        size_t n = rs_utf8_seq_len(u + i, len - i);
+        if (!n) return (long)i;
+        i += n;
+    }
+    return -1;
+}
+
+static long rs_ctrl_at_ref(const char *s, size_t len) {
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f) return (long)i;
+    }
+    return -1;
+}
+
+
+static rs_err_t rs_str_check_ref(const char *s, size_t size, const char *what,
+                      int required, int no_ctrl, char *errstr,
+                      size_t errstr_size) {
+    /* the usual string in one pass: printable ASCII up to its NUL (valid
+     * UTF-8, no control character); anything else takes the checks below */
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < size && u[i] >= 0x20 && u[i] < 0x7f) i++;
+    if (i < size && u[i] == '\0' && (i > 0 || !required)) return RS_OK;
+    const char *nul = memchr(s, '\0', size);
+    if (!nul)
+        return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
+                       "field '%s': not NUL-terminated within %zu bytes",
+                       what, size);
+    size_t len = (size_t)(nul - s);
+    if (required && len == 0)
+        return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
+                       "field '%s': missing or empty", what);
+    long at = rs_utf8_invalid_at_ref(s, len);
+    if (at >= 0)
+        return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
+                       "field '%s': invalid UTF-8 at byte %ld", what, at);
+    if (no_ctrl && (at = rs_ctrl_at_ref(s, len)) >= 0)
+        return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
+                       "field '%s': control character 0x%02x at byte %ld",
+                       what, (unsigned char)s[at], at);
+    return RS_OK;
+}
+
+
+/* Time in the accepted window, with a hint for the classic mistake of
+ * sending epoch seconds in a milliseconds field. */
+static rs_err_t rs_time_check_ref(int64_t ms, const char *what, char *errstr,
+                              size_t errstr_size) {
+    if (ms == 0)
+        return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
+                       "field '%s': missing", what);
+    if (ms >= RS_TIME_MIN_MS && ms < RS_TIME_MAX_MS) return RS_OK;
+    int secs = ms >= RS_TIME_MIN_MS / 1000 && ms < RS_TIME_MAX_MS / 1000;
+    return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
+                   "field '%s': %lld is outside [2000-01-01, 2100-01-01)%s",
+                   what, (long long)ms,
+                   secs ? " (epoch seconds? the field is milliseconds)" : "");
+}
+
+static rs_err_t rs_finite_check_ref(double v, const char *what, char *errstr,
+                                size_t errstr_size) {
+    if (isnan(v))
+        return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
+                       "field '%s': NaN is not allowed", what);
+    if (isinf(v))
+        return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
+                       "field '%s': infinity is not allowed", what);
+    return RS_OK;
+}
+
+static rs_err_t rs_event_validate_ref(const rs_event_t *ev, char *errstr,
+                           size_t errstr_size) {
+    rs_err_t err;
+    char what[48];
+
+    if (!ev)
+        return rs_errf(errstr, errstr_size, RS_ERR_INVALID, "no event");
+    if ((err = rs_str_check_ref(ev->id, sizeof(ev->id), "id", 1, 1, errstr,
+                            errstr_size)) ||
+        (err = rs_str_check_ref(ev->type, sizeof(ev->type), "type", 1, 1, errstr,
+                            errstr_size)) ||
+        (err = rs_str_check_ref(ev->entity_id, sizeof(ev->entity_id),
+                            "entity_id", 1, 1, errstr, errstr_size)) ||
+        (err = rs_str_check_ref(ev->counterparty_id, sizeof(ev->counterparty_id),
+                            "counterparty_id", 0, 1, errstr, errstr_size)) ||
+        (err = rs_time_check_ref(ev->event_time_ms, "event_time_ms", errstr,
+                             errstr_size)) ||
+        (err = rs_finite_check_ref(ev->amount, "amount", errstr, errstr_size)))
+        return err;
+    if (ev->amount < 0)
+        return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
+                       "field 'amount': negative (%g)", ev->amount);
+    /* Features and models compute in float: a larger amount would become
+     * infinity there and silently drop out of every sum and mean. */
+    if (ev->amount > FLT_MAX)
+        return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
+                       "field 'amount': %g exceeds the float range (%g)",
+                       ev->amount, (double)FLT_MAX);
+
+    if (ev->n_numeric < 0 || ev->n_numeric > RS_MAX_NUMERIC)
+        return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
+                       "field 'numeric_fields': %d entries, max %d",
+                       ev->n_numeric, RS_MAX_NUMERIC);
+    /* The field's name for a message is only formatted on failure (a
+     * second, identical check): this runs for every event. */
+    for (int i = 0; i < ev->n_numeric; i++) {
+        const rs_numeric_t *nf = &ev->numeric[i];
+        if (rs_str_check_ref(nf->name, sizeof(nf->name), "", 1, 1, NULL, 0)) {
+            snprintf(what, sizeof(what), "numeric_fields[%d].name", i);
+            return rs_str_check_ref(nf->name, sizeof(nf->name), what, 1, 1,
+                                errstr, errstr_size);
+        }
+        if (!isfinite(nf->value))
+            return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
+                           "field 'numeric_fields[%d].value' (%s): %s is "
+                           "not allowed", i, nf->name,
+                           isnan(nf->value) ? "NaN" : "infinity");
+        if (fabs(nf->value) > FLT_MAX)
+            return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
+                           "field 'numeric_fields[%d].value' (%s): %g "
+                           "exceeds the float range (%g)", i, nf->name,
+                           nf->value, (double)FLT_MAX);
+    }
+
+    if (ev->n_categ < 0 || ev->n_categ > RS_MAX_CATEG)
+        return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
+                       "field 'categorical_fields': %d entries, max %d",
+                       ev->n_categ, RS_MAX_CATEG);
+    for (int i = 0; i < ev->n_categ; i++) {
+        const rs_categ_t *cf = &ev->categ[i];
+        if (rs_str_check_ref(cf->name, sizeof(cf->name), "", 1, 1, NULL, 0)) {
+            snprintf(what, sizeof(what), "categorical_fields[%d].name", i);
+            return rs_str_check_ref(cf->name, sizeof(cf->name), what, 1, 1,
+                                errstr, errstr_size);
+        }
+        /* Values are free text: control characters are escaped in JSON. */
+        if (rs_str_check_ref(cf->value, sizeof(cf->value), "", 0, 0, NULL, 0)) {
+            snprintf(what, sizeof(what), "categorical_fields[%d].value", i);
+            return rs_str_check_ref(cf->value, sizeof(cf->value), what, 0, 0,
+                                errstr, errstr_size);
+        }
+    }
+    return RS_OK;
+}
+
+static rs_err_t rs_label_validate_ref(const rs_label_t *lb, char *errstr,
+                           size_t errstr_size) {
+    rs_err_t err;
+    if (!lb)
+        return rs_errf(errstr, errstr_size, RS_ERR_INVALID, "no label");
+    if ((err = rs_str_check_ref(lb->event_id, sizeof(lb->event_id), "event_id",
+                            1, 1, errstr, errstr_size)) ||
+        (err = rs_str_check_ref(lb->entity_id, sizeof(lb->entity_id),
+                            "entity_id", 1, 1, errstr, errstr_size)) ||
+        (err = rs_finite_check_ref(lb->value, "value", errstr, errstr_size)) ||
+        (err = rs_time_check_ref(lb->label_time_ms, "label_time_ms", errstr,
+                             errstr_size)))
+        return err;
+    if (lb->value < 0 || lb->value > 1)
+        return rs_errf(errstr, errstr_size, RS_ERR_INVALID,
+                       "field 'value': %g is outside [0,1]", lb->value);
+    return RS_OK;
+}
 
 #define JR_MAX_DEPTH 2048 /* jansson's JSON_PARSER_MAX_DEPTH */
 
@@ -999,7 +1178,7 @@ rs_err_t rs_event_from_json_ref(const char *buf, size_t len, rs_event_t *ev,
         (err = jr_categ_fields(&f[EK_CAT], ev, errstr, es)) ||
         (err = jr_schema(&f[EK_SCHEMA], errstr, es)))
         return err;
-    return rs_event_validate(ev, errstr, es);
+    return rs_event_validate_ref(ev, errstr, es);
 }
 
 enum { LK_EVENT, LK_ENTITY, LK_VALUE, LK_TIME, LK_SCHEMA, LK_N };
@@ -1031,5 +1210,5 @@ rs_err_t rs_label_from_json_ref(const char *buf, size_t len, rs_label_t *lb,
                       JD_REQ | JD_TIME, errstr, es)) ||
         (err = jr_schema(&f[LK_SCHEMA], errstr, es)))
         return err;
-    return rs_label_validate(lb, errstr, es);
+    return rs_label_validate_ref(lb, errstr, es);
 }
