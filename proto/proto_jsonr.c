@@ -736,7 +736,9 @@ static rs_err_t jr_top(const char *buf, size_t len, const char *const *keys,
         return rs_errf(errstr, es, RS_ERR_TOOBIG,
                        "message of %zu bytes exceeds the limit of %d bytes",
                        len, RS_MSG_MAX);
-    memset(vals, 0, (size_t)nk * sizeof(*vals));
+    /* absent = JT_NONE; a value's other members are read only once its
+     * type says it is there (jr_absent first in every getter) */
+    for (int i = 0; i < nk; i++) vals[i].type = JT_NONE;
     jr_ws(&r);
     if (r.pos >= r.n || (buf[r.pos] != '{' && buf[r.pos] != '[')) {
         jr_fail(&r, r.pos >= r.n ? "'[' or '{' expected near end of input"
