@@ -420,7 +420,6 @@ static int check_event(const buf_t *b, unsigned long *ok) {
         fprintf(stderr, "event differs: %d vs %d (ref)\n  now: %s\n  ref: %s\n"
                 "  msg: %.*s\n", a, c, s1, s2, (int)b->n, b->b);
     *ok += a == RS_OK;
-    if (getenv("DEC_DEBUG") && g_clean && a != RS_OK) fprintf(stderr, "%s\n", s1);
     return same;
 }
 
