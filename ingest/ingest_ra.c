@@ -34,12 +34,17 @@
  *   rs_ingest_ra_done() says the checks (which need the Kafka message
  *   for a dead letter) are done; the ingest thread destroys the Kafka
  *   messages when it reuses the buffer.
- * - Copies: the ingest thread decodes into a small scratch (hot in its
- *   cache) and copies what each kind uses into a buffer slot when it
- *   publishes; the owner does not copy it into the task merge: it gives
- *   the merge that slot and puts a free slot of the merge's in its place
- *   (rs_ingest_ra_swap).  So the buffers' slots and the merge's
- *   circulate; they all live until rs_ingest_destroy (ing->ra_store).
+ * - Copies: none on the way in.  The ingest thread decodes into scratch
+ *   slots and publishes a message by exchanging its scratch slot with
+ *   the buffer's free slot at that place; the owner does not copy it
+ *   into the task merge either: it gives the merge that slot and puts a
+ *   free slot of the merge's in its place (rs_ingest_ra_swap).  So the
+ *   scratch's, the buffers' and the merge's slots circulate; they all
+ *   live until rs_ingest_destroy (ing->ra_store).  A slot is written only
+ *   by whoever holds it where nobody else reads: the ingest thread its
+ *   scratch, the owner the merge's.  (A decoded event's unused numeric
+ *   and categorical entries are zero: every decoder clears the record
+ *   first.)
  * - Dynamic batching is kept: the ingest thread appends what arrives to
  *   the buffer being filled, so the owner takes everything read while it
  *   scored the previous batch (up to batch_max).
@@ -124,8 +129,8 @@ struct rs_ingest_ra_s {
     int held;                  /* a drained buffer's messages still in use
                                 * (until rs_ingest_ra_done)               */
     /* the ingest thread's scratch */
-    rs_msg_t **smsgs;          /* [RS_RA_CHUNK] scratch (fixed slots of
-                                * the store)                             */
+    rs_msg_t **smsgs;          /* [RS_RA_CHUNK] scratch: slots, exchanged
+                                * with the buffer's as they are published */
     rs_ingest_tap_msg_t *stap; /* [RS_RA_CHUNK] the tap's view of sout     */
     rs_err_t *sderr;           /* [RS_RA_CHUNK]                            */
     rd_kafka_message_t **junk; /* [cap] stale messages to destroy          */
@@ -204,9 +209,11 @@ static int rs_ra_filter(rs_ingest_ra_t *ra, int k, const rs_ingest_pos_t *gone,
             ra->sdrop[(*ndrop)++] = rkm;
             continue;
         }
-        if (out != i) {
+        if (out != i) { /* exchange the slots: none lost, none twice */
+            rs_msg_t *t = ra->smsgs[out];
             ra->sout[out] = rkm;
-            rs_imerge_copy(ra->smsgs[out], m);
+            ra->smsgs[out] = ra->smsgs[i];
+            ra->smsgs[i] = t;
             ra->sderr[out] = ra->sderr[i];
         }
         out++;
@@ -315,17 +322,18 @@ static void *rs_ra_main(void *arg) {
         for (int i = 0; i < ra->stale; i++) /* under mu: rare, short */
             if (b->rkms[i]) rd_kafka_message_destroy(b->rkms[i]);
         ra->stale = 0;
-        /* Copied out of the scratch (what the kind uses): decoding into
-         * the small scratch, which stays in this core's cache, and
-         * copying is not dearer than decoding into the buffer's slots
-         * (one profile showed rs_event_from_json +25 % when it wrote to
-         * them; a later run of the same binary swung as much, so that was
-         * likely noise: not retried). */
+        /* Published by exchanging the slots: the decoded scratch slot
+         * goes into the buffer and the buffer's free slot (unpublished
+         * here, so nobody reads it) becomes scratch: no copy.  The
+         * scratch's slots thus circulate with the others (design notes). */
         for (int i = 0; i < n; i++) {
             b->rkms[ra->npub + i] = ra->sout[i];
             b->derr[ra->npub + i] = ra->sderr[i];
-            if (!ra->sout[i]->err)
-                rs_imerge_copy(b->msgs[ra->npub + i], ra->smsgs[i]);
+            if (!ra->sout[i]->err) {
+                rs_msg_t *t = b->msgs[ra->npub + i];
+                b->msgs[ra->npub + i] = ra->smsgs[i];
+                ra->smsgs[i] = t;
+            }
         }
         ra->npub += n;
         ra->nscr = 0;

@@ -161,7 +161,24 @@ rs_err_t rs_str_check(const char *s, size_t size, const char *what,
      * UTF-8, no control character); anything else takes the checks below */
     const unsigned char *u = (const unsigned char *)s;
     size_t i = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* 8 bytes a word: 0x80 in each byte < 0x20 or >= 0x7f (exact for the
+     * lowest one, which is all that is used) */
+    const uint64_t ones = 0x0101010101010101ULL, high = ones << 7;
+    for (; i + 8 <= size; i += 8) {
+        uint64_t x, m;
+        memcpy(&x, u + i, sizeof(x));
+        m = (((x - ones * 0x20) & ~x) | x | ((x & ~high) + ones)) & high;
+        if (m) {
+            i += (size_t)__builtin_ctzll(m) >> 3;
+            goto stop;
+        }
+    }
+#endif
     while (i < size && u[i] >= 0x20 && u[i] < 0x7f) i++;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+stop:
+#endif
     if (i < size && u[i] == '\0' && (i > 0 || !required)) return RS_OK;
     const char *nul = memchr(s, '\0', size);
     if (!nul)

@@ -72,12 +72,19 @@ static int jr_fail(jr_t *r, const char *why) {
     return -1;
 }
 
-static void jr_ws(jr_t *r) {
+static void jr_ws_run(jr_t *r) {
     while (r->pos < r->n) {
         char c = r->s[r->pos];
         if (c != ' ' && c != '\t' && c != '\n' && c != '\r') break;
         r->pos++;
     }
+}
+
+/* Skip blanks.  Machine-written JSON has none between tokens: a byte
+ * above ' ' (never a blank) is decided inline, the rest out of line. */
+static inline void jr_ws(jr_t *r) {
+    if (r->pos < r->n && (unsigned char)r->s[r->pos] > ' ') return;
+    jr_ws_run(r);
 }
 
 static int jr_hex4(const char *p, unsigned *out) {
@@ -98,18 +105,44 @@ static size_t jr_utf8_len(unsigned cp) {
     return cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
 }
 
+/* 0x80 in each byte of the result whose byte in x (8 message bytes,
+ * little endian) ends a plain run of a string: a control character, '"',
+ * '\\' or a byte >= 0x80.  Exact for the lowest such byte (a borrow can
+ * only make a false hit above a true one), which is all jr_string uses
+ * (as jw_special8 of the writer, proto_json.c). */
+static inline uint64_t jr_special8(uint64_t x) {
+    const uint64_t ones = 0x0101010101010101ULL, high = ones << 7;
+    uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+    return (((x - ones * 0x20) & ~x) | ((q - ones) & ~q) |
+            ((b - ones) & ~b) | x) & high;
+}
+
 /* A string at r->pos ('"'): validate, measure. */
 static int jr_string(jr_t *r, jv_t *v) {
     const unsigned char *u = (const unsigned char *)r->s;
     size_t i = r->pos + 1, slen = 0;
     int esc = 0;
     while (1) {
-        /* the plain run: no quote, backslash, control or non-ASCII byte */
-        while (i < r->n && u[i] >= 0x20 && u[i] < 0x80 && u[i] != '"' &&
-               u[i] != '\\') {
-            i++;
-            slen++;
+        /* the plain run: no quote, backslash, control or non-ASCII byte;
+         * 8 bytes a word while 8 are left, then byte by byte */
+        size_t st = i;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        for (; i + 8 <= r->n; i += 8) {
+            uint64_t x, m;
+            memcpy(&x, u + i, sizeof(x));
+            if ((m = jr_special8(x)) != 0) {
+                i += (size_t)__builtin_ctzll(m) >> 3;
+                goto stop; /* u[i] ends the run */
+            }
         }
+#endif
+        while (i < r->n && u[i] >= 0x20 && u[i] < 0x80 && u[i] != '"' &&
+               u[i] != '\\')
+            i++;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    stop:
+#endif
+        slen += i - st;
         if (i >= r->n) {
             r->pos = i;
             return jr_fail(r, "premature end of input in a string");
@@ -410,17 +443,28 @@ static int jr_str_eq(const jv_t *a, const jv_t *b) {
     return 1;
 }
 
-/* A string token equal to key[0..kl)? */
-static int jr_key_eq(const jv_t *k, const char *key, size_t kl) {
-    if (k->slen != kl) return 0;
-    if (!k->esc) return memcmp(k->p, key, kl) == 0;
+/* a[0..n) == b[0..n) for the short keys: inline, no library call */
+static inline int jr_bytes_eq(const char *a, const char *b, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i]) return 0;
+    return 1;
+}
+
+static int jr_key_eq_esc(const jv_t *k, const char *key, size_t kl) {
     char tmp[64];
     if (kl > sizeof(tmp)) return 0;
     jr_unescape(k, tmp);
     return memcmp(tmp, key, kl) == 0;
 }
 
-static int jr_key_is(const jv_t *k, const char *key) {
+/* A string token equal to key[0..kl)? */
+static inline int jr_key_eq(const jv_t *k, const char *key, size_t kl) {
+    if (k->slen != kl) return 0;
+    if (!k->esc) return jr_bytes_eq(k->p, key, kl);
+    return jr_key_eq_esc(k, key, kl);
+}
+
+static inline int jr_key_is(const jv_t *k, const char *key) {
     return jr_key_eq(k, key, strlen(key));
 }
 
@@ -692,7 +736,9 @@ static rs_err_t jr_top(const char *buf, size_t len, const char *const *keys,
         return rs_errf(errstr, es, RS_ERR_TOOBIG,
                        "message of %zu bytes exceeds the limit of %d bytes",
                        len, RS_MSG_MAX);
-    memset(vals, 0, (size_t)nk * sizeof(*vals));
+    /* absent = JT_NONE; a value's other members are read only once its
+     * type says it is there (jr_absent first in every getter) */
+    for (int i = 0; i < nk; i++) vals[i].type = JT_NONE;
     jr_ws(&r);
     if (r.pos >= r.n || (buf[r.pos] != '{' && buf[r.pos] != '[')) {
         jr_fail(&r, r.pos >= r.n ? "'[' or '{' expected near end of input"
