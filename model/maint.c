@@ -266,11 +266,19 @@ int64_t rs_alertpol_lead(const rs_alertpol_t *p, uint64_t machine,
                          int64_t t_fail_ms) {
     rs_ap_mach_t *m = rs_ap_get((rs_alertpol_t *)p, machine, 0);
     if (!m) return -1;
-    if (m->open && m->open_since <= t_fail_ms) return t_fail_ms - m->open_since;
-    int64_t a = m->episode_alert;
-    if (a != INT64_MIN && a <= t_fail_ms && t_fail_ms - a <= p->conf.horizon)
-        return t_fail_ms - a;
-    return -1;
+    /* the earlier of the two warnings: the open episode's opening, and
+     * the latest alert if it came within the horizon.  An episode that
+     * opened silently in a cool-down is the alerted problem again: people
+     * were told at that alert, not when the score dipped and came back
+     * (the open episode alone had counted a failure alerted 17 h ahead,
+     * below the threshold for half an hour at 11 h and silently open again
+     * from 6.5 h, as 6.5 h ahead; rs_alertpol_failure's lead is the alert) */
+    int64_t lead = -1, a = m->episode_alert;
+    if (m->open && m->open_since <= t_fail_ms) lead = t_fail_ms - m->open_since;
+    if (a != INT64_MIN && a <= t_fail_ms && t_fail_ms - a <= p->conf.horizon &&
+        t_fail_ms - a > lead)
+        lead = t_fail_ms - a;
+    return lead;
 }
 
 int rs_alertpol_is_open(const rs_alertpol_t *p, uint64_t machine) {

@@ -103,10 +103,11 @@ int rs_alertpol_is_open(const rs_alertpol_t *p, uint64_t machine);
 int rs_alertpol_failure(rs_alertpol_t *p, uint64_t machine, int64_t t_fail_ms,
                         int64_t *lead_ms);
 /* How long before a failure at t_fail_ms the machine was alerted on, as
- * `eval --maintenance` counts a caught failure: t_fail_ms - the opening of
- * its open episode (opened silently in a cool-down too; it may be more
- * than the horizon), else t_fail_ms - the latest episode's first alert if
- * that came at most the horizon before; -1 if neither.  Call it before
+ * `eval --maintenance` counts a caught failure: the larger of t_fail_ms -
+ * the opening of its open episode (opened silently in a cool-down too; it
+ * may be more than the horizon) and t_fail_ms - the latest episode's
+ * first alert if that came at most the horizon before (an episode opened
+ * silently after it is the same alerted problem); -1 if neither.  Call it before
  * rs_alertpol_failure (which starts the machine afresh).  No change to
  * the policy.  The owner thread. */
 int64_t rs_alertpol_lead(const rs_alertpol_t *p, uint64_t machine,

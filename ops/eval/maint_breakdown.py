@@ -99,11 +99,13 @@ def main():
                             while j >= ls and hist[j][2]:
                                 j -= 1
                             lead = T - L[j + 1][0]
-                        else:
-                            fa = [h[0] for h in hist[ls:i + 1]
-                                  if h[1] == "alert" and h[0] >= T - H]
-                            if fa:
-                                lead = T - fa[0]
+                        # or the first alert within the horizon, if earlier
+                        # (an episode opened silently after it is the same
+                        # alerted problem: rs_alertpol_lead)
+                        fa = [h[0] for h in hist[ls:i + 1]
+                              if h[1] == "alert" and h[0] >= T - H]
+                        if fa and (lead is None or T - fa[0] > lead):
+                            lead = T - fa[0]
                         res.append((T, lead is not None and lead * 3 >= H,
                                     i + 1 == len(L)))
                     ls, above, below, opn, last_alert = i + 1, 0, 0, False, None

@@ -217,19 +217,21 @@ rs_mev_report_t *rs_mev_report(const rs_mev_t *m) {
         r->failures++;
         const int64_t T = m->t[i];
         for (int k = 0; k < m->nm; k++) {
-            /* the episode open at the failure (from its first open
-             * reading), else the first alert within the horizon */
+            /* the earlier of: the episode open at the failure (from its
+             * first open reading), and the first alert within the horizon
+             * (rs_alertpol_lead: an episode opened silently in a cool-down
+             * after that alert is the same alerted problem) */
             int64_t first_alert = INT64_MIN;
             size_t b = a + 1;
-            while (b-- > ent_start && ((m->open[ix[b]] >> k) & 1))
-                first_alert = m->t[ix[b]];
-            if (first_alert == INT64_MIN || !((m->open[i] >> k) & 1)) {
-                first_alert = INT64_MIN;
-                for (b = a + 1; b-- > ent_start;) {
-                    size_t j = ix[b];
-                    if (m->t[j] < T - m->horizon) break;
-                    if (m->dec[j] & (1u << k)) first_alert = m->t[j];
-                }
+            if ((m->open[i] >> k) & 1)
+                while (b-- > ent_start && ((m->open[ix[b]] >> k) & 1))
+                    first_alert = m->t[ix[b]];
+            for (b = a + 1; b-- > ent_start;) {
+                size_t j = ix[b];
+                if (m->t[j] < T - m->horizon) break;
+                if ((m->dec[j] & (1u << k)) &&
+                    (first_alert == INT64_MIN || m->t[j] < first_alert))
+                    first_alert = m->t[j];
             }
             if (first_alert == INT64_MIN) continue;
             r->col[k].caught++;
@@ -313,8 +315,8 @@ void rs_mev_report_print(const rs_mev_report_t *r, FILE *fp) {
     }
     fprintf(fp, "(caught: failures in an open alert episode, or with an "
             "alert within the horizon before them; >=H/3: at least a third of "
-            "the horizon ahead; lead: failure - the start of that episode (or "
-            "that alert); false/m-d: alerts on healthy "
+            "the horizon ahead; lead: failure - the start of that episode or "
+            "that alert, whichever came first); false/m-d: alerts on healthy "
             "readings per healthy machine-day; healthy%%: healthy readings "
             "inside an open alert episode; above%%: healthy readings scored >= "
             "the threshold)\n");

@@ -619,6 +619,50 @@ static void test_conf_models(void **state) {
                      RS_ERR_CONFIG);
 }
 
+/* eval's maintenance count (rs_mev_report): a failure's lead is from the
+ * earlier of the episode open at the failure and the first alert within
+ * the horizon.  Machine 1 is alerted 17 h ahead, its score dips for half
+ * an hour at 11 h (the episode closes) and its policy opens the next
+ * episode silently at 6.5 h (cool-down): people were told 17 h ahead, a
+ * catch >= H/3 (before 2026-12-07 eval took the silent episode's 6.5 h, a
+ * miss).  Machine 2: an episode open since 30 h (more than the horizon)
+ * counts from its opening.  Machine 3: alerted 30 h ahead (outside the
+ * horizon), closed, silently open from 5 h: 5 h, not >= H/3. */
+static void test_maint_lead(void **state) {
+    (void)state;
+    const int64_t H = 3600000LL, HZ = 24 * H;
+    const char *names[] = {"m", "ref"};
+    rs_mev_t *m = rs_mev_new(2, names, HZ, 0.3);
+    assert_non_null(m);
+    const int64_t T = T0 + 3 * DAY;
+    for (uint64_t e = 1; e <= 3; e++) {
+        for (int64_t t = T - 40 * H; t <= T; t += H / 2) {
+            int64_t ago = T - t; /* hours before the failure x H */
+            uint32_t dec = 0, open = 0;
+            if (e == 1) {
+                dec = ago == 17 * H;
+                open = (ago <= 17 * H && ago > 11 * H) || ago <= 13 * H / 2;
+            } else if (e == 2) {
+                dec = ago == 30 * H;
+                open = ago <= 30 * H;
+            } else {
+                dec = ago == 30 * H;
+                open = (ago <= 30 * H && ago > 20 * H) || ago <= 5 * H;
+            }
+            float sc[2] = {open ? 0.9f : 0.1f, 0.1f};
+            rs_mev_add(m, t, e, ago <= HZ, t == T, sc, dec, open);
+        }
+    }
+    rs_mev_report_t *r = rs_mev_report(m);
+    assert_non_null(r);
+    assert_int_equal(r->failures, 3);
+    assert_int_equal(r->col[0].caught, 3);
+    assert_int_equal(r->col[0].caught_third, 2);  /* 1 and 2, not 3 */
+    assert_int_equal(r->col[1].caught, 0);
+    rs_mev_report_destroy(r);
+    rs_mev_destroy(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_metrics_by_hand),
@@ -632,6 +676,7 @@ int main(void) {
         cmocka_unit_test(test_conf_models),
         cmocka_unit_test(test_weekly_card_precision),
         cmocka_unit_test(test_gbt_reference),
+        cmocka_unit_test(test_maint_lead),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

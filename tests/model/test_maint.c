@@ -290,12 +290,17 @@ static void test_lead(void **st) {
     assert_false(rs_alertpol_is_open(p, 6));
     assert_int_equal(rs_alertpol_lead(p, 6, T0 + 10 * H_MS), 9 * H_MS);
     assert_int_equal(rs_alertpol_lead(p, 6, T0 + 30 * H_MS), -1);
-    /* an episode opened silently in the cool-down counts from its opening */
+    /* an episode opened silently in the cool-down is the problem alerted
+     * at T0 + 1h: the lead is from that alert (10 h), not from the silent
+     * opening (6 h; the lead before 2026-12-07) */
     const float again[] = {.8f, .8f, .8f};
     run(p, 6, &t, again, 3, d);   /* T0 + 4h .. 6h: opens at 5h, silently */
     assert_string_equal(d, "...");
     assert_true(rs_alertpol_is_open(p, 6));
-    assert_int_equal(rs_alertpol_lead(p, 6, T0 + 11 * H_MS), 6 * H_MS);
+    assert_int_equal(rs_alertpol_lead(p, 6, T0 + 11 * H_MS), 10 * H_MS);
+    /* ... and from the opening once that alert is more than the horizon
+     * ago (T0 + 30h: the episode open since T0 + 5h, 25 h) */
+    assert_int_equal(rs_alertpol_lead(p, 6, T0 + 30 * H_MS), 25 * H_MS);
     /* a machine never seen, or never above: -1 */
     assert_int_equal(rs_alertpol_lead(p, 99, T0), -1);
     rs_alertpol_destroy(p);
