@@ -493,6 +493,7 @@ rs_sink_redis_t *rs_sink_redis_new(const rs_redis_conf_t *conf, char *errstr,
     }
     atomic_init(&sink->done, 0);
     atomic_init(&sink->healthy, 1);
+    atomic_init(&sink->wgen, 0);
     sink->cap = (uint64_t)conf->buffer_bytes;
     sink->rec_buf = rs_malloc(RS_REDIS_REC_MAX);
     atomic_store(&sink->c.buffer_bytes, 0);
@@ -524,6 +525,11 @@ rs_sink_redis_t *rs_sink_redis_new(const rs_redis_conf_t *conf, char *errstr,
              -(conf->entity_index_max + 1));
     snprintf(sink->alert_cap_arg, sizeof(sink->alert_cap_arg), "%" PRId64,
              -(conf->alert_index_max + 1));
+    sink->ix_period_ms = conf->ttl_ms / 16;
+    sink->ix_slack = conf->entity_index_max / 8 + 16;
+    snprintf(sink->ix_ttl_arg, sizeof(sink->ix_ttl_arg), "%" PRId64,
+             conf->ttl_ms + 2 * sink->ix_period_ms);
+    sink->ix_epoch = 1;
     if (rs_redis_connect(sink, errstr, errstr_size) != RS_OK) goto fail;
     rs_info("sink", "redis %s: connected (ttl %" PRId64 " ms, prefix '%s')",
             sink->endpoint, conf->ttl_ms, conf->key_prefix);
@@ -548,6 +554,8 @@ void rs_sink_redis_destroy(rs_sink_redis_t *sink) {
     rs_free(sink->enc_len);
     rs_free(sink->grp_next);
     rs_free(sink->grp_tab);
+    rs_free(sink->grp_plan);
+    rs_free(sink->ix);
     rs_free(sink->wbuf);
     rs_free(sink->rec_buf);
     rs_free(sink->rd_sc);
@@ -616,7 +624,8 @@ rs_err_t rs_sink_redis_write_json(rs_sink_redis_t *sink,
                                   const size_t *json_lens, char *errstr,
                                   size_t errstr_size) {
     rs_ring_w_t wr, *w = &wr;
-    uint32_t ncmds = 0, ninputs = 0;
+    uint32_t ncmds = 0, ninputs = 0, tcmds = 0;
+    uint64_t tbytes = 0;
     rs_err_t err;
     if (n <= 0) return RS_OK;
     if (!scores || !json || !json_lens)
@@ -625,18 +634,19 @@ rs_err_t rs_sink_redis_write_json(rs_sink_redis_t *sink,
     if ((err = rs_redis_connect(sink, errstr, errstr_size)) != RS_OK)
         return err;
     /* Measure, then build into the scratch buffer (grown once). */
+    rs_redis_plan(sink, scores, n, 0, 0); /* full upkeep, no tail */
     rs_ring_w_linear(w, NULL, 0);
     rs_redis_build(sink, w, scores, n, json, json_lens, NULL, NULL, &ncmds,
-                   &ninputs);
+                   &ninputs, &tcmds, &tbytes);
     size_t need = (size_t)rs_ring_w_pos(w);
     if (need > sink->wcap) {
         sink->wbuf = rs_realloc(sink->wbuf, need);
         sink->wcap = need;
     }
     rs_ring_w_linear(w, sink->wbuf, need);
-    ncmds = ninputs = 0;
+    ncmds = ninputs = tcmds = 0;
     rs_redis_build(sink, w, scores, n, json, json_lens, NULL, NULL, &ncmds,
-                   &ninputs);
+                   &ninputs, &tcmds, &tbytes);
     if (redisAppendFormattedCommand(sink->ctx, (const char *)sink->wbuf,
                                     need) != REDIS_OK)
         /* Only fails on OOM; the half-appended pipeline is unusable. */
@@ -708,6 +718,51 @@ rs_err_t rs_sink_redis_get_score(rs_sink_redis_t *sink, const char *event_id,
     return err;
 }
 
+/* An entity index holds up to entity_index_max + slack members between
+ * trims (the async path trims per slack adds, "Entity indexes" above);
+ * reads see only the newest entity_index_max, the members a trim after
+ * every add would have kept.  *out = NULL when the index holds no more
+ * than that (the caller's own query is exact), else the reply of
+ * ZREVRANGE key 0 entity_index_max-1 WITHSCORES (newest first, member and
+ * score pairs) for the caller to filter. */
+static rs_err_t rs_redis_index_window(rs_sink_redis_t *sink, const char *key,
+                                      redisReply **out, char *errstr,
+                                      size_t errstr_size) {
+    char last[24];
+    redisReply *r;
+    *out = NULL;
+    rs_err_t err = rs_redis_query(sink, 2, (const char *[]){"ZCARD", key},
+                                  "ZCARD", &r, errstr, errstr_size);
+    if (err != RS_OK) return err;
+    long long card = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+    freeReplyObject(r);
+    if (card <= sink->conf.entity_index_max) return RS_OK;
+    snprintf(last, sizeof(last), "%" PRId64, sink->conf.entity_index_max - 1);
+    const char *argv[] = {"ZREVRANGE", key, "0", last, "WITHSCORES"};
+    err = rs_redis_query(sink, 5, argv, "ZREVRANGE", &r, errstr, errstr_size);
+    if (err != RS_OK) return err;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements % 2) {
+        err = rs_errf(errstr, errstr_size, RS_ERR_REDIS,
+                      "redis: unexpected reply type %d for ZREVRANGE",
+                      r->type);
+        freeReplyObject(r);
+        return err;
+    }
+    *out = r;
+    return RS_OK;
+}
+
+/* Member i (newest first) of a window reply: its id (NULL: not one of
+ * ours) and its score. */
+static const redisReply *rs_redis_window_at(const redisReply *r, size_t i,
+                                            double *t) {
+    const redisReply *e = r->element[2 * i], *s = r->element[2 * i + 1];
+    *t = s->type == REDIS_REPLY_STRING ? strtod(s->str, NULL)
+                                       : (double)s->integer;
+    return e->type == REDIS_REPLY_STRING && (size_t)e->len < RS_ID_MAX ? e
+                                                                       : NULL;
+}
+
 rs_err_t rs_sink_redis_entity_scores(rs_sink_redis_t *sink,
                                      const char *entity_id, int64_t since_ms,
                                      char ids[][RS_ID_MAX], int max, int *n,
@@ -718,12 +773,29 @@ rs_err_t rs_sink_redis_entity_scores(rs_sink_redis_t *sink,
     if (max <= 0) return RS_OK;
     rs_redis_key(key, sizeof(key), sink->conf.key_prefix, "entity:",
                  entity_id, ":scores");
+    rs_err_t err = rs_redis_index_window(sink, key, &r, errstr, errstr_size);
+    if (err != RS_OK) return err;
+    if (r) { /* oldest first: the window from its end */
+        int taken = 0; /* as LIMIT 0 max: ids not ours count too */
+        for (size_t i = r->elements / 2; i-- > 0 && taken < max;) {
+            double t;
+            const redisReply *e = rs_redis_window_at(r, i, &t);
+            if (t < (double)since_ms) continue;
+            taken++;
+            if (!e) continue;
+            memcpy(ids[*n], e->str, (size_t)e->len);
+            ids[*n][e->len] = '\0';
+            (*n)++;
+        }
+        freeReplyObject(r);
+        return RS_OK;
+    }
     snprintf(since, sizeof(since), "%" PRId64, since_ms);
     snprintf(lim, sizeof(lim), "%d", max);
     const char *argv[] = {"ZRANGEBYSCORE", key, since, "+inf", "LIMIT", "0",
                           lim};
-    rs_err_t err = rs_redis_query(sink, 7, argv, "ZRANGEBYSCORE", &r, errstr,
-                                  errstr_size);
+    err = rs_redis_query(sink, 7, argv, "ZRANGEBYSCORE", &r, errstr,
+                         errstr_size);
     if (err != RS_OK) return err;
     if (r->type != REDIS_REPLY_ARRAY) {
         err = rs_errf(errstr, errstr_size, RS_ERR_REDIS,
@@ -816,12 +888,37 @@ rs_err_t rs_sink_redis_index_newest(rs_sink_redis_t *sink,
     redisReply *r;
     *n = 0;
     if (max <= 0) return RS_OK;
-    if (entity_id)
+    if (entity_id) {
         rs_redis_key(key, sizeof(key), sink->conf.key_prefix, "entity:",
                      entity_id, ":scores");
-    else
+        rs_err_t err = rs_redis_index_window(sink, key, &r, errstr,
+                                             errstr_size);
+        if (err != RS_OK) return err;
+        if (r) {
+            int skip = RS_MAX(offset, 0), taken = 0; /* as LIMIT */
+            for (size_t i = 0; i < r->elements / 2 && taken < max; i++) {
+                double t;
+                const redisReply *e = rs_redis_window_at(r, i, &t);
+                if (t < (double)min_ms || t > (double)max_ms) continue;
+                if (skip > 0) {
+                    skip--;
+                    continue;
+                }
+                taken++;
+                if (!e) continue;
+                rs_redis_hit_t *h = &hits[*n];
+                memcpy(h->id, e->str, (size_t)e->len);
+                h->id[e->len] = '\0';
+                h->t_ms = (int64_t)t;
+                (*n)++;
+            }
+            freeReplyObject(r);
+            return RS_OK;
+        }
+    } else {
         rs_redis_key(key, sizeof(key), sink->conf.key_prefix, "alerts", "",
                      "");
+    }
     snprintf(lo, sizeof(lo), "%" PRId64, min_ms);
     snprintf(hi, sizeof(hi), "%" PRId64, max_ms);
     snprintf(off, sizeof(off), "%d", RS_MAX(offset, 0));

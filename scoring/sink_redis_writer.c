@@ -18,10 +18,12 @@ typedef struct rs_redis_writer_s {
     int64_t outage_since_us;
     uint64_t outage_failures;
     int backoff_ms;           /* next backoff; 0 = none yet               */
+    uint32_t gen;             /* ctx's generation (sink->wgen)            */
     int64_t reject_log_us;    /* last rejected-command log                */
     uint64_t reject_unlogged; /* rejected since that log                  */
     struct {
         uint64_t end;         /* ring position after the entry            */
+        uint32_t nrep;        /* replies to read: ncmds [+ tail_cmds]     */
         rs_redis_entry_t h;
     } pipe[RS_REDIS_PIPE_ENTRIES];
 } rs_redis_writer_t;
@@ -91,9 +93,28 @@ static void rs_redis_w_ok(rs_sink_redis_t *sink, rs_redis_writer_t *w) {
 static int rs_redis_w_connect(rs_sink_redis_t *sink, rs_redis_writer_t *w) {
     char errstr[512];
     if (w->ctx) return 0;
-    if (rs_redis_open(sink, &w->ctx, errstr, sizeof(errstr)) == RS_OK) return 0;
+    if (rs_redis_open(sink, &w->ctx, errstr, sizeof(errstr)) == RS_OK) {
+        /* a new generation before anything is written on it: entries
+         * built for an older one send their expiry tail */
+        w->gen = atomic_fetch_add_explicit(&sink->wgen, 1,
+                                           memory_order_acq_rel) + 1;
+        return 0;
+    }
     rs_redis_w_fail(sink, w, errstr);
     return -1;
+}
+
+/* 1 when entry h must send its expiry tail: it was built for another
+ * connection (the server may have lost the indexes whose refresh the
+ * owner skipped, and a ZADD would recreate them without an expiry), or it
+ * waited in the ring more than half the refresh period (the skip assumed
+ * it would run within one period of the last refresh). */
+static int rs_redis_tail_needed(const rs_sink_redis_t *sink,
+                                const rs_redis_writer_t *w,
+                                const rs_redis_entry_t *h, int64_t now_us) {
+    return h->tail_cmds &&
+           (h->gen != w->gen ||
+            now_us - h->built_us > sink->ix_period_ms * 500);
 }
 
 /* Sleep the backoff; returns early only when the drain deadline passes. */
@@ -174,17 +195,21 @@ static int rs_redis_w_flush(rs_sink_redis_t *sink, rs_redis_writer_t *w,
         if (rs_redis_w_connect(sink, w)) return -1;
         int k = 0;
         uint64_t pos = head, bytes = 0;
+        const int64_t now_us = rs_clock_mono_us();
         while (pos < tail && k < RS_REDIS_PIPE_ENTRIES &&
                (k == 0 || bytes < RS_REDIS_PIPE_BYTES)) {
             rs_redis_entry_t *h = &w->pipe[k].h;
             rs_ring_copy_out(sink->ring, sink->cap, pos, h, sizeof(*h));
-            uint64_t p = pos + sizeof(*h), off = p % sink->cap;
-            size_t first = (size_t)RS_MIN(h->bytes, sink->cap - off);
+            int send_tail = rs_redis_tail_needed(sink, w, h, now_us);
+            uint64_t p = pos + sizeof(*h), off = p % sink->cap,
+                     len = h->bytes - (send_tail ? 0 : h->tail_bytes);
+            size_t first = (size_t)RS_MIN(len, sink->cap - off);
+            w->pipe[k].nrep = h->ncmds + (send_tail ? h->tail_cmds : 0);
             if (redisAppendFormattedCommand(w->ctx, (const char *)sink->ring +
                                             off, first) != REDIS_OK ||
-                (h->bytes > first &&
+                (len > first &&
                  redisAppendFormattedCommand(w->ctx, (const char *)sink->ring,
-                                             (size_t)h->bytes - first) !=
+                                             (size_t)len - first) !=
                      REDIS_OK)) {
                 rs_redis_w_fail(sink, w, "out of memory appending commands");
                 return -1;
@@ -195,7 +220,7 @@ static int rs_redis_w_flush(rs_sink_redis_t *sink, rs_redis_writer_t *w,
             k++;
         }
         for (int i = 0; i < k; i++) {
-            for (uint32_t c = 0; c < w->pipe[i].h.ncmds; c++) {
+            for (uint32_t c = 0; c < w->pipe[i].nrep; c++) {
                 void *rv = NULL;
                 if (redisGetReply(w->ctx, &rv) != REDIS_OK || !rv) {
                     snprintf(why, sizeof(why), "write: %s",
@@ -373,10 +398,13 @@ rs_err_t rs_sink_redis_enqueue_json(rs_sink_redis_t *sink,
     pthread_mutex_unlock(&sink->lock);
     rs_ring_w_t w = {.ring = sink->ring, .cap = sink->cap, .pos = start,
                      .limit = head + sink->cap};
-    rs_redis_entry_t h = {.seq = seq, .nscores = (uint32_t)n};
+    const int64_t now_us = rs_clock_mono_us();
+    rs_redis_plan(sink, scores, n, 1, now_us / 1000);
+    rs_redis_entry_t h = {.seq = seq, .nscores = (uint32_t)n,
+                          .built_us = now_us, .gen = sink->ix_gen};
     rs_ring_put(&w, &h, sizeof(h)); /* placeholder, filled in below */
     rs_redis_build(sink, &w, scores, n, json, json_lens, logs, log_lens,
-                   &h.ncmds, &h.ninputs);
+                   &h.ncmds, &h.ninputs, &h.tail_cmds, &h.tail_bytes);
     uint64_t need = w.pos - start;
     if (need > sink->cap) {
         rs_error("sink", "redis: batch %" PRIu64 " of %d score(s) needs %"
@@ -390,6 +418,7 @@ rs_err_t rs_sink_redis_enqueue_json(rs_sink_redis_t *sink,
     }
     h.bytes = need - sizeof(h);
     rs_ring_copy_in(sink->ring, sink->cap, start, &h, sizeof(h));
+    rs_redis_commit(sink, scores, n); /* queued: written, in order */
 
     sink->owner_seq = seq;
     pthread_mutex_lock(&sink->lock);
