@@ -19,6 +19,7 @@ typedef struct rs_redis_writer_s {
     uint64_t outage_failures;
     int backoff_ms;           /* next backoff; 0 = none yet               */
     uint32_t gen;             /* ctx's generation (sink->wgen)            */
+    int connected;            /* a connection was made before             */
     int64_t reject_log_us;    /* last rejected-command log                */
     uint64_t reject_unlogged; /* rejected since that log                  */
     struct {
@@ -94,10 +95,17 @@ static int rs_redis_w_connect(rs_sink_redis_t *sink, rs_redis_writer_t *w) {
     char errstr[512];
     if (w->ctx) return 0;
     if (rs_redis_open(sink, &w->ctx, errstr, sizeof(errstr)) == RS_OK) {
-        /* a new generation before anything is written on it: entries
-         * built for an older one send their expiry tail */
-        w->gen = atomic_fetch_add_explicit(&sink->wgen, 1,
-                                           memory_order_acq_rel) + 1;
+        /* A new generation before anything is written on it: entries
+         * built for an older one send their expiry tail.  Not for the
+         * first connection: the entries built before it skipped only
+         * refreshes planned by entries before them (the table starts
+         * empty), which it writes first, in order. */
+        w->gen = w->connected
+                     ? atomic_fetch_add_explicit(&sink->wgen, 1,
+                                                 memory_order_acq_rel) + 1
+                     : atomic_load_explicit(&sink->wgen,
+                                            memory_order_acquire);
+        w->connected = 1;
         return 0;
     }
     rs_redis_w_fail(sink, w, errstr);
