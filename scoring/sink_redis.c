@@ -55,6 +55,40 @@
  * [tail, head + cap) only written, by the owner (outside the lock: the
  * mutex that publishes `tail` orders them).
  *
+ * Entity indexes (async path).  With many entities a batch rarely holds
+ * one twice, so a PEXPIRE and a trim per entity and batch were nearly two
+ * commands per event.  The owner keeps, per entity index it writes, when
+ * it last built a PEXPIRE and how many members it added since its last
+ * trim (rs_redis_ix_t, a set-associative table of 64 Ki slots allocated
+ * once; rs_redis_plan / rs_redis_commit), and builds
+ *   - a trim only when the index may hold more than entity_index_max +
+ *     slack members (slack = entity_index_max / 8 + 16 adds since the last
+ *     trim).  Reads (entity_scores, index_newest) see only the newest
+ *     entity_index_max (rs_redis_index_window: ZCARD, and above that the
+ *     newest entity_index_max filtered here), so they return exactly what a
+ *     trim after every add would have left;
+ *   - a PEXPIRE only when the last one is period = ttl / 16 old, and then
+ *     of ttl + 2 period: an index expires between ttl and ttl + ttl / 8
+ *     after its newest score.  That holds while a batch is written within
+ *     period / 2 of its build; an entry that waited longer in the ring, or
+ *     that is written on another connection than the one the owner built
+ *     it for (wgen: the server may have lost its data, and a ZADD would
+ *     recreate an index without an expiry), also sends its expiry tail: the
+ *     PEXPIREs the plan skipped, built at the end of every entry
+ *     (rs_redis_entry_t tail_cmds / tail_bytes).  The owner resets the
+ *     table when it sees a new generation.
+ * A miss (an entity new to this instance: start, restart, a partition
+ * moved here, evicted from the table) gets the full upkeep, so the table
+ * only saves commands: lost, it costs them again.  An entry is committed
+ * to the table only once its batch is in the ring (RS_ERR_AGAIN commits
+ * nothing).  The synchronous path (tools, tests) always does the full
+ * upkeep with PEXPIRE ttl and resets the table.  What is left: a server
+ * that loses an index without the writer reconnecting (FLUSHALL, eviction)
+ * gets it back from the next ZADD without an expiry until the next refresh
+ * (within period of that entity's next scores); two instances writing one
+ * entity (a partition moving back and forth) may each count only their own
+ * adds, so the index may hold up to entity_index_max + 2 slack.
+ *
  * Error replies on the async path: LOADING, BUSY, OOM, READONLY, ... (the
  * server cannot take writes now) count as an outage: reconnect, back off,
  * write again.  WRONGTYPE and ERR (the same command would fail again
@@ -82,14 +116,16 @@ static const rs_conf_field_t rs_redis_fields[] = {
      "redis://[[user]:pass@]host[:port][/db], rediss://... (TLS) or "
      "unix:///path[?db=N]; empty = none configured", NULL, 0, 0},
     {"ttl", RS_CONF_DURATION, "7d", offsetof(rs_redis_conf_t, ttl_ms), 0,
-     "lifetime of score keys and entity indexes", NULL, 1000,
+     "lifetime of score keys; an entity index lives ttl to ttl + ttl/8 "
+     "after its newest score", NULL, 1000,
      366.0 * 86400 * 1000},
     {"key_prefix", RS_CONF_STRING, "rs:", offsetof(rs_redis_conf_t, key_prefix),
      sizeof(((rs_redis_conf_t *)0)->key_prefix), "prefix of every key", NULL,
      0, 0},
     {"entity_index_max", RS_CONF_INT, "1000",
      offsetof(rs_redis_conf_t, entity_index_max), 0,
-     "newest scores kept in each entity index", NULL, 1, 1000000},
+     "newest scores read from each entity index (the service trims it "
+     "when it may hold entity_index_max/8 + 16 more)", NULL, 1, 1000000},
     {"timeout", RS_CONF_DURATION, "2s", offsetof(rs_redis_conf_t, timeout_ms),
      0, "connect and command timeout", NULL, 1, 600000},
     {"password_env", RS_CONF_STRING, "",
