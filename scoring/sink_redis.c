@@ -39,9 +39,10 @@
  * uint64 counters, byte = ring[pos % cap]): an entry is a header
  * (rs_redis_entry_t) followed by the commands.  The encoder writes past
  * `tail` and only publishes the new tail (under the mutex) once the whole
- * batch fits, so RS_ERR_AGAIN leaves nothing behind.  The writer appends
+ * batch fits, so RS_ERR_AGAIN leaves nothing behind.  The writer sends
  * the bytes of up to RS_REDIS_PIPE_ENTRIES entries (or RS_REDIS_PIPE_BYTES)
- * to its context with redisAppendFormattedCommand, reads the replies, and
+ * straight from the ring with writev (no copy into hiredis's output
+ * buffer), reads the replies with hiredis, and
  * advances `head` past each entry whose replies all came back: an entry
  * leaves the ring only once written.  On a connection loss the rest is
  * sent again after a reconnect -- idempotent, since records are SET NX and

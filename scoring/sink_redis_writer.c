@@ -3,8 +3,10 @@
 #define _GNU_SOURCE /* pthread_setname_np */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <time.h>
 
 #include "scoring/sink_redis_int.h"
@@ -22,6 +24,7 @@ typedef struct rs_redis_writer_s {
     int connected;            /* a connection was made before             */
     int64_t reject_log_us;    /* last rejected-command log                */
     uint64_t reject_unlogged; /* rejected since that log                  */
+    struct iovec iov[2 * RS_REDIS_PIPE_ENTRIES]; /* a round's commands   */
     struct {
         uint64_t end;         /* ring position after the entry            */
         uint32_t nrep;        /* replies to read: ncmds [+ tail_cmds]     */
@@ -193,6 +196,38 @@ static void rs_redis_w_complete(rs_sink_redis_t *sink, rs_redis_writer_t *w,
     pthread_mutex_unlock(&sink->lock);
 }
 
+/* Send w->iov[0..niov) on the connection, all of it.  The commands go
+ * from the ring to the socket: through hiredis (redisAppendFormattedCommand)
+ * they were copied into its output buffer first, grown from empty every
+ * round.  hiredis's buffer is empty here (the writer appends nothing) and
+ * its reads that follow are unchanged.  -1 after a failed attempt. */
+static int rs_redis_w_send(rs_sink_redis_t *sink, rs_redis_writer_t *w,
+                           int niov) {
+    char why[300];
+    struct iovec *iov = w->iov;
+    while (niov > 0) {
+        ssize_t m = writev(w->ctx->fd, iov, RS_MIN(niov, IOV_MAX));
+        if (m < 0) {
+            if (errno == EINTR) continue;
+            snprintf(why, sizeof(why), "write: %s",
+                     errno == EAGAIN || errno == EWOULDBLOCK
+                         ? "timeout" : strerror(errno));
+            rs_redis_w_fail(sink, w, why);
+            return -1;
+        }
+        while (niov > 0 && (size_t)m >= iov->iov_len) {
+            m -= (ssize_t)iov->iov_len;
+            iov++;
+            niov--;
+        }
+        if (niov > 0) {
+            iov->iov_base = (char *)iov->iov_base + m;
+            iov->iov_len -= (size_t)m;
+        }
+    }
+    return 0;
+}
+
 /* Write the entries in [head, tail): pipelined rounds of up to
  * RS_REDIS_PIPE_ENTRIES.  Returns 0 when all are written, -1 after a
  * failed attempt (the entries not written stay queued). */
@@ -201,7 +236,7 @@ static int rs_redis_w_flush(rs_sink_redis_t *sink, rs_redis_writer_t *w,
     char why[512];
     while (head < tail) {
         if (rs_redis_w_connect(sink, w)) return -1;
-        int k = 0;
+        int k = 0, niov = 0;
         uint64_t pos = head, bytes = 0;
         const int64_t now_us = rs_clock_mono_us();
         while (pos < tail && k < RS_REDIS_PIPE_ENTRIES &&
@@ -213,20 +248,16 @@ static int rs_redis_w_flush(rs_sink_redis_t *sink, rs_redis_writer_t *w,
                      len = h->bytes - (send_tail ? 0 : h->tail_bytes);
             size_t first = (size_t)RS_MIN(len, sink->cap - off);
             w->pipe[k].nrep = h->ncmds + (send_tail ? h->tail_cmds : 0);
-            if (redisAppendFormattedCommand(w->ctx, (const char *)sink->ring +
-                                            off, first) != REDIS_OK ||
-                (len > first &&
-                 redisAppendFormattedCommand(w->ctx, (const char *)sink->ring,
-                                             (size_t)len - first) !=
-                     REDIS_OK)) {
-                rs_redis_w_fail(sink, w, "out of memory appending commands");
-                return -1;
-            }
+            w->iov[niov++] = (struct iovec){sink->ring + off, first};
+            if (len > first)
+                w->iov[niov++] =
+                    (struct iovec){sink->ring, (size_t)len - first};
             pos = p + h->bytes;
             w->pipe[k].end = pos;
             bytes += h->bytes;
             k++;
         }
+        if (rs_redis_w_send(sink, w, niov)) return -1;
         for (int i = 0; i < k; i++) {
             for (uint32_t c = 0; c < w->pipe[i].nrep; c++) {
                 void *rv = NULL;
