@@ -39,9 +39,10 @@
  * uint64 counters, byte = ring[pos % cap]): an entry is a header
  * (rs_redis_entry_t) followed by the commands.  The encoder writes past
  * `tail` and only publishes the new tail (under the mutex) once the whole
- * batch fits, so RS_ERR_AGAIN leaves nothing behind.  The writer appends
+ * batch fits, so RS_ERR_AGAIN leaves nothing behind.  The writer sends
  * the bytes of up to RS_REDIS_PIPE_ENTRIES entries (or RS_REDIS_PIPE_BYTES)
- * to its context with redisAppendFormattedCommand, reads the replies, and
+ * straight from the ring with writev (no copy into hiredis's output
+ * buffer), reads the replies with hiredis, and
  * advances `head` past each entry whose replies all came back: an entry
  * leaves the ring only once written.  On a connection loss the rest is
  * sent again after a reconnect -- idempotent, since records are SET NX and
@@ -54,6 +55,40 @@
  * Ring bytes in [head, tail) are only read, by the writer; bytes in
  * [tail, head + cap) only written, by the owner (outside the lock: the
  * mutex that publishes `tail` orders them).
+ *
+ * Entity indexes (async path).  With many entities a batch rarely holds
+ * one twice, so a PEXPIRE and a trim per entity and batch were nearly two
+ * commands per event.  The owner keeps, per entity index it writes, when
+ * it last built a PEXPIRE and how many members it added since its last
+ * trim (rs_redis_ix_t, a set-associative table of 64 Ki slots allocated
+ * once; rs_redis_plan / rs_redis_commit), and builds
+ *   - a trim only when the index may hold more than entity_index_max +
+ *     slack members (slack = entity_index_max / 8 + 16 adds since the last
+ *     trim).  Reads (entity_scores, index_newest) see only the newest
+ *     entity_index_max (rs_redis_index_window: ZCARD, and above that the
+ *     newest entity_index_max filtered here), so they return exactly what a
+ *     trim after every add would have left;
+ *   - a PEXPIRE only when the last one is period = ttl / 16 old, and then
+ *     of ttl + 2 period: an index expires between ttl and ttl + ttl / 8
+ *     after its newest score.  That holds while a batch is written within
+ *     period / 2 of its build; an entry that waited longer in the ring, or
+ *     that is written on another connection than the one the owner built
+ *     it for (wgen: the server may have lost its data, and a ZADD would
+ *     recreate an index without an expiry), also sends its expiry tail: the
+ *     PEXPIREs the plan skipped, built at the end of every entry
+ *     (rs_redis_entry_t tail_cmds / tail_bytes).  The owner resets the
+ *     table when it sees a new generation.
+ * A miss (an entity new to this instance: start, restart, a partition
+ * moved here, evicted from the table) gets the full upkeep, so the table
+ * only saves commands: lost, it costs them again.  An entry is committed
+ * to the table only once its batch is in the ring (RS_ERR_AGAIN commits
+ * nothing).  The synchronous path (tools, tests) always does the full
+ * upkeep with PEXPIRE ttl and resets the table.  What is left: a server
+ * that loses an index without the writer reconnecting (FLUSHALL, eviction)
+ * gets it back from the next ZADD without an expiry until the next refresh
+ * (within period of that entity's next scores); two instances writing one
+ * entity (a partition moving back and forth) may each count only their own
+ * adds, so the index may hold up to entity_index_max + 2 slack.
  *
  * Error replies on the async path: LOADING, BUSY, OOM, READONLY, ... (the
  * server cannot take writes now) count as an outage: reconnect, back off,
@@ -82,14 +117,16 @@ static const rs_conf_field_t rs_redis_fields[] = {
      "redis://[[user]:pass@]host[:port][/db], rediss://... (TLS) or "
      "unix:///path[?db=N]; empty = none configured", NULL, 0, 0},
     {"ttl", RS_CONF_DURATION, "7d", offsetof(rs_redis_conf_t, ttl_ms), 0,
-     "lifetime of score keys and entity indexes", NULL, 1000,
+     "lifetime of score keys; an entity index lives ttl to ttl + ttl/8 "
+     "after its newest score", NULL, 1000,
      366.0 * 86400 * 1000},
     {"key_prefix", RS_CONF_STRING, "rs:", offsetof(rs_redis_conf_t, key_prefix),
      sizeof(((rs_redis_conf_t *)0)->key_prefix), "prefix of every key", NULL,
      0, 0},
     {"entity_index_max", RS_CONF_INT, "1000",
      offsetof(rs_redis_conf_t, entity_index_max), 0,
-     "newest scores kept in each entity index", NULL, 1, 1000000},
+     "newest scores read from each entity index (the service trims it "
+     "when it may hold entity_index_max/8 + 16 more)", NULL, 1, 1000000},
     {"timeout", RS_CONF_DURATION, "2s", offsetof(rs_redis_conf_t, timeout_ms),
      0, "connect and command timeout", NULL, 1, 600000},
     {"password_env", RS_CONF_STRING, "",
@@ -493,6 +530,7 @@ rs_sink_redis_t *rs_sink_redis_new(const rs_redis_conf_t *conf, char *errstr,
     }
     atomic_init(&sink->done, 0);
     atomic_init(&sink->healthy, 1);
+    atomic_init(&sink->wgen, 0);
     sink->cap = (uint64_t)conf->buffer_bytes;
     sink->rec_buf = rs_malloc(RS_REDIS_REC_MAX);
     atomic_store(&sink->c.buffer_bytes, 0);
@@ -524,6 +562,11 @@ rs_sink_redis_t *rs_sink_redis_new(const rs_redis_conf_t *conf, char *errstr,
              -(conf->entity_index_max + 1));
     snprintf(sink->alert_cap_arg, sizeof(sink->alert_cap_arg), "%" PRId64,
              -(conf->alert_index_max + 1));
+    sink->ix_period_ms = conf->ttl_ms / 16;
+    sink->ix_slack = conf->entity_index_max / 8 + 16;
+    snprintf(sink->ix_ttl_arg, sizeof(sink->ix_ttl_arg), "%" PRId64,
+             conf->ttl_ms + 2 * sink->ix_period_ms);
+    sink->ix_epoch = 1;
     if (rs_redis_connect(sink, errstr, errstr_size) != RS_OK) goto fail;
     rs_info("sink", "redis %s: connected (ttl %" PRId64 " ms, prefix '%s')",
             sink->endpoint, conf->ttl_ms, conf->key_prefix);
@@ -548,6 +591,8 @@ void rs_sink_redis_destroy(rs_sink_redis_t *sink) {
     rs_free(sink->enc_len);
     rs_free(sink->grp_next);
     rs_free(sink->grp_tab);
+    rs_free(sink->grp_plan);
+    rs_free(sink->ix);
     rs_free(sink->wbuf);
     rs_free(sink->rec_buf);
     rs_free(sink->rd_sc);
@@ -616,7 +661,8 @@ rs_err_t rs_sink_redis_write_json(rs_sink_redis_t *sink,
                                   const size_t *json_lens, char *errstr,
                                   size_t errstr_size) {
     rs_ring_w_t wr, *w = &wr;
-    uint32_t ncmds = 0, ninputs = 0;
+    uint32_t ncmds = 0, ninputs = 0, tcmds = 0;
+    uint64_t tbytes = 0;
     rs_err_t err;
     if (n <= 0) return RS_OK;
     if (!scores || !json || !json_lens)
@@ -625,18 +671,19 @@ rs_err_t rs_sink_redis_write_json(rs_sink_redis_t *sink,
     if ((err = rs_redis_connect(sink, errstr, errstr_size)) != RS_OK)
         return err;
     /* Measure, then build into the scratch buffer (grown once). */
+    rs_redis_plan(sink, scores, n, 0, 0); /* full upkeep, no tail */
     rs_ring_w_linear(w, NULL, 0);
     rs_redis_build(sink, w, scores, n, json, json_lens, NULL, NULL, &ncmds,
-                   &ninputs);
+                   &ninputs, &tcmds, &tbytes);
     size_t need = (size_t)rs_ring_w_pos(w);
     if (need > sink->wcap) {
         sink->wbuf = rs_realloc(sink->wbuf, need);
         sink->wcap = need;
     }
     rs_ring_w_linear(w, sink->wbuf, need);
-    ncmds = ninputs = 0;
+    ncmds = ninputs = tcmds = 0;
     rs_redis_build(sink, w, scores, n, json, json_lens, NULL, NULL, &ncmds,
-                   &ninputs);
+                   &ninputs, &tcmds, &tbytes);
     if (redisAppendFormattedCommand(sink->ctx, (const char *)sink->wbuf,
                                     need) != REDIS_OK)
         /* Only fails on OOM; the half-appended pipeline is unusable. */
@@ -708,6 +755,51 @@ rs_err_t rs_sink_redis_get_score(rs_sink_redis_t *sink, const char *event_id,
     return err;
 }
 
+/* An entity index holds up to entity_index_max + slack members between
+ * trims (the async path trims per slack adds, "Entity indexes" above);
+ * reads see only the newest entity_index_max, the members a trim after
+ * every add would have kept.  *out = NULL when the index holds no more
+ * than that (the caller's own query is exact), else the reply of
+ * ZREVRANGE key 0 entity_index_max-1 WITHSCORES (newest first, member and
+ * score pairs) for the caller to filter. */
+static rs_err_t rs_redis_index_window(rs_sink_redis_t *sink, const char *key,
+                                      redisReply **out, char *errstr,
+                                      size_t errstr_size) {
+    char last[24];
+    redisReply *r;
+    *out = NULL;
+    rs_err_t err = rs_redis_query(sink, 2, (const char *[]){"ZCARD", key},
+                                  "ZCARD", &r, errstr, errstr_size);
+    if (err != RS_OK) return err;
+    long long card = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+    freeReplyObject(r);
+    if (card <= sink->conf.entity_index_max) return RS_OK;
+    snprintf(last, sizeof(last), "%" PRId64, sink->conf.entity_index_max - 1);
+    const char *argv[] = {"ZREVRANGE", key, "0", last, "WITHSCORES"};
+    err = rs_redis_query(sink, 5, argv, "ZREVRANGE", &r, errstr, errstr_size);
+    if (err != RS_OK) return err;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements % 2) {
+        err = rs_errf(errstr, errstr_size, RS_ERR_REDIS,
+                      "redis: unexpected reply type %d for ZREVRANGE",
+                      r->type);
+        freeReplyObject(r);
+        return err;
+    }
+    *out = r;
+    return RS_OK;
+}
+
+/* Member i (newest first) of a window reply: its id (NULL: not one of
+ * ours) and its score. */
+static const redisReply *rs_redis_window_at(const redisReply *r, size_t i,
+                                            double *t) {
+    const redisReply *e = r->element[2 * i], *s = r->element[2 * i + 1];
+    *t = s->type == REDIS_REPLY_STRING ? strtod(s->str, NULL)
+                                       : (double)s->integer;
+    return e->type == REDIS_REPLY_STRING && (size_t)e->len < RS_ID_MAX ? e
+                                                                       : NULL;
+}
+
 rs_err_t rs_sink_redis_entity_scores(rs_sink_redis_t *sink,
                                      const char *entity_id, int64_t since_ms,
                                      char ids[][RS_ID_MAX], int max, int *n,
@@ -718,12 +810,29 @@ rs_err_t rs_sink_redis_entity_scores(rs_sink_redis_t *sink,
     if (max <= 0) return RS_OK;
     rs_redis_key(key, sizeof(key), sink->conf.key_prefix, "entity:",
                  entity_id, ":scores");
+    rs_err_t err = rs_redis_index_window(sink, key, &r, errstr, errstr_size);
+    if (err != RS_OK) return err;
+    if (r) { /* oldest first: the window from its end */
+        int taken = 0; /* as LIMIT 0 max: ids not ours count too */
+        for (size_t i = r->elements / 2; i-- > 0 && taken < max;) {
+            double t;
+            const redisReply *e = rs_redis_window_at(r, i, &t);
+            if (t < (double)since_ms) continue;
+            taken++;
+            if (!e) continue;
+            memcpy(ids[*n], e->str, (size_t)e->len);
+            ids[*n][e->len] = '\0';
+            (*n)++;
+        }
+        freeReplyObject(r);
+        return RS_OK;
+    }
     snprintf(since, sizeof(since), "%" PRId64, since_ms);
     snprintf(lim, sizeof(lim), "%d", max);
     const char *argv[] = {"ZRANGEBYSCORE", key, since, "+inf", "LIMIT", "0",
                           lim};
-    rs_err_t err = rs_redis_query(sink, 7, argv, "ZRANGEBYSCORE", &r, errstr,
-                                  errstr_size);
+    err = rs_redis_query(sink, 7, argv, "ZRANGEBYSCORE", &r, errstr,
+                         errstr_size);
     if (err != RS_OK) return err;
     if (r->type != REDIS_REPLY_ARRAY) {
         err = rs_errf(errstr, errstr_size, RS_ERR_REDIS,
@@ -816,12 +925,37 @@ rs_err_t rs_sink_redis_index_newest(rs_sink_redis_t *sink,
     redisReply *r;
     *n = 0;
     if (max <= 0) return RS_OK;
-    if (entity_id)
+    if (entity_id) {
         rs_redis_key(key, sizeof(key), sink->conf.key_prefix, "entity:",
                      entity_id, ":scores");
-    else
+        rs_err_t err = rs_redis_index_window(sink, key, &r, errstr,
+                                             errstr_size);
+        if (err != RS_OK) return err;
+        if (r) {
+            int skip = RS_MAX(offset, 0), taken = 0; /* as LIMIT */
+            for (size_t i = 0; i < r->elements / 2 && taken < max; i++) {
+                double t;
+                const redisReply *e = rs_redis_window_at(r, i, &t);
+                if (t < (double)min_ms || t > (double)max_ms) continue;
+                if (skip > 0) {
+                    skip--;
+                    continue;
+                }
+                taken++;
+                if (!e) continue;
+                rs_redis_hit_t *h = &hits[*n];
+                memcpy(h->id, e->str, (size_t)e->len);
+                h->id[e->len] = '\0';
+                h->t_ms = (int64_t)t;
+                (*n)++;
+            }
+            freeReplyObject(r);
+            return RS_OK;
+        }
+    } else {
         rs_redis_key(key, sizeof(key), sink->conf.key_prefix, "alerts", "",
                      "");
+    }
     snprintf(lo, sizeof(lo), "%" PRId64, min_ms);
     snprintf(hi, sizeof(hi), "%" PRId64, max_ms);
     snprintf(off, sizeof(off), "%d", RS_MAX(offset, 0));

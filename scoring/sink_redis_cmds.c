@@ -93,6 +93,8 @@ static void rs_redis_group(rs_sink_redis_t *sink, const rs_score_t *scores,
         sink->grp_next =
             rs_realloc(sink->grp_next, 2 * (size_t)n * sizeof(int));
         sink->grp_tab = rs_realloc(sink->grp_tab, t * sizeof(int));
+        sink->grp_plan =
+            rs_realloc(sink->grp_plan, (size_t)n * sizeof(*sink->grp_plan));
         sink->grp_cap = n;
         sink->grp_tabsz = t;
     }
@@ -118,6 +120,85 @@ static void rs_redis_group(rs_sink_redis_t *sink, const rs_score_t *scores,
             }
         }
     }
+}
+
+/* Entity index upkeep (design in sink_redis.c, "Entity indexes").  An
+ * entity's slot says when its index's expiry was last refreshed and how
+ * many members were added since its last trim; the plan refreshes the
+ * expiry (PEXPIRE ttl + 2 period) when that is `period` old and trims when
+ * the index may hold more than entity_index_max + slack.  A miss (new
+ * entity, evicted, table reset) plans both. */
+void rs_redis_plan(rs_sink_redis_t *sink, const rs_score_t *scores, int n,
+                   int async, int64_t now_ms) {
+    rs_redis_group(sink, scores, n);
+    const int *first = sink->grp_next + sink->grp_cap;
+    if (!async) {
+        /* The synchronous path sets PEXPIRE ttl, below the async slack:
+         * the table forgets every index. */
+        sink->ix_epoch++;
+        for (int i = 0; i < n; i++)
+            if (first[i])
+                sink->grp_plan[i] = (rs_redis_ixplan_t){.slot = -1,
+                                                        .expire = 1,
+                                                        .trim = 1};
+        return;
+    }
+    if (!sink->ix)
+        sink->ix = rs_calloc((size_t)RS_REDIS_IX_SETS * RS_REDIS_IX_WAYS,
+                             sizeof(*sink->ix));
+    /* A new writer connection (perhaps to a server that lost its data):
+     * the table's memory of expiries no longer holds. */
+    uint32_t g = atomic_load_explicit(&sink->wgen, memory_order_acquire);
+    if (g != sink->ix_gen) {
+        sink->ix_gen = g;
+        sink->ix_epoch++;
+    }
+    const uint32_t epoch = sink->ix_epoch;
+    for (int i = 0; i < n; i++) {
+        if (!first[i]) continue;
+        uint32_t m = 0;
+        for (int j = i; j >= 0; j = sink->grp_next[j]) m++;
+        uint64_t tag = rs_hash_str(scores[i].entity_id) | 1;
+        int base = (int)((tag >> 24) & (RS_REDIS_IX_SETS - 1)) *
+                   RS_REDIS_IX_WAYS,
+            hit = -1, victim = base;
+        for (int k = base; k < base + RS_REDIS_IX_WAYS; k++) {
+            const rs_redis_ix_t *e = &sink->ix[k];
+            int live = e->tag && e->epoch == epoch;
+            if (live && e->tag == tag) {
+                hit = k;
+                break;
+            }
+            const rs_redis_ix_t *v = &sink->ix[victim];
+            int vlive = v->tag && v->epoch == epoch;
+            if (vlive && (!live || e->t_ms < v->t_ms)) victim = k;
+        }
+        rs_redis_ixplan_t *p = &sink->grp_plan[i];
+        if (hit < 0) {
+            *p = (rs_redis_ixplan_t){
+                .next = {.tag = tag, .t_ms = now_ms, .adds = 0,
+                         .epoch = epoch},
+                .slot = victim, .expire = 1, .trim = 1};
+            continue;
+        }
+        const rs_redis_ix_t *e = &sink->ix[hit];
+        p->slot = hit;
+        p->expire = now_ms - e->t_ms >= sink->ix_period_ms;
+        p->trim = (int64_t)e->adds + m > sink->ix_slack;
+        p->next = (rs_redis_ix_t){.tag = tag,
+                                  .t_ms = p->expire ? now_ms : e->t_ms,
+                                  .adds = p->trim ? 0 : e->adds + m,
+                                  .epoch = epoch};
+    }
+}
+
+void rs_redis_commit(rs_sink_redis_t *sink, const rs_score_t *scores,
+                     int n) {
+    const int *first = sink->grp_next + sink->grp_cap;
+    (void)scores;
+    for (int i = 0; i < n; i++)
+        if (first[i] && sink->grp_plan[i].slot >= 0)
+            sink->ix[sink->grp_plan[i].slot] = sink->grp_plan[i].next;
 }
 
 /* 1 for the decisions that go to the alerts topic (review, decline,
@@ -166,31 +247,36 @@ static void rs_redis_alert_cmds(const rs_sink_redis_t *sink, rs_ring_w_t *w,
     *ncmds += 3;
 }
 
-/* The commands of one batch (key schema in sink.h):
+/* The commands of one batch (key schema in sink.h), as planned by
+ * rs_redis_plan:
  *   per score        SET <prefix>score:<id> record PX ttl NX
  *                    (record: compact, or json[i] with record_format json
  *                    or when the compact form does not take it)
  *                    [SET <prefix>input:<id> log PX input_ttl NX]
  *   per entity       ZADD <prefix>entity:<e>:scores t1 id1 t2 id2 ...
- *   of the batch     PEXPIRE <same key> ttl
- *                    ZREMRANGEBYRANK <same key> 0 -(entity_index_max + 1)
+ *   of the batch     [PEXPIRE <same key> ttl (sync) | ttl + 2 period]
+ *                    [ZREMRANGEBYRANK <same key> 0 -(entity_index_max+1)]
  *   per batch with   ZADD <prefix>alerts of its review/decline/alert
  *   an alert         scores, PEXPIRE, ZREMRANGEBYRANK (rs_redis_alert_cmds)
+ *   expiry tail      PEXPIRE <key> ttl + 2 period of each entity index
+ *   (async)          whose refresh was skipped (sent only when needed)
  * The records come first, so an id is in an index only once its record
  * is (the writer sends a batch in order, in one pipeline).  Trimming
  * once after all of an entity's members were added keeps the same newest
- * entity_index_max as trimming after each one; the expiry is set by the
- * batch's last write either way.  Adds to *ncmds / *ninputs. */
+ * entity_index_max as trimming after each one.  Adds to *ncmds /
+ * *ninputs / *tail_cmds; *tail_bytes = the tail's bytes. */
 void rs_redis_build(rs_sink_redis_t *sink, rs_ring_w_t *w,
                     const rs_score_t *scores, int n,
                     const char *const *json, const size_t *json_lens,
                     const void *const *logs, const size_t *log_lens,
-                    uint32_t *ncmds, uint32_t *ninputs) {
+                    uint32_t *ncmds, uint32_t *ninputs, uint32_t *tail_cmds,
+                    uint64_t *tail_bytes) {
     char key[RS_ID_MAX + 64], ikey[RS_ID_MAX + 64], tbuf[RS_FMT_I64_MAX];
     const char *prefix = sink->conf.key_prefix;
     const size_t ttl_len = strlen(sink->ttl_arg),
                  ittl_len = strlen(sink->input_ttl_arg),
-                 cap_len = strlen(sink->cap_arg);
+                 cap_len = strlen(sink->cap_arg),
+                 ixttl_len = strlen(sink->ix_ttl_arg);
     /* "<prefix>score:" and "<prefix>input:" once a batch; per score only
      * the id is appended (as rs_redis_key would: clipped to the buffer) */
     const size_t kp = rs_redis_key(key, sizeof(key), prefix, "score:", "",
@@ -235,10 +321,11 @@ void rs_redis_build(rs_sink_redis_t *sink, rs_ring_w_t *w,
             (*ninputs)++;
         }
     }
-    rs_redis_group(sink, scores, n);
     const int *first = sink->grp_next + sink->grp_cap;
+    int skipped = 0;
     for (int i = 0; i < n; i++) {
         if (!first[i]) continue; /* its entity's group was written */
+        const rs_redis_ixplan_t *p = &sink->grp_plan[i];
         int m = 0;
         for (int j = i; j >= 0; j = sink->grp_next[j]) m++;
         size_t kl = rs_redis_key(key, sizeof(key), prefix, "entity:",
@@ -251,16 +338,40 @@ void rs_redis_build(rs_sink_redis_t *sink, rs_ring_w_t *w,
                          (size_t)rs_fmt_i64(scores[j].event_time_ms, tbuf));
             rs_resp_bulk(w, scores[j].event_id, strlen(scores[j].event_id));
         }
+        (*ncmds)++;
+        if (p->expire) {
+            rs_resp_len(w, '*', 3);
+            rs_resp_bulk(w, "PEXPIRE", 7);
+            rs_resp_bulk(w, key, kl);
+            if (p->slot < 0)
+                rs_resp_bulk(w, sink->ttl_arg, ttl_len);
+            else
+                rs_resp_bulk(w, sink->ix_ttl_arg, ixttl_len);
+            (*ncmds)++;
+        } else {
+            skipped++;
+        }
+        if (p->trim) {
+            rs_resp_len(w, '*', 4);
+            rs_resp_bulk(w, "ZREMRANGEBYRANK", 15);
+            rs_resp_bulk(w, key, kl);
+            rs_resp_bulk(w, "0", 1);
+            rs_resp_bulk(w, sink->cap_arg, cap_len);
+            (*ncmds)++;
+        }
+    }
+    rs_redis_alert_cmds(sink, w, scores, n, ncmds);
+    const uint64_t tail0 = rs_ring_w_pos(w);
+    for (int i = 0; i < n && skipped; i++) {
+        if (!first[i] || sink->grp_plan[i].expire) continue;
+        size_t kl = rs_redis_key(key, sizeof(key), prefix, "entity:",
+                                 scores[i].entity_id, ":scores");
         rs_resp_len(w, '*', 3);
         rs_resp_bulk(w, "PEXPIRE", 7);
         rs_resp_bulk(w, key, kl);
-        rs_resp_bulk(w, sink->ttl_arg, ttl_len);
-        rs_resp_len(w, '*', 4);
-        rs_resp_bulk(w, "ZREMRANGEBYRANK", 15);
-        rs_resp_bulk(w, key, kl);
-        rs_resp_bulk(w, "0", 1);
-        rs_resp_bulk(w, sink->cap_arg, cap_len);
-        *ncmds += 3;
+        rs_resp_bulk(w, sink->ix_ttl_arg, ixttl_len);
+        (*tail_cmds)++;
+        skipped--;
     }
-    rs_redis_alert_cmds(sink, w, scores, n, ncmds);
+    *tail_bytes = rs_ring_w_pos(w) - tail0;
 }

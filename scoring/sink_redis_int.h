@@ -20,15 +20,47 @@
 #include "scoring/redis_tls.h"
 #include "scoring/sink.h"
 
-/* One queued batch in the ring, followed by `bytes` of RESP commands. */
+/* One queued batch in the ring, followed by `bytes` of RESP commands:
+ * ncmds commands, then the expiry tail (tail_cmds PEXPIREs of the entity
+ * indexes whose refresh the index upkeep skipped, tail_bytes of them),
+ * which the writer sends only when the upkeep's bookkeeping may not hold
+ * for this connection (rs_redis_tail_needed). */
 typedef struct rs_redis_entry_s {
     uint64_t seq;
-    uint64_t bytes;    /* payload after this header                     */
-    uint32_t ncmds;    /* commands (= replies to read)                  */
+    uint64_t bytes;      /* payload after this header (tail included)   */
+    uint64_t tail_bytes; /* the last tail_bytes of it: the expiry tail  */
+    int64_t built_us;    /* owner's monotonic clock at the build        */
+    uint32_t ncmds;      /* commands before the tail (= replies)        */
+    uint32_t tail_cmds;
     uint32_t nscores;
     uint32_t ninputs;
+    uint32_t gen;        /* writer's connection generation at the build */
     uint32_t pad;
 } rs_redis_entry_t;
+
+/* Entity index upkeep (sink_redis_cmds.c): the owner's memory of each
+ * entity index it maintains, a set-associative table of
+ * RS_REDIS_IX_SETS x RS_REDIS_IX_WAYS slots (allocated once, at the first
+ * async batch).  A miss (never seen, evicted, or the table reset) gets the
+ * full upkeep, so losing an entry only costs commands. */
+typedef struct rs_redis_ix_s {
+    uint64_t tag;      /* rs_hash_str(entity) | 1; 0: empty              */
+    int64_t t_ms;      /* owner's mono ms of the last PEXPIRE built      */
+    uint32_t adds;     /* members added since the last trim built        */
+    uint32_t epoch;    /* valid iff == sink->ix_epoch                    */
+} rs_redis_ix_t;
+
+#define RS_REDIS_IX_WAYS 4
+#define RS_REDIS_IX_SETS 16384 /* 64 Ki entities, 1.5 MiB */
+
+/* The upkeep planned for one entity of a batch (grp_plan[i], i the
+ * entity's first score in the batch). */
+typedef struct rs_redis_ixplan_s {
+    rs_redis_ix_t next; /* the slot's value once the batch is queued     */
+    int slot;           /* table slot; -1: no table (synchronous path)   */
+    uint8_t expire;     /* PEXPIRE among the batch's commands            */
+    uint8_t trim;       /* ZREMRANGEBYRANK                               */
+} rs_redis_ixplan_t;
 
 #define RS_REDIS_PIPE_ENTRIES 256       /* entries per writer round trip */
 #define RS_REDIS_PIPE_BYTES (1u << 20)  /* ... and about this many bytes */
@@ -48,6 +80,12 @@ struct rs_sink_redis_s {
     char input_ttl_arg[24];/* input_ttl_ms (or ttl_ms if 0) as text      */
     char cap_arg[24];      /* -(entity_index_max + 1) as text            */
     char alert_cap_arg[24];/* -(alert_index_max + 1) as text             */
+    char ix_ttl_arg[24];   /* ttl_ms + 2 ix_period_ms: the async path's
+                            * entity index expiry                        */
+    int64_t ix_period_ms;  /* ttl / 16: an entity index's expiry is
+                            * refreshed when older than this             */
+    int64_t ix_slack;      /* entity_index_max / 8 + 16: adds between
+                            * trims                                      */
     rs_redis_tls_t *tls;   /* rediss://: TLS context (immutable)         */
     redisContext *ctx;     /* owner's; NULL: disconnected                */
     int ever_connected;
@@ -61,8 +99,13 @@ struct rs_sink_redis_s {
                             * then first-of-its-entity flags            */
     int *grp_tab;          /* [grp_tabsz] last score index + 1 per entity
                             * (0: empty), open addressing               */
+    rs_redis_ixplan_t *grp_plan; /* [grp_cap] upkeep per entity           */
     int grp_cap;
     uint32_t grp_tabsz;    /* power of two >= 2 grp_cap                  */
+    rs_redis_ix_t *ix;     /* [RS_REDIS_IX_SETS * RS_REDIS_IX_WAYS]; owner
+                            * thread; NULL until the first async batch   */
+    uint32_t ix_epoch;     /* bumped: every entry of ix is a miss         */
+    uint32_t ix_gen;       /* writer's generation ix was valid for        */
     uint8_t *rec_buf;      /* [RS_REDIS_REC_MAX] a compact record        */
     rs_score_t *rd_sc;     /* reads: a record decoded (compact -> JSON)  */
     char *rd_json;         /* [RS_ENCODE_MAX] reads: its JSON (mget)     */
@@ -86,6 +129,8 @@ struct rs_sink_redis_s {
     int64_t stop_deadline_us;
     _Atomic uint64_t done;
     _Atomic int healthy;
+    _Atomic uint32_t wgen; /* writer's connection generation: +1 at each
+                            * connect, before anything is written on it */
 
     struct {
         _Atomic uint64_t writes, scores, io_errors, errors, reconnects;
@@ -127,12 +172,24 @@ void rs_ring_copy_in(unsigned char *ring, uint64_t cap, uint64_t pos,
 void rs_ring_copy_out(const unsigned char *ring, uint64_t cap, uint64_t pos,
                       void *p, size_t len);
 void rs_ring_put(rs_ring_w_t *w, const void *p, size_t len);
-/* The RESP commands of one batch. */
+/* Plan the entity index upkeep of a batch (groups its scores by entity):
+ * async 0 -- the synchronous path: full upkeep (ZADD, PEXPIRE ttl, trim)
+ * for every entity, and the table reset; async 1 -- from the table, at
+ * the owner's clock now_ms.  Call before rs_redis_build; owner thread. */
+void rs_redis_plan(rs_sink_redis_t *sink, const rs_score_t *scores, int n,
+                   int async, int64_t now_ms);
+/* The batch planned is queued (async) or written: the table takes the
+ * plan.  Owner thread. */
+void rs_redis_commit(rs_sink_redis_t *sink, const rs_score_t *scores, int n);
+/* The RESP commands of one planned batch: *ncmds commands, then
+ * *tail_cmds PEXPIREs (async plan: the expiry tail; its bytes are the
+ * last *tail_bytes written); the synchronous plan has no tail. */
 void rs_redis_build(rs_sink_redis_t *sink, rs_ring_w_t *w,
                     const rs_score_t *scores, int n,
                     const char *const *json, const size_t *json_lens,
                     const void *const *logs, const size_t *log_lens,
-                    uint32_t *ncmds, uint32_t *ninputs);
+                    uint32_t *ncmds, uint32_t *ninputs, uint32_t *tail_cmds,
+                    uint64_t *tail_bytes);
 
 /* sink_redis_writer.c */
 rs_err_t rs_redis_writer_start(rs_sink_redis_t *sink);

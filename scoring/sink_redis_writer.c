@@ -3,8 +3,10 @@
 #define _GNU_SOURCE /* pthread_setname_np */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <time.h>
 
 #include "scoring/sink_redis_int.h"
@@ -18,10 +20,14 @@ typedef struct rs_redis_writer_s {
     int64_t outage_since_us;
     uint64_t outage_failures;
     int backoff_ms;           /* next backoff; 0 = none yet               */
+    uint32_t gen;             /* ctx's generation (sink->wgen)            */
+    int connected;            /* a connection was made before             */
     int64_t reject_log_us;    /* last rejected-command log                */
     uint64_t reject_unlogged; /* rejected since that log                  */
+    struct iovec iov[2 * RS_REDIS_PIPE_ENTRIES]; /* a round's commands   */
     struct {
         uint64_t end;         /* ring position after the entry            */
+        uint32_t nrep;        /* replies to read: ncmds [+ tail_cmds]     */
         rs_redis_entry_t h;
     } pipe[RS_REDIS_PIPE_ENTRIES];
 } rs_redis_writer_t;
@@ -91,9 +97,35 @@ static void rs_redis_w_ok(rs_sink_redis_t *sink, rs_redis_writer_t *w) {
 static int rs_redis_w_connect(rs_sink_redis_t *sink, rs_redis_writer_t *w) {
     char errstr[512];
     if (w->ctx) return 0;
-    if (rs_redis_open(sink, &w->ctx, errstr, sizeof(errstr)) == RS_OK) return 0;
+    if (rs_redis_open(sink, &w->ctx, errstr, sizeof(errstr)) == RS_OK) {
+        /* A new generation before anything is written on it: entries
+         * built for an older one send their expiry tail.  Not for the
+         * first connection: the entries built before it skipped only
+         * refreshes planned by entries before them (the table starts
+         * empty), which it writes first, in order. */
+        w->gen = w->connected
+                     ? atomic_fetch_add_explicit(&sink->wgen, 1,
+                                                 memory_order_acq_rel) + 1
+                     : atomic_load_explicit(&sink->wgen,
+                                            memory_order_acquire);
+        w->connected = 1;
+        return 0;
+    }
     rs_redis_w_fail(sink, w, errstr);
     return -1;
+}
+
+/* 1 when entry h must send its expiry tail: it was built for another
+ * connection (the server may have lost the indexes whose refresh the
+ * owner skipped, and a ZADD would recreate them without an expiry), or it
+ * waited in the ring more than half the refresh period (the skip assumed
+ * it would run within one period of the last refresh). */
+static int rs_redis_tail_needed(const rs_sink_redis_t *sink,
+                                const rs_redis_writer_t *w,
+                                const rs_redis_entry_t *h, int64_t now_us) {
+    return h->tail_cmds &&
+           (h->gen != w->gen ||
+            now_us - h->built_us > sink->ix_period_ms * 500);
 }
 
 /* Sleep the backoff; returns early only when the drain deadline passes. */
@@ -164,6 +196,38 @@ static void rs_redis_w_complete(rs_sink_redis_t *sink, rs_redis_writer_t *w,
     pthread_mutex_unlock(&sink->lock);
 }
 
+/* Send w->iov[0..niov) on the connection, all of it.  The commands go
+ * from the ring to the socket: through hiredis (redisAppendFormattedCommand)
+ * they were copied into its output buffer first, grown from empty every
+ * round.  hiredis's buffer is empty here (the writer appends nothing) and
+ * its reads that follow are unchanged.  -1 after a failed attempt. */
+static int rs_redis_w_send(rs_sink_redis_t *sink, rs_redis_writer_t *w,
+                           int niov) {
+    char why[300];
+    struct iovec *iov = w->iov;
+    while (niov > 0) {
+        ssize_t m = writev(w->ctx->fd, iov, RS_MIN(niov, IOV_MAX));
+        if (m < 0) {
+            if (errno == EINTR) continue;
+            snprintf(why, sizeof(why), "write: %s",
+                     errno == EAGAIN || errno == EWOULDBLOCK
+                         ? "timeout" : strerror(errno));
+            rs_redis_w_fail(sink, w, why);
+            return -1;
+        }
+        while (niov > 0 && (size_t)m >= iov->iov_len) {
+            m -= (ssize_t)iov->iov_len;
+            iov++;
+            niov--;
+        }
+        if (niov > 0) {
+            iov->iov_base = (char *)iov->iov_base + m;
+            iov->iov_len -= (size_t)m;
+        }
+    }
+    return 0;
+}
+
 /* Write the entries in [head, tail): pipelined rounds of up to
  * RS_REDIS_PIPE_ENTRIES.  Returns 0 when all are written, -1 after a
  * failed attempt (the entries not written stay queued). */
@@ -172,30 +236,30 @@ static int rs_redis_w_flush(rs_sink_redis_t *sink, rs_redis_writer_t *w,
     char why[512];
     while (head < tail) {
         if (rs_redis_w_connect(sink, w)) return -1;
-        int k = 0;
+        int k = 0, niov = 0;
         uint64_t pos = head, bytes = 0;
+        const int64_t now_us = rs_clock_mono_us();
         while (pos < tail && k < RS_REDIS_PIPE_ENTRIES &&
                (k == 0 || bytes < RS_REDIS_PIPE_BYTES)) {
             rs_redis_entry_t *h = &w->pipe[k].h;
             rs_ring_copy_out(sink->ring, sink->cap, pos, h, sizeof(*h));
-            uint64_t p = pos + sizeof(*h), off = p % sink->cap;
-            size_t first = (size_t)RS_MIN(h->bytes, sink->cap - off);
-            if (redisAppendFormattedCommand(w->ctx, (const char *)sink->ring +
-                                            off, first) != REDIS_OK ||
-                (h->bytes > first &&
-                 redisAppendFormattedCommand(w->ctx, (const char *)sink->ring,
-                                             (size_t)h->bytes - first) !=
-                     REDIS_OK)) {
-                rs_redis_w_fail(sink, w, "out of memory appending commands");
-                return -1;
-            }
+            int send_tail = rs_redis_tail_needed(sink, w, h, now_us);
+            uint64_t p = pos + sizeof(*h), off = p % sink->cap,
+                     len = h->bytes - (send_tail ? 0 : h->tail_bytes);
+            size_t first = (size_t)RS_MIN(len, sink->cap - off);
+            w->pipe[k].nrep = h->ncmds + (send_tail ? h->tail_cmds : 0);
+            w->iov[niov++] = (struct iovec){sink->ring + off, first};
+            if (len > first)
+                w->iov[niov++] =
+                    (struct iovec){sink->ring, (size_t)len - first};
             pos = p + h->bytes;
             w->pipe[k].end = pos;
             bytes += h->bytes;
             k++;
         }
+        if (rs_redis_w_send(sink, w, niov)) return -1;
         for (int i = 0; i < k; i++) {
-            for (uint32_t c = 0; c < w->pipe[i].h.ncmds; c++) {
+            for (uint32_t c = 0; c < w->pipe[i].nrep; c++) {
                 void *rv = NULL;
                 if (redisGetReply(w->ctx, &rv) != REDIS_OK || !rv) {
                     snprintf(why, sizeof(why), "write: %s",
@@ -373,10 +437,13 @@ rs_err_t rs_sink_redis_enqueue_json(rs_sink_redis_t *sink,
     pthread_mutex_unlock(&sink->lock);
     rs_ring_w_t w = {.ring = sink->ring, .cap = sink->cap, .pos = start,
                      .limit = head + sink->cap};
-    rs_redis_entry_t h = {.seq = seq, .nscores = (uint32_t)n};
+    const int64_t now_us = rs_clock_mono_us();
+    rs_redis_plan(sink, scores, n, 1, now_us / 1000);
+    rs_redis_entry_t h = {.seq = seq, .nscores = (uint32_t)n,
+                          .built_us = now_us, .gen = sink->ix_gen};
     rs_ring_put(&w, &h, sizeof(h)); /* placeholder, filled in below */
     rs_redis_build(sink, &w, scores, n, json, json_lens, logs, log_lens,
-                   &h.ncmds, &h.ninputs);
+                   &h.ncmds, &h.ninputs, &h.tail_cmds, &h.tail_bytes);
     uint64_t need = w.pos - start;
     if (need > sink->cap) {
         rs_error("sink", "redis: batch %" PRIu64 " of %d score(s) needs %"
@@ -390,6 +457,7 @@ rs_err_t rs_sink_redis_enqueue_json(rs_sink_redis_t *sink,
     }
     h.bytes = need - sizeof(h);
     rs_ring_copy_in(sink->ring, sink->cap, start, &h, sizeof(h));
+    rs_redis_commit(sink, scores, n); /* queued: written, in order */
 
     sink->owner_seq = seq;
     pthread_mutex_lock(&sink->lock);

@@ -987,15 +987,18 @@ static void test_redis_async_outage(void **state) {
     int from = (int)d * 10;
     assert_int_equal(raw_calls(c, "set"),
                      (nev - from) + count_logged(from, nev));
-    /* One ZADD, PEXPIRE and trim per entity of a batch: each batch of 10
-     * consecutive events holds all NENT entities; and of the alert index
-     * per batch holding an alert. */
+    /* One ZADD and PEXPIRE per entity of a batch: each batch of 10
+     * consecutive events holds all NENT entities (the batches built before
+     * the restart send their expiry tail on the new connection, the ones
+     * after it start from a reset upkeep table); and of the alert index per
+     * batch holding an alert.  Entity index trims are amortized (one per
+     * entity_index_max / 8 + 16 adds): at most one per entity and batch. */
     long long ab = count_alert_batches(from, nev, 10);
     assert_int_equal(raw_calls(c, "zadd"), (long long)(seq - d) * NENT + ab);
     assert_int_equal(raw_calls(c, "pexpire"),
                      (long long)(seq - d) * NENT + ab);
-    assert_int_equal(raw_calls(c, "zremrangebyrank"),
-                     (long long)(seq - d) * NENT + ab);
+    assert_true(raw_calls(c, "zremrangebyrank") <=
+                (long long)(seq - d) * NENT + ab);
     redisFree(c);
 
     rs_sink_redis_stats(sink, &st);
