@@ -272,6 +272,10 @@ static int rs_sb_msg(rs_standby_t *sb, int32_t p,
     sp->len = sp->n = 0;
     sp->pos = mk;
     sp->pos.changelog = rkm->offset + 1;
+    if (!sp->has_pos) /* from here on a takeover can use it */
+        rs_info("standby", "partition %d: standby copy ready (its first "
+                "complete batch, changelog offset %lld)", (int)p,
+                (long long)sp->pos.changelog);
     sp->has_pos = 1;
     atomic_fetch_add(&sb->records, (uint64_t)n);
     return n;

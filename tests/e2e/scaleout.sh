@@ -108,6 +108,19 @@ serve() {
   done
   fail "$name did not start"
 }
+# With standby replicas: wait until instance NAME holds a usable copy (a
+# cold copy once it has read its first complete batch, or a warm one)
+# before the step that should hand partitions over to it -- on a loaded box
+# a cold copy started a few seconds before may not have read one yet, and
+# the takeover then (rightly) restores from the changelog instead.
+copy_ready() { # name what
+  [ "$STANDBY" != 0 ] || return 0
+  for _ in $(seq 1 600); do
+    grep -q 'standby copy ready\|kept warm as a standby copy' "$T/$1.log" && return 0
+    sleep 0.2
+  done
+  fail "$1 held no usable standby copy 120 s after $2"
+}
 stop() { # pid name: SIGTERM, exit 0 expected
   local rc=0 t0; t0=$(date +%s.%N)
   kill -TERM "$1"; wait "$1" || rc=$?
@@ -128,10 +141,12 @@ GEN=$!; PIDS+=($GEN)
 sleep "$STEP"
 serve B1 gS; B=$LAST
 sleep "$STEP"
+copy_ready B1 "its start"
 T_TERM=$(ts); stop "$A" A1
 sleep "$STEP"
 serve A2 gS; A=$LAST
 sleep "$STEP"
+copy_ready A2 "its start"
 T_KILL=$(ts); kill -9 "$B"; wait "$B" 2>/dev/null || true
 echo "B1: killed with SIGKILL"
 sleep "$STEP"
