@@ -176,6 +176,10 @@ void rs_prefault_cancel(void *p, size_t bytes);
  * lock, as when the low-priority thread is off a CPU mid-chunk); 0 lets it
  * go on.  Returns 1 if a chunk was held at the call.  Any thread. */
 int rs_prefault_hold(int on);
+/* Tests only: the start of the next queued chunk (NULL: none).  The
+ * rs_prefault ranges are served before the rs_zero_lazy regions (each
+ * kind in its order).  Any thread. */
+void *rs_prefault_next(void);
 
 /* Copy at most size-1 bytes and always NUL-terminate; returns strlen(src). */
 size_t rs_strlcpy(char *dst, const char *src, size_t size);

@@ -768,14 +768,23 @@ static rs_err_t rs_cs_fill(rs_cpstage_t *cs, int32_t partition,
                            int64_t offset, const rs_event_t *ev, float *x,
                            const volatile sig_atomic_t *stop, int replay) {
     uint64_t idh = rs_hash_str(ev->id);
-    int64_t t0 = rs_clock_mono_us(), deadline = t0 + cs->conf.wait_ms * 1000;
+    /* The wait is timed from the first thing that makes the lookup wait
+     * (the lock held by the stage thread, or its result not there yet):
+     * a lookup that waits for neither reads no clock and records 0 (two
+     * reads per event before, on the scoring thread). */
+    int64_t t0 = 0, deadline = 0;
     rs_err_t err = RS_ERR_AGAIN;
-    pthread_mutex_lock(&cs->mu);
+    if (pthread_mutex_trylock(&cs->mu) != 0) {
+        t0 = rs_clock_mono_us();
+        pthread_mutex_lock(&cs->mu);
+    }
     cs->waiting++;
     for (;;) {
         if (cs->m) err = rs_cpm_find(cs->m, partition, offset, idh, x);
         if (err != RS_ERR_AGAIN) break;
         int64_t now = rs_clock_mono_us();
+        if (!t0) t0 = now;
+        if (!deadline) deadline = t0 + cs->conf.wait_ms * 1000;
         /* no bound until the store has read the topics once */
         if (!cs->caught_up && cs->m && rs_cpm_caught_up(cs->m))
             cs->caught_up = 1;
@@ -798,8 +807,8 @@ static rs_err_t rs_cs_fill(rs_cpstage_t *cs, int32_t partition,
         pthread_cond_timedwait(&cs->cv, &cs->mu, &ts);
     }
     cs->waiting--;
-    int64_t now = rs_clock_mono_us();
-    rs_hist_record(&cs->wait_us, now - t0);
+    int64_t now = t0 || err != RS_OK ? rs_clock_mono_us() : 0;
+    rs_hist_record(&cs->wait_us, t0 ? now - t0 : 0);
     if (err == RS_OK) {
         cs->filled++;
         /* a held replay position is let go once the replay is over */

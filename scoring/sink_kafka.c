@@ -496,12 +496,14 @@ static void rs_sink_refused(rs_sink_kafka_t *sink, rd_kafka_topic_t *rkt,
     }
 }
 
-/* Produce one message, waiting on a full queue up to the deadline. */
+/* Produce one message, waiting on a full queue up to *deadline (0: not
+ * set yet; set RS_SINK_BLOCK_MS past the first full queue, so a message
+ * that finds room reads no clock: one read per score before). */
 static rd_kafka_resp_err_t rs_sink_produce(rs_sink_kafka_t *sink,
                                            rd_kafka_topic_t *rkt,
                                            const rs_score_t *sc,
                                            const void *buf, size_t len,
-                                           uint32_t slot, int64_t deadline) {
+                                           uint32_t slot, int64_t *deadline) {
     for (;;) {
         rd_kafka_resp_err_t kerr = rd_kafka_producev(
             sink->rk, RD_KAFKA_V_RKT(rkt),
@@ -512,7 +514,9 @@ static rd_kafka_resp_err_t rs_sink_produce(rs_sink_kafka_t *sink,
             RD_KAFKA_V_END);
         if (kerr != RD_KAFKA_RESP_ERR__QUEUE_FULL) return kerr;
         RS_INC(sink->c.queue_full);
-        if (rs_clock_mono_us() > deadline) return kerr;
+        int64_t now = rs_clock_mono_us();
+        if (!*deadline) *deadline = now + RS_SINK_BLOCK_MS * 1000;
+        else if (now > *deadline) return kerr;
         rd_kafka_poll(sink->rk, 10); /* backpressure: let deliveries drain */
     }
 }
@@ -581,9 +585,9 @@ rs_err_t rs_sink_kafka_publish_alert(rs_sink_kafka_t *sink,
     rs_sink_retry_drain(sink);
     if ((err = rs_sink_batch_slot(sink, batch_seq, &slot)) != RS_OK)
         return err;
-    int64_t deadline = rs_clock_mono_us() + RS_SINK_BLOCK_MS * 1000;
+    int64_t deadline = 0; /* set at a full queue (rs_sink_produce) */
     rd_kafka_resp_err_t kerr = rs_sink_produce(sink, sink->rkt_scores, sc,
-                                               buf, len, slot, deadline);
+                                               buf, len, slot, &deadline);
     if (kerr == RD_KAFKA_RESP_ERR__QUEUE_FULL) return RS_ERR_AGAIN;
     if (kerr == RD_KAFKA_RESP_ERR__FATAL) goto kafka_error;
     if (kerr) {
@@ -612,7 +616,7 @@ rs_err_t rs_sink_kafka_publish_alert(rs_sink_kafka_t *sink,
         len = alen;
     }
     kerr = rs_sink_produce(sink, sink->rkt_alerts, sc, buf, len, slot,
-                           deadline);
+                           &deadline);
     if (kerr == RD_KAFKA_RESP_ERR__FATAL) goto kafka_error;
     if (kerr) {
         /* The score is queued: keep the alert ourselves (retry list) so

@@ -299,6 +299,63 @@ static void test_prefault_file(void **state) {
     close(fd);
 }
 
+/* The queue serves rs_prefault ranges (the learning log's next pages,
+ * needed soon) before rs_zero_lazy regions (start-up tables), each kind in
+ * its order; a cancel keeps that order.  Seen with the thread held on a
+ * chunk of its own, so the queue does not move meanwhile. */
+static void test_prefault_soon_first(void **state) {
+    (void)state;
+    const size_t n = (size_t)4 << 20, hn = (size_t)128 << 10;
+    unsigned char *h = mmap(NULL, hn, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    unsigned char *lz = mmap(NULL, n, PROT_READ | PROT_WRITE,
+                             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    unsigned char *s1 = mmap(NULL, n, PROT_READ | PROT_WRITE,
+                             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    unsigned char *s2 = mmap(NULL, n, PROT_READ | PROT_WRITE,
+                             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(h != MAP_FAILED && lz != MAP_FAILED && s1 != MAP_FAILED &&
+                s2 != MAP_FAILED);
+    for (int i = 0; i < 300 && rs_prefault_pending(); i++) usleep(10000);
+    rs_prefault_hold(1);
+    rs_prefault(h, hn); /* one chunk: the thread takes it and is held */
+    if (!rs_prefault_pending()) { /* kernel without MADV_POPULATE_WRITE */
+        rs_prefault_hold(0);
+        munmap(h, hn);
+        munmap(lz, n);
+        munmap(s1, n);
+        munmap(s2, n);
+        skip();
+    }
+    int held = 0;
+    for (int i = 0; i < 60000 && !held; i++) {
+        held = rs_prefault_hold(1);
+        if (!held) usleep(1000);
+    }
+    assert_true(held);
+    assert_null(rs_prefault_next());
+    rs_zero_lazy(lz, n);
+    assert_ptr_equal(rs_prefault_next(), lz);
+    rs_prefault(s1, n); /* ahead of the lazy region */
+    assert_ptr_equal(rs_prefault_next(), s1);
+    rs_prefault(s2, n); /* after s1, still ahead of it */
+    assert_ptr_equal(rs_prefault_next(), s1);
+    rs_prefault_cancel(s1, n);
+    assert_ptr_equal(rs_prefault_next(), s2);
+    rs_prefault_cancel(s2, n);
+    assert_ptr_equal(rs_prefault_next(), lz);
+    rs_prefault(s1, n); /* the count of soon ranges survived the cancels */
+    assert_ptr_equal(rs_prefault_next(), s1);
+    assert_int_equal(rs_prefault_pending(), hn + 2 * n);
+    rs_prefault_hold(0);
+    for (int i = 0; i < 1000 && rs_prefault_pending(); i++) usleep(10000);
+    assert_int_equal(rs_prefault_pending(), 0);
+    munmap(h, hn);
+    munmap(lz, n);
+    munmap(s1, n);
+    munmap(s2, n);
+}
+
 /* The background thread populates a chunk outside the registry lock: while
  * it is in the middle of one (held here, as when the nice-19 thread is off
  * a CPU on a busy machine) queueing more pages returns at once, the chunk
@@ -523,6 +580,7 @@ int main(void) {
         cmocka_unit_test(test_zero_lazy),
         cmocka_unit_test(test_prefault_file),
         cmocka_unit_test(test_prefault_chunk_unlocked),
+        cmocka_unit_test(test_prefault_soon_first),
         cmocka_unit_test(test_alloc_strlcpy),
         cmocka_unit_test(test_rng_determinism),
         cmocka_unit_test(test_rng_distributions),
