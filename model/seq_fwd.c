@@ -473,6 +473,11 @@ static void rs_seq_out_row(rs_seq_t *s, rs_seq_run_t *rs,
     o->self_weight = 0;
     o->n_hist = rw->h.n;
     o->log_len = 0;
+    /* below in.explain_min: as without EXPLAIN and contrib (no backward) */
+    if (!rs_model_explains(&in[ii], o->score)) {
+        flags &= ~RS_MODEL_FWD_EXPLAIN;
+        contrib = NULL;
+    }
     if (flags & RS_MODEL_FWD_EXPLAIN) {
         /* mean attention over layers, top RS_MODEL_ATTEND_MAX */
         float *w = rs->wexp;
