@@ -574,7 +574,7 @@ rs_err_t rs_model_forward(rs_model_t *m, const rs_model_input_t *in, int n,
         o->n_experts = 0;
         o->flags = 0;
         o->score = rs_lr_row_score(m, in[i].x, z);
-        if (contrib) {
+        if (contrib && rs_model_explains(&in[i], o->score)) {
             float *c = contrib + (size_t)i * dim;
             for (int k = 0; k < dim; k++) c[k] = m->w32[k] * z[k];
             o->contrib = c;

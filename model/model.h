@@ -226,6 +226,16 @@ typedef struct rs_model_input_s {
                                    * RS_LPOS(partition, record): "seq"
                                    * keeps it with the entity's history, so
                                    * the next record can refer to it       */
+    double explain_min;           /* explain this event (RS_MODEL_FWD_EXPLAIN
+                                   * outputs, its contrib row) only if its
+                                   * score >= explain_min; <= 0: always.
+                                   * Below it the event is output as without
+                                   * EXPLAIN and contrib (contrib NULL,
+                                   * n_attended, n_experts, self_weight 0;
+                                   * its contrib row is not written) and
+                                   * "seq" skips its explanation backward;
+                                   * score, log, learning record and caches
+                                   * are the same either way                */
 } rs_model_input_t;
 
 /* Fill `in` from an event and its feature vector (pointers into ev and x:
@@ -276,7 +286,8 @@ typedef struct rs_model_output_s {
                                     * move or entity creation: what-if     */
 
 /* Score n events (micro-batched into GEMMs, chunks of batch_max) and fill
- * out[n].  contrib (may be NULL) gets [n][dim] feature contributions.
+ * out[n].  contrib (may be NULL) gets [n][dim] feature contributions
+ * (rows of the events explained: in[i].explain_min).
  * With RS_MODEL_FWD_REMEMBER each event's learning record is written to
  * in[i].lrec (sealed; see "learning records").  "seq": every event is appended to
  * its entity's cache (events of the same entity in one call see each other

@@ -11,6 +11,15 @@
 
 _Static_assert(sizeof(rs_lrec_hdr_t) == 48, "learning record header layout");
 
+/* 1 if the event of `in`, scored `score`, is explained (model.h
+ * rs_model_input_t.explain_min): the comparison the service's records
+ * make (scoring/workers.c), a float score against a double threshold, so
+ * both agree on every row; a NaN score is explained only without a
+ * threshold, as before it existed. */
+static inline int rs_model_explains(const rs_model_input_t *in, float score) {
+    return !(in->explain_min > 0) || (double)score >= in->explain_min;
+}
+
 #include <math.h>
 
 /* ------------------------------------------------------ the standardiser

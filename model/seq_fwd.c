@@ -473,6 +473,11 @@ static void rs_seq_out_row(rs_seq_t *s, rs_seq_run_t *rs,
     o->self_weight = 0;
     o->n_hist = rw->h.n;
     o->log_len = 0;
+    /* below in.explain_min: as without EXPLAIN and contrib (no backward) */
+    if (!rs_model_explains(&in[ii], o->score)) {
+        flags &= ~RS_MODEL_FWD_EXPLAIN;
+        contrib = NULL;
+    }
     if (flags & RS_MODEL_FWD_EXPLAIN) {
         /* mean attention over layers, top RS_MODEL_ATTEND_MAX */
         float *w = rs->wexp;
@@ -571,15 +576,25 @@ static void rs_seq_flush_rows(rs_seq_t *s, rs_seq_run_t *rs,
      * depend on them). */
     const int ch = s->conf.seq.gemm == 1 ? nb : RS_SEQ_CHUNK;
     for (int c0 = 0; c0 < nb; c0 += ch) {
-        const int c1 = RS_MIN(nb, c0 + ch);
-        rs_seq_run(s, rs, c0, c1 - c0, nb);
-        for (int r = c0; r < c1; r++)
-            rs_seq_out_row(s, rs, rowent, rowin, bins, bin0, in, r, nb, out,
-                           contrib, flags);
+        const int c1 = RS_MIN(nb, c0 + ch), cn = c1 - c0;
+        /* The chunk's activations in rows 0 .. cn of the run state (a
+         * window whose row r is the sub-batch's row c0 + r): the same few
+         * kilobytes for every chunk, which stay in L1/L2, instead of a
+         * fresh part of a megabyte-sized run state per chunk (written
+         * back to memory later).  Same bits: the exact kernel computes a
+         * row alike at any position. */
+        rs_seq_run_t cw = *rs;
+        cw.row = rs->row + c0;
+        const uint32_t *cent = rowent + c0;
+        const int *cin = rowin + c0;
+        rs_seq_run(s, &cw, 0, cn, nb - c0);
+        for (int r = 0; r < cn; r++)
+            rs_seq_out_row(s, &cw, cent, cin, bins, bin0, in, r, nb - c0,
+                           out, contrib, flags);
         if (dry) continue;
-        for (int r = c0; r < c1; r++) {
-            const rs_model_input_t *ir = &in[rowin[r]];
-            rs_seq_ent_append(s, rowent[r], rs, r, ir, rem ? ir->lpos + 1 : 0);
+        for (int r = 0; r < cn; r++) {
+            const rs_model_input_t *ir = &in[cin[r]];
+            rs_seq_ent_append(s, cent[r], &cw, r, ir, rem ? ir->lpos + 1 : 0);
         }
     }
 }

@@ -576,6 +576,8 @@ rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             rs_model_input_from_event(&svc->min[k], &m->ev,
                                       svc->x + (size_t)k * (size_t)D);
             svc->min[k].lrec = svc->lrec + (size_t)k * svc->lrec_size;
+            /* the model explains only what the record will carry */
+            svc->min[k].explain_min = svc->conf->explain_min_score;
             svc->min[k].lpos = RS_LPOS(m->partition,
                                        rs_learnlog_end(lg) +
                                            svc->lpend[m->partition]++);

@@ -169,7 +169,10 @@ static void rs_wk_records(void *opaque, int lo, int hi, int slice) {
         sc->event_time_ms = m->ev.event_time_ms;
         /* the event's own fields travel with its score (case view) */
         rs_event_fields_from_event(&sc->event, &m->ev);
-        if (b->contrib && sc->score >= b->conf->explain_min_score)
+        /* the model explained the rows at or above the threshold only
+         * (rs_model_input_t.explain_min: the same comparison) */
+        if (b->contrib && b->mout[k].contrib &&
+            sc->score >= b->conf->explain_min_score)
             rs_wk_explain(b, b->x + (size_t)k * (size_t)D,
                           b->contrib + (size_t)k * (size_t)D, &b->mout[k],
                           sl->order, &sc->explanation);

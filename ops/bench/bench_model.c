@@ -15,6 +15,9 @@
  * warmed model for all of them, best of slices in thread CPU time.  --dump FILE (with --serve): the scores
  * and contributions of a fixed stream scored at each batch size, as
  * binary float32, to compare two builds (ops/bench/cmp_f32.py).
+ * --explain-min T: every input's explain_min (service.explain_min_score):
+ * only events scoring >= T are explained (the others' contributions are
+ * dumped as the zeros the buffer holds).
  */
 #define _GNU_SOURCE
 #include <cblas.h>
@@ -38,6 +41,7 @@ typedef struct bench_s {
     int dim, n, entities, batch, history, d_model;
     int nbatch;           /* batches cycled by run_forward (0: BENCH_NB)  */
     double seconds;
+    double explain_min;   /* --explain-min: every input's explain_min     */
     char (*ids)[24], (*ents)[24], (*cps)[24];
     float *x;
     rs_model_input_t *in;
@@ -157,6 +161,7 @@ static void make_batch_at(bench_t *b, rs_rng_t *rng, int n, int id0, int at) {
         in->x = x;
         in->n_cat = 3;
         for (int c = 0; c < 3; c++) in->cat_hash[c] = rs_rng_below(rng, 50) + 100u * c;
+        in->explain_min = b->explain_min;
     }
 }
 
@@ -307,12 +312,28 @@ static void serve_rows(bench_t *b, const char **names, const char *list,
                     abort();
                 for (int i = 0; i < bs[q]; i++) {
                     fwrite(&b->out[i].score, sizeof(float), 1, fp);
+                    if (!b->out[i].contrib) /* not explained: zeros */
+                        memset(b->contrib + (size_t)i * b->dim, 0,
+                               sizeof(float) * (size_t)b->dim);
                     fwrite(b->contrib + (size_t)i * b->dim, sizeof(float),
                            (size_t)b->dim, fp);
                 }
             }
         }
         fclose(fp);
+    }
+    if (b->explain_min > 0) { /* how many a threshold explains */
+        int expl = 0, tot = 0;
+        b->batch = bmax;
+        for (int rep = 0; rep < 8; rep++) {
+            make_batch(b, &rng, bmax, id);
+            id += bmax;
+            if (bench_forward(b, m, b->in, bmax, b->contrib, fl) != RS_OK)
+                abort();
+            for (int i = 0; i < bmax; i++, tot++) expl += !!b->out[i].contrib;
+        }
+        printf("explain_min %g: %d of %d events explained (%.1f %%)\n\n",
+               b->explain_min, expl, tot, 100.0 * expl / tot);
     }
     printf("| batch | forward + explanation + contributions + remember: "
            "ns/event | events/s |\n|---:|---:|---:|\n");
@@ -343,11 +364,13 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--d-model")) b.d_model = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--serve")) serve = argv[i + 1];
         else if (!strcmp(argv[i], "--dump")) dump = argv[i + 1];
+        else if (!strcmp(argv[i], "--explain-min"))
+            b.explain_min = atof(argv[i + 1]);
         else {
             fprintf(stderr,
                     "usage: %s [--entities N] [--dim N] [--batch N] "
                     "[--seconds S] [--history L] [--d-model D] "
-                    "[--serve B1,B2,.. [--dump FILE]]\n",
+                    "[--serve B1,B2,.. [--dump FILE] [--explain-min T]]\n",
                     argv[0]);
             return RS_EXIT_USAGE;
         }

@@ -673,6 +673,123 @@ static void test_skip_and_rank(void **state) {
     free(ev);
 }
 
+/* ------------------------------------------------ explain_min (issue 12)
+ *
+ * Twins fed the same events and labels, one with in.explain_min = T (the
+ * median score of each call, so a score equal to T occurs): every score,
+ * flag, history count, learning record and (afterwards) every cache is
+ * the same; an event scoring >= T is explained bit for bit as without the
+ * threshold; one below it is output as without RS_MODEL_FWD_EXPLAIN and
+ * contributions (contrib NULL, no attended events or experts) and its
+ * contribution row is not written.  Both kinds. */
+static void explain_min_run(const rs_model_conf_t *c, int *n_above,
+                            int *n_below) {
+    enum { N = 320, CALL = 32 };
+    const float SENT = -12345.0f;
+    rs_test_learn_t *ta = new_tl(c, DIM, names4), *tb = new_tl(c, DIM, names4);
+    evs_t *ev = make_stream(N, 14, DIM, 21);
+    static rs_model_output_t oa[CALL], ob[CALL];
+    static float ca[CALL * DIM], cb[CALL * DIM];
+    const unsigned fl = RS_MODEL_FWD_REMEMBER | RS_MODEL_FWD_EXPLAIN;
+    *n_above = *n_below = 0;
+    for (int i = 0; i < N; i += CALL) {
+        rs_model_input_t in[CALL];
+        for (int k = 0; k < CALL; k++) in[k] = ev[i + k].in;
+        assert_int_equal(rs_test_learn_forward(ta, in, CALL, oa, ca, fl), RS_OK);
+        float sorted[CALL];
+        for (int k = 0; k < CALL; k++) sorted[k] = oa[k].score;
+        for (int k = 1; k < CALL; k++) /* insertion sort: the median */
+            for (int j = k; j > 0 && sorted[j] < sorted[j - 1]; j--) {
+                float t = sorted[j];
+                sorted[j] = sorted[j - 1];
+                sorted[j - 1] = t;
+            }
+        const double T = sorted[CALL / 2];
+        for (int k = 0; k < CALL; k++) {
+            in[k] = ev[i + k].in;
+            in[k].explain_min = T;
+        }
+        for (int k = 0; k < CALL * DIM; k++) cb[k] = SENT;
+        assert_int_equal(rs_test_learn_forward(tb, in, CALL, ob, cb, fl), RS_OK);
+        for (int k = 0; k < CALL; k++) {
+            const rs_model_output_t *a = &oa[k], *b = &ob[k];
+            assert_memory_equal(&a->score, &b->score, sizeof(float));
+            assert_int_equal(a->flags, b->flags);
+            assert_int_equal(a->n_hist, b->n_hist);
+            const float *ra = ca + (size_t)k * DIM, *rb = cb + (size_t)k * DIM;
+            if ((double)a->score >= T) {
+                (*n_above)++;
+                outputs_equal(a, b);
+                assert_memory_equal(&a->self_weight, &b->self_weight,
+                                    sizeof(float));
+                assert_int_equal(a->n_experts, b->n_experts);
+                for (int j = 0; j < a->n_experts; j++) {
+                    assert_int_equal(a->experts[j].expert, b->experts[j].expert);
+                    assert_memory_equal(&a->experts[j].gate,
+                                        &b->experts[j].gate, sizeof(float));
+                }
+                assert_ptr_equal(b->contrib, rb);
+                assert_memory_equal(ra, rb, sizeof(float) * DIM);
+            } else {
+                (*n_below)++;
+                assert_null(b->contrib);
+                assert_int_equal(b->n_attended, 0);
+                assert_int_equal(b->n_experts, 0);
+                assert_true(b->self_weight == 0.0f);
+                for (int j = 0; j < DIM; j++) assert_true(rb[j] == SENT);
+            }
+        }
+        if (i >= 64) {
+            learn_some(ta, ev, i - 64, i - 32);
+            learn_some(tb, ev, i - 64, i - 32);
+        }
+    }
+    /* the same learning records, byte for byte */
+    rs_learnlog_stats_t la, lb;
+    rs_learnlog_stats(ta->log, &la);
+    rs_learnlog_stats(tb->log, &lb);
+    assert_int_equal(la.end, N);
+    assert_int_equal(lb.end, N);
+    const size_t R = rs_model_lrec_size(ta->m);
+    for (uint64_t p = 0; p < N; p++) {
+        const void *a = rs_learnlog_rec(ta->log, p), *b = rs_learnlog_rec(tb->log, p);
+        assert_non_null(a);
+        assert_non_null(b);
+        assert_memory_equal(a, b, R);
+    }
+    /* the same caches and weights: a further stream scores alike */
+    evs_t *e2 = make_stream(64, 14, DIM, 22);
+    for (int k = 0; k < 64; k++)
+        e2[k].in.event_time_ms += ev[N - 1].in.event_time_ms - T0;
+    for (int i = 0; i < 64; i += CALL) {
+        rs_model_input_t in[CALL];
+        for (int k = 0; k < CALL; k++) in[k] = e2[i + k].in;
+        assert_int_equal(rs_test_learn_forward(ta, in, CALL, oa, ca, fl), RS_OK);
+        for (int k = 0; k < CALL; k++) in[k] = e2[i + k].in;
+        assert_int_equal(rs_test_learn_forward(tb, in, CALL, ob, cb, fl), RS_OK);
+        for (int k = 0; k < CALL; k++) outputs_equal(&oa[k], &ob[k]);
+        assert_memory_equal(ca, cb, sizeof(ca));
+    }
+    free(e2);
+    free(ev);
+    rs_test_learn_destroy(ta);
+    rs_test_learn_destroy(tb);
+}
+
+static void test_explain_min(void **state) {
+    (void)state;
+    rs_model_conf_t cs = conf_seq(), cl = conf_lr();
+    int above, below;
+    explain_min_run(&cs, &above, &below);
+    print_message("seq: %d events explained, %d below the threshold\n", above,
+                  below);
+    assert_true(above >= 160 && below >= 100);
+    explain_min_run(&cl, &above, &below);
+    print_message("lr: %d events explained, %d below the threshold\n", above,
+                  below);
+    assert_true(above >= 160 && below >= 100);
+}
+
 /* ------------------------------------------------------- faithfulness */
 
 static void test_faithful(void **state) {
@@ -718,6 +835,7 @@ int main(void) {
         cmocka_unit_test(test_log_errors),
         cmocka_unit_test(test_dry_changes_nothing),
         cmocka_unit_test(test_skip_and_rank),
+        cmocka_unit_test(test_explain_min),
         cmocka_unit_test(test_faithful),
     };
     return cmocka_run_group_tests(tests, setup_tmp, teardown_tmp);

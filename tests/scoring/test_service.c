@@ -38,6 +38,11 @@
  *    every learning record in the learning log (its state byte aside:
  *    the trainer's); with 2 and 3 the model forward ran sharded by entity
  *    on the workers (stats.model_sharded > 0; 0 with 1 worker).
+ *  - test_explain_min: service.explain_min_score at the median score of
+ *    a run without it (workers 1 and 3): records at or above it are that
+ *    run's byte for byte, those below it that run's with an empty
+ *    explanation, the learning records the same bytes (the model skips
+ *    the explanation of what the record does not carry).
  *  - test_trace_slow: service.trace_slow on changes no record and no
  *    learning record, and logs slow turns (off: none).
  *  - test_log_first_ahead: the learning log of each assigned partition
@@ -749,9 +754,9 @@ static void feed_workers(rs_test_env_t *e) {
 
 /* The stream pre-produced (so polls return full batches that the workers
  * split), then one service with service.workers = `workers`. */
-static void run_workers_traced(int workers, const char *fmt,
-                               const char *trace, raw_t *t, rs_test_svc_t *s,
-                               lrecs_t *lr) {
+static void run_workers_kv(int workers, const char *fmt, const char *trace,
+                           const char *xkey, const char *xval, raw_t *t,
+                           rs_test_svc_t *s, lrecs_t *lr) {
     /* static: teardown() may close it after a failure */
     static rs_test_env_t e;
     rs_test_env_open(&e, 1);
@@ -767,7 +772,7 @@ static void run_workers_traced(int workers, const char *fmt,
     const char *kv[] = {"service.workers", wk, "service.scores_format", fmt,
                         "state.dir", sd, "model.log_segment", "1048576",
                         "service.trace_slow", trace ? trace : "0",
-                        NULL};
+                        xkey, xval, NULL};
     rs_test_svc_conf(s, &e, group, kv);
     rs_test_svc_run(s);
     rs_test_svc_wait_assigned(s, 30000);
@@ -783,6 +788,12 @@ static void run_workers_traced(int workers, const char *fmt,
     rs_test_env_close(&e);
     read_lrecs(sd, lr);
     nftw(sd, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+static void run_workers_traced(int workers, const char *fmt,
+                               const char *trace, raw_t *t, rs_test_svc_t *s,
+                               lrecs_t *lr) {
+    run_workers_kv(workers, fmt, trace, NULL, NULL, t, s, lr);
 }
 
 static void run_workers(int workers, const char *fmt, raw_t *t,
@@ -873,6 +884,98 @@ static void test_workers_equal(void **state) {
         free(lref.b);
         rs_test_svc_free(&s1);
     }
+}
+
+/* service.explain_min_score: the model explains only what the records
+ * carry (rs_model_input_t.explain_min).  With the threshold at the median
+ * score of a run without it, with 1 and 3 workers: every record scoring
+ * at or above it is byte for byte that run's (explanation included), every
+ * record below it is that run's with an empty explanation (compared
+ * decoded, the two time fields aside), and the learning records are the
+ * same bytes. */
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Decode a JSON record of raw_cb (its two time fields blanked: read as
+ * 0). */
+static void raw_decode(const raw_t *t, int i, rs_score_t *sc) {
+    char *p = malloc(t->len[i] + 16), e2[256];
+    size_t n = 0;
+    for (size_t k = 0; k < t->len[i]; k++) {
+        p[n++] = t->rec[i][k];
+        if (t->rec[i][k] == ':' && k + 1 < t->len[i] &&
+            (t->rec[i][k + 1] == ',' || t->rec[i][k + 1] == '}'))
+            p[n++] = '0';
+    }
+    rs_err_t err = rs_score_from_json(p, n, sc, e2, sizeof(e2));
+    if (err != RS_OK) printf("record %d: %s\n", i, e2);
+    assert_int_equal(err, RS_OK);
+    free(p);
+}
+
+static void test_explain_min(void **state) {
+    (void)state;
+    static raw_t ref, t;
+    static rs_test_svc_t s0, s;
+    static lrecs_t lref, lr;
+    static rs_score_t a, b;
+    run_workers(1, "json", &ref, &s0, &lref);
+    assert_int_equal(ref.n, WK_EVENTS + 2);
+    float *sc = calloc((size_t)ref.n, sizeof(float));
+    for (int i = 0; i < ref.n; i++) {
+        raw_decode(&ref, i, &a);
+        sc[i] = (float)a.score;
+    }
+    qsort(sc, (size_t)ref.n, sizeof(float), cmp_float);
+    char thr[64];
+    snprintf(thr, sizeof(thr), "%.17g", (double)sc[ref.n / 2]);
+    const double T = atof(thr);
+    free(sc);
+    for (int w = 1; w <= 3; w += 2) {
+        run_workers_kv(w, "json", NULL, "service.explain_min_score", thr, &t,
+                       &s, &lr);
+        assert_int_equal(t.n, ref.n);
+        int above = 0, below = 0;
+        for (int i = 0; i < t.n; i++) {
+            raw_decode(&ref, i, &a);
+            raw_decode(&t, i, &b);
+            if (a.score >= T) {
+                above++;
+                /* (a duplicate's record carries no explanation) */
+                assert_true(a.explanation.n_contrib > 0 || raw_is_dup(&ref, i));
+                assert_int_equal(t.len[i], ref.len[i]);
+                assert_memory_equal(t.rec[i], ref.rec[i], t.len[i]);
+                continue;
+            }
+            below++;
+            assert_int_equal(b.explanation.n_contrib, 0);
+            a.explanation.n_attended = a.explanation.n_contrib = 0;
+            a.explanation.n_experts = a.explanation.n_reasons = 0;
+            a.scored_at_ms = b.scored_at_ms;
+            a.latency_us = b.latency_us;
+            uint8_t ea[8192], eb[8192];
+            int la = rs_score_to_pb(&a, ea, sizeof(ea));
+            int lb = rs_score_to_pb(&b, eb, sizeof(eb));
+            assert_true(la > 0);
+            assert_int_equal(la, lb);
+            assert_memory_equal(ea, eb, (size_t)la);
+        }
+        printf("explain_min[workers=%d]: threshold %s: %d records "
+               "explained, %d below (explained %llu)\n", w, thr, above, below,
+               (unsigned long long)s.st.explained);
+        assert_true(above > 100 && below > 100);
+        assert_int_equal(lr.n, lref.n);
+        assert_int_equal(lr.rec_size, lref.rec_size);
+        assert_memory_equal(lr.b, lref.b, (size_t)lr.n * lr.rec_size);
+        free(lr.b);
+        raw_free(&t);
+        rs_test_svc_free(&s);
+    }
+    raw_free(&ref);
+    free(lref.b);
+    rs_test_svc_free(&s0);
 }
 
 /* The duplicate window survives a graceful restart (it is in the final
@@ -1226,6 +1329,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_duplicates, teardown),
         cmocka_unit_test_teardown(test_dedup_restart, teardown),
         cmocka_unit_test_teardown(test_workers_equal, teardown),
+        cmocka_unit_test_teardown(test_explain_min, teardown),
         cmocka_unit_test_teardown(test_trace_slow, teardown),
         cmocka_unit_test_teardown(test_stall_readiness, teardown),
         cmocka_unit_test_teardown(test_ckpt_delivered, teardown),
