@@ -579,7 +579,8 @@ rs_err_t rs_model_forward(rs_model_t *m, const rs_model_input_t *in, int n,
             for (int k = 0; k < dim; k++) c[k] = m->w32[k] * z[k];
             o->contrib = c;
         }
-        o->log_len = in[i].log ? rs_lr_log_write(m, in[i].x, in[i].log) : 0;
+        o->log_len = in[i].log && rs_model_logs(&in[i], o->score)
+                         ? rs_lr_log_write(m, in[i].x, in[i].log) : 0;
     }
     if (flags & RS_MODEL_FWD_REMEMBER)
         for (int i = 0; i < n; i++) rs_lr_lrec_write(m, &in[i], out[i].score);

@@ -20,6 +20,12 @@ static inline int rs_model_explains(const rs_model_input_t *in, float score) {
     return !(in->explain_min > 0) || (double)score >= in->explain_min;
 }
 
+/* 1 if the input log of the event of `in`, scored `score`, is written
+ * (rs_model_input_t.log_min): the comparison of rs_model_explains. */
+static inline int rs_model_logs(const rs_model_input_t *in, float score) {
+    return !(in->log_min > 0) || (double)score >= in->log_min;
+}
+
 #include <math.h>
 
 /* ------------------------------------------------------ the standardiser

@@ -533,7 +533,8 @@ static void rs_seq_out_row(rs_seq_t *s, rs_seq_run_t *rs,
         for (int i = 0; i < dim; i++) c[i] = rs->du[i] * u[i];
         o->contrib = c;
     }
-    if (in[ii].log) o->log_len = rs_seq_log_write(s, rw, in[ii].log);
+    if (in[ii].log && rs_model_logs(&in[ii], o->score))
+        o->log_len = rs_seq_log_write(s, rw, in[ii].log);
     if (flags & RS_MODEL_FWD_REMEMBER)
         rs_seq_lrec_write(s, rw, rowent[r], &in[ii], o->score,
                           rs->u[(size_t)r * s->din + dim]);

@@ -43,6 +43,22 @@ static double rs_svc_psi(const rs_service_t *svc) {
     return ms.drift_psi;
 }
 
+/* The lowest score the model writes an input log for
+ * (rs_model_input_t.log_min): with service.log_inputs: flagged only
+ * decisions other than approve keep theirs, and rs_decide flags a score
+ * only at or above one of its thresholds, so none below the lowest is
+ * kept.  0 (every event) with log_inputs: all, and in maintenance mode,
+ * where the alert policy decides (rs_alerts_score: the cold-start blend
+ * may alert below the threshold). */
+static double rs_svc_log_min(const rs_service_t *svc) {
+    const rs_service_conf_t *c = svc->conf;
+    if (c->log_inputs != RS_LOG_INPUTS_FLAGGED || svc->al) return 0;
+    double t = c->review_threshold < c->decline_threshold
+                   ? c->review_threshold : c->decline_threshold;
+    if (c->alert_types[0] && c->alert_threshold < t) t = c->alert_threshold;
+    return t;
+}
+
 /* The learning log of `partition`, opened (and, after a checkpoint
  * restore, rewound to the checkpoint's end) at its first use and handed
  * to the trainer.  NULL with errstr if it cannot be opened. */
@@ -567,6 +583,7 @@ rs_err_t rs_svc_batch(rs_service_t *svc, int n,
          * remembered for learning when its label arrives. */
         /* learning records: positions in their partitions' logs */
         for (int i = 0; i < ntouched; i++) svc->lpend[svc->touched[i]] = 0;
+        const double log_min = rs_svc_log_min(svc);
         for (int k = 0; k < nev; k++) {
             const rs_msg_t *m = &svc->msgs[svc->ev_msg[k]];
             rs_learnlog_t *lg = rs_svc_log(svc, m->partition, errstr,
@@ -584,6 +601,7 @@ rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             if (svc->log_max) {
                 svc->min[k].log = svc->logbuf + (size_t)k * svc->log_max;
                 svc->min[k].log_cap = svc->log_max;
+                svc->min[k].log_min = log_min;
             }
         }
         int explain = svc->conf->explain;

@@ -691,10 +691,19 @@ static void explain_min_run(const rs_model_conf_t *c, int *n_above,
     static rs_model_output_t oa[CALL], ob[CALL];
     static float ca[CALL * DIM], cb[CALL * DIM];
     const unsigned fl = RS_MODEL_FWD_REMEMBER | RS_MODEL_FWD_EXPLAIN;
+    /* input logs too: b writes them only at or above log_min = T */
+    const size_t LM = rs_model_log_max(ta->m);
+    uint8_t *lga = malloc((size_t)CALL * LM), *lgb = malloc((size_t)CALL * LM);
+    assert_non_null(lga);
+    assert_non_null(lgb);
     *n_above = *n_below = 0;
     for (int i = 0; i < N; i += CALL) {
         rs_model_input_t in[CALL];
-        for (int k = 0; k < CALL; k++) in[k] = ev[i + k].in;
+        for (int k = 0; k < CALL; k++) {
+            in[k] = ev[i + k].in;
+            in[k].log = lga + (size_t)k * LM;
+            in[k].log_cap = LM;
+        }
         assert_int_equal(rs_test_learn_forward(ta, in, CALL, oa, ca, fl), RS_OK);
         float sorted[CALL];
         for (int k = 0; k < CALL; k++) sorted[k] = oa[k].score;
@@ -708,8 +717,12 @@ static void explain_min_run(const rs_model_conf_t *c, int *n_above,
         for (int k = 0; k < CALL; k++) {
             in[k] = ev[i + k].in;
             in[k].explain_min = T;
+            in[k].log = lgb + (size_t)k * LM;
+            in[k].log_cap = LM;
+            in[k].log_min = T;
         }
         for (int k = 0; k < CALL * DIM; k++) cb[k] = SENT;
+        memset(lgb, 0xA5, (size_t)CALL * LM);
         assert_int_equal(rs_test_learn_forward(tb, in, CALL, ob, cb, fl), RS_OK);
         for (int k = 0; k < CALL; k++) {
             const rs_model_output_t *a = &oa[k], *b = &ob[k];
@@ -730,6 +743,10 @@ static void explain_min_run(const rs_model_conf_t *c, int *n_above,
                 }
                 assert_ptr_equal(b->contrib, rb);
                 assert_memory_equal(ra, rb, sizeof(float) * DIM);
+                assert_true(a->log_len > 0);
+                assert_int_equal(a->log_len, b->log_len);
+                assert_memory_equal(lga + (size_t)k * LM, lgb + (size_t)k * LM,
+                                    a->log_len);
             } else {
                 (*n_below)++;
                 assert_null(b->contrib);
@@ -737,6 +754,10 @@ static void explain_min_run(const rs_model_conf_t *c, int *n_above,
                 assert_int_equal(b->n_experts, 0);
                 assert_true(b->self_weight == 0.0f);
                 for (int j = 0; j < DIM; j++) assert_true(rb[j] == SENT);
+                assert_true(a->log_len > 0);
+                assert_int_equal(b->log_len, 0); /* not written */
+                for (size_t j = 0; j < LM; j++)
+                    assert_int_equal(lgb[(size_t)k * LM + j], 0xA5);
             }
         }
         if (i >= 64) {
@@ -772,6 +793,8 @@ static void explain_min_run(const rs_model_conf_t *c, int *n_above,
     }
     free(e2);
     free(ev);
+    free(lga);
+    free(lgb);
     rs_test_learn_destroy(ta);
     rs_test_learn_destroy(tb);
 }
