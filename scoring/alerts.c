@@ -83,6 +83,10 @@ struct rs_alerts_s {
     int ndirty, dirty_cap;
     uint64_t dirty_lost;
 
+    int (*foreign)(void *o, int32_t p); /* standby copies' partitions
+                              * (rs_alerts_set_foreign; NULL: none)      */
+    void *foreign_o;
+
     rs_alerts_stats_t st;    /* scoring thread                            */
     pthread_mutex_t lock;
     rs_alerts_stats_t snap;  /* under lock                                */
@@ -808,8 +812,30 @@ void rs_alerts_part_drop(rs_alerts_t *al, int32_t partition, uint64_t *n) {
     if (n) *n = nd;
 }
 
+void rs_alerts_set_foreign(rs_alerts_t *al,
+                           int (*foreign)(void *o, int32_t partition),
+                           void *o) {
+    al->foreign = foreign;
+    al->foreign_o = o;
+}
+
 void rs_alerts_snapshot(rs_alerts_t *al) {
     rs_alertpol_stats(al->pol, &al->st.pol);
+    /* The standby copies' open episodes are their owner's: counted apart
+     * (a pass over the table, only with copies configured). */
+    al->st.open_standby = 0;
+    if (al->foreign) {
+        for (uint32_t i = 0; i <= al->mask; i++) {
+            const rs_al_mach_t *m = &al->tab[i];
+            if (m->key && m->partition >= 0 &&
+                al->foreign(al->foreign_o, m->partition) &&
+                rs_alertpol_is_open(al->pol, m->key))
+                al->st.open_standby++;
+        }
+        al->st.pol.open -= al->st.open_standby <= al->st.pol.open
+                               ? al->st.open_standby
+                               : al->st.pol.open;
+    }
     al->st.coldstart_failures = al->cs ? rs_coldstart_failures(al->cs) : 0;
     al->st.coldstart_caught = al->cs ? rs_coldstart_caught(al->cs) : 0;
     al->st.leads = *rs_alertpol_leads(al->pol);
@@ -831,8 +857,13 @@ void rs_alerts_prometheus(rs_alerts_t *al, rs_http_buf_t *b) {
     rs_http_buf_printf(
         b,
         "# HELP riskstream_alerts_open machines with an open alert episode "
-        "(maintenance)\n# TYPE riskstream_alerts_open gauge\n"
+        "(maintenance), of the partitions this instance owns\n"
+        "# TYPE riskstream_alerts_open gauge\n"
         "riskstream_alerts_open %llu\n"
+        "# HELP riskstream_alerts_open_standby open alert episodes in "
+        "standby copies (state.standby): their owner counts them\n"
+        "# TYPE riskstream_alerts_open_standby gauge\n"
+        "riskstream_alerts_open_standby %llu\n"
         "# HELP riskstream_alert_episodes_total alert episodes started "
         "(debounced; one alert each unless in cool-down)\n"
         "# TYPE riskstream_alert_episodes_total counter\n"
@@ -874,7 +905,8 @@ void rs_alerts_prometheus(rs_alerts_t *al, rs_http_buf_t *b) {
         "sensors))\n"
         "# TYPE riskstream_coldstart_caught gauge\n"
         "riskstream_coldstart_caught %llu\n",
-        (unsigned long long)p->open, (unsigned long long)p->episodes,
+        (unsigned long long)p->open, (unsigned long long)st->open_standby,
+        (unsigned long long)p->episodes,
         (unsigned long long)p->suppressed, (unsigned long long)p->alerts,
         (unsigned long long)p->escalations, (unsigned long long)p->failures,
         (unsigned long long)p->caught, (unsigned long long)st->repairs,

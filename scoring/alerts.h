@@ -235,9 +235,27 @@ typedef struct rs_alerts_dirty_s {
 int rs_alerts_dirty_take(rs_alerts_t *al, const rs_alerts_dirty_t **d,
                          uint64_t *lost);
 
+/* Standby copies (standby.h): partitions whose machines are held here
+ * as a copy of another instance's state (foreign(o, p) != 0; o
+ * borrowed), applied from their changelog ('A' records) and never read
+ * here.  Their open episodes are their owner's: rs_alerts_snapshot
+ * counts them apart (stats.open_standby), not in stats.pol.open
+ * (riskstream_alerts_open), so that the sum over the group's instances
+ * is the group's open episodes.  NULL: none (every machine counts).
+ * foreign is called on the scoring thread, from rs_alerts_snapshot.
+ * rs_standby_new sets it, rs_standby_destroy clears it.  The scoring
+ * thread. */
+void rs_alerts_set_foreign(rs_alerts_t *al,
+                           int (*foreign)(void *o, int32_t partition),
+                           void *o);
+
 typedef struct rs_alerts_stats_s {
     rs_alertpol_stats_t pol;  /* readings, alerts, escalations, open,
-                               * episodes, suppressed, failures, caught     */
+                               * episodes, suppressed, failures, caught;
+                               * open: of the partitions owned here (not
+                               * the standby copies')                     */
+    uint64_t open_standby;    /* open episodes of standby copies' machines
+                               * (counted by their owner)                 */
     uint64_t repairs;         /* repair labels applied                      */
     uint64_t repeated;        /* failure labels of a failure already applied
                                * (no reading of the machine since)          */
@@ -259,12 +277,16 @@ typedef struct rs_alerts_stats_s {
 } rs_alerts_stats_t;
 
 /* Publish a copy of the counters for other threads (the service's
- * metrics snapshot, about every second).  The scoring thread. */
+ * metrics snapshot, about every second).  With standby copies
+ * (rs_alerts_set_foreign) a pass over the machine table (2 x
+ * maintenance.max_machines slots) splits the open episodes between
+ * owned partitions and copies.  The scoring thread. */
 void rs_alerts_snapshot(rs_alerts_t *al);
 /* The last snapshot.  Any thread. */
 void rs_alerts_stats(rs_alerts_t *al, rs_alerts_stats_t *st);
 /* The maintenance metrics of the last snapshot (Prometheus text):
- * riskstream_alerts_open, riskstream_alert_episodes_total,
+ * riskstream_alerts_open (owned partitions' machines),
+ * riskstream_alerts_open_standby, riskstream_alert_episodes_total,
  * riskstream_alert_lead_time_seconds (histogram), ...  Any thread. */
 void rs_alerts_prometheus(rs_alerts_t *al, rs_http_buf_t *out);
 
