@@ -205,10 +205,10 @@ void rs_pstate_drop(rs_pstate_t *ps, int32_t partition, uint64_t *nkeys);
 
 /* Apply one changelog record of `partition` to the stores (an upsert;
  * a tombstone 'F', 'S' or 'A' forgets its entity or machine if it is of
- * that partition, 'I' and 'D' ones are skipped).  A marker sets *mark and *is_mark.  Errors:
- * RS_ERR_CORRUPT (key or value malformed, another partition's key; a bad
- * feature stream drops the partition's feature state: the caller falls
- * back to another source). */
+ * that partition, 'I' and 'D' ones are skipped).  A marker sets *mark
+ * and *is_mark.  Errors: RS_ERR_CORRUPT (key or value malformed, another
+ * partition's key; a bad feature stream drops the partition's feature
+ * state: the caller falls back to another source). */
 rs_err_t rs_pstate_apply(rs_pstate_t *ps, int32_t partition, const void *key,
                          size_t klen, const void *val, size_t vlen,
                          rs_pstate_pos_t *mark, int *is_mark, char *errstr,
