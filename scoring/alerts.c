@@ -8,6 +8,8 @@
  *    `failed` flag is set by an applied failure and cleared by its next
  *    reading: a failure label while it is set is the same failure.
  *  - pay_len[p] is valid for p < npub of the current batch.
+ *  - A machine with a report waiting (pend_*) or queued (queued) is not
+ *    idle: the report is applied at its last reading.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -21,6 +23,8 @@
 #define RS_ALERTS_PAYLOAD_MAX 2048 /* bytes of one alert payload          */
 #define RS_ALERTS_DRIFTING 3       /* sensors named in a payload          */
 #define RS_ALERTS_PARTS 4096       /* input partitions with a watermark   */
+#define RS_AL_SWEEP_STEP 4         /* machine slots checked for idleness
+                                    * per event                           */
 
 typedef struct rs_al_mach_s {
     uint64_t key;            /* machine hash; 0 = free                    */
@@ -29,7 +33,8 @@ typedef struct rs_al_mach_s {
     uint8_t failed;          /* a failure applied since its last reading  */
     uint8_t pend_fail;       /* a failure report waits for event time     */
     uint8_t pend_rep;        /* a repair report waits for event time      */
-    uint8_t pad_;
+    uint8_t queued;          /* its reports queued in this batch, not yet
+                              * applied (saturates at 255)               */
 } rs_al_mach_t;
 
 /* A report waiting until the event time of its machine's partition
@@ -61,9 +66,17 @@ struct rs_alerts_s {
     const char **names;      /* [dim] feature names (the engine's)        */
 
     rs_al_mach_t *tab;       /* [mask + 1] open addressing; deletion by
-                              * backward shift (rs_alerts_part_drop)     */
+                              * backward shift (rs_alerts_part_drop,
+                              * idle machines)                           */
     uint32_t mask;
     uint64_t nmach;
+    int64_t ttl;             /* opts.key_ttl: idle machines go (0: never) */
+    uint32_t sweep;          /* next slot the idleness sweep checks       */
+    uint64_t *gone_key;      /* [gone_cap] machines forgotten as idle since
+                              * the last rs_alerts_gone_take (tracking on) */
+    int32_t *gone_part;      /* [gone_cap] their partitions               */
+    int ngone, gone_cap, track_gone;
+    uint64_t gone_lost;
 
     int batch_max;
     rs_al_label_t *q;        /* [2 batch_max] the batch's labels          */
@@ -82,6 +95,10 @@ struct rs_alerts_s {
                               * since the last rs_alerts_dirty_take      */
     int ndirty, dirty_cap;
     uint64_t dirty_lost;
+
+    int (*foreign)(void *o, int32_t p); /* standby copies' partitions
+                              * (rs_alerts_set_foreign; NULL: none)      */
+    void *foreign_o;
 
     rs_alerts_stats_t st;    /* scoring thread                            */
     pthread_mutex_t lock;
@@ -136,6 +153,12 @@ rs_alerts_t *rs_alerts_new(const rs_maint_conf_t *mc,
      * (and those applied directly when it is full) */
     al->dirty_cap = 4 * opts->batch_max;
     al->dirty = rs_calloc((size_t)al->dirty_cap, sizeof(*al->dirty));
+    /* machines forgotten as idle in a batch: at most the sweep's steps
+     * and one lookup per message (2 batch_max labels and events) */
+    al->ttl = opts->key_ttl > 0 ? opts->key_ttl : 0;
+    al->gone_cap = (RS_AL_SWEEP_STEP + 2) * opts->batch_max;
+    al->gone_key = rs_calloc((size_t)al->gone_cap, sizeof(*al->gone_key));
+    al->gone_part = rs_calloc((size_t)al->gone_cap, sizeof(*al->gone_part));
     if (mc->rul) {
         al->rul = rs_rul_new(al->dim, rs_maint_rul_cap(mc));
         rs_trainer_rul(tr, al->rul, &al->rul_seen);
@@ -167,6 +190,8 @@ void rs_alerts_destroy(rs_alerts_t *al) {
     free(al->pay);
     free(al->pay_len);
     free(al->dirty);
+    free(al->gone_key);
+    free(al->gone_part);
     free(al);
 }
 
@@ -194,6 +219,53 @@ static rs_al_mach_t *rs_al_mach(rs_alerts_t *al, uint64_t key, int add) {
     return NULL;
 }
 
+static void rs_al_tab_del(rs_alerts_t *al, uint32_t i);
+
+/* 1 if machine m is idle: no reading for more than key_ttl of its
+ * partition's event time (exactly key_ttl is kept, as features.key_ttl
+ * keeps a key).  Never while a report of it waits for that event time
+ * or is queued in the batch: the report needs its last reading. */
+static int rs_al_idle(const rs_alerts_t *al, const rs_al_mach_t *m) {
+    if (al->ttl <= 0 || m->last_t == INT64_MIN || m->pend_fail ||
+        m->pend_rep || m->queued || m->partition < 0 ||
+        m->partition >= RS_ALERTS_PARTS)
+        return 0;
+    int64_t wm = al->wm[m->partition];
+    return wm > m->last_t &&
+           (uint64_t)wm - (uint64_t)m->last_t > (uint64_t)al->ttl;
+}
+
+/* Forget idle machine entry i: its entries in the three tables (policy,
+ * cold start, this side's), remembered for the changelog's tombstone
+ * (rs_alerts_gone_take). */
+static void rs_al_expire(rs_alerts_t *al, uint32_t i) {
+    const rs_al_mach_t *m = &al->tab[i];
+    uint64_t key = m->key;
+    if (al->track_gone) {
+        if (al->ngone < al->gone_cap) {
+            al->gone_key[al->ngone] = key;
+            al->gone_part[al->ngone++] = m->partition;
+        } else {
+            al->gone_lost++;
+        }
+    }
+    rs_alertpol_forget(al->pol, key);
+    if (al->cs) rs_coldstart_machine_forget(al->cs, key);
+    rs_al_tab_del(al, i);
+    al->st.expired++;
+}
+
+/* The machine's entry if it has a live one: an idle one is forgotten
+ * here, so decisions never depend on when the sweep passed. */
+static rs_al_mach_t *rs_al_live(rs_alerts_t *al, uint64_t key) {
+    rs_al_mach_t *m = rs_al_mach(al, key, 0);
+    if (m && rs_al_idle(al, m)) {
+        rs_al_expire(al, (uint32_t)(m - al->tab));
+        return NULL;
+    }
+    return m;
+}
+
 /* ------------------------------------------------------------ labels */
 
 /* A repair: value 0 for the machine itself (event_id = entity_id). */
@@ -217,7 +289,7 @@ int rs_alerts_label(rs_alerts_t *al, int i, const rs_label_t *lb) {
      * before it.  It waits until the event time of the machine's input
      * partition reaches its label time, so it lands after every reading
      * before the report (the machine's failure is placed at the last). */
-    rs_al_mach_t *m = rs_al_mach(al, rs_hash_str(lb->entity_id), 0);
+    rs_al_mach_t *m = rs_al_live(al, rs_hash_str(lb->entity_id));
     int32_t p = m ? m->partition : -1;
     if (p < 0 || p >= RS_ALERTS_PARTS || lb->label_time_ms <= al->wm[p]) {
         rs_al_due(al, i, lb); /* in time (or a machine never seen) */
@@ -266,6 +338,12 @@ void rs_alerts_event(rs_alerts_t *al, int i, const rs_event_t *ev,
     if (partition < 0 || partition >= RS_ALERTS_PARTS) return;
     if (ev->event_time_ms > al->wm[partition])
         al->wm[partition] = ev->event_time_ms;
+    /* idle machines go, a few slots per event (and at their lookup) */
+    for (int k = 0; al->ttl > 0 && k < RS_AL_SWEEP_STEP; k++) {
+        uint32_t s = al->sweep;
+        al->sweep = (s + 1) & al->mask;
+        if (al->tab[s].key && rs_al_idle(al, &al->tab[s])) rs_al_expire(al, s);
+    }
     int32_t *h = &al->phead[partition];
     while (*h >= 0 && al->pend[*h].lb.label_time_ms <= al->wm[partition]) {
         int32_t k = *h;
@@ -305,7 +383,8 @@ static void rs_al_train(rs_alerts_t *al, int kind, int32_t partition,
 /* Apply one queued label: policy, trainer. */
 static void rs_al_apply(rs_alerts_t *al, const rs_label_t *lb) {
     uint64_t key = rs_hash_str(lb->entity_id);
-    rs_al_mach_t *m = rs_al_mach(al, key, 0);
+    rs_al_mach_t *m = rs_al_live(al, key);
+    if (m && m->queued) m->queued--;
     int64_t t = m && m->last_t != INT64_MIN ? m->last_t : 0;
     int32_t part = m ? m->partition : -1;
     /* its partition-local state changed: the changelog writes it with
@@ -349,6 +428,9 @@ static void rs_al_due(rs_alerts_t *al, int i, const rs_label_t *lb) {
      * reading is scored against the fleet.  (A repeated failure report
      * resets a state that has seen no reading since: no change.) */
     rs_features_reset(al->feat, lb->entity_id);
+    /* kept (not idle) until applied: the report needs its last reading */
+    rs_al_mach_t *m = rs_al_mach(al, rs_hash_str(lb->entity_id), 0);
+    if (m && m->queued < UINT8_MAX) m->queued++;
     if (al->nq < 2 * al->batch_max) {
         al->q[al->nq].i = i;
         al->q[al->nq].lb = *lb;
@@ -441,7 +523,8 @@ rs_decision_t rs_alerts_score(rs_alerts_t *al, int i, int pub,
         while (al->npub <= pub) al->pay_len[al->npub++] = 0;
     }
     uint64_t key = rs_hash_str(ev->entity_id);
-    rs_al_mach_t *m = rs_al_mach(al, key, 1);
+    rs_al_mach_t *m = rs_al_live(al, key);
+    if (!m) m = rs_al_mach(al, key, 1);
     if (m) {
         if (ev->event_time_ms > m->last_t || m->failed)
             m->last_t = ev->event_time_ms;
@@ -767,6 +850,32 @@ static void rs_al_tab_del(rs_alerts_t *al, uint32_t i) {
     }
 }
 
+void rs_alerts_track_gone(rs_alerts_t *al, int on) {
+    al->track_gone = on;
+    al->ngone = 0;
+    al->gone_lost = 0;
+}
+
+int rs_alerts_gone_take(rs_alerts_t *al, const uint64_t **keys,
+                        const int32_t **parts, uint64_t *lost) {
+    int n = al->ngone;
+    *keys = al->gone_key;
+    *parts = al->gone_part;
+    if (lost) *lost = al->gone_lost;
+    al->ngone = 0;
+    al->gone_lost = 0;
+    return n;
+}
+
+int rs_alerts_machine_drop(rs_alerts_t *al, int32_t partition, uint64_t key) {
+    rs_al_mach_t *m = rs_al_mach(al, key, 0);
+    if (!m || m->partition != partition) return 0;
+    rs_alertpol_forget(al->pol, m->key);
+    if (al->cs) rs_coldstart_machine_forget(al->cs, m->key);
+    rs_al_tab_del(al, (uint32_t)(m - al->tab));
+    return 1;
+}
+
 int rs_alerts_dirty_take(rs_alerts_t *al, const rs_alerts_dirty_t **d,
                          uint64_t *lost) {
     int n = al->ndirty;
@@ -808,8 +917,30 @@ void rs_alerts_part_drop(rs_alerts_t *al, int32_t partition, uint64_t *n) {
     if (n) *n = nd;
 }
 
+void rs_alerts_set_foreign(rs_alerts_t *al,
+                           int (*foreign)(void *o, int32_t partition),
+                           void *o) {
+    al->foreign = foreign;
+    al->foreign_o = o;
+}
+
 void rs_alerts_snapshot(rs_alerts_t *al) {
     rs_alertpol_stats(al->pol, &al->st.pol);
+    /* The standby copies' open episodes are their owner's: counted apart
+     * (a pass over the table, only with copies configured). */
+    al->st.open_standby = 0;
+    if (al->foreign) {
+        for (uint32_t i = 0; i <= al->mask; i++) {
+            const rs_al_mach_t *m = &al->tab[i];
+            if (m->key && m->partition >= 0 &&
+                al->foreign(al->foreign_o, m->partition) &&
+                rs_alertpol_is_open(al->pol, m->key))
+                al->st.open_standby++;
+        }
+        al->st.pol.open -= al->st.open_standby <= al->st.pol.open
+                               ? al->st.open_standby
+                               : al->st.pol.open;
+    }
     al->st.coldstart_failures = al->cs ? rs_coldstart_failures(al->cs) : 0;
     al->st.coldstart_caught = al->cs ? rs_coldstart_caught(al->cs) : 0;
     al->st.leads = *rs_alertpol_leads(al->pol);
@@ -831,8 +962,13 @@ void rs_alerts_prometheus(rs_alerts_t *al, rs_http_buf_t *b) {
     rs_http_buf_printf(
         b,
         "# HELP riskstream_alerts_open machines with an open alert episode "
-        "(maintenance)\n# TYPE riskstream_alerts_open gauge\n"
+        "(maintenance), of the partitions this instance owns\n"
+        "# TYPE riskstream_alerts_open gauge\n"
         "riskstream_alerts_open %llu\n"
+        "# HELP riskstream_alerts_open_standby open alert episodes in "
+        "standby copies (state.standby): their owner counts them\n"
+        "# TYPE riskstream_alerts_open_standby gauge\n"
+        "riskstream_alerts_open_standby %llu\n"
         "# HELP riskstream_alert_episodes_total alert episodes started "
         "(debounced; one alert each unless in cool-down)\n"
         "# TYPE riskstream_alert_episodes_total counter\n"
@@ -864,6 +1000,10 @@ void rs_alerts_prometheus(rs_alerts_t *al, rs_http_buf_t *b) {
         "their label time (the labels topic read ahead of the events)\n"
         "# TYPE riskstream_maintenance_reports_waited_total counter\n"
         "riskstream_maintenance_reports_waited_total %llu\n"
+        "# HELP riskstream_maintenance_machines_expired_total machines "
+        "forgotten after features.key_ttl without a reading\n"
+        "# TYPE riskstream_maintenance_machines_expired_total counter\n"
+        "riskstream_maintenance_machines_expired_total %llu\n"
         "# HELP riskstream_coldstart_failures failures the cold-start blend "
         "has counted (maintenance.cold_start; kept in the checkpoint)\n"
         "# TYPE riskstream_coldstart_failures gauge\n"
@@ -874,11 +1014,13 @@ void rs_alerts_prometheus(rs_alerts_t *al, rs_http_buf_t *b) {
         "sensors))\n"
         "# TYPE riskstream_coldstart_caught gauge\n"
         "riskstream_coldstart_caught %llu\n",
-        (unsigned long long)p->open, (unsigned long long)p->episodes,
+        (unsigned long long)p->open, (unsigned long long)st->open_standby,
+        (unsigned long long)p->episodes,
         (unsigned long long)p->suppressed, (unsigned long long)p->alerts,
         (unsigned long long)p->escalations, (unsigned long long)p->failures,
         (unsigned long long)p->caught, (unsigned long long)st->repairs,
         (unsigned long long)st->repeated, (unsigned long long)st->waited,
+        (unsigned long long)st->expired,
         (unsigned long long)st->coldstart_failures,
         (unsigned long long)st->coldstart_caught);
     static const double le[] = {600, 1800, 3600, 7200, 14400, 28800,

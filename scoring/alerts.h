@@ -61,6 +61,19 @@
  * --rescore` recomputes it bit for bit) and, when the blend differs from
  * it, the score the policy decided on as `alert_score`.
  *
+ * Idle machines: a machine without a reading for more than
+ * features.key_ttl of its input partition's event time (the features
+ * forget its slot by the same rule) is forgotten here too -- its policy
+ * entry (an open episode closes with it), cold-start entries and this
+ * side's -- by an incremental sweep (a few slots per event) and at its
+ * next lookup, so decisions never depend on when the sweep ran; not
+ * while a report of it waits for its readings or is queued (it is placed
+ * at the machine's last reading).  It reads again as a new
+ * machine.  The changelog writes a tombstone for it ('A' without value,
+ * rs_alerts_gone_take), which a restore or a standby copy applies
+ * (rs_alerts_machine_drop): a log not yet compacted does not bring it
+ * back.  Counted in riskstream_maintenance_machines_expired_total.
+ *
  * Memory: the policy's machine table and one of the same size here (last
  * reading, partition, failed-since flag), a label queue and payload buffers
  * of batch_max each: all allocated at creation.
@@ -88,6 +101,9 @@ typedef struct rs_alerts_s rs_alerts_t;
 /* Service-side settings of the alerts. */
 typedef struct rs_alerts_opts_s {
     int batch_max;            /* topics.batch_max                         */
+    int64_t key_ttl;          /* features.key_ttl (ms): a machine without
+                               * a reading for longer (event time of its
+                               * input partition) is forgotten; 0: never  */
 } rs_alerts_opts_t;
 
 /* New maintenance state for a service whose maintenance conf is `mc`
@@ -234,10 +250,43 @@ typedef struct rs_alerts_dirty_s {
 } rs_alerts_dirty_t;
 int rs_alerts_dirty_take(rs_alerts_t *al, const rs_alerts_dirty_t **d,
                          uint64_t *lost);
+/* Changelog tombstones of idle machines (design note, "Idle machines").
+ * rs_alerts_track_gone(al, 1) starts remembering the machines forgotten
+ * as idle (not those of rs_alerts_part_drop / rs_alerts_machine_drop),
+ * at most (4 + 2) x batch_max between two takes; 0 stops (and empties
+ * the list).  rs_alerts_gone_take returns how many there are, *keys (the
+ * machine's key: rs_hash_str of its id, 1 for 0) and *parts (its input
+ * partition, -1 if none), owned by al and valid until the next batch;
+ * *lost (may be NULL) those beyond the list since the last take.
+ * rs_alerts_machine_drop forgets machine `key` (all three tables) if it
+ * belongs to `partition` (an 'A' tombstone); 1 if there was one.  No
+ * allocation.  The scoring thread. */
+void rs_alerts_track_gone(rs_alerts_t *al, int on);
+int rs_alerts_gone_take(rs_alerts_t *al, const uint64_t **keys,
+                        const int32_t **parts, uint64_t *lost);
+int rs_alerts_machine_drop(rs_alerts_t *al, int32_t partition, uint64_t key);
+
+/* Standby copies (standby.h): partitions whose machines are held here
+ * as a copy of another instance's state (foreign(o, p) != 0; o
+ * borrowed), applied from their changelog ('A' records) and never read
+ * here.  Their open episodes are their owner's: rs_alerts_snapshot
+ * counts them apart (stats.open_standby), not in stats.pol.open
+ * (riskstream_alerts_open), so that the sum over the group's instances
+ * is the group's open episodes.  NULL: none (every machine counts).
+ * foreign is called on the scoring thread, from rs_alerts_snapshot.
+ * rs_standby_new sets it, rs_standby_destroy clears it.  The scoring
+ * thread. */
+void rs_alerts_set_foreign(rs_alerts_t *al,
+                           int (*foreign)(void *o, int32_t partition),
+                           void *o);
 
 typedef struct rs_alerts_stats_s {
     rs_alertpol_stats_t pol;  /* readings, alerts, escalations, open,
-                               * episodes, suppressed, failures, caught     */
+                               * episodes, suppressed, failures, caught;
+                               * open: of the partitions owned here (not
+                               * the standby copies')                     */
+    uint64_t open_standby;    /* open episodes of standby copies' machines
+                               * (counted by their owner)                 */
     uint64_t repairs;         /* repair labels applied                      */
     uint64_t repeated;        /* failure labels of a failure already applied
                                * (no reading of the machine since)          */
@@ -250,6 +299,7 @@ typedef struct rs_alerts_stats_s {
                                * consumed                                   */
     uint64_t payload_errors;  /* alerts whose payload did not fit: the score
                                * record went to the alerts topic instead    */
+    uint64_t expired;         /* machines forgotten as idle (key_ttl)      */
     uint64_t coldstart_failures; /* failures the cold-start blend counts
                                * (n of coldstart.h; restored from the
                                * checkpoint), 0 with it off               */
@@ -259,12 +309,16 @@ typedef struct rs_alerts_stats_s {
 } rs_alerts_stats_t;
 
 /* Publish a copy of the counters for other threads (the service's
- * metrics snapshot, about every second).  The scoring thread. */
+ * metrics snapshot, about every second).  With standby copies
+ * (rs_alerts_set_foreign) a pass over the machine table (2 x
+ * maintenance.max_machines slots) splits the open episodes between
+ * owned partitions and copies.  The scoring thread. */
 void rs_alerts_snapshot(rs_alerts_t *al);
 /* The last snapshot.  Any thread. */
 void rs_alerts_stats(rs_alerts_t *al, rs_alerts_stats_t *st);
 /* The maintenance metrics of the last snapshot (Prometheus text):
- * riskstream_alerts_open, riskstream_alert_episodes_total,
+ * riskstream_alerts_open (owned partitions' machines),
+ * riskstream_alerts_open_standby, riskstream_alert_episodes_total,
  * riskstream_alert_lead_time_seconds (histogram), ...  Any thread. */
 void rs_alerts_prometheus(rs_alerts_t *al, rs_http_buf_t *out);
 

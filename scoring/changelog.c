@@ -131,6 +131,8 @@ rs_changelog_t *rs_changelog_new(const rs_kv_t *kafka, const char *bootstrap,
     if (dedup)
         rs_dedup_track_gone(dedup,
                             (uint32_t)(4 * (batch_max > 0 ? batch_max : 1)));
+    if (rs_pstate_alerts(ps)) /* idle machines' 'A' tombstones */
+        rs_alerts_track_gone(rs_pstate_alerts(ps), 1);
     return cl;
 fail:
     if (conf) rd_kafka_conf_destroy(conf);
@@ -142,6 +144,8 @@ void rs_changelog_destroy(rs_changelog_t *cl) {
     if (!cl) return;
     if (cl->ks) rs_sink_kafka_txn_topic(cl->ks, cl->topic, NULL, NULL);
     if (cl->feat) rs_features_track_gone(cl->feat, 0);
+    if (cl->ps && rs_pstate_alerts(cl->ps))
+        rs_alerts_track_gone(rs_pstate_alerts(cl->ps), 0);
     if (cl->model) rs_model_caches_track_gone(cl->model, 0);
     if (cl->dedup) rs_dedup_track_gone(cl->dedup, 0);
     if (cl->prod) {
@@ -346,8 +350,9 @@ void rs_changelog_stage(rs_changelog_t *cl, uint64_t seq, const rs_msg_t *msgs,
     int np = 0, many = 0;
     rs_alerts_t *al = rs_pstate_alerts(cl->ps);
     memset(cl->eset, 0, ((size_t)cl->emask + 1) * sizeof(*cl->eset));
-    /* Entities whose feature slot expired (key_ttl) or was evicted, and
-     * sequence caches the LRU evicted: tombstones FIRST, so that an
+    /* Entities whose feature slot expired (key_ttl) or was evicted,
+     * sequence caches the LRU evicted and idle machines' maintenance
+     * state: tombstones FIRST, so that an
      * entity back in this same batch gets its new record after its
      * tombstone (issue 13: a restore must not resurrect them). */
     {
@@ -366,11 +371,18 @@ void rs_changelog_stage(rs_changelog_t *cl, uint64_t seq, const rs_msg_t *msgs,
             if (rs_cl_tomb_ok(cl, kp[i]) && kp[i] < RS_PARTS_MAX)
                 rs_cl_frame(cl, seq, 'S', kp[i], keys[i] ? keys[i] : 1, NULL,
                             0);
-        if (lost + lost2)
+        /* machines the maintenance forgot as idle (alerts.h) */
+        uint64_t lost3 = 0;
+        ng = al ? rs_alerts_gone_take(al, &keys, &kp, &lost3) : 0;
+        for (int i = 0; i < ng; i++)
+            if (rs_cl_tomb_ok(cl, kp[i]) && kp[i] < RS_PARTS_MAX)
+                rs_cl_frame(cl, seq, 'A', kp[i], keys[i] ? keys[i] : 1, NULL,
+                            0);
+        if (lost + lost2 + lost3)
             rs_warn("changelog", "%llu expired or evicted entities got no "
                     "tombstone (more than the tracking holds per batch): a "
                     "restore from the changelog may bring them back",
-                    (unsigned long long)(lost + lost2));
+                    (unsigned long long)(lost + lost2 + lost3));
     }
     for (int i = 0; i < n; i++) {
         const rs_msg_t *m = &msgs[i];

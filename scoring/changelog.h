@@ -16,9 +16,11 @@
  *
  * Writing (at-least-once): at the end of each batch the records of what it
  * changed are STAGED, in the state after the batch: first tombstones for
- * the entities whose feature slot expired (key_ttl) or was evicted and
- * whose sequence cache the LRU evicted (first: an entity back in the same
- * batch gets its new record after its tombstone), per entity of its
+ * the entities whose feature slot expired (key_ttl) or was evicted, whose
+ * sequence cache the LRU evicted and, with maintenance, for the machines
+ * forgotten as idle ('A', alerts.h rs_alerts_gone_take) (first: an entity
+ * back in the same batch gets its new record after its tombstone), per
+ * entity of its
  * events and labels its feature slot and its sequence cache (and, with
  * maintenance, the machine's maintenance state: pstate.h 'A'), per event its
  * index entry and duplicate entry, tombstones for the index and duplicate
@@ -51,7 +53,7 @@
  * Restoring (rs_changelog_restore): read changelog partition N from an
  * offset (a local checkpoint's, or the beginning) to its end, apply each
  * batch's records when its marker arrives; the last marker gives the
- * input positions.  Entity tombstones ('F', 'S') forget the entity
+ * input positions.  Entity tombstones ('F', 'S', 'A') forget the entity
  * (rs_pstate_apply), so an uncompacted log does not resurrect it.  A changelog whose start was deleted (low watermark
  * above the offset asked for: retention on a topic that is not compacted,
  * or the embedded broker's 5 MB per partition) is refused: the caller

@@ -590,9 +590,11 @@ rs_err_t rs_pstate_apply(rs_pstate_t *ps, int32_t partition, const void *key,
          * does not bring it back; index and duplicate entries that left
          * are compaction's business (they leave again by themselves). */
         if (k.store == 'F') rs_features_entity_drop(ps->feat, partition, k.id);
-        /* 'A': nothing (machines leave with their partition only) */
         else if (k.store == 'S')
             rs_model_caches_drop_key(ps->model, partition, k.id);
+        /* a machine forgotten as idle (alerts.h "Idle machines") */
+        else if (k.store == 'A' && ps->al)
+            rs_alerts_machine_drop(ps->al, partition, k.id);
         return RS_OK;
     }
     switch (k.store) {

@@ -127,7 +127,11 @@ rs_err_t rs_pstate_file_parse(const void *buf, size_t len,
  *                         records before it covers that much input
  * An empty value is a tombstone (compaction drops the key): written for
  * index and duplicate entries that left (they are not applied: the reader
- * ages them out itself). */
+ * ages them out itself), for entities whose feature slot expired or was
+ * evicted and caches the LRU evicted ('F', 'S': the entity is forgotten)
+ * and for machines the maintenance forgot as idle ('A', since 2026-12-07:
+ * alerts.h "Idle machines"; the machine is forgotten; an older reader
+ * that knows 'A' skips it). */
 #define RS_PSTATE_KEY_LEN 16
 #define RS_PSTATE_MARK_LEN 32
 typedef struct rs_pstate_key_s {
@@ -200,10 +204,11 @@ rs_alerts_t *rs_pstate_alerts(const rs_pstate_t *ps);
 void rs_pstate_drop(rs_pstate_t *ps, int32_t partition, uint64_t *nkeys);
 
 /* Apply one changelog record of `partition` to the stores (an upsert;
- * tombstones are skipped).  A marker sets *mark and *is_mark.  Errors:
- * RS_ERR_CORRUPT (key or value malformed, another partition's key; a bad
- * feature stream drops the partition's feature state: the caller falls
- * back to another source). */
+ * a tombstone 'F', 'S' or 'A' forgets its entity or machine if it is of
+ * that partition, 'I' and 'D' ones are skipped).  A marker sets *mark
+ * and *is_mark.  Errors: RS_ERR_CORRUPT (key or value malformed, another
+ * partition's key; a bad feature stream drops the partition's feature
+ * state: the caller falls back to another source). */
 rs_err_t rs_pstate_apply(rs_pstate_t *ps, int32_t partition, const void *key,
                          size_t klen, const void *val, size_t vlen,
                          rs_pstate_pos_t *mark, int *is_mark, char *errstr,

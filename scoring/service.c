@@ -557,7 +557,8 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
     }
 
     if (app->maint.enabled) { /* maintenance: failures, alert policy */
-        rs_alerts_opts_t ao = {(int)app->ingest.batch_max};
+        rs_alerts_opts_t ao = {(int)app->ingest.batch_max,
+                               app->features.key_ttl};
         svc->al = rs_alerts_new(&app->maint, &ao, svc->feat, svc->model,
                                 svc->tr, errstr, errstr_size);
         if (!svc->al) { err = RS_ERR_CONFIG; goto fail; }

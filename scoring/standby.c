@@ -43,6 +43,8 @@ struct rs_standby_s {
     _Atomic uint64_t records, taken, warm_adds, cold_adds;
 };
 
+static int rs_sb_foreign(void *o, int32_t p) { return rs_standby_has(o, p); }
+
 rs_standby_t *rs_standby_new(const rs_kv_t *kafka, const char *bootstrap,
                              const char *topic, rs_pstate_t *ps,
                              char *errstr, size_t errstr_size) {
@@ -85,11 +87,17 @@ rs_standby_t *rs_standby_new(const rs_kv_t *kafka, const char *bootstrap,
     sb->ps = ps;
     sb->p = rs_calloc(RS_PARTS_MAX, sizeof(*sb->p));
     sb->nparts = -1;
+    /* the copies' machines are not counted as this instance's open
+     * episodes (alerts.h rs_alerts_set_foreign) */
+    rs_alerts_t *al = rs_pstate_alerts(ps);
+    if (al) rs_alerts_set_foreign(al, rs_sb_foreign, sb);
     return sb;
 }
 
 void rs_standby_destroy(rs_standby_t *sb) {
     if (!sb) return;
+    rs_alerts_t *al = sb->ps ? rs_pstate_alerts(sb->ps) : NULL;
+    if (al) rs_alerts_set_foreign(al, NULL, NULL);
     rd_kafka_assign(sb->cons, NULL);
     rd_kafka_consumer_close(sb->cons);
     rd_kafka_destroy(sb->cons);

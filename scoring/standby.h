@@ -12,7 +12,10 @@
  * own input, so a partition that is not consumed here changes only by the
  * records applied below; when it is assigned here the state is already in
  * RAM (parts.h takes it, then reads the changelog after the standby's
- * position).
+ * position).  With maintenance the copy's machines (pstate.h 'A') sit in
+ * the alert tables beside the owned ones; rs_standby_new tells the alerts
+ * which partitions are copies (alerts.h rs_alerts_set_foreign), so that
+ * riskstream_alerts_open counts only the owned partitions' episodes.
  *
  * Reading: one consumer of <group>-state-changelog with MANUAL assignment
  * (no group membership, nothing committed), isolation.level

@@ -30,6 +30,11 @@
  *                      changelog; a restore from the uncompacted log does
  *                      not bring them back, while a live entity comes back
  *                      with the writer's bytes
+ *   test_maint_tombstones  machines the maintenance forgot as idle
+ *                      (key_ttl) get 'A' tombstones; neither a restore
+ *                      from the uncompacted log nor a standby copy brings
+ *                      them back; one that read again after its tombstone
+ *                      and the live ones come back with the writer's bytes
  *   test_eos_service   the service with delivery: exactly_once and
  *                      state.changelog: true: after a graceful stop the
  *                      changelog holds exactly the records the service
@@ -48,11 +53,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "model/learnlog.h"
 #include "scoring/changelog.h"
+#include "scoring/standby.h"
+#include "scoring/trainer.h"
 #include "tests/support/rs_test_kafka.h"
 #include "tests/support/rs_test_eng.h"
 #include "tests/support/rs_test_svc.h"
@@ -507,7 +515,7 @@ static void cl_tally_cb(void *opaque, const rd_kafka_message_t *rkm) {
 
 /* Tombstones ('F' and 'S' keys without a value) in the changelog. */
 typedef struct tomb_tally_s {
-    int f, s, n;
+    int f, s, a, n;
 } tomb_tally_t;
 
 static void tomb_cb(void *opaque, const rd_kafka_message_t *rkm) {
@@ -520,6 +528,7 @@ static void tomb_cb(void *opaque, const rd_kafka_message_t *rkm) {
         return;
     t->f += k.store == 'F';
     t->s += k.store == 'S';
+    t->a += k.store == 'A';
 }
 
 static int has_cache(eng_t *e, const char *id) {
@@ -573,7 +582,7 @@ static void test_tombstones(void **state) {
            (unsigned long long)ms.evictions);
     assert_true(fs.expirations >= 6);
     assert_true(ms.evictions >= 6);
-    tomb_tally_t t = {0, 0, 0};
+    tomb_tally_t t = {0, 0, 0, 0};
     rs_changelog_stats_t st;
     rs_changelog_stats(ca, &st);
     assert_int_equal(rs_test_kafka_read(boot, "t-state-changelog",
@@ -609,6 +618,214 @@ static void test_tombstones(void **state) {
     rs_changelog_destroy(ca);
     rs_test_eng_free(&a);
     rs_test_eng_free(&b);
+    rs_kv_free(&kv);
+    rs_cluster_destroy(cl);
+}
+
+/* ------------------------------------------ maintenance tombstones */
+
+/* An engine with maintenance: the stores of eng_t plus the alerts
+ * (alerts.h: idle machines after g_key_ttl) over an lr trainer. */
+typedef struct meng_s {
+    eng_t e;
+    rs_trainer_t *tr;
+    rs_alerts_t *al;
+} meng_t;
+
+static void meng_new(meng_t *t) {
+    char err[512];
+    eng_new(&t->e);
+    int dim = rs_features_dim(t->e.f);
+    const char *names[DIM_MAX];
+    for (int i = 0; i < dim; i++) names[i] = rs_features_name(t->e.f, i);
+    rs_model_conf_t c;
+    rs_model_conf_init(&c);
+    c.kind = RS_MODEL_LR;
+    c.batch_max = 16;
+    c.train_queue = 8;
+    c.publish_interval_ms = 600000;
+    rs_model_t *tm = rs_model_new(&c, dim, names, err, sizeof(err));
+    assert_non_null(tm);
+    rs_err_t e2;
+    t->tr = rs_trainer_new(tm, &c, NULL, &e2, err, sizeof(err));
+    if (!t->tr) fail_msg("%s", err);
+    rs_maint_conf_t mc;
+    rs_maint_conf_init(&mc);
+    mc.enabled = 1;
+    mc.alert_threshold = 0.5;
+    mc.alert_readings = 2;
+    mc.max_machines = 64;
+    mc.cold_start = 1;
+    rs_alerts_opts_t ao = {8, g_key_ttl};
+    t->al = rs_alerts_new(&mc, &ao, t->e.f, t->e.m, t->tr, err, sizeof(err));
+    if (!t->al) fail_msg("%s", err);
+    rs_pstate_set_alerts(t->e.ps, t->al);
+}
+
+static void meng_free(meng_t *t) {
+    rs_test_eng_free(&t->e);
+    rs_alerts_destroy(t->al);
+    rs_trainer_destroy(t->tr);
+}
+
+/* Batch b: mach[i] (on partition: its last digit % NPART) reads event
+ * b * 8 + i (minutes), score 0.9. */
+static void mbatch(meng_t *t, int b, const char *const *mach, rs_msg_t *msgs) {
+    for (int i = 0; i < 8; i++) {
+        int k = b * 8 + i;
+        rs_msg_t *m = &msgs[i];
+        memset(m, 0, sizeof(*m));
+        m->kind = RS_MSG_EVENT;
+        m->partition = (mach[i][strlen(mach[i]) - 1] - '0') % NPART;
+        m->offset = g_off[m->partition]++;
+        rs_event_t *ev = &m->ev;
+        snprintf(ev->id, sizeof(ev->id), "r-%d", k);
+        snprintf(ev->type, sizeof(ev->type), "sensor");
+        snprintf(ev->entity_id, sizeof(ev->entity_id), "%s", mach[i]);
+        snprintf(ev->counterparty_id, sizeof(ev->counterparty_id), "site");
+        ev->event_time_ms = 1767225600000LL + (int64_t)k * 60000;
+        ev->amount = 5.0 + k % 17;
+        float x[DIM_MAX];
+        int64_t rul;
+        double as;
+        rs_features_set_partition(t->e.f, m->partition);
+        rs_alerts_event(t->al, i, ev, m->partition);
+        assert_int_equal(rs_features_process(t->e.f, ev, x, NULL), RS_OK);
+        rs_alerts_score(t->al, i, -1, ev, m->partition, .9f, x, "v1", &rul,
+                        &as);
+    }
+    rs_alerts_batch_end(t->al);
+}
+
+/* 1 if e holds maintenance state of machine id; its record in buf. */
+static int has_machine(meng_t *e, const char *id, uint8_t *buf, size_t cap,
+                       size_t *len) {
+    *len = rs_alerts_machine_write(e->al, id, buf, cap);
+    assert_true(*len <= cap);
+    return *len > 0;
+}
+
+/* Machines forgotten as idle (alerts.h "Idle machines", key_ttl 1 h) get
+ * 'A' tombstones in the changelog; a restore from the uncompacted log and
+ * a standby copy of it do not bring them back; a machine that read again
+ * after its tombstone comes back with the writer's bytes, as do the live
+ * ones. */
+static void test_maint_tombstones(void **state) {
+    (void)state;
+    char err[512];
+    const char *topics[] = {"events", "t-state-changelog"};
+    rs_cluster_t *cl = rs_cluster_new(1, topics, 2, NPART, err, sizeof(err));
+    assert_non_null(cl);
+    const char *boot = rs_cluster_bootstraps(cl);
+    rs_kv_t kv;
+    rs_kv_init(&kv);
+    g_key_ttl = 3600000LL; /* 1 h of event time */
+    static meng_t a, b, c;
+    meng_new(&a);
+    rs_changelog_t *ca = rs_changelog_new(&kv, boot, "t-state-changelog",
+                                          a.e.f, a.e.m, NULL, a.e.ps, 8, err,
+                                          sizeof(err));
+    assert_non_null(ca);
+    memset(g_off, 0, sizeof(g_off));
+    /* batch 1: old-0..5 (minutes 8..15); batches 20..25 (2.5 h later):
+     * n<b>-0..5, 48 events -- more than a pass of the idleness sweep over
+     * the 128 slots (4 per event); batch 26: old-0 reads again (after its
+     * tombstone), and n25-* */
+    char nm[8][32];
+    const char *mach[8];
+    for (int i = 0; i < 8; i++) mach[i] = nm[i];
+    rs_msg_t msgs[8];
+    int bts[8] = {1, 20, 21, 22, 23, 24, 25, 26};
+    for (int s = 0; s < 8; s++) {
+        for (int i = 0; i < 8; i++) {
+            if (s == 0 || (s == 7 && i == 0))
+                snprintf(nm[i], sizeof(nm[i]), "old-%d", s ? 0 : i % 6);
+            else
+                snprintf(nm[i], sizeof(nm[i]), "n%d-%d",
+                         s == 7 ? 25 : bts[s], i % 6);
+        }
+        mbatch(&a, bts[s], mach, msgs);
+        rs_changelog_stage(ca, (uint64_t)(s + 1), msgs, 8, pos_cb, NULL);
+        rs_changelog_release(ca, (uint64_t)(s + 1));
+    }
+    assert_int_equal(rs_changelog_flush(ca, 10000), 0);
+    rs_alerts_stats_t ast;
+    rs_alerts_snapshot(a.al);
+    rs_alerts_stats(a.al, &ast);
+    printf("writer: %llu machines forgotten as idle\n",
+           (unsigned long long)ast.expired);
+    assert_int_equal(ast.expired, 6); /* old-0..5 */
+    tomb_tally_t t = {0, 0, 0, 0};
+    rs_changelog_stats_t st;
+    rs_changelog_stats(ca, &st);
+    assert_int_equal(rs_test_kafka_read(boot, "t-state-changelog",
+                                        (int)st.records, 500, 20000, tomb_cb,
+                                        &t),
+                     (int)st.records);
+    printf("changelog: %d records, %d maintenance tombstones\n", t.n, t.a);
+    assert_int_equal(t.a, 6);
+    /* B restored from the beginning of the uncompacted log */
+    meng_new(&b);
+    rs_changelog_t *cb = rs_changelog_new(&kv, boot, "t-state-changelog",
+                                          b.e.f, b.e.m, NULL, b.e.ps, 8, err,
+                                          sizeof(err));
+    assert_non_null(cb);
+    for (int p = 0; p < NPART; p++) {
+        uint64_t nrec = 0;
+        rs_pstate_pos_t pos;
+        if (rs_changelog_restore(cb, p, 0, &pos, &nrec, err, sizeof(err)) !=
+            RS_OK)
+            fail_msg("restore of partition %d: %s", p, err);
+    }
+    rs_changelog_destroy(cb);
+    /* C: standby copies of both partitions, read to their ends */
+    meng_new(&c);
+    rs_standby_t *sb = rs_standby_new(&kv, boot, "t-state-changelog", c.e.ps,
+                                      err, sizeof(err));
+    assert_non_null(sb);
+    assert_int_equal(rs_standby_nparts(sb, 10000), NPART);
+    for (int p = 0; p < NPART; p++) rs_standby_add(sb, p, NULL);
+    for (int i = 0; i < 3000; i++) { /* (the poll does not block) */
+        assert_true(rs_standby_poll(sb, 10) >= 0);
+        if (rs_standby_position(sb, 0) == rs_changelog_end(ca, 0) &&
+            rs_standby_position(sb, 1) == rs_changelog_end(ca, 1))
+            break;
+        usleep(10000);
+    }
+    for (int p = 0; p < NPART; p++)
+        assert_int_equal(rs_standby_position(sb, p), rs_changelog_end(ca, p));
+    static uint8_t x[3][4096];
+    size_t lx[3];
+    meng_t *r[2] = {&b, &c};
+    for (int i = 0; i < 6; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "old-%d", i);
+        int back = i == 0; /* read again after its tombstone */
+        assert_int_equal(has_machine(&a, id, x[0], sizeof(x[0]), &lx[0]),
+                         back);
+        for (int k = 0; k < 2; k++) {
+            /* not resurrected by the restore nor the standby copy */
+            assert_int_equal(has_machine(r[k], id, x[1 + k], sizeof(x[1]),
+                                         &lx[1 + k]), back);
+            if (!back) continue;
+            assert_int_equal(lx[0], lx[1 + k]);
+            assert_memory_equal(x[0], x[1 + k], lx[0]);
+        }
+        snprintf(id, sizeof(id), "n20-%d", i); /* live: same bytes */
+        assert_true(has_machine(&a, id, x[0], sizeof(x[0]), &lx[0]));
+        for (int k = 0; k < 2; k++) {
+            assert_true(has_machine(r[k], id, x[1 + k], sizeof(x[1]),
+                                    &lx[1 + k]));
+            assert_int_equal(lx[0], lx[1 + k]);
+            assert_memory_equal(x[0], x[1 + k], lx[0]);
+        }
+    }
+    g_key_ttl = 0;
+    rs_standby_destroy(sb);
+    rs_changelog_destroy(ca);
+    meng_free(&a);
+    meng_free(&b);
+    meng_free(&c);
     rs_kv_free(&kv);
     rs_cluster_destroy(cl);
 }
@@ -733,6 +950,7 @@ int main(void) {
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_eos_txn),
         cmocka_unit_test(test_tombstones),
+        cmocka_unit_test(test_maint_tombstones),
         cmocka_unit_test_teardown(test_eos_service, svc_teardown),
         cmocka_unit_test(test_topic_checks),
     };

@@ -74,6 +74,11 @@
  *    riskstream_maintenance_alerts_total{kind="alert"} 1 and
  *    riskstream_alerts_open 2; over both runs the scores topic has
  *    exactly r-A-03 and r-B-03 decided alert.
+ *  - test_part_move: the maintenance state follows its partition to
+ *    another instance (see the test).
+ *  - test_standby_open: with standby copies (state.standby 1), each
+ *    instance's riskstream_alerts_open counts only the partitions it
+ *    owns; the copies' open episodes are riskstream_alerts_open_standby.
  *
  * Environment: RS_TEST_LOG=debug|info|warn|error|off (default warn).
  */
@@ -810,6 +815,102 @@ static void test_part_move(void **state) {
     rs_test_env_close(&e);
 }
 
+/* The value of `name` in the service's /metrics now (the last snapshot;
+ * rs_service_prometheus may be called from any thread), -1 if absent or
+ * the service is not running. */
+static double live_metric(rs_test_svc_t *s, const char *name) {
+    rs_service_t *svc = atomic_load(&s->svc);
+    if (!svc) return -1;
+    rs_http_buf_t *b = rs_http_buf_new();
+    rs_service_prometheus(svc, b);
+    double v = metric(rs_http_buf_data(b), name);
+    rs_http_buf_destroy(b);
+    return v;
+}
+
+/* Standby copies hold their partition's machines (changelog 'A' records)
+ * but do not count their open episodes (alerts.h rs_alerts_set_foreign):
+ * two instances in one group with state.standby 1 and 2 partitions own
+ * one each and keep a copy of the other's.  Threshold 0, 4 readings to
+ * alert: O0, O1 read 6 (episodes open), D0, D1 read 2.  Once the copies
+ * hold the other instance's open machine (riskstream_alerts_open_standby
+ * of A and B add up to 2; waited for, no timing assumed), the live
+ * riskstream_alerts_open of A and B add up to the 2 open episodes
+ * (without the split: 4, each open machine counted by its owner and by
+ * the copy). */
+static void test_standby_open(void **state) {
+    (void)state;
+    static rs_test_env_t e;
+    static rs_test_svc_t a, b;
+    rs_test_env_open(&e, 2);
+    assert_int_equal(rd_kafka_mock_topic_create(rs_cluster_mock(e.cl),
+                                                "g-maint-sb-state-changelog",
+                                                2, 1),
+                     0);
+    const char *kv[] = {"maintenance.enabled", "true",
+                        "maintenance.horizon", "1h",
+                        "maintenance.cold_start", "true",
+                        "maintenance.alert_threshold", "0",
+                        "maintenance.alert_readings", "4",
+                        "maintenance.alert_cooldown", "0s",
+                        "maintenance.alert_escalation", "1",
+                        "model.kind", "lr",
+                        "model.label_horizon", "30d",
+                        "features.preset", "sensors",
+                        "features.sensor_fields", "temperature,vibration",
+                        "state.changelog", "true",
+                        "state.standby", "1",
+                        "kafka.consumer.session.timeout.ms", "6000",
+                        NULL};
+    rs_test_svc_conf(&a, &e, "g-maint-sb", kv);
+    a.label = "A";
+    rs_test_svc_run(&a);
+    rs_test_svc_wait_assigned(&a, 30000);
+    rs_test_svc_conf(&b, &e, "g-maint-sb", kv);
+    b.label = "B";
+    rs_test_svc_run(&b);
+    rs_test_svc_wait_assigned(&b, 60000);
+    /* the rebalance done: one partition each, of both input topics
+     * (each instance keeps a copy of the other's) */
+    for (int i = 0; i < 6000 && atomic_load(&a.assigned) !=
+                                    atomic_load(&b.assigned); i++)
+        usleep(10000);
+    assert_int_equal(atomic_load(&a.assigned), atomic_load(&b.assigned));
+    for (int p = 0; p < 2; p++) {
+        for (int j = 0; j < 6; j++) produce_part_reading(&e, pm_open[p], p, j);
+        for (int j = 0; j < 2; j++) produce_part_reading(&e, pm_deb[p], p, j);
+    }
+    rs_test_env_flush(&e);
+    wait_total(&a, &b, 16);
+    double sb_a = -1, sb_b = -1;
+    for (int i = 0; i < 600; i++) {
+        sb_a = live_metric(&a, "riskstream_alerts_open_standby");
+        sb_b = live_metric(&b, "riskstream_alerts_open_standby");
+        if (sb_a + sb_b == 2) break;
+        usleep(100000);
+    }
+    double open_a = live_metric(&a, "riskstream_alerts_open");
+    double open_b = live_metric(&b, "riskstream_alerts_open");
+    printf("standby_open: A scored %llu, B scored %llu; open episodes A %.0f "
+           "(+%.0f in its standby copy), B %.0f (+%.0f)\n",
+           (unsigned long long)atomic_load(&a.scored),
+           (unsigned long long)atomic_load(&b.scored), open_a, sb_a, open_b,
+           sb_b);
+    /* each copy holds the other instance's open machine */
+    assert_int_equal((int)sb_a, 1);
+    assert_int_equal((int)sb_b, 1);
+    /* the group-wide sum is the group's open episodes */
+    assert_int_equal((int)open_a, 1);
+    assert_int_equal((int)open_b, 1);
+    rs_test_svc_stop(&b);
+    rs_test_svc_stop(&a);
+    assert_int_equal(a.err, RS_OK);
+    assert_int_equal(b.err, RS_OK);
+    rs_test_svc_free(&a);
+    rs_test_svc_free(&b);
+    rs_test_env_close(&e);
+}
+
 /* After every test, also a failed one: stop what it left running. */
 static int teardown(void **state) {
     (void)state;
@@ -828,6 +929,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_coldstart_restart, teardown),
         cmocka_unit_test_teardown(test_alertpol_restart, teardown),
         cmocka_unit_test_teardown(test_part_move, teardown),
+        cmocka_unit_test_teardown(test_standby_open, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,6 +27,15 @@
  *                              format-1 file still loads; changelog
  *                              records 'A' restore a machine, a damaged
  *                              one is skipped
+ *   test_maint_idle            a machine idle for more than key_ttl of its
+ *                              partition's event time is forgotten (its
+ *                              open episode too: it alerts again as a new
+ *                              machine; exactly key_ttl is kept), not while
+ *                              a failure report of it waits (placed at its
+ *                              last reading); the forgotten ones are
+ *                              remembered for tombstones with their
+ *                              partition; an 'A' tombstone forgets the
+ *                              machine of its own partition only
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -423,6 +432,8 @@ static void test_dedup_part(void **state) {
 
 /* ------------------------------------------------ maintenance machines */
 
+static int64_t g_mttl; /* features.key_ttl of maint_new's alerts; 0: never */
+
 typedef struct maint_s {
     rs_features_t *f;
     rs_model_t *m;
@@ -456,7 +467,7 @@ static void maint_new(maint_t *t, const char *dir) {
     mc.alert_escalation = 1;
     mc.max_machines = 64;
     mc.cold_start = 1; /* its own policy's entries move too */
-    rs_alerts_opts_t ao = {8};
+    rs_alerts_opts_t ao = {8, g_mttl};
     t->al = rs_alerts_new(&mc, &ao, t->f, t->m, t->tr, e, sizeof(e));
     if (!t->al) fail_msg("%s", e);
     t->ps = rs_pstate_new(dir, t->f, t->m, NULL, e, sizeof(e));
@@ -725,6 +736,95 @@ static void test_maint_part(void **state) {
     assert_int_equal(system(cmd), 0);
 }
 
+/* Idle machines (alerts.h "Idle machines"): key_ttl 24 h. */
+static void test_maint_idle(void **state) {
+    (void)state;
+    char d1[] = "/tmp/rs_test_pmaint_XXXXXX";
+    assert_non_null(mkdtemp(d1));
+    static maint_t t;
+    g_mttl = 24 * 3600000LL;
+    maint_new(&t, d1);
+    g_mttl = 0;
+    rs_alerts_track_gone(t.al, 1);
+    /* m0 (p0) alerted at h1, its episode open; m2 (p0) reads at h0 and a
+     * failure report of it for h50 waits (p0's event time is behind) */
+    assert_int_equal(mread(&t, 0, 0, .9f), '.');
+    assert_int_equal(mread(&t, 0, 1, .9f), 'A');
+    assert_int_equal(mread(&t, 2, 0, .1f), '.');
+    rs_label_t lb;
+    memset(&lb, 0, sizeof(lb));
+    snprintf(lb.event_id, sizeof(lb.event_id), "r-2-0");
+    snprintf(lb.entity_id, sizeof(lb.entity_id), "m2");
+    lb.value = 1;
+    lb.label_time_ms = T0 + 50 * 3600000LL;
+    assert_int_equal(rs_alerts_label(t.al, 0, &lb), 1);
+    rs_alerts_batch_end(t.al);
+    /* m6 (p0) reads every hour to h25: m0's last reading is exactly
+     * key_ttl behind p0's event time: kept */
+    for (int h = 2; h <= 25; h++) assert_int_equal(mread(&t, 6, h, .1f), '.');
+    assert_true(has_machine(&t, "m0"));
+    rs_alerts_stats_t st;
+    rs_alerts_snapshot(t.al);
+    rs_alerts_stats(t.al, &st);
+    assert_int_equal(st.expired, 0);
+    assert_int_equal(st.pol.open, 1);
+    /* to h100: m0 idle, forgotten (its open episode with it); m2 kept
+     * while its report waited, the report applied at h50 at m2's last
+     * reading (placed, not at the label's time), then m2 idle (50 events
+     * after h50: more than a pass of the sweep over the 128 slots, 4 per
+     * event) */
+    for (int h = 26; h <= 100; h++) assert_int_equal(mread(&t, 6, h, .1f), '.');
+    assert_false(has_machine(&t, "m0"));
+    assert_false(has_machine(&t, "m2"));
+    assert_true(has_machine(&t, "m6"));
+    rs_alerts_snapshot(t.al);
+    rs_alerts_stats(t.al, &st);
+    assert_int_equal(st.expired, 2);
+    assert_int_equal(st.pol.open, 0);
+    assert_int_equal(st.pol.failures, 1);
+    assert_int_equal(st.unplaced, 0);
+    /* remembered for the changelog's tombstones, with their partition */
+    const uint64_t *keys;
+    const int32_t *parts;
+    uint64_t lost = 1;
+    int ng = rs_alerts_gone_take(t.al, &keys, &parts, &lost);
+    assert_int_equal(ng, 2);
+    assert_int_equal(lost, 0);
+    int seen = 0;
+    for (int i = 0; i < ng; i++) {
+        assert_int_equal(parts[i], 0);
+        seen |= keys[i] == rs_hash_str("m0") ? 1
+                : keys[i] == rs_hash_str("m2") ? 2 : 4;
+    }
+    assert_int_equal(seen, 3);
+    assert_int_equal(rs_alerts_gone_take(t.al, &keys, &parts, NULL), 0);
+    /* m0 reads again: a new machine (alerted on its 2nd reading; with its
+     * old entry the episode would still be open: no alert) */
+    assert_int_equal(mread(&t, 0, 101, .9f), '.');
+    assert_int_equal(mread(&t, 0, 102, .9f), 'A');
+    /* an 'A' tombstone (changelog) forgets the machine of its partition
+     * only */
+    assert_int_equal(mread(&t, 1, 101, .1f), '.');
+    assert_true(has_machine(&t, "m1"));
+    uint8_t key[RS_PSTATE_KEY_LEN];
+    rs_pstate_pos_t mk;
+    int is_mark = 1;
+    char err[256];
+    rs_pstate_key_encode(key, 'A', 0, rs_hash_str("m1"));
+    assert_int_equal(rs_pstate_apply(t.ps, 0, key, sizeof(key), NULL, 0, &mk,
+                                     &is_mark, err, sizeof(err)), RS_OK);
+    assert_int_equal(is_mark, 0);
+    assert_true(has_machine(&t, "m1")); /* m1 is p1's */
+    rs_pstate_key_encode(key, 'A', 1, rs_hash_str("m1"));
+    assert_int_equal(rs_pstate_apply(t.ps, 1, key, sizeof(key), NULL, 0, &mk,
+                                     &is_mark, err, sizeof(err)), RS_OK);
+    assert_false(has_machine(&t, "m1"));
+    /* not remembered: the tombstone came from the changelog */
+    assert_int_equal(rs_alerts_gone_take(t.al, &keys, &parts, NULL), 0);
+    maint_free(&t);
+    rmdir(d1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_features_part_moves),
@@ -733,6 +833,7 @@ int main(void) {
         cmocka_unit_test(test_file_parse),
         cmocka_unit_test(test_dedup_part),
         cmocka_unit_test(test_maint_part),
+        cmocka_unit_test(test_maint_idle),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
