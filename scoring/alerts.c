@@ -268,9 +268,11 @@ static rs_al_mach_t *rs_al_live(rs_alerts_t *al, uint64_t key) {
 
 /* ------------------------------------------------------------ labels */
 
-/* A repair: value 0 for the machine itself (event_id = entity_id). */
+/* A repair: value 0 for the machine itself (event_id = entity_id); the
+ * rule is the features' (rs_features_report_kind), shared with the
+ * offline replay. */
 static int rs_al_is_repair(const rs_label_t *lb) {
-    return lb->value <= 0 && !strcmp(lb->event_id, lb->entity_id);
+    return rs_features_report_kind(lb) == RS_FEATURES_REPORT_REPAIR;
 }
 
 /* Queue report lb for the policy and the trainer at message index i of
@@ -279,8 +281,9 @@ static int rs_al_is_repair(const rs_label_t *lb) {
 static void rs_al_due(rs_alerts_t *al, int i, const rs_label_t *lb);
 
 int rs_alerts_label(rs_alerts_t *al, int i, const rs_label_t *lb) {
-    int repair = rs_al_is_repair(lb);
-    if (lb->value <= 0 && !repair) {
+    rs_features_report_t kind = rs_features_report_kind(lb);
+    int repair = kind == RS_FEATURES_REPORT_REPAIR;
+    if (kind == RS_FEATURES_REPORT_NONE) {
         al->st.ignored++;
         return 1;
     }
@@ -426,8 +429,9 @@ static void rs_al_apply_to(rs_alerts_t *al, int i) {
 static void rs_al_due(rs_alerts_t *al, int i, const rs_label_t *lb) {
     /* The new life starts here, in input order: the machine's next
      * reading is scored against the fleet.  (A repeated failure report
-     * resets a state that has seen no reading since: no change.) */
-    rs_features_reset(al->feat, lb->entity_id);
+     * resets a state that has seen no reading since: no change.)  The
+     * same call as the offline replay's (`riskstream features`). */
+    rs_features_report(al->feat, lb);
     /* kept (not idle) until applied: the report needs its last reading */
     rs_al_mach_t *m = rs_al_mach(al, rs_hash_str(lb->entity_id), 0);
     if (m && m->queued < UINT8_MAX) m->queued++;
