@@ -1,4 +1,8 @@
-/* test_maint_features.c -- `riskstream features` applies machine reports as
+/* test_maint_offline.c -- the service's maintenance bookkeeping equals the
+ * offline tools' (scoring/alerts.c against `riskstream features` and
+ * `eval --maintenance`).
+ *
+ * test_features_as_serve: `riskstream features` applies machine reports as
  * serve does (maintenance mode): the offline replay's feature rows
  * (rs_features_replay with `maintenance`) equal, bit for bit, the rows the
  * service's scoring path computes (scoring/alerts.c: rs_alerts_label,
@@ -9,7 +13,14 @@
  * of readings; and a label column's failures (the last positive of each
  * run, eval's rule) equal the same failures given as a labels file.
  * Without maintenance the replay's rows differ (the failure and repair do
- * not start a new life): the defect this guards against. */
+ * not start a new life): the defect this guards against.
+ *
+ * test_serve_lead_as_eval: serve's caught failures and lead times
+ * (riskstream_failures_caught_total, riskstream_alert_lead_time_seconds)
+ * follow eval's rule, rs_alertpol_lead: from the earlier of the open
+ * episode's start and the first alert within the horizon -- a machine in
+ * alert since before the horizon is caught (the policy's own count, the
+ * latest alert within the horizon only, missed it). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -27,6 +38,7 @@
 #include "model/model.h"
 #include "proto/proto.h"
 #include "scoring/alerts.h"
+#include "scoring/http.h"
 #include "scoring/trainer.h"
 
 #define T0 1700000000000LL
@@ -136,13 +148,18 @@ static void build_stream(void) {
 
 /* ------------------------------------------------------- serve's path */
 
-/* The rows of the service's scoring path: one batch per reading (labels
- * read 2 h ahead of the readings, as a lagging events topic lets them be;
- * they wait in rs_alerts until the partition's readings reach their
- * time), in svc_batch.c's order of calls. */
-static void serve_rows(float *rows /* [g_nev][RS_FEATURES_MAX_DIM] */) {
+/* The service's maintenance side: features, a scorer, a trainer and the
+ * alerts over them (the test thread is the scoring thread). */
+typedef struct srv_s {
+    rs_features_t *f;
+    rs_model_t *scorer;
+    rs_trainer_t *tr;
+    rs_alerts_t *al;
+} srv_t;
+
+static void srv_new(srv_t *s, const rs_maint_conf_t *mc) {
     char e[512];
-    rs_features_t *f = mkfeat();
+    rs_features_t *f = s->f = mkfeat();
     int dim = rs_features_dim(f);
     const char *names[RS_FEATURES_MAX_DIM];
     for (int i = 0; i < dim; i++) names[i] = rs_features_name(f, i);
@@ -152,45 +169,67 @@ static void serve_rows(float *rows /* [g_nev][RS_FEATURES_MAX_DIM] */) {
     c.batch_max = 16;
     c.train_queue = 8;
     c.publish_interval_ms = 600000;
-    rs_model_t *scorer = rs_model_new(&c, dim, names, e, sizeof(e));
+    s->scorer = rs_model_new(&c, dim, names, e, sizeof(e));
     rs_model_t *tm = rs_model_new(&c, dim, names, e, sizeof(e));
-    assert_non_null(scorer);
+    assert_non_null(s->scorer);
     assert_non_null(tm);
     rs_err_t err;
-    rs_trainer_t *tr = rs_trainer_new(tm, &c, NULL, &err, e, sizeof(e));
-    if (!tr) fail_msg("%s", e);
+    s->tr = rs_trainer_new(tm, &c, NULL, &err, e, sizeof(e));
+    if (!s->tr) fail_msg("%s", e);
+    rs_alerts_opts_t ao = {8, 0};
+    s->al = rs_alerts_new(mc, &ao, f, s->scorer, s->tr, e, sizeof(e));
+    if (!s->al) fail_msg("%s", e);
+}
+
+/* One reading scored `score`, in svc_batch.c's order of calls (a batch
+ * of its own); its features into x. */
+static void srv_read(srv_t *s, const rs_event_t *ev, float score, float *x) {
+    uint32_t fl = 0;
+    int64_t rul;
+    double as;
+    rs_alerts_event(s->al, 0, ev, 0);
+    assert_int_equal(rs_features_process(s->f, ev, x, &fl), RS_OK);
+    rs_alerts_score(s->al, 0, -1, ev, 0, score, x, "v1", &rul, &as);
+    rs_alerts_batch_end(s->al);
+}
+
+static void srv_stats(srv_t *s, rs_alerts_stats_t *st) {
+    rs_alerts_snapshot(s->al);
+    rs_alerts_stats(s->al, st);
+}
+
+static void srv_free(srv_t *s) {
+    rs_alerts_destroy(s->al);
+    rs_trainer_destroy(s->tr);
+    rs_model_destroy(s->scorer);
+    rs_features_destroy(s->f);
+}
+
+/* The rows of the service's scoring path: one batch per reading (labels
+ * read 2 h ahead of the readings, as a lagging events topic lets them be;
+ * they wait in rs_alerts until the partition's readings reach their
+ * time). */
+static void serve_rows(float *rows /* [g_nev][RS_FEATURES_MAX_DIM] */) {
     rs_maint_conf_t mc;
     rs_maint_conf_init(&mc);
     mc.enabled = 1;
     mc.max_machines = 64;
-    rs_alerts_opts_t ao = {8, 0};
-    rs_alerts_t *al = rs_alerts_new(&mc, &ao, f, scorer, tr, e, sizeof(e));
-    if (!al) fail_msg("%s", e);
+    srv_t s;
+    srv_new(&s, &mc);
     int li = 0;
     for (int i = 0; i < g_nev; i++) {
         const rs_event_t *ev = &g_ev[i];
         while (li < g_nlb &&
                g_lb[li].label_time_ms <= ev->event_time_ms + 2 * HOUR_MS)
-            assert_int_equal(rs_alerts_label(al, 0, &g_lb[li++]), 1);
-        float *x = rows + (size_t)i * RS_FEATURES_MAX_DIM;
-        uint32_t fl = 0;
-        int64_t rul;
-        double as;
-        rs_alerts_event(al, 0, ev, 0);
-        assert_int_equal(rs_features_process(f, ev, x, &fl), RS_OK);
-        rs_alerts_score(al, 0, -1, ev, 0, 0.1f, x, "v1", &rul, &as);
-        rs_alerts_batch_end(al);
+            assert_int_equal(rs_alerts_label(s.al, 0, &g_lb[li++]), 1);
+        srv_read(&s, ev, 0.1f, rows + (size_t)i * RS_FEATURES_MAX_DIM);
     }
     rs_alerts_stats_t st;
-    rs_alerts_snapshot(al);
-    rs_alerts_stats(al, &st);
+    srv_stats(&s, &st);
     assert_int_equal(st.repairs, 1);
     assert_int_equal(st.pol.failures, 1);
     assert_true(st.waited > 0); /* the reports waited for their readings */
-    rs_alerts_destroy(al);
-    rs_trainer_destroy(tr);
-    rs_model_destroy(scorer);
-    rs_features_destroy(f);
+    srv_free(&s);
 }
 
 /* ------------------------------------------------- the offline replay */
@@ -345,9 +384,80 @@ static void test_features_as_serve(void **state) {
     free(got);
 }
 
+/* Machine m<k> reads `score` at hour h (readings of machines m0..m2
+ * every hour; failures reported in time). */
+static void lead_read(srv_t *s, int k, int h, float score) {
+    rs_event_t ev;
+    memset(&ev, 0, sizeof(ev));
+    snprintf(ev.id, sizeof(ev.id), "r-%d-%d", k, h);
+    rs_strlcpy(ev.type, "sensor", sizeof(ev.type));
+    snprintf(ev.entity_id, sizeof(ev.entity_id), "m%d", k);
+    rs_strlcpy(ev.counterparty_id, "site-0", sizeof(ev.counterparty_id));
+    ev.event_time_ms = T0 + (int64_t)h * HOUR_MS + k;
+    ev.n_numeric = 1;
+    rs_strlcpy(ev.numeric[0].name, "temp", RS_NAME_MAX);
+    ev.numeric[0].value = 60;
+    float x[RS_FEATURES_MAX_DIM];
+    srv_read(s, &ev, score, x);
+}
+
+static void lead_fail(srv_t *s, int k, int h) {
+    rs_label_t lb;
+    memset(&lb, 0, sizeof(lb));
+    snprintf(lb.event_id, sizeof(lb.event_id), "r-%d-%d", k, h);
+    snprintf(lb.entity_id, sizeof(lb.entity_id), "m%d", k);
+    lb.value = 1;
+    lb.label_time_ms = T0 + (int64_t)h * HOUR_MS + k;
+    assert_int_equal(rs_alerts_label(s->al, 0, &lb), 1);
+    rs_alerts_batch_end(s->al);
+}
+
+static void test_serve_lead_as_eval(void **state) {
+    (void)state;
+    rs_maint_conf_t mc;
+    rs_maint_conf_init(&mc);
+    mc.enabled = 1;
+    mc.max_machines = 64;
+    mc.horizon = 24 * HOUR_MS;
+    mc.alert_threshold = 0.5;
+    mc.alert_readings = 1;
+    mc.alert_cooldown = 24 * HOUR_MS;
+    mc.alert_escalation = 1;   /* no escalations */
+    mc.cold_start = 0;         /* the policy decides on these scores */
+    srv_t s;
+    srv_new(&s, &mc);
+    /* m0: alerted at hour 10, in alert until it fails at hour 40: 30 h
+     * ahead, more than the horizon.  m1: alerted at 20, below at 26-27
+     * (the episode closes), open again silently (cool-down) from 34,
+     * fails at 40: 20 h ahead (the alert).  m2: never alerted. */
+    for (int h = 0; h <= 40; h++) {
+        lead_read(&s, 0, h, h >= 10 ? 0.9f : 0.1f);
+        lead_read(&s, 1, h, (h >= 20 && h < 26) || h >= 34 ? 0.9f : 0.1f);
+        lead_read(&s, 2, h, 0.1f);
+    }
+    for (int k = 0; k < 3; k++) lead_fail(&s, k, 40);
+    rs_alerts_stats_t st;
+    srv_stats(&s, &st);
+    assert_int_equal(st.pol.failures, 3);
+    assert_int_equal(st.caught, 2);
+    assert_int_equal(st.pol.caught, 2);
+    assert_int_equal(st.leads.total, 2);
+    assert_int_equal(st.leads.sum, (30 + 20) * 3600);
+    /* the metrics say the same */
+    rs_http_buf_t *b = rs_http_buf_new();
+    rs_alerts_prometheus(s.al, b);
+    const char *txt = rs_http_buf_data(b);
+    assert_non_null(strstr(txt, "riskstream_failures_caught_total 2\n"));
+    assert_non_null(
+        strstr(txt, "riskstream_alert_lead_time_seconds_sum 180000\n"));
+    rs_http_buf_destroy(b);
+    srv_free(&s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_features_as_serve),
+        cmocka_unit_test(test_serve_lead_as_eval),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
