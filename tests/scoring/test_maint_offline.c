@@ -40,6 +40,7 @@
 #include "scoring/alerts.h"
 #include "scoring/http.h"
 #include "scoring/trainer.h"
+#include "tests/support/rs_test_eng.h"
 
 #define T0 1700000000000LL
 #define MIN_MS 60000LL
@@ -158,27 +159,13 @@ typedef struct srv_s {
 } srv_t;
 
 static void srv_new(srv_t *s, const rs_maint_conf_t *mc) {
-    char e[512];
-    rs_features_t *f = s->f = mkfeat();
-    int dim = rs_features_dim(f);
+    s->f = mkfeat();
+    int dim = rs_features_dim(s->f);
     const char *names[RS_FEATURES_MAX_DIM];
-    for (int i = 0; i < dim; i++) names[i] = rs_features_name(f, i);
-    rs_model_conf_t c;
-    rs_model_conf_init(&c);
-    c.kind = RS_MODEL_LR;
-    c.batch_max = 16;
-    c.train_queue = 8;
-    c.publish_interval_ms = 600000;
-    s->scorer = rs_model_new(&c, dim, names, e, sizeof(e));
-    rs_model_t *tm = rs_model_new(&c, dim, names, e, sizeof(e));
-    assert_non_null(s->scorer);
-    assert_non_null(tm);
-    rs_err_t err;
-    s->tr = rs_trainer_new(tm, &c, NULL, &err, e, sizeof(e));
-    if (!s->tr) fail_msg("%s", e);
-    rs_alerts_opts_t ao = {8, 0};
-    s->al = rs_alerts_new(mc, &ao, f, s->scorer, s->tr, e, sizeof(e));
-    if (!s->al) fail_msg("%s", e);
+    for (int i = 0; i < dim; i++) names[i] = rs_features_name(s->f, i);
+    s->scorer = rs_test_eng_model(s->f, 0, NULL, 8, 64);
+    s->tr = rs_test_eng_trainer(dim, names);
+    s->al = rs_test_eng_alerts(mc, 0, s->f, s->scorer, s->tr);
 }
 
 /* One reading scored `score`, in svc_batch.c's order of calls (a batch
