@@ -305,6 +305,27 @@ rs_err_t rs_features_label(rs_features_t *f, const rs_label_t *lb);
  * no state.  The owner thread. */
 rs_err_t rs_features_reset(rs_features_t *f, const char *entity_id);
 
+/* Machine reports (maintenance mode, docs/maintenance.md): a label with
+ * value > 0 is a FAILURE of its entity, value 0 with event_id = entity_id
+ * a REPAIR, value 0 of a reading nothing (running machines' readings
+ * become negatives at maturity).  The one rule serve (scoring/alerts.c)
+ * and the offline replay share. */
+typedef enum rs_features_report_e {
+    RS_FEATURES_REPORT_NONE = 0,
+    RS_FEATURES_REPORT_FAILURE,
+    RS_FEATURES_REPORT_REPAIR
+} rs_features_report_t;
+
+/* The kind of report lb is (no state; any thread). */
+rs_features_report_t rs_features_report_kind(const rs_label_t *lb);
+
+/* Apply report lb at its place in the input: a failure or a repair starts
+ * a new life for the machine (rs_features_reset); nothing else, and never
+ * a label-aware feature (rs_features_label is not called).  Returns its
+ * kind.  The owner thread of f. */
+rs_features_report_t rs_features_report(rs_features_t *f,
+                                        const rs_label_t *lb);
+
 /* Features whose value has been the same for every event processed so
  * far (at least 2 events): their indexes into idx[cap], ascending; returns
  * how many there are (may exceed cap).  A constant feature carries no
@@ -512,6 +533,16 @@ typedef struct rs_features_replay_s {
     int column_labels;          /* formats 1, 2: labels from the label column
                                  * (ignored when `labels` is given)          */
     int64_t label_delay_ms;     /* column labels: visible at event time + this */
+    int maintenance;            /* 1: labels are machine reports, as serve
+                                 * and eval apply them (docs/maintenance.md):
+                                 * a labels file's lines go through
+                                 * rs_features_report (a failure or a repair
+                                 * resets the machine, a reading's value 0
+                                 * is ignored, never rs_features_label); in a
+                                 * label column the last positive of each
+                                 * run of a machine's positives is its
+                                 * failure (eval's rule), visible at its
+                                 * event time + label_delay_ms */
     rs_features_row_fn row;     /* each scored event; nonzero return stops   */
     void (*progress)(void *opaque, uint64_t bytes_read); /* ~every 1 MiB     */
     void *opaque;
@@ -522,6 +553,9 @@ typedef struct rs_features_replay_stats_s {
     uint64_t labels;            /* labels applied (incl. unknown): file lines
                                  * or column values                          */
     uint64_t column_positives;  /* column labels >= 0.5                      */
+    uint64_t column_failures;   /* maintenance: failures found in the column  */
+    uint64_t failures, repairs, ignored; /* maintenance: labels file lines
+                                 * by kind (rs_features_report_kind)         */
     uint64_t bad_lines;         /* undecodable or invalid events             */
     uint64_t bad_labels;        /* undecodable label lines                   */
     uint64_t late;              /* events flagged late                       */

@@ -143,6 +143,10 @@ rs_err_t rs_features_replay(rs_features_t *f, const rs_features_replay_t *rp,
         if (rp->rtf) rtf = *rp->rtf;
         else rs_rtf_conf_init(&rtf);
     }
+    /* maintenance, label column: each machine's open run of positives
+     * (hash -> event time of its latest positive, INT64_MIN: none) */
+    rs_fe_last_t runs = {NULL, NULL, 0, 0};
+    const int mrun = rp->maintenance && col && rp->format != 3;
     if (rp->format == 3 && rtf.failures) {
         /* every unit fails at its last cycle: find them first */
         rs_event_t *tmp = rs_malloc(sizeof(*tmp));
@@ -221,11 +225,37 @@ rs_err_t rs_features_replay(rs_features_t *f, const rs_features_replay_t *rp,
                          why);
             continue;
         }
+        if (mrun) {
+            /* as eval (rs_eval_input_maintenance): the last positive of
+             * each run of a machine's positives is its failure, visible at
+             * its event time + delay; the run ends at the machine's next
+             * reading that is not positive */
+            int64_t key = (int64_t)(rs_hash_str(e->entity_id) & INT64_MAX);
+            int pos = hl && lv >= 0.5;
+            int64_t *open = NULL;
+            if (pos || runs.mask) {
+                if (pos) rs_fe_last_put(&runs, key, INT64_MIN);
+                open = rs_fe_last_slot(&runs, key);
+                if (runs.unit[open - runs.cycle] != key) open = NULL;
+            }
+            if (open && !pos && *open != INT64_MIN) {
+                rs_label_t l;
+                memset(&l, 0, sizeof(l));
+                rs_strlcpy(l.event_id, e->entity_id, sizeof(l.event_id));
+                rs_strlcpy(l.entity_id, e->entity_id, sizeof(l.entity_id));
+                l.value = 1.0;
+                l.label_time_ms = *open + rp->label_delay_ms;
+                rs_fe_heap_push(&heap, &l, l.label_time_ms);
+                st->column_failures++;
+                *open = INT64_MIN;
+            }
+            if (pos) *open = e->event_time_ms;
+        }
         /* labels visible at or before this event, as eval applies them */
         while (heap.n && heap.v[0].at <= e->event_time_ms) {
-            if (rp->format == 3) /* a failure: the unit is repaired, never
-                                  * a label-aware feature */
-                rs_features_reset(f, heap.v[0].lb.entity_id);
+            if (rp->format == 3 || rp->maintenance) /* a failure: the unit
+                       * is repaired, never a label-aware feature */
+                rs_features_report(f, &heap.v[0].lb);
             else
                 rs_features_label(f, &heap.v[0].lb);
             st->labels++;
@@ -249,7 +279,14 @@ rs_err_t rs_features_replay(rs_features_t *f, const rs_features_replay_t *rp,
                 have_label = 1;
             }
             if (label.label_time_ms > e->event_time_ms) break;
-            rs_features_label(f, &label);
+            if (!rp->maintenance)
+                rs_features_label(f, &label);
+            else /* a machine report: the rule serve applies */
+                switch (rs_features_report(f, &label)) {
+                case RS_FEATURES_REPORT_FAILURE: st->failures++; break;
+                case RS_FEATURES_REPORT_REPAIR: st->repairs++; break;
+                default: st->ignored++; break;
+                }
             st->labels++;
             have_label = 0;
         }
@@ -274,7 +311,7 @@ rs_err_t rs_features_replay(rs_features_t *f, const rs_features_replay_t *rp,
             l.label_time_ms = e->event_time_ms + rp->label_delay_ms;
             if (l.value >= 0.5) {
                 st->column_positives++;
-                rs_fe_heap_push(&heap, &l, l.label_time_ms);
+                if (!mrun) rs_fe_heap_push(&heap, &l, l.label_time_ms);
             }
         }
         if (rp->row(rp->opaque, e, x, flags)) {
@@ -288,6 +325,8 @@ done:
     rs_free(heap.v);
     rs_free(last.unit);
     rs_free(last.cycle);
+    rs_free(runs.unit);
+    rs_free(runs.cycle);
     free(ev.buf);
     free(lb.buf);
     rs_free(x);

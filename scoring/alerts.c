@@ -268,9 +268,11 @@ static rs_al_mach_t *rs_al_live(rs_alerts_t *al, uint64_t key) {
 
 /* ------------------------------------------------------------ labels */
 
-/* A repair: value 0 for the machine itself (event_id = entity_id). */
+/* A repair: value 0 for the machine itself (event_id = entity_id); the
+ * rule is the features' (rs_features_report_kind), shared with the
+ * offline replay. */
 static int rs_al_is_repair(const rs_label_t *lb) {
-    return lb->value <= 0 && !strcmp(lb->event_id, lb->entity_id);
+    return rs_features_report_kind(lb) == RS_FEATURES_REPORT_REPAIR;
 }
 
 /* Queue report lb for the policy and the trainer at message index i of
@@ -279,8 +281,9 @@ static int rs_al_is_repair(const rs_label_t *lb) {
 static void rs_al_due(rs_alerts_t *al, int i, const rs_label_t *lb);
 
 int rs_alerts_label(rs_alerts_t *al, int i, const rs_label_t *lb) {
-    int repair = rs_al_is_repair(lb);
-    if (lb->value <= 0 && !repair) {
+    rs_features_report_t kind = rs_features_report_kind(lb);
+    int repair = kind == RS_FEATURES_REPORT_REPAIR;
+    if (kind == RS_FEATURES_REPORT_NONE) {
         al->st.ignored++;
         return 1;
     }
@@ -411,7 +414,19 @@ static void rs_al_apply(rs_alerts_t *al, const rs_label_t *lb) {
         return;
     }
     if (!t) al->st.unplaced++;
-    rs_alertpol_failure(al->pol, key, t ? t : lb->label_time_ms, NULL);
+    /* caught and lead time as eval counts them (rs_alertpol_lead: from the
+     * earlier of the open episode's opening and the first alert within the
+     * horizon), read before the failure starts the machine afresh; the
+     * policy's own count (its latest episode's alert within the horizon
+     * only) missed a failure alerted on, and still in alert, since more
+     * than the horizon */
+    int64_t t_fail = t ? t : lb->label_time_ms;
+    int64_t lead = rs_alertpol_lead(al->pol, key, t_fail);
+    if (lead >= 0) {
+        al->st.caught++;
+        rs_hist_record(&al->st.leads, lead / 1000);
+    }
+    rs_alertpol_failure(al->pol, key, t_fail, NULL);
     rs_al_train(al, RS_TRAINER_FAILURE, part, lb, t);
     /* the model's record: did its own score catch it? */
     if (al->cs) rs_coldstart_machine_failure(al->cs, key, t ? t : lb->label_time_ms);
@@ -426,8 +441,9 @@ static void rs_al_apply_to(rs_alerts_t *al, int i) {
 static void rs_al_due(rs_alerts_t *al, int i, const rs_label_t *lb) {
     /* The new life starts here, in input order: the machine's next
      * reading is scored against the fleet.  (A repeated failure report
-     * resets a state that has seen no reading since: no change.) */
-    rs_features_reset(al->feat, lb->entity_id);
+     * resets a state that has seen no reading since: no change.)  The
+     * same call as the offline replay's (`riskstream features`). */
+    rs_features_report(al->feat, lb);
     /* kept (not idle) until applied: the report needs its last reading */
     rs_al_mach_t *m = rs_al_mach(al, rs_hash_str(lb->entity_id), 0);
     if (m && m->queued < UINT8_MAX) m->queued++;
@@ -926,6 +942,7 @@ void rs_alerts_set_foreign(rs_alerts_t *al,
 
 void rs_alerts_snapshot(rs_alerts_t *al) {
     rs_alertpol_stats(al->pol, &al->st.pol);
+    al->st.pol.caught = al->st.caught; /* eval's rule (rs_al_apply) */
     /* The standby copies' open episodes are their owner's: counted apart
      * (a pass over the table, only with copies configured). */
     al->st.open_standby = 0;
@@ -943,7 +960,6 @@ void rs_alerts_snapshot(rs_alerts_t *al) {
     }
     al->st.coldstart_failures = al->cs ? rs_coldstart_failures(al->cs) : 0;
     al->st.coldstart_caught = al->cs ? rs_coldstart_caught(al->cs) : 0;
-    al->st.leads = *rs_alertpol_leads(al->pol);
     pthread_mutex_lock(&al->lock);
     al->snap = al->st;
     pthread_mutex_unlock(&al->lock);
@@ -984,8 +1000,9 @@ void rs_alerts_prometheus(rs_alerts_t *al, rs_http_buf_t *b) {
         "# HELP riskstream_failures_total machine failures reported\n"
         "# TYPE riskstream_failures_total counter\n"
         "riskstream_failures_total %llu\n"
-        "# HELP riskstream_failures_caught_total failures with an alert "
-        "within maintenance.horizon before them\n"
+        "# HELP riskstream_failures_caught_total failures in an open alert "
+        "episode or with an alert within maintenance.horizon before them "
+        "(as eval --maintenance counts them)\n"
         "# TYPE riskstream_failures_caught_total counter\n"
         "riskstream_failures_caught_total %llu\n"
         "# HELP riskstream_repairs_total repairs (labels with value 0 naming the machine)\n"
@@ -1027,8 +1044,9 @@ void rs_alerts_prometheus(rs_alerts_t *al, rs_http_buf_t *b) {
                                 43200, 86400, 172800, 604800};
     const char *nm = "riskstream_alert_lead_time_seconds";
     const rs_hist_t *h = &st->leads;
-    rs_http_buf_printf(b, "# HELP %s failure time minus the first alert of "
-                       "its episode, caught failures\n# TYPE %s histogram\n",
+    rs_http_buf_printf(b, "# HELP %s failure time minus the earlier of the "
+                       "open episode's start and the first alert within "
+                       "the horizon, caught failures\n# TYPE %s histogram\n",
                        nm, nm);
     for (size_t i = 0; i < RS_ARRAY_LEN(le); i++)
         rs_http_buf_printf(b, "%s_bucket{le=\"%g\"} %llu\n", nm, le[i],

@@ -305,7 +305,12 @@ typedef struct rs_alerts_stats_s {
                                * checkpoint), 0 with it off               */
     uint64_t coldstart_caught; /* ... that the model's own score caught at
                                * least H/3 ahead (c of coldstart.h)       */
-    rs_hist_t leads;          /* lead times of caught failures, seconds     */
+    uint64_t caught;          /* failures caught, as eval counts them
+                               * (rs_alertpol_lead >= 0; also in pol.caught) */
+    rs_hist_t leads;          /* lead times of caught failures, seconds
+                               * (rs_alertpol_lead: from the earlier of the
+                               * open episode's start and the first alert
+                               * within the horizon)                      */
 } rs_alerts_stats_t;
 
 /* Publish a copy of the counters for other threads (the service's

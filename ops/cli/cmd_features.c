@@ -20,6 +20,7 @@ static void rs_features_help(FILE *fp) {
         "usage: riskstream features --explain CONFIG [--label-delay DUR]\n"
         "       riskstream features --config CONFIG --input FILE [--map SPEC]\n"
         "                           [--labels FILE | --label-delay DUR]\n"
+        "                           [--maintenance]\n"
         "                           --output FILE.csv\n\n"
         "--explain prints the feature vector layout of a configuration: index,\n"
         "name and meaning (the `features:` section; docs/features.md).\n\n"
@@ -32,7 +33,10 @@ static void rs_features_help(FILE *fp) {
         "rule as `riskstream eval` -- and are interleaved by time, so\n"
         "label-aware features see exactly what they would online.\n"
         "features.label_maturity 0 (the default) is resolved to the label\n"
-        "delay.\n\n"
+        "delay.  With --maintenance (or maintenance.enabled) the labels are\n"
+        "machine reports, applied as serve and eval apply them: a failure\n"
+        "or a repair starts a new life for the machine's baselines, never a\n"
+        "label-aware feature (docs/maintenance.md).\n\n"
         "options:\n"
         "      --explain CONFIG  print the layout and exit ('-' = defaults)\n"
         "  -c, --config FILE     YAML configuration\n"
@@ -49,6 +53,13 @@ static void rs_features_help(FILE *fp) {
         "                        event (default 3d, as eval); also resolves\n"
         "                        features.label_maturity 0\n"
         "      --no-column-labels ignore the label column\n"
+        "      --maintenance     labels are machine failures and repairs\n"
+        "                        (sets maintenance.enabled): a labels file's\n"
+        "                        value 1 = failure, value 0 with event_id =\n"
+        "                        entity_id = repair, other value 0 ignored;\n"
+        "                        in a label column the last positive of\n"
+        "                        each run is a failure (as eval); the label\n"
+        "                        delay defaults to 0\n"
         "  -o, --output FILE     CSV to write ('-' = stdout)\n"
         "  -q, --quiet           no progress bar\n"
         "  -h, --help            this help\n\n"
@@ -158,6 +169,7 @@ int rs_cmd_features(int argc, char **argv) {
         {"output", required_argument, NULL, 'o'},
         {"label-delay", required_argument, NULL, 1003},
         {"no-column-labels", no_argument, NULL, 1004},
+        {"maintenance", no_argument, NULL, 1005},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
@@ -165,7 +177,7 @@ int rs_cmd_features(int argc, char **argv) {
     memset(&co, 0, sizeof(co));
     const char *explain = NULL, *input = NULL, *format = NULL, *map_spec = NULL;
     const char *labels = NULL, *output = NULL;
-    int quiet = 0, c, col_labels = 1;
+    int quiet = 0, c, col_labels = 1, maint = 0, delay_given = 0;
     int64_t delay_ms = 3 * 86400000LL;
     optind = 1;
     while ((c = getopt_long(argc, argv, "c:s:i:m:o:qh", opts, NULL)) != -1) {
@@ -187,8 +199,10 @@ int rs_cmd_features(int argc, char **argv) {
                 return rs_cli_usage_error(cmd, "--label-delay '%s': expected "
                                           "a duration such as 7d, 36h, 90m",
                                           optarg);
+            delay_given = 1;
             break;
         case 1004: col_labels = 0; break;
+        case 1005: maint = 1; break;
         case 'q': quiet = 1; break;
         case 'h': rs_features_help(stdout); return RS_EXIT_OK;
         default: rs_features_help(stderr); return RS_EXIT_USAGE;
@@ -240,6 +254,10 @@ int rs_cmd_features(int argc, char **argv) {
     rs_gen_conf_t gconf;
     int rc = rs_cli_app_load(cmd, &app, &gconf, &co);
     if (rc != RS_EXIT_OK) return rc;
+    if (maint) app.maint.enabled = 1;
+    /* maintenance: a failure is known when it happens unless --label-delay
+     * says otherwise (as eval) */
+    if (app.maint.enabled && !delay_given) delay_ms = 0;
     /* --label-delay declares the delay (unless the config does): the
      * models' horizon and the windows that end at label maturity follow */
     if (!app.model.label_delay) app.model.label_delay = delay_ms;
@@ -321,7 +339,9 @@ int rs_cmd_features(int argc, char **argv) {
     rs_features_replay_t rp = {.events = in, .format = fmt, .map = &map,
                                .rtf = fmt == 3 ? &rtf : NULL,
                                .labels = lf, .column_labels = col_labels,
-                               .label_delay_ms = delay_ms, .row = rs_fx_row,
+                               .label_delay_ms = delay_ms,
+                               .maintenance = app.maint.enabled,
+                               .row = rs_fx_row,
                                .progress = rs_fx_progress, .opaque = &fx};
     rs_features_replay_stats_t st;
     rs_err_t err = rs_features_replay(f, &rp, &st, errstr, sizeof(errstr));
@@ -338,10 +358,22 @@ int rs_cmd_features(int argc, char **argv) {
     } else {
         rc = st.events ? RS_EXIT_OK : RS_EXIT_RUNTIME;
     }
-    char dd[32], lsrc[160] = "no labels";
+    char dd[32], lsrc[256] = "no labels";
     rs_duration_fmt(delay_ms, dd, sizeof(dd));
-    if (lf)
+    if (lf && app.maint.enabled)
+        snprintf(lsrc, sizeof(lsrc), "machine reports from %s: %llu "
+                 "failure reports, %llu repairs, %llu ignored", labels,
+                 (unsigned long long)st.failures,
+                 (unsigned long long)st.repairs,
+                 (unsigned long long)st.ignored);
+    else if (lf)
         snprintf(lsrc, sizeof(lsrc), "from %s", labels);
+    else if (col_labels && fmt != 0 && fmt != 3 && app.maint.enabled)
+        snprintf(lsrc, sizeof(lsrc), "label column '%s': %llu positives, "
+                 "%llu failures (the last of each run), each visible %s "
+                 "after its event", map.label,
+                 (unsigned long long)st.column_positives,
+                 (unsigned long long)st.column_failures, dd);
     else if (col_labels && fmt != 0)
         snprintf(lsrc, sizeof(lsrc), "label column '%s': %llu positives, "
                  "each visible %s after its event", map.label,

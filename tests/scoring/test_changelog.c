@@ -65,7 +65,7 @@
 #include "tests/support/rs_test_eng.h"
 #include "tests/support/rs_test_svc.h"
 
-#define NPART 2
+#define NPART RS_TEST_ENG_NPART
 #define DIM_MAX RS_FEATURES_MAX_DIM
 
 typedef rs_test_eng_t eng_t; /* tests/support/rs_test_eng.h */
@@ -74,80 +74,27 @@ static int64_t g_key_ttl; /* features.key_ttl of new engines; 0: default */
 
 static void eng_new(eng_t *e) { rs_test_eng_new(e, "/tmp", g_key_ttl); }
 
-/* Positions the test pretends each partition is at. */
+/* Positions the test pretends each partition is at (rs_test_eng_pos). */
 static int64_t g_off[NPART];
-static void pos_cb(void *o, int32_t p, rs_pstate_pos_t *pos) {
-    (void)o;
-    pos->events = g_off[p];
-    pos->labels = -1;
-    pos->log_end = (uint64_t)g_off[p];
-    pos->changelog = -1;
-}
 
 /* Entity ids of run_batch: <g_ent>-<n>. */
 static const char *g_ent = "card";
 
 /* Process batch b (8 events over both partitions) on e into msgs. */
 static void run_batch(eng_t *e, int b, rs_msg_t *msgs) {
-    uint8_t rec[8192];
-    assert_true(rs_model_lrec_size(e->m) <= sizeof(rec));
-    for (int i = 0; i < 8; i++) {
-        int k = b * 8 + i, ent = k % 6;
-        rs_msg_t *m = &msgs[i];
-        memset(m, 0, sizeof(*m));
-        m->kind = RS_MSG_EVENT;
-        m->partition = ent % NPART;
-        m->offset = g_off[m->partition]++;
-        rs_event_t *ev = &m->ev;
-        snprintf(ev->id, sizeof(ev->id), "tx-%d", k);
-        snprintf(ev->type, sizeof(ev->type), "card_tx");
-        snprintf(ev->entity_id, sizeof(ev->entity_id), "%s-%d", g_ent, ent);
-        snprintf(ev->counterparty_id, sizeof(ev->counterparty_id), "m-%d", k % 3);
-        ev->event_time_ms = 1767225600000LL + (int64_t)k * 60000;
-        ev->amount = 5.0 + k % 17;
-        float x[DIM_MAX];
-        rs_features_set_partition(e->f, m->partition);
-        assert_int_equal(rs_features_process(e->f, ev, x, NULL), RS_OK);
-        rs_model_input_t in;
-        rs_model_output_t out;
-        memset(&in, 0, sizeof(in));
-        in.event_id = ev->id;
-        in.entity_id = ev->entity_id;
-        in.counterparty_id = ev->counterparty_id;
-        in.event_time_ms = ev->event_time_ms;
-        in.amount = (float)ev->amount;
-        in.x = x;
-        in.lrec = rec;
-        in.lpos = RS_LPOS(m->partition, m->offset);
-        assert_int_equal(rs_model_forward(e->m, &in, 1, &out, NULL,
-                                          RS_MODEL_FWD_REMEMBER), RS_OK);
-        uint64_t h;
-        rs_dedup_check_part(e->d, rs_dedup_key(ev->entity_id, ev->id),
-                            ev->event_time_ms, m->partition, &h);
-        rs_dedup_rec_t r;
-        memset(&r, 0, sizeof(r));
-        r.has = 1;
-        r.score = out.score;
-        snprintf(r.model_version, sizeof(r.model_version), "v1");
-        rs_dedup_set(e->d, h, &r);
-    }
+    rs_test_eng_batch(e, b, msgs, g_off, g_ent);
 }
 
 static void test_roundtrip(void **state) {
     (void)state;
     char err[512];
-    const char *topics[] = {"events", "t-state-changelog"};
-    rs_cluster_t *cl = rs_cluster_new(1, topics, 2, NPART, err, sizeof(err));
-    assert_non_null(cl);
-    const char *boot = rs_cluster_bootstraps(cl);
     rs_kv_t kv;
-    rs_kv_init(&kv);
+    const char *boot;
+    rs_cluster_t *cl = rs_test_eng_cluster(&kv, &boot);
     eng_t a, b;
     eng_new(&a);
     eng_new(&b);
-    rs_changelog_t *ca = rs_changelog_new(&kv, boot, "t-state-changelog", a.f,
-                                          a.m, a.d, a.ps, 8, err, sizeof(err));
-    assert_non_null(ca);
+    rs_changelog_t *ca = rs_test_eng_changelog(&a, &kv, boot, 1);
     assert_int_equal(rs_changelog_on_mock(ca, 5000), 1);
     assert_int_equal(rs_changelog_ensure(ca, "events", 10000, err,
                                          sizeof(err)), RS_OK);
@@ -155,7 +102,7 @@ static void test_roundtrip(void **state) {
     memset(g_off, 0, sizeof(g_off));
     for (int bt = 1; bt <= 5; bt++) {
         run_batch(&a, bt, msgs);
-        rs_changelog_stage(ca, (uint64_t)bt, msgs, 8, pos_cb, NULL);
+        rs_changelog_stage(ca, (uint64_t)bt, msgs, 8, rs_test_eng_pos, g_off);
     }
     rs_changelog_release(ca, 4); /* batch 5: not delivered yet */
     assert_int_equal(rs_changelog_flush(ca, 10000), 0);
@@ -187,9 +134,7 @@ static void test_roundtrip(void **state) {
         rd_kafka_flush(prod, 10000);
         rd_kafka_destroy(prod);
     }
-    rs_changelog_t *cb = rs_changelog_new(&kv, boot, "t-state-changelog", b.f,
-                                          b.m, b.d, b.ps, 8, err, sizeof(err));
-    assert_non_null(cb);
+    rs_changelog_t *cb = rs_test_eng_changelog(&b, &kv, boot, 1);
     rs_pstate_pos_t pos;
     uint64_t nrec = 0;
     assert_int_equal(rs_changelog_restore(cb, 1, 0, &pos, &nrec, err,
@@ -292,10 +237,7 @@ static void restore_all(rs_kv_t *kv, const char *boot, eng_t *r,
                         rs_pstate_pos_t pos[NPART]) {
     char err[512];
     eng_new(r);
-    rs_changelog_t *c = rs_changelog_new(kv, boot, "t-state-changelog", r->f,
-                                         r->m, r->d, r->ps, 8, err,
-                                         sizeof(err));
-    assert_non_null(c);
+    rs_changelog_t *c = rs_test_eng_changelog(r, kv, boot, 1);
     for (int p = 0; p < NPART; p++) {
         uint64_t nrec = 0;
         rs_err_t e = rs_changelog_restore(c, p, 0, &pos[p], &nrec, err,
@@ -321,9 +263,7 @@ static void test_eos_txn(void **state) {
     if (!ks) fail_msg("%s", err);
     eng_t a;
     eng_new(&a);
-    rs_changelog_t *ca = rs_changelog_new(&kv, boot, "t-state-changelog", a.f,
-                                          a.m, a.d, a.ps, 8, err, sizeof(err));
-    assert_non_null(ca);
+    rs_changelog_t *ca = rs_test_eng_changelog(&a, &kv, boot, 1);
     assert_int_equal(rs_changelog_ensure(ca, "events", 10000, err,
                                          sizeof(err)), RS_OK);
     assert_int_equal(rs_changelog_use_txn(ca, ks, err, sizeof(err)), RS_OK);
@@ -339,7 +279,7 @@ static void test_eos_txn(void **state) {
 #define STAGE(bt)                                                          \
     do {                                                                   \
         run_batch(&a, (bt), msgs);                                         \
-        rs_changelog_stage(ca, (uint64_t)(bt), msgs, 8, pos_cb, NULL);     \
+        rs_changelog_stage(ca, (uint64_t)(bt), msgs, 8, rs_test_eng_pos, g_off);     \
         memcpy(want[(bt)], g_off, sizeof(g_off));                          \
         for (int p_ = 0; p_ < NPART; p_++)                                 \
             ipos[p_] = (rs_ingest_pos_t){RS_MSG_TOPIC_EVENTS, p_,          \
@@ -501,8 +441,8 @@ static void cl_tally_cb(void *opaque, const rd_kafka_message_t *rkm) {
     rs_pstate_key_t k;
     char e[256];
     t->n++;
-    if (rs_pstate_key_parse(rkm->key, rkm->key_len, &k, e, sizeof(e)) ||
-        rkm->partition < 0 || rkm->partition >= NPART) {
+    if (rs_test_eng_key(rkm, &k) || rkm->partition < 0 ||
+        rkm->partition >= NPART) {
         t->bad++;
         return;
     }
@@ -521,11 +461,8 @@ typedef struct tomb_tally_s {
 static void tomb_cb(void *opaque, const rd_kafka_message_t *rkm) {
     tomb_tally_t *t = opaque;
     rs_pstate_key_t k;
-    char e[256];
     t->n++;
-    if (rkm->payload || rs_pstate_key_parse(rkm->key, rkm->key_len, &k, e,
-                                            sizeof(e)))
-        return;
+    if (rkm->payload || rs_test_eng_key(rkm, &k)) return;
     t->f += k.store == 'F';
     t->s += k.store == 'S';
     t->a += k.store == 'A';
@@ -542,36 +479,18 @@ static int has_cache(eng_t *e, const char *id) {
 
 static void test_tombstones(void **state) {
     (void)state;
-    char err[512];
-    const char *topics[] = {"events", "t-state-changelog"};
-    rs_cluster_t *cl = rs_cluster_new(1, topics, 2, NPART, err, sizeof(err));
-    assert_non_null(cl);
-    const char *boot = rs_cluster_bootstraps(cl);
     rs_kv_t kv;
-    rs_kv_init(&kv);
+    const char *boot;
+    rs_cluster_t *cl = rs_test_eng_cluster(&kv, &boot);
     g_key_ttl = 3600000LL; /* 1 h of event time */
     eng_t a;
     eng_new(&a);
-    rs_changelog_t *ca = rs_changelog_new(&kv, boot, "t-state-changelog", a.f,
-                                          a.m, a.d, a.ps, 8, err, sizeof(err));
-    assert_non_null(ca);
-    rs_msg_t msgs[8];
+    rs_changelog_t *ca = rs_test_eng_changelog(&a, &kv, boot, 1);
     memset(g_off, 0, sizeof(g_off));
     /* batch 1: old-0..5; batches 20..31 (2.6 h later): 6 new entities
      * each, 72 in all -- more than the 64 sequence caches (the LRU evicts
      * old-*) and enough events for the sweep to pass every slot */
-    char pfx[16];
-    int bts[13] = {1};
-    for (int i = 1; i < 13; i++) bts[i] = 19 + i;
-    for (int i = 0; i < 13; i++) {
-        if (i) snprintf(pfx, sizeof(pfx), "n%d", bts[i]);
-        g_ent = i ? pfx : "old";
-        run_batch(&a, bts[i], msgs);
-        rs_changelog_stage(ca, (uint64_t)(i + 1), msgs, 8, pos_cb, NULL);
-        rs_changelog_release(ca, (uint64_t)(i + 1));
-    }
-    g_ent = "card";
-    assert_int_equal(rs_changelog_flush(ca, 10000), 0);
+    rs_test_eng_expiry_run(&a, ca, g_off);
     rs_features_stats_t fs;
     rs_features_stats(a.f, &fs);
     rs_model_stats_t ms;
@@ -583,12 +502,7 @@ static void test_tombstones(void **state) {
     assert_true(fs.expirations >= 6);
     assert_true(ms.evictions >= 6);
     tomb_tally_t t = {0, 0, 0, 0};
-    rs_changelog_stats_t st;
-    rs_changelog_stats(ca, &st);
-    assert_int_equal(rs_test_kafka_read(boot, "t-state-changelog",
-                                        (int)st.records, 500, 20000, tomb_cb,
-                                        &t),
-                     (int)st.records);
+    rs_test_eng_read_changelog(ca, boot, tomb_cb, &t);
     printf("changelog: %d records, %d feature and %d cache tombstones\n",
            t.n, t.f, t.s);
     assert_true(t.f >= 6 && t.s >= 6);
@@ -633,32 +547,14 @@ typedef struct meng_s {
 } meng_t;
 
 static void meng_new(meng_t *t) {
-    char err[512];
     eng_new(&t->e);
     int dim = rs_features_dim(t->e.f);
     const char *names[DIM_MAX];
     for (int i = 0; i < dim; i++) names[i] = rs_features_name(t->e.f, i);
-    rs_model_conf_t c;
-    rs_model_conf_init(&c);
-    c.kind = RS_MODEL_LR;
-    c.batch_max = 16;
-    c.train_queue = 8;
-    c.publish_interval_ms = 600000;
-    rs_model_t *tm = rs_model_new(&c, dim, names, err, sizeof(err));
-    assert_non_null(tm);
-    rs_err_t e2;
-    t->tr = rs_trainer_new(tm, &c, NULL, &e2, err, sizeof(err));
-    if (!t->tr) fail_msg("%s", err);
+    t->tr = rs_test_eng_trainer(dim, names);
     rs_maint_conf_t mc;
-    rs_maint_conf_init(&mc);
-    mc.enabled = 1;
-    mc.alert_threshold = 0.5;
-    mc.alert_readings = 2;
-    mc.max_machines = 64;
-    mc.cold_start = 1;
-    rs_alerts_opts_t ao = {8, g_key_ttl};
-    t->al = rs_alerts_new(&mc, &ao, t->e.f, t->e.m, t->tr, err, sizeof(err));
-    if (!t->al) fail_msg("%s", err);
+    rs_test_eng_maint_conf(&mc);
+    t->al = rs_test_eng_alerts(&mc, g_key_ttl, t->e.f, t->e.m, t->tr);
     rs_pstate_set_alerts(t->e.ps, t->al);
 }
 
@@ -713,19 +609,13 @@ static int has_machine(meng_t *e, const char *id, uint8_t *buf, size_t cap,
 static void test_maint_tombstones(void **state) {
     (void)state;
     char err[512];
-    const char *topics[] = {"events", "t-state-changelog"};
-    rs_cluster_t *cl = rs_cluster_new(1, topics, 2, NPART, err, sizeof(err));
-    assert_non_null(cl);
-    const char *boot = rs_cluster_bootstraps(cl);
     rs_kv_t kv;
-    rs_kv_init(&kv);
+    const char *boot;
+    rs_cluster_t *cl = rs_test_eng_cluster(&kv, &boot);
     g_key_ttl = 3600000LL; /* 1 h of event time */
     static meng_t a, b, c;
     meng_new(&a);
-    rs_changelog_t *ca = rs_changelog_new(&kv, boot, "t-state-changelog",
-                                          a.e.f, a.e.m, NULL, a.e.ps, 8, err,
-                                          sizeof(err));
-    assert_non_null(ca);
+    rs_changelog_t *ca = rs_test_eng_changelog(&a.e, &kv, boot, 0);
     memset(g_off, 0, sizeof(g_off));
     /* batch 1: old-0..5 (minutes 8..15); batches 20..25 (2.5 h later):
      * n<b>-0..5, 48 events -- more than a pass of the idleness sweep over
@@ -745,7 +635,7 @@ static void test_maint_tombstones(void **state) {
                          s == 7 ? 25 : bts[s], i % 6);
         }
         mbatch(&a, bts[s], mach, msgs);
-        rs_changelog_stage(ca, (uint64_t)(s + 1), msgs, 8, pos_cb, NULL);
+        rs_changelog_stage(ca, (uint64_t)(s + 1), msgs, 8, rs_test_eng_pos, g_off);
         rs_changelog_release(ca, (uint64_t)(s + 1));
     }
     assert_int_equal(rs_changelog_flush(ca, 10000), 0);
@@ -766,10 +656,7 @@ static void test_maint_tombstones(void **state) {
     assert_int_equal(t.a, 6);
     /* B restored from the beginning of the uncompacted log */
     meng_new(&b);
-    rs_changelog_t *cb = rs_changelog_new(&kv, boot, "t-state-changelog",
-                                          b.e.f, b.e.m, NULL, b.e.ps, 8, err,
-                                          sizeof(err));
-    assert_non_null(cb);
+    rs_changelog_t *cb = rs_test_eng_changelog(&b.e, &kv, boot, 0);
     for (int p = 0; p < NPART; p++) {
         uint64_t nrec = 0;
         rs_pstate_pos_t pos;

@@ -121,11 +121,6 @@ static const char *rec_json(const redisReply *r) {
     return buf;
 }
 
-static void sleep_ms(int ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* The value of metric line `name` (exact name, no labels) in text. */
 static double metric(const char *text, const char *name) {
     size_t nl = strlen(name);
@@ -134,33 +129,8 @@ static double metric(const char *text, const char *name) {
     return -1;
 }
 
-/* Score records read back from the scores topic, in topic order. */
-typedef struct scores_s {
-    int n, cap, bad;
-    rs_score_t *sc;
-} scores_t;
-
-static void scores_cb(void *opaque, const rd_kafka_message_t *rkm) {
-    scores_t *t = opaque;
-    char errstr[256];
-    if (t->n == t->cap) {
-        t->cap = t->cap ? 2 * t->cap : 512;
-        t->sc = realloc(t->sc, (size_t)t->cap * sizeof(*t->sc));
-    }
-    if (rs_score_from_json(rkm->payload, rkm->len, &t->sc[t->n], errstr,
-                           sizeof(errstr)) != RS_OK) {
-        t->bad++;
-        return;
-    }
-    t->n++;
-}
-
-static void read_scores(rs_test_env_t *e, int expect, scores_t *t) {
-    memset(t, 0, sizeof(*t));
-    rs_test_kafka_read(e->boot, rs_test_topics[RS_TEST_T_SCORES], expect, 1500,
-                       60000, scores_cb, t);
-    assert_int_equal(t->bad, 0);
-}
+/* Score records read back from the scores topic (rs_test_svc.h). */
+typedef rs_test_scores_t scores_t;
 
 /* -------------------------------------------------------------- stream */
 
@@ -183,6 +153,20 @@ static void produce_reading(rs_test_env_t *e, int m, int j) {
              "\"numeric_fields\":{\"temperature\":%.3f,\"vibration\":%.3f}}",
              id, machines[m], BASE_MS + (long long)j * STEP_MS, temp, vib);
     rs_test_env_produce(e, RS_TEST_T_EVENTS, machines[m], buf);
+}
+
+/* Start s on e (group, kv), produce NREAD readings of machines 0..nmach-1
+ * and wait until they are scored. */
+static void start_and_read(rs_test_svc_t *s, rs_test_env_t *e,
+                           const char *group, const char *const *kv,
+                           int nmach) {
+    rs_test_svc_start(s, e, group, kv, NULL, 30000);
+    for (int j = 0; j < NREAD; j++)
+        for (int m = 0; m < nmach; m++) produce_reading(e, m, j);
+    rs_test_env_flush(e);
+    assert_true(rs_test_svc_wait_count(s, &s->scored,
+                                       (uint64_t)(nmach * NREAD), "scored",
+                                       60000));
 }
 
 static void produce_mlabel(rs_test_env_t *e, int m, const char *event_id,
@@ -231,14 +215,7 @@ static void test_failure_alert(void **state) {
                         "features.preset", "sensors",
                         "features.sensor_fields", "temperature,vibration",
                         NULL};
-    rs_test_svc_conf(&s, &e, "g-maint", kv);
-    rs_test_svc_run(&s);
-    rs_test_svc_wait_assigned(&s, 30000);
-    for (int j = 0; j < NREAD; j++)
-        for (int m = 0; m < 3; m++) produce_reading(&e, m, j);
-    rs_test_env_flush(&e);
-    assert_true(
-        rs_test_svc_wait_count(&s, &s.scored, 3 * NREAD, "scored", 60000));
+    start_and_read(&s, &e, "g-maint", kv, 3);
     /* A fails after its last reading (reported twice, 1 h later); C is
      * repaired; B runs on */
     int64_t t_last = BASE_MS + (NREAD - 1) * STEP_MS;
@@ -251,9 +228,7 @@ static void test_failure_alert(void **state) {
     /* RUL: A's failure taught the head (24 readings, all within the 2 h
      * cap); once the trainer published a version the scorer estimates:
      * B's next readings (one at a time until one carries an estimate) */
-    redisContext *rc = redisConnectUnix(rs_test_redis_socket(e.redis));
-    assert_non_null(rc);
-    assert_int_equal(rc->err, 0);
+    redisContext *rc = rs_test_redis_connect(e.redis);
     int nextra = 0;
     long long rul = 0;
     while (!rul && nextra < 40) {
@@ -262,18 +237,9 @@ static void test_failure_alert(void **state) {
         nextra++;
         assert_true(rs_test_svc_wait_count(&s, &s.scored, 3 * NREAD + nextra,
                                            "scored", 60000));
-        char cmd[64];
-        snprintf(cmd, sizeof(cmd), "GET rs:score:r-B-%02d", NREAD + nextra - 1);
-        redisReply *r = NULL;
-        for (int w = 0; w < 1000; w++) { /* the Redis writer is async */
-            r = redisCommand(rc, cmd);
-            assert_non_null(r);
-            if (r->type == REDIS_REPLY_STRING) break;
-            freeReplyObject(r);
-            r = NULL;
-            sleep_ms(10);
-        }
-        assert_non_null(r);
+        char key[64];
+        snprintf(key, sizeof(key), "rs:score:r-B-%02d", NREAD + nextra - 1);
+        redisReply *r = rs_test_redis_get_wait(rc, key);
         const char *p = strstr(rec_json(r), "\"rul\":");
         if (p) rul = atoll(p + 6);
         freeReplyObject(r);
@@ -307,7 +273,7 @@ static void test_failure_alert(void **state) {
 
     /* scores topic: exactly the 13th reading of each machine is an alert */
     scores_t sc;
-    read_scores(&e, 3 * NREAD + nextra, &sc);
+    rs_test_read_scores(&e, 3 * NREAD + nextra, &sc);
     assert_int_equal(sc.n, 3 * NREAD + nextra);
     int alerts = 0;
     for (int i = 0; i < sc.n; i++) {
@@ -409,19 +375,12 @@ static void test_coldstart_alert_score(void **state) {
                          * before the span) is A's healthy hour */
                         "features.sensor_spans", "4",
                         NULL};
-    rs_test_svc_conf(&s, &e, "g-maint-cs", kv);
-    rs_test_svc_run(&s);
-    rs_test_svc_wait_assigned(&s, 30000);
-    for (int j = 0; j < NREAD; j++)
-        for (int m = 0; m < 2; m++) produce_reading(&e, m, j);
-    rs_test_env_flush(&e);
-    assert_true(
-        rs_test_svc_wait_count(&s, &s.scored, 2 * NREAD, "scored", 60000));
+    start_and_read(&s, &e, "g-maint-cs", kv, 2);
     rs_test_svc_stop(&s);
     assert_int_equal(s.err, RS_OK);
 
     scores_t sc;
-    read_scores(&e, 2 * NREAD, &sc);
+    rs_test_read_scores(&e, 2 * NREAD, &sc);
     assert_int_equal(sc.n, 2 * NREAD);
     int alerts = 0, with = 0;
     char a_id[RS_ID_MAX] = "";
@@ -472,21 +431,10 @@ static void test_coldstart_alert_score(void **state) {
     assert_true(seen);
 
     /* Redis keeps the same record */
-    redisContext *rc = redisConnectUnix(rs_test_redis_socket(e.redis));
-    assert_non_null(rc);
-    assert_int_equal(rc->err, 0);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "GET rs:score:%s", a_id);
-    redisReply *r = NULL;
-    for (int w = 0; w < 1000; w++) { /* the Redis writer is async */
-        r = redisCommand(rc, cmd);
-        assert_non_null(r);
-        if (r->type == REDIS_REPLY_STRING) break;
-        freeReplyObject(r);
-        r = NULL;
-        sleep_ms(10);
-    }
-    assert_non_null(r);
+    redisContext *rc = rs_test_redis_connect(e.redis);
+    char key[128];
+    snprintf(key, sizeof(key), "rs:score:%s", a_id);
+    redisReply *r = rs_test_redis_get_wait(rc, key);
     rs_score_t rec;
     char es[256];
     assert_int_equal(rs_score_from_json(rec_json(r), strlen(rec_json(r)), &rec, es,
@@ -516,9 +464,7 @@ static void coldstart_run(rs_test_env_t *e, const char *ckpt, int first,
                         "features.sensor_fields", "temperature,vibration",
                         "service.checkpoint_path", ckpt,
                         NULL};
-    rs_test_svc_conf(&s, e, "g-maint-ckpt", kv);
-    rs_test_svc_run(&s);
-    rs_test_svc_wait_assigned(&s, 30000);
+    rs_test_svc_start(&s, e, "g-maint-ckpt", kv, NULL, 30000);
     for (int j = first; j < last; j++)
         for (int m = 0; m < 2; m++) produce_reading(e, m, j);
     rs_test_env_flush(e);
@@ -618,9 +564,7 @@ static void alertpol_run(rs_test_env_t *e, const char *ckpt, int a0, int a1,
                         "features.sensor_fields", "temperature,vibration",
                         "service.checkpoint_path", ckpt,
                         NULL};
-    rs_test_svc_conf(&s, e, "g-maint-pol", kv);
-    rs_test_svc_run(&s);
-    rs_test_svc_wait_assigned(&s, 30000);
+    rs_test_svc_start(&s, e, "g-maint-pol", kv, NULL, 30000);
     for (int j = a0; j < a1; j++) produce_reading(e, 0, j);
     for (int j = b0; j < b1; j++) produce_reading(e, 1, j);
     rs_test_env_flush(e);
@@ -660,7 +604,7 @@ static void test_alertpol_restart(void **state) {
     assert_int_equal((int)alerts, 1);
     /* the scores topic over both runs: one alert per episode */
     scores_t sc;
-    read_scores(&e, 14, &sc);
+    rs_test_read_scores(&e, 14, &sc);
     assert_int_equal(sc.n, 14);
     int na = 0;
     for (int i = 0; i < sc.n; i++) {
@@ -698,22 +642,45 @@ static void produce_part_reading(rs_test_env_t *e, const char *mach,
     assert_int_equal(kerr, RD_KAFKA_RESP_ERR_NO_ERROR);
 }
 
-/* a.scored + b.scored >= n within 60 s */
-static void wait_total(rs_test_svc_t *a, rs_test_svc_t *b, uint64_t n) {
-    for (int i = 0; i < 6000; i++) {
-        if (atomic_load(&a->scored) + atomic_load(&b->scored) >= n) return;
-        usleep(10000);
-    }
-    fail_msg("scored %llu + %llu of %llu",
-             (unsigned long long)atomic_load(&a->scored),
-             (unsigned long long)atomic_load(&b->scored),
-             (unsigned long long)n);
-}
-
 /* Machines O<p> (an open episode when their partition moves) and D<p>
  * (half way through the debounce) on input partition p = 0, 1. */
 static const char *const pm_open[2] = {"pm-O0", "pm-O1"};
 static const char *const pm_deb[2] = {"pm-D0", "pm-D1"};
+
+/* The configuration of the two-instance tests: threshold 0 (every reading
+ * counts), 4 readings to alert, no cool-down, lr on the sensors preset, the
+ * state changelog, and with standby one standby copy per partition. */
+static const char *const *pm_conf(int standby) {
+    static const char *kv[] = {"maintenance.enabled", "true",
+                               "maintenance.horizon", "1h",
+                               "maintenance.cold_start", "true",
+                               "maintenance.alert_threshold", "0",
+                               "maintenance.alert_readings", "4",
+                               "maintenance.alert_cooldown", "0s",
+                               "maintenance.alert_escalation", "1",
+                               "model.kind", "lr",
+                               "model.label_horizon", "30d",
+                               "features.preset", "sensors",
+                               "features.sensor_fields",
+                               "temperature,vibration",
+                               "state.changelog", "true",
+                               "kafka.consumer.session.timeout.ms", "6000",
+                               NULL, NULL, NULL};
+    const size_t n = sizeof(kv) / sizeof(kv[0]);
+    kv[n - 3] = standby ? "state.standby" : NULL;
+    kv[n - 2] = standby ? "1" : NULL;
+    return kv;
+}
+
+/* O0, O1 read [o0, o1), D0, D1 read [d0, d1) (their partitions 0, 1),
+ * all delivered. */
+static void pm_produce(rs_test_env_t *e, int o0, int o1, int d0, int d1) {
+    for (int p = 0; p < 2; p++) {
+        for (int j = o0; j < o1; j++) produce_part_reading(e, pm_open[p], p, j);
+        for (int j = d0; j < d1; j++) produce_part_reading(e, pm_deb[p], p, j);
+    }
+    rs_test_env_flush(e);
+}
 
 /* The maintenance state follows its partition (pstate.h 'A' records,
  * alerts.h rs_alerts_part_*): two instances in one group on the mock
@@ -735,45 +702,14 @@ static void test_part_move(void **state) {
     static rs_test_env_t e;
     static rs_test_svc_t a, b;
     rs_test_env_open(&e, 2);
-    /* the mock has no CreateTopics: the group's changelog made here */
-    assert_int_equal(rd_kafka_mock_topic_create(rs_cluster_mock(e.cl),
-                                                "g-maint-part-state-changelog",
-                                                2, 1),
-                     0);
-    const char *kv[] = {"maintenance.enabled", "true",
-                        "maintenance.horizon", "1h",
-                        "maintenance.cold_start", "true",
-                        "maintenance.alert_threshold", "0",
-                        "maintenance.alert_readings", "4",
-                        "maintenance.alert_cooldown", "0s",
-                        "maintenance.alert_escalation", "1",
-                        "model.kind", "lr",
-                        "model.label_horizon", "30d",
-                        "features.preset", "sensors",
-                        "features.sensor_fields", "temperature,vibration",
-                        "state.changelog", "true",
-                        "kafka.consumer.session.timeout.ms", "6000",
-                        NULL};
-    rs_test_svc_conf(&a, &e, "g-maint-part", kv);
-    a.label = "A";
-    rs_test_svc_run(&a);
-    rs_test_svc_wait_assigned(&a, 30000);
-    for (int p = 0; p < 2; p++) {
-        for (int j = 0; j < 6; j++) produce_part_reading(&e, pm_open[p], p, j);
-        for (int j = 0; j < 2; j++) produce_part_reading(&e, pm_deb[p], p, j);
-    }
-    rs_test_env_flush(&e);
+    rs_test_env_changelog(&e, "g-maint-part");
+    const char *const *kv = pm_conf(0);
+    rs_test_svc_start(&a, &e, "g-maint-part", kv, "A", 30000);
+    pm_produce(&e, 0, 6, 0, 2);
     assert_true(rs_test_svc_wait_count(&a, &a.scored, 16, "A scored", 60000));
-    rs_test_svc_conf(&b, &e, "g-maint-part", kv);
-    b.label = "B";
-    rs_test_svc_run(&b);
-    rs_test_svc_wait_assigned(&b, 60000);
-    for (int p = 0; p < 2; p++) {
-        for (int j = 6; j < 10; j++) produce_part_reading(&e, pm_open[p], p, j);
-        for (int j = 2; j < 4; j++) produce_part_reading(&e, pm_deb[p], p, j);
-    }
-    rs_test_env_flush(&e);
-    wait_total(&a, &b, 28);
+    rs_test_svc_start(&b, &e, "g-maint-part", kv, "B", 60000);
+    pm_produce(&e, 6, 10, 2, 4);
+    rs_test_svc_wait_total(&a, &b, 28);
     rs_test_svc_stop(&b);
     rs_test_svc_stop(&a);
     assert_int_equal(a.err, RS_OK);
@@ -790,7 +726,7 @@ static void test_part_move(void **state) {
     /* the scores topic (a record may come twice: at-least-once across
      * the move): exactly one alert per episode, each at its 4th reading */
     scores_t sc;
-    read_scores(&e, 28, &sc);
+    rs_test_read_scores(&e, 28, &sc);
     assert_true(sc.n >= 28);
     int seen[4] = {0, 0, 0, 0};
     for (int i = 0; i < sc.n; i++) {
@@ -843,45 +779,18 @@ static void test_standby_open(void **state) {
     static rs_test_env_t e;
     static rs_test_svc_t a, b;
     rs_test_env_open(&e, 2);
-    assert_int_equal(rd_kafka_mock_topic_create(rs_cluster_mock(e.cl),
-                                                "g-maint-sb-state-changelog",
-                                                2, 1),
-                     0);
-    const char *kv[] = {"maintenance.enabled", "true",
-                        "maintenance.horizon", "1h",
-                        "maintenance.cold_start", "true",
-                        "maintenance.alert_threshold", "0",
-                        "maintenance.alert_readings", "4",
-                        "maintenance.alert_cooldown", "0s",
-                        "maintenance.alert_escalation", "1",
-                        "model.kind", "lr",
-                        "model.label_horizon", "30d",
-                        "features.preset", "sensors",
-                        "features.sensor_fields", "temperature,vibration",
-                        "state.changelog", "true",
-                        "state.standby", "1",
-                        "kafka.consumer.session.timeout.ms", "6000",
-                        NULL};
-    rs_test_svc_conf(&a, &e, "g-maint-sb", kv);
-    a.label = "A";
-    rs_test_svc_run(&a);
-    rs_test_svc_wait_assigned(&a, 30000);
-    rs_test_svc_conf(&b, &e, "g-maint-sb", kv);
-    b.label = "B";
-    rs_test_svc_run(&b);
-    rs_test_svc_wait_assigned(&b, 60000);
+    rs_test_env_changelog(&e, "g-maint-sb");
+    const char *const *kv = pm_conf(1);
+    rs_test_svc_start(&a, &e, "g-maint-sb", kv, "A", 30000);
+    rs_test_svc_start(&b, &e, "g-maint-sb", kv, "B", 60000);
     /* the rebalance done: one partition each, of both input topics
      * (each instance keeps a copy of the other's) */
     for (int i = 0; i < 6000 && atomic_load(&a.assigned) !=
                                     atomic_load(&b.assigned); i++)
         usleep(10000);
     assert_int_equal(atomic_load(&a.assigned), atomic_load(&b.assigned));
-    for (int p = 0; p < 2; p++) {
-        for (int j = 0; j < 6; j++) produce_part_reading(&e, pm_open[p], p, j);
-        for (int j = 0; j < 2; j++) produce_part_reading(&e, pm_deb[p], p, j);
-    }
-    rs_test_env_flush(&e);
-    wait_total(&a, &b, 16);
+    pm_produce(&e, 0, 6, 0, 2);
+    rs_test_svc_wait_total(&a, &b, 16);
     double sb_a = -1, sb_b = -1;
     for (int i = 0; i < 600; i++) {
         sb_a = live_metric(&a, "riskstream_alerts_open_standby");

@@ -447,29 +447,13 @@ static void maint_new(maint_t *t, const char *dir) {
     memset(t, 0, sizeof(*t));
     t->f = mkfeat();
     t->m = mkmodel();
-    rs_model_conf_t c;
-    rs_model_conf_init(&c);
-    c.kind = RS_MODEL_LR;
-    c.batch_max = 16;
-    c.train_queue = 8;
-    c.publish_interval_ms = 600000;
-    rs_model_t *tm = rs_model_new(&c, DIM, names, e, sizeof(e));
-    assert_non_null(tm);
-    rs_err_t err;
-    t->tr = rs_trainer_new(tm, &c, NULL, &err, e, sizeof(e));
-    if (!t->tr) fail_msg("%s", e);
+    t->tr = rs_test_eng_trainer(DIM, names);
     rs_maint_conf_t mc;
-    rs_maint_conf_init(&mc);
-    mc.enabled = 1;
-    mc.alert_threshold = 0.5;
-    mc.alert_readings = 2;
+    rs_test_eng_maint_conf(&mc);
     mc.alert_cooldown = 10 * 3600000LL;
     mc.alert_escalation = 1;
-    mc.max_machines = 64;
-    mc.cold_start = 1; /* its own policy's entries move too */
-    rs_alerts_opts_t ao = {8, g_mttl};
-    t->al = rs_alerts_new(&mc, &ao, t->f, t->m, t->tr, e, sizeof(e));
-    if (!t->al) fail_msg("%s", e);
+    /* cold start on: its own policy's entries move too */
+    t->al = rs_test_eng_alerts(&mc, g_mttl, t->f, t->m, t->tr);
     t->ps = rs_pstate_new(dir, t->f, t->m, NULL, e, sizeof(e));
     if (!t->ps) fail_msg("%s", e);
     rs_pstate_set_alerts(t->ps, t->al);

@@ -163,33 +163,8 @@ static int64_t group_lag(rs_test_env_t *e, const char *group) {
     return lag;
 }
 
-/* Score records read back from the scores topic, in topic order. */
-typedef struct scores_s {
-    int n, cap, bad;
-    rs_score_t *sc;
-} scores_t;
-
-static void scores_cb(void *opaque, const rd_kafka_message_t *rkm) {
-    scores_t *t = opaque;
-    char errstr[256];
-    if (t->n == t->cap) {
-        t->cap = t->cap ? 2 * t->cap : 512;
-        t->sc = realloc(t->sc, (size_t)t->cap * sizeof(*t->sc));
-    }
-    if (rs_score_from_json(rkm->payload, rkm->len, &t->sc[t->n], errstr,
-                           sizeof(errstr)) != RS_OK) {
-        t->bad++;
-        return;
-    }
-    t->n++;
-}
-
-static void read_scores(rs_test_env_t *e, int expect, scores_t *t) {
-    memset(t, 0, sizeof(*t));
-    rs_test_kafka_read(e->boot, rs_test_topics[RS_TEST_T_SCORES], expect, 1500,
-                       60000, scores_cb, t);
-    assert_int_equal(t->bad, 0);
-}
+/* Score records read back from the scores topic (rs_test_svc.h). */
+typedef rs_test_scores_t scores_t;
 
 /* The first record of `id` at or after index `from`, or NULL. */
 static const rs_score_t *scores_find(const scores_t *t, const char *id,
@@ -307,7 +282,7 @@ static void test_eos_label_between(void **state) {
     assert_int_equal(s.st.scored, 400);
     assert_int_equal(s.err, RS_OK);
     scores_t t;
-    read_scores(&e, 400, &t);
+    rs_test_read_scores(&e, 400, &t);
     for (int i = 0; i < 400; i++) {
         char id[32];
         snprintf(id, sizeof(id), "ev-%d", i);
@@ -449,7 +424,7 @@ static void run_stream(run_t *r, const char *group, feed_fn *feed,
     rs_test_svc_stop(&r->s);
     assert_true(ok);
     assert_int_equal(r->s.err, RS_OK);
-    read_scores(&e, records, &r->t);
+    rs_test_read_scores(&e, records, &r->t);
     rs_test_env_close(&e);
 }
 
@@ -1010,7 +985,7 @@ static void dedup_restart(const char *kind) {
     sleep_ms(300);
     rs_test_svc_stop(&s2);
     scores_t t;
-    read_scores(&e, 211, &t);
+    rs_test_read_scores(&e, 211, &t);
     const rs_score_t *x = scores_find(&t, "ev-50", 0);
     const rs_score_t *y = x ? scores_find(&t, "ev-50", (int)(x - t.sc) + 1)
                             : NULL;

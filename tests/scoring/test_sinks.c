@@ -46,23 +46,6 @@ static int is_alert(rs_decision_t d) {
            d == RS_DECISION_ALERT;
 }
 
-/* Raw hiredis client for checks. */
-static redisContext *raw_connect(rs_test_redis_t *r) {
-    redisContext *c = redisConnectUnix(rs_test_redis_socket(r));
-    assert_non_null(c);
-    assert_int_equal(c->err, 0);
-    return c;
-}
-
-static long long raw_int(redisContext *c, const char *fmt, const char *arg) {
-    redisReply *rep = redisCommand(c, fmt, arg);
-    assert_non_null(rep);
-    assert_int_equal(rep->type, REDIS_REPLY_INTEGER);
-    long long v = rep->integer;
-    freeReplyObject(rep);
-    return v;
-}
-
 /* A sink on r; index_max, buffer_bytes, input_ttl_ms: 0 = default. */
 static rs_sink_redis_t *new_redis_sink_ex(rs_test_redis_t *r,
                                           int64_t index_max,
@@ -238,7 +221,7 @@ static void test_redis_write_read(void **state) {
     char errstr[512], json[RS_ENCODE_MAX];
     rs_test_redis_t *r = start_redis(NULL);
     rs_sink_redis_t *sink = new_redis_sink(r, 0);
-    redisContext *c = raw_connect(r);
+    redisContext *c = rs_test_redis_connect(r);
 
     rs_score_t scores[10];
     for (int i = 0; i < 10; i++) make_score(i, i < 6 ? 1 : 2, &scores[i]);
@@ -287,9 +270,9 @@ static void test_redis_write_read(void **state) {
     assert_int_equal(n, 0);
 
     /* TTLs on both kinds of keys. */
-    long long ttl = raw_int(c, "PTTL rs:score:%s", "s-3");
+    long long ttl = rs_test_redis_int(c, "PTTL rs:score:%s", "s-3");
     assert_true(ttl > 0 && ttl <= 7LL * 86400 * 1000);
-    ttl = raw_int(c, "PTTL rs:entity:%s:scores", "e-1");
+    ttl = rs_test_redis_int(c, "PTTL rs:entity:%s:scores", "e-1");
     assert_true(ttl > 0 && ttl <= 7LL * 86400 * 1000);
 
     /* Idempotent: a replay rewrites the same keys. */
@@ -302,7 +285,7 @@ static void test_redis_write_read(void **state) {
     rep = redisCommand(c, "DBSIZE");
     assert_int_equal(rep->integer, keys);
     freeReplyObject(rep);
-    assert_int_equal(raw_int(c, "ZCARD rs:entity:%s:scores", "e-1"), 6);
+    assert_int_equal(rs_test_redis_int(c, "ZCARD rs:entity:%s:scores", "e-1"), 6);
     /* ... and a replay with a different score does not replace the
      * decision on record: one event, one record. */
     {
@@ -415,7 +398,7 @@ static void test_redis_analyst(void **state) {
     conf.alert_index_max = 6;
     rs_sink_redis_t *sink = rs_sink_redis_new(&conf, errstr, sizeof(errstr));
     assert_non_null(sink);
-    redisContext *c = raw_connect(r);
+    redisContext *c = rs_test_redis_connect(r);
 
     /* 14 scores written by the synchronous path, 14 by the writer thread;
      * decisions cycle through make_score's table (3 of 7 alert). */
@@ -440,8 +423,8 @@ static void test_redis_analyst(void **state) {
     assert_int_equal(raw_calls(c, "zadd"), 2 * 3 + 1);
     assert_int_equal(raw_calls(c, "pexpire"), 2 * 3 + 1);
     /* newest 6 alerts kept: of 12 alerted events (3 per 7) */
-    assert_int_equal(raw_int(c, "ZCARD %s", "rs:alerts"), 6);
-    long long ttl = raw_int(c, "PTTL %s", "rs:alerts");
+    assert_int_equal(rs_test_redis_int(c, "ZCARD %s", "rs:alerts"), 6);
+    long long ttl = rs_test_redis_int(c, "PTTL %s", "rs:alerts");
     assert_true(ttl > 0 && ttl <= 7LL * 86400 * 1000);
     rs_redis_hit_t hits[32];
     int n = 0, want[32], nw = 0;
@@ -501,11 +484,11 @@ static void test_redis_analyst(void **state) {
     redisReply *rep = redisCommand(c, "GET rs:outcome:s-3");
     assert_string_equal(rep->str, o1);
     freeReplyObject(rep);
-    ttl = raw_int(c, "PTTL %s", "rs:outcome:s-3");
+    ttl = rs_test_redis_int(c, "PTTL %s", "rs:outcome:s-3");
     assert_true(ttl > 0 && ttl <= 7LL * 86400 * 1000);
     assert_int_equal(rs_sink_redis_del_outcome(sink, "s-3", errstr,
                                                sizeof(errstr)), RS_OK);
-    assert_int_equal(raw_int(c, "EXISTS %s", "rs:outcome:s-3"), 0);
+    assert_int_equal(rs_test_redis_int(c, "EXISTS %s", "rs:outcome:s-3"), 0);
     assert_int_equal(rs_sink_redis_set_outcome(sink, "s-3", "{}", 0, errstr,
                                                sizeof(errstr)), RS_OK);
 
@@ -585,7 +568,7 @@ static void test_redis_auth_db(void **state) {
     assert_int_equal(rs_sink_redis_get_score(sink, "s-1", json, sizeof(json),
                                              errstr, sizeof(errstr)), RS_OK);
     /* It landed in db 2. */
-    redisContext *c = raw_connect(r);
+    redisContext *c = rs_test_redis_connect(r);
     freeReplyObject(redisCommand(c, "AUTH s3cret-pw"));
     redisReply *rep = redisCommand(c, "EXISTS rs:score:s-1");
     assert_int_equal(rep->integer, 0);
@@ -714,7 +697,7 @@ static long long raw_index_total(redisContext *c) {
     char e[16];
     for (int k = 0; k < NENT; k++) {
         snprintf(e, sizeof(e), "e-%d", k);
-        n += raw_int(c, "ZCARD rs:entity:%s:scores", e);
+        n += rs_test_redis_int(c, "ZCARD rs:entity:%s:scores", e);
     }
     return n;
 }
@@ -791,7 +774,7 @@ static void test_redis_async_write(void **state) {
     rs_sink_redis_stats_t st;
     rs_test_redis_t *r = start_redis(NULL);
     rs_sink_redis_t *sink = new_redis_sink(r, 0);
-    redisContext *c = raw_connect(r);
+    redisContext *c = rs_test_redis_connect(r);
 
     assert_int_equal(rs_sink_redis_done(sink), 0);
     assert_int_equal(rs_sink_redis_healthy(sink), 1);
@@ -816,7 +799,7 @@ static void test_redis_async_write(void **state) {
     for (int i = 0; i < 15; i++) check_event(sink, i);
     assert_int_equal(raw_dbsize(c), 15 + NENT + 1 + count_logged(0, 15));
     assert_int_equal(raw_index_total(c), 15);
-    long long ttl = raw_int(c, "PTTL rs:input:%s", "s-1");
+    long long ttl = rs_test_redis_int(c, "PTTL rs:input:%s", "s-1");
     assert_true(ttl > 0 && ttl <= 7LL * 86400 * 1000); /* input_ttl 0: ttl */
     /* get_input: too small a buffer says how much is needed. */
     assert_int_equal(rs_sink_redis_get_input(sink, "s-1", small, sizeof(small),
@@ -870,9 +853,9 @@ static void test_redis_async_write(void **state) {
     sink = new_redis_sink_ex(r, 0, 0, 3600 * 1000);
     assert_int_equal(enqueue_events(sink, 1, 200, 2, 0), RS_OK);
     assert_int_equal(rs_sink_redis_wait(sink, 1, 30000), RS_OK);
-    ttl = raw_int(c, "PTTL rs:input:%s", "s-200");
+    ttl = rs_test_redis_int(c, "PTTL rs:input:%s", "s-200");
     assert_true(ttl > 0 && ttl <= 3600 * 1000);
-    assert_true(raw_int(c, "PTTL rs:score:%s", "s-200") > 3600 * 1000);
+    assert_true(rs_test_redis_int(c, "PTTL rs:score:%s", "s-200") > 3600 * 1000);
     rs_sink_redis_destroy(sink);
 
     /* A batch larger than the whole buffer: RS_ERR_TOOBIG, nothing queued;
@@ -978,7 +961,7 @@ static void test_redis_async_outage(void **state) {
     assert_int_equal(rs_sink_redis_healthy(sink), 1);
 
     int nev = (int)seq * 10;
-    redisContext *c = raw_connect(r);
+    redisContext *c = rs_test_redis_connect(r);
     for (int i = 0; i < nev; i++) check_event(sink, i);
     assert_int_equal(raw_dbsize(c), nev + NENT + 1 + count_logged(0, nev));
     assert_int_equal(raw_index_total(c), nev);
@@ -1123,7 +1106,7 @@ static void test_redis_async_threads(void **state) {
            (unsigned long long)atomic_load(&w->rounds));
     free(w);
     for (int i = 0; i < BATCHES * PER; i += 37) check_event(sink, i);
-    redisContext *c = raw_connect(r);
+    redisContext *c = rs_test_redis_connect(r);
     assert_int_equal(raw_dbsize(c), BATCHES * PER + NENT + 1 + BATCHES / 10 +
                                         count_logged(0, BATCHES * PER));
     redisFree(c);
@@ -1140,7 +1123,7 @@ static void test_redis_async_destroy_drains(void **state) {
         assert_int_equal(enqueue_events(sink, (uint64_t)b, (b - 1) * 10, 10,
                                         0), RS_OK);
     rs_sink_redis_destroy(sink);
-    redisContext *c = raw_connect(r);
+    redisContext *c = rs_test_redis_connect(r);
     assert_int_equal(raw_dbsize(c), 500 + NENT + 1 + count_logged(0, 500));
     redisFree(c);
     rs_test_redis_destroy(r);

@@ -72,22 +72,6 @@ static void make_score(int i, int e, rs_score_t *sc) {
     sc->scored_at_ms = sc->event_time_ms + 3;
 }
 
-static redisContext *raw_connect(rs_test_redis_t *r) {
-    redisContext *c = redisConnectUnix(rs_test_redis_socket(r));
-    assert_non_null(c);
-    assert_int_equal(c->err, 0);
-    return c;
-}
-
-static long long raw_int(redisContext *c, const char *fmt, const char *arg) {
-    redisReply *rep = redisCommand(c, fmt, arg);
-    assert_non_null(rep);
-    assert_int_equal(rep->type, REDIS_REPLY_INTEGER);
-    long long v = rep->integer;
-    freeReplyObject(rep);
-    return v;
-}
-
 /* Calls of a command since the last CONFIG RESETSTAT. */
 static long long raw_calls(redisContext *c, const char *cmd) {
     char pat[64];
@@ -169,7 +153,7 @@ static void test_ix_newest_n(void **state) {
     char errstr[512];
     rs_test_redis_t *r = start_redis();
     rs_sink_redis_t *as = sink_on(r, "a:", 0), *ref = sink_on(r, "r:", 0);
-    redisContext *c = raw_connect(r);
+    redisContext *c = rs_test_redis_connect(r);
     static rs_score_t sc[NEV];
     for (int i = 0; i < NEV; i++) make_score(i, i % 5 == 4 ? 1 : 0, &sc[i]);
     freeReplyObject(redisCommand(c, "CONFIG RESETSTAT"));
@@ -186,7 +170,7 @@ static void test_ix_newest_n(void **state) {
         assert_int_equal(rs_sink_redis_write(ref, sc + i, n, errstr,
                                              sizeof(errstr)), RS_OK);
         i += n;
-        int card = (int)raw_int(c, "ZCARD %s", "a:entity:card-0:scores");
+        int card = (int)rs_test_redis_int(c, "ZCARD %s", "a:entity:card-0:scores");
         assert_true(card <= NMAX + SLACK);
         if (card > maxcard) maxcard = card;
         if (batches % 7 == 0) same_reads(as, ref, "card-0", i);
@@ -194,7 +178,7 @@ static void test_ix_newest_n(void **state) {
     assert_true(maxcard > NMAX); /* the amortization happened... */
     same_reads(as, ref, "card-0", NEV); /* ...and reads cannot tell */
     same_reads(as, ref, "card-1", NEV);
-    assert_int_equal(raw_int(c, "ZCARD %s", "r:entity:card-0:scores"), NMAX);
+    assert_int_equal(rs_test_redis_int(c, "ZCARD %s", "r:entity:card-0:scores"), NMAX);
     /* The reference trimmed and expired each entity of each batch; the
      * async sink trimmed about once per SLACK adds, and expired each entity
      * at its first touch only (never again within ttl / 16). */
@@ -219,16 +203,16 @@ static void test_ix_expiry(void **state) {
     (void)state;
     rs_test_redis_t *r = start_redis();
     rs_sink_redis_t *as = sink_on(r, "a:", 8000);
-    redisContext *c = raw_connect(r);
+    redisContext *c = rs_test_redis_connect(r);
     rs_score_t sc[2];
     char key[96];
     for (int i = 0; i < 100; i++) {
         make_score(1000 + i, 0, &sc[0]);
         make_score(2000 + i, 1, &sc[1]);
         enqueue(as, sc, 2, (uint64_t)i + 1);
-        long long tix = raw_int(c, "PTTL %s", "a:entity:card-0:scores");
+        long long tix = rs_test_redis_int(c, "PTTL %s", "a:entity:card-0:scores");
         snprintf(key, sizeof(key), "a:score:%s", sc[0].event_id);
-        long long trec = raw_int(c, "PTTL %s", key);
+        long long trec = rs_test_redis_int(c, "PTTL %s", key);
         assert_true(trec > 0);
         assert_true(tix >= trec);
         assert_true(tix <= 8000 + 2 * 500); /* ttl + 2 period */
@@ -248,19 +232,19 @@ static void test_ix_lost(void **state) {
     char errstr[512];
     rs_test_redis_t *r = start_redis();
     rs_sink_redis_t *as = sink_on(r, "a:", 0), *ref = sink_on(r, "r:", 0);
-    redisContext *c = raw_connect(r);
+    redisContext *c = rs_test_redis_connect(r);
     static rs_score_t sc[200];
     for (int i = 0; i < 200; i++) make_score(i, 0, &sc[i]);
     enqueue(as, sc, 1, 1);
     enqueue(as, sc + 1, 3, 2); /* table hit: no trim */
-    assert_int_equal(raw_int(c, "ZCARD %s", "a:entity:card-0:scores"), 4);
+    assert_int_equal(rs_test_redis_int(c, "ZCARD %s", "a:entity:card-0:scores"), 4);
     assert_int_equal(rs_sink_redis_write(ref, sc, 4, errstr, sizeof(errstr)),
                      RS_OK);
     /* restart: the new sink's first touch trims */
     rs_sink_redis_destroy(as);
     as = sink_on(r, "a:", 0);
     enqueue(as, sc + 4, 3, 1);
-    assert_int_equal(raw_int(c, "ZCARD %s", "a:entity:card-0:scores"), NMAX);
+    assert_int_equal(rs_test_redis_int(c, "ZCARD %s", "a:entity:card-0:scores"), NMAX);
     assert_int_equal(rs_sink_redis_write(ref, sc + 4, 3, errstr,
                                          sizeof(errstr)), RS_OK);
     same_reads(as, ref, "card-0", 7);
@@ -280,7 +264,7 @@ static void test_ix_lost(void **state) {
     }
     same_reads(as, ref, "card-0", 200);
     same_reads(bs, ref, "card-0", 200);
-    assert_true(raw_int(c, "PTTL %s", "a:entity:card-0:scores") > 0);
+    assert_true(rs_test_redis_int(c, "PTTL %s", "a:entity:card-0:scores") > 0);
     redisFree(c);
 
     /* the server loses its data (no persistence) and comes back: the
@@ -290,11 +274,11 @@ static void test_ix_lost(void **state) {
     assert_int_equal(rs_test_redis_stop(r), 0);
     assert_int_equal(rs_test_redis_restart(r, errstr, sizeof(errstr)), 0);
     enqueue(as, sc + 11, 2, ++sa); /* built before the reconnect */
-    c = raw_connect(r);
-    assert_true(raw_int(c, "PTTL %s", "a:entity:card-0:scores") > 0);
+    c = rs_test_redis_connect(r);
+    assert_true(rs_test_redis_int(c, "PTTL %s", "a:entity:card-0:scores") > 0);
     enqueue(as, sc + 13, 1, ++sa);
-    assert_int_equal(raw_int(c, "ZCARD %s", "a:entity:card-0:scores"), 3);
-    assert_true(raw_int(c, "PTTL %s", "a:entity:card-0:scores") > 0);
+    assert_int_equal(rs_test_redis_int(c, "ZCARD %s", "a:entity:card-0:scores"), 3);
+    assert_true(rs_test_redis_int(c, "PTTL %s", "a:entity:card-0:scores") > 0);
     redisFree(c);
     rs_sink_redis_destroy(as);
     rs_sink_redis_destroy(bs);

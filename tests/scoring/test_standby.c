@@ -45,7 +45,7 @@
 #include "tests/support/rs_test_eng.h"
 #include "tests/support/rs_test_svc.h"
 
-#define NPART 2
+#define NPART RS_TEST_ENG_NPART
 #define DIM_MAX RS_FEATURES_MAX_DIM
 
 typedef rs_test_eng_t eng_t; /* tests/support/rs_test_eng.h */
@@ -55,60 +55,12 @@ static const char *g_ent = "card"; /* entity ids of run_batch         */
 
 static void eng_new(eng_t *e) { rs_test_eng_new(e, "/tmp", g_ttl); }
 
-/* Positions the test pretends each partition is at. */
+/* Positions the test pretends each partition is at (rs_test_eng_pos). */
 static int64_t g_off[NPART];
-static void pos_cb(void *o, int32_t p, rs_pstate_pos_t *pos) {
-    (void)o;
-    pos->events = g_off[p];
-    pos->labels = -1;
-    pos->log_end = (uint64_t)g_off[p];
-    pos->changelog = -1;
-}
 
 /* Process batch b (8 events over both partitions) on e into msgs. */
 static void run_batch(eng_t *e, int b, rs_msg_t *msgs) {
-    uint8_t rec[8192];
-    assert_true(rs_model_lrec_size(e->m) <= sizeof(rec));
-    for (int i = 0; i < 8; i++) {
-        int k = b * 8 + i, ent = k % 6;
-        rs_msg_t *m = &msgs[i];
-        memset(m, 0, sizeof(*m));
-        m->kind = RS_MSG_EVENT;
-        m->partition = ent % NPART;
-        m->offset = g_off[m->partition]++;
-        rs_event_t *ev = &m->ev;
-        snprintf(ev->id, sizeof(ev->id), "tx-%d", k);
-        snprintf(ev->type, sizeof(ev->type), "card_tx");
-        snprintf(ev->entity_id, sizeof(ev->entity_id), "%s-%d", g_ent, ent);
-        snprintf(ev->counterparty_id, sizeof(ev->counterparty_id), "m-%d", k % 3);
-        ev->event_time_ms = 1767225600000LL + (int64_t)k * 60000;
-        ev->amount = 5.0 + k % 17;
-        float x[DIM_MAX];
-        rs_features_set_partition(e->f, m->partition);
-        assert_int_equal(rs_features_process(e->f, ev, x, NULL), RS_OK);
-        rs_model_input_t in;
-        rs_model_output_t out;
-        memset(&in, 0, sizeof(in));
-        in.event_id = ev->id;
-        in.entity_id = ev->entity_id;
-        in.counterparty_id = ev->counterparty_id;
-        in.event_time_ms = ev->event_time_ms;
-        in.amount = (float)ev->amount;
-        in.x = x;
-        in.lrec = rec;
-        in.lpos = RS_LPOS(m->partition, m->offset);
-        assert_int_equal(rs_model_forward(e->m, &in, 1, &out, NULL,
-                                          RS_MODEL_FWD_REMEMBER), RS_OK);
-        uint64_t h;
-        rs_dedup_check_part(e->d, rs_dedup_key(ev->entity_id, ev->id),
-                            ev->event_time_ms, m->partition, &h);
-        rs_dedup_rec_t r;
-        memset(&r, 0, sizeof(r));
-        r.has = 1;
-        r.score = out.score;
-        snprintf(r.model_version, sizeof(r.model_version), "v1");
-        rs_dedup_set(e->d, h, &r);
-    }
+    rs_test_eng_batch(e, b, msgs, g_off, g_ent);
 }
 
 
@@ -185,19 +137,14 @@ static void poll_to(rs_standby_t *sb, int64_t want) {
 static void test_standby(void **state) {
     (void)state;
     char err[512];
-    const char *topics[] = {"events", "t-state-changelog"};
-    rs_cluster_t *cl = rs_cluster_new(1, topics, 2, NPART, err, sizeof(err));
-    assert_non_null(cl);
-    const char *boot = rs_cluster_bootstraps(cl);
     rs_kv_t kv;
-    rs_kv_init(&kv);
+    const char *boot;
+    rs_cluster_t *cl = rs_test_eng_cluster(&kv, &boot);
     eng_t a, b, c;
     eng_new(&a);
     eng_new(&b);
     eng_new(&c);
-    rs_changelog_t *ca = rs_changelog_new(&kv, boot, "t-state-changelog", a.f,
-                                          a.m, a.d, a.ps, 8, err, sizeof(err));
-    assert_non_null(ca);
+    rs_changelog_t *ca = rs_test_eng_changelog(&a, &kv, boot, 1);
     assert_int_equal(rs_changelog_ensure(ca, "events", 10000, err,
                                          sizeof(err)), RS_OK);
     rs_standby_t *sb = rs_standby_new(&kv, boot, "t-state-changelog", b.ps,
@@ -211,7 +158,7 @@ static void test_standby(void **state) {
     memset(g_off, 0, sizeof(g_off));
     for (int bt = 1; bt <= 4; bt++) {
         run_batch(&a, bt, msgs);
-        rs_changelog_stage(ca, (uint64_t)bt, msgs, 8, pos_cb, NULL);
+        rs_changelog_stage(ca, (uint64_t)bt, msgs, 8, rs_test_eng_pos, g_off);
     }
     rs_changelog_release(ca, 4);
     assert_int_equal(rs_changelog_flush(ca, 10000), 0);
@@ -232,7 +179,7 @@ static void test_standby(void **state) {
     assert_int_equal(rs_features_entity_write(b.f, "card-1", before,
                                               sizeof(before), &lbef), RS_OK);
     run_batch(&a, 5, msgs);
-    rs_changelog_stage(ca, 5, msgs, 8, pos_cb, NULL);
+    rs_changelog_stage(ca, 5, msgs, 8, rs_test_eng_pos, g_off);
     assert_int_equal(rs_features_entity_write(a.f, "card-1", val, sizeof(val),
                                               &lval), RS_OK);
     assert_true(lval != lbef || memcmp(val, before, lval));
@@ -276,7 +223,7 @@ static void test_standby(void **state) {
     /* 3. takeover after two more batches: only the tail is read */
     for (int bt = 6; bt <= 7; bt++) {
         run_batch(&a, bt, msgs);
-        rs_changelog_stage(ca, (uint64_t)bt, msgs, 8, pos_cb, NULL);
+        rs_changelog_stage(ca, (uint64_t)bt, msgs, 8, rs_test_eng_pos, g_off);
     }
     rs_changelog_release(ca, 7);
     assert_int_equal(rs_changelog_flush(ca, 10000), 0);
@@ -288,9 +235,7 @@ static void test_standby(void **state) {
     assert_false(rs_standby_has(sb, 1));
     assert_int_equal(pos.changelog, m5);
     int64_t at = pos.changelog;
-    rs_changelog_t *cb = rs_changelog_new(&kv, boot, "t-state-changelog", b.f,
-                                          b.m, b.d, b.ps, 8, err, sizeof(err));
-    assert_non_null(cb);
+    rs_changelog_t *cb = rs_test_eng_changelog(&b, &kv, boot, 1);
     uint64_t ntail = 0, ncold = 0;
     rs_pstate_pos_t tpos = pos;
     rs_err_t terr = rs_changelog_restore(cb, 1, at, &tpos, &ntail, err,
@@ -300,9 +245,7 @@ static void test_standby(void **state) {
     assert_int_equal(tpos.events, g_off[1]);
     same_part1(&a, &b, 7);
     /* a cold restore of the same partition reads everything */
-    rs_changelog_t *cc = rs_changelog_new(&kv, boot, "t-state-changelog", c.f,
-                                          c.m, c.d, c.ps, 8, err, sizeof(err));
-    assert_non_null(cc);
+    rs_changelog_t *cc = rs_test_eng_changelog(&c, &kv, boot, 1);
     rs_pstate_pos_t cpos;
     assert_int_equal(rs_changelog_restore(cc, 1, 0, &cpos, &ncold, err,
                                           sizeof(err)), RS_OK);
@@ -334,11 +277,8 @@ typedef struct tomb_tally_s {
 static void tomb_cb(void *opaque, const rd_kafka_message_t *rkm) {
     tomb_tally_t *t = opaque;
     rs_pstate_key_t k;
-    char e[256];
     t->n++;
-    if (rkm->payload || rs_pstate_key_parse(rkm->key, rkm->key_len, &k, e,
-                                            sizeof(e)))
-        return;
+    if (rkm->payload || rs_test_eng_key(rkm, &k)) return;
     if (k.partition >= 0 && k.partition < NPART) t->tomb[k.partition]++;
 }
 
@@ -349,48 +289,26 @@ static int foreign_p1(void *o, int32_t p) {
 
 static void test_foreign_tombstones(void **state) {
     (void)state;
-    char err[512];
-    const char *topics[] = {"events", "t-state-changelog"};
-    rs_cluster_t *cl = rs_cluster_new(1, topics, 2, NPART, err, sizeof(err));
-    assert_non_null(cl);
-    const char *boot = rs_cluster_bootstraps(cl);
     rs_kv_t kv;
-    rs_kv_init(&kv);
+    const char *boot;
+    rs_cluster_t *cl = rs_test_eng_cluster(&kv, &boot);
     g_ttl = 3600000LL; /* 1 h of event time */
     eng_t a;
     eng_new(&a);
-    rs_changelog_t *ca = rs_changelog_new(&kv, boot, "t-state-changelog", a.f,
-                                          a.m, a.d, a.ps, 8, err, sizeof(err));
-    assert_non_null(ca);
+    rs_changelog_t *ca = rs_test_eng_changelog(&a, &kv, boot, 1);
     rs_changelog_set_foreign(ca, foreign_p1, NULL); /* p1: a copy here */
-    rs_msg_t msgs[8];
     memset(g_off, 0, sizeof(g_off));
     /* batch 1: old-0..5 on both partitions; batches 20..31 (2.6 h later):
      * new entities that expire and evict the old ones (as
      * test_changelog's test_tombstones) */
-    char pfx[16];
-    for (int i = 0; i < 13; i++) {
-        int bt = i ? 19 + i : 1;
-        snprintf(pfx, sizeof(pfx), "n%d", bt);
-        g_ent = i ? pfx : "old";
-        run_batch(&a, bt, msgs);
-        rs_changelog_stage(ca, (uint64_t)(i + 1), msgs, 8, pos_cb, NULL);
-        rs_changelog_release(ca, (uint64_t)(i + 1));
-    }
-    g_ent = "card";
+    rs_test_eng_expiry_run(&a, ca, g_off);
     g_ttl = 0;
-    assert_int_equal(rs_changelog_flush(ca, 10000), 0);
     rs_features_stats_t fs;
     rs_features_stats(a.f, &fs);
     assert_true(fs.expirations + fs.evictions >= 6);
     tomb_tally_t t;
     memset(&t, 0, sizeof(t));
-    rs_changelog_stats_t st;
-    rs_changelog_stats(ca, &st);
-    assert_int_equal(rs_test_kafka_read(boot, "t-state-changelog",
-                                        (int)st.records, 500, 20000, tomb_cb,
-                                        &t),
-                     (int)st.records);
+    rs_test_eng_read_changelog(ca, boot, tomb_cb, &t);
     printf("foreign: %llu slots expired, %llu evicted; tombstones: "
            "partition 0 (owned) %d, partition 1 (a copy) %d\n",
            (unsigned long long)fs.expirations,
@@ -429,46 +347,25 @@ static double metric(const char *text, const char *name) {
     return -1;
 }
 
-/* a.scored + b.scored >= n within 60 s */
-static void wait_total(rs_test_svc_t *a, rs_test_svc_t *b, uint64_t n) {
-    for (int i = 0; i < 6000; i++) {
-        if (atomic_load(&a->scored) + atomic_load(&b->scored) >= n) return;
-        usleep(10000);
-    }
-    fail_msg("scored %llu + %llu of %llu",
-             (unsigned long long)atomic_load(&a->scored),
-             (unsigned long long)atomic_load(&b->scored),
-             (unsigned long long)n);
-}
-
 static void serve_takeover(const char *delivery) {
     static rs_test_env_t e;
     static rs_test_svc_t a, b;
     rs_test_env_open(&e, 4);
-    /* the mock has no CreateTopics: the group's changelog made here */
-    assert_int_equal(rd_kafka_mock_topic_create(rs_cluster_mock(e.cl),
-                                                "g-sb-state-changelog", 4, 1),
-                     0);
+    rs_test_env_changelog(&e, "g-sb"); /* the mock has no CreateTopics */
     const char *kv[] = {"state.changelog", "true", "state.standby", "1",
                         "kafka.consumer.session.timeout.ms", "6000",
                         "service.delivery", delivery, NULL};
     produce_events(&e, 0, 200);
-    rs_test_svc_conf(&a, &e, "g-sb", kv);
-    a.label = "A";
-    rs_test_svc_run(&a);
-    rs_test_svc_wait_assigned(&a, 30000);
+    rs_test_svc_start(&a, &e, "g-sb", kv, "A", 30000);
     assert_true(rs_test_svc_wait_count(&a, &a.scored, 200, "A scored",
                                        30000));
-    rs_test_svc_conf(&b, &e, "g-sb", kv);
-    b.label = "B";
-    rs_test_svc_run(&b);
-    rs_test_svc_wait_assigned(&b, 60000);
+    rs_test_svc_start(&b, &e, "g-sb", kv, "B", 60000);
     produce_events(&e, 200, 400);
-    wait_total(&a, &b, 400);
+    rs_test_svc_wait_total(&a, &b, 400);
     sleep(1); /* the copies read what B wrote (not required: the tail) */
     rs_test_svc_stop(&b);
     produce_events(&e, 400, 500);
-    wait_total(&a, &b, 500);
+    rs_test_svc_wait_total(&a, &b, 500);
     rs_test_svc_stop(&a);
     double from_sb = metric(a.metrics,
                             "riskstream_restores_total{source=\"standby\"}");

@@ -3,7 +3,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <setjmp.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cmocka.h>
 #include <hiredis/hiredis.h>
 
 #include "tests/support/rs_test_redis.h"
@@ -212,4 +216,33 @@ void rs_test_redis_destroy(rs_test_redis_t *t) {
     if (t->dir[0]) nftw(t->dir, rs_test_rm_cb, 8, FTW_DEPTH | FTW_PHYS);
     for (int i = 0; i < t->nextra; i++) free(t->extra[i]);
     free(t);
+}
+
+redisContext *rs_test_redis_connect(rs_test_redis_t *t) {
+    redisContext *c = redisConnectUnix(rs_test_redis_socket(t));
+    assert_non_null(c);
+    assert_int_equal(c->err, 0);
+    return c;
+}
+
+long long rs_test_redis_int(redisContext *c, const char *fmt,
+                            const char *arg) {
+    redisReply *rep = redisCommand(c, fmt, arg);
+    assert_non_null(rep);
+    assert_int_equal(rep->type, REDIS_REPLY_INTEGER);
+    long long v = rep->integer;
+    freeReplyObject(rep);
+    return v;
+}
+
+redisReply *rs_test_redis_get_wait(redisContext *c, const char *key) {
+    for (int w = 0; w < 1000; w++) {
+        redisReply *r = redisCommand(c, "GET %s", key);
+        assert_non_null(r);
+        if (r->type == REDIS_REPLY_STRING) return r;
+        freeReplyObject(r);
+        rs_test_sleep_ms(10);
+    }
+    fail_msg("GET %s: no string after 10 s", key);
+    return NULL;
 }

@@ -50,6 +50,21 @@ int rs_test_redis_restart(rs_test_redis_t *t, char *errstr,
 /* Stop the server and remove the temp dir.  NULL is a no-op. */
 void rs_test_redis_destroy(rs_test_redis_t *t);
 
+/* A hiredis connection to t's unix socket for checks (the caller
+ * redisFree's it); fails the current cmocka test if it cannot connect. */
+struct redisContext *rs_test_redis_connect(rs_test_redis_t *t);
+
+/* GET key on c, again every 10 ms until it is a string (the service's
+ * Redis writer is asynchronous; 10 s, else the test fails).  The caller
+ * freeReplyObject's it. */
+struct redisReply *rs_test_redis_get_wait(struct redisContext *c,
+                                          const char *key);
+
+/* The integer reply of command fmt (with one string argument, arg) on c;
+ * fails the current cmocka test on any other reply. */
+long long rs_test_redis_int(struct redisContext *c, const char *fmt,
+                            const char *arg);
+
 #ifdef __cplusplus
 }
 #endif

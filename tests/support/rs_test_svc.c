@@ -4,6 +4,7 @@
  */
 #define _GNU_SOURCE
 #include "tests/support/rs_test_svc.h"
+#include "tests/support/rs_test_kafka.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -231,4 +232,54 @@ void rs_test_svc_teardown(void) {
         if (g_svcs[i]) rs_test_svc_stop(g_svcs[i]);
     for (int i = 0; i < 8; i++)
         if (g_envs[i]) rs_test_env_close(g_envs[i]);
+}
+
+void rs_test_env_changelog(rs_test_env_t *e, const char *group) {
+    char topic[256];
+    snprintf(topic, sizeof(topic), "%s-state-changelog", group);
+    assert_int_equal(rd_kafka_mock_topic_create(rs_cluster_mock(e->cl), topic,
+                                                e->nparts, 1),
+                     0);
+}
+
+static void scores_cb(void *opaque, const rd_kafka_message_t *rkm) {
+    rs_test_scores_t *t = opaque;
+    char errstr[256];
+    if (t->n == t->cap) {
+        t->cap = t->cap ? 2 * t->cap : 512;
+        t->sc = realloc(t->sc, (size_t)t->cap * sizeof(*t->sc));
+    }
+    if (rs_score_from_json(rkm->payload, rkm->len, &t->sc[t->n], errstr,
+                           sizeof(errstr)) != RS_OK) {
+        t->bad++;
+        return;
+    }
+    t->n++;
+}
+
+void rs_test_read_scores(rs_test_env_t *e, int expect, rs_test_scores_t *t) {
+    memset(t, 0, sizeof(*t));
+    rs_test_kafka_read(e->boot, rs_test_topics[RS_TEST_T_SCORES], expect, 1500,
+                       60000, scores_cb, t);
+    assert_int_equal(t->bad, 0);
+}
+
+void rs_test_svc_start(rs_test_svc_t *s, rs_test_env_t *e, const char *group,
+                       const char *const *kv, const char *label,
+                       int timeout_ms) {
+    rs_test_svc_conf(s, e, group, kv);
+    s->label = label;
+    rs_test_svc_run(s);
+    rs_test_svc_wait_assigned(s, timeout_ms);
+}
+
+void rs_test_svc_wait_total(rs_test_svc_t *a, rs_test_svc_t *b, uint64_t n) {
+    for (int i = 0; i < 6000; i++) {
+        if (atomic_load(&a->scored) + atomic_load(&b->scored) >= n) return;
+        sleep_ms(10);
+    }
+    fail_msg("scored %llu + %llu of %llu",
+             (unsigned long long)atomic_load(&a->scored),
+             (unsigned long long)atomic_load(&b->scored),
+             (unsigned long long)n);
 }

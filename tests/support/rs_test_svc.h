@@ -5,8 +5,9 @@
  * mock cluster with the topics events, labels, scores, alerts, events.dlq,
  * a private redis-server and a plain producer.
  *
- * Shared by test_service, test_maint_serve and test_service_faults (which
- * brings its own multi-broker environment and uses rs_test_svc_conf_at).
+ * Shared by test_service, test_maint_serve, test_standby, test_changelog
+ * and test_service_faults (which brings its own multi-broker environment
+ * and uses rs_test_svc_conf_at).
  *
  * Failures: the configuration calls and the waits fail the current cmocka
  * test (fail_msg / assert_*); a service that does not return within
@@ -61,6 +62,20 @@ void rs_test_env_produce(rs_test_env_t *e, int topic, const char *key,
                          const char *val);
 /* Every message produced so far delivered (30 s, else the test fails). */
 void rs_test_env_flush(rs_test_env_t *e);
+/* Create group's state changelog topic "<group>-state-changelog" with
+ * the environment's partitions (the mock has no CreateTopics). */
+void rs_test_env_changelog(rs_test_env_t *e, const char *group);
+
+/* Score records read back from the scores topic, in topic order (sc
+ * malloc'd: the caller frees it). */
+typedef struct rs_test_scores_s {
+    int n, cap, bad;
+    rs_score_t *sc;
+} rs_test_scores_t;
+/* Read at least `expect` records of the scores topic (1.5 s without a new
+ * one ends the read, 60 s at most) into *t; fails the test on a record
+ * that does not parse. */
+void rs_test_read_scores(rs_test_env_t *e, int expect, rs_test_scores_t *t);
 
 typedef struct rs_test_svc_s {
     const char *label;         /* message prefix (NULL: none)           */
@@ -97,6 +112,11 @@ void rs_test_svc_conf(rs_test_svc_t *s, rs_test_env_t *e, const char *group,
                       const char *const *kv);
 /* Start the service thread (after a conf call). */
 void rs_test_svc_run(rs_test_svc_t *s);
+/* rs_test_svc_conf, then run with message prefix `label` (may be NULL)
+ * and wait up to timeout_ms for its partitions. */
+void rs_test_svc_start(rs_test_svc_t *s, rs_test_env_t *e, const char *group,
+                       const char *const *kv, const char *label,
+                       int timeout_ms);
 /* Wait until the instance owns partitions (group joined); fails the test
  * if rs_service_new failed or after timeout_ms. */
 void rs_test_svc_wait_assigned(rs_test_svc_t *s, int timeout_ms);
@@ -110,6 +130,10 @@ void rs_test_svc_free(rs_test_svc_t *s);
 int rs_test_svc_wait_count(rs_test_svc_t *s, _Atomic uint64_t *counter,
                            uint64_t target, const char *what,
                            int timeout_ms);
+
+/* Wait until a's and b's scored events add up to n (60 s, else the test
+ * fails). */
+void rs_test_svc_wait_total(rs_test_svc_t *a, rs_test_svc_t *b, uint64_t n);
 
 /* Stop every service still running and close every environment still
  * open (a cmocka teardown, after a failed test too). */
