@@ -24,6 +24,7 @@ struct rs_coldstart_s {
     double ss[RS_CS_MAX];    /* sum of min(z^2, (3 s)^2) */
     double scale[RS_CS_MAX]; /* s: sqrt(ss / nobs / RS_CS_CLIP2) */
     double c;                /* z / (z + c): z = 3 sd scores the threshold */
+    double thr;              /* the alert threshold (u >= thr: in alarm) */
     /* i15noisy: base_noise features of the longest span (noise growth),
      * as a z: the log noise ratio over its sampling sd (noise_sd) */
     int nnoise;
@@ -67,6 +68,7 @@ rs_coldstart_t *rs_coldstart_new(const char *const *names, int dim,
     double thr = alert_threshold > 0.01 ? alert_threshold : 0.01;
     if (thr > 1) thr = 1;
     cs->c = 3.0 * (1.0 - thr) / thr;
+    cs->thr = thr;
     long best = -1;
     for (int i = 0; i < dim; i++) {
         const char *z = names[i] ? strstr(names[i], "_base_z") : NULL;
@@ -201,7 +203,18 @@ float rs_coldstart_observe(rs_coldstart_t *cs, uint64_t machine,
         float zc = (float)(3.0 * smax / cs->h);
         float zr = rs_cs_zmax(cs, x);
         float zm = zc > zr ? zc : zr;
-        double u = (1.0 - rs_coldstart_weight(cs)) * zm / (zm + cs->c);
+        double w = rs_coldstart_weight(cs);
+        /* the two disagree on this machine: the reference is in alarm
+         * (u at or above the threshold: 3 sd, or its CUSUM past the
+         * decision interval) while the model's own policy has no episode
+         * open here.  The fleet's record w does not say which is right on
+         * this machine; the machine's own evidence (the model missing
+         * what the reference sees: 0 caught) is weighed equally with it:
+         * w_m = (w + 0) / 2 (coldstart.h) */
+        if (cs->own && zm / (zm + cs->c) >= cs->thr &&
+            !rs_alertpol_is_open(cs->own, machine))
+            w *= 0.5;
+        double u = (1.0 - w) * zm / (zm + cs->c);
         s = (float)(1.0 - (1.0 - model_score) * (1.0 - u));
     } else {
         s = rs_coldstart_score(cs, x, model_score);

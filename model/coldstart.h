@@ -63,6 +63,18 @@
  * already cut to a fifth and less, caught all 20: docs/maintenance.md).
  * A model that catches every failure takes over as fast as before
  * (c = n); one that misses keeps the reference's voice in proportion.
+ * Per machine (issue 15, session 12): w is the fleet's record; on a
+ * machine where the two DISAGREE -- the reference in alarm (u at or
+ * above the alert threshold: a span's mean 3 sd off, or its CUSUM past
+ * the decision interval) while the model's own policy has no episode
+ * open there -- that record does not say which of the two is right on
+ * this machine, and the machine's own evidence (the model missing what
+ * the reference sees: none caught) is weighed equally with it: w_m =
+ * (w + 0) / 2.  Where they agree, or the reference is quiet, w.  (The
+ * fleet-wide w gave a reference that held its alarm 21-52 h ahead about
+ * a tenth of its voice late in the stream on machines whose model score
+ * flickered: docs/maintenance.md.)  Needs rs_coldstart_track (the own
+ * policy); no state of its own. 
  * The two are combined as independent evidence of a coming failure
  * (noisy-OR), so the reference can only ADD: a linear average w p +
  * (1 - w) u pulled the model's early signal down wherever the reference
@@ -116,7 +128,8 @@ uint64_t rs_coldstart_caught(const rs_coldstart_t *cs);
 void rs_coldstart_set_failures(rs_coldstart_t *cs, uint64_t n, uint64_t c);
 /* The model's weight w = c / (n + n0) (1 without a reference). */
 double rs_coldstart_weight(const rs_coldstart_t *cs);
-/* The combined score 1 - (1 - p)(1 - (1 - w) u(x)), >= p.  No
+/* The combined score 1 - (1 - p)(1 - (1 - w) u(x)), >= p, with the
+ * fleet's w (no machine: rs_coldstart_observe weighs per machine).  No
  * allocation. */
 float rs_coldstart_score(const rs_coldstart_t *cs, const float *x,
                          float model_score);
@@ -134,8 +147,10 @@ rs_err_t rs_coldstart_track(rs_coldstart_t *cs, const rs_maint_conf_t *mc,
  * with feature vector x and the model's score: the own policy steps on
  * the model's score, the machine's CUSUMs step (a machine beyond
  * max_machines has none: the reference without them), and the score the
- * alert policy decides on (the blend, with the CUSUMs in the reference)
- * is returned; then the spreads learn x.  No allocation. */
+ * alert policy decides on (the blend, with the CUSUMs in the reference,
+ * and w halved where the reference is in alarm while the own policy has
+ * no episode open on the machine) is returned; then the spreads learn x.
+ * No allocation. */
 float rs_coldstart_observe(rs_coldstart_t *cs, uint64_t machine,
                            int64_t t_ms, const float *x, float model_score);
 /* `machine` failed at t_fail_ms (before the failure is learned): its lead

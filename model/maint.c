@@ -67,7 +67,9 @@ static const rs_conf_field_t rs_maint_fields[] = {
      "that mean, or the machine's CUSUM of it; eval's ref), w = c / (n + "
      "sensors) after n failures "
      "of which the model's own score alerted on c at least a third of the "
-     "horizon ahead (docs/maintenance.md)",
+     "horizon ahead, halved on a machine where u >= alert_threshold while "
+     "the model's own policy has no episode open there "
+     "(docs/maintenance.md)",
      NULL, 0, 0},
     {"rehearsal", RS_CONF_BOOL, "true",
      offsetof(rs_maint_conf_t, rehearsal), 0,

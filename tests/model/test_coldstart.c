@@ -48,7 +48,12 @@
  *    noise its alarms start at most twice as often as designed; a 1-sd
  *    step of the readings alarms within one span and the alarm holds
  *    while the step fades to 2.8 of the mean's sds (under the 3-sd rule);
- *    the CUSUMs survive save/load; a failure resets them. */
+ *    the CUSUMs survive save/load; a failure resets them;
+ *  - test_disagree: the weight per machine (issue 15, session 12): where
+ *    the reference is in alarm and the model's own policy has no episode
+ *    open on that machine, the model's weight counts half (w / 2); where
+ *    the own policy is open or the reference is under the threshold, and
+ *    without the own policy, w as it is. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -608,6 +613,51 @@ static void test_machine_move(void **st) {
     rs_coldstart_destroy(c);
 }
 
+/* The blend's weight per machine: where the reference is in alarm while
+ * the model's own policy has no episode open on that machine, the
+ * model's fleet-wide weight w counts half (w / 2); where the own policy
+ * is open, or the reference is below the threshold, w as it is. */
+static void test_disagree(void **st) {
+    (void)st;
+    const int64_t iv = 600000;
+    rs_coldstart_t *cs = tracked();
+    rs_coldstart_set_failures(cs, 98, 98); /* w = 98 / (98 + 2) */
+    const double w = 0.98;
+    assert_float_equal(rs_coldstart_weight(cs), w, 1e-12);
+    float x0[DIM] = {0}, x[DIM] = {0};
+    x[4] = 6; /* a sensor 6 sd off: the reference in alarm */
+    /* machine 1: the model's own policy opens (3 readings >= 0.3) */
+    for (int i = 0; i < 3; i++)
+        rs_coldstart_observe(cs, 1, i * iv, x0, 0.9f);
+    float u = rs_coldstart_reference(cs, x);
+    assert_true(u >= 0.3f);
+    float s1 = rs_coldstart_observe(cs, 1, 3 * iv, x, 0.9f);
+    assert_float_equal(s1, 1 - 0.1 * (1 - (1 - w) * u), 1e-6);
+    /* machine 2: the model silent where the reference alarms */
+    u = rs_coldstart_reference(cs, x);
+    float s2 = rs_coldstart_observe(cs, 2, 3 * iv, x, 0.01f);
+    assert_float_equal(s2, 1 - 0.99 * (1 - (1 - w / 2) * u), 1e-6);
+    assert_true(s2 > 0.5f * u); /* the model's full weight: 0.03 u */
+    /* machine 3: the reference under its threshold: w as it is */
+    float xl[DIM] = {0};
+    xl[4] = 1.5f;
+    u = rs_coldstart_reference(cs, xl);
+    assert_true(u < 0.3f && u > 0);
+    float s3 = rs_coldstart_observe(cs, 3, 3 * iv, xl, 0.01f);
+    assert_float_equal(s3, 1 - 0.99 * (1 - (1 - w) * u), 1e-6);
+    /* the weight itself (the fleet's record) is unchanged */
+    assert_float_equal(rs_coldstart_weight(cs), w, 1e-12);
+    /* without the own policy (untracked) there is nothing to disagree
+     * with: the fleet's weight */
+    rs_coldstart_t *un = rs_coldstart_new(names, DIM, 0.3);
+    rs_coldstart_set_failures(un, 98, 98);
+    u = rs_coldstart_reference(un, x);
+    assert_float_equal(rs_coldstart_observe(un, 2, 0, x, 0.01f),
+                       1 - 0.99 * (1 - (1 - w) * u), 1e-6);
+    rs_coldstart_destroy(un);
+    rs_coldstart_destroy(cs);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_layout),
@@ -621,6 +671,7 @@ int main(void) {
         cmocka_unit_test(test_spread),
         cmocka_unit_test(test_cusum),
         cmocka_unit_test(test_machine_move),
+        cmocka_unit_test(test_disagree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
