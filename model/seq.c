@@ -295,6 +295,7 @@ void rs_seq_run_init(rs_seq_t *s, rs_seq_run_t *rs, int cap) {
     rs->hist = rs_aligned_calloc((size_t)s->L * s->stride, sizeof(float));
     rs->dK = rs_aligned_calloc((size_t)s->L * d, sizeof(float));
     rs->dV = rs_aligned_calloc((size_t)s->L * d, sizeof(float));
+    rs->nzi = rs_calloc((size_t)RS_MAX(H, E), sizeof(int));
 }
 
 void rs_seq_run_free(rs_seq_run_t *rs) {
@@ -303,7 +304,7 @@ void rs_seq_run_free(rs_seq_run_t *rs) {
                   rs->logit, rs->gidx, rs->gn, rs->G, rs->Hg, rs->Yg, rs->dx,
                   rs->dx1, rs->dc, rs->dqkv, rs->dh, rs->dy, rs->da, rs->dr,
                   rs->du, rs->tvd, rs->gib, rs->gf, rs->wexp, rs->hist, rs->dK, rs->dV,
-                  (void *)rs->vrow, rs->vcf};
+                  (void *)rs->vrow, rs->vcf, rs->nzi};
     for (size_t i = 0; i < RS_ARRAY_LEN(ps); i++) rs_free(ps[i]);
 }
 
