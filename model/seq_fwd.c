@@ -21,6 +21,34 @@ static inline void rs_prefetch_l2(const void *p, size_t n) {
         __builtin_prefetch((const char *)p + o, 0, 2);
 }
 
+/* Part `part` of `parts` of what the forward reads of row rw's cache --
+ * its keys/values (oldest first), then its times -- into L2
+ * (prefetcht1).  A whole row is ~130 lines: issued at once, the
+ * prefetches wait for free miss buffers; in parts, between other work,
+ * they do not. */
+static inline void rs_seq_prefetch_row(const rs_seq_t *s,
+                                       const rs_seq_row_t *rw, int part,
+                                       int parts) {
+    const rs_seq_view_t *h = &rw->h;
+    const size_t row = sizeof(float) * (size_t)s->stride;
+    const size_t kvb = row * (size_t)h->n, tb = sizeof(int64_t) * (size_t)h->cap;
+    const size_t tot = kvb + tb, b0 = tot * (size_t)part / (size_t)parts,
+                 b1 = tot * (size_t)(part + 1) / (size_t)parts;
+    /* ring bytes [b0, b1) of the view, oldest first: kv from slot start
+     * to the end of the ring, then from slot 0 */
+    const size_t first = row * (size_t)RS_MIN(h->n, h->cap - h->start);
+    const char *kv = (const char *)h->kv;
+    for (size_t o = b0 & ~(size_t)63; o < RS_MIN(b1, kvb); o += 64) {
+        const char *p = o < first ? kv + row * (size_t)h->start + o
+                                  : kv + (o - first);
+        __builtin_prefetch(p, 0, 2);
+    }
+    if (b1 > kvb) {
+        const size_t t0 = b0 > kvb ? b0 - kvb : 0;
+        rs_prefetch_l2((const char *)h->t + t0, b1 - kvb - t0);
+    }
+}
+
 /* Time-gap bucket: phi has weight 1-f at ib and f at ib+1. */
 static inline void rs_seq_gap(int64_t dt_ms, int *ib, float *f) {
     float g = dt_ms > 0 ? log1pf((float)dt_ms * 1e-3f) / RS_SEQ_GAP_STEP : 0.0f;
@@ -210,17 +238,8 @@ void rs_seq_run(const rs_seq_t *s, rs_seq_run_t *rs, int r0, int nb, int nall) {
             /* the keys/values and times of the row a chunk ahead: the
              * next chunk's rows are in L2 when it starts (its first loop
              * reads their times) */
-            if (r + RS_SEQ_CHUNK < nall) {
-                const rs_seq_view_t *h = &rs->row[r + RS_SEQ_CHUNK].h;
-                int s0 = h->start, s1 = h->start + h->n;
-                int e0 = RS_MIN(s1, h->cap);
-                rs_prefetch_l2(h->kv + (size_t)s0 * s->stride,
-                               sizeof(float) * (size_t)(e0 - s0) * s->stride);
-                if (s1 > h->cap)
-                    rs_prefetch_l2(h->kv, sizeof(float) * (size_t)(s1 - h->cap) *
-                                              s->stride);
-                rs_prefetch_l2(h->t, sizeof(int64_t) * (size_t)h->cap);
-            }
+            if (r + RS_SEQ_CHUNK < nall)
+                rs_seq_prefetch_row(s, &rs->row[r + RS_SEQ_CHUNK], 0, 1);
             const float *q = qkv + (size_t)r * 3 * d;
             float *a = att + (size_t)r * L1;
             float *c = ctx + (size_t)r * d;
@@ -462,10 +481,11 @@ static void rs_seq_out_row(rs_seq_t *s, rs_seq_run_t *rs,
     const int ii = rowin[r];
     const rs_seq_row_t *rw = &rs->row[r];
     rs_model_output_t *o = &out[ii];
-    if ((flags & RS_MODEL_FWD_EXPLAIN) && r + 4 < nb &&
-        rowent[r + 4] != RS_SEQ_NO_ENT)
-        rs_prefetch(s->emeta + (size_t)rowent[r + 4] * s->L,
-                    sizeof(rs_seq_meta_t) * (size_t)s->L);
+    int asl[RS_MODEL_ATTEND_MAX]; /* cache slot of attended[t]          */
+    /* the row a chunk ahead, in two parts: before and after this row's
+     * backward */
+    const int pf = r + RS_SEQ_CHUNK < nb;
+    if (pf) rs_seq_prefetch_row(s, &rs->row[r + RS_SEQ_CHUNK], 0, 2);
     o->score = (float)rs_sigm((double)rs->logit[r]);
     o->contrib = NULL;
     o->n_attended = 0;
@@ -494,29 +514,40 @@ static void rs_seq_out_row(rs_seq_t *s, rs_seq_run_t *rs,
         const int skip = s->xskip >= 0 ? s->xskip : n;
         const rs_seq_view_t *hv = s->xskip >= 0 ? &s->xview : &rw->h;
         const int nfull = s->xskip >= 0 ? n + 1 : n;
-        int na = RS_MIN(n, RS_MODEL_ATTEND_MAX), named = 0;
-        for (int t = 0; t < na; t++, named++) {
-            int best = -1; /* newest first on ties */
-            float bw = 0;  /* w[best], in a register (no load per j) */
-            for (int j = n - 1; j >= 0; j--)
-                if (w[j] >= 0 && (best < 0 || w[j] > bw)) {
-                    best = j;
-                    bw = w[j];
-                }
-            if (best < 0) break; /* NaN weights (huge cached k/v or
-                                  * diverged weights): none to name */
+        const int na = RS_MIN(n, RS_MODEL_ATTEND_MAX);
+        /* The na largest weights, largest first, newest first on ties;
+         * NaN weights (huge cached k/v or diverged weights) are never
+         * named.  One pass, newest to oldest, keeping the best so far in
+         * order (a weight enters only if larger than the last kept: on a
+         * tie the newer one stays ahead). */
+        int tj[RS_MODEL_ATTEND_MAX], named = 0;
+        float tw[RS_MODEL_ATTEND_MAX];
+        for (int j = n - 1; j >= 0; j--) {
+            const float wj = w[j];
+            if (!(wj >= 0) || (named == na && !(wj > tw[na - 1]))) continue;
+            int p = named < na ? named++ : na - 1;
+            for (; p > 0 && wj > tw[p - 1]; p--) {
+                tw[p] = tw[p - 1];
+                tj[p] = tj[p - 1];
+            }
+            tw[p] = wj;
+            tj[p] = j;
+        }
+        /* the attended events now, their metadata (from memory: only
+         * these few of the entity's L) after the backward */
+        for (int t = 0; t < named; t++) {
+            const int best = tj[t];
             int jo = best < skip ? best : best + 1;
             int sl = (hv->start + jo) % hv->cap;
             const rs_seq_meta_t *m =
                 &s->emeta[(size_t)rowent[r] * s->L + sl];
+            __builtin_prefetch(m);
+            __builtin_prefetch((const char *)(m + 1) - 1);
+            asl[t] = sl;
             rs_model_attn_t *at = &o->attended[t];
-            memcpy(at->event_id, m->id, sizeof(at->event_id));
-            memcpy(at->counterparty_id, m->cp, sizeof(at->counterparty_id));
             at->event_time_ms = hv->t[sl];
-            at->amount = m->amount;
-            at->weight = w[best];
+            at->weight = tw[t];
             at->rank = nfull - 1 - jo;
-            w[best] = -1.0f;
         }
         o->n_attended = named;
         for (int l = 0; l < s->nl; l++)
@@ -532,6 +563,28 @@ static void rs_seq_out_row(rs_seq_t *s, rs_seq_run_t *rs,
         const float *u = rs->u + (size_t)r * s->din;
         for (int i = 0; i < dim; i++) c[i] = rs->du[i] * u[i];
         o->contrib = c;
+    }
+    if (pf) {
+        const rs_seq_row_t *ra = &rs->row[r + RS_SEQ_CHUNK];
+        rs_seq_prefetch_row(s, ra, 1, 2);
+        /* and what its learning record reads (the newest event's log
+         * position) and its append writes (the slot at the ring's head:
+         * position and metadata) */
+        const uint32_t ea = rowent[r + RS_SEQ_CHUNK];
+        if (ea != RS_SEQ_NO_ENT) {
+            const size_t hs = (size_t)ea * s->L +
+                              (size_t)((ra->h.start + ra->h.n) % ra->h.cap);
+            __builtin_prefetch(&s->elpos[hs], 1, 2);
+            __builtin_prefetch(&s->emeta[hs], 1, 2);
+            __builtin_prefetch((const char *)&s->emeta[hs + 1] - 1, 1, 2);
+        }
+    }
+    for (int t = 0; t < o->n_attended; t++) {
+        const rs_seq_meta_t *m = &s->emeta[(size_t)rowent[r] * s->L + asl[t]];
+        rs_model_attn_t *at = &o->attended[t];
+        memcpy(at->event_id, m->id, sizeof(at->event_id));
+        memcpy(at->counterparty_id, m->cp, sizeof(at->counterparty_id));
+        at->amount = m->amount;
     }
     if (in[ii].log && rs_model_logs(&in[ii], o->score))
         o->log_len = rs_seq_log_write(s, rw, in[ii].log);
@@ -588,7 +641,7 @@ static void rs_seq_flush_rows(rs_seq_t *s, rs_seq_run_t *rs,
         cw.row = rs->row + c0;
         const uint32_t *cent = rowent + c0;
         const int *cin = rowin + c0;
-        rs_seq_run(s, &cw, 0, cn, nb - c0);
+        rs_seq_run(s, &cw, 0, cn, cn); /* prefetch: rs_seq_out_row */
         for (int r = 0; r < cn; r++)
             rs_seq_out_row(s, &cw, cent, cin, bins, bin0, in, r, nb - c0,
                            out, contrib, flags);
