@@ -130,7 +130,39 @@ static void rs_gemm_nt(int M, int N, int K, const float *A, int lda,
     for (; i < M; i++) {
         const float *a0 = A + (size_t)i * lda;
         float *c0 = C + (size_t)i * ldc;
-        for (int j = 0; j < N; j++) {
+        int j = 0;
+        /* eight columns at a time: their horizontal sums together
+         * (rs_hsum8x8, the tree of rs_hsum8) */
+        for (; j + 8 <= N; j += 8) {
+            const float *b0 = B + (size_t)j * ldb, *b1 = b0 + ldb,
+                        *b2 = b1 + ldb, *b3 = b2 + ldb, *b4 = b3 + ldb,
+                        *b5 = b4 + ldb, *b6 = b5 + ldb, *b7 = b6 + ldb;
+            rs_v8 s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0}, s4 = {0}, s5 = {0},
+                  s6 = {0}, s7 = {0};
+            for (int k = 0; k < K8; k += 8) {
+                const rs_v8 x0 = rs_ld8(a0 + k);
+                s0 += x0 * rs_ld8(b0 + k);
+                s1 += x0 * rs_ld8(b1 + k);
+                s2 += x0 * rs_ld8(b2 + k);
+                s3 += x0 * rs_ld8(b3 + k);
+                s4 += x0 * rs_ld8(b4 + k);
+                s5 += x0 * rs_ld8(b5 + k);
+                s6 += x0 * rs_ld8(b6 + k);
+                s7 += x0 * rs_ld8(b7 + k);
+            }
+            const rs_v8 sv[8] = {s0, s1, s2, s3, s4, s5, s6, s7};
+            float r[8];
+            rs_hsum8x8(sv, r);
+            for (int k = K8; k < K; k++) {
+                r[0] += a0[k] * b0[k]; r[1] += a0[k] * b1[k];
+                r[2] += a0[k] * b2[k]; r[3] += a0[k] * b3[k];
+                r[4] += a0[k] * b4[k]; r[5] += a0[k] * b5[k];
+                r[6] += a0[k] * b6[k]; r[7] += a0[k] * b7[k];
+            }
+            for (int t = 0; t < 8; t++)
+                c0[j + t] = beta != 0.0f ? c0[j + t] + r[t] : r[t];
+        }
+        for (; j < N; j++) {
             const float *b0 = B + (size_t)j * ldb;
             rs_v8 s00 = {0};
             for (int k = 0; k < K8; k += 8) s00 += rs_ld8(a0 + k) * rs_ld8(b0 + k);
@@ -570,6 +602,11 @@ static void rs_seq_out_row(rs_seq_t *s, rs_seq_run_t *rs,
         /* and what its learning record reads (the newest event's log
          * position) and its append writes (the slot at the ring's head:
          * position and metadata) */
+        /* its embedding rows (hashed tables of ~0.5 MB) */
+        const size_t eb = sizeof(float) * (size_t)s->d;
+        if (ra->cp) rs_prefetch_l2(rs->P + rs_seq_ecp_row(s, ra->cp), eb);
+        for (int c = 0; c < ra->n_cat; c++)
+            rs_prefetch_l2(rs->P + rs_seq_ecat_row(s, ra->cat[c]), eb);
         const uint32_t ea = rowent[r + RS_SEQ_CHUNK];
         if (ea != RS_SEQ_NO_ENT) {
             const size_t hs = (size_t)ea * s->L +
