@@ -715,6 +715,57 @@ static rs_err_t rs_seq_check_inputs(const rs_seq_t *s,
     return RS_OK;
 }
 
+/* Entity keys of the inputs ahead of the one being placed, and the
+ * memory their placement reads prefetched: the entity index and entries
+ * are megabytes, read at random, so each probe (index slot, then the
+ * entry and its two LRU neighbours, which the move to the front rewrites)
+ * would miss, one after the other.  rs_seq_keys_next(ka, i) for i = from,
+ * from + 1, .. in order returns in[i]'s key (rs_hash_str, as before);
+ * stale reads ahead only steer prefetches. */
+#define RS_SEQ_KA 8 /* inputs ahead whose index slot is prefetched */
+typedef struct rs_seq_keys_s {
+    const rs_seq_t *s;
+    const rs_model_input_t *in;
+    int n;
+    uint64_t key[2 * RS_SEQ_KA]; /* ring: key of input i at i % (2 KA) */
+} rs_seq_keys_t;
+
+static inline void rs_seq_keys_hash(rs_seq_keys_t *ka, int i) {
+    const uint64_t key = rs_hash_str(ka->in[i].entity_id);
+    ka->key[i % (2 * RS_SEQ_KA)] = key;
+    __builtin_prefetch(&ka->s->eindex[(uint32_t)key & ka->s->emask]);
+}
+
+static void rs_seq_keys_init(rs_seq_keys_t *ka, const rs_seq_t *s,
+                             const rs_model_input_t *in, int from, int n) {
+    ka->s = s;
+    ka->in = in;
+    ka->n = n;
+    for (int i = from; i < n && i < from + RS_SEQ_KA; i++) rs_seq_keys_hash(ka, i);
+}
+
+static inline uint64_t rs_seq_keys_next(rs_seq_keys_t *ka, int i) {
+    const rs_seq_t *s = ka->s;
+    if (i + RS_SEQ_KA < ka->n) rs_seq_keys_hash(ka, i + RS_SEQ_KA);
+    if (i + RS_SEQ_KA / 2 < ka->n) { /* its index slot came in by now */
+        const uint64_t k = ka->key[(i + RS_SEQ_KA / 2) % (2 * RS_SEQ_KA)];
+        const uint32_t v = s->eindex[(uint32_t)k & s->emask];
+        if (v) __builtin_prefetch(&s->ent[v - 1]);
+    }
+    if (i + RS_SEQ_KA / 4 < ka->n) { /* and its entry */
+        const uint64_t k = ka->key[(i + RS_SEQ_KA / 4) % (2 * RS_SEQ_KA)];
+        const uint32_t v = s->eindex[(uint32_t)k & s->emask];
+        if (v) {
+            const rs_seq_ent_t *e = &s->ent[v - 1];
+            if (e->prev >= 0 && (uint32_t)e->prev < s->ecap)
+                __builtin_prefetch(&s->ent[e->prev], 1);
+            if (e->next >= 0 && (uint32_t)e->next < s->ecap)
+                __builtin_prefetch(&s->ent[e->next], 1);
+        }
+    }
+    return ka->key[i % (2 * RS_SEQ_KA)];
+}
+
 /* Row rw of a sub-batch: input `in` over history view h. */
 static void rs_seq_row_set(rs_seq_row_t *rw, const rs_model_input_t *in,
                            rs_seq_view_t h) {
@@ -737,8 +788,10 @@ rs_err_t rs_seq_forward(rs_seq_t *s, const rs_model_input_t *in, int n,
     if (rs_seq_check_inputs(s, in, n, flags) != RS_OK) return RS_ERR_INVALID;
     int nb = 0;
     s->stamp++;
+    rs_seq_keys_t ka;
+    rs_seq_keys_init(&ka, s, in, 0, n);
     for (int i = 0; i < n; i++) {
-        uint64_t key = rs_hash_str(in[i].entity_id);
+        uint64_t key = rs_seq_keys_next(&ka, i);
         int64_t pos = rs_seq_ent_pos(s, key);
         /* a what-if appends nothing: rows of one entity may share a
          * sub-batch */
@@ -924,8 +977,10 @@ int rs_seq_lanes_plan(rs_seq_lanes_t *pl, const rs_model_input_t *in,
     }
     memset(pl->lo, 0, sizeof(int) * ((size_t)nl + 1));
     int j = 0;
+    rs_seq_keys_t ka;
+    rs_seq_keys_init(&ka, s, in, from, RS_MIN(n, from + pl->max_n));
     for (int i = from; i < n && j < pl->max_n; i++, j++) {
-        uint64_t key = rs_hash_str(in[i].entity_id);
+        uint64_t key = rs_seq_keys_next(&ka, i);
         int64_t pos = rs_seq_ent_pos(s, key);
         if (pos < 0 && s->eused == s->ecap && s->lru_tail >= 0 &&
             s->ent[s->lru_tail].stamp >= seg0)
