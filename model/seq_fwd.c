@@ -8,14 +8,9 @@
 
 /* ------------------------------------------------------------ helpers */
 
-/* Start loading n bytes at p (a few rows ahead of their use: with many
- * entities the caches come from DRAM). */
-static inline void rs_prefetch(const void *p, size_t n) {
-    for (size_t o = 0; o < n; o += 64) __builtin_prefetch((const char *)p + o);
-}
-
-/* The same into L2 (prefetcht1): for a whole chunk ahead, more than L1
- * holds beside the rows in use. */
+/* Start loading n bytes at p into L2 (prefetcht1): for a whole chunk
+ * ahead, more than L1 holds beside the rows in use (with many entities
+ * the caches come from DRAM). */
 static inline void rs_prefetch_l2(const void *p, size_t n) {
     for (size_t o = 0; o < n; o += 64)
         __builtin_prefetch((const char *)p + o, 0, 2);
