@@ -75,6 +75,8 @@
 #define _GNU_SOURCE
 #include "model/seq_priv.h"
 
+#include <sys/mman.h>
+
 /* ------------------------------------------------------------ config */
 
 #define SO(f) offsetof(rs_seq_conf_t, f)
@@ -295,6 +297,7 @@ void rs_seq_run_init(rs_seq_t *s, rs_seq_run_t *rs, int cap) {
     rs->hist = rs_aligned_calloc((size_t)s->L * s->stride, sizeof(float));
     rs->dK = rs_aligned_calloc((size_t)s->L * d, sizeof(float));
     rs->dV = rs_aligned_calloc((size_t)s->L * d, sizeof(float));
+    rs->nzi = rs_calloc((size_t)RS_MAX(H, E), sizeof(int));
 }
 
 void rs_seq_run_free(rs_seq_run_t *rs) {
@@ -303,7 +306,7 @@ void rs_seq_run_free(rs_seq_run_t *rs) {
                   rs->logit, rs->gidx, rs->gn, rs->G, rs->Hg, rs->Yg, rs->dx,
                   rs->dx1, rs->dc, rs->dqkv, rs->dh, rs->dy, rs->da, rs->dr,
                   rs->du, rs->tvd, rs->gib, rs->gf, rs->wexp, rs->hist, rs->dK, rs->dV,
-                  (void *)rs->vrow, rs->vcf};
+                  (void *)rs->vrow, rs->vcf, rs->nzi};
     for (size_t i = 0; i < RS_ARRAY_LEN(ps); i++) rs_free(ps[i]);
 }
 
@@ -438,6 +441,27 @@ rs_seq_t *rs_seq_new(const rs_model_conf_t *conf, int dim, uint32_t names_hash,
     while (p2 < (uint64_t)s->ecap * 2) p2 <<= 1;
     s->emask = (uint32_t)(p2 - 1);
     s->eindex = rs_aligned_calloc((size_t)p2, sizeof(uint32_t));
+    /* Transparent huge pages for the entity caches (tens to hundreds of
+     * MB, one entity's few KB read per event from anywhere in them): with
+     * 4 KB pages nearly every cache read also misses the TLB (a page walk
+     * per array per event); 2 MB pages cover them with a few hundred TLB
+     * entries.  Advice only (THP "madvise" or "always"; ignored where
+     * unsupported); the contents are the same either way. */
+    {
+        void *hp[] = {s->ent, s->ekv, s->elpos, s->et, s->emeta, s->eindex};
+        const size_t hb[] = {
+            s->ecap * sizeof(*s->ent),
+            (size_t)s->ecap * s->L * s->stride * sizeof(float),
+            (size_t)s->ecap * s->L * sizeof(uint64_t),
+            (size_t)s->ecap * s->L * sizeof(int64_t),
+            (size_t)s->ecap * s->L * sizeof(rs_seq_meta_t),
+            (size_t)p2 * sizeof(uint32_t)};
+        for (size_t i = 0; i < RS_ARRAY_LEN(hp); i++) {
+            const uintptr_t lo = ((uintptr_t)hp[i] + 4095) & ~(uintptr_t)4095,
+                            hi = ((uintptr_t)hp[i] + hb[i]) & ~(uintptr_t)4095;
+            if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+        }
+    }
     s->lru_head = s->lru_tail = -1;
     s->rowent = rs_calloc((size_t)s->batch_max, sizeof(uint32_t));
     s->rowin = rs_calloc((size_t)s->batch_max, sizeof(int));

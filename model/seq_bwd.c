@@ -54,7 +54,7 @@ void rs_seq_backward(rs_seq_t *s, rs_seq_run_t *rs, int r, float dlogit,
             for (int i = 0; i < d; i++) dy[i] = gw[t] * dx[i];
             /* dh = W2^T dy masked by relu; W2 [d][H] */
             memset(dh, 0, sizeof(float) * (size_t)H);
-            rs_gemv_t(dy, W2, (size_t)H, d, dh, H, 0);
+            rs_gemv_t(dy, W2, (size_t)H, d, dh, H);
             for (int j = 0; j < H; j++) dh[j] = h[j] > 0 ? dh[j] : 0.0f;
             if (full) {
                 float *gW1 = G + eo, *gb1 = gW1 + (size_t)H * d, *gW2 = gb1 + H,
@@ -70,7 +70,8 @@ void rs_seq_backward(rs_seq_t *s, rs_seq_run_t *rs, int r, float dlogit,
                 }
             }
             /* about half the hidden units are off (relu): skip them */
-            rs_gemv_t(dh, W1, (size_t)d, H, dx1, d, 1);
+            rs_gemv_ti(dh, rs->nzi, rs_nonzeros(dh, H, rs->nzi), W1,
+                       (size_t)d, dx1, d);
         }
         /* gate: w = softmax over the selected logits; + balance term */
         float *dr = rs->dr;
@@ -83,7 +84,8 @@ void rs_seq_backward(rs_seq_t *s, rs_seq_run_t *rs, int r, float dlogit,
             float cb = (float)s->conf.seq.balance * (float)E;
             for (int e = 0; e < E; e++) dr[e] += cb * gp[e] * (f[e] - fp);
         }
-        rs_gemv_t(dr, P + s->o_wg[l], (size_t)d, E, dx1, d, 1);
+        rs_gemv_ti(dr, rs->nzi, rs_nonzeros(dr, E, rs->nzi), P + s->o_wg[l],
+                   (size_t)d, dx1, d);
         if (train)
             for (int e = 0; e < E; e++)
                 if (dr[e] != 0)
@@ -92,7 +94,7 @@ void rs_seq_backward(rs_seq_t *s, rs_seq_run_t *rs, int r, float dlogit,
         /* x1 = xin + Wo ctx: dc = Wo^T dx1, dx = dx1 */
         const float *Wo = P + s->o_wo[l];
         memset(dc, 0, sizeof(float) * (size_t)d);
-        rs_gemv_t(dx1, Wo, (size_t)d, d, dc, d, 0);
+        rs_gemv_t(dx1, Wo, (size_t)d, d, dc, d);
         if (full)
             for (int i = 0; i < d; i++)
                 rs_axpy(dx1[i], ctx, G + s->o_wo[l] + (size_t)i * d, d);
@@ -177,7 +179,7 @@ void rs_seq_backward(rs_seq_t *s, rs_seq_run_t *rs, int r, float dlogit,
                 if (wb[b] != 0) rs_axpy(wb[b], dc, G + s->o_tv[l] + (size_t)b * d, d);
         }
         const float *Wqkv = P + s->o_qkv[l];
-        rs_gemv_t(dqkv, Wqkv, (size_t)d, 3 * d, dx, d, 0);
+        rs_gemv_t(dqkv, Wqkv, (size_t)d, 3 * d, dx, d);
         if (full)
             for (int i = 0; i < 3 * d; i++)
                 rs_axpy(dqkv[i], xin, G + s->o_qkv[l] + (size_t)i * d, d);
@@ -190,7 +192,7 @@ void rs_seq_backward(rs_seq_t *s, rs_seq_run_t *rs, int r, float dlogit,
     }
     const float *u = rs->u + (size_t)r * din;
     memset(rs->du, 0, sizeof(float) * (size_t)din);
-    rs_gemv_t(dx, P + s->o_win, (size_t)din, d, rs->du, din, 0);
+    rs_gemv_t(dx, P + s->o_win, (size_t)din, d, rs->du, din);
     if (full)
         for (int i = 0; i < d; i++)
             rs_axpy(dx[i], u, G + s->o_win + (size_t)i * din, din);

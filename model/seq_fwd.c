@@ -8,17 +8,40 @@
 
 /* ------------------------------------------------------------ helpers */
 
-/* Start loading n bytes at p (a few rows ahead of their use: with many
- * entities the caches come from DRAM). */
-static inline void rs_prefetch(const void *p, size_t n) {
-    for (size_t o = 0; o < n; o += 64) __builtin_prefetch((const char *)p + o);
-}
-
-/* The same into L2 (prefetcht1): for a whole chunk ahead, more than L1
- * holds beside the rows in use. */
+/* Start loading n bytes at p into L2 (prefetcht1): for a whole chunk
+ * ahead, more than L1 holds beside the rows in use (with many entities
+ * the caches come from DRAM). */
 static inline void rs_prefetch_l2(const void *p, size_t n) {
     for (size_t o = 0; o < n; o += 64)
         __builtin_prefetch((const char *)p + o, 0, 2);
+}
+
+/* Part `part` of `parts` of what the forward reads of row rw's cache --
+ * its keys/values (oldest first), then its times -- into L2
+ * (prefetcht1).  A whole row is ~130 lines: issued at once, the
+ * prefetches wait for free miss buffers; in parts, between other work,
+ * they do not. */
+static inline void rs_seq_prefetch_row(const rs_seq_t *s,
+                                       const rs_seq_row_t *rw, int part,
+                                       int parts) {
+    const rs_seq_view_t *h = &rw->h;
+    const size_t row = sizeof(float) * (size_t)s->stride;
+    const size_t kvb = row * (size_t)h->n, tb = sizeof(int64_t) * (size_t)h->cap;
+    const size_t tot = kvb + tb, b0 = tot * (size_t)part / (size_t)parts,
+                 b1 = tot * (size_t)(part + 1) / (size_t)parts;
+    /* ring bytes [b0, b1) of the view, oldest first: kv from slot start
+     * to the end of the ring, then from slot 0 */
+    const size_t first = row * (size_t)RS_MIN(h->n, h->cap - h->start);
+    const char *kv = (const char *)h->kv;
+    for (size_t o = b0 & ~(size_t)63; o < RS_MIN(b1, kvb); o += 64) {
+        const char *p = o < first ? kv + row * (size_t)h->start + o
+                                  : kv + (o - first);
+        __builtin_prefetch(p, 0, 2);
+    }
+    if (b1 > kvb) {
+        const size_t t0 = b0 > kvb ? b0 - kvb : 0;
+        rs_prefetch_l2((const char *)h->t + t0, b1 - kvb - t0);
+    }
 }
 
 /* Time-gap bucket: phi has weight 1-f at ib and f at ib+1. */
@@ -102,7 +125,39 @@ static void rs_gemm_nt(int M, int N, int K, const float *A, int lda,
     for (; i < M; i++) {
         const float *a0 = A + (size_t)i * lda;
         float *c0 = C + (size_t)i * ldc;
-        for (int j = 0; j < N; j++) {
+        int j = 0;
+        /* eight columns at a time: their horizontal sums together
+         * (rs_hsum8x8, the tree of rs_hsum8) */
+        for (; j + 8 <= N; j += 8) {
+            const float *b0 = B + (size_t)j * ldb, *b1 = b0 + ldb,
+                        *b2 = b1 + ldb, *b3 = b2 + ldb, *b4 = b3 + ldb,
+                        *b5 = b4 + ldb, *b6 = b5 + ldb, *b7 = b6 + ldb;
+            rs_v8 s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0}, s4 = {0}, s5 = {0},
+                  s6 = {0}, s7 = {0};
+            for (int k = 0; k < K8; k += 8) {
+                const rs_v8 x0 = rs_ld8(a0 + k);
+                s0 += x0 * rs_ld8(b0 + k);
+                s1 += x0 * rs_ld8(b1 + k);
+                s2 += x0 * rs_ld8(b2 + k);
+                s3 += x0 * rs_ld8(b3 + k);
+                s4 += x0 * rs_ld8(b4 + k);
+                s5 += x0 * rs_ld8(b5 + k);
+                s6 += x0 * rs_ld8(b6 + k);
+                s7 += x0 * rs_ld8(b7 + k);
+            }
+            const rs_v8 sv[8] = {s0, s1, s2, s3, s4, s5, s6, s7};
+            float r[8];
+            rs_hsum8x8(sv, r);
+            for (int k = K8; k < K; k++) {
+                r[0] += a0[k] * b0[k]; r[1] += a0[k] * b1[k];
+                r[2] += a0[k] * b2[k]; r[3] += a0[k] * b3[k];
+                r[4] += a0[k] * b4[k]; r[5] += a0[k] * b5[k];
+                r[6] += a0[k] * b6[k]; r[7] += a0[k] * b7[k];
+            }
+            for (int t = 0; t < 8; t++)
+                c0[j + t] = beta != 0.0f ? c0[j + t] + r[t] : r[t];
+        }
+        for (; j < N; j++) {
             const float *b0 = B + (size_t)j * ldb;
             rs_v8 s00 = {0};
             for (int k = 0; k < K8; k += 8) s00 += rs_ld8(a0 + k) * rs_ld8(b0 + k);
@@ -210,17 +265,8 @@ void rs_seq_run(const rs_seq_t *s, rs_seq_run_t *rs, int r0, int nb, int nall) {
             /* the keys/values and times of the row a chunk ahead: the
              * next chunk's rows are in L2 when it starts (its first loop
              * reads their times) */
-            if (r + RS_SEQ_CHUNK < nall) {
-                const rs_seq_view_t *h = &rs->row[r + RS_SEQ_CHUNK].h;
-                int s0 = h->start, s1 = h->start + h->n;
-                int e0 = RS_MIN(s1, h->cap);
-                rs_prefetch_l2(h->kv + (size_t)s0 * s->stride,
-                               sizeof(float) * (size_t)(e0 - s0) * s->stride);
-                if (s1 > h->cap)
-                    rs_prefetch_l2(h->kv, sizeof(float) * (size_t)(s1 - h->cap) *
-                                              s->stride);
-                rs_prefetch_l2(h->t, sizeof(int64_t) * (size_t)h->cap);
-            }
+            if (r + RS_SEQ_CHUNK < nall)
+                rs_seq_prefetch_row(s, &rs->row[r + RS_SEQ_CHUNK], 0, 1);
             const float *q = qkv + (size_t)r * 3 * d;
             float *a = att + (size_t)r * L1;
             float *c = ctx + (size_t)r * d;
@@ -462,10 +508,11 @@ static void rs_seq_out_row(rs_seq_t *s, rs_seq_run_t *rs,
     const int ii = rowin[r];
     const rs_seq_row_t *rw = &rs->row[r];
     rs_model_output_t *o = &out[ii];
-    if ((flags & RS_MODEL_FWD_EXPLAIN) && r + 4 < nb &&
-        rowent[r + 4] != RS_SEQ_NO_ENT)
-        rs_prefetch(s->emeta + (size_t)rowent[r + 4] * s->L,
-                    sizeof(rs_seq_meta_t) * (size_t)s->L);
+    int asl[RS_MODEL_ATTEND_MAX]; /* cache slot of attended[t]          */
+    /* the row a chunk ahead, in two parts: before and after this row's
+     * backward */
+    const int pf = r + RS_SEQ_CHUNK < nb;
+    if (pf) rs_seq_prefetch_row(s, &rs->row[r + RS_SEQ_CHUNK], 0, 2);
     o->score = (float)rs_sigm((double)rs->logit[r]);
     o->contrib = NULL;
     o->n_attended = 0;
@@ -494,29 +541,40 @@ static void rs_seq_out_row(rs_seq_t *s, rs_seq_run_t *rs,
         const int skip = s->xskip >= 0 ? s->xskip : n;
         const rs_seq_view_t *hv = s->xskip >= 0 ? &s->xview : &rw->h;
         const int nfull = s->xskip >= 0 ? n + 1 : n;
-        int na = RS_MIN(n, RS_MODEL_ATTEND_MAX), named = 0;
-        for (int t = 0; t < na; t++, named++) {
-            int best = -1; /* newest first on ties */
-            float bw = 0;  /* w[best], in a register (no load per j) */
-            for (int j = n - 1; j >= 0; j--)
-                if (w[j] >= 0 && (best < 0 || w[j] > bw)) {
-                    best = j;
-                    bw = w[j];
-                }
-            if (best < 0) break; /* NaN weights (huge cached k/v or
-                                  * diverged weights): none to name */
+        const int na = RS_MIN(n, RS_MODEL_ATTEND_MAX);
+        /* The na largest weights, largest first, newest first on ties;
+         * NaN weights (huge cached k/v or diverged weights) are never
+         * named.  One pass, newest to oldest, keeping the best so far in
+         * order (a weight enters only if larger than the last kept: on a
+         * tie the newer one stays ahead). */
+        int tj[RS_MODEL_ATTEND_MAX], named = 0;
+        float tw[RS_MODEL_ATTEND_MAX];
+        for (int j = n - 1; j >= 0; j--) {
+            const float wj = w[j];
+            if (!(wj >= 0) || (named == na && !(wj > tw[na - 1]))) continue;
+            int p = named < na ? named++ : na - 1;
+            for (; p > 0 && wj > tw[p - 1]; p--) {
+                tw[p] = tw[p - 1];
+                tj[p] = tj[p - 1];
+            }
+            tw[p] = wj;
+            tj[p] = j;
+        }
+        /* the attended events now, their metadata (from memory: only
+         * these few of the entity's L) after the backward */
+        for (int t = 0; t < named; t++) {
+            const int best = tj[t];
             int jo = best < skip ? best : best + 1;
             int sl = (hv->start + jo) % hv->cap;
             const rs_seq_meta_t *m =
                 &s->emeta[(size_t)rowent[r] * s->L + sl];
+            __builtin_prefetch(m);
+            __builtin_prefetch((const char *)(m + 1) - 1);
+            asl[t] = sl;
             rs_model_attn_t *at = &o->attended[t];
-            memcpy(at->event_id, m->id, sizeof(at->event_id));
-            memcpy(at->counterparty_id, m->cp, sizeof(at->counterparty_id));
             at->event_time_ms = hv->t[sl];
-            at->amount = m->amount;
-            at->weight = w[best];
+            at->weight = tw[t];
             at->rank = nfull - 1 - jo;
-            w[best] = -1.0f;
         }
         o->n_attended = named;
         for (int l = 0; l < s->nl; l++)
@@ -532,6 +590,33 @@ static void rs_seq_out_row(rs_seq_t *s, rs_seq_run_t *rs,
         const float *u = rs->u + (size_t)r * s->din;
         for (int i = 0; i < dim; i++) c[i] = rs->du[i] * u[i];
         o->contrib = c;
+    }
+    if (pf) {
+        const rs_seq_row_t *ra = &rs->row[r + RS_SEQ_CHUNK];
+        rs_seq_prefetch_row(s, ra, 1, 2);
+        /* and what its learning record reads (the newest event's log
+         * position) and its append writes (the slot at the ring's head:
+         * position and metadata) */
+        /* its embedding rows (hashed tables of ~0.5 MB) */
+        const size_t eb = sizeof(float) * (size_t)s->d;
+        if (ra->cp) rs_prefetch_l2(rs->P + rs_seq_ecp_row(s, ra->cp), eb);
+        for (int c = 0; c < ra->n_cat; c++)
+            rs_prefetch_l2(rs->P + rs_seq_ecat_row(s, ra->cat[c]), eb);
+        const uint32_t ea = rowent[r + RS_SEQ_CHUNK];
+        if (ea != RS_SEQ_NO_ENT) {
+            const size_t hs = (size_t)ea * s->L +
+                              (size_t)((ra->h.start + ra->h.n) % ra->h.cap);
+            __builtin_prefetch(&s->elpos[hs], 1, 2);
+            __builtin_prefetch(&s->emeta[hs], 1, 2);
+            __builtin_prefetch((const char *)&s->emeta[hs + 1] - 1, 1, 2);
+        }
+    }
+    for (int t = 0; t < o->n_attended; t++) {
+        const rs_seq_meta_t *m = &s->emeta[(size_t)rowent[r] * s->L + asl[t]];
+        rs_model_attn_t *at = &o->attended[t];
+        memcpy(at->event_id, m->id, sizeof(at->event_id));
+        memcpy(at->counterparty_id, m->cp, sizeof(at->counterparty_id));
+        at->amount = m->amount;
     }
     if (in[ii].log && rs_model_logs(&in[ii], o->score))
         o->log_len = rs_seq_log_write(s, rw, in[ii].log);
@@ -588,7 +673,7 @@ static void rs_seq_flush_rows(rs_seq_t *s, rs_seq_run_t *rs,
         cw.row = rs->row + c0;
         const uint32_t *cent = rowent + c0;
         const int *cin = rowin + c0;
-        rs_seq_run(s, &cw, 0, cn, nb - c0);
+        rs_seq_run(s, &cw, 0, cn, cn); /* prefetch: rs_seq_out_row */
         for (int r = 0; r < cn; r++)
             rs_seq_out_row(s, &cw, cent, cin, bins, bin0, in, r, nb - c0,
                            out, contrib, flags);
@@ -625,6 +710,57 @@ static rs_err_t rs_seq_check_inputs(const rs_seq_t *s,
     return RS_OK;
 }
 
+/* Entity keys of the inputs ahead of the one being placed, and the
+ * memory their placement reads prefetched: the entity index and entries
+ * are megabytes, read at random, so each probe (index slot, then the
+ * entry and its two LRU neighbours, which the move to the front rewrites)
+ * would miss, one after the other.  rs_seq_keys_next(ka, i) for i = from,
+ * from + 1, .. in order returns in[i]'s key (rs_hash_str, as before);
+ * stale reads ahead only steer prefetches. */
+#define RS_SEQ_KA 8 /* inputs ahead whose index slot is prefetched */
+typedef struct rs_seq_keys_s {
+    const rs_seq_t *s;
+    const rs_model_input_t *in;
+    int n;
+    uint64_t key[2 * RS_SEQ_KA]; /* ring: key of input i at i % (2 KA) */
+} rs_seq_keys_t;
+
+static inline void rs_seq_keys_hash(rs_seq_keys_t *ka, int i) {
+    const uint64_t key = rs_hash_str(ka->in[i].entity_id);
+    ka->key[i % (2 * RS_SEQ_KA)] = key;
+    __builtin_prefetch(&ka->s->eindex[(uint32_t)key & ka->s->emask]);
+}
+
+static void rs_seq_keys_init(rs_seq_keys_t *ka, const rs_seq_t *s,
+                             const rs_model_input_t *in, int from, int n) {
+    ka->s = s;
+    ka->in = in;
+    ka->n = n;
+    for (int i = from; i < n && i < from + RS_SEQ_KA; i++) rs_seq_keys_hash(ka, i);
+}
+
+static inline uint64_t rs_seq_keys_next(rs_seq_keys_t *ka, int i) {
+    const rs_seq_t *s = ka->s;
+    if (i + RS_SEQ_KA < ka->n) rs_seq_keys_hash(ka, i + RS_SEQ_KA);
+    if (i + RS_SEQ_KA / 2 < ka->n) { /* its index slot came in by now */
+        const uint64_t k = ka->key[(i + RS_SEQ_KA / 2) % (2 * RS_SEQ_KA)];
+        const uint32_t v = s->eindex[(uint32_t)k & s->emask];
+        if (v) __builtin_prefetch(&s->ent[v - 1]);
+    }
+    if (i + RS_SEQ_KA / 4 < ka->n) { /* and its entry */
+        const uint64_t k = ka->key[(i + RS_SEQ_KA / 4) % (2 * RS_SEQ_KA)];
+        const uint32_t v = s->eindex[(uint32_t)k & s->emask];
+        if (v) {
+            const rs_seq_ent_t *e = &s->ent[v - 1];
+            if (e->prev >= 0 && (uint32_t)e->prev < s->ecap)
+                __builtin_prefetch(&s->ent[e->prev], 1);
+            if (e->next >= 0 && (uint32_t)e->next < s->ecap)
+                __builtin_prefetch(&s->ent[e->next], 1);
+        }
+    }
+    return ka->key[i % (2 * RS_SEQ_KA)];
+}
+
 /* Row rw of a sub-batch: input `in` over history view h. */
 static void rs_seq_row_set(rs_seq_row_t *rw, const rs_model_input_t *in,
                            rs_seq_view_t h) {
@@ -647,8 +783,10 @@ rs_err_t rs_seq_forward(rs_seq_t *s, const rs_model_input_t *in, int n,
     if (rs_seq_check_inputs(s, in, n, flags) != RS_OK) return RS_ERR_INVALID;
     int nb = 0;
     s->stamp++;
+    rs_seq_keys_t ka;
+    rs_seq_keys_init(&ka, s, in, 0, n);
     for (int i = 0; i < n; i++) {
-        uint64_t key = rs_hash_str(in[i].entity_id);
+        uint64_t key = rs_seq_keys_next(&ka, i);
         int64_t pos = rs_seq_ent_pos(s, key);
         /* a what-if appends nothing: rows of one entity may share a
          * sub-batch */
@@ -834,8 +972,10 @@ int rs_seq_lanes_plan(rs_seq_lanes_t *pl, const rs_model_input_t *in,
     }
     memset(pl->lo, 0, sizeof(int) * ((size_t)nl + 1));
     int j = 0;
+    rs_seq_keys_t ka;
+    rs_seq_keys_init(&ka, s, in, from, RS_MIN(n, from + pl->max_n));
     for (int i = from; i < n && j < pl->max_n; i++, j++) {
-        uint64_t key = rs_hash_str(in[i].entity_id);
+        uint64_t key = rs_seq_keys_next(&ka, i);
         int64_t pos = rs_seq_ent_pos(s, key);
         if (pos < 0 && s->eused == s->ecap && s->lru_tail >= 0 &&
             s->ent[s->lru_tail].stamp >= seg0)

@@ -121,6 +121,7 @@ typedef struct rs_seq_run_s {
     float *wexp;          /* [L+1] explanation scratch                    */
     const float **vrow;   /* [L+1+NB] attention: rows of one weighted sum */
     float *vcf;           /* [L+1+NB] and their weights (one row's dots)   */
+    int *nzi;             /* [max(H, E)] indices of a vector's non-zeros   */
     /* training replay: history recomputed at the current weights */
     float *hist;          /* [L][stride] keys/values                      */
     float *dK, *dV;       /* [L][d] gradients of the history keys/values  */
@@ -301,19 +302,18 @@ rs_hsum8x8(const rs_v8 *v, float *r) {
  * row): the chain of rs_axpy(a[i], W + i ldw, y, n) for i = 0, 1, .. with
  * y held in registers (32 columns at a time) instead of loaded and stored
  * per axpy.  Each y element gets the same additions in the same order as
- * the chain, so the same bits.  skip0: leave out the rows whose a[i] is 0
- * (as callers that skip those axpys).  Always inlined: it must be
- * compiled inside each target clone of its caller. */
+ * the chain, so the same bits (rs_gemv_ti: leaving out the rows whose
+ * a[i] is 0).  Always inlined: it must be compiled inside each target
+ * clone of its caller. */
 static inline __attribute__((always_inline)) void
-rs_gemv_t(const float *a, const float *W, size_t ldw, int m, float *y, int n,
-          int skip0) {
+rs_gemv_t(const float *a, const float *W, size_t ldw, int m, float *y,
+          int n) {
     int j = 0;
     for (; j + 32 <= n; j += 32) {
         rs_v8 y0 = rs_ld8(y + j), y1 = rs_ld8(y + j + 8),
               y2 = rs_ld8(y + j + 16), y3 = rs_ld8(y + j + 24);
         for (int i = 0; i < m; i++) {
             const float ai = a[i];
-            if (skip0 && ai == 0.0f) continue;
             const float *w = W + (size_t)i * ldw + j;
             y0 = y0 + ai * rs_ld8(w);
             y1 = y1 + ai * rs_ld8(w + 8);
@@ -329,7 +329,6 @@ rs_gemv_t(const float *a, const float *W, size_t ldw, int m, float *y, int n,
         rs_v8 y0 = rs_ld8(y + j);
         for (int i = 0; i < m; i++) {
             const float ai = a[i];
-            if (skip0 && ai == 0.0f) continue;
             y0 = y0 + ai * rs_ld8(W + (size_t)i * ldw + j);
         }
         rs_st8(y + j, y0);
@@ -338,9 +337,59 @@ rs_gemv_t(const float *a, const float *W, size_t ldw, int m, float *y, int n,
         float yj = y[j];
         for (int i = 0; i < m; i++) {
             const float ai = a[i];
-            if (skip0 && ai == 0.0f) continue;
             yj = yj + ai * W[(size_t)i * ldw + j];
         }
+        y[j] = yj;
+    }
+}
+
+/* Indices of the non-zero a[i] (i < m, in order) into ix; their count.
+ * Branch-free: which hidden units a relu switched off is unpredictable. */
+static inline __attribute__((always_inline)) int
+rs_nonzeros(const float *a, int m, int *ix) {
+    int nx = 0;
+    for (int i = 0; i < m; i++) {
+        ix[nx] = i;
+        nx += a[i] != 0.0f;
+    }
+    return nx;
+}
+
+/* rs_gemv_t(a, W, ldw, m, y, n) without the rows whose a[i] is 0 (the
+ * rows kept listed in ix[0..nx), rs_nonzeros): the same additions in the
+ * same order as the chain of axpys that skips them, without a branch per
+ * row. */
+static inline __attribute__((always_inline)) void
+rs_gemv_ti(const float *a, const int *ix, int nx, const float *W, size_t ldw,
+           float *y, int n) {
+    int j = 0;
+    for (; j + 32 <= n; j += 32) {
+        rs_v8 y0 = rs_ld8(y + j), y1 = rs_ld8(y + j + 8),
+              y2 = rs_ld8(y + j + 16), y3 = rs_ld8(y + j + 24);
+        for (int q = 0; q < nx; q++) {
+            const int i = ix[q];
+            const float ai = a[i];
+            const float *w = W + (size_t)i * ldw + j;
+            y0 = y0 + ai * rs_ld8(w);
+            y1 = y1 + ai * rs_ld8(w + 8);
+            y2 = y2 + ai * rs_ld8(w + 16);
+            y3 = y3 + ai * rs_ld8(w + 24);
+        }
+        rs_st8(y + j, y0);
+        rs_st8(y + j + 8, y1);
+        rs_st8(y + j + 16, y2);
+        rs_st8(y + j + 24, y3);
+    }
+    for (; j + 8 <= n; j += 8) {
+        rs_v8 y0 = rs_ld8(y + j);
+        for (int q = 0; q < nx; q++)
+            y0 = y0 + a[ix[q]] * rs_ld8(W + (size_t)ix[q] * ldw + j);
+        rs_st8(y + j, y0);
+    }
+    for (; j < n; j++) {
+        float yj = y[j];
+        for (int q = 0; q < nx; q++)
+            yj = yj + a[ix[q]] * W[(size_t)ix[q] * ldw + j];
         y[j] = yj;
     }
 }
@@ -387,11 +436,24 @@ rs_dots(const float *q, const float *const *row, int m, int n, float *out) {
     int i = 0;
     for (; i + 8 <= m; i += 8) {
         const float *const *r = row + i;
-        rs_v8 acc[8] = {{0}};
+        /* eight named accumulators: GCC keeps an array of them in
+         * memory (a store-to-load chain per add), these in registers */
+        const float *r0 = r[0], *r1 = r[1], *r2 = r[2], *r3 = r[3],
+                    *r4 = r[4], *r5 = r[5], *r6 = r[6], *r7 = r[7];
+        rs_v8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0}, a5 = {0},
+              a6 = {0}, a7 = {0};
         for (int k = 0; k < n8; k += 8) {
             const rs_v8 qk = rs_ld8(q + k);
-            for (int t = 0; t < 8; t++) acc[t] += qk * rs_ld8(r[t] + k);
+            a0 += qk * rs_ld8(r0 + k);
+            a1 += qk * rs_ld8(r1 + k);
+            a2 += qk * rs_ld8(r2 + k);
+            a3 += qk * rs_ld8(r3 + k);
+            a4 += qk * rs_ld8(r4 + k);
+            a5 += qk * rs_ld8(r5 + k);
+            a6 += qk * rs_ld8(r6 + k);
+            a7 += qk * rs_ld8(r7 + k);
         }
+        const rs_v8 acc[8] = {a0, a1, a2, a3, a4, a5, a6, a7};
         rs_hsum8x8(acc, out + i);
         for (int t = 0; t < 8; t++)
             for (int k = n8; k < n; k++) out[i + t] += q[k] * r[t][k];

@@ -11,6 +11,8 @@
  *  - a what-if forward changes nothing (a twin model without them stays
  *    bit-identical), scores like the real forward, sees unknown entities
  *    as new; skip_hist leaves out exactly the event of that rank;
+ *  - the attended events are the largest weights in order, the newer
+ *    first on ties;
  *  - faithfulness on a small trained generated stream: removing the
  *    top-attributed feature / top-attended past event moves the score more
  *    than a random one (ratio > 1). */
@@ -850,6 +852,59 @@ static void test_faithful(void **state) {
     assert_true(r.hist_ratio > 1.0);
 }
 
+/* The attended events are the RS_MODEL_ATTEND_MAX largest attention
+ * weights, largest first, the newer first on equal weights (a tie across
+ * the cut keeps the newer ones).  Keys are zeroed (Wqkv = 0) and the
+ * cached events share one time, so an event's weight follows its
+ * recency-rank bias alone: the test sets the biases and knows the order. */
+static void test_attended_order(void **state) {
+    (void)state;
+    enum { L = 16 };
+    /* bias of recency rank r (0 = newest): 0.9 at 4, 9, 14; 0.6 at 12, 13;
+     * 0.5 at 0, 2, 7, 11 (the cut falls inside this tie: 11 is left out) */
+    static const float bias[L] = {0.5f, 0.1f, 0.5f, 0.3f, 0.9f, 0.1f,
+                                  0.3f, 0.5f, 0.2f, 0.9f, 0.0f, 0.5f,
+                                  0.6f, 0.6f, 0.9f, 0.0f};
+    static const int want[RS_MODEL_ATTEND_MAX] = {4, 9, 14, 12, 13, 0, 2, 7};
+    for (int pass = 0; pass < 2; pass++) { /* 1: every bias equal */
+        rs_model_conf_t c = conf_seq();
+        c.seq.history = L;
+        c.seq.layers = 1;
+        char err[256] = "";
+        rs_seq_t *s = rs_seq_new(&c, DIM, 0, err, sizeof(err));
+        assert_non_null(s);
+        size_t np, off, len;
+        float *p = rs_seq_params(s, &np);
+        rs_seq_region(s, RS_SEQ_R_QKV, 0, &off, &len);
+        memset(p + off, 0, sizeof(float) * len);
+        rs_seq_region(s, RS_SEQ_R_TB, 0, &off, &len);
+        assert_true(len > L); /* time-gap buckets, then recency ranks */
+        memset(p + off, 0, sizeof(float) * len);
+        if (!pass)
+            for (int r = 0; r < L; r++) p[off + len - L + r] = bias[r];
+        evs_t *ev = make_stream(L + 1, 1, DIM, 9);
+        rs_model_output_t o;
+        for (int i = 0; i <= L; i++) {
+            ev[i].in.event_time_ms = T0;
+            assert_int_equal(rs_seq_forward(s, &ev[i].in, 1, &o, NULL,
+                                            i < L ? 0 : RS_MODEL_FWD_EXPLAIN),
+                             RS_OK);
+        }
+        assert_int_equal(o.n_hist, L);
+        assert_int_equal(o.n_attended, RS_MODEL_ATTEND_MAX);
+        for (int t = 0; t < RS_MODEL_ATTEND_MAX; t++) {
+            const int r = pass ? t : want[t];
+            assert_int_equal(o.attended[t].rank, r);
+            char id[32];
+            snprintf(id, sizeof(id), "ev-%d", L - 1 - r);
+            assert_string_equal(o.attended[t].event_id, id);
+            if (t) assert_true(o.attended[t].weight <= o.attended[t - 1].weight);
+        }
+        free(ev);
+        rs_seq_destroy(s);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_log_sizes),
@@ -858,6 +913,7 @@ int main(void) {
         cmocka_unit_test(test_log_errors),
         cmocka_unit_test(test_dry_changes_nothing),
         cmocka_unit_test(test_skip_and_rank),
+        cmocka_unit_test(test_attended_order),
         cmocka_unit_test(test_explain_min),
         cmocka_unit_test(test_faithful),
     };
