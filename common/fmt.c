@@ -503,21 +503,37 @@ int rs_fmt_i64(int64_t v, char *buf) {
 typedef unsigned __int128 rs_u128;
 
 /* 5^k for k <= 27 (< 2^63) */
-static uint64_t rs_pow5(int k) {
-    uint64_t r = 1;
-    while (k-- > 0) r *= 5;
-    return r;
-}
+/* 5^k, k = 0..27 (< 2^63) */
+static const uint64_t rs_pow5_t[28] = {
+    1ull, 5ull, 25ull, 125ull, 625ull, 3125ull, 15625ull, 78125ull,
+    390625ull, 1953125ull, 9765625ull, 48828125ull, 244140625ull,
+    1220703125ull, 6103515625ull, 30517578125ull, 152587890625ull,
+    762939453125ull, 3814697265625ull, 19073486328125ull,
+    95367431640625ull, 476837158203125ull, 2384185791015625ull,
+    11920928955078125ull, 59604644775390625ull, 298023223876953125ull,
+    1490116119384765625ull, 7450580596923828125ull};
+
+static inline uint64_t rs_pow5(int k) { return rs_pow5_t[k]; }
 
 /* round(|v| * 10^s), ties to even (rnd = 0: floor), exactly, into *r
  * (< 2^64).  v finite and non-zero.  0 if it does not fit the 128-bit
  * arithmetic below (the caller then uses snprintf). */
 static int rs_fmt_scaled(double v, int s, int rnd, uint64_t *r) {
-    int e2;
-    double fr = frexp(fabs(v), &e2);      /* |v| = fr * 2^e2, fr in [.5, 1) */
-    uint64_t m = (uint64_t)ldexp(fr, 53); /* exact: 53-bit integer        */
-    int e = e2 - 53;                      /* |v| = m * 2^e                  */
+    /* |v| = m * 2^e with m a 53-bit integer (its top bit set), from the
+     * bits: what frexp and ldexp(fr, 53) gave, without the calls */
     if (s > 27 || s < -27) return 0;
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof(bits));
+    uint64_t m = bits & ((1ULL << 52) - 1);
+    int bq = (int)((bits >> 52) & 0x7ff), e;
+    if (bq) {
+        m |= 1ULL << 52;
+        e = bq - 1075;
+    } else { /* subnormal (m != 0: v is not zero): normalized */
+        int sh = __builtin_clzll(m) - 11;
+        m <<= sh;
+        e = -1074 - sh;
+    }
     rs_u128 q, rem, den;
     if (s >= 0) {
         /* m * 5^s * 2^(e + s) */
