@@ -502,7 +502,6 @@ int rs_fmt_i64(int64_t v, char *buf) {
 
 typedef unsigned __int128 rs_u128;
 
-/* 5^k for k <= 27 (< 2^63) */
 /* 5^k, k = 0..27 (< 2^63) */
 static const uint64_t rs_pow5_t[28] = {
     1ull, 5ull, 25ull, 125ull, 625ull, 3125ull, 15625ull, 78125ull,
