@@ -120,17 +120,68 @@ static inline void rs_fmt_put_digits(uint64_t f, char *end) {
     }
 }
 
-/* Exactly w digits of f (leading zeros), ending at `end`. */
-static inline void rs_fmt_put_digits_w(uint64_t f, char *end, int w) {
-    char *p = end;
-    for (; w >= 2; w -= 2) {
-        uint64_t r = f % 100;
-        f /= 100;
-        p -= 2;
-        p[0] = rs_digits2[2 * r];
-        p[1] = rs_digits2[2 * r + 1];
+/* The 8 decimal digits of v < 10^8 (leading zeros) as 8 ASCII bytes, the
+ * first digit in the lowest byte (a little-endian store writes them in
+ * order): v split into 4 + 4 digits, each 4 into 2 + 2, each 2 into 1 + 1,
+ * every lane of a step in one multiplication (q = x * 10486 >> 20 is
+ * x / 100 for x < 10^4, x * 103 >> 10 is x / 10 for x < 100; the lanes
+ * are wide enough that no product reaches the next lane's kept bits). */
+static inline uint64_t rs_fmt_swar8(uint64_t v) {
+    uint64_t y = (v / 10000) | ((v % 10000) << 32);
+    uint64_t q = ((y * 10486) >> 20) & 0x0000007f0000007fULL;
+    y = q | ((y - q * 100) << 16);
+    q = ((y * 103) >> 10) & 0x000f000f000f000fULL;
+    y = q | ((y - q * 10) << 8);
+    return y | 0x3030303030303030ULL;
+}
+
+/* The n digits of f (n = rs_fmt_ndigits(f) <= 17) at p[0..n), by whole
+ * 8-byte stores: writes up to p + 8 when n < 8 (callers of rs_fmt_dec
+ * give buffers of RS_FMT_F32_MAX / RS_FMT_F64_MAX, which have that room:
+ * a number's digits start at most 8 bytes in). */
+static inline __attribute__((always_inline)) void rs_fmt_put_n(uint64_t f,
+                                                           char *p, int n) {
+    uint64_t y;
+    if (n <= 8) {
+        y = rs_fmt_swar8(f) >> (8 * (8 - n));
+        memcpy(p, &y, 8);
+        return;
     }
-    if (w) p[-1] = (char)('0' + f % 10);
+    if (n == 17) {
+        uint64_t d = f / 10000000000000000ULL;
+        *p++ = (char)('0' + d);
+        f -= d * 10000000000000000ULL;
+        n = 16;
+    }
+    uint64_t hi = f / 100000000, lo = f - hi * 100000000;
+    y = rs_fmt_swar8(hi) >> (8 * (16 - n));
+    memcpy(p, &y, 8);
+    y = rs_fmt_swar8(lo);
+    memcpy(p + n - 8, &y, 8);
+}
+
+/* p[0..k) = p[1..k+1), 1 <= k <= 16: both halves loaded before either
+ * is stored (a memmove of a few bytes, no library call). */
+static inline void rs_fmt_move_head(char *p, int k) {
+    const char *s = p + 1;
+    if (k >= 8) {
+        uint64_t a, b;
+        memcpy(&a, s, 8);
+        memcpy(&b, s + k - 8, 8);
+        memcpy(p, &a, 8);
+        memcpy(p + k - 8, &b, 8);
+    } else if (k >= 4) {
+        uint32_t a, b;
+        memcpy(&a, s, 4);
+        memcpy(&b, s + k - 4, 4);
+        memcpy(p, &a, 4);
+        memcpy(p + k - 4, &b, 4);
+    } else {
+        char a = s[0], b = s[k / 2], c = s[k - 1];
+        p[0] = a;
+        p[k / 2] = b;
+        p[k - 1] = c;
+    }
 }
 
 /* Render f * 10^e (f > 0) after the sign.  Returns the length.  The
@@ -149,27 +200,39 @@ static int rs_fmt_dec(uint64_t f, int e, char *out) {
     char *p = out;
     if (x >= 0 && x < 16) {
         if (x >= n - 1) { /* an integer: digits and zeros */
-            rs_fmt_put_digits(f, p + n);
+            rs_fmt_put_n(f, p, n);
             p += n;
             for (int i = 0; i < x - (n - 1); i++) *p++ = '0';
-        } else { /* d1..d(x+1) . rest: head and tail written apart */
-            int tl = n - x - 1; /* 1..16 */
-            uint64_t hi = f / rs_fmt_p10[tl], lo = f - hi * rs_fmt_p10[tl];
-            rs_fmt_put_digits(hi, p + x + 1); /* exactly x + 1 digits */
-            p[x + 1] = '.';
-            rs_fmt_put_digits_w(lo, p + n + 1, tl);
+        } else { /* d1..d(x+1) . rest: every digit written one place
+                  * to the right, then the head (x + 1 <= 16 digits)
+                  * moved back over the first and the point put after it:
+                  * no division by a variable power of ten */
+            if (n <= 8) { /* (float32's always) in a register: head,
+                           * point, tail shifted one byte up */
+                uint64_t y = rs_fmt_swar8(f) >> (8 * (8 - n));
+                int hb = 8 * (x + 1); /* x + 1 <= n - 1 <= 7 */
+                uint64_t hm = (1ULL << hb) - 1;
+                uint64_t z = (y & hm) | ((uint64_t)'.' << hb) |
+                             ((y & ~hm) << 8);
+                memcpy(p, &z, 8);
+                p[8] = (char)(y >> 56); /* the 8th digit, if n = 8 */
+            } else {
+                rs_fmt_put_n(f, p + 1, n);
+                rs_fmt_move_head(p, x + 1);
+                p[x + 1] = '.';
+            }
             p += n + 1;
         }
     } else if (x < 0 && x > -7) { /* 0.000ddd */
         *p++ = '0';
         *p++ = '.';
         for (int i = 0; i < -x - 1; i++) *p++ = '0';
-        rs_fmt_put_digits(f, p + n);
+        rs_fmt_put_n(f, p, n);
         p += n;
     } else {
         /* d1 [. d2..dn]: the digits from p + 1, then d1 moved before the
          * point */
-        rs_fmt_put_digits(f, p + 1 + n);
+        rs_fmt_put_n(f, p + 1, n);
         p[0] = p[1];
         if (n > 1) {
             p[1] = '.';
@@ -439,22 +502,37 @@ int rs_fmt_i64(int64_t v, char *buf) {
 
 typedef unsigned __int128 rs_u128;
 
-/* 5^k for k <= 27 (< 2^63) */
-static uint64_t rs_pow5(int k) {
-    uint64_t r = 1;
-    while (k-- > 0) r *= 5;
-    return r;
-}
+/* 5^k, k = 0..27 (< 2^63) */
+static const uint64_t rs_pow5_t[28] = {
+    1ull, 5ull, 25ull, 125ull, 625ull, 3125ull, 15625ull, 78125ull,
+    390625ull, 1953125ull, 9765625ull, 48828125ull, 244140625ull,
+    1220703125ull, 6103515625ull, 30517578125ull, 152587890625ull,
+    762939453125ull, 3814697265625ull, 19073486328125ull,
+    95367431640625ull, 476837158203125ull, 2384185791015625ull,
+    11920928955078125ull, 59604644775390625ull, 298023223876953125ull,
+    1490116119384765625ull, 7450580596923828125ull};
+
+static inline uint64_t rs_pow5(int k) { return rs_pow5_t[k]; }
 
 /* round(|v| * 10^s), ties to even (rnd = 0: floor), exactly, into *r
  * (< 2^64).  v finite and non-zero.  0 if it does not fit the 128-bit
  * arithmetic below (the caller then uses snprintf). */
 static int rs_fmt_scaled(double v, int s, int rnd, uint64_t *r) {
-    int e2;
-    double fr = frexp(fabs(v), &e2);      /* |v| = fr * 2^e2, fr in [.5, 1) */
-    uint64_t m = (uint64_t)ldexp(fr, 53); /* exact: 53-bit integer        */
-    int e = e2 - 53;                      /* |v| = m * 2^e                  */
+    /* |v| = m * 2^e with m a 53-bit integer (its top bit set), from the
+     * bits: what frexp and ldexp(fr, 53) gave, without the calls */
     if (s > 27 || s < -27) return 0;
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof(bits));
+    uint64_t m = bits & ((1ULL << 52) - 1);
+    int bq = (int)((bits >> 52) & 0x7ff), e;
+    if (bq) {
+        m |= 1ULL << 52;
+        e = bq - 1075;
+    } else { /* subnormal (m != 0: v is not zero): normalized */
+        int sh = __builtin_clzll(m) - 11;
+        m <<= sh;
+        e = -1074 - sh;
+    }
     rs_u128 q, rem, den;
     if (s >= 0) {
         /* m * 5^s * 2^(e + s) */

@@ -418,34 +418,39 @@ void rs_enc_arena_free(rs_enc_arena_t *arena) {
     memset(arena, 0, sizeof(*arena));
 }
 
+rs_err_t rs_score_encode_append(rs_format_t fmt, const rs_score_t *sc,
+                                rs_enc_arena_t *arena, size_t *len) {
+    size_t used = arena->len;
+    /* Room for any record (RS_ENCODE_MAX) before each: the encoders write
+     * into a bounded buffer and never need a second try. */
+    if (arena->cap - used < RS_ENCODE_MAX) {
+        size_t cap = arena->cap ? arena->cap : RS_ENCODE_MAX * 2;
+        while (cap - used < RS_ENCODE_MAX) cap *= 2;
+        arena->data = rs_realloc(arena->data, cap);
+        arena->cap = cap;
+    }
+    int n = rs_score_encode(fmt, sc, arena->data + used, arena->cap - used);
+    if (n < 0) return RS_ERR_TOOBIG;
+    *len = (size_t)n;
+    arena->len = used + (size_t)n;
+    return RS_OK;
+}
+
 rs_err_t rs_score_encode_batch(rs_format_t fmt, const rs_score_t *scores,
                                int n, rs_enc_arena_t *arena,
                                const void **out, size_t *out_lens,
                                int *failed) {
-    size_t used = 0;
     if (failed) *failed = -1;
-    for (int i = 0; i < n; i++) {
-        /* Room for any record (RS_ENCODE_MAX) before each: the encoders
-         * write into a bounded buffer and never need a second try. */
-        if (arena->cap - used < RS_ENCODE_MAX) {
-            size_t cap = arena->cap ? arena->cap : RS_ENCODE_MAX * 2;
-            while (cap - used < RS_ENCODE_MAX) cap *= 2;
-            arena->data = rs_realloc(arena->data, cap);
-            arena->cap = cap;
-        }
-        int len = rs_score_encode(fmt, &scores[i], arena->data + used,
-                                  arena->cap - used);
-        if (len < 0) {
+    arena->len = 0;
+    for (int i = 0; i < n; i++)
+        if (rs_score_encode_append(fmt, &scores[i], arena, &out_lens[i]) !=
+            RS_OK) {
             if (failed) *failed = i;
             arena->len = 0;
             return RS_ERR_TOOBIG;
         }
-        out_lens[i] = (size_t)len;
-        used += (size_t)len;
-    }
-    arena->len = used;
     /* Pointers only now: the arena may have moved while growing. */
-    used = 0;
+    size_t used = 0;
     for (int i = 0; i < n; i++) {
         out[i] = arena->data + used;
         used += out_lens[i];

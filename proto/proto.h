@@ -280,6 +280,18 @@ rs_err_t rs_score_encode_batch(rs_format_t fmt, const rs_score_t *scores,
                                const void **out, size_t *out_lens,
                                int *failed);
 
+/* Append the encoding of one score as `fmt` to `arena` after its
+ * arena->len bytes (set arena->len = 0 to start a batch), growing it as
+ * rs_score_encode_batch does; *len = the record's length, which starts at
+ * arena->data + (arena->len before the call).  For a caller that encodes
+ * each record while it is still in cache (the records stage): the bytes
+ * are those of rs_score_encode_batch; take pointers only after the last
+ * append (the arena may move while growing).  RS_ERR_TOOBIG if the
+ * record does not encode (arena->len unchanged).  Reentrant: one arena
+ * per thread at a time.  @locality any thread */
+rs_err_t rs_score_encode_append(rs_format_t fmt, const rs_score_t *sc,
+                                rs_enc_arena_t *arena, size_t *len);
+
 /* ------------------------------------------------------------------- CSV */
 
 /* A column mapping for CSV and foreign JSON lines:

@@ -148,6 +148,11 @@ static void rs_wk_records(void *opaque, int lo, int hi, int slice) {
     size_t vlen = RS_MIN(strlen(b->version), sizeof(b->out->model_version) - 1);
     sl->bad = -1;
     sl->err = RS_OK;
+    /* Each record is encoded as soon as it is filled, while its ~6 KB
+     * are still in this core's cache (a slice is up to half a batch: its
+     * records filled first and encoded after had left the cache). */
+    const int kjson = b->kafka_format == RS_FORMAT_JSON;
+    sl->enc_json.len = sl->enc_kafka.len = 0;
     for (int k = lo; k < hi; k++) {
         int p = b->pub[k];
         if (p < 0) continue;
@@ -181,25 +186,34 @@ static void rs_wk_records(void *opaque, int lo, int hi, int slice) {
         /* latency ends when the scores are handed to the producer */
         sc->scored_at_ms = b->now_wall_us / 1000;
         sc->latency_us = b->now_mono_us - m->received_us;
+        /* Encode once: JSON (Redis, and Kafka unless it takes protobuf);
+         * after a record that does not encode, none is usable. */
+        if (sl->err != RS_OK) continue;
+        rs_err_t err = rs_score_encode_append(RS_FORMAT_JSON, sc,
+                                              &sl->enc_json,
+                                              &b->json_lens[p]);
+        if (err == RS_OK && !kjson)
+            err = rs_score_encode_append(b->kafka_format, sc, &sl->enc_kafka,
+                                         &b->klens[p]);
+        if (err != RS_OK) {
+            sl->err = err;
+            sl->bad = p;
+        }
     }
-    if (p0 < 0) return;
-    /* Encode once (rows of a slice are consecutive records). */
-    int n = p1 - p0, bad = -1;
-    rs_err_t err = rs_score_encode_batch(RS_FORMAT_JSON, b->out + p0, n,
-                                         &sl->enc_json, b->json + p0,
-                                         b->json_lens + p0, &bad);
-    if (err == RS_OK && b->kafka_format != RS_FORMAT_JSON)
-        err = rs_score_encode_batch(b->kafka_format, b->out + p0, n,
-                                    &sl->enc_kafka, b->kbytes + p0,
-                                    b->klens + p0, &bad);
-    else if (err == RS_OK)
-        for (int i = p0; i < p1; i++) {
+    if (p0 < 0 || sl->err != RS_OK) return;
+    /* Pointers only now (rows of a slice are consecutive records; the
+     * arenas may have moved while growing). */
+    size_t uj = 0, uk = 0;
+    for (int i = p0; i < p1; i++) {
+        b->json[i] = sl->enc_json.data + uj;
+        uj += b->json_lens[i];
+        if (kjson) {
             b->kbytes[i] = b->json[i];
             b->klens[i] = b->json_lens[i];
+        } else {
+            b->kbytes[i] = sl->enc_kafka.data + uk;
+            uk += b->klens[i];
         }
-    if (err != RS_OK) {
-        sl->err = err;
-        sl->bad = bad >= 0 ? p0 + bad : p0;
     }
 }
 

@@ -305,6 +305,68 @@ static void bench_encoding(const rs_score_t *pool, long n) {
            rows[1].bytes, 100.0 * (rows[1].bytes - rows[0].bytes) / rows[0].bytes);
 }
 
+/* The records stage's memory pattern: a worker's slice (up to half a
+ * batch: 256 records of ~6 KB) is filled (here: each record copied whole
+ * from the pool, more than the stage writes) and encoded.  Before: every
+ * record filled, then all encoded (rs_score_encode_batch: the records had
+ * left the cache); now: each encoded right after it is filled
+ * (rs_score_encode_append).  The compact Redis record is built later on
+ * the scoring thread (rs_redis_build) from the cold records; the last row
+ * builds it in the same pass (a proposal: see docs/benchmarks.md). */
+static void bench_stage(const rs_score_t *pool, long n) {
+    enum { S = 256 };
+    rs_score_t *out = malloc(sizeof(*out) * S);
+    static const void *ptr[S];
+    static size_t lens[S];
+    static uint8_t rec[RS_REDIS_REC_MAX];
+    rs_enc_arena_t arena;
+    row_t rows[4];
+    if (!out) abort();
+    rs_enc_arena_init(&arena, 0);
+    for (int r = 0; r < 4; r++) {
+        size_t total = 0;
+        long done = 0;
+        double t0 = cpu_s();
+        while (done < n) {
+            int k = (int)((n - done) < S ? (n - done) : S);
+            int off = (int)(done % (POOL - S));
+            arena.len = 0;
+            for (int i = 0; i < k; i++) {
+                memcpy(&out[i], &pool[off + i], sizeof(out[i]));
+                if (r == 0) continue;
+                if (rs_score_encode_append(RS_FORMAT_JSON, &out[i], &arena,
+                                           &lens[i]) != RS_OK)
+                    abort();
+                if (r == 3)
+                    total += (size_t)rs_redis_rec_encode(&out[i], rec,
+                                                         sizeof(rec));
+            }
+            if (r == 0 && rs_score_encode_batch(RS_FORMAT_JSON, out, k,
+                                                &arena, ptr, lens,
+                                                NULL) != RS_OK)
+                abort();
+            if (r == 2)
+                for (int i = 0; i < k; i++)
+                    total += (size_t)rs_redis_rec_encode(&out[i], rec,
+                                                         sizeof(rec));
+            total += arena.len;
+            done += k;
+        }
+        static const char *what[4] = {
+            "fill 256 records, then encode them (JSON; before)",
+            "fill and encode each record at once (JSON; now)",
+            "now + the compact Redis records of the 256 after (today)",
+            "fill, JSON and compact record of each at once (proposal)"};
+        rows[r] = (row_t){what[r], (cpu_s() - t0) * 1e9 / (double)n,
+                          (double)total / (double)n};
+        sink_bytes += total;
+    }
+    rs_enc_arena_free(&arena);
+    free(out);
+    print_rows("The records stage's pattern (a worker's slice of 256; per "
+               "record, the fill included)", rows, 4, "record");
+}
+
 static void bench_decoding(rs_rng_t *rng, const rs_score_t *pool, long n) {
     static char (*ev_js)[512];
     static size_t ev_len[POOL];
@@ -752,6 +814,7 @@ int main(int argc, char **argv) {
     int n = rs_score_to_json(&pool[0], one, sizeof(one));
     printf("\nexample record (%d bytes):\n%s\n", n, one);
     bench_encoding(pool, records);
+    bench_stage(pool, records);
     bench_decoding(&rng, pool, records);
     if (redis) bench_redis(&rng, events, entities, batch);
     free(pool);

@@ -365,7 +365,8 @@ static void test_score_json_roundtrip(void **state) {
 }
 
 /* A batch encoded into one growing arena: every record as encoded alone,
- * pointers valid after the arena grew; a corrupt record names its index. */
+ * pointers valid after the arena grew; a corrupt record names its index;
+ * rs_score_encode_append likewise, one record at a time. */
 static void test_encode_batch(void **state) {
     (void)state;
     enum { N = 300 };
@@ -403,6 +404,29 @@ static void test_encode_batch(void **state) {
     assert_int_equal(rs_score_encode_batch(RS_FORMAT_JSON, sc, N, &arena, out,
                                            lens, &bad), RS_ERR_TOOBIG);
     assert_int_equal(bad, 7);
+    /* rs_score_encode_append: the same bytes back to back after what the
+     * arena holds; a record that does not encode changes nothing */
+    rs_enc_arena_free(&arena);
+    rs_enc_arena_init(&arena, 10);
+    size_t pos = 0, len = 0;
+    for (int i = 0; i < N; i++) {
+        if (i == 7) {
+            len = 12345;
+            assert_int_equal(rs_score_encode_append(RS_FORMAT_JSON, &sc[i],
+                                                    &arena, &len),
+                             RS_ERR_TOOBIG);
+            assert_int_equal(arena.len, pos);
+            assert_int_equal(len, 12345);
+            continue;
+        }
+        assert_int_equal(rs_score_encode_append(RS_FORMAT_JSON, &sc[i],
+                                                &arena, &len), RS_OK);
+        int n = rs_score_to_json(&sc[i], one, sizeof(one));
+        assert_int_equal((size_t)n, len);
+        assert_int_equal(arena.len, pos + len);
+        assert_memory_equal(arena.data + pos, one, len);
+        pos += len;
+    }
     rs_enc_arena_free(&arena);
     rs_enc_arena_free(&arena); /* twice: fine */
 }
