@@ -911,8 +911,9 @@ rs_err_t rs_service_run(rs_service_t *svc, volatile sig_atomic_t *stop,
     svc->trace = svc->conf->trace_slow_ms > 0;
     while (!*stop) {
         RS_SVC_MARK(svc, RS_SVC_TR_POLL0);
-        int n = rs_ingest_poll(svc->ing, svc->msgs, svc->batch_max,
-                               (int)svc->app->ingest.poll_timeout_ms);
+        /* the batch's messages are the consumer's until the next poll */
+        int n = rs_ingest_poll_ref(svc->ing, svc->msgs, svc->batch_max,
+                                   (int)svc->app->ingest.poll_timeout_ms);
         int64_t now = rs_clock_mono_us();
         if (svc->trace) svc->trm[RS_SVC_TR_POLL1] = now;
         if (n < 0) {

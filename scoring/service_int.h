@@ -103,7 +103,9 @@ struct rs_service_s {
     char clog_errstr[600];
 
     int dim, batch_max;
-    rs_msg_t *msgs;       /* [batch_max]                                */
+    const rs_msg_t **msgs; /* [batch_max] the polled batch: the consumer's
+                           * messages (rs_ingest_poll_ref), valid until
+                           * the next poll                              */
     float *x;             /* [batch_max][dim] raw feature vectors       */
     float *contrib;       /* [batch_max][dim] logit contributions       */
     float *scores;        /* [batch_max]                                */
@@ -252,7 +254,7 @@ int rs_svc_stop_left_ms(rs_service_t *svc, volatile sig_atomic_t *stop);
 
 /* ----------------------------------------- svc_batch.c (service thread) */
 
-/* Process one polled batch of n messages (svc->msgs). */
+/* Process one polled batch of n messages (svc->msgs[0..n)). */
 rs_err_t rs_svc_batch(rs_service_t *svc, int n, volatile sig_atomic_t *stop,
                       char *errstr, size_t errstr_size);
 /* The learning log of `partition`, opened (and rewound after a restore)
