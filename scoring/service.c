@@ -709,6 +709,7 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
     svc->ev_log = rs_calloc((size_t)B, sizeof(*svc->ev_log));
     svc->touched = rs_calloc((size_t)B, sizeof(int32_t));
     svc->ev_dd = rs_calloc((size_t)B, sizeof(uint64_t));
+    svc->dd_key = rs_calloc((size_t)B, sizeof(uint64_t));
     svc->dup_msg = rs_calloc((size_t)B, sizeof(int));
     svc->dup_dd = rs_calloc((size_t)B, sizeof(uint64_t));
     svc->json = rs_calloc((size_t)B, sizeof(*svc->json));
@@ -787,6 +788,7 @@ void rs_service_destroy(rs_service_t *svc) {
     free(svc->lrestore);
     free(svc->ckpt_logs);
     free(svc->ev_dd);
+    free(svc->dd_key);
     free(svc->dup_msg);
     free(svc->dup_dd);
     rs_dedup_destroy(svc->dedup);

@@ -122,6 +122,9 @@ struct rs_service_s {
                            * replay (state only, not published)         */
     rs_dedup_t *dedup;    /* decisions on record; NULL: dedup_window 0  */
     uint64_t *ev_dd;      /* [batch_max] dedup entry of each event row  */
+    uint64_t *dd_key;     /* [batch_max] dedup key of each message (an
+                           * event's; computed before the batch's loop,
+                           * which prefetches RS_SVC_DD_AHEAD ahead)    */
     int *dup_msg;         /* [batch_max] msgs index of each duplicate   */
     uint64_t *dup_dd;     /* [batch_max] dedup entry it duplicates      */
     /* Each record is encoded once per batch: JSON for Redis (and Kafka),
