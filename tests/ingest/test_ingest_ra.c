@@ -6,7 +6,8 @@
  *   order with no gap, bad input inside read-ahead batches returned as
  *   RS_MSG_REJECT at its offset (counted, dead-lettered with rs-error /
  *   rs-source), committed offsets at the ends; with and without the task
- *   merge, and the same with read_ahead off (the reference); each
+ *   merge, through rs_ingest_poll_ref too, and the same with read_ahead
+ *   off (the reference); each
  *   event's body is the one produced with its id (the slots the
  *   read-ahead hands to the task merge carry no other message's bytes).
  * - test_ra_rebalance: a second member joins while the first holds the
@@ -169,21 +170,26 @@ static void dlq_cb(void *opaque, const rd_kafka_message_t *rkm) {
 /* Read everything a few messages at a time (the read-ahead runs far
  * ahead), storing after each poll; the checks of the file comment. */
 static void order_run(const char *boot, const char *group, int read_ahead,
-                      int merge, int n, int bad) {
+                      int merge, int n, int bad, int ref) {
     rs_ingest_t *ing = new_consumer(boot, group, read_ahead, merge, 0);
     seen_t s = {0};
     s.ev = calloc((size_t)n, 1);
     static rs_msg_t msgs[8];
+    static const rs_msg_t *refs[8];
     int64_t deadline = rs_clock_mono_us() + 60000000LL;
     int polls = 0;
     while (s.total < n && rs_clock_mono_us() < deadline) {
         int max = 1 + polls++ % 7; /* 1..7: buffers drained in pieces */
-        int got = rs_ingest_poll(ing, msgs, max, 100);
+        int got = ref ? rs_ingest_poll_ref(ing, refs, max, 100)
+                      : rs_ingest_poll(ing, msgs, max, 100);
         if (got < 0 || got > max)
             fprintf(stderr, "poll: %d of at most %d\n", got, max);
         assert_true(got >= 0 && got <= max);
-        for (int i = 0; i < got; i++) seen_add(&s, &msgs[i]);
-        if (got > 0) assert_int_equal(rs_ingest_store(ing, msgs, got), RS_OK);
+        for (int i = 0; i < got; i++) seen_add(&s, ref ? refs[i] : &msgs[i]);
+        if (got > 0 && ref)
+            assert_int_equal(rs_ingest_store_ref(ing, refs, got), RS_OK);
+        else if (got > 0)
+            assert_int_equal(rs_ingest_store(ing, msgs, got), RS_OK);
     }
     assert_int_equal(s.total, n);
     assert_int_equal(s.rejects, bad);
@@ -215,17 +221,21 @@ static void test_ra_order_reject(void **state) {
     const int N = 1500;
     int bad = produce_events(prod, N, 37);
     assert_true(bad > 30);
-    order_run(boot, "g-ra-merge", 1, 1, N, bad);
-    order_run(boot, "g-ra-plain", 1, 0, N, bad);
+    order_run(boot, "g-ra-merge", 1, 1, N, bad, 0);
+    order_run(boot, "g-ra-plain", 1, 0, N, bad, 0);
+    /* the same through rs_ingest_poll_ref: the merge's lent slots, and
+     * without the merge the consumer's own array */
+    order_run(boot, "g-ra-merge-ref", 1, 1, N, bad, 1);
+    order_run(boot, "g-ra-plain-ref", 1, 0, N, bad, 1);
     /* the reference: the same checks without the read-ahead */
-    order_run(boot, "g-noread-ahead", 0, 1, N, bad);
-    order_run(boot, "g-noread-ahead-plain", 0, 0, N, bad);
-    /* each run dead-lettered each reject once (4 groups) */
+    order_run(boot, "g-noread-ahead", 0, 1, N, bad, 0);
+    order_run(boot, "g-noread-ahead-plain", 0, 0, N, bad, 0);
+    /* each run dead-lettered each reject once (6 groups) */
     dlq_t d = {0};
-    assert_int_equal(rs_test_kafka_read(boot, "events.dlq", 4 * bad, 1000,
-                                        30000, dlq_cb, &d), 4 * bad);
-    assert_int_equal(d.with_error, 4 * bad);
-    assert_int_equal(d.with_source, 4 * bad);
+    assert_int_equal(rs_test_kafka_read(boot, "events.dlq", 6 * bad, 1000,
+                                        30000, dlq_cb, &d), 6 * bad);
+    assert_int_equal(d.with_error, 6 * bad);
+    assert_int_equal(d.with_source, 6 * bad);
     rd_kafka_destroy(prod);
     rs_cluster_destroy(cl);
 }
