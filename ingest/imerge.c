@@ -56,6 +56,11 @@ struct rs_imerge_s {
     int nchunk;
     rs_msg_t **free;          /* [nchunk * RS_IM_CHUNK] free slots        */
     int nfree;
+    rs_msg_t **lent;          /* [nchunk * RS_IM_CHUNK] slots handed out
+                               * by rs_imerge_pop_ref, free again at
+                               * rs_imerge_reclaim                       */
+    int nlent;
+    int lending;              /* the pop running hands slots out          */
     int nover;                /* inputs with over set                     */
     rs_imerge_stats_t st;
 };
@@ -82,6 +87,7 @@ void rs_imerge_destroy(rs_imerge_t *im) {
     for (int k = 0; k < im->nchunk; k++) free(im->chunks[k]);
     free(im->chunks);
     free(im->free);
+    free(im->lent);
     free(im);
 }
 
@@ -95,6 +101,8 @@ rs_msg_t *rs_imerge_slot(rs_imerge_t *im) {
         im->chunks[im->nchunk++] = c;
         im->free = rs_realloc(im->free, (size_t)im->nchunk * RS_IM_CHUNK *
                                             sizeof(*im->free));
+        im->lent = rs_realloc(im->lent, (size_t)im->nchunk * RS_IM_CHUNK *
+                                            sizeof(*im->lent));
         for (int k = RS_IM_CHUNK - 1; k >= 0; k--) im->free[im->nfree++] = &c[k];
     }
     return im->free[--im->nfree];
@@ -148,9 +156,13 @@ static void rs_im_activate(rs_imerge_t *im, int32_t p, rs_im_task_t *t) {
     im->act[im->nact++] = p;
 }
 
+/* The head of t's queue i leaves: its slot is free again, or (handed out
+ * by rs_imerge_pop_ref: im->lending) lent until rs_imerge_reclaim. */
 static void rs_im_release(rs_imerge_t *im, rs_im_task_t *t, int i) {
     rs_im_q_t *q = &t->q[i];
-    im->free[im->nfree++] = q->e[q->head].m;
+    rs_msg_t *m = q->e[q->head].m;
+    if (im->lending) im->lent[im->nlent++] = m;
+    else im->free[im->nfree++] = m;
     q->head = q->head + 1 == q->cap ? 0 : q->head + 1;
     q->n--;
     im->st.held--;
@@ -261,8 +273,18 @@ static void rs_im_copy(rs_msg_t *out, const rs_msg_t *m) {
 
 void rs_imerge_copy(rs_msg_t *out, const rs_msg_t *m) { rs_im_copy(out, m); }
 
-static int rs_im_out(rs_imerge_t *im, rs_im_task_t *t, int i, rs_msg_t *out) {
-    rs_im_copy(out, t->q[i].e[t->q[i].head].m);
+/* Where a pop puts its messages: copies into copy[], or (rs_imerge_pop_ref)
+ * the slots' addresses into ref[]. */
+typedef struct rs_im_dst_s {
+    rs_msg_t *copy;
+    const rs_msg_t **ref;
+} rs_im_dst_t;
+
+static int rs_im_out(rs_imerge_t *im, rs_im_task_t *t, int i,
+                     const rs_im_dst_t *out, int n) {
+    const rs_msg_t *m = t->q[i].e[t->q[i].head].m;
+    if (out->ref) out->ref[n] = m;
+    else rs_im_copy(&out->copy[n], m);
     rs_im_release(im, t, i);
     im->st.merged++;
     return 1;
@@ -270,14 +292,14 @@ static int rs_im_out(rs_imerge_t *im, rs_im_task_t *t, int i, rs_msg_t *out) {
 
 /* Key the PENDING heads of t (rejects at a head go out first); 0 if out
  * is full before that is done. */
-static int rs_im_key_heads(rs_imerge_t *im, rs_im_task_t *t, rs_msg_t *out,
-                           int max, int *n) {
+static int rs_im_key_heads(rs_imerge_t *im, rs_im_task_t *t,
+                           const rs_im_dst_t *out, int max, int *n) {
     for (int i = 0; i < 2; i++) {
         if (!t->pend[i]) continue;
         rs_im_q_t *q = &t->q[i];
         while (q->n && q->e[q->head].m->kind == RS_MSG_REJECT) {
             if (*n >= max) return 0;
-            *n += rs_im_out(im, t, i, &out[*n]);
+            *n += rs_im_out(im, t, i, out, *n);
         }
         t->pend[i] = 0;
         if (q->n)
@@ -291,10 +313,11 @@ static int rs_im_key_heads(rs_imerge_t *im, rs_im_task_t *t, rs_msg_t *out,
 
 /* Hand out what task p may give, up to max - *n. */
 static void rs_im_run(rs_imerge_t *im, int32_t p, rs_im_task_t *t,
-                      rs_msg_t *out, int max, int *n, int64_t now_ms) {
+                      const rs_im_dst_t *out, int max, int *n,
+                      int64_t now_ms) {
     if (!t->tm) { /* one topic assigned: fetch order */
         for (int i = 0; i < 2; i++)
-            while (t->q[i].n && *n < max) *n += rs_im_out(im, t, i, &out[*n]);
+            while (t->q[i].n && *n < max) *n += rs_im_out(im, t, i, out, *n);
         return;
     }
     int checked[2] = {0, 0};
@@ -325,13 +348,14 @@ static void rs_im_run(rs_imerge_t *im, int32_t p, rs_im_task_t *t,
             im->st.reorder_behind_ms = tk.behind_ms;
             im->st.reorder_idle_ms = tk.idle_ms;
         }
-        *n += rs_im_out(im, t, g, &out[*n]);
+        *n += rs_im_out(im, t, g, out, *n);
         if (t->q[g].n) t->pend[g] = 1;
         else rs_tmerge_empty(t->tm, g);
     }
 }
 
-int rs_imerge_pop(rs_imerge_t *im, rs_msg_t *out, int max, int64_t now_ms) {
+static int rs_im_pop(rs_imerge_t *im, const rs_im_dst_t *out, int max,
+                     int64_t now_ms) {
     int n = 0;
     int32_t na = im->nact;
     if (!na) return 0;
@@ -353,6 +377,26 @@ int rs_imerge_pop(rs_imerge_t *im, rs_msg_t *out, int max, int64_t now_ms) {
     im->rr = w ? (start + served) % w : 0;
     return n;
 }
+
+int rs_imerge_pop(rs_imerge_t *im, rs_msg_t *out, int max, int64_t now_ms) {
+    rs_im_dst_t dst = {out, NULL};
+    return rs_im_pop(im, &dst, max, now_ms);
+}
+
+int rs_imerge_pop_ref(rs_imerge_t *im, const rs_msg_t **out, int max,
+                      int64_t now_ms) {
+    rs_im_dst_t dst = {NULL, out};
+    im->lending = 1;
+    int n = rs_im_pop(im, &dst, max, now_ms);
+    im->lending = 0;
+    return n;
+}
+
+void rs_imerge_reclaim(rs_imerge_t *im) {
+    while (im->nlent) im->free[im->nfree++] = im->lent[--im->nlent];
+}
+
+int rs_imerge_lent(const rs_imerge_t *im) { return im->nlent; }
 
 void rs_imerge_resume(rs_imerge_t *im, int all, rs_imerge_resume_cb_t *cb,
                       void *opaque) {

@@ -6,8 +6,9 @@
  *
  * The consumer (ingest.c) decodes each message into a slot of this module
  * (rs_imerge_slot), queues it on its (topic, partition) (rs_imerge_push)
- * and takes merged messages out (rs_imerge_pop), copied into the caller's
- * array.  The ordering decisions are the shared core's (common/tmerge.h,
+ * and takes merged messages out: copied into the caller's array
+ * (rs_imerge_pop), or lent (rs_imerge_pop_ref: the slots themselves, no
+ * copy; see Memory).  The ordering decisions are the shared core's (common/tmerge.h,
  * also the counterparty stage's), with input 0 = events/N, 1 = labels/N:
  *  - key: an event's event_time_ms, a label's label_time_ms (its arrival,
  *    features.h); ties go to the event (input 0): a label arriving at t
@@ -31,7 +32,14 @@
  * read-ahead hands its decoded slot over and keeps the free one, so no
  * message is copied on the way in.  The merge frees only its chunks;
  * the caller keeps the storage it exchanged alive until the merge is
- * destroyed (ingest.c frees both together).  An input with more than hold_max messages queued is reported by
+ * destroyed (ingest.c frees both together).  A slot handed out by
+ * rs_imerge_pop_ref is lent: it is neither free nor queued, so nothing
+ * -- rs_imerge_slot, a push, rs_imerge_assign dropping its input (a
+ * rebalance), another pop -- reuses or changes it until the caller gives
+ * every lent slot back at once with rs_imerge_reclaim (the consumer does
+ * so at its next poll).  While slots are lent the pool holds that many
+ * more (at most one batch: a new chunk once, cold).
+ * An input with more than hold_max messages queued is reported by
  * rs_imerge_push (the consumer pauses its fetch) and by rs_imerge_resume
  * once below half.
  *
@@ -113,6 +121,20 @@ void rs_imerge_assign(rs_imerge_t *im, int topic, int32_t partition, int on);
  * kind's fields and an event's or label's reason past [0] = '\0' are left
  * as out had them (rs_msg_t: not meaningful).  @locality the owner thread */
 int rs_imerge_pop(rs_imerge_t *im, rs_msg_t *out, int max, int64_t now_ms);
+
+/* rs_imerge_pop without the copy: the same messages in the same order,
+ * out[0..n) pointing at the slots themselves (every field as decoded).
+ * The slots are lent (Memory above): unchanged and never reused until
+ * rs_imerge_reclaim.  @locality the owner thread */
+int rs_imerge_pop_ref(rs_imerge_t *im, const rs_msg_t **out, int max,
+                      int64_t now_ms);
+
+/* Every slot lent by rs_imerge_pop_ref is free again: the pointers it
+ * returned are invalid from here.  @locality the owner thread */
+void rs_imerge_reclaim(rs_imerge_t *im);
+
+/* Slots lent now (tests).  @locality the owner thread */
+int rs_imerge_lent(const rs_imerge_t *im);
 
 /* Inputs paused for hold_max that are below half of it again: the flag is
  * cleared and resume_cb called for each (all = 1: every paused input,

@@ -529,6 +529,17 @@ rs_err_t rs_ingest_store(rs_ingest_t *ing, const rs_msg_t *msgs, int n) {
     return RS_OK;
 }
 
+rs_err_t rs_ingest_store_ref(rs_ingest_t *ing, const rs_msg_t *const *msgs,
+                             int n) {
+    for (int i = 0; i < n; i++) {
+        rs_err_t err = rs_ingest_store_offset(ing, msgs[i]->topic,
+                                              msgs[i]->partition,
+                                              msgs[i]->offset);
+        if (err != RS_OK) return err;
+    }
+    return RS_OK;
+}
+
 rs_err_t rs_ingest_commit_sync(rs_ingest_t *ing, char *errstr,
                                size_t errstr_size) {
     if (ing->conf.exactly_once) return RS_OK; /* nothing is ever stored */
@@ -721,6 +732,7 @@ void rs_ingest_destroy(rs_ingest_t *ing) {
     free(ing->rkms);
     free(ing->derr);
     free(ing->pm);
+    free(ing->own);
     rs_imerge_destroy(ing->im);
     free(ing->ra_store); /* after the merge: they exchange slots */
     free(ing->start);

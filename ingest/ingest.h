@@ -51,7 +51,14 @@
  *   stores its offset with the rest of the batch.  An offset is never
  *   stored past a reject whose DLQ copy is not yet acknowledged.
  * - No allocation per message: rs_ingest_poll decodes straight into the
- *   caller's preallocated rs_msg_t array.
+ *   caller's preallocated rs_msg_t array.  rs_ingest_poll_ref (the
+ *   service's) copies no message at all: it returns pointers to the task
+ *   merge's slots, where the message was decoded (by the read-ahead, slots
+ *   exchanged), and those slots stay the caller's, unchanged, until its
+ *   next poll: only then does the merge take them back (imerge.h,
+ *   rs_imerge_reclaim), so a rebalance, an offset reset or a pause served
+ *   while the caller works on the batch drops queued messages, never the
+ *   batch's.
  * - Dynamic batching: a poll waits (up to poll_timeout) only for its first
  *   message and then takes what librdkafka already holds, up to
  *   batch_max.  The batch size therefore follows the backlog with no
@@ -360,6 +367,19 @@ rs_ingest_t *rs_ingest_new(const rs_ingest_conf_t *conf,
  * @locality the owner thread */
 int rs_ingest_poll(rs_ingest_t *ing, rs_msg_t *msgs, int max, int timeout_ms);
 
+/* rs_ingest_poll without the copy: the same messages, in the same order,
+ * with the same contents (only the fields of their kind are meaningful,
+ * as above), out[0..n) pointing at messages owned by ing.  They stay
+ * valid and unchanged until the next rs_ingest_poll / rs_ingest_poll_ref
+ * or rs_ingest_destroy, whatever is called in between (a rebalance served
+ * by rs_ingest_pause, rs_ingest_store_ref, ...); that next poll takes
+ * them back, so the caller drops every pointer before it.  With the task
+ * merge (the default) these are the merge's slots (no copy); without it,
+ * one array of the consumer's (decoded there as rs_ingest_poll does).
+ * @locality the owner thread */
+int rs_ingest_poll_ref(rs_ingest_t *ing, const rs_msg_t **out, int max,
+                       int timeout_ms);
+
 /* Decode the payloads of a poll on `pool`'s workers (the parsers are pure
  * functions; the head of each message, the event-time bound, counters and
  * dead letters stay on the owner thread, in poll order): the messages are
@@ -421,6 +441,10 @@ rs_err_t rs_ingest_store_offset(rs_ingest_t *ing, int topic,
 /* rs_ingest_store_offset() for msgs[0..n), in order; stops at the first
  * error.  @locality the owner thread */
 rs_err_t rs_ingest_store(rs_ingest_t *ing, const rs_msg_t *msgs, int n);
+/* The same for msgs[0..n) of rs_ingest_poll_ref.  @locality the owner
+ * thread */
+rs_err_t rs_ingest_store_ref(rs_ingest_t *ing, const rs_msg_t *const *msgs,
+                             int n);
 
 /* A position in an input topic: the next offset to read. */
 typedef struct rs_ingest_pos_s {

@@ -104,6 +104,10 @@ struct rs_ingest_s {
     rs_err_t *derr;        /* [rkms_cap] their payload decode results   */
     rs_msg_t **pm;         /* [rkms_cap] where each is decoded to       */
     int rkms_cap;
+    rs_msg_t *own;         /* [own_cap] rs_ingest_poll_ref's messages
+                            * without the task merge (with it: the
+                            * merge's slots, lent)                     */
+    int own_cap;
     rs_imerge_t *im;       /* the per-task merge (topics.task_merge) or
                             * NULL                                     */
     int64_t seen_ms;       /* its clock: the consumer's queue was last

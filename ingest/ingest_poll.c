@@ -212,7 +212,8 @@ static int rs_ingest_merge_read(rs_ingest_t *ing, int wait_ms, int cap,
 
 /* rs_ingest_poll with the task merge: read, merge, until something can
  * go, the poll times out or max went. */
-static int rs_ingest_poll_merged(rs_ingest_t *ing, rs_msg_t *msgs, int max,
+static int rs_ingest_poll_merged(rs_ingest_t *ing, rs_msg_t *msgs,
+                                 const rs_msg_t **refs, int max,
                                  int timeout_ms) {
     int n = 0, wait = 0;
     int64_t deadline = rs_clock_mono_us() + (int64_t)RS_MAX(timeout_ms, 0) * 1000;
@@ -223,7 +224,8 @@ static int rs_ingest_poll_merged(rs_ingest_t *ing, rs_msg_t *msgs, int max,
         /* the idle clock: a partition at its end has been seen without
          * messages only up to the last time the queue was found empty */
         if (drained) ing->seen_ms = now / 1000;
-        n += rs_imerge_pop(ing->im, msgs + n, max - n, ing->seen_ms);
+        n += refs ? rs_imerge_pop_ref(ing->im, refs + n, max - n, ing->seen_ms)
+                  : rs_imerge_pop(ing->im, msgs + n, max - n, ing->seen_ms);
         rs_imerge_resume(ing->im, 0, rs_ingest_merge_resume, ing);
         if (ing->nresets > 0) rs_ingest_apply_resets(ing);
         if (n >= max || ing->fatal) break;
@@ -269,9 +271,11 @@ static int rs_ingest_poll_merged(rs_ingest_t *ing, rs_msg_t *msgs, int max,
     return n;
 }
 
-int rs_ingest_poll(rs_ingest_t *ing, rs_msg_t *msgs, int max, int timeout_ms) {
-    int n = 0;
-    if (ing->fatal) return -RS_ERR_KAFKA;
+/* What every poll does first: the previous poll_ref's messages go back
+ * to the task merge (their slots may be reused from here), the DLQ
+ * producer's callbacks, the arrays of the first poll, the read-ahead. */
+static void rs_ingest_poll_begin(rs_ingest_t *ing, int max) {
+    if (ing->im) rs_imerge_reclaim(ing->im);
     rd_kafka_poll(ing->dlq, 0); /* DLQ delivery reports */
     rs_ingest_dlq_drain(ing);
     if (max > ing->rkms_cap) { /* the first poll (cold) */
@@ -287,7 +291,12 @@ int rs_ingest_poll(rs_ingest_t *ing, rs_msg_t *msgs, int max, int timeout_ms) {
         rs_ingest_ra_start(ing, (int)RS_MAX(max, ing->conf.batch_max)) !=
             RS_OK)
         ing->ra_failed = 1; /* logged; read here */
-    if (ing->im) return rs_ingest_poll_merged(ing, msgs, max, timeout_ms);
+}
+
+/* rs_ingest_poll without the task merge. */
+static int rs_ingest_poll_plain(rs_ingest_t *ing, rs_msg_t *msgs, int max,
+                                int timeout_ms) {
+    int n = 0;
     int64_t deadline = rs_clock_mono_us() + (int64_t)RS_MAX(timeout_ms, 0) * 1000;
     ing->ngone = 0;
     while (n < max) {
@@ -356,5 +365,28 @@ int rs_ingest_poll(rs_ingest_t *ing, rs_msg_t *msgs, int max, int timeout_ms) {
     rs_ingest_ra_done(ing); /* the read-ahead's messages: checks done */
     if (ing->nresets > 0) rs_ingest_apply_resets(ing);
     if (ing->fatal && n == 0) return -RS_ERR_KAFKA;
+    return n;
+}
+
+int rs_ingest_poll(rs_ingest_t *ing, rs_msg_t *msgs, int max, int timeout_ms) {
+    if (ing->fatal) return -RS_ERR_KAFKA;
+    rs_ingest_poll_begin(ing, max);
+    if (ing->im) return rs_ingest_poll_merged(ing, msgs, NULL, max, timeout_ms);
+    return rs_ingest_poll_plain(ing, msgs, max, timeout_ms);
+}
+
+int rs_ingest_poll_ref(rs_ingest_t *ing, const rs_msg_t **out, int max,
+                       int timeout_ms) {
+    if (ing->fatal) return -RS_ERR_KAFKA;
+    rs_ingest_poll_begin(ing, max);
+    if (ing->im) return rs_ingest_poll_merged(ing, NULL, out, max, timeout_ms);
+    /* without the task merge: decoded into the consumer's own array */
+    if (max > ing->own_cap) { /* the first poll (cold) */
+        free(ing->own);
+        ing->own = rs_calloc((size_t)max, sizeof(*ing->own));
+        ing->own_cap = max;
+    }
+    int n = rs_ingest_poll_plain(ing, ing->own, max, timeout_ms);
+    for (int i = 0; i < n; i++) out[i] = &ing->own[i];
     return n;
 }

@@ -38,7 +38,10 @@
  *   slots and publishes a message by exchanging its scratch slot with
  *   the buffer's free slot at that place; the owner does not copy it
  *   into the task merge either: it gives the merge that slot and puts a
- *   free slot of the merge's in its place (rs_ingest_ra_swap).  So the
+ *   free slot of the merge's in its place (rs_ingest_ra_swap); nor does
+ *   the merge copy it out to the service: rs_ingest_poll_ref lends the
+ *   slot until the service's next poll (imerge.h), before which no slot
+ *   of the merge's is handed to this thread again.  So the
  *   scratch's, the buffers' and the merge's slots circulate; they all
  *   live until rs_ingest_destroy (ing->ra_store).  A slot is written only
  *   by whoever holds it where nobody else reads: the ingest thread its

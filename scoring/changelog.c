@@ -341,8 +341,9 @@ static void rs_cl_stage_one(rs_changelog_t *cl, uint64_t seq, char store,
     if (err == RS_OK) rs_cl_frame(cl, seq, store, p, idh, cl->val, len);
 }
 
-void rs_changelog_stage(rs_changelog_t *cl, uint64_t seq, const rs_msg_t *msgs,
-                        int n,
+/* The batch as an array (msgs) or as pointers (refs). */
+static void rs_cl_stage(rs_changelog_t *cl, uint64_t seq, const rs_msg_t *msgs,
+                        const rs_msg_t *const *refs, int n,
                         void (*pos)(void *opaque, int32_t partition,
                                     rs_pstate_pos_t *p),
                         void *opaque) {
@@ -385,7 +386,7 @@ void rs_changelog_stage(rs_changelog_t *cl, uint64_t seq, const rs_msg_t *msgs,
                     (unsigned long long)(lost + lost2 + lost3));
     }
     for (int i = 0; i < n; i++) {
-        const rs_msg_t *m = &msgs[i];
+        const rs_msg_t *m = refs ? refs[i] : &msgs[i];
         int32_t p = m->partition;
         if (p < 0 || p >= RS_PARTS_MAX) continue;
         int have = 0;
@@ -475,6 +476,22 @@ void rs_changelog_stage(rs_changelog_t *cl, uint64_t seq, const rs_msg_t *msgs,
         rs_pstate_mark_encode(mk, &ps);
         rs_cl_frame(cl, seq, 'M', parts[k], 0, mk, sizeof(mk));
     }
+}
+
+void rs_changelog_stage(rs_changelog_t *cl, uint64_t seq, const rs_msg_t *msgs,
+                        int n,
+                        void (*pos)(void *opaque, int32_t partition,
+                                    rs_pstate_pos_t *p),
+                        void *opaque) {
+    rs_cl_stage(cl, seq, msgs, NULL, n, pos, opaque);
+}
+
+void rs_changelog_stage_ref(rs_changelog_t *cl, uint64_t seq,
+                            const rs_msg_t *const *msgs, int n,
+                            void (*pos)(void *opaque, int32_t partition,
+                                        rs_pstate_pos_t *p),
+                            void *opaque) {
+    rs_cl_stage(cl, seq, NULL, msgs, n, pos, opaque);
 }
 
 void rs_changelog_release(rs_changelog_t *cl, uint64_t seq) {

@@ -122,6 +122,12 @@ void rs_changelog_stage(rs_changelog_t *cl, uint64_t seq, const rs_msg_t *msgs,
                         void (*pos)(void *opaque, int32_t partition,
                                     rs_pstate_pos_t *p),
                         void *opaque);
+/* The same for a batch of rs_ingest_poll_ref (pointers). */
+void rs_changelog_stage_ref(rs_changelog_t *cl, uint64_t seq,
+                            const rs_msg_t *const *msgs, int n,
+                            void (*pos)(void *opaque, int32_t partition,
+                                        rs_pstate_pos_t *p),
+                            void *opaque);
 /* Produce the staged records of every batch <= seq (retired; exactly-
  * once: into the sink's open transaction, before its commit -- without
  * one they stay staged). */

@@ -137,6 +137,10 @@ static void rs_dd_pop_tail(rs_dedup_t *d) {
     d->tail++;
 }
 
+void rs_dedup_prefetch(const rs_dedup_t *d, uint64_t key) {
+    __builtin_prefetch(&d->idx[(uint32_t)key & d->mask]);
+}
+
 int rs_dedup_check(rs_dedup_t *d, uint64_t key, int64_t event_time_ms,
                    uint64_t *h) {
     return rs_dedup_check_part(d, key, event_time_ms, -1, h);

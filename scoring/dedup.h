@@ -88,6 +88,12 @@ uint64_t rs_dedup_key(const char *entity_id, const char *event_id);
 int rs_dedup_check(rs_dedup_t *d, uint64_t key, int64_t event_time_ms,
                    uint64_t *h);
 
+/* A hint: `key` will be checked soon.  Starts loading the index line
+ * its probe reads first (a cache miss in a large table), so a caller that
+ * knows its keys ahead (the service: a batch) issues this a few checks
+ * early.  Changes nothing.  @locality the owner thread */
+void rs_dedup_prefetch(const rs_dedup_t *d, uint64_t key);
+
 /* rs_dedup_check, the new entry tagged with input `partition` (-1:
  * none), so a partition's entries can leave with it (rs_dedup_*_part).
  * @locality the owner thread */

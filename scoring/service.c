@@ -709,6 +709,7 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
     svc->ev_log = rs_calloc((size_t)B, sizeof(*svc->ev_log));
     svc->touched = rs_calloc((size_t)B, sizeof(int32_t));
     svc->ev_dd = rs_calloc((size_t)B, sizeof(uint64_t));
+    svc->dd_key = rs_calloc((size_t)B, sizeof(uint64_t));
     svc->dup_msg = rs_calloc((size_t)B, sizeof(int));
     svc->dup_dd = rs_calloc((size_t)B, sizeof(uint64_t));
     svc->json = rs_calloc((size_t)B, sizeof(*svc->json));
@@ -787,6 +788,7 @@ void rs_service_destroy(rs_service_t *svc) {
     free(svc->lrestore);
     free(svc->ckpt_logs);
     free(svc->ev_dd);
+    free(svc->dd_key);
     free(svc->dup_msg);
     free(svc->dup_dd);
     rs_dedup_destroy(svc->dedup);
@@ -911,8 +913,9 @@ rs_err_t rs_service_run(rs_service_t *svc, volatile sig_atomic_t *stop,
     svc->trace = svc->conf->trace_slow_ms > 0;
     while (!*stop) {
         RS_SVC_MARK(svc, RS_SVC_TR_POLL0);
-        int n = rs_ingest_poll(svc->ing, svc->msgs, svc->batch_max,
-                               (int)svc->app->ingest.poll_timeout_ms);
+        /* the batch's messages are the consumer's until the next poll */
+        int n = rs_ingest_poll_ref(svc->ing, svc->msgs, svc->batch_max,
+                                   (int)svc->app->ingest.poll_timeout_ms);
         int64_t now = rs_clock_mono_us();
         if (svc->trace) svc->trm[RS_SVC_TR_POLL1] = now;
         if (n < 0) {

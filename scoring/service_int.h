@@ -103,7 +103,9 @@ struct rs_service_s {
     char clog_errstr[600];
 
     int dim, batch_max;
-    rs_msg_t *msgs;       /* [batch_max]                                */
+    const rs_msg_t **msgs; /* [batch_max] the polled batch: the consumer's
+                           * messages (rs_ingest_poll_ref), valid until
+                           * the next poll                              */
     float *x;             /* [batch_max][dim] raw feature vectors       */
     float *contrib;       /* [batch_max][dim] logit contributions       */
     float *scores;        /* [batch_max]                                */
@@ -120,6 +122,9 @@ struct rs_service_s {
                            * replay (state only, not published)         */
     rs_dedup_t *dedup;    /* decisions on record; NULL: dedup_window 0  */
     uint64_t *ev_dd;      /* [batch_max] dedup entry of each event row  */
+    uint64_t *dd_key;     /* [batch_max] dedup key of each message (an
+                           * event's; computed before the batch's loop,
+                           * which prefetches RS_SVC_DD_AHEAD ahead)    */
     int *dup_msg;         /* [batch_max] msgs index of each duplicate   */
     uint64_t *dup_dd;     /* [batch_max] dedup entry it duplicates      */
     /* Each record is encoded once per batch: JSON for Redis (and Kafka),
@@ -252,7 +257,7 @@ int rs_svc_stop_left_ms(rs_service_t *svc, volatile sig_atomic_t *stop);
 
 /* ----------------------------------------- svc_batch.c (service thread) */
 
-/* Process one polled batch of n messages (svc->msgs). */
+/* Process one polled batch of n messages (svc->msgs[0..n)). */
 rs_err_t rs_svc_batch(rs_service_t *svc, int n, volatile sig_atomic_t *stop,
                       char *errstr, size_t errstr_size);
 /* The learning log of `partition`, opened (and rewound after a restore)

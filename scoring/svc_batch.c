@@ -129,11 +129,11 @@ void rs_svc_swap_weights(rs_service_t *svc) {
 
 /* A label: the feature engine's label state now, the learning through
  * the trainer (which finds the event's record in the learning logs). */
-static void rs_svc_label(rs_service_t *svc, const rs_msg_t *msg) {
+static void rs_svc_label(rs_service_t *svc, const rs_msg_t *msg, int i) {
     const rs_label_t *lb = &msg->lb;
     svc->st.labels++;
-    /* maintenance: a failure or repair, at its place in the batch */
-    if (svc->al && rs_alerts_label(svc->al, (int)(msg - svc->msgs), lb))
+    /* maintenance: a failure or repair, at its place (i) in the batch */
+    if (svc->al && rs_alerts_label(svc->al, i, lb))
         return;
     /* A label before its event (later in this batch, or still to come
      * on a partition that is behind or replaying) waits for it; what
@@ -445,7 +445,7 @@ static void rs_svc_dedup_set(rs_service_t *svc, int k, float score,
 static void rs_svc_duplicates(rs_service_t *svc, int ndup, int *npub) {
     int64_t now_wall_us = rs_clock_wall_us(), now_mono = rs_clock_mono_us();
     for (int j = 0; j < ndup; j++) {
-        const rs_msg_t *m = &svc->msgs[svc->dup_msg[j]];
+        const rs_msg_t *m = svc->msgs[svc->dup_msg[j]];
         rs_dedup_rec_t rec;
         if (m->replay) continue;
         if (rs_dedup_get(svc->dedup, svc->dup_dd[j], &rec) != RS_OK ||
@@ -476,6 +476,10 @@ static void rs_svc_duplicates(rs_service_t *svc, int ndup, int *npub) {
     }
 }
 
+/* Duplicate-window probes prefetched this many messages ahead (a
+ * message's loop turn is ~1 µs of features: a few turns cover a miss). */
+#define RS_SVC_DD_AHEAD 4
+
 /* Process one polled batch of n messages. */
 rs_err_t rs_svc_batch(rs_service_t *svc, int n,
                       volatile sig_atomic_t *stop, char *errstr,
@@ -498,8 +502,23 @@ rs_err_t rs_svc_batch(rs_service_t *svc, int n,
     b->off0 = svc->offs_head;
     b->n = 0;
 
+    /* The duplicate window's keys first: each check's probe is one cache
+     * miss in a large table, so its line is fetched RS_SVC_DD_AHEAD
+     * messages ahead of it (rs_dedup_prefetch). */
+    if (svc->dedup) {
+        for (int i = 0; i < n; i++) {
+            const rs_msg_t *m = svc->msgs[i];
+            if (m->kind != RS_MSG_EVENT) continue;
+            svc->dd_key[i] = rs_dedup_key(m->ev.entity_id, m->ev.id);
+            if (i < RS_SVC_DD_AHEAD)
+                rs_dedup_prefetch(svc->dedup, svc->dd_key[i]);
+        }
+    }
     for (int i = 0; i < n; i++) {
-        rs_msg_t *m = &svc->msgs[i];
+        const rs_msg_t *m = svc->msgs[i];
+        if (svc->dedup && i + RS_SVC_DD_AHEAD < n &&
+            svc->msgs[i + RS_SVC_DD_AHEAD]->kind == RS_MSG_EVENT)
+            rs_dedup_prefetch(svc->dedup, svc->dd_key[i + RS_SVC_DD_AHEAD]);
         rs_svc_batch_off(svc, b, m->topic, m->partition, m->offset);
         if (m->partition >= 0 && m->partition < RS_SVC_MAX_PARTS &&
             (m->topic == 0 || m->topic == 1)) {
@@ -512,14 +531,13 @@ rs_err_t rs_svc_batch(rs_service_t *svc, int n,
                     1;
         }
         switch (m->kind) {
-        case RS_MSG_LABEL: rs_svc_label(svc, m); break;
+        case RS_MSG_LABEL: rs_svc_label(svc, m, i); break;
         case RS_MSG_REJECT: svc->st.rejected++; break;
         case RS_MSG_EVENT: {
             svc->st.events++;
             uint64_t dd = 0;
             if (svc->dedup &&
-                rs_dedup_check_part(svc->dedup,
-                                    rs_dedup_key(m->ev.entity_id, m->ev.id),
+                rs_dedup_check_part(svc->dedup, svc->dd_key[i],
                                     m->ev.event_time_ms, m->partition, &dd)) {
                 /* Seen before (maybe earlier in this batch): it gets the
                  * decision on record once the batch is scored, and enters
@@ -585,7 +603,7 @@ rs_err_t rs_svc_batch(rs_service_t *svc, int n,
         for (int i = 0; i < ntouched; i++) svc->lpend[svc->touched[i]] = 0;
         const double log_min = rs_svc_log_min(svc);
         for (int k = 0; k < nev; k++) {
-            const rs_msg_t *m = &svc->msgs[svc->ev_msg[k]];
+            const rs_msg_t *m = svc->msgs[svc->ev_msg[k]];
             rs_learnlog_t *lg = rs_svc_log(svc, m->partition, errstr,
                                            errstr_size);
             if (!lg) return RS_ERR_IO; /* never score what cannot learn */
@@ -632,7 +650,7 @@ rs_err_t rs_svc_batch(rs_service_t *svc, int n,
          * each record (fields, explanation, stamps, encoding) on the
          * workers (workers.h). */
         for (int k = 0; k < nev; k++) {
-            const rs_msg_t *m = &svc->msgs[svc->ev_msg[k]];
+            const rs_msg_t *m = svc->msgs[svc->ev_msg[k]];
             /* maintenance: every score through the alert policy, in input
              * order (alerts.h) */
             int64_t rul = 0;
@@ -708,7 +726,7 @@ rs_err_t rs_svc_batch(rs_service_t *svc, int n,
         RS_SVC_MARK(svc, RS_SVC_TR_REC);
         for (int k = 0; svc->feat_out && k < nev; k++) {
             if (svc->pub[k] < 0) continue; /* tests: id partition offset x */
-            const rs_msg_t *m = &svc->msgs[svc->ev_msg[k]];
+            const rs_msg_t *m = svc->msgs[svc->ev_msg[k]];
             fprintf(svc->feat_out, "%s\t%d\t%lld\t", m->ev.id,
                     (int)m->partition, (long long)m->offset);
             for (int j = 0; j < D; j++) {
@@ -721,7 +739,7 @@ rs_err_t rs_svc_batch(rs_service_t *svc, int n,
         if (svc->feat_out) fflush(svc->feat_out);
         for (int k = 0; k < nev; k++) {
             if (svc->pub[k] < 0) continue;
-            const rs_msg_t *m = &svc->msgs[svc->ev_msg[k]];
+            const rs_msg_t *m = svc->msgs[svc->ev_msg[k]];
             rs_hist_record(&svc->st.proc_us, svc->out[svc->pub[k]].latency_us);
             if (m->produced_ms > 0) {
                 rs_hist_record(&svc->st.e2e_us,
@@ -790,7 +808,7 @@ rs_err_t rs_svc_batch(rs_service_t *svc, int n,
     RS_SVC_MARK(svc, RS_SVC_TR_REDIS);
     /* Exactly-once: a reject's dead-letter copy must be acknowledged before
      * a commit includes its position (stores nothing in that mode). */
-    if (svc->eos) rs_ingest_store(svc->ing, svc->msgs, n);
+    if (svc->eos) rs_ingest_store_ref(svc->ing, svc->msgs, n);
     rs_sink_kafka_batch_end(svc->ks, b->seq);
     b->handed_us = rs_clock_mono_us();
     svc->ring_head++;
@@ -800,7 +818,8 @@ rs_err_t rs_svc_batch(rs_service_t *svc, int n,
     rs_svc_advance(svc, ntouched);
     rs_svc_clog_check(svc);
     if (svc->clog) /* what the batch changed, produced once it retires */
-        rs_changelog_stage(svc->clog, b->seq, svc->msgs, n, rs_svc_p_pos, svc);
+        rs_changelog_stage_ref(svc->clog, b->seq, svc->msgs, n, rs_svc_p_pos,
+                               svc);
     return RS_OK;
 }
 
@@ -829,7 +848,7 @@ void rs_svc_trace(rs_service_t *svc, int n) {
     int64_t off = rs_clock_wall_us() - rs_clock_mono_us();
     int64_t prod = INT64_MAX, recv = INT64_MAX, fetch = 0;
     for (int i = 0; i < n; i++) {
-        const rs_msg_t *m = &svc->msgs[i];
+        const rs_msg_t *m = svc->msgs[i];
         if (m->produced_ms > 0) {
             if (m->produced_ms * 1000 < prod) prod = m->produced_ms * 1000;
             int64_t f = m->received_us + off - m->produced_ms * 1000;

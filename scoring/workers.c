@@ -158,7 +158,7 @@ static void rs_wk_records(void *opaque, int lo, int hi, int slice) {
         if (p < 0) continue;
         if (p0 < 0) p0 = p;
         p1 = p + 1;
-        const rs_msg_t *m = &b->msgs[b->ev_msg[k]];
+        const rs_msg_t *m = b->msgs[b->ev_msg[k]];
         rs_score_t *sc = &b->out[p];
         /* The ids: same-size arrays, copied whole (a fixed-size move, no
          * strlen) and NUL-terminated at the end as rs_strlcpy would. */

@@ -50,7 +50,7 @@ typedef struct rs_workers_batch_s {
     const rs_service_conf_t *conf;
     const rs_features_t *feat;     /* names and words (read only)        */
     int dim, nev;
-    const rs_msg_t *msgs;
+    const rs_msg_t *const *msgs;   /* the batch (the consumer's)         */
     const int *ev_msg;             /* [nev] msgs index of row k          */
     const int *pub;                /* [nev]                              */
     const float *x;                /* [nev][dim]                         */

@@ -33,6 +33,17 @@
  *    labels and rejects, field for field the slot that was pushed --
  *    every byte of every string buffer and unused entry included -- over
  *    an output array full of garbage; the order is the push order.
+ *  - test_ref_lifetime: rs_imerge_pop_ref lends the slots themselves:
+ *    while a batch holds them, slots taken for decoding (a new chunk
+ *    included), pushes, a rebalance dropping the batch's task
+ *    (rs_imerge_assign off, then on again), a copy pop and a second
+ *    pop_ref never hand one of them out or change a byte of them; the
+ *    second pop_ref lends other slots; rs_imerge_reclaim gives all of
+ *    them back (the next slots taken are exactly those).
+ *  - test_random_interleavings also runs every other interleaving with
+ *    pop_ref (reclaim at the next pop, as the consumer does), reading each
+ *    batch only after the pushes that follow it: the same sequence as the
+ *    copy pop.  Both fail when pop_ref frees its slots at the pop.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -336,6 +347,8 @@ static void test_random_interleavings(void **state) {
         }
         int left = NT * (NE + NL);
         int64_t clock = 0;
+        static const rs_msg_t *held[64];
+        int nheld = 0;
         int done = 0;
         while (done < NT * (NE + NL)) {
             int r = (int)(rnd() % 4);
@@ -348,6 +361,21 @@ static void test_random_interleavings(void **state) {
                     push(im, tp, p, pos[p][tp],
                          tp ? lt[p][pos[p][tp]] : et[p][pos[p][tp]], clock);
                 if (pos[p][tp] == lim) rs_imerge_eof(im, tp, p, clock);
+            } else if (run % 2) {
+                /* pop_ref: the previous batch is read only now, after
+                 * the pushes since it (a slot reused meanwhile would
+                 * carry another message), then given back */
+                for (int i = 0; i < nheld; i++) {
+                    int p = held[i]->partition;
+                    got[p][ngot[p]++] = (ref_t){key(held[i]), held[i]->topic,
+                                                held[i]->offset};
+                }
+                rs_imerge_reclaim(im);
+                int max = (int)(rnd() % 64) + 1;
+                nheld = rs_imerge_pop_ref(im, held, max, clock);
+                assert_int_equal(rs_imerge_lent(im), nheld);
+                if (!nheld) total_blocked++;
+                done += nheld;
             } else {
                 int max = (int)(rnd() % 64) + 1;
                 int n = rs_imerge_pop(im, out, max, clock);
@@ -361,6 +389,13 @@ static void test_random_interleavings(void **state) {
             }
             clock += (int64_t)(rnd() % 3);
         }
+        for (int i = 0; i < nheld; i++) { /* the last batch */
+            int p = held[i]->partition;
+            got[p][ngot[p]++] =
+                (ref_t){key(held[i]), held[i]->topic, held[i]->offset};
+        }
+        rs_imerge_reclaim(im);
+        assert_int_equal(rs_imerge_lent(im), 0);
         for (int p = 0; p < NT; p++) {
             assert_int_equal(ngot[p], nref[p]);
             for (int i = 0; i < nref[p]; i++) {
@@ -525,6 +560,105 @@ static void test_copy_fields(void **state) {
     rs_imerge_destroy(im);
 }
 
+static int in_set(const rs_msg_t *const *set, int n, const void *p) {
+    for (int i = 0; i < n; i++)
+        if ((const void *)set[i] == p) return 1;
+    return 0;
+}
+
+static void test_ref_lifetime(void **state) {
+    (void)state;
+    rs_imerge_t *im = rs_imerge_new(0, 1u << 20, NULL, NULL);
+    /* task 0: events and labels (merged); task 1: events only (FIFO) */
+    rs_imerge_assign(im, RS_MSG_TOPIC_EVENTS, 0, 1);
+    rs_imerge_assign(im, RS_MSG_TOPIC_LABELS, 0, 1);
+    rs_imerge_assign(im, RS_MSG_TOPIC_EVENTS, 1, 1);
+    for (int i = 0; i < 30; i++) {
+        push(im, RS_MSG_TOPIC_EVENTS, 0, i, BASE_MS + 10 * i, 0);
+        push(im, RS_MSG_TOPIC_LABELS, 0, i, BASE_MS + 10 * i + 5, 0);
+        push(im, RS_MSG_TOPIC_EVENTS, 1, i, BASE_MS + i, 0);
+    }
+    rs_imerge_eof(im, RS_MSG_TOPIC_EVENTS, 0, 0);
+    rs_imerge_eof(im, RS_MSG_TOPIC_LABELS, 0, 0);
+    /* the batch: 40 messages of both tasks (two pops, round robin), held */
+    enum { NA = 40 };
+    const rs_msg_t *a[NA];
+    static rs_msg_t snap[NA];
+    assert_int_equal(rs_imerge_pop_ref(im, a, NA / 2, 0), NA / 2);
+    assert_int_equal(rs_imerge_pop_ref(im, a + NA / 2, NA / 2, 0), NA / 2);
+    assert_int_equal(rs_imerge_lent(im), NA);
+    int parts[2] = {0, 0};
+    for (int i = 0; i < NA; i++) {
+        snap[i] = *a[i];
+        parts[a[i]->partition]++;
+        for (int j = 0; j < i; j++) assert_ptr_not_equal(a[i], a[j]);
+    }
+    assert_true(parts[0] > 0 && parts[1] > 0);
+    /* while it is held: slots taken and decoded into (more than a chunk:
+     * the pool grows), some pushed, some given back */
+    static rs_msg_t *taken[600];
+    for (int k = 0; k < 600; k++) {
+        taken[k] = rs_imerge_slot(im);
+        assert_false(in_set(a, NA, taken[k]));
+        memset(taken[k], 0xEE, sizeof(*taken[k]));
+    }
+    for (int k = 0; k < 600; k++) {
+        if (k % 3) {
+            rs_imerge_unslot(im, taken[k]);
+            continue;
+        }
+        rs_msg_t *m = taken[k];
+        memset(m, 0, sizeof(*m));
+        m->kind = RS_MSG_EVENT;
+        m->topic = RS_MSG_TOPIC_EVENTS;
+        m->partition = 1;
+        m->offset = 1000 + k;
+        m->ev.event_time_ms = BASE_MS + 1000 + k;
+        rs_imerge_push(im, m, 0);
+    }
+    /* a rebalance while the batch is held: task 0 leaves (its queued
+     * messages dropped, their slots free) and comes back */
+    rs_imerge_assign(im, RS_MSG_TOPIC_EVENTS, 0, 0);
+    rs_imerge_assign(im, RS_MSG_TOPIC_LABELS, 0, 0);
+    rs_imerge_assign(im, RS_MSG_TOPIC_EVENTS, 0, 1);
+    rs_imerge_assign(im, RS_MSG_TOPIC_LABELS, 0, 1);
+    for (int k = 0; k < 300; k++) {
+        taken[k] = rs_imerge_slot(im);
+        assert_false(in_set(a, NA, taken[k]));
+        memset(taken[k], 0xDD, sizeof(*taken[k]));
+    }
+    for (int k = 0; k < 300; k++) rs_imerge_unslot(im, taken[k]);
+    /* more pops in the same poll: a copy, then other slots lent */
+    rs_msg_t c[5];
+    assert_int_equal(rs_imerge_pop(im, c, 5, 0), 5);
+    for (int k = 0; k < 5; k++) assert_int_equal(c[k].partition, 1);
+    enum { NB = 20 };
+    const rs_msg_t *b[NB];
+    assert_int_equal(rs_imerge_pop_ref(im, b, NB, 0), NB);
+    assert_int_equal(rs_imerge_lent(im), NA + NB);
+    for (int i = 0; i < NB; i++) assert_false(in_set(a, NA, b[i]));
+    for (int k = 0; k < 300; k++) {
+        taken[k] = rs_imerge_slot(im);
+        assert_false(in_set(a, NA, taken[k]));
+        assert_false(in_set(b, NB, taken[k]));
+    }
+    for (int k = 0; k < 300; k++) rs_imerge_unslot(im, taken[k]);
+    /* not a byte of the held batch changed */
+    for (int i = 0; i < NA; i++)
+        assert_memory_equal(a[i], &snap[i], sizeof(snap[i]));
+    /* the next poll: all given back, the next slots taken are those */
+    rs_imerge_reclaim(im);
+    assert_int_equal(rs_imerge_lent(im), 0);
+    int back = 0;
+    for (int k = 0; k < NA + NB; k++) {
+        taken[k] = rs_imerge_slot(im);
+        back += in_set(a, NA, taken[k]) || in_set(b, NB, taken[k]);
+    }
+    assert_int_equal(back, NA + NB);
+    for (int k = 0; k < NA + NB; k++) rs_imerge_unslot(im, taken[k]);
+    rs_imerge_destroy(im);
+}
+
 static void test_tmerge_core(void **state) {
     (void)state;
     rs_tmerge_t *m = rs_tmerge_new(3, 10);
@@ -557,6 +691,7 @@ int main(void) {
         cmocka_unit_test(test_rejects_assign_hold),
         cmocka_unit_test(test_random_interleavings),
         cmocka_unit_test(test_copy_fields),
+        cmocka_unit_test(test_ref_lifetime),
         cmocka_unit_test(test_tmerge_core),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

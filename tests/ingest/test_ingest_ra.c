@@ -6,7 +6,8 @@
  *   order with no gap, bad input inside read-ahead batches returned as
  *   RS_MSG_REJECT at its offset (counted, dead-lettered with rs-error /
  *   rs-source), committed offsets at the ends; with and without the task
- *   merge, and the same with read_ahead off (the reference); each
+ *   merge, through rs_ingest_poll_ref too, and the same with read_ahead
+ *   off (the reference); each
  *   event's body is the one produced with its id (the slots the
  *   read-ahead hands to the task merge carry no other message's bytes).
  * - test_ra_rebalance: a second member joins while the first holds the
@@ -18,6 +19,14 @@
  *   the revoke).  Fails without the drop of the read-ahead of partitions
  *   that left (ingest_ra.c rs_ra_serve): the first member then returns
  *   messages of partitions it no longer owns.
+ * - test_ra_ref: the same with rs_ingest_poll_ref and the task merge (the
+ *   service's poll): each batch is held while the read-ahead reads on
+ *   (pointers to the merge's slots) and checked only then, byte for byte
+ *   against a copy taken at the poll and against the ids; one batch is
+ *   held across a rebalance served mid-batch (a second member joins; the
+ *   revocation runs in rs_ingest_pause, the merge drops what it held of
+ *   the partitions that left): the batch is unchanged after it.  Then
+ *   both members read everything as in test_ra_rebalance.
  * Not labelled tsan: Debian's librdkafka is not instrumented and its
  * threads crash the TSan runtime (docs/testing.md).
  */
@@ -49,10 +58,10 @@ static void produce(rd_kafka_t *rk, const char *topic, const char *key,
 /* n events ev-0..ev-(n-1), keyed by entity; every bad_every-th one
  * (0: none) replaced by "{not json" keyed "bad-<i>".  Returns the bad
  * count. */
-static int produce_events(rd_kafka_t *rk, int n, int bad_every) {
+static int produce_range(rd_kafka_t *rk, int from, int n, int bad_every) {
     static char buf[RS_ENCODE_MAX];
     int bad = 0;
-    for (int i = 0; i < n; i++) {
+    for (int i = from; i < n; i++) {
         rs_event_t ev;
         memset(&ev, 0, sizeof(ev));
         snprintf(ev.id, sizeof(ev.id), "ev-%d", i);
@@ -73,6 +82,10 @@ static int produce_events(rd_kafka_t *rk, int n, int bad_every) {
     }
     rd_kafka_flush(rk, 10000);
     return bad;
+}
+
+static int produce_events(rd_kafka_t *rk, int n, int bad_every) {
+    return produce_range(rk, 0, n, bad_every);
 }
 
 static rs_ingest_t *new_consumer(const char *boot, const char *group,
@@ -157,21 +170,26 @@ static void dlq_cb(void *opaque, const rd_kafka_message_t *rkm) {
 /* Read everything a few messages at a time (the read-ahead runs far
  * ahead), storing after each poll; the checks of the file comment. */
 static void order_run(const char *boot, const char *group, int read_ahead,
-                      int merge, int n, int bad) {
+                      int merge, int n, int bad, int ref) {
     rs_ingest_t *ing = new_consumer(boot, group, read_ahead, merge, 0);
     seen_t s = {0};
     s.ev = calloc((size_t)n, 1);
     static rs_msg_t msgs[8];
+    static const rs_msg_t *refs[8];
     int64_t deadline = rs_clock_mono_us() + 60000000LL;
     int polls = 0;
     while (s.total < n && rs_clock_mono_us() < deadline) {
         int max = 1 + polls++ % 7; /* 1..7: buffers drained in pieces */
-        int got = rs_ingest_poll(ing, msgs, max, 100);
+        int got = ref ? rs_ingest_poll_ref(ing, refs, max, 100)
+                      : rs_ingest_poll(ing, msgs, max, 100);
         if (got < 0 || got > max)
             fprintf(stderr, "poll: %d of at most %d\n", got, max);
         assert_true(got >= 0 && got <= max);
-        for (int i = 0; i < got; i++) seen_add(&s, &msgs[i]);
-        if (got > 0) assert_int_equal(rs_ingest_store(ing, msgs, got), RS_OK);
+        for (int i = 0; i < got; i++) seen_add(&s, ref ? refs[i] : &msgs[i]);
+        if (got > 0 && ref)
+            assert_int_equal(rs_ingest_store_ref(ing, refs, got), RS_OK);
+        else if (got > 0)
+            assert_int_equal(rs_ingest_store(ing, msgs, got), RS_OK);
     }
     assert_int_equal(s.total, n);
     assert_int_equal(s.rejects, bad);
@@ -203,17 +221,21 @@ static void test_ra_order_reject(void **state) {
     const int N = 1500;
     int bad = produce_events(prod, N, 37);
     assert_true(bad > 30);
-    order_run(boot, "g-ra-merge", 1, 1, N, bad);
-    order_run(boot, "g-ra-plain", 1, 0, N, bad);
+    order_run(boot, "g-ra-merge", 1, 1, N, bad, 0);
+    order_run(boot, "g-ra-plain", 1, 0, N, bad, 0);
+    /* the same through rs_ingest_poll_ref: the merge's lent slots, and
+     * without the merge the consumer's own array */
+    order_run(boot, "g-ra-merge-ref", 1, 1, N, bad, 1);
+    order_run(boot, "g-ra-plain-ref", 1, 0, N, bad, 1);
     /* the reference: the same checks without the read-ahead */
-    order_run(boot, "g-noread-ahead", 0, 1, N, bad);
-    order_run(boot, "g-noread-ahead-plain", 0, 0, N, bad);
-    /* each run dead-lettered each reject once (4 groups) */
+    order_run(boot, "g-noread-ahead", 0, 1, N, bad, 0);
+    order_run(boot, "g-noread-ahead-plain", 0, 0, N, bad, 0);
+    /* each run dead-lettered each reject once (6 groups) */
     dlq_t d = {0};
-    assert_int_equal(rs_test_kafka_read(boot, "events.dlq", 4 * bad, 1000,
-                                        30000, dlq_cb, &d), 4 * bad);
-    assert_int_equal(d.with_error, 4 * bad);
-    assert_int_equal(d.with_source, 4 * bad);
+    assert_int_equal(rs_test_kafka_read(boot, "events.dlq", 6 * bad, 1000,
+                                        30000, dlq_cb, &d), 6 * bad);
+    assert_int_equal(d.with_error, 6 * bad);
+    assert_int_equal(d.with_source, 6 * bad);
     rd_kafka_destroy(prod);
     rs_cluster_destroy(cl);
 }
@@ -306,6 +328,135 @@ static int rebalance_run(const char *boot, const char *group, int read_ahead,
     return s.dup;
 }
 
+/* A batch of rs_ingest_poll_ref, held: copied at the poll, checked after
+ * `hold`.  The rb_poll checks then. */
+typedef struct held_s {
+    const rs_msg_t *m[64];
+    rs_msg_t snap[64];
+    int n;
+} held_t;
+
+static int ref_take(rs_ingest_t *ing, cons_t *c, held_t *h, int max) {
+    h->n = rs_ingest_poll_ref(ing, h->m, max, 20);
+    assert_true(h->n >= 0 && h->n <= max);
+    rs_ingest_stats_t st;
+    rs_ingest_stats(ing, &st);
+    if (st.rebalances != c->rb) { /* served since the last poll */
+        c->rb = st.rebalances;
+        for (int p = 0; p < NPART; p++) c->last[p] = -1;
+    }
+    for (int i = 0; i < h->n; i++) {
+        assert_true(rs_ingest_owns(ing, h->m[i]->topic, h->m[i]->partition));
+        h->snap[i] = *h->m[i];
+    }
+    return h->n;
+}
+
+static void ref_check(rs_ingest_t *ing, cons_t *c, seen_t *s, held_t *h) {
+    for (int i = 0; i < h->n; i++) {
+        const rs_msg_t *m = h->m[i];
+        assert_memory_equal(m, &h->snap[i], sizeof(*m)); /* unchanged */
+        assert_int_equal(m->kind, RS_MSG_EVENT);
+        int64_t *l = &c->last[m->partition];
+        if (*l >= 0) assert_int_equal(m->offset, *l + 1);
+        *l = m->offset;
+        int id = -1;
+        assert_int_equal(sscanf(m->ev.id, "ev-%d", &id), 1);
+        char ent[32];
+        snprintf(ent, sizeof(ent), "card-%d", id % 13);
+        assert_string_equal(m->ev.entity_id, ent);
+        assert_true(m->ev.event_time_ms == BASE_MS + (int64_t)id * 1000);
+        if (s->ev[id]) {
+            assert_int_equal(s->ev[id], 1); /* returned by A first */
+            s->dup++;
+        }
+        if (!s->ev[id]) s->ev[id] = (unsigned char)c->who;
+        s->total++;
+    }
+    if (h->n > 0)
+        assert_int_equal(rs_ingest_store_ref(ing, h->m, h->n), RS_OK);
+}
+
+static void test_ra_ref(void **state) {
+    (void)state;
+    char errstr[512];
+    rs_cluster_t *cl = rs_cluster_new(1, rs_topics, 5, NPART, errstr,
+                                      sizeof(errstr));
+    assert_non_null(cl);
+    const char *boot = rs_cluster_bootstraps(cl);
+    rd_kafka_t *prod = rs_kafka_producer_new(NULL, boot, errstr,
+                                             sizeof(errstr));
+    assert_non_null(prod);
+    const int n1 = 1500, n = 4000;
+    produce_events(prod, n1, 0);
+    seen_t s = {0};
+    s.ev = calloc((size_t)n, 1);
+    static held_t ha, hb;
+    /* A: read-ahead and task merge (the defaults), batch_max 64 (the
+     * ingest thread refills its buffers as A takes them), batches of
+     * 1..64 held 2 ms each while the ingest thread reads on */
+    rs_ingest_t *a = new_consumer(boot, "g-ra-ref", 1, 1, 64);
+    cons_t ca = {1, 0, {-1, -1, -1, -1}}, cb = {2, 0, {-1, -1, -1, -1}};
+    int64_t deadline = rs_clock_mono_us() + 90000000LL;
+    for (int k = 0; rs_clock_mono_us() < deadline; k++) {
+        ref_take(a, &ca, &ha, 1 + (k * 7) % 64);
+        if (s.total + ha.n == n1) break; /* the last one: held */
+        usleep(2000);
+        ref_check(a, &ca, &s, &ha);
+    }
+    assert_true(ha.n > 0 && s.total + ha.n == n1);
+    /* B joins while A holds that batch (A's ingest thread, all read,
+     * waits in its consume call, where the rebalance reaches it); the
+     * revocation is served inside rs_ingest_pause, between A's polls */
+    rs_ingest_stats_t st;
+    rs_ingest_stats(a, &st);
+    int64_t assigned0 = st.assigned;
+    assert_true(assigned0 > 0);
+    rs_ingest_t *b = new_consumer(boot, "g-ra-ref", 1, 1, 0);
+    while (st.assigned == assigned0 && rs_clock_mono_us() < deadline) {
+        ref_take(b, &cb, &hb, 1); /* B joins */
+        ref_check(b, &cb, &s, &hb);
+        /* (paused once and for all: every resume would queue end of
+         * partition events, filling the read-ahead A does not take) */
+        assert_int_equal(rs_ingest_pause(a), RS_OK);
+        rs_ingest_stats(a, &st);
+    }
+    assert_int_equal(rs_ingest_resume(a), RS_OK);
+    assert_true(st.assigned < assigned0); /* revoked mid-batch */
+    ref_check(a, &ca, &s, &ha);           /* ... and the batch intact */
+    produce_range(prod, n1, n, 0);
+    /* both read the rest, batches held while the other polls */
+    rs_ingest_stats_t sb = {0};
+    int all = 0, resumed = 0;
+    do {
+        rs_ingest_stats(a, &st);
+        if (!resumed && st.assigned > 0) {
+            /* librdkafka keeps a partition paused across its revocation:
+             * the ones A got back fetch again */
+            assert_int_equal(rs_ingest_resume(a), RS_OK);
+            resumed = 1;
+        }
+        ref_take(a, &ca, &ha, 64);
+        ref_take(b, &cb, &hb, 64);
+        usleep(1000);
+        ref_check(a, &ca, &s, &ha);
+        ref_check(b, &cb, &s, &hb);
+        rs_ingest_stats(b, &sb);
+        all = 1;
+        for (int i = 0; i < n && all; i++) all = s.ev[i] != 0;
+    } while ((!all || sb.assigned == 0) && rs_clock_mono_us() < deadline);
+    assert_true(sb.assigned > 0);
+    assert_true(all);
+    assert_int_equal(s.total, n + s.dup);
+    fprintf(stderr, "ref: %d message(s) read again after the rebalance\n",
+            s.dup);
+    rs_ingest_destroy(b);
+    rs_ingest_destroy(a);
+    free(s.ev);
+    rd_kafka_destroy(prod);
+    rs_cluster_destroy(cl);
+}
+
 static void test_ra_rebalance(void **state) {
     (void)state;
     char errstr[512];
@@ -334,6 +485,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ra_order_reject),
         cmocka_unit_test(test_ra_rebalance),
+        cmocka_unit_test(test_ra_ref),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
