@@ -33,6 +33,7 @@ typedef struct fix_s {
     int D, npub;
     rs_service_conf_t conf;
     rs_msg_t *msgs;
+    const rs_msg_t **mptr; /* the batch holds pointers (rs_ingest_poll_ref) */
     int ev_msg[N], pub[N];
     float *x, *contrib;
     rs_model_output_t *mout;
@@ -64,11 +65,14 @@ static void fix_init(fix_t *f) {
     f->conf.explain_attended = 3;
     f->conf.explain_min_score = 0.3;
     f->msgs = calloc(N, sizeof(*f->msgs));
+    f->mptr = calloc(N, sizeof(*f->mptr));
     f->x = calloc((size_t)N * (size_t)f->D, sizeof(float));
     f->contrib = calloc((size_t)N * (size_t)f->D, sizeof(float));
     f->mout = calloc(N, sizeof(*f->mout));
     f->out = calloc(N, sizeof(*f->out));
     assert_non_null(f->msgs);
+    assert_non_null(f->mptr);
+    for (int i = 0; i < N; i++) f->mptr[i] = &f->msgs[i];
     assert_non_null(f->out);
     for (int k = 0; k < N; k++) {
         rs_msg_t *m = &f->msgs[N - 1 - k]; /* rows not in msgs order */
@@ -121,6 +125,7 @@ static void fix_init(fix_t *f) {
 static void fix_free(fix_t *f) {
     rs_features_destroy(f->feat);
     free(f->msgs);
+    free(f->mptr);
     free(f->x);
     free(f->contrib);
     free(f->mout);
@@ -147,7 +152,7 @@ static void run(fix_t *f, int n, rs_format_t kfmt) {
     rng = r;
     rs_workers_batch_t b = {
         .conf = &f->conf, .feat = f->feat, .dim = f->D, .nev = N,
-        .msgs = f->msgs, .ev_msg = f->ev_msg, .pub = f->pub, .x = f->x,
+        .msgs = f->mptr, .ev_msg = f->ev_msg, .pub = f->pub, .x = f->x,
         .contrib = f->contrib, .mout = f->mout, .version = "seq-test-1",
         .now_wall_us = 1767225700000000LL, .now_mono_us = 5000000,
         .out = f->out, .kafka_format = kfmt, .json = f->json,
