@@ -30,7 +30,7 @@ acknowledged and Redis written, per batch: not in the measured latency); the
 counterparty stage's wait per event (its log); messages per batch p50/p99
 and the longest checkpoint pause (serve's summary; older builds: '-', or
 the pause from their last stats line with --set service.stats_interval=1s);
-serve's CPU per event; the broker's CPU per event and how busy the whole
+serve's CPU per event; the broker's and redis-server's CPU per event and how busy the whole
 box was over the paced phase (all CPUs, /proc/stat: near 100 % the run
 queue, not riskstream, sets the tail; the box is shared).  A binary
 without the split (older builds) shows '-'
@@ -108,6 +108,7 @@ def one(a, sbin, rate, lines, tag):
         if ctl:
             time.sleep(1.0)  # its partitions assigned (kcat -C reads from the end)
         c0, b0, m0, t0 = bl.cpu_ticks(p.pid)[0], bl.cpu_ticks(br.p.pid)[0], bl.cpu_ticks(None)[0], time.time()
+        r0 = bl.cpu_ticks(rig.redis.p.pid)[0]
         if a.rig == "py":
             s0, k0 = bl.self_cpu(), bl.cpu_ticks(sc.p.pid)[0]
             kp = bl.produce_paced(br.addr, lines, rate, a.linger or 0)
@@ -125,6 +126,7 @@ def one(a, sbin, rate, lines, tag):
             if a.visible:
                 res["vis"] = pr["visible_ms"][:3]
         c1, b1, m1, t1 = bl.cpu_ticks(p.pid)[0], bl.cpu_ticks(br.p.pid)[0], bl.cpu_ticks(None)[0], time.time()
+        res["rcpu"] = (bl.cpu_ticks(rig.redis.p.pid)[0] - r0) / bl.TICK / len(lines) * 1e6
         if a.rig == "py":
             ids = {bl.EV_ID_RE.search(l).group(1) for l in lines}
             evt = bl.event_times(br.addr, ids)
@@ -169,7 +171,7 @@ def one(a, sbin, rate, lines, tag):
         log(f"{tag}: p50/p99/p99.9 {res['p50']}/{res['p99']}/{res['p999']} ms, split {res.get('split')}, "
             f"cpstage wait {res.get('cpw')}, control {res.get('ctl')}, batch p50/p99/p99.9 {res.get('batch')}, "
             f"checkpoints / longest pause ms {res.get('ckpt')}, {res['cpu']:.1f} us/ev, "
-            f"broker {res['bcpu']:.1f} us/ev, rig {res['rig']:.1f} us/ev, "
+            f"broker {res['bcpu']:.1f} us/ev, Redis {res['rcpu']:.1f} us/ev, rig {res['rig']:.1f} us/ev, "
             f"visible {res.get('vis')}, pacer lag p99 {res.get('lag')} ms, box busy {res['busy']:.0f} %, "
             f"load {res['load']:.1f}")
     except Exception as ex:  # noqa: BLE001
@@ -241,9 +243,9 @@ def main():
     print("| binary | ev/s | p50 / p99 / p99.9 ms | produced -> polled p50 / p99 | polled -> handed p50 / p99 "
           "| cpstage wait per event p50 / p99 | handed -> delivered p50 / p99 | messages per batch p50 / p99 "
           "| control reader p50 / p99 | checkpoint pause max ms | CPU µs/event | broker CPU µs/event "
-          "| rig CPU µs/event | Redis visible p50 / p99 | pacer lag p99 ms "
+          "| Redis CPU µs/event | rig CPU µs/event | Redis visible p50 / p99 | pacer lag p99 ms "
           "| box busy % | load |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for rate in rates:
         for b in bins:
             ok = [x for x in res[(b, rate)] if "error" not in x]
@@ -267,7 +269,7 @@ def main():
                   f"{med([x['p999'] for x in ok]):.0f} | {f(0)} / {f(1)} | {f(2)} / {f(3)} | {g(0)} / {g(1)} | "
                   f"{f(4)} / {f(5)} | {h(bt, 0)} / {h(bt, 1)} | {h(ct, 0)} / {h(ct, 1)} | {cks} | "
                   f"{med([x['cpu'] for x in ok]):.1f} | {med([x['bcpu'] for x in ok]):.1f} | "
-                  f"{med([x['rig'] for x in ok]):.1f} | {q('vis', 0)} / {q('vis', 1)} | "
+                  f"{med([x['rcpu'] for x in ok]):.1f} | {med([x['rig'] for x in ok]):.1f} | {q('vis', 0)} / {q('vis', 1)} | "
                   f"{q('lag', None)} | {med([x['busy'] for x in ok]):.0f} | {med([x['load'] for x in ok]):.1f} |")
 
 
