@@ -405,8 +405,9 @@ void rs_sink_label_destroy(rs_sink_label_t *s);
  *   tls_server_name   string   ""     name checked in the certificate and
  *                                     sent as SNI; "" = the URL's host
  *   flush_delay       duration 1ms    the writer thread holds a batch up
- *                                     to this long after it was queued,
- *                                     so that the batches of a slow stream
+ *                                     to this long after it was queued
+ *                                     (or until 16 KiB are queued), so
+ *                                     that the batches of a slow stream
  *                                     go to Redis in fewer round trips;
  *                                     0 = each batch at once
  * rediss:// is done by scoring/redis_tls.c (hiredis 0.14 has no TLS).

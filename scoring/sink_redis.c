@@ -53,7 +53,7 @@
  * the writer (the owner's futex), a writev, a wake-up of redis-server and
  * one for the replies.  The writer holds the oldest queued entry until it
  * is flush_delay old, so that the batches queued meanwhile share the round
- * trip; it stops holding at once when RS_REDIS_HOLD_BYTES (64 KiB) are
+ * trip; it stops holding at once when RS_REDIS_HOLD_BYTES (16 KiB) are
  * queued (the owner wakes it), when someone waits for an entry
  * (rs_sink_redis_wait: offsets of a transaction, a checkpoint, the drain)
  * or when the sink stops.  The owner signals the writer only when it
@@ -171,10 +171,11 @@ static const rs_conf_field_t rs_redis_fields[] = {
      0, 366.0 * 86400 * 1000},
     {"flush_delay", RS_CONF_DURATION, "1ms",
      offsetof(rs_redis_conf_t, flush_delay_ms), 0,
-     "the writer thread holds a queued batch up to this long, so that a "
-     "slow stream's batches go to Redis together (fewer round trips and "
-     "wake-ups of the writer and of Redis); a record becomes visible up to "
-     "this much later; 0 = each batch at once", NULL, 0, 10000},
+     "the writer thread holds a queued batch up to this long (or until 16 "
+     "KiB are queued), so that a slow stream's batches go to Redis together "
+     "(fewer round trips and wake-ups of the writer and of Redis); a record "
+     "becomes visible up to this much later; 0 = each batch at once", NULL,
+     0, 10000},
     {"tls_verify", RS_CONF_BOOL, "true", offsetof(rs_redis_conf_t, tls_verify),
      0, "rediss://: verify the server's certificate and name (false accepts "
      "any certificate: tests only)", NULL, 0, 0},

@@ -70,7 +70,7 @@ typedef struct rs_redis_ixplan_s {
 #define RS_REDIS_DRAIN_MS 10000         /* destroy: time left to write   */
 #define RS_REDIS_REJECT_LOG_MS 10000    /* rejected-command log interval */
 #define RS_REDIS_BUFFER_MIN 4096
-#define RS_REDIS_HOLD_BYTES (64u << 10) /* redis.flush_delay: no holding
+#define RS_REDIS_HOLD_BYTES (16u << 10) /* redis.flush_delay: no holding
                                          * past this many queued bytes */
 
 /* What the writer thread is doing (sink->wstate): the owner wakes it only

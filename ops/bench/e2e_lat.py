@@ -13,8 +13,8 @@ redis-server, `serve` started on empty topics (kafka.fetch.wait.max.ms=5 as
 in e2e.py), the group joined, then events produced (linger.ms=0) at the
 rate for --seconds by the paced rig: --rig c (default) ops/bench/bench_pace,
 one C process that paces in 1 ms ticks (--step-us), produces and reads the
-scores back after the phase (~5 µs of CPU per event at 20 000 ev/s, the
-Python rig below ~16-40); --rig py the rig before session 12 (a Python
+scores back (~6 µs of CPU per event at 20 000 ev/s, the Python rig below
+~16-40); --rig py the rig before session 12 (a Python
 pacer writing to a kcat producer in 5 ms steps, a kcat scores reader
 parsed in Python), kept for comparison.  Printed per row (median of the
 rounds): the latency the e2e bench measures (score's Kafka timestamp - the
@@ -206,7 +206,7 @@ def main():
                     "(with --set service.trace_slow=20ms: the slow turns of the scoring loop)")
     ap.add_argument("--rig", choices=("c", "py"), default="c",
                     help="the paced rig: c = ops/bench/bench_pace (one C process: pacer, producer, scores "
-                         "reader; ~1-3 µs of CPU per event), py = the Python pacer writing to a kcat "
+                         "reader; ~6 µs of CPU per event at 20 000 ev/s), py = the Python pacer writing to a kcat "
                          "producer and a kcat scores reader parsed here (before session 12: ~20-40 µs "
                          "per event, a large share of the 2-core box at 25 000 ev/s)")
     ap.add_argument("--visible", action="store_true",

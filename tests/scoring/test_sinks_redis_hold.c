@@ -125,7 +125,7 @@ static void test_hold_destroy_writes(void **state) {
     rs_test_redis_destroy(r);
 }
 
-/* Batches whose bytes reach the hold's limit (64 KiB) are written without
+/* Batches whose bytes reach the hold's limit (16 KiB) are written without
  * anyone waiting: the owner wakes the holding writer.  Polled without
  * rs_sink_redis_wait's timeout (which would end the hold itself). */
 static void test_hold_bytes_limit(void **state) {
@@ -144,7 +144,7 @@ static void test_hold_bytes_limit(void **state) {
      * commands are several times 64 KiB) ... */
     rs_sink_redis_stats_t st;
     rs_sink_redis_stats(sink, &st);
-    assert_true(st.buffer_peak >= 64u << 10);
+    assert_true(st.buffer_peak >= 64u << 10); /* the limit is 16 KiB */
     /* ... so the writer is woken and writes them with no waiter ending
      * the hold.  (Not timed: without the wake-up this loop would wait out
      * the 10 s hold and pass; what it asserts is that a queue over the
