@@ -26,9 +26,9 @@ from elsewhere on the machine hits every system, not one):
      of the max this system just reached, each for --lat-seconds (default 5 s), by
      the paced rig, the same for every system: --rig c (default) ops/bench/bench_pace, one
      C process that paces in 1 ms ticks, produces (linger.ms=0) and reads the scores back
-     (~6 µs of CPU per event at 20 000 ev/s); --rig py the Python pacer
-     writing to a kcat producer and a kcat reader (before session 12; ~16-40 µs per event:
-     at 50 % of max it took a large share of the 2 cores it measured); latency = score's
+     (5-9 µs of CPU per event at 25 000 ev/s); --rig py the Python pacer
+     writing to a kcat producer and a kcat reader (before session 12; 12-17 µs per event
+     there, 0.3-0.4 of the 2 cores it measured); latency = score's
      Kafka timestamp - the event's produce time (ms; the score's is its create time, taken
      when serve hands it to the producer: linger.ms and the produce round trip are not in
      it; ops/bench/e2e_lat.py splits the latency and shows that part).
@@ -236,11 +236,11 @@ def main():
                          "with it, interleaved in the same rounds, as a row marked [BIN]")
     ap.add_argument("--rig", choices=("c", "py"), default="c",
                     help="the paced phases' rig (the same for every system): c = ops/bench/bench_pace (one "
-                         "C process paces, produces and reads the scores back; ~6 µs of CPU per event at "
-                         "20 000 ev/s), "
+                         "C process paces, produces and reads the scores back; 5-9 µs of CPU per event at "
+                         "25 000 ev/s), "
                          "py = the Python pacer writing to a kcat producer and a kcat scores reader parsed "
-                         "here (before session 12; ~20-40 µs per event, a large share of the 2-core box at "
-                         "50 %% of max)")
+                         "here (before session 12; 12-17 µs per event at 25 000 ev/s, 0.3-0.4 of the "
+                         "2-core box)")
     a = ap.parse_args()
     a.serve_set = [x for kv in a.sets for x in ("--set", kv)]
     a.keep_tmp = False

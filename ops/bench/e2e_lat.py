@@ -13,8 +13,8 @@ redis-server, `serve` started on empty topics (kafka.fetch.wait.max.ms=5 as
 in e2e.py), the group joined, then events produced (linger.ms=0) at the
 rate for --seconds by the paced rig: --rig c (default) ops/bench/bench_pace,
 one C process that paces in 1 ms ticks (--step-us), produces and reads the
-scores back (~6 µs of CPU per event at 20 000 ev/s, the Python rig below
-~16-40); --rig py the rig before session 12 (a Python
+scores back (5-9 µs of CPU per event at 25 000 ev/s, the Python rig below
+12-17); --rig py the rig before session 12 (a Python
 pacer writing to a kcat producer in 5 ms steps, a kcat scores reader
 parsed in Python), kept for comparison.  Printed per row (median of the
 rounds): the latency the e2e bench measures (score's Kafka timestamp - the
@@ -206,9 +206,9 @@ def main():
                     "(with --set service.trace_slow=20ms: the slow turns of the scoring loop)")
     ap.add_argument("--rig", choices=("c", "py"), default="c",
                     help="the paced rig: c = ops/bench/bench_pace (one C process: pacer, producer, scores "
-                         "reader; ~6 µs of CPU per event at 20 000 ev/s), py = the Python pacer writing to a kcat "
-                         "producer and a kcat scores reader parsed here (before session 12: ~20-40 µs "
-                         "per event, a large share of the 2-core box at 25 000 ev/s)")
+                         "reader; 5-9 µs of CPU per event at 25 000 ev/s), py = the Python pacer writing to a kcat "
+                         "producer and a kcat scores reader parsed here (before session 12: 12-17 µs "
+                         "per event at 25 000 ev/s, 0.3-0.4 of the 2-core box)")
     ap.add_argument("--visible", action="store_true",
                     help="(--rig c) also time produced -> the score's record SET on Redis (keyevent "
                          "notifications of the private redis-server)")
