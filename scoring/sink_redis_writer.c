@@ -312,7 +312,7 @@ static int rs_redis_w_probe(rs_sink_redis_t *sink, rs_redis_writer_t *w) {
  * then share a round trip, and the writer and Redis wake once for them.
  * Caller holds the lock; returns with it held. */
 static void rs_redis_w_hold(rs_sink_redis_t *sink) {
-    if (sink->conf.flush_delay_ms <= 0) return;
+    if (sink->conf.flush_delay_ms <= 0 || sink->head == sink->tail) return;
     rs_redis_entry_t h;
     rs_ring_copy_out(sink->ring, sink->cap, sink->head, &h, sizeof(h));
     const int64_t until = h.built_us + sink->conf.flush_delay_ms * 1000;
