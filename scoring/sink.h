@@ -404,6 +404,12 @@ void rs_sink_label_destroy(rs_sink_label_t *s);
  *   tls_key_file      string   ""     its key; "" = in tls_cert_file
  *   tls_server_name   string   ""     name checked in the certificate and
  *                                     sent as SNI; "" = the URL's host
+ *   flush_delay       duration 1ms    the writer thread holds a batch up
+ *                                     to this long after it was queued
+ *                                     (or until 16 KiB are queued), so
+ *                                     that the batches of a slow stream
+ *                                     go to Redis in fewer round trips;
+ *                                     0 = each batch at once
  * rediss:// is done by scoring/redis_tls.c (hiredis 0.14 has no TLS).
  */
 typedef struct rs_redis_conf_s {
@@ -423,6 +429,7 @@ typedef struct rs_redis_conf_s {
     char tls_key_file[256];
     char tls_server_name[256];
     int record_format;    /* rs_redis_record_format_t */
+    int64_t flush_delay_ms;
 } rs_redis_conf_t;
 
 /* redis.record_format: how score records are stored. */
@@ -718,6 +725,9 @@ typedef struct rs_sink_redis_stats_s {
     uint64_t rejected;       /* commands refused for good (WRONGTYPE,
                               * ERR): logged, their batch counts written */
     uint64_t outages;        /* outages started (healthy 1 -> 0)         */
+    uint64_t flushes;        /* the writer's round trips (each sends the
+                              * entries queued, up to a pipeline's worth;
+                              * redis.flush_delay makes them fewer)      */
     uint64_t done_seq;       /* rs_sink_redis_done()                     */
     int healthy;             /* rs_sink_redis_healthy()                  */
 } rs_sink_redis_stats_t;

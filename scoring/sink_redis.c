@@ -48,6 +48,21 @@
  * sent again after a reconnect -- idempotent, since records are SET NX and
  * the index a ZADD of the same member.
  *
+ * Flush cadence (redis.flush_delay, default 1 ms).  A slow stream queues
+ * small batches one at a time, and each cost a round trip: a wake-up of
+ * the writer (the owner's futex), a writev, a wake-up of redis-server and
+ * one for the replies.  The writer holds the oldest queued entry until it
+ * is flush_delay old, so that the batches queued meanwhile share the round
+ * trip; it stops holding at once when RS_REDIS_HOLD_BYTES (16 KiB) are
+ * queued (the owner wakes it), when someone waits for an entry
+ * (rs_sink_redis_wait: offsets of a transaction, a checkpoint, the drain)
+ * or when the sink stops.  The owner signals the writer only when it
+ * waits for work or holds past that limit (sink->wstate): a busy writer
+ * finds new entries when it looks again.  Measured at 2000 ev/s paced
+ * (s12 i12lat): the writer's and redis-server's context switches per event
+ * 0.56-0.62 and 0.38-0.60 without it, 0.34-0.37 and 0.27 with 1 ms; a
+ * record becomes visible ~0.8 ms later at the median.
+ *
  * Invariants (under `lock`): head <= tail <= head + cap; `queued` entries
  * lie in [head, tail); when head == tail the owner may move both to the
  * next multiple of cap (the next batch at the ring's first byte); head_seq is the seq of the entry at head when
@@ -154,6 +169,13 @@ static const rs_conf_field_t rs_redis_fields[] = {
      offsetof(rs_redis_conf_t, input_ttl_ms), 0,
      "lifetime of input logs (rs:input:<event_id>); 0 = same as ttl", NULL,
      0, 366.0 * 86400 * 1000},
+    {"flush_delay", RS_CONF_DURATION, "1ms",
+     offsetof(rs_redis_conf_t, flush_delay_ms), 0,
+     "the writer thread holds a queued batch up to this long (or until 16 "
+     "KiB are queued), so that a slow stream's batches go to Redis together "
+     "(fewer round trips and wake-ups of the writer and of Redis); a record "
+     "becomes visible up to this much later; 0 = each batch at once", NULL,
+     0, 10000},
     {"tls_verify", RS_CONF_BOOL, "true", offsetof(rs_redis_conf_t, tls_verify),
      0, "rediss://: verify the server's certificate and name (false accepts "
      "any certificate: tests only)", NULL, 0, 0},

@@ -70,6 +70,13 @@ typedef struct rs_redis_ixplan_s {
 #define RS_REDIS_DRAIN_MS 10000         /* destroy: time left to write   */
 #define RS_REDIS_REJECT_LOG_MS 10000    /* rejected-command log interval */
 #define RS_REDIS_BUFFER_MIN 4096
+#define RS_REDIS_HOLD_BYTES (16u << 10) /* redis.flush_delay: no holding
+                                         * past this many queued bytes */
+
+/* What the writer thread is doing (sink->wstate): the owner wakes it only
+ * when it waits for work, or holds (redis.flush_delay) and the queued bytes
+ * reached RS_REDIS_HOLD_BYTES; busy, it finds the new entries itself. */
+enum { RS_REDIS_W_BUSY = 0, RS_REDIS_W_IDLE = 1, RS_REDIS_W_HOLD = 2 };
 
 struct rs_sink_redis_s {
     rs_redis_conf_t conf;
@@ -126,6 +133,8 @@ struct rs_sink_redis_s {
     uint64_t head_seq;     /* seq of the entry at head (queued > 0)      */
     uint64_t last_seq;     /* seq of the last enqueue (n == 0 included)  */
     int stop;              /* destroy asked the writer to finish         */
+    int wstate;            /* RS_REDIS_W_*: the writer's wait            */
+    int flush_now;         /* rs_sink_redis_wait: end a hold at once     */
     int64_t stop_deadline_us;
     _Atomic uint64_t done;
     _Atomic int healthy;
@@ -135,7 +144,8 @@ struct rs_sink_redis_s {
     struct {
         _Atomic uint64_t writes, scores, io_errors, errors, reconnects;
         _Atomic uint64_t buffer_bytes, buffer_peak, queued_batches,
-            buffer_full, written, inputs, write_errors, rejected, outages;
+            buffer_full, written, inputs, write_errors, rejected, outages,
+            flushes;
     } c;
 };
 

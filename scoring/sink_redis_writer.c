@@ -258,6 +258,7 @@ static int rs_redis_w_flush(rs_sink_redis_t *sink, rs_redis_writer_t *w,
             k++;
         }
         if (rs_redis_w_send(sink, w, niov)) return -1;
+        RS_INC(sink->c.flushes);
         for (int i = 0; i < k; i++) {
             for (uint32_t c = 0; c < w->pipe[i].nrep; c++) {
                 void *rv = NULL;
@@ -305,6 +306,24 @@ static int rs_redis_w_probe(rs_sink_redis_t *sink, rs_redis_writer_t *w) {
     return 0;
 }
 
+/* redis.flush_delay: with entries queued, wait until the oldest was
+ * queued flush_delay ago, RS_REDIS_HOLD_BYTES are queued, someone waits for
+ * them (rs_sink_redis_wait) or the sink stops: a slow stream's batches
+ * then share a round trip, and the writer and Redis wake once for them.
+ * Caller holds the lock; returns with it held. */
+static void rs_redis_w_hold(rs_sink_redis_t *sink) {
+    if (sink->conf.flush_delay_ms <= 0 || sink->head == sink->tail) return;
+    rs_redis_entry_t h;
+    rs_ring_copy_out(sink->ring, sink->cap, sink->head, &h, sizeof(h));
+    const int64_t until = h.built_us + sink->conf.flush_delay_ms * 1000;
+    struct timespec ts = rs_redis_abstime(until);
+    sink->wstate = RS_REDIS_W_HOLD;
+    while (!sink->stop && !sink->flush_now &&
+           sink->tail - sink->head < RS_REDIS_HOLD_BYTES &&
+           rs_clock_mono_us() < until)
+        pthread_cond_timedwait(&sink->work_cv, &sink->lock, &ts);
+}
+
 static void *rs_redis_writer_main(void *arg) {
     rs_sink_redis_t *sink = arg;
     pthread_setname_np(pthread_self(), "rs-redis"); /* top, perf, idle_cpu.py */
@@ -314,6 +333,7 @@ static void *rs_redis_writer_main(void *arg) {
         int stop, idle = 0;
         int64_t deadline;
         pthread_mutex_lock(&sink->lock);
+        sink->wstate = RS_REDIS_W_IDLE;
         while (sink->head == sink->tail && !sink->stop) {
             struct timespec ts = rs_redis_abstime(
                 rs_clock_mono_us() + RS_REDIS_IDLE_PING_MS * 1000);
@@ -324,6 +344,9 @@ static void *rs_redis_writer_main(void *arg) {
                 break;
             }
         }
+        if (!idle) rs_redis_w_hold(sink);
+        sink->wstate = RS_REDIS_W_BUSY;
+        sink->flush_now = 0;
         head = sink->head;
         tail = sink->tail;
         stop = sink->stop;
@@ -472,7 +495,11 @@ rs_err_t rs_sink_redis_enqueue_json(rs_sink_redis_t *sink,
         atomic_store_explicit(&sink->c.buffer_peak, used,
                               memory_order_relaxed);
     rs_redis_done_locked(sink);
-    pthread_cond_signal(&sink->work_cv);
+    /* busy, the writer finds this entry when it looks again; holding, it
+     * is woken only by enough bytes */
+    if (sink->wstate == RS_REDIS_W_IDLE ||
+        (sink->wstate == RS_REDIS_W_HOLD && used >= RS_REDIS_HOLD_BYTES))
+        pthread_cond_signal(&sink->work_cv);
     pthread_mutex_unlock(&sink->lock);
     return RS_OK;
 }
@@ -489,6 +516,12 @@ rs_err_t rs_sink_redis_wait(rs_sink_redis_t *sink, uint64_t seq,
     int64_t deadline = rs_clock_mono_us() + (int64_t)timeout_ms * 1000;
     struct timespec ts = rs_redis_abstime(deadline);
     pthread_mutex_lock(&sink->lock);
+    if (rs_sink_redis_done(sink) < seq) {
+        /* someone waits for these entries: no holding them */
+        sink->flush_now = 1;
+        if (sink->wstate == RS_REDIS_W_HOLD)
+            pthread_cond_signal(&sink->work_cv);
+    }
     while (rs_sink_redis_done(sink) < seq) {
         if (timeout_ms < 0)
             pthread_cond_wait(&sink->done_cv, &sink->lock);
@@ -524,6 +557,7 @@ void rs_sink_redis_stats(const rs_sink_redis_t *sink,
     st->write_errors = RS_LOAD(s->c.write_errors);
     st->rejected = RS_LOAD(s->c.rejected);
     st->outages = RS_LOAD(s->c.outages);
+    st->flushes = RS_LOAD(s->c.flushes);
     st->done_seq = rs_sink_redis_done(sink);
     st->healthy = rs_sink_redis_healthy(sink);
 }

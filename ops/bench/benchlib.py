@@ -7,19 +7,22 @@ ops/serve_workers.py); not a bench itself.
                      back (Broker, Redis, Scores), stopped and cleaned up as one;
   keyed_events       one `riskstream gen` stream as kcat key<TAB>line records;
   produce_file, produce_paced, event_times
-                     kcat in and out of the events topic;
+                     kcat in and out of the events topic (the old paced rig:
+                     --rig py);
+  pace_bin, pace_c   the paced rig in C (ops/bench/bench_pace.c): produces
+                     at a fixed rate, reads the scores back, its figures;
   serve_on, serve_cmd, spawn_logged, wait_assigned, stop_proc
                      `riskstream serve` on a rig: started and its group joined;
                      its command line (the benches' common settings), its start
                      with a log, the wait for its partitions; its end;
-  cpu_ticks, tasks, thread_ticks, CpuSampler
+  cpu_ticks, tasks, thread_ticks, CpuSampler, self_cpu
                      CPU and page faults from /proc;
   pct, med, median   the figures; logger: progress lines on stderr.
 
 A bench imports it after `sys.dont_write_bytecode = True` (no __pycache__ in
 the source tree) with ops/bench on sys.path.
 """
-import os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, threading, time
+import json, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, threading, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TICK = os.sysconf("SC_CLK_TCK")
@@ -323,7 +326,8 @@ def produce_file(broker, path):
 
 def produce_paced(broker, lines, rate, linger=0):
     """Write keyed lines to a kcat producer at `rate` per second (5 ms steps);
-    `linger` is the producer's linger.ms (e2e_lat.py --producer-linger)."""
+    `linger` is the producer's linger.ms (e2e_lat.py --producer-linger).
+    Returns the kcat producer's CPU seconds (its rusage)."""
     p = subprocess.Popen(["kcat", "-P", "-b", broker, "-t", "events", "-K", "\t", "-X", f"linger.ms={linger}"],
                          stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
     t0, sent, step = time.time(), 0, 0.005
@@ -335,7 +339,49 @@ def produce_paced(broker, lines, rate, linger=0):
             sent = due
         time.sleep(step)
     p.stdin.close()
-    p.wait()
+    _, status, ru = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    return ru.ru_utime + ru.ru_stime
+
+
+def self_cpu():
+    """CPU seconds of this process (all its threads) so far."""
+    t = os.times()
+    return t.user + t.system
+
+
+def pace_bin(rs):
+    """The bench_pace rig (ops/bench/bench_pace.c) of the build that holds
+    the riskstream binary rs (B/ops/bench/bench_pace), else of build/."""
+    for d in (os.path.dirname(os.path.abspath(rs)), os.path.join(ROOT, "build")):
+        p = os.path.join(d, "ops", "bench", "bench_pace")
+        if os.access(p, os.X_OK):
+            return p
+    raise RuntimeError("ops/bench/bench_pace not built (ops/build.sh builds it beside riskstream); "
+                       "or use --rig py")
+
+
+def pace_c(pbin, broker, path, rate, skip=0, count=None, redis_sock=None, timeout=120, step_us=1000,
+           scores="scores", linger=0):
+    """Events `skip`..`skip+count` of the keyed file `path` (kcat -K '\t'
+    lines) produced at `rate` by bench_pace, which reads their scores (and
+    with redis_sock the records' SETs) back: its --json figures as a dict
+    (handed/read/visible_ms/lag: [p50, p99, p99.9, max] ms; rig_cpu_us: its
+    own CPU per event).  Raises when it could not run or read every score."""
+    cmd = [pbin, "--brokers", broker, "--in", path, "--rate", str(rate), "--skip", str(skip),
+           "--timeout", str(timeout), "--step-us", str(step_us), "--scores", scores,
+           "--linger-ms", str(int(linger)), "--json"]
+    cmd += ["--count", str(count)] if count is not None else []
+    cmd += ["--redis", redis_sock] if redis_sock else []
+    r = subprocess.run(cmd, capture_output=True)
+    try:
+        res = json.loads(r.stdout.decode().strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise RuntimeError(f"bench_pace failed ({r.returncode}): {r.stderr.decode().strip()[-300:]}")
+    if r.returncode != 0:
+        raise RuntimeError(f"bench_pace: {res['scores']} of {res['events']} scores "
+                           f"({res['visible']} visible on Redis) before its timeout")
+    return res
 
 
 def event_times(broker, ids):

@@ -24,10 +24,14 @@ from elsewhere on the machine hits every system, not one):
                     started (pre-produced input: start-up, group join, first batch).
   4. then events are produced at a fixed rate (--rate, default 2000 ev/s) and at 50 %
      of the max this system just reached, each for --lat-seconds (default 5 s), by
-     the bench writing them to a kcat producer (linger.ms=0); latency = score's Kafka timestamp
-     - the event's Kafka timestamp (both read back with kcat, ms; the score's is its create
-     time, taken when serve hands it to the producer: linger.ms and the produce round trip
-     are not in it; ops/bench/e2e_lat.py splits the latency and shows that part).
+     the paced rig, the same for every system: --rig c (default) ops/bench/bench_pace, one
+     C process that paces in 1 ms ticks, produces (linger.ms=0) and reads the scores back
+     (5-9 µs of CPU per event at 25 000 ev/s); --rig py the Python pacer
+     writing to a kcat producer and a kcat reader (before session 12; 12-17 µs per event
+     there, 0.3-0.4 of the 2 cores it measured); latency = score's
+     Kafka timestamp - the event's produce time (ms; the score's is its create time, taken
+     when serve hands it to the producer: linger.ms and the produce round trip are not in
+     it; ops/bench/e2e_lat.py splits the latency and shows that part).
 Each figure is the median of the rounds; the ratio is events/s over the peer's.
 The max phase is bound by the whole machine's CPU (the system, the broker,
 redis-server and the bench's reader together keep both cores busy: the "whole
@@ -37,12 +41,13 @@ riskstream runs with kafka.fetch.wait.max.ms=5 and the peer gets the same settin
 injected (the mock broker holds every EMPTY fetch that long, even when data arrives
 meanwhile; a fetch that finds data is answered at once).
 """
-import argparse, calendar, os, re, subprocess, sys, time
+import argparse, calendar, os, re, shutil, subprocess, sys, tempfile, time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import (ROOT, EV_ID_RE, CpuSampler, Rig, event_times, keyed_events, logger,  # noqa: E402
-                      med, pct, produce_file, produce_paced, serve_cmd, stop_proc)
+from benchlib import (ROOT, EV_ID_RE, TICK, CpuSampler, Rig, cpu_ticks, event_times, keyed_events,  # noqa: E402
+                      logger, med, pace_bin, pace_c, pct, produce_file, produce_paced, self_cpu, serve_cmd,
+                      stop_proc)
 
 # Peer launcher: the peer's file stays as it is; its consumer gets the same
 # fetch.wait.max.ms as riskstream's.
@@ -117,7 +122,12 @@ def run_system(a, sysdef, lines, round_no):
                    load=os.getloadavg()[0])
         for x in xsamplers:
             x.run_ = False
-        if a.burst_reader != "full":
+        if a.rig == "c":
+            # bench_pace reads the paced phases' scores itself (from the
+            # topic's end when it starts)
+            rig.scores.stop()
+            rig.scores = scores = None
+        elif a.burst_reader != "full":
             # the paced phases need the event ids: a full reader, past the
             # burst (read again up to its end, not kept: the mock's
             # retention may have dropped its start) before they begin
@@ -156,9 +166,21 @@ def run_system(a, sysdef, lines, round_no):
                 n = len(lines) - off
             chunk = lines[off:off + n]
             off += n
+            if a.rig == "c":
+                t0 = time.time() * 1000.0
+                pr = pace_c(a.pace_bin, broker.addr, a.events_file, rate, skip=off - n, count=n,
+                            timeout=a.timeout)
+                t1 = time.time() * 1000.0
+                pcpu = (sampler.at(t1) - sampler.at(t0)) / n * 1e6
+                res[tag] = (rate, *pr["handed"][:3], pr["scores"], pcpu, pr["rig_cpu_us"])
+                continue
             before = scores.count()
-            produce_paced(broker.addr, chunk, rate)
+            s0, k0 = self_cpu(), cpu_ticks(scores.p.pid)[0]
+            kp = produce_paced(broker.addr, chunk, rate)
             scores.wait(before + n, a.timeout, proc)
+            # the rig's CPU over the phase: this process (pacer, reader
+            # thread, samplers), the kcat producer, the kcat scores reader
+            rig_us = ((self_cpu() - s0) + kp + (cpu_ticks(scores.p.pid)[0] - k0) / TICK) / n * 1e6
             ids = {EV_ID_RE.search(l).group(1) for l in chunk}
             evt = event_times(broker.addr, ids)
             with scores.lock:
@@ -166,7 +188,7 @@ def run_system(a, sysdef, lines, round_no):
             lat = sorted(ts - evt[i] for ts, i in rows if i in evt)
             t0, t1 = min(r[0] for r in rows), max(r[0] for r in rows)
             pcpu = (sampler.at(t1) - sampler.at(t0)) / max(len(rows) - 1, 1) * 1e6
-            res[tag] = (rate, pct(lat, .5), pct(lat, .99), pct(lat, .999), len(lat), pcpu)
+            res[tag] = (rate, pct(lat, .5), pct(lat, .99), pct(lat, .999), len(lat), pcpu, rig_us)
         log(f"round {round_no} {name}: {res['eps']:.0f} ev/s, {res['cpu_us']:.1f} us/ev, "
             f"{res['cores']:.2f} cores, first score {res['first_s']:.2f} s, "
             f"fixed p50/p99 {res['fixed'][1]}/{res['fixed'][2]} ms, "
@@ -212,6 +234,13 @@ def main():
     ap.add_argument("--compare", metavar="BIN",
                     help="another riskstream binary (e.g. main's build): each riskstream system also runs "
                          "with it, interleaved in the same rounds, as a row marked [BIN]")
+    ap.add_argument("--rig", choices=("c", "py"), default="c",
+                    help="the paced phases' rig (the same for every system): c = ops/bench/bench_pace (one "
+                         "C process paces, produces and reads the scores back; 5-9 µs of CPU per event at "
+                         "25 000 ev/s), "
+                         "py = the Python pacer writing to a kcat producer and a kcat scores reader parsed "
+                         "here (before session 12; 12-17 µs per event at 25 000 ev/s, 0.3-0.4 of the "
+                         "2-core box)")
     a = ap.parse_args()
     a.serve_set = [x for kv in a.sets for x in ("--set", kv)]
     a.keep_tmp = False
@@ -240,12 +269,18 @@ def main():
     # one generated stream: N pre-produced + paced chunks for the latency phases
     total = a.events + int(a.rate * a.lat_seconds) + 150000
     lines = keyed_events(a.bin, total, a.seed)
+    a.pace_bin = pace_bin(a.bin) if a.rig == "c" else None
+    evdir = tempfile.mkdtemp(prefix="riskstream-e2e-ev.")
+    a.events_file = os.path.join(evdir, "events.kv")  # bench_pace's input
+    with open(a.events_file, "wb") as f:
+        f.writelines(lines)
     log(f"{len(lines)} events generated; systems: {', '.join(s[0] for s in systems)}"
         f"{'' if has_workers else ' (serve has no service.workers: no worker rows)'}")
     results = {s[0]: [] for s in systems}
     for r in range(a.rounds):
         for s in systems:
             results[s[0]].append(run_system(a, s, lines, r))
+    shutil.rmtree(evdir, ignore_errors=True)
     machine = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2; nproc; "
                               "cut -d' ' -f1-3 /proc/loadavg"], capture_output=True, text=True).stdout.split("\n")
     print(f"\nriskstream e2e bench: {a.events} events pre-produced to `riskstream broker` "
@@ -254,7 +289,7 @@ def main():
     print(f"machine: {machine[0].strip()}, {machine[1]} cores, load average at the end {machine[2]}")
     print(f"command: ops/bench.sh e2e --events {a.events} --rounds {a.rounds} --rate {a.rate:.0f} "
           f"--lat-seconds {a.lat_seconds:g}{' --peer' if a.peer else ''} --systems {a.systems}"
-          f"{' --burst-reader full' if a.burst_reader == 'full' else ''}"
+          f"{' --burst-reader full' if a.burst_reader == 'full' else ''} --rig {a.rig}"
           f"{''.join(' --set ' + kv for kv in a.sets)}{' --compare ' + a.compare if a.compare else ''}\n")
     peer_eps = med([x["eps"] for x in results.get("Python peer", []) if "error" not in x])
     print(f"| system | events/s | CPU µs/event | cores used | ratio to peer | first score s "
@@ -297,6 +332,8 @@ def main():
                   f"thread (rs-prefault) {med([x.get('pf_us', float('nan')) for x in ok]):.1f}; CPU µs/event over the second "
                   f"half of the burst {med([x.get('cpu2_us', float('nan')) for x in ok]):.1f}; CPU µs/event when paced at {a.rate:.0f} ev/s "
                   f"{med([x['fixed'][5] for x in ok]):.1f}, at 50 % of max {med([x['half'][5] for x in ok]):.1f}; "
+                  f"the paced rig's own CPU µs/event ({a.rig}) at {a.rate:.0f} ev/s "
+                  f"{med([x['fixed'][6] for x in ok]):.1f}, at 50 % of max {med([x['half'][6] for x in ok]):.1f}; "
                   f"rounds: "
                   + ", ".join(f"{x['eps']:.0f} (load {x['load']:.1f})" if "error" not in x else "failed"
                               for x in results[s[0]]))

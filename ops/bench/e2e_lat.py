@@ -5,14 +5,23 @@ events; run it after `ops/build.sh`):
 
   python3 ops/bench/e2e_lat.py [--bin B] [--compare B2] [--rates 2000,10000]
                                [--seconds 6] [--rounds 2] [--set K=V]...
-                               [--control] [--keep DIR]
+                               [--control] [--keep DIR] [--rig c|py]
+                               [--visible] [--step-us US]
 
 Per round, binary and rate: a fresh `riskstream broker` (32 partitions) and
 redis-server, `serve` started on empty topics (kafka.fetch.wait.max.ms=5 as
-in e2e.py), the group joined, then events written to a kcat producer
-(linger.ms=0) at the rate for --seconds.  Printed per row (median of the
+in e2e.py), the group joined, then events produced (linger.ms=0) at the
+rate for --seconds by the paced rig: --rig c (default) ops/bench/bench_pace,
+one C process that paces in 1 ms ticks (--step-us), produces and reads the
+scores back (5-9 µs of CPU per event at 25 000 ev/s, the Python rig below
+12-17); --rig py the rig before session 12 (a Python
+pacer writing to a kcat producer in 5 ms steps, a kcat scores reader
+parsed in Python), kept for comparison.  Printed per row (median of the
 rounds): the latency the e2e bench measures (score's Kafka timestamp - the
-event's: the score's is taken when it is handed to the producer), and serve's
+event's produce time, ms: the score's is taken when it is handed to the
+producer), the rig's own CPU per event over the phase, the pacer's lag
+p99 (how late the rig produced: the box), with --visible produced -> the
+score's record SET seen on Redis (keyevent notifications), and serve's
 own split of it from its exit summary (`serve: latency p50/p99 ms: ...`):
 event produced -> polled (broker, fetch, the consumer's queue while the
 scoring thread is busy), polled -> handed to the producer (the batch:
@@ -21,7 +30,7 @@ acknowledged and Redis written, per batch: not in the measured latency); the
 counterparty stage's wait per event (its log); messages per batch p50/p99
 and the longest checkpoint pause (serve's summary; older builds: '-', or
 the pause from their last stats line with --set service.stats_interval=1s);
-serve's CPU per event; the broker's CPU per event and how busy the whole
+serve's CPU per event; the broker's and redis-server's CPU per event and how busy the whole
 box was over the paced phase (all CPUs, /proc/stat: near 100 % the run
 queue, not riskstream, sets the tail; the box is shared).  A binary
 without the split (older builds) shows '-'
@@ -36,7 +45,7 @@ copies each run's serve log there; with --set service.trace_slow=20ms
 (new builds only) it holds every slow turn of the scoring loop, split by
 stage.
 """
-import argparse, os, re, signal, subprocess, sys, threading, time
+import argparse, os, re, shutil, signal, subprocess, sys, tempfile, threading, time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -88,26 +97,53 @@ def one(a, sbin, rate, lines, tag):
     p = None
     res = {}
     try:
-        rig.start(a.bin, 32)
+        if a.rig == "py":
+            rig.start(a.bin, 32)
+        else:  # bench_pace reads the scores itself
+            rig.start_broker(a.bin, 32)
+            rig.start_redis()
         br, sc = rig.broker, rig.scores
         p, slog = bl.serve_on(rig, sbin, "lat", a.serve_set)
         ctl = Control(br.addr) if a.control else None
         if ctl:
             time.sleep(1.0)  # its partitions assigned (kcat -C reads from the end)
         c0, b0, m0, t0 = bl.cpu_ticks(p.pid)[0], bl.cpu_ticks(br.p.pid)[0], bl.cpu_ticks(None)[0], time.time()
-        bl.produce_paced(br.addr, lines, rate, a.linger or 0)
-        sc.wait(len(lines), a.timeout, p)
+        r0 = bl.cpu_ticks(rig.redis.p.pid)[0]
+        if a.rig == "py":
+            s0, k0 = bl.self_cpu(), bl.cpu_ticks(sc.p.pid)[0]
+            kp = bl.produce_paced(br.addr, lines, rate, a.linger or 0)
+            sc.wait(len(lines), a.timeout, p)
+            # the rig's CPU over the phase: this process (pacer, scores
+            # reader thread), the kcat producer and the kcat scores reader
+            res["rig"] = ((bl.self_cpu() - s0) + kp + (bl.cpu_ticks(sc.p.pid)[0] - k0) / bl.TICK) \
+                / len(lines) * 1e6
+        else:
+            pr = bl.pace_c(a.pace_bin, br.addr, a.events_file, rate, count=len(lines),
+                           redis_sock=rig.redis.sock if a.visible else None, timeout=a.timeout,
+                           step_us=a.step_us, linger=a.linger or 0)
+            res["rig"] = pr["rig_cpu_us"]
+            res["lag"] = pr["lag"][1]
+            if a.visible:
+                res["vis"] = pr["visible_ms"][:3]
         c1, b1, m1, t1 = bl.cpu_ticks(p.pid)[0], bl.cpu_ticks(br.p.pid)[0], bl.cpu_ticks(None)[0], time.time()
-        ids = {bl.EV_ID_RE.search(l).group(1) for l in lines}
-        evt = bl.event_times(br.addr, ids)
-        with sc.lock:
-            rows = list(sc.rows)
-        lat = sorted(ts - evt[i] for ts, i in rows if i in evt)
+        res["rcpu"] = (bl.cpu_ticks(rig.redis.p.pid)[0] - r0) / bl.TICK / len(lines) * 1e6
+        if a.rig == "py":
+            ids = {bl.EV_ID_RE.search(l).group(1) for l in lines}
+            evt = bl.event_times(br.addr, ids)
+            with sc.lock:
+                rows = list(sc.rows)
+            lat = sorted(ts - evt[i] for ts, i in rows if i in evt)
+        else:
+            lat = None  # bench_pace's percentiles
         if ctl:
             ctl.stop()
             cl = sorted(ctl.lat)
             res["ctl"] = [bl.pct(cl, .5), bl.pct(cl, .99), bl.pct(cl, .999), len(cl)]
-        res.update(p50=bl.pct(lat, .5), p99=bl.pct(lat, .99), p999=bl.pct(lat, .999),
+        if lat is None:
+            res.update(p50=pr["handed"][0], p99=pr["handed"][1], p999=pr["handed"][2])
+        else:
+            res.update(p50=bl.pct(lat, .5), p99=bl.pct(lat, .99), p999=bl.pct(lat, .999))
+        res.update(
                    cpu=(c1 - c0) / bl.TICK / len(lines) * 1e6, load=os.getloadavg()[0],
                    bcpu=(b1 - b0) / bl.TICK / len(lines) * 1e6,
                    busy=100.0 * (m1 - m0) / bl.TICK / ((t1 - t0) * (os.cpu_count() or 1)))
@@ -135,7 +171,8 @@ def one(a, sbin, rate, lines, tag):
         log(f"{tag}: p50/p99/p99.9 {res['p50']}/{res['p99']}/{res['p999']} ms, split {res.get('split')}, "
             f"cpstage wait {res.get('cpw')}, control {res.get('ctl')}, batch p50/p99/p99.9 {res.get('batch')}, "
             f"checkpoints / longest pause ms {res.get('ckpt')}, {res['cpu']:.1f} us/ev, "
-            f"broker {res['bcpu']:.1f} us/ev, box busy {res['busy']:.0f} %, "
+            f"broker {res['bcpu']:.1f} us/ev, Redis {res['rcpu']:.1f} us/ev, rig {res['rig']:.1f} us/ev, "
+            f"visible {res.get('vis')}, pacer lag p99 {res.get('lag')} ms, box busy {res['busy']:.0f} %, "
             f"load {res['load']:.1f}")
     except Exception as ex:  # noqa: BLE001
         res["error"] = str(ex)
@@ -167,29 +204,48 @@ def main():
                          "per produce request is part of what the box spends at a paced rate")
     ap.add_argument("--keep", metavar="DIR", help="copy each run's serve log to DIR/<round_binary_rate>.log "
                     "(with --set service.trace_slow=20ms: the slow turns of the scoring loop)")
+    ap.add_argument("--rig", choices=("c", "py"), default="c",
+                    help="the paced rig: c = ops/bench/bench_pace (one C process: pacer, producer, scores "
+                         "reader; 5-9 µs of CPU per event at 25 000 ev/s), py = the Python pacer writing to a kcat "
+                         "producer and a kcat scores reader parsed here (before session 12: 12-17 µs "
+                         "per event at 25 000 ev/s, 0.3-0.4 of the 2-core box)")
+    ap.add_argument("--visible", action="store_true",
+                    help="(--rig c) also time produced -> the score's record SET on Redis (keyevent "
+                         "notifications of the private redis-server)")
+    ap.add_argument("--step-us", type=int, default=1000, help="(--rig c) the pacer's tick (default 1000 µs)")
     a = ap.parse_args()
+    if a.rig == "py" and a.visible:
+        ap.error("--visible needs --rig c")
     a.serve_set = [x for kv in a.sets for x in ("--set", kv)]
     rates = [float(r) for r in a.rates.split(",")]
     bins = [a.bin] + ([a.compare] if a.compare else [])
     lines = bl.keyed_events(a.bin, int(max(rates) * a.seconds), 42)
+    a.pace_bin = bl.pace_bin(a.bin) if a.rig == "c" else None
+    evdir = tempfile.mkdtemp(prefix="riskstream-lat-ev.")
+    a.events_file = os.path.join(evdir, "events.kv")
+    with open(a.events_file, "wb") as f:
+        f.writelines(lines)
     res = {}
     for r in range(a.rounds):
         for rate in rates:
             for b in bins:
                 res.setdefault((b, rate), []).append(
                     one(a, b, rate, lines[:int(rate * a.seconds)], f"round {r} {b} {rate:.0f} ev/s"))
+    shutil.rmtree(evdir, ignore_errors=True)
     med = bl.median
-    print(f"\nriskstream latency split: serve against `riskstream broker` (32 partitions), paced kcat input, "
+    print(f"\nriskstream latency split: serve against `riskstream broker` (32 partitions), paced input "
+          f"({'ops/bench/bench_pace' if a.rig == 'c' else 'Python pacer + kcat, --rig py'}), "
           f"median of {a.rounds} interleaved rounds; load average at the end "
           f"{' '.join(open('/proc/loadavg').read().split()[:3])}")
     print(f"command: python3 ops/bench/e2e_lat.py --rates {a.rates} --seconds {a.seconds:g} --rounds {a.rounds}"
-          f"{' --control' if a.control else ''}"
+          f"{' --control' if a.control else ''} --rig {a.rig}{' --visible' if a.visible else ''}"
           f"{f' --producer-linger {a.linger:g}' if a.linger is not None else ''}{''.join(' --set ' + kv for kv in a.sets)}{' --compare ' + a.compare if a.compare else ''}\n")
     print("| binary | ev/s | p50 / p99 / p99.9 ms | produced -> polled p50 / p99 | polled -> handed p50 / p99 "
           "| cpstage wait per event p50 / p99 | handed -> delivered p50 / p99 | messages per batch p50 / p99 "
           "| control reader p50 / p99 | checkpoint pause max ms | CPU µs/event | broker CPU µs/event "
+          "| Redis CPU µs/event | rig CPU µs/event | Redis visible p50 / p99 | pacer lag p99 ms "
           "| box busy % | load |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for rate in rates:
         for b in bins:
             ok = [x for x in res[(b, rate)] if "error" not in x]
@@ -205,11 +261,16 @@ def main():
             ck = [x["ckpt"] for x in ok if "ckpt" in x]
             cks = f"{med([c[1] for c in ck]):.2f}" if ck else "-"
             h = lambda v, i: f"{med([s[i] for s in v]):.0f}" if v else "-"  # noqa: E731
+
+            def q(k, i):
+                v = [x[k] if i is None else x[k][i] for x in ok if k in x]
+                return f"{med(v):.1f}" if v else "-"
             print(f"| {b} | {rate:.0f} | {med([x['p50'] for x in ok]):.0f} / {med([x['p99'] for x in ok]):.0f} / "
                   f"{med([x['p999'] for x in ok]):.0f} | {f(0)} / {f(1)} | {f(2)} / {f(3)} | {g(0)} / {g(1)} | "
                   f"{f(4)} / {f(5)} | {h(bt, 0)} / {h(bt, 1)} | {h(ct, 0)} / {h(ct, 1)} | {cks} | "
                   f"{med([x['cpu'] for x in ok]):.1f} | {med([x['bcpu'] for x in ok]):.1f} | "
-                  f"{med([x['busy'] for x in ok]):.0f} | {med([x['load'] for x in ok]):.1f} |")
+                  f"{med([x['rcpu'] for x in ok]):.1f} | {med([x['rig'] for x in ok]):.1f} | {q('vis', 0)} / {q('vis', 1)} | "
+                  f"{q('lag', None)} | {med([x['busy'] for x in ok]):.0f} | {med([x['load'] for x in ok]):.1f} |")
 
 
 if __name__ == "__main__":
