@@ -34,13 +34,7 @@ import csv
 import heapq
 import json
 
-
-def dur_ms(s):
-    units = {"ms": 1, "s": 1000, "m": 60000, "h": 3600000, "d": 86400000}
-    for u in ("ms", "s", "m", "h", "d"):
-        if s.endswith(u) and s[: -len(u)].replace(".", "", 1).isdigit():
-            return int(float(s[: -len(u)]) * units[u])
-    return int(s)
+from maint_breakdown import dur_ms  # the same duration syntax (ops/eval)
 
 
 class Policy:
