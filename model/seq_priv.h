@@ -298,21 +298,24 @@ rs_hsum8x8(const rs_v8 *v, float *r) {
     rs_st8(r, RS_EV(q03, q47) + RS_OD(q03, q47));
 }
 
-/* y[0..n) += sum_{i < m} a[i] W[i][0..n) (W row-major, ldw floats per
- * row): the chain of rs_axpy(a[i], W + i ldw, y, n) for i = 0, 1, .. with
- * y held in registers (32 columns at a time) instead of loaded and stored
- * per axpy.  Each y element gets the same additions in the same order as
- * the chain, so the same bits (rs_gemv_ti: leaving out the rows whose
- * a[i] is 0).  Always inlined: it must be compiled inside each target
- * clone of its caller. */
+/* y[0..n) += sum_{q < nx} a[i_q] W[i_q][0..n) (W row-major, ldw floats
+ * per row), i_q = ix[q], or q where ix is NULL: the chain of
+ * rs_axpy(a[i_q], W + i_q ldw, y, n) for q = 0, 1, .. with y held in
+ * registers (32 columns at a time) instead of loaded and stored per axpy.
+ * Each y element gets the same additions in the same order as the chain,
+ * so the same bits.  Always inlined, and its callers pass ix as a constant
+ * NULL or a list, so each gets its own loop without the test: it must be
+ * compiled inside each target clone of its caller. */
 static inline __attribute__((always_inline)) void
-rs_gemv_t(const float *a, const float *W, size_t ldw, int m, float *y,
-          int n) {
+rs_gemv_tx(const float *a, const int *ix, int nx, const float *W, size_t ldw,
+           float *y, int n) {
+#define RS_GEMV_ROW(q) (ix ? ix[q] : (q))
     int j = 0;
     for (; j + 32 <= n; j += 32) {
         rs_v8 y0 = rs_ld8(y + j), y1 = rs_ld8(y + j + 8),
               y2 = rs_ld8(y + j + 16), y3 = rs_ld8(y + j + 24);
-        for (int i = 0; i < m; i++) {
+        for (int q = 0; q < nx; q++) {
+            const int i = RS_GEMV_ROW(q);
             const float ai = a[i];
             const float *w = W + (size_t)i * ldw + j;
             y0 = y0 + ai * rs_ld8(w);
@@ -327,20 +330,28 @@ rs_gemv_t(const float *a, const float *W, size_t ldw, int m, float *y,
     }
     for (; j + 8 <= n; j += 8) {
         rs_v8 y0 = rs_ld8(y + j);
-        for (int i = 0; i < m; i++) {
-            const float ai = a[i];
-            y0 = y0 + ai * rs_ld8(W + (size_t)i * ldw + j);
+        for (int q = 0; q < nx; q++) {
+            const int i = RS_GEMV_ROW(q);
+            y0 = y0 + a[i] * rs_ld8(W + (size_t)i * ldw + j);
         }
         rs_st8(y + j, y0);
     }
     for (; j < n; j++) {
         float yj = y[j];
-        for (int i = 0; i < m; i++) {
-            const float ai = a[i];
-            yj = yj + ai * W[(size_t)i * ldw + j];
+        for (int q = 0; q < nx; q++) {
+            const int i = RS_GEMV_ROW(q);
+            yj = yj + a[i] * W[(size_t)i * ldw + j];
         }
         y[j] = yj;
     }
+#undef RS_GEMV_ROW
+}
+
+/* y[0..n) += sum_{i < m} a[i] W[i][0..n): every row (rs_gemv_tx). */
+static inline __attribute__((always_inline)) void
+rs_gemv_t(const float *a, const float *W, size_t ldw, int m, float *y,
+          int n) {
+    rs_gemv_tx(a, NULL, m, W, ldw, y, n);
 }
 
 /* Indices of the non-zero a[i] (i < m, in order) into ix; their count.
@@ -362,36 +373,7 @@ rs_nonzeros(const float *a, int m, int *ix) {
 static inline __attribute__((always_inline)) void
 rs_gemv_ti(const float *a, const int *ix, int nx, const float *W, size_t ldw,
            float *y, int n) {
-    int j = 0;
-    for (; j + 32 <= n; j += 32) {
-        rs_v8 y0 = rs_ld8(y + j), y1 = rs_ld8(y + j + 8),
-              y2 = rs_ld8(y + j + 16), y3 = rs_ld8(y + j + 24);
-        for (int q = 0; q < nx; q++) {
-            const int i = ix[q];
-            const float ai = a[i];
-            const float *w = W + (size_t)i * ldw + j;
-            y0 = y0 + ai * rs_ld8(w);
-            y1 = y1 + ai * rs_ld8(w + 8);
-            y2 = y2 + ai * rs_ld8(w + 16);
-            y3 = y3 + ai * rs_ld8(w + 24);
-        }
-        rs_st8(y + j, y0);
-        rs_st8(y + j + 8, y1);
-        rs_st8(y + j + 16, y2);
-        rs_st8(y + j + 24, y3);
-    }
-    for (; j + 8 <= n; j += 8) {
-        rs_v8 y0 = rs_ld8(y + j);
-        for (int q = 0; q < nx; q++)
-            y0 = y0 + a[ix[q]] * rs_ld8(W + (size_t)ix[q] * ldw + j);
-        rs_st8(y + j, y0);
-    }
-    for (; j < n; j++) {
-        float yj = y[j];
-        for (int q = 0; q < nx; q++)
-            yj = yj + a[ix[q]] * W[(size_t)ix[q] * ldw + j];
-        y[j] = yj;
-    }
+    rs_gemv_tx(a, ix, nx, W, ldw, y, n);
 }
 
 /* y[0..n) += sum_{i < m} cf[i] row[i][0..n): rs_gemv_t over rows at
