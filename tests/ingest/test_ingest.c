@@ -225,13 +225,9 @@ static void dlq_cb(void *opaque, const rd_kafka_message_t *rkm) {
 static void test_json_dlq_offsets(void **state) {
     (void)state;
     char errstr[512];
-    rs_cluster_t *cl = rs_cluster_new(1, rs_topics, 5, 4, errstr,
-                                      sizeof(errstr));
-    assert_non_null(cl);
+    rd_kafka_t *prod;
+    rs_cluster_t *cl = rs_test_kafka_cluster(1, rs_topics, 5, 4, &prod);
     const char *boot = rs_cluster_bootstraps(cl);
-    rd_kafka_t *prod = rs_kafka_producer_new(NULL, boot, errstr,
-                                             sizeof(errstr));
-    assert_non_null(prod);
 
     const int N = 300, L = 60;
     produce_events(prod, "events", RS_FORMAT_JSON, 0, N);
@@ -313,14 +309,9 @@ static void test_json_dlq_offsets(void **state) {
 /* Protobuf topics: events, labels and one undecodable message. */
 static void test_protobuf(void **state) {
     (void)state;
-    char errstr[512];
-    rs_cluster_t *cl = rs_cluster_new(3, rs_topics, 5, 3, errstr,
-                                      sizeof(errstr));
-    assert_non_null(cl);
+    rd_kafka_t *prod;
+    rs_cluster_t *cl = rs_test_kafka_cluster(3, rs_topics, 5, 3, &prod);
     const char *boot = rs_cluster_bootstraps(cl);
-    rd_kafka_t *prod = rs_kafka_producer_new(NULL, boot, errstr,
-                                             sizeof(errstr));
-    assert_non_null(prod);
     produce_events(prod, "events", RS_FORMAT_PROTOBUF, 0, 100);
     produce_labels(prod, "labels", RS_FORMAT_PROTOBUF, 0, 20);
     produce(prod, "events", "garbage", "\xff\xff\xff\xff", 4);
@@ -390,14 +381,9 @@ static void test_kcat(void **state) {
 /* Fetch errors injected by the mock: the consumer recovers by itself. */
 static void test_fetch_errors(void **state) {
     (void)state;
-    char errstr[512];
-    rs_cluster_t *cl = rs_cluster_new(1, rs_topics, 5, 2, errstr,
-                                      sizeof(errstr));
-    assert_non_null(cl);
+    rd_kafka_t *prod;
+    rs_cluster_t *cl = rs_test_kafka_cluster(1, rs_topics, 5, 2, &prod);
     const char *boot = rs_cluster_bootstraps(cl);
-    rd_kafka_t *prod = rs_kafka_producer_new(NULL, boot, errstr,
-                                             sizeof(errstr));
-    assert_non_null(prod);
     rs_ingest_t *ing = new_consumer(boot, "g-fault", RS_FORMAT_JSON);
     tally_t *t = calloc(1, sizeof(*t));
     wait_assigned(ing, t, 30000);
@@ -422,14 +408,9 @@ static void test_fetch_errors(void **state) {
  * offset is stored only once the copy is acknowledged. */
 static void test_dlq_retry(void **state) {
     (void)state;
-    char errstr[512];
-    rs_cluster_t *cl = rs_cluster_new(1, rs_topics, 5, 1, errstr,
-                                      sizeof(errstr));
-    assert_non_null(cl);
+    rd_kafka_t *prod;
+    rs_cluster_t *cl = rs_test_kafka_cluster(1, rs_topics, 5, 1, &prod);
     const char *boot = rs_cluster_bootstraps(cl);
-    rd_kafka_t *prod = rs_kafka_producer_new(NULL, boot, errstr,
-                                             sizeof(errstr));
-    assert_non_null(prod);
     produce_events(prod, "events", RS_FORMAT_JSON, 0, 3);
     produce(prod, "events", "bad", "][", 2);
     produce_events(prod, "events", RS_FORMAT_JSON, 3, 6);
@@ -682,13 +663,9 @@ static void on_revoke(void *opaque, const rs_ingest_pos_t *parts, int n,
 static void test_exactly_once_mode(void **state) {
     (void)state;
     char errstr[512];
-    rs_cluster_t *cl = rs_cluster_new(1, rs_topics, 5, 2, errstr,
-                                      sizeof(errstr));
-    assert_non_null(cl);
+    rd_kafka_t *prod;
+    rs_cluster_t *cl = rs_test_kafka_cluster(1, rs_topics, 5, 2, &prod);
     const char *boot = rs_cluster_bootstraps(cl);
-    rd_kafka_t *prod = rs_kafka_producer_new(NULL, boot, errstr,
-                                             sizeof(errstr));
-    assert_non_null(prod);
     produce_events(prod, "events", RS_FORMAT_JSON, 0, 40);
     assert_int_equal(rd_kafka_flush(prod, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
 
@@ -751,13 +728,9 @@ static void test_replay(void **state) {
     (void)state;
     char errstr[512];
     static rs_msg_t msgs[64];
-    rs_cluster_t *cl = rs_cluster_new(1, rs_topics, 5, 1, errstr,
-                                      sizeof(errstr));
-    assert_non_null(cl);
+    rd_kafka_t *prod;
+    rs_cluster_t *cl = rs_test_kafka_cluster(1, rs_topics, 5, 1, &prod);
     const char *boot = rs_cluster_bootstraps(cl);
-    rd_kafka_t *prod = rs_kafka_producer_new(NULL, boot, errstr,
-                                             sizeof(errstr));
-    assert_non_null(prod);
     /* offsets 0..4 events 0..4, 5 a reject, 6..14 events 5..13 */
     produce_events(prod, "events", RS_FORMAT_JSON, 0, 5);
     produce(prod, "events", "bad", "{nope", 5);
@@ -824,14 +797,9 @@ static void test_replay(void **state) {
  * reset is counted (once), the other partition keeps its offset. */
 static void test_offset_out_of_range(void **state) {
     (void)state;
-    char errstr[512];
-    rs_cluster_t *cl = rs_cluster_new(1, rs_topics, 5, 2, errstr,
-                                      sizeof(errstr));
-    assert_non_null(cl);
+    rd_kafka_t *prod;
+    rs_cluster_t *cl = rs_test_kafka_cluster(1, rs_topics, 5, 2, &prod);
     const char *boot = rs_cluster_bootstraps(cl);
-    rd_kafka_t *prod = rs_kafka_producer_new(NULL, boot, errstr,
-                                             sizeof(errstr));
-    assert_non_null(prod);
     produce_events_part(prod, "events", 0, 0, 10);   /* p0: ev-0..9   */
     produce_events_part(prod, "events", 1, 10, 20);  /* p1: ev-10..19 */
     assert_int_equal(rd_kafka_flush(prod, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
@@ -1036,17 +1004,12 @@ static void produce_at(rd_kafka_t *rk, int i, int64_t t_ms) {
  * more rounds (reproduction loop). */
 static void test_close_after_error(void **state) {
     (void)state;
-    char errstr[512];
     int rounds = getenv("RS_TEST_CLOSE_ROUNDS")
                      ? atoi(getenv("RS_TEST_CLOSE_ROUNDS")) : 2;
-    rs_cluster_t *cl = rs_cluster_new(1, rs_topics, 5, 4, errstr,
-                                      sizeof(errstr));
-    assert_non_null(cl);
+    rd_kafka_t *prod;
+    rs_cluster_t *cl = rs_test_kafka_cluster(1, rs_topics, 5, 4, &prod);
     rd_kafka_mock_cluster_t *mc = rs_cluster_mock(cl);
     const char *boot = rs_cluster_bootstraps(cl);
-    rd_kafka_t *prod = rs_kafka_producer_new(NULL, boot, errstr,
-                                             sizeof(errstr));
-    assert_non_null(prod);
     tally_t *t = calloc(1, sizeof(*t));
     for (int r = 0; r < rounds; r++) {
         char group[32];
@@ -1122,13 +1085,9 @@ static void test_future_event(void **state) {
     (void)state;
     char errstr[512];
     static rs_msg_t msgs[64];
-    rs_cluster_t *cl = rs_cluster_new(1, rs_topics, 5, 1, errstr,
-                                      sizeof(errstr));
-    assert_non_null(cl);
+    rd_kafka_t *prod;
+    rs_cluster_t *cl = rs_test_kafka_cluster(1, rs_topics, 5, 1, &prod);
     const char *boot = rs_cluster_bootstraps(cl);
-    rd_kafka_t *prod = rs_kafka_producer_new(NULL, boot, errstr,
-                                             sizeof(errstr));
-    assert_non_null(prod);
     int64_t now = rs_clock_wall_ms();
     /* offsets 0..9: 2023 (a replay of the past); 10: 2099; 11..16: from
      * the wall clock ahead in steps of 50 min (the last 5 h ahead);
@@ -1299,14 +1258,9 @@ static int task_order_run(const char *boot, const char *group, int merge,
 
 static void test_task_merge_order(void **state) {
     (void)state;
-    char errstr[512];
-    rs_cluster_t *cl = rs_cluster_new(1, rs_topics, 5, 4, errstr,
-                                      sizeof(errstr));
-    assert_non_null(cl);
+    rd_kafka_t *prod;
+    rs_cluster_t *cl = rs_test_kafka_cluster(1, rs_topics, 5, 4, &prod);
     const char *boot = rs_cluster_bootstraps(cl);
-    rd_kafka_t *prod = rs_kafka_producer_new(NULL, boot, errstr,
-                                             sizeof(errstr));
-    assert_non_null(prod);
     const int N = 400;
     produce_labels(prod, "labels", RS_FORMAT_JSON, 0, N);
     rd_kafka_flush(prod, 10000);

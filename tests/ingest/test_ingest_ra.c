@@ -210,14 +210,9 @@ static void order_run(const char *boot, const char *group, int read_ahead,
 
 static void test_ra_order_reject(void **state) {
     (void)state;
-    char errstr[512];
-    rs_cluster_t *cl = rs_cluster_new(1, rs_topics, 5, NPART, errstr,
-                                      sizeof(errstr));
-    assert_non_null(cl);
+    rd_kafka_t *prod;
+    rs_cluster_t *cl = rs_test_kafka_cluster(1, rs_topics, 5, NPART, &prod);
     const char *boot = rs_cluster_bootstraps(cl);
-    rd_kafka_t *prod = rs_kafka_producer_new(NULL, boot, errstr,
-                                             sizeof(errstr));
-    assert_non_null(prod);
     const int N = 1500;
     int bad = produce_events(prod, N, 37);
     assert_true(bad > 30);
@@ -379,14 +374,9 @@ static void ref_check(rs_ingest_t *ing, cons_t *c, seen_t *s, held_t *h) {
 
 static void test_ra_ref(void **state) {
     (void)state;
-    char errstr[512];
-    rs_cluster_t *cl = rs_cluster_new(1, rs_topics, 5, NPART, errstr,
-                                      sizeof(errstr));
-    assert_non_null(cl);
+    rd_kafka_t *prod;
+    rs_cluster_t *cl = rs_test_kafka_cluster(1, rs_topics, 5, NPART, &prod);
     const char *boot = rs_cluster_bootstraps(cl);
-    rd_kafka_t *prod = rs_kafka_producer_new(NULL, boot, errstr,
-                                             sizeof(errstr));
-    assert_non_null(prod);
     const int n1 = 1500, n = 4000;
     produce_events(prod, n1, 0);
     seen_t s = {0};
@@ -459,14 +449,9 @@ static void test_ra_ref(void **state) {
 
 static void test_ra_rebalance(void **state) {
     (void)state;
-    char errstr[512];
-    rs_cluster_t *cl = rs_cluster_new(1, rs_topics, 5, NPART, errstr,
-                                      sizeof(errstr));
-    assert_non_null(cl);
+    rd_kafka_t *prod;
+    rs_cluster_t *cl = rs_test_kafka_cluster(1, rs_topics, 5, NPART, &prod);
     const char *boot = rs_cluster_bootstraps(cl);
-    rd_kafka_t *prod = rs_kafka_producer_new(NULL, boot, errstr,
-                                             sizeof(errstr));
-    assert_non_null(prod);
     const int N = 4000;
     produce_events(prod, N, 0);
     int d1 = rebalance_run(boot, "g-ra-rb", 1, N);

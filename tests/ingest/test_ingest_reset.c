@@ -28,6 +28,7 @@
 
 #include "common/config.h"
 #include "ingest/ingest_int.h"
+#include "tests/support/rs_test_kafka.h"
 
 #define NPART 50 /* events per partition */
 
@@ -110,12 +111,9 @@ static void reset_error(rs_ingest_t *ing, int32_t p, int64_t offset) {
 static void test_reset_repeated_and_out_of_range(void **state) {
     (void)state;
     char errstr[512];
-    rs_cluster_t *cl = rs_cluster_new(1, topics, 5, 2, errstr, sizeof(errstr));
-    assert_non_null(cl);
+    rd_kafka_t *prod;
+    rs_cluster_t *cl = rs_test_kafka_cluster(1, topics, 5, 2, &prod);
     const char *boot = rs_cluster_bootstraps(cl);
-    rd_kafka_t *prod = rs_kafka_producer_new(NULL, boot, errstr,
-                                             sizeof(errstr));
-    assert_non_null(prod);
     produce_part(prod, 0, 0, NPART);         /* p0: ev-0..49   */
     produce_part(prod, 1, NPART, 2 * NPART); /* p1: ev-50..99  */
     assert_int_equal(rd_kafka_flush(prod, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);

@@ -1,7 +1,13 @@
 /* rs_test_kafka.c -- see rs_test_kafka.h. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+
+#include <cmocka.h>
 
 #include "tests/support/rs_test_kafka.h"
 
@@ -120,4 +126,21 @@ int rs_test_kafka_produce_sync(rd_kafka_t *rk, const char *topic,
         RD_KAFKA_V_END);
     if (kerr) return -1;
     return rd_kafka_flush(rk, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
+}
+
+rs_cluster_t *rs_test_kafka_cluster(int brokers, const char *const *topics,
+                                    int ntopics, int partitions,
+                                    rd_kafka_t **prod) {
+    char errstr[512];
+    rs_cluster_t *cl = rs_cluster_new(brokers, topics, ntopics, partitions,
+                                      errstr, sizeof(errstr));
+    if (!cl) fprintf(stderr, "rs_test_kafka_cluster: %s\n", errstr);
+    assert_non_null(cl);
+    if (prod) {
+        *prod = rs_kafka_producer_new(NULL, rs_cluster_bootstraps(cl), errstr,
+                                      sizeof(errstr));
+        if (!*prod) fprintf(stderr, "rs_test_kafka_cluster: %s\n", errstr);
+        assert_non_null(*prod);
+    }
+    return cl;
 }

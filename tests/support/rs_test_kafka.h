@@ -6,11 +6,15 @@
  * `settle_ms` passed without a new one (to catch extra messages), or until
  * `timeout_ms` passed.  Returns the number of messages seen, -1 on error.
  * Threads: the calling thread.
+ *
+ * rs_test_kafka_cluster() starts a mock cluster and a producer on it.
  */
 #ifndef RS_TEST_KAFKA_H
 #define RS_TEST_KAFKA_H
 
 #include <librdkafka/rdkafka.h>
+
+#include "ingest/ingest.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -35,6 +39,15 @@ int rs_test_kafka_produce(rd_kafka_t *rk, const char *topic, const char *key,
 int rs_test_kafka_produce_sync(rd_kafka_t *rk, const char *topic,
                                const void *key, size_t klen,
                                const void *value, size_t len);
+
+/* A mock cluster (rs_cluster_new: `brokers` brokers, the `ntopics`
+ * topics with `partitions` partitions each) and, when prod is not NULL, a
+ * producer on it into *prod.  Fails the calling test (cmocka) on error.
+ * The caller destroys both (rd_kafka_destroy, then rs_cluster_destroy).
+ * Threads: the calling thread. */
+rs_cluster_t *rs_test_kafka_cluster(int brokers, const char *const *topics,
+                                    int ntopics, int partitions,
+                                    rd_kafka_t **prod);
 
 #ifdef __cplusplus
 }
