@@ -214,6 +214,8 @@ def run_system(a, sysdef, lines, round_no):
                    bench_cores=sum(x.at(last) - x.at(first) for x in xsamplers[1:]) / span,
                    self_cores=(xsamplers[1].at(last) - xsamplers[1].at(first)) / span,
                    reader_cores=sum(x.at(last) - x.at(first) for x in xsamplers[2:]) / span,
+                   reader_us=sum(x.at(last) - x.at(first) for x in xsamplers[2:]) / a.events * 1e6,
+                   self_us=(xsamplers[1].at(last) - xsamplers[1].at(first)) / a.events * 1e6,
                    load=os.getloadavg()[0])
         for x in xsamplers:
             x.run_ = False
@@ -453,6 +455,8 @@ def main():
             print(f"  {s[0]}: {med([x['cores'] for x in ok]):.2f} | {med([x['broker_cores'] for x in ok]):.2f} "
                   f"| {med([x['redis_cores'] for x in ok]):.2f} | {med([x.get('reader_cores', float('nan')) for x in ok]):.2f} "
                   f"+ {med([x.get('self_cores', float('nan')) for x in ok]):.2f} "
+                  f"({med([x.get('reader_us', float('nan')) for x in ok]):.2f} + "
+                  f"{med([x.get('self_us', float('nan')) for x in ok]):.2f} µs per score) "
                   f"| {med([x.get('box_cores', float('nan')) for x in ok]):.2f} of {os.cpu_count()}; page faults/event "
                   f"{med([x.get('faults', float('nan')) for x in ok]):.2f}; of the CPU µs/event, the start-up prefault "
                   f"thread (rs-prefault) {med([x.get('pf_us', float('nan')) for x in ok]):.1f}; CPU µs/event over the second "
