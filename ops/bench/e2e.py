@@ -12,16 +12,33 @@ from elsewhere on the machine hits every system, not one):
      version of an earlier run);
   2. N events (default 100 000) from `riskstream gen` (one file, the same bytes for
      every system) pre-produced to `events` with kcat, keyed by entity;
-  3. the system starts; its scores are read back from the scores topic with kcat
-     (the burst's as timestamps only: the reader runs on the same cores, and with
-     the payloads parsed it took ~0.3 of the 2 cores at 60 000 scores/s; the
-     paced phases' with their event ids, by a second reader started after the
-     burst; --burst-reader full reads the burst with ids, as before).
+  3. the system starts; the burst is measured on the scores topic, the same way
+     for every system, by ops/bench/bench_watch (--burst-reader wm, the default):
+     a small C process that fetches no score's payload while the burst runs. It
+     polls the topic's high watermarks (one ListOffsets request for the 32
+     partitions every --watch-ms, 5 ms) until N scores are on the topic (visible
+     to a consumer), fetches each partition's first record of the burst as soon
+     as it is there (the mock broker keeps only ~5 MB per partition) and, once
+     the count is reached, each partition's last record: the burst's first and
+     last score's Kafka timestamps are the min of the first records' and the max
+     of the last records' (a partition's records are appended in produce order),
+     i.e. the same two timestamps a reader of every score finds (checked per
+     round with --burst-reader check: identical). Its own CPU is ~0.01-0.03 of a
+     core (before session 13 kcat read every ~6 KB score, timestamps only: ~0.3
+     of the 2-core box at 60 000 scores/s, taken from the system, the broker and
+     redis-server alike; kept as --burst-reader ts, and full with the event ids).
        max:         N / (last - first score's Kafka timestamp); CPU = utime + stime
                     of the system's process (/proc/PID/stat, sampled every 50 ms)
                     over the same interval; cores used = CPU / interval.
        first score: first score's Kafka timestamp - the moment the process was
                     started (pre-produced input: start-up, group join, first batch).
+     The Kafka timestamp is the score's create time (taken when the system hands
+     it to its producer); the watermarks' own times (when the first and the Nth
+     score were seen on the topic) give a second events/s, printed as a check:
+     the last score is seen a poll (+ the producer's linger) after its
+     timestamp, the first one later still (a system's first produce request).
+     The paced phases' scores (they need the event ids) are read by the paced
+     rig, after the burst.
   4. then events are produced at a fixed rate (--rate, default 2000 ev/s) and at 50 %
      of the max this system just reached, each for --lat-seconds (default 5 s), by
      the paced rig, the same for every system: --rig c (default) ops/bench/bench_pace, one
@@ -34,14 +51,16 @@ from elsewhere on the machine hits every system, not one):
      it; ops/bench/e2e_lat.py splits the latency and shows that part).
 Each figure is the median of the rounds; the ratio is events/s over the peer's.
 The max phase is bound by the whole machine's CPU (the system, the broker,
-redis-server and the bench's reader together keep both cores busy: the "whole
-machine busy" figure), not by one thread; ops/bench/timeline.py shows it per
+redis-server and the bench's own processes together keep both cores busy: the
+"whole machine busy" figure; the bench's share, its burst reader and this
+Python process -- its wait and the /proc samplers -- is printed beside it),
+not by one thread; ops/bench/timeline.py shows it per
 50 ms and per thread (running, waiting for a CPU, asleep).
 riskstream runs with kafka.fetch.wait.max.ms=5 and the peer gets the same setting
 injected (the mock broker holds every EMPTY fetch that long, even when data arrives
 meanwhile; a fetch that finds data is answered at once).
 """
-import argparse, calendar, os, re, shutil, subprocess, sys, tempfile, time
+import argparse, calendar, json, os, re, shutil, subprocess, sys, tempfile, time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -63,14 +82,65 @@ runpy.run_path(path, run_name="__main__")
 '''
 
 log = logger("e2e")
+# the burst readers' names in the tables
+RDR = {"wm": "bench_watch", "ts": "kcat, timestamps", "full": "kcat, ids", "check": "bench_watch + kcat"}
+
+
+def watch_bin(rs):
+    """ops/bench/bench_watch of the build that holds the riskstream binary
+    rs (B/ops/bench/bench_watch), else of build/."""
+    for d in (os.path.dirname(os.path.abspath(rs)), os.path.join(ROOT, "build")):
+        p = os.path.join(d, "ops", "bench", "bench_watch")
+        if os.access(p, os.X_OK):
+            return p
+    raise RuntimeError("ops/bench/bench_watch not built (ops/build.sh builds it beside riskstream); "
+                       "or use --burst-reader ts")
+
+
+class Watch:
+    """bench_watch on the scores topic: started (its start offsets known)
+    before the system is; wait() returns its figures (a dict) once `count`
+    scores are on the topic: first_ts_ms / last_ts_ms (the Kafka
+    timestamps of the burst's first and last score), the watermarks'
+    timeline, each partition's end offset."""
+    def __init__(self, wbin, broker, count, poll_ms, timeout):
+        self.p = subprocess.Popen([wbin, "--brokers", broker, "--count", str(count),
+                                   "--poll-us", str(int(poll_ms * 1000)), "--timeout", str(timeout)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if self.p.stdout.readline().strip() != b"ready":
+            self.p.wait()
+            raise RuntimeError(f"bench_watch did not start: {self.p.stderr.read().decode().strip()[-300:]}")
+
+    def wait(self, proc):
+        while self.p.poll() is None:
+            if proc.poll() is not None:
+                raise RuntimeError(f"system exited ({proc.returncode}) before its burst's scores were in")
+            time.sleep(0.02)
+        out = self.p.stdout.read().decode().strip().splitlines()
+        try:
+            w = json.loads(out[-1])
+        except (ValueError, IndexError):
+            raise RuntimeError(f"bench_watch failed ({self.p.returncode}): "
+                               f"{self.p.stderr.read().decode().strip()[-300:]}")
+        if self.p.returncode != 0:
+            raise RuntimeError(f"timeout: {w['total']} of {w['count']} scores")
+        if w["first_lost"] or w["first_records"] < sum(1 for v in w["end"].values() if v > 0) \
+                or w["last_records"] < w["first_records"]:
+            raise RuntimeError(f"bench_watch: first records {w['first_records']} ({w['first_lost']} dropped "
+                               f"by the broker before they were read), last records {w['last_records']}")
+        return w
+
+    def stop(self):
+        if self.p.poll() is None:
+            self.p.kill()
+        self.p.wait()
 
 
 def run_system(a, sysdef, lines, round_no):
-    name, kind, extra = sysdef[:3]
-    sbin = sysdef[3] if len(sysdef) > 3 else a.bin
+    name, kind, extra, sbin, reader = sysdef
     rig = Rig("riskstream-e2e.")
     tmp = rig.tmp
-    proc = sampler = bsampler = rsampler = None
+    proc = sampler = bsampler = rsampler = watch = None
     xsamplers = []
     res = {"name": name}
     try:
@@ -80,8 +150,13 @@ def run_system(a, sysdef, lines, round_no):
             f.writelines(lines[:a.events])
         produce_file(broker.addr, pre)
         redis = rig.start_redis(tcp=(kind == "peer"))
-        # the burst's scores: timestamps only unless --burst-reader full
-        scores = rig.read_scores(ids=a.burst_reader == "full")
+        # the burst's scores: the watermarks and a few records' timestamps
+        # (wm), every score's timestamp (ts) or timestamp and id (full)
+        scores = None
+        if reader in ("wm", "check"):
+            watch = Watch(a.watch_bin, broker.addr, a.events, a.watch_ms, a.timeout)
+        if reader != "wm":
+            scores = rig.read_scores(ids=reader == "full")
         plog = open(rig.path("system.log"), "wb")
         t_start = time.time() * 1000.0
         if kind == "peer":
@@ -97,14 +172,32 @@ def run_system(a, sysdef, lines, round_no):
         proc = subprocess.Popen(cmd, stdout=plog, stderr=plog)
         sampler = CpuSampler(proc.pid, None if kind == "peer" else b"rs-prefault")
         bsampler, rsampler = CpuSampler(broker.p.pid), CpuSampler(redis.p.pid)
-        # the machine, and the bench's own share of it (the scores reader:
-        # kcat and this process)
-        xsamplers = [CpuSampler(None), CpuSampler(scores.p.pid), CpuSampler(os.getpid())]
-        scores.wait(a.events, a.timeout, proc)
-        with scores.lock:
-            rows = list(scores.rows[:a.events])
-            burst_pos = dict(scores.pos)
-        first, last = min(r[0] for r in rows), max(r[0] for r in rows)
+        # the machine, and the bench's own share of it: this process (its
+        # wait and the samplers), the watcher, the kcat reader
+        xsamplers = [CpuSampler(None), CpuSampler(os.getpid())] + \
+            [CpuSampler(x.p.pid) for x in (watch, scores) if x]
+        if watch:
+            w = watch.wait(proc)
+            first, last = w["first_ts_ms"], w["last_ts_ms"]
+            burst_pos = {int(k): v - 1 for k, v in w["end"].items() if v > 0}
+            tl = w["timeline"]
+            # scores on the topic by the burst's half-time (the watermarks)
+            mid_n = max([n for t, n in tl if t <= (first + last) / 2] or [0])
+            wm_span = max(w["done_wm_ms"] - w["first_wm_ms"], 1) / 1000.0
+            res.update(eps_wm=a.events / wm_span, polls=w["polls"],
+                       # how much later the watermarks showed the first / last score
+                       first_wm_ms=w["first_wm_ms"] - first, done_wm_ms=w["done_wm_ms"] - last)
+        if scores:
+            scores.wait(a.events, a.timeout, proc)
+            with scores.lock:
+                rows = list(scores.rows[:a.events])
+                burst_pos = dict(scores.pos)
+            r_first, r_last = min(r[0] for r in rows), max(r[0] for r in rows)
+            if not watch:
+                first, last = r_first, r_last
+                mid_n = sum(1 for r in rows if r[0] < (first + last) / 2)
+            res.update(eps_reader=a.events / (max(r_last - r_first, 1) / 1000.0),
+                       first_reader_ms=r_first - first, last_reader_ms=r_last - last)
         span = max(last - first, 1) / 1000.0
         cpu = sampler.at(last) - sampler.at(first)
         res.update(eps=a.events / span, cpu_us=cpu / a.events * 1e6, cores=cpu / span,
@@ -112,22 +205,27 @@ def run_system(a, sysdef, lines, round_no):
                    # the burst's second half only: past the start-up's
                    # one-time work (prefault, first laps of the rings)
                    cpu2_us=(sampler.at(last) - sampler.at((first + last) / 2)) * 1e6
-                   / max(1, sum(1 for r in rows if r[0] >= (first + last) / 2)),
+                   / max(1, a.events - mid_n),
                    faults=(sampler.at(last, 2) - sampler.at(first, 2)) / a.events,
                    first_s=(first - t_start) / 1000.0,
                    broker_cores=(bsampler.at(last) - bsampler.at(first)) / span,
                    redis_cores=(rsampler.at(last) - rsampler.at(first)) / span,
                    box_cores=(xsamplers[0].at(last) - xsamplers[0].at(first)) / span,
                    bench_cores=sum(x.at(last) - x.at(first) for x in xsamplers[1:]) / span,
+                   self_cores=(xsamplers[1].at(last) - xsamplers[1].at(first)) / span,
+                   reader_cores=sum(x.at(last) - x.at(first) for x in xsamplers[2:]) / span,
+                   reader_us=sum(x.at(last) - x.at(first) for x in xsamplers[2:]) / a.events * 1e6,
+                   self_us=(xsamplers[1].at(last) - xsamplers[1].at(first)) / a.events * 1e6,
                    load=os.getloadavg()[0])
         for x in xsamplers:
             x.run_ = False
         if a.rig == "c":
             # bench_pace reads the paced phases' scores itself (from the
             # topic's end when it starts)
-            rig.scores.stop()
+            if rig.scores:
+                rig.scores.stop()
             rig.scores = scores = None
-        elif a.burst_reader != "full":
+        elif reader != "full":
             # the paced phases need the event ids: a full reader, past the
             # burst (read again up to its end, not kept: the mock's
             # retention may have dropped its start) before they begin
@@ -189,8 +287,14 @@ def run_system(a, sysdef, lines, round_no):
             t0, t1 = min(r[0] for r in rows), max(r[0] for r in rows)
             pcpu = (sampler.at(t1) - sampler.at(t0)) / max(len(rows) - 1, 1) * 1e6
             res[tag] = (rate, pct(lat, .5), pct(lat, .99), pct(lat, .999), len(lat), pcpu, rig_us)
-        log(f"round {round_no} {name}: {res['eps']:.0f} ev/s, {res['cpu_us']:.1f} us/ev, "
-            f"{res['cores']:.2f} cores, first score {res['first_s']:.2f} s, "
+        chk = (f" (watermarks {res['eps_wm']:.0f}: first/last score seen {res['first_wm_ms']:+.0f}/"
+               f"{res['done_wm_ms']:+.0f} ms" if "eps_wm" in res else "") + \
+            (f"{'; ' if 'eps_wm' in res else ' ('}kcat reader {res['eps_reader']:.0f}, its first/last "
+             f"score {res['first_reader_ms']:+.0f}/{res['last_reader_ms']:+.0f} ms"
+             if "eps_wm" in res and "eps_reader" in res else "") + (")" if "eps_wm" in res else "")
+        log(f"round {round_no} {name}: {res['eps']:.0f} ev/s{chk}, {res['cpu_us']:.1f} us/ev, "
+            f"{res['cores']:.2f} cores, rig {res['reader_cores']:.2f} + {res['self_cores']:.2f} cores, "
+            f"first score {res['first_s']:.2f} s, "
             f"fixed p50/p99 {res['fixed'][1]}/{res['fixed'][2]} ms, "
             f"half {res['half'][0]:.0f} ev/s p50/p99 {res['half'][1]}/{res['half'][2]} ms")
     except Exception as e:  # noqa: BLE001 -- a failed system is a row, not the end of the run
@@ -201,6 +305,8 @@ def run_system(a, sysdef, lines, round_no):
         for x in (sampler, bsampler, rsampler) + tuple(xsamplers):
             if x:
                 x.run_ = False
+        if watch:
+            watch.stop()
         stop_proc(proc)
         rig.stop()
         rig.cleanup("error" not in res)  # on a failure the logs stay
@@ -220,11 +326,21 @@ def main():
     ap.add_argument("--seed", type=int, default=42, help="riskstream gen --seed")
     ap.add_argument("--timeout", type=float, default=300, help="seconds to wait for the scores of a phase")
     ap.add_argument("--peer", action="store_true", help="also run the Python peer")
-    ap.add_argument("--burst-reader", choices=("ts", "full"), default="ts",
-                    help="how the bench reads the scores of the max-rate burst, on the same cores as the "
-                         "system: ts = their timestamps only (kcat prints no payload, nothing parsed: "
-                         "~3 µs of CPU per score), full = timestamps and event ids (~7 µs, as before "
-                         "session 8); the paced phases always read ids, after the burst (default ts)")
+    ap.add_argument("--burst-reader", default="wm", metavar="wm|ts|full|check[,...]",
+                    help="how the bench measures the max-rate burst, on the same cores as the system: "
+                         "wm = ops/bench/bench_watch: the scores topic's high watermarks every --watch-ms "
+                         "and the Kafka timestamps of each partition's first and last score only (no "
+                         "payload fetched during the burst; ~0.01-0.03 of a core); ts = kcat reads every "
+                         "score, timestamps only (~3 µs of CPU per score, ~0.3 of the 2 cores at 60 000 "
+                         "scores/s; before session 13); full = timestamps and event ids (~7 µs, before "
+                         "session 8); check = wm and ts on the same burst, the figures from wm and ts's "
+                         "beside them in the log (the rig then costs both); a comma list (e.g. wm,ts) runs "
+                         "each system once with each, interleaved in the same rounds, as rows marked "
+                         "[reader], the ratio to the peer's row with the same reader; the paced phases "
+                         "always read ids, after the burst (default wm)")
+    ap.add_argument("--watch-ms", type=float, default=5,
+                    help="--burst-reader wm: how often the watermarks are polled (ms, default 5): "
+                         "only when the burst is seen complete and the check figure depend on it")
     ap.add_argument("--peer-script", default=os.path.join(ROOT, "..", "shared", "peer", "python_peer.py"))
     ap.add_argument("--python", default="/usr/bin/python3", help="the peer's interpreter (Debian's)")
     ap.add_argument("--systems", default="seq,seq-noexpl,lr,workers",
@@ -242,6 +358,9 @@ def main():
                          "here (before session 12; 12-17 µs per event at 25 000 ev/s, 0.3-0.4 of the "
                          "2-core box)")
     a = ap.parse_args()
+    a.readers = a.burst_reader.split(",")
+    if not a.readers or any(r not in RDR for r in a.readers):
+        sys.exit(f"e2e: --burst-reader {a.burst_reader}: expected a comma list of {', '.join(RDR)}")
     a.serve_set = [x for kv in a.sets for x in ("--set", kv)]
     a.keep_tmp = False
     # service.workers rows only when this serve has the key (it is rejected, exit 2, otherwise)
@@ -266,10 +385,14 @@ def main():
     if a.compare:
         systems = [y for s in systems
                    for y in ([s] if s[1] != "rs" else [(f"{s[0]} [{a.compare}]", "rs", s[2], a.compare), s])]
+    # (name, kind, extra arguments, binary, burst reader)
+    systems = [(s[0] + (f" [{r}]" if len(a.readers) > 1 else ""), s[1], s[2], s[3] if len(s) > 3 else a.bin, r)
+               for s in systems for r in a.readers]
     # one generated stream: N pre-produced + paced chunks for the latency phases
     total = a.events + int(a.rate * a.lat_seconds) + 150000
     lines = keyed_events(a.bin, total, a.seed)
     a.pace_bin = pace_bin(a.bin) if a.rig == "c" else None
+    a.watch_bin = watch_bin(a.bin) if {"wm", "check"} & set(a.readers) else None
     evdir = tempfile.mkdtemp(prefix="riskstream-e2e-ev.")
     a.events_file = os.path.join(evdir, "events.kv")  # bench_pace's input
     with open(a.events_file, "wb") as f:
@@ -289,9 +412,11 @@ def main():
     print(f"machine: {machine[0].strip()}, {machine[1]} cores, load average at the end {machine[2]}")
     print(f"command: ops/bench.sh e2e --events {a.events} --rounds {a.rounds} --rate {a.rate:.0f} "
           f"--lat-seconds {a.lat_seconds:g}{' --peer' if a.peer else ''} --systems {a.systems}"
-          f"{' --burst-reader full' if a.burst_reader == 'full' else ''} --rig {a.rig}"
+          f" --burst-reader {a.burst_reader} --rig {a.rig}"
           f"{''.join(' --set ' + kv for kv in a.sets)}{' --compare ' + a.compare if a.compare else ''}\n")
-    peer_eps = med([x["eps"] for x in results.get("Python peer", []) if "error" not in x])
+    # the peer's events/s with each burst reader
+    peer_eps = {s[4]: med([x["eps"] for x in results[s[0]] if "error" not in x])
+                for s in systems if s[1] == "peer"}
     print(f"| system | events/s | CPU µs/event | cores used | ratio to peer | first score s "
           f"| p50 / p99 / p99.9 ms at {a.rate:.0f} ev/s | 50 % of max: ev/s, p50 / p99 / p99.9 ms |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
@@ -303,7 +428,8 @@ def main():
         eps = med([x["eps"] for x in ok])
         fx = [med([x["fixed"][i] for x in ok]) for i in range(1, 4)]
         hf = [med([x["half"][i] for x in ok]) for i in range(0, 4)]
-        ratio = f"{eps / peer_eps:.1f}×" if peer_eps == peer_eps and peer_eps > 0 else "–"
+        pe = peer_eps.get(s[4], float("nan"))
+        ratio = f"{eps / pe:.1f}×" if pe == pe and pe > 0 else "–"
         print(f"| {s[0]} | {eps:.0f} | {med([x['cpu_us'] for x in ok]):.1f} | "
               f"{med([x['cores'] for x in ok]):.2f} | {ratio} | {med([x['first_s'] for x in ok]):.2f} | "
               f"{fx[0]:.0f} / {fx[1]:.0f} / {fx[2]:.0f} | {hf[0]:.0f}: {hf[1]:.0f} / {hf[2]:.0f} / {hf[3]:.0f} |")
@@ -320,13 +446,17 @@ def main():
                   f"{med([x.get('model_s', float('nan')) for x in v]):.2f} | -> Redis, producer, consumer subscribed "
                   f"{med([x.get('sinks_s', float('nan')) for x in v]):.2f}")
     print("\nwhere the cores went during the max phase (median cores: the system | the broker process "
-          "| redis-server | the bench's scores reader (kcat + this process) | the whole machine busy, /proc/stat; "
+          f"| redis-server | the bench's own: its burst reader ({' or '.join(RDR[r] for r in a.readers)}) + this Python process "
+          "(its wait and the /proc samplers) | the whole machine busy, /proc/stat; "
           "the system's page faults per event, /proc minflt + majflt), and per round events/s (noise) with the 1-min load average when it ended:")
     for s in systems:
         ok = [x for x in results[s[0]] if "error" not in x]
         if ok:
             print(f"  {s[0]}: {med([x['cores'] for x in ok]):.2f} | {med([x['broker_cores'] for x in ok]):.2f} "
-                  f"| {med([x['redis_cores'] for x in ok]):.2f} | {med([x.get('bench_cores', float('nan')) for x in ok]):.2f} "
+                  f"| {med([x['redis_cores'] for x in ok]):.2f} | {med([x.get('reader_cores', float('nan')) for x in ok]):.2f} "
+                  f"+ {med([x.get('self_cores', float('nan')) for x in ok]):.2f} "
+                  f"({med([x.get('reader_us', float('nan')) for x in ok]):.2f} + "
+                  f"{med([x.get('self_us', float('nan')) for x in ok]):.2f} µs per score) "
                   f"| {med([x.get('box_cores', float('nan')) for x in ok]):.2f} of {os.cpu_count()}; page faults/event "
                   f"{med([x.get('faults', float('nan')) for x in ok]):.2f}; of the CPU µs/event, the start-up prefault "
                   f"thread (rs-prefault) {med([x.get('pf_us', float('nan')) for x in ok]):.1f}; CPU µs/event over the second "
@@ -334,10 +464,19 @@ def main():
                   f"{med([x['fixed'][5] for x in ok]):.1f}, at 50 % of max {med([x['half'][5] for x in ok]):.1f}; "
                   f"the paced rig's own CPU µs/event ({a.rig}) at {a.rate:.0f} ev/s "
                   f"{med([x['fixed'][6] for x in ok]):.1f}, at 50 % of max {med([x['half'][6] for x in ok]):.1f}; "
-                  f"rounds: "
+                  + (f"events/s from the watermarks' own times (check) {med([x['eps_wm'] for x in ok]):.0f}; "
+                     if all("eps_wm" in x for x in ok) else "")
+                  + (f"events/s from the kcat reader's timestamps (check) {med([x['eps_reader'] for x in ok]):.0f}; "
+                     if s[4] == "check" else "")
+                  + "rounds: "
                   + ", ".join(f"{x['eps']:.0f} (load {x['load']:.1f})" if "error" not in x else "failed"
                               for x in results[s[0]]))
-    print("\nevents/s = events / (last - first score's Kafka timestamp); CPU = utime+stime of the "
+    print("\nevents/s = events / (last - first score's Kafka timestamp"
+          + (", the first and last record of each partition of the scores topic, fetched by bench_watch, "
+             "which polls the high watermarks until every score is in (--burst-reader wm)"
+             if {"wm", "check"} & set(a.readers) else "")
+          + (", every score read by kcat (--burst-reader ts, full)" if {"ts", "full"} & set(a.readers) else "") +
+          "); CPU = utime+stime of the "
           "system's process over that interval (/proc, 10 ms ticks); first score = its Kafka timestamp "
           "- process start; latency = score's - event's Kafka timestamp (ms).")
     failed = any("error" in x for v in results.values() for x in v)
