@@ -19,7 +19,8 @@
  *    quiet event's first) equals the core's canonical order -- the busy
  *    partition was not passed while it had messages below its watermark
  *    to fetch -- and so do two live events, one per partition, each
- *    merged without a PARTITION_EOF; nothing out of order.
+ *    merged without a PARTITION_EOF (the second produced once the first
+ *    was merged: see live_pair); nothing out of order.
  *  - test_fetch_wait: the stage's consumer gets cpstage.fetch_wait: auto
  *    is 1 ms on librdkafka's mock (on_mock, what the service finds from the
  *    cluster id), else the consumer's own setting (5 ms, the embedded
@@ -27,7 +28,8 @@
  *    over kafka.fetch.wait.max.ms.
  *  - test_waiter_merges: the stage's thread reads but never merges (test
  *    hook), without PARTITION_EOF: the scoring thread's lookups merge
- *    (and check the watermarks) themselves; every fill equals the core.
+ *    (and check the watermarks) themselves; every fill equals the core,
+ *    two live events too (live_pair).
  *  - test_feed: a scoring consumer's read-ahead feeds the stage
  *    (cpstage.feed); with the stage's own consumer stopped (test hook),
  *    new events reach the store through the feed alone, its read of the
@@ -357,6 +359,27 @@ static void wm_fix_fini(wm_fix_t *f) {
     rs_cluster_destroy(f->cl);
 }
 
+/* Two live events after the 301 of the watermark tests' set-up: one on the
+ * busy partition 0 (time +600 s), then one on the quiet partition 1 (+700
+ * s), each followed by every fill against the core.  The second is
+ * produced only once the first is merged (its fill returned): two
+ * partitions' messages produced back to back may reach the stage in either
+ * order -- librdkafka hands a fetch response out partition by partition,
+ * in the order of its request, which it rotates, and the stage may take
+ * the newer one before the older is queued, the older partition's cached
+ * watermark not moved yet -- and with idle_wait 0 the merge then takes the
+ * newer one first and counts the older as reordered: the documented
+ * contract (cpstage.h "Not exact, and counted"; test_cpstage's
+ * test_two_partitions_one_fetch has that interleaving with explicit
+ * clocks).  Produced together, these two were merged out of order in
+ * about 1 run in 100 on a loaded machine (0.25 % of pairs). */
+static void live_pair(rs_cpstage_t *cs, wm_fix_t *f) {
+    produce_on(f->prod, 0, 2000, BASE_MS + 600000);
+    fills_equal_core(cs, f->boot, 302, &f->fc);
+    produce_on(f->prod, 1, 2001, BASE_MS + 700000);
+    fills_equal_core(cs, f->boot, 303, &f->fc);
+}
+
 /* A busy partition and a quiet one, the stage's consumer without
  * PARTITION_EOF (enable.partition.eof=false) and fetching in small pieces
  * (max.partition.fetch.bytes 512, one message per batch): only the cached
@@ -366,9 +389,11 @@ static void wm_fix_fini(wm_fix_t *f) {
  *    the busy partition, has the features of the canonical order: the
  *    stage did not pass the busy partition while it had messages below
  *    its watermark still to fetch;
- *  - live: an event on the busy partition, then one on the quiet one,
- *    each merged as soon as the stage read it (no PARTITION_EOF comes),
- *    with the canonical features again; nothing merged out of order. */
+ *  - live: an event on the busy partition, then (once it is merged) one
+ *    on the quiet one, each merged as soon as the stage read it (no
+ *    PARTITION_EOF comes: the quiet one once the busy partition is at its
+ *    end by its watermark), with the canonical features again; nothing
+ *    merged out of order. */
 static void test_quiet_busy_watermark(void **state) {
     (void)state;
     char errstr[512];
@@ -382,10 +407,7 @@ static void test_quiet_busy_watermark(void **state) {
     if (!rs_cpstage_ready(cs, &why))
         fail_msg("not ready after 30 s without PARTITION_EOF: %s", why);
     fills_equal_core(cs, f.boot, 301, &f.fc);
-
-    produce_on(f.prod, 0, 2000, BASE_MS + 600000);
-    produce_on(f.prod, 1, 2001, BASE_MS + 700000);
-    fills_equal_core(cs, f.boot, 303, &f.fc);
+    live_pair(cs, &f);
 
     rs_cpstage_stats_t *st = calloc(1, sizeof(*st));
     rs_cpstage_stats(cs, st);
@@ -410,8 +432,9 @@ static void test_quiet_busy_watermark(void **state) {
  * watermarks.
  *  - nothing is merged before the first lookup (the hook holds);
  *  - every fill (the quiet, newest event first) equals the core's
- *    canonical order, and so do two live events; every message was merged
- *    by a waiting lookup; nothing out of order, no miss.
+ *    canonical order, and so do two live events (live_pair); every
+ *    message was merged by a waiting lookup; nothing out of order, no
+ *    miss.
  * Without the lookup's merge the first fill waits for ever (no bound
  * before the store has read the topics once): the test times out. */
 static void test_waiter_merges(void **state) {
@@ -433,9 +456,7 @@ static void test_waiter_merges(void **state) {
     assert_int_equal(rs_cpstage_ready(cs, NULL), 0);
 
     fills_equal_core(cs, f.boot, 301, &f.fc);
-    produce_on(f.prod, 0, 2000, BASE_MS + 600000);
-    produce_on(f.prod, 1, 2001, BASE_MS + 700000);
-    fills_equal_core(cs, f.boot, 303, &f.fc);
+    live_pair(cs, &f);
 
     rs_cpstage_stats(cs, st);
     printf("test_waiter_merges: %llu events merged, %llu by waiting lookups; "
@@ -597,6 +618,9 @@ static void test_fetch_wait(void **state) {
 
 int main(void) {
     rs_log_set_level(RS_LOG_WARN);
+    /* RS_TEST_FILTER="test_quiet*" runs a subset (cmocka filter) */
+    if (getenv("RS_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("RS_TEST_FILTER"));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fill_equals_core),
         cmocka_unit_test(test_fetch_wait),
