@@ -19,7 +19,8 @@
  *    quiet event's first) equals the core's canonical order -- the busy
  *    partition was not passed while it had messages below its watermark
  *    to fetch -- and so do two live events, one per partition, each
- *    merged without a PARTITION_EOF; nothing out of order.
+ *    merged without a PARTITION_EOF (the second produced once the first
+ *    was merged: see live_pair); nothing out of order.
  *  - test_fetch_wait: the stage's consumer gets cpstage.fetch_wait: auto
  *    is 1 ms on librdkafka's mock (on_mock, what the service finds from the
  *    cluster id), else the consumer's own setting (5 ms, the embedded
@@ -27,7 +28,8 @@
  *    over kafka.fetch.wait.max.ms.
  *  - test_waiter_merges: the stage's thread reads but never merges (test
  *    hook), without PARTITION_EOF: the scoring thread's lookups merge
- *    (and check the watermarks) themselves; every fill equals the core.
+ *    (and check the watermarks) themselves; every fill equals the core,
+ *    two live events too (live_pair).
  *  - test_feed: a scoring consumer's read-ahead feeds the stage
  *    (cpstage.feed); with the stage's own consumer stopped (test hook),
  *    new events reach the store through the feed alone, its read of the
@@ -357,6 +359,27 @@ static void wm_fix_fini(wm_fix_t *f) {
     rs_cluster_destroy(f->cl);
 }
 
+/* Two live events after the 301 of the watermark tests' set-up: one on the
+ * busy partition 0 (time +600 s), then one on the quiet partition 1 (+700
+ * s), each followed by every fill against the core.  The second is
+ * produced only once the first is merged (its fill returned): two
+ * partitions' messages produced back to back may reach the stage in either
+ * order -- librdkafka hands a fetch response out partition by partition,
+ * in the order of its request, which it rotates, and the stage may take
+ * the newer one before the older is queued, the older partition's cached
+ * watermark not moved yet -- and with idle_wait 0 the merge then takes the
+ * newer one first and counts the older as reordered: the documented
+ * contract (cpstage.h "Not exact, and counted"; test_cpstage's
+ * test_two_partitions_one_fetch has that interleaving with explicit
+ * clocks).  Produced together, these two were merged out of order in
+ * about 1 run in 100 on a loaded machine (0.25 % of pairs). */
+static void live_pair(rs_cpstage_t *cs, wm_fix_t *f) {
+    produce_on(f->prod, 0, 2000, BASE_MS + 600000);
+    fills_equal_core(cs, f->boot, 302, &f->fc);
+    produce_on(f->prod, 1, 2001, BASE_MS + 700000);
+    fills_equal_core(cs, f->boot, 303, &f->fc);
+}
+
 /* A busy partition and a quiet one, the stage's consumer without
  * PARTITION_EOF (enable.partition.eof=false) and fetching in small pieces
  * (max.partition.fetch.bytes 512, one message per batch): only the cached
@@ -366,9 +389,11 @@ static void wm_fix_fini(wm_fix_t *f) {
  *    the busy partition, has the features of the canonical order: the
  *    stage did not pass the busy partition while it had messages below
  *    its watermark still to fetch;
- *  - live: an event on the busy partition, then one on the quiet one,
- *    each merged as soon as the stage read it (no PARTITION_EOF comes),
- *    with the canonical features again; nothing merged out of order. */
+ *  - live: an event on the busy partition, then (once it is merged) one
+ *    on the quiet one, each merged as soon as the stage read it (no
+ *    PARTITION_EOF comes: the quiet one once the busy partition is at its
+ *    end by its watermark), with the canonical features again; nothing
+ *    merged out of order. */
 static void test_quiet_busy_watermark(void **state) {
     (void)state;
     char errstr[512];
@@ -382,10 +407,7 @@ static void test_quiet_busy_watermark(void **state) {
     if (!rs_cpstage_ready(cs, &why))
         fail_msg("not ready after 30 s without PARTITION_EOF: %s", why);
     fills_equal_core(cs, f.boot, 301, &f.fc);
-
-    produce_on(f.prod, 0, 2000, BASE_MS + 600000);
-    produce_on(f.prod, 1, 2001, BASE_MS + 700000);
-    fills_equal_core(cs, f.boot, 303, &f.fc);
+    live_pair(cs, &f);
 
     rs_cpstage_stats_t *st = calloc(1, sizeof(*st));
     rs_cpstage_stats(cs, st);
@@ -410,8 +432,9 @@ static void test_quiet_busy_watermark(void **state) {
  * watermarks.
  *  - nothing is merged before the first lookup (the hook holds);
  *  - every fill (the quiet, newest event first) equals the core's
- *    canonical order, and so do two live events; every message was merged
- *    by a waiting lookup; nothing out of order, no miss.
+ *    canonical order, and so do two live events (live_pair); every
+ *    message was merged by a waiting lookup; nothing out of order, no
+ *    miss.
  * Without the lookup's merge the first fill waits for ever (no bound
  * before the store has read the topics once): the test times out. */
 static void test_waiter_merges(void **state) {
@@ -433,9 +456,7 @@ static void test_waiter_merges(void **state) {
     assert_int_equal(rs_cpstage_ready(cs, NULL), 0);
 
     fills_equal_core(cs, f.boot, 301, &f.fc);
-    produce_on(f.prod, 0, 2000, BASE_MS + 600000);
-    produce_on(f.prod, 1, 2001, BASE_MS + 700000);
-    fills_equal_core(cs, f.boot, 303, &f.fc);
+    live_pair(cs, &f);
 
     rs_cpstage_stats(cs, st);
     printf("test_waiter_merges: %llu events merged, %llu by waiting lookups; "
@@ -460,7 +481,11 @@ static void test_waiter_merges(void **state) {
  * scoring consumer (rs_ingest_t, read-ahead on) is attached: its read of
  * the 300 is dropped as duplicates; 40 new events reach the store only
  * through it, and every fill of the 340 equals the core's canonical
- * order.  Without the feed the new events never reach the store: their
+ * order.  The new events go round the partitions, each produced once the
+ * one before is merged (as in live_pair: two produced back to back may
+ * reach the stage in either order, and with idle_wait 0 the older one is
+ * then merged out of order, counted -- the contract, not what this test is
+ * about).  Without the feed the new events never reach the store: their
  * fills time out (cpstage.wait) and the test fails. */
 static void test_feed(void **state) {
     (void)state;
@@ -507,16 +532,17 @@ static void test_feed(void **state) {
     if (!ing) fail_msg("rs_ingest_new: %s", errstr);
     rs_cpstage_attach(cs, ing);
     static rs_msg_t msgs[64];
-    int seen = 0, produced = 0;
+    int seen = 0, next = 300;
     int64_t deadline = rs_clock_mono_us() + 60000000LL;
     while (seen < 340 && rs_clock_mono_us() < deadline) {
-        int got = rs_ingest_poll(ing, msgs, 64, 100);
+        int got = rs_ingest_poll(ing, msgs, 64, 10);
         assert_true(got >= 0);
         seen += got;
-        if (seen >= 300 && !produced) { /* live: after the backlog */
-            for (int i = 300; i < 340; i++)
-                produce_on(prod, i % NPART, i, BASE_MS + i * 1000LL);
-            produced = 1;
+        rs_cpstage_stats(cs, st);
+        /* live, after the backlog: the next one once the last is merged */
+        if (seen >= 300 && next < 340 && st->events == (uint64_t)next) {
+            produce_on(prod, next % NPART, next, BASE_MS + next * 1000LL);
+            next++;
         }
     }
     assert_int_equal(seen, 340);
@@ -597,6 +623,9 @@ static void test_fetch_wait(void **state) {
 
 int main(void) {
     rs_log_set_level(RS_LOG_WARN);
+    /* RS_TEST_FILTER="test_quiet*" runs a subset (cmocka filter) */
+    if (getenv("RS_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("RS_TEST_FILTER"));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fill_equals_core),
         cmocka_unit_test(test_fetch_wait),
