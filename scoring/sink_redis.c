@@ -695,8 +695,8 @@ rs_err_t rs_sink_redis_write_json(rs_sink_redis_t *sink,
     /* Measure, then build into the scratch buffer (grown once). */
     rs_redis_plan(sink, scores, n, 0, 0); /* full upkeep, no tail */
     rs_ring_w_linear(w, NULL, 0);
-    rs_redis_build(sink, w, scores, n, json, json_lens, NULL, NULL, &ncmds,
-                   &ninputs, &tcmds, &tbytes);
+    rs_redis_build(sink, w, scores, n, json, json_lens, NULL, NULL, NULL,
+                   NULL, &ncmds, &ninputs, &tcmds, &tbytes);
     size_t need = (size_t)rs_ring_w_pos(w);
     if (need > sink->wcap) {
         sink->wbuf = rs_realloc(sink->wbuf, need);
@@ -704,8 +704,8 @@ rs_err_t rs_sink_redis_write_json(rs_sink_redis_t *sink,
     }
     rs_ring_w_linear(w, sink->wbuf, need);
     ncmds = ninputs = tcmds = 0;
-    rs_redis_build(sink, w, scores, n, json, json_lens, NULL, NULL, &ncmds,
-                   &ninputs, &tcmds, &tbytes);
+    rs_redis_build(sink, w, scores, n, json, json_lens, NULL, NULL, NULL,
+                   NULL, &ncmds, &ninputs, &tcmds, &tbytes);
     if (redisAppendFormattedCommand(sink->ctx, (const char *)sink->wbuf,
                                     need) != REDIS_OK)
         /* Only fails on OOM; the half-appended pipeline is unusable. */

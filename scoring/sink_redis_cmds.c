@@ -41,7 +41,7 @@ static inline size_t rs_redis_key_append(char *buf, size_t size, size_t n,
  * count the bytes). */
 void rs_ring_w_linear(rs_ring_w_t *w, unsigned char *buf, size_t cap) {
     *w = (rs_ring_w_t){.ring = buf, .cap = cap ? cap : 1, .pos = 0,
-                       .limit = cap};
+                       .limit = cap, .off = 0};
 }
 
 uint64_t rs_ring_w_pos(const rs_ring_w_t *w) { return w->pos; }
@@ -60,8 +60,20 @@ void rs_ring_copy_out(const unsigned char *ring, uint64_t cap,
     if (len > first) memcpy((unsigned char *)p + first, ring, len - first);
 }
 
+/* A command is some 15 pieces of a few bytes: the ring index is carried
+ * along (w->off) instead of taking pos % cap (a division) for each. */
 void rs_ring_put(rs_ring_w_t *w, const void *p, size_t len) {
-    if (w->pos + len <= w->limit) rs_ring_copy_in(w->ring, w->cap, w->pos, p, len);
+    if (w->pos + len <= w->limit) {
+        size_t room = (size_t)(w->cap - w->off);
+        if (len < room) {
+            memcpy(w->ring + w->off, p, len);
+            w->off += len;
+        } else {
+            memcpy(w->ring + w->off, p, room);
+            memcpy(w->ring, (const unsigned char *)p + room, len - room);
+            w->off = len - room;
+        }
+    }
     w->pos += len;
 }
 
@@ -250,8 +262,9 @@ static void rs_redis_alert_cmds(const rs_sink_redis_t *sink, rs_ring_w_t *w,
 /* The commands of one batch (key schema in sink.h), as planned by
  * rs_redis_plan:
  *   per score        SET <prefix>score:<id> record PX ttl NX
- *                    (record: compact, or json[i] with record_format json
- *                    or when the compact form does not take it)
+ *                    (record: compact -- recs[i] if given, else encoded
+ *                    here --, or json[i] with record_format json or when
+ *                    the compact form does not take it)
  *                    [SET <prefix>input:<id> log PX input_ttl NX]
  *   per entity       ZADD <prefix>entity:<e>:scores t1 id1 t2 id2 ...
  *   of the batch     [PEXPIRE <same key> ttl (sync) | ttl + 2 period]
@@ -268,6 +281,7 @@ static void rs_redis_alert_cmds(const rs_sink_redis_t *sink, rs_ring_w_t *w,
 void rs_redis_build(rs_sink_redis_t *sink, rs_ring_w_t *w,
                     const rs_score_t *scores, int n,
                     const char *const *json, const size_t *json_lens,
+                    const void *const *recs, const size_t *rec_lens,
                     const void *const *logs, const size_t *log_lens,
                     uint32_t *ncmds, uint32_t *ninputs, uint32_t *tail_cmds,
                     uint64_t *tail_bytes) {
@@ -294,11 +308,13 @@ void rs_redis_build(rs_sink_redis_t *sink, rs_ring_w_t *w,
         rs_resp_len(w, '*', 6);
         rs_resp_bulk(w, "SET", 3);
         rs_resp_bulk(w, key, kl);
-        int cl = sink->conf.record_format == RS_REDIS_RECORD_COMPACT
-                     ? rs_redis_rec_encode(sc, sink->rec_buf,
-                                           RS_REDIS_REC_MAX)
-                     : -1;
-        if (cl >= 0)
+        const int compact =
+            sink->conf.record_format == RS_REDIS_RECORD_COMPACT;
+        int cl;
+        if (compact && recs && recs[i]) /* made by the records stage */
+            rs_resp_bulk(w, recs[i], rec_lens[i]);
+        else if (compact && (cl = rs_redis_rec_encode(sc, sink->rec_buf,
+                                                      RS_REDIS_REC_MAX)) >= 0)
             rs_resp_bulk(w, sink->rec_buf, (size_t)cl);
         else
             rs_resp_bulk(w, json[i], json_lens[i]);
