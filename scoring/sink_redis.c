@@ -8,9 +8,12 @@
  * (redis.record_format) and the stored value -> JSON step of the reads.
  *
  * Score records: with redis.record_format compact (the default) the
- * command builder encodes each record compactly (rs_redis_rec_encode, into
- * the owner's scratch rec_buf, then copied into the RESP) instead of copying
- * its JSON: ~40 % of the bytes for Redis to read, store and free; every
+ * stored record is the compact one instead of the JSON: ~40 % of the bytes
+ * for Redis to read, store and free.  The service hands it in ready
+ * (rs_sink_redis_enqueue_recs: its workers encode it right after the JSON,
+ * while the record is in their cache); otherwise, and for records given
+ * without one, the command builder encodes it (rs_redis_rec_encode, into
+ * the owner's scratch rec_buf, then copied into the RESP).  Every
  * read (get_score, mget of scores) hands out the JSON the scores topic got
  * (rs_redis_rec_json), so callers see no difference, and JSON values
  * (earlier versions, record_format json, records the compact form refuses)

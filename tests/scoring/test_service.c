@@ -37,7 +37,10 @@
  *    decoded) but for the time it was scored and its latency, and so is
  *    every learning record in the learning log (its state byte aside:
  *    the trainer's); with 2 and 3 the model forward ran sharded by entity
- *    on the workers (stats.model_sharded > 0; 0 with 1 worker).
+ *    on the workers (stats.model_sharded > 0; 0 with 1 worker).  In JSON,
+ *    every event's Redis record (compact, made by the workers) reads back
+ *    as its record on the scores topic, but for the two time fields
+ *    (redis_equals_topic; also in test_explain_min and test_trace_slow).
  *  - test_explain_min: service.explain_min_score at the median score of
  *    a run without it (workers 1 and 3): records at or above it are that
  *    run's byte for byte, those below it that run's with an empty
