@@ -94,6 +94,44 @@ static void rs_resp_bulk(rs_ring_w_t *w, const void *p, size_t len) {
     rs_ring_put(w, "\r\n", 2);
 }
 
+/* "<kind><v>\r\n" at p; returns the end. */
+static inline char *rs_resp_num(char *p, char kind, uint64_t v) {
+    *p++ = kind;
+    p += rs_fmt_u64(v, p);
+    *p++ = '\r';
+    *p++ = '\n';
+    return p;
+}
+
+/* A SET <key> <value> PX <ttl> NX up to its value's bytes, as one piece
+ * (the same bytes as rs_resp_len + rs_resp_bulk of each argument; a
+ * record's command was some 19 pieces, 3 now): kl < RS_ID_MAX + 64. */
+static void rs_resp_set_head(rs_ring_w_t *w, const char *key, size_t kl,
+                             size_t vlen) {
+    char b[RS_ID_MAX + 64 + 64], *p = b;
+    memcpy(p, "*6\r\n$3\r\nSET\r\n", 13);
+    p = rs_resp_num(p + 13, '$', kl);
+    memcpy(p, key, kl);
+    p += kl;
+    *p++ = '\r';
+    *p++ = '\n';
+    p = rs_resp_num(p, '$', vlen);
+    rs_ring_put(w, b, (size_t)(p - b));
+}
+
+/* What follows a SET's value: "\r\n" PX <ttl> NX (buf[64]; ttl is a
+ * decimal of at most 20 digits).  Returns its length. */
+static size_t rs_resp_set_tail(char *buf, const char *ttl) {
+    size_t tl = strlen(ttl);
+    char *p = buf;
+    memcpy(p, "\r\n$2\r\nPX\r\n", 10);
+    p = rs_resp_num(p + 10, '$', tl);
+    memcpy(p, ttl, tl);
+    p += tl;
+    memcpy(p, "\r\n$2\r\nNX\r\n", 10);
+    return (size_t)(p + 10 - buf);
+}
+
 /* Link the scores of each entity: grp_next[i] = the next score of the
  * same entity (-1: none), and grp_next[grp_cap + i] = 1 for the first
  * score of an entity.  Owner thread; grows the scratch to n. */
@@ -285,12 +323,15 @@ void rs_redis_build(rs_sink_redis_t *sink, rs_ring_w_t *w,
                     const void *const *logs, const size_t *log_lens,
                     uint32_t *ncmds, uint32_t *ninputs, uint32_t *tail_cmds,
                     uint64_t *tail_bytes) {
-    char key[RS_ID_MAX + 64], ikey[RS_ID_MAX + 64], tbuf[RS_FMT_I64_MAX];
+    char key[RS_ID_MAX + 64], ikey[RS_ID_MAX + 64], tbuf[RS_FMT_I64_MAX],
+        set_tail[64], iset_tail[64];
     const char *prefix = sink->conf.key_prefix;
     const size_t ttl_len = strlen(sink->ttl_arg),
-                 ittl_len = strlen(sink->input_ttl_arg),
                  cap_len = strlen(sink->cap_arg),
-                 ixttl_len = strlen(sink->ix_ttl_arg);
+                 ixttl_len = strlen(sink->ix_ttl_arg),
+                 stl = rs_resp_set_tail(set_tail, sink->ttl_arg),
+                 istl = rs_resp_set_tail(iset_tail, sink->input_ttl_arg);
+    const int compact = sink->conf.record_format == RS_REDIS_RECORD_COMPACT;
     /* "<prefix>score:" and "<prefix>input:" once a batch; per score only
      * the id is appended (as rs_redis_key would: clipped to the buffer) */
     const size_t kp = rs_redis_key(key, sizeof(key), prefix, "score:", "",
@@ -305,34 +346,31 @@ void rs_redis_build(rs_sink_redis_t *sink, rs_ring_w_t *w,
         const size_t idl = strlen(sc->event_id);
         size_t kl = rs_redis_key_append(key, sizeof(key), kp, sc->event_id,
                                         idl);
-        rs_resp_len(w, '*', 6);
-        rs_resp_bulk(w, "SET", 3);
-        rs_resp_bulk(w, key, kl);
-        const int compact =
-            sink->conf.record_format == RS_REDIS_RECORD_COMPACT;
+        const void *val;
+        size_t vl;
         int cl;
-        if (compact && recs && recs[i]) /* made by the records stage */
-            rs_resp_bulk(w, recs[i], rec_lens[i]);
-        else if (compact && (cl = rs_redis_rec_encode(sc, sink->rec_buf,
-                                                      RS_REDIS_REC_MAX)) >= 0)
-            rs_resp_bulk(w, sink->rec_buf, (size_t)cl);
-        else
-            rs_resp_bulk(w, json[i], json_lens[i]);
-        rs_resp_bulk(w, "PX", 2);
-        rs_resp_bulk(w, sink->ttl_arg, ttl_len);
-        rs_resp_bulk(w, "NX", 2);
+        if (compact && recs && recs[i]) { /* made by the records stage */
+            val = recs[i];
+            vl = rec_lens[i];
+        } else if (compact && (cl = rs_redis_rec_encode(
+                                   sc, sink->rec_buf, RS_REDIS_REC_MAX)) >= 0) {
+            val = sink->rec_buf;
+            vl = (size_t)cl;
+        } else {
+            val = json[i];
+            vl = json_lens[i];
+        }
+        rs_resp_set_head(w, key, kl, vl);
+        rs_ring_put(w, val, vl);
+        rs_ring_put(w, set_tail, stl);
         (*ncmds)++;
         if (logs && logs[i]) {
             /* NX too: the input of the decision on record. */
             kl = rs_redis_key_append(ikey, sizeof(ikey), ikp, sc->event_id,
                                      idl);
-            rs_resp_len(w, '*', 6);
-            rs_resp_bulk(w, "SET", 3);
-            rs_resp_bulk(w, ikey, kl);
-            rs_resp_bulk(w, logs[i], log_lens[i]);
-            rs_resp_bulk(w, "PX", 2);
-            rs_resp_bulk(w, sink->input_ttl_arg, ittl_len);
-            rs_resp_bulk(w, "NX", 2);
+            rs_resp_set_head(w, ikey, kl, log_lens[i]);
+            rs_ring_put(w, logs[i], log_lens[i]);
+            rs_ring_put(w, iset_tail, istl);
             (*ncmds)++;
             (*ninputs)++;
         }

@@ -18,7 +18,12 @@
  *     with the same keys, values, index members and scores as the same
  *     batch through rs_sink_redis_enqueue_json (the sink encoding each
  *     record); the bytes given are what is stored (compact), and
- *     record_format json stores the JSON whatever is given. */
+ *     record_format json stores the JSON whatever is given;
+ *   - white box (sink_redis_int.h): the SET commands the builder writes
+ *     (in one piece up to the value, then the value, then PX/NX) are
+ *     byte for byte hiredis's redisFormatCommandArgv of their arguments,
+ *     also written across the end of the ring (the writer's index kept
+ *     without a division). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -31,6 +36,7 @@
 #include <hiredis/hiredis.h>
 
 #include "scoring/sink.h"
+#include "scoring/sink_redis_int.h" /* white box: rs_redis_build */
 #include "tests/support/rs_test_redis.h"
 
 #define BASE_MS 1700000000000LL
@@ -657,6 +663,102 @@ static void test_recs_stored(void **state) {
     rs_test_redis_destroy(r);
 }
 
+/* Append hiredis's RESP of argv[0..argc) to *out (grown). */
+static void resp_ref(char **out, size_t *len, int argc, const char **argv,
+                     const size_t *argl) {
+    char *cmd;
+    int n = redisFormatCommandArgv(&cmd, argc, argv, argl);
+    assert_true(n > 0);
+    *out = realloc(*out, *len + (size_t)n);
+    memcpy(*out + *len, cmd, (size_t)n);
+    *len += (size_t)n;
+    redisFreeCommand(cmd);
+}
+
+static void test_set_resp(void **state) {
+    (void)state;
+    static rs_score_t sc[NREC];
+    static char jbuf[NREC][RS_ENCODE_MAX], lbuf[NREC][32];
+    static uint8_t rbuf[NREC][RS_REDIS_REC_MAX];
+    static const char *json[NREC];
+    static const void *recs[NREC], *logs[NREC];
+    static size_t lens[NREC], rec_lens[NREC], log_lens[NREC];
+    char errstr[512];
+    rs_test_redis_t *r = rs_test_redis_start(NULL, errstr, sizeof(errstr));
+    assert_non_null(r);
+    rs_sink_redis_t *sink = sink_on(r, "pre:", RS_REDIS_RECORD_COMPACT);
+    char *want = NULL;
+    size_t wlen = 0;
+    for (int i = 0; i < NREC; i++) {
+        rich_score(i, i % NENT, &sc[i]);
+        if (i == 17) memset(sc[i].explanation.reasons[1], 'r', RS_REASON_MAX);
+        lens[i] = (size_t)json_of(&sc[i], jbuf[i]);
+        json[i] = jbuf[i];
+        int cl = rs_redis_rec_encode(&sc[i], rbuf[i], RS_REDIS_REC_MAX);
+        recs[i] = cl >= 0 && i % 4 ? rbuf[i] : NULL;
+        rec_lens[i] = cl >= 0 ? (size_t)cl : 0;
+        logs[i] = i % 3 ? NULL : lbuf[i];
+        log_lens[i] = (size_t)snprintf(lbuf[i], sizeof(lbuf[i]), "in\r\n%d",
+                                       i);
+        char key[RS_ID_MAX + 16], ikey[RS_ID_MAX + 16];
+        size_t idl = strlen(sc[i].event_id);
+        memcpy(key, "pre:score:", 10);
+        memcpy(key + 10, sc[i].event_id, idl + 1);
+        memcpy(ikey, "pre:input:", 10);
+        memcpy(ikey + 10, sc[i].event_id, idl + 1);
+        const char *a[] = {"SET", key, cl >= 0 ? (const char *)rbuf[i]
+                                               : jbuf[i],
+                           "PX", "604800000", "NX"};
+        size_t al[] = {3, strlen(key), cl >= 0 ? (size_t)cl : lens[i], 2, 9,
+                       2};
+        resp_ref(&want, &wlen, 6, a, al);
+        if (logs[i]) {
+            a[1] = ikey;
+            al[1] = strlen(ikey);
+            a[2] = lbuf[i];
+            al[2] = log_lens[i];
+            resp_ref(&want, &wlen, 6, a, al);
+        }
+    }
+    /* linear, then across the ring's end at every few bytes' offset */
+    uint32_t nc = 0, ni = 0, tc = 0;
+    uint64_t tb = 0;
+    rs_ring_w_t w;
+    rs_redis_plan(sink, sc, NREC, 0, 0);
+    rs_ring_w_linear(&w, NULL, 0);
+    rs_redis_build(sink, &w, sc, NREC, json, lens, recs, rec_lens, logs,
+                   log_lens, &nc, &ni, &tc, &tb);
+    size_t need = (size_t)rs_ring_w_pos(&w);
+    assert_true(need > wlen);
+    unsigned char *lin = malloc(need), *ring = malloc(need + 1000);
+    rs_ring_w_linear(&w, lin, need);
+    nc = ni = tc = 0;
+    rs_redis_build(sink, &w, sc, NREC, json, lens, recs, rec_lens, logs,
+                   log_lens, &nc, &ni, &tc, &tb);
+    assert_int_equal(rs_ring_w_pos(&w), need);
+    assert_memory_equal(lin, want, wlen); /* the SETs come first */
+    assert_int_equal(ni, (NREC + 2) / 3);
+    const uint64_t cap = need + 1000;
+    for (uint64_t start = 3 * cap - 37 * 1000; start < 3 * cap;
+         start += 997) {
+        memset(ring, 0, cap);
+        w = (rs_ring_w_t){.ring = ring, .cap = cap, .pos = start,
+                          .limit = start + cap, .off = start % cap};
+        rs_redis_build(sink, &w, sc, NREC, json, lens, recs, rec_lens, logs,
+                       log_lens, &nc, &ni, &tc, &tb);
+        assert_int_equal(w.pos - start, need);
+        size_t off = (size_t)(start % cap), first = (size_t)(cap - off);
+        if (first > need) first = need;
+        assert_memory_equal(ring + off, lin, first);
+        assert_memory_equal(ring, lin + first, need - first);
+    }
+    free(lin);
+    free(ring);
+    free(want);
+    rs_sink_redis_destroy(sink);
+    rs_test_redis_destroy(r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rec_codec),
@@ -664,6 +766,7 @@ int main(void) {
         cmocka_unit_test(test_rec_reads_unchanged),
         cmocka_unit_test(test_rec_cost_counted),
         cmocka_unit_test(test_recs_stored),
+        cmocka_unit_test(test_set_resp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
