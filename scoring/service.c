@@ -716,6 +716,10 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
     svc->json_lens = rs_calloc((size_t)B, sizeof(size_t));
     svc->kbytes = rs_calloc((size_t)B, sizeof(*svc->kbytes));
     svc->klens = rs_calloc((size_t)B, sizeof(size_t));
+    if (app->redis.record_format == RS_REDIS_RECORD_COMPACT) {
+        svc->recs = rs_calloc((size_t)B, sizeof(*svc->recs));
+        svc->rec_lens = rs_calloc((size_t)B, sizeof(size_t));
+    }
     if (app->service.log_inputs != RS_LOG_INPUTS_NONE) {
         svc->log_max = rs_model_log_max(svc->model);
         svc->logbuf = rs_aligned_calloc((size_t)B, svc->log_max);
@@ -797,6 +801,8 @@ void rs_service_destroy(rs_service_t *svc) {
     free(svc->json);
     free(svc->json_lens);
     free(svc->kbytes);
+    free(svc->recs);
+    free(svc->rec_lens);
     free(svc->klens);
     rs_free(svc->logbuf);
     free(svc->logs);

@@ -136,6 +136,12 @@ struct rs_service_s {
     size_t *json_lens;    /* [batch_max]                                */
     const void **kbytes;  /* [batch_max] Kafka bytes of out[i]          */
     size_t *klens;        /* [batch_max]                                */
+    /* redis.record_format compact: the events' compact Redis records,
+     * made by the workers beside the JSON (NULL: a duplicate's, or a
+     * record the form does not take: the sink encodes it); NULL arrays
+     * with record_format json. */
+    const void **recs;    /* [batch_max]                                */
+    size_t *rec_lens;     /* [batch_max]                                */
 
     rs_svc_batch_t *ring;          /* [RS_SVC_RING]                      */
     uint64_t ring_head, ring_tail; /* FIFO of unacked batches [tail,head) */

@@ -683,6 +683,31 @@ rs_err_t rs_sink_redis_enqueue_json(rs_sink_redis_t *sink,
                                     const void *const *logs,
                                     const size_t *log_lens, uint64_t seq);
 
+/* The same with compact records made beforehand: recs[i][0..
+ * rec_lens[i]) is rs_redis_rec_encode(&scores[i]) -- e.g. made by the
+ * service's records stage on a worker thread while the record was still
+ * in that core's cache, so the owner thread only copies the bytes --, and
+ * is stored as it is with redis.record_format compact (ignored with
+ * json).  recs NULL, or recs[i] NULL (a record the compact form does not
+ * take, a duplicate's record made later): encoded here as by
+ * rs_sink_redis_enqueue_json.  The bytes are not checked: they must be
+ * the record of scores[i] (what reads return is decoded from them).
+ * Errors as rs_sink_redis_enqueue_json (RS_ERR_INVALID also for recs
+ * without rec_lens).  @locality the owner thread */
+rs_err_t rs_sink_redis_enqueue_recs(rs_sink_redis_t *sink,
+                                    const rs_score_t *scores, int n,
+                                    const char *const *json,
+                                    const size_t *json_lens,
+                                    const void *const *recs,
+                                    const size_t *rec_lens,
+                                    const void *const *logs,
+                                    const size_t *log_lens, uint64_t seq);
+
+/* redis.record_format of the sink (rs_redis_record_format_t): whether
+ * compact records made beforehand are of use.  @locality any thread
+ * (immutable) */
+int rs_sink_redis_record_format(const rs_sink_redis_t *sink);
+
 /* Highest seq such that every batch <= seq that was queued is written (0
  * if none).  Never decreases.  @locality any thread */
 uint64_t rs_sink_redis_done(const rs_sink_redis_t *sink);

@@ -8,9 +8,12 @@
  * (redis.record_format) and the stored value -> JSON step of the reads.
  *
  * Score records: with redis.record_format compact (the default) the
- * command builder encodes each record compactly (rs_redis_rec_encode, into
- * the owner's scratch rec_buf, then copied into the RESP) instead of copying
- * its JSON: ~40 % of the bytes for Redis to read, store and free; every
+ * stored record is the compact one instead of the JSON: ~40 % of the bytes
+ * for Redis to read, store and free.  The service hands it in ready
+ * (rs_sink_redis_enqueue_recs: its workers encode it right after the JSON,
+ * while the record is in their cache); otherwise, and for records given
+ * without one, the command builder encodes it (rs_redis_rec_encode, into
+ * the owner's scratch rec_buf, then copied into the RESP).  Every
  * read (get_score, mget of scores) hands out the JSON the scores topic got
  * (rs_redis_rec_json), so callers see no difference, and JSON values
  * (earlier versions, record_format json, records the compact form refuses)
@@ -695,8 +698,8 @@ rs_err_t rs_sink_redis_write_json(rs_sink_redis_t *sink,
     /* Measure, then build into the scratch buffer (grown once). */
     rs_redis_plan(sink, scores, n, 0, 0); /* full upkeep, no tail */
     rs_ring_w_linear(w, NULL, 0);
-    rs_redis_build(sink, w, scores, n, json, json_lens, NULL, NULL, &ncmds,
-                   &ninputs, &tcmds, &tbytes);
+    rs_redis_build(sink, w, scores, n, json, json_lens, NULL, NULL, NULL,
+                   NULL, &ncmds, &ninputs, &tcmds, &tbytes);
     size_t need = (size_t)rs_ring_w_pos(w);
     if (need > sink->wcap) {
         sink->wbuf = rs_realloc(sink->wbuf, need);
@@ -704,8 +707,8 @@ rs_err_t rs_sink_redis_write_json(rs_sink_redis_t *sink,
     }
     rs_ring_w_linear(w, sink->wbuf, need);
     ncmds = ninputs = tcmds = 0;
-    rs_redis_build(sink, w, scores, n, json, json_lens, NULL, NULL, &ncmds,
-                   &ninputs, &tcmds, &tbytes);
+    rs_redis_build(sink, w, scores, n, json, json_lens, NULL, NULL, NULL,
+                   NULL, &ncmds, &ninputs, &tcmds, &tbytes);
     if (redisAppendFormattedCommand(sink->ctx, (const char *)sink->wbuf,
                                     need) != REDIS_OK)
         /* Only fails on OOM; the half-appended pipeline is unusable. */

@@ -41,7 +41,7 @@ static inline size_t rs_redis_key_append(char *buf, size_t size, size_t n,
  * count the bytes). */
 void rs_ring_w_linear(rs_ring_w_t *w, unsigned char *buf, size_t cap) {
     *w = (rs_ring_w_t){.ring = buf, .cap = cap ? cap : 1, .pos = 0,
-                       .limit = cap};
+                       .limit = cap, .off = 0};
 }
 
 uint64_t rs_ring_w_pos(const rs_ring_w_t *w) { return w->pos; }
@@ -60,8 +60,20 @@ void rs_ring_copy_out(const unsigned char *ring, uint64_t cap,
     if (len > first) memcpy((unsigned char *)p + first, ring, len - first);
 }
 
+/* A command is some 15 pieces of a few bytes: the ring index is carried
+ * along (w->off) instead of taking pos % cap (a division) for each. */
 void rs_ring_put(rs_ring_w_t *w, const void *p, size_t len) {
-    if (w->pos + len <= w->limit) rs_ring_copy_in(w->ring, w->cap, w->pos, p, len);
+    if (w->pos + len <= w->limit) {
+        size_t room = (size_t)(w->cap - w->off);
+        if (len < room) {
+            memcpy(w->ring + w->off, p, len);
+            w->off += len;
+        } else {
+            memcpy(w->ring + w->off, p, room);
+            memcpy(w->ring, (const unsigned char *)p + room, len - room);
+            w->off = len - room;
+        }
+    }
     w->pos += len;
 }
 
@@ -80,6 +92,44 @@ static void rs_resp_bulk(rs_ring_w_t *w, const void *p, size_t len) {
     rs_resp_len(w, '$', len);
     rs_ring_put(w, p, len);
     rs_ring_put(w, "\r\n", 2);
+}
+
+/* "<kind><v>\r\n" at p; returns the end. */
+static inline char *rs_resp_num(char *p, char kind, uint64_t v) {
+    *p++ = kind;
+    p += rs_fmt_u64(v, p);
+    *p++ = '\r';
+    *p++ = '\n';
+    return p;
+}
+
+/* A SET <key> <value> PX <ttl> NX up to its value's bytes, as one piece
+ * (the same bytes as rs_resp_len + rs_resp_bulk of each argument; a
+ * record's command was some 19 pieces, 3 now): kl < RS_ID_MAX + 64. */
+static void rs_resp_set_head(rs_ring_w_t *w, const char *key, size_t kl,
+                             size_t vlen) {
+    char b[RS_ID_MAX + 64 + 64], *p = b;
+    memcpy(p, "*6\r\n$3\r\nSET\r\n", 13);
+    p = rs_resp_num(p + 13, '$', kl);
+    memcpy(p, key, kl);
+    p += kl;
+    *p++ = '\r';
+    *p++ = '\n';
+    p = rs_resp_num(p, '$', vlen);
+    rs_ring_put(w, b, (size_t)(p - b));
+}
+
+/* What follows a SET's value: "\r\n" PX <ttl> NX (buf[64]; ttl is a
+ * decimal of at most 20 digits).  Returns its length. */
+static size_t rs_resp_set_tail(char *buf, const char *ttl) {
+    size_t tl = strlen(ttl);
+    char *p = buf;
+    memcpy(p, "\r\n$2\r\nPX\r\n", 10);
+    p = rs_resp_num(p + 10, '$', tl);
+    memcpy(p, ttl, tl);
+    p += tl;
+    memcpy(p, "\r\n$2\r\nNX\r\n", 10);
+    return (size_t)(p + 10 - buf);
 }
 
 /* Link the scores of each entity: grp_next[i] = the next score of the
@@ -250,8 +300,9 @@ static void rs_redis_alert_cmds(const rs_sink_redis_t *sink, rs_ring_w_t *w,
 /* The commands of one batch (key schema in sink.h), as planned by
  * rs_redis_plan:
  *   per score        SET <prefix>score:<id> record PX ttl NX
- *                    (record: compact, or json[i] with record_format json
- *                    or when the compact form does not take it)
+ *                    (record: compact -- recs[i] if given, else encoded
+ *                    here --, or json[i] with record_format json or when
+ *                    the compact form does not take it)
  *                    [SET <prefix>input:<id> log PX input_ttl NX]
  *   per entity       ZADD <prefix>entity:<e>:scores t1 id1 t2 id2 ...
  *   of the batch     [PEXPIRE <same key> ttl (sync) | ttl + 2 period]
@@ -268,15 +319,19 @@ static void rs_redis_alert_cmds(const rs_sink_redis_t *sink, rs_ring_w_t *w,
 void rs_redis_build(rs_sink_redis_t *sink, rs_ring_w_t *w,
                     const rs_score_t *scores, int n,
                     const char *const *json, const size_t *json_lens,
+                    const void *const *recs, const size_t *rec_lens,
                     const void *const *logs, const size_t *log_lens,
                     uint32_t *ncmds, uint32_t *ninputs, uint32_t *tail_cmds,
                     uint64_t *tail_bytes) {
-    char key[RS_ID_MAX + 64], ikey[RS_ID_MAX + 64], tbuf[RS_FMT_I64_MAX];
+    char key[RS_ID_MAX + 64], ikey[RS_ID_MAX + 64], tbuf[RS_FMT_I64_MAX],
+        set_tail[64], iset_tail[64];
     const char *prefix = sink->conf.key_prefix;
     const size_t ttl_len = strlen(sink->ttl_arg),
-                 ittl_len = strlen(sink->input_ttl_arg),
                  cap_len = strlen(sink->cap_arg),
-                 ixttl_len = strlen(sink->ix_ttl_arg);
+                 ixttl_len = strlen(sink->ix_ttl_arg),
+                 stl = rs_resp_set_tail(set_tail, sink->ttl_arg),
+                 istl = rs_resp_set_tail(iset_tail, sink->input_ttl_arg);
+    const int compact = sink->conf.record_format == RS_REDIS_RECORD_COMPACT;
     /* "<prefix>score:" and "<prefix>input:" once a batch; per score only
      * the id is appended (as rs_redis_key would: clipped to the buffer) */
     const size_t kp = rs_redis_key(key, sizeof(key), prefix, "score:", "",
@@ -291,32 +346,31 @@ void rs_redis_build(rs_sink_redis_t *sink, rs_ring_w_t *w,
         const size_t idl = strlen(sc->event_id);
         size_t kl = rs_redis_key_append(key, sizeof(key), kp, sc->event_id,
                                         idl);
-        rs_resp_len(w, '*', 6);
-        rs_resp_bulk(w, "SET", 3);
-        rs_resp_bulk(w, key, kl);
-        int cl = sink->conf.record_format == RS_REDIS_RECORD_COMPACT
-                     ? rs_redis_rec_encode(sc, sink->rec_buf,
-                                           RS_REDIS_REC_MAX)
-                     : -1;
-        if (cl >= 0)
-            rs_resp_bulk(w, sink->rec_buf, (size_t)cl);
-        else
-            rs_resp_bulk(w, json[i], json_lens[i]);
-        rs_resp_bulk(w, "PX", 2);
-        rs_resp_bulk(w, sink->ttl_arg, ttl_len);
-        rs_resp_bulk(w, "NX", 2);
+        const void *val;
+        size_t vl;
+        int cl;
+        if (compact && recs && recs[i]) { /* made by the records stage */
+            val = recs[i];
+            vl = rec_lens[i];
+        } else if (compact && (cl = rs_redis_rec_encode(
+                                   sc, sink->rec_buf, RS_REDIS_REC_MAX)) >= 0) {
+            val = sink->rec_buf;
+            vl = (size_t)cl;
+        } else {
+            val = json[i];
+            vl = json_lens[i];
+        }
+        rs_resp_set_head(w, key, kl, vl);
+        rs_ring_put(w, val, vl);
+        rs_ring_put(w, set_tail, stl);
         (*ncmds)++;
         if (logs && logs[i]) {
             /* NX too: the input of the decision on record. */
             kl = rs_redis_key_append(ikey, sizeof(ikey), ikp, sc->event_id,
                                      idl);
-            rs_resp_len(w, '*', 6);
-            rs_resp_bulk(w, "SET", 3);
-            rs_resp_bulk(w, ikey, kl);
-            rs_resp_bulk(w, logs[i], log_lens[i]);
-            rs_resp_bulk(w, "PX", 2);
-            rs_resp_bulk(w, sink->input_ttl_arg, ittl_len);
-            rs_resp_bulk(w, "NX", 2);
+            rs_resp_set_head(w, ikey, kl, log_lens[i]);
+            rs_ring_put(w, logs[i], log_lens[i]);
+            rs_ring_put(w, iset_tail, istl);
             (*ncmds)++;
             (*ninputs)++;
         }

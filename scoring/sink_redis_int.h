@@ -160,6 +160,8 @@ typedef struct rs_ring_w_s {
     uint64_t cap;
     uint64_t pos;        /* absolute; may run past limit */
     uint64_t limit;      /* head + cap                   */
+    uint64_t off;        /* pos % cap while pos <= limit (kept as the
+                          * bytes go in: no division per piece)          */
 } rs_ring_w_t;
 
 
@@ -193,10 +195,13 @@ void rs_redis_plan(rs_sink_redis_t *sink, const rs_score_t *scores, int n,
 void rs_redis_commit(rs_sink_redis_t *sink, const rs_score_t *scores, int n);
 /* The RESP commands of one planned batch: *ncmds commands, then
  * *tail_cmds PEXPIREs (async plan: the expiry tail; its bytes are the
- * last *tail_bytes written); the synchronous plan has no tail. */
+ * last *tail_bytes written); the synchronous plan has no tail.  recs
+ * (may be NULL): compact records made beforehand (sink.h
+ * rs_sink_redis_enqueue_recs); the others are encoded here. */
 void rs_redis_build(rs_sink_redis_t *sink, rs_ring_w_t *w,
                     const rs_score_t *scores, int n,
                     const char *const *json, const size_t *json_lens,
+                    const void *const *recs, const size_t *rec_lens,
                     const void *const *logs, const size_t *log_lens,
                     uint32_t *ncmds, uint32_t *ninputs, uint32_t *tail_cmds,
                     uint64_t *tail_bytes);

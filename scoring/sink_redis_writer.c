@@ -428,8 +428,20 @@ rs_err_t rs_sink_redis_enqueue_json(rs_sink_redis_t *sink,
                                     const size_t *json_lens,
                                     const void *const *logs,
                                     const size_t *log_lens, uint64_t seq) {
+    return rs_sink_redis_enqueue_recs(sink, scores, n, json, json_lens, NULL,
+                                      NULL, logs, log_lens, seq);
+}
+
+rs_err_t rs_sink_redis_enqueue_recs(rs_sink_redis_t *sink,
+                                    const rs_score_t *scores, int n,
+                                    const char *const *json,
+                                    const size_t *json_lens,
+                                    const void *const *recs,
+                                    const size_t *rec_lens,
+                                    const void *const *logs,
+                                    const size_t *log_lens, uint64_t seq) {
     if (seq == 0 || n < 0 || (n > 0 && (!scores || !json || !json_lens)) ||
-        (logs && !log_lens))
+        (logs && !log_lens) || (recs && !rec_lens))
         return RS_ERR_INVALID;
     if (seq < sink->owner_seq) return RS_ERR_STATE;
     if (n == 0) {
@@ -459,14 +471,15 @@ rs_err_t rs_sink_redis_enqueue_json(rs_sink_redis_t *sink,
     uint64_t head = sink->head, start = sink->tail;
     pthread_mutex_unlock(&sink->lock);
     rs_ring_w_t w = {.ring = sink->ring, .cap = sink->cap, .pos = start,
-                     .limit = head + sink->cap};
+                     .limit = head + sink->cap, .off = start % sink->cap};
     const int64_t now_us = rs_clock_mono_us();
     rs_redis_plan(sink, scores, n, 1, now_us / 1000);
     rs_redis_entry_t h = {.seq = seq, .nscores = (uint32_t)n,
                           .built_us = now_us, .gen = sink->ix_gen};
     rs_ring_put(&w, &h, sizeof(h)); /* placeholder, filled in below */
-    rs_redis_build(sink, &w, scores, n, json, json_lens, logs, log_lens,
-                   &h.ncmds, &h.ninputs, &h.tail_cmds, &h.tail_bytes);
+    rs_redis_build(sink, &w, scores, n, json, json_lens, recs, rec_lens,
+                   logs, log_lens, &h.ncmds, &h.ninputs, &h.tail_cmds,
+                   &h.tail_bytes);
     uint64_t need = w.pos - start;
     if (need > sink->cap) {
         rs_error("sink", "redis: batch %" PRIu64 " of %d score(s) needs %"
@@ -502,6 +515,10 @@ rs_err_t rs_sink_redis_enqueue_json(rs_sink_redis_t *sink,
         pthread_cond_signal(&sink->work_cv);
     pthread_mutex_unlock(&sink->lock);
     return RS_OK;
+}
+
+int rs_sink_redis_record_format(const rs_sink_redis_t *sink) {
+    return sink->conf.record_format;
 }
 
 uint64_t rs_sink_redis_done(const rs_sink_redis_t *sink) {

@@ -185,10 +185,10 @@ static rs_err_t rs_svc_redis_enqueue(rs_service_t *svc, int n, uint64_t seq,
                                      char *errstr, size_t errstr_size) {
     int warned = 0;
     for (;;) {
-        rs_err_t err = rs_sink_redis_enqueue_json(
+        rs_err_t err = rs_sink_redis_enqueue_recs(
             svc->rd, svc->out, n, (const char *const *)svc->json,
-            svc->json_lens, svc->log_max ? svc->logs : NULL, svc->log_lens,
-            seq);
+            svc->json_lens, svc->recs, svc->rec_lens,
+            svc->log_max ? svc->logs : NULL, svc->log_lens, seq);
         if (err == RS_OK) return RS_OK;
         if (err != RS_ERR_AGAIN)
             return rs_errf(errstr, errstr_size, err,
@@ -402,6 +402,8 @@ static rs_err_t rs_svc_encode(rs_service_t *svc, int from, int n,
         return rs_errf(errstr, errstr_size, err,
                        "score of %s does not encode",
                        bad >= 0 ? svc->out[from + bad].event_id : "?");
+    for (int i = from; svc->recs && i < n; i++)
+        svc->recs[i] = NULL; /* the Redis sink encodes these (few) */
     return RS_OK;
 }
 
@@ -717,7 +719,8 @@ rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             .now_wall_us = now_wall_us, .now_mono_us = now_mono,
             .out = svc->out, .kafka_format = rs_sink_kafka_format(svc->ks),
             .json = svc->json, .json_lens = svc->json_lens,
-            .kbytes = svc->kbytes, .klens = svc->klens};
+            .kbytes = svc->kbytes, .klens = svc->klens,
+            .recs = svc->recs, .rec_lens = svc->rec_lens};
         rs_err_t rerr = rs_workers_records(svc->wk, &wb);
         if (rerr != RS_OK) /* a corrupt record: a bug, never input */
             return rs_errf(errstr, errstr_size, rerr,

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "scoring/sink.h" /* rs_redis_rec_encode */
 #include "scoring/workers.h"
 
 /* Event rows per slice below which the records stay on one thread (a
@@ -12,7 +13,7 @@
 /* Scratch of one slice (one thread at a time). */
 typedef struct rs_wslice_s {
     int *order;                    /* [dim] ranking contributions        */
-    rs_enc_arena_t enc_json, enc_kafka;
+    rs_enc_arena_t enc_json, enc_kafka, enc_rec;
     int bad;                       /* out index that did not encode, -1  */
     rs_err_t err;
 } rs_wslice_t;
@@ -45,6 +46,7 @@ void rs_workers_destroy(rs_workers_t *wk) {
         free(wk->sl[i].order);
         rs_enc_arena_free(&wk->sl[i].enc_json);
         rs_enc_arena_free(&wk->sl[i].enc_kafka);
+        rs_enc_arena_free(&wk->sl[i].enc_rec);
     }
     free(wk->sl);
     free(wk);
@@ -138,6 +140,28 @@ static void rs_wk_explain(const rs_workers_batch_t *b, const float *x,
 
 /* ------------------------------------------------------------- records */
 
+/* Append sc's compact Redis record to `arena` (grown as
+ * rs_score_encode_append grows its arenas: room for the largest record
+ * before each, doubling); *len = its length, or SIZE_MAX for a record
+ * the compact form does not take (the Redis sink stores its JSON). */
+static void rs_wk_rec_append(const rs_score_t *sc, rs_enc_arena_t *arena,
+                             size_t *len) {
+    size_t used = arena->len;
+    if (arena->cap - used < RS_REDIS_REC_MAX) {
+        size_t cap = arena->cap ? arena->cap : RS_REDIS_REC_MAX * 2;
+        while (cap - used < RS_REDIS_REC_MAX) cap *= 2;
+        arena->data = rs_realloc(arena->data, cap);
+        arena->cap = cap;
+    }
+    int n = rs_redis_rec_encode(sc, arena->data + used, RS_REDIS_REC_MAX);
+    if (n < 0) {
+        *len = SIZE_MAX;
+        return;
+    }
+    *len = (size_t)n;
+    arena->len = used + (size_t)n;
+}
+
 /* Stage: rows [lo, hi) of the batch, slice `slice`. */
 static void rs_wk_records(void *opaque, int lo, int hi, int slice) {
     rs_workers_t *wk = opaque;
@@ -152,7 +176,7 @@ static void rs_wk_records(void *opaque, int lo, int hi, int slice) {
      * are still in this core's cache (a slice is up to half a batch: its
      * records filled first and encoded after had left the cache). */
     const int kjson = b->kafka_format == RS_FORMAT_JSON;
-    sl->enc_json.len = sl->enc_kafka.len = 0;
+    sl->enc_json.len = sl->enc_kafka.len = sl->enc_rec.len = 0;
     for (int k = lo; k < hi; k++) {
         int p = b->pub[k];
         if (p < 0) continue;
@@ -198,15 +222,24 @@ static void rs_wk_records(void *opaque, int lo, int hi, int slice) {
         if (err != RS_OK) {
             sl->err = err;
             sl->bad = p;
+            continue;
         }
+        /* the compact Redis record, from the same record in cache */
+        if (b->recs) rs_wk_rec_append(sc, &sl->enc_rec, &b->rec_lens[p]);
     }
     if (p0 < 0 || sl->err != RS_OK) return;
     /* Pointers only now (rows of a slice are consecutive records; the
      * arenas may have moved while growing). */
-    size_t uj = 0, uk = 0;
+    size_t uj = 0, uk = 0, ur = 0;
     for (int i = p0; i < p1; i++) {
         b->json[i] = sl->enc_json.data + uj;
         uj += b->json_lens[i];
+        if (b->recs) {
+            int ok = b->rec_lens[i] != SIZE_MAX;
+            b->recs[i] = ok ? sl->enc_rec.data + ur : NULL;
+            if (ok) ur += b->rec_lens[i];
+            else b->rec_lens[i] = 0;
+        }
         if (kjson) {
             b->kbytes[i] = b->json[i];
             b->klens[i] = b->json_lens[i];

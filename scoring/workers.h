@@ -10,7 +10,10 @@
  *   - the score records: fields, explanation (top contributions with
  *     their words, attended events, experts, reasons), timestamps,
  *   - encoding each record once (JSON, and protobuf for Kafka if set)
- *     into an arena of its slice.
+ *     into an arena of its slice, and, if asked, its compact Redis record
+ *     (sink.h rs_redis_rec_encode: the scoring thread then only copies
+ *     those bytes into the Redis writer's buffer, instead of encoding
+ *     them from records that left the cache long before).
  * Every slice writes only its own rows and its own scratch, and reads
  * what the scoring thread wrote before the stage, so the records are
  * byte for byte those of one thread whatever the interleaving; the
@@ -45,7 +48,10 @@ int rs_workers_n(const rs_workers_t *wk);
  * record).  Before the call out[pub[k]] holds score, decision and flags
  * (set by the scoring thread, which also keeps the duplicate window);
  * the stage fills the rest and encodes out[pub[k]] into json[pub[k]]
- * (and kbytes[pub[k]]: the same bytes, or protobuf). */
+ * (and kbytes[pub[k]]: the same bytes, or protobuf; and with recs set,
+ * recs[pub[k]]: its compact Redis record, NULL for a record the compact
+ * form does not take).  The bytes live in the slices' arenas until the
+ * next rs_workers_records or rs_workers_destroy. */
 typedef struct rs_workers_batch_s {
     const rs_service_conf_t *conf;
     const rs_features_t *feat;     /* names and words (read only)        */
@@ -64,6 +70,8 @@ typedef struct rs_workers_batch_s {
     size_t *json_lens;
     const void **kbytes;           /* [npub] out                         */
     size_t *klens;
+    const void **recs;             /* [npub] out, or NULL: not wanted    */
+    size_t *rec_lens;              /* [npub] out (with recs)             */
     int bad;                       /* out: out index that did not encode */
 } rs_workers_batch_t;
 

@@ -11,7 +11,19 @@
  *     and equal to the JSON the scores topic gets; records written as JSON
  *     by an older version read back as they are;
  *   - counted, not timed: the commands (INFO commandstats) and the bytes
- *     Redis read (total_net_input_bytes) and holds (STRLEN) per event. */
+ *     Redis read (total_net_input_bytes) and holds (STRLEN) per event;
+ *   - records made beforehand (rs_sink_redis_enqueue_recs, the service's
+ *     path since its workers make them): a batch queued with them (some
+ *     missing, one the compact form refuses, input logs) leaves Redis
+ *     with the same keys, values, index members and scores as the same
+ *     batch through rs_sink_redis_enqueue_json (the sink encoding each
+ *     record); the bytes given are what is stored (compact), and
+ *     record_format json stores the JSON whatever is given;
+ *   - white box (sink_redis_int.h): the SET commands the builder writes
+ *     (in one piece up to the value, then the value, then PX/NX) are
+ *     byte for byte hiredis's redisFormatCommandArgv of their arguments,
+ *     also written across the end of the ring (the writer's index kept
+ *     without a division). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,6 +36,7 @@
 #include <hiredis/hiredis.h>
 
 #include "scoring/sink.h"
+#include "scoring/sink_redis_int.h" /* white box: rs_redis_build */
 #include "tests/support/rs_test_redis.h"
 
 #define BASE_MS 1700000000000LL
@@ -503,12 +516,257 @@ static void test_rec_cost_counted(void **state) {
     rs_test_redis_destroy(r);
 }
 
+/* Every key under `pa` and its twin under `pb`: same type, and the same
+ * value (strings) or members with scores (sorted sets), both with an
+ * expiry.  Returns the number of keys compared. */
+static int same_keys(redisContext *c, const char *pa, const char *pb) {
+    redisReply *keys = redisCommand(c, "KEYS %s*", pa);
+    assert_non_null(keys);
+    assert_int_equal(keys->type, REDIS_REPLY_ARRAY);
+    redisReply *kb = redisCommand(c, "KEYS %s*", pb);
+    assert_int_equal(kb->elements, keys->elements);
+    freeReplyObject(kb);
+    size_t pl = strlen(pa);
+    for (size_t k = 0; k < keys->elements; k++) {
+        const char *ka = keys->element[k]->str;
+        char kbn[512];
+        snprintf(kbn, sizeof(kbn), "%s%s", pb, ka + pl);
+        redisReply *ta = redisCommand(c, "TYPE %s", ka),
+                   *tb = redisCommand(c, "TYPE %s", kbn);
+        assert_string_equal(ta->str, tb->str);
+        redisReply *va, *vb;
+        if (!strcmp(ta->str, "string")) {
+            va = redisCommand(c, "GET %s", ka);
+            vb = redisCommand(c, "GET %s", kbn);
+            assert_int_equal(va->len, vb->len);
+            assert_memory_equal(va->str, vb->str, va->len);
+        } else {
+            assert_string_equal(ta->str, "zset");
+            va = redisCommand(c, "ZRANGE %s 0 -1 WITHSCORES", ka);
+            vb = redisCommand(c, "ZRANGE %s 0 -1 WITHSCORES", kbn);
+            assert_int_equal(va->elements, vb->elements);
+            assert_true(va->elements > 0);
+            for (size_t j = 0; j < va->elements; j++)
+                assert_string_equal(va->element[j]->str,
+                                    vb->element[j]->str);
+        }
+        freeReplyObject(va);
+        freeReplyObject(vb);
+        redisReply *xa = redisCommand(c, "PTTL %s", ka),
+                   *xb = redisCommand(c, "PTTL %s", kbn);
+        assert_true(xa->integer > 0 && xb->integer > 0);
+        freeReplyObject(xa);
+        freeReplyObject(xb);
+        freeReplyObject(ta);
+        freeReplyObject(tb);
+    }
+    int n = (int)keys->elements;
+    freeReplyObject(keys);
+    return n;
+}
+
+/* One batch through the writer: enqueue_recs when recs, else
+ * enqueue_json. */
+static void queue_one(rs_sink_redis_t *sink, const rs_score_t *sc,
+                      const char *const *json, const size_t *lens,
+                      const void *const *recs, const size_t *rec_lens,
+                      const void *const *logs, const size_t *log_lens) {
+    rs_err_t err =
+        recs ? rs_sink_redis_enqueue_recs(sink, sc, NREC, json, lens, recs,
+                                          rec_lens, logs, log_lens, 1)
+             : rs_sink_redis_enqueue_json(sink, sc, NREC, json, lens, logs,
+                                          log_lens, 1);
+    assert_int_equal(err, RS_OK);
+    assert_int_equal(rs_sink_redis_wait(sink, 1, 30000), RS_OK);
+}
+
+static void test_recs_stored(void **state) {
+    (void)state;
+    static rs_score_t sc[NREC];
+    static char jbuf[NREC][RS_ENCODE_MAX], lbuf[NREC][32];
+    static uint8_t rbuf[NREC][RS_REDIS_REC_MAX];
+    static const char *json[NREC];
+    static const void *recs[NREC], *logs[NREC];
+    static size_t lens[NREC], rec_lens[NREC], log_lens[NREC];
+    char errstr[512];
+    rs_test_redis_t *r = rs_test_redis_start(NULL, errstr, sizeof(errstr));
+    assert_non_null(r);
+    int refused = 0, given = 0;
+    for (int i = 0; i < NREC; i++) {
+        rich_score(i, i % NENT, &sc[i]);
+        if (i == 17) /* a string without NUL: the compact form refuses */
+            memset(sc[i].explanation.reasons[1], 'r', RS_REASON_MAX);
+        lens[i] = (size_t)json_of(&sc[i], jbuf[i]);
+        json[i] = jbuf[i];
+        int cl = rs_redis_rec_encode(&sc[i], rbuf[i], RS_REDIS_REC_MAX);
+        refused += cl < 0;
+        /* every fourth not given: the sink encodes it (a duplicate's) */
+        recs[i] = cl >= 0 && i % 4 ? rbuf[i] : NULL;
+        rec_lens[i] = cl >= 0 ? (size_t)cl : 0;
+        given += recs[i] != NULL;
+        logs[i] = i % 3 ? NULL : lbuf[i];
+        log_lens[i] = (size_t)snprintf(lbuf[i], sizeof(lbuf[i]),
+                                       "input-%d", i);
+    }
+    assert_int_equal(refused, 1);
+    assert_true(given > NREC / 2);
+    redisContext *c = redisConnectUnix(rs_test_redis_socket(r));
+    assert_non_null(c);
+
+    /* compact: the sink's own encoding against the records given */
+    rs_sink_redis_t *a = sink_on(r, "a:", RS_REDIS_RECORD_COMPACT),
+                    *b = sink_on(r, "b:", RS_REDIS_RECORD_COMPACT);
+    queue_one(a, sc, json, lens, NULL, NULL, logs, log_lens);
+    queue_one(b, sc, json, lens, recs, rec_lens, logs, log_lens);
+    int nk = same_keys(c, "a:", "b:");
+    /* records, inputs, entity indexes, the alert index */
+    assert_int_equal(nk, NREC + (NREC + 2) / 3 + NENT + 1);
+    redisReply *v = redisCommand(c, "GET a:score:%s", sc[17].event_id);
+    assert_int_equal(v->len, lens[17]); /* refused: stored as JSON */
+    assert_memory_equal(v->str, jbuf[17], lens[17]);
+    freeReplyObject(v);
+    v = redisCommand(c, "GET b:score:%s", sc[5].event_id);
+    assert_int_equal(v->str[0], RS_REDIS_REC_MAGIC);
+    freeReplyObject(v);
+
+    /* record_format json: the JSON, whatever records are given */
+    rs_sink_redis_t *ja = sink_on(r, "ja:", RS_REDIS_RECORD_JSON),
+                    *jb = sink_on(r, "jb:", RS_REDIS_RECORD_JSON);
+    queue_one(ja, sc, json, lens, NULL, NULL, logs, log_lens);
+    queue_one(jb, sc, json, lens, recs, rec_lens, logs, log_lens);
+    assert_int_equal(same_keys(c, "ja:", "jb:"), nk);
+    v = redisCommand(c, "GET jb:score:%s", sc[5].event_id);
+    assert_int_equal(v->len, lens[5]);
+    assert_memory_equal(v->str, jbuf[5], lens[5]);
+    freeReplyObject(v);
+
+    /* the bytes given are the bytes stored (not encoded again): record 5
+     * given as record 6's */
+    rs_sink_redis_t *x = sink_on(r, "x:", RS_REDIS_RECORD_COMPACT);
+    recs[5] = rbuf[6];
+    rec_lens[5] = rec_lens[6];
+    queue_one(x, sc, json, lens, recs, rec_lens, NULL, NULL);
+    v = redisCommand(c, "GET x:score:%s", sc[5].event_id);
+    assert_int_equal(v->len, rec_lens[6]);
+    assert_memory_equal(v->str, rbuf[6], rec_lens[6]);
+    freeReplyObject(v);
+    assert_int_equal(rs_sink_redis_enqueue_recs(x, sc, NREC, json, lens,
+                                                recs, NULL, NULL, NULL, 2),
+                     RS_ERR_INVALID);
+
+    redisFree(c);
+    rs_sink_redis_destroy(a);
+    rs_sink_redis_destroy(b);
+    rs_sink_redis_destroy(ja);
+    rs_sink_redis_destroy(jb);
+    rs_sink_redis_destroy(x);
+    rs_test_redis_destroy(r);
+}
+
+/* Append hiredis's RESP of argv[0..argc) to *out (grown). */
+static void resp_ref(char **out, size_t *len, int argc, const char **argv,
+                     const size_t *argl) {
+    char *cmd;
+    int n = redisFormatCommandArgv(&cmd, argc, argv, argl);
+    assert_true(n > 0);
+    *out = realloc(*out, *len + (size_t)n);
+    memcpy(*out + *len, cmd, (size_t)n);
+    *len += (size_t)n;
+    redisFreeCommand(cmd);
+}
+
+static void test_set_resp(void **state) {
+    (void)state;
+    static rs_score_t sc[NREC];
+    static char jbuf[NREC][RS_ENCODE_MAX], lbuf[NREC][32];
+    static uint8_t rbuf[NREC][RS_REDIS_REC_MAX];
+    static const char *json[NREC];
+    static const void *recs[NREC], *logs[NREC];
+    static size_t lens[NREC], rec_lens[NREC], log_lens[NREC];
+    char errstr[512];
+    rs_test_redis_t *r = rs_test_redis_start(NULL, errstr, sizeof(errstr));
+    assert_non_null(r);
+    rs_sink_redis_t *sink = sink_on(r, "pre:", RS_REDIS_RECORD_COMPACT);
+    char *want = NULL;
+    size_t wlen = 0;
+    for (int i = 0; i < NREC; i++) {
+        rich_score(i, i % NENT, &sc[i]);
+        if (i == 17) memset(sc[i].explanation.reasons[1], 'r', RS_REASON_MAX);
+        lens[i] = (size_t)json_of(&sc[i], jbuf[i]);
+        json[i] = jbuf[i];
+        int cl = rs_redis_rec_encode(&sc[i], rbuf[i], RS_REDIS_REC_MAX);
+        recs[i] = cl >= 0 && i % 4 ? rbuf[i] : NULL;
+        rec_lens[i] = cl >= 0 ? (size_t)cl : 0;
+        logs[i] = i % 3 ? NULL : lbuf[i];
+        log_lens[i] = (size_t)snprintf(lbuf[i], sizeof(lbuf[i]), "in\r\n%d",
+                                       i);
+        char key[RS_ID_MAX + 16], ikey[RS_ID_MAX + 16];
+        size_t idl = strlen(sc[i].event_id);
+        memcpy(key, "pre:score:", 10);
+        memcpy(key + 10, sc[i].event_id, idl + 1);
+        memcpy(ikey, "pre:input:", 10);
+        memcpy(ikey + 10, sc[i].event_id, idl + 1);
+        const char *a[] = {"SET", key, cl >= 0 ? (const char *)rbuf[i]
+                                               : jbuf[i],
+                           "PX", "604800000", "NX"};
+        size_t al[] = {3, strlen(key), cl >= 0 ? (size_t)cl : lens[i], 2, 9,
+                       2};
+        resp_ref(&want, &wlen, 6, a, al);
+        if (logs[i]) {
+            a[1] = ikey;
+            al[1] = strlen(ikey);
+            a[2] = lbuf[i];
+            al[2] = log_lens[i];
+            resp_ref(&want, &wlen, 6, a, al);
+        }
+    }
+    /* linear, then across the ring's end at every few bytes' offset */
+    uint32_t nc = 0, ni = 0, tc = 0;
+    uint64_t tb = 0;
+    rs_ring_w_t w;
+    rs_redis_plan(sink, sc, NREC, 0, 0);
+    rs_ring_w_linear(&w, NULL, 0);
+    rs_redis_build(sink, &w, sc, NREC, json, lens, recs, rec_lens, logs,
+                   log_lens, &nc, &ni, &tc, &tb);
+    size_t need = (size_t)rs_ring_w_pos(&w);
+    assert_true(need > wlen);
+    unsigned char *lin = malloc(need), *ring = malloc(need + 1000);
+    rs_ring_w_linear(&w, lin, need);
+    nc = ni = tc = 0;
+    rs_redis_build(sink, &w, sc, NREC, json, lens, recs, rec_lens, logs,
+                   log_lens, &nc, &ni, &tc, &tb);
+    assert_int_equal(rs_ring_w_pos(&w), need);
+    assert_memory_equal(lin, want, wlen); /* the SETs come first */
+    assert_int_equal(ni, (NREC + 2) / 3);
+    const uint64_t cap = need + 1000;
+    for (uint64_t start = 3 * cap - 37 * 1000; start < 3 * cap;
+         start += 997) {
+        memset(ring, 0, cap);
+        w = (rs_ring_w_t){.ring = ring, .cap = cap, .pos = start,
+                          .limit = start + cap, .off = start % cap};
+        rs_redis_build(sink, &w, sc, NREC, json, lens, recs, rec_lens, logs,
+                       log_lens, &nc, &ni, &tc, &tb);
+        assert_int_equal(w.pos - start, need);
+        size_t off = (size_t)(start % cap), first = (size_t)(cap - off);
+        if (first > need) first = need;
+        assert_memory_equal(ring + off, lin, first);
+        assert_memory_equal(ring, lin + first, need - first);
+    }
+    free(lin);
+    free(ring);
+    free(want);
+    rs_sink_redis_destroy(sink);
+    rs_test_redis_destroy(r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rec_codec),
         cmocka_unit_test(test_rec_damaged),
         cmocka_unit_test(test_rec_reads_unchanged),
         cmocka_unit_test(test_rec_cost_counted),
+        cmocka_unit_test(test_recs_stored),
+        cmocka_unit_test(test_set_resp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

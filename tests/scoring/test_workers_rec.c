@@ -11,6 +11,10 @@
  *    (rs_score_encode_append) and sets the pointers at the end: an offset
  *    or arena mistake there gives other bytes than the record's own (the
  *    stage runs twice on the same workers: arenas reused).
+ *  - the same run asks for the compact Redis records too (recs, as the
+ *    service does with redis.record_format compact): recs[p] is byte for
+ *    byte rs_redis_rec_encode(out[p]) for every published row, with 1, 2
+ *    and 3 workers; without recs the stage leaves the arrays alone.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -24,6 +28,7 @@
 #include <cmocka.h>
 
 #include "features/features.h"
+#include "scoring/sink.h"
 #include "scoring/workers.h"
 
 enum { N = 300 };
@@ -38,8 +43,8 @@ typedef struct fix_s {
     float *x, *contrib;
     rs_model_output_t *mout;
     rs_score_t *out;
-    const void *json[N], *kbytes[N];
-    size_t json_lens[N], klens[N];
+    const void *json[N], *kbytes[N], *recs[N];
+    size_t json_lens[N], klens[N], rec_lens[N];
 } fix_t;
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
@@ -133,8 +138,9 @@ static void fix_free(fix_t *f) {
 }
 
 /* Run the stage with `n` workers; out[] is set up as the scoring thread
- * leaves it (score, decision, flags). */
-static void run(fix_t *f, int n, rs_format_t kfmt) {
+ * leaves it (score, decision, flags).  want_recs: ask for the compact
+ * Redis records too. */
+static void run(fix_t *f, int n, rs_format_t kfmt, int want_recs) {
     char err[256];
     rs_err_t e;
     rs_workers_t *wk = rs_workers_new(n, f->D, &e, err, sizeof(err));
@@ -156,7 +162,15 @@ static void run(fix_t *f, int n, rs_format_t kfmt) {
         .contrib = f->contrib, .mout = f->mout, .version = "seq-test-1",
         .now_wall_us = 1767225700000000LL, .now_mono_us = 5000000,
         .out = f->out, .kafka_format = kfmt, .json = f->json,
-        .json_lens = f->json_lens, .kbytes = f->kbytes, .klens = f->klens};
+        .json_lens = f->json_lens, .kbytes = f->kbytes, .klens = f->klens,
+        .recs = want_recs ? f->recs : NULL,
+        .rec_lens = want_recs ? f->rec_lens : NULL};
+    /* a marker: without recs the stage must not touch them */
+    static const char mark[] = "untouched";
+    for (int p = 0; p < f->npub; p++) {
+        f->recs[p] = mark;
+        f->rec_lens[p] = 77;
+    }
     /* twice: the second batch (other scores) reuses the slices' arenas */
     for (int rep = 0; rep < 2; rep++) {
         if (rep)
@@ -178,6 +192,17 @@ static void run(fix_t *f, int n, rs_format_t kfmt) {
         assert_int_equal((size_t)len, f->klens[p]);
         assert_memory_equal(f->kbytes[p], one, (size_t)len);
         if (kfmt == RS_FORMAT_JSON) assert_ptr_equal(f->kbytes[p], f->json[p]);
+        if (!want_recs) {
+            assert_ptr_equal(f->recs[p], mark);
+            assert_int_equal(f->rec_lens[p], 77);
+        } else {
+            static uint8_t rec[RS_REDIS_REC_MAX];
+            len = rs_redis_rec_encode(&f->out[p], rec, sizeof(rec));
+            assert_true(len > 0); /* every record here takes the form */
+            assert_non_null(f->recs[p]);
+            assert_int_equal((size_t)len, f->rec_lens[p]);
+            assert_memory_equal(f->recs[p], rec, (size_t)len);
+        }
         explained += f->out[p].explanation.n_contrib > 0;
     }
     assert_true(explained > 0 && explained < f->npub); /* both kinds */
@@ -192,7 +217,8 @@ static void test_records_encoded(void **state) {
     static size_t ref_len[N];
     for (int fmt = 0; fmt < 2; fmt++) {
         for (int n = 1; n <= 3; n++) {
-            run(&f, n, (rs_format_t)fmt);
+            run(&f, n, (rs_format_t)fmt, 1);
+            if (n == 2) run(&f, n, (rs_format_t)fmt, 0);
             for (int p = 0; p < f.npub; p++) {
                 /* the same records whatever the number of workers (run()
                  * checked json[p] against them; those pointers died with
