@@ -177,6 +177,35 @@ rs_err_t rs_sink_kafka_publish_alert(rs_sink_kafka_t *sink,
                                      size_t len, const void *abuf,
                                      size_t alen, uint64_t batch_seq);
 
+/* The payload the alerts topic gets for record i of a batch (the service's
+ * maintenance alerts, scoring/alerts.h): as abuf/alen of
+ * rs_sink_kafka_publish_alert -- NULL: the record; non-NULL with *len 0:
+ * nothing goes to the alerts topic.  Called on the owner thread, inside
+ * rs_sink_kafka_publish_batch. */
+typedef const void *rs_sink_alert_fn(void *opaque, int i, size_t *len);
+
+/* Publish records [*next, n) of batch `batch_seq` at once: record i is
+ * sc[i] (key, decision) encoded as bufs[i][0..lens[i]) in the sink's
+ * format; its alert (a decision that goes there) gets the payload
+ * alert_fn(alert_opaque, i, ..) gives (alert_fn NULL: the record).  The
+ * same messages in the same order per topic as rs_sink_kafka_publish_alert
+ * called for each i in turn -- so the same per partition -- but handed to
+ * librdkafka as one run per topic (rd_kafka_produce_batch).  Every payload
+ * and key is copied before the call returns: the caller may reuse bufs,
+ * sc and the alert payloads at once.  On return *next is the first record
+ * not published; each record before it is published whole (its score and
+ * its alert).  A full local queue: serves delivery reports and retries for
+ * up to 1 s, then RS_ERR_AGAIN with *next moved past what is queued (call
+ * again from there).  Other errors as rs_sink_kafka_publish; a record
+ * refused for another reason is kept as there.  @locality the owner
+ * thread */
+rs_err_t rs_sink_kafka_publish_batch(rs_sink_kafka_t *sink,
+                                     const rs_score_t *sc,
+                                     const void *const *bufs,
+                                     const size_t *lens, int n, int *next,
+                                     rs_sink_alert_fn *alert_fn,
+                                     void *alert_opaque, uint64_t batch_seq);
+
 /* The format records are published in (rs_sink_kafka_new's `fmt`).
  * @locality any thread (immutable) */
 rs_format_t rs_sink_kafka_format(const rs_sink_kafka_t *sink);

@@ -78,6 +78,10 @@ struct rs_sink_kafka_s {
     rd_kafka_topic_t *rkt_alerts;   /* NULL: alerts disabled */
     rs_format_t fmt;
     uint8_t *buf;                   /* [RS_ENCODE_MAX] encode buffer */
+    /* rs_sink_kafka_publish_batch: grown to the largest batch, reused */
+    rd_kafka_message_t *rkms;       /* [pub_cap] the scores of a batch */
+    rd_kafka_message_t *arkms;      /* [pub_cap] its alerts            */
+    int pub_cap;
     rs_sink_batch_t *ring;          /* [RS_SINK_RING]                */
     uint32_t head, cnt;             /* FIFO of in-flight batches     */
     uint64_t last_seq;              /* highest seq seen              */
@@ -496,29 +500,37 @@ static void rs_sink_refused(rs_sink_kafka_t *sink, rd_kafka_topic_t *rkt,
     }
 }
 
-/* Produce one message, waiting on a full queue up to *deadline (0: not
- * set yet; set RS_SINK_BLOCK_MS past the first full queue, so a message
- * that finds room reads no clock: one read per score before). */
-static rd_kafka_resp_err_t rs_sink_produce(rs_sink_kafka_t *sink,
-                                           rd_kafka_topic_t *rkt,
-                                           const rs_score_t *sc,
-                                           const void *buf, size_t len,
-                                           uint32_t slot, int64_t *deadline) {
-    for (;;) {
-        rd_kafka_resp_err_t kerr = rd_kafka_producev(
-            sink->rk, RD_KAFKA_V_RKT(rkt),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_KEY(sc->entity_id, strlen(sc->entity_id)),
-            RD_KAFKA_V_VALUE((void *)buf, len),
-            RD_KAFKA_V_OPAQUE((void *)(((uintptr_t)slot << 1) | 1u)),
-            RD_KAFKA_V_END);
-        if (kerr != RD_KAFKA_RESP_ERR__QUEUE_FULL) return kerr;
+/* Produce msgs[0..m) to rkt in one call (rd_kafka_produce_batch: the
+ * partitioner per message as rd_kafka_producev, but one clock read, one
+ * topic lock and one call for the run), in array order, so the order per
+ * partition is the order of msgs.  librdkafka copies each payload and key
+ * (RD_KAFKA_MSG_F_COPY): the caller's buffers are not referenced after the
+ * call.  A full queue refuses the rest of the run (librdkafka stops at the
+ * first full queue): serve delivery reports and try the rest again, up to
+ * *deadline (0: not set yet; set RS_SINK_BLOCK_MS past the first full
+ * queue, so a run that finds room reads no clock).  Returns how many of
+ * msgs were handed over: each queued (err 0) or refused for a reason of
+ * its own (err set, not QUEUE_FULL); the rest, msgs[ret..m), were refused
+ * for a full queue (or all of them for a fatal error, err __FATAL). */
+static int rs_sink_produce_run(rs_sink_kafka_t *sink, rd_kafka_topic_t *rkt,
+                               rd_kafka_message_t *msgs, int m,
+                               int64_t *deadline) {
+    int done = 0;
+    while (done < m) {
+        rd_kafka_produce_batch(rkt, RD_KAFKA_PARTITION_UA,
+                               RD_KAFKA_MSG_F_COPY, msgs + done, m - done);
+        while (done < m && msgs[done].err != RD_KAFKA_RESP_ERR__QUEUE_FULL &&
+               msgs[done].err != RD_KAFKA_RESP_ERR__FATAL)
+            done++;
+        if (done == m || msgs[done].err == RD_KAFKA_RESP_ERR__FATAL)
+            return done;
         RS_INC(sink->c.queue_full);
         int64_t now = rs_clock_mono_us();
         if (!*deadline) *deadline = now + RS_SINK_BLOCK_MS * 1000;
-        else if (now > *deadline) return kerr;
+        else if (now > *deadline) return done;
         rd_kafka_poll(sink->rk, 10); /* backpressure: let deliveries drain */
     }
+    return done;
 }
 
 /* Transactional mode: copy a message of the open transaction into `kept`
@@ -570,10 +582,43 @@ rs_err_t rs_sink_kafka_publish_encoded(rs_sink_kafka_t *sink,
                                        batch_seq);
 }
 
-rs_err_t rs_sink_kafka_publish_alert(rs_sink_kafka_t *sink,
-                                     const rs_score_t *sc, const void *buf,
-                                     size_t len, const void *abuf,
-                                     size_t alen, uint64_t batch_seq) {
+/* The bookkeeping of one message handed to librdkafka: queued (kerr 0),
+ * or refused -- for a reason of its own, or for a full queue (only an
+ * alert whose score is queued: the record stays all-or-nothing for the
+ * caller).  A refused one is kept (retry list), or in transactional mode
+ * dooms the transaction (the kept copy goes in the redone one). */
+static void rs_sink_handed(rs_sink_kafka_t *sink, int alert, uint32_t slot,
+                           const char *key, const void *buf, size_t len,
+                           rd_kafka_resp_err_t kerr) {
+    if (kerr) {
+        /* e.g. the topic's metadata briefly unknown after a topic-level
+         * error: re-produced on the next poll */
+        if (kerr != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            rs_sink_refused(sink, alert ? sink->rkt_alerts : sink->rkt_scores,
+                            kerr);
+        if (sink->txn) sink->txn_abortable = 1;
+        else rs_sink_retry_push(sink, alert, slot, key, buf, len);
+    }
+    if (sink->txn) rs_sink_keep(sink, alert, slot, key, buf, len);
+    if (!kerr || !sink->txn) { /* a delivery report will come */
+        sink->ring[slot].outstanding++;
+        RS_ADD(sink->c.inflight, 1);
+    }
+    if (alert) RS_INC(sink->c.alerts);
+    else RS_INC(sink->c.published);
+}
+
+static int rs_sink_is_alert(rs_decision_t d) {
+    return d == RS_DECISION_REVIEW || d == RS_DECISION_DECLINE ||
+           d == RS_DECISION_ALERT;
+}
+
+rs_err_t rs_sink_kafka_publish_batch(rs_sink_kafka_t *sink,
+                                     const rs_score_t *sc,
+                                     const void *const *bufs,
+                                     const size_t *lens, int n, int *next,
+                                     rs_sink_alert_fn *alert_fn,
+                                     void *alert_opaque, uint64_t batch_seq) {
     uint32_t slot;
     rs_err_t err;
     if (sink->fatal) return RS_ERR_KAFKA;
@@ -582,62 +627,97 @@ rs_err_t rs_sink_kafka_publish_alert(rs_sink_kafka_t *sink,
                  "rs_sink_kafka_txn_begin first)");
         return RS_ERR_STATE;
     }
+    int i0 = *next, m = n - i0;
+    if (m <= 0) return RS_OK;
     rs_sink_retry_drain(sink);
     if ((err = rs_sink_batch_slot(sink, batch_seq, &slot)) != RS_OK)
         return err;
-    int64_t deadline = 0; /* set at a full queue (rs_sink_produce) */
-    rd_kafka_resp_err_t kerr = rs_sink_produce(sink, sink->rkt_scores, sc,
-                                               buf, len, slot, &deadline);
-    if (kerr == RD_KAFKA_RESP_ERR__QUEUE_FULL) return RS_ERR_AGAIN;
-    if (kerr == RD_KAFKA_RESP_ERR__FATAL) goto kafka_error;
+    if (m > sink->pub_cap) { /* the first batches only: then reused */
+        sink->rkms = rs_realloc(sink->rkms, (size_t)m * sizeof(*sink->rkms));
+        sink->arkms = rs_realloc(sink->arkms,
+                                 (size_t)m * sizeof(*sink->arkms));
+        sink->pub_cap = m;
+    }
+    void *tag = (void *)(((uintptr_t)slot << 1) | 1u);
+    rd_kafka_message_t *rkms = sink->rkms, *arkms = sink->arkms;
+    for (int j = 0; j < m; j++) {
+        const rs_score_t *s = &sc[i0 + j];
+        rkms[j] = (rd_kafka_message_t){
+            .payload = (void *)bufs[i0 + j], .len = lens[i0 + j],
+            .key = (void *)s->entity_id, .key_len = strlen(s->entity_id),
+            ._private = tag};
+    }
+    int64_t deadline = 0; /* set at a full queue (rs_sink_produce_run) */
+    int h = rs_sink_produce_run(sink, sink->rkt_scores, rkms, m, &deadline);
+    /* The scores handed over, then the alerts of those records: the order
+     * per topic (and so per partition) is the records' order. */
+    int na = 0;
+    for (int j = 0; j < h; j++) {
+        const rs_score_t *s = &sc[i0 + j];
+        rs_sink_handed(sink, 0, slot, s->entity_id, rkms[j].payload,
+                       rkms[j].len, rkms[j].err);
+        if (!sink->rkt_alerts || !rs_sink_is_alert(s->decision)) continue;
+        const void *abuf = rkms[j].payload;
+        size_t alen = rkms[j].len;
+        if (alert_fn) { /* its own payload, or nothing (alen 0) */
+            size_t len = 0;
+            const void *own = alert_fn(alert_opaque, i0 + j, &len);
+            if (own) {
+                if (!len) continue;
+                abuf = own;
+                alen = len;
+            }
+        }
+        arkms[na++] = (rd_kafka_message_t){
+            .payload = (void *)abuf, .len = alen, .key = rkms[j].key,
+            .key_len = rkms[j].key_len, ._private = tag};
+    }
+    int ha = na ? rs_sink_produce_run(sink, sink->rkt_alerts, arkms, na,
+                                      &deadline)
+                : 0;
+    rd_kafka_resp_err_t kerr = RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (int k = 0; k < na; k++) {
+        if (k >= ha && arkms[k].err == RD_KAFKA_RESP_ERR__FATAL) {
+            kerr = RD_KAFKA_RESP_ERR__FATAL;
+            break;
+        }
+        rs_sink_handed(sink, 1, slot, arkms[k].key, arkms[k].payload,
+                       arkms[k].len, arkms[k].err);
+    }
+    *next = i0 + h;
+    if (h < m && rkms[h].err == RD_KAFKA_RESP_ERR__FATAL)
+        kerr = RD_KAFKA_RESP_ERR__FATAL;
     if (kerr) {
-        /* Refused now (e.g. the topic's metadata is briefly unknown after
-         * a topic-level error): keep it and re-produce on the next poll.
-         * Transactional: the transaction misses it, so it must be aborted
-         * and redone (the kept copy goes in the next one). */
-        rs_sink_refused(sink, sink->rkt_scores, kerr);
-        if (sink->txn) sink->txn_abortable = 1;
-        else rs_sink_retry_push(sink, 0, slot, sc->entity_id, buf, len);
+        rs_sink_check_fatal(sink);
+        rs_error("sink", "produce: %s", rd_kafka_err2str(kerr));
+        return RS_ERR_KAFKA;
     }
-    if (sink->txn) rs_sink_keep(sink, 0, slot, sc->entity_id, buf, len);
-    if (!kerr || !sink->txn) { /* a delivery report will come */
-        sink->ring[slot].outstanding++;
-        RS_ADD(sink->c.inflight, 1);
-    }
-    RS_INC(sink->c.published);
+    return h < m ? RS_ERR_AGAIN : RS_OK;
+}
 
-    int alert = sc->decision == RS_DECISION_REVIEW ||
-                sc->decision == RS_DECISION_DECLINE ||
-                sc->decision == RS_DECISION_ALERT;
-    if (!alert || !sink->rkt_alerts) return RS_OK;
-    if (abuf) { /* the alerts topic gets its own payload, or nothing */
-        if (!alen) return RS_OK;
-        buf = abuf;
-        len = alen;
-    }
-    kerr = rs_sink_produce(sink, sink->rkt_alerts, sc, buf, len, slot,
-                           &deadline);
-    if (kerr == RD_KAFKA_RESP_ERR__FATAL) goto kafka_error;
-    if (kerr) {
-        /* The score is queued: keep the alert ourselves (retry list) so
-         * the call stays all-or-nothing for the caller.  Transactional:
-         * the kept copy goes in the redone transaction. */
-        if (kerr != RD_KAFKA_RESP_ERR__QUEUE_FULL)
-            rs_sink_refused(sink, sink->rkt_alerts, kerr);
-        if (sink->txn) sink->txn_abortable = 1;
-        else rs_sink_retry_push(sink, 1, slot, sc->entity_id, buf, len);
-    }
-    if (sink->txn) rs_sink_keep(sink, 1, slot, sc->entity_id, buf, len);
-    if (!kerr || !sink->txn) {
-        sink->ring[slot].outstanding++;
-        RS_ADD(sink->c.inflight, 1);
-    }
-    RS_INC(sink->c.alerts);
-    return RS_OK;
-kafka_error:
-    rs_sink_check_fatal(sink);
-    rs_error("sink", "produce: %s", rd_kafka_err2str(kerr));
-    return RS_ERR_KAFKA;
+typedef struct rs_sink_one_alert_s {
+    const void *abuf;
+    size_t alen;
+} rs_sink_one_alert_t;
+
+static const void *rs_sink_one_alert(void *opaque, int i, size_t *len) {
+    const rs_sink_one_alert_t *a = opaque;
+    RS_UNUSED(i);
+    *len = a->alen;
+    return a->abuf;
+}
+
+rs_err_t rs_sink_kafka_publish_alert(rs_sink_kafka_t *sink,
+                                     const rs_score_t *sc, const void *buf,
+                                     size_t len, const void *abuf,
+                                     size_t alen, uint64_t batch_seq) {
+    rs_sink_one_alert_t a = {abuf, alen};
+    const void *bufs[1] = {buf};
+    size_t lens[1] = {len};
+    int next = 0;
+    return rs_sink_kafka_publish_batch(sink, sc, bufs, lens, 1, &next,
+                                       abuf ? rs_sink_one_alert : NULL, &a,
+                                       batch_seq);
 }
 
 rs_err_t rs_sink_kafka_batch_end(rs_sink_kafka_t *sink, uint64_t batch_seq) {
@@ -1011,6 +1091,8 @@ void rs_sink_kafka_destroy(rs_sink_kafka_t *sink) {
     }
     rs_free(sink->ring);
     rs_free(sink->buf);
+    rs_free(sink->rkms);
+    rs_free(sink->arkms);
     free(sink->kept);
     rs_free(sink);
 }

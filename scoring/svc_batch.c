@@ -20,6 +20,11 @@
 
 #include "scoring/service_int.h"
 
+/* rs_sink_alert_fn: the maintenance alert's own payload of record i. */
+static const void *rs_svc_alert_payload(void *opaque, int i, size_t *len) {
+    return rs_alerts_payload(opaque, i, len);
+}
+
 /* ------------------------------------------------------------- labels */
 
 /* A free message slot of the trainer's queue; while it is full, wait
@@ -774,29 +779,26 @@ rs_err_t rs_svc_batch(rs_service_t *svc, int n,
         if (eerr != RS_OK) return eerr;
     }
 
-    /* Publish (the same bytes go to Kafka and Redis). */
-    for (int p = 0; p < npub; p++) {
-        rs_score_t *sc = &svc->out[p];
-        rs_err_t err;
-        size_t alen = 0; /* maintenance: the alert's own payload */
-        const char *abuf = svc->al ? rs_alerts_payload(svc->al, p, &alen)
-                                   : NULL;
-        /* A full local queue is backpressure: serve delivery reports
-         * until there is room (never drop, never skip). */
-        while ((err = rs_sink_kafka_publish_alert(
-                    svc->ks, sc, svc->kbytes[p], svc->klens[p], abuf, alen,
-                    b->seq)) ==
-                   RS_ERR_AGAIN &&
-               rs_svc_stop_left_ms(svc, stop) != 0)
+    /* Publish (the same bytes go to Kafka and Redis): the batch in one
+     * call, one run per topic.  A full local queue is backpressure: serve
+     * delivery reports until there is room (never drop, never skip). */
+    int next = 0;
+    for (;;) {
+        rs_err_t err = rs_sink_kafka_publish_batch(
+            svc->ks, svc->out, svc->kbytes, svc->klens, npub, &next,
+            svc->al ? rs_svc_alert_payload : NULL, svc->al, b->seq);
+        if (err == RS_OK) break;
+        if (err == RS_ERR_AGAIN && rs_svc_stop_left_ms(svc, stop) != 0) {
             rs_sink_kafka_poll(svc->ks, 10);
-        if (err != RS_OK) {
-            svc->st.kafka_errors++;
-            return rs_errf(errstr, errstr_size, err,
-                           "publishing score of %s%s: %s", sc->event_id,
-                           (sc->flags & RS_SCORE_FLAG_DUPLICATE)
-                               ? " (a duplicate)" : "",
-                           rs_err_str(err));
+            continue;
         }
+        const rs_score_t *sc = &svc->out[RS_MIN(next, npub - 1)];
+        svc->st.kafka_errors++;
+        return rs_errf(errstr, errstr_size, err,
+                       "publishing score of %s%s: %s", sc->event_id,
+                       (sc->flags & RS_SCORE_FLAG_DUPLICATE)
+                           ? " (a duplicate)" : "",
+                       rs_err_str(err));
     }
     if (svc->al) rs_alerts_batch_end(svc->al); /* labels after the events */
     RS_SVC_MARK(svc, RS_SVC_TR_PUB);

@@ -1284,6 +1284,181 @@ static void test_kafka_sink_batches(void **state) {
     rs_cluster_destroy(cl);
 }
 
+/* Batch publication (rs_sink_kafka_publish_batch, as the service uses it):
+ * the topics hold, per partition and byte for byte, exactly the messages
+ * of one-at-a-time publication in the records' order -- each score, each
+ * alert with its own payload, the record, or nothing -- on the partition
+ * librdkafka's default partitioner gives its key. */
+#define ORD_N 360
+#define ORD_PART 4
+
+typedef struct ord_msg_s {
+    int32_t partition;
+    int64_t offset;
+    char key[RS_ID_MAX];
+    size_t len;
+    unsigned char val[RS_ENCODE_MAX];
+} ord_msg_t;
+
+typedef struct ord_read_s {
+    int n, cap;
+    ord_msg_t *m;
+} ord_read_t;
+
+static void ord_read_cb(void *opaque, const rd_kafka_message_t *rkm) {
+    ord_read_t *r = opaque;
+    if (r->n >= r->cap || rkm->key_len >= RS_ID_MAX ||
+        rkm->len > RS_ENCODE_MAX) {
+        r->n++; /* counted: the length check fails */
+        return;
+    }
+    ord_msg_t *m = &r->m[r->n++];
+    m->partition = rkm->partition;
+    m->offset = rkm->offset;
+    memcpy(m->key, rkm->key, rkm->key_len);
+    m->key[rkm->key_len] = '\0';
+    m->len = rkm->len;
+    memcpy(m->val, rkm->payload, rkm->len);
+}
+
+static int ord_cmp(const void *a, const void *b) {
+    const ord_msg_t *x = a, *y = b;
+    if (x->partition != y->partition) return x->partition < y->partition ? -1 : 1;
+    return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+typedef struct ord_rec_s {
+    rs_score_t sc[ORD_N];
+    unsigned char buf[ORD_N][RS_ENCODE_MAX];
+    const void *bufs[ORD_N];
+    size_t lens[ORD_N];
+    char apay[ORD_N][32];
+    int calls;
+} ord_rec_t;
+
+/* i % 3: 0 its own payload, 1 the record (NULL), 2 nothing. */
+static const void *ord_alert(void *opaque, int i, size_t *len) {
+    ord_rec_t *r = opaque;
+    r->calls++;
+    if (i % 3 == 1) {
+        *len = 0;
+        return NULL;
+    }
+    *len = i % 3 == 0 ? strlen(r->apay[i]) : 0;
+    return r->apay[i];
+}
+
+/* Check topic `which` (0 scores, 1 alerts) against the records. */
+static void ord_check(const char *boot, ord_rec_t *r, int which) {
+    const void *want[ORD_N];
+    size_t wlen[ORD_N];
+    int wi[ORD_N], nw = 0;
+    for (int i = 0; i < ORD_N; i++) {
+        if (which == 1) {
+            if (!is_alert(r->sc[i].decision) || i % 3 == 2) continue;
+            want[nw] = i % 3 == 0 ? (const void *)r->apay[i] : r->bufs[i];
+            wlen[nw] = i % 3 == 0 ? strlen(r->apay[i]) : r->lens[i];
+        } else {
+            want[nw] = r->bufs[i];
+            wlen[nw] = r->lens[i];
+        }
+        wi[nw++] = i;
+    }
+    ord_read_t rd = {.cap = ORD_N + 8};
+    rd.m = calloc((size_t)rd.cap, sizeof(*rd.m));
+    assert_int_equal(rs_test_kafka_read(boot, rs_topics[which], nw, 1000,
+                                        30000, ord_read_cb, &rd), nw);
+    qsort(rd.m, (size_t)rd.n, sizeof(*rd.m), ord_cmp);
+    /* Walk each partition in offset order against the expected messages
+     * of that partition in record order. */
+    int got = 0;
+    for (int32_t p = 0; p < ORD_PART; p++) {
+        int k = 0; /* next message of partition p in rd.m */
+        while (k < rd.n && rd.m[k].partition < p) k++;
+        for (int j = 0; j < nw; j++) {
+            const char *key = r->sc[wi[j]].entity_id;
+            int32_t part = rd_kafka_msg_partitioner_consistent_random(
+                NULL, key, strlen(key), ORD_PART, NULL, NULL);
+            if (part != p) continue;
+            assert_true(k < rd.n);
+            assert_int_equal(rd.m[k].partition, p);
+            assert_string_equal(rd.m[k].key, key);
+            assert_int_equal(rd.m[k].len, wlen[j]);
+            assert_memory_equal(rd.m[k].val, want[j], wlen[j]);
+            k++;
+            got++;
+        }
+        assert_true(k == rd.n || rd.m[k].partition != p);
+    }
+    assert_int_equal(got, nw);
+    free(rd.m);
+}
+
+static void test_kafka_sink_batch_order(void **state) {
+    (void)state;
+    char errstr[512];
+    rs_cluster_t *cl = rs_cluster_new(1, rs_topics, 2, ORD_PART, errstr,
+                                      sizeof(errstr));
+    assert_non_null(cl);
+    const char *boot = rs_cluster_bootstraps(cl);
+    rs_sink_kafka_t *sink = rs_sink_kafka_new(NULL, boot, "scores", "alerts",
+                                              RS_FORMAT_JSON, errstr,
+                                              sizeof(errstr));
+    assert_non_null(sink);
+    ord_rec_t *r = calloc(1, sizeof(*r));
+    int nalerts = 0;
+    for (int i = 0; i < ORD_N; i++) {
+        make_score(i, (i * 7) % 23, &r->sc[i]);
+        int len = rs_score_encode(RS_FORMAT_JSON, &r->sc[i], r->buf[i],
+                                  RS_ENCODE_MAX);
+        assert_true(len > 0);
+        r->bufs[i] = r->buf[i];
+        r->lens[i] = (size_t)len;
+        snprintf(r->apay[i], sizeof(r->apay[i]), "{\"alert\":%d}", i);
+        nalerts += is_alert(r->sc[i].decision) && i % 3 != 2;
+    }
+    /* batch 1: one call; batch 2: two calls (the second from *next);
+     * batch 3: one record at a time (rs_sink_kafka_publish_alert) */
+    int next = 0;
+    assert_int_equal(rs_sink_kafka_publish_batch(sink, r->sc, r->bufs,
+                                                 r->lens, 120, &next,
+                                                 ord_alert, r, 1), RS_OK);
+    assert_int_equal(next, 120);
+    assert_int_equal(rs_sink_kafka_batch_end(sink, 1), RS_OK);
+    assert_int_equal(rs_sink_kafka_publish_batch(sink, r->sc, r->bufs,
+                                                 r->lens, 170, &next,
+                                                 ord_alert, r, 2), RS_OK);
+    assert_int_equal(next, 170);
+    assert_int_equal(rs_sink_kafka_publish_batch(sink, r->sc, r->bufs,
+                                                 r->lens, 240, &next,
+                                                 ord_alert, r, 2), RS_OK);
+    assert_int_equal(next, 240);
+    assert_int_equal(rs_sink_kafka_publish_batch(sink, r->sc, r->bufs,
+                                                 r->lens, 240, &next,
+                                                 ord_alert, r, 2), RS_OK);
+    assert_int_equal(rs_sink_kafka_batch_end(sink, 2), RS_OK);
+    for (int i = 240; i < ORD_N; i++) {
+        size_t alen = 0;
+        const void *abuf = ord_alert(r, i, &alen);
+        assert_int_equal(rs_sink_kafka_publish_alert(sink, &r->sc[i],
+                                                     r->bufs[i], r->lens[i],
+                                                     abuf, alen, 3), RS_OK);
+    }
+    assert_int_equal(rs_sink_kafka_batch_end(sink, 3), RS_OK);
+    wait_acked(sink, 3, 30000);
+    rs_sink_kafka_stats_t st;
+    rs_sink_kafka_stats(sink, &st);
+    assert_int_equal(st.published, ORD_N);
+    assert_int_equal(st.alerts, nalerts);
+    assert_int_equal(st.delivered, ORD_N + nalerts);
+    assert_int_equal(st.inflight, 0);
+    rs_sink_kafka_destroy(sink);
+    ord_check(boot, r, 0);
+    ord_check(boot, r, 1);
+    free(r);
+    rs_cluster_destroy(cl);
+}
+
 typedef struct lab_read_s {
     int n;
     rs_label_t lb[16];
@@ -1381,6 +1556,7 @@ int main(void) {
         cmocka_unit_test(test_redis_async_threads),
         cmocka_unit_test(test_redis_async_destroy_drains),
         cmocka_unit_test(test_kafka_sink_batches),
+        cmocka_unit_test(test_kafka_sink_batch_order),
         cmocka_unit_test(test_label_sink),
         cmocka_unit_test(test_kafka_sink_json),
         cmocka_unit_test(test_kafka_sink_pb_retry),
