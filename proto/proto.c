@@ -418,18 +418,23 @@ void rs_enc_arena_free(rs_enc_arena_t *arena) {
     memset(arena, 0, sizeof(*arena));
 }
 
+unsigned char *rs_enc_arena_reserve(rs_enc_arena_t *arena, size_t need) {
+    if (arena->cap - arena->len < need) {
+        size_t cap = arena->cap ? arena->cap : need * 2;
+        while (cap - arena->len < need) cap *= 2;
+        arena->data = rs_realloc(arena->data, cap);
+        arena->cap = cap;
+    }
+    return arena->data + arena->len;
+}
+
 rs_err_t rs_score_encode_append(rs_format_t fmt, const rs_score_t *sc,
                                 rs_enc_arena_t *arena, size_t *len) {
     size_t used = arena->len;
     /* Room for any record (RS_ENCODE_MAX) before each: the encoders write
      * into a bounded buffer and never need a second try. */
-    if (arena->cap - used < RS_ENCODE_MAX) {
-        size_t cap = arena->cap ? arena->cap : RS_ENCODE_MAX * 2;
-        while (cap - used < RS_ENCODE_MAX) cap *= 2;
-        arena->data = rs_realloc(arena->data, cap);
-        arena->cap = cap;
-    }
-    int n = rs_score_encode(fmt, sc, arena->data + used, arena->cap - used);
+    unsigned char *at = rs_enc_arena_reserve(arena, RS_ENCODE_MAX);
+    int n = rs_score_encode(fmt, sc, at, arena->cap - used);
     if (n < 0) return RS_ERR_TOOBIG;
     *len = (size_t)n;
     arena->len = used + (size_t)n;

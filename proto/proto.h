@@ -267,6 +267,11 @@ typedef struct rs_enc_arena_s {
 void rs_enc_arena_init(rs_enc_arena_t *arena, size_t cap);
 void rs_enc_arena_free(rs_enc_arena_t *arena);
 
+/* Room for `need` more bytes after arena->len (realloc, doubling from
+ * 2 x need when empty); returns arena->data + arena->len, valid until the
+ * arena grows again.  @locality the owner */
+unsigned char *rs_enc_arena_reserve(rs_enc_arena_t *arena, size_t need);
+
 /* Encode scores[0..n) as `fmt`, back to back, into `arena` (its previous
  * content is discarded).  out[i] / out_lens[i] get each record's bytes:
  * pointers into arena->data, valid until the arena is used again or

@@ -140,26 +140,21 @@ static void rs_wk_explain(const rs_workers_batch_t *b, const float *x,
 
 /* ------------------------------------------------------------- records */
 
-/* Append sc's compact Redis record to `arena` (grown as
- * rs_score_encode_append grows its arenas: room for the largest record
- * before each, doubling); *len = its length, or SIZE_MAX for a record
- * the compact form does not take (the Redis sink stores its JSON). */
+/* Append sc's compact Redis record to `arena` (room for the largest
+ * record before each, as rs_score_encode_append); *len = its length, or
+ * SIZE_MAX for a record the compact form does not take (the Redis sink
+ * stores its JSON). */
 static void rs_wk_rec_append(const rs_score_t *sc, rs_enc_arena_t *arena,
                              size_t *len) {
-    size_t used = arena->len;
-    if (arena->cap - used < RS_REDIS_REC_MAX) {
-        size_t cap = arena->cap ? arena->cap : RS_REDIS_REC_MAX * 2;
-        while (cap - used < RS_REDIS_REC_MAX) cap *= 2;
-        arena->data = rs_realloc(arena->data, cap);
-        arena->cap = cap;
-    }
-    int n = rs_redis_rec_encode(sc, arena->data + used, RS_REDIS_REC_MAX);
+    int n = rs_redis_rec_encode(sc, rs_enc_arena_reserve(arena,
+                                                         RS_REDIS_REC_MAX),
+                                RS_REDIS_REC_MAX);
     if (n < 0) {
         *len = SIZE_MAX;
         return;
     }
     *len = (size_t)n;
-    arena->len = used + (size_t)n;
+    arena->len += (size_t)n;
 }
 
 /* Stage: rows [lo, hi) of the batch, slice `slice`. */
