@@ -350,15 +350,20 @@ def self_cpu():
     return t.user + t.system
 
 
-def pace_bin(rs):
-    """The bench_pace rig (ops/bench/bench_pace.c) of the build that holds
-    the riskstream binary rs (B/ops/bench/bench_pace), else of build/."""
+def bench_tool(rs, name, otherwise):
+    """ops/bench/<name> of the build that holds the riskstream binary rs
+    (B/ops/bench/<name>), else of build/; `otherwise` ends the error."""
     for d in (os.path.dirname(os.path.abspath(rs)), os.path.join(ROOT, "build")):
-        p = os.path.join(d, "ops", "bench", "bench_pace")
+        p = os.path.join(d, "ops", "bench", name)
         if os.access(p, os.X_OK):
             return p
-    raise RuntimeError("ops/bench/bench_pace not built (ops/build.sh builds it beside riskstream); "
-                       "or use --rig py")
+    raise RuntimeError(f"ops/bench/{name} not built (ops/build.sh builds it beside riskstream); "
+                       f"or use {otherwise}")
+
+
+def pace_bin(rs):
+    """The bench_pace rig (ops/bench/bench_pace.c) beside rs."""
+    return bench_tool(rs, "bench_pace", "--rig py")
 
 
 def pace_c(pbin, broker, path, rate, skip=0, count=None, redis_sock=None, timeout=120, step_us=1000,

@@ -64,7 +64,7 @@ import argparse, calendar, json, os, re, shutil, subprocess, sys, tempfile, time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import (ROOT, EV_ID_RE, TICK, CpuSampler, Rig, cpu_ticks, event_times, keyed_events,  # noqa: E402
+from benchlib import (ROOT, bench_tool, EV_ID_RE, TICK, CpuSampler, Rig, cpu_ticks, event_times, keyed_events,  # noqa: E402
                       logger, med, pace_bin, pace_c, pct, produce_file, produce_paced, self_cpu, serve_cmd,
                       stop_proc)
 
@@ -87,14 +87,8 @@ RDR = {"wm": "bench_watch", "ts": "kcat, timestamps", "full": "kcat, ids", "chec
 
 
 def watch_bin(rs):
-    """ops/bench/bench_watch of the build that holds the riskstream binary
-    rs (B/ops/bench/bench_watch), else of build/."""
-    for d in (os.path.dirname(os.path.abspath(rs)), os.path.join(ROOT, "build")):
-        p = os.path.join(d, "ops", "bench", "bench_watch")
-        if os.access(p, os.X_OK):
-            return p
-    raise RuntimeError("ops/bench/bench_watch not built (ops/build.sh builds it beside riskstream); "
-                       "or use --burst-reader ts")
+    """ops/bench/bench_watch beside the riskstream binary rs."""
+    return bench_tool(rs, "bench_watch", "--burst-reader ts")
 
 
 class Watch:
