@@ -125,6 +125,8 @@ for e in OK:0:success RUNTIME:1:runtime USAGE:2:usage; do
   grep -q "$want $word" "$T/main" || bad "riskstream --help: no '$want $word'"
 done
 "$BIN" >/dev/null 2>&1; rc=$?; [ "$rc" -eq 2 ] || bad "riskstream (no command): exit $rc"
+grep -q -- "--version" "$T/main" || bad "riskstream --help does not name --version"
+"$BIN" --version >"$T/v" 2>&1 && grep -q "riskstream" "$T/v" || bad "riskstream --version failed"
 "$BIN" nope >/dev/null 2>"$T/err"; rc=$?
 [ "$rc" -eq 2 ] && grep -q "nope" "$T/err" || bad "riskstream nope: exit $rc"
 
