@@ -84,6 +84,21 @@ const struct option rs_cli_common_opts[] = {
     {NULL, 0, NULL, 0},
 };
 
+int rs_cli_common_unused(const char *cmd, const rs_cli_common_t *co,
+                         int unused) {
+    const struct { int bit; const char *flag, *val; } fl[] = {
+        {RS_CLI_NO_BROKERS, "--brokers", co->brokers},
+        {RS_CLI_NO_REDIS, "--redis", co->redis},
+        {RS_CLI_NO_GROUP, "--group", co->group},
+    };
+    for (size_t i = 0; i < RS_ARRAY_LEN(fl); i++)
+        if ((unused & fl[i].bit) && fl[i].val)
+            return rs_cli_usage_error(cmd, "%s: not used by `%s` (see "
+                                      "riskstream %s --help)",
+                                      fl[i].flag, cmd, cmd);
+    return RS_EXIT_OK;
+}
+
 void rs_cli_opts_merge(struct option *out, const struct option *extra) {
     int n = 0;
     for (int i = 0; rs_cli_common_opts[i].name; i++)

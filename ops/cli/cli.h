@@ -62,6 +62,14 @@ extern const struct option rs_cli_common_opts[];
 #define RS_CLI_COMMON_SHORT "c:b:r:g:s:l:h"
 int rs_cli_common_opt(const char *cmd, int c, const char *arg,
                       rs_cli_common_t *co);
+/* A common flag the subcommand has no use for (it would be taken and
+ * ignored): a usage error naming it.  `unused`: RS_CLI_NO_* bits.
+ * Returns RS_EXIT_OK or RS_EXIT_USAGE (message printed). */
+#define RS_CLI_NO_BROKERS 1
+#define RS_CLI_NO_REDIS   2
+#define RS_CLI_NO_GROUP   4
+int rs_cli_common_unused(const char *cmd, const rs_cli_common_t *co,
+                         int unused);
 /* Build a getopt_long table: common rows + `extra` rows (zero-terminated)
  * into `out` (capacity 64). */
 void rs_cli_opts_merge(struct option *out, const struct option *extra);

@@ -76,6 +76,8 @@ int rs_cmd_api(int argc, char **argv) {
     if (optind < argc)
         return rs_cli_usage_error("api", "unexpected argument '%s'",
                                   argv[optind]);
+    if (rs_cli_common_unused("api", &co, RS_CLI_NO_GROUP))
+        return RS_EXIT_USAGE;
 
     rs_app_conf_t app;
     rs_gen_conf_t gconf;

@@ -600,6 +600,9 @@ int rs_cmd_audit(int argc, char **argv) {
         default: rs_audit_help(stderr); return RS_EXIT_USAGE;
         }
     }
+    if (rs_cli_common_unused("audit", &co, RS_CLI_NO_BROKERS |
+                                               RS_CLI_NO_GROUP))
+        return RS_EXIT_USAGE;
     const char *event_id = optind < argc ? argv[optind++] : NULL;
     if (optind < argc)
         return rs_cli_usage_error("audit", "unexpected argument '%s'",

@@ -10,6 +10,7 @@
 static void rs_bench_help(FILE *fp) {
     fprintf(fp,
         "usage: riskstream bench [--redis URL] [--rate N] [--events N] [--seed N]\n"
+        "                        [--entities N] [--duration DUR] [--sensors]\n"
         "                        [--config FILE] [--set KEY=VALUE]...\n\n"
         "Three phases, each on a fresh embedded Kafka (librdkafka mock cluster)\n"
         "with the card generator feeding it from another thread:\n"
@@ -30,7 +31,10 @@ static void rs_bench_help(FILE *fp) {
         "options:\n" RS_CLI_COMMON_HELP
         "      --rate N          offered rate of the fixed phase (default 2000)\n"
         "      --events N        events per phase (default 40000)\n"
-        "      --seed N          generator seed (default 42)\n");
+        "      --seed N          generator seed (default 42)\n"
+        "      --entities N      cards or machines (default 20000)\n"
+        "      --duration DUR    simulated time span (default 30d)\n"
+        "      --sensors         machines with sensors instead of cards\n");
 }
 
 int rs_cmd_bench(int argc, char **argv) {

@@ -223,20 +223,19 @@ int rs_cmd_model(int argc, char **argv) {
                             NULL)) != -1) {
         int r = rs_cli_common_opt("model", c, optarg, &co);
         if (r < 0) return RS_EXIT_USAGE;
-        if (r > 0) {
-            if (c == 'h') {
-                rs_model_help(stdout);
-                return RS_EXIT_OK;
-            }
-            continue;
-        }
+        if (r > 0) continue;
         switch (c) {
+        case 'h': rs_model_help(stdout); return RS_EXIT_OK;
         case 'u': url = optarg; break;
         case 3001: store = optarg; break;
         case 3002: json = 1; break;
-        default: return RS_EXIT_USAGE;
+        default: return RS_EXIT_USAGE; /* getopt named the flag */
         }
     }
+    if (rs_cli_common_unused("model", &co, RS_CLI_NO_BROKERS |
+                                               RS_CLI_NO_REDIS |
+                                               RS_CLI_NO_GROUP))
+        return RS_EXIT_USAGE;
     const char *version = NULL;
     if (is_rb) {
         if (optind >= argc)

@@ -26,7 +26,9 @@ static const struct {
 static void rs_main_usage(FILE *fp) {
     fprintf(fp,
             "riskstream %s -- real-time streaming risk scoring\n\n"
-            "usage: riskstream <command> [options]   (riskstream <command> --help)\n\n"
+            "usage: riskstream <command> [options]   (riskstream <command> --help)\n"
+            "       riskstream --version               (version, commit, build, "
+            "libraries)\n\n"
             "commands:\n",
             RS_VERSION_STRING);
     for (size_t i = 0; i < RS_ARRAY_LEN(rs_cmds); i++)
