@@ -737,6 +737,7 @@ void rs_ingest_destroy(rs_ingest_t *ing) {
     free(ing->ra_store); /* after the merge: they exchange slots */
     free(ing->start);
     free(ing->replay);
+    if (ing->ahead) rd_kafka_topic_partition_list_destroy(ing->ahead);
     free(ing->gone);
     free(ing->resets);
     if (ing->asg) rd_kafka_topic_partition_list_destroy(ing->asg);

@@ -71,6 +71,54 @@ static void rs_ingest_replay_del(rs_ingest_t *ing, int topic,
     }
 }
 
+/* A partition of the assignment being served starts at its state's
+ * position `start`, above the group's committed offset `committed` (< 0:
+ * none): the messages in between are in the state already and will not
+ * be read here again.  Remembered to be stored once the partition is
+ * assigned (rs_ingest_store_ahead), so the group's committed offset
+ * follows the state even if no new message arrives on the partition (a
+ * quiet partition would otherwise keep the older offset: a standing
+ * consumer lag, and a later owner without that state re-reading what
+ * this one skipped).  At-least-once only: in exactly-once mode the state
+ * and the offsets are committed in one transaction. */
+static void rs_ingest_ahead_add(rs_ingest_t *ing, const char *topic,
+                                int32_t partition, int64_t start,
+                                int64_t committed) {
+    if (ing->conf.exactly_once || start <= 0 || start <= committed) return;
+    if (!ing->ahead) ing->ahead = rd_kafka_topic_partition_list_new(4);
+    rd_kafka_topic_partition_t *tp =
+        rd_kafka_topic_partition_list_find(ing->ahead, topic, partition);
+    if (!tp) tp = rd_kafka_topic_partition_list_add(ing->ahead, topic,
+                                                    partition);
+    tp->offset = start;
+    rs_info("ingest", "%s/%d starts at %lld, its state's, above the "
+            "committed offset %lld: stored for the next commit", topic,
+            (int)partition, (long long)start, (long long)committed);
+}
+
+/* Store the starts remembered by rs_ingest_ahead_add, right after the
+ * assignment (librdkafka resets a partition's stored offset when it is
+ * assigned, not after); the auto-commit commits them. */
+static void rs_ingest_store_ahead(rs_ingest_t *ing, rd_kafka_t *rk) {
+    if (!ing->ahead) return;
+    if (ing->ahead->cnt > 0) {
+        rd_kafka_resp_err_t kerr = rd_kafka_offsets_store(rk, ing->ahead);
+        for (int i = 0; i < ing->ahead->cnt; i++) {
+            const rd_kafka_topic_partition_t *tp = &ing->ahead->elems[i];
+            if (tp->err)
+                rs_warn("ingest", "%s/%d: start %lld not stored: %s (the "
+                        "committed offset moves with the next message)",
+                        tp->topic, (int)tp->partition, (long long)tp->offset,
+                        rd_kafka_err2str(tp->err));
+        }
+        if (kerr && kerr != RD_KAFKA_RESP_ERR__STATE)
+            rs_warn("ingest", "storing the starts above the committed "
+                    "offsets: %s", rd_kafka_err2str(kerr));
+    }
+    rd_kafka_topic_partition_list_destroy(ing->ahead);
+    ing->ahead = NULL;
+}
+
 /* Replay bounds for the partitions of `starts` (the ones of this
  * assignment that start at a checkpoint position): fetch their committed
  * offsets and remember those above the start.  Blocks (rebalance, once
@@ -112,6 +160,7 @@ static void rs_ingest_replay_bounds(rs_ingest_t *ing, rd_kafka_t *rk,
     for (int i = 0; i < cl->cnt; i++) {
         const rd_kafka_topic_partition_t *tp = &cl->elems[i];
         int64_t start = starts->elems[i].offset;
+        rs_ingest_ahead_add(ing, tp->topic, tp->partition, start, tp->offset);
         if (tp->offset < 0 || start < 0 || start >= tp->offset) continue;
         int t = rs_ingest_topic_idx(ing, tp->topic);
         if (t < 0) continue;
@@ -265,9 +314,12 @@ static void rs_ingest_assign_starts(rs_ingest_t *ing, rd_kafka_t *rk,
                  "assignment: %s", rd_kafka_err2str(kerr));
     if (n) ing->assign_cb(ing->assign_opaque, st, n);
     for (int i = 0; i < n; i++) {
-        rs_ingest_replay_del(ing, st[i].topic, st[i].partition);
-        if (st[i].start == RS_INGEST_START_COMMITTED) continue;
         const char *tn = rd_kafka_topic_name(ing->rkt[st[i].topic]);
+        rs_ingest_replay_del(ing, st[i].topic, st[i].partition);
+        if (ing->ahead) /* the callback overrides a checkpoint's start */
+            rd_kafka_topic_partition_list_del(ing->ahead, tn,
+                                              st[i].partition);
+        if (st[i].start == RS_INGEST_START_COMMITTED) continue;
         rd_kafka_topic_partition_t *tp =
             rd_kafka_topic_partition_list_find(parts, tn, st[i].partition);
         if (!tp) continue;
@@ -297,9 +349,12 @@ static void rs_ingest_assign_starts(rs_ingest_t *ing, rd_kafka_t *rk,
                     st[i].start == RS_INGEST_START_BEGINNING
                         ? "the beginning, " : "", (long long)from,
                     (long long)st[i].committed - 1);
-        } else {
+        } else if (st[i].committed >= from || from <= 0) {
             rs_info("ingest", "%s/%d starts at offset %lld (its state's)", tn,
                     (int)st[i].partition, (long long)st[i].start);
+        } else {
+            rs_ingest_ahead_add(ing, tn, st[i].partition, from,
+                                st[i].committed);
         }
     }
     rd_kafka_topic_partition_list_destroy(cl);
@@ -380,6 +435,12 @@ void rs_ingest_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (coop) error = rd_kafka_incremental_assign(rk, parts);
         else kerr = rd_kafka_assign(rk, parts);
         rs_ingest_asg_resolve(ing, rk);
+        if (!error && !kerr) {
+            rs_ingest_store_ahead(ing, rk);
+        } else if (ing->ahead) {
+            rd_kafka_topic_partition_list_destroy(ing->ahead);
+            ing->ahead = NULL;
+        }
         rs_ingest_merge_assign(ing, rk, parts, 1);
         /* Keep backpressure across a rebalance; leaving: read nothing
          * more (the partitions are revoked again at once). */

@@ -93,6 +93,10 @@ struct rs_ingest_s {
                               * poll loop; offset = the one out of range */
     int nresets, resets_cap;
     rd_kafka_topic_partition_list_t *asg; /* offsets given at assignment */
+    rd_kafka_topic_partition_list_t *ahead; /* partitions of the assignment
+                              * being served that start at their state,
+                              * above the group's committed offset: that
+                              * start is stored once assigned (NULL: none) */
     rs_ingest_revoke_cb_t *revoke_cb;
     void *revoke_opaque;
     int64_t *wm;           /* [RS_INGEST_WM_PARTS] newest event time

@@ -793,6 +793,72 @@ static void test_replay(void **state) {
     rs_cluster_destroy(cl);
 }
 
+/* A partition that starts at its state, above the group's committed
+ * offset, with no new message after it: the consumer stores that start,
+ * so the auto-commit moves the group's offset there while it runs (it
+ * stayed at the older one: a standing lag on a quiet partition, seen as
+ * test_service_faults test_rebalance's "STALL: committed offsets behind
+ * the end" when a rebalance handed back a partition whose last events a
+ * departed instance had scored).  Both ways to set a start: the assign
+ * callback (the service's partition state) and rs_ingest_set_start (an
+ * instance checkpoint). */
+static int64_t ahead_start = 20;
+static void ahead_assign(void *opaque, rs_ingest_start_t *parts, int n) {
+    int *calls = opaque;
+    (*calls)++;
+    for (int i = 0; i < n; i++)
+        if (parts[i].topic == RS_MSG_TOPIC_EVENTS) {
+            assert_int_equal(parts[i].committed, 5);
+            parts[i].start = ahead_start;
+        }
+}
+
+static void test_state_ahead(void **state) {
+    (void)state;
+    static rs_msg_t msgs[64];
+    rd_kafka_t *prod;
+    rs_cluster_t *cl = rs_test_kafka_cluster(1, rs_topics, 5, 1, &prod);
+    const char *boot = rs_cluster_bootstraps(cl);
+    produce_events(prod, "events", RS_FORMAT_JSON, 0, 20); /* 0..19 */
+    assert_int_equal(rd_kafka_flush(prod, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    const char *groups[] = {"g-ahead-cb", "g-ahead-ckpt"};
+    for (int way = 0; way < 2; way++) {
+        int64_t off = 5;
+        group_offsets(boot, groups[way], "events", &off, 1, 1);
+        rs_ingest_t *ing = new_consumer(boot, groups[way], RS_FORMAT_JSON);
+        int calls = 0;
+        if (way == 0) {
+            rs_ingest_set_assign_cb(ing, ahead_assign, &calls);
+        } else {
+            rs_ingest_pos_t start = {RS_MSG_TOPIC_EVENTS, 0, ahead_start};
+            assert_int_equal(rs_ingest_set_start(ing, &start, 1), RS_OK);
+        }
+        /* no message comes (the partition starts at its end); the
+         * group's offset must reach the start while the consumer runs */
+        int got = 0;
+        int64_t deadline = rs_clock_mono_us() + 30000000LL, next_check = 0;
+        off = 5;
+        while (off != ahead_start && rs_clock_mono_us() < deadline) {
+            int n = rs_ingest_poll(ing, msgs, 64, 100);
+            assert_true(n >= 0);
+            got += n;
+            if (rs_clock_mono_us() >= next_check) {
+                next_check = rs_clock_mono_us() + 500000;
+                group_offsets(boot, groups[way], "events", &off, 1, 0);
+            }
+        }
+        printf("state ahead (%s): committed %lld, %d message(s) read\n",
+               way ? "checkpoint start" : "assign callback", (long long)off,
+               got);
+        assert_int_equal(got, 0);
+        if (way == 0) assert_int_equal(calls, 1);
+        assert_int_equal(off, ahead_start);
+        rs_ingest_destroy(ing);
+    }
+    rd_kafka_destroy(prod);
+    rs_cluster_destroy(cl);
+}
+
 /* Committed offsets past the end: the partition is reset per policy, the
  * reset is counted (once), the other partition keeps its offset. */
 static void test_offset_out_of_range(void **state) {
@@ -1289,6 +1355,7 @@ int main(void) {
         cmocka_unit_test(test_dlq_retry),
         cmocka_unit_test(test_exactly_once_mode),
         cmocka_unit_test(test_replay),
+        cmocka_unit_test(test_state_ahead),
         cmocka_unit_test(test_offset_out_of_range),
         cmocka_unit_test(test_offset_reset_twice),
         cmocka_unit_test(test_future_event),
