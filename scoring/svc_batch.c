@@ -579,11 +579,6 @@ rs_err_t rs_svc_batch(rs_service_t *svc, int n,
                 svc->st.rejected++;
                 break;
             }
-            /* the model's input while the event's strings are in this
-             * core's cache: in the loop after the batch's features (~1 MB
-             * of events at 512) the categorical values' hashing missed
-             * (strnlen 1.6 % of this thread, perf, issue 12) */
-            rs_model_input_from_event(&svc->min[nev], &m->ev, x);
             if (rs_parts_labels_held(svc->parts)) /* a replay's labels */
                 rs_parts_label_release(svc->parts, svc->feat, m->ev.id);
             if (m->ev.event_time_ms > svc->watermark_ms)
@@ -620,7 +615,8 @@ rs_err_t rs_svc_batch(rs_service_t *svc, int n,
                                            errstr_size);
             if (!lg) return RS_ERR_IO; /* never score what cannot learn */
             svc->ev_log[k] = lg;
-            /* min[k] was filled from the event in the loop above */
+            rs_model_input_from_event(&svc->min[k], &m->ev,
+                                      svc->x + (size_t)k * (size_t)D);
             svc->min[k].lrec = svc->lrec + (size_t)k * svc->lrec_size;
             /* the model explains only what the record will carry */
             svc->min[k].explain_min = svc->conf->explain_min_score;
