@@ -1,5 +1,5 @@
 """ops/bench/benchlib.py -- the set-up the end-to-end benches share
-(ops/bench/e2e.py, e2e_lat.py, idle_cpu.py, scaleout.py and
+(ops/bench/e2e.py, e2e_lat.py, idle_cpu.py, perf_threads.py, scaleout.py and
 ops/serve_workers.py); not a bench itself.
 
   Rig                a run's temp dir with a fresh `riskstream broker` (its own
