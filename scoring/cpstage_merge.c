@@ -521,7 +521,8 @@ void rs_cpm_late_advice(const uint64_t *bk, uint64_t n, char *buf,
     if (last >= 0) o += (size_t)snprintf(buf, size, "cpstage.idle_wait");
     for (int b = 0; b <= last && o < size; b++) {
         cum += bk[b];
-        double p = 100.0 * (double)cum / (double)n;
+        /* rounded down: "100.0 %" only for all of them */
+        double p = floor(1000.0 * (double)cum / (double)n) / 10.0;
         /* the first wait past each of pct, and the longest known */
         if (!bk[b] || (p < pct[next] && b < last)) continue;
         while (next < 3 && p >= pct[next]) next++;

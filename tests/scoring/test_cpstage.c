@@ -700,7 +700,7 @@ static void test_reorder_late(void **state) {
     assert_int_equal(st.reorder_late[5], 1);
     char adv[256];
     rs_cpm_late_advice(st.reorder_late, st.reordered, adv, sizeof(adv));
-    assert_string_equal(adv, "cpstage.idle_wait 16ms: 66.7 %, 32ms: all");
+    assert_string_equal(adv, "cpstage.idle_wait 16ms: 66.6 %, 32ms: all");
     /* more newer messages ahead of it than the merge remembers (one per
      * distinct arrival): the figure is a lower bound */
     for (int k = 0; k < RS_TMERGE_LATE + 10; k++) {
