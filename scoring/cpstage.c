@@ -61,8 +61,11 @@ static const rs_conf_field_t rs_cpstage_fields[] = {
      "max.task.idle.ms, per message): a message that reaches the stage "
      "within this of a newer one on another partition is merged in order; "
      "0 = no wait, a live stream has some merged out of order "
-     "(riskstream_cpstage_reordered_total); every event waits up to this "
-     "while a partition is quiet (README, Scale-out)",
+     "(riskstream_cpstage_reordered_total; the log says which wait would "
+     "have merged them in order); exact on a live stream above the "
+     "producers' skew between partitions (their linger.ms: a batch per "
+     "partition, plus the fetch wait); every event waits up to this while a "
+     "partition is quiet (README, Scale-out)",
      NULL, 0, 600000},
     {"max_pending", RS_CONF_INT, "1048576",
      offsetof(rs_cpstage_conf_t, max_pending), 0,
