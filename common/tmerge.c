@@ -54,6 +54,18 @@ struct rs_tmerge_s {
     int64_t last_t;           /* the last head taken: (key, input)        */
     int32_t last_i;
     int blocked;
+    /* late_ms: the heads that advanced the frontier (key, input, arrival),
+     * a ring used as a stack: keys increase from bottom to top and so do
+     * arrivals (a head that arrived no later than the top replaces it:
+     * the earliest arrival of the heads ordered after any key is then the
+     * first entry above it); the bottom is dropped when full. */
+    struct {
+        int64_t key_t, at_ms;
+        int32_t i;
+    } late[RS_TMERGE_LATE];
+    int lbot, ln;
+    int64_t ldrop_t;          /* the last entry dropped at the bottom     */
+    int32_t ldrop_i;          /* (-1: none)                               */
 };
 
 rs_tmerge_t *rs_tmerge_new(int n, int64_t idle_wait_ms) {
@@ -72,6 +84,7 @@ rs_tmerge_t *rs_tmerge_new(int n, int64_t idle_wait_ms) {
     m->last_t = INT64_MIN;
     m->last_i = -1;
     m->blocked = -1;
+    m->ldrop_i = -1;
     return m;
 }
 
@@ -242,6 +255,46 @@ int rs_tmerge_next(rs_tmerge_t *m, int64_t now_ms) {
     return have ? i : -1;
 }
 
+/* ------------------------------------------------------------ late */
+
+static int rs_tm_after(int64_t ka, int32_t ia, int64_t kb, int32_t ib) {
+    return ka > kb || (ka == kb && ia > ib);
+}
+
+#define RS_TM_LAT(m, k) ((m)->late[((m)->lbot + (k)) % RS_TMERGE_LATE])
+
+/* A head taken in order: on the stack if it advances the frontier. */
+static void rs_tm_late_push(rs_tmerge_t *m, int64_t t, int32_t i, int64_t at) {
+    if (m->ln && !rs_tm_after(t, i, RS_TM_LAT(m, m->ln - 1).key_t,
+                              RS_TM_LAT(m, m->ln - 1).i))
+        return; /* behind the frontier's high mark (after a reorder) */
+    while (m->ln && RS_TM_LAT(m, m->ln - 1).at_ms >= at) m->ln--;
+    if (m->ln == RS_TMERGE_LATE) {
+        m->ldrop_t = RS_TM_LAT(m, 0).key_t;
+        m->ldrop_i = RS_TM_LAT(m, 0).i;
+        m->lbot = (m->lbot + 1) % RS_TMERGE_LATE;
+        m->ln--;
+    }
+    RS_TM_LAT(m, m->ln).key_t = t;
+    RS_TM_LAT(m, m->ln).i = i;
+    RS_TM_LAT(m, m->ln).at_ms = at;
+    m->ln++;
+}
+
+/* A reordered head (t, i) that arrived at `at`: late_ms from the first
+ * entry ordered after it (the earliest arrival of the heads ahead). */
+static void rs_tm_late(rs_tmerge_t *m, int64_t t, int32_t i, int64_t at,
+                       rs_tmerge_take_t *r) {
+    for (int k = 0; k < m->ln; k++)
+        if (rs_tm_after(RS_TM_LAT(m, k).key_t, RS_TM_LAT(m, k).i, t, i)) {
+            int64_t d = at - RS_TM_LAT(m, k).at_ms;
+            r->late_ms = d > 0 ? d : 0;
+            r->late_min = k == 0 && m->ldrop_i >= 0 &&
+                          rs_tm_after(m->ldrop_t, m->ldrop_i, t, i);
+            return;
+        }
+}
+
 void rs_tmerge_take(rs_tmerge_t *m, int i, rs_tmerge_take_t *tk) {
     if (i < 0 || i >= m->n || m->in[i].state != RS_TM_HEAD) return;
     rs_tm_in_t *p = &m->in[i];
@@ -260,7 +313,7 @@ void rs_tmerge_take(rs_tmerge_t *m, int i, rs_tmerge_take_t *tk) {
         }
     }
     int64_t t = p->key_t;
-    rs_tmerge_take_t r = {t, 0, 0, 0};
+    rs_tmerge_take_t r = {t, 0, 0, 0, 0, 0};
     /* below the frontier: only an input the merge passed as idle can bring
      * that (an input's own messages come in its order) */
     if (p->idle_passed &&
@@ -268,6 +321,9 @@ void rs_tmerge_take(rs_tmerge_t *m, int i, rs_tmerge_take_t *tk) {
         r.reordered = 1;
         r.behind_ms = m->last_t - t;
         r.idle_ms = m->now_ms - p->passed_ms;
+        rs_tm_late(m, t, i, p->at_ms, &r);
+    } else {
+        rs_tm_late_push(m, t, i, p->at_ms);
     }
     p->idle_passed = 0;
     m->last_t = t;

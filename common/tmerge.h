@@ -52,9 +52,27 @@ typedef struct rs_tmerge_take_s {
                             * last head taken: its input had been passed
                             * as idle (it arrived too late for the wait)  */
     int64_t behind_ms;     /* reordered: frontier time - key_t            */
-    int64_t idle_ms;       /* reordered: clock time since the merge passed
-                            * its input as idle                           */
+    int64_t idle_ms;       /* reordered: clock time since the merge FIRST
+                            * passed its input as idle (it stays passed
+                            * until its next head is taken: on a quiet
+                            * input this is far more than the lateness)  */
+    int64_t late_ms;       /* reordered: how late it arrived: its arrival
+                            * minus the earliest arrival of the heads
+                            * taken ahead of it (ordered after it, taken
+                            * while the frontier advanced) -- the wait an
+                            * idle_wait must exceed to have held them
+                            * back for it (idle_wait >= late_ms + 1, as
+                            * the clock ticks in ms; less if its input
+                            * reached its end after those arrived); 0..  */
+    int late_min;          /* 1: more heads were ahead of it than the
+                            * merge remembers (RS_TMERGE_LATE distinct
+                            * arrival times): late_ms is a lower bound    */
 } rs_tmerge_take_t;
+
+/* Arrival times the merge remembers for late_ms: the heads that advanced
+ * its frontier, one per distinct arrival time (the earliest arrival of
+ * the heads taken since), so at least this many ms of arrivals. */
+#define RS_TMERGE_LATE 64
 
 /* A merge of n >= 1 inputs, every one EMPTY and not at its end.
  * idle_wait_ms >= 0.  Never NULL (aborts on out of memory, as rs_calloc).

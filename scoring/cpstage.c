@@ -31,6 +31,7 @@
 #define RS_CS_POLL_MAX 4096   /* messages taken from the consumer per turn */
 #define RS_CS_MAX_PARTS 4096  /* partitions per topic                    */
 #define RS_CS_TRIM_US 1000000 /* committed-offset query period           */
+#define RS_CS_REORDER_LOG_US 60000000 /* reorder summary period (info)    */
 
 _Atomic int rs_cpstage_test_nomerge; /* tests only (cpstage_int.h)      */
 _Atomic int rs_cpstage_test_noread;
@@ -60,8 +61,11 @@ static const rs_conf_field_t rs_cpstage_fields[] = {
      "max.task.idle.ms, per message): a message that reaches the stage "
      "within this of a newer one on another partition is merged in order; "
      "0 = no wait, a live stream has some merged out of order "
-     "(riskstream_cpstage_reordered_total); every event waits up to this "
-     "while a partition is quiet (README, Scale-out)",
+     "(riskstream_cpstage_reordered_total; the log says which wait would "
+     "have merged them in order); exact on a live stream above the "
+     "producers' skew between partitions (their linger.ms: a batch per "
+     "partition, plus the fetch wait); every event waits up to this while a "
+     "partition is quiet (README, Scale-out)",
      NULL, 0, 600000},
     {"max_pending", RS_CONF_INT, "1048576",
      offsetof(rs_cpstage_conf_t, max_pending), 0,
@@ -177,8 +181,10 @@ struct rs_cpstage_s {
     int64_t *hold;             /* [RS_CS_MAX_PARTS] replay floor, -1      */
     rs_hist_t wait_us;
     uint64_t filled, miss_timeout, miss_gone, pauses, replay_missing;
-    uint64_t reorder_logged;  /* reordered count last logged (stage)      */
-    int64_t reorder_log_us;   /* when (rate limit: one line per second)   */
+    uint64_t reorder_logged;  /* reordered count at the last summary      */
+    uint64_t reorder_late_logged[RS_CPM_LATE_BUCKETS]; /* ... its buckets */
+    int64_t reorder_log_us;   /* the next summary (RS_CS_REORDER_LOG_US)  */
+    int reorder_warned;       /* the first reorder's warning was given    */
     double cpu_s;
     int64_t next_warn_us;
     uint64_t warned_misses;
@@ -359,6 +365,76 @@ static void rs_cs_flow(rs_cpstage_t *cs) {
         }
 }
 
+/* Reorders since the last log (ms: the core's counters): one warning the
+ * first time, then a summary at most every RS_CS_REORDER_LOG_US at info;
+ * at the end (final) one warning with the totals.  Called with mu held
+ * (the log line is short and rare). */
+static void rs_cs_reorder_log(rs_cpstage_t *cs, const rs_cpm_stats_t *ms,
+                              int final) {
+    char adv[256];
+    int64_t now = rs_clock_mono_us();
+    const char *topic = ms->reorder_topic ? cs->icon.topic_labels
+                                          : cs->icon.topic_events;
+    if (final) {
+        if (!ms->reordered) return;
+        rs_cpm_late_advice(ms->reorder_late, ms->reordered, adv, sizeof(adv));
+        rs_warn("cpstage", "%llu of %llu messages were merged out of the "
+                "canonical order (cpstage.idle_wait %lld ms; at most %lld ms "
+                "late; the wait that would have merged them in order: %s; "
+                "README, Scale-out)",
+                (unsigned long long)ms->reordered,
+                (unsigned long long)(ms->events + ms->labels),
+                (long long)cs->conf.idle_wait_ms,
+                (long long)ms->reorder_late_max_ms, adv);
+        return;
+    }
+    if (!cs->reorder_warned) {
+        cs->reorder_warned = 1;
+        rs_warn("cpstage", "a message on %s/%d was merged out of the "
+                "canonical order (%llu so far): it reached the stage %s%lld ms "
+                "(ms clock) after the first of the newer messages merged "
+                "ahead of it, %lld ms of event time behind them; "
+                "cpstage.idle_wait %lld ms, %lld ms would have merged it in "
+                "order (every event waits up to that while a partition is "
+                "quiet: README, Scale-out).  Its counterparty features may "
+                "differ from a replay's; counted in "
+                "riskstream_cpstage_reordered_total, summed up every minute "
+                "(info) and at the end",
+                topic, (int)ms->reorder_part,
+                (unsigned long long)ms->reordered,
+                ms->reorder_late_min ? "at least " : "",
+                (long long)ms->reorder_late_ms,
+                (long long)ms->reorder_behind_ms,
+                (long long)cs->conf.idle_wait_ms,
+                (long long)ms->reorder_late_ms + 1);
+        cs->reorder_log_us = now + RS_CS_REORDER_LOG_US;
+        cs->reorder_logged = ms->reordered;
+        memcpy(cs->reorder_late_logged, ms->reorder_late,
+               sizeof(cs->reorder_late_logged));
+        return;
+    }
+    if (now < cs->reorder_log_us) return;
+    uint64_t d[RS_CPM_LATE_BUCKETS];
+    for (int b = 0; b < RS_CPM_LATE_BUCKETS; b++)
+        d[b] = ms->reorder_late[b] - cs->reorder_late_logged[b];
+    rs_cpm_late_advice(d, ms->reordered - cs->reorder_logged, adv, sizeof(adv));
+    rs_info("cpstage", "%llu message(s) merged out of the canonical order in "
+            "the last %lld s (%llu of %llu in all; cpstage.idle_wait %lld ms); "
+            "the wait that would have merged them in order: %s; the last on "
+            "%s/%d, %lld ms late",
+            (unsigned long long)(ms->reordered - cs->reorder_logged),
+            (long long)((now - cs->reorder_log_us) / 1000000 +
+                        RS_CS_REORDER_LOG_US / 1000000),
+            (unsigned long long)ms->reordered,
+            (unsigned long long)(ms->events + ms->labels),
+            (long long)cs->conf.idle_wait_ms, adv, topic,
+            (int)ms->reorder_part, (long long)ms->reorder_late_ms);
+    cs->reorder_log_us = now + RS_CS_REORDER_LOG_US;
+    cs->reorder_logged = ms->reordered;
+    memcpy(cs->reorder_late_logged, ms->reorder_late,
+           sizeof(cs->reorder_late_logged));
+}
+
 static void *rs_cs_main(void *arg) {
     rs_cpstage_t *cs = arg;
     /* its own name in top, perf and ops/bench/idle_cpu.py */
@@ -461,24 +537,8 @@ static void *rs_cs_main(void *arg) {
             int n = rs_cpm_step(cs->m, seen_ms, RS_CS_CHUNK);
             if (n) pthread_cond_broadcast(&cs->cv);
             rs_cpm_stats(cs->m, &ms);
-            if (ms.reordered > cs->reorder_logged &&
-                rs_clock_mono_us() >= cs->reorder_log_us) {
-                /* what idle_wait would have needed: the partition was
-                 * passed as idle reorder_idle_ms before its message */
-                rs_warn("cpstage", "%llu message(s) merged out of order "
-                        "(%llu in all); the last on %s/%d, %lld ms behind "
-                        "the merge, %lld ms after the merge passed that "
-                        "partition as idle (cpstage.idle_wait %lld ms)",
-                        (unsigned long long)(ms.reordered - cs->reorder_logged),
-                        (unsigned long long)ms.reordered,
-                        ms.reorder_topic ? cs->icon.topic_labels
-                                         : cs->icon.topic_events,
-                        (int)ms.reorder_part, (long long)ms.reorder_behind_ms,
-                        (long long)ms.reorder_idle_ms,
-                        (long long)cs->conf.idle_wait_ms);
-                cs->reorder_logged = ms.reordered;
-                cs->reorder_log_us = rs_clock_mono_us() + 1000000;
-            }
+            if (ms.reordered > cs->reorder_logged)
+                rs_cs_reorder_log(cs, &ms, 0);
             if (n < RS_CS_CHUNK) {
                 rs_cs_flow(cs);
                 pthread_mutex_unlock(&cs->mu);
@@ -720,6 +780,7 @@ void rs_cpstage_destroy(rs_cpstage_t *cs) {
                 (unsigned long long)cs->replay_missing,
                 (unsigned long long)ms.ends_hwm,
                 (unsigned long long)ms.ends_eof);
+        rs_cs_reorder_log(cs, &ms, 1);
     }
     rs_cpm_destroy(cs->m); /* its messages go before their consumer */
     if (cs->rk) {

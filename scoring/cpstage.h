@@ -44,7 +44,9 @@
  *
  * Not exact, and counted: a message that arrives on a partition after the
  * merge went past it as idle, older than the merge (live producers lag;
- * riskstream_cpstage_reordered_total), a result already dropped or never
+ * riskstream_cpstage_reordered_total; logged once, summed up per minute
+ * and at the end with how late they came: the idle_wait that would have
+ * merged them in order), a result already dropped or never
  * made (riskstream_cpstage_misses_total{reason="gone"}), a wait beyond
  * cpstage.wait ({reason="timeout"}): those events are scored with their
  * shared features at 0.

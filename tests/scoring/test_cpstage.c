@@ -66,6 +66,7 @@
 #include <cmocka.h>
 
 #include "common/common.h"
+#include "common/tmerge.h"
 #include "features/features.h"
 #include "proto/proto.h"
 #include "scoring/cpstage_int.h"
@@ -633,6 +634,100 @@ static void test_blocked_idle_reorder(void **state) {
     rs_cpm_destroy(m);
 }
 
+/* How late a reordered message was (the idle_wait that would have merged
+ * it in order), with explicit clocks: from the earliest arrival of the
+ * messages merged ahead of it, not from the first time the merge passed
+ * its partition as idle (which a quiet partition stays for long: the
+ * figure was seconds for a message a few ms late). */
+static void push_at(rs_cpm_t *m, int part, int64_t *off, int id, int64_t t,
+                    int64_t at) {
+    rs_cpm_arrival(m, at);
+    push_ev(m, part, off[part]++, id, t);
+    rs_cpm_eof(m, 0, part, at);
+}
+
+static void test_reorder_late(void **state) {
+    (void)state;
+    rs_features_conf_t fc;
+    conf_features(&fc);
+    rs_cpm_t *m = new_core(&fc, 0, free);
+    int64_t off[NEP] = {0};
+    for (int p = 0; p < NEP; p++) rs_cpm_eof(m, 0, p, 0);
+    for (int p = 0; p < NLP; p++) rs_cpm_eof(m, 1, p, 0);
+    /* partition 0 busy from 1000 ms on; 1-3 passed as idle from then */
+    for (int k = 0; k < 40; k++) {
+        push_at(m, 0, off, k, BASE_MS + k * 100, 1000 + k * 100);
+        assert_int_equal(rs_cpm_step(m, 1000 + k * 100, 100), 1);
+    }
+    rs_cpm_stats_t st;
+    rs_cpm_stats(m, &st);
+    assert_int_equal(st.reordered, 0);
+    /* at 4902 a message 1 ms older than the last one (arrived 4900)
+     * reaches partition 1: 2 ms late, not 3902 ms (since 1000) */
+    push_at(m, 1, off, 100, BASE_MS + 3899, 4902);
+    assert_int_equal(rs_cpm_step(m, 4902, 100), 1);
+    rs_cpm_stats(m, &st);
+    assert_int_equal(st.reordered, 1);
+    assert_int_equal(st.reorder_part, 1);
+    assert_int_equal(st.reorder_behind_ms, 1);
+    assert_int_equal(st.reorder_late_ms, 2);
+    assert_int_equal(st.reorder_late_min, 0);
+    /* the earliest arrival of those ahead, not the last one's: 6000 and
+     * 6001 arrived at 6000 and 6003; one older than both at 6010 */
+    push_at(m, 0, off, 101, BASE_MS + 6000, 6000);
+    push_at(m, 0, off, 102, BASE_MS + 6001, 6003);
+    assert_int_equal(rs_cpm_step(m, 6003, 100), 2);
+    push_at(m, 2, off, 103, BASE_MS + 5999, 6010);
+    assert_int_equal(rs_cpm_step(m, 6010, 100), 1);
+    rs_cpm_stats(m, &st);
+    assert_int_equal(st.reordered, 2);
+    assert_int_equal(st.reorder_late_ms, 10);
+    /* merged later but arrived sooner: 7001 arrived at 6990, merged after
+     * 7000 (arrived 7000); one older than both at 7010 is 20 ms late */
+    push_at(m, 3, off, 104, BASE_MS + 7001, 6990);
+    push_at(m, 0, off, 105, BASE_MS + 7000, 7000);
+    assert_int_equal(rs_cpm_step(m, 7000, 100), 2);
+    push_at(m, 1, off, 106, BASE_MS + 6999, 7010);
+    assert_int_equal(rs_cpm_step(m, 7010, 100), 1);
+    rs_cpm_stats(m, &st);
+    assert_int_equal(st.reordered, 3);
+    assert_int_equal(st.reorder_late_ms, 20);
+    assert_int_equal(st.reorder_late_max_ms, 20);
+    /* by the idle_wait that would have merged them in order: 2 ms late
+     * needs 4 ms (the next power of 2 above), 10 ms 16, 20 ms 32 */
+    assert_int_equal(st.reorder_late[2], 1);
+    assert_int_equal(st.reorder_late[4], 1);
+    assert_int_equal(st.reorder_late[5], 1);
+    char adv[256];
+    rs_cpm_late_advice(st.reorder_late, st.reordered, adv, sizeof(adv));
+    assert_string_equal(adv, "cpstage.idle_wait 16ms: 66.6 %, 32ms: all");
+    /* more newer messages ahead of it than the merge remembers (one per
+     * distinct arrival): the figure is a lower bound */
+    for (int k = 0; k < RS_TMERGE_LATE + 10; k++) {
+        push_at(m, 0, off, 200 + k, BASE_MS + 8000 + k, 8000 + k);
+        assert_int_equal(rs_cpm_step(m, 8000 + k, 100), 1);
+    }
+    push_at(m, 2, off, 300, BASE_MS + 7999, 9000);
+    assert_int_equal(rs_cpm_step(m, 9000, 100), 1);
+    rs_cpm_stats(m, &st);
+    assert_int_equal(st.reordered, 4);
+    assert_int_equal(st.reorder_late_min, 1);
+    assert_int_equal(st.reorder_late_ms, 9000 - (8000 + 10));
+    assert_int_equal(st.reorder_late[RS_CPM_LATE_BUCKETS - 1], 1);
+    rs_cpm_late_advice(st.reorder_late, st.reordered, adv, sizeof(adv));
+    assert_string_equal(adv, "cpstage.idle_wait 16ms: 50.0 %, 32ms: 75.0 %; "
+                             "1 later than 16384 ms or by more than the "
+                             "merge remembers");
+    rs_cpm_late_advice(st.reorder_late, 0, adv, sizeof(adv));
+    assert_string_equal(adv, "");
+    uint64_t unk[RS_CPM_LATE_BUCKETS] = {0};
+    unk[RS_CPM_LATE_BUCKETS - 1] = 2;
+    rs_cpm_late_advice(unk, 2, adv, sizeof(adv));
+    assert_string_equal(adv, "2 later than 16384 ms or by more than the "
+                             "merge remembers");
+    rs_cpm_destroy(m);
+}
+
 /* A quiet partition and a busy one with idle_wait 0 (the default) and no
  * PARTITION_EOF after the start: rs_cpm_hwm (the consumer's cached high
  * watermark) says when a partition is at its end. */
@@ -877,7 +972,12 @@ typedef struct ref_s {
     int64_t frontier;
     int blocked_topic, blocked_part;
     int reorder_topic, reorder_part;
-    int64_t reorder_behind, reorder_idle;
+    int64_t reorder_behind, reorder_late, reorder_late_max;
+    int64_t hi_t;         /* the highest (time, input) taken in order   */
+    int hi_g;
+    int64_t *adv_t, *adv_at; /* [nadv] the takes that raised it: time,  */
+    int *adv_g, nadv;     /* input, arrival (late: a full scan of them)  */
+    uint64_t late_cmp;    /* reorders whose late_ms was compared         */
     int *order;           /* ids merged, in order                        */
     int norder;
 } ref_t;
@@ -952,7 +1052,25 @@ static int ref_step(ref_t *r, int64_t now, int max) {
             r->reorder_topic = bt;
             r->reorder_part = bp;
             r->reorder_behind = r->last_t - kt;
-            r->reorder_idle = now - p->passed_ms;
+            /* late: its arrival - the earliest arrival of the takes that
+             * raised the frontier past it */
+            int g = bt * r->np[0] + bp, found = 0;
+            int64_t amin = 0, at = r->msgs[p->q[p->qhead]].at;
+            for (int k = 0; k < r->nadv; k++)
+                if (r->adv_t[k] > kt || (r->adv_t[k] == kt && r->adv_g[k] > g))
+                    if (!found++ || r->adv_at[k] < amin) amin = r->adv_at[k];
+            r->reorder_late = found && at > amin ? at - amin : 0;
+            if (r->reorder_late > r->reorder_late_max)
+                r->reorder_late_max = r->reorder_late;
+        } else {
+            int g = bt * r->np[0] + bp;
+            if (!r->nadv || kt > r->hi_t || (kt == r->hi_t && g > r->hi_g)) {
+                r->adv_t[r->nadv] = kt;
+                r->adv_g[r->nadv] = g;
+                r->adv_at[r->nadv++] = r->msgs[p->q[p->qhead]].at;
+                r->hi_t = kt;
+                r->hi_g = g;
+            }
         }
         p->idle_passed = 0;
         r->last_t = kt;
@@ -980,7 +1098,7 @@ static int ref_caught_up(const ref_t *r) {
     return 1;
 }
 
-static void ref_compare(const ref_t *r, rs_cpm_t *m, int n_ref, int n_core,
+static void ref_compare(ref_t *r, rs_cpm_t *m, int n_ref, int n_core,
                         int run, int op) {
     if (n_ref != n_core)
         fail_msg("run %d op %d: step merged %d, reference %d", run, op, n_core,
@@ -997,7 +1115,13 @@ static void ref_compare(const ref_t *r, rs_cpm_t *m, int n_ref, int n_core,
         assert_int_equal(st.reorder_topic, r->reorder_topic);
         assert_int_equal(st.reorder_part, r->reorder_part);
         assert_int_equal(st.reorder_behind_ms, r->reorder_behind);
-        assert_int_equal(st.reorder_idle_ms, r->reorder_idle);
+        /* exact unless more were ahead than the core remembers */
+        if (!st.reorder_late_min) {
+            assert_int_equal(st.reorder_late_ms, r->reorder_late);
+            r->late_cmp++;
+        } else {
+            assert_true(st.reorder_late_ms <= r->reorder_late);
+        }
     }
     assert_int_equal(st.buffered, r->buffered);
     assert_int_equal(st.frontier_ms, r->frontier);
@@ -1015,6 +1139,7 @@ static void test_merge_order_reference(void **state) {
     enum { RUNS = 40, OPS = 1500, MAXMSG = 4 * OPS * 6 };
     static const int64_t waits[] = {0, 3, 20};
     uint64_t total_merged = 0, total_reordered = 0, total_blocked = 0;
+    uint64_t total_late_cmp = 0;
     for (int run = 0; run < RUNS; run++) {
         ref_t r;
         memset(&r, 0, sizeof(r));
@@ -1023,6 +1148,9 @@ static void test_merge_order_reference(void **state) {
         r.idle_wait = waits[rnd() % 3];
         r.msgs = calloc(MAXMSG, sizeof(ref_msg_t));
         r.order = calloc(MAXMSG, sizeof(int));
+        r.adv_t = calloc(MAXMSG, sizeof(int64_t));
+        r.adv_at = calloc(MAXMSG, sizeof(int64_t));
+        r.adv_g = calloc(MAXMSG, sizeof(int));
         r.last_t = INT64_MIN;
         r.frontier = INT64_MIN;
         for (int t = 0; t < 2; t++) {
@@ -1127,6 +1255,10 @@ static void test_merge_order_reference(void **state) {
         }
         total_merged += (uint64_t)r.norder;
         total_reordered += r.reordered;
+        total_late_cmp += r.late_cmp;
+        free(r.adv_t);
+        free(r.adv_at);
+        free(r.adv_g);
         rs_cpm_destroy(m);
         for (int t = 0; t < 2; t++) {
             for (int i = 0; i < r.np[t]; i++) free(r.p[t][i].q);
@@ -1138,12 +1270,16 @@ static void test_merge_order_reference(void **state) {
         free(rel_log);
     }
     /* the runs went through every path: merges, reorders, blocked steps */
-    print_message("merge vs reference: %llu merged, %llu reordered, %llu "
-                  "blocked steps\n", (unsigned long long)total_merged,
+    print_message("merge vs reference: %llu merged, %llu reordered (the "
+                  "last one's late_ms compared %llu times), %llu blocked "
+                  "steps\n",
+                  (unsigned long long)total_merged,
                   (unsigned long long)total_reordered,
+                  (unsigned long long)total_late_cmp,
                   (unsigned long long)total_blocked);
     assert_true(total_merged > 40000);
     assert_true(total_reordered > 100);
+    assert_true(total_late_cmp > 100);
     assert_true(total_blocked > 1000);
     rng_s = save;
 }
@@ -1155,6 +1291,7 @@ int main(void) {
         cmocka_unit_test(test_interleavings),
         cmocka_unit_test(test_two_readers),
         cmocka_unit_test(test_blocked_idle_reorder),
+        cmocka_unit_test(test_reorder_late),
         cmocka_unit_test(test_quiet_busy_hwm),
         cmocka_unit_test(test_two_partitions_one_fetch),
         cmocka_unit_test(test_find_trim_dedup),
