@@ -16,6 +16,8 @@
  */
 #include "common/tmerge.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "common/common.h"
@@ -331,6 +333,49 @@ void rs_tmerge_take(rs_tmerge_t *m, int i, rs_tmerge_take_t *tk) {
     p->state = RS_TM_PEND;
     m->npend++;
     if (tk) *tk = r;
+}
+
+int rs_tmerge_late_bucket(const rs_tmerge_take_t *tk) {
+    if (tk->late_min) return RS_TMERGE_LATE_BUCKETS - 1; /* unknown */
+    int b = 0;
+    while (b < RS_TMERGE_LATE_BUCKETS - 1 && ((int64_t)1 << b) <= tk->late_ms)
+        b++;
+    return b;
+}
+
+void rs_tmerge_late_advice(const char *key, const uint64_t *bk, uint64_t n,
+                           char *buf, size_t size) {
+    static const double pct[] = {50, 90, 99, 100};
+    const int nb = RS_TMERGE_LATE_BUCKETS - 1; /* the last: unknown */
+    size_t o = 0;
+    uint64_t cum = 0;
+    int next = 0, listed = 0, last = -1; /* the last bucket with any */
+    if (!size) return;
+    buf[0] = 0;
+    if (!n) return;
+    for (int b = 0; b < nb; b++)
+        if (bk[b]) last = b;
+    if (last >= 0) o += (size_t)snprintf(buf, size, "%s", key);
+    for (int b = 0; b <= last && o < size; b++) {
+        cum += bk[b];
+        /* rounded down: "100.0 %" only for all of them */
+        double p = floor(1000.0 * (double)cum / (double)n) / 10.0;
+        /* the first wait past each of pct, and the longest known */
+        if (!bk[b] || (p < pct[next] && b < last)) continue;
+        while (next < 3 && p >= pct[next]) next++;
+        if (cum == n)
+            o += (size_t)snprintf(buf + o, size - o, "%s %lldms: all",
+                                  listed ? "," : "", (long long)1 << b);
+        else
+            o += (size_t)snprintf(buf + o, size - o, "%s %lldms: %.1f %%",
+                                  listed ? "," : "", (long long)1 << b, p);
+        listed++;
+    }
+    if (cum < n && o < size)
+        snprintf(buf + o, size - o, "%s%llu later than %lld ms or by more "
+                 "than the merge remembers", listed ? "; " : "",
+                 (unsigned long long)(n - cum),
+                 (long long)1 << (nb - 1));
 }
 
 int rs_tmerge_blocked(const rs_tmerge_t *m) { return m->blocked; }

@@ -37,6 +37,7 @@
 #ifndef RS_TMERGE_H
 #define RS_TMERGE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -74,6 +75,12 @@ typedef struct rs_tmerge_take_s {
  * the heads taken since), so at least this many ms of arrivals. */
 #define RS_TMERGE_LATE 64
 
+/* A histogram of reordered heads by the idle_wait that would have taken
+ * them in order (both callers keep one, counted with rs_tmerge_late_bucket
+ * and logged with rs_tmerge_late_advice): [0] 1 ms (late_ms < 1), [k]
+ * 2^k ms (late_ms < 2^k), the last bucket: more, or not known (late_min). */
+#define RS_TMERGE_LATE_BUCKETS 16
+
 /* A merge of n >= 1 inputs, every one EMPTY and not at its end.
  * idle_wait_ms >= 0.  Never NULL (aborts on out of memory, as rs_calloc).
  * The owner frees it with rs_tmerge_destroy (NULL is a no-op). @locality any thread (a new handle) */
@@ -99,6 +106,20 @@ int rs_tmerge_next(rs_tmerge_t *m, int64_t now_ms);
 /* Take the head of input i (the one rs_tmerge_next returned): it becomes
  * PENDING (key its next head, or empty it).  tk may be NULL. @locality the owner thread */
 void rs_tmerge_take(rs_tmerge_t *m, int i, rs_tmerge_take_t *tk);
+
+/* The histogram bucket of a reordered take (RS_TMERGE_LATE_BUCKETS): the
+ * smallest 2^k ms above its late_ms, or the last one.  @locality any thread */
+int rs_tmerge_late_bucket(const rs_tmerge_take_t *tk);
+/* What wait would have taken the reordered heads counted in buckets `bk`
+ * ([RS_TMERGE_LATE_BUCKETS], a histogram or a difference of two, n in
+ * all) in order, for the log: the waits that take 50, 90, 99 % and all of
+ * them, named by the setting `key` ("cpstage.idle_wait 4ms: 62.5 %, 8ms:
+ * 93.0 %, 16ms: all"; percentages rounded down), then how many were later
+ * than the last bucket or by more than the merge remembers, into buf
+ * (size bytes, truncated); "" if n is 0.  An estimate from one run's
+ * arrivals: a wait changes how the caller's reads batch.  @locality any thread */
+void rs_tmerge_late_advice(const char *key, const uint64_t *bk, uint64_t n,
+                           char *buf, size_t size);
 
 /* The lowest input that blocked the last rs_tmerge_next, -1 if none. @locality the owner thread */
 int rs_tmerge_blocked(const rs_tmerge_t *m);

@@ -345,8 +345,16 @@ static void rs_im_run(rs_imerge_t *im, int32_t p, rs_im_task_t *t,
         rs_tmerge_take(t->tm, g, &tk);
         if (tk.reordered) {
             im->st.reordered++;
+            im->st.reorder_topic = g ? RS_MSG_TOPIC_LABELS
+                                     : RS_MSG_TOPIC_EVENTS;
+            im->st.reorder_part = p;
             im->st.reorder_behind_ms = tk.behind_ms;
             im->st.reorder_idle_ms = tk.idle_ms;
+            im->st.reorder_late_ms = tk.late_ms;
+            im->st.reorder_late_min = tk.late_min;
+            if (tk.late_ms > im->st.reorder_late_max_ms)
+                im->st.reorder_late_max_ms = tk.late_ms;
+            im->st.reorder_late[rs_tmerge_late_bucket(&tk)]++;
         }
         *n += rs_im_out(im, t, g, out, *n);
         if (t->q[g].n) t->pend[g] = 1;

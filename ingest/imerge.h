@@ -48,6 +48,7 @@
 #ifndef RS_IMERGE_H
 #define RS_IMERGE_H
 
+#include "common/tmerge.h"
 #include "ingest/ingest.h"
 
 #ifdef __cplusplus
@@ -72,8 +73,24 @@ typedef struct rs_imerge_stats_s {
                             * other topic was passed as idle before this
                             * message arrived (live stream, idle wait too
                             * short)                                       */
-    int64_t reorder_behind_ms; /* the last one: how far behind, and how   */
-    int64_t reorder_idle_ms;   /* long after its topic was passed as idle */
+    int reorder_topic;         /* the last one: RS_MSG_TOPIC_*,           */
+    int32_t reorder_part;      /* its partition (task),                   */
+    int64_t reorder_behind_ms; /* how far behind its task's frontier
+                                * (event or label time),                  */
+    int64_t reorder_idle_ms;   /* idle clock since the merge FIRST passed
+                                * its topic as idle (seconds on a quiet
+                                * topic: not how late it was),            */
+    int64_t reorder_late_ms;   /* how late it arrived: after the earliest
+                                * arrival of the newer messages of its
+                                * task handed out ahead of it
+                                * (rs_tmerge_take_t.late_ms: an idle wait
+                                * of late_ms + 1 would have held them)    */
+    int reorder_late_min;      /* ... a lower bound (rs_tmerge_take_t)    */
+    int64_t reorder_late_max_ms; /* the largest late_ms so far            */
+    uint64_t reorder_late[RS_TMERGE_LATE_BUCKETS]; /* reordered messages
+                                * by the idle wait that would have handed
+                                * them out in order (tmerge.h buckets;
+                                * rs_tmerge_late_advice)                  */
     uint64_t end_checks;   /* inputs found at their end by the watermark  */
     uint64_t paused;       /* inputs paused for hold_max (total)           */
 } rs_imerge_stats_t;

@@ -102,7 +102,9 @@ static const rs_conf_field_t rs_ingest_fields[] = {
      "more fetched), a message waits this long after it arrived before it "
      "goes without it (Kafka Streams' max.task.idle.ms, per message): a "
      "label produced within this of a newer event is merged in order on a "
-     "live stream; 0 = no wait once the other topic is at its end (exact on "
+     "live stream (the others are counted in "
+     "riskstream_task_merge_reordered_total and the log says which wait "
+     "would have merged them in order); 0 = no wait once the other topic is at its end (exact on "
      "a backlog, a replay, a restore; no added latency); every message "
      "waits up to this while the other topic is quiet (README, Scale-out)",
      NULL, 0, 600000},
@@ -600,6 +602,7 @@ void rs_ingest_stats(const rs_ingest_t *ing, rs_ingest_stats_t *st) {
     st->merge_end_checks = RS_LOAD(c->merge_end_checks);
     st->merge_reorder_behind_ms = RS_LOAD(c->merge_reorder_behind_ms);
     st->merge_reorder_idle_ms = RS_LOAD(c->merge_reorder_idle_ms);
+    st->merge_reorder_late_ms = RS_LOAD(c->merge_reorder_late_ms);
 }
 
 rd_kafka_t *rs_ingest_handle(rs_ingest_t *ing) { return ing->rk; }
@@ -705,6 +708,7 @@ void rs_ingest_destroy(rs_ingest_t *ing) {
                 (unsigned long long)ms.paused,
                 (unsigned long long)ms.end_checks,
                 (unsigned long long)ms.held);
+        rs_ingest_merge_reorder_log(ing, &ms, 1);
     }
     if (ing->rk) {
         /* Revoke (commits stored offsets, or the owner its transaction)

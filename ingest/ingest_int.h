@@ -19,6 +19,8 @@
                                      * (or 4 batch_max) has its fetch paused */
 #define RS_MERGE_SLICE_MS 5         /* task merge: poll slice while messages
                                      * wait for max_task_idle             */
+#define RS_INGEST_REORDER_LOG_US 60000000 /* task merge: reorder summary
+                                     * period (info)                      */
 
 /* A dead-letter message whose delivery failed, kept to be produced again
  * (cold path: allocated in the delivery report). */
@@ -48,7 +50,8 @@ typedef struct rs_ingest_counters_s {
     _Atomic uint64_t merge_held, merge_reordered;
     _Atomic uint64_t merge_held_max, merge_merged, merge_paused,
         merge_end_checks; /* task merge, continued (/metrics) */
-    _Atomic int64_t merge_reorder_behind_ms, merge_reorder_idle_ms;
+    _Atomic int64_t merge_reorder_behind_ms, merge_reorder_idle_ms,
+        merge_reorder_late_ms;
 } rs_ingest_counters_t;
 
 struct rs_ingest_s {
@@ -117,8 +120,10 @@ struct rs_ingest_s {
     int64_t seen_ms;       /* its clock: the consumer's queue was last
                             * found empty then (monotonic ms)           */
     uint64_t rb_seq;       /* rebalance callbacks served               */
-    uint64_t reorder_logged; /* merge reorders already logged          */
-    int64_t reorder_log_us;
+    uint64_t reorder_logged; /* merge reorders at the last summary     */
+    uint64_t reorder_late_logged[RS_TMERGE_LATE_BUCKETS]; /* its buckets  */
+    int64_t reorder_log_us;  /* the next summary (RS_INGEST_REORDER_LOG_US) */
+    int reorder_warned;      /* the first reorder's warning was given    */
     struct rs_ingest_ra_s *ra; /* the read-ahead (topics.read_ahead; started
                             * by the first poll) or NULL               */
     int ra_failed;         /* the read-ahead could not start: read here */
@@ -214,6 +219,12 @@ void rs_ingest_ctl_end(rs_ingest_t *ing);
 /* ingest_poll.c: the task merge's end-of-input check */
 int rs_ingest_merge_end(void *opaque, int topic, int32_t partition,
                         int64_t next_offset);
+/* ingest_poll.c: the task merge's reorders (ms: its stats now) in the
+ * log: one warning at the first, an info summary at most every
+ * RS_INGEST_REORDER_LOG_US, and (final 1, at close) one warning with the
+ * totals if any.  Owner thread. */
+void rs_ingest_merge_reorder_log(rs_ingest_t *ing,
+                                 const rs_imerge_stats_t *ms, int final);
 
 /* 1 if a property key names a secret (its value must never be logged). */
 int rs_kafka_key_is_secret(const char *key);

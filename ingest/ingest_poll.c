@@ -210,6 +210,77 @@ static int rs_ingest_merge_read(rs_ingest_t *ing, int wait_ms, int cap,
     return n + ends;
 }
 
+/* rs_ingest_merge_reorder_log (ingest_int.h).  The stage's pattern
+ * (cpstage.c): a new user sees one warning, not one every few seconds;
+ * every line says which topics.max_task_idle would have merged them in
+ * order (a wait costs every message while a topic is quiet). */
+void rs_ingest_merge_reorder_log(rs_ingest_t *ing,
+                                 const rs_imerge_stats_t *ms, int final) {
+    char adv[256];
+    int64_t now = rs_clock_mono_us();
+    const char *topic = ms->reorder_topic == RS_MSG_TOPIC_LABELS
+                            ? ing->conf.topic_labels
+                            : ing->conf.topic_events;
+    if (final) {
+        if (!ms->reordered) return;
+        rs_tmerge_late_advice("topics.max_task_idle", ms->reorder_late,
+                              ms->reordered, adv, sizeof(adv));
+        rs_warn("ingest", "%llu of %llu messages were handed to scoring out "
+                "of time order within their task (topics.max_task_idle %lld "
+                "ms; at most %lld ms late; the wait that would have merged "
+                "them in order: %s; README, Scale-out)",
+                (unsigned long long)ms->reordered,
+                (unsigned long long)ms->merged,
+                (long long)ing->conf.max_task_idle_ms,
+                (long long)ms->reorder_late_max_ms, adv);
+        return;
+    }
+    if (!ing->reorder_warned) {
+        ing->reorder_warned = 1;
+        rs_warn("ingest", "a message on %s/%d was handed to scoring out of "
+                "time order within its task (%llu so far): it was read "
+                "%s%lld ms (ms clock) after the first of the newer messages "
+                "of its task handed over ahead of it, %lld ms of event or "
+                "label time behind them; topics.max_task_idle %lld ms, %lld "
+                "ms would have merged it in order (every message waits up to "
+                "that while the other topic of its task is quiet: README, "
+                "Scale-out).  Label-aware entity features may differ from a "
+                "replay's; counted in riskstream_task_merge_reordered_total, "
+                "summed up every minute (info) and at the end",
+                topic, (int)ms->reorder_part,
+                (unsigned long long)ms->reordered,
+                ms->reorder_late_min ? "at least " : "",
+                (long long)ms->reorder_late_ms,
+                (long long)ms->reorder_behind_ms,
+                (long long)ing->conf.max_task_idle_ms,
+                (long long)ms->reorder_late_ms + 1);
+    } else {
+        if (now < ing->reorder_log_us) return;
+        uint64_t d[RS_TMERGE_LATE_BUCKETS];
+        for (int b = 0; b < RS_TMERGE_LATE_BUCKETS; b++)
+            d[b] = ms->reorder_late[b] - ing->reorder_late_logged[b];
+        rs_tmerge_late_advice("topics.max_task_idle", d,
+                              ms->reordered - ing->reorder_logged, adv,
+                              sizeof(adv));
+        rs_info("ingest", "%llu message(s) handed to scoring out of time "
+                "order within their task in the last %lld s (%llu of %llu "
+                "in all; topics.max_task_idle %lld ms); the wait that would "
+                "have merged them in order: %s; the last on %s/%d, %lld ms "
+                "late",
+                (unsigned long long)(ms->reordered - ing->reorder_logged),
+                (long long)((now - ing->reorder_log_us) / 1000000 +
+                            RS_INGEST_REORDER_LOG_US / 1000000),
+                (unsigned long long)ms->reordered,
+                (unsigned long long)ms->merged,
+                (long long)ing->conf.max_task_idle_ms, adv, topic,
+                (int)ms->reorder_part, (long long)ms->reorder_late_ms);
+    }
+    ing->reorder_log_us = now + RS_INGEST_REORDER_LOG_US;
+    ing->reorder_logged = ms->reordered;
+    memcpy(ing->reorder_late_logged, ms->reorder_late,
+           sizeof(ing->reorder_late_logged));
+}
+
 /* rs_ingest_poll with the task merge: read, merge, until something can
  * go, the poll times out or max went. */
 static int rs_ingest_poll_merged(rs_ingest_t *ing, rs_msg_t *msgs,
@@ -254,19 +325,9 @@ static int rs_ingest_poll_merged(rs_ingest_t *ing, rs_msg_t *msgs,
     RS_STORE(ing->c.merge_end_checks, ms.end_checks);
     RS_STORE(ing->c.merge_reorder_behind_ms, ms.reorder_behind_ms);
     RS_STORE(ing->c.merge_reorder_idle_ms, ms.reorder_idle_ms);
-    if (ms.reordered > ing->reorder_logged &&
-        rs_clock_mono_us() >= ing->reorder_log_us) {
-        rs_warn("ingest", "%llu message(s) handed to scoring out of time "
-                "order within their task (%llu in all): the last %lld ms "
-                "behind its task, %lld ms after the merge passed the other "
-                "topic as idle (topics.max_task_idle %lld ms)",
-                (unsigned long long)(ms.reordered - ing->reorder_logged),
-                (unsigned long long)ms.reordered,
-                (long long)ms.reorder_behind_ms, (long long)ms.reorder_idle_ms,
-                (long long)ing->conf.max_task_idle_ms);
-        ing->reorder_logged = ms.reordered;
-        ing->reorder_log_us = rs_clock_mono_us() + 10000000;
-    }
+    RS_STORE(ing->c.merge_reorder_late_ms, ms.reorder_late_ms);
+    if (ms.reordered > ing->reorder_logged)
+        rs_ingest_merge_reorder_log(ing, &ms, 0);
     if (ing->fatal && n == 0) return -RS_ERR_KAFKA;
     return n;
 }

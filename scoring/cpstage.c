@@ -206,7 +206,7 @@ struct rs_cpstage_s {
     rs_hist_t wait_us;
     uint64_t filled, miss_timeout, miss_gone, pauses, replay_missing;
     uint64_t reorder_logged;  /* reordered count at the last summary      */
-    uint64_t reorder_late_logged[RS_CPM_LATE_BUCKETS]; /* ... its buckets */
+    uint64_t reorder_late_logged[RS_TMERGE_LATE_BUCKETS]; /* its buckets  */
     int64_t reorder_log_us;   /* the next summary (RS_CS_REORDER_LOG_US)  */
     int reorder_warned;       /* the first reorder's warning was given    */
     double cpu_s;
@@ -418,7 +418,8 @@ static void rs_cs_reorder_log(rs_cpstage_t *cs, const rs_cpm_stats_t *ms,
                                           : cs->icon.topic_events;
     if (final) {
         if (!ms->reordered) return;
-        rs_cpm_late_advice(ms->reorder_late, ms->reordered, adv, sizeof(adv));
+        rs_tmerge_late_advice("cpstage.idle_wait", ms->reorder_late,
+                              ms->reordered, adv, sizeof(adv));
         rs_warn("cpstage", "%llu of %llu messages were merged out of the "
                 "canonical order (cpstage.idle_wait %lld ms; at most %lld ms "
                 "late; the wait that would have merged them in order: %s; "
@@ -455,10 +456,12 @@ static void rs_cs_reorder_log(rs_cpstage_t *cs, const rs_cpm_stats_t *ms,
         return;
     }
     if (now < cs->reorder_log_us) return;
-    uint64_t d[RS_CPM_LATE_BUCKETS];
-    for (int b = 0; b < RS_CPM_LATE_BUCKETS; b++)
+    uint64_t d[RS_TMERGE_LATE_BUCKETS];
+    for (int b = 0; b < RS_TMERGE_LATE_BUCKETS; b++)
         d[b] = ms->reorder_late[b] - cs->reorder_late_logged[b];
-    rs_cpm_late_advice(d, ms->reordered - cs->reorder_logged, adv, sizeof(adv));
+    rs_tmerge_late_advice("cpstage.idle_wait", d,
+                          ms->reordered - cs->reorder_logged, adv,
+                          sizeof(adv));
     rs_info("cpstage", "%llu message(s) merged out of the canonical order in "
             "the last %lld s (%llu of %llu in all; cpstage.idle_wait %lld ms); "
             "the wait that would have merged them in order: %s; the last on "

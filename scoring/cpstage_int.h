@@ -25,6 +25,7 @@
 #ifndef RS_CPSTAGE_INT_H
 #define RS_CPSTAGE_INT_H
 
+#include "common/tmerge.h"
 #include "features/features.h"
 
 #ifdef __cplusplus
@@ -54,10 +55,6 @@ typedef struct rs_cpm_s rs_cpm_t;
 #define RS_CPM_SRC_FEED 1
 #define RS_CPM_SOURCES 2
 
-/* Buckets of rs_cpm_stats_t.reorder_late: idle_wait 1, 2, 4 ... 2^14 ms,
- * and more. */
-#define RS_CPM_LATE_BUCKETS 16
-
 typedef struct rs_cpm_stats_s {
     uint64_t events;       /* merged into the store                        */
     uint64_t labels;       /* merged (applied or unknown)                  */
@@ -75,11 +72,11 @@ typedef struct rs_cpm_stats_s {
                                 * of late_ms + 1 would have held them)   */
     int reorder_late_min;      /* ... a lower bound (rs_tmerge_take_t)    */
     int64_t reorder_late_max_ms; /* the largest late_ms so far            */
-    uint64_t reorder_late[RS_CPM_LATE_BUCKETS]; /* reordered messages by
-                                * the idle_wait that would have merged
-                                * them in order: [0] 1 ms (late < 1 ms),
-                                * [k] 2^k ms (late < 2^k ms), the last
-                                * bucket: more, or not known (late_min)   */
+    uint64_t reorder_late[RS_TMERGE_LATE_BUCKETS]; /* reordered messages
+                                * by the idle_wait that would have merged
+                                * them in order (tmerge.h): [0] 1 ms, [k]
+                                * 2^k ms, the last: more or not known;
+                                * logged with rs_tmerge_late_advice       */
     uint64_t ends_eof;     /* partitions found at their end by the
                             * consumer's PARTITION_EOF (rs_cpm_eof)        */
     uint64_t ends_hwm;     /* ... by its cached high watermark, sooner
@@ -191,16 +188,6 @@ rs_err_t rs_cpm_find(const rs_cpm_t *m, int32_t part, int64_t offset,
 int rs_cpm_caught_up(const rs_cpm_t *m);
 
 void rs_cpm_stats(const rs_cpm_t *m, rs_cpm_stats_t *st);
-/* What idle_wait would have merged the reordered messages counted in
- * buckets `bk` (rs_cpm_stats_t.reorder_late or a difference of two, n in
- * all) in the canonical order, for the log: the waits (powers of 2 ms)
- * that merge 50, 90, 99 % and all of them, "cpstage.idle_wait 4ms: 62.5
- * %, 8ms: 93.0 %, 16ms: all", then how many were later than the last
- * bucket or by more than the merge remembers, into buf; "" if n is 0.
- * An estimate from the arrivals of this run: a wait changes how the
- * stage's reads batch. */
-void rs_cpm_late_advice(const uint64_t *bk, uint64_t n, char *buf,
-                        size_t size);
 /* The store's counters (keys, labels applied, ...). */
 void rs_cpm_store_stats(const rs_cpm_t *m, rs_features_stats_t *st);
 

@@ -24,7 +24,6 @@
  */
 #include "scoring/cpstage_int.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -438,12 +437,7 @@ static void rs_cpm_apply(rs_cpm_t *m, int topic, int32_t part,
         m->st.reorder_late_min = tk->late_min;
         if (tk->late_ms > m->st.reorder_late_max_ms)
             m->st.reorder_late_max_ms = tk->late_ms;
-        /* the bucket of the idle_wait that would have held the merge for
-         * it: the smallest 2^k > late_ms */
-        int b = tk->late_min ? RS_CPM_LATE_BUCKETS - 1 : 0; /* unknown */
-        while (b < RS_CPM_LATE_BUCKETS - 1 && ((int64_t)1 << b) <= tk->late_ms)
-            b++;
-        m->st.reorder_late[b]++;
+        m->st.reorder_late[rs_tmerge_late_bucket(tk)]++;
     }
     m->st.frontier_ms = tk->key_t;
     if (topic == 0) {
@@ -513,41 +507,6 @@ int rs_cpm_step(rs_cpm_t *m, int64_t now_ms, int max) {
         n++;
     }
     return n;
-}
-
-/* rs_cpm_late_advice (cpstage_int.h). */
-void rs_cpm_late_advice(const uint64_t *bk, uint64_t n, char *buf,
-                        size_t size) {
-    static const double pct[] = {50, 90, 99, 100};
-    const int nb = RS_CPM_LATE_BUCKETS - 1; /* the last: unknown */
-    size_t o = 0;
-    uint64_t cum = 0;
-    int next = 0, listed = 0, last = -1; /* the last bucket with any */
-    buf[0] = 0;
-    if (!n || !size) return;
-    for (int b = 0; b < nb; b++)
-        if (bk[b]) last = b;
-    if (last >= 0) o += (size_t)snprintf(buf, size, "cpstage.idle_wait");
-    for (int b = 0; b <= last && o < size; b++) {
-        cum += bk[b];
-        /* rounded down: "100.0 %" only for all of them */
-        double p = floor(1000.0 * (double)cum / (double)n) / 10.0;
-        /* the first wait past each of pct, and the longest known */
-        if (!bk[b] || (p < pct[next] && b < last)) continue;
-        while (next < 3 && p >= pct[next]) next++;
-        if (cum == n)
-            o += (size_t)snprintf(buf + o, size - o, "%s %lldms: all",
-                                  listed ? "," : "", (long long)1 << b);
-        else
-            o += (size_t)snprintf(buf + o, size - o, "%s %lldms: %.1f %%",
-                                  listed ? "," : "", (long long)1 << b, p);
-        listed++;
-    }
-    if (cum < n && o < size)
-        snprintf(buf + o, size - o, "%s%llu later than %lld ms or by more "
-                 "than the merge remembers", listed ? "; " : "",
-                 (unsigned long long)(n - cum),
-                 (long long)1 << (nb - 1));
 }
 
 int rs_cpm_caught_up(const rs_cpm_t *m) {

@@ -16,6 +16,16 @@
  *    arrival for a labels partition at its end; a label that arrives in
  *    that time and is older goes first; one arriving after the wait is
  *    handed out below the frontier and counted as reordered.
+ *  - test_reorder_late: with explicit clocks, how late a reordered
+ *    message was (rs_imerge_stats_t.reorder_late_ms): its arrival minus
+ *    the earliest arrival of the newer messages of its task handed out
+ *    ahead of it (2 ms for a label read 2 ms after the event it should
+ *    have preceded, where the time since the labels topic was first
+ *    passed as idle, reorder_idle_ms, says 3902); its topic and
+ *    partition; the histogram by the wait that would have merged it in
+ *    order and the advice the log prints; a lower bound past
+ *    RS_TMERGE_LATE arrivals; with a wait of late_ms + 1 the same
+ *    arrivals go in order.
  *  - test_rejects_assign_hold: rejects go as soon as they are a head; a
  *    task with one topic assigned goes in fetch order; leaving drops the
  *    queue; the hold limit is reported once and resumed below half.
@@ -241,6 +251,123 @@ static void test_idle_wait(void **state) {
     rs_imerge_stats(im, &st);
     assert_int_equal(st.reordered, 1);
     assert_int_equal(st.reorder_behind_ms, 5);
+    rs_imerge_destroy(im);
+}
+
+/* Push a message of (topic, part) arrived at `at`, its topic at its end
+ * from then (a live stream read up to its end each time). */
+static void push_at(rs_imerge_t *im, int topic, int32_t part, int64_t *off,
+                    int64_t t, int64_t at) {
+    push(im, topic, part, off[topic]++, t, at);
+    rs_imerge_eof(im, topic, part, at);
+}
+
+static void test_reorder_late(void **state) {
+    (void)state;
+    rs_imerge_t *im = rs_imerge_new(0, 1000, NULL, NULL);
+    const int32_t P = 3;
+    int64_t off[2] = {0, 0};
+    rs_imerge_assign(im, 0, P, 1);
+    rs_imerge_assign(im, 1, P, 1);
+    rs_imerge_eof(im, 0, P, 0);
+    rs_imerge_eof(im, 1, P, 0);
+    /* events from 1000 ms on, each popped as it arrives; the labels topic
+     * is passed as idle from 1000 (and stays so until a label goes) */
+    for (int k = 0; k < 40; k++) {
+        push_at(im, 0, P, off, BASE_MS + k * 100, 1000 + k * 100);
+        assert_int_equal(rs_imerge_pop(im, out, 10, 1000 + k * 100), 1);
+    }
+    rs_imerge_stats_t st;
+    rs_imerge_stats(im, &st);
+    assert_int_equal(st.reordered, 0);
+    assert_int_equal(st.reorder_late_max_ms, 0);
+    /* at 4902 a label 1 ms older than the last event (arrived 4900): 2 ms
+     * late; the old figure, since the labels topic was first passed as
+     * idle, says 3902 */
+    push_at(im, 1, P, off, BASE_MS + 3899, 4902);
+    assert_int_equal(rs_imerge_pop(im, out, 10, 4902), 1);
+    assert_int_equal(out[0].topic, RS_MSG_TOPIC_LABELS);
+    rs_imerge_stats(im, &st);
+    assert_int_equal(st.reordered, 1);
+    assert_int_equal(st.reorder_topic, RS_MSG_TOPIC_LABELS);
+    assert_int_equal(st.reorder_part, P);
+    assert_int_equal(st.reorder_behind_ms, 1);
+    assert_int_equal(st.reorder_idle_ms, 3902);
+    assert_int_equal(st.reorder_late_ms, 2);
+    assert_int_equal(st.reorder_late_min, 0);
+    /* the earliest arrival of those ahead, not the last one's: events
+     * 6000 and 6001 arrived at 6000 and 6003; a label older than both at
+     * 6010 is 10 ms late */
+    push_at(im, 0, P, off, BASE_MS + 6000, 6000);
+    push_at(im, 0, P, off, BASE_MS + 6001, 6003);
+    assert_int_equal(rs_imerge_pop(im, out, 10, 6003), 2);
+    push_at(im, 1, P, off, BASE_MS + 5999, 6010);
+    assert_int_equal(rs_imerge_pop(im, out, 10, 6010), 1);
+    rs_imerge_stats(im, &st);
+    assert_int_equal(st.reordered, 2);
+    assert_int_equal(st.reorder_late_ms, 10);
+    /* handed out later but arrived sooner: label 7001 arrived at 6990,
+     * goes after event 7000 (arrived 7000); an event older than both at
+     * 7010 (the events topic was passed as idle for the label) is 20 ms
+     * late */
+    push_at(im, 1, P, off, BASE_MS + 7001, 6990);
+    push_at(im, 0, P, off, BASE_MS + 7000, 7000);
+    assert_int_equal(rs_imerge_pop(im, out, 10, 7000), 2);
+    assert_int_equal(out[0].topic, RS_MSG_TOPIC_EVENTS);
+    push_at(im, 0, P, off, BASE_MS + 6999, 7010);
+    assert_int_equal(rs_imerge_pop(im, out, 10, 7010), 1);
+    rs_imerge_stats(im, &st);
+    assert_int_equal(st.reordered, 3);
+    assert_int_equal(st.reorder_topic, RS_MSG_TOPIC_EVENTS);
+    assert_int_equal(st.reorder_late_ms, 20);
+    assert_int_equal(st.reorder_late_max_ms, 20);
+    /* by the wait that would have merged them in order: 2 ms late needs
+     * 4 ms (the next power of 2 above), 10 ms 16, 20 ms 32 */
+    uint64_t sum = 0;
+    for (int b = 0; b < RS_TMERGE_LATE_BUCKETS; b++) sum += st.reorder_late[b];
+    assert_int_equal(sum, 3);
+    assert_int_equal(st.reorder_late[2], 1);
+    assert_int_equal(st.reorder_late[4], 1);
+    assert_int_equal(st.reorder_late[5], 1);
+    char adv[256];
+    rs_tmerge_late_advice("topics.max_task_idle", st.reorder_late,
+                          st.reordered, adv, sizeof(adv));
+    assert_string_equal(adv, "topics.max_task_idle 16ms: 66.6 %, 32ms: all");
+    /* more newer messages ahead of it than the merge remembers (one per
+     * distinct arrival): a lower bound, counted as not known */
+    for (int k = 0; k < RS_TMERGE_LATE + 10; k++) {
+        push_at(im, 0, P, off, BASE_MS + 8000 + k, 8000 + k);
+        assert_int_equal(rs_imerge_pop(im, out, 10, 8000 + k), 1);
+    }
+    push_at(im, 1, P, off, BASE_MS + 7999, 9000);
+    assert_int_equal(rs_imerge_pop(im, out, 10, 9000), 1);
+    rs_imerge_stats(im, &st);
+    assert_int_equal(st.reordered, 4);
+    assert_int_equal(st.reorder_late_min, 1);
+    assert_int_equal(st.reorder_late_ms, 9000 - (8000 + 10));
+    assert_int_equal(st.reorder_late_max_ms, 9000 - (8000 + 10));
+    assert_int_equal(st.reorder_late[RS_TMERGE_LATE_BUCKETS - 1], 1);
+    rs_tmerge_late_advice("topics.max_task_idle", st.reorder_late,
+                          st.reordered, adv, sizeof(adv));
+    assert_string_equal(adv, "topics.max_task_idle 16ms: 50.0 %, 32ms: 75.0 "
+                             "%; 1 later than 16384 ms or by more than the "
+                             "merge remembers");
+    /* with a wait of late_ms + 1 the same arrivals go in order: the label
+     * 1 ms older than the last event, 2 ms after it, goes first */
+    rs_imerge_t *w = rs_imerge_new(3, 1000, NULL, NULL);
+    int64_t off2[2] = {0, 0};
+    rs_imerge_assign(w, 0, P, 1);
+    rs_imerge_assign(w, 1, P, 1);
+    rs_imerge_eof(w, 1, P, 0);
+    push_at(w, 0, P, off2, BASE_MS + 3900, 4900);
+    assert_int_equal(rs_imerge_pop(w, out, 10, 4902), 0);
+    push_at(w, 1, P, off2, BASE_MS + 3899, 4902);
+    assert_int_equal(rs_imerge_pop(w, out, 10, 4902), 1);
+    assert_int_equal(out[0].topic, RS_MSG_TOPIC_LABELS);
+    assert_int_equal(rs_imerge_pop(w, out, 10, 4905), 1);
+    rs_imerge_stats(w, &st);
+    assert_int_equal(st.reordered, 0);
+    rs_imerge_destroy(w);
     rs_imerge_destroy(im);
 }
 
@@ -688,6 +815,7 @@ int main(void) {
         cmocka_unit_test(test_hold_until_other_known),
         cmocka_unit_test(test_watermark_release),
         cmocka_unit_test(test_idle_wait),
+        cmocka_unit_test(test_reorder_late),
         cmocka_unit_test(test_rejects_assign_hold),
         cmocka_unit_test(test_random_interleavings),
         cmocka_unit_test(test_copy_fields),

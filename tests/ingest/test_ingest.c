@@ -7,7 +7,8 @@
  * rs_ingest_on_mock recognises the mock cluster (test_json_dlq_offsets);
  * the task merge (test_task_merge_order: labels produced before their
  * events come back after them, in time order per partition, offsets all
- * committed).
+ * committed; test_task_merge_reorder_log: a live reorder counted, how
+ * late it was, one warning at the first and the totals at close).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -1299,6 +1300,7 @@ static int task_order_run(const char *boot, const char *group, int merge,
     assert_int_equal(st.merge_paused, 0);
     assert_int_equal(st.merge_reorder_behind_ms, 0);
     assert_int_equal(st.merge_reorder_idle_ms, 0);
+    assert_int_equal(st.merge_reorder_late_ms, 0);
     fprintf(stderr, "task merge %s: %llu merged, at most %llu held, %llu "
             "end(s) by the watermark\n", merge ? "on" : "off",
             (unsigned long long)st.merge_merged,
@@ -1342,6 +1344,94 @@ static void test_task_merge_order(void **state) {
     rs_cluster_destroy(cl);
 }
 
+/* Lines of the log file f containing `what` (from the start). */
+static int log_count(FILE *f, const char *what, char *last, size_t size) {
+    char line[4096];
+    int n = 0;
+    fflush(f);
+    rewind(f);
+    while (fgets(line, sizeof(line), f))
+        if (strstr(line, what)) {
+            n++;
+            if (last) snprintf(last, size, "%s", line);
+        }
+    fseek(f, 0, SEEK_END);
+    return n;
+}
+
+/* A live reorder in the task merge (topics.max_task_idle 0): an event is
+ * handed over with its labels partition at its end, then a label older
+ * than it is produced and read: handed over after it and counted.  Twice:
+ * the log has one warning (the first; with the wait that would have
+ * merged it in order = the late figure of the stats, behind
+ * riskstream_task_merge_last_reorder_late_seconds, + 1), not one per
+ * reorder (the summary is per minute, at info), and at close the
+ * totals. */
+static void test_task_merge_reorder_log(void **state) {
+    (void)state;
+    rd_kafka_t *prod;
+    rs_cluster_t *cl = rs_test_kafka_cluster(1, rs_topics, 5, 4, &prod);
+    const char *boot = rs_cluster_bootstraps(cl);
+    FILE *logf = tmpfile();
+    assert_non_null(logf);
+    rs_log_level_t lvl = rs_log_get_level();
+    rs_log_set_level(RS_LOG_INFO);
+    rs_log_set_stream(logf);
+    rs_ingest_t *ing = new_consumer(boot, "g-reorder", RS_FORMAT_JSON);
+    tally_t t;
+    memset(&t, 0, sizeof(t));
+    wait_assigned(ing, &t, 30000);
+    static char buf[RS_ENCODE_MAX];
+    int64_t late0 = -1;
+    for (int r = 0; r < 2; r++) {
+        /* events 0 and 7, labels of 0 and 7: entity card-0, one task */
+        int i = 7 * r;
+        int64_t te = BASE_MS + 10000 * (r + 1);
+        produce_at(prod, i, te);
+        rd_kafka_flush(prod, 10000);
+        consume_until(ing, &t, 2 * r + 1, 30000);
+        assert_int_equal(t.events, r + 1);
+        rs_label_t lb;
+        make_label(i, &lb);
+        lb.label_time_ms = te - 1000;
+        int len = rs_label_encode(RS_FORMAT_JSON, &lb, buf, sizeof(buf));
+        assert_true(len > 0);
+        produce(prod, "labels", lb.entity_id, buf, (size_t)len);
+        rd_kafka_flush(prod, 10000);
+        consume_until(ing, &t, 2 * r + 2, 30000);
+        assert_int_equal(t.labels, r + 1);
+        rs_ingest_stats_t st;
+        rs_ingest_stats(ing, &st);
+        assert_int_equal(st.merge_reordered, r + 1);
+        assert_int_equal(st.merge_reorder_behind_ms, 1000);
+        if (r == 0) late0 = st.merge_reorder_late_ms;
+    }
+    assert_int_equal(t.dup, 0);
+    char line[4096], want[128];
+    assert_int_equal(log_count(logf, "out of time order", line,
+                               sizeof(line)), 1);
+    assert_non_null(strstr(line, "level=warn"));
+    assert_non_null(strstr(line, "a message on labels/"));
+    assert_non_null(strstr(line, "topics.max_task_idle 0 ms"));
+    snprintf(want, sizeof(want), "%lld ms would have merged it in order",
+             (long long)late0 + 1);
+    assert_non_null(strstr(line, want));
+    fprintf(stderr, "first reorder: %s", line);
+    rs_ingest_destroy(ing);
+    assert_int_equal(log_count(logf, "task merge: 4 message(s) handed over in "
+                               "time order (2 reordered)", NULL, 0), 1);
+    assert_int_equal(log_count(logf, "2 of 4 messages were handed to scoring "
+                               "out of time order", line, sizeof(line)), 1);
+    assert_non_null(strstr(line, "level=warn"));
+    assert_non_null(strstr(line, "topics.max_task_idle "));
+    fprintf(stderr, "at close: %s", line);
+    rs_log_set_stream(NULL);
+    rs_log_set_level(lvl);
+    fclose(logf);
+    rd_kafka_destroy(prod);
+    rs_cluster_destroy(cl);
+}
+
 int main(void) {
     if (getenv("RS_TEST_KAFKA_DEBUG")) rs_log_set_level(RS_LOG_DEBUG);
     if (getenv("RS_TEST_FILTER")) /* e.g. test_close_after_error */
@@ -1361,6 +1451,7 @@ int main(void) {
         cmocka_unit_test(test_future_event),
         cmocka_unit_test(test_close_after_error),
         cmocka_unit_test(test_task_merge_order),
+        cmocka_unit_test(test_task_merge_reorder_log),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -699,7 +699,8 @@ static void test_reorder_late(void **state) {
     assert_int_equal(st.reorder_late[4], 1);
     assert_int_equal(st.reorder_late[5], 1);
     char adv[256];
-    rs_cpm_late_advice(st.reorder_late, st.reordered, adv, sizeof(adv));
+    rs_tmerge_late_advice("cpstage.idle_wait", st.reorder_late,
+                          st.reordered, adv, sizeof(adv));
     assert_string_equal(adv, "cpstage.idle_wait 16ms: 66.6 %, 32ms: all");
     /* more newer messages ahead of it than the merge remembers (one per
      * distinct arrival): the figure is a lower bound */
@@ -713,16 +714,18 @@ static void test_reorder_late(void **state) {
     assert_int_equal(st.reordered, 4);
     assert_int_equal(st.reorder_late_min, 1);
     assert_int_equal(st.reorder_late_ms, 9000 - (8000 + 10));
-    assert_int_equal(st.reorder_late[RS_CPM_LATE_BUCKETS - 1], 1);
-    rs_cpm_late_advice(st.reorder_late, st.reordered, adv, sizeof(adv));
+    assert_int_equal(st.reorder_late[RS_TMERGE_LATE_BUCKETS - 1], 1);
+    rs_tmerge_late_advice("cpstage.idle_wait", st.reorder_late,
+                          st.reordered, adv, sizeof(adv));
     assert_string_equal(adv, "cpstage.idle_wait 16ms: 50.0 %, 32ms: 75.0 %; "
                              "1 later than 16384 ms or by more than the "
                              "merge remembers");
-    rs_cpm_late_advice(st.reorder_late, 0, adv, sizeof(adv));
+    rs_tmerge_late_advice("cpstage.idle_wait", st.reorder_late, 0, adv,
+                          sizeof(adv));
     assert_string_equal(adv, "");
-    uint64_t unk[RS_CPM_LATE_BUCKETS] = {0};
-    unk[RS_CPM_LATE_BUCKETS - 1] = 2;
-    rs_cpm_late_advice(unk, 2, adv, sizeof(adv));
+    uint64_t unk[RS_TMERGE_LATE_BUCKETS] = {0};
+    unk[RS_TMERGE_LATE_BUCKETS - 1] = 2;
+    rs_tmerge_late_advice("cpstage.idle_wait", unk, 2, adv, sizeof(adv));
     assert_string_equal(adv, "2 later than 16384 ms or by more than the "
                              "merge remembers");
     rs_cpm_destroy(m);
