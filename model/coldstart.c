@@ -36,10 +36,20 @@ struct rs_coldstart_s {
     rs_alertpol_t *own;      /* the model's own policy (rs_coldstart_track),
                               * or NULL                                   */
     int64_t horizon;         /* maintenance.horizon of its conf (ms)      */
-    /* i15step: per machine, a two-sided CUSUM of each ref feature in its
-     * learned spread (rs_coldstart_track allocates the table) */
+    /* i15step: per machine, a two-sided CUSUM of each cusum feature in
+     * its learned spread (rs_coldstart_track allocates the table).
+     * i14cusum: the cusum features are the base_z of the SHORTEST span
+     * (a step moves a mean of N readings by 1/N of itself per reading:
+     * the 12-reading mean's CUSUM reaches its interval 3-4x sooner than
+     * the 48-reading one's), with their own spread, learned like ss */
+    int ncu;
+    int cref[RS_CS_MAX];     /* base_z features of the shortest span       */
+    double cspan;            /* its N (== span: the ref features)          */
+    double cnobs;            /* readings observed, its prior included      */
+    double css[RS_CS_MAX];   /* sum of min(z^2, (3 s)^2) of cref           */
+    double cscale[RS_CS_MAX];
     double k, h;             /* reference value, decision interval         */
-    float *cu;               /* [mask + 1][1 + 2 nref]: key bits, S+, S-  */
+    float *cu;               /* [mask + 1][2 ncu]: S+, S-                  */
     uint64_t *cukey;         /* [mask + 1] machine; 0 = free               */
     uint32_t mask;
     uint64_t nmach, maxmach;
@@ -69,13 +79,24 @@ rs_coldstart_t *rs_coldstart_new(const char *const *names, int dim,
     if (thr > 1) thr = 1;
     cs->c = 3.0 * (1.0 - thr) / thr;
     cs->thr = thr;
-    long best = -1;
+    long best = -1, shortest = 0;
     for (int i = 0; i < dim; i++) {
         const char *z = names[i] ? strstr(names[i], "_base_z") : NULL;
         if (!z) continue;
         long span = !strncmp(z, "_base_z_last", 12) ? strtol(z + 12, NULL, 10) : 0;
         if (span > best) { best = span; cs->nref = 0; }
         if (span == best && cs->nref < RS_CS_MAX) cs->ref[cs->nref++] = i;
+        /* the CUSUM's span: the shortest mean (span >= 2; the reading's
+         * own base_z, span 0, is not a mean: successive readings share
+         * the daily cycle and the load, no independent looks -- its
+         * CUSUM at this rate put 6.9-8.3 % of healthy readings in alert,
+         * docs/maintenance.md) */
+        if (span >= 2 && (!shortest || span < shortest)) {
+            shortest = span;
+            cs->ncu = 0;
+        }
+        if (span >= 2 && span == shortest && cs->ncu < RS_CS_MAX)
+            cs->cref[cs->ncu++] = i;
     }
     /* one base_z of the longest span per sensor in the presets; count
      * distinct name stems for any layout */
@@ -118,11 +139,27 @@ rs_coldstart_t *rs_coldstart_new(const char *const *names, int dim,
      * share all but one reading, so each span's worth of readings is one
      * independent look and its CUSUM moves N times as far */
     cs->k = 1.5;
-    if (cs->span > 0) cs->h = cs->span * rs_cs_interval(cs->k, 740.0);
+    /* i14cusum: on the shortest span's means (N_c readings) at the same
+     * false-alarm rate per reading: 740 looks of the longest span are
+     * 740 N readings, 740 N / N_c looks of N_c readings, so h = N_c
+     * hb(k, 740 N / N_c) (12 of 48: hb(2960) = 2.000, h = 24.0; on the
+     * longest span itself, N_c = N, this is the design above) */
+    cs->cspan = shortest >= 2 && shortest < best ? (double)shortest : cs->span;
+    if (cs->cspan == cs->span) { /* one span: the CUSUM reads the ref */
+        cs->ncu = cs->nref;
+        memcpy(cs->cref, cs->ref, sizeof(cs->ref));
+    }
+    if (cs->span > 0)
+        cs->h = cs->cspan * rs_cs_interval(cs->k, 740.0 * cs->span / cs->cspan);
     cs->nobs = cs->span;
+    cs->cnobs = cs->cspan;
     for (int i = 0; i < cs->nref; i++) {
         cs->ss[i] = cs->span * RS_CS_CLIP2;
         cs->scale[i] = 1.0;
+    }
+    for (int i = 0; i < cs->ncu; i++) {
+        cs->css[i] = cs->cspan * RS_CS_CLIP2;
+        cs->cscale[i] = 1.0;
     }
     return cs;
 }
@@ -131,26 +168,26 @@ rs_coldstart_t *rs_coldstart_new(const char *const *names, int dim,
  * a mean of N independent readings (1 / sqrt N: no mean of positively
  * correlated readings is tighter) and that of one reading (1: a mean is
  * never spread wider than its readings; today's 3-sd rule). */
-static double rs_cs_scale(const rs_coldstart_t *cs, double ss, double nobs) {
-    double s = sqrt(ss / nobs / RS_CS_CLIP2), lo = 1.0 / sqrt(cs->span);
+static double rs_cs_scale(double span, double ss, double nobs) {
+    double s = sqrt(ss / nobs / RS_CS_CLIP2), lo = 1.0 / sqrt(span);
     return s < lo ? lo : s > 1.0 ? 1.0 : s;
 }
 
 static float rs_cs_zmax(const rs_coldstart_t *cs, const float *x);
 
-/* The machine's CUSUMs [2 nref] (created if `add`; NULL: table full or
+/* The machine's CUSUMs [2 ncu] (created if `add`; NULL: table full or
  * not there). */
 static float *rs_cs_machine(rs_coldstart_t *cs, uint64_t key, int add) {
     if (!key) key = 1;
     uint32_t i = (uint32_t)(key * 0x9e3779b97f4a7c15ull >> 32) & cs->mask;
     for (uint32_t probe = 0; probe <= cs->mask;
          probe++, i = (i + 1) & cs->mask) {
-        if (cs->cukey[i] == key) return cs->cu + (size_t)i * 2 * cs->nref;
+        if (cs->cukey[i] == key) return cs->cu + (size_t)i * 2 * cs->ncu;
         if (!cs->cukey[i]) {
             if (!add || cs->nmach >= cs->maxmach) return NULL;
             cs->cukey[i] = key;
             cs->nmach++;
-            return cs->cu + (size_t)i * 2 * cs->nref;
+            return cs->cu + (size_t)i * 2 * cs->ncu;
         }
     }
     return NULL;
@@ -171,12 +208,12 @@ rs_err_t rs_coldstart_track(rs_coldstart_t *cs, const rs_maint_conf_t *mc,
     rs_alertpol_destroy(cs->own);
     cs->own = own;
     cs->horizon = mc->horizon;
-    if (cs->span > 0 && cs->nref > 0 && !cs->cu) {
+    if (cs->span > 0 && cs->ncu > 0 && !cs->cu) {
         uint64_t n = 1;
         while (n < (uint64_t)mc->max_machines * 2) n <<= 1;
         cs->mask = (uint32_t)(n - 1);
         cs->maxmach = (uint64_t)mc->max_machines;
-        cs->cu = rs_calloc(n * (size_t)(2 * cs->nref), sizeof(float));
+        cs->cu = rs_calloc(n * (size_t)(2 * cs->ncu), sizeof(float));
         cs->cukey = rs_calloc(n, sizeof(uint64_t));
     }
     return RS_OK;
@@ -191,8 +228,8 @@ float rs_coldstart_observe(rs_coldstart_t *cs, uint64_t machine,
         /* the CUSUMs, then the reference with them as a z: S = h scores
          * like a mean 3 of its sds off */
         double smax = 0;
-        for (int i = 0; i < cs->nref; i++) {
-            double z = x[cs->ref[i]] / cs->scale[i];
+        for (int i = 0; i < cs->ncu; i++) {
+            double z = x[cs->cref[i]] / cs->cscale[i];
             if (!isfinite(z)) continue;
             double up = S[2 * i] + z - cs->k, dn = S[2 * i + 1] - z - cs->k;
             S[2 * i] = (float)(up > 0 ? up : 0);
@@ -227,7 +264,15 @@ float rs_coldstart_observe(rs_coldstart_t *cs, uint64_t machine,
             if (!isfinite(z)) continue;
             double cl = 9.0 * cs->scale[i] * cs->scale[i];
             cs->ss[i] += z * z < cl ? z * z : cl;
-            cs->scale[i] = rs_cs_scale(cs, cs->ss[i], cs->nobs);
+            cs->scale[i] = rs_cs_scale(cs->span, cs->ss[i], cs->nobs);
+        }
+        cs->cnobs += 1;
+        for (int i = 0; i < cs->ncu; i++) {
+            double z = x[cs->cref[i]];
+            if (!isfinite(z)) continue;
+            double cl = 9.0 * cs->cscale[i] * cs->cscale[i];
+            cs->css[i] += z * z < cl ? z * z : cl;
+            cs->cscale[i] = rs_cs_scale(cs->cspan, cs->css[i], cs->cnobs);
         }
     }
     return s;
@@ -237,7 +282,7 @@ void rs_coldstart_machine_failure(rs_coldstart_t *cs, uint64_t machine,
                                   int64_t t_fail_ms) {
     int64_t lead = -1;
     float *S = cs->cu ? rs_cs_machine(cs, machine, 0) : NULL;
-    if (S) memset(S, 0, 2 * (size_t)cs->nref * sizeof(float)); /* new life */
+    if (S) memset(S, 0, 2 * (size_t)cs->ncu * sizeof(float)); /* new life */
     if (cs->own) { /* the model's record: did its own score catch it? */
         lead = rs_alertpol_lead(cs->own, machine, t_fail_ms);
         rs_alertpol_failure(cs->own, machine, t_fail_ms, NULL);
@@ -248,7 +293,7 @@ void rs_coldstart_machine_failure(rs_coldstart_t *cs, uint64_t machine,
 void rs_coldstart_repair(rs_coldstart_t *cs, uint64_t machine) {
     if (cs->own) rs_alertpol_reset(cs->own, machine);
     float *S = cs->cu ? rs_cs_machine(cs, machine, 0) : NULL;
-    if (S) memset(S, 0, 2 * (size_t)cs->nref * sizeof(float));
+    if (S) memset(S, 0, 2 * (size_t)cs->ncu * sizeof(float));
 }
 
 int rs_coldstart_sensors(const rs_coldstart_t *cs) { return cs->nsensors; }
@@ -256,7 +301,7 @@ int rs_coldstart_sensors(const rs_coldstart_t *cs) { return cs->nsensors; }
 float rs_coldstart_change(rs_coldstart_t *cs, uint64_t machine) {
     float *S = cs->cu ? rs_cs_machine(cs, machine, 0) : NULL;
     double smax = 0;
-    for (int i = 0; S && i < 2 * cs->nref; i++)
+    for (int i = 0; S && i < 2 * cs->ncu; i++)
         if (S[i] > smax) smax = S[i];
     return S ? (float)(smax / cs->h) : 0;
 }
@@ -310,21 +355,24 @@ float rs_coldstart_score(const rs_coldstart_t *cs, const float *x,
 
 #define RS_CS_MAGIC 0x53435352u /* "RSCS" */
 
-/* The spread block of a version-3 state: u32 nref, u32 0, f64 readings
- * observed (prior included), f64 sum of clipped squares [nref]. */
+/* The spread block: u32 nref, u32 0, f64 readings observed (prior
+ * included), f64 sum of clipped squares [nref].  Version 4 has two: the
+ * ref features' (the 3-sd rule's), then the CUSUM features' with the
+ * CUSUM's span N_c in place of the 0. */
 static size_t rs_cs_spread_size(int nref) { return 16 + 8 * (size_t)nref; }
 
-/* The CUSUM block: u64 m, then m x {u64 machine, f32 S[2 nref]}. */
-static size_t rs_cs_cusum_entry(int nref) { return 8 + 8 * (size_t)nref; }
+/* The CUSUM block: u64 m, then m x {u64 machine, f32 S[2 ncu]}. */
+static size_t rs_cs_cusum_entry(int ncu) { return 8 + 8 * (size_t)ncu; }
 
 size_t rs_coldstart_state_size(const rs_coldstart_t *cs) {
     return RS_COLDSTART_STATE + rs_cs_spread_size(cs->nref) +
+           rs_cs_spread_size(cs->ncu) +
            (cs->own ? rs_alertpol_state_size(cs->own) : 8) + 8 +
-           (cs->cu ? cs->nmach * rs_cs_cusum_entry(cs->nref) : 0);
+           (cs->cu ? cs->nmach * rs_cs_cusum_entry(cs->ncu) : 0);
 }
 
 void rs_coldstart_save(const rs_coldstart_t *cs, void *buf) {
-    uint32_t hd[2] = {RS_CS_MAGIC, 3};
+    uint32_t hd[2] = {RS_CS_MAGIC, 4};
     char *o = buf;
     memcpy(o, hd, sizeof(hd));
     memcpy(o + 8, &cs->n, sizeof(cs->n));
@@ -335,6 +383,11 @@ void rs_coldstart_save(const rs_coldstart_t *cs, void *buf) {
     memcpy(o + 8, &cs->nobs, sizeof(cs->nobs));
     memcpy(o + 16, cs->ss, 8 * (size_t)cs->nref);
     o += rs_cs_spread_size(cs->nref);
+    uint32_t ch[2] = {(uint32_t)cs->ncu, (uint32_t)cs->cspan};
+    memcpy(o, ch, sizeof(ch));
+    memcpy(o + 8, &cs->cnobs, sizeof(cs->cnobs));
+    memcpy(o + 16, cs->css, 8 * (size_t)cs->ncu);
+    o += rs_cs_spread_size(cs->ncu);
     if (cs->own) {
         rs_alertpol_save(cs->own, o);
         o += rs_alertpol_state_size(cs->own);
@@ -349,11 +402,27 @@ void rs_coldstart_save(const rs_coldstart_t *cs, void *buf) {
     for (uint32_t i = 0; cs->cu && i <= cs->mask; i++) {
         if (!cs->cukey[i]) continue;
         memcpy(o, &cs->cukey[i], 8);
-        memcpy(o + 8, cs->cu + (size_t)i * 2 * cs->nref, 8 * (size_t)cs->nref);
-        o += rs_cs_cusum_entry(cs->nref);
+        memcpy(o + 8, cs->cu + (size_t)i * 2 * cs->ncu, 8 * (size_t)cs->ncu);
+        o += rs_cs_cusum_entry(cs->ncu);
         m++;
     }
     memcpy(mp, &m, 8);
+}
+
+/* A spread block at `in` of at most `len` bytes: its count, tag (0, or
+ * the CUSUM's span), readings and sums; 0 when it does not fit or a
+ * number is damaged (-1). */
+static int rs_cs_spread_read(const char *in, size_t len, uint32_t sh[2],
+                             double *nobs, double *ss) {
+    if (len < 16) return 0;
+    memcpy(sh, in, 8);
+    if (sh[0] > RS_CS_MAX || len < rs_cs_spread_size((int)sh[0])) return 0;
+    memcpy(nobs, in + 8, sizeof(*nobs));
+    memcpy(ss, in + 16, 8 * (size_t)sh[0]);
+    int ok = isfinite(*nobs) && *nobs >= 0;
+    for (uint32_t i = 0; ok && i < sh[0]; i++)
+        ok = isfinite(ss[i]) && ss[i] >= 0;
+    return ok ? 1 : -1;
 }
 
 rs_err_t rs_coldstart_load(rs_coldstart_t *cs, const void *buf, size_t len,
@@ -364,43 +433,53 @@ rs_err_t rs_coldstart_load(rs_coldstart_t *cs, const void *buf, size_t len,
     if (buf && len >= RS_COLDSTART_STATE_V1) memcpy(hd, buf, sizeof(hd));
     int v1 = hd[1] == 1 && len == RS_COLDSTART_STATE_V1;
     int v2 = hd[1] == 2 && len == RS_COLDSTART_STATE;
-    int v3 = hd[1] == 3 && len >= RS_COLDSTART_STATE + 16 + 8;
-    uint32_t sh[2] = {0, 0};
-    if (v3) {
-        memcpy(sh, in + RS_COLDSTART_STATE, sizeof(sh));
-        v3 = sh[0] <= RS_CS_MAX && sh[1] == 0 &&
-             len >= RS_COLDSTART_STATE + rs_cs_spread_size((int)sh[0]) + 8;
+    int v34 = (hd[1] == 3 || hd[1] == 4) && len >= RS_COLDSTART_STATE + 16 + 8;
+    uint32_t sh[2] = {0, 0}, ch[2] = {0, 0};
+    double nobs = 0, ss[RS_CS_MAX], cnobs = 0, css[RS_CS_MAX];
+    size_t so = RS_COLDSTART_STATE, sl = 0;
+    int damaged = 0;
+    if (v34) {
+        /* version 3 (before i14cusum): one spread block, its CUSUMs read
+         * the ref features; version 4: a second block, the CUSUMs' */
+        int r = rs_cs_spread_read(in + so, len - so, sh, &nobs, ss);
+        v34 = r != 0 && sh[1] == 0;
+        damaged = r < 0;
+        if (v34) sl = rs_cs_spread_size((int)sh[0]);
+        if (v34 && hd[1] == 4) {
+            r = rs_cs_spread_read(in + so + sl, len - so - sl, ch, &cnobs, css);
+            v34 = r != 0;
+            damaged |= r < 0;
+            if (v34) sl += rs_cs_spread_size((int)ch[0]);
+        }
+        v34 = v34 && len >= so + sl + 8;
     }
-    if (hd[0] == RS_CS_MAGIC && (v1 || v2 || v3)) {
+    if (hd[0] == RS_CS_MAGIC && (v1 || v2 || v34)) {
         memcpy(&n, in + sizeof(hd), sizeof(n));
         /* version 1 knew n only: c = n keeps the weight n / (n + n0) it
          * was saved with */
         c = n;
-        if (v2 || v3) memcpy(&c, in + sizeof(hd) + sizeof(n), sizeof(c));
+        if (v2 || v34) memcpy(&c, in + sizeof(hd) + sizeof(n), sizeof(c));
     }
     /* counts beyond 2^53 (no fleet reports that many failures) are
      * damage: n would wrap at the next failure and leave c > n, a weight
      * above 1 (fuzz_coldstart found it) */
-    if (hd[0] != RS_CS_MAGIC || !(v1 || v2 || v3) || c > n ||
+    if (hd[0] != RS_CS_MAGIC || !(v1 || v2 || v34) || c > n ||
         n > (UINT64_C(1) << 53))
         return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
-                       "cold-start state: %zu bytes, not a version-3 state "
-                       "(%d bytes, the spreads and the own policy's), "
-                       "version 2 of %d or version 1 of %d, with caught <= "
-                       "failures <= 2^53", len, RS_COLDSTART_STATE,
+                       "cold-start state: %zu bytes, not a version-4 or "
+                       "version-3 state (%d bytes, the spreads and the own "
+                       "policy's), version 2 of %d or version 1 of %d, with "
+                       "caught <= failures <= 2^53", len, RS_COLDSTART_STATE,
                        RS_COLDSTART_STATE, RS_COLDSTART_STATE_V1);
-    double nobs = 0, ss[RS_CS_MAX];
-    if (v3) {
-        size_t so = RS_COLDSTART_STATE, sl = rs_cs_spread_size((int)sh[0]);
-        memcpy(&nobs, in + so + 8, sizeof(nobs));
-        memcpy(ss, in + so + 16, 8 * (size_t)sh[0]);
-        int ok = isfinite(nobs) && nobs >= 0;
-        for (uint32_t i = 0; ok && i < sh[0]; i++)
-            ok = isfinite(ss[i]) && ss[i] >= 0;
-        if (!ok)
-            return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
-                           "cold-start state: a spread is not a finite "
-                           "non-negative number");
+    if (damaged)
+        return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                       "cold-start state: a spread is not a finite "
+                       "non-negative number");
+    if (v34) {
+        /* the CUSUMs' layout in the state: version 3's read the ref
+         * features (their span, sh[0] of them) */
+        uint32_t sncu = hd[1] == 4 ? ch[0] : sh[0];
+        double sspan = hd[1] == 4 ? (double)ch[1] : cs->span;
         const char *pol = in + so + sl;
         size_t rest = len - so - sl, plen = 0, clen = 0;
         uint64_t m = 0, mc = 0;
@@ -408,7 +487,7 @@ rs_err_t rs_coldstart_load(rs_coldstart_t *cs, const void *buf, size_t len,
         char e2[200];
         rs_err_t err = RS_OK;
         /* the policy (8 + 48 m), then the CUSUMs (8 + entry x mc) */
-        size_t ce = rs_cs_cusum_entry((int)sh[0]);
+        size_t ce = rs_cs_cusum_entry((int)sncu);
         if (m > (rest - 8) / 48 || rest - 8 - 48 * m < 8) {
             err = RS_ERR_CORRUPT;
         } else {
@@ -426,11 +505,14 @@ rs_err_t rs_coldstart_load(rs_coldstart_t *cs, const void *buf, size_t len,
             (err = rs_alertpol_load(cs->own, pol, plen, e2, sizeof(e2))) != RS_OK)
             return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
                            "cold-start state: the model's own policy: %s", e2);
-        /* the CUSUMs of this layout (another number of sensors: they
-         * start again at 0); machines beyond the table are dropped */
-        if (cs->cu && (int)sh[0] == cs->nref) {
+        /* the CUSUMs of this layout (another number of sensors, or of
+         * another span: a version-3 state's read the longest span, where
+         * these read the shortest -- they start again at 0); machines
+         * beyond the table are dropped */
+        int same = (int)sncu == cs->ncu && sspan == cs->cspan;
+        if (cs->cu && same) {
             memset(cs->cukey, 0, ((size_t)cs->mask + 1) * sizeof(*cs->cukey));
-            memset(cs->cu, 0, ((size_t)cs->mask + 1) * 2 * cs->nref * sizeof(float));
+            memset(cs->cu, 0, ((size_t)cs->mask + 1) * 2 * cs->ncu * sizeof(float));
             cs->nmach = 0;
             for (uint64_t j = 0; j < mc; j++) {
                 const char *e = pol + plen + 8 + j * ce;
@@ -438,8 +520,8 @@ rs_err_t rs_coldstart_load(rs_coldstart_t *cs, const void *buf, size_t len,
                 memcpy(&key, e, 8);
                 float *S = rs_cs_machine(cs, key, 1);
                 if (!S) break;
-                memcpy(S, e + 8, 8 * (size_t)cs->nref);
-                for (int i = 0; i < 2 * cs->nref; i++)
+                memcpy(S, e + 8, 8 * (size_t)cs->ncu);
+                for (int i = 0; i < 2 * cs->ncu; i++)
                     if (!(S[i] >= 0) || !isfinite(S[i])) S[i] = 0;
             }
         }
@@ -449,7 +531,18 @@ rs_err_t rs_coldstart_load(rs_coldstart_t *cs, const void *buf, size_t len,
             cs->nobs = nobs;
             for (int i = 0; i < cs->nref; i++) {
                 cs->ss[i] = ss[i];
-                cs->scale[i] = rs_cs_scale(cs, ss[i], nobs);
+                cs->scale[i] = rs_cs_scale(cs->span, ss[i], nobs);
+            }
+        }
+        if (hd[1] == 3 && same) { /* version 3: the CUSUM's are the ref's */
+            cnobs = nobs;
+            memcpy(css, ss, 8 * (size_t)sh[0]);
+        }
+        if (same && cs->cspan > 0 && cnobs > 0) {
+            cs->cnobs = cnobs;
+            for (int i = 0; i < cs->ncu; i++) {
+                cs->css[i] = css[i];
+                cs->cscale[i] = rs_cs_scale(cs->cspan, css[i], cnobs);
             }
         }
     }
@@ -459,12 +552,20 @@ rs_err_t rs_coldstart_load(rs_coldstart_t *cs, const void *buf, size_t len,
 }
 
 /* ------------------------------------------------- one machine's state
- * (coldstart.h rs_coldstart_machine_*): u32 nref, u32 flags (1: the own
- * policy's entry, 2: the CUSUMs), [48 bytes of the own entry], [f32 S+ S-
- * per ref feature]. */
+ * (coldstart.h rs_coldstart_machine_*): u32 ncu, u32 flags (1: the own
+ * policy's entry, 2: the CUSUMs of the ref features -- the longest span,
+ * as before i14cusum, 4: the CUSUMs of the shortest span), [48 bytes of
+ * the own entry], [f32 S+ S- per CUSUM feature]. */
 
 #define RS_CS_M_OWN 1u
 #define RS_CS_M_CUSUM 2u
+#define RS_CS_M_CUSUM_SHORT 4u
+#define RS_CS_M_CUSUMS (RS_CS_M_CUSUM | RS_CS_M_CUSUM_SHORT)
+
+/* the flag of this layout's CUSUMs */
+static uint32_t rs_cs_cusum_flag(const rs_coldstart_t *cs) {
+    return cs->cspan == cs->span ? RS_CS_M_CUSUM : RS_CS_M_CUSUM_SHORT;
+}
 
 size_t rs_coldstart_machine_save(const rs_coldstart_t *cs, uint64_t machine,
                                  void *buf, size_t cap) {
@@ -474,20 +575,20 @@ size_t rs_coldstart_machine_save(const rs_coldstart_t *cs, uint64_t machine,
         flags |= RS_CS_M_OWN;
     const float *S = cs->cu ? rs_cs_machine((rs_coldstart_t *)cs, machine, 0)
                             : NULL;
-    if (S) flags |= RS_CS_M_CUSUM;
+    if (S) flags |= rs_cs_cusum_flag(cs);
     if (!flags) return 0;
     size_t need = 8 + (flags & RS_CS_M_OWN ? RS_ALERTPOL_ENTRY : 0) +
-                  (S ? 8 * (size_t)cs->nref : 0);
+                  (S ? 8 * (size_t)cs->ncu : 0);
     if (cap < need) return need;
     char *o = buf;
-    uint32_t hd[2] = {(uint32_t)cs->nref, flags};
+    uint32_t hd[2] = {(uint32_t)cs->ncu, flags};
     memcpy(o, hd, sizeof(hd));
     o += 8;
     if (flags & RS_CS_M_OWN) {
         memcpy(o, own, RS_ALERTPOL_ENTRY);
         o += RS_ALERTPOL_ENTRY;
     }
-    if (S) memcpy(o, S, 8 * (size_t)cs->nref);
+    if (S) memcpy(o, S, 8 * (size_t)cs->ncu);
     return need;
 }
 
@@ -497,12 +598,13 @@ rs_err_t rs_coldstart_machine_check(uint64_t machine, const void *buf,
     uint32_t hd[2] = {0, 0};
     if (buf && len >= 8) memcpy(hd, buf, sizeof(hd));
     size_t need = 8 + (hd[1] & RS_CS_M_OWN ? RS_ALERTPOL_ENTRY : 0) +
-                  (hd[1] & RS_CS_M_CUSUM ? 8 * (size_t)hd[0] : 0);
-    if (!buf || len < 8 || hd[1] > 3 || !hd[1] || hd[0] > RS_CS_MAX ||
+                  (hd[1] & RS_CS_M_CUSUMS ? 8 * (size_t)hd[0] : 0);
+    if (!buf || len < 8 || hd[1] > 7 || !hd[1] ||
+        (hd[1] & RS_CS_M_CUSUMS) == RS_CS_M_CUSUMS || hd[0] > RS_CS_MAX ||
         len != need)
         return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
                        "cold-start machine state: %zu bytes, flags %u, %u "
-                       "ref features: not a machine's state", len, hd[1],
+                       "CUSUM features: not a machine's state", len, hd[1],
                        hd[0]);
     const char *in = (const char *)buf + 8;
     if (hd[1] & RS_CS_M_OWN) {
@@ -521,7 +623,7 @@ rs_err_t rs_coldstart_machine_check(uint64_t machine, const void *buf,
                            (unsigned long long)machine);
         in += RS_ALERTPOL_ENTRY;
     }
-    for (uint32_t i = 0; (hd[1] & RS_CS_M_CUSUM) && i < 2 * hd[0]; i++) {
+    for (uint32_t i = 0; (hd[1] & RS_CS_M_CUSUMS) && i < 2 * hd[0]; i++) {
         float v;
         memcpy(&v, in + 4 * (size_t)i, 4);
         if (!(v >= 0) || !isfinite(v))
@@ -537,7 +639,7 @@ rs_err_t rs_coldstart_machine_check(uint64_t machine, const void *buf,
 static void rs_cs_forget_cusum(rs_coldstart_t *cs, uint64_t machine) {
     float *S = cs->cu ? rs_cs_machine(cs, machine, 0) : NULL;
     if (!S) return;
-    size_t row = 2 * (size_t)cs->nref;
+    size_t row = 2 * (size_t)cs->ncu;
     uint32_t i = (uint32_t)((size_t)(S - cs->cu) / (row ? row : 1)), j = i;
     cs->cukey[i] = 0;
     memset(S, 0, row * sizeof(float));
@@ -578,14 +680,16 @@ rs_err_t rs_coldstart_machine_load(rs_coldstart_t *cs, uint64_t machine,
             return err;
         in += RS_ALERTPOL_ENTRY;
     }
-    /* CUSUMs of another layout (another number of sensors) start afresh */
-    if ((hd[1] & RS_CS_M_CUSUM) && cs->cu && (int)hd[0] == cs->nref) {
+    /* CUSUMs of another layout (another number of sensors, or another
+     * span: those of an instance before i14cusum read the longest) start
+     * afresh */
+    if ((hd[1] & rs_cs_cusum_flag(cs)) && cs->cu && (int)hd[0] == cs->ncu) {
         float *S = rs_cs_machine(cs, machine, 1);
         if (!S)
             return rs_errf(errstr, errstr_size, RS_ERR_NOMEM,
                            "cold-start: no room for machine %llx's CUSUMs",
                            (unsigned long long)machine);
-        memcpy(S, in, 8 * (size_t)cs->nref);
+        memcpy(S, in, 8 * (size_t)cs->ncu);
     }
     return RS_OK;
 }

@@ -42,6 +42,18 @@
  * needs rs_coldstart_track (its machine table); rs_coldstart_reference
  * reads the spread, not the CUSUM.
  *
+ * Since i14cusum (session 14) the CUSUM reads the SHORTEST span's means
+ * (N_c readings, 12 of the sensors preset's 12 and 48; spans >= 2 only,
+ * not the reading's own base_z), each in its own learned spread (as
+ * above, the prior N_c readings at 1 sd, bounded by 1/sqrt N_c and 1),
+ * while the 3-sd rule still reads the longest span's: a step of d sds
+ * moves a mean of N readings by d/N a reading, so the 12-reading mean's
+ * CUSUM reaches its interval 3-4x sooner.  Its false alarms per reading
+ * are the longest span's design: 740 looks of N readings per side are
+ * 740 N / N_c looks of N_c, so h = N_c hb(740 N / N_c) (12 of 48: hb =
+ * 2.000, h = 24.0, where the 48-reading CUSUM's h was 48 x 1.538 =
+ * 73.8).  With one span N_c = N: the design above.
+ *
  * The score the alert policy sees combines the two:
  *
  *     s = 1 - (1 - p)(1 - (1 - w) u),    w = c / (n + n0)
@@ -101,8 +113,9 @@ typedef struct rs_coldstart_s rs_coldstart_t;
  * and the alert threshold (in (0, 1]; below 0.01 taken as 0.01).  The
  * reference reads the `*_base_z*` features of the longest span `_lastN`
  * (of the reading itself if there is no span) and the `*_base_noise_lastN`
- * of the longest such span; without base_z, there is no reference and the
- * blend returns the model's score.  Any thread. */
+ * of the longest such span, its CUSUMs the `*_base_z_lastN` of the
+ * shortest span N >= 2 (the longest's without one); without base_z, there
+ * is no reference and the blend returns the model's score.  Any thread. */
 rs_coldstart_t *rs_coldstart_new(const char *const *names, int dim,
                                  double alert_threshold);
 void rs_coldstart_destroy(rs_coldstart_t *cs);   /* NULL: no-op */
@@ -169,13 +182,19 @@ void rs_coldstart_repair(rs_coldstart_t *cs, uint64_t machine);
  * machines' CUSUMs).  A service keeps it in its checkpoint (the scoring
  * service's record, scoring/svc_ckpt.c), so a restart does not lean on
  * the reference again as if no failure had been learned.
- * Version 3 (host byte order: a local file): u32 magic "RSCS", u32
- * version 3, u64 n, u64 c (the RS_COLDSTART_STATE bytes of version 2),
- * the spreads (u32 nref, u32 0, f64 readings observed, f64 clipped sums
- * [nref]), the own policy's state (maint.h rs_alertpol_save; 8 bytes of
- * 0 machines without rs_coldstart_track), the CUSUMs (u64 m, m x {u64
- * machine, f32 S+ S- per ref feature}).  Spreads and CUSUMs of another
- * number of ref features start afresh.  rs_coldstart_state_size: its
+ * Version 4 (host byte order: a local file): u32 magic "RSCS", u32
+ * version 4, u64 n, u64 c (the RS_COLDSTART_STATE bytes of version 2),
+ * the ref features' spreads (u32 nref, u32 0, f64 readings observed, f64
+ * clipped sums [nref]), the CUSUM features' spreads (u32 ncu, u32 N_c,
+ * f64 readings observed, f64 clipped sums [ncu]), the own policy's state
+ * (maint.h rs_alertpol_save; 8 bytes of 0 machines without
+ * rs_coldstart_track), the CUSUMs (u64 m, m x {u64 machine, f32 S+ S-
+ * per CUSUM feature}).  Spreads and CUSUMs of another number of features
+ * (or CUSUMs of another span) start afresh.  A version-3 state (before
+ * i14cusum: no CUSUM spread block, its CUSUMs of the longest span's
+ * means) loads the counts, the ref spreads and the own policy; its
+ * CUSUMs and the CUSUM spreads start afresh (they are of the longest
+ * span: kept only where the CUSUM still reads it, one span).  rs_coldstart_state_size: its
  * bytes now; rs_coldstart_save writes that many to buf.
  * rs_coldstart_load restores them from len bytes; a version-2 state (24
  * bytes: the counts, no policy) restores the counts and leaves the own
@@ -196,17 +215,22 @@ rs_err_t rs_coldstart_load(rs_coldstart_t *cs, const void *buf, size_t len,
 /* One machine's state, for state that follows the machine's input
  * partition (scoring/alerts.h rs_alerts_part_*): its own-policy entry and
  * its CUSUMs (the counts and spreads are fleet-wide: they stay in the
- * instance's state above).  Bytes (host order): u32 nref, u32 flags (1:
+ * instance's state above).  Bytes (host order): u32 ncu, u32 flags (1:
  * the own policy's 48-byte entry follows, maint.h RS_ALERTPOL_ENTRY; 2:
- * the CUSUMs follow, f32 S+ S- per ref feature), at most
+ * the CUSUMs of the longest span's means follow -- one span, or a record
+ * written before i14cusum; 4: the CUSUMs of the shortest span's means
+ * follow; f32 S+ S- per CUSUM feature), at most
  * RS_COLDSTART_MACHINE_MAX.
  * rs_coldstart_machine_save: the bytes of machine's state (0: nothing
  * kept for it), written to buf only when cap is at least that.
  * rs_coldstart_machine_check: RS_ERR_CORRUPT with errstr for a record
- * that is not one of `machine` (length, flags, nref > 64, a damaged or
- * another machine's policy entry, a CUSUM negative or not finite); pure.
+ * that is not one of `machine` (length, flags: unknown, or 2 and 4
+ * together, ncu > 64, a damaged or another machine's policy entry, a
+ * CUSUM negative or not finite); pure.
  * rs_coldstart_machine_load: checks, then replaces the machine's state
- * (CUSUMs of another number of ref features start afresh; the own entry
+ * (CUSUMs of another number of features or of the other flag start
+ * afresh -- a record of flag 2 where the CUSUM reads a shorter span; the
+ * own entry
  * is ignored without rs_coldstart_track); RS_ERR_NOMEM when a table is
  * full.  rs_coldstart_machine_forget: the machine's entries removed (its
  * partition left).  No allocation.  The owning thread. */

@@ -1,6 +1,6 @@
 /* fuzz_coldstart.c -- libFuzzer target for the cold-start state readers
  * (model/coldstart.h): rs_coldstart_load, the record the service restores
- * at start (scoring/svc_ckpt.c record RMNT: versions 1, 2 and 3), and
+ * at start (scoring/svc_ckpt.c record RMNT: versions 1 to 4), and
  * rs_coldstart_machine_load, one machine's state inside the maintenance
  * machines that follow a partition (scoring/alerts.h rs_alerts_part_*:
  * partition checkpoints and changelog records 'A').
@@ -22,8 +22,11 @@
  *
  * Seeds: tests/fuzz/corpus/fuzz_coldstart, written by this file built as
  * fuzz_coldstart_seeds (-DFUZZ_CS_MAKE_SEEDS): states of version 1, 2 and
- * 3 (empty, a few machines), machine records (own entry and CUSUMs, own
- * only).  Run it again when a format changes:
+ * 4 (empty, a few machines), machine records (own entry and CUSUMs, own
+ * only; `machine_short`: flag 4); the version-3 states v3_* and the
+ * record `machine` of flag 2
+ * were written before i14cusum (CUSUMs of the 48-reading means) and are
+ * kept.  Run it again when a format changes:
  *   cmake --build BUILD --target fuzz_coldstart_seeds &&
  *   BUILD/tests/fuzz/fuzz_coldstart_seeds tests/fuzz/corpus/fuzz_coldstart
  */
@@ -45,8 +48,9 @@ static const char *const fuzz_names[] = {
     "ent_b_base_z", "ent_b_base_z_last12_incl", "ent_b_base_z_last48_incl",
 };
 #define FUZZ_DIM 9
-/* counts (24 bytes) and spreads (16 + 8 x 2 ref features) of a state */
-#define FUZZ_CS_HEAD (24 + 16 + 16)
+/* counts (24 bytes) and spreads (16 + 8 x 2 ref features, then 16 + 8 x
+ * 2 CUSUM features: version 4) of a state */
+#define FUZZ_CS_HEAD (24 + 2 * (16 + 16))
 
 static rs_coldstart_t *fuzz_cs(void) {
     rs_maint_conf_t mc;
@@ -65,6 +69,8 @@ static void fuzz_fill(rs_coldstart_t *cs, int n) {
     for (int m = 0; m < n; m++) {
         x[4] = m % 2 ? 2.5f : 0.1f;
         x[8] = -0.5f;
+        x[2] = m % 2 ? 3.0f : 0.1f; /* the 12-reading means: the CUSUMs' */
+        x[7] = -0.5f;
         for (int j = 0; j < 8; j++)
             rs_coldstart_observe(cs, 1000 + (uint64_t)m * 7919,
                                  FUZZ_T0 + j * 600000LL, x,
@@ -84,6 +90,7 @@ static uint8_t *fuzz_state(const rs_coldstart_t *cs, size_t *len) {
 static void fuzz_use(rs_coldstart_t *cs, uint64_t key) {
     float x[FUZZ_DIM] = {0};
     x[4] = 3.0f;
+    x[2] = 3.0f;
     rs_coldstart_observe(cs, key, FUZZ_T0, x, 0.5f);
     (void)rs_coldstart_change(cs, key);
     rs_coldstart_machine_failure(cs, key, FUZZ_T0 + 3600000LL);
@@ -204,9 +211,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: fuzz_coldstart_seeds DIR\n");
         return 2;
     }
-    fuzz_seed_state(argv[1], "v3_empty", 0);
-    fuzz_seed_state(argv[1], "v3_few", 4);
-    fuzz_seed_state(argv[1], "v3_full", FUZZ_CS_CAP);
+    /* (the v3_* seeds are version 3, written before i14cusum: kept) */
+    fuzz_seed_state(argv[1], "v4_empty", 0);
+    fuzz_seed_state(argv[1], "v4_few", 4);
+    fuzz_seed_state(argv[1], "v4_full", FUZZ_CS_CAP);
     /* versions 2 and 1: the counts alone */
     uint32_t hd[2] = {0x53435352u, 2};
     uint64_t nc[2] = {5, 2};
@@ -223,7 +231,7 @@ int main(int argc, char **argv) {
     uint8_t r[RS_COLDSTART_MACHINE_MAX];
     size_t n = rs_coldstart_machine_save(cs, 1000 + 7919, r, sizeof(r));
     FUZZ_CHECK(n > 0 && n <= sizeof(r));
-    fuzz_put(argv[1], "machine", r, n);
+    fuzz_put(argv[1], "machine_short", r, n); /* flag 4 */
     uint32_t own_only[2] = {2, 1};
     memcpy(r, own_only, 8);
     fuzz_put(argv[1], "machine_own", r, 8 + 48);

@@ -75,10 +75,11 @@ static const char *const names[] = {
 };
 #define DIM 9
 #define H ((int64_t)24 * 3600 * 1000) /* the horizon, ms */
-/* a version-3 state's spread block for the 2 sensors of `names` */
+/* a spread block for the 2 sensors of `names` (version 4: the ref
+ * features', then the CUSUM features') */
 #define SPREAD (16 + 8 * 2)
 /* ... and the own policy's block starts at */
-#define POL (RS_COLDSTART_STATE + SPREAD)
+#define POL (RS_COLDSTART_STATE + 2 * SPREAD)
 /* a CUSUM block entry (u64 machine, f32 S[2 x 2]) */
 #define CUE (8 + 8 * 2)
 
@@ -257,7 +258,7 @@ static void test_state(void **st) {
     assert_int_equal(rs_coldstart_load(b, bad, sizeof(bad), es, sizeof(es)),
                      RS_ERR_CORRUPT);
     memcpy(bad, buf, sizeof(bad));
-    bad[4] = 4; /* version */
+    bad[4] = 5; /* version */
     assert_int_equal(rs_coldstart_load(b, bad, sizeof(bad), es, sizeof(es)),
                      RS_ERR_CORRUPT);
     memcpy(bad, buf, sizeof(bad));
@@ -481,6 +482,19 @@ static float win_push(win48_t *w, float v) {
     w->head = (w->head + 1) % 48;
     return (float)(w->sum / w->n);
 }
+/* the mean of the last 12 readings of w (the shorter span's base_z,
+ * x[2]) */
+static float win_mean12(const win48_t *w) {
+    double sum = 0;
+    int k = w->n < 12 ? w->n : 12;
+    for (int j = 1; j <= k; j++) sum += w->r[(w->head - j + 48) % 48];
+    return k ? (float)(sum / k) : 0;
+}
+/* one reading v into machine m's window: both spans' means of sensor a */
+static void push2(win48_t *w, float *x, float v) {
+    x[4] = win_push(w, v);
+    x[2] = win_mean12(w);
+}
 
 static void test_cusum(void **st) {
     (void)st;
@@ -495,7 +509,7 @@ static void test_cusum(void **st) {
     int starts = 0, on[16] = {0};
     for (int i = 0; i < 12000; i++)
         for (int m = 0; m < 16; m++) {
-            x[4] = win_push(&w[m], (float)normal(&rng));
+            push2(&w[m], x, (float)normal(&rng));
             rs_coldstart_observe(cs, (uint64_t)m + 1, i, x, 0);
             float c = rs_coldstart_change(cs, (uint64_t)m + 1);
             if (c >= 1 && !on[m]) starts++;
@@ -508,12 +522,12 @@ static void test_cusum(void **st) {
     for (int m = 0; m < 16; m++) rs_coldstart_repair(cs, (uint64_t)m + 1);
     memset(w, 0, sizeof(w));
     for (int i = 0; i < 48; i++) {
-        x[4] = win_push(&w[0], (float)normal(&rng));
+        push2(&w[0], x, (float)normal(&rng));
         rs_coldstart_observe(cs, 1, i, x, 0);
     }
     int fired = -1;
     for (int i = 0; i < 48 && fired < 0; i++) {
-        x[4] = win_push(&w[0], (float)(1.0 + normal(&rng)));
+        push2(&w[0], x, (float)(1.0 + normal(&rng)));
         if (rs_coldstart_observe(cs, 1, 48 + i, x, 0) >= 0.3f) fired = i;
     }
     assert_true(fired >= 0 && fired < 48);
@@ -521,7 +535,7 @@ static void test_cusum(void **st) {
      * the rule's 3) and the alarm holds for 5 spans (the CUSUM grows by
      * 2.8 - 1.5 a reading) */
     for (int i = 0; i < 240; i++) {
-        x[4] = win_push(&w[0], (float)(0.4 + normal(&rng)));
+        push2(&w[0], x, (float)(0.4 + normal(&rng)));
         assert_true(rs_coldstart_observe(cs, 1, 200 + i, x, 0) >= 0.3f);
     }
     /* the CUSUMs survive a restart (the checkpoint's state) */
@@ -539,7 +553,107 @@ static void test_cusum(void **st) {
     /* a failure starts a new life: the CUSUM is 0 again */
     rs_coldstart_machine_failure(cs, 1, 1000);
     x[4] = 0;
+    x[2] = 0;
     assert_float_equal(rs_coldstart_observe(cs, 1, 1001, x, 0), 0, 1e-7);
+    rs_coldstart_destroy(cs);
+}
+
+/* Siegmund's in-control run length (looks) of a one-sided CUSUM with
+ * reference k and interval hb (in sds of a look), as coldstart.c. */
+static double siegmund(double k, double hb) {
+    double b = 2 * k * (hb + 1.166);
+    return (exp(b) - b - 1) / (2 * k * k);
+}
+
+/* i14cusum: the CUSUM reads the SHORTEST span's means (x[2], x[7]: the
+ * 12-reading base_z), at the longest span's false-alarm rate per reading
+ * (740 looks of 48 readings per side = 2960 looks of 12: h = 12 x 2.000
+ * = 24.0, where the 48-reading CUSUM's is 48 x 1.538 = 73.8); a step on
+ * the 12-reading mean alone alarms, one on the 48-reading mean alone
+ * (the 3-sd rule's features) does not move it; a version-3 state (its
+ * CUSUMs of the 48-reading means) loads with the counts and the ref
+ * spreads, its CUSUMs start afresh. */
+static void test_cusum_span(void **st) {
+    (void)st;
+    rs_coldstart_t *cs = tracked();
+    float x[DIM] = {0};
+    /* a mean 3.5 of its sds off (at the prior spread 1: z = 3.5 in
+     * every reading, past the clip) grows S+ by 3.5 - k = 2 a reading:
+     * after 12 readings S = 24 = h exactly */
+    x[2] = 3.5f;
+    for (int i = 0; i < 12; i++) rs_coldstart_observe(cs, 1, i, x, 0);
+    double c = rs_coldstart_change(cs, 1); /* S / h */
+    assert_true(c > 0);
+    double h = 24.0 / c, hb = h / 12;
+    assert_float_equal(h, 24.0, 0.01);
+    /* ... which is h from the formula, not a constant: 2960 looks */
+    assert_float_equal(siegmund(1.5, hb) / (740.0 * 48 / 12), 1, 0.01);
+    /* the 48-reading mean alone (the 3-sd rule's) moves no CUSUM */
+    x[2] = 0;
+    x[4] = 3.5f;
+    for (int i = 0; i < 12; i++) rs_coldstart_observe(cs, 2, i, x, 0);
+    assert_true(rs_coldstart_change(cs, 2) == 0);
+    /* a step of 2 reading-sds (independent readings: the 12-mean's
+     * spread 1/sqrt 12 learned first) alarms within a span and a half;
+     * the 48-reading mean's CUSUM needs about 43 readings, and the 3-sd
+     * rule on that mean (3 / sqrt 48 = 0.43 of a reading's sd) about 10
+     * ... so x[4] is held at 0 here: the alarm is the CUSUM's */
+    rs_coldstart_destroy(cs);
+    cs = tracked();
+    uint64_t rng = 11;
+    static win48_t w[8];
+    memset(x, 0, sizeof(x));
+    for (int i = 0; i < 4000; i++)
+        for (int m = 0; m < 8; m++) {
+            push2(&w[m], x, (float)normal(&rng));
+            x[4] = 0;
+            rs_coldstart_observe(cs, (uint64_t)m + 1, i, x, 0);
+        }
+    for (int m = 0; m < 8; m++) rs_coldstart_repair(cs, (uint64_t)m + 1);
+    int fired = -1;
+    for (int i = 0; i < 48 && fired < 0; i++) {
+        push2(&w[0], x, (float)(2.0 + normal(&rng)));
+        x[4] = 0;
+        if (rs_coldstart_observe(cs, 1, 5000 + i, x, 0) >= 0.3f) fired = i;
+    }
+    assert_true(fired >= 0 && fired < 18);
+    /* a version-3 state (before i14cusum): counts, one spread block (the
+     * ref features'), no policy, one machine's CUSUMs of the 48-reading
+     * means (20 = 0.27 h there, 0.83 h here: not these) */
+    unsigned char v3[RS_COLDSTART_STATE + SPREAD + 8 + 8 + CUE];
+    uint32_t hd[2] = {0x53435352u, 3}, sh[2] = {2, 0};
+    uint64_t n = 9, cc = 4, zero = 0, m1 = 1, key = 1;
+    double nobs = 10048, ss[2] = {0.16 * 10048, 0.16 * 10048};
+    float S[4] = {20, 0, 0, 0};
+    unsigned char *o = v3;
+    memcpy(o, hd, 8);
+    memcpy(o + 8, &n, 8);
+    memcpy(o + 16, &cc, 8);
+    o += RS_COLDSTART_STATE;
+    memcpy(o, sh, 8);
+    memcpy(o + 8, &nobs, 8);
+    memcpy(o + 16, ss, 16);
+    o += SPREAD;
+    memcpy(o, &zero, 8); /* the own policy: 0 machines */
+    memcpy(o + 8, &m1, 8);
+    memcpy(o + 16, &key, 8);
+    memcpy(o + 24, S, 16);
+    rs_coldstart_t *b = tracked();
+    char es[256];
+    assert_int_equal(rs_coldstart_load(b, v3, sizeof(v3), es, sizeof(es)),
+                     RS_OK);
+    assert_int_equal(rs_coldstart_failures(b), 9);
+    assert_int_equal(rs_coldstart_caught(b), 4);
+    assert_true(rs_coldstart_change(b, 1) == 0);
+    memset(x, 0, sizeof(x));
+    x[4] = 1.2f; /* 3 of the restored spread 0.4 (prior 48 of 10 048) */
+    assert_float_equal(rs_coldstart_reference(b, x), 0.3, 0.01);
+    /* it saves as version 4 */
+    unsigned char out[512];
+    assert_true(rs_coldstart_state_size(b) <= sizeof(out));
+    rs_coldstart_save(b, out);
+    assert_int_equal(out[4], 4);
+    rs_coldstart_destroy(b);
     rs_coldstart_destroy(cs);
 }
 
@@ -554,6 +668,8 @@ static void test_machine_move(void **st) {
     float x[DIM] = {0}, xs[DIM] = {0};
     xs[4] = 2.0f; /* ent_a_base_z_last48_incl: a step */
     xs[8] = -1.0f;
+    xs[2] = 2.0f; /* ... and the 12-reading means the CUSUMs read */
+    xs[7] = -1.0f;
     rs_coldstart_t *a = tracked(), *b = tracked();
     for (int64_t t = T - H; t < T - 4 * 3600000LL; t += iv) {
         rs_coldstart_observe(a, 5, t, xs, t >= T - 10 * 3600000LL ? 0.9f : 0.01f);
@@ -565,6 +681,7 @@ static void test_machine_move(void **st) {
     size_t n = rs_coldstart_machine_save(a, 5, NULL, 0);
     assert_int_equal(n, 8 + 48 + 8 * 2);
     assert_int_equal(rs_coldstart_machine_save(a, 5, buf, sizeof(buf)), n);
+    assert_int_equal(buf[4], 1 | 4); /* own entry, CUSUMs of the short span */
     assert_int_equal(rs_coldstart_machine_save(a, 99, buf + 200, 100), 0);
     char es[256];
     assert_int_equal(rs_coldstart_machine_load(b, 5, buf, n, es, sizeof(es)),
@@ -596,9 +713,22 @@ static void test_machine_move(void **st) {
     assert_int_equal(rs_coldstart_machine_check(5, buf, n - 1, es, sizeof(es)),
                      RS_ERR_CORRUPT);
     memcpy(bad, buf, n);
-    bad[4] = 4;
+    bad[4] = 8;
     assert_int_equal(rs_coldstart_machine_check(5, bad, n, es, sizeof(es)),
                      RS_ERR_CORRUPT);
+    bad[4] = 1 | 2 | 4; /* the CUSUMs of both spans: one layout only */
+    assert_int_equal(rs_coldstart_machine_check(5, bad, n, es, sizeof(es)),
+                     RS_ERR_CORRUPT);
+    /* a record of an instance before i14cusum (flag 2: CUSUMs of the
+     * longest span) loads; its CUSUMs, of another span, start afresh */
+    memcpy(bad, buf, n);
+    bad[4] = 1 | 2;
+    rs_coldstart_t *d = tracked();
+    assert_int_equal(rs_coldstart_machine_load(d, 5, bad, n, es, sizeof(es)),
+                     RS_OK);
+    assert_true(rs_coldstart_change(d, 5) == 0);
+    assert_int_equal(rs_coldstart_machine_save(d, 5, NULL, 0), 8 + 48);
+    rs_coldstart_destroy(d);
     /* another layout's CUSUMs start afresh; the own entry still loads */
     memcpy(bad, buf, n);
     rs_coldstart_t *c = tracked();
@@ -670,6 +800,7 @@ int main(void) {
         cmocka_unit_test(test_own_restart),
         cmocka_unit_test(test_spread),
         cmocka_unit_test(test_cusum),
+        cmocka_unit_test(test_cusum_span),
         cmocka_unit_test(test_machine_move),
         cmocka_unit_test(test_disagree),
     };
