@@ -6,7 +6,11 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 "$ROOT/ops/deps.sh"
-"$ROOT/ops/build.sh" "$ROOT/build" -DRS_BUILD_TESTS=OFF
+# A fresh build/ is configured without the tests (the demo needs none); an
+# existing one keeps its own choice (ops/test.sh's tests-on build stays one).
+tests=(-DRS_BUILD_TESTS=OFF)
+[ -f "$ROOT/build/CMakeCache.txt" ] && tests=()
+"$ROOT/ops/build.sh" "$ROOT/build" "${tests[@]}"
 RDIR="$(mktemp -d /tmp/riskstream-redis.XXXXXX)"
 trap '"$ROOT/ops/redis.sh" stop "$RDIR"; rm -rf "$RDIR"' EXIT
 URL="$("$ROOT/ops/redis.sh" start "$RDIR")"
