@@ -17,6 +17,7 @@
 #include "common/tmerge.h"
 
 #include <math.h>
+#include <string.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -376,6 +377,31 @@ void rs_tmerge_late_advice(const char *key, const uint64_t *bk, uint64_t n,
                  "than the merge remembers", listed ? "; " : "",
                  (unsigned long long)(n - cum),
                  (long long)1 << (nb - 1));
+}
+
+int rs_tmerge_log_step(rs_tmerge_log_t *lg, const uint64_t *late,
+                       uint64_t reordered, int64_t now_us, int64_t every_us,
+                       const char *key, char *adv, size_t size, uint64_t *n,
+                       int64_t *secs) {
+    int what = 0;
+    if (reordered <= lg->logged) return 0;
+    if (!lg->warned) {
+        lg->warned = 1;
+        what = 1;
+    } else {
+        if (now_us < lg->next_us) return 0;
+        uint64_t d[RS_TMERGE_LATE_BUCKETS];
+        for (int b = 0; b < RS_TMERGE_LATE_BUCKETS; b++)
+            d[b] = late[b] - lg->late_logged[b];
+        *n = reordered - lg->logged;
+        rs_tmerge_late_advice(key, d, *n, adv, size);
+        *secs = (now_us - lg->next_us + every_us) / 1000000;
+        what = 2;
+    }
+    lg->next_us = now_us + every_us;
+    lg->logged = reordered;
+    memcpy(lg->late_logged, late, sizeof(lg->late_logged));
+    return what;
 }
 
 int rs_tmerge_blocked(const rs_tmerge_t *m) { return m->blocked; }

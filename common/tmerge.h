@@ -121,6 +121,28 @@ int rs_tmerge_late_bucket(const rs_tmerge_take_t *tk);
 void rs_tmerge_late_advice(const char *key, const uint64_t *bk, uint64_t n,
                            char *buf, size_t size);
 
+/* The log of a merge's reorders, kept by its caller: one warning at the
+ * first reorder, then a summary at most every `every_us`, each of what
+ * came since the last line (the stage's and the task merge's lines share
+ * this bookkeeping; their wording is their own). */
+typedef struct rs_tmerge_log_s {
+    uint64_t logged;                               /* reorders at the last line */
+    uint64_t late_logged[RS_TMERGE_LATE_BUCKETS];  /* ... their buckets        */
+    int64_t next_us;                               /* no summary before        */
+    int warned;                                    /* the first warning went   */
+} rs_tmerge_log_t;
+
+/* What to log now, at clock now_us, for `reordered` reorders in all with
+ * the lateness buckets `late`: 0 nothing; 1 the first warning; 2 a
+ * summary of the *n since the last line over *secs seconds, with adv (size
+ * bytes) the waits that would have merged them in order
+ * (rs_tmerge_late_advice with `key`).  On 1 and 2 the log moves on to
+ * now.  @locality the caller's thread (it owns lg) */
+int rs_tmerge_log_step(rs_tmerge_log_t *lg, const uint64_t *late,
+                       uint64_t reordered, int64_t now_us, int64_t every_us,
+                       const char *key, char *adv, size_t size, uint64_t *n,
+                       int64_t *secs);
+
 /* The lowest input that blocked the last rs_tmerge_next, -1 if none. @locality the owner thread */
 int rs_tmerge_blocked(const rs_tmerge_t *m);
 /* 1 once input i was found at its end and empty by rs_tmerge_next (it

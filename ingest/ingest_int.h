@@ -120,10 +120,8 @@ struct rs_ingest_s {
     int64_t seen_ms;       /* its clock: the consumer's queue was last
                             * found empty then (monotonic ms)           */
     uint64_t rb_seq;       /* rebalance callbacks served               */
-    uint64_t reorder_logged; /* merge reorders at the last summary     */
-    uint64_t reorder_late_logged[RS_TMERGE_LATE_BUCKETS]; /* its buckets  */
-    int64_t reorder_log_us;  /* the next summary (RS_INGEST_REORDER_LOG_US) */
-    int reorder_warned;      /* the first reorder's warning was given    */
+    rs_tmerge_log_t reorder_log; /* merge reorders logged
+                                  * (RS_INGEST_REORDER_LOG_US)   */
     struct rs_ingest_ra_s *ra; /* the read-ahead (topics.read_ahead; started
                             * by the first poll) or NULL               */
     int ra_failed;         /* the read-ahead could not start: read here */

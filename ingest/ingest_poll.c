@@ -235,8 +235,13 @@ void rs_ingest_merge_reorder_log(rs_ingest_t *ing,
                 (long long)ms->reorder_late_max_ms, adv);
         return;
     }
-    if (!ing->reorder_warned) {
-        ing->reorder_warned = 1;
+    uint64_t n = 0;
+    int64_t secs = 0;
+    int what = rs_tmerge_log_step(&ing->reorder_log, ms->reorder_late,
+                                  ms->reordered, now, RS_INGEST_REORDER_LOG_US,
+                                  "topics.max_task_idle", adv, sizeof(adv),
+                                  &n, &secs);
+    if (what == 1)
         rs_warn("ingest", "a message on %s/%d was handed to scoring out of "
                 "time order within its task (%llu so far): it was read "
                 "%s%lld ms (ms clock) after the first of the newer messages "
@@ -254,31 +259,17 @@ void rs_ingest_merge_reorder_log(rs_ingest_t *ing,
                 (long long)ms->reorder_behind_ms,
                 (long long)ing->conf.max_task_idle_ms,
                 (long long)ms->reorder_late_ms + 1);
-    } else {
-        if (now < ing->reorder_log_us) return;
-        uint64_t d[RS_TMERGE_LATE_BUCKETS];
-        for (int b = 0; b < RS_TMERGE_LATE_BUCKETS; b++)
-            d[b] = ms->reorder_late[b] - ing->reorder_late_logged[b];
-        rs_tmerge_late_advice("topics.max_task_idle", d,
-                              ms->reordered - ing->reorder_logged, adv,
-                              sizeof(adv));
+    else if (what == 2)
         rs_info("ingest", "%llu message(s) handed to scoring out of time "
                 "order within their task in the last %lld s (%llu of %llu "
                 "in all; topics.max_task_idle %lld ms); the wait that would "
                 "have merged them in order: %s; the last on %s/%d, %lld ms "
                 "late",
-                (unsigned long long)(ms->reordered - ing->reorder_logged),
-                (long long)((now - ing->reorder_log_us) / 1000000 +
-                            RS_INGEST_REORDER_LOG_US / 1000000),
+                (unsigned long long)n, (long long)secs,
                 (unsigned long long)ms->reordered,
                 (unsigned long long)ms->merged,
                 (long long)ing->conf.max_task_idle_ms, adv, topic,
                 (int)ms->reorder_part, (long long)ms->reorder_late_ms);
-    }
-    ing->reorder_log_us = now + RS_INGEST_REORDER_LOG_US;
-    ing->reorder_logged = ms->reordered;
-    memcpy(ing->reorder_late_logged, ms->reorder_late,
-           sizeof(ing->reorder_late_logged));
 }
 
 /* rs_ingest_poll with the task merge: read, merge, until something can
@@ -326,7 +317,7 @@ static int rs_ingest_poll_merged(rs_ingest_t *ing, rs_msg_t *msgs,
     RS_STORE(ing->c.merge_reorder_behind_ms, ms.reorder_behind_ms);
     RS_STORE(ing->c.merge_reorder_idle_ms, ms.reorder_idle_ms);
     RS_STORE(ing->c.merge_reorder_late_ms, ms.reorder_late_ms);
-    if (ms.reordered > ing->reorder_logged)
+    if (ms.reordered > ing->reorder_log.logged)
         rs_ingest_merge_reorder_log(ing, &ms, 0);
     if (ing->fatal && n == 0) return -RS_ERR_KAFKA;
     return n;

@@ -181,10 +181,7 @@ struct rs_cpstage_s {
     int64_t *hold;             /* [RS_CS_MAX_PARTS] replay floor, -1      */
     rs_hist_t wait_us;
     uint64_t filled, miss_timeout, miss_gone, pauses, replay_missing;
-    uint64_t reorder_logged;  /* reordered count at the last summary      */
-    uint64_t reorder_late_logged[RS_TMERGE_LATE_BUCKETS]; /* its buckets  */
-    int64_t reorder_log_us;   /* the next summary (RS_CS_REORDER_LOG_US)  */
-    int reorder_warned;       /* the first reorder's warning was given    */
+    rs_tmerge_log_t reorder_log; /* reorders logged (RS_CS_REORDER_LOG_US) */
     double cpu_s;
     int64_t next_warn_us;
     uint64_t warned_misses;
@@ -389,11 +386,16 @@ static void rs_cs_reorder_log(rs_cpstage_t *cs, const rs_cpm_stats_t *ms,
                 (long long)ms->reorder_late_max_ms, adv);
         return;
     }
-    if (!cs->reorder_warned) {
-        cs->reorder_warned = 1;
+    uint64_t n = 0;
+    int64_t secs = 0;
+    int what = rs_tmerge_log_step(&cs->reorder_log, ms->reorder_late,
+                                  ms->reordered, now, RS_CS_REORDER_LOG_US,
+                                  "cpstage.idle_wait", adv, sizeof(adv),
+                                  &n, &secs);
+    if (what == 1)
         rs_warn("cpstage", "a message on %s/%d was merged out of the "
-                "canonical order (%llu so far): it reached the stage %s%lld ms "
-                "(ms clock) after the first of the newer messages merged "
+                "canonical order (%llu so far): it reached the stage %s%lld "
+                "ms (ms clock) after the first of the newer messages merged "
                 "ahead of it, %lld ms of event time behind them; "
                 "cpstage.idle_wait %lld ms, %lld ms would have merged it in "
                 "order (every event waits up to that while a partition is "
@@ -408,34 +410,16 @@ static void rs_cs_reorder_log(rs_cpstage_t *cs, const rs_cpm_stats_t *ms,
                 (long long)ms->reorder_behind_ms,
                 (long long)cs->conf.idle_wait_ms,
                 (long long)ms->reorder_late_ms + 1);
-        cs->reorder_log_us = now + RS_CS_REORDER_LOG_US;
-        cs->reorder_logged = ms->reordered;
-        memcpy(cs->reorder_late_logged, ms->reorder_late,
-               sizeof(cs->reorder_late_logged));
-        return;
-    }
-    if (now < cs->reorder_log_us) return;
-    uint64_t d[RS_TMERGE_LATE_BUCKETS];
-    for (int b = 0; b < RS_TMERGE_LATE_BUCKETS; b++)
-        d[b] = ms->reorder_late[b] - cs->reorder_late_logged[b];
-    rs_tmerge_late_advice("cpstage.idle_wait", d,
-                          ms->reordered - cs->reorder_logged, adv,
-                          sizeof(adv));
-    rs_info("cpstage", "%llu message(s) merged out of the canonical order in "
-            "the last %lld s (%llu of %llu in all; cpstage.idle_wait %lld ms); "
-            "the wait that would have merged them in order: %s; the last on "
-            "%s/%d, %lld ms late",
-            (unsigned long long)(ms->reordered - cs->reorder_logged),
-            (long long)((now - cs->reorder_log_us) / 1000000 +
-                        RS_CS_REORDER_LOG_US / 1000000),
-            (unsigned long long)ms->reordered,
-            (unsigned long long)(ms->events + ms->labels),
-            (long long)cs->conf.idle_wait_ms, adv, topic,
-            (int)ms->reorder_part, (long long)ms->reorder_late_ms);
-    cs->reorder_log_us = now + RS_CS_REORDER_LOG_US;
-    cs->reorder_logged = ms->reordered;
-    memcpy(cs->reorder_late_logged, ms->reorder_late,
-           sizeof(cs->reorder_late_logged));
+    else if (what == 2)
+        rs_info("cpstage", "%llu message(s) merged out of the canonical "
+                "order in the last %lld s (%llu of %llu in all; "
+                "cpstage.idle_wait %lld ms); the wait that would have merged "
+                "them in order: %s; the last on %s/%d, %lld ms late",
+                (unsigned long long)n, (long long)secs,
+                (unsigned long long)ms->reordered,
+                (unsigned long long)(ms->events + ms->labels),
+                (long long)cs->conf.idle_wait_ms, adv, topic,
+                (int)ms->reorder_part, (long long)ms->reorder_late_ms);
 }
 
 static void *rs_cs_main(void *arg) {
@@ -540,7 +524,7 @@ static void *rs_cs_main(void *arg) {
             int n = rs_cpm_step(cs->m, seen_ms, RS_CS_CHUNK);
             if (n) pthread_cond_broadcast(&cs->cv);
             rs_cpm_stats(cs->m, &ms);
-            if (ms.reordered > cs->reorder_logged)
+            if (ms.reordered > cs->reorder_log.logged)
                 rs_cs_reorder_log(cs, &ms, 0);
             if (n < RS_CS_CHUNK) {
                 rs_cs_flow(cs);

@@ -371,6 +371,40 @@ static void test_reorder_late(void **state) {
     rs_imerge_destroy(im);
 }
 
+/* rs_tmerge_log_step, the reorder log both merges keep: the first
+ * reorder warns at once, later ones wait for the period, a summary counts
+ * and advises only what came since the last line, and nothing new means
+ * no line. */
+static void test_tmerge_log_step(void **state) {
+    (void)state;
+    rs_tmerge_log_t lg;
+    memset(&lg, 0, sizeof(lg));
+    uint64_t late[RS_TMERGE_LATE_BUCKETS] = {0};
+    char adv[256] = "";
+    uint64_t n = 0;
+    int64_t secs = 0;
+    const int64_t every = 60000000; /* 60 s */
+    assert_int_equal(rs_tmerge_log_step(&lg, late, 0, 1000, every, "k", adv,
+                                        sizeof(adv), &n, &secs), 0);
+    late[2] = 1; /* one reorder, 2-4 ms late */
+    assert_int_equal(rs_tmerge_log_step(&lg, late, 1, 1000, every, "k", adv,
+                                        sizeof(adv), &n, &secs), 1);
+    late[2] = 2;
+    late[5] = 1; /* two more, within the period: no line */
+    assert_int_equal(rs_tmerge_log_step(&lg, late, 3, 1000 + every - 1, every,
+                                        "k", adv, sizeof(adv), &n, &secs), 0);
+    /* the period is over: the two since the warning, 90 s after it */
+    assert_int_equal(rs_tmerge_log_step(&lg, late, 3, 1000 + 90000000, every,
+                                        "k", adv, sizeof(adv), &n, &secs), 2);
+    assert_int_equal(n, 2);
+    assert_int_equal(secs, 90);
+    assert_string_equal(adv, "k 4ms: 50.0 %, 32ms: all");
+    /* nothing new after the period: no line */
+    assert_int_equal(rs_tmerge_log_step(&lg, late, 3, 1000 + 200000000,
+                                        every, "k", adv, sizeof(adv), &n,
+                                        &secs), 0);
+}
+
 static void test_rejects_assign_hold(void **state) {
     (void)state;
     rs_imerge_t *im = rs_imerge_new(0, 8, NULL, NULL);
@@ -816,6 +850,7 @@ int main(void) {
         cmocka_unit_test(test_watermark_release),
         cmocka_unit_test(test_idle_wait),
         cmocka_unit_test(test_reorder_late),
+        cmocka_unit_test(test_tmerge_log_step),
         cmocka_unit_test(test_rejects_assign_hold),
         cmocka_unit_test(test_random_interleavings),
         cmocka_unit_test(test_copy_fields),
