@@ -1724,6 +1724,74 @@ static size_t mutate(rs_rng_t *rng, uint8_t *buf, size_t len, size_t cap) {
     return len;
 }
 
+/* The JSON reader's string scan (proto_jsonr.c jr_string: 8 message bytes
+ * a word while 8 are left, then byte by byte) with one special sequence at
+ * every offset 0..24 of a string of 0..24 plain bytes after it, and the
+ * message ending 0..9 blanks after the string's object, so the special
+ * byte falls on every byte of the first, second and third word and on the
+ * byte-by-byte tail: escapes (\/, \", \\, \u00e9, \ud83d\ude00) and raw
+ * UTF-8 are decoded into 'id' exactly; a raw control character (0x01,
+ * tab, 0x1f), a stray quote or invalid UTF-8 in a string the record
+ * ignores ("note") is refused with the scanner's own message, and DEL
+ * (allowed by RFC 8259) passes.  A scan that lets one of these slip
+ * through its word test, or stops a byte early or late, fails here. */
+static void test_json_string_scan(void **state) {
+    (void)state;
+    static const struct { const char *in, *dec; } good[] = {
+        {"\\/", "/"}, {"\\\"", "\""}, {"\\\\", "\\"},
+        {"\\u00e9", "\xc3\xa9"}, {"\\ud83d\\ude00", "\xf0\x9f\x98\x80"},
+        {"\xc3\xa9", "\xc3\xa9"}, {"\xe2\x82\xac", "\xe2\x82\xac"}, {"", ""},
+    };
+    static const struct { const char *in, *frag; } bad[] = {
+        {"\x01", "control character in a string"},
+        {"\t", "control character in a string"},
+        {"\x1f", "control character in a string"},
+        {"\xff", "invalid UTF-8 in a string"},
+        {"\xc3", "invalid UTF-8 in a string"},
+        {"\\q", "invalid escape"},
+        {"\"", "invalid JSON"},
+        {"\x7f", NULL}, /* DEL: allowed in JSON */
+    };
+    char json[256], want[RS_ID_MAX], plain[32];
+    rs_event_t ev;
+    size_t checks = 0;
+    for (size_t k = 0; k < sizeof(plain); k++)
+        plain[k] = (char)('a' + k % 26);
+    for (int lead = 0; lead <= 24; lead++)
+        for (int tail = 0; tail <= 24; tail++)
+            for (int blanks = 0; blanks <= 9; blanks++) {
+                for (size_t g = 0; g < RS_ARRAY_LEN(good); g++) {
+                    snprintf(json, sizeof(json),
+                             "{\"type\":\"t\",\"entity_id\":\"c\"," EV_TIME
+                             ",\"id\":\"%.*s%s%.*s\"}%*s",
+                             lead, plain, good[g].in, tail, plain + lead,
+                             blanks, "");
+                    snprintf(want, sizeof(want), "%.*s%s%.*s", lead, plain,
+                             good[g].dec, tail, plain + lead);
+                    if (!*want) continue; /* an empty id is refused */
+                    memset(&ev, 0x55, sizeof(ev));
+                    expect_event_ok(json, &ev);
+                    if (strcmp(ev.id, want))
+                        fail_msg("input %s\n  id '%s'\n  want '%s'", json,
+                                 ev.id, want);
+                    checks++;
+                }
+                for (size_t b = 0; b < RS_ARRAY_LEN(bad); b++) {
+                    snprintf(json, sizeof(json),
+                             "{\"id\":\"e\",\"type\":\"t\",\"entity_id\":"
+                             "\"c\"," EV_TIME ",\"note\":\"%.*s%s%.*s\"}%*s",
+                             lead, plain, bad[b].in, tail, plain + lead,
+                             blanks, "");
+                    if (bad[b].frag)
+                        expect_event_err(json, RS_ERR_INVALID, bad[b].frag);
+                    else
+                        expect_event_ok(json, &ev);
+                    checks++;
+                }
+            }
+    assert_true(checks > 50000);
+}
+
 static void test_robustness(void **state) {
     (void)state;
     rs_rng_t rng;
@@ -1843,6 +1911,7 @@ int main(void) {
         cmocka_unit_test(test_csv_header),
         cmocka_unit_test(test_csv_record_len),
         cmocka_unit_test(test_json_map),
+        cmocka_unit_test(test_json_string_scan),
         cmocka_unit_test(test_robustness),
     };
     return cmocka_run_group_tests_name("proto", tests, NULL, NULL);
