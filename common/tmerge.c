@@ -32,7 +32,6 @@ typedef struct rs_tm_in_s {
     int eof;                  /* at its end                               */
     int64_t eof_ms;           /* ... since                                */
     int idle_passed;          /* the merge went on without it (idle)      */
-    int64_t passed_ms;        /* ... since (the clock of that next)       */
     int done_once;            /* found at its end and empty once          */
     int32_t epos;             /* index in E, -1: not in it                */
 } rs_tm_in_t;
@@ -190,8 +189,8 @@ void rs_tmerge_eof(rs_tmerge_t *m, int i, int at_end, int64_t now_ms) {
  * if later): a message of it still on its way is then taken out of order
  * only if it arrives more than idle_wait after that head (Kafka Streams'
  * max.task.idle.ms, per message).  When the merge may go on, the inputs
- * of E are marked idle_passed (from now_ms): a message arriving there
- * later may be older than what is taken.  Keeps E's lowest in m->emin. */
+ * of E are marked idle_passed: a message arriving there later may be
+ * older than what is taken.  Keeps E's lowest in m->emin. */
 static int rs_tm_check_empty(rs_tmerge_t *m, int64_t now_ms, int have,
                              int64_t at) {
     int32_t bi = -1, emin = -1;
@@ -218,10 +217,7 @@ static int rs_tm_check_empty(rs_tmerge_t *m, int64_t now_ms, int have,
     if (have)
         for (int k = 0; k < m->en; k++) {
             rs_tm_in_t *p = &m->in[m->eset[k]];
-            if (!p->idle_passed) {
-                p->idle_passed = 1;
-                p->passed_ms = now_ms;
-            }
+            p->idle_passed = 1;
         }
     return 0;
 }
@@ -316,14 +312,13 @@ void rs_tmerge_take(rs_tmerge_t *m, int i, rs_tmerge_take_t *tk) {
         }
     }
     int64_t t = p->key_t;
-    rs_tmerge_take_t r = {t, 0, 0, 0, 0, 0};
+    rs_tmerge_take_t r = {t, 0, 0, 0, 0};
     /* below the frontier: only an input the merge passed as idle can bring
      * that (an input's own messages come in its order) */
     if (p->idle_passed &&
         (t < m->last_t || (t == m->last_t && i < m->last_i))) {
         r.reordered = 1;
         r.behind_ms = m->last_t - t;
-        r.idle_ms = m->now_ms - p->passed_ms;
         rs_tm_late(m, t, i, p->at_ms, &r);
     } else {
         rs_tm_late_push(m, t, i, p->at_ms);

@@ -53,10 +53,6 @@ typedef struct rs_tmerge_take_s {
                             * last head taken: its input had been passed
                             * as idle (it arrived too late for the wait)  */
     int64_t behind_ms;     /* reordered: frontier time - key_t            */
-    int64_t idle_ms;       /* reordered: clock time since the merge FIRST
-                            * passed its input as idle (it stays passed
-                            * until its next head is taken: on a quiet
-                            * input this is far more than the lateness)  */
     int64_t late_ms;       /* reordered: how late it arrived: its arrival
                             * minus the earliest arrival of the heads
                             * taken ahead of it (ordered after it, taken

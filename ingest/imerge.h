@@ -77,9 +77,6 @@ typedef struct rs_imerge_stats_s {
     int32_t reorder_part;      /* its partition (task),                   */
     int64_t reorder_behind_ms; /* how far behind its task's frontier
                                 * (event or label time),                  */
-    int64_t reorder_idle_ms;   /* idle clock since the merge FIRST passed
-                                * its topic as idle (seconds on a quiet
-                                * topic: not how late it was),            */
     int64_t reorder_late_ms;   /* how late it arrived: after the earliest
                                 * arrival of the newer messages of its
                                 * task handed out ahead of it

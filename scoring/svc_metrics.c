@@ -162,11 +162,6 @@ void rs_service_prometheus(rs_service_t *svc, rs_http_buf_t *b) {
                       "the last reordered message: how far behind its "
                       "task's time frontier (0 before any)",
                       (double)sn->is.merge_reorder_behind_ms / 1e3);
-        rs_prom_gauge(b, "riskstream_task_merge_last_reorder_idle_seconds",
-                      "the last reordered message: how long after the merge "
-                      "first passed the other topic as idle (0 before any; "
-                      "not how late it was: see ..._late_seconds)",
-                      (double)sn->is.merge_reorder_idle_ms / 1e3);
         rs_prom_gauge(b, "riskstream_task_merge_last_reorder_late_seconds",
                       "the last reordered message: how late it was read, "
                       "after the first of the newer messages of its task "
