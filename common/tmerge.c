@@ -10,7 +10,12 @@
  *    neither (PENDING);
  *  - the heap orders by (key_t, input), the order of a scan of every head
  *    with ties to the lower index;
- *  - the checks of E (idle or blocking, idle_passed) are done again only
+ *  - so with every message there the merge hands them out in the order
+ *    of (pm_t, input), pm_t the running max of the keys of the input up
+ *    to the message (each input's own order kept); top1/top2 are the two
+ *    inputs with the largest (pm_t, input) taken, so "a head of another
+ *    input that sorts after this one was taken" is one comparison;
+ *  - the checks of E (idle or blocking) are done again only
  *    when E changed, the clock moved or an end flag changed (edirty); in
  *    between only the next head's arrival is compared with idle_wait.
  */
@@ -31,8 +36,9 @@ typedef struct rs_tm_in_s {
     int64_t at_ms;            /* HEAD: its arrival                        */
     int eof;                  /* at its end                               */
     int64_t eof_ms;           /* ... since                                */
-    int idle_passed;          /* the merge went on without it (idle)      */
-    int64_t passed_ms;        /* ... since (the clock of that next)       */
+    int64_t pm_t;             /* the largest key taken from it (INT64_MIN:
+                               * none): the merge hands its messages out
+                               * in the order of this running max         */
     int done_once;            /* found at its end and empty once          */
     int32_t epos;             /* index in E, -1: not in it                */
 } rs_tm_in_t;
@@ -56,6 +62,8 @@ struct rs_tmerge_s {
     int64_t now_ms;           /* the clock of the last rs_tmerge_next     */
     int64_t last_t;           /* the last head taken: (key, input)        */
     int32_t last_i;
+    int32_t top1, top2;       /* the inputs with the largest and second
+                               * largest (pm_t, input), -1: none          */
     int blocked;
     /* late_ms: the heads that advanced the frontier (key, input, arrival),
      * a ring used as a stack: keys increase from bottom to top and so do
@@ -81,7 +89,9 @@ rs_tmerge_t *rs_tmerge_new(int n, int64_t idle_wait_ms) {
     for (int i = 0; i < m->n; i++) { /* every input starts empty */
         m->in[i].epos = m->en;
         m->eset[m->en++] = i;
+        m->in[i].pm_t = INT64_MIN;
     }
+    m->top1 = m->top2 = -1;
     m->edirty = 1;
     m->now_ms = INT64_MIN;
     m->last_t = INT64_MIN;
@@ -190,8 +200,8 @@ void rs_tmerge_eof(rs_tmerge_t *m, int i, int at_end, int64_t now_ms) {
  * if later): a message of it still on its way is then taken out of order
  * only if it arrives more than idle_wait after that head (Kafka Streams'
  * max.task.idle.ms, per message).  When the merge may go on, the inputs
- * of E are marked idle_passed (from now_ms): a message arriving there
- * later may be older than what is taken.  Keeps E's lowest in m->emin. */
+ * of E are passed: a message arriving there later may be older than what
+ * is taken (rs_tmerge_take counts it).  Keeps E's lowest in m->emin. */
 static int rs_tm_check_empty(rs_tmerge_t *m, int64_t now_ms, int have,
                              int64_t at) {
     int32_t bi = -1, emin = -1;
@@ -215,14 +225,6 @@ static int rs_tm_check_empty(rs_tmerge_t *m, int64_t now_ms, int have,
         m->blocked = bi;
         return 1;
     }
-    if (have)
-        for (int k = 0; k < m->en; k++) {
-            rs_tm_in_t *p = &m->in[m->eset[k]];
-            if (!p->idle_passed) {
-                p->idle_passed = 1;
-                p->passed_ms = now_ms;
-            }
-        }
     return 0;
 }
 
@@ -266,11 +268,12 @@ static int rs_tm_after(int64_t ka, int32_t ia, int64_t kb, int32_t ib) {
 
 #define RS_TM_LAT(m, k) ((m)->late[((m)->lbot + (k)) % RS_TMERGE_LATE])
 
-/* A head taken in order: on the stack if it advances the frontier. */
+/* A head taken in order, keyed (pm_t, input): on the stack if it
+ * advances the high mark. */
 static void rs_tm_late_push(rs_tmerge_t *m, int64_t t, int32_t i, int64_t at) {
     if (m->ln && !rs_tm_after(t, i, RS_TM_LAT(m, m->ln - 1).key_t,
                               RS_TM_LAT(m, m->ln - 1).i))
-        return; /* behind the frontier's high mark (after a reorder) */
+        return; /* not past the high mark: the top is its input's (pm_t) */
     while (m->ln && RS_TM_LAT(m, m->ln - 1).at_ms >= at) m->ln--;
     if (m->ln == RS_TMERGE_LATE) {
         m->ldrop_t = RS_TM_LAT(m, 0).key_t;
@@ -284,8 +287,9 @@ static void rs_tm_late_push(rs_tmerge_t *m, int64_t t, int32_t i, int64_t at) {
     m->ln++;
 }
 
-/* A reordered head (t, i) that arrived at `at`: late_ms from the first
- * entry ordered after it (the earliest arrival of the heads ahead). */
+/* A reordered head keyed (t, i) = (pm_t, input) that arrived at `at`:
+ * late_ms from the first entry ordered after it (the earliest arrival of
+ * the heads ahead). */
 static void rs_tm_late(rs_tmerge_t *m, int64_t t, int32_t i, int64_t at,
                        rs_tmerge_take_t *r) {
     for (int k = 0; k < m->ln; k++)
@@ -316,19 +320,35 @@ void rs_tmerge_take(rs_tmerge_t *m, int i, rs_tmerge_take_t *tk) {
         }
     }
     int64_t t = p->key_t;
-    rs_tmerge_take_t r = {t, 0, 0, 0, 0, 0};
-    /* below the frontier: only an input the merge passed as idle can bring
-     * that (an input's own messages come in its order) */
-    if (p->idle_passed &&
-        (t < m->last_t || (t == m->last_t && i < m->last_i))) {
+    rs_tmerge_take_t r = {t, 0, 0, 0, 0};
+    /* A merge by heads hands each input's messages out in its own order,
+     * so, everything there, in the order of (the running max of its
+     * input's keys, input).  Reordered: taken after a head of another
+     * input that sorts after it in that order -- only an input the merge
+     * passed as idle can bring that, and every message of a late batch
+     * below what went ahead counts, not only the first. */
+    int64_t pm = p->pm_t > t ? p->pm_t : t;
+    int32_t o = m->top1 != i ? m->top1 : m->top2;
+    if (o >= 0 && rs_tm_after(m->in[o].pm_t, o, pm, i)) {
         r.reordered = 1;
-        r.behind_ms = m->last_t - t;
-        r.idle_ms = m->now_ms - p->passed_ms;
-        rs_tm_late(m, t, i, p->at_ms, &r);
+        r.behind_ms = m->in[o].pm_t - t;
+        rs_tm_late(m, pm, i, p->at_ms, &r);
     } else {
-        rs_tm_late_push(m, t, i, p->at_ms);
+        rs_tm_late_push(m, pm, i, p->at_ms);
     }
-    p->idle_passed = 0;
+    p->pm_t = pm;
+    /* the two largest (pm_t, input): pm_t only grows */
+    if (m->top1 != i) {
+        if (m->top1 < 0 ||
+            rs_tm_after(pm, i, m->in[m->top1].pm_t, m->top1)) {
+            m->top2 = m->top1;
+            m->top1 = i;
+        } else if (m->top2 != i &&
+                   (m->top2 < 0 ||
+                    rs_tm_after(pm, i, m->in[m->top2].pm_t, m->top2))) {
+            m->top2 = i;
+        }
+    }
     m->last_t = t;
     m->last_i = i;
     p->state = RS_TM_PEND;

@@ -19,8 +19,15 @@
  *    an input is known to have unfetched data, and the merged order is a
  *    function of the inputs' contents whenever nothing arrives after the
  *    merge passed its input as idle (a backlog, a replay); a message that
- *    does arrive later than that is taken below the frontier and reported
- *    by rs_tmerge_take (counted by the callers as "reordered").
+ *    does arrive later than that may be taken out of that order and is
+ *    reported by rs_tmerge_take (counted by the callers as "reordered").
+ *  - That order, everything there: each input's messages in its own
+ *    order, by (the running max of the input's keys up to the message,
+ *    input) -- what a merge by heads gives.  A message is reordered when
+ *    a head of another input that sorts after it in this order was taken
+ *    before it: every message of a late batch below what went ahead, not
+ *    only its first; not one that is older only than its own input's
+ *    earlier messages.
  * Cost per message O(log n): heads sit in a binary min-heap; the inputs
  * without a head are a set E whose checks are redone only when E, the
  * clock or an end flag changed (in between only the next head's arrival
@@ -49,18 +56,16 @@ typedef struct rs_tmerge_s rs_tmerge_t;
 /* What rs_tmerge_take reports about the head it took. */
 typedef struct rs_tmerge_take_s {
     int64_t key_t;         /* its time key                                */
-    int reordered;         /* 1: below the frontier (key, input) of the
-                            * last head taken: its input had been passed
-                            * as idle (it arrived too late for the wait)  */
-    int64_t behind_ms;     /* reordered: frontier time - key_t            */
-    int64_t idle_ms;       /* reordered: clock time since the merge FIRST
-                            * passed its input as idle (it stays passed
-                            * until its next head is taken: on a quiet
-                            * input this is far more than the lateness)  */
+    int reordered;         /* 1: taken after a head of another input that
+                            * sorts after it by (running max key of the
+                            * input, input): its input had been passed as
+                            * idle (it arrived too late for the wait)     */
+    int64_t behind_ms;     /* reordered: the largest key taken from
+                            * another input - key_t                      */
     int64_t late_ms;       /* reordered: how late it arrived: its arrival
                             * minus the earliest arrival of the heads
                             * taken ahead of it (ordered after it, taken
-                            * while the frontier advanced) -- the wait an
+                            * while the high mark advanced) -- the wait an
                             * idle_wait must exceed to have held them
                             * back for it (idle_wait >= late_ms + 1, as
                             * the clock ticks in ms; less if its input

@@ -349,7 +349,6 @@ static void rs_im_run(rs_imerge_t *im, int32_t p, rs_im_task_t *t,
                                      : RS_MSG_TOPIC_EVENTS;
             im->st.reorder_part = p;
             im->st.reorder_behind_ms = tk.behind_ms;
-            im->st.reorder_idle_ms = tk.idle_ms;
             im->st.reorder_late_ms = tk.late_ms;
             im->st.reorder_late_min = tk.late_min;
             if (tk.late_ms > im->st.reorder_late_max_ms)

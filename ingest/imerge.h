@@ -69,17 +69,18 @@ typedef struct rs_imerge_stats_s {
     uint64_t held;         /* messages queued now                          */
     uint64_t held_max;     /* most ever queued at once                     */
     uint64_t merged;       /* messages handed out                          */
-    uint64_t reordered;    /* handed out below their task's frontier: the
-                            * other topic was passed as idle before this
-                            * message arrived (live stream, idle wait too
-                            * short)                                       */
+    uint64_t reordered;    /* handed out after a message of the other
+                            * topic of their task that the merge, had
+                            * everything been there, hands out after
+                            * them (by time, each topic's running max,
+                            * then topic: rs_tmerge_take_t): their topic
+                            * was passed as idle before they arrived
+                            * (live stream, idle wait too short); every
+                            * one of a late batch                          */
     int reorder_topic;         /* the last one: RS_MSG_TOPIC_*,           */
     int32_t reorder_part;      /* its partition (task),                   */
-    int64_t reorder_behind_ms; /* how far behind its task's frontier
-                                * (event or label time),                  */
-    int64_t reorder_idle_ms;   /* idle clock since the merge FIRST passed
-                                * its topic as idle (seconds on a quiet
-                                * topic: not how late it was),            */
+    int64_t reorder_behind_ms; /* how far behind the newest time of the
+                                * other topic handed out ahead of it,     */
     int64_t reorder_late_ms;   /* how late it arrived: after the earliest
                                 * arrival of the newer messages of its
                                 * task handed out ahead of it

@@ -612,7 +612,6 @@ void rs_ingest_stats(const rs_ingest_t *ing, rs_ingest_stats_t *st) {
     st->merge_paused = RS_LOAD(c->merge_paused);
     st->merge_end_checks = RS_LOAD(c->merge_end_checks);
     st->merge_reorder_behind_ms = RS_LOAD(c->merge_reorder_behind_ms);
-    st->merge_reorder_idle_ms = RS_LOAD(c->merge_reorder_idle_ms);
     st->merge_reorder_late_ms = RS_LOAD(c->merge_reorder_late_ms);
 }
 

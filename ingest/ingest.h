@@ -588,14 +588,11 @@ typedef struct rs_ingest_stats_s {
                              * watermark (not PARTITION_EOF)              */
     int64_t merge_reorder_behind_ms; /* the last reordered message: how far
                              * behind its task's frontier,                */
-    int64_t merge_reorder_idle_ms;   /* how long after the merge first
-                             * passed the other topic as idle (seconds on
-                             * a quiet topic: not how late it was),       */
     int64_t merge_reorder_late_ms;   /* how late it was read: after the
                              * first of the newer messages of its task
                              * handed over ahead of it (topics.max_task_idle
                              * above this would have merged it in order);
-                             * all three 0 before any reorder             */
+                             * both 0 before any reorder                  */
 } rs_ingest_stats_t;
 
 /* Counter snapshot.  @locality any thread (relaxed atomics) */

@@ -50,8 +50,7 @@ typedef struct rs_ingest_counters_s {
     _Atomic uint64_t merge_held, merge_reordered;
     _Atomic uint64_t merge_held_max, merge_merged, merge_paused,
         merge_end_checks; /* task merge, continued (/metrics) */
-    _Atomic int64_t merge_reorder_behind_ms, merge_reorder_idle_ms,
-        merge_reorder_late_ms;
+    _Atomic int64_t merge_reorder_behind_ms, merge_reorder_late_ms;
 } rs_ingest_counters_t;
 
 struct rs_ingest_s {

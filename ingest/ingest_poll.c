@@ -315,7 +315,6 @@ static int rs_ingest_poll_merged(rs_ingest_t *ing, rs_msg_t *msgs,
     RS_STORE(ing->c.merge_paused, ms.paused);
     RS_STORE(ing->c.merge_end_checks, ms.end_checks);
     RS_STORE(ing->c.merge_reorder_behind_ms, ms.reorder_behind_ms);
-    RS_STORE(ing->c.merge_reorder_idle_ms, ms.reorder_idle_ms);
     RS_STORE(ing->c.merge_reorder_late_ms, ms.reorder_late_ms);
     if (ms.reordered > ing->reorder_log.logged)
         rs_ingest_merge_reorder_log(ing, &ms, 0);

@@ -974,8 +974,11 @@ void rs_cpstage_prometheus(rs_cpstage_t *cs, rs_http_buf_t *b) {
     rs_cs_prom(b, "riskstream_cpstage_labels_total", "counter",
                "labels merged into the counterparty store", (double)st->labels);
     rs_cs_prom(b, "riskstream_cpstage_reordered_total", "counter",
-               "messages merged out of the canonical order (arrived on a "
-               "partition the merge had passed as idle)",
+               "messages merged out of the canonical order: each one merged "
+               "after a message of another partition that the order (by "
+               "time, a partition's messages in its own order) puts after "
+               "it -- it arrived on a partition the merge had passed as "
+               "idle; every one of a late batch",
                (double)st->reordered);
     rs_http_buf_printf(
         b, "# HELP riskstream_cpstage_misses_total events scored without "

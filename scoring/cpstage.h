@@ -195,7 +195,9 @@ typedef struct rs_cpstage_stats_s {
     uint64_t labels;        /* labels merged                              */
     uint64_t rejected;      /* undecodable / invalid input skipped        */
     uint64_t duplicates;    /* duplicate events skipped (dedup window)    */
-    uint64_t reordered;     /* merged out of the canonical order          */
+    uint64_t reordered;     /* merged out of the canonical order: after a
+                             * message of another partition the order puts
+                             * after it (rs_cpm_stats_t)                  */
     uint64_t ends_eof;      /* partitions found at their end by the
                              * consumer's PARTITION_EOF                   */
     uint64_t ends_hwm;      /* ... by its cached high watermark, one

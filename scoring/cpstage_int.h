@@ -60,11 +60,16 @@ typedef struct rs_cpm_stats_s {
     uint64_t labels;       /* merged (applied or unknown)                  */
     uint64_t rejected;     /* undecodable or invalid, skipped              */
     uint64_t duplicates;   /* events seen again (dedup window), skipped    */
-    uint64_t reordered;    /* merged below the merge frontier: arrived on
-                            * a partition the merge had passed as idle     */
+    uint64_t reordered;    /* merged after a message of another partition
+                            * that the canonical order puts after it (by
+                            * each partition's running max time, topic,
+                            * partition: rs_tmerge_take_t): arrived on a
+                            * partition the merge had passed as idle;
+                            * every one of a late batch                    */
     int reorder_topic;     /* the last message merged out of order: its    */
     int32_t reorder_part;  /* topic and partition, how far behind the     */
-    int64_t reorder_behind_ms; /* merge frontier (event or label time)    */
+    int64_t reorder_behind_ms; /* newest time of another partition merged
+                                * ahead of it (event or label time)       */
     int64_t reorder_late_ms;   /* and how late it arrived (idle_wait
                                 * clock): after the earliest arrival of
                                 * the messages merged ahead of it

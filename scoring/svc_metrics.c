@@ -155,18 +155,18 @@ void rs_service_prometheus(rs_service_t *svc, rs_http_buf_t *b) {
                         sn->is.merge_merged);
         rs_prom_counter(b, "riskstream_task_merge_reordered_total", "input "
                         "messages handed to scoring out of time order within "
-                        "their task: arrived after the other topic was passed "
-                        "as idle (topics.max_task_idle)",
+                        "their task: each one handed over after a message of "
+                        "the other topic that the merge, everything there, "
+                        "hands over after it (a topic's messages in their own "
+                        "order); read after the merge went on without its "
+                        "topic (topics.max_task_idle); every one of a late "
+                        "batch",
                         sn->is.merge_reordered);
         rs_prom_gauge(b, "riskstream_task_merge_last_reorder_behind_seconds",
-                      "the last reordered message: how far behind its "
-                      "task's time frontier (0 before any)",
+                      "the last reordered message: how far its time is "
+                      "behind the newest of the other topic handed over "
+                      "ahead of it (0 before any)",
                       (double)sn->is.merge_reorder_behind_ms / 1e3);
-        rs_prom_gauge(b, "riskstream_task_merge_last_reorder_idle_seconds",
-                      "the last reordered message: how long after the merge "
-                      "first passed the other topic as idle (0 before any; "
-                      "not how late it was: see ..._late_seconds)",
-                      (double)sn->is.merge_reorder_idle_ms / 1e3);
         rs_prom_gauge(b, "riskstream_task_merge_last_reorder_late_seconds",
                       "the last reordered message: how late it was read, "
                       "after the first of the newer messages of its task "

@@ -149,15 +149,24 @@ rs_err_t rs_cli_send_label(void *opaque, const rs_label_t *lb, char *errstr,
 #define RS_CONF_KEY_REDIS_URL "redis.url"
 #define RS_CONF_KEY_GROUP     "topics.group_id"
 
-#define RS_CLI_COMMON_HELP                                                    \
-    "  -c, --config FILE     YAML configuration (see docs/config.md)\n"       \
+/* The common flags' --help rows, one macro each, so a subcommand that
+ * refuses some (rs_cli_common_unused) lists only those it takes. */
+#define RS_CLI_HELP_CONFIG                                                    \
+    "  -c, --config FILE     YAML configuration (see docs/config.md)\n"
+#define RS_CLI_HELP_BROKERS                                                   \
     "  -b, --brokers LIST    Kafka bootstrap servers host:port,... (default:\n" \
-    "                        start the embedded librdkafka mock cluster)\n"   \
-    "  -r, --redis URL       redis://host:port[/db] or unix:///path\n"         \
-    "  -g, --group ID        Kafka consumer group (default riskstream)\n"     \
+    "                        start the embedded librdkafka mock cluster)\n"
+#define RS_CLI_HELP_REDIS                                                     \
+    "  -r, --redis URL       redis://host:port[/db] or unix:///path\n"
+#define RS_CLI_HELP_GROUP                                                     \
+    "  -g, --group ID        Kafka consumer group (default riskstream)\n"
+#define RS_CLI_HELP_REST                                                      \
     "  -s, --set KEY=VALUE   override one config key, e.g. redis.ttl=1d,\n"    \
     "                        kafka.fetch.wait.max.ms=5 (repeatable)\n"        \
     "  -l, --log-level LVL   debug|info|warn|error (default info)\n"         \
     "  -h, --help            this help\n"
+#define RS_CLI_COMMON_HELP                                                    \
+    RS_CLI_HELP_CONFIG RS_CLI_HELP_BROKERS RS_CLI_HELP_REDIS                  \
+    RS_CLI_HELP_GROUP RS_CLI_HELP_REST
 
 #endif

@@ -27,7 +27,9 @@ static void rs_bench_help(FILE *fp) {
         "Latency is measured from the event's Kafka produce timestamp to the\n"
         "moment its score is handed to the producer (ms resolution of Kafka\n"
         "timestamps), and processing latency from poll to score (us).\n"
-        "ops/bench.sh starts a private Redis and runs this.\n\n"
+        "ops/bench.sh starts a private Redis and runs this; the `command:`\n"
+        "line under the table reproduces the run (each option's effective\n"
+        "value, and the --config, --set and --group given).\n\n"
         "options:\n" RS_CLI_COMMON_HELP
         "      --rate N          offered rate of the fixed phase (default 2000)\n"
         "      --events N        events per phase (default 40000)\n"
@@ -37,15 +39,62 @@ static void rs_bench_help(FILE *fp) {
         "      --sensors         machines with sensors instead of cards\n");
 }
 
+/* One argument for a shell: as it is if it has only characters a shell
+ * leaves alone, else in single quotes (a quote inside as '\''). */
+static size_t rs_bench_arg(char *buf, size_t size, const char *a) {
+    size_t o = 0;
+    int plain = a[0] != '\0';
+    for (const char *c = a; *c; c++)
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                    "0123456789_./:=,@%+-", *c))
+            plain = 0;
+    if (plain) return (size_t)snprintf(buf, size, " %s", a);
+    o += (size_t)snprintf(buf, size, " '");
+    for (const char *c = a; *c && o < size; c++)
+        o += (size_t)snprintf(buf + o, size - o, *c == '\'' ? "'\\''" : "%c",
+                              *c);
+    if (o < size) o += (size_t)snprintf(buf + o, size - o, "'");
+    return o;
+}
+
+/* The command that reproduces the run (bench's "command:" line): the
+ * effective phase and generator settings -- flags, file and defaults
+ * alike -- and the --config, --set and --group given (they shape the
+ * service and the stream too); not --redis (ops/bench.sh starts a private
+ * one) nor --log-level.  Into buf (size bytes, truncated). */
+static void rs_bench_command(char *buf, size_t size,
+                             const rs_harness_opts_t *ho,
+                             const rs_gen_conf_t *g,
+                             const rs_cli_common_t *co) {
+    char dur[32];
+    rs_duration_fmt(g->duration_ms, dur, sizeof(dur));
+    size_t o = (size_t)snprintf(
+        buf, size, "riskstream bench --rate %.15g --events %lld --seed %lld "
+        "--entities %lld --duration %s%s", ho->rate,
+        (long long)ho->max_events, (long long)g->seed, (long long)g->entities,
+        dur, g->mode == RS_GEN_MODE_SENSORS ? " --sensors" : "");
+#define RS_BENCH_ADD(flag, val)                                              \
+    do {                                                                     \
+        if (o < size) o += (size_t)snprintf(buf + o, size - o, " " flag);    \
+        if (o < size) o += rs_bench_arg(buf + o, size - o, (val));           \
+    } while (0)
+    if (co->config_path) RS_BENCH_ADD("--config", co->config_path);
+    for (int i = 0; i < co->nsets; i++) RS_BENCH_ADD("--set", co->sets[i]);
+    if (co->group) RS_BENCH_ADD("--group", co->group);
+#undef RS_BENCH_ADD
+}
+
 int rs_cmd_bench(int argc, char **argv) {
     rs_app_conf_t app;
     rs_gen_conf_t gconf;
     int rc = rs_cli_app_init("bench", &app, &gconf), help = 0;
     if (rc != RS_EXIT_OK) return rc;
     gconf.entities = 20000;
+    rs_cli_common_t co;
+    memset(&co, 0, sizeof(co));
     rs_harness_opts_t ho = {.rate = 2000, .max_events = 40000,
                             .max_backlog = 5000, .warmup_events = 4000,
-                            .label = "bench"};
+                            .label = "bench", .common = &co};
     rc = rs_cli_run_opts("bench", argc, argv, &app, &gconf, &ho, &help);
     if (help) rs_bench_help(stdout);
     if (rc != RS_EXIT_OK || help) {
@@ -94,9 +143,9 @@ int rs_cmd_bench(int argc, char **argv) {
            "cluster, %lld partitions) + Redis, batch_max %lld\n",
            (long long)app.ingest.partitions, (long long)app.ingest.batch_max);
     printf("machine: %s\n", machine);
-    printf("command: riskstream bench --rate %.0f --events %lld --seed %lld "
-           "(ops/bench.sh)\n\n",
-           ho.rate, (long long)ho.max_events, (long long)gconf.seed);
+    char cmdline[4096];
+    rs_bench_command(cmdline, sizeof(cmdline), &ho, &gconf, &co);
+    printf("command: %s (ops/bench.sh)\n\n", cmdline);
     printf("| phase | offered ev/s | achieved ev/s | events scored | p50 ms | "
            "p99 ms | p99.9 ms | max ms | proc p50 us | proc p99 us | "
            "checkpoints | ckpt max pause ms |\n");

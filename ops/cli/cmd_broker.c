@@ -10,14 +10,14 @@
 static void rs_broker_help(FILE *fp) {
     fprintf(fp,
         "usage: riskstream broker [--config FILE] [--set KEY=VALUE]... "
-        "[--nodes N]\n\n"
+        "[--group ID] [--nodes N]\n\n"
         "Start librdkafka's mock cluster with the configured topics (topics.*,\n"
         "topics.partitions, and <topics.group_id>-state-changelog, the state\n"
         "changelog of that group: the mock neither creates nor compacts\n"
         "topics for serve), print `kafka bootstrap: HOST:PORT` and serve until\n"
         "SIGINT/SIGTERM.  Point `serve --brokers`, `gen --brokers` and kcat at\n"
         "it.  Like every mock cluster it keeps only ~5 MB per partition.\n\n"
-        "options:\n" RS_CLI_COMMON_HELP
+        "options:\n" RS_CLI_HELP_CONFIG RS_CLI_HELP_GROUP RS_CLI_HELP_REST
         "  -n, --nodes N         mock brokers (default 1)\n");
 }
 
@@ -51,6 +51,11 @@ int rs_cmd_broker(int argc, char **argv) {
     if (optind < argc)
         return rs_cli_usage_error("broker", "unexpected argument '%s'",
                                   argv[optind]);
+    /* it is the broker, and talks to no Redis; --group names the state
+     * changelog topic it creates (<topics.group_id>-state-changelog) */
+    if (rs_cli_common_unused("broker", &co, RS_CLI_NO_BROKERS |
+                                                RS_CLI_NO_REDIS))
+        return RS_EXIT_USAGE;
     rs_app_conf_t app;
     rs_gen_conf_t gconf;
     int rc = rs_cli_app_init("broker", &app, &gconf);

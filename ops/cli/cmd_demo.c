@@ -136,6 +136,7 @@ int rs_cli_run_opts(const char *cmd, int argc, char **argv,
     if (optind < argc)
         return rs_cli_usage_error(cmd, "unexpected argument '%s'",
                                   argv[optind]);
+    if (ho->common) *ho->common = co;
     if (co.brokers)
         return rs_cli_usage_error(cmd, "--brokers: %s always runs on the "
                                   "embedded Kafka; use `serve` and `gen` "

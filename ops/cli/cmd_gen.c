@@ -38,7 +38,7 @@ static void rs_gen_help(FILE *fp) {
         "one failure label per unit (value 1, naming that cycle, known\n"
         "gen.failure_label_delay after it) among them, as JSON lines or to\n"
         "Kafka: what `serve` with maintenance.enabled reads.\n\n"
-        "options:\n" RS_CLI_COMMON_HELP
+        "options:\n" RS_CLI_HELP_CONFIG RS_CLI_HELP_BROKERS RS_CLI_HELP_REST
         "      --sensors         machines with sensors instead of cards\n"
         "      --seed N          PRNG seed (default 42)\n"
         "      --entities N      cards or machines (default 10000 / 200)\n"
@@ -430,6 +430,12 @@ int rs_cmd_gen(int argc, char **argv) {
                                 argv[optind]);
         goto done;
     }
+    /* gen produces (topics.brokers) or writes files: no Redis, no
+     * consumer group -- refused, not taken and ignored */
+    if ((rc = rs_cli_common_unused("gen", &co, RS_CLI_NO_REDIS |
+                                                   RS_CLI_NO_GROUP)) !=
+        RS_EXIT_OK)
+        goto done;
     if ((rc = rs_cli_load_conf("gen", &app, &co)) != RS_EXIT_OK) goto done;
     for (int i = 0; i < nflags; i++)
         if (rs_cli_gen_opt(flag_c[i], flag_v[i], &gconf, "gen") < 0) {

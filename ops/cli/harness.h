@@ -28,6 +28,10 @@ typedef struct rs_harness_opts_s {
     int maintenance;        /* sensors with maintenance.enabled: measure
                              * the alerts against the generator's truth
                              * (rs_harness_result_t.maint)               */
+    rs_cli_common_t *common; /* non-NULL: rs_cli_run_opts copies the
+                             * common flags given into it (their strings
+                             * point into argv), e.g. for bench's rerun
+                             * command                                   */
 } rs_harness_opts_t;
 
 typedef struct rs_harness_result_s {

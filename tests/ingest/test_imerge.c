@@ -20,12 +20,19 @@
  *    message was (rs_imerge_stats_t.reorder_late_ms): its arrival minus
  *    the earliest arrival of the newer messages of its task handed out
  *    ahead of it (2 ms for a label read 2 ms after the event it should
- *    have preceded, where the time since the labels topic was first
- *    passed as idle, reorder_idle_ms, says 3902); its topic and
+ *    have preceded, not the 3902 ms since the labels topic was first
+ *    passed as idle); its topic and
  *    partition; the histogram by the wait that would have merged it in
  *    order and the advice the log prints; a lower bound past
  *    RS_TMERGE_LATE arrivals; with a wait of late_ms + 1 the same
  *    arrivals go in order.
+ *  - test_reorder_batch: every message of a late batch older than what
+ *    went ahead is counted as reordered (each 2 ms late), not only the
+ *    first; the batch's newer one is not; a label older than an event
+ *    handed out is counted though newer than the other topic's own late
+ *    event handed out after it; an event older only than its own
+ *    partition's earlier one is not (the merge's order by the running
+ *    max time per topic).
  *  - test_rejects_assign_hold: rejects go as soon as they are a head; a
  *    task with one topic assigned goes in fetch order; leaving drops the
  *    queue; the hold limit is reported once and resumed below half.
@@ -282,8 +289,8 @@ static void test_reorder_late(void **state) {
     assert_int_equal(st.reordered, 0);
     assert_int_equal(st.reorder_late_max_ms, 0);
     /* at 4902 a label 1 ms older than the last event (arrived 4900): 2 ms
-     * late; the old figure, since the labels topic was first passed as
-     * idle, says 3902 */
+     * late (not the 3902 ms since the labels topic was first passed as
+     * idle) */
     push_at(im, 1, P, off, BASE_MS + 3899, 4902);
     assert_int_equal(rs_imerge_pop(im, out, 10, 4902), 1);
     assert_int_equal(out[0].topic, RS_MSG_TOPIC_LABELS);
@@ -292,7 +299,6 @@ static void test_reorder_late(void **state) {
     assert_int_equal(st.reorder_topic, RS_MSG_TOPIC_LABELS);
     assert_int_equal(st.reorder_part, P);
     assert_int_equal(st.reorder_behind_ms, 1);
-    assert_int_equal(st.reorder_idle_ms, 3902);
     assert_int_equal(st.reorder_late_ms, 2);
     assert_int_equal(st.reorder_late_min, 0);
     /* the earliest arrival of those ahead, not the last one's: events
@@ -368,6 +374,77 @@ static void test_reorder_late(void **state) {
     rs_imerge_stats(w, &st);
     assert_int_equal(st.reordered, 0);
     rs_imerge_destroy(w);
+    rs_imerge_destroy(im);
+}
+
+/* A late batch and the merge's order when a topic has late messages of
+ * its own.  Counted as reordered: every message handed out after a
+ * message of the other topic that the merge, had everything been there,
+ * would have handed out after it -- the merge by heads hands a topic's
+ * messages out in its own order, so in the order of their running max
+ * time (then topic).  So every message of a late batch that is older
+ * than what went ahead is counted, not only the first; the other topic's
+ * own late message does not hide one; and a topic's own late message
+ * (older than its own earlier ones, not than the other topic's) is not
+ * counted. */
+static void test_reorder_batch(void **state) {
+    (void)state;
+    rs_imerge_t *im = rs_imerge_new(0, 1000, NULL, NULL);
+    const int32_t P = 2;
+    int64_t off[2] = {0, 0};
+    rs_imerge_assign(im, 0, P, 1);
+    rs_imerge_assign(im, 1, P, 1);
+    rs_imerge_eof(im, 0, P, 0);
+    rs_imerge_eof(im, 1, P, 0);
+    for (int k = 0; k < 40; k++) {
+        push_at(im, 0, P, off, BASE_MS + k * 100, 1000 + k * 100);
+        assert_int_equal(rs_imerge_pop(im, out, 10, 1000 + k * 100), 1);
+    }
+    /* three labels read together at 4902, all older than event 3900
+     * (read at 4900, handed out): all three are reordered, each 2 ms
+     * late (needs a wait of 4 ms) */
+    push_at(im, 1, P, off, BASE_MS + 3850, 4902);
+    push_at(im, 1, P, off, BASE_MS + 3870, 4902);
+    push_at(im, 1, P, off, BASE_MS + 3899, 4902);
+    assert_int_equal(rs_imerge_pop(im, out, 10, 4902), 3);
+    rs_imerge_stats_t st;
+    rs_imerge_stats(im, &st);
+    assert_int_equal(st.reordered, 3);
+    assert_int_equal(st.reorder_late[2], 3);
+    assert_int_equal(st.reorder_topic, RS_MSG_TOPIC_LABELS);
+    assert_int_equal(st.reorder_behind_ms, 1);
+    assert_int_equal(st.reorder_late_ms, 2);
+    /* the batch's next label, newer than every event: in order */
+    push_at(im, 1, P, off, BASE_MS + 3950, 4903);
+    assert_int_equal(rs_imerge_pop(im, out, 10, 4903), 1);
+    rs_imerge_stats(im, &st);
+    assert_int_equal(st.reordered, 3);
+    /* events 5000, then a late one of 4500 (its partition's order): a
+     * label of 4800 read after both goes before event 5000 when all are
+     * there -- reordered, 200 ms behind, though newer than the last
+     * event handed out */
+    push_at(im, 0, P, off, BASE_MS + 5000, 5000);
+    push_at(im, 0, P, off, BASE_MS + 4500, 5001);
+    assert_int_equal(rs_imerge_pop(im, out, 10, 5001), 2);
+    push_at(im, 1, P, off, BASE_MS + 4800, 5010);
+    assert_int_equal(rs_imerge_pop(im, out, 10, 5010), 1);
+    rs_imerge_stats(im, &st);
+    assert_int_equal(st.reordered, 4);
+    assert_int_equal(st.reorder_behind_ms, 200);
+    assert_int_equal(st.reorder_late_ms, 10);
+    /* event 6000 handed out, then a label of 5500 (reordered); then a
+     * late event of 5400 (older than the label, but its own partition
+     * had 6000 before it: after the label in any case) is not */
+    push_at(im, 0, P, off, BASE_MS + 6000, 6000);
+    assert_int_equal(rs_imerge_pop(im, out, 10, 6000), 1);
+    push_at(im, 1, P, off, BASE_MS + 5500, 6005);
+    assert_int_equal(rs_imerge_pop(im, out, 10, 6005), 1);
+    push_at(im, 0, P, off, BASE_MS + 5400, 6010);
+    assert_int_equal(rs_imerge_pop(im, out, 10, 6010), 1);
+    rs_imerge_stats(im, &st);
+    assert_int_equal(st.reordered, 5);
+    assert_int_equal(st.reorder_topic, RS_MSG_TOPIC_LABELS);
+    assert_int_equal(st.reorder_behind_ms, 500);
     rs_imerge_destroy(im);
 }
 
@@ -850,6 +927,7 @@ int main(void) {
         cmocka_unit_test(test_watermark_release),
         cmocka_unit_test(test_idle_wait),
         cmocka_unit_test(test_reorder_late),
+        cmocka_unit_test(test_reorder_batch),
         cmocka_unit_test(test_tmerge_log_step),
         cmocka_unit_test(test_rejects_assign_hold),
         cmocka_unit_test(test_random_interleavings),

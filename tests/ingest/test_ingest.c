@@ -1322,7 +1322,6 @@ static int task_order_run(const char *boot, const char *group, int merge,
     }
     assert_int_equal(st.merge_paused, 0);
     assert_int_equal(st.merge_reorder_behind_ms, 0);
-    assert_int_equal(st.merge_reorder_idle_ms, 0);
     assert_int_equal(st.merge_reorder_late_ms, 0);
     fprintf(stderr, "task merge %s: %llu merged, at most %llu held, %llu "
             "end(s) by the watermark\n", merge ? "on" : "off",

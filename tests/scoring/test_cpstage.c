@@ -23,6 +23,10 @@
  *    older message arriving there later than that is merged and counted
  *    as reordered; one arriving within idle_wait on a partition quiet
  *    for long is merged in order.
+ *  - test_reorder_batch: every message of a late batch older than what
+ *    was merged ahead is counted as reordered, not only the first; a
+ *    message older than another partition's merged one is counted though
+ *    newer than that partition's own late message merged after it.
  *  - test_quiet_busy_hwm: with idle_wait 0 and no PARTITION_EOF after
  *    the start, the consumer's cached high watermark (rs_cpm_hwm) marks a
  *    partition at its end once every offset below it was pushed: a quiet
@@ -731,6 +735,56 @@ static void test_reorder_late(void **state) {
     rs_cpm_destroy(m);
 }
 
+/* A late batch: every message of it older than what was merged ahead is
+ * counted, not only the first (the merge by heads merges a partition's
+ * messages in its own order, so in the order of their running max time,
+ * then topic and partition: counted is every message merged after one of
+ * another partition that order puts after it); the batch's newer one is
+ * not; a message older than another partition's merged one is counted
+ * though newer than that partition's own late message merged after it. */
+static void test_reorder_batch(void **state) {
+    (void)state;
+    rs_features_conf_t fc;
+    conf_features(&fc);
+    rs_cpm_t *m = new_core(&fc, 0, free);
+    int64_t off[NEP] = {0};
+    for (int p = 0; p < NEP; p++) rs_cpm_eof(m, 0, p, 0);
+    for (int p = 0; p < NLP; p++) rs_cpm_eof(m, 1, p, 0);
+    for (int k = 0; k < 40; k++) {
+        push_at(m, 0, off, k, BASE_MS + k * 100, 1000 + k * 100);
+        assert_int_equal(rs_cpm_step(m, 1000 + k * 100, 100), 1);
+    }
+    /* three events read together on partition 1 at 4902, all older than
+     * 3900 (read at 4900, merged): all three reordered, 2 ms late each */
+    push_at(m, 1, off, 100, BASE_MS + 3850, 4902);
+    push_at(m, 1, off, 101, BASE_MS + 3870, 4902);
+    push_at(m, 1, off, 102, BASE_MS + 3899, 4902);
+    assert_int_equal(rs_cpm_step(m, 4902, 100), 3);
+    rs_cpm_stats_t st;
+    rs_cpm_stats(m, &st);
+    assert_int_equal(st.reordered, 3);
+    assert_int_equal(st.reorder_late[2], 3);
+    assert_int_equal(st.reorder_part, 1);
+    assert_int_equal(st.reorder_behind_ms, 1);
+    assert_int_equal(st.reorder_late_ms, 2);
+    push_at(m, 1, off, 103, BASE_MS + 3950, 4903);
+    assert_int_equal(rs_cpm_step(m, 4903, 100), 1);
+    rs_cpm_stats(m, &st);
+    assert_int_equal(st.reordered, 3);
+    /* partition 0: 5000, then its own late 4500; 4800 on partition 2
+     * after both: reordered (behind 5000 by 200) */
+    push_at(m, 0, off, 104, BASE_MS + 5000, 5000);
+    push_at(m, 0, off, 105, BASE_MS + 4500, 5001);
+    assert_int_equal(rs_cpm_step(m, 5001, 100), 2);
+    push_at(m, 2, off, 106, BASE_MS + 4800, 5010);
+    assert_int_equal(rs_cpm_step(m, 5010, 100), 1);
+    rs_cpm_stats(m, &st);
+    assert_int_equal(st.reordered, 4);
+    assert_int_equal(st.reorder_part, 2);
+    assert_int_equal(st.reorder_behind_ms, 200);
+    rs_cpm_destroy(m);
+}
+
 /* A quiet partition and a busy one with idle_wait 0 (the default) and no
  * PARTITION_EOF after the start: rs_cpm_hwm (the consumer's cached high
  * watermark) says when a partition is at its end. */
@@ -960,8 +1014,10 @@ typedef struct ref_msg_s {
 typedef struct ref_part_s {
     int *q;               /* message ids, in order                       */
     int qhead, qn;
-    int eof, idle_passed, done_once;
-    int64_t eof_ms, passed_ms;
+    int eof, done_once;
+    int64_t eof_ms;
+    int taken;            /* any message merged from it                  */
+    int64_t pm_t;         /* ... the largest time merged from it         */
 } ref_part_t;
 
 typedef struct ref_s {
@@ -969,14 +1025,13 @@ typedef struct ref_s {
     ref_part_t *p[2];
     ref_msg_t *msgs;      /* by id                                       */
     int64_t idle_wait;
-    int64_t last_t;
-    int last_topic, last_part;
     uint64_t rejected, reordered, buffered;
     int64_t frontier;
     int blocked_topic, blocked_part;
     int reorder_topic, reorder_part;
     int64_t reorder_behind, reorder_late, reorder_late_max;
-    int64_t hi_t;         /* the highest (time, input) taken in order   */
+    int64_t hi_t;         /* the highest (running max, input) taken in
+                           * order                                       */
     int hi_g;
     int64_t *adv_t, *adv_at; /* [nadv] the takes that raised it: time,  */
     int *adv_g, nadv;     /* input, arrival (late: a full scan of them)  */
@@ -1038,47 +1093,48 @@ static int ref_step(ref_t *r, int64_t now, int max) {
                 blocked = 1;
             }
         if (blocked || bt < 0) return n;
-        for (int t = 0; t < 2; t++)
-            for (int i = 0; i < r->np[t]; i++)
-                if (!r->p[t][i].qn && !r->p[t][i].idle_passed) {
-                    r->p[t][i].idle_passed = 1;
-                    r->p[t][i].passed_ms = now;
-                }
         ref_part_t *p = &r->p[bt][bp];
         int64_t kt = best;
-        if (p->idle_passed &&
-            (kt < r->last_t ||
-             (kt == r->last_t &&
-              (bt < r->last_topic ||
-               (bt == r->last_topic && bp < r->last_part))))) {
+        /* The definition: with every message there the merge hands them
+         * out by (running max time of its partition, topic, partition);
+         * reordered: merged after one of another partition that this
+         * order puts after it (a full scan of every partition's). */
+        int g = bt * r->np[0] + bp, og = -1;
+        int64_t pm = p->taken && p->pm_t > kt ? p->pm_t : kt, opm = 0;
+        for (int t = 0; t < 2; t++)
+            for (int i = 0; i < r->np[t]; i++) {
+                int gi = t * r->np[0] + i;
+                ref_part_t *q = &r->p[t][i];
+                if (gi == g || !q->taken) continue;
+                if (og < 0 || q->pm_t > opm || (q->pm_t == opm && gi > og)) {
+                    og = gi;
+                    opm = q->pm_t;
+                }
+            }
+        if (og >= 0 && (opm > pm || (opm == pm && og > g))) {
             r->reordered++;
             r->reorder_topic = bt;
             r->reorder_part = bp;
-            r->reorder_behind = r->last_t - kt;
+            r->reorder_behind = opm - kt;
             /* late: its arrival - the earliest arrival of the takes that
-             * raised the frontier past it */
-            int g = bt * r->np[0] + bp, found = 0;
+             * raised the high mark past it */
+            int found = 0;
             int64_t amin = 0, at = r->msgs[p->q[p->qhead]].at;
             for (int k = 0; k < r->nadv; k++)
-                if (r->adv_t[k] > kt || (r->adv_t[k] == kt && r->adv_g[k] > g))
+                if (r->adv_t[k] > pm || (r->adv_t[k] == pm && r->adv_g[k] > g))
                     if (!found++ || r->adv_at[k] < amin) amin = r->adv_at[k];
             r->reorder_late = found && at > amin ? at - amin : 0;
             if (r->reorder_late > r->reorder_late_max)
                 r->reorder_late_max = r->reorder_late;
-        } else {
-            int g = bt * r->np[0] + bp;
-            if (!r->nadv || kt > r->hi_t || (kt == r->hi_t && g > r->hi_g)) {
-                r->adv_t[r->nadv] = kt;
-                r->adv_g[r->nadv] = g;
-                r->adv_at[r->nadv++] = r->msgs[p->q[p->qhead]].at;
-                r->hi_t = kt;
-                r->hi_g = g;
-            }
+        } else if (!r->nadv || pm > r->hi_t || (pm == r->hi_t && g > r->hi_g)) {
+            r->adv_t[r->nadv] = pm;
+            r->adv_g[r->nadv] = g;
+            r->adv_at[r->nadv++] = r->msgs[p->q[p->qhead]].at;
+            r->hi_t = pm;
+            r->hi_g = g;
         }
-        p->idle_passed = 0;
-        r->last_t = kt;
-        r->last_topic = bt;
-        r->last_part = bp;
+        p->taken = 1;
+        p->pm_t = pm;
         r->frontier = kt;
         r->order[r->norder++] = p->q[p->qhead];
         p->qhead++;
@@ -1154,7 +1210,6 @@ static void test_merge_order_reference(void **state) {
         r.adv_t = calloc(MAXMSG, sizeof(int64_t));
         r.adv_at = calloc(MAXMSG, sizeof(int64_t));
         r.adv_g = calloc(MAXMSG, sizeof(int));
-        r.last_t = INT64_MIN;
         r.frontier = INT64_MIN;
         for (int t = 0; t < 2; t++) {
             r.p[t] = calloc((size_t)r.np[t], sizeof(ref_part_t));
@@ -1295,6 +1350,7 @@ int main(void) {
         cmocka_unit_test(test_two_readers),
         cmocka_unit_test(test_blocked_idle_reorder),
         cmocka_unit_test(test_reorder_late),
+        cmocka_unit_test(test_reorder_batch),
         cmocka_unit_test(test_quiet_busy_hwm),
         cmocka_unit_test(test_two_partitions_one_fetch),
         cmocka_unit_test(test_find_trim_dedup),
