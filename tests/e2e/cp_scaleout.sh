@@ -66,6 +66,7 @@ service:
 kafka:
   consumer.session.timeout.ms: 6000
   consumer.heartbeat.interval.ms: 500
+  consumer.max.poll.interval.ms: 10000   # a join the mock dropped: 13 s (scaleout.sh)
 EOF
 
 "$BIN" broker --set topics.partitions=8 >"$T/broker.out" 2>"$T/broker.log" &

@@ -73,7 +73,7 @@
 #        KEEP=1 (keep the work directory)
 # The embedded broker's group coordinator (librdkafka's mock) waits
 # session.timeout.ms - 1 s in every rebalance: the instances run with a 6 s
-# session (see tests/e2e/scaleout.sh).
+# session and a 10 s max.poll.interval.ms (see tests/e2e/scaleout.sh).
 set -euo pipefail
 BIN="${1:?binary}"; SRC="${2:?source dir}"
 for tool in jq curl redis-server python3 bc; do
@@ -150,6 +150,7 @@ http:
   port: 0
 kafka:
   consumer.session.timeout.ms: "6000"
+  consumer.max.poll.interval.ms: "10000"
 EOF
 
 # serve NAME GROUP [--set ...]: one instance; its state directory and sync

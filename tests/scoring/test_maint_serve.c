@@ -665,6 +665,12 @@ static const char *const *pm_conf(int standby) {
                                "temperature,vibration",
                                "state.changelog", "true",
                                "kafka.consumer.session.timeout.ms", "6000",
+                               /* a JoinGroup the mock dropped is sent
+                                * again after 13 s, not 303 s
+                                * (test_service_faults.c, "Mock
+                                * limitations") */
+                               "kafka.consumer.max.poll.interval.ms",
+                               "10000",
                                NULL, NULL, NULL};
     const size_t n = sizeof(kv) / sizeof(kv[0]);
     kv[n - 3] = standby ? "state.standby" : NULL;

@@ -63,12 +63,14 @@
  *      then stops (graceful: commit, LeaveGroup); every event must be in
  *      Redis exactly once (SET NX), scores may repeat.  The mock delays a
  *      join into a non-empty group by session.timeout.ms - 1 s, so this
- *      test uses a 6 s session timeout.  The partitions handed back start
- *      at their state (restored from B's changelog), above the offsets
- *      the group holds when B's last commits were refused (see below);
- *      the committed offsets must still reach the end while A runs,
- *      also on a partition with no event after the hand-back (the start
- *      is stored for the auto-commit: test_ingest test_state_ahead).
+ *      test uses a 6 s session timeout (and a 10 s max.poll.interval.ms:
+ *      a JoinGroup the mock dropped, below, is sent again after 13 s).
+ *      The partitions handed back start at their state (restored from
+ *      B's changelog), above the offsets the group holds when B's last
+ *      commits were refused (see below); the committed offsets must
+ *      still reach the end while A runs, also on a partition with no
+ *      event after the hand-back (the start is stored for the
+ *      auto-commit: test_ingest test_state_ahead).
  *  Not modellable with this mock: transaction markers (see test_txn.c),
  *  partial replication / ISR shrink (NOT_ENOUGH_REPLICAS can only be
  *  injected), log truncation on leader change.
@@ -95,6 +97,21 @@
  *    hundred events.
  *  - rd_kafka_mock_broker_error_stack_cnt leaves *cnt unset while a
  *    broker has no error stack for the ApiKey (hence the 0 initialisers).
+ *  - A JoinGroup can go unanswered.  The coordinator parks each member's
+ *    JoinGroup response until its rebalance timer elects a leader
+ *    (session.timeout.ms - 1 s after a join into a non-empty group), and
+ *    its session timer (every 1 s) destroys a member whose last activity
+ *    is older than session.timeout.ms together with the parked response
+ *    (rdkafka_mock_cgrp.c: rd_kafka_mock_cgrp_session_tmr_cb ->
+ *    rd_kafka_mock_cgrp_member_destroy; a real broker keeps a member
+ *    that awaits its join).  A joining member is 1 s from that: if the
+ *    process is stalled across the election (seconds under load on a
+ *    shared box), the session tick due before it runs first and drops
+ *    every parked response; the coordinator connection also stays
+ *    blocked (no POLLIN while a JoinGroup is parked).  The client waits
+ *    for its JoinGroup request timeout, max.poll.interval.ms + 3 s, then
+ *    disconnects and joins again.  So (6) runs with a 10 s poll interval
+ *    (a dropped join costs 13 s, not 303 s).
  *
  * Small N (3000-4000 events at 200-400/s): far below the mock's ~5 MB
  * per partition retention; each test takes 20-40 s (the mock's first
@@ -1058,8 +1075,18 @@ static void test_coordinator_change(void **state) {
 /* (6) A second instance joins the group mid-stream, then stops. */
 static void test_rebalance(void **state) {
     const int n = 4000;
+    /* max.poll.interval.ms 10 s: a JoinGroup the mock dropped (header,
+     * "Mock limitations") is sent again after 13 s, within the 30 s B has
+     * to be assigned, instead of 303 s (librdkafka's default).  The
+     * service polls far more often here: the longest time between two
+     * consume calls of either instance was 2.95 s in 36 runs at load
+     * 16-57 on 2 cores (the read-ahead reads on while the scoring thread
+     * works, until 2 x batch_max messages are read).  A longer gap would
+     * make the client leave the group and join again: a rebalance more,
+     * not a hang. */
     static const char *const kv[] = {"consumer.session.timeout.ms", "6000",
                                      "consumer.heartbeat.interval.ms", "500",
+                                     "consumer.max.poll.interval.ms", "10000",
                                      NULL};
     ctx_t *c = *state;
     fenv_t *e = &c->e;

@@ -354,6 +354,10 @@ static void serve_takeover(const char *delivery) {
     rs_test_env_changelog(&e, "g-sb"); /* the mock has no CreateTopics */
     const char *kv[] = {"state.changelog", "true", "state.standby", "1",
                         "kafka.consumer.session.timeout.ms", "6000",
+                        /* a JoinGroup the mock dropped is sent again
+                         * after 13 s, not 303 s (test_service_faults.c,
+                         * "Mock limitations") */
+                        "kafka.consumer.max.poll.interval.ms", "10000",
                         "service.delivery", delivery, NULL};
     produce_events(&e, 0, 200);
     rs_test_svc_start(&a, &e, "g-sb", kv, "A", 30000);
