@@ -30,7 +30,8 @@ static void rs_bench_help(FILE *fp) {
         "ops/bench.sh starts a private Redis and runs this; the `command:`\n"
         "line under the table reproduces the run (each option's effective\n"
         "value, and the --config, --set and --group given).\n\n"
-        "options:\n" RS_CLI_COMMON_HELP
+        "options:\n" RS_CLI_HELP_CONFIG RS_CLI_HELP_REDIS RS_CLI_HELP_GROUP
+        RS_CLI_HELP_REST
         "      --rate N          offered rate of the fixed phase (default 2000)\n"
         "      --events N        events per phase (default 40000)\n"
         "      --seed N          generator seed (default 42)\n"

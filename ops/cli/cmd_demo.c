@@ -18,7 +18,8 @@ static void rs_demo_help(FILE *fp) {
         "caught and the running AUC; then print a summary and the audit\n"
         "report of one decision (a caught fraud if there is one) read back\n"
         "from Redis.  ops/run.sh starts a private Redis and runs this.\n\n"
-        "options:\n" RS_CLI_COMMON_HELP
+        "options:\n" RS_CLI_HELP_CONFIG RS_CLI_HELP_REDIS RS_CLI_HELP_GROUP
+        RS_CLI_HELP_REST
         "      --rate N          events/s offered (default 5000; 0 = max)\n"
         "      --events N        stop after N events (default: whole stream)\n"
         "      --seed N          generator seed (default 42)\n"
@@ -138,9 +139,10 @@ int rs_cli_run_opts(const char *cmd, int argc, char **argv,
                                   argv[optind]);
     if (ho->common) *ho->common = co;
     if (co.brokers)
-        return rs_cli_usage_error(cmd, "--brokers: %s always runs on the "
-                                  "embedded Kafka; use `serve` and `gen` "
-                                  "against a real cluster", cmd);
+        return rs_cli_usage_error(cmd, "--brokers: not used by `%s`: it "
+                                  "always runs on the embedded Kafka; use "
+                                  "`serve` and `gen` against a real cluster",
+                                  cmd);
     int rc = rs_cli_load_conf(cmd, app, &co);
     if (rc != RS_EXIT_OK) return rc;
     for (int i = 0; i < nflags; i++)

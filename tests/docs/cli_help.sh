@@ -78,6 +78,7 @@ for c in $cmds; do
     audit) want="brokers group" ;;
     api) want="group" ;;
     model) want="brokers redis group" ;;
+    demo|bench) want="brokers" ;;   # always on the embedded Kafka
     *) want="" ;;
   esac
   for f in $want; do
