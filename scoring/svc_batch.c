@@ -383,6 +383,32 @@ static rs_err_t rs_svc_ring_wait(rs_service_t *svc, int n,
     return RS_OK;
 }
 
+/* The arena set of the next batch (workers.h rs_workers_hold): while the
+ * Kafka sink still reads the bytes of the batch that last used it (zero
+ * copy: until that batch is acknowledged), serve delivery reports --
+ * backpressure, as a full ring; bounded by the stop deadline. */
+static rs_err_t rs_svc_hold_wait(rs_service_t *svc,
+                                 volatile sig_atomic_t *stop, char *errstr,
+                                 size_t errstr_size) {
+    for (;;) {
+        uint64_t released = rs_sink_kafka_holds(svc->ks)
+                                ? rs_sink_kafka_acked(svc->ks) : UINT64_MAX;
+        int g = rs_workers_hold(svc->wk, svc->next_seq, released);
+        if (g >= 0) {
+            svc->gen = g;
+            return RS_OK;
+        }
+        svc->st.hold_waits++;
+        if (rs_svc_stop_left_ms(svc, stop) == 0)
+            return rs_errf(errstr, errstr_size, RS_ERR_AGAIN,
+                           "stopped while Kafka held the records of %d "
+                           "batches", RS_WORKERS_GENS);
+        rs_sink_kafka_poll(svc->ks, 1);
+        rs_svc_store_acked(svc);
+        rs_svc_periodic(svc, rs_clock_mono_us());
+    }
+}
+
 /* Encode out[from..n) once: JSON for Redis, and the same bytes for
  * Kafka unless the scores topic is protobuf (then a second, protobuf
  * copy).  The events' records are encoded by the workers: this is for
@@ -391,11 +417,13 @@ static rs_err_t rs_svc_encode(rs_service_t *svc, int from, int n,
                               char *errstr, size_t errstr_size) {
     int bad = -1, cnt = n - from;
     rs_err_t err = rs_score_encode_batch(RS_FORMAT_JSON, svc->out + from, cnt,
-                                         &svc->enc_json, svc->json + from,
+                                         &svc->enc_json[svc->gen],
+                                         svc->json + from,
                                          svc->json_lens + from, &bad);
     if (err == RS_OK && rs_sink_kafka_format(svc->ks) != RS_FORMAT_JSON)
         err = rs_score_encode_batch(rs_sink_kafka_format(svc->ks),
-                                    svc->out + from, cnt, &svc->enc_kafka,
+                                    svc->out + from, cnt,
+                                    &svc->enc_kafka[svc->gen],
                                     svc->kbytes + from, svc->klens + from,
                                     &bad);
     else if (err == RS_OK)
@@ -493,6 +521,8 @@ rs_err_t rs_svc_batch(rs_service_t *svc, int n,
                       size_t errstr_size) {
     int D = svc->dim, nev = 0, npub = 0, ndup = 0, ntouched = 0;
     rs_err_t werr = rs_svc_ring_wait(svc, n, stop, errstr, errstr_size);
+    if (werr != RS_OK) return werr;
+    werr = rs_svc_hold_wait(svc, stop, errstr, errstr_size);
     if (werr != RS_OK) return werr;
     RS_SVC_MARK(svc, RS_SVC_TR_RING);
     if (svc->eos && !svc->txn_open) {
@@ -725,7 +755,7 @@ rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             .out = svc->out, .kafka_format = rs_sink_kafka_format(svc->ks),
             .json = svc->json, .json_lens = svc->json_lens,
             .kbytes = svc->kbytes, .klens = svc->klens,
-            .recs = svc->recs, .rec_lens = svc->rec_lens};
+            .recs = svc->recs, .rec_lens = svc->rec_lens, .gen = svc->gen};
         rs_err_t rerr = rs_workers_records(svc->wk, &wb);
         if (rerr != RS_OK) /* a corrupt record: a bug, never input */
             return rs_errf(errstr, errstr_size, rerr,
