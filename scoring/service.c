@@ -596,7 +596,7 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
     if (!svc->ks) { err = RS_ERR_KAFKA; goto fail; }
     /* At-least-once: the records go to librdkafka without a copy, from
      * the arena set of their batch, held until the batch is acknowledged
-     * (rs_svc_hold_wait).  Exactly-once: the sink keeps its own copies. */
+     * (rs_svc_hold_pick).  Exactly-once: the sink keeps its own copies. */
     if (!svc->eos) rs_sink_kafka_set_hold(svc->ks, 1);
     rs_ingest_conf_t icon = app->ingest;
     icon.exactly_once = svc->eos;
@@ -802,7 +802,7 @@ void rs_service_destroy(rs_service_t *svc) {
     free(svc->dup_msg);
     free(svc->dup_dd);
     rs_dedup_destroy(svc->dedup);
-    for (int g = 0; g < RS_WORKERS_GENS; g++) {
+    for (int g = 0; g <= RS_WORKERS_GENS; g++) {
         rs_enc_arena_free(&svc->enc_json[g]);
         rs_enc_arena_free(&svc->enc_kafka[g]);
     }

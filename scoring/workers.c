@@ -15,7 +15,8 @@ typedef struct rs_wslice_s {
     int *order;                    /* [dim] ranking contributions        */
     /* [RS_WORKERS_GENS]: the Kafka bytes of a batch stay in their set
      * until the producer is done with them (rs_workers_hold) */
-    rs_enc_arena_t enc_json[RS_WORKERS_GENS], enc_kafka[RS_WORKERS_GENS];
+    rs_enc_arena_t enc_json[RS_WORKERS_GENS + 1],
+        enc_kafka[RS_WORKERS_GENS + 1];  /* + the copy set */
     rs_enc_arena_t enc_rec;        /* copied by the Redis sink at once   */
     int bad;                       /* out index that did not encode, -1  */
     rs_err_t err;
@@ -49,7 +50,7 @@ void rs_workers_destroy(rs_workers_t *wk) {
     rs_pool_destroy(wk->pool);
     for (int i = 0; i < wk->n; i++) {
         free(wk->sl[i].order);
-        for (int g = 0; g < RS_WORKERS_GENS; g++) {
+        for (int g = 0; g <= RS_WORKERS_GENS; g++) {
             rs_enc_arena_free(&wk->sl[i].enc_json[g]);
             rs_enc_arena_free(&wk->sl[i].enc_kafka[g]);
         }
@@ -262,7 +263,7 @@ static void rs_wk_records(void *opaque, int lo, int hi, int slice) {
 }
 
 rs_err_t rs_workers_records(rs_workers_t *wk, rs_workers_batch_t *b) {
-    if (b->gen < 0 || b->gen >= RS_WORKERS_GENS) return RS_ERR_INVALID;
+    if (b->gen < 0 || b->gen > RS_WORKERS_GENS) return RS_ERR_INVALID;
     wk->b = b;
     b->bad = -1;
     int s = rs_pool_run(wk->pool, b->nev, RS_WORKERS_CHUNK, rs_wk_records,

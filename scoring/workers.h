@@ -47,7 +47,9 @@ rs_workers_t *rs_workers_new(int n, int dim, rs_err_t *err, char *errstr,
 /* NULL is a no-op.  @locality owner */
 void rs_workers_destroy(rs_workers_t *wk);
 
-/* Arena sets: batches whose Kafka bytes may be in flight at once. */
+/* Arena sets: batches whose Kafka bytes may be in flight at once; one
+ * more, RS_WORKERS_GENS itself, is the copy set: never handed out by
+ * rs_workers_hold, free for a batch the producer copies (all sets held). */
 #define RS_WORKERS_GENS 8
 
 /* The arena set for the records of batch `seq`: the next one in turn (so
@@ -55,8 +57,10 @@ void rs_workers_destroy(rs_workers_t *wk);
  * <= `released` -- rs_sink_kafka_acked() when the sink holds the bytes
  * (rs_sink_kafka_holds), UINT64_MAX when it copies them.  Takes it for
  * seq and returns its index (rs_workers_batch_t.gen); -1 while it is
- * still held: the caller serves delivery reports and asks again (the
- * wait is backpressure, as a full ring).  Allocates nothing.
+ * still held: the caller serves delivery reports and asks again, or
+ * encodes the batch into the copy set (gen RS_WORKERS_GENS) and has the
+ * producer copy it (the service: no wait on the scoring path).
+ * Allocates nothing.
  * @locality owner */
 int rs_workers_hold(rs_workers_t *wk, uint64_t seq, uint64_t released);
 
@@ -94,13 +98,14 @@ typedef struct rs_workers_batch_s {
     size_t *klens;
     const void **recs;             /* [npub] out, or NULL: not wanted    */
     size_t *rec_lens;              /* [npub] out (with recs)             */
-    int gen;                       /* arena set (rs_workers_hold)        */
+    int gen;                       /* arena set (rs_workers_hold, or
+                                    * RS_WORKERS_GENS: the copy set)     */
     int bad;                       /* out: out index that did not encode */
 } rs_workers_batch_t;
 
 /* Fill and encode the records of b (see above).  RS_ERR_TOOBIG if a record
  * does not encode (a corrupt record: a bug, never input), b->bad = its
- * index; RS_ERR_INVALID for a gen out of range.  @locality owner */
+ * index; RS_ERR_INVALID for a gen out of [0, RS_WORKERS_GENS].  @locality owner */
 rs_err_t rs_workers_records(rs_workers_t *wk, rs_workers_batch_t *b);
 
 #endif
