@@ -163,6 +163,9 @@ typedef struct rs_service_stats_s {
     uint64_t caught;            /* of those, scored review/decline/alert  */
     uint64_t redis_errors, kafka_errors;
     uint64_t redis_waits;       /* waits for room in the Redis buffer     */
+    uint64_t hold_copies;       /* batches published with a copy: every
+                                 * arena set still held by Kafka (zero-copy
+                                 * produce, rs_svc_hold_pick)           */
     uint64_t train_waits;       /* waits for room in the trainer queue    */
     uint64_t explained;         /* scores published with an explanation   */
     uint64_t inputs_logged;     /* scoring inputs written for --rescore   */

@@ -594,6 +594,10 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
                                     (rs_format_t)app->service.scores_format,
                                     errstr, errstr_size);
     if (!svc->ks) { err = RS_ERR_KAFKA; goto fail; }
+    /* At-least-once: the records go to librdkafka without a copy, from
+     * the arena set of their batch, held until the batch is acknowledged
+     * (rs_svc_hold_pick).  Exactly-once: the sink keeps its own copies. */
+    if (!svc->eos) rs_sink_kafka_set_hold(svc->ks, 1);
     rs_ingest_conf_t icon = app->ingest;
     icon.exactly_once = svc->eos;
     svc->ing = rs_ingest_new(&icon, &app->kafka, bootstrap, errstr,
@@ -763,8 +767,10 @@ void rs_service_destroy(rs_service_t *svc) {
     if (svc->feat_out) fclose(svc->feat_out);
     rs_pstate_destroy(svc->pstate);
     rs_model_shard_destroy(svc->msh);
-    rs_workers_destroy(svc->wk);
+    /* the producer first: it may read the records' bytes (arena sets of
+     * the workers and enc_json/enc_kafka) until its last report */
     rs_sink_kafka_destroy(svc->ks);
+    rs_workers_destroy(svc->wk);
     rs_sink_redis_destroy(svc->rd);
     rs_alerts_destroy(svc->al);
     rs_trainer_destroy(svc->tr);  /* before the logs it reads */
@@ -796,8 +802,10 @@ void rs_service_destroy(rs_service_t *svc) {
     free(svc->dup_msg);
     free(svc->dup_dd);
     rs_dedup_destroy(svc->dedup);
-    rs_enc_arena_free(&svc->enc_json);
-    rs_enc_arena_free(&svc->enc_kafka);
+    for (int g = 0; g <= RS_WORKERS_GENS; g++) {
+        rs_enc_arena_free(&svc->enc_json[g]);
+        rs_enc_arena_free(&svc->enc_kafka[g]);
+    }
     free(svc->json);
     free(svc->json_lens);
     free(svc->kbytes);

@@ -130,8 +130,12 @@ struct rs_service_s {
     /* Each record is encoded once per batch: JSON for Redis (and Kafka),
      * protobuf for Kafka too with service.scores_format=protobuf; the
      * events' records by the workers (workers.c), these arenas hold the
-     * duplicates'. */
-    rs_enc_arena_t enc_json, enc_kafka;
+     * duplicates'; [RS_WORKERS_GENS + 1] arena sets, the batch's is
+     * `gen` (rs_workers_hold: held until the Kafka sink is done with
+     * them; RS_WORKERS_GENS: the copy set, published with a copy). */
+    rs_enc_arena_t enc_json[RS_WORKERS_GENS + 1],
+        enc_kafka[RS_WORKERS_GENS + 1];
+    int gen;              /* the arena set of the batch being made      */
     const void **json;    /* [batch_max] JSON of out[i] in enc_json     */
     size_t *json_lens;    /* [batch_max]                                */
     const void **kbytes;  /* [batch_max] Kafka bytes of out[i]          */

@@ -192,7 +192,11 @@ typedef const void *rs_sink_alert_fn(void *opaque, int i, size_t *len);
  * called for each i in turn -- so the same per partition -- but handed to
  * librdkafka as one run per topic (rd_kafka_produce_batch).  Every payload
  * and key is copied before the call returns: the caller may reuse bufs,
- * sc and the alert payloads at once.  On return *next is the first record
+ * sc and the alert payloads at once -- unless the sink holds
+ * (rs_sink_kafka_set_hold): then bufs[i][0..lens[i]) are produced without
+ * a copy and must stay valid and unchanged until rs_sink_kafka_acked()
+ * >= batch_seq (or rs_sink_kafka_destroy returned); sc and the alert_fn
+ * payloads may still be reused at once.  On return *next is the first record
  * not published; each record before it is published whole (its score and
  * its alert).  A full local queue: serves delivery reports and retries for
  * up to 1 s, then RS_ERR_AGAIN with *next moved past what is queued (call
@@ -205,6 +209,22 @@ rs_err_t rs_sink_kafka_publish_batch(rs_sink_kafka_t *sink,
                                      const size_t *lens, int n, int *next,
                                      rs_sink_alert_fn *alert_fn,
                                      void *alert_opaque, uint64_t batch_seq);
+
+/* Zero-copy records (on 1): from now on rs_sink_kafka_publish_batch does
+ * not copy the records' payloads; librdkafka reads them until each
+ * message's delivery report, so the caller keeps a batch's bytes until
+ * rs_sink_kafka_acked() >= its batch_seq.  A message whose delivery fails
+ * is copied in its report (and produced again from the copy) before its
+ * batch can be acknowledged; one refused synchronously is copied at once;
+ * destroy serves every report before it returns.  Saves librdkafka's copy
+ * of each record (its payload allocation and free).  RS_ERR_STATE for a
+ * transactional sink: it copies every message of the open transaction
+ * for the redo after an abort, so it never holds the caller's bytes.
+ * @locality the owner thread */
+rs_err_t rs_sink_kafka_set_hold(rs_sink_kafka_t *sink, int on);
+/* 1 if the sink holds the records' bytes (rs_sink_kafka_set_hold).
+ * @locality the owner thread */
+int rs_sink_kafka_holds(const rs_sink_kafka_t *sink);
 
 /* The format records are published in (rs_sink_kafka_new's `fmt`).
  * @locality any thread (immutable) */

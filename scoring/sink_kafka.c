@@ -31,6 +31,20 @@
  * batch slot), are kept like the others (kind 2, slot = partition) and
  * their delivery reports go to the owner's callback.
  *
+ * Zero-copy (rs_sink_kafka_set_hold, non-transactional only): the
+ * records of rs_sink_kafka_publish_batch are produced without
+ * RD_KAFKA_MSG_F_COPY -- librdkafka reads the caller's bytes until the
+ * message's delivery report -- so the caller keeps them until
+ * rs_sink_kafka_acked() passes their batch.  That holds on every path: a
+ * batch is acknowledged only when each of its messages has a successful
+ * report; a failed one is copied in its report (retry record, above)
+ * while the batch stays unacknowledged, and one refused synchronously is
+ * copied at once; destroy serves every report (flush, then purge) before
+ * it returns.  Keys are always copied by librdkafka; alert payloads of an
+ * alert_fn and the single-record calls (which encode into the sink's own
+ * buffer) are still copied.  A transactional sink copies every message
+ * anyway (`kept`, for the redo after an abort), so it never holds.
+ *
  * Threads: one owner thread; the delivery report callback runs inside
  * rd_kafka_poll/rd_kafka_flush on that thread, so the ring and the retry
  * list need no lock.  Counters are relaxed atomics for rs_sink_kafka_stats.
@@ -90,6 +104,7 @@ struct rs_sink_kafka_s {
     rs_sink_retry_t *retry_head, *retry_tail;
     int fatal;
     int closing;                    /* destroy: purging, no new copies */
+    int hold;                       /* zero-copy records (set_hold)    */
     /* transactional mode */
     int txn;                        /* 1: transactional producer        */
     int txn_open;                   /* a transaction is open            */
@@ -503,9 +518,10 @@ static void rs_sink_refused(rs_sink_kafka_t *sink, rd_kafka_topic_t *rkt,
 /* Produce msgs[0..m) to rkt in one call (rd_kafka_produce_batch: the
  * partitioner per message as rd_kafka_producev, but one clock read, one
  * topic lock and one call for the run), in array order, so the order per
- * partition is the order of msgs.  librdkafka copies each payload and key
- * (RD_KAFKA_MSG_F_COPY): the caller's buffers are not referenced after the
- * call.  A full queue refuses the rest of the run (librdkafka stops at the
+ * partition is the order of msgs.  `copy`: librdkafka copies each payload
+ * (RD_KAFKA_MSG_F_COPY) and the caller's buffers are not referenced after
+ * the call; 0 (zero-copy, sink->hold): each payload is read until its
+ * delivery report.  Keys are always copied.  A full queue refuses the rest of the run (librdkafka stops at the
  * first full queue): serve delivery reports and try the rest again, up to
  * *deadline (0: not set yet; set RS_SINK_BLOCK_MS past the first full
  * queue, so a run that finds room reads no clock).  Returns how many of
@@ -513,12 +529,13 @@ static void rs_sink_refused(rs_sink_kafka_t *sink, rd_kafka_topic_t *rkt,
  * its own (err set, not QUEUE_FULL); the rest, msgs[ret..m), were refused
  * for a full queue (or all of them for a fatal error, err __FATAL). */
 static int rs_sink_produce_run(rs_sink_kafka_t *sink, rd_kafka_topic_t *rkt,
-                               rd_kafka_message_t *msgs, int m,
+                               rd_kafka_message_t *msgs, int m, int copy,
                                int64_t *deadline) {
     int done = 0;
     while (done < m) {
         rd_kafka_produce_batch(rkt, RD_KAFKA_PARTITION_UA,
-                               RD_KAFKA_MSG_F_COPY, msgs + done, m - done);
+                               copy ? RD_KAFKA_MSG_F_COPY : 0, msgs + done,
+                               m - done);
         while (done < m && msgs[done].err != RD_KAFKA_RESP_ERR__QUEUE_FULL &&
                msgs[done].err != RD_KAFKA_RESP_ERR__FATAL)
             done++;
@@ -613,12 +630,13 @@ static int rs_sink_is_alert(rs_decision_t d) {
            d == RS_DECISION_ALERT;
 }
 
-rs_err_t rs_sink_kafka_publish_batch(rs_sink_kafka_t *sink,
-                                     const rs_score_t *sc,
-                                     const void *const *bufs,
-                                     const size_t *lens, int n, int *next,
-                                     rs_sink_alert_fn *alert_fn,
-                                     void *alert_opaque, uint64_t batch_seq) {
+/* rs_sink_kafka_publish_batch; `copy` 0: the records are held (the
+ * alerts of an alert_fn are copied all the same). */
+static rs_err_t rs_sink_publish(rs_sink_kafka_t *sink, const rs_score_t *sc,
+                                const void *const *bufs, const size_t *lens,
+                                int n, int *next, rs_sink_alert_fn *alert_fn,
+                                void *alert_opaque, uint64_t batch_seq,
+                                int copy) {
     uint32_t slot;
     rs_err_t err;
     if (sink->fatal) return RS_ERR_KAFKA;
@@ -648,7 +666,8 @@ rs_err_t rs_sink_kafka_publish_batch(rs_sink_kafka_t *sink,
             ._private = tag};
     }
     int64_t deadline = 0; /* set at a full queue (rs_sink_produce_run) */
-    int h = rs_sink_produce_run(sink, sink->rkt_scores, rkms, m, &deadline);
+    int h = rs_sink_produce_run(sink, sink->rkt_scores, rkms, m, copy,
+                                &deadline);
     /* The scores handed over, then the alerts of those records: the order
      * per topic (and so per partition) is the records' order. */
     int na = 0;
@@ -673,7 +692,7 @@ rs_err_t rs_sink_kafka_publish_batch(rs_sink_kafka_t *sink,
             .key_len = rkms[j].key_len, ._private = tag};
     }
     int ha = na ? rs_sink_produce_run(sink, sink->rkt_alerts, arkms, na,
-                                      &deadline)
+                                      copy || alert_fn != NULL, &deadline)
                 : 0;
     rd_kafka_resp_err_t kerr = RD_KAFKA_RESP_ERR_NO_ERROR;
     for (int k = 0; k < na; k++) {
@@ -695,6 +714,24 @@ rs_err_t rs_sink_kafka_publish_batch(rs_sink_kafka_t *sink,
     return h < m ? RS_ERR_AGAIN : RS_OK;
 }
 
+rs_err_t rs_sink_kafka_publish_batch(rs_sink_kafka_t *sink,
+                                     const rs_score_t *sc,
+                                     const void *const *bufs,
+                                     const size_t *lens, int n, int *next,
+                                     rs_sink_alert_fn *alert_fn,
+                                     void *alert_opaque, uint64_t batch_seq) {
+    return rs_sink_publish(sink, sc, bufs, lens, n, next, alert_fn,
+                           alert_opaque, batch_seq, !sink->hold);
+}
+
+rs_err_t rs_sink_kafka_set_hold(rs_sink_kafka_t *sink, int on) {
+    if (on && sink->txn) return RS_ERR_STATE; /* it keeps copies anyway */
+    sink->hold = on != 0;
+    return RS_OK;
+}
+
+int rs_sink_kafka_holds(const rs_sink_kafka_t *sink) { return sink->hold; }
+
 typedef struct rs_sink_one_alert_s {
     const void *abuf;
     size_t alen;
@@ -715,9 +752,10 @@ rs_err_t rs_sink_kafka_publish_alert(rs_sink_kafka_t *sink,
     const void *bufs[1] = {buf};
     size_t lens[1] = {len};
     int next = 0;
-    return rs_sink_kafka_publish_batch(sink, sc, bufs, lens, 1, &next,
-                                       abuf ? rs_sink_one_alert : NULL, &a,
-                                       batch_seq);
+    /* copied: callers reuse buf at once (rs_sink_kafka_publish: the
+     * sink's own encode buffer) */
+    return rs_sink_publish(sink, sc, bufs, lens, 1, &next,
+                           abuf ? rs_sink_one_alert : NULL, &a, batch_seq, 1);
 }
 
 rs_err_t rs_sink_kafka_batch_end(rs_sink_kafka_t *sink, uint64_t batch_seq) {

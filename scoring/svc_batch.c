@@ -383,6 +383,23 @@ static rs_err_t rs_svc_ring_wait(rs_service_t *svc, int n,
     return RS_OK;
 }
 
+/* The arena set of the next batch (workers.h rs_workers_hold).  While
+ * the Kafka sink still reads the bytes of the batch that last used it
+ * (zero copy: until that batch is acknowledged), the batch takes the copy
+ * set instead and is published with a copy (rs_svc_batch): never a wait
+ * on the scoring path -- small batches at a low rate may come faster
+ * than their acknowledgements (linger.ms). */
+static void rs_svc_hold_pick(rs_service_t *svc) {
+    uint64_t released = rs_sink_kafka_holds(svc->ks)
+                            ? rs_sink_kafka_acked(svc->ks) : UINT64_MAX;
+    int g = rs_workers_hold(svc->wk, svc->next_seq, released);
+    if (g < 0) {
+        g = RS_WORKERS_GENS;
+        svc->st.hold_copies++;
+    }
+    svc->gen = g;
+}
+
 /* Encode out[from..n) once: JSON for Redis, and the same bytes for
  * Kafka unless the scores topic is protobuf (then a second, protobuf
  * copy).  The events' records are encoded by the workers: this is for
@@ -391,11 +408,13 @@ static rs_err_t rs_svc_encode(rs_service_t *svc, int from, int n,
                               char *errstr, size_t errstr_size) {
     int bad = -1, cnt = n - from;
     rs_err_t err = rs_score_encode_batch(RS_FORMAT_JSON, svc->out + from, cnt,
-                                         &svc->enc_json, svc->json + from,
+                                         &svc->enc_json[svc->gen],
+                                         svc->json + from,
                                          svc->json_lens + from, &bad);
     if (err == RS_OK && rs_sink_kafka_format(svc->ks) != RS_FORMAT_JSON)
         err = rs_score_encode_batch(rs_sink_kafka_format(svc->ks),
-                                    svc->out + from, cnt, &svc->enc_kafka,
+                                    svc->out + from, cnt,
+                                    &svc->enc_kafka[svc->gen],
                                     svc->kbytes + from, svc->klens + from,
                                     &bad);
     else if (err == RS_OK)
@@ -494,6 +513,7 @@ rs_err_t rs_svc_batch(rs_service_t *svc, int n,
     int D = svc->dim, nev = 0, npub = 0, ndup = 0, ntouched = 0;
     rs_err_t werr = rs_svc_ring_wait(svc, n, stop, errstr, errstr_size);
     if (werr != RS_OK) return werr;
+    rs_svc_hold_pick(svc);
     RS_SVC_MARK(svc, RS_SVC_TR_RING);
     if (svc->eos && !svc->txn_open) {
         rs_err_t err = rs_sink_kafka_txn_begin(svc->ks);
@@ -725,7 +745,7 @@ rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             .out = svc->out, .kafka_format = rs_sink_kafka_format(svc->ks),
             .json = svc->json, .json_lens = svc->json_lens,
             .kbytes = svc->kbytes, .klens = svc->klens,
-            .recs = svc->recs, .rec_lens = svc->rec_lens};
+            .recs = svc->recs, .rec_lens = svc->rec_lens, .gen = svc->gen};
         rs_err_t rerr = rs_workers_records(svc->wk, &wb);
         if (rerr != RS_OK) /* a corrupt record: a bug, never input */
             return rs_errf(errstr, errstr_size, rerr,
@@ -783,6 +803,9 @@ rs_err_t rs_svc_batch(rs_service_t *svc, int n,
      * call, one run per topic.  A full local queue is backpressure: serve
      * delivery reports until there is room (never drop, never skip). */
     int next = 0;
+    /* the copy set: every set still held (rs_svc_hold_pick) */
+    int copy = svc->gen == RS_WORKERS_GENS && rs_sink_kafka_holds(svc->ks);
+    if (copy) rs_sink_kafka_set_hold(svc->ks, 0);
     for (;;) {
         rs_err_t err = rs_sink_kafka_publish_batch(
             svc->ks, svc->out, svc->kbytes, svc->klens, npub, &next,
@@ -792,6 +815,7 @@ rs_err_t rs_svc_batch(rs_service_t *svc, int n,
             rs_sink_kafka_poll(svc->ks, 10);
             continue;
         }
+        if (copy) rs_sink_kafka_set_hold(svc->ks, 1);
         const rs_score_t *sc = &svc->out[RS_MIN(next, npub - 1)];
         svc->st.kafka_errors++;
         return rs_errf(errstr, errstr_size, err,
@@ -800,6 +824,7 @@ rs_err_t rs_svc_batch(rs_service_t *svc, int n,
                            ? " (a duplicate)" : "",
                        rs_err_str(err));
     }
+    if (copy) rs_sink_kafka_set_hold(svc->ks, 1);
     if (svc->al) rs_alerts_batch_end(svc->al); /* labels after the events */
     RS_SVC_MARK(svc, RS_SVC_TR_PUB);
     /* Every batch goes to the Redis writer, also one that published no

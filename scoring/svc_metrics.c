@@ -423,6 +423,10 @@ void rs_service_prometheus(rs_service_t *svc, rs_http_buf_t *b) {
     rs_prom_counter(b, "riskstream_redis_backpressure_waits_total",
                     "consumption pauses for a full Redis buffer",
                     st->redis_waits);
+    rs_prom_counter(b, "riskstream_kafka_copied_batches_total",
+                    "batches whose records the producer copied (every "
+                    "arena set still awaited delivery reports)",
+                    st->hold_copies);
     rs_prom_counter(b, "riskstream_kafka_delivery_failures_total",
                     "score deliveries refused or failed (retried)",
                     sn->ks.failed);

@@ -13,7 +13,11 @@
 /* Scratch of one slice (one thread at a time). */
 typedef struct rs_wslice_s {
     int *order;                    /* [dim] ranking contributions        */
-    rs_enc_arena_t enc_json, enc_kafka, enc_rec;
+    /* [RS_WORKERS_GENS]: the Kafka bytes of a batch stay in their set
+     * until the producer is done with them (rs_workers_hold) */
+    rs_enc_arena_t enc_json[RS_WORKERS_GENS + 1],
+        enc_kafka[RS_WORKERS_GENS + 1];  /* + the copy set */
+    rs_enc_arena_t enc_rec;        /* copied by the Redis sink at once   */
     int bad;                       /* out index that did not encode, -1  */
     rs_err_t err;
 } rs_wslice_t;
@@ -23,6 +27,8 @@ struct rs_workers_s {
     rs_pool_t *pool;
     rs_wslice_t *sl;               /* [n]                                */
     rs_workers_batch_t *b;         /* the batch of the running stage     */
+    uint64_t gen_seq[RS_WORKERS_GENS]; /* last batch encoded into a set  */
+    int gen_next;                  /* the set the next batch takes       */
 };
 
 rs_workers_t *rs_workers_new(int n, int dim, rs_err_t *err, char *errstr,
@@ -44,8 +50,10 @@ void rs_workers_destroy(rs_workers_t *wk) {
     rs_pool_destroy(wk->pool);
     for (int i = 0; i < wk->n; i++) {
         free(wk->sl[i].order);
-        rs_enc_arena_free(&wk->sl[i].enc_json);
-        rs_enc_arena_free(&wk->sl[i].enc_kafka);
+        for (int g = 0; g <= RS_WORKERS_GENS; g++) {
+            rs_enc_arena_free(&wk->sl[i].enc_json[g]);
+            rs_enc_arena_free(&wk->sl[i].enc_kafka[g]);
+        }
         rs_enc_arena_free(&wk->sl[i].enc_rec);
     }
     free(wk->sl);
@@ -54,6 +62,14 @@ void rs_workers_destroy(rs_workers_t *wk) {
 
 rs_pool_t *rs_workers_pool(rs_workers_t *wk) { return wk ? wk->pool : NULL; }
 int rs_workers_n(const rs_workers_t *wk) { return wk ? wk->n : 1; }
+
+int rs_workers_hold(rs_workers_t *wk, uint64_t seq, uint64_t released) {
+    int g = wk->gen_next;
+    if (wk->gen_seq[g] > released) return -1; /* librdkafka may read it */
+    wk->gen_seq[g] = seq;
+    wk->gen_next = (g + 1) % RS_WORKERS_GENS;
+    return g;
+}
 
 /* -------------------------------------------------------- explanation */
 
@@ -171,7 +187,9 @@ static void rs_wk_records(void *opaque, int lo, int hi, int slice) {
      * are still in this core's cache (a slice is up to half a batch: its
      * records filled first and encoded after had left the cache). */
     const int kjson = b->kafka_format == RS_FORMAT_JSON;
-    sl->enc_json.len = sl->enc_kafka.len = sl->enc_rec.len = 0;
+    rs_enc_arena_t *enc_json = &sl->enc_json[b->gen],
+                   *enc_kafka = &sl->enc_kafka[b->gen];
+    enc_json->len = enc_kafka->len = sl->enc_rec.len = 0;
     for (int k = lo; k < hi; k++) {
         int p = b->pub[k];
         if (p < 0) continue;
@@ -208,11 +226,10 @@ static void rs_wk_records(void *opaque, int lo, int hi, int slice) {
         /* Encode once: JSON (Redis, and Kafka unless it takes protobuf);
          * after a record that does not encode, none is usable. */
         if (sl->err != RS_OK) continue;
-        rs_err_t err = rs_score_encode_append(RS_FORMAT_JSON, sc,
-                                              &sl->enc_json,
+        rs_err_t err = rs_score_encode_append(RS_FORMAT_JSON, sc, enc_json,
                                               &b->json_lens[p]);
         if (err == RS_OK && !kjson)
-            err = rs_score_encode_append(b->kafka_format, sc, &sl->enc_kafka,
+            err = rs_score_encode_append(b->kafka_format, sc, enc_kafka,
                                          &b->klens[p]);
         if (err != RS_OK) {
             sl->err = err;
@@ -227,7 +244,7 @@ static void rs_wk_records(void *opaque, int lo, int hi, int slice) {
      * arenas may have moved while growing). */
     size_t uj = 0, uk = 0, ur = 0;
     for (int i = p0; i < p1; i++) {
-        b->json[i] = sl->enc_json.data + uj;
+        b->json[i] = enc_json->data + uj;
         uj += b->json_lens[i];
         if (b->recs) {
             int ok = b->rec_lens[i] != SIZE_MAX;
@@ -239,13 +256,14 @@ static void rs_wk_records(void *opaque, int lo, int hi, int slice) {
             b->kbytes[i] = b->json[i];
             b->klens[i] = b->json_lens[i];
         } else {
-            b->kbytes[i] = sl->enc_kafka.data + uk;
+            b->kbytes[i] = enc_kafka->data + uk;
             uk += b->klens[i];
         }
     }
 }
 
 rs_err_t rs_workers_records(rs_workers_t *wk, rs_workers_batch_t *b) {
+    if (b->gen < 0 || b->gen > RS_WORKERS_GENS) return RS_ERR_INVALID;
     wk->b = b;
     b->bad = -1;
     int s = rs_pool_run(wk->pool, b->nev, RS_WORKERS_CHUNK, rs_wk_records,

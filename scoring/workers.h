@@ -20,6 +20,14 @@
  * weights are not touched (the forward ran before).  service.workers = 1
  * runs every stage inline on the scoring thread (no thread is started).
  *
+ * Zero-copy produce: the Kafka bytes of a batch (json / kbytes) are
+ * encoded into one of RS_WORKERS_GENS arena sets, taken in turn by
+ * rs_workers_hold, and stay there until a later batch takes the same set
+ * -- which it may only once the producer is done with them (the Kafka
+ * sink holds records until their batch is acknowledged, sink.h
+ * rs_sink_kafka_set_hold).  The compact Redis records are copied by the
+ * Redis sink at once and use one arena.
+ *
  * Threads: every function here is called from the scoring thread; the
  * stages run on it and on the pool's threads.  Allocation: at
  * rs_workers_new, and the encoding arenas grow only while a batch needs
@@ -39,6 +47,23 @@ rs_workers_t *rs_workers_new(int n, int dim, rs_err_t *err, char *errstr,
 /* NULL is a no-op.  @locality owner */
 void rs_workers_destroy(rs_workers_t *wk);
 
+/* Arena sets: batches whose Kafka bytes may be in flight at once; one
+ * more, RS_WORKERS_GENS itself, is the copy set: never handed out by
+ * rs_workers_hold, free for a batch the producer copies (all sets held). */
+#define RS_WORKERS_GENS 8
+
+/* The arena set for the records of batch `seq`: the next one in turn (so
+ * the one whose bytes are oldest), if the last batch encoded into it is
+ * <= `released` -- rs_sink_kafka_acked() when the sink holds the bytes
+ * (rs_sink_kafka_holds), UINT64_MAX when it copies them.  Takes it for
+ * seq and returns its index (rs_workers_batch_t.gen); -1 while it is
+ * still held: the caller serves delivery reports and asks again, or
+ * encodes the batch into the copy set (gen RS_WORKERS_GENS) and has the
+ * producer copy it (the service: no wait on the scoring path).
+ * Allocates nothing.
+ * @locality owner */
+int rs_workers_hold(rs_workers_t *wk, uint64_t seq, uint64_t released);
+
 /* The pool (for rs_ingest_set_pool); owned by wk. */
 rs_pool_t *rs_workers_pool(rs_workers_t *wk);
 int rs_workers_n(const rs_workers_t *wk);
@@ -50,8 +75,9 @@ int rs_workers_n(const rs_workers_t *wk);
  * the stage fills the rest and encodes out[pub[k]] into json[pub[k]]
  * (and kbytes[pub[k]]: the same bytes, or protobuf; and with recs set,
  * recs[pub[k]]: its compact Redis record, NULL for a record the compact
- * form does not take).  The bytes live in the slices' arenas until the
- * next rs_workers_records or rs_workers_destroy. */
+ * form does not take).  json and kbytes live in arena set `gen` (from
+ * rs_workers_hold) until a later batch encodes into the same set, or
+ * rs_workers_destroy; recs until the next rs_workers_records. */
 typedef struct rs_workers_batch_s {
     const rs_service_conf_t *conf;
     const rs_features_t *feat;     /* names and words (read only)        */
@@ -72,12 +98,14 @@ typedef struct rs_workers_batch_s {
     size_t *klens;
     const void **recs;             /* [npub] out, or NULL: not wanted    */
     size_t *rec_lens;              /* [npub] out (with recs)             */
+    int gen;                       /* arena set (rs_workers_hold, or
+                                    * RS_WORKERS_GENS: the copy set)     */
     int bad;                       /* out: out index that did not encode */
 } rs_workers_batch_t;
 
 /* Fill and encode the records of b (see above).  RS_ERR_TOOBIG if a record
  * does not encode (a corrupt record: a bug, never input), b->bad = its
- * index.  @locality owner */
+ * index; RS_ERR_INVALID for a gen out of [0, RS_WORKERS_GENS].  @locality owner */
 rs_err_t rs_workers_records(rs_workers_t *wk, rs_workers_batch_t *b);
 
 #endif
