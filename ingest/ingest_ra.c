@@ -144,6 +144,10 @@ struct rs_ingest_ra_s {
     rs_msg_t **smsgs;          /* [RS_RA_CHUNK] scratch: slots, exchanged
                                 * with the buffer's as they are published */
     rs_ingest_tap_msg_t *stap; /* [RS_RA_CHUNK] the tap's view of sout     */
+    uint64_t tap_gen;          /* the last gen handed to the tap           */
+    int tap_any;               /* ... one was                              */
+    _Atomic int room_wait;     /* the ingest thread waits for the owner to
+                                * take a full buffer (rs_ingest_ra_full)  */
     rs_err_t *sderr;           /* [RS_RA_CHUNK]                            */
     rd_kafka_message_t **junk; /* [cap] stale messages to destroy          */
 };
@@ -235,9 +239,12 @@ static int rs_ra_filter(rs_ingest_ra_t *ra, int k, const rs_ingest_pos_t *gone,
 
 /* Hand the chunk's messages sout[0..n) to the tap, if any, all with
  * `gen`, or (gen_each non-zero: the chunk spans a rebalance) one call per
- * message, the i-th with gen_each + i. */
+ * message, the i-th with gen_each + i.  Without a message, a gen that
+ * moved since the last call (`gen_after`: what the next chunk starts
+ * with) is handed on alone (n = 0), so the tap learns of a change (a
+ * revoke, a pause) that brings no message. */
 static void rs_ra_tap(rs_ingest_t *ing, rs_ingest_ra_t *ra, int n,
-                      uint64_t gen, uint64_t gen_each) {
+                      uint64_t gen, uint64_t gen_each, uint64_t gen_after) {
     pthread_mutex_lock(&ing->tap_mu);
     if (ing->tap) {
         int k = 0;
@@ -248,9 +255,19 @@ static void rs_ra_tap(rs_ingest_t *ing, rs_ingest_ra_t *ra, int n,
                 ra->smsgs[i]->topic, rkm->partition, rkm->offset, rkm->payload,
                 rkm->len};
         }
-        if (k && !gen_each) ing->tap(ing->tap_opaque, ra->stap, k, gen);
-        for (int i = 0; gen_each && i < k; i++)
+        if (k && !gen_each) {
+            ing->tap(ing->tap_opaque, ra->stap, k, gen);
+            ra->tap_gen = gen;
+        }
+        for (int i = 0; gen_each && i < k; i++) {
             ing->tap(ing->tap_opaque, &ra->stap[i], 1, gen_each + (uint64_t)i);
+            ra->tap_gen = gen_each + (uint64_t)i;
+        }
+        if (!k && ra->tap_any && gen_after != ra->tap_gen) {
+            ing->tap(ing->tap_opaque, NULL, 0, gen_after);
+            ra->tap_gen = gen_after;
+        }
+        ra->tap_any |= k > 0;
     }
     pthread_mutex_unlock(&ing->tap_mu);
 }
@@ -261,8 +278,11 @@ static void *rs_ra_main(void *arg) {
     pthread_setname_np(pthread_self(), "rs-ingest");
     for (;;) {
         pthread_mutex_lock(&ra->mu);
-        while (!ra->stop && (ra->ctl_want || ra->npub == ra->cap))
+        while (!ra->stop && (ra->ctl_want || ra->npub == ra->cap)) {
+            atomic_store(&ra->room_wait, !ra->ctl_want);
             pthread_cond_wait(&ra->cv, &ra->mu);
+        }
+        atomic_store(&ra->room_wait, 0);
         if (ra->stop) {
             pthread_mutex_unlock(&ra->mu);
             break;
@@ -327,6 +347,7 @@ static void *rs_ra_main(void *arg) {
             gen_each = ra->gen + 1;
             ra->gen += (uint64_t)k + 1;
         }
+        uint64_t gen_after = gen_each ? ra->gen : gen0;
         pthread_cond_broadcast(&ra->cv); /* ctl waiters */
         pthread_mutex_unlock(&ra->mu);
 
@@ -354,7 +375,7 @@ static void *rs_ra_main(void *arg) {
 
         /* The tap (the counterparty stage's feed) sees them before the
          * owner can take them. */
-        if (n) rs_ra_tap(ing, ra, n, gen, gen_each);
+        rs_ra_tap(ing, ra, n, gen, gen_each, gen_after);
 
         /* Append to the buffer being filled (the owner may have taken the
          * previous one meanwhile: then this is the one it handed back). */
@@ -584,6 +605,11 @@ void rs_ingest_set_tap(rs_ingest_t *ing, rs_ingest_tap_fn *fn, void *opaque) {
     ing->tap = fn;
     ing->tap_opaque = fn ? opaque : NULL;
     pthread_mutex_unlock(&ing->tap_mu);
+}
+
+int rs_ingest_ra_full(rs_ingest_t *ing) {
+    rs_ingest_ra_t *ra = ing->ra;
+    return ra && ra->started && atomic_load(&ra->room_wait);
 }
 
 int64_t rs_ingest_watermark(rs_ingest_t *ing, int topic, int32_t partition) {

@@ -210,6 +210,16 @@ typedef struct rs_cpstage_stats_s {
     uint64_t merged_waiting;/* messages merged by the scoring thread while
                              * it waited for a result (not the stage's)   */
     int feed;               /* attached to the read-ahead                 */
+    uint64_t feed_paused;   /* partitions its consumer does not fetch now:
+                             * the feed supplies them                     */
+    uint64_t feed_pauses;   /* ... times one was paused so                */
+    uint64_t feed_moved;    /* ... all fetched again: the feed's gen moved
+                             * (a rebalance, seek or pause of the scoring
+                             * consumer)                                  */
+    uint64_t feed_late;     /* ... one fetched again: the feed had not
+                             * moved there for 1 s with data to read      */
+    uint64_t feed_starved;  /* ... one fetched again: a lookup waited for
+                             * it with the read-ahead full                */
     uint64_t in_pushed[2];  /* input pushed, [0] its consumer, [1] feed   */
     uint64_t in_dup[2];     /* ... dropped: the other read it first       */
     uint64_t in_ahead[2];   /* ... dropped: ahead of what was pushed      */

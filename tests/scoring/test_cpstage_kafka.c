@@ -34,6 +34,11 @@
  *    (cpstage.feed); with the stage's own consumer stopped (test hook),
  *    new events reach the store through the feed alone, its read of the
  *    backlog is dropped as duplicates; every fill equals the core.
+ *  - test_feed_starved, test_feed_late: the stage's consumer pauses the
+ *    partitions the feed supplies (it reads none of their new events) and
+ *    fetches them again when a lookup waits with the read-ahead full, or
+ *    when the feed has not moved on one for 1 s with data to read (see
+ *    each test).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -574,6 +579,209 @@ static void test_feed(void **state) {
     rs_cluster_destroy(cl);
 }
 
+/* The feed's set-up (test_feed_starved, test_feed_late): 300 events read
+ * by the stage (ready), a scoring consumer attached that reads them too;
+ * then, the stage not reading (test hook), one live event per partition
+ * reaches the store through the feed alone, so the feed is in step on
+ * every events partition and the stage's consumer pauses them all (the
+ * feed supplies them); then the stage reads again.  Then NPART more live
+ * events: the feed pushes them and the stage's consumer, paused there,
+ * reads none of them (on main it read and dropped each one again). */
+typedef struct feed_fix_s {
+    rs_cluster_t *cl;
+    const char *boot;
+    rd_kafka_t *prod;
+    rs_features_conf_t fc;
+    rs_ingest_conf_t icon;
+    rs_cpstage_conf_t cc;
+    rs_cpstage_opts_t o;
+    rs_kv_t kv;
+    rs_cpstage_t *cs;
+    rs_ingest_t *ing;
+    rs_cpstage_stats_t *st;
+    int seen, next;           /* events the consumer returned, produced */
+} feed_fix_t;
+
+static void feed_poll_until(feed_fix_t *f, int n) {
+    static rs_msg_t msgs[64];
+    int64_t deadline = rs_clock_mono_us() + 60000000LL;
+    while (f->seen < n && rs_clock_mono_us() < deadline) {
+        int got = rs_ingest_poll(f->ing, msgs, 64, 10);
+        assert_true(got >= 0);
+        f->seen += got;
+    }
+    assert_int_equal(f->seen, n);
+}
+
+/* One live event on each partition, each produced once the one before is
+ * merged (see test_feed), read by the scoring consumer. */
+static void feed_live_round(feed_fix_t *f) {
+    int64_t deadline = rs_clock_mono_us() + 60000000LL;
+    int until = f->next + NPART;
+    while (f->next < until && rs_clock_mono_us() < deadline) {
+        rs_cpstage_stats(f->cs, f->st);
+        if (f->st->events == (uint64_t)f->next) {
+            produce_on(f->prod, f->next % NPART, f->next,
+                       BASE_MS + f->next * 1000LL);
+            f->next++;
+        }
+        static rs_msg_t msgs[64];
+        int got = rs_ingest_poll(f->ing, msgs, 64, 10);
+        assert_true(got >= 0);
+        f->seen += got;
+    }
+    feed_poll_until(f, until);
+    for (int k = 0; k < 2000; k++) { /* the last one merged */
+        rs_cpstage_stats(f->cs, f->st);
+        if (f->st->events == (uint64_t)until) break;
+        sleep_ms(5);
+    }
+    assert_int_equal(f->st->events, until);
+}
+
+static void feed_fix_init(feed_fix_t *f, const char *group, int batch_max) {
+    char errstr[512];
+    memset(f, 0, sizeof(*f));
+    f->cl = rs_cluster_new(1, topics, 2, NPART, errstr, sizeof(errstr));
+    if (!f->cl) fail_msg("cluster: %s", errstr);
+    f->boot = rs_cluster_bootstraps(f->cl);
+    f->prod = rs_kafka_producer_new(NULL, f->boot, errstr, sizeof(errstr));
+    assert_non_null(f->prod);
+    for (int i = 0; i < 300; i++)
+        produce_on(f->prod, i % NPART, i, BASE_MS + i * 1000LL);
+    rs_features_conf_init(&f->fc);
+    f->fc.max_keys = f->fc.max_counterparties = 1024;
+    f->fc.label_index = 4096;
+    rs_ingest_conf_init(&f->icon);
+    rs_strlcpy(f->icon.group_id, group, sizeof(f->icon.group_id));
+    if (batch_max > 0) f->icon.batch_max = batch_max;
+    rs_cpstage_conf_init(&f->cc);
+    f->cc.idle_wait_ms = 0;
+    f->cc.wait_ms = 3000;
+    f->o = (rs_cpstage_opts_t){&f->cc, &f->fc, &f->icon, NULL, f->boot,
+                               86400000LL, 65536, 0, 1};
+    rs_err_t err;
+    f->cs = rs_cpstage_new(&f->o, &err, errstr, sizeof(errstr));
+    if (!f->cs) fail_msg("rs_cpstage_new: %s", errstr);
+    const char *why = NULL;
+    for (int k = 0; k < 600 && !rs_cpstage_ready(f->cs, &why); k++)
+        sleep_ms(50);
+    assert_true(rs_cpstage_ready(f->cs, &why));
+    f->st = calloc(1, sizeof(*f->st));
+
+    rs_kv_init(&f->kv);
+    rs_kv_set(&f->kv, "consumer.session.timeout.ms", "6000");
+    rs_kv_set(&f->kv, "consumer.heartbeat.interval.ms", "500");
+    f->ing = rs_ingest_new(&f->icon, &f->kv, f->boot, errstr, sizeof(errstr));
+    if (!f->ing) fail_msg("rs_ingest_new: %s", errstr);
+    rs_cpstage_attach(f->cs, f->ing);
+    feed_poll_until(f, 300);
+    f->next = 300;
+
+    atomic_store(&rs_cpstage_test_noread, 1);
+    sleep_ms(20); /* a read in progress ends */
+    feed_live_round(f);
+    for (int k = 0; k < 2000; k++) { /* the stage thread pauses them */
+        rs_cpstage_stats(f->cs, f->st);
+        if (f->st->feed_paused == NPART) break;
+        sleep_ms(5);
+    }
+    assert_int_equal(f->st->feed_paused, NPART);
+    atomic_store(&rs_cpstage_test_noread, 0);
+
+    /* the stage reads again, but not what the feed supplies */
+    uint64_t stage_in = f->st->in_pushed[0] + f->st->in_dup[0];
+    uint64_t feed_in = f->st->in_pushed[1];
+    feed_live_round(f);
+    rs_cpstage_stats(f->cs, f->st);
+    assert_int_equal(f->st->in_pushed[1], feed_in + NPART);
+    assert_int_equal(f->st->in_pushed[0] + f->st->in_dup[0], stage_in);
+    assert_int_equal(f->st->feed_paused, NPART);
+}
+
+static void feed_fix_fini(feed_fix_t *f) {
+    rs_cpstage_destroy(f->cs); /* before the consumer it taps */
+    rs_ingest_destroy(f->ing);
+    rs_kv_free(&f->kv);
+    free(f->st);
+    rd_kafka_destroy(f->prod);
+    rs_cluster_destroy(f->cl);
+    atomic_store(&rs_cpstage_test_late_ms, 0);
+}
+
+/* starved: the stage's consumer has paused every events partition (the
+ * feed supplies them); the scoring consumer's read-ahead (batch_max 16)
+ * fills up and stops -- its owner, this thread, does not poll -- while
+ * 120 more events arrive, so the feed pushes at most 16 of them; then a
+ * lookup of the newest waits.  The merge waits for partitions only the
+ * paused consumer or the stopped read-ahead could read: the waiting
+ * lookup with the read-ahead full makes the stage fetch them again, and
+ * every fill equals the core's canonical order.  feed_late is off (test
+ * hook): without the starved rule every fill of the new events times
+ * out (cpstage.wait) and the test fails. */
+static void test_feed_starved(void **state) {
+    (void)state;
+    feed_fix_t f;
+    feed_fix_init(&f, "g-starve", 16);
+    atomic_store(&rs_cpstage_test_late_ms, 3600000);
+    int n0 = f.next;
+    for (int i = n0; i < n0 + 120; i++)
+        produce_on(f.prod, i % NPART, i, BASE_MS + i * 1000LL);
+    for (int k = 0; k < 2000 && !rs_ingest_ra_full(f.ing); k++) sleep_ms(5);
+    assert_true(rs_ingest_ra_full(f.ing));
+    fills_equal_core(f.cs, f.boot, n0 + 120, &f.fc);
+    rs_cpstage_stats(f.cs, f.st);
+    printf("test_feed_starved: %llu events merged; input: consumer %llu (%llu "
+           "duplicates), feed %llu; stage fetch paused for the feed %llu "
+           "times, resumed: %llu starved, %llu late, %llu gen\n",
+           (unsigned long long)f.st->events,
+           (unsigned long long)f.st->in_pushed[0],
+           (unsigned long long)f.st->in_dup[0],
+           (unsigned long long)f.st->in_pushed[1],
+           (unsigned long long)f.st->feed_pauses,
+           (unsigned long long)f.st->feed_starved,
+           (unsigned long long)f.st->feed_late,
+           (unsigned long long)f.st->feed_moved);
+    assert_int_equal(f.st->events, n0 + 120);
+    assert_true(f.st->feed_starved >= 1);
+    assert_int_equal(f.st->feed_late, 0);
+    assert_int_equal(f.st->miss_timeout + f.st->miss_gone, 0);
+    feed_fix_fini(&f);
+}
+
+/* feed_late: the stage's consumer has paused every events partition (the
+ * feed supplies them), then the feed stops (its tap removed: no gen
+ * change, the read-ahead not full) while the scoring consumer reads one
+ * more event (on one partition: two on two partitions, produced back to
+ * back, may be merged out of order with idle_wait 0, as test_feed says).
+ * After 1 s without the feed moving on a
+ * paused partition with data to read, the stage fetches it again: every
+ * fill equals the core's canonical order (cpstage.wait 3 s).  Without
+ * the backstop the new events never reach the store: their fills time
+ * out and the test fails. */
+static void test_feed_late(void **state) {
+    (void)state;
+    feed_fix_t f;
+    feed_fix_init(&f, "g-late", 0);
+    rs_ingest_set_tap(f.ing, NULL, NULL); /* the feed stops */
+    int n0 = f.next;
+    produce_on(f.prod, 1, n0, BASE_MS + n0 * 1000LL);
+    feed_poll_until(&f, n0 + 1);
+    fills_equal_core(f.cs, f.boot, n0 + 1, &f.fc);
+    rs_cpstage_stats(f.cs, f.st);
+    printf("test_feed_late: %llu events merged; stage fetch resumed: %llu "
+           "late, %llu starved, %llu gen\n",
+           (unsigned long long)f.st->events,
+           (unsigned long long)f.st->feed_late,
+           (unsigned long long)f.st->feed_starved,
+           (unsigned long long)f.st->feed_moved);
+    assert_int_equal(f.st->events, n0 + 1);
+    assert_true(f.st->feed_late >= 1);
+    assert_int_equal(f.st->feed_starved, 0);
+    assert_int_equal(f.st->miss_timeout + f.st->miss_gone, 0);
+    feed_fix_fini(&f);
+}
+
 /* The fetch.wait.max.ms the stage's consumer runs with. */
 static int64_t stage_fetch_wait(const char *boot, int64_t conf_ms, int on_mock,
                                 const char *kafka_fwm) {
@@ -632,6 +840,8 @@ int main(void) {
         cmocka_unit_test(test_quiet_busy_watermark),
         cmocka_unit_test(test_waiter_merges),
         cmocka_unit_test(test_feed),
+        cmocka_unit_test(test_feed_starved),
+        cmocka_unit_test(test_feed_late),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
