@@ -165,6 +165,8 @@ struct rs_cpstage_s {
     rs_ingest_conf_t icon;
     int64_t dedup_window_ms, dedup_max;
     rd_kafka_t *rk;
+    rd_kafka_queue_t *rkq;     /* its consumer queue (a starved lookup
+                                * wakes the stage thread's poll)        */
     int64_t fetch_wait_ms; /* its consumer's fetch.wait.max.ms (stats)    */
     pthread_t th;
     int th_started;
@@ -872,6 +874,7 @@ rs_cpstage_t *rs_cpstage_new(const rs_cpstage_opts_t *o, rs_err_t *err_out,
                 : -1;
     }
     rd_kafka_poll_set_consumer(cs->rk);
+    cs->rkq = rd_kafka_queue_get_consumer(cs->rk);
     if (pthread_create(&cs->th, NULL, rs_cs_main, cs) != 0) {
         err = RS_ERR_NOMEM;
         rs_errf(errstr, errstr_size, err, "cpstage: cannot start its thread");
@@ -939,6 +942,7 @@ void rs_cpstage_destroy(rs_cpstage_t *cs) {
                 (unsigned long long)cs->feed_starved,
                 (unsigned long long)cs->feed_late);
     rs_cpm_destroy(cs->m); /* its messages go before their consumer */
+    if (cs->rkq) rd_kafka_queue_destroy(cs->rkq);
     if (cs->rk) {
         rd_kafka_consumer_close(cs->rk);
         rd_kafka_destroy(cs->rk);
@@ -987,6 +991,8 @@ static int rs_cs_step_waiting(rs_cpstage_t *cs) {
             if (cs->fed[bt][bp] && cs->ing && rs_ingest_ra_full(cs->ing)) {
                 cs->fed[bt][bp] = 0;
                 cs->feed_starved++;
+                /* the stage thread resumes it now, not after its poll */
+                if (cs->rkq) rd_kafka_queue_yield(cs->rkq);
             }
             return 0;
         }
