@@ -203,6 +203,13 @@ struct rs_cpstage_s {
                                 * read-ahead is full                      */
     int64_t *committed;        /* [RS_CS_MAX_PARTS] events topic, -1      */
     int64_t *hold;             /* [RS_CS_MAX_PARTS] replay floor, -1      */
+    int64_t *keep;             /* [RS_CS_MAX_PARTS] events topic: the
+                                * lowest offset the feed handed this
+                                * instance's scoring thread that it has not
+                                * looked up yet (-1: none); not dropped
+                                * while this instance is assigned the
+                                * partition, whatever the group committed */
+    uint64_t trims;            /* committed-offset queries done           */
     rs_hist_t wait_us;
     uint64_t filled, miss_timeout, miss_gone, pauses, replay_missing;
     rs_tmerge_log_t reorder_log; /* reorders logged (RS_CS_REORDER_LOG_US) */
@@ -307,6 +314,20 @@ static void rs_cs_trim(rs_cpstage_t *cs) {
     for (int i = 0; i < n0; i++)
         rd_kafka_topic_partition_list_add(l, cs->icon.topic_events, i);
     rd_kafka_resp_err_t kerr = rd_kafka_committed(cs->rk, l, 5000);
+    /* The scoring consumer's assignment, read after the committed offsets:
+     * a partition it is still assigned keeps what its scoring thread has
+     * not looked up (cs->keep) -- the group may have committed past it
+     * meanwhile: this instance's session lost and another member scoring
+     * the partition, while this one still takes its read-ahead (a revoke
+     * is served between two batches). */
+    pthread_mutex_lock(&cs->mu);
+    rs_ingest_t *ing = cs->ing;
+    pthread_mutex_unlock(&cs->mu);
+    rd_kafka_topic_partition_list_t *own = NULL;
+    if (ing && rd_kafka_assignment(rs_ingest_handle(ing), &own) && own) {
+        rd_kafka_topic_partition_list_destroy(own);
+        own = NULL;
+    }
     pthread_mutex_lock(&cs->mu);
     for (int i = 0; !kerr && i < l->cnt; i++) {
         const rd_kafka_topic_partition_t *tp = &l->elems[i];
@@ -316,9 +337,17 @@ static void rs_cs_trim(rs_cpstage_t *cs) {
         int64_t floor = c < 0 ? 0 : c;
         if (cs->hold[tp->partition] >= 0 && cs->hold[tp->partition] < floor)
             floor = cs->hold[tp->partition];
+        int64_t *kp = &cs->keep[tp->partition];
+        if (*kp >= 0 && !(own && rd_kafka_topic_partition_list_find(
+                                     own, cs->icon.topic_events,
+                                     tp->partition)))
+            *kp = -1; /* not this instance's (any more) */
+        if (*kp >= 0 && *kp < floor) floor = *kp;
         rs_cpm_trim(cs->m, tp->partition, floor);
     }
+    if (!kerr) cs->trims++;
     pthread_mutex_unlock(&cs->mu);
+    if (own) rd_kafka_topic_partition_list_destroy(own);
     rd_kafka_topic_partition_list_destroy(l);
 }
 
@@ -762,6 +791,11 @@ static void rs_cs_feed(void *opaque, const rs_ingest_tap_msg_t *msgs, int n,
         rs_cpm_arrival(cs->m, rs_clock_mono_us() / 1000);
         for (int j = 0; j < k; j++) {
             const rs_ingest_tap_msg_t *tm = &msgs[i0 + j];
+            if (tm->topic == RS_MSG_TOPIC_EVENTS && tm->partition >= 0 &&
+                tm->partition < RS_CS_MAX_PARTS &&
+                (cs->keep[tm->partition] < 0 ||
+                 tm->offset < cs->keep[tm->partition]))
+                cs->keep[tm->partition] = tm->offset; /* to be looked up */
             if (rs_cpm_push_from(cs->m, RS_CPM_SRC_FEED, tm->topic,
                                  tm->partition, tm->offset, h[j],
                                  h[j] ? tm->len : 0, h[j]) == 0)
@@ -811,7 +845,9 @@ rs_cpstage_t *rs_cpstage_new(const rs_cpstage_opts_t *o, rs_err_t *err_out,
     }
     cs->committed = rs_calloc(RS_CS_MAX_PARTS, sizeof(int64_t));
     cs->hold = rs_calloc(RS_CS_MAX_PARTS, sizeof(int64_t));
-    for (int i = 0; i < RS_CS_MAX_PARTS; i++) cs->committed[i] = cs->hold[i] = -1;
+    cs->keep = rs_calloc(RS_CS_MAX_PARTS, sizeof(int64_t));
+    for (int i = 0; i < RS_CS_MAX_PARTS; i++)
+        cs->committed[i] = cs->hold[i] = cs->keep[i] = -1;
     {
         /* The layout's shared features, from a minimal handle (the store
          * is made by the thread once the partitions are known). */
@@ -956,6 +992,7 @@ void rs_cpstage_destroy(rs_cpstage_t *cs) {
     }
     free(cs->committed);
     free(cs->hold);
+    free(cs->keep);
     free(cs->sh);
     pthread_cond_destroy(&cs->cv);
     pthread_mutex_destroy(&cs->mu);
@@ -1047,6 +1084,11 @@ static rs_err_t rs_cs_fill(rs_cpstage_t *cs, int32_t partition,
         pthread_cond_timedwait(&cs->cv, &cs->mu, &ts);
     }
     cs->waiting--;
+    /* what the read-ahead handed over is looked up in offset order per
+     * partition: below this one, nothing is needed any more (rs_cs_trim) */
+    if (partition >= 0 && partition < RS_CS_MAX_PARTS &&
+        cs->keep[partition] >= 0 && offset >= cs->keep[partition])
+        cs->keep[partition] = offset + 1;
     int64_t now = t0 || err != RS_OK ? rs_clock_mono_us() : 0;
     rs_hist_record(&cs->wait_us, t0 ? now - t0 : 0);
     if (err == RS_OK) {
@@ -1142,6 +1184,7 @@ void rs_cpstage_stats(rs_cpstage_t *cs, rs_cpstage_stats_t *st) {
     st->replay_missing = cs->replay_missing;
     st->pauses = cs->pauses;
     st->merged_waiting = cs->merged_waiting;
+    st->trims = cs->trims;
     st->feed = cs->ing != NULL;
     st->feed_pauses = cs->feed_pauses;
     st->feed_moved = cs->feed_moved;
