@@ -408,8 +408,10 @@ typedef struct rs_ingest_tap_msg_s {
  * transaction markers and compacted ones, are missing); across gens
  * nothing is promised.  When gen moved and no message came with it (a
  * revoke, a pause), the tap is called with n = 0 (msgs NULL) and the new
- * gen (once the tap was called with a message).  Must not block for long
- * (the read-ahead waits). */
+ * gen (once the tap was called with a message); a rebalance is announced
+ * so as soon as its callback reaches the read-ahead thread, before that
+ * thread waits for the owner to serve it (it reads nothing meanwhile).
+ * Must not block for long (the read-ahead waits). */
 typedef void rs_ingest_tap_fn(void *opaque, const rs_ingest_tap_msg_t *msgs,
                               int n, uint64_t gen);
 

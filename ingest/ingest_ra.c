@@ -416,7 +416,13 @@ static void *rs_ra_main(void *arg) {
 }
 
 /* The rebalance callback on the ingest thread: park here while the owner
- * runs it.  Returns 0 if not on the ingest thread (run it here). */
+ * runs it.  Returns 0 if not on the ingest thread (run it here).
+ * The tap hears of the new gen (n = 0) BEFORE this thread parks: the owner
+ * serves the callback only at its next poll, after the batch it is
+ * scoring, and until then this thread reads nothing -- a tap that relies
+ * on the read-ahead for some partitions (the counterparty stage's feed,
+ * whose own consumer pauses them) must read them itself meanwhile, or
+ * that batch's lookups wait for what only this thread would read. */
 int rs_ingest_ra_forward(rs_ingest_t *ing, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts) {
     rs_ingest_ra_t *ra = ing->ra;
@@ -424,6 +430,15 @@ int rs_ingest_ra_forward(rs_ingest_t *ing, rd_kafka_resp_err_t err,
         return 0;
     pthread_mutex_lock(&ra->mu);
     ra->gen++;
+    uint64_t gen = ra->gen;
+    pthread_mutex_unlock(&ra->mu);
+    pthread_mutex_lock(&ing->tap_mu);
+    if (ing->tap && ra->tap_any && gen != ra->tap_gen) {
+        ing->tap(ing->tap_opaque, NULL, 0, gen);
+        ra->tap_gen = gen;
+    }
+    pthread_mutex_unlock(&ing->tap_mu);
+    pthread_mutex_lock(&ra->mu);
     ra->rb_req = 1;
     ra->rb_done = 0;
     ra->rb_err = err;
@@ -605,6 +620,15 @@ void rs_ingest_set_tap(rs_ingest_t *ing, rs_ingest_tap_fn *fn, void *opaque) {
     ing->tap = fn;
     ing->tap_opaque = fn ? opaque : NULL;
     pthread_mutex_unlock(&ing->tap_mu);
+}
+
+int rs_ingest_ra_parked(rs_ingest_t *ing) {
+    rs_ingest_ra_t *ra = ing->ra;
+    if (!ra || !ra->started) return 0;
+    pthread_mutex_lock(&ra->mu);
+    int r = ra->rb_req && !ra->rb_done;
+    pthread_mutex_unlock(&ra->mu);
+    return r;
 }
 
 int rs_ingest_ra_full(rs_ingest_t *ing) {

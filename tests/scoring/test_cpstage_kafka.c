@@ -43,6 +43,9 @@
  *    consumer read but has not looked up (an instance whose session was
  *    lost, another member committing): the stage keeps their results
  *    while the partition is assigned to it; every fill equals the core.
+ *  - test_feed_rebalance_parked: a rebalance parks the read-ahead until
+ *    the owner serves it; the feed hears of it first, so the stage's
+ *    consumer fetches again and the owner's lookup meanwhile is served.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -56,6 +59,7 @@
 #include <cmocka.h>
 
 #include "scoring/cpstage.h"
+#include "ingest/ingest_int.h"
 #include "scoring/cpstage_int.h"
 #include "tests/support/rs_test_kafka.h"
 
@@ -851,6 +855,96 @@ static void test_feed_trim_owned(void **state) {
     feed_fix_fini(&f);
 }
 
+/* parked: the stage's consumer has paused every events partition (the
+ * feed supplies them); a second member joins the group, so the scoring
+ * consumer's rebalance callback reaches its read-ahead thread, which parks
+ * in it until the owner (this thread) serves it at its next poll: it reads
+ * nothing meanwhile.  One new event per partition arrives and the owner,
+ * still in its batch, looks the first one up.  The read-ahead announces
+ * the rebalance to the feed before it parks (gen moved, n = 0), so the
+ * stage's consumer fetches every partition again at once (sought to the
+ * end of what was pushed) and the lookup is served.  feed_late is off
+ * (test hook) and the read-ahead is not full (no starved rule): without
+ * the announcement the lookup waits cpstage.wait (3 s), times out, and
+ * the test fails.  After the owner served the rebalance, every fill
+ * equals the core's canonical order (nothing skipped by the seek). */
+static void test_feed_rebalance_parked(void **state) {
+    (void)state;
+    char errstr[512];
+    feed_fix_t f;
+    feed_fix_init(&f, "g-parked", 0);
+    atomic_store(&rs_cpstage_test_late_ms, 3600000);
+    rd_kafka_conf_t *kc = rd_kafka_conf_new();
+    assert_int_equal(rd_kafka_conf_set(kc, "bootstrap.servers", f.boot, errstr,
+                                       sizeof(errstr)), RD_KAFKA_CONF_OK);
+    assert_int_equal(rd_kafka_conf_set(kc, "group.id", "g-parked", errstr,
+                                       sizeof(errstr)), RD_KAFKA_CONF_OK);
+    assert_int_equal(rd_kafka_conf_set(kc, "session.timeout.ms", "6000",
+                                       errstr, sizeof(errstr)),
+                     RD_KAFKA_CONF_OK);
+    assert_int_equal(rd_kafka_conf_set(kc, "heartbeat.interval.ms", "500",
+                                       errstr, sizeof(errstr)),
+                     RD_KAFKA_CONF_OK);
+    rd_kafka_t *c2 = rd_kafka_new(RD_KAFKA_CONSUMER, kc, errstr, sizeof(errstr));
+    assert_non_null(c2);
+    rd_kafka_poll_set_consumer(c2);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(2);
+    rd_kafka_topic_partition_list_add(l, "events", RD_KAFKA_PARTITION_UA);
+    rd_kafka_topic_partition_list_add(l, "labels", RD_KAFKA_PARTITION_UA);
+    assert_int_equal(rd_kafka_subscribe(c2, l), 0);
+    rd_kafka_topic_partition_list_destroy(l);
+    int64_t deadline = rs_clock_mono_us() + 30000000LL;
+    while (!rs_ingest_ra_parked(f.ing) && rs_clock_mono_us() < deadline) {
+        rd_kafka_message_t *r = rd_kafka_consumer_poll(c2, 10);
+        if (r) rd_kafka_message_destroy(r);
+    }
+    assert_true(rs_ingest_ra_parked(f.ing));
+
+    int n0 = f.next;
+    for (int i = n0; i < n0 + NPART; i++)
+        produce_on(f.prod, i % NPART, i, BASE_MS + i * 1000LL);
+    /* the owner, still in its batch, looks up the first of them: produced
+     * round-robin, partition n0 % NPART holds n0 / NPART before it */
+    rs_event_t *ev = calloc(1, sizeof(*ev));
+    snprintf(ev->id, sizeof(ev->id), "q-%d", n0);
+    float *x = calloc(512, 4);
+    rs_err_t e = rs_cpstage_fill(f.cs, n0 % NPART, n0 / NPART, ev, x, NULL);
+    rs_cpstage_stats(f.cs, f.st);
+    printf("test_feed_rebalance_parked: the lookup during the parked "
+           "rebalance: %s; stage fetch resumed: %llu gen, %llu starved, %llu "
+           "late\n", rs_err_str(e), (unsigned long long)f.st->feed_moved,
+           (unsigned long long)f.st->feed_starved,
+           (unsigned long long)f.st->feed_late);
+    assert_int_equal(e, RS_OK);
+    assert_true(rs_ingest_ra_parked(f.ing)); /* still: it was not served */
+    assert_true(f.st->feed_moved >= 1);
+
+    /* the owner serves the rebalance; both members get partitions */
+    static rs_msg_t msgs[64];
+    deadline = rs_clock_mono_us() + 60000000LL;
+    for (;;) {
+        assert_true(rs_ingest_poll(f.ing, msgs, 64, 10) >= 0);
+        rd_kafka_message_t *r = rd_kafka_consumer_poll(c2, 0);
+        if (r) rd_kafka_message_destroy(r);
+        rd_kafka_topic_partition_list_t *a = NULL;
+        int n2 = 0;
+        if (!rd_kafka_assignment(c2, &a) && a) n2 = a->cnt;
+        if (a) rd_kafka_topic_partition_list_destroy(a);
+        if ((n2 > 0 && !rs_ingest_ra_parked(f.ing)) ||
+            rs_clock_mono_us() > deadline)
+            break;
+    }
+    fills_equal_core(f.cs, f.boot, n0 + NPART, &f.fc);
+    rs_cpstage_stats(f.cs, f.st);
+    assert_int_equal(f.st->events, n0 + NPART);
+    assert_int_equal(f.st->miss_timeout + f.st->miss_gone, 0);
+    rd_kafka_consumer_close(c2);
+    rd_kafka_destroy(c2);
+    free(ev);
+    free(x);
+    feed_fix_fini(&f);
+}
+
 /* The fetch.wait.max.ms the stage's consumer runs with. */
 static int64_t stage_fetch_wait(const char *boot, int64_t conf_ms, int on_mock,
                                 const char *kafka_fwm) {
@@ -912,6 +1006,7 @@ int main(void) {
         cmocka_unit_test(test_feed_starved),
         cmocka_unit_test(test_feed_late),
         cmocka_unit_test(test_feed_trim_owned),
+        cmocka_unit_test(test_feed_rebalance_parked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
