@@ -406,7 +406,12 @@ typedef struct rs_ingest_tap_msg_s {
  * one gen, each partition's messages are the consumer's contiguous read
  * of it (offsets increase; only offsets the consumer never hands out,
  * transaction markers and compacted ones, are missing); across gens
- * nothing is promised.  Must not block for long (the read-ahead waits). */
+ * nothing is promised.  When gen moved and no message came with it (a
+ * revoke, a pause), the tap is called with n = 0 (msgs NULL) and the new
+ * gen (once the tap was called with a message); a rebalance is announced
+ * so as soon as its callback reaches the read-ahead thread, before that
+ * thread waits for the owner to serve it (it reads nothing meanwhile).
+ * Must not block for long (the read-ahead waits). */
 typedef void rs_ingest_tap_fn(void *opaque, const rs_ingest_tap_msg_t *msgs,
                               int n, uint64_t gen);
 
@@ -415,6 +420,11 @@ typedef void rs_ingest_tap_fn(void *opaque, const rs_ingest_tap_msg_t *msgs,
  * and `opaque` may go.  Without the read-ahead (topics.read_ahead false)
  * the tap is never called.  @locality the owner thread */
 void rs_ingest_set_tap(rs_ingest_t *ing, rs_ingest_tap_fn *fn, void *opaque);
+
+/* 1 while the read-ahead waits for the owner to take a full buffer (it
+ * reads nothing meanwhile, so the tap gets nothing either); 0 otherwise
+ * or without a read-ahead.  @locality any thread (an atomic) */
+int rs_ingest_ra_full(rs_ingest_t *ing);
 
 /* The consumer's cached high watermark of (topic, partition) (from its
  * last fetch response: no broker round trip), -1 if unknown (a partition

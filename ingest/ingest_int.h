@@ -206,6 +206,14 @@ int rs_ingest_ra_held(rs_ingest_t *ing, int topic, int32_t partition,
 /* Around every call that changes what the consumer fetches (assign,
  * pause, resume) outside a rebalance callback: the read-ahead thread is
  * kept out of its consume call meanwhile.  No-ops without read-ahead. */
+/* Tests only: set to 1, the read-ahead thread, after its next consume
+ * call that returned messages, sets it to 2 and holds that chunk until
+ * the owner begins a ctl pair (rs_ingest_ctl_begin): the chunk read
+ * before the owner's change is handed on after the change began. */
+extern _Atomic int rs_ingest_test_ctl_race;
+/* 1 while the read-ahead thread is parked in a rebalance callback that
+ * the owner has not served yet (tests).  @locality any thread */
+int rs_ingest_ra_parked(rs_ingest_t *ing);
 void rs_ingest_ctl_begin(rs_ingest_t *ing);
 void rs_ingest_ctl_end(rs_ingest_t *ing);
 /* ingest_poll.c: the task merge's end-of-input check */

@@ -63,9 +63,15 @@
  *   chunk on the ingest thread after the rebalance filter and before the
  *   chunk is published, so the owner never takes a message the tap has
  *   not seen.  `gen` counts the changes of what the consumer fetches
- *   (forwarded rebalances, ctl pairs); a chunk carries the gen read right
- *   after its consume call, so a change made after it shows in the next
- *   chunk.
+ *   (forwarded rebalances, ctl pairs); a chunk carries the gen read when
+ *   its consume call starts: a ctl pair bumps gen as it begins (maybe
+ *   while a call runs) and changes the consumer only after that call
+ *   returned, so the call's chunk is the old gen's and the first chunk
+ *   read after the change the new one's (read after the call, as before,
+ *   the chunk read before a forward seek carried the new gen and the one
+ *   after it the same: the tap took the jump as a contiguous read).  A
+ *   chunk whose call served a forwarded rebalance gets a fresh gen per
+ *   message (rs_ra_tap).
  *
  * Threads: rs_ingest_ra_start / _stop / _next / _done / _held, the ctl
  * pair and the serve step run on the owner thread; rs_ingest_ra_main on
@@ -77,9 +83,12 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
 #include <time.h>
 
 #include "ingest/ingest_int.h"
+
+_Atomic int rs_ingest_test_ctl_race; /* tests only (ingest_int.h) */
 
 #define RS_RA_CHUNK 64       /* messages per consume call (one decode step) */
 #define RS_RA_WAIT_MS 100    /* a consume call's longest wait (stop, ctl)  */
@@ -135,6 +144,10 @@ struct rs_ingest_ra_s {
     rs_msg_t **smsgs;          /* [RS_RA_CHUNK] scratch: slots, exchanged
                                 * with the buffer's as they are published */
     rs_ingest_tap_msg_t *stap; /* [RS_RA_CHUNK] the tap's view of sout     */
+    uint64_t tap_gen;          /* the last gen handed to the tap           */
+    int tap_any;               /* ... one was                              */
+    _Atomic int room_wait;     /* the ingest thread waits for the owner to
+                                * take a full buffer (rs_ingest_ra_full)  */
     rs_err_t *sderr;           /* [RS_RA_CHUNK]                            */
     rd_kafka_message_t **junk; /* [cap] stale messages to destroy          */
 };
@@ -224,9 +237,14 @@ static int rs_ra_filter(rs_ingest_ra_t *ra, int k, const rs_ingest_pos_t *gone,
     return out;
 }
 
-/* Hand the chunk's messages sout[0..n) to the tap, if any. */
+/* Hand the chunk's messages sout[0..n) to the tap, if any, all with
+ * `gen`, or (gen_each non-zero: the chunk spans a rebalance) one call per
+ * message, the i-th with gen_each + i.  Without a message, a gen that
+ * moved since the last call (`gen_after`: what the next chunk starts
+ * with) is handed on alone (n = 0), so the tap learns of a change (a
+ * revoke, a pause) that brings no message. */
 static void rs_ra_tap(rs_ingest_t *ing, rs_ingest_ra_t *ra, int n,
-                      uint64_t gen) {
+                      uint64_t gen, uint64_t gen_each, uint64_t gen_after) {
     pthread_mutex_lock(&ing->tap_mu);
     if (ing->tap) {
         int k = 0;
@@ -237,7 +255,19 @@ static void rs_ra_tap(rs_ingest_t *ing, rs_ingest_ra_t *ra, int n,
                 ra->smsgs[i]->topic, rkm->partition, rkm->offset, rkm->payload,
                 rkm->len};
         }
-        if (k) ing->tap(ing->tap_opaque, ra->stap, k, gen);
+        if (k && !gen_each) {
+            ing->tap(ing->tap_opaque, ra->stap, k, gen);
+            ra->tap_gen = gen;
+        }
+        for (int i = 0; gen_each && i < k; i++) {
+            ing->tap(ing->tap_opaque, &ra->stap[i], 1, gen_each + (uint64_t)i);
+            ra->tap_gen = gen_each + (uint64_t)i;
+        }
+        if (!k && ra->tap_any && gen_after != ra->tap_gen) {
+            ing->tap(ing->tap_opaque, NULL, 0, gen_after);
+            ra->tap_gen = gen_after;
+        }
+        ra->tap_any |= k > 0;
     }
     pthread_mutex_unlock(&ing->tap_mu);
 }
@@ -248,8 +278,11 @@ static void *rs_ra_main(void *arg) {
     pthread_setname_np(pthread_self(), "rs-ingest");
     for (;;) {
         pthread_mutex_lock(&ra->mu);
-        while (!ra->stop && (ra->ctl_want || ra->npub == ra->cap))
+        while (!ra->stop && (ra->ctl_want || ra->npub == ra->cap)) {
+            atomic_store(&ra->room_wait, !ra->ctl_want);
             pthread_cond_wait(&ra->cv, &ra->mu);
+        }
+        atomic_store(&ra->room_wait, 0);
         if (ra->stop) {
             pthread_mutex_unlock(&ra->mu);
             break;
@@ -264,6 +297,12 @@ static void *rs_ra_main(void *arg) {
         if (room > RS_RA_CHUNK) room = RS_RA_CHUNK;
         ra->busy = 1;
         ra->nrb_gone = ra->nrb_new = 0;
+        /* The chunk's gen is the one its call STARTS with: a ctl pair
+         * (seek, pause, assign) bumps gen as it begins, while a call may
+         * still be running, and is made only once that call returned, so
+         * the call's chunk was read before the change: it belongs to the
+         * old gen, and the next chunk (read after it) to the new one. */
+        uint64_t gen0 = ra->gen;
         pthread_mutex_unlock(&ra->mu);
         for (int i = 0; i < nstale; i++)
             if (ra->junk[i]) rd_kafka_message_destroy(ra->junk[i]);
@@ -274,12 +313,41 @@ static void *rs_ra_main(void *arg) {
         if (k == 0)
             k = rd_kafka_consume_batch_queue(ra->q, RS_RA_WAIT_MS, ra->scr, 1);
         if (k < 0) k = 0;
+        if (k > 0 && atomic_load(&rs_ingest_test_ctl_race) == 1) {
+            /* tests only: hold a chunk with a message, read in one gen,
+             * until the owner has begun a ctl pair (its gen bumped while
+             * the call's chunk is out) */
+            int msg = 0;
+            for (int i = 0; i < (int)k; i++) msg |= !ra->scr[i]->err;
+            pthread_mutex_lock(&ra->mu);
+            if (msg && ra->gen == gen0)
+                atomic_store(&rs_ingest_test_ctl_race, 2);
+            while (atomic_load(&rs_ingest_test_ctl_race) == 2 &&
+                   !ra->ctl_want && !ra->stop) {
+                pthread_mutex_unlock(&ra->mu);
+                struct timespec ts = {0, 1000000};
+                nanosleep(&ts, NULL);
+                pthread_mutex_lock(&ra->mu);
+            }
+            pthread_mutex_unlock(&ra->mu);
+        }
 
         pthread_mutex_lock(&ra->mu);
         ra->busy = 0;
         ra->nscr = (int)k;
         int ngone = ra->nrb_gone, nnew = ra->nrb_new;
-        uint64_t gen = ra->gen; /* after any change served in the call */
+        /* A rebalance served inside the call (forwarded: gen moved during
+         * it) splits the chunk at a point not known here, and a partition
+         * assigned again may go on from anywhere: no two of its messages
+         * are known to be contiguous.  Each gets a gen of its own (fresh
+         * values, and the next chunk's start is past them), so the tap
+         * takes none of them as a contiguous read. */
+        uint64_t gen = gen0, gen_each = 0;
+        if (ra->gen != gen0) {
+            gen_each = ra->gen + 1;
+            ra->gen += (uint64_t)k + 1;
+        }
+        uint64_t gen_after = gen_each ? ra->gen : gen0;
         pthread_cond_broadcast(&ra->cv); /* ctl waiters */
         pthread_mutex_unlock(&ra->mu);
 
@@ -307,7 +375,7 @@ static void *rs_ra_main(void *arg) {
 
         /* The tap (the counterparty stage's feed) sees them before the
          * owner can take them. */
-        if (n) rs_ra_tap(ing, ra, n, gen);
+        rs_ra_tap(ing, ra, n, gen, gen_each, gen_after);
 
         /* Append to the buffer being filled (the owner may have taken the
          * previous one meanwhile: then this is the one it handed back). */
@@ -348,7 +416,13 @@ static void *rs_ra_main(void *arg) {
 }
 
 /* The rebalance callback on the ingest thread: park here while the owner
- * runs it.  Returns 0 if not on the ingest thread (run it here). */
+ * runs it.  Returns 0 if not on the ingest thread (run it here).
+ * The tap hears of the new gen (n = 0) BEFORE this thread parks: the owner
+ * serves the callback only at its next poll, after the batch it is
+ * scoring, and until then this thread reads nothing -- a tap that relies
+ * on the read-ahead for some partitions (the counterparty stage's feed,
+ * whose own consumer pauses them) must read them itself meanwhile, or
+ * that batch's lookups wait for what only this thread would read. */
 int rs_ingest_ra_forward(rs_ingest_t *ing, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts) {
     rs_ingest_ra_t *ra = ing->ra;
@@ -356,6 +430,15 @@ int rs_ingest_ra_forward(rs_ingest_t *ing, rd_kafka_resp_err_t err,
         return 0;
     pthread_mutex_lock(&ra->mu);
     ra->gen++;
+    uint64_t gen = ra->gen;
+    pthread_mutex_unlock(&ra->mu);
+    pthread_mutex_lock(&ing->tap_mu);
+    if (ing->tap && ra->tap_any && gen != ra->tap_gen) {
+        ing->tap(ing->tap_opaque, NULL, 0, gen);
+        ra->tap_gen = gen;
+    }
+    pthread_mutex_unlock(&ing->tap_mu);
+    pthread_mutex_lock(&ra->mu);
     ra->rb_req = 1;
     ra->rb_done = 0;
     ra->rb_err = err;
@@ -537,6 +620,20 @@ void rs_ingest_set_tap(rs_ingest_t *ing, rs_ingest_tap_fn *fn, void *opaque) {
     ing->tap = fn;
     ing->tap_opaque = fn ? opaque : NULL;
     pthread_mutex_unlock(&ing->tap_mu);
+}
+
+int rs_ingest_ra_parked(rs_ingest_t *ing) {
+    rs_ingest_ra_t *ra = ing->ra;
+    if (!ra || !ra->started) return 0;
+    pthread_mutex_lock(&ra->mu);
+    int r = ra->rb_req && !ra->rb_done;
+    pthread_mutex_unlock(&ra->mu);
+    return r;
+}
+
+int rs_ingest_ra_full(rs_ingest_t *ing) {
+    rs_ingest_ra_t *ra = ing->ra;
+    return ra && ra->started && atomic_load(&ra->room_wait);
 }
 
 int64_t rs_ingest_watermark(rs_ingest_t *ing, int topic, int32_t partition) {

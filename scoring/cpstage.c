@@ -33,8 +33,13 @@
 #define RS_CS_TRIM_US 1000000 /* committed-offset query period           */
 #define RS_CS_REORDER_LOG_US 60000000 /* reorder summary period (info)    */
 
+#define RS_CS_LATE_MS 1000    /* feed_late: a paused partition the feed has
+                               * not moved on for this long, with data    */
+#define RS_CS_LATE_CHECK_MS 100 /* ... looked at this often                */
+
 _Atomic int rs_cpstage_test_nomerge; /* tests only (cpstage_int.h)      */
 _Atomic int rs_cpstage_test_noread;
+_Atomic int64_t rs_cpstage_test_late_ms;
 
 /* ------------------------------------------------------------- config */
 
@@ -82,8 +87,12 @@ static const rs_conf_field_t rs_cpstage_fields[] = {
      "every message it reads (the partitions this instance owns), so an "
      "event is in the store's merge before the scoring thread takes it, "
      "instead of waiting until the stage's own consumer has read it too; "
-     "each message is merged once, whichever read comes first; false = the "
-     "stage's consumer alone", NULL, 0, 0},
+     "each message is merged once, whichever read comes first, and the "
+     "stage's consumer pauses the partitions the feed supplies (one read "
+     "of them) until the feed stops (a rebalance or seek of the scoring "
+     "consumer, a lookup waiting with the read-ahead full, or the feed "
+     "still for 1 s with data to read); false = the stage's consumer alone",
+     NULL, 0, 0},
     {"fetch_wait", RS_CONF_DURATION, "auto",
      offsetof(rs_cpstage_conf_t, fetch_wait_ms), 0,
      "fetch.wait.max.ms of the stage's consumer (over kafka.fetch.wait.max.ms "
@@ -156,6 +165,8 @@ struct rs_cpstage_s {
     rs_ingest_conf_t icon;
     int64_t dedup_window_ms, dedup_max;
     rd_kafka_t *rk;
+    rd_kafka_queue_t *rkq;     /* its consumer queue (a starved lookup
+                                * wakes the stage thread's poll)        */
     int64_t fetch_wait_ms; /* its consumer's fetch.wait.max.ms (stats)    */
     pthread_t th;
     int th_started;
@@ -176,9 +187,29 @@ struct rs_cpstage_s {
     uint64_t merged_waiting;   /* messages merged by waiting lookups     */
     int caught_up;             /* the store read every partition once    */
     int nparts[2];
-    uint8_t *paused[2];        /* [RS_CS_MAX_PARTS]                       */
+    uint8_t *paused[2];        /* [RS_CS_MAX_PARTS] its consumer's fetch
+                                * paused (bufp or fed)                    */
+    uint8_t *bufp[2];          /* [RS_CS_MAX_PARTS] ... for its raw buffer */
+    uint8_t *fed[2];           /* [RS_CS_MAX_PARTS] ... for the feed: it
+                                * pushed there in its current gen         */
+    int64_t *late_end[2];      /* [RS_CS_MAX_PARTS] feed_late: the end
+                                * offset when the feed was first seen
+                                * behind there (-1: not behind)           */
+    int64_t *late_ms[2];       /* [RS_CS_MAX_PARTS] ... since when        */
+    uint64_t feed_pauses;      /* partitions paused for the feed          */
+    uint64_t feed_moved;       /* ... resumed: the feed's gen moved       */
+    uint64_t feed_late;        /* ... resumed: the feed late (> 1 s)      */
+    uint64_t feed_starved;     /* ... resumed: a lookup waits, the
+                                * read-ahead is full                      */
     int64_t *committed;        /* [RS_CS_MAX_PARTS] events topic, -1      */
     int64_t *hold;             /* [RS_CS_MAX_PARTS] replay floor, -1      */
+    int64_t *keep;             /* [RS_CS_MAX_PARTS] events topic: the
+                                * lowest offset the feed handed this
+                                * instance's scoring thread that it has not
+                                * looked up yet (-1: none); not dropped
+                                * while this instance is assigned the
+                                * partition, whatever the group committed */
+    uint64_t trims;            /* committed-offset queries done           */
     rs_hist_t wait_us;
     uint64_t filled, miss_timeout, miss_gone, pauses, replay_missing;
     rs_tmerge_log_t reorder_log; /* reorders logged (RS_CS_REORDER_LOG_US) */
@@ -283,6 +314,20 @@ static void rs_cs_trim(rs_cpstage_t *cs) {
     for (int i = 0; i < n0; i++)
         rd_kafka_topic_partition_list_add(l, cs->icon.topic_events, i);
     rd_kafka_resp_err_t kerr = rd_kafka_committed(cs->rk, l, 5000);
+    /* The scoring consumer's assignment, read after the committed offsets:
+     * a partition it is still assigned keeps what its scoring thread has
+     * not looked up (cs->keep) -- the group may have committed past it
+     * meanwhile: this instance's session lost and another member scoring
+     * the partition, while this one still takes its read-ahead (a revoke
+     * is served between two batches). */
+    pthread_mutex_lock(&cs->mu);
+    rs_ingest_t *ing = cs->ing;
+    pthread_mutex_unlock(&cs->mu);
+    rd_kafka_topic_partition_list_t *own = NULL;
+    if (ing && rd_kafka_assignment(rs_ingest_handle(ing), &own) && own) {
+        rd_kafka_topic_partition_list_destroy(own);
+        own = NULL;
+    }
     pthread_mutex_lock(&cs->mu);
     for (int i = 0; !kerr && i < l->cnt; i++) {
         const rd_kafka_topic_partition_t *tp = &l->elems[i];
@@ -292,9 +337,17 @@ static void rs_cs_trim(rs_cpstage_t *cs) {
         int64_t floor = c < 0 ? 0 : c;
         if (cs->hold[tp->partition] >= 0 && cs->hold[tp->partition] < floor)
             floor = cs->hold[tp->partition];
+        int64_t *kp = &cs->keep[tp->partition];
+        if (*kp >= 0 && !(own && rd_kafka_topic_partition_list_find(
+                                     own, cs->icon.topic_events,
+                                     tp->partition)))
+            *kp = -1; /* not this instance's (any more) */
+        if (*kp >= 0 && *kp < floor) floor = *kp;
         rs_cpm_trim(cs->m, tp->partition, floor);
     }
+    if (!kerr) cs->trims++;
     pthread_mutex_unlock(&cs->mu);
+    if (own) rd_kafka_topic_partition_list_destroy(own);
     rd_kafka_topic_partition_list_destroy(l);
 }
 
@@ -341,22 +394,39 @@ static int rs_cs_hwm_end(rs_cpstage_t *cs, int t, int32_t part) {
     return r;
 }
 
-/* Pause fetching where the raw buffer is full, resume where it drained.
- * Called with mu held. */
+/* Pause fetching where the raw buffer is full (resume where it drained)
+ * or where the feed supplies the partition (cs->fed: one read of it, the
+ * read-ahead's, not two).  A partition resumed is first sought to the
+ * end of what was pushed (everything below it was: the core's pushed
+ * sequence is the partition's), so the consumer does not fetch again
+ * what the feed pushed while it was paused.  Called with mu held.
+ * @locality the stage thread (it owns the consumer) */
 static void rs_cs_flow(rs_cpstage_t *cs) {
     for (int t = 0; t < 2; t++)
         for (int i = 0; i < cs->nparts[t]; i++) {
             uint32_t q = rs_cpm_buffered(cs->m, t, i);
-            int want = q >= (uint32_t)cs->conf.buffer
-                           ? 1
-                           : q <= (uint32_t)cs->conf.buffer / 2 ? 0 : -1;
-            if (want < 0 || want == cs->paused[t][i]) continue;
+            if (q >= (uint32_t)cs->conf.buffer) cs->bufp[t][i] = 1;
+            else if (q <= (uint32_t)cs->conf.buffer / 2) cs->bufp[t][i] = 0;
+            int want = cs->bufp[t][i] || cs->fed[t][i];
+            if (want == cs->paused[t][i]) continue;
+            const char *tn = t ? cs->icon.topic_labels : cs->icon.topic_events;
             rd_kafka_topic_partition_list_t *l =
                 rd_kafka_topic_partition_list_new(1);
-            rd_kafka_topic_partition_list_add(
-                l, t ? cs->icon.topic_labels : cs->icon.topic_events, i);
-            if (want) rd_kafka_pause_partitions(cs->rk, l);
-            else rd_kafka_resume_partitions(cs->rk, l);
+            rd_kafka_topic_partition_t *tp =
+                rd_kafka_topic_partition_list_add(l, tn, i);
+            if (want) {
+                rd_kafka_pause_partitions(cs->rk, l);
+                if (cs->fed[t][i]) cs->feed_pauses++;
+                cs->late_end[t][i] = -1;
+            } else {
+                int64_t end = rs_cpm_end_off(cs->m, t, i);
+                if (end > 0) { /* async: queued before the resume */
+                    tp->offset = end;
+                    rd_kafka_error_t *e = rd_kafka_seek_partitions(cs->rk, l, 0);
+                    if (e) rd_kafka_error_destroy(e);
+                }
+                rd_kafka_resume_partitions(cs->rk, l);
+            }
             rd_kafka_topic_partition_list_destroy(l);
             cs->paused[t][i] = (uint8_t)want;
         }
@@ -422,11 +492,106 @@ static void rs_cs_reorder_log(rs_cpstage_t *cs, const rs_cpm_stats_t *ms,
                 (int)ms->reorder_part, (long long)ms->reorder_late_ms);
 }
 
+/* The feed stops supplying every partition (its gen moved: a rebalance,
+ * a seek, a pause of the scoring consumer): the stage's consumer fetches
+ * them again (rs_cs_flow) until the feed pushes there again.  librdkafka
+ * keeps a partition's pause across a revoke and assign, so the scoring
+ * consumer's own partitions are not the question here: these are the
+ * stage's, which only the stage pauses.  Called with mu held. */
+static void rs_cs_unfeed_all(rs_cpstage_t *cs) {
+    int any = 0;
+    for (int t = 0; t < 2; t++)
+        for (int i = 0; i < cs->nparts[t]; i++) {
+            any |= cs->fed[t][i] && cs->paused[t][i];
+            cs->fed[t][i] = 0;
+        }
+    if (any) cs->feed_moved++;
+}
+
+/* feed_late: a partition paused for the feed on which the feed has not
+ * moved for RS_CS_LATE_MS while the scoring consumer's cached watermark
+ * shows data not pushed (or it has none: the partition left it without a
+ * gen change seen) is fetched by the stage again -- the backstop for a
+ * feed that stops for any reason the rules above do not see.  Called
+ * without mu (the watermarks are read without it).
+ * @locality the stage thread */
+static void rs_cs_feed_late(rs_cpstage_t *cs) {
+    int64_t late = atomic_load(&rs_cpstage_test_late_ms);
+    if (late <= 0) late = RS_CS_LATE_MS;
+    int64_t now = rs_clock_mono_us() / 1000;
+    for (int t = 0; t < 2; t++)
+        for (int i = 0; i < cs->nparts[t]; i++) {
+            pthread_mutex_lock(&cs->mu);
+            int cand = cs->fed[t][i] && cs->paused[t][i] && cs->ing;
+            int64_t end = rs_cpm_end_off(cs->m, t, i);
+            rs_ingest_t *ing = cs->ing;
+            pthread_mutex_unlock(&cs->mu);
+            if (!cand) continue;
+            int64_t hi = rs_ingest_watermark(ing, t, i);
+            pthread_mutex_lock(&cs->mu);
+            if (!cs->fed[t][i] || rs_cpm_end_off(cs->m, t, i) != end) {
+                cs->late_end[t][i] = -1; /* the feed moved there */
+            } else if (hi >= 0 && hi <= end) {
+                cs->late_end[t][i] = -1; /* nothing to read */
+            } else if (cs->late_end[t][i] != end) {
+                cs->late_end[t][i] = end; /* behind since now */
+                cs->late_ms[t][i] = now;
+            } else if (now - cs->late_ms[t][i] > late) {
+                cs->fed[t][i] = 0;
+                cs->late_end[t][i] = -1;
+                cs->feed_late++;
+                rs_info("cpstage", "%s/%d: the feed has not moved for %lld ms "
+                        "with data to read (watermark %lld, pushed to %lld): "
+                        "the stage's consumer reads it again",
+                        t ? cs->icon.topic_labels : cs->icon.topic_events, i,
+                        (long long)(now - cs->late_ms[t][i]), (long long)hi,
+                        (long long)end);
+            }
+            pthread_mutex_unlock(&cs->mu);
+        }
+}
+
+/* A partition paused for the feed that the merge holds at its end: its
+ * only reader now is the feed, whose push would clear that end; if the
+ * scoring consumer's cached watermark shows data past what was pushed
+ * (the read-ahead has not handed it on yet), it is not at its end: the
+ * merge waits for it instead of passing it (as it would, idle_wait 0,
+ * while the stage's own consumer had not read a message yet: here that
+ * window is the feed's, longer when the read-ahead is full).  Called
+ * without mu (the watermarks are read without it).
+ * @locality the stage thread */
+static void rs_cs_fed_ends(rs_cpstage_t *cs) {
+    int32_t tp[64];
+    int64_t end[64];
+    int n = 0;
+    pthread_mutex_lock(&cs->mu);
+    rs_ingest_t *ing = cs->ing;
+    for (int t = 0; ing && t < 2; t++)
+        for (int i = 0; i < cs->nparts[t] && n < 64; i++)
+            if (cs->fed[t][i] && cs->paused[t][i]) {
+                tp[n] = t * RS_CS_MAX_PARTS + i;
+                end[n++] = rs_cpm_end_off(cs->m, t, i);
+            }
+    pthread_mutex_unlock(&cs->mu);
+    int64_t hi[64];
+    for (int k = 0; k < n; k++)
+        hi[k] = rs_ingest_watermark(ing, tp[k] / RS_CS_MAX_PARTS,
+                                    tp[k] % RS_CS_MAX_PARTS);
+    if (!n) return;
+    pthread_mutex_lock(&cs->mu);
+    for (int k = 0; k < n; k++) {
+        int t = tp[k] / RS_CS_MAX_PARTS, i = tp[k] % RS_CS_MAX_PARTS;
+        if (hi[k] > end[k] && rs_cpm_end_off(cs->m, t, i) == end[k])
+            rs_cpm_not_end(cs->m, t, i, hi[k]);
+    }
+    pthread_mutex_unlock(&cs->mu);
+}
+
 static void *rs_cs_main(void *arg) {
     rs_cpstage_t *cs = arg;
     /* its own name in top, perf and ops/bench/idle_cpu.py */
     pthread_setname_np(pthread_self(), "rs-cpstage");
-    int64_t retry_us = 0, trim_us = 0;
+    int64_t retry_us = 0, trim_us = 0, late_us = 0;
     int warned = 0;
     while (!atomic_load(&cs->stop) && !cs->m) {
         int64_t now = rs_clock_mono_us();
@@ -505,6 +670,7 @@ static void *rs_cs_main(void *arg) {
             if (n < 64) break;
         }
         /* 2. merge, in chunks (lookups get in between) */
+        rs_cs_fed_ends(cs);
         int merged = 0;
         can_step = 0;
         for (;;) {
@@ -548,6 +714,10 @@ static void *rs_cs_main(void *arg) {
             pthread_mutex_unlock(&cs->mu);
         }
         int64_t now = rs_clock_mono_us();
+        if (now >= late_us) {
+            rs_cs_feed_late(cs);
+            late_us = now + RS_CS_LATE_CHECK_MS * 1000;
+        }
         if (now >= trim_us) {
             rs_cs_trim(cs);
             trim_us = now + RS_CS_TRIM_US;
@@ -580,6 +750,17 @@ static void rs_cs_feed(void *opaque, const rs_ingest_tap_msg_t *msgs, int n,
                        uint64_t gen) {
     rs_cpstage_t *cs = opaque;
     void *h[64];
+    if (n == 0) { /* the gen moved without a message: a revoke, a pause */
+        pthread_mutex_lock(&cs->mu);
+        if (cs->m && (!cs->feed_seen || gen != cs->feed_gen)) {
+            rs_cpm_src_reset(cs->m, RS_CPM_SRC_FEED);
+            rs_cs_unfeed_all(cs);
+            cs->feed_seen = 1;
+            cs->feed_gen = gen;
+        }
+        pthread_mutex_unlock(&cs->mu);
+        return;
+    }
     for (int i0 = 0; i0 < n; i0 += 64) {
         int k = RS_MIN(64, n - i0);
         pthread_mutex_lock(&cs->mu);
@@ -601,15 +782,25 @@ static void rs_cs_feed(void *opaque, const rs_ingest_tap_msg_t *msgs, int n,
             h[j] = c + 1; /* odd: a copy (rs_cs_release) */
         }
         pthread_mutex_lock(&cs->mu);
-        if (!cs->feed_seen || gen != cs->feed_gen) /* it moved: in step again */
-            rs_cpm_src_reset(cs->m, RS_CPM_SRC_FEED);
+        if (!cs->feed_seen || gen != cs->feed_gen) { /* it moved */
+            rs_cpm_src_reset(cs->m, RS_CPM_SRC_FEED); /* in step again */
+            rs_cs_unfeed_all(cs); /* and until then the stage reads */
+        }
         cs->feed_seen = 1;
         cs->feed_gen = gen;
         rs_cpm_arrival(cs->m, rs_clock_mono_us() / 1000);
         for (int j = 0; j < k; j++) {
             const rs_ingest_tap_msg_t *tm = &msgs[i0 + j];
-            rs_cpm_push_from(cs->m, RS_CPM_SRC_FEED, tm->topic, tm->partition,
-                             tm->offset, h[j], h[j] ? tm->len : 0, h[j]);
+            if (tm->topic == RS_MSG_TOPIC_EVENTS && tm->partition >= 0 &&
+                tm->partition < RS_CS_MAX_PARTS &&
+                (cs->keep[tm->partition] < 0 ||
+                 tm->offset < cs->keep[tm->partition]))
+                cs->keep[tm->partition] = tm->offset; /* to be looked up */
+            if (rs_cpm_push_from(cs->m, RS_CPM_SRC_FEED, tm->topic,
+                                 tm->partition, tm->offset, h[j],
+                                 h[j] ? tm->len : 0, h[j]) == 0)
+                cs->fed[tm->topic][tm->partition] = 1; /* in step there:
+                                                        * the stage pauses */
         }
         if (cs->waiting) pthread_cond_broadcast(&cs->cv);
         pthread_mutex_unlock(&cs->mu);
@@ -644,11 +835,19 @@ rs_cpstage_t *rs_cpstage_new(const rs_cpstage_opts_t *o, rs_err_t *err_out,
     pthread_mutex_init(&cs->mu, NULL);
     pthread_cond_init(&cs->cv, NULL);
     rs_hist_init(&cs->wait_us);
-    for (int t = 0; t < 2; t++)
+    for (int t = 0; t < 2; t++) {
         cs->paused[t] = rs_calloc(RS_CS_MAX_PARTS, 1);
+        cs->bufp[t] = rs_calloc(RS_CS_MAX_PARTS, 1);
+        cs->fed[t] = rs_calloc(RS_CS_MAX_PARTS, 1);
+        cs->late_end[t] = rs_calloc(RS_CS_MAX_PARTS, sizeof(int64_t));
+        cs->late_ms[t] = rs_calloc(RS_CS_MAX_PARTS, sizeof(int64_t));
+        for (int i = 0; i < RS_CS_MAX_PARTS; i++) cs->late_end[t][i] = -1;
+    }
     cs->committed = rs_calloc(RS_CS_MAX_PARTS, sizeof(int64_t));
     cs->hold = rs_calloc(RS_CS_MAX_PARTS, sizeof(int64_t));
-    for (int i = 0; i < RS_CS_MAX_PARTS; i++) cs->committed[i] = cs->hold[i] = -1;
+    cs->keep = rs_calloc(RS_CS_MAX_PARTS, sizeof(int64_t));
+    for (int i = 0; i < RS_CS_MAX_PARTS; i++)
+        cs->committed[i] = cs->hold[i] = cs->keep[i] = -1;
     {
         /* The layout's shared features, from a minimal handle (the store
          * is made by the thread once the partitions are known). */
@@ -711,6 +910,7 @@ rs_cpstage_t *rs_cpstage_new(const rs_cpstage_opts_t *o, rs_err_t *err_out,
                 : -1;
     }
     rd_kafka_poll_set_consumer(cs->rk);
+    cs->rkq = rd_kafka_queue_get_consumer(cs->rk);
     if (pthread_create(&cs->th, NULL, rs_cs_main, cs) != 0) {
         err = RS_ERR_NOMEM;
         rs_errf(errstr, errstr_size, err, "cpstage: cannot start its thread");
@@ -769,14 +969,30 @@ void rs_cpstage_destroy(rs_cpstage_t *cs) {
                 (unsigned long long)ms.ends_eof);
         rs_cs_reorder_log(cs, &ms, 1);
     }
+    if (cs->ing)
+        rs_info("cpstage", "feed: the stage's consumer paused %llu "
+                "partition(s) the feed supplied; fetched again %llu time(s) "
+                "as the feed moved, %llu starved, %llu late",
+                (unsigned long long)cs->feed_pauses,
+                (unsigned long long)cs->feed_moved,
+                (unsigned long long)cs->feed_starved,
+                (unsigned long long)cs->feed_late);
     rs_cpm_destroy(cs->m); /* its messages go before their consumer */
+    if (cs->rkq) rd_kafka_queue_destroy(cs->rkq);
     if (cs->rk) {
         rd_kafka_consumer_close(cs->rk);
         rd_kafka_destroy(cs->rk);
     }
-    for (int t = 0; t < 2; t++) free(cs->paused[t]);
+    for (int t = 0; t < 2; t++) {
+        free(cs->paused[t]);
+        free(cs->bufp[t]);
+        free(cs->fed[t]);
+        free(cs->late_end[t]);
+        free(cs->late_ms[t]);
+    }
     free(cs->committed);
     free(cs->hold);
+    free(cs->keep);
     free(cs->sh);
     pthread_cond_destroy(&cs->cv);
     pthread_mutex_destroy(&cs->mu);
@@ -799,11 +1015,24 @@ static int rs_cs_step_waiting(rs_cpstage_t *cs) {
         rs_cpm_stats_t ms;
         rs_cpm_stats(cs->m, &ms);
         if (ms.blocked_topic < 0) return 0;
-        int64_t end0 = rs_cpm_end_off(cs->m, ms.blocked_topic, ms.blocked_part);
-        if (!rs_cs_hwm_locked(cs, ms.blocked_topic, ms.blocked_part))
+        int bt = ms.blocked_topic;
+        int32_t bp = ms.blocked_part;
+        int64_t end0 = rs_cpm_end_off(cs->m, bt, bp);
+        if (!rs_cs_hwm_locked(cs, bt, bp)) {
             /* mu was released: look again if something was pushed there */
-            return rs_cpm_end_off(cs->m, ms.blocked_topic, ms.blocked_part) !=
-                   end0;
+            if (rs_cpm_end_off(cs->m, bt, bp) != end0) return 1;
+            /* starved: the merge waits for a partition the stage paused
+             * for the feed, and the feed reads nothing until this thread
+             * takes the read-ahead's full buffer, which it does once this
+             * lookup is over: the stage's consumer fetches it again */
+            if (cs->fed[bt][bp] && cs->ing && rs_ingest_ra_full(cs->ing)) {
+                cs->fed[bt][bp] = 0;
+                cs->feed_starved++;
+                /* the stage thread resumes it now, not after its poll */
+                if (cs->rkq) rd_kafka_queue_yield(cs->rkq);
+            }
+            return 0;
+        }
         n = rs_cpm_step(cs->m, cs->seen_ms, RS_CS_CHUNK);
         if (!n) return 1;
     }
@@ -855,6 +1084,11 @@ static rs_err_t rs_cs_fill(rs_cpstage_t *cs, int32_t partition,
         pthread_cond_timedwait(&cs->cv, &cs->mu, &ts);
     }
     cs->waiting--;
+    /* what the read-ahead handed over is looked up in offset order per
+     * partition: below this one, nothing is needed any more (rs_cs_trim) */
+    if (partition >= 0 && partition < RS_CS_MAX_PARTS &&
+        cs->keep[partition] >= 0 && offset >= cs->keep[partition])
+        cs->keep[partition] = offset + 1;
     int64_t now = t0 || err != RS_OK ? rs_clock_mono_us() : 0;
     rs_hist_record(&cs->wait_us, t0 ? now - t0 : 0);
     if (err == RS_OK) {
@@ -950,7 +1184,15 @@ void rs_cpstage_stats(rs_cpstage_t *cs, rs_cpstage_stats_t *st) {
     st->replay_missing = cs->replay_missing;
     st->pauses = cs->pauses;
     st->merged_waiting = cs->merged_waiting;
+    st->trims = cs->trims;
     st->feed = cs->ing != NULL;
+    st->feed_pauses = cs->feed_pauses;
+    st->feed_moved = cs->feed_moved;
+    st->feed_late = cs->feed_late;
+    st->feed_starved = cs->feed_starved;
+    for (int t = 0; t < 2; t++)
+        for (int i = 0; i < cs->nparts[t]; i++)
+            st->feed_paused += cs->fed[t][i] && cs->paused[t][i];
     st->cpu_s = cs->cpu_s;
     st->fetch_wait_ms = cs->fetch_wait_ms;
     st->nparts[0] = cs->nparts[0];
@@ -1012,6 +1254,23 @@ void rs_cpstage_prometheus(rs_cpstage_t *cs, rs_http_buf_t *b) {
             src_nm[k], (unsigned long long)st->in_pushed[k], src_nm[k],
             (unsigned long long)st->in_dup[k], src_nm[k],
             (unsigned long long)st->in_ahead[k]);
+    rs_cs_prom(b, "riskstream_cpstage_feed_paused", "gauge",
+               "partitions the stage's consumer does not fetch because the "
+               "feed (the scoring consumer's read-ahead) supplies them",
+               (double)st->feed_paused);
+    rs_http_buf_printf(
+        b, "# HELP riskstream_cpstage_feed_resumes_total partitions the "
+           "stage's consumer fetches again after a pause for the feed: its "
+           "gen moved (rebalance, seek, pause of the scoring consumer), a "
+           "lookup waited with the read-ahead full, or the feed was still "
+           "for 1 s with data to read\n"
+           "# TYPE riskstream_cpstage_feed_resumes_total counter\n"
+           "riskstream_cpstage_feed_resumes_total{reason=\"moved\"} %llu\n"
+           "riskstream_cpstage_feed_resumes_total{reason=\"starved\"} %llu\n"
+           "riskstream_cpstage_feed_resumes_total{reason=\"late\"} %llu\n",
+        (unsigned long long)st->feed_moved,
+        (unsigned long long)st->feed_starved,
+        (unsigned long long)st->feed_late);
     rs_cs_prom(b, "riskstream_cpstage_merged_waiting_total", "counter",
                "messages the scoring thread merged into the counterparty "
                "store itself while it waited for an event's result (the rest "

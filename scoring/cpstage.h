@@ -39,7 +39,12 @@
  * A result is kept until the group's committed offset of its partition
  * passes it (queried every second): any instance that gets the partition
  * in a rebalance starts there; positions held for a checkpoint replay
- * (rs_cpstage_hold) are kept too.  More than cpstage.max_pending results
+ * (rs_cpstage_hold) are kept too, and so is, on a partition the scoring
+ * consumer is assigned, what the feed handed its scoring thread and it
+ * has not looked up yet (each partition's events are looked up in offset
+ * order): the group may have committed past it, an instance whose session
+ * was lost still scoring its read-ahead while another member took the
+ * partition over.  More than cpstage.max_pending results
  * pause the merge unless the scoring thread waits for one.
  *
  * Not exact, and counted: a message that arrives on a partition after the
@@ -211,7 +216,19 @@ typedef struct rs_cpstage_stats_s {
     uint64_t pauses;        /* merges held back by max_pending            */
     uint64_t merged_waiting;/* messages merged by the scoring thread while
                              * it waited for a result (not the stage's)   */
+    uint64_t trims;         /* the group's committed offsets read (every
+                             * second; results below them dropped)        */
     int feed;               /* attached to the read-ahead                 */
+    uint64_t feed_paused;   /* partitions its consumer does not fetch now:
+                             * the feed supplies them                     */
+    uint64_t feed_pauses;   /* ... times one was paused so                */
+    uint64_t feed_moved;    /* ... all fetched again: the feed's gen moved
+                             * (a rebalance, seek or pause of the scoring
+                             * consumer)                                  */
+    uint64_t feed_late;     /* ... one fetched again: the feed had not
+                             * moved there for 1 s with data to read      */
+    uint64_t feed_starved;  /* ... one fetched again: a lookup waited for
+                             * it with the read-ahead full                */
     uint64_t in_pushed[2];  /* input pushed, [0] its consumer, [1] feed   */
     uint64_t in_dup[2];     /* ... dropped: the other read it first       */
     uint64_t in_ahead[2];   /* ... dropped: ahead of what was pushed      */

@@ -153,6 +153,11 @@ void rs_cpm_eof(rs_cpm_t *m, int topic, int32_t part, int64_t now_ms);
  * or is not (hwm < 0: unknown). */
 int rs_cpm_hwm(rs_cpm_t *m, int topic, int32_t part, int64_t hwm,
                int64_t now_ms);
+/* The partition is NOT at its end after all: a reader's cached high
+ * watermark `hwm` shows a message past what was pushed (a partition
+ * whose reader stopped fetching, so no push clears its end: cpstage.c's
+ * partitions paused for the feed).  Returns 1 if this cleared it. */
+int rs_cpm_not_end(rs_cpm_t *m, int topic, int32_t part, int64_t hwm);
 /* The messages pushed from now on arrived at now_ms (the idle_wait clock;
  * 0 until called). */
 void rs_cpm_arrival(rs_cpm_t *m, int64_t now_ms);
@@ -197,6 +202,8 @@ extern _Atomic int rs_cpstage_test_nomerge;
 /* Tests only: while set, the stage's own thread does not read its
  * consumer (it merges what others push: the feed). */
 extern _Atomic int rs_cpstage_test_noread;
+/* Tests only: feed_late's delay in ms (0: the default, 1 s). */
+extern _Atomic int64_t rs_cpstage_test_late_ms;
 
 #ifdef __cplusplus
 }

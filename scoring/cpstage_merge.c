@@ -274,6 +274,15 @@ int rs_cpm_hwm(rs_cpm_t *m, int topic, int32_t part, int64_t hwm,
     return 1;
 }
 
+int rs_cpm_not_end(rs_cpm_t *m, int topic, int32_t part, int64_t hwm) {
+    if (topic < 0 || topic > 1 || part < 0 || part >= m->np[topic]) return 0;
+    rs_cpm_part_t *p = &m->p[topic][part];
+    if (!p->eof || hwm <= p->end_off) return 0;
+    p->eof = 0;
+    rs_tmerge_eof(m->tm, topic * m->np[0] + part, 0, 0);
+    return 1;
+}
+
 void rs_cpm_arrival(rs_cpm_t *m, int64_t now_ms) { m->arrival_ms = now_ms; }
 
 int64_t rs_cpm_end_off(const rs_cpm_t *m, int topic, int32_t part) {

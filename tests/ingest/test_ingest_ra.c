@@ -27,11 +27,20 @@
  *   revocation runs in rs_ingest_pause, the merge drops what it held of
  *   the partitions that left): the batch is unchanged after it.  Then
  *   both members read everything as in test_ra_rebalance.
+ * - test_ra_tap_gen: the tap's contract (ingest.h): within one gen each
+ *   partition's messages are contiguous.  A chunk read just before the
+ *   owner seeks every partition forward (ctl pair; a test hook holds the
+ *   chunk until the pair has begun) and the first chunk after the seek
+ *   must not share a gen: they did on main (the gen was read after the
+ *   consume call, when the ctl pair had already bumped it), so the
+ *   counterparty stage's feed took the jump as a contiguous read and
+ *   pushed past offsets nobody had pushed (a silent gap in its store).
  * Not labelled tsan: Debian's librdkafka is not instrumented and its
  * threads crash the TSan runtime (docs/testing.md).
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +51,7 @@
 
 #include "common/config.h"
 #include "ingest/ingest.h"
+#include "ingest/ingest_int.h"
 #include "tests/support/rs_test_kafka.h"
 
 #define BASE_MS 1700000000000LL
@@ -463,6 +473,102 @@ static void test_ra_rebalance(void **state) {
     rs_cluster_destroy(cl);
 }
 
+/* The tap's record of every message, in call order. */
+typedef struct tap_rec_s {
+    int n;
+    uint64_t gen[8192];
+    int32_t part[8192];
+    int64_t off[8192];
+} tap_rec_t;
+
+static void tap_rec(void *opaque, const rs_ingest_tap_msg_t *msgs, int n,
+                    uint64_t gen) {
+    tap_rec_t *r = opaque;
+    for (int i = 0; i < n && r->n < 8192; i++) {
+        if (msgs[i].topic != RS_MSG_TOPIC_EVENTS) continue;
+        r->gen[r->n] = gen;
+        r->part[r->n] = msgs[i].partition;
+        r->off[r->n] = msgs[i].offset;
+        r->n++;
+    }
+}
+
+static void test_ra_tap_gen(void **state) {
+    (void)state;
+    rd_kafka_t *prod;
+    rs_cluster_t *cl = rs_test_kafka_cluster(1, rs_topics, 5, NPART, &prod);
+    const char *boot = rs_cluster_bootstraps(cl);
+    const int N = 2000; /* ~500 per partition: a chunk is 64 */
+    produce_events(prod, N, 0);
+    rs_ingest_t *ing = new_consumer(boot, "g-ra-tap", 1, 0, 0);
+    tap_rec_t *r = calloc(1, sizeof(*r));
+    rs_ingest_set_tap(ing, tap_rec, r);
+    atomic_store(&rs_ingest_test_ctl_race, 1);
+    static rs_msg_t msgs[64];
+    int64_t deadline = rs_clock_mono_us() + 30000000LL;
+    while (atomic_load(&rs_ingest_test_ctl_race) != 2 &&
+           rs_clock_mono_us() < deadline)
+        assert_true(rs_ingest_poll(ing, msgs, 64, 10) >= 0); /* assignment */
+    assert_int_equal(atomic_load(&rs_ingest_test_ctl_race), 2);
+
+    /* a chunk is held, read before this: seek every partition forward */
+    int64_t target[NPART];
+    rs_ingest_ctl_begin(ing);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(NPART);
+    for (int p = 0; p < NPART; p++) {
+        int64_t lo = -1, hi = -1;
+        assert_int_equal(rd_kafka_query_watermark_offsets(ing->rk, "events", p,
+                                                          &lo, &hi, 5000), 0);
+        assert_true(hi > 200);
+        target[p] = hi - 20;
+        rd_kafka_topic_partition_list_add(l, "events", p)->offset = target[p];
+    }
+    rd_kafka_error_t *e = rd_kafka_seek_partitions(ing->rk, l, 5000);
+    assert_null(e);
+    rd_kafka_topic_partition_list_destroy(l);
+    rs_ingest_ctl_end(ing);
+    atomic_store(&rs_ingest_test_ctl_race, 0);
+
+    /* read on until the tap has seen every partition's last message */
+    int done = 0;
+    while (!done && rs_clock_mono_us() < deadline) {
+        assert_true(rs_ingest_poll(ing, msgs, 64, 10) >= 0);
+        int last[NPART] = {0};
+        for (int i = 0; i < r->n; i++)
+            if (r->off[i] >= target[r->part[i]] + 19) last[r->part[i]] = 1;
+        done = 1;
+        for (int p = 0; p < NPART; p++) done &= last[p];
+    }
+    assert_true(done);
+    rs_ingest_set_tap(ing, NULL, NULL);
+
+    /* within one gen, each partition's offsets follow on with no gap */
+    uint64_t pgen[NPART];
+    int64_t poff[NPART];
+    int have[NPART] = {0}, jumps = 0, bad = 0;
+    for (int i = 0; i < r->n; i++) {
+        int p = r->part[i];
+        if (have[p] && r->gen[i] == pgen[p] && r->off[i] != poff[p] + 1) {
+            fprintf(stderr, "partition %d: %lld then %lld in gen %llu\n", p,
+                    (long long)poff[p], (long long)r->off[i],
+                    (unsigned long long)r->gen[i]);
+            bad++;
+        }
+        if (have[p] && r->off[i] > poff[p] + 1) jumps++;
+        have[p] = 1;
+        pgen[p] = r->gen[i];
+        poff[p] = r->off[i];
+    }
+    fprintf(stderr, "tap: %d messages, %d forward jump(s), %d inside a gen\n",
+            r->n, jumps, bad);
+    assert_true(jumps >= 1); /* the seek was seen by the tap */
+    assert_int_equal(bad, 0);
+    rs_ingest_destroy(ing);
+    free(r);
+    rd_kafka_destroy(prod);
+    rs_cluster_destroy(cl);
+}
+
 int main(void) {
     if (getenv("RS_TEST_KAFKA_DEBUG")) rs_log_set_level(RS_LOG_DEBUG);
     if (getenv("RS_TEST_FILTER")) /* e.g. test_ra_rebalance */
@@ -471,6 +577,7 @@ int main(void) {
         cmocka_unit_test(test_ra_order_reject),
         cmocka_unit_test(test_ra_rebalance),
         cmocka_unit_test(test_ra_ref),
+        cmocka_unit_test(test_ra_tap_gen),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

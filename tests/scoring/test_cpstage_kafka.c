@@ -34,6 +34,18 @@
  *    (cpstage.feed); with the stage's own consumer stopped (test hook),
  *    new events reach the store through the feed alone, its read of the
  *    backlog is dropped as duplicates; every fill equals the core.
+ *  - test_feed_starved, test_feed_late: the stage's consumer pauses the
+ *    partitions the feed supplies (it reads none of their new events) and
+ *    fetches them again when a lookup waits with the read-ahead full, or
+ *    when the feed has not moved on one for 1 s with data to read (see
+ *    each test).
+ *  - test_feed_trim_owned: the group commits past events the scoring
+ *    consumer read but has not looked up (an instance whose session was
+ *    lost, another member committing): the stage keeps their results
+ *    while the partition is assigned to it; every fill equals the core.
+ *  - test_feed_rebalance_parked: a rebalance parks the read-ahead until
+ *    the owner serves it; the feed hears of it first, so the stage's
+ *    consumer fetches again and the owner's lookup meanwhile is served.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -47,6 +59,7 @@
 #include <cmocka.h>
 
 #include "scoring/cpstage.h"
+#include "ingest/ingest_int.h"
 #include "scoring/cpstage_int.h"
 #include "tests/support/rs_test_kafka.h"
 
@@ -272,9 +285,11 @@ static void produce_on(rd_kafka_t *prod, int32_t part, int i, int64_t t) {
 }
 
 /* The stage's fill of every event read back equals the core fed the same
- * partitions with PARTITION_EOF everywhere (the canonical order). */
-static void fills_equal_core(rs_cpstage_t *cs, const char *boot, int nev,
-                             const rs_features_conf_t *fc) {
+ * partitions with PARTITION_EOF everywhere (the canonical order); the
+ * newest first, or (ascending) each partition in offset order, as the
+ * scoring thread looks them up. */
+static void fills_equal_core_dir(rs_cpstage_t *cs, const char *boot, int nev,
+                                 const rs_features_conf_t *fc, int ascending) {
     char errstr[512];
     got_t *ge = calloc(1, sizeof(*ge));
     assert_int_equal(rs_test_kafka_read(boot, "events", nev, 200, 30000,
@@ -293,7 +308,8 @@ static void fills_equal_core(rs_cpstage_t *cs, const char *boot, int nev,
     while (rs_cpm_step(m, 0, 1000) > 0) {}
     float *x = calloc(512, 4), *y = calloc(512, 4);
     rs_event_t *ev = calloc(1, sizeof(*ev));
-    for (int i = ge->n - 1; i >= 0; i--) { /* the quiet, newest one first */
+    for (int k = 0; k < ge->n; k++) { /* the quiet, newest one first */
+        int i = ascending ? k : ge->n - 1 - k;
         assert_int_equal(rs_event_decode(RS_FORMAT_JSON, ge->payload[i],
                                          ge->len[i], ev, errstr,
                                          sizeof(errstr)), RS_OK);
@@ -311,6 +327,11 @@ static void fills_equal_core(rs_cpstage_t *cs, const char *boot, int nev,
     free(y);
     free(ev);
     rs_cpm_destroy(m);
+}
+
+static void fills_equal_core(rs_cpstage_t *cs, const char *boot, int nev,
+                             const rs_features_conf_t *fc) {
+    fills_equal_core_dir(cs, boot, nev, fc, 0);
 }
 
 /* The set-up of the watermark tests: a busy partition (300 events on 0)
@@ -574,6 +595,356 @@ static void test_feed(void **state) {
     rs_cluster_destroy(cl);
 }
 
+/* The feed's set-up (test_feed_starved, test_feed_late): 300 events read
+ * by the stage (ready), a scoring consumer attached that reads them too;
+ * then, the stage not reading (test hook), one live event per partition
+ * reaches the store through the feed alone, so the feed is in step on
+ * every events partition and the stage's consumer pauses them all (the
+ * feed supplies them); then the stage reads again.  Then NPART more live
+ * events: the feed pushes them and the stage's consumer, paused there,
+ * reads none of them (on main it read and dropped each one again). */
+typedef struct feed_fix_s {
+    rs_cluster_t *cl;
+    const char *boot;
+    rd_kafka_t *prod;
+    rs_features_conf_t fc;
+    rs_ingest_conf_t icon;
+    rs_cpstage_conf_t cc;
+    rs_cpstage_opts_t o;
+    rs_kv_t kv;
+    rs_cpstage_t *cs;
+    rs_ingest_t *ing;
+    rs_cpstage_stats_t *st;
+    int seen, next;           /* events the consumer returned, produced */
+} feed_fix_t;
+
+static void feed_poll_until(feed_fix_t *f, int n) {
+    static rs_msg_t msgs[64];
+    int64_t deadline = rs_clock_mono_us() + 60000000LL;
+    while (f->seen < n && rs_clock_mono_us() < deadline) {
+        int got = rs_ingest_poll(f->ing, msgs, 64, 10);
+        assert_true(got >= 0);
+        f->seen += got;
+    }
+    assert_int_equal(f->seen, n);
+}
+
+/* One live event on each partition, each produced once the one before is
+ * merged (see test_feed), read by the scoring consumer. */
+static void feed_live_round(feed_fix_t *f) {
+    int64_t deadline = rs_clock_mono_us() + 60000000LL;
+    int until = f->next + NPART;
+    while (f->next < until && rs_clock_mono_us() < deadline) {
+        rs_cpstage_stats(f->cs, f->st);
+        if (f->st->events == (uint64_t)f->next) {
+            produce_on(f->prod, f->next % NPART, f->next,
+                       BASE_MS + f->next * 1000LL);
+            f->next++;
+        }
+        static rs_msg_t msgs[64];
+        int got = rs_ingest_poll(f->ing, msgs, 64, 10);
+        assert_true(got >= 0);
+        f->seen += got;
+    }
+    feed_poll_until(f, until);
+    for (int k = 0; k < 2000; k++) { /* the last one merged */
+        rs_cpstage_stats(f->cs, f->st);
+        if (f->st->events == (uint64_t)until) break;
+        sleep_ms(5);
+    }
+    assert_int_equal(f->st->events, until);
+}
+
+static void feed_fix_init(feed_fix_t *f, const char *group, int batch_max) {
+    char errstr[512];
+    memset(f, 0, sizeof(*f));
+    f->cl = rs_cluster_new(1, topics, 2, NPART, errstr, sizeof(errstr));
+    if (!f->cl) fail_msg("cluster: %s", errstr);
+    f->boot = rs_cluster_bootstraps(f->cl);
+    f->prod = rs_kafka_producer_new(NULL, f->boot, errstr, sizeof(errstr));
+    assert_non_null(f->prod);
+    for (int i = 0; i < 300; i++)
+        produce_on(f->prod, i % NPART, i, BASE_MS + i * 1000LL);
+    rs_features_conf_init(&f->fc);
+    f->fc.max_keys = f->fc.max_counterparties = 1024;
+    f->fc.label_index = 4096;
+    rs_ingest_conf_init(&f->icon);
+    rs_strlcpy(f->icon.group_id, group, sizeof(f->icon.group_id));
+    if (batch_max > 0) f->icon.batch_max = batch_max;
+    rs_cpstage_conf_init(&f->cc);
+    f->cc.idle_wait_ms = 0;
+    f->cc.wait_ms = 3000;
+    f->o = (rs_cpstage_opts_t){&f->cc, &f->fc, &f->icon, NULL, f->boot,
+                               86400000LL, 65536, 0, 1};
+    rs_err_t err;
+    f->cs = rs_cpstage_new(&f->o, &err, errstr, sizeof(errstr));
+    if (!f->cs) fail_msg("rs_cpstage_new: %s", errstr);
+    const char *why = NULL;
+    for (int k = 0; k < 600 && !rs_cpstage_ready(f->cs, &why); k++)
+        sleep_ms(50);
+    assert_true(rs_cpstage_ready(f->cs, &why));
+    f->st = calloc(1, sizeof(*f->st));
+
+    rs_kv_init(&f->kv);
+    rs_kv_set(&f->kv, "consumer.session.timeout.ms", "6000");
+    rs_kv_set(&f->kv, "consumer.heartbeat.interval.ms", "500");
+    f->ing = rs_ingest_new(&f->icon, &f->kv, f->boot, errstr, sizeof(errstr));
+    if (!f->ing) fail_msg("rs_ingest_new: %s", errstr);
+    rs_cpstage_attach(f->cs, f->ing);
+    feed_poll_until(f, 300);
+    f->next = 300;
+
+    atomic_store(&rs_cpstage_test_noread, 1);
+    sleep_ms(20); /* a read in progress ends */
+    feed_live_round(f);
+    for (int k = 0; k < 2000; k++) { /* the stage thread pauses them */
+        rs_cpstage_stats(f->cs, f->st);
+        if (f->st->feed_paused == NPART) break;
+        sleep_ms(5);
+    }
+    assert_int_equal(f->st->feed_paused, NPART);
+    atomic_store(&rs_cpstage_test_noread, 0);
+
+    /* the stage reads again, but not what the feed supplies */
+    uint64_t stage_in = f->st->in_pushed[0] + f->st->in_dup[0];
+    uint64_t feed_in = f->st->in_pushed[1];
+    feed_live_round(f);
+    rs_cpstage_stats(f->cs, f->st);
+    assert_int_equal(f->st->in_pushed[1], feed_in + NPART);
+    assert_int_equal(f->st->in_pushed[0] + f->st->in_dup[0], stage_in);
+    assert_int_equal(f->st->feed_paused, NPART);
+}
+
+static void feed_fix_fini(feed_fix_t *f) {
+    rs_cpstage_destroy(f->cs); /* before the consumer it taps */
+    rs_ingest_destroy(f->ing);
+    rs_kv_free(&f->kv);
+    free(f->st);
+    rd_kafka_destroy(f->prod);
+    rs_cluster_destroy(f->cl);
+    atomic_store(&rs_cpstage_test_late_ms, 0);
+}
+
+/* starved: the stage's consumer has paused every events partition (the
+ * feed supplies them); the scoring consumer's read-ahead (batch_max 16)
+ * fills up and stops -- its owner, this thread, does not poll -- while
+ * 120 more events arrive, so the feed pushes at most 16 of them; then a
+ * lookup of the newest waits.  The merge waits for partitions only the
+ * paused consumer or the stopped read-ahead could read: the waiting
+ * lookup with the read-ahead full makes the stage fetch them again, and
+ * every fill equals the core's canonical order.  feed_late is off (test
+ * hook): without the starved rule every fill of the new events times
+ * out (cpstage.wait) and the test fails. */
+static void test_feed_starved(void **state) {
+    (void)state;
+    feed_fix_t f;
+    feed_fix_init(&f, "g-starve", 16);
+    atomic_store(&rs_cpstage_test_late_ms, 3600000);
+    int n0 = f.next;
+    for (int i = n0; i < n0 + 120; i++)
+        produce_on(f.prod, i % NPART, i, BASE_MS + i * 1000LL);
+    for (int k = 0; k < 2000 && !rs_ingest_ra_full(f.ing); k++) sleep_ms(5);
+    assert_true(rs_ingest_ra_full(f.ing));
+    fills_equal_core(f.cs, f.boot, n0 + 120, &f.fc);
+    rs_cpstage_stats(f.cs, f.st);
+    printf("test_feed_starved: %llu events merged; input: consumer %llu (%llu "
+           "duplicates), feed %llu; stage fetch paused for the feed %llu "
+           "times, resumed: %llu starved, %llu late, %llu gen\n",
+           (unsigned long long)f.st->events,
+           (unsigned long long)f.st->in_pushed[0],
+           (unsigned long long)f.st->in_dup[0],
+           (unsigned long long)f.st->in_pushed[1],
+           (unsigned long long)f.st->feed_pauses,
+           (unsigned long long)f.st->feed_starved,
+           (unsigned long long)f.st->feed_late,
+           (unsigned long long)f.st->feed_moved);
+    assert_int_equal(f.st->events, n0 + 120);
+    assert_true(f.st->feed_starved >= 1);
+    assert_int_equal(f.st->feed_late, 0);
+    assert_int_equal(f.st->miss_timeout + f.st->miss_gone, 0);
+    feed_fix_fini(&f);
+}
+
+/* feed_late: the stage's consumer has paused every events partition (the
+ * feed supplies them), then the feed stops (its tap removed: no gen
+ * change, the read-ahead not full) while the scoring consumer reads one
+ * more event (on one partition: two on two partitions, produced back to
+ * back, may be merged out of order with idle_wait 0, as test_feed says).
+ * After 1 s without the feed moving on a
+ * paused partition with data to read, the stage fetches it again: every
+ * fill equals the core's canonical order (cpstage.wait 3 s).  Without
+ * the backstop the new events never reach the store: their fills time
+ * out and the test fails. */
+static void test_feed_late(void **state) {
+    (void)state;
+    feed_fix_t f;
+    feed_fix_init(&f, "g-late", 0);
+    rs_ingest_set_tap(f.ing, NULL, NULL); /* the feed stops */
+    int n0 = f.next;
+    produce_on(f.prod, 1, n0, BASE_MS + n0 * 1000LL);
+    feed_poll_until(&f, n0 + 1);
+    fills_equal_core(f.cs, f.boot, n0 + 1, &f.fc);
+    rs_cpstage_stats(f.cs, f.st);
+    printf("test_feed_late: %llu events merged; stage fetch resumed: %llu "
+           "late, %llu starved, %llu gen\n",
+           (unsigned long long)f.st->events,
+           (unsigned long long)f.st->feed_late,
+           (unsigned long long)f.st->feed_starved,
+           (unsigned long long)f.st->feed_moved);
+    assert_int_equal(f.st->events, n0 + 1);
+    assert_true(f.st->feed_late >= 1);
+    assert_int_equal(f.st->feed_starved, 0);
+    assert_int_equal(f.st->miss_timeout + f.st->miss_gone, 0);
+    feed_fix_fini(&f);
+}
+
+/* trim_owned: the group's committed offset passes events the scoring
+ * consumer has read (the feed handed them to its scoring thread) that the
+ * scoring thread has not looked up yet -- what an instance sees whose
+ * session was lost: another member scores and commits the partition while
+ * this one still scores its read-ahead until its revoke is served between
+ * two batches (scaleout3 with i14cpfeed: A1 scored 5 events of events/5
+ * without their counterparty features, "the store has no result for it",
+ * as its session was lost, although its store had merged every event of
+ * the topic).  Here the scoring consumer commits past them itself, as the
+ * other member's commits did.  While the partitions are assigned to it,
+ * the stage keeps those results through its reads of the committed
+ * offsets, and every fill, each partition in offset order, equals the
+ * core's.  Without that rule the stage dropped them at its next read of
+ * the committed offsets: the fills were "gone" and the test failed. */
+static void test_feed_trim_owned(void **state) {
+    (void)state;
+    char errstr[512];
+    feed_fix_t f;
+    feed_fix_init(&f, "g-owned", 0);
+    int n0 = f.next;
+    got_t *ge = calloc(1, sizeof(*ge));
+    assert_int_equal(rs_test_kafka_read(f.boot, "events", n0, 200, 30000,
+                                        collect, ge), n0);
+    int64_t end[NPART] = {0};
+    for (int i = 0; i < ge->n; i++)
+        if (ge->off[i] + 1 > end[ge->part[i]]) end[ge->part[i]] = ge->off[i] + 1;
+    for (int p = 0; p < NPART; p++) {
+        assert_true(end[p] > 0);
+        assert_int_equal(rs_ingest_store_offset(f.ing, RS_MSG_TOPIC_EVENTS, p,
+                                                end[p] - 1), RS_OK);
+    }
+    assert_int_equal(rs_ingest_commit_sync(f.ing, errstr, sizeof(errstr)),
+                     RS_OK);
+    /* two reads of the committed offsets after the commit */
+    rs_cpstage_stats(f.cs, f.st);
+    uint64_t t0 = f.st->trims;
+    for (int k = 0; k < 3000 && f.st->trims < t0 + 2; k++) {
+        sleep_ms(10);
+        rs_cpstage_stats(f.cs, f.st);
+    }
+    assert_true(f.st->trims >= t0 + 2);
+    uint64_t held = f.st->held;
+    fills_equal_core_dir(f.cs, f.boot, n0, &f.fc, 1);
+    rs_cpstage_stats(f.cs, f.st);
+    printf("test_feed_trim_owned: committed the end of every partition "
+           "(%lld, %lld, %lld, %lld); %llu results held after %llu reads of "
+           "the committed offsets; %llu served, %llu gone\n",
+           (long long)end[0], (long long)end[1], (long long)end[2],
+           (long long)end[3], (unsigned long long)held,
+           (unsigned long long)f.st->trims, (unsigned long long)f.st->filled,
+           (unsigned long long)f.st->miss_gone);
+    assert_int_equal(f.st->miss_timeout + f.st->miss_gone, 0);
+    for (int i = 0; i < ge->n; i++) free(ge->payload[i]);
+    free(ge);
+    feed_fix_fini(&f);
+}
+
+/* parked: the stage's consumer has paused every events partition (the
+ * feed supplies them); a second member joins the group, so the scoring
+ * consumer's rebalance callback reaches its read-ahead thread, which parks
+ * in it until the owner (this thread) serves it at its next poll: it reads
+ * nothing meanwhile.  One new event per partition arrives and the owner,
+ * still in its batch, looks the first one up.  The read-ahead announces
+ * the rebalance to the feed before it parks (gen moved, n = 0), so the
+ * stage's consumer fetches every partition again at once (sought to the
+ * end of what was pushed) and the lookup is served.  feed_late is off
+ * (test hook) and the read-ahead is not full (no starved rule): without
+ * the announcement the lookup waits cpstage.wait (3 s), times out, and
+ * the test fails.  After the owner served the rebalance, every fill
+ * equals the core's canonical order (nothing skipped by the seek). */
+static void test_feed_rebalance_parked(void **state) {
+    (void)state;
+    char errstr[512];
+    feed_fix_t f;
+    feed_fix_init(&f, "g-parked", 0);
+    atomic_store(&rs_cpstage_test_late_ms, 3600000);
+    rd_kafka_conf_t *kc = rd_kafka_conf_new();
+    assert_int_equal(rd_kafka_conf_set(kc, "bootstrap.servers", f.boot, errstr,
+                                       sizeof(errstr)), RD_KAFKA_CONF_OK);
+    assert_int_equal(rd_kafka_conf_set(kc, "group.id", "g-parked", errstr,
+                                       sizeof(errstr)), RD_KAFKA_CONF_OK);
+    assert_int_equal(rd_kafka_conf_set(kc, "session.timeout.ms", "6000",
+                                       errstr, sizeof(errstr)),
+                     RD_KAFKA_CONF_OK);
+    assert_int_equal(rd_kafka_conf_set(kc, "heartbeat.interval.ms", "500",
+                                       errstr, sizeof(errstr)),
+                     RD_KAFKA_CONF_OK);
+    rd_kafka_t *c2 = rd_kafka_new(RD_KAFKA_CONSUMER, kc, errstr, sizeof(errstr));
+    assert_non_null(c2);
+    rd_kafka_poll_set_consumer(c2);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(2);
+    rd_kafka_topic_partition_list_add(l, "events", RD_KAFKA_PARTITION_UA);
+    rd_kafka_topic_partition_list_add(l, "labels", RD_KAFKA_PARTITION_UA);
+    assert_int_equal(rd_kafka_subscribe(c2, l), 0);
+    rd_kafka_topic_partition_list_destroy(l);
+    int64_t deadline = rs_clock_mono_us() + 30000000LL;
+    while (!rs_ingest_ra_parked(f.ing) && rs_clock_mono_us() < deadline) {
+        rd_kafka_message_t *r = rd_kafka_consumer_poll(c2, 10);
+        if (r) rd_kafka_message_destroy(r);
+    }
+    assert_true(rs_ingest_ra_parked(f.ing));
+
+    int n0 = f.next;
+    for (int i = n0; i < n0 + NPART; i++)
+        produce_on(f.prod, i % NPART, i, BASE_MS + i * 1000LL);
+    /* the owner, still in its batch, looks up the first of them: produced
+     * round-robin, partition n0 % NPART holds n0 / NPART before it */
+    rs_event_t *ev = calloc(1, sizeof(*ev));
+    snprintf(ev->id, sizeof(ev->id), "q-%d", n0);
+    float *x = calloc(512, 4);
+    rs_err_t e = rs_cpstage_fill(f.cs, n0 % NPART, n0 / NPART, ev, x, NULL);
+    rs_cpstage_stats(f.cs, f.st);
+    printf("test_feed_rebalance_parked: the lookup during the parked "
+           "rebalance: %s; stage fetch resumed: %llu gen, %llu starved, %llu "
+           "late\n", rs_err_str(e), (unsigned long long)f.st->feed_moved,
+           (unsigned long long)f.st->feed_starved,
+           (unsigned long long)f.st->feed_late);
+    assert_int_equal(e, RS_OK);
+    assert_true(rs_ingest_ra_parked(f.ing)); /* still: it was not served */
+    assert_true(f.st->feed_moved >= 1);
+
+    /* the owner serves the rebalance; both members get partitions */
+    static rs_msg_t msgs[64];
+    deadline = rs_clock_mono_us() + 60000000LL;
+    for (;;) {
+        assert_true(rs_ingest_poll(f.ing, msgs, 64, 10) >= 0);
+        rd_kafka_message_t *r = rd_kafka_consumer_poll(c2, 0);
+        if (r) rd_kafka_message_destroy(r);
+        rd_kafka_topic_partition_list_t *a = NULL;
+        int n2 = 0;
+        if (!rd_kafka_assignment(c2, &a) && a) n2 = a->cnt;
+        if (a) rd_kafka_topic_partition_list_destroy(a);
+        if ((n2 > 0 && !rs_ingest_ra_parked(f.ing)) ||
+            rs_clock_mono_us() > deadline)
+            break;
+    }
+    fills_equal_core(f.cs, f.boot, n0 + NPART, &f.fc);
+    rs_cpstage_stats(f.cs, f.st);
+    assert_int_equal(f.st->events, n0 + NPART);
+    assert_int_equal(f.st->miss_timeout + f.st->miss_gone, 0);
+    rd_kafka_consumer_close(c2);
+    rd_kafka_destroy(c2);
+    free(ev);
+    free(x);
+    feed_fix_fini(&f);
+}
+
 /* The fetch.wait.max.ms the stage's consumer runs with. */
 static int64_t stage_fetch_wait(const char *boot, int64_t conf_ms, int on_mock,
                                 const char *kafka_fwm) {
@@ -632,6 +1003,10 @@ int main(void) {
         cmocka_unit_test(test_quiet_busy_watermark),
         cmocka_unit_test(test_waiter_merges),
         cmocka_unit_test(test_feed),
+        cmocka_unit_test(test_feed_starved),
+        cmocka_unit_test(test_feed_late),
+        cmocka_unit_test(test_feed_trim_owned),
+        cmocka_unit_test(test_feed_rebalance_parked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
