@@ -172,13 +172,24 @@ static rs_ingest_t *new_consumer_ex(const char *bootstrap, const char *group,
     conf.offset_reset = offset_reset;
     rs_kv_t kv;
     rs_kv_init(&kv);
-    for (int i = 0; extra && i < extra->cnt; i++)
-        rs_kv_set(&kv, extra->keys[i], extra->vals[i]);
     /* Mock quirk: once a group had members, a new JoinGroup waits
      * session.timeout.ms - 1 s (45 s by default) even if the group is
      * empty.  Keep it short so a second consumer joins quickly. */
     rs_kv_set(&kv, "consumer.session.timeout.ms", "6000");
     rs_kv_set(&kv, "consumer.heartbeat.interval.ms", "500");
+    /* Mock limitation (librdkafka 2.0.2): the coordinator parks a
+     * JoinGroup reply until its election, 1 s before the joiner's session
+     * would end.  If the process stalls across the election (a loaded
+     * box), the mock's session timer runs first and destroys the member
+     * with its parked reply; the client then waits for its JoinGroup
+     * timeout, max.poll.interval.ms + 3 s (303 s by default), before it
+     * joins again.  10 s makes that 13 s, inside the tests' 30 s waits.
+     * The read-ahead thread polls librdkafka every <= 100 ms here (no
+     * test leaves 1024 messages unread), so 10 s is never the limit. */
+    rs_kv_set(&kv, "consumer.max.poll.interval.ms", "10000");
+    /* A test's own settings override these. */
+    for (int i = 0; extra && i < extra->cnt; i++)
+        rs_kv_set(&kv, extra->keys[i], extra->vals[i]);
     if (getenv("RS_TEST_KAFKA_DEBUG")) /* e.g. cgrp,consumer */
         rs_kv_set(&kv, "debug", getenv("RS_TEST_KAFKA_DEBUG"));
     rs_ingest_t *ing = rs_ingest_new(&conf, &kv, bootstrap, errstr,
