@@ -1013,10 +1013,21 @@ static void consume_settle(rs_ingest_t *ing, tally_t *t, int total) {
  * keep the BEGINNING offset of the start and gave it to the idle
  * partition at the second re-assign (nothing read since the first: no
  * position): its 50 events came again.  After each re-assign the idle
- * partition's lag is 0, not the whole partition. */
+ * partition's lag is 0, not the whole partition.
+ * The counts are exact, so the consumer must not lose its partitions in
+ * the middle: a stall of the process longer than session.timeout.ms (6 s
+ * seen on a loaded box) ends the session at the mock and at the client,
+ * and the partitions come again from the committed offsets.  So 15 s
+ * here (max.poll.interval.ms may not be less); the price is the second
+ * consumer's join, which waits for the rebalance the first one's leave
+ * started: session.timeout.ms - 1 s. */
 static void test_offset_reset_twice(void **state) {
     (void)state;
     char errstr[512];
+    rs_kv_t kv;
+    rs_kv_init(&kv);
+    rs_kv_set(&kv, "consumer.session.timeout.ms", "15000");
+    rs_kv_set(&kv, "consumer.max.poll.interval.ms", "15000");
     rs_cluster_t *cl = rs_cluster_new(2, rs_topics, 5, 2, errstr,
                                       sizeof(errstr));
     assert_non_null(cl);
@@ -1036,7 +1047,7 @@ static void test_offset_reset_twice(void **state) {
     assert_int_equal(rd_kafka_flush(prod, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
 
     rs_ingest_t *ing = new_consumer_ex(boot, "g-oor-twice", RS_FORMAT_JSON, 0,
-                                       RS_OFFSET_EARLIEST, NULL);
+                                       RS_OFFSET_EARLIEST, &kv);
     tally_t *t = calloc(1, sizeof(*t));
     consume_settle(ing, t, 100);
     assert_int_equal(t->events, 100);
@@ -1066,7 +1077,7 @@ static void test_offset_reset_twice(void **state) {
     /* A new member of the group, assigned at the committed offsets (the
      * end): before it reads anything its lag is 0, not the partition. */
     ing = new_consumer_ex(boot, "g-oor-twice", RS_FORMAT_JSON, 0,
-                          RS_OFFSET_EARLIEST, NULL);
+                          RS_OFFSET_EARLIEST, &kv);
     memset(t, 0, sizeof(*t));
     wait_assigned(ing, t, 30000);
     int64_t l0 = -2, l1 = -2;
@@ -1081,6 +1092,7 @@ static void test_offset_reset_twice(void **state) {
     assert_int_equal(l0, 0);
     assert_int_equal(l1, 0);
     rs_ingest_destroy(ing);
+    rs_kv_free(&kv);
     free(t);
     rd_kafka_destroy(prod);
     rs_cluster_destroy(cl);
