@@ -68,11 +68,18 @@ kcat -C -b "$BOOT" -t scores -o beginning -u -q -f '%s\n' "${ISO[@]}" >"$T/score
 KCAT=$!
 
 N=0
+# B joins during the rebalance A's leave started; the mock elects 1-2 s
+# before B's own 6 s session would end, and a stall of the broker process
+# across that election makes its session timer destroy B with its parked
+# JoinGroup reply (tests/scoring/test_service_faults.c, "Mock
+# limitations").  The client sends it again after max.poll.interval.ms +
+# 3 s: 13 s here, inside the 30 s wait below, not 303 s.
 start_serve() {
   N=$((N + 1))
   "$BIN" serve --brokers "$BOOT" --redis "$URL" --group stop \
     --set service.delivery="$DELIVERY" --set service.checkpoint_path="$T/state.ckpt" \
-    --set kafka.consumer.session.timeout.ms=6000 --set service.stats_interval=0 \
+    --set kafka.consumer.session.timeout.ms=6000 --set kafka.consumer.max.poll.interval.ms=10000 \
+    --set service.stats_interval=0 \
     --set http.enabled=true --set http.port=0 >"$T/serve.$N.out" 2>"$T/serve.$N.log" &
   SERVE=$!
   API=""

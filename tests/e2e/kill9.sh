@@ -231,11 +231,19 @@ progress_update() {
 }
 
 NSTART=0
+# A restarted serve joins while the killed one is still a member (until its
+# 6 s session ends): the mock elects 1 s before the joiner's own session
+# would end, and a stall of the broker process across that election makes
+# its session timer destroy the joiner with its parked JoinGroup reply
+# (tests/scoring/test_service_faults.c, "Mock limitations").  The client
+# sends it again after max.poll.interval.ms + 3 s: 10 s here; the default
+# (303 s) is more than STALL (180 s).
 start_serve() {
   NSTART=$((NSTART + 1))
   "$BIN" serve --brokers "$BOOT" --redis "$URL" --group kill9 \
     --set service.checkpoint_path="$T/state.ckpt" --set service.checkpoint_interval="$CKPT_INTERVAL" \
-    --set kafka.consumer.session.timeout.ms=6000 --set service.stats_interval=10s \
+    --set kafka.consumer.session.timeout.ms=6000 --set kafka.consumer.max.poll.interval.ms=10000 \
+    --set service.stats_interval=10s \
     --set http.enabled=true --set http.port=0 \
     --set redis.record_format=json \
     "${DELIV[@]}" "${EXTRA[@]}" >"$T/serve.$NSTART.out" 2>"$T/serve.$NSTART.log" &

@@ -81,6 +81,11 @@ http:
   port: 0
 kafka:
   consumer.session.timeout.ms: "6000"
+  # a JoinGroup the mock dropped (a stall of the broker process across
+  # the election; tests/scoring/test_service_faults.c, "Mock
+  # limitations") is sent again after 13 s, not 303 s: inside the 60 s
+  # wait for the split below
+  consumer.max.poll.interval.ms: "10000"
 EOF
 }
 declare -A API SP
