@@ -1752,7 +1752,8 @@ static void test_json_string_scan(void **state) {
         {"\"", "invalid JSON"},
         {"\x7f", NULL}, /* DEL: allowed in JSON */
     };
-    char json[256], want[RS_ID_MAX], plain[32];
+    /* plain: lead + tail (up to 48) bytes are read from it */
+    char json[256], want[RS_ID_MAX], plain[48];
     rs_event_t ev;
     size_t checks = 0;
     for (size_t k = 0; k < sizeof(plain); k++)
