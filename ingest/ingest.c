@@ -164,17 +164,6 @@ rs_ingest_t *rs_ingest_new(const rs_ingest_conf_t *conf,
         {"partition.assignment.strategy", "range"},
         {"session.timeout.ms", "10000"},
         {"heartbeat.interval.ms", "1000"},
-        /* Pre-fetch at most 8 MB (librdkafka: 64 MB).  Each fetch response
-         * is read into a fresh buffer that lives until its last message is
-         * polled, so a backlog (a restart, a rebalance, the bench's
-         * pre-produced burst) is held up to this limit in memory never
-         * touched before: a page fault per 4 KB of events on the broker
-         * thread.  Under 8 MB the freed buffers are reused: a 30 MB backlog
-         * took 5 700-7 300 faults instead of 12 000-13 100 and 0.03-0.05 s
-         * of the thread's CPU instead of 0.06-0.10.  fetch.max.bytes
-         * follows it (librdkafka caps its default there: 8 MB); 8 MB is
-         * still ~0.4 s of events at 50 000/s. */
-        {"queued.max.messages.kbytes", "8192"},
         {"fetch.wait.max.ms", "5"},
     };
     int embedded = !conf->brokers[0];

@@ -665,29 +665,6 @@ static void assert_conf(rd_kafka_t *rk, const char *key, const char *want) {
     assert_string_equal(val, want);
 }
 
-/* The consumer pre-fetches at most 8 MB by default (librdkafka: 64 MB;
- * ingest.c: above it a backlog is held in pages never touched before),
- * and the kafka: section still overrides it. */
-static void test_consumer_prefetch(void **state) {
-    (void)state;
-    char errstr[512];
-    rs_ingest_conf_t conf;
-    rs_kv_t kv;
-    rs_ingest_conf_init(&conf);
-    rs_ingest_t *ing = rs_ingest_new(&conf, NULL, "127.0.0.1:1", errstr,
-                                     sizeof(errstr));
-    assert_non_null(ing);
-    assert_conf(rs_ingest_handle(ing), "queued.max.messages.kbytes", "8192");
-    rs_ingest_destroy(ing);
-    rs_kv_init(&kv);
-    rs_kv_set(&kv, "consumer.queued.max.messages.kbytes", "1024");
-    ing = rs_ingest_new(&conf, &kv, "127.0.0.1:1", errstr, sizeof(errstr));
-    rs_kv_free(&kv);
-    assert_non_null(ing);
-    assert_conf(rs_ingest_handle(ing), "queued.max.messages.kbytes", "1024");
-    rs_ingest_destroy(ing);
-}
-
 typedef struct revoke_rec_s {
     int calls, lost;
     int64_t pos_sum; /* sum of the positions reported (>= 0) */
@@ -1502,7 +1479,6 @@ int main(void) {
         cmocka_unit_test(test_kcat),
         cmocka_unit_test(test_fetch_errors),
         cmocka_unit_test(test_dlq_retry),
-        cmocka_unit_test(test_consumer_prefetch),
         cmocka_unit_test(test_exactly_once_mode),
         cmocka_unit_test(test_replay),
         cmocka_unit_test(test_state_ahead),
