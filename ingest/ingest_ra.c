@@ -307,11 +307,22 @@ static void *rs_ra_main(void *arg) {
         for (int i = 0; i < nstale; i++)
             if (ra->junk[i]) rd_kafka_message_destroy(ra->junk[i]);
 
-        /* What is there now; else wait for the first message. */
+        /* What is there now; else wait for the first message, then take
+         * what came with it (a fetch response's other partitions are
+         * queued right behind it): handed over alone, the first message
+         * of a caught-up consumer made a batch of its own, so each fetch
+         * became two batches (two wake-ups of the owner, two rounds of
+         * the scoring loop's per-batch work: Redis, produce, trainer). */
         ssize_t k = rd_kafka_consume_batch_queue(ra->q, 0, ra->scr,
                                                  (size_t)room);
-        if (k == 0)
+        if (k == 0) {
             k = rd_kafka_consume_batch_queue(ra->q, RS_RA_WAIT_MS, ra->scr, 1);
+            if (k == 1 && room > 1) {
+                ssize_t k2 = rd_kafka_consume_batch_queue(
+                    ra->q, 0, ra->scr + 1, (size_t)room - 1);
+                if (k2 > 0) k += k2;
+            }
+        }
         if (k < 0) k = 0;
         if (k > 0 && atomic_load(&rs_ingest_test_ctl_race) == 1) {
             /* tests only: hold a chunk with a message, read in one gen,

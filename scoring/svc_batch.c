@@ -100,24 +100,44 @@ rs_learnlog_t *rs_svc_log(rs_service_t *svc, int32_t partition,
 }
 
 /* Watermarks of the partitions of the last batch to the trainer, which
- * learns what matured (negatives) from their logs. */
+ * learns what matured (negatives) from their logs.  The batch's messages
+ * go in runs of contiguous slots, one rs_trainer_commit per run (one
+ * signal, normally one per batch): committed one by one, a small batch
+ * of a paced stream over 32 partitions woke the trainer ~3.5 times per
+ * batch to handle one watermark each (939 wake-ups/s at 2000 ev/s; a
+ * sleep and a wake-up cost ~10-20 µs of CPU on the 2-core PVM guest).
+ * The same messages in the same order as before. */
 static void rs_svc_advance(rs_service_t *svc, int ntouched) {
     double psi = rs_svc_psi(svc);
-    for (int i = 0; i < ntouched; i++) {
-        int32_t p = svc->touched[i];
-        const rs_learnlog_t *lg = rs_state_log_if_open(svc->state, p);
-        uint64_t end = lg ? rs_learnlog_end(lg) : 0;
-        if (svc->pwm[p] <= svc->pwm_sent[p] && end <= svc->lend_sent[p])
-            continue;
-        rs_trainer_msg_t *m = rs_svc_train_slot(svc);
-        m->kind = RS_TRAINER_WATERMARK;
-        m->partition = p;
-        m->t = svc->pwm[p];
-        m->psi = psi;
-        m->log_end = end; /* the standardiser observes up to here */
-        rs_trainer_commit(svc->tr, 1);
-        svc->pwm_sent[p] = svc->pwm[p];
-        svc->lend_sent[p] = end;
+    int i = 0;
+    while (i < ntouched) {
+        int room = 0, k = 0;
+        rs_trainer_msg_t *run = NULL;
+        for (; i < ntouched; i++) {
+            int32_t p = svc->touched[i];
+            const rs_learnlog_t *lg = rs_state_log_if_open(svc->state, p);
+            uint64_t end = lg ? rs_learnlog_end(lg) : 0;
+            if (svc->pwm[p] <= svc->pwm_sent[p] && end <= svc->lend_sent[p])
+                continue;
+            if (k == room) { /* the run is full: hand it over first */
+                if (k) break;
+                run = rs_trainer_reserve(svc->tr, ntouched - i, &room);
+                if (!run) { /* full: wait for one slot (backpressure) */
+                    run = rs_svc_train_slot(svc);
+                    room = 1;
+                }
+            }
+            rs_trainer_msg_t *m = &run[k++];
+            memset(m, 0, sizeof(*m));
+            m->kind = RS_TRAINER_WATERMARK;
+            m->partition = p;
+            m->t = svc->pwm[p];
+            m->psi = psi;
+            m->log_end = end; /* the standardiser observes up to here */
+            svc->pwm_sent[p] = svc->pwm[p];
+            svc->lend_sent[p] = end;
+        }
+        rs_trainer_commit(svc->tr, k);
     }
 }
 

@@ -20,7 +20,7 @@ cores are over the phase; CPU µs per event until the phase's last score is out.
 --perf DIR also records `perf record` of serve over each phase into DIR (the
 first round only; call graphs: frame pointers, or PERF_CG=dwarf,16384).
 """
-import argparse, os, re, signal, subprocess, sys, time
+import argparse, os, re, shutil, signal, subprocess, sys, tempfile, time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -37,6 +37,77 @@ def threads(pid):
         name = re.sub(r"\d+$", "#", name.decode(errors="replace"))  # rdk:broker1, rdk:broker2 -> rdk:broker#
         out[name] = out.get(name, 0.0) + ticks / bl.TICK
     return out
+
+
+def wakeups(pid):
+    """{thread name: voluntary context switches} of a process (each one a
+    sleep and a wake-up: condvar waits, poll/epoll timeouts), summed by name."""
+    out = {}
+    for tid, name, _ in bl.tasks(pid):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status", "rb") as f:
+                m = re.search(rb"\nvoluntary_ctxt_switches:\s*(\d+)", f.read())
+        except OSError:
+            continue
+        name = re.sub(r"\d+$", "#", name.decode(errors="replace"))
+        out[name] = out.get(name, 0) + (int(m.group(1)) if m else 0)
+    return out
+
+
+def one_c(a, sbin, rate, tag):
+    """--rig c: bench_pace paces (1 ms steps, linger.ms=0) and reads the
+    scores back; the CPU of every process of the box over the phase: serve
+    (and by thread), the broker, redis-server, bench_pace, the machine."""
+    rig = bl.Rig("riskstream-idle.")
+    tmp = rig.tmp
+    p = None
+    res = {}
+    try:
+        rig.start_broker(a.bin, 32)
+        rig.start_redis()
+        br = rig.broker
+        p, slog = bl.serve_on(rig, sbin, "idle", ["--set", "service.stats_interval=1s"] + a.serve_set)
+        # the events file's first lines warm up, the next ones are measured
+        w = int(rate * a.warmup) if rate > 0 else 0
+        if w:
+            bl.pace_c(a.pace_bin, br.addr, a.events_file, rate, skip=0, count=w, timeout=a.timeout)
+            time.sleep(0.5)
+        pids = {"serve": p.pid, "broker": br.p.pid, "redis": rig.redis.p.pid, "box": None}
+        c0 = {k: bl.cpu_ticks(v)[0] / bl.TICK for k, v in pids.items()}
+        th0, wk0, w0 = threads(p.pid), wakeups(p.pid), time.time()
+        n, pr = 0, None
+        if rate > 0:
+            n = int(rate * a.seconds)
+            pr = bl.pace_c(a.pace_bin, br.addr, a.events_file, rate, skip=w, count=n, timeout=a.timeout)
+        else:
+            time.sleep(a.seconds)
+        th1, wk1, w1 = threads(p.pid), wakeups(p.pid), time.time()
+        c1 = {k: bl.cpu_ticks(v)[0] / bl.TICK for k, v in pids.items()}
+        span = w1 - w0
+        res.update(cores=(c1["serve"] - c0["serve"]) / span,
+                   th={k: (th1.get(k, 0) - th0.get(k, 0)) / span for k in th1},
+                   wk={k: (wk1.get(k, 0) - wk0.get(k, 0)) / span for k in wk1},
+                   procs={k: (c1[k] - c0[k]) / span for k in ("broker", "redis", "box")},
+                   load=os.getloadavg()[0])
+        if n:
+            res["procs"]["rig"] = pr["rig_cpu_us"] * n / 1e6 / span
+            res["cpu_us"] = (c1["serve"] - c0["serve"]) / n * 1e6
+            res.update(p50=pr["handed"][0], p99=pr["handed"][1], p999=pr["handed"][2])
+            bm = re.findall(rb"batch_mean=([\d.]+)", open(slog, "rb").read())
+            if bm:
+                res["batch"] = float(bm[-1])
+        log(f"{tag}: {res['cores']:.3f} cores, {res.get('cpu_us', float('nan')):.1f} us/ev, "
+            f"p50/p99/p99.9 {res.get('p50')}/{res.get('p99')}/{res.get('p999')} ms, "
+            f"others {' '.join(f'{k} {v:.2f}' for k, v in res['procs'].items())}, "
+            f"wakeups/s {sum(res['wk'].values()):.0f}, batch mean {res.get('batch')}, load {res['load']:.1f}")
+    except Exception as ex:  # noqa: BLE001
+        res["error"] = str(ex)
+        log(f"{tag}: FAILED: {ex} (logs in {tmp})")
+    finally:
+        bl.stop_proc(p)
+        rig.stop()
+        rig.cleanup("error" not in res)
+    return res
 
 
 def one(a, sbin, rate, lines, tag, perf_out):
@@ -118,11 +189,23 @@ def main():
     ap.add_argument("--timeout", type=float, default=120)
     ap.add_argument("--perf", metavar="DIR", help="perf record -g serve over each phase of round 0 into DIR")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--rig", choices=("py", "c"), default="py",
+                    help="py (default): a kcat producer paced from Python, a kcat scores reader; c = "
+                         "ops/bench/bench_pace as e2e.py's paced phases (reaches 30 000 ev/s and more): the "
+                         "table then adds the cores of the broker, redis-server, the rig and the whole "
+                         "machine over the phase, serve's wake-ups (voluntary context switches) per second by "
+                         "thread, and p99.9 (no --perf)")
     a = ap.parse_args()
     a.serve_set = [x for kv in a.sets for x in ("--set", kv)]
     rates = [float(r) for r in a.rates.split(",")]
     bins = [a.bin] + ([a.compare] if a.compare else [])
     lines = bl.keyed_events(a.bin, max(1, int(max(rates) * (a.seconds + a.warmup))), 42)
+    if a.rig == "c":
+        a.pace_bin = bl.pace_bin(a.bin)
+        evdir = tempfile.mkdtemp(prefix="riskstream-idle-ev.")
+        a.events_file = os.path.join(evdir, "events.kv")
+        with open(a.events_file, "wb") as f:
+            f.writelines(lines)
     if a.perf:
         os.makedirs(a.perf, exist_ok=True)
     res = {}
@@ -130,23 +213,32 @@ def main():
         for rate in rates:
             for bi, b in enumerate(bins):
                 po = (os.path.join(a.perf, f"perf-{bi}-{rate:.0f}.data") if a.perf and r == 0 else None)
+                tag = f"round {r} {b} {rate:.0f} ev/s"
                 res.setdefault((b, rate), []).append(
-                    one(a, b, rate, lines, f"round {r} {b} {rate:.0f} ev/s", po))
+                    one_c(a, b, rate, tag) if a.rig == "c" else one(a, b, rate, lines, tag, po))
+    if a.rig == "c":
+        shutil.rmtree(evdir, ignore_errors=True)
     med = bl.median
     print(f"\nriskstream serve CPU when idle / paced: against `riskstream broker` (32 partitions), "
           f"{a.seconds:g} s per phase, median of {a.rounds} interleaved rounds; load average at the end "
           f"{' '.join(open('/proc/loadavg').read().split()[:3])}")
     dbin = os.path.join(ROOT, "build", "riskstream")
     print(f"command: python3 ops/bench/idle_cpu.py{'' if a.bin == dbin else ' --bin ' + a.bin} --rates {a.rates} --seconds {a.seconds:g} --rounds {a.rounds} "
-          f"--warmup {a.warmup:g}"
+          f"--warmup {a.warmup:g}{' --rig c' if a.rig == 'c' else ''}"
           f"{''.join(' --set ' + kv for kv in a.sets)}{' --compare ' + a.compare if a.compare else ''}\n")
-    print("| binary | ev/s | cores | CPU µs/event | p50 / p99 ms | messages per poll | cores by thread (median, > 0.002) |")
-    print("|---|---:|---:|---:|---:|---:|---|")
+    if a.rig == "c":
+        print("| binary | ev/s | cores | CPU µs/event | p50 / p99 / p99.9 ms | messages per poll | "
+              "cores by thread (median, > 0.002) | cores of the others: broker, redis, rig (bench_pace), "
+              "the whole box | serve's wake-ups/s: all, by thread (>= 20) |")
+        print("|---|---:|---:|---:|---:|---:|---|---|---|")
+    else:
+        print("| binary | ev/s | cores | CPU µs/event | p50 / p99 ms | messages per poll | cores by thread (median, > 0.002) |")
+        print("|---|---:|---:|---:|---:|---:|---|")
     for rate in rates:
         for b in bins:
             ok = [x for x in res[(b, rate)] if "error" not in x]
             if not ok:
-                print(f"| {b} | {rate:.0f} | failed |||||")
+                print(f"| {b} | {rate:.0f} | failed |||||{'||' if a.rig == 'c' else ''}")
                 continue
             names = sorted({k for x in ok for k in x["th"]})
             th = sorted(((med([x["th"].get(k, 0) for x in ok]), k) for k in names), reverse=True)
@@ -155,6 +247,16 @@ def main():
             cu = f"{med([x['cpu_us'] for x in ok]):.1f}" if rate > 0 else "-"
             bm = [x["batch"] for x in ok if "batch" in x]
             bms = f"{med(bm):.1f}" if bm else "-"
+            if a.rig == "c":
+                if rate > 0:
+                    lat += f" / {med([x['p999'] for x in ok]):.0f}"
+                pr = ", ".join(f"{k} {med([x['procs'].get(k, 0) for x in ok]):.2f}"
+                               for k in ("broker", "redis", "rig", "box") if rate > 0 or k != "rig")
+                wk = sorted(((med([x["wk"].get(k, 0) for x in ok]), k) for k in names), reverse=True)
+                wks = f"{sum(v for v, _ in wk):.0f}: " + ", ".join(f"{k} {v:.0f}" for v, k in wk if v >= 20)
+                print(f"| {b} | {rate:.0f} | {med([x['cores'] for x in ok]):.3f} | {cu} | {lat} | {bms} | "
+                      f"{ths} | {pr} | {wks} |")
+                continue
             print(f"| {b} | {rate:.0f} | {med([x['cores'] for x in ok]):.3f} | {cu} | {lat} | {bms} | {ths} |")
 
 
