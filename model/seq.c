@@ -461,6 +461,22 @@ rs_seq_t *rs_seq_new(const rs_model_conf_t *conf, int dim, uint32_t names_hash,
                             hi = ((uintptr_t)hp[i] + hb[i]) & ~(uintptr_t)4095;
             if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
         }
+        /* ... and populated by the background prefault thread ahead of
+         * the other lazy tables (rs_prefault: its "soon" queue).  Slots
+         * are taken in order (0, 1, ... until max_entities, then LRU
+         * reuse), so every page of these arrays is written once the
+         * service has seen max_entities entities, the first ones by the
+         * first batches.  Left in the lazy queue they came after hundreds
+         * of MB of feature tables that the nice-19 thread had not reached
+         * when a burst started (2-3 s after start), and the scoring thread
+         * and the workers zeroed each 2 MB page themselves on the first
+         * entity in it (perf_threads: rs_seq_ent_append's page faults
+         * ~3 % of serve's samples at max rate on a VM where a first touch
+         * costs ~10 us per 4 KB).  The small arrays first: one slot
+         * touches all of them. */
+        const int order[] = {0, 5, 2, 3, 4, 1}; /* ekv, the largest, last */
+        for (size_t i = 0; i < RS_ARRAY_LEN(order); i++)
+            rs_prefault(hp[order[i]], hb[order[i]]);
     }
     s->lru_head = s->lru_tail = -1;
     s->rowent = rs_calloc((size_t)s->batch_max, sizeof(uint32_t));

@@ -23,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "model/seq_int.h"
 #include "rs_test_learn.h"
@@ -800,6 +802,57 @@ static void test_default_sizes(void **state) {
     rs_model_destroy(b);
 }
 
+/* The entity caches are queued for the background prefault thread ahead of
+ * the lazy tables (rs_prefault, its "soon" queue): they are written from
+ * the first batches on, and behind hundreds of MB of feature tables the
+ * scoring thread and the workers faulted them in themselves.  The thread is
+ * held on a chunk of its own (as in test_common's test_prefault_soon_first)
+ * so the queue does not move; a lazy region queued before the model must
+ * come after the model's caches, and once the model is destroyed its ranges
+ * are gone from the queue (rs_free drops them: nothing populates freed
+ * memory). */
+static void test_caches_prefaulted_first(void **state) {
+    (void)state;
+    const size_t n = (size_t)4 << 20, hn = (size_t)128 << 10;
+    unsigned char *h = mmap(NULL, hn, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    unsigned char *lz = mmap(NULL, n, PROT_READ | PROT_WRITE,
+                             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(h != MAP_FAILED && lz != MAP_FAILED);
+    for (int i = 0; i < 300 && rs_prefault_pending(); i++) usleep(10000);
+    rs_prefault_hold(1);
+    rs_prefault(h, hn); /* one chunk: the thread takes it and is held */
+    if (!rs_prefault_pending()) { /* kernel without MADV_POPULATE_WRITE */
+        rs_prefault_hold(0);
+        munmap(h, hn);
+        munmap(lz, n);
+        skip();
+    }
+    int held = 0;
+    for (int i = 0; i < 60000 && !held; i++) {
+        held = rs_prefault_hold(1);
+        if (!held) usleep(1000);
+    }
+    assert_true(held);
+    assert_null(rs_prefault_next());
+    rs_zero_lazy(lz, n); /* a table made before the model */
+    assert_ptr_equal(rs_prefault_next(), lz);
+    rs_model_conf_t c = conf_tiny();
+    c.seq.max_entities = 4096; /* caches of a few MB: lazy regions */
+    rs_model_t *m = new_model(&c);
+    void *next = rs_prefault_next();
+    assert_non_null(next);
+    assert_ptr_not_equal(next, lz); /* the caches come first */
+    rs_model_destroy(m);
+    assert_ptr_equal(rs_prefault_next(), lz);
+    rs_prefault_cancel(lz, n);
+    rs_prefault_hold(0);
+    for (int i = 0; i < 1000 && rs_prefault_pending(); i++) usleep(10000);
+    assert_int_equal(rs_prefault_pending(), 0);
+    munmap(h, hn);
+    munmap(lz, n);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip_snapshot),
@@ -810,6 +863,7 @@ int main(void) {
         cmocka_unit_test(test_other_arch),
         cmocka_unit_test(test_smaller_pool),
         cmocka_unit_test(test_default_sizes),
+        cmocka_unit_test(test_caches_prefaulted_first),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
