@@ -51,18 +51,19 @@ static const rs_conf_field_t rs_cpstage_fields[] = {
      "bit with one instance or several in the group; false = each instance "
      "from its own partitions only (counts fall to ~1/N with N instances)",
      NULL, 0, 0},
-    {"wait", RS_CONF_DURATION, "30s", offsetof(rs_cpstage_conf_t, wait_ms), 0,
+    {"wait", RS_CONF_DURATION, "auto", offsetof(rs_cpstage_conf_t, wait_ms), 0,
      "longest wait of an event for its counterparty features (the store "
      "reading the other partitions up to its time) once the store has read "
-     "the topics at start (before, events wait as long as that takes: "
-     "/readyz says so); past it the event is scored with them at 0 and "
+     "the topics at start (before, events wait as long as that takes, "
+     "within the batch budget below: /readyz says so); past it the event is scored with them at 0 and "
      "counted (riskstream_cpstage_misses_total); a batch's events wait at "
      "most half the consumer's max.poll.interval.ms in total, before the "
      "store's first read too (riskstream_cpstage_budget_cuts_total: the "
      "rest of the batch is scored without waiting, so the instance keeps "
-     "its group membership); must be below "
-     "kafka.consumer.max.poll.interval.ms (300s by default), else exit 2",
-     NULL, 1, 3600000},
+     "its group membership); a value set must be below "
+     "kafka.consumer.max.poll.interval.ms (300s by default), else exit 2; "
+     "auto = 30s, or that budget if less (a 10s poll interval: 5s)",
+     "auto", 1, 3600000},
     {"idle_wait", RS_CONF_DURATION, "0ms",
      offsetof(rs_cpstage_conf_t, idle_wait_ms), 0,
      "a partition at its end holds each message to merge back until this "
@@ -152,7 +153,7 @@ rs_err_t rs_cpstage_conf_check(const rs_cpstage_conf_t *conf,
         poll = atoll(v);
     rd_kafka_conf_destroy(kc);
     if (poll_ms) *poll_ms = poll;
-    if (conf->enabled && conf->wait_ms >= poll)
+    if (conf->enabled && conf->wait_ms != RS_CONF_AUTO && conf->wait_ms >= poll)
         return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
                        "cpstage.wait (%lld ms) must be below the scoring "
                        "consumer's kafka max.poll.interval.ms (%lld ms): a "
@@ -875,6 +876,8 @@ rs_cpstage_t *rs_cpstage_new(const rs_cpstage_opts_t *o, rs_err_t *err_out,
     rs_cpstage_t *cs = rs_calloc(1, sizeof(*cs));
     cs->conf = *o->conf;
     cs->budget_us = poll_ms * 1000 / 2;
+    if (cs->conf.wait_ms == RS_CONF_AUTO) /* 30 s, or the budget if less */
+        cs->conf.wait_ms = RS_MIN(30000, RS_MAX(poll_ms / 2, 1));
     cs->fconf = *o->features;
     cs->icon = *o->ingest;
     cs->dedup_window_ms = o->dedup_window_ms;

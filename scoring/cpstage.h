@@ -101,7 +101,9 @@ extern "C" {
 /* `cpstage:` section (table in cpstage.c; docs/config.md). */
 typedef struct rs_cpstage_conf_s {
     int enabled;             /* global store for the non-entity keys      */
-    int64_t wait_ms;         /* longest wait for an event's results       */
+    int64_t wait_ms;         /* longest wait for an event's results;
+                              * RS_CONF_AUTO: 30 s, or half the consumer's
+                              * max.poll.interval.ms if less              */
     int64_t idle_wait_ms;    /* a partition at its end holds the merge    */
     int64_t max_pending;     /* results held before the merge pauses      */
     int64_t buffer;          /* raw messages per partition before its
@@ -124,7 +126,7 @@ void rs_cpstage_conf_init(rs_cpstage_conf_t *conf);
 /* Check `conf` against the scoring consumer's max.poll.interval.ms as
  * the `kafka:` properties `kafka` (may be NULL; scoped "consumer." keys
  * included) give it, librdkafka's default (300000) when unset:
- * cpstage.wait must be below it.  RS_OK with *poll_ms (may be NULL) set
+ * cpstage.wait (unless auto) must be below it.  RS_OK with *poll_ms (may be NULL) set
  * to it; RS_ERR_CONFIG naming both keys (exit 2), or a bad `kafka:`
  * property.  @locality any thread (builds a client configuration, no
  * client) */

@@ -1077,6 +1077,10 @@ static void test_poll_budget(void **state) {
     cc.feed = 0;
     cc.idle_wait_ms = 0;
 
+    /* the default (auto): 30 s or the budget, accepted */
+    assert_int_equal(cc.wait_ms, RS_CONF_AUTO);
+    assert_int_equal(rs_cpstage_conf_check(&cc, &kv, NULL, errstr,
+                                           sizeof(errstr)), RS_OK);
     /* cpstage.wait at the poll interval: refused, both keys named */
     cc.wait_ms = PB_POLL_MS;
     rs_cpstage_opts_t o = {&cc, &fc, &icon, &kv, boot, 86400000LL, 65536, 0, 1};
