@@ -133,6 +133,13 @@ void rs_coldstart_failure(rs_coldstart_t *cs, int64_t lead_ms,
 /* The largest CUSUM of `machine` (rs_coldstart_observe) in units of the
  * decision interval h: >= 1 is a change (0: none, or not tracked). */
 float rs_coldstart_change(rs_coldstart_t *cs, uint64_t machine);
+/* i16diff: the largest CUSUM of the readings against their shortest-span
+ * mean (base_z - base_z_lastNc) of `machine`, in units of its interval
+ * (learned from the difference's lag-1 correlation): >= 1 is a step.  0:
+ * none, not tracked, or a layout without the reading's own base_z.  Part
+ * of rs_coldstart_change.  Same thread as rs_coldstart_observe; owns
+ * nothing. */
+float rs_coldstart_step(rs_coldstart_t *cs, uint64_t machine);
 /* n, and c (those the model's own score caught at least H/3 ahead). */
 uint64_t rs_coldstart_failures(const rs_coldstart_t *cs);
 uint64_t rs_coldstart_caught(const rs_coldstart_t *cs);
