@@ -544,18 +544,25 @@ float rs_coldstart_score(const rs_coldstart_t *cs, const float *x,
  * CUSUM's span N_c in place of the 0. */
 static size_t rs_cs_spread_size(int nref) { return 16 + 8 * (size_t)nref; }
 
-/* The CUSUM block: u64 m, then m x {u64 machine, f32 S[2 ncu]}. */
-static size_t rs_cs_cusum_entry(int ncu) { return 8 + 8 * (size_t)ncu; }
+/* The CUSUM block: u64 m, then m x {u64 machine, f32 S[2 ncu]} (version
+ * 5: and f32 S+ S- d_t-1 [ndf] of the difference's CUSUMs). */
+static size_t rs_cs_cusum_entry(int ncu, int ndf) {
+    return 8 + 8 * (size_t)ncu + 12 * (size_t)ndf;
+}
+/* i16diff, version 5: the difference's block after the two spread
+ * blocks: u32 ndf, u32 N_c, f64 readings observed (prior included), f64
+ * clipped squares [ndf], f64 lag products [ndf], f64 lag squares [ndf]. */
+static size_t rs_cs_diff_size(int ndf) { return 16 + 24 * (size_t)ndf; }
 
 size_t rs_coldstart_state_size(const rs_coldstart_t *cs) {
     return RS_COLDSTART_STATE + rs_cs_spread_size(cs->nref) +
-           rs_cs_spread_size(cs->ncu) +
+           rs_cs_spread_size(cs->ncu) + rs_cs_diff_size(cs->ndf) +
            (cs->own ? rs_alertpol_state_size(cs->own) : 8) + 8 +
-           (cs->cu ? cs->nmach * rs_cs_cusum_entry(cs->ncu) : 0);
+           (cs->cu ? cs->nmach * rs_cs_cusum_entry(cs->ncu, cs->ndf) : 0);
 }
 
 void rs_coldstart_save(const rs_coldstart_t *cs, void *buf) {
-    uint32_t hd[2] = {RS_CS_MAGIC, 4};
+    uint32_t hd[2] = {RS_CS_MAGIC, 5};
     char *o = buf;
     memcpy(o, hd, sizeof(hd));
     memcpy(o + 8, &cs->n, sizeof(cs->n));
@@ -571,6 +578,13 @@ void rs_coldstart_save(const rs_coldstart_t *cs, void *buf) {
     memcpy(o + 8, &cs->cnobs, sizeof(cs->cnobs));
     memcpy(o + 16, cs->css, 8 * (size_t)cs->ncu);
     o += rs_cs_spread_size(cs->ncu);
+    uint32_t dh[2] = {(uint32_t)cs->ndf, (uint32_t)cs->cspan};
+    memcpy(o, dh, sizeof(dh));
+    memcpy(o + 8, &cs->dnobs, sizeof(cs->dnobs));
+    memcpy(o + 16, cs->dss, 8 * (size_t)cs->ndf);
+    memcpy(o + 16 + 8 * (size_t)cs->ndf, cs->dsp, 8 * (size_t)cs->ndf);
+    memcpy(o + 16 + 16 * (size_t)cs->ndf, cs->dsq, 8 * (size_t)cs->ndf);
+    o += rs_cs_diff_size(cs->ndf);
     if (cs->own) {
         rs_alertpol_save(cs->own, o);
         o += rs_alertpol_state_size(cs->own);
@@ -586,7 +600,10 @@ void rs_coldstart_save(const rs_coldstart_t *cs, void *buf) {
         if (!cs->cukey[i]) continue;
         memcpy(o, &cs->cukey[i], 8);
         memcpy(o + 8, cs->cu + (size_t)i * 2 * cs->ncu, 8 * (size_t)cs->ncu);
-        o += rs_cs_cusum_entry(cs->ncu);
+        if (cs->ndf)
+            memcpy(o + 8 + 8 * (size_t)cs->ncu,
+                   cs->du + (size_t)i * 3 * cs->ndf, 12 * (size_t)cs->ndf);
+        o += rs_cs_cusum_entry(cs->ncu, cs->ndf);
         m++;
     }
     memcpy(mp, &m, 8);
@@ -608,6 +625,36 @@ static int rs_cs_spread_read(const char *in, size_t len, uint32_t sh[2],
     return ok ? 1 : -1;
 }
 
+/* The difference's block (version 5) at `in`: as rs_cs_spread_read
+ * (the lag products may be negative). */
+static int rs_cs_diff_read(const char *in, size_t len, uint32_t dh[2],
+                           double *dnobs, double *dss, double *dsp,
+                           double *dsq) {
+    if (len < 16) return 0;
+    memcpy(dh, in, 8);
+    if (dh[0] > RS_CS_MAX || len < rs_cs_diff_size((int)dh[0])) return 0;
+    size_t n = dh[0];
+    memcpy(dnobs, in + 8, sizeof(*dnobs));
+    memcpy(dss, in + 16, 8 * n);
+    memcpy(dsp, in + 16 + 8 * n, 8 * n);
+    memcpy(dsq, in + 16 + 16 * n, 8 * n);
+    int ok = isfinite(*dnobs) && *dnobs >= 0;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = isfinite(dss[i]) && dss[i] >= 0 && isfinite(dsp[i]) &&
+             isfinite(dsq[i]) && dsq[i] >= 0;
+    return ok ? 1 : -1;
+}
+
+/* a loaded difference row: S+ S- finite and >= 0 (else 0), d_t-1 in
+ * [-3, 3] (else none) */
+static void rs_cs_dclean(float *D, int ndf) {
+    for (int i = 0; i < ndf; i++) {
+        if (!(D[3 * i] >= 0) || !isfinite(D[3 * i])) D[3 * i] = 0;
+        if (!(D[3 * i + 1] >= 0) || !isfinite(D[3 * i + 1])) D[3 * i + 1] = 0;
+        if (!(D[3 * i + 2] >= -3 && D[3 * i + 2] <= 3)) D[3 * i + 2] = NAN;
+    }
+}
+
 rs_err_t rs_coldstart_load(rs_coldstart_t *cs, const void *buf, size_t len,
                            char *errstr, size_t errstr_size) {
     uint32_t hd[2] = {0, 0};
@@ -616,9 +663,11 @@ rs_err_t rs_coldstart_load(rs_coldstart_t *cs, const void *buf, size_t len,
     if (buf && len >= RS_COLDSTART_STATE_V1) memcpy(hd, buf, sizeof(hd));
     int v1 = hd[1] == 1 && len == RS_COLDSTART_STATE_V1;
     int v2 = hd[1] == 2 && len == RS_COLDSTART_STATE;
-    int v34 = (hd[1] == 3 || hd[1] == 4) && len >= RS_COLDSTART_STATE + 16 + 8;
-    uint32_t sh[2] = {0, 0}, ch[2] = {0, 0};
+    int v34 = (hd[1] == 3 || hd[1] == 4 || hd[1] == 5) &&
+              len >= RS_COLDSTART_STATE + 16 + 8;
+    uint32_t sh[2] = {0, 0}, ch[2] = {0, 0}, dh[2] = {0, 0};
     double nobs = 0, ss[RS_CS_MAX], cnobs = 0, css[RS_CS_MAX];
+    double dnobs = 0, dss[RS_CS_MAX], dsp[RS_CS_MAX], dsq[RS_CS_MAX];
     size_t so = RS_COLDSTART_STATE, sl = 0;
     int damaged = 0;
     if (v34) {
@@ -628,11 +677,18 @@ rs_err_t rs_coldstart_load(rs_coldstart_t *cs, const void *buf, size_t len,
         v34 = r != 0 && sh[1] == 0;
         damaged = r < 0;
         if (v34) sl = rs_cs_spread_size((int)sh[0]);
-        if (v34 && hd[1] == 4) {
+        if (v34 && hd[1] >= 4) {
             r = rs_cs_spread_read(in + so + sl, len - so - sl, ch, &cnobs, css);
             v34 = r != 0;
             damaged |= r < 0;
             if (v34) sl += rs_cs_spread_size((int)ch[0]);
+        }
+        if (v34 && hd[1] == 5) { /* i16diff: the difference's block */
+            r = rs_cs_diff_read(in + so + sl, len - so - sl, dh, &dnobs, dss,
+                                dsp, dsq);
+            v34 = r != 0;
+            damaged |= r < 0;
+            if (v34) sl += rs_cs_diff_size((int)dh[0]);
         }
         v34 = v34 && len >= so + sl + 8;
     }
@@ -649,8 +705,8 @@ rs_err_t rs_coldstart_load(rs_coldstart_t *cs, const void *buf, size_t len,
     if (hd[0] != RS_CS_MAGIC || !(v1 || v2 || v34) || c > n ||
         n > (UINT64_C(1) << 53))
         return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
-                       "cold-start state: %zu bytes, not a version-4 or "
-                       "version-3 state (%d bytes, the spreads and the own "
+                       "cold-start state: %zu bytes, not a version-5, 4 or "
+                       "3 state (%d bytes, the spreads and the own "
                        "policy's), version 2 of %d or version 1 of %d, with "
                        "caught <= failures <= 2^53", len, RS_COLDSTART_STATE,
                        RS_COLDSTART_STATE, RS_COLDSTART_STATE_V1);
@@ -661,8 +717,9 @@ rs_err_t rs_coldstart_load(rs_coldstart_t *cs, const void *buf, size_t len,
     if (v34) {
         /* the CUSUMs' layout in the state: version 3's read the ref
          * features (their span, sh[0] of them) */
-        uint32_t sncu = hd[1] == 4 ? ch[0] : sh[0];
-        double sspan = hd[1] == 4 ? (double)ch[1] : cs->span;
+        uint32_t sncu = hd[1] >= 4 ? ch[0] : sh[0];
+        double sspan = hd[1] >= 4 ? (double)ch[1] : cs->span;
+        uint32_t sndf = hd[1] == 5 ? dh[0] : 0; /* before: none */
         const char *pol = in + so + sl;
         size_t rest = len - so - sl, plen = 0, clen = 0;
         uint64_t m = 0, mc = 0;
@@ -670,7 +727,7 @@ rs_err_t rs_coldstart_load(rs_coldstart_t *cs, const void *buf, size_t len,
         char e2[200];
         rs_err_t err = RS_OK;
         /* the policy (8 + 48 m), then the CUSUMs (8 + entry x mc) */
-        size_t ce = rs_cs_cusum_entry((int)sncu);
+        size_t ce = rs_cs_cusum_entry((int)sncu, (int)sndf);
         if (m > (rest - 8) / 48 || rest - 8 - 48 * m < 8) {
             err = RS_ERR_CORRUPT;
         } else {
@@ -693,6 +750,10 @@ rs_err_t rs_coldstart_load(rs_coldstart_t *cs, const void *buf, size_t len,
          * these read the shortest -- they start again at 0); machines
          * beyond the table are dropped */
         int same = (int)sncu == cs->ncu && sspan == cs->cspan;
+        /* the difference's CUSUMs: of this layout, and of a version-5
+         * state (before: they start at 0) */
+        int dsame = same && hd[1] == 5 && (int)sndf == cs->ndf &&
+                    (double)dh[1] == cs->cspan && cs->ndf > 0;
         if (cs->cu && same) {
             memset(cs->cukey, 0, ((size_t)cs->mask + 1) * sizeof(*cs->cukey));
             memset(cs->cu, 0, ((size_t)cs->mask + 1) * 2 * cs->ncu * sizeof(float));
@@ -708,6 +769,11 @@ rs_err_t rs_coldstart_load(rs_coldstart_t *cs, const void *buf, size_t len,
                 memcpy(S, e + 8, 8 * (size_t)cs->ncu);
                 for (int i = 0; i < 2 * cs->ncu; i++)
                     if (!(S[i] >= 0) || !isfinite(S[i])) S[i] = 0;
+                if (dsame) {
+                    float *D = rs_cs_drow(cs, S);
+                    memcpy(D, e + 8 + 8 * (size_t)cs->ncu, 12 * (size_t)cs->ndf);
+                    rs_cs_dclean(D, cs->ndf);
+                }
             }
         }
         /* the spreads of another layout (another number of sensors) are
@@ -730,6 +796,16 @@ rs_err_t rs_coldstart_load(rs_coldstart_t *cs, const void *buf, size_t len,
                 cs->cscale[i] = rs_cs_scale(cs->cspan, css[i], cnobs);
             }
         }
+        if (dsame && dnobs > 0) {
+            cs->dnobs = dnobs;
+            for (int i = 0; i < cs->ndf; i++) {
+                cs->dss[i] = dss[i];
+                cs->dscale[i] = rs_cs_dscale(dss[i], dnobs);
+                cs->dsp[i] = dsp[i];
+                cs->dsq[i] = dsq[i];
+            }
+            rs_cs_dint(cs);
+        }
     }
     cs->n = n;
     cs->caught = c;
@@ -746,6 +822,9 @@ rs_err_t rs_coldstart_load(rs_coldstart_t *cs, const void *buf, size_t len,
 #define RS_CS_M_CUSUM 2u
 #define RS_CS_M_CUSUM_SHORT 4u
 #define RS_CS_M_CUSUMS (RS_CS_M_CUSUM | RS_CS_M_CUSUM_SHORT)
+/* i16diff: the difference's CUSUMs follow the CUSUMs (with 2 or 4):
+ * u32 ndf, u32 0, f32 S+ S- d_t-1 per sensor */
+#define RS_CS_M_DIFF 8u
 
 /* the flag of this layout's CUSUMs */
 static uint32_t rs_cs_cusum_flag(const rs_coldstart_t *cs) {
@@ -761,9 +840,11 @@ size_t rs_coldstart_machine_save(const rs_coldstart_t *cs, uint64_t machine,
     const float *S = cs->cu ? rs_cs_machine((rs_coldstart_t *)cs, machine, 0)
                             : NULL;
     if (S) flags |= rs_cs_cusum_flag(cs);
+    if (S && cs->ndf) flags |= RS_CS_M_DIFF;
     if (!flags) return 0;
     size_t need = 8 + (flags & RS_CS_M_OWN ? RS_ALERTPOL_ENTRY : 0) +
-                  (S ? 8 * (size_t)cs->ncu : 0);
+                  (S ? 8 * (size_t)cs->ncu : 0) +
+                  (flags & RS_CS_M_DIFF ? 8 + 12 * (size_t)cs->ndf : 0);
     if (cap < need) return need;
     char *o = buf;
     uint32_t hd[2] = {(uint32_t)cs->ncu, flags};
@@ -774,23 +855,36 @@ size_t rs_coldstart_machine_save(const rs_coldstart_t *cs, uint64_t machine,
         o += RS_ALERTPOL_ENTRY;
     }
     if (S) memcpy(o, S, 8 * (size_t)cs->ncu);
+    if (flags & RS_CS_M_DIFF) {
+        uint32_t dh[2] = {(uint32_t)cs->ndf, 0};
+        o += 8 * (size_t)cs->ncu;
+        memcpy(o, dh, sizeof(dh));
+        memcpy(o + 8, rs_cs_drow(cs, S), 12 * (size_t)cs->ndf);
+    }
     return need;
 }
 
 rs_err_t rs_coldstart_machine_check(uint64_t machine, const void *buf,
                                     size_t len, char *errstr,
                                     size_t errstr_size) {
-    uint32_t hd[2] = {0, 0};
+    uint32_t hd[2] = {0, 0}, dh[2] = {0, 0};
     if (buf && len >= 8) memcpy(hd, buf, sizeof(hd));
     size_t need = 8 + (hd[1] & RS_CS_M_OWN ? RS_ALERTPOL_ENTRY : 0) +
                   (hd[1] & RS_CS_M_CUSUMS ? 8 * (size_t)hd[0] : 0);
-    if (!buf || len < 8 || hd[1] > 7 || !hd[1] ||
+    /* the difference's part: its count after the CUSUMs */
+    if ((hd[1] & RS_CS_M_DIFF) && hd[0] <= RS_CS_MAX && len >= need + 8) {
+        memcpy(dh, (const char *)buf + need, sizeof(dh));
+        if (dh[0] <= RS_CS_MAX) need += 8 + 12 * (size_t)dh[0];
+    }
+    if (!buf || len < 8 || hd[1] > 15 || !hd[1] ||
         (hd[1] & RS_CS_M_CUSUMS) == RS_CS_M_CUSUMS || hd[0] > RS_CS_MAX ||
+        ((hd[1] & RS_CS_M_DIFF) &&
+         (!(hd[1] & RS_CS_M_CUSUMS) || !dh[0] || dh[0] > RS_CS_MAX || dh[1])) ||
         len != need)
         return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
                        "cold-start machine state: %zu bytes, flags %u, %u "
-                       "CUSUM features: not a machine's state", len, hd[1],
-                       hd[0]);
+                       "CUSUM features, %u differences: not a machine's "
+                       "state", len, hd[1], hd[0], dh[0]);
     const char *in = (const char *)buf + 8;
     if (hd[1] & RS_CS_M_OWN) {
         char e2[200];
@@ -815,6 +909,20 @@ rs_err_t rs_coldstart_machine_check(uint64_t machine, const void *buf,
             return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
                            "cold-start machine state: a CUSUM is not a "
                            "finite non-negative number");
+    }
+    if (hd[1] & RS_CS_M_DIFF) {
+        in += 8 * (size_t)hd[0] + 8;
+        for (uint32_t i = 0; i < 3 * dh[0]; i++) {
+            float v;
+            memcpy(&v, in + 4 * (size_t)i, 4);
+            int ok = i % 3 == 2 ? (isnan(v) || (v >= -3 && v <= 3))
+                                : (v >= 0 && isfinite(v));
+            if (!ok)
+                return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
+                               "cold-start machine state: a difference's "
+                               "CUSUM is not a finite non-negative number "
+                               "or its last reading not within 3 sds");
+        }
     }
     return RS_OK;
 }
@@ -881,6 +989,15 @@ rs_err_t rs_coldstart_machine_load(rs_coldstart_t *cs, uint64_t machine,
                            "cold-start: no room for machine %llx's CUSUMs",
                            (unsigned long long)machine);
         memcpy(S, in, 8 * (size_t)cs->ncu);
+        /* i16diff: the difference's CUSUMs of this layout (a record
+         * without them, flag 8 clear: an instance before i16diff, at 0) */
+        uint32_t dh[2] = {0, 0};
+        if (hd[1] & RS_CS_M_DIFF) memcpy(dh, in + 8 * (size_t)cs->ncu, 8);
+        if ((hd[1] & RS_CS_M_DIFF) && (int)dh[0] == cs->ndf) {
+            float *D = rs_cs_drow(cs, S);
+            memcpy(D, in + 8 * (size_t)cs->ncu + 8, 12 * (size_t)cs->ndf);
+            rs_cs_dclean(D, cs->ndf);
+        }
     }
     return RS_OK;
 }

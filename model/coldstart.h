@@ -241,7 +241,7 @@ rs_err_t rs_coldstart_load(rs_coldstart_t *cs, const void *buf, size_t len,
  * is ignored without rs_coldstart_track); RS_ERR_NOMEM when a table is
  * full.  rs_coldstart_machine_forget: the machine's entries removed (its
  * partition left).  No allocation.  The owning thread. */
-#define RS_COLDSTART_MACHINE_MAX (8 + 48 + 8 * 64)
+#define RS_COLDSTART_MACHINE_MAX (8 + 48 + 8 * 64 + 8 + 12 * 64)
 size_t rs_coldstart_machine_save(const rs_coldstart_t *cs, uint64_t machine,
                                  void *buf, size_t cap);
 rs_err_t rs_coldstart_machine_check(uint64_t machine, const void *buf,
