@@ -54,6 +54,18 @@
  * 2.000, h = 24.0, where the 48-reading CUSUM's h was 48 x 1.538 =
  * 73.8).  With one span N_c = N: the design above.
  *
+ * Since i16diff (session 16) a second two-sided CUSUM per sensor reads
+ * the reading against its own N_c-reading mean, d = base_z -
+ * base_z_lastNc_incl (where the layout has the reading's own base_z):
+ * the slow parts (load, daily cycle, drift) cancel and a step shows at
+ * once.  k = 1.5 in d's learned spread; the per-reading budget is split
+ * in two (2 x 740 N readings each: the mean's h = N_c hb(2 x 740 N /
+ * N_c) = 26.8 at 12 of 48), and d's interval counts its dependence:
+ * h = sqrt(v) hb(k / sqrt v, 2 x 740 N), v = (1 + rho) / (1 - rho) from
+ * d's lag-1 correlation rho learned over the fleet (coldstart.c
+ * rs_cs_dint: the derivation).  The reference's CUSUM z is 3 x the
+ * larger of the two S / h.
+ *
  * The score the alert policy sees combines the two:
  *
  *     s = 1 - (1 - p)(1 - (1 - w) u),    w = c / (n + n0)
@@ -133,6 +145,13 @@ void rs_coldstart_failure(rs_coldstart_t *cs, int64_t lead_ms,
 /* The largest CUSUM of `machine` (rs_coldstart_observe) in units of the
  * decision interval h: >= 1 is a change (0: none, or not tracked). */
 float rs_coldstart_change(rs_coldstart_t *cs, uint64_t machine);
+/* i16diff: the largest CUSUM of the readings against their shortest-span
+ * mean (base_z - base_z_lastNc) of `machine`, in units of its interval
+ * (learned from the difference's lag-1 correlation): >= 1 is a step.  0:
+ * none, not tracked, or a layout without the reading's own base_z.  Part
+ * of rs_coldstart_change.  Same thread as rs_coldstart_observe; owns
+ * nothing. */
+float rs_coldstart_step(rs_coldstart_t *cs, uint64_t machine);
 /* n, and c (those the model's own score caught at least H/3 ahead). */
 uint64_t rs_coldstart_failures(const rs_coldstart_t *cs);
 uint64_t rs_coldstart_caught(const rs_coldstart_t *cs);
@@ -182,15 +201,20 @@ void rs_coldstart_repair(rs_coldstart_t *cs, uint64_t machine);
  * machines' CUSUMs).  A service keeps it in its checkpoint (the scoring
  * service's record, scoring/svc_ckpt.c), so a restart does not lean on
  * the reference again as if no failure had been learned.
- * Version 4 (host byte order: a local file): u32 magic "RSCS", u32
- * version 4, u64 n, u64 c (the RS_COLDSTART_STATE bytes of version 2),
+ * Version 5 (host byte order: a local file): u32 magic "RSCS", u32
+ * version 5, u64 n, u64 c (the RS_COLDSTART_STATE bytes of version 2),
  * the ref features' spreads (u32 nref, u32 0, f64 readings observed, f64
  * clipped sums [nref]), the CUSUM features' spreads (u32 ncu, u32 N_c,
- * f64 readings observed, f64 clipped sums [ncu]), the own policy's state
- * (maint.h rs_alertpol_save; 8 bytes of 0 machines without
+ * f64 readings observed, f64 clipped sums [ncu]), the differences'
+ * block (i16diff: u32 ndf, u32 N_c, f64 readings observed, f64 clipped
+ * squares, lag products and lag squares [ndf] each), the own policy's
+ * state (maint.h rs_alertpol_save; 8 bytes of 0 machines without
  * rs_coldstart_track), the CUSUMs (u64 m, m x {u64 machine, f32 S+ S-
- * per CUSUM feature}).  Spreads and CUSUMs of another number of features
- * (or CUSUMs of another span) start afresh.  A version-3 state (before
+ * per CUSUM feature, f32 S+ S- d_t-1 per difference}).  Spreads and
+ * CUSUMs of another number of features (or CUSUMs of another span)
+ * start afresh.  A version-4 state (before i16diff) loads as version 5
+ * with the differences' CUSUMs at 0 and their spread and correlation
+ * from the prior.  A version-3 state (before
  * i14cusum: no CUSUM spread block, its CUSUMs of the longest span's
  * means) loads the counts, the ref spreads and the own policy; its
  * CUSUMs and the CUSUM spreads start afresh (they are of the longest
@@ -219,14 +243,18 @@ rs_err_t rs_coldstart_load(rs_coldstart_t *cs, const void *buf, size_t len,
  * the own policy's 48-byte entry follows, maint.h RS_ALERTPOL_ENTRY; 2:
  * the CUSUMs of the longest span's means follow -- one span, or a record
  * written before i14cusum; 4: the CUSUMs of the shortest span's means
- * follow; f32 S+ S- per CUSUM feature), at most
+ * follow; f32 S+ S- per CUSUM feature; 8, with 2 or 4: the differences'
+ * CUSUMs follow, u32 ndf, u32 0, f32 S+ S- d_t-1 per difference -- a
+ * record without it, of an instance before i16diff, loads with them at
+ * 0, and an instance before i16diff refuses a record with it), at most
  * RS_COLDSTART_MACHINE_MAX.
  * rs_coldstart_machine_save: the bytes of machine's state (0: nothing
  * kept for it), written to buf only when cap is at least that.
  * rs_coldstart_machine_check: RS_ERR_CORRUPT with errstr for a record
  * that is not one of `machine` (length, flags: unknown, or 2 and 4
- * together, ncu > 64, a damaged or another machine's policy entry, a
- * CUSUM negative or not finite); pure.
+ * together, or 8 without either, ncu or ndf > 64, a damaged or another
+ * machine's policy entry, a CUSUM negative or not finite, a difference's
+ * last reading beyond 3 sds); pure.
  * rs_coldstart_machine_load: checks, then replaces the machine's state
  * (CUSUMs of another number of features or of the other flag start
  * afresh -- a record of flag 2 where the CUSUM reads a shorter span; the
@@ -234,7 +262,7 @@ rs_err_t rs_coldstart_load(rs_coldstart_t *cs, const void *buf, size_t len,
  * is ignored without rs_coldstart_track); RS_ERR_NOMEM when a table is
  * full.  rs_coldstart_machine_forget: the machine's entries removed (its
  * partition left).  No allocation.  The owning thread. */
-#define RS_COLDSTART_MACHINE_MAX (8 + 48 + 8 * 64)
+#define RS_COLDSTART_MACHINE_MAX (8 + 48 + 8 * 64 + 8 + 12 * 64)
 size_t rs_coldstart_machine_save(const rs_coldstart_t *cs, uint64_t machine,
                                  void *buf, size_t cap);
 rs_err_t rs_coldstart_machine_check(uint64_t machine, const void *buf,

@@ -22,11 +22,13 @@
  *
  * Seeds: tests/fuzz/corpus/fuzz_coldstart, written by this file built as
  * fuzz_coldstart_seeds (-DFUZZ_CS_MAKE_SEEDS): states of version 1, 2 and
- * 4 (empty, a few machines), machine records (own entry and CUSUMs, own
- * only; `machine_short`: flag 4); the version-3 states v3_* and the
- * record `machine` of flag 2
- * were written before i14cusum (CUSUMs of the 48-reading means) and are
- * kept.  Run it again when a format changes:
+ * 5 (empty, a few machines), machine records (own entry, CUSUMs and the
+ * differences' CUSUMs, `machine_diff`: flags 1 | 4 | 8; own only); the
+ * version-3 states v3_* and the record `machine` of flag 2 were written
+ * before i14cusum (CUSUMs of the 48-reading means), the version-4 states
+ * v4_* and the record `machine_short` (flag 4) before i16diff (no
+ * differences' CUSUMs), and are kept.  Run it again when a format
+ * changes:
  *   cmake --build BUILD --target fuzz_coldstart_seeds &&
  *   BUILD/tests/fuzz/fuzz_coldstart_seeds tests/fuzz/corpus/fuzz_coldstart
  */
@@ -49,8 +51,9 @@ static const char *const fuzz_names[] = {
 };
 #define FUZZ_DIM 9
 /* counts (24 bytes) and spreads (16 + 8 x 2 ref features, then 16 + 8 x
- * 2 CUSUM features: version 4) of a state */
-#define FUZZ_CS_HEAD (24 + 2 * (16 + 16))
+ * 2 CUSUM features, then the differences' 16 + 24 x 2: version 5) of a
+ * state */
+#define FUZZ_CS_HEAD (24 + 2 * (16 + 16) + 16 + 24 * 2)
 
 static rs_coldstart_t *fuzz_cs(void) {
     rs_maint_conf_t mc;
@@ -71,6 +74,8 @@ static void fuzz_fill(rs_coldstart_t *cs, int n) {
         x[8] = -0.5f;
         x[2] = m % 2 ? 3.0f : 0.1f; /* the 12-reading means: the CUSUMs' */
         x[7] = -0.5f;
+        x[1] = m % 2 ? 6.0f : 0.2f; /* the readings: the differences' */
+        x[6] = -0.4f;
         for (int j = 0; j < 8; j++)
             rs_coldstart_observe(cs, 1000 + (uint64_t)m * 7919,
                                  FUZZ_T0 + j * 600000LL, x,
@@ -91,8 +96,10 @@ static void fuzz_use(rs_coldstart_t *cs, uint64_t key) {
     float x[FUZZ_DIM] = {0};
     x[4] = 3.0f;
     x[2] = 3.0f;
+    x[1] = 6.0f;
     rs_coldstart_observe(cs, key, FUZZ_T0, x, 0.5f);
     (void)rs_coldstart_change(cs, key);
+    (void)rs_coldstart_step(cs, key);
     rs_coldstart_machine_failure(cs, key, FUZZ_T0 + 3600000LL);
     rs_coldstart_repair(cs, key);
     FUZZ_CHECK(rs_coldstart_caught(cs) <= rs_coldstart_failures(cs));
@@ -211,10 +218,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: fuzz_coldstart_seeds DIR\n");
         return 2;
     }
-    /* (the v3_* seeds are version 3, written before i14cusum: kept) */
-    fuzz_seed_state(argv[1], "v4_empty", 0);
-    fuzz_seed_state(argv[1], "v4_few", 4);
-    fuzz_seed_state(argv[1], "v4_full", FUZZ_CS_CAP);
+    /* (the v3_* seeds are version 3, written before i14cusum, the v4_*
+     * version 4, before i16diff: kept) */
+    fuzz_seed_state(argv[1], "v5_empty", 0);
+    fuzz_seed_state(argv[1], "v5_few", 4);
+    fuzz_seed_state(argv[1], "v5_full", FUZZ_CS_CAP);
     /* versions 2 and 1: the counts alone */
     uint32_t hd[2] = {0x53435352u, 2};
     uint64_t nc[2] = {5, 2};
@@ -231,7 +239,7 @@ int main(int argc, char **argv) {
     uint8_t r[RS_COLDSTART_MACHINE_MAX];
     size_t n = rs_coldstart_machine_save(cs, 1000 + 7919, r, sizeof(r));
     FUZZ_CHECK(n > 0 && n <= sizeof(r));
-    fuzz_put(argv[1], "machine_short", r, n); /* flag 4 */
+    fuzz_put(argv[1], "machine_diff", r, n); /* flags 1 | 4 | 8 */
     uint32_t own_only[2] = {2, 1};
     memcpy(r, own_only, 8);
     fuzz_put(argv[1], "machine_own", r, 8 + 48);

@@ -78,10 +78,15 @@ static const char *const names[] = {
 /* a spread block for the 2 sensors of `names` (version 4: the ref
  * features', then the CUSUM features') */
 #define SPREAD (16 + 8 * 2)
+/* i16diff, version 5: the difference's block (u32 ndf, u32 N_c, f64
+ * readings, f64 squares, lag products, lag squares [2]) */
+#define DIFFB (16 + 24 * 2)
 /* ... and the own policy's block starts at */
-#define POL (RS_COLDSTART_STATE + 2 * SPREAD)
-/* a CUSUM block entry (u64 machine, f32 S[2 x 2]) */
-#define CUE (8 + 8 * 2)
+#define POL (RS_COLDSTART_STATE + 2 * SPREAD + DIFFB)
+/* a CUSUM block entry of version 3 and 4 (u64 machine, f32 S[2 x 2]) */
+#define CUE4 (8 + 8 * 2)
+/* ... of version 5 (and f32 S+ S- d_t-1 of the 2 differences) */
+#define CUE (CUE4 + 12 * 2)
 
 static void test_layout(void **st) {
     (void)st;
@@ -258,7 +263,7 @@ static void test_state(void **st) {
     assert_int_equal(rs_coldstart_load(b, bad, sizeof(bad), es, sizeof(es)),
                      RS_ERR_CORRUPT);
     memcpy(bad, buf, sizeof(bad));
-    bad[4] = 5; /* version */
+    bad[4] = 6; /* version (5 since i16diff) */
     assert_int_equal(rs_coldstart_load(b, bad, sizeof(bad), es, sizeof(es)),
                      RS_ERR_CORRUPT);
     memcpy(bad, buf, sizeof(bad));
@@ -579,17 +584,23 @@ static void test_cusum_span(void **st) {
     float x[DIM] = {0};
     /* a mean 3.5 of its sds off (at the prior spread 1: z = 3.5 in
      * every reading, past the clip) grows S+ by 3.5 - k = 2 a reading:
-     * after 12 readings S = 24 = h exactly */
+     * after 12 readings S = 24; the reading with it (x[1] = x[2]: no
+     * step against the mean, the difference's CUSUM i16diff stays 0).
+     * i16diff: the budget is split with the difference's CUSUM, so h =
+     * 12 hb(2 x 2960) = 26.8 */
     x[2] = 3.5f;
+    x[1] = 3.5f;
     for (int i = 0; i < 12; i++) rs_coldstart_observe(cs, 1, i, x, 0);
+    assert_true(rs_coldstart_step(cs, 1) == 0);
     double c = rs_coldstart_change(cs, 1); /* S / h */
     assert_true(c > 0);
     double h = 24.0 / c, hb = h / 12;
-    assert_float_equal(h, 24.0, 0.01);
-    /* ... which is h from the formula, not a constant: 2960 looks */
-    assert_float_equal(siegmund(1.5, hb) / (740.0 * 48 / 12), 1, 0.01);
+    assert_float_equal(h, 26.8, 0.05);
+    /* ... which is h from the formula, not a constant: 5920 looks */
+    assert_float_equal(siegmund(1.5, hb) / (2 * 740.0 * 48 / 12), 1, 0.01);
     /* the 48-reading mean alone (the 3-sd rule's) moves no CUSUM */
     x[2] = 0;
+    x[1] = 0;
     x[4] = 3.5f;
     for (int i = 0; i < 12; i++) rs_coldstart_observe(cs, 2, i, x, 0);
     assert_true(rs_coldstart_change(cs, 2) == 0);
@@ -607,6 +618,7 @@ static void test_cusum_span(void **st) {
         for (int m = 0; m < 8; m++) {
             push2(&w[m], x, (float)normal(&rng));
             x[4] = 0;
+            x[1] = x[2]; /* the difference's CUSUM (i16diff) held at 0 */
             rs_coldstart_observe(cs, (uint64_t)m + 1, i, x, 0);
         }
     for (int m = 0; m < 8; m++) rs_coldstart_repair(cs, (uint64_t)m + 1);
@@ -614,13 +626,14 @@ static void test_cusum_span(void **st) {
     for (int i = 0; i < 48 && fired < 0; i++) {
         push2(&w[0], x, (float)(2.0 + normal(&rng)));
         x[4] = 0;
+        x[1] = x[2];
         if (rs_coldstart_observe(cs, 1, 5000 + i, x, 0) >= 0.3f) fired = i;
     }
     assert_true(fired >= 0 && fired < 18);
     /* a version-3 state (before i14cusum): counts, one spread block (the
      * ref features'), no policy, one machine's CUSUMs of the 48-reading
      * means (20 = 0.27 h there, 0.83 h here: not these) */
-    unsigned char v3[RS_COLDSTART_STATE + SPREAD + 8 + 8 + CUE];
+    unsigned char v3[RS_COLDSTART_STATE + SPREAD + 8 + 8 + CUE4];
     uint32_t hd[2] = {0x53435352u, 3}, sh[2] = {2, 0};
     uint64_t n = 9, cc = 4, zero = 0, m1 = 1, key = 1;
     double nobs = 10048, ss[2] = {0.16 * 10048, 0.16 * 10048};
@@ -648,11 +661,11 @@ static void test_cusum_span(void **st) {
     memset(x, 0, sizeof(x));
     x[4] = 1.2f; /* 3 of the restored spread 0.4 (prior 48 of 10 048) */
     assert_float_equal(rs_coldstart_reference(b, x), 0.3, 0.01);
-    /* it saves as version 4 */
+    /* it saves as version 5 (i16diff) */
     unsigned char out[512];
     assert_true(rs_coldstart_state_size(b) <= sizeof(out));
     rs_coldstart_save(b, out);
-    assert_int_equal(out[4], 4);
+    assert_int_equal(out[4], 5);
     rs_coldstart_destroy(b);
     rs_coldstart_destroy(cs);
 }
@@ -670,18 +683,21 @@ static void test_machine_move(void **st) {
     xs[8] = -1.0f;
     xs[2] = 2.0f; /* ... and the 12-reading means the CUSUMs read */
     xs[7] = -1.0f;
+    xs[1] = 5.0f; /* i16diff: the reading 3 above its 12-reading mean */
+    xs[6] = -1.0f;
     rs_coldstart_t *a = tracked(), *b = tracked();
     for (int64_t t = T - H; t < T - 4 * 3600000LL; t += iv) {
         rs_coldstart_observe(a, 5, t, xs, t >= T - 10 * 3600000LL ? 0.9f : 0.01f);
         for (uint64_t m = 10; m < 14; m++) rs_coldstart_observe(a, m, t, x, 0.01f);
     }
-    float ch = rs_coldstart_change(a, 5);
-    assert_true(ch > 0);
+    float ch = rs_coldstart_change(a, 5), sd = rs_coldstart_step(a, 5);
+    assert_true(ch > 0 && sd > 0);
     unsigned char buf[RS_COLDSTART_MACHINE_MAX];
     size_t n = rs_coldstart_machine_save(a, 5, NULL, 0);
-    assert_int_equal(n, 8 + 48 + 8 * 2);
+    assert_int_equal(n, 8 + 48 + 8 * 2 + 8 + 12 * 2);
     assert_int_equal(rs_coldstart_machine_save(a, 5, buf, sizeof(buf)), n);
-    assert_int_equal(buf[4], 1 | 4); /* own entry, CUSUMs of the short span */
+    /* own entry, CUSUMs of the short span, the differences' (i16diff) */
+    assert_int_equal(buf[4], 1 | 4 | 8);
     assert_int_equal(rs_coldstart_machine_save(a, 99, buf + 200, 100), 0);
     char es[256];
     assert_int_equal(rs_coldstart_machine_load(b, 5, buf, n, es, sizeof(es)),
@@ -689,7 +705,12 @@ static void test_machine_move(void **st) {
     rs_coldstart_machine_forget(a, 5);
     assert_int_equal(rs_coldstart_machine_save(a, 5, NULL, 0), 0);
     assert_true(rs_coldstart_change(a, 5) == 0);
-    assert_true(rs_coldstart_change(b, 5) == ch);
+    /* the same CUSUMs there (S / h: the differences' h is the fleet's
+     * learned one, another on b; the record's bytes are the same) */
+    unsigned char rb[RS_COLDSTART_MACHINE_MAX];
+    assert_int_equal(rs_coldstart_machine_save(b, 5, rb, sizeof(rb)), n);
+    assert_memory_equal(rb, buf, n);
+    assert_true(rs_coldstart_step(b, 5) > 0);
     for (uint64_t m = 10; m < 14; m++) /* the others still there */
         assert_int_equal(rs_coldstart_machine_save(a, m, NULL, 0), n);
     /* b goes on: the own episode opened before the move catches the
@@ -713,16 +734,38 @@ static void test_machine_move(void **st) {
     assert_int_equal(rs_coldstart_machine_check(5, buf, n - 1, es, sizeof(es)),
                      RS_ERR_CORRUPT);
     memcpy(bad, buf, n);
-    bad[4] = 8;
+    bad[4] = 16;
     assert_int_equal(rs_coldstart_machine_check(5, bad, n, es, sizeof(es)),
                      RS_ERR_CORRUPT);
+    bad[4] = 1 | 8; /* the differences without the CUSUMs */
+    assert_int_equal(rs_coldstart_machine_check(5, bad, n, es, sizeof(es)),
+                     RS_ERR_CORRUPT);
+    memcpy(bad, buf, n);
+    float nan = NAN, four = 4; /* a difference's S+; its last reading */
+    memcpy(bad + 8 + 48 + 16 + 8, &nan, 4);
+    assert_int_equal(rs_coldstart_machine_check(5, bad, n, es, sizeof(es)),
+                     RS_ERR_CORRUPT);
+    memcpy(bad, buf, n);
+    memcpy(bad + 8 + 48 + 16 + 8 + 8, &four, 4);
+    assert_int_equal(rs_coldstart_machine_check(5, bad, n, es, sizeof(es)),
+                     RS_ERR_CORRUPT);
+    /* a record of an instance before i16diff (flags 1 | 4, no
+     * differences) loads: its CUSUMs go on, the differences' at 0 */
+    memcpy(bad, buf, n);
+    bad[4] = 1 | 4;
+    rs_coldstart_t *e = tracked();
+    assert_int_equal(rs_coldstart_machine_load(e, 5, bad, 8 + 48 + 16, es,
+                                               sizeof(es)), RS_OK);
+    assert_true(rs_coldstart_step(e, 5) == 0);
+    assert_true(rs_coldstart_change(e, 5) > 0);
+    rs_coldstart_destroy(e);
     bad[4] = 1 | 2 | 4; /* the CUSUMs of both spans: one layout only */
     assert_int_equal(rs_coldstart_machine_check(5, bad, n, es, sizeof(es)),
                      RS_ERR_CORRUPT);
     /* a record of an instance before i14cusum (flag 2: CUSUMs of the
      * longest span) loads; its CUSUMs, of another span, start afresh */
     memcpy(bad, buf, n);
-    bad[4] = 1 | 2;
+    bad[4] = 1 | 2 | 8;
     rs_coldstart_t *d = tracked();
     assert_int_equal(rs_coldstart_machine_load(d, 5, bad, n, es, sizeof(es)),
                      RS_OK);
@@ -734,6 +777,7 @@ static void test_machine_move(void **st) {
     rs_coldstart_t *c = tracked();
     uint32_t one = 1;
     memcpy(bad, &one, 4); /* nref 1: 8 + 48 + 8 bytes */
+    bad[4] = 1 | 4;
     assert_int_equal(rs_coldstart_machine_load(c, 5, bad, 8 + 48 + 8, es,
                                                sizeof(es)), RS_OK);
     assert_true(rs_coldstart_change(c, 5) == 0);
@@ -788,6 +832,125 @@ static void test_disagree(void **st) {
     rs_coldstart_destroy(cs);
 }
 
+/* i16diff: the CUSUM of the reading against its 12-reading mean (x[1] -
+ * x[2]) keeps its false-alarm budget on dependent readings.  Readings
+ * like the generator's: 30 % of their variance an AR(1) of 0.95 a
+ * reading (the load), 70 % independent; the difference then has a
+ * lag-1 correlation of about 0.1, enough to make the independent
+ * design (h = hb(1.5, 71040) = 3.06) alarm 3.7x as often as designed
+ * (a simulation of 2 x 10^7 readings).  The interval learned from the
+ * difference's lag-1 correlation keeps the starts within half to twice
+ * the design (and above a quarter of it: the factor is conservative
+ * where d is mostly independent noise); a step of 3 reading sds alarms on its reading or within
+ * the 2 after (the 12-reading mean's CUSUM moves by 1/12 of it a
+ * reading). */
+static void test_diff_cusum(void **st) {
+    (void)st;
+    rs_coldstart_t *cs = tracked(); /* w = 0: observe returns u itself */
+    static win48_t w[16];
+    double ar[16] = {0};
+    uint64_t rng = 5;
+    float x[DIM] = {0};
+    const double phi = 0.95, a = 0.3;
+    int starts = 0, on[16] = {0};
+    const int n = 40000;
+    for (int i = 0; i < n; i++)
+        for (int m = 0; m < 16; m++) {
+            ar[m] = phi * ar[m] + sqrt(1 - phi * phi) * normal(&rng);
+            float v = (float)(sqrt(a) * ar[m] + sqrt(1 - a) * normal(&rng));
+            push2(&w[m], x, v);
+            x[1] = v; /* the reading's own base_z */
+            rs_coldstart_observe(cs, (uint64_t)m + 1, i, x, 0);
+            float c = rs_coldstart_step(cs, (uint64_t)m + 1);
+            if (c >= 1 && !on[m]) starts++;
+            on[m] = c >= 1;
+        }
+    /* designed: one alarm per 2 x 740 x 48 = 71 040 readings a side */
+    double designed = 2.0 * 16 * n / 71040.0; /* 18.0 */
+    print_message("diff CUSUM: %d alarm starts, %.1f designed\n", starts,
+                  designed);
+    /* at most twice the design (the independent interval: 3.7x); the
+     * AR(1) factor is conservative where d is mostly independent noise
+     * (0.85x in the simulation), so at least a quarter of it: the step
+     * below checks it is not deaf */
+    assert_true(starts >= designed / 4 && starts <= designed * 2);
+    /* a step of 3 reading sds on each machine (a fresh life: CUSUMs at
+     * 0): in expectation d is 3 x 11/12 / 0.85 = 3.2 of its sds on the
+     * step's reading, 2.9 and 2.6 on the next (the mean catches up 1/12
+     * a reading), S = 1.7, 3.1, 4.3 against h ~ 3.7.  Simulated (10^5
+     * steps, these readings, h 3.75): 62 % alarm on the step's reading
+     * or within the 2 after, 89 % within 12; the 12-reading mean's
+     * CUSUM (h 26.8 in its sds ~0.57) needs about 12 */
+    int early = 0, late = 0;
+    for (int m = 0; m < 16; m++) {
+        rs_coldstart_repair(cs, (uint64_t)m + 1);
+        int fired = -1;
+        for (int i = 0; i < 12 && fired < 0; i++) {
+            ar[m] = phi * ar[m] + sqrt(1 - phi * phi) * normal(&rng);
+            float v = (float)(3.0 + sqrt(a) * ar[m] + sqrt(1 - a) * normal(&rng));
+            push2(&w[m], x, v);
+            x[1] = v;
+            float u = rs_coldstart_observe(cs, (uint64_t)m + 1, n + i, x, 0);
+            if (rs_coldstart_step(cs, (uint64_t)m + 1) >= 1) {
+                fired = i;
+                assert_true(u >= 0.3f); /* the blend alarms with it */
+            }
+        }
+        early += fired >= 0 && fired <= 2;
+        late += fired >= 0;
+    }
+    print_message("diff CUSUM: 3-sd steps: %d of 16 alarm within 2 readings "
+                  "after, %d within 12\n", early, late);
+    assert_true(early >= 6 && late >= 11); /* 10 and 14 expected */
+    /* the state (version 5) keeps the differences' spread, correlation
+     * and CUSUMs: the same S / h after a load (to 0.1 %: the running
+     * blend updates h every 256 readings, the loaded one from the sums
+     * as saved) */
+    size_t len = rs_coldstart_state_size(cs);
+    unsigned char *buf = malloc(len), *v4 = malloc(len);
+    rs_coldstart_save(cs, buf);
+    assert_int_equal(buf[4], 5);
+    rs_coldstart_t *b = tracked();
+    char es[256];
+    assert_int_equal(rs_coldstart_load(b, buf, len, es, sizeof(es)), RS_OK);
+    int moving = 0;
+    for (int m = 0; m < 16; m++) {
+        double s0 = rs_coldstart_step(cs, (uint64_t)m + 1);
+        assert_float_equal(rs_coldstart_step(b, (uint64_t)m + 1), s0,
+                           1e-3 * s0 + 1e-9);
+        moving += rs_coldstart_step(cs, (uint64_t)m + 1) > 0;
+    }
+    assert_true(moving > 0);
+    rs_coldstart_destroy(b);
+    /* a version-4 state (main before i16diff: no difference block, CUSUM
+     * entries of the 12-reading means only) loads: its CUSUMs go on, the
+     * differences' start at 0 */
+    size_t o = RS_COLDSTART_STATE + 2 * SPREAD, pol = len - o - DIFFB;
+    uint64_t mp, mc;
+    memcpy(&mp, buf + o + DIFFB, 8);
+    memcpy(&mc, buf + o + DIFFB + 8 + 48 * mp, 8);
+    assert_int_equal(mc, 16);
+    memcpy(v4, buf, o);
+    v4[4] = 4;
+    memcpy(v4 + o, buf + o + DIFFB, 8 + 48 * mp + 8);
+    size_t w4 = o + 8 + 48 * mp + 8;
+    for (uint64_t j = 0; j < mc; j++, w4 += CUE4)
+        memcpy(v4 + w4, buf + o + DIFFB + 8 + 48 * mp + 8 + j * CUE, CUE4);
+    assert_true(w4 < len && pol > 0);
+    b = tracked();
+    assert_int_equal(rs_coldstart_load(b, v4, w4, es, sizeof(es)), RS_OK);
+    int kept = 0;
+    for (int m = 0; m < 16; m++) {
+        assert_true(rs_coldstart_step(b, (uint64_t)m + 1) == 0);
+        kept += rs_coldstart_change(b, (uint64_t)m + 1) > 0;
+    }
+    assert_true(kept > 0); /* the 12-reading means' CUSUMs after the steps */
+    rs_coldstart_destroy(b);
+    free(buf);
+    free(v4);
+    rs_coldstart_destroy(cs);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_layout),
@@ -803,6 +966,7 @@ int main(void) {
         cmocka_unit_test(test_cusum_span),
         cmocka_unit_test(test_machine_move),
         cmocka_unit_test(test_disagree),
+        cmocka_unit_test(test_diff_cusum),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
