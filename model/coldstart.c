@@ -813,10 +813,12 @@ rs_err_t rs_coldstart_load(rs_coldstart_t *cs, const void *buf, size_t len,
 }
 
 /* ------------------------------------------------- one machine's state
- * (coldstart.h rs_coldstart_machine_*): u32 ncu, u32 flags (1: the own
- * policy's entry, 2: the CUSUMs of the ref features -- the longest span,
- * as before i14cusum, 4: the CUSUMs of the shortest span), [48 bytes of
- * the own entry], [f32 S+ S- per CUSUM feature]. */
+ * (coldstart.h rs_coldstart_machine_*): u32 ncu | N << 16, u32 flags (1:
+ * the own policy's entry, 2: the CUSUMs of the ref features -- the
+ * longest span, as before i14cusum, 4: the CUSUMs of the shortest span),
+ * [48 bytes of the own entry], [f32 S+ S- per CUSUM feature].  N is the
+ * span the CUSUMs read (N_c, <= 4096); 0 in a record of an instance
+ * before i16span, whose CUSUMs' span is not known. */
 
 #define RS_CS_M_OWN 1u
 #define RS_CS_M_CUSUM 2u
@@ -825,6 +827,10 @@ rs_err_t rs_coldstart_load(rs_coldstart_t *cs, const void *buf, size_t len,
 /* i16diff: the difference's CUSUMs follow the CUSUMs (with 2 or 4):
  * u32 ndf, u32 0, f32 S+ S- d_t-1 per sensor */
 #define RS_CS_M_DIFF 8u
+/* the header's first word: the CUSUM features (low 16 bits) and their
+ * span (high 16 bits) */
+#define RS_CS_M_NCU(w) ((w) & 0xffffu)
+#define RS_CS_M_SPAN(w) ((w) >> 16)
 
 /* the flag of this layout's CUSUMs */
 static uint32_t rs_cs_cusum_flag(const rs_coldstart_t *cs) {
@@ -847,7 +853,9 @@ size_t rs_coldstart_machine_save(const rs_coldstart_t *cs, uint64_t machine,
                   (flags & RS_CS_M_DIFF ? 8 + 12 * (size_t)cs->ndf : 0);
     if (cap < need) return need;
     char *o = buf;
-    uint32_t hd[2] = {(uint32_t)cs->ncu, flags};
+    /* tagged with the CUSUMs' span: a record of 12-reading CUSUMs is not
+     * read as another span's (features.sensor_spans differs) */
+    uint32_t hd[2] = {(uint32_t)cs->ncu | (uint32_t)cs->cspan << 16, flags};
     memcpy(o, hd, sizeof(hd));
     o += 8;
     if (flags & RS_CS_M_OWN) {
@@ -869,22 +877,25 @@ rs_err_t rs_coldstart_machine_check(uint64_t machine, const void *buf,
                                     size_t errstr_size) {
     uint32_t hd[2] = {0, 0}, dh[2] = {0, 0};
     if (buf && len >= 8) memcpy(hd, buf, sizeof(hd));
+    uint32_t ncu = RS_CS_M_NCU(hd[0]);
     size_t need = 8 + (hd[1] & RS_CS_M_OWN ? RS_ALERTPOL_ENTRY : 0) +
-                  (hd[1] & RS_CS_M_CUSUMS ? 8 * (size_t)hd[0] : 0);
+                  (hd[1] & RS_CS_M_CUSUMS ? 8 * (size_t)ncu : 0);
     /* the difference's part: its count after the CUSUMs */
-    if ((hd[1] & RS_CS_M_DIFF) && hd[0] <= RS_CS_MAX && len >= need + 8) {
+    if ((hd[1] & RS_CS_M_DIFF) && ncu <= RS_CS_MAX && len >= need + 8) {
         memcpy(dh, (const char *)buf + need, sizeof(dh));
         if (dh[0] <= RS_CS_MAX) need += 8 + 12 * (size_t)dh[0];
     }
     if (!buf || len < 8 || hd[1] > 15 || !hd[1] ||
-        (hd[1] & RS_CS_M_CUSUMS) == RS_CS_M_CUSUMS || hd[0] > RS_CS_MAX ||
+        (hd[1] & RS_CS_M_CUSUMS) == RS_CS_M_CUSUMS || ncu > RS_CS_MAX ||
+        RS_CS_M_SPAN(hd[0]) > 4096 ||
         ((hd[1] & RS_CS_M_DIFF) &&
          (!(hd[1] & RS_CS_M_CUSUMS) || !dh[0] || dh[0] > RS_CS_MAX || dh[1])) ||
         len != need)
         return rs_errf(errstr, errstr_size, RS_ERR_CORRUPT,
                        "cold-start machine state: %zu bytes, flags %u, %u "
-                       "CUSUM features, %u differences: not a machine's "
-                       "state", len, hd[1], hd[0], dh[0]);
+                       "CUSUM features of span %u, %u differences: not a "
+                       "machine's state", len, hd[1], ncu,
+                       RS_CS_M_SPAN(hd[0]), dh[0]);
     const char *in = (const char *)buf + 8;
     if (hd[1] & RS_CS_M_OWN) {
         char e2[200];
@@ -902,7 +913,7 @@ rs_err_t rs_coldstart_machine_check(uint64_t machine, const void *buf,
                            (unsigned long long)machine);
         in += RS_ALERTPOL_ENTRY;
     }
-    for (uint32_t i = 0; (hd[1] & RS_CS_M_CUSUMS) && i < 2 * hd[0]; i++) {
+    for (uint32_t i = 0; (hd[1] & RS_CS_M_CUSUMS) && i < 2 * ncu; i++) {
         float v;
         memcpy(&v, in + 4 * (size_t)i, 4);
         if (!(v >= 0) || !isfinite(v))
@@ -911,7 +922,7 @@ rs_err_t rs_coldstart_machine_check(uint64_t machine, const void *buf,
                            "finite non-negative number");
     }
     if (hd[1] & RS_CS_M_DIFF) {
-        in += 8 * (size_t)hd[0] + 8;
+        in += 8 * (size_t)ncu + 8;
         for (uint32_t i = 0; i < 3 * dh[0]; i++) {
             float v;
             memcpy(&v, in + 4 * (size_t)i, 4);
@@ -980,9 +991,13 @@ rs_err_t rs_coldstart_machine_load(rs_coldstart_t *cs, uint64_t machine,
         in += RS_ALERTPOL_ENTRY;
     }
     /* CUSUMs of another layout (another number of sensors, or another
-     * span: those of an instance before i14cusum read the longest) start
-     * afresh */
-    if ((hd[1] & rs_cs_cusum_flag(cs)) && cs->cu && (int)hd[0] == cs->ncu) {
+     * span: those of an instance before i14cusum read the longest, those
+     * of another features.sensor_spans another shortest, and an untagged
+     * record's span is not known) start afresh: S of 12-reading means
+     * read as 6-reading ones would be on another scale and interval */
+    if ((hd[1] & rs_cs_cusum_flag(cs)) && cs->cu &&
+        (int)RS_CS_M_NCU(hd[0]) == cs->ncu &&
+        (double)RS_CS_M_SPAN(hd[0]) == cs->cspan) {
         float *S = rs_cs_machine(cs, machine, 1);
         if (!S)
             return rs_errf(errstr, errstr_size, RS_ERR_NOMEM,

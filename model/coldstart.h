@@ -239,26 +239,29 @@ rs_err_t rs_coldstart_load(rs_coldstart_t *cs, const void *buf, size_t len,
 /* One machine's state, for state that follows the machine's input
  * partition (scoring/alerts.h rs_alerts_part_*): its own-policy entry and
  * its CUSUMs (the counts and spreads are fleet-wide: they stay in the
- * instance's state above).  Bytes (host order): u32 ncu, u32 flags (1:
- * the own policy's 48-byte entry follows, maint.h RS_ALERTPOL_ENTRY; 2:
- * the CUSUMs of the longest span's means follow -- one span, or a record
- * written before i14cusum; 4: the CUSUMs of the shortest span's means
- * follow; f32 S+ S- per CUSUM feature; 8, with 2 or 4: the differences'
- * CUSUMs follow, u32 ndf, u32 0, f32 S+ S- d_t-1 per difference -- a
- * record without it, of an instance before i16diff, loads with them at
- * 0, and an instance before i16diff refuses a record with it), at most
- * RS_COLDSTART_MACHINE_MAX.
+ * instance's state above).  Bytes (host order): u32 ncu | N_c << 16 (the
+ * CUSUM features and the span N_c their means are of; N_c 0 in a record
+ * of an instance before i16span), u32 flags (1: the own policy's 48-byte
+ * entry follows, maint.h RS_ALERTPOL_ENTRY; 2: the CUSUMs of the longest
+ * span's means follow -- one span, or a record written before i14cusum;
+ * 4: the CUSUMs of the shortest span's means follow; f32 S+ S- per CUSUM
+ * feature; 8, with 2 or 4: the differences' CUSUMs follow, u32 ndf, u32
+ * 0, f32 S+ S- d_t-1 per difference -- a record without it, of an
+ * instance before i16diff, loads with them at 0, and an instance before
+ * i16diff refuses a record with it), at most RS_COLDSTART_MACHINE_MAX.
  * rs_coldstart_machine_save: the bytes of machine's state (0: nothing
  * kept for it), written to buf only when cap is at least that.
  * rs_coldstart_machine_check: RS_ERR_CORRUPT with errstr for a record
  * that is not one of `machine` (length, flags: unknown, or 2 and 4
- * together, or 8 without either, ncu or ndf > 64, a damaged or another
- * machine's policy entry, a CUSUM negative or not finite, a difference's
- * last reading beyond 3 sds); pure.
+ * together, or 8 without either, ncu or ndf > 64, N_c > 4096, a damaged
+ * or another machine's policy entry, a CUSUM negative or not finite, a
+ * difference's last reading beyond 3 sds); pure.  An instance before
+ * i16span refuses a tagged record (ncu > 64): an upgrade goes forward.
  * rs_coldstart_machine_load: checks, then replaces the machine's state
- * (CUSUMs of another number of features or of the other flag start
- * afresh -- a record of flag 2 where the CUSUM reads a shorter span; the
- * own entry
+ * (CUSUMs of another number of features, of the other flag -- a record
+ * of flag 2 where the CUSUM reads a shorter span -- or of another span
+ * N_c or an untagged one -- another features.sensor_spans -- start
+ * afresh; the own entry
  * is ignored without rs_coldstart_track); RS_ERR_NOMEM when a table is
  * full.  rs_coldstart_machine_forget: the machine's entries removed (its
  * partition left).  No allocation.  The owning thread. */

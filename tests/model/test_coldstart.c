@@ -49,6 +49,9 @@
  *    step of the readings alarms within one span and the alarm holds
  *    while the step fades to 2.8 of the mean's sds (under the 3-sd rule);
  *    the CUSUMs survive save/load; a failure resets them;
+ *  - test_machine_span: a machine's record or a state of 12-reading
+ *    CUSUMs (features.sensor_spans 12,48) loaded where the CUSUM reads
+ *    6-reading means starts the CUSUMs afresh; the same spans go on;
  *  - test_disagree: the weight per machine (issue 15, session 12): where
  *    the reference is in alarm and the model's own policy has no episode
  *    open on that machine, the model's weight counts half (w / 2); where
@@ -787,6 +790,98 @@ static void test_machine_move(void **st) {
     rs_coldstart_destroy(c);
 }
 
+/* A machine's record follows its partition between instances (i16span):
+ * features.sensor_spans 12,48 (the default before) and 6,12,48 give the
+ * same number of CUSUM features under the same flag (4: the shortest
+ * span), so only the span tells a record of 12-reading CUSUMs from one of
+ * 6-reading ones.  Loaded where the CUSUM reads 6-reading means, the
+ * 12-reading CUSUMs start afresh (read as 6-reading ones they would sit
+ * on another scale against another interval: h 24.0 vs 13.4); between
+ * two blends of one layout they go on; a record without the span (an
+ * instance before i16span) starts afresh; a span over 4096 is no record.
+ * The state file (version 4, tagged with N_c since i14cusum) the same. */
+static const char *const names6[] = {
+    "ent_life",
+    "ent_a_base_z", "ent_a_base_z_last6_incl", "ent_a_base_z_last12_incl",
+    "ent_a_base_z_last48_incl",
+    "ent_b_base_z", "ent_b_base_z_last6_incl", "ent_b_base_z_last12_incl",
+    "ent_b_base_z_last48_incl",
+};
+
+static rs_coldstart_t *tracked6(void) {
+    rs_maint_conf_t mc;
+    rs_maint_conf_init(&mc);
+    mc.horizon = H;
+    mc.max_machines = 16;
+    rs_coldstart_t *cs = rs_coldstart_new(names6, DIM, mc.alert_threshold);
+    char es[256];
+    assert_int_equal(rs_coldstart_track(cs, &mc, es, sizeof(es)), RS_OK);
+    return cs;
+}
+
+static void test_machine_span(void **st) {
+    (void)st;
+    const int64_t iv = 600000;
+    float x12[DIM] = {0}, x6[DIM] = {0};
+    x12[2] = 2.0f; /* ent_a_base_z_last12_incl of `names`: a step */
+    x12[7] = -1.0f;
+    x6[2] = 2.0f; /* ent_a_base_z_last6_incl of `names6` */
+    x6[6] = -1.0f;
+    rs_coldstart_t *a = tracked(), *a6 = tracked6(), *b6 = tracked6();
+    for (int i = 0; i < 20; i++) {
+        rs_coldstart_observe(a, 5, i * iv, x12, 0.01f);
+        rs_coldstart_observe(a6, 5, i * iv, x6, 0.01f);
+    }
+    assert_true(rs_coldstart_change(a, 5) > 0);
+    float ch6 = rs_coldstart_change(a6, 5);
+    assert_true(ch6 > 0);
+    char es[256];
+    unsigned char buf[RS_COLDSTART_MACHINE_MAX], bad[RS_COLDSTART_MACHINE_MAX];
+    size_t n = rs_coldstart_machine_save(a, 5, buf, sizeof(buf));
+    assert_true(n > 8 && n <= sizeof(buf));
+    assert_int_equal(buf[4] & 4, 4); /* flag 4 in both layouts */
+    assert_int_equal(rs_coldstart_machine_load(b6, 5, buf, n, es, sizeof(es)),
+                     RS_OK);
+    assert_true(rs_coldstart_change(b6, 5) == 0);
+    /* the same spans: they go on */
+    n = rs_coldstart_machine_save(a6, 5, buf, sizeof(buf));
+    assert_true(n > 8 && n <= sizeof(buf));
+    assert_int_equal(rs_coldstart_machine_load(b6, 5, buf, n, es, sizeof(es)),
+                     RS_OK);
+    assert_true(rs_coldstart_change(b6, 5) == ch6);
+    /* untagged (ncu alone in the first word): the span is not known */
+    memcpy(bad, buf, n);
+    uint32_t w = 2;
+    memcpy(bad, &w, 4);
+    rs_coldstart_t *c6 = tracked6();
+    assert_int_equal(rs_coldstart_machine_load(c6, 5, bad, n, es, sizeof(es)),
+                     RS_OK);
+    assert_true(rs_coldstart_change(c6, 5) == 0);
+    w = 2 | 5000u << 16;
+    memcpy(bad, &w, 4);
+    assert_int_equal(rs_coldstart_machine_check(5, bad, n, es, sizeof(es)),
+                     RS_ERR_CORRUPT);
+    assert_non_null(strstr(es, "span 5000"));
+    /* the state file: 12-reading CUSUMs into the 6-span blend start at 0,
+     * a 6-span state's go on */
+    size_t sz = rs_coldstart_state_size(a), sz6 = rs_coldstart_state_size(a6);
+    unsigned char *sb = malloc(sz), *sb6 = malloc(sz6);
+    rs_coldstart_save(a, sb);
+    rs_coldstart_save(a6, sb6);
+    rs_coldstart_t *d6 = tracked6();
+    assert_int_equal(rs_coldstart_load(d6, sb, sz, es, sizeof(es)), RS_OK);
+    assert_true(rs_coldstart_change(d6, 5) == 0);
+    assert_int_equal(rs_coldstart_load(d6, sb6, sz6, es, sizeof(es)), RS_OK);
+    assert_true(rs_coldstart_change(d6, 5) == ch6);
+    free(sb);
+    free(sb6);
+    rs_coldstart_destroy(a);
+    rs_coldstart_destroy(a6);
+    rs_coldstart_destroy(b6);
+    rs_coldstart_destroy(c6);
+    rs_coldstart_destroy(d6);
+}
+
 /* The blend's weight per machine: where the reference is in alarm while
  * the model's own policy has no episode open on that machine, the
  * model's fleet-wide weight w counts half (w / 2); where the own policy
@@ -965,6 +1060,7 @@ int main(void) {
         cmocka_unit_test(test_cusum),
         cmocka_unit_test(test_cusum_span),
         cmocka_unit_test(test_machine_move),
+        cmocka_unit_test(test_machine_span),
         cmocka_unit_test(test_disagree),
         cmocka_unit_test(test_diff_cusum),
     };
