@@ -23,12 +23,13 @@
  * Seeds: tests/fuzz/corpus/fuzz_coldstart, written by this file built as
  * fuzz_coldstart_seeds (-DFUZZ_CS_MAKE_SEEDS): states of version 1, 2 and
  * 5 (empty, a few machines), machine records (own entry, CUSUMs and the
- * differences' CUSUMs, `machine_diff`: flags 1 | 4 | 8; own only); the
- * version-3 states v3_* and the record `machine` of flag 2 were written
- * before i14cusum (CUSUMs of the 48-reading means), the version-4 states
- * v4_* and the record `machine_short` (flag 4) before i16diff (no
- * differences' CUSUMs), and are kept.  Run it again when a format
- * changes:
+ * differences' CUSUMs, `machine_diff`: flags 1 | 4 | 8, tagged with the
+ * CUSUMs' span; own only); the version-3 states v3_* and the record
+ * `machine` of flag 2 were written before i14cusum (CUSUMs of the
+ * 48-reading means), the version-4 states v4_* and the record
+ * `machine_short` (flag 4, untagged) before i16diff and i16span, and
+ * `machine_span` (flag 4, tagged with N_c 12) before i16diff; all kept.
+ * Run it again when a format changes:
  *   cmake --build BUILD --target fuzz_coldstart_seeds &&
  *   BUILD/tests/fuzz/fuzz_coldstart_seeds tests/fuzz/corpus/fuzz_coldstart
  */
@@ -239,7 +240,8 @@ int main(int argc, char **argv) {
     uint8_t r[RS_COLDSTART_MACHINE_MAX];
     size_t n = rs_coldstart_machine_save(cs, 1000 + 7919, r, sizeof(r));
     FUZZ_CHECK(n > 0 && n <= sizeof(r));
-    fuzz_put(argv[1], "machine_diff", r, n); /* flags 1 | 4 | 8 */
+    /* flags 1 | 4 | 8, tagged with N_c = 12 (since i16span) */
+    fuzz_put(argv[1], "machine_diff", r, n);
     uint32_t own_only[2] = {2, 1};
     memcpy(r, own_only, 8);
     fuzz_put(argv[1], "machine_own", r, 8 + 48);
