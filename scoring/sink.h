@@ -193,10 +193,13 @@ typedef const void *rs_sink_alert_fn(void *opaque, int i, size_t *len);
  * librdkafka as one run per topic (rd_kafka_produce_batch).  Every payload
  * and key is copied before the call returns: the caller may reuse bufs,
  * sc and the alert payloads at once -- unless the sink holds
- * (rs_sink_kafka_set_hold): then bufs[i][0..lens[i]) are produced without
- * a copy and must stay valid and unchanged until rs_sink_kafka_acked()
- * >= batch_seq (or rs_sink_kafka_destroy returned); sc and the alert_fn
- * payloads may still be reused at once.  On return *next is the first record
+ * (rs_sink_kafka_set_hold) and `copy` is 0: then bufs[i][0..lens[i]) are
+ * produced without a copy and must stay valid and unchanged until
+ * rs_sink_kafka_acked() >= batch_seq (or rs_sink_kafka_destroy returned);
+ * sc and the alert_fn payloads may still be reused at once.  `copy` 1:
+ * this batch is copied whatever the hold (the service's spare arena set,
+ * whose bytes the next such batch overwrites: the service counts these
+ * as riskstream_kafka_copied_batches_total).  On return *next is the first record
  * not published; each record before it is published whole (its score and
  * its alert).  A full local queue: serves delivery reports and retries for
  * up to 1 s, then RS_ERR_AGAIN with *next moved past what is queued (call
@@ -208,7 +211,8 @@ rs_err_t rs_sink_kafka_publish_batch(rs_sink_kafka_t *sink,
                                      const void *const *bufs,
                                      const size_t *lens, int n, int *next,
                                      rs_sink_alert_fn *alert_fn,
-                                     void *alert_opaque, uint64_t batch_seq);
+                                     void *alert_opaque, uint64_t batch_seq,
+                                     int copy);
 
 /* Zero-copy records (on 1): from now on rs_sink_kafka_publish_batch does
  * not copy the records' payloads; librdkafka reads them until each

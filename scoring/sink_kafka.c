@@ -719,9 +719,10 @@ rs_err_t rs_sink_kafka_publish_batch(rs_sink_kafka_t *sink,
                                      const void *const *bufs,
                                      const size_t *lens, int n, int *next,
                                      rs_sink_alert_fn *alert_fn,
-                                     void *alert_opaque, uint64_t batch_seq) {
+                                     void *alert_opaque, uint64_t batch_seq,
+                                     int copy) {
     return rs_sink_publish(sink, sc, bufs, lens, n, next, alert_fn,
-                           alert_opaque, batch_seq, !sink->hold);
+                           alert_opaque, batch_seq, copy || !sink->hold);
 }
 
 rs_err_t rs_sink_kafka_set_hold(rs_sink_kafka_t *sink, int on) {

@@ -827,18 +827,16 @@ rs_err_t rs_svc_batch(rs_service_t *svc, int n,
      * delivery reports until there is room (never drop, never skip). */
     int next = 0;
     /* the copy set: every set still held (rs_svc_hold_pick) */
-    int copy = svc->gen == RS_WORKERS_GENS && rs_sink_kafka_holds(svc->ks);
-    if (copy) rs_sink_kafka_set_hold(svc->ks, 0);
+    const int copy = svc->gen == RS_WORKERS_GENS;
     for (;;) {
         rs_err_t err = rs_sink_kafka_publish_batch(
             svc->ks, svc->out, svc->kbytes, svc->klens, npub, &next,
-            svc->al ? rs_svc_alert_payload : NULL, svc->al, b->seq);
+            svc->al ? rs_svc_alert_payload : NULL, svc->al, b->seq, copy);
         if (err == RS_OK) break;
         if (err == RS_ERR_AGAIN && rs_svc_stop_left_ms(svc, stop) != 0) {
             rs_sink_kafka_poll(svc->ks, 10);
             continue;
         }
-        if (copy) rs_sink_kafka_set_hold(svc->ks, 1);
         const rs_score_t *sc = &svc->out[RS_MIN(next, npub - 1)];
         svc->st.kafka_errors++;
         return rs_errf(errstr, errstr_size, err,
@@ -847,7 +845,6 @@ rs_err_t rs_svc_batch(rs_service_t *svc, int n,
                            ? " (a duplicate)" : "",
                        rs_err_str(err));
     }
-    if (copy) rs_sink_kafka_set_hold(svc->ks, 1);
     if (svc->al) rs_alerts_batch_end(svc->al); /* labels after the events */
     RS_SVC_MARK(svc, RS_SVC_TR_PUB);
     /* Every batch goes to the Redis writer, also one that published no

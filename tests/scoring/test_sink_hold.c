@@ -70,9 +70,14 @@ static void check_cb(void *opaque, const rd_kafka_message_t *rkm) {
     if (c->seen[seq][i]++) c->dup++;
 }
 
-static void publish_seq(rs_sink_kafka_t *sink, rs_workers_t *wk,
-                        unsigned char (*arena)[PER][RLEN], uint64_t seq,
-                        int wait) {
+/* Batch seq into the set rs_workers_hold gives (wait: until one is
+ * free).  With `spare`, as the service (svc_batch.c): no set free, the
+ * batch goes to the spare set, published with copy = 1, and the spare is
+ * scribbled over as soon as the call returns (the next such batch). */
+static void publish_seq_spare(rs_sink_kafka_t *sink, rs_workers_t *wk,
+                              unsigned char (*arena)[PER][RLEN],
+                              uint64_t seq, int wait,
+                              unsigned char (*spare)[RLEN]) {
     int g;
     int64_t deadline = rs_clock_mono_us() + 60 * 1000000LL;
     /* as the service: a sink that copies releases every set at once */
@@ -80,11 +85,13 @@ static void publish_seq(rs_sink_kafka_t *sink, rs_workers_t *wk,
                                 rs_sink_kafka_holds(sink)
                                     ? rs_sink_kafka_acked(sink)
                                     : UINT64_MAX)) < 0) {
+        if (spare) break;
         assert_true(wait);
         assert_true(rs_clock_mono_us() < deadline);
         assert_int_equal(rs_sink_kafka_poll(sink, 10), RS_OK);
     }
-    memset(arena[g], 0xEE, sizeof(arena[g])); /* the set is reused */
+    unsigned char (*set)[RLEN] = g < 0 ? spare : arena[g];
+    memset(set, 0xEE, sizeof(arena[0])); /* the set is reused */
     rs_score_t sc[PER];
     const void *bufs[PER];
     size_t lens[PER];
@@ -93,17 +100,25 @@ static void publish_seq(rs_sink_kafka_t *sink, rs_workers_t *wk,
         snprintf(sc[i].entity_id, sizeof(sc[i].entity_id), "ent-%d", i % 7);
         sc[i].decision = is_alert_rec(seq, i) ? RS_DECISION_REVIEW
                                               : RS_DECISION_APPROVE;
-        lens[i] = fill_rec(seq, i, arena[g][i]);
-        bufs[i] = arena[g][i];
+        lens[i] = fill_rec(seq, i, set[i]);
+        bufs[i] = set[i];
     }
     int next = 0;
     while (next < PER) {
         rs_err_t err = rs_sink_kafka_publish_batch(sink, sc, bufs, lens, PER,
-                                                   &next, NULL, NULL, seq);
+                                                   &next, NULL, NULL, seq,
+                                                   g < 0);
         if (err == RS_ERR_AGAIN) continue;
         assert_int_equal(err, RS_OK);
     }
+    if (g < 0) memset(set, 0xEE, sizeof(arena[0])); /* the next one's */
     assert_int_equal(rs_sink_kafka_batch_end(sink, seq), RS_OK);
+}
+
+static void publish_seq(rs_sink_kafka_t *sink, rs_workers_t *wk,
+                        unsigned char (*arena)[PER][RLEN], uint64_t seq,
+                        int wait) {
+    publish_seq_spare(sink, wk, arena, seq, wait, NULL);
 }
 
 static int count_alerts(void) {
@@ -192,6 +207,57 @@ static void test_hold_until_acked(void **state) {
     rs_cluster_destroy(cl);
 }
 
+/* The spare set (sink.h rs_sink_kafka_publish_batch's `copy`): with the
+ * broker down every held set awaits its reports, so the next batches go
+ * to the spare set with copy = 1 and the spare is overwritten at once;
+ * a batch produced from the spare without a copy (the copy argument
+ * ignored) reads scribbled bytes: the check fails. */
+static void test_hold_copy_spare(void **state) {
+    (void)state;
+    char errstr[512];
+    rs_err_t err;
+    rs_cluster_t *cl = rs_cluster_new(1, topics, 2, 2, errstr, sizeof(errstr));
+    assert_non_null(cl);
+    const char *boot = rs_cluster_bootstraps(cl);
+    rd_kafka_mock_cluster_t *mc = rs_cluster_mock(cl);
+    rs_sink_kafka_t *sink = rs_sink_kafka_new(NULL, boot, "scores", "alerts",
+                                              RS_FORMAT_JSON, errstr,
+                                              sizeof(errstr));
+    assert_non_null(sink);
+    assert_int_equal(rs_sink_kafka_set_hold(sink, 1), RS_OK);
+    rs_workers_t *wk = rs_workers_new(1, 4, &err, errstr, sizeof(errstr));
+    assert_non_null(wk);
+    unsigned char (*arena)[PER][RLEN] =
+        malloc(sizeof(*arena) * RS_WORKERS_GENS);
+    unsigned char (*spare)[RLEN] = malloc(sizeof(*arena));
+    publish_seq(sink, wk, arena, 1, 1);
+    int64_t deadline = rs_clock_mono_us() + 30 * 1000000LL;
+    while (rs_sink_kafka_acked(sink) < 1 && rs_clock_mono_us() < deadline)
+        assert_int_equal(rs_sink_kafka_poll(sink, 10), RS_OK);
+    assert_int_equal(rs_sink_kafka_acked(sink), 1);
+    rd_kafka_mock_broker_set_down(mc, 1);
+    uint64_t seq = 2;
+    /* the held sets, then the spare: nothing is acknowledged meanwhile */
+    for (; seq < 2 + RS_WORKERS_GENS + 8; seq++)
+        publish_seq_spare(sink, wk, arena, seq, 0, spare);
+    assert_int_equal(rs_workers_hold(wk, seq, rs_sink_kafka_acked(sink)), -1);
+    rd_kafka_mock_broker_set_up(mc, 1);
+    for (; seq <= NB; seq++) publish_seq_spare(sink, wk, arena, seq, 0, spare);
+    deadline = rs_clock_mono_us() + 60 * 1000000LL;
+    while (rs_sink_kafka_acked(sink) < NB && rs_clock_mono_us() < deadline)
+        assert_int_equal(rs_sink_kafka_poll(sink, 10), RS_OK);
+    assert_int_equal(rs_sink_kafka_acked(sink), NB);
+    assert_int_equal(rs_sink_kafka_holds(sink), 1); /* never toggled */
+    rs_sink_kafka_destroy(sink);
+    memset(arena, 0xEE, sizeof(*arena) * RS_WORKERS_GENS);
+    read_check(boot, "scores", NB * PER);
+    read_check(boot, "alerts", count_alerts());
+    free(spare);
+    free(arena);
+    rs_workers_destroy(wk);
+    rs_cluster_destroy(cl);
+}
+
 /* Transactional sink: it never holds (it keeps its own copies for the
  * redo), so the caller's bytes may be scribbled at once, also across an
  * abort whose messages the next transaction produces again. */
@@ -245,6 +311,7 @@ static void test_hold_txn_abort(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hold_until_acked),
+        cmocka_unit_test(test_hold_copy_spare),
         cmocka_unit_test(test_hold_txn_abort),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

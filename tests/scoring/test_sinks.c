@@ -1422,20 +1422,20 @@ static void test_kafka_sink_batch_order(void **state) {
     int next = 0;
     assert_int_equal(rs_sink_kafka_publish_batch(sink, r->sc, r->bufs,
                                                  r->lens, 120, &next,
-                                                 ord_alert, r, 1), RS_OK);
+                                                 ord_alert, r, 1, 0), RS_OK);
     assert_int_equal(next, 120);
     assert_int_equal(rs_sink_kafka_batch_end(sink, 1), RS_OK);
     assert_int_equal(rs_sink_kafka_publish_batch(sink, r->sc, r->bufs,
                                                  r->lens, 170, &next,
-                                                 ord_alert, r, 2), RS_OK);
+                                                 ord_alert, r, 2, 0), RS_OK);
     assert_int_equal(next, 170);
     assert_int_equal(rs_sink_kafka_publish_batch(sink, r->sc, r->bufs,
                                                  r->lens, 240, &next,
-                                                 ord_alert, r, 2), RS_OK);
+                                                 ord_alert, r, 2, 0), RS_OK);
     assert_int_equal(next, 240);
     assert_int_equal(rs_sink_kafka_publish_batch(sink, r->sc, r->bufs,
                                                  r->lens, 240, &next,
-                                                 ord_alert, r, 2), RS_OK);
+                                                 ord_alert, r, 2, 0), RS_OK);
     assert_int_equal(rs_sink_kafka_batch_end(sink, 2), RS_OK);
     for (int i = 240; i < ORD_N; i++) {
         size_t alen = 0;
