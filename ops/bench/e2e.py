@@ -73,6 +73,7 @@ from benchlib import (ROOT, bench_tool, EV_ID_RE, TICK, CpuSampler, Rig, cpu_tic
 PEER_WRAP = r'''
 import sys, runpy, confluent_kafka
 _C = confluent_kafka.Consumer
+
 def _consumer(conf, *a, **k):
     conf = dict(conf); conf.setdefault("fetch.wait.max.ms", 5)
     return _C(conf, *a, **k)
@@ -80,6 +81,20 @@ confluent_kafka.Consumer = _consumer
 path = sys.argv[1]; sys.argv = sys.argv[1:]
 runpy.run_path(path, run_name="__main__")
 '''
+
+def proc_mem_mb(pid):
+    """{'hwm_mb', 'rss_mb'} of process pid from /proc/PID/status ({} if gone)."""
+    out = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k in ("VmHWM", "VmRSS"):
+                    out["hwm_mb" if k == "VmHWM" else "rss_mb"] = int(v.split()[0]) / 1024.0
+    except OSError:
+        pass
+    return out
+
 
 log = logger("e2e")
 # the burst readers' names in the tables
@@ -193,6 +208,9 @@ def run_system(a, sysdef, lines, round_no):
             res.update(eps_reader=a.events / (max(r_last - r_first, 1) / 1000.0),
                        first_reader_ms=r_first - first, last_reader_ms=r_last - last)
         span = max(last - first, 1) / 1000.0
+        # the system's memory at the end of the burst: its peak resident set
+        # (VmHWM) and its resident set now (VmRSS), MB, /proc/PID/status
+        res.update(proc_mem_mb(proc.pid))
         cpu = sampler.at(last) - sampler.at(first)
         res.update(eps=a.events / span, cpu_us=cpu / a.events * 1e6, cores=cpu / span,
                    pf_us=(sampler.at(last, 3) - sampler.at(first, 3)) / a.events * 1e6,
@@ -452,7 +470,9 @@ def main():
                   f"({med([x.get('reader_us', float('nan')) for x in ok]):.2f} + "
                   f"{med([x.get('self_us', float('nan')) for x in ok]):.2f} µs per score) "
                   f"| {med([x.get('box_cores', float('nan')) for x in ok]):.2f} of {os.cpu_count()}; page faults/event "
-                  f"{med([x.get('faults', float('nan')) for x in ok]):.2f}; of the CPU µs/event, the start-up prefault "
+                  f"{med([x.get('faults', float('nan')) for x in ok]):.2f}; memory at the end of the burst "
+                  f"(VmHWM / VmRSS) {med([x.get('hwm_mb', float('nan')) for x in ok]):.0f} / "
+                  f"{med([x.get('rss_mb', float('nan')) for x in ok]):.0f} MB; of the CPU µs/event, the start-up prefault "
                   f"thread (rs-prefault) {med([x.get('pf_us', float('nan')) for x in ok]):.1f}; CPU µs/event over the second "
                   f"half of the burst {med([x.get('cpu2_us', float('nan')) for x in ok]):.1f}; CPU µs/event when paced at {a.rate:.0f} ev/s "
                   f"{med([x['fixed'][5] for x in ok]):.1f}, at 50 % of max {med([x['half'][5] for x in ok]):.1f}; "
