@@ -137,6 +137,28 @@ static void read_check(const char *boot, const char *topic, int expect) {
     free(c);
 }
 
+/* The transactional case's reading.  The mock cluster writes no
+ * transaction markers (librdkafka 2.0.2's mock: "transactions without
+ * markers"), so the messages of an aborted transaction that reached the
+ * broker before the abort stay visible to every reader, where a real
+ * cluster's read_committed consumer skips them.  How many get there is
+ * timing (the producer's linger against the abort): none on a quiet box,
+ * 120 of the 200 scores of an aborted transaction in a CI run under ASan
+ * (the test read 920 scores for 800).  They are copies of the records the
+ * redo produces again, so what this test is about -- not one corrupted
+ * byte, every record there -- is checked on the distinct records, with at
+ * most `aborted` extra copies. */
+static void read_check_txn(const char *boot, const char *topic, int expect,
+                           int aborted) {
+    check_t *c = calloc(1, sizeof(*c));
+    int n = rs_test_kafka_read(boot, topic, expect, 1000, 60000, check_cb, c);
+    assert_true(n >= expect && n <= expect + aborted);
+    assert_int_equal(c->bad, 0);
+    assert_int_equal(c->n - c->dup, expect); /* every record, once at least */
+    assert_true(c->dup <= aborted);
+    free(c);
+}
+
 /* At-least-once sink: held bytes, broker down, failed deliveries. */
 static void test_hold_until_acked(void **state) {
     (void)state;
@@ -301,8 +323,16 @@ static void test_hold_txn_abort(void **state) {
     rs_sink_kafka_stats(sink, &st);
     assert_int_equal(st.txn_aborts, 2);
     rs_sink_kafka_destroy(sink);
-    read_check(boot, "scores", NB * PER);
-    read_check(boot, "alerts", count_alerts());
+    /* the aborted transactions' messages (batches 1-10 and 21-30) */
+    int ab_scores = 0, ab_alerts = 0;
+    for (uint64_t s = 1; s <= NB; s++)
+        if (((s - 1) / 10) % 2 == 0)
+            for (int i = 0; i < PER; i++) {
+                ab_scores++;
+                ab_alerts += is_alert_rec(s, i);
+            }
+    read_check_txn(boot, "scores", NB * PER, ab_scores);
+    read_check_txn(boot, "alerts", count_alerts(), ab_alerts);
     free(arena);
     rs_workers_destroy(wk);
     rs_cluster_destroy(cl);
