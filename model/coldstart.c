@@ -437,7 +437,9 @@ float rs_coldstart_observe(rs_coldstart_t *cs, uint64_t machine,
         }
         /* the interval follows rho; a bisection a reading is 100 exp():
          * every 256 readings is enough for a running mean of 10^5+ */
-        if (cs->ndf && ((uint64_t)cs->dnobs & 255) == 0) rs_cs_dint(cs);
+        if (cs->ndf && cs->dnobs <= 9007199254740992.0 &&
+            ((uint64_t)cs->dnobs & 255) == 0)
+            rs_cs_dint(cs);
     }
     return s;
 }
@@ -638,7 +640,9 @@ static int rs_cs_diff_read(const char *in, size_t len, uint32_t dh[2],
     memcpy(dss, in + 16, 8 * n);
     memcpy(dsp, in + 16 + 8 * n, 8 * n);
     memcpy(dsq, in + 16 + 16 * n, 8 * n);
-    int ok = isfinite(*dnobs) && *dnobs >= 0;
+    /* a count of readings: at most 2^53 (a double counts every integer
+     * up to there; the refresh below takes it as an integer) */
+    int ok = isfinite(*dnobs) && *dnobs >= 0 && *dnobs <= 9007199254740992.0;
     for (size_t i = 0; ok && i < n; i++)
         ok = isfinite(dss[i]) && dss[i] >= 0 && isfinite(dsp[i]) &&
              isfinite(dsq[i]) && dsq[i] >= 0;
