@@ -51,19 +51,13 @@ static const rs_conf_field_t rs_cpstage_fields[] = {
      "bit with one instance or several in the group; false = each instance "
      "from its own partitions only (counts fall to ~1/N with N instances)",
      NULL, 0, 0},
-    {"wait", RS_CONF_DURATION, "auto", offsetof(rs_cpstage_conf_t, wait_ms), 0,
+    {"wait", RS_CONF_DURATION, "30s", offsetof(rs_cpstage_conf_t, wait_ms), 0,
      "longest wait of an event for its counterparty features (the store "
      "reading the other partitions up to its time) once the store has read "
-     "the topics at start (before, events wait as long as that takes, "
-     "within the batch budget below: /readyz says so); past it the event is scored with them at 0 and "
-     "counted (riskstream_cpstage_misses_total); a batch's events wait at "
-     "most half the consumer's max.poll.interval.ms in total, before the "
-     "store's first read too (riskstream_cpstage_budget_cuts_total: the "
-     "rest of the batch is scored without waiting, so the instance keeps "
-     "its group membership); a value set must be below "
-     "kafka.consumer.max.poll.interval.ms (300s by default), else exit 2; "
-     "auto = 30s, or that budget if less (a 10s poll interval: 5s)",
-     "auto", 1, 3600000},
+     "the topics at start (before, events wait as long as that takes: "
+     "/readyz says so); past it the event is scored with them at 0 and "
+     "counted (riskstream_cpstage_misses_total)",
+     NULL, 1, 3600000},
     {"idle_wait", RS_CONF_DURATION, "0ms",
      offsetof(rs_cpstage_conf_t, idle_wait_ms), 0,
      "a partition at its end holds each message to merge back until this "
@@ -135,34 +129,6 @@ void rs_cpstage_conf_init(rs_cpstage_conf_t *conf) {
     if (rs_conf_add_section(c, &sec, errstr, sizeof(errstr)) != RS_OK)
         rs_error("cpstage", "defaults: %s", errstr); /* table bug */
     rs_conf_destroy(c);
-}
-
-rs_err_t rs_cpstage_conf_check(const rs_cpstage_conf_t *conf,
-                               const rs_kv_t *kafka, int64_t *poll_ms,
-                               char *errstr, size_t errstr_size) {
-    /* what the scoring consumer gets (ingest.c sets no default for it) */
-    rd_kafka_conf_t *kc = NULL;
-    rs_err_t err = rs_kafka_conf_build_for(RD_KAFKA_CONSUMER, kafka, NULL,
-                                           NULL, 0, &kc, errstr, errstr_size);
-    if (err != RS_OK) return err;
-    char v[32];
-    size_t vn = sizeof(v);
-    int64_t poll = 300000; /* librdkafka's default */
-    if (rd_kafka_conf_get(kc, "max.poll.interval.ms", v, &vn) ==
-        RD_KAFKA_CONF_OK)
-        poll = atoll(v);
-    rd_kafka_conf_destroy(kc);
-    if (poll_ms) *poll_ms = poll;
-    if (conf->enabled && conf->wait_ms != RS_CONF_AUTO && conf->wait_ms >= poll)
-        return rs_errf(errstr, errstr_size, RS_ERR_CONFIG,
-                       "cpstage.wait (%lld ms) must be below the scoring "
-                       "consumer's kafka max.poll.interval.ms (%lld ms): a "
-                       "batch's counterparty lookups wait at most half of "
-                       "it in total, the consumer is not served meanwhile "
-                       "(lower cpstage.wait or raise "
-                       "kafka.consumer.max.poll.interval.ms)",
-                       (long long)conf->wait_ms, (long long)poll);
-    return RS_OK;
 }
 
 int rs_cpstage_wanted(const rs_cpstage_conf_t *conf,
@@ -246,13 +212,6 @@ struct rs_cpstage_s {
     uint64_t trims;            /* committed-offset queries done           */
     rs_hist_t wait_us;
     uint64_t filled, miss_timeout, miss_gone, pauses, replay_missing;
-    uint64_t miss_stop;        /* lookups ended by a stop                 */
-    /* The batch budget (cpstage.h): the scoring thread's alone */
-    int64_t budget_us;         /* max.poll.interval.ms / 2, in us         */
-    int64_t batch_used_us;     /* waited by this batch's lookups so far   */
-    int batch_cut;             /* this batch's budget ran out             */
-    uint64_t miss_budget;      /* timeouts ended by the budget            */
-    uint64_t budget_cuts;      /* batches whose budget ran out            */
     rs_tmerge_log_t reorder_log; /* reorders logged (RS_CS_REORDER_LOG_US) */
     double cpu_s;
     int64_t next_warn_us;
@@ -867,17 +826,8 @@ rs_cpstage_t *rs_cpstage_new(const rs_cpstage_opts_t *o, rs_err_t *err_out,
     };
     rs_err_t err = RS_ERR_CONFIG;
     rd_kafka_conf_t *kc = NULL;
-    int64_t poll_ms = 0;
-    if (rs_cpstage_conf_check(o->conf, o->kafka, &poll_ms, errstr,
-                              errstr_size) != RS_OK) {
-        if (err_out) *err_out = RS_ERR_CONFIG;
-        return NULL;
-    }
     rs_cpstage_t *cs = rs_calloc(1, sizeof(*cs));
     cs->conf = *o->conf;
-    cs->budget_us = poll_ms * 1000 / 2;
-    if (cs->conf.wait_ms == RS_CONF_AUTO) /* 30 s, or the budget if less */
-        cs->conf.wait_ms = RS_MIN(30000, RS_MAX(poll_ms / 2, 1));
     cs->fconf = *o->features;
     cs->icon = *o->ingest;
     cs->dedup_window_ms = o->dedup_window_ms;
@@ -989,8 +939,7 @@ void rs_cpstage_destroy(rs_cpstage_t *cs) {
         rs_cpm_stats(cs->m, &ms);
         rs_info("cpstage", "merged %llu events and %llu labels (%llu "
                 "reordered, %llu duplicates, %llu rejected); served %llu "
-                "events (%llu timeouts, %llu gone), %llu of the timeouts at the "
-                "batch budget (%llu batches), %llu ended by a stop; wait p50 %lld us, p99 "
+                "events (%llu timeouts, %llu gone), wait p50 %lld us, p99 "
                 "%lld us; %llu messages merged by waiting lookups; input "
                 "from its consumer %llu (%llu duplicates), from the feed "
                 "%llu (%llu duplicates, %llu ahead); thread CPU %.2f s (%.2f us per merged message); "
@@ -1004,9 +953,6 @@ void rs_cpstage_destroy(rs_cpstage_t *cs) {
                 (unsigned long long)cs->filled,
                 (unsigned long long)cs->miss_timeout,
                 (unsigned long long)cs->miss_gone,
-                (unsigned long long)cs->miss_budget,
-                (unsigned long long)cs->budget_cuts,
-                (unsigned long long)cs->miss_stop,
                 (long long)rs_hist_quantile(&cs->wait_us, 0.5),
                 (long long)rs_hist_quantile(&cs->wait_us, 0.99),
                 (unsigned long long)cs->merged_waiting,
@@ -1095,14 +1041,6 @@ static int rs_cs_step_waiting(rs_cpstage_t *cs) {
     return 1;
 }
 
-void rs_cpstage_batch_begin(rs_cpstage_t *cs) {
-    cs->batch_used_us = 0;
-    cs->batch_cut = 0;
-}
-
-/* Why a lookup ended without its result (rs_cs_fill). */
-enum { RS_CS_END_WAIT = 1, RS_CS_END_BUDGET, RS_CS_END_STOP };
-
 static rs_err_t rs_cs_fill(rs_cpstage_t *cs, int32_t partition,
                            int64_t offset, const rs_event_t *ev, float *x,
                            const volatile sig_atomic_t *stop, int replay) {
@@ -1111,9 +1049,8 @@ static rs_err_t rs_cs_fill(rs_cpstage_t *cs, int32_t partition,
      * (the lock held by the stage thread, or its result not there yet):
      * a lookup that waits for neither reads no clock and records 0 (two
      * reads per event before, on the scoring thread). */
-    int64_t t0 = 0, deadline = 0, budget_end = 0;
+    int64_t t0 = 0, deadline = 0;
     rs_err_t err = RS_ERR_AGAIN;
-    int why = 0;
     if (pthread_mutex_trylock(&cs->mu) != 0) {
         t0 = rs_clock_mono_us();
         pthread_mutex_lock(&cs->mu);
@@ -1122,28 +1059,15 @@ static rs_err_t rs_cs_fill(rs_cpstage_t *cs, int32_t partition,
     for (;;) {
         if (cs->m) err = rs_cpm_find(cs->m, partition, offset, idh, x);
         if (err != RS_ERR_AGAIN) break;
-        if (atomic_load(&cs->stop) || (stop && *stop)) {
-            why = RS_CS_END_STOP;
-            break;
-        }
         int64_t now = rs_clock_mono_us();
         if (!t0) t0 = now;
-        if (!deadline) {
-            deadline = t0 + cs->conf.wait_ms * 1000;
-            /* what the batch's lookups may still wait (cpstage.h): the
-             * scoring consumer is not served meanwhile */
-            budget_end = t0 + cs->budget_us - cs->batch_used_us;
-        }
-        /* no bound but the budget until the store read the topics once */
+        if (!deadline) deadline = t0 + cs->conf.wait_ms * 1000;
+        /* no bound until the store has read the topics once */
         if (!cs->caught_up && cs->m && rs_cpm_caught_up(cs->m))
             cs->caught_up = 1;
-        if (!cs->caught_up) deadline = budget_end;
-        if (now >= budget_end) {
-            why = RS_CS_END_BUDGET;
-            break;
-        }
-        if (now >= deadline) {
-            why = RS_CS_END_WAIT;
+        if (!cs->caught_up) deadline = now + cs->conf.wait_ms * 1000;
+        if (now >= deadline || atomic_load(&cs->stop) || (stop && *stop)) {
+            err = RS_ERR_TIMEOUT;
             break;
         }
         /* Merge it here rather than sleep until the stage thread does:
@@ -1151,7 +1075,7 @@ static rs_err_t rs_cs_fill(rs_cpstage_t *cs, int32_t partition,
          * chunks, or descheduled), or the merge may wait only for a
          * partition whose cached watermark shows it at its end. */
         if (cs->m && rs_cs_step_waiting(cs)) continue;
-        int64_t until = RS_MIN(RS_MIN(deadline, budget_end), now + 100000);
+        int64_t until = RS_MIN(deadline, now + 100000);
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         int64_t ns = (int64_t)ts.tv_nsec + (until - now) * 1000;
@@ -1159,7 +1083,6 @@ static rs_err_t rs_cs_fill(rs_cpstage_t *cs, int32_t partition,
         ts.tv_nsec = ns % 1000000000;
         pthread_cond_timedwait(&cs->cv, &cs->mu, &ts);
     }
-    if (why) err = why == RS_CS_END_STOP ? RS_ERR_AGAIN : RS_ERR_TIMEOUT;
     cs->waiting--;
     /* what the read-ahead handed over is looked up in offset order per
      * partition: below this one, nothing is needed any more (rs_cs_trim) */
@@ -1167,9 +1090,7 @@ static rs_err_t rs_cs_fill(rs_cpstage_t *cs, int32_t partition,
         cs->keep[partition] >= 0 && offset >= cs->keep[partition])
         cs->keep[partition] = offset + 1;
     int64_t now = t0 || err != RS_OK ? rs_clock_mono_us() : 0;
-    if (t0) cs->batch_used_us += now - t0;
     rs_hist_record(&cs->wait_us, t0 ? now - t0 : 0);
-    int first_cut = 0;
     if (err == RS_OK) {
         cs->filled++;
         /* a held replay position is let go once the replay is over */
@@ -1178,48 +1099,23 @@ static rs_err_t rs_cs_fill(rs_cpstage_t *cs, int32_t partition,
             offset >= cs->committed[partition])
             cs->hold[partition] = -1;
     } else {
-        if (why == RS_CS_END_STOP) cs->miss_stop++;
-        else if (replay && err != RS_ERR_TIMEOUT) cs->replay_missing++;
+        if (replay && err != RS_ERR_TIMEOUT) cs->replay_missing++;
         else if (err == RS_ERR_TIMEOUT) cs->miss_timeout++;
         else cs->miss_gone++;
-        if (why == RS_CS_END_BUDGET) {
-            cs->miss_budget++;
-            if (!cs->batch_cut) {
-                cs->batch_cut = first_cut = 1;
-                cs->budget_cuts++;
-            }
-        }
         for (int k = 0; k < cs->nsh; k++) x[cs->sh[k]] = 0.0f;
     }
-    /* the first cut of a batch is always logged (once per batch at most:
-     * each one held the scoring thread for the whole budget) */
-    int warn = err != RS_OK && !(replay && err == RS_ERR_NOTFOUND) &&
-               (now >= cs->next_warn_us || first_cut);
-    uint64_t misses = cs->miss_timeout + cs->miss_gone + cs->miss_stop;
-    int caught_up = cs->caught_up;
-    int64_t used_ms = cs->batch_used_us / 1000;
+    int warn = err != RS_OK && !(replay && err != RS_ERR_TIMEOUT) &&
+               now >= cs->next_warn_us;
+    uint64_t misses = cs->miss_timeout + cs->miss_gone;
     if (warn) cs->next_warn_us = now + 10000000;
     pthread_mutex_unlock(&cs->mu);
-    if (!warn) return err;
-    if (why == RS_CS_END_BUDGET)
-        rs_warn("cpstage", "event %s (partition %d, offset %lld) and the rest "
-                "of its batch scored without waiting for their counterparty "
-                "features: the batch's lookups waited %lld ms, half the "
-                "consumer's max.poll.interval.ms (%lld ms; beyond it the "
-                "instance would leave its group)%s (%llu events without "
-                "them so far)", ev->id, (int)partition, (long long)offset,
-                (long long)used_ms, (long long)(cs->budget_us / 500),
-                caught_up ? "" : "; the store has not read the topics once "
-                                 "yet",
-                (unsigned long long)misses);
-    else
+    if (warn)
         rs_warn("cpstage", "event %s (partition %d, offset %lld) scored "
                 "without its counterparty features: %s (%llu such events "
                 "so far)", ev->id, (int)partition, (long long)offset,
-                why == RS_CS_END_STOP ? "the service is stopping"
-                : err == RS_ERR_TIMEOUT ? "the store did not reach it within "
-                                          "cpstage.wait"
-                                        : "the store has no result for it",
+                err == RS_ERR_TIMEOUT ? "the store did not reach it within "
+                                        "cpstage.wait"
+                                      : "the store has no result for it",
                 (unsigned long long)misses);
     return err;
 }
@@ -1285,10 +1181,6 @@ void rs_cpstage_stats(rs_cpstage_t *cs, rs_cpstage_stats_t *st) {
     st->filled = cs->filled;
     st->miss_timeout = cs->miss_timeout;
     st->miss_gone = cs->miss_gone;
-    st->miss_stop = cs->miss_stop;
-    st->miss_budget = cs->miss_budget;
-    st->budget_cuts = cs->budget_cuts;
-    st->budget_ms = cs->budget_us / 1000;
     st->replay_missing = cs->replay_missing;
     st->pauses = cs->pauses;
     st->merged_waiting = cs->merged_waiting;
@@ -1334,17 +1226,9 @@ void rs_cpstage_prometheus(rs_cpstage_t *cs, rs_http_buf_t *b) {
         b, "# HELP riskstream_cpstage_misses_total events scored without "
            "their counterparty features\n# TYPE riskstream_cpstage_misses_total "
            "counter\nriskstream_cpstage_misses_total{reason=\"timeout\"} %llu\n"
-           "riskstream_cpstage_misses_total{reason=\"gone\"} %llu\n"
-           "riskstream_cpstage_misses_total{reason=\"stop\"} %llu\n",
+           "riskstream_cpstage_misses_total{reason=\"gone\"} %llu\n",
         (unsigned long long)st->miss_timeout,
-        (unsigned long long)st->miss_gone,
-        (unsigned long long)st->miss_stop);
-    rs_cs_prom(b, "riskstream_cpstage_budget_cuts_total", "counter",
-               "batches whose counterparty lookups waited half the "
-               "consumer's max.poll.interval.ms in total: the rest of the "
-               "batch was scored without waiting (counted in "
-               "misses_total{reason=\"timeout\"} when its result was not "
-               "there)", (double)st->budget_cuts);
+        (unsigned long long)st->miss_gone);
     rs_http_buf_printf(
         b, "# HELP riskstream_cpstage_partition_ends_total times the stage "
            "found an input partition at its end (every message read): by the "

@@ -53,22 +53,8 @@
  * and at the end with how late they came: the idle_wait that would have
  * merged them in order), a result already dropped or never
  * made (riskstream_cpstage_misses_total{reason="gone"}), a wait beyond
- * cpstage.wait or beyond its batch's budget ({reason="timeout"}, below),
- * a lookup ended by a stop ({reason="stop"}): those events are scored
- * with their shared features at 0.
- *
- * The batch's budget: the scoring thread does not serve its consumer
- * while it looks up (the read-ahead stops reading once its buffers are
- * full), so the lookups of one batch (rs_cpstage_batch_begin) wait at
- * most half the scoring consumer's max.poll.interval.ms in total, before
- * the store's first catch-up too (where one lookup has no other bound):
- * past it the batch's remaining lookups take only what is there and do
- * not wait, and the instance stays in its group (a stuck store -- its
- * consumer not fetching, a partition whose leader is gone -- would
- * otherwise hold the scoring thread past max.poll.interval.ms: the
- * instance leaves the group, its partitions move, and it goes on scoring
- * what it had read).  cpstage.wait at or above max.poll.interval.ms is a
- * configuration error (rs_cpstage_conf_check).
+ * cpstage.wait ({reason="timeout"}): those events are scored with their
+ * shared features at 0.
  *
  * Cost: every instance decodes every event and label of the topics and
  * keeps the whole non-entity state (docs/features.md, "State and
@@ -101,9 +87,7 @@ extern "C" {
 /* `cpstage:` section (table in cpstage.c; docs/config.md). */
 typedef struct rs_cpstage_conf_s {
     int enabled;             /* global store for the non-entity keys      */
-    int64_t wait_ms;         /* longest wait for an event's results;
-                              * RS_CONF_AUTO: 30 s, or half the consumer's
-                              * max.poll.interval.ms if less              */
+    int64_t wait_ms;         /* longest wait for an event's results       */
     int64_t idle_wait_ms;    /* a partition at its end holds the merge    */
     int64_t max_pending;     /* results held before the merge pauses      */
     int64_t buffer;          /* raw messages per partition before its
@@ -122,17 +106,6 @@ const rs_conf_field_t *rs_cpstage_conf_fields(int *n);
 void rs_cpstage_conf_section(rs_conf_section_t *sec, rs_cpstage_conf_t *conf);
 /* Defaults from the table.  @locality any */
 void rs_cpstage_conf_init(rs_cpstage_conf_t *conf);
-
-/* Check `conf` against the scoring consumer's max.poll.interval.ms as
- * the `kafka:` properties `kafka` (may be NULL; scoped "consumer." keys
- * included) give it, librdkafka's default (300000) when unset:
- * cpstage.wait (unless auto) must be below it.  RS_OK with *poll_ms (may be NULL) set
- * to it; RS_ERR_CONFIG naming both keys (exit 2), or a bad `kafka:`
- * property.  @locality any thread (builds a client configuration, no
- * client) */
-rs_err_t rs_cpstage_conf_check(const rs_cpstage_conf_t *conf,
-                               const rs_kv_t *kafka, int64_t *poll_ms,
-                               char *errstr, size_t errstr_size);
 
 /* 1 if `conf` is enabled and the feature layout of `fconf` has a spec of
  * a key other than the entity (else the stage has nothing to do).
@@ -163,9 +136,7 @@ typedef struct rs_cpstage_opts_s {
 /* Create the stage and start its thread (its consumer connects, finds the
  * partitions and reads from the beginning; Kafka unreachable is retried
  * there, never an error here).  NULL with errstr on a bad configuration
- * (RS_ERR_CONFIG, rs_cpstage_conf_check included: the batch budget is
- * half the max.poll.interval.ms of o->kafka) or a client that cannot be
- * made (RS_ERR_KAFKA).
+ * (RS_ERR_CONFIG) or a client that cannot be made (RS_ERR_KAFKA).
  * Destroy with rs_cpstage_destroy.  @locality the service thread */
 rs_cpstage_t *rs_cpstage_new(const rs_cpstage_opts_t *o, rs_err_t *err_out,
                              char *errstr, size_t errstr_size);
@@ -188,24 +159,15 @@ void rs_cpstage_destroy(rs_cpstage_t *cs);
  * @locality the service thread */
 void rs_cpstage_attach(rs_cpstage_t *cs, rs_ingest_t *ing);
 
-/* A new batch of lookups: the time they may wait in total is the
- * budget again (half the consumer's max.poll.interval.ms; design note).
- * Reads no clock.  @locality the service thread, before the batch's
- * first rs_cpstage_fill */
-void rs_cpstage_batch_begin(rs_cpstage_t *cs);
-
 /* The shared features of event `ev` read at (partition, offset) of the
  * events topic into x[i] for every shared feature i (the other entries
  * are not touched): waits for the stage to merge it -- as long as it
  * takes while the store reads the topics for the first time (start-up:
  * scoring before that would use an incomplete store; Kafka Streams waits
- * for its global stores too), then up to cpstage.wait -- but never
- * beyond what is left of its batch's budget (rs_cpstage_batch_begin;
- * none left: no wait at all), or until *stop (may be NULL) is set.
- * RS_OK; RS_ERR_TIMEOUT (cpstage.wait or the budget), RS_ERR_NOTFOUND,
- * RS_ERR_AGAIN (a stop ended the wait) -- see the design note: the
- * shared entries are then 0; counted, logged rate-limited.
- * @locality the service thread */
+ * for its global stores too), then up to cpstage.wait -- or until *stop
+ * (may be NULL) is set.  RS_OK; RS_ERR_TIMEOUT or RS_ERR_NOTFOUND (see
+ * the design note: the shared entries are then 0; counted, logged
+ * rate-limited).  @locality the service thread */
 rs_err_t rs_cpstage_fill(rs_cpstage_t *cs, int32_t partition, int64_t offset,
                          const rs_event_t *ev, float *x,
                          const volatile sig_atomic_t *stop);
@@ -250,11 +212,6 @@ typedef struct rs_cpstage_stats_s {
     uint64_t filled;        /* events served to the scoring thread        */
     uint64_t miss_timeout;  /* ... not in time (cpstage.wait)             */
     uint64_t miss_gone;     /* ... dropped or never made                  */
-    uint64_t miss_stop;     /* ... the wait ended by a stop               */
-    uint64_t miss_budget;   /* of miss_timeout: ended (or not waited for)
-                             * because the batch's budget was spent       */
-    uint64_t budget_cuts;   /* batches whose budget ran out               */
-    int64_t budget_ms;      /* the batch budget: max.poll.interval.ms / 2 */
     uint64_t replay_missing;/* replayed events whose result was dropped   */
     uint64_t pauses;        /* merges held back by max_pending            */
     uint64_t merged_waiting;/* messages merged by the scoring thread while

@@ -383,13 +383,6 @@ rs_service_t *rs_service_new(const rs_app_conf_t *app, const char *bootstrap,
         err = RS_ERR_CONFIG;
         goto fail;
     }
-    /* cpstage hook: cpstage.wait below the consumer's poll interval */
-    if (rs_cpstage_wanted(&app->cpstage, &app->features) &&
-        rs_cpstage_conf_check(&app->cpstage, &app->kafka, NULL, errstr,
-                              errstr_size) != RS_OK) {
-        err = RS_ERR_CONFIG;
-        goto fail;
-    }
     uint64_t mem_total = 0;
     if ((err = rs_app_conf_mem_check(app, &mem_total, errstr,
                                      errstr_size)) != RS_OK) {

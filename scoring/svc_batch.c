@@ -548,9 +548,6 @@ rs_err_t rs_svc_batch(rs_service_t *svc, int n,
     b->seq = svc->next_seq++;
     b->off0 = svc->offs_head;
     b->n = 0;
-    /* cpstage hook: the batch's lookups wait at most half the consumer's
-     * max.poll.interval.ms in total (the consumer is not served here) */
-    if (svc->cp) rs_cpstage_batch_begin(svc->cp);
 
     /* The duplicate window's keys first: each check's probe is one cache
      * miss in a large table, so its line is fetched RS_SVC_DD_AHEAD

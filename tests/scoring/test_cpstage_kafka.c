@@ -46,19 +46,8 @@
  *  - test_feed_rebalance_parked: a rebalance parks the read-ahead until
  *    the owner serves it; the feed hears of it first, so the stage's
  *    consumer fetches again and the owner's lookup meanwhile is served.
- *  - test_poll_budget: a store that never catches up (its consumer reads
- *    nothing: test hook) and a scoring consumer in a group with a small
- *    max.poll.interval.ms and a read-ahead of 4: cpstage.wait at the
- *    poll interval is refused naming both keys; batches of 4 events are
- *    looked up as the service does (rs_cpstage_batch_begin, then a fill
- *    per event): each batch ends at its budget (half the interval), every
- *    event is scored (a timeout miss, the batch's rest not waited for),
- *    the consumer keeps its partitions (no revoke, no loss, one
- *    assignment); then a lookup ended by a stop is counted as a stop.
  */
-#include <pthread.h>
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -1003,190 +992,6 @@ static void test_fetch_wait(void **state) {
     rs_cluster_destroy(cl);
 }
 
-/* test_poll_budget (see the top).  A watchdog thread ends a batch that
- * runs three poll intervals with the lookups' stop flag: without the
- * budget the first lookup waits for it (no bound before the store's first
- * catch-up), the consumer is past its max.poll.interval.ms meanwhile, and
- * the test fails on the stop count and on the revoke. */
-#define PB_NEV 12
-#define PB_POLL_MS 8000
-
-typedef struct pb_watch_s {
-    pthread_mutex_t mu;
-    int done;
-    int64_t batch_t0; /* mono us; 0: no batch running */
-    volatile sig_atomic_t stop;
-} pb_watch_t;
-
-static void *pb_watchdog(void *arg) {
-    pb_watch_t *w = arg;
-    for (;;) {
-        sleep_ms(100);
-        pthread_mutex_lock(&w->mu);
-        int done = w->done;
-        int64_t t0 = w->batch_t0;
-        pthread_mutex_unlock(&w->mu);
-        if (done) return NULL;
-        if (t0 && rs_clock_mono_us() - t0 > 3LL * PB_POLL_MS * 1000) w->stop = 1;
-    }
-}
-
-typedef struct pb_rev_s {
-    int revokes, lost;
-} pb_rev_t;
-
-static void pb_revoke(void *opaque, const rs_ingest_pos_t *parts, int n,
-                      int lost) {
-    (void)parts;
-    (void)n;
-    pb_rev_t *r = opaque;
-    r->revokes++;
-    r->lost += lost;
-}
-
-static void test_poll_budget(void **state) {
-    (void)state;
-    char errstr[512];
-    rs_cluster_t *cl = rs_cluster_new(1, topics, 2, NPART, errstr, sizeof(errstr));
-    if (!cl) fail_msg("cluster: %s", errstr);
-    const char *boot = rs_cluster_bootstraps(cl);
-    rd_kafka_t *prod = rs_kafka_producer_new(NULL, boot, errstr, sizeof(errstr));
-    assert_non_null(prod);
-    for (int i = 0; i < PB_NEV; i++)
-        produce_on(prod, i % NPART, i, BASE_MS + i * 1000LL);
-    atomic_store(&rs_cpstage_test_noread, 1); /* never catches up */
-
-    rs_features_conf_t fc;
-    rs_features_conf_init(&fc);
-    fc.max_keys = fc.max_counterparties = 1024;
-    fc.label_index = 4096;
-    rs_ingest_conf_t icon;
-    rs_ingest_conf_init(&icon);
-    rs_strlcpy(icon.group_id, "g-poll", sizeof(icon.group_id));
-    icon.batch_max = 4; /* the read-ahead's buffers: 4 messages each */
-    assert_int_equal(icon.read_ahead, 1);
-    rs_kv_t kv;
-    rs_kv_init(&kv);
-    rs_kv_set(&kv, "consumer.session.timeout.ms", "6000");
-    rs_kv_set(&kv, "consumer.heartbeat.interval.ms", "500");
-    char pv[16];
-    snprintf(pv, sizeof(pv), "%d", PB_POLL_MS);
-    rs_kv_set(&kv, "consumer.max.poll.interval.ms", pv);
-    rs_cpstage_conf_t cc;
-    rs_cpstage_conf_init(&cc);
-    cc.feed = 0;
-    cc.idle_wait_ms = 0;
-
-    /* the default (auto): 30 s or the budget, accepted */
-    assert_int_equal(cc.wait_ms, RS_CONF_AUTO);
-    assert_int_equal(rs_cpstage_conf_check(&cc, &kv, NULL, errstr,
-                                           sizeof(errstr)), RS_OK);
-    /* cpstage.wait at the poll interval: refused, both keys named */
-    cc.wait_ms = PB_POLL_MS;
-    rs_cpstage_opts_t o = {&cc, &fc, &icon, &kv, boot, 86400000LL, 65536, 0, 1};
-    rs_err_t err = RS_OK;
-    assert_null(rs_cpstage_new(&o, &err, errstr, sizeof(errstr)));
-    assert_int_equal(err, RS_ERR_CONFIG);
-    assert_non_null(strstr(errstr, "cpstage.wait"));
-    assert_non_null(strstr(errstr, "max.poll.interval.ms"));
-    int64_t poll_ms = 0;
-    cc.wait_ms = 500;
-    assert_int_equal(rs_cpstage_conf_check(&cc, &kv, &poll_ms, errstr,
-                                           sizeof(errstr)), RS_OK);
-    assert_int_equal(poll_ms, PB_POLL_MS);
-
-    rs_cpstage_t *cs = rs_cpstage_new(&o, &err, errstr, sizeof(errstr));
-    if (!cs) fail_msg("rs_cpstage_new: %s", errstr);
-    rs_ingest_t *ing = rs_ingest_new(&icon, &kv, boot, errstr, sizeof(errstr));
-    if (!ing) fail_msg("rs_ingest_new: %s", errstr);
-    pb_rev_t rev = {0, 0};
-    rs_ingest_set_revoke_cb(ing, pb_revoke, &rev);
-
-    pb_watch_t w = {.mu = PTHREAD_MUTEX_INITIALIZER};
-    pthread_t wt;
-    assert_int_equal(pthread_create(&wt, NULL, pb_watchdog, &w), 0);
-    rs_features_t *probe = rs_features_new(&fc, errstr, sizeof(errstr));
-    float *x = calloc((size_t)rs_features_dim(probe), 4);
-    static rs_msg_t msgs[4];
-    int seen = 0, batches = 0, ok = 0;
-    int64_t deadline = rs_clock_mono_us() + 180000000LL; /* the harness's */
-    while (seen < PB_NEV && rs_clock_mono_us() < deadline) {
-        int got = rs_ingest_poll(ing, msgs, 4, 100);
-        assert_true(got >= 0);
-        if (!got) continue;
-        pthread_mutex_lock(&w.mu);
-        w.batch_t0 = rs_clock_mono_us();
-        pthread_mutex_unlock(&w.mu);
-        rs_cpstage_batch_begin(cs); /* as rs_svc_batch does */
-        for (int i = 0; i < got; i++) {
-            if (msgs[i].kind != RS_MSG_EVENT) continue;
-            rs_err_t e = rs_cpstage_fill(cs, msgs[i].partition, msgs[i].offset,
-                                         &msgs[i].ev, x, &w.stop);
-            ok += e == RS_ERR_TIMEOUT;
-            seen++;
-        }
-        pthread_mutex_lock(&w.mu);
-        w.batch_t0 = 0;
-        pthread_mutex_unlock(&w.mu);
-        batches++;
-    }
-    /* the group had time to notice a late poll: serve the consumer */
-    for (int k = 0; k < 20; k++) assert_true(rs_ingest_poll(ing, msgs, 4, 100) >= 0);
-
-    rs_cpstage_stats_t *st = calloc(1, sizeof(*st));
-    rs_cpstage_stats(cs, st);
-    rs_ingest_stats_t ist;
-    rs_ingest_stats(ing, &ist);
-    printf("test_poll_budget: %d events in %d batches; misses: %llu timeout "
-           "(%llu at the budget, %llu batches cut), %llu stop; budget %lld ms; "
-           "revokes %d (lost %d), assignments %llu\n", seen, batches,
-           (unsigned long long)st->miss_timeout,
-           (unsigned long long)st->miss_budget,
-           (unsigned long long)st->budget_cuts,
-           (unsigned long long)st->miss_stop, (long long)st->budget_ms,
-           rev.revokes, rev.lost, (unsigned long long)ist.rebalances);
-    assert_int_equal(seen, PB_NEV);
-    assert_int_equal(st->caught_up, 0);
-    assert_int_equal(st->budget_ms, PB_POLL_MS / 2);
-    /* every event scored, without its counterparty features: a timeout,
-     * the first of each batch at the budget and the rest not waited for */
-    assert_int_equal(ok, PB_NEV);
-    assert_int_equal(st->miss_timeout, PB_NEV);
-    assert_int_equal(st->miss_budget, PB_NEV);
-    assert_int_equal(st->budget_cuts, (uint64_t)batches);
-    assert_int_equal(st->miss_stop, 0); /* no batch needed the watchdog */
-    /* the instance kept its group membership */
-    assert_int_equal(rev.revokes, 0);
-    assert_int_equal(rev.lost, 0);
-    assert_int_equal(ist.rebalances, 1);
-
-    /* a lookup ended by a stop: counted as such, not as a timeout */
-    w.stop = 1;
-    rs_event_t *ev = calloc(1, sizeof(*ev));
-    rs_strlcpy(ev->id, "nope", sizeof(ev->id));
-    rs_cpstage_batch_begin(cs);
-    assert_int_equal(rs_cpstage_fill(cs, 0, 100000, ev, x, &w.stop),
-                     RS_ERR_AGAIN);
-    rs_cpstage_stats(cs, st);
-    assert_int_equal(st->miss_stop, 1);
-    assert_int_equal(st->miss_timeout, PB_NEV);
-
-    pthread_mutex_lock(&w.mu);
-    w.done = 1;
-    pthread_mutex_unlock(&w.mu);
-    pthread_join(wt, NULL);
-    free(ev);
-    free(st);
-    free(x);
-    rs_features_destroy(probe);
-    rs_cpstage_destroy(cs);
-    atomic_store(&rs_cpstage_test_noread, 0);
-    rs_ingest_destroy(ing);
-    rs_kv_free(&kv);
-    rd_kafka_destroy(prod);
-    rs_cluster_destroy(cl);
-}
-
 int main(void) {
     rs_log_set_level(RS_LOG_WARN);
     /* RS_TEST_FILTER="test_quiet*" runs a subset (cmocka filter) */
@@ -1202,7 +1007,6 @@ int main(void) {
         cmocka_unit_test(test_feed_late),
         cmocka_unit_test(test_feed_trim_owned),
         cmocka_unit_test(test_feed_rebalance_parked),
-        cmocka_unit_test(test_poll_budget),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
